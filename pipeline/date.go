@@ -1,0 +1,68 @@
+package pipeline
+
+import (
+	"fmt"
+	"time"
+)
+
+// Date is a business date (a calendar day, no time zone of its own).
+type Date struct {
+	Year  int
+	Month time.Month
+	Day   int
+}
+
+// ParseDate parses YYYY-MM-DD.
+func ParseDate(s string) (Date, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return Date{}, fmt.Errorf("date %q: want YYYY-MM-DD", s)
+	}
+	return DateOf(t), nil
+}
+
+// DateOf returns the calendar date of t in t's location.
+func DateOf(t time.Time) Date {
+	y, m, d := t.Date()
+	return Date{y, m, d}
+}
+
+// String formats d as YYYY-MM-DD.
+func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day) }
+
+// Compact formats d as YYYYMMDD, for file names and keys.
+func (d Date) Compact() string { return fmt.Sprintf("%04d%02d%02d", d.Year, d.Month, d.Day) }
+
+// AddDays returns the date n days after d.
+func (d Date) AddDays(n int) Date {
+	return DateOf(time.Date(d.Year, d.Month, d.Day+n, 0, 0, 0, 0, time.UTC))
+}
+
+// Before reports whether d is earlier than o.
+func (d Date) Before(o Date) bool { return d.Time(time.UTC).Before(o.Time(time.UTC)) }
+
+// IsZero reports whether d is the zero Date.
+func (d Date) IsZero() bool { return d == Date{} }
+
+// Time returns midnight at the start of d in loc.
+func (d Date) Time(loc *time.Location) time.Time {
+	return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, loc)
+}
+
+// Window is the half-open interval [Start, End) of confirmation times that
+// belong to a business date.
+type Window struct {
+	Start time.Time // inclusive
+	End   time.Time // exclusive
+}
+
+// WindowOf returns [D 00:00, D+1 00:00) in loc. Across a daylight-saving
+// change the window is 23 or 25 hours long, as the calendar day is.
+func WindowOf(d Date, loc *time.Location) Window {
+	return Window{Start: d.Time(loc), End: d.AddDays(1).Time(loc)}
+}
+
+// Contains reports whether t falls in the window.
+func (w Window) Contains(t time.Time) bool {
+	return !t.Before(w.Start) && t.Before(w.End)
+}

@@ -1,0 +1,9 @@
+// Package pipeline is the core of settle: the domain types (Money, Order,
+// Split, Reject, Run, Window), the small interfaces the runner consumes, the
+// Runner that sequences the stages of a settlement day, the intent-first
+// protocol every side effect follows, and the error kinds that main maps to
+// exit codes.
+//
+// It imports only the standard library. Adapters (extract, transform, load,
+// the ledger and the provider clients) import it; only cmd wires them.
+package pipeline

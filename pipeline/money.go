@@ -1,0 +1,130 @@
+package pipeline
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"strconv"
+	"strings"
+)
+
+// Currency is an ISO 4217 alphabetic code, upper case ("CNY", "JPY").
+type Currency string
+
+// currencyExponents maps the currencies settle accepts to their minor-unit
+// exponent (ISO 4217). A currency missing here is rejected as unknown: we
+// would rather hold an order than guess its decimals.
+var currencyExponents = map[Currency]int{
+	"AED": 2, "AUD": 2, "BHD": 3, "BRL": 2, "CAD": 2, "CHF": 2, "CLP": 0,
+	"CNY": 2, "CZK": 2, "DKK": 2, "EUR": 2, "GBP": 2, "HKD": 2, "HUF": 2,
+	"IDR": 2, "ILS": 2, "INR": 2, "ISK": 0, "JOD": 3, "JPY": 0, "KRW": 0,
+	"KWD": 3, "MOP": 2, "MXN": 2, "MYR": 2, "NOK": 2, "NZD": 2, "OMR": 3,
+	"PHP": 2, "PLN": 2, "QAR": 2, "RUB": 2, "SAR": 2, "SEK": 2, "SGD": 2,
+	"THB": 2, "TND": 3, "TRY": 2, "TWD": 2, "UGX": 0, "USD": 2, "VND": 0,
+	"XAF": 0, "XOF": 0, "ZAR": 2,
+}
+
+// Exponent reports the number of decimal digits of the currency's minor
+// unit (JPY 0, USD 2, KWD 3) and whether the currency is known.
+func (c Currency) Exponent() (int, bool) {
+	e, ok := currencyExponents[c]
+	return e, ok
+}
+
+// Valid reports whether c is a currency settle knows.
+func (c Currency) Valid() bool {
+	_, ok := currencyExponents[c]
+	return ok
+}
+
+// ParseCurrency returns the known currency named by s (exactly three upper
+// case letters), or an error saying why not.
+func ParseCurrency(s string) (Currency, error) {
+	c := Currency(s)
+	if !c.Valid() {
+		return "", fmt.Errorf("unknown currency %q", s)
+	}
+	return c, nil
+}
+
+// Money is an amount in integer minor units of a currency. No float ever
+// touches it.
+type Money struct {
+	Minor    int64
+	Currency Currency
+}
+
+// String formats m with its currency's decimals, e.g. "12.34 USD", "1200 JPY".
+func (m Money) String() string {
+	return FormatMinor(m.Minor, m.Currency) + " " + string(m.Currency)
+}
+
+// FormatMinor renders a minor-unit amount as a decimal string with the
+// currency's exponent ("-0.05" for -5 USD cents). Unknown currencies print the
+// bare integer.
+func FormatMinor(minor int64, c Currency) string {
+	exp, ok := c.Exponent()
+	if !ok || exp == 0 {
+		return strconv.FormatInt(minor, 10)
+	}
+	neg := minor < 0
+	u := uint64(minor)
+	if neg {
+		u = -u
+	}
+	digits := strconv.FormatUint(u, 10)
+	if len(digits) <= exp {
+		digits = strings.Repeat("0", exp-len(digits)+1) + digits
+	}
+	s := digits[:len(digits)-exp] + "." + digits[len(digits)-exp:]
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+// ErrOverflow is returned when an amount computation would leave int64.
+var ErrOverflow = fmt.Errorf("amount overflows int64 minor units")
+
+// Add returns a+b, or ErrOverflow.
+func Add(a, b int64) (int64, error) {
+	s := a + b
+	if (b > 0 && s < a) || (b < 0 && s > a) {
+		return 0, ErrOverflow
+	}
+	return s, nil
+}
+
+// Sub returns a-b, or ErrOverflow.
+func Sub(a, b int64) (int64, error) {
+	if b == math.MinInt64 {
+		if a >= 0 {
+			return 0, ErrOverflow
+		}
+		return a - b, nil
+	}
+	return Add(a, -b)
+}
+
+// MulDivHalfEven returns round_half_even(x * num / den) for x >= 0, num >= 0
+// and den > 0, computed in 128 bits so the product cannot wrap; ErrOverflow
+// when the result does not fit int64.
+func MulDivHalfEven(x, num, den int64) (int64, error) {
+	if x < 0 || num < 0 || den <= 0 {
+		return 0, fmt.Errorf("MulDivHalfEven(%d, %d, %d): operands out of range", x, num, den)
+	}
+	hi, lo := bits.Mul64(uint64(x), uint64(num))
+	if hi >= uint64(den) {
+		return 0, ErrOverflow
+	}
+	q, r := bits.Div64(hi, lo, uint64(den))
+	// Round half to even: compare 2r with den.
+	twice := 2 * r // r < den <= MaxInt64, so 2r fits in uint64
+	if twice > uint64(den) || (twice == uint64(den) && q%2 == 1) {
+		q++
+	}
+	if q > math.MaxInt64 {
+		return 0, ErrOverflow
+	}
+	return int64(q), nil
+}

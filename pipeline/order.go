@@ -1,0 +1,86 @@
+package pipeline
+
+import "time"
+
+// Channel is the payment channel of an order: the source's provider column.
+type Channel string
+
+// The channels settle knows (DESIGN section 1).
+const (
+	ChannelInfiniaPay  Channel = "infiniapay"
+	ChannelWeChatPay   Channel = "wechatpay"
+	ChannelPayProtocol Channel = "payprotocol"
+)
+
+// Valid reports whether c is one of the known channels.
+func (c Channel) Valid() bool {
+	switch c {
+	case ChannelInfiniaPay, ChannelWeChatPay, ChannelPayProtocol:
+		return true
+	}
+	return false
+}
+
+// SourceRow is one row of the source query exactly as read, before any
+// validation. A nil field was NULL. Amounts stay text so that a value too
+// large for int64 is reported, not wrapped.
+type SourceRow struct {
+	Seq           int64 // 1-based position in the stream, for error messages
+	OrderNo       *string
+	SellerID      *string
+	Provider      *string
+	ProviderTxnID *string
+	Currency      *string
+	AmountMinor   *string
+	RefundedMinor *string
+	Category      *string
+	PaidAt        *time.Time
+	ConfirmedAt   *time.Time
+}
+
+// Order is a validated source row: one order whose escrow was released on the
+// business date. Amounts are minor units of Currency; Refunded <= Amount.
+type Order struct {
+	OrderNo       string
+	SellerID      string
+	Channel       Channel
+	ProviderTxnID string
+	Currency      Currency
+	Amount        int64 // gross, minor units
+	Refunded      int64 // refunds netted before commission, minor units
+	Category      string
+	PaidAt        time.Time
+	ConfirmedAt   time.Time
+}
+
+// Split is an order with its commission computed. Invariant:
+// Amount = Refunded + Commission + SellerShare.
+type Split struct {
+	Order
+	Rule        string // identifies the rule that produced it, e.g. "rules.csv:4"
+	Commission  int64  // platform commission, minor units
+	SellerShare int64  // what the seller is owed, minor units
+}
+
+// Balanced reports whether the split conserves the order's gross amount.
+func (s Split) Balanced() bool {
+	sum, err := Add(s.Refunded, s.Commission)
+	if err != nil {
+		return false
+	}
+	sum, err = Add(sum, s.SellerShare)
+	return err == nil && sum == s.Amount && s.Commission >= 0 && s.SellerShare >= 0
+}
+
+// Reject is a source row that will not be settled, with the reason. Whatever
+// could be read of the row is kept so that the reports can show it.
+type Reject struct {
+	Seq      int64
+	OrderNo  string
+	SellerID string
+	Provider string
+	Currency string
+	Amount   string
+	Refunded string
+	Reason   string
+}
