@@ -41,6 +41,7 @@ type SourceRow struct {
 // Order is a validated source row: one order whose escrow was released on the
 // business date. Amounts are minor units of Currency; Refunded <= Amount.
 type Order struct {
+	Seq           int64 // position of its row in the run's snapshot
 	OrderNo       string
 	SellerID      string
 	Channel       Channel
@@ -83,4 +84,24 @@ type Reject struct {
 	Amount   string
 	Refunded string
 	Reason   string
+}
+
+// OrderLine is one row of the orders report: an order considered on a date,
+// settled or rejected.
+type OrderLine struct {
+	OrderNo     string `csv:"order_no"`
+	SellerID    string `csv:"seller_id"`
+	Provider    string `csv:"provider"`
+	Currency    string `csv:"currency"`
+	Gross       string `csv:"gross_minor"` // text: a rejected row keeps what it said
+	Refunded    string `csv:"refunded_minor"`
+	Commission  string `csv:"commission_minor"`
+	Seller      string `csv:"seller_minor"`
+	Action      string `csv:"action"` // settle | rejected
+	State       string `csv:"state"`
+	Reason      string `csv:"reason"`
+	Rule        string `csv:"rule"`
+	PayoutKey   string `csv:"payout_key"`
+	ProviderRef string `csv:"provider_ref"`
+	Shard       string `csv:"shard"`
 }

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// run builds the command line application and runs it with args. It reads
+// the environment only through getenv.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg := &config{getenv: getenv, stdout: stdout, stderr: stderr}
+	app := &cli.App{
+		Name:                 "settle",
+		Usage:                "settle a marketplace's orders with its payment providers, one business day at a time",
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: false,
+		Commands: []*cli.Command{
+			runCommand(cfg),
+			statusCommand(cfg),
+			reportCommand(cfg),
+			migrateCommand(cfg),
+			seedCommand(cfg),
+			demoCommand(cfg),
+		},
+		// Errors come back to main, which maps them to exit codes after
+		// cleanup: the library must never exit by itself.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return pipeline.E(pipeline.KindUsage, "usage", err)
+		},
+	}
+	for _, c := range app.Commands {
+		c.OnUsageError = app.OnUsageError
+	}
+	if err := app.RunContext(ctx, args); err != nil {
+		if pipeline.KindOf(err) == pipeline.KindFailed && isFlagError(err) {
+			return pipeline.E(pipeline.KindUsage, "usage", err)
+		}
+		return err
+	}
+	return nil
+}
+
+// isFlagError recognises the errors urfave/cli returns for missing required
+// flags and unknown flags, which carry no type of their own.
+func isFlagError(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Required flag") || strings.Contains(msg, "flag provided but not defined")
+}
+
+// yesterday is the default business date: the day before now in loc.
+func yesterday(now time.Time, loc *time.Location) pipeline.Date {
+	return pipeline.DateOf(now.In(loc)).AddDays(-1)
+}

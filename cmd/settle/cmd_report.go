@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/settlekit/settle/load"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+func reportCommand(cfg *config) *cli.Command {
+	return &cli.Command{
+		Name:  "report",
+		Usage: "(re)write the reports of a date from the ledger",
+		Flags: append(databaseFlags(), dateFlag("business date YYYY-MM-DD (required)"), outFlag()),
+		Action: func(c *cli.Context) error {
+			d, err := requiredDate(c)
+			if err != nil {
+				return err
+			}
+			l, err := openLedger(c.Context, c, false)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			path, err := reportWriter{reports: reportsFor(c)}.write(c.Context, l, d)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cfg.stdout, "wrote %s\n", path)
+			return nil
+		},
+	}
+}
+
+// reportWriter writes a date's reports from the ledger.
+type reportWriter struct {
+	reports load.Reports
+}
+
+func (r reportWriter) write(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (string, error) {
+	return r.reports.WriteOrders(ctx, d, func(fn func(pipeline.OrderLine) error) error {
+		return l.OrderLines(ctx, d, fn)
+	})
+}
+
+// stage is the reconcile stage of this version: the orders report. Matching
+// against the providers comes with the provider stages.
+func (r reportWriter) stage(l *ledger.Ledger) pipeline.StageFunc {
+	return func(ctx context.Context, run *pipeline.Run) (string, error) {
+		path, err := r.write(ctx, l, run.Key.Date)
+		if err != nil {
+			return "", err
+		}
+		return "wrote " + path, nil
+	}
+}

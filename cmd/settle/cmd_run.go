@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+func runCommand(cfg *config) *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "settle one business date (resumes where an earlier run of that date stopped)",
+		Description: "Stages: extract, transform, upload, distribute, reconcile. Re-running a date is always safe:\n" +
+			"finished work is skipped and nothing is sent twice.",
+		Flags: append(databaseFlags(),
+			dateFlag("business date YYYY-MM-DD (default: yesterday in --tz)"),
+			tzFlag(),
+			&cli.StringFlag{Name: flagRules, EnvVars: []string{"SETTLE_RULES"}, Usage: "commission rules CSV file (required)"},
+			&cli.StringFlag{Name: flagSourceQuery, EnvVars: []string{"SETTLE_SOURCE_QUERY"},
+				Usage: "SQL file returning the source columns for $1 (window start) and $2 (window end)"},
+			&cli.StringFlag{Name: "until", EnvVars: []string{"SETTLE_UNTIL"}, Value: string(pipeline.StageReconcile),
+				Usage: "stop after this stage: extract, transform, upload, distribute or reconcile"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "compute and print the plan; write and send nothing"},
+			&cli.StringFlag{Name: flagShard, EnvVars: []string{"SETTLE_SHARD"},
+				Usage: "I/N: settle only the sellers of shard I of N (default: from JOB_COMPLETION_INDEX and SETTLE_SHARDS, else 0/1)"},
+			&cli.Float64Flag{Name: "max-reject-ratio", EnvVars: []string{"SETTLE_MAX_REJECT_RATIO"}, Value: 0.05,
+				Usage: "stop before anything is sent (exit 3) when more than this share of the day's rows is rejected"},
+			outFlag(),
+		),
+		Action: func(c *cli.Context) error {
+			opts, err := cfg.runOptions(c)
+			if err != nil {
+				return err
+			}
+			if c.Bool("dry-run") {
+				return cfg.dryRun(c, opts)
+			}
+			l, err := openLedger(c.Context, c, true)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			return cfg.settle(c.Context, l, opts)
+		},
+	}
+}
+
+// runOptions is everything a run needs, resolved from flags.
+type runOptions struct {
+	key         pipeline.RunKey
+	window      pipeline.Window
+	tz          string
+	until       pipeline.Stage
+	classify    pipeline.Classifier
+	rulesHash   string
+	query       string
+	queryName   string
+	sourceURL   string
+	reports     reportWriter
+	maxRejectRt float64
+}
+
+func (cfg *config) runOptions(c *cli.Context) (*runOptions, error) {
+	loc, err := location(c)
+	if err != nil {
+		return nil, err
+	}
+	d, err := cfg.businessDate(c, loc)
+	if err != nil {
+		return nil, err
+	}
+	until, err := pipeline.ParseStage(c.String("until"))
+	if err != nil {
+		return nil, pipeline.E(pipeline.KindUsage, "--until", err)
+	}
+	shard, err := cfg.shard(c)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := loadRules(c.String(flagRules), d)
+	if err != nil {
+		return nil, err
+	}
+	query, name, err := sourceQuery(c)
+	if err != nil {
+		return nil, err
+	}
+	dbURL, err := databaseURL(c)
+	if err != nil {
+		return nil, err
+	}
+	src, err := sourceURL(c, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	ratio := c.Float64("max-reject-ratio")
+	if ratio < 0 || ratio > 1 {
+		return nil, pipeline.Errorf(pipeline.KindUsage, "--max-reject-ratio", "want a number from 0 to 1, got %v", ratio)
+	}
+	w := pipeline.WindowOf(d, loc)
+	return &runOptions{
+		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
+		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name,
+		sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
+	}, nil
+}
+
+// shard is --shard, else JOB_COMPLETION_INDEX of N=SETTLE_SHARDS (a
+// Kubernetes Indexed Job), else the whole day.
+func (cfg *config) shard(c *cli.Context) (pipeline.Shard, error) {
+	s := c.String(flagShard)
+	if s == "" {
+		if idx, n := cfg.getenv("JOB_COMPLETION_INDEX"), cfg.getenv("SETTLE_SHARDS"); idx != "" && n != "" {
+			s = idx + "/" + n
+		}
+	}
+	if s == "" {
+		return pipeline.Whole, nil
+	}
+	sh, err := pipeline.ParseShard(s)
+	if err != nil {
+		return sh, pipeline.E(pipeline.KindUsage, "--shard", err)
+	}
+	return sh, nil
+}
+
+// settle runs (or resumes) the date and prints what happened.
+func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) error {
+	src, err := openDB(ctx, o.sourceURL)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	fmt.Fprintf(cfg.stdout, "settle run %s (window %s .. %s, %s)\n", o.key,
+		o.window.Start.Format("2006-01-02 15:04:05"), o.window.End.Format("2006-01-02 15:04:05"), o.tz)
+	runner := &pipeline.Runner{
+		Store: l,
+		Out:   cfg.stdout,
+		Now:   cfg.now,
+		Stages: map[pipeline.Stage]pipeline.StageFunc{
+			pipeline.StageExtract:   pipeline.ExtractStage(extractSource(src, o.query, o.queryName), l, func(pipeline.Date) pipeline.Window { return o.window }),
+			pipeline.StageTransform: pipeline.TransformStage(l, o.classify),
+			pipeline.StageReconcile: o.reports.stage(l),
+		},
+		Gate: rejectGate(l, o.maxRejectRt),
+	}
+	res, err := runner.Execute(ctx, o.key, pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query)}, o.until)
+	if res != nil && res.Run != nil {
+		if serr := cfg.printRunSummary(ctx, l, res); serr != nil && err == nil {
+			err = serr
+		}
+		if pipeline.KindOf(err) == pipeline.KindInput {
+			// Still show what was rejected, so the operator can act on it.
+			if path, rerr := o.reports.write(ctx, l, o.key.Date); rerr == nil {
+				fmt.Fprintf(cfg.stdout, "rejected rows are listed in %s\n", path)
+			}
+		}
+	}
+	return err
+}
+
+// rejectGate stops a run before its first side effect when too much of the
+// day was rejected: paying on bad data is worse than paying late.
+func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipeline.Run) error {
+	return func(ctx context.Context, run *pipeline.Run) error {
+		read, err := l.SnapshotCount(ctx, run.ID)
+		if err != nil {
+			return err
+		}
+		reasons, err := l.RejectsOfRun(ctx, run.ID)
+		if err != nil {
+			return err
+		}
+		var rejected int64
+		for _, r := range reasons {
+			rejected += r.Count
+		}
+		if read > 0 && float64(rejected) > maxRatio*float64(read) {
+			return pipeline.Errorf(pipeline.KindInput, "input check",
+				"%d of %d rows rejected (more than %.2f%%): nothing will be sent until the data is fixed or --max-reject-ratio raised",
+				rejected, read, 100*maxRatio)
+		}
+		return nil
+	}
+}
+
+func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *pipeline.Result) error {
+	run := res.Run
+	totals, err := l.TotalsOfRun(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	reasons, err := l.RejectsOfRun(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	printTotals(cfg.stdout, totals)
+	printRejects(cfg.stdout, reasons, 10)
+	switch {
+	case len(res.Ran) == 0 && len(res.Skipped) > 0:
+		fmt.Fprintln(cfg.stdout, "nothing new: every stage of this date was done earlier; 0 new money movements")
+	default:
+		fmt.Fprintln(cfg.stdout, "money movements: 0 new (no provider stage is built in this version)")
+	}
+	return nil
+}
+
+func printTotals(w io.Writer, totals []pipeline.Totals) {
+	if len(totals) == 0 {
+		fmt.Fprintln(w, "no items recorded")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "channel\tcurrency\torders\tgross\trefunded\tcommission\tseller share\tcheck\t")
+	for _, t := range totals {
+		check := "ok"
+		if !t.Balanced() {
+			check = "UNBALANCED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", t.Channel, t.Currency, t.Orders,
+			pipeline.FormatMinor(t.Gross, t.Currency), pipeline.FormatMinor(t.Refunded, t.Currency),
+			pipeline.FormatMinor(t.Commission, t.Currency), pipeline.FormatMinor(t.Seller, t.Currency), check)
+	}
+	tw.Flush()
+}
+
+func printRejects(w io.Writer, reasons []ledger.RejectReason, max int) {
+	var n int64
+	for _, r := range reasons {
+		n += r.Count
+	}
+	if n == 0 {
+		fmt.Fprintln(w, "rejected: none")
+		return
+	}
+	fmt.Fprintf(w, "rejected: %d rows, nothing paid on them:\n", n)
+	for i, r := range reasons {
+		if i == max {
+			fmt.Fprintf(w, "  ... and %d more reasons (see orders.csv)\n", len(reasons)-max)
+			break
+		}
+		fmt.Fprintf(w, "  %6d  %s (e.g. %s)\n", r.Count, r.Reason, r.Sample)
+	}
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+	_ "time/tzdata" // the image may have no zoneinfo: embed it
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq"
+	"github.com/urfave/cli/v2"
+
+	"github.com/settlekit/settle/extract"
+	"github.com/settlekit/settle/load"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+	settlesql "github.com/settlekit/settle/sql"
+	"github.com/settlekit/settle/transform"
+)
+
+// config holds what the flags and the environment say, and the process's
+// streams. Commands fill it from their flags; nothing else reads flags.
+type config struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+	now            func() time.Time
+}
+
+func (c *config) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+// Flag names shared by several commands.
+const (
+	flagDatabaseURL     = "database-url"
+	flagDatabaseURLFile = "database-url-file"
+	flagSourceURL       = "source-database-url"
+	flagSourceURLFile   = "source-database-url-file"
+	flagSchema          = "schema"
+	flagTZ              = "tz"
+	flagDate            = "date"
+	flagRules           = "rules"
+	flagSourceQuery     = "source-query"
+	flagOut             = "out"
+	flagShard           = "shard"
+)
+
+func databaseFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagDatabaseURL, EnvVars: []string{"SETTLE_DATABASE_URL"},
+			Usage: "PostgreSQL URL of the job's ledger (and, unless --source-database-url, of the platform); must name its sslmode"},
+		&cli.StringFlag{Name: flagDatabaseURLFile, EnvVars: []string{"SETTLE_DATABASE_URL_FILE"},
+			Usage: "read --database-url from this file (for a mounted secret)"},
+		&cli.StringFlag{Name: flagSourceURL, EnvVars: []string{"SETTLE_SOURCE_DATABASE_URL"},
+			Usage: "PostgreSQL URL of the platform's database, for a read-only role (default: --database-url)"},
+		&cli.StringFlag{Name: flagSourceURLFile, EnvVars: []string{"SETTLE_SOURCE_DATABASE_URL_FILE"},
+			Usage: "read --source-database-url from this file"},
+		&cli.StringFlag{Name: flagSchema, EnvVars: []string{"SETTLE_SCHEMA"}, Value: ledger.DefaultSchema,
+			Usage: "schema of the job's own tables"},
+	}
+}
+
+func tzFlag() cli.Flag {
+	return &cli.StringFlag{Name: flagTZ, EnvVars: []string{"SETTLE_TZ"}, Value: "Asia/Shanghai",
+		Usage: "time zone of business dates: date D is [D 00:00, D+1 00:00) there"}
+}
+
+func dateFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: flagDate, EnvVars: []string{"SETTLE_DATE"}, Usage: usage}
+}
+
+func outFlag() cli.Flag {
+	return &cli.StringFlag{Name: flagOut, EnvVars: []string{"SETTLE_REPORTS_DIR"}, Value: "reports",
+		Usage: "directory of the reports; a date's go under DIR/YYYY-MM-DD/"}
+}
+
+// secret returns the value of flag, or the trimmed contents of the file named
+// by fileFlag.
+func secret(c *cli.Context, flag, fileFlag string) (string, error) {
+	if v := c.String(flag); v != "" {
+		return v, nil
+	}
+	if path := c.String(fileFlag); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", pipeline.E(pipeline.KindUsage, "--"+fileFlag, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", nil
+}
+
+func databaseURL(c *cli.Context) (string, error) {
+	url, err := secret(c, flagDatabaseURL, flagDatabaseURLFile)
+	if err != nil {
+		return "", err
+	}
+	if url == "" {
+		return "", pipeline.Errorf(pipeline.KindUsage, "configuration", "no database: set --database-url or SETTLE_DATABASE_URL (settle demo needs none)")
+	}
+	return url, ledger.CheckDSN(url)
+}
+
+func sourceURL(c *cli.Context, fallback string) (string, error) {
+	url, err := secret(c, flagSourceURL, flagSourceURLFile)
+	if err != nil || url == "" {
+		return fallback, err
+	}
+	return url, ledger.CheckDSN(url)
+}
+
+func location(c *cli.Context) (*time.Location, error) {
+	loc, err := time.LoadLocation(c.String(flagTZ))
+	if err != nil {
+		return nil, pipeline.E(pipeline.KindUsage, "--tz", err)
+	}
+	return loc, nil
+}
+
+// businessDate is --date, or yesterday in loc.
+func (cfg *config) businessDate(c *cli.Context, loc *time.Location) (pipeline.Date, error) {
+	s := c.String(flagDate)
+	if s == "" {
+		return yesterday(cfg.clock(), loc), nil
+	}
+	d, err := pipeline.ParseDate(s)
+	if err != nil {
+		return d, pipeline.E(pipeline.KindUsage, "--date", err)
+	}
+	return d, nil
+}
+
+func requiredDate(c *cli.Context) (pipeline.Date, error) {
+	if c.String(flagDate) == "" {
+		return pipeline.Date{}, pipeline.Errorf(pipeline.KindUsage, "--date", "required (YYYY-MM-DD)")
+	}
+	d, err := pipeline.ParseDate(c.String(flagDate))
+	if err != nil {
+		return d, pipeline.E(pipeline.KindUsage, "--date", err)
+	}
+	return d, nil
+}
+
+// openLedger connects to the ledger database; migrate applies the schema.
+func openLedger(ctx context.Context, c *cli.Context, migrate bool) (*ledger.Ledger, error) {
+	url, err := databaseURL(c)
+	if err != nil {
+		return nil, err
+	}
+	l, err := ledger.Open(ctx, url, c.String(flagSchema))
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		if _, err := l.Migrate(ctx); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+func openDB(ctx context.Context, url string) (*sqlx.DB, error) {
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, pipeline.E(pipeline.KindUsage, "database URL", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to the platform database: %w", err)
+	}
+	return db, nil
+}
+
+// sourceQuery returns the text of --source-query, or the built-in query.
+func sourceQuery(c *cli.Context) (query, name string, err error) {
+	path := c.String(flagSourceQuery)
+	if path == "" {
+		return settlesql.SourceQuery, "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", pipeline.E(pipeline.KindUsage, "--source-query", err)
+	}
+	return string(b), path, nil
+}
+
+// loadRules reads and validates the rules file, and checks that a default
+// rule covers the date: a bad rules file stops the run before anything.
+func loadRules(path string, d pipeline.Date) (*transform.Rules, error) {
+	if path == "" {
+		return nil, pipeline.Errorf(pipeline.KindUsage, "--rules", "required: the commission rules file (see README)")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, pipeline.E(pipeline.KindUsage, "--rules", err)
+	}
+	defer f.Close()
+	rules, err := transform.ParseRules(f, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := rules.CheckDate(d); err != nil {
+		return nil, err
+	}
+	return rules, nil
+}
+
+// classifier validates each row and computes its split with the rules.
+func classifier(rules *transform.Rules, d pipeline.Date, w pipeline.Window) pipeline.Classifier {
+	return func(row pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
+		o, rej := transform.Validate(row, w)
+		if rej != nil {
+			return pipeline.Split{}, rej, nil
+		}
+		s, err := transform.SplitOrder(o, rules, d)
+		if err != nil {
+			if pipeline.KindOf(err) == pipeline.KindUsage {
+				return s, nil, err
+			}
+			r := pipeline.RejectOf(row, err.Error())
+			return s, &r, nil
+		}
+		return s, nil, nil
+	}
+}
+
+// configHash identifies what, besides the rules, decides a run's results.
+func configHash(tz, query string) string {
+	h := sha256.Sum256([]byte(tz + "\x00" + query))
+	return hex.EncodeToString(h[:])
+}
+
+func reportsFor(c *cli.Context) load.Reports { return load.Reports{Dir: c.String(flagOut)} }
+
+// extractSource builds the pipeline.Source for the platform database.
+func extractSource(db *sqlx.DB, query, name string) *extract.Source {
+	return &extract.Source{DB: db, Query: query, Name: name}
+}
+
+func sourceQueryDefault() string { return settlesql.SourceQuery }

@@ -1,0 +1,100 @@
+// Package load holds settle's side effects out of the process: report
+// writers now; the SFTP uploader and the retry and rate-limit decorators of
+// the provider clients as they come.
+package load
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/gocarina/gocsv"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// Reports writes the reconciliation CSVs of a date under Dir/DATE/.
+type Reports struct {
+	Dir string // default "reports"
+}
+
+// DateDir is the directory of a date's reports.
+func (r Reports) DateDir(d pipeline.Date) string {
+	dir := r.Dir
+	if dir == "" {
+		dir = "reports"
+	}
+	return filepath.Join(dir, d.String())
+}
+
+// WriteOrders writes orders.csv from the lines lines emits, streaming, in
+// the order given (the caller sorts: same input, same bytes). The file is
+// written under a temporary name and renamed into place, so a reader never
+// sees half a report.
+func (r Reports) WriteOrders(ctx context.Context, d pipeline.Date, lines func(func(pipeline.OrderLine) error) error) (string, error) {
+	return writeCSV(r.DateDir(d), "orders.csv", lines)
+}
+
+// chunk is how many rows are marshalled at a time: memory stays flat.
+const chunk = 4096
+
+// writeCSV streams the rows produce emits into dir/name with gocsv, in
+// chunks: the header with the first chunk (alone for no rows), the rest
+// without.
+func writeCSV[T any](dir, name string, produce func(func(T) error) error) (path string, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("write %s: %w", name, err)
+	}
+	path = filepath.Join(dir, name)
+	f, err := os.CreateTemp(dir, "."+name+".*")
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<16)
+	buf := make([]T, 0, chunk)
+	header := true
+	flush := func() error {
+		if !header && len(buf) == 0 {
+			return nil
+		}
+		var err error
+		if header {
+			err = gocsv.Marshal(buf, bw)
+		} else {
+			err = gocsv.MarshalWithoutHeaders(buf, bw)
+		}
+		header, buf = false, buf[:0]
+		return err
+	}
+	err = produce(func(row T) error {
+		buf = append(buf, row)
+		if len(buf) == chunk {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Close()
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", name, err)
+	}
+	return path, nil
+}

@@ -1,0 +1,164 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// EffectState is the state of one attempt at a side effect (DESIGN section 3).
+type EffectState string
+
+// Effect states. Planned: intent recorded, nothing sent. Sent: the request
+// may have left; its outcome is not known yet (or the provider is still
+// processing it). Unknown: the answer never arrived; only a status query with
+// the same key may resolve it. Succeeded and Failed are final.
+const (
+	EffectPlanned   EffectState = "planned"
+	EffectSent      EffectState = "sent"
+	EffectUnknown   EffectState = "unknown"
+	EffectSucceeded EffectState = "succeeded"
+	EffectFailed    EffectState = "failed"
+)
+
+// Final reports whether no further change can happen to this attempt.
+func (s EffectState) Final() bool { return s == EffectSucceeded || s == EffectFailed }
+
+// Effect is one attempt at a side effect: a file upload or a money request.
+// Subject names the logical thing (one payout, one file); every attempt at it
+// has its own deterministic idempotency key.
+type Effect struct {
+	ID          int64
+	RunID       int64
+	Kind        string // e.g. "upload", "revenue_share", "distribution", "unfreeze"
+	Subject     string // e.g. "RS/20261123/S0001/CNY"
+	Attempt     int    // 1-based
+	Key         string // idempotency key sent to the provider (requestNo, out_order_no)
+	Currency    Currency
+	Amount      int64 // minor units; 0 for a file
+	State       EffectState
+	ProviderRef string
+	LastError   string
+	Sends       int // how many times the request was sent with this key
+}
+
+// OutcomeStatus is what a provider says about a request.
+type OutcomeStatus int
+
+// Outcome statuses.
+const (
+	OutcomePending   OutcomeStatus = iota // accepted, still processing: poll again
+	OutcomeSucceeded                      // done
+	OutcomeFailed                         // definitely failed (FAILED, CLOSED): this key will never succeed
+	OutcomeNotFound                       // the provider does not know the key: it never arrived
+)
+
+// Outcome is a provider's answer about one key.
+type Outcome struct {
+	Status OutcomeStatus
+	Ref    string // the provider's reference, when it gave one
+	Reason string // why it failed, in the provider's words
+}
+
+// EffectSender performs side effects for one kind. Implementations live with
+// each provider client.
+type EffectSender interface {
+	// Send makes the request with e.Key. An error means the outcome is
+	// unknown (timeout, reset, 5xx after retries): the request may or may
+	// not have been applied. A definite rejection is an Outcome, not an error.
+	Send(ctx context.Context, e Effect) (Outcome, error)
+	// Query asks the provider about e.Key. An error means the provider could
+	// not be asked; OutcomeNotFound means it has never seen the key.
+	Query(ctx context.Context, e Effect) (Outcome, error)
+}
+
+// EffectStore records effects durably, intent first.
+type EffectStore interface {
+	// PlanEffect records e (state planned) unless an attempt of the same
+	// kind, subject and attempt number exists; it returns the stored row.
+	PlanEffect(ctx context.Context, e Effect) (Effect, error)
+	// MarkSent records that the request is about to be sent (sends+1),
+	// before it is sent.
+	MarkSent(ctx context.Context, id int64) error
+	// RecordOutcome moves the effect to state, with the provider reference
+	// and the error or reason (both may be empty).
+	RecordOutcome(ctx context.Context, id int64, state EffectState, ref, lastErr string) error
+}
+
+// ApplyEffect drives one attempt through the intent-first protocol and
+// returns it in its new state:
+//
+//   - planned: marked sent, then sent;
+//   - sent or unknown: queried with the same key; an answer the provider knows
+//     is adopted; "not found" means it never arrived, so it is sent again
+//     with the same key (safe: same key);
+//   - an error while sending leaves it unknown, to be resolved by query;
+//   - final states are returned as they are.
+//
+// It sends at most once per call and never invents a new key: a failed
+// attempt is retried by the caller planning attempt+1 (see NextAttempt).
+func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e Effect) (Effect, error) {
+	if e.State.Final() {
+		return e, nil
+	}
+	if e.State == EffectSent || e.State == EffectUnknown {
+		out, err := sender.Query(ctx, e)
+		if err != nil {
+			return e, fmt.Errorf("query %s %s: %w", e.Kind, e.Key, err)
+		}
+		if out.Status != OutcomeNotFound {
+			return record(ctx, store, e, out)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return e, err // do not start a new request once cancelled
+	}
+	if err := store.MarkSent(ctx, e.ID); err != nil {
+		return e, err
+	}
+	e.State, e.Sends = EffectSent, e.Sends+1
+	out, err := sender.Send(ctx, e)
+	if err != nil {
+		// The request may have been applied: unknown until a query says.
+		msg := err.Error()
+		if rerr := store.RecordOutcome(context.WithoutCancel(ctx), e.ID, EffectUnknown, "", msg); rerr != nil {
+			return e, errors.Join(err, rerr)
+		}
+		e.State, e.LastError = EffectUnknown, msg
+		return e, nil
+	}
+	return record(ctx, store, e, out)
+}
+
+func record(ctx context.Context, store EffectStore, e Effect, out Outcome) (Effect, error) {
+	state := EffectSent
+	switch out.Status {
+	case OutcomeSucceeded:
+		state = EffectSucceeded
+	case OutcomeFailed:
+		state = EffectFailed
+	case OutcomeNotFound:
+		return e, fmt.Errorf("%s %s: provider answered not found to a send", e.Kind, e.Key)
+	}
+	if err := store.RecordOutcome(context.WithoutCancel(ctx), e.ID, state, out.Ref, out.Reason); err != nil {
+		return e, err
+	}
+	e.State, e.ProviderRef, e.LastError = state, out.Ref, out.Reason
+	return e, nil
+}
+
+// NextAttempt returns the planned next attempt after a failed one, with the
+// key made by keyFor, or an error if prev can still succeed or max attempts
+// have been made.
+func NextAttempt(prev Effect, max int, keyFor func(attempt int) string) (Effect, error) {
+	if prev.State != EffectFailed {
+		return Effect{}, fmt.Errorf("%s %s: attempt %d is %s, not failed: no new attempt while it can still succeed", prev.Kind, prev.Subject, prev.Attempt, prev.State)
+	}
+	if prev.Attempt >= max {
+		return Effect{}, fmt.Errorf("%s %s: %d attempts failed, last: %s", prev.Kind, prev.Subject, prev.Attempt, prev.LastError)
+	}
+	next := prev
+	next.ID, next.Attempt, next.Key = 0, prev.Attempt+1, keyFor(prev.Attempt+1)
+	next.State, next.ProviderRef, next.LastError, next.Sends = EffectPlanned, "", "", 0
+	return next, nil
+}

@@ -1,0 +1,107 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+const effectColumns = `id, run_id, kind, subject, attempt, idem_key, currency, amount_minor, state,
+	provider_ref, last_error, sends`
+
+func scanEffect(row interface{ Scan(...any) error }) (pipeline.Effect, error) {
+	var e pipeline.Effect
+	var cur, state string
+	err := row.Scan(&e.ID, &e.RunID, &e.Kind, &e.Subject, &e.Attempt, &e.Key, &cur, &e.Amount, &state,
+		&e.ProviderRef, &e.LastError, &e.Sends)
+	e.Currency, e.State = pipeline.Currency(cur), pipeline.EffectState(state)
+	return e, err
+}
+
+// PlanEffect records the intent e (state planned) and returns the stored row;
+// when that attempt of that subject is already recorded, the stored row is
+// returned unchanged, so planning is idempotent. A stored row whose key or
+// amount differs from e is an error: the same intent must be planned the same
+// way every time.
+func (l *Ledger) PlanEffect(ctx context.Context, e pipeline.Effect) (pipeline.Effect, error) {
+	_, err := l.db.ExecContext(ctx, `INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, subject, attempt) DO NOTHING`,
+		e.RunID, e.Kind, e.Subject, e.Attempt, e.Key, string(e.Currency), e.Amount)
+	if err != nil {
+		return e, fmt.Errorf("plan %s %s: %w", e.Kind, e.Subject, err)
+	}
+	stored, err := scanEffect(l.db.QueryRowContext(ctx, `SELECT `+effectColumns+` FROM effects
+		WHERE kind = $1 AND subject = $2 AND attempt = $3`, e.Kind, e.Subject, e.Attempt))
+	if err != nil {
+		return e, fmt.Errorf("plan %s %s: %w", e.Kind, e.Subject, err)
+	}
+	if stored.Key != e.Key || stored.Amount != e.Amount || stored.Currency != e.Currency {
+		return stored, fmt.Errorf("plan %s %s attempt %d: already planned as %s %s, now %s %s: refusing to change a recorded intent",
+			e.Kind, e.Subject, e.Attempt, stored.Key, pipeline.Money{Minor: stored.Amount, Currency: stored.Currency},
+			e.Key, pipeline.Money{Minor: e.Amount, Currency: e.Currency})
+	}
+	return stored, nil
+}
+
+// MarkSent records, before the request leaves, that it is being sent.
+func (l *Ledger) MarkSent(ctx context.Context, id int64) error {
+	res, err := l.db.ExecContext(ctx, `UPDATE effects SET state = 'sent', sends = sends + 1, updated_at = now()
+		WHERE id = $1 AND state IN ('planned', 'sent', 'unknown')`, id)
+	if err != nil {
+		return fmt.Errorf("mark effect %d sent: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("mark effect %d sent: it is already final", id)
+	}
+	return nil
+}
+
+// RecordOutcome moves an effect to state. A final state is never changed.
+func (l *Ledger) RecordOutcome(ctx context.Context, id int64, state pipeline.EffectState, ref, lastErr string) error {
+	res, err := l.db.ExecContext(ctx, `UPDATE effects SET state = $2,
+		provider_ref = CASE WHEN $3 = '' THEN provider_ref ELSE $3 END, last_error = $4, updated_at = now()
+		WHERE id = $1 AND state NOT IN ('succeeded', 'failed')`, id, string(state), ref, lastErr)
+	if err != nil {
+		return fmt.Errorf("record effect %d %s: %w", id, state, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("record effect %d %s: it is already final", id, state)
+	}
+	return nil
+}
+
+// LatestEffect returns the latest attempt at (kind, subject), ok false when
+// none was planned.
+func (l *Ledger) LatestEffect(ctx context.Context, kind, subject string) (pipeline.Effect, bool, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+effectColumns+` FROM effects
+		WHERE kind = $1 AND subject = $2 ORDER BY attempt DESC LIMIT 1`, kind, subject)
+	if err != nil {
+		return pipeline.Effect{}, false, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return pipeline.Effect{}, false, rows.Err()
+	}
+	e, err := scanEffect(rows)
+	return e, err == nil, err
+}
+
+// EffectsOfRun returns every effect of a run, by kind, subject and attempt.
+func (l *Ledger) EffectsOfRun(ctx context.Context, runID int64) ([]pipeline.Effect, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+effectColumns+` FROM effects WHERE run_id = $1
+		ORDER BY kind, subject, attempt`, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []pipeline.Effect
+	for rows.Next() {
+		e, err := scanEffect(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

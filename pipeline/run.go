@@ -1,0 +1,140 @@
+package pipeline
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Stage is one step of a settlement run, in the order of Stages.
+type Stage string
+
+// The stages of a run (DESIGN, top).
+const (
+	StageExtract    Stage = "extract"    // read the day's orders into the run's snapshot
+	StageTransform  Stage = "transform"  // validate, compute splits, record items and rejects
+	StageUpload     Stage = "upload"     // trade-detail files by SFTP, upload status
+	StageDistribute Stage = "distribute" // revenue sharing and funds distribution
+	StageReconcile  Stage = "reconcile"  // compare with the providers; write reports
+)
+
+// Stages lists every stage in execution order.
+var Stages = []Stage{StageExtract, StageTransform, StageUpload, StageDistribute, StageReconcile}
+
+// ParseStage returns the stage named s.
+func ParseStage(s string) (Stage, error) {
+	for _, st := range Stages {
+		if string(st) == s {
+			return st, nil
+		}
+	}
+	return "", fmt.Errorf("unknown stage %q (want one of extract, transform, upload, distribute, reconcile)", s)
+}
+
+// Index is the position of s in Stages, -1 if unknown.
+func (s Stage) Index() int {
+	for i, st := range Stages {
+		if st == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// Shard selects a partition of the sellers: those whose FNV-1a hash of the
+// seller id is Index modulo Count. The zero Shard is invalid; use Whole.
+type Shard struct {
+	Index int
+	Count int
+}
+
+// Whole is the shard that owns every seller.
+var Whole = Shard{Index: 0, Count: 1}
+
+// ParseShard parses "I/N" with 0 <= I < N.
+func ParseShard(s string) (Shard, error) {
+	i, n, ok := strings.Cut(s, "/")
+	if !ok {
+		return Shard{}, fmt.Errorf("shard %q: want I/N, e.g. 0/4", s)
+	}
+	idx, err1 := strconv.Atoi(i)
+	cnt, err2 := strconv.Atoi(n)
+	if err1 != nil || err2 != nil || cnt < 1 || idx < 0 || idx >= cnt {
+		return Shard{}, fmt.Errorf("shard %q: want I/N with 0 <= I < N", s)
+	}
+	return Shard{Index: idx, Count: cnt}, nil
+}
+
+func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
+
+// Owns reports whether the seller belongs to this shard. Rows without a
+// seller id belong to shard 0, so that each is rejected exactly once.
+func (s Shard) Owns(sellerID string) bool {
+	if s.Count <= 1 {
+		return true
+	}
+	if sellerID == "" {
+		return s.Index == 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(sellerID))
+	return int(h.Sum64()%uint64(s.Count)) == s.Index
+}
+
+// RunKey identifies a run: one per business date and shard.
+type RunKey struct {
+	Date  Date
+	Shard Shard
+}
+
+func (k RunKey) String() string {
+	if k.Shard.Count <= 1 {
+		return k.Date.String()
+	}
+	return k.Date.String() + " shard " + k.Shard.String()
+}
+
+// RunState is the state of a run as recorded in the ledger.
+type RunState string
+
+// Run states.
+const (
+	RunRunning RunState = "running"
+	RunFailed  RunState = "failed"
+	RunDone    RunState = "done"
+)
+
+// Run is one settlement run as recorded in the ledger.
+type Run struct {
+	ID         int64
+	Key        RunKey
+	State      RunState
+	StagesDone []Stage
+	TimeZone   string
+	RulesHash  string
+	ConfigHash string
+	Attempts   int
+	LastError  string
+	StartedAt  time.Time
+	UpdatedAt  time.Time
+	FinishedAt *time.Time
+}
+
+// Done reports whether stage s of the run has completed.
+func (r *Run) Done(s Stage) bool {
+	for _, d := range r.StagesDone {
+		if d == s {
+			return true
+		}
+	}
+	return false
+}
+
+// RunParams are what a run records about how it was configured.
+type RunParams struct {
+	TimeZone   string
+	RulesHash  string
+	ConfigHash string
+}

@@ -1,0 +1,135 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// ErrLocked is returned (wrapped, KindLocked) when another process holds the
+// run's lock.
+var ErrLocked = errors.New("another settle run holds the lock")
+
+// RunStore is what the Runner needs of the ledger.
+type RunStore interface {
+	// Lock takes the run's exclusive lock on a dedicated connection and holds
+	// it until release is called (or the process dies). It returns an error
+	// wrapping ErrLocked at once if another process holds it.
+	Lock(ctx context.Context, key RunKey) (release func() error, err error)
+	// OpenRun returns the run for key, creating it (state running) when new,
+	// and counts an attempt. created reports whether it was new.
+	OpenRun(ctx context.Context, key RunKey, p RunParams) (run *Run, created bool, err error)
+	// CompleteStage records that stage s of the run is done. Idempotent.
+	CompleteStage(ctx context.Context, runID int64, s Stage) error
+	// FinishRun records the run's final state and the error that ended it, if any.
+	FinishRun(ctx context.Context, runID int64, state RunState, lastErr string) error
+}
+
+// StageFunc performs one stage of a run. It must be idempotent: after a crash
+// the stage is run again from its start. It returns a one-line summary.
+type StageFunc func(ctx context.Context, run *Run) (summary string, err error)
+
+// Runner sequences the stages of a run: it takes the lock, opens or resumes
+// the run, skips completed stages, runs the rest up to Until, and records the
+// outcome.
+type Runner struct {
+	Store RunStore
+	// Stages maps each stage to its implementation. A stage missing from the
+	// map is not built in this version: the runner says so and goes on.
+	Stages map[Stage]StageFunc
+	// Gate, when set, is checked before the first stage that sends anything
+	// (upload, distribute) in each invocation; its error stops the run.
+	Gate func(ctx context.Context, run *Run) error
+	Out  io.Writer // human progress lines
+	Now  func() time.Time
+}
+
+// sends reports whether a stage has side effects outside the job.
+func sends(s Stage) bool { return s == StageUpload || s == StageDistribute }
+
+// Result is what a run did.
+type Result struct {
+	Run      *Run
+	Created  bool
+	Ran      []Stage // stages executed by this invocation
+	Skipped  []Stage // stages already done before this invocation
+	NotBuilt []Stage // stages with no implementation in this version
+}
+
+// Execute runs key up to and including until.
+func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Stage) (*Result, error) {
+	release, err := r.Store.Lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	run, created, err := r.Store.OpenRun(ctx, key, p)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Run: run, Created: created}
+	if !created && run.RulesHash != p.RulesHash {
+		fmt.Fprintf(r.Out, "note: the rules changed since this run began; splits already recorded stand\n")
+	}
+	gated := false
+	for _, st := range Stages {
+		if st.Index() > until.Index() {
+			break
+		}
+		if sends(st) && !run.Done(st) && !gated && r.Gate != nil {
+			if err := r.Gate(ctx, run); err != nil {
+				r.fail(run, st, err)
+				return res, err
+			}
+			gated = true
+		}
+		if run.Done(st) {
+			res.Skipped = append(res.Skipped, st)
+			fmt.Fprintf(r.Out, "%-10s done earlier\n", st)
+			continue
+		}
+		fn := r.Stages[st]
+		if fn == nil {
+			res.NotBuilt = append(res.NotBuilt, st)
+			fmt.Fprintf(r.Out, "%-10s not built in this version: nothing sent\n", st)
+			continue
+		}
+		start := r.now()
+		summary, err := fn(ctx, run)
+		if err != nil {
+			r.fail(run, st, err)
+			return res, fmt.Errorf("stage %s: %w", st, err)
+		}
+		if err := r.Store.CompleteStage(ctx, run.ID, st); err != nil {
+			return res, err
+		}
+		run.StagesDone = append(run.StagesDone, st)
+		res.Ran = append(res.Ran, st)
+		fmt.Fprintf(r.Out, "%-10s %s (%s)\n", st, summary, r.now().Sub(start).Round(time.Millisecond))
+	}
+	if until == StageReconcile && len(res.NotBuilt) == 0 {
+		if err := r.Store.FinishRun(ctx, run.ID, RunDone, ""); err != nil {
+			return res, err
+		}
+		run.State = RunDone
+	}
+	return res, nil
+}
+
+// fail records a failed stage; the run stays resumable. The context may be
+// cancelled already (SIGTERM), so the record gets a short context of its own.
+func (r *Runner) fail(run *Run, st Stage, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = r.Store.FinishRun(ctx, run.ID, RunFailed, fmt.Sprintf("stage %s: %v", st, err))
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}

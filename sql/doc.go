@@ -1,0 +1,28 @@
+// Package sql embeds the SQL that settle ships: the job's own schema
+// migrations (applied with goose by "settle migrate", "run" and "demo"), the
+// reference platform schema used by demo, tests and benchmarks, and the
+// default source query that reads one business day's orders.
+//
+// Importers usually name it settlesql to keep database/sql readable.
+package sql
+
+import "embed"
+
+// Migrations holds the job's schema migrations under "migrations/", in goose's
+// annotated-SQL format. They create unqualified tables: the ledger applies
+// them with search_path set to the job's schema.
+//
+//go:embed migrations/*.sql
+var Migrations embed.FS
+
+// PlatformSchema is the reference platform schema (sellers, orders, refunds).
+// A real platform has its own; settle only reads it through SourceQuery.
+//
+//go:embed platform/schema.sql
+var PlatformSchema string
+
+// SourceQuery is the default extraction query: one row per order confirmed in
+// [$1, $2) (both timestamptz), with the columns of DESIGN section 4.
+//
+//go:embed platform/source.sql
+var SourceQuery string
