@@ -1,0 +1,181 @@
+package transform
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// Validate turns a raw source row into an Order, or into a Reject saying why
+// the row will not be settled: the first problem found, checking the columns
+// in the order of the source query, in lower case and naming the column.
+//
+// Required (a NULL or empty value is a reject): order_no, seller_id,
+// provider, currency, amount_minor, paid_at, confirmed_at, and
+// provider_txn_id for wechatpay and payprotocol (they settle per provider
+// transaction). A NULL refunded_minor is 0, a NULL category is "", a NULL
+// provider_txn_id of an infiniapay order is "".
+//
+// Nothing is trimmed or guessed: order_no, provider, currency and
+// provider_txn_id with leading or trailing space are rejects; provider must be
+// a known channel and currency a known currency, spelt exactly; amounts are
+// base-10 integers that fit int64, amount_minor > 0 and
+// 0 <= refunded_minor <= amount_minor; confirmed_at must fall in w
+// (half-open) and paid_at must not be after confirmed_at.
+//
+// The Reject keeps whatever could be read of the row, as text.
+func Validate(row pipeline.SourceRow, w pipeline.Window) (pipeline.Order, *pipeline.Reject) {
+	rej := &pipeline.Reject{
+		Seq:      row.Seq,
+		OrderNo:  deref(row.OrderNo),
+		SellerID: deref(row.SellerID),
+		Provider: deref(row.Provider),
+		Currency: deref(row.Currency),
+		Amount:   deref(row.AmountMinor),
+		Refunded: deref(row.RefundedMinor),
+	}
+	o, err := validate(row, w)
+	if err != nil {
+		rej.Reason = err.Error()
+		return pipeline.Order{}, rej
+	}
+	return o, nil
+}
+
+func validate(row pipeline.SourceRow, w pipeline.Window) (pipeline.Order, error) {
+	var o pipeline.Order
+	var err error
+	if o.OrderNo, err = exact("order_no", row.OrderNo); err != nil {
+		return o, err
+	}
+	if o.SellerID, err = required("seller_id", row.SellerID); err != nil {
+		return o, err
+	}
+	provider, err := exact("provider", row.Provider)
+	if err != nil {
+		return o, err
+	}
+	if o.Channel = pipeline.Channel(provider); !o.Channel.Valid() {
+		return o, fmt.Errorf("unknown provider %q", provider)
+	}
+	if o.ProviderTxnID, err = txnID(o.Channel, row.ProviderTxnID); err != nil {
+		return o, err
+	}
+	cur, err := exact("currency", row.Currency)
+	if err != nil {
+		return o, err
+	}
+	if o.Currency, err = pipeline.ParseCurrency(cur); err != nil {
+		return o, err
+	}
+	if o.Amount, err = amount("amount_minor", row.AmountMinor); err != nil {
+		return o, err
+	}
+	if o.Amount <= 0 {
+		return o, fmt.Errorf("amount_minor must be positive, got %d", o.Amount)
+	}
+	if row.RefundedMinor != nil {
+		if o.Refunded, err = amount("refunded_minor", row.RefundedMinor); err != nil {
+			return o, err
+		}
+	}
+	if o.Refunded < 0 {
+		return o, fmt.Errorf("refunded_minor must not be negative, got %d", o.Refunded)
+	}
+	if o.Refunded > o.Amount {
+		return o, fmt.Errorf("refunded_minor %d exceeds amount_minor %d", o.Refunded, o.Amount)
+	}
+	o.Category = deref(row.Category)
+	return o, validateTimes(&o, row, w)
+}
+
+// validateTimes checks paid_at and confirmed_at and copies them into o.
+func validateTimes(o *pipeline.Order, row pipeline.SourceRow, w pipeline.Window) error {
+	if row.PaidAt == nil {
+		return errors.New("paid_at is NULL")
+	}
+	if row.ConfirmedAt == nil {
+		return errors.New("confirmed_at is NULL")
+	}
+	o.PaidAt, o.ConfirmedAt = *row.PaidAt, *row.ConfirmedAt
+	loc := w.Start.Location()
+	if !w.Contains(o.ConfirmedAt) {
+		return fmt.Errorf("confirmed_at %s is outside the window [%s, %s)",
+			stamp(o.ConfirmedAt, loc), stamp(w.Start, loc), stamp(w.End, loc))
+	}
+	if o.PaidAt.After(o.ConfirmedAt) {
+		return fmt.Errorf("paid_at %s is after confirmed_at %s",
+			stamp(o.PaidAt, loc), stamp(o.ConfirmedAt, loc))
+	}
+	return nil
+}
+
+// stamp formats t in the window's zone, so that the reason of a reject does
+// not depend on the zone the driver happened to return.
+func stamp(t time.Time, loc *time.Location) string {
+	return t.In(loc).Format(time.RFC3339Nano)
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// required returns the value of a column that must be neither NULL nor empty.
+func required(col string, p *string) (string, error) {
+	switch {
+	case p == nil:
+		return "", fmt.Errorf("%s is NULL", col)
+	case *p == "":
+		return "", fmt.Errorf("%s is empty", col)
+	}
+	return *p, nil
+}
+
+// exact is required, and also rejects a value with leading or trailing
+// white space rather than trimming it.
+func exact(col string, p *string) (string, error) {
+	s, err := required(col, p)
+	if err == nil && s != strings.TrimSpace(s) {
+		err = fmt.Errorf("%s has leading or trailing space: %q", col, s)
+	}
+	return s, err
+}
+
+// txnID checks provider_txn_id: required where the channel settles per
+// provider transaction, optional (NULL = "") for infiniapay.
+func txnID(ch pipeline.Channel, p *string) (string, error) {
+	if ch == pipeline.ChannelInfiniaPay && (p == nil || *p == "") {
+		return "", nil
+	}
+	s, err := exact("provider_txn_id", p)
+	if err != nil && (p == nil || *p == "") {
+		err = fmt.Errorf("%w (required for %s)", err, ch)
+	}
+	return s, err
+}
+
+// amount parses an integer column, telling "not an integer" apart from
+// "overflows".
+func amount(col string, p *string) (int64, error) {
+	s, err := required(col, p)
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	var ne *strconv.NumError
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.As(err, &ne) && ne.Err == strconv.ErrRange:
+		return 0, fmt.Errorf("%s overflows int64: %q", col, s)
+	default:
+		return 0, fmt.Errorf("%s is not an integer: %q", col, s)
+	}
+}
