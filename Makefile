@@ -1,0 +1,54 @@
+# The project's commands. `make test` is what CI runs (.ci/run).
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+GO ?= go
+STATICCHECK = "$$($(GO) env GOPATH)/bin/staticcheck"
+# Go files gofmt checks: all but test inputs.
+GOFILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0
+
+.PHONY: test deps lint fmt-check vet staticcheck fmt build bench demo
+
+## test: install what tests need, lint, then run every test with the race detector
+test: deps
+	@$(MAKE) --no-print-directory lint
+	$(GO) test -race -count=1 ./...
+
+## deps: make sure PostgreSQL, OpenSSH and staticcheck are there (scripts/test-deps.sh)
+deps:
+	@bash scripts/test-deps.sh
+
+## lint: gofmt check, go vet, staticcheck
+lint: fmt-check vet staticcheck
+
+fmt-check:
+	@unformatted=$$($(GOFILES) | xargs -0r gofmt -l); \
+	if [[ -n $$unformatted ]]; then \
+		echo "gofmt: these files are not formatted (run make fmt):"; \
+		echo "$$unformatted"; \
+		exit 1; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	@if [[ ! -x $(STATICCHECK) ]]; then echo "staticcheck missing: run make deps"; exit 1; fi
+	$(STATICCHECK) ./...
+
+## fmt: format every Go file
+fmt:
+	$(GOFILES) | xargs -0r gofmt -w
+
+## build: build the binaries into bin/
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+## bench: run the benchmarks (no tests)
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+## demo: settle a day end to end against a throwaway database and the simulator
+demo:
+	$(GO) run ./cmd/settle demo

@@ -1,0 +1,272 @@
+// Package pgtest gives each test its own new, empty PostgreSQL database: the
+// helper used by every package whose tests touch data. Tests run against a
+// real server, never a mock, and may run in parallel.
+//
+// The server is found once per test binary, in this order:
+//
+//  1. SETTLE_TEST_DATABASE_URL, a postgres:// URL of any database on a
+//     server where that role may create databases. When it is set but
+//     unusable, every test using pgtest fails.
+//  2. postgres://postgres@127.0.0.1:5432/postgres (trust authentication, as
+//     scripts/test-deps.sh sets up), unless SETTLE_TEST_NO_LOCAL=1, which
+//     exists to exercise step 3 on a machine where step 2 would succeed.
+//  3. A throwaway cluster started with internal/pgserver from the locally
+//     installed binaries, in a temporary directory. Packages should stop it
+//     at exit by calling Main from TestMain; without that (or when the test
+//     binary is killed, panics or times out), Linux still shuts the server
+//     down when the binary exits, but its directory is left in the
+//     temporary directory.
+//
+// When none works, tests using pgtest are skipped with a message saying
+// what to install, and fail instead when CI=true.
+//
+// Databases are named settle_t_<random hex>, created from template0 with
+// UTF8 encoding and the C locale, and dropped (WITH (FORCE)) when the test
+// ends.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/settlekit/settle/internal/pgserver"
+)
+
+// Environment variables read by pgtest.
+const (
+	EnvURL     = "SETTLE_TEST_DATABASE_URL" // server to use instead of looking for one
+	EnvNoLocal = "SETTLE_TEST_NO_LOCAL"     // "1": do not try 127.0.0.1:5432
+)
+
+const localURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// URL returns the connection URL of a new, empty database created for t and
+// dropped when t and its subtests end. It skips t when no PostgreSQL server
+// can be had (fails it when CI=true).
+func URL(t testing.TB) string {
+	t.Helper()
+	c := get(t)
+	name := "settle_t_" + randomHex(8)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.create(ctx, name); err != nil {
+		t.Fatalf("pgtest: create database %s on %s: %v", name, c.where, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.drop(ctx, name); err != nil {
+			t.Errorf("pgtest: drop database %s on %s: %v", name, c.where, err)
+		}
+	})
+	return c.url(name)
+}
+
+// DB opens a new, empty database for t (see URL) with sqlx and the lib/pq
+// driver. It is closed when t ends, before the database is dropped.
+func DB(t testing.TB) *sqlx.DB {
+	t.Helper()
+	u := URL(t)
+	db, err := sqlx.Open("postgres", u)
+	if err != nil {
+		t.Fatalf("pgtest: open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		t.Fatalf("pgtest: connect to the new database: %v", err)
+	}
+	return db
+}
+
+// Main runs the tests and then stops the throwaway server, if pgtest
+// started one. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+//
+// The test binary exits with m.Run's code when TestMain returns.
+func Main(m *testing.M) {
+	m.Run()
+	stop()
+}
+
+// The server found for this test binary. Discovery happens once: every test
+// of a package shares the server and the admin connection pool.
+var (
+	once     sync.Once
+	shared   *cluster
+	errFind  error // why no server was found
+	mustFail bool  // errFind is about an explicit EnvURL: a failure even outside CI
+)
+
+// cluster is a server on which pgtest creates and drops databases.
+type cluster struct {
+	admin  *url.URL // a database to connect to for CREATE/DROP DATABASE
+	db     *sql.DB  // pool on admin
+	where  string   // description for messages, without secrets
+	server *pgserver.Server
+}
+
+// get returns the cluster, or ends t with a skip or a failure.
+func get(t testing.TB) *cluster {
+	t.Helper()
+	once.Do(find)
+	if shared != nil {
+		return shared
+	}
+	if isCI() || mustFail {
+		t.Fatalf("pgtest: %v", errFind)
+	}
+	t.Skipf("SKIPPED (no PostgreSQL): %v", errFind)
+	return nil
+}
+
+func find() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if u := os.Getenv(EnvURL); u != "" {
+		shared, errFind = connect(ctx, u, EnvURL, 10*time.Second)
+		mustFail = errFind != nil
+		return
+	}
+	var tried []string
+	if os.Getenv(EnvNoLocal) != "1" {
+		c, err := connect(ctx, localURL, "127.0.0.1:5432", 2*time.Second)
+		if err == nil {
+			shared = c
+			return
+		}
+		tried = append(tried, err.Error())
+	} else {
+		tried = append(tried, "127.0.0.1:5432: not tried ("+EnvNoLocal+"=1)")
+	}
+	c, err := startServer(ctx)
+	if err == nil {
+		shared = c
+		return
+	}
+	tried = append(tried, "throwaway cluster: "+err.Error())
+	errFind = fmt.Errorf("no PostgreSQL server for tests (tried %s): run `bash scripts/test-deps.sh` as root, "+
+		"or `apt-get install postgresql`, or set %s=postgres://USER@HOST:PORT/DB?sslmode=disable",
+		strings.Join(tried, "; "), EnvURL)
+	// A skip message is only shown with -v; say it where it is seen.
+	outcome := "SKIPPED"
+	if isCI() {
+		outcome = "FAILING (CI=true)"
+	}
+	fmt.Fprintf(os.Stderr, "\n*** pgtest: %v\n*** Tests that need PostgreSQL are %s.\n\n", errFind, outcome)
+}
+
+// isCI reports whether CI=true, where a missing server fails tests.
+func isCI() bool {
+	ci, _ := strconv.ParseBool(os.Getenv("CI"))
+	return ci
+}
+
+// connect opens and pings an admin pool on rawURL.
+func connect(ctx context.Context, rawURL, where string, timeout time.Duration) (*cluster, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, fmt.Errorf("%s: not a postgres:// URL", where)
+	}
+	if where == EnvURL {
+		where = EnvURL + " (" + u.Redacted() + ")"
+	}
+	db, err := sql.Open("postgres", rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return &cluster{admin: u, db: db, where: where}, nil
+}
+
+func startServer(ctx context.Context) (*cluster, error) {
+	s, err := pgserver.Start(ctx, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	c, err := connect(ctx, s.URL("postgres"), "throwaway cluster", 10*time.Second)
+	if err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	c.where = "throwaway cluster " + s.URL("")
+	c.server = s
+	return c, nil
+}
+
+// stop closes the admin pool and stops the server pgtest started.
+func stop() {
+	once.Do(func() {}) // no server was ever needed: nothing to stop
+	if shared == nil {
+		return
+	}
+	shared.db.Close()
+	if shared.server != nil {
+		if err := shared.server.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: stop throwaway cluster: %v\n", err)
+		}
+	}
+}
+
+func (c *cluster) url(dbname string) string {
+	u := *c.admin
+	u.Path, u.RawPath = "/"+dbname, ""
+	return u.String()
+}
+
+// create creates database name. CREATE DATABASE from template0 is safe to
+// run concurrently (no session can be connected to template0); the retry
+// covers a transient "object in use" all the same.
+func (c *cluster) create(ctx context.Context, name string) error {
+	q := "CREATE DATABASE " + pq.QuoteIdentifier(name) +
+		" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err = c.db.ExecContext(ctx, q); !isObjectInUse(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (c *cluster) drop(ctx context.Context, name string) error {
+	_, err := c.db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(name)+" WITH (FORCE)")
+	return err
+}
+
+func isObjectInUse(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "55006"
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand, Go 1.24+)
+	return hex.EncodeToString(b)
+}
