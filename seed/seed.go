@@ -130,8 +130,8 @@ type gen struct {
 
 type order struct {
 	no, seller, provider, txn, currency, amount, category, country string
-	paid, confirmed                                               time.Time
-	refunds                                                       []refund
+	paid, confirmed                                                time.Time
+	refunds                                                        []refund
 }
 
 type refund struct {

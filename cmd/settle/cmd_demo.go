@@ -69,11 +69,15 @@ func (cfg *config) demo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	rulesPath := filepath.Join(os.TempDir(), fmt.Sprintf("settle-demo-rules-%d.csv", os.Getpid()))
+	rulesDir, err := os.MkdirTemp("", "settle-demo-rules-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(rulesDir)
+	rulesPath := filepath.Join(rulesDir, "demo_rules.csv")
 	if err := os.WriteFile(rulesPath, demoRules, 0o600); err != nil {
 		return err
 	}
-	defer os.Remove(rulesPath)
 
 	if err := cfg.seed(ctx, url, seed.Options{Date: d, Location: loc, Orders: c.Int("orders"),
 		Sellers: c.Int("sellers"), Seed: 1, BadRows: c.Int("bad-rows")}); err != nil {

@@ -60,4 +60,3 @@ func (cfg *config) seed(ctx context.Context, url string, o seed.Options) error {
 		time.Since(start).Round(time.Millisecond))
 	return nil
 }
-

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 	_ "time/tzdata" // the image may have no zoneinfo: embed it
@@ -204,7 +205,9 @@ func loadRules(path string, d pipeline.Date) (*transform.Rules, error) {
 		return nil, pipeline.E(pipeline.KindUsage, "--rules", err)
 	}
 	defer f.Close()
-	rules, err := transform.ParseRules(f, path)
+	// The rules are named by base name: it goes into every item and report,
+	// which must not depend on where the file was mounted.
+	rules, err := transform.ParseRules(f, filepath.Base(path))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,244 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// provider is a stand-in for a payment provider that applies each key at
+// most once, like the real ones, and can lose answers. It is not a database:
+// the effects themselves are recorded in real PostgreSQL.
+type provider struct {
+	applied    map[string]int64 // key -> amount applied
+	sends      int
+	loseAnswer int // lose the answer of the next n sends (applied anyway)
+	dropSend   int // drop the next n sends before they arrive
+	failKey    map[string]bool
+	pending    map[string]int // polls before the key reports its outcome
+	queryErr   error
+}
+
+func newProvider() *provider {
+	return &provider{applied: map[string]int64{}, failKey: map[string]bool{}, pending: map[string]int{}}
+}
+
+func (p *provider) Send(_ context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	p.sends++
+	if p.dropSend > 0 {
+		p.dropSend--
+		return pipeline.Outcome{}, errors.New("connection reset")
+	}
+	if _, ok := p.applied[e.Key]; !ok {
+		p.applied[e.Key] = e.Amount
+	}
+	if p.loseAnswer > 0 {
+		p.loseAnswer--
+		return pipeline.Outcome{}, errors.New("timeout awaiting response")
+	}
+	return p.outcome(e.Key), nil
+}
+
+func (p *provider) Query(_ context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	if p.queryErr != nil {
+		return pipeline.Outcome{}, p.queryErr
+	}
+	if _, ok := p.applied[e.Key]; !ok {
+		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
+	}
+	return p.outcome(e.Key), nil
+}
+
+func (p *provider) outcome(key string) pipeline.Outcome {
+	if p.pending[key] > 0 {
+		p.pending[key]--
+		return pipeline.Outcome{Status: pipeline.OutcomePending, Ref: "REF-" + key}
+	}
+	if p.failKey[key] {
+		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Ref: "REF-" + key, Reason: "ACCOUNT_ABNORMAL"}
+	}
+	return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: "REF-" + key}
+}
+
+func (p *provider) total() (n int, sum int64) {
+	for _, a := range p.applied {
+		n++
+		sum += a
+	}
+	return
+}
+
+func keyFor(subject string) func(int) string {
+	return func(attempt int) string { return fmt.Sprintf("%s-%d", strings.ReplaceAll(subject, "/", ""), attempt) }
+}
+
+func newRun(t *testing.T, l *ledger.Ledger) int64 {
+	t.Helper()
+	run, _, err := l.OpenRun(context.Background(), pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run.ID
+}
+
+func plan(t *testing.T, l *ledger.Ledger, runID int64, subject string, amount int64) pipeline.Effect {
+	t.Helper()
+	e, err := l.PlanEffect(context.Background(), pipeline.Effect{RunID: runID, Kind: "revenue_share", Subject: subject,
+		Attempt: 1, Key: keyFor(subject)(1), Currency: "CNY", Amount: amount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// settleOne drives an effect to a final state the way a stage does: apply,
+// and apply again (a poll, or the next run) until final or out of tries.
+func settleOne(t *testing.T, l *ledger.Ledger, p *provider, e pipeline.Effect) pipeline.Effect {
+	t.Helper()
+	for i := 0; i < 10 && !e.State.Final(); i++ {
+		var err error
+		e, err = pipeline.ApplyEffect(context.Background(), l, p, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func TestEffectProtocolNeverPaysTwice(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		setup     func(p *provider, key string)
+		wantSends int
+	}{
+		{"clean", func(p *provider, key string) {}, 1},
+		{"answer lost after apply: resolved by query, not resent", func(p *provider, key string) { p.loseAnswer = 1 }, 1},
+		{"request never arrived: query says not found, resent with the same key", func(p *provider, key string) { p.dropSend = 1 }, 2},
+		{"pending for three polls", func(p *provider, key string) { p.pending[key] = 3 }, 1},
+		{"answer lost twice and pending", func(p *provider, key string) { p.loseAnswer = 2; p.pending[key] = 2 }, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l, _ := open(t)
+			runID := newRun(t, l)
+			p := newProvider()
+			e := plan(t, l, runID, "RS/20261123/S1/CNY", 12345)
+			tc.setup(p, e.Key)
+			e = settleOne(t, l, p, e)
+			if e.State != pipeline.EffectSucceeded || e.ProviderRef != "REF-"+e.Key {
+				t.Fatalf("final %+v, want succeeded with the provider's reference", e)
+			}
+			if n, sum := p.total(); n != 1 || sum != 12345 {
+				t.Fatalf("provider applied %d requests for %d, want 1 for 12345", n, sum)
+			}
+			if p.sends != tc.wantSends {
+				t.Fatalf("sent %d times, want %d", p.sends, tc.wantSends)
+			}
+			// The ledger agrees, and a re-run changes nothing.
+			stored, ok, err := l.LatestEffect(context.Background(), "revenue_share", "RS/20261123/S1/CNY")
+			if err != nil || !ok || stored.State != pipeline.EffectSucceeded || stored.Sends != tc.wantSends {
+				t.Fatalf("stored %+v ok=%v err=%v", stored, ok, err)
+			}
+			replanned := plan(t, l, runID, "RS/20261123/S1/CNY", 12345)
+			if _, err := pipeline.ApplyEffect(context.Background(), l, p, replanned); err != nil || p.sends != tc.wantSends {
+				t.Fatalf("re-run sent again (sends %d) or failed: %v", p.sends, err)
+			}
+		})
+	}
+}
+
+func TestEffectUnknownStaysUnknownWhileProviderCannotBeAsked(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	p := newProvider()
+	p.loseAnswer = 1
+	e := plan(t, l, newRun(t, l), "RS/20261123/S2/CNY", 500)
+	e, err := pipeline.ApplyEffect(context.Background(), l, p, e)
+	if err != nil || e.State != pipeline.EffectUnknown {
+		t.Fatalf("after a lost answer: %+v, %v; want unknown", e, err)
+	}
+	p.queryErr = errors.New("503 from status API")
+	if _, err := pipeline.ApplyEffect(context.Background(), l, p, e); err == nil {
+		t.Fatal("query failed but ApplyEffect reported success")
+	}
+	if p.sends != 1 {
+		t.Fatalf("sent %d times while the outcome was unknown; a blind resend is forbidden", p.sends)
+	}
+	stored, _, _ := l.LatestEffect(context.Background(), "revenue_share", "RS/20261123/S2/CNY")
+	if stored.State != pipeline.EffectUnknown {
+		t.Fatalf("stored state %s, want unknown", stored.State)
+	}
+}
+
+func TestEffectFailureNeedsANewAttemptWithANewKey(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	runID := newRun(t, l)
+	p := newProvider()
+	subject := "DIST/20261123/4200001"
+	e := plan(t, l, runID, subject, 700)
+	p.failKey[e.Key] = true
+	e = settleOne(t, l, p, e)
+	if e.State != pipeline.EffectFailed || e.LastError != "ACCOUNT_ABNORMAL" {
+		t.Fatalf("got %+v, want failed with the provider's reason", e)
+	}
+	// A failed attempt is never re-sent under its own key.
+	if again, _ := pipeline.ApplyEffect(ctx, l, p, e); again.State != pipeline.EffectFailed || p.sends != 1 {
+		t.Fatalf("failed attempt was re-sent: %+v sends=%d", again, p.sends)
+	}
+	next, err := pipeline.NextAttempt(e, 3, keyFor(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Key == e.Key || next.Attempt != 2 {
+		t.Fatalf("next attempt %+v must have a new key", next)
+	}
+	next, err = l.PlanEffect(ctx, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next = settleOne(t, l, p, next)
+	if next.State != pipeline.EffectSucceeded {
+		t.Fatalf("second attempt %+v", next)
+	}
+	if _, err := pipeline.NextAttempt(next, 3, keyFor(subject)); err == nil {
+		t.Fatal("NextAttempt after a success must refuse")
+	}
+}
+
+func TestLedgerRefusesTwoOpenAttemptsAndTwoSuccesses(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	runID := newRun(t, l)
+	subject := "RS/20261123/S3/CNY"
+	first := plan(t, l, runID, subject, 100)
+	// Attempt 2 while attempt 1 can still succeed: the database says no.
+	_, err := l.PlanEffect(ctx, pipeline.Effect{RunID: runID, Kind: "revenue_share", Subject: subject, Attempt: 2,
+		Key: keyFor(subject)(2), Currency: "CNY", Amount: 100})
+	if err == nil {
+		t.Fatal("planned a second attempt while the first was open")
+	}
+	// Same attempt planned with another amount: refused, not silently changed.
+	if _, err := l.PlanEffect(ctx, pipeline.Effect{RunID: runID, Kind: "revenue_share", Subject: subject, Attempt: 1,
+		Key: first.Key, Currency: "CNY", Amount: 101}); err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("re-plan with another amount: %v", err)
+	}
+	if err := l.RecordOutcome(ctx, first.ID, pipeline.EffectSucceeded, "R1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordOutcome(ctx, first.ID, pipeline.EffectFailed, "", "late failure"); err == nil {
+		t.Fatal("a final state was changed")
+	}
+	if err := l.MarkSent(ctx, first.ID); err == nil {
+		t.Fatal("a succeeded effect was marked sent again")
+	}
+}

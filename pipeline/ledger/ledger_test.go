@@ -1,0 +1,172 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/settlekit/settle/internal/pgtest"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// open returns a migrated ledger in a fresh database.
+func open(t *testing.T) (*ledger.Ledger, string) {
+	t.Helper()
+	url := pgtest.URL(t)
+	l, err := ledger.Open(context.Background(), url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if _, err := l.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return l, url
+}
+
+var day = pipeline.Date{Year: 2026, Month: 11, Day: 23}
+
+func TestMigrateConcurrentlyAndTwice(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := ledger.Open(ctx, url, "custom_schema")
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer l.Close()
+			_, errs[i] = l.Migrate(ctx)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent migrate: %v", err)
+		}
+	}
+	l, err := ledger.Open(ctx, url, "custom_schema")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	applied, err := l.Migrate(ctx)
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("second migrate applied %v, %v; want nothing", applied, err)
+	}
+	var n int
+	if err := l.DB().Get(&n, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'custom_schema' AND table_name = 'items'`); err != nil || n != 1 {
+		t.Fatalf("items table in custom_schema: %d, %v", n, err)
+	}
+}
+
+func TestOpenRefusesURLWithoutSSLMode(t *testing.T) {
+	_, err := ledger.Open(context.Background(), "postgres://u@127.0.0.1:1/db", "")
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "sslmode") {
+		t.Fatalf("got %v, want a usage error about sslmode", err)
+	}
+	_, err = ledger.Open(context.Background(), "postgres://u@127.0.0.1:1/db?sslmode=disable", "Bad-Schema")
+	if pipeline.KindOf(err) != pipeline.KindUsage {
+		t.Fatalf("bad schema: got %v, want a usage error", err)
+	}
+}
+
+func TestLockExcludesSecondRunAndDiesWithConnection(t *testing.T) {
+	t.Parallel()
+	l, url := open(t)
+	ctx := context.Background()
+	other, err := ledger.Open(ctx, url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+
+	whole := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	release, err := l.Lock(ctx, whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = other.Lock(ctx, whole)
+	if !errors.Is(err, pipeline.ErrLocked) || pipeline.KindOf(err) != pipeline.KindLocked {
+		t.Fatalf("second lock: got %v, want ErrLocked of KindLocked", err)
+	}
+	// A shard of the same date overlaps the whole date.
+	if _, err := other.Lock(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Shard{Index: 1, Count: 4}}); !errors.Is(err, pipeline.ErrLocked) {
+		t.Fatalf("shard while whole date is locked: got %v, want ErrLocked", err)
+	}
+	// Another date is independent.
+	rel2, err := other.Lock(ctx, pipeline.RunKey{Date: day.AddDays(1), Shard: pipeline.Whole})
+	if err != nil {
+		t.Fatalf("other date: %v", err)
+	}
+	rel2()
+
+	// The holder dies (as with SIGKILL): its connection goes, and the lock with it.
+	var pids []int
+	if err := other.DB().Select(&pids, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted`); err != nil || len(pids) == 0 {
+		t.Fatalf("advisory lock holders: %v, %v", pids, err)
+	}
+	for _, pid := range pids {
+		other.DB().MustExec(`SELECT pg_terminate_backend($1)`, pid)
+	}
+	relOther, err := other.Lock(ctx, whole)
+	if err != nil {
+		t.Fatalf("lock after the holder died: %v", err)
+	}
+	relOther()
+	release() // the dead holder's release must not fail loudly or panic
+
+	// Shards of one date run side by side.
+	r0, err := l.Lock(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Shard{Index: 0, Count: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r0()
+	r1, err := other.Lock(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Shard{Index: 1, Count: 2}})
+	if err != nil {
+		t.Fatalf("second shard: %v", err)
+	}
+	defer r1()
+	if _, err := other.Lock(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Shard{Index: 1, Count: 2}}); !errors.Is(err, pipeline.ErrLocked) {
+		t.Fatalf("same shard twice: got %v, want ErrLocked", err)
+	}
+}
+
+func TestOpenRunResumes(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	p := pipeline.RunParams{TimeZone: "Asia/Shanghai", RulesHash: "r1", ConfigHash: "c1"}
+	run, created, err := l.OpenRun(ctx, key, p)
+	if err != nil || !created || run.Attempts != 1 || run.State != pipeline.RunRunning {
+		t.Fatalf("first open: %+v created=%v err=%v", run, created, err)
+	}
+	if err := l.CompleteStage(ctx, run.ID, pipeline.StageExtract); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CompleteStage(ctx, run.ID, pipeline.StageExtract); err != nil {
+		t.Fatal(err)
+	}
+	again, created, err := l.OpenRun(ctx, key, pipeline.RunParams{TimeZone: "Asia/Shanghai", RulesHash: "r2", ConfigHash: "c1"})
+	if err != nil || created || again.ID != run.ID || again.Attempts != 2 {
+		t.Fatalf("second open: %+v created=%v err=%v", again, created, err)
+	}
+	if !again.Done(pipeline.StageExtract) || len(again.StagesDone) != 1 || again.Done(pipeline.StageTransform) {
+		t.Fatalf("stages done %v, want [extract]", again.StagesDone)
+	}
+	if again.RulesHash != "r1" {
+		t.Fatalf("rules hash %q: a resumed run keeps what it started with", again.RulesHash)
+	}
+}
