@@ -24,9 +24,17 @@ func statusCommand(cfg *config) *cli.Command {
 				return err
 			}
 			defer l.Close()
+			migrated, err := l.Migrated(c.Context)
+			if err != nil {
+				return err
+			}
+			if !migrated {
+				fmt.Fprintf(cfg.stdout, "%s: no run recorded (the ledger schema %s does not exist yet)\n", d, l.Schema())
+				return nil
+			}
 			runs, err := l.RunsOn(c.Context, d)
 			if err != nil {
-				return fmt.Errorf("%w (has \"settle migrate\" been run against this database?)", err)
+				return err
 			}
 			if len(runs) == 0 {
 				fmt.Fprintf(cfg.stdout, "%s: no run recorded\n", d)

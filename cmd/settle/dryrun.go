@@ -55,9 +55,18 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 		return nil
 	}
 	defer l.Close()
-	run, err := l.GetRun(ctx, o.key)
+	migrated, err := l.Migrated(ctx)
+	if err != nil {
+		return err
+	}
+	var run *pipeline.Run
+	if migrated {
+		if run, err = l.GetRun(ctx, o.key); err != nil {
+			return err
+		}
+	}
 	switch {
-	case err != nil:
+	case !migrated:
 		fmt.Fprintln(w, "ledger: no schema yet (nothing settled)")
 	case run == nil:
 		fmt.Fprintln(w, "ledger: this date has not been run")

@@ -108,6 +108,13 @@ func (l *Ledger) GetRun(ctx context.Context, key pipeline.RunKey) (*pipeline.Run
 	return r, nil
 }
 
+// Migrated reports whether the ledger's schema has been created.
+func (l *Ledger) Migrated(ctx context.Context) (bool, error) {
+	var ok bool
+	err := l.db.QueryRowContext(ctx, `SELECT to_regclass('runs') IS NOT NULL`).Scan(&ok)
+	return ok, err
+}
+
 // RunsOn returns every run of a date (all shardings), oldest first.
 func (l *Ledger) RunsOn(ctx context.Context, d pipeline.Date) ([]*pipeline.Run, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE business_date = $1

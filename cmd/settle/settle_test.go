@@ -1,0 +1,371 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/settlekit/settle/internal/pgtest"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var cliMu sync.Mutex
+
+const testDate = "2026-11-23"
+
+// env is one test's database, reports directory and rules file.
+type env struct {
+	t       *testing.T
+	url     string
+	db      *sqlx.DB
+	reports string
+	rules   string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	url := pgtest.URL(t)
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules.csv")
+	if err := os.WriteFile(rules, demoRules, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, url: url, db: db, reports: filepath.Join(dir, "reports"), rules: rules}
+}
+
+// settle runs the command line in-process with the database flag set, and
+// returns its output and exit code.
+func (e *env) settle(args ...string) (string, int) {
+	e.t.Helper()
+	var out, errb bytes.Buffer
+	full := append([]string{"settle"}, args...)
+	if len(args) > 0 {
+		full = append([]string{"settle", args[0], "--database-url", e.url}, args[1:]...)
+	}
+	cfg := func(string) string { return "" }
+	// urfave/cli mutates its package-level help flag while parsing: in one
+	// process (the tests, not production) invocations must take turns.
+	cliMu.Lock()
+	err := run(context.Background(), full, cfg, &out, &errb)
+	cliMu.Unlock()
+	code := exitCode(err, &errb)
+	return out.String() + errb.String(), code
+}
+
+func (e *env) mustSettle(args ...string) string {
+	e.t.Helper()
+	out, code := e.settle(args...)
+	if code != 0 {
+		e.t.Fatalf("settle %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+func (e *env) seed(orders, bad int) {
+	e.t.Helper()
+	e.mustSettle("seed", "--date", testDate, "--orders", fmt.Sprint(orders), "--sellers", "30", "--bad-rows", fmt.Sprint(bad), "--seed", "7")
+}
+
+func (e *env) count(q string, args ...any) int64 {
+	e.t.Helper()
+	var n int64
+	if err := e.db.Get(&n, q, args...); err != nil {
+		e.t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// checkEveryOrderOnce verifies that every order confirmed on the date is
+// either one item or rejected, exactly once, and that each item conserves
+// its amount.
+func (e *env) checkEveryOrderOnce() {
+	e.t.Helper()
+	window := `o.confirmed_at >= '2026-11-23 00:00:00+08' AND o.confirmed_at < '2026-11-24 00:00:00+08'`
+	if n := e.count(`SELECT count(*) FROM orders o WHERE ` + window); n == 0 {
+		e.t.Fatal("no orders seeded in the window")
+	}
+	// Each source row in the window became exactly one item or one reject.
+	if n := e.count(`SELECT count(*) FROM orders o WHERE ` + window); n != e.count(`SELECT count(*) FROM settle.items`)+e.count(`SELECT count(*) FROM settle.rejects`) {
+		e.t.Fatalf("%d rows in the window, %d items + %d rejects", n, e.count(`SELECT count(*) FROM settle.items`), e.count(`SELECT count(*) FROM settle.rejects`))
+	}
+	// Every good order is an item: none lost, none doubled.
+	missing := e.count(`SELECT count(*) FROM orders o WHERE ` + window + ` AND o.order_no IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM settle.items i WHERE i.order_no = o.order_no)
+		AND NOT EXISTS (SELECT 1 FROM settle.rejects r WHERE r.order_no = o.order_no)`)
+	if missing != 0 {
+		e.t.Fatalf("%d orders neither settled nor rejected", missing)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE gross_minor <> refunded_minor + commission_minor + seller_minor`); n != 0 {
+		e.t.Fatalf("%d items break gross = refunded + commission + seller share", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items i JOIN orders o USING (order_no) WHERE o.amount_minor <> i.gross_minor`); n != 0 {
+		e.t.Fatalf("%d items do not carry the order's amount", n)
+	}
+}
+
+func TestRunSettlesEveryOrderOnceAndReRunChangesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(3000, 24)
+	out := e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform", "--out", e.reports)
+	if !strings.Contains(out, "extract") || !strings.Contains(out, "items recorded") {
+		t.Fatalf("run output lacks its stages:\n%s", out)
+	}
+	e.checkEveryOrderOnce()
+	items, rejects := e.count(`SELECT count(*) FROM settle.items`), e.count(`SELECT count(*) FROM settle.rejects`)
+	// 24 bad rows, one of every kind three times; a duplicate rejects both of its rows.
+	if rejects != 27 {
+		t.Fatalf("rejects %d, want 27 (24 bad rows, 3 of them duplicated)", rejects)
+	}
+	if items != 3000-24 {
+		t.Fatalf("items %d, want %d", items, 3000-24)
+	}
+	// The rest of the stages, then the same date again.
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports)
+	report, err := os.ReadFile(filepath.Join(e.reports, testDate, "orders.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports)
+	if !strings.Contains(again, "nothing new") || !strings.Contains(again, "0 new money movements") {
+		t.Fatalf("re-run did not say nothing was new:\n%s", again)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items`); n != items {
+		t.Fatalf("re-run changed the items: %d, was %d", n, items)
+	}
+	if n := e.count(`SELECT attempts FROM settle.runs`); n != 3 {
+		t.Fatalf("attempts %d, want 3", n)
+	}
+	// Rejected rows are visible with reasons in the report and in status.
+	lines := strings.Split(strings.TrimSpace(string(report)), "\n")
+	if len(lines) != int(items+rejects)+1 {
+		t.Fatalf("orders.csv has %d lines, want %d", len(lines), items+rejects+1)
+	}
+	if !strings.HasPrefix(lines[0], "order_no,seller_id,provider,currency,gross_minor,refunded_minor,commission_minor,seller_minor,action,state,reason") {
+		t.Fatalf("orders.csv header: %s", lines[0])
+	}
+	for _, reason := range []string{"duplicate order_no", "seller_id is NULL", "overflows int64", "unknown currency", "unknown provider", "must be positive", "exceeds amount_minor", "provider_txn_id"} {
+		if !strings.Contains(string(report), reason) {
+			t.Errorf("orders.csv lacks a reject with reason %q", reason)
+		}
+	}
+	status := e.mustSettle("status", "--date", testDate)
+	for _, want := range []string{"extract done", "transform done", "rejected: 27 rows", "duplicate order_no", "wechatpay"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status lacks %q:\n%s", want, status)
+		}
+	}
+	// settle report rewrites the same bytes.
+	e.mustSettle("report", "--date", testDate, "--out", e.reports)
+	rewritten, _ := os.ReadFile(filepath.Join(e.reports, testDate, "orders.csv"))
+	if !bytes.Equal(report, rewritten) {
+		t.Fatal("settle report wrote different bytes for the same ledger")
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(500, 8)
+	out := e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--dry-run")
+	for _, want := range []string{"dry run", "would record 492 items", "rejected: 9 rows", "ledger: no schema yet"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'settle'`); n != 0 {
+		t.Fatal("dry run created the ledger schema")
+	}
+	// After a real run, the dry run reports what is already done.
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform", "--out", e.reports)
+	out = e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--dry-run")
+	if !strings.Contains(out, "stages done: [extract transform]") {
+		t.Fatalf("dry run after a run does not show what is done:\n%s", out)
+	}
+	if n := e.count(`SELECT attempts FROM settle.runs`); n != 1 {
+		t.Fatalf("dry run touched the run (attempts %d)", n)
+	}
+}
+
+func TestBadRulesAndConfigurationExit2BeforeAnything(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(50, 0)
+	bad := filepath.Join(t.TempDir(), "rules.csv")
+	os.WriteFile(bad, []byte("seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n,,,500,,,,2020-01-01\n,books,,12.5,,,,2020-01-01\n"), 0o600)
+	late := filepath.Join(t.TempDir(), "late.csv")
+	os.WriteFile(late, []byte("seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n,,,500,,,,2027-01-01\n"), 0o600)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"rate not an integer", []string{"--rules", bad}, "rules.csv:3"},
+		{"no default rule on the date", []string{"--rules", late}, "2026-11-23"},
+		{"missing rules", []string{}, "--rules"},
+		{"unknown time zone", []string{"--rules", e.rules, "--tz", "Mars/Olympus"}, "--tz"},
+		{"bad shard", []string{"--rules", e.rules, "--shard", "4/4"}, "shard"},
+		{"bad date", []string{"--rules", e.rules, "--date", "2026-13-01"}, "--date"},
+		{"bad stage", []string{"--rules", e.rules, "--until", "payout"}, "--until"},
+		{"unknown flag", []string{"--rules", e.rules, "--no-such-flag"}, "no-such-flag"},
+		{"source query file missing", []string{"--rules", e.rules, "--source-query", "/nonexistent.sql"}, "--source-query"},
+	}
+	for _, tc := range cases {
+		args := append([]string{"run", "--date", testDate}, tc.args...)
+		if tc.name == "bad date" {
+			args = append([]string{"run"}, tc.args...)
+		}
+		out, code := e.settle(args...)
+		if code != 2 || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: exit %d, want 2 naming %q:\n%s", tc.name, code, tc.want, out)
+		}
+	}
+	if status := e.mustSettle("status", "--date", testDate); !strings.Contains(status, "no run recorded") {
+		t.Fatalf("a configuration error still recorded a run:\n%s", status)
+	}
+	// A database URL without sslmode is a configuration error too.
+	var out, errb bytes.Buffer
+	cliMu.Lock()
+	err := run(context.Background(), []string{"settle", "run", "--database-url", "postgres://x@127.0.0.1/db", "--rules", e.rules}, os.Getenv, &out, &errb)
+	cliMu.Unlock()
+	if code := exitCode(err, &errb); code != 2 || !strings.Contains(errb.String(), "sslmode") {
+		t.Errorf("URL without sslmode: exit %d: %s", code, errb.String())
+	}
+	// A source query with the wrong columns names them.
+	q := filepath.Join(t.TempDir(), "q.sql")
+	os.WriteFile(q, []byte("SELECT order_no, seller_id FROM orders WHERE confirmed_at >= $1 AND confirmed_at < $2"), 0o600)
+	got, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--source-query", q, "--until", "extract")
+	if code != 2 || !strings.Contains(got, "returns columns (order_no, seller_id)") {
+		t.Errorf("bad source query: exit %d:\n%s", code, got)
+	}
+}
+
+func TestSecondRunOfSameDateExits75(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(50, 0)
+	e.mustSettle("migrate")
+	l, err := ledger.Open(context.Background(), e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	release, err := l.Lock(context.Background(), pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules)
+	if code != 75 || !strings.Contains(out, "holds the lock") {
+		t.Fatalf("exit %d, want 75 with a clear message:\n%s", code, out)
+	}
+	// Another date is not blocked.
+	if _, code := e.settle("run", "--date", "2026-11-22", "--rules", e.rules, "--out", e.reports); code != 0 {
+		t.Fatalf("another date exit %d", code)
+	}
+	release()
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports)
+}
+
+func TestTooManyRejectsExit3AndSendNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(100, 20)
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports)
+	if code != 3 || !strings.Contains(out, "rows rejected") {
+		t.Fatalf("exit %d, want 3:\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(e.reports, testDate, "orders.csv")); err != nil {
+		t.Fatalf("the rejects must still be reported: %v", err)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects`); n != 0 {
+		t.Fatalf("%d side effects planned on bad data", n)
+	}
+	// Still gated on a re-run; a raised tolerance lets it through.
+	if _, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports); code != 3 {
+		t.Fatalf("re-run exit %d, want 3 again", code)
+	}
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--max-reject-ratio", "0.5")
+}
+
+func TestShardsSettleExactlyTheItemsOfAWholeRun(t *testing.T) {
+	t.Parallel()
+	whole, sharded := newEnv(t), newEnv(t)
+	whole.seed(2000, 16)
+	sharded.seed(2000, 16)
+	whole.mustSettle("run", "--date", testDate, "--rules", whole.rules, "--until", "transform")
+	for i := 0; i < 4; i++ {
+		sharded.mustSettle("run", "--date", testDate, "--rules", sharded.rules, "--until", "transform", "--shard", fmt.Sprintf("%d/4", i))
+	}
+	dump := func(e *env) string {
+		var rows []string
+		if err := e.db.Select(&rows, `SELECT order_no || ' ' || seller_id || ' ' || currency || ' ' || gross_minor || ' ' || commission_minor || ' ' || seller_minor || ' ' || rule
+			FROM settle.items ORDER BY order_no`); err != nil {
+			t.Fatal(err)
+		}
+		var rejects []string
+		if err := e.db.Select(&rejects, `SELECT order_no || ' ' || reason FROM settle.rejects ORDER BY order_no, reason`); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(rows, "\n") + "\n--\n" + strings.Join(rejects, "\n")
+	}
+	a, b := dump(whole), dump(sharded)
+	if a != b {
+		t.Fatalf("sharded items differ from the whole run's")
+	}
+	if n := sharded.count(`SELECT count(DISTINCT run_id) FROM settle.items`); n != 4 {
+		t.Fatalf("items came from %d runs, want 4 shards", n)
+	}
+	// Each shard holds its own sellers only.
+	if n := sharded.count(`SELECT count(*) FROM (SELECT seller_id FROM settle.items GROUP BY seller_id HAVING count(DISTINCT run_id) > 1) s`); n != 0 {
+		t.Fatalf("%d sellers split across shards", n)
+	}
+}
+
+func TestOrderSettlesOnceEverAcrossDates(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(200, 0)
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform")
+	// The platform moves an already settled order to the next day.
+	e.db.MustExec(`UPDATE orders SET confirmed_at = confirmed_at + interval '1 day' WHERE order_no = 'O20261123-00000010'`)
+	e.mustSettle("run", "--date", "2026-11-24", "--rules", e.rules, "--until", "transform")
+	var reason string
+	if err := e.db.Get(&reason, `SELECT reason FROM settle.rejects WHERE order_no = 'O20261123-00000010'`); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(reason, "already settled on 2026-11-23") {
+		t.Fatalf("reason %q", reason)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = 'O20261123-00000010'`); n != 1 {
+		t.Fatalf("order recorded %d times", n)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	out := e.mustSettle("demo", "--out", e.reports, "--date", testDate, "--orders", "300", "--bad-rows", "4")
+	for _, want := range []string{"== first run", "== the same date again", "nothing new", "== summary"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.reports, testDate, "orders.csv")); err != nil {
+		t.Fatal(err)
+	}
+}
