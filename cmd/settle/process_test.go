@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real binary as separate processes: two runs racing for
+// one date, and a run killed with SIGKILL midway.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/settle once per test process.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "settle-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "settle")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build settle: %v", buildErr)
+	}
+	return binPath
+}
+
+func (e *env) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(binary(e.t), args...)
+	cmd.Env = append(os.Environ(), "SETTLE_DATABASE_URL="+e.url, "SETTLE_RULES="+e.rules, "SETTLE_REPORTS_DIR="+e.reports)
+	return cmd
+}
+
+func exitStatus(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestTwoRunsStartedTogetherOneProceedsOneExits75(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seeds 100k orders")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(100000, 0)
+	e.mustSettle("migrate")
+	var outs [2]bytes.Buffer
+	cmds := [2]*exec.Cmd{}
+	for i := range cmds {
+		cmds[i] = e.command("run", "--date", testDate, "--until", "transform")
+		cmds[i].Stdout, cmds[i].Stderr = &outs[i], &outs[i]
+	}
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	codes := []int{exitStatus(cmds[0].Wait()), exitStatus(cmds[1].Wait())}
+	sort.Ints(codes)
+	if codes[0] != 0 || codes[1] != 75 {
+		t.Fatalf("exit codes %v, want [0 75]\nfirst:\n%s\nsecond:\n%s", codes, &outs[0], &outs[1])
+	}
+	e.checkEveryOrderOnce()
+}
+
+func TestKilledMidwayAndRunAgainCompletes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seeds 150k orders")
+	}
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		copyQ string // the COPY in flight when the process is killed
+	}{
+		{"during extract", "COPY source_rows%"},
+		{"during transform", "COPY item_stage%"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.seed(150000, 40)
+			e.mustSettle("migrate")
+			cmd := e.command("run", "--date", testDate, "--until", "transform")
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(2 * time.Minute)
+			for {
+				if n := e.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE $1`, tc.copyQ); n > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatalf("never saw %s in flight:\n%s", tc.copyQ, &out)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			time.Sleep(200 * time.Millisecond) // well into the COPY
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			cmd.Wait()
+			if n := e.count(`SELECT count(*) FROM settle.items`); n != 0 {
+				t.Fatalf("%d items visible from a killed transform: the stage must be atomic", n)
+			}
+			// The dead process's backend goes when PostgreSQL notices; until
+			// then the lock may still be held (exit 75): try again.
+			var code int
+			var again bytes.Buffer
+			for i := 0; i < 50; i++ {
+				again.Reset()
+				rerun := e.command("run", "--date", testDate, "--until", "transform")
+				rerun.Stdout, rerun.Stderr = &again, &again
+				if code = exitStatus(rerun.Run()); code != 75 {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if code != 0 {
+				t.Fatalf("re-run exit %d:\n%s", code, &again)
+			}
+			e.checkEveryOrderOnce()
+			if n := e.count(`SELECT attempts FROM settle.runs`); n < 2 {
+				t.Fatalf("attempts %d, want the resumed run counted", n)
+			}
+		})
+	}
+}
