@@ -1,0 +1,116 @@
+package seed_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/settlekit/settle/internal/pgtest"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/seed"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var day = pipeline.Date{Year: 2026, Month: 11, Day: 23}
+
+func generate(t *testing.T, db *sqlx.DB, s uint64, orders, bad int) seed.Result {
+	t.Helper()
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	res, err := seed.Generate(context.Background(), db, seed.Options{Date: day, Location: sh, Orders: orders, Sellers: 20, Seed: s, BadRows: bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func fingerprint(t *testing.T, db *sqlx.DB) string {
+	t.Helper()
+	var f string
+	err := db.Get(&f, `SELECT md5(string_agg(x, '|' ORDER BY x)) FROM (
+		SELECT concat_ws(',', order_no, seller_id, provider, provider_txn_id, currency, amount_minor, category, paid_at, confirmed_at) AS x FROM orders
+		UNION ALL SELECT concat_ws(',', refund_no, order_no, amount_minor, created_at) FROM refunds) s`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestSameSeedSameData(t *testing.T) {
+	t.Parallel()
+	a, b := pgtest.DB(t), pgtest.DB(t)
+	generate(t, a, 3, 500, 16)
+	generate(t, b, 3, 500, 16)
+	if fingerprint(t, a) != fingerprint(t, b) {
+		t.Fatal("the same seed wrote different data")
+	}
+	generate(t, b, 4, 500, 16)
+	if fingerprint(t, a) == fingerprint(t, b) {
+		t.Fatal("another seed wrote the same data")
+	}
+	// Seeding a date again replaces it rather than adding to it.
+	generate(t, a, 3, 500, 16)
+	var n int
+	a.Get(&n, `SELECT count(*) FROM orders`)
+	if n != 500+2+3 { // two duplicate rows, three outside the day
+		t.Fatalf("%d orders after re-seeding, want 505", n)
+	}
+}
+
+func TestSeedCoversChannelsCurrenciesRefundsAndMidnight(t *testing.T) {
+	t.Parallel()
+	db := pgtest.DB(t)
+	res := generate(t, db, 1, 2000, 0)
+	if res.Orders != 2000 || res.Outside != 3 || res.LateRefunds == 0 || res.Refunds == 0 {
+		t.Fatalf("result %+v", res)
+	}
+	count := func(q string) int {
+		var n int
+		if err := db.Get(&n, q); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for q, min := range map[string]int{
+		`SELECT count(DISTINCT provider) FROM orders`:                               3,
+		`SELECT count(DISTINCT currency) FROM orders`:                               5,
+		`SELECT count(*) FROM orders WHERE currency = 'JPY'`:                        1,
+		`SELECT count(*) FROM orders WHERE currency = 'KWD'`:                        1,
+		`SELECT count(*) FROM orders WHERE confirmed_at = '2026-11-23 00:00:00+08'`: 1,
+		`SELECT count(*) FROM orders WHERE confirmed_at = '2026-11-24 00:00:00+08'`: 1,
+		`SELECT count(*) FROM orders WHERE confirmed_at < '2026-11-23 00:00:00+08'`: 1,
+		`SELECT count(*) FROM (SELECT r.order_no FROM refunds r JOIN orders o USING (order_no) GROUP BY r.order_no, o.amount_minor HAVING sum(r.amount_minor) = o.amount_minor) f`: 1,
+		`SELECT count(*) FROM (SELECT r.order_no FROM refunds r JOIN orders o USING (order_no) GROUP BY r.order_no, o.amount_minor HAVING sum(r.amount_minor) < o.amount_minor) p`: 1,
+		`SELECT count(*) FROM sellers WHERE infinia_seller_id IS NOT NULL AND wechat_sub_mchid IS NOT NULL`:                                                                        20,
+	} {
+		if n := count(q); n < min {
+			t.Errorf("%s = %d, want at least %d", q, n, min)
+		}
+	}
+}
+
+func TestSeedWritesEveryBadKind(t *testing.T) {
+	t.Parallel()
+	db := pgtest.DB(t)
+	res := generate(t, db, 1, 400, len(seed.BadKinds))
+	if res.BadRows != len(seed.BadKinds) {
+		t.Fatalf("bad rows %d", res.BadRows)
+	}
+	for kind, q := range map[string]string{
+		"null seller_id":          `SELECT count(*) FROM orders WHERE seller_id IS NULL`,
+		"negative amount":         `SELECT count(*) FROM orders WHERE amount_minor < 0`,
+		"overflowing amount":      `SELECT count(*) FROM orders WHERE amount_minor > 9223372036854775807`,
+		"unknown currency":        `SELECT count(*) FROM orders WHERE currency = 'XXX'`,
+		"unknown provider":        `SELECT count(*) FROM orders WHERE provider = 'alipay'`,
+		"duplicate order_no":      `SELECT count(*) FROM (SELECT order_no FROM orders GROUP BY order_no HAVING count(*) > 1) d`,
+		"refund above amount":     `SELECT count(*) FROM (SELECT order_no FROM refunds r JOIN orders o USING (order_no) GROUP BY order_no, o.amount_minor HAVING sum(r.amount_minor) > o.amount_minor) x`,
+		"missing provider_txn_id": `SELECT count(*) FROM orders WHERE provider = 'wechatpay' AND provider_txn_id IS NULL`,
+	} {
+		var n int
+		if err := db.Get(&n, q); err != nil || n != 1 {
+			t.Errorf("%s: %d rows (%v), want 1", kind, n, err)
+		}
+	}
+}
