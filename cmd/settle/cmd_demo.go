@@ -50,7 +50,7 @@ func (cfg *config) demo(c *cli.Context) error {
 			return err
 		}
 		fmt.Fprintln(w, "starting a throwaway PostgreSQL (set SETTLE_DATABASE_URL to use yours) ...")
-		srv, err := pgserver.Start(ctx, dir, cfg.stderr)
+		srv, err := pgserver.Start(ctx, dir, nil) // its errors carry the server log
 		if err != nil {
 			os.RemoveAll(dir)
 			return fmt.Errorf("demo: %w", err)
