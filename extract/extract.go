@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -61,12 +62,7 @@ func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 	return nil
 }
 
-func (s *Source) name() string {
-	if s.Name == "" {
-		return "(built in)"
-	}
-	return s.Name
-}
+func (s *Source) name() string { return name(s.Name) }
 
 func checkColumns(rows *sql.Rows) error {
 	got, err := rows.Columns()
@@ -77,4 +73,69 @@ func checkColumns(rows *sql.Rows) error {
 		return fmt.Errorf("returns columns (%s), want (%s)", strings.Join(got, ", "), strings.Join(Columns, ", "))
 	}
 	return nil
+}
+
+// SellerColumns are the columns a sellers query must return, in this order.
+var SellerColumns = []string{"seller_id", "name", "entity_type", "country", "infinia_seller_id", "wechat_sub_mchid"}
+
+// Sellers runs a sellers query against the platform database. It
+// implements pipeline.SellerSource.
+type Sellers struct {
+	DB    *sqlx.DB
+	Query string // $1 = text[] of seller ids
+	Name  string
+	Batch int // ids per query, default 1000
+}
+
+// Sellers calls fn for every seller of ids the platform knows. NULL
+// identities become empty strings.
+func (s *Sellers) Sellers(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
+	batch := s.Batch
+	if batch <= 0 {
+		batch = 1000
+	}
+	for len(ids) > 0 {
+		n := min(batch, len(ids))
+		if err := s.batch(ctx, ids[:n], fn); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
+	rows, err := s.DB.QueryContext(ctx, s.Query, pq.Array(ids))
+	if err != nil {
+		return pipeline.E(pipeline.KindUsage, "sellers query "+name(s.Name), err)
+	}
+	defer rows.Close()
+	got, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	if strings.Join(got, ",") != strings.Join(SellerColumns, ",") {
+		return pipeline.Errorf(pipeline.KindUsage, "sellers query "+name(s.Name), "returns columns (%s), want (%s)",
+			strings.Join(got, ", "), strings.Join(SellerColumns, ", "))
+	}
+	for rows.Next() {
+		var id string
+		var nm, et, country, inf, wx sql.NullString
+		if err := rows.Scan(&id, &nm, &et, &country, &inf, &wx); err != nil {
+			return fmt.Errorf("read sellers: %w", err)
+		}
+		seller := pipeline.Seller{ID: id, Name: nm.String, EntityType: et.String, Country: country.String,
+			InfiniaID: inf.String, WeChatSubMchID: wx.String}
+		if err := fn(seller); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func name(s string) string {
+	if s == "" {
+		return "(built in)"
+	}
+	return s
 }

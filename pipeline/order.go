@@ -105,3 +105,14 @@ type OrderLine struct {
 	ProviderRef string `csv:"provider_ref"`
 	Shard       string `csv:"shard"`
 }
+
+// Seller is a seller as the platform describes it, with its identities at
+// the providers. An empty identity means the seller has none there.
+type Seller struct {
+	ID             string
+	Name           string
+	EntityType     string // Corporate | Individual
+	Country        string // ISO 3166 alpha-3
+	InfiniaID      string // Infinia Pay seller id
+	WeChatSubMchID string // WeChat Pay sub-merchant id
+}

@@ -15,6 +15,13 @@ type Source interface {
 	Orders(ctx context.Context, w Window, fn func(SourceRow) error) error
 }
 
+// SellerSource looks sellers up on the platform.
+type SellerSource interface {
+	// Sellers calls fn for each of the sellers named by ids that the
+	// platform knows, in any order.
+	Sellers(ctx context.Context, ids []string, fn func(Seller) error) error
+}
+
 // ItemWriter receives the outcome of the transform stage, row by row.
 type ItemWriter interface {
 	Split(Split) error
@@ -29,9 +36,12 @@ type ItemCounts struct {
 
 // Snapshot is the ledger's store for a run's input and items.
 type Snapshot interface {
-	// WriteSnapshot replaces the run's snapshot with the rows fill adds and
-	// records StageExtract done, in one transaction. It returns the count.
-	WriteSnapshot(ctx context.Context, runID int64, fill func(add func(SourceRow) error) error) (int64, error)
+	// WriteSnapshot replaces the run's snapshot with the rows and sellers
+	// fill adds and records StageExtract done, in one transaction. It
+	// returns the count of rows.
+	WriteSnapshot(ctx context.Context, runID int64, fill func(add func(SourceRow) error, addSeller func(Seller) error) error) (int64, error)
+	// RunSellers returns the sellers recorded with the run's snapshot.
+	RunSellers(ctx context.Context, runID int64) (map[string]Seller, error)
 	// ReadSnapshot calls fn for each snapshot row, ordered by order_no
 	// (NULL first) then Seq, so that duplicates arrive next to each other.
 	ReadSnapshot(ctx context.Context, runID int64, fn func(SourceRow) error) error
@@ -46,18 +56,32 @@ type Snapshot interface {
 // error, such as no commission rule for the date).
 type Classifier func(row SourceRow) (Split, *Reject, error)
 
-// ExtractStage reads the day's orders of the run's shard into the snapshot.
-func ExtractStage(src Source, snap Snapshot, w func(Date) Window) StageFunc {
+// ExtractStage reads the day's orders of the run's shard into the snapshot,
+// with the sellers they name.
+func ExtractStage(src Source, sellers SellerSource, snap Snapshot, w func(Date) Window) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		var skipped int64
-		n, err := snap.WriteSnapshot(ctx, run.ID, func(add func(SourceRow) error) error {
-			return src.Orders(ctx, w(run.Key.Date), func(row SourceRow) error {
+		n, err := snap.WriteSnapshot(ctx, run.ID, func(add func(SourceRow) error, addSeller func(Seller) error) error {
+			ids := map[string]bool{}
+			err := src.Orders(ctx, w(run.Key.Date), func(row SourceRow) error {
 				if !run.Key.Shard.Owns(deref(row.SellerID)) {
 					skipped++
 					return nil
 				}
+				if row.SellerID != nil {
+					ids[*row.SellerID] = true
+				}
 				return add(row)
 			})
+			if err != nil {
+				return err
+			}
+			list := make([]string, 0, len(ids))
+			for id := range ids {
+				list = append(list, id)
+			}
+			sort.Strings(list)
+			return sellers.Sellers(ctx, list, addSeller)
 		})
 		if err != nil {
 			return "", fmt.Errorf("extract: %w", err)
@@ -70,8 +94,14 @@ func ExtractStage(src Source, snap Snapshot, w func(Date) Window) StageFunc {
 }
 
 // TransformStage classifies the snapshot and records items and rejects.
-func TransformStage(snap Snapshot, classify Classifier) StageFunc {
+// classifier is given the run's sellers.
+func TransformStage(snap Snapshot, classifier func(map[string]Seller) Classifier) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
+		sellers, err := snap.RunSellers(ctx, run.ID)
+		if err != nil {
+			return "", fmt.Errorf("transform: %w", err)
+		}
+		classify := classifier(sellers)
 		counts, err := snap.WriteItems(ctx, run, func(w ItemWriter) error {
 			return Settle(func(fn func(SourceRow) error) error {
 				return snap.ReadSnapshot(ctx, run.ID, fn)

@@ -33,6 +33,7 @@ type Options struct {
 var BadKinds = []string{
 	"null seller_id", "negative amount", "overflowing amount", "unknown currency",
 	"unknown provider", "duplicate order_no", "refund above amount", "missing provider_txn_id",
+	"unknown seller",
 }
 
 // Result says what was written.
@@ -290,6 +291,8 @@ func (g *gen) spoil(o *order, kind string) *order {
 	case "refund above amount":
 		amt, _ := strconv.ParseInt(o.amount, 10, 64)
 		o.refunds = []refund{{amount: amt + 1, at: o.confirmed.Add(-time.Minute)}}
+	case "unknown seller":
+		o.seller = "S99999"
 	case "missing provider_txn_id":
 		o.provider, o.txn = string(pipeline.ChannelWeChatPay), ""
 		o.currency = "CNY"

@@ -107,6 +107,7 @@ func TestSeedWritesEveryBadKind(t *testing.T) {
 		"duplicate order_no":      `SELECT count(*) FROM (SELECT order_no FROM orders GROUP BY order_no HAVING count(*) > 1) d`,
 		"refund above amount":     `SELECT count(*) FROM (SELECT order_no FROM refunds r JOIN orders o USING (order_no) GROUP BY order_no, o.amount_minor HAVING sum(r.amount_minor) > o.amount_minor) x`,
 		"missing provider_txn_id": `SELECT count(*) FROM orders WHERE provider = 'wechatpay' AND provider_txn_id IS NULL`,
+		"unknown seller":          `SELECT count(*) FROM orders WHERE seller_id = 'S99999'`,
 	} {
 		var n int
 		if err := db.Get(&n, q); err != nil || n != 1 {

@@ -26,3 +26,9 @@ var PlatformSchema string
 //
 //go:embed platform/source.sql
 var SourceQuery string
+
+// SellersQuery is the default sellers query: the sellers named by $1 (a
+// text[]), with their provider identities.
+//
+//go:embed platform/sellers.sql
+var SellersQuery string

@@ -96,7 +96,7 @@ func (cfg *config) demo(c *cli.Context) error {
 	opts := &runOptions{
 		key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, window: w0, tz: loc.String(),
 		until: pipeline.StageReconcile, classify: classifier(rules, d, w0), rulesHash: rules.Hash(),
-		query: sourceQueryDefault(), sourceURL: url, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: 0.05,
+		query: sourceQueryDefault(), sellersQ: sellersQueryDefault(), sourceURL: url, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: 0.05,
 	}
 	fmt.Fprintln(w, "\n== first run")
 	start := time.Now()

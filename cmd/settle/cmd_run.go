@@ -24,6 +24,8 @@ func runCommand(cfg *config) *cli.Command {
 			&cli.StringFlag{Name: flagRules, EnvVars: []string{"SETTLE_RULES"}, Usage: "commission rules CSV file (required)"},
 			&cli.StringFlag{Name: flagSourceQuery, EnvVars: []string{"SETTLE_SOURCE_QUERY"},
 				Usage: "SQL file returning the source columns for $1 (window start) and $2 (window end)"},
+			&cli.StringFlag{Name: flagSellersQuery, EnvVars: []string{"SETTLE_SELLERS_QUERY"},
+				Usage: "SQL file returning the seller columns for $1 (a text[] of seller ids)"},
 			&cli.StringFlag{Name: "until", EnvVars: []string{"SETTLE_UNTIL"}, Value: string(pipeline.StageReconcile),
 				Usage: "stop after this stage: extract, transform, upload, distribute or reconcile"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "compute and print the plan; write and send nothing"},
@@ -57,10 +59,12 @@ type runOptions struct {
 	window      pipeline.Window
 	tz          string
 	until       pipeline.Stage
-	classify    pipeline.Classifier
+	classify    func(seller func(string) (pipeline.Seller, bool, error)) pipeline.Classifier
 	rulesHash   string
 	query       string
 	queryName   string
+	sellersQ    string
+	sellersName string
 	sourceURL   string
 	reports     reportWriter
 	maxRejectRt float64
@@ -91,6 +95,10 @@ func (cfg *config) runOptions(c *cli.Context) (*runOptions, error) {
 	if err != nil {
 		return nil, err
 	}
+	sq, sname, err := sellersQuery(c)
+	if err != nil {
+		return nil, err
+	}
 	dbURL, err := databaseURL(c)
 	if err != nil {
 		return nil, err
@@ -106,7 +114,7 @@ func (cfg *config) runOptions(c *cli.Context) (*runOptions, error) {
 	w := pipeline.WindowOf(d, loc)
 	return &runOptions{
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
-		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name,
+		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
 		sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
 	}, nil
 }
@@ -144,8 +152,11 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		Out:   cfg.stdout,
 		Now:   cfg.now,
 		Stages: map[pipeline.Stage]pipeline.StageFunc{
-			pipeline.StageExtract:   pipeline.ExtractStage(extractSource(src, o.query, o.queryName), l, func(pipeline.Date) pipeline.Window { return o.window }),
-			pipeline.StageTransform: pipeline.TransformStage(l, o.classify),
+			pipeline.StageExtract: pipeline.ExtractStage(extractSource(src, o.query, o.queryName),
+				sellerSource(src, o.sellersQ, o.sellersName), l, func(pipeline.Date) pipeline.Window { return o.window }),
+			pipeline.StageTransform: pipeline.TransformStage(l, func(m map[string]pipeline.Seller) pipeline.Classifier {
+				return o.classify(fromMap(m))
+			}),
 			pipeline.StageReconcile: o.reports.stage(l),
 		},
 		Gate: rejectGate(l, o.maxRejectRt),

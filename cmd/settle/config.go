@@ -52,6 +52,7 @@ const (
 	flagSourceQuery     = "source-query"
 	flagOut             = "out"
 	flagShard           = "shard"
+	flagSellersQuery    = "sellers-query"
 )
 
 func databaseFlags() []cli.Flag {
@@ -217,23 +218,46 @@ func loadRules(path string, d pipeline.Date) (*transform.Rules, error) {
 	return rules, nil
 }
 
-// classifier validates each row and computes its split with the rules.
-func classifier(rules *transform.Rules, d pipeline.Date, w pipeline.Window) pipeline.Classifier {
-	return func(row pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
-		o, rej := transform.Validate(row, w)
-		if rej != nil {
-			return pipeline.Split{}, rej, nil
-		}
-		s, err := transform.SplitOrder(o, rules, d)
-		if err != nil {
-			if pipeline.KindOf(err) == pipeline.KindUsage {
-				return s, nil, err
+// classifier validates each row, checks its seller's identities and
+// computes its split with the rules. seller looks a seller up.
+func classifier(rules *transform.Rules, d pipeline.Date, w pipeline.Window) func(seller func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
+	return func(seller func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
+		return func(row pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
+			o, rej := transform.Validate(row, w)
+			if rej != nil {
+				return pipeline.Split{}, rej, nil
 			}
-			r := pipeline.RejectOf(row, err.Error())
-			return s, &r, nil
+			s, known, err := seller(o.SellerID)
+			if err != nil {
+				return pipeline.Split{}, nil, err
+			}
+			if reason := transform.CheckSeller(o, s, known); reason != "" {
+				r := pipeline.RejectOf(row, reason)
+				return pipeline.Split{}, &r, nil
+			}
+			return split(o, row, rules, d)
 		}
-		return s, nil, nil
 	}
+}
+
+// fromMap looks sellers up in a run's recorded sellers.
+func fromMap(m map[string]pipeline.Seller) func(string) (pipeline.Seller, bool, error) {
+	return func(id string) (pipeline.Seller, bool, error) {
+		s, ok := m[id]
+		return s, ok, nil
+	}
+}
+
+func split(o pipeline.Order, row pipeline.SourceRow, rules *transform.Rules, d pipeline.Date) (pipeline.Split, *pipeline.Reject, error) {
+	s, err := transform.SplitOrder(o, rules, d)
+	if err != nil {
+		if pipeline.KindOf(err) == pipeline.KindUsage {
+			return s, nil, err
+		}
+		r := pipeline.RejectOf(row, err.Error())
+		return s, &r, nil
+	}
+	return s, nil, nil
 }
 
 // configHash identifies what, besides the rules, decides a run's results.
@@ -249,4 +273,24 @@ func extractSource(db *sqlx.DB, query, name string) *extract.Source {
 	return &extract.Source{DB: db, Query: query, Name: name}
 }
 
+// sellerSource builds the pipeline.SellerSource for the platform database.
+func sellerSource(db *sqlx.DB, query, name string) *extract.Sellers {
+	return &extract.Sellers{DB: db, Query: query, Name: name}
+}
+
+// sellersQuery returns the text of --sellers-query, or the built-in query.
+func sellersQuery(c *cli.Context) (query, name string, err error) {
+	path := c.String(flagSellersQuery)
+	if path == "" {
+		return settlesql.SellersQuery, "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", pipeline.E(pipeline.KindUsage, "--"+flagSellersQuery, err)
+	}
+	return string(b), path, nil
+}
+
 func sourceQueryDefault() string { return settlesql.SourceQuery }
+
+func sellersQueryDefault() string { return settlesql.SellersQuery }

@@ -20,6 +20,25 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	}
 	defer db.Close()
 	src := extractSource(db, pipeline.SortedSourceQuery(o.query), o.queryName)
+	sellers := sellerSource(db, o.sellersQ, o.sellersName)
+	known := map[string]*pipeline.Seller{} // nil: looked up, not found
+	lookup := func(id string) (pipeline.Seller, bool, error) {
+		if s, ok := known[id]; ok {
+			if s == nil {
+				return pipeline.Seller{}, false, nil
+			}
+			return *s, true, nil
+		}
+		known[id] = nil
+		err := sellers.Sellers(ctx, []string{id}, func(s pipeline.Seller) error {
+			known[id] = &s
+			return nil
+		})
+		if err != nil || known[id] == nil {
+			return pipeline.Seller{}, false, err
+		}
+		return *known[id], true, nil
+	}
 	var plan pipeline.Plan
 	err = pipeline.Settle(func(fn func(pipeline.SourceRow) error) error {
 		return src.Orders(ctx, o.window, func(r pipeline.SourceRow) error {
@@ -28,7 +47,7 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 			}
 			return fn(r)
 		})
-	}, o.classify, &plan)
+	}, o.classify(lookup), &plan)
 	if err != nil {
 		return err
 	}

@@ -128,7 +128,8 @@ func TestRunSettlesEveryOrderOnceAndReRunChangesNothing(t *testing.T) {
 	}
 	e.checkEveryOrderOnce()
 	items, rejects := e.count(`SELECT count(*) FROM settle.items`), e.count(`SELECT count(*) FROM settle.rejects`)
-	// 24 bad rows, one of every kind three times; a duplicate rejects both of its rows.
+	// 24 bad rows cycling through the nine kinds; each of the three
+	// duplicates rejects both of its rows.
 	if rejects != 27 {
 		t.Fatalf("rejects %d, want 27 (24 bad rows, 3 of them duplicated)", rejects)
 	}
@@ -159,7 +160,7 @@ func TestRunSettlesEveryOrderOnceAndReRunChangesNothing(t *testing.T) {
 	if !strings.HasPrefix(lines[0], "order_no,seller_id,provider,currency,gross_minor,refunded_minor,commission_minor,seller_minor,action,state,reason") {
 		t.Fatalf("orders.csv header: %s", lines[0])
 	}
-	for _, reason := range []string{"duplicate order_no", "seller_id is NULL", "overflows int64", "unknown currency", "unknown provider", "must be positive", "exceeds amount_minor", "provider_txn_id"} {
+	for _, reason := range []string{"duplicate order_no", "seller_id is NULL", "overflows int64", "unknown currency", "unknown provider", "must be positive", "exceeds amount_minor", "provider_txn_id", "not in the platform's sellers"} {
 		if !strings.Contains(string(report), reason) {
 			t.Errorf("orders.csv lacks a reject with reason %q", reason)
 		}

@@ -9,13 +9,17 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// WriteSnapshot replaces the run's snapshot with the rows fill adds (by
-// COPY, streaming) and records the extract stage done, in one transaction.
-func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add func(pipeline.SourceRow) error) error) (int64, error) {
+// WriteSnapshot replaces the run's snapshot with the rows (by COPY,
+// streaming) and sellers fill adds, and records the extract stage done, in
+// one transaction.
+func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add func(pipeline.SourceRow) error, addSeller func(pipeline.Seller) error) error) (int64, error) {
 	var n int64
+	var sellers []pipeline.Seller // one COPY at a time: sellers go in after the rows
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM source_rows WHERE run_id = $1`, runID); err != nil {
-			return err
+		for _, q := range []string{`DELETE FROM source_rows WHERE run_id = $1`, `DELETE FROM run_sellers WHERE run_id = $1`} {
+			if _, err := tx.ExecContext(ctx, q, runID); err != nil {
+				return err
+			}
 		}
 		stmt, err := tx.PrepareContext(ctx, `COPY source_rows (run_id, seq, order_no, seller_id, provider,
 			provider_txn_id, currency, amount_minor, refunded_minor, category, paid_at, confirmed_at) FROM STDIN`)
@@ -28,6 +32,9 @@ func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add f
 			_, err := stmt.ExecContext(ctx, runID, r.Seq, r.OrderNo, r.SellerID, r.Provider, r.ProviderTxnID,
 				r.Currency, r.AmountMinor, r.RefundedMinor, r.Category, r.PaidAt, r.ConfirmedAt)
 			return err
+		}, func(s pipeline.Seller) error {
+			sellers = append(sellers, s)
+			return nil
 		})
 		if err != nil {
 			return err
@@ -35,9 +42,52 @@ func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add f
 		if _, err := stmt.ExecContext(ctx); err != nil {
 			return fmt.Errorf("copy snapshot: %w", err)
 		}
+		if err := stmt.Close(); err != nil {
+			return err
+		}
+		if err := copySellers(ctx, tx, runID, sellers); err != nil {
+			return err
+		}
 		return completeStage(ctx, tx, runID, pipeline.StageExtract)
 	})
 	return n, err
+}
+
+func copySellers(ctx context.Context, tx *sql.Tx, runID int64, sellers []pipeline.Seller) error {
+	stmt, err := tx.PrepareContext(ctx, `COPY run_sellers (run_id, seller_id, name, entity_type, country,
+		infinia_seller_id, wechat_sub_mchid) FROM STDIN`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, s := range sellers {
+		if _, err := stmt.ExecContext(ctx, runID, s.ID, s.Name, s.EntityType, s.Country, s.InfiniaID, s.WeChatSubMchID); err != nil {
+			return err
+		}
+	}
+	if _, err := stmt.ExecContext(ctx); err != nil {
+		return fmt.Errorf("copy sellers: %w", err)
+	}
+	return nil
+}
+
+// RunSellers returns the sellers recorded with the run's snapshot, by id.
+func (l *Ledger) RunSellers(ctx context.Context, runID int64) (map[string]pipeline.Seller, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, name, entity_type, country, infinia_seller_id,
+		wechat_sub_mchid FROM run_sellers WHERE run_id = $1`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("read sellers: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]pipeline.Seller{}
+	for rows.Next() {
+		var s pipeline.Seller
+		if err := rows.Scan(&s.ID, &s.Name, &s.EntityType, &s.Country, &s.InfiniaID, &s.WeChatSubMchID); err != nil {
+			return nil, err
+		}
+		out[s.ID] = s
+	}
+	return out, rows.Err()
 }
 
 // ReadSnapshot streams the run's snapshot ordered by order_no (NULL first),
