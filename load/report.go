@@ -6,7 +6,10 @@ package load
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -34,7 +37,22 @@ func (r Reports) DateDir(d pipeline.Date) string {
 // written under a temporary name and renamed into place, so a reader never
 // sees half a report.
 func (r Reports) WriteOrders(ctx context.Context, d pipeline.Date, lines func(func(pipeline.OrderLine) error) error) (string, error) {
-	return writeCSV(r.DateDir(d), "orders.csv", lines)
+	w, err := writeCSV(r.DateDir(d), "orders.csv", lines)
+	return w.Path, err
+}
+
+// Written describes a file written by this package.
+type Written struct {
+	Path   string
+	SHA256 string // hex
+	Bytes  int64
+	Rows   int // data rows, header excluded
+}
+
+// WriteTradeFile writes a trade-detail file dir/name from rows, streaming,
+// and returns its sha256, size and row count. Same rows, same bytes.
+func WriteTradeFile(dir, name string, rows func(func(pipeline.TradeRow) error) error) (Written, error) {
+	return writeCSV(dir, name, rows)
 }
 
 // chunk is how many rows are marshalled at a time: memory stays flat.
@@ -43,14 +61,14 @@ const chunk = 4096
 // writeCSV streams the rows produce emits into dir/name with gocsv, in
 // chunks: the header with the first chunk (alone for no rows), the rest
 // without.
-func writeCSV[T any](dir, name string, produce func(func(T) error) error) (path string, err error) {
+func writeCSV[T any](dir, name string, produce func(func(T) error) error) (w Written, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("write %s: %w", name, err)
+		return w, fmt.Errorf("write %s: %w", name, err)
 	}
-	path = filepath.Join(dir, name)
+	w.Path = filepath.Join(dir, name)
 	f, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
-		return "", fmt.Errorf("write %s: %w", name, err)
+		return w, fmt.Errorf("write %s: %w", name, err)
 	}
 	defer func() {
 		if err != nil {
@@ -58,7 +76,9 @@ func writeCSV[T any](dir, name string, produce func(func(T) error) error) (path 
 			os.Remove(f.Name())
 		}
 	}()
-	bw := bufio.NewWriterSize(f, 1<<16)
+	h := sha256.New()
+	count := &counter{}
+	bw := bufio.NewWriterSize(io.MultiWriter(f, h, count), 1<<16)
 	buf := make([]T, 0, chunk)
 	header := true
 	flush := func() error {
@@ -75,6 +95,7 @@ func writeCSV[T any](dir, name string, produce func(func(T) error) error) (path 
 		return err
 	}
 	err = produce(func(row T) error {
+		w.Rows++
 		buf = append(buf, row)
 		if len(buf) == chunk {
 			return flush()
@@ -91,10 +112,18 @@ func writeCSV[T any](dir, name string, produce func(func(T) error) error) (path 
 		err = f.Close()
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), path)
+		err = os.Rename(f.Name(), w.Path)
 	}
 	if err != nil {
-		return "", fmt.Errorf("write %s: %w", name, err)
+		return Written{}, fmt.Errorf("write %s: %w", name, err)
 	}
-	return path, nil
+	w.SHA256, w.Bytes = hex.EncodeToString(h.Sum(nil)), count.n
+	return w, nil
+}
+
+type counter struct{ n int64 }
+
+func (c *counter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
 }

@@ -2,8 +2,11 @@ package load
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/settlekit/settle/pipeline"
@@ -51,5 +54,29 @@ func TestWriteOrdersStreamsInChunksAndIsDeterministic(t *testing.T) {
 		if len(left) != 0 {
 			t.Fatalf("temporary files left: %v", left)
 		}
+	}
+}
+
+func TestWriteTradeFileReportsDigestSizeAndRows(t *testing.T) {
+	dir := t.TempDir()
+	rows := func(fn func(pipeline.TradeRow) error) error {
+		for _, r := range []pipeline.TradeRow{{OrderNo: "O1", TradeType: "SALE", Currency: "USD", Amount: "1.00"}, {OrderNo: "O1", TradeType: "REFUND", Currency: "USD", Amount: "0.50"}} {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	w, err := WriteTradeFile(dir, "TD_x.csv", rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(w.Path)
+	sum := sha256.Sum256(b)
+	if w.Rows != 2 || w.Bytes != int64(len(b)) || w.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("%+v for %d bytes", w, len(b))
+	}
+	if !strings.HasPrefix(string(b), "order_no,trade_type,product_type,currency,amount,commission,seller_amount,trade_time\n") {
+		t.Fatalf("header: %s", b)
 	}
 }

@@ -116,3 +116,36 @@ type Seller struct {
 	InfiniaID      string // Infinia Pay seller id
 	WeChatSubMchID string // WeChat Pay sub-merchant id
 }
+
+// TradeRow is one row of a trade-detail file (columns assumed by us, listed
+// in the README): amounts are decimal strings in the currency's major unit.
+type TradeRow struct {
+	OrderNo      string `csv:"order_no"`
+	TradeType    string `csv:"trade_type"` // SALE | REFUND
+	ProductType  string `csv:"product_type"`
+	Currency     string `csv:"currency"`
+	Amount       string `csv:"amount"`
+	Commission   string `csv:"commission"`
+	SellerAmount string `csv:"seller_amount"`
+	TradeTime    string `csv:"trade_time"` // RFC 3339, UTC
+}
+
+// TradeFile is one trade-detail file: one seller, one currency, one date.
+type TradeFile struct {
+	ID          int64
+	RunID       int64
+	Date        Date
+	SellerID    string // the platform's
+	InfiniaID   string // the seller's Infinia Pay id, in the file name
+	Currency    Currency
+	Attempt     int
+	RequestNo   string
+	Name        string
+	SHA256      string
+	Rows        int
+	Bytes       int64
+	SellerMinor int64 // what the file says the seller is owed
+	Status      string
+	ErrorURL    string
+	Reason      string
+}

@@ -1,0 +1,243 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/lib/pq"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// Item states after transform. An item is recorded; its trade file is
+// uploaded and accepted; its seller's share is paid, or held (carried to a
+// later run), or it is rejected by the provider.
+const (
+	ItemRecorded = "recorded"
+	ItemUploaded = "uploaded"
+	ItemPaid     = "paid"
+	ItemHeld     = "held"
+	ItemRejected = "rejected"
+)
+
+// ItemsForTrade streams a run's items of the given channels in state
+// recorded, ordered by seller, currency and order number: the trade files'
+// content, one (seller, currency) group after another.
+func (l *Ledger) ItemsForTrade(ctx context.Context, runID int64, channels []pipeline.Channel, fn func(pipeline.Split) error) error {
+	chs := make([]string, len(channels))
+	for i, c := range channels {
+		chs[i] = string(c)
+	}
+	rows, err := l.db.QueryContext(ctx, `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
+		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at
+		FROM items WHERE run_id = $1 AND channel = ANY ($2) AND state = 'recorded'
+		ORDER BY seller_id, currency, order_no`, runID, pq.Array(chs))
+	if err != nil {
+		return fmt.Errorf("read items for trade files: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s pipeline.Split
+		var ch, cur string
+		if err := rows.Scan(&s.OrderNo, &s.SellerID, &ch, &s.ProviderTxnID, &cur, &s.Category, &s.Amount, &s.Refunded,
+			&s.Commission, &s.SellerShare, &s.Rule, &s.PaidAt, &s.ConfirmedAt); err != nil {
+			return err
+		}
+		s.Channel, s.Currency = pipeline.Channel(ch), pipeline.Currency(cur)
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+const tradeFileColumns = `id, run_id, business_date, seller_id, currency, attempt, request_no, name, sha256, rows,
+	bytes, seller_minor, status, error_file_url, reason`
+
+func scanTradeFile(row interface{ Scan(...any) error }) (pipeline.TradeFile, error) {
+	var f pipeline.TradeFile
+	var d sql.NullTime
+	var cur string
+	err := row.Scan(&f.ID, &f.RunID, &d, &f.SellerID, &cur, &f.Attempt, &f.RequestNo, &f.Name, &f.SHA256, &f.Rows,
+		&f.Bytes, &f.SellerMinor, &f.Status, &f.ErrorURL, &f.Reason)
+	f.Date, f.Currency = pipeline.DateOf(d.Time), pipeline.Currency(cur)
+	return f, err
+}
+
+// RecordTradeFile records a built file (status BUILT) and returns the stored
+// row. A file recorded earlier for the same date, seller, currency and
+// attempt must have the same bytes: a rebuilt file that differs is an error,
+// never a silent replacement.
+func (l *Ledger) RecordTradeFile(ctx context.Context, f pipeline.TradeFile) (pipeline.TradeFile, error) {
+	_, err := l.db.ExecContext(ctx, `INSERT INTO trade_files (run_id, business_date, seller_id, currency, attempt,
+		request_no, name, sha256, rows, bytes, seller_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (business_date, seller_id, currency, attempt) DO NOTHING`,
+		f.RunID, f.Date.String(), f.SellerID, string(f.Currency), f.Attempt, f.RequestNo, f.Name, f.SHA256, f.Rows, f.Bytes, f.SellerMinor)
+	if err != nil {
+		return f, fmt.Errorf("record trade file %s: %w", f.Name, err)
+	}
+	stored, err := scanTradeFile(l.db.QueryRowContext(ctx, `SELECT `+tradeFileColumns+` FROM trade_files
+		WHERE business_date = $1 AND seller_id = $2 AND currency = $3 AND attempt = $4`,
+		f.Date.String(), f.SellerID, string(f.Currency), f.Attempt))
+	if err != nil {
+		return f, fmt.Errorf("record trade file %s: %w", f.Name, err)
+	}
+	if stored.SHA256 != f.SHA256 || stored.Name != f.Name {
+		return stored, fmt.Errorf("trade file %s was recorded with sha256 %s, rebuilt as %s %s: refusing to change an uploaded file",
+			stored.Name, stored.SHA256, f.Name, f.SHA256)
+	}
+	return stored, nil
+}
+
+// TradeFiles returns the run's trade files, latest attempt per seller and
+// currency, ordered by seller and currency.
+func (l *Ledger) TradeFiles(ctx context.Context, runID int64) ([]pipeline.TradeFile, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT DISTINCT ON (seller_id, currency) `+tradeFileColumns+`
+		FROM trade_files WHERE run_id = $1 ORDER BY seller_id, currency, attempt DESC`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("read trade files: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.TradeFile
+	for rows.Next() {
+		f, err := scanTradeFile(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// SetTradeFileStatus records what Infinia said of a file.
+func (l *Ledger) SetTradeFileStatus(ctx context.Context, id int64, status, errorURL, reason string) error {
+	_, err := l.db.ExecContext(ctx, `UPDATE trade_files SET status = $2, error_file_url = $3, reason = $4,
+		updated_at = now() WHERE id = $1`, id, status, errorURL, reason)
+	return err
+}
+
+// SetItemsState moves a run's items of one seller and currency (and the
+// given channels) from state `from` to `to`, with a reason, payout key and
+// provider reference (empty strings keep nothing). It returns the count.
+func (l *Ledger) SetItemsState(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel,
+	from, to, reason, payoutKey, ref string) (int64, error) {
+	chs := make([]string, len(channels))
+	for i, c := range channels {
+		chs[i] = string(c)
+	}
+	res, err := l.db.ExecContext(ctx, `UPDATE items SET state = $6, reason = $7, payout_key = $8, provider_ref = $9
+		WHERE run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = $5`,
+		runID, sellerID, string(cur), pq.Array(chs), from, to, reason, payoutKey, ref)
+	if err != nil {
+		return 0, fmt.Errorf("set items of %s %s to %s: %w", sellerID, cur, to, err)
+	}
+	return res.RowsAffected()
+}
+
+// RejectItem marks one item of a run rejected by a provider, with the reason.
+func (l *Ledger) RejectItem(ctx context.Context, runID int64, orderNo, reason string) error {
+	_, err := l.db.ExecContext(ctx, `UPDATE items SET state = 'rejected', reason = $3
+		WHERE run_id = $1 AND order_no = $2 AND state IN ('recorded', 'uploaded')`, runID, orderNo, reason)
+	return err
+}
+
+// Payable is what a run owes one seller in one currency through revenue
+// sharing: the sum of the seller shares of its uploaded items.
+type Payable struct {
+	SellerID string
+	Currency pipeline.Currency
+	Amount   int64
+	Items    int64
+}
+
+// Payables sums a run's items in state uploaded of the given channels by
+// seller and currency, ordered by seller and currency.
+func (l *Ledger) Payables(ctx context.Context, runID int64, channels []pipeline.Channel) ([]Payable, error) {
+	chs := make([]string, len(channels))
+	for i, c := range channels {
+		chs[i] = string(c)
+	}
+	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, currency, sum(seller_minor), count(*) FROM items
+		WHERE run_id = $1 AND channel = ANY ($2) AND state = 'uploaded'
+		GROUP BY seller_id, currency ORDER BY seller_id, currency`, runID, pq.Array(chs))
+	if err != nil {
+		return nil, fmt.Errorf("read payables: %w", err)
+	}
+	defer rows.Close()
+	var out []Payable
+	for rows.Next() {
+		var p Payable
+		var cur string
+		if err := rows.Scan(&p.SellerID, &cur, &p.Amount, &p.Items); err != nil {
+			return nil, err
+		}
+		p.Currency = pipeline.Currency(cur)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Binding is a seller's Infinia account binding as last recorded.
+type Binding struct {
+	SellerID  string
+	InfiniaID string
+	Status    string
+	RequestNo string
+	Source    string // "query", "webhook" or "bind"
+}
+
+// SetBinding records a seller's binding status.
+func (l *Ledger) SetBinding(ctx context.Context, b Binding) error {
+	_, err := l.db.ExecContext(ctx, `INSERT INTO seller_bindings (seller_id, infinia_seller_id, status, request_no, source)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seller_id) DO UPDATE SET
+		infinia_seller_id = CASE WHEN EXCLUDED.infinia_seller_id = '' THEN seller_bindings.infinia_seller_id ELSE EXCLUDED.infinia_seller_id END,
+		status = EXCLUDED.status, request_no = EXCLUDED.request_no, source = EXCLUDED.source, updated_at = now()`,
+		b.SellerID, b.InfiniaID, b.Status, b.RequestNo, b.Source)
+	if err != nil {
+		return fmt.Errorf("record binding of %s: %w", b.SellerID, err)
+	}
+	return nil
+}
+
+// GetBinding returns the recorded binding of a seller, ok false when none.
+func (l *Ledger) GetBinding(ctx context.Context, sellerID string) (Binding, bool, error) {
+	var b Binding
+	err := l.db.QueryRowContext(ctx, `SELECT seller_id, infinia_seller_id, status, request_no, source
+		FROM seller_bindings WHERE seller_id = $1`, sellerID).Scan(&b.SellerID, &b.InfiniaID, &b.Status, &b.RequestNo, &b.Source)
+	if errors.Is(err, sql.ErrNoRows) {
+		return b, false, nil
+	}
+	return b, err == nil, err
+}
+
+// Bindings returns every recorded binding, by seller.
+func (l *Ledger) Bindings(ctx context.Context) ([]Binding, error) {
+	var out []Binding
+	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, infinia_seller_id, status, request_no, source
+		FROM seller_bindings ORDER BY seller_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b Binding
+		if err := rows.Scan(&b.SellerID, &b.InfiniaID, &b.Status, &b.RequestNo, &b.Source); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// FirstDelivery records a webhook delivery's requestNo and reports whether
+// it is the first delivery of it.
+func (l *Ledger) FirstDelivery(ctx context.Context, requestNo string) (bool, error) {
+	res, err := l.db.ExecContext(ctx, `INSERT INTO webhook_events (request_no) VALUES ($1) ON CONFLICT DO NOTHING`, requestNo)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
