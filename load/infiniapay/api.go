@@ -1,0 +1,307 @@
+package infiniapay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// Status values. Bindings: Pending, Active, Frozen, Rejected (assumed;
+// Active and Frozen are documented). Uploads: Received, Processing, Success,
+// Failed (assumed; Failed is documented). Revenue sharing: Processing,
+// Success, Failed (assumed).
+const (
+	StatusPending    = "PENDING"
+	StatusActive     = "ACTIVE"
+	StatusFrozen     = "FROZEN"
+	StatusRejected   = "REJECTED"
+	StatusReceived   = "RECEIVED"
+	StatusProcessing = "PROCESSING"
+	StatusSuccess    = "SUCCESS"
+	StatusFailed     = "FAILED"
+)
+
+var (
+	bindingStatuses = []string{StatusPending, StatusActive, StatusFrozen, StatusRejected}
+	uploadStatuses  = []string{StatusReceived, StatusProcessing, StatusSuccess, StatusFailed}
+	shareStatuses   = []string{StatusProcessing, StatusSuccess, StatusFailed}
+)
+
+// The API names used in errors, and by the fake as fault endpoints.
+const (
+	APIBindAccount        = "account-binding/request"
+	APIBindingStatus      = "account-binding/query"
+	APIUploadStatus       = "trade-details/query"
+	APIBalance            = "balance/query"
+	APIAvailableShare     = "revenue-sharing/available"
+	APIRevenueShare       = "revenue-sharing/request"
+	APIRevenueShareStatus = "revenue-sharing/query"
+	APIErrorFile          = "error-file"
+)
+
+// BindRequest asks Infinia to bind a seller's account to the platform.
+type BindRequest struct {
+	RequestNo    string // unique, deterministic (e.g. "ABR-20250903-0001")
+	SellerID     string
+	SellerCertNo string // the seller's registration or identity number
+	SellerName   string
+	StoreName    string
+	StoreURL     string
+	EntityType   string // "Corporate" or "Individual"
+	Country      string // ISO 3166-1 alpha-3
+	Currency     pipeline.Currency
+	Note         string // optional
+	BacklinkURL  string // optional: where Infinia sends the seller back to
+}
+
+// Binding is a seller's account binding.
+type Binding struct {
+	SellerID string
+	Status   string // StatusPending, StatusActive, StatusFrozen or StatusRejected
+}
+
+// Upload is the state of one trade-details file (one seller, one currency).
+type Upload struct {
+	RequestNo    string
+	SellerID     string
+	Currency     pipeline.Currency
+	Status       string // StatusReceived, StatusProcessing, StatusSuccess or StatusFailed
+	ErrorFileURL string // with StatusFailed: the rows Infinia refused (see ErrorFile)
+}
+
+// Balance is the platform's Infinia account in one currency, minor units.
+type Balance struct {
+	Currency  pipeline.Currency
+	Available int64
+	Frozen    int64
+}
+
+// RevenueShareRequest pays Amount (minor units, > 0) from the platform's
+// account to a seller.
+type RevenueShareRequest struct {
+	RequestNo string // the idempotency key: deterministic, one per attempt
+	SellerID  string
+	Currency  pipeline.Currency
+	Amount    int64
+	Note      string // optional
+}
+
+// RevenueShareResult is Infinia's word on one revenue-sharing request.
+type RevenueShareResult struct {
+	RequestNo  string
+	Status     string // StatusProcessing, StatusSuccess or StatusFailed
+	Reference  string // Infinia's reference, when given
+	FailReason string // with StatusFailed
+}
+
+// The wire forms: every value a string (PROVIDERS.md); field names for the
+// undocumented APIs are assumed.
+type (
+	wireBind struct {
+		RequestNo    string `json:"requestNo"`
+		SellerID     string `json:"sellerId"`
+		SellerCertNo string `json:"sellerCertNo"`
+		SellerName   string `json:"sellerName"`
+		StoreName    string `json:"storeName"`
+		StoreURL     string `json:"storeUrl"`
+		EntityType   string `json:"entityType"`
+		Country      string `json:"country"`
+		Currency     string `json:"currency"`
+		Note         string `json:"note,omitempty"`
+		BacklinkURL  string `json:"backlinkUrl,omitempty"`
+	}
+	wireRedirect struct {
+		RedirectURL string `json:"redirectUrl"`
+	}
+	wireQuery struct {
+		RequestNo string `json:"requestNo"`
+		SellerID  string `json:"sellerId,omitempty"`
+		Currency  string `json:"currency,omitempty"`
+	}
+	wireBinding struct {
+		SellerID string `json:"sellerId"`
+		Status   string `json:"status"`
+	}
+	wireUpload struct {
+		Status       string `json:"status"`
+		RequestNo    string `json:"requestNo"`
+		SellerID     string `json:"sellerId"`
+		Currency     string `json:"currency"`
+		ErrorFileURL string `json:"errorFileUrl"`
+	}
+	wireBalance struct {
+		Currency  string `json:"currency"`
+		Available string `json:"available"`
+		Frozen    string `json:"frozen"`
+	}
+	wireAvailable struct {
+		SellerID  string `json:"sellerId"`
+		Currency  string `json:"currency"`
+		Available string `json:"available"`
+	}
+	wireShare struct {
+		RequestNo string `json:"requestNo"`
+		SellerID  string `json:"sellerId"`
+		Currency  string `json:"currency"`
+		Amount    string `json:"amount"`
+		Note      string `json:"note,omitempty"`
+	}
+	wireShareResult struct {
+		RequestNo  string `json:"requestNo"`
+		Status     string `json:"status"`
+		Reference  string `json:"reference"`
+		FailReason string `json:"failReason"`
+	}
+)
+
+func (c *Client) spec(api, path, requestNo string) spec {
+	return spec{api: api, path: path, requestNo: requestNo}
+}
+
+// BindAccount asks Infinia to bind a seller and returns the URL to send the
+// seller to. Idempotent by RequestNo (assumed), so it is retried.
+func (c *Client) BindAccount(ctx context.Context, r BindRequest) (string, error) {
+	sp := c.spec(APIBindAccount, c.cfg.Paths.BindAccount, r.RequestNo)
+	if r.RequestNo == "" || r.SellerID == "" || !r.Currency.Valid() {
+		return "", sp.fail(failLocal, errors.New("requestNo, sellerId and a known currency are required"))
+	}
+	in := wireBind{
+		RequestNo: r.RequestNo, SellerID: r.SellerID, SellerCertNo: r.SellerCertNo, SellerName: r.SellerName,
+		StoreName: r.StoreName, StoreURL: r.StoreURL, EntityType: r.EntityType, Country: r.Country,
+		Currency: string(r.Currency), Note: r.Note, BacklinkURL: r.BacklinkURL,
+	}
+	var out wireRedirect
+	if err := c.call(ctx, sp, in, &out); err != nil {
+		return "", err
+	}
+	if out.RedirectURL == "" {
+		return "", sp.fail(failBadAnswer, fmt.Errorf("%w: no redirectUrl", ErrEnvelope))
+	}
+	return out.RedirectURL, nil
+}
+
+// BindingStatus returns a seller's binding. requestNo is this query's own
+// number (Infinia wants one on every request); the binding is found by
+// sellerID. ErrNotFound when Infinia knows no binding for the seller.
+func (c *Client) BindingStatus(ctx context.Context, requestNo, sellerID string) (Binding, error) {
+	sp := c.spec(APIBindingStatus, c.cfg.Paths.BindingStatus, requestNo)
+	var out wireBinding
+	if err := c.call(ctx, sp, wireQuery{RequestNo: requestNo, SellerID: sellerID}, &out); err != nil {
+		return Binding{}, err
+	}
+	if !slices.Contains(bindingStatuses, out.Status) {
+		return Binding{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown binding status %q", ErrEnvelope, clip(out.Status)))
+	}
+	if out.SellerID != "" && out.SellerID != sellerID {
+		return Binding{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for seller %q", ErrEnvelope, clip(out.SellerID)))
+	}
+	return Binding{SellerID: sellerID, Status: out.Status}, nil
+}
+
+// UploadStatus returns the state of the trade-details file uploaded with
+// requestNo (in its name). ErrNotFound when Infinia has not seen it.
+func (c *Client) UploadStatus(ctx context.Context, requestNo string) (Upload, error) {
+	sp := c.spec(APIUploadStatus, c.cfg.Paths.UploadStatus, requestNo)
+	var out wireUpload
+	if err := c.call(ctx, sp, wireQuery{RequestNo: requestNo}, &out); err != nil {
+		return Upload{}, err
+	}
+	if !slices.Contains(uploadStatuses, out.Status) {
+		return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown upload status %q", ErrEnvelope, clip(out.Status)))
+	}
+	if out.RequestNo != "" && out.RequestNo != requestNo {
+		return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrEnvelope, clip(out.RequestNo)))
+	}
+	return Upload{RequestNo: requestNo, SellerID: out.SellerID, Currency: pipeline.Currency(out.Currency),
+		Status: out.Status, ErrorFileURL: out.ErrorFileURL}, nil
+}
+
+// Balance returns the platform account's balance in currency c.
+func (c *Client) Balance(ctx context.Context, requestNo string, cur pipeline.Currency) (Balance, error) {
+	sp := c.spec(APIBalance, c.cfg.Paths.Balance, requestNo)
+	var out wireBalance
+	if err := c.call(ctx, sp, wireQuery{RequestNo: requestNo, Currency: string(cur)}, &out); err != nil {
+		return Balance{}, err
+	}
+	if out.Currency != string(cur) {
+		return Balance{}, sp.fail(failBadAnswer, fmt.Errorf("%w: balance in %q, asked for %s", ErrEnvelope, clip(out.Currency), cur))
+	}
+	avail, err1 := pipeline.ParseMinor(out.Available, cur)
+	frozen, err2 := pipeline.ParseMinor(out.Frozen, cur)
+	if err := errors.Join(err1, err2); err != nil {
+		return Balance{}, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrEnvelope, err))
+	}
+	return Balance{Currency: cur, Available: avail, Frozen: frozen}, nil
+}
+
+// AvailableShare returns what may still be paid to a seller in currency c
+// (minor units), as Infinia counts it from the accepted trade details.
+func (c *Client) AvailableShare(ctx context.Context, requestNo, sellerID string, cur pipeline.Currency) (int64, error) {
+	sp := c.spec(APIAvailableShare, c.cfg.Paths.AvailableShare, requestNo)
+	var out wireAvailable
+	if err := c.call(ctx, sp, wireQuery{RequestNo: requestNo, SellerID: sellerID, Currency: string(cur)}, &out); err != nil {
+		return 0, err
+	}
+	if out.Currency != string(cur) || (out.SellerID != "" && out.SellerID != sellerID) {
+		return 0, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for another seller or currency", ErrEnvelope))
+	}
+	v, err := pipeline.ParseMinor(out.Available, cur)
+	if err != nil {
+		return 0, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrEnvelope, err))
+	}
+	return v, nil
+}
+
+// RevenueShare asks Infinia to pay r.Amount to r.SellerID. It is retried
+// only when Infinia says it did not process the request (a transient code,
+// HTTP 429, or no connection made). When the answer never arrived or
+// cannot be trusted, the error wraps ErrUnknownOutcome: ask
+// RevenueShareStatus with the same requestNo before anything else.
+func (c *Client) RevenueShare(ctx context.Context, r RevenueShareRequest) (RevenueShareResult, error) {
+	sp := c.spec(APIRevenueShare, c.cfg.Paths.RevenueShare, r.RequestNo)
+	sp.money = true
+	if r.RequestNo == "" || r.SellerID == "" || !r.Currency.Valid() || r.Amount <= 0 {
+		return RevenueShareResult{}, sp.fail(failLocal, fmt.Errorf("want a requestNo, a seller, a known currency and a positive amount (got %d)", r.Amount))
+	}
+	in := wireShare{RequestNo: r.RequestNo, SellerID: r.SellerID, Currency: string(r.Currency),
+		Amount: pipeline.FormatMinor(r.Amount, r.Currency), Note: r.Note}
+	var out wireShareResult
+	if err := c.call(ctx, sp, in, &out); err != nil {
+		return RevenueShareResult{}, err
+	}
+	res, err := shareResult(sp, out)
+	if err != nil {
+		err.Err = unknown(err.Err) // an answer we cannot read says nothing of the money
+		return RevenueShareResult{}, err
+	}
+	return res, nil
+}
+
+// RevenueShareStatus returns Infinia's state of the revenue-sharing request
+// requestNo; ErrNotFound when Infinia never saw it (it is then safe to send
+// it again with the same requestNo).
+func (c *Client) RevenueShareStatus(ctx context.Context, requestNo string) (RevenueShareResult, error) {
+	sp := c.spec(APIRevenueShareStatus, c.cfg.Paths.RevenueShareStatus, requestNo)
+	var out wireShareResult
+	if err := c.call(ctx, sp, wireQuery{RequestNo: requestNo}, &out); err != nil {
+		return RevenueShareResult{}, err
+	}
+	res, err := shareResult(sp, out)
+	if err != nil {
+		return RevenueShareResult{}, err
+	}
+	return res, nil
+}
+
+func shareResult(sp spec, out wireShareResult) (RevenueShareResult, *Error) {
+	if !slices.Contains(shareStatuses, out.Status) {
+		return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown revenue-sharing status %q", ErrEnvelope, clip(out.Status)))
+	}
+	if out.RequestNo != "" && out.RequestNo != sp.requestNo {
+		return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrEnvelope, clip(out.RequestNo)))
+	}
+	return RevenueShareResult{RequestNo: sp.requestNo, Status: out.Status, Reference: out.Reference, FailReason: clip(out.FailReason)}, nil
+}

@@ -1,0 +1,402 @@
+// Package infiniapay is settle's client for Infinia Pay: account binding,
+// the trade-details upload status, balances, sellers' available revenue
+// share, revenue sharing (paying a seller from the platform's Infinia
+// account) and its status, and the seller-status webhook.
+//
+// Every call is a POST of Infinia's encrypted and signed envelope
+// (PROVIDERS.md): the business JSON encrypted with Infinia's RSA public key
+// (RSAES-PKCS1-v1_5, in chunks), signed SHA256withRSA with our private key;
+// answers are decrypted with our private key and, when signed, verified with
+// Infinia's public key. Amounts are int64 minor units in Go and decimal
+// strings in major units on the wire.
+//
+// Queries and requests that Infinia makes idempotent by requestNo are
+// retried on transient failures. A revenue-sharing request whose answer
+// never arrived is not: the error wraps ErrUnknownOutcome and the caller
+// resolves it with RevenueShareStatus and the same requestNo (DESIGN
+// section 3). RevenueShareSender plugs this into pipeline.ApplyEffect.
+package infiniapay
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/time/rate"
+)
+
+// Paths are the API paths appended to Config.BaseURL. A zero field takes
+// its default (DefaultPaths).
+type Paths struct {
+	BindAccount        string // default "v1/account-binding/request"
+	BindingStatus      string // default "v1/account-binding/query" (assumed)
+	UploadStatus       string // default "v1/trade-details/query" (assumed)
+	Balance            string // default "v1/balance/query" (assumed)
+	AvailableShare     string // default "v1/revenue-sharing/available" (assumed)
+	RevenueShare       string // default "v1/revenue-sharing/request" (assumed)
+	RevenueShareStatus string // default "v1/revenue-sharing/query"
+}
+
+// DefaultPaths returns the documented and assumed paths.
+func DefaultPaths() Paths {
+	return Paths{
+		BindAccount:        "v1/account-binding/request",
+		BindingStatus:      "v1/account-binding/query",
+		UploadStatus:       "v1/trade-details/query",
+		Balance:            "v1/balance/query",
+		AvailableShare:     "v1/revenue-sharing/available",
+		RevenueShare:       "v1/revenue-sharing/request",
+		RevenueShareStatus: "v1/revenue-sharing/query",
+	}
+}
+
+// WithDefaults returns p with every empty path set to its default.
+func (p Paths) WithDefaults() Paths {
+	d := DefaultPaths()
+	for _, f := range []struct{ v, def *string }{
+		{&p.BindAccount, &d.BindAccount}, {&p.BindingStatus, &d.BindingStatus},
+		{&p.UploadStatus, &d.UploadStatus}, {&p.Balance, &d.Balance},
+		{&p.AvailableShare, &d.AvailableShare}, {&p.RevenueShare, &d.RevenueShare},
+		{&p.RevenueShareStatus, &d.RevenueShareStatus},
+	} {
+		if *f.v == "" {
+			*f.v = *f.def
+		}
+	}
+	return p
+}
+
+// Config configures a Client. Zero values take the defaults named.
+type Config struct {
+	BaseURL    string           // e.g. "https://uat-openapi.infiniax.com/api/"; paths are appended
+	AppID      string           // our appId at Infinia
+	PlatformID string           // our platform id, used in trade-detail file names
+	OurKey     *rsa.PrivateKey  // signs requests, decrypts answers
+	InfiniaKey *rsa.PublicKey   // encrypts requests, verifies answers
+	Paths      Paths            // default DefaultPaths()
+	HTTP       *http.Client     // required (see NewHTTPClient); never http.DefaultClient
+	Timeout    time.Duration    // per attempt, answer read included; default 10s
+	Limiter    *rate.Limiter    // token bucket shared by every call; nil = unlimited
+	MaxRetries int              // retries after the first attempt; default 4, negative = none
+	Now        func() time.Time // default time.Now; for Retry-After dates and backoff
+	ChunkSize  int              // plaintext bytes per RSA block; default 64
+	RetryBase  time.Duration    // first backoff interval; default 500ms
+	RetryMax   time.Duration    // longest backoff interval; default 10s
+	// MaxRetryAfter is the longest Retry-After we wait for; a 429 asking
+	// for more ends the call with the error. Default 1 minute.
+	MaxRetryAfter time.Duration
+	// NotFoundCodes are the codes meaning "no such requestNo/seller";
+	// they map to ErrNotFound. Default ["BIZ-404"] (assumed).
+	NotFoundCodes []string
+	// RequireResponseSignature makes an unsigned answer an error. Infinia's
+	// public documentation shows no response signature, so a missing one is
+	// accepted by default; a present one is always verified. Turn this on
+	// once Infinia confirms it signs every answer.
+	RequireResponseSignature bool
+}
+
+// Client calls Infinia Pay. It is safe for concurrent use.
+type Client struct {
+	cfg Config
+}
+
+// New checks cfg, fills in its defaults and returns a Client.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	switch {
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+		return nil, fmt.Errorf("infiniapay: base URL %q: want an http or https URL with a host", cfg.BaseURL)
+	case cfg.AppID == "":
+		return nil, errors.New("infiniapay: no appId")
+	case cfg.OurKey == nil || cfg.InfiniaKey == nil:
+		return nil, errors.New("infiniapay: both our private key and Infinia's public key are required")
+	case cfg.HTTP == nil:
+		return nil, errors.New("infiniapay: no HTTP client: make one with NewHTTPClient")
+	}
+	if !strings.HasSuffix(cfg.BaseURL, "/") {
+		cfg.BaseURL += "/"
+	}
+	cfg.Paths = cfg.Paths.WithDefaults()
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Timeout, 10*time.Second)
+	def(&cfg.RetryBase, 500*time.Millisecond)
+	def(&cfg.RetryMax, 10*time.Second)
+	def(&cfg.MaxRetryAfter, time.Minute)
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 4
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ChunkSize == 0 {
+		cfg.ChunkSize = DefaultChunkSize
+	}
+	if max := cfg.InfiniaKey.Size() - 11; cfg.ChunkSize < 1 || cfg.ChunkSize > max {
+		return nil, fmt.Errorf("infiniapay: chunk size %d outside 1..%d for Infinia's key", cfg.ChunkSize, max)
+	}
+	if cfg.NotFoundCodes == nil {
+		cfg.NotFoundCodes = []string{CodeNotFound}
+	}
+	return &Client{cfg: cfg}, nil
+}
+
+// NewHTTPClient returns an HTTP client for Infinia: its own transport
+// (TLS 1.2 or later, pooled connections), the given overall timeout, and no
+// redirects followed except for GETs (a POST that moves money is never
+// replayed elsewhere).
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if via[0].Method != http.MethodGet || len(via) >= 5 {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}
+}
+
+// maxAnswer bounds what we read of an API answer.
+const maxAnswer = 4 << 20
+
+// spec describes one call for errors and retries.
+type spec struct {
+	api       string // the API's name in errors, e.g. "revenue-sharing/request"
+	path      string
+	requestNo string
+	money     bool // an answer that never arrived is unknown, not retried
+}
+
+func (sp spec) fail(kind failure, err error) *Error {
+	return &Error{API: sp.api, RequestNo: sp.requestNo, Err: err, kind: kind}
+}
+
+// call seals in, posts it with retries and opens the answer into out (nil:
+// no answer data wanted).
+func (c *Client) call(ctx context.Context, sp spec, in, out any) error {
+	body, err := Seal(c.cfg.AppID, in, c.cfg.InfiniaKey, c.cfg.OurKey, c.cfg.ChunkSize)
+	if err != nil {
+		return sp.fail(failLocal, err)
+	}
+	return c.do(ctx, sp, func(ctx context.Context) *Error { return c.post(ctx, sp, body, out) })
+}
+
+// do runs attempt under the rate limit and the per-attempt timeout, and
+// retries what may be retried with exponential backoff (Retry-After
+// honoured), at most MaxRetries times.
+func (c *Client) do(ctx context.Context, sp spec, attempt func(context.Context) *Error) error {
+	exp := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(c.cfg.RetryBase),
+		backoff.WithMaxInterval(c.cfg.RetryMax),
+		backoff.WithMaxElapsedTime(0), // MaxRetries bounds the call
+		backoff.WithClockProvider(clock(c.cfg.Now)),
+	)
+	b := backoff.WithContext(backoff.WithMaxRetries(exp, uint64(max(c.cfg.MaxRetries, 0))), ctx)
+	b.Reset()
+	for {
+		if err := ctx.Err(); err != nil {
+			return sp.fail(failLocal, err) // nothing sent by this attempt
+		}
+		if c.cfg.Limiter != nil {
+			if err := c.cfg.Limiter.Wait(ctx); err != nil {
+				return sp.fail(failLocal, fmt.Errorf("rate limit: %w", err))
+			}
+		}
+		actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		e := attempt(actx)
+		cancel()
+		if e == nil {
+			return nil
+		}
+		if sp.money && e.mayBeApplied() {
+			e.Err = unknown(e.Err)
+			return e
+		}
+		if !e.retryable(sp.money) {
+			return e
+		}
+		wait := b.NextBackOff()
+		if wait == backoff.Stop {
+			return gaveUp(ctx, e)
+		}
+		if e.RetryAfter > wait {
+			if e.RetryAfter > c.cfg.MaxRetryAfter {
+				return e
+			}
+			wait = e.RetryAfter
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return gaveUp(ctx, e)
+		case <-t.C:
+		}
+	}
+}
+
+// mayBeApplied reports whether a failed attempt may still have been
+// processed by Infinia: no answer, an answer we cannot trust, or a bare 5xx.
+func (e *Error) mayBeApplied() bool {
+	return e.kind == failNoAnswer || e.kind == failBadAnswer || (e.kind == failHTTP && e.HTTPStatus >= 500)
+}
+
+func unknown(err error) error {
+	if err == nil {
+		return ErrUnknownOutcome
+	}
+	return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+}
+
+func gaveUp(ctx context.Context, e *Error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w (stopped retrying: %w)", e, err)
+	}
+	return e
+}
+
+// post makes one attempt: the request, the whole answer, its envelope.
+func (c *Client) post(ctx context.Context, sp spec, body []byte, out any) *Error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+strings.TrimPrefix(sp.path, "/"), bytes.NewReader(body))
+	if err != nil {
+		return sp.fail(failLocal, err)
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.cfg.HTTP.Do(req)
+	if err != nil {
+		return sp.fail(netFailure(err), err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return sp.fail(failNoAnswer, fmt.Errorf("reading the answer: %w", err))
+	}
+	if len(raw) > maxAnswer {
+		return sp.fail(failBadAnswer, fmt.Errorf("answer larger than %d bytes", maxAnswer))
+	}
+	return c.open(sp, resp, raw, out)
+}
+
+// open checks an answer: an envelope when there is one (signature first,
+// then the code, then the data), else the HTTP status.
+func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error {
+	var env ResponseEnvelope
+	if err := json.Unmarshal(raw, &env); err != nil || env.Code == "" {
+		if resp.StatusCode == http.StatusOK {
+			return sp.fail(failBadAnswer, fmt.Errorf("%w: not a response envelope", ErrEnvelope))
+		}
+		e := sp.fail(failHTTP, nil)
+		e.HTTPStatus = resp.StatusCode
+		e.RetryAfter = c.retryAfter(resp)
+		return e
+	}
+	if env.Signature != "" {
+		if err := Verify(c.cfg.InfiniaKey, env.ResponseData, env.Signature); err != nil {
+			return sp.fail(failBadAnswer, fmt.Errorf("answer: %w", err))
+		}
+	} else if c.cfg.RequireResponseSignature {
+		return sp.fail(failBadAnswer, fmt.Errorf("answer: %w: missing", ErrSignature))
+	}
+	if env.Code != CodeSuccess {
+		e := sp.fail(failCode, nil)
+		e.Code, e.Message = env.Code, clip(env.Message)
+		if resp.StatusCode != http.StatusOK {
+			e.HTTPStatus = resp.StatusCode
+		}
+		if slices.Contains(c.cfg.NotFoundCodes, env.Code) {
+			e.Err = ErrNotFound
+		}
+		e.RetryAfter = c.retryAfter(resp)
+		return e
+	}
+	if resp.StatusCode != http.StatusOK {
+		return sp.fail(failBadAnswer, fmt.Errorf("%w: %s with HTTP %d", ErrEnvelope, CodeSuccess, resp.StatusCode))
+	}
+	if out == nil {
+		return nil
+	}
+	if env.ResponseData == "" {
+		return sp.fail(failBadAnswer, fmt.Errorf("%w: %s without responseData", ErrEnvelope, CodeSuccess))
+	}
+	plain, err := Decrypt(c.cfg.OurKey, env.ResponseData)
+	if err != nil {
+		return sp.fail(failBadAnswer, fmt.Errorf("%w: responseData: %w", ErrEnvelope, err))
+	}
+	if err := json.Unmarshal(plain, out); err != nil {
+		return sp.fail(failBadAnswer, fmt.Errorf("%w: responseData: %s", ErrEnvelope, jsonProblem(err)))
+	}
+	return nil
+}
+
+// netFailure tells a connection that was never made (nothing sent) from
+// one that broke after the request may have left.
+func netFailure(err error) failure {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return failNotSent
+	}
+	return failNoAnswer
+}
+
+// retryAfter reads a 429's Retry-After (seconds or an HTTP date).
+func (c *Client) retryAfter(resp *http.Response) time.Duration {
+	if resp.StatusCode != http.StatusTooManyRequests {
+		return 0
+	}
+	v := resp.Header.Get("Retry-After")
+	if s, err := strconv.Atoi(v); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(c.cfg.Now()), 0)
+	}
+	return 0
+}
+
+// jsonProblem describes a JSON decoding error without quoting the
+// (decrypted) document.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q: a JSON %s where %s was expected", te.Field, te.Value, te.Type)
+	}
+	return "invalid JSON"
+}
+
+// clock adapts Config.Now to backoff.Clock.
+type clock func() time.Time
+
+func (f clock) Now() time.Time { return f() }

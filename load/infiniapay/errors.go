@@ -1,0 +1,147 @@
+package infiniapay
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Sentinel errors, matched with errors.Is.
+var (
+	// ErrNotFound: Infinia answered one of Config.NotFoundCodes, e.g. for a
+	// requestNo it has never seen.
+	ErrNotFound = errors.New("not found")
+	// ErrUnknownOutcome: a money request may or may not have been applied
+	// (no answer, or one we cannot trust). Resolve it by a status query with
+	// the same requestNo, never by a blind resend (DESIGN section 3).
+	ErrUnknownOutcome = errors.New("outcome unknown, resolve by status query")
+	// ErrSignature: a signature is missing where one is required, or does
+	// not verify.
+	ErrSignature = errors.New("bad signature")
+	// ErrEnvelope: an envelope that is not what the format says.
+	ErrEnvelope = errors.New("malformed envelope")
+)
+
+// Codes Infinia answers in the response envelope.
+const (
+	CodeSuccess          = "SUC-200"
+	CodeDatabase         = "SYS-001" // transient
+	CodeInvalidParameter = "SYS-002"
+	CodeInternal         = "SYS-003" // transient
+	CodeMissingParameter = "SYS-004"
+	CodeBadFormat        = "SYS-005"
+	CodeOutOfRange       = "SYS-006"
+	CodeTooLarge         = "SYS-007"
+	CodeUnavailable      = "SYS-008" // transient: retry later
+	CodeNotFound         = "BIZ-404" // assumed; see Config.NotFoundCodes
+)
+
+// TransientCode reports whether Infinia's code says the request was not
+// processed and may be sent again as it is.
+func TransientCode(code string) bool {
+	return code == CodeDatabase || code == CodeInternal || code == CodeUnavailable
+}
+
+// failure says how an attempt failed, which decides whether it is retried.
+type failure int
+
+const (
+	failLocal     failure = iota // on our side, before sending: never retried
+	failNotSent                  // the connection was never made: nothing sent
+	failNoAnswer                 // sent, answer never (fully) arrived
+	failHTTP                     // an HTTP status other than 200 without a usable envelope
+	failCode                     // Infinia answered a code other than SUC-200
+	failBadAnswer                // an answer we cannot use (signature, format)
+)
+
+// Error is a failed call: which API, which requestNo, and what Infinia (or
+// the network) said. Err is the cause: ErrNotFound, ErrUnknownOutcome
+// (wrapping the network error), ErrSignature, ErrEnvelope, a network error,
+// or nil when Code says it all. It never holds key material or decrypted
+// payloads.
+type Error struct {
+	API        string        // e.g. "revenue-sharing/request"
+	RequestNo  string        // the requestNo of the call ("" for an error file)
+	HTTPStatus int           // the HTTP status when it was not 200
+	Code       string        // Infinia's code, when it answered one
+	Message    string        // Infinia's message, or what went wrong
+	RetryAfter time.Duration // what a 429 asked us to wait
+	Err        error
+
+	kind failure
+}
+
+// Error says which API and requestNo failed, and how.
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "infiniapay %s", e.API)
+	if e.RequestNo != "" {
+		fmt.Fprintf(&b, " %s", e.RequestNo)
+	}
+	b.WriteString(":")
+	if e.HTTPStatus != 0 {
+		fmt.Fprintf(&b, " HTTP %d", e.HTTPStatus)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, " %s", e.Code)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, " %s", e.Message)
+	}
+	if e.Err != nil {
+		if e.HTTPStatus != 0 || e.Code != "" || e.Message != "" {
+			b.WriteString(":")
+		}
+		fmt.Fprintf(&b, " %v", e.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause, for errors.Is and errors.As.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Transient reports whether the same request may succeed later: a
+// transient code, HTTP 429 or 5xx, or a network failure.
+func (e *Error) Transient() bool {
+	switch e.kind {
+	case failNotSent, failNoAnswer:
+		return true
+	case failHTTP:
+		return e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500
+	case failCode:
+		return TransientCode(e.Code)
+	}
+	return false
+}
+
+// retryable reports whether the call may be sent again as it is. A money
+// request is resent only when Infinia (or its rate limiter, or a refused
+// connection) says it was not processed; anything that may have been
+// applied is left to a status query.
+func (e *Error) retryable(money bool) bool {
+	switch e.kind {
+	case failNotSent:
+		return true
+	case failNoAnswer:
+		return !money
+	case failHTTP:
+		if e.HTTPStatus == http.StatusTooManyRequests {
+			return true
+		}
+		return !money && e.HTTPStatus >= 500
+	case failCode:
+		return TransientCode(e.Code)
+	}
+	return false
+}
+
+// clip keeps a provider's message short in our errors and reports.
+func clip(s string) string {
+	const max = 200
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}

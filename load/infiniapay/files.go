@@ -1,0 +1,153 @@
+package infiniapay
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// ErrorRow is one line of an upload's error file: which line of our trade
+// file Infinia refused and why. Line 0 is about the whole file.
+type ErrorRow struct {
+	Line    int
+	OrderNo string
+	Reason  string
+}
+
+// ErrorFileHeader is the header of an error file (assumed format: CSV,
+// UTF-8, header row).
+const ErrorFileHeader = "line,order_no,reason"
+
+// maxErrorFile bounds what we read of an error file.
+const maxErrorFile = 64 << 20
+
+// ErrorFile downloads and parses the error file of a FAILED upload (a plain
+// GET of Upload.ErrorFileURL, retried like a query). Errors show the URL
+// without its query string, which may hold a token.
+func (c *Client) ErrorFile(ctx context.Context, fileURL string) ([]ErrorRow, error) {
+	u, err := url.Parse(fileURL)
+	sp := spec{api: APIErrorFile}
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, sp.fail(failLocal, errors.New("error file URL is not an http(s) URL"))
+	}
+	sp.requestNo = u.Scheme + "://" + u.Host + u.Path
+	var rows []ErrorRow
+	err = c.do(ctx, sp, func(ctx context.Context) *Error {
+		var e *Error
+		rows, e = c.getErrorFile(ctx, sp, u.String())
+		return e
+	})
+	return rows, err
+}
+
+func (c *Client) getErrorFile(ctx context.Context, sp spec, fileURL string) ([]ErrorRow, *Error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fileURL, nil)
+	if err != nil {
+		return nil, sp.fail(failLocal, errors.New("bad error file URL"))
+	}
+	resp, err := c.cfg.HTTP.Do(req)
+	if err != nil {
+		return nil, sp.fail(netFailure(err), redactURL(err, sp.requestNo))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		e := sp.fail(failHTTP, nil)
+		e.HTTPStatus, e.RetryAfter = resp.StatusCode, c.retryAfter(resp)
+		if resp.StatusCode == http.StatusNotFound {
+			e.Err = ErrNotFound
+		}
+		return nil, e
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorFile+1))
+	if err != nil {
+		return nil, sp.fail(failNoAnswer, fmt.Errorf("reading the error file: %w", redactURL(err, sp.requestNo)))
+	}
+	if len(raw) > maxErrorFile {
+		return nil, sp.fail(failBadAnswer, fmt.Errorf("error file larger than %d bytes", maxErrorFile))
+	}
+	rows, err := ParseErrorFile(bytes.NewReader(raw))
+	if err != nil {
+		return nil, sp.fail(failBadAnswer, err)
+	}
+	return rows, nil
+}
+
+// redactURL replaces the URL in a *url.Error by its form without query.
+func redactURL(err error, safe string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &url.Error{Op: ue.Op, URL: safe, Err: ue.Err}
+	}
+	return err
+}
+
+// ParseErrorFile reads an error file: CSV, header exactly ErrorFileHeader
+// (a UTF-8 byte order mark is tolerated), then one row per refused line.
+// Errors carry the line, like csv.ParseError.
+func ParseErrorFile(r io.Reader) ([]ErrorRow, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = 3
+	head, err := cr.Read()
+	if err == io.EOF {
+		return nil, errors.New("error file: empty, want the header " + ErrorFileHeader)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("error file: %w", err)
+	}
+	head[0] = string(bytes.TrimPrefix([]byte(head[0]), []byte("\uFEFF")))
+	if head[0] != "line" || head[1] != "order_no" || head[2] != "reason" {
+		return nil, errors.New("error file: header is not " + ErrorFileHeader)
+	}
+	var rows []ErrorRow
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return rows, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("error file: %w", err)
+		}
+		line, _ := cr.FieldPos(0)
+		n, err := strconv.Atoi(rec[0])
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("error file line %d: line %q is not a line number", line, clip(rec[0]))
+		}
+		rows = append(rows, ErrorRow{Line: n, OrderNo: rec[1], Reason: rec[2]})
+	}
+}
+
+// TradeFileName is the name of the trade-details file of one seller,
+// currency and business date (assumed convention):
+// TD_<platformId>_<sellerId>_<currency>_<YYYYMMDD>_<requestNo>.csv. The ids
+// must be letters, digits and "-" so the name splits back unambiguously.
+func (c *Client) TradeFileName(sellerID string, cur pipeline.Currency, day pipeline.Date, requestNo string) (string, error) {
+	for _, f := range []struct{ name, v string }{{"platformId", c.cfg.PlatformID}, {"sellerId", sellerID}, {"requestNo", requestNo}} {
+		if !nameSafe(f.v) {
+			return "", fmt.Errorf("trade file name: %s %q: want letters, digits and -", f.name, clip(f.v))
+		}
+	}
+	if !cur.Valid() {
+		return "", fmt.Errorf("trade file name: unknown currency %q", cur)
+	}
+	return fmt.Sprintf("TD_%s_%s_%s_%s_%s.csv", c.cfg.PlatformID, sellerID, cur, day.Compact(), requestNo), nil
+}
+
+func nameSafe(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z') {
+			return false
+		}
+	}
+	return true
+}

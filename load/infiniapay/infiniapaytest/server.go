@@ -1,0 +1,318 @@
+// Package infiniapaytest is a stateful fake Infinia Pay, simulated: an
+// http.Handler speaking Infinia's envelope (it verifies our signature with
+// the platform's public key, decrypts with Infinia's private key, encrypts
+// answers with the platform's public key and signs them with Infinia's
+// private key), with account bindings, balances per currency, sellers'
+// available revenue share, idempotent revenue sharing that goes PROCESSING
+// -> SUCCESS/FAILED over a few polls, trade-details files received from the
+// SFTP side (ReceiveFile) and validated, error files, seller status
+// webhooks, and the faults of internal/fault.
+//
+// Where Infinia's behaviour is not public, the fake follows the assumptions
+// listed in PROVIDERS.md and the infiniapay package. Request problems are
+// answered with Infinia's system codes: a bad signature or unknown appId
+// SYS-002, a missing field SYS-004, an envelope or value that does not
+// parse SYS-005, a non-positive amount SYS-006, a body over 1 MiB SYS-007;
+// an unknown requestNo or seller BIZ-404 (assumed).
+package infiniapaytest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// Options configure a Server.
+type Options struct {
+	Keys       Keys            // InfiniaPrivate and PlatformPublic are required
+	AppID      string          // when set, requests for another appId are refused (SYS-002)
+	PlatformID string          // when set, trade files for another platform are refused
+	Faults     *fault.Injector // endpoints: the API paths without "v1/", and "error-files"
+	// Polls is how many status queries answer PROCESSING before the final
+	// status of a revenue share or an upload (an upload first answers
+	// RECEIVED). Default 2; negative: final at once.
+	Polls int
+	// BaseURL is the fake's public URL, for redirect and error-file links.
+	// Empty: derived from each request's Host and path.
+	BaseURL   string
+	Paths     infiniapay.Paths // default infiniapay.DefaultPaths()
+	ChunkSize int              // plaintext bytes per RSA block in answers; default 117
+	Unsigned  bool             // answer without signatures (to test RequireResponseSignature)
+}
+
+// Server is the fake. It is safe for concurrent use.
+type Server struct {
+	o      Options
+	polls  int
+	routes []route
+
+	mu         sync.Mutex
+	calls      map[string]int
+	bindings   map[string]string // sellerId -> status
+	bindReqs   map[string]replay // requestNo -> first request and answer
+	balances   map[pipeline.Currency]int64
+	available  map[account]int64
+	paid       map[account]int64
+	shares     map[string]*share
+	shareOrder []string
+	uploads    map[string]*upload
+	errorFiles map[string][]byte
+	refs       int
+}
+
+type account struct {
+	seller string
+	cur    pipeline.Currency
+}
+
+type replay struct {
+	req    map[string]string
+	answer map[string]string
+}
+
+// call is one decoded API request.
+type call struct {
+	req   map[string]string
+	fault fault.Fault
+	base  string // the fake's base URL, ending in "/"
+}
+
+// answer is what a handler says: a code, a message, and the data of a
+// SUC-200.
+type answer struct {
+	code, message string
+	data          map[string]string
+}
+
+func success(data map[string]string) answer {
+	return answer{code: infiniapay.CodeSuccess, message: "success", data: data}
+}
+
+func refuse(code, format string, args ...any) answer {
+	return answer{code: code, message: fmt.Sprintf(format, args...)}
+}
+
+type route struct {
+	path     string
+	endpoint string
+	handle   func(*Server, call) answer
+}
+
+// New returns a fake Infinia Pay. It panics when Options.Keys lacks
+// InfiniaPrivate or PlatformPublic, like a misconfigured test would.
+func New(o Options) *Server {
+	if o.Keys.InfiniaPrivate == nil || o.Keys.PlatformPublic == nil {
+		panic("infiniapaytest: Options.Keys needs InfiniaPrivate and PlatformPublic")
+	}
+	o.Paths = o.Paths.WithDefaults()
+	if o.ChunkSize == 0 {
+		o.ChunkSize = 117
+	}
+	polls := o.Polls
+	switch {
+	case polls == 0:
+		polls = 2
+	case polls < 0:
+		polls = 0
+	}
+	s := &Server{o: o, polls: polls, calls: map[string]int{}, bindings: map[string]string{},
+		bindReqs: map[string]replay{}, balances: map[pipeline.Currency]int64{}, available: map[account]int64{},
+		paid: map[account]int64{}, shares: map[string]*share{}, uploads: map[string]*upload{}, errorFiles: map[string][]byte{}}
+	for _, r := range []struct {
+		path   string
+		handle func(*Server, call) answer
+	}{
+		{o.Paths.BindAccount, (*Server).bindAccount},
+		{o.Paths.BindingStatus, (*Server).bindingStatus},
+		{o.Paths.UploadStatus, (*Server).uploadStatus},
+		{o.Paths.Balance, (*Server).balance},
+		{o.Paths.AvailableShare, (*Server).availableShare},
+		{o.Paths.RevenueShare, (*Server).revenueShare},
+		{o.Paths.RevenueShareStatus, (*Server).revenueShareStatus},
+	} {
+		p := strings.Trim(r.path, "/")
+		s.routes = append(s.routes, route{path: "/" + p, endpoint: strings.TrimPrefix(p, "v1/"), handle: r.handle})
+	}
+	return s
+}
+
+// Calls reports how many HTTP requests reached endpoint (e.g.
+// "revenue-sharing/request"), faulted ones included.
+func (s *Server) Calls(endpoint string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[endpoint]
+}
+
+// ServeHTTP serves the seven APIs (POST, matched on the path's end, so the
+// fake may be mounted under any prefix) and GET .../error-files/<requestNo>.csv.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if i := strings.Index(r.URL.Path, "/error-files/"); i >= 0 && r.Method == http.MethodGet {
+		s.serveErrorFile(w, r, strings.TrimPrefix(r.URL.Path[i:], "/error-files/"))
+		return
+	}
+	for _, rt := range s.routes {
+		if strings.HasSuffix(r.URL.Path, rt.path) {
+			if r.Method != http.MethodPost {
+				http.Error(w, "POST only", http.StatusMethodNotAllowed)
+				return
+			}
+			s.serveAPI(w, r, rt)
+			return
+		}
+	}
+	http.NotFound(w, r)
+}
+
+// serveAPI plays the endpoint's fault, opens the envelope, runs the
+// handler under the lock and seals its answer.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, rt route) {
+	s.count(rt.endpoint)
+	f := s.o.Faults.Next(rt.endpoint)
+	switch f.Kind {
+	case fault.Latency:
+		f.Sleep(r)
+	case fault.ServerError:
+		http.Error(w, "internal server error", http.StatusInternalServerError)
+		return
+	case fault.Unavailable:
+		s.respond(w, refuse(infiniapay.CodeUnavailable, "service unavailable, retry later"))
+		return
+	case fault.TooMany:
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
+		http.Error(w, "too many requests", http.StatusTooManyRequests)
+		return
+	case fault.Reset:
+		fault.DropConnection(w)
+		return
+	}
+	c := call{fault: f, base: s.base(r, rt.path)}
+	a, ok := s.decode(r, &c)
+	if ok {
+		s.mu.Lock()
+		a = rt.handle(s, c)
+		s.mu.Unlock()
+	}
+	if f.Kind == fault.Lost {
+		fault.DropConnection(w) // applied; the answer never arrives
+		return
+	}
+	s.respond(w, a)
+}
+
+func (s *Server) count(endpoint string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[endpoint]++
+}
+
+// decode opens the request envelope into c.req, or says what to refuse.
+func (s *Server) decode(r *http.Request, c *call) (answer, bool) {
+	const maxBody = 1 << 20
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return refuse(infiniapay.CodeBadFormat, "cannot read the request"), false
+	}
+	if len(body) > maxBody {
+		return refuse(infiniapay.CodeTooLarge, "payload too large"), false
+	}
+	env, plain, err := infiniapay.Open(body, s.o.Keys.InfiniaPrivate, s.o.Keys.PlatformPublic)
+	switch {
+	case errors.Is(err, infiniapay.ErrSignature):
+		return refuse(infiniapay.CodeInvalidParameter, "invalid signature"), false
+	case err != nil:
+		return refuse(infiniapay.CodeBadFormat, "bad format: cannot open the envelope"), false
+	case env.Version != infiniapay.Version || env.DataType != infiniapay.DataType:
+		return refuse(infiniapay.CodeBadFormat, "bad format: want version 1.0, dataType JSON"), false
+	case s.o.AppID != "" && env.AppID != s.o.AppID:
+		return refuse(infiniapay.CodeInvalidParameter, "unknown appId"), false
+	}
+	if err := json.Unmarshal(plain, &c.req); err != nil || c.req == nil {
+		return refuse(infiniapay.CodeBadFormat, "bad format: requestData must be a JSON object of strings"), false
+	}
+	return answer{}, true
+}
+
+// respond seals an answer: data encrypted with the platform's public key,
+// signed with Infinia's private key.
+func (s *Server) respond(w http.ResponseWriter, a answer) {
+	env := infiniapay.ResponseEnvelope{AppID: s.o.AppID, Code: a.code, Message: a.message}
+	if a.data != nil {
+		plain, err := json.Marshal(a.data)
+		if err == nil {
+			env.ResponseData, err = infiniapay.Encrypt(s.o.Keys.PlatformPublic, plain, s.o.ChunkSize)
+		}
+		if err != nil {
+			http.Error(w, "fake: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	if !s.o.Unsigned {
+		sig, err := infiniapay.Sign(s.o.Keys.InfiniaPrivate, env.ResponseData)
+		if err != nil {
+			http.Error(w, "fake: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		env.Signature = sig
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(env)
+}
+
+// base is the fake's base URL: Options.BaseURL, or the request's scheme,
+// host and path up to the API path.
+func (s *Server) base(r *http.Request, apiPath string) string {
+	if s.o.BaseURL != "" {
+		return strings.TrimSuffix(s.o.BaseURL, "/") + "/"
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + strings.TrimSuffix(r.URL.Path, apiPath) + "/"
+}
+
+// require returns the first missing field's refusal.
+func (c call) require(fields ...string) (answer, bool) {
+	for _, f := range fields {
+		if c.req[f] == "" {
+			return refuse(infiniapay.CodeMissingParameter, "missing parameter: %s", f), false
+		}
+	}
+	return answer{}, true
+}
+
+// currency returns the request's known currency, or the refusal.
+func (c call) currency() (pipeline.Currency, answer, bool) {
+	cur, err := pipeline.ParseCurrency(c.req["currency"])
+	if err != nil {
+		return "", refuse(infiniapay.CodeInvalidParameter, "invalid parameter: currency"), false
+	}
+	return cur, answer{}, true
+}
+
+func sameRequest(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if bv, ok := b[k]; !ok || bv != v {
+			return false
+		}
+	}
+	return true
+}
+
+func notFound(what string) answer {
+	return refuse(infiniapay.CodeNotFound, "not found: %s", what)
+}

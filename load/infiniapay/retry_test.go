@@ -1,0 +1,211 @@
+package infiniapay_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
+)
+
+func faults(rules ...fault.Rule) infiniapaytest.Options {
+	return infiniapaytest.Options{Faults: fault.New(7, rules...)}
+}
+
+// payable makes the fake ready to accept revenue shares to S1 in USD.
+func payable(r *rig) {
+	r.fake.SetBinding("S1", infiniapay.StatusActive)
+	r.fake.SetBalance("USD", 1_000_00)
+	r.fake.SetAvailable("S1", "USD", 1_000_00)
+}
+
+var share = infiniapay.RevenueShareRequest{RequestNo: "RS-20250903-S1-USD-1", SellerID: "S1", Currency: "USD", Amount: 123_45}
+
+func TestQueriesRetryTransientFailures(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []fault.Kind{fault.Unavailable, fault.ServerError, fault.Reset} {
+		r := newRig(t, faults(fault.Rule{Endpoint: "balance/query", Kind: kind, Calls: []int{1, 2}}), nil, nil)
+		if _, err := r.client.Balance(ctx, "BAL-1", "USD"); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if n := r.fake.Calls("balance/query"); n != 3 {
+			t.Fatalf("%s: %d calls, want 3", kind, n)
+		}
+	}
+}
+
+func TestRetriesAreBounded(t *testing.T) {
+	r := newRig(t, faults(fault.Rule{Endpoint: "*", Kind: fault.Unavailable, Prob: 1}), nil, nil)
+	_, err := r.client.Balance(context.Background(), "BAL-1", "USD")
+	var ie *infiniapay.Error
+	if !errors.As(err, &ie) || ie.Code != infiniapay.CodeUnavailable || !ie.Transient() || ie.API != "balance/query" || ie.RequestNo != "BAL-1" {
+		t.Fatalf("err = %v", err)
+	}
+	if n := r.fake.Calls("balance/query"); n != 5 {
+		t.Fatalf("%d calls, want 1 + MaxRetries (4)", n)
+	}
+	// Cancelling stops the retries.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	r = newRig(t, faults(fault.Rule{Endpoint: "*", Kind: fault.Unavailable, Prob: 1}), nil, func(c *infiniapay.Config) {
+		c.RetryBase, c.RetryMax, c.MaxRetries = time.Second, time.Second, 100
+	})
+	if _, err := r.client.Balance(ctx, "BAL-1", "USD"); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "SYS-008") {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+func TestPermanentCodesAreNotRetried(t *testing.T) {
+	// An appId Infinia does not know: SYS-002, definite.
+	r := newRig(t, infiniapaytest.Options{}, nil, func(c *infiniapay.Config) { c.AppID = "SOMEONE-ELSE" })
+	_, err := r.client.Balance(context.Background(), "BAL-1", "USD")
+	var ie *infiniapay.Error
+	if !errors.As(err, &ie) || ie.Code != infiniapay.CodeInvalidParameter || ie.Transient() {
+		t.Fatalf("err = %v", err)
+	}
+	if n := r.fake.Calls("balance/query"); n != 1 {
+		t.Fatalf("SYS-002 was retried: %d calls", n)
+	}
+}
+
+func TestRevenueShareLostAnswerIsUnknownNotResent(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, faults(fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Lost, Calls: []int{1}}), nil, nil)
+	payable(r)
+	_, err := r.client.RevenueShare(ctx, share)
+	if !errors.Is(err, infiniapay.ErrUnknownOutcome) || !strings.Contains(err.Error(), "revenue-sharing/request "+share.RequestNo) {
+		t.Fatalf("lost answer: %v, want ErrUnknownOutcome naming the API and requestNo", err)
+	}
+	if n := r.fake.Calls("revenue-sharing/request"); n != 1 {
+		t.Fatalf("a money request with a lost answer was sent %d times", n)
+	}
+	// It was applied: the status query finds it.
+	got, err := r.client.RevenueShareStatus(ctx, share.RequestNo)
+	if err != nil || got.Status != infiniapay.StatusProcessing {
+		t.Fatalf("status after lost answer: %+v, %v", got, err)
+	}
+	if r.fake.Paid("S1", "USD") != share.Amount {
+		t.Fatal("paid")
+	}
+}
+
+func TestRevenueShareResetAndServerErrorAreUnknown(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []fault.Kind{fault.Reset, fault.ServerError} {
+		r := newRig(t, faults(fault.Rule{Endpoint: "revenue-sharing/request", Kind: kind, Calls: []int{1}}), nil, nil)
+		payable(r)
+		if _, err := r.client.RevenueShare(ctx, share); !errors.Is(err, infiniapay.ErrUnknownOutcome) {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if n := r.fake.Calls("revenue-sharing/request"); n != 1 {
+			t.Fatalf("%s: sent %d times", kind, n)
+		}
+		// Not applied: the query says so, and then the same key may go again.
+		if _, err := r.client.RevenueShareStatus(ctx, share.RequestNo); !errors.Is(err, infiniapay.ErrNotFound) {
+			t.Fatalf("%s: status %v, want ErrNotFound", kind, err)
+		}
+		if res, err := r.client.RevenueShare(ctx, share); err != nil || res.Status != infiniapay.StatusProcessing {
+			t.Fatalf("%s: resend %+v, %v", kind, res, err)
+		}
+	}
+}
+
+func TestRevenueShareDefiniteRefusalsAreRetried(t *testing.T) {
+	ctx := context.Background()
+	// SYS-008 says it was not processed: the same requestNo may go again.
+	r := newRig(t, faults(fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Unavailable, Calls: []int{1, 2}}), nil, nil)
+	payable(r)
+	res, err := r.client.RevenueShare(ctx, share)
+	if err != nil || res.Status != infiniapay.StatusProcessing {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	if n := r.fake.Calls("revenue-sharing/request"); n != 3 || len(r.fake.RevenueShares()) != 1 || r.fake.Paid("S1", "USD") != share.Amount {
+		t.Fatalf("%d calls, %d shares, paid %d", n, len(r.fake.RevenueShares()), r.fake.Paid("S1", "USD"))
+	}
+	// A connection never made sent nothing: retried too.
+	k := keys(t)
+	down, err := infiniapay.New(infiniapay.Config{BaseURL: "http://127.0.0.1:1/", AppID: "A", OurKey: k.PlatformPrivate,
+		InfiniaKey: k.InfiniaPublic, HTTP: infiniapay.NewHTTPClient(time.Second), RetryBase: time.Millisecond, MaxRetries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = down.RevenueShare(ctx, share)
+	var ie *infiniapay.Error
+	if !errors.As(err, &ie) || errors.Is(err, infiniapay.ErrUnknownOutcome) || !ie.Transient() {
+		t.Fatalf("refused connection: %v, want a transient error that is not unknown", err)
+	}
+}
+
+func TestRetryAfterHonoured(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, faults(fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.TooMany, Calls: []int{1}}), nil, nil)
+	payable(r)
+	start := time.Now()
+	if _, err := r.client.RevenueShare(ctx, share); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 900*time.Millisecond {
+		t.Fatalf("retried after %v, Retry-After said 1s", waited)
+	}
+	if n := r.fake.Calls("revenue-sharing/request"); n != 2 {
+		t.Fatalf("%d calls", n)
+	}
+	// A Retry-After beyond MaxRetryAfter ends the call instead.
+	r = newRig(t, faults(fault.Rule{Endpoint: "balance/query", Kind: fault.TooMany, Calls: []int{1}}), nil, func(c *infiniapay.Config) {
+		c.MaxRetryAfter = 100 * time.Millisecond
+	})
+	_, err := r.client.Balance(ctx, "BAL-1", "USD")
+	var ie *infiniapay.Error
+	if !errors.As(err, &ie) || ie.HTTPStatus != http.StatusTooManyRequests || ie.RetryAfter != time.Second {
+		t.Fatalf("long Retry-After: %v", err)
+	}
+}
+
+func TestPerAttemptTimeout(t *testing.T) {
+	r := newRig(t, faults(fault.Rule{Endpoint: "balance/query", Kind: fault.Latency, Calls: []int{1}, Delay: time.Second}), nil, func(c *infiniapay.Config) {
+		c.Timeout = 50 * time.Millisecond
+	})
+	start := time.Now()
+	if _, err := r.client.Balance(context.Background(), "BAL-1", "USD"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 800*time.Millisecond {
+		t.Fatalf("took %v: the slow attempt was not cut at 50ms", d)
+	}
+	if n := r.fake.Calls("balance/query"); n != 2 {
+		t.Fatalf("%d calls", n)
+	}
+}
+
+func TestRateLimiterLimits(t *testing.T) {
+	const every = 30 * time.Millisecond
+	r := newRig(t, infiniapaytest.Options{}, nil, func(c *infiniapay.Config) {
+		c.Limiter = rate.NewLimiter(rate.Every(every), 1)
+	})
+	start := time.Now()
+	for i := 0; i < 6; i++ {
+		if _, err := r.client.Balance(context.Background(), "BAL-1", "USD"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < 5*every {
+		t.Fatalf("6 calls at one per %v took %v", every, d)
+	}
+	// A deadline the limiter cannot meet fails before anything is sent.
+	r.cfg.Limiter = rate.NewLimiter(rate.Every(time.Hour), 1)
+	c, _ := infiniapay.New(r.cfg)
+	c.Balance(context.Background(), "BAL-1", "USD")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	before := r.fake.Calls("balance/query")
+	if _, err := c.Balance(ctx, "BAL-2", "USD"); err == nil || r.fake.Calls("balance/query") != before {
+		t.Fatalf("limited call: %v", err)
+	}
+}

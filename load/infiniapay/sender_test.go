@@ -1,0 +1,153 @@
+package infiniapay_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
+	"github.com/settlekit/settle/pipeline"
+)
+
+func effect(key string, amount int64) pipeline.Effect {
+	return pipeline.Effect{Kind: infiniapay.RevenueShareKind, Subject: "RS/20250903/S1/USD",
+		Attempt: 1, Key: key, Currency: "USD", Amount: amount, State: pipeline.EffectPlanned}
+}
+
+func TestSenderMapsStatuses(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, infiniapaytest.Options{}, nil, nil)
+	payable(r)
+	s := infiniapay.RevenueShareSender{Client: r.client}
+
+	e := effect("RS-OK", 500)
+	out, err := s.Send(ctx, e)
+	if err != nil || out.Status != pipeline.OutcomePending || out.Ref == "" {
+		t.Fatalf("Send = %+v, %v; want pending with a reference", out, err)
+	}
+	for _, want := range []pipeline.OutcomeStatus{pipeline.OutcomePending, pipeline.OutcomePending, pipeline.OutcomeSucceeded} {
+		if got, err := s.Query(ctx, e); err != nil || got.Status != want || got.Ref != out.Ref {
+			t.Fatalf("Query = %+v, %v; want %v", got, err, want)
+		}
+	}
+	if shares := r.fake.RevenueShares(); len(shares) != 1 || shares[0].SellerID != "S1" || shares[0].Amount != 500 || shares[0].Currency != "USD" {
+		t.Fatalf("shares %+v", shares)
+	}
+
+	// Above the available share: FAILED with Infinia's reason, after the polls.
+	r.fake.SetBalance("USD", 10_000_00)
+	e = effect("RS-TOO-MUCH", 2_000_00)
+	if out, err := s.Send(ctx, e); err != nil || out.Status != pipeline.OutcomePending {
+		t.Fatalf("Send = %+v, %v", out, err)
+	}
+	var got pipeline.Outcome
+	for i := 0; i < 3; i++ {
+		got, _ = s.Query(ctx, e)
+	}
+	if got.Status != pipeline.OutcomeFailed || !strings.Contains(got.Reason, "available") {
+		t.Fatalf("Query = %+v, want failed for the available share", got)
+	}
+
+	if got, err := s.Query(ctx, effect("RS-NEVER-SENT", 1)); err != nil || got.Status != pipeline.OutcomeNotFound {
+		t.Fatalf("Query of an unknown key = %+v, %v; want not found", got, err)
+	}
+
+	// Final at once when the fake does not poll.
+	r = newRig(t, infiniapaytest.Options{Polls: -1}, nil, nil)
+	payable(r)
+	s = infiniapay.RevenueShareSender{Client: r.client}
+	if out, err := s.Send(ctx, effect("RS-1", 1)); err != nil || out.Status != pipeline.OutcomeSucceeded {
+		t.Fatalf("Send = %+v, %v", out, err)
+	}
+	r.fake.SetBinding("S1", infiniapay.StatusFrozen)
+	if out, err := s.Send(ctx, effect("RS-2", 1)); err != nil || out.Status != pipeline.OutcomeFailed || out.Reason != "seller not ACTIVE" {
+		t.Fatalf("Send to a frozen seller = %+v, %v", out, err)
+	}
+}
+
+func TestSenderUnknownOutcomeIsAnError(t *testing.T) {
+	r := newRig(t, faults(fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Lost, Calls: []int{1}}), nil, nil)
+	payable(r)
+	s := infiniapay.RevenueShareSender{Client: r.client}
+	e := effect("RS-LOST", 700)
+	if _, err := s.Send(context.Background(), e); !errors.Is(err, infiniapay.ErrUnknownOutcome) {
+		t.Fatalf("Send = %v, want ErrUnknownOutcome", err)
+	}
+	if got, err := s.Query(context.Background(), e); err != nil || got.Status != pipeline.OutcomePending {
+		t.Fatalf("Query = %+v, %v", got, err)
+	}
+}
+
+// TestSenderConfirmsRefusalsByQuery: a definite refusal is OutcomeFailed
+// only when Infinia holds nothing under the key; if it does (a provider
+// that refuses a repeated requestNo), its status is adopted.
+func TestSenderConfirmsRefusalsByQuery(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, infiniapaytest.Options{}, nil, nil)
+	payable(r)
+	s := infiniapay.RevenueShareSender{Client: r.client}
+	if _, err := s.Send(ctx, effect("RS-1", 100)); err != nil {
+		t.Fatal(err)
+	}
+	// Same key, other amount: the fake refuses with SYS-002...
+	out, err := s.Send(ctx, effect("RS-1", 999))
+	// ...and the sender reports what Infinia holds under RS-1.
+	if err != nil || out.Status != pipeline.OutcomePending {
+		t.Fatalf("Send = %+v, %v; want the first request's status", out, err)
+	}
+	if r.fake.Paid("S1", "USD") != 100 {
+		t.Fatal("paid twice")
+	}
+
+	// A refusal for a key Infinia does not hold: failed, with the code.
+	refuse := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if !strings.HasSuffix(req.URL.Path, "revenue-sharing/request") {
+				next.ServeHTTP(w, req)
+				return
+			}
+			sig, _ := infiniapay.Sign(keys(t).InfiniaPrivate, "")
+			json.NewEncoder(w).Encode(infiniapay.ResponseEnvelope{Code: infiniapay.CodeOutOfRange, Message: "amount out of range", Signature: sig})
+		})
+	}
+	r = newRig(t, infiniapaytest.Options{}, refuse, nil)
+	s = infiniapay.RevenueShareSender{Client: r.client}
+	out, err = s.Send(ctx, effect("RS-9", 100))
+	if err != nil || out.Status != pipeline.OutcomeFailed || out.Reason != "SYS-006 amount out of range" {
+		t.Fatalf("Send = %+v, %v", out, err)
+	}
+}
+
+func TestSenderFindsTheSeller(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, infiniapaytest.Options{}, nil, nil)
+	payable(r)
+	s := infiniapay.RevenueShareSender{Client: r.client}
+	for name, e := range map[string]pipeline.Effect{
+		"wrong kind":     func() pipeline.Effect { e := effect("K1", 1); e.Kind = "unfreeze"; return e }(),
+		"bad subject":    func() pipeline.Effect { e := effect("K2", 1); e.Subject = "S1"; return e }(),
+		"currency clash": func() pipeline.Effect { e := effect("K3", 1); e.Currency = "EUR"; return e }(),
+		"negative":       effect("K4", -1),
+	} {
+		if _, err := s.Send(ctx, e); err == nil {
+			t.Errorf("%s: sent", name)
+		}
+	}
+	if n := r.fake.Calls("revenue-sharing/request"); n != 0 {
+		t.Fatalf("%d bad effects reached Infinia", n)
+	}
+	r.fake.SetBinding("SELLER-7", infiniapay.StatusActive)
+	r.fake.SetAvailable("SELLER-7", "USD", 100)
+	s.SellerID = func(pipeline.Effect) (string, error) { return "SELLER-7", nil }
+	if out, err := s.Send(ctx, effect("K5", 100)); err != nil || out.Status != pipeline.OutcomePending || r.fake.Paid("SELLER-7", "USD") != 100 {
+		t.Fatalf("custom SellerID: %+v, %v", out, err)
+	}
+	if got, err := infiniapay.SubjectSeller("RS/20250903/S-1/USD", "USD"); err != nil || got != "S-1" {
+		t.Fatalf("SubjectSeller = %q, %v", got, err)
+	}
+}
