@@ -149,3 +149,21 @@ type TradeFile struct {
 	ErrorURL    string
 	Reason      string
 }
+
+// Payable is what a run owes one seller in one currency: the sum of the
+// seller shares of its items in one state.
+type Payable struct {
+	SellerID string
+	Currency Currency
+	Amount   int64 // minor units
+	Items    int64
+}
+
+// Binding is a seller's Infinia Pay account binding as last recorded.
+type Binding struct {
+	SellerID  string
+	InfiniaID string
+	Status    string // PENDING, ACTIVE, FROZEN, REJECTED
+	RequestNo string
+	Source    string // "query", "webhook" or "bind"
+}

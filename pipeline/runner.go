@@ -39,6 +39,12 @@ type Runner struct {
 	// Stages maps each stage to its implementation. A stage missing from the
 	// map is not built in this version: the runner says so and goes on.
 	Stages map[Stage]StageFunc
+	// Absent says why a stage missing from Stages is missing (e.g. "Infinia
+	// Pay is not configured"); the default is "not built in this version".
+	Absent map[Stage]string
+	// Repeat lists stages that run on every invocation even when done
+	// (the reports: cheap, and they must show the latest state).
+	Repeat map[Stage]bool
 	// Gate, when set, is checked before the first stage that sends anything
 	// (upload, distribute) in each invocation; its error stops the run.
 	Gate func(ctx context.Context, run *Run) error
@@ -75,6 +81,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		fmt.Fprintf(r.Out, "note: the rules changed since this run began; splits already recorded stand\n")
 	}
 	gated := false
+	var attention []error
 	for _, st := range Stages {
 		if st.Index() > until.Index() {
 			break
@@ -86,7 +93,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			}
 			gated = true
 		}
-		if run.Done(st) {
+		if run.Done(st) && !r.Repeat[st] {
 			res.Skipped = append(res.Skipped, st)
 			fmt.Fprintf(r.Out, "%-10s done earlier\n", st)
 			continue
@@ -94,21 +101,40 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		fn := r.Stages[st]
 		if fn == nil {
 			res.NotBuilt = append(res.NotBuilt, st)
-			fmt.Fprintf(r.Out, "%-10s not built in this version: nothing sent\n", st)
+			why := r.Absent[st]
+			if why == "" {
+				why = "not built in this version"
+			}
+			fmt.Fprintf(r.Out, "%-10s skipped, %s: nothing sent\n", st, why)
 			continue
 		}
 		start := r.now()
 		summary, err := fn(ctx, run)
+		if err != nil && KindOf(err) == KindNeedsPerson {
+			// Finished what it safely could; a person must look. The stage
+			// stays not done, so a re-run after the fix picks it up; the
+			// later stages (the reports) still run.
+			fmt.Fprintf(r.Out, "%-10s %s\n           NEEDS A PERSON: %v\n", st, summary, err)
+			attention = append(attention, fmt.Errorf("stage %s: %w", st, err))
+			continue
+		}
 		if err != nil {
 			r.fail(run, st, err)
 			return res, fmt.Errorf("stage %s: %w", st, err)
 		}
-		if err := r.Store.CompleteStage(ctx, run.ID, st); err != nil {
-			return res, err
+		if !run.Done(st) {
+			if err := r.Store.CompleteStage(ctx, run.ID, st); err != nil {
+				return res, err
+			}
+			run.StagesDone = append(run.StagesDone, st)
+			res.Ran = append(res.Ran, st)
 		}
-		run.StagesDone = append(run.StagesDone, st)
-		res.Ran = append(res.Ran, st)
 		fmt.Fprintf(r.Out, "%-10s %s (%s)\n", st, summary, r.now().Sub(start).Round(time.Millisecond))
+	}
+	if len(attention) > 0 {
+		err := E(KindNeedsPerson, "run "+key.String(), errors.Join(attention...))
+		r.fail(run, until, err)
+		return res, err
 	}
 	if until == StageReconcile && len(res.NotBuilt) == 0 {
 		if err := r.Store.FinishRun(ctx, run.ID, RunDone, ""); err != nil {

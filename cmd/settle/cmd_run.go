@@ -18,7 +18,7 @@ func runCommand(cfg *config) *cli.Command {
 		Usage: "settle one business date (resumes where an earlier run of that date stopped)",
 		Description: "Stages: extract, transform, upload, distribute, reconcile. Re-running a date is always safe:\n" +
 			"finished work is skipped and nothing is sent twice.",
-		Flags: append(databaseFlags(),
+		Flags: append(append(databaseFlags(),
 			dateFlag("business date YYYY-MM-DD (default: yesterday in --tz)"),
 			tzFlag(),
 			&cli.StringFlag{Name: flagRules, EnvVars: []string{"SETTLE_RULES"}, Usage: "commission rules CSV file (required)"},
@@ -34,7 +34,7 @@ func runCommand(cfg *config) *cli.Command {
 			&cli.Float64Flag{Name: "max-reject-ratio", EnvVars: []string{"SETTLE_MAX_REJECT_RATIO"}, Value: 0.05,
 				Usage: "stop before anything is sent (exit 3) when more than this share of the day's rows is rejected"},
 			outFlag(),
-		),
+		), infiniaFlags()...),
 		Action: func(c *cli.Context) error {
 			opts, err := cfg.runOptions(c)
 			if err != nil {
@@ -68,6 +68,7 @@ type runOptions struct {
 	sourceURL   string
 	reports     reportWriter
 	maxRejectRt float64
+	infinia     *infiniaSetup // nil: not configured
 }
 
 func (cfg *config) runOptions(c *cli.Context) (*runOptions, error) {
@@ -111,8 +112,12 @@ func (cfg *config) runOptions(c *cli.Context) (*runOptions, error) {
 	if ratio < 0 || ratio > 1 {
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--max-reject-ratio", "want a number from 0 to 1, got %v", ratio)
 	}
+	inf, err := infiniaFromFlags(c)
+	if err != nil {
+		return nil, err
+	}
 	w := pipeline.WindowOf(d, loc)
-	return &runOptions{
+	return &runOptions{infinia: inf,
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
 		sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
@@ -159,11 +164,30 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			}),
 			pipeline.StageReconcile: o.reports.stage(l),
 		},
-		Gate: rejectGate(l, o.maxRejectRt),
+		Gate:   rejectGate(l, o.maxRejectRt),
+		Repeat: map[pipeline.Stage]bool{pipeline.StageReconcile: true},
+		Absent: map[pipeline.Stage]string{
+			pipeline.StageUpload:     "Infinia Pay is not configured (--infinia-url)",
+			pipeline.StageDistribute: "Infinia Pay is not configured (--infinia-url)",
+		},
+	}
+	if o.infinia != nil {
+		up, dist := o.infinia.stages(l, cfg.stdout)
+		runner.Stages[pipeline.StageUpload], runner.Stages[pipeline.StageDistribute] = up, dist
+		defer o.infinia.sftp.Close()
+	}
+	moneyKinds := []string{pipeline.KindRevenueShare}
+	sendsBefore, err := l.Sends(ctx, o.key.Date, moneyKinds)
+	if err != nil {
+		return err
 	}
 	res, err := runner.Execute(ctx, o.key, pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query)}, o.until)
 	if res != nil && res.Run != nil {
-		if serr := cfg.printRunSummary(ctx, l, res); serr != nil && err == nil {
+		sendsAfter, serr := l.Sends(ctx, o.key.Date, moneyKinds)
+		if serr == nil {
+			serr = cfg.printRunSummary(ctx, l, res, sendsAfter-sendsBefore)
+		}
+		if serr != nil && err == nil {
 			err = serr
 		}
 		if pipeline.KindOf(err) == pipeline.KindInput {
@@ -201,7 +225,7 @@ func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipel
 	}
 }
 
-func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *pipeline.Result) error {
+func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *pipeline.Result, moved int64) error {
 	run := res.Run
 	totals, err := l.TotalsOfRun(ctx, run.ID)
 	if err != nil {
@@ -213,12 +237,10 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 	}
 	printTotals(cfg.stdout, totals)
 	printRejects(cfg.stdout, reasons, 10)
-	switch {
-	case len(res.Ran) == 0 && len(res.Skipped) > 0:
-		fmt.Fprintln(cfg.stdout, "nothing new: every stage of this date was done earlier; 0 new money movements")
-	default:
-		fmt.Fprintln(cfg.stdout, "money movements: 0 new (no provider stage is built in this version)")
+	if len(res.Ran) == 0 && len(res.Skipped) > 0 {
+		fmt.Fprint(cfg.stdout, "nothing new: every stage of this date was done earlier; ")
 	}
+	fmt.Fprintf(cfg.stdout, "%d new money movements\n", moved)
 	return nil
 }
 

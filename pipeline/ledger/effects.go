@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/lib/pq"
+
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -104,4 +106,13 @@ func (l *Ledger) EffectsOfRun(ctx context.Context, runID int64) ([]pipeline.Effe
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// Sends counts the requests sent for effects of the given kinds in every
+// run of a date: the difference across a run is its new money movements.
+func (l *Ledger) Sends(ctx context.Context, d pipeline.Date, kinds []string) (int64, error) {
+	var n int64
+	err := l.db.QueryRowContext(ctx, `SELECT COALESCE(sum(e.sends), 0) FROM effects e JOIN runs r ON r.id = e.run_id
+		WHERE r.business_date = $1 AND e.kind = ANY ($2)`, d.String(), pq.Array(kinds)).Scan(&n)
+	return n, err
 }

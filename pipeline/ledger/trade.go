@@ -22,18 +22,18 @@ const (
 	ItemRejected = "rejected"
 )
 
-// ItemsForTrade streams a run's items of the given channels in state
-// recorded, ordered by seller, currency and order number: the trade files'
-// content, one (seller, currency) group after another.
-func (l *Ledger) ItemsForTrade(ctx context.Context, runID int64, channels []pipeline.Channel, fn func(pipeline.Split) error) error {
+// ItemsForTrade streams a run's items of one seller and currency in the
+// given channels and state recorded, ordered by order number: the content of
+// one trade file.
+func (l *Ledger) ItemsForTrade(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, fn func(pipeline.Split) error) error {
 	chs := make([]string, len(channels))
 	for i, c := range channels {
 		chs[i] = string(c)
 	}
 	rows, err := l.db.QueryContext(ctx, `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
 		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at
-		FROM items WHERE run_id = $1 AND channel = ANY ($2) AND state = 'recorded'
-		ORDER BY seller_id, currency, order_no`, runID, pq.Array(chs))
+		FROM items WHERE run_id = $1 AND channel = ANY ($2) AND state = 'recorded' AND seller_id = $3 AND currency = $4
+		ORDER BY order_no`, runID, pq.Array(chs), sellerID, string(cur))
 	if err != nil {
 		return fmt.Errorf("read items for trade files: %w", err)
 	}
@@ -143,32 +143,23 @@ func (l *Ledger) RejectItem(ctx context.Context, runID int64, orderNo, reason st
 	return err
 }
 
-// Payable is what a run owes one seller in one currency through revenue
-// sharing: the sum of the seller shares of its uploaded items.
-type Payable struct {
-	SellerID string
-	Currency pipeline.Currency
-	Amount   int64
-	Items    int64
-}
-
-// Payables sums a run's items in state uploaded of the given channels by
-// seller and currency, ordered by seller and currency.
-func (l *Ledger) Payables(ctx context.Context, runID int64, channels []pipeline.Channel) ([]Payable, error) {
+// Payables sums a run's items in the given state and channels by seller and
+// currency, ordered by seller and currency.
+func (l *Ledger) Payables(ctx context.Context, runID int64, state string, channels []pipeline.Channel) ([]pipeline.Payable, error) {
 	chs := make([]string, len(channels))
 	for i, c := range channels {
 		chs[i] = string(c)
 	}
 	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, currency, sum(seller_minor), count(*) FROM items
-		WHERE run_id = $1 AND channel = ANY ($2) AND state = 'uploaded'
-		GROUP BY seller_id, currency ORDER BY seller_id, currency`, runID, pq.Array(chs))
+		WHERE run_id = $1 AND channel = ANY ($2) AND state = $3
+		GROUP BY seller_id, currency ORDER BY seller_id, currency`, runID, pq.Array(chs), state)
 	if err != nil {
 		return nil, fmt.Errorf("read payables: %w", err)
 	}
 	defer rows.Close()
-	var out []Payable
+	var out []pipeline.Payable
 	for rows.Next() {
-		var p Payable
+		var p pipeline.Payable
 		var cur string
 		if err := rows.Scan(&p.SellerID, &cur, &p.Amount, &p.Items); err != nil {
 			return nil, err
@@ -179,17 +170,8 @@ func (l *Ledger) Payables(ctx context.Context, runID int64, channels []pipeline.
 	return out, rows.Err()
 }
 
-// Binding is a seller's Infinia account binding as last recorded.
-type Binding struct {
-	SellerID  string
-	InfiniaID string
-	Status    string
-	RequestNo string
-	Source    string // "query", "webhook" or "bind"
-}
-
 // SetBinding records a seller's binding status.
-func (l *Ledger) SetBinding(ctx context.Context, b Binding) error {
+func (l *Ledger) SetBinding(ctx context.Context, b pipeline.Binding) error {
 	_, err := l.db.ExecContext(ctx, `INSERT INTO seller_bindings (seller_id, infinia_seller_id, status, request_no, source)
 		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seller_id) DO UPDATE SET
 		infinia_seller_id = CASE WHEN EXCLUDED.infinia_seller_id = '' THEN seller_bindings.infinia_seller_id ELSE EXCLUDED.infinia_seller_id END,
@@ -202,8 +184,8 @@ func (l *Ledger) SetBinding(ctx context.Context, b Binding) error {
 }
 
 // GetBinding returns the recorded binding of a seller, ok false when none.
-func (l *Ledger) GetBinding(ctx context.Context, sellerID string) (Binding, bool, error) {
-	var b Binding
+func (l *Ledger) GetBinding(ctx context.Context, sellerID string) (pipeline.Binding, bool, error) {
+	var b pipeline.Binding
 	err := l.db.QueryRowContext(ctx, `SELECT seller_id, infinia_seller_id, status, request_no, source
 		FROM seller_bindings WHERE seller_id = $1`, sellerID).Scan(&b.SellerID, &b.InfiniaID, &b.Status, &b.RequestNo, &b.Source)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -213,8 +195,8 @@ func (l *Ledger) GetBinding(ctx context.Context, sellerID string) (Binding, bool
 }
 
 // Bindings returns every recorded binding, by seller.
-func (l *Ledger) Bindings(ctx context.Context) ([]Binding, error) {
-	var out []Binding
+func (l *Ledger) Bindings(ctx context.Context) ([]pipeline.Binding, error) {
+	var out []pipeline.Binding
 	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, infinia_seller_id, status, request_no, source
 		FROM seller_bindings ORDER BY seller_id`)
 	if err != nil {
@@ -222,7 +204,7 @@ func (l *Ledger) Bindings(ctx context.Context) ([]Binding, error) {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var b Binding
+		var b pipeline.Binding
 		if err := rows.Scan(&b.SellerID, &b.InfiniaID, &b.Status, &b.RequestNo, &b.Source); err != nil {
 			return nil, err
 		}

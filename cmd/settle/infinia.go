@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/settlekit/settle/load"
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+	"github.com/settlekit/settle/transform"
+)
+
+// Flags of the Infinia Pay connection.
+const (
+	flagInfiniaURL     = "infinia-url"
+	flagInfiniaAppID   = "infinia-app-id"
+	flagPlatformID     = "platform-id"
+	flagInfiniaKey     = "infinia-private-key-file"
+	flagInfiniaPub     = "infinia-public-key-file"
+	flagSFTPAddr       = "sftp-addr"
+	flagSFTPUser       = "sftp-user"
+	flagSFTPKey        = "sftp-key-file"
+	flagSFTPKnownHosts = "sftp-known-hosts"
+	flagSFTPDir        = "sftp-dir"
+	flagWorkDir        = "work-dir"
+	flagProviderWait   = "provider-wait"
+	flagProviderRate   = "provider-rate"
+	flagParallel       = "parallel"
+)
+
+func infiniaFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagInfiniaURL, EnvVars: []string{"SETTLE_INFINIA_URL"},
+			Usage: "Infinia Pay API base URL, e.g. https://openapi.infiniax.com/api/ (empty: the Infinia stages are not configured and send nothing)"},
+		&cli.StringFlag{Name: flagInfiniaAppID, EnvVars: []string{"SETTLE_INFINIA_APP_ID"}, Usage: "our appId at Infinia Pay"},
+		&cli.StringFlag{Name: flagPlatformID, EnvVars: []string{"SETTLE_PLATFORM_ID"}, Usage: "our platform id, in trade-detail file names"},
+		&cli.StringFlag{Name: flagInfiniaKey, EnvVars: []string{"SETTLE_INFINIA_PRIVATE_KEY_FILE"}, Usage: "our RSA private key (PKCS#8, PEM or Base64)"},
+		&cli.StringFlag{Name: flagInfiniaPub, EnvVars: []string{"SETTLE_INFINIA_PUBLIC_KEY_FILE"}, Usage: "Infinia's RSA public key (X.509, PEM or Base64)"},
+		&cli.StringFlag{Name: flagSFTPAddr, EnvVars: []string{"SETTLE_SFTP_ADDR"}, Usage: "Infinia's SFTP server, host:port"},
+		&cli.StringFlag{Name: flagSFTPUser, EnvVars: []string{"SETTLE_SFTP_USER"}, Usage: "SFTP user"},
+		&cli.StringFlag{Name: flagSFTPKey, EnvVars: []string{"SETTLE_SFTP_KEY_FILE"}, Usage: "SFTP private key file"},
+		&cli.StringFlag{Name: flagSFTPKnownHosts, EnvVars: []string{"SETTLE_SFTP_KNOWN_HOSTS"}, Usage: "known_hosts file with the SFTP server's host key (required)"},
+		&cli.StringFlag{Name: flagSFTPDir, EnvVars: []string{"SETTLE_SFTP_DIR"}, Value: "upload", Usage: "remote directory of trade-detail files"},
+		&cli.StringFlag{Name: flagWorkDir, EnvVars: []string{"SETTLE_WORK_DIR"}, Value: "work", Usage: "local directory where trade files are built"},
+		&cli.DurationFlag{Name: flagProviderWait, EnvVars: []string{"SETTLE_PROVIDER_WAIT"}, Value: 10 * time.Minute,
+			Usage: "how long a run polls for final statuses before it stops (resumable, exit 1)"},
+		&cli.Float64Flag{Name: flagProviderRate, EnvVars: []string{"SETTLE_PROVIDER_RATE"}, Value: 20, Usage: "requests per second to Infinia (token bucket)"},
+		&cli.IntFlag{Name: flagParallel, EnvVars: []string{"SETTLE_PARALLEL"}, Value: 4, Usage: "concurrent uploads and payouts"},
+	}
+}
+
+// infiniaSetup is the Infinia connection as configured, or nil when
+// --infinia-url is empty.
+type infiniaSetup struct {
+	client     *infiniapay.Client
+	sftp       *lazySFTP
+	platformID string
+	workDir    string
+	wait       time.Duration
+	poll       time.Duration
+	parallel   int
+}
+
+func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
+	base := c.String(flagInfiniaURL)
+	if base == "" {
+		return nil, nil
+	}
+	usage := func(flag string, err error) error { return pipeline.E(pipeline.KindUsage, "--"+flag, err) }
+	for _, f := range []string{flagInfiniaAppID, flagPlatformID, flagInfiniaKey, flagInfiniaPub, flagSFTPAddr, flagSFTPUser, flagSFTPKey, flagSFTPKnownHosts} {
+		if c.String(f) == "" {
+			return nil, usage(f, fmt.Errorf("required with --%s", flagInfiniaURL))
+		}
+	}
+	ours, err := infiniapay.LoadPrivateKey(c.String(flagInfiniaKey))
+	if err != nil {
+		return nil, usage(flagInfiniaKey, err)
+	}
+	theirs, err := infiniapay.LoadPublicKey(c.String(flagInfiniaPub))
+	if err != nil {
+		return nil, usage(flagInfiniaPub, err)
+	}
+	signer, err := load.LoadSigner(c.String(flagSFTPKey))
+	if err != nil {
+		return nil, usage(flagSFTPKey, err)
+	}
+	var limiter *rate.Limiter
+	if r := c.Float64(flagProviderRate); r > 0 {
+		limiter = rate.NewLimiter(rate.Limit(r), max(1, int(r)))
+	}
+	client, err := infiniapay.New(infiniapay.Config{BaseURL: base, AppID: c.String(flagInfiniaAppID), PlatformID: c.String(flagPlatformID),
+		OurKey: ours, InfiniaKey: theirs, HTTP: infiniapay.NewHTTPClient(30 * time.Second), Limiter: limiter})
+	if err != nil {
+		return nil, usage(flagInfiniaURL, err)
+	}
+	return &infiniaSetup{
+		client: client,
+		sftp: &lazySFTP{cfg: load.SFTPConfig{Addr: c.String(flagSFTPAddr), User: c.String(flagSFTPUser), Signer: signer,
+			KnownHostsFile: c.String(flagSFTPKnownHosts), Dir: c.String(flagSFTPDir)}},
+		platformID: c.String(flagPlatformID), workDir: c.String(flagWorkDir), wait: c.Duration(flagProviderWait),
+		poll: time.Second, parallel: c.Int(flagParallel),
+	}, nil
+}
+
+// stages returns the upload and distribute stages over the ledger.
+func (s *infiniaSetup) stages(l *ledger.Ledger, out io.Writer) (upload, distribute pipeline.StageFunc) {
+	cfg := pipeline.InfiniaConfig{
+		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)},
+		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll, Out: out,
+		WriteFile: func(dir, name string, rows func(func(pipeline.TradeRow) error) error) (string, string, int64, int, error) {
+			w, err := load.WriteTradeFile(dir, name, rows)
+			return w.Path, w.SHA256, w.Bytes, w.Rows, err
+		},
+	}
+	return pipeline.UploadStage(cfg), pipeline.DistributeInfiniaStage(cfg)
+}
+
+// infiniaSeller maps a revenue share's subject (which names the platform's
+// seller) to the seller's Infinia id, from the run's recorded sellers.
+func infiniaSeller(l *ledger.Ledger) func(pipeline.Effect) (string, error) {
+	var mu sync.Mutex
+	cache := map[int64]map[string]pipeline.Seller{}
+	return func(e pipeline.Effect) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		sellers, ok := cache[e.RunID]
+		if !ok {
+			var err error
+			if sellers, err = l.RunSellers(context.Background(), e.RunID); err != nil {
+				return "", err
+			}
+			cache[e.RunID] = sellers
+		}
+		id, err := infiniapay.SubjectSeller(e.Subject, e.Currency)
+		if err != nil {
+			return "", err
+		}
+		s, ok := sellers[id]
+		if !ok || s.InfiniaID == "" {
+			return "", fmt.Errorf("seller %s of %s has no Infinia seller id", id, e.Subject)
+		}
+		return s.InfiniaID, nil
+	}
+}
+
+// infiniaAPI adapts the Infinia client to what the pipeline consumes.
+type infiniaAPI struct{ c *infiniapay.Client }
+
+func notFound(err error) error {
+	if errors.Is(err, infiniapay.ErrNotFound) {
+		return fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
+	}
+	return err
+}
+
+func (a infiniaAPI) UploadStatus(ctx context.Context, requestNo string) (string, string, error) {
+	u, err := a.c.UploadStatus(ctx, requestNo)
+	return u.Status, u.ErrorFileURL, notFound(err)
+}
+
+func (a infiniaAPI) ErrorRows(ctx context.Context, url string) ([]pipeline.ProviderReject, error) {
+	rows, err := a.c.ErrorFile(ctx, url)
+	out := make([]pipeline.ProviderReject, len(rows))
+	for i, r := range rows {
+		out[i] = pipeline.ProviderReject{OrderNo: r.OrderNo, Reason: r.Reason}
+	}
+	return out, err
+}
+
+func (a infiniaAPI) BindingStatus(ctx context.Context, requestNo, infiniaID string) (string, error) {
+	b, err := a.c.BindingStatus(ctx, requestNo, infiniaID)
+	return b.Status, notFound(err)
+}
+
+func (a infiniaAPI) Balance(ctx context.Context, requestNo string, cur pipeline.Currency) (int64, error) {
+	b, err := a.c.Balance(ctx, requestNo, cur)
+	return b.Available, err
+}
+
+func (a infiniaAPI) AvailableShare(ctx context.Context, requestNo, infiniaID string, cur pipeline.Currency) (int64, error) {
+	return a.c.AvailableShare(ctx, requestNo, infiniaID, cur)
+}
+
+// lazySFTP dials the SFTP server on first use and again after an error,
+// so that a dropped connection costs one failed upload, not the run.
+type lazySFTP struct {
+	cfg  load.SFTPConfig
+	mu   sync.Mutex
+	conn *load.SFTP
+}
+
+func (s *lazySFTP) get(ctx context.Context) (*load.SFTP, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		conn, err := load.DialSFTP(ctx, s.cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.conn = conn
+	}
+	return s.conn, nil
+}
+
+func (s *lazySFTP) drop(conn *load.SFTP) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == conn {
+		s.conn.Close()
+		s.conn = nil
+	}
+}
+
+func (s *lazySFTP) Upload(ctx context.Context, name string, size int64, sha string, open func() (io.ReadCloser, error)) error {
+	conn, err := s.get(ctx)
+	if err != nil {
+		return err
+	}
+	if err := conn.Upload(ctx, name, size, sha, open); err != nil {
+		s.drop(conn)
+		return err
+	}
+	return nil
+}
+
+func (s *lazySFTP) Stat(ctx context.Context, name string) (int64, bool, error) {
+	conn, err := s.get(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	size, ok, err := conn.Stat(ctx, name)
+	if err != nil {
+		s.drop(conn)
+	}
+	return size, ok, err
+}
+
+// Close closes the connection, if any.
+func (s *lazySFTP) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil
+	}
+	err := s.conn.Close()
+	s.conn = nil
+	return err
+}

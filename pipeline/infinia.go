@@ -1,0 +1,198 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// ErrNotFound is what an Infinia adapter wraps when the provider does not
+// know a requestNo.
+var ErrNotFound = errors.New("not found at the provider")
+
+// Infinia upload and binding statuses (PROVIDERS.md; partly assumed).
+const (
+	UploadSuccess = "SUCCESS"
+	UploadFailed  = "FAILED"
+	BindingActive = "ACTIVE"
+)
+
+// ProviderReject is one row a provider refused, with its reason.
+type ProviderReject struct {
+	OrderNo string
+	Reason  string
+}
+
+// Infinia is what the Infinia stages need of Infinia Pay's API. Amounts are
+// minor units; sellers are named by their Infinia seller id.
+type Infinia interface {
+	// UploadStatus returns the status of a trade-details upload and, when
+	// FAILED, the link to its error file; ErrNotFound if Infinia has never
+	// seen the requestNo.
+	UploadStatus(ctx context.Context, requestNo string) (status, errorURL string, err error)
+	// ErrorRows fetches a failed upload's error file.
+	ErrorRows(ctx context.Context, url string) ([]ProviderReject, error)
+	// BindingStatus returns a seller's binding status (PENDING, ACTIVE, ...).
+	BindingStatus(ctx context.Context, requestNo, infiniaID string) (string, error)
+	// Balance returns the platform account's available balance.
+	Balance(ctx context.Context, requestNo string, cur Currency) (int64, error)
+	// AvailableShare returns what Infinia says the seller may be paid.
+	AvailableShare(ctx context.Context, requestNo, infiniaID string, cur Currency) (int64, error)
+}
+
+// FileUploader puts files on the provider's SFTP server atomically.
+type FileUploader interface {
+	Upload(ctx context.Context, name string, size int64, sha256 string, open func() (io.ReadCloser, error)) error
+	// Stat reports whether the file exists under its final name, and its size.
+	Stat(ctx context.Context, name string) (int64, bool, error)
+}
+
+// InfiniaStore is what the Infinia stages need of the ledger.
+type InfiniaStore interface {
+	EffectStore
+	LatestEffect(ctx context.Context, kind, subject string) (Effect, bool, error)
+	RunSellers(ctx context.Context, runID int64) (map[string]Seller, error)
+	Payables(ctx context.Context, runID int64, state string, channels []Channel) ([]Payable, error)
+	ItemsForTrade(ctx context.Context, runID int64, sellerID string, cur Currency, channels []Channel, fn func(Split) error) error
+	RecordTradeFile(ctx context.Context, f TradeFile) (TradeFile, error)
+	TradeFiles(ctx context.Context, runID int64) ([]TradeFile, error)
+	SetTradeFileStatus(ctx context.Context, id int64, status, errorURL, reason string) error
+	SetItemsState(ctx context.Context, runID int64, sellerID string, cur Currency, channels []Channel, from, to, reason, payoutKey, ref string) (int64, error)
+	RejectItem(ctx context.Context, runID int64, orderNo, reason string) error
+	SetBinding(ctx context.Context, b Binding) error
+}
+
+// Effect kinds of the Infinia stages.
+const (
+	KindUpload       = "upload"
+	KindRevenueShare = "revenue_share"
+)
+
+// InfiniaChannels are the channels whose seller shares Infinia pays in this
+// version. Pay Protocol orders join once their payments are verified.
+var InfiniaChannels = []Channel{ChannelInfiniaPay}
+
+// InfiniaConfig configures the Infinia stages.
+type InfiniaConfig struct {
+	Store      InfiniaStore
+	API        Infinia
+	SFTP       FileUploader
+	Payouts    EffectSender // revenue sharing, keyed by Effect.Key
+	PlatformID string
+	WorkDir    string // where trade files are built; one folder per date
+	// WriteFile builds a trade file from rows (load.WriteTradeFile).
+	WriteFile func(dir, name string, rows func(func(TradeRow) error) error) (path, sha256 string, bytes int64, n int, err error)
+	// Rows turns a split into its trade-detail rows (transform.TradeRows).
+	Rows        func(Split) []TradeRow
+	Parallel    int           // concurrent uploads and payouts (default 4)
+	Wait        time.Duration // how long to poll for final statuses (default 10m)
+	Poll        time.Duration // first poll interval (default 1s, doubling to 30s)
+	MaxAttempts int           // revenue-share attempts per payout (default 3)
+	Out         io.Writer
+}
+
+func (c *InfiniaConfig) defaults() {
+	if c.Parallel <= 0 {
+		c.Parallel = 4
+	}
+	if c.Wait <= 0 {
+		c.Wait = 10 * time.Minute
+	}
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+}
+
+// forEach runs fn for every element of xs with at most n at once, and
+// returns the errors joined. It stops starting new work once ctx is done.
+func forEach[T any](ctx context.Context, n int, xs []T, fn func(T) error) error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, n)
+	)
+	for _, x := range xs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return errors.Join(append(errs, ctx.Err())...)
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(x); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// poll calls check until it reports done or the wait is over, backing off
+// from first to 30s.
+func poll(ctx context.Context, wait, first time.Duration, check func() (bool, error)) (bool, error) {
+	deadline := time.Now().Add(wait)
+	interval := first
+	for {
+		done, err := check()
+		if err != nil || done {
+			return done, err
+		}
+		if time.Now().Add(interval).After(deadline) {
+			return false, nil
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
+		interval = min(2*interval, 30*time.Second)
+	}
+}
+
+// settleEffect drives an effect until it is final or the wait is over: the
+// first apply sends (or resolves an unknown outcome by query), later ones
+// poll the provider.
+func settleEffect(ctx context.Context, c *InfiniaConfig, sender EffectSender, e Effect) (Effect, error) {
+	_, err := poll(ctx, c.Wait, c.Poll, func() (bool, error) {
+		next, err := ApplyEffect(ctx, c.Store, sender, e)
+		if err != nil {
+			return false, err
+		}
+		e = next
+		return e.State.Final(), nil
+	})
+	return e, err
+}
+
+func needsPerson(problems []string) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	const max = 10
+	msg := fmt.Sprintf("%d problem(s)", len(problems))
+	for i, p := range problems {
+		if i == max {
+			msg += fmt.Sprintf("; ... %d more (see the reports)", len(problems)-max)
+			break
+		}
+		msg += "; " + p
+	}
+	return Errorf(KindNeedsPerson, "", "%s", msg)
+}

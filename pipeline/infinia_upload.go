@@ -1,0 +1,232 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// UploadStage builds the run's trade-detail files (one per seller and
+// currency), uploads each through the intent-first protocol, and polls
+// Infinia's upload status until every file is accepted or refused. A refused
+// file's rows become rejects with Infinia's reason, and its seller is not
+// paid on it.
+func UploadStage(c InfiniaConfig) StageFunc {
+	c.defaults()
+	return func(ctx context.Context, run *Run) (string, error) {
+		files, err := buildTradeFiles(ctx, &c, run)
+		if err != nil {
+			return "", fmt.Errorf("build trade files: %w", err)
+		}
+		sender := &uploadSender{c: &c, byKey: map[string]TradeFile{}}
+		for _, f := range files {
+			sender.byKey[f.RequestNo] = f
+		}
+		var sent sync.Map
+		err = forEach(ctx, c.Parallel, files, func(f TradeFile) error {
+			e, err := c.Store.PlanEffect(ctx, Effect{RunID: run.ID, Kind: KindUpload, Subject: UploadSubject(run.Key.Date, f.SellerID, f.Currency),
+				Attempt: f.Attempt, Key: f.RequestNo, Currency: f.Currency, Amount: f.SellerMinor})
+			if err != nil {
+				return err
+			}
+			before := e.Sends
+			e, err = settleEffect(ctx, &c, sender, e)
+			if err != nil {
+				return fmt.Errorf("upload %s: %w", f.Name, err)
+			}
+			if e.Sends > before {
+				sent.Store(f.Name, true)
+			}
+			if e.State != EffectSucceeded {
+				return fmt.Errorf("upload %s: still %s after %s (%s); run again to resume", f.Name, e.State, c.Wait, e.LastError)
+			}
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+		accepted, refused, problems, err := awaitUploads(ctx, &c, run)
+		if err != nil {
+			return "", err
+		}
+		uploaded := 0
+		sent.Range(func(any, any) bool { uploaded++; return true })
+		summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", len(files), uploaded, accepted, refused)
+		return summary, needsPerson(problems)
+	}
+}
+
+// buildTradeFiles writes a file for every seller and currency with items
+// still to upload, records it, and returns every file of the run that is
+// not final yet. The bytes are a function of the ledger, so a resumed run
+// rebuilds exactly what it recorded (RecordTradeFile checks the digest).
+func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFile, error) {
+	sellers, err := c.Store.RunSellers(ctx, run.ID)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := c.Store.Payables(ctx, run.ID, "recorded", InfiniaChannels)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(c.WorkDir, run.Key.Date.String())
+	for _, g := range groups {
+		s := sellers[g.SellerID]
+		f := TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, InfiniaID: s.InfiniaID, Currency: g.Currency,
+			Attempt: 1, SellerMinor: g.Amount}
+		f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
+		f.Name = TradeFileName(c.PlatformID, s.InfiniaID, f.Currency, f.Date, f.RequestNo)
+		_, f.SHA256, f.Bytes, f.Rows, err = c.WriteFile(dir, f.Name, func(emit func(TradeRow) error) error {
+			return c.Store.ItemsForTrade(ctx, run.ID, g.SellerID, g.Currency, InfiniaChannels, func(sp Split) error {
+				for _, row := range c.Rows(sp) {
+					if err := emit(row); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.Store.RecordTradeFile(ctx, f); err != nil {
+			return nil, err
+		}
+	}
+	all, err := c.Store.TradeFiles(ctx, run.ID)
+	if err != nil {
+		return nil, err
+	}
+	var open []TradeFile
+	for _, f := range all {
+		if f.Status != UploadSuccess && f.Status != UploadFailed {
+			open = append(open, f)
+		}
+	}
+	return open, nil
+}
+
+// uploadSender uploads trade files; it implements EffectSender for
+// KindUpload. An upload's outcome is known by asking Infinia about the
+// requestNo, then by looking for the file under its final name.
+type uploadSender struct {
+	c     *InfiniaConfig
+	byKey map[string]TradeFile
+}
+
+func (u *uploadSender) file(e Effect) (TradeFile, string, error) {
+	f, ok := u.byKey[e.Key]
+	if !ok {
+		return f, "", fmt.Errorf("no trade file for upload %s", e.Key)
+	}
+	return f, filepath.Join(u.c.WorkDir, f.Date.String(), f.Name), nil
+}
+
+func (u *uploadSender) Send(ctx context.Context, e Effect) (Outcome, error) {
+	f, path, err := u.file(e)
+	if err != nil {
+		return Outcome{}, err
+	}
+	err = u.c.SFTP.Upload(ctx, f.Name, f.Bytes, f.SHA256, func() (io.ReadCloser, error) { return os.Open(path) })
+	if err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{Status: OutcomeSucceeded, Ref: f.Name}, nil
+}
+
+func (u *uploadSender) Query(ctx context.Context, e Effect) (Outcome, error) {
+	f, _, err := u.file(e)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if _, _, err := u.c.API.UploadStatus(ctx, f.RequestNo); err == nil {
+		return Outcome{Status: OutcomeSucceeded, Ref: f.Name}, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return Outcome{}, err
+	}
+	size, ok, err := u.c.SFTP.Stat(ctx, f.Name)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if ok && size == f.Bytes {
+		return Outcome{Status: OutcomeSucceeded, Ref: f.Name}, nil
+	}
+	return Outcome{Status: OutcomeNotFound}, nil
+}
+
+// awaitUploads polls the status of every uploaded file that is not final
+// and applies the answers to the items.
+func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run) (accepted, refused int, problems []string, err error) {
+	var pending []TradeFile
+	done, err := poll(ctx, c.Wait, c.Poll, func() (bool, error) {
+		files, err := c.Store.TradeFiles(ctx, run.ID)
+		if err != nil {
+			return false, err
+		}
+		accepted, refused, problems, pending = 0, 0, nil, pending[:0]
+		for _, f := range files {
+			if f.Status != UploadSuccess && f.Status != UploadFailed {
+				if f, err = checkUpload(ctx, c, run, f); err != nil {
+					return false, err
+				}
+			}
+			switch f.Status {
+			case UploadSuccess:
+				accepted++
+			case UploadFailed:
+				refused++
+				problems = append(problems, fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
+			default:
+				pending = append(pending, f)
+			}
+		}
+		return len(pending) == 0, nil
+	})
+	if err == nil && !done {
+		err = fmt.Errorf("%d trade files still processing at Infinia after %s (first: %s); run again to resume", len(pending), c.Wait, pending[0].Name)
+	}
+	return accepted, refused, problems, err
+}
+
+// checkUpload asks Infinia about one file and records a final answer.
+func checkUpload(ctx context.Context, c *InfiniaConfig, run *Run, f TradeFile) (TradeFile, error) {
+	status, url, err := c.API.UploadStatus(ctx, f.RequestNo)
+	if errors.Is(err, ErrNotFound) {
+		return f, nil // landed, not yet picked up
+	}
+	if err != nil {
+		return f, fmt.Errorf("upload status of %s: %w", f.Name, err)
+	}
+	switch status {
+	case UploadSuccess:
+		if _, err := c.Store.SetItemsState(ctx, run.ID, f.SellerID, f.Currency, InfiniaChannels, "recorded", "uploaded", "", "", f.RequestNo); err != nil {
+			return f, err
+		}
+	case UploadFailed:
+		rows, err := c.API.ErrorRows(ctx, url)
+		if err != nil {
+			return f, fmt.Errorf("error file of %s: %w", f.Name, err)
+		}
+		for _, r := range rows {
+			if err := c.Store.RejectItem(ctx, run.ID, r.OrderNo, "Infinia refused the trade detail: "+r.Reason); err != nil {
+				return f, err
+			}
+		}
+		f.Reason = fmt.Sprintf("%d rows refused", len(rows))
+		if len(rows) > 0 {
+			f.Reason += fmt.Sprintf(", first %s: %s", rows[0].OrderNo, rows[0].Reason)
+		}
+		if _, err := c.Store.SetItemsState(ctx, run.ID, f.SellerID, f.Currency, InfiniaChannels, "recorded", "held",
+			"held: trade file "+f.Name+" was refused by Infinia", "", ""); err != nil {
+			return f, err
+		}
+	default:
+		return f, nil
+	}
+	f.Status, f.ErrorURL = status, url
+	return f, c.Store.SetTradeFileStatus(ctx, f.ID, status, url, f.Reason)
+}

@@ -1,0 +1,23 @@
+package pipeline
+
+import (
+	"regexp"
+	"testing"
+)
+
+func TestKeysAreDeterministicAndShaped(t *testing.T) {
+	d := Date{Year: 2026, Month: 11, Day: 23}
+	a, b := TradeRequestNo(d, "S1", "USD", 1), TradeRequestNo(d, "S1", "USD", 1)
+	if a != b || a == TradeRequestNo(d, "S1", "USD", 2) || a == TradeRequestNo(d, "S2", "USD", 1) || a == TradeRequestNo(d, "S1", "CNY", 1) {
+		t.Fatal("requestNo not a function of date, seller, currency and attempt")
+	}
+	ok := regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)
+	for _, k := range []string{a, RevenueShareRequestNo(d, "weird seller/id", "USD", 12), BindingRequestNo("ABQ", d, "S1")} {
+		if !ok.MatchString(k) {
+			t.Errorf("key %q is not [0-9A-Za-z_-]{1,64}", k)
+		}
+	}
+	if got := TradeFileName("PLAT", "INF1", "USD", d, a); got != "TD_PLAT_INF1_USD_20261123_"+a+".csv" {
+		t.Fatal(got)
+	}
+}
