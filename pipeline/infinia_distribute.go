@@ -70,7 +70,8 @@ func (d *distribution) plan(ctx context.Context) error {
 		return err
 	}
 	fresh := map[Currency][]Payable{} // payables with no payout planned yet
-	for _, p := range payables {
+	var mu sync.Mutex
+	err = forEach(ctx, c.Parallel, payables, func(p Payable) error {
 		subject := RevenueShareSubject(run.Key.Date, p.SellerID, p.Currency)
 		e, ok, err := c.Store.LatestEffect(ctx, KindRevenueShare, subject)
 		if err != nil {
@@ -78,18 +79,20 @@ func (d *distribution) plan(ctx context.Context) error {
 		}
 		switch {
 		case ok && e.State != EffectFailed:
+			mu.Lock()
 			d.todo = append(d.todo, e) // resolve it, whatever it is
-			continue
+			mu.Unlock()
+			return nil
 		case ok && e.Amount != p.Amount:
 			d.problem("%s: attempt %d failed for %s, now %s is owed: a person must decide", subject, e.Attempt,
 				Money{e.Amount, e.Currency}, Money{p.Amount, p.Currency})
-			continue
+			return nil
 		case ok && e.Attempt >= c.MaxAttempts:
 			d.problem("%s: %d attempts failed, last: %s", subject, e.Attempt, e.LastError)
-			continue
+			return nil
 		}
 		if p.Amount <= 0 {
-			continue // a seller owed nothing (e.g. all refunded) is not paid
+			return nil // a seller owed nothing (e.g. all refunded) is not paid
 		}
 		s := sellers[p.SellerID]
 		status, err := c.API.BindingStatus(ctx, QueryRequestNo("ABQ"), s.InfiniaID)
@@ -100,12 +103,18 @@ func (d *distribution) plan(ctx context.Context) error {
 			return err
 		}
 		if status != BindingActive {
-			if err := d.hold(ctx, p, "Infinia binding is "+status); err != nil {
-				return err
-			}
-			continue
+			return d.hold(ctx, p, "Infinia binding is "+status)
 		}
+		mu.Lock()
 		fresh[p.Currency] = append(fresh[p.Currency], p)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, ps := range fresh {
+		sort.Slice(ps, func(i, j int) bool { return ps[i].SellerID < ps[j].SellerID })
 	}
 	currencies := make([]Currency, 0, len(fresh))
 	for cur := range fresh {

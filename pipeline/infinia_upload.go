@@ -76,6 +76,9 @@ func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFi
 	dir := filepath.Join(c.WorkDir, run.Key.Date.String())
 	for _, g := range groups {
 		s := sellers[g.SellerID]
+		if s.InfiniaID == "" {
+			return nil, fmt.Errorf("seller %s has no Infinia seller id recorded with run %d: cannot name its trade file", g.SellerID, run.ID)
+		}
 		f := TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, InfiniaID: s.InfiniaID, Currency: g.Currency,
 			Attempt: 1, SellerMinor: g.Amount}
 		f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
@@ -168,12 +171,16 @@ func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run) (accepted, re
 			return false, err
 		}
 		accepted, refused, problems, pending = 0, 0, nil, pending[:0]
-		for _, f := range files {
+		var mu sync.Mutex
+		err = forEach(ctx, c.Parallel, files, func(f TradeFile) error {
 			if f.Status != UploadSuccess && f.Status != UploadFailed {
+				var err error
 				if f, err = checkUpload(ctx, c, run, f); err != nil {
-					return false, err
+					return err
 				}
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			switch f.Status {
 			case UploadSuccess:
 				accepted++
@@ -183,6 +190,10 @@ func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run) (accepted, re
 			default:
 				pending = append(pending, f)
 			}
+			return nil
+		})
+		if err != nil {
+			return false, err
 		}
 		return len(pending) == 0, nil
 	})

@@ -121,6 +121,9 @@ func writeSellers(ctx context.Context, tx *sql.Tx, n int) error {
 	return nil
 }
 
+// InfiniaID is the Infinia Pay seller id of the seed's i-th seller.
+func InfiniaID(i int) string { return fmt.Sprintf("INF%08d", i) }
+
 // SellerID is the id of the seed's i-th seller (1-based).
 func SellerID(i int) string { return fmt.Sprintf("S%05d", i) }
 

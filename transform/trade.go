@@ -1,10 +1,6 @@
 package transform
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/settlekit/settle/pipeline"
@@ -28,46 +24,4 @@ func TradeRows(s pipeline.Split) []pipeline.TradeRow {
 		})
 	}
 	return rows
-}
-
-// shortHash is a stable 12-hex-digit digest of parts, for keys that must be
-// deterministic, short and free of the characters ids may contain.
-func shortHash(parts ...string) string {
-	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return strings.ToUpper(hex.EncodeToString(h[:6]))
-}
-
-// TradeRequestNo is the deterministic requestNo of a trade-detail upload:
-// the same date, seller, currency and attempt always give the same one.
-func TradeRequestNo(d pipeline.Date, sellerID string, cur pipeline.Currency, attempt int) string {
-	return fmt.Sprintf("TDU-%s-%s-%d", d.Compact(), shortHash("TD", sellerID, string(cur)), attempt)
-}
-
-// TradeFileName is the file name Infinia expects (assumed):
-// TD_<platformId>_<sellerId>_<currency>_<YYYYMMDD>_<requestNo>.csv.
-func TradeFileName(platformID, infiniaID string, cur pipeline.Currency, d pipeline.Date, requestNo string) string {
-	return fmt.Sprintf("TD_%s_%s_%s_%s_%s.csv", platformID, infiniaID, cur, d.Compact(), requestNo)
-}
-
-// RevenueShareRequestNo is the deterministic requestNo of a revenue share.
-func RevenueShareRequestNo(d pipeline.Date, sellerID string, cur pipeline.Currency, attempt int) string {
-	return fmt.Sprintf("RS-%s-%s-%d", d.Compact(), shortHash("RS", sellerID, string(cur)), attempt)
-}
-
-// BindingRequestNo is the requestNo of a binding request or status query
-// made on date d.
-func BindingRequestNo(kind string, d pipeline.Date, sellerID string) string {
-	return fmt.Sprintf("%s-%s-%s", kind, d.Compact(), shortHash(kind, sellerID))
-}
-
-// RevenueShareSubject names the logical payout of a seller's share in a
-// currency for a date (the effect's subject).
-func RevenueShareSubject(d pipeline.Date, sellerID string, cur pipeline.Currency) string {
-	return fmt.Sprintf("RS/%s/%s/%s", d.Compact(), sellerID, cur)
-}
-
-// UploadSubject names the logical upload of a seller's trade details in a
-// currency for a date.
-func UploadSubject(d pipeline.Date, sellerID string, cur pipeline.Currency) string {
-	return fmt.Sprintf("TD/%s/%s/%s", d.Compact(), sellerID, cur)
 }

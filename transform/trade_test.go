@@ -1,7 +1,6 @@
 package transform
 
 import (
-	"regexp"
 	"testing"
 	"time"
 
@@ -28,22 +27,5 @@ func TestTradeRows(t *testing.T) {
 	s.Amount, s.Commission, s.SellerShare = 1200, 60, 1140
 	if rows := TradeRows(s); len(rows) != 1 || rows[0].Amount != "1200" || rows[0].SellerAmount != "1140" {
 		t.Fatalf("JPY %+v", rows)
-	}
-}
-
-func TestKeysAreDeterministicAndShaped(t *testing.T) {
-	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
-	a, b := TradeRequestNo(d, "S1", "USD", 1), TradeRequestNo(d, "S1", "USD", 1)
-	if a != b || a == TradeRequestNo(d, "S1", "USD", 2) || a == TradeRequestNo(d, "S2", "USD", 1) || a == TradeRequestNo(d, "S1", "CNY", 1) {
-		t.Fatal("requestNo not a function of date, seller, currency and attempt")
-	}
-	ok := regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)
-	for _, k := range []string{a, RevenueShareRequestNo(d, "weird seller/id", "USD", 12), BindingRequestNo("ABQ", d, "S1")} {
-		if !ok.MatchString(k) {
-			t.Errorf("key %q is not [0-9A-Za-z_-]{1,64}", k)
-		}
-	}
-	if got := TradeFileName("PLAT", "INF1", "USD", d, a); got != "TD_PLAT_INF1_USD_20261123_"+a+".csv" {
-		t.Fatal(got)
 	}
 }

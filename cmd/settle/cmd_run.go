@@ -164,8 +164,10 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			}),
 			pipeline.StageReconcile: o.reports.stage(l),
 		},
-		Gate:   rejectGate(l, o.maxRejectRt),
-		Repeat: map[pipeline.Stage]bool{pipeline.StageReconcile: true},
+		Gate: rejectGate(l, o.maxRejectRt),
+		// Distribute runs again on every invocation: what was held (a seller
+		// not yet bound) is paid once the cause is gone; nothing else is sent.
+		Repeat: map[pipeline.Stage]bool{pipeline.StageDistribute: true, pipeline.StageReconcile: true},
 		Absent: map[pipeline.Stage]string{
 			pipeline.StageUpload:     "Infinia Pay is not configured (--infinia-url)",
 			pipeline.StageDistribute: "Infinia Pay is not configured (--infinia-url)",

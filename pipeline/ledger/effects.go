@@ -116,3 +116,31 @@ func (l *Ledger) Sends(ctx context.Context, d pipeline.Date, kinds []string) (in
 		WHERE r.business_date = $1 AND e.kind = ANY ($2)`, d.String(), pq.Array(kinds)).Scan(&n)
 	return n, err
 }
+
+// Paid sums the succeeded effects of a kind in one currency.
+type Paid struct {
+	Minor int64
+	Count int64
+}
+
+// PaidByCurrency sums the succeeded effects of kind in every run of a date,
+// by currency.
+func (l *Ledger) PaidByCurrency(ctx context.Context, d pipeline.Date, kind string) (map[pipeline.Currency]Paid, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT e.currency, sum(e.amount_minor), count(*) FROM effects e
+		JOIN runs r ON r.id = e.run_id WHERE r.business_date = $1 AND e.kind = $2 AND e.state = 'succeeded'
+		GROUP BY e.currency`, d.String(), kind)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[pipeline.Currency]Paid{}
+	for rows.Next() {
+		var cur string
+		var p Paid
+		if err := rows.Scan(&cur, &p.Minor, &p.Count); err != nil {
+			return nil, err
+		}
+		out[pipeline.Currency(cur)] = p
+	}
+	return out, rows.Err()
+}
