@@ -45,6 +45,9 @@ type Infinia interface {
 
 // FileUploader puts files on the provider's SFTP server atomically.
 type FileUploader interface {
+	// Connect makes sure the server can be reached and is the one we trust
+	// (host key), before any file is planned for it.
+	Connect(ctx context.Context) error
 	Upload(ctx context.Context, name string, size int64, sha256 string, open func() (io.ReadCloser, error)) error
 	// Stat reports whether the file exists under its final name, and its size.
 	Stat(ctx context.Context, name string) (int64, bool, error)

@@ -91,8 +91,9 @@ func (d *distribution) plan(ctx context.Context) error {
 			d.problem("%s: %d attempts failed, last: %s", subject, e.Attempt, e.LastError)
 			return nil
 		}
-		if p.Amount <= 0 {
-			return nil // a seller owed nothing (e.g. all refunded) is not paid
+		if p.Amount == 0 { // everything refunded or taken as commission: settled, nothing to send
+			_, err := c.Store.SetItemsState(ctx, run.ID, p.SellerID, p.Currency, InfiniaChannels, "uploaded", "paid", "seller share is 0: no payout", "", "")
+			return err
 		}
 		s := sellers[p.SellerID]
 		status, err := c.API.BindingStatus(ctx, QueryRequestNo("ABQ"), s.InfiniaID)

@@ -22,6 +22,11 @@ func UploadStage(c InfiniaConfig) StageFunc {
 		if err != nil {
 			return "", fmt.Errorf("build trade files: %w", err)
 		}
+		if len(files) > 0 {
+			if err := c.SFTP.Connect(ctx); err != nil {
+				return "", fmt.Errorf("%d trade files to upload: %w", len(files), err)
+			}
+		}
 		sender := &uploadSender{c: &c, byKey: map[string]TradeFile{}}
 		for _, f := range files {
 			sender.byKey[f.RequestNo] = f

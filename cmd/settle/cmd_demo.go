@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/internal/pgserver"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -88,6 +89,24 @@ func (cfg *config) demo(c *cli.Context) error {
 		return err
 	}
 	defer l.Close()
+	simDir, err := os.MkdirTemp("", "settle-demo-paysim-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(simDir)
+	sim, err := startDemoSimulator(simDir, c.Int("sellers"))
+	if err != nil {
+		return fmt.Errorf("demo: simulator: %w", err)
+	}
+	defer sim.Close()
+	inf, err := newInfinia(infiniaParams{URL: sim.Config.InfiniaURL, AppID: sim.Config.AppID, PlatformID: sim.Config.PlatformID,
+		KeyFile: sim.Config.OurKeyFile, PublicKeyFile: sim.Config.InfiniaPublicKeyFile, SFTPAddr: sim.Config.SFTPAddr,
+		SFTPUser: sim.Config.SFTPUser, SFTPKey: sim.Config.SFTPKeyFile, KnownHosts: sim.Config.KnownHostsFile,
+		SFTPDir: "upload", WorkDir: filepath.Join(simDir, "work"), Wait: time.Minute, Poll: 20 * time.Millisecond, Rate: 500, Parallel: 4})
+	if err != nil {
+		return err
+	}
+	before := sim.balances()
 	rules, err := loadRules(rulesPath, d)
 	if err != nil {
 		return err
@@ -97,19 +116,24 @@ func (cfg *config) demo(c *cli.Context) error {
 		key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, window: w0, tz: loc.String(),
 		until: pipeline.StageReconcile, classify: classifier(rules, d, w0), rulesHash: rules.Hash(),
 		query: sourceQueryDefault(), sellersQ: sellersQueryDefault(), sourceURL: url, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: 0.05,
+		infinia: inf,
 	}
 	fmt.Fprintln(w, "\n== first run")
 	start := time.Now()
-	if err := cfg.settle(ctx, l, opts); err != nil {
+	if err := cfg.settle(ctx, l, opts); err != nil && pipeline.KindOf(err) != pipeline.KindNeedsPerson {
 		return err
 	}
 	first := time.Since(start)
 	fmt.Fprintln(w, "\n== the same date again (must change nothing)")
 	start = time.Now()
-	if err := cfg.settle(ctx, l, opts); err != nil {
+	if err := cfg.settle(ctx, l, opts); err != nil && pipeline.KindOf(err) != pipeline.KindNeedsPerson {
 		return err
 	}
-	return cfg.demoSummary(ctx, l, d, c.String(flagOut), first, time.Since(start))
+	again := time.Since(start)
+	if err := cfg.demoSummary(ctx, l, d, c.String(flagOut), first, again); err != nil {
+		return err
+	}
+	return cfg.demoMoney(ctx, l, d, sim, before)
 }
 
 func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline.Date, out string, first, again time.Duration) error {
@@ -122,7 +146,65 @@ func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline
 	fmt.Fprintf(w, "date %s settled in %s; re-run took %s and changed nothing (run attempts: %d)\n",
 		d, first.Round(time.Millisecond), again.Round(time.Millisecond), run.Attempts)
 	fmt.Fprintf(w, "reports: %s\n", filepath.Join(out, d.String()))
-	fmt.Fprintln(w, "not yet built: trade-file upload (Infinia SFTP), revenue sharing, WeChat funds distribution,")
-	fmt.Fprintln(w, "Pay Protocol verification and provider reconciliation: those stages say so above and send nothing.")
+	fmt.Fprintln(w, "Infinia Pay is simulated in-process (internal/paysim): the job speaks its real envelope and SFTP to it.")
+	fmt.Fprintln(w, "Not built yet: WeChat funds distribution, Pay Protocol verification (their orders stay recorded, unpaid),")
+	fmt.Fprintln(w, "and reconciliation against the providers.")
+	return nil
+}
+
+// demoSim is the simulator with the demo's state: most sellers bound, some
+// not (their shares are held), and the platform's balances funded.
+type demoSim struct{ *paysim.Sim }
+
+var demoCurrencies = []pipeline.Currency{"CNY", "EUR", "HKD", "JPY", "KWD", "USD"}
+
+func startDemoSimulator(dir string, sellers int) (demoSim, error) {
+	sim, err := paysim.Start(paysim.Options{Dir: dir})
+	if err != nil {
+		return demoSim{}, err
+	}
+	for i := 1; i <= sellers; i++ {
+		status := "ACTIVE"
+		if i%10 == 0 {
+			status = "PENDING"
+		}
+		sim.Infinia.SetBinding(seed.InfiniaID(i), status)
+	}
+	for _, cur := range demoCurrencies {
+		sim.Infinia.SetBalance(cur, 1_000_000_000_00)
+	}
+	return demoSim{sim}, nil
+}
+
+func (s demoSim) balances() map[pipeline.Currency]int64 {
+	out := map[pipeline.Currency]int64{}
+	for _, cur := range demoCurrencies {
+		out[cur] = s.Infinia.Balance(cur)
+	}
+	return out
+}
+
+// demoMoney shows that the simulated platform balance fell by exactly what
+// the ledger says was paid.
+func (cfg *config) demoMoney(ctx context.Context, l *ledger.Ledger, d pipeline.Date, sim demoSim, before map[pipeline.Currency]int64) error {
+	paid, err := l.PaidByCurrency(ctx, d, pipeline.KindRevenueShare)
+	if err != nil {
+		return err
+	}
+	w := cfg.stdout
+	fmt.Fprintln(w, "Infinia revenue sharing (simulated platform balance):")
+	after := sim.balances()
+	for _, cur := range demoCurrencies {
+		moved := before[cur] - after[cur]
+		check := "matches the ledger"
+		if moved != paid[cur].Minor {
+			check = "DOES NOT MATCH the ledger"
+		}
+		fmt.Fprintf(w, "  %s  paid %4d shares  %16s   balance fell by %16s  %s\n", cur, paid[cur].Count,
+			pipeline.FormatMinor(paid[cur].Minor, cur), pipeline.FormatMinor(moved, cur), check)
+		if moved != paid[cur].Minor {
+			return fmt.Errorf("demo: %s balance moved by %d, the ledger paid %d", cur, moved, paid[cur].Minor)
+		}
+	}
 	return nil
 }

@@ -239,7 +239,7 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 	}
 	printTotals(cfg.stdout, totals)
 	printRejects(cfg.stdout, reasons, 10)
-	if len(res.Ran) == 0 && len(res.Skipped) > 0 {
+	if len(res.Ran) == 0 && len(res.Skipped) > 0 && moved == 0 {
 		fmt.Fprint(cfg.stdout, "nothing new: every stage of this date was done earlier; ")
 	}
 	fmt.Fprintf(cfg.stdout, "%d new money movements\n", moved)

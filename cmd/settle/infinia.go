@@ -33,6 +33,7 @@ const (
 	flagWorkDir        = "work-dir"
 	flagProviderWait   = "provider-wait"
 	flagProviderRate   = "provider-rate"
+	flagProviderPoll   = "provider-poll"
 	flagParallel       = "parallel"
 )
 
@@ -52,6 +53,8 @@ func infiniaFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagWorkDir, EnvVars: []string{"SETTLE_WORK_DIR"}, Value: "work", Usage: "local directory where trade files are built"},
 		&cli.DurationFlag{Name: flagProviderWait, EnvVars: []string{"SETTLE_PROVIDER_WAIT"}, Value: 10 * time.Minute,
 			Usage: "how long a run polls for final statuses before it stops (resumable, exit 1)"},
+		&cli.DurationFlag{Name: flagProviderPoll, EnvVars: []string{"SETTLE_PROVIDER_POLL"}, Value: time.Second,
+			Usage: "first interval between status polls (doubling up to 30s)"},
 		&cli.Float64Flag{Name: flagProviderRate, EnvVars: []string{"SETTLE_PROVIDER_RATE"}, Value: 20, Usage: "requests per second to Infinia (token bucket)"},
 		&cli.IntFlag{Name: flagParallel, EnvVars: []string{"SETTLE_PARALLEL"}, Value: 4, Usage: "concurrent uploads and payouts"},
 	}
@@ -69,44 +72,69 @@ type infiniaSetup struct {
 	parallel   int
 }
 
+// infiniaParams are the Infinia connection's settings, from flags or from
+// the simulator.
+type infiniaParams struct {
+	URL, AppID, PlatformID, KeyFile, PublicKeyFile   string
+	SFTPAddr, SFTPUser, SFTPKey, KnownHosts, SFTPDir string
+	WorkDir                                          string
+	Wait, Poll                                       time.Duration
+	Rate                                             float64
+	Parallel                                         int
+}
+
 func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
-	base := c.String(flagInfiniaURL)
-	if base == "" {
+	p := infiniaParams{
+		URL: c.String(flagInfiniaURL), AppID: c.String(flagInfiniaAppID), PlatformID: c.String(flagPlatformID),
+		KeyFile: c.String(flagInfiniaKey), PublicKeyFile: c.String(flagInfiniaPub), SFTPAddr: c.String(flagSFTPAddr),
+		SFTPUser: c.String(flagSFTPUser), SFTPKey: c.String(flagSFTPKey), KnownHosts: c.String(flagSFTPKnownHosts),
+		SFTPDir: c.String(flagSFTPDir), WorkDir: c.String(flagWorkDir), Wait: c.Duration(flagProviderWait), Poll: c.Duration(flagProviderPoll),
+		Rate: c.Float64(flagProviderRate), Parallel: c.Int(flagParallel),
+	}
+	if p.URL == "" {
 		return nil, nil
 	}
-	usage := func(flag string, err error) error { return pipeline.E(pipeline.KindUsage, "--"+flag, err) }
+	required := map[string]string{flagInfiniaAppID: p.AppID, flagPlatformID: p.PlatformID, flagInfiniaKey: p.KeyFile,
+		flagInfiniaPub: p.PublicKeyFile, flagSFTPAddr: p.SFTPAddr, flagSFTPUser: p.SFTPUser, flagSFTPKey: p.SFTPKey, flagSFTPKnownHosts: p.KnownHosts}
 	for _, f := range []string{flagInfiniaAppID, flagPlatformID, flagInfiniaKey, flagInfiniaPub, flagSFTPAddr, flagSFTPUser, flagSFTPKey, flagSFTPKnownHosts} {
-		if c.String(f) == "" {
-			return nil, usage(f, fmt.Errorf("required with --%s", flagInfiniaURL))
+		if required[f] == "" {
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+f, "required with --%s", flagInfiniaURL)
 		}
 	}
-	ours, err := infiniapay.LoadPrivateKey(c.String(flagInfiniaKey))
+	return newInfinia(p)
+}
+
+func newInfinia(p infiniaParams) (*infiniaSetup, error) {
+	usage := func(flag string, err error) error { return pipeline.E(pipeline.KindUsage, "--"+flag, err) }
+	ours, err := infiniapay.LoadPrivateKey(p.KeyFile)
 	if err != nil {
 		return nil, usage(flagInfiniaKey, err)
 	}
-	theirs, err := infiniapay.LoadPublicKey(c.String(flagInfiniaPub))
+	theirs, err := infiniapay.LoadPublicKey(p.PublicKeyFile)
 	if err != nil {
 		return nil, usage(flagInfiniaPub, err)
 	}
-	signer, err := load.LoadSigner(c.String(flagSFTPKey))
+	signer, err := load.LoadSigner(p.SFTPKey)
 	if err != nil {
 		return nil, usage(flagSFTPKey, err)
 	}
 	var limiter *rate.Limiter
-	if r := c.Float64(flagProviderRate); r > 0 {
-		limiter = rate.NewLimiter(rate.Limit(r), max(1, int(r)))
+	if p.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(p.Rate), max(1, int(p.Rate)))
 	}
-	client, err := infiniapay.New(infiniapay.Config{BaseURL: base, AppID: c.String(flagInfiniaAppID), PlatformID: c.String(flagPlatformID),
+	client, err := infiniapay.New(infiniapay.Config{BaseURL: p.URL, AppID: p.AppID, PlatformID: p.PlatformID,
 		OurKey: ours, InfiniaKey: theirs, HTTP: infiniapay.NewHTTPClient(30 * time.Second), Limiter: limiter})
 	if err != nil {
 		return nil, usage(flagInfiniaURL, err)
 	}
+	if p.Poll <= 0 {
+		p.Poll = time.Second
+	}
 	return &infiniaSetup{
 		client: client,
-		sftp: &lazySFTP{cfg: load.SFTPConfig{Addr: c.String(flagSFTPAddr), User: c.String(flagSFTPUser), Signer: signer,
-			KnownHostsFile: c.String(flagSFTPKnownHosts), Dir: c.String(flagSFTPDir)}},
-		platformID: c.String(flagPlatformID), workDir: c.String(flagWorkDir), wait: c.Duration(flagProviderWait),
-		poll: time.Second, parallel: c.Int(flagParallel),
+		sftp: &lazySFTP{cfg: load.SFTPConfig{Addr: p.SFTPAddr, User: p.SFTPUser, Signer: signer,
+			KnownHostsFile: p.KnownHosts, Dir: p.SFTPDir}},
+		platformID: p.PlatformID, workDir: p.WorkDir, wait: p.Wait, poll: p.Poll, parallel: p.Parallel,
 	}, nil
 }
 
@@ -208,6 +236,12 @@ func (s *lazySFTP) get(ctx context.Context) (*load.SFTP, error) {
 		s.conn = conn
 	}
 	return s.conn, nil
+}
+
+// Connect dials unless connected.
+func (s *lazySFTP) Connect(ctx context.Context) error {
+	_, err := s.get(ctx)
+	return err
 }
 
 func (s *lazySFTP) drop(conn *load.SFTP) {

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/seed"
+)
+
+// sim starts the simulator for a test: sellers 1..n bound except those in
+// pending, every demo currency funded with balance.
+func (e *env) sim(faults *fault.Injector, sellers int, pending map[int]bool, balance int64) *paysim.Sim {
+	e.t.Helper()
+	sim, err := paysim.Start(paysim.Options{Dir: e.t.TempDir(), Faults: faults})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { sim.Close() })
+	for i := 1; i <= sellers; i++ {
+		status := "ACTIVE"
+		if pending[i] {
+			status = "PENDING"
+		}
+		sim.Infinia.SetBinding(seed.InfiniaID(i), status)
+	}
+	for _, cur := range demoCurrencies {
+		sim.Infinia.SetBalance(cur, balance)
+	}
+	return sim
+}
+
+func (e *env) runInfinia(sim *paysim.Sim, extra ...string) (string, int) {
+	args := append([]string{"run", "--date", testDate, "--rules", e.rules, "--out", e.reports,
+		"--work-dir", filepath.Join(e.reports, "work"), "--provider-wait", "3s", "--provider-poll", "20ms", "--provider-rate", "0"}, sim.Config.Args()...)
+	return e.settle(append(args, extra...)...)
+}
+
+// checkPaidOnce verifies the money: every seller and currency owed by the
+// ledger was paid by exactly one accepted revenue share of exactly the
+// ledger's amount, and the platform balance fell by exactly their sum.
+func (e *env) checkPaidOnce(sim *paysim.Sim, balance int64) {
+	e.t.Helper()
+	type key struct{ seller, cur string }
+	owed := map[key]int64{}
+	rows, err := e.db.Query(`SELECT s.infinia_seller_id, i.currency, sum(i.seller_minor) FROM settle.items i
+		JOIN settle.run_sellers s ON s.run_id = i.run_id AND s.seller_id = i.seller_id
+		WHERE i.state = 'paid' AND i.payout_key <> '' GROUP BY 1, 2`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for rows.Next() {
+		var k key
+		var v int64
+		rows.Scan(&k.seller, &k.cur, &v)
+		owed[k] = v
+	}
+	rows.Close()
+	if len(owed) == 0 {
+		e.t.Fatal("nothing was paid")
+	}
+	accepted := map[key][]int64{}
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.Status != "FAILED" {
+			k := key{s.SellerID, string(s.Currency)}
+			accepted[k] = append(accepted[k], s.Amount)
+		}
+	}
+	spent := map[string]int64{}
+	for k, amounts := range accepted {
+		if len(amounts) != 1 || amounts[0] != owed[k] {
+			e.t.Errorf("seller %s %s: provider accepted %v, ledger paid %d", k.seller, k.cur, amounts, owed[k])
+		}
+		spent[k.cur] += amounts[0]
+	}
+	for k := range owed {
+		if _, ok := accepted[k]; !ok {
+			e.t.Errorf("seller %s %s: ledger says paid, provider has nothing", k.seller, k.cur)
+		}
+	}
+	for _, cur := range demoCurrencies {
+		if got := balance - sim.Infinia.Balance(cur); got != spent[string(cur)] {
+			e.t.Errorf("%s balance fell by %d, shares accepted %d", cur, got, spent[string(cur)])
+		}
+	}
+	// Every bound seller's uploaded items were paid: nothing left owing.
+	const open = `FROM settle.items WHERE channel = 'infiniapay' AND state NOT IN ('paid', 'held', 'rejected') AND reason NOT LIKE 'held:%'`
+	if n := e.count(`SELECT count(*) ` + open); n != 0 {
+		var sample string
+		e.db.Get(&sample, `SELECT order_no || ' ' || state || ' ' || reason `+open+` LIMIT 1`)
+		e.t.Errorf("%d infiniapay items neither paid nor held (e.g. %s)", n, sample)
+	}
+}
+
+// checkFilesWhole verifies that every file under its final name on the SFTP
+// server is exactly the file the ledger recorded.
+func (e *env) checkFilesWhole(sim *paysim.Sim) {
+	e.t.Helper()
+	var files []struct {
+		Name   string `db:"name"`
+		SHA256 string `db:"sha256"`
+		Status string `db:"status"`
+	}
+	if err := e.db.Select(&files, `SELECT name, sha256, status FROM settle.trade_files`); err != nil {
+		e.t.Fatal(err)
+	}
+	dir := filepath.Join(filepath.Dir(sim.Config.KnownHostsFile), "..", "sftp", "upload")
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name))
+		if err != nil {
+			e.t.Errorf("%s: %v", f.Name, err)
+			continue
+		}
+		sum := sha256.Sum256(b)
+		if hex.EncodeToString(sum[:]) != f.SHA256 {
+			e.t.Errorf("%s on the server is not the file recorded", f.Name)
+		}
+		if f.Status != pipeline.UploadSuccess {
+			e.t.Errorf("%s: status %s", f.Name, f.Status)
+		}
+	}
+}
+
+func TestInfiniaEndToEndPaysBoundSellersOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "400", "--sellers", "12", "--seed", "3")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 12, map[int]bool{5: true}, balance)
+	out, code := e.runInfinia(sim)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	e.checkPaidOnce(sim, balance)
+	e.checkFilesWhole(sim)
+	if n := e.count(`SELECT count(*) FROM settle.items i JOIN settle.run_sellers s USING (run_id, seller_id)
+		WHERE s.infinia_seller_id = $1 AND i.channel = 'infiniapay' AND i.state = 'paid'`, seed.InfiniaID(5)); n != 0 {
+		t.Fatalf("a seller whose binding is PENDING was paid for %d items", n)
+	}
+	if !strings.Contains(out, "held") {
+		t.Fatalf("the held seller is not reported:\n%s", out)
+	}
+	// The re-run sends nothing; once the seller binds, a re-run pays it once.
+	again, _ := e.runInfinia(sim)
+	if !strings.Contains(again, "0 new money movements") {
+		t.Fatalf("re-run moved money:\n%s", again)
+	}
+	sim.Infinia.SetBinding(seed.InfiniaID(5), "ACTIVE")
+	bound, code := e.runInfinia(sim)
+	if code != 0 || strings.Contains("\n"+bound, "\n0 new money movements") || !strings.Contains(bound, "new money movements") {
+		t.Fatalf("after binding: exit %d:\n%s", code, bound)
+	}
+	e.checkPaidOnce(sim, balance)
+}
+
+func TestInfiniaShortBalanceSendsNothingInThatCurrencyAndExits4(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "8", "--seed", "4")
+	sim := e.sim(nil, 8, nil, 1_000_000_000_00)
+	sim.Infinia.SetBalance("USD", 100) // one dollar
+	out, code := e.runInfinia(sim)
+	if code != 4 || !strings.Contains(out, "platform balance") {
+		t.Fatalf("exit %d, want 4 naming the balance:\n%s", code, out)
+	}
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.Currency == "USD" {
+			t.Fatalf("a USD share was sent with the balance short: %+v", s)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE state = 'paid' AND currency = 'CNY'`); n == 0 {
+		t.Fatal("other currencies must still be paid")
+	}
+	// Topped up, the re-run pays USD once.
+	sim.Infinia.SetBalance("USD", 1_000_000_000_00)
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("after top-up: exit %d:\n%s", code, out)
+	}
+	e.checkPaidOnce(sim, 1_000_000_000_00)
+}
+
+// TestInfiniaFaults plays every fault kind at every Infinia call and during
+// the upload, re-runs the day until it completes, and checks that every
+// bound seller was paid exactly once, the balance moved by exactly the sum,
+// and no file is on the server other than whole.
+func TestInfiniaFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many scenarios")
+	}
+	t.Parallel()
+	endpoints := []string{"account-binding/query", "trade-details/query", "balance/query", "revenue-sharing/available",
+		"revenue-sharing/request", "revenue-sharing/query", "error-files"}
+	kinds := []fault.Kind{fault.Latency, fault.ServerError, fault.Unavailable, fault.TooMany, fault.Reset, fault.Lost, fault.Stuck}
+	type scenario struct {
+		name  string
+		rules []fault.Rule
+	}
+	var scenarios []scenario
+	for _, ep := range endpoints {
+		for _, k := range kinds {
+			scenarios = append(scenarios, scenario{ep + "/" + string(k), []fault.Rule{{Endpoint: ep, Kind: k, Calls: []int{1, 2, 5}, Polls: 4}}})
+		}
+	}
+	scenarios = append(scenarios,
+		scenario{"upload/disconnect", []fault.Rule{{Endpoint: "upload", Kind: fault.Disconnect, Calls: []int{1, 3}, Bytes: 200}}},
+		scenario{"everything/5%", []fault.Rule{{Endpoint: "*", Kind: fault.Lost, Prob: 0.05}, {Endpoint: "*", Kind: fault.Reset, Prob: 0.05},
+			{Endpoint: "*", Kind: fault.Unavailable, Prob: 0.05}, {Endpoint: "upload", Kind: fault.Disconnect, Prob: 0.1, Bytes: 100}}},
+	)
+	for i, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "6", "--seed", fmt.Sprint(10+i))
+			const balance = 1_000_000_000_00
+			sim := e.sim(fault.New(uint64(i), sc.rules...), 6, nil, balance)
+			var out string
+			code := -1
+			for try := 0; try < 8 && code != 0; try++ {
+				out, code = e.runInfinia(sim)
+			}
+			if code != 0 {
+				t.Fatalf("did not complete after 8 runs: exit %d:\n%s", code, out)
+			}
+			e.checkPaidOnce(sim, balance)
+			e.checkFilesWhole(sim)
+		})
+	}
+}
+
+func TestInfiniaChangedHostKeyIsRefusedAndNothingUploaded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "100", "--sellers", "4", "--seed", "5")
+	sim := e.sim(nil, 4, nil, 1_000_000_000_00)
+	// known_hosts names another key for the server's address.
+	other := e.sim(nil, 0, nil, 0)
+	b, err := os.ReadFile(other.Config.KnownHostsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := os.ReadFile(sim.Config.KnownHostsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := strings.Fields(string(mine))[0]
+	line := host + " " + strings.Join(strings.Fields(string(b))[1:], " ") + "\n"
+	bad := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(bad, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.runInfinia(sim, "--sftp-known-hosts", bad)
+	// A changed host key is a configuration matter for a person (exit 2),
+	// never retried into an upload.
+	if code != 2 || !strings.Contains(out, "host key of") || !strings.Contains(out, "nothing was uploaded") {
+		t.Fatalf("exit %d, want 2 with a host key message:\n%s", code, out)
+	}
+	entries, _ := os.ReadDir(filepath.Join(filepath.Dir(sim.Config.KnownHostsFile), "..", "sftp", "upload"))
+	if len(entries) != 0 {
+		t.Fatalf("%d files reached the server", len(entries))
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share'`); n != 0 {
+		t.Fatal("payouts planned without accepted files")
+	}
+}

@@ -1,0 +1,188 @@
+// Package paysim runs the provider simulator: the stateful fakes of the
+// payment providers (simulated, not the real services) behind real
+// listeners on the loopback interface - Infinia Pay's HTTP API and its SFTP
+// server - and writes the keys and files the job needs to talk to them. The
+// paysim command, settle demo and the end-to-end tests use it.
+package paysim
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
+	"github.com/settlekit/settle/load/sftptest"
+)
+
+// Options configure the simulator.
+type Options struct {
+	Dir        string          // where keys, known_hosts and the SFTP root go (required)
+	Faults     *fault.Injector // shared by every fake; nil: none
+	Polls      int             // PROCESSING polls before a final status (default 1)
+	HTTPAddr   string          // default 127.0.0.1:0
+	SFTPAddr   string          // default 127.0.0.1:0
+	AppID      string          // default "APP-DEMO"
+	PlatformID string          // default "PLATDEMO"
+}
+
+// Config is what the job needs to reach the simulator: the values of its
+// --infinia-* and --sftp-* flags.
+type Config struct {
+	InfiniaURL, AppID, PlatformID, OurKeyFile, InfiniaPublicKeyFile string
+	SFTPAddr, SFTPUser, SFTPKeyFile, KnownHostsFile                 string
+}
+
+// Env renders c as the job's environment variables.
+func (c Config) Env() []string {
+	return []string{
+		"SETTLE_INFINIA_URL=" + c.InfiniaURL, "SETTLE_INFINIA_APP_ID=" + c.AppID, "SETTLE_PLATFORM_ID=" + c.PlatformID,
+		"SETTLE_INFINIA_PRIVATE_KEY_FILE=" + c.OurKeyFile, "SETTLE_INFINIA_PUBLIC_KEY_FILE=" + c.InfiniaPublicKeyFile,
+		"SETTLE_SFTP_ADDR=" + c.SFTPAddr, "SETTLE_SFTP_USER=" + c.SFTPUser, "SETTLE_SFTP_KEY_FILE=" + c.SFTPKeyFile,
+		"SETTLE_SFTP_KNOWN_HOSTS=" + c.KnownHostsFile,
+	}
+}
+
+// Args renders c as the job's flags.
+func (c Config) Args() []string {
+	var out []string
+	for _, kv := range c.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "SETTLE_"), "_", "-"))
+		out = append(out, "--"+flag, v)
+	}
+	return out
+}
+
+// Sim is a running simulator.
+type Sim struct {
+	Infinia *infiniapaytest.Server
+	SFTP    *sftptest.Server
+	Config  Config
+	http    *http.Server
+	ln      net.Listener
+}
+
+// Start starts the fakes and writes their keys under o.Dir.
+func Start(o Options) (*Sim, error) {
+	if o.Dir == "" {
+		return nil, errors.New("paysim: Dir is required")
+	}
+	if o.AppID == "" {
+		o.AppID = "APP-DEMO"
+	}
+	if o.PlatformID == "" {
+		o.PlatformID = "PLATDEMO"
+	}
+	if o.Polls == 0 {
+		o.Polls = 1
+	}
+	for _, a := range []*string{&o.HTTPAddr, &o.SFTPAddr} {
+		if *a == "" {
+			*a = "127.0.0.1:0"
+		}
+	}
+	keysDir := filepath.Join(o.Dir, "keys")
+	keys, err := infiniapaytest.GenerateKeys()
+	if err != nil {
+		return nil, err
+	}
+	if err := keys.WriteFiles(keysDir); err != nil {
+		return nil, err
+	}
+	clientKey, err := writeSSHKey(filepath.Join(keysDir, "sftp_client_ed25519"))
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("paysim: listen: %w", err)
+	}
+	url := "http://" + ln.Addr().String() + "/api/"
+	s := &Sim{ln: ln}
+	s.Infinia = infiniapaytest.New(infiniapaytest.Options{Keys: keys, AppID: o.AppID, PlatformID: o.PlatformID,
+		Faults: o.Faults, Polls: o.Polls, BaseURL: url})
+	s.http = &http.Server{Handler: s.Infinia, ReadHeaderTimeout: 10 * time.Second}
+	go s.http.Serve(ln)
+	root := filepath.Join(o.Dir, "sftp")
+	if err := os.MkdirAll(filepath.Join(root, "upload"), 0o755); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.SFTP, err = sftptest.Start(sftptest.Config{Root: root, AuthorizedKeys: []ssh.PublicKey{clientKey}, User: "settle",
+		Faults: o.Faults, Addr: o.SFTPAddr, OnRename: s.received(root)})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	known := filepath.Join(keysDir, "known_hosts")
+	if err := s.SFTP.WriteKnownHosts(known); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.Config = Config{InfiniaURL: url, AppID: o.AppID, PlatformID: o.PlatformID,
+		OurKeyFile: filepath.Join(keysDir, "platform_private.pem"), InfiniaPublicKeyFile: filepath.Join(keysDir, "infinia_public.pem"),
+		SFTPAddr: s.SFTP.Addr(), SFTPUser: "settle", SFTPKeyFile: filepath.Join(keysDir, "sftp_client_ed25519"), KnownHostsFile: known}
+	return s, nil
+}
+
+// received hands a trade file that landed in upload/ to the Infinia fake,
+// as Infinia's own pick-up would.
+func (s *Sim) received(root string) func(string) {
+	return func(p string) {
+		if path.Dir(p) != "upload" || strings.HasPrefix(path.Base(p), ".") {
+			return
+		}
+		f, err := os.Open(filepath.Join(root, filepath.FromSlash(p)))
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		_ = s.Infinia.ReceiveFile(path.Base(p), f) // a refused file shows in its upload status
+	}
+}
+
+// Close stops the fakes.
+func (s *Sim) Close() error {
+	var errs []error
+	if s.SFTP != nil {
+		errs = append(errs, s.SFTP.Close())
+	}
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		errs = append(errs, s.http.Shutdown(ctx))
+	} else if s.ln != nil {
+		errs = append(errs, s.ln.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// writeSSHKey writes a new ed25519 private key in OpenSSH format and returns
+// its public key.
+func writeSSHKey(path string) (ssh.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "settle paysim client")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, err
+	}
+	return ssh.NewPublicKey(pub)
+}
