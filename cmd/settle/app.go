@@ -28,6 +28,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			migrateCommand(cfg),
 			seedCommand(cfg),
 			demoCommand(cfg),
+			sellersCommand(cfg),
 		},
 		// Errors come back to main, which maps them to exit codes after
 		// cleanup: the library must never exit by itself.

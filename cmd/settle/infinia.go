@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -64,6 +65,8 @@ func infiniaFlags() []cli.Flag {
 // --infinia-url is empty.
 type infiniaSetup struct {
 	client     *infiniapay.Client
+	ourKey     *rsa.PrivateKey
+	theirKey   *rsa.PublicKey
 	sftp       *lazySFTP
 	platformID string
 	workDir    string
@@ -131,7 +134,7 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 		p.Poll = time.Second
 	}
 	return &infiniaSetup{
-		client: client,
+		client: client, ourKey: ours, theirKey: theirs,
 		sftp: &lazySFTP{cfg: load.SFTPConfig{Addr: p.SFTPAddr, User: p.SFTPUser, Signer: signer,
 			KnownHostsFile: p.KnownHosts, Dir: p.SFTPDir}},
 		platformID: p.PlatformID, workDir: p.WorkDir, wait: p.Wait, poll: p.Poll, parallel: p.Parallel,

@@ -52,11 +52,17 @@ func newEnv(t *testing.T) *env {
 // returns its output and exit code.
 func (e *env) settle(args ...string) (string, int) {
 	e.t.Helper()
-	var out, errb bytes.Buffer
 	full := append([]string{"settle"}, args...)
 	if len(args) > 0 {
 		full = append([]string{"settle", args[0], "--database-url", e.url}, args[1:]...)
 	}
+	return e.raw(full...)
+}
+
+// raw runs the command line as given (full[0] is the program name).
+func (e *env) raw(full ...string) (string, int) {
+	e.t.Helper()
+	var out, errb bytes.Buffer
 	cfg := func(string) string { return "" }
 	// urfave/cli mutates its package-level help flag while parsing: in one
 	// process (the tests, not production) invocations must take turns.

@@ -223,3 +223,45 @@ func (l *Ledger) FirstDelivery(ctx context.Context, requestNo string) (bool, err
 	n, err := res.RowsAffected()
 	return n == 1, err
 }
+
+// KnownSellers returns every seller the ledger knows an Infinia id for - from
+// the runs' sellers and the recorded bindings - with its recorded status
+// ("" when none), by seller id.
+func (l *Ledger) KnownSellers(ctx context.Context) ([]pipeline.Binding, error) {
+	rows, err := l.db.QueryContext(ctx, `
+		SELECT k.seller_id, k.infinia_seller_id, COALESCE(b.status, '') FROM (
+			SELECT DISTINCT ON (seller_id) seller_id, infinia_seller_id FROM (
+				SELECT seller_id, infinia_seller_id, 1 AS pref FROM seller_bindings WHERE infinia_seller_id <> ''
+				UNION ALL
+				SELECT seller_id, infinia_seller_id, 2 FROM run_sellers WHERE infinia_seller_id <> ''
+			) u ORDER BY seller_id, pref) k
+		LEFT JOIN seller_bindings b USING (seller_id)
+		ORDER BY k.seller_id`)
+	if err != nil {
+		return nil, fmt.Errorf("read known sellers: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.Binding
+	for rows.Next() {
+		var b pipeline.Binding
+		if err := rows.Scan(&b.SellerID, &b.InfiniaID, &b.Status); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// SellerOfInfiniaID returns the platform seller id of an Infinia seller id,
+// or the Infinia id itself when the ledger has never seen it (the status is
+// still recorded, under that id).
+func (l *Ledger) SellerOfInfiniaID(ctx context.Context, infiniaID string) (string, error) {
+	var id string
+	err := l.db.QueryRowContext(ctx, `SELECT seller_id FROM (
+		SELECT seller_id FROM seller_bindings WHERE infinia_seller_id = $1
+		UNION ALL SELECT seller_id FROM run_sellers WHERE infinia_seller_id = $1) s LIMIT 1`, infiniaID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return infiniaID, nil
+	}
+	return id, err
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+func sellersCommand(cfg *config) *cli.Command {
+	flags := append(databaseFlags(), infiniaFlags()...)
+	return &cli.Command{
+		Name:  "sellers",
+		Usage: "Infinia Pay account bindings: bind a seller, refresh statuses, receive the status webhook",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "bind",
+				Usage:     "send a seller's information with the Account Binding API and print the redirect URL",
+				ArgsUsage: "SELLER_ID",
+				Flags: append(flags,
+					&cli.StringFlag{Name: "cert-no", Usage: "the seller's registration or identity number (default: the seller id)"},
+					&cli.StringFlag{Name: "store-url", Usage: "the seller's store URL"},
+					&cli.StringFlag{Name: "currency", Value: "USD", Usage: "the account's currency"},
+					&cli.StringFlag{Name: "backlink-url", Usage: "where Infinia sends the seller back to"},
+				),
+				Action: func(c *cli.Context) error { return cfg.sellersBind(c) },
+			},
+			{
+				Name:   "sync",
+				Usage:  "refresh the binding status of every seller the ledger knows",
+				Flags:  flags,
+				Action: func(c *cli.Context) error { return cfg.sellersSync(c) },
+			},
+			{
+				Name:  "webhook",
+				Usage: "serve Infinia's seller-status webhook, recording statuses in the ledger",
+				Flags: append(flags, &cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to listen on"},
+					&cli.StringFlag{Name: "path", Value: "/infinia/seller-status", Usage: "path of the webhook"}),
+				Action: func(c *cli.Context) error { return cfg.sellersWebhook(c) },
+			},
+		},
+	}
+}
+
+// sellerTools opens the ledger and the Infinia client the seller commands use.
+func sellerTools(c *cli.Context) (*ledger.Ledger, *infiniaSetup, func(), error) {
+	inf, err := infiniaFromFlags(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if inf == nil {
+		return nil, nil, nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagInfiniaURL, "required for the sellers commands")
+	}
+	l, err := openLedger(c.Context, c, true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return l, inf, func() { l.Close() }, nil
+}
+
+func (cfg *config) sellersBind(c *cli.Context) error {
+	id := c.Args().First()
+	if id == "" || c.NArg() != 1 {
+		return pipeline.Errorf(pipeline.KindUsage, "sellers bind", "want exactly one SELLER_ID")
+	}
+	l, inf, done, err := sellerTools(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	url, err := databaseURL(c)
+	if err != nil {
+		return err
+	}
+	src, err := sourceURL(c, url)
+	if err != nil {
+		return err
+	}
+	db, err := openDB(c.Context, src)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	q, name, err := sellersQuery(c)
+	if err != nil {
+		return err
+	}
+	var seller *pipeline.Seller
+	err = sellerSource(db, q, name).Sellers(c.Context, []string{id}, func(s pipeline.Seller) error { seller = &s; return nil })
+	if err != nil {
+		return err
+	}
+	if seller == nil {
+		return pipeline.Errorf(pipeline.KindUsage, "sellers bind", "seller %s is not in the platform's sellers", id)
+	}
+	if seller.InfiniaID == "" {
+		return pipeline.Errorf(pipeline.KindUsage, "sellers bind", "seller %s has no Infinia seller id", id)
+	}
+	certNo := c.String("cert-no")
+	if certNo == "" {
+		certNo = seller.ID
+	}
+	cur, err := pipeline.ParseCurrency(c.String("currency"))
+	if err != nil {
+		return pipeline.E(pipeline.KindUsage, "--currency", err)
+	}
+	reqNo := pipeline.BindingRequestNo("ABR", pipeline.DateOf(cfg.clock()), seller.ID)
+	redirect, err := inf.client.BindAccount(c.Context, infiniapay.BindRequest{RequestNo: reqNo, SellerID: seller.InfiniaID,
+		SellerCertNo: certNo, SellerName: seller.Name, StoreName: seller.Name, StoreURL: c.String("store-url"),
+		EntityType: seller.EntityType, Country: seller.Country, Currency: cur, BacklinkURL: c.String("backlink-url")})
+	if err != nil {
+		return fmt.Errorf("bind %s: %w", id, err)
+	}
+	if err := l.SetBinding(c.Context, pipeline.Binding{SellerID: seller.ID, InfiniaID: seller.InfiniaID, Status: "PENDING", RequestNo: reqNo, Source: "bind"}); err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.stdout, "binding requested for %s (Infinia %s, requestNo %s)\nsend the seller to: %s\n", id, seller.InfiniaID, reqNo, redirect)
+	return nil
+}
+
+func (cfg *config) sellersSync(c *cli.Context) error {
+	l, inf, done, err := sellerTools(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	known, err := l.KnownSellers(c.Context)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(cfg.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "seller\tinfinia id\tstatus\twas")
+	api := infiniaAPI{inf.client}
+	for _, s := range known {
+		status, err := api.BindingStatus(c.Context, pipeline.QueryRequestNo("ABQ"), s.InfiniaID)
+		if errors.Is(err, pipeline.ErrNotFound) {
+			status, err = "UNKNOWN", nil
+		}
+		if err != nil {
+			return fmt.Errorf("binding of %s: %w", s.SellerID, err)
+		}
+		if err := l.SetBinding(c.Context, pipeline.Binding{SellerID: s.SellerID, InfiniaID: s.InfiniaID, Status: status, Source: "query"}); err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.SellerID, s.InfiniaID, status, s.Status)
+	}
+	tw.Flush()
+	fmt.Fprintf(cfg.stdout, "%d sellers refreshed\n", len(known))
+	return nil
+}
+
+// bindingWebhook is the seller-status webhook handler, recording statuses
+// in the ledger; deliveries are deduplicated by requestNo across restarts.
+func bindingWebhook(l *ledger.Ledger, inf *infiniaSetup) (http.Handler, error) {
+	return infiniapay.WebhookHandler(inf.ourKey, inf.theirKey, func(ctx context.Context, st infiniapay.SellerStatus) error {
+		first, err := l.FirstDelivery(ctx, st.RequestNo)
+		if err != nil || !first {
+			return err
+		}
+		sellerID, err := l.SellerOfInfiniaID(ctx, st.SellerID)
+		if err != nil {
+			return err
+		}
+		return l.SetBinding(ctx, pipeline.Binding{SellerID: sellerID, InfiniaID: st.SellerID, Status: st.Status, RequestNo: st.RequestNo, Source: "webhook"})
+	}), nil
+}
+
+func (cfg *config) sellersWebhook(c *cli.Context) error {
+	l, inf, done, err := sellerTools(c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	h, err := bindingWebhook(l, inf)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST "+c.String("path"), h)
+	srv := &http.Server{Addr: c.String("listen"), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-c.Context.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	fmt.Fprintf(cfg.stdout, "listening on %s%s\n", c.String("listen"), c.String("path"))
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+	"github.com/settlekit/settle/seed"
+)
+
+func TestSellersBindSyncAndWebhook(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "20", "--sellers", "3")
+	sim := e.sim(nil, 0, nil, 0)
+	// Flags come before the seller id (urfave/cli stops at the first argument).
+	args := func(cmd string, rest ...string) []string {
+		return append(append([]string{"sellers", cmd}, sim.Config.Args()...), rest...)
+	}
+
+	out, code := e.settleSub(args("bind", "--store-url", "https://shop.example/s2", "S00002")...)
+	if code != 0 || !strings.Contains(out, "send the seller to: http") {
+		t.Fatalf("bind: exit %d:\n%s", code, out)
+	}
+	if _, code := e.settleSub(args("bind", "S99999")...); code != 2 {
+		t.Fatal("binding an unknown seller must be a usage error")
+	}
+	// Infinia activates the seller; sync brings the status home.
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	out, code = e.settleSub(args("sync")...)
+	if code != 0 || !strings.Contains(out, "S00002") || !strings.Contains(out, "ACTIVE") {
+		t.Fatalf("sync: exit %d:\n%s", code, out)
+	}
+	l, err := ledger.Open(context.Background(), e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if b, ok, _ := l.GetBinding(context.Background(), "S00002"); !ok || b.Status != "ACTIVE" || b.Source != "query" {
+		t.Fatalf("binding after sync: %+v", b)
+	}
+
+	// The webhook: a FROZEN notification, delivered twice, is recorded once.
+	inf, err := newInfinia(infiniaParams{URL: sim.Config.InfiniaURL, AppID: sim.Config.AppID, PlatformID: sim.Config.PlatformID,
+		KeyFile: sim.Config.OurKeyFile, PublicKeyFile: sim.Config.InfiniaPublicKeyFile, SFTPAddr: sim.Config.SFTPAddr,
+		SFTPUser: sim.Config.SFTPUser, SFTPKey: sim.Config.SFTPKeyFile, KnownHosts: sim.Config.KnownHostsFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := bindingWebhook(l, inf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for i := 0; i < 2; i++ {
+		if err := sim.Infinia.Notify(context.Background(), &http.Client{}, srv.URL, "WH-1", seed.InfiniaID(2), "FROZEN"); err != nil {
+			t.Fatalf("delivery %d: %v", i, err)
+		}
+	}
+	if b, _, _ := l.GetBinding(context.Background(), "S00002"); b.Status != "FROZEN" || b.Source != "webhook" {
+		t.Fatalf("binding after webhook: %+v", b)
+	}
+	// A later query result is not undone by a replayed delivery.
+	l.SetBinding(context.Background(), pipeline.Binding{SellerID: "S00002", InfiniaID: seed.InfiniaID(2), Status: "ACTIVE", Source: "query"})
+	if err := sim.Infinia.Notify(context.Background(), &http.Client{}, srv.URL, "WH-1", seed.InfiniaID(2), "FROZEN"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _, _ := l.GetBinding(context.Background(), "S00002"); b.Status != "ACTIVE" {
+		t.Fatalf("a repeated delivery was applied again: %+v", b)
+	}
+}
+
+// settleSub runs a command whose first word is not the one that takes the
+// database flag (sellers SUB ...).
+func (e *env) settleSub(args ...string) (string, int) {
+	e.t.Helper()
+	return e.raw(append([]string{"settle", args[0], args[1], "--database-url", e.url}, args[2:]...)...)
+}
