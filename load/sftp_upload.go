@@ -1,0 +1,240 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/sync/errgroup"
+)
+
+// Upload writes a file atomically, as name in the remote directory:
+//
+//   - into Dir/.NAME.part, created or truncated (a broken earlier upload is
+//     restarted, never appended to), streaming from open() and computing
+//     its sha256 on the way, with up to Concurrency write requests in
+//     flight;
+//   - then it checks that open() gave exactly size bytes, that their sha256
+//     is wantSHA256 (hex), and that the remote file (Stat) has size bytes;
+//     on a mismatch the temporary file is removed and an error returned;
+//   - then it renames it into place with posix-rename@openssh.com, which
+//     replaces a file of the same name: a file under its final name is
+//     always whole.
+//
+// Cancelling ctx closes the connection, and Upload returns an error
+// wrapping ctx.Err(). Nothing is retried: after an error, what is under the
+// final name is what was there before, or the whole file if the error came
+// after the rename (an answer lost with the connection); a temporary file
+// may be left, which the next upload of the name starts over.
+func (s *SFTP) Upload(ctx context.Context, name string, size int64, wantSHA256 string, open func() (io.ReadCloser, error)) error {
+	err := s.guard(ctx, func() error { return s.upload(name, size, wantSHA256, open) })
+	if err != nil {
+		return fmt.Errorf("upload %s to %s: %w", name, s.cfg.Addr, err)
+	}
+	return nil
+}
+
+func (s *SFTP) upload(name string, size int64, wantSHA256 string, open func() (io.ReadCloser, error)) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	want, err := hex.DecodeString(wantSHA256)
+	if err != nil || len(want) != sha256.Size {
+		return fmt.Errorf("want sha256 %q: not 64 hex digits", wantSHA256)
+	}
+	if size < 0 {
+		return fmt.Errorf("negative size %d", size)
+	}
+	src, err := open()
+	if err != nil {
+		return fmt.Errorf("open source: %w", err)
+	}
+	defer src.Close()
+	tmp, final := path.Join(s.cfg.Dir, "."+name+".part"), path.Join(s.cfg.Dir, name)
+	f, err := s.client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	h := sha256.New()
+	// One byte more than expected is enough to tell a source that is too long.
+	n, err := s.write(f, io.TeeReader(io.LimitReader(src, size+1), h), size)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", tmp, cerr)
+	}
+	if err != nil {
+		// Best effort: the next upload truncates it anyway.
+		_ = s.client.Remove(tmp)
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if n != size {
+		return s.discard(tmp, fmt.Errorf("the source gave %s bytes, want %d", short(n, size), size))
+	}
+	if got := h.Sum(nil); !bytes.Equal(got, want) {
+		return s.discard(tmp, fmt.Errorf("sha256 of the data sent is %x, want %x", got, want))
+	}
+	fi, err := s.client.Stat(tmp)
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", tmp, err)
+	}
+	if fi.Size() != size {
+		return s.discard(tmp, fmt.Errorf("%s has %d bytes after the upload, want %d", tmp, fi.Size(), size))
+	}
+	if err := s.client.PosixRename(tmp, final); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmp, final, err)
+	}
+	return nil
+}
+
+// write copies r (size bytes expected) to f. A file that fits in one
+// write request goes in one, from a buffer of its size: pkg/sftp's
+// concurrent ReadFrom would allocate a whole packet and start its workers
+// for it, which counts with thousands of small files.
+func (s *SFTP) write(f *sftp.File, r io.Reader, size int64) (int64, error) {
+	if size >= int64(s.packet) {
+		return f.ReadFromWithConcurrency(r, s.concurrency(size))
+	}
+	buf := make([]byte, size+1)
+	n, err := io.ReadFull(r, buf)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return int64(n), err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	_, err = f.WriteAt(buf[:n], 0)
+	return int64(n), err
+}
+
+// short formats a byte count read through a limit of size+1.
+func short(n, size int64) string {
+	if n > size {
+		return "more than " + fmt.Sprint(size)
+	}
+	return fmt.Sprint(n)
+}
+
+// concurrency is the number of write requests in flight for a file of size
+// bytes: no more than it has packets.
+func (s *SFTP) concurrency(size int64) int {
+	n := size/int64(s.packet) + 1
+	if n > int64(s.cfg.Concurrency) {
+		return s.cfg.Concurrency
+	}
+	return int(n)
+}
+
+// discard removes the temporary file tmp after err, when the connection
+// still allows it.
+func (s *SFTP) discard(tmp string, err error) error {
+	if rerr := s.client.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		return fmt.Errorf("%w (and removing %s failed: %v)", err, tmp, rerr)
+	}
+	return err
+}
+
+// checkName accepts a plain file name: no directory, not hidden (the
+// temporary names are), printable.
+func checkName(name string) error {
+	switch {
+	case name == "", name == ".", name == "..":
+		return fmt.Errorf("file name %q: empty or a directory", name)
+	case strings.ContainsAny(name, "/\\"):
+		return fmt.Errorf("file name %q: must not contain a directory", name)
+	case strings.HasPrefix(name, "."):
+		return fmt.Errorf("file name %q: must not start with a dot", name)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("file name %q: control character", name)
+		}
+	}
+	return nil
+}
+
+// Stat reports whether name exists in the remote directory under its final
+// name, and its size. Cancelling ctx closes the connection.
+func (s *SFTP) Stat(ctx context.Context, name string) (size int64, exists bool, err error) {
+	err = s.guard(ctx, func() error {
+		if err := checkName(name); err != nil {
+			return err
+		}
+		fi, err := s.client.Stat(path.Join(s.cfg.Dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		size, exists = fi.Size(), true
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("stat %s on %s: %w", name, s.cfg.Addr, err)
+	}
+	return size, exists, nil
+}
+
+// guard runs op, closing the connection if ctx is cancelled meanwhile. It
+// explains the errors of a connection closed by a cancellation or a
+// keepalive timeout.
+func (s *SFTP) guard(ctx context.Context, op func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { s.abort("cancelled: " + context.Cause(ctx).Error()) })
+	err := op()
+	stop()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if why := s.broken.Load(); why != nil {
+		return fmt.Errorf("connection closed (%s): %w", *why, err)
+	}
+	return err
+}
+
+// UploadFile is one file for UploadMany.
+type UploadFile struct {
+	Name   string
+	Size   int64                         // bytes
+	SHA256 string                        // hex
+	Open   func() (io.ReadCloser, error) // called once, when its upload starts
+}
+
+// UploadMany uploads files with Upload, up to parallel at a time (default
+// 16) over the one connection, which pays off for many small files: each
+// upload waits on several round trips. A file that fails does not stop the
+// others; the error joins the errors of every file that failed, each
+// naming its file. Once ctx is cancelled no upload starts, and those in
+// progress fail.
+func (s *SFTP) UploadMany(ctx context.Context, files []UploadFile, parallel int) error {
+	if parallel <= 0 {
+		parallel = 16
+	}
+	errs := make([]error, len(files))
+	var g errgroup.Group
+	g.SetLimit(parallel)
+	for i, f := range files {
+		if ctx.Err() != nil {
+			errs[i] = fmt.Errorf("upload %s to %s: %w", f.Name, s.cfg.Addr, ctx.Err())
+			continue
+		}
+		g.Go(func() error {
+			errs[i] = s.Upload(ctx, f.Name, f.Size, f.SHA256, f.Open)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return errors.Join(errs...)
+}
