@@ -269,3 +269,37 @@ func TestInfiniaChangedHostKeyIsRefusedAndNothingUploaded(t *testing.T) {
 		t.Fatal("payouts planned without accepted files")
 	}
 }
+
+func TestInfiniaRefusedFileRejectsItsRowsAndHoldsTheSeller(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "6")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 5, nil, balance)
+	var orderNo, sellerID, cur string
+	if err := e.db.QueryRow(`SELECT order_no, seller_id, currency FROM orders WHERE provider = 'infiniapay'
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08' ORDER BY order_no LIMIT 1`).Scan(&orderNo, &sellerID, &cur); err != nil {
+		t.Fatal(err)
+	}
+	sim.Infinia.RefuseOrder(orderNo, "product type not allowed")
+	out, code := e.runInfinia(sim)
+	if code != 4 || !strings.Contains(out, "refused by Infinia") {
+		t.Fatalf("exit %d, want 4 naming the refused file:\n%s", code, out)
+	}
+	var state, reason string
+	e.db.QueryRow(`SELECT state, reason FROM settle.items WHERE order_no = $1`, orderNo).Scan(&state, &reason)
+	if state != "rejected" || !strings.Contains(reason, "product type not allowed") {
+		t.Fatalf("refused order: %s %q", state, reason)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND currency = $2 AND channel = 'infiniapay' AND state = 'paid'`, sellerID, cur); n != 0 {
+		t.Fatalf("%d items of the refused file were paid", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND currency = $2 AND channel = 'infiniapay' AND state = 'held'`, sellerID, cur); n == 0 {
+		t.Fatal("the rest of the refused file must be held")
+	}
+	report, _ := os.ReadFile(filepath.Join(e.reports, testDate, "orders.csv"))
+	if !strings.Contains(string(report), "product type not allowed") {
+		t.Fatal("orders.csv does not show Infinia's reason")
+	}
+	e.checkPaidOnce(sim, balance)
+}

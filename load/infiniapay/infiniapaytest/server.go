@@ -66,6 +66,7 @@ type Server struct {
 	shares     map[string]*share
 	shareOrder []string
 	uploads    map[string]*upload
+	refused    map[string]string // order_no -> reason: rows the fake refuses
 	errorFiles map[string][]byte
 	refs       int
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -67,6 +68,18 @@ func (s *Server) Upload(requestNo string) (FileUpload, bool) {
 	return u.FileUpload, true
 }
 
+// RefuseOrder makes every later trade file that lists orderNo FAILED, with
+// reason for that row in its error file: how Infinia refuses a trade it
+// will not take (for tests of the refused-file path).
+func (s *Server) RefuseOrder(orderNo, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refused == nil {
+		s.refused = map[string]string{}
+	}
+	s.refused[orderNo] = reason
+}
+
 // ReceiveFile takes a trade-details file that landed on the SFTP side
 // (name may carry a directory). It returns an error only when the file
 // cannot be taken at all: a name that is not
@@ -80,8 +93,11 @@ func (s *Server) ReceiveFile(name string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	refused := maps.Clone(s.refused)
+	s.mu.Unlock()
 	h := sha256.New()
-	problems, err := validate(io.TeeReader(r, h), &u.FileUpload)
+	problems, err := validate(io.TeeReader(r, h), &u.FileUpload, refused)
 	if err != nil {
 		return fmt.Errorf("infiniapaytest: read %s: %w", name, err)
 	}
@@ -145,7 +161,7 @@ func (s *Server) parseName(name string) (*upload, error) {
 
 // validate reads a trade file, counting rows and the SALE seller amounts
 // into u; it returns the content problems, and an error only for I/O.
-func validate(r io.Reader, u *FileUpload) ([]problem, error) {
+func validate(r io.Reader, u *FileUpload, refused map[string]string) ([]problem, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	var probs []problem
@@ -198,6 +214,9 @@ func validate(r io.Reader, u *FileUpload) ([]problem, error) {
 			seen[key] = line
 		}
 		for _, why := range checkRow(rec, u) {
+			add(line, orderNo, "%s", why)
+		}
+		if why, ok := refused[orderNo]; ok {
 			add(line, orderNo, "%s", why)
 		}
 	}
