@@ -20,6 +20,8 @@ func runCommand(cfg *config) *cli.Command {
 			"finished work is skipped and nothing is sent twice.",
 		Flags: append(append(databaseFlags(),
 			dateFlag("business date YYYY-MM-DD (default: yesterday in --tz)"),
+			&cli.StringFlag{Name: "from", Usage: "backfill: first date of a range, settled one date at a time, in order"},
+			&cli.StringFlag{Name: "to", Usage: "backfill: last date of the range (inclusive)"},
 			tzFlag(),
 			&cli.StringFlag{Name: flagRules, EnvVars: []string{"SETTLE_RULES"}, Usage: "commission rules CSV file (required)"},
 			&cli.StringFlag{Name: flagSourceQuery, EnvVars: []string{"SETTLE_SOURCE_QUERY"},
@@ -36,19 +38,35 @@ func runCommand(cfg *config) *cli.Command {
 			outFlag(),
 		), infiniaFlags()...),
 		Action: func(c *cli.Context) error {
-			opts, err := cfg.runOptions(c)
+			dates, err := cfg.runDates(c)
 			if err != nil {
 				return err
 			}
-			if c.Bool("dry-run") {
-				return cfg.dryRun(c, opts)
+			var l *ledger.Ledger
+			if !c.Bool("dry-run") {
+				if l, err = openLedger(c.Context, c, true); err != nil {
+					return err
+				}
+				defer l.Close()
 			}
-			l, err := openLedger(c.Context, c, true)
-			if err != nil {
-				return err
+			for _, d := range dates {
+				opts, err := cfg.runOptions(c, d)
+				if err != nil {
+					return err
+				}
+				if c.Bool("dry-run") {
+					err = cfg.dryRun(c, opts)
+				} else {
+					err = cfg.settle(c.Context, l, opts)
+				}
+				if err != nil {
+					if len(dates) > 1 {
+						return fmt.Errorf("backfill stopped at %s (earlier dates are done; run again to resume): %w", d, err)
+					}
+					return err
+				}
 			}
-			defer l.Close()
-			return cfg.settle(c.Context, l, opts)
+			return nil
 		},
 	}
 }
@@ -71,12 +89,46 @@ type runOptions struct {
 	infinia     *infiniaSetup // nil: not configured
 }
 
-func (cfg *config) runOptions(c *cli.Context) (*runOptions, error) {
+// maxBackfill bounds --from/--to: a typo should not start a year of runs.
+const maxBackfill = 366
+
+// runDates is --date (or yesterday), or every date of --from..--to.
+func (cfg *config) runDates(c *cli.Context) ([]pipeline.Date, error) {
 	loc, err := location(c)
 	if err != nil {
 		return nil, err
 	}
-	d, err := cfg.businessDate(c, loc)
+	from, to := c.String("from"), c.String("to")
+	if from == "" && to == "" {
+		d, err := cfg.businessDate(c, loc)
+		return []pipeline.Date{d}, err
+	}
+	if from == "" || to == "" || c.String(flagDate) != "" {
+		return nil, pipeline.Errorf(pipeline.KindUsage, "--from/--to", "give both --from and --to, and no --date")
+	}
+	d1, err := pipeline.ParseDate(from)
+	if err != nil {
+		return nil, pipeline.E(pipeline.KindUsage, "--from", err)
+	}
+	d2, err := pipeline.ParseDate(to)
+	if err != nil {
+		return nil, pipeline.E(pipeline.KindUsage, "--to", err)
+	}
+	var dates []pipeline.Date
+	for d := d1; !d2.Before(d); d = d.AddDays(1) {
+		if len(dates) == maxBackfill {
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--from/--to", "more than %d dates", maxBackfill)
+		}
+		dates = append(dates, d)
+	}
+	if len(dates) == 0 {
+		return nil, pipeline.Errorf(pipeline.KindUsage, "--from/--to", "%s is after %s", from, to)
+	}
+	return dates, nil
+}
+
+func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, error) {
+	loc, err := location(c)
 	if err != nil {
 		return nil, err
 	}

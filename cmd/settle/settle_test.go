@@ -376,3 +376,29 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestBackfillSettlesEachDateInOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, d := range []string{"2026-11-21", "2026-11-22", "2026-11-23"} {
+		e.mustSettle("seed", "--date", d, "--orders", "50", "--sellers", "5")
+	}
+	out := e.mustSettle("run", "--from", "2026-11-21", "--to", "2026-11-23", "--rules", e.rules, "--until", "transform")
+	i1, i2, i3 := strings.Index(out, "run 2026-11-21"), strings.Index(out, "run 2026-11-22"), strings.Index(out, "run 2026-11-23")
+	if i1 < 0 || i2 < i1 || i3 < i2 {
+		t.Fatalf("dates not run in order:\n%s", out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.runs`); n != 3 {
+		t.Fatalf("%d runs, want 3", n)
+	}
+	// 50 a day, plus the seed's orders confirmed just outside each day that
+	// fall into a neighbour of the range: 2 + 2 after midnight, 1 + 1 before.
+	if n := e.count(`SELECT count(*) FROM settle.items`); n != 156 {
+		t.Fatalf("%d items, want 156", n)
+	}
+	for _, bad := range [][]string{{"--from", "2026-11-23", "--to", "2026-11-21"}, {"--from", "2026-11-21"}, {"--from", "2020-01-01", "--to", "2026-01-01"}} {
+		if _, code := e.settle(append([]string{"run", "--rules", e.rules}, bad...)...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", bad, code)
+		}
+	}
+}
