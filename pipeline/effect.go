@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // EffectState is the state of one attempt at a side effect (DESIGN section 3).
@@ -85,6 +86,10 @@ type EffectStore interface {
 	RecordOutcome(ctx context.Context, id int64, state EffectState, ref, lastErr string) error
 }
 
+// InFlightGrace is how long a request already sent may take to finish after
+// the run was told to stop (SIGTERM).
+const InFlightGrace = 15 * time.Second
+
 // ApplyEffect drives one attempt through the intent-first protocol and
 // returns it in its new state:
 //
@@ -117,7 +122,12 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 		return e, err
 	}
 	e.State, e.Sends = EffectSent, e.Sends+1
-	out, err := sender.Send(ctx, e)
+	// A request that has started is let finish (within InFlightGrace) even
+	// when the run is being stopped: its answer is worth more than a prompt
+	// exit, which would leave the outcome unknown.
+	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), InFlightGrace)
+	defer cancel()
+	out, err := sender.Send(sendCtx, e)
 	if err != nil {
 		// The request may have been applied: unknown until a query says.
 		msg := err.Error()

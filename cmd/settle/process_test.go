@@ -7,10 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/settlekit/settle/internal/fault"
 )
 
 // These tests run the real binary as separate processes: two runs racing for
@@ -150,4 +153,52 @@ func TestKilledMidwayAndRunAgainCompletes(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSIGTERMDuringDistributionStopsPromptlyAndResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(300, 0)
+	const balance = 1_000_000_000_00
+	// Every revenue share takes a while to answer: the run is surely in
+	// the middle of distributing when it is told to stop.
+	sim := e.sim(fault.New(1, fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Latency, Prob: 1, Delay: 300 * time.Millisecond}), 30, nil, balance)
+	args := append([]string{"run", "--date", testDate, "--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m"}, sim.Config.Args()...)
+	cmd := e.command(args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for e.count(`SELECT count(*) FROM pg_tables WHERE schemaname = 'settle' AND tablename = 'effects'`) == 0 ||
+		e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND sends > 0`) < 2 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("never started distributing:\n%s", &out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopped := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	code := exitStatus(cmd.Wait())
+	if took := time.Since(stopped); took > 20*time.Second {
+		t.Fatalf("took %s to stop", took)
+	}
+	if code != 1 || !strings.Contains(out.String(), "interrupted") {
+		t.Fatalf("exit %d, want 1 (resumable):\n%s", code, &out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND state = 'succeeded'`); n == int64(len(sim.Infinia.RevenueShares())) && n > 50 {
+		t.Fatalf("the stop did not stop anything (%d shares)", n)
+	}
+	again := e.command(args...)
+	var out2 bytes.Buffer
+	again.Stdout, again.Stderr = &out2, &out2
+	if code := exitStatus(again.Run()); code != 0 {
+		t.Fatalf("re-run exit %d:\n%s", code, &out2)
+	}
+	e.checkPaidOnce(sim, balance)
 }
