@@ -13,7 +13,7 @@ GOFILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -p
 ## test: install what tests need, lint, then run every test with the race detector
 test: deps
 	@$(MAKE) --no-print-directory lint
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 ## deps: make sure PostgreSQL, OpenSSH and staticcheck are there (scripts/test-deps.sh)
 deps:
