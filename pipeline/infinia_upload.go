@@ -87,7 +87,9 @@ func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFi
 		f := TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, InfiniaID: s.InfiniaID, Currency: g.Currency,
 			Attempt: 1, SellerMinor: g.Amount}
 		f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
-		f.Name = TradeFileName(c.PlatformID, s.InfiniaID, f.Currency, f.Date, f.RequestNo)
+		if f.Name, err = TradeFileName(c.PlatformID, s.InfiniaID, f.Currency, f.Date, f.RequestNo); err != nil {
+			return nil, E(KindUsage, "seller "+g.SellerID, err)
+		}
 		_, f.SHA256, f.Bytes, f.Rows, err = c.WriteFile(dir, f.Name, func(emit func(TradeRow) error) error {
 			return c.Store.ItemsForTrade(ctx, run.ID, g.SellerID, g.Currency, InfiniaChannels, func(sp Split) error {
 				for _, row := range c.Rows(sp) {

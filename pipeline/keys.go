@@ -25,9 +25,31 @@ func TradeRequestNo(d Date, sellerID string, cur Currency, attempt int) string {
 }
 
 // TradeFileName is the file name Infinia expects (assumed):
-// TD_<platformId>_<sellerId>_<currency>_<YYYYMMDD>_<requestNo>.csv.
-func TradeFileName(platformID, infiniaID string, cur Currency, d Date, requestNo string) string {
-	return fmt.Sprintf("TD_%s_%s_%s_%s_%s.csv", platformID, infiniaID, cur, d.Compact(), requestNo)
+// TD_<platformId>_<sellerId>_<currency>_<YYYYMMDD>_<requestNo>.csv, with the
+// Infinia seller id. The ids must be letters, digits and "-" so that the
+// name splits back unambiguously.
+func TradeFileName(platformID, infiniaID string, cur Currency, d Date, requestNo string) (string, error) {
+	for _, f := range []struct{ name, v string }{{"platformId", platformID}, {"sellerId", infiniaID}, {"requestNo", requestNo}} {
+		if !nameSafe(f.v) {
+			return "", fmt.Errorf("trade file name: %s %q: want letters, digits and -", f.name, f.v)
+		}
+	}
+	if !cur.Valid() {
+		return "", fmt.Errorf("trade file name: unknown currency %q", cur)
+	}
+	return fmt.Sprintf("TD_%s_%s_%s_%s_%s.csv", platformID, infiniaID, cur, d.Compact(), requestNo), nil
+}
+
+func nameSafe(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z') {
+			return false
+		}
+	}
+	return true
 }
 
 // RevenueShareRequestNo is the deterministic requestNo of a revenue share.

@@ -17,7 +17,12 @@ func TestKeysAreDeterministicAndShaped(t *testing.T) {
 			t.Errorf("key %q is not [0-9A-Za-z_-]{1,64}", k)
 		}
 	}
-	if got := TradeFileName("PLAT", "INF1", "USD", d, a); got != "TD_PLAT_INF1_USD_20261123_"+a+".csv" {
-		t.Fatal(got)
+	if got, err := TradeFileName("PLAT", "INF1", "USD", d, a); err != nil || got != "TD_PLAT_INF1_USD_20261123_"+a+".csv" {
+		t.Fatal(got, err)
+	}
+	for _, bad := range [][2]string{{"PLAT_1", "INF1"}, {"PLAT", "INF_1"}, {"PLAT", ""}, {"", "INF1"}} {
+		if _, err := TradeFileName(bad[0], bad[1], "USD", d, a); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }

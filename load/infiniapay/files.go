@@ -124,30 +124,9 @@ func ParseErrorFile(r io.Reader) ([]ErrorRow, error) {
 	}
 }
 
-// TradeFileName is the name of the trade-details file of one seller,
-// currency and business date (assumed convention):
-// TD_<platformId>_<sellerId>_<currency>_<YYYYMMDD>_<requestNo>.csv. The ids
-// must be letters, digits and "-" so the name splits back unambiguously.
+// TradeFileName is the name of the trade-details file of one seller (by
+// Infinia seller id), currency and business date: see
+// pipeline.TradeFileName.
 func (c *Client) TradeFileName(sellerID string, cur pipeline.Currency, day pipeline.Date, requestNo string) (string, error) {
-	for _, f := range []struct{ name, v string }{{"platformId", c.cfg.PlatformID}, {"sellerId", sellerID}, {"requestNo", requestNo}} {
-		if !nameSafe(f.v) {
-			return "", fmt.Errorf("trade file name: %s %q: want letters, digits and -", f.name, clip(f.v))
-		}
-	}
-	if !cur.Valid() {
-		return "", fmt.Errorf("trade file name: unknown currency %q", cur)
-	}
-	return fmt.Sprintf("TD_%s_%s_%s_%s_%s.csv", c.cfg.PlatformID, sellerID, cur, day.Compact(), requestNo), nil
-}
-
-func nameSafe(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if !(r == '-' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z') {
-			return false
-		}
-	}
-	return true
+	return pipeline.TradeFileName(c.cfg.PlatformID, sellerID, cur, day, requestNo)
 }
