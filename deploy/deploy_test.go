@@ -1,0 +1,193 @@
+package deploy
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// documents returns every YAML document of the manifests, by file.
+func documents(t *testing.T) map[string][][]byte {
+	t.Helper()
+	files, err := filepath.Glob("k8s/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests: %v", err)
+	}
+	out := map[string][][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range bytes.Split(b, []byte("\n---\n")) {
+			if len(bytes.TrimSpace(doc)) > 0 {
+				out[f] = append(out[f], doc)
+			}
+		}
+	}
+	return out
+}
+
+type typeMeta struct {
+	Kind string `json:"kind"`
+}
+
+// decodeStrict fails on any field the API type does not have: a typo in a
+// manifest is a test failure, not a silently ignored setting.
+func decodeStrict(t *testing.T, name string, doc []byte, into any) {
+	t.Helper()
+	if err := yaml.UnmarshalStrict(doc, into); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
+func TestManifestsDecodeStrictlyAndKeepThePolicies(t *testing.T) {
+	seen := map[string]int{}
+	for file, docs := range documents(t) {
+		for _, doc := range docs {
+			var tm typeMeta
+			if err := yaml.Unmarshal(doc, &tm); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			seen[tm.Kind]++
+			switch tm.Kind {
+			case "CronJob":
+				var cj batchv1.CronJob
+				decodeStrict(t, file, doc, &cj)
+				checkCronJob(t, file, &cj)
+			case "Job":
+				var j batchv1.Job
+				decodeStrict(t, file, doc, &j)
+				checkJob(t, file, &j.Spec)
+			case "ConfigMap":
+				var cm corev1.ConfigMap
+				decodeStrict(t, file, doc, &cm)
+			case "Secret":
+				var s corev1.Secret
+				decodeStrict(t, file, doc, &s)
+			default:
+				t.Errorf("%s: unexpected kind %q", file, tm.Kind)
+			}
+		}
+	}
+	if seen["CronJob"] != 1 || seen["Job"] != 3 {
+		t.Fatalf("kinds %v: want the CronJob and the re-run, backfill and indexed Jobs", seen)
+	}
+}
+
+func checkCronJob(t *testing.T, file string, cj *batchv1.CronJob) {
+	t.Helper()
+	s := cj.Spec
+	if s.TimeZone == nil || *s.TimeZone == "" {
+		t.Errorf("%s: timeZone must be set", file)
+	}
+	if s.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+		t.Errorf("%s: concurrencyPolicy %q, want Forbid", file, s.ConcurrencyPolicy)
+	}
+	if s.StartingDeadlineSeconds == nil || *s.StartingDeadlineSeconds <= 0 {
+		t.Errorf("%s: startingDeadlineSeconds must be set", file)
+	}
+	checkJob(t, file, &s.JobTemplate.Spec)
+}
+
+func checkJob(t *testing.T, file string, s *batchv1.JobSpec) {
+	t.Helper()
+	indexed := s.CompletionMode != nil && *s.CompletionMode == batchv1.IndexedCompletion
+	switch {
+	case indexed:
+		if s.BackoffLimitPerIndex == nil || *s.BackoffLimitPerIndex > 3 || s.Completions == nil || s.Parallelism == nil || *s.Completions != *s.Parallelism {
+			t.Errorf("%s: an indexed job wants a small backoffLimitPerIndex and one pod per shard", file)
+		}
+		if !hasEnv(s.Template.Spec.Containers, "SETTLE_SHARDS", func(v string) bool { return v == strconv.Itoa(int(*s.Completions)) }) {
+			t.Errorf("%s: SETTLE_SHARDS must equal completions", file)
+		}
+	case s.BackoffLimit == nil || *s.BackoffLimit > 3:
+		t.Errorf("%s: backoffLimit must be small (at most 3)", file)
+	}
+	if s.ActiveDeadlineSeconds == nil || *s.ActiveDeadlineSeconds <= 0 {
+		t.Errorf("%s: activeDeadlineSeconds must be set", file)
+	}
+	if s.Template.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("%s: restartPolicy %q, want Never", file, s.Template.Spec.RestartPolicy)
+	}
+	checkFailurePolicy(t, file, s.PodFailurePolicy)
+	checkPod(t, file, &s.Template.Spec)
+}
+
+// checkFailurePolicy: exit 2, 3 and 4 fail the Job (a retry cannot help),
+// exit 1 is retried (counted), disruptions are ignored.
+func checkFailurePolicy(t *testing.T, file string, p *batchv1.PodFailurePolicy) {
+	t.Helper()
+	if p == nil {
+		t.Errorf("%s: podFailurePolicy missing", file)
+		return
+	}
+	var failJob []int32
+	ignoresDisruption := false
+	for _, r := range p.Rules {
+		if r.OnExitCodes != nil && r.Action == batchv1.PodFailurePolicyActionFailJob && r.OnExitCodes.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn {
+			failJob = append(failJob, r.OnExitCodes.Values...)
+		}
+		if r.OnExitCodes != nil && slices.Contains(r.OnExitCodes.Values, 1) && r.Action != batchv1.PodFailurePolicyActionCount {
+			t.Errorf("%s: exit 1 (retry is safe) must be retried", file)
+		}
+		for _, c := range r.OnPodConditions {
+			if c.Type == corev1.DisruptionTarget && r.Action == batchv1.PodFailurePolicyActionIgnore {
+				ignoresDisruption = true
+			}
+		}
+	}
+	slices.Sort(failJob)
+	if !slices.Equal(failJob, []int32{2, 3, 4}) {
+		t.Errorf("%s: FailJob on exit codes %v, want [2 3 4]", file, failJob)
+	}
+	if !ignoresDisruption {
+		t.Errorf("%s: disruptions (DisruptionTarget) must be ignored", file)
+	}
+}
+
+// checkPod: non-root, keys and rules mounted as files from a Secret and a
+// ConfigMap, no secret in the environment.
+func checkPod(t *testing.T, file string, pod *corev1.PodSpec) {
+	t.Helper()
+	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
+		t.Errorf("%s: the pod must run as non-root", file)
+	}
+	var secretVol, rulesVol bool
+	for _, v := range pod.Volumes {
+		secretVol = secretVol || v.Secret != nil
+		rulesVol = rulesVol || v.ConfigMap != nil && v.ConfigMap.Name == "settle-rules"
+	}
+	if !secretVol || !rulesVol {
+		t.Errorf("%s: keys must come from a Secret volume and the rules from the settle-rules ConfigMap", file)
+	}
+	for _, c := range pod.Containers {
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				t.Errorf("%s: secret %s in the environment; mount it as a file", file, e.Name)
+			}
+			if strings.Contains(strings.ToLower(e.Name), "key") && !strings.HasSuffix(e.Name, "_FILE") {
+				t.Errorf("%s: %s looks like key material in the environment", file, e.Name)
+			}
+		}
+	}
+}
+
+func hasEnv(cs []corev1.Container, name string, ok func(string) bool) bool {
+	for _, c := range cs {
+		for _, e := range c.Env {
+			if e.Name == name && ok(e.Value) {
+				return true
+			}
+		}
+	}
+	return false
+}
