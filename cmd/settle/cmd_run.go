@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/settlekit/settle/load"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
@@ -36,6 +39,10 @@ func runCommand(cfg *config) *cli.Command {
 			&cli.Float64Flag{Name: "max-reject-ratio", EnvVars: []string{"SETTLE_MAX_REJECT_RATIO"}, Value: 0.05,
 				Usage: "stop before anything is sent (exit 3) when more than this share of the day's rows is rejected"},
 			outFlag(),
+			&cli.StringFlag{Name: "metrics-pushgateway", EnvVars: []string{"SETTLE_METRICS_PUSHGATEWAY"},
+				Usage: "Prometheus Pushgateway URL: the run's metrics are added there, grouped by job and shard"},
+			&cli.StringFlag{Name: "metrics-file", EnvVars: []string{"SETTLE_METRICS_FILE"},
+				Usage: "write the run's metrics to this file, for node exporter's textfile collector"},
 		), infiniaFlags()...),
 		Action: func(c *cli.Context) error {
 			dates, err := cfg.runDates(c)
@@ -87,6 +94,8 @@ type runOptions struct {
 	reports     reportWriter
 	maxRejectRt float64
 	infinia     *infiniaSetup // nil: not configured
+	pushURL     string
+	metricsFile string
 }
 
 // maxBackfill bounds --from/--to: a typo should not start a year of runs.
@@ -169,7 +178,7 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 		return nil, err
 	}
 	w := pipeline.WindowOf(d, loc)
-	return &runOptions{infinia: inf,
+	return &runOptions{infinia: inf, pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
 		sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
@@ -235,7 +244,13 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	if err != nil {
 		return err
 	}
+	started := time.Now()
 	res, err := runner.Execute(ctx, o.key, pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query)}, o.until)
+	if res != nil && res.Run != nil && (o.pushURL != "" || o.metricsFile != "") {
+		if merr := cfg.reportMetrics(context.WithoutCancel(ctx), l, o, res.Run, time.Since(started), err == nil); merr != nil {
+			fmt.Fprintf(cfg.stderr, "settle: metrics: %v\n", merr) // metrics never fail a run
+		}
+	}
 	if res != nil && res.Run != nil {
 		sendsAfter, serr := l.Sends(ctx, o.key.Date, moneyKinds)
 		if serr == nil {
@@ -334,4 +349,39 @@ func printRejects(w io.Writer, reasons []ledger.RejectReason, max int) {
 		}
 		fmt.Fprintf(w, "  %6d  %s (e.g. %s)\n", r.Count, r.Reason, r.Sample)
 	}
+}
+
+// reportMetrics pushes and/or writes the run's metrics.
+func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOptions, run *pipeline.Run, took time.Duration, ok bool) error {
+	totals, err := l.TotalsOfRun(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	reasons, err := l.RejectsOfRun(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	effects, err := l.EffectCounts(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	m := load.RunMetrics{Date: run.Key.Date, Shard: run.Key.Shard, Duration: took, Totals: totals, Effects: effects,
+		Success: ok, Finished: cfg.clock()}
+	for _, t := range totals {
+		m.Items += t.Orders
+	}
+	for _, r := range reasons {
+		m.Rejects += r.Count
+	}
+	if o.metricsFile != "" {
+		if err := load.WriteMetricsFile(o.metricsFile, m); err != nil {
+			return err
+		}
+	}
+	if o.pushURL != "" {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return load.PushMetrics(ctx, &http.Client{Timeout: 10 * time.Second}, o.pushURL, m)
+	}
+	return nil
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -400,5 +403,32 @@ func TestBackfillSettlesEachDateInOrder(t *testing.T) {
 		if _, code := e.settle(append([]string{"run", "--rules", e.rules}, bad...)...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", bad, code)
 		}
+	}
+}
+
+func TestRunPushesItsMetrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(100, 0)
+	got := make(chan string, 4)
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r.Method + " " + r.URL.Path + " " + string(b)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer gw.Close()
+	file := filepath.Join(t.TempDir(), "settle.prom")
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--metrics-pushgateway", gw.URL, "--metrics-file", file)
+	select {
+	case req := <-got:
+		if !strings.HasPrefix(req, "POST /metrics/job/settle/shard/0-of-1 ") || !strings.Contains(req, "settle_orders") {
+			t.Fatalf("push: %.200q", req)
+		}
+	default:
+		t.Fatal("nothing was pushed")
+	}
+	b, _ := os.ReadFile(file)
+	if !strings.Contains(string(b), `settle_orders{outcome="item"} 100`) {
+		t.Fatalf("metrics file:\n%s", b)
 	}
 }

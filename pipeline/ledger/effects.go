@@ -144,3 +144,25 @@ func (l *Ledger) PaidByCurrency(ctx context.Context, d pipeline.Date, kind strin
 	}
 	return out, rows.Err()
 }
+
+// EffectCounts counts a run's effects by kind and state.
+func (l *Ledger) EffectCounts(ctx context.Context, runID int64) (map[string]map[pipeline.EffectState]int, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT kind, state, count(*) FROM effects WHERE run_id = $1 GROUP BY kind, state`, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]map[pipeline.EffectState]int{}
+	for rows.Next() {
+		var kind, state string
+		var n int
+		if err := rows.Scan(&kind, &state, &n); err != nil {
+			return nil, err
+		}
+		if out[kind] == nil {
+			out[kind] = map[pipeline.EffectState]int{}
+		}
+		out[kind][pipeline.EffectState(state)] = n
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,97 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/push"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// RunMetrics is what one run reports to Prometheus.
+type RunMetrics struct {
+	Date     pipeline.Date
+	Shard    pipeline.Shard
+	Duration time.Duration
+	Items    int64
+	Rejects  int64
+	Totals   []pipeline.Totals
+	Effects  map[string]map[pipeline.EffectState]int // kind -> state -> count
+	Success  bool                                    // the run finished without error
+	Finished time.Time
+}
+
+// registry builds a fresh registry holding m's values: a batch job reports
+// gauges of its last run, not counters of a long-lived process.
+func (m RunMetrics) registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "settle", Name: name, Help: help}, labels)
+		reg.MustRegister(g)
+		return g
+	}
+	gauge("run_duration_seconds", "Wall time of the last run.").WithLabelValues().Set(m.Duration.Seconds())
+	gauge("run_business_date", "Business date of the last run, as YYYYMMDD.").WithLabelValues().Set(float64(m.Date.Year*10000 + int(m.Date.Month)*100 + m.Date.Day))
+	rows := gauge("orders", "Orders of the last run by outcome.", "outcome")
+	rows.WithLabelValues("item").Set(float64(m.Items))
+	rows.WithLabelValues("rejected").Set(float64(m.Rejects))
+	amounts := gauge("amount_minor", "Amounts of the last run's items, in minor units.", "channel", "currency", "part")
+	for _, t := range m.Totals {
+		for part, v := range map[string]int64{"gross": t.Gross, "refunded": t.Refunded, "commission": t.Commission, "seller": t.Seller} {
+			amounts.WithLabelValues(string(t.Channel), string(t.Currency), part).Set(float64(v))
+		}
+	}
+	effects := gauge("effects", "Side effects (uploads, payouts) of the last run by kind and state.", "kind", "state")
+	for kind, states := range m.Effects {
+		for state, n := range states {
+			effects.WithLabelValues(kind, string(state)).Set(float64(n))
+		}
+	}
+	if m.Success {
+		gauge("last_success_timestamp_seconds", "When a run last finished without error.").WithLabelValues().Set(float64(m.Finished.Unix()))
+	}
+	return reg
+}
+
+// PushMetrics adds m to a Pushgateway at url under job "settle", grouped by
+// shard (POST: other groups and metrics are kept, not replaced).
+func PushMetrics(ctx context.Context, hc *http.Client, url string, m RunMetrics) error {
+	p := push.New(url, "settle").Client(hc).Gatherer(m.registry()).
+		Grouping("shard", fmt.Sprintf("%d-of-%d", m.Shard.Index, m.Shard.Count))
+	if err := p.AddContext(ctx); err != nil {
+		return fmt.Errorf("push metrics to %s: %w", url, err)
+	}
+	return nil
+}
+
+// WriteMetricsFile writes m in the text format for node exporter's textfile
+// collector, atomically (temporary file, then rename).
+func WriteMetricsFile(path string, m RunMetrics) error {
+	families, err := m.registry().Gather()
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".settle-metrics-*")
+	if err != nil {
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	defer os.Remove(f.Name())
+	enc := expfmt.NewEncoder(f, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range families {
+		if err := enc.Encode(mf); err != nil {
+			f.Close()
+			return fmt.Errorf("write metrics: %w", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

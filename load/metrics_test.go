@@ -1,0 +1,69 @@
+package load
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+func sampleMetrics() RunMetrics {
+	return RunMetrics{
+		Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Shard{Index: 1, Count: 4},
+		Duration: 3 * time.Second, Items: 990, Rejects: 10,
+		Totals:  []pipeline.Totals{{Channel: "infiniapay", Currency: "USD", Orders: 990, Gross: 100000, Refunded: 5000, Commission: 4750, Seller: 90250}},
+		Effects: map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 12, pipeline.EffectFailed: 1}},
+		Success: true, Finished: time.Unix(1795000000, 0),
+	}
+}
+
+// TestPushMetricsToAPushgateway plays a Pushgateway: the run's metrics must
+// arrive by POST (added, not replaced) under job settle and the shard.
+func TestPushMetricsToAPushgateway(t *testing.T) {
+	var mu sync.Mutex
+	var method, path string
+	var body []byte
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		method, path, body = r.Method, r.URL.Path, b
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer gw.Close()
+	if err := PushMetrics(context.Background(), gw.Client(), gw.URL, sampleMetrics()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if method != http.MethodPost || path != "/metrics/job/settle/shard/1-of-4" {
+		t.Fatalf("%s %s, want POST /metrics/job/settle/shard/1-of-4", method, path)
+	}
+	for _, name := range []string{"settle_run_duration_seconds", "settle_orders", "settle_amount_minor", "settle_effects", "settle_last_success_timestamp_seconds", "revenue_share", "USD"} {
+		if !strings.Contains(string(body), name) {
+			t.Errorf("pushed body lacks %s", name)
+		}
+	}
+}
+
+func TestWriteMetricsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "settle.prom")
+	if err := WriteMetricsFile(path, sampleMetrics()); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	for _, want := range []string{`settle_orders{outcome="item"} 990`, `settle_amount_minor{channel="infiniapay",currency="USD",part="seller"} 90250`,
+		`settle_effects{kind="revenue_share",state="failed"} 1`, "settle_last_success_timestamp_seconds 1.795e+09"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics file lacks %s:\n%s", want, b)
+		}
+	}
+}
