@@ -94,7 +94,6 @@ type InfiniaConfig struct {
 	Wait        time.Duration // how long to poll for final statuses (default 10m)
 	Poll        time.Duration // first poll interval (default 1s, doubling to 30s)
 	MaxAttempts int           // revenue-share attempts per payout (default 3)
-	Out         io.Writer
 }
 
 func (c *InfiniaConfig) defaults() {
@@ -109,9 +108,6 @@ func (c *InfiniaConfig) defaults() {
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 3
-	}
-	if c.Out == nil {
-		c.Out = io.Discard
 	}
 }
 

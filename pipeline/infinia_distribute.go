@@ -195,7 +195,10 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []Paya
 // items.
 func (d *distribution) pay(ctx context.Context) error {
 	c, run := d.c, d.run
+	progress := ProgressFrom(ctx)
+	progress.SetTotal(int64(len(d.todo)))
 	return forEach(ctx, c.Parallel, d.todo, func(e Effect) error {
+		defer progress.Add(1)
 		before := e.Sends
 		e, err := settleEffect(ctx, c, c.Payouts, e)
 		if err != nil {

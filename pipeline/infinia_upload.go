@@ -32,7 +32,10 @@ func UploadStage(c InfiniaConfig) StageFunc {
 			sender.byKey[f.RequestNo] = f
 		}
 		var sent sync.Map
+		progress := ProgressFrom(ctx)
+		progress.SetTotal(int64(len(files)))
 		err = forEach(ctx, c.Parallel, files, func(f TradeFile) error {
+			defer progress.Add(1)
 			e, err := c.Store.PlanEffect(ctx, Effect{RunID: run.ID, Kind: KindUpload, Subject: UploadSubject(run.Key.Date, f.SellerID, f.Currency),
 				Attempt: f.Attempt, Key: f.RequestNo, Currency: f.Currency, Amount: f.SellerMinor})
 			if err != nil {

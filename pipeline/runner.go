@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"time"
 )
 
@@ -48,8 +48,11 @@ type Runner struct {
 	// Gate, when set, is checked before the first stage that sends anything
 	// (upload, distribute) in each invocation; its error stops the run.
 	Gate func(ctx context.Context, run *Run) error
-	Out  io.Writer // human progress lines
-	Now  func() time.Time
+	Log  *slog.Logger // one line per stage; every line carries the run, date and shard
+	// ProgressEvery is the interval of progress lines while a stage runs
+	// (default 5s; negative: none).
+	ProgressEvery time.Duration
+	Now           func() time.Time
 }
 
 // sends reports whether a stage has side effects outside the job.
@@ -77,8 +80,9 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		return nil, err
 	}
 	res := &Result{Run: run, Created: created}
+	log := r.logger().With("run_id", run.ID, "date", key.Date.String(), "shard", key.Shard.String())
 	if !created && run.RulesHash != p.RulesHash {
-		fmt.Fprintf(r.Out, "note: the rules changed since this run began; splits already recorded stand\n")
+		log.Warn("the rules changed since this run began; splits already recorded stand")
 	}
 	gated := false
 	var attention []error
@@ -95,7 +99,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		}
 		if run.Done(st) && !r.Repeat[st] {
 			res.Skipped = append(res.Skipped, st)
-			fmt.Fprintf(r.Out, "%-10s done earlier\n", st)
+			log.Info("done earlier", "stage", st)
 			continue
 		}
 		fn := r.Stages[st]
@@ -105,16 +109,16 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			if why == "" {
 				why = "not built in this version"
 			}
-			fmt.Fprintf(r.Out, "%-10s skipped, %s: nothing sent\n", st, why)
+			log.Info("skipped, "+why+": nothing sent", "stage", st)
 			continue
 		}
 		start := r.now()
-		summary, err := fn(ctx, run)
+		summary, err := r.runStage(ctx, log.With("stage", st), fn, run)
 		if err != nil && KindOf(err) == KindNeedsPerson {
 			// Finished what it safely could; a person must look. The stage
 			// stays not done, so a re-run after the fix picks it up; the
 			// later stages (the reports) still run.
-			fmt.Fprintf(r.Out, "%-10s %s\n           NEEDS A PERSON: %v\n", st, summary, err)
+			log.Warn("NEEDS A PERSON: "+err.Error(), "stage", st, "summary", summary)
 			attention = append(attention, fmt.Errorf("stage %s: %w", st, err))
 			continue
 		}
@@ -129,7 +133,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			run.StagesDone = append(run.StagesDone, st)
 			res.Ran = append(res.Ran, st)
 		}
-		fmt.Fprintf(r.Out, "%-10s %s (%s)\n", st, summary, r.now().Sub(start).Round(time.Millisecond))
+		log.Info(summary, "stage", st, "took", r.now().Sub(start).Round(time.Millisecond))
 	}
 	if len(attention) > 0 {
 		err := E(KindNeedsPerson, "run "+key.String(), errors.Join(attention...))
@@ -151,6 +155,28 @@ func (r *Runner) fail(run *Run, st Stage, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = r.Store.FinishRun(ctx, run.ID, RunFailed, fmt.Sprintf("stage %s: %v", st, err))
+}
+
+// runStage runs one stage with its progress counted and logged.
+func (r *Runner) runStage(ctx context.Context, log *slog.Logger, fn StageFunc, run *Run) (string, error) {
+	p := &Progress{}
+	every := r.ProgressEvery
+	if every == 0 {
+		every = 5 * time.Second
+	}
+	if every > 0 {
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go p.report(rctx, log, every)
+	}
+	return fn(WithProgress(ctx, p), run)
+}
+
+func (r *Runner) logger() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 func (r *Runner) now() time.Time {

@@ -61,6 +61,7 @@ type Classifier func(row SourceRow) (Split, *Reject, error)
 func ExtractStage(src Source, sellers SellerSource, snap Snapshot, w func(Date) Window) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		var skipped int64
+		progress := ProgressFrom(ctx)
 		n, err := snap.WriteSnapshot(ctx, run.ID, func(add func(SourceRow) error, addSeller func(Seller) error) error {
 			ids := map[string]bool{}
 			err := src.Orders(ctx, w(run.Key.Date), func(row SourceRow) error {
@@ -71,6 +72,7 @@ func ExtractStage(src Source, sellers SellerSource, snap Snapshot, w func(Date) 
 				if row.SellerID != nil {
 					ids[*row.SellerID] = true
 				}
+				progress.Add(1)
 				return add(row)
 			})
 			if err != nil {
@@ -101,7 +103,11 @@ func TransformStage(snap Snapshot, classifier func(map[string]Seller) Classifier
 		if err != nil {
 			return "", fmt.Errorf("transform: %w", err)
 		}
-		classify := classifier(sellers)
+		inner, progress := classifier(sellers), ProgressFrom(ctx)
+		classify := func(row SourceRow) (Split, *Reject, error) {
+			progress.Add(1)
+			return inner(row)
+		}
 		counts, err := snap.WriteItems(ctx, run, func(w ItemWriter) error {
 			return Settle(func(fn func(SourceRow) error) error {
 				return snap.ReadSnapshot(ctx, run.ID, fn)

@@ -15,6 +15,7 @@ import (
 // the environment only through getenv.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg := &config{getenv: getenv, stdout: stdout, stderr: stderr}
+	cfg.logger() // decide the log format before anything prints
 	app := &cli.App{
 		Name:                 "settle",
 		Usage:                "settle a marketplace's orders with its payment providers, one business day at a time",

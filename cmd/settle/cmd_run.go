@@ -211,11 +211,16 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		return err
 	}
 	defer src.Close()
-	fmt.Fprintf(cfg.stdout, "settle run %s (window %s .. %s, %s)\n", o.key,
-		o.window.Start.Format("2006-01-02 15:04:05"), o.window.End.Format("2006-01-02 15:04:05"), o.tz)
+	if cfg.json {
+		cfg.logger().Info("settle run", "date", o.key.Date.String(), "shard", o.key.Shard.String(),
+			"window_start", o.window.Start, "window_end", o.window.End, "tz", o.tz)
+	} else {
+		fmt.Fprintf(cfg.stdout, "settle run %s (window %s .. %s, %s)\n", o.key,
+			o.window.Start.Format("2006-01-02 15:04:05"), o.window.End.Format("2006-01-02 15:04:05"), o.tz)
+	}
 	runner := &pipeline.Runner{
 		Store: l,
-		Out:   cfg.stdout,
+		Log:   cfg.logger(),
 		Now:   cfg.now,
 		Stages: map[pipeline.Stage]pipeline.StageFunc{
 			pipeline.StageExtract: pipeline.ExtractStage(extractSource(src, o.query, o.queryName),
@@ -235,7 +240,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		},
 	}
 	if o.infinia != nil {
-		up, dist := o.infinia.stages(l, cfg.stdout)
+		up, dist := o.infinia.stages(l)
 		runner.Stages[pipeline.StageUpload], runner.Stages[pipeline.StageDistribute] = up, dist
 		defer o.infinia.sftp.Close()
 	}
@@ -304,9 +309,22 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 	if err != nil {
 		return err
 	}
+	nothingNew := len(res.Ran) == 0 && len(res.Skipped) > 0 && moved == 0
+	if cfg.json {
+		log := cfg.logger().With("run_id", run.ID, "date", run.Key.Date.String(), "shard", run.Key.Shard.String(), "stage", "summary")
+		for _, t := range totals {
+			log.Info("totals", "channel", t.Channel, "currency", t.Currency, "orders", t.Orders, "gross_minor", t.Gross,
+				"refunded_minor", t.Refunded, "commission_minor", t.Commission, "seller_minor", t.Seller, "balanced", t.Balanced())
+		}
+		for _, r := range reasons {
+			log.Warn("rejected", "reason", r.Reason, "rows", r.Count, "example", r.Sample)
+		}
+		log.Info("done", "new_money_movements", moved, "nothing_new", nothingNew)
+		return nil
+	}
 	printTotals(cfg.stdout, totals)
 	printRejects(cfg.stdout, reasons, 10)
-	if len(res.Ran) == 0 && len(res.Skipped) > 0 && moved == 0 {
+	if nothingNew {
 		fmt.Fprint(cfg.stdout, "nothing new: every stage of this date was done earlier; ")
 	}
 	fmt.Fprintf(cfg.stdout, "%d new money movements\n", moved)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,38 @@ type config struct {
 	getenv         func(string) string
 	stdout, stderr io.Writer
 	now            func() time.Time
+	log            *slog.Logger
+	json           bool // log lines are JSON (not a terminal), not text
+}
+
+// logger is the run's logger: JSON on stdout when stdout is not a terminal
+// (a Kubernetes pod), readable text on a terminal, or as SETTLE_LOG_FORMAT
+// says (json | text). Writers that are not files (tests) get text.
+func (c *config) logger() *slog.Logger {
+	if c.log != nil {
+		return c.log
+	}
+	format := c.getenv("SETTLE_LOG_FORMAT")
+	if format == "" {
+		format = "text"
+		if f, ok := c.stdout.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice == 0 {
+				format = "json"
+			}
+		}
+	}
+	if format == "json" {
+		c.json = true
+		c.log = slog.New(slog.NewJSONHandler(c.stdout, nil))
+	} else {
+		c.log = slog.New(slog.NewTextHandler(c.stdout, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{} // a terminal has its own clock
+			}
+			return a
+		}}))
+	}
+	return c.log
 }
 
 func (c *config) clock() time.Time {

@@ -142,10 +142,10 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 }
 
 // stages returns the upload and distribute stages over the ledger.
-func (s *infiniaSetup) stages(l *ledger.Ledger, out io.Writer) (upload, distribute pipeline.StageFunc) {
+func (s *infiniaSetup) stages(l *ledger.Ledger) (upload, distribute pipeline.StageFunc) {
 	cfg := pipeline.InfiniaConfig{
 		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)},
-		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll, Out: out,
+		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll,
 		WriteFile: func(dir, name string, rows func(func(pipeline.TradeRow) error) error) (string, string, int64, int, error) {
 			w, err := load.WriteTradeFile(dir, name, rows)
 			return w.Path, w.SHA256, w.Bytes, w.Rows, err

@@ -202,3 +202,60 @@ func TestSIGTERMDuringDistributionStopsPromptlyAndResumes(t *testing.T) {
 	}
 	e.checkPaidOnce(sim, balance)
 }
+
+// TestNoSecretInOutputOrReports runs a whole day as a pod would (JSON logs
+// on stdout), with a failure on the way, and searches everything it wrote -
+// output, reports, trade files - for key material and the database password.
+func TestNoSecretInOutputOrReports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(300, 8)
+	sim := e.sim(fault.New(2, fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Lost, Calls: []int{1}}), 30, map[int]bool{3: true}, 1_000_000_000_00)
+	const password = "hunter2-settle-db-password"
+	url := strings.Replace(e.url, "postgres@", "postgres:"+password+"@", 1)
+	work := filepath.Join(e.reports, "work")
+	var all bytes.Buffer
+	for i := 0; i < 2; i++ {
+		cmd := e.command(append([]string{"run", "--date", testDate, "--work-dir", work, "--provider-poll", "20ms", "--provider-wait", "20s"}, sim.Config.Args()...)...)
+		cmd.Env = append(cmd.Env, "SETTLE_DATABASE_URL="+url)
+		cmd.Stdout, cmd.Stderr = &all, &all
+		cmd.Run()
+	}
+	if !strings.Contains(all.String(), `"run_id"`) || !strings.Contains(all.String(), `"stage":"distribute"`) {
+		t.Fatalf("expected JSON log lines with run_id and stage:\n%s", all.String())
+	}
+	var secrets []string
+	for _, f := range []string{sim.Config.OurKeyFile, sim.Config.SFTPKeyFile, filepath.Join(filepath.Dir(sim.Config.OurKeyFile), "infinia_private.pem")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if len(line) >= 40 && !strings.HasPrefix(line, "-----") {
+				secrets = append(secrets, line[:40])
+			}
+		}
+	}
+	secrets = append(secrets, password)
+	haystacks := map[string]string{"output": all.String()}
+	filepath.Walk(e.reports, func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			b, _ := os.ReadFile(path)
+			haystacks[path] = string(b)
+		}
+		return nil
+	})
+	if len(haystacks) < 3 {
+		t.Fatalf("too little was written to search: %v", len(haystacks))
+	}
+	for where, text := range haystacks {
+		for _, s := range secrets {
+			if strings.Contains(text, s) {
+				t.Errorf("%s contains secret material %q...", where, s[:10])
+			}
+		}
+	}
+}
