@@ -33,7 +33,7 @@ func UploadStage(c InfiniaConfig) StageFunc {
 		}
 		var sent sync.Map
 		progress := ProgressFrom(ctx)
-		progress.SetTotal(int64(len(files)))
+		progress.Restart(int64(len(files)))
 		err = forEach(ctx, c.Parallel, files, func(f TradeFile) error {
 			defer progress.Add(1)
 			e, err := c.Store.PlanEffect(ctx, Effect{RunID: run.ID, Kind: KindUpload, Subject: UploadSubject(run.Key.Date, f.SellerID, f.Currency),
@@ -82,7 +82,10 @@ func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFi
 		return nil, err
 	}
 	dir := filepath.Join(c.WorkDir, run.Key.Date.String())
+	progress := ProgressFrom(ctx)
+	progress.SetTotal(int64(len(groups)))
 	for _, g := range groups {
+		progress.Add(1)
 		s := sellers[g.SellerID]
 		if s.InfiniaID == "" {
 			return nil, fmt.Errorf("seller %s has no Infinia seller id recorded with run %d: cannot name its trade file", g.SellerID, run.ID)

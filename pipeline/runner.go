@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -52,7 +54,10 @@ type Runner struct {
 	// ProgressEvery is the interval of progress lines while a stage runs
 	// (default 5s; negative: none).
 	ProgressEvery time.Duration
-	Now           func() time.Time
+	// Live, when set (a terminal), gets a live status line per stage
+	// instead of progress log lines.
+	Live io.Writer
+	Now  func() time.Time
 }
 
 // sends reports whether a stage has side effects outside the job.
@@ -113,7 +118,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			continue
 		}
 		start := r.now()
-		summary, err := r.runStage(ctx, log.With("stage", st), fn, run)
+		summary, err := r.runStage(ctx, log.With("stage", st), st, fn, run)
 		if err != nil && KindOf(err) == KindNeedsPerson {
 			// Finished what it safely could; a person must look. The stage
 			// stays not done, so a re-run after the fix picks it up; the
@@ -158,16 +163,22 @@ func (r *Runner) fail(run *Run, st Stage, err error) {
 }
 
 // runStage runs one stage with its progress counted and logged.
-func (r *Runner) runStage(ctx context.Context, log *slog.Logger, fn StageFunc, run *Run) (string, error) {
+func (r *Runner) runStage(ctx context.Context, log *slog.Logger, st Stage, fn StageFunc, run *Run) (string, error) {
 	p := &Progress{}
 	every := r.ProgressEvery
 	if every == 0 {
 		every = 5 * time.Second
 	}
-	if every > 0 {
-		rctx, stop := context.WithCancel(ctx)
-		defer stop()
-		go p.report(rctx, log, every)
+	rctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }() // the live line is cleared before the stage's own line
+	switch {
+	case r.Live != nil:
+		wg.Add(1)
+		go func() { defer wg.Done(); p.live(rctx, r.Live, st) }()
+	case every > 0:
+		wg.Add(1)
+		go func() { defer wg.Done(); p.report(rctx, log, every) }()
 	}
 	return fn(WithProgress(ctx, p), run)
 }

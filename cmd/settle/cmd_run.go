@@ -221,6 +221,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	runner := &pipeline.Runner{
 		Store: l,
 		Log:   cfg.logger(),
+		Live:  cfg.live,
 		Now:   cfg.now,
 		Stages: map[pipeline.Stage]pipeline.StageFunc{
 			pipeline.StageExtract: pipeline.ExtractStage(extractSource(src, o.query, o.queryName),

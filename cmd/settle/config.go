@@ -32,7 +32,8 @@ type config struct {
 	stdout, stderr io.Writer
 	now            func() time.Time
 	log            *slog.Logger
-	json           bool // log lines are JSON (not a terminal), not text
+	json           bool      // log lines are JSON (not a terminal), not text
+	live           io.Writer // a terminal, for live progress lines; nil elsewhere
 }
 
 // logger is the run's logger: JSON on stdout when stdout is not a terminal
@@ -43,13 +44,17 @@ func (c *config) logger() *slog.Logger {
 		return c.log
 	}
 	format := c.getenv("SETTLE_LOG_FORMAT")
-	if format == "" {
-		format = "text"
-		if f, ok := c.stdout.(*os.File); ok {
-			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice == 0 {
-				format = "json"
-			}
+	terminal := false
+	if f, ok := c.stdout.(*os.File); ok {
+		if st, err := f.Stat(); err == nil {
+			terminal = st.Mode()&os.ModeCharDevice != 0
 		}
+		if format == "" && !terminal {
+			format = "json"
+		}
+	}
+	if terminal {
+		c.live = c.stderr
 	}
 	if format == "json" {
 		c.json = true
