@@ -1,0 +1,408 @@
+// Package payprotocol is settle's client for Pay Protocol, the
+// non-custodial crypto payment gateway: it verifies that a crypto payment
+// was made (the payment detail query, never our database or the buyer's
+// redirect alone), follows refunds, creates payment and refund orders,
+// asks for callbacks to be sent again, and receives callbacks
+// (CallbackHandler).
+//
+// Every request carries X-PAY-KEY, X-PAY-TIMESTAMP and X-PAY-SIGN (Sign:
+// HMAC-SHA256 with the API secret over timestamp + METHOD + requestPath +
+// body). Answers are {code, msg, data}, code 200 for success; Pay Protocol
+// does not sign them, so nothing in an answer is trusted beyond TLS:
+// amounts are checked to be exact and the order in the answer to be the one
+// asked for. Request amounts are decimal strings; amounts in answers and
+// callbacks are integers scaled by 10^decimals of the crypto currency, kept
+// as *big.Int and converted with ToMinor and FromMinor, exactly or not at
+// all.
+//
+// Queries (payment and refund detail) and the idempotent "send the callback
+// again" calls are retried on transient failures. The create calls are not:
+// a payment or refund order whose answer never arrived fails with
+// ErrUnknownOutcome, and the caller resolves it with PaymentDetail or
+// RefundDetail (DESIGN section 3). A refund order has no idempotency key at
+// Pay Protocol, so a refund must never be sent again before RefundDetail by
+// outTradeNo has said there is none.
+//
+// What is not public and therefore assumed (the README lists it for
+// onboarding):
+//   - the error codes: 401 bad signature or timestamp, 404 no such order or
+//     refund, 429 and 5xx transient (Config.NotFoundCodes);
+//   - the payment detail fields "currencySymbol" and "decimals" naming the
+//     crypto currency of expectedAmount and settlementAmount (documented
+//     as scaled integers); "settlementAmount" and "transferHash" as the
+//     names of the documented settlement amount and transaction hash;
+//     Config.Decimals stands in when an answer carries no decimals;
+//   - the refund detail query parameters outTradeNo and refundId; with
+//     only outTradeNo the answer is the order's latest refund;
+//   - the refund order amount is in the payment's quote currency;
+//   - the bodies of /payment/notify ({outTradeNo}) and /refund/notify
+//     ({outTradeNo, refundId});
+//   - a callback body is the same object as the detail query's data, and
+//     it is signed over the path and query of the notify URL (the signed
+//     path of callbacks is not documented; the batch job confirms every
+//     callback by a detail query anyway);
+//   - query values are signed percent-encoded, exactly as sent; order
+//     numbers of unreserved characters ([A-Za-z0-9._~-]) avoid the
+//     question.
+package payprotocol
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/time/rate"
+)
+
+// Config configures a Client. Zero values take the defaults named. Printed
+// with fmt it hides APISecret.
+type Config struct {
+	// BaseURL is the API's base, "/api/mer" included:
+	// "https://api.payprotocol.network/api/mer" (production) or
+	// "https://api-sandbox.payprotocol.network/api/mer" (sandbox).
+	BaseURL    string
+	APIKey     string           // X-PAY-KEY
+	APISecret  string           // HMAC key, read from a file by the caller; never logged or in errors
+	HTTP       *http.Client     // required (see NewHTTPClient); never http.DefaultClient
+	Timeout    time.Duration    // per attempt, answer read included; default 10s
+	Limiter    *rate.Limiter    // token bucket shared by every call; nil = unlimited
+	MaxRetries int              // retries after the first attempt; default 4, negative = none
+	Now        func() time.Time // default time.Now; X-PAY-TIMESTAMP, backoff, Retry-After dates
+	RetryBase  time.Duration    // first backoff interval; default 500ms
+	RetryMax   time.Duration    // longest backoff interval; default 10s
+	// MaxRetryAfter is the longest Retry-After we wait for; a 429 asking
+	// for more ends the call with the error. Default 1 minute.
+	MaxRetryAfter time.Duration
+	// NotFoundCodes are the codes meaning "no such order or refund"; they
+	// map to ErrNotFound. Default [404] (assumed).
+	NotFoundCodes []int
+	// Decimals gives a crypto currency's decimals by symbol ("USDT": 6),
+	// used only when a payment detail answer carries no decimals. A token's
+	// decimals can differ from chain to chain (USDT has 6 on Tron and
+	// Ethereum, 18 on BNB Chain): set it only for the one chain in use.
+	Decimals map[string]int
+}
+
+// String describes c without its secret.
+func (c Config) String() string {
+	secret := ""
+	if c.APISecret != "" {
+		secret = "[redacted]"
+	}
+	return fmt.Sprintf("payprotocol.Config{BaseURL: %q, APIKey: %q, APISecret: %s, Timeout: %v, MaxRetries: %d}",
+		c.BaseURL, c.APIKey, secret, c.Timeout, c.MaxRetries)
+}
+
+// GoString is String, so that %#v hides the secret too.
+func (c Config) GoString() string { return c.String() }
+
+// Client calls Pay Protocol. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	base string // scheme, host and escaped base path, no trailing "/"
+}
+
+// New checks cfg, fills in its defaults and returns a Client.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	switch {
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
+		return nil, fmt.Errorf("payprotocol: base URL %q: want an http or https URL with a host and no query", cfg.BaseURL)
+	case cfg.APIKey == "":
+		return nil, errors.New("payprotocol: no API key")
+	case cfg.APISecret == "":
+		return nil, errors.New("payprotocol: no API secret")
+	case cfg.HTTP == nil:
+		return nil, errors.New("payprotocol: no HTTP client: make one with NewHTTPClient")
+	}
+	for sym, d := range cfg.Decimals {
+		if d < 0 || d > MaxDecimals {
+			return nil, fmt.Errorf("payprotocol: decimals of %s: %d outside 0..%d", sym, d, MaxDecimals)
+		}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Timeout, 10*time.Second)
+	def(&cfg.RetryBase, 500*time.Millisecond)
+	def(&cfg.RetryMax, 10*time.Second)
+	def(&cfg.MaxRetryAfter, time.Minute)
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 4
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NotFoundCodes == nil {
+		cfg.NotFoundCodes = []int{CodeNotFound}
+	}
+	base := u.Scheme + "://" + u.Host + strings.TrimSuffix(u.EscapedPath(), "/")
+	return &Client{cfg: cfg, base: base}, nil
+}
+
+// NewHTTPClient returns an HTTP client for Pay Protocol: its own transport
+// (TLS 1.2 or later, pooled connections), the given overall timeout, and no
+// redirects followed except for GETs (a POST that creates an order is never
+// replayed elsewhere).
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if via[0].Method != http.MethodGet || len(via) >= 5 {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}
+}
+
+// maxAnswer bounds what we read of an answer.
+const maxAnswer = 4 << 20
+
+// spec describes one call.
+type spec struct {
+	api        string // the API's name in errors and fault endpoints, e.g. "payment/detail"
+	method     string
+	query      string // GET: the query string as sent and signed, without "?"
+	outTradeNo string
+	refundID   string
+	create     bool // an answer that never arrived is unknown, not retried
+}
+
+func (sp spec) fail(kind failure, err error) *Error {
+	return &Error{API: sp.api, OutTradeNo: sp.outTradeNo, RefundID: sp.refundID, Err: err, kind: kind}
+}
+
+// call sends in (nil for a GET), with retries, and decodes the answer's
+// data into out (nil: no data wanted).
+func (c *Client) call(ctx context.Context, sp spec, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return sp.fail(failLocal, err)
+		}
+	}
+	return c.do(ctx, sp, func(ctx context.Context) *Error { return c.attempt(ctx, sp, body, out) })
+}
+
+// do runs attempt under the rate limit and the per-attempt timeout, and
+// retries what may be retried with exponential backoff (Retry-After
+// honoured), at most MaxRetries times.
+func (c *Client) do(ctx context.Context, sp spec, attempt func(context.Context) *Error) error {
+	exp := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(c.cfg.RetryBase),
+		backoff.WithMaxInterval(c.cfg.RetryMax),
+		backoff.WithMaxElapsedTime(0), // MaxRetries bounds the call
+		backoff.WithClockProvider(clock(c.cfg.Now)),
+	)
+	b := backoff.WithContext(backoff.WithMaxRetries(exp, uint64(max(c.cfg.MaxRetries, 0))), ctx)
+	b.Reset()
+	for {
+		if err := ctx.Err(); err != nil {
+			return sp.fail(failLocal, err) // nothing sent by this attempt
+		}
+		if c.cfg.Limiter != nil {
+			if err := c.cfg.Limiter.Wait(ctx); err != nil {
+				return sp.fail(failLocal, fmt.Errorf("rate limit: %w", err))
+			}
+		}
+		actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		e := attempt(actx)
+		cancel()
+		if e == nil {
+			return nil
+		}
+		if sp.create && e.mayBeApplied() {
+			e.Err = unknown(e.Err)
+			return e
+		}
+		if !e.retryable(sp.create) {
+			return e
+		}
+		wait := b.NextBackOff()
+		if wait == backoff.Stop {
+			return gaveUp(ctx, e)
+		}
+		if e.RetryAfter > wait {
+			if e.RetryAfter > c.cfg.MaxRetryAfter {
+				return e
+			}
+			wait = e.RetryAfter
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return gaveUp(ctx, e)
+		case <-t.C:
+		}
+	}
+}
+
+func gaveUp(ctx context.Context, e *Error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w (stopped retrying: %w)", e, err)
+	}
+	return e
+}
+
+// attempt makes one signed request and reads the whole answer. Each
+// attempt is signed anew, so a retry after a long wait is not refused for
+// an old timestamp.
+func (c *Client) attempt(ctx context.Context, sp spec, body []byte, out any) *Error {
+	target := c.base + "/" + sp.api
+	if sp.query != "" {
+		target += "?" + sp.query
+	}
+	var rd io.Reader
+	if sp.method != http.MethodGet {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, sp.method, target, rd)
+	if err != nil {
+		return sp.fail(failLocal, err)
+	}
+	if sp.method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	SignRequest(req, c.cfg.APIKey, c.cfg.APISecret, c.cfg.Now(), body)
+	resp, err := c.cfg.HTTP.Do(req)
+	if err != nil {
+		return sp.fail(netFailure(err), err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return sp.fail(failNoAnswer, fmt.Errorf("reading the answer: %w", err))
+	}
+	if len(raw) > maxAnswer {
+		return sp.fail(failBadAnswer, fmt.Errorf("%w: larger than %d bytes", ErrAnswer, maxAnswer))
+	}
+	return c.open(sp, resp, raw, out)
+}
+
+// answer is Pay Protocol's reply to every call.
+type answer struct {
+	Code        *flexInt        `json:"code"`
+	Msg         string          `json:"msg"`
+	Description string          `json:"description"`
+	Data        json.RawMessage `json:"data"`
+}
+
+// open checks an answer: its code when it has one, else the HTTP status;
+// then the data.
+func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error {
+	var a answer
+	if err := json.Unmarshal(raw, &a); err != nil || a.Code == nil {
+		if resp.StatusCode == http.StatusOK {
+			return sp.fail(failBadAnswer, fmt.Errorf("%w: not {code, msg, data}", ErrAnswer))
+		}
+		e := sp.fail(failHTTP, nil)
+		e.HTTPStatus = resp.StatusCode
+		e.RetryAfter = c.retryAfter(resp)
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			e.Err = ErrUnauthorized
+		}
+		return e
+	}
+	if code := int(*a.Code); code != CodeSuccess {
+		e := sp.fail(failCode, nil)
+		e.Code, e.Message = code, clip(strings.TrimSpace(a.Msg+" "+a.Description))
+		if resp.StatusCode != http.StatusOK {
+			e.HTTPStatus = resp.StatusCode
+		}
+		switch {
+		case slices.Contains(c.cfg.NotFoundCodes, code):
+			e.Err = ErrNotFound
+		case code == CodeUnauthorized || code == CodeForbidden:
+			e.Err = ErrUnauthorized
+		}
+		e.RetryAfter = c.retryAfter(resp)
+		return e
+	}
+	if resp.StatusCode != http.StatusOK {
+		return sp.fail(failBadAnswer, fmt.Errorf("%w: code 200 with HTTP %d", ErrAnswer, resp.StatusCode))
+	}
+	if out == nil {
+		return nil
+	}
+	if len(a.Data) == 0 || string(a.Data) == "null" {
+		return sp.fail(failBadAnswer, fmt.Errorf("%w: code 200 without data", ErrAnswer))
+	}
+	if err := json.Unmarshal(a.Data, out); err != nil {
+		return sp.fail(failBadAnswer, fmt.Errorf("%w: data: %s", ErrAnswer, jsonProblem(err)))
+	}
+	return nil
+}
+
+// netFailure tells a connection that was never made (nothing sent) from
+// one that broke after the request may have left.
+func netFailure(err error) failure {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return failNotSent
+	}
+	return failNoAnswer
+}
+
+// retryAfter reads a 429's Retry-After (seconds or an HTTP date).
+func (c *Client) retryAfter(resp *http.Response) time.Duration {
+	if resp.StatusCode != http.StatusTooManyRequests {
+		return 0
+	}
+	v := resp.Header.Get("Retry-After")
+	if s, err := strconv.Atoi(v); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(c.cfg.Now()), 0)
+	}
+	return 0
+}
+
+// jsonProblem describes a JSON decoding error without quoting the
+// document.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q: a JSON %s where %s was expected", te.Field, te.Value, te.Type)
+	}
+	return clip(err.Error())
+}
+
+// clock adapts Config.Now to backoff.Clock.
+type clock func() time.Time
+
+// Now returns the configured time.
+func (f clock) Now() time.Time { return f() }

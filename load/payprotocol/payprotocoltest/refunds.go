@@ -1,0 +1,204 @@
+package payprotocoltest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"strconv"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/load/payprotocol"
+)
+
+type refund struct {
+	id         string
+	outTradeNo string
+	outPayment string
+	amount     *big.Int
+	status     payprotocol.RefundStatus
+	left       int // detail queries still to answer the current status
+	notifyURL  string
+	address    string
+	txHash     string
+}
+
+// Refunds returns every refund order, in the order they were created,
+// with their current status.
+func (s *Server) Refunds() []payprotocol.Refund {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]payprotocol.Refund, 0, len(s.refundList))
+	for _, id := range s.refundList {
+		rf := s.refunds[id]
+		out = append(out, payprotocol.Refund{RefundID: rf.id, OutTradeNo: rf.outTradeNo, OutPaymentNo: rf.outPayment,
+			Status: rf.status, Amount: new(big.Int).Set(rf.amount), Fee: new(big.Int), Address: rf.address, TxHash: rf.txHash})
+	}
+	return out
+}
+
+// RejectRefund has the merchant's approver reject a refund still waiting
+// (status 5, rejected, and its callback).
+func (s *Server) RejectRefund(refundID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rf := s.refunds[refundID]
+	if rf == nil {
+		return fmt.Errorf("payprotocoltest: no refund %s", refundID)
+	}
+	if rf.status.Final() {
+		return fmt.Errorf("payprotocoltest: refund %s is already %s", refundID, rf.status)
+	}
+	p := s.payments[rf.outTradeNo]
+	p.reserved.Sub(p.reserved, rf.amount)
+	rf.status = payprotocol.RefundRejected
+	s.notify(payprotocol.CallbackRefund, rf.id, int(rf.status), rf.notifyURL, rf.view(rf.status))
+	return nil
+}
+
+// refundDetail answers GET /refund/detail by refundId, or the order's
+// latest refund by outTradeNo. A refund shows pending approval for Polls
+// queries, then under review for Polls more, then success; a Stuck fault
+// adds Fault.Polls queries to the current status.
+func (s *Server) refundDetail(r request) reply {
+	rf, rep, found := s.findRefund(r.query.Get("outTradeNo"), r.query.Get("refundId"))
+	if !found {
+		return rep
+	}
+	show := rf.status
+	if !rf.status.Final() {
+		if r.fault.Kind == fault.Stuck {
+			rf.left += r.fault.Polls
+		}
+		if rf.left--; rf.left <= 0 {
+			s.advance(rf)
+		}
+	}
+	return success(rf.view(show))
+}
+
+// findRefund finds a refund by id (of outTradeNo, when given) or the
+// latest of outTradeNo.
+func (s *Server) findRefund(outTradeNo, id string) (*refund, reply, bool) {
+	switch {
+	case id != "":
+		rf := s.refunds[id]
+		if rf == nil || (outTradeNo != "" && rf.outTradeNo != outTradeNo) {
+			return nil, notFound("refund"), false
+		}
+		return rf, reply{}, true
+	case outTradeNo != "":
+		for i := len(s.refundList) - 1; i >= 0; i-- {
+			if rf := s.refunds[s.refundList[i]]; rf.outTradeNo == outTradeNo {
+				return rf, reply{}, true
+			}
+		}
+		return nil, notFound("refund"), false
+	}
+	return nil, refuse(payprotocol.CodeBadRequest, "missing parameter: outTradeNo or refundId"), false
+}
+
+// advance moves a refund on: pending approval to under review, under
+// review to success.
+func (s *Server) advance(rf *refund) {
+	if rf.status == payprotocol.RefundPendingApproval && s.polls > 0 {
+		rf.status, rf.left = payprotocol.RefundUnderReview, s.polls
+		return
+	}
+	p := s.payments[rf.outTradeNo]
+	p.reserved.Sub(p.reserved, rf.amount)
+	p.refunded.Add(p.refunded, rf.amount)
+	if p.refunded.Cmp(p.paid) >= 0 {
+		p.status = payprotocol.PaymentRefunded
+	}
+	sum := sha256.Sum256([]byte("refund/" + rf.id))
+	rf.status, rf.txHash = payprotocol.RefundSuccess, hex.EncodeToString(sum[:])
+	s.notify(payprotocol.CallbackRefund, rf.id, int(rf.status), rf.notifyURL, rf.view(rf.status))
+}
+
+func (rf *refund) view(status payprotocol.RefundStatus) map[string]any {
+	id, _ := strconv.Atoi(rf.id)
+	v := map[string]any{"refundId": id, "chainId": 1, "currencyId": 1, "outTradeNo": rf.outTradeNo,
+		"outPaymentNo": rf.outPayment, "refundAddress": rf.address, "refundAmount": rf.amount.String(),
+		"refundFee": "0", "refundStatus": int(status)}
+	if status == payprotocol.RefundSuccess {
+		v["transferHash"] = rf.txHash
+	}
+	return v
+}
+
+// createRefundOrder answers POST /refund/createRefundOrder: a paid order
+// can be refunded up to what was settled and not yet refunded; the amount
+// (a decimal string, one to one in the payment's currency) defaults to all
+// of that.
+func (s *Server) createRefundOrder(r request) reply {
+	var in struct {
+		OutTradeNo      string `json:"outTradeNo"`
+		OutPaymentNo    string `json:"outPaymentNo"`
+		Amount          string `json:"amount"`
+		NotifyURL       string `json:"notifyUrl"`
+		TransferAddress string `json:"transferAddress"`
+	}
+	if rep, ok := r.decode(&in); !ok {
+		return rep
+	}
+	if in.OutTradeNo == "" {
+		return refuse(payprotocol.CodeBadRequest, "missing parameter: outTradeNo")
+	}
+	p := s.payments[in.OutTradeNo]
+	if p == nil || (in.OutPaymentNo != "" && in.OutPaymentNo != p.outPayment) {
+		return notFound("order")
+	}
+	if p.status != payprotocol.PaymentPaid {
+		return refuse(payprotocol.CodeBadRequest, "order not refundable: "+p.status.String())
+	}
+	left := new(big.Int).Sub(p.paid, p.refunded)
+	left.Sub(left, p.reserved)
+	amount := new(big.Int).Set(left)
+	if in.Amount != "" {
+		scaled, err := payprotocol.ScaledFromDecimal(in.Amount, p.decimals)
+		if err != nil {
+			return refuse(payprotocol.CodeBadRequest, "invalid parameter: amount")
+		}
+		amount.SetString(scaled, 10)
+	}
+	if amount.Sign() <= 0 || amount.Cmp(left) > 0 {
+		return refuse(payprotocol.CodeBadRequest, "invalid parameter: amount exceeds the refundable amount")
+	}
+	s.seq++
+	rf := &refund{id: strconv.Itoa(s.seq), outTradeNo: p.outTradeNo, outPayment: p.outPayment, amount: amount,
+		status: payprotocol.RefundPendingApproval, left: s.polls, notifyURL: in.NotifyURL, address: in.TransferAddress}
+	if rf.notifyURL == "" {
+		rf.notifyURL = s.o.NotifyURL
+	}
+	if rf.address == "" {
+		rf.address = "0xbuyer" + p.wallet[2:12]
+	}
+	p.reserved.Add(p.reserved, amount)
+	s.refunds[rf.id] = rf
+	s.refundList = append(s.refundList, rf.id)
+	if s.polls == 0 {
+		s.advance(rf)
+	}
+	return success(map[string]any{"refundId": s.seq})
+}
+
+// notifyRefund answers POST /refund/notify.
+func (s *Server) notifyRefund(r request) reply {
+	var in struct {
+		OutTradeNo string `json:"outTradeNo"`
+		RefundID   string `json:"refundId"`
+	}
+	if rep, ok := r.decode(&in); !ok {
+		return rep
+	}
+	rf, rep, found := s.findRefund(in.OutTradeNo, in.RefundID)
+	if !found {
+		return rep
+	}
+	if rf.notifyURL == "" {
+		return refuse(payprotocol.CodeBadRequest, "refund has no notifyUrl")
+	}
+	s.notify(payprotocol.CallbackRefund, rf.id, int(rf.status), rf.notifyURL, rf.view(rf.status))
+	return success(nil)
+}
