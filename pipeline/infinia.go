@@ -9,9 +9,12 @@ import (
 	"time"
 )
 
-// ErrNotFound is what an Infinia adapter wraps when the provider does not
-// know a requestNo.
+// ErrNotFound is what a provider adapter wraps when the provider does not
+// know a key (a requestNo, an order).
 var ErrNotFound = errors.New("not found at the provider")
+
+// IsNotFound reports whether err says the provider does not know the key.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // Infinia upload and binding statuses (PROVIDERS.md; partly assumed).
 const (
@@ -74,18 +77,22 @@ const (
 	KindRevenueShare = "revenue_share"
 )
 
-// InfiniaChannels are the channels whose seller shares Infinia pays in this
-// version. Pay Protocol orders join once their payments are verified.
-var InfiniaChannels = []Channel{ChannelInfiniaPay}
+// InfiniaChannels are the channels whose seller shares Infinia pays. A Pay
+// Protocol item joins only once VerifyPayProtocol has verified its payment.
+var InfiniaChannels = []Channel{ChannelInfiniaPay, ChannelPayProtocol}
 
 // InfiniaConfig configures the Infinia stages.
 type InfiniaConfig struct {
-	Store      InfiniaStore
-	API        Infinia
-	SFTP       FileUploader
-	Payouts    EffectSender // revenue sharing, keyed by Effect.Key
-	PlatformID string
-	WorkDir    string // where trade files are built; one folder per date
+	Store   InfiniaStore
+	API     Infinia
+	SFTP    FileUploader
+	Payouts EffectSender // revenue sharing, keyed by Effect.Key
+	// PayProtocol verifies Pay Protocol payments before their items go into
+	// trade files; nil leaves them unverified (never paid).
+	PayProtocol PayProtocol
+	Verify      VerifyStore
+	PlatformID  string
+	WorkDir     string // where trade files are built; one folder per date
 	// WriteFile builds a trade file from rows (load.WriteTradeFile).
 	WriteFile func(dir, name string, rows func(func(TradeRow) error) error) (path, sha256 string, bytes int64, n int, err error)
 	// Rows turns a split into its trade-detail rows (transform.TradeRows).

@@ -78,6 +78,11 @@ func (d *distribution) plan(ctx context.Context) error {
 			return err
 		}
 		switch {
+		case ok && e.Amount != p.Amount && e.State == EffectSucceeded:
+			// Never mark items paid by a payout of another amount.
+			d.problem("%s: paid %s earlier, but %s is now owed: a person must decide", subject,
+				Money{e.Amount, e.Currency}, Money{p.Amount, p.Currency})
+			return nil
 		case ok && e.State != EffectFailed:
 			mu.Lock()
 			d.todo = append(d.todo, e) // resolve it, whatever it is

@@ -18,6 +18,14 @@ import (
 func UploadStage(c InfiniaConfig) StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *Run) (string, error) {
+		verified := ""
+		if c.PayProtocol != nil {
+			s, err := VerifyPayProtocol(ctx, c.Verify, c.PayProtocol, c.Parallel, run)
+			if err != nil {
+				return "", err
+			}
+			verified = s + "; "
+		}
 		files, err := buildTradeFiles(ctx, &c, run)
 		if err != nil {
 			return "", fmt.Errorf("build trade files: %w", err)
@@ -63,7 +71,7 @@ func UploadStage(c InfiniaConfig) StageFunc {
 		}
 		uploaded := 0
 		sent.Range(func(any, any) bool { uploaded++; return true })
-		summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", len(files), uploaded, accepted, refused)
+		summary := verified + fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", len(files), uploaded, accepted, refused)
 		return summary, needsPerson(problems)
 	}
 }

@@ -39,7 +39,7 @@ const (
 )
 
 func infiniaFlags() []cli.Flag {
-	return []cli.Flag{
+	return append(payProtocolFlags(),
 		&cli.StringFlag{Name: flagInfiniaURL, EnvVars: []string{"SETTLE_INFINIA_URL"},
 			Usage: "Infinia Pay API base URL, e.g. https://openapi.infiniax.com/api/ (empty: the Infinia stages are not configured and send nothing)"},
 		&cli.StringFlag{Name: flagInfiniaAppID, EnvVars: []string{"SETTLE_INFINIA_APP_ID"}, Usage: "our appId at Infinia Pay"},
@@ -58,7 +58,7 @@ func infiniaFlags() []cli.Flag {
 			Usage: "first interval between status polls (doubling up to 30s)"},
 		&cli.Float64Flag{Name: flagProviderRate, EnvVars: []string{"SETTLE_PROVIDER_RATE"}, Value: 20, Usage: "requests per second to Infinia (token bucket)"},
 		&cli.IntFlag{Name: flagParallel, EnvVars: []string{"SETTLE_PARALLEL"}, Value: 4, Usage: "concurrent uploads and payouts"},
-	}
+	)
 }
 
 // infiniaSetup is the Infinia connection as configured, or nil when
@@ -73,6 +73,9 @@ type infiniaSetup struct {
 	wait       time.Duration
 	poll       time.Duration
 	parallel   int
+	// payProtocol verifies Pay Protocol payments; nil: their orders stay
+	// unverified and are not paid.
+	payProtocol pipeline.PayProtocol
 }
 
 // infiniaParams are the Infinia connection's settings, from flags or from
@@ -95,6 +98,9 @@ func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 		Rate: c.Float64(flagProviderRate), Parallel: c.Int(flagParallel),
 	}
 	if p.URL == "" {
+		if c.String(flagPPURL) != "" {
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagPPURL, "Pay Protocol orders are paid through Infinia: set --%s too", flagInfiniaURL)
+		}
 		return nil, nil
 	}
 	required := map[string]string{flagInfiniaAppID: p.AppID, flagPlatformID: p.PlatformID, flagInfiniaKey: p.KeyFile,
@@ -104,7 +110,12 @@ func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+f, "required with --%s", flagInfiniaURL)
 		}
 	}
-	return newInfinia(p)
+	inf, err := newInfinia(p)
+	if err != nil {
+		return nil, err
+	}
+	inf.payProtocol, err = payProtocolFromFlags(c, p.Rate)
+	return inf, err
 }
 
 func newInfinia(p infiniaParams) (*infiniaSetup, error) {
@@ -143,7 +154,7 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 
 // stages returns the upload and distribute stages over the ledger.
 func (s *infiniaSetup) stages(l *ledger.Ledger) (upload, distribute pipeline.StageFunc) {
-	cfg := pipeline.InfiniaConfig{
+	cfg := pipeline.InfiniaConfig{PayProtocol: s.payProtocol, Verify: l,
 		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)},
 		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll,
 		WriteFile: func(dir, name string, rows func(func(pipeline.TradeRow) error) error) (string, string, int64, int, error) {

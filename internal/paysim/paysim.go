@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
+	"github.com/settlekit/settle/load/payprotocol/payprotocoltest"
 	"github.com/settlekit/settle/load/sftptest"
 )
 
@@ -39,10 +41,11 @@ type Options struct {
 }
 
 // Config is what the job needs to reach the simulator: the values of its
-// --infinia-* and --sftp-* flags.
+// --infinia-*, --sftp-* and --payprotocol-* flags.
 type Config struct {
 	InfiniaURL, AppID, PlatformID, OurKeyFile, InfiniaPublicKeyFile string
 	SFTPAddr, SFTPUser, SFTPKeyFile, KnownHostsFile                 string
+	PayProtocolURL, PayProtocolAPIKey, PayProtocolSecretFile        string
 }
 
 // Env renders c as the job's environment variables.
@@ -52,6 +55,8 @@ func (c Config) Env() []string {
 		"SETTLE_INFINIA_PRIVATE_KEY_FILE=" + c.OurKeyFile, "SETTLE_INFINIA_PUBLIC_KEY_FILE=" + c.InfiniaPublicKeyFile,
 		"SETTLE_SFTP_ADDR=" + c.SFTPAddr, "SETTLE_SFTP_USER=" + c.SFTPUser, "SETTLE_SFTP_KEY_FILE=" + c.SFTPKeyFile,
 		"SETTLE_SFTP_KNOWN_HOSTS=" + c.KnownHostsFile,
+		"SETTLE_PAYPROTOCOL_URL=" + c.PayProtocolURL, "SETTLE_PAYPROTOCOL_API_KEY=" + c.PayProtocolAPIKey,
+		"SETTLE_PAYPROTOCOL_SECRET_FILE=" + c.PayProtocolSecretFile,
 	}
 }
 
@@ -68,11 +73,12 @@ func (c Config) Args() []string {
 
 // Sim is a running simulator.
 type Sim struct {
-	Infinia *infiniapaytest.Server
-	SFTP    *sftptest.Server
-	Config  Config
-	http    *http.Server
-	ln      net.Listener
+	Infinia     *infiniapaytest.Server
+	PayProtocol *payprotocoltest.Server
+	SFTP        *sftptest.Server
+	Config      Config
+	http        *http.Server
+	ln          net.Listener
 }
 
 // Start starts the fakes and writes their keys under o.Dir.
@@ -114,7 +120,20 @@ func Start(o Options) (*Sim, error) {
 	s := &Sim{ln: ln}
 	s.Infinia = infiniapaytest.New(infiniapaytest.Options{Keys: keys, AppID: o.AppID, PlatformID: o.PlatformID,
 		Faults: o.Faults, Polls: o.Polls, BaseURL: url})
-	s.http = &http.Server{Handler: s.Infinia, ReadHeaderTimeout: 10 * time.Second}
+	secret := make([]byte, 24)
+	rand.Read(secret)
+	apiSecret := hex.EncodeToString(secret)
+	secretFile := filepath.Join(keysDir, "payprotocol_secret")
+	if err := os.WriteFile(secretFile, []byte(apiSecret+"\n"), 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.PayProtocol = payprotocoltest.New(payprotocoltest.Options{APIKey: "PPKEY-DEMO", APISecret: apiSecret, Faults: o.Faults,
+		Polls: o.Polls, TimeScale: 1.0 / 1000})
+	mux := http.NewServeMux()
+	mux.Handle("/api/mer/", s.PayProtocol)
+	mux.Handle("/", s.Infinia)
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go s.http.Serve(ln)
 	root := filepath.Join(o.Dir, "sftp")
 	if err := os.MkdirAll(filepath.Join(root, "upload"), 0o755); err != nil {
@@ -134,7 +153,8 @@ func Start(o Options) (*Sim, error) {
 	}
 	s.Config = Config{InfiniaURL: url, AppID: o.AppID, PlatformID: o.PlatformID,
 		OurKeyFile: filepath.Join(keysDir, "platform_private.pem"), InfiniaPublicKeyFile: filepath.Join(keysDir, "infinia_public.pem"),
-		SFTPAddr: s.SFTP.Addr(), SFTPUser: "settle", SFTPKeyFile: filepath.Join(keysDir, "sftp_client_ed25519"), KnownHostsFile: known}
+		SFTPAddr: s.SFTP.Addr(), SFTPUser: "settle", SFTPKeyFile: filepath.Join(keysDir, "sftp_client_ed25519"), KnownHostsFile: known,
+		PayProtocolURL: "http://" + ln.Addr().String() + "/api/mer", PayProtocolAPIKey: "PPKEY-DEMO", PayProtocolSecretFile: secretFile}
 	return s, nil
 }
 
@@ -157,6 +177,9 @@ func (s *Sim) received(root string) func(string) {
 // Close stops the fakes.
 func (s *Sim) Close() error {
 	var errs []error
+	if s.PayProtocol != nil {
+		s.PayProtocol.Close()
+	}
 	if s.SFTP != nil {
 		errs = append(errs, s.SFTP.Close())
 	}

@@ -175,12 +175,13 @@ func (l *Ledger) WriteItems(ctx context.Context, run *pipeline.Run, fill func(pi
 		}
 		res, err := tx.ExecContext(ctx, `
 			INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
-				category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at)
+				category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state)
 			SELECT s.order_no, $1, $2, s.seller_id, s.channel, s.provider_txn_id, s.currency, s.category,
-			       s.gross::bigint, s.refunded::bigint, s.commission, s.seller, s.rule, s.paid_at, s.confirmed_at
+			       s.gross::bigint, s.refunded::bigint, s.commission, s.seller, s.rule, s.paid_at, s.confirmed_at,
+			       CASE WHEN s.channel = $3 THEN $4 ELSE 'recorded' END
 			FROM item_stage s
 			WHERE s.kind = 'item' AND NOT EXISTS (SELECT 1 FROM items i WHERE i.order_no = s.order_no)`,
-			run.ID, run.Key.Date.String())
+			run.ID, run.Key.Date.String(), string(pipeline.ChannelPayProtocol), pipeline.ItemUnverified)
 		if err != nil {
 			return fmt.Errorf("record items: %w", err)
 		}

@@ -11,15 +11,17 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// Item states after transform. An item is recorded; its trade file is
-// uploaded and accepted; its seller's share is paid, or held (carried to a
-// later run), or it is rejected by the provider.
+// Item states after transform. An item is recorded (a Pay Protocol item is
+// unverified until its payment is verified); its trade file is uploaded and
+// accepted; its seller's share is paid, or held, or it is rejected by the
+// provider.
 const (
-	ItemRecorded = "recorded"
-	ItemUploaded = "uploaded"
-	ItemPaid     = "paid"
-	ItemHeld     = "held"
-	ItemRejected = "rejected"
+	ItemUnverified = pipeline.ItemUnverified
+	ItemRecorded   = pipeline.ItemRecorded
+	ItemUploaded   = "uploaded"
+	ItemPaid       = "paid"
+	ItemHeld       = pipeline.ItemHeld
+	ItemRejected   = pipeline.ItemRejected
 )
 
 // ItemsForTrade streams a run's items of one seller and currency in the
@@ -264,4 +266,35 @@ func (l *Ledger) SellerOfInfiniaID(ctx context.Context, infiniaID string) (strin
 		return infiniaID, nil
 	}
 	return id, err
+}
+
+// ItemsInState returns a run's items of one channel in one state, by order
+// number.
+func (l *Ledger) ItemsInState(ctx context.Context, runID int64, ch pipeline.Channel, state string) ([]pipeline.Split, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
+		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at
+		FROM items WHERE run_id = $1 AND channel = $2 AND state = $3 ORDER BY order_no`, runID, string(ch), state)
+	if err != nil {
+		return nil, fmt.Errorf("read %s items: %w", state, err)
+	}
+	defer rows.Close()
+	var out []pipeline.Split
+	for rows.Next() {
+		var s pipeline.Split
+		var c, cur string
+		if err := rows.Scan(&s.OrderNo, &s.SellerID, &c, &s.ProviderTxnID, &cur, &s.Category, &s.Amount, &s.Refunded,
+			&s.Commission, &s.SellerShare, &s.Rule, &s.PaidAt, &s.ConfirmedAt); err != nil {
+			return nil, err
+		}
+		s.Channel, s.Currency = pipeline.Channel(c), pipeline.Currency(cur)
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// SetItemState moves one item of a run from state `from` to `to`.
+func (l *Ledger) SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error {
+	_, err := l.db.ExecContext(ctx, `UPDATE items SET state = $4, reason = $5 WHERE run_id = $1 AND order_no = $2 AND state = $3`,
+		runID, orderNo, from, to, reason)
+	return err
 }

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// Flags of the Pay Protocol connection.
+const (
+	flagPPURL    = "payprotocol-url"
+	flagPPKey    = "payprotocol-api-key"
+	flagPPSecret = "payprotocol-secret-file"
+)
+
+func payProtocolFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagPPURL, EnvVars: []string{"SETTLE_PAYPROTOCOL_URL"},
+			Usage: "Pay Protocol merchant API base URL, e.g. https://api.payprotocol.network/api/mer (empty: Pay Protocol orders stay unverified and unpaid)"},
+		&cli.StringFlag{Name: flagPPKey, EnvVars: []string{"SETTLE_PAYPROTOCOL_API_KEY"}, Usage: "Pay Protocol API key (X-PAY-KEY)"},
+		&cli.StringFlag{Name: flagPPSecret, EnvVars: []string{"SETTLE_PAYPROTOCOL_SECRET_FILE"}, Usage: "file holding the Pay Protocol API secret"},
+	}
+}
+
+// payProtocolFromFlags returns the verifier, or nil when not configured.
+func payProtocolFromFlags(c *cli.Context, ratePerSecond float64) (pipeline.PayProtocol, error) {
+	base := c.String(flagPPURL)
+	if base == "" {
+		return nil, nil
+	}
+	if c.String(flagPPKey) == "" || c.String(flagPPSecret) == "" {
+		return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagPPURL, "needs --%s and --%s", flagPPKey, flagPPSecret)
+	}
+	return newPayProtocol(base, c.String(flagPPKey), c.String(flagPPSecret), ratePerSecond)
+}
+
+func newPayProtocol(base, key, secretFile string, ratePerSecond float64) (pipeline.PayProtocol, error) {
+	b, err := os.ReadFile(secretFile)
+	if err != nil {
+		return nil, pipeline.E(pipeline.KindUsage, "--"+flagPPSecret, err)
+	}
+	var limiter *rate.Limiter
+	if ratePerSecond > 0 {
+		limiter = rate.NewLimiter(rate.Limit(ratePerSecond), max(1, int(ratePerSecond)))
+	}
+	client, err := payprotocol.New(payprotocol.Config{BaseURL: base, APIKey: key, APISecret: strings.TrimSpace(string(b)),
+		HTTP: payprotocol.NewHTTPClient(30 * time.Second), Limiter: limiter})
+	if err != nil {
+		return nil, pipeline.E(pipeline.KindUsage, "--"+flagPPURL, err)
+	}
+	return payProtocolAPI{client}, nil
+}
+
+// payProtocolAPI adapts the Pay Protocol client to what the verification
+// consumes.
+type payProtocolAPI struct{ c *payprotocol.Client }
+
+func (a payProtocolAPI) Payment(ctx context.Context, outTradeNo string) (string, pipeline.Money, error) {
+	p, err := a.c.PaymentDetail(ctx, outTradeNo, "")
+	if errors.Is(err, payprotocol.ErrNotFound) {
+		return "", pipeline.Money{}, fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
+	}
+	if err != nil {
+		return "", pipeline.Money{}, err
+	}
+	quote, err := p.Quote()
+	if err != nil && p.Status == payprotocol.PaymentPaid {
+		// Paid, but not in an amount we can compare exactly: not verified.
+		return "paid in an amount that cannot be checked (" + err.Error() + ")", pipeline.Money{}, nil
+	}
+	return p.Status.String(), quote, nil
+}
+
+func (a payProtocolAPI) LatestRefund(ctx context.Context, outTradeNo string) (string, error) {
+	r, err := a.c.RefundDetail(ctx, outTradeNo, "")
+	if errors.Is(err, payprotocol.ErrNotFound) {
+		return pipeline.RefundNone, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return r.Status.String(), nil
+}

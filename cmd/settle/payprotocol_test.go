@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/pipeline"
+	settlesql "github.com/settlekit/settle/sql"
+)
+
+func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "600", "--sellers", "10", "--seed", "8")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 10, nil, balance)
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	d, _ := pipeline.ParseDate(testDate)
+	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
+		t.Fatal(err)
+	}
+	// One paid order whose amount at Pay Protocol disagrees with ours.
+	var mismatch string
+	if err := e.db.Get(&mismatch, `SELECT provider_txn_id FROM orders WHERE provider = 'payprotocol' AND provider_txn_id IS NOT NULL
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08'
+		AND order_no NOT IN (SELECT order_no FROM refunds) ORDER BY order_no`); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := sim.PayProtocol.Payment(mismatch); p.Status == payprotocol.PaymentPaid {
+		sim.PayProtocol.SetQuote(mismatch, "USD", "0.01", true)
+	} else {
+		mismatch = ""
+	}
+	out, code := e.runInfinia(sim, "--payprotocol-url", sim.Config.PayProtocolURL, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
+		"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	type item struct {
+		Txn      string `db:"provider_txn_id"`
+		State    string `db:"state"`
+		Reason   string `db:"reason"`
+		Refunded int64  `db:"refunded_minor"`
+	}
+	var items []item
+	if err := e.db.Select(&items, `SELECT provider_txn_id, state, reason, refunded_minor FROM settle.items WHERE channel = 'payprotocol'`); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, it := range items {
+		p, ok := sim.PayProtocol.Payment(it.Txn)
+		if !ok {
+			t.Fatalf("%s: no payment at the fake", it.Txn)
+		}
+		seen[it.State]++
+		paid := it.State == "paid" || it.State == "uploaded"
+		switch {
+		case it.Txn == mismatch:
+			if it.State != "rejected" || !strings.Contains(it.Reason, "0.01 USD was paid") {
+				t.Errorf("amount mismatch %s: %s %q", it.Txn, it.State, it.Reason)
+			}
+		case p.Status != payprotocol.PaymentPaid:
+			if paid {
+				t.Errorf("%s settled with its payment %s", it.Txn, p.Status)
+			}
+			if !strings.Contains(it.Reason, p.Status.String()) {
+				t.Errorf("%s: reason %q does not say %s", it.Txn, it.Reason, p.Status)
+			}
+		case it.Refunded > 0:
+			if paid || !strings.Contains(it.Reason, "refund is pending approval") {
+				t.Errorf("%s: refund awaiting approval, yet %s %q", it.Txn, it.State, it.Reason)
+			}
+		default:
+			if !paid {
+				t.Errorf("%s: paid at Pay Protocol, yet %s %q", it.Txn, it.State, it.Reason)
+			}
+		}
+	}
+	if seen["paid"] == 0 || seen["held"] == 0 || seen["rejected"] == 0 {
+		t.Fatalf("states %v: want paid, held and rejected Pay Protocol orders", seen)
+	}
+	report, _ := os.ReadFile(filepath.Join(e.reports, testDate, "orders.csv"))
+	if !strings.Contains(string(report), "Pay Protocol payment is failed") {
+		t.Fatal("orders.csv does not say why a failed payment was not settled")
+	}
+	e.checkPaidOnce(sim, balance)
+	// A re-run asks Pay Protocol nothing more about orders already judged.
+	before := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail)
+	e.runInfinia(sim, "--payprotocol-url", sim.Config.PayProtocolURL, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
+		"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile)
+	if after := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail); after != before {
+		t.Fatalf("the re-run queried %d payments again", after-before)
+	}
+}
+
+func TestPayProtocolOrdersAreNeverPaidUnverified(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "9")
+	sim := e.sim(nil, 5, nil, 1_000_000_000_00)
+	sim.Config.PayProtocolURL = "" // Infinia configured, Pay Protocol not
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state <> 'unverified'`); n != 0 {
+		t.Fatalf("%d Pay Protocol items moved on without verification", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol'`); n == 0 {
+		t.Fatal("no Pay Protocol items to check")
+	}
+}

@@ -1,0 +1,118 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Pay Protocol payment and refund statuses, as the verification sees them.
+const (
+	PaymentPaid              = "paid"
+	PaymentPending           = "pending"
+	PaymentBlockConfirmation = "block confirmation"
+	PaymentPartiallyPaid     = "partially paid"
+	PaymentFailed            = "failed"
+	PaymentRefunded          = "refunded"
+
+	RefundSuccess = "success"
+	RefundNone    = "none" // Pay Protocol knows no refund of the order
+)
+
+// ItemUnverified is the state of a Pay Protocol item until its payment is
+// verified with the provider; only then does it become ItemRecorded and go
+// on to a trade file and a payout.
+const ItemUnverified = "unverified"
+
+// PayProtocol is what the verification needs of Pay Protocol's API.
+type PayProtocol interface {
+	// Payment returns the payment's status and its fiat quote (the amount
+	// and currency the buyer was asked to pay); ErrNotFound when Pay
+	// Protocol does not know the order.
+	Payment(ctx context.Context, outTradeNo string) (status string, quote Money, err error)
+	// LatestRefund returns the status of the order's latest refund, or
+	// RefundNone.
+	LatestRefund(ctx context.Context, outTradeNo string) (status string, err error)
+}
+
+// VerifyStore is what the verification needs of the ledger.
+type VerifyStore interface {
+	ItemsInState(ctx context.Context, runID int64, ch Channel, state string) ([]Split, error)
+	SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error
+}
+
+// VerifyPayProtocol checks every unverified Pay Protocol item of the run
+// against the provider's payment detail, never trusting our own database
+// alone: paid in the expected currency and amount, and any refund we net
+// confirmed as successful. Verified items are recorded (and settle like an
+// Infinia order); a payment still pending, confirming or partially paid, or
+// a refund awaiting approval, holds the item; a failed, refunded or
+// mismatched payment rejects it. Each verdict is recorded at once, so a
+// resumed run asks only about what is left.
+func VerifyPayProtocol(ctx context.Context, store VerifyStore, api PayProtocol, parallel int, run *Run) (string, error) {
+	items, err := store.ItemsInState(ctx, run.ID, ChannelPayProtocol, ItemUnverified)
+	if err != nil {
+		return "", err
+	}
+	var mu sync.Mutex
+	counts := map[string]int{}
+	err = forEach(ctx, max(parallel, 1), items, func(it Split) error {
+		to, reason, err := verdict(ctx, api, it)
+		if err != nil {
+			return fmt.Errorf("verify %s with Pay Protocol: %w", it.OrderNo, err)
+		}
+		if err := store.SetItemState(ctx, run.ID, it.OrderNo, ItemUnverified, to, reason); err != nil {
+			return err
+		}
+		mu.Lock()
+		counts[to]++
+		mu.Unlock()
+		return nil
+	})
+	summary := fmt.Sprintf("Pay Protocol: %d payments verified, %d held, %d rejected", counts[ItemRecorded], counts[ItemHeld], counts[ItemRejected])
+	return summary, err
+}
+
+// Item states used by the verification (the ledger's names).
+const (
+	ItemRecorded = "recorded"
+	ItemHeld     = "held"
+	ItemRejected = "rejected"
+)
+
+func verdict(ctx context.Context, api PayProtocol, it Split) (state, reason string, err error) {
+	status, quote, err := api.Payment(ctx, it.ProviderTxnID)
+	if IsNotFound(err) {
+		return ItemRejected, "Pay Protocol does not know payment " + it.ProviderTxnID, nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	switch status {
+	case PaymentPaid:
+	case PaymentPending, PaymentBlockConfirmation, PaymentPartiallyPaid:
+		return ItemHeld, "held: Pay Protocol payment is " + status, nil
+	default:
+		return ItemRejected, "Pay Protocol payment is " + status, nil
+	}
+	if quote.Currency != it.Currency || quote.Minor != it.Amount {
+		return ItemRejected, fmt.Sprintf("Pay Protocol says %s was paid, the order says %s", quote, Money{it.Amount, it.Currency}), nil
+	}
+	if it.Refunded == 0 {
+		return ItemRecorded, "", nil
+	}
+	rs, err := api.LatestRefund(ctx, it.ProviderTxnID)
+	if err != nil {
+		return "", "", err
+	}
+	switch rs {
+	case RefundSuccess:
+		return ItemRecorded, "", nil
+	case RefundNone:
+		return ItemRejected, "the order shows a refund Pay Protocol does not know", nil
+	case "pending approval", "under review", "block confirmation":
+		return ItemHeld, "held: Pay Protocol refund is " + rs, nil
+	default:
+		return ItemRejected, "Pay Protocol refund is " + rs + ": the order's refund cannot be netted", nil
+	}
+}
