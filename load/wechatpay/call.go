@@ -1,0 +1,171 @@
+package wechatpay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/time/rate"
+)
+
+// maxAnswer bounds what we read of an API answer.
+const maxAnswer = 4 << 20
+
+// spec describes one call.
+type spec struct {
+	api      string // the API's name in errors, e.g. "orders"
+	method   string
+	target   *url.URL // absolute
+	key      string   // what the call is about, for errors
+	subMchID string   // for the per-sub-merchant limiter
+	body     []byte   // nil: no body
+	serial   string   // Wechatpay-Serial to send (a request with encrypted fields)
+	once     bool     // not safe to resend blindly: a lost answer is unknown
+	keyed    bool     // idempotent by out_order_no: SYSTEM_ERROR may be resent
+	file     bool     // a file download: the answer is not JSON and may be unsigned
+	limit    int64    // answer size limit; default maxAnswer
+}
+
+// answer is a verified HTTP answer.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+	signed bool
+}
+
+func (sp spec) fail(kind failure, err error) *Error {
+	return &Error{API: sp.api, Key: sp.key, Err: err, kind: kind}
+}
+
+// spec starts a call of api at path (below the base URL) with query q.
+func (c *Client) spec(api, method, path string, q url.Values, key, subMchID string) spec {
+	u := *c.base
+	u.Path = c.base.Path + path
+	u.RawPath = ""
+	if len(q) > 0 {
+		u.RawQuery = q.Encode()
+	}
+	return spec{api: api, method: method, target: &u, key: key, subMchID: subMchID}
+}
+
+// call sends in (nil: no body) as JSON and decodes a successful answer's
+// JSON into out (nil: no answer data wanted).
+func (c *Client) call(ctx context.Context, sp spec, in, out any) error {
+	if in != nil {
+		body, err := json.Marshal(in)
+		if err != nil {
+			return sp.fail(failLocal, err)
+		}
+		sp.body = body
+	}
+	_, err := c.do(ctx, sp, func(a answer) *Error {
+		if out == nil || a.status == http.StatusNoContent {
+			return nil
+		}
+		if err := json.Unmarshal(a.body, out); err != nil {
+			return sp.fail(failBadAnswer, fmt.Errorf("%w: %s", ErrAnswer, jsonProblem(err)))
+		}
+		return nil
+	})
+	return err
+}
+
+// do runs the call under the rate limits and the per-attempt timeout,
+// retrying what may be retried with exponential backoff (Retry-After
+// honoured), at most MaxRetries times. accept checks a successful answer.
+func (c *Client) do(ctx context.Context, sp spec, accept func(answer) *Error) (answer, error) {
+	exp := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(c.cfg.RetryBase),
+		backoff.WithMaxInterval(c.cfg.RetryMax),
+		backoff.WithMaxElapsedTime(0), // MaxRetries bounds the call
+		backoff.WithClockProvider(clock(c.cfg.Now)),
+	)
+	b := backoff.WithContext(backoff.WithMaxRetries(exp, uint64(max(c.cfg.MaxRetries, 0))), ctx)
+	b.Reset()
+	for {
+		if err := c.wait(ctx, sp); err != nil {
+			return answer{}, err
+		}
+		actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		a, e := c.attempt(actx, sp)
+		cancel()
+		if e == nil {
+			if e = accept(a); e == nil {
+				return a, nil
+			}
+		}
+		if !e.retryable(sp.once, sp.keyed) {
+			return answer{}, c.final(sp, e)
+		}
+		wait := b.NextBackOff()
+		if wait == backoff.Stop {
+			return answer{}, gaveUp(ctx, c.final(sp, e))
+		}
+		if e.RetryAfter > wait {
+			if e.RetryAfter > c.cfg.MaxRetryAfter {
+				return answer{}, c.final(sp, e)
+			}
+			wait = e.RetryAfter
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return answer{}, gaveUp(ctx, c.final(sp, e))
+		case <-t.C:
+		}
+	}
+}
+
+// final marks the last error of a request that is not safe to resend as
+// unknown when it may have been applied.
+func (c *Client) final(sp spec, e *Error) *Error {
+	if sp.once && e.mayBeApplied() && !errors.Is(e.Err, ErrUnknownOutcome) {
+		e.Err = unknown(e.Err)
+	}
+	return e
+}
+
+func gaveUp(ctx context.Context, e *Error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w (stopped retrying: %w)", e, err)
+	}
+	return e
+}
+
+// wait takes a token from the service provider's bucket and the
+// sub-merchant's, or fails before anything is sent.
+func (c *Client) wait(ctx context.Context, sp spec) error {
+	if err := ctx.Err(); err != nil {
+		return sp.fail(failLocal, err)
+	}
+	for _, l := range []*rate.Limiter{c.cfg.Limiter, c.subLimiter(sp.subMchID)} {
+		if l == nil {
+			continue
+		}
+		if err := l.Wait(ctx); err != nil {
+			return sp.fail(failLocal, fmt.Errorf("rate limit: %w", err))
+		}
+	}
+	return nil
+}
+
+func (c *Client) subLimiter(subMchID string) *rate.Limiter {
+	if c.cfg.SubMerchantLimit == 0 || subMchID == "" {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.subs[subMchID]
+	if l == nil {
+		l = rate.NewLimiter(c.cfg.SubMerchantLimit, c.cfg.SubMerchantBurst)
+		c.subs[subMchID] = l
+	}
+	return l
+}

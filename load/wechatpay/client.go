@@ -1,0 +1,191 @@
+// Package wechatpay is settle's client for WeChat Pay Global's
+// cross-border funds distribution (API v3, host apihk.mch.weixin.qq.com):
+// marking an order for distribution, requesting a distribution and
+// unfreezing the rest for the seller, their results, a transaction's
+// unsplit amount, receivers (add, review result, delete), the distribution
+// bill, and the sub-merchant's fund settlement details.
+//
+// Every request is signed with the merchant's API private key (the
+// WECHATPAY2-SHA256-RSA2048 Authorization header) and every answer's
+// signature is verified with the platform key named by its
+// Wechatpay-Serial header; an answer signed 5 minutes or more away from our
+// clock is refused. Receiver names are encrypted with RSA-OAEP (SHA-1)
+// under a platform key. Amounts are int64 minor units, as on the wire.
+//
+// Queries and requests that are safe to repeat are retried on transient
+// failures (network, HTTP 429, 5xx), under a token-bucket rate limit. A
+// distribution or unfreeze whose answer never arrived is not: the error
+// wraps ErrUnknownOutcome and the caller resolves it with QueryOrder and
+// the same out_order_no (DESIGN section 3). DistributionSender plugs this
+// into pipeline.ApplyEffect.
+package wechatpay
+
+import (
+	"crypto/rsa"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// DefaultBaseURL is WeChat Pay Global's API host for merchants outside
+// mainland China.
+const DefaultBaseURL = "https://apihk.mch.weixin.qq.com"
+
+// API paths below the base URL.
+const (
+	distributionPrefix = "/v3/global/profit-sharing/"
+	settlementsPath    = "/v3/global/settle/settlements"
+)
+
+// Config configures a Client. Zero values take the defaults named.
+type Config struct {
+	BaseURL    string          // default DefaultBaseURL; a path prefix is kept (for a fake)
+	MchID      string          // our merchant (service provider or institution) id
+	SerialNo   string          // serial number of our merchant API certificate
+	PrivateKey *rsa.PrivateKey // our merchant API private key: signs requests
+	// PlatformKeys are WeChat Pay's platform public keys by serial (a
+	// platform certificate's serial or a "PUB_KEY_ID_..." public key id):
+	// answers are verified with the one their Wechatpay-Serial names.
+	PlatformKeys map[string]*rsa.PublicKey
+	// EncryptSerial names the platform key that encrypts receiver names;
+	// it may be empty when PlatformKeys holds exactly one key.
+	EncryptSerial string
+	HTTP          *http.Client  // required (see NewHTTPClient); never http.DefaultClient
+	Timeout       time.Duration // per attempt, answer read included; default 10s
+	// Limiter is a token bucket shared by every call (WeChat Pay's limit per
+	// service provider); nil = unlimited.
+	Limiter *rate.Limiter
+	// SubMerchantLimit is the rate of calls per sub_mchid (WeChat Pay's
+	// limit per sub-merchant), with SubMerchantBurst (default 1); 0 = no
+	// limit per sub-merchant.
+	SubMerchantLimit rate.Limit
+	SubMerchantBurst int
+	MaxRetries       int              // retries after the first attempt; default 4, negative = none
+	Now              func() time.Time // default time.Now: signing timestamps, answer skew, backoff
+	Nonce            func() string    // default NewNonce; [0-9A-Za-z_-], at most 32 characters
+	RetryBase        time.Duration    // first backoff interval; default 500ms
+	RetryMax         time.Duration    // longest backoff interval; default 10s
+	// MaxRetryAfter is the longest Retry-After we wait for; a 429 asking
+	// for more ends the call with the error. Default 1 minute.
+	MaxRetryAfter time.Duration
+	// NotFoundCodes are the codes meaning "no such object" besides HTTP
+	// 404; they map to ErrNotFound. Default ["RESOURCE_NOT_EXISTS"] (assumed).
+	NotFoundCodes []string
+	// NotReadyCodes are the codes meaning "not distributable yet" (a
+	// transaction paid minutes ago); such errors are Transient but not
+	// retried within a call. Default ["ORDER_NOT_READY"] (assumed).
+	NotReadyCodes []string
+	// SettlementPageSize is the limit asked per page of settlement details;
+	// default 10 (assumed maximum).
+	SettlementPageSize int
+	// MaxBillBytes bounds a downloaded bill; default 64 MiB.
+	MaxBillBytes int64
+}
+
+// Client calls WeChat Pay Global. It is safe for concurrent use.
+type Client struct {
+	cfg    Config
+	base   *url.URL
+	encKey *rsa.PublicKey
+
+	mu   sync.Mutex
+	subs map[string]*rate.Limiter // sub_mchid -> its bucket
+}
+
+// New checks cfg, fills in its defaults and returns a Client.
+func New(cfg Config) (*Client, error) {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	u, err := url.Parse(strings.TrimSuffix(cfg.BaseURL, "/"))
+	switch {
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "":
+		return nil, fmt.Errorf("wechatpay: base URL %q: want an http or https URL with a host and no query", cfg.BaseURL)
+	case !tokenChars(cfg.MchID) || !tokenChars(cfg.SerialNo):
+		return nil, errors.New("wechatpay: a merchant id and our certificate serial ([0-9A-Za-z_-]) are required")
+	case cfg.PrivateKey == nil:
+		return nil, errors.New("wechatpay: no merchant API private key")
+	case len(cfg.PlatformKeys) == 0:
+		return nil, errors.New("wechatpay: no platform public key to verify answers with")
+	case cfg.HTTP == nil:
+		return nil, errors.New("wechatpay: no HTTP client: make one with NewHTTPClient")
+	}
+	c := &Client{base: u, subs: map[string]*rate.Limiter{}}
+	cfg.PlatformKeys = maps.Clone(cfg.PlatformKeys)
+	if cfg.EncryptSerial == "" && len(cfg.PlatformKeys) == 1 {
+		for serial := range cfg.PlatformKeys {
+			cfg.EncryptSerial = serial
+		}
+	}
+	if cfg.EncryptSerial != "" {
+		if c.encKey = cfg.PlatformKeys[cfg.EncryptSerial]; c.encKey == nil {
+			return nil, fmt.Errorf("wechatpay: encrypt serial %q is not among the platform keys", cfg.EncryptSerial)
+		}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Timeout, 10*time.Second)
+	def(&cfg.RetryBase, 500*time.Millisecond)
+	def(&cfg.RetryMax, 10*time.Second)
+	def(&cfg.MaxRetryAfter, time.Minute)
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 4
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Nonce == nil {
+		cfg.Nonce = NewNonce
+	}
+	if cfg.SubMerchantBurst <= 0 {
+		cfg.SubMerchantBurst = 1
+	}
+	if cfg.NotFoundCodes == nil {
+		cfg.NotFoundCodes = []string{CodeNotFound}
+	}
+	if cfg.NotReadyCodes == nil {
+		cfg.NotReadyCodes = []string{CodeOrderNotReady}
+	}
+	if cfg.SettlementPageSize <= 0 {
+		cfg.SettlementPageSize = 10
+	}
+	if cfg.MaxBillBytes <= 0 {
+		cfg.MaxBillBytes = 64 << 20
+	}
+	c.cfg = cfg
+	return c, nil
+}
+
+// NewHTTPClient returns an HTTP client for WeChat Pay: its own transport
+// (TLS 1.2 or later, pooled connections), the given overall timeout, and no
+// redirects followed (a redirected request would need a new signature, and
+// a request that moves money is never replayed elsewhere).
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}

@@ -1,0 +1,187 @@
+package wechatpay
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Sentinel errors, matched with errors.Is.
+var (
+	// ErrNotFound: WeChat Pay said, in a signed answer, that the object
+	// (an out_order_no, a transaction, a receiver) does not exist: HTTP 404
+	// or one of Config.NotFoundCodes. An unsigned 404 (a proxy, a wrong
+	// path) is never taken for it, because "not found" allows a resend.
+	ErrNotFound = errors.New("not found")
+	// ErrUnknownOutcome: a request that is not safe to resend blindly (a
+	// distribution, an unfreeze, adding a receiver) may or may not have been
+	// applied: no answer, an answer we cannot trust, or a server error.
+	// Resolve it by querying with the same out_order_no (DESIGN section 3).
+	ErrUnknownOutcome = errors.New("outcome unknown, resolve by query with the same out_order_no")
+	// ErrSignature: an answer whose signature is missing where required,
+	// made with an unknown platform key, or not verifying.
+	ErrSignature = errors.New("bad signature")
+	// ErrStale: a signed answer whose timestamp is MaxSkew or more away
+	// from our clock.
+	ErrStale = errors.New("stale signature")
+	// ErrAnswer: a signed answer that does not say what the API documents.
+	ErrAnswer = errors.New("malformed answer")
+)
+
+// Error codes WeChat Pay answers with an HTTP status. The ones marked
+// assumed are not in the public documentation for the global
+// funds-distribution API; the client makes them configurable and the fake
+// answers them.
+const (
+	CodeSystemError      = "SYSTEM_ERROR"        // 500: retry with the same parameters
+	CodeFrequencyLimited = "FREQUENCY_LIMITED"   // 429
+	CodeParamError       = "PARAM_ERROR"         // 400
+	CodeNoAuth           = "NO_AUTH"             // 403
+	CodeSignError        = "SIGN_ERROR"          // 401: our signature refused
+	CodeNotFound         = "RESOURCE_NOT_EXISTS" // 404 (assumed); see Config.NotFoundCodes
+	CodeInvalidRequest   = "INVALID_REQUEST"     // 400 (assumed): a request the state forbids
+	CodeNotEnough        = "NOT_ENOUGH"          // 400 (assumed): more than the unsplit amount
+	CodeOrderNotReady    = "ORDER_NOT_READY"     // 400 (assumed): paid too recently; see Config.NotReadyCodes
+)
+
+// failure says how an attempt failed, which decides whether it is retried.
+type failure int
+
+const (
+	failLocal     failure = iota // on our side, before sending: never retried
+	failNotSent                  // the connection was never made: nothing sent
+	failNoAnswer                 // sent, answer never (fully) arrived
+	failHTTP                     // an error status without a usable {code, message}
+	failCode                     // an error status with WeChat Pay's {code, message, detail}
+	failBadAnswer                // an answer we cannot use (signature, format)
+)
+
+// Error is a failed call: which API, about what, and what WeChat Pay (or
+// the network) said. Err is the cause: ErrNotFound, ErrUnknownOutcome
+// (wrapping what happened), ErrSignature, ErrStale, ErrAnswer, a network
+// error, or nil when Code says it all. It never holds key material or
+// decrypted fields.
+type Error struct {
+	API        string        // e.g. "orders"; see the API constants
+	Key        string        // the out_order_no, transaction, account or date the call was about
+	HTTPStatus int           // the HTTP status of an error answer
+	Code       string        // WeChat Pay's code, when it answered one
+	Message    string        // WeChat Pay's message, or what went wrong
+	Detail     string        // WeChat Pay's detail object, compact JSON, clipped
+	RequestID  string        // WeChat Pay's Request-ID, for its support
+	RetryAfter time.Duration // what a 429 asked us to wait
+	Err        error
+
+	kind     failure
+	signed   bool     // the error answer was signed and verified
+	notReady []string // Config.NotReadyCodes
+}
+
+// Error says which API and object failed, and how.
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "wechatpay %s", e.API)
+	if e.Key != "" {
+		fmt.Fprintf(&b, " %s", e.Key)
+	}
+	b.WriteString(":")
+	if e.HTTPStatus != 0 {
+		fmt.Fprintf(&b, " HTTP %d", e.HTTPStatus)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, " %s", e.Code)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, " %s", e.Message)
+	}
+	if e.Detail != "" {
+		fmt.Fprintf(&b, " (detail %s)", e.Detail)
+	}
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, " [Request-ID %s]", e.RequestID)
+	}
+	if e.Err != nil {
+		if e.HTTPStatus != 0 || e.Code != "" || e.Message != "" {
+			b.WriteString(":")
+		}
+		fmt.Fprintf(&b, " %v", e.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause, for errors.Is and errors.As.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Transient reports whether the same request may succeed later: a network
+// failure, HTTP 429 or 5xx, or a "not distributable yet" code
+// (Config.NotReadyCodes).
+func (e *Error) Transient() bool {
+	switch e.kind {
+	case failNotSent, failNoAnswer:
+		return true
+	case failHTTP, failCode:
+		return e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500 || slices.Contains(e.notReady, e.Code)
+	}
+	return false
+}
+
+// Refused reports whether WeChat Pay definitely refused the request: a
+// signed 4xx answer other than 429 that is not Transient. Nothing was
+// applied.
+func (e *Error) Refused() bool {
+	return e.kind == failCode && e.signed && e.HTTPStatus >= 400 && e.HTTPStatus < 500 && !e.Transient()
+}
+
+// mayBeApplied reports whether a failed attempt may still have been
+// processed: no answer, an answer we cannot trust, or a server error.
+func (e *Error) mayBeApplied() bool {
+	switch e.kind {
+	case failNoAnswer, failBadAnswer:
+		return true
+	case failHTTP, failCode:
+		return e.HTTPStatus >= 500
+	}
+	return false
+}
+
+// retryable reports whether the call may be sent again as it is. once
+// marks a request that is not safe to resend blindly; keyed, one that
+// WeChat Pay makes idempotent by out_order_no, so that its documented
+// "SYSTEM_ERROR: retry with the same parameters" is safe to follow.
+func (e *Error) retryable(once, keyed bool) bool {
+	switch e.kind {
+	case failNotSent:
+		return true
+	case failNoAnswer:
+		return !once
+	case failHTTP, failCode:
+		switch {
+		case e.HTTPStatus == http.StatusTooManyRequests:
+			return true // rate limited: not processed
+		case e.HTTPStatus >= 500 && !once:
+			return true
+		case e.HTTPStatus >= 500:
+			return keyed && e.signed && e.Code == CodeSystemError
+		}
+	}
+	return false
+}
+
+func unknown(err error) error {
+	if err == nil {
+		return ErrUnknownOutcome
+	}
+	return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+}
+
+// clip keeps a provider's text short in our errors and reports.
+func clip(s string) string {
+	const max = 200
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}

@@ -1,0 +1,168 @@
+package wechatpay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// attempt signs and sends the request once and reads and verifies the
+// whole answer.
+func (c *Client) attempt(ctx context.Context, sp spec) (answer, *Error) {
+	var body io.Reader
+	if sp.body != nil {
+		body = bytes.NewReader(sp.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, sp.method, sp.target.String(), body)
+	if err != nil {
+		return answer{}, sp.fail(failLocal, err)
+	}
+	auth, err := c.authorize(sp.method, req.URL.RequestURI(), sp.body)
+	if err != nil {
+		return answer{}, sp.fail(failLocal, err)
+	}
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "settle-wechatpay/1 (Go)")
+	if sp.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if sp.serial != "" {
+		req.Header.Set(HeaderSerial, sp.serial)
+	}
+	resp, err := c.cfg.HTTP.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if sp.file && errors.As(err, &ue) {
+			ue.URL = "(the download URL)" // it carries a token
+		}
+		return answer{}, sp.fail(netFailure(err), err)
+	}
+	defer resp.Body.Close()
+	limit := sp.limit
+	if limit == 0 {
+		limit = maxAnswer
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return answer{}, sp.fail(failNoAnswer, fmt.Errorf("reading the answer: %w", err))
+	}
+	if int64(len(raw)) > limit {
+		return answer{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer larger than %d bytes", ErrAnswer, limit))
+	}
+	return c.check(sp, resp, raw)
+}
+
+// authorize signs a request and returns its Authorization header.
+func (c *Client) authorize(method, pathWithQuery string, body []byte) (string, error) {
+	nonce := c.cfg.Nonce()
+	if !tokenChars(nonce) || len(nonce) > 32 {
+		return "", errors.New("nonce: want 1 to 32 characters of [0-9A-Za-z_-]")
+	}
+	ts := c.cfg.Now().Unix()
+	sig, err := Sign(c.cfg.PrivateKey, RequestMessage(method, pathWithQuery, ts, nonce, body))
+	if err != nil {
+		return "", err
+	}
+	return Authorization{MchID: c.cfg.MchID, Nonce: nonce, Timestamp: ts, Serial: c.cfg.SerialNo, Signature: sig}.String(), nil
+}
+
+// check verifies an answer's signature (required on success, checked when
+// present on an error) and turns an error status into an *Error.
+func (c *Client) check(sp spec, resp *http.Response, raw []byte) (answer, *Error) {
+	a := answer{status: resp.StatusCode, header: resp.Header, body: raw}
+	reqID := resp.Header.Get(HeaderRequestID)
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	if resp.Header.Get(HeaderSignature) != "" || (ok && !sp.file) {
+		if err := VerifyResponse(c.cfg.PlatformKeys, resp.Header, raw, c.cfg.Now()); err != nil {
+			e := sp.fail(failBadAnswer, err)
+			e.HTTPStatus, e.RequestID = errStatus(resp.StatusCode), clip(reqID)
+			return answer{}, e
+		}
+		a.signed = true
+	}
+	if ok {
+		return a, nil
+	}
+	e := sp.fail(failHTTP, nil)
+	e.HTTPStatus, e.RequestID, e.signed, e.notReady = resp.StatusCode, clip(reqID), a.signed, c.cfg.NotReadyCodes
+	e.RetryAfter = c.retryAfter(resp)
+	var eb struct {
+		Code    string          `json:"code"`
+		Message string          `json:"message"`
+		Detail  json.RawMessage `json:"detail"`
+	}
+	if json.Unmarshal(raw, &eb) == nil && eb.Code != "" {
+		e.kind, e.Code, e.Message = failCode, clip(eb.Code), clip(eb.Message)
+		if len(eb.Detail) > 0 && string(eb.Detail) != "null" {
+			var buf bytes.Buffer
+			if json.Compact(&buf, eb.Detail) == nil {
+				e.Detail = clip(buf.String())
+			}
+		}
+	}
+	if a.signed && (resp.StatusCode == http.StatusNotFound || slices.Contains(c.cfg.NotFoundCodes, e.Code)) {
+		e.Err = ErrNotFound
+	}
+	return answer{}, e
+}
+
+func errStatus(s int) int {
+	if s >= 200 && s < 300 {
+		return 0
+	}
+	return s
+}
+
+// netFailure tells a connection that was never made (nothing sent) from
+// one that broke after the request may have left.
+func netFailure(err error) failure {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return failNotSent
+	}
+	return failNoAnswer
+}
+
+// retryAfter reads a 429's Retry-After (seconds or an HTTP date).
+func (c *Client) retryAfter(resp *http.Response) time.Duration {
+	if resp.StatusCode != http.StatusTooManyRequests {
+		return 0
+	}
+	v := resp.Header.Get("Retry-After")
+	if s, err := strconv.Atoi(v); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(c.cfg.Now()), 0)
+	}
+	return 0
+}
+
+// jsonProblem describes a JSON decoding error without quoting the answer.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q: a JSON %s where %s was expected", te.Field, te.Value, te.Type)
+	}
+	return "invalid JSON"
+}
+
+// clock adapts Config.Now to backoff.Clock.
+type clock func() time.Time
+
+// Now returns the configured time.
+func (f clock) Now() time.Time { return f() }

@@ -1,0 +1,116 @@
+package wechatpay
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// LoadPrivateKey reads the merchant API private key (apiclient_key.pem:
+// PEM "PRIVATE KEY", PKCS #8; "RSA PRIVATE KEY", PKCS #1, is accepted too).
+// Errors name the file, never its content.
+func LoadPrivateKey(path string) (*rsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("private key: %w", err)
+	}
+	k, err := ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("private key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// LoadPlatformKey reads a WeChat Pay platform key from a PEM file: a
+// public key ("PUBLIC KEY", its id given by WeChat Pay as
+// "PUB_KEY_ID_...") or a platform certificate ("CERTIFICATE", whose serial
+// is returned). serial is the id to use when the file is a public key.
+func LoadPlatformKey(path, serial string) (string, *rsa.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("platform key: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return "", nil, fmt.Errorf("platform key %s: not PEM", path)
+	}
+	if blk.Type == "CERTIFICATE" {
+		s, k, err := ParseCertificate(b)
+		if err != nil {
+			return "", nil, fmt.Errorf("platform certificate %s: %w", path, err)
+		}
+		return s, k, nil
+	}
+	k, err := ParsePublicKey(b)
+	if err != nil {
+		return "", nil, fmt.Errorf("platform key %s: %w", path, err)
+	}
+	if serial == "" {
+		return "", nil, fmt.Errorf("platform key %s: a public key needs its id (PUB_KEY_ID_...)", path)
+	}
+	return serial, k, nil
+}
+
+// ParsePrivateKey parses what LoadPrivateKey reads.
+func ParsePrivateKey(b []byte) (*rsa.PrivateKey, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("not PEM")
+	}
+	if blk.Type == "RSA PRIVATE KEY" {
+		k, err := x509.ParsePKCS1PrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, errors.New("not a valid PKCS #1 RSA private key")
+		}
+		return k, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, errors.New("not a valid PKCS #8 private key")
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("a %T, want an RSA key", k)
+	}
+	return rk, nil
+}
+
+// ParsePublicKey parses a PEM "PUBLIC KEY" (X.509 SubjectPublicKeyInfo).
+func ParsePublicKey(b []byte) (*rsa.PublicKey, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("not PEM")
+	}
+	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return nil, errors.New("not a valid X.509 SubjectPublicKeyInfo")
+	}
+	rk, ok := k.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("a %T, want an RSA key", k)
+	}
+	return rk, nil
+}
+
+// ParseCertificate parses a PEM certificate (the merchant's
+// apiclient_cert.pem or a platform certificate) and returns its serial as
+// WeChat Pay writes it (upper-case hexadecimal) and its RSA key.
+func ParseCertificate(b []byte) (string, *rsa.PublicKey, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return "", nil, errors.New("not a PEM certificate")
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return "", nil, errors.New("not a valid X.509 certificate")
+	}
+	k, ok := cert.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return "", nil, fmt.Errorf("a %T key, want RSA", cert.PublicKey)
+	}
+	return strings.ToUpper(cert.SerialNumber.Text(16)), k, nil
+}

@@ -1,0 +1,218 @@
+package wechatpay_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/load/wechatpay"
+	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
+)
+
+// payable makes T1 (100.00 CNY) distributable to the platform.
+func payable(r *rig) {
+	r.fake.AddTransaction(subMchID, "T1", "CNY", 100_00)
+	r.fake.SetReceiver(subMchID, wechatpay.TypeMerchantID, mchID, wechatpay.ReceiverEffective)
+}
+
+func TestQueriesRetryTransientFailures(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []fault.Kind{fault.ServerError, fault.Unavailable, fault.Reset, fault.Lost} {
+		r := newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIAmounts, Kind: kind, Calls: []int{1, 2}}), nil, nil)
+		payable(r)
+		if u, err := r.client.RemainingAmount(ctx, subMchID, "T1"); err != nil || u.Amount != 100_00 {
+			t.Fatalf("%s: %+v, %v", kind, u, err)
+		}
+		if n := r.fake.Calls(wechatpay.APIAmounts); n != 3 {
+			t.Fatalf("%s: %d calls, want 3", kind, n)
+		}
+	}
+}
+
+func TestRetriesAreBounded(t *testing.T) {
+	r := newRig(t, faults(fault.Rule{Endpoint: "*", Kind: fault.ServerError, Prob: 1}), nil, nil)
+	_, err := r.client.QueryOrder(context.Background(), subMchID, "T1", "D-1")
+	var we *wechatpay.Error
+	if !errors.As(err, &we) || we.Code != wechatpay.CodeSystemError || we.HTTPStatus != 500 || !we.Transient() || we.API != wechatpay.APIQueryOrder || we.Key != "D-1" {
+		t.Fatalf("err = %v", err)
+	}
+	if n := r.fake.Calls(wechatpay.APIQueryOrder); n != 5 {
+		t.Fatalf("%d calls, want 1 + MaxRetries (4)", n)
+	}
+	// Cancelling stops the retries.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	r = newRig(t, faults(fault.Rule{Endpoint: "*", Kind: fault.ServerError, Prob: 1}), nil, func(c *wechatpay.Config) {
+		c.RetryBase, c.RetryMax, c.MaxRetries = time.Hour, time.Hour, 100
+	})
+	start := time.Now()
+	if _, err := r.client.QueryOrder(ctx, subMchID, "T1", "D-1"); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("cancelled: %v after %s", err, time.Since(start))
+	}
+	if n := r.fake.Calls(wechatpay.APIQueryOrder); n > 1 {
+		t.Fatalf("%d calls after cancelling", n)
+	}
+}
+
+func TestTooManyHonoursRetryAfter(t *testing.T) {
+	r := newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIOrders, Kind: fault.TooMany, Calls: []int{1}}), nil, nil)
+	payable(r)
+	start := time.Now()
+	if _, err := r.client.Distribute(context.Background(), distribution("D-1", 100)); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < time.Second || r.fake.Calls(wechatpay.APIOrders) != 2 || r.fake.Count429() != 1 || r.fake.Requests("T1") != 1 {
+		t.Fatalf("429 then retry after 1s: %s, %d calls, %d 429s", time.Since(start), r.fake.Calls(wechatpay.APIOrders), r.fake.Count429())
+	}
+	// A Retry-After longer than we wait for ends the call.
+	r = newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIOrders, Kind: fault.TooMany, Calls: []int{1}}), nil,
+		func(c *wechatpay.Config) { c.MaxRetryAfter = 100 * time.Millisecond })
+	payable(r)
+	var we *wechatpay.Error
+	if _, err := r.client.Distribute(context.Background(), distribution("D-1", 100)); !errors.As(err, &we) || we.RetryAfter != time.Second ||
+		we.Code != wechatpay.CodeFrequencyLimited || errors.Is(err, wechatpay.ErrUnknownOutcome) {
+		t.Fatalf("long Retry-After: %v", err)
+	}
+}
+
+func TestPermanentErrorsAreNotRetried(t *testing.T) {
+	// Signed with a key WeChat Pay does not know: 401 SIGN_ERROR, definite.
+	other := testKeys(t).PlatformPrivate
+	r := newRig(t, wechatpaytest.Options{}, nil, func(c *wechatpay.Config) { c.PrivateKey = other })
+	_, err := r.client.RemainingAmount(context.Background(), subMchID, "T1")
+	if !refusedWith(err, wechatpay.CodeSignError) {
+		t.Fatalf("err = %v", err)
+	}
+	noSecrets(t, err)
+	if n := r.fake.Calls(wechatpay.APIAmounts); n != 1 {
+		t.Fatalf("SIGN_ERROR was retried: %d calls", n)
+	}
+}
+
+// TestDistributionLostAnswerIsUnknownNotResent: the request was applied,
+// the answer lost. The client reports ErrUnknownOutcome and sends nothing
+// more; the query finds the order.
+func TestDistributionLostAnswerIsUnknownNotResent(t *testing.T) {
+	ctx := context.Background()
+	for _, api := range []string{wechatpay.APIOrders, wechatpay.APIUnfreeze} {
+		r := newRig(t, faults(fault.Rule{Endpoint: api, Kind: fault.Lost, Calls: []int{1}}), nil, nil)
+		payable(r)
+		var err error
+		if api == wechatpay.APIOrders {
+			_, err = r.client.Distribute(ctx, distribution("D-LOST", 30_00))
+		} else {
+			_, err = r.client.Unfreeze(ctx, wechatpay.Unfreeze{SubMchID: subMchID, TransactionID: "T1", OutOrderNo: "D-LOST", Description: "rest"})
+		}
+		if !errors.Is(err, wechatpay.ErrUnknownOutcome) || !strings.Contains(err.Error(), "wechatpay "+api+" D-LOST") {
+			t.Fatalf("%s lost answer: %v, want ErrUnknownOutcome naming the API and out_order_no", api, err)
+		}
+		if n := r.fake.Calls(api); n != 1 {
+			t.Fatalf("%s: a money request with a lost answer was sent %d times", api, n)
+		}
+		o, err := r.client.QueryOrder(ctx, subMchID, "T1", "D-LOST")
+		if err != nil || o.State != wechatpay.StateProcessing || r.fake.Requests("T1") != 1 {
+			t.Fatalf("%s: query after the lost answer: %+v, %v", api, o, err)
+		}
+	}
+}
+
+// TestDistributionResetIsUnknownAndNotApplied: the connection dropped
+// before WeChat Pay applied anything. Still unknown to us; the query says
+// not found, and then the same key may go again.
+func TestDistributionResetIsUnknownAndNotApplied(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIOrders, Kind: fault.Reset, Calls: []int{1}}), nil, nil)
+	payable(r)
+	if _, err := r.client.Distribute(ctx, distribution("D-1", 100)); !errors.Is(err, wechatpay.ErrUnknownOutcome) {
+		t.Fatalf("reset: %v", err)
+	}
+	if n := r.fake.Calls(wechatpay.APIOrders); n != 1 {
+		t.Fatalf("sent %d times", n)
+	}
+	if _, err := r.client.QueryOrder(ctx, subMchID, "T1", "D-1"); !errors.Is(err, wechatpay.ErrNotFound) {
+		t.Fatalf("query: %v, want ErrNotFound", err)
+	}
+	if o, err := r.client.Distribute(ctx, distribution("D-1", 100)); err != nil || o.State != wechatpay.StateProcessing {
+		t.Fatalf("resend: %+v, %v", o, err)
+	}
+}
+
+// SYSTEM_ERROR means "retry with the same parameters"; the same
+// out_order_no makes that safe. When it persists, the outcome is unknown.
+func TestDistributionSystemErrorRetriedWithTheSameKey(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIOrders, Kind: fault.ServerError, Calls: []int{1}}), nil, nil)
+	payable(r)
+	if _, err := r.client.Distribute(ctx, distribution("D-1", 100)); err != nil {
+		t.Fatal(err)
+	}
+	if r.fake.Calls(wechatpay.APIOrders) != 2 || r.fake.Requests("T1") != 1 || r.fake.Distributed("T1") != 100 {
+		t.Fatal("retried once, applied once")
+	}
+	r = newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIOrders, Kind: fault.ServerError, Prob: 1}), nil, nil)
+	payable(r)
+	_, err := r.client.Distribute(ctx, distribution("D-1", 100))
+	var we *wechatpay.Error
+	if !errors.Is(err, wechatpay.ErrUnknownOutcome) || !errors.As(err, &we) || we.Code != wechatpay.CodeSystemError {
+		t.Fatalf("persistent SYSTEM_ERROR: %v", err)
+	}
+}
+
+func TestAddReceiverLostAnswerIsUnknown(t *testing.T) {
+	r := newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIAddReceiver, Kind: fault.Lost, Calls: []int{1}}), nil, nil)
+	_, err := r.client.AddReceiver(context.Background(), wechatpay.NewReceiver{SubMchID: subMchID, Type: wechatpay.TypePersonalOpenID,
+		Account: "of8YZ6LPmjDmYAqdobIvwTdQQjR8", RelationType: wechatpay.RelationSupplier})
+	if !errors.Is(err, wechatpay.ErrUnknownOutcome) || r.fake.Calls(wechatpay.APIAddReceiver) != 1 {
+		t.Fatalf("lost add: %v", err)
+	}
+	if st, err := r.client.ReceiverResult(context.Background(), subMchID, wechatpay.TypePersonalOpenID, "of8YZ6LPmjDmYAqdobIvwTdQQjR8"); err != nil || st.State != wechatpay.ReceiverInit {
+		t.Fatalf("resolved by the result query: %+v, %v", st, err)
+	}
+}
+
+func TestStuckOrderStaysProcessing(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIQueryOrder, Kind: fault.Stuck, Calls: []int{1}, Polls: 3}), nil, nil)
+	payable(r)
+	if _, err := r.client.Distribute(ctx, distribution("D-1", 100)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 { // 2 polls + 3 stuck + the final answer
+		o, err := r.client.QueryOrder(ctx, subMchID, "T1", "D-1")
+		if want := i == 5; err != nil || (o.State == wechatpay.StateFinished) != want {
+			t.Fatalf("poll %d: %+v, %v", i+1, o, err)
+		}
+	}
+}
+
+// A distribution whose answer does not come within the per-attempt
+// timeout is unknown: WeChat Pay may still apply it (the fake does).
+func TestDistributionTimeoutIsUnknown(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIOrders, Kind: fault.Latency, Calls: []int{1}, Delay: 300 * time.Millisecond}), nil,
+		func(c *wechatpay.Config) { c.Timeout = 50 * time.Millisecond })
+	payable(r)
+	if _, err := r.client.Distribute(ctx, distribution("D-SLOW", 100)); !errors.Is(err, wechatpay.ErrUnknownOutcome) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("timeout: %v", err)
+	}
+	if n := r.fake.Calls(wechatpay.APIOrders); n != 1 {
+		t.Fatalf("sent %d times", n)
+	}
+}
+
+func TestBillDownloadErrorsHideTheToken(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIBill, Kind: fault.Reset, Prob: 1}), nil, nil)
+	b, err := r.client.BillDownloadURL(ctx, subMchID, pipelineDate(2025, 9, 3))
+	if err != nil || !strings.Contains(b.URL, "token=") {
+		t.Fatalf("BillDownloadURL = %+v, %v", b, err)
+	}
+	_, err = r.client.DownloadBill(ctx, b)
+	var we *wechatpay.Error
+	if !errors.As(err, &we) || !we.Transient() || strings.Contains(err.Error(), "token") || r.fake.Calls(wechatpay.APIBill) < 5 {
+		t.Fatalf("download through resets: %v (%d calls)", err, r.fake.Calls(wechatpay.APIBill))
+	}
+}

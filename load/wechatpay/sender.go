@@ -1,0 +1,157 @@
+package wechatpay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// The pipeline.Effect kinds DistributionSender handles.
+const (
+	KindDistribution = "distribution"
+	KindUnfreeze     = "unfreeze"
+)
+
+// DefaultUnfreezeDescription describes an unfreeze when
+// DistributionSender.UnfreezeDescription is empty.
+const DefaultUnfreezeDescription = "Unfreeze the remaining funds"
+
+// DistributionSender performs distribution and unfreeze effects through a
+// Client, with Effect.Key as the out_order_no: Send is Distribute (kind
+// "distribution") or Unfreeze (kind "unfreeze"), Query is QueryOrder.
+// It implements pipeline.EffectSender.
+//
+// PROCESSING is OutcomePending; FINISHED with every receiver SUCCESS is
+// OutcomeSucceeded; FINISHED with a receiver CLOSED is OutcomeFailed with
+// WeChat Pay's fail_reason. Receivers of the same request that succeeded
+// were paid all the same, and the reason names them: plan a retry for the
+// closed receivers only (one receiver per request avoids the question).
+type DistributionSender struct {
+	Client *Client
+	// Distribution returns what an effect moves: the sub-merchant, the
+	// transaction and, for a distribution, the receivers, whose amounts
+	// must add up to Effect.Amount (minor units). OutOrderNo is set from
+	// Effect.Key. Required.
+	Distribution func(pipeline.Effect) (Distribution, error)
+	// UnfreezeDescription describes unfreezes; default
+	// DefaultUnfreezeDescription.
+	UnfreezeDescription string
+}
+
+var _ pipeline.EffectSender = DistributionSender{}
+
+// Send asks WeChat Pay to distribute or unfreeze. An error means the
+// outcome is unknown (ErrUnknownOutcome, retries exhausted, cancelled, or
+// the effect could not be turned into a request). A definite refusal is
+// confirmed by a query before it is reported as OutcomeFailed, so that a
+// refusal of a repeated out_order_no can never make us pay twice.
+func (s DistributionSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	d, err := s.distribution(e)
+	if err != nil {
+		return pipeline.Outcome{}, err
+	}
+	var o Order
+	if e.Kind == KindDistribution {
+		o, err = s.Client.Distribute(ctx, d)
+	} else {
+		desc := s.UnfreezeDescription
+		if desc == "" {
+			desc = DefaultUnfreezeDescription
+		}
+		o, err = s.Client.Unfreeze(ctx, Unfreeze{SubMchID: d.SubMchID, TransactionID: d.TransactionID, OutOrderNo: e.Key, Description: desc})
+	}
+	if err == nil {
+		return outcome(e, o)
+	}
+	var we *Error
+	if !errors.As(err, &we) || !we.Refused() {
+		return pipeline.Outcome{}, err
+	}
+	// WeChat Pay refused. Make sure it holds nothing under this key.
+	found, qerr := s.Client.QueryOrder(ctx, d.SubMchID, d.TransactionID, e.Key)
+	switch {
+	case qerr == nil:
+		return outcome(e, found)
+	case errors.Is(qerr, ErrNotFound):
+		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(we.Code + " " + we.Message)}, nil
+	}
+	return pipeline.Outcome{}, errors.Join(err, qerr)
+}
+
+// Query asks WeChat Pay about e.Key: ErrNotFound is OutcomeNotFound.
+func (s DistributionSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	d, err := s.distribution(e)
+	if err != nil {
+		return pipeline.Outcome{}, err
+	}
+	o, err := s.Client.QueryOrder(ctx, d.SubMchID, d.TransactionID, e.Key)
+	if errors.Is(err, ErrNotFound) {
+		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
+	}
+	if err != nil {
+		return pipeline.Outcome{}, err
+	}
+	return outcome(e, o)
+}
+
+func (s DistributionSender) distribution(e pipeline.Effect) (Distribution, error) {
+	if e.Kind != KindDistribution && e.Kind != KindUnfreeze {
+		return Distribution{}, fmt.Errorf("wechatpay: effect %s %s is not a %s or an %s", e.Kind, e.Key, KindDistribution, KindUnfreeze)
+	}
+	if !ValidOutOrderNo(e.Key) {
+		return Distribution{}, fmt.Errorf("wechatpay: effect %s key %q: an out_order_no is 1 to %d characters of [0-9A-Za-z_-]", e.Kind, e.Key, MaxOutOrderNo)
+	}
+	if s.Distribution == nil {
+		return Distribution{}, errors.New("wechatpay: DistributionSender.Distribution is not set")
+	}
+	d, err := s.Distribution(e)
+	if err != nil {
+		return Distribution{}, fmt.Errorf("wechatpay: effect %s %s: %w", e.Kind, e.Key, err)
+	}
+	d.OutOrderNo = e.Key
+	if e.Kind == KindDistribution {
+		total, err := d.Total()
+		if err != nil || total != e.Amount {
+			return Distribution{}, fmt.Errorf("wechatpay: effect %s %s: receivers add up to %d, the effect moves %d", e.Kind, e.Key, total, e.Amount)
+		}
+	}
+	return d, nil
+}
+
+// outcome maps an Order to the pipeline's outcome. A distribution whose
+// receivers add up to another amount than the effect's is not ours (a key
+// reused with other parameters): that is an error, never an outcome.
+func outcome(e pipeline.Effect, o Order) (pipeline.Outcome, error) {
+	out := pipeline.Outcome{Status: pipeline.OutcomePending, Ref: o.OrderID}
+	var total int64
+	var closed, paid []string
+	pending := false
+	for _, r := range o.Receivers {
+		total += r.Amount
+		switch r.Result {
+		case ResultClosed:
+			closed = append(closed, strings.TrimSpace(r.Account+" "+r.FailReason))
+		case ResultSuccess:
+			paid = append(paid, fmt.Sprintf("%s %d", r.Account, r.Amount))
+		default:
+			pending = true
+		}
+	}
+	if e.Kind == KindDistribution && len(o.Receivers) > 0 && total != e.Amount {
+		return pipeline.Outcome{}, fmt.Errorf("wechatpay: out_order_no %s: WeChat Pay's order moves %d, the effect %d: not the request we sent", e.Key, total, e.Amount)
+	}
+	switch {
+	case o.State != StateFinished:
+	case len(closed) > 0:
+		out.Status, out.Reason = pipeline.OutcomeFailed, "CLOSED: "+strings.Join(closed, ", ")
+		if len(paid) > 0 {
+			out.Reason += "; paid all the same: " + strings.Join(paid, ", ")
+		}
+	case !pending:
+		out.Status = pipeline.OutcomeSucceeded
+	}
+	return out, nil
+}

@@ -1,0 +1,244 @@
+// Package wechatpaytest is a stateful fake WeChat Pay Global
+// funds-distribution API, simulated: an http.Handler speaking API v3 (it
+// checks our Authorization signature with the merchant's public key and
+// signs every answer with the platform private key, naming it in
+// Wechatpay-Serial), with transactions whose funds are frozen per
+// sub-merchant, receivers under review, idempotent distribution and
+// unfreeze requests that go PROCESSING -> FINISHED over a few polls, the
+// maximum distribution ratio and request count per transaction, QPS limits
+// per service provider and per sub-merchant, bills and settlement details
+// consistent with what was distributed, and the faults of internal/fault.
+//
+// Where WeChat Pay's behaviour is not public, the fake follows the
+// assumptions of PROVIDERS.md and the wechatpay package: 404
+// RESOURCE_NOT_EXISTS for unknown objects; 400 ORDER_NOT_READY for a
+// transaction not yet distributable; 400 PARAM_ERROR above the maximum
+// ratio; 400 NOT_ENOUGH above the unsplit amount; 400 INVALID_REQUEST for
+// a 51st request on a transaction, a reused out_order_no with other
+// parameters, or adding a receiver twice; a receiver that is not EFFECTIVE
+// is paid nothing (its line is CLOSED with NO_RELATION). Every amount stays
+// in the transaction's currency (settlement rate 1). The outcome of a
+// request is decided when it is accepted and shown after the polls; so are
+// its bill lines and settlement details.
+//
+// Fault endpoints are the wechatpay API names: "transactions/mark",
+// "orders", "orders/unfreeze", "orders/query", "amounts", "receivers",
+// "receivers/query", "receivers/delete", "bill-download-url", "bill" and
+// "settlements". ServerError answers 500 SYSTEM_ERROR, Unavailable 503
+// SYSTEM_ERROR, TooMany 429 FREQUENCY_LIMITED with Retry-After (nothing
+// applied); Reset drops the connection before, Lost after applying; Stuck
+// keeps an order PROCESSING for Fault.Polls more queries.
+package wechatpaytest
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/load/wechatpay"
+)
+
+// Options configure a Server. Zero values take the defaults named.
+type Options struct {
+	Keys   Keys            // required
+	MchID  string          // when set, requests signed for another merchant id are refused
+	Faults *fault.Injector // see the package documentation for endpoint names
+	// Polls is how many order queries answer PROCESSING before FINISHED.
+	// Default 2; negative: FINISHED at once.
+	Polls int
+	// ReviewPolls is how many receiver result queries answer INIT before
+	// EFFECTIVE. Default 1; negative: EFFECTIVE when added.
+	ReviewPolls int
+	// ReadyAfter is how long after AddTransaction a transaction becomes
+	// distributable (WeChat Pay needs a few minutes). Default 0: at once;
+	// negative: only after SetReady.
+	ReadyAfter time.Duration
+	// MaxRatio caps what a transaction may distribute, in basis points of
+	// its amount. Default 3000 (30%, assumed).
+	MaxRatio int
+	// MaxRequests is how many distribution and unfreeze requests a
+	// transaction accepts. Default 50.
+	MaxRequests int
+	// ProviderQPS and SubMerchantQPS are the token buckets (rate per second
+	// and burst) for all requests and for each sub_mchid. Defaults 300 and
+	// 30; negative: unlimited. They run on the real clock.
+	ProviderQPS    int
+	SubMerchantQPS int
+	// Now is the fake's clock: answer timestamps, the request skew check,
+	// readiness, order and bill times. Default time.Now.
+	Now func() time.Time
+	// BaseURL is the fake's public URL, for bill download links. Empty:
+	// derived from each request's Host and path.
+	BaseURL string
+}
+
+// Server is the fake. It is safe for concurrent use.
+type Server struct {
+	o        Options
+	provider *rate.Limiter
+
+	mu        sync.Mutex
+	calls     map[string]int
+	count429  int
+	subs      map[string]*rate.Limiter
+	txns      map[string]*txn
+	orders    map[string]*order // sub_mchid + "/" + out_order_no
+	receivers map[string]*receiver
+	failing   map[string]string // account -> fail_reason
+	marks     map[string]bool
+	batches   []*batch
+	bills     map[string]billFile // token -> file
+	seq       int
+}
+
+// call is one API request.
+type call struct {
+	r     *http.Request
+	body  []byte
+	path  string // below /v3/global/profit-sharing/ (or "settle/settlements")
+	query url.Values
+	fault fault.Fault
+	base  string // the fake's URL up to /v3/
+}
+
+// reply is what a handler answers: an HTTP status and a JSON body (nil:
+// none), or a raw unsigned file.
+type reply struct {
+	status int
+	body   any
+	file   []byte
+	after  time.Duration // Retry-After
+}
+
+func ok(body any) reply { return reply{status: http.StatusOK, body: body} }
+
+func refuse(status int, code, message string) reply {
+	return reply{status: status, body: map[string]string{"code": code, "message": message}}
+}
+
+func notFound(what string) reply {
+	return refuse(http.StatusNotFound, wechatpay.CodeNotFound, what+" does not exist")
+}
+
+func paramError(message string) reply {
+	return refuse(http.StatusBadRequest, wechatpay.CodeParamError, message)
+}
+
+// New returns a fake WeChat Pay. It panics when Options.Keys is incomplete,
+// like a misconfigured test would.
+func New(o Options) *Server {
+	if o.Keys.MerchantPrivate == nil || o.Keys.PlatformPrivate == nil || o.Keys.MerchantSerial == "" || o.Keys.PlatformSerial == "" {
+		panic("wechatpaytest: Options.Keys needs both private keys and both serials")
+	}
+	switch {
+	case o.Polls == 0:
+		o.Polls = 2
+	case o.Polls < 0:
+		o.Polls = 0
+	}
+	switch {
+	case o.ReviewPolls == 0:
+		o.ReviewPolls = 1
+	case o.ReviewPolls < 0:
+		o.ReviewPolls = -1
+	}
+	if o.MaxRatio <= 0 {
+		o.MaxRatio = 3000
+	}
+	if o.MaxRequests <= 0 {
+		o.MaxRequests = 50
+	}
+	if o.ProviderQPS == 0 {
+		o.ProviderQPS = 300
+	}
+	if o.SubMerchantQPS == 0 {
+		o.SubMerchantQPS = 30
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{o: o, calls: map[string]int{}, subs: map[string]*rate.Limiter{}, txns: map[string]*txn{},
+		orders: map[string]*order{}, receivers: map[string]*receiver{}, failing: map[string]string{},
+		marks: map[string]bool{}, bills: map[string]billFile{}}
+	if o.ProviderQPS > 0 {
+		s.provider = rate.NewLimiter(rate.Limit(o.ProviderQPS), o.ProviderQPS)
+	}
+	return s
+}
+
+// Calls reports how many HTTP requests reached endpoint (e.g. "orders"),
+// faulted and refused ones included.
+func (s *Server) Calls(endpoint string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[endpoint]
+}
+
+// Count429 reports how many 429 FREQUENCY_LIMITED answers the fake gave:
+// its QPS limits and TooMany faults.
+func (s *Server) Count429() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count429
+}
+
+// route names the endpoint and handler of a request, or "" when there is
+// none.
+func route(method, path string) (string, func(*Server, call) reply) {
+	switch {
+	case path == "settle/settlements" && method == http.MethodGet:
+		return wechatpay.APISettlements, (*Server).settlements
+	case path == "transactions/mark" && method == http.MethodPost:
+		return wechatpay.APIMark, (*Server).mark
+	case path == "orders" && method == http.MethodPost:
+		return wechatpay.APIOrders, (*Server).distribute
+	case path == "orders/unfreeze" && method == http.MethodPost:
+		return wechatpay.APIUnfreeze, (*Server).unfreeze
+	case strings.HasPrefix(path, "orders/") && method == http.MethodGet:
+		return wechatpay.APIQueryOrder, (*Server).queryOrder
+	case strings.HasPrefix(path, "transactions/") && strings.HasSuffix(path, "/amounts") && method == http.MethodGet:
+		return wechatpay.APIAmounts, (*Server).amounts
+	case path == "receivers" && method == http.MethodPost:
+		return wechatpay.APIAddReceiver, (*Server).addReceiver
+	case path == "receivers" && method == http.MethodDelete:
+		return wechatpay.APIDeleteReceiver, (*Server).deleteReceiver
+	case strings.HasPrefix(path, "receivers/") && method == http.MethodGet:
+		return wechatpay.APIReceiverResult, (*Server).receiverResult
+	case path == "bill-download-url" && method == http.MethodGet:
+		return wechatpay.APIBillURL, (*Server).billURL
+	case path == billPath && method == http.MethodGet:
+		return wechatpay.APIBill, (*Server).billDownload
+	}
+	return "", nil
+}
+
+// ServeHTTP serves the API under any prefix: everything up to "/v3/" is
+// ignored. Unknown paths get an unsigned 404, which a client never takes
+// for "not found".
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	i := strings.Index(r.URL.Path, "/v3/global/")
+	if i < 0 {
+		http.NotFound(w, r)
+		return
+	}
+	path := strings.TrimPrefix(r.URL.Path[i:], "/v3/global/")
+	if !strings.HasPrefix(path, "settle/") {
+		var found bool
+		if path, found = strings.CutPrefix(path, "profit-sharing/"); !found {
+			http.NotFound(w, r)
+			return
+		}
+	}
+	endpoint, handle := route(r.Method, path)
+	if handle == nil {
+		http.NotFound(w, r)
+		return
+	}
+	c := call{r: r, path: path, query: r.URL.Query(), base: s.base(r, i)}
+	s.serve(w, c, endpoint, handle)
+}

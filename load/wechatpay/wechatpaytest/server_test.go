@@ -1,0 +1,205 @@
+package wechatpaytest_test
+
+import (
+	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/load/wechatpay"
+	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
+	"github.com/settlekit/settle/pipeline"
+)
+
+func day(y int, m time.Month, d int) pipeline.Date { return pipeline.Date{Year: y, Month: m, Day: d} }
+
+var testKeys = sync.OnceValues(wechatpaytest.GenerateKeys)
+
+func keys(t *testing.T) wechatpaytest.Keys {
+	t.Helper()
+	k, err := testKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// start runs a fake under prefix and returns it with its URL and a client.
+func start(t *testing.T, o wechatpaytest.Options, prefix string) (*wechatpaytest.Server, string, *wechatpay.Client) {
+	t.Helper()
+	o.Keys, o.MchID = keys(t), "1900000100"
+	fake := wechatpaytest.New(o)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	cfg := fake.ClientConfig(srv.URL + prefix)
+	cfg.RetryBase, cfg.RetryMax = time.Millisecond, time.Millisecond
+	if o.Now != nil {
+		cfg.Now = o.Now
+	}
+	c, err := wechatpay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fake, srv.URL, c
+}
+
+// signed makes a request signed with key at ts, as a client would.
+func signed(t *testing.T, k wechatpaytest.Keys, mchID, method, url, body string, ts time.Time) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := wechatpay.RequestMessage(method, req.URL.RequestURI(), ts.Unix(), "NONCE1", []byte(body))
+	sig, err := wechatpay.Sign(k.MerchantPrivate, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", wechatpay.Authorization{MchID: mchID, Nonce: "NONCE1", Timestamp: ts.Unix(), Serial: k.MerchantSerial, Signature: sig}.String())
+	return req
+}
+
+// do sends req and returns the status, the code of the answer and whether
+// the answer's signature verified.
+func do(t *testing.T, k wechatpaytest.Keys, req *http.Request) (int, string, bool) {
+	t.Helper()
+	resp, err := wechatpay.NewHTTPClient(5 * time.Second).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var e struct {
+		Code string `json:"code"`
+	}
+	json.Unmarshal(body, &e)
+	pub := map[string]*rsa.PublicKey{k.PlatformSerial: &k.PlatformPrivate.PublicKey}
+	return resp.StatusCode, e.Code, wechatpay.VerifyResponse(pub, resp.Header, body, time.Now()) == nil
+}
+
+func TestAuthenticationRefusals(t *testing.T) {
+	k := keys(t)
+	_, url, _ := start(t, wechatpaytest.Options{}, "")
+	path := url + "/v3/global/profit-sharing/transactions/T1/amounts?sub_mchid=1900000109"
+	now := time.Now()
+	other := k
+	other.MerchantPrivate = k.PlatformPrivate
+	for name, req := range map[string]*http.Request{
+		"no Authorization":   func() *http.Request { r, _ := http.NewRequest("GET", path, nil); return r }(),
+		"another merchant":   signed(t, k, "1900000999", "GET", path, "", now),
+		"another key":        signed(t, other, "1900000100", "GET", path, "", now),
+		"5 minutes old":      signed(t, k, "1900000100", "GET", path, "", now.Add(-5*time.Minute)),
+		"signed another URL": signed(t, k, "1900000100", "GET", path+"&x=1", "", now),
+	} {
+		if name == "signed another URL" {
+			req.URL.RawQuery = "sub_mchid=1900000109"
+		}
+		status, code, ok := do(t, k, req)
+		if status != http.StatusUnauthorized || code != wechatpay.CodeSignError || !ok {
+			t.Errorf("%s: HTTP %d %s (signed answer: %v), want a signed 401 SIGN_ERROR", name, status, code, ok)
+		}
+	}
+	// A good one gets through (to a 404 for the unknown transaction).
+	if status, code, ok := do(t, k, signed(t, k, "1900000100", "GET", path, "", now)); status != 404 || code != wechatpay.CodeNotFound || !ok {
+		t.Fatalf("good request: HTTP %d %s %v", status, code, ok)
+	}
+	// An unknown path: an unsigned 404.
+	if status, _, ok := do(t, k, signed(t, k, "1900000100", "GET", url+"/v3/global/profit-sharing/nothing", "", now)); status != 404 || ok {
+		t.Fatalf("unknown path: HTTP %d, signed %v", status, ok)
+	}
+}
+
+func TestMountedUnderAPrefix(t *testing.T) {
+	fake, _, c := start(t, wechatpaytest.Options{}, "/wechat")
+	fake.AddTransaction("1900000109", "T1", "CNY", 500)
+	if u, err := c.RemainingAmount(context.Background(), "1900000109", "T1"); err != nil || u.Amount != 500 {
+		t.Fatalf("RemainingAmount = %+v, %v", u, err)
+	}
+}
+
+func TestFaultAnswers(t *testing.T) {
+	ctx := context.Background()
+	inj := fault.New(1,
+		fault.Rule{Endpoint: wechatpay.APIAmounts, Kind: fault.TooMany, Calls: []int{1}},
+		fault.Rule{Endpoint: wechatpay.APIAmounts, Kind: fault.Unavailable, Calls: []int{2}},
+		fault.Rule{Endpoint: wechatpay.APIAmounts, Kind: fault.Latency, Calls: []int{3}, Delay: 20 * time.Millisecond})
+	fake, _, c := start(t, wechatpaytest.Options{Faults: inj}, "")
+	fake.AddTransaction("1900000109", "T1", "CNY", 500)
+	start := time.Now()
+	if _, err := c.RemainingAmount(ctx, "1900000109", "T1"); err != nil {
+		t.Fatal(err)
+	}
+	if fake.Calls(wechatpay.APIAmounts) != 3 || fake.Count429() != 1 || time.Since(start) < time.Second {
+		t.Fatalf("429 (Retry-After 1s), 503, slow answer: %d calls, %d 429s in %s", fake.Calls(wechatpay.APIAmounts), fake.Count429(), time.Since(start))
+	}
+}
+
+func TestBillURLExpires(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	now := time.Date(2025, 9, 3, 10, 0, 0, 0, wechatpay.Beijing)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	_, _, c := start(t, wechatpaytest.Options{Now: clock}, "")
+	b, err := c.BillDownloadURL(ctx, "1900000109", day(2025, 9, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := c.DownloadBill(ctx, b)
+	if lines, perr := wechatpay.ParseBill(data); err != nil || perr != nil || len(lines) != 0 {
+		t.Fatalf("empty bill: %q, %v, %v", data, err, perr)
+	}
+	mu.Lock()
+	now = now.Add(31 * time.Second)
+	mu.Unlock()
+	var we *wechatpay.Error
+	if _, err := c.DownloadBill(ctx, b); !errors.As(err, &we) || we.Code != wechatpay.CodeInvalidRequest || strings.Contains(err.Error(), "token") {
+		t.Fatalf("expired URL: %v", err)
+	}
+}
+
+func TestSettlementPageLimit(t *testing.T) {
+	_, _, c := start(t, wechatpaytest.Options{}, "")
+	q := wechatpay.SettlementQuery{SubMchID: "1900000109", State: wechatpay.SettleStateSettled, Start: day(2025, 9, 1), End: day(2025, 9, 3)}
+	var we *wechatpay.Error
+	if _, err := c.SettlementPage(context.Background(), q, 0, 11); !errors.As(err, &we) || we.Code != wechatpay.CodeParamError {
+		t.Fatalf("limit 11: %v", err)
+	}
+	if p, err := c.SettlementPage(context.Background(), q, 0, 10); err != nil || len(p.Items) != 0 || p.Total != 0 {
+		t.Fatalf("empty page: %+v, %v", p, err)
+	}
+}
+
+func TestWriteFilesLoadBack(t *testing.T) {
+	k := keys(t)
+	dir := t.TempDir()
+	if err := k.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	priv, err := wechatpay.LoadPrivateKey(filepath.Join(dir, wechatpaytest.MerchantKeyFile))
+	if err != nil || !priv.Equal(k.MerchantPrivate) {
+		t.Fatalf("merchant key: %v", err)
+	}
+	serial, pub, err := wechatpay.LoadPlatformKey(filepath.Join(dir, wechatpaytest.PlatformPublicFile), k.PlatformSerial)
+	if err != nil || serial != k.PlatformSerial || !pub.Equal(&k.PlatformPrivate.PublicKey) {
+		t.Fatalf("platform key: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, wechatpaytest.MerchantKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("private key mode: %v", err)
+	}
+	if _, _, err := wechatpay.LoadPlatformKey(filepath.Join(dir, wechatpaytest.PlatformPublicFile), ""); err == nil {
+		t.Fatal("a bare public key needs its id")
+	}
+	if !strings.HasPrefix(k.PlatformSerial, "PUB_KEY_ID_") {
+		t.Fatalf("platform serial %q", k.PlatformSerial)
+	}
+}

@@ -1,0 +1,124 @@
+package wechatpaytest
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// txn is a paid transaction whose funds are frozen for distribution.
+type txn struct {
+	subMchID    string
+	currency    pipeline.Currency
+	amount      int64 // the order amount: the ratio cap's base
+	frozen      int64 // still to distribute or unfreeze
+	distributed int64 // paid to receivers (SUCCESS lines)
+	unfrozen    int64 // released to the seller
+	requests    int   // distinct distribution and unfreeze requests accepted
+	readyAt     time.Time
+	never       bool // waits for SetReady
+}
+
+// order is one distribution or unfreeze request. Its outcome is decided
+// when it is accepted; left is how many queries still show PROCESSING.
+type order struct {
+	subMchID, txnID, outOrderNo, orderID string
+	req                                  string // the request, canonical, for idempotency
+	lines                                []line
+	left                                 int
+	at                                   time.Time
+	cur                                  pipeline.Currency
+	unfreeze                             bool
+}
+
+type line struct {
+	typ, account, desc string
+	amount             int64
+	result, reason     string
+	detailID           string
+}
+
+// AddTransaction records a paid transaction of a sub-merchant: amount
+// (minor units of cur) is frozen for distribution, which becomes possible
+// Options.ReadyAfter later (or after SetReady).
+func (s *Server) AddTransaction(subMchID, transactionID string, cur pipeline.Currency, amount int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.txns[transactionID] = &txn{subMchID: subMchID, currency: cur, amount: amount, frozen: amount,
+		readyAt: s.o.Now().Add(max(s.o.ReadyAfter, 0)), never: s.o.ReadyAfter < 0}
+}
+
+// SetReady makes a transaction distributable now.
+func (s *Server) SetReady(transactionID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.txns[transactionID]; t != nil {
+		t.never, t.readyAt = false, s.o.Now()
+	}
+}
+
+// FailReceiver makes every later distribution line to account CLOSED
+// with reason (e.g. "ACCOUNT_ABNORMAL"); an empty reason stops it.
+func (s *Server) FailReceiver(account, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if reason == "" {
+		delete(s.failing, account)
+		return
+	}
+	s.failing[account] = reason
+}
+
+// Frozen returns what is left to distribute of a transaction (minor units).
+func (s *Server) Frozen(transactionID string) int64 {
+	return s.txnField(transactionID, func(t *txn) int64 { return t.frozen })
+}
+
+// Distributed returns what a transaction paid to receivers (minor units).
+func (s *Server) Distributed(transactionID string) int64 {
+	return s.txnField(transactionID, func(t *txn) int64 { return t.distributed })
+}
+
+// Unfrozen returns what a transaction released to the seller (minor units).
+func (s *Server) Unfrozen(transactionID string) int64 {
+	return s.txnField(transactionID, func(t *txn) int64 { return t.unfrozen })
+}
+
+// Requests returns how many distinct distribution and unfreeze requests a
+// transaction accepted.
+func (s *Server) Requests(transactionID string) int {
+	return int(s.txnField(transactionID, func(t *txn) int64 { return int64(t.requests) }))
+}
+
+func (s *Server) txnField(id string, f func(*txn) int64) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.txns[id]; t != nil {
+		return f(t)
+	}
+	return 0
+}
+
+// Marked reports whether an order was marked for distribution.
+func (s *Server) Marked(subMchID, outTradeNo string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.marks[subMchID+"/"+outTradeNo]
+}
+
+func (s *Server) mark(c call) reply {
+	var in struct {
+		SubMchID   string `json:"sub_mchid"`
+		OutTradeNo string `json:"out_trade_no"`
+		Currency   string `json:"currency"`
+	}
+	if a, ok := c.decode(&in); !ok {
+		return a
+	}
+	if a, ok := require([2]string{"sub_mchid", in.SubMchID}, [2]string{"out_trade_no", in.OutTradeNo}, [2]string{"currency", in.Currency}); !ok {
+		return a
+	}
+	s.marks[in.SubMchID+"/"+in.OutTradeNo] = true
+	return reply{status: http.StatusNoContent}
+}
