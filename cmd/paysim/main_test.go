@@ -8,6 +8,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/settlekit/settle/internal/pgtest"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/seed"
 )
 
 func TestPaysimServesAndPrintsTheJobsConfiguration(t *testing.T) {
@@ -61,3 +67,41 @@ func (w *syncWriter) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+func TestPaysimCreatesThePaymentsOfASeededDay(t *testing.T) {
+	url := pgtest.URL(t)
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	if _, err := seed.Generate(context.Background(), db, seed.Options{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Location: sh, Orders: 200, Sellers: 5, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncWriter{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-sftp-addr", "127.0.0.1:0",
+			"-platform-db", url, "-date", "2026-11-23"}, out)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "export SETTLE_PAYPROTOCOL_URL") {
+		select {
+		case err := <-done:
+			t.Fatalf("paysim stopped: %v\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no configuration printed:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if !strings.Contains(out.String(), "# created ") || strings.Contains(out.String(), "# created 0 ") {
+		t.Fatalf("no payments created:\n%s", out.String())
+	}
+}
+func TestMain(m *testing.M) { pgtest.Main(m) }
