@@ -175,9 +175,9 @@ func poll(ctx context.Context, wait, first time.Duration, check func() (bool, er
 // settleEffect drives an effect until it is final or the wait is over: the
 // first apply sends (or resolves an unknown outcome by query), later ones
 // poll the provider.
-func settleEffect(ctx context.Context, c *InfiniaConfig, sender EffectSender, e Effect) (Effect, error) {
-	_, err := poll(ctx, c.Wait, c.Poll, func() (bool, error) {
-		next, err := ApplyEffect(ctx, c.Store, sender, e)
+func settleEffect(ctx context.Context, store EffectStore, wait, first time.Duration, sender EffectSender, e Effect) (Effect, error) {
+	_, err := poll(ctx, wait, first, func() (bool, error) {
+		next, err := ApplyEffect(ctx, store, sender, e)
 		if err != nil {
 			return false, err
 		}

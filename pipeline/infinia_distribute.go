@@ -205,7 +205,7 @@ func (d *distribution) pay(ctx context.Context) error {
 	return forEach(ctx, c.Parallel, d.todo, func(e Effect) error {
 		defer progress.Add(1)
 		before := e.Sends
-		e, err := settleEffect(ctx, c, c.Payouts, e)
+		e, err := settleEffect(ctx, c.Store, c.Wait, c.Poll, c.Payouts, e)
 		if err != nil {
 			return fmt.Errorf("revenue share %s: %w", e.Key, err)
 		}

@@ -50,7 +50,7 @@ func UploadStage(c InfiniaConfig) StageFunc {
 				return err
 			}
 			before := e.Sends
-			e, err = settleEffect(ctx, &c, sender, e)
+			e, err = settleEffect(ctx, c.Store, c.Wait, c.Poll, sender, e)
 			if err != nil {
 				return fmt.Errorf("upload %s: %w", f.Name, err)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -195,4 +196,30 @@ func (r *Runner) now() time.Time {
 		return r.Now()
 	}
 	return time.Now()
+}
+
+// Combine runs several stage functions as one stage, in order: their
+// summaries are joined; problems that need a person are gathered from all of
+// them; any other error stops at once.
+func Combine(fns ...StageFunc) StageFunc {
+	return func(ctx context.Context, run *Run) (string, error) {
+		var summaries []string
+		var attention []error
+		for _, fn := range fns {
+			s, err := fn(ctx, run)
+			if s != "" {
+				summaries = append(summaries, s)
+			}
+			if err != nil && KindOf(err) != KindNeedsPerson {
+				return strings.Join(summaries, "; "), err
+			}
+			if err != nil {
+				attention = append(attention, err)
+			}
+		}
+		if len(attention) > 0 {
+			return strings.Join(summaries, "; "), E(KindNeedsPerson, "", errors.Join(attention...))
+		}
+		return strings.Join(summaries, "; "), nil
+	}
 }

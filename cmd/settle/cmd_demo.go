@@ -117,6 +117,13 @@ func (cfg *config) demo(c *cli.Context) error {
 	if _, err := sim.SeedPayProtocol(ctx, platform, sourceQueryDefault(), pipeline.WindowOf(d, loc)); err != nil {
 		return fmt.Errorf("demo: simulated Pay Protocol payments: %w", err)
 	}
+	if _, err := sim.SeedWeChat(ctx, platform, sourceQueryDefault(), pipeline.WindowOf(d, loc)); err != nil {
+		return fmt.Errorf("demo: simulated WeChat transactions: %w", err)
+	}
+	wx, err := newWeChat(sim.WeChat.ClientConfig(sim.Config.WeChatURL), 0, 0, sim.Config.WeChatReceiverAccount, sim.Config.WeChatReceiverName, "DISTRIBUTOR", 3000)
+	if err != nil {
+		return err
+	}
 	before := sim.balances()
 	rules, err := loadRules(rulesPath, d)
 	if err != nil {
@@ -127,7 +134,7 @@ func (cfg *config) demo(c *cli.Context) error {
 		key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, window: w0, tz: loc.String(),
 		until: pipeline.StageReconcile, classify: classifier(rules, d, w0), rulesHash: rules.Hash(),
 		query: sourceQueryDefault(), sellersQ: sellersQueryDefault(), sourceURL: url, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: 0.05,
-		infinia: inf,
+		infinia: inf, wechat: wx, wait: time.Minute, poll: 20 * time.Millisecond, parallel: 4,
 	}
 	fmt.Fprintln(w, "\n== first run")
 	start := time.Now()
@@ -144,7 +151,10 @@ func (cfg *config) demo(c *cli.Context) error {
 	if err := cfg.demoSummary(ctx, l, d, c.String(flagOut), first, again); err != nil {
 		return err
 	}
-	return cfg.demoMoney(ctx, l, d, sim, before)
+	if err := cfg.demoMoney(ctx, l, d, sim, before); err != nil {
+		return err
+	}
+	return cfg.demoWeChat(ctx, l, d, sim)
 }
 
 func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline.Date, out string, first, again time.Duration) error {
@@ -160,8 +170,8 @@ func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline
 	fmt.Fprintln(w, "Infinia Pay is simulated in-process (internal/paysim): the job speaks its real envelope and SFTP to it.")
 	fmt.Fprintln(w, "Pay Protocol is simulated too: its payments come in every status; only verified ones are paid,")
 	fmt.Fprintln(w, "orders.csv says why each other one is not.")
-	fmt.Fprintln(w, "Not built yet: WeChat funds distribution (its orders stay recorded, unpaid), and reconciliation")
-	fmt.Fprintln(w, "against the providers.")
+	fmt.Fprintln(w, "WeChat Pay Global is simulated as well: each transaction's commission is distributed to the")
+	fmt.Fprintln(w, "platform's receiver and the rest unfrozen to the seller. Not built yet: reconciliation against the providers.")
 	return nil
 }
 
@@ -219,5 +229,28 @@ func (cfg *config) demoMoney(ctx context.Context, l *ledger.Ledger, d pipeline.D
 			return fmt.Errorf("demo: %s balance moved by %d, the ledger paid %d", cur, moved, paid[cur].Minor)
 		}
 	}
+	return nil
+}
+
+// demoWeChat shows that every settled WeChat transaction ends with nothing
+// frozen and exactly its commission distributed.
+func (cfg *config) demoWeChat(ctx context.Context, l *ledger.Ledger, d pipeline.Date, sim demoSim) error {
+	var rows []struct {
+		Txn        string `db:"provider_txn_id"`
+		Commission int64  `db:"commission_minor"`
+	}
+	if err := l.DB().SelectContext(ctx, &rows, `SELECT provider_txn_id, commission_minor FROM items
+		WHERE business_date = $1 AND channel = 'wechatpay' AND state = 'paid'`, d.String()); err != nil {
+		return err
+	}
+	var commission int64
+	for _, r := range rows {
+		if f, dist := sim.WeChat.Frozen(r.Txn), sim.WeChat.Distributed(r.Txn); f != 0 || dist != r.Commission {
+			return fmt.Errorf("demo: WeChat transaction %s: %d still frozen, %d distributed, commission %d", r.Txn, f, dist, r.Commission)
+		}
+		commission += r.Commission
+	}
+	fmt.Fprintf(cfg.stdout, "WeChat funds distribution (simulated): %d transactions settled, nothing left frozen in any,\n", len(rows))
+	fmt.Fprintf(cfg.stdout, "  exactly the commission distributed to the platform (%d minor units in all)\n", commission)
 	return nil
 }

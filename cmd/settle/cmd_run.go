@@ -43,7 +43,7 @@ func runCommand(cfg *config) *cli.Command {
 				Usage: "Prometheus Pushgateway URL: the run's metrics are added there, grouped by job and shard"},
 			&cli.StringFlag{Name: "metrics-file", EnvVars: []string{"SETTLE_METRICS_FILE"},
 				Usage: "write the run's metrics to this file, for node exporter's textfile collector"},
-		), infiniaFlags()...),
+		), append(infiniaFlags(), weChatFlags()...)...),
 		Action: func(c *cli.Context) error {
 			dates, err := cfg.runDates(c)
 			if err != nil {
@@ -94,6 +94,9 @@ type runOptions struct {
 	reports     reportWriter
 	maxRejectRt float64
 	infinia     *infiniaSetup // nil: not configured
+	wechat      *weChatSetup  // nil: not configured
+	wait, poll  time.Duration
+	parallel    int
 	pushURL     string
 	metricsFile string
 }
@@ -178,7 +181,11 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 		return nil, err
 	}
 	w := pipeline.WindowOf(d, loc)
-	return &runOptions{infinia: inf, pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
+	wx, err := weChatFromFlags(c)
+	if err != nil {
+		return nil, err
+	}
+	return &runOptions{infinia: inf, wechat: wx, wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
 		sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
@@ -237,15 +244,23 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		Repeat: map[pipeline.Stage]bool{pipeline.StageDistribute: true, pipeline.StageReconcile: true},
 		Absent: map[pipeline.Stage]string{
 			pipeline.StageUpload:     "Infinia Pay is not configured (--infinia-url)",
-			pipeline.StageDistribute: "Infinia Pay is not configured (--infinia-url)",
+			pipeline.StageDistribute: "no provider is configured (--infinia-url, --wechat-url)",
 		},
 	}
+	var distribute []pipeline.StageFunc
 	if o.infinia != nil {
 		up, dist := o.infinia.stages(l)
-		runner.Stages[pipeline.StageUpload], runner.Stages[pipeline.StageDistribute] = up, dist
+		runner.Stages[pipeline.StageUpload] = up
+		distribute = append(distribute, dist)
 		defer o.infinia.sftp.Close()
 	}
-	moneyKinds := []string{pipeline.KindRevenueShare}
+	if o.wechat != nil {
+		distribute = append(distribute, o.wechat.stage(l, o.parallel, o.wait, o.poll))
+	}
+	if len(distribute) > 0 {
+		runner.Stages[pipeline.StageDistribute] = pipeline.Combine(distribute...)
+	}
+	moneyKinds := []string{pipeline.KindRevenueShare, pipeline.KindDistribution, pipeline.KindUnfreeze}
 	sendsBefore, err := l.Sends(ctx, o.key.Date, moneyKinds)
 	if err != nil {
 		return err

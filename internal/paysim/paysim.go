@@ -27,17 +27,21 @@ import (
 	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
 	"github.com/settlekit/settle/load/payprotocol/payprotocoltest"
 	"github.com/settlekit/settle/load/sftptest"
+	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
 )
 
 // Options configure the simulator.
 type Options struct {
-	Dir        string          // where keys, known_hosts and the SFTP root go (required)
-	Faults     *fault.Injector // shared by every fake; nil: none
-	Polls      int             // PROCESSING polls before a final status (default 1)
-	HTTPAddr   string          // default 127.0.0.1:0
-	SFTPAddr   string          // default 127.0.0.1:0
-	AppID      string          // default "APP-DEMO"
-	PlatformID string          // default "PLATDEMO"
+	Dir    string          // where keys, known_hosts and the SFTP root go (required)
+	Faults *fault.Injector // shared by every fake; nil: none
+	Polls  int             // PROCESSING polls before a final status (default 1)
+	// ReviewPolls is how many receiver queries answer INIT before a new
+	// receiver is EFFECTIVE (default 0: effective when added).
+	ReviewPolls int
+	HTTPAddr    string // default 127.0.0.1:0
+	SFTPAddr    string // default 127.0.0.1:0
+	AppID       string // default "APP-DEMO"
+	PlatformID  string // default "PLATDEMO"
 }
 
 // Config is what the job needs to reach the simulator: the values of its
@@ -46,6 +50,9 @@ type Config struct {
 	InfiniaURL, AppID, PlatformID, OurKeyFile, InfiniaPublicKeyFile string
 	SFTPAddr, SFTPUser, SFTPKeyFile, KnownHostsFile                 string
 	PayProtocolURL, PayProtocolAPIKey, PayProtocolSecretFile        string
+	WeChatURL, WeChatMchID, WeChatSerial, WeChatKeyFile             string
+	WeChatPlatformKeyFile, WeChatPlatformSerial                     string
+	WeChatReceiverAccount, WeChatReceiverName                       string
 }
 
 // Env renders c as the job's environment variables.
@@ -57,6 +64,10 @@ func (c Config) Env() []string {
 		"SETTLE_SFTP_KNOWN_HOSTS=" + c.KnownHostsFile,
 		"SETTLE_PAYPROTOCOL_URL=" + c.PayProtocolURL, "SETTLE_PAYPROTOCOL_API_KEY=" + c.PayProtocolAPIKey,
 		"SETTLE_PAYPROTOCOL_SECRET_FILE=" + c.PayProtocolSecretFile,
+		"SETTLE_WECHAT_URL=" + c.WeChatURL, "SETTLE_WECHAT_MCHID=" + c.WeChatMchID, "SETTLE_WECHAT_SERIAL=" + c.WeChatSerial,
+		"SETTLE_WECHAT_PRIVATE_KEY_FILE=" + c.WeChatKeyFile, "SETTLE_WECHAT_PLATFORM_KEY_FILE=" + c.WeChatPlatformKeyFile,
+		"SETTLE_WECHAT_PLATFORM_SERIAL=" + c.WeChatPlatformSerial, "SETTLE_WECHAT_RECEIVER_ACCOUNT=" + c.WeChatReceiverAccount,
+		"SETTLE_WECHAT_RECEIVER_NAME=" + c.WeChatReceiverName,
 	}
 }
 
@@ -75,6 +86,7 @@ func (c Config) Args() []string {
 type Sim struct {
 	Infinia     *infiniapaytest.Server
 	PayProtocol *payprotocoltest.Server
+	WeChat      *wechatpaytest.Server
 	SFTP        *sftptest.Server
 	Config      Config
 	http        *http.Server
@@ -130,7 +142,24 @@ func Start(o Options) (*Sim, error) {
 	}
 	s.PayProtocol = payprotocoltest.New(payprotocoltest.Options{APIKey: "PPKEY-DEMO", APISecret: apiSecret, Faults: o.Faults,
 		Polls: o.Polls, TimeScale: 1.0 / 1000})
+	wxKeys, err := wechatpaytest.GenerateKeys()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	wxDir := filepath.Join(keysDir, "wechat")
+	if err := wxKeys.WriteFiles(wxDir); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	review := o.ReviewPolls
+	if review == 0 {
+		review = -1
+	}
+	s.WeChat = wechatpaytest.New(wechatpaytest.Options{Keys: wxKeys, MchID: "1900000100", Faults: o.Faults, Polls: o.Polls,
+		ReviewPolls: review, BaseURL: "http://" + ln.Addr().String()})
 	mux := http.NewServeMux()
+	mux.Handle("/v3/", s.WeChat)
 	mux.Handle("/api/mer/", s.PayProtocol)
 	mux.Handle("/", s.Infinia)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -154,7 +183,10 @@ func Start(o Options) (*Sim, error) {
 	s.Config = Config{InfiniaURL: url, AppID: o.AppID, PlatformID: o.PlatformID,
 		OurKeyFile: filepath.Join(keysDir, "platform_private.pem"), InfiniaPublicKeyFile: filepath.Join(keysDir, "infinia_public.pem"),
 		SFTPAddr: s.SFTP.Addr(), SFTPUser: "settle", SFTPKeyFile: filepath.Join(keysDir, "sftp_client_ed25519"), KnownHostsFile: known,
-		PayProtocolURL: "http://" + ln.Addr().String() + "/api/mer", PayProtocolAPIKey: "PPKEY-DEMO", PayProtocolSecretFile: secretFile}
+		PayProtocolURL: "http://" + ln.Addr().String() + "/api/mer", PayProtocolAPIKey: "PPKEY-DEMO", PayProtocolSecretFile: secretFile,
+		WeChatURL: "http://" + ln.Addr().String(), WeChatMchID: "1900000100", WeChatSerial: wxKeys.MerchantSerial,
+		WeChatKeyFile: filepath.Join(wxDir, wechatpaytest.MerchantKeyFile), WeChatPlatformKeyFile: filepath.Join(wxDir, wechatpaytest.PlatformPublicFile),
+		WeChatPlatformSerial: wxKeys.PlatformSerial, WeChatReceiverAccount: "1900009999", WeChatReceiverName: "Demo Marketplace Ltd"}
 	return s, nil
 }
 

@@ -298,3 +298,11 @@ func (l *Ledger) SetItemState(ctx context.Context, runID int64, orderNo, from, t
 		runID, orderNo, from, to, reason)
 	return err
 }
+
+// SetItemPaid marks one recorded item of a run paid by the request key with
+// the provider's reference.
+func (l *Ledger) SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKey, ref string) error {
+	_, err := l.db.ExecContext(ctx, `UPDATE items SET state = 'paid', reason = '', payout_key = $3, provider_ref = $4
+		WHERE run_id = $1 AND order_no = $2 AND state = 'recorded'`, runID, orderNo, payoutKey, ref)
+	return err
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/settlekit/settle/load/wechatpay"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// Flags of the WeChat Pay Global connection.
+const (
+	flagWXURL        = "wechat-url"
+	flagWXMchID      = "wechat-mchid"
+	flagWXSerial     = "wechat-serial"
+	flagWXKey        = "wechat-private-key-file"
+	flagWXPlatKey    = "wechat-platform-key-file"
+	flagWXPlatSerial = "wechat-platform-serial"
+	flagWXReceiver   = "wechat-receiver-account"
+	flagWXRecvName   = "wechat-receiver-name"
+	flagWXRelation   = "wechat-receiver-relation"
+	flagWXRatio      = "wechat-max-ratio-bps"
+	flagWXQPS        = "wechat-qps"
+	flagWXSubQPS     = "wechat-sub-merchant-qps"
+)
+
+func weChatFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagWXURL, EnvVars: []string{"SETTLE_WECHAT_URL"},
+			Usage: "WeChat Pay Global API host, e.g. https://apihk.mch.weixin.qq.com (empty: WeChat orders are not settled)"},
+		&cli.StringFlag{Name: flagWXMchID, EnvVars: []string{"SETTLE_WECHAT_MCHID"}, Usage: "our merchant (service provider) id"},
+		&cli.StringFlag{Name: flagWXSerial, EnvVars: []string{"SETTLE_WECHAT_SERIAL"}, Usage: "serial number of our merchant API certificate"},
+		&cli.StringFlag{Name: flagWXKey, EnvVars: []string{"SETTLE_WECHAT_PRIVATE_KEY_FILE"}, Usage: "our merchant API private key (PEM)"},
+		&cli.StringFlag{Name: flagWXPlatKey, EnvVars: []string{"SETTLE_WECHAT_PLATFORM_KEY_FILE"}, Usage: "WeChat Pay's platform certificate or public key (PEM)"},
+		&cli.StringFlag{Name: flagWXPlatSerial, EnvVars: []string{"SETTLE_WECHAT_PLATFORM_SERIAL"}, Usage: "its serial (Wechatpay-Serial); read from a certificate when empty"},
+		&cli.StringFlag{Name: flagWXReceiver, EnvVars: []string{"SETTLE_WECHAT_RECEIVER_ACCOUNT"}, Usage: "the platform's receiver: its merchant id"},
+		&cli.StringFlag{Name: flagWXRecvName, EnvVars: []string{"SETTLE_WECHAT_RECEIVER_NAME"}, Usage: "the platform receiver's full merchant name (sent encrypted)"},
+		&cli.StringFlag{Name: flagWXRelation, EnvVars: []string{"SETTLE_WECHAT_RECEIVER_RELATION"}, Value: wechatpay.RelationDistributor,
+			Usage: "relation_type of the platform's receiver"},
+		&cli.Int64Flag{Name: flagWXRatio, EnvVars: []string{"SETTLE_WECHAT_MAX_RATIO_BPS"}, Value: 3000,
+			Usage: "WeChat's cap on what a transaction may send out, in basis points of its amount (assumed 30%); a commission above it is held"},
+		&cli.Float64Flag{Name: flagWXQPS, EnvVars: []string{"SETTLE_WECHAT_QPS"}, Value: 300, Usage: "requests per second to WeChat Pay (service provider)"},
+		&cli.Float64Flag{Name: flagWXSubQPS, EnvVars: []string{"SETTLE_WECHAT_SUB_MERCHANT_QPS"}, Value: 30, Usage: "requests per second per sub-merchant"},
+	}
+}
+
+// weChatSetup is the WeChat connection as configured.
+type weChatSetup struct {
+	client   *wechatpay.Client
+	receiver wechatpay.NewReceiver // SubMchID filled per call
+	ratio    int64
+}
+
+func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
+	if c.String(flagWXURL) == "" {
+		return nil, nil
+	}
+	for _, f := range []string{flagWXMchID, flagWXSerial, flagWXKey, flagWXPlatKey, flagWXReceiver, flagWXRecvName} {
+		if c.String(f) == "" {
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+f, "required with --%s", flagWXURL)
+		}
+	}
+	key, err := wechatpay.LoadPrivateKey(c.String(flagWXKey))
+	if err != nil {
+		return nil, pipeline.E(pipeline.KindUsage, "--"+flagWXKey, err)
+	}
+	serial, pub, err := wechatpay.LoadPlatformKey(c.String(flagWXPlatKey), c.String(flagWXPlatSerial))
+	if err != nil {
+		return nil, pipeline.E(pipeline.KindUsage, "--"+flagWXPlatKey, err)
+	}
+	cfg := wechatpay.Config{BaseURL: c.String(flagWXURL), MchID: c.String(flagWXMchID), SerialNo: c.String(flagWXSerial), PrivateKey: key,
+		PlatformKeys: map[string]*rsa.PublicKey{serial: pub}, EncryptSerial: serial, HTTP: wechatpay.NewHTTPClient(30 * time.Second)}
+	return newWeChat(cfg, c.Float64(flagWXQPS), c.Float64(flagWXSubQPS), c.String(flagWXReceiver), c.String(flagWXRecvName), c.String(flagWXRelation), c.Int64(flagWXRatio))
+}
+
+func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relation string, ratio int64) (*weChatSetup, error) {
+	if qps > 0 {
+		cfg.Limiter = rate.NewLimiter(rate.Limit(qps), max(1, int(qps)))
+	}
+	if subQPS > 0 {
+		cfg.SubMerchantLimit, cfg.SubMerchantBurst = rate.Limit(subQPS), max(1, int(subQPS))
+	}
+	client, err := wechatpay.New(cfg)
+	if err != nil {
+		return nil, pipeline.E(pipeline.KindUsage, "--"+flagWXURL, err)
+	}
+	r := wechatpay.NewReceiver{Type: wechatpay.TypeMerchantID, Account: account, Name: name, RelationType: relation}
+	if relation == wechatpay.RelationCustom {
+		r.CustomRelation = "marketplace platform"
+	}
+	return &weChatSetup{client: client, receiver: r, ratio: ratio}, nil
+}
+
+// stage returns the WeChat part of the distribute stage.
+func (w *weChatSetup) stage(l *ledger.Ledger, parallel int, wait, poll time.Duration) pipeline.StageFunc {
+	return pipeline.DistributeWeChatStage(pipeline.WeChatConfig{Store: l, API: weChatAPI{w}, MaxRatioBps: w.ratio,
+		Parallel: parallel, Wait: wait, Poll: poll})
+}
+
+// weChatAPI adapts the WeChat client to what the pipeline consumes.
+type weChatAPI struct{ w *weChatSetup }
+
+func (a weChatAPI) EnsureReceiver(ctx context.Context, subMchID string) (string, error) {
+	r := a.w.receiver
+	st, err := a.w.client.ReceiverResult(ctx, subMchID, r.Type, r.Account)
+	if errors.Is(err, wechatpay.ErrNotFound) {
+		r.SubMchID = subMchID
+		st, err = a.w.client.AddReceiver(ctx, r)
+	}
+	if err != nil {
+		return "", err
+	}
+	return st.State, nil
+}
+
+func (a weChatAPI) Remaining(ctx context.Context, subMchID, transactionID string) (int64, error) {
+	u, err := a.w.client.RemainingAmount(ctx, subMchID, transactionID)
+	var we *wechatpay.Error
+	if errors.As(err, &we) && we.Code == wechatpay.CodeOrderNotReady {
+		return 0, fmt.Errorf("%w: %v", pipeline.ErrNotReady, err)
+	}
+	return u.Amount, err
+}
+
+func (a weChatAPI) sender(o pipeline.WeChatOrder) wechatpay.DistributionSender {
+	return wechatpay.DistributionSender{Client: a.w.client, Distribution: func(e pipeline.Effect) (wechatpay.Distribution, error) {
+		d := wechatpay.Distribution{SubMchID: o.SubMchID, TransactionID: o.TransactionID, UnfreezeUnsplit: true}
+		if o.Commission > 0 {
+			d.Receivers = []wechatpay.Share{{Type: a.w.receiver.Type, Account: a.w.receiver.Account, Currency: o.Currency,
+				Amount: o.Commission, Description: "platform commission"}}
+		}
+		return d, nil
+	}}
+}
+
+func (a weChatAPI) Send(ctx context.Context, e pipeline.Effect, o pipeline.WeChatOrder) (pipeline.Outcome, error) {
+	return a.sender(o).Send(ctx, e)
+}
+
+func (a weChatAPI) Query(ctx context.Context, e pipeline.Effect, o pipeline.WeChatOrder) (pipeline.Outcome, error) {
+	return a.sender(o).Query(ctx, e)
+}
