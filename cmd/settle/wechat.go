@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -56,6 +57,10 @@ type weChatSetup struct {
 	client   *wechatpay.Client
 	receiver wechatpay.NewReceiver // SubMchID filled per call
 	ratio    int64
+
+	mu        sync.Mutex
+	subs      map[string]*sync.Mutex // one receiver check at a time per sub-merchant
+	effective map[string]bool        // sub-merchants whose receiver is EFFECTIVE
 }
 
 func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
@@ -81,11 +86,13 @@ func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 }
 
 func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relation string, ratio int64) (*weChatSetup, error) {
+	// Bursts of 1: requests are spaced evenly, so that a provider whose own
+	// bucket started at another moment never sees more than the rate.
 	if qps > 0 {
-		cfg.Limiter = rate.NewLimiter(rate.Limit(qps), max(1, int(qps)))
+		cfg.Limiter = rate.NewLimiter(rate.Limit(qps), 1)
 	}
 	if subQPS > 0 {
-		cfg.SubMerchantLimit, cfg.SubMerchantBurst = rate.Limit(subQPS), max(1, int(subQPS))
+		cfg.SubMerchantLimit, cfg.SubMerchantBurst = rate.Limit(subQPS), 1
 	}
 	client, err := wechatpay.New(cfg)
 	if err != nil {
@@ -95,7 +102,7 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 	if relation == wechatpay.RelationCustom {
 		r.CustomRelation = "marketplace platform"
 	}
-	return &weChatSetup{client: client, receiver: r, ratio: ratio}, nil
+	return &weChatSetup{client: client, receiver: r, ratio: ratio, subs: map[string]*sync.Mutex{}, effective: map[string]bool{}}, nil
 }
 
 // stage returns the WeChat part of the distribute stage.
@@ -107,15 +114,37 @@ func (w *weChatSetup) stage(l *ledger.Ledger, parallel int, wait, poll time.Dura
 // weChatAPI adapts the WeChat client to what the pipeline consumes.
 type weChatAPI struct{ w *weChatSetup }
 
+// EnsureReceiver checks (and adds when missing) the platform's receiver at
+// a sub-merchant, one check at a time per sub-merchant, remembering those
+// found EFFECTIVE for the rest of the run.
 func (a weChatAPI) EnsureReceiver(ctx context.Context, subMchID string) (string, error) {
-	r := a.w.receiver
-	st, err := a.w.client.ReceiverResult(ctx, subMchID, r.Type, r.Account)
+	w := a.w
+	w.mu.Lock()
+	if w.effective[subMchID] {
+		w.mu.Unlock()
+		return pipeline.ReceiverEffective, nil
+	}
+	lock := w.subs[subMchID]
+	if lock == nil {
+		lock = &sync.Mutex{}
+		w.subs[subMchID] = lock
+	}
+	w.mu.Unlock()
+	lock.Lock()
+	defer lock.Unlock()
+	r := w.receiver
+	st, err := w.client.ReceiverResult(ctx, subMchID, r.Type, r.Account)
 	if errors.Is(err, wechatpay.ErrNotFound) {
 		r.SubMchID = subMchID
-		st, err = a.w.client.AddReceiver(ctx, r)
+		st, err = w.client.AddReceiver(ctx, r)
 	}
 	if err != nil {
 		return "", err
+	}
+	if st.State == pipeline.ReceiverEffective {
+		w.mu.Lock()
+		w.effective[subMchID] = true
+		w.mu.Unlock()
 	}
 	return st.State, nil
 }

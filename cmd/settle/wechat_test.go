@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/pipeline"
+	settlesql "github.com/settlekit/settle/sql"
+)
+
+// weChatSim starts the simulator with the day's WeChat transactions frozen
+// at their sub-merchants.
+func (e *env) weChatSim(faults *fault.Injector, review int) *paysim.Sim {
+	e.t.Helper()
+	sim, err := paysim.Start(paysim.Options{Dir: e.t.TempDir(), Faults: faults, ReviewPolls: review})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { sim.Close() })
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	d, _ := pipeline.ParseDate(testDate)
+	if _, err := sim.SeedWeChat(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
+		e.t.Fatal(err)
+	}
+	return sim
+}
+
+// runWeChat runs the date with only WeChat Pay configured.
+func (e *env) runWeChat(sim *paysim.Sim, extra ...string) (string, int) {
+	c := sim.Config
+	args := []string{"run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--provider-wait", "3s", "--provider-poll", "20ms",
+		"--wechat-url", c.WeChatURL, "--wechat-mchid", c.WeChatMchID, "--wechat-serial", c.WeChatSerial,
+		"--wechat-private-key-file", c.WeChatKeyFile, "--wechat-platform-key-file", c.WeChatPlatformKeyFile,
+		"--wechat-platform-serial", c.WeChatPlatformSerial, "--wechat-receiver-account", c.WeChatReceiverAccount,
+		"--wechat-receiver-name", c.WeChatReceiverName}
+	return e.settle(append(args, extra...)...)
+}
+
+// checkWeChatOnce verifies every settled WeChat transaction: nothing left
+// frozen, exactly the commission distributed, and never more than one
+// distribution or unfreeze that moved money.
+func (e *env) checkWeChatOnce(sim *paysim.Sim) int {
+	e.t.Helper()
+	var rows []struct {
+		Txn        string `db:"provider_txn_id"`
+		Commission int64  `db:"commission_minor"`
+		State      string `db:"state"`
+	}
+	if err := e.db.Select(&rows, `SELECT provider_txn_id, commission_minor, state FROM settle.items WHERE channel = 'wechatpay'`); err != nil {
+		e.t.Fatal(err)
+	}
+	paid := 0
+	for _, r := range rows {
+		dist := sim.WeChat.Distributed(r.Txn)
+		if dist > r.Commission {
+			e.t.Errorf("%s: %d distributed, more than the commission %d", r.Txn, dist, r.Commission)
+		}
+		if r.State != "paid" {
+			continue
+		}
+		paid++
+		if f := sim.WeChat.Frozen(r.Txn); f != 0 || dist != r.Commission {
+			e.t.Errorf("%s: %d still frozen, %d distributed, commission %d", r.Txn, f, dist, r.Commission)
+		}
+	}
+	return paid
+}
+
+func TestWeChatSettlesEachTransactionOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "6", "--seed", "11")
+	sim := e.weChatSim(nil, 1) // a new receiver is under review for one query
+	out, code := e.runWeChat(sim)
+	if code != 0 || !strings.Contains(out, "held") {
+		t.Fatalf("first run: exit %d, want 0 with transactions held for the receiver's review:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND state = 'recorded' AND reason LIKE 'held: the platform''s receiver at sub-merchant % is INIT'`); n == 0 {
+		t.Fatalf("no transaction held for the receiver under review:\n%s", out)
+	}
+	e.checkWeChatOnce(sim)
+	// The receivers are EFFECTIVE now: the re-run settles the rest.
+	out, code = e.runWeChat(sim)
+	if code != 0 {
+		t.Fatalf("second run: exit %d:\n%s", code, out)
+	}
+	paid := e.checkWeChatOnce(sim)
+	want := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`)
+	if int64(paid) != want || want == 0 {
+		t.Fatalf("%d of %d WeChat transactions settled", paid, want)
+	}
+	again, _ := e.runWeChat(sim)
+	if !strings.Contains(again, "0 new money movements") {
+		t.Fatalf("the re-run moved money:\n%s", again)
+	}
+}
+
+func TestWeChatCommissionAboveTheCapIsHeld(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "100", "--sellers", "4", "--seed", "12")
+	sim := e.weChatSim(nil, 0)
+	out, code := e.runWeChat(sim, "--wechat-max-ratio-bps", "100") // 1%: below every commission of the rules
+	if code != 4 || !strings.Contains(out, "above WeChat's cap") {
+		t.Fatalf("exit %d, want 4 naming the cap:\n%s", code, out)
+	}
+	var n int64
+	e.db.Get(&n, `SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND commission_minor * 10000 > gross_minor * 100 AND state = 'paid'`)
+	if n != 0 {
+		t.Fatalf("%d transactions distributed above the cap", n)
+	}
+	e.checkWeChatOnce(sim)
+}
+
+// TestWeChatFaults plays every fault at every WeChat call - including an
+// applied distribution whose answer is lost - re-runs until done, and
+// checks that no transaction was distributed twice or above its commission.
+func TestWeChatFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many scenarios")
+	}
+	t.Parallel()
+	endpoints := []string{"orders", "orders/unfreeze", "orders/query", "amounts", "receivers", "receivers/query"}
+	kinds := []fault.Kind{fault.Latency, fault.ServerError, fault.TooMany, fault.Reset, fault.Lost, fault.Stuck}
+	i := 0
+	for _, ep := range endpoints {
+		for _, k := range kinds {
+			i++
+			seedN := i
+			t.Run(ep+"/"+string(k), func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t)
+				e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", fmt.Sprint(40+seedN))
+				sim := e.weChatSim(fault.New(uint64(seedN), fault.Rule{Endpoint: ep, Kind: k, Calls: []int{1, 2, 4}, Polls: 3}), 0)
+				code := -1
+				var out string
+				for try := 0; try < 8 && code != 0; try++ {
+					out, code = e.runWeChat(sim)
+				}
+				if code != 0 {
+					t.Fatalf("did not complete after 8 runs: exit %d:\n%s", code, out)
+				}
+				if paid, want := e.checkWeChatOnce(sim), e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`); int64(paid) != want {
+					t.Fatalf("%d of %d settled", paid, want)
+				}
+			})
+		}
+	}
+}
+
+func TestWeChatKeepsToTheSubMerchantRateLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("rate limited")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	// One seller (one sub-merchant) with many transactions.
+	e.mustSettle("seed", "--date", testDate, "--orders", "400", "--sellers", "1", "--seed", "13")
+	sim := e.weChatSim(nil, 0)
+	out, code := e.runWeChat(sim, "--wechat-sub-merchant-qps", "30", "--parallel", "16", "--provider-wait", "1m")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if n := sim.WeChat.Count429(); n != 0 {
+		t.Fatalf("the fake answered 429 %d times: the client did not keep to 30 QPS", n)
+	}
+	if paid, want := e.checkWeChatOnce(sim), e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`); int64(paid) != want || want < 100 {
+		t.Fatalf("%d of %d settled", paid, want)
+	}
+}
