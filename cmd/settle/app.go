@@ -30,6 +30,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			seedCommand(cfg),
 			demoCommand(cfg),
 			sellersCommand(cfg),
+			receiversCommand(cfg),
 		},
 		// Errors come back to main, which maps them to exit codes after
 		// cleanup: the library must never exit by itself.

@@ -182,3 +182,39 @@ func TestWeChatKeepsToTheSubMerchantRateLimit(t *testing.T) {
 		t.Fatalf("%d of %d settled", paid, want)
 	}
 }
+
+func TestReceiversAddStatusDelete(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), ReviewPolls: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	c := sim.Config
+	flags := []string{"--wechat-url", c.WeChatURL, "--wechat-mchid", c.WeChatMchID, "--wechat-serial", c.WeChatSerial,
+		"--wechat-private-key-file", c.WeChatKeyFile, "--wechat-platform-key-file", c.WeChatPlatformKeyFile,
+		"--wechat-platform-serial", c.WeChatPlatformSerial, "--wechat-receiver-account", c.WeChatReceiverAccount,
+		"--wechat-receiver-name", c.WeChatReceiverName}
+	do := func(cmd string) (string, int) {
+		return e.raw(append(append([]string{"settle", "receivers", cmd}, flags...), "1900000042")...)
+	}
+	if out, code := do("add"); code != 0 || !strings.Contains(out, "INIT") {
+		t.Fatalf("add: exit %d: %s", code, out)
+	}
+	if out, code := do("status"); code != 0 || !strings.Contains(out, "INIT") {
+		t.Fatalf("status under review: exit %d: %s", code, out)
+	}
+	if out, code := do("status"); code != 0 || !strings.Contains(out, "EFFECTIVE") {
+		t.Fatalf("status after review: exit %d: %s", code, out)
+	}
+	if out, code := do("delete"); code != 0 || !strings.Contains(out, "deleted") {
+		t.Fatalf("delete: exit %d: %s", code, out)
+	}
+	if state, _, found := sim.WeChat.Receiver("1900000042", "MERCHANT_ID", c.WeChatReceiverAccount); found && state == "EFFECTIVE" {
+		t.Fatalf("receiver still %s after delete", state)
+	}
+	if _, code := e.raw("settle", "receivers", "add", "1900000042"); code != 2 {
+		t.Fatal("receivers without --wechat-url must be a usage error")
+	}
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/settlekit/settle/load/wechatpay"
+	"github.com/settlekit/settle/pipeline"
+)
+
+func receiversCommand(cfg *config) *cli.Command {
+	flags := weChatFlags()
+	sub := func(name, usage string, act func(*cli.Context, *weChatSetup, string) error) *cli.Command {
+		return &cli.Command{Name: name, Usage: usage, ArgsUsage: "SUB_MCHID", Flags: flags,
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return pipeline.Errorf(pipeline.KindUsage, "receivers "+name, "want exactly one SUB_MCHID (flags first)")
+				}
+				w, err := weChatFromFlags(c)
+				if err != nil {
+					return err
+				}
+				if w == nil {
+					return pipeline.Errorf(pipeline.KindUsage, "--"+flagWXURL, "required for the receivers commands")
+				}
+				return act(c, w, c.Args().First())
+			}}
+	}
+	return &cli.Command{
+		Name:  "receivers",
+		Usage: "manage the platform's WeChat Pay receiver relationship with a sub-merchant, outside the nightly run",
+		Subcommands: []*cli.Command{
+			sub("add", "add the platform's receiver to a sub-merchant (it is paid once WeChat's review makes it EFFECTIVE)",
+				func(c *cli.Context, w *weChatSetup, subMchID string) error {
+					r := w.receiver
+					r.SubMchID = subMchID
+					st, err := w.client.AddReceiver(c.Context, r)
+					if err != nil {
+						return fmt.Errorf("add receiver at %s: %w", subMchID, err)
+					}
+					fmt.Fprintf(cfg.stdout, "receiver %s added at sub-merchant %s: %s\n", r.Account, subMchID, st.State)
+					return nil
+				}),
+			sub("status", "show the platform receiver's state at a sub-merchant",
+				func(c *cli.Context, w *weChatSetup, subMchID string) error {
+					st, err := w.client.ReceiverResult(c.Context, subMchID, w.receiver.Type, w.receiver.Account)
+					if err != nil {
+						return fmt.Errorf("receiver at %s: %w", subMchID, err)
+					}
+					fmt.Fprintf(cfg.stdout, "receiver %s at sub-merchant %s: %s %s\n", w.receiver.Account, subMchID, st.State, st.FailReason)
+					return nil
+				}),
+			sub("delete", "remove the platform's receiver from a sub-merchant (it can no longer be paid)",
+				func(c *cli.Context, w *weChatSetup, subMchID string) error {
+					err := w.client.DeleteReceiver(c.Context, wechatpay.ReceiverRef{SubMchID: subMchID, Type: w.receiver.Type, Account: w.receiver.Account})
+					if err != nil {
+						return fmt.Errorf("delete receiver at %s: %w", subMchID, err)
+					}
+					fmt.Fprintf(cfg.stdout, "receiver %s deleted at sub-merchant %s\n", w.receiver.Account, subMchID)
+					return nil
+				}),
+		},
+	}
+}
