@@ -41,6 +41,24 @@ func (r Reports) WriteOrders(ctx context.Context, d pipeline.Date, lines func(fu
 	return w.Path, err
 }
 
+// WritePayouts writes payouts.csv.
+func (r Reports) WritePayouts(d pipeline.Date, lines func(func(pipeline.PayoutLine) error) error) (string, error) {
+	w, err := writeCSV(r.DateDir(d), "payouts.csv", lines)
+	return w.Path, err
+}
+
+// WriteSellers writes sellers.csv.
+func (r Reports) WriteSellers(d pipeline.Date, lines func(func(pipeline.SellerLine) error) error) (string, error) {
+	w, err := writeCSV(r.DateDir(d), "sellers.csv", lines)
+	return w.Path, err
+}
+
+// WriteSummary writes summary.csv.
+func (r Reports) WriteSummary(d pipeline.Date, lines func(func(pipeline.SummaryLine) error) error) (string, error) {
+	w, err := writeCSV(r.DateDir(d), "summary.csv", lines)
+	return w.Path, err
+}
+
 // Written describes a file written by this package.
 type Written struct {
 	Path   string

@@ -167,3 +167,51 @@ type Binding struct {
 	RequestNo string
 	Source    string // "query", "webhook" or "bind"
 }
+
+// PayoutLine is one row of the payouts report: one attempt at a side effect.
+type PayoutLine struct {
+	Kind        string `csv:"kind"`
+	Subject     string `csv:"subject"`
+	Attempt     int    `csv:"attempt"`
+	Key         string `csv:"key"`
+	Currency    string `csv:"currency"`
+	Amount      int64  `csv:"amount_minor"`
+	State       string `csv:"state"`
+	ProviderRef string `csv:"provider_ref"`
+	LastError   string `csv:"last_error"`
+	Sends       int    `csv:"sends"`
+}
+
+// SellerLine is one row of the sellers report: a seller's day in one
+// currency. Payable = Paid + Held + Unsettled; the held part is carried to
+// a later run.
+type SellerLine struct {
+	SellerID   string `csv:"seller_id"`
+	Currency   string `csv:"currency"`
+	Orders     int64  `csv:"orders"`
+	Gross      int64  `csv:"gross_minor"`
+	Refunded   int64  `csv:"refunded_minor"`
+	Commission int64  `csv:"commission_minor"`
+	Payable    int64  `csv:"payable_minor"`
+	Paid       int64  `csv:"paid_minor"`
+	Held       int64  `csv:"carried_forward_minor"`
+	Unsettled  int64  `csv:"unsettled_minor"`
+	Rejected   int64  `csv:"rejected_orders"`
+}
+
+// SummaryLine is one row of the summary report: a channel and currency of
+// the day, with the conservation check gross = refunded + commission +
+// seller share.
+type SummaryLine struct {
+	Channel    string `csv:"channel"`
+	Currency   string `csv:"currency"`
+	Orders     int64  `csv:"orders"`
+	Gross      int64  `csv:"gross_minor"`
+	Refunded   int64  `csv:"refunded_minor"`
+	Commission int64  `csv:"commission_minor"`
+	Seller     int64  `csv:"seller_minor"`
+	Paid       int64  `csv:"paid_minor"`
+	Held       int64  `csv:"carried_forward_minor"`
+	Rejected   int64  `csv:"rejected_orders"`
+	Balanced   bool   `csv:"balanced"`
+}

@@ -203,6 +203,9 @@ func checkWeChat(ctx context.Context, c *WeChatConfig, it Split, o WeChatOrder) 
 	if errors.Is(err, ErrNotReady) {
 		return "transaction " + o.TransactionID + " is not distributable yet", nil
 	}
+	if IsNotFound(err) {
+		return "!WeChat Pay does not know transaction " + o.TransactionID + " at sub-merchant " + o.SubMchID, nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("remaining amount of %s: %w", o.TransactionID, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -30,7 +31,7 @@ func reportCommand(cfg *config) *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cfg.stdout, "wrote %s\n", path)
+			fmt.Fprintf(cfg.stdout, "wrote %s (and payouts.csv, sellers.csv, summary.csv)\n", path)
 			return nil
 		},
 	}
@@ -41,10 +42,24 @@ type reportWriter struct {
 	reports load.Reports
 }
 
+// write writes the date's reports and returns the orders report's path.
 func (r reportWriter) write(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (string, error) {
-	return r.reports.WriteOrders(ctx, d, func(fn func(pipeline.OrderLine) error) error {
+	path, err := r.reports.WriteOrders(ctx, d, func(fn func(pipeline.OrderLine) error) error {
 		return l.OrderLines(ctx, d, fn)
 	})
+	if err != nil {
+		return "", err
+	}
+	if _, err := r.reports.WritePayouts(d, func(fn func(pipeline.PayoutLine) error) error { return l.PayoutLines(ctx, d, fn) }); err != nil {
+		return "", err
+	}
+	if _, err := r.reports.WriteSellers(d, func(fn func(pipeline.SellerLine) error) error { return l.SellerLines(ctx, d, fn) }); err != nil {
+		return "", err
+	}
+	if _, err := r.reports.WriteSummary(d, func(fn func(pipeline.SummaryLine) error) error { return l.SummaryLines(ctx, d, fn) }); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // stage is the reconcile stage of this version: the orders report. Matching
@@ -55,6 +70,6 @@ func (r reportWriter) stage(l *ledger.Ledger) pipeline.StageFunc {
 		if err != nil {
 			return "", err
 		}
-		return "wrote " + path, nil
+		return "wrote " + filepath.Dir(path) + "/{orders,payouts,sellers,summary}.csv", nil
 	}
 }

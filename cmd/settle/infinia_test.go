@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gocarina/gocsv"
+
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/pipeline"
@@ -24,6 +26,9 @@ func (e *env) sim(faults *fault.Injector, sellers int, pending map[int]bool, bal
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { sim.Close() })
+	// These tests are about Infinia (and Pay Protocol): no WeChat
+	// transactions are seeded, so WeChat is left unconfigured.
+	sim.Config.WeChatURL = ""
 	for i := 1; i <= sellers; i++ {
 		status := "ACTIVE"
 		if pending[i] {
@@ -140,6 +145,7 @@ func TestInfiniaEndToEndPaysBoundSellersOnce(t *testing.T) {
 	}
 	e.checkPaidOnce(sim, balance)
 	e.checkFilesWhole(sim)
+	e.checkSellersReport(sim)
 	if n := e.count(`SELECT count(*) FROM settle.items i JOIN settle.run_sellers s USING (run_id, seller_id)
 		WHERE s.infinia_seller_id = $1 AND i.channel = 'infiniapay' AND i.state = 'paid'`, seed.InfiniaID(5)); n != 0 {
 		t.Fatalf("a seller whose binding is PENDING was paid for %d items", n)
@@ -302,4 +308,38 @@ func TestInfiniaRefusedFileRejectsItsRowsAndHoldsTheSeller(t *testing.T) {
 		t.Fatal("orders.csv does not show Infinia's reason")
 	}
 	e.checkPaidOnce(sim, balance)
+}
+
+// checkSellersReport verifies sellers.csv against the provider: per
+// currency, the paid column sums to what Infinia accepted, and every row
+// adds up (payable = paid + carried forward + unsettled).
+func (e *env) checkSellersReport(sim *paysim.Sim) {
+	e.t.Helper()
+	f, err := os.Open(filepath.Join(e.reports, testDate, "sellers.csv"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	var rows []pipeline.SellerLine
+	if err := gocsv.Unmarshal(f, &rows); err != nil {
+		e.t.Fatal(err)
+	}
+	paid := map[string]int64{}
+	for _, r := range rows {
+		if r.Payable != r.Paid+r.Held+r.Unsettled || r.Payable+r.Commission+r.Refunded > r.Gross {
+			e.t.Errorf("sellers.csv row does not add up: %+v", r)
+		}
+		paid[r.Currency] += r.Paid
+	}
+	accepted := map[string]int64{}
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.Status != "FAILED" {
+			accepted[string(s.Currency)] += s.Amount
+		}
+	}
+	for cur, v := range accepted {
+		if paid[cur] != v {
+			e.t.Errorf("sellers.csv: %s paid %d, Infinia accepted %d", cur, paid[cur], v)
+		}
+	}
 }

@@ -155,6 +155,9 @@ func (a weChatAPI) Remaining(ctx context.Context, subMchID, transactionID string
 	if errors.As(err, &we) && we.Code == wechatpay.CodeOrderNotReady {
 		return 0, fmt.Errorf("%w: %v", pipeline.ErrNotReady, err)
 	}
+	if errors.Is(err, wechatpay.ErrNotFound) {
+		return 0, fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
+	}
 	return u.Amount, err
 }
 

@@ -55,20 +55,26 @@ type Config struct {
 	WeChatReceiverAccount, WeChatReceiverName                       string
 }
 
-// Env renders c as the job's environment variables.
+// Env renders c as the job's environment variables. A provider whose URL
+// was blanked (to leave it unconfigured) is left out whole.
 func (c Config) Env() []string {
-	return []string{
+	env := []string{
 		"SETTLE_INFINIA_URL=" + c.InfiniaURL, "SETTLE_INFINIA_APP_ID=" + c.AppID, "SETTLE_PLATFORM_ID=" + c.PlatformID,
 		"SETTLE_INFINIA_PRIVATE_KEY_FILE=" + c.OurKeyFile, "SETTLE_INFINIA_PUBLIC_KEY_FILE=" + c.InfiniaPublicKeyFile,
 		"SETTLE_SFTP_ADDR=" + c.SFTPAddr, "SETTLE_SFTP_USER=" + c.SFTPUser, "SETTLE_SFTP_KEY_FILE=" + c.SFTPKeyFile,
 		"SETTLE_SFTP_KNOWN_HOSTS=" + c.KnownHostsFile,
-		"SETTLE_PAYPROTOCOL_URL=" + c.PayProtocolURL, "SETTLE_PAYPROTOCOL_API_KEY=" + c.PayProtocolAPIKey,
-		"SETTLE_PAYPROTOCOL_SECRET_FILE=" + c.PayProtocolSecretFile,
-		"SETTLE_WECHAT_URL=" + c.WeChatURL, "SETTLE_WECHAT_MCHID=" + c.WeChatMchID, "SETTLE_WECHAT_SERIAL=" + c.WeChatSerial,
-		"SETTLE_WECHAT_PRIVATE_KEY_FILE=" + c.WeChatKeyFile, "SETTLE_WECHAT_PLATFORM_KEY_FILE=" + c.WeChatPlatformKeyFile,
-		"SETTLE_WECHAT_PLATFORM_SERIAL=" + c.WeChatPlatformSerial, "SETTLE_WECHAT_RECEIVER_ACCOUNT=" + c.WeChatReceiverAccount,
-		"SETTLE_WECHAT_RECEIVER_NAME=" + c.WeChatReceiverName,
 	}
+	if c.PayProtocolURL != "" {
+		env = append(env, "SETTLE_PAYPROTOCOL_URL="+c.PayProtocolURL, "SETTLE_PAYPROTOCOL_API_KEY="+c.PayProtocolAPIKey,
+			"SETTLE_PAYPROTOCOL_SECRET_FILE="+c.PayProtocolSecretFile)
+	}
+	if c.WeChatURL != "" {
+		env = append(env, "SETTLE_WECHAT_URL="+c.WeChatURL, "SETTLE_WECHAT_MCHID="+c.WeChatMchID, "SETTLE_WECHAT_SERIAL="+c.WeChatSerial,
+			"SETTLE_WECHAT_PRIVATE_KEY_FILE="+c.WeChatKeyFile, "SETTLE_WECHAT_PLATFORM_KEY_FILE="+c.WeChatPlatformKeyFile,
+			"SETTLE_WECHAT_PLATFORM_SERIAL="+c.WeChatPlatformSerial, "SETTLE_WECHAT_RECEIVER_ACCOUNT="+c.WeChatReceiverAccount,
+			"SETTLE_WECHAT_RECEIVER_NAME="+c.WeChatReceiverName)
+	}
+	return env
 }
 
 // Args renders c as the job's flags.

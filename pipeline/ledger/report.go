@@ -98,3 +98,98 @@ func (l *Ledger) SnapshotCount(ctx context.Context, runID int64) (int64, error) 
 	err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM source_rows WHERE run_id = $1`, runID).Scan(&n)
 	return n, err
 }
+
+// paidSQL and heldSQL classify an item's seller share: paid, carried
+// forward (held by any stage), or not settled yet.
+const (
+	paidSQL = `i.state = 'paid'`
+	heldSQL = `(i.state = 'held' OR i.reason LIKE 'held:%')`
+)
+
+// PayoutLines streams every effect of the date's runs, by kind, subject and
+// attempt.
+func (l *Ledger) PayoutLines(ctx context.Context, d pipeline.Date, fn func(pipeline.PayoutLine) error) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT e.kind, e.subject, e.attempt, e.idem_key, e.currency, e.amount_minor, e.state,
+		e.provider_ref, e.last_error, e.sends FROM effects e JOIN runs r ON r.id = e.run_id
+		WHERE r.business_date = $1 ORDER BY e.kind, e.subject, e.attempt`, d.String())
+	if err != nil {
+		return fmt.Errorf("read payouts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p pipeline.PayoutLine
+		if err := rows.Scan(&p.Kind, &p.Subject, &p.Attempt, &p.Key, &p.Currency, &p.Amount, &p.State, &p.ProviderRef, &p.LastError, &p.Sends); err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// SellerLines streams the date's sellers by seller and currency.
+func (l *Ledger) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipeline.SellerLine) error) error {
+	rows, err := l.db.QueryContext(ctx, `
+		WITH s AS (
+			SELECT i.seller_id, i.currency, count(*) AS orders, sum(i.gross_minor) AS gross, sum(i.refunded_minor) AS refunded,
+			       sum(i.commission_minor) AS commission,
+			       sum(i.seller_minor) FILTER (WHERE i.state <> 'rejected') AS payable,
+			       sum(i.seller_minor) FILTER (WHERE `+paidSQL+`) AS paid,
+			       sum(i.seller_minor) FILTER (WHERE `+heldSQL+` AND i.state <> 'rejected') AS held,
+			       count(*) FILTER (WHERE i.state = 'rejected') AS rejected
+			FROM items i WHERE i.business_date = $1 GROUP BY i.seller_id, i.currency)
+		SELECT seller_id, currency, orders, gross, refunded, commission, COALESCE(payable, 0), COALESCE(paid, 0), COALESCE(held, 0), rejected
+		FROM s ORDER BY seller_id, currency`, d.String())
+	if err != nil {
+		return fmt.Errorf("read sellers report: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s pipeline.SellerLine
+		if err := rows.Scan(&s.SellerID, &s.Currency, &s.Orders, &s.Gross, &s.Refunded, &s.Commission, &s.Payable, &s.Paid, &s.Held, &s.Rejected); err != nil {
+			return err
+		}
+		s.Unsettled = s.Payable - s.Paid - s.Held
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// SummaryLines streams the date's totals by channel and currency, with the
+// conservation check, and a row per channel for the rejected source rows.
+func (l *Ledger) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
+	rows, err := l.db.QueryContext(ctx, `
+		SELECT i.channel, i.currency, count(*), sum(i.gross_minor), sum(i.refunded_minor), sum(i.commission_minor), sum(i.seller_minor),
+		       COALESCE(sum(i.seller_minor) FILTER (WHERE `+paidSQL+`), 0),
+		       COALESCE(sum(i.seller_minor) FILTER (WHERE `+heldSQL+` AND i.state <> 'rejected'), 0),
+		       count(*) FILTER (WHERE i.state = 'rejected')
+		FROM items i WHERE i.business_date = $1 GROUP BY i.channel, i.currency ORDER BY i.channel, i.currency`, d.String())
+	if err != nil {
+		return fmt.Errorf("read summary: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s pipeline.SummaryLine
+		if err := rows.Scan(&s.Channel, &s.Currency, &s.Orders, &s.Gross, &s.Refunded, &s.Commission, &s.Seller, &s.Paid, &s.Held, &s.Rejected); err != nil {
+			return err
+		}
+		s.Balanced = s.Gross == s.Refunded+s.Commission+s.Seller
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var rejected int64
+	if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM rejects j JOIN runs r ON r.id = j.run_id WHERE r.business_date = $1`, d.String()).Scan(&rejected); err != nil {
+		return err
+	}
+	if rejected > 0 {
+		return fn(pipeline.SummaryLine{Channel: "(source rows rejected)", Rejected: rejected, Balanced: true})
+	}
+	return nil
+}
