@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/internal/pgtest"
 	"github.com/settlekit/settle/pipeline"
@@ -112,17 +113,25 @@ func TestLockExcludesSecondRunAndDiesWithConnection(t *testing.T) {
 	}
 	rel2()
 
-	// The holder dies (as with SIGKILL): its connection goes, and the lock with it.
+	// The holder dies (as with SIGKILL): its connection goes, and the lock
+	// with it. Only this test's database is touched: tests run in parallel.
 	var pids []int
-	if err := other.DB().Select(&pids, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted`); err != nil || len(pids) == 0 {
+	if err := other.DB().Select(&pids, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil || len(pids) == 0 {
 		t.Fatalf("advisory lock holders: %v, %v", pids, err)
 	}
 	for _, pid := range pids {
-		other.DB().MustExec(`SELECT pg_terminate_backend($1)`, pid)
+		other.DB().MustExec(`SELECT pg_terminate_backend($1, 5000)`, pid) // waits for the backend to exit
 	}
-	relOther, err := other.Lock(ctx, whole)
-	if err != nil {
-		t.Fatalf("lock after the holder died: %v", err)
+	var relOther func() error
+	for i := 0; ; i++ {
+		if relOther, err = other.Lock(ctx, whole); err == nil {
+			break
+		}
+		if i == 50 {
+			t.Fatalf("lock after the holder died: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	relOther()
 	release() // the dead holder's release must not fail loudly or panic
