@@ -2,96 +2,22 @@ package infiniapay
 
 import (
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
-	"errors"
-	"fmt"
-	"os"
-	"strings"
+
+	"github.com/settlekit/settle/internal/rsakey"
 )
 
 // LoadPrivateKey reads our RSA private key from a file: PEM ("PRIVATE KEY",
 // PKCS #8; "RSA PRIVATE KEY", PKCS #1, is accepted too) or the bare Base64
 // of the PKCS #8 DER, as Infinia's console hands it out. Errors name the
 // file, never its content.
-func LoadPrivateKey(path string) (*rsa.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("private key: %w", err)
-	}
-	k, err := ParsePrivateKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("private key %s: %w", path, err)
-	}
-	return k, nil
-}
+func LoadPrivateKey(path string) (*rsa.PrivateKey, error) { return rsakey.LoadPrivate(path) }
 
 // LoadPublicKey reads an RSA public key (Infinia's) from a file: PEM
 // ("PUBLIC KEY", X.509 SubjectPublicKeyInfo) or its bare Base64.
-func LoadPublicKey(path string) (*rsa.PublicKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("public key: %w", err)
-	}
-	k, err := ParsePublicKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("public key %s: %w", path, err)
-	}
-	return k, nil
-}
+func LoadPublicKey(path string) (*rsa.PublicKey, error) { return rsakey.LoadPublic(path) }
 
 // ParsePrivateKey parses what LoadPrivateKey reads.
-func ParsePrivateKey(b []byte) (*rsa.PrivateKey, error) {
-	der, pemType, err := keyDER(b)
-	if err != nil {
-		return nil, err
-	}
-	if pemType == "RSA PRIVATE KEY" {
-		k, err := x509.ParsePKCS1PrivateKey(der)
-		if err != nil {
-			return nil, errors.New("not a valid PKCS #1 RSA private key")
-		}
-		return k, nil
-	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, errors.New("not a valid PKCS #8 private key")
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("a %T, want an RSA key", k)
-	}
-	return rk, nil
-}
+func ParsePrivateKey(b []byte) (*rsa.PrivateKey, error) { return rsakey.ParsePrivate(b) }
 
 // ParsePublicKey parses what LoadPublicKey reads.
-func ParsePublicKey(b []byte) (*rsa.PublicKey, error) {
-	der, _, err := keyDER(b)
-	if err != nil {
-		return nil, err
-	}
-	k, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		return nil, errors.New("not a valid X.509 SubjectPublicKeyInfo")
-	}
-	rk, ok := k.(*rsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("a %T, want an RSA key", k)
-	}
-	return rk, nil
-}
-
-// keyDER returns the DER inside a PEM block or a bare Base64 text (line
-// breaks allowed), and the PEM type when there was one.
-func keyDER(b []byte) ([]byte, string, error) {
-	if blk, _ := pem.Decode(b); blk != nil {
-		return blk.Bytes, blk.Type, nil
-	}
-	text := strings.Join(strings.Fields(string(b)), "")
-	der, err := base64.StdEncoding.DecodeString(text)
-	if err != nil || len(der) == 0 {
-		return nil, "", errors.New("neither PEM nor Base64 DER")
-	}
-	return der, "", nil
-}
+func ParsePublicKey(b []byte) (*rsa.PublicKey, error) { return rsakey.ParsePublic(b) }

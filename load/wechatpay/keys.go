@@ -8,22 +8,14 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/settlekit/settle/internal/rsakey"
 )
 
 // LoadPrivateKey reads the merchant API private key (apiclient_key.pem:
 // PEM "PRIVATE KEY", PKCS #8; "RSA PRIVATE KEY", PKCS #1, is accepted too).
 // Errors name the file, never its content.
-func LoadPrivateKey(path string) (*rsa.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("private key: %w", err)
-	}
-	k, err := ParsePrivateKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("private key %s: %w", path, err)
-	}
-	return k, nil
-}
+func LoadPrivateKey(path string) (*rsa.PrivateKey, error) { return rsakey.LoadPrivate(path) }
 
 // LoadPlatformKey reads a WeChat Pay platform key from a PEM file: a
 // public key ("PUBLIC KEY", its id given by WeChat Pay as
@@ -56,45 +48,10 @@ func LoadPlatformKey(path, serial string) (string, *rsa.PublicKey, error) {
 }
 
 // ParsePrivateKey parses what LoadPrivateKey reads.
-func ParsePrivateKey(b []byte) (*rsa.PrivateKey, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, errors.New("not PEM")
-	}
-	if blk.Type == "RSA PRIVATE KEY" {
-		k, err := x509.ParsePKCS1PrivateKey(blk.Bytes)
-		if err != nil {
-			return nil, errors.New("not a valid PKCS #1 RSA private key")
-		}
-		return k, nil
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, errors.New("not a valid PKCS #8 private key")
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("a %T, want an RSA key", k)
-	}
-	return rk, nil
-}
+func ParsePrivateKey(b []byte) (*rsa.PrivateKey, error) { return rsakey.ParsePrivate(b) }
 
 // ParsePublicKey parses a PEM "PUBLIC KEY" (X.509 SubjectPublicKeyInfo).
-func ParsePublicKey(b []byte) (*rsa.PublicKey, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, errors.New("not PEM")
-	}
-	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
-	if err != nil {
-		return nil, errors.New("not a valid X.509 SubjectPublicKeyInfo")
-	}
-	rk, ok := k.(*rsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("a %T, want an RSA key", k)
-	}
-	return rk, nil
-}
+func ParsePublicKey(b []byte) (*rsa.PublicKey, error) { return rsakey.ParsePublic(b) }
 
 // ParseCertificate parses a PEM certificate (the merchant's
 // apiclient_cert.pem or a platform certificate) and returns its serial as
