@@ -1,0 +1,126 @@
+package pipeline
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// Mismatch categories: what disagrees between the ledger and a provider.
+const (
+	MismatchAmount            = "amount"              // both sides know it, with other amounts
+	MismatchCurrency          = "currency"            // both sides know it, in other currencies
+	MismatchStatus            = "status"              // both sides know it, in states that disagree
+	MismatchMissingAtProvider = "missing_at_provider" // in the ledger, unknown to the provider
+	MismatchMissingInLedger   = "missing_in_ledger"   // at the provider, unknown to the ledger
+	MismatchTiming            = "timing"              // a known gap that closes by itself (expected)
+	MismatchBadData           = "bad_data"            // platform data that cannot be right (a late refund above the order)
+)
+
+// Providers, as named in mismatches.
+const (
+	ProviderInfinia     = "infiniapay"
+	ProviderWeChat      = "wechatpay"
+	ProviderPayProtocol = "payprotocol"
+	ProviderPlatform    = "platform"
+)
+
+// Mismatch is one row of mismatches.csv: one thing the ledger and a
+// provider (or the platform) see differently, with both sides. Amounts are
+// minor units as text, empty where a side has none. Expected marks a known
+// timing gap (WeChat funds still UNSETTLE, a status still PROCESSING): it is
+// reported but needs no person.
+type Mismatch struct {
+	Provider    string `csv:"provider"`
+	Category    string `csv:"category"`
+	Subject     string `csv:"subject"` // the key both sides know it by: requestNo, out_order_no, order number, ...
+	OrderNo     string `csv:"order_no"`
+	SellerID    string `csv:"seller_id"`
+	Currency    string `csv:"currency"`
+	Ours        string `csv:"ours_minor"`
+	Theirs      string `csv:"theirs_minor"`
+	OursState   string `csv:"ours_state"`
+	TheirsState string `csv:"theirs_state"`
+	Expected    bool   `csv:"expected"`
+	Detail      string `csv:"detail"`
+}
+
+// Minor formats an amount for a Mismatch side.
+func Minor(v int64) string { return strconv.FormatInt(v, 10) }
+
+// SortMismatches puts mismatches in report order: provider, subject,
+// category, then the rest, so the same findings give the same bytes.
+func SortMismatches(ms []Mismatch) {
+	slices.SortStableFunc(ms, func(a, b Mismatch) int {
+		return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Subject, b.Subject),
+			cmp.Compare(a.Category, b.Category), cmp.Compare(a.OrderNo, b.OrderNo), cmp.Compare(a.Detail, b.Detail))
+	})
+}
+
+// Matcher compares one provider's view of a run with the ledger's and
+// returns every disagreement.
+type Matcher func(ctx context.Context, run *Run) ([]Mismatch, error)
+
+// MismatchStore keeps a run's findings.
+type MismatchStore interface {
+	// ReplaceMismatches replaces the run's mismatches with ms.
+	ReplaceMismatches(ctx context.Context, runID int64, ms []Mismatch) error
+	// FailedPayouts counts the money requests of the run's date whose
+	// latest attempt failed.
+	FailedPayouts(ctx context.Context, d Date) (int64, error)
+}
+
+// ReconcileStage asks every matcher for its findings, records them (so
+// the reports, rewritten by write, show them), and reports a run that
+// needs a person: one with unexpected mismatches or failed payouts. A
+// matcher that cannot reach its provider fails the stage (exit 1: a
+// re-run reconciles again); findings are never guessed.
+func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error)) StageFunc {
+	return func(ctx context.Context, run *Run) (string, error) {
+		var all []Mismatch
+		for _, m := range matchers {
+			ms, err := m(ctx, run)
+			if err != nil {
+				return "", fmt.Errorf("reconcile: %w", err)
+			}
+			all = append(all, ms...)
+		}
+		SortMismatches(all)
+		if err := store.ReplaceMismatches(ctx, run.ID, all); err != nil {
+			return "", fmt.Errorf("reconcile: %w", err)
+		}
+		wrote, err := write(ctx, run)
+		if err != nil {
+			return "", err
+		}
+		var unexpected, expected int
+		var problems []string
+		for _, m := range all {
+			if m.Expected {
+				expected++
+				continue
+			}
+			unexpected++
+			problems = append(problems, fmt.Sprintf("%s %s %s: ours %s %s, theirs %s %s%s", m.Provider, m.Category, m.Subject,
+				m.Ours, m.OursState, m.Theirs, m.TheirsState, detail(m.Detail)))
+		}
+		failed, err := store.FailedPayouts(ctx, run.Key.Date)
+		if err != nil {
+			return "", fmt.Errorf("reconcile: %w", err)
+		}
+		if failed > 0 {
+			problems = append(problems, fmt.Sprintf("%d payout(s) of %s failed (see payouts.csv)", failed, run.Key.Date))
+		}
+		summary := fmt.Sprintf("%d unexpected mismatches, %d expected (timing), %d failed payouts; %s", unexpected, expected, failed, wrote)
+		return summary, needsPerson(problems)
+	}
+}
+
+func detail(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
+}
