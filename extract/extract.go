@@ -139,3 +139,50 @@ func name(s string) string {
 	}
 	return s
 }
+
+// LateRefundColumns are the columns a late-refunds query must return, in
+// this order.
+var LateRefundColumns = []string{"refund_no", "order_no", "seller_id", "amount_minor", "created_at"}
+
+// LateRefunds runs a late-refunds query against the platform database. It
+// implements pipeline.LateRefundSource.
+type LateRefunds struct {
+	DB    *sqlx.DB
+	Query string // $1 = window start (inclusive), $2 = window end (exclusive)
+	Name  string
+}
+
+// LateRefunds streams the query's rows for window w, in one read-only
+// snapshot.
+func (s *LateRefunds) LateRefunds(ctx context.Context, w pipeline.Window, fn func(pipeline.LateRefundRow) error) error {
+	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return fmt.Errorf("read late refunds: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, s.Query, w.Start, w.End)
+	if err != nil {
+		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
+	}
+	defer rows.Close()
+	got, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	if strings.Join(got, ",") != strings.Join(LateRefundColumns, ",") {
+		return pipeline.Errorf(pipeline.KindUsage, "late-refunds query "+name(s.Name), "returns columns (%s), want (%s)",
+			strings.Join(got, ", "), strings.Join(LateRefundColumns, ", "))
+	}
+	var seq int64
+	for rows.Next() {
+		seq++
+		r := pipeline.LateRefundRow{Seq: seq}
+		if err := rows.Scan(&r.RefundNo, &r.OrderNo, &r.SellerID, &r.AmountMinor, &r.CreatedAt); err != nil {
+			return fmt.Errorf("read late refunds: row %d: %w", seq, err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -59,6 +59,12 @@ func (r Reports) WriteSummary(d pipeline.Date, lines func(func(pipeline.SummaryL
 	return w.Path, err
 }
 
+// WriteMismatches writes mismatches.csv.
+func (r Reports) WriteMismatches(d pipeline.Date, lines func(func(pipeline.Mismatch) error) error) (string, error) {
+	w, err := writeCSV(r.DateDir(d), "mismatches.csv", lines)
+	return w.Path, err
+}
+
 // Written describes a file written by this package.
 type Written struct {
 	Path   string

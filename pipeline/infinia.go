@@ -69,6 +69,12 @@ type InfiniaStore interface {
 	SetItemsState(ctx context.Context, runID int64, sellerID string, cur Currency, channels []Channel, from, to, reason, payoutKey, ref string) (int64, error)
 	RejectItem(ctx context.Context, runID int64, orderNo, reason string) error
 	SetBinding(ctx context.Context, b Binding) error
+	// The seller's carried balance (adjustments): see DistributeInfiniaStage.
+	OpenCarries(ctx context.Context) ([]Carry, error)
+	CarryItems(ctx context.Context, run *Run, sellerID string, cur Currency, channels []Channel, subject, reason string) (amount, items int64, err error)
+	PlanPayout(ctx context.Context, run *Run, sellerID string, channels []Channel, e Effect) (Effect, error)
+	PayoutSucceeded(ctx context.Context, run *Run, sellerID string, cur Currency, channels []Channel, e Effect) error
+	PayoutFailed(ctx context.Context, run *Run, sellerID string, cur Currency, channels []Channel, subject, reason string) error
 }
 
 // Effect kinds of the Infinia stages.
@@ -101,6 +107,9 @@ type InfiniaConfig struct {
 	Wait        time.Duration // how long to poll for final statuses (default 10m)
 	Poll        time.Duration // first poll interval (default 1s, doubling to 30s)
 	MaxAttempts int           // revenue-share attempts per payout (default 3)
+	// MinPayout is the smallest revenue share sent per currency (minor
+	// units); a smaller net is carried to the seller's next one.
+	MinPayout map[Currency]int64
 }
 
 func (c *InfiniaConfig) defaults() {

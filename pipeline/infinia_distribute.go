@@ -2,20 +2,29 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
 )
 
-// DistributeInfiniaStage pays each seller's share of the run's accepted
-// trade files by Infinia revenue sharing: one request per seller and
-// currency, with a deterministic requestNo, intent first, polled to a final
-// state. Before new money moves it checks, in this order: the seller's
-// binding is ACTIVE (refreshed from Infinia), the platform's balance covers
-// every new payout in the currency (else none of them is sent), and Infinia's
-// available revenue share for the seller covers ours. What fails a check is
-// held, reported, and paid by a later re-run once the cause is gone; a payout
-// already planned is always resolved, never re-checked or re-planned.
+// DistributeInfiniaStage pays sellers by Infinia revenue sharing: one
+// request per seller, currency and run date, with a deterministic
+// requestNo, intent first, polled to a final state. A revenue share pays
+// the net of the run's accepted items of the seller (uploaded in trade
+// files) and the seller's carried balance: amounts held by earlier runs
+// (positive) and clawbacks of late refunds (negative).
+//
+// A net that is negative, zero or below the currency's minimum payout is
+// not sent: the run's items are carried (an entry of the balance) to the
+// seller's next revenue share, whichever run makes it; so is everything of
+// a seller whose binding is not ACTIVE (refreshed from Infinia), of a
+// currency whose platform balance does not cover every new payout in it
+// (none of them is sent), or of a seller whose available revenue share at
+// Infinia is below the net. A revenue share that fails opens the balance
+// it netted again and carries its items: nothing is lost, and the next
+// run pays it. A payout already planned is always resolved first, never
+// re-checked or re-planned.
 func DistributeInfiniaStage(c InfiniaConfig) StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *Run) (string, error) {
@@ -26,7 +35,7 @@ func DistributeInfiniaStage(c InfiniaConfig) StageFunc {
 		if err := d.pay(ctx); err != nil {
 			return "", err
 		}
-		summary := fmt.Sprintf("%d revenue shares paid (%d sent now), %d held", d.paid, d.sent, d.held)
+		summary := fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.held)
 		return summary, needsPerson(d.problems)
 	}
 }
@@ -41,94 +50,169 @@ type distribution struct {
 	problems         []string
 }
 
+// candidate is what a run may pay one seller in one currency: its own
+// uploaded items and the seller's open carried balance.
+type candidate struct {
+	SellerID  string
+	Currency  Currency
+	Payable   int64 // the run's uploaded items
+	Items     int64
+	Carried   int64 // open balance, signed
+	InfiniaID string
+}
+
+func (p candidate) net() (int64, error) { return Add(p.Payable, p.Carried) }
+
 func (d *distribution) problem(format string, args ...any) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.problems = append(d.problems, fmt.Sprintf(format, args...))
 }
 
-// hold leaves a payable's items uploaded (so a re-run pays them) with the
-// reason, and counts it.
-func (d *distribution) hold(ctx context.Context, p Payable, reason string) error {
+// hold carries the run's uploaded items of the candidate (if any) into
+// the seller's balance with the reason, and counts it.
+func (d *distribution) hold(ctx context.Context, p candidate, reason string) error {
 	d.mu.Lock()
 	d.held++
 	d.mu.Unlock()
-	_, err := d.c.Store.SetItemsState(ctx, d.run.ID, p.SellerID, p.Currency, InfiniaChannels, "uploaded", "uploaded", "held: "+reason, "", "")
+	subject := RevenueShareSubject(d.run.Key.Date, p.SellerID, p.Currency)
+	_, _, err := d.c.Store.CarryItems(ctx, d.run, p.SellerID, p.Currency, InfiniaChannels, subject, reason)
 	return err
 }
 
-// plan decides, for every payable, whether it is resolved (already planned),
-// held, or planned now; it fills d.todo.
-func (d *distribution) plan(ctx context.Context) error {
+// candidates merges the run's payables with the open carried balances of
+// the sellers of its shard.
+func (d *distribution) candidates(ctx context.Context) ([]candidate, error) {
 	c, run := d.c, d.run
 	payables, err := c.Store.Payables(ctx, run.ID, "uploaded", InfiniaChannels)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	carries, err := c.Store.OpenCarries(ctx)
+	if err != nil {
+		return nil, err
 	}
 	sellers, err := c.Store.RunSellers(ctx, run.ID)
 	if err != nil {
+		return nil, err
+	}
+	type key struct {
+		seller string
+		cur    Currency
+	}
+	byKey := map[key]*candidate{}
+	var out []*candidate
+	get := func(seller string, cur Currency) *candidate {
+		k := key{seller, cur}
+		if p, ok := byKey[k]; ok {
+			return p
+		}
+		p := &candidate{SellerID: seller, Currency: cur, InfiniaID: sellers[seller].InfiniaID}
+		byKey[k] = p
+		out = append(out, p)
+		return p
+	}
+	for _, p := range payables {
+		q := get(p.SellerID, p.Currency)
+		q.Payable, q.Items = p.Amount, p.Items
+	}
+	for _, cr := range carries {
+		if !run.Key.Shard.Owns(cr.SellerID) {
+			continue
+		}
+		q := get(cr.SellerID, cr.Currency)
+		q.Carried = cr.Amount
+		if q.InfiniaID == "" {
+			q.InfiniaID = cr.InfiniaID
+		}
+	}
+	res := make([]candidate, len(out))
+	for i, p := range out {
+		res[i] = *p
+	}
+	sort.Slice(res, func(i, j int) bool {
+		if res[i].SellerID != res[j].SellerID {
+			return res[i].SellerID < res[j].SellerID
+		}
+		return res[i].Currency < res[j].Currency
+	})
+	return res, nil
+}
+
+// plan decides, for every candidate, whether it is resolved (a payout is
+// already planned), carried, or planned now; it fills d.todo.
+func (d *distribution) plan(ctx context.Context) error {
+	c, run := d.c, d.run
+	cands, err := d.candidates(ctx)
+	if err != nil {
 		return err
 	}
-	fresh := map[Currency][]Payable{} // payables with no payout planned yet
+	fresh := map[Currency][]candidate{} // candidates with a payout to plan
 	var mu sync.Mutex
-	err = forEach(ctx, c.Parallel, payables, func(p Payable) error {
+	err = forEach(ctx, c.Parallel, cands, func(p candidate) error {
 		subject := RevenueShareSubject(run.Key.Date, p.SellerID, p.Currency)
 		e, ok, err := c.Store.LatestEffect(ctx, KindRevenueShare, subject)
 		if err != nil {
 			return err
 		}
 		switch {
-		case ok && e.Amount != p.Amount && e.State == EffectSucceeded:
-			// Never mark items paid by a payout of another amount.
-			d.problem("%s: paid %s earlier, but %s is now owed: a person must decide", subject,
-				Money{e.Amount, e.Currency}, Money{p.Amount, p.Currency})
-			return nil
 		case ok && e.State != EffectFailed:
+			// Planned, in flight or paid: resolve it, whatever it is. What
+			// came up since (new carries) waits for the next revenue share.
 			mu.Lock()
-			d.todo = append(d.todo, e) // resolve it, whatever it is
+			d.todo = append(d.todo, e)
 			mu.Unlock()
-			return nil
-		case ok && e.Amount != p.Amount:
-			d.problem("%s: attempt %d failed for %s, now %s is owed: a person must decide", subject, e.Attempt,
-				Money{e.Amount, e.Currency}, Money{p.Amount, p.Currency})
 			return nil
 		case ok && e.Attempt >= c.MaxAttempts:
 			d.problem("%s: %d attempts failed, last: %s", subject, e.Attempt, e.LastError)
-			return nil
+			return d.hold(ctx, p, fmt.Sprintf("revenue share %s failed %d times", subject, e.Attempt))
 		}
-		if p.Amount == 0 { // everything refunded or taken as commission: settled, nothing to send
-			_, err := c.Store.SetItemsState(ctx, run.ID, p.SellerID, p.Currency, InfiniaChannels, "uploaded", "paid", "seller share is 0: no payout", "", "")
+		net, err := p.net()
+		if err != nil {
+			return fmt.Errorf("%s: %w", subject, err)
+		}
+		cur := p.Currency
+		switch {
+		case p.Items > 0 && p.Payable == 0 && p.Carried == 0:
+			// Everything refunded or taken as commission: settled, nothing to send.
+			_, err := c.Store.SetItemsState(ctx, run.ID, p.SellerID, cur, InfiniaChannels, "uploaded", "paid", "seller share is 0: no payout", "", "")
 			return err
+		case net < 0:
+			return d.hold(ctx, p, fmt.Sprintf("net %s is negative (clawbacks exceed what is owed): carried, never sent", Money{net, cur}))
+		case net == 0:
+			return d.hold(ctx, p, "net is 0 after the carried balance: nothing to send")
+		case net < c.MinPayout[cur]:
+			return d.hold(ctx, p, fmt.Sprintf("net %s is below the minimum payout of %s", Money{net, cur}, Money{c.MinPayout[cur], cur}))
+		case p.InfiniaID == "":
+			d.problem("seller %s has no Infinia seller id: %s carried", p.SellerID, Money{net, cur})
+			return d.hold(ctx, p, "no Infinia seller id")
 		}
-		s := sellers[p.SellerID]
-		status, err := c.API.BindingStatus(ctx, QueryRequestNo("ABQ"), s.InfiniaID)
+		status, err := c.API.BindingStatus(ctx, QueryRequestNo("ABQ"), p.InfiniaID)
 		if err != nil {
 			return fmt.Errorf("binding of %s: %w", p.SellerID, err)
 		}
-		if err := c.Store.SetBinding(ctx, Binding{SellerID: p.SellerID, InfiniaID: s.InfiniaID, Status: status, Source: "query"}); err != nil {
+		if err := c.Store.SetBinding(ctx, Binding{SellerID: p.SellerID, InfiniaID: p.InfiniaID, Status: status, Source: "query"}); err != nil {
 			return err
 		}
 		if status != BindingActive {
 			return d.hold(ctx, p, "Infinia binding is "+status)
 		}
 		mu.Lock()
-		fresh[p.Currency] = append(fresh[p.Currency], p)
+		fresh[cur] = append(fresh[cur], p)
 		mu.Unlock()
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, ps := range fresh {
-		sort.Slice(ps, func(i, j int) bool { return ps[i].SellerID < ps[j].SellerID })
-	}
 	currencies := make([]Currency, 0, len(fresh))
-	for cur := range fresh {
+	for cur, ps := range fresh {
+		sort.Slice(ps, func(i, j int) bool { return ps[i].SellerID < ps[j].SellerID })
 		currencies = append(currencies, cur)
 	}
 	sort.Slice(currencies, func(i, j int) bool { return currencies[i] < currencies[j] })
 	for _, cur := range currencies {
-		if err := d.planCurrency(ctx, cur, fresh[cur], sellers); err != nil {
+		if err := d.planCurrency(ctx, cur, fresh[cur]); err != nil {
 			return err
 		}
 	}
@@ -137,12 +221,15 @@ func (d *distribution) plan(ctx context.Context) error {
 
 // planCurrency checks the platform balance for a currency's new payouts and
 // each seller's available share, and plans those that pass.
-func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []Payable, sellers map[string]Seller) error {
+func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []candidate) error {
 	c, run := d.c, d.run
 	var need int64
 	for _, p := range ps {
-		var err error
-		if need, err = Add(need, p.Amount); err != nil {
+		net, err := p.net()
+		if err == nil {
+			need, err = Add(need, net)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -161,13 +248,13 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []Paya
 		return nil
 	}
 	for _, p := range ps {
-		s := sellers[p.SellerID]
-		avail, err := c.API.AvailableShare(ctx, QueryRequestNo("RSA"), s.InfiniaID, cur)
+		net, _ := p.net()
+		avail, err := c.API.AvailableShare(ctx, QueryRequestNo("RSA"), p.InfiniaID, cur)
 		if err != nil {
 			return fmt.Errorf("available share of %s: %w", p.SellerID, err)
 		}
-		if avail < p.Amount {
-			reason := fmt.Sprintf("Infinia shows %s available, we owe %s", Money{avail, cur}, Money{p.Amount, cur})
+		if avail < net {
+			reason := fmt.Sprintf("Infinia shows %s available, we owe %s", Money{avail, cur}, Money{net, cur})
 			d.problem("seller %s: %s", p.SellerID, reason)
 			if err := d.hold(ctx, p, reason); err != nil {
 				return err
@@ -186,9 +273,13 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []Paya
 			}
 			attempt = next.Attempt
 		}
-		e, err := c.Store.PlanEffect(ctx, Effect{RunID: run.ID, Kind: KindRevenueShare, Subject: subject, Attempt: attempt,
-			Key: RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, attempt), Currency: cur, Amount: p.Amount})
+		e, err := c.Store.PlanPayout(ctx, run, p.SellerID, InfiniaChannels, Effect{RunID: run.ID, Kind: KindRevenueShare, Subject: subject,
+			Attempt: attempt, Key: RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, attempt), Currency: cur, Amount: net})
 		if err != nil {
+			if errors.Is(err, ErrBalanceMoved) {
+				d.problem("%v", err)
+				continue
+			}
 			return err
 		}
 		d.todo = append(d.todo, e)
@@ -197,7 +288,7 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []Paya
 }
 
 // pay drives every planned payout to a final state and applies it to the
-// items.
+// items and the carried balance.
 func (d *distribution) pay(ctx context.Context) error {
 	c, run := d.c, d.run
 	progress := ProgressFrom(ctx)
@@ -212,7 +303,7 @@ func (d *distribution) pay(ctx context.Context) error {
 		seller, cur := subjectSeller(e.Subject), e.Currency
 		switch e.State {
 		case EffectSucceeded:
-			if _, err := c.Store.SetItemsState(ctx, run.ID, seller, cur, InfiniaChannels, "uploaded", "paid", "", e.Key, e.ProviderRef); err != nil {
+			if err := c.Store.PayoutSucceeded(ctx, run, seller, cur, InfiniaChannels, e); err != nil {
 				return err
 			}
 			d.mu.Lock()
@@ -223,7 +314,10 @@ func (d *distribution) pay(ctx context.Context) error {
 			d.mu.Unlock()
 		case EffectFailed:
 			d.problem("revenue share %s to %s failed: %s", e.Key, seller, e.LastError)
-			return d.hold(ctx, Payable{SellerID: seller, Currency: cur}, "revenue share "+e.Key+" failed: "+e.LastError)
+			d.mu.Lock()
+			d.held++
+			d.mu.Unlock()
+			return c.Store.PayoutFailed(ctx, run, seller, cur, InfiniaChannels, e.Subject, "revenue share "+e.Key+" failed: "+e.LastError)
 		default:
 			return fmt.Errorf("revenue share %s still %s after %s; run again to resume", e.Key, e.State, c.Wait)
 		}

@@ -32,3 +32,9 @@ var SourceQuery string
 //
 //go:embed platform/sellers.sql
 var SellersQuery string
+
+// LateRefundsQuery is the default late-refunds query: the refunds recorded
+// in [$1, $2) for orders confirmed before $1.
+//
+//go:embed platform/late_refunds.sql
+var LateRefundsQuery string

@@ -132,8 +132,8 @@ func (cfg *config) demo(c *cli.Context) error {
 	w0 := pipeline.WindowOf(d, loc)
 	opts := &runOptions{
 		key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, window: w0, tz: loc.String(),
-		until: pipeline.StageReconcile, classify: classifier(rules, d, w0), rulesHash: rules.Hash(),
-		query: sourceQueryDefault(), sellersQ: sellersQueryDefault(), sourceURL: url, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: 0.05,
+		until: pipeline.StageReconcile, classify: classifier(rules, d, w0), rulesHash: rules.Hash(), rules: rules,
+		query: sourceQueryDefault(), sellersQ: sellersQueryDefault(), lateQ: lateRefundsQueryDefault(), sourceURL: url, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: 0.05,
 		infinia: inf, wechat: wx, wait: time.Minute, poll: 20 * time.Millisecond, parallel: 4,
 	}
 	fmt.Fprintln(w, "\n== first run")

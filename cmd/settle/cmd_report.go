@@ -31,7 +31,7 @@ func reportCommand(cfg *config) *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cfg.stdout, "wrote %s (and payouts.csv, sellers.csv, summary.csv)\n", path)
+			fmt.Fprintf(cfg.stdout, "wrote %s (and payouts.csv, sellers.csv, summary.csv, mismatches.csv)\n", path)
 			return nil
 		},
 	}
@@ -59,17 +59,20 @@ func (r reportWriter) write(ctx context.Context, l *ledger.Ledger, d pipeline.Da
 	if _, err := r.reports.WriteSummary(d, func(fn func(pipeline.SummaryLine) error) error { return l.SummaryLines(ctx, d, fn) }); err != nil {
 		return "", err
 	}
+	if _, err := r.reports.WriteMismatches(d, func(fn func(pipeline.Mismatch) error) error { return l.MismatchLines(ctx, d, fn) }); err != nil {
+		return "", err
+	}
 	return path, nil
 }
 
-// stage is the reconcile stage of this version: the orders report. Matching
-// against the providers comes with the provider stages.
-func (r reportWriter) stage(l *ledger.Ledger) pipeline.StageFunc {
+// stage writes the reports at the end of the reconcile stage, once the
+// run's mismatches are recorded.
+func (r reportWriter) stage(l *ledger.Ledger) func(ctx context.Context, run *pipeline.Run) (string, error) {
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
 		path, err := r.write(ctx, l, run.Key.Date)
 		if err != nil {
 			return "", err
 		}
-		return "wrote " + filepath.Dir(path) + "/{orders,payouts,sellers,summary}.csv", nil
+		return "wrote " + filepath.Dir(path) + "/{orders,payouts,sellers,summary,mismatches}.csv", nil
 	}
 }

@@ -10,9 +10,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/settlekit/settle/extract"
 	"github.com/settlekit/settle/load"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
+	"github.com/settlekit/settle/transform"
 )
 
 func runCommand(cfg *config) *cli.Command {
@@ -31,6 +33,10 @@ func runCommand(cfg *config) *cli.Command {
 				Usage: "SQL file returning the source columns for $1 (window start) and $2 (window end)"},
 			&cli.StringFlag{Name: flagSellersQuery, EnvVars: []string{"SETTLE_SELLERS_QUERY"},
 				Usage: "SQL file returning the seller columns for $1 (a text[] of seller ids)"},
+			&cli.StringFlag{Name: flagLateRefundsQ, EnvVars: []string{"SETTLE_LATE_REFUNDS_QUERY"},
+				Usage: "SQL file returning refund_no, order_no, seller_id, amount_minor, created_at: refunds recorded in [$1, $2) for orders confirmed before $1"},
+			&cli.StringFlag{Name: flagMinPayout, EnvVars: []string{"SETTLE_MIN_PAYOUT"},
+				Usage: "smallest revenue share per currency, e.g. USD=10.00,JPY=1000; a smaller net is carried to the seller's next payout"},
 			&cli.StringFlag{Name: "until", EnvVars: []string{"SETTLE_UNTIL"}, Value: string(pipeline.StageReconcile),
 				Usage: "stop after this stage: extract, transform, upload, distribute or reconcile"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "compute and print the plan; write and send nothing"},
@@ -90,6 +96,10 @@ type runOptions struct {
 	queryName   string
 	sellersQ    string
 	sellersName string
+	lateQ       string
+	lateName    string
+	rules       *transform.Rules
+	minPayout   map[pipeline.Currency]int64
 	sourceURL   string
 	reports     reportWriter
 	maxRejectRt float64
@@ -164,6 +174,14 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	if err != nil {
 		return nil, err
 	}
+	lq, lname, err := lateRefundsQuery(c)
+	if err != nil {
+		return nil, err
+	}
+	minPayout, err := parseMinPayout(c.String(flagMinPayout))
+	if err != nil {
+		return nil, err
+	}
 	dbURL, err := databaseURL(c)
 	if err != nil {
 		return nil, err
@@ -188,7 +206,7 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	return &runOptions{infinia: inf, wechat: wx, wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
-		sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
+		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
 	}, nil
 }
 
@@ -225,18 +243,19 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		fmt.Fprintf(cfg.stdout, "settle run %s (window %s .. %s, %s)\n", o.key,
 			o.window.Start.Format("2006-01-02 15:04:05"), o.window.End.Format("2006-01-02 15:04:05"), o.tz)
 	}
+	window := func(pipeline.Date) pipeline.Window { return o.window }
 	runner := &pipeline.Runner{
 		Store: l,
 		Log:   cfg.logger(),
 		Live:  cfg.live,
 		Now:   cfg.now,
 		Stages: map[pipeline.Stage]pipeline.StageFunc{
-			pipeline.StageExtract: pipeline.ExtractStage(extractSource(src, o.query, o.queryName),
-				sellerSource(src, o.sellersQ, o.sellersName), l, func(pipeline.Date) pipeline.Window { return o.window }),
+			pipeline.StageExtract: pipeline.WithLateRefunds(pipeline.ExtractStage(extractSource(src, o.query, o.queryName),
+				sellerSource(src, o.sellersQ, o.sellersName), l, window),
+				&extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}, l, window),
 			pipeline.StageTransform: pipeline.TransformStage(l, func(m map[string]pipeline.Seller) pipeline.Classifier {
 				return o.classify(fromMap(m))
 			}),
-			pipeline.StageReconcile: o.reports.stage(l),
 		},
 		Gate: rejectGate(l, o.maxRejectRt),
 		// Distribute runs again on every invocation: what was held (a seller
@@ -248,10 +267,12 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		},
 	}
 	var distribute []pipeline.StageFunc
+	var matchers []pipeline.Matcher
 	if o.infinia != nil {
-		up, dist := o.infinia.stages(l)
+		up, dist, match := o.infinia.stages(l, o.rules, o.minPayout)
 		runner.Stages[pipeline.StageUpload] = up
 		distribute = append(distribute, dist)
+		matchers = append(matchers, match)
 		defer o.infinia.sftp.Close()
 	}
 	if o.wechat != nil {
@@ -260,6 +281,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	if len(distribute) > 0 {
 		runner.Stages[pipeline.StageDistribute] = pipeline.Combine(distribute...)
 	}
+	runner.Stages[pipeline.StageReconcile] = pipeline.ReconcileStage(l, matchers, o.reports.stage(l))
 	moneyKinds := []string{pipeline.KindRevenueShare, pipeline.KindDistribution, pipeline.KindUnfreeze}
 	sendsBefore, err := l.Sends(ctx, o.key.Date, moneyKinds)
 	if err != nil {

@@ -91,6 +91,8 @@ const (
 	flagOut             = "out"
 	flagShard           = "shard"
 	flagSellersQuery    = "sellers-query"
+	flagLateRefundsQ    = "late-refunds-query"
+	flagMinPayout       = "min-payout"
 )
 
 func databaseFlags() []cli.Flag {
@@ -331,4 +333,51 @@ func sellersQuery(c *cli.Context) (query, name string, err error) {
 
 func sourceQueryDefault() string { return settlesql.SourceQuery }
 
+// lateRefundsQuery returns the text of --late-refunds-query, or the
+// built-in query.
+func lateRefundsQuery(c *cli.Context) (query, name string, err error) {
+	path := c.String(flagLateRefundsQ)
+	if path == "" {
+		return settlesql.LateRefundsQuery, "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", pipeline.E(pipeline.KindUsage, "--"+flagLateRefundsQ, err)
+	}
+	return string(b), path, nil
+}
+
+// parseMinPayout reads --min-payout: CUR=AMOUNT pairs, comma separated,
+// amounts in the currency's major unit ("USD=10.00,JPY=1000").
+func parseMinPayout(s string) (map[pipeline.Currency]int64, error) {
+	out := map[pipeline.Currency]int64{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		cur := pipeline.Currency(strings.TrimSpace(k))
+		if !ok || !cur.Valid() {
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagMinPayout, "%q: want CUR=AMOUNT with a known currency, e.g. USD=10.00", part)
+		}
+		if _, dup := out[cur]; dup {
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagMinPayout, "%s given twice", cur)
+		}
+		minor, err := pipeline.ParseMinor(strings.TrimSpace(v), cur)
+		if err != nil || minor < 0 {
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagMinPayout, "%q: want a non-negative amount in %s", part, cur)
+		}
+		out[cur] = minor
+	}
+	return out, nil
+}
+
+// resplit splits an order again under the rules, for a late refund.
+func resplit(rules *transform.Rules) pipeline.Resplit {
+	return func(o pipeline.Order, d pipeline.Date) (pipeline.Split, error) { return transform.SplitOrder(o, rules, d) }
+}
+
 func sellersQueryDefault() string { return settlesql.SellersQuery }
+
+func lateRefundsQueryDefault() string { return settlesql.LateRefundsQuery }

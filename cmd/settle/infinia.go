@@ -152,9 +152,11 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	}, nil
 }
 
-// stages returns the upload and distribute stages over the ledger.
-func (s *infiniaSetup) stages(l *ledger.Ledger) (upload, distribute pipeline.StageFunc) {
-	cfg := pipeline.InfiniaConfig{PayProtocol: s.payProtocol, Verify: l,
+// stages returns the upload and distribute stages over the ledger, and
+// the reconcile matcher. Distribute first turns late refunds into
+// clawbacks (split again with rules), then nets them.
+func (s *infiniaSetup) stages(l *ledger.Ledger, rules *transform.Rules, minPayout map[pipeline.Currency]int64) (upload, distribute pipeline.StageFunc, match pipeline.Matcher) {
+	cfg := pipeline.InfiniaConfig{PayProtocol: s.payProtocol, Verify: l, MinPayout: minPayout,
 		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)},
 		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll,
 		WriteFile: func(dir, name string, rows func(func(pipeline.TradeRow) error) error) (string, string, int64, int, error) {
@@ -162,7 +164,9 @@ func (s *infiniaSetup) stages(l *ledger.Ledger) (upload, distribute pipeline.Sta
 			return w.Path, w.SHA256, w.Bytes, w.Rows, err
 		},
 	}
-	return pipeline.UploadStage(cfg), pipeline.DistributeInfiniaStage(cfg)
+	return pipeline.UploadStage(cfg),
+		pipeline.Combine(pipeline.ClawBackStage(l, resplit(rules)), pipeline.DistributeInfiniaStage(cfg)),
+		pipeline.InfiniaMatcher(l, infiniaAPI{s.client})
 }
 
 // infiniaSeller maps a revenue share's subject (which names the platform's
@@ -225,6 +229,11 @@ func (a infiniaAPI) BindingStatus(ctx context.Context, requestNo, infiniaID stri
 func (a infiniaAPI) Balance(ctx context.Context, requestNo string, cur pipeline.Currency) (int64, error) {
 	b, err := a.c.Balance(ctx, requestNo, cur)
 	return b.Available, err
+}
+
+func (a infiniaAPI) RevenueShareStatus(ctx context.Context, requestNo string) (pipeline.InfiniaShare, error) {
+	r, err := a.c.RevenueShareStatus(ctx, requestNo)
+	return pipeline.InfiniaShare{Status: r.Status, Currency: r.Currency, Amount: r.Amount, FailReason: r.FailReason}, notFound(err)
 }
 
 func (a infiniaAPI) AvailableShare(ctx context.Context, requestNo, infiniaID string, cur pipeline.Currency) (int64, error) {

@@ -91,7 +91,11 @@ type RevenueShareRequest struct {
 
 // RevenueShareResult is Infinia's word on one revenue-sharing request.
 type RevenueShareResult struct {
-	RequestNo  string
+	RequestNo string
+	SellerID  string            // as Infinia echoes it ("" when it does not)
+	Currency  pipeline.Currency // as Infinia echoes it ("" when it does not)
+	Amount    int64             // minor units, when Currency is set
+
 	Status     string // StatusProcessing, StatusSuccess or StatusFailed
 	Reference  string // Infinia's reference, when given
 	FailReason string // with StatusFailed
@@ -151,6 +155,9 @@ type (
 	}
 	wireShareResult struct {
 		RequestNo  string `json:"requestNo"`
+		SellerID   string `json:"sellerId"` // assumed echoed, as the upload status echoes its seller and currency
+		Currency   string `json:"currency"`
+		Amount     string `json:"amount"`
 		Status     string `json:"status"`
 		Reference  string `json:"reference"`
 		FailReason string `json:"failReason"`
@@ -303,5 +310,17 @@ func shareResult(sp spec, out wireShareResult) (RevenueShareResult, *Error) {
 	if out.RequestNo != "" && out.RequestNo != sp.requestNo {
 		return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrEnvelope, clip(out.RequestNo)))
 	}
-	return RevenueShareResult{RequestNo: sp.requestNo, Status: out.Status, Reference: out.Reference, FailReason: clip(out.FailReason)}, nil
+	res := RevenueShareResult{RequestNo: sp.requestNo, SellerID: clip(out.SellerID), Status: out.Status, Reference: out.Reference, FailReason: clip(out.FailReason)}
+	if out.Currency != "" {
+		cur := pipeline.Currency(out.Currency)
+		if !cur.Valid() {
+			return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown currency %q", ErrEnvelope, clip(out.Currency)))
+		}
+		amount, err := pipeline.ParseMinor(out.Amount, cur)
+		if err != nil {
+			return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: amount: %v", ErrEnvelope, err))
+		}
+		res.Currency, res.Amount = cur, amount
+	}
+	return res, nil
 }

@@ -12,13 +12,15 @@
 CREATE TABLE late_refunds (
     refund_no      text        PRIMARY KEY,
     order_no       text        NOT NULL,
-    amount_minor   bigint      NOT NULL CHECK (amount_minor > 0),
-    created_at     timestamptz NOT NULL,
+    seller_id      text        NOT NULL,
+    amount_minor   bigint      NOT NULL, -- 0 when the row's amount could not be read (rejected)
+    created_at     timestamptz,          -- NULL only in a rejected row
     run_id         bigint      NOT NULL REFERENCES runs (id),
     business_date  date        NOT NULL,
     state          text        NOT NULL DEFAULT 'pending'
                                CHECK (state IN ('pending', 'clawed', 'ignored', 'rejected')),
-    reason         text        NOT NULL DEFAULT ''
+    reason         text        NOT NULL DEFAULT '',
+    CHECK (state = 'rejected' OR amount_minor > 0)
 );
 CREATE INDEX late_refunds_order ON late_refunds (order_no);
 

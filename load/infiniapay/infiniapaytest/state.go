@@ -24,8 +24,31 @@ type Share struct {
 
 type share struct {
 	Share
-	req  map[string]string
-	left int // PROCESSING answers still to give
+	req      map[string]string
+	left     int    // PROCESSING answers still to give
+	reported *int64 // ReportShareAmount: what queries say was paid
+	lost     bool   // ForgetShare: queries answer not found
+}
+
+// ReportShareAmount makes status queries of the revenue share requestNo
+// report minor as its amount (tampering, for reconciliation tests); the
+// money moved is unchanged.
+func (s *Server) ReportShareAmount(requestNo string, minor int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sh, ok := s.shares[requestNo]; ok {
+		sh.reported = &minor
+	}
+}
+
+// ForgetShare makes Infinia lose the revenue share requestNo: status
+// queries answer not found (tampering, for reconciliation tests).
+func (s *Server) ForgetShare(requestNo string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sh, ok := s.shares[requestNo]; ok {
+		sh.lost = true
+	}
 }
 
 var country = regexp.MustCompile(`^[A-Z]{3}$`)
@@ -221,7 +244,7 @@ func (s *Server) revenueShareStatus(c call) answer {
 		return a
 	}
 	sh, seen := s.shares[c.req["requestNo"]]
-	if !seen {
+	if !seen || sh.lost {
 		return notFound("requestNo")
 	}
 	if c.fault.Kind == fault.Stuck {
@@ -235,7 +258,12 @@ func (s *Server) revenueShareStatus(c call) answer {
 }
 
 func (sh *share) view(processing bool) map[string]string {
-	v := map[string]string{"requestNo": sh.RequestNo, "status": sh.Status, "reference": sh.Reference}
+	amount := sh.Amount
+	if sh.reported != nil {
+		amount = *sh.reported
+	}
+	v := map[string]string{"requestNo": sh.RequestNo, "status": sh.Status, "reference": sh.Reference,
+		"sellerId": sh.SellerID, "currency": string(sh.Currency), "amount": pipeline.FormatMinor(amount, sh.Currency)}
 	if processing {
 		v["status"] = infiniapay.StatusProcessing
 	} else if sh.FailReason != "" {

@@ -1,0 +1,320 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// LateRefundRow is one row of the late-refunds query exactly as read: a
+// refund the platform recorded in the run's window for an order whose
+// escrow was released before it. A nil field was NULL.
+type LateRefundRow struct {
+	Seq         int64
+	RefundNo    *string
+	OrderNo     *string
+	SellerID    *string
+	AmountMinor *string
+	CreatedAt   *time.Time
+}
+
+// LateRefundSource streams the refunds recorded in a window for orders
+// confirmed before it.
+type LateRefundSource interface {
+	LateRefunds(ctx context.Context, w Window, fn func(LateRefundRow) error) error
+}
+
+// Late refund states (the late_refunds table).
+const (
+	LateRefundPending  = "pending"  // its order is not settled, or not yet paid or carried
+	LateRefundClawed   = "clawed"   // an adjustment takes it back from the seller
+	LateRefundIgnored  = "ignored"  // nothing to take back (reason says why)
+	LateRefundRejected = "rejected" // cannot be right (reason says why): a person decides
+)
+
+// LateRefund is a late refund as the ledger keeps it.
+type LateRefund struct {
+	RefundNo  string
+	OrderNo   string
+	SellerID  string
+	Amount    int64 // minor units of the order's currency
+	CreatedAt time.Time
+	State     string
+	Reason    string
+}
+
+// ReadLateRefund validates a row; a row that cannot be right comes back
+// rejected with the reason (amount 0 when unreadable).
+func ReadLateRefund(row LateRefundRow, runID int64) LateRefund {
+	r := LateRefund{State: LateRefundPending}
+	r.RefundNo, r.OrderNo, r.SellerID = deref(row.RefundNo), deref(row.OrderNo), deref(row.SellerID)
+	reject := func(why string) LateRefund {
+		r.State, r.Reason, r.Amount = LateRefundRejected, why, 0
+		return r
+	}
+	if r.RefundNo == "" {
+		r.RefundNo = fmt.Sprintf("(no refund_no: run %d row %d)", runID, row.Seq)
+		return reject("refund_no is NULL or empty")
+	}
+	if r.OrderNo == "" {
+		return reject("order_no is NULL or empty")
+	}
+	if row.CreatedAt == nil {
+		return reject("created_at is NULL")
+	}
+	r.CreatedAt = *row.CreatedAt
+	if row.AmountMinor == nil {
+		return reject("amount_minor is NULL")
+	}
+	v, err := strconv.ParseInt(*row.AmountMinor, 10, 64)
+	var ne *strconv.NumError
+	switch {
+	case errors.As(err, &ne) && ne.Err == strconv.ErrRange:
+		return reject(fmt.Sprintf("amount_minor overflows int64: %q", *row.AmountMinor))
+	case err != nil:
+		return reject(fmt.Sprintf("amount_minor is not an integer: %q", *row.AmountMinor))
+	case v <= 0:
+		return reject(fmt.Sprintf("amount_minor must be positive: %d", v))
+	}
+	r.Amount = v
+	return r
+}
+
+// Adjustment kinds: a payout held (owed to the seller, positive) and a
+// clawback (owed by the seller, negative).
+const (
+	AdjustHeld     = "held"
+	AdjustClawback = "clawback"
+)
+
+// Adjustment is one entry of a seller's carried balance in one currency.
+type Adjustment struct {
+	ID             int64
+	SellerID       string
+	Currency       Currency
+	Kind           string
+	Amount         int64 // signed minor units: + owed to the seller, - owed by the seller
+	OrderNo        string
+	RefundNo       string
+	RefundMinor    int64 // clawback: the refund; = CommissionBack - Amount
+	CommissionBack int64 // clawback: commission the platform gives back
+	Subject        string
+	Reason         string
+}
+
+// SettledItem is an item as a late refund finds it: its split, business
+// date and state, and what earlier late refunds already took back.
+type SettledItem struct {
+	Split
+	Date               Date
+	State              string
+	LateRefunded       int64 // sum of earlier clawed late refunds of the order
+	LateSellerBack     int64 // what they took back from the seller
+	LateCommissionBack int64 // and from the commission
+}
+
+// PendingLateRefund is a late refund not resolved yet, with its order's
+// item when the order is settled.
+type PendingLateRefund struct {
+	LateRefund
+	Item *SettledItem // nil: the order has no item (not settled, or rejected at the source)
+}
+
+// AdjustStore is what the adjustment step needs of the ledger.
+type AdjustStore interface {
+	// RecordLateRefunds records refunds not seen before (by refund_no) and
+	// returns how many were new.
+	RecordLateRefunds(ctx context.Context, run *Run, rs []LateRefund) (int, error)
+	// PendingLateRefunds returns every pending late refund, with its item,
+	// ordered by order, creation time and refund number.
+	PendingLateRefunds(ctx context.Context) ([]PendingLateRefund, error)
+	// ResolveLateRefund sets a pending late refund's state and reason and,
+	// for a clawback, records adj, in one transaction.
+	ResolveLateRefund(ctx context.Context, run *Run, refundNo, state, reason string, adj *Adjustment) error
+}
+
+// Resplit recomputes an order's split under the rules of date d (the
+// order's business date), for the refunded total the order now has.
+type Resplit func(o Order, d Date) (Split, error)
+
+// ReadLateRefunds records the late refunds of the run's window for the
+// sellers of its shard. It runs before the extract snapshot (which marks
+// the stage done), and is idempotent: a refund is keyed by refund_no.
+func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStore, run *Run, w Window) (int, error) {
+	var rs []LateRefund
+	var seq int64
+	err := src.LateRefunds(ctx, w, func(row LateRefundRow) error {
+		seq++
+		row.Seq = seq
+		r := ReadLateRefund(row, run.ID)
+		if run.Key.Shard.Owns(r.SellerID) {
+			rs = append(rs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("late refunds: %w", err)
+	}
+	return store.RecordLateRefunds(ctx, run, rs)
+}
+
+// ClawBacks resolves the pending late refunds of the run's shard: a refund
+// of an order whose seller share was paid or carried becomes a clawback
+// (the order is split again under its date's rules with the refund, and
+// the difference is taken back: from the seller's share and from the
+// platform's commission); a refund of an order that was rejected, or paid
+// through WeChat Pay (which refunds from the sub-merchant's own funds), is
+// ignored with the reason; a refund above what is left of the order is
+// rejected for a person. Others stay pending until their order settles.
+// It returns a summary and the problems a person must look at.
+func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, run *Run) (string, []string, error) {
+	pending, err := store.PendingLateRefunds(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	sort.SliceStable(pending, func(i, j int) bool { return pending[i].OrderNo < pending[j].OrderNo })
+	var clawed, ignored, waiting int
+	var problems []string
+	// Earlier refunds of an order resolved in this pass count for the next.
+	done := map[string]*SettledItem{}
+	for _, p := range pending {
+		it := p.Item
+		if d, ok := done[p.OrderNo]; ok {
+			it = d
+		}
+		owner := p.SellerID
+		if it != nil {
+			owner = it.SellerID // the seller the order settled to
+		}
+		if !run.Key.Shard.Owns(owner) {
+			continue
+		}
+		if it == nil {
+			waiting++
+			continue
+		}
+		resolve := func(state, reason string, adj *Adjustment) error {
+			return store.ResolveLateRefund(ctx, run, p.RefundNo, state, reason, adj)
+		}
+		switch {
+		case it.Channel == ChannelWeChatPay:
+			ignored++
+			err = resolve(LateRefundIgnored, "paid through WeChat Pay: the refund comes out of the sub-merchant's own funds there", nil)
+		case it.State == "rejected":
+			ignored++
+			err = resolve(LateRefundIgnored, "the order was rejected: nothing was paid on it", nil)
+		case it.State != "paid" && it.State != "carried":
+			waiting++
+			continue
+		default:
+			var adj *Adjustment
+			adj, err = clawback(it, p.LateRefund, resplit)
+			if err != nil {
+				var bad *badRefund
+				if !errors.As(err, &bad) {
+					return "", nil, err
+				}
+				problems = append(problems, fmt.Sprintf("late refund %s of order %s: %s", p.RefundNo, p.OrderNo, bad.why))
+				err = resolve(LateRefundRejected, bad.why, nil)
+				break
+			}
+			clawed++
+			if err = resolve(LateRefundClawed, adj.Reason, adj); err == nil {
+				next := *it
+				next.LateRefunded += adj.RefundMinor
+				next.LateSellerBack -= adj.Amount
+				next.LateCommissionBack += adj.CommissionBack
+				done[p.OrderNo] = &next
+			}
+		}
+		if err != nil {
+			return "", nil, err
+		}
+	}
+	return fmt.Sprintf("late refunds: %d clawed back, %d ignored, %d waiting for their order", clawed, ignored, waiting), problems, nil
+}
+
+type badRefund struct{ why string }
+
+func (b *badRefund) Error() string { return b.why }
+
+// clawback works out what a late refund takes back from the seller and
+// from the commission. The order is split again with every refund so far;
+// what changed is given back. Should that not fit (the rules changed since
+// the order settled), the seller gives back the refund up to its share
+// left, and the commission the rest.
+func clawback(it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, error) {
+	cur := it.Currency
+	refunded, err := Add(it.Refunded, it.LateRefunded)
+	if err == nil {
+		refunded, err = Add(refunded, r.Amount)
+	}
+	if err != nil || refunded > it.Amount {
+		return nil, &badRefund{fmt.Sprintf("refunds would total %s, above the order's %s",
+			Money{refunded, cur}, Money{it.Amount, cur})}
+	}
+	sellerLeft := it.SellerShare - it.LateSellerBack
+	commissionLeft := it.Commission - it.LateCommissionBack
+	o := it.Order
+	o.Refunded = refunded
+	s, err := resplit(o, it.Date)
+	if err != nil {
+		return nil, fmt.Errorf("late refund %s: split order %s again: %w", r.RefundNo, it.OrderNo, err)
+	}
+	sellerBack, commissionBack := sellerLeft-s.SellerShare, commissionLeft-s.Commission
+	how := "split again under " + s.Rule
+	if sellerBack < 0 || commissionBack < 0 || sellerBack+commissionBack != r.Amount {
+		sellerBack = min(r.Amount, sellerLeft)
+		commissionBack = r.Amount - sellerBack
+		how = "seller's share first (the rules no longer give the order's split)"
+	}
+	if commissionBack > commissionLeft {
+		return nil, &badRefund{fmt.Sprintf("refund %s exceeds what is left of the order", Money{r.Amount, cur})}
+	}
+	return &Adjustment{SellerID: it.SellerID, Currency: cur, Kind: AdjustClawback, Amount: -sellerBack,
+		OrderNo: it.OrderNo, RefundNo: r.RefundNo, RefundMinor: r.Amount, CommissionBack: commissionBack,
+		Reason: fmt.Sprintf("late refund %s of order %s (%s): %s back from the seller, %s of commission (%s)",
+			r.RefundNo, it.OrderNo, it.Date, Money{sellerBack, cur}, Money{commissionBack, cur}, how)}, nil
+}
+
+// Carry is a seller's open carried balance in one currency: the sum of
+// the entries not netted into a revenue share yet.
+type Carry struct {
+	SellerID  string
+	Currency  Currency
+	Amount    int64 // signed minor units
+	Entries   int64
+	InfiniaID string // the seller's Infinia id as last recorded
+}
+
+// ErrBalanceMoved is what the ledger wraps when a seller's payable and
+// carried balance no longer add up to the amount checked before planning.
+var ErrBalanceMoved = errors.New("the seller's carried balance changed while the payout was planned; run again")
+
+// WithLateRefunds runs ReadLateRefunds before extract: the late refunds
+// are recorded before the snapshot marks the stage done.
+func WithLateRefunds(extract StageFunc, src LateRefundSource, store AdjustStore, w func(Date) Window) StageFunc {
+	return func(ctx context.Context, run *Run) (string, error) {
+		n, err := ReadLateRefunds(ctx, src, store, run, w(run.Key.Date))
+		if err != nil {
+			return "", fmt.Errorf("extract: %w", err)
+		}
+		summary, err := extract(ctx, run)
+		return fmt.Sprintf("%s; %d new late refunds", summary, n), err
+	}
+}
+
+// ClawBackStage is ClawBacks as a stage step: it runs at the start of
+// distribute, before anything is netted.
+func ClawBackStage(store AdjustStore, resplit Resplit) StageFunc {
+	return func(ctx context.Context, run *Run) (string, error) {
+		summary, problems, err := ClawBacks(ctx, store, resplit, run)
+		if err != nil {
+			return "", err
+		}
+		return summary, needsPerson(problems)
+	}
+}

@@ -1,0 +1,272 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/lib/pq"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// carryLockClass is the first key of the transaction-level advisory lock
+// that serialises changes to one seller's carried balance in one currency
+// (the second is a hash of both). Two-key locks do not collide with the
+// run locks, which use one key.
+const carryLockClass = 0x5e771e
+
+func lockCarry(ctx context.Context, tx *sql.Tx, sellerID string, cur pipeline.Currency) error {
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, carryLockClass, sellerID+"/"+string(cur))
+	return err
+}
+
+func channelNames(channels []pipeline.Channel) pq.StringArray {
+	chs := make(pq.StringArray, len(channels))
+	for i, c := range channels {
+		chs[i] = string(c)
+	}
+	return chs
+}
+
+// RecordLateRefunds records the late refunds not seen before.
+func (l *Ledger) RecordLateRefunds(ctx context.Context, run *pipeline.Run, rs []pipeline.LateRefund) (int, error) {
+	n := 0
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		for _, r := range rs {
+			var created any
+			if !r.CreatedAt.IsZero() {
+				created = r.CreatedAt
+			}
+			res, err := tx.ExecContext(ctx, `INSERT INTO late_refunds (refund_no, order_no, seller_id, amount_minor, created_at,
+				run_id, business_date, state, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (refund_no) DO NOTHING`,
+				r.RefundNo, r.OrderNo, r.SellerID, r.Amount, created, run.ID, run.Key.Date.String(), r.State, r.Reason)
+			if err != nil {
+				return fmt.Errorf("record late refund %s: %w", r.RefundNo, err)
+			}
+			k, _ := res.RowsAffected()
+			n += int(k)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// PendingLateRefunds returns the pending late refunds with their items.
+func (l *Ledger) PendingLateRefunds(ctx context.Context) ([]pipeline.PendingLateRefund, error) {
+	rows, err := l.db.QueryContext(ctx, `
+		SELECT lr.refund_no, lr.order_no, lr.seller_id, lr.amount_minor, lr.created_at, lr.state, lr.reason,
+		       i.order_no IS NOT NULL, COALESCE(i.seller_id, ''), COALESCE(i.channel, ''), COALESCE(i.provider_txn_id, ''),
+		       COALESCE(i.currency, ''), COALESCE(i.category, ''), COALESCE(i.gross_minor, 0), COALESCE(i.refunded_minor, 0),
+		       COALESCE(i.commission_minor, 0), COALESCE(i.seller_minor, 0), COALESCE(i.rule, ''),
+		       COALESCE(i.business_date::text, ''), COALESCE(i.state, ''),
+		       COALESCE(a.refund, 0), COALESCE(a.seller_back, 0), COALESCE(a.commission_back, 0)
+		FROM late_refunds lr
+		LEFT JOIN items i ON i.order_no = lr.order_no
+		LEFT JOIN (SELECT order_no, sum(refund_minor) AS refund, sum(-amount_minor) AS seller_back, sum(commission_back) AS commission_back
+		           FROM adjustments WHERE kind = 'clawback' GROUP BY order_no) a ON a.order_no = lr.order_no
+		WHERE lr.state = 'pending'
+		ORDER BY lr.order_no, lr.created_at, lr.refund_no`)
+	if err != nil {
+		return nil, fmt.Errorf("read pending late refunds: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.PendingLateRefund
+	for rows.Next() {
+		var p pipeline.PendingLateRefund
+		var it pipeline.SettledItem
+		var has bool
+		var ch, cur, date string
+		if err := rows.Scan(&p.RefundNo, &p.OrderNo, &p.SellerID, &p.Amount, &p.CreatedAt, &p.State, &p.Reason,
+			&has, &it.SellerID, &ch, &it.ProviderTxnID, &cur, &it.Category, &it.Amount, &it.Refunded,
+			&it.Commission, &it.SellerShare, &it.Rule, &date, &it.State,
+			&it.LateRefunded, &it.LateSellerBack, &it.LateCommissionBack); err != nil {
+			return nil, fmt.Errorf("read pending late refunds: %w", err)
+		}
+		if has {
+			it.OrderNo, it.Channel, it.Currency = p.OrderNo, pipeline.Channel(ch), pipeline.Currency(cur)
+			if it.Date, err = pipeline.ParseDate(date); err != nil {
+				return nil, err
+			}
+			p.Item = &it
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ResolveLateRefund records a pending late refund's outcome and, for a
+// clawback, its adjustment, in one transaction.
+func (l *Ledger) ResolveLateRefund(ctx context.Context, run *pipeline.Run, refundNo, state, reason string, adj *pipeline.Adjustment) error {
+	return l.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE late_refunds SET state = $2, reason = $3 WHERE refund_no = $1 AND state = 'pending'`,
+			refundNo, state, reason)
+		if err != nil {
+			return fmt.Errorf("resolve late refund %s: %w", refundNo, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("resolve late refund %s: it is no longer pending (another run resolved it)", refundNo)
+		}
+		if adj == nil {
+			return nil
+		}
+		if err := lockCarry(ctx, tx, adj.SellerID, adj.Currency); err != nil {
+			return err
+		}
+		_, err = insertAdjustment(ctx, tx, run, *adj)
+		return err
+	})
+}
+
+func insertAdjustment(ctx context.Context, tx *sql.Tx, run *pipeline.Run, a pipeline.Adjustment) (int64, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO adjustments (seller_id, currency, kind, amount_minor, order_no, refund_no,
+		refund_minor, commission_back, subject, reason, business_date, run_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
+		a.SellerID, string(a.Currency), a.Kind, a.Amount, a.OrderNo, a.RefundNo, a.RefundMinor, a.CommissionBack,
+		a.Subject, a.Reason, run.Key.Date.String(), run.ID).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("record %s adjustment for %s %s: %w", a.Kind, a.SellerID, a.Currency, err)
+	}
+	return id, nil
+}
+
+// OpenCarries returns every seller's open carried balance by currency,
+// with the seller's Infinia id as last recorded, ordered by seller and
+// currency.
+func (l *Ledger) OpenCarries(ctx context.Context) ([]pipeline.Carry, error) {
+	rows, err := l.db.QueryContext(ctx, `
+		SELECT a.seller_id, a.currency, sum(a.amount_minor), count(*),
+		       COALESCE((SELECT rs.infinia_seller_id FROM run_sellers rs
+		                 WHERE rs.seller_id = a.seller_id AND rs.infinia_seller_id <> '' ORDER BY rs.run_id DESC LIMIT 1), '')
+		FROM adjustments a WHERE a.netted_into = ''
+		GROUP BY a.seller_id, a.currency ORDER BY a.seller_id, a.currency`)
+	if err != nil {
+		return nil, fmt.Errorf("read carried balances: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.Carry
+	for rows.Next() {
+		var c pipeline.Carry
+		var cur string
+		if err := rows.Scan(&c.SellerID, &cur, &c.Amount, &c.Entries, &c.InfiniaID); err != nil {
+			return nil, fmt.Errorf("read carried balances: %w", err)
+		}
+		c.Currency = pipeline.Currency(cur)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CarryItems moves the run's uploaded items of a seller and currency into
+// a new held entry of the seller's carried balance, with the reason. It
+// returns the amount carried and how many items (0, 0 when none were left).
+func (l *Ledger) CarryItems(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, subject, reason string) (int64, int64, error) {
+	var amount, n int64
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		if err := lockCarry(ctx, tx, sellerID, cur); err != nil {
+			return err
+		}
+		var err error
+		amount, n, err = carryItems(ctx, tx, run, sellerID, cur, channels, subject, reason)
+		return err
+	})
+	return amount, n, err
+}
+
+func carryItems(ctx context.Context, tx *sql.Tx, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, subject, reason string) (int64, int64, error) {
+	var amount, n int64
+	where := `run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = 'uploaded'`
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(seller_minor), 0), count(*) FROM items WHERE `+where,
+		run.ID, sellerID, string(cur), channelNames(channels)).Scan(&amount, &n); err != nil {
+		return 0, 0, fmt.Errorf("carry items of %s %s: %w", sellerID, cur, err)
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	id, err := insertAdjustment(ctx, tx, run, pipeline.Adjustment{SellerID: sellerID, Currency: cur, Kind: pipeline.AdjustHeld,
+		Amount: amount, Subject: subject, Reason: reason})
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE items SET state = 'carried', reason = $5, carry_id = $6 WHERE `+where,
+		run.ID, sellerID, string(cur), channelNames(channels), "carried: "+reason, id); err != nil {
+		return 0, 0, fmt.Errorf("carry items of %s %s: %w", sellerID, cur, err)
+	}
+	return amount, n, nil
+}
+
+// PlanPayout records the intent of a revenue share e paying the run's
+// uploaded items of the seller in e's currency plus the seller's open
+// carried balance, and nets that balance into it, in one transaction. The
+// two must add up to e.Amount, else nothing is recorded (pipeline.ErrBalanceMoved).
+func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID string, channels []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error) {
+	var stored pipeline.Effect
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		if err := lockCarry(ctx, tx, sellerID, e.Currency); err != nil {
+			return err
+		}
+		var payable, carried int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(seller_minor), 0) FROM items
+			WHERE run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = 'uploaded'`,
+			run.ID, sellerID, string(e.Currency), channelNames(channels)).Scan(&payable); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(amount_minor), 0) FROM adjustments
+			WHERE seller_id = $1 AND currency = $2 AND netted_into = ''`, sellerID, string(e.Currency)).Scan(&carried); err != nil {
+			return err
+		}
+		if payable+carried != e.Amount {
+			return fmt.Errorf("%s: %w (now %s + %s carried, planned %s)", e.Subject, pipeline.ErrBalanceMoved,
+				pipeline.Money{Minor: payable, Currency: e.Currency}, pipeline.Money{Minor: carried, Currency: e.Currency},
+				pipeline.Money{Minor: e.Amount, Currency: e.Currency})
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.RunID, e.Kind, e.Subject, e.Attempt, e.Key, string(e.Currency), e.Amount); err != nil {
+			return fmt.Errorf("plan %s %s: %w", e.Kind, e.Subject, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE adjustments SET netted_into = $3, netted_date = $4
+			WHERE seller_id = $1 AND currency = $2 AND netted_into = ''`, sellerID, string(e.Currency), e.Subject, run.Key.Date.String()); err != nil {
+			return err
+		}
+		var err error
+		stored, err = scanEffect(tx.QueryRowContext(ctx, `SELECT `+effectColumns+` FROM effects WHERE idem_key = $1`, e.Key))
+		return err
+	})
+	return stored, err
+}
+
+// PayoutSucceeded marks paid what a successful revenue share paid: the
+// run's uploaded items of the seller and currency, and the carried items
+// whose entries were netted into it.
+func (l *Ledger) PayoutSucceeded(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect) error {
+	return l.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = 'paid', reason = '', payout_key = $5, provider_ref = $6
+			WHERE run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = 'uploaded'`,
+			run.ID, sellerID, string(cur), channelNames(channels), e.Key, e.ProviderRef); err != nil {
+			return fmt.Errorf("mark items of %s paid: %w", e.Subject, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = 'paid', payout_key = $2, provider_ref = $3
+			WHERE state = 'carried' AND carry_id IN (SELECT id FROM adjustments WHERE netted_into = $1)`,
+			e.Subject, e.Key, e.ProviderRef); err != nil {
+			return fmt.Errorf("mark carried items of %s paid: %w", e.Subject, err)
+		}
+		return nil
+	})
+}
+
+// PayoutFailed undoes a failed revenue share's netting: the entries netted
+// into it are open again, and the run's uploaded items it would have paid
+// are carried with the reason. Nothing moved, so nothing is lost.
+func (l *Ledger) PayoutFailed(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, subject, reason string) error {
+	return l.inTx(ctx, func(tx *sql.Tx) error {
+		if err := lockCarry(ctx, tx, sellerID, cur); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE adjustments SET netted_into = '', netted_date = NULL WHERE netted_into = $1`, subject); err != nil {
+			return err
+		}
+		_, _, err := carryItems(ctx, tx, run, sellerID, cur, channels, subject, reason)
+		return err
+	})
+}

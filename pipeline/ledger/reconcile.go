@@ -1,0 +1,122 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// ReplaceMismatches replaces a run's mismatches with ms, in their order.
+func (l *Ledger) ReplaceMismatches(ctx context.Context, runID int64, ms []pipeline.Mismatch) error {
+	return l.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM mismatches WHERE run_id = $1`, runID); err != nil {
+			return fmt.Errorf("replace mismatches: %w", err)
+		}
+		for i, m := range ms {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO mismatches (run_id, seq, provider, category, subject, order_no, seller_id,
+				currency, ours_minor, theirs_minor, ours_state, theirs_state, expected, detail)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, '')::bigint, NULLIF($10, '')::bigint, $11, $12, $13, $14)`,
+				runID, i+1, m.Provider, m.Category, m.Subject, m.OrderNo, m.SellerID, m.Currency, m.Ours, m.Theirs,
+				m.OursState, m.TheirsState, m.Expected, m.Detail); err != nil {
+				return fmt.Errorf("record mismatch %s %s: %w", m.Provider, m.Subject, err)
+			}
+		}
+		return nil
+	})
+}
+
+// MismatchLines streams the mismatches of every run of date d, in report
+// order.
+func (l *Ledger) MismatchLines(ctx context.Context, d pipeline.Date, fn func(pipeline.Mismatch) error) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT m.provider, m.category, m.subject, m.order_no, m.seller_id, m.currency,
+		COALESCE(m.ours_minor::text, ''), COALESCE(m.theirs_minor::text, ''), m.ours_state, m.theirs_state, m.expected, m.detail
+		FROM mismatches m JOIN runs r ON r.id = m.run_id WHERE r.business_date = $1
+		ORDER BY m.provider, m.subject, m.category, m.order_no, m.detail, r.shard_index, m.seq`, d.String())
+	if err != nil {
+		return fmt.Errorf("read mismatches: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m pipeline.Mismatch
+		if err := rows.Scan(&m.Provider, &m.Category, &m.Subject, &m.OrderNo, &m.SellerID, &m.Currency, &m.Ours, &m.Theirs,
+			&m.OursState, &m.TheirsState, &m.Expected, &m.Detail); err != nil {
+			return fmt.Errorf("read mismatches: %w", err)
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// MismatchCounts counts the mismatches of date d: unexpected and expected.
+func (l *Ledger) MismatchCounts(ctx context.Context, d pipeline.Date) (unexpected, expected int64, err error) {
+	err = l.db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE NOT m.expected), count(*) FILTER (WHERE m.expected)
+		FROM mismatches m JOIN runs r ON r.id = m.run_id WHERE r.business_date = $1`, d.String()).Scan(&unexpected, &expected)
+	return unexpected, expected, err
+}
+
+// FailedPayouts counts the money requests of date d whose latest attempt
+// failed and whose money is still owed: a WeChat distribution or unfreeze
+// not retried with success, or a revenue share whose seller still carries
+// an open balance in that currency (once a later revenue share pays it,
+// the failure no longer needs anyone).
+func (l *Ledger) FailedPayouts(ctx context.Context, d pipeline.Date) (int64, error) {
+	var n int64
+	err := l.db.QueryRowContext(ctx, `
+		WITH latest AS (
+			SELECT DISTINCT ON (e.kind, e.subject) e.kind, e.subject, e.currency, e.state
+			FROM effects e JOIN runs r ON r.id = e.run_id
+			WHERE r.business_date = $1 AND e.kind IN ('revenue_share', 'distribution', 'unfreeze')
+			ORDER BY e.kind, e.subject, e.attempt DESC)
+		SELECT count(*) FROM latest x
+		WHERE x.state = 'failed' AND (x.kind <> 'revenue_share' OR EXISTS (
+			SELECT 1 FROM adjustments a WHERE a.netted_into = '' AND a.currency = x.currency
+			  AND a.seller_id = split_part(x.subject, '/', 3)))`, d.String()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count failed payouts: %w", err)
+	}
+	return n, nil
+}
+
+// ExpectedShares returns, for every seller and currency with a trade file
+// or a revenue share in the run, what the ledger expects Infinia to show
+// as available: accepted trade files less successful revenue shares, over
+// all dates.
+func (l *Ledger) ExpectedShares(ctx context.Context, runID int64) ([]pipeline.ExpectedShare, error) {
+	rows, err := l.db.QueryContext(ctx, `
+		WITH s AS (
+			SELECT seller_id, currency FROM trade_files WHERE run_id = $1
+			UNION
+			SELECT split_part(subject, '/', 3), currency FROM effects WHERE run_id = $1 AND kind = 'revenue_share'),
+		shares AS (
+			SELECT split_part(subject, '/', 3) AS seller_id, currency,
+			       sum(amount_minor) FILTER (WHERE state = 'succeeded') AS paid,
+			       sum(amount_minor) FILTER (WHERE state IN ('sent', 'unknown')) AS in_flight
+			FROM effects WHERE kind = 'revenue_share' GROUP BY 1, 2)
+		SELECT s.seller_id, s.currency,
+		       COALESCE((SELECT rs.infinia_seller_id FROM run_sellers rs WHERE rs.seller_id = s.seller_id AND rs.infinia_seller_id <> ''
+		                 ORDER BY rs.run_id = $1 DESC, rs.run_id DESC LIMIT 1), ''),
+		       COALESCE((SELECT sum(t.seller_minor) FROM trade_files t
+		                 WHERE t.seller_id = s.seller_id AND t.currency = s.currency AND t.status = 'SUCCESS'), 0),
+		       COALESCE(x.paid, 0), COALESCE(x.in_flight, 0)
+		FROM s LEFT JOIN shares x ON x.seller_id = s.seller_id AND x.currency = s.currency
+		ORDER BY s.seller_id, s.currency`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("read expected shares: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.ExpectedShare
+	for rows.Next() {
+		var x pipeline.ExpectedShare
+		var cur string
+		if err := rows.Scan(&x.SellerID, &cur, &x.InfiniaID, &x.Uploaded, &x.Paid, &x.InFlight); err != nil {
+			return nil, fmt.Errorf("read expected shares: %w", err)
+		}
+		x.Currency = pipeline.Currency(cur)
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
