@@ -182,9 +182,11 @@ type PayoutLine struct {
 	Sends       int    `csv:"sends"`
 }
 
-// SellerLine is one row of the sellers report: a seller's day in one
-// currency. Payable = Paid + Held + Unsettled; the held part is carried to
-// a later run.
+// SellerLine is one row of the sellers report: a seller's date in one
+// currency. Payable (the date's items) + CarriedIn (the balance carried
+// from earlier dates) + Clawback (late refunds taken back that day, <= 0)
+// = Paid (sent for the date) + Held (the balance carried forward: held
+// payouts and clawbacks not netted yet) + Unsettled (not decided yet).
 type SellerLine struct {
 	SellerID   string `csv:"seller_id"`
 	Currency   string `csv:"currency"`
@@ -193,10 +195,13 @@ type SellerLine struct {
 	Refunded   int64  `csv:"refunded_minor"`
 	Commission int64  `csv:"commission_minor"`
 	Payable    int64  `csv:"payable_minor"`
+	CarriedIn  int64  `csv:"carried_in_minor"`
+	Clawback   int64  `csv:"clawback_minor"`
 	Paid       int64  `csv:"paid_minor"`
 	Held       int64  `csv:"carried_forward_minor"`
 	Unsettled  int64  `csv:"unsettled_minor"`
 	Rejected   int64  `csv:"rejected_orders"`
+	Balanced   bool   `csv:"balanced"`
 }
 
 // SummaryLine is one row of the summary report: a channel and currency of

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 )
 
 func statusCommand(cfg *config) *cli.Command {
@@ -75,7 +79,44 @@ func statusCommand(cfg *config) *cli.Command {
 				}
 				printRejects(w, reasons, 50)
 			}
-			return nil
+			return printAdjustments(c.Context, w, l, d)
 		},
 	}
+}
+
+// printAdjustments shows the date's mismatches, the late refunds still
+// waiting and every seller's open carried balance.
+func printAdjustments(ctx context.Context, w io.Writer, l *ledger.Ledger, d pipeline.Date) error {
+	unexpected, expected, err := l.MismatchCounts(ctx, d)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "mismatches with the providers: %d unexpected, %d expected (timing); see mismatches.csv\n", unexpected, expected)
+	pending, err := l.PendingLateRefunds(ctx)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		fmt.Fprintf(w, "late refunds waiting for their order to settle: %d (e.g. %s of order %s)\n", len(pending), pending[0].RefundNo, pending[0].OrderNo)
+	}
+	carries, err := l.OpenCarries(ctx)
+	if err != nil {
+		return err
+	}
+	if len(carries) == 0 {
+		fmt.Fprintln(w, "carried balances: none")
+		return nil
+	}
+	fmt.Fprintln(w, "carried balances (all dates; netted into each seller's next revenue share, never sent negative):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "seller\tcurrency\tentries\tbalance\t")
+	const max = 50
+	for i, c := range carries {
+		if i == max {
+			fmt.Fprintf(tw, "... %d more\t\t\t\t\n", len(carries)-max)
+			break
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\n", c.SellerID, c.Currency, c.Entries, pipeline.Money{Minor: c.Amount, Currency: c.Currency})
+	}
+	return tw.Flush()
 }

@@ -22,7 +22,16 @@ func (l *Ledger) OrderLines(ctx context.Context, d pipeline.Date, fn func(pipeli
 		       'rejected', j.reason, '', '', '', r.shard_index || '/' || r.shard_count, j.seq
 		FROM rejects j JOIN runs r ON r.id = j.run_id
 		WHERE r.business_date = $1
-		ORDER BY 1, 16, 15`, d.String())
+		UNION ALL
+		SELECT lr.order_no, lr.seller_id, COALESCE(i.channel, ''), COALESCE(i.currency, ''), '', lr.amount_minor::text,
+		       COALESCE((-a.commission_back)::text, ''), COALESCE(a.amount_minor::text, ''), 'late_refund', lr.state,
+		       CASE WHEN a.id IS NULL THEN 'late refund ' || lr.refund_no || ': ' || lr.reason ELSE a.reason END,
+		       '', COALESCE(a.netted_into, ''), '', r.shard_index || '/' || r.shard_count, 0
+		FROM late_refunds lr JOIN runs r ON r.id = lr.run_id
+		LEFT JOIN items i ON i.order_no = lr.order_no
+		LEFT JOIN adjustments a ON a.kind = 'clawback' AND a.refund_no = lr.refund_no
+		WHERE lr.business_date = $1
+		ORDER BY 1, 9, 16, 15, 11, 6`, d.String())
 	if err != nil {
 		return fmt.Errorf("read order lines: %w", err)
 	}
@@ -103,7 +112,7 @@ func (l *Ledger) SnapshotCount(ctx context.Context, runID int64) (int64, error) 
 // forward (held by any stage), or not settled yet.
 const (
 	paidSQL = `i.state = 'paid'`
-	heldSQL = `(i.state = 'held' OR i.reason LIKE 'held:%')`
+	heldSQL = `(i.state IN ('held', 'carried') OR i.reason LIKE 'held:%')`
 )
 
 // PayoutLines streams every effect of the date's runs, by kind, subject and
@@ -128,29 +137,55 @@ func (l *Ledger) PayoutLines(ctx context.Context, d pipeline.Date, fn func(pipel
 	return rows.Err()
 }
 
-// SellerLines streams the date's sellers by seller and currency.
+// SellerLines streams the date's sellers by seller and currency: what the
+// date's items owe them, the carried balance coming in, the clawbacks
+// recorded that day, what was paid for the date, the balance carried
+// forward and what is not settled yet. Payable + CarriedIn + Clawback =
+// Paid + CarriedForward + Unsettled, checked in Balanced: the carried
+// figures come from the adjustments journal, paid from the successful
+// revenue shares and WeChat distributions, so the check is not circular.
 func (l *Ledger) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipeline.SellerLine) error) error {
 	rows, err := l.db.QueryContext(ctx, `
-		WITH s AS (
+		WITH it AS (
 			SELECT i.seller_id, i.currency, count(*) AS orders, sum(i.gross_minor) AS gross, sum(i.refunded_minor) AS refunded,
 			       sum(i.commission_minor) AS commission,
 			       sum(i.seller_minor) FILTER (WHERE i.state <> 'rejected') AS payable,
-			       sum(i.seller_minor) FILTER (WHERE `+paidSQL+`) AS paid,
-			       sum(i.seller_minor) FILTER (WHERE `+heldSQL+` AND i.state <> 'rejected') AS held,
+			       sum(i.seller_minor) FILTER (WHERE i.state = 'paid' AND i.carry_id IS NULL AND i.channel = 'wechatpay') AS paid_wx,
+			       sum(i.seller_minor) FILTER (WHERE i.state NOT IN ('paid', 'carried', 'rejected') AND i.carry_id IS NULL) AS pending,
 			       count(*) FILTER (WHERE i.state = 'rejected') AS rejected
-			FROM items i WHERE i.business_date = $1 GROUP BY i.seller_id, i.currency)
-		SELECT seller_id, currency, orders, gross, refunded, commission, COALESCE(payable, 0), COALESCE(paid, 0), COALESCE(held, 0), rejected
-		FROM s ORDER BY seller_id, currency`, d.String())
+			FROM items i WHERE i.business_date = $1 GROUP BY i.seller_id, i.currency),
+		adj AS (
+			SELECT a.seller_id, a.currency,
+			       sum(a.amount_minor) FILTER (WHERE a.business_date < $1 AND (a.netted_date IS NULL OR a.netted_date >= $1)) AS carried_in,
+			       sum(a.amount_minor) FILTER (WHERE a.kind = 'clawback' AND a.business_date = $1) AS clawback,
+			       sum(a.amount_minor) FILTER (WHERE a.business_date <= $1 AND (a.netted_date IS NULL OR a.netted_date > $1)) AS carried_out,
+			       sum(a.amount_minor) FILTER (WHERE a.netted_date = $1 AND NOT EXISTS (
+			           SELECT 1 FROM effects e WHERE e.kind = 'revenue_share' AND e.subject = a.netted_into AND e.state = 'succeeded')) AS in_flight
+			FROM adjustments a
+			WHERE a.business_date <= $1 AND (a.netted_date IS NULL OR a.netted_date >= $1)
+			GROUP BY a.seller_id, a.currency),
+		rs AS (
+			SELECT split_part(e.subject, '/', 3) AS seller_id, e.currency, sum(e.amount_minor) AS paid
+			FROM effects e WHERE e.kind = 'revenue_share' AND e.state = 'succeeded' AND e.subject LIKE $2
+			GROUP BY 1, 2),
+		k AS (SELECT seller_id, currency FROM it UNION SELECT seller_id, currency FROM adj UNION SELECT seller_id, currency FROM rs)
+		SELECT k.seller_id, k.currency, COALESCE(it.orders, 0), COALESCE(it.gross, 0), COALESCE(it.refunded, 0),
+		       COALESCE(it.commission, 0), COALESCE(it.payable, 0), COALESCE(adj.carried_in, 0), COALESCE(adj.clawback, 0),
+		       COALESCE(rs.paid, 0) + COALESCE(it.paid_wx, 0), COALESCE(adj.carried_out, 0),
+		       COALESCE(it.pending, 0) + COALESCE(adj.in_flight, 0), COALESCE(it.rejected, 0)
+		FROM k LEFT JOIN it USING (seller_id, currency) LEFT JOIN adj USING (seller_id, currency) LEFT JOIN rs USING (seller_id, currency)
+		ORDER BY k.seller_id, k.currency`, d.String(), "RS/"+d.Compact()+"/%")
 	if err != nil {
 		return fmt.Errorf("read sellers report: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var s pipeline.SellerLine
-		if err := rows.Scan(&s.SellerID, &s.Currency, &s.Orders, &s.Gross, &s.Refunded, &s.Commission, &s.Payable, &s.Paid, &s.Held, &s.Rejected); err != nil {
+		if err := rows.Scan(&s.SellerID, &s.Currency, &s.Orders, &s.Gross, &s.Refunded, &s.Commission, &s.Payable, &s.CarriedIn,
+			&s.Clawback, &s.Paid, &s.Held, &s.Unsettled, &s.Rejected); err != nil {
 			return err
 		}
-		s.Unsettled = s.Payable - s.Paid - s.Held
+		s.Balanced = s.Payable+s.CarriedIn+s.Clawback == s.Paid+s.Held+s.Unsettled
 		if err := fn(s); err != nil {
 			return err
 		}
@@ -189,7 +224,31 @@ func (l *Ledger) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipe
 		return err
 	}
 	if rejected > 0 {
-		return fn(pipeline.SummaryLine{Channel: "(source rows rejected)", Rejected: rejected, Balanced: true})
+		if err := fn(pipeline.SummaryLine{Channel: "(source rows rejected)", Rejected: rejected, Balanced: true}); err != nil {
+			return err
+		}
 	}
-	return nil
+	return l.clawbackSummary(ctx, d, fn)
+}
+
+// clawbackSummary adds a row per currency for the clawbacks recorded on
+// date d: refunded = commission given back + seller share taken back.
+func (l *Ledger) clawbackSummary(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT currency, count(*), sum(refund_minor), -sum(commission_back), sum(amount_minor)
+		FROM adjustments WHERE kind = 'clawback' AND business_date = $1 GROUP BY currency ORDER BY currency`, d.String())
+	if err != nil {
+		return fmt.Errorf("read summary: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		s := pipeline.SummaryLine{Channel: "(late refunds clawed back)"}
+		if err := rows.Scan(&s.Currency, &s.Orders, &s.Refunded, &s.Commission, &s.Seller); err != nil {
+			return err
+		}
+		s.Balanced = s.Refunded+s.Commission+s.Seller == 0
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gocarina/gocsv"
+
+	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/seed"
+	settlesql "github.com/settlekit/settle/sql"
+)
+
+// The three dates of the adjustments scenario, settled in UTC.
+var scenarioDays = []string{"2026-11-20", "2026-11-21", "2026-11-22"}
+
+// scenario is a small marketplace over three days, every amount chosen so
+// that the expected figures below can be worked out by hand (commission
+// 10% everywhere, minimum payout USD 50.00):
+//
+//	day 1: S1 sells O1 100.00 and O2 50.00 (10.00 refunded that day): owed 90.00 + 36.00 = 126.00, paid.
+//	       S2 sells O3 200.00: owed 180.00, not bound yet: carried.
+//	       S3 sells O4 30.00: owed 27.00, below the minimum: carried.
+//	day 2: O1 is refunded in full, late (R1): S1 gives back 90.00 (the platform 10.00 of commission).
+//	       S1 sells O5 40.00: owed 36.00; net 36.00 - 90.00 = -54.00: carried, nothing sent.
+//	       S2 binds and sells O6 20.00: owed 18.00; net 18.00 + 180.00 = 198.00, paid.
+//	       S3 sells O7 30.00: owed 27.00; net 27.00 + 27.00 = 54.00, paid.
+//	day 3: O2 is refunded 20.00 more, late (R2): 30.00 of 50.00 refunded, split again: the seller
+//	       keeps 18.00 of 36.00 (gives back 18.00), the commission 2.00 of 4.00.
+//	       S1 sells O8 200.00: owed 180.00; net 180.00 - 54.00 - 18.00 = 108.00, paid.
+//	       O3 is refunded in full, late (R3): S2 gives back 180.00; S2 sells nothing: -180.00 carried.
+//	       S3 sells O9 10.00: owed 9.00, below the minimum: carried.
+const scenarioRules = "seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n,,,1000,,,,2020-01-01\n"
+
+const scenarioData = `
+INSERT INTO sellers (seller_id, name, infinia_seller_id) VALUES
+  ('S00001', 'One', 'INF00000001'), ('S00002', 'Two', 'INF00000002'), ('S00003', 'Three', 'INF00000003');
+INSERT INTO orders (order_no, seller_id, provider, provider_txn_id, currency, amount_minor, category, paid_at, confirmed_at) VALUES
+  ('O1', 'S00001', 'infiniapay', 'T1', 'USD', 10000, 'toys', '2026-11-19 09:00Z', '2026-11-20 10:00Z'),
+  ('O2', 'S00001', 'infiniapay', 'T2', 'USD',  5000, 'toys', '2026-11-19 09:00Z', '2026-11-20 11:00Z'),
+  ('O3', 'S00002', 'infiniapay', 'T3', 'USD', 20000, 'toys', '2026-11-19 09:00Z', '2026-11-20 12:00Z'),
+  ('O4', 'S00003', 'infiniapay', 'T4', 'USD',  3000, 'toys', '2026-11-19 09:00Z', '2026-11-20 13:00Z'),
+  ('O5', 'S00001', 'infiniapay', 'T5', 'USD',  4000, 'toys', '2026-11-20 09:00Z', '2026-11-21 10:00Z'),
+  ('O6', 'S00002', 'infiniapay', 'T6', 'USD',  2000, 'toys', '2026-11-20 09:00Z', '2026-11-21 11:00Z'),
+  ('O7', 'S00003', 'infiniapay', 'T7', 'USD',  3000, 'toys', '2026-11-20 09:00Z', '2026-11-21 12:00Z'),
+  ('O8', 'S00001', 'infiniapay', 'T8', 'USD', 20000, 'toys', '2026-11-21 09:00Z', '2026-11-22 10:00Z'),
+  ('O9', 'S00003', 'infiniapay', 'T9', 'USD',  1000, 'toys', '2026-11-21 09:00Z', '2026-11-22 11:00Z');
+INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) VALUES
+  ('R0', 'O2',  1000, '2026-11-20 15:00Z'),
+  ('R1', 'O1', 10000, '2026-11-21 08:00Z'),
+  ('R2', 'O2',  2000, '2026-11-22 08:00Z'),
+  ('R3', 'O3', 20000, '2026-11-22 09:00Z');
+`
+
+func (e *env) scenario() *paysim.Sim {
+	e.t.Helper()
+	if _, err := e.db.Exec(settlesql.PlatformSchema); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.db.Exec(scenarioData); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(e.rules, []byte(scenarioRules), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return e.sim(nil, 3, map[int]bool{2: true}, 1_000_000_00)
+}
+
+func (e *env) runDay(sim *paysim.Sim, day string) (string, int) {
+	e.t.Helper()
+	args := append([]string{"run", "--date", day, "--tz", "UTC", "--rules", e.rules, "--out", e.reports, "--min-payout", "USD=50.00",
+		"--work-dir", filepath.Join(e.reports, "work"), "--provider-wait", "3s", "--provider-poll", "20ms", "--provider-rate", "0"}, sim.Config.Args()...)
+	return e.settle(args...)
+}
+
+func (e *env) sellersReport(day string) map[string]pipeline.SellerLine {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.reports, day, "sellers.csv"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var lines []pipeline.SellerLine
+	if err := gocsv.UnmarshalBytes(b, &lines); err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]pipeline.SellerLine{}
+	for _, l := range lines {
+		if !l.Balanced {
+			e.t.Errorf("%s sellers.csv: %s %s does not balance: %+v", day, l.SellerID, l.Currency, l)
+		}
+		out[l.SellerID] = l
+	}
+	return out
+}
+
+func TestAdjustmentsOverThreeDaysAccountForEveryCent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+
+	// want is each day's sellers.csv, worked out by hand (see scenario).
+	type row struct{ orders, gross, refunded, commission, payable, carriedIn, clawback, paid, carriedFwd, unsettled int64 }
+	want := []map[string]row{
+		{
+			"S00001": {2, 15000, 1000, 1400, 12600, 0, 0, 12600, 0, 0},
+			"S00002": {1, 20000, 0, 2000, 18000, 0, 0, 0, 18000, 0},
+			"S00003": {1, 3000, 0, 300, 2700, 0, 0, 0, 2700, 0},
+		},
+		{
+			"S00001": {1, 4000, 0, 400, 3600, 0, -9000, 0, -5400, 0},
+			"S00002": {1, 2000, 0, 200, 1800, 18000, 0, 19800, 0, 0},
+			"S00003": {1, 3000, 0, 300, 2700, 2700, 0, 5400, 0, 0},
+		},
+		{
+			"S00001": {1, 20000, 0, 2000, 18000, -5400, -1800, 10800, 0, 0},
+			"S00002": {0, 0, 0, 0, 0, 0, -18000, 0, -18000, 0},
+			"S00003": {1, 1000, 0, 100, 900, 0, 0, 0, 900, 0},
+		},
+	}
+	var payable, clawback, paid int64
+	for i, day := range scenarioDays {
+		if i == 1 {
+			sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE") // S2 binds on day two
+		}
+		out, code := e.runDay(sim, day)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", day, code, out)
+		}
+		got := e.sellersReport(day)
+		if len(got) != len(want[i]) {
+			t.Errorf("%s: sellers.csv has %d sellers, want %d", day, len(got), len(want[i]))
+		}
+		for id, w := range want[i] {
+			g := got[id]
+			if (row{g.Orders, g.Gross, g.Refunded, g.Commission, g.Payable, g.CarriedIn, g.Clawback, g.Paid, g.Held, g.Unsettled}) != w {
+				t.Errorf("%s %s:\n got %+v\nwant %+v", day, id, g, w)
+			}
+			payable += g.Payable
+			clawback += g.Clawback
+			paid += g.Paid
+		}
+	}
+	// Across the three days: 603.00 owed on orders, 288.00 taken back
+	// (90 + 18 + 180), 486.00 paid (126 + 198 + 54 + 108), and -171.00
+	// carried (S2 -180.00, S3 +9.00): 603 - 288 = 486 - 171.
+	carried := e.count(`SELECT COALESCE(sum(amount_minor), 0) FROM settle.adjustments WHERE netted_into = ''`)
+	if payable != 60300 || clawback != -28800 || paid != 48600 || carried != -17100 || payable+clawback != paid+carried {
+		t.Errorf("across the days: payable %d, clawbacks %d, paid %d, carried %d; want 60300, -28800, 48600, -17100",
+			payable, clawback, paid, carried)
+	}
+	// The provider saw exactly those revenue shares, once each, and the
+	// platform's balance fell by exactly what was paid.
+	shares := map[string][]int64{}
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.Status != "FAILED" {
+			shares[s.SellerID] = append(shares[s.SellerID], s.Amount)
+		}
+	}
+	wantShares := map[string][]int64{"INF00000001": {12600, 10800}, "INF00000002": {19800}, "INF00000003": {5400}}
+	for id, w := range wantShares {
+		if !equalInts(shares[id], w) {
+			t.Errorf("revenue shares to %s: %v, want %v", id, shares[id], w)
+		}
+	}
+	if len(shares) != len(wantShares) {
+		t.Errorf("revenue shares: %v", shares)
+	}
+	if fell := 1_000_000_00 - sim.Infinia.Balance("USD"); fell != 48600 {
+		t.Errorf("platform balance fell by %d, want 48600", fell)
+	}
+	// The clawbacks: refunds = seller share taken back + commission given back.
+	var refunds, sellerBack, commissionBack int64
+	e.db.QueryRow(`SELECT sum(refund_minor), -sum(amount_minor), sum(commission_back) FROM settle.adjustments WHERE kind = 'clawback'`).
+		Scan(&refunds, &sellerBack, &commissionBack)
+	if refunds != 32000 || sellerBack != 28800 || commissionBack != 3200 {
+		t.Errorf("clawbacks: refunds %d, seller %d, commission %d; want 32000, 28800, 3200", refunds, sellerBack, commissionBack)
+	}
+	// Each late refund is in the orders report of the day it arrived.
+	day3, err := os.ReadFile(filepath.Join(e.reports, scenarioDays[2], "orders.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"O2,S00001,infiniapay,USD,,2000,-200,-1800,late_refund,clawed", "O3,S00002,infiniapay,USD,,20000,-2000,-18000,late_refund,clawed"} {
+		if !strings.Contains(string(day3), s) {
+			t.Errorf("%s orders.csv lacks %q:\n%s", scenarioDays[2], s, day3)
+		}
+	}
+	// Carried items are paid by the payout that netted them.
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no IN ('O3', 'O4') AND state = 'paid' AND carry_id IS NOT NULL
+		AND payout_key LIKE 'RS-20261121-%'`); n != 2 {
+		t.Errorf("O3 and O4 (carried on day 1) paid by day 2's revenue shares: %d of 2", n)
+	}
+	// status shows the carried balances.
+	out := e.mustSettle("status", "--date", scenarioDays[2])
+	for _, s := range []string{"S00002", "-180.00 USD", "S00003", "9.00 USD"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("status lacks %q:\n%s", s, out)
+		}
+	}
+
+	// A re-run of every day sends nothing and rewrites the same reports.
+	// (Day 1's orders.csv written on day 1 showed O3 and O4 carried; a
+	// later day paid them, so "settle report" rewrites it first; its
+	// sellers.csv, by date, does not change.)
+	before := map[string][]byte{}
+	for _, day := range scenarioDays {
+		sellers := readFile(t, filepath.Join(e.reports, day, "sellers.csv"))
+		e.mustSettle("report", "--date", day, "--out", e.reports)
+		if got := readFile(t, filepath.Join(e.reports, day, "sellers.csv")); !bytes.Equal(got, sellers) {
+			t.Errorf("%s: sellers.csv changed after later days:\n%s\n---\n%s", day, sellers, got)
+		}
+		for _, f := range reportFiles {
+			before[day+f] = readFile(t, filepath.Join(e.reports, day, f))
+		}
+	}
+	sent := len(sim.Infinia.RevenueShares())
+	for _, day := range scenarioDays {
+		if out, code := e.runDay(sim, day); code != 0 {
+			t.Fatalf("re-run %s: exit %d\n%s", day, code, out)
+		}
+		for _, f := range reportFiles {
+			if got := readFile(t, filepath.Join(e.reports, day, f)); !bytes.Equal(got, before[day+f]) {
+				t.Errorf("re-run %s: %s changed:\n%s\n---\n%s", day, f, before[day+f], got)
+			}
+		}
+	}
+	if n := len(sim.Infinia.RevenueShares()); n != sent {
+		t.Errorf("re-runs sent %d more revenue shares", n-sent)
+	}
+}
+
+var reportFiles = []string{"orders.csv", "payouts.csv", "sellers.csv", "summary.csv", "mismatches.csv"}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func equalInts(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
