@@ -255,3 +255,75 @@ func equalInts(a, b []int64) bool {
 	}
 	return true
 }
+
+func (e *env) mismatches(day string) []pipeline.Mismatch {
+	e.t.Helper()
+	var ms []pipeline.Mismatch
+	if err := gocsv.UnmarshalBytes(readFile(e.t, filepath.Join(e.reports, day, "mismatches.csv")), &ms); err != nil {
+		e.t.Fatal(err)
+	}
+	return ms
+}
+
+func TestInfiniaTamperingIsAMismatchAndExit4(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	day := scenarioDays[0]
+	if out, code := e.runDay(sim, day); code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if ms := e.mismatches(day); len(ms) != 0 {
+		t.Fatalf("clean run: mismatches %+v", ms)
+	}
+	shares := sim.Infinia.RevenueShares()
+	if len(shares) != 1 {
+		t.Fatalf("revenue shares %+v", shares)
+	}
+	key := shares[0].RequestNo
+
+	// Infinia reports the payout with another amount.
+	sim.Infinia.ReportShareAmount(key, 12000)
+	out, code := e.runDay(sim, day)
+	if code != 4 {
+		t.Fatalf("tampered amount: exit %d, want 4\n%s", code, out)
+	}
+	ms := e.mismatches(day)
+	if len(ms) != 1 || ms[0].Category != pipeline.MismatchAmount || ms[0].Subject != key || ms[0].Ours != "12600" ||
+		ms[0].Theirs != "12000" || ms[0].Expected {
+		t.Errorf("tampered amount: mismatches %+v", ms)
+	}
+	if n := len(sim.Infinia.RevenueShares()); n != 1 {
+		t.Errorf("a mismatch sent %d revenue shares", n-1)
+	}
+
+	// Infinia loses it.
+	sim.Infinia.ForgetShare(key)
+	if out, code := e.runDay(sim, day); code != 4 {
+		t.Fatalf("lost payout: exit %d, want 4\n%s", code, out)
+	}
+	if ms := e.mismatches(day); len(ms) != 1 || ms[0].Category != pipeline.MismatchMissingAtProvider || ms[0].Subject != key {
+		t.Errorf("lost payout: mismatches %+v", ms)
+	}
+	// "settle report" rewrites the same mismatches from the ledger.
+	before := readFile(t, filepath.Join(e.reports, day, "mismatches.csv"))
+	e.mustSettle("report", "--date", day, "--out", e.reports)
+	if after := readFile(t, filepath.Join(e.reports, day, "mismatches.csv")); !bytes.Equal(before, after) {
+		t.Errorf("report rewrote mismatches.csv differently:\n%s\n---\n%s", before, after)
+	}
+
+	// Someone moves the seller's available share behind our back.
+	sim.Infinia.SetAvailable(seed.InfiniaID(1), "USD", 500)
+	if _, code := e.runDay(sim, day); code != 4 {
+		t.Fatalf("available share: exit %d, want 4", code)
+	}
+	var found bool
+	for _, m := range e.mismatches(day) {
+		if m.Subject == "available/S00001/USD" && m.Category == pipeline.MismatchAmount && m.Ours == "0" && m.Theirs == "500" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("available share mismatch missing: %+v", e.mismatches(day))
+	}
+}
