@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+	settlesql "github.com/settlekit/settle/sql"
+)
+
+// ppRun settles a seeded day against the simulator with Pay Protocol
+// configured and returns the simulator, the ledger, the run and the
+// reconciliation of its Pay Protocol orders.
+func (e *env) ppRun(orders int) (*paysim.Sim, *ledger.Ledger, *pipeline.Run, pipeline.Matcher) {
+	e.t.Helper()
+	e.mustSettle("seed", "--date", testDate, "--orders", fmt.Sprint(orders), "--sellers", "6", "--seed", "8")
+	sim := e.sim(nil, 6, nil, 1_000_000_000_00)
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	d, _ := pipeline.ParseDate(testDate)
+	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
+		e.t.Fatal(err)
+	}
+	if out, code := e.runInfinia(sim); code != 0 {
+		e.t.Fatalf("exit %d:\n%s", code, out)
+	}
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { l.Close() })
+	run, err := l.GetRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole})
+	if err != nil || run == nil {
+		e.t.Fatalf("run: %v, %v", run, err)
+	}
+	// The client as settle run builds it from its flags.
+	pp, err := newPayProtocol(sim.Config.PayProtocolURL, sim.Config.PayProtocolAPIKey, sim.Config.PayProtocolSecretFile, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m := payProtocolMatcher(l, pp, 4)
+	if m == nil {
+		e.t.Fatal("no matcher for a configured Pay Protocol")
+	}
+	if payProtocolMatcher(l, nil, 4) != nil {
+		e.t.Fatal("a matcher without Pay Protocol")
+	}
+	return sim, l, run, m
+}
+
+// unexpected returns the findings that need a person.
+func unexpected(ms []pipeline.Mismatch) []pipeline.Mismatch {
+	var out []pipeline.Mismatch
+	for _, m := range ms {
+		if !m.Expected {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestPayProtocolReconcileCleanDayThenTampered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim, _, run, match := e.ppRun(400)
+	ctx := context.Background()
+
+	// Clean: only timing gaps, for held items (payments still pending,
+	// refunds still under review).
+	first, err := match(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := unexpected(first); len(u) != 0 {
+		t.Fatalf("clean day: %d unexpected mismatches, e.g. %+v", len(u), u[0])
+	}
+	timing := map[string]int{}
+	for _, m := range first {
+		if m.Category != pipeline.MismatchTiming || m.Provider != pipeline.ProviderPayProtocol || m.OursState != "held" {
+			t.Errorf("clean day: %+v", m)
+		}
+		timing[m.TheirsState]++
+	}
+	if timing["refund under review"] == 0 || timing["pending"]+timing["block confirmation"]+timing["partially paid"] == 0 {
+		t.Fatalf("clean day: timing rows by Pay Protocol state %v, want refunds under review and payments in progress", timing)
+	}
+	// The refunds have succeeded since (the fake's approvals move on with
+	// queries): they agree with ours, and the findings are stable.
+	second, err := match(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := match(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(second, third) || len(unexpected(second)) != 0 {
+		t.Fatalf("re-match differs or is not clean:\n%+v\n%+v", second, third)
+	}
+	for _, m := range second {
+		if m.TheirsState == "refund under review" || m.TheirsState == "refund pending approval" {
+			t.Fatalf("refund still in progress after approval: %+v", m)
+		}
+	}
+
+	// Tamper with paid orders that have no refund.
+	type order struct {
+		No  string `db:"order_no"`
+		Txn string `db:"provider_txn_id"`
+		Cur string `db:"currency"`
+		Run int64  `db:"run_id"`
+	}
+	var paid []order
+	if err := e.db.Select(&paid, `SELECT order_no, provider_txn_id, currency, run_id FROM settle.items
+		WHERE channel = 'payprotocol' AND state = 'paid' AND refunded_minor = 0 ORDER BY order_no`); err != nil {
+		t.Fatal(err)
+	}
+	if len(paid) < 8 {
+		t.Fatalf("%d paid Pay Protocol orders without refunds, want 8", len(paid))
+	}
+	scaled := func(o order, minor int64) string {
+		s, err := payprotocol.FromMinor(minor, 6, pipeline.Currency(o.Cur))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pp := sim.PayProtocol
+	p, _ := pp.Payment(paid[0].Txn)
+	must(pp.SetQuote(paid[0].Txn, p.QuoteCurrency, p.QuoteAmount+"1", true)) // "12.34" -> "12.341": not exact
+	p, _ = pp.Payment(paid[1].Txn)
+	q, _ := payprotocol.ParseDecimal(p.QuoteAmount, pipeline.Currency(paid[1].Cur))
+	qs, _ := payprotocol.FormatDecimal(q+1, pipeline.Currency(paid[1].Cur))
+	must(pp.SetQuote(paid[1].Txn, p.QuoteCurrency, qs, true))
+	must(pp.SetPaymentStatus(paid[2].Txn, payprotocol.PaymentFailed))
+	_, err = pp.AddRefund(paid[3].Txn, scaled(paid[3], 1), payprotocol.RefundSuccess) // never reported by the platform
+	must(err)
+	must(pp.RemovePayment(paid[4].Txn))
+	must(pp.SetPaymentStatus(paid[5].Txn, payprotocol.PaymentRefunded))
+	_, err = pp.AddRefund(paid[6].Txn, scaled(paid[6], 1), payprotocol.RefundPendingApproval)
+	must(err)
+	// A late refund the platform recorded and Pay Protocol made: agrees;
+	// a rejected late refund is not counted.
+	_, err = pp.AddRefund(paid[7].Txn, scaled(paid[7], 1), payprotocol.RefundSuccess)
+	must(err)
+	e.addLateRefund(paid[7].Run, "LR-1", paid[7].No, 1, "pending")
+	e.addLateRefund(paid[7].Run, "LR-2", paid[7].No, 7, "rejected")
+	// And one Pay Protocol does not know.
+	e.addLateRefund(paid[0].Run, "LR-3", paid[0].No, 1, "clawed")
+
+	got, err := match(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct {
+		subject, category string
+		expected          bool
+	}
+	var keys []key
+	for _, m := range got {
+		if m.OursState == "held" && m.Category == pipeline.MismatchTiming {
+			continue // as before
+		}
+		keys = append(keys, key{m.Subject, m.Category, m.Expected})
+	}
+	want := []key{
+		{paid[0].Txn, pipeline.MismatchAmount, false}, // the quote cannot be read
+		{paid[0].Txn, pipeline.MismatchAmount, false}, // refunds: the late refund
+		{paid[1].Txn, pipeline.MismatchAmount, false},
+		{paid[2].Txn, pipeline.MismatchStatus, false},
+		{paid[3].Txn, pipeline.MismatchAmount, false},
+		{paid[4].Txn, pipeline.MismatchMissingAtProvider, false},
+		{paid[5].Txn, pipeline.MismatchStatus, false},
+		{paid[6].Txn, pipeline.MismatchTiming, true},
+	}
+	sort.SliceStable(want, func(i, j int) bool { return want[i].subject < want[j].subject })
+	if !reflect.DeepEqual(keys, want) {
+		t.Fatalf("after tampering:\ngot  %v\nwant %v\n%+v", keys, want, got)
+	}
+	for _, m := range got {
+		if m.Subject == paid[1].Txn && (m.Ours == m.Theirs || m.Ours == "" || m.Theirs == "") {
+			t.Errorf("amount row without both sides: %+v", m)
+		}
+		if m.Subject == paid[3].Txn && (m.Ours != "0" || m.Theirs != "1" || m.TheirsState != "refund success") {
+			t.Errorf("refund unknown to the platform: %+v", m)
+		}
+		if m.Subject == paid[5].Txn && (m.OursState != "paid" || m.TheirsState != "refunded") {
+			t.Errorf("refunded payment: %+v", m)
+		}
+	}
+}
+
+// addLateRefund records a late refund of order, whichever version of the
+// late_refunds table (with or without seller_id) is migrated.
+func (e *env) addLateRefund(runID int64, refundNo, orderNo string, amount int64, state string) {
+	e.t.Helper()
+	var hasSeller bool
+	if err := e.db.Get(&hasSeller, `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+		WHERE table_schema = 'settle' AND table_name = 'late_refunds' AND column_name = 'seller_id')`); err != nil {
+		e.t.Fatal(err)
+	}
+	cols, vals := "", ""
+	if hasSeller {
+		cols, vals = ", seller_id", ", (SELECT seller_id FROM settle.items WHERE order_no = $2)"
+	}
+	e.db.MustExec(`INSERT INTO settle.late_refunds (refund_no, order_no, amount_minor, created_at, run_id, business_date, state`+cols+`)
+		VALUES ($1, $2, $3, '2026-11-24 12:00+08', $4, '2026-11-24', $5`+vals+`)`, refundNo, orderNo, amount, runID, state)
+}

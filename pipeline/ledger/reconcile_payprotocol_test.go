@@ -1,0 +1,85 @@
+package ledger_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// addLateRefund records a late refund of order, whichever version of the
+// late_refunds table (with or without seller_id) is migrated.
+func addLateRefund(t *testing.T, l *ledger.Ledger, runID int64, refundNo, orderNo string, amount int64, state string) {
+	t.Helper()
+	var hasSeller bool
+	if err := l.DB().Get(&hasSeller, `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'late_refunds' AND column_name = 'seller_id')`); err != nil {
+		t.Fatal(err)
+	}
+	q := `INSERT INTO late_refunds (refund_no, order_no, amount_minor, created_at, run_id, business_date, state)
+		VALUES ($1, $2, $3, '2026-11-23 12:00+08', $4, '2026-11-23', $5)`
+	if hasSeller {
+		q = `INSERT INTO late_refunds (refund_no, order_no, amount_minor, created_at, run_id, business_date, state, seller_id)
+			VALUES ($1, $2, $3, '2026-11-23 12:00+08', $4, '2026-11-23', $5, 'S1')`
+	}
+	l.DB().MustExec(q, refundNo, orderNo, amount, runID, state)
+}
+
+func TestPayProtocolItemsToReconcile(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := func(no string, ch pipeline.Channel, gross, refunded int64) pipeline.Split {
+		at := time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)
+		return pipeline.Split{Order: pipeline.Order{OrderNo: no, SellerID: "S1", Channel: ch, ProviderTxnID: "T" + no,
+			Currency: "USD", Amount: gross, Refunded: refunded, Category: "c", PaidAt: at, ConfirmedAt: at},
+			Rule: "r", SellerShare: gross - refunded}
+	}
+	pp := pipeline.ChannelPayProtocol
+	_, err = l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for _, s := range []pipeline.Split{split("O5", pp, 5000, 0), split("O1", pp, 1000, 100), split("O2", pp, 2000, 0),
+			split("O3", pp, 3000, 0), split("O4", pp, 4000, 0), split("O6", pipeline.ChannelInfiniaPay, 6000, 0)} {
+			if err := w.Split(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for no, state := range map[string]string{"O1": ledger.ItemPaid, "O2": ledger.ItemHeld, "O3": ledger.ItemRejected, "O5": ledger.ItemRecorded} {
+		if err := l.SetItemState(ctx, run.ID, no, ledger.ItemUnverified, state, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addLateRefund(t, l, run.ID, "R1", "O1", 200, "clawed")
+	addLateRefund(t, l, run.ID, "R2", "O1", 300, "pending")
+	addLateRefund(t, l, run.ID, "R3", "O1", 400, "ignored")
+	addLateRefund(t, l, run.ID, "R4", "O1", 5000, "rejected") // not counted
+	addLateRefund(t, l, run.ID, "R5", "O3", 10, "pending")    // of a rejected item
+	addLateRefund(t, l, run.ID, "R6", "O6", 10, "pending")    // of an Infinia item
+
+	got, err := l.PayProtocolItemsToReconcile(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []pipeline.PayProtocolItem{
+		{OrderNo: "O1", SellerID: "S1", OutTradeNo: "TO1", Currency: "USD", Gross: 1000, Refunded: 1000, LateRefunds: 3, State: "paid"},
+		{OrderNo: "O2", SellerID: "S1", OutTradeNo: "TO2", Currency: "USD", Gross: 2000, State: "held"},
+		{OrderNo: "O5", SellerID: "S1", OutTradeNo: "TO5", Currency: "USD", Gross: 5000, State: "recorded"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+	if other, err := l.PayProtocolItemsToReconcile(ctx, run.ID+1); err != nil || len(other) != 0 {
+		t.Fatalf("another run: %v, %v", other, err)
+	}
+}

@@ -1,0 +1,240 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+)
+
+// PayProtocolItem is one Pay Protocol item of a run as the reconciliation
+// sees it. Amounts are minor units of Currency.
+type PayProtocolItem struct {
+	OrderNo    string
+	SellerID   string
+	OutTradeNo string // the order's number at Pay Protocol (items.provider_txn_id)
+	Currency   Currency
+	Gross      int64
+	// Refunded is our refunded total: what was netted when the order
+	// settled plus every late refund of the order not rejected.
+	Refunded    int64
+	LateRefunds int    // how many late refunds Refunded counts
+	State       string // the item's state in the ledger (recorded, uploaded, paid, held)
+}
+
+// PayProtocolReconcileStore is what the Pay Protocol reconciliation needs
+// of the ledger.
+type PayProtocolReconcileStore interface {
+	// PayProtocolItemsToReconcile returns the run's payprotocol items that
+	// the verification accepted (every state but unverified and
+	// rejected), by order number.
+	PayProtocolItemsToReconcile(ctx context.Context, runID int64) ([]PayProtocolItem, error)
+}
+
+// PayProtocolOrder is Pay Protocol's word on one of our orders: its
+// payment detail and, for a paid payment, its latest refund.
+type PayProtocolOrder struct {
+	Status string // the payment's status: PaymentPaid, PaymentPending, ... PaymentRefunded
+	// Quote is the price the payment was asked for, in minor units of a
+	// fiat currency. QuoteProblem says why it could not be read exactly
+	// (a crypto quote, an amount finer than the currency's minor unit);
+	// Quote is then zero.
+	Quote        Money
+	QuoteProblem string
+	// Refund is the order's latest refund; nil when Pay Protocol knows
+	// none, or when the payment is not paid (it is not asked then).
+	Refund *PayProtocolRefund
+}
+
+// PayProtocolRefund is one refund as Pay Protocol reports it.
+type PayProtocolRefund struct {
+	ID     string // Pay Protocol's refundId
+	Status string // RefundSuccess, "pending approval", "under review", "block confirmation", "failed", "rejected"
+	// Amount is the refund in minor units of the payment's Quote currency.
+	// AmountProblem says why it could not be converted exactly; Amount is
+	// then zero.
+	Amount        int64
+	AmountProblem string
+}
+
+// PayProtocolReconcileAPI is what the reconciliation needs of Pay
+// Protocol's API.
+type PayProtocolReconcileAPI interface {
+	// Order returns the payment of our order outTradeNo and, when it is
+	// paid, its latest refund (Pay Protocol lists no refunds: an earlier
+	// refund of the same order cannot be seen). ErrNotFound when Pay
+	// Protocol does not know the order.
+	Order(ctx context.Context, outTradeNo string) (PayProtocolOrder, error)
+}
+
+// refundsInProgress are the refund statuses that move on by themselves
+// (a person approves, the chain confirms).
+var refundsInProgress = map[string]bool{"pending approval": true, "under review": true, "block confirmation": true}
+
+// paymentsInProgress are the payment statuses the verification holds an
+// item for.
+var paymentsInProgress = map[string]bool{PaymentPending: true, PaymentBlockConfirmation: true, PaymentPartiallyPaid: true}
+
+// PayProtocolMatcher compares the ledger's view of a run's Pay Protocol
+// orders with Pay Protocol's payment and refund details, asking about at
+// most parallel orders at a time. For every item the verification let on
+// (recorded, uploaded, paid or held) it reports, with Provider
+// ProviderPayProtocol and the order's outTradeNo as subject:
+//
+//   - missing_at_provider: Pay Protocol does not know the order;
+//   - currency / amount: the payment's fiat quote differs from the order's
+//     gross amount (or cannot be read exactly);
+//   - status: the payment is no longer paid (failed, refunded beyond our
+//     refunds, or back to pending while we went on with the item);
+//   - amount (detail "refunds: ..."): the successful refund Pay Protocol
+//     shows differs from our refunded total (netted at settlement plus late
+//     refunds not rejected);
+//   - timing, expected: a held item whose payment is still pending,
+//     confirming or partially paid, or a refund still awaiting approval,
+//     under review or confirming on chain.
+//
+// Pay Protocol shows only an order's latest refund; when our total is above
+// a successful latest refund the row says that earlier refunds cannot be
+// listed, for a person to check on Pay Protocol's console. A failure to ask
+// Pay Protocol fails the matcher: findings are never guessed.
+func PayProtocolMatcher(store PayProtocolReconcileStore, api PayProtocolReconcileAPI, parallel int) Matcher {
+	return func(ctx context.Context, run *Run) ([]Mismatch, error) {
+		items, err := store.PayProtocolItemsToReconcile(ctx, run.ID)
+		if err != nil {
+			return nil, fmt.Errorf("read the Pay Protocol items of run %d: %w", run.ID, err)
+		}
+		found := make([][]Mismatch, len(items))
+		idx := make([]int, len(items))
+		for i := range idx {
+			idx[i] = i
+		}
+		err = forEach(ctx, max(parallel, 1), idx, func(i int) error {
+			it := items[i]
+			o, err := api.Order(ctx, it.OutTradeNo)
+			if IsNotFound(err) {
+				found[i] = []Mismatch{payProtocolRow(it, MismatchMissingAtProvider, Minor(it.Gross), "", "not found",
+					"Pay Protocol does not know order "+it.OutTradeNo)}
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
+			}
+			found[i] = MatchPayProtocol(it, o)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		var out []Mismatch
+		for _, ms := range found {
+			out = append(out, ms...)
+		}
+		SortMismatches(out)
+		return out, nil
+	}
+}
+
+// MatchPayProtocol returns what disagrees between one item and Pay
+// Protocol's word on its order (see PayProtocolMatcher). It is pure: the
+// same item and order give the same rows.
+func MatchPayProtocol(it PayProtocolItem, o PayProtocolOrder) []Mismatch {
+	var out []Mismatch
+	quote := "" // Pay Protocol's side of the payment, when comparable
+	switch {
+	case o.QuoteProblem != "":
+		out = append(out, payProtocolRow(it, MismatchAmount, Minor(it.Gross), "", o.Status,
+			"payment: Pay Protocol's quote cannot be compared: "+o.QuoteProblem))
+	case o.Quote.Currency != it.Currency:
+		out = append(out, payProtocolRow(it, MismatchCurrency, Minor(it.Gross), Minor(o.Quote.Minor), o.Status,
+			fmt.Sprintf("payment: Pay Protocol quotes %s, the order is %s", o.Quote, Money{it.Gross, it.Currency})))
+	case o.Quote.Minor != it.Gross:
+		quote = Minor(o.Quote.Minor)
+		out = append(out, payProtocolRow(it, MismatchAmount, Minor(it.Gross), quote, o.Status,
+			fmt.Sprintf("payment: Pay Protocol quotes %s, the order is %s", o.Quote, Money{it.Gross, it.Currency})))
+	default:
+		quote = Minor(o.Quote.Minor)
+	}
+	switch {
+	case o.Status == PaymentPaid:
+		return append(out, matchPayProtocolRefund(it, o.Refund)...)
+	case paymentsInProgress[o.Status] && it.State == ItemHeld:
+		return append(out, payProtocolExpected(it, Minor(it.Gross), quote, o.Status,
+			"payment: Pay Protocol's payment is still "+o.Status+"; the item stays held"))
+	case o.Status == PaymentRefunded && quote != "":
+		// All of it went back to the buyer: that agrees when we count
+		// the whole order refunded.
+		switch {
+		case it.Refunded == o.Quote.Minor:
+			return out
+		case it.Refunded > o.Quote.Minor:
+			return append(out, payProtocolRow(it, MismatchAmount, Minor(it.Refunded), quote, o.Status,
+				"refunds: Pay Protocol refunded the whole payment, the ledger counts more "+ourRefunds(it)))
+		}
+		return append(out, payProtocolRow(it, MismatchStatus, Minor(it.Refunded), quote, o.Status,
+			"refunds: Pay Protocol refunded the whole payment, the ledger counts "+ourRefunds(it)))
+	}
+	return append(out, payProtocolRow(it, MismatchStatus, Minor(it.Gross), quote, o.Status,
+		"payment: the ledger has the item "+it.State+", Pay Protocol's payment is "+o.Status))
+}
+
+// matchPayProtocolRefund compares our refunded total with the latest
+// refund of a paid order.
+func matchPayProtocolRefund(it PayProtocolItem, r *PayProtocolRefund) []Mismatch {
+	const limit = " (Pay Protocol shows only an order's latest refund: earlier ones cannot be listed)"
+	switch {
+	case r == nil:
+		if it.Refunded == 0 {
+			return nil
+		}
+		return []Mismatch{payProtocolRow(it, MismatchAmount, Minor(it.Refunded), "0", "no refund",
+			"refunds: Pay Protocol knows no refund of the order, the ledger counts "+ourRefunds(it))}
+	case refundsInProgress[r.Status]:
+		theirs := Minor(r.Amount)
+		if r.AmountProblem != "" {
+			theirs = ""
+		}
+		return []Mismatch{payProtocolExpected(it, Minor(it.Refunded), theirs, "refund "+r.Status,
+			fmt.Sprintf("refunds: Pay Protocol's latest refund %s is %s, the ledger counts %s", r.ID, r.Status, ourRefunds(it)))}
+	case r.AmountProblem != "":
+		return []Mismatch{payProtocolRow(it, MismatchAmount, Minor(it.Refunded), "", "refund "+r.Status,
+			fmt.Sprintf("refunds: refund %s cannot be compared: %s", r.ID, r.AmountProblem))}
+	case r.Status == RefundSuccess:
+		if r.Amount == it.Refunded {
+			return nil
+		}
+		d := fmt.Sprintf("refunds: Pay Protocol's latest refund %s succeeded for %s, the ledger counts %s",
+			r.ID, Money{r.Amount, it.Currency}, ourRefunds(it))
+		if it.Refunded > r.Amount {
+			d += limit
+		}
+		return []Mismatch{payProtocolRow(it, MismatchAmount, Minor(it.Refunded), Minor(r.Amount), "refund "+r.Status, d)}
+	}
+	// The latest refund failed or was rejected: it returned nothing.
+	if it.Refunded == 0 {
+		return nil
+	}
+	return []Mismatch{payProtocolRow(it, MismatchAmount, Minor(it.Refunded), "0", "refund "+r.Status,
+		fmt.Sprintf("refunds: Pay Protocol's latest refund %s is %s, the ledger counts %s%s", r.ID, r.Status, ourRefunds(it), limit))}
+}
+
+// ourRefunds says what our refunded total is made of.
+func ourRefunds(it PayProtocolItem) string {
+	total := FormatMinor(it.Refunded, it.Currency) + " " + string(it.Currency) + " refunded"
+	if it.LateRefunds == 0 {
+		return total
+	}
+	return total + " (" + strconv.Itoa(it.LateRefunds) + " late refund(s) included)"
+}
+
+// payProtocolRow is one unexpected finding about an item.
+func payProtocolRow(it PayProtocolItem, category, ours, theirs, theirsState, detail string) Mismatch {
+	return Mismatch{Provider: ProviderPayProtocol, Category: category, Subject: it.OutTradeNo, OrderNo: it.OrderNo,
+		SellerID: it.SellerID, Currency: string(it.Currency), Ours: ours, Theirs: theirs, OursState: it.State,
+		TheirsState: theirsState, Detail: detail}
+}
+
+// payProtocolExpected is a known timing gap about an item.
+func payProtocolExpected(it PayProtocolItem, ours, theirs, theirsState, detail string) Mismatch {
+	m := payProtocolRow(it, MismatchTiming, ours, theirs, theirsState, detail)
+	m.Expected = true
+	return m
+}
