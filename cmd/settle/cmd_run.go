@@ -273,6 +273,9 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		runner.Stages[pipeline.StageUpload] = up
 		distribute = append(distribute, dist)
 		matchers = append(matchers, match)
+		if m := payProtocolMatcher(l, o.infinia.payProtocol, o.parallel); m != nil {
+			matchers = append(matchers, m)
+		}
 		defer o.infinia.sftp.Close()
 	}
 	if o.wechat != nil {

@@ -375,7 +375,9 @@ func parseMinPayout(s string) (map[pipeline.Currency]int64, error) {
 
 // resplit splits an order again under the rules, for a late refund.
 func resplit(rules *transform.Rules) pipeline.Resplit {
-	return func(o pipeline.Order, d pipeline.Date) (pipeline.Split, error) { return transform.SplitOrder(o, rules, d) }
+	return func(o pipeline.Order, d pipeline.Date) (pipeline.Split, error) {
+		return transform.SplitOrder(o, rules, d)
+	}
 }
 
 func sellersQueryDefault() string { return settlesql.SellersQuery }

@@ -1,0 +1,138 @@
+package pipeline
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// memAdjust is an in-memory AdjustStore.
+type memAdjust struct {
+	pending  []PendingLateRefund
+	resolved map[string]string // refund -> state
+	reasons  map[string]string
+	adjs     []Adjustment
+}
+
+func (m *memAdjust) RecordLateRefunds(context.Context, *Run, []LateRefund) (int, error) {
+	return 0, nil
+}
+func (m *memAdjust) PendingLateRefunds(context.Context) ([]PendingLateRefund, error) {
+	return m.pending, nil
+}
+func (m *memAdjust) ResolveLateRefund(_ context.Context, _ *Run, no, state, reason string, adj *Adjustment) error {
+	m.resolved[no], m.reasons[no] = state, reason
+	if adj != nil {
+		m.adjs = append(m.adjs, *adj)
+	}
+	return nil
+}
+
+// tenPercent splits like a 10% rule with a 1.00 minimum commission.
+func tenPercent(o Order, _ Date) (Split, error) {
+	base := o.Amount - o.Refunded
+	c := min(base, max(100, base/10))
+	return Split{Order: o, Rule: "r:1", Commission: c, SellerShare: base - c}, nil
+}
+
+func settled(orderNo string, ch Channel, state string, gross, refunded int64) *SettledItem {
+	o := Order{OrderNo: orderNo, SellerID: "S1", Channel: ch, Currency: "USD", Amount: gross, Refunded: refunded}
+	s, _ := tenPercent(o, Date{})
+	return &SettledItem{Split: s, State: state}
+}
+
+func TestClawBacksDecideEachLateRefund(t *testing.T) {
+	d, _ := ParseDate("2026-11-21")
+	run := &Run{ID: 1, Key: RunKey{Date: d, Shard: Whole}}
+	late := func(no, order string, amount int64, it *SettledItem) PendingLateRefund {
+		return PendingLateRefund{LateRefund: LateRefund{RefundNo: no, OrderNo: order, SellerID: "S1", Amount: amount}, Item: it}
+	}
+	store := &memAdjust{resolved: map[string]string{}, reasons: map[string]string{},
+		pending: []PendingLateRefund{
+			late("R1", "A", 2000, settled("A", ChannelInfiniaPay, "paid", 10000, 0)),     // 90.00 -> 72.00: 18.00 back, 2.00 commission
+			late("R2", "A", 8000, settled("A", ChannelInfiniaPay, "paid", 10000, 0)),     // then the rest: 72.00 back, commission 8.00 -> 0
+			late("R3", "B", 500, settled("B", ChannelWeChatPay, "paid", 10000, 0)),       // WeChat: ignored
+			late("R4", "C", 500, settled("C", ChannelInfiniaPay, "rejected", 10000, 0)),  // rejected order: ignored
+			late("R5", "D", 500, settled("D", ChannelPayProtocol, "uploaded", 10000, 0)), // not paid yet: waits
+			late("R6", "E", 500, nil), // not settled: waits
+			late("R7", "F", 9500, settled("F", ChannelInfiniaPay, "carried", 10000, 1000)), // above what is left
+			late("R8", "G", 100, settled("G", ChannelPayProtocol, "carried", 1000, 0)),     // the 1.00 minimum commission stays: the seller gives back all 1.00
+		}}
+	summary, problems, err := ClawBacks(context.Background(), store, tenPercent, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"R1": LateRefundClawed, "R2": LateRefundClawed, "R3": LateRefundIgnored, "R4": LateRefundIgnored,
+		"R7": LateRefundRejected, "R8": LateRefundClawed}
+	for no, state := range want {
+		if store.resolved[no] != state {
+			t.Errorf("%s: %q (%s), want %s", no, store.resolved[no], store.reasons[no], state)
+		}
+	}
+	if len(store.resolved) != len(want) {
+		t.Errorf("resolved %v; R5 and R6 must wait", store.resolved)
+	}
+	if len(problems) != 1 || !strings.Contains(problems[0], "R7") || !strings.Contains(problems[0], "above the order's") {
+		t.Errorf("problems %q", problems)
+	}
+	if !strings.Contains(summary, "3 clawed back, 2 ignored, 2 waiting") {
+		t.Errorf("summary %q", summary)
+	}
+	type back struct{ seller, commission, refund int64 }
+	got := map[string]back{}
+	for _, a := range store.adjs {
+		if a.Kind != AdjustClawback || a.RefundMinor != a.CommissionBack-a.Amount {
+			t.Errorf("%+v does not conserve the refund", a)
+		}
+		got[a.RefundNo] = back{-a.Amount, a.CommissionBack, a.RefundMinor}
+	}
+	wantBack := map[string]back{"R1": {1800, 200, 2000}, "R2": {7200, 800, 8000}, "R8": {100, 0, 100}}
+	for no, w := range wantBack {
+		if got[no] != w {
+			t.Errorf("%s: gave back %+v, want %+v", no, got[no], w)
+		}
+	}
+}
+
+func TestClawBackFallsBackWhenTheRulesChanged(t *testing.T) {
+	// The order settled at 5% (seller 95.00); the rules now say 10%: split
+	// again, the seller would give back 95.00 - 63.00 = 32.00 of a 30.00
+	// refund. The seller's share goes first instead, and the sums hold.
+	it := &SettledItem{Split: Split{Order: Order{OrderNo: "A", SellerID: "S1", Channel: ChannelInfiniaPay, Currency: "USD", Amount: 10000},
+		Commission: 500, SellerShare: 9500}, State: "paid"}
+	adj, err := clawback(it, LateRefund{RefundNo: "R", Amount: 3000}, tenPercent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if adj.Amount != -3000 || adj.CommissionBack != 0 || !strings.Contains(adj.Reason, "seller's share first") {
+		t.Errorf("%+v", adj)
+	}
+}
+
+func TestReadLateRefundRejectsBadRows(t *testing.T) {
+	s := func(v string) *string { return &v }
+	now := time.Now()
+	cases := []struct {
+		row  LateRefundRow
+		want string
+	}{
+		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), SellerID: s("S"), AmountMinor: s("150"), CreatedAt: &now}, ""},
+		{LateRefundRow{Seq: 4, OrderNo: s("O"), AmountMinor: s("150"), CreatedAt: &now}, "refund_no is NULL"},
+		{LateRefundRow{RefundNo: s("R"), AmountMinor: s("150"), CreatedAt: &now}, "order_no is NULL"},
+		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), AmountMinor: s("150")}, "created_at is NULL"},
+		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), CreatedAt: &now}, "amount_minor is NULL"},
+		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), AmountMinor: s("1.5"), CreatedAt: &now}, "not an integer"},
+		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), AmountMinor: s("99999999999999999999"), CreatedAt: &now}, "overflows"},
+		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), AmountMinor: s("0"), CreatedAt: &now}, "must be positive"},
+	}
+	for _, c := range cases {
+		r := ReadLateRefund(c.row, 9)
+		switch {
+		case c.want == "" && (r.State != LateRefundPending || r.Amount != 150):
+			t.Errorf("%+v: %+v", c.row, r)
+		case c.want != "" && (r.State != LateRefundRejected || !strings.Contains(r.Reason, c.want) || r.Amount != 0 || r.RefundNo == ""):
+			t.Errorf("%+v: %+v, want rejected with %q", c.row, r, c.want)
+		}
+	}
+}
