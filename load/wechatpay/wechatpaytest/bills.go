@@ -44,17 +44,19 @@ type billFile struct {
 }
 
 // settle adds distributed funds to the sub-merchant's open batch of the
-// day (Beijing time) of at.
-func (s *Server) settle(subMchID string, cur pipeline.Currency, amount int64, at time.Time) {
+// day (Beijing time) of at, and returns that batch.
+func (s *Server) settle(subMchID string, cur pipeline.Currency, amount int64, at time.Time) *batch {
 	day := pipeline.DateOf(at.In(wechatpay.Beijing))
 	for _, b := range s.batches {
 		if b.subMchID == subMchID && b.cur == cur && b.day == day && b.state == wechatpay.SettleStateUnsettled {
 			b.amount += amount
-			return
+			return b
 		}
 	}
-	s.batches = append(s.batches, &batch{no: fmt.Sprintf("SB%s%06d", day.Compact(), s.next()), subMchID: subMchID, cur: cur,
-		amount: amount, day: day, state: wechatpay.SettleStateUnsettled})
+	b := &batch{no: fmt.Sprintf("SB%s%06d", day.Compact(), s.next()), subMchID: subMchID, cur: cur,
+		amount: amount, day: day, state: wechatpay.SettleStateUnsettled}
+	s.batches = append(s.batches, b)
+	return b
 }
 
 // Settle settles every UNSETTLE batch: their details turn SETTLED.
@@ -87,7 +89,7 @@ func (s *Server) bill(subMchID string, day pipeline.Date) []wechatpay.BillLine {
 			}
 			out = append(out, wechatpay.BillLine{Time: o.at, SubMchID: subMchID, TransactionID: o.txnID, OutOrderNo: o.outOrderNo,
 				OrderID: o.orderID, DetailID: l.detailID, Type: typ, ReceiverType: l.typ, Account: l.account, Currency: o.cur,
-				Amount: l.amount, Description: l.desc})
+				Amount: l.shown(), Description: l.desc})
 		}
 	}
 	slices.SortFunc(out, func(a, b wechatpay.BillLine) int {

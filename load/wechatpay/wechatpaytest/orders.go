@@ -88,7 +88,7 @@ func (s *Server) distribute(c call) reply {
 		if l.result == wechatpay.ResultSuccess {
 			t.frozen -= r.Amount
 			t.distributed += r.Amount
-			s.settle(in.SubMchID, t.currency, r.Amount, o.at)
+			o.batch = s.settle(in.SubMchID, t.currency, r.Amount, o.at)
 		}
 		o.lines = append(o.lines, l)
 	}
@@ -262,7 +262,7 @@ func (o *order) view(processing bool) wireOrder {
 	}
 	at := o.at.In(wechatpay.Beijing).Format(time.RFC3339)
 	for _, l := range o.lines {
-		w := wireLine{Type: l.typ, Account: l.account, Amount: l.amount, Description: l.desc, Result: l.result,
+		w := wireLine{Type: l.typ, Account: l.account, Amount: l.shown(), Description: l.desc, Result: l.result,
 			DetailID: l.detailID, CreateTime: at, SettlementCurrency: string(o.cur), Rate: 1}
 		if processing {
 			w.Result = wechatpay.ResultPending
@@ -270,7 +270,7 @@ func (o *order) view(processing bool) wireOrder {
 			w.FailReason, w.FinishTime = l.reason, at
 		}
 		if w.Result == wechatpay.ResultSuccess {
-			w.SettlementAmount = l.amount
+			w.SettlementAmount = l.shown()
 		}
 		v.Receivers = append(v.Receivers, w)
 	}

@@ -7,7 +7,9 @@
 // unfreeze requests that go PROCESSING -> FINISHED over a few polls, the
 // maximum distribution ratio and request count per transaction, QPS limits
 // per service provider and per sub-merchant, bills and settlement details
-// consistent with what was distributed, and the faults of internal/fault.
+// consistent with what was distributed (unless a test tampers with what
+// WeChat reports: ForgetOrder, SetReportedAmount), and the faults of
+// internal/fault.
 //
 // Where WeChat Pay's behaviour is not public, the fake follows the
 // assumptions of PROVIDERS.md and the wechatpay package: 404

@@ -5,11 +5,14 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -201,5 +204,125 @@ func TestWriteFilesLoadBack(t *testing.T) {
 	}
 	if !strings.HasPrefix(k.PlatformSerial, "PUB_KEY_ID_") {
 		t.Fatalf("platform serial %q", k.PlatformSerial)
+	}
+}
+
+// distributed sets up a fake with two transactions at one sub-merchant,
+// settled by settle's two kinds of request: D-1 distributes 30 of T1 to the
+// platform's receiver (the rest unfrozen), U-1 unfreezes T2.
+func distributed(t *testing.T) (*wechatpaytest.Server, *wechatpay.Client, pipeline.Date) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Date(2025, 9, 3, 10, 0, 0, 0, wechatpay.Beijing)
+	fake, _, c := start(t, wechatpaytest.Options{Polls: -1, Now: func() time.Time { return now }}, "")
+	fake.SetReceiver(sub, wechatpay.TypeMerchantID, "1900009999", wechatpay.ReceiverEffective)
+	fake.AddTransaction(sub, "T1", "CNY", 100)
+	fake.AddTransaction(sub, "T2", "CNY", 50)
+	if _, err := c.Distribute(ctx, wechatpay.Distribution{SubMchID: sub, TransactionID: "T1", OutOrderNo: "D-1", UnfreezeUnsplit: true,
+		Receivers: []wechatpay.Share{{Type: wechatpay.TypeMerchantID, Account: "1900009999", Currency: "CNY", Amount: 30, Description: "commission"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Unfreeze(ctx, wechatpay.Unfreeze{SubMchID: sub, TransactionID: "T2", OutOrderNo: "U-1", Description: "unfreeze"}); err != nil {
+		t.Fatal(err)
+	}
+	return fake, c, pipeline.DateOf(now)
+}
+
+const sub = "1900000109"
+
+// reported returns what WeChat Pay reports of a day: the amount of each
+// query's first line and of each bill line by out_order_no and type
+// (missing: not found), and the day's settlement details as "STATE amount".
+func reported(t *testing.T, c *wechatpay.Client, d pipeline.Date) (queries, bill map[string]int64, settlements []string) {
+	t.Helper()
+	ctx := context.Background()
+	queries, bill = map[string]int64{}, map[string]int64{}
+	for no, txn := range map[string]string{"D-1": "T1", "U-1": "T2"} {
+		o, err := c.QueryOrder(ctx, sub, txn, no)
+		if errors.Is(err, wechatpay.ErrNotFound) {
+			continue
+		}
+		if err != nil || o.State != wechatpay.StateFinished || len(o.Receivers) != 1 || o.Receivers[0].SettlementAmount != o.Receivers[0].Amount {
+			t.Fatalf("query %s: %+v, %v", no, o, err)
+		}
+		queries[no] = o.Receivers[0].Amount
+	}
+	b, err := c.BillDownloadURL(ctx, sub, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := c.DownloadBill(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := wechatpay.ParseBill(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		bill[l.OutOrderNo+" "+l.Type] = l.Amount
+	}
+	for _, state := range []string{wechatpay.SettleStateSettled, wechatpay.SettleStateUnsettled} {
+		for s, err := range c.Settlements(ctx, wechatpay.SettlementQuery{SubMchID: sub, State: state, Start: d, End: d}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			settlements = append(settlements, fmt.Sprintf("%s %d", s.State, s.Amount))
+		}
+	}
+	return queries, bill, settlements
+}
+
+func TestUntamperedReportsWhatMoved(t *testing.T) {
+	_, c, d := distributed(t)
+	q, b, s := reported(t, c, d)
+	if !maps.Equal(q, map[string]int64{"D-1": 30, "U-1": 50}) || !maps.Equal(b, map[string]int64{"D-1 DISTRIBUTION": 30, "U-1 UNFREEZE": 50}) ||
+		!slices.Equal(s, []string{"UNSETTLE 30"}) {
+		t.Fatalf("queries %v, bill %v, settlements %q", q, b, s)
+	}
+}
+
+func TestForgetOrder(t *testing.T) {
+	fake, c, d := distributed(t)
+	fake.ForgetOrder("U-1")
+	q, b, s := reported(t, c, d)
+	if !maps.Equal(q, map[string]int64{"D-1": 30}) || !maps.Equal(b, map[string]int64{"D-1 DISTRIBUTION": 30}) || !slices.Equal(s, []string{"UNSETTLE 30"}) {
+		t.Fatalf("U-1 forgotten: queries %v, bill %v, settlements %q", q, b, s)
+	}
+	fake.Settle()
+	fake.ForgetOrder("D-1")
+	q, b, s = reported(t, c, d)
+	if len(q) != 0 || len(b) != 0 || len(s) != 0 {
+		t.Fatalf("both forgotten, after settling: queries %v, bill %v, settlements %q", q, b, s)
+	}
+	if fake.Distributed("T1") != 30 || fake.Unfrozen("T1") != 70 || fake.Unfrozen("T2") != 50 {
+		t.Fatal("forgetting an order moved money back")
+	}
+}
+
+func TestForgetOrderKeepsTheRestOfTheBatch(t *testing.T) {
+	fake, c, d := distributed(t)
+	fake.AddTransaction(sub, "T3", "CNY", 100)
+	if _, err := c.Distribute(context.Background(), wechatpay.Distribution{SubMchID: sub, TransactionID: "T3", OutOrderNo: "D-3", UnfreezeUnsplit: true,
+		Receivers: []wechatpay.Share{{Type: wechatpay.TypeMerchantID, Account: "1900009999", Currency: "CNY", Amount: 20, Description: "commission"}}}); err != nil {
+		t.Fatal(err)
+	}
+	fake.ForgetOrder("D-1")
+	if _, _, s := reported(t, c, d); !slices.Equal(s, []string{"UNSETTLE 20"}) {
+		t.Fatalf("settlements %q, want the other distribution's 20 left", s)
+	}
+}
+
+func TestSetReportedAmount(t *testing.T) {
+	fake, c, d := distributed(t)
+	fake.SetReportedAmount("D-1", 29)
+	fake.SetReportedAmount("U-1", 51)
+	q, b, s := reported(t, c, d)
+	if !maps.Equal(q, map[string]int64{"D-1": 29, "U-1": 51}) || !maps.Equal(b, map[string]int64{"D-1 DISTRIBUTION": 29, "U-1 UNFREEZE": 51}) ||
+		!slices.Equal(s, []string{"UNSETTLE 30"}) {
+		t.Fatalf("queries %v, bill %v, settlements %q (settlement keeps what moved)", q, b, s)
+	}
+	if fake.Distributed("T1") != 30 {
+		t.Fatal("reporting another amount moved money")
 	}
 }

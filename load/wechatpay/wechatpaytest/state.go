@@ -30,6 +30,7 @@ type order struct {
 	at                                   time.Time
 	cur                                  pipeline.Currency
 	unfreeze                             bool
+	batch                                *batch // the settlement batch its SUCCESS lines went into
 }
 
 type line struct {
@@ -37,6 +38,15 @@ type line struct {
 	amount             int64
 	result, reason     string
 	detailID           string
+	reported           *int64 // the amount queries and bills show instead (SetReportedAmount)
+}
+
+// shown is the amount queries and bills report for the line.
+func (l line) shown() int64 {
+	if l.reported != nil {
+		return *l.reported
+	}
+	return l.amount
 }
 
 // AddTransaction records a paid transaction of a sub-merchant: amount

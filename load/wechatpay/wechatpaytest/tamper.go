@@ -1,0 +1,53 @@
+package wechatpaytest
+
+import (
+	"slices"
+
+	"github.com/settlekit/settle/load/wechatpay"
+)
+
+// Tampering: WeChat Pay disagreeing with what it did, for reconciliation
+// tests. Money already moved stays moved (Frozen, Distributed and Unfrozen
+// do not change); only what WeChat Pay reports changes.
+
+// ForgetOrder makes WeChat Pay lose the distribution or unfreeze
+// outOrderNo, at whichever sub-merchant: queries answer 404 not found, and
+// bills and settlement details no longer count it (a settlement batch left
+// with nothing is gone).
+func (s *Server) ForgetOrder(outOrderNo string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, o := range s.orders {
+		if o.outOrderNo != outOrderNo {
+			continue
+		}
+		delete(s.orders, k)
+		b := o.batch
+		if b == nil {
+			continue
+		}
+		for _, l := range o.lines {
+			if l.result == wechatpay.ResultSuccess {
+				b.amount -= l.amount
+			}
+		}
+		if b.amount == 0 {
+			s.batches = slices.DeleteFunc(s.batches, func(x *batch) bool { return x == b })
+		}
+	}
+}
+
+// SetReportedAmount makes queries and bills report minor (minor units) as
+// the amount of the first receiver line of the distribution or unfreeze
+// outOrderNo: the platform receiver's line of settle's distributions, which
+// have one, or an unfreeze's only line. Settlement details keep what was
+// moved.
+func (s *Server) SetReportedAmount(outOrderNo string, minor int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.orders {
+		if o.outOrderNo == outOrderNo && len(o.lines) > 0 {
+			o.lines[0].reported = &minor
+		}
+	}
+}

@@ -1,0 +1,162 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+var _ pipeline.WeChatReconcileStore = (*ledger.Ledger)(nil)
+
+// wxRun records a run of d with one item per order number (wechatpay
+// unless it starts with "I"), every seller at sub-merchant "SUB-<seller>".
+func wxRun(t *testing.T, l *ledger.Ledger, d pipeline.Date, orders map[string]string) *pipeline.Run {
+	t.Helper()
+	ctx := context.Background()
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sellers := map[string]bool{}
+	for _, s := range orders {
+		sellers[s] = true
+	}
+	if _, err := l.WriteSnapshot(ctx, run.ID, func(_ func(pipeline.SourceRow) error, addSeller func(pipeline.Seller) error) error {
+		for s := range sellers {
+			if err := addSeller(pipeline.Seller{ID: s, WeChatSubMchID: "SUB-" + s}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	at := d.Time(time.UTC)
+	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for _, no := range slices.Sorted(maps.Keys(orders)) {
+			ch := pipeline.ChannelWeChatPay
+			if no[0] == 'I' {
+				ch = pipeline.ChannelInfiniaPay
+			}
+			o := pipeline.Order{OrderNo: no, SellerID: orders[no], Channel: ch, ProviderTxnID: "T" + no, Currency: "CNY",
+				Amount: 1000, Refunded: 100, Category: "c", PaidAt: at, ConfirmedAt: at}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 90, SellerShare: 810}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+// wxEffect records an attempt of the WeChat stage at an order, driven to
+// state.
+func wxEffect(t *testing.T, l *ledger.Ledger, run *pipeline.Run, kind, orderNo string, attempt int, amount int64, state pipeline.EffectState) pipeline.Effect {
+	t.Helper()
+	ctx := context.Background()
+	e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: kind, Subject: fmt.Sprintf("WX/%s/%s", run.Key.Date.Compact(), orderNo),
+		Attempt: attempt, Key: pipeline.WeChatOutOrderNo(run.Key.Date, orderNo, attempt), Currency: "CNY", Amount: amount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state == pipeline.EffectPlanned {
+		return e
+	}
+	if err := l.MarkSent(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if state != pipeline.EffectSent {
+		if err := l.RecordOutcome(ctx, e.ID, state, "REF", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.State = state
+	return e
+}
+
+func wxKeys(as []pipeline.WeChatAttempt) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.Key)
+	}
+	return out
+}
+
+func TestWeChatReconcileQueries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := open(t)
+	d0 := pipeline.Date{Year: 2026, Month: 11, Day: 22}
+	old := wxRun(t, l, d0, map[string]string{"W0": "S1", "W9": "S9"})
+	run := wxRun(t, l, day, map[string]string{"W1": "S1", "W2": "S1", "W3": "S2", "W4": "S1", "I1": "S1"})
+
+	k := func(d pipeline.Date, no string, attempt int) string { return pipeline.WeChatOutOrderNo(d, no, attempt) }
+	before := time.Now().Add(-time.Second)
+	wxEffect(t, l, old, pipeline.KindDistribution, "W0", 1, 90, pipeline.EffectSucceeded)
+	wxEffect(t, l, old, pipeline.KindDistribution, "W9", 1, 90, pipeline.EffectSucceeded) // another sub-merchant
+	wxEffect(t, l, run, pipeline.KindDistribution, "W1", 1, 90, pipeline.EffectFailed)
+	wxEffect(t, l, run, pipeline.KindDistribution, "W1", 2, 90, pipeline.EffectSucceeded)
+	wxEffect(t, l, run, pipeline.KindUnfreeze, "W2", 1, 0, pipeline.EffectSucceeded)
+	wxEffect(t, l, run, pipeline.KindDistribution, "W3", 1, 90, pipeline.EffectUnknown)
+	wxEffect(t, l, run, pipeline.KindDistribution, "W4", 1, 90, pipeline.EffectPlanned) // never sent
+	after := time.Now().Add(time.Second)
+
+	items, err := l.WeChatItems(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []pipeline.WeChatItem{
+		{OrderNo: "W1", SellerID: "S1", SubMchID: "SUB-S1", TransactionID: "TW1", Currency: "CNY", SellerShare: 810},
+		{OrderNo: "W2", SellerID: "S1", SubMchID: "SUB-S1", TransactionID: "TW2", Currency: "CNY", SellerShare: 810},
+		{OrderNo: "W3", SellerID: "S2", SubMchID: "SUB-S2", TransactionID: "TW3", Currency: "CNY", SellerShare: 810},
+		{OrderNo: "W4", SellerID: "S1", SubMchID: "SUB-S1", TransactionID: "TW4", Currency: "CNY", SellerShare: 810},
+	}
+	if !slices.Equal(items, want) {
+		t.Fatalf("items:\n%+v\nwant\n%+v", items, want)
+	}
+
+	attempts, err := l.WeChatAttempts(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKeys := []string{k(day, "W1", 1), k(day, "W1", 2), k(day, "W2", 1), k(day, "W3", 1)}
+	slices.Sort(wantKeys)
+	if got := wxKeys(attempts); !slices.Equal(got, wantKeys) {
+		t.Fatalf("attempts %q, want %q", got, wantKeys)
+	}
+	for _, a := range attempts {
+		if a.Item != items[slices.IndexFunc(items, func(it pipeline.WeChatItem) bool { return it.OrderNo == a.Item.OrderNo })] ||
+			a.Planned.Before(before) || a.Recorded.Before(a.Planned) || a.Recorded.After(after) || a.RunID != run.ID {
+			t.Fatalf("attempt %+v", a)
+		}
+		if a.Key == k(day, "W3", 1) && (a.State != pipeline.EffectUnknown || a.Amount != 90 || a.Kind != pipeline.KindDistribution) {
+			t.Fatalf("attempt %+v", a)
+		}
+	}
+
+	got, err := l.WeChatDistributed(ctx, []string{"SUB-S1", "SUB-S2"}, before, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKeys = []string{k(d0, "W0", 1), k(day, "W1", 2)} // not failed, unknown, planned, unfreezes, nor SUB-S9
+	slices.Sort(wantKeys)
+	if !slices.Equal(wxKeys(got), wantKeys) {
+		t.Fatalf("distributed %q, want %q", wxKeys(got), wantKeys)
+	}
+	if got[0].Item.SubMchID != "SUB-S1" || got[0].Amount != 90 || got[0].State != pipeline.EffectSucceeded {
+		t.Fatalf("distributed %+v", got[0])
+	}
+	for name, w := range map[string][2]time.Time{"window before": {before.Add(-time.Hour), before}, "window after": {after, after.Add(time.Hour)}} {
+		if got, err := l.WeChatDistributed(ctx, []string{"SUB-S1", "SUB-S2"}, w[0], w[1]); err != nil || len(got) != 0 {
+			t.Fatalf("%s: %q, %v", name, wxKeys(got), err)
+		}
+	}
+}

@@ -1,0 +1,351 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// wxStore is an in-memory WeChatReconcileStore.
+type wxStore struct {
+	items       []WeChatItem
+	attempts    []WeChatAttempt
+	others      []WeChatAttempt // succeeded distributions of other runs
+	from, to    time.Time       // the last WeChatDistributed window
+	distributed error
+}
+
+func (s *wxStore) WeChatItems(context.Context, int64) ([]WeChatItem, error) { return s.items, nil }
+
+func (s *wxStore) WeChatAttempts(context.Context, int64) ([]WeChatAttempt, error) {
+	return s.attempts, nil
+}
+
+func (s *wxStore) WeChatDistributed(_ context.Context, subs []string, from, to time.Time) ([]WeChatAttempt, error) {
+	s.from, s.to = from, to
+	var out []WeChatAttempt
+	for _, a := range append(slices.Clone(s.attempts), s.others...) {
+		if a.Kind == KindDistribution && a.State == EffectSucceeded && a.Amount > 0 && slices.Contains(subs, a.Item.SubMchID) &&
+			a.Planned.Before(to) && !a.Recorded.Before(from) {
+			out = append(out, a)
+		}
+	}
+	return out, s.distributed
+}
+
+// wxAPI is an in-memory WeChatReconciler.
+type wxAPI struct {
+	orders      map[string]WeChatOrderStatus // out_order_no
+	bills       map[string][]WeChatBillLine  // sub/day
+	settlements map[string][]WeChatSettlement
+	err         error
+
+	mu        sync.Mutex
+	billCalls int
+	queried   []string
+}
+
+func (a *wxAPI) Order(_ context.Context, sub, txn, no string) (WeChatOrderStatus, error) {
+	a.mu.Lock()
+	a.queried = append(a.queried, no)
+	a.mu.Unlock()
+	if a.err != nil {
+		return WeChatOrderStatus{}, a.err
+	}
+	o, ok := a.orders[no]
+	if !ok {
+		return o, fmt.Errorf("%w: out_order_no %s", ErrNotFound, no)
+	}
+	return o, nil
+}
+
+func (a *wxAPI) BillLines(_ context.Context, sub string, day Date) ([]WeChatBillLine, error) {
+	a.mu.Lock()
+	a.billCalls++
+	a.mu.Unlock()
+	return a.bills[sub+"/"+day.String()], nil
+}
+
+func (a *wxAPI) Settlements(_ context.Context, sub string, day Date) ([]WeChatSettlement, error) {
+	return a.settlements[sub+"/"+day.String()], nil
+}
+
+var (
+	wxDate     = Date{2026, time.November, 23}
+	wxAccepted = time.Date(2026, 11, 24, 1, 0, 0, 0, weChatZone)
+	wxDay      = Date{2026, time.November, 24}
+	wxLater    = time.Date(2026, 11, 25, 12, 0, 0, 0, weChatZone)
+)
+
+// wxClean is a run with one distribution (O1: commission 100, the rest 900
+// unfrozen with it) and one unfreeze (O2: 500), both succeeded, accepted on
+// wxDay and settled: nothing disagrees.
+func wxClean() (*wxStore, *wxAPI) {
+	i1 := WeChatItem{OrderNo: "O1", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T1", Currency: "CNY", SellerShare: 900}
+	i2 := WeChatItem{OrderNo: "O2", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T2", Currency: "CNY", SellerShare: 500}
+	rec := wxAccepted.Add(time.Second)
+	store := &wxStore{items: []WeChatItem{i1, i2}, attempts: []WeChatAttempt{
+		{Effect: Effect{Kind: KindDistribution, Key: "K1", Currency: "CNY", Amount: 100, State: EffectSucceeded}, Item: i1, Planned: wxAccepted, Recorded: rec},
+		{Effect: Effect{Kind: KindUnfreeze, Key: "K2", Currency: "CNY", Amount: 0, State: EffectSucceeded}, Item: i2, Planned: wxAccepted, Recorded: rec},
+	}}
+	api := &wxAPI{
+		orders: map[string]WeChatOrderStatus{
+			"K1": {State: WeChatFinished, AcceptedAt: wxAccepted, Lines: []WeChatLine{{Platform: true, Result: WeChatSuccess, Amount: 100}}},
+			"K2": {State: WeChatFinished, AcceptedAt: wxAccepted, Lines: []WeChatLine{{Result: WeChatSuccess, Amount: 500}}},
+		},
+		bills: map[string][]WeChatBillLine{"SUB1/2026-11-24": {
+			{Time: wxAccepted, TransactionID: "T1", OutOrderNo: "K1", Type: WeChatLineDistribution, Platform: true, Currency: "CNY", Amount: 100},
+			{Time: wxAccepted, TransactionID: "T1", OutOrderNo: "K1", Type: WeChatLineUnfreeze, Currency: "CNY", Amount: 900},
+			{Time: wxAccepted, TransactionID: "T2", OutOrderNo: "K2", Type: WeChatLineUnfreeze, Currency: "CNY", Amount: 500},
+			{Time: wxAccepted, TransactionID: "T9", OutOrderNo: "OTHER", Type: WeChatLineDistribution, Currency: "CNY", Amount: 7}, // not this run's
+		}},
+		settlements: map[string][]WeChatSettlement{"SUB1/2026-11-24": {{BatchNo: "SB1", State: WeChatSettled, Currency: "CNY", Amount: 100}}},
+	}
+	return store, api
+}
+
+func wxMatch(t *testing.T, store *wxStore, api *wxAPI, now time.Time) []Mismatch {
+	t.Helper()
+	ms, err := WeChatMatcher(store, api, func() time.Time { return now })(context.Background(), &Run{ID: 1, Key: RunKey{Date: wxDate, Shard: Whole}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	SortMismatches(ms)
+	for _, m := range ms {
+		if m.Provider != ProviderWeChat {
+			t.Errorf("provider %q", m.Provider)
+		}
+	}
+	return ms
+}
+
+// wxBrief is a mismatch as "category subject ours/theirs expected".
+func wxBrief(ms []Mismatch) []string {
+	var out []string
+	for _, m := range ms {
+		s := fmt.Sprintf("%s %s %s/%s", m.Category, m.Subject, m.Ours, m.Theirs)
+		if m.Expected {
+			s += " expected"
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestWeChatMatcherCleanRunHasNoMismatch(t *testing.T) {
+	store, api := wxClean()
+	if ms := wxMatch(t, store, api, wxLater); len(ms) != 0 {
+		t.Fatalf("clean run: %v", wxBrief(ms))
+	}
+	if api.billCalls != 1 {
+		t.Fatalf("%d bill downloads, want 1 (one sub-merchant, one day)", api.billCalls)
+	}
+	if from, to := store.from, store.to; !from.Equal(wxDay.Time(weChatZone).Add(-weChatClockMargin)) || !to.Equal(wxDay.AddDays(1).Time(weChatZone).Add(weChatClockMargin)) {
+		t.Fatalf("ledger asked for distributions in [%s, %s)", from, to)
+	}
+}
+
+func TestWeChatMatcherFindings(t *testing.T) {
+	cases := []struct {
+		name   string
+		tamper func(s *wxStore, a *wxAPI)
+		want   []string
+	}{
+		{"distribution lost at WeChat", func(s *wxStore, a *wxAPI) {
+			delete(a.orders, "K1")
+			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][2:]
+			a.settlements["SUB1/2026-11-24"] = nil
+		}, []string{"missing_at_provider K1 100/", "missing_at_provider settlement/SUB1/2026-11-24/CNY 100/"}},
+		{"unfreeze lost at WeChat", func(s *wxStore, a *wxAPI) {
+			delete(a.orders, "K2")
+			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][:2]
+		}, []string{"missing_at_provider K2 500/"}},
+		{"WeChat reports another commission", func(s *wxStore, a *wxAPI) {
+			a.orders["K1"].Lines[0].Amount = 90
+			a.bills["SUB1/2026-11-24"][0].Amount = 90
+		}, []string{"amount K1 100/90", "amount K1 100/90"}},
+		{"WeChat reports another unfreeze", func(s *wxStore, a *wxAPI) {
+			a.orders["K2"].Lines[0].Amount = 499
+		}, []string{"amount K2 500/499"}},
+		{"bill line in another currency", func(s *wxStore, a *wxAPI) {
+			a.bills["SUB1/2026-11-24"][0].Currency = "USD"
+		}, []string{"currency K1 100/100"}},
+		{"succeeded with us, CLOSED at WeChat", func(s *wxStore, a *wxAPI) {
+			a.orders["K1"] = WeChatOrderStatus{State: WeChatFinished, AcceptedAt: wxAccepted, Lines: []WeChatLine{{Platform: true, Result: WeChatClosed, FailReason: "NO_RELATION", Amount: 100}}}
+			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][2:]
+			a.settlements["SUB1/2026-11-24"] = nil
+		}, []string{"missing_at_provider K1 100/", "missing_at_provider settlement/SUB1/2026-11-24/CNY 100/", "status K1 100/100"}},
+		{"failed with us, SUCCESS at WeChat", func(s *wxStore, a *wxAPI) {
+			s.attempts[0].State = EffectFailed
+		}, []string{"amount settlement/SUB1/2026-11-24/CNY 0/100", "missing_in_ledger K1 100/100", "missing_in_ledger K1 100/900", "status K1 100/100"}},
+		{"failed with us, unknown to WeChat: agreed", func(s *wxStore, a *wxAPI) {
+			s.attempts[0].State = EffectFailed
+			delete(a.orders, "K1")
+			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][2:]
+			a.settlements["SUB1/2026-11-24"] = nil
+		}, nil},
+		{"unknown with us, never arrived", func(s *wxStore, a *wxAPI) {
+			s.attempts[1].State = EffectUnknown
+			delete(a.orders, "K2")
+			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][:2]
+		}, []string{"status K2 500/"}},
+		{"still processing", func(s *wxStore, a *wxAPI) {
+			s.attempts[0].State = EffectSent
+			a.orders["K1"] = WeChatOrderStatus{State: WeChatProcessing, AcceptedAt: wxAccepted, Lines: []WeChatLine{{Platform: true, Result: WeChatPending, Amount: 100}}}
+			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][2:]
+			a.settlements["SUB1/2026-11-24"][0].State = WeChatUnsettled
+		}, []string{"timing K1 100/100 expected", "timing settlement/SUB1/2026-11-24/CNY 0/100 expected"}},
+		{"receiver pending in a finished order", func(s *wxStore, a *wxAPI) {
+			a.orders["K1"].Lines[0].Result = WeChatPending
+		}, []string{"timing K1 100/100 expected"}},
+		{"no platform line in WeChat's order", func(s *wxStore, a *wxAPI) {
+			a.orders["K1"] = WeChatOrderStatus{State: WeChatFinished, AcceptedAt: wxAccepted, Lines: []WeChatLine{{Result: WeChatSuccess, Amount: 100}}}
+		}, []string{"missing_at_provider K1 100/"}},
+		{"someone moved our transaction's money", func(s *wxStore, a *wxAPI) {
+			a.bills["SUB1/2026-11-24"] = append(a.bills["SUB1/2026-11-24"],
+				WeChatBillLine{TransactionID: "T2", OutOrderNo: "ROGUE", Type: WeChatLineDistribution, Currency: "CNY", Amount: 50})
+		}, []string{"missing_in_ledger ROGUE /50"}},
+		{"a line to another receiver under our key", func(s *wxStore, a *wxAPI) {
+			a.bills["SUB1/2026-11-24"] = append(a.bills["SUB1/2026-11-24"],
+				WeChatBillLine{TransactionID: "T1", OutOrderNo: "K1", Type: WeChatLineDistribution, Currency: "CNY", Amount: 5})
+		}, []string{"missing_in_ledger K1 100/5"}},
+		{"a second platform line under our key", func(s *wxStore, a *wxAPI) {
+			a.bills["SUB1/2026-11-24"] = append(a.bills["SUB1/2026-11-24"], a.bills["SUB1/2026-11-24"][0])
+		}, []string{"missing_in_ledger K1 100/100"}},
+		{"bill without our distribution", func(s *wxStore, a *wxAPI) {
+			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][1:]
+		}, []string{"missing_at_provider K1 100/"}},
+		{"funds still UNSETTLE", func(s *wxStore, a *wxAPI) {
+			a.settlements["SUB1/2026-11-24"][0].State = WeChatUnsettled
+		}, []string{"timing settlement/SUB1/2026-11-24/CNY 100/100 expected"}},
+		{"UNSETTLE with less than we distributed", func(s *wxStore, a *wxAPI) {
+			a.settlements["SUB1/2026-11-24"][0] = WeChatSettlement{BatchNo: "SB1", State: WeChatUnsettled, Currency: "CNY", Amount: 60}
+		}, []string{"amount settlement/SUB1/2026-11-24/CNY 100/60"}},
+		{"SETTLED with another amount", func(s *wxStore, a *wxAPI) {
+			a.settlements["SUB1/2026-11-24"][0].Amount = 101
+		}, []string{"amount settlement/SUB1/2026-11-24/CNY 100/101"}},
+		{"settled in two batches and a currency we never sent", func(s *wxStore, a *wxAPI) {
+			a.settlements["SUB1/2026-11-24"] = []WeChatSettlement{{BatchNo: "SB1", State: WeChatSettled, Currency: "CNY", Amount: 60},
+				{BatchNo: "SB2", State: WeChatSettled, Currency: "CNY", Amount: 40}, {BatchNo: "SB3", State: WeChatSettled, Currency: "USD", Amount: 3}}
+		}, []string{"amount settlement/SUB1/2026-11-24/USD 0/3"}},
+		{"another date's run distributed the same day", func(s *wxStore, a *wxAPI) {
+			i := WeChatItem{OrderNo: "OLD", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T0", Currency: "CNY"}
+			s.others = append(s.others, WeChatAttempt{Effect: Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: EffectSucceeded},
+				Item: i, Planned: wxAccepted.Add(-time.Hour), Recorded: wxAccepted.Add(time.Hour)})
+			a.orders["K0"] = WeChatOrderStatus{State: WeChatFinished, AcceptedAt: wxAccepted.Add(-time.Minute), Lines: []WeChatLine{{Platform: true, Result: WeChatSuccess, Amount: 30}}}
+			a.settlements["SUB1/2026-11-24"][0].Amount = 130
+		}, nil},
+		{"another date's run distributed the day before", func(s *wxStore, a *wxAPI) {
+			i := WeChatItem{OrderNo: "OLD", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T0", Currency: "CNY"}
+			s.others = append(s.others, WeChatAttempt{Effect: Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: EffectSucceeded},
+				Item: i, Planned: wxAccepted.Add(-2 * time.Hour), Recorded: wxAccepted})
+			a.orders["K0"] = WeChatOrderStatus{State: WeChatFinished, AcceptedAt: wxDay.Time(weChatZone).Add(-time.Second), Lines: []WeChatLine{{Platform: true, Result: WeChatSuccess, Amount: 30}}}
+		}, nil},
+		{"another date's distribution lost at WeChat counts on the ledger's day", func(s *wxStore, a *wxAPI) {
+			i := WeChatItem{OrderNo: "OLD", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T0", Currency: "CNY"}
+			s.others = append(s.others, WeChatAttempt{Effect: Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: EffectSucceeded},
+				Item: i, Planned: wxAccepted, Recorded: wxAccepted})
+		}, []string{"amount settlement/SUB1/2026-11-24/CNY 130/100"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			store, api := wxClean()
+			tc.tamper(store, api)
+			if got := wxBrief(wxMatch(t, store, api, wxLater)); !slices.Equal(got, tc.want) {
+				t.Fatalf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestWeChatMatcherRows(t *testing.T) {
+	store, api := wxClean()
+	delete(api.orders, "K1")
+	ms := wxMatch(t, store, api, wxLater)
+	want := Mismatch{Provider: ProviderWeChat, Category: MismatchMissingAtProvider, Subject: "K1", OrderNo: "O1", SellerID: "S1",
+		Currency: "CNY", Ours: "100", OursState: "succeeded", TheirsState: "NOT_FOUND",
+		Detail: "WeChat Pay does not know the distribution of transaction T1"}
+	if len(ms) == 0 || ms[0] != want {
+		t.Fatalf("got %+v\nwant %+v", ms, want)
+	}
+}
+
+func TestWeChatMatcherBillNotOutYet(t *testing.T) {
+	store, api := wxClean()
+	api.settlements["SUB1/2026-11-24"][0].State = WeChatUnsettled
+	api.bills = nil // asking for it would find nothing, and be an error at WeChat
+	got := wxMatch(t, store, api, wxAccepted.Add(22*time.Hour+59*time.Minute))
+	want := []string{"timing bill/SUB1/2026-11-24 / expected", "timing settlement/SUB1/2026-11-24/CNY 100/100 expected"}
+	if b := wxBrief(got); !slices.Equal(b, want) || api.billCalls != 0 {
+		t.Fatalf("the day is not over in Beijing: %q (%d bill downloads), want %q", b, api.billCalls, want)
+	}
+	for _, m := range got {
+		if m.SellerID != "S1" || strings.Contains(m.Detail, "23:59") {
+			t.Fatalf("row %+v", m)
+		}
+	}
+	// Midnight in Beijing: the bill is out.
+	api.bills = map[string][]WeChatBillLine{}
+	got = wxMatch(t, store, api, wxDay.AddDays(1).Time(weChatZone))
+	if api.billCalls != 1 || !slices.Contains(wxBrief(got), "missing_at_provider K1 100/") {
+		t.Fatalf("at midnight: %q (%d bill downloads)", wxBrief(got), api.billCalls)
+	}
+}
+
+func TestWeChatMatcherSameFindingsSameRows(t *testing.T) {
+	run := func() []Mismatch {
+		store, api := wxClean()
+		api.orders["K1"].Lines[0].Amount = 1
+		delete(api.orders, "K2")
+		api.settlements["SUB1/2026-11-24"][0].State = WeChatUnsettled
+		api.bills["SUB1/2026-11-24"] = append(api.bills["SUB1/2026-11-24"],
+			WeChatBillLine{TransactionID: "T2", OutOrderNo: "ROGUE", Type: WeChatLineDistribution, Currency: "CNY", Amount: 50})
+		return wxMatch(t, store, api, wxLater)
+	}
+	first := run()
+	if len(first) < 3 {
+		t.Fatalf("want several findings, got %q", wxBrief(first))
+	}
+	for range 5 {
+		if again := run(); !slices.Equal(again, first) {
+			t.Fatalf("another run found\n%+v\nthen\n%+v", first, again)
+		}
+	}
+}
+
+func TestWeChatMatcherAsksEachOrderOnce(t *testing.T) {
+	store, api := wxClean()
+	// One of our own also listed by the ledger's window query: not asked twice.
+	wxMatch(t, store, api, wxLater)
+	slices.Sort(api.queried)
+	if !slices.Equal(api.queried, []string{"K1", "K2"}) {
+		t.Fatalf("queried %q", api.queried)
+	}
+}
+
+func TestWeChatMatcherErrors(t *testing.T) {
+	store, api := wxClean()
+	api.err = errors.New("connection reset")
+	_, err := WeChatMatcher(store, api, func() time.Time { return wxLater })(context.Background(), &Run{ID: 1, Key: RunKey{Date: wxDate}})
+	if err == nil || !strings.Contains(err.Error(), "connection reset") || !strings.Contains(err.Error(), "K1") {
+		t.Fatalf("WeChat unreachable: %v", err)
+	}
+	store, api = wxClean()
+	store.distributed = errors.New("ledger down")
+	if _, err := WeChatMatcher(store, api, func() time.Time { return wxLater })(context.Background(), &Run{ID: 1}); err == nil {
+		t.Fatal("the ledger's error was lost")
+	}
+}
+
+func TestWeChatMatcherNoItems(t *testing.T) {
+	ms := wxMatch(t, &wxStore{}, &wxAPI{}, wxLater)
+	if len(ms) != 0 {
+		t.Fatalf("%v", wxBrief(ms))
+	}
+}
