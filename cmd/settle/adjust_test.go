@@ -327,3 +327,40 @@ func TestInfiniaTamperingIsAMismatchAndExit4(t *testing.T) {
 		t.Errorf("available share mismatch missing: %+v", e.mismatches(day))
 	}
 }
+
+func TestWeChatTamperingIsAMismatchAndExit4(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "4", "--seed", "14")
+	sim := e.weChatSim(nil, 0)
+	if out, code := e.runWeChat(sim); code != 0 {
+		t.Fatalf("run: exit %d:\n%s", code, out)
+	}
+	for _, m := range e.mismatches(testDate) {
+		if !m.Expected {
+			t.Fatalf("clean run: unexpected mismatch %+v", m)
+		}
+	}
+	var keys []string
+	if err := e.db.Select(&keys, `SELECT idem_key FROM settle.effects WHERE kind = 'distribution' AND state = 'succeeded' ORDER BY idem_key LIMIT 2`); err != nil || len(keys) != 2 {
+		t.Fatalf("distributions %v: %v", keys, err)
+	}
+	sim.WeChat.ForgetOrder(keys[0])          // a distribution missing
+	sim.WeChat.SetReportedAmount(keys[1], 1) // a distribution reported with another amount
+	out, code := e.runWeChat(sim)
+	if code != 4 {
+		t.Fatalf("tampered: exit %d, want 4\n%s", code, out)
+	}
+	found := map[string]string{}
+	for _, m := range e.mismatches(testDate) {
+		if !m.Expected {
+			found[m.Subject] += m.Category + " "
+		}
+	}
+	if !strings.Contains(found[keys[0]], pipeline.MismatchMissingAtProvider) || !strings.Contains(found[keys[1]], pipeline.MismatchAmount) {
+		t.Errorf("mismatches by subject %v; want %s missing_at_provider and %s amount", found, keys[0], keys[1])
+	}
+	if !strings.Contains(out, "unexpected mismatches") {
+		t.Errorf("output does not name the mismatches:\n%s", out)
+	}
+}

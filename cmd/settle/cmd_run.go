@@ -280,6 +280,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	}
 	if o.wechat != nil {
 		distribute = append(distribute, o.wechat.stage(l, o.parallel, o.wait, o.poll))
+		matchers = append(matchers, o.wechat.matcher(l, cfg.clock))
 	}
 	if len(distribute) > 0 {
 		runner.Stages[pipeline.StageDistribute] = pipeline.Combine(distribute...)
