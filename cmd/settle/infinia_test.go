@@ -96,7 +96,7 @@ func (e *env) checkPaidOnce(sim *paysim.Sim, balance int64) {
 		}
 	}
 	// Every bound seller's uploaded items were paid: nothing left owing.
-	const open = `FROM settle.items WHERE channel = 'infiniapay' AND state NOT IN ('paid', 'held', 'rejected') AND reason NOT LIKE 'held:%'`
+	const open = `FROM settle.items WHERE channel = 'infiniapay' AND state NOT IN ('paid', 'held', 'carried', 'rejected') AND reason NOT LIKE 'held:%'`
 	if n := e.count(`SELECT count(*) ` + open); n != 0 {
 		var sample string
 		e.db.Get(&sample, `SELECT order_no || ' ' || state || ' ' || reason `+open+` LIMIT 1`)

@@ -90,8 +90,10 @@ func TestPayProtocolReconcileCleanDayThenTampered(t *testing.T) {
 		}
 		timing[m.TheirsState]++
 	}
-	if timing["refund under review"] == 0 || timing["pending"]+timing["block confirmation"]+timing["partially paid"] == 0 {
-		t.Fatalf("clean day: timing rows by Pay Protocol state %v, want refunds under review and payments in progress", timing)
+	// (The run's own reconcile stage queried first, so the fake's refunds
+	// may have moved past review already.)
+	if timing["pending"]+timing["block confirmation"]+timing["partially paid"] == 0 {
+		t.Fatalf("clean day: timing rows by Pay Protocol state %v, want payments in progress", timing)
 	}
 	// The refunds have succeeded since (the fake's approvals move on with
 	// queries): they agree with ours, and the findings are stable.
