@@ -1,0 +1,152 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// uploadedItems records n items of seller S1 in USD, each owed owed, and
+// marks them uploaded, in a run of date d.
+func uploadedItems(t *testing.T, l *ledger.Ledger, d pipeline.Date, prefix string, n int, owed int64) *pipeline.Run {
+	t.Helper()
+	ctx := context.Background()
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(d.Year, time.Month(d.Month), d.Day, 12, 0, 0, 0, time.UTC)
+	_, err = l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for i := range n {
+			o := pipeline.Order{OrderNo: prefix + string(rune('a'+i)), SellerID: "S1", Channel: pipeline.ChannelInfiniaPay,
+				ProviderTxnID: "T", Currency: "USD", Amount: owed + 100, Category: "c", PaidAt: now, ConfirmedAt: now}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 100, SellerShare: owed}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.SetItemsState(ctx, run.ID, "S1", "USD", pipeline.InfiniaChannels, "recorded", "uploaded", "", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+func payout(run *pipeline.Run, amount int64, attempt int) pipeline.Effect {
+	subject := pipeline.RevenueShareSubject(run.Key.Date, "S1", "USD")
+	return pipeline.Effect{RunID: run.ID, Kind: pipeline.KindRevenueShare, Subject: subject, Attempt: attempt,
+		Key: pipeline.RevenueShareRequestNo(run.Key.Date, "S1", "USD", attempt), Currency: "USD", Amount: amount}
+}
+
+func openBalance(t *testing.T, l *ledger.Ledger) int64 {
+	t.Helper()
+	carries, err := l.OpenCarries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, c := range carries {
+		sum += c.Amount
+	}
+	return sum
+}
+
+func TestCarriedBalanceIsNettedOnceAndReopenedOnFailure(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	d1, d2, d3 := day, day.AddDays(1), day.AddDays(2)
+	ch := pipeline.InfiniaChannels
+
+	// Day 1: 2 x 10.00 carried (say, not bound).
+	r1 := uploadedItems(t, l, d1, "A", 2, 1000)
+	if amount, n, err := l.CarryItems(ctx, r1, "S1", "USD", ch, "RS/x", "binding PENDING"); err != nil || amount != 2000 || n != 2 {
+		t.Fatalf("carry: %d %d %v", amount, n, err)
+	}
+	if again, n, err := l.CarryItems(ctx, r1, "S1", "USD", ch, "RS/x", "binding PENDING"); err != nil || again != 0 || n != 0 {
+		t.Fatalf("carrying twice: %d %d %v", again, n, err)
+	}
+	// Day 2 and day 3 both try to net the balance at once: exactly one does;
+	// the other's amount no longer adds up and nothing is recorded for it.
+	r2 := uploadedItems(t, l, d2, "B", 1, 500)
+	r3 := uploadedItems(t, l, d3, "C", 1, 700)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, c := range []struct {
+		run    *pipeline.Run
+		amount int64
+	}{{r2, 2500}, {r3, 2700}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = l.PlanPayout(ctx, c.run, "S1", ch, payout(c.run, c.amount, 1))
+		}()
+	}
+	wg.Wait()
+	moved := 0
+	for _, err := range errs {
+		if errors.Is(err, pipeline.ErrBalanceMoved) {
+			moved++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if moved != 1 {
+		t.Fatalf("concurrent netting: %v; want exactly one ErrBalanceMoved", errs)
+	}
+	winner := r2
+	if errs[0] != nil {
+		winner = r3
+	}
+	if b := openBalance(t, l); b != 0 {
+		t.Fatalf("after netting, %d still open", b)
+	}
+	e, ok, err := l.LatestEffect(ctx, pipeline.KindRevenueShare, pipeline.RevenueShareSubject(winner.Key.Date, "S1", "USD"))
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	// It fails: the balance it netted is open again, and its own item is
+	// carried too; nothing is lost.
+	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectFailed, "", "refused"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.PayoutFailed(ctx, winner, "S1", "USD", ch, e.Subject, "failed"); err != nil {
+		t.Fatal(err)
+	}
+	if b := openBalance(t, l); b != e.Amount {
+		t.Fatalf("after the failure, %d open, want %d", b, e.Amount)
+	}
+	// A second attempt nets it all and, on success, pays every item it
+	// covers: the day's own and the carried ones.
+	e2, err := l.PlanPayout(ctx, winner, "S1", ch, payout(winner, e.Amount, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordOutcome(ctx, e2.ID, pipeline.EffectSucceeded, "REF", ""); err != nil {
+		t.Fatal(err)
+	}
+	e2.ProviderRef = "REF"
+	if err := l.PayoutSucceeded(ctx, winner, "S1", "USD", ch, e2); err != nil {
+		t.Fatal(err)
+	}
+	var paid, items int64
+	if err := l.DB().QueryRowContext(ctx, `SELECT COALESCE(sum(seller_minor), 0), count(*) FROM items
+		WHERE state = 'paid' AND payout_key = $1`, e2.Key).Scan(&paid, &items); err != nil {
+		t.Fatal(err)
+	}
+	if paid != e.Amount || items != 3 {
+		t.Errorf("paid %d on %d items by %s, want %d on 3", paid, items, e2.Key, e.Amount)
+	}
+	if b := openBalance(t, l); b != 0 {
+		t.Errorf("%d still open", b)
+	}
+}
+
