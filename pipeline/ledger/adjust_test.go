@@ -149,4 +149,3 @@ func TestCarriedBalanceIsNettedOnceAndReopenedOnFailure(t *testing.T) {
 		t.Errorf("%d still open", b)
 	}
 }
-
