@@ -171,7 +171,18 @@ func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline
 	fmt.Fprintln(w, "Pay Protocol is simulated too: its payments come in every status; only verified ones are paid,")
 	fmt.Fprintln(w, "orders.csv says why each other one is not.")
 	fmt.Fprintln(w, "WeChat Pay Global is simulated as well: each transaction's commission is distributed to the")
-	fmt.Fprintln(w, "platform's receiver and the rest unfrozen to the seller. Not built yet: reconciliation against the providers.")
+	fmt.Fprintln(w, "platform's receiver and the rest unfrozen to the seller.")
+	unexpected, expected, err := l.MismatchCounts(ctx, d)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "reconciled against all three providers: %d unexpected mismatches, %d expected (timing: WeChat funds\n", unexpected, expected)
+	fmt.Fprintln(w, "still UNSETTLE, bills not out until the Beijing day ends, Pay Protocol payments still confirming): mismatches.csv")
+	carries, err := l.OpenCarries(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "carried to the sellers' next revenue share (not bound, or below the minimum): %d balances; settle status lists them\n", len(carries))
 	return nil
 }
 
