@@ -70,6 +70,10 @@ type MismatchStore interface {
 	// FailedPayouts counts the money requests of the run's date whose
 	// latest attempt failed.
 	FailedPayouts(ctx context.Context, d Date) (int64, error)
+	// RunsToRecheck returns the runs of the same shard dated in the days
+	// before run's date whose findings still include timing gaps, oldest
+	// first.
+	RunsToRecheck(ctx context.Context, run *Run, days int) ([]*Run, error)
 }
 
 // ReconcileStage asks every matcher for its findings, records them (so
@@ -77,45 +81,73 @@ type MismatchStore interface {
 // needs a person: one with unexpected mismatches or failed payouts. A
 // matcher that cannot reach its provider fails the stage (exit 1: a
 // re-run reconciles again); findings are never guessed.
-func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error)) StageFunc {
+//
+// Timing gaps close by themselves - WeChat's bill of a day is out once the
+// Beijing day is over, funds settle, a payout leaves PROCESSING - so the
+// stage also reconciles again the runs of the recheck days before this
+// one whose findings still include one, and rewrites their reports: the
+// nightly run of one date closes the gaps of the dates before it.
+func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error), recheck int) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
-		var all []Mismatch
-		for _, m := range matchers {
-			ms, err := m(ctx, run)
-			if err != nil {
-				return "", fmt.Errorf("reconcile: %w", err)
-			}
-			all = append(all, ms...)
-		}
-		SortMismatches(all)
-		if err := store.ReplaceMismatches(ctx, run.ID, all); err != nil {
-			return "", fmt.Errorf("reconcile: %w", err)
-		}
-		wrote, err := write(ctx, run)
+		summary, problems, err := reconcile(ctx, store, matchers, write, run)
 		if err != nil {
 			return "", err
 		}
-		var unexpected, expected int
-		var problems []string
-		for _, m := range all {
-			if m.Expected {
-				expected++
-				continue
-			}
-			unexpected++
-			problems = append(problems, fmt.Sprintf("%s %s %s: ours %s %s, theirs %s %s%s", m.Provider, m.Category, m.Subject,
-				m.Ours, m.OursState, m.Theirs, m.TheirsState, detail(m.Detail)))
-		}
-		failed, err := store.FailedPayouts(ctx, run.Key.Date)
+		earlier, err := store.RunsToRecheck(ctx, run, recheck)
 		if err != nil {
 			return "", fmt.Errorf("reconcile: %w", err)
 		}
-		if failed > 0 {
-			problems = append(problems, fmt.Sprintf("%d payout(s) of %s failed (see payouts.csv)", failed, run.Key.Date))
+		for _, r := range earlier {
+			s, p, err := reconcile(ctx, store, matchers, write, r)
+			if err != nil {
+				return "", fmt.Errorf("reconcile %s again: %w", r.Key, err)
+			}
+			summary += fmt.Sprintf("; %s again: %s", r.Key.Date, s)
+			for _, x := range p {
+				problems = append(problems, r.Key.Date.String()+": "+x)
+			}
 		}
-		summary := fmt.Sprintf("%d unexpected mismatches, %d expected (timing), %d failed payouts; %s", unexpected, expected, failed, wrote)
 		return summary, needsPerson(problems)
 	}
+}
+
+func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error), run *Run) (string, []string, error) {
+	var all []Mismatch
+	for _, m := range matchers {
+		ms, err := m(ctx, run)
+		if err != nil {
+			return "", nil, fmt.Errorf("reconcile: %w", err)
+		}
+		all = append(all, ms...)
+	}
+	SortMismatches(all)
+	if err := store.ReplaceMismatches(ctx, run.ID, all); err != nil {
+		return "", nil, fmt.Errorf("reconcile: %w", err)
+	}
+	wrote, err := write(ctx, run)
+	if err != nil {
+		return "", nil, err
+	}
+	var unexpected, expected int
+	var problems []string
+	for _, m := range all {
+		if m.Expected {
+			expected++
+			continue
+		}
+		unexpected++
+		problems = append(problems, fmt.Sprintf("%s %s %s: ours %s %s, theirs %s %s%s", m.Provider, m.Category, m.Subject,
+			m.Ours, m.OursState, m.Theirs, m.TheirsState, detail(m.Detail)))
+	}
+	failed, err := store.FailedPayouts(ctx, run.Key.Date)
+	if err != nil {
+		return "", nil, fmt.Errorf("reconcile: %w", err)
+	}
+	if failed > 0 {
+		problems = append(problems, fmt.Sprintf("%d payout(s) of %s failed (see payouts.csv)", failed, run.Key.Date))
+	}
+	summary := fmt.Sprintf("%d unexpected mismatches, %d expected (timing), %d failed payouts; %s", unexpected, expected, failed, wrote)
+	return summary, problems, nil
 }
 
 func detail(s string) string {

@@ -341,13 +341,40 @@ func TestWeChatTamperingIsAMismatchAndExit4(t *testing.T) {
 			t.Fatalf("clean run: unexpected mismatch %+v", m)
 		}
 	}
+	unsettled := func() (n int) {
+		for _, m := range e.mismatches(testDate) {
+			if strings.Contains(m.Detail, "UNSETTLE") {
+				n++
+			}
+		}
+		return n
+	}
+	if unsettled() == 0 {
+		t.Fatalf("clean run: want the funds still UNSETTLE (expected): %+v", e.mismatches(testDate))
+	}
+	// WeChat settles the funds; the next night's run (of the next date)
+	// reconciles this date again, since it still had timing gaps.
+	sim.WeChat.Settle()
+	next := "2026-11-24"
+	if out, code := e.runWeChatOn(sim, next); code != 0 {
+		t.Fatalf("next date: exit %d\n%s", code, out)
+	}
+	if n := unsettled(); n != 0 {
+		t.Errorf("after the funds settled, the next date's run left %d UNSETTLE rows in %s's mismatches", n, testDate)
+	}
+
 	var keys []string
 	if err := e.db.Select(&keys, `SELECT idem_key FROM settle.effects WHERE kind = 'distribution' AND state = 'succeeded' ORDER BY idem_key LIMIT 2`); err != nil || len(keys) != 2 {
 		t.Fatalf("distributions %v: %v", keys, err)
 	}
 	sim.WeChat.ForgetOrder(keys[0])          // a distribution missing
 	sim.WeChat.SetReportedAmount(keys[1], 1) // a distribution reported with another amount
-	out, code := e.runWeChat(sim)
+	// The next date's run finds it, reconciling this one again.
+	out, code := e.runWeChatOn(sim, next)
+	if code != 4 || !strings.Contains(out, testDate+": wechatpay") {
+		t.Fatalf("tampered, next date's run: exit %d, want 4 naming %s\n%s", code, testDate, out)
+	}
+	out, code = e.runWeChat(sim)
 	if code != 4 {
 		t.Fatalf("tampered: exit %d, want 4\n%s", code, out)
 	}

@@ -93,6 +93,7 @@ const (
 	flagSellersQuery    = "sellers-query"
 	flagLateRefundsQ    = "late-refunds-query"
 	flagMinPayout       = "min-payout"
+	flagRecheckDays     = "recheck-days"
 )
 
 func databaseFlags() []cli.Flag {

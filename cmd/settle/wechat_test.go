@@ -34,8 +34,13 @@ func (e *env) weChatSim(faults *fault.Injector, review int) *paysim.Sim {
 
 // runWeChat runs the date with only WeChat Pay configured.
 func (e *env) runWeChat(sim *paysim.Sim, extra ...string) (string, int) {
+	return e.runWeChatOn(sim, testDate, extra...)
+}
+
+// runWeChatOn runs date day with only WeChat Pay configured.
+func (e *env) runWeChatOn(sim *paysim.Sim, day string, extra ...string) (string, int) {
 	c := sim.Config
-	args := []string{"run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--provider-wait", "3s", "--provider-poll", "20ms",
+	args := []string{"run", "--date", day, "--rules", e.rules, "--out", e.reports, "--provider-wait", "3s", "--provider-poll", "20ms",
 		"--wechat-url", c.WeChatURL, "--wechat-mchid", c.WeChatMchID, "--wechat-serial", c.WeChatSerial,
 		"--wechat-private-key-file", c.WeChatKeyFile, "--wechat-platform-key-file", c.WeChatPlatformKeyFile,
 		"--wechat-platform-serial", c.WeChatPlatformSerial, "--wechat-receiver-account", c.WeChatReceiverAccount,

@@ -120,3 +120,29 @@ func (l *Ledger) ExpectedShares(ctx context.Context, runID int64) ([]pipeline.Ex
 	}
 	return out, rows.Err()
 }
+
+// RunsToRecheck returns the runs of run's shard dated in the days before
+// run's date whose mismatches still include an expected (timing) one,
+// oldest first.
+func (l *Ledger) RunsToRecheck(ctx context.Context, run *pipeline.Run, days int) ([]*pipeline.Run, error) {
+	if days <= 0 {
+		return nil, nil
+	}
+	rows, err := l.db.QueryContext(ctx, `SELECT `+runColumns+` FROM runs r
+		WHERE r.shard_index = $1 AND r.shard_count = $2 AND r.business_date < $3 AND r.business_date >= $3::date - $4::int
+		  AND EXISTS (SELECT 1 FROM mismatches m WHERE m.run_id = r.id AND m.expected)
+		ORDER BY r.business_date`, run.Key.Shard.Index, run.Key.Shard.Count, run.Key.Date.String(), days)
+	if err != nil {
+		return nil, fmt.Errorf("read runs to reconcile again: %w", err)
+	}
+	defer rows.Close()
+	var out []*pipeline.Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
