@@ -62,8 +62,9 @@ type InfiniaStore interface {
 	LatestEffect(ctx context.Context, kind, subject string) (Effect, bool, error)
 	RunSellers(ctx context.Context, runID int64) (map[string]Seller, error)
 	Payables(ctx context.Context, runID int64, state string, channels []Channel) ([]Payable, error)
-	ItemsForTrade(ctx context.Context, runID int64, sellerID string, cur Currency, channels []Channel, fn func(Split) error) error
-	RecordTradeFile(ctx context.Context, f TradeFile) (TradeFile, error)
+	ItemsForTrade(ctx context.Context, runID int64, sellerID string, cur Currency, channels []Channel, requestNo string, fn func(Split) error) error
+	RecordTradeFile(ctx context.Context, f TradeFile, channels []Channel) (TradeFile, error)
+	SetFileItemsState(ctx context.Context, runID int64, requestNo, to, reason string) (int64, error)
 	TradeFiles(ctx context.Context, runID int64) ([]TradeFile, error)
 	SetTradeFileStatus(ctx context.Context, id int64, status, errorURL, reason string) error
 	SetItemsState(ctx context.Context, runID int64, sellerID string, cur Currency, channels []Channel, from, to, reason, payoutKey, ref string) (int64, error)
@@ -74,7 +75,7 @@ type InfiniaStore interface {
 	CarryItems(ctx context.Context, run *Run, sellerID string, cur Currency, channels []Channel, subject, reason string) (amount, items int64, err error)
 	PlanPayout(ctx context.Context, run *Run, sellerID string, channels []Channel, e Effect) (Effect, error)
 	PayoutSucceeded(ctx context.Context, run *Run, sellerID string, cur Currency, channels []Channel, e Effect) error
-	PayoutFailed(ctx context.Context, run *Run, sellerID string, cur Currency, channels []Channel, subject, reason string) error
+	PayoutFailed(ctx context.Context, run *Run, sellerID string, cur Currency, channels []Channel, e Effect, reason string) error
 }
 
 // Effect kinds of the Infinia stages.

@@ -158,14 +158,23 @@ func (d *distribution) plan(ctx context.Context) error {
 		switch {
 		case ok && e.State != EffectFailed:
 			// Planned, in flight or paid: resolve it, whatever it is. What
-			// came up since (new carries) waits for the next revenue share.
+			// came up since waits for the next revenue share: new carries
+			// stay open, and items uploaded after a revenue share of the
+			// date was paid (Pay Protocol payments verified late) are
+			// carried to it.
 			mu.Lock()
 			d.todo = append(d.todo, e)
 			mu.Unlock()
+			if e.State == EffectSucceeded && p.Items > 0 {
+				return d.hold(ctx, p, fmt.Sprintf("uploaded after revenue share %s of the date was paid", e.Key))
+			}
 			return nil
 		case ok && e.Attempt >= c.MaxAttempts:
 			d.problem("%s: %d attempts failed, last: %s", subject, e.Attempt, e.LastError)
 			return d.hold(ctx, p, fmt.Sprintf("revenue share %s failed %d times", subject, e.Attempt))
+		}
+		if p.Items == 0 && p.Carried == 0 {
+			return nil // nothing new, nothing carried
 		}
 		net, err := p.net()
 		if err != nil {
@@ -317,7 +326,7 @@ func (d *distribution) pay(ctx context.Context) error {
 			d.mu.Lock()
 			d.held++
 			d.mu.Unlock()
-			return c.Store.PayoutFailed(ctx, run, seller, cur, InfiniaChannels, e.Subject, "revenue share "+e.Key+" failed: "+e.LastError)
+			return c.Store.PayoutFailed(ctx, run, seller, cur, InfiniaChannels, e, "revenue share "+e.Key+" failed: "+e.LastError)
 		default:
 			return fmt.Errorf("revenue share %s still %s after %s; run again to resume", e.Key, e.State, c.Wait)
 		}

@@ -44,8 +44,8 @@ func UploadStage(c InfiniaConfig) StageFunc {
 		progress.Restart(int64(len(files)))
 		err = forEach(ctx, c.Parallel, files, func(f TradeFile) error {
 			defer progress.Add(1)
-			e, err := c.Store.PlanEffect(ctx, Effect{RunID: run.ID, Kind: KindUpload, Subject: UploadSubject(run.Key.Date, f.SellerID, f.Currency),
-				Attempt: f.Attempt, Key: f.RequestNo, Currency: f.Currency, Amount: f.SellerMinor})
+			e, err := c.Store.PlanEffect(ctx, Effect{RunID: run.ID, Kind: KindUpload, Subject: UploadSubject(run.Key.Date, f.SellerID, f.Currency, f.Attempt),
+				Attempt: 1, Key: f.RequestNo, Currency: f.Currency, Amount: f.SellerMinor})
 			if err != nil {
 				return err
 			}
@@ -76,10 +76,12 @@ func UploadStage(c InfiniaConfig) StageFunc {
 	}
 }
 
-// buildTradeFiles writes a file for every seller and currency with items
-// still to upload, records it, and returns every file of the run that is
-// not final yet. The bytes are a function of the ledger, so a resumed run
-// rebuilds exactly what it recorded (RecordTradeFile checks the digest).
+// buildTradeFiles writes a new file for every seller and currency with
+// items in no file yet (the next attempt after the date's earlier files),
+// records it with its items, and returns every file of the run that is not
+// final yet, rebuilt: the bytes are a function of the ledger, so a resumed
+// run - on another machine too - rebuilds exactly what it recorded
+// (RecordTradeFile checks the digest).
 func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFile, error) {
 	sellers, err := c.Store.RunSellers(ctx, run.ID)
 	if err != nil {
@@ -89,7 +91,18 @@ func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFi
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(c.WorkDir, run.Key.Date.String())
+	files, err := c.Store.TradeFiles(ctx, run.ID)
+	if err != nil {
+		return nil, err
+	}
+	type key struct {
+		seller string
+		cur    Currency
+	}
+	last := map[key]int{}
+	for _, f := range files {
+		last[key{f.SellerID, f.Currency}] = max(last[key{f.SellerID, f.Currency}], f.Attempt)
+	}
 	progress := ProgressFrom(ctx)
 	progress.SetTotal(int64(len(groups)))
 	for _, g := range groups {
@@ -99,39 +112,58 @@ func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFi
 			return nil, fmt.Errorf("seller %s has no Infinia seller id recorded with run %d: cannot name its trade file", g.SellerID, run.ID)
 		}
 		f := TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, InfiniaID: s.InfiniaID, Currency: g.Currency,
-			Attempt: 1, SellerMinor: g.Amount}
+			Attempt: last[key{g.SellerID, g.Currency}] + 1, SellerMinor: g.Amount, Items: int(g.Items)}
 		f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
 		if f.Name, err = TradeFileName(c.PlatformID, s.InfiniaID, f.Currency, f.Date, f.RequestNo); err != nil {
 			return nil, E(KindUsage, "seller "+g.SellerID, err)
 		}
-		_, f.SHA256, f.Bytes, f.Rows, err = c.WriteFile(dir, f.Name, func(emit func(TradeRow) error) error {
-			return c.Store.ItemsForTrade(ctx, run.ID, g.SellerID, g.Currency, InfiniaChannels, func(sp Split) error {
-				for _, row := range c.Rows(sp) {
-					if err := emit(row); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-		})
-		if err != nil {
+		if err := writeTradeFile(ctx, c, run, &f, ""); err != nil {
 			return nil, err
 		}
-		if _, err := c.Store.RecordTradeFile(ctx, f); err != nil {
+		if _, err := c.Store.RecordTradeFile(ctx, f, InfiniaChannels); err != nil {
 			return nil, err
 		}
 	}
-	all, err := c.Store.TradeFiles(ctx, run.ID)
-	if err != nil {
-		return nil, err
+	if len(groups) > 0 {
+		if files, err = c.Store.TradeFiles(ctx, run.ID); err != nil {
+			return nil, err
+		}
 	}
 	var open []TradeFile
-	for _, f := range all {
-		if f.Status != UploadSuccess && f.Status != UploadFailed {
-			open = append(open, f)
+	for _, f := range files {
+		if f.Status == UploadSuccess || f.Status == UploadFailed {
+			continue
 		}
+		f.InfiniaID = sellers[f.SellerID].InfiniaID
+		want := f.SHA256
+		if err := writeTradeFile(ctx, c, run, &f, f.RequestNo); err != nil {
+			return nil, err
+		}
+		if f.SHA256 != want {
+			return nil, fmt.Errorf("trade file %s was recorded with sha256 %s, rebuilt as %s: refusing to change an uploaded file", f.Name, want, f.SHA256)
+		}
+		open = append(open, f)
 	}
 	return open, nil
+}
+
+// writeTradeFile writes f under the work directory from the run's
+// recorded items of its seller and currency in the file requestNo ("": in
+// no file yet), and sets its digest, size and rows.
+func writeTradeFile(ctx context.Context, c *InfiniaConfig, run *Run, f *TradeFile, requestNo string) error {
+	var err error
+	dir := filepath.Join(c.WorkDir, run.Key.Date.String())
+	_, f.SHA256, f.Bytes, f.Rows, err = c.WriteFile(dir, f.Name, func(emit func(TradeRow) error) error {
+		return c.Store.ItemsForTrade(ctx, run.ID, f.SellerID, f.Currency, InfiniaChannels, requestNo, func(sp Split) error {
+			for _, row := range c.Rows(sp) {
+				if err := emit(row); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	return err
 }
 
 // uploadSender uploads trade files; it implements EffectSender for
@@ -235,7 +267,7 @@ func checkUpload(ctx context.Context, c *InfiniaConfig, run *Run, f TradeFile) (
 	}
 	switch status {
 	case UploadSuccess:
-		if _, err := c.Store.SetItemsState(ctx, run.ID, f.SellerID, f.Currency, InfiniaChannels, "recorded", "uploaded", "", "", f.RequestNo); err != nil {
+		if _, err := c.Store.SetFileItemsState(ctx, run.ID, f.RequestNo, "uploaded", ""); err != nil {
 			return f, err
 		}
 	case UploadFailed:
@@ -252,8 +284,7 @@ func checkUpload(ctx context.Context, c *InfiniaConfig, run *Run, f TradeFile) (
 		if len(rows) > 0 {
 			f.Reason += fmt.Sprintf(", first %s: %s", rows[0].OrderNo, rows[0].Reason)
 		}
-		if _, err := c.Store.SetItemsState(ctx, run.ID, f.SellerID, f.Currency, InfiniaChannels, "recorded", "held",
-			"held: trade file "+f.Name+" was refused by Infinia", "", ""); err != nil {
+		if _, err := c.Store.SetFileItemsState(ctx, run.ID, f.RequestNo, "held", "held: trade file "+f.Name+" was refused by Infinia"); err != nil {
 			return f, err
 		}
 	default:

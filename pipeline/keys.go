@@ -71,8 +71,13 @@ func RevenueShareSubject(d Date, sellerID string, cur Currency) string {
 
 // UploadSubject names the logical upload of a seller's trade details in a
 // currency for a date.
-func UploadSubject(d Date, sellerID string, cur Currency) string {
-	return fmt.Sprintf("TD/%s/%s/%s", d.Compact(), sellerID, cur)
+// Each file of the date, seller and currency is its own subject (a later
+// one carries items verified since): the attempt number after the first.
+func UploadSubject(d Date, sellerID string, cur Currency, attempt int) string {
+	if attempt <= 1 {
+		return fmt.Sprintf("TD/%s/%s/%s", d.Compact(), sellerID, cur)
+	}
+	return fmt.Sprintf("TD/%s/%s/%s/%d", d.Compact(), sellerID, cur, attempt)
 }
 
 // subjectSeller returns the seller of a "KIND/DATE/SELLER/CURRENCY" subject.

@@ -145,6 +145,7 @@ type TradeFile struct {
 	Rows        int
 	Bytes       int64
 	SellerMinor int64 // what the file says the seller is owed
+	Items       int   // orders in the file (a refunded order has two rows)
 	Status      string
 	ErrorURL    string
 	Reason      string

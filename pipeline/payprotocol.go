@@ -35,9 +35,22 @@ type PayProtocol interface {
 	LatestRefund(ctx context.Context, outTradeNo string) (status string, err error)
 }
 
+// VerifyHoldPrefix starts the reason of an item the verification held: a
+// later run verifies it again.
+const VerifyHoldPrefix = "held: Pay Protocol"
+
+// VerifyItem is a Pay Protocol item to verify, in its current state.
+type VerifyItem struct {
+	Split
+	State  string
+	Reason string
+}
+
 // VerifyStore is what the verification needs of the ledger.
 type VerifyStore interface {
-	ItemsInState(ctx context.Context, runID int64, ch Channel, state string) ([]Split, error)
+	// ItemsToVerify returns the run's unverified Pay Protocol items and
+	// those an earlier verification held.
+	ItemsToVerify(ctx context.Context, runID int64) ([]VerifyItem, error)
 	SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error
 }
 
@@ -46,22 +59,23 @@ type VerifyStore interface {
 // alone: paid in the expected currency and amount, and any refund we net
 // confirmed as successful. Verified items are recorded (and settle like an
 // Infinia order); a payment still pending, confirming or partially paid, or
-// a refund awaiting approval, holds the item; a failed, refunded or
+// a refund awaiting approval, holds the item, and every later run of the
+// date verifies it again until it is decided; a failed, refunded or
 // mismatched payment rejects it. Each verdict is recorded at once, so a
 // resumed run asks only about what is left.
 func VerifyPayProtocol(ctx context.Context, store VerifyStore, api PayProtocol, parallel int, run *Run) (string, error) {
-	items, err := store.ItemsInState(ctx, run.ID, ChannelPayProtocol, ItemUnverified)
+	items, err := store.ItemsToVerify(ctx, run.ID)
 	if err != nil {
 		return "", err
 	}
 	var mu sync.Mutex
 	counts := map[string]int{}
-	err = forEach(ctx, max(parallel, 1), items, func(it Split) error {
-		to, reason, err := verdict(ctx, api, it)
+	err = forEach(ctx, max(parallel, 1), items, func(it VerifyItem) error {
+		to, reason, err := verdict(ctx, api, it.Split)
 		if err != nil {
 			return fmt.Errorf("verify %s with Pay Protocol: %w", it.OrderNo, err)
 		}
-		if err := store.SetItemState(ctx, run.ID, it.OrderNo, ItemUnverified, to, reason); err != nil {
+		if err := store.SetItemState(ctx, run.ID, it.OrderNo, it.State, to, reason); err != nil {
 			return err
 		}
 		mu.Lock()
@@ -91,7 +105,7 @@ func verdict(ctx context.Context, api PayProtocol, it Split) (state, reason stri
 	switch status {
 	case PaymentPaid:
 	case PaymentPending, PaymentBlockConfirmation, PaymentPartiallyPaid:
-		return ItemHeld, "held: Pay Protocol payment is " + status, nil
+		return ItemHeld, VerifyHoldPrefix + " payment is " + status, nil
 	default:
 		return ItemRejected, "Pay Protocol payment is " + status, nil
 	}
@@ -111,7 +125,7 @@ func verdict(ctx context.Context, api PayProtocol, it Split) (state, reason stri
 	case RefundNone:
 		return ItemRejected, "the order shows a refund Pay Protocol does not know", nil
 	case "pending approval", "under review", "block confirmation":
-		return ItemHeld, "held: Pay Protocol refund is " + rs, nil
+		return ItemHeld, VerifyHoldPrefix + " refund is " + rs, nil
 	default:
 		return ItemRejected, "Pay Protocol refund is " + rs + ": the order's refund cannot be netted", nil
 	}

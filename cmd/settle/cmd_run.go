@@ -261,9 +261,12 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			}),
 		},
 		Gate: rejectGate(l, o.maxRejectRt),
-		// Distribute runs again on every invocation: what was held (a seller
-		// not yet bound) is paid once the cause is gone; nothing else is sent.
-		Repeat: map[pipeline.Stage]bool{pipeline.StageDistribute: true, pipeline.StageReconcile: true},
+		// Upload, distribute and reconcile run again on every invocation:
+		// Pay Protocol payments held while confirming are verified again
+		// (and go out in a further trade file once paid), carried balances
+		// are paid once the cause is gone, timing gaps are reconciled
+		// again. Nothing is sent twice: every side effect is keyed.
+		Repeat: map[pipeline.Stage]bool{pipeline.StageUpload: true, pipeline.StageDistribute: true, pipeline.StageReconcile: true},
 		Absent: map[pipeline.Stage]string{
 			pipeline.StageUpload:     "Infinia Pay is not configured (--infinia-url)",
 			pipeline.StageDistribute: "no provider is configured (--infinia-url, --wechat-url)",

@@ -96,13 +96,57 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 	}
 	e.checkPaidOnce(sim, balance)
 	// A re-run's verification asks Pay Protocol nothing more about orders
-	// already judged (reconcile, after it, does ask).
+	// already judged, only about those it held (reconcile, after it, does
+	// ask about every order).
+	var held []string
+	if err := e.db.Select(&held, `SELECT provider_txn_id FROM settle.items WHERE channel = 'payprotocol' AND state = 'held'
+		AND reason LIKE 'held: Pay Protocol payment is%' ORDER BY order_no`); err != nil || len(held) == 0 {
+		t.Fatalf("held for their payment: %v %v", held, err)
+	}
 	before := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail)
 	e.runInfinia(sim, "--payprotocol-url", sim.Config.PayProtocolURL, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
 		"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile, "--until", "distribute")
-	if after := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail); after != before {
-		t.Fatalf("the re-run queried %d payments again", after-before)
+	heldForRefunds := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND reason LIKE 'held: Pay Protocol refund%'`)
+	if after := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail); after-before > int(len(held))+int(heldForRefunds)+len(held) {
+		t.Fatalf("the re-run queried %d payments, %d were held", after-before, len(held))
 	}
+
+	// One held payment completes at Pay Protocol: the next run verifies
+	// it, sends it in a further trade file of the date, and - the date's
+	// revenue share to its seller being paid already - carries its share
+	// to the seller's next one. Nothing is paid twice.
+	var txn string
+	if err := e.db.Get(&txn, `SELECT provider_txn_id FROM settle.items WHERE channel = 'payprotocol' AND state = 'held'
+		AND reason LIKE 'held: Pay Protocol payment is%' AND refunded_minor = 0 ORDER BY order_no LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.PayProtocol.SetPaymentStatus(txn, payprotocol.PaymentPaid); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.runInfinia(sim, "--payprotocol-url", sim.Config.PayProtocolURL, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
+		"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	var got struct {
+		State    string `db:"state"`
+		Reason   string `db:"reason"`
+		Attempts int    `db:"attempts"`
+		Status   string `db:"status"`
+	}
+	if err := e.db.Get(&got, `SELECT i.state, i.reason, f.attempt AS attempts, f.status FROM settle.items i
+		JOIN settle.trade_files f ON f.request_no = i.provider_ref WHERE i.provider_txn_id = $1`, txn); err != nil {
+		var st, rs, ref string
+		e.db.QueryRow(`SELECT state, reason, provider_ref FROM settle.items WHERE provider_txn_id = $1`, txn).Scan(&st, &rs, &ref)
+		t.Fatalf("%s: %s %q %q: %v", txn, st, rs, ref, err)
+	}
+	paidBefore := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND state = 'succeeded'
+		AND subject LIKE '%/' || (SELECT seller_id FROM settle.items WHERE provider_txn_id = $1) || '/%'`, txn)
+	if got.Attempts < 2 || got.Status != "SUCCESS" || (paidBefore > 0 && (got.State != "carried" || !strings.Contains(got.Reason, "after revenue share"))) ||
+		(paidBefore == 0 && got.State != "paid") {
+		t.Errorf("late-confirmed payment %s: %+v (revenue shares paid to its seller before: %d)", txn, got, paidBefore)
+	}
+	t.Logf("late-confirmed payment %s: %+v", txn, got)
+	e.checkPaidOnce(sim, balance)
 }
 
 func TestPayProtocolOrdersAreNeverPaidUnverified(t *testing.T) {

@@ -168,17 +168,19 @@ func (l *Ledger) CarryItems(ctx context.Context, run *pipeline.Run, sellerID str
 			return err
 		}
 		var err error
-		amount, n, err = carryItems(ctx, tx, run, sellerID, cur, channels, subject, reason)
+		amount, n, err = carryItems(ctx, tx, run, sellerID, cur, channels, "", subject, reason)
 		return err
 	})
 	return amount, n, err
 }
 
-func carryItems(ctx context.Context, tx *sql.Tx, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, subject, reason string) (int64, int64, error) {
+// carryItems carries the run's uploaded items of the seller and currency
+// that the payout key covers ("": no payout).
+func carryItems(ctx context.Context, tx *sql.Tx, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, key, subject, reason string) (int64, int64, error) {
 	var amount, n int64
-	where := `run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = 'uploaded'`
+	where := `run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = 'uploaded' AND payout_key = $5`
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(seller_minor), 0), count(*) FROM items WHERE `+where,
-		run.ID, sellerID, string(cur), channelNames(channels)).Scan(&amount, &n); err != nil {
+		run.ID, sellerID, string(cur), channelNames(channels), key).Scan(&amount, &n); err != nil {
 		return 0, 0, fmt.Errorf("carry items of %s %s: %w", sellerID, cur, err)
 	}
 	if n == 0 {
@@ -189,17 +191,18 @@ func carryItems(ctx context.Context, tx *sql.Tx, run *pipeline.Run, sellerID str
 	if err != nil {
 		return 0, 0, err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE items SET state = 'carried', reason = $5, carry_id = $6 WHERE `+where,
-		run.ID, sellerID, string(cur), channelNames(channels), "carried: "+reason, id); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE items SET state = 'carried', reason = $6, carry_id = $7, payout_key = '' WHERE `+where,
+		run.ID, sellerID, string(cur), channelNames(channels), key, "carried: "+reason, id); err != nil {
 		return 0, 0, fmt.Errorf("carry items of %s %s: %w", sellerID, cur, err)
 	}
 	return amount, n, nil
 }
 
 // PlanPayout records the intent of a revenue share e paying the run's
-// uploaded items of the seller in e's currency plus the seller's open
-// carried balance, and nets that balance into it, in one transaction. The
-// two must add up to e.Amount, else nothing is recorded (pipeline.ErrBalanceMoved).
+// uploaded items of the seller in e's currency that no payout covers yet
+// plus the seller's open carried balance, marks those items with e's key
+// and nets the balance into it, in one transaction. The two must add up to
+// e.Amount, else nothing is recorded (pipeline.ErrBalanceMoved).
 func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID string, channels []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error) {
 	var stored pipeline.Effect
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
@@ -207,8 +210,8 @@ func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID str
 			return err
 		}
 		var payable, carried int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(seller_minor), 0) FROM items
-			WHERE run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = 'uploaded'`,
+		own := `run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = 'uploaded' AND payout_key = ''`
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(seller_minor), 0) FROM items WHERE `+own,
 			run.ID, sellerID, string(e.Currency), channelNames(channels)).Scan(&payable); err != nil {
 			return err
 		}
@@ -225,6 +228,10 @@ func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID str
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.RunID, e.Kind, e.Subject, e.Attempt, e.Key, string(e.Currency), e.Amount); err != nil {
 			return fmt.Errorf("plan %s %s: %w", e.Kind, e.Subject, err)
 		}
+		if _, err := tx.ExecContext(ctx, `UPDATE items SET payout_key = $5 WHERE `+own,
+			run.ID, sellerID, string(e.Currency), channelNames(channels), e.Key); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE adjustments SET netted_into = $3, netted_date = $4
 			WHERE seller_id = $1 AND currency = $2 AND netted_into = ''`, sellerID, string(e.Currency), e.Subject, run.Key.Date.String()); err != nil {
 			return err
@@ -237,12 +244,12 @@ func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID str
 }
 
 // PayoutSucceeded marks paid what a successful revenue share paid: the
-// run's uploaded items of the seller and currency, and the carried items
-// whose entries were netted into it.
+// run's items it covers (marked with its key when it was planned), and the
+// carried items whose entries were netted into it.
 func (l *Ledger) PayoutSucceeded(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect) error {
 	return l.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = 'paid', reason = '', payout_key = $5, provider_ref = $6
-			WHERE run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = 'uploaded'`,
+		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = 'paid', reason = '', provider_ref = $6
+			WHERE run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = 'uploaded' AND payout_key = $5`,
 			run.ID, sellerID, string(cur), channelNames(channels), e.Key, e.ProviderRef); err != nil {
 			return fmt.Errorf("mark items of %s paid: %w", e.Subject, err)
 		}
@@ -256,17 +263,17 @@ func (l *Ledger) PayoutSucceeded(ctx context.Context, run *pipeline.Run, sellerI
 }
 
 // PayoutFailed undoes a failed revenue share's netting: the entries netted
-// into it are open again, and the run's uploaded items it would have paid
-// are carried with the reason. Nothing moved, so nothing is lost.
-func (l *Ledger) PayoutFailed(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, subject, reason string) error {
+// into it are open again, and the run's items it would have paid are
+// carried with the reason. Nothing moved, so nothing is lost.
+func (l *Ledger) PayoutFailed(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect, reason string) error {
 	return l.inTx(ctx, func(tx *sql.Tx) error {
 		if err := lockCarry(ctx, tx, sellerID, cur); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE adjustments SET netted_into = '', netted_date = NULL WHERE netted_into = $1`, subject); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE adjustments SET netted_into = '', netted_date = NULL WHERE netted_into = $1`, e.Subject); err != nil {
 			return err
 		}
-		_, _, err := carryItems(ctx, tx, run, sellerID, cur, channels, subject, reason)
+		_, _, err := carryItems(ctx, tx, run, sellerID, cur, channels, e.Key, e.Subject, reason)
 		return err
 	})
 }

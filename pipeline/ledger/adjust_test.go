@@ -118,7 +118,7 @@ func TestCarriedBalanceIsNettedOnceAndReopenedOnFailure(t *testing.T) {
 	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectFailed, "", "refused"); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.PayoutFailed(ctx, winner, "S1", "USD", ch, e.Subject, "failed"); err != nil {
+	if err := l.PayoutFailed(ctx, winner, "S1", "USD", ch, e, "failed"); err != nil {
 		t.Fatal(err)
 	}
 	if b := openBalance(t, l); b != e.Amount {

@@ -24,10 +24,10 @@ const (
 	ItemRejected   = pipeline.ItemRejected
 )
 
-// ItemsForTrade streams a run's items of one seller and currency in the
-// given channels and state recorded, ordered by order number: the content of
-// one trade file.
-func (l *Ledger) ItemsForTrade(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, fn func(pipeline.Split) error) error {
+// ItemsForTrade streams a run's recorded items of one seller and currency
+// in the given channels that belong to the trade file requestNo ("" for the
+// items in no file yet), ordered by order number: the content of one file.
+func (l *Ledger) ItemsForTrade(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, requestNo string, fn func(pipeline.Split) error) error {
 	chs := make([]string, len(channels))
 	for i, c := range channels {
 		chs[i] = string(c)
@@ -35,7 +35,8 @@ func (l *Ledger) ItemsForTrade(ctx context.Context, runID int64, sellerID string
 	rows, err := l.db.QueryContext(ctx, `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
 		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at
 		FROM items WHERE run_id = $1 AND channel = ANY ($2) AND state = 'recorded' AND seller_id = $3 AND currency = $4
-		ORDER BY order_no`, runID, pq.Array(chs), sellerID, string(cur))
+		  AND provider_ref = $5
+		ORDER BY order_no`, runID, pq.Array(chs), sellerID, string(cur), requestNo)
 	if err != nil {
 		return fmt.Errorf("read items for trade files: %w", err)
 	}
@@ -68,36 +69,67 @@ func scanTradeFile(row interface{ Scan(...any) error }) (pipeline.TradeFile, err
 	return f, err
 }
 
-// RecordTradeFile records a built file (status BUILT) and returns the stored
-// row. A file recorded earlier for the same date, seller, currency and
-// attempt must have the same bytes: a rebuilt file that differs is an error,
-// never a silent replacement.
-func (l *Ledger) RecordTradeFile(ctx context.Context, f pipeline.TradeFile) (pipeline.TradeFile, error) {
-	_, err := l.db.ExecContext(ctx, `INSERT INTO trade_files (run_id, business_date, seller_id, currency, attempt,
-		request_no, name, sha256, rows, bytes, seller_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-		ON CONFLICT (business_date, seller_id, currency, attempt) DO NOTHING`,
-		f.RunID, f.Date.String(), f.SellerID, string(f.Currency), f.Attempt, f.RequestNo, f.Name, f.SHA256, f.Rows, f.Bytes, f.SellerMinor)
+// RecordTradeFile records a built file (status BUILT) and, in the same
+// transaction, marks the items in no file yet (of the run, seller,
+// currency and channels) as its content, by its requestNo; it returns the
+// stored row. A file recorded earlier for the same date, seller, currency
+// and attempt must have the same bytes: a rebuilt file that differs is an
+// error, never a silent replacement.
+func (l *Ledger) RecordTradeFile(ctx context.Context, f pipeline.TradeFile, channels []pipeline.Channel) (pipeline.TradeFile, error) {
+	var stored pipeline.TradeFile
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO trade_files (run_id, business_date, seller_id, currency, attempt,
+			request_no, name, sha256, rows, bytes, seller_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (business_date, seller_id, currency, attempt) DO NOTHING`,
+			f.RunID, f.Date.String(), f.SellerID, string(f.Currency), f.Attempt, f.RequestNo, f.Name, f.SHA256, f.Rows, f.Bytes, f.SellerMinor)
+		if err != nil {
+			return err
+		}
+		if stored, err = scanTradeFile(tx.QueryRowContext(ctx, `SELECT `+tradeFileColumns+` FROM trade_files
+			WHERE business_date = $1 AND seller_id = $2 AND currency = $3 AND attempt = $4`,
+			f.Date.String(), f.SellerID, string(f.Currency), f.Attempt)); err != nil {
+			return err
+		}
+		if stored.SHA256 != f.SHA256 || stored.Name != f.Name {
+			return fmt.Errorf("was recorded with sha256 %s, rebuilt as %s %s: refusing to change an uploaded file",
+				stored.SHA256, f.Name, f.SHA256)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // recorded before, with its items
+		}
+		tagged, err := tx.ExecContext(ctx, `UPDATE items SET provider_ref = $5 WHERE run_id = $1 AND seller_id = $2 AND currency = $3
+			AND channel = ANY ($4) AND state = 'recorded' AND provider_ref = ''`,
+			f.RunID, f.SellerID, string(f.Currency), channelNames(channels), f.RequestNo)
+		if err != nil {
+			return err
+		}
+		if n, _ := tagged.RowsAffected(); n != int64(f.Items) {
+			return fmt.Errorf("built from %d items, %d are in no file now: the items moved while the file was built", f.Items, n)
+		}
+		return nil
+	})
 	if err != nil {
-		return f, fmt.Errorf("record trade file %s: %w", f.Name, err)
-	}
-	stored, err := scanTradeFile(l.db.QueryRowContext(ctx, `SELECT `+tradeFileColumns+` FROM trade_files
-		WHERE business_date = $1 AND seller_id = $2 AND currency = $3 AND attempt = $4`,
-		f.Date.String(), f.SellerID, string(f.Currency), f.Attempt))
-	if err != nil {
-		return f, fmt.Errorf("record trade file %s: %w", f.Name, err)
-	}
-	if stored.SHA256 != f.SHA256 || stored.Name != f.Name {
-		return stored, fmt.Errorf("trade file %s was recorded with sha256 %s, rebuilt as %s %s: refusing to change an uploaded file",
-			stored.Name, stored.SHA256, f.Name, f.SHA256)
+		return stored, fmt.Errorf("record trade file %s: %w", f.Name, err)
 	}
 	return stored, nil
 }
 
-// TradeFiles returns the run's trade files, latest attempt per seller and
-// currency, ordered by seller and currency.
+// SetFileItemsState moves the recorded items of the trade file requestNo
+// to state `to` with a reason; it returns how many.
+func (l *Ledger) SetFileItemsState(ctx context.Context, runID int64, requestNo, to, reason string) (int64, error) {
+	res, err := l.db.ExecContext(ctx, `UPDATE items SET state = $3, reason = $4
+		WHERE run_id = $1 AND provider_ref = $2 AND state = 'recorded'`, runID, requestNo, to, reason)
+	if err != nil {
+		return 0, fmt.Errorf("set the items of trade file %s to %s: %w", requestNo, to, err)
+	}
+	return res.RowsAffected()
+}
+
+// TradeFiles returns every trade file of the run, ordered by seller,
+// currency and attempt.
 func (l *Ledger) TradeFiles(ctx context.Context, runID int64) ([]pipeline.TradeFile, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT DISTINCT ON (seller_id, currency) `+tradeFileColumns+`
-		FROM trade_files WHERE run_id = $1 ORDER BY seller_id, currency, attempt DESC`, runID)
+	rows, err := l.db.QueryContext(ctx, `SELECT `+tradeFileColumns+`
+		FROM trade_files WHERE run_id = $1 ORDER BY seller_id, currency, attempt`, runID)
 	if err != nil {
 		return nil, fmt.Errorf("read trade files: %w", err)
 	}
@@ -145,15 +177,19 @@ func (l *Ledger) RejectItem(ctx context.Context, runID int64, orderNo, reason st
 	return err
 }
 
-// Payables sums a run's items in the given state and channels by seller and
-// currency, ordered by seller and currency.
+// Payables sums a run's items in the given state and channels by seller
+// and currency, ordered by seller and currency, counting only the items no
+// payout covers yet (a seller whose items all wait on a payout comes with
+// 0, so that its payout is resolved); in state recorded, only the items in
+// no trade file yet.
 func (l *Ledger) Payables(ctx context.Context, runID int64, state string, channels []pipeline.Channel) ([]pipeline.Payable, error) {
 	chs := make([]string, len(channels))
 	for i, c := range channels {
 		chs[i] = string(c)
 	}
-	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, currency, sum(seller_minor), count(*) FROM items
-		WHERE run_id = $1 AND channel = ANY ($2) AND state = $3
+	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, currency, COALESCE(sum(seller_minor) FILTER (WHERE payout_key = ''), 0),
+		       count(*) FILTER (WHERE payout_key = '') FROM items
+		WHERE run_id = $1 AND channel = ANY ($2) AND state = $3 AND (state <> 'recorded' OR provider_ref = '')
 		GROUP BY seller_id, currency ORDER BY seller_id, currency`, runID, pq.Array(chs), state)
 	if err != nil {
 		return nil, fmt.Errorf("read payables: %w", err)
@@ -266,6 +302,34 @@ func (l *Ledger) SellerOfInfiniaID(ctx context.Context, infiniaID string) (strin
 		return infiniaID, nil
 	}
 	return id, err
+}
+
+// ItemsToVerify returns a run's Pay Protocol items whose payment is to be
+// verified - unverified, or held by an earlier verification (a payment
+// still confirming, a refund awaiting approval) - by order number.
+func (l *Ledger) ItemsToVerify(ctx context.Context, runID int64) ([]pipeline.VerifyItem, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
+		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, reason
+		FROM items WHERE run_id = $1 AND channel = 'payprotocol'
+		  AND (state = 'unverified' OR (state = 'held' AND reason LIKE $2))
+		ORDER BY order_no`, runID, pipeline.VerifyHoldPrefix+"%")
+	if err != nil {
+		return nil, fmt.Errorf("read items to verify: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.VerifyItem
+	for rows.Next() {
+		var v pipeline.VerifyItem
+		s := &v.Split
+		var c, cur string
+		if err := rows.Scan(&s.OrderNo, &s.SellerID, &c, &s.ProviderTxnID, &cur, &s.Category, &s.Amount, &s.Refunded,
+			&s.Commission, &s.SellerShare, &s.Rule, &s.PaidAt, &s.ConfirmedAt, &v.State, &v.Reason); err != nil {
+			return nil, err
+		}
+		s.Channel, s.Currency = pipeline.Channel(c), pipeline.Currency(cur)
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // ItemsInState returns a run's items of one channel in one state, by order
