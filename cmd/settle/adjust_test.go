@@ -194,8 +194,15 @@ func TestAdjustmentsOverThreeDaysAccountForEveryCent(t *testing.T) {
 		AND payout_key LIKE 'RS-20261121-%'`); n != 2 {
 		t.Errorf("O3 and O4 (carried on day 1) paid by day 2's revenue shares: %d of 2", n)
 	}
+	// A dry run of day 3 sees its two late refunds (R2, R3) and the open balances.
+	out := e.mustSettle("run", "--date", scenarioDays[2], "--tz", "UTC", "--rules", e.rules, "--dry-run")
+	for _, s := range []string{"late refunds in the window: 2 (0 that cannot be right)", "2 open carried balances"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("dry run lacks %q:\n%s", s, out)
+		}
+	}
 	// status shows the carried balances.
-	out := e.mustSettle("status", "--date", scenarioDays[2])
+	out = e.mustSettle("status", "--date", scenarioDays[2])
 	for _, s := range []string{"S00002", "-180.00 USD", "S00003", "9.00 USD"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("status lacks %q:\n%s", s, out)

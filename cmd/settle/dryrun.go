@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/settlekit/settle/extract"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
@@ -68,6 +69,21 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 		grouped = append(grouped, ledger.RejectReason{Reason: reason, Count: reasons[reason], Sample: sampleOf(plan.Rejects, reason)})
 	}
 	printRejects(w, grouped, 20)
+	var late, lateBad int
+	err = (&extract.LateRefunds{DB: db, Query: o.lateQ, Name: o.lateName}).LateRefunds(ctx, o.window, func(row pipeline.LateRefundRow) error {
+		r := pipeline.ReadLateRefund(row, 0)
+		if !o.key.Shard.Owns(r.SellerID) {
+			return nil
+		}
+		if late++; r.State == pipeline.LateRefundRejected {
+			lateBad++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "late refunds in the window: %d (%d that cannot be right)\n", late, lateBad)
 	l, err := openLedger(ctx, c, false)
 	if err != nil {
 		fmt.Fprintf(w, "ledger: not reachable (%v)\n", err)
@@ -92,7 +108,20 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	default:
 		fmt.Fprintf(w, "ledger: run %s is %s, stages done: %v; a real run resumes from there\n", run.Key, run.State, run.StagesDone)
 	}
-	fmt.Fprintln(w, "would send: nothing (no provider stage is built in this version)")
+	if migrated {
+		carries, err := l.OpenCarries(ctx)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, cr := range carries {
+			if o.key.Shard.Owns(cr.SellerID) {
+				n++
+			}
+		}
+		fmt.Fprintf(w, "ledger: %d open carried balances of this shard's sellers would be netted where they can be (settle status lists them)\n", n)
+	}
+	fmt.Fprintln(w, "would send: what the providers allow once asked (bindings, balances, available shares, receivers); a dry run asks them nothing")
 	return nil
 }
 
