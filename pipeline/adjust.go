@@ -37,6 +37,7 @@ const (
 
 // LateRefund is a late refund as the ledger keeps it.
 type LateRefund struct {
+	Date      Date // the business date of the run that read it
 	RefundNo  string
 	OrderNo   string
 	SellerID  string
@@ -103,6 +104,7 @@ type Adjustment struct {
 	CommissionBack int64 // clawback: commission the platform gives back
 	Subject        string
 	Reason         string
+	Date           Date // the business date it belongs to (zero: the recording run's)
 }
 
 // SettledItem is an item as a late refund finds it: its split, business
@@ -132,8 +134,12 @@ type AdjustStore interface {
 	// ordered by order, creation time and refund number.
 	PendingLateRefunds(ctx context.Context) ([]PendingLateRefund, error)
 	// ResolveLateRefund sets a pending late refund's state and reason and,
-	// for a clawback, records adj, in one transaction.
-	ResolveLateRefund(ctx context.Context, run *Run, refundNo, state, reason string, adj *Adjustment) error
+	// for a clawback, records adj, in one transaction. A clawback was
+	// worked out from the order's earlier clawbacks of prior refunds in
+	// all: when they no longer add up (another run clawed back a refund of
+	// the order meanwhile), nothing is recorded and the error wraps
+	// ErrBalanceMoved.
+	ResolveLateRefund(ctx context.Context, run *Run, refundNo, state, reason string, adj *Adjustment, prior int64) error
 }
 
 // Resplit recomputes an order's split under the rules of date d (the
@@ -141,8 +147,9 @@ type AdjustStore interface {
 type Resplit func(o Order, d Date) (Split, error)
 
 // ReadLateRefunds records the late refunds of the run's window for the
-// sellers of its shard. It runs before the extract snapshot (which marks
-// the stage done), and is idempotent: a refund is keyed by refund_no.
+// sellers of its shard. It is idempotent: a refund is keyed by refund_no;
+// one recorded as rejected (bad data) is replaced when read again, so a
+// corrected platform row counts once the date runs again.
 func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStore, run *Run, w Window) (int, error) {
 	var rs []LateRefund
 	var seq int64
@@ -150,6 +157,7 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 		seq++
 		row.Seq = seq
 		r := ReadLateRefund(row, run.ID)
+		r.Date = run.Key.Date
 		if run.Key.Shard.Owns(r.SellerID) {
 			rs = append(rs, r)
 		}
@@ -197,7 +205,7 @@ func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, run *Run
 			continue
 		}
 		resolve := func(state, reason string, adj *Adjustment) error {
-			return store.ResolveLateRefund(ctx, run, p.RefundNo, state, reason, adj)
+			return store.ResolveLateRefund(ctx, run, p.RefundNo, state, reason, adj, it.LateRefunded)
 		}
 		switch {
 		case it.Channel == ChannelWeChatPay:
@@ -221,8 +229,13 @@ func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, run *Run
 				err = resolve(LateRefundRejected, bad.why, nil)
 				break
 			}
+			adj.Date = p.Date
+			if err = resolve(LateRefundClawed, adj.Reason, adj); errors.Is(err, ErrBalanceMoved) {
+				waiting++ // another run clawed back a refund of the order meanwhile: the next run works it out again
+				continue
+			}
 			clawed++
-			if err = resolve(LateRefundClawed, adj.Reason, adj); err == nil {
+			if err == nil {
 				next := *it
 				next.LateRefunded += adj.RefundMinor
 				next.LateSellerBack -= adj.Amount
@@ -294,27 +307,19 @@ type Carry struct {
 // carried balance no longer add up to the amount checked before planning.
 var ErrBalanceMoved = errors.New("the seller's carried balance changed while the payout was planned; run again")
 
-// WithLateRefunds runs ReadLateRefunds before extract: the late refunds
-// are recorded before the snapshot marks the stage done.
-func WithLateRefunds(extract StageFunc, src LateRefundSource, store AdjustStore, w func(Date) Window) StageFunc {
+// ClawBackStage reads the late refunds of the run's window and works out
+// the clawbacks (ClawBacks). It runs at the start of distribute, on every
+// invocation, before anything is netted.
+func ClawBackStage(store AdjustStore, src LateRefundSource, w func(Date) Window, resplit Resplit) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		n, err := ReadLateRefunds(ctx, src, store, run, w(run.Key.Date))
 		if err != nil {
-			return "", fmt.Errorf("extract: %w", err)
+			return "", err
 		}
-		summary, err := extract(ctx, run)
-		return fmt.Sprintf("%s; %d new late refunds", summary, n), err
-	}
-}
-
-// ClawBackStage is ClawBacks as a stage step: it runs at the start of
-// distribute, before anything is netted.
-func ClawBackStage(store AdjustStore, resplit Resplit) StageFunc {
-	return func(ctx context.Context, run *Run) (string, error) {
 		summary, problems, err := ClawBacks(ctx, store, resplit, run)
 		if err != nil {
 			return "", err
 		}
-		return summary, needsPerson(problems)
+		return fmt.Sprintf("%d late refunds read; %s", n, summary), needsPerson(problems)
 	}
 }

@@ -21,7 +21,7 @@ func (m *memAdjust) RecordLateRefunds(context.Context, *Run, []LateRefund) (int,
 func (m *memAdjust) PendingLateRefunds(context.Context) ([]PendingLateRefund, error) {
 	return m.pending, nil
 }
-func (m *memAdjust) ResolveLateRefund(_ context.Context, _ *Run, no, state, reason string, adj *Adjustment) error {
+func (m *memAdjust) ResolveLateRefund(_ context.Context, _ *Run, no, state, reason string, adj *Adjustment, _ int64) error {
 	m.resolved[no], m.reasons[no] = state, reason
 	if adj != nil {
 		m.adjs = append(m.adjs, *adj)

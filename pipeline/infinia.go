@@ -64,14 +64,13 @@ type InfiniaStore interface {
 	Payables(ctx context.Context, runID int64, state string, channels []Channel) ([]Payable, error)
 	ItemsForTrade(ctx context.Context, runID int64, sellerID string, cur Currency, channels []Channel, requestNo string, fn func(Split) error) error
 	RecordTradeFile(ctx context.Context, f TradeFile, channels []Channel) (TradeFile, error)
-	SetFileItemsState(ctx context.Context, runID int64, requestNo, to, reason string) (int64, error)
+	FinishTradeFile(ctx context.Context, f TradeFile, refused []ProviderReject, to, reason string) error
 	TradeFiles(ctx context.Context, runID int64) ([]TradeFile, error)
-	SetTradeFileStatus(ctx context.Context, id int64, status, errorURL, reason string) error
 	SetItemsState(ctx context.Context, runID int64, sellerID string, cur Currency, channels []Channel, from, to, reason, payoutKey, ref string) (int64, error)
-	RejectItem(ctx context.Context, runID int64, orderNo, reason string) error
 	SetBinding(ctx context.Context, b Binding) error
 	// The seller's carried balance (adjustments): see DistributeInfiniaStage.
-	OpenCarries(ctx context.Context) ([]Carry, error)
+	OpenCarries(ctx context.Context, upTo Date) ([]Carry, error)
+	EffectsOfKind(ctx context.Context, runID int64, kind string) ([]Effect, error)
 	CarryItems(ctx context.Context, run *Run, sellerID string, cur Currency, channels []Channel, subject, reason string) (amount, items int64, err error)
 	PlanPayout(ctx context.Context, run *Run, sellerID string, channels []Channel, e Effect) (Effect, error)
 	PayoutSucceeded(ctx context.Context, run *Run, sellerID string, cur Currency, channels []Channel, e Effect) error

@@ -29,6 +29,9 @@ func DistributeInfiniaStage(c InfiniaConfig) StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *Run) (string, error) {
 		d := &distribution{c: &c, run: run}
+		if err := d.undoFailed(ctx); err != nil {
+			return "", err
+		}
 		if err := d.plan(ctx); err != nil {
 			return "", err
 		}
@@ -80,6 +83,34 @@ func (d *distribution) hold(ctx context.Context, p candidate, reason string) err
 	return err
 }
 
+// undoFailed applies again what a failed revenue share's failure must do
+// (PayoutFailed: re-open what it netted, carry its items) for every
+// revenue share of the run whose latest attempt failed: the process may
+// have died between recording the failure and applying it. It is
+// idempotent.
+func (d *distribution) undoFailed(ctx context.Context) error {
+	effects, err := d.c.Store.EffectsOfKind(ctx, d.run.ID, KindRevenueShare)
+	if err != nil {
+		return err
+	}
+	latest := map[string]Effect{}
+	for _, e := range effects {
+		if e.Attempt >= latest[e.Subject].Attempt {
+			latest[e.Subject] = e
+		}
+	}
+	for _, e := range latest {
+		if e.State != EffectFailed {
+			continue
+		}
+		if err := d.c.Store.PayoutFailed(ctx, d.run, subjectSeller(e.Subject), e.Currency, InfiniaChannels, e,
+			"revenue share "+e.Key+" failed: "+e.LastError); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // candidates merges the run's payables with the open carried balances of
 // the sellers of its shard.
 func (d *distribution) candidates(ctx context.Context) ([]candidate, error) {
@@ -88,7 +119,7 @@ func (d *distribution) candidates(ctx context.Context) ([]candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	carries, err := c.Store.OpenCarries(ctx)
+	carries, err := c.Store.OpenCarries(ctx, run.Key.Date)
 	if err != nil {
 		return nil, err
 	}

@@ -265,31 +265,28 @@ func checkUpload(ctx context.Context, c *InfiniaConfig, run *Run, f TradeFile) (
 	if err != nil {
 		return f, fmt.Errorf("upload status of %s: %w", f.Name, err)
 	}
+	final := f
+	final.Status, final.ErrorURL = status, url
 	switch status {
 	case UploadSuccess:
-		if _, err := c.Store.SetFileItemsState(ctx, run.ID, f.RequestNo, "uploaded", ""); err != nil {
+		if err := c.Store.FinishTradeFile(ctx, final, nil, "uploaded", ""); err != nil {
 			return f, err
 		}
+		return final, nil
 	case UploadFailed:
 		rows, err := c.API.ErrorRows(ctx, url)
 		if err != nil {
 			return f, fmt.Errorf("error file of %s: %w", f.Name, err)
 		}
-		for _, r := range rows {
-			if err := c.Store.RejectItem(ctx, run.ID, r.OrderNo, "Infinia refused the trade detail: "+r.Reason); err != nil {
-				return f, err
-			}
-		}
-		f.Reason = fmt.Sprintf("%d rows refused", len(rows))
+		final.Reason = fmt.Sprintf("%d rows refused", len(rows))
 		if len(rows) > 0 {
-			f.Reason += fmt.Sprintf(", first %s: %s", rows[0].OrderNo, rows[0].Reason)
+			final.Reason += fmt.Sprintf(", first %s: %s", rows[0].OrderNo, rows[0].Reason)
 		}
-		if _, err := c.Store.SetFileItemsState(ctx, run.ID, f.RequestNo, "held", "held: trade file "+f.Name+" was refused by Infinia"); err != nil {
+		if err := c.Store.FinishTradeFile(ctx, final, rows, "held", "held: trade file "+f.Name+" was refused by Infinia"); err != nil {
 			return f, err
 		}
+		return final, nil
 	default:
-		return f, nil
+		return f, nil // still processing
 	}
-	f.Status, f.ErrorURL = status, url
-	return f, c.Store.SetTradeFileStatus(ctx, f.ID, status, url, f.Reason)
 }

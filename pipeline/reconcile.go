@@ -3,6 +3,7 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ const (
 	MismatchMissingInLedger   = "missing_in_ledger"   // at the provider, unknown to the ledger
 	MismatchTiming            = "timing"              // a known gap that closes by itself (expected)
 	MismatchBadData           = "bad_data"            // platform data that cannot be right (a late refund above the order)
+	MismatchUnverifiable      = "unverifiable"        // the provider shows too little to compare (expected: a person may check)
 )
 
 // Providers, as named in mismatches.
@@ -74,6 +76,12 @@ type MismatchStore interface {
 	// before run's date whose findings still include timing gaps, oldest
 	// first.
 	RunsToRecheck(ctx context.Context, run *Run, days int) ([]*Run, error)
+	// Unbalanced describes every line of the date's sellers and summary
+	// reports whose conservation check fails: a cent appeared or vanished.
+	Unbalanced(ctx context.Context, d Date) ([]string, error)
+	// Lock takes a run's lock (see RunStore): an earlier date is
+	// reconciled again only while no run of it is under way.
+	Lock(ctx context.Context, key RunKey) (release func() error, err error)
 }
 
 // ReconcileStage asks every matcher for its findings, records them (so
@@ -98,7 +106,16 @@ func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx cont
 			return "", fmt.Errorf("reconcile: %w", err)
 		}
 		for _, r := range earlier {
+			release, err := store.Lock(ctx, r.Key)
+			if errors.Is(err, ErrLocked) {
+				summary += fmt.Sprintf("; %s not reconciled again: a run of it is under way", r.Key.Date)
+				continue
+			}
+			if err != nil {
+				return "", err
+			}
 			s, p, err := reconcile(ctx, store, matchers, write, r)
+			release()
 			if err != nil {
 				return "", fmt.Errorf("reconcile %s again: %w", r.Key, err)
 			}
@@ -146,6 +163,11 @@ func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, wri
 	if failed > 0 {
 		problems = append(problems, fmt.Sprintf("%d payout(s) of %s failed (see payouts.csv)", failed, run.Key.Date))
 	}
+	unbalanced, err := store.Unbalanced(ctx, run.Key.Date)
+	if err != nil {
+		return "", nil, fmt.Errorf("reconcile: %w", err)
+	}
+	problems = append(problems, unbalanced...)
 	summary := fmt.Sprintf("%d unexpected mismatches, %d expected (timing), %d failed payouts; %s", unexpected, expected, failed, wrote)
 	return summary, problems, nil
 }
@@ -155,4 +177,39 @@ func detail(s string) string {
 		return ""
 	}
 	return " (" + s + ")"
+}
+
+// LateRefundFindings is what the platform matcher needs of the ledger.
+type LateRefundFindings interface {
+	// RejectedLateRefunds returns the late refunds read by the runs of
+	// date d that cannot be right (bad data, above what is left of the
+	// order).
+	RejectedLateRefunds(ctx context.Context, d Date) ([]LateRefund, error)
+}
+
+// PlatformMatcher reports the platform's late refunds that cannot be
+// right: the buyer may have been refunded, and the seller keeps the share
+// until a person decides. Each is a bad_data row (never expected), so the
+// run exits 4 until the platform's row is corrected and the date runs
+// again (a rejected late refund is replaced when read again).
+func PlatformMatcher(store LateRefundFindings) Matcher {
+	return func(ctx context.Context, run *Run) ([]Mismatch, error) {
+		rs, err := store.RejectedLateRefunds(ctx, run.Key.Date)
+		if err != nil {
+			return nil, err
+		}
+		var out []Mismatch
+		for _, r := range rs {
+			if !run.Key.Shard.Owns(r.SellerID) {
+				continue
+			}
+			m := Mismatch{Provider: ProviderPlatform, Category: MismatchBadData, Subject: r.RefundNo, OrderNo: r.OrderNo,
+				SellerID: r.SellerID, OursState: "late refund " + r.State, Detail: r.Reason}
+			if r.Amount > 0 {
+				m.Ours = Minor(r.Amount)
+			}
+			out = append(out, m)
+		}
+		return out, nil
+	}
 }

@@ -35,7 +35,7 @@ type ExpectedShare struct {
 
 // InfiniaReconcileStore is what Infinia matching needs of the ledger.
 type InfiniaReconcileStore interface {
-	EffectsOfRun(ctx context.Context, runID int64) ([]Effect, error)
+	EffectsOfKind(ctx context.Context, runID int64, kind string) ([]Effect, error)
 	// ExpectedShares returns the expected available shares of the sellers
 	// with a trade file or a revenue share in the run.
 	ExpectedShares(ctx context.Context, runID int64) ([]ExpectedShare, error)
@@ -47,7 +47,7 @@ type InfiniaReconcileStore interface {
 // ledger expects of it.
 func InfiniaMatcher(store InfiniaReconcileStore, api InfiniaReconciler) Matcher {
 	return func(ctx context.Context, run *Run) ([]Mismatch, error) {
-		effects, err := store.EffectsOfRun(ctx, run.ID)
+		effects, err := store.EffectsOfKind(ctx, run.ID, KindRevenueShare)
 		if err != nil {
 			return nil, err
 		}

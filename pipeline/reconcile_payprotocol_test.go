@@ -36,7 +36,8 @@ type want struct {
 
 func TestMatchPayProtocol(t *testing.T) {
 	late := ppItem(itemPaid, 10000, 3000)
-	late.LateRefunds = 1
+	late.LateRefunds, late.LastLateRefund = 1, 1000
+	lateSeen := late
 	cases := []struct {
 		name string
 		it   PayProtocolItem
@@ -45,7 +46,8 @@ func TestMatchPayProtocol(t *testing.T) {
 	}{
 		{"paid, no refunds", ppItem(itemPaid, 10000, 0), ppPaid(10000, nil), nil},
 		{"paid, refund agrees", ppItem(itemPaid, 10000, 2500), ppPaid(10000, &PayProtocolRefund{ID: "7", Status: RefundSuccess, Amount: 2500}), nil},
-		{"held, paid now", ppItem(ItemHeld, 10000, 0), ppPaid(10000, nil), nil},
+		{"held, paid now", ppItem(ItemHeld, 10000, 0), ppPaid(10000, nil),
+			[]want{{MismatchStatus, "10000", "10000", "paid", false, "run its date again"}}},
 		{"amount", ppItem(itemPaid, 10000, 0), ppPaid(9999, nil),
 			[]want{{MismatchAmount, "10000", "9999", "paid", false, "payment: Pay Protocol quotes 99.99 USD, the order is 100.00 USD"}}},
 		{"currency", ppItem(ItemRecorded, 10000, 0), PayProtocolOrder{Status: PaymentPaid, Quote: Money{10000, "EUR"}},
@@ -76,6 +78,8 @@ func TestMatchPayProtocol(t *testing.T) {
 			[]want{{MismatchAmount, "400", "0", "no refund", false, "knows no refund"}}},
 		{"late refund not at Pay Protocol", late, ppPaid(10000, &PayProtocolRefund{ID: "3", Status: RefundSuccess, Amount: 2000}),
 			[]want{{MismatchAmount, "3000", "2000", "refund success", false, "(1 late refund(s) included) (Pay Protocol shows only"}}},
+		{"late refund the latest at Pay Protocol", lateSeen, ppPaid(10000, &PayProtocolRefund{ID: "3", Status: RefundSuccess, Amount: 1000}),
+			[]want{{MismatchUnverifiable, "3000", "1000", "refund success", true, "earlier ones cannot be listed"}}},
 		{"refund pending approval", ppItem(ItemHeld, 10000, 2500), ppPaid(10000, &PayProtocolRefund{ID: "4", Status: "pending approval", Amount: 2500}),
 			[]want{{MismatchTiming, "2500", "2500", "refund pending approval", true, "latest refund 4 is pending approval"}}},
 		{"refund under review, unknown to us", ppItem(itemPaid, 10000, 0), ppPaid(10000, &PayProtocolRefund{ID: "5", Status: "under review", Amount: 100}),

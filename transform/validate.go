@@ -55,6 +55,10 @@ func validate(row pipeline.SourceRow, w pipeline.Window) (pipeline.Order, error)
 	if o.SellerID, err = required("seller_id", row.SellerID); err != nil {
 		return o, err
 	}
+	if strings.Contains(o.SellerID, "/") {
+		// Payout subjects are "KIND/DATE/SELLER/CURRENCY".
+		return o, fmt.Errorf("seller_id %q contains '/'", o.SellerID)
+	}
 	provider, err := exact("provider", row.Provider)
 	if err != nil {
 		return o, err

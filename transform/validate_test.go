@@ -95,6 +95,7 @@ func TestValidateRejects(t *testing.T) {
 		{func(r *pipeline.SourceRow) { r.OrderNo = sp(" O1001") }, `order_no has leading or trailing space: " O1001"`},
 		{func(r *pipeline.SourceRow) { r.SellerID = nil }, "seller_id is NULL"},
 		{func(r *pipeline.SourceRow) { r.SellerID = sp("") }, "seller_id is empty"},
+		{func(r *pipeline.SourceRow) { r.SellerID = sp("S/1") }, `seller_id "S/1" contains '/'`},
 		{func(r *pipeline.SourceRow) { r.Provider = nil }, "provider is NULL"},
 		{func(r *pipeline.SourceRow) { r.Provider = sp("") }, "provider is empty"},
 		{func(r *pipeline.SourceRow) { r.Provider = sp("alipay") }, `unknown provider "alipay"`},

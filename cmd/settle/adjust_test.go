@@ -398,3 +398,50 @@ func TestWeChatTamperingIsAMismatchAndExit4(t *testing.T) {
 		t.Errorf("output does not name the mismatches:\n%s", out)
 	}
 }
+
+func TestRerunOfAnEarlierDateNetsOnlyWhatIsDueByThen(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	sim.Infinia.SetBalance("USD", 0) // short: every payout is carried
+	for _, day := range scenarioDays[:2] {
+		if out, code := e.runDay(sim, day); code != 4 || !strings.Contains(out, "short of") {
+			t.Fatalf("%s with no balance: exit %d, want 4\n%s", day, code, out)
+		}
+	}
+	// Topped up, the operator re-runs day 1: it pays what day 1 owed,
+	// and leaves day 2's entries (S1's clawback among them) to day 2.
+	sim.Infinia.SetBalance("USD", 1_000_000_00)
+	for _, day := range scenarioDays[:2] {
+		if out, code := e.runDay(sim, day); code != 0 {
+			t.Fatalf("re-run %s: exit %d\n%s", day, code, out)
+		}
+	}
+	paid := map[string]int64{}
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.Status != "FAILED" {
+			paid[s.RequestNo[:11]+"/"+s.SellerID] += s.Amount
+		}
+	}
+	// Day 1: S1 126.00 and S2 180.00 (bound now; S3's 27.00 is below the
+	// minimum). Day 2: S1 -90.00 + 36.00 and S2 18.00 carried (negative,
+	// below the minimum); S3 27.00 + 27.00.
+	want := map[string]int64{"RS-20261120/INF00000001": 12600, "RS-20261120/INF00000002": 18000,
+		"RS-20261121/INF00000003": 5400}
+	if len(paid) != len(want) {
+		t.Errorf("revenue shares %v, want %v", paid, want)
+	}
+	for k, v := range want {
+		if paid[k] != v {
+			t.Errorf("%s: paid %d, want %d (all: %v)", k, paid[k], v, paid)
+		}
+	}
+	for _, day := range scenarioDays[:2] {
+		e.mustSettle("report", "--date", day, "--out", e.reports)
+		e.sellersReport(day) // every line balances
+	}
+	if got := e.sellersReport(scenarioDays[1])["S00001"]; got.Held != -5400 || got.Paid != 0 {
+		t.Errorf("S1 on day 2: %+v, want -54.00 carried forward", got)
+	}
+}

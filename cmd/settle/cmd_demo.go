@@ -178,7 +178,7 @@ func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline
 	}
 	fmt.Fprintf(w, "reconciled against all three providers: %d unexpected mismatches, %d expected (timing: WeChat funds\n", unexpected, expected)
 	fmt.Fprintln(w, "still UNSETTLE, bills not out until the Beijing day ends, Pay Protocol payments still confirming): mismatches.csv")
-	carries, err := l.OpenCarries(ctx)
+	carries, err := l.OpenCarries(ctx, pipeline.Date{})
 	if err != nil {
 		return err
 	}

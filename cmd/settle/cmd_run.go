@@ -253,9 +253,8 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		Live:  cfg.live,
 		Now:   cfg.now,
 		Stages: map[pipeline.Stage]pipeline.StageFunc{
-			pipeline.StageExtract: pipeline.WithLateRefunds(pipeline.ExtractStage(extractSource(src, o.query, o.queryName),
+			pipeline.StageExtract: pipeline.ExtractStage(extractSource(src, o.query, o.queryName),
 				sellerSource(src, o.sellersQ, o.sellersName), l, window),
-				&extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}, l, window),
 			pipeline.StageTransform: pipeline.TransformStage(l, func(m map[string]pipeline.Seller) pipeline.Classifier {
 				return o.classify(fromMap(m))
 			}),
@@ -275,10 +274,11 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	var distribute []pipeline.StageFunc
 	var matchers []pipeline.Matcher
 	if o.infinia != nil {
-		up, dist, match := o.infinia.stages(l, o.rules, o.minPayout)
+		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}
+		up, dist, match := o.infinia.stages(l, late, window, o.rules, o.minPayout)
 		runner.Stages[pipeline.StageUpload] = up
 		distribute = append(distribute, dist)
-		matchers = append(matchers, match)
+		matchers = append(matchers, match, pipeline.PlatformMatcher(l))
 		if m := payProtocolMatcher(l, o.infinia.payProtocol, o.parallel); m != nil {
 			matchers = append(matchers, m)
 		}

@@ -99,7 +99,7 @@ func printAdjustments(ctx context.Context, w io.Writer, l *ledger.Ledger, d pipe
 	if len(pending) > 0 {
 		fmt.Fprintf(w, "late refunds waiting for their order to settle: %d (e.g. %s of order %s)\n", len(pending), pending[0].RefundNo, pending[0].OrderNo)
 	}
-	carries, err := l.OpenCarries(ctx)
+	carries, err := l.OpenCarries(ctx, pipeline.Date{})
 	if err != nil {
 		return err
 	}

@@ -109,7 +109,7 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 		fmt.Fprintf(w, "ledger: run %s is %s, stages done: %v; a real run resumes from there\n", run.Key, run.State, run.StagesDone)
 	}
 	if migrated {
-		carries, err := l.OpenCarries(ctx)
+		carries, err := l.OpenCarries(ctx, o.key.Date)
 		if err != nil {
 			return err
 		}

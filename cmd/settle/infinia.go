@@ -155,7 +155,8 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 // stages returns the upload and distribute stages over the ledger, and
 // the reconcile matcher. Distribute first turns late refunds into
 // clawbacks (split again with rules), then nets them.
-func (s *infiniaSetup) stages(l *ledger.Ledger, rules *transform.Rules, minPayout map[pipeline.Currency]int64) (upload, distribute pipeline.StageFunc, match pipeline.Matcher) {
+func (s *infiniaSetup) stages(l *ledger.Ledger, late pipeline.LateRefundSource, window func(pipeline.Date) pipeline.Window,
+	rules *transform.Rules, minPayout map[pipeline.Currency]int64) (upload, distribute pipeline.StageFunc, match pipeline.Matcher) {
 	cfg := pipeline.InfiniaConfig{PayProtocol: s.payProtocol, Verify: l, MinPayout: minPayout,
 		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)},
 		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll,
@@ -165,7 +166,7 @@ func (s *infiniaSetup) stages(l *ledger.Ledger, rules *transform.Rules, minPayou
 		},
 	}
 	return pipeline.UploadStage(cfg),
-		pipeline.Combine(pipeline.ClawBackStage(l, resplit(rules)), pipeline.DistributeInfiniaStage(cfg)),
+		pipeline.Combine(pipeline.ClawBackStage(l, late, window, resplit(rules)), pipeline.DistributeInfiniaStage(cfg)),
 		pipeline.InfiniaMatcher(l, infiniaAPI{s.client})
 }
 

@@ -211,15 +211,7 @@ func TestPayProtocolReconcileCleanDayThenTampered(t *testing.T) {
 // late_refunds table (with or without seller_id) is migrated.
 func (e *env) addLateRefund(runID int64, refundNo, orderNo string, amount int64, state string) {
 	e.t.Helper()
-	var hasSeller bool
-	if err := e.db.Get(&hasSeller, `SELECT EXISTS (SELECT 1 FROM information_schema.columns
-		WHERE table_schema = 'settle' AND table_name = 'late_refunds' AND column_name = 'seller_id')`); err != nil {
-		e.t.Fatal(err)
-	}
-	cols, vals := "", ""
-	if hasSeller {
-		cols, vals = ", seller_id", ", (SELECT seller_id FROM settle.items WHERE order_no = $2)"
-	}
-	e.db.MustExec(`INSERT INTO settle.late_refunds (refund_no, order_no, amount_minor, created_at, run_id, business_date, state`+cols+`)
-		VALUES ($1, $2, $3, '2026-11-24 12:00+08', $4, '2026-11-24', $5`+vals+`)`, refundNo, orderNo, amount, runID, state)
+	e.db.MustExec(`INSERT INTO settle.late_refunds (refund_no, order_no, amount_minor, created_at, run_id, business_date, state, seller_id)
+		VALUES ($1, $2, $3, '2026-11-24 12:00+08', $4, '2026-11-24', $5, (SELECT seller_id FROM settle.items WHERE order_no = $2))`,
+		refundNo, orderNo, amount, runID, state)
 }

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -16,6 +17,10 @@ import (
 // run locks, which use one key.
 const carryLockClass = 0x5e771e
 
+// orderLockClass is the first key of the lock that serialises the
+// clawbacks of one order.
+const orderLockClass = 0x5e771f
+
 func lockCarry(ctx context.Context, tx *sql.Tx, sellerID string, cur pipeline.Currency) error {
 	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, carryLockClass, sellerID+"/"+string(cur))
 	return err
@@ -29,7 +34,8 @@ func channelNames(channels []pipeline.Channel) pq.StringArray {
 	return chs
 }
 
-// RecordLateRefunds records the late refunds not seen before.
+// RecordLateRefunds records the late refunds not seen before, and
+// replaces one recorded as rejected (a platform row corrected since).
 func (l *Ledger) RecordLateRefunds(ctx context.Context, run *pipeline.Run, rs []pipeline.LateRefund) (int, error) {
 	n := 0
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
@@ -39,7 +45,11 @@ func (l *Ledger) RecordLateRefunds(ctx context.Context, run *pipeline.Run, rs []
 				created = r.CreatedAt
 			}
 			res, err := tx.ExecContext(ctx, `INSERT INTO late_refunds (refund_no, order_no, seller_id, amount_minor, created_at,
-				run_id, business_date, state, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (refund_no) DO NOTHING`,
+				run_id, business_date, state, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+				ON CONFLICT (refund_no) DO UPDATE SET order_no = EXCLUDED.order_no, seller_id = EXCLUDED.seller_id,
+				    amount_minor = EXCLUDED.amount_minor, created_at = EXCLUDED.created_at, run_id = EXCLUDED.run_id,
+				    business_date = EXCLUDED.business_date, state = EXCLUDED.state, reason = EXCLUDED.reason
+				WHERE late_refunds.state = 'rejected' AND late_refunds.reason IS DISTINCT FROM EXCLUDED.reason`,
 				r.RefundNo, r.OrderNo, r.SellerID, r.Amount, created, run.ID, run.Key.Date.String(), r.State, r.Reason)
 			if err != nil {
 				return fmt.Errorf("record late refund %s: %w", r.RefundNo, err)
@@ -55,7 +65,7 @@ func (l *Ledger) RecordLateRefunds(ctx context.Context, run *pipeline.Run, rs []
 // PendingLateRefunds returns the pending late refunds with their items.
 func (l *Ledger) PendingLateRefunds(ctx context.Context) ([]pipeline.PendingLateRefund, error) {
 	rows, err := l.db.QueryContext(ctx, `
-		SELECT lr.refund_no, lr.order_no, lr.seller_id, lr.amount_minor, lr.created_at, lr.state, lr.reason,
+		SELECT lr.refund_no, lr.order_no, lr.seller_id, lr.amount_minor, lr.created_at, lr.state, lr.reason, lr.business_date::text,
 		       i.order_no IS NOT NULL, COALESCE(i.seller_id, ''), COALESCE(i.channel, ''), COALESCE(i.provider_txn_id, ''),
 		       COALESCE(i.currency, ''), COALESCE(i.category, ''), COALESCE(i.gross_minor, 0), COALESCE(i.refunded_minor, 0),
 		       COALESCE(i.commission_minor, 0), COALESCE(i.seller_minor, 0), COALESCE(i.rule, ''),
@@ -76,12 +86,15 @@ func (l *Ledger) PendingLateRefunds(ctx context.Context) ([]pipeline.PendingLate
 		var p pipeline.PendingLateRefund
 		var it pipeline.SettledItem
 		var has bool
-		var ch, cur, date string
-		if err := rows.Scan(&p.RefundNo, &p.OrderNo, &p.SellerID, &p.Amount, &p.CreatedAt, &p.State, &p.Reason,
+		var ch, cur, date, read string
+		if err := rows.Scan(&p.RefundNo, &p.OrderNo, &p.SellerID, &p.Amount, &p.CreatedAt, &p.State, &p.Reason, &read,
 			&has, &it.SellerID, &ch, &it.ProviderTxnID, &cur, &it.Category, &it.Amount, &it.Refunded,
 			&it.Commission, &it.SellerShare, &it.Rule, &date, &it.State,
 			&it.LateRefunded, &it.LateSellerBack, &it.LateCommissionBack); err != nil {
 			return nil, fmt.Errorf("read pending late refunds: %w", err)
+		}
+		if p.Date, err = pipeline.ParseDate(read); err != nil {
+			return nil, err
 		}
 		if has {
 			it.OrderNo, it.Channel, it.Currency = p.OrderNo, pipeline.Channel(ch), pipeline.Currency(cur)
@@ -97,8 +110,22 @@ func (l *Ledger) PendingLateRefunds(ctx context.Context) ([]pipeline.PendingLate
 
 // ResolveLateRefund records a pending late refund's outcome and, for a
 // clawback, its adjustment, in one transaction.
-func (l *Ledger) ResolveLateRefund(ctx context.Context, run *pipeline.Run, refundNo, state, reason string, adj *pipeline.Adjustment) error {
+func (l *Ledger) ResolveLateRefund(ctx context.Context, run *pipeline.Run, refundNo, state, reason string, adj *pipeline.Adjustment, prior int64) error {
 	return l.inTx(ctx, func(tx *sql.Tx) error {
+		if adj != nil {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, orderLockClass, adj.OrderNo); err != nil {
+				return err
+			}
+			var clawed int64
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(refund_minor), 0) FROM adjustments
+				WHERE kind = 'clawback' AND order_no = $1`, adj.OrderNo).Scan(&clawed); err != nil {
+				return err
+			}
+			if clawed != prior {
+				return fmt.Errorf("late refund %s of order %s: %w (its clawbacks now cover %d, %d when worked out)",
+					refundNo, adj.OrderNo, pipeline.ErrBalanceMoved, clawed, prior)
+			}
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE late_refunds SET state = $2, reason = $3 WHERE refund_no = $1 AND state = 'pending'`,
 			refundNo, state, reason)
 		if err != nil {
@@ -124,23 +151,27 @@ func insertAdjustment(ctx context.Context, tx *sql.Tx, run *pipeline.Run, a pipe
 		refund_minor, commission_back, subject, reason, business_date, run_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
 		a.SellerID, string(a.Currency), a.Kind, a.Amount, a.OrderNo, a.RefundNo, a.RefundMinor, a.CommissionBack,
-		a.Subject, a.Reason, run.Key.Date.String(), run.ID).Scan(&id)
+		a.Subject, a.Reason, cmp.Or(a.Date, run.Key.Date).String(), run.ID).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record %s adjustment for %s %s: %w", a.Kind, a.SellerID, a.Currency, err)
 	}
 	return id, nil
 }
 
-// OpenCarries returns every seller's open carried balance by currency,
-// with the seller's Infinia id as last recorded, ordered by seller and
-// currency.
-func (l *Ledger) OpenCarries(ctx context.Context) ([]pipeline.Carry, error) {
+// OpenCarries returns every seller's open carried balance by currency -
+// the entries of dates up to upTo (zero: all) - with the seller's Infinia
+// id as last recorded, ordered by seller and currency.
+func (l *Ledger) OpenCarries(ctx context.Context, upTo pipeline.Date) ([]pipeline.Carry, error) {
+	bound := "9999-12-31"
+	if !upTo.IsZero() {
+		bound = upTo.String()
+	}
 	rows, err := l.db.QueryContext(ctx, `
 		SELECT a.seller_id, a.currency, sum(a.amount_minor), count(*),
 		       COALESCE((SELECT rs.infinia_seller_id FROM run_sellers rs
 		                 WHERE rs.seller_id = a.seller_id AND rs.infinia_seller_id <> '' ORDER BY rs.run_id DESC LIMIT 1), '')
-		FROM adjustments a WHERE a.netted_into = ''
-		GROUP BY a.seller_id, a.currency ORDER BY a.seller_id, a.currency`)
+		FROM adjustments a WHERE a.netted_into = '' AND a.business_date <= $1
+		GROUP BY a.seller_id, a.currency ORDER BY a.seller_id, a.currency`, bound)
 	if err != nil {
 		return nil, fmt.Errorf("read carried balances: %w", err)
 	}
@@ -200,8 +231,9 @@ func carryItems(ctx context.Context, tx *sql.Tx, run *pipeline.Run, sellerID str
 
 // PlanPayout records the intent of a revenue share e paying the run's
 // uploaded items of the seller in e's currency that no payout covers yet
-// plus the seller's open carried balance, marks those items with e's key
-// and nets the balance into it, in one transaction. The two must add up to
+// plus the seller's open carried balance up to the run's date (a re-run
+// of an earlier date leaves later dates' entries to them), marks those
+// items with e's key and nets the balance into it, in one transaction. The two must add up to
 // e.Amount, else nothing is recorded (pipeline.ErrBalanceMoved).
 func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID string, channels []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error) {
 	var stored pipeline.Effect
@@ -216,7 +248,8 @@ func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID str
 			return err
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(amount_minor), 0) FROM adjustments
-			WHERE seller_id = $1 AND currency = $2 AND netted_into = ''`, sellerID, string(e.Currency)).Scan(&carried); err != nil {
+			WHERE seller_id = $1 AND currency = $2 AND netted_into = '' AND business_date <= $3`,
+			sellerID, string(e.Currency), run.Key.Date.String()).Scan(&carried); err != nil {
 			return err
 		}
 		if payable+carried != e.Amount {
@@ -233,7 +266,8 @@ func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID str
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE adjustments SET netted_into = $3, netted_date = $4
-			WHERE seller_id = $1 AND currency = $2 AND netted_into = ''`, sellerID, string(e.Currency), e.Subject, run.Key.Date.String()); err != nil {
+			WHERE seller_id = $1 AND currency = $2 AND netted_into = '' AND business_date <= $4`,
+			sellerID, string(e.Currency), e.Subject, run.Key.Date.String()); err != nil {
 			return err
 		}
 		var err error

@@ -48,7 +48,7 @@ func payout(run *pipeline.Run, amount int64, attempt int) pipeline.Effect {
 
 func openBalance(t *testing.T, l *ledger.Ledger) int64 {
 	t.Helper()
-	carries, err := l.OpenCarries(context.Background())
+	carries, err := l.OpenCarries(context.Background(), pipeline.Date{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,5 +147,51 @@ func TestCarriedBalanceIsNettedOnceAndReopenedOnFailure(t *testing.T) {
 	}
 	if b := openBalance(t, l); b != 0 {
 		t.Errorf("%d still open", b)
+	}
+}
+
+func TestClawbacksOfOneOrderAreWorkedOutOnFreshSums(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := uploadedItems(t, l, day, "A", 1, 9000)
+	now := time.Now()
+	refunds := []pipeline.LateRefund{
+		{Date: day, RefundNo: "R1", OrderNo: "Aa", SellerID: "S1", Amount: 1000, CreatedAt: now, State: pipeline.LateRefundPending},
+		{Date: day, RefundNo: "R2", OrderNo: "Aa", SellerID: "S1", Amount: 2000, CreatedAt: now, State: pipeline.LateRefundPending},
+		{Date: day, RefundNo: "R3", SellerID: "S1", State: pipeline.LateRefundRejected, Reason: "order_no is NULL"},
+	}
+	if n, err := l.RecordLateRefunds(ctx, run, refunds); err != nil || n != 3 {
+		t.Fatalf("recorded %d: %v", n, err)
+	}
+	claw := func(no string, amount int64) *pipeline.Adjustment {
+		return &pipeline.Adjustment{SellerID: "S1", Currency: "USD", Kind: pipeline.AdjustClawback, Amount: -amount,
+			OrderNo: "Aa", RefundNo: no, RefundMinor: amount}
+	}
+	// Two runs worked both out from the same read (no clawback yet): the
+	// first lands, the second finds the sums moved and records nothing.
+	if err := l.ResolveLateRefund(ctx, run, "R1", pipeline.LateRefundClawed, "", claw("R1", 1000), 0); err != nil {
+		t.Fatal(err)
+	}
+	err := l.ResolveLateRefund(ctx, run, "R2", pipeline.LateRefundClawed, "", claw("R2", 2000), 0)
+	if !errors.Is(err, pipeline.ErrBalanceMoved) {
+		t.Fatalf("stale clawback: %v, want ErrBalanceMoved", err)
+	}
+	if err := l.ResolveLateRefund(ctx, run, "R2", pipeline.LateRefundClawed, "", claw("R2", 2000), 1000); err != nil {
+		t.Fatal(err)
+	}
+	if b := openBalance(t, l); b != -3000 {
+		t.Errorf("open balance %d, want -3000", b)
+	}
+	// A rejected row read again, corrected, replaces the rejection; a
+	// valid one read again changes nothing.
+	fixed := pipeline.LateRefund{Date: day, RefundNo: "R3", OrderNo: "Aa", SellerID: "S1", Amount: 500, CreatedAt: now, State: pipeline.LateRefundPending}
+	if n, err := l.RecordLateRefunds(ctx, run, []pipeline.LateRefund{fixed, refunds[0]}); err != nil || n != 1 {
+		t.Fatalf("read again: %d replaced, %v; want 1", n, err)
+	}
+	pending, err := l.PendingLateRefunds(ctx)
+	if err != nil || len(pending) != 1 || pending[0].RefundNo != "R3" || pending[0].Amount != 500 || pending[0].Item == nil ||
+		pending[0].Item.LateRefunded != 3000 {
+		t.Fatalf("pending %+v %v", pending, err)
 	}
 }

@@ -60,9 +60,9 @@ func (l *Ledger) MismatchCounts(ctx context.Context, d pipeline.Date) (unexpecte
 
 // FailedPayouts counts the money requests of date d whose latest attempt
 // failed and whose money is still owed: a WeChat distribution or unfreeze
-// not retried with success, or a revenue share whose seller still carries
-// an open balance in that currency (once a later revenue share pays it,
-// the failure no longer needs anyone).
+// not retried with success, or a revenue share whose items are still
+// carried (once a later revenue share pays them, the failure no longer
+// needs anyone).
 func (l *Ledger) FailedPayouts(ctx context.Context, d pipeline.Date) (int64, error) {
 	var n int64
 	err := l.db.QueryRowContext(ctx, `
@@ -73,8 +73,7 @@ func (l *Ledger) FailedPayouts(ctx context.Context, d pipeline.Date) (int64, err
 			ORDER BY e.kind, e.subject, e.attempt DESC)
 		SELECT count(*) FROM latest x
 		WHERE x.state = 'failed' AND (x.kind <> 'revenue_share' OR EXISTS (
-			SELECT 1 FROM adjustments a WHERE a.netted_into = '' AND a.currency = x.currency
-			  AND a.seller_id = split_part(x.subject, '/', 3)))`, d.String()).Scan(&n)
+			SELECT 1 FROM adjustments a WHERE a.netted_into = '' AND a.kind = 'held' AND a.subject = x.subject))`, d.String()).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count failed payouts: %w", err)
 	}
@@ -145,4 +144,47 @@ func (l *Ledger) RunsToRecheck(ctx context.Context, run *pipeline.Run, days int)
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// RejectedLateRefunds returns the late refunds read by the runs of date d
+// that were rejected, by refund number.
+func (l *Ledger) RejectedLateRefunds(ctx context.Context, d pipeline.Date) ([]pipeline.LateRefund, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT refund_no, order_no, seller_id, amount_minor, state, reason FROM late_refunds
+		WHERE business_date = $1 AND state = 'rejected' ORDER BY refund_no`, d.String())
+	if err != nil {
+		return nil, fmt.Errorf("read rejected late refunds: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.LateRefund
+	for rows.Next() {
+		r := pipeline.LateRefund{Date: d}
+		if err := rows.Scan(&r.RefundNo, &r.OrderNo, &r.SellerID, &r.Amount, &r.State, &r.Reason); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Unbalanced describes the lines of date d's sellers and summary reports
+// whose conservation check fails.
+func (l *Ledger) Unbalanced(ctx context.Context, d pipeline.Date) ([]string, error) {
+	var out []string
+	err := l.SellerLines(ctx, d, func(s pipeline.SellerLine) error {
+		if !s.Balanced {
+			out = append(out, fmt.Sprintf("sellers.csv %s %s does not balance: payable %d + carried in %d + clawback %d != paid %d + carried forward %d + unsettled %d",
+				s.SellerID, s.Currency, s.Payable, s.CarriedIn, s.Clawback, s.Paid, s.Held, s.Unsettled))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = l.SummaryLines(ctx, d, func(s pipeline.SummaryLine) error {
+		if !s.Balanced {
+			out = append(out, fmt.Sprintf("summary.csv %s %s does not balance", s.Channel, s.Currency))
+		}
+		return nil
+	})
+	return out, err
 }

@@ -16,9 +16,10 @@ import (
 // owes for it).
 func (l *Ledger) PayProtocolItemsToReconcile(ctx context.Context, runID int64) ([]pipeline.PayProtocolItem, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT i.order_no, i.seller_id, i.provider_txn_id, i.currency, i.gross_minor,
-		i.refunded_minor, COALESCE(lr.amount, 0)::text, COALESCE(lr.n, 0), i.state
+		i.refunded_minor, COALESCE(lr.amount, 0)::text, COALESCE(lr.n, 0), COALESCE(lr.last, 0), i.state
 		FROM items i
-		LEFT JOIN LATERAL (SELECT sum(amount_minor) AS amount, count(*) AS n FROM late_refunds
+		LEFT JOIN LATERAL (SELECT sum(amount_minor) AS amount, count(*) AS n,
+			(array_agg(amount_minor ORDER BY created_at DESC, refund_no DESC))[1] AS last FROM late_refunds
 			WHERE order_no = i.order_no AND state <> 'rejected') lr ON true
 		WHERE i.run_id = $1 AND i.channel = $2 AND i.state NOT IN ($3, $4)
 		ORDER BY i.order_no`, runID, string(pipeline.ChannelPayProtocol), ItemUnverified, ItemRejected)
@@ -31,7 +32,7 @@ func (l *Ledger) PayProtocolItemsToReconcile(ctx context.Context, runID int64) (
 		var it pipeline.PayProtocolItem
 		var cur, late string
 		if err := rows.Scan(&it.OrderNo, &it.SellerID, &it.OutTradeNo, &cur, &it.Gross, &it.Refunded, &late,
-			&it.LateRefunds, &it.State); err != nil {
+			&it.LateRefunds, &it.LastLateRefund, &it.State); err != nil {
 			return nil, fmt.Errorf("read Pay Protocol items to reconcile: %w", err)
 		}
 		it.Currency = pipeline.Currency(cur)

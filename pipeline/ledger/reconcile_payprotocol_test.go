@@ -10,22 +10,11 @@ import (
 	"github.com/settlekit/settle/pipeline/ledger"
 )
 
-// addLateRefund records a late refund of order, whichever version of the
-// late_refunds table (with or without seller_id) is migrated.
+// addLateRefund records a late refund of order.
 func addLateRefund(t *testing.T, l *ledger.Ledger, runID int64, refundNo, orderNo string, amount int64, state string) {
 	t.Helper()
-	var hasSeller bool
-	if err := l.DB().Get(&hasSeller, `SELECT EXISTS (SELECT 1 FROM information_schema.columns
-		WHERE table_schema = current_schema() AND table_name = 'late_refunds' AND column_name = 'seller_id')`); err != nil {
-		t.Fatal(err)
-	}
-	q := `INSERT INTO late_refunds (refund_no, order_no, amount_minor, created_at, run_id, business_date, state)
-		VALUES ($1, $2, $3, '2026-11-23 12:00+08', $4, '2026-11-23', $5)`
-	if hasSeller {
-		q = `INSERT INTO late_refunds (refund_no, order_no, amount_minor, created_at, run_id, business_date, state, seller_id)
-			VALUES ($1, $2, $3, '2026-11-23 12:00+08', $4, '2026-11-23', $5, 'S1')`
-	}
-	l.DB().MustExec(q, refundNo, orderNo, amount, runID, state)
+	l.DB().MustExec(`INSERT INTO late_refunds (refund_no, order_no, amount_minor, created_at, run_id, business_date, state, seller_id)
+		VALUES ($1, $2, $3, '2026-11-23 12:00+08', $4, '2026-11-23', $5, 'S1')`, refundNo, orderNo, amount, runID, state)
 }
 
 func TestPayProtocolItemsToReconcile(t *testing.T) {
@@ -72,7 +61,7 @@ func TestPayProtocolItemsToReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []pipeline.PayProtocolItem{
-		{OrderNo: "O1", SellerID: "S1", OutTradeNo: "TO1", Currency: "USD", Gross: 1000, Refunded: 1000, LateRefunds: 3, State: "paid"},
+		{OrderNo: "O1", SellerID: "S1", OutTradeNo: "TO1", Currency: "USD", Gross: 1000, Refunded: 1000, LateRefunds: 3, LastLateRefund: 400, State: "paid"},
 		{OrderNo: "O2", SellerID: "S1", OutTradeNo: "TO2", Currency: "USD", Gross: 2000, State: "held"},
 		{OrderNo: "O5", SellerID: "S1", OutTradeNo: "TO5", Currency: "USD", Gross: 5000, State: "recorded"},
 	}

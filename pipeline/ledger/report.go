@@ -26,7 +26,7 @@ func (l *Ledger) OrderLines(ctx context.Context, d pipeline.Date, fn func(pipeli
 		SELECT lr.order_no, lr.seller_id, COALESCE(i.channel, ''), COALESCE(i.currency, ''), '', lr.amount_minor::text,
 		       COALESCE((-a.commission_back)::text, ''), COALESCE(a.amount_minor::text, ''), 'late_refund', lr.state,
 		       CASE WHEN a.id IS NULL THEN 'late refund ' || lr.refund_no || ': ' || lr.reason ELSE a.reason END,
-		       '', COALESCE(a.netted_into, ''), '', r.shard_index || '/' || r.shard_count, 0
+		       '', '', '', r.shard_index || '/' || r.shard_count, 0
 		FROM late_refunds lr JOIN runs r ON r.id = lr.run_id
 		LEFT JOIN items i ON i.order_no = lr.order_no
 		LEFT JOIN adjustments a ON a.kind = 'clawback' AND a.refund_no = lr.refund_no

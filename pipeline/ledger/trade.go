@@ -114,15 +114,32 @@ func (l *Ledger) RecordTradeFile(ctx context.Context, f pipeline.TradeFile, chan
 	return stored, nil
 }
 
-// SetFileItemsState moves the recorded items of the trade file requestNo
-// to state `to` with a reason; it returns how many.
-func (l *Ledger) SetFileItemsState(ctx context.Context, runID int64, requestNo, to, reason string) (int64, error) {
-	res, err := l.db.ExecContext(ctx, `UPDATE items SET state = $3, reason = $4
-		WHERE run_id = $1 AND provider_ref = $2 AND state = 'recorded'`, runID, requestNo, to, reason)
+// FinishTradeFile records Infinia's final answer on a trade file and
+// applies it to the file's items, in one transaction (a file is never
+// final with its items left behind, nor the other way round): the rows
+// Infinia refused are rejected with its reason, the file's other items
+// move to state `to` with reason.
+func (l *Ledger) FinishTradeFile(ctx context.Context, f pipeline.TradeFile, refused []pipeline.ProviderReject, to, reason string) error {
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		for _, r := range refused {
+			if _, err := tx.ExecContext(ctx, `UPDATE items SET state = 'rejected', reason = $4
+				WHERE run_id = $1 AND provider_ref = $2 AND order_no = $3 AND state = 'recorded'`,
+				f.RunID, f.RequestNo, r.OrderNo, "Infinia refused the trade detail: "+r.Reason); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = $3, reason = $4
+			WHERE run_id = $1 AND provider_ref = $2 AND state = 'recorded'`, f.RunID, f.RequestNo, to, reason); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE trade_files SET status = $2, error_file_url = $3, reason = $4,
+			updated_at = now() WHERE id = $1`, f.ID, f.Status, f.ErrorURL, f.Reason)
+		return err
+	})
 	if err != nil {
-		return 0, fmt.Errorf("set the items of trade file %s to %s: %w", requestNo, to, err)
+		return fmt.Errorf("record the outcome of trade file %s: %w", f.Name, err)
 	}
-	return res.RowsAffected()
+	return nil
 }
 
 // TradeFiles returns every trade file of the run, ordered by seller,
@@ -145,13 +162,6 @@ func (l *Ledger) TradeFiles(ctx context.Context, runID int64) ([]pipeline.TradeF
 	return out, rows.Err()
 }
 
-// SetTradeFileStatus records what Infinia said of a file.
-func (l *Ledger) SetTradeFileStatus(ctx context.Context, id int64, status, errorURL, reason string) error {
-	_, err := l.db.ExecContext(ctx, `UPDATE trade_files SET status = $2, error_file_url = $3, reason = $4,
-		updated_at = now() WHERE id = $1`, id, status, errorURL, reason)
-	return err
-}
-
 // SetItemsState moves a run's items of one seller and currency (and the
 // given channels) from state `from` to `to`, with a reason, payout key and
 // provider reference (empty strings keep nothing). It returns the count.
@@ -168,13 +178,6 @@ func (l *Ledger) SetItemsState(ctx context.Context, runID int64, sellerID string
 		return 0, fmt.Errorf("set items of %s %s to %s: %w", sellerID, cur, to, err)
 	}
 	return res.RowsAffected()
-}
-
-// RejectItem marks one item of a run rejected by a provider, with the reason.
-func (l *Ledger) RejectItem(ctx context.Context, runID int64, orderNo, reason string) error {
-	_, err := l.db.ExecContext(ctx, `UPDATE items SET state = 'rejected', reason = $3
-		WHERE run_id = $1 AND order_no = $2 AND state IN ('recorded', 'uploaded')`, runID, orderNo, reason)
-	return err
 }
 
 // Payables sums a run's items in the given state and channels by seller
