@@ -41,7 +41,7 @@ func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 		return pipeline.E(pipeline.KindUsage, "source query "+s.name(), err)
 	}
 	defer rows.Close()
-	if err := checkColumns(rows); err != nil {
+	if err := checkColumns(rows, Columns); err != nil {
 		return pipeline.E(pipeline.KindUsage, "source query "+s.name(), err)
 	}
 	var seq int64
@@ -64,13 +64,14 @@ func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 
 func (s *Source) name() string { return name(s.Name) }
 
-func checkColumns(rows *sql.Rows) error {
+// checkColumns checks that a query returns the columns want, in order.
+func checkColumns(rows *sql.Rows, want []string) error {
 	got, err := rows.Columns()
 	if err != nil {
 		return err
 	}
-	if strings.Join(got, ",") != strings.Join(Columns, ",") {
-		return fmt.Errorf("returns columns (%s), want (%s)", strings.Join(got, ", "), strings.Join(Columns, ", "))
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		return fmt.Errorf("returns columns (%s), want (%s)", strings.Join(got, ", "), strings.Join(want, ", "))
 	}
 	return nil
 }
@@ -110,13 +111,8 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 		return pipeline.E(pipeline.KindUsage, "sellers query "+name(s.Name), err)
 	}
 	defer rows.Close()
-	got, err := rows.Columns()
-	if err != nil {
-		return err
-	}
-	if strings.Join(got, ",") != strings.Join(SellerColumns, ",") {
-		return pipeline.Errorf(pipeline.KindUsage, "sellers query "+name(s.Name), "returns columns (%s), want (%s)",
-			strings.Join(got, ", "), strings.Join(SellerColumns, ", "))
+	if err := checkColumns(rows, SellerColumns); err != nil {
+		return pipeline.E(pipeline.KindUsage, "sellers query "+name(s.Name), err)
 	}
 	for rows.Next() {
 		var id string
@@ -165,13 +161,8 @@ func (s *LateRefunds) LateRefunds(ctx context.Context, w pipeline.Window, fn fun
 		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
 	}
 	defer rows.Close()
-	got, err := rows.Columns()
-	if err != nil {
-		return err
-	}
-	if strings.Join(got, ",") != strings.Join(LateRefundColumns, ",") {
-		return pipeline.Errorf(pipeline.KindUsage, "late-refunds query "+name(s.Name), "returns columns (%s), want (%s)",
-			strings.Join(got, ", "), strings.Join(LateRefundColumns, ", "))
+	if err := checkColumns(rows, LateRefundColumns); err != nil {
+		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
 	}
 	var seq int64
 	for rows.Next() {

@@ -335,14 +335,22 @@ func TestInfiniaTamperingIsAMismatchAndExit4(t *testing.T) {
 	}
 }
 
-func TestWeChatTamperingIsAMismatchAndExit4(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+// weChatDay seeds a small day, settles it with only WeChat Pay
+// configured, and returns the simulator.
+func (e *env) weChatDay() *paysim.Sim {
+	e.t.Helper()
 	e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "4", "--seed", "14")
 	sim := e.weChatSim(nil, 0)
 	if out, code := e.runWeChat(sim); code != 0 {
-		t.Fatalf("run: exit %d:\n%s", code, out)
+		e.t.Fatalf("run: exit %d:\n%s", code, out)
 	}
+	return sim
+}
+
+func TestWeChatTamperingIsAMismatchAndExit4(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.weChatDay()
 	for _, m := range e.mismatches(testDate) {
 		if !m.Expected {
 			t.Fatalf("clean run: unexpected mismatch %+v", m)

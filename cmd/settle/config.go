@@ -225,13 +225,30 @@ func openDB(ctx context.Context, url string) (*sqlx.DB, error) {
 
 // sourceQuery returns the text of --source-query, or the built-in query.
 func sourceQuery(c *cli.Context) (query, name string, err error) {
-	path := c.String(flagSourceQuery)
+	return queryFile(c, flagSourceQuery, settlesql.SourceQuery)
+}
+
+// sellersQuery returns the text of --sellers-query, or the built-in query.
+func sellersQuery(c *cli.Context) (query, name string, err error) {
+	return queryFile(c, flagSellersQuery, settlesql.SellersQuery)
+}
+
+// lateRefundsQuery returns the text of --late-refunds-query, or the
+// built-in query.
+func lateRefundsQuery(c *cli.Context) (query, name string, err error) {
+	return queryFile(c, flagLateRefundsQ, settlesql.LateRefundsQuery)
+}
+
+// queryFile returns the SQL of the file named by flag, with its path, or
+// builtin (name "") when the flag is empty.
+func queryFile(c *cli.Context, flag, builtin string) (query, name string, err error) {
+	path := c.String(flag)
 	if path == "" {
-		return settlesql.SourceQuery, "", nil
+		return builtin, "", nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", "", pipeline.E(pipeline.KindUsage, "--source-query", err)
+		return "", "", pipeline.E(pipeline.KindUsage, "--"+flag, err)
 	}
 	return string(b), path, nil
 }
@@ -319,34 +336,7 @@ func sellerSource(db *sqlx.DB, query, name string) *extract.Sellers {
 	return &extract.Sellers{DB: db, Query: query, Name: name}
 }
 
-// sellersQuery returns the text of --sellers-query, or the built-in query.
-func sellersQuery(c *cli.Context) (query, name string, err error) {
-	path := c.String(flagSellersQuery)
-	if path == "" {
-		return settlesql.SellersQuery, "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", "", pipeline.E(pipeline.KindUsage, "--"+flagSellersQuery, err)
-	}
-	return string(b), path, nil
-}
-
 func sourceQueryDefault() string { return settlesql.SourceQuery }
-
-// lateRefundsQuery returns the text of --late-refunds-query, or the
-// built-in query.
-func lateRefundsQuery(c *cli.Context) (query, name string, err error) {
-	path := c.String(flagLateRefundsQ)
-	if path == "" {
-		return settlesql.LateRefundsQuery, "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", "", pipeline.E(pipeline.KindUsage, "--"+flagLateRefundsQ, err)
-	}
-	return string(b), path, nil
-}
 
 // parseMinPayout reads --min-payout: CUR=AMOUNT pairs, comma separated,
 // amounts in the currency's major unit ("USD=10.00,JPY=1000").

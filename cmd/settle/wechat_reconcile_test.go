@@ -73,11 +73,7 @@ func weChatRows(ms []pipeline.Mismatch, category string) map[string][]pipeline.M
 func TestWeChatReconcile(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "4", "--seed", "14")
-	sim := e.weChatSim(nil, 0)
-	if out, code := e.runWeChat(sim); code != 0 {
-		t.Fatalf("run: exit %d:\n%s", code, out)
-	}
+	sim := e.weChatDay()
 	var dist []struct {
 		Key     string `db:"idem_key"`
 		Amount  int64  `db:"amount_minor"`

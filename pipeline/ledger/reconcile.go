@@ -127,23 +127,9 @@ func (l *Ledger) RunsToRecheck(ctx context.Context, run *pipeline.Run, days int)
 	if days <= 0 {
 		return nil, nil
 	}
-	rows, err := l.db.QueryContext(ctx, `SELECT `+runColumns+` FROM runs r
-		WHERE r.shard_index = $1 AND r.shard_count = $2 AND r.business_date < $3 AND r.business_date >= $3::date - $4::int
+	return l.runs(ctx, `WHERE r.shard_index = $1 AND r.shard_count = $2 AND r.business_date < $3 AND r.business_date >= $3::date - $4::int
 		  AND EXISTS (SELECT 1 FROM mismatches m WHERE m.run_id = r.id AND m.expected)
 		ORDER BY r.business_date`, run.Key.Shard.Index, run.Key.Shard.Count, run.Key.Date.String(), days)
-	if err != nil {
-		return nil, fmt.Errorf("read runs to reconcile again: %w", err)
-	}
-	defer rows.Close()
-	var out []*pipeline.Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 // RejectedLateRefunds returns the late refunds read by the runs of date d

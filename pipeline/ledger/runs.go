@@ -117,10 +117,13 @@ func (l *Ledger) Migrated(ctx context.Context) (bool, error) {
 
 // RunsOn returns every run of a date (all shardings), oldest first.
 func (l *Ledger) RunsOn(ctx context.Context, d pipeline.Date) ([]*pipeline.Run, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE business_date = $1
-		ORDER BY shard_count, shard_index`, d.String())
+	return l.runs(ctx, `WHERE business_date = $1 ORDER BY shard_count, shard_index`, d.String())
+}
+
+func (l *Ledger) runs(ctx context.Context, where string, args ...any) ([]*pipeline.Run, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+runColumns+` FROM runs r `+where, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read runs of %s: %w", d, err)
+		return nil, fmt.Errorf("read runs: %w", err)
 	}
 	defer rows.Close()
 	var runs []*pipeline.Run
