@@ -453,3 +453,47 @@ func TestRerunOfAnEarlierDateNetsOnlyWhatIsDueByThen(t *testing.T) {
 		t.Errorf("S1 on day 2: %+v, want -54.00 carried forward", got)
 	}
 }
+
+func TestABadLateRefundStopsForAPersonUntilCorrected(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
+		t.Fatalf("day 1: exit %d\n%s", code, out)
+	}
+	// The platform records a refund of O4 (S3, owed 27.00, carried) with
+	// a zero amount.
+	e.db.MustExec(`INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) VALUES ('RB', 'O4', 0, '2026-11-21 09:30Z')`)
+	out, code := e.runDay(sim, scenarioDays[1])
+	if code != 4 {
+		t.Fatalf("bad late refund: exit %d, want 4\n%s", code, out)
+	}
+	var bad []pipeline.Mismatch
+	for _, m := range e.mismatches(scenarioDays[1]) {
+		if m.Category == pipeline.MismatchBadData {
+			bad = append(bad, m)
+		}
+	}
+	if len(bad) != 1 || bad[0].Subject != "RB" || bad[0].Provider != pipeline.ProviderPlatform || !strings.Contains(bad[0].Detail, "must be positive") {
+		t.Fatalf("bad_data rows %+v", bad)
+	}
+	// Corrected to 3.00, the next run of the date claws it back: S3 gives
+	// back 2.70 of its carried 27.00 + 27.00 (the platform 0.30).
+	e.db.MustExec(`UPDATE refunds SET amount_minor = 300 WHERE refund_no = 'RB'`)
+	if out, code := e.runDay(sim, scenarioDays[1]); code != 0 {
+		t.Fatalf("corrected: exit %d\n%s", code, out)
+	}
+	var back, commission int64
+	if err := e.db.QueryRow(`SELECT -amount_minor, commission_back FROM settle.adjustments WHERE refund_no = 'RB'`).Scan(&back, &commission); err != nil {
+		t.Fatal(err)
+	}
+	if back != 270 || commission != 30 {
+		t.Errorf("clawback of RB: seller %d, commission %d; want 270, 30", back, commission)
+	}
+	for _, m := range e.mismatches(scenarioDays[1]) {
+		if m.Category == pipeline.MismatchBadData {
+			t.Errorf("still reported after the correction: %+v", m)
+		}
+	}
+}
