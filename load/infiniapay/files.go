@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/settlekit/settle/internal/httpcall"
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -60,7 +61,7 @@ func (c *Client) getErrorFile(ctx context.Context, sp spec, fileURL string) ([]E
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		e := sp.fail(failHTTP, nil)
-		e.HTTPStatus, e.RetryAfter = resp.StatusCode, c.retryAfter(resp)
+		e.HTTPStatus, e.RetryAfter = resp.StatusCode, httpcall.RetryAfter(resp, c.cfg.Now)
 		if resp.StatusCode == http.StatusNotFound {
 			e.Err = ErrNotFound
 		}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/settlekit/settle/internal/httpcall"
 )
 
 // The kinds of callback.
@@ -192,7 +194,7 @@ func ParseCallback(body []byte) (Callback, error) {
 	case probe.RefundStatus != nil:
 		var w wireRefund
 		if err := json.Unmarshal(obj, &w); err != nil {
-			return Callback{}, errors.New("callback: refund: " + jsonProblem(err))
+			return Callback{}, errors.New("callback: refund: " + httpcall.JSONProblem(err, clip(err.Error())))
 		}
 		r, err := w.refund()
 		if err != nil {
@@ -202,7 +204,7 @@ func ParseCallback(body []byte) (Callback, error) {
 	case probe.PaymentStatus != nil:
 		var w wirePayment
 		if err := json.Unmarshal(obj, &w); err != nil {
-			return Callback{}, errors.New("callback: payment: " + jsonProblem(err))
+			return Callback{}, errors.New("callback: payment: " + httpcall.JSONProblem(err, clip(err.Error())))
 		}
 		p, err := w.payment(nil, true)
 		if err != nil {

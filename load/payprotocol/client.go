@@ -58,12 +58,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"golang.org/x/time/rate"
+
+	"github.com/settlekit/settle/internal/httpcall"
 )
 
 // Config configures a Client. Zero values take the defaults named. Printed
@@ -213,17 +213,11 @@ func (c *Client) call(ctx context.Context, sp spec, in, out any) error {
 
 // do runs attempt under the rate limit and the per-attempt timeout, and
 // retries what may be retried with exponential backoff (Retry-After
-// honoured), at most MaxRetries times.
+// honoured), at most MaxRetries times. A create request whose attempt may
+// have been applied is never retried: its error is marked unknown, for a
+// status query.
 func (c *Client) do(ctx context.Context, sp spec, attempt func(context.Context) *Error) error {
-	exp := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(c.cfg.RetryBase),
-		backoff.WithMaxInterval(c.cfg.RetryMax),
-		backoff.WithMaxElapsedTime(0), // MaxRetries bounds the call
-		backoff.WithClockProvider(clock(c.cfg.Now)),
-	)
-	b := backoff.WithContext(backoff.WithMaxRetries(exp, uint64(max(c.cfg.MaxRetries, 0))), ctx)
-	b.Reset()
-	for {
+	before := func(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return sp.fail(failLocal, err) // nothing sent by this attempt
 		}
@@ -232,44 +226,27 @@ func (c *Client) do(ctx context.Context, sp spec, attempt func(context.Context) 
 				return sp.fail(failLocal, fmt.Errorf("rate limit: %w", err))
 			}
 		}
-		actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-		e := attempt(actx)
-		cancel()
+		return nil
+	}
+	once := func(ctx context.Context) error {
+		e := attempt(ctx)
 		if e == nil {
 			return nil
 		}
 		if sp.create && e.mayBeApplied() {
 			e.Err = unknown(e.Err)
-			return e
 		}
-		if !e.retryable(sp.create) {
-			return e
-		}
-		wait := b.NextBackOff()
-		if wait == backoff.Stop {
-			return gaveUp(ctx, e)
-		}
-		if e.RetryAfter > wait {
-			if e.RetryAfter > c.cfg.MaxRetryAfter {
-				return e
-			}
-			wait = e.RetryAfter
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return gaveUp(ctx, e)
-		case <-t.C:
-		}
+		return e
 	}
-}
-
-func gaveUp(ctx context.Context, e *Error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%w (stopped retrying: %w)", e, err)
+	judge := func(err error) httpcall.Verdict {
+		e := err.(*Error)
+		if sp.create && e.mayBeApplied() {
+			return httpcall.Verdict{}
+		}
+		return httpcall.Verdict{Retry: e.retryable(sp.create), RetryAfter: e.RetryAfter}
 	}
-	return e
+	return httpcall.Loop(ctx, httpcall.Policy{Timeout: c.cfg.Timeout, RetryBase: c.cfg.RetryBase, RetryMax: c.cfg.RetryMax,
+		MaxRetries: c.cfg.MaxRetries, MaxRetryAfter: c.cfg.MaxRetryAfter, Now: c.cfg.Now}, before, once, judge)
 }
 
 // attempt makes one signed request and reads the whole answer. Each
@@ -326,7 +303,7 @@ func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error 
 		}
 		e := sp.fail(failHTTP, nil)
 		e.HTTPStatus = resp.StatusCode
-		e.RetryAfter = c.retryAfter(resp)
+		e.RetryAfter = httpcall.RetryAfter(resp, c.cfg.Now)
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			e.Err = ErrUnauthorized
 		}
@@ -344,7 +321,7 @@ func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error 
 		case code == CodeUnauthorized || code == CodeForbidden:
 			e.Err = ErrUnauthorized
 		}
-		e.RetryAfter = c.retryAfter(resp)
+		e.RetryAfter = httpcall.RetryAfter(resp, c.cfg.Now)
 		return e
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -357,7 +334,7 @@ func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error 
 		return sp.fail(failBadAnswer, fmt.Errorf("%w: code 200 without data", ErrAnswer))
 	}
 	if err := json.Unmarshal(a.Data, out); err != nil {
-		return sp.fail(failBadAnswer, fmt.Errorf("%w: data: %s", ErrAnswer, jsonProblem(err)))
+		return sp.fail(failBadAnswer, fmt.Errorf("%w: data: %s", ErrAnswer, httpcall.JSONProblem(err, clip(err.Error()))))
 	}
 	return nil
 }
@@ -365,44 +342,8 @@ func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error 
 // netFailure tells a connection that was never made (nothing sent) from
 // one that broke after the request may have left.
 func netFailure(err error) failure {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
+	if httpcall.NotSent(err) {
 		return failNotSent
 	}
 	return failNoAnswer
 }
-
-// retryAfter reads a 429's Retry-After (seconds or an HTTP date).
-func (c *Client) retryAfter(resp *http.Response) time.Duration {
-	if resp.StatusCode != http.StatusTooManyRequests {
-		return 0
-	}
-	v := resp.Header.Get("Retry-After")
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(c.cfg.Now()), 0)
-	}
-	return 0
-}
-
-// jsonProblem describes a JSON decoding error without quoting the
-// document.
-func jsonProblem(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("field %q: a JSON %s where %s was expected", te.Field, te.Value, te.Type)
-	}
-	return clip(err.Error())
-}
-
-// clock adapts Config.Now to backoff.Clock.
-type clock func() time.Time
-
-// Now returns the configured time.
-func (f clock) Now() time.Time { return f() }

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"golang.org/x/time/rate"
+
+	"github.com/settlekit/settle/internal/httpcall"
 )
 
 // maxAnswer bounds what we read of an API answer.
@@ -69,7 +69,7 @@ func (c *Client) call(ctx context.Context, sp spec, in, out any) error {
 			return nil
 		}
 		if err := json.Unmarshal(a.body, out); err != nil {
-			return sp.fail(failBadAnswer, fmt.Errorf("%w: %s", ErrAnswer, jsonProblem(err)))
+			return sp.fail(failBadAnswer, fmt.Errorf("%w: %s", ErrAnswer, httpcall.JSONProblem(err, "invalid JSON")))
 		}
 		return nil
 	})
@@ -80,47 +80,33 @@ func (c *Client) call(ctx context.Context, sp spec, in, out any) error {
 // retrying what may be retried with exponential backoff (Retry-After
 // honoured), at most MaxRetries times. accept checks a successful answer.
 func (c *Client) do(ctx context.Context, sp spec, accept func(answer) *Error) (answer, error) {
-	exp := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(c.cfg.RetryBase),
-		backoff.WithMaxInterval(c.cfg.RetryMax),
-		backoff.WithMaxElapsedTime(0), // MaxRetries bounds the call
-		backoff.WithClockProvider(clock(c.cfg.Now)),
-	)
-	b := backoff.WithContext(backoff.WithMaxRetries(exp, uint64(max(c.cfg.MaxRetries, 0))), ctx)
-	b.Reset()
-	for {
-		if err := c.wait(ctx, sp); err != nil {
-			return answer{}, err
-		}
-		actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-		a, e := c.attempt(actx, sp)
-		cancel()
+	var got answer
+	once := func(ctx context.Context) error {
+		a, e := c.attempt(ctx, sp)
 		if e == nil {
-			if e = accept(a); e == nil {
-				return a, nil
-			}
+			e = accept(a)
 		}
-		if !e.retryable(sp.once, sp.keyed) {
-			return answer{}, c.final(sp, e)
+		if e != nil {
+			return e
 		}
-		wait := b.NextBackOff()
-		if wait == backoff.Stop {
-			return answer{}, gaveUp(ctx, c.final(sp, e))
-		}
-		if e.RetryAfter > wait {
-			if e.RetryAfter > c.cfg.MaxRetryAfter {
-				return answer{}, c.final(sp, e)
-			}
-			wait = e.RetryAfter
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return answer{}, gaveUp(ctx, c.final(sp, e))
-		case <-t.C:
-		}
+		got = a
+		return nil
 	}
+	judge := func(err error) httpcall.Verdict {
+		e := err.(*Error)
+		return httpcall.Verdict{Retry: e.retryable(sp.once, sp.keyed), RetryAfter: e.RetryAfter}
+	}
+	err := httpcall.Loop(ctx, httpcall.Policy{Timeout: c.cfg.Timeout, RetryBase: c.cfg.RetryBase, RetryMax: c.cfg.RetryMax,
+		MaxRetries: c.cfg.MaxRetries, MaxRetryAfter: c.cfg.MaxRetryAfter, Now: c.cfg.Now},
+		func(ctx context.Context) error { return c.wait(ctx, sp) }, once, judge)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			c.final(sp, e) // in place: err may wrap it
+		}
+		return answer{}, err
+	}
+	return got, nil
 }
 
 // final marks the last error of a request that is not safe to resend as
@@ -128,13 +114,6 @@ func (c *Client) do(ctx context.Context, sp spec, accept func(answer) *Error) (a
 func (c *Client) final(sp spec, e *Error) *Error {
 	if sp.once && e.mayBeApplied() && !errors.Is(e.Err, ErrUnknownOutcome) {
 		e.Err = unknown(e.Err)
-	}
-	return e
-}
-
-func gaveUp(ctx context.Context, e *Error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%w (stopped retrying: %w)", e, err)
 	}
 	return e
 }

@@ -7,12 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
-	"time"
+
+	"github.com/settlekit/settle/internal/httpcall"
 )
 
 // attempt signs and sends the request once and reads and verifies the
@@ -95,7 +94,7 @@ func (c *Client) check(sp spec, resp *http.Response, raw []byte) (answer, *Error
 	}
 	e := sp.fail(failHTTP, nil)
 	e.HTTPStatus, e.RequestID, e.signed, e.notReady = resp.StatusCode, clip(reqID), a.signed, c.cfg.NotReadyCodes
-	e.RetryAfter = c.retryAfter(resp)
+	e.RetryAfter = httpcall.RetryAfter(resp, c.cfg.Now)
 	var eb struct {
 		Code    string          `json:"code"`
 		Message string          `json:"message"`
@@ -126,43 +125,8 @@ func errStatus(s int) int {
 // netFailure tells a connection that was never made (nothing sent) from
 // one that broke after the request may have left.
 func netFailure(err error) failure {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
+	if httpcall.NotSent(err) {
 		return failNotSent
 	}
 	return failNoAnswer
 }
-
-// retryAfter reads a 429's Retry-After (seconds or an HTTP date).
-func (c *Client) retryAfter(resp *http.Response) time.Duration {
-	if resp.StatusCode != http.StatusTooManyRequests {
-		return 0
-	}
-	v := resp.Header.Get("Retry-After")
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(c.cfg.Now()), 0)
-	}
-	return 0
-}
-
-// jsonProblem describes a JSON decoding error without quoting the answer.
-func jsonProblem(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("field %q: a JSON %s where %s was expected", te.Field, te.Value, te.Type)
-	}
-	return "invalid JSON"
-}
-
-// clock adapts Config.Now to backoff.Clock.
-type clock func() time.Time
-
-// Now returns the configured time.
-func (f clock) Now() time.Time { return f() }

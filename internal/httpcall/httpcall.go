@@ -1,0 +1,142 @@
+// Package httpcall is the attempt loop the provider clients share: the
+// per-attempt timeout, exponential backoff with Retry-After honoured and
+// bounded, a hook before every attempt (rate limits), and the small
+// readers every client needs of an HTTP exchange. What may be retried -
+// and a money request is sent at most once unless the provider says it
+// was not processed - stays with each client, which knows its provider's
+// answers: Loop only carries out its verdicts.
+package httpcall
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Policy is how a client paces and bounds its attempts.
+type Policy struct {
+	Timeout       time.Duration // one attempt, answer included
+	RetryBase     time.Duration // first backoff
+	RetryMax      time.Duration // longest backoff
+	MaxRetries    int           // attempts after the first
+	MaxRetryAfter time.Duration // a longer Retry-After ends the call instead
+	Now           func() time.Time
+}
+
+// Verdict is what the client makes of one attempt's error.
+type Verdict struct {
+	Retry      bool          // the same request may be sent again
+	RetryAfter time.Duration // what the provider asked us to wait (0: nothing)
+}
+
+// Loop calls before and then attempt (under the per-attempt timeout)
+// until attempt returns nil, judge says not to retry, the retries are
+// spent, or ctx ends. It returns nil or the last error - judge's verdicts
+// are the client's; an error of before ends the call as it is. When ctx
+// ended the retries, the last error is wrapped with ctx's (errors.As
+// still finds the client's error).
+func Loop(ctx context.Context, p Policy, before func(context.Context) error, attempt func(context.Context) error, judge func(error) Verdict) error {
+	now := p.Now
+	if now == nil {
+		now = time.Now
+	}
+	exp := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(p.RetryBase),
+		backoff.WithMaxInterval(p.RetryMax),
+		backoff.WithMaxElapsedTime(0), // MaxRetries bounds the call
+		backoff.WithClockProvider(clock(now)),
+	)
+	b := backoff.WithContext(backoff.WithMaxRetries(exp, uint64(max(p.MaxRetries, 0))), ctx)
+	b.Reset()
+	for {
+		if before != nil {
+			if err := before(ctx); err != nil {
+				return err
+			}
+		}
+		actx, cancel := context.WithTimeout(ctx, p.Timeout)
+		err := attempt(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		v := judge(err)
+		if !v.Retry {
+			return err
+		}
+		wait := b.NextBackOff()
+		if wait == backoff.Stop {
+			return gaveUp(ctx, err)
+		}
+		if v.RetryAfter > wait {
+			if v.RetryAfter > p.MaxRetryAfter {
+				return err
+			}
+			wait = v.RetryAfter
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return gaveUp(ctx, err)
+		case <-t.C:
+		}
+	}
+}
+
+func gaveUp(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%w (stopped retrying: %w)", err, cerr)
+	}
+	return err
+}
+
+// NotSent reports whether a transport error means the connection was never
+// made, so nothing was sent; any other may have left after the request.
+func NotSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// RetryAfter reads a 429's Retry-After (seconds or an HTTP date, against
+// now); 0 for any other answer.
+func RetryAfter(resp *http.Response, now func() time.Time) time.Duration {
+	if resp.StatusCode != http.StatusTooManyRequests {
+		return 0
+	}
+	v := resp.Header.Get("Retry-After")
+	if s, err := strconv.Atoi(v); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now()), 0)
+	}
+	return 0
+}
+
+// JSONProblem describes a JSON decoding error without quoting the document
+// (it may hold what must not be logged); other errors are described by
+// otherwise.
+func JSONProblem(err error, otherwise string) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q: a JSON %s where %s was expected", te.Field, te.Value, te.Type)
+	}
+	return otherwise
+}
+
+// clock adapts a time source to backoff.Clock.
+type clock func() time.Time
+
+func (f clock) Now() time.Time { return f() }

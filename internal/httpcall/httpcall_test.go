@@ -1,0 +1,139 @@
+package httpcall
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+var fast = Policy{Timeout: time.Second, RetryBase: time.Millisecond, RetryMax: 2 * time.Millisecond, MaxRetries: 3, MaxRetryAfter: 50 * time.Millisecond}
+
+type failure struct {
+	retry bool
+	after time.Duration
+}
+
+func (f *failure) Error() string { return "failed" }
+
+func judge(err error) Verdict {
+	var f *failure
+	if !errors.As(err, &f) {
+		return Verdict{}
+	}
+	return Verdict{Retry: f.retry, RetryAfter: f.after}
+}
+
+func TestLoop(t *testing.T) {
+	cases := []struct {
+		name     string
+		fails    []*failure // what the attempts return, in order; then success
+		before   error
+		attempts int
+		ok       bool
+	}{
+		{"success at once", nil, nil, 1, true},
+		{"retried, then success", []*failure{{retry: true}, {retry: true}}, nil, 3, true},
+		{"not retryable: one attempt", []*failure{{retry: false}}, nil, 1, false},
+		{"retries spent", []*failure{{retry: true}, {retry: true}, {retry: true}, {retry: true}, {retry: true}}, nil, 4, false},
+		{"Retry-After honoured", []*failure{{retry: true, after: 20 * time.Millisecond}}, nil, 2, true},
+		{"Retry-After too long: stop", []*failure{{retry: true, after: time.Hour}}, nil, 1, false},
+		{"before fails: nothing sent", nil, errors.New("rate limit"), 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			n := 0
+			start := time.Now()
+			err := Loop(context.Background(), fast, func(context.Context) error { return c.before }, func(context.Context) error {
+				n++
+				if n <= len(c.fails) {
+					return c.fails[n-1]
+				}
+				return nil
+			}, judge)
+			if n != c.attempts || (err == nil) != c.ok {
+				t.Fatalf("%d attempts, err %v; want %d, ok %v", n, err, c.attempts, c.ok)
+			}
+			if c.name == "Retry-After honoured" && time.Since(start) < 20*time.Millisecond {
+				t.Fatal("did not wait for Retry-After")
+			}
+		})
+	}
+}
+
+func TestLoopStopsWithTheContextAndKeepsTheError(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := fast
+	p.RetryBase, p.RetryMax = time.Hour, time.Hour
+	f := &failure{retry: true}
+	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
+	err := Loop(ctx, p, nil, func(context.Context) error { return f }, judge)
+	var got *failure
+	if !errors.As(err, &got) || got != f || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped retrying") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestLoopTimesOutEachAttempt(t *testing.T) {
+	p := fast
+	p.Timeout, p.MaxRetries = 5*time.Millisecond, 0
+	err := Loop(context.Background(), p, nil, func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}, judge)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	r := func(status int, v string) *http.Response {
+		return &http.Response{StatusCode: status, Header: http.Header{"Retry-After": {v}}}
+	}
+	for _, c := range []struct {
+		resp *http.Response
+		want time.Duration
+	}{
+		{r(429, "3"), 3 * time.Second},
+		{r(429, now.Add(90*time.Second).Format(http.TimeFormat)), 90 * time.Second},
+		{r(429, now.Add(-time.Minute).Format(http.TimeFormat)), 0},
+		{r(429, "soon"), 0},
+		{r(503, "3"), 0},
+	} {
+		if got := RetryAfter(c.resp, clock); got != c.want {
+			t.Errorf("%d %q: %v, want %v", c.resp.StatusCode, c.resp.Header.Get("Retry-After"), got, c.want)
+		}
+	}
+}
+
+func TestNotSent(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Err: errors.New("connection refused")}
+	read := &net.OpError{Op: "read", Err: errors.New("connection reset")}
+	if !NotSent(dial) || NotSent(read) || NotSent(errors.New("EOF")) {
+		t.Fatal("NotSent: only a dial error means nothing was sent")
+	}
+}
+
+func TestJSONProblemDoesNotQuoteTheDocument(t *testing.T) {
+	var v struct {
+		A int `json:"a"`
+	}
+	err := jsonErr(`{"a": "secret-value"}`, &v)
+	if p := JSONProblem(err, "x"); strings.Contains(p, "secret") || !strings.Contains(p, `field "a"`) {
+		t.Fatalf("%q", p)
+	}
+	if p := JSONProblem(jsonErr(`{"a": secret}`, &v), "x"); strings.Contains(p, "secret") || !strings.Contains(p, "offset") {
+		t.Fatalf("%q", p)
+	}
+	if p := JSONProblem(errors.New("other"), "fallback"); p != "fallback" {
+		t.Fatalf("%q", p)
+	}
+}
+
+func jsonErr(doc string, v any) error { return json.Unmarshal([]byte(doc), v) }
