@@ -293,6 +293,12 @@ func clawback(it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, erro
 			r.RefundNo, it.OrderNo, it.Date, Money{sellerBack, cur}, Money{commissionBack, cur}, how)}, nil
 }
 
+// SellerCurrency names a seller's account in one currency.
+type SellerCurrency struct {
+	SellerID string
+	Currency Currency
+}
+
 // Carry is a seller's open carried balance in one currency: the sum of
 // the entries not netted into a revenue share yet.
 type Carry struct {

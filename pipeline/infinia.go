@@ -71,6 +71,7 @@ type InfiniaStore interface {
 	// The seller's carried balance (adjustments): see DistributeInfiniaStage.
 	OpenCarries(ctx context.Context, upTo Date) ([]Carry, error)
 	EffectsOfKind(ctx context.Context, runID int64, kind string) ([]Effect, error)
+	BlockedByLateRefunds(ctx context.Context) (map[SellerCurrency]string, error)
 	CarryItems(ctx context.Context, run *Run, sellerID string, cur Currency, channels []Channel, subject, reason string) (amount, items int64, err error)
 	PlanPayout(ctx context.Context, run *Run, sellerID string, channels []Channel, e Effect) (Effect, error)
 	PayoutSucceeded(ctx context.Context, run *Run, sellerID string, cur Currency, channels []Channel, e Effect) error

@@ -178,6 +178,10 @@ func (d *distribution) plan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	blocked, err := c.Store.BlockedByLateRefunds(ctx)
+	if err != nil {
+		return err
+	}
 	fresh := map[Currency][]candidate{} // candidates with a payout to plan
 	var mu sync.Mutex
 	err = forEach(ctx, c.Parallel, cands, func(p candidate) error {
@@ -217,6 +221,10 @@ func (d *distribution) plan(ctx context.Context) error {
 			// Everything refunded or taken as commission: settled, nothing to send.
 			_, err := c.Store.SetItemsState(ctx, run.ID, p.SellerID, cur, InfiniaChannels, "uploaded", "paid", "seller share is 0: no payout", "", "")
 			return err
+		case blocked[SellerCurrency{p.SellerID, cur}] != "":
+			// Never pay on bad data: what the seller owes back is unknown.
+			return d.hold(ctx, p, fmt.Sprintf("late refund %s of one of its orders cannot be right: carried until it is corrected",
+				blocked[SellerCurrency{p.SellerID, cur}]))
 		case net < 0:
 			return d.hold(ctx, p, fmt.Sprintf("net %s is negative (clawbacks exceed what is owed): carried, never sent", Money{net, cur}))
 		case net == 0:

@@ -114,7 +114,7 @@ func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx cont
 			if err != nil {
 				return "", err
 			}
-			s, p, err := reconcile(ctx, store, matchers, write, r)
+			s, p, err := reconcile(context.WithValue(ctx, recheckKey{}, true), store, matchers, write, r)
 			release()
 			if err != nil {
 				return "", fmt.Errorf("reconcile %s again: %w", r.Key, err)
@@ -170,6 +170,16 @@ func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, wri
 	problems = append(problems, unbalanced...)
 	summary := fmt.Sprintf("%d unexpected mismatches, %d expected (timing), %d failed payouts; %s", unexpected, expected, failed, wrote)
 	return summary, problems, nil
+}
+
+type recheckKey struct{}
+
+// Rechecking reports whether a matcher is reconciling an earlier run
+// again from a later date's run (rather than its own run): what its own
+// run would have settled by now needs a person.
+func Rechecking(ctx context.Context) bool {
+	v, _ := ctx.Value(recheckKey{}).(bool)
+	return v
 }
 
 func detail(s string) string {

@@ -120,6 +120,13 @@ func PayProtocolMatcher(store PayProtocolReconcileStore, api PayProtocolReconcil
 				return fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
 			}
 			found[i] = MatchPayProtocol(it, o)
+			for j, m := range found[i] {
+				if m.Detail == heldPaidNow && !Rechecking(ctx) {
+					// Its run verified it minutes ago; the next run of the
+					// date settles it. From a later date's run it is late.
+					found[i][j].Category, found[i][j].Expected = MismatchTiming, true
+				}
+			}
 			return nil
 		})
 		if err != nil {
@@ -158,10 +165,9 @@ func MatchPayProtocol(it PayProtocolItem, o PayProtocolOrder) []Mismatch {
 	case o.Status == PaymentPaid:
 		refunds := matchPayProtocolRefund(it, o.Refund)
 		if it.State == ItemHeld && len(refunds) == 0 {
-			// Verified again by every run of its date: this one's is not
-			// running, so the seller waits until it does.
-			refunds = append(refunds, payProtocolRow(it, MismatchStatus, Minor(it.Gross), quote, o.Status,
-				"payment: Pay Protocol's payment is paid now, the item is still held: run its date again to settle it"))
+			// Verified again by every run of its date; PayProtocolMatcher
+			// makes this a timing gap within the run itself.
+			refunds = append(refunds, payProtocolRow(it, MismatchStatus, Minor(it.Gross), quote, o.Status, heldPaidNow))
 		}
 		return append(out, refunds...)
 	case paymentsInProgress[o.Status] && it.State == ItemHeld:
@@ -183,6 +189,10 @@ func MatchPayProtocol(it PayProtocolItem, o PayProtocolOrder) []Mismatch {
 	return append(out, payProtocolRow(it, MismatchStatus, Minor(it.Gross), quote, o.Status,
 		"payment: the ledger has the item "+it.State+", Pay Protocol's payment is "+o.Status))
 }
+
+// heldPaidNow is the finding about a held item whose payment is complete
+// now.
+const heldPaidNow = "payment: Pay Protocol's payment is paid now, the item is still held: run its date again to settle it"
 
 // matchPayProtocolRefund compares our refunded total with the latest
 // refund of a paid order.

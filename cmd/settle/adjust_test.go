@@ -478,8 +478,21 @@ func TestABadLateRefundStopsForAPersonUntilCorrected(t *testing.T) {
 	if len(bad) != 1 || bad[0].Subject != "RB" || bad[0].Provider != pipeline.ProviderPlatform || !strings.Contains(bad[0].Detail, "must be positive") {
 		t.Fatalf("bad_data rows %+v", bad)
 	}
-	// Corrected to 3.00, the next run of the date claws it back: S3 gives
-	// back 2.70 of its carried 27.00 + 27.00 (the platform 0.30).
+	// Never paid on bad data: S3's 27.00 + 27.00 is carried meanwhile.
+	paidS3 := func() (n int64) {
+		for _, s := range sim.Infinia.RevenueShares() {
+			if s.SellerID == seed.InfiniaID(3) && s.Status != "FAILED" {
+				n += s.Amount
+			}
+		}
+		return n
+	}
+	if n := paidS3(); n != 0 {
+		t.Fatalf("S3 was paid %d while its late refund could not be read", n)
+	}
+	// Corrected to 3.00, the next run of the date claws it back - S3
+	// gives back 2.70 (the platform 0.30 of commission) - and pays S3
+	// 27.00 + 27.00 - 2.70 = 51.30.
 	e.db.MustExec(`UPDATE refunds SET amount_minor = 300 WHERE refund_no = 'RB'`)
 	if out, code := e.runDay(sim, scenarioDays[1]); code != 0 {
 		t.Fatalf("corrected: exit %d\n%s", code, out)
@@ -490,6 +503,9 @@ func TestABadLateRefundStopsForAPersonUntilCorrected(t *testing.T) {
 	}
 	if back != 270 || commission != 30 {
 		t.Errorf("clawback of RB: seller %d, commission %d; want 270, 30", back, commission)
+	}
+	if n := paidS3(); n != 5130 {
+		t.Errorf("S3 paid %d after the correction, want 5130", n)
 	}
 	for _, m := range e.mismatches(scenarioDays[1]) {
 		if m.Category == pipeline.MismatchBadData {

@@ -311,3 +311,26 @@ func (l *Ledger) PayoutFailed(ctx context.Context, run *pipeline.Run, sellerID s
 		return err
 	})
 }
+
+// BlockedByLateRefunds returns, for every seller and currency with a late
+// refund that cannot be right (rejected) on a settled order, one such
+// refund's number: what the seller owes back is unknown.
+func (l *Ledger) BlockedByLateRefunds(ctx context.Context) (map[pipeline.SellerCurrency]string, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT i.seller_id, i.currency, min(lr.refund_no) FROM late_refunds lr
+		JOIN items i ON i.order_no = lr.order_no WHERE lr.state = 'rejected' GROUP BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("read rejected late refunds: %w", err)
+	}
+	defer rows.Close()
+	out := map[pipeline.SellerCurrency]string{}
+	for rows.Next() {
+		var k pipeline.SellerCurrency
+		var cur, no string
+		if err := rows.Scan(&k.SellerID, &cur, &no); err != nil {
+			return nil, err
+		}
+		k.Currency = pipeline.Currency(cur)
+		out[k] = no
+	}
+	return out, rows.Err()
+}
