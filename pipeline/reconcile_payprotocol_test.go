@@ -207,11 +207,11 @@ func TestPayProtocolMatcherFailsWhenPayProtocolCannotBeAsked(t *testing.T) {
 func TestAHeldPaymentPaidNowIsLateOnlyFromALaterRun(t *testing.T) {
 	it := PayProtocolItem{OrderNo: "O1", SellerID: "S", OutTradeNo: "T1", Currency: "USD", Gross: 1000, State: ItemHeld}
 	m := PayProtocolMatcher(ppStore{[]PayProtocolItem{it}}, &ppAPI{orders: map[string]PayProtocolOrder{"T1": ppPaid(1000, nil)}}, 1)
-	own, err := m(context.Background(), &Run{ID: 1})
+	own, err := m(context.Background(), &Run{ID: 42})
 	if err != nil || len(own) != 1 || !own[0].Expected || own[0].Category != MismatchTiming {
 		t.Fatalf("in its own run: %+v %v; want one timing row", own, err)
 	}
-	later, err := m(context.WithValue(context.Background(), recheckKey{}, true), &Run{ID: 1})
+	later, err := m(context.WithValue(context.Background(), recheckKey{}, true), &Run{ID: 42})
 	if err != nil || len(later) != 1 || later[0].Expected || later[0].Category != MismatchStatus {
 		t.Fatalf("from a later run: %+v %v; want one unexpected status row", later, err)
 	}
