@@ -142,12 +142,24 @@ func (cfg *config) demo(c *cli.Context) error {
 		return err
 	}
 	first := time.Since(start)
-	fmt.Fprintln(w, "\n== the same date again (must change nothing)")
+	fmt.Fprintln(w, "\n== the same date again (must send no money again)")
+	moneyKinds := []string{pipeline.KindRevenueShare, pipeline.KindDistribution, pipeline.KindUnfreeze}
+	sentBefore, err := l.Sends(ctx, d, moneyKinds)
+	if err != nil {
+		return err
+	}
 	start = time.Now()
 	if err := cfg.settle(ctx, l, opts); err != nil && pipeline.KindOf(err) != pipeline.KindNeedsPerson {
 		return err
 	}
 	again := time.Since(start)
+	sentAfter, err := l.Sends(ctx, d, moneyKinds)
+	if err != nil {
+		return err
+	}
+	if sentAfter != sentBefore {
+		return fmt.Errorf("demo: the re-run sent %d money requests", sentAfter-sentBefore)
+	}
 	if err := cfg.demoSummary(ctx, l, d, c.String(flagOut), first, again); err != nil {
 		return err
 	}
@@ -164,8 +176,10 @@ func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline
 	}
 	w := cfg.stdout
 	fmt.Fprintf(w, "\n== summary\n")
-	fmt.Fprintf(w, "date %s settled in %s; re-run took %s and changed nothing (run attempts: %d)\n",
+	fmt.Fprintf(w, "date %s settled in %s; re-run took %s and sent no money request again (run attempts: %d);\n",
 		d, first.Round(time.Millisecond), again.Round(time.Millisecond), run.Attempts)
+	fmt.Fprintln(w, "Pay Protocol payments confirmed since the first run went out in further trade files, carried to")
+	fmt.Fprintln(w, "their sellers' next revenue share (the date's is paid)")
 	fmt.Fprintf(w, "reports: %s\n", filepath.Join(out, d.String()))
 	fmt.Fprintln(w, "Infinia Pay is simulated in-process (internal/paysim): the job speaks its real envelope and SFTP to it.")
 	fmt.Fprintln(w, "Pay Protocol is simulated too: its payments come in every status; only verified ones are paid,")

@@ -370,7 +370,7 @@ func TestDemo(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	out := e.mustSettle("demo", "--out", e.reports, "--date", testDate, "--orders", "300", "--bad-rows", "4")
-	for _, want := range []string{"== first run", "== the same date again", "nothing new", "== summary"} {
+	for _, want := range []string{"== first run", "== the same date again", "nothing new", "== summary", "sent no money request again", "reconciled against all three providers: 0 unexpected"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
