@@ -87,6 +87,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	}
 	res := &Result{Run: run, Created: created}
 	log := r.logger().With("run_id", run.ID, "date", key.Date.String(), "shard", key.Shard.String())
+	log.Info("run opened", "attempt", run.Attempts, "new", created, "time_zone", run.TimeZone, "until", string(until))
 	if !created && run.RulesHash != p.RulesHash {
 		log.Warn("the rules changed since this run began; splits already recorded stand")
 	}
