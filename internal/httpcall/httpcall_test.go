@@ -137,3 +137,57 @@ func TestJSONProblemDoesNotQuoteTheDocument(t *testing.T) {
 }
 
 func jsonErr(doc string, v any) error { return json.Unmarshal([]byte(doc), v) }
+
+func TestLoopRunsBeforeEveryAttemptAndReturnsItsErrorAsItIs(t *testing.T) {
+	stop := errors.New("rate limit")
+	calls, attempts := 0, 0
+	err := Loop(context.Background(), fast, func(context.Context) error {
+		if calls++; calls == 3 {
+			return stop
+		}
+		return nil
+	}, func(context.Context) error {
+		attempts++
+		return &failure{retry: true}
+	}, judge)
+	if err != stop || calls != 3 || attempts != 2 {
+		t.Fatalf("err %v after %d befores and %d attempts; want the before's error after 3 and 2", err, calls, attempts)
+	}
+}
+
+func TestLoopTimesOutEachAttemptNotTheCall(t *testing.T) {
+	p := fast
+	p.Timeout = 30 * time.Millisecond
+	n := 0
+	err := Loop(context.Background(), p, nil, func(ctx context.Context) error {
+		n++
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond): // under the timeout; three together are over it
+		}
+		if n < 3 {
+			return &failure{retry: true}
+		}
+		return nil
+	}, judge)
+	if err != nil || n != 3 {
+		t.Fatalf("err %v after %d attempts", err, n)
+	}
+}
+
+func TestLoopWaitsAtLeastTheBackoff(t *testing.T) {
+	p := fast
+	p.RetryBase, p.RetryMax = 30*time.Millisecond, 30*time.Millisecond
+	n := 0
+	start := time.Now()
+	err := Loop(context.Background(), p, nil, func(context.Context) error {
+		if n++; n == 1 {
+			return &failure{retry: true, after: time.Millisecond} // shorter than the backoff: the backoff stands
+		}
+		return nil
+	}, judge)
+	if err != nil || time.Since(start) < 15*time.Millisecond {
+		t.Fatalf("err %v, waited %v; want at least the backoff (30ms with jitter)", err, time.Since(start))
+	}
+}

@@ -81,12 +81,17 @@ func (c *Client) call(ctx context.Context, sp spec, in, out any) error {
 // honoured), at most MaxRetries times. accept checks a successful answer.
 func (c *Client) do(ctx context.Context, sp spec, accept func(answer) *Error) (answer, error) {
 	var got answer
+	applied := false // an attempt may have been processed
 	once := func(ctx context.Context) error {
 		a, e := c.attempt(ctx, sp)
 		if e == nil {
 			e = accept(a)
 		}
 		if e != nil {
+			if e.mayBeApplied() {
+				applied = true
+				c.final(sp, e) // now, so that the message says so however the call ends
+			}
 			return e
 		}
 		got = a
@@ -101,8 +106,10 @@ func (c *Client) do(ctx context.Context, sp spec, accept func(answer) *Error) (a
 		func(ctx context.Context) error { return c.wait(ctx, sp) }, once, judge)
 	if err != nil {
 		var e *Error
-		if errors.As(err, &e) {
-			c.final(sp, e) // in place: err may wrap it
+		if errors.As(err, &e) && sp.once && applied && !errors.Is(e.Err, ErrUnknownOutcome) {
+			// The call ended before a resend (rate limit, context) after an
+			// attempt that may have been processed: its outcome is unknown.
+			e.Err = unknown(e.Err)
 		}
 		return answer{}, err
 	}

@@ -159,6 +159,18 @@ func TestDistributionSystemErrorRetriedWithTheSameKey(t *testing.T) {
 	if !errors.Is(err, wechatpay.ErrUnknownOutcome) || !errors.As(err, &we) || we.Code != wechatpay.CodeSystemError {
 		t.Fatalf("persistent SYSTEM_ERROR: %v", err)
 	}
+	// Cancelled while waiting to resend: still unknown, and the message
+	// says so (it goes into logs and reports).
+	r = newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIOrders, Kind: fault.ServerError, Prob: 1}), nil, func(c *wechatpay.Config) {
+		c.RetryBase, c.RetryMax, c.MaxRetries = time.Hour, time.Hour, 100
+	})
+	payable(r)
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_, err = r.client.Distribute(cctx, distribution("D-1", 100))
+	if !errors.Is(err, wechatpay.ErrUnknownOutcome) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), wechatpay.ErrUnknownOutcome.Error()) {
+		t.Fatalf("cancelled after SYSTEM_ERROR: %v", err)
+	}
 }
 
 func TestAddReceiverLostAnswerIsUnknown(t *testing.T) {
