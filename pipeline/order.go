@@ -104,6 +104,11 @@ type OrderLine struct {
 	PayoutKey   string `csv:"payout_key"`
 	ProviderRef string `csv:"provider_ref"`
 	Shard       string `csv:"shard"`
+	// Balanced is the order's conservation check: gross = refunded +
+	// commission + seller share for a settled order; for a late refund,
+	// refund = commission given back + seller share taken back; empty for
+	// a rejected row (nothing settled).
+	Balanced string `csv:"balanced"`
 }
 
 // Seller is a seller as the platform describes it, with its identities at

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -44,6 +45,7 @@ func (l *Ledger) OrderLines(ctx context.Context, d pipeline.Date, fn func(pipeli
 			&o.Shard, &seq); err != nil {
 			return fmt.Errorf("read order lines: %w", err)
 		}
+		o.Balanced = orderBalanced(o)
 		if err := fn(o); err != nil {
 			return err
 		}
@@ -251,4 +253,28 @@ func (l *Ledger) clawbackSummary(ctx context.Context, d pipeline.Date, fn func(p
 		}
 	}
 	return rows.Err()
+}
+
+// orderBalanced checks an orders.csv row's conservation (see
+// pipeline.OrderLine.Balanced).
+func orderBalanced(o pipeline.OrderLine) string {
+	if o.Action == "rejected" {
+		return ""
+	}
+	var v [4]int64
+	for i, s := range []string{o.Gross, o.Refunded, o.Commission, o.Seller} {
+		if s == "" {
+			continue // a late refund has no gross; one not clawed back has no parts
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return "false"
+		}
+		v[i] = n
+	}
+	ok := v[0] == v[1]+v[2]+v[3]
+	if o.Action == "late_refund" {
+		ok = o.Commission == "" || v[1]+v[2]+v[3] == 0
+	}
+	return strconv.FormatBool(ok)
 }
