@@ -89,19 +89,11 @@ func (l *Ledger) LatestEffect(ctx context.Context, kind, subject string) (pipeli
 	return e, err == nil, err
 }
 
-// EffectsOfRun returns every effect of a run, by kind, subject and attempt.
-func (l *Ledger) EffectsOfRun(ctx context.Context, runID int64) ([]pipeline.Effect, error) {
-	return l.effects(ctx, `WHERE run_id = $1 ORDER BY kind, subject, attempt`, runID)
-}
-
 // EffectsOfKind returns a run's effects of one kind, by subject and
 // attempt.
 func (l *Ledger) EffectsOfKind(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error) {
-	return l.effects(ctx, `WHERE run_id = $1 AND kind = $2 ORDER BY subject, attempt`, runID, kind)
-}
-
-func (l *Ledger) effects(ctx context.Context, where string, args ...any) ([]pipeline.Effect, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+effectColumns+` FROM effects `+where, args...)
+	rows, err := l.db.QueryContext(ctx, `SELECT `+effectColumns+` FROM effects WHERE run_id = $1 AND kind = $2
+		ORDER BY subject, attempt`, runID, kind)
 	if err != nil {
 		return nil, fmt.Errorf("read effects: %w", err)
 	}
