@@ -48,11 +48,18 @@ type Options struct {
 	Paths     infiniapay.Paths // default infiniapay.DefaultPaths()
 	ChunkSize int              // plaintext bytes per RSA block in answers; default 117
 	Unsigned  bool             // answer without signatures (to test RequireResponseSignature)
+	// Layout is the trade-file and error-file layout the fake expects and
+	// writes; the zero Layout is infiniapay.DefaultLayout.
+	Layout infiniapay.Layout
+	// SignNotifications signs seller status notifications; by default they
+	// are sent as Infinia's documented example shows them, unsigned.
+	SignNotifications bool
 }
 
 // Server is the fake. It is safe for concurrent use.
 type Server struct {
 	o      Options
+	layout infiniapay.Layout
 	polls  int
 	routes []route
 
@@ -126,7 +133,11 @@ func New(o Options) *Server {
 	case polls < 0:
 		polls = 0
 	}
-	s := &Server{o: o, polls: polls, calls: map[string]int{}, bindings: map[string]string{},
+	layout, err := o.Layout.WithDefaults()
+	if err != nil {
+		panic("infiniapaytest: Options.Layout: " + err.Error())
+	}
+	s := &Server{o: o, layout: layout, polls: polls, calls: map[string]int{}, bindings: map[string]string{},
 		bindReqs: map[string]replay{}, balances: map[pipeline.Currency]int64{}, available: map[account]int64{},
 		paid: map[account]int64{}, shares: map[string]*share{}, uploads: map[string]*upload{}, errorFiles: map[string][]byte{}}
 	for _, r := range []struct {
@@ -293,11 +304,30 @@ func (c call) require(fields ...string) (answer, bool) {
 	return answer{}, true
 }
 
-// currency returns the request's known currency, or the refusal.
+// codes are Infinia's currency codes where they differ from ISO 4217's
+// as settle knows them: Infinia settles yuan as CNH and does not know CNY.
+// The fake keeps its accounts under settle's code (CNY, for its decimals)
+// and speaks Infinia's on the wire.
+var codes = infiniapay.DefaultCurrencies()
+
+// wire is Infinia's code for an account's currency.
+func wire(cur pipeline.Currency) string { return codes.Out(cur) }
+
+// parseWire reads a currency code as Infinia does: CNH is the yuan, CNY
+// is unknown.
+func parseWire(code string) (pipeline.Currency, error) {
+	if _, mapped := codes[pipeline.Currency(code)]; mapped {
+		return "", fmt.Errorf("unsupported currency %q", code)
+	}
+	return codes.In(code)
+}
+
+// currency returns the request's known currency, or the refusal (SYS-002,
+// as Infinia refuses CNY).
 func (c call) currency() (pipeline.Currency, answer, bool) {
-	cur, err := pipeline.ParseCurrency(c.req["currency"])
+	cur, err := parseWire(c.req["currency"])
 	if err != nil {
-		return "", refuse(infiniapay.CodeInvalidParameter, "invalid parameter: currency"), false
+		return "", refuse(infiniapay.CodeInvalidParameter, "invalid parameter: currency %q", c.req["currency"]), false
 	}
 	return cur, answer{}, true
 }
