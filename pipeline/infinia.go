@@ -103,7 +103,10 @@ type InfiniaConfig struct {
 	// WriteFile builds a trade file from rows (load.WriteTradeFile).
 	WriteFile func(dir, name string, rows func(func(TradeRow) error) error) (path, sha256 string, bytes int64, n int, err error)
 	// Rows turns a split into its trade-detail rows (transform.TradeRows).
-	Rows        func(Split) []TradeRow
+	Rows func(Split) []TradeRow
+	// FileName names a trade file; nil is TradeFileName. The provider's
+	// adapter may write the currency as the provider spells it.
+	FileName    func(platformID, infiniaID string, cur Currency, d Date, requestNo string) (string, error)
 	Parallel    int           // concurrent uploads and payouts (default 4)
 	Wait        time.Duration // how long to poll for final statuses (default 10m)
 	Poll        time.Duration // first poll interval (default 1s, doubling to 30s)
@@ -125,6 +128,9 @@ func (c *InfiniaConfig) defaults() {
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 3
+	}
+	if c.FileName == nil {
+		c.FileName = TradeFileName
 	}
 }
 

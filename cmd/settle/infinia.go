@@ -36,6 +36,8 @@ const (
 	flagProviderRate   = "provider-rate"
 	flagProviderPoll   = "provider-poll"
 	flagParallel       = "parallel"
+	flagInfiniaCur     = "infinia-currencies"
+	flagInfiniaLayout  = "infinia-layout"
 )
 
 func infiniaFlags() []cli.Flag {
@@ -58,6 +60,10 @@ func infiniaFlags() []cli.Flag {
 			Usage: "first interval between status polls (doubling up to 30s)"},
 		&cli.Float64Flag{Name: flagProviderRate, EnvVars: []string{"SETTLE_PROVIDER_RATE"}, Value: 20, Usage: "requests per second to Infinia (token bucket)"},
 		&cli.IntFlag{Name: flagParallel, EnvVars: []string{"SETTLE_PARALLEL"}, Value: 4, Usage: "concurrent uploads and payouts"},
+		&cli.StringFlag{Name: flagInfiniaCur, EnvVars: []string{"SETTLE_INFINIA_CURRENCIES"}, Value: infiniapay.DefaultCurrencies().String(),
+			Usage: "currency codes Infinia spells differently, PLATFORM=INFINIA,... (\"none\": none); the ledger and reports keep the platform's"},
+		&cli.StringFlag{Name: flagInfiniaLayout, EnvVars: []string{"SETTLE_INFINIA_LAYOUT"},
+			Usage: "JSON file with the trade-file columns and the error-file columns to match Infinia's templates (empty: our layout, see the README)"},
 	)
 }
 
@@ -84,6 +90,8 @@ type infiniaParams struct {
 	URL, AppID, PlatformID, KeyFile, PublicKeyFile   string
 	SFTPAddr, SFTPUser, SFTPKey, KnownHosts, SFTPDir string
 	WorkDir                                          string
+	Currencies                                       string // "": infiniapay.DefaultCurrencies
+	LayoutFile                                       string // "": infiniapay.DefaultLayout
 	Wait, Poll                                       time.Duration
 	Rate                                             float64
 	Parallel                                         int
@@ -96,6 +104,7 @@ func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 		SFTPUser: c.String(flagSFTPUser), SFTPKey: c.String(flagSFTPKey), KnownHosts: c.String(flagSFTPKnownHosts),
 		SFTPDir: c.String(flagSFTPDir), WorkDir: c.String(flagWorkDir), Wait: c.Duration(flagProviderWait), Poll: c.Duration(flagProviderPoll),
 		Rate: c.Float64(flagProviderRate), Parallel: c.Int(flagParallel),
+		Currencies: c.String(flagInfiniaCur), LayoutFile: c.String(flagInfiniaLayout),
 	}
 	if p.URL == "" {
 		if c.String(flagPPURL) != "" {
@@ -136,8 +145,21 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	if p.Rate > 0 {
 		limiter = rate.NewLimiter(rate.Limit(p.Rate), max(1, int(p.Rate)))
 	}
+	currencies := infiniapay.DefaultCurrencies()
+	if p.Currencies != "" {
+		if currencies, err = infiniapay.ParseCurrencies(p.Currencies); err != nil {
+			return nil, usage(flagInfiniaCur, err)
+		}
+	}
+	var layout infiniapay.Layout
+	if p.LayoutFile != "" {
+		if layout, err = infiniapay.LoadLayout(p.LayoutFile); err != nil {
+			return nil, usage(flagInfiniaLayout, err)
+		}
+	}
 	client, err := infiniapay.New(infiniapay.Config{BaseURL: p.URL, AppID: p.AppID, PlatformID: p.PlatformID,
-		OurKey: ours, InfiniaKey: theirs, HTTP: infiniapay.NewHTTPClient(30 * time.Second), Limiter: limiter})
+		OurKey: ours, InfiniaKey: theirs, HTTP: infiniapay.NewHTTPClient(30 * time.Second), Limiter: limiter,
+		Currencies: currencies, Layout: layout})
 	if err != nil {
 		return nil, usage(flagInfiniaURL, err)
 	}
@@ -160,9 +182,11 @@ func (s *infiniaSetup) stages(l *ledger.Ledger, late pipeline.LateRefundSource, 
 	cfg := pipeline.InfiniaConfig{PayProtocol: s.payProtocol, Verify: l, MinPayout: minPayout,
 		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)},
 		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll,
-		WriteFile: func(dir, name string, rows func(func(pipeline.TradeRow) error) error) (string, string, int64, int, error) {
-			w, err := load.WriteTradeFile(dir, name, rows)
-			return w.Path, w.SHA256, w.Bytes, w.Rows, err
+		// Infinia's layout and currency codes: the client writes and names
+		// the files (CNY as CNH by default).
+		WriteFile: s.client.WriteTradeFile,
+		FileName: func(_, infiniaID string, cur pipeline.Currency, d pipeline.Date, requestNo string) (string, error) {
+			return s.client.TradeFileName(infiniaID, cur, d, requestNo)
 		},
 	}
 	return pipeline.UploadStage(cfg),

@@ -146,6 +146,12 @@ func TestInfiniaEndToEndPaysBoundSellersOnce(t *testing.T) {
 	e.checkPaidOnce(sim, balance)
 	e.checkFilesWhole(sim)
 	e.checkSellersReport(sim)
+	// Yuan goes to Infinia as CNH (file names and rows); the ledger keeps CNY.
+	cnh := e.count(`SELECT count(*) FROM settle.trade_files WHERE currency = 'CNY' AND name LIKE '%\_CNH\_%'`)
+	if cnh == 0 || cnh != e.count(`SELECT count(*) FROM settle.trade_files WHERE currency = 'CNY'`) ||
+		e.count(`SELECT count(*) FROM settle.trade_files WHERE name LIKE '%CNY%'`) != 0 {
+		t.Fatalf("%d CNY trade files named CNH; want all of them", cnh)
+	}
 	if n := e.count(`SELECT count(*) FROM settle.items i JOIN settle.run_sellers s USING (run_id, seller_id)
 		WHERE s.infinia_seller_id = $1 AND i.channel = 'infiniapay' AND i.state = 'paid'`, seed.InfiniaID(5)); n != 0 {
 		t.Fatalf("a seller whose binding is PENDING was paid for %d items", n)
