@@ -16,6 +16,21 @@ var ErrNotFound = errors.New("not found at the provider")
 // IsNotFound reports whether err says the provider does not know the key.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
+// ErrRefused is what a provider adapter wraps when the provider answered
+// one request with a definite refusal (not transient, not about our
+// credentials), or with an answer about its subject that cannot be read:
+// asking again as it is cannot help, and it concerns that request's
+// subject (a seller, a trade file) only.
+var ErrRefused = errors.New("refused by the provider")
+
+// subjectOnly reports whether err concerns only the subject of the
+// request that failed - the provider does not know it, or refused it for
+// good - so the others go on and the subject is held with err as its
+// reason. A configuration error (KindUsage) concerns everyone.
+func subjectOnly(err error) bool {
+	return KindOf(err) != KindUsage && (errors.Is(err, ErrNotFound) || errors.Is(err, ErrRefused))
+}
+
 // Infinia upload and binding statuses (PROVIDERS.md; partly assumed).
 const (
 	UploadSuccess = "SUCCESS"

@@ -180,7 +180,7 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 func (s *infiniaSetup) stages(l *ledger.Ledger, late pipeline.LateRefundSource, window func(pipeline.Date) pipeline.Window,
 	rules *transform.Rules, minPayout map[pipeline.Currency]int64) (upload, distribute pipeline.StageFunc, match pipeline.Matcher) {
 	cfg := pipeline.InfiniaConfig{PayProtocol: s.payProtocol, Verify: l, MinPayout: minPayout,
-		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)},
+		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: classified{infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)}},
 		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll,
 		// Infinia's layout and currency codes: the client writes and names
 		// the files (CNY as CNH by default).
@@ -225,11 +225,35 @@ func infiniaSeller(l *ledger.Ledger) func(pipeline.Effect) (string, error) {
 // infiniaAPI adapts the Infinia client to what the pipeline consumes.
 type infiniaAPI struct{ c *infiniapay.Client }
 
+// notFound classifies the client's errors for the pipeline: a requestNo or
+// seller Infinia does not know is pipeline.ErrNotFound; a definite refusal
+// of one request (a code that is not transient) or an error file in
+// another layout is pipeline.ErrRefused, which the stages record against
+// the request's subject; refused credentials keep their kind (usage).
 func notFound(err error) error {
-	if errors.Is(err, infiniapay.ErrNotFound) {
-		return fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
+	var ie *infiniapay.Error
+	switch {
+	case err == nil, pipeline.KindOf(err) == pipeline.KindUsage:
+		return err
+	case errors.Is(err, infiniapay.ErrNotFound):
+		return fmt.Errorf("%w: %w", pipeline.ErrNotFound, err)
+	case errors.Is(err, infiniapay.ErrLayout), errors.As(err, &ie) && ie.Definite():
+		return fmt.Errorf("%w: %w", pipeline.ErrRefused, err)
 	}
 	return err
+}
+
+// classified is an EffectSender whose errors are classified by notFound.
+type classified struct{ pipeline.EffectSender }
+
+func (c classified) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	o, err := c.EffectSender.Send(ctx, e)
+	return o, notFound(err)
+}
+
+func (c classified) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	o, err := c.EffectSender.Query(ctx, e)
+	return o, notFound(err)
 }
 
 func (a infiniaAPI) UploadStatus(ctx context.Context, requestNo string) (string, string, error) {
@@ -243,7 +267,7 @@ func (a infiniaAPI) ErrorRows(ctx context.Context, url string) ([]pipeline.Provi
 	for i, r := range rows {
 		out[i] = pipeline.ProviderReject{OrderNo: r.OrderNo, Reason: r.Reason}
 	}
-	return out, err
+	return out, notFound(err)
 }
 
 func (a infiniaAPI) BindingStatus(ctx context.Context, requestNo, infiniaID string) (string, error) {
@@ -253,7 +277,7 @@ func (a infiniaAPI) BindingStatus(ctx context.Context, requestNo, infiniaID stri
 
 func (a infiniaAPI) Balance(ctx context.Context, requestNo string, cur pipeline.Currency) (int64, error) {
 	b, err := a.c.Balance(ctx, requestNo, cur)
-	return b.Available, err
+	return b.Available, notFound(err)
 }
 
 func (a infiniaAPI) RevenueShareStatus(ctx context.Context, requestNo string) (pipeline.InfiniaShare, error) {
@@ -262,7 +286,8 @@ func (a infiniaAPI) RevenueShareStatus(ctx context.Context, requestNo string) (p
 }
 
 func (a infiniaAPI) AvailableShare(ctx context.Context, requestNo, infiniaID string, cur pipeline.Currency) (int64, error) {
-	return a.c.AvailableShare(ctx, requestNo, infiniaID, cur)
+	v, err := a.c.AvailableShare(ctx, requestNo, infiniaID, cur)
+	return v, notFound(err)
 }
 
 // lazySFTP dials the SFTP server on first use and again after an error,

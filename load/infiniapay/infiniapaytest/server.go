@@ -63,19 +63,20 @@ type Server struct {
 	polls  int
 	routes []route
 
-	mu         sync.Mutex
-	calls      map[string]int
-	bindings   map[string]string // sellerId -> status
-	bindReqs   map[string]replay // requestNo -> first request and answer
-	balances   map[pipeline.Currency]int64
-	available  map[account]int64
-	paid       map[account]int64
-	shares     map[string]*share
-	shareOrder []string
-	uploads    map[string]*upload
-	refused    map[string]string // order_no -> reason: rows the fake refuses
-	errorFiles map[string][]byte
-	refs       int
+	mu           sync.Mutex
+	calls        map[string]int
+	bindings     map[string]string // sellerId -> status
+	bindReqs     map[string]replay // requestNo -> first request and answer
+	balances     map[pipeline.Currency]int64
+	available    map[account]int64
+	paid         map[account]int64
+	shares       map[string]*share
+	shareOrder   []string
+	uploads      map[string]*upload
+	refused      map[string]string // order_no -> reason: rows the fake refuses
+	refuseStatus map[string]answer // sellerId -> the answer to its upload-status queries
+	errorFiles   map[string][]byte
+	refs         int
 }
 
 type account struct {

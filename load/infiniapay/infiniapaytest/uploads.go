@@ -82,6 +82,19 @@ func (s *Server) RefuseOrder(orderNo, reason string) {
 	s.refused[orderNo] = reason
 }
 
+// RefuseStatusOf makes every upload-status query about a file of sellerID
+// answer code (a definite refusal, e.g. SYS-005) with message: a trade file
+// Infinia keeps refusing to report on (for tests of one poisoned file among
+// many).
+func (s *Server) RefuseStatusOf(sellerID, code, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refuseStatus == nil {
+		s.refuseStatus = map[string]answer{}
+	}
+	s.refuseStatus[sellerID] = refuse(code, "%s", message)
+}
+
 // ReceiveFile takes a trade-details file that landed on the SFTP side
 // (name may carry a directory). It returns an error only when the file
 // cannot be taken at all: a name that is not
@@ -325,6 +338,9 @@ func (s *Server) uploadStatus(c call) answer {
 	u, seen := s.uploads[c.req["requestNo"]]
 	if !seen {
 		return notFound("requestNo")
+	}
+	if a, ok := s.refuseStatus[u.SellerID]; ok {
+		return a
 	}
 	if c.fault.Kind == fault.Stuck {
 		u.left += c.fault.Polls
