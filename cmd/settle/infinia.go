@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -73,7 +72,7 @@ type infiniaSetup struct {
 	client     *infiniapay.Client
 	ourKey     *rsa.PrivateKey
 	theirKey   *rsa.PublicKey
-	sftp       *lazySFTP
+	sftp       *load.SFTPSession
 	platformID string
 	workDir    string
 	wait       time.Duration
@@ -168,8 +167,8 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	}
 	return &infiniaSetup{
 		client: client, ourKey: ours, theirKey: theirs,
-		sftp: &lazySFTP{cfg: load.SFTPConfig{Addr: p.SFTPAddr, User: p.SFTPUser, Signer: signer,
-			KnownHostsFile: p.KnownHosts, Dir: p.SFTPDir}},
+		sftp: load.NewSFTPSession(load.SFTPConfig{Addr: p.SFTPAddr, User: p.SFTPUser, Signer: signer,
+			KnownHostsFile: p.KnownHosts, Dir: p.SFTPDir}),
 		platformID: p.PlatformID, workDir: p.WorkDir, wait: p.Wait, poll: p.Poll, parallel: p.Parallel,
 	}, nil
 }
@@ -288,76 +287,4 @@ func (a infiniaAPI) RevenueShareStatus(ctx context.Context, requestNo string) (p
 func (a infiniaAPI) AvailableShare(ctx context.Context, requestNo, infiniaID string, cur pipeline.Currency) (int64, error) {
 	v, err := a.c.AvailableShare(ctx, requestNo, infiniaID, cur)
 	return v, notFound(err)
-}
-
-// lazySFTP dials the SFTP server on first use and again after an error,
-// so that a dropped connection costs one failed upload, not the run.
-type lazySFTP struct {
-	cfg  load.SFTPConfig
-	mu   sync.Mutex
-	conn *load.SFTP
-}
-
-func (s *lazySFTP) get(ctx context.Context) (*load.SFTP, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
-		conn, err := load.DialSFTP(ctx, s.cfg)
-		if err != nil {
-			return nil, err
-		}
-		s.conn = conn
-	}
-	return s.conn, nil
-}
-
-// Connect dials unless connected.
-func (s *lazySFTP) Connect(ctx context.Context) error {
-	_, err := s.get(ctx)
-	return err
-}
-
-func (s *lazySFTP) drop(conn *load.SFTP) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == conn {
-		s.conn.Close()
-		s.conn = nil
-	}
-}
-
-func (s *lazySFTP) Upload(ctx context.Context, name string, size int64, sha string, open func() (io.ReadCloser, error)) error {
-	conn, err := s.get(ctx)
-	if err != nil {
-		return err
-	}
-	if err := conn.Upload(ctx, name, size, sha, open); err != nil {
-		s.drop(conn)
-		return err
-	}
-	return nil
-}
-
-func (s *lazySFTP) Stat(ctx context.Context, name string) (int64, bool, error) {
-	conn, err := s.get(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	size, ok, err := conn.Stat(ctx, name)
-	if err != nil {
-		s.drop(conn)
-	}
-	return size, ok, err
-}
-
-// Close closes the connection, if any.
-func (s *lazySFTP) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
-		return nil
-	}
-	err := s.conn.Close()
-	s.conn = nil
-	return err
 }

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// Issue 13: credentials the providers refuse are found before anything is
+// sent - a configuration error (exit 2), one line naming the provider and
+// what was refused.
+func TestInfiniaPreflightFindsRefusedCredentials(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.sim(nil, 0, nil, 0)
+	params := func() infiniaParams {
+		return infiniaParams{URL: sim.Config.InfiniaURL, AppID: sim.Config.AppID, PlatformID: sim.Config.PlatformID,
+			KeyFile: sim.Config.OurKeyFile, PublicKeyFile: sim.Config.InfiniaPublicKeyFile, SFTPAddr: sim.Config.SFTPAddr,
+			SFTPUser: sim.Config.SFTPUser, SFTPKey: sim.Config.SFTPKeyFile, KnownHosts: sim.Config.KnownHostsFile}
+	}
+	check := func(p infiniaParams) error {
+		t.Helper()
+		inf, err := newInfinia(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inf.sftp.Close()
+		return inf.preflight(context.Background())
+	}
+	if err := check(params()); err != nil {
+		t.Fatalf("good credentials: %v", err)
+	}
+
+	dir := t.TempDir()
+	other, err := infiniapaytest.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	before := sim.Infinia.Calls("balance/query")
+	wrongKey := params()
+	wrongKey.KeyFile = filepath.Join(dir, infiniapaytest.PlatformPrivateFile) // Infinia holds another public key of ours
+	err = check(wrongKey)
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "Infinia Pay") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("wrong API key: kind %v: %v", pipeline.KindOf(err), err)
+	}
+	if n := sim.Infinia.Calls("balance/query") - before; n != 1 {
+		t.Fatalf("a refused signature was retried: %d calls", n)
+	}
+	wrongApp := params()
+	wrongApp.AppID = "APP-NOT-OURS"
+	if err := check(wrongApp); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "appId") {
+		t.Fatalf("wrong appId: kind %v: %v", pipeline.KindOf(err), err)
+	}
+
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	blk, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongSFTP := params()
+	wrongSFTP.SFTPKey = filepath.Join(dir, "sftp_key")
+	if err := os.WriteFile(wrongSFTP.SFTPKey, pem.EncodeToMemory(blk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = check(wrongSFTP)
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "SFTP") || !strings.Contains(err.Error(), "refused our key") {
+		t.Fatalf("wrong SFTP key: kind %v: %v", pipeline.KindOf(err), err)
+	}
+	// Nothing reached the SFTP server's upload directory.
+	if entries, err := os.ReadDir(filepath.Join(filepath.Dir(sim.Config.KnownHostsFile), "..", "sftp", "upload")); err != nil || len(entries) != 0 {
+		t.Fatalf("%d files uploaded (%v)", len(entries), err)
+	}
+}
