@@ -179,7 +179,7 @@ func dial(ctx context.Context, cfg SFTPConfig) (*SFTP, error) {
 			return nil, timedOut(ctx, dctx, cfg, err)
 		}
 		if authRefused(err) {
-			return nil, configErr("the server refused our key %s for user %s (authentication failed)", ssh.FingerprintSHA256(cfg.Signer.PublicKey()), cfg.User)
+			return nil, configErr("the server refused our key %s for user %s: %w", ssh.FingerprintSHA256(cfg.Signer.PublicKey()), cfg.User, err)
 		}
 		return nil, hostKeyNegotiation(err, cfg.Addr, hosts.file, want)
 	}
