@@ -10,6 +10,13 @@
 // Infinia's public key. Amounts are int64 minor units in Go and decimal
 // strings in major units on the wire.
 //
+// Currency codes Infinia spells differently (CNY is CNH at Infinia) are
+// mapped on the way out and back (Currencies); trade files are written and
+// error files read in a Layout that is data, ours by default. Refused
+// credentials (a signature or appId Infinia will not take) are errors of
+// kind pipeline.KindUsage, never retried; Preflight finds them with one
+// cheap call.
+//
 // Queries and requests that Infinia makes idempotent by requestNo are
 // retried on transient failures. A revenue-sharing request whose answer
 // never arrived is not: the error wraps ErrUnknownOutcome and the caller

@@ -8,12 +8,20 @@
 // SFTP side (ReceiveFile) and validated, error files, seller status
 // webhooks, and the faults of internal/fault.
 //
+// It speaks Infinia's currency codes: the yuan is CNH, and a request in
+// CNY is refused with SYS-002 (a trade file named with CNY is not taken);
+// its test helpers (SetBalance, Paid, ...) name currencies as settle does,
+// CNY for Infinia's CNH. Trade files are validated, and error files
+// written, in Options.Layout (infiniapay.DefaultLayout by default). Seller
+// status notifications are unsigned, as Infinia's documented example.
+//
 // Where Infinia's behaviour is not public, the fake follows the assumptions
 // listed in PROVIDERS.md and the infiniapay package. Request problems are
 // answered with Infinia's system codes: a bad signature or unknown appId
-// SYS-002, a missing field SYS-004, an envelope or value that does not
-// parse SYS-005, a non-positive amount SYS-006, a body over 1 MiB SYS-007;
-// an unknown requestNo or seller BIZ-404 (assumed).
+// SYS-002 (with a message naming it), an unsupported currency SYS-002, a
+// missing field SYS-004, an envelope or value that does not parse
+// SYS-005, a non-positive amount SYS-006, a body over 1 MiB SYS-007; an
+// unknown requestNo or seller BIZ-404 (assumed).
 package infiniapaytest
 
 import (
