@@ -16,7 +16,7 @@ func (s *infiniaSetup) preflight(ctx context.Context) error {
 		return err
 	}
 	if err := s.sftp.Connect(ctx); err != nil {
-		return fmt.Errorf("Infinia Pay SFTP: %w", err)
+		return fmt.Errorf("sftp of Infinia Pay: %w", err)
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ func TestInfiniaPreflightFindsRefusedCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = check(wrongSFTP)
-	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "SFTP") || !strings.Contains(err.Error(), "refused our key") {
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "sftp") || !strings.Contains(err.Error(), "refused our key") {
 		t.Fatalf("wrong SFTP key: kind %v: %v", pipeline.KindOf(err), err)
 	}
 	// Nothing reached the SFTP server's upload directory.

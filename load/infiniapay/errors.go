@@ -25,7 +25,7 @@ var (
 	// ErrCredentials: Infinia refused our signature or appId (or answered
 	// with a key we do not hold): a configuration error, never retried.
 	// Errors wrapping it are of kind pipeline.KindUsage.
-	ErrCredentials = errors.New("Infinia Pay refused our credentials: check --infinia-app-id, our private key and Infinia's public key")
+	ErrCredentials = errors.New("refused credentials: check --infinia-app-id, our private key and Infinia's public key")
 )
 
 // errNotOurKey: an answer's data does not decrypt with our private key.

@@ -40,5 +40,5 @@ func (c *Client) Preflight(ctx context.Context) error {
 		return pipeline.Errorf(pipeline.KindUsage, "Infinia Pay preflight",
 			"Infinia refused a balance query in %s, so it would refuse the run's requests: %v", c.cfg.PreflightCurrency, err)
 	}
-	return fmt.Errorf("Infinia Pay preflight: %w", err)
+	return fmt.Errorf("preflight of Infinia Pay: %w", err)
 }
