@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
 	"github.com/settlekit/settle/pipeline"
 )
@@ -82,5 +85,29 @@ func TestInfiniaPreflightFindsRefusedCredentials(t *testing.T) {
 	// Nothing reached the SFTP server's upload directory.
 	if entries, err := os.ReadDir(filepath.Join(filepath.Dir(sim.Config.KnownHostsFile), "..", "sftp", "upload")); err != nil || len(entries) != 0 {
 		t.Fatalf("%d files uploaded (%v)", len(entries), err)
+	}
+}
+
+// The adapter tells the pipeline what concerns one subject: not found,
+// a definite refusal, an error file in another layout; refused
+// credentials stay configuration errors, transient failures stay as they are.
+func TestInfiniaErrorsClassifiedForThePipeline(t *testing.T) {
+	for name, tc := range map[string]struct {
+		err               error
+		notFound, refused bool
+		kind              pipeline.Kind
+	}{
+		"not found": {err: &infiniapay.Error{API: "account-binding/query", Code: "BIZ-404", Err: infiniapay.ErrNotFound}, notFound: true},
+		"layout":    {err: fmt.Errorf("error file: %w", infiniapay.ErrLayout), refused: true},
+		"usage":     {err: pipeline.E(pipeline.KindUsage, "", fmt.Errorf("x: %w", infiniapay.ErrCredentials)), kind: pipeline.KindUsage},
+		"network":   {err: errors.New("connection refused")},
+	} {
+		got := notFound(tc.err)
+		if errors.Is(got, pipeline.ErrNotFound) != tc.notFound || errors.Is(got, pipeline.ErrRefused) != tc.refused || pipeline.KindOf(got) != tc.kind {
+			t.Errorf("%s: %v", name, got)
+		}
+	}
+	if notFound(nil) != nil {
+		t.Error("nil")
 	}
 }
