@@ -150,20 +150,36 @@ func (c *InfiniaConfig) defaults() {
 }
 
 // forEach runs fn for every element of xs with at most n at once, and
-// returns the errors joined. It stops starting new work once ctx is done.
+// returns the errors joined. It stops starting new work once ctx is done,
+// or once fn returned a configuration error (KindUsage: refused
+// credentials, say), which it then returns alone: one line, not one per
+// element.
 func forEach[T any](ctx context.Context, n int, xs []T, fn func(T) error) error {
 	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, n)
+		mu    sync.Mutex
+		errs  []error
+		usage error
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, n)
 	)
+	stopped := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return usage != nil
+	}
 	for _, x := range xs {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			wg.Wait()
+			if usage != nil {
+				return usage
+			}
 			return errors.Join(append(errs, ctx.Err())...)
+		}
+		if stopped() {
+			<-sem
+			break
 		}
 		wg.Add(1)
 		go func() {
@@ -171,11 +187,17 @@ func forEach[T any](ctx context.Context, n int, xs []T, fn func(T) error) error 
 			if err := fn(x); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
+				if usage == nil && KindOf(err) == KindUsage {
+					usage = err
+				}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+	if usage != nil {
+		return usage
+	}
 	return errors.Join(errs...)
 }
 
