@@ -111,3 +111,24 @@ func TestInfiniaErrorsClassifiedForThePipeline(t *testing.T) {
 		t.Error("nil")
 	}
 }
+
+// A run whose Infinia key is refused ends with exit 2 and one line saying
+// so, not one per trade file.
+func TestInfiniaRefusedKeyExits2WithOneLine(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "6", "--seed", "2")
+	sim := e.sim(nil, 6, nil, 1_000_000_00)
+	other, err := infiniapaytest.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := other.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.runInfinia(sim, "--infinia-private-key-file", filepath.Join(dir, infiniapaytest.PlatformPrivateFile))
+	if code != 2 || strings.Count(out, "refused credentials") != 1 {
+		t.Fatalf("exit %d, want 2 with one line on the refused credentials:\n%s", code, out)
+	}
+}
