@@ -38,6 +38,17 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 	} else {
 		mismatch = ""
 	}
+	// One paid order whose answer no client may read (an amount in
+	// exponent notation): it is held with the reason, everyone else goes on.
+	var poisoned string
+	if err := e.db.Get(&poisoned, `SELECT provider_txn_id FROM orders WHERE provider = 'payprotocol' AND provider_txn_id IS NOT NULL
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08'
+		AND order_no NOT IN (SELECT order_no FROM refunds) AND provider_txn_id <> $1 ORDER BY order_no DESC LIMIT 1`, mismatch); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.PayProtocol.PoisonPayment(poisoned, "settlementAmount", "1e6"); err != nil {
+		t.Fatal(err)
+	}
 	// Until distribute: the reconcile stage queries Pay Protocol again (by
 	// design), and the fake's refunds move on with queries, which would
 	// blur what the verification saw.
@@ -65,6 +76,10 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 		seen[it.State]++
 		paid := it.State == "paid" || it.State == "uploaded"
 		switch {
+		case it.Txn == poisoned:
+			if it.State != "held" || !strings.Contains(it.Reason, "could not be used") || !strings.Contains(it.Reason, "settlementAmount") {
+				t.Errorf("poisoned answer %s: %s %q", it.Txn, it.State, it.Reason)
+			}
 		case it.Txn == mismatch:
 			if it.State != "rejected" || !strings.Contains(it.Reason, "0.01 USD was paid") {
 				t.Errorf("amount mismatch %s: %s %q", it.Txn, it.State, it.Reason)
@@ -94,6 +109,17 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 	if !strings.Contains(string(report), "Pay Protocol payment is failed") {
 		t.Fatal("orders.csv does not say why a failed payment was not settled")
 	}
+	if !strings.Contains(string(report), "answer about "+poisoned+" could not be used") {
+		t.Fatal("orders.csv does not say why the poisoned payment waits")
+	}
+	// The day's Infinia orders, which need no Pay Protocol answer, were
+	// all uploaded and paid.
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state NOT IN ('paid', 'rejected', 'carried')`); n != 0 {
+		t.Errorf("%d Infinia items not paid beside one unreadable Pay Protocol answer", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid'`); n == 0 {
+		t.Error("no Infinia item paid")
+	}
 	e.checkPaidOnce(sim, balance)
 	// A re-run's verification asks Pay Protocol nothing more about orders
 	// already judged, only about those it held (reconcile, after it, does
@@ -110,6 +136,10 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 	if after := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail); after-before > int(len(held))+int(heldForRefunds)+len(held) {
 		t.Fatalf("the re-run queried %d payments, %d were held", after-before, len(held))
 	}
+
+	// Pay Protocol's answer about the poisoned order is readable again:
+	// a later run verifies it like any other.
+	sim.PayProtocol.ClearPoison(poisoned)
 
 	// One held payment completes at Pay Protocol: the next run verifies
 	// it, sends it in a further trade file of the date, and - the date's

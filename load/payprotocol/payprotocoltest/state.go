@@ -50,7 +50,8 @@ type payment struct {
 	salt        string
 	txHash      string
 	createdAt   time.Time
-	blockTime   int64 // Unix seconds the payment arrived
+	blockTime   int64          // Unix seconds the payment arrived
+	poison      map[string]any // PoisonPayment's fields
 }
 
 // AddPayment adds a payment order for outTradeNo in a crypto currency
@@ -204,6 +205,13 @@ func (p *payment) view(status payprotocol.PaymentStatus) map[string]any {
 	if settled != "0" {
 		v["fromAddress"] = p.from()
 		v["blockTime"] = p.blockTime
+	}
+	for k, x := range p.poison {
+		if x == nil {
+			delete(v, k)
+			continue
+		}
+		v[k] = x
 	}
 	return v
 }
