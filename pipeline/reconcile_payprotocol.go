@@ -82,13 +82,17 @@ var paymentsInProgress = map[string]bool{PaymentPending: true, PaymentBlockConfi
 // ProviderPayProtocol and the order's outTradeNo as subject:
 //
 //   - missing_at_provider: Pay Protocol does not know the order;
+//
 //   - currency / amount: the payment's fiat quote differs from the order's
 //     gross amount (or cannot be read exactly);
+//
 //   - status: the payment is no longer paid (failed, refunded beyond our
 //     refunds, or back to pending while we went on with the item);
+//
 //   - amount (detail "refunds: ..."): the successful refund Pay Protocol
 //     shows differs from our refunded total (netted at settlement plus late
 //     refunds not rejected);
+//
 //   - timing, expected: a held item whose payment is still pending,
 //     confirming or partially paid, or a refund still awaiting approval,
 //     under review or confirming on chain.
