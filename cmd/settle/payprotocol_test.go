@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/load/payprotocol/payprotocoltest"
 	"github.com/settlekit/settle/pipeline"
 	settlesql "github.com/settlekit/settle/sql"
 )
@@ -193,5 +196,92 @@ func TestPayProtocolOrdersAreNeverPaidUnverified(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol'`); n == 0 {
 		t.Fatal("no Pay Protocol items to check")
+	}
+}
+
+// ppFake starts a fake Pay Protocol (refunds approved at once) and writes
+// secret, which may be wrong, to a file as --payprotocol-secret-file.
+func ppFake(t *testing.T, secret string) (*payprotocoltest.Server, string, string) {
+	t.Helper()
+	fake := payprotocoltest.New(payprotocoltest.Options{APIKey: "PPKEY", APISecret: "the-secret", Polls: -1})
+	t.Cleanup(fake.Close)
+	mux := http.NewServeMux()
+	mux.Handle("/api/mer/", fake)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fake, srv.URL + "/api/mer", file
+}
+
+// TestPayProtocolPreflight: with a wrong secret the preflight is a
+// configuration error (exit 2) in one line naming Pay Protocol, after one
+// call; with the right one it passes.
+func TestPayProtocolPreflight(t *testing.T) {
+	ctx := context.Background()
+	fake, url, bad := ppFake(t, "not-the-secret")
+	pp, err := newPayProtocol(url, "PPKEY", bad, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pp.(payProtocolAPI).preflight(ctx)
+	if pipeline.KindOf(err).ExitCode() != 2 || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "Pay Protocol") ||
+		!strings.Contains(err.Error(), "refused our credentials") || strings.Contains(err.Error(), "not-the-secret") {
+		t.Fatalf("wrong secret: %v (kind %v)", err, pipeline.KindOf(err))
+	}
+	if n := fake.Calls(payprotocol.APIPaymentDetail); n != 1 {
+		t.Fatalf("%d calls, want 1: refused credentials are never retried", n)
+	}
+	_, url, good := ppFake(t, "the-secret")
+	if pp, err = newPayProtocol(url, "PPKEY", good, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := pp.(payProtocolAPI).preflight(ctx); err != nil {
+		t.Fatalf("right secret: %v", err)
+	}
+	if _, err := newPayProtocol(url, "PPKEY", good, "USDT=6", 0); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), flagPPDecimals) {
+		t.Fatalf("decimals without a chain: %v", err)
+	}
+}
+
+// TestPayProtocolRefundAmountsNeedConfiguredDecimals: a refund amount
+// (scaled by the settlement currency's decimals, which no answer carries)
+// is read with --payprotocol-decimals of its chain and symbol, and without
+// them it is reported, never guessed.
+func TestPayProtocolRefundAmountsNeedConfiguredDecimals(t *testing.T) {
+	ctx := context.Background()
+	fake, url, secret := ppFake(t, "the-secret")
+	if _, err := fake.AddPayment("T-1", "USDT", 6, "12340000", payprotocol.PaymentPaid); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.SetQuote("T-1", "USD", "12.340000", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fake.AddRefund("T-1", "2000000", payprotocol.RefundSuccess); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		decimals string
+		amount   int64
+		problem  string
+	}{
+		{"1:USDT=6", 200, ""},
+		{"", 0, `the decimals of "USDT" on chain 1 are not configured (--payprotocol-decimals)`},
+		{"2:USDT=6,1:USDC=6", 0, `the decimals of "USDT" on chain 1 are not configured`},
+		{"1:USDT=18", 0, "not a whole number of minor units"},
+	} {
+		pp, err := newPayProtocol(url, "PPKEY", secret, tc.decimals, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := payProtocolReconcileAPI{pp.(payProtocolAPI).c}.Order(ctx, "T-1")
+		if err != nil || o.Quote != (pipeline.Money{Minor: 1234, Currency: "USD"}) || o.Refund == nil {
+			t.Fatalf("%q: %+v, %v", tc.decimals, o, err)
+		}
+		if o.Refund.Amount != tc.amount || !strings.Contains(o.Refund.AmountProblem, tc.problem) || (tc.problem == "") != (o.Refund.AmountProblem == "") {
+			t.Errorf("%q: refund %+v, want %d %q", tc.decimals, *o.Refund, tc.amount, tc.problem)
+		}
 	}
 }
