@@ -76,8 +76,11 @@ func VerifyPayProtocol(ctx context.Context, store VerifyStore, api PayProtocol, 
 	}
 	var mu sync.Mutex
 	counts := map[string]int{}
-	err = forEach(ctx, max(parallel, 1), items, func(it VerifyItem) error {
+	err = eachOrder(ctx, parallel, items, func(it VerifyItem) error {
 		to, reason, err := verdict(ctx, api, it.Split)
+		if err != nil && KindOf(err) != KindFailed {
+			return err // configuration: says it all, about every order
+		}
 		if err != nil && concernsEveryone(ctx, err) {
 			return fmt.Errorf("verify %s with Pay Protocol: %w", it.OrderNo, err)
 		}
@@ -97,6 +100,44 @@ func VerifyPayProtocol(ctx context.Context, store VerifyStore, api PayProtocol, 
 	})
 	summary := fmt.Sprintf("Pay Protocol: %d payments verified, %d held, %d rejected", counts[ItemRecorded], counts[ItemHeld], counts[ItemRejected])
 	return summary, err
+}
+
+// eachOrder runs fn on the first of xs alone, then on the others, at most
+// parallel at a time: refused credentials or Pay Protocol down show on the
+// first question, before any other is asked. Once fn fails, the items not
+// yet started are skipped and that first error alone is returned (fn
+// fails only for what concerns every order).
+func eachOrder[T any](ctx context.Context, parallel int, xs []T, fn func(T) error) error {
+	if len(xs) == 0 {
+		return nil
+	}
+	if err := fn(xs[0]); err != nil {
+		return err
+	}
+	var (
+		mu    sync.Mutex
+		first error
+	)
+	err := forEach(ctx, max(parallel, 1), xs[1:], func(x T) error {
+		mu.Lock()
+		stopped := first != nil
+		mu.Unlock()
+		if stopped {
+			return nil
+		}
+		if err := fn(x); err != nil {
+			mu.Lock()
+			if first == nil {
+				first = err
+			}
+			mu.Unlock()
+		}
+		return nil
+	})
+	if first != nil {
+		return first
+	}
+	return err
 }
 
 // concernsEveryone reports whether a failure to ask about one order says

@@ -116,13 +116,16 @@ func PayProtocolMatcher(store PayProtocolReconcileStore, api PayProtocolReconcil
 		for i := range idx {
 			idx[i] = i
 		}
-		err = forEach(ctx, max(parallel, 1), idx, func(i int) error {
+		err = eachOrder(ctx, parallel, idx, func(i int) error {
 			it := items[i]
 			o, err := api.Order(ctx, it.OutTradeNo)
 			if IsNotFound(err) {
 				found[i] = []Mismatch{payProtocolRow(it, MismatchMissingAtProvider, Minor(it.Gross), "", "not found",
 					"Pay Protocol does not know order "+it.OutTradeNo)}
 				return nil
+			}
+			if err != nil && KindOf(err) != KindFailed {
+				return err // configuration: says it all, about every order
 			}
 			if err != nil && concernsEveryone(ctx, err) {
 				return fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)

@@ -52,6 +52,26 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 	if err := sim.PayProtocol.PoisonPayment(poisoned, "settlementAmount", "1e6"); err != nil {
 		t.Fatal(err)
 	}
+	// One paid order whose quote Pay Protocol writes with more decimals
+	// than the currency has ("12.340000" for 12.34): the same number, paid.
+	var padded string
+	if err := e.db.Get(&padded, `SELECT provider_txn_id FROM orders WHERE provider = 'payprotocol' AND provider_txn_id IS NOT NULL
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08'
+		AND order_no NOT IN (SELECT order_no FROM refunds) AND provider_txn_id NOT IN ($1, $2) ORDER BY order_no DESC OFFSET 1 LIMIT 1`,
+		mismatch, poisoned); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := sim.PayProtocol.Payment(padded); p.Status == payprotocol.PaymentPaid {
+		q := p.QuoteAmount + ".000"
+		if strings.Contains(p.QuoteAmount, ".") {
+			q = p.QuoteAmount + "0000"
+		}
+		if err := sim.PayProtocol.SetQuote(padded, p.QuoteCurrency, q, true); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		padded = ""
+	}
 	// Until distribute: the reconcile stage queries Pay Protocol again (by
 	// design), and the fake's refunds move on with queries, which would
 	// blur what the verification saw.
@@ -82,6 +102,10 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 		case it.Txn == poisoned:
 			if it.State != "held" || !strings.Contains(it.Reason, "could not be used") || !strings.Contains(it.Reason, "settlementAmount") {
 				t.Errorf("poisoned answer %s: %s %q", it.Txn, it.State, it.Reason)
+			}
+		case it.Txn == padded:
+			if !paid {
+				t.Errorf("quote written with trailing zeros %s: %s %q", it.Txn, it.State, it.Reason)
 			}
 		case it.Txn == mismatch:
 			if it.State != "rejected" || !strings.Contains(it.Reason, "0.01 USD was paid") {
@@ -283,5 +307,38 @@ func TestPayProtocolRefundAmountsNeedConfiguredDecimals(t *testing.T) {
 		if o.Refund.Amount != tc.amount || !strings.Contains(o.Refund.AmountProblem, tc.problem) || (tc.problem == "") != (o.Refund.AmountProblem == "") {
 			t.Errorf("%q: refund %+v, want %d %q", tc.decimals, *o.Refund, tc.amount, tc.problem)
 		}
+	}
+}
+
+// TestPayProtocolRefusedCredentialsStopBeforeAnythingIsSent: with a secret
+// Pay Protocol refuses, the run exits 2 with one line naming Pay Protocol
+// and what it refused, asks once, and no trade file went out.
+func TestPayProtocolRefusedCredentialsStopBeforeAnythingIsSent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "4", "--seed", "5")
+	sim := e.sim(nil, 4, nil, 1_000_000_000_00)
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	d, _ := pipeline.ParseDate(testDate)
+	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
+		t.Fatal(err)
+	}
+	wrong := filepath.Join(t.TempDir(), "wrong-secret")
+	if err := os.WriteFile(wrong, []byte("not-the-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sim.Config.PayProtocolSecretFile = wrong
+	out, code := e.runInfinia(sim)
+	if code != 2 || !strings.Contains(out, "Pay Protocol") || !strings.Contains(out, "refused our credentials") || strings.Contains(out, "not-the-secret") {
+		t.Fatalf("exit %d, want 2 naming Pay Protocol's refusal:\n%s", code, out)
+	}
+	if n := strings.Count(out, "refused our credentials"); n != 1 {
+		t.Errorf("the refusal is said %d times:\n%s", n, out)
+	}
+	if n := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail); n != 1 {
+		t.Errorf("%d payment detail calls, want 1: refused credentials are never retried", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.trade_files`); n != 0 {
+		t.Errorf("%d trade files went out with Pay Protocol refusing our credentials", n)
 	}
 }
