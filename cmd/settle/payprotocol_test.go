@@ -255,7 +255,7 @@ func TestPayProtocolPreflight(t *testing.T) {
 		!strings.Contains(err.Error(), "refused our credentials") || strings.Contains(err.Error(), "not-the-secret") {
 		t.Fatalf("wrong secret: %v (kind %v)", err, pipeline.KindOf(err))
 	}
-	if n := fake.Calls(payprotocol.APIPaymentDetail); n != 1 {
+	if n := fake.Calls(payprotocol.APIChainList) + fake.Calls(payprotocol.APIPaymentDetail); n != 1 {
 		t.Fatalf("%d calls, want 1: refused credentials are never retried", n)
 	}
 	_, url, good := ppFake(t, "the-secret")

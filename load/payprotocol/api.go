@@ -22,6 +22,7 @@ const (
 	APICreateRefundOrder  = "refund/createRefundOrder"
 	APINotifyPayment      = "payment/notify"
 	APINotifyRefund       = "refund/notify"
+	APIChainList          = "conf/list/chain" // "Get Chain List", as Pay Protocol's plugin calls it
 )
 
 // PaymentStatus is a payment order's paymentStatus.

@@ -273,13 +273,24 @@ func refused(err error) error {
 // preflightOrder is an order number no merchant has: Preflight asks for it.
 const preflightOrder = "settle-preflight-no-such-order"
 
-// Preflight makes one cheap authenticated call, the payment detail of an
-// order number that cannot exist, before anything is sent: "not found"
-// means the key and the signature were accepted. Refused credentials come
-// back as the pipeline.KindUsage error the calls would give; any other
-// failure as it is.
+// Preflight makes two cheap authenticated calls before anything is sent:
+// the chain list (GET /conf/list/chain, as Pay Protocol's own plugin calls
+// it), which must exist, so that a wrong base URL is not taken for orders
+// Pay Protocol does not know; then the payment detail of an order number
+// that cannot exist, whose "not found" means the key and the signature
+// were accepted. A wrong base URL and refused credentials come back as
+// pipeline.KindUsage errors (exit 2) naming Pay Protocol and what is
+// wrong; any other failure as it is.
 func (c *Client) Preflight(ctx context.Context) error {
-	_, err := c.PaymentDetail(ctx, preflightOrder, "")
+	var chains []json.RawMessage
+	err := c.call(ctx, spec{api: APIChainList, method: http.MethodGet}, nil, &chains)
+	if errors.Is(err, ErrNotFound) {
+		return pipeline.Errorf(pipeline.KindUsage, "Pay Protocol", "%s/%s answers 404 Not Found: check the base URL (Pay Protocol's ends in /api/mer)", c.base, APIChainList)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = c.PaymentDetail(ctx, preflightOrder, "")
 	if err == nil || errors.Is(err, ErrNotFound) {
 		return nil
 	}

@@ -335,9 +335,10 @@ func checkFields(t *testing.T, what string, got map[string]any, published []stri
 	}
 }
 
-// TestPreflight: a cheap authenticated call finds refused credentials
-// before anything is sent, as a configuration error naming Pay Protocol,
-// once; accepted ones pass (the made-up order is not found).
+// TestPreflight: cheap authenticated calls find a wrong base URL and
+// refused credentials before anything is sent, as configuration errors
+// naming Pay Protocol, after one call; accepted ones pass (the made-up
+// order is not found).
 func TestPreflight(t *testing.T) {
 	ctx := context.Background()
 	for _, bare := range []bool{false, true} {
@@ -346,7 +347,12 @@ func TestPreflight(t *testing.T) {
 			t.Fatalf("bare 404 %v: good credentials: %v", bare, err)
 		}
 	}
-	r := newRig(t, payprotocoltest.Options{}, func(c *payprotocol.Config) { c.APISecret = "not-the-secret" })
+	// A base URL without /api/mer: the chain list is not there.
+	r := newRig(t, payprotocoltest.Options{BareNotFound: true}, func(c *payprotocol.Config) { c.BaseURL = strings.TrimSuffix(c.BaseURL, "/api/mer") + "/api" })
+	if err := r.client.Preflight(ctx); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "base URL") {
+		t.Fatalf("wrong base URL: %v (kind %v)", err, pipeline.KindOf(err))
+	}
+	r = newRig(t, payprotocoltest.Options{}, func(c *payprotocol.Config) { c.APISecret = "not-the-secret" })
 	err := r.client.Preflight(ctx)
 	if pipeline.KindOf(err) != pipeline.KindUsage || pipeline.KindOf(err).ExitCode() != 2 || strings.Contains(err.Error(), "\n") ||
 		!strings.Contains(err.Error(), "Pay Protocol") || !strings.Contains(err.Error(), "refused our credentials") ||
@@ -354,7 +360,7 @@ func TestPreflight(t *testing.T) {
 		t.Fatalf("wrong secret: %v (kind %v)", err, pipeline.KindOf(err))
 	}
 	noSecret(t, "preflight", err)
-	if n := r.fake.Calls(payprotocol.APIPaymentDetail); n != 1 {
-		t.Fatalf("%d calls: refused credentials were retried", n)
+	if n := r.fake.Calls(payprotocol.APIChainList) + r.fake.Calls(payprotocol.APIPaymentDetail); n != 1 {
+		t.Fatalf("%d calls: refused credentials were retried or asked again", n)
 	}
 }

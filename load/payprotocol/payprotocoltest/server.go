@@ -121,6 +121,13 @@ var routes = []route{
 	{payprotocol.APICreateRefundOrder, http.MethodPost, (*Server).createRefundOrder},
 	{payprotocol.APINotifyPayment, http.MethodGet, (*Server).notifyPayment},
 	{payprotocol.APINotifyRefund, http.MethodGet, (*Server).notifyRefund},
+	{payprotocol.APIChainList, http.MethodGet, (*Server).chainList},
+}
+
+// chainList answers GET /conf/list/chain with the chains the fake's
+// payments use (chainId and chainName, what Pay Protocol's plugin reads).
+func (s *Server) chainList(request) reply {
+	return success([]map[string]any{{"chainId": 1, "chainName": "Tron"}, {"chainId": 2, "chainName": "Ethereum"}, {"chainId": 3, "chainName": "BNB Chain"}})
 }
 
 // New returns a fake Pay Protocol. It panics without Options.APIKey and
@@ -175,7 +182,7 @@ func (s *Server) Calls(api string) int {
 	return s.calls[api]
 }
 
-// ServeHTTP serves the six APIs, matched on the path's end so that the fake
+// ServeHTTP serves the seven APIs, matched on the path's end so that the fake
 // may be mounted under any prefix (normally /api/mer).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, rt := range routes {
