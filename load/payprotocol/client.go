@@ -10,10 +10,14 @@
 // body). Answers are {code, msg, data}, code 200 for success; Pay Protocol
 // does not sign them, so nothing in an answer is trusted beyond TLS:
 // amounts are checked to be exact and the order in the answer to be the one
-// asked for. Request amounts are decimal strings; amounts in answers and
-// callbacks are integers scaled by 10^decimals of the crypto currency, kept
-// as *big.Int and converted with ToMinor and FromMinor, exactly or not at
-// all.
+// asked for. Request amounts are decimal strings; so is an answer's
+// quoteAmount, compared as a number (Payment.Quote: "313.5" and
+// "313.500000" are the same price). Amounts in answers and callbacks are
+// integers scaled by 10^decimals of the crypto currency, which no answer
+// names: the decimals come from Config.Decimals per chain and symbol, and
+// the amounts are kept as written (big integers for refunds) and converted
+// with ToMinor and FromMinor, exactly or not at all. An answer is read
+// status first: a payment in progress needs nothing else.
 //
 // Queries (payment and refund detail) and the idempotent "send the callback
 // again" calls are retried on transient failures. The create calls are not:
