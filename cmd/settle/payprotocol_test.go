@@ -203,6 +203,12 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 		t.Errorf("late-confirmed payment %s: %+v (revenue shares paid to its seller before: %d)", txn, got, paidBefore)
 	}
 	t.Logf("late-confirmed payment %s: %+v", txn, got)
+	// The order held for its unreadable answer was asked about again and
+	// verified once the answer could be read.
+	var st string
+	if err := e.db.Get(&st, `SELECT state FROM settle.items WHERE provider_txn_id = $1`, poisoned); err != nil || st == "held" || st == "unverified" || st == "rejected" {
+		t.Errorf("once readable, the poisoned payment %s is %q (%v)", poisoned, st, err)
+	}
 	e.checkPaidOnce(sim, balance)
 }
 
