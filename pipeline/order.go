@@ -174,7 +174,10 @@ type Binding struct {
 	Source    string // "query", "webhook" or "bind"
 }
 
-// PayoutLine is one row of the payouts report: one attempt at a side effect.
+// PayoutLine is one row of the payouts report: one attempt at a side effect,
+// with the path of states its history went through (planned>sent>unknown>
+// succeeded: an answer lost, then resolved by query) and how many times the
+// request was sent.
 type PayoutLine struct {
 	Kind        string `csv:"kind"`
 	Subject     string `csv:"subject"`
@@ -183,9 +186,10 @@ type PayoutLine struct {
 	Currency    string `csv:"currency"`
 	Amount      int64  `csv:"amount_minor"`
 	State       string `csv:"state"`
+	Path        string `csv:"path"`
+	Sends       int    `csv:"sends"`
 	ProviderRef string `csv:"provider_ref"`
 	LastError   string `csv:"last_error"`
-	Sends       int    `csv:"sends"`
 }
 
 // SellerLine is one row of the sellers report: a seller's date in one

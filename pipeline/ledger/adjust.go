@@ -257,8 +257,7 @@ func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID str
 				pipeline.Money{Minor: payable, Currency: e.Currency}, pipeline.Money{Minor: carried, Currency: e.Currency},
 				pipeline.Money{Minor: e.Amount, Currency: e.Currency})
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.RunID, e.Kind, e.Subject, e.Attempt, e.Key, string(e.Currency), e.Amount); err != nil {
+		if _, err := tx.ExecContext(ctx, planEffectSQL(""), e.RunID, e.Kind, e.Subject, e.Attempt, e.Key, string(e.Currency), e.Amount); err != nil {
 			return fmt.Errorf("plan %s %s: %w", e.Kind, e.Subject, err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE items SET payout_key = $5 WHERE `+own,

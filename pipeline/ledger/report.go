@@ -118,10 +118,10 @@ const (
 )
 
 // PayoutLines streams every effect of the date's runs, by kind, subject and
-// attempt.
+// attempt, each with the path of states of its history.
 func (l *Ledger) PayoutLines(ctx context.Context, d pipeline.Date, fn func(pipeline.PayoutLine) error) error {
 	rows, err := l.db.QueryContext(ctx, `SELECT e.kind, e.subject, e.attempt, e.idem_key, e.currency, e.amount_minor, e.state,
-		e.provider_ref, e.last_error, e.sends FROM effects e JOIN runs r ON r.id = e.run_id
+		`+pathSQL+`, e.provider_ref, e.last_error, e.sends FROM effects e JOIN runs r ON r.id = e.run_id
 		WHERE r.business_date = $1 ORDER BY e.kind, e.subject, e.attempt`, d.String())
 	if err != nil {
 		return fmt.Errorf("read payouts: %w", err)
@@ -129,7 +129,7 @@ func (l *Ledger) PayoutLines(ctx context.Context, d pipeline.Date, fn func(pipel
 	defer rows.Close()
 	for rows.Next() {
 		var p pipeline.PayoutLine
-		if err := rows.Scan(&p.Kind, &p.Subject, &p.Attempt, &p.Key, &p.Currency, &p.Amount, &p.State, &p.ProviderRef, &p.LastError, &p.Sends); err != nil {
+		if err := rows.Scan(&p.Kind, &p.Subject, &p.Attempt, &p.Key, &p.Currency, &p.Amount, &p.State, &p.Path, &p.ProviderRef, &p.LastError, &p.Sends); err != nil {
 			return err
 		}
 		if err := fn(p); err != nil {
