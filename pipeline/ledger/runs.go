@@ -147,7 +147,10 @@ type execer interface {
 }
 
 func completeStage(ctx context.Context, db execer, runID int64, s pipeline.Stage) error {
-	_, err := db.ExecContext(ctx, `UPDATE runs SET stages_done = array_append(stages_done, $2), updated_at = now()
+	// An error of this very stage, recorded by an earlier attempt, is no
+	// longer the run's last word once the stage is done.
+	_, err := db.ExecContext(ctx, `UPDATE runs SET stages_done = array_append(stages_done, $2), updated_at = now(),
+		last_error = CASE WHEN starts_with(last_error, 'stage ' || $2 || ': ') THEN '' ELSE last_error END
 		WHERE id = $1 AND NOT ($2 = ANY (stages_done))`, runID, string(s))
 	if err != nil {
 		return fmt.Errorf("record stage %s done: %w", s, err)
