@@ -78,9 +78,9 @@ func (l *Ledger) TotalsOfRun(ctx context.Context, runID int64) ([]pipeline.Total
 
 // RejectReasons counts a run's rejects by reason, most frequent first.
 type RejectReason struct {
-	Reason string
-	Count  int64
-	Sample string // one order number (or source position) with this reason
+	Reason string `json:"reason"`
+	Count  int64  `json:"count"`
+	Sample string `json:"sample"` // one order number (or source position) with this reason
 }
 
 // RejectsOfRun groups a run's rejects by reason.
@@ -130,7 +130,12 @@ const (
 // PayoutLines streams every effect of the date's runs, by kind, subject and
 // attempt, each with the path of states of its history.
 func (l *Ledger) PayoutLines(ctx context.Context, d pipeline.Date, fn func(pipeline.PayoutLine) error) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT e.kind, e.subject, e.attempt, e.idem_key, e.currency, e.amount_minor, e.state,
+	return l.PayoutLinesWithID(ctx, d, func(_ int64, p pipeline.PayoutLine) error { return fn(p) })
+}
+
+// PayoutLinesWithID is PayoutLines with each effect's id.
+func (l *Ledger) PayoutLinesWithID(ctx context.Context, d pipeline.Date, fn func(int64, pipeline.PayoutLine) error) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT e.id, e.kind, e.subject, e.attempt, e.idem_key, e.currency, e.amount_minor, e.state,
 		`+pathSQL+`, e.provider_ref, e.last_error, e.sends FROM effects e JOIN runs r ON r.id = e.run_id
 		WHERE r.business_date = $1 ORDER BY e.kind, e.subject, e.attempt`, d.String())
 	if err != nil {
@@ -138,11 +143,13 @@ func (l *Ledger) PayoutLines(ctx context.Context, d pipeline.Date, fn func(pipel
 	}
 	defer rows.Close()
 	for rows.Next() {
+		var id int64
 		var p pipeline.PayoutLine
-		if err := rows.Scan(&p.Kind, &p.Subject, &p.Attempt, &p.Key, &p.Currency, &p.Amount, &p.State, &p.Path, &p.ProviderRef, &p.LastError, &p.Sends); err != nil {
+		if err := rows.Scan(&id, &p.Kind, &p.Subject, &p.Attempt, &p.Key, &p.Currency, &p.Amount, &p.State, &p.Path, &p.ProviderRef,
+			&p.LastError, &p.Sends); err != nil {
 			return err
 		}
-		if err := fn(p); err != nil {
+		if err := fn(id, p); err != nil {
 			return err
 		}
 	}
