@@ -153,7 +153,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_ = r.Store.FinishRun(fctx, run.ID, state, "needs a person: "+errors.Join(attention...).Error())
+		_ = r.Store.FinishRun(fctx, run.ID, state, NeedsPersonNote+errors.Join(attention...).Error())
 		return res, err
 	}
 	switch {
@@ -172,6 +172,10 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	run.LastError = ""
 	return res, nil
 }
+
+// NeedsPersonNote starts a run's recorded last error when it is a note of
+// what a person must look at (exit 4), not the error that stopped the run.
+const NeedsPersonNote = "needs a person: "
 
 // allDone reports whether every stage of the run is done.
 func allDone(run *Run) bool {

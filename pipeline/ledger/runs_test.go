@@ -62,6 +62,9 @@ func TestRunStateNeverContradictsItsStages(t *testing.T) {
 		t.Fatalf("re-run: %v, want needs a person", err)
 	}
 	state("re-run needs a person", "done", "needs a person: stage reconcile: 1 unexpected mismatch")
+	if s, err := l.DateStatus(ctx, day); err != nil || s.Runs[0].LastError != "" || s.Runs[0].NeedsPerson != "stage reconcile: 1 unexpected mismatch" {
+		t.Errorf("status of a done run that needs a person: %+v %v", s.Runs, err)
+	}
 
 	reconcileErr = nil
 	if _, err := r.Execute(ctx, key, pipeline.RunParams{TimeZone: "UTC"}, pipeline.StageReconcile); err != nil {

@@ -162,10 +162,6 @@ type CarriedBalance struct {
 // statusListMax bounds the lists of a status document.
 const statusListMax = 50
 
-// NeedsPersonPrefix starts a run's last_error that is a note of what needs
-// a person rather than the error that stopped it.
-const NeedsPersonPrefix = "needs a person: "
-
 // DateStatus gathers what `settle status` shows of date d.
 func (l *Ledger) DateStatus(ctx context.Context, d pipeline.Date) (*DateStatus, error) {
 	s := &DateStatus{Date: d.String(), Runs: []RunStatus{}, Summary: []StatusSummaryLine{}, Totals: []StatusTotal{},
@@ -177,7 +173,7 @@ func (l *Ledger) DateStatus(ctx context.Context, d pipeline.Date) (*DateStatus, 
 	for _, run := range runs {
 		rs := RunStatus{Shard: run.Key.Shard.String(), State: string(run.State), Attempts: run.Attempts, StartedAt: run.StartedAt,
 			FinishedAt: run.FinishedAt, Totals: []RunTotal{}}
-		if note, ok := strings.CutPrefix(run.LastError, NeedsPersonPrefix); ok {
+		if note, ok := strings.CutPrefix(run.LastError, pipeline.NeedsPersonNote); ok {
 			rs.NeedsPerson = note
 		} else {
 			rs.LastError = run.LastError
