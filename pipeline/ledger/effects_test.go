@@ -330,3 +330,25 @@ func TestEffectHistoryKeepsAnUnknownOutcome(t *testing.T) {
 		}
 	}
 }
+
+// TestEffectChangedOutsideTheProtocolIsStillInItsHistory: an update of an
+// effect made directly in the database still leaves an event, and the
+// ledger's own changes leave exactly one each.
+func TestEffectChangedOutsideTheProtocolIsStillInItsHistory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := open(t)
+	runID := newRun(t, l)
+	e := plan(t, l, runID, "RS/20261123/S9/CNY", 100)
+	if _, err := l.DB().ExecContext(ctx, `UPDATE effects SET state = 'failed', last_error = 'closed by hand' WHERE id = $1`, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	hist, err := l.EffectHistory(ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 2 || hist[1].From != "planned" || hist[1].To != "failed" || hist[1].Cause != "changed outside the effect protocol" ||
+		hist[1].Detail != "closed by hand" {
+		t.Errorf("history: %+v", hist)
+	}
+}

@@ -21,7 +21,7 @@ CREATE INDEX effect_events_effect ON effect_events (effect_id, id);
 
 -- Append-only: an event, once written, is neither changed nor removed.
 -- +goose StatementBegin
-CREATE FUNCTION effect_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION effect_events_append_only() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     RAISE EXCEPTION 'effect_events is append-only: % refused', TG_OP;
 END
@@ -32,6 +32,29 @@ CREATE TRIGGER effect_events_append_only BEFORE UPDATE OR DELETE ON effect_event
 CREATE TRIGGER effect_events_no_truncate BEFORE TRUNCATE ON effect_events
     FOR EACH STATEMENT EXECUTE FUNCTION effect_events_append_only();
 
+-- A change made to an effect other than through the ledger's effect
+-- methods (which write their event in the same statement) is still
+-- recorded: when the effect's latest event does not describe the row as it
+-- now stands, one is appended, with the provider's words it holds.
+-- +goose StatementBegin
+CREATE FUNCTION effects_history_guard() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM (SELECT to_state, sends, provider_ref, detail FROM effect_events
+                       WHERE effect_id = NEW.id ORDER BY id DESC LIMIT 1) last
+        WHERE last.to_state = NEW.state AND last.sends = NEW.sends
+          AND last.provider_ref = NEW.provider_ref AND last.detail = NEW.last_error) THEN
+        INSERT INTO effect_events (effect_id, from_state, to_state, cause, sends, provider_ref, detail)
+        VALUES (NEW.id, CASE WHEN TG_OP = 'UPDATE' THEN OLD.state ELSE '' END, NEW.state,
+                'changed outside the effect protocol', NEW.sends, NEW.provider_ref, NEW.last_error);
+    END IF;
+    RETURN NULL;
+END
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER effects_history_guard AFTER INSERT OR UPDATE ON effects
+    FOR EACH ROW EXECUTE FUNCTION effects_history_guard();
+
 -- Effects recorded before the history was kept get one event: their state
 -- as it stood, so every effect has a history.
 INSERT INTO effect_events (effect_id, at, from_state, to_state, cause, sends, provider_ref, detail)
@@ -39,5 +62,7 @@ SELECT id, updated_at, '', state, 'recorded before the history was kept', sends,
 FROM effects ORDER BY id;
 
 -- +goose Down
+DROP TRIGGER effects_history_guard ON effects;
+DROP FUNCTION effects_history_guard();
 DROP TABLE effect_events;
 DROP FUNCTION effect_events_append_only();
