@@ -69,7 +69,14 @@ func statusCommand(cfg *config) *cli.Command {
 func printStatus(w io.Writer, s *ledger.DateStatus) {
 	const stamp = "2006-01-02 15:04:05 MST"
 	for _, run := range s.Runs {
-		fmt.Fprintf(w, "run %s shard %s: %s, attempt %d, started %s", s.Date, run.Shard, run.State, run.Attempts, run.StartedAt.Format(stamp))
+		state := run.State
+		switch {
+		case run.Active:
+			state += " (a process holds it now)"
+		case run.State == string(pipeline.RunRunning):
+			state = "stopped (no process holds it: killed, or ended before its last stage; settle run resumes it)"
+		}
+		fmt.Fprintf(w, "run %s shard %s: %s, attempt %d, started %s", s.Date, run.Shard, state, run.Attempts, run.StartedAt.Format(stamp))
 		if run.FinishedAt != nil {
 			fmt.Fprintf(w, ", finished %s", run.FinishedAt.Format(stamp))
 		}

@@ -21,14 +21,14 @@ func (l *Ledger) Lock(ctx context.Context, key pipeline.RunKey) (func() error, e
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", key, err)
 	}
-	dateKey := fmt.Sprintf("settle/%s/date/%s", l.schema, key.Date)
+	dateKey, shardKey := l.lockKeys(key)
 	fn := "pg_try_advisory_lock"
 	if key.Shard.Count > 1 {
 		fn = "pg_try_advisory_lock_shared"
 	}
 	keys := []struct{ fn, key string }{
 		{fn, dateKey},
-		{"pg_try_advisory_lock", fmt.Sprintf("%s/shard/%d/%d", dateKey, key.Shard.Index, key.Shard.Count)},
+		{"pg_try_advisory_lock", shardKey},
 	}
 	for _, k := range keys {
 		var ok bool
@@ -48,6 +48,12 @@ func (l *Ledger) Lock(ctx context.Context, key pipeline.RunKey) (func() error, e
 		return conn.Close()
 	}
 	return release, nil
+}
+
+// lockKeys are the advisory lock keys of a run: its date's and its shard's.
+func (l *Ledger) lockKeys(key pipeline.RunKey) (date, shard string) {
+	date = fmt.Sprintf("settle/%s/date/%s", l.schema, key.Date)
+	return date, fmt.Sprintf("%s/shard/%d/%d", date, key.Shard.Index, key.Shard.Count)
 }
 
 const runColumns = `id, business_date, shard_index, shard_count, state, stages_done, time_zone,

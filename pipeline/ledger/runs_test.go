@@ -93,4 +93,21 @@ func TestRunStateNeverContradictsItsStages(t *testing.T) {
 	if got, _ := l.GetRun(ctx, key2); got.LastError != "" {
 		t.Errorf("upload done, its error still recorded: %q", got.LastError)
 	}
+
+	// status says whether a process holds the run now: a run recorded as
+	// running whose lock nobody holds was stopped.
+	if s, err := l.DateStatus(ctx, key2.Date); err != nil || s.Runs[0].Active {
+		t.Errorf("nobody holds the run, status says active: %+v %v", s.Runs, err)
+	}
+	release, err := l.Lock(ctx, key2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := l.DateStatus(ctx, key2.Date); err != nil || !s.Runs[0].Active {
+		t.Errorf("the run's lock is held, status says not active: %+v %v", s.Runs, err)
+	}
+	release()
+	if s, err := l.DateStatus(ctx, key2.Date); err != nil || s.Runs[0].Active {
+		t.Errorf("released, status still says active: %+v %v", s.Runs, err)
+	}
 }

@@ -29,7 +29,8 @@ type DateStatus struct {
 // RunStatus is one run of the date.
 type RunStatus struct {
 	Shard       string         `json:"shard"`
-	State       string         `json:"state"`
+	State       string         `json:"state"`  // as recorded: running, failed or done
+	Active      bool           `json:"active"` // a process holds the run's lock now
 	Attempts    int            `json:"attempts"`
 	StartedAt   time.Time      `json:"started_at"`
 	FinishedAt  *time.Time     `json:"finished_at,omitempty"`
@@ -173,6 +174,9 @@ func (l *Ledger) DateStatus(ctx context.Context, d pipeline.Date) (*DateStatus, 
 	for _, run := range runs {
 		rs := RunStatus{Shard: run.Key.Shard.String(), State: string(run.State), Attempts: run.Attempts, StartedAt: run.StartedAt,
 			FinishedAt: run.FinishedAt, Totals: []RunTotal{}}
+		if rs.Active, err = l.runActive(ctx, run.Key); err != nil {
+			return nil, err
+		}
 		if note, ok := strings.CutPrefix(run.LastError, pipeline.NeedsPersonNote); ok {
 			rs.NeedsPerson = note
 		} else {
@@ -322,4 +326,21 @@ func (l *Ledger) lateRefundStatus(ctx context.Context, d pipeline.Date) (LateRef
 		}
 	}
 	return ls, rows.Err()
+}
+
+// runActive reports whether a process holds the run's lock now (a run
+// recorded as running whose lock nobody holds was stopped: killed, or ended
+// before its last stage).
+func (l *Ledger) runActive(ctx context.Context, key pipeline.RunKey) (bool, error) {
+	_, shard := l.lockKeys(key)
+	var held bool
+	err := l.db.QueryRowContext(ctx, `SELECT EXISTS (
+		SELECT 1 FROM pg_locks p, (SELECT hashtextextended($1, 0) AS k) x
+		WHERE p.locktype = 'advisory' AND p.granted AND p.objsubid = 1
+		  AND p.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND p.classid::bigint = (x.k >> 32) & 4294967295 AND p.objid::bigint = x.k & 4294967295)`, shard).Scan(&held)
+	if err != nil {
+		return false, fmt.Errorf("read the lock of run %s: %w", key, err)
+	}
+	return held, nil
 }
