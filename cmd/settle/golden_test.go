@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gocarina/gocsv"
@@ -41,6 +42,17 @@ func TestOrdersReportGolden(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s.csv differs from %s (run with -update and review the diff):\n%s", name, golden, got)
 		}
+	}
+	// settle status (text) shows where the seller shares are, and no
+	// error for a run that had none.
+	text := e.mustSettle("status", "--date", testDate)
+	for _, want := range []string{"seller shares of the date", "side effects: none", "late refunds read on this date: none"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "last error") {
+		t.Errorf("status of a run without error shows one:\n%s", text)
 	}
 	// settle status -o json is one JSON document carrying the figures of
 	// the reports: the summary rows, and totals by currency that add up.
