@@ -168,7 +168,8 @@ func (l *Ledger) Unbalanced(ctx context.Context, d pipeline.Date) ([]string, err
 	}
 	err = l.SummaryLines(ctx, d, func(s pipeline.SummaryLine) error {
 		if !s.Balanced {
-			out = append(out, fmt.Sprintf("summary.csv %s %s does not balance", s.Channel, s.Currency))
+			out = append(out, fmt.Sprintf("summary.csv %s %s does not balance: gross %d, refunded %d + commission %d + seller %d; seller %d, in its columns %d",
+				s.Channel, s.Currency, s.Gross, s.Refunded, s.Commission, s.Seller, s.Seller, s.Accounted()))
 		}
 		return nil
 	})
