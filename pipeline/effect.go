@@ -73,7 +73,8 @@ type EffectSender interface {
 	Query(ctx context.Context, e Effect) (Outcome, error)
 }
 
-// EffectStore records effects durably, intent first.
+// EffectStore records effects durably, intent first. The ledger's keeps
+// every change of an effect in its history (EffectEvent), append-only.
 type EffectStore interface {
 	// PlanEffect records e (state planned) unless an attempt of the same
 	// kind, subject and attempt number exists; it returns the stored row.

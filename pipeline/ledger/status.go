@@ -107,22 +107,22 @@ type EffectsStatus struct {
 
 // EffectReport is one attempt at a side effect with its history.
 type EffectReport struct {
-	Kind        string          `json:"kind"`
-	Subject     string          `json:"subject"`
-	Attempt     int             `json:"attempt"`
-	Key         string          `json:"key"`
-	Currency    string          `json:"currency"`
-	Amount      int64           `json:"amount_minor"`
-	State       string          `json:"state"`
-	Path        string          `json:"path"`
-	Sends       int             `json:"sends"`
-	ProviderRef string          `json:"provider_ref,omitempty"`
-	LastError   string          `json:"last_error,omitempty"`
-	History     []EffectHistory `json:"history"`
+	Kind        string        `json:"kind"`
+	Subject     string        `json:"subject"`
+	Attempt     int           `json:"attempt"`
+	Key         string        `json:"key"`
+	Currency    string        `json:"currency"`
+	Amount      int64         `json:"amount_minor"`
+	State       string        `json:"state"`
+	Path        string        `json:"path"`
+	Sends       int           `json:"sends"`
+	ProviderRef string        `json:"provider_ref,omitempty"`
+	LastError   string        `json:"last_error,omitempty"`
+	History     []StatusEvent `json:"history"`
 }
 
-// EffectHistory is one event of an effect's history.
-type EffectHistory struct {
+// StatusEvent is one event of an effect's history.
+type StatusEvent struct {
 	At     time.Time `json:"at"`
 	From   string    `json:"from,omitempty"`
 	To     string    `json:"to"`
@@ -279,7 +279,7 @@ func (l *Ledger) effectsStatus(ctx context.Context, d pipeline.Date) (EffectsSta
 			ids = append(ids, id)
 			es.Listed = append(es.Listed, EffectReport{Kind: p.Kind, Subject: p.Subject, Attempt: p.Attempt, Key: p.Key,
 				Currency: p.Currency, Amount: p.Amount, State: p.State, Path: p.Path, Sends: p.Sends, ProviderRef: p.ProviderRef,
-				LastError: p.LastError, History: []EffectHistory{}})
+				LastError: p.LastError, History: []StatusEvent{}})
 		}
 		return nil
 	})
@@ -294,7 +294,7 @@ func (l *Ledger) effectsStatus(ctx context.Context, d pipeline.Date) (EffectsSta
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
-		var h EffectHistory
+		var h StatusEvent
 		if err := rows.Scan(&id, &h.At, &h.From, &h.To, &h.Cause, &h.Sends, &h.Detail); err != nil {
 			return es, err
 		}
