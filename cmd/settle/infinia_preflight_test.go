@@ -132,3 +132,38 @@ func TestInfiniaRefusedKeyExits2WithOneLine(t *testing.T) {
 		t.Fatalf("exit %d, want 2 with one line on the refused credentials:\n%s", code, out)
 	}
 }
+
+// --infinia-layout and --infinia-currencies reach the client: the trade
+// file is written in the layout and the currency Infinia's way; a bad
+// layout file or mapping is a configuration error naming the flag.
+func TestInfiniaLayoutAndCurrencyFlags(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.sim(nil, 0, nil, 0)
+	dir := t.TempDir()
+	layout := filepath.Join(dir, "layout.json")
+	os.WriteFile(layout, []byte(`{"columns":[{"header":"Order ID","field":"order_no"},{"header":"Currency","field":"currency"},
+		{"header":"Amount","field":"amount"}],"errorFile":{"orderNo":"Order ID","reason":"Error Message"}}`), 0o600)
+	p := infiniaParams{URL: sim.Config.InfiniaURL, AppID: sim.Config.AppID, PlatformID: sim.Config.PlatformID,
+		KeyFile: sim.Config.OurKeyFile, PublicKeyFile: sim.Config.InfiniaPublicKeyFile, SFTPAddr: sim.Config.SFTPAddr,
+		SFTPUser: sim.Config.SFTPUser, SFTPKey: sim.Config.SFTPKeyFile, KnownHosts: sim.Config.KnownHostsFile,
+		LayoutFile: layout, Currencies: "CNY=CNH,HKD=HKX"}
+	inf, err := newInfinia(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, _, _, _, err := inf.client.WriteTradeFile(dir, "TD.csv", func(emit func(pipeline.TradeRow) error) error {
+		emit(pipeline.TradeRow{OrderNo: "O1", Currency: "HKD", Amount: "1.00", TradeTime: "2026-11-23T00:00:00Z"})
+		return emit(pipeline.TradeRow{OrderNo: "O2", Currency: "CNY", Amount: "2.00", TradeTime: "2026-11-23T00:00:00Z"})
+	})
+	body, _ := os.ReadFile(path)
+	if err != nil || string(body) != "Order ID,Currency,Amount\nO1,HKX,1.00\nO2,CNH,2.00\n" {
+		t.Fatalf("%v:\n%s", err, body)
+	}
+	os.WriteFile(layout, []byte(`{"columns":[{"header":"Amount","field":"amount"}]}`), 0o600)
+	for flag, bad := range map[string]infiniaParams{"infinia-layout": p, "infinia-currencies": func() infiniaParams { q := p; q.LayoutFile = ""; q.Currencies = "CNY"; return q }()} {
+		if _, err := newInfinia(bad); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "--"+flag) {
+			t.Errorf("bad --%s: %v", flag, err)
+		}
+	}
+}
