@@ -146,6 +146,12 @@ func TestInfiniaEndToEndPaysBoundSellersOnce(t *testing.T) {
 	e.checkPaidOnce(sim, balance)
 	e.checkFilesWhole(sim)
 	e.checkSellersReport(sim)
+	// Yuan goes to Infinia as CNH (file names and rows); the ledger keeps CNY.
+	cnh := e.count(`SELECT count(*) FROM settle.trade_files WHERE currency = 'CNY' AND name LIKE '%\_CNH\_%'`)
+	if cnh == 0 || cnh != e.count(`SELECT count(*) FROM settle.trade_files WHERE currency = 'CNY'`) ||
+		e.count(`SELECT count(*) FROM settle.trade_files WHERE name LIKE '%CNY%'`) != 0 {
+		t.Fatalf("%d CNY trade files named CNH; want all of them", cnh)
+	}
 	if n := e.count(`SELECT count(*) FROM settle.items i JOIN settle.run_sellers s USING (run_id, seller_id)
 		WHERE s.infinia_seller_id = $1 AND i.channel = 'infiniapay' AND i.state = 'paid'`, seed.InfiniaID(5)); n != 0 {
 		t.Fatalf("a seller whose binding is PENDING was paid for %d items", n)
@@ -341,5 +347,51 @@ func (e *env) checkSellersReport(sim *paysim.Sim) {
 		if paid[cur] != v {
 			e.t.Errorf("sellers.csv: %s paid %d, Infinia accepted %d", cur, paid[cur], v)
 		}
+	}
+}
+
+// Issue 13: what concerns one seller or one file never stops the others.
+// Nine of sixty sellers are unknown to Infinia (BIZ-404 on the binding
+// query), and Infinia keeps refusing the status query of one seller's
+// trade file: those are carried or held with their reason, every other
+// seller is paid once, and the run ends needing a person (exit 4).
+func TestInfiniaUnknownSellersAndAPoisonedFileStopOnlyThemselves(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "400", "--sellers", "60", "--seed", "11")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 51, nil, balance) // sellers 52..60: Infinia has never heard of them
+	const poisoned = 7
+	sim.Infinia.RefuseStatusOf(seed.InfiniaID(poisoned), "SYS-005", "bad format: requestNo")
+	out, code := e.runInfinia(sim, "--provider-wait", "60s", "--parallel", "8")
+	if code != 4 {
+		t.Fatalf("exit %d, want 4:\n%s", code, out)
+	}
+	e.checkPaidOnce(sim, balance)
+	for i := 52; i <= 60; i++ {
+		id := fmt.Sprintf("S%05d", i)
+		owed := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND seller_minor > 0`, id)
+		carried := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND seller_minor > 0
+			AND state = 'carried' AND reason LIKE '%does not know seller%'`, id)
+		if owed == 0 || carried != owed {
+			t.Errorf("unknown seller %s: %d of %d items carried with the reason", id, carried, owed)
+		}
+	}
+	poisonedID := fmt.Sprintf("S%05d", poisoned)
+	held := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay'
+		AND state = 'held' AND reason LIKE '%refused its status query%SYS-005%'`, poisonedID)
+	if held == 0 || held != e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay'`, poisonedID) {
+		t.Errorf("poisoned file's seller: %d items held with the reason", held)
+	}
+	paidSellers := e.count(`SELECT count(DISTINCT seller_id) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid' AND payout_key <> ''`)
+	if paidSellers < 45 {
+		t.Errorf("only %d sellers paid", paidSellers)
+	}
+	report, _ := os.ReadFile(filepath.Join(e.reports, testDate, "orders.csv"))
+	if !strings.Contains(string(report), "does not know seller "+seed.InfiniaID(52)) || !strings.Contains(string(report), "SYS-005") {
+		t.Error("orders.csv does not show why the unknown sellers and the poisoned file were not paid")
+	}
+	if !strings.Contains(out, "does not know seller") || !strings.Contains(out, "SYS-005") {
+		t.Errorf("the run's output does not name the problems:\n%s", out)
 	}
 }
