@@ -44,7 +44,8 @@ func receiversCommand(cfg *config) *cli.Command {
 				}),
 			sub("status", "show the platform receiver's state at a sub-merchant",
 				func(c *cli.Context, w *weChatSetup, subMchID string) error {
-					st, err := w.client.ReceiverResult(c.Context, subMchID, w.receiver.Type, w.receiver.Account)
+					st, err := w.client.ReceiverResult(c.Context, wechatpay.ReceiverRef{SubMchID: subMchID, AppID: w.receiver.AppID,
+						SubAppID: w.receiver.SubAppID, Type: w.receiver.Type, Account: w.receiver.Account})
 					if err != nil {
 						return fmt.Errorf("receiver at %s: %w", subMchID, err)
 					}

@@ -116,7 +116,9 @@ type weChatAPI struct{ w *weChatSetup }
 
 // EnsureReceiver checks (and adds when missing) the platform's receiver at
 // a sub-merchant, one check at a time per sub-merchant, remembering those
-// found EFFECTIVE for the rest of the run.
+// found EFFECTIVE for the rest of the run. An add whose answer was lost is
+// resolved by the receiver result query (wechatpay.Client.EnsureReceiver),
+// never left to fail the run.
 func (a weChatAPI) EnsureReceiver(ctx context.Context, subMchID string) (string, error) {
 	w := a.w
 	w.mu.Lock()
@@ -133,11 +135,8 @@ func (a weChatAPI) EnsureReceiver(ctx context.Context, subMchID string) (string,
 	lock.Lock()
 	defer lock.Unlock()
 	r := w.receiver
-	st, err := w.client.ReceiverResult(ctx, subMchID, r.Type, r.Account)
-	if errors.Is(err, wechatpay.ErrNotFound) {
-		r.SubMchID = subMchID
-		st, err = w.client.AddReceiver(ctx, r)
-	}
+	r.SubMchID = subMchID
+	st, err := w.client.EnsureReceiver(ctx, r) // a lost add is resolved by the result query, here
 	if err != nil {
 		return "", err
 	}

@@ -231,11 +231,6 @@ func (c *Client) Distribute(ctx context.Context, d Distribution) (Order, error) 
 	if err != nil {
 		return Order{}, sp.fail(failLocal, err)
 	}
-	for _, r := range in.Receivers {
-		if r.Name != "" {
-			sp.serial = c.cfg.EncryptSerial
-		}
-	}
 	return c.order(ctx, sp, in, d.TransactionID)
 }
 

@@ -24,7 +24,6 @@ type spec struct {
 	key      string   // what the call is about, for errors
 	subMchID string   // for the per-sub-merchant limiter
 	body     []byte   // nil: no body
-	serial   string   // Wechatpay-Serial to send (a request with encrypted fields)
 	once     bool     // not safe to resend blindly: a lost answer is unknown
 	keyed    bool     // idempotent by out_order_no: SYSTEM_ERROR may be resent
 	file     bool     // a file download: the answer is not JSON and may be unsigned

@@ -19,8 +19,10 @@ var (
 	// ErrUnknownOutcome: a request that is not safe to resend blindly (a
 	// distribution, an unfreeze, adding a receiver) may or may not have been
 	// applied: no answer, an answer we cannot trust, or a server error.
-	// Resolve it by querying with the same out_order_no (DESIGN section 3).
-	ErrUnknownOutcome = errors.New("outcome unknown, resolve by query with the same out_order_no")
+	// Resolve it by query before anything is sent again (DESIGN section 3):
+	// QueryOrder with the same out_order_no, or ReceiverResult for a
+	// receiver (EnsureReceiver does it).
+	ErrUnknownOutcome = errors.New("outcome unknown: resolve by query before sending again")
 	// ErrSignature: an answer whose signature is missing where required,
 	// made with an unknown platform key, or not verifying.
 	ErrSignature = errors.New("bad signature")

@@ -180,7 +180,8 @@ func TestAddReceiverLostAnswerIsUnknown(t *testing.T) {
 	if !errors.Is(err, wechatpay.ErrUnknownOutcome) || r.fake.Calls(wechatpay.APIAddReceiver) != 1 {
 		t.Fatalf("lost add: %v", err)
 	}
-	if st, err := r.client.ReceiverResult(context.Background(), subMchID, wechatpay.TypePersonalOpenID, "of8YZ6LPmjDmYAqdobIvwTdQQjR8"); err != nil || st.State != wechatpay.ReceiverInit {
+	if st, err := r.client.ReceiverResult(context.Background(), wechatpay.ReceiverRef{SubMchID: subMchID, AppID: "wx8888888888888888",
+		Type: wechatpay.TypePersonalOpenID, Account: "of8YZ6LPmjDmYAqdobIvwTdQQjR8"}); err != nil || st.State != wechatpay.ReceiverInit {
 		t.Fatalf("resolved by the result query: %+v, %v", st, err)
 	}
 }

@@ -77,6 +77,10 @@ type Options struct {
 	// BaseURL is the fake's public URL, for bill download links. Empty:
 	// derived from each request's Host and path.
 	BaseURL string
+	// BillBaseURL, when set, is the URL of the host bill download links
+	// point at (WeChat Pay may serve bills from another host than the
+	// API's); serve the same Server there, e.g. with httptest.NewTLSServer.
+	BillBaseURL string
 }
 
 // Server is the fake. It is safe for concurrent use.
@@ -171,6 +175,15 @@ func New(o Options) *Server {
 		s.provider = rate.NewLimiter(rate.Limit(o.ProviderQPS), o.ProviderQPS)
 	}
 	return s
+}
+
+// mchID is the service provider's merchant id: Options.MchID or the
+// default of ClientConfig.
+func (s *Server) mchID() string {
+	if s.o.MchID != "" {
+		return s.o.MchID
+	}
+	return "1900000100"
 }
 
 // Calls reports how many HTTP requests reached endpoint (e.g. "orders"),

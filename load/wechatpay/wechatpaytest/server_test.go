@@ -69,6 +69,7 @@ func signed(t *testing.T, k wechatpaytest.Keys, mchID, method, url, body string,
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", wechatpay.Authorization{MchID: mchID, Nonce: "NONCE1", Timestamp: ts.Unix(), Serial: k.MerchantSerial, Signature: sig}.String())
+	req.Header.Set(wechatpay.HeaderSerial, k.PlatformSerial)
 	return req
 }
 
@@ -115,6 +116,12 @@ func TestAuthenticationRefusals(t *testing.T) {
 	// A good one gets through (to a 404 for the unknown transaction).
 	if status, code, ok := do(t, k, signed(t, k, "1900000100", "GET", path, "", now)); status != 404 || code != wechatpay.CodeNotFound || !ok {
 		t.Fatalf("good request: HTTP %d %s %v", status, code, ok)
+	}
+	// A request that names no platform key (Wechatpay-Serial) is refused.
+	noSerial := signed(t, k, "1900000100", "GET", path, "", now)
+	noSerial.Header.Del(wechatpay.HeaderSerial)
+	if status, code, ok := do(t, k, noSerial); status != 400 || code != wechatpay.CodeParamError || !ok {
+		t.Fatalf("no Wechatpay-Serial: HTTP %d %s %v", status, code, ok)
 	}
 	// An unknown path: an unsigned 404.
 	if status, _, ok := do(t, k, signed(t, k, "1900000100", "GET", url+"/v3/global/profit-sharing/nothing", "", now)); status != 404 || ok {
@@ -263,11 +270,14 @@ func reported(t *testing.T, c *wechatpay.Client, d pipeline.Date) (queries, bill
 		bill[l.OutOrderNo+" "+l.Type] = l.Amount
 	}
 	for _, state := range []string{wechatpay.SettleStateSettled, wechatpay.SettleStateUnsettled} {
-		for s, err := range c.Settlements(ctx, wechatpay.SettlementQuery{SubMchID: sub, State: state, Start: d, End: d}) {
+		for s, err := range c.Settlements(ctx, wechatpay.SettlementQuery{SubMchID: sub, State: state, Start: d, End: d.AddDays(7)}) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			settlements = append(settlements, fmt.Sprintf("%s %d", s.State, s.Amount))
+			if s.TradeStart != d || s.TradeEnd != d {
+				continue
+			}
+			settlements = append(settlements, fmt.Sprintf("%s %d", s.State, s.Amount.Settled+s.Amount.Unsettled))
 		}
 	}
 	return queries, bill, settlements

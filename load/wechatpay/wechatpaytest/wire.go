@@ -97,6 +97,11 @@ func (s *Server) authenticate(c call) (reply, bool) {
 	if wechatpay.Verify(&s.o.Keys.MerchantPrivate.PublicKey, msg, a.Signature) != nil {
 		return signErr("signature does not verify")
 	}
+	// Every request names the platform key to sign the answer with; the
+	// fake has one, and refuses a request naming none or another.
+	if serial := c.r.Header.Get(wechatpay.HeaderSerial); serial != s.o.Keys.PlatformSerial {
+		return paramError("Wechatpay-Serial " + strconv.Quote(serial) + ": want the platform key to sign the answer with (" + s.o.Keys.PlatformSerial + ")"), false
+	}
 	return reply{}, true
 }
 
