@@ -97,8 +97,16 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 	// The day's bill lists both, in yuan.
 	day := pipeline.Date{Year: 2025, Month: 9, Day: 3}
 	b, err := c.BillDownloadURL(ctx, subMchID, day)
-	if err != nil || !strings.HasPrefix(b.URL, r.srv.URL+"/") {
+	if err != nil || !strings.HasPrefix(b.URL, r.billSrv.URL+"/") {
 		t.Fatalf("BillDownloadURL = %+v, %v", b, err)
+	}
+	// On another host than the API's: allowed only among BillHosts.
+	strict := r.cfg
+	strict.BillHosts = nil // WeChat Pay's domains only
+	if sc, err := wechatpay.New(strict); err != nil {
+		t.Fatal(err)
+	} else if _, err := sc.DownloadBill(ctx, b); err == nil || !strings.Contains(err.Error(), "WeChat Pay host") || r.fake.Calls(wechatpay.APIBill) != 0 {
+		t.Fatalf("bill on a host outside BillHosts: %v", err)
 	}
 	data, err := c.DownloadBill(ctx, b)
 	if err != nil {
@@ -144,6 +152,10 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 	}
 	if err := c.DeleteReceiver(ctx, ref); !errors.Is(err, wechatpay.ErrNotFound) {
 		t.Fatalf("deleting twice: %v", err)
+	}
+	// Every request named the platform key to sign its answer with.
+	if n := r.fake.WithoutSerial(); n != 0 {
+		t.Fatalf("%d requests without Wechatpay-Serial", n)
 	}
 }
 

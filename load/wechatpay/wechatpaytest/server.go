@@ -91,6 +91,7 @@ type Server struct {
 	mu        sync.Mutex
 	calls     map[string]int
 	count429  int
+	noSerial  int
 	subs      map[string]*rate.Limiter
 	txns      map[string]*txn
 	orders    map[string]*order // sub_mchid + "/" + out_order_no
@@ -192,6 +193,14 @@ func (s *Server) Calls(endpoint string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[endpoint]
+}
+
+// WithoutSerial reports how many authenticated requests named no platform
+// key in Wechatpay-Serial.
+func (s *Server) WithoutSerial() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noSerial
 }
 
 // Count429 reports how many 429 FREQUENCY_LIMITED answers the fake gave:

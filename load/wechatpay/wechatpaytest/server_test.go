@@ -93,7 +93,7 @@ func do(t *testing.T, k wechatpaytest.Keys, req *http.Request) (int, string, boo
 
 func TestAuthenticationRefusals(t *testing.T) {
 	k := keys(t)
-	_, url, _ := start(t, wechatpaytest.Options{}, "")
+	fake, url, _ := start(t, wechatpaytest.Options{}, "")
 	path := url + "/v3/global/profit-sharing/transactions/T1/amounts?sub_mchid=1900000109"
 	now := time.Now()
 	other := k
@@ -117,11 +117,17 @@ func TestAuthenticationRefusals(t *testing.T) {
 	if status, code, ok := do(t, k, signed(t, k, "1900000100", "GET", path, "", now)); status != 404 || code != wechatpay.CodeNotFound || !ok {
 		t.Fatalf("good request: HTTP %d %s %v", status, code, ok)
 	}
-	// A request that names no platform key (Wechatpay-Serial) is refused.
+	// A request naming an unknown platform key is refused; one naming none
+	// is counted.
+	other = k
+	other.PlatformSerial = "PUB_KEY_ID_NOPE"
+	if status, code, ok := do(t, k, signed(t, other, "1900000100", "GET", path, "", now)); status != 400 || code != wechatpay.CodeParamError || !ok {
+		t.Fatalf("unknown Wechatpay-Serial: HTTP %d %s %v", status, code, ok)
+	}
 	noSerial := signed(t, k, "1900000100", "GET", path, "", now)
 	noSerial.Header.Del(wechatpay.HeaderSerial)
-	if status, code, ok := do(t, k, noSerial); status != 400 || code != wechatpay.CodeParamError || !ok {
-		t.Fatalf("no Wechatpay-Serial: HTTP %d %s %v", status, code, ok)
+	if status, _, ok := do(t, k, noSerial); status != 404 || !ok || fake.WithoutSerial() != 1 {
+		t.Fatalf("no Wechatpay-Serial: HTTP %d %v, counted %d", status, ok, fake.WithoutSerial())
 	}
 	// An unknown path: an unsigned 404.
 	if status, _, ok := do(t, k, signed(t, k, "1900000100", "GET", url+"/v3/global/profit-sharing/nothing", "", now)); status != 404 || ok {

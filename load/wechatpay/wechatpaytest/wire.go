@@ -97,10 +97,18 @@ func (s *Server) authenticate(c call) (reply, bool) {
 	if wechatpay.Verify(&s.o.Keys.MerchantPrivate.PublicKey, msg, a.Signature) != nil {
 		return signErr("signature does not verify")
 	}
-	// Every request names the platform key to sign the answer with; the
-	// fake has one, and refuses a request naming none or another.
-	if serial := c.r.Header.Get(wechatpay.HeaderSerial); serial != s.o.Keys.PlatformSerial {
-		return paramError("Wechatpay-Serial " + strconv.Quote(serial) + ": want the platform key to sign the answer with (" + s.o.Keys.PlatformSerial + ")"), false
+	// A request names the platform key to sign the answer with. The fake
+	// has one: it refuses a request naming another, and counts those naming
+	// none (WeChat Pay then picks one, which a merchant moving between
+	// keys may not hold).
+	switch serial := c.r.Header.Get(wechatpay.HeaderSerial); serial {
+	case s.o.Keys.PlatformSerial:
+	case "":
+		s.mu.Lock()
+		s.noSerial++
+		s.mu.Unlock()
+	default:
+		return paramError("Wechatpay-Serial " + strconv.Quote(serial) + ": no such platform key (want " + s.o.Keys.PlatformSerial + ")"), false
 	}
 	return reply{}, true
 }
