@@ -229,3 +229,29 @@ func TestBillDownloadErrorsHideTheToken(t *testing.T) {
 		t.Fatalf("download through resets: %v (%d calls)", err, r.fake.Calls(wechatpay.APIBill))
 	}
 }
+
+// A receiver add whose answer was lost is resolved by the receiver result
+// query, locally: applied (lost), it is found; never applied (reset), it is
+// sent once more. Neither fails the caller.
+func TestEnsureReceiverResolvesALostAdd(t *testing.T) {
+	for _, kind := range []fault.Kind{fault.Lost, fault.Reset} {
+		t.Run(string(kind), func(t *testing.T) {
+			r := newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIAddReceiver, Kind: kind, Calls: []int{1}}), nil, nil)
+			nr := wechatpay.NewReceiver{SubMchID: subMchID, Type: wechatpay.TypeMerchantID, Account: mchID, Name: "Platform Ltd",
+				RelationType: wechatpay.RelationDistributor}
+			st, err := r.client.EnsureReceiver(context.Background(), nr)
+			wantAdds := map[fault.Kind]int{fault.Lost: 1, fault.Reset: 2}[kind]
+			if err != nil || st.State != wechatpay.ReceiverInit || r.fake.Calls(wechatpay.APIAddReceiver) != wantAdds {
+				t.Fatalf("EnsureReceiver = %+v, %v after %d adds; want INIT after %d", st, err, r.fake.Calls(wechatpay.APIAddReceiver), wantAdds)
+			}
+			if state, _, found := r.fake.Receiver(subMchID, wechatpay.TypeMerchantID, mchID); !found || state != wechatpay.ReceiverInit {
+				t.Fatalf("at the fake: %s %v", state, found)
+			}
+			// Known now: no add at all.
+			if st, err := r.client.EnsureReceiver(context.Background(), nr); err != nil || st.State == "" ||
+				r.fake.Calls(wechatpay.APIAddReceiver) != wantAdds {
+				t.Fatalf("again: %+v, %v", st, err)
+			}
+		})
+	}
+}
