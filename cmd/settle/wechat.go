@@ -178,3 +178,12 @@ func (a weChatAPI) Send(ctx context.Context, e pipeline.Effect, o pipeline.WeCha
 func (a weChatAPI) Query(ctx context.Context, e pipeline.Effect, o pipeline.WeChatOrder) (pipeline.Outcome, error) {
 	return a.sender(o).Query(ctx, e)
 }
+
+// preflight proves the WeChat Pay credentials before anything is sent: a
+// cheap authenticated query (wechatpay.Client.Preflight). Refused
+// credentials, or answers our platform key cannot verify, are a
+// configuration error (exit 2) in one line naming WeChat Pay; a WeChat Pay
+// that does not answer is returned as it is.
+func (w *weChatSetup) preflight(ctx context.Context) error {
+	return w.client.Preflight(ctx)
+}

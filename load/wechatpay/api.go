@@ -27,6 +27,7 @@ const (
 	APIBillURL        = "bill-download-url"
 	APIBill           = "bill"
 	APISettlements    = "settlements"
+	APIPreflight      = "preflight" // Client.Preflight, an orders query (the fake counts it as "orders/query")
 )
 
 // Distribution order states and receiver results.

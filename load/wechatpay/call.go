@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/settlekit/settle/internal/httpcall"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // maxAnswer bounds what we read of an API answer.
@@ -109,6 +110,11 @@ func (c *Client) do(ctx context.Context, sp spec, accept func(answer) *Error) (a
 			// The call ended before a resend (rate limit, context) after an
 			// attempt that may have been processed: its outcome is unknown.
 			e.Err = unknown(e.Err)
+		}
+		if e != nil {
+			if what := e.credentials(); what != "" {
+				return answer{}, pipeline.E(pipeline.KindUsage, "WeChat Pay", fmt.Errorf("%s: %w", what, err))
+			}
 		}
 		return answer{}, err
 	}

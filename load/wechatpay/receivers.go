@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // Receiver relation types (the sub-merchant's relation to the receiver)
@@ -213,4 +215,33 @@ func checkReceiver(subMchID, typ, account string) error {
 		return errors.New("account must be 1 to 64 characters of [0-9A-Za-z_-]")
 	}
 	return nil
+}
+
+// preflightKey is the out_order_no Preflight asks about: never one of ours
+// (they start with "WX"), so WeChat Pay answers "not found".
+const preflightKey = "SETTLE-PREFLIGHT"
+
+// Preflight proves, before anything is sent, that WeChat Pay accepts our
+// credentials and that we can verify its answers: an authenticated query of
+// an order that does not exist, whose signed "not found" (or any other
+// signed refusal of the question itself) is success. Refused credentials
+// (HTTP 401) or an answer that does not verify with our platform key are a
+// pipeline.KindUsage error in one line; an unsigned answer (not WeChat
+// Pay: a wrong URL, a proxy) is one too. A network failure or a 5xx is
+// returned as it is: WeChat Pay may be down, which says nothing of the
+// configuration.
+func (c *Client) Preflight(ctx context.Context) error {
+	q := url.Values{"sub_mchid": {c.cfg.MchID}, "transaction_id": {preflightKey}}
+	sp := c.spec(APIPreflight, http.MethodGet, distributionPrefix+"orders/"+preflightKey, q, "", "")
+	err := c.call(ctx, sp, nil, nil)
+	var e *Error
+	switch {
+	case err == nil || pipeline.KindOf(err) == pipeline.KindUsage || !errors.As(err, &e):
+		return err
+	case e.signed && e.HTTPStatus >= 400 && e.HTTPStatus < 500 && e.HTTPStatus != http.StatusTooManyRequests:
+		return nil // WeChat Pay read our signature and answered, signed, about the order
+	case e.HTTPStatus >= 400 && e.HTTPStatus < 500 && !e.signed:
+		return pipeline.E(pipeline.KindUsage, "WeChat Pay", fmt.Errorf("an unsigned HTTP %d answer: not WeChat Pay's API (check its URL): %w", e.HTTPStatus, err))
+	}
+	return err
 }

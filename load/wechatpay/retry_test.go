@@ -2,7 +2,10 @@ package wechatpay_test
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
+	"maps"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // payable makes T1 (100.00 CNY) distributable to the platform.
@@ -79,11 +83,15 @@ func TestTooManyHonoursRetryAfter(t *testing.T) {
 }
 
 func TestPermanentErrorsAreNotRetried(t *testing.T) {
-	// Signed with a key WeChat Pay does not know: 401 SIGN_ERROR, definite.
+	// Signed with a key WeChat Pay does not know: 401 SIGN_ERROR, definite,
+	// and a configuration error (exit 2) in one line naming WeChat Pay.
 	other := testKeys(t).PlatformPrivate
 	r := newRig(t, wechatpaytest.Options{}, nil, func(c *wechatpay.Config) { c.PrivateKey = other })
 	_, err := r.client.RemainingAmount(context.Background(), subMchID, "T1")
-	if !refusedWith(err, wechatpay.CodeSignError) {
+	var we *wechatpay.Error
+	if !errors.As(err, &we) || we.Code != wechatpay.CodeSignError || we.Transient() || we.Refused() ||
+		pipeline.KindOf(err) != pipeline.KindUsage || !strings.HasPrefix(err.Error(), "WeChat Pay: our request signature was refused") ||
+		strings.Contains(err.Error(), "\n") {
 		t.Fatalf("err = %v", err)
 	}
 	noSecrets(t, err)
@@ -252,6 +260,47 @@ func TestEnsureReceiverResolvesALostAdd(t *testing.T) {
 				r.fake.Calls(wechatpay.APIAddReceiver) != wantAdds {
 				t.Fatalf("again: %+v, %v", st, err)
 			}
+		})
+	}
+}
+
+// Preflight: good credentials pass with one query; a merchant key WeChat
+// Pay refuses, a platform key that does not verify its answers, or a URL
+// that is not WeChat Pay's are configuration errors (exit 2), in one line
+// naming WeChat Pay, sent once.
+func TestPreflight(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, wechatpaytest.Options{}, nil, nil)
+	if err := r.client.Preflight(ctx); err != nil || r.fake.Calls(wechatpay.APIQueryOrder) != 1 {
+		t.Fatalf("good credentials: %v (%d calls)", err, r.fake.Calls(wechatpay.APIQueryOrder))
+	}
+	k := testKeys(t)
+	for name, tc := range map[string]struct {
+		mod  func(*wechatpay.Config)
+		wrap func(http.Handler) http.Handler
+		want string
+	}{
+		"merchant key": {mod: func(c *wechatpay.Config) { c.PrivateKey = k.PlatformPrivate }, want: "our request signature was refused"},
+		"platform key": {mod: func(c *wechatpay.Config) { c.PlatformKeys[platformSerial] = &k.MerchantPrivate.PublicKey }, want: "does not verify with our platform key"},
+		"platform serial": {mod: func(c *wechatpay.Config) {
+			c.PlatformKeys = map[string]*rsa.PublicKey{"PUB_KEY_ID_OTHER": &k.PlatformPrivate.PublicKey}
+			c.EncryptSerial = ""
+		}, want: "does not verify with our platform key"},
+		"not WeChat Pay": {wrap: func(http.Handler) http.Handler { return http.NotFoundHandler() }, want: "not WeChat Pay's API"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, wechatpaytest.Options{}, tc.wrap, func(c *wechatpay.Config) {
+				c.PlatformKeys = maps.Clone(c.PlatformKeys)
+				if tc.mod != nil {
+					tc.mod(c)
+				}
+			})
+			err := r.client.Preflight(ctx)
+			if pipeline.KindOf(err) != pipeline.KindUsage || !strings.HasPrefix(err.Error(), "WeChat Pay: ") || !strings.Contains(err.Error(), tc.want) ||
+				strings.Contains(err.Error(), "\n") || r.fake.Calls(wechatpay.APIQueryOrder) > 1 {
+				t.Fatalf("%v (%d calls)", err, r.fake.Calls(wechatpay.APIQueryOrder))
+			}
+			noSecrets(t, err)
 		})
 	}
 }
