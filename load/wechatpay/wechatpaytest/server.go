@@ -8,7 +8,8 @@
 // maximum distribution ratio and request count per transaction, QPS limits
 // per service provider and per sub-merchant, bills and settlement details
 // consistent with what was distributed (unless a test tampers with what
-// WeChat reports: ForgetOrder, SetReportedAmount), and the faults of
+// WeChat reports: ForgetOrder, SetReportedAmount; or refuses a transaction
+// outright: Poison), and the faults of
 // internal/fault.
 //
 // Where WeChat Pay's behaviour is not public, the fake follows the
@@ -92,6 +93,7 @@ type Server struct {
 	calls     map[string]int
 	count429  int
 	noSerial  int
+	poisoned  map[string]string // transaction id -> code refusing it
 	subs      map[string]*rate.Limiter
 	txns      map[string]*txn
 	orders    map[string]*order // sub_mchid + "/" + out_order_no
@@ -171,7 +173,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{o: o, calls: map[string]int{}, subs: map[string]*rate.Limiter{}, txns: map[string]*txn{},
 		orders: map[string]*order{}, receivers: map[string]*receiver{}, failing: map[string]string{},
-		marks: map[string]bool{}, bills: map[string]billFile{}}
+		marks: map[string]bool{}, bills: map[string]billFile{}, poisoned: map[string]string{}}
 	if o.ProviderQPS > 0 {
 		s.provider = rate.NewLimiter(rate.Limit(o.ProviderQPS), o.ProviderQPS)
 	}

@@ -1,7 +1,10 @@
 package wechatpaytest
 
 import (
+	"encoding/json"
+	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/settlekit/settle/load/wechatpay"
 )
@@ -50,4 +53,36 @@ func (s *Server) SetReportedAmount(outOrderNo string, minor int64) {
 			o.lines[0].reported = &minor
 		}
 	}
+}
+
+// Poison makes WeChat Pay refuse, definitely, every request about
+// transaction transactionID (its remaining amount, distributions,
+// unfreezes and their queries): a signed HTTP 400 with code and a message.
+// Nothing about it is applied.
+func (s *Server) Poison(transactionID, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.poisoned[transactionID] = code
+}
+
+// poison returns the refusal of a request about a poisoned transaction.
+func (s *Server) poison(c call) (reply, bool) {
+	txn := c.query.Get("transaction_id")
+	if id, ok := strings.CutPrefix(c.path, "transactions/"); ok {
+		txn, _, _ = strings.Cut(id, "/")
+	}
+	if txn == "" && len(c.body) > 0 {
+		var b struct {
+			TransactionID string `json:"transaction_id"`
+		}
+		json.Unmarshal(c.body, &b)
+		txn = b.TransactionID
+	}
+	s.mu.Lock()
+	code := s.poisoned[txn]
+	s.mu.Unlock()
+	if txn == "" || code == "" {
+		return reply{}, true
+	}
+	return refuse(http.StatusBadRequest, code, "transaction "+txn+" refused"), false
 }

@@ -53,6 +53,9 @@ func (s *Server) serve(w http.ResponseWriter, c call, endpoint string, handle fu
 		a, pass = s.authenticate(c)
 	}
 	if pass {
+		a, pass = s.poison(c)
+	}
+	if pass {
 		s.mu.Lock()
 		a = handle(s, c)
 		s.mu.Unlock()
