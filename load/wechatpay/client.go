@@ -6,17 +6,23 @@
 // bill, and the sub-merchant's fund settlement details.
 //
 // Every request is signed with the merchant's API private key (the
-// WECHATPAY2-SHA256-RSA2048 Authorization header) and every answer's
-// signature is verified with the platform key named by its
+// WECHATPAY2-SHA256-RSA2048 Authorization header) and names in
+// Wechatpay-Serial the platform key WeChat Pay is to sign its answer with;
+// every answer's signature is verified with the platform key named by its
 // Wechatpay-Serial header; an answer signed 5 minutes or more away from our
-// clock is refused. Receiver names are encrypted with RSA-OAEP (SHA-1)
-// under a platform key. Amounts are int64 minor units, as on the wire.
+// clock is refused. Refused credentials (HTTP 401) and answers our platform
+// key cannot verify are configuration errors (pipeline.KindUsage);
+// Preflight finds them with one cheap query. Receiver names are encrypted
+// with RSA-OAEP (SHA-1) under a platform key. Amounts are int64 minor
+// units, as on the wire. Bills are unsigned files, downloaded over HTTPS
+// from WeChat Pay's hosts only and checked by their own summary lines.
 //
 // Queries and requests that are safe to repeat are retried on transient
 // failures (network, HTTP 429, 5xx), under a token-bucket rate limit. A
 // distribution or unfreeze whose answer never arrived is not: the error
 // wraps ErrUnknownOutcome and the caller resolves it with QueryOrder and
-// the same out_order_no (DESIGN section 3). DistributionSender plugs this
+// the same out_order_no (DESIGN section 3); a receiver add, with the
+// receiver result query (EnsureReceiver). DistributionSender plugs this
 // into pipeline.ApplyEffect.
 package wechatpay
 
