@@ -281,3 +281,22 @@ func TestWeChatRefusedKeyIsAUsageError(t *testing.T) {
 		t.Fatalf("%d paid with a refused key", n)
 	}
 }
+
+// TestWeChatLostReceiverAddIsResolvedInTheRun: the answer to adding the
+// platform's receiver is lost (WeChat Pay added it); the run resolves it by
+// the receiver result query and goes on, in the same run (issue 13.8).
+func TestWeChatLostReceiverAddIsResolvedInTheRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "40", "--sellers", "2", "--seed", "16")
+	faults := fault.New(16, fault.Rule{Endpoint: "receivers", Kind: fault.Lost, Calls: []int{1}})
+	sim := e.weChatSim(faults, 0)
+	out, code := e.runWeChat(sim)
+	if code == 1 || code == 2 || strings.Contains(out, "outcome unknown") || faults.Played(fault.Lost) != 1 {
+		t.Fatalf("exit %d (lost played %d times):\n%s", code, faults.Played(fault.Lost), out)
+	}
+	capped := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND reason LIKE 'held: commission % above WeChat''s cap%'`)
+	if paid, want := e.checkWeChatOnce(sim), e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`); int64(paid)+capped != want || paid == 0 {
+		t.Fatalf("%d of %d settled in the run (%d above the cap):\n%s", paid, want, capped, out)
+	}
+}
