@@ -109,8 +109,9 @@ type WeChatSettlement struct {
 }
 
 // WeChatReconciler is what the WeChat matcher needs of WeChat Pay Global.
-// Days are Beijing days. The layouts of bills and settlement details are
-// not public; the adapter maps them under the assumptions of its package.
+// Days are Beijing days. The adapter reads bills and settlement details in
+// their published shapes, mapping what the published pages leave open
+// under the assumptions of its package (see the README).
 type WeChatReconciler interface {
 	// Order returns WeChat Pay's word on the distribution or unfreeze
 	// outOrderNo of a transaction at a sub-merchant; an error wrapping
@@ -120,7 +121,7 @@ type WeChatReconciler interface {
 	// is over: every successful line of the orders accepted that day.
 	BillLines(ctx context.Context, subMchID string, day Date) ([]WeChatBillLine, error)
 	// Settlements returns the sub-merchant's fund settlement details of a
-	// day, SETTLED and UNSETTLE, each holding what was distributed to
+	// trade day, SETTLED and UNSETTLE, each holding what was distributed to
 	// receivers that day in one currency (assumed, as in the fake).
 	Settlements(ctx context.Context, subMchID string, day Date) ([]WeChatSettlement, error)
 }
