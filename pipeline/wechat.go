@@ -121,7 +121,7 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 				// WeChat Pay refused this transaction, or answered about it
 				// what cannot be read: it is held with the answer; the
 				// others go on.
-				outcome, err = "!WeChat Pay: "+err.Error(), nil
+				outcome, err = "!"+weChatRefusal+err.Error(), nil
 			}
 			if err != nil && KindOf(err) == KindUsage {
 				mu.Lock()
@@ -164,6 +164,10 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 		return fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", paid, sent, held), needsPerson(problems)
 	}
 }
+
+// weChatRefusal starts the reason of a transaction held for WeChat Pay's
+// answer about it (and the reconcile stage's row about it).
+const weChatRefusal = "WeChat Pay: "
 
 // weChatSubjectError reports whether err concerns only the transaction it
 // came from: WeChat Pay definitely refused a request about it (Refused),
