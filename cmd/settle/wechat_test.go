@@ -251,6 +251,17 @@ func TestWeChatOnePoisonedTransactionIsHeld(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'recorded' AND reason LIKE 'held: WeChat Pay: %INVALID_REQUEST%'`, poisoned.OrderNo); n != 1 {
 		t.Fatalf("the poisoned transaction is not held with WeChat's answer:\n%s", out)
 	}
+	for _, f := range []string{"orders.csv", "mismatches.csv"} {
+		var row string
+		for _, l := range strings.Split(string(readFile(t, filepath.Join(e.reports, testDate, f))), "\n") {
+			if strings.Contains(l, poisoned.OrderNo) {
+				row = l
+			}
+		}
+		if !strings.Contains(row, "INVALID_REQUEST") {
+			t.Fatalf("%s has no row for order %s with WeChat's answer", f, poisoned.OrderNo)
+		}
+	}
 	capped := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND reason LIKE 'held: commission % above WeChat''s cap%'`)
 	paid, want := e.checkWeChatOnce(sim), e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`)
 	if int64(paid)+capped+1 != want || paid == 0 {
