@@ -61,6 +61,7 @@ type weChatSetup struct {
 	mu        sync.Mutex
 	subs      map[string]*sync.Mutex // one receiver check at a time per sub-merchant
 	effective map[string]bool        // sub-merchants whose receiver is EFFECTIVE
+	refused   map[string]error       // sub-merchants where WeChat Pay refused the receiver, for the run
 }
 
 func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
@@ -102,7 +103,8 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 	if relation == wechatpay.RelationCustom {
 		r.CustomRelation = "marketplace platform"
 	}
-	return &weChatSetup{client: client, receiver: r, ratio: ratio, subs: map[string]*sync.Mutex{}, effective: map[string]bool{}}, nil
+	return &weChatSetup{client: client, receiver: r, ratio: ratio, subs: map[string]*sync.Mutex{}, effective: map[string]bool{},
+		refused: map[string]error{}}, nil
 }
 
 // stage returns the WeChat part of the distribute stage.
@@ -116,7 +118,8 @@ type weChatAPI struct{ w *weChatSetup }
 
 // EnsureReceiver checks (and adds when missing) the platform's receiver at
 // a sub-merchant, one check at a time per sub-merchant, remembering those
-// found EFFECTIVE for the rest of the run. An add whose answer was lost is
+// found EFFECTIVE for the rest of the run, and those where WeChat Pay
+// refused the receiver (asked once a run). An add whose answer was lost is
 // resolved by the receiver result query (wechatpay.Client.EnsureReceiver),
 // never left to fail the run.
 func (a weChatAPI) EnsureReceiver(ctx context.Context, subMchID string) (string, error) {
@@ -126,6 +129,10 @@ func (a weChatAPI) EnsureReceiver(ctx context.Context, subMchID string) (string,
 		w.mu.Unlock()
 		return pipeline.ReceiverEffective, nil
 	}
+	if err := w.refused[subMchID]; err != nil {
+		w.mu.Unlock()
+		return "", err // asked once a run: the other transactions are held with the same answer
+	}
 	lock := w.subs[subMchID]
 	if lock == nil {
 		lock = &sync.Mutex{}
@@ -134,9 +141,24 @@ func (a weChatAPI) EnsureReceiver(ctx context.Context, subMchID string) (string,
 	w.mu.Unlock()
 	lock.Lock()
 	defer lock.Unlock()
+	w.mu.Lock()
+	known, refused := w.effective[subMchID], w.refused[subMchID] // decided while we waited
+	w.mu.Unlock()
+	switch {
+	case known:
+		return pipeline.ReceiverEffective, nil
+	case refused != nil:
+		return "", refused
+	}
 	r := w.receiver
 	r.SubMchID = subMchID
 	st, err := w.client.EnsureReceiver(ctx, r) // a lost add is resolved by the result query, here
+	var we *wechatpay.Error
+	if errors.As(err, &we) && we.Refused() {
+		w.mu.Lock()
+		w.refused[subMchID] = err
+		w.mu.Unlock()
+	}
 	if err != nil {
 		return "", err
 	}

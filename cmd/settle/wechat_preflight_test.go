@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rsa"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -44,5 +45,34 @@ func TestWeChatPreflight(t *testing.T) {
 	}
 	if n := fake.Calls(wechatpay.APIQueryOrder); n != 2 {
 		t.Fatalf("%d queries, want one per preflight", n)
+	}
+}
+
+// TestWeChatRefusedReceiverIsAskedOnce: where WeChat Pay refuses the
+// platform's receiver, every transaction of that sub-merchant gets the
+// same refusal, which is asked for once a run.
+func TestWeChatRefusedReceiverIsAskedOnce(t *testing.T) {
+	keys, err := wechatpaytest.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := wechatpaytest.New(wechatpaytest.Options{Keys: keys, MchID: "1900000100"})
+	fake.PoisonReceivers("1900000042", "PARAM_ERROR")
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	cfg := fake.ClientConfig(srv.URL)
+	w, err := newWeChat(cfg, 0, 0, "1900009999", "Platform Ltd", wechatpay.RelationDistributor, 3000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := weChatAPI{w}
+	for range 3 {
+		var we *wechatpay.Error
+		if _, err := api.EnsureReceiver(context.Background(), "1900000042"); !errors.As(err, &we) || !we.Refused() || we.Code != "PARAM_ERROR" {
+			t.Fatalf("refused receiver: %v", err)
+		}
+	}
+	if n := fake.Calls(wechatpay.APIAddReceiver); n != 1 {
+		t.Fatalf("%d adds, want 1", n)
 	}
 }

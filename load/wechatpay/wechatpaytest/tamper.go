@@ -65,8 +65,29 @@ func (s *Server) Poison(transactionID, code string) {
 	s.poisoned[transactionID] = code
 }
 
-// poison returns the refusal of a request about a poisoned transaction.
+// PoisonReceivers makes WeChat Pay refuse, definitely, adding a receiver
+// at sub-merchant subMchID: a signed HTTP 400 with code.
+func (s *Server) PoisonReceivers(subMchID, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.poisoned["receivers@"+subMchID] = code
+}
+
+// poison returns the refusal of a request about a poisoned transaction,
+// or of a receiver add at a poisoned sub-merchant.
 func (s *Server) poison(c call) (reply, bool) {
+	if c.path == "receivers" && c.r.Method == http.MethodPost {
+		var b struct {
+			SubMchID string `json:"sub_mchid"`
+		}
+		json.Unmarshal(c.body, &b)
+		s.mu.Lock()
+		code := s.poisoned["receivers@"+b.SubMchID]
+		s.mu.Unlock()
+		if code != "" {
+			return refuse(http.StatusBadRequest, code, "receivers refused at sub-merchant "+b.SubMchID), false
+		}
+	}
 	txn := c.query.Get("transaction_id")
 	if id, ok := strings.CutPrefix(c.path, "transactions/"); ok {
 		txn, _, _ = strings.Cut(id, "/")
