@@ -227,23 +227,26 @@ func TestReceiversAddStatusDelete(t *testing.T) {
 }
 
 // TestWeChatOnePoisonedTransactionIsHeld: one transaction WeChat Pay
-// refuses outright is held with WeChat's answer as its reason, every other
-// one is settled, and the run ends with exit 4 (issue 13.1).
+// refuses outright, and one whose answer cannot be read, are held with
+// WeChat's answer as their reason, every other one is settled, and the run
+// ends with exit 4 (issue 13.1).
 func TestWeChatOnePoisonedTransactionIsHeld(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "80", "--sellers", "3", "--seed", "14")
 	sim := e.weChatSim(nil, 0)
-	var poisoned struct {
+	var picked []struct {
 		OrderNo string `db:"order_no"`
 		Txn     string `db:"provider_txn_id"`
 	}
-	if err := e.db.Get(&poisoned, `SELECT o.order_no, o.provider_txn_id FROM orders o JOIN sellers s USING (seller_id)
+	if err := e.db.Select(&picked, `SELECT o.order_no, o.provider_txn_id FROM orders o JOIN sellers s USING (seller_id)
 		WHERE o.provider = 'wechatpay' AND s.wechat_sub_mchid IS NOT NULL AND o.provider_txn_id IS NOT NULL
-		ORDER BY o.amount_minor DESC LIMIT 1`); err != nil {
-		t.Fatal(err)
+		ORDER BY o.amount_minor DESC LIMIT 2`); err != nil || len(picked) != 2 {
+		t.Fatal(picked, err)
 	}
+	poisoned, garbled := picked[0], picked[1]
 	sim.WeChat.Poison(poisoned.Txn, "INVALID_REQUEST")
+	sim.WeChat.Garble(garbled.Txn)
 	out, code := e.runWeChat(sim)
 	if code != 4 || !strings.Contains(out, "order "+poisoned.OrderNo) {
 		t.Fatalf("exit %d, want 4 naming order %s:\n%s", code, poisoned.OrderNo, out)
@@ -262,10 +265,13 @@ func TestWeChatOnePoisonedTransactionIsHeld(t *testing.T) {
 			t.Fatalf("%s has no row for order %s with WeChat's answer", f, poisoned.OrderNo)
 		}
 	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'recorded' AND reason LIKE 'held: WeChat Pay: %malformed answer%'`, garbled.OrderNo); n != 1 {
+		t.Fatalf("the transaction with an unreadable answer is not held with it:\n%s", out)
+	}
 	capped := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND reason LIKE 'held: commission % above WeChat''s cap%'`)
 	paid, want := e.checkWeChatOnce(sim), e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`)
-	if int64(paid)+capped+1 != want || paid == 0 {
-		t.Fatalf("%d of %d settled (%d above the cap, 1 poisoned):\n%s", paid, want, capped, out)
+	if int64(paid)+capped+2 != want || paid == 0 {
+		t.Fatalf("%d of %d settled (%d above the cap, 2 poisoned):\n%s", paid, want, capped, out)
 	}
 }
 

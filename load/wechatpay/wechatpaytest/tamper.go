@@ -65,6 +65,14 @@ func (s *Server) Poison(transactionID, code string) {
 	s.poisoned[transactionID] = code
 }
 
+// Garble makes WeChat Pay answer, signed, what cannot be read about
+// transaction transactionID's remaining amount.
+func (s *Server) Garble(transactionID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.poisoned["garbled@"+transactionID] = "garbled"
+}
+
 // PoisonReceivers makes WeChat Pay refuse, definitely, adding a receiver
 // at sub-merchant subMchID: a signed HTTP 400 with code.
 func (s *Server) PoisonReceivers(subMchID, code string) {
