@@ -24,6 +24,7 @@ import (
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/signers"
+	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/validators"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/verifiers"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
@@ -308,9 +309,33 @@ func TestOurAuthorizationVerifiesWithTheSDK(t *testing.T) {
 }
 
 // TestSDKSignedAnswers: an answer signed with the SDK's signer is read; one
-// altered after signing, or signed 5 minutes or more ago, is refused.
+// altered after signing, or signed 5 minutes or more ago, is refused - as
+// the SDK's own validator judges each of them.
 func TestSDKSignedAnswers(t *testing.T) {
 	ctx := context.Background()
+	k := testKeys(t)
+	validator := validators.NewWechatPayResponseValidator(verifiers.NewSHA256WithRSAPubkeyVerifier(platformSerial, k.PlatformPrivate.PublicKey))
+	stale := func() time.Time { return time.Now().Add(-wechatpay.MaxSkew - time.Second) }
+	for name, s := range map[string]*sdkSigned{
+		"good":     {body: unsplitAnswer},
+		"tampered": {body: unsplitAnswer, tamper: true},
+		"stale":    {body: unsplitAnswer, at: stale},
+	} {
+		sdkRig(t, s)
+		srv := httptest.NewServer(s)
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sdkErr := validator.Validate(ctx, resp) // reads and restores the body
+		body := readAll(t, resp)
+		ourErr := wechatpay.VerifyResponse(map[string]*rsa.PublicKey{platformSerial: &k.PlatformPrivate.PublicKey}, resp.Header, body, time.Now())
+		srv.Close()
+		if (sdkErr == nil) != (name == "good") || (ourErr == nil) != (name == "good") {
+			t.Fatalf("%s: the SDK's validator says %v, ours %v", name, sdkErr, ourErr)
+		}
+	}
+
 	u, err := sdkRig(t, &sdkSigned{body: unsplitAnswer}).RemainingAmount(ctx, subMchID, "4208450740201411110007820472")
 	if err != nil || u.Amount != 7000 || u.Currency != "CNY" {
 		t.Fatalf("SDK-signed answer: %+v, %v", u, err)
@@ -319,7 +344,6 @@ func TestSDKSignedAnswers(t *testing.T) {
 	if !errors.Is(err, wechatpay.ErrSignature) {
 		t.Fatalf("tampered answer: %v", err)
 	}
-	stale := func() time.Time { return time.Now().Add(-wechatpay.MaxSkew - time.Second) }
 	_, err = sdkRig(t, &sdkSigned{body: unsplitAnswer, at: stale}).RemainingAmount(ctx, subMchID, "4208450740201411110007820472")
 	if !errors.Is(err, wechatpay.ErrStale) {
 		t.Fatalf("stale answer: %v", err)
