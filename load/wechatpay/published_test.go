@@ -7,6 +7,7 @@ package wechatpay_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,41 @@ func TestPublishedDeleteReceiverAnswer(t *testing.T) {
 	}
 	if r := s.requests(); len(r) != 1 || r[0].method != http.MethodDelete || len(r[0].body) == 0 {
 		t.Fatalf("requests %+v", r)
+	}
+}
+
+// Receiver result query: appid for a PERSONAL_OPENID receiver, sub_appid
+// for a PERSONAL_SUB_OPENID one (an OpenID belongs to its app); without it
+// nothing is sent.
+func TestReceiverResultSendsTheAppID(t *testing.T) {
+	ctx := context.Background()
+	s := &sdkSigned{body: `{"sub_mchid":"1900000109","type":"PERSONAL_OPENID","account":"of8YZ6LPmjDmYAqdobIvwTdQQjR8","relation_type":"SUPPLIER","state":"EFFECTIVE"}`}
+	c := sdkRig(t, s)
+	st, err := c.ReceiverResult(ctx, wechatpay.ReceiverRef{SubMchID: subMchID, AppID: "wx8888888888888888", Type: wechatpay.TypePersonalOpenID,
+		Account: "of8YZ6LPmjDmYAqdobIvwTdQQjR8"})
+	if err != nil || st.State != wechatpay.ReceiverEffective {
+		t.Fatalf("ReceiverResult = %+v, %v", st, err)
+	}
+	if r := s.requests(); len(r) != 1 || r[0].uri != "/v3/global/profit-sharing/receivers/of8YZ6LPmjDmYAqdobIvwTdQQjR8?appid=wx8888888888888888&sub_mchid="+subMchID+"&type=PERSONAL_OPENID" {
+		t.Fatalf("requests %+v", r)
+	}
+	sub := &sdkSigned{body: `{"sub_mchid":"1900000109","type":"PERSONAL_SUB_OPENID","account":"of8YZ6LPmjDmYAqdobIvwTdQQjR8","relation_type":"SUPPLIER","state":"INIT"}`}
+	if _, err := sdkRig(t, sub).ReceiverResult(ctx, wechatpay.ReceiverRef{SubMchID: subMchID, SubAppID: "wx9999999999999999",
+		Type: wechatpay.TypePersonalSubOpenID, Account: "of8YZ6LPmjDmYAqdobIvwTdQQjR8"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := sub.requests(); len(r) != 1 || !strings.Contains(r[0].uri, "sub_appid=wx9999999999999999") || strings.Contains(r[0].uri, "&appid=") {
+		t.Fatalf("requests %+v", r)
+	}
+	for _, ref := range []wechatpay.ReceiverRef{
+		{SubMchID: subMchID, Type: wechatpay.TypePersonalOpenID, Account: "of8YZ6LPmjDmYAqdobIvwTdQQjR8"},
+		{SubMchID: subMchID, AppID: "wx8888888888888888", Type: wechatpay.TypePersonalSubOpenID, Account: "of8YZ6LPmjDmYAqdobIvwTdQQjR8"},
+	} {
+		if _, err := c.ReceiverResult(ctx, ref); err == nil || !strings.Contains(err.Error(), "appid") {
+			t.Fatalf("%+v: %v", ref, err)
+		}
+	}
+	if n := len(s.requests()); n != 1 {
+		t.Fatalf("%d requests: a query without its app id was sent", n)
 	}
 }
