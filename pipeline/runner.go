@@ -144,16 +144,47 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	}
 	if len(attention) > 0 {
 		err := E(KindNeedsPerson, "run "+key.String(), errors.Join(attention...))
-		r.fail(run, until, err)
+		// The stages that need a person stay not done, and the run failed;
+		// when every stage is done (a re-run's reconcile found something)
+		// the run is done, and the note says what needs a person.
+		state := RunFailed
+		if allDone(run) {
+			state = RunDone
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = r.Store.FinishRun(fctx, run.ID, state, NeedsPersonNote+errors.Join(attention...).Error())
 		return res, err
 	}
-	if until == StageReconcile && len(res.NotBuilt) == 0 {
+	switch {
+	case until == StageReconcile && len(res.NotBuilt) == 0:
 		if err := r.Store.FinishRun(ctx, run.ID, RunDone, ""); err != nil {
 			return res, err
 		}
 		run.State = RunDone
+	case run.LastError != "":
+		// This invocation ended without error: an earlier one's error is
+		// no longer the run's last word.
+		if err := r.Store.FinishRun(ctx, run.ID, run.State, ""); err != nil {
+			return res, err
+		}
 	}
+	run.LastError = ""
 	return res, nil
+}
+
+// NeedsPersonNote starts a run's recorded last error when it is a note of
+// what a person must look at (exit 4), not the error that stopped the run.
+const NeedsPersonNote = "needs a person: "
+
+// allDone reports whether every stage of the run is done.
+func allDone(run *Run) bool {
+	for _, st := range Stages {
+		if !run.Done(st) {
+			return false
+		}
+	}
+	return true
 }
 
 // fail records a failed stage; the run stays resumable. The context may be

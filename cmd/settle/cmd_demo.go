@@ -106,7 +106,7 @@ func (cfg *config) demo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if inf.payProtocol, err = newPayProtocol(sim.Config.PayProtocolURL, sim.Config.PayProtocolAPIKey, sim.Config.PayProtocolSecretFile, 500); err != nil {
+	if inf.payProtocol, err = newPayProtocol(sim.Config.PayProtocolURL, sim.Config.PayProtocolAPIKey, sim.Config.PayProtocolSecretFile, paysim.PayProtocolDecimals, 500); err != nil {
 		return err
 	}
 	platform, err := openDB(ctx, url)

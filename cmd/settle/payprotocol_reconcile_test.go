@@ -43,7 +43,7 @@ func (e *env) ppRun(orders int) (*paysim.Sim, *ledger.Ledger, *pipeline.Run, pip
 		e.t.Fatalf("run: %v, %v", run, err)
 	}
 	// The client as settle run builds it from its flags.
-	pp, err := newPayProtocol(sim.Config.PayProtocolURL, sim.Config.PayProtocolAPIKey, sim.Config.PayProtocolSecretFile, 0)
+	pp, err := newPayProtocol(sim.Config.PayProtocolURL, sim.Config.PayProtocolAPIKey, sim.Config.PayProtocolSecretFile, paysim.PayProtocolDecimals, 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}

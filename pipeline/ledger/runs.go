@@ -21,14 +21,14 @@ func (l *Ledger) Lock(ctx context.Context, key pipeline.RunKey) (func() error, e
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", key, err)
 	}
-	dateKey := fmt.Sprintf("settle/%s/date/%s", l.schema, key.Date)
+	dateKey, shardKey := l.lockKeys(key)
 	fn := "pg_try_advisory_lock"
 	if key.Shard.Count > 1 {
 		fn = "pg_try_advisory_lock_shared"
 	}
 	keys := []struct{ fn, key string }{
 		{fn, dateKey},
-		{"pg_try_advisory_lock", fmt.Sprintf("%s/shard/%d/%d", dateKey, key.Shard.Index, key.Shard.Count)},
+		{"pg_try_advisory_lock", shardKey},
 	}
 	for _, k := range keys {
 		var ok bool
@@ -48,6 +48,12 @@ func (l *Ledger) Lock(ctx context.Context, key pipeline.RunKey) (func() error, e
 		return conn.Close()
 	}
 	return release, nil
+}
+
+// lockKeys are the advisory lock keys of a run: its date's and its shard's.
+func (l *Ledger) lockKeys(key pipeline.RunKey) (date, shard string) {
+	date = fmt.Sprintf("settle/%s/date/%s", l.schema, key.Date)
+	return date, fmt.Sprintf("%s/shard/%d/%d", date, key.Shard.Index, key.Shard.Count)
 }
 
 const runColumns = `id, business_date, shard_index, shard_count, state, stages_done, time_zone,
@@ -147,7 +153,10 @@ type execer interface {
 }
 
 func completeStage(ctx context.Context, db execer, runID int64, s pipeline.Stage) error {
-	_, err := db.ExecContext(ctx, `UPDATE runs SET stages_done = array_append(stages_done, $2), updated_at = now()
+	// An error of this very stage, recorded by an earlier attempt, is no
+	// longer the run's last word once the stage is done.
+	_, err := db.ExecContext(ctx, `UPDATE runs SET stages_done = array_append(stages_done, $2), updated_at = now(),
+		last_error = CASE WHEN starts_with(last_error, 'stage ' || $2 || ': ') THEN '' ELSE last_error END
 		WHERE id = $1 AND NOT ($2 = ANY (stages_done))`, runID, string(s))
 	if err != nil {
 		return fmt.Errorf("record stage %s done: %w", s, err)
