@@ -65,7 +65,7 @@ type Runner struct {
 	// a KindUsage error, once anything of the run was sent), so that both
 	// run again on the platform's current data.
 	Reextract func(ctx context.Context, run *Run) error
-	Log  *slog.Logger // one line per stage; every line carries the run, date and shard
+	Log       *slog.Logger // one line per stage; every line carries the run, date and shard
 	// ProgressEvery is the interval of progress lines while a stage runs
 	// (default 5s; negative: none).
 	ProgressEvery time.Duration
