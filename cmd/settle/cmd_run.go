@@ -66,19 +66,25 @@ func runCommand(cfg *config) *cli.Command {
 				return pipeline.Errorf(pipeline.KindUsage, "--"+flagReextract, "reads one date again: give --date, without --from/--to or --dry-run")
 			}
 			var l *ledger.Ledger
-			if !c.Bool("dry-run") {
-				if l, err = openLedger(c.Context, c, true); err != nil {
-					return err
+			defer func() {
+				if l != nil {
+					l.Close()
 				}
-				defer l.Close()
-			}
+			}()
 			return backfill(dates, func(d pipeline.Date) error {
+				// The options first: a configuration error is exit 2
+				// before the database is touched.
 				opts, err := cfg.runOptions(c, d)
 				if err != nil {
 					return err
 				}
 				if c.Bool("dry-run") {
 					return cfg.dryRun(c, opts)
+				}
+				if l == nil {
+					if l, err = openLedger(c.Context, c, true); err != nil {
+						return err
+					}
 				}
 				return cfg.settle(c.Context, l, opts)
 			})
@@ -210,6 +216,10 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	if err != nil {
 		return nil, err
 	}
+	skip, err := parseSkipChannels(c.StringSlice(flagSkipChannel))
+	if err != nil {
+		return nil, err
+	}
 	rules, err := loadRules(c.String(flagRules), d)
 	if err != nil {
 		return nil, err
@@ -248,10 +258,6 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	}
 	w := pipeline.WindowOf(d, loc)
 	wx, err := weChatFromFlags(c)
-	if err != nil {
-		return nil, err
-	}
-	skip, err := parseSkipChannels(c.StringSlice(flagSkipChannel))
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,9 @@ func (e *env) sim(faults *fault.Injector, sellers int, pending map[int]bool, bal
 func (e *env) runInfinia(sim *paysim.Sim, extra ...string) (string, int) {
 	args := append([]string{"run", "--date", testDate, "--rules", e.rules, "--out", e.reports,
 		"--work-dir", filepath.Join(e.reports, "work"), "--provider-wait", "3s", "--provider-poll", "20ms", "--provider-rate", "0"}, sim.Config.Args()...)
+	if sim.Config.WeChatURL == "" {
+		args = append(args, "--skip-channel", "wechatpay")
+	}
 	return e.settle(append(args, extra...)...)
 }
 

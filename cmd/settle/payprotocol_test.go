@@ -155,8 +155,13 @@ func TestPayProtocolOrdersAreNeverPaidUnverified(t *testing.T) {
 	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "9")
 	sim := e.sim(nil, 5, nil, 1_000_000_000_00)
 	sim.Config.PayProtocolURL = "" // Infinia configured, Pay Protocol not
-	if out, code := e.runInfinia(sim); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, out)
+	// Its orders are work left undone: exit 4 naming the channel and count.
+	if out, code := e.runInfinia(sim); code != 4 || !strings.Contains(out, "channel payprotocol: ") || !strings.Contains(out, "no provider configured") {
+		t.Fatalf("exit %d, want 4 naming the payprotocol channel:\n%s", code, out)
+	}
+	// Left unpaid on purpose: exit 0.
+	if out, code := e.runInfinia(sim, "--skip-channel", "payprotocol"); code != 0 {
+		t.Fatalf("--skip-channel payprotocol: exit %d:\n%s", code, out)
 	}
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state <> 'unverified'`); n != 0 {
 		t.Fatalf("%d Pay Protocol items moved on without verification", n)
