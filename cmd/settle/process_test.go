@@ -49,7 +49,7 @@ func binary(t *testing.T) string {
 func (e *env) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(binary(e.t), args...)
 	cmd.Env = append(os.Environ(), "SETTLE_DATABASE_URL="+e.url, "SETTLE_RULES="+e.rules, "SETTLE_OUT="+e.reports,
-		"SETTLE_SKIP_CHANNEL=wechatpay") // the simulated day has no WeChat transactions: WeChat is not configured
+		"SETTLE_SKIP_CHANNEL=wechatpay,payprotocol") // the simulated day has neither WeChat transactions nor Pay Protocol payments
 	return cmd
 }
 
