@@ -373,10 +373,44 @@ func TestOrderSettlesOnceEverAcrossDates(t *testing.T) {
 	}
 }
 
+// TestDemo is not parallel: it exports SETTLE_DATABASE_URL and SETTLE_OUT,
+// as an operator's shell might, and checks that the demo writes to neither:
+// it starts its own throwaway server, and removes it when done.
 func TestDemo(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t)
-	out := e.mustSettle("demo", "--out", e.reports, "--date", testDate, "--orders", "300", "--bad-rows", "4")
+	operator := e.url
+	t.Setenv("SETTLE_DATABASE_URL", operator)
+	t.Setenv("SETTLE_OUT", filepath.Join(t.TempDir(), "operator-reports"))
+	// A temporary directory of the demo's own, searchable by the
+	// unprivileged user the server runs as when the tests run as root.
+	tmp, err := os.MkdirTemp("", "settle-demo-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
+	out, code := e.raw("settle", "demo", "--out", e.reports, "--date", testDate, "--orders", "300", "--bad-rows", "4")
+	if code != 0 {
+		t.Fatalf("demo: exit %d:\n%s", code, out)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("the demo left %d entries in the temporary directory (%s ...)", len(left), left[0].Name())
+	}
+	db, err := sqlx.Open("postgres", operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var tables int
+	if err := db.Get(&tables, `SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')`); err != nil || tables != 0 {
+		t.Fatalf("the demo wrote %d tables into the database of SETTLE_DATABASE_URL (%v)", tables, err)
+	}
+	if _, err := os.Stat(os.Getenv("SETTLE_OUT")); err == nil {
+		t.Fatal("the demo wrote reports where SETTLE_OUT says")
+	}
 	for _, want := range []string{"== first run", "== the same date again", "nothing new", "== summary", "sent no money request again", "reconciled against all three providers: 0 unexpected"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
