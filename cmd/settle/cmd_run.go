@@ -315,7 +315,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			}),
 		},
 		Gate:      rejectGate(l, o.maxRejectRt),
-		Preflight: preflight(o.preflights),
+		Preflight: preflight(o.withPreflights()),
 		// Upload, distribute and reconcile run again on every invocation:
 		// Pay Protocol payments held while confirming are verified again
 		// (and go out in a further trade file once paid), carried balances
@@ -436,6 +436,16 @@ func preflight(checks []func(context.Context) error) func(context.Context) error
 		}
 		return nil
 	}
+}
+
+// withPreflights returns the pre-flights of the run: those already in o
+// (a test's), then one per configured provider. Each provider's setup
+// connects its own here, one line each, e.g.
+//
+//	if o.infinia != nil { checks = append(checks, o.infinia.preflight) }
+func (o *runOptions) withPreflights() []func(context.Context) error {
+	checks := append([]func(context.Context) error(nil), o.preflights...)
+	return checks
 }
 
 // channelFlags names the flag that configures each channel's provider.
