@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"time"
@@ -54,6 +55,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := app.RunContext(ctx, args); err != nil {
 		if pipeline.KindOf(err) == pipeline.KindFailed && isFlagError(err) {
 			return usageError(err)
+		}
+		// urfave/cli's own ExitCoder errors are help topics that do not
+		// exist ("settle help nosuch", "settle sellers nosuch").
+		var exit cli.ExitCoder
+		if pipeline.KindOf(err) == pipeline.KindFailed && errors.As(err, &exit) {
+			return pipeline.Errorf(pipeline.KindUsage, "usage", "%v (settle --help lists the commands)", err)
 		}
 		return err
 	}

@@ -37,6 +37,9 @@ func TestCLIManners(t *testing.T) {
 	}{
 		{name: "version", args: []string{"version"}, code: 0, want: []string{"settle ", "revision ", "go1."}},
 		{name: "unknown command", args: []string{"sttle"}, code: 2, want: []string{`unknown command "sttle"`}},
+		{name: "unknown help topic", args: []string{"help", "sttle"}, code: 2, want: []string{"No help topic for 'sttle'"}},
+		{name: "unknown subcommand", args: []string{"sellers", "unbind"}, code: 2, want: []string{"No help topic for 'unbind'"}},
+		{name: "a date without --date", args: []string{"run", "2026-11-23"}, code: 2, want: []string{`run takes no arguments, got "2026-11-23"`, "--date"}},
 		{name: "exit codes in --help", args: []string{"--help"}, code: 0,
 			want: []string{"EXIT CODES", "3   input", "4   finished", "75  another run", "version"}},
 		{name: "exit codes and groups in run --help", args: []string{"run", "--help"}, code: 0,
