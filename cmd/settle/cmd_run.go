@@ -411,6 +411,21 @@ func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipel
 			if provider > 0 {
 				by = fmt.Sprintf(" (%d by transform, %d by the providers)", rows, provider)
 			}
+			effects, err := l.EffectCounts(ctx, run.ID)
+			if err != nil {
+				return err
+			}
+			for _, states := range effects {
+				for state, n := range states {
+					if state != pipeline.EffectPlanned && n > 0 {
+						// The date's trade files are out: it can no longer
+						// be read again.
+						return pipeline.Errorf(pipeline.KindInput, "input check",
+							"%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date until the orders are corrected with the providers, or --max-reject-ratio is raised (--%s is refused: this date already sent files or requests)",
+							rejected, read, by, 100*maxRatio, flagReextract)
+					}
+				}
+			}
 			return pipeline.Errorf(pipeline.KindInput, "input check",
 				"%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date until you fix the data, then run again with --%s (reads the date again), or raise --max-reject-ratio",
 				rejected, read, by, 100*maxRatio, flagReextract)

@@ -637,3 +637,24 @@ func TestPreflightRefusalStopsTheRunWithExit2BeforeSending(t *testing.T) {
 		t.Fatalf("stages done %v: nothing past transform may run", done)
 	}
 }
+
+func TestPayProtocolRejectionsDuringUploadStopTheMoneyAtTheGate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(60, 0)
+	sim := e.sim(nil, 30, nil, 1_000_000_000_00)
+	withPayProtocol(sim) // configured, but it knows none of the day's payments
+	out, code := e.runInfinia(sim)
+	if code != 3 || !strings.Contains(out, "by the providers") || !strings.Contains(out, "--reextract is refused") {
+		t.Fatalf("exit %d, want 3 counting Pay Protocol's rejections and saying the date cannot be read again:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share'`); n != 0 {
+		t.Fatalf("%d revenue shares planned past the gate", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'upload' AND sends > 0`); n == 0 {
+		t.Fatal("the trade files of the verified orders were not uploaded: the test does not show the gate before distribute")
+	}
+	if out, code := e.runInfinia(sim, "--reextract"); code != 2 || !strings.Contains(out, "trade files uploaded") {
+		t.Fatalf("--reextract after uploads: exit %d, want 2:\n%s", code, out)
+	}
+}
