@@ -28,8 +28,10 @@ func runCommand(cfg *config) *cli.Command {
 			dateFlag("business date YYYY-MM-DD (default: yesterday in --tz)"),
 			&cli.StringFlag{Name: "from", EnvVars: []string{"SETTLE_FROM"}, Usage: "backfill: first date of a range, settled one date at a time, in order"},
 			&cli.StringFlag{Name: "to", EnvVars: []string{"SETTLE_TO"}, Usage: "backfill: last date of the range (inclusive)"},
-			&cli.BoolFlag{Name: flagReextract, EnvVars: []string{"SETTLE_REEXTRACT"},
-				Usage: "read the date again: drop the run's snapshot, items and rejects and redo extract and transform (refused once anything of the run was sent)"},
+			// No environment variable: a one-off action, never to be left
+			// set in a scheduled job's environment.
+			&cli.BoolFlag{Name: flagReextract,
+				Usage: "read the date again: drop the run's snapshot, items and rejects and redo extract and transform (refused once anything of the run was sent; command line only)"},
 			&cli.StringSliceFlag{Name: flagSkipChannel, EnvVars: []string{"SETTLE_SKIP_CHANNEL"},
 				Usage: "leave this channel's orders unpaid on purpose (infiniapay, wechatpay, payprotocol; repeat or comma-separate); without it, orders of a channel whose provider is not configured end the run with exit 4"},
 			tzFlag(),
