@@ -163,7 +163,7 @@ func TestUsageErrorIsOneLine(t *testing.T) {
 		t.Fatalf("exit %d, want 2", code)
 	}
 	got := stderr.String()
-	if strings.Count(got, "\n") != 1 || len(got) > 700 || !strings.Contains(got, "trade file 0: Infinia refused our signature") ||
+	if strings.Count(got, "\n") != 1 || len(got) > 1100 || !strings.Contains(got, "trade file 0: Infinia refused our signature") ||
 		!strings.Contains(got, "499 more lines") {
 		t.Fatalf("want one short line naming the first and counting the rest, got %d bytes:\n%s", len(got), got)
 	}

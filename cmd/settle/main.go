@@ -35,7 +35,7 @@ func exitCode(err error, stderr io.Writer) int {
 	if kind == pipeline.KindUsage {
 		// Something to fix before running again (flags, configuration,
 		// credentials): one line says what, however many subjects it hit.
-		fmt.Fprintf(stderr, "settle: %s\n", oneLine(err.Error(), 600))
+		fmt.Fprintf(stderr, "settle: %s\n", oneLine(err.Error(), 1000))
 		return kind.ExitCode()
 	}
 	fmt.Fprintf(stderr, "settle: %v\n", err)
