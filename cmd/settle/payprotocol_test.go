@@ -24,6 +24,7 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 	e.mustSettle("seed", "--date", testDate, "--orders", "600", "--sellers", "10", "--seed", "8")
 	const balance = 1_000_000_000_00
 	sim := e.sim(nil, 10, nil, balance)
+	withPayProtocol(sim)
 	sh, _ := time.LoadLocation("Asia/Shanghai")
 	d, _ := pipeline.ParseDate(testDate)
 	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
@@ -218,8 +219,13 @@ func TestPayProtocolOrdersAreNeverPaidUnverified(t *testing.T) {
 	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "9")
 	sim := e.sim(nil, 5, nil, 1_000_000_000_00)
 	sim.Config.PayProtocolURL = "" // Infinia configured, Pay Protocol not
+	// Its orders are work left undone: exit 4 naming the channel and count.
+	if out, code := e.settle(append(e.infiniaArgs(sim), "--skip-channel", "wechatpay")...); code != 4 || !strings.Contains(out, "channel payprotocol: ") || !strings.Contains(out, "no provider configured") {
+		t.Fatalf("exit %d, want 4 naming the payprotocol channel:\n%s", code, out)
+	}
+	// Left unpaid on purpose: exit 0.
 	if out, code := e.runInfinia(sim); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, out)
+		t.Fatalf("--skip-channel payprotocol: exit %d:\n%s", code, out)
 	}
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state <> 'unverified'`); n != 0 {
 		t.Fatalf("%d Pay Protocol items moved on without verification", n)

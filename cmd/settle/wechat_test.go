@@ -46,7 +46,7 @@ func (e *env) runWeChatOn(sim *paysim.Sim, day string, extra ...string) (string,
 		"--wechat-url", c.WeChatURL, "--wechat-mchid", c.WeChatMchID, "--wechat-serial", c.WeChatSerial,
 		"--wechat-private-key-file", c.WeChatKeyFile, "--wechat-platform-key-file", c.WeChatPlatformKeyFile,
 		"--wechat-platform-serial", c.WeChatPlatformSerial, "--wechat-receiver-account", c.WeChatReceiverAccount,
-		"--wechat-receiver-name", c.WeChatReceiverName}
+		"--wechat-receiver-name", c.WeChatReceiverName, "--skip-channel", "infiniapay,payprotocol"}
 	return e.settle(append(args, extra...)...)
 }
 
