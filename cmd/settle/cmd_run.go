@@ -460,12 +460,20 @@ func preflight(checks []func(context.Context) error) func(context.Context) error
 }
 
 // withPreflights returns the pre-flights of the run: those already in o
-// (a test's), then one per configured provider. Each provider's setup
-// connects its own here, one line each, e.g.
-//
-//	if o.infinia != nil { checks = append(checks, o.infinia.preflight) }
+// (a test's), then one per configured provider: a cheap authenticated call
+// each (and the SFTP login), so refused credentials stop the run (exit 2)
+// before anything is sent.
 func (o *runOptions) withPreflights() []func(context.Context) error {
 	checks := append([]func(context.Context) error(nil), o.preflights...)
+	if o.infinia != nil {
+		checks = append(checks, o.infinia.preflight)
+		if p, ok := o.infinia.payProtocol.(payProtocolAPI); ok {
+			checks = append(checks, p.preflight)
+		}
+	}
+	if o.wechat != nil {
+		checks = append(checks, o.wechat.preflight)
+	}
 	return checks
 }
 

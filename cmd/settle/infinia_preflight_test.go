@@ -131,6 +131,10 @@ func TestInfiniaRefusedKeyExits2WithOneLine(t *testing.T) {
 	if code != 2 || strings.Count(out, "refused credentials") != 1 {
 		t.Fatalf("exit %d, want 2 with one line on the refused credentials:\n%s", code, out)
 	}
+	// The pre-flight found it before the upload stage sent anything.
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE sends > 0`); n != 0 {
+		t.Errorf("%d side effects were sent with a key Infinia refuses", n)
+	}
 }
 
 // --infinia-layout and --infinia-currencies reach the client: the trade

@@ -330,6 +330,7 @@ func TestPayProtocolRefusedCredentialsStopBeforeAnythingIsSent(t *testing.T) {
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "4", "--seed", "5")
 	sim := e.sim(nil, 4, nil, 1_000_000_000_00)
+	withPayProtocol(sim)
 	sh, _ := time.LoadLocation("Asia/Shanghai")
 	d, _ := pipeline.ParseDate(testDate)
 	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
@@ -347,8 +348,10 @@ func TestPayProtocolRefusedCredentialsStopBeforeAnythingIsSent(t *testing.T) {
 	if n := strings.Count(out, "refused our credentials"); n != 1 {
 		t.Errorf("the refusal is said %d times:\n%s", n, out)
 	}
-	if n := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail); n != 1 {
-		t.Errorf("%d payment detail calls, want 1: refused credentials are never retried", n)
+	// The pre-flight asks once (the chain list, or the detail query after
+	// it); a refusal is never retried.
+	if n := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail) + sim.PayProtocol.Calls(payprotocol.APIChainList); n != 1 {
+		t.Errorf("%d calls to Pay Protocol, want 1: refused credentials are never retried", n)
 	}
 	if n := e.count(`SELECT count(*) FROM settle.trade_files`); n != 0 {
 		t.Errorf("%d trade files went out with Pay Protocol refusing our credentials", n)
