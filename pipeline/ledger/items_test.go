@@ -150,7 +150,7 @@ func TestBulkWritesHoldTheirRun(t *testing.T) {
 }
 
 // After each bulk write the planner knows the day's numbers, and a trade
-// file's items are found through (run, seller, currency): the query costs
+// file's items are found through (date, seller, currency): the query costs
 // what it returns, not the run.
 func TestStatisticsFreshAndPerFileQueryIndexed(t *testing.T) {
 	l, _ := open(t)
@@ -181,13 +181,11 @@ func TestStatisticsFreshAndPerFileQueryIndexed(t *testing.T) {
 		t.Fatalf("planner's items: %v, want %d (statistics not refreshed after the bulk write)", tuples, n)
 	}
 	var plan []string
-	if err := l.DB().Select(&plan, `EXPLAIN SELECT order_no FROM items WHERE run_id = $1 AND channel = ANY ($2)
-		AND state = 'recorded' AND seller_id = $3 AND currency = $4 AND provider_ref = $5 ORDER BY order_no`,
-		run.ID, "{infiniapay,payprotocol}", "S007", "USD", ""); err != nil {
+	if err := l.DB().Select(&plan, `EXPLAIN `+ledger.ItemsForTradeQuery, run.ID, "{infiniapay,payprotocol}", "S007", "USD", ""); err != nil {
 		t.Fatal(err)
 	}
-	if p := strings.Join(plan, "\n"); !strings.Contains(p, "items_run_seller") {
-		t.Fatalf("the per-file query does not use (run_id, seller_id, currency):\n%s", p)
+	if p := strings.Join(plan, "\n"); !strings.Contains(p, "items_date_seller") {
+		t.Fatalf("the per-file query does not use (business_date, seller_id, currency):\n%s", p)
 	}
 	var got int
 	if err := l.ItemsForTrade(ctx, run.ID, "S007", "USD", pipeline.InfiniaChannels, "", func(pipeline.Split) error { got++; return nil }); err != nil {
