@@ -1,13 +1,19 @@
 package ledger
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
+	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -202,10 +208,15 @@ func (c *itemCopy) Reject(r pipeline.Reject) error {
 // another row of the snapshot is rejected (with two versions of an order,
 // neither can be trusted), whatever its own outcome. An order that another
 // run already settled becomes a reject naming that run: an order settles
-// once, ever. Both are checked set-wise: the items go in with one INSERT
-// whose primary key finds an order seen before, and only when it found one
-// (or a rejected row shares an order number) are the culprits looked up.
-// Statistics of items and rejects are refreshed right after the commit.
+// once, ever. Both are checked set-wise.
+//
+// The items are first COPYed straight into items (the rejects, rare, wait
+// in a temporary file): the primary key refuses an order seen twice or
+// settled before, and the few rejected rows are checked against the items
+// by that key. Only when either finds an order number shared does the
+// stage start again (fill is called a second time) through a staging
+// table, where the culprits are looked up. Statistics of items and
+// rejects are refreshed right after the commit.
 func (l *Ledger) WriteItems(ctx context.Context, run *pipeline.Run, fill func(pipeline.ItemWriter) error) (pipeline.ItemCounts, error) {
 	var counts pipeline.ItemCounts
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
@@ -215,28 +226,184 @@ func (l *Ledger) WriteItems(ctx context.Context, run *pipeline.Run, fill func(pi
 		if _, err := tx.ExecContext(ctx, `DELETE FROM rejects WHERE run_id = $1`, run.ID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE item_stage (
-			kind text, seq bigint, order_no text, seller_id text, channel text, provider_txn_id text,
-			currency text, category text, gross text, refunded text, commission bigint, seller bigint,
-			rule text, paid_at timestamptz, confirmed_at timestamptz, reason text) ON COMMIT DROP`); err != nil {
+		if err := createStage(ctx, tx); err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `COPY item_stage FROM STDIN`)
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT direct`); err != nil {
+			return err
+		}
+		done, err := writeItemsDirect(ctx, tx, run, fill, &counts)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
-		c := &itemCopy{ctx: ctx, stmt: stmt}
-		if err := fill(c); err != nil {
+		if !done {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT direct`); err != nil {
+				return err
+			}
+			if err := writeItemsStaged(ctx, tx, run, fill, &counts); err != nil {
+				return err
+			}
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM rejects WHERE run_id = $1`, run.ID).Scan(&counts.Rejects); err != nil {
 			return err
 		}
-		if _, err := stmt.ExecContext(ctx); err != nil {
-			return fmt.Errorf("copy items: %w", err)
+		return completeStage(ctx, tx, run.ID, pipeline.StageTransform)
+	})
+	if err != nil {
+		return pipeline.ItemCounts{}, err
+	}
+	return counts, l.analyze(ctx, "items", "rejects")
+}
+
+// createStage creates the staging table of the transform stage's rows.
+func createStage(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `CREATE TEMP TABLE item_stage (
+		kind text, seq bigint, order_no text, seller_id text, channel text, provider_txn_id text,
+		currency text, category text, gross text, refunded text, commission bigint, seller bigint,
+		rule text, paid_at timestamptz, confirmed_at timestamptz, reason text) ON COMMIT DROP`)
+	return err
+}
+
+// directCopy COPYs splits straight into items and keeps rejects in a
+// temporary file (a connection runs one COPY at a time).
+type directCopy struct {
+	ctx     context.Context
+	stmt    *sql.Stmt
+	runID   int64
+	date    string
+	items   int64
+	rejects int64
+	spill   *gob.Encoder
+}
+
+func (c *directCopy) Split(s pipeline.Split) error {
+	if !s.Balanced() {
+		return fmt.Errorf("order %s: split does not conserve its amount (%d != %d + %d + %d)",
+			s.OrderNo, s.Amount, s.Refunded, s.Commission, s.SellerShare)
+	}
+	state := pipeline.ItemRecorded
+	if s.Channel == pipeline.ChannelPayProtocol {
+		state = pipeline.ItemUnverified
+	}
+	c.items++
+	_, err := c.stmt.ExecContext(c.ctx, s.OrderNo, c.runID, c.date, s.SellerID, string(s.Channel), s.ProviderTxnID,
+		string(s.Currency), s.Category, s.Amount, s.Refunded, s.Commission, s.SellerShare, s.Rule, s.PaidAt, s.ConfirmedAt, state)
+	return err
+}
+
+func (c *directCopy) Reject(r pipeline.Reject) error {
+	c.rejects++
+	return c.spill.Encode(r)
+}
+
+// writeItemsDirect is WriteItems' way for a day whose order numbers are
+// all distinct and new: items straight into items, then the rejects. It
+// reports false, with the transaction to be rolled back to the savepoint
+// direct, when an order number is shared.
+func writeItemsDirect(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill func(pipeline.ItemWriter) error, counts *pipeline.ItemCounts) (bool, error) {
+	f, err := os.CreateTemp("", "settle-rejects-*")
+	if err != nil {
+		return false, fmt.Errorf("keep rejects: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := bufio.NewWriter(f)
+	stmt, err := tx.PrepareContext(ctx, `COPY items (order_no, run_id, business_date, seller_id, channel, provider_txn_id,
+		currency, category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state) FROM STDIN`)
+	if err != nil {
+		return false, err
+	}
+	defer stmt.Close()
+	c := &directCopy{ctx: ctx, stmt: stmt, runID: run.ID, date: run.Key.Date.String(), spill: gob.NewEncoder(buf)}
+	err = fill(c)
+	if err == nil {
+		_, err = stmt.ExecContext(ctx)
+	}
+	if err != nil {
+		var pe *pq.Error
+		if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation: an order number seen before
+			return false, nil
 		}
-		if err := stmt.Close(); err != nil {
+		return false, fmt.Errorf("copy items: %w", err)
+	}
+	if err := stmt.Close(); err != nil {
+		return false, err
+	}
+	if err := buf.Flush(); err != nil {
+		return false, fmt.Errorf("keep rejects: %w", err)
+	}
+	if c.rejects > 0 {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return false, fmt.Errorf("keep rejects: %w", err)
+		}
+		if err := stageRejects(ctx, tx, gob.NewDecoder(bufio.NewReader(f)), c.rejects); err != nil {
+			return false, err
+		}
+		if err := findDuplicates(ctx, tx, run.ID, false); err != nil {
+			return false, err
+		}
+		var shared bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM item_dups)`).Scan(&shared); err != nil {
+			return false, err
+		}
+		if shared {
+			return false, nil
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
+			SELECT $1, seq, order_no, seller_id, channel, currency, gross, refunded, reason
+			FROM item_stage WHERE kind = 'reject'`, run.ID); err != nil {
+			return false, fmt.Errorf("record rejects: %w", err)
+		}
+	}
+	counts.Items = c.items
+	return true, nil
+}
+
+// stageRejects COPYs n rejects from dec into item_stage.
+func stageRejects(ctx context.Context, tx *sql.Tx, dec *gob.Decoder, n int64) error {
+	stmt, err := tx.PrepareContext(ctx, `COPY item_stage FROM STDIN`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	c := &itemCopy{ctx: ctx, stmt: stmt}
+	for range n {
+		var r pipeline.Reject
+		if err := dec.Decode(&r); err != nil {
+			return fmt.Errorf("read back rejects: %w", err)
+		}
+		if err := c.Reject(r); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `
+	}
+	if _, err := stmt.ExecContext(ctx); err != nil {
+		return fmt.Errorf("copy rejects: %w", err)
+	}
+	return stmt.Close()
+}
+
+// writeItemsStaged is WriteItems' way when an order number is shared: every
+// row through item_stage, then set-wise into items and rejects.
+func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill func(pipeline.ItemWriter) error, counts *pipeline.ItemCounts) error {
+	// Rolled back to the savepoint: item_stage is empty, item_keys and
+	// item_dups are gone.
+	stmt, err := tx.PrepareContext(ctx, `COPY item_stage FROM STDIN`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	c := &itemCopy{ctx: ctx, stmt: stmt}
+	if err := fill(c); err != nil {
+		return err
+	}
+	if _, err := stmt.ExecContext(ctx); err != nil {
+		return fmt.Errorf("copy items: %w", err)
+	}
+	if err := stmt.Close(); err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `
 			INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
 				category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state)
 			SELECT s.order_no, $1, $2, s.seller_id, s.channel, s.provider_txn_id, s.currency, s.category,
@@ -244,39 +411,39 @@ func (l *Ledger) WriteItems(ctx context.Context, run *pipeline.Run, fill func(pi
 			       CASE WHEN s.channel = $3 THEN $4 ELSE 'recorded' END
 			FROM item_stage s WHERE s.kind = 'item'
 			ON CONFLICT (order_no) DO NOTHING`,
-			run.ID, run.Key.Date.String(), string(pipeline.ChannelPayProtocol), pipeline.ItemUnverified)
-		if err != nil {
-			return fmt.Errorf("record items: %w", err)
-		}
-		inserted, err := res.RowsAffected()
-		if err != nil {
+		run.ID, run.Key.Date.String(), string(pipeline.ChannelPayProtocol), pipeline.ItemUnverified)
+	if err != nil {
+		return fmt.Errorf("record items: %w", err)
+	}
+	inserted, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	// A staged item that did not go in shares its order number with
+	// another staged item or with an item already in the ledger: only
+	// then is every staged row looked at; otherwise only the rejected
+	// rows can share an order number (with each other or an item).
+	seen := inserted < c.items
+	if seen {
+		if _, err := tx.ExecContext(ctx, `ANALYZE item_stage`); err != nil {
 			return err
 		}
-		// A staged item that did not go in shares its order number with
-		// another staged item or with an item already in the ledger: only
-		// then is every staged row looked at; otherwise only the rejected
-		// rows can share an order number (with each other or an item).
-		seen := inserted < c.items
-		if seen {
-			if _, err := tx.ExecContext(ctx, `ANALYZE item_stage`); err != nil {
-				return err
-			}
-		}
-		if err := findDuplicates(ctx, tx, run.ID, seen); err != nil {
-			return err
-		}
-		removed, err := tx.ExecContext(ctx, `DELETE FROM items i USING item_dups d WHERE i.order_no = d.order_no AND i.run_id = $1`, run.ID)
-		if err != nil {
-			return fmt.Errorf("reject duplicated orders: %w", err)
-		}
-		gone, err := removed.RowsAffected()
-		if err != nil {
-			return err
-		}
-		counts.Items = inserted - gone
-		// Every row of a duplicated order number, as read (RejectOf); as
-		// written when the snapshot has no such row.
-		if _, err := tx.ExecContext(ctx, `
+	}
+	if err := findDuplicates(ctx, tx, run.ID, seen); err != nil {
+		return err
+	}
+	removed, err := tx.ExecContext(ctx, `DELETE FROM items i USING item_dups d WHERE i.order_no = d.order_no AND i.run_id = $1`, run.ID)
+	if err != nil {
+		return fmt.Errorf("reject duplicated orders: %w", err)
+	}
+	gone, err := removed.RowsAffected()
+	if err != nil {
+		return err
+	}
+	counts.Items = inserted - gone
+	// Every row of a duplicated order number, as read (RejectOf); as
+	// written when the snapshot has no such row.
+	if _, err := tx.ExecContext(ctx, `
 			INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
 			SELECT $1, u.seq,
 			       CASE WHEN r.seq IS NULL THEN u.order_no ELSE COALESCE(r.order_no, '') END,
@@ -291,37 +458,29 @@ func (l *Ledger) WriteItems(ctx context.Context, run *pipeline.Run, fill func(pi
 			      SELECT s.*, d.n FROM item_keys k JOIN item_dups d ON d.order_no = k.order_no
 			      JOIN item_stage s ON s.seq = k.seq AND s.kind = 'reject') u
 			LEFT JOIN source_rows r ON r.run_id = $1 AND r.seq = u.seq`, run.ID); err != nil {
-			return fmt.Errorf("record duplicated orders: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `
+		return fmt.Errorf("record duplicated orders: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `
 			INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
 			SELECT $1, s.seq, s.order_no, s.seller_id, s.channel, s.currency, s.gross, s.refunded, s.reason
 			FROM item_stage s WHERE s.kind = 'reject'
 			  AND NOT EXISTS (SELECT 1 FROM item_keys k JOIN item_dups d ON d.order_no = k.order_no WHERE k.seq = s.seq)`,
-			run.ID); err != nil {
-			return fmt.Errorf("record rejects: %w", err)
-		}
-		if seen {
-			// Orders settled by another run: rejected here, never settled twice.
-			if _, err := tx.ExecContext(ctx, `
+		run.ID); err != nil {
+		return fmt.Errorf("record rejects: %w", err)
+	}
+	if seen {
+		// Orders settled by another run: rejected here, never settled twice.
+		if _, err := tx.ExecContext(ctx, `
 				INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
 				SELECT $1, s.seq, s.order_no, s.seller_id, s.channel, s.currency, s.gross, s.refunded,
 				       'already settled on ' || i.business_date || ' by run ' || i.run_id
 				FROM item_stage s JOIN items i ON i.order_no = s.order_no
 				WHERE s.kind = 'item' AND i.run_id <> $1
 				  AND NOT EXISTS (SELECT 1 FROM item_dups d WHERE d.order_no = s.order_no)`, run.ID); err != nil {
-				return fmt.Errorf("record orders settled elsewhere: %w", err)
-			}
+			return fmt.Errorf("record orders settled elsewhere: %w", err)
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM rejects WHERE run_id = $1`, run.ID).Scan(&counts.Rejects); err != nil {
-			return err
-		}
-		return completeStage(ctx, tx, run.ID, pipeline.StageTransform)
-	})
-	if err != nil {
-		return pipeline.ItemCounts{}, err
 	}
-	return counts, l.analyze(ctx, "items", "rejects")
+	return nil
 }
 
 // findDuplicates fills two temporary tables: item_keys, the order number of

@@ -125,6 +125,15 @@ func TestTransformRejectsDuplicatesSetWise(t *testing.T) {
 	if summary != "1 items recorded, 7 rejected" {
 		t.Fatalf("summary %q", summary)
 	}
+
+	// Rejects that share nothing: kept as they are.
+	run, summary = transform(t, l, pipeline.Date{Year: 2026, Month: 11, Day: 25}, []row{
+		{sp("L"), "10"}, {sp("M"), "bad"}, {nil, "1"}, {sp("N"), "10"}, {sp(""), "10"},
+	})
+	want = "2:bad amount|3:order_no is NULL|5:order_no is empty"
+	if rejects, items := outcome(t, l, run); rejects != want || items != "L,N" || summary != "2 items recorded, 3 rejected" {
+		t.Fatalf("rejects\n got %s\nwant %s\nitems %s, want L,N; %s", rejects, want, items, summary)
+	}
 }
 
 // The bulk tables no longer check their run row by row: every bulk write
