@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/lib/pq"
 
@@ -26,7 +25,7 @@ import (
 func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add func(pipeline.SourceRow) error, addSeller func(pipeline.Seller) error) error) (int64, error) {
 	var n int64
 	var sellers []pipeline.Seller // one COPY at a time: sellers go in after the rows
-	err := l.inTx(ctx, func(tx *sql.Tx) error {
+	err := l.inConnTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
 		if err := holdRun(ctx, tx, runID); err != nil {
 			return err
 		}
@@ -35,31 +34,28 @@ func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add f
 				return err
 			}
 		}
-		stmt, err := tx.PrepareContext(ctx, `COPY source_rows (run_id, seq, order_no, seller_id, provider,
-			provider_txn_id, currency, amount_minor, refunded_minor, category, paid_at, confirmed_at) FROM STDIN`)
+		err := copyFrom(ctx, conn, `COPY source_rows (run_id, seq, order_no, seller_id, provider,
+			provider_txn_id, currency, amount_minor, refunded_minor, category, paid_at, confirmed_at) FROM STDIN`,
+			func(ls *lineSender) error {
+				return fill(func(r pipeline.SourceRow) error {
+					n++
+					c := ls.start()
+					c.int(runID)
+					c.int(r.Seq)
+					for _, v := range []*string{r.OrderNo, r.SellerID, r.Provider, r.ProviderTxnID, r.Currency,
+						r.AmountMinor, r.RefundedMinor, r.Category} {
+						c.text(v)
+					}
+					c.timeOrNull(r.PaidAt)
+					c.timeOrNull(r.ConfirmedAt)
+					return ls.send()
+				}, func(s pipeline.Seller) error {
+					sellers = append(sellers, s)
+					return nil
+				})
+			})
 		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		err = fill(func(r pipeline.SourceRow) error {
-			n++
-			// Plain values: a *string would be converted by reflection.
-			_, err := stmt.ExecContext(ctx, runID, r.Seq, text(r.OrderNo), text(r.SellerID), text(r.Provider),
-				text(r.ProviderTxnID), text(r.Currency), text(r.AmountMinor), text(r.RefundedMinor), text(r.Category),
-				timestamp(r.PaidAt), timestamp(r.ConfirmedAt))
-			return err
-		}, func(s pipeline.Seller) error {
-			sellers = append(sellers, s)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if _, err := stmt.ExecContext(ctx); err != nil {
 			return fmt.Errorf("copy snapshot: %w", err)
-		}
-		if err := stmt.Close(); err != nil {
-			return err
 		}
 		if err := copySellers(ctx, tx, runID, sellers); err != nil {
 			return err
@@ -70,22 +66,6 @@ func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add f
 		return n, err
 	}
 	return n, l.analyze(ctx, "source_rows", "run_sellers")
-}
-
-// text is a nullable column's value for COPY: nil for NULL.
-func text(s *string) any {
-	if s == nil {
-		return nil
-	}
-	return *s
-}
-
-// timestamp is a nullable timestamp's value for COPY: nil for NULL.
-func timestamp(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return *t
 }
 
 // holdRun checks that the run exists and keeps it (FOR KEY SHARE) until the
@@ -219,7 +199,7 @@ func (c *itemCopy) Reject(r pipeline.Reject) error {
 // rejects are refreshed right after the commit.
 func (l *Ledger) WriteItems(ctx context.Context, run *pipeline.Run, fill func(pipeline.ItemWriter) error) (pipeline.ItemCounts, error) {
 	var counts pipeline.ItemCounts
-	err := l.inTx(ctx, func(tx *sql.Tx) error {
+	err := l.inConnTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
 		if err := holdRun(ctx, tx, run.ID); err != nil {
 			return err
 		}
@@ -232,7 +212,7 @@ func (l *Ledger) WriteItems(ctx context.Context, run *pipeline.Run, fill func(pi
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT direct`); err != nil {
 			return err
 		}
-		done, err := writeItemsDirect(ctx, tx, run, fill, &counts)
+		done, err := writeItemsDirect(ctx, conn, tx, run, fill, &counts)
 		if err != nil {
 			return err
 		}
@@ -267,8 +247,7 @@ func createStage(ctx context.Context, tx *sql.Tx) error {
 // directCopy COPYs splits straight into items and keeps rejects in a
 // temporary file (a connection runs one COPY at a time).
 type directCopy struct {
-	ctx     context.Context
-	stmt    *sql.Stmt
+	ls      *lineSender
 	runID   int64
 	date    string
 	items   int64
@@ -286,9 +265,21 @@ func (c *directCopy) Split(s pipeline.Split) error {
 		state = pipeline.ItemUnverified
 	}
 	c.items++
-	_, err := c.stmt.ExecContext(c.ctx, s.OrderNo, c.runID, c.date, s.SellerID, string(s.Channel), s.ProviderTxnID,
-		string(s.Currency), s.Category, s.Amount, s.Refunded, s.Commission, s.SellerShare, s.Rule, s.PaidAt, s.ConfirmedAt, state)
-	return err
+	l := c.ls.start()
+	l.str(s.OrderNo)
+	l.int(c.runID)
+	l.str(c.date)
+	for _, v := range []string{s.SellerID, string(s.Channel), s.ProviderTxnID, string(s.Currency), s.Category} {
+		l.str(v)
+	}
+	for _, v := range []int64{s.Amount, s.Refunded, s.Commission, s.SellerShare} {
+		l.int(v)
+	}
+	l.str(s.Rule)
+	l.time(s.PaidAt)
+	l.time(s.ConfirmedAt)
+	l.str(state)
+	return c.ls.send()
 }
 
 func (c *directCopy) Reject(r pipeline.Reject) error {
@@ -300,7 +291,7 @@ func (c *directCopy) Reject(r pipeline.Reject) error {
 // all distinct and new: items straight into items, then the rejects. It
 // reports false, with the transaction to be rolled back to the savepoint
 // direct, when an order number is shared.
-func writeItemsDirect(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill func(pipeline.ItemWriter) error, counts *pipeline.ItemCounts) (bool, error) {
+func writeItemsDirect(ctx context.Context, conn *sql.Conn, tx *sql.Tx, run *pipeline.Run, fill func(pipeline.ItemWriter) error, counts *pipeline.ItemCounts) (bool, error) {
 	f, err := os.CreateTemp("", "settle-rejects-*")
 	if err != nil {
 		return false, fmt.Errorf("keep rejects: %w", err)
@@ -308,26 +299,19 @@ func writeItemsDirect(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 	defer os.Remove(f.Name())
 	defer f.Close()
 	buf := bufio.NewWriter(f)
-	stmt, err := tx.PrepareContext(ctx, `COPY items (order_no, run_id, business_date, seller_id, channel, provider_txn_id,
-		currency, category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state) FROM STDIN`)
-	if err != nil {
-		return false, err
-	}
-	defer stmt.Close()
-	c := &directCopy{ctx: ctx, stmt: stmt, runID: run.ID, date: run.Key.Date.String(), spill: gob.NewEncoder(buf)}
-	err = fill(c)
-	if err == nil {
-		_, err = stmt.ExecContext(ctx)
-	}
+	c := &directCopy{runID: run.ID, date: run.Key.Date.String(), spill: gob.NewEncoder(buf)}
+	err = copyFrom(ctx, conn, `COPY items (order_no, run_id, business_date, seller_id, channel, provider_txn_id,
+		currency, category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state) FROM STDIN`,
+		func(ls *lineSender) error {
+			c.ls = ls
+			return fill(c)
+		})
 	if err != nil {
 		var pe *pq.Error
 		if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation: an order number seen before
 			return false, nil
 		}
 		return false, fmt.Errorf("copy items: %w", err)
-	}
-	if err := stmt.Close(); err != nil {
-		return false, err
 	}
 	if err := buf.Flush(); err != nil {
 		return false, fmt.Errorf("keep rejects: %w", err)

@@ -204,3 +204,55 @@ func TestStatisticsFreshAndPerFileQueryIndexed(t *testing.T) {
 		t.Fatalf("%d items for S007, want %d", got, n/sellers)
 	}
 }
+
+// The snapshot keeps what was read exactly, through COPY's text format:
+// escapes, NULLs, empty strings and timestamps to the microsecond.
+func TestSnapshotKeepsRowsExactly(t *testing.T) {
+	l, _ := open(t)
+	ctx := context.Background()
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 23, 23, 59, 59, 123456000, time.FixedZone("", 8*3600))
+	in := []pipeline.SourceRow{
+		{Seq: 1, OrderNo: sp("a\tb\\c\nd\re\\N"), SellerID: sp(""), Provider: nil, Currency: sp("USD"), AmountMinor: sp(" 12 "),
+			RefundedMinor: nil, Category: sp("猫"), PaidAt: &at, ConfirmedAt: nil},
+		{Seq: 2, OrderNo: nil, SellerID: sp(`\N`), ProviderTxnID: sp("x"), PaidAt: nil, ConfirmedAt: &at},
+	}
+	if _, err := l.WriteSnapshot(ctx, run.ID, func(add func(pipeline.SourceRow) error, _ func(pipeline.Seller) error) error {
+		for _, r := range in {
+			if err := add(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	show := func(r pipeline.SourceRow) string {
+		s := func(p *string) string {
+			if p == nil {
+				return "NULL"
+			}
+			return fmt.Sprintf("%q", *p)
+		}
+		ts := func(p *time.Time) string {
+			if p == nil {
+				return "NULL"
+			}
+			return p.UTC().Format(time.RFC3339Nano)
+		}
+		return fmt.Sprint(r.Seq, s(r.OrderNo), s(r.SellerID), s(r.Provider), s(r.ProviderTxnID), s(r.Currency),
+			s(r.AmountMinor), s(r.RefundedMinor), s(r.Category), ts(r.PaidAt), ts(r.ConfirmedAt))
+	}
+	var got []string
+	if err := l.ReadSnapshot(ctx, run.ID, func(r pipeline.SourceRow) error { got = append(got, show(r)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range in {
+		if i >= len(got) || got[i] != show(r) {
+			t.Fatalf("row %d\n got %v\nwant %s", i+1, got, show(r))
+		}
+	}
+}
