@@ -123,7 +123,8 @@ func copyFrom(ctx context.Context, conn *sql.Conn, query string, write func(*lin
 		}
 		err = write(&lineSender{cd: cd})
 		if err == nil {
-			_, err = st.Exec(nil) //nolint:staticcheck // lib/pq ends a COPY with Exec(nil)
+			//lint:ignore SA1019 lib/pq ends a COPY with Exec(nil): its copyin has no ExecContext
+			_, err = st.Exec(nil)
 		}
 		if cerr := st.Close(); err == nil {
 			err = cerr
