@@ -1,14 +1,10 @@
 package ledger
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
-	"encoding/gob"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -191,11 +187,12 @@ func (c *itemCopy) Reject(r pipeline.Reject) error {
 // once, ever. Both are checked set-wise.
 //
 // The items are first COPYed straight into items (the rejects, rare, wait
-// in a temporary file): the primary key refuses an order seen twice or
+// in memory, at most maxHeldRejects of them): the primary key refuses an order seen twice or
 // settled before, and the few rejected rows are checked against the items
 // by that key. Only when either finds an order number shared does the
 // stage start again (fill is called a second time) through a staging
-// table, where the culprits are looked up. Statistics of items and
+// table, where the culprits are looked up (so does a day with more
+// rejects than the direct way holds). Statistics of items and
 // rejects are refreshed right after the commit.
 func (l *Ledger) WriteItems(ctx context.Context, run *pipeline.Run, fill func(pipeline.ItemWriter) error) (pipeline.ItemCounts, error) {
 	var counts pipeline.ItemCounts
@@ -244,15 +241,22 @@ func createStage(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
-// directCopy COPYs splits straight into items and keeps rejects in a
-// temporary file (a connection runs one COPY at a time).
+// maxHeldRejects bounds the rejects the direct way holds in memory while
+// the items stream (about 200 bytes each): a day with more takes the
+// staged way, so memory stays flat however bad the day.
+var maxHeldRejects = 10000
+
+// errManyRejects stops the direct way when it would hold too many rejects.
+var errManyRejects = errors.New("more rejects than the direct way holds")
+
+// directCopy COPYs splits straight into items and holds the rejects (a
+// connection runs one COPY at a time; rejects are few).
 type directCopy struct {
 	ls      *lineSender
 	runID   int64
 	date    string
 	items   int64
-	rejects int64
-	spill   *gob.Encoder
+	rejects []pipeline.Reject
 }
 
 func (c *directCopy) Split(s pipeline.Split) error {
@@ -283,8 +287,11 @@ func (c *directCopy) Split(s pipeline.Split) error {
 }
 
 func (c *directCopy) Reject(r pipeline.Reject) error {
-	c.rejects++
-	return c.spill.Encode(r)
+	if len(c.rejects) >= maxHeldRejects {
+		return errManyRejects
+	}
+	c.rejects = append(c.rejects, r)
+	return nil
 }
 
 // writeItemsDirect is WriteItems' way for a day whose order numbers are
@@ -292,15 +299,8 @@ func (c *directCopy) Reject(r pipeline.Reject) error {
 // reports false, with the transaction to be rolled back to the savepoint
 // direct, when an order number is shared.
 func writeItemsDirect(ctx context.Context, conn *sql.Conn, tx *sql.Tx, run *pipeline.Run, fill func(pipeline.ItemWriter) error, counts *pipeline.ItemCounts) (bool, error) {
-	f, err := os.CreateTemp("", "settle-rejects-*")
-	if err != nil {
-		return false, fmt.Errorf("keep rejects: %w", err)
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	buf := bufio.NewWriter(f)
-	c := &directCopy{runID: run.ID, date: run.Key.Date.String(), spill: gob.NewEncoder(buf)}
-	err = copyFrom(ctx, conn, `COPY items (order_no, run_id, business_date, seller_id, channel, provider_txn_id,
+	c := &directCopy{runID: run.ID, date: run.Key.Date.String()}
+	err := copyFrom(ctx, conn, `COPY items (order_no, run_id, business_date, seller_id, channel, provider_txn_id,
 		currency, category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state) FROM STDIN`,
 		func(ls *lineSender) error {
 			c.ls = ls
@@ -311,16 +311,13 @@ func writeItemsDirect(ctx context.Context, conn *sql.Conn, tx *sql.Tx, run *pipe
 		if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation: an order number seen before
 			return false, nil
 		}
+		if errors.Is(err, errManyRejects) {
+			return false, nil
+		}
 		return false, fmt.Errorf("copy items: %w", err)
 	}
-	if err := buf.Flush(); err != nil {
-		return false, fmt.Errorf("keep rejects: %w", err)
-	}
-	if c.rejects > 0 {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return false, fmt.Errorf("keep rejects: %w", err)
-		}
-		if err := stageRejects(ctx, tx, gob.NewDecoder(bufio.NewReader(f)), c.rejects); err != nil {
+	if len(c.rejects) > 0 {
+		if err := stageRejects(ctx, tx, c.rejects); err != nil {
 			return false, err
 		}
 		if err := findDuplicates(ctx, tx, run.ID, false); err != nil {
@@ -344,19 +341,15 @@ func writeItemsDirect(ctx context.Context, conn *sql.Conn, tx *sql.Tx, run *pipe
 	return true, nil
 }
 
-// stageRejects COPYs n rejects from dec into item_stage.
-func stageRejects(ctx context.Context, tx *sql.Tx, dec *gob.Decoder, n int64) error {
+// stageRejects COPYs rejects into item_stage.
+func stageRejects(ctx context.Context, tx *sql.Tx, rejects []pipeline.Reject) error {
 	stmt, err := tx.PrepareContext(ctx, `COPY item_stage FROM STDIN`)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
 	c := &itemCopy{ctx: ctx, stmt: stmt}
-	for range n {
-		var r pipeline.Reject
-		if err := dec.Decode(&r); err != nil {
-			return fmt.Errorf("read back rejects: %w", err)
-		}
+	for _, r := range rejects {
 		if err := c.Reject(r); err != nil {
 			return err
 		}

@@ -134,6 +134,17 @@ func TestTransformRejectsDuplicatesSetWise(t *testing.T) {
 	if rejects, items := outcome(t, l, run); rejects != want || items != "L,N" || summary != "2 items recorded, 3 rejected" {
 		t.Fatalf("rejects\n got %s\nwant %s\nitems %s, want L,N; %s", rejects, want, items, summary)
 	}
+
+	// More rejects than the direct way holds in memory: the same outcome,
+	// through the staging table.
+	defer ledger.SetMaxHeldRejects(2)()
+	run, summary = transform(t, l, pipeline.Date{Year: 2026, Month: 11, Day: 26}, []row{
+		{sp("P"), "10"}, {sp("Q"), "bad"}, {nil, "1"}, {sp("R"), "10"}, {sp(""), "10"}, {sp("P"), "x"},
+	})
+	want = fmt.Sprintf("1:%[1]s|2:bad amount|3:order_no is NULL|5:order_no is empty|6:%[1]s", dup)
+	if rejects, items := outcome(t, l, run); rejects != want || items != "R" || summary != "1 items recorded, 5 rejected" {
+		t.Fatalf("rejects\n got %s\nwant %s\nitems %s, want R; %s", rejects, want, items, summary)
+	}
 }
 
 // The bulk tables no longer check their run row by row: every bulk write
