@@ -63,10 +63,15 @@ func (c *copyLine) int(v int64) {
 	c.b = strconv.AppendInt(c.b, v, 10)
 }
 
-// time adds a timestamptz, formatted as lib/pq formats it.
+// time adds a timestamptz: the instant in UTC, ISO 8601 (years outside
+// 1-9999 as lib/pq formats them, with their era).
 func (c *copyLine) time(t time.Time) {
 	c.sep()
-	c.b = append(c.b, pq.FormatTimestamp(t)...)
+	if y := t.Year(); y < 1 || y > 9999 {
+		c.b = append(c.b, pq.FormatTimestamp(t)...)
+		return
+	}
+	c.b = t.UTC().AppendFormat(c.b, "2006-01-02 15:04:05.999999999Z07:00")
 }
 
 // timeOrNull adds a nullable timestamptz.

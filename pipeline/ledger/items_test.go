@@ -226,10 +226,12 @@ func TestSnapshotKeepsRowsExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 11, 23, 23, 59, 59, 123456000, time.FixedZone("", 8*3600))
+	bc, far := time.Date(-44, 3, 15, 12, 0, 0, 0, time.UTC), time.Date(12000, 1, 1, 0, 0, 0, 1000, time.UTC)
 	in := []pipeline.SourceRow{
 		{Seq: 1, OrderNo: sp("a\tb\\c\nd\re\\N"), SellerID: sp(""), Provider: nil, Currency: sp("USD"), AmountMinor: sp(" 12 "),
 			RefundedMinor: nil, Category: sp("猫"), PaidAt: &at, ConfirmedAt: nil},
 		{Seq: 2, OrderNo: nil, SellerID: sp(`\N`), ProviderTxnID: sp("x"), PaidAt: nil, ConfirmedAt: &at},
+		{Seq: 3, OrderNo: sp("old"), PaidAt: &bc, ConfirmedAt: &far},
 	}
 	if _, err := l.WriteSnapshot(ctx, run.ID, func(add func(pipeline.SourceRow) error, _ func(pipeline.Seller) error) error {
 		for _, r := range in {
