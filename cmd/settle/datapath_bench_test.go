@@ -35,7 +35,7 @@ import (
 // Run it with `make bench` (all benchmarks) or
 // `go test ./cmd/settle -run '^$' -bench DataPath -benchtime 1x -v`.
 func BenchmarkDataPath(b *testing.B) {
-	orders, sellers, rounds := envInt(b, "BENCH_ORDERS", 200000), envInt(b, "BENCH_SELLERS", 2000), envInt(b, "BENCH_ROUNDS", 3)
+	orders, sellers, rounds := benchEnvInt(b, "BENCH_ORDERS", 200000), benchEnvInt(b, "BENCH_SELLERS", 2000), benchEnvInt(b, "BENCH_ROUNDS", 3)
 	psql, err := exec.LookPath("psql")
 	if err != nil {
 		b.Fatalf("the anchor needs psql (apt-get install postgresql-client): %v", err)
@@ -52,10 +52,10 @@ func BenchmarkDataPath(b *testing.B) {
 	}
 	const date = "2026-03-01"
 	env := append(os.Environ(), "SETTLE_DATABASE_URL="+url, "SETTLE_RULES="+rules, "SETTLE_TZ=Asia/Shanghai")
-	if _, err := measure(env, bin, "seed", "--date", date, "--orders", strconv.Itoa(orders), "--sellers", strconv.Itoa(sellers)); err != nil {
+	if _, err := benchMeasure(env, bin, "seed", "--date", date, "--orders", strconv.Itoa(orders), "--sellers", strconv.Itoa(sellers)); err != nil {
 		b.Fatal(err)
 	}
-	query := anchorQuery(b, date)
+	query := benchAnchorQuery(b, date)
 	db, err := sqlx.Open("postgres", url)
 	if err != nil {
 		b.Fatal(err)
@@ -65,21 +65,21 @@ func BenchmarkDataPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	file := filepath.Join(dir, "rows.tsv")
-	anchor := func() (proc, error) {
+	anchor := func() (benchProc, error) {
 		if _, err := db.Exec(`TRUNCATE bench_anchor`); err != nil {
-			return proc{}, err
+			return benchProc{}, err
 		}
-		out, err := measure(nil, psql, url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", `\copy (`+query+`) TO '`+file+`'`)
+		out, err := benchMeasure(nil, psql, url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", `\copy (`+query+`) TO '`+file+`'`)
 		if err != nil {
-			return proc{}, err
+			return benchProc{}, err
 		}
-		in, err := measure(nil, psql, url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", `\copy bench_anchor FROM '`+file+`'`)
-		return proc{wall: out.wall + in.wall, rssKiB: max(out.rssKiB, in.rssKiB)}, err
+		in, err := benchMeasure(nil, psql, url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", `\copy bench_anchor FROM '`+file+`'`)
+		return benchProc{wall: out.wall + in.wall, rssKiB: max(out.rssKiB, in.rssKiB)}, err
 	}
-	settle := func(schema string) (proc, error) {
-		return measure(append(env, "SETTLE_SCHEMA="+schema), bin, "run", "--date", date, "--until", "transform")
+	settle := func(schema string) (benchProc, error) {
+		return benchMeasure(append(env, "SETTLE_SCHEMA="+schema), bin, "run", "--date", date, "--until", "transform")
 	}
-	var anchors, settles []proc
+	var anchors, settles []benchProc
 	b.ResetTimer()
 	for r := range rounds {
 		schema := fmt.Sprintf("bench_%d", r)
@@ -112,18 +112,18 @@ func BenchmarkDataPath(b *testing.B) {
 		ratios[i] = settles[i].wall.Seconds() / anchors[i].wall.Seconds()
 	}
 	b.Logf("%d orders, %d rounds: anchor %s s, settle --until transform %s s, ratio %s (median %.2fx); settle peak RSS %s MiB; re-run of the finished day %.2f s (%.1f%% of the median run)",
-		orders, rounds, span(anchors, proc.seconds), span(settles, proc.seconds), spanF(ratios), median(ratios),
-		span(settles, proc.mib), rerun.wall.Seconds(), 100*rerun.wall.Seconds()/median(seconds(settles)))
-	b.ReportMetric(median(seconds(anchors)), "anchor-s")
-	b.ReportMetric(median(seconds(settles)), "settle-s")
-	b.ReportMetric(median(ratios), "ratio")
-	b.ReportMetric(slices.Max(mibs(settles)), "peak-MiB")
+		orders, rounds, benchSpan(anchors, benchProc.seconds), benchSpan(settles, benchProc.seconds), benchSpanF(ratios), benchMedian(ratios),
+		benchSpan(settles, benchProc.mib), rerun.wall.Seconds(), 100*rerun.wall.Seconds()/benchMedian(benchSeconds(settles)))
+	b.ReportMetric(benchMedian(benchSeconds(anchors)), "anchor-s")
+	b.ReportMetric(benchMedian(benchSeconds(settles)), "settle-s")
+	b.ReportMetric(benchMedian(ratios), "ratio")
+	b.ReportMetric(slices.Max(benchMiBs(settles)), "peak-MiB")
 	b.ReportMetric(rerun.wall.Seconds(), "rerun-s")
 }
 
-// anchorQuery is the default source query with the window of date in
+// benchAnchorQuery is the default source query with the window of date in
 // Asia/Shanghai written in, as psql's \copy takes no parameters.
-func anchorQuery(b *testing.B, date string) string {
+func benchAnchorQuery(b *testing.B, date string) string {
 	d, err := pipeline.ParseDate(date)
 	if err != nil {
 		b.Fatal(err)
@@ -145,34 +145,34 @@ func anchorQuery(b *testing.B, date string) string {
 	return strings.TrimRight(strings.TrimSpace(q), ";")
 }
 
-// proc is one measured process: wall time and peak resident memory.
-type proc struct {
+// benchProc is one measured process: wall time and peak resident memory.
+type benchProc struct {
 	wall   time.Duration
 	rssKiB int64
 }
 
-func (r proc) seconds() float64 { return r.wall.Seconds() }
-func (r proc) mib() float64     { return float64(r.rssKiB) / 1024 }
+func (r benchProc) seconds() float64 { return r.wall.Seconds() }
+func (r benchProc) mib() float64     { return float64(r.rssKiB) / 1024 }
 
-// measure runs a command (env nil: this process's) and returns its wall
+// benchMeasure runs a command (env nil: this process's) and returns its wall
 // time and peak RSS.
-func measure(env []string, name string, args ...string) (proc, error) {
+func benchMeasure(env []string, name string, args ...string) (benchProc, error) {
 	cmd := exec.CommandContext(context.Background(), name, args...)
 	cmd.Env = env
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	wall := time.Since(start)
 	if err != nil {
-		return proc{}, fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args[:min(len(args), 2)], " "), err, out)
+		return benchProc{}, fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args[:min(len(args), 2)], " "), err, out)
 	}
 	var rss int64
 	if u, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = u.Maxrss // KiB on Linux
 	}
-	return proc{wall: wall, rssKiB: rss}, nil
+	return benchProc{wall: wall, rssKiB: rss}, nil
 }
 
-func envInt(b *testing.B, name string, def int) int {
+func benchEnvInt(b *testing.B, name string, def int) int {
 	v := os.Getenv(name)
 	if v == "" {
 		return def
@@ -184,7 +184,7 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-func seconds(rs []proc) []float64 {
+func benchSeconds(rs []benchProc) []float64 {
 	out := make([]float64, len(rs))
 	for i, r := range rs {
 		out[i] = r.seconds()
@@ -192,7 +192,7 @@ func seconds(rs []proc) []float64 {
 	return out
 }
 
-func mibs(rs []proc) []float64 {
+func benchMiBs(rs []benchProc) []float64 {
 	out := make([]float64, len(rs))
 	for i, r := range rs {
 		out[i] = r.mib()
@@ -200,7 +200,7 @@ func mibs(rs []proc) []float64 {
 	return out
 }
 
-func median(xs []float64) float64 {
+func benchMedian(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	if len(s)%2 == 1 {
@@ -209,7 +209,7 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func span(rs []proc, f func(proc) float64) string {
+func benchSpan(rs []benchProc, f func(benchProc) float64) string {
 	xs := make([]float64, len(rs))
 	for i, r := range rs {
 		xs[i] = f(r)
@@ -217,4 +217,6 @@ func span(rs []proc, f func(proc) float64) string {
 	return fmt.Sprintf("%.2f-%.2f", slices.Min(xs), slices.Max(xs))
 }
 
-func spanF(xs []float64) string { return fmt.Sprintf("%.2f-%.2fx", slices.Min(xs), slices.Max(xs)) }
+func benchSpanF(xs []float64) string {
+	return fmt.Sprintf("%.2f-%.2fx", slices.Min(xs), slices.Max(xs))
+}
