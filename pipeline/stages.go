@@ -49,7 +49,9 @@ type Snapshot interface {
 	// Rows may come in any order: every row whose order number another row
 	// of the snapshot shares is rejected ("duplicate order_no: N rows share
 	// it"), whatever its own outcome; an order already settled by another
-	// run becomes a reject naming it.
+	// run becomes a reject naming it. fill may be called a second time
+	// (from the start) when a first, faster way finds an order number
+	// shared: it must give the same rows again.
 	WriteItems(ctx context.Context, run *Run, fill func(ItemWriter) error) (ItemCounts, error)
 }
 
