@@ -8,7 +8,7 @@ STATICCHECK = "$$($(GO) env GOPATH)/bin/staticcheck"
 # Go files gofmt checks: all but test inputs.
 GOFILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0
 
-.PHONY: test deps lint fmt-check vet staticcheck fmt build bench demo
+.PHONY: test deps lint fmt-check vet staticcheck fmt build bench bench-day demo
 
 ## test: install what tests need, lint, then run every test with the race detector
 test: deps
@@ -45,9 +45,14 @@ fmt:
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-## bench: run the benchmarks (no tests)
+## bench: run the benchmarks (no tests); BENCH_ORDERS=1000000 for the full day of BenchmarkDataPath
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	$(GO) test -run='^$$' -bench=. -benchmem -timeout 60m ./...
+
+## bench-day: the day's data path against psql (BenchmarkDataPath) and the ledger work per order of upload and distribute at two day sizes (BenchmarkDayLedger)
+bench-day:
+	$(GO) test -run='^$$' -bench='DataPath' -benchtime=1x -timeout 60m -v ./cmd/settle
+	$(GO) test -run='^$$' -bench='DayLedger' -benchtime=1x -timeout 60m -v ./pipeline/ledger
 
 ## demo: settle a day end to end against a throwaway database and the simulator
 demo:

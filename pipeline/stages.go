@@ -42,12 +42,16 @@ type Snapshot interface {
 	WriteSnapshot(ctx context.Context, runID int64, fill func(add func(SourceRow) error, addSeller func(Seller) error) error) (int64, error)
 	// RunSellers returns the sellers recorded with the run's snapshot.
 	RunSellers(ctx context.Context, runID int64) (map[string]Seller, error)
-	// ReadSnapshot calls fn for each snapshot row, ordered by order_no
-	// (NULL first) then Seq, so that duplicates arrive next to each other.
+	// ReadSnapshot calls fn for each snapshot row, by Seq.
 	ReadSnapshot(ctx context.Context, runID int64, fn func(SourceRow) error) error
 	// WriteItems records the run's items and rejects and StageTransform
-	// done, in one transaction, replacing rejects of an earlier attempt. An
-	// order already settled by another run becomes a reject naming it.
+	// done, in one transaction, replacing rejects of an earlier attempt.
+	// Rows may come in any order: every row whose order number another row
+	// of the snapshot shares is rejected ("duplicate order_no: N rows share
+	// it"), whatever its own outcome; an order already settled by another
+	// run becomes a reject naming it. fill may be called a second time
+	// (from the start) when a first, faster way finds an order number
+	// shared: it must give the same rows again.
 	WriteItems(ctx context.Context, run *Run, fill func(ItemWriter) error) (ItemCounts, error)
 }
 
@@ -108,10 +112,21 @@ func TransformStage(snap Snapshot, classifier func(map[string]Seller) Classifier
 			progress.Add(1)
 			return inner(row)
 		}
+		// One pass over the snapshot as read, row by row: WriteItems finds
+		// duplicated order numbers set-wise, so nothing is sorted.
 		counts, err := snap.WriteItems(ctx, run, func(w ItemWriter) error {
-			return Settle(func(fn func(SourceRow) error) error {
-				return snap.ReadSnapshot(ctx, run.ID, fn)
-			}, classify, w)
+			return snap.ReadSnapshot(ctx, run.ID, func(r SourceRow) error {
+				split, rej, err := classify(r)
+				if err != nil {
+					return err
+				}
+				if rej != nil {
+					rej.Seq = r.Seq
+					return w.Reject(*rej)
+				}
+				split.Seq = r.Seq
+				return w.Split(split)
+			})
 		})
 		if err != nil {
 			return "", fmt.Errorf("transform: %w", err)

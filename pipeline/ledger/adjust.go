@@ -214,7 +214,8 @@ func (l *Ledger) CarryItems(ctx context.Context, run *pipeline.Run, sellerID str
 // that the payout key covers ("": no payout).
 func carryItems(ctx context.Context, tx *sql.Tx, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, key, subject, reason string) (int64, int64, error) {
 	var amount, n int64
-	where := `run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = 'uploaded' AND payout_key = $5`
+	where := `business_date = ` + runDate + ` AND seller_id = $2 AND currency = $3 AND run_id = $1 AND channel = ANY ($4)
+		AND state = 'uploaded' AND payout_key = $5`
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(seller_minor), 0), count(*) FROM items WHERE `+where,
 		run.ID, sellerID, string(cur), channelNames(channels), key).Scan(&amount, &n); err != nil {
 		return 0, 0, fmt.Errorf("carry items of %s %s: %w", sellerID, cur, err)
@@ -247,7 +248,8 @@ func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID str
 			return err
 		}
 		var payable, carried int64
-		own := `run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = 'uploaded' AND payout_key = ''`
+		own := `business_date = ` + runDate + ` AND seller_id = $2 AND currency = $3 AND run_id = $1 AND channel = ANY ($4)
+			AND state = 'uploaded' AND payout_key = ''`
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(seller_minor), 0) FROM items WHERE `+own,
 			run.ID, sellerID, string(e.Currency), channelNames(channels)).Scan(&payable); err != nil {
 			return err
@@ -287,7 +289,8 @@ func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID str
 func (l *Ledger) PayoutSucceeded(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect) error {
 	return l.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = 'paid', reason = '', provider_ref = $6
-			WHERE run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = 'uploaded' AND payout_key = $5`,
+			WHERE business_date = `+runDate+` AND seller_id = $2 AND currency = $3 AND run_id = $1 AND channel = ANY ($4)
+			  AND state = 'uploaded' AND payout_key = $5`,
 			run.ID, sellerID, string(cur), channelNames(channels), e.Key, e.ProviderRef); err != nil {
 			return fmt.Errorf("mark items of %s paid: %w", e.Subject, err)
 		}

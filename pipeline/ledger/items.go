@@ -3,54 +3,92 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/pipeline"
 )
 
 // WriteSnapshot replaces the run's snapshot with the rows (by COPY,
 // streaming) and sellers fill adds, and records the extract stage done, in
-// one transaction.
+// one transaction. The run is held (FOR KEY SHARE) for the transaction: the
+// check a foreign key would make for every row, made once. Statistics of
+// the tables it loaded are refreshed right after the commit.
 func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add func(pipeline.SourceRow) error, addSeller func(pipeline.Seller) error) error) (int64, error) {
 	var n int64
 	var sellers []pipeline.Seller // one COPY at a time: sellers go in after the rows
-	err := l.inTx(ctx, func(tx *sql.Tx) error {
+	err := l.inConnTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
+		if err := holdRun(ctx, tx, runID); err != nil {
+			return err
+		}
 		for _, q := range []string{`DELETE FROM source_rows WHERE run_id = $1`, `DELETE FROM run_sellers WHERE run_id = $1`} {
 			if _, err := tx.ExecContext(ctx, q, runID); err != nil {
 				return err
 			}
 		}
-		stmt, err := tx.PrepareContext(ctx, `COPY source_rows (run_id, seq, order_no, seller_id, provider,
-			provider_txn_id, currency, amount_minor, refunded_minor, category, paid_at, confirmed_at) FROM STDIN`)
+		err := copyFrom(ctx, conn, `COPY source_rows (run_id, seq, order_no, seller_id, provider,
+			provider_txn_id, currency, amount_minor, refunded_minor, category, paid_at, confirmed_at) FROM STDIN`,
+			func(ls *lineSender) error {
+				return fill(func(r pipeline.SourceRow) error {
+					n++
+					c := ls.start()
+					c.int(runID)
+					c.int(r.Seq)
+					for _, v := range []*string{r.OrderNo, r.SellerID, r.Provider, r.ProviderTxnID, r.Currency,
+						r.AmountMinor, r.RefundedMinor, r.Category} {
+						c.text(v)
+					}
+					c.timeOrNull(r.PaidAt)
+					c.timeOrNull(r.ConfirmedAt)
+					return ls.send()
+				}, func(s pipeline.Seller) error {
+					sellers = append(sellers, s)
+					return nil
+				})
+			})
 		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		err = fill(func(r pipeline.SourceRow) error {
-			n++
-			_, err := stmt.ExecContext(ctx, runID, r.Seq, r.OrderNo, r.SellerID, r.Provider, r.ProviderTxnID,
-				r.Currency, r.AmountMinor, r.RefundedMinor, r.Category, r.PaidAt, r.ConfirmedAt)
-			return err
-		}, func(s pipeline.Seller) error {
-			sellers = append(sellers, s)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if _, err := stmt.ExecContext(ctx); err != nil {
 			return fmt.Errorf("copy snapshot: %w", err)
-		}
-		if err := stmt.Close(); err != nil {
-			return err
 		}
 		if err := copySellers(ctx, tx, runID, sellers); err != nil {
 			return err
 		}
 		return completeStage(ctx, tx, runID, pipeline.StageExtract)
 	})
-	return n, err
+	if err != nil {
+		return n, err
+	}
+	return n, l.analyze(ctx, "source_rows", "run_sellers")
+}
+
+// holdRun checks that the run exists and keeps it (FOR KEY SHARE) until the
+// transaction ends: what the foreign key of every bulk-loaded row checked,
+// once per transaction (migration 00005).
+func holdRun(ctx context.Context, tx *sql.Tx, runID int64) error {
+	var id int64
+	err := tx.QueryRowContext(ctx, `SELECT id FROM runs WHERE id = $1 FOR KEY SHARE`, runID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("run %d is not in the ledger", runID)
+	}
+	return err
+}
+
+// analyze refreshes the planner's statistics of tables a stage has just
+// bulk-loaded (and committed), so that the next stage's queries are planned
+// on the day's real numbers rather than on what autovacuum last saw. It runs
+// after the commit: ANALYZE holds a lock that two shards' transactions
+// would otherwise queue on.
+func (l *Ledger) analyze(ctx context.Context, tables ...string) error {
+	for _, t := range tables {
+		if _, err := l.db.ExecContext(ctx, `ANALYZE `+t); err != nil {
+			return fmt.Errorf("refresh statistics of %s (its rows are committed): %w", t, err)
+		}
+	}
+	return nil
 }
 
 func copySellers(ctx context.Context, tx *sql.Tx, runID int64, sellers []pipeline.Seller) error {
@@ -90,22 +128,26 @@ func (l *Ledger) RunSellers(ctx context.Context, runID int64) (map[string]pipeli
 	return out, rows.Err()
 }
 
-// ReadSnapshot streams the run's snapshot ordered by order_no (NULL first),
-// then seq.
+// ReadSnapshot streams the run's snapshot in the order it was read (by
+// seq). Duplicated order numbers are found set-wise by WriteItems, so the
+// snapshot is never sorted.
 func (l *Ledger) ReadSnapshot(ctx context.Context, runID int64, fn func(pipeline.SourceRow) error) error {
 	rows, err := l.db.QueryContext(ctx, `SELECT seq, order_no, seller_id, provider, provider_txn_id, currency,
 		amount_minor, refunded_minor, category, paid_at, confirmed_at
-		FROM source_rows WHERE run_id = $1 ORDER BY order_no NULLS FIRST, seq`, runID)
+		FROM source_rows WHERE run_id = $1 ORDER BY seq`, runID)
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
 	defer rows.Close()
+	var sc rowScan
+	var seq int64
+	dest := sc.dest(&seq)
 	for rows.Next() {
-		var r pipeline.SourceRow
-		if err := rows.Scan(&r.Seq, &r.OrderNo, &r.SellerID, &r.Provider, &r.ProviderTxnID, &r.Currency,
-			&r.AmountMinor, &r.RefundedMinor, &r.Category, &r.PaidAt, &r.ConfirmedAt); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read snapshot: %w", err)
 		}
+		r := pipeline.SourceRow{Seq: seq}
+		sc.row(&r)
 		if err := fn(r); err != nil {
 			return err
 		}
@@ -116,8 +158,9 @@ func (l *Ledger) ReadSnapshot(ctx context.Context, runID int64, fn func(pipeline
 // itemCopy streams splits and rejects into one temporary table: a connection
 // runs one COPY at a time, and the two arrive interleaved.
 type itemCopy struct {
-	ctx  context.Context
-	stmt *sql.Stmt
+	ctx   context.Context
+	stmt  *sql.Stmt
+	items int64
 }
 
 func (c *itemCopy) Split(s pipeline.Split) error {
@@ -125,6 +168,7 @@ func (c *itemCopy) Split(s pipeline.Split) error {
 		return fmt.Errorf("order %s: split does not conserve its amount (%d != %d + %d + %d)",
 			s.OrderNo, s.Amount, s.Refunded, s.Commission, s.SellerShare)
 	}
+	c.items++
 	_, err := c.stmt.ExecContext(c.ctx, "item", s.Seq, s.OrderNo, s.SellerID, string(s.Channel), s.ProviderTxnID,
 		string(s.Currency), s.Category, strconv.FormatInt(s.Amount, 10), strconv.FormatInt(s.Refunded, 10),
 		s.Commission, s.SellerShare, s.Rule, s.PaidAt, s.ConfirmedAt, nil)
@@ -138,59 +182,48 @@ func (c *itemCopy) Reject(r pipeline.Reject) error {
 }
 
 // WriteItems records the run's items and rejects and the transform stage
-// done, in one transaction. Rejects of an earlier attempt are replaced. An
-// order that another run already settled becomes a reject naming that run:
-// an order settles once, ever.
+// done, in one transaction. Rejects of an earlier attempt are replaced.
+//
+// The rows may arrive in any order: every row sharing its order number with
+// another row of the snapshot is rejected (with two versions of an order,
+// neither can be trusted), whatever its own outcome. An order that another
+// run already settled becomes a reject naming that run: an order settles
+// once, ever. Both are checked set-wise.
+//
+// The items are first COPYed straight into items (the rejects, rare, wait
+// in memory, at most maxHeldRejects of them): the primary key refuses an order seen twice or
+// settled before, and the few rejected rows are checked against the items
+// by that key. Only when either finds an order number shared does the
+// stage start again (fill is called a second time) through a staging
+// table, where the culprits are looked up (so does a day with more
+// rejects than the direct way holds). Statistics of items and
+// rejects are refreshed right after the commit.
 func (l *Ledger) WriteItems(ctx context.Context, run *pipeline.Run, fill func(pipeline.ItemWriter) error) (pipeline.ItemCounts, error) {
 	var counts pipeline.ItemCounts
-	err := l.inTx(ctx, func(tx *sql.Tx) error {
+	err := l.inConnTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
+		if err := holdRun(ctx, tx, run.ID); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM rejects WHERE run_id = $1`, run.ID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE item_stage (
-			kind text, seq bigint, order_no text, seller_id text, channel text, provider_txn_id text,
-			currency text, category text, gross text, refunded text, commission bigint, seller bigint,
-			rule text, paid_at timestamptz, confirmed_at timestamptz, reason text) ON COMMIT DROP`); err != nil {
+		if err := createStage(ctx, tx); err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `COPY item_stage FROM STDIN`)
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT direct`); err != nil {
+			return err
+		}
+		done, err := writeItemsDirect(ctx, conn, tx, run, fill, &counts)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
-		if err := fill(&itemCopy{ctx: ctx, stmt: stmt}); err != nil {
-			return err
-		}
-		if _, err := stmt.ExecContext(ctx); err != nil {
-			return fmt.Errorf("copy items: %w", err)
-		}
-		// Orders settled by another run: rejected here, never settled twice.
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
-			SELECT $1, s.seq, s.order_no, s.seller_id, s.channel, s.currency, s.gross, s.refunded,
-			       'already settled on ' || i.business_date || ' by run ' || i.run_id
-			FROM item_stage s JOIN items i ON i.order_no = s.order_no
-			WHERE s.kind = 'item' AND i.run_id <> $1`, run.ID); err != nil {
-			return fmt.Errorf("record orders settled elsewhere: %w", err)
-		}
-		res, err := tx.ExecContext(ctx, `
-			INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
-				category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state)
-			SELECT s.order_no, $1, $2, s.seller_id, s.channel, s.provider_txn_id, s.currency, s.category,
-			       s.gross::bigint, s.refunded::bigint, s.commission, s.seller, s.rule, s.paid_at, s.confirmed_at,
-			       CASE WHEN s.channel = $3 THEN $4 ELSE 'recorded' END
-			FROM item_stage s
-			WHERE s.kind = 'item' AND NOT EXISTS (SELECT 1 FROM items i WHERE i.order_no = s.order_no)`,
-			run.ID, run.Key.Date.String(), string(pipeline.ChannelPayProtocol), pipeline.ItemUnverified)
-		if err != nil {
-			return fmt.Errorf("record items: %w", err)
-		}
-		counts.Items, _ = res.RowsAffected()
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
-			SELECT $1, seq, order_no, seller_id, channel, currency, gross, refunded, reason
-			FROM item_stage WHERE kind = 'reject'`, run.ID); err != nil {
-			return fmt.Errorf("record rejects: %w", err)
+		if !done {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT direct`); err != nil {
+				return err
+			}
+			if err := writeItemsStaged(ctx, tx, run, fill, &counts); err != nil {
+				return err
+			}
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM rejects WHERE run_id = $1`, run.ID).Scan(&counts.Rejects); err != nil {
 			return err
@@ -200,5 +233,308 @@ func (l *Ledger) WriteItems(ctx context.Context, run *pipeline.Run, fill func(pi
 	if err != nil {
 		return pipeline.ItemCounts{}, err
 	}
-	return counts, nil
+	return counts, l.analyze(ctx, "items", "rejects")
+}
+
+// createStage creates the staging table of the transform stage's rows.
+func createStage(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `CREATE TEMP TABLE item_stage (
+		kind text, seq bigint, order_no text, seller_id text, channel text, provider_txn_id text,
+		currency text, category text, gross text, refunded text, commission bigint, seller bigint,
+		rule text, paid_at timestamptz, confirmed_at timestamptz, reason text) ON COMMIT DROP`)
+	return err
+}
+
+// maxHeldRejects bounds the rejects the direct way holds in memory while
+// the items stream (about 200 bytes each): a day with more takes the
+// staged way, so memory stays flat however bad the day.
+var maxHeldRejects = 10000
+
+// errManyRejects stops the direct way when it would hold too many rejects.
+var errManyRejects = errors.New("more rejects than the direct way holds")
+
+// directCopy COPYs splits straight into items and holds the rejects (a
+// connection runs one COPY at a time; rejects are few).
+type directCopy struct {
+	ls      *lineSender
+	runID   int64
+	date    string
+	items   int64
+	rejects []pipeline.Reject
+}
+
+func (c *directCopy) Split(s pipeline.Split) error {
+	if !s.Balanced() {
+		return fmt.Errorf("order %s: split does not conserve its amount (%d != %d + %d + %d)",
+			s.OrderNo, s.Amount, s.Refunded, s.Commission, s.SellerShare)
+	}
+	state := pipeline.ItemRecorded
+	if s.Channel == pipeline.ChannelPayProtocol {
+		state = pipeline.ItemUnverified
+	}
+	c.items++
+	l := c.ls.start()
+	l.str(s.OrderNo)
+	l.int(c.runID)
+	l.str(c.date)
+	for _, v := range []string{s.SellerID, string(s.Channel), s.ProviderTxnID, string(s.Currency), s.Category} {
+		l.str(v)
+	}
+	for _, v := range []int64{s.Amount, s.Refunded, s.Commission, s.SellerShare} {
+		l.int(v)
+	}
+	l.str(s.Rule)
+	l.time(s.PaidAt)
+	l.time(s.ConfirmedAt)
+	l.str(state)
+	return c.ls.send()
+}
+
+func (c *directCopy) Reject(r pipeline.Reject) error {
+	if len(c.rejects) >= maxHeldRejects {
+		return errManyRejects
+	}
+	c.rejects = append(c.rejects, r)
+	return nil
+}
+
+// writeItemsDirect is WriteItems' way for a day whose order numbers are
+// all distinct and new: items straight into items, then the rejects. It
+// reports false, with the transaction to be rolled back to the savepoint
+// direct, when an order number is shared.
+func writeItemsDirect(ctx context.Context, conn *sql.Conn, tx *sql.Tx, run *pipeline.Run, fill func(pipeline.ItemWriter) error, counts *pipeline.ItemCounts) (bool, error) {
+	c := &directCopy{runID: run.ID, date: run.Key.Date.String()}
+	err := copyFrom(ctx, conn, `COPY items (order_no, run_id, business_date, seller_id, channel, provider_txn_id,
+		currency, category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state) FROM STDIN`,
+		func(ls *lineSender) error {
+			c.ls = ls
+			return fill(c)
+		})
+	if err != nil {
+		var pe *pq.Error
+		if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation: an order number seen before
+			return false, nil
+		}
+		if errors.Is(err, errManyRejects) {
+			return false, nil
+		}
+		return false, fmt.Errorf("copy items: %w", err)
+	}
+	if len(c.rejects) > 0 {
+		if err := stageRejects(ctx, tx, c.rejects); err != nil {
+			return false, err
+		}
+		if err := findDuplicates(ctx, tx, run.ID, false); err != nil {
+			return false, err
+		}
+		var shared bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM item_dups)`).Scan(&shared); err != nil {
+			return false, err
+		}
+		if shared {
+			return false, nil
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
+			SELECT $1, seq, order_no, seller_id, channel, currency, gross, refunded, reason
+			FROM item_stage WHERE kind = 'reject'`, run.ID); err != nil {
+			return false, fmt.Errorf("record rejects: %w", err)
+		}
+	}
+	counts.Items = c.items
+	return true, nil
+}
+
+// stageRejects COPYs rejects into item_stage.
+func stageRejects(ctx context.Context, tx *sql.Tx, rejects []pipeline.Reject) error {
+	stmt, err := tx.PrepareContext(ctx, `COPY item_stage FROM STDIN`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	c := &itemCopy{ctx: ctx, stmt: stmt}
+	for _, r := range rejects {
+		if err := c.Reject(r); err != nil {
+			return err
+		}
+	}
+	if _, err := stmt.ExecContext(ctx); err != nil {
+		return fmt.Errorf("copy rejects: %w", err)
+	}
+	return stmt.Close()
+}
+
+// writeItemsStaged is WriteItems' way when an order number is shared: every
+// row through item_stage, then set-wise into items and rejects.
+func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill func(pipeline.ItemWriter) error, counts *pipeline.ItemCounts) error {
+	// Rolled back to the savepoint: item_stage is empty, item_keys and
+	// item_dups are gone.
+	stmt, err := tx.PrepareContext(ctx, `COPY item_stage FROM STDIN`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	c := &itemCopy{ctx: ctx, stmt: stmt}
+	if err := fill(c); err != nil {
+		return err
+	}
+	if _, err := stmt.ExecContext(ctx); err != nil {
+		return fmt.Errorf("copy items: %w", err)
+	}
+	if err := stmt.Close(); err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `
+			INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
+				category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state)
+			SELECT s.order_no, $1, $2, s.seller_id, s.channel, s.provider_txn_id, s.currency, s.category,
+			       s.gross::bigint, s.refunded::bigint, s.commission, s.seller, s.rule, s.paid_at, s.confirmed_at,
+			       CASE WHEN s.channel = $3 THEN $4 ELSE 'recorded' END
+			FROM item_stage s WHERE s.kind = 'item'
+			ON CONFLICT (order_no) DO NOTHING`,
+		run.ID, run.Key.Date.String(), string(pipeline.ChannelPayProtocol), pipeline.ItemUnverified)
+	if err != nil {
+		return fmt.Errorf("record items: %w", err)
+	}
+	inserted, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	// A staged item that did not go in shares its order number with
+	// another staged item or with an item already in the ledger: only
+	// then is every staged row looked at; otherwise only the rejected
+	// rows can share an order number (with each other or an item).
+	seen := inserted < c.items
+	if seen {
+		if _, err := tx.ExecContext(ctx, `ANALYZE item_stage`); err != nil {
+			return err
+		}
+	}
+	if err := findDuplicates(ctx, tx, run.ID, seen); err != nil {
+		return err
+	}
+	removed, err := tx.ExecContext(ctx, `DELETE FROM items i USING item_dups d WHERE i.order_no = d.order_no AND i.run_id = $1`, run.ID)
+	if err != nil {
+		return fmt.Errorf("reject duplicated orders: %w", err)
+	}
+	gone, err := removed.RowsAffected()
+	if err != nil {
+		return err
+	}
+	counts.Items = inserted - gone
+	// Every row of a duplicated order number, as read (RejectOf); as
+	// written when the snapshot has no such row.
+	if _, err := tx.ExecContext(ctx, `
+			INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
+			SELECT $1, u.seq,
+			       CASE WHEN r.seq IS NULL THEN u.order_no ELSE COALESCE(r.order_no, '') END,
+			       CASE WHEN r.seq IS NULL THEN u.seller_id ELSE COALESCE(r.seller_id, '') END,
+			       CASE WHEN r.seq IS NULL THEN u.channel ELSE COALESCE(r.provider, '') END,
+			       CASE WHEN r.seq IS NULL THEN u.currency ELSE COALESCE(r.currency, '') END,
+			       CASE WHEN r.seq IS NULL THEN u.gross ELSE COALESCE(r.amount_minor, '') END,
+			       CASE WHEN r.seq IS NULL THEN u.refunded ELSE COALESCE(r.refunded_minor, '') END,
+			       'duplicate order_no: ' || u.n || ' rows share it'
+			FROM (SELECT s.*, d.n FROM item_stage s JOIN item_dups d ON d.order_no = s.order_no WHERE s.kind = 'item'
+			      UNION ALL
+			      SELECT s.*, d.n FROM item_keys k JOIN item_dups d ON d.order_no = k.order_no
+			      JOIN item_stage s ON s.seq = k.seq AND s.kind = 'reject') u
+			LEFT JOIN source_rows r ON r.run_id = $1 AND r.seq = u.seq`, run.ID); err != nil {
+		return fmt.Errorf("record duplicated orders: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `
+			INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
+			SELECT $1, s.seq, s.order_no, s.seller_id, s.channel, s.currency, s.gross, s.refunded, s.reason
+			FROM item_stage s WHERE s.kind = 'reject'
+			  AND NOT EXISTS (SELECT 1 FROM item_keys k JOIN item_dups d ON d.order_no = k.order_no WHERE k.seq = s.seq)`,
+		run.ID); err != nil {
+		return fmt.Errorf("record rejects: %w", err)
+	}
+	if seen {
+		// Orders settled by another run: rejected here, never settled twice.
+		if _, err := tx.ExecContext(ctx, `
+				INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
+				SELECT $1, s.seq, s.order_no, s.seller_id, s.channel, s.currency, s.gross, s.refunded,
+				       'already settled on ' || i.business_date || ' by run ' || i.run_id
+				FROM item_stage s JOIN items i ON i.order_no = s.order_no
+				WHERE s.kind = 'item' AND i.run_id <> $1
+				  AND NOT EXISTS (SELECT 1 FROM item_dups d WHERE d.order_no = s.order_no)`, run.ID); err != nil {
+			return fmt.Errorf("record orders settled elsewhere: %w", err)
+		}
+	}
+	return nil
+}
+
+// findDuplicates fills two temporary tables: item_keys, the order number of
+// each staged row that can share one (seq, order_no as read: a NULL order
+// number shares nothing), and item_dups, the order numbers more than one
+// row of the snapshot has, with their count. With all, every staged row is
+// keyed (a staged item did not go in); without, only the rejected rows and
+// the items they name, found by the items' primary key: every staged item
+// went in, so no two of them share an order number.
+func findDuplicates(ctx context.Context, tx *sql.Tx, runID int64, all bool) error {
+	// A rejected row's order number as read: the snapshot knows a NULL from
+	// an empty string (a writer given no snapshot row: empty is NULL).
+	steps := []string{`CREATE TEMP TABLE item_keys ON COMMIT DROP AS
+		SELECT seq, order_no FROM (
+			SELECT s.seq, CASE WHEN r.seq IS NULL THEN NULLIF(s.order_no, '') ELSE r.order_no END AS order_no
+			FROM item_stage s LEFT JOIN source_rows r ON r.run_id = $1 AND r.seq = s.seq WHERE s.kind = 'reject') k
+		WHERE order_no IS NOT NULL`,
+		`ANALYZE item_keys`}
+	if all {
+		steps = append(steps, `INSERT INTO item_keys SELECT seq, order_no FROM item_stage WHERE kind = 'item'`)
+	} else {
+		// Each item a rejected row names is one more row of the snapshot.
+		steps = append(steps, `INSERT INTO item_keys SELECT NULL, i.order_no
+			FROM (SELECT DISTINCT order_no FROM item_keys) k JOIN items i ON i.order_no = k.order_no WHERE i.run_id = $1`)
+	}
+	steps = append(steps, `ANALYZE item_keys`, `CREATE TEMP TABLE item_dups ON COMMIT DROP AS
+		SELECT order_no, count(*) AS n FROM item_keys GROUP BY order_no HAVING count(*) > 1`, `ANALYZE item_dups`)
+	for _, q := range steps {
+		var args []any
+		if strings.Contains(q, "$1") {
+			args = append(args, runID)
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("find duplicated orders: %w", err)
+		}
+	}
+	return nil
+}
+
+// rowScan holds one source row's columns while it is scanned: nullable
+// values of database/sql's own types, which Scan fills without reflection
+// (a **string destination goes through reflect for every column).
+type rowScan struct {
+	text [8]sql.NullString
+	ts   [2]sql.NullTime
+}
+
+// dest returns the destinations of the ten columns after the sequence.
+func (s *rowScan) dest(seq *int64) []any {
+	d := []any{seq}
+	for i := range s.text {
+		d = append(d, &s.text[i])
+	}
+	return append(d, &s.ts[0], &s.ts[1])
+}
+
+// row fills r's columns from what was scanned.
+func (s *rowScan) row(r *pipeline.SourceRow) {
+	str := func(n sql.NullString) *string {
+		if !n.Valid {
+			return nil
+		}
+		v := n.String
+		return &v
+	}
+	ts := func(n sql.NullTime) *time.Time {
+		if !n.Valid {
+			return nil
+		}
+		v := n.Time
+		return &v
+	}
+	r.OrderNo, r.SellerID, r.Provider, r.ProviderTxnID = str(s.text[0]), str(s.text[1]), str(s.text[2]), str(s.text[3])
+	r.Currency, r.AmountMinor, r.RefundedMinor, r.Category = str(s.text[4]), str(s.text[5]), str(s.text[6]), str(s.text[7])
+	r.PaidAt, r.ConfirmedAt = ts(s.ts[0]), ts(s.ts[1])
 }

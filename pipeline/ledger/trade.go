@@ -24,6 +24,20 @@ const (
 	ItemRejected   = pipeline.ItemRejected
 )
 
+// runDate is the business date of run $1, for the per-seller queries of a
+// run's items: a run's items are of its date, so (business_date,
+// seller_id, currency) - the index items_date_seller - finds one seller's
+// items of the run in proportion to their number, however large the day.
+const runDate = `(SELECT r.business_date FROM runs r WHERE r.id = $1)`
+
+// itemsForTradeQuery is the content of one trade file: $1 run, $2
+// channels, $3 seller, $4 currency, $5 the file's requestNo.
+const itemsForTradeQuery = `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
+		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at
+		FROM items WHERE business_date = ` + runDate + ` AND seller_id = $3 AND currency = $4
+		  AND run_id = $1 AND channel = ANY ($2) AND state = 'recorded' AND provider_ref = $5
+		ORDER BY order_no`
+
 // ItemsForTrade streams a run's recorded items of one seller and currency
 // in the given channels that belong to the trade file requestNo ("" for the
 // items in no file yet), ordered by order number: the content of one file.
@@ -32,11 +46,7 @@ func (l *Ledger) ItemsForTrade(ctx context.Context, runID int64, sellerID string
 	for i, c := range channels {
 		chs[i] = string(c)
 	}
-	rows, err := l.db.QueryContext(ctx, `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
-		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at
-		FROM items WHERE run_id = $1 AND channel = ANY ($2) AND state = 'recorded' AND seller_id = $3 AND currency = $4
-		  AND provider_ref = $5
-		ORDER BY order_no`, runID, pq.Array(chs), sellerID, string(cur), requestNo)
+	rows, err := l.db.QueryContext(ctx, itemsForTradeQuery, runID, pq.Array(chs), sellerID, string(cur), requestNo)
 	if err != nil {
 		return fmt.Errorf("read items for trade files: %w", err)
 	}
@@ -97,9 +107,9 @@ func (l *Ledger) RecordTradeFile(ctx context.Context, f pipeline.TradeFile, chan
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil // recorded before, with its items
 		}
-		tagged, err := tx.ExecContext(ctx, `UPDATE items SET provider_ref = $5 WHERE run_id = $1 AND seller_id = $2 AND currency = $3
-			AND channel = ANY ($4) AND state = 'recorded' AND provider_ref = ''`,
-			f.RunID, f.SellerID, string(f.Currency), channelNames(channels), f.RequestNo)
+		tagged, err := tx.ExecContext(ctx, `UPDATE items SET provider_ref = $5 WHERE business_date = $6 AND seller_id = $2 AND currency = $3
+			AND run_id = $1 AND channel = ANY ($4) AND state = 'recorded' AND provider_ref = ''`,
+			f.RunID, f.SellerID, string(f.Currency), channelNames(channels), f.RequestNo, f.Date.String())
 		if err != nil {
 			return err
 		}
@@ -128,8 +138,11 @@ func (l *Ledger) FinishTradeFile(ctx context.Context, f pipeline.TradeFile, refu
 				return err
 			}
 		}
+		// A file's items are of its date, seller and currency: found by
+		// those (items_date_seller), not among all of the run's.
 		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = $3, reason = $4
-			WHERE run_id = $1 AND provider_ref = $2 AND state = 'recorded'`, f.RunID, f.RequestNo, to, reason); err != nil {
+			WHERE business_date = $5 AND seller_id = $6 AND currency = $7 AND run_id = $1 AND provider_ref = $2 AND state = 'recorded'`,
+			f.RunID, f.RequestNo, to, reason, f.Date.String(), f.SellerID, string(f.Currency)); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE trade_files SET status = $2, error_file_url = $3, reason = $4,
@@ -172,7 +185,7 @@ func (l *Ledger) SetItemsState(ctx context.Context, runID int64, sellerID string
 		chs[i] = string(c)
 	}
 	res, err := l.db.ExecContext(ctx, `UPDATE items SET state = $6, reason = $7, payout_key = $8, provider_ref = $9
-		WHERE run_id = $1 AND seller_id = $2 AND currency = $3 AND channel = ANY ($4) AND state = $5`,
+		WHERE business_date = `+runDate+` AND seller_id = $2 AND currency = $3 AND run_id = $1 AND channel = ANY ($4) AND state = $5`,
 		runID, sellerID, string(cur), pq.Array(chs), from, to, reason, payoutKey, ref)
 	if err != nil {
 		return 0, fmt.Errorf("set items of %s %s to %s: %w", sellerID, cur, to, err)

@@ -1,0 +1,68 @@
+package extract_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/extract"
+	"github.com/settlekit/settle/internal/pgtest"
+	"github.com/settlekit/settle/pipeline"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// Orders hands on every row as read: NULLs as nil, integers and numerics as
+// their text, timestamps as instants, numbered from 1.
+func TestOrdersKeepsRowsAsRead(t *testing.T) {
+	db := pgtest.DB(t)
+	src := &extract.Source{DB: db, Name: "test", Query: `
+		SELECT * FROM (VALUES
+			('A'::text, 'S1'::text, 'infiniapay'::text, NULL::text, 'USD'::text, 1200::bigint, 0::numeric, 'c'::text,
+			 '2026-11-23 10:00:00.123456+08'::timestamptz, $1::timestamptz),
+			(NULL, NULL, NULL, 'T', NULL, NULL, 12.50, NULL, NULL, $2::timestamptz - interval '1 microsecond')
+		) AS v (order_no, seller_id, provider, provider_txn_id, currency, amount_minor, refunded_minor, category, paid_at, confirmed_at)`}
+	w := pipeline.Window{Start: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)}
+	var got []string
+	err := src.Orders(context.Background(), w, func(r pipeline.SourceRow) error {
+		s := func(p *string) string {
+			if p == nil {
+				return "NULL"
+			}
+			return *p
+		}
+		ts := func(p *time.Time) string {
+			if p == nil {
+				return "NULL"
+			}
+			return p.UTC().Format(time.RFC3339Nano)
+		}
+		got = append(got, strings.TrimSpace(fmt.Sprintln(r.Seq, s(r.OrderNo), s(r.SellerID), s(r.Provider), s(r.ProviderTxnID), s(r.Currency),
+			s(r.AmountMinor), s(r.RefundedMinor), s(r.Category), ts(r.PaidAt), ts(r.ConfirmedAt))))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"1 A S1 infiniapay NULL USD 1200 0 c 2026-11-23T02:00:00.123456Z 2026-11-23T00:00:00Z",
+		"2 NULL NULL NULL T NULL NULL 12.50 NULL NULL 2026-11-23T23:59:59.999999Z",
+	}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("rows\n got %q\nwant %q", got, want)
+	}
+}
+
+// A query that does not return the columns settle reads is a usage error
+// naming the query.
+func TestOrdersRefusesOtherColumns(t *testing.T) {
+	db := pgtest.DB(t)
+	src := &extract.Source{DB: db, Name: "q.sql", Query: `SELECT 1 AS order_no WHERE $1::timestamptz < $2::timestamptz`}
+	err := src.Orders(context.Background(), pipeline.Window{Start: time.Now(), End: time.Now().Add(time.Hour)},
+		func(pipeline.SourceRow) error { return nil })
+	if pipeline.KindOf(err) != pipeline.KindUsage {
+		t.Fatalf("got %v", err)
+	}
+}

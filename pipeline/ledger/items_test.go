@@ -1,0 +1,271 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// row is a snapshot row: order number (nil: NULL) and amount as read.
+type row struct {
+	orderNo *string
+	amount  string
+}
+
+func sp(s string) *string { return &s }
+
+// transform writes rows as the run's snapshot and runs the real transform
+// stage over it with a classifier that rejects a NULL or empty order number
+// and an amount that is not "10".
+func transform(t *testing.T, l *ledger.Ledger, d pipeline.Date, rows []row) (*pipeline.Run, string) {
+	t.Helper()
+	ctx := context.Background()
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(d.Year, time.Month(d.Month), d.Day, 12, 0, 0, 0, time.UTC)
+	if _, err := l.WriteSnapshot(ctx, run.ID, func(add func(pipeline.SourceRow) error, _ func(pipeline.Seller) error) error {
+		for i, r := range rows {
+			if err := add(pipeline.SourceRow{Seq: int64(i + 1), OrderNo: r.orderNo, SellerID: sp("S1"), Provider: sp("infiniapay"),
+				Currency: sp("USD"), AmountMinor: sp(r.amount), RefundedMinor: sp("0"), PaidAt: &at, ConfirmedAt: &at}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	classify := func(r pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
+		switch {
+		case r.OrderNo == nil:
+			rej := pipeline.RejectOf(r, "order_no is NULL")
+			return pipeline.Split{}, &rej, nil
+		case *r.OrderNo == "":
+			rej := pipeline.RejectOf(r, "order_no is empty")
+			return pipeline.Split{}, &rej, nil
+		case *r.AmountMinor != "10":
+			rej := pipeline.RejectOf(r, "bad amount")
+			return pipeline.Split{}, &rej, nil
+		}
+		o := pipeline.Order{Seq: r.Seq, OrderNo: *r.OrderNo, SellerID: "S1", Channel: pipeline.ChannelInfiniaPay,
+			Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
+		return pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}, nil, nil
+	}
+	summary, err := pipeline.TransformStage(l, func(map[string]pipeline.Seller) pipeline.Classifier { return classify })(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run, summary
+}
+
+// outcome lists the run's items and rejects: "seq:reason" for rejects (by
+// seq), then the order numbers of the items.
+func outcome(t *testing.T, l *ledger.Ledger, run *pipeline.Run) (rejects, items string) {
+	t.Helper()
+	var rs, is []string
+	if err := l.DB().Select(&rs, `SELECT seq || ':' || reason FROM rejects WHERE run_id = $1 ORDER BY seq`, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DB().Select(&is, `SELECT order_no FROM items WHERE run_id = $1 ORDER BY order_no`, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(rs, "|"), strings.Join(is, ",")
+}
+
+// Every row whose order number another row shares is rejected, however far
+// apart the rows are and whatever their own outcome; NULL order numbers
+// share nothing, empty ones do; an order settled by another run is a reject
+// naming it. The rows are never sorted: all of this is found set-wise.
+func TestTransformRejectsDuplicatesSetWise(t *testing.T) {
+	l, _ := open(t)
+	earlier := pipeline.Date{Year: 2026, Month: 11, Day: 22}
+	first, _ := transform(t, l, earlier, []row{{sp("E"), "10"}, {sp("F"), "10"}})
+
+	// An item shares its order number with a later item (A), with a
+	// rejected row (C), and with another run's item (E, F).
+	run, summary := transform(t, l, day, []row{
+		{sp("A"), "10"}, {sp("B"), "10"}, {nil, "10"}, {sp("A"), "10"}, {nil, "10"}, {sp(""), "10"}, {sp(""), "10"},
+		{sp("C"), "bad"}, {sp("C"), "10"}, {sp("E"), "10"}, {sp("F"), "10"}, {sp("F"), "10"}, {sp("G"), "10"},
+	})
+	dup := "duplicate order_no: 2 rows share it"
+	want := fmt.Sprintf("1:%[1]s|3:order_no is NULL|4:%[1]s|5:order_no is NULL|6:%[1]s|7:%[1]s|8:%[1]s|9:%[1]s|"+
+		"10:already settled on 2026-11-22 by run %[2]d|11:%[1]s|12:%[1]s", dup, first.ID)
+	rejects, items := outcome(t, l, run)
+	if rejects != want || items != "B,G" {
+		t.Fatalf("rejects\n got %s\nwant %s\nitems %s, want B,G", rejects, want, items)
+	}
+	if summary != "2 items recorded, 11 rejected" {
+		t.Fatalf("summary %q", summary)
+	}
+	// A duplicate's reject keeps the row as read.
+	var amount string
+	if err := l.DB().Get(&amount, `SELECT amount FROM rejects WHERE run_id = $1 AND seq = 8`, run.ID); err != nil || amount != "bad" {
+		t.Fatalf("amount of row 8: %q %v", amount, err)
+	}
+	if _, items := outcome(t, l, first); items != "E,F" {
+		t.Fatalf("the earlier run's items changed: %s", items)
+	}
+
+	// No two items share an order number: only the rejected rows are
+	// looked at (H is an item and a reject, K two rejects).
+	next := pipeline.Date{Year: 2026, Month: 11, Day: 24}
+	run, summary = transform(t, l, next, []row{
+		{sp("H"), "10"}, {sp("I"), "bad"}, {sp("H"), "bad"}, {sp("J"), "10"}, {nil, "1"}, {nil, "1"}, {sp("K"), "x"}, {sp("K"), "y"},
+	})
+	want = fmt.Sprintf("1:%[1]s|2:bad amount|3:%[1]s|5:order_no is NULL|6:order_no is NULL|7:%[1]s|8:%[1]s", dup)
+	if rejects, items := outcome(t, l, run); rejects != want || items != "J" {
+		t.Fatalf("rejects\n got %s\nwant %s\nitems %s, want J", rejects, want, items)
+	}
+	if summary != "1 items recorded, 7 rejected" {
+		t.Fatalf("summary %q", summary)
+	}
+
+	// Rejects that share nothing: kept as they are.
+	run, summary = transform(t, l, pipeline.Date{Year: 2026, Month: 11, Day: 25}, []row{
+		{sp("L"), "10"}, {sp("M"), "bad"}, {nil, "1"}, {sp("N"), "10"}, {sp(""), "10"},
+	})
+	want = "2:bad amount|3:order_no is NULL|5:order_no is empty"
+	if rejects, items := outcome(t, l, run); rejects != want || items != "L,N" || summary != "2 items recorded, 3 rejected" {
+		t.Fatalf("rejects\n got %s\nwant %s\nitems %s, want L,N; %s", rejects, want, items, summary)
+	}
+
+	// More rejects than the direct way holds in memory: the same outcome,
+	// through the staging table.
+	defer ledger.SetMaxHeldRejects(2)()
+	run, summary = transform(t, l, pipeline.Date{Year: 2026, Month: 11, Day: 26}, []row{
+		{sp("P"), "10"}, {sp("Q"), "bad"}, {nil, "1"}, {sp("R"), "10"}, {sp(""), "10"}, {sp("P"), "x"},
+	})
+	want = fmt.Sprintf("1:%[1]s|2:bad amount|3:order_no is NULL|5:order_no is empty|6:%[1]s", dup)
+	if rejects, items := outcome(t, l, run); rejects != want || items != "R" || summary != "1 items recorded, 5 rejected" {
+		t.Fatalf("rejects\n got %s\nwant %s\nitems %s, want R; %s", rejects, want, items, summary)
+	}
+}
+
+// The bulk tables no longer check their run row by row: every bulk write
+// checks it once, and a run can never be deleted from under its rows.
+func TestBulkWritesHoldTheirRun(t *testing.T) {
+	l, _ := open(t)
+	ctx := context.Background()
+	_, err := l.WriteSnapshot(ctx, 999, func(func(pipeline.SourceRow) error, func(pipeline.Seller) error) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "run 999 is not in the ledger") {
+		t.Fatalf("snapshot of a missing run: %v", err)
+	}
+	_, err = l.WriteItems(ctx, &pipeline.Run{ID: 999, Key: pipeline.RunKey{Date: day}}, func(pipeline.ItemWriter) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "run 999 is not in the ledger") {
+		t.Fatalf("items of a missing run: %v", err)
+	}
+	run, _ := transform(t, l, day, []row{{sp("A"), "10"}})
+	if _, err := l.DB().Exec(`DELETE FROM runs WHERE id = $1`, run.ID); err == nil || !strings.Contains(err.Error(), "never deleted") {
+		t.Fatalf("delete a run: %v", err)
+	}
+	if _, err := l.DB().Exec(`UPDATE runs SET id = 1000 WHERE id = $1`, run.ID); err == nil {
+		t.Fatal("a run was renumbered")
+	}
+}
+
+// After each bulk write the planner knows the day's numbers, and a trade
+// file's items are found through (date, seller, currency): the query costs
+// what it returns, not the run.
+func TestStatisticsFreshAndPerFileQueryIndexed(t *testing.T) {
+	l, _ := open(t)
+	ctx := context.Background()
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	const n, sellers = 6000, 300
+	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for i := range n {
+			o := pipeline.Order{Seq: int64(i + 1), OrderNo: fmt.Sprintf("O%06d", i), SellerID: fmt.Sprintf("S%03d", i%sellers),
+				Channel: pipeline.ChannelInfiniaPay, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var tuples float64
+	if err := l.DB().Get(&tuples, `SELECT reltuples FROM pg_class WHERE oid = 'items'::regclass`); err != nil {
+		t.Fatal(err)
+	}
+	if tuples != n {
+		t.Fatalf("planner's items: %v, want %d (statistics not refreshed after the bulk write)", tuples, n)
+	}
+	var plan []string
+	if err := l.DB().Select(&plan, `EXPLAIN `+ledger.ItemsForTradeQuery, run.ID, "{infiniapay,payprotocol}", "S007", "USD", ""); err != nil {
+		t.Fatal(err)
+	}
+	if p := strings.Join(plan, "\n"); !strings.Contains(p, "items_date_seller") {
+		t.Fatalf("the per-file query does not use (business_date, seller_id, currency):\n%s", p)
+	}
+	var got int
+	if err := l.ItemsForTrade(ctx, run.ID, "S007", "USD", pipeline.InfiniaChannels, "", func(pipeline.Split) error { got++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got != n/sellers {
+		t.Fatalf("%d items for S007, want %d", got, n/sellers)
+	}
+}
+
+// The snapshot keeps what was read exactly, through COPY's text format:
+// escapes, NULLs, empty strings and timestamps to the microsecond.
+func TestSnapshotKeepsRowsExactly(t *testing.T) {
+	l, _ := open(t)
+	ctx := context.Background()
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 23, 23, 59, 59, 123456000, time.FixedZone("", 8*3600))
+	bc, far := time.Date(-44, 3, 15, 12, 0, 0, 0, time.UTC), time.Date(12000, 1, 1, 0, 0, 0, 1000, time.UTC)
+	in := []pipeline.SourceRow{
+		{Seq: 1, OrderNo: sp("a\tb\\c\nd\re\\N"), SellerID: sp(""), Provider: nil, Currency: sp("USD"), AmountMinor: sp(" 12 "),
+			RefundedMinor: nil, Category: sp("猫"), PaidAt: &at, ConfirmedAt: nil},
+		{Seq: 2, OrderNo: nil, SellerID: sp(`\N`), ProviderTxnID: sp("x"), PaidAt: nil, ConfirmedAt: &at},
+		{Seq: 3, OrderNo: sp("old"), PaidAt: &bc, ConfirmedAt: &far},
+	}
+	if _, err := l.WriteSnapshot(ctx, run.ID, func(add func(pipeline.SourceRow) error, _ func(pipeline.Seller) error) error {
+		for _, r := range in {
+			if err := add(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	show := func(r pipeline.SourceRow) string {
+		s := func(p *string) string {
+			if p == nil {
+				return "NULL"
+			}
+			return fmt.Sprintf("%q", *p)
+		}
+		ts := func(p *time.Time) string {
+			if p == nil {
+				return "NULL"
+			}
+			return p.UTC().Format(time.RFC3339Nano)
+		}
+		return fmt.Sprint(r.Seq, s(r.OrderNo), s(r.SellerID), s(r.Provider), s(r.ProviderTxnID), s(r.Currency),
+			s(r.AmountMinor), s(r.RefundedMinor), s(r.Category), ts(r.PaidAt), ts(r.ConfirmedAt))
+	}
+	var got []string
+	if err := l.ReadSnapshot(ctx, run.ID, func(r pipeline.SourceRow) error { got = append(got, show(r)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range in {
+		if i >= len(got) || got[i] != show(r) {
+			t.Fatalf("row %d\n got %v\nwant %s", i+1, got, show(r))
+		}
+	}
+}
