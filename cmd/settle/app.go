@@ -42,13 +42,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
 	}
-	if err := app.RunContext(ctx, args); err != nil {
-		if pipeline.KindOf(err) == pipeline.KindFailed && isFlagError(err) {
-			return pipeline.E(pipeline.KindUsage, "usage", err)
-		}
-		return err
+	err := app.RunContext(ctx, args)
+	if err != nil && pipeline.KindOf(err) == pipeline.KindFailed && isFlagError(err) {
+		err = pipeline.E(pipeline.KindUsage, "usage", err)
 	}
-	return nil
+	return cfg.logFailure(err)
 }
 
 // isFlagError recognises the errors urfave/cli returns for missing required

@@ -301,7 +301,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	res, err := runner.Execute(ctx, o.key, pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query)}, o.until)
 	if res != nil && res.Run != nil && (o.pushURL != "" || o.metricsFile != "") {
 		if merr := cfg.reportMetrics(context.WithoutCancel(ctx), l, o, res.Run, time.Since(started), err == nil); merr != nil {
-			fmt.Fprintf(cfg.stderr, "settle: metrics: %v\n", merr) // metrics never fail a run
+			cfg.warn("metrics", merr) // metrics never fail a run
 		}
 	}
 	if res != nil && res.Run != nil {
@@ -315,7 +315,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		if pipeline.KindOf(err) == pipeline.KindInput {
 			// Still show what was rejected, so the operator can act on it.
 			if path, rerr := o.reports.write(ctx, l, o.key.Date); rerr == nil {
-				fmt.Fprintf(cfg.stdout, "rejected rows are listed in %s\n", path)
+				cfg.note("rejected rows are listed in "+path, "path", path)
 			}
 		}
 	}
@@ -339,9 +339,13 @@ func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipel
 			rejected += r.Count
 		}
 		if read > 0 && float64(rejected) > maxRatio*float64(read) {
-			return pipeline.Errorf(pipeline.KindInput, "input check",
+			p := &pipeline.Problems{Total: int(rejected), Summary: fmt.Sprintf(
 				"%d of %d rows rejected (more than %.2f%%): nothing will be sent until the data is fixed or --max-reject-ratio raised",
-				rejected, read, 100*maxRatio)
+				rejected, read, 100*maxRatio)}
+			for _, r := range reasons {
+				p.List = append(p.List, fmt.Sprintf("%s: %s", r.Sample, r.Reason))
+			}
+			return pipeline.E(pipeline.KindInput, "input check", p)
 		}
 		return nil
 	}

@@ -23,15 +23,28 @@ func main() {
 	os.Exit(exitCode(err, os.Stderr))
 }
 
-// exitCode reports err and maps it to the documented exit code. It is the
-// only place exit codes are decided.
+// exitCode reports err (unless the JSON log's last line did) and maps it to
+// the documented exit code.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "settle: %v\n", err)
-	if errors.Is(err, context.Canceled) {
-		fmt.Fprintln(stderr, "settle: interrupted; state is recorded, run again to resume")
+	if !errors.As(err, new(loggedError)) {
+		fmt.Fprintf(stderr, "settle: %v\n", err)
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(stderr, "settle: interrupted; state is recorded, run again to resume")
+		}
+	}
+	return codeOf(err)
+}
+
+// codeOf maps err to the documented exit code. It is the only place exit
+// codes are decided.
+func codeOf(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, context.Canceled):
 		return 1
 	}
 	return pipeline.KindOf(err).ExitCode()
