@@ -21,7 +21,7 @@ func sampleMetrics() RunMetrics {
 		Duration: 3 * time.Second, Items: 990, Rejects: 10,
 		Totals:  []pipeline.Totals{{Channel: "infiniapay", Currency: "USD", Orders: 990, Gross: 100000, Refunded: 5000, Commission: 4750, Seller: 90250}},
 		Effects: map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 12, pipeline.EffectFailed: 1}},
-		Success: true, Finished: time.Unix(1795000000, 0),
+		ExitCode: 4, NeedsPerson: 3, LastSuccess: time.Unix(1795000000, 0),
 	}
 }
 
@@ -61,9 +61,27 @@ func TestWriteMetricsFile(t *testing.T) {
 	}
 	b, _ := os.ReadFile(path)
 	for _, want := range []string{`settle_orders{outcome="item"} 990`, `settle_amount_minor{channel="infiniapay",currency="USD",part="seller"} 90250`,
-		`settle_effects{kind="revenue_share",state="failed"} 1`, "settle_last_success_timestamp_seconds 1.795e+09"} {
+		`settle_effects{kind="revenue_share",state="failed"} 1`, "settle_last_success_timestamp_seconds 1.795e+09",
+		"settle_exit_code 4", "settle_needs_person_subjects 3"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics file lacks %s:\n%s", want, b)
 		}
+	}
+	// node exporter runs as another user: the file must be readable by all.
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o644 {
+		t.Fatalf("metrics file mode %v, want 0644", st.Mode().Perm())
+	}
+	// Never succeeded: no timestamp rather than 1970.
+	m := sampleMetrics()
+	m.LastSuccess = time.Time{}
+	if err := WriteMetricsFile(path, m); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); strings.Contains(string(b), "last_success") {
+		t.Fatalf("a last success that never was:\n%s", b)
 	}
 }

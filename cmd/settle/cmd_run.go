@@ -300,7 +300,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	started := time.Now()
 	res, err := runner.Execute(ctx, o.key, pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query)}, o.until)
 	if res != nil && res.Run != nil && (o.pushURL != "" || o.metricsFile != "") {
-		if merr := cfg.reportMetrics(context.WithoutCancel(ctx), l, o, res.Run, time.Since(started), err == nil); merr != nil {
+		if merr := cfg.reportMetrics(context.WithoutCancel(ctx), l, o, res.Run, time.Since(started), err); merr != nil {
 			cfg.warn("metrics", merr) // metrics never fail a run
 		}
 	}
@@ -421,8 +421,9 @@ func printRejects(w io.Writer, reasons []ledger.RejectReason, max int) {
 	}
 }
 
-// reportMetrics pushes and/or writes the run's metrics.
-func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOptions, run *pipeline.Run, took time.Duration, ok bool) error {
+// reportMetrics pushes and/or writes the run's metrics; runErr is how the
+// run ended.
+func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOptions, run *pipeline.Run, took time.Duration, runErr error) error {
 	totals, err := l.TotalsOfRun(ctx, run.ID)
 	if err != nil {
 		return err
@@ -435,10 +436,30 @@ func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOp
 	if err != nil {
 		return err
 	}
+	last, _, err := l.LastSuccess(ctx, run.Key.Shard)
+	if err != nil {
+		return err
+	}
 	m := load.RunMetrics{Date: run.Key.Date, Shard: run.Key.Shard, Duration: took, Totals: totals, Effects: effects,
-		Success: ok, Finished: cfg.clock()}
+		ExitCode: codeOf(runErr), LastSuccess: last}
+	if pipeline.KindOf(runErr) == pipeline.KindNeedsPerson {
+		_, m.NeedsPerson = pipeline.ProblemsOf(runErr, 0)
+	}
+	seen := map[pipeline.Channel]bool{}
 	for _, t := range totals {
 		m.Items += t.Orders
+		if seen[t.Channel] {
+			continue
+		}
+		seen[t.Channel] = true
+		// Items a provider refused (a trade detail Infinia refused, a
+		// payment Pay Protocol does not know) are rejects too.
+		refused, err := l.ItemsInState(ctx, run.ID, t.Channel, "rejected")
+		if err != nil {
+			return err
+		}
+		m.Items -= int64(len(refused))
+		m.Rejects += int64(len(refused))
 	}
 	for _, r := range reasons {
 		m.Rejects += r.Count
