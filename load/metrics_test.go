@@ -19,8 +19,8 @@ func sampleMetrics() RunMetrics {
 	return RunMetrics{
 		Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Shard{Index: 1, Count: 4},
 		Duration: 3 * time.Second, Items: 990, Rejects: 10,
-		Totals:  []pipeline.Totals{{Channel: "infiniapay", Currency: "USD", Orders: 990, Gross: 100000, Refunded: 5000, Commission: 4750, Seller: 90250}},
-		Effects: map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 12, pipeline.EffectFailed: 1}},
+		Totals:   []pipeline.Totals{{Channel: "infiniapay", Currency: "USD", Orders: 990, Gross: 100000, Refunded: 5000, Commission: 4750, Seller: 90250}},
+		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 12, pipeline.EffectFailed: 1}},
 		ExitCode: 4, NeedsPerson: 3, LastSuccess: time.Unix(1795000000, 0),
 	}
 }
