@@ -110,6 +110,11 @@ func Start(o Options) (*Sim, error) {
 	if o.Dir == "" {
 		return nil, errors.New("paysim: Dir is required")
 	}
+	dir, err := filepath.Abs(o.Dir) // the printed key paths work from any directory
+	if err != nil {
+		return nil, err
+	}
+	o.Dir = dir
 	if o.AppID == "" {
 		o.AppID = "APP-DEMO"
 	}
