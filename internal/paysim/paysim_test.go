@@ -3,6 +3,7 @@ package paysim
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -46,5 +47,21 @@ func TestKeysAndSerialsSurviveARestart(t *testing.T) {
 	c3, host3, _ := start(t.TempDir())
 	if c3.WeChatSerial == c1.WeChatSerial || bytes.Equal(host3, host1) {
 		t.Fatal("a new directory reused another's keys")
+	}
+}
+
+// TestConfigPathsAreAbsolute: started with a relative --dir, the key paths
+// it prints still work for a job started in another directory.
+func TestConfigPathsAreAbsolute(t *testing.T) {
+	t.Chdir(t.TempDir())
+	s, err := Start(Options{Dir: "paysim-data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, p := range []string{s.Config.OurKeyFile, s.Config.KnownHostsFile, s.Config.PayProtocolSecretFile, s.Config.WeChatKeyFile} {
+		if !filepath.IsAbs(p) {
+			t.Errorf("%s is relative", p)
+		}
 	}
 }
