@@ -186,10 +186,10 @@ func (s *Sim) SeedDay(ctx context.Context, db *sqlx.DB, query string, w pipeline
 	}
 	sort.Strings(d.Duplicates)
 	if d.PayProtocol, err = s.SeedPayProtocol(ctx, db, query, w); err != nil {
-		return d, fmt.Errorf("Pay Protocol payments: %w", err)
+		return d, fmt.Errorf("create the Pay Protocol payments: %w", err)
 	}
 	if d.WeChat, err = s.SeedWeChat(ctx, db, query, w); err != nil {
-		return d, fmt.Errorf("WeChat transactions: %w", err)
+		return d, fmt.Errorf("create the WeChat transactions: %w", err)
 	}
 	return d, nil
 }
