@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestJSONLogsOfAFailingRun runs a day with too many bad rows (exit 3) with
@@ -62,5 +65,31 @@ func TestJSONLogsOfAFailingRun(t *testing.T) {
 	if last["level"] != "ERROR" || last["exit_code"] != 3.0 || count < 20 || len(subjects) == 0 || len(subjects) > 3 ||
 		!strings.Contains(last["error"].(string), "rows rejected") {
 		t.Fatalf("last line %v, want ERROR with exit_code 3, the count of rejects and the first subjects", last)
+	}
+}
+
+// TestJSONLogLinesInSeconds: the JSON handler writes durations in seconds
+// under a _seconds key, and a failure that does not fail the run (metrics)
+// is a JSON WARN line, not plain text.
+func TestJSONLogLinesInSeconds(t *testing.T) {
+	var out, errb bytes.Buffer
+	c := &config{getenv: func(string) string { return "" }, stdout: &out, stderr: &errb, json: true,
+		log: slog.New(jsonLogHandler(&out))}
+	c.logger().Info("stage", "took", 1500*time.Millisecond, "left", 4375*time.Second)
+	c.warn("metrics", errors.New("push refused"))
+	c.note("rejected rows are listed in x", "path", "x")
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || errb.Len() != 0 {
+		t.Fatalf("want 3 JSON lines on stdout, nothing on stderr:\n%s\n%s", out.String(), errb.String())
+	}
+	var first, second map[string]any
+	if json.Unmarshal([]byte(lines[0]), &first) != nil || json.Unmarshal([]byte(lines[1]), &second) != nil {
+		t.Fatalf("not JSON:\n%s", out.String())
+	}
+	if first["took_seconds"] != 1.5 || first["left_seconds"] != 4375.0 || first["took"] != nil {
+		t.Fatalf("durations: %v", first)
+	}
+	if second["level"] != "WARN" || second["error"] != "push refused" {
+		t.Fatalf("warning: %v", second)
 	}
 }
