@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -83,5 +87,36 @@ func TestWriteMetricsFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); strings.Contains(string(b), "last_success") {
 		t.Fatalf("a last success that never was:\n%s", b)
+	}
+}
+
+// TestMetricsFileParsesAsPrometheusText reads the file back with the
+// Prometheus text parser (as node exporter does): every family is a gauge
+// with help, and the names are those documented in the README.
+func TestMetricsFileParsesAsPrometheusText(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "settle.prom")
+	if err := WriteMetricsFile(path, sampleMetrics()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		t.Fatalf("not the Prometheus text format: %v", err)
+	}
+	for _, name := range []string{"settle_run_duration_seconds", "settle_run_business_date", "settle_orders", "settle_amount_minor",
+		"settle_effects", "settle_exit_code", "settle_needs_person_subjects", "settle_last_success_timestamp_seconds"} {
+		mf, ok := families[name]
+		if !ok {
+			t.Errorf("no %s", name)
+			continue
+		}
+		if mf.GetType() != dto.MetricType_GAUGE || mf.GetHelp() == "" {
+			t.Errorf("%s: type %v, help %q", name, mf.GetType(), mf.GetHelp())
+		}
 	}
 }
