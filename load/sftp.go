@@ -94,9 +94,10 @@ func LoadSigner(path string) (ssh.Signer, error) {
 // DialSFTP connects to cfg.Addr, verifies its host key, authenticates,
 // starts the SFTP subsystem and checks that the server can rename
 // atomically (posix-rename@openssh.com) and that cfg.Dir is a directory.
-// A refused host key is a *HostKeyError. It, an incomplete cfg and an
-// unreadable known_hosts file are of kind pipeline.KindUsage: retrying
-// cannot help. Other errors may be transient.
+// A refused host key is a *HostKeyError. It, a key the server refuses
+// (authentication failed), an incomplete cfg and an unreadable known_hosts
+// file are of kind pipeline.KindUsage: retrying cannot help. Other errors
+// may be transient.
 func DialSFTP(ctx context.Context, cfg SFTPConfig) (*SFTP, error) {
 	cfg = cfg.withDefaults()
 	s, err := dial(ctx, cfg)
@@ -177,6 +178,9 @@ func dial(ctx context.Context, cfg SFTPConfig) (*SFTP, error) {
 		if !stopped || dctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, timedOut(ctx, dctx, cfg, err)
 		}
+		if authRefused(err) {
+			return nil, configErr("the server refused our key %s for user %s: %w", ssh.FingerprintSHA256(cfg.Signer.PublicKey()), cfg.User, err)
+		}
 		return nil, hostKeyNegotiation(err, cfg.Addr, hosts.file, want)
 	}
 	if !stopped {
@@ -186,6 +190,13 @@ func dial(ctx context.Context, cfg SFTPConfig) (*SFTP, error) {
 	_ = tcp.SetDeadline(time.Time{})
 	go s.keepAlive()
 	return s, nil
+}
+
+// authRefused reports whether the handshake failed because the server
+// refused every authentication we offered. golang.org/x/crypto/ssh has no
+// error type for it, only this message (client_auth.go).
+func authRefused(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "ssh: unable to authenticate")
 }
 
 // timedOut explains err, which happened once dctx (ctx with the handshake

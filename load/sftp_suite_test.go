@@ -322,6 +322,10 @@ func testUnauthorizedKey(t *testing.T, p *peer) {
 	if err == nil || !strings.Contains(err.Error(), "unable to authenticate") || !strings.Contains(err.Error(), p.addr) {
 		t.Fatalf("unauthorized key: %v", err)
 	}
+	// A configuration error (exit 2): retrying cannot help.
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "refused our key") {
+		t.Fatalf("unauthorized key: kind %v: %v", pipeline.KindOf(err), err)
+	}
 }
 
 func testUploadMany(t *testing.T, p *peer) {

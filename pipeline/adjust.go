@@ -123,6 +123,9 @@ type SettledItem struct {
 type PendingLateRefund struct {
 	LateRefund
 	Item *SettledItem // nil: the order has no item (not settled, or rejected at the source)
+	// SourceRejected, when the order has no item, says why its source row
+	// was rejected and on which date ("" when it was not).
+	SourceRejected string
 }
 
 // AdjustStore is what the adjustment step needs of the ledger.
@@ -198,6 +201,16 @@ func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, run *Run
 			owner = it.SellerID // the seller the order settled to
 		}
 		if !run.Key.Shard.Owns(owner) {
+			continue
+		}
+		if it == nil && p.SourceRejected != "" {
+			// An order settles once, ever: one rejected at the source has
+			// nothing to take back, and waiting would be forever.
+			ignored++
+			if err := store.ResolveLateRefund(ctx, run, p.RefundNo, LateRefundIgnored,
+				"the order was rejected at the source, nothing was paid on it: "+p.SourceRejected, nil, 0); err != nil {
+				return "", nil, err
+			}
 			continue
 		}
 		if it == nil {

@@ -73,7 +73,8 @@ type EffectSender interface {
 	Query(ctx context.Context, e Effect) (Outcome, error)
 }
 
-// EffectStore records effects durably, intent first.
+// EffectStore records effects durably, intent first. The ledger's keeps
+// every change of an effect in its history (EffectEvent), append-only.
 type EffectStore interface {
 	// PlanEffect records e (state planned) unless an attempt of the same
 	// kind, subject and attempt number exists; it returns the stored row.
@@ -84,6 +85,45 @@ type EffectStore interface {
 	// RecordOutcome moves the effect to state, with the provider reference
 	// and the error or reason (both may be empty).
 	RecordOutcome(ctx context.Context, id int64, state EffectState, ref, lastErr string) error
+}
+
+// EffectCause says why an effect's state changed, in its history.
+type EffectCause string
+
+// Causes of a change in an effect's history.
+const (
+	CausePlanned   EffectCause = "planned"    // the intent was recorded
+	CauseSent      EffectCause = "sent"       // the request is being sent (the first time)
+	CauseResent    EffectCause = "sent again" // sent again with the same key: the provider did not know it
+	CauseSendError EffectCause = "send error" // the answer never arrived: outcome unknown
+	CauseAnswer    EffectCause = "answer"     // the provider's answer to the send
+	CauseQuery     EffectCause = "query"      // a status query with the same key
+)
+
+// EffectEvent is one change in an effect's history, as the ledger recorded
+// it in the same transaction as the change.
+type EffectEvent struct {
+	At          time.Time
+	From, To    EffectState // From is empty for the intent
+	Cause       EffectCause
+	Sends       int    // the attempt's sends after the change
+	ProviderRef string // as it stood after the change
+	Detail      string // the provider's words, or the error
+}
+
+// EffectCauseRecorder is an EffectStore that keeps why each outcome was
+// recorded in the effect's history; ApplyEffect tells it when it can.
+type EffectCauseRecorder interface {
+	RecordOutcomeCause(ctx context.Context, id int64, state EffectState, ref, lastErr string, cause EffectCause) error
+}
+
+// recordOutcome records an outcome with its cause when the store keeps
+// causes.
+func recordOutcome(ctx context.Context, store EffectStore, id int64, state EffectState, ref, lastErr string, cause EffectCause) error {
+	if r, ok := store.(EffectCauseRecorder); ok {
+		return r.RecordOutcomeCause(ctx, id, state, ref, lastErr, cause)
+	}
+	return store.RecordOutcome(ctx, id, state, ref, lastErr)
 }
 
 // InFlightGrace is how long a request already sent may take to finish after
@@ -112,7 +152,7 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 			return e, fmt.Errorf("query %s %s: %w", e.Kind, e.Key, err)
 		}
 		if out.Status != OutcomeNotFound {
-			return record(ctx, store, e, out)
+			return record(ctx, store, e, out, CauseQuery)
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -131,16 +171,16 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 	if err != nil {
 		// The request may have been applied: unknown until a query says.
 		msg := err.Error()
-		if rerr := store.RecordOutcome(context.WithoutCancel(ctx), e.ID, EffectUnknown, "", msg); rerr != nil {
+		if rerr := recordOutcome(context.WithoutCancel(ctx), store, e.ID, EffectUnknown, "", msg, CauseSendError); rerr != nil {
 			return e, errors.Join(err, rerr)
 		}
 		e.State, e.LastError = EffectUnknown, msg
 		return e, nil
 	}
-	return record(ctx, store, e, out)
+	return record(ctx, store, e, out, CauseAnswer)
 }
 
-func record(ctx context.Context, store EffectStore, e Effect, out Outcome) (Effect, error) {
+func record(ctx context.Context, store EffectStore, e Effect, out Outcome, cause EffectCause) (Effect, error) {
 	state := EffectSent
 	switch out.Status {
 	case OutcomeSucceeded:
@@ -150,7 +190,7 @@ func record(ctx context.Context, store EffectStore, e Effect, out Outcome) (Effe
 	case OutcomeNotFound:
 		return e, fmt.Errorf("%s %s: provider answered not found to a send", e.Kind, e.Key)
 	}
-	if err := store.RecordOutcome(context.WithoutCancel(ctx), e.ID, state, out.Ref, out.Reason); err != nil {
+	if err := recordOutcome(context.WithoutCancel(ctx), store, e.ID, state, out.Ref, out.Reason, cause); err != nil {
 		return e, err
 	}
 	e.State, e.ProviderRef, e.LastError = state, out.Ref, out.Reason

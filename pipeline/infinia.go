@@ -15,6 +15,21 @@ var ErrNotFound = errors.New("not found at the provider")
 // IsNotFound reports whether err says the provider does not know the key.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
+// ErrRefused is what a provider adapter wraps when the provider answered
+// one request with a definite refusal (not transient, not about our
+// credentials), or with an answer about its subject that cannot be read:
+// asking again as it is cannot help, and it concerns that request's
+// subject (a seller, a trade file) only.
+var ErrRefused = errors.New("refused by the provider")
+
+// subjectOnly reports whether err concerns only the subject of the
+// request that failed - the provider does not know it, or refused it for
+// good - so the others go on and the subject is held with err as its
+// reason. A configuration error (KindUsage) concerns everyone.
+func subjectOnly(err error) bool {
+	return KindOf(err) != KindUsage && (errors.Is(err, ErrNotFound) || errors.Is(err, ErrRefused))
+}
+
 // Infinia upload and binding statuses (PROVIDERS.md; partly assumed).
 const (
 	UploadSuccess = "SUCCESS"
@@ -102,7 +117,10 @@ type InfiniaConfig struct {
 	// WriteFile builds a trade file from rows (load.WriteTradeFile).
 	WriteFile func(dir, name string, rows func(func(TradeRow) error) error) (path, sha256 string, bytes int64, n int, err error)
 	// Rows turns a split into its trade-detail rows (transform.TradeRows).
-	Rows        func(Split) []TradeRow
+	Rows func(Split) []TradeRow
+	// FileName names a trade file; nil is TradeFileName. The provider's
+	// adapter may write the currency as the provider spells it.
+	FileName    func(platformID, infiniaID string, cur Currency, d Date, requestNo string) (string, error)
 	Parallel    int           // concurrent uploads and payouts (default 4)
 	Wait        time.Duration // how long to poll for final statuses (default 10m)
 	Poll        time.Duration // first poll interval (default 1s, doubling to 30s)
@@ -125,23 +143,42 @@ func (c *InfiniaConfig) defaults() {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 3
 	}
+	if c.FileName == nil {
+		c.FileName = TradeFileName
+	}
 }
 
 // forEach runs fn for every element of xs with at most n at once, and
-// returns the errors joined. It stops starting new work once ctx is done.
+// returns the errors joined. It stops starting new work once ctx is done,
+// or once fn returned a configuration error (KindUsage: refused
+// credentials, say), which it then returns alone: one line, not one per
+// element.
 func forEach[T any](ctx context.Context, n int, xs []T, fn func(T) error) error {
 	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, n)
+		mu    sync.Mutex
+		errs  []error
+		usage error
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, n)
 	)
+	stopped := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return usage != nil
+	}
 	for _, x := range xs {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			wg.Wait()
+			if usage != nil {
+				return usage
+			}
 			return errors.Join(append(errs, ctx.Err())...)
+		}
+		if stopped() {
+			<-sem
+			break
 		}
 		wg.Add(1)
 		go func() {
@@ -149,11 +186,17 @@ func forEach[T any](ctx context.Context, n int, xs []T, fn func(T) error) error 
 			if err := fn(x); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
+				if usage == nil && KindOf(err) == KindUsage {
+					usage = err
+				}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+	if usage != nil {
+		return usage
+	}
 	return errors.Join(errs...)
 }
 

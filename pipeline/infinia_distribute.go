@@ -236,6 +236,16 @@ func (d *distribution) plan(ctx context.Context) error {
 			return d.hold(ctx, p, "no Infinia seller id")
 		}
 		status, err := c.API.BindingStatus(ctx, QueryRequestNo("ABQ"), p.InfiniaID)
+		if subjectOnly(err) {
+			// A seller Infinia does not know (or will not answer about)
+			// is this seller's problem only: carried, for a person.
+			reason := fmt.Sprintf("Infinia binding query for %s: %v", p.InfiniaID, err)
+			if IsNotFound(err) {
+				reason = fmt.Sprintf("Infinia does not know seller %s (binding query: %v)", p.InfiniaID, err)
+			}
+			d.problem("seller %s: %s", p.SellerID, reason)
+			return d.hold(ctx, p, reason)
+		}
 		if err != nil {
 			return fmt.Errorf("binding of %s: %w", p.SellerID, err)
 		}
@@ -282,6 +292,17 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 		}
 	}
 	balance, err := c.API.Balance(ctx, QueryRequestNo("BQ"), cur)
+	if subjectOnly(err) {
+		// Infinia refuses the currency itself: its payouts wait, the
+		// other currencies go on.
+		d.problem("platform balance in %s refused by Infinia: %v: nothing sent in %s", cur, err, cur)
+		for _, p := range ps {
+			if err := d.hold(ctx, p, fmt.Sprintf("Infinia refused the balance query in %s: %v", cur, err)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("platform balance in %s: %w", cur, err)
 	}
@@ -298,6 +319,14 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 	for _, p := range ps {
 		net, _ := p.net()
 		avail, err := c.API.AvailableShare(ctx, QueryRequestNo("RSA"), p.InfiniaID, cur)
+		if subjectOnly(err) {
+			reason := fmt.Sprintf("Infinia's available share query for %s refused: %v", p.InfiniaID, err)
+			d.problem("seller %s: %s", p.SellerID, reason)
+			if err := d.hold(ctx, p, reason); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("available share of %s: %w", p.SellerID, err)
 		}
@@ -345,10 +374,16 @@ func (d *distribution) pay(ctx context.Context) error {
 		defer progress.Add(1)
 		before := e.Sends
 		e, err := settleEffect(ctx, c.Store, c.Wait, c.Poll, c.Payouts, e)
+		seller, cur := subjectSeller(e.Subject), e.Currency
+		if subjectOnly(err) {
+			// Infinia refuses to tell us about this one payout: it stays as
+			// it is (never sent again blindly), for a person; the others go on.
+			d.problem("revenue share %s to %s: %v", e.Key, seller, err)
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("revenue share %s: %w", e.Key, err)
 		}
-		seller, cur := subjectSeller(e.Subject), e.Currency
 		switch e.State {
 		case EffectSucceeded:
 			if err := c.Store.PayoutSucceeded(ctx, run, seller, cur, InfiniaChannels, e); err != nil {

@@ -51,6 +51,10 @@ func UploadStage(c InfiniaConfig) StageFunc {
 			}
 			before := e.Sends
 			e, err = settleEffect(ctx, c.Store, c.Wait, c.Poll, sender, e)
+			if subjectOnly(err) {
+				// Infinia refuses to answer about this one file: hold it.
+				return holdFile(ctx, &c, f, fmt.Sprintf("upload of %s could not be confirmed: %v", f.Name, err))
+			}
 			if err != nil {
 				return fmt.Errorf("upload %s: %w", f.Name, err)
 			}
@@ -114,7 +118,7 @@ func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFi
 		f := TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, InfiniaID: s.InfiniaID, Currency: g.Currency,
 			Attempt: last[key{g.SellerID, g.Currency}] + 1, SellerMinor: g.Amount, Items: int(g.Items)}
 		f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
-		if f.Name, err = TradeFileName(c.PlatformID, s.InfiniaID, f.Currency, f.Date, f.RequestNo); err != nil {
+		if f.Name, err = c.FileName(c.PlatformID, s.InfiniaID, f.Currency, f.Date, f.RequestNo); err != nil {
 			return nil, E(KindUsage, "seller "+g.SellerID, err)
 		}
 		if err := writeTradeFile(ctx, c, run, &f, ""); err != nil {
@@ -256,11 +260,28 @@ func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run) (accepted, re
 	return accepted, refused, problems, err
 }
 
+// holdFile records f as refused for this run with reason: its items not
+// yet refused are held with the reason, for a person; the run goes on
+// with the other files and ends needing a person (the file's status is
+// FAILED, so awaitUploads lists it).
+func holdFile(ctx context.Context, c *InfiniaConfig, f TradeFile, reason string) error {
+	f.Status = UploadFailed
+	if f.Reason == "" {
+		f.Reason = reason
+	}
+	return c.Store.FinishTradeFile(ctx, f, nil, "held", "held: "+reason)
+}
+
 // checkUpload asks Infinia about one file and records a final answer.
 func checkUpload(ctx context.Context, c *InfiniaConfig, run *Run, f TradeFile) (TradeFile, error) {
 	status, url, err := c.API.UploadStatus(ctx, f.RequestNo)
 	if errors.Is(err, ErrNotFound) {
 		return f, nil // landed, not yet picked up
+	}
+	if subjectOnly(err) {
+		final := f
+		final.Status, final.Reason = UploadFailed, fmt.Sprintf("status query refused: %v", err)
+		return final, holdFile(ctx, c, final, "trade file "+f.Name+": Infinia refused its status query: "+err.Error())
 	}
 	if err != nil {
 		return f, fmt.Errorf("upload status of %s: %w", f.Name, err)
@@ -275,6 +296,12 @@ func checkUpload(ctx context.Context, c *InfiniaConfig, run *Run, f TradeFile) (
 		return final, nil
 	case UploadFailed:
 		rows, err := c.API.ErrorRows(ctx, url)
+		if subjectOnly(err) {
+			// Refused, but its error file cannot be read (another layout,
+			// say): the whole file is held, with what was wrong.
+			final.Reason = fmt.Sprintf("refused; its error file could not be read: %v", err)
+			return final, holdFile(ctx, c, final, "trade file "+f.Name+" was refused by Infinia, and its error file could not be read: "+err.Error())
+		}
 		if err != nil {
 			return f, fmt.Errorf("error file of %s: %w", f.Name, err)
 		}

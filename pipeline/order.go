@@ -174,7 +174,10 @@ type Binding struct {
 	Source    string // "query", "webhook" or "bind"
 }
 
-// PayoutLine is one row of the payouts report: one attempt at a side effect.
+// PayoutLine is one row of the payouts report: one attempt at a side effect,
+// with the path of states its history went through (planned>sent>unknown>
+// succeeded: an answer lost, then resolved by query) and how many times the
+// request was sent.
 type PayoutLine struct {
 	Kind        string `csv:"kind"`
 	Subject     string `csv:"subject"`
@@ -183,46 +186,67 @@ type PayoutLine struct {
 	Currency    string `csv:"currency"`
 	Amount      int64  `csv:"amount_minor"`
 	State       string `csv:"state"`
+	Path        string `csv:"path"`
+	Sends       int    `csv:"sends"`
 	ProviderRef string `csv:"provider_ref"`
 	LastError   string `csv:"last_error"`
-	Sends       int    `csv:"sends"`
 }
 
 // SellerLine is one row of the sellers report: a seller's date in one
-// currency. Payable (the date's items) + CarriedIn (the balance carried
-// from earlier dates) + Clawback (late refunds taken back that day, <= 0)
-// = Paid (sent for the date) + Held (the balance carried forward: held
-// payouts and clawbacks not netted yet) + Unsettled (not decided yet).
+// currency. Orders, Gross, Refunded and Commission are those of the items a
+// provider did not reject, so Gross - Refunded - Commission = Payable in
+// every row; the items a provider rejected are counted apart
+// (RejectedOrders, RejectedGross). Payable (the date's items) + CarriedIn
+// (the balance carried from earlier dates) + Clawback (late refunds taken
+// back that day, <= 0) = Paid (sent for the date) + Held (the balance
+// carried forward: held payouts and clawbacks not netted yet) + Unsettled
+// (not decided yet).
 type SellerLine struct {
-	SellerID   string `csv:"seller_id"`
-	Currency   string `csv:"currency"`
-	Orders     int64  `csv:"orders"`
-	Gross      int64  `csv:"gross_minor"`
-	Refunded   int64  `csv:"refunded_minor"`
-	Commission int64  `csv:"commission_minor"`
-	Payable    int64  `csv:"payable_minor"`
-	CarriedIn  int64  `csv:"carried_in_minor"`
-	Clawback   int64  `csv:"clawback_minor"`
-	Paid       int64  `csv:"paid_minor"`
-	Held       int64  `csv:"carried_forward_minor"`
-	Unsettled  int64  `csv:"unsettled_minor"`
-	Rejected   int64  `csv:"rejected_orders"`
-	Balanced   bool   `csv:"balanced"`
+	SellerID      string `csv:"seller_id"`
+	Currency      string `csv:"currency"`
+	Orders        int64  `csv:"orders"`
+	Gross         int64  `csv:"gross_minor"`
+	Refunded      int64  `csv:"refunded_minor"`
+	Commission    int64  `csv:"commission_minor"`
+	Payable       int64  `csv:"payable_minor"`
+	CarriedIn     int64  `csv:"carried_in_minor"`
+	Clawback      int64  `csv:"clawback_minor"`
+	Paid          int64  `csv:"paid_minor"`
+	Held          int64  `csv:"carried_forward_minor"`
+	Unsettled     int64  `csv:"unsettled_minor"`
+	Rejected      int64  `csv:"rejected_orders"`
+	RejectedGross int64  `csv:"rejected_gross_minor"`
+	Balanced      bool   `csv:"balanced"`
 }
 
 // SummaryLine is one row of the summary report: a channel and currency of
-// the day, with the conservation check gross = refunded + commission +
-// seller share.
+// the day. Gross = Refunded + Commission + Seller, and every minor unit of
+// Seller is in exactly one of Paid, Carried, Held, Unverified,
+// RejectedByProvider and InProgress; Balanced tests both sums. The figures
+// are the date's own: an item carried on the date stays in Carried when a
+// later date's payout pays it, and PaidLater (part of Carried) with
+// PaidLaterOn (the dates of those payouts) say so.
 type SummaryLine struct {
-	Channel    string `csv:"channel"`
-	Currency   string `csv:"currency"`
-	Orders     int64  `csv:"orders"`
-	Gross      int64  `csv:"gross_minor"`
-	Refunded   int64  `csv:"refunded_minor"`
-	Commission int64  `csv:"commission_minor"`
-	Seller     int64  `csv:"seller_minor"`
-	Paid       int64  `csv:"paid_minor"`
-	Held       int64  `csv:"carried_forward_minor"`
-	Rejected   int64  `csv:"rejected_orders"`
-	Balanced   bool   `csv:"balanced"`
+	Channel            string `csv:"channel"`
+	Currency           string `csv:"currency"`
+	Orders             int64  `csv:"orders"`
+	Gross              int64  `csv:"gross_minor"`
+	Refunded           int64  `csv:"refunded_minor"`
+	Commission         int64  `csv:"commission_minor"`
+	Seller             int64  `csv:"seller_minor"`
+	Paid               int64  `csv:"paid_minor"`                 // paid by the date's own payouts
+	Carried            int64  `csv:"carried_minor"`              // carried into the sellers' balances on the date
+	Held               int64  `csv:"held_minor"`                 // held: a payment confirming, a refused file, no receiver
+	Unverified         int64  `csv:"unverified_minor"`           // Pay Protocol items not verified yet
+	RejectedByProvider int64  `csv:"rejected_by_provider_minor"` // items a provider rejected: never paid
+	InProgress         int64  `csv:"in_progress_minor"`          // recorded or uploaded, no outcome yet
+	PaidLater          int64  `csv:"paid_later_minor"`           // of Carried: paid since by a later date's payout
+	PaidLaterOn        string `csv:"paid_later_on"`              // the dates of those payouts
+	Rejected           int64  `csv:"rejected_orders"`            // source rows rejected, or items rejected by a provider
+	Balanced           bool   `csv:"balanced"`
+}
+
+// Accounted is the sum of the columns the seller share is split into.
+func (s SummaryLine) Accounted() int64 {
+	return s.Paid + s.Carried + s.Held + s.Unverified + s.RejectedByProvider + s.InProgress
 }

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 )
 
@@ -62,7 +64,11 @@ type VerifyStore interface {
 // a refund awaiting approval, holds the item, and every later run of the
 // date verifies it again until it is decided; a failed, refunded or
 // mismatched payment rejects it. Each verdict is recorded at once, so a
-// resumed run asks only about what is left.
+// resumed run asks only about what is left. An answer about one order that
+// cannot be used (or a definite refusal of it) holds that order with the
+// reason and the others go on; only what concerns every order (refused
+// credentials, Pay Protocol down past its retries, the run stopping)
+// stops the verification.
 func VerifyPayProtocol(ctx context.Context, store VerifyStore, api PayProtocol, parallel int, run *Run) (string, error) {
 	items, err := store.ItemsToVerify(ctx, run.ID)
 	if err != nil {
@@ -70,10 +76,19 @@ func VerifyPayProtocol(ctx context.Context, store VerifyStore, api PayProtocol, 
 	}
 	var mu sync.Mutex
 	counts := map[string]int{}
-	err = forEach(ctx, max(parallel, 1), items, func(it VerifyItem) error {
+	err = eachOrder(ctx, parallel, items, func(it VerifyItem) error {
 		to, reason, err := verdict(ctx, api, it.Split)
-		if err != nil {
+		if err != nil && KindOf(err) != KindFailed {
+			return err // configuration: says it all, about every order
+		}
+		if err != nil && concernsEveryone(ctx, err) {
 			return fmt.Errorf("verify %s with Pay Protocol: %w", it.OrderNo, err)
+		}
+		if err != nil {
+			// An answer about this order we cannot use, or a definite
+			// refusal of it: the order waits, with the reason, and is
+			// asked about again by the next run; the others go on.
+			to, reason = ItemHeld, VerifyHoldPrefix+" answer about "+it.ProviderTxnID+" could not be used: "+oneLine(err.Error())
 		}
 		if err := store.SetItemState(ctx, run.ID, it.OrderNo, it.State, to, reason); err != nil {
 			return err
@@ -85,6 +100,68 @@ func VerifyPayProtocol(ctx context.Context, store VerifyStore, api PayProtocol, 
 	})
 	summary := fmt.Sprintf("Pay Protocol: %d payments verified, %d held, %d rejected", counts[ItemRecorded], counts[ItemHeld], counts[ItemRejected])
 	return summary, err
+}
+
+// eachOrder runs fn on the first of xs alone, then on the others, at most
+// parallel at a time: refused credentials or Pay Protocol down show on the
+// first question, before any other is asked. Once fn fails, the items not
+// yet started are skipped and that first error alone is returned (fn
+// fails only for what concerns every order).
+func eachOrder[T any](ctx context.Context, parallel int, xs []T, fn func(T) error) error {
+	if len(xs) == 0 {
+		return nil
+	}
+	if err := fn(xs[0]); err != nil {
+		return err
+	}
+	var (
+		mu    sync.Mutex
+		first error
+	)
+	err := forEach(ctx, max(parallel, 1), xs[1:], func(x T) error {
+		mu.Lock()
+		stopped := first != nil
+		mu.Unlock()
+		if stopped {
+			return nil
+		}
+		if err := fn(x); err != nil {
+			mu.Lock()
+			if first == nil {
+				first = err
+			}
+			mu.Unlock()
+		}
+		return nil
+	})
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// concernsEveryone reports whether a failure to ask about one order says
+// nothing about that order but about every one: the run is stopping,
+// configuration (refused credentials: KindUsage and the like), or the
+// provider unreachable or failing after its retries (an error reporting
+// Transient). Anything else (an answer we cannot read, a definite refusal
+// of this order) concerns that order alone.
+func concernsEveryone(ctx context.Context, err error) bool {
+	var t interface{ Transient() bool }
+	switch {
+	case ctx.Err() != nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case KindOf(err) != KindFailed:
+		return true
+	case errors.As(err, &t) && t.Transient():
+		return true
+	}
+	return false
+}
+
+// oneLine keeps a provider's words on one line in a reason.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // Item states used by the verification (the ledger's names).

@@ -71,10 +71,22 @@ func InfiniaMatcher(store InfiniaReconcileStore, api InfiniaReconciler) Matcher 
 				continue
 			}
 			avail, err := api.AvailableShare(ctx, QueryRequestNo("RSA"), x.InfiniaID, x.Currency)
+			want := x.Uploaded - x.Paid
+			if subjectOnly(err) {
+				// One seller Infinia does not know or will not report on:
+				// a finding about that seller, the others are matched.
+				category, state := MismatchStatus, "refused"
+				if IsNotFound(err) {
+					category, state = MismatchMissingAtProvider, "not found"
+				}
+				out = append(out, Mismatch{Provider: ProviderInfinia, Category: category, Subject: "available/" + x.SellerID + "/" + string(x.Currency),
+					SellerID: x.SellerID, Currency: string(x.Currency), Ours: Minor(want), OursState: "uploaded-paid", TheirsState: state,
+					Detail: fmt.Sprintf("available share of Infinia seller %s: %v", x.InfiniaID, err)})
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("available share of %s: %w", x.SellerID, err)
 			}
-			want := x.Uploaded - x.Paid
 			if avail == want {
 				continue
 			}
@@ -106,6 +118,9 @@ func matchShare(ctx context.Context, api InfiniaReconciler, e Effect) ([]Mismatc
 		if !e.State.Final() {
 			m.Category, m.Expected, m.Detail = MismatchTiming, true, "our outcome is not known yet; the next run resolves it by query"
 		}
+		return []Mismatch{m}, nil
+	case subjectOnly(err):
+		m.Category, m.TheirsState, m.Detail = MismatchStatus, "refused", "Infinia refused the status query: "+err.Error()
 		return []Mismatch{m}, nil
 	case err != nil:
 		return nil, fmt.Errorf("revenue share %s: %w", e.Key, err)

@@ -82,21 +82,29 @@ var paymentsInProgress = map[string]bool{PaymentPending: true, PaymentBlockConfi
 // ProviderPayProtocol and the order's outTradeNo as subject:
 //
 //   - missing_at_provider: Pay Protocol does not know the order;
+//
 //   - currency / amount: the payment's fiat quote differs from the order's
 //     gross amount (or cannot be read exactly);
+//
 //   - status: the payment is no longer paid (failed, refunded beyond our
 //     refunds, or back to pending while we went on with the item);
+//
 //   - amount (detail "refunds: ..."): the successful refund Pay Protocol
 //     shows differs from our refunded total (netted at settlement plus late
 //     refunds not rejected);
+//
 //   - timing, expected: a held item whose payment is still pending,
 //     confirming or partially paid, or a refund still awaiting approval,
 //     under review or confirming on chain.
 //
+//   - unverifiable (not expected): Pay Protocol's answer about the order
+//     could not be used (unreadable, or the order refused definitely).
+//
 // Pay Protocol shows only an order's latest refund; when our total is above
 // a successful latest refund the row says that earlier refunds cannot be
-// listed, for a person to check on Pay Protocol's console. A failure to ask
-// Pay Protocol fails the matcher: findings are never guessed.
+// listed, for a person to check on Pay Protocol's console. A failure that
+// concerns every order (refused credentials, Pay Protocol down past its
+// retries) fails the matcher: findings are never guessed.
 func PayProtocolMatcher(store PayProtocolReconcileStore, api PayProtocolReconcileAPI, parallel int) Matcher {
 	return func(ctx context.Context, run *Run) ([]Mismatch, error) {
 		items, err := store.PayProtocolItemsToReconcile(ctx, run.ID)
@@ -108,7 +116,7 @@ func PayProtocolMatcher(store PayProtocolReconcileStore, api PayProtocolReconcil
 		for i := range idx {
 			idx[i] = i
 		}
-		err = forEach(ctx, max(parallel, 1), idx, func(i int) error {
+		err = eachOrder(ctx, parallel, idx, func(i int) error {
 			it := items[i]
 			o, err := api.Order(ctx, it.OutTradeNo)
 			if IsNotFound(err) {
@@ -116,8 +124,17 @@ func PayProtocolMatcher(store PayProtocolReconcileStore, api PayProtocolReconcil
 					"Pay Protocol does not know order "+it.OutTradeNo)}
 				return nil
 			}
-			if err != nil {
+			if err != nil && KindOf(err) != KindFailed {
+				return err // configuration: says it all, about every order
+			}
+			if err != nil && concernsEveryone(ctx, err) {
 				return fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
+			}
+			if err != nil {
+				// About this order alone: a row for a person, the others go on.
+				found[i] = []Mismatch{payProtocolRow(it, MismatchUnverifiable, Minor(it.Gross), "", "unreadable",
+					"Pay Protocol's answer about "+it.OutTradeNo+" could not be used: "+oneLine(err.Error()))}
+				return nil
 			}
 			found[i] = MatchPayProtocol(it, o)
 			for j, m := range found[i] {

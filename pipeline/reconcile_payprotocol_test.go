@@ -123,7 +123,8 @@ func (s ppStore) PayProtocolItemsToReconcile(_ context.Context, runID int64) ([]
 
 type ppAPI struct {
 	orders         map[string]PayProtocolOrder
-	fail           string // this order's query fails
+	fail           string // this order's query fails as Pay Protocol down would (transient, after retries)
+	poison         string // this order's answer cannot be used
 	active, maxAct atomic.Int32
 	mu             sync.Mutex
 	asked          []string
@@ -143,13 +144,53 @@ func (a *ppAPI) Order(_ context.Context, no string) (PayProtocolOrder, error) {
 	a.asked = append(a.asked, no)
 	a.mu.Unlock()
 	if no == a.fail {
-		return PayProtocolOrder{}, errors.New("connection reset")
+		return PayProtocolOrder{}, transientErr{"connection reset"}
+	}
+	if no == a.poison {
+		return PayProtocolOrder{}, errors.New("malformed answer: settlementAmount \"1e6\"")
 	}
 	o, ok := a.orders[no]
 	if !ok {
 		return o, fmt.Errorf("%w: order %s", ErrNotFound, no)
 	}
 	return o, nil
+}
+
+// transientErr is a failure that says the provider is down, not that
+// one order is wrong.
+type transientErr struct{ s string }
+
+func (e transientErr) Error() string   { return e.s }
+func (e transientErr) Transient() bool { return true }
+
+// TestPayProtocolMatcherGoesOnPastOneUnreadableAnswer: one answer that
+// cannot be used is a row against its order; the others are matched.
+func TestPayProtocolMatcherGoesOnPastOneUnreadableAnswer(t *testing.T) {
+	a, b := ppItem(itemPaid, 10, 0), ppItem(itemPaid, 10, 0)
+	b.OrderNo, b.OutTradeNo = "O-2", "T-2"
+	api := &ppAPI{orders: map[string]PayProtocolOrder{"T-1": ppPaid(10, nil)}, poison: "T-2"}
+	got, err := PayProtocolMatcher(ppStore{[]PayProtocolItem{a, b}}, api, 2)(context.Background(), &Run{ID: 42})
+	if err != nil || len(got) != 1 || got[0].Subject != "T-2" || got[0].Category != MismatchUnverifiable || got[0].Expected ||
+		!strings.Contains(got[0].Detail, "could not be used") || !strings.Contains(got[0].Detail, "1e6") {
+		t.Fatalf("got %+v, %v; want one unverifiable row for T-2 and T-1 matched", got, err)
+	}
+	// A refusal of everyone still stops the stage.
+	api.poison, api.fail = "", "T-2"
+	if _, err := PayProtocolMatcher(ppStore{[]PayProtocolItem{a, b}}, api, 2)(context.Background(), &Run{ID: 42}); err == nil {
+		t.Fatal("Pay Protocol down did not stop the matcher")
+	}
+	api.fail = ""
+	api.orders["T-2"] = PayProtocolOrder{}
+	usage := &ppUsageAPI{}
+	if _, err := PayProtocolMatcher(ppStore{[]PayProtocolItem{a}}, usage, 1)(context.Background(), &Run{ID: 42}); KindOf(err) != KindUsage {
+		t.Fatalf("refused credentials: %v (kind %v), want KindUsage", err, KindOf(err))
+	}
+}
+
+type ppUsageAPI struct{}
+
+func (ppUsageAPI) Order(context.Context, string) (PayProtocolOrder, error) {
+	return PayProtocolOrder{}, Errorf(KindUsage, "Pay Protocol", "refused our credentials")
 }
 
 func TestPayProtocolMatcher(t *testing.T) {

@@ -53,6 +53,8 @@ type WeChatItem struct {
 	// SellerShare (minor units) is what is left to the seller after the
 	// commission: what an unfreeze (commission 0) releases.
 	SellerShare int64
+	State       string // the item's state in the ledger, e.g. ItemRecorded
+	Reason      string // why it is in that state, e.g. a hold
 }
 
 // WeChatAttempt is one distribution or unfreeze attempt the ledger
@@ -109,8 +111,9 @@ type WeChatSettlement struct {
 }
 
 // WeChatReconciler is what the WeChat matcher needs of WeChat Pay Global.
-// Days are Beijing days. The layouts of bills and settlement details are
-// not public; the adapter maps them under the assumptions of its package.
+// Days are Beijing days. The adapter reads bills and settlement details in
+// their published shapes, mapping what the published pages leave open
+// under the assumptions of its package (see the README).
 type WeChatReconciler interface {
 	// Order returns WeChat Pay's word on the distribution or unfreeze
 	// outOrderNo of a transaction at a sub-merchant; an error wrapping
@@ -120,7 +123,7 @@ type WeChatReconciler interface {
 	// is over: every successful line of the orders accepted that day.
 	BillLines(ctx context.Context, subMchID string, day Date) ([]WeChatBillLine, error)
 	// Settlements returns the sub-merchant's fund settlement details of a
-	// day, SETTLED and UNSETTLE, each holding what was distributed to
+	// trade day, SETTLED and UNSETTLE, each holding what was distributed to
 	// receivers that day in one currency (assumed, as in the fake).
 	Settlements(ctx context.Context, subMchID string, day Date) ([]WeChatSettlement, error)
 }
@@ -235,6 +238,7 @@ func (m *weChatMatch) match(ctx context.Context) ([]Mismatch, error) {
 	if err != nil {
 		return nil, err
 	}
+	out = append(out, m.refused()...)
 	days := m.days()
 	var subs []string
 	for sub := range m.subSeller {
@@ -280,6 +284,22 @@ func (m *weChatMatch) match(ctx context.Context) ([]Mismatch, error) {
 	return out, nil
 }
 
+// refused reports the items held because WeChat Pay refused them, or
+// answered about them what could not be read: a person must look.
+func (m *weChatMatch) refused() []Mismatch {
+	var out []Mismatch
+	for _, it := range m.items {
+		reason, held := strings.CutPrefix(it.Reason, "held: ")
+		if it.State != ItemRecorded || !held || !strings.HasPrefix(reason, weChatRefusal) {
+			continue
+		}
+		r := m.row(MismatchStatus, "transaction/"+it.TransactionID, it)
+		r.OursState, r.TheirsState, r.Detail = it.State, "REFUSED", reason
+		out = append(out, r)
+	}
+	return out
+}
+
 // weChatIndexes returns 0, 1, ..., n-1: the indexes forEach fills results at.
 func weChatIndexes(n int) []int {
 	out := make([]int, n)
@@ -307,6 +327,14 @@ func (m *weChatMatch) orders(ctx context.Context) ([]Mismatch, error) {
 			return nil
 		}
 		st, err := m.api.Order(ctx, a.Item.SubMchID, a.Item.TransactionID, a.Key)
+		if err != nil && weChatSubjectError(err) {
+			// WeChat Pay refused the question about this one, or answered
+			// what cannot be read: reported, the others are compared.
+			r := m.attemptRow(MismatchStatus, a)
+			r.TheirsState, r.Detail = "REFUSED", weChatRefusal+err.Error()
+			found[i] = []Mismatch{r}
+			return nil
+		}
 		if err != nil && !IsNotFound(err) {
 			return fmt.Errorf("%s %s of order %s: %w", a.Kind, a.Key, a.Item.OrderNo, err)
 		}
@@ -505,10 +533,10 @@ func (m *weChatMatch) distributed(ctx context.Context, subs []string, days []Dat
 	m.mu.Unlock()
 	err = forEach(ctx, weChatParallel, ask, func(a WeChatAttempt) error {
 		st, err := m.api.Order(ctx, a.Item.SubMchID, a.Item.TransactionID, a.Key)
-		if err != nil && !IsNotFound(err) {
+		if err != nil && !IsNotFound(err) && !weChatSubjectError(err) {
 			return fmt.Errorf("%s %s of order %s: %w", a.Kind, a.Key, a.Item.OrderNo, err)
 		}
-		at := a.Recorded // WeChat no longer knows it: the ledger's time
+		at := a.Recorded // WeChat no longer knows it, or will not say: the ledger's time
 		if err == nil && !st.AcceptedAt.IsZero() {
 			at = st.AcceptedAt
 		}

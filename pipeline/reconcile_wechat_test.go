@@ -44,6 +44,7 @@ type wxAPI struct {
 	bills       map[string][]WeChatBillLine  // sub/day
 	settlements map[string][]WeChatSettlement
 	err         error
+	errs        map[string]error // by out_order_no
 
 	mu        sync.Mutex
 	billCalls int
@@ -56,6 +57,9 @@ func (a *wxAPI) Order(_ context.Context, sub, txn, no string) (WeChatOrderStatus
 	a.mu.Unlock()
 	if a.err != nil {
 		return WeChatOrderStatus{}, a.err
+	}
+	if err := a.errs[no]; err != nil {
+		return WeChatOrderStatus{}, err
 	}
 	o, ok := a.orders[no]
 	if !ok {
@@ -347,5 +351,32 @@ func TestWeChatMatcherNoItems(t *testing.T) {
 	ms := wxMatch(t, &wxStore{}, &wxAPI{}, wxLater)
 	if len(ms) != 0 {
 		t.Fatalf("%v", wxBrief(ms))
+	}
+}
+
+// wxRefused is an adapter's error for a question WeChat Pay refused.
+type wxRefused struct{}
+
+func (wxRefused) Error() string { return "HTTP 400 INVALID_REQUEST refused" }
+func (wxRefused) Refused() bool { return true }
+
+// One transaction WeChat Pay refused (held by the distribute stage), and
+// one attempt whose query WeChat Pay refuses: each is a row of its own and
+// everything else is compared as usual.
+func TestWeChatMatcherReportsRefusalsAndGoesOn(t *testing.T) {
+	store, api := wxClean()
+	store.items = append(store.items, WeChatItem{OrderNo: "O3", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T3", Currency: "CNY",
+		State: ItemRecorded, Reason: "held: " + weChatRefusal + "remaining amount of T3: HTTP 400 INVALID_REQUEST"})
+	api.errs = map[string]error{"K2": fmt.Errorf("query: %w", wxRefused{})}
+	ms := wxMatch(t, store, api, wxLater)
+	got := wxBrief(ms)
+	want := []string{"status K2 500/", "status transaction/T3 /"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("mismatches %q, want %q", got, want)
+	}
+	for _, m := range ms {
+		if m.TheirsState != "REFUSED" || !strings.Contains(m.Detail, "INVALID_REQUEST") || m.Expected {
+			t.Fatalf("row %+v", m)
+		}
 	}
 }

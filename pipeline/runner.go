@@ -48,10 +48,24 @@ type Runner struct {
 	// Repeat lists stages that run on every invocation even when done
 	// (the reports: cheap, and they must show the latest state).
 	Repeat map[Stage]bool
-	// Gate, when set, is checked before the first stage that sends anything
-	// (upload, distribute) in each invocation; its error stops the run.
+	// Gate, when set, is checked before each stage that sends anything
+	// (upload, distribute) and is not done yet; its error stops the run.
+	// Checked again before distribute, it also counts what the upload
+	// stage found (payments a provider rejected).
 	Gate func(ctx context.Context, run *Run) error
-	Log  *slog.Logger // one line per stage; every line carries the run, date and shard
+	// Preflight, when set, is called once per invocation at the start of
+	// the first sending stage that runs (after the gate, before anything is
+	// sent): a cheap authenticated call to each configured provider, so
+	// that refused credentials stop the run before the first file or
+	// payout goes out. Its error stops the run with its own kind (a
+	// KindUsage error is exit 2).
+	Preflight func(ctx context.Context) error
+	// Reextract, when set, is called under the lock once the run is
+	// opened: it drops what extract and transform recorded (refusing, with
+	// a KindUsage error, once anything of the run was sent), so that both
+	// run again on the platform's current data.
+	Reextract func(ctx context.Context, run *Run) error
+	Log       *slog.Logger // one line per stage; every line carries the run, date and shard
 	// ProgressEvery is the interval of progress lines while a stage runs
 	// (default 5s; negative: none).
 	ProgressEvery time.Duration
@@ -91,18 +105,27 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	if !created && run.RulesHash != p.RulesHash {
 		log.Warn("the rules changed since this run began; splits already recorded stand")
 	}
-	gated := false
+	if r.Reextract != nil {
+		if err := r.Reextract(ctx, run); err != nil {
+			if run.State != RunDone {
+				r.fail(run, StageExtract, err)
+			}
+			return res, err
+		}
+		log.Info("reading the date again: the run's snapshot, items and rejects were dropped")
+		run.StagesDone, run.State = nil, RunRunning
+	}
+	preflown := false
 	var attention []error
 	for _, st := range Stages {
 		if st.Index() > until.Index() {
 			break
 		}
-		if sends(st) && !run.Done(st) && !gated && r.Gate != nil {
+		if sends(st) && !run.Done(st) && r.Gate != nil {
 			if err := r.Gate(ctx, run); err != nil {
 				r.fail(run, st, err)
 				return res, err
 			}
-			gated = true
 		}
 		if run.Done(st) && !r.Repeat[st] {
 			res.Skipped = append(res.Skipped, st)
@@ -110,6 +133,14 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			continue
 		}
 		fn := r.Stages[st]
+		if sends(st) && fn != nil && !preflown && r.Preflight != nil {
+			preflown = true
+			if err := r.Preflight(ctx); err != nil {
+				err = fmt.Errorf("before stage %s: %w", st, err)
+				r.fail(run, st, err)
+				return res, err
+			}
+		}
 		if fn == nil {
 			res.NotBuilt = append(res.NotBuilt, st)
 			why := r.Absent[st]
@@ -144,16 +175,47 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	}
 	if len(attention) > 0 {
 		err := E(KindNeedsPerson, "run "+key.String(), errors.Join(attention...))
-		r.fail(run, until, err)
+		// The stages that need a person stay not done, and the run failed;
+		// when every stage is done (a re-run's reconcile found something)
+		// the run is done, and the note says what needs a person.
+		state := RunFailed
+		if allDone(run) {
+			state = RunDone
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = r.Store.FinishRun(fctx, run.ID, state, NeedsPersonNote+errors.Join(attention...).Error())
 		return res, err
 	}
-	if until == StageReconcile && len(res.NotBuilt) == 0 {
+	switch {
+	case until == StageReconcile && len(res.NotBuilt) == 0:
 		if err := r.Store.FinishRun(ctx, run.ID, RunDone, ""); err != nil {
 			return res, err
 		}
 		run.State = RunDone
+	case run.LastError != "":
+		// This invocation ended without error: an earlier one's error is
+		// no longer the run's last word.
+		if err := r.Store.FinishRun(ctx, run.ID, run.State, ""); err != nil {
+			return res, err
+		}
 	}
+	run.LastError = ""
 	return res, nil
+}
+
+// NeedsPersonNote starts a run's recorded last error when it is a note of
+// what a person must look at (exit 4), not the error that stopped the run.
+const NeedsPersonNote = "needs a person: "
+
+// allDone reports whether every stage of the run is done.
+func allDone(run *Run) bool {
+	for _, st := range Stages {
+		if !run.Done(st) {
+			return false
+		}
+	}
+	return true
 }
 
 // fail records a failed stage; the run stays resumable. The context may be

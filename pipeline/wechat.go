@@ -78,6 +78,12 @@ type WeChatConfig struct {
 // reason, for a later re-run. Every request is intent first with a
 // deterministic out_order_no; a CLOSED one is retried with a new key only
 // while the transaction's request limit allows.
+//
+// What concerns one transaction stays with it: a request WeChat Pay
+// definitely refused, or an answer about it that cannot be read, holds that
+// transaction with the answer as its reason ("needs a person", exit 4) and
+// the others are settled. Refused credentials (pipeline.KindUsage) concern
+// every transaction: the stage stops at the first, with that one error.
 func DistributeWeChatStage(c WeChatConfig) StageFunc {
 	if c.MaxRatioBps <= 0 {
 		c.MaxRatioBps = 3000
@@ -102,12 +108,30 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 			mu               sync.Mutex
 			paid, sent, held int
 			problems         []string
+			usage            error // the first configuration error: it concerns every transaction
 		)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
 		count := func(n *int) { mu.Lock(); *n++; mu.Unlock() }
 		err = forEach(ctx, ic.Parallel, items, func(it Split) error {
 			defer progress.Add(1)
 			o := WeChatOrder{SubMchID: sellers[it.SellerID].WeChatSubMchID, TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
 			outcome, e, err := settleWeChat(ctx, &c, &ic, run, it, o)
+			if err != nil && weChatSubjectError(err) {
+				// WeChat Pay refused this transaction, or answered about it
+				// what cannot be read: it is held with the answer; the
+				// others go on.
+				outcome, err = "!"+weChatRefusal+err.Error(), nil
+			}
+			if err != nil && KindOf(err) == KindUsage {
+				mu.Lock()
+				if usage == nil {
+					usage = err
+					cancel() // the others would be refused alike: one line, exit 2
+				}
+				mu.Unlock()
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("order %s: %w", it.OrderNo, err)
 			}
@@ -131,11 +155,35 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 			}
 			return nil
 		})
+		if usage != nil {
+			return "", usage
+		}
 		if err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", paid, sent, held), needsPerson(problems)
 	}
+}
+
+// weChatRefusal starts the reason of a transaction held for WeChat Pay's
+// answer about it (and the reconcile stage's row about it).
+const weChatRefusal = "WeChat Pay: "
+
+// weChatSubjectError reports whether err concerns only the transaction it
+// came from: WeChat Pay definitely refused a request about it (Refused),
+// or answered about it something that cannot be read (Unreadable). A
+// configuration error (refused credentials), the ledger, the network or a
+// WeChat Pay that does not answer concern every transaction.
+func weChatSubjectError(err error) bool {
+	if KindOf(err) == KindUsage || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var refused interface{ Refused() bool }
+	if errors.As(err, &refused) && refused.Refused() {
+		return true
+	}
+	var unreadable interface{ Unreadable() bool }
+	return errors.As(err, &unreadable) && unreadable.Unreadable()
 }
 
 // isProblem tells holds that need a person from those that pass by

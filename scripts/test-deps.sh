@@ -8,6 +8,7 @@
 #    starts (or creates) a cluster on port 5432, trusts 127.0.0.1 and ::1.
 #  - OpenSSH's sshd, sftp-server and sftp client (an SFTP interop peer for
 #    tests, which start their own sshd; none is started here).
+#  - The openssl command line (an Infinia envelope peer for tests).
 #  - staticcheck, pinned, in $(go env GOPATH)/bin.
 set -euo pipefail
 
@@ -174,8 +175,20 @@ ensure_staticcheck() {
 	did+=("installed staticcheck v$STATICCHECK_VERSION")
 }
 
+ensure_openssl() {
+	if command -v openssl >/dev/null; then
+		return
+	fi
+	if ! is_root; then
+		need+=("openssl (apt-get install openssl)")
+		return
+	fi
+	apt_install openssl
+}
+
 ensure_postgres
 ensure_openssh
+ensure_openssl
 ensure_staticcheck
 
 if ((${#need[@]} > 0)); then

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"time"
@@ -22,6 +23,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: false,
+		Description:          exitCodesHelp,
+		// A word that is no command is a usage error (exit 2), not help.
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return pipeline.Errorf(pipeline.KindUsage, "usage", "unknown command %q (settle --help lists the commands)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
 		Commands: []*cli.Command{
 			runCommand(cfg),
 			statusCommand(cfg),
@@ -31,12 +40,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			demoCommand(cfg),
 			sellersCommand(cfg),
 			receiversCommand(cfg),
+			versionCommand(cfg),
 		},
 		// Errors come back to main, which maps them to exit codes after
 		// cleanup: the library must never exit by itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return pipeline.E(pipeline.KindUsage, "usage", err)
+			return usageError(err)
 		},
 	}
 	for _, c := range app.Commands {
@@ -44,7 +54,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	err := app.RunContext(ctx, args)
 	if err != nil && pipeline.KindOf(err) == pipeline.KindFailed && isFlagError(err) {
-		err = pipeline.E(pipeline.KindUsage, "usage", err)
+		err = usageError(err)
+	}
+	// urfave/cli's own ExitCoder errors are help topics that do not
+	// exist ("settle help nosuch", "settle sellers nosuch").
+	var exit cli.ExitCoder
+	if err != nil && pipeline.KindOf(err) == pipeline.KindFailed && errors.As(err, &exit) {
+		err = pipeline.Errorf(pipeline.KindUsage, "usage", "%v (settle --help lists the commands)", err)
 	}
 	return cfg.logFailure(err)
 }

@@ -31,11 +31,12 @@ func receiversCommand(cfg *config) *cli.Command {
 		Name:  "receivers",
 		Usage: "manage the platform's WeChat Pay receiver relationship with a sub-merchant, outside the nightly run",
 		Subcommands: []*cli.Command{
-			sub("add", "add the platform's receiver to a sub-merchant (it is paid once WeChat's review makes it EFFECTIVE)",
+			sub("add", "add the platform's receiver to a sub-merchant (it is paid once WeChat's review makes it EFFECTIVE); one already there is shown",
 				func(c *cli.Context, w *weChatSetup, subMchID string) error {
 					r := w.receiver
 					r.SubMchID = subMchID
-					st, err := w.client.AddReceiver(c.Context, r)
+					// A lost answer is resolved by the result query, not reported.
+					st, err := w.client.EnsureReceiver(c.Context, r)
 					if err != nil {
 						return fmt.Errorf("add receiver at %s: %w", subMchID, err)
 					}
@@ -44,7 +45,8 @@ func receiversCommand(cfg *config) *cli.Command {
 				}),
 			sub("status", "show the platform receiver's state at a sub-merchant",
 				func(c *cli.Context, w *weChatSetup, subMchID string) error {
-					st, err := w.client.ReceiverResult(c.Context, subMchID, w.receiver.Type, w.receiver.Account)
+					st, err := w.client.ReceiverResult(c.Context, wechatpay.ReceiverRef{SubMchID: subMchID, AppID: w.receiver.AppID,
+						SubAppID: w.receiver.SubAppID, Type: w.receiver.Type, Account: w.receiver.Account})
 					if err != nil {
 						return fmt.Errorf("receiver at %s: %w", subMchID, err)
 					}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,11 +23,17 @@ func runCommand(cfg *config) *cli.Command {
 		Name:  "run",
 		Usage: "settle one business date (resumes where an earlier run of that date stopped)",
 		Description: "Stages: extract, transform, upload, distribute, reconcile. Re-running a date is always safe:\n" +
-			"finished work is skipped and nothing is sent twice.",
-		Flags: append(append(databaseFlags(),
+			"finished work is skipped and nothing is sent twice.\n\n" + exitCodesHelp,
+		Flags: categorize(append(append(databaseFlags(),
 			dateFlag("business date YYYY-MM-DD (default: yesterday in --tz)"),
-			&cli.StringFlag{Name: "from", Usage: "backfill: first date of a range, settled one date at a time, in order"},
-			&cli.StringFlag{Name: "to", Usage: "backfill: last date of the range (inclusive)"},
+			&cli.StringFlag{Name: "from", EnvVars: []string{"SETTLE_FROM"}, Usage: "backfill: first date of a range, settled one date at a time, in order"},
+			&cli.StringFlag{Name: "to", EnvVars: []string{"SETTLE_TO"}, Usage: "backfill: last date of the range (inclusive)"},
+			// No environment variable: a one-off action, never to be left
+			// set in a scheduled job's environment.
+			&cli.BoolFlag{Name: flagReextract,
+				Usage: "read the date again: drop the run's snapshot, items and rejects and redo extract and transform (refused once anything of the run was sent; command line only)"},
+			&cli.StringSliceFlag{Name: flagSkipChannel, EnvVars: []string{"SETTLE_SKIP_CHANNEL"},
+				Usage: "leave this channel's orders unpaid on purpose (infiniapay, wechatpay, payprotocol; repeat or comma-separate); without it, orders of a channel whose provider is not configured end the run with exit 4"},
 			tzFlag(),
 			&cli.StringFlag{Name: flagRules, EnvVars: []string{"SETTLE_RULES"}, Usage: "commission rules CSV file (required)"},
 			&cli.StringFlag{Name: flagSourceQuery, EnvVars: []string{"SETTLE_SOURCE_QUERY"},
@@ -41,7 +48,7 @@ func runCommand(cfg *config) *cli.Command {
 				Usage: "also reconcile again the dates of the last N days whose findings still include timing gaps (bills not out, funds UNSETTLE); each costs one more pass of per-order queries"},
 			&cli.StringFlag{Name: "until", EnvVars: []string{"SETTLE_UNTIL"}, Value: string(pipeline.StageReconcile),
 				Usage: "stop after this stage: extract, transform, upload, distribute or reconcile"},
-			&cli.BoolFlag{Name: "dry-run", Usage: "compute and print the plan; write and send nothing"},
+			&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"SETTLE_DRY_RUN"}, Usage: "compute and print the plan; write and send nothing"},
 			&cli.StringFlag{Name: flagShard, EnvVars: []string{"SETTLE_SHARD"},
 				Usage: "I/N: settle only the sellers of shard I of N (default: from JOB_COMPLETION_INDEX and SETTLE_SHARDS, else 0/1)"},
 			&cli.Float64Flag{Name: "max-reject-ratio", EnvVars: []string{"SETTLE_MAX_REJECT_RATIO"}, Value: 0.05,
@@ -51,39 +58,81 @@ func runCommand(cfg *config) *cli.Command {
 				Usage: "Prometheus Pushgateway URL: the run's metrics are added there, grouped by job and shard"},
 			&cli.StringFlag{Name: "metrics-file", EnvVars: []string{"SETTLE_METRICS_FILE"},
 				Usage: "write the run's metrics to this file, for node exporter's textfile collector"},
-		), append(infiniaFlags(), weChatFlags()...)...),
+		), append(infiniaFlags(), weChatFlags()...)...)),
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				// "settle run 2026-11-23" must not settle yesterday.
+				return pipeline.Errorf(pipeline.KindUsage, "usage", "run takes no arguments, got %q (a date is --date YYYY-MM-DD)", c.Args().First())
+			}
 			dates, err := cfg.runDates(c)
 			if err != nil {
 				return err
 			}
-			var l *ledger.Ledger
-			if !c.Bool("dry-run") {
-				if l, err = openLedger(c.Context, c, true); err != nil {
-					return err
-				}
-				defer l.Close()
+			if c.Bool(flagReextract) && (len(dates) > 1 || c.Bool("dry-run")) {
+				return pipeline.Errorf(pipeline.KindUsage, "--"+flagReextract, "reads one date again: give --date, without --from/--to or --dry-run")
 			}
-			for _, d := range dates {
+			var l *ledger.Ledger
+			defer func() {
+				if l != nil {
+					l.Close()
+				}
+			}()
+			return backfill(dates, func(d pipeline.Date) error {
+				// The options first: a configuration error is exit 2
+				// before the database is touched.
 				opts, err := cfg.runOptions(c, d)
 				if err != nil {
 					return err
 				}
 				if c.Bool("dry-run") {
-					err = cfg.dryRun(c, opts)
-				} else {
-					err = cfg.settle(c.Context, l, opts)
+					return cfg.dryRun(c, opts)
 				}
-				if err != nil {
-					if len(dates) > 1 {
-						return fmt.Errorf("backfill stopped at %s (earlier dates are done; run again to resume): %w", d, err)
+				if l == nil {
+					if l, err = openLedger(c.Context, c, true); err != nil {
+						return err
 					}
-					return err
 				}
-			}
-			return nil
+				return cfg.settle(c.Context, l, opts)
+			})
 		},
 	}
+}
+
+// backfill settles the dates in order. Each date's exit is its own: a date
+// that ends needing a person (exit 4) does not hold the later dates
+// hostage; they are listed at the end and the backfill exits 4. Any other
+// failure (1, 2, 3, 75) stops it at that date: what follows may depend on
+// it (carried balances, orders settled once ever).
+func backfill(dates []pipeline.Date, settle func(pipeline.Date) error) error {
+	var attention []string
+	var first error
+	for _, d := range dates {
+		err := settle(d)
+		if err == nil {
+			continue
+		}
+		if len(dates) == 1 {
+			return err
+		}
+		if pipeline.KindOf(err) == pipeline.KindNeedsPerson {
+			attention = append(attention, d.String())
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		done := "earlier dates are done"
+		if len(attention) > 0 {
+			done = fmt.Sprintf("earlier dates are done, %s need a person", strings.Join(attention, ", "))
+		}
+		return fmt.Errorf("backfill stopped at %s (%s; run again to resume): %w", d, done, err)
+	}
+	if len(attention) > 0 {
+		return pipeline.E(pipeline.KindNeedsPerson, "backfill",
+			fmt.Errorf("%d of %d dates need a person: %s (settle status --date D says why; the first: %w)",
+				len(attention), len(dates), strings.Join(attention, ", "), first))
+	}
+	return nil
 }
 
 // runOptions is everything a run needs, resolved from flags.
@@ -112,6 +161,14 @@ type runOptions struct {
 	parallel    int
 	pushURL     string
 	metricsFile string
+	// skip lists channels the operator leaves unpaid on purpose.
+	skip map[pipeline.Channel]bool
+	// reextract reads the date again (drops extract and transform).
+	reextract bool
+	// preflights are cheap authenticated calls to the configured
+	// providers, made once at the start of the first sending stage of each
+	// invocation, before anything is sent (a KindUsage error: exit 2).
+	preflights []func(context.Context) error
 }
 
 // maxBackfill bounds --from/--to: a typo should not start a year of runs.
@@ -165,6 +222,10 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	if err != nil {
 		return nil, err
 	}
+	skip, err := parseSkipChannels(c.StringSlice(flagSkipChannel))
+	if err != nil {
+		return nil, err
+	}
 	rules, err := loadRules(c.String(flagRules), d)
 	if err != nil {
 		return nil, err
@@ -206,7 +267,7 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	if err != nil {
 		return nil, err
 	}
-	return &runOptions{infinia: inf, wechat: wx, wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
+	return &runOptions{infinia: inf, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
 		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
@@ -259,19 +320,22 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 				return o.classify(fromMap(m))
 			}),
 		},
-		Gate: rejectGate(l, o.maxRejectRt),
+		Gate:      rejectGate(l, o.maxRejectRt),
+		Preflight: preflight(o.withPreflights()),
 		// Upload, distribute and reconcile run again on every invocation:
 		// Pay Protocol payments held while confirming are verified again
 		// (and go out in a further trade file once paid), carried balances
 		// are paid once the cause is gone, timing gaps are reconciled
 		// again. Nothing is sent twice: every side effect is keyed.
 		Repeat: map[pipeline.Stage]bool{pipeline.StageUpload: true, pipeline.StageDistribute: true, pipeline.StageReconcile: true},
-		Absent: map[pipeline.Stage]string{
-			pipeline.StageUpload:     "Infinia Pay is not configured (--infinia-url)",
-			pipeline.StageDistribute: "no provider is configured (--infinia-url, --wechat-url)",
-		},
 	}
-	var distribute []pipeline.StageFunc
+	if o.reextract {
+		runner.Reextract = func(ctx context.Context, run *pipeline.Run) error { return l.Reextract(ctx, run.ID) }
+	}
+	// Orders of a channel with no configured provider are work left undone:
+	// the distribute stage says so (exit 4) unless the operator skips the
+	// channel on purpose.
+	distribute := []pipeline.StageFunc{channelCheck(l, o.configured(), o.skip)}
 	var matchers []pipeline.Matcher
 	if o.infinia != nil {
 		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}
@@ -283,14 +347,16 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			matchers = append(matchers, m)
 		}
 		defer o.infinia.sftp.Close()
+	} else {
+		runner.Stages[pipeline.StageUpload] = func(context.Context, *pipeline.Run) (string, error) {
+			return "nothing uploaded: Infinia Pay is not configured (--infinia-url)", nil
+		}
 	}
 	if o.wechat != nil {
 		distribute = append(distribute, o.wechat.stage(l, o.parallel, o.wait, o.poll))
 		matchers = append(matchers, o.wechat.matcher(l, cfg.clock))
 	}
-	if len(distribute) > 0 {
-		runner.Stages[pipeline.StageDistribute] = pipeline.Combine(distribute...)
-	}
+	runner.Stages[pipeline.StageDistribute] = pipeline.Combine(distribute...)
 	runner.Stages[pipeline.StageReconcile] = pipeline.ReconcileStage(l, matchers, o.reports.stage(l), o.recheckDays)
 	moneyKinds := []string{pipeline.KindRevenueShare, pipeline.KindDistribution, pipeline.KindUnfreeze}
 	sendsBefore, err := l.Sends(ctx, o.key.Date, moneyKinds)
@@ -322,8 +388,10 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	return err
 }
 
-// rejectGate stops a run before its first side effect when too much of the
-// day was rejected: paying on bad data is worse than paying late.
+// rejectGate stops a run before a sending stage when too much of the day
+// was rejected: paying on bad data is worse than paying late. It counts the
+// rows rejected by transform and the orders a provider rejected since (Pay
+// Protocol payments it does not know, rows of a refused trade file).
 func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipeline.Run) error {
 	return func(ctx context.Context, run *pipeline.Run) error {
 		read, err := l.SnapshotCount(ctx, run.ID)
@@ -334,21 +402,151 @@ func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipel
 		if err != nil {
 			return err
 		}
-		var rejected int64
-		for _, r := range reasons {
-			rejected += r.Count
+		byProvider, err := l.ProviderRejectsOfRun(ctx, run.ID)
+		if err != nil {
+			return err
 		}
+		rows, provider := sumRejects(reasons), sumRejects(byProvider)
+		rejected := rows + provider
 		if read > 0 && float64(rejected) > maxRatio*float64(read) {
-			p := &pipeline.Problems{Total: int(rejected), Summary: fmt.Sprintf(
-				"%d of %d rows rejected (more than %.2f%%): nothing will be sent until the data is fixed or --max-reject-ratio raised",
-				rejected, read, 100*maxRatio)}
-			for _, r := range reasons {
+			by := ""
+			if provider > 0 {
+				by = fmt.Sprintf(" (%d by transform, %d by the providers)", rows, provider)
+			}
+			effects, err := l.EffectCounts(ctx, run.ID)
+			if err != nil {
+				return err
+			}
+			// The subjects: one example order per reason, for the last log line.
+			p := &pipeline.Problems{Total: int(rejected)}
+			for _, r := range append(reasons, byProvider...) {
 				p.List = append(p.List, fmt.Sprintf("%s: %s", r.Sample, r.Reason))
 			}
+			for _, states := range effects {
+				for state, n := range states {
+					if state != pipeline.EffectPlanned && n > 0 {
+						// The date's trade files are out: it can no longer
+						// be read again.
+						p.Summary = fmt.Sprintf("%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date until the orders are corrected with the providers, or --max-reject-ratio is raised (--%s is refused: this date already sent files or requests)",
+							rejected, read, by, 100*maxRatio, flagReextract)
+						return pipeline.E(pipeline.KindInput, "input check", p)
+					}
+				}
+			}
+			p.Summary = fmt.Sprintf("%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date until you fix the data, then run again with --%s (reads the date again), or raise --max-reject-ratio",
+				rejected, read, by, 100*maxRatio, flagReextract)
 			return pipeline.E(pipeline.KindInput, "input check", p)
 		}
 		return nil
 	}
+}
+
+func sumRejects(reasons []ledger.RejectReason) int64 {
+	var n int64
+	for _, r := range reasons {
+		n += r.Count
+	}
+	return n
+}
+
+// preflight calls each provider's pre-flight in turn; the first error stops.
+func preflight(checks []func(context.Context) error) func(context.Context) error {
+	if len(checks) == 0 {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		for _, check := range checks {
+			if err := check(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// withPreflights returns the pre-flights of the run: those already in o
+// (a test's), then one per configured provider: a cheap authenticated call
+// each (and the SFTP login), so refused credentials stop the run (exit 2)
+// before anything is sent.
+func (o *runOptions) withPreflights() []func(context.Context) error {
+	checks := append([]func(context.Context) error(nil), o.preflights...)
+	if o.infinia != nil {
+		checks = append(checks, o.infinia.preflight)
+		if p, ok := o.infinia.payProtocol.(payProtocolAPI); ok {
+			checks = append(checks, p.preflight)
+		}
+	}
+	if o.wechat != nil {
+		checks = append(checks, o.wechat.preflight)
+	}
+	return checks
+}
+
+// channelFlags names the flag that configures each channel's provider.
+var channelFlags = map[pipeline.Channel]string{
+	pipeline.ChannelInfiniaPay:  "--" + flagInfiniaURL,
+	pipeline.ChannelPayProtocol: "--" + flagPPURL + " (with --" + flagInfiniaURL + ")",
+	pipeline.ChannelWeChatPay:   "--wechat-url",
+}
+
+// configured reports which channels have a provider configured: Infinia
+// pays its own orders and Pay Protocol's, which Pay Protocol verifies.
+func (o *runOptions) configured() map[pipeline.Channel]bool {
+	return map[pipeline.Channel]bool{
+		pipeline.ChannelInfiniaPay:  o.infinia != nil,
+		pipeline.ChannelPayProtocol: o.infinia != nil && o.infinia.payProtocol != nil,
+		pipeline.ChannelWeChatPay:   o.wechat != nil,
+	}
+}
+
+// channelCheck finds the run's orders waiting on a channel whose provider is
+// not configured: each such channel is a line naming it and its count, and
+// the run ends needing a person (exit 4), unless the operator skips it.
+func channelCheck(l *ledger.Ledger, configured, skip map[pipeline.Channel]bool) pipeline.StageFunc {
+	return func(ctx context.Context, run *pipeline.Run) (string, error) {
+		waiting, err := l.WaitingByChannel(ctx, run.ID)
+		if err != nil {
+			return "", err
+		}
+		var problems, skipped []string
+		for _, ch := range []pipeline.Channel{pipeline.ChannelInfiniaPay, pipeline.ChannelPayProtocol, pipeline.ChannelWeChatPay} {
+			n := waiting[ch]
+			if n == 0 || configured[ch] {
+				continue
+			}
+			if skip[ch] {
+				skipped = append(skipped, fmt.Sprintf("%s: %d orders left unpaid (--%s)", ch, n, flagSkipChannel))
+				continue
+			}
+			problems = append(problems, fmt.Sprintf("channel %s: %d orders and no provider configured (%s): they stay unpaid; configure it, or say --%s %s",
+				ch, n, channelFlags[ch], flagSkipChannel, ch))
+		}
+		summary := strings.Join(skipped, "; ")
+		if len(problems) > 0 {
+			return summary, pipeline.Errorf(pipeline.KindNeedsPerson, "", "%s", strings.Join(problems, "; "))
+		}
+		return summary, nil
+	}
+}
+
+// parseSkipChannels reads --skip-channel: channel names, repeated or comma
+// separated.
+func parseSkipChannels(values []string) (map[pipeline.Channel]bool, error) {
+	out := map[pipeline.Channel]bool{}
+	for _, v := range values {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			ch := pipeline.Channel(name)
+			if !ch.Valid() {
+				return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagSkipChannel, "unknown channel %q (want infiniapay, wechatpay or payprotocol)", name)
+			}
+			out[ch] = true
+		}
+	}
+	return out, nil
 }
 
 func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *pipeline.Result, moved int64) error {
@@ -358,6 +556,10 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 		return err
 	}
 	reasons, err := l.RejectsOfRun(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	byProvider, err := l.ProviderRejectsOfRun(ctx, run.ID)
 	if err != nil {
 		return err
 	}
@@ -371,11 +573,15 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 		for _, r := range reasons {
 			log.Warn("rejected", "reason", r.Reason, "rows", r.Count, "example", r.Sample)
 		}
+		for _, r := range byProvider {
+			log.Warn("rejected by the provider", "reason", r.Reason, "orders", r.Count, "example", r.Sample)
+		}
 		log.Info("done", "new_money_movements", moved, "nothing_new", nothingNew)
 		return nil
 	}
 	printTotals(cfg.stdout, totals)
 	printRejects(cfg.stdout, reasons, 10)
+	printProviderRejects(cfg.stdout, byProvider, 10)
 	if nothingNew {
 		fmt.Fprint(cfg.stdout, "nothing new: every stage of this date was done earlier; ")
 	}
@@ -421,6 +627,23 @@ func printRejects(w io.Writer, reasons []ledger.RejectReason, max int) {
 	}
 }
 
+// printProviderRejects lists the orders a provider rejected after
+// transform (nothing is paid on them); nothing when there are none.
+func printProviderRejects(w io.Writer, reasons []ledger.RejectReason, max int) {
+	n := sumRejects(reasons)
+	if n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "rejected by the providers: %d orders, nothing paid on them:\n", n)
+	for i, r := range reasons {
+		if i == max {
+			fmt.Fprintf(w, "  ... and %d more reasons (see orders.csv)\n", len(reasons)-max)
+			break
+		}
+		fmt.Fprintf(w, "  %6d  %s (e.g. %s)\n", r.Count, r.Reason, r.Sample)
+	}
+}
+
 // reportMetrics pushes and/or writes the run's metrics; runErr is how the
 // run ended.
 func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOptions, run *pipeline.Run, took time.Duration, runErr error) error {
@@ -445,25 +668,16 @@ func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOp
 	if pipeline.KindOf(runErr) == pipeline.KindNeedsPerson {
 		_, m.NeedsPerson = pipeline.ProblemsOf(runErr, 0)
 	}
-	seen := map[pipeline.Channel]bool{}
 	for _, t := range totals {
 		m.Items += t.Orders
-		if seen[t.Channel] {
-			continue
-		}
-		seen[t.Channel] = true
-		// Items a provider refused (a trade detail Infinia refused, a
-		// payment Pay Protocol does not know) are rejects too.
-		refused, err := l.ItemsInState(ctx, run.ID, t.Channel, "rejected")
-		if err != nil {
-			return err
-		}
-		m.Items -= int64(len(refused))
-		m.Rejects += int64(len(refused))
 	}
-	for _, r := range reasons {
-		m.Rejects += r.Count
+	byProvider, err := l.ProviderRejectsOfRun(ctx, run.ID)
+	if err != nil {
+		return err
 	}
+	// An order a provider rejected is counted as rejected, not as an item.
+	m.Rejects = sumRejects(reasons) + sumRejects(byProvider)
+	m.Items -= sumRejects(byProvider)
 	if o.metricsFile != "" {
 		if err := load.WriteMetricsFile(o.metricsFile, m); err != nil {
 			return err

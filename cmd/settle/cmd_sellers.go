@@ -159,8 +159,14 @@ func (cfg *config) sellersSync(c *cli.Context) error {
 
 // bindingWebhook is the seller-status webhook handler, recording statuses
 // in the ledger; deliveries are deduplicated by requestNo across restarts.
+// A notification is only a prompt: the status recorded is the binding
+// status query's answer.
 func bindingWebhook(l *ledger.Ledger, inf *infiniaSetup) (http.Handler, error) {
-	return infiniapay.WebhookHandler(inf.ourKey, inf.theirKey, func(ctx context.Context, st infiniapay.SellerStatus) error {
+	confirm := func(ctx context.Context, infiniaID string) (string, error) {
+		b, err := inf.client.BindingStatus(ctx, pipeline.QueryRequestNo("ABQ"), infiniaID)
+		return b.Status, err
+	}
+	return infiniapay.WebhookHandler(inf.ourKey, inf.theirKey, confirm, func(ctx context.Context, st infiniapay.SellerStatus) error {
 		first, err := l.FirstDelivery(ctx, st.RequestNo)
 		if err != nil || !first {
 			return err

@@ -1,9 +1,10 @@
 package main
 
 import (
-	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -16,12 +17,17 @@ import (
 func statusCommand(cfg *config) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show what the runs of a date did: stages, counts, totals, rejects",
-		Flags: append(databaseFlags(), dateFlag("business date YYYY-MM-DD (required)")),
+		Usage: "show what the runs of a date did: stages, totals, paid/carried/held, side effects and their history, rejects",
+		Flags: append(databaseFlags(), dateFlag("business date YYYY-MM-DD (required)"),
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json (one JSON document of the same figures)"}),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
 			if err != nil {
 				return err
+			}
+			format := c.String("output")
+			if format != "text" && format != "json" {
+				return pipeline.Errorf(pipeline.KindUsage, "--output", "%q: want text or json", format)
 			}
 			l, err := openLedger(c.Context, c, false)
 			if err != nil {
@@ -32,80 +38,165 @@ func statusCommand(cfg *config) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if !migrated {
+			var s *ledger.DateStatus
+			if migrated {
+				if s, err = l.DateStatus(c.Context, d); err != nil {
+					return err
+				}
+			}
+			if format == "json" {
+				if s == nil {
+					s = &ledger.DateStatus{Date: d.String(), Runs: []ledger.RunStatus{}}
+				}
+				enc := json.NewEncoder(cfg.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(s)
+			}
+			switch {
+			case !migrated:
 				fmt.Fprintf(cfg.stdout, "%s: no run recorded (the ledger schema %s does not exist yet)\n", d, l.Schema())
-				return nil
-			}
-			runs, err := l.RunsOn(c.Context, d)
-			if err != nil {
-				return err
-			}
-			if len(runs) == 0 {
+			case len(s.Runs) == 0:
 				fmt.Fprintf(cfg.stdout, "%s: no run recorded\n", d)
-				return nil
+			default:
+				printStatus(cfg.stdout, s)
 			}
-			w := cfg.stdout
-			for _, run := range runs {
-				fmt.Fprintf(w, "run %s: %s, attempt %d, started %s", run.Key, run.State, run.Attempts, run.StartedAt.Format("2006-01-02 15:04:05 MST"))
-				if run.FinishedAt != nil {
-					fmt.Fprintf(w, ", finished %s", run.FinishedAt.Format("2006-01-02 15:04:05 MST"))
-				}
-				fmt.Fprintln(w)
-				var stages []string
-				for _, st := range pipeline.Stages {
-					mark := "pending"
-					if run.Done(st) {
-						mark = "done"
-					}
-					stages = append(stages, fmt.Sprintf("%s %s", st, mark))
-				}
-				fmt.Fprintf(w, "  stages: %s\n", strings.Join(stages, ", "))
-				if run.LastError != "" {
-					fmt.Fprintf(w, "  last error: %s\n", run.LastError)
-				}
-				read, err := l.SnapshotCount(c.Context, run.ID)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(w, "  source rows read: %d\n", read)
-				totals, err := l.TotalsOfRun(c.Context, run.ID)
-				if err != nil {
-					return err
-				}
-				printTotals(w, totals)
-				reasons, err := l.RejectsOfRun(c.Context, run.ID)
-				if err != nil {
-					return err
-				}
-				printRejects(w, reasons, 50)
-			}
-			return printAdjustments(c.Context, w, l, d)
+			return nil
 		},
 	}
 }
 
-// printAdjustments shows the date's mismatches, the late refunds still
-// waiting and every seller's open carried balance.
-func printAdjustments(ctx context.Context, w io.Writer, l *ledger.Ledger, d pipeline.Date) error {
-	unexpected, expected, err := l.MismatchCounts(ctx, d)
-	if err != nil {
-		return err
+// printStatus prints a date's status as text.
+func printStatus(w io.Writer, s *ledger.DateStatus) {
+	const stamp = "2006-01-02 15:04:05 MST"
+	for _, run := range s.Runs {
+		state := run.State
+		switch {
+		case run.Active:
+			state += " (a process holds it now)"
+		case run.State == string(pipeline.RunRunning):
+			state = "stopped (no process holds it: killed, or ended before its last stage; settle run resumes it)"
+		}
+		fmt.Fprintf(w, "run %s shard %s: %s, attempt %d, started %s", s.Date, run.Shard, state, run.Attempts, run.StartedAt.Format(stamp))
+		if run.FinishedAt != nil {
+			fmt.Fprintf(w, ", finished %s", run.FinishedAt.Format(stamp))
+		}
+		fmt.Fprintln(w)
+		var stages []string
+		for _, st := range run.Stages {
+			mark := "pending"
+			if st.Done {
+				mark = "done"
+			}
+			stages = append(stages, fmt.Sprintf("%s %s", st.Stage, mark))
+		}
+		fmt.Fprintf(w, "  stages: %s\n", strings.Join(stages, ", "))
+		if run.LastError != "" {
+			fmt.Fprintf(w, "  last error: %s\n", run.LastError)
+		}
+		if run.NeedsPerson != "" {
+			fmt.Fprintf(w, "  needs a person: %s\n", run.NeedsPerson)
+		}
+		fmt.Fprintf(w, "  source rows read: %d\n", run.SourceRows)
+		var totals []pipeline.Totals
+		for _, t := range run.Totals {
+			totals = append(totals, pipeline.Totals{Channel: pipeline.Channel(t.Channel), Currency: pipeline.Currency(t.Currency),
+				Orders: t.Orders, Gross: t.Gross, Refunded: t.Refunded, Commission: t.Commission, Seller: t.Seller})
+		}
+		printTotals(w, totals)
+		printRejects(w, run.Rejects, 50)
 	}
-	fmt.Fprintf(w, "mismatches with the providers: %d unexpected, %d expected (timing); see mismatches.csv\n", unexpected, expected)
-	pending, err := l.PendingLateRefunds(ctx)
-	if err != nil {
-		return err
+	printShares(w, s.Totals)
+	printEffects(w, s.Effects)
+	fmt.Fprintf(w, "mismatches with the providers: %d unexpected, %d expected (timing); see mismatches.csv\n",
+		s.Mismatches.Unexpected, s.Mismatches.Expected)
+	printLateRefunds(w, s.LateRefunds)
+	printCarried(w, s.Carried)
+}
+
+// printShares prints where the date's seller shares are, by currency.
+func printShares(w io.Writer, totals []ledger.StatusTotal) {
+	if len(totals) == 0 {
+		return
 	}
-	if len(pending) > 0 {
-		fmt.Fprintf(w, "late refunds waiting for their order to settle: %d (e.g. %s of order %s)\n", len(pending), pending[0].RefundNo, pending[0].OrderNo)
+	fmt.Fprintln(w, "seller shares of the date (each minor unit in one column; late refunds' clawbacks carried; see summary.csv):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "currency\tseller share\tpaid\tcarried\theld\tunverified\trejected by provider\tin progress\tof carried, paid later\t")
+	for _, t := range totals {
+		c := pipeline.Currency(t.Currency)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Currency, pipeline.FormatMinor(t.Seller, c),
+			pipeline.FormatMinor(t.Paid, c), pipeline.FormatMinor(t.Carried, c), pipeline.FormatMinor(t.Held, c),
+			pipeline.FormatMinor(t.Unverified, c), pipeline.FormatMinor(t.RejectedByProvider, c),
+			pipeline.FormatMinor(t.InProgress, c), pipeline.FormatMinor(t.PaidLater, c))
 	}
-	carries, err := l.OpenCarries(ctx, pipeline.Date{})
-	if err != nil {
-		return err
+	tw.Flush()
+}
+
+// printEffects prints the date's side effects: counts, and those worth a
+// look with their history.
+func printEffects(w io.Writer, es ledger.EffectsStatus) {
+	if len(es.Counts) == 0 {
+		fmt.Fprintln(w, "side effects: none")
+		return
 	}
+	var kinds []string
+	for k := range es.Counts {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	var parts []string
+	for _, k := range kinds {
+		var states []string
+		for st, n := range es.Counts[k] {
+			states = append(states, fmt.Sprintf("%d %s", n, st))
+		}
+		sort.Strings(states)
+		parts = append(parts, k+" "+strings.Join(states, ", "))
+	}
+	fmt.Fprintf(w, "side effects: %s; %d sends; %d went through unknown\n", strings.Join(parts, "; "), es.Sends, es.ThroughUnknown)
+	if es.WorthALook == 0 {
+		return
+	}
+	fmt.Fprintf(w, "side effects worth a look (answer lost, sent again, failed or not final): %d\n", es.WorthALook)
+	for _, e := range es.Listed {
+		fmt.Fprintf(w, "  %s %s attempt %d (%s): %s, %s, %d sends\n", e.Kind, e.Subject, e.Attempt, e.Key, e.State, e.Path, e.Sends)
+		for _, h := range e.History {
+			line := fmt.Sprintf("    %s  %-9s %s", h.At.UTC().Format("2006-01-02 15:04:05.000Z"), h.To, h.Cause)
+			if h.Detail != "" {
+				line += ": " + h.Detail
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+	if n := es.WorthALook - len(es.Listed); n > 0 {
+		fmt.Fprintf(w, "  ... %d more (see payouts.csv)\n", n)
+	}
+}
+
+// printLateRefunds prints the late refunds read on the date.
+func printLateRefunds(w io.Writer, lr ledger.LateRefundStatus) {
+	total := 0
+	var states []string
+	for st, n := range lr.ByState {
+		total += n
+		states = append(states, fmt.Sprintf("%d %s", n, st))
+	}
+	if total == 0 {
+		fmt.Fprintln(w, "late refunds read on this date: none")
+		return
+	}
+	sort.Strings(states)
+	fmt.Fprintf(w, "late refunds read on this date: %d (%s)\n", total, strings.Join(states, ", "))
+	if len(lr.Waiting) > 0 {
+		fmt.Fprintf(w, "  waiting for their order to settle: %d (e.g. %s of order %s)\n", lr.ByState[pipeline.LateRefundPending],
+			lr.Waiting[0].RefundNo, lr.Waiting[0].OrderNo)
+	}
+}
+
+// printCarried prints every seller's open carried balance.
+func printCarried(w io.Writer, carries []ledger.CarriedBalance) {
 	if len(carries) == 0 {
 		fmt.Fprintln(w, "carried balances: none")
-		return nil
+		return
 	}
 	fmt.Fprintln(w, "carried balances (all dates; netted into each seller's next revenue share, never sent negative):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -116,7 +207,7 @@ func printAdjustments(ctx context.Context, w io.Writer, l *ledger.Ledger, d pipe
 			fmt.Fprintf(tw, "... %d more\t\t\t\t\n", len(carries)-max)
 			break
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\n", c.SellerID, c.Currency, c.Entries, pipeline.Money{Minor: c.Amount, Currency: c.Currency})
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\n", c.SellerID, c.Currency, c.Entries, pipeline.Money{Minor: c.Amount, Currency: pipeline.Currency(c.Currency)})
 	}
-	return tw.Flush()
+	tw.Flush()
 }

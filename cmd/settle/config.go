@@ -94,6 +94,8 @@ const (
 	flagLateRefundsQ    = "late-refunds-query"
 	flagMinPayout       = "min-payout"
 	flagRecheckDays     = "recheck-days"
+	flagReextract       = "reextract"
+	flagSkipChannel     = "skip-channel"
 )
 
 func databaseFlags() []cli.Flag {
@@ -121,7 +123,7 @@ func dateFlag(usage string) cli.Flag {
 }
 
 func outFlag() cli.Flag {
-	return &cli.StringFlag{Name: flagOut, EnvVars: []string{"SETTLE_REPORTS_DIR"}, Value: "reports",
+	return &cli.StringFlag{Name: flagOut, EnvVars: []string{"SETTLE_OUT", "SETTLE_REPORTS_DIR"}, Value: "reports",
 		Usage: "directory of the reports; a date's go under DIR/YYYY-MM-DD/"}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/urfave/cli/v2"
 
@@ -56,6 +57,7 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	fmt.Fprintf(w, "dry run %s: nothing is written or sent\n", o.key)
 	fmt.Fprintf(w, "would record %d items:\n", plan.Items)
 	printTotals(w, plan.Totals())
+	printUnconfigured(w, plan.Totals(), o.configured(), o.skip)
 	reasons := map[string]int64{}
 	var order []string
 	for _, r := range plan.Rejects {
@@ -142,4 +144,24 @@ func derefOr(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// printUnconfigured says which channels of the plan have no provider
+// configured: a real run would leave their orders unpaid and end with exit
+// 4, unless they are skipped.
+func printUnconfigured(w io.Writer, totals []pipeline.Totals, configured, skip map[pipeline.Channel]bool) {
+	orders := map[pipeline.Channel]int64{}
+	for _, t := range totals {
+		orders[t.Channel] += t.Orders
+	}
+	for _, ch := range []pipeline.Channel{pipeline.ChannelInfiniaPay, pipeline.ChannelPayProtocol, pipeline.ChannelWeChatPay} {
+		switch {
+		case orders[ch] == 0 || configured[ch]:
+		case skip[ch]:
+			fmt.Fprintf(w, "channel %s: %d orders left unpaid on purpose (--%s)\n", ch, orders[ch], flagSkipChannel)
+		default:
+			fmt.Fprintf(w, "channel %s: %d orders and no provider configured (%s): a real run ends with exit 4 unless --%s %s\n",
+				ch, orders[ch], channelFlags[ch], flagSkipChannel, ch)
+		}
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -36,6 +35,8 @@ const (
 	flagProviderRate   = "provider-rate"
 	flagProviderPoll   = "provider-poll"
 	flagParallel       = "parallel"
+	flagInfiniaCur     = "infinia-currencies"
+	flagInfiniaLayout  = "infinia-layout"
 )
 
 func infiniaFlags() []cli.Flag {
@@ -58,6 +59,10 @@ func infiniaFlags() []cli.Flag {
 			Usage: "first interval between status polls (doubling up to 30s)"},
 		&cli.Float64Flag{Name: flagProviderRate, EnvVars: []string{"SETTLE_PROVIDER_RATE"}, Value: 20, Usage: "requests per second to Infinia (token bucket)"},
 		&cli.IntFlag{Name: flagParallel, EnvVars: []string{"SETTLE_PARALLEL"}, Value: 4, Usage: "concurrent uploads and payouts"},
+		&cli.StringFlag{Name: flagInfiniaCur, EnvVars: []string{"SETTLE_INFINIA_CURRENCIES"}, Value: infiniapay.DefaultCurrencies().String(),
+			Usage: "currency codes Infinia spells differently, PLATFORM=INFINIA,... (\"none\": none); the ledger and reports keep the platform's"},
+		&cli.StringFlag{Name: flagInfiniaLayout, EnvVars: []string{"SETTLE_INFINIA_LAYOUT"},
+			Usage: "JSON file with the trade-file columns and the error-file columns to match Infinia's templates (empty: our layout, see the README)"},
 	)
 }
 
@@ -67,7 +72,7 @@ type infiniaSetup struct {
 	client     *infiniapay.Client
 	ourKey     *rsa.PrivateKey
 	theirKey   *rsa.PublicKey
-	sftp       *lazySFTP
+	sftp       *load.SFTPSession
 	platformID string
 	workDir    string
 	wait       time.Duration
@@ -84,6 +89,8 @@ type infiniaParams struct {
 	URL, AppID, PlatformID, KeyFile, PublicKeyFile   string
 	SFTPAddr, SFTPUser, SFTPKey, KnownHosts, SFTPDir string
 	WorkDir                                          string
+	Currencies                                       string // "": infiniapay.DefaultCurrencies
+	LayoutFile                                       string // "": infiniapay.DefaultLayout
 	Wait, Poll                                       time.Duration
 	Rate                                             float64
 	Parallel                                         int
@@ -96,6 +103,7 @@ func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 		SFTPUser: c.String(flagSFTPUser), SFTPKey: c.String(flagSFTPKey), KnownHosts: c.String(flagSFTPKnownHosts),
 		SFTPDir: c.String(flagSFTPDir), WorkDir: c.String(flagWorkDir), Wait: c.Duration(flagProviderWait), Poll: c.Duration(flagProviderPoll),
 		Rate: c.Float64(flagProviderRate), Parallel: c.Int(flagParallel),
+		Currencies: c.String(flagInfiniaCur), LayoutFile: c.String(flagInfiniaLayout),
 	}
 	if p.URL == "" {
 		if c.String(flagPPURL) != "" {
@@ -136,8 +144,21 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	if p.Rate > 0 {
 		limiter = rate.NewLimiter(rate.Limit(p.Rate), max(1, int(p.Rate)))
 	}
+	currencies := infiniapay.DefaultCurrencies()
+	if p.Currencies != "" {
+		if currencies, err = infiniapay.ParseCurrencies(p.Currencies); err != nil {
+			return nil, usage(flagInfiniaCur, err)
+		}
+	}
+	var layout infiniapay.Layout
+	if p.LayoutFile != "" {
+		if layout, err = infiniapay.LoadLayout(p.LayoutFile); err != nil {
+			return nil, usage(flagInfiniaLayout, err)
+		}
+	}
 	client, err := infiniapay.New(infiniapay.Config{BaseURL: p.URL, AppID: p.AppID, PlatformID: p.PlatformID,
-		OurKey: ours, InfiniaKey: theirs, HTTP: infiniapay.NewHTTPClient(30 * time.Second), Limiter: limiter})
+		OurKey: ours, InfiniaKey: theirs, HTTP: infiniapay.NewHTTPClient(30 * time.Second), Limiter: limiter,
+		Currencies: currencies, Layout: layout})
 	if err != nil {
 		return nil, usage(flagInfiniaURL, err)
 	}
@@ -146,8 +167,8 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	}
 	return &infiniaSetup{
 		client: client, ourKey: ours, theirKey: theirs,
-		sftp: &lazySFTP{cfg: load.SFTPConfig{Addr: p.SFTPAddr, User: p.SFTPUser, Signer: signer,
-			KnownHostsFile: p.KnownHosts, Dir: p.SFTPDir}},
+		sftp: load.NewSFTPSession(load.SFTPConfig{Addr: p.SFTPAddr, User: p.SFTPUser, Signer: signer,
+			KnownHostsFile: p.KnownHosts, Dir: p.SFTPDir}),
 		platformID: p.PlatformID, workDir: p.WorkDir, wait: p.Wait, poll: p.Poll, parallel: p.Parallel,
 	}, nil
 }
@@ -158,11 +179,13 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 func (s *infiniaSetup) stages(l *ledger.Ledger, late pipeline.LateRefundSource, window func(pipeline.Date) pipeline.Window,
 	rules *transform.Rules, minPayout map[pipeline.Currency]int64) (upload, distribute pipeline.StageFunc, match pipeline.Matcher) {
 	cfg := pipeline.InfiniaConfig{PayProtocol: s.payProtocol, Verify: l, MinPayout: minPayout,
-		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)},
+		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: classified{infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)}},
 		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll,
-		WriteFile: func(dir, name string, rows func(func(pipeline.TradeRow) error) error) (string, string, int64, int, error) {
-			w, err := load.WriteTradeFile(dir, name, rows)
-			return w.Path, w.SHA256, w.Bytes, w.Rows, err
+		// Infinia's layout and currency codes: the client writes and names
+		// the files (CNY as CNH by default).
+		WriteFile: s.client.WriteTradeFile,
+		FileName: func(_, infiniaID string, cur pipeline.Currency, d pipeline.Date, requestNo string) (string, error) {
+			return s.client.TradeFileName(infiniaID, cur, d, requestNo)
 		},
 	}
 	return pipeline.UploadStage(cfg),
@@ -201,11 +224,35 @@ func infiniaSeller(l *ledger.Ledger) func(pipeline.Effect) (string, error) {
 // infiniaAPI adapts the Infinia client to what the pipeline consumes.
 type infiniaAPI struct{ c *infiniapay.Client }
 
+// notFound classifies the client's errors for the pipeline: a requestNo or
+// seller Infinia does not know is pipeline.ErrNotFound; a definite refusal
+// of one request (a code that is not transient) or an error file in
+// another layout is pipeline.ErrRefused, which the stages record against
+// the request's subject; refused credentials keep their kind (usage).
 func notFound(err error) error {
-	if errors.Is(err, infiniapay.ErrNotFound) {
-		return fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
+	var ie *infiniapay.Error
+	switch {
+	case err == nil, pipeline.KindOf(err) == pipeline.KindUsage:
+		return err
+	case errors.Is(err, infiniapay.ErrNotFound):
+		return fmt.Errorf("%w: %w", pipeline.ErrNotFound, err)
+	case errors.Is(err, infiniapay.ErrLayout), errors.As(err, &ie) && ie.Definite():
+		return fmt.Errorf("%w: %w", pipeline.ErrRefused, err)
 	}
 	return err
+}
+
+// classified is an EffectSender whose errors are classified by notFound.
+type classified struct{ pipeline.EffectSender }
+
+func (c classified) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	o, err := c.EffectSender.Send(ctx, e)
+	return o, notFound(err)
+}
+
+func (c classified) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	o, err := c.EffectSender.Query(ctx, e)
+	return o, notFound(err)
 }
 
 func (a infiniaAPI) UploadStatus(ctx context.Context, requestNo string) (string, string, error) {
@@ -219,7 +266,7 @@ func (a infiniaAPI) ErrorRows(ctx context.Context, url string) ([]pipeline.Provi
 	for i, r := range rows {
 		out[i] = pipeline.ProviderReject{OrderNo: r.OrderNo, Reason: r.Reason}
 	}
-	return out, err
+	return out, notFound(err)
 }
 
 func (a infiniaAPI) BindingStatus(ctx context.Context, requestNo, infiniaID string) (string, error) {
@@ -229,7 +276,7 @@ func (a infiniaAPI) BindingStatus(ctx context.Context, requestNo, infiniaID stri
 
 func (a infiniaAPI) Balance(ctx context.Context, requestNo string, cur pipeline.Currency) (int64, error) {
 	b, err := a.c.Balance(ctx, requestNo, cur)
-	return b.Available, err
+	return b.Available, notFound(err)
 }
 
 func (a infiniaAPI) RevenueShareStatus(ctx context.Context, requestNo string) (pipeline.InfiniaShare, error) {
@@ -238,77 +285,6 @@ func (a infiniaAPI) RevenueShareStatus(ctx context.Context, requestNo string) (p
 }
 
 func (a infiniaAPI) AvailableShare(ctx context.Context, requestNo, infiniaID string, cur pipeline.Currency) (int64, error) {
-	return a.c.AvailableShare(ctx, requestNo, infiniaID, cur)
-}
-
-// lazySFTP dials the SFTP server on first use and again after an error,
-// so that a dropped connection costs one failed upload, not the run.
-type lazySFTP struct {
-	cfg  load.SFTPConfig
-	mu   sync.Mutex
-	conn *load.SFTP
-}
-
-func (s *lazySFTP) get(ctx context.Context) (*load.SFTP, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
-		conn, err := load.DialSFTP(ctx, s.cfg)
-		if err != nil {
-			return nil, err
-		}
-		s.conn = conn
-	}
-	return s.conn, nil
-}
-
-// Connect dials unless connected.
-func (s *lazySFTP) Connect(ctx context.Context) error {
-	_, err := s.get(ctx)
-	return err
-}
-
-func (s *lazySFTP) drop(conn *load.SFTP) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == conn {
-		s.conn.Close()
-		s.conn = nil
-	}
-}
-
-func (s *lazySFTP) Upload(ctx context.Context, name string, size int64, sha string, open func() (io.ReadCloser, error)) error {
-	conn, err := s.get(ctx)
-	if err != nil {
-		return err
-	}
-	if err := conn.Upload(ctx, name, size, sha, open); err != nil {
-		s.drop(conn)
-		return err
-	}
-	return nil
-}
-
-func (s *lazySFTP) Stat(ctx context.Context, name string) (int64, bool, error) {
-	conn, err := s.get(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	size, ok, err := conn.Stat(ctx, name)
-	if err != nil {
-		s.drop(conn)
-	}
-	return size, ok, err
-}
-
-// Close closes the connection, if any.
-func (s *lazySFTP) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
-		return nil
-	}
-	err := s.conn.Close()
-	s.conn = nil
-	return err
+	v, err := a.c.AvailableShare(ctx, requestNo, infiniaID, cur)
+	return v, notFound(err)
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gocarina/gocsv"
@@ -26,9 +28,11 @@ func (e *env) sim(faults *fault.Injector, sellers int, pending map[int]bool, bal
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { sim.Close() })
-	// These tests are about Infinia (and Pay Protocol): no WeChat
-	// transactions are seeded, so WeChat is left unconfigured.
-	sim.Config.WeChatURL = ""
+	// These tests are about Infinia: no WeChat transactions and no Pay
+	// Protocol payments are seeded, so both are left unconfigured (Pay
+	// Protocol's tests seed its payments and call withPayProtocol).
+	ppURLs.Store(sim, sim.Config.PayProtocolURL)
+	sim.Config.WeChatURL, sim.Config.PayProtocolURL = "", ""
 	for i := 1; i <= sellers; i++ {
 		status := "ACTIVE"
 		if pending[i] {
@@ -42,9 +46,32 @@ func (e *env) sim(faults *fault.Injector, sellers int, pending map[int]bool, bal
 	return sim
 }
 
-func (e *env) runInfinia(sim *paysim.Sim, extra ...string) (string, int) {
-	args := append([]string{"run", "--date", testDate, "--rules", e.rules, "--out", e.reports,
+// ppURLs keeps the Pay Protocol URL of each simulator e.sim started.
+var ppURLs sync.Map
+
+// withPayProtocol configures Pay Protocol for a test that seeded its
+// payments.
+func withPayProtocol(sim *paysim.Sim) {
+	url, _ := ppURLs.Load(sim)
+	sim.Config.PayProtocolURL = url.(string)
+}
+
+// infiniaArgs runs the date with the simulator's configuration.
+func (e *env) infiniaArgs(sim *paysim.Sim) []string {
+	return append([]string{"run", "--date", testDate, "--rules", e.rules, "--out", e.reports,
 		"--work-dir", filepath.Join(e.reports, "work"), "--provider-wait", "3s", "--provider-poll", "20ms", "--provider-rate", "0"}, sim.Config.Args()...)
+}
+
+// runInfinia runs the date; the channels the simulator does not configure
+// are left unpaid on purpose (--skip-channel).
+func (e *env) runInfinia(sim *paysim.Sim, extra ...string) (string, int) {
+	args := e.infiniaArgs(sim)
+	if sim.Config.WeChatURL == "" {
+		args = append(args, "--skip-channel", "wechatpay")
+	}
+	if sim.Config.PayProtocolURL == "" && !slices.Contains(extra, "--"+flagPPURL) {
+		args = append(args, "--skip-channel", "payprotocol")
+	}
 	return e.settle(append(args, extra...)...)
 }
 
@@ -146,11 +173,17 @@ func TestInfiniaEndToEndPaysBoundSellersOnce(t *testing.T) {
 	e.checkPaidOnce(sim, balance)
 	e.checkFilesWhole(sim)
 	e.checkSellersReport(sim)
+	// Yuan goes to Infinia as CNH (file names and rows); the ledger keeps CNY.
+	cnh := e.count(`SELECT count(*) FROM settle.trade_files WHERE currency = 'CNY' AND name LIKE '%\_CNH\_%'`)
+	if cnh == 0 || cnh != e.count(`SELECT count(*) FROM settle.trade_files WHERE currency = 'CNY'`) ||
+		e.count(`SELECT count(*) FROM settle.trade_files WHERE name LIKE '%CNY%'`) != 0 {
+		t.Fatalf("%d CNY trade files named CNH; want all of them", cnh)
+	}
 	if n := e.count(`SELECT count(*) FROM settle.items i JOIN settle.run_sellers s USING (run_id, seller_id)
 		WHERE s.infinia_seller_id = $1 AND i.channel = 'infiniapay' AND i.state = 'paid'`, seed.InfiniaID(5)); n != 0 {
 		t.Fatalf("a seller whose binding is PENDING was paid for %d items", n)
 	}
-	if !strings.Contains(out, "held") {
+	if !strings.Contains(out, "carried forward") { // its revenue share is carried, not sent
 		t.Fatalf("the held seller is not reported:\n%s", out)
 	}
 	// The re-run sends nothing; once the seller binds, a re-run pays it once.
@@ -341,5 +374,51 @@ func (e *env) checkSellersReport(sim *paysim.Sim) {
 		if paid[cur] != v {
 			e.t.Errorf("sellers.csv: %s paid %d, Infinia accepted %d", cur, paid[cur], v)
 		}
+	}
+}
+
+// Issue 13: what concerns one seller or one file never stops the others.
+// Nine of sixty sellers are unknown to Infinia (BIZ-404 on the binding
+// query), and Infinia keeps refusing the status query of one seller's
+// trade file: those are carried or held with their reason, every other
+// seller is paid once, and the run ends needing a person (exit 4).
+func TestInfiniaUnknownSellersAndAPoisonedFileStopOnlyThemselves(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "400", "--sellers", "60", "--seed", "11")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 51, nil, balance) // sellers 52..60: Infinia has never heard of them
+	const poisoned = 7
+	sim.Infinia.RefuseStatusOf(seed.InfiniaID(poisoned), "SYS-005", "bad format: requestNo")
+	out, code := e.runInfinia(sim, "--provider-wait", "60s", "--parallel", "8")
+	if code != 4 {
+		t.Fatalf("exit %d, want 4:\n%s", code, out)
+	}
+	e.checkPaidOnce(sim, balance)
+	for i := 52; i <= 60; i++ {
+		id := fmt.Sprintf("S%05d", i)
+		owed := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND seller_minor > 0`, id)
+		carried := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND seller_minor > 0
+			AND state = 'carried' AND reason LIKE '%does not know seller%'`, id)
+		if owed == 0 || carried != owed {
+			t.Errorf("unknown seller %s: %d of %d items carried with the reason", id, carried, owed)
+		}
+	}
+	poisonedID := fmt.Sprintf("S%05d", poisoned)
+	held := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay'
+		AND state = 'held' AND reason LIKE '%refused its status query%SYS-005%'`, poisonedID)
+	if held == 0 || held != e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay'`, poisonedID) {
+		t.Errorf("poisoned file's seller: %d items held with the reason", held)
+	}
+	paidSellers := e.count(`SELECT count(DISTINCT seller_id) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid' AND payout_key <> ''`)
+	if paidSellers < 45 {
+		t.Errorf("only %d sellers paid", paidSellers)
+	}
+	report, _ := os.ReadFile(filepath.Join(e.reports, testDate, "orders.csv"))
+	if !strings.Contains(string(report), "does not know seller "+seed.InfiniaID(52)) || !strings.Contains(string(report), "SYS-005") {
+		t.Error("orders.csv does not show why the unknown sellers and the poisoned file were not paid")
+	}
+	if !strings.Contains(out, "does not know seller") || !strings.Contains(out, "SYS-005") {
+		t.Errorf("the run's output does not name the problems:\n%s", out)
 	}
 }

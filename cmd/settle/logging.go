@@ -41,7 +41,11 @@ func (c *config) logFailure(err error) error {
 	if err == nil || !c.json {
 		return err
 	}
-	attrs := []any{"exit_code", codeOf(err), "error", err.Error()}
+	msg := err.Error()
+	if pipeline.KindOf(err) == pipeline.KindUsage {
+		msg = oneLine(msg, 1000) // as on a terminal: one line says what to fix
+	}
+	attrs := []any{"exit_code", codeOf(err), "error", msg}
 	if first, n := pipeline.ProblemsOf(err, failureSubjects); n > 0 {
 		attrs = append(attrs, "subjects", first, "count", n)
 	}

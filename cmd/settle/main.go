@@ -11,7 +11,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -30,9 +32,15 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	}
 	if !errors.As(err, new(loggedError)) {
-		fmt.Fprintf(stderr, "settle: %v\n", err)
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(stderr, "settle: interrupted; state is recorded, run again to resume")
+		if pipeline.KindOf(err) == pipeline.KindUsage {
+			// Something to fix before running again (flags, configuration,
+			// credentials): one line says what, however many subjects it hit.
+			fmt.Fprintf(stderr, "settle: %s\n", oneLine(err.Error(), 1000))
+		} else {
+			fmt.Fprintf(stderr, "settle: %v\n", err)
+			if errors.Is(err, context.Canceled) {
+				fmt.Fprintln(stderr, "settle: interrupted; state is recorded, run again to resume")
+			}
 		}
 	}
 	return codeOf(err)
@@ -41,11 +49,30 @@ func exitCode(err error, stderr io.Writer) int {
 // codeOf maps err to the documented exit code. It is the only place exit
 // codes are decided.
 func codeOf(err error) int {
+	kind := pipeline.KindOf(err)
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, context.Canceled):
+	case kind != pipeline.KindUsage && errors.Is(err, context.Canceled):
 		return 1
 	}
-	return pipeline.KindOf(err).ExitCode()
+	return kind.ExitCode()
+}
+
+// oneLine is msg on one line of at most max bytes: its first line, with a
+// count of the lines left out, cut at max.
+func oneLine(msg string, max int) string {
+	lines := strings.Split(strings.TrimSpace(msg), "\n")
+	out := strings.TrimSpace(lines[0])
+	if len(lines) > 1 {
+		out += fmt.Sprintf(" (%d more lines not shown)", len(lines)-1)
+	}
+	if len(out) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(out[cut]) {
+			cut--
+		}
+		out = out[:cut] + "..."
+	}
+	return out
 }

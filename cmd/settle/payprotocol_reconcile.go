@@ -35,10 +35,12 @@ type payProtocolReconcileAPI struct{ c *payprotocol.Client }
 // Order asks for the payment detail and, for a paid payment, the latest
 // refund (by outTradeNo: Pay Protocol lists no refunds, and the platform
 // does not keep Pay Protocol's refund ids). A refunded payment needs no
-// refund query: all of it went back. Refund amounts are scaled integers
-// of the payment's crypto currency; like the verification and package
-// payprotocol's ToMinor, they are taken one to one in the quote's fiat
-// currency (a stable coin), exactly or not at all.
+// refund query: all of it went back. Refund amounts are scaled integers of
+// the payment's settlement currency (settlementCurrencySymbol), whose
+// decimals on the chain come from --payprotocol-decimals (an unknown one
+// is reported, never guessed); like package payprotocol's ToMinor, they
+// are taken one to one in the quote's fiat currency (a stable coin),
+// exactly or not at all.
 func (a payProtocolReconcileAPI) Order(ctx context.Context, outTradeNo string) (pipeline.PayProtocolOrder, error) {
 	p, err := a.c.PaymentDetail(ctx, outTradeNo, "")
 	if errors.Is(err, payprotocol.ErrNotFound) {
@@ -62,13 +64,20 @@ func (a payProtocolReconcileAPI) Order(ctx context.Context, outTradeNo string) (
 		return pipeline.PayProtocolOrder{}, err
 	}
 	o.Refund = &pipeline.PayProtocolRefund{ID: r.RefundID, Status: r.Status.String()}
+	chain := r.ChainID
+	if chain == 0 {
+		chain = p.ChainID
+	}
+	decimals, known := a.c.Decimals(chain, p.SettlementCurrency)
 	switch {
 	case o.QuoteProblem != "":
 		o.Refund.AmountProblem = "the payment's quote currency is not known"
-	case p.Decimals < 0:
-		o.Refund.AmountProblem = "the decimals of " + p.Currency + " are not known"
+	case r.Amount == nil:
+		o.Refund.AmountProblem = "Pay Protocol shows no refundAmount"
+	case !known:
+		o.Refund.AmountProblem = fmt.Sprintf("the decimals of %q on chain %d are not configured (--%s)", p.SettlementCurrency, chain, flagPPDecimals)
 	default:
-		if o.Refund.Amount, err = payprotocol.ToMinor(r.Amount.String(), p.Decimals, o.Quote.Currency); err != nil {
+		if o.Refund.Amount, err = payprotocol.ToMinor(r.Amount.String(), decimals, o.Quote.Currency); err != nil {
 			o.Refund.Amount, o.Refund.AmountProblem = 0, err.Error()
 		}
 	}

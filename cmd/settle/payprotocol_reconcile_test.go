@@ -24,6 +24,7 @@ func (e *env) ppRun(orders int) (*paysim.Sim, *ledger.Ledger, *pipeline.Run, pip
 	e.t.Helper()
 	e.mustSettle("seed", "--date", testDate, "--orders", fmt.Sprint(orders), "--sellers", "6", "--seed", "8")
 	sim := e.sim(nil, 6, nil, 1_000_000_000_00)
+	withPayProtocol(sim)
 	sh, _ := time.LoadLocation("Asia/Shanghai")
 	d, _ := pipeline.ParseDate(testDate)
 	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
@@ -43,7 +44,7 @@ func (e *env) ppRun(orders int) (*paysim.Sim, *ledger.Ledger, *pipeline.Run, pip
 		e.t.Fatalf("run: %v, %v", run, err)
 	}
 	// The client as settle run builds it from its flags.
-	pp, err := newPayProtocol(sim.Config.PayProtocolURL, sim.Config.PayProtocolAPIKey, sim.Config.PayProtocolSecretFile, 0)
+	pp, err := newPayProtocol(sim.Config.PayProtocolURL, sim.Config.PayProtocolAPIKey, sim.Config.PayProtocolSecretFile, paysim.PayProtocolDecimals, 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/load/payprotocol/payprotocoltest"
 	"github.com/settlekit/settle/pipeline"
 	settlesql "github.com/settlekit/settle/sql"
 )
@@ -21,6 +24,7 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 	e.mustSettle("seed", "--date", testDate, "--orders", "600", "--sellers", "10", "--seed", "8")
 	const balance = 1_000_000_000_00
 	sim := e.sim(nil, 10, nil, balance)
+	withPayProtocol(sim)
 	sh, _ := time.LoadLocation("Asia/Shanghai")
 	d, _ := pipeline.ParseDate(testDate)
 	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
@@ -37,6 +41,37 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 		sim.PayProtocol.SetQuote(mismatch, "USD", "0.01", true)
 	} else {
 		mismatch = ""
+	}
+	// One paid order whose answer no client may read (an amount in
+	// exponent notation): it is held with the reason, everyone else goes on.
+	var poisoned string
+	if err := e.db.Get(&poisoned, `SELECT provider_txn_id FROM orders WHERE provider = 'payprotocol' AND provider_txn_id IS NOT NULL
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08'
+		AND order_no NOT IN (SELECT order_no FROM refunds) AND provider_txn_id <> $1 ORDER BY order_no DESC LIMIT 1`, mismatch); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.PayProtocol.PoisonPayment(poisoned, "settlementAmount", "1e6"); err != nil {
+		t.Fatal(err)
+	}
+	// One paid order whose quote Pay Protocol writes with more decimals
+	// than the currency has ("12.340000" for 12.34): the same number, paid.
+	var padded string
+	if err := e.db.Get(&padded, `SELECT provider_txn_id FROM orders WHERE provider = 'payprotocol' AND provider_txn_id IS NOT NULL
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08'
+		AND order_no NOT IN (SELECT order_no FROM refunds) AND provider_txn_id NOT IN ($1, $2) ORDER BY order_no DESC OFFSET 1 LIMIT 1`,
+		mismatch, poisoned); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := sim.PayProtocol.Payment(padded); p.Status == payprotocol.PaymentPaid {
+		q := p.QuoteAmount + ".000"
+		if strings.Contains(p.QuoteAmount, ".") {
+			q = p.QuoteAmount + "0000"
+		}
+		if err := sim.PayProtocol.SetQuote(padded, p.QuoteCurrency, q, true); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		padded = ""
 	}
 	// Until distribute: the reconcile stage queries Pay Protocol again (by
 	// design), and the fake's refunds move on with queries, which would
@@ -65,6 +100,14 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 		seen[it.State]++
 		paid := it.State == "paid" || it.State == "uploaded"
 		switch {
+		case it.Txn == poisoned:
+			if it.State != "held" || !strings.Contains(it.Reason, "could not be used") || !strings.Contains(it.Reason, "settlementAmount") {
+				t.Errorf("poisoned answer %s: %s %q", it.Txn, it.State, it.Reason)
+			}
+		case it.Txn == padded:
+			if !paid {
+				t.Errorf("quote written with trailing zeros %s: %s %q", it.Txn, it.State, it.Reason)
+			}
 		case it.Txn == mismatch:
 			if it.State != "rejected" || !strings.Contains(it.Reason, "0.01 USD was paid") {
 				t.Errorf("amount mismatch %s: %s %q", it.Txn, it.State, it.Reason)
@@ -94,6 +137,17 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 	if !strings.Contains(string(report), "Pay Protocol payment is failed") {
 		t.Fatal("orders.csv does not say why a failed payment was not settled")
 	}
+	if !strings.Contains(string(report), "answer about "+poisoned+" could not be used") {
+		t.Fatal("orders.csv does not say why the poisoned payment waits")
+	}
+	// The day's Infinia orders, which need no Pay Protocol answer, were
+	// all uploaded and paid.
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state NOT IN ('paid', 'rejected', 'carried')`); n != 0 {
+		t.Errorf("%d Infinia items not paid beside one unreadable Pay Protocol answer", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid'`); n == 0 {
+		t.Error("no Infinia item paid")
+	}
 	e.checkPaidOnce(sim, balance)
 	// A re-run's verification asks Pay Protocol nothing more about orders
 	// already judged, only about those it held (reconcile, after it, does
@@ -110,6 +164,10 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 	if after := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail); after-before > int(len(held))+int(heldForRefunds)+len(held) {
 		t.Fatalf("the re-run queried %d payments, %d were held", after-before, len(held))
 	}
+
+	// Pay Protocol's answer about the poisoned order is readable again:
+	// a later run verifies it like any other.
+	sim.PayProtocol.ClearPoison(poisoned)
 
 	// One held payment completes at Pay Protocol: the next run verifies
 	// it, sends it in a further trade file of the date, and - the date's
@@ -146,6 +204,12 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 		t.Errorf("late-confirmed payment %s: %+v (revenue shares paid to its seller before: %d)", txn, got, paidBefore)
 	}
 	t.Logf("late-confirmed payment %s: %+v", txn, got)
+	// The order held for its unreadable answer was asked about again and
+	// verified once the answer could be read.
+	var st string
+	if err := e.db.Get(&st, `SELECT state FROM settle.items WHERE provider_txn_id = $1`, poisoned); err != nil || st == "held" || st == "unverified" || st == "rejected" {
+		t.Errorf("once readable, the poisoned payment %s is %q (%v)", poisoned, st, err)
+	}
 	e.checkPaidOnce(sim, balance)
 }
 
@@ -155,13 +219,141 @@ func TestPayProtocolOrdersAreNeverPaidUnverified(t *testing.T) {
 	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "9")
 	sim := e.sim(nil, 5, nil, 1_000_000_000_00)
 	sim.Config.PayProtocolURL = "" // Infinia configured, Pay Protocol not
+	// Its orders are work left undone: exit 4 naming the channel and count.
+	if out, code := e.settle(append(e.infiniaArgs(sim), "--skip-channel", "wechatpay")...); code != 4 || !strings.Contains(out, "channel payprotocol: ") || !strings.Contains(out, "no provider configured") {
+		t.Fatalf("exit %d, want 4 naming the payprotocol channel:\n%s", code, out)
+	}
+	// Left unpaid on purpose: exit 0.
 	if out, code := e.runInfinia(sim); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, out)
+		t.Fatalf("--skip-channel payprotocol: exit %d:\n%s", code, out)
 	}
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state <> 'unverified'`); n != 0 {
 		t.Fatalf("%d Pay Protocol items moved on without verification", n)
 	}
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol'`); n == 0 {
 		t.Fatal("no Pay Protocol items to check")
+	}
+}
+
+// ppFake starts a fake Pay Protocol (refunds approved at once) and writes
+// secret, which may be wrong, to a file as --payprotocol-secret-file.
+func ppFake(t *testing.T, secret string) (*payprotocoltest.Server, string, string) {
+	t.Helper()
+	fake := payprotocoltest.New(payprotocoltest.Options{APIKey: "PPKEY", APISecret: "the-secret", Polls: -1})
+	t.Cleanup(fake.Close)
+	mux := http.NewServeMux()
+	mux.Handle("/api/mer/", fake)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fake, srv.URL + "/api/mer", file
+}
+
+// TestPayProtocolPreflight: with a wrong secret the preflight is a
+// configuration error (exit 2) in one line naming Pay Protocol, after one
+// call; with the right one it passes.
+func TestPayProtocolPreflight(t *testing.T) {
+	ctx := context.Background()
+	fake, url, bad := ppFake(t, "not-the-secret")
+	pp, err := newPayProtocol(url, "PPKEY", bad, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pp.(payProtocolAPI).preflight(ctx)
+	if pipeline.KindOf(err).ExitCode() != 2 || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "Pay Protocol") ||
+		!strings.Contains(err.Error(), "refused our credentials") || strings.Contains(err.Error(), "not-the-secret") {
+		t.Fatalf("wrong secret: %v (kind %v)", err, pipeline.KindOf(err))
+	}
+	if n := fake.Calls(payprotocol.APIChainList) + fake.Calls(payprotocol.APIPaymentDetail); n != 1 {
+		t.Fatalf("%d calls, want 1: refused credentials are never retried", n)
+	}
+	_, url, good := ppFake(t, "the-secret")
+	if pp, err = newPayProtocol(url, "PPKEY", good, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := pp.(payProtocolAPI).preflight(ctx); err != nil {
+		t.Fatalf("right secret: %v", err)
+	}
+	if _, err := newPayProtocol(url, "PPKEY", good, "USDT=6", 0); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), flagPPDecimals) {
+		t.Fatalf("decimals without a chain: %v", err)
+	}
+}
+
+// TestPayProtocolRefundAmountsNeedConfiguredDecimals: a refund amount
+// (scaled by the settlement currency's decimals, which no answer carries)
+// is read with --payprotocol-decimals of its chain and symbol, and without
+// them it is reported, never guessed.
+func TestPayProtocolRefundAmountsNeedConfiguredDecimals(t *testing.T) {
+	ctx := context.Background()
+	fake, url, secret := ppFake(t, "the-secret")
+	if _, err := fake.AddPayment("T-1", "USDT", 6, "12340000", payprotocol.PaymentPaid); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.SetQuote("T-1", "USD", "12.340000", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fake.AddRefund("T-1", "2000000", payprotocol.RefundSuccess); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		decimals string
+		amount   int64
+		problem  string
+	}{
+		{"1:USDT=6", 200, ""},
+		{"", 0, `the decimals of "USDT" on chain 1 are not configured (--payprotocol-decimals)`},
+		{"2:USDT=6,1:USDC=6", 0, `the decimals of "USDT" on chain 1 are not configured`},
+		{"1:USDT=18", 0, "not a whole number of minor units"},
+	} {
+		pp, err := newPayProtocol(url, "PPKEY", secret, tc.decimals, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := payProtocolReconcileAPI{pp.(payProtocolAPI).c}.Order(ctx, "T-1")
+		if err != nil || o.Quote != (pipeline.Money{Minor: 1234, Currency: "USD"}) || o.Refund == nil {
+			t.Fatalf("%q: %+v, %v", tc.decimals, o, err)
+		}
+		if o.Refund.Amount != tc.amount || !strings.Contains(o.Refund.AmountProblem, tc.problem) || (tc.problem == "") != (o.Refund.AmountProblem == "") {
+			t.Errorf("%q: refund %+v, want %d %q", tc.decimals, *o.Refund, tc.amount, tc.problem)
+		}
+	}
+}
+
+// TestPayProtocolRefusedCredentialsStopBeforeAnythingIsSent: with a secret
+// Pay Protocol refuses, the run exits 2 with one line naming Pay Protocol
+// and what it refused, asks once, and no trade file went out.
+func TestPayProtocolRefusedCredentialsStopBeforeAnythingIsSent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "4", "--seed", "5")
+	sim := e.sim(nil, 4, nil, 1_000_000_000_00)
+	withPayProtocol(sim)
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	d, _ := pipeline.ParseDate(testDate)
+	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
+		t.Fatal(err)
+	}
+	wrong := filepath.Join(t.TempDir(), "wrong-secret")
+	if err := os.WriteFile(wrong, []byte("not-the-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sim.Config.PayProtocolSecretFile = wrong
+	out, code := e.runInfinia(sim)
+	if code != 2 || !strings.Contains(out, "Pay Protocol") || !strings.Contains(out, "refused our credentials") || strings.Contains(out, "not-the-secret") {
+		t.Fatalf("exit %d, want 2 naming Pay Protocol's refusal:\n%s", code, out)
+	}
+	if n := strings.Count(out, "refused our credentials"); n != 1 {
+		t.Errorf("the refusal is said %d times:\n%s", n, out)
+	}
+	// The pre-flight asks once (the chain list, or the detail query after
+	// it); a refusal is never retried.
+	if n := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail) + sim.PayProtocol.Calls(payprotocol.APIChainList); n != 1 {
+		t.Errorf("%d calls to Pay Protocol, want 1: refused credentials are never retried", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.trade_files`); n != 0 {
+		t.Errorf("%d trade files went out with Pay Protocol refusing our credentials", n)
 	}
 }

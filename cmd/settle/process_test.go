@@ -48,7 +48,8 @@ func binary(t *testing.T) string {
 
 func (e *env) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(binary(e.t), args...)
-	cmd.Env = append(os.Environ(), "SETTLE_DATABASE_URL="+e.url, "SETTLE_RULES="+e.rules, "SETTLE_REPORTS_DIR="+e.reports)
+	cmd.Env = append(os.Environ(), "SETTLE_DATABASE_URL="+e.url, "SETTLE_RULES="+e.rules, "SETTLE_OUT="+e.reports,
+		"SETTLE_SKIP_CHANNEL=wechatpay,payprotocol") // the simulated day has neither WeChat transactions nor Pay Protocol payments
 	return cmd
 }
 

@@ -73,6 +73,21 @@ func TestSellersBindSyncAndWebhook(t *testing.T) {
 	if b, _, _ := l.GetBinding(context.Background(), "S00002"); b.Status != "ACTIVE" {
 		t.Fatalf("a repeated delivery was applied again: %+v", b)
 	}
+	// A notification (unsigned, as documented) is never acted on alone: it
+	// claims FROZEN, the binding query says ACTIVE, ACTIVE is recorded.
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	body, err := sim.Infinia.Notification("WH-2", seed.InfiniaID(2), "FROZEN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(srv.URL, "application/json", strings.NewReader(string(body)))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("unsigned notification: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if b, _, _ := l.GetBinding(context.Background(), "S00002"); b.Status != "ACTIVE" || b.RequestNo != "WH-2" {
+		t.Fatalf("binding after an unconfirmed notification: %+v", b)
+	}
 }
 
 // settleSub runs a command whose first word is not the one that takes the

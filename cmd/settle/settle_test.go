@@ -12,10 +12,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/internal/pgtest"
+	"github.com/settlekit/settle/load"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
@@ -25,6 +28,10 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 var cliMu sync.Mutex
 
 const testDate = "2026-11-23"
+
+// skipAll says that no provider is configured on purpose: without it, a run
+// with orders and no provider ends with exit 4 (work left undone).
+const skipAll = "--skip-channel=infiniapay,wechatpay,payprotocol"
 
 // env is one test's database, reports directory and rules file.
 type env struct {
@@ -146,12 +153,12 @@ func TestRunSettlesEveryOrderOnceAndReRunChangesNothing(t *testing.T) {
 		t.Fatalf("items %d, want %d", items, 3000-24)
 	}
 	// The rest of the stages, then the same date again.
-	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports)
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
 	report, err := os.ReadFile(filepath.Join(e.reports, testDate, "orders.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	again := e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports)
+	again := e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
 	if !strings.Contains(again, "nothing new") || !strings.Contains(again, "0 new money movements") {
 		t.Fatalf("re-run did not say nothing was new:\n%s", again)
 	}
@@ -193,7 +200,8 @@ func TestDryRunWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	e.seed(500, 8)
 	out := e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--dry-run")
-	for _, want := range []string{"dry run", "would record 492 items", "rejected: 9 rows", "ledger: no schema yet"} {
+	for _, want := range []string{"dry run", "would record 492 items", "rejected: 9 rows", "ledger: no schema yet",
+		"channel wechatpay: ", "orders and no provider configured (--wechat-url): a real run ends with exit 4"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run output lacks %q:\n%s", want, out)
 		}
@@ -284,11 +292,11 @@ func TestSecondRunOfSameDateExits75(t *testing.T) {
 		t.Fatalf("exit %d, want 75 with a clear message:\n%s", code, out)
 	}
 	// Another date is not blocked.
-	if _, code := e.settle("run", "--date", "2026-11-22", "--rules", e.rules, "--out", e.reports); code != 0 {
+	if _, code := e.settle("run", "--date", "2026-11-22", "--rules", e.rules, "--out", e.reports, skipAll); code != 0 {
 		t.Fatalf("another date exit %d", code)
 	}
 	release()
-	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports)
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
 }
 
 func TestTooManyRejectsExit3AndSendNothing(t *testing.T) {
@@ -309,7 +317,7 @@ func TestTooManyRejectsExit3AndSendNothing(t *testing.T) {
 	if _, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports); code != 3 {
 		t.Fatalf("re-run exit %d, want 3 again", code)
 	}
-	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--max-reject-ratio", "0.5")
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--max-reject-ratio", "0.5", skipAll)
 }
 
 func TestShardsSettleExactlyTheItemsOfAWholeRun(t *testing.T) {
@@ -366,10 +374,44 @@ func TestOrderSettlesOnceEverAcrossDates(t *testing.T) {
 	}
 }
 
+// TestDemo is not parallel: it exports SETTLE_DATABASE_URL and SETTLE_OUT,
+// as an operator's shell might, and checks that the demo writes to neither:
+// it starts its own throwaway server, and removes it when done.
 func TestDemo(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t)
-	out := e.mustSettle("demo", "--out", e.reports, "--date", testDate, "--orders", "300", "--bad-rows", "4")
+	operator := e.url
+	t.Setenv("SETTLE_DATABASE_URL", operator)
+	t.Setenv("SETTLE_OUT", filepath.Join(t.TempDir(), "operator-reports"))
+	// A temporary directory of the demo's own, searchable by the
+	// unprivileged user the server runs as when the tests run as root.
+	tmp, err := os.MkdirTemp("", "settle-demo-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
+	out, code := e.raw("settle", "demo", "--out", e.reports, "--date", testDate, "--orders", "300", "--bad-rows", "4")
+	if code != 0 {
+		t.Fatalf("demo: exit %d:\n%s", code, out)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("the demo left %d entries in the temporary directory (%s ...)", len(left), left[0].Name())
+	}
+	db, err := sqlx.Open("postgres", operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var tables int
+	if err := db.Get(&tables, `SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')`); err != nil || tables != 0 {
+		t.Fatalf("the demo wrote %d tables into the database of SETTLE_DATABASE_URL (%v)", tables, err)
+	}
+	if _, err := os.Stat(os.Getenv("SETTLE_OUT")); err == nil {
+		t.Fatal("the demo wrote reports where SETTLE_OUT says")
+	}
 	for _, want := range []string{"== first run", "== the same date again", "nothing new", "== summary", "sent no money request again", "reconciled against all three providers: 0 unexpected"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
@@ -418,7 +460,7 @@ func TestRunPushesItsMetrics(t *testing.T) {
 	}))
 	defer gw.Close()
 	file := filepath.Join(t.TempDir(), "settle.prom")
-	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--metrics-pushgateway", gw.URL, "--metrics-file", file)
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--metrics-pushgateway", gw.URL, "--metrics-file", file, skipAll)
 	select {
 	case req := <-got:
 		if !strings.HasPrefix(req, "POST /metrics/job/settle/shard/0-of-1 ") || !strings.Contains(req, "settle_orders") {
@@ -430,5 +472,190 @@ func TestRunPushesItsMetrics(t *testing.T) {
 	b, _ := os.ReadFile(file)
 	if !strings.Contains(string(b), `settle_orders{outcome="item"} 100`) {
 		t.Fatalf("metrics file:\n%s", b)
+	}
+}
+
+func TestChannelWithOrdersAndNoProviderExits4UnlessSkipped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(200, 0)
+	waiting := func(ch string) int64 {
+		return e.count(`SELECT count(*) FROM settle.items WHERE channel = $1 AND state IN ('recorded', 'unverified')`, ch)
+	}
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--skip-channel", "infiniapay")
+	if code != 4 {
+		t.Fatalf("no provider for wechatpay and payprotocol: exit %d, want 4:\n%s", code, out)
+	}
+	for _, ch := range []string{"wechatpay", "payprotocol"} {
+		n := waiting(ch)
+		if want := fmt.Sprintf("channel %s: %d orders and no provider configured", ch, n); n == 0 || !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "channel infiniapay:") {
+		t.Errorf("a skipped channel is named as a problem:\n%s", out)
+	}
+	if state := e.count(`SELECT count(*) FROM settle.runs WHERE state = 'done'`); state != 0 {
+		t.Fatal("the run is recorded done with work undone")
+	}
+	// Skipped on purpose, by flag and by environment alike: exit 0, the
+	// orders stay unpaid and the summary says so.
+	out = e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--skip-channel", "infiniapay,wechatpay", "--skip-channel", "payprotocol")
+	if !strings.Contains(out, fmt.Sprintf("wechatpay: %d orders left unpaid (--skip-channel)", waiting("wechatpay"))) {
+		t.Errorf("the skipped channels are not counted in the output:\n%s", out)
+	}
+}
+
+func TestProviderRejectionsCountInTheGateTheSummaryAndTheMetrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(200, 2)
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--until", "transform")
+	// What the upload stage records when Pay Protocol does not know a
+	// payment: the item rejected, after transform.
+	e.db.MustExec(`UPDATE settle.items SET state = 'rejected', reason = 'Pay Protocol does not know payment ' || provider_txn_id
+		WHERE order_no IN (SELECT order_no FROM settle.items ORDER BY order_no LIMIT 9)`)
+	file := filepath.Join(t.TempDir(), "settle.prom")
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll, "--metrics-file", file)
+	// 2 bad rows + 9 provider rejections = 11 of 200 > 5%; the 2 alone pass.
+	if code != 3 || !strings.Contains(out, "11 of 200 rows rejected (2 by transform, 9 by the providers)") {
+		t.Fatalf("exit %d, want 3 counting the provider's rejections:\n%s", code, out)
+	}
+	if !strings.Contains(out, "rejected by the providers: 9 orders") || !strings.Contains(out, "--reextract") {
+		t.Errorf("the summary does not show the providers' rejections or how to read the date again:\n%s", out)
+	}
+	b, _ := os.ReadFile(file)
+	if !strings.Contains(string(b), `settle_orders{outcome="rejected"} 11`) || !strings.Contains(string(b), `settle_orders{outcome="item"} 189`) {
+		t.Errorf("metrics do not count the providers' rejections:\n%s", b)
+	}
+}
+
+func TestReextractReadsTheDateAgainUntilSomethingIsSent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(100, 20)
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
+	if code != 3 || !strings.Contains(out, "fix the data, then run again with --reextract") {
+		t.Fatalf("exit %d, want 3 saying how to read the date again:\n%s", code, out)
+	}
+	// The platform fixes its data: the bad rows are gone.
+	var bad []string
+	if err := e.db.Select(&bad, `SELECT DISTINCT order_no FROM settle.rejects WHERE order_no <> ''`); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`DELETE FROM orders WHERE order_no IS NULL OR seller_id IS NULL OR order_no = ANY ($1)`, pq.Array(bad))
+	// A plain re-run still judges the frozen snapshot.
+	if out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll); code != 3 {
+		t.Fatalf("re-run without --reextract: exit %d, want 3 (the snapshot is frozen):\n%s", code, out)
+	}
+	out = e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll, "--reextract")
+	if n := e.count(`SELECT count(*) FROM settle.rejects`); n > 5 {
+		t.Fatalf("%d rejects after reading the fixed data again:\n%s", n, out)
+	}
+	e.checkEveryOrderOnce()
+	if n := e.count(`SELECT count(*) FROM settle.runs WHERE state = 'done'`); n != 1 {
+		t.Fatalf("the run is not done after --reextract:\n%s", out)
+	}
+
+	// Once something of the date was sent, reading it again is refused.
+	f := newEnv(t)
+	f.seed(60, 0)
+	sim := f.sim(nil, 30, nil, 1_000_000_000_00)
+	if out, code := f.runInfinia(sim); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	items := f.count(`SELECT count(*) FROM settle.items`)
+	out, code = f.runInfinia(sim, "--reextract")
+	if code != 2 || !strings.Contains(out, "refused") || !strings.Contains(out, "side effects sent (") || !strings.Contains(out, "trade files uploaded") {
+		t.Fatalf("--reextract after sending: exit %d, want 2 naming what was sent:\n%s", code, out)
+	}
+	if strings.Count(strings.TrimSpace(out[strings.Index(out, "settle: "):]), "\n") != 0 {
+		t.Errorf("the refusal takes more than one line:\n%s", out)
+	}
+	if n := f.count(`SELECT count(*) FROM settle.items`); n != items {
+		t.Fatalf("a refused --reextract changed the items: %d, was %d", n, items)
+	}
+	if n := f.count(`SELECT count(*) FROM settle.runs WHERE state = 'done'`); n != 1 {
+		t.Fatal("a refused --reextract changed the run's state")
+	}
+}
+
+func TestBackfillGoesOnPastADateThatNeedsAPerson(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, d := range []string{"2026-11-21", "2026-11-22"} {
+		e.mustSettle("seed", "--date", d, "--orders", "30", "--sellers", "5")
+	}
+	// No provider and no --skip-channel: each date ends with exit 4.
+	out, code := e.settle("run", "--from", "2026-11-21", "--to", "2026-11-22", "--rules", e.rules, "--out", e.reports)
+	if code != 4 || !strings.Contains(out, "2 of 2 dates need a person: 2026-11-21, 2026-11-22") {
+		t.Fatalf("exit %d, want 4 listing both dates:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.runs WHERE 'reconcile' = ANY (stages_done)`); n != 2 {
+		t.Fatalf("%d dates reconciled, want both", n)
+	}
+}
+
+func TestPreflightRefusalStopsTheRunWithExit2BeforeSending(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(50, 0)
+	e.mustSettle("migrate")
+	l, err := ledger.Open(context.Background(), e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d, _ := pipeline.ParseDate(testDate)
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	rules, err := loadRules(e.rules, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pipeline.WindowOf(d, sh)
+	calls := 0
+	o := &runOptions{key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, window: w, tz: sh.String(), until: pipeline.StageReconcile,
+		classify: classifier(rules, d, w), rulesHash: rules.Hash(), rules: rules, query: sourceQueryDefault(),
+		sellersQ: sellersQueryDefault(), lateQ: lateRefundsQueryDefault(), sourceURL: e.url,
+		reports: reportWriter{reports: load.Reports{Dir: e.reports}}, maxRejectRt: 0.05, skip: map[pipeline.Channel]bool{},
+		preflights: []func(context.Context) error{func(context.Context) error {
+			calls++
+			return pipeline.Errorf(pipeline.KindUsage, "Infinia Pay", "our signature was refused: check --infinia-private-key-file")
+		}},
+	}
+	var out, errb bytes.Buffer
+	cfg := &config{getenv: func(string) string { return "" }, stdout: &out, stderr: &errb}
+	err = cfg.settle(context.Background(), l, o)
+	code := exitCode(err, &errb)
+	if code != 2 || calls != 1 || strings.Count(errb.String(), "\n") != 1 || !strings.Contains(errb.String(), "signature was refused") {
+		t.Fatalf("exit %d after %d pre-flights, want 2 after one, with one line:\n%s", code, calls, errb.String())
+	}
+	var done []string
+	if err := e.db.Select(&done, `SELECT unnest(stages_done) FROM settle.runs`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(done, " ") != "extract transform" {
+		t.Fatalf("stages done %v: nothing past transform may run", done)
+	}
+}
+
+func TestPayProtocolRejectionsDuringUploadStopTheMoneyAtTheGate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(60, 0)
+	sim := e.sim(nil, 30, nil, 1_000_000_000_00)
+	withPayProtocol(sim) // configured, but it knows none of the day's payments
+	out, code := e.runInfinia(sim)
+	if code != 3 || !strings.Contains(out, "by the providers") || !strings.Contains(out, "--reextract is refused") {
+		t.Fatalf("exit %d, want 3 counting Pay Protocol's rejections and saying the date cannot be read again:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share'`); n != 0 {
+		t.Fatalf("%d revenue shares planned past the gate", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'upload' AND sends > 0`); n == 0 {
+		t.Fatal("the trade files of the verified orders were not uploaded: the test does not show the gate before distribute")
+	}
+	if out, code := e.runInfinia(sim, "--reextract"); code != 2 || !strings.Contains(out, "trade files uploaded") {
+		t.Fatalf("--reextract after uploads: exit %d, want 2:\n%s", code, out)
 	}
 }

@@ -61,6 +61,7 @@ type weChatSetup struct {
 	mu        sync.Mutex
 	subs      map[string]*sync.Mutex // one receiver check at a time per sub-merchant
 	effective map[string]bool        // sub-merchants whose receiver is EFFECTIVE
+	refused   map[string]error       // sub-merchants where WeChat Pay refused the receiver, for the run
 }
 
 func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
@@ -102,7 +103,8 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 	if relation == wechatpay.RelationCustom {
 		r.CustomRelation = "marketplace platform"
 	}
-	return &weChatSetup{client: client, receiver: r, ratio: ratio, subs: map[string]*sync.Mutex{}, effective: map[string]bool{}}, nil
+	return &weChatSetup{client: client, receiver: r, ratio: ratio, subs: map[string]*sync.Mutex{}, effective: map[string]bool{},
+		refused: map[string]error{}}, nil
 }
 
 // stage returns the WeChat part of the distribute stage.
@@ -116,13 +118,20 @@ type weChatAPI struct{ w *weChatSetup }
 
 // EnsureReceiver checks (and adds when missing) the platform's receiver at
 // a sub-merchant, one check at a time per sub-merchant, remembering those
-// found EFFECTIVE for the rest of the run.
+// found EFFECTIVE for the rest of the run, and those where WeChat Pay
+// refused the receiver (asked once a run). An add whose answer was lost is
+// resolved by the receiver result query (wechatpay.Client.EnsureReceiver),
+// never left to fail the run.
 func (a weChatAPI) EnsureReceiver(ctx context.Context, subMchID string) (string, error) {
 	w := a.w
 	w.mu.Lock()
 	if w.effective[subMchID] {
 		w.mu.Unlock()
 		return pipeline.ReceiverEffective, nil
+	}
+	if err := w.refused[subMchID]; err != nil {
+		w.mu.Unlock()
+		return "", err // asked once a run: the other transactions are held with the same answer
 	}
 	lock := w.subs[subMchID]
 	if lock == nil {
@@ -132,11 +141,23 @@ func (a weChatAPI) EnsureReceiver(ctx context.Context, subMchID string) (string,
 	w.mu.Unlock()
 	lock.Lock()
 	defer lock.Unlock()
+	w.mu.Lock()
+	known, refused := w.effective[subMchID], w.refused[subMchID] // decided while we waited
+	w.mu.Unlock()
+	switch {
+	case known:
+		return pipeline.ReceiverEffective, nil
+	case refused != nil:
+		return "", refused
+	}
 	r := w.receiver
-	st, err := w.client.ReceiverResult(ctx, subMchID, r.Type, r.Account)
-	if errors.Is(err, wechatpay.ErrNotFound) {
-		r.SubMchID = subMchID
-		st, err = w.client.AddReceiver(ctx, r)
+	r.SubMchID = subMchID
+	st, err := w.client.EnsureReceiver(ctx, r) // a lost add is resolved by the result query, here
+	var we *wechatpay.Error
+	if errors.As(err, &we) && we.Refused() {
+		w.mu.Lock()
+		w.refused[subMchID] = err
+		w.mu.Unlock()
 	}
 	if err != nil {
 		return "", err
@@ -178,4 +199,13 @@ func (a weChatAPI) Send(ctx context.Context, e pipeline.Effect, o pipeline.WeCha
 
 func (a weChatAPI) Query(ctx context.Context, e pipeline.Effect, o pipeline.WeChatOrder) (pipeline.Outcome, error) {
 	return a.sender(o).Query(ctx, e)
+}
+
+// preflight proves the WeChat Pay credentials before anything is sent: a
+// cheap authenticated query (wechatpay.Client.Preflight). Refused
+// credentials, or answers our platform key cannot verify, are a
+// configuration error (exit 2) in one line naming WeChat Pay; a WeChat Pay
+// that does not answer is returned as it is.
+func (w *weChatSetup) preflight(ctx context.Context) error {
+	return w.client.Preflight(ctx)
 }

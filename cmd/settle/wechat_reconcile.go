@@ -53,7 +53,8 @@ func (r weChatReconciler) Order(ctx context.Context, subMchID, transactionID, ou
 }
 
 // BillLines downloads, checks and reads a sub-merchant's distribution bill
-// of a day, in the layout wechatpay.ParseBill assumes (not public).
+// of a day, in wechatpay.DefaultBillLayout (the published header; its
+// unpublished parts assumed, see the README).
 func (r weChatReconciler) BillLines(ctx context.Context, subMchID string, day pipeline.Date) ([]pipeline.WeChatBillLine, error) {
 	b, err := r.w.client.BillDownloadURL(ctx, subMchID, day)
 	if err != nil {
@@ -76,22 +77,36 @@ func (r weChatReconciler) BillLines(ctx context.Context, subMchID string, day pi
 	return out, nil
 }
 
-// Settlements returns a sub-merchant's fund settlement details of a day,
-// SETTLED and UNSETTLE. A detail is assumed to cover one day (its start
-// and end dates, as the fake's); one that spans several cannot be compared
-// per day and is an error, never a guess.
+// settlementLag is how many days after a trade day its fund settlement
+// detail is looked for (details are selected by settlement date).
+const settlementLag = 7
+
+// Settlements returns a sub-merchant's fund settlement details of a trade
+// day, SETTLED and UNSETTLE: those WeChat Pay settled, or is to settle,
+// within settlementLag days of it, whose trade dates are that day. The
+// amount compared is amount.settled of a SETTLED detail and
+// amount.unsettle of an UNSETTLE one (assumed: see the README). A detail
+// whose trade dates span that day and others cannot be compared per day and
+// is an error, never a guess.
 func (r weChatReconciler) Settlements(ctx context.Context, subMchID string, day pipeline.Date) ([]pipeline.WeChatSettlement, error) {
 	var out []pipeline.WeChatSettlement
 	for _, state := range []string{wechatpay.SettleStateSettled, wechatpay.SettleStateUnsettled} {
-		q := wechatpay.SettlementQuery{SubMchID: subMchID, State: state, Start: day, End: day}
+		q := wechatpay.SettlementQuery{SubMchID: subMchID, State: state, Start: day, End: day.AddDays(settlementLag)}
 		for s, err := range r.w.client.Settlements(ctx, q) {
 			if err != nil {
 				return nil, err
 			}
-			if s.Start != day || s.End != day {
-				return nil, fmt.Errorf("settlement %s of %s covers %s to %s: a detail per day was assumed", s.BatchNo, subMchID, s.Start, s.End)
+			switch {
+			case day.Before(s.TradeStart) || s.TradeEnd.Before(day):
+				continue // another trade day's
+			case s.TradeStart != day || s.TradeEnd != day:
+				return nil, fmt.Errorf("settlement %s of %s covers trades of %s to %s: a detail per day was assumed", s.BatchID, subMchID, s.TradeStart, s.TradeEnd)
 			}
-			out = append(out, pipeline.WeChatSettlement{BatchNo: s.BatchNo, State: s.State, Currency: s.Currency, Amount: s.Amount})
+			amount := s.Amount.Settled
+			if state == wechatpay.SettleStateUnsettled {
+				amount = s.Amount.Unsettled
+			}
+			out = append(out, pipeline.WeChatSettlement{BatchNo: s.BatchID, State: s.State, Currency: s.Amount.Currency, Amount: amount})
 		}
 	}
 	return out, nil

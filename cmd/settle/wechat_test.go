@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
 	"github.com/settlekit/settle/pipeline"
 	settlesql "github.com/settlekit/settle/sql"
 )
@@ -44,7 +46,7 @@ func (e *env) runWeChatOn(sim *paysim.Sim, day string, extra ...string) (string,
 		"--wechat-url", c.WeChatURL, "--wechat-mchid", c.WeChatMchID, "--wechat-serial", c.WeChatSerial,
 		"--wechat-private-key-file", c.WeChatKeyFile, "--wechat-platform-key-file", c.WeChatPlatformKeyFile,
 		"--wechat-platform-serial", c.WeChatPlatformSerial, "--wechat-receiver-account", c.WeChatReceiverAccount,
-		"--wechat-receiver-name", c.WeChatReceiverName}
+		"--wechat-receiver-name", c.WeChatReceiverName, "--skip-channel", "infiniapay,payprotocol"}
 	return e.settle(append(args, extra...)...)
 }
 
@@ -221,5 +223,97 @@ func TestReceiversAddStatusDelete(t *testing.T) {
 	}
 	if _, code := e.raw("settle", "receivers", "add", "1900000042"); code != 2 {
 		t.Fatal("receivers without --wechat-url must be a usage error")
+	}
+}
+
+// TestWeChatOnePoisonedTransactionIsHeld: one transaction WeChat Pay
+// refuses outright, and one whose answer cannot be read, are held with
+// WeChat's answer as their reason, every other one is settled, and the run
+// ends with exit 4 (issue 13.1).
+func TestWeChatOnePoisonedTransactionIsHeld(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "80", "--sellers", "3", "--seed", "14")
+	sim := e.weChatSim(nil, 0)
+	var picked []struct {
+		OrderNo string `db:"order_no"`
+		Txn     string `db:"provider_txn_id"`
+	}
+	if err := e.db.Select(&picked, `SELECT o.order_no, o.provider_txn_id FROM orders o JOIN sellers s USING (seller_id)
+		WHERE o.provider = 'wechatpay' AND s.wechat_sub_mchid IS NOT NULL AND o.provider_txn_id IS NOT NULL
+		ORDER BY o.amount_minor DESC LIMIT 2`); err != nil || len(picked) != 2 {
+		t.Fatal(picked, err)
+	}
+	poisoned, garbled := picked[0], picked[1]
+	sim.WeChat.Poison(poisoned.Txn, "INVALID_REQUEST")
+	sim.WeChat.Garble(garbled.Txn)
+	out, code := e.runWeChat(sim)
+	if code != 4 || !strings.Contains(out, "order "+poisoned.OrderNo) {
+		t.Fatalf("exit %d, want 4 naming order %s:\n%s", code, poisoned.OrderNo, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'recorded' AND reason LIKE 'held: WeChat Pay: %INVALID_REQUEST%'`, poisoned.OrderNo); n != 1 {
+		t.Fatalf("the poisoned transaction is not held with WeChat's answer:\n%s", out)
+	}
+	for _, f := range []string{"orders.csv", "mismatches.csv"} {
+		var row string
+		for _, l := range strings.Split(string(readFile(t, filepath.Join(e.reports, testDate, f))), "\n") {
+			if strings.Contains(l, poisoned.OrderNo) {
+				row = l
+			}
+		}
+		if !strings.Contains(row, "INVALID_REQUEST") {
+			t.Fatalf("%s has no row for order %s with WeChat's answer", f, poisoned.OrderNo)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'recorded' AND reason LIKE 'held: WeChat Pay: %malformed answer%'`, garbled.OrderNo); n != 1 {
+		t.Fatalf("the transaction with an unreadable answer is not held with it:\n%s", out)
+	}
+	capped := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND reason LIKE 'held: commission % above WeChat''s cap%'`)
+	paid, want := e.checkWeChatOnce(sim), e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`)
+	if int64(paid)+capped+2 != want || paid == 0 {
+		t.Fatalf("%d of %d settled (%d above the cap, 2 poisoned):\n%s", paid, want, capped, out)
+	}
+}
+
+// TestWeChatRefusedKeyIsAUsageError: a merchant key WeChat Pay refuses is
+// exit 2, said once, and nothing is retried or settled (issue 13.4).
+func TestWeChatRefusedKeyIsAUsageError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "40", "--sellers", "2", "--seed", "15")
+	sim := e.weChatSim(nil, 0)
+	other, err := wechatpaytest.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := other.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.runWeChat(sim, "--wechat-private-key-file", filepath.Join(dir, wechatpaytest.MerchantKeyFile))
+	if code != 2 || strings.Count(out, "our request signature was refused") != 1 {
+		t.Fatalf("exit %d, want 2 saying once that WeChat Pay refused our signature:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND state = 'paid'`); n != 0 {
+		t.Fatalf("%d paid with a refused key", n)
+	}
+}
+
+// TestWeChatLostReceiverAddIsResolvedInTheRun: the answer to adding the
+// platform's receiver is lost (WeChat Pay added it); the run resolves it by
+// the receiver result query and goes on, in the same run (issue 13.8).
+func TestWeChatLostReceiverAddIsResolvedInTheRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "40", "--sellers", "2", "--seed", "16")
+	faults := fault.New(16, fault.Rule{Endpoint: "receivers", Kind: fault.Lost, Calls: []int{1}})
+	sim := e.weChatSim(faults, 0)
+	out, code := e.runWeChat(sim)
+	if code == 1 || code == 2 || strings.Contains(out, "outcome unknown") || faults.Played(fault.Lost) != 1 {
+		t.Fatalf("exit %d (lost played %d times):\n%s", code, faults.Played(fault.Lost), out)
+	}
+	capped := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND reason LIKE 'held: commission % above WeChat''s cap%'`)
+	if paid, want := e.checkWeChatOnce(sim), e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`); int64(paid)+capped != want || paid == 0 {
+		t.Fatalf("%d of %d settled in the run (%d above the cap):\n%s", paid, want, capped, out)
 	}
 }

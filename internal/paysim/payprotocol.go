@@ -13,6 +13,11 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
+// PayProtocolDecimals is the --payprotocol-decimals value for the
+// simulated Pay Protocol: its payments settle in USDT with 6 decimals on
+// chain 1. Pay Protocol's answers carry no decimals.
+const PayProtocolDecimals = "1:USDT=6"
+
 // PaymentMix is how SeedPayProtocol spreads payment statuses: out of 100
 // orders, by hash of the order, the rest being paid.
 var PaymentMix = []struct {

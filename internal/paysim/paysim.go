@@ -67,7 +67,7 @@ func (c Config) Env() []string {
 	}
 	if c.PayProtocolURL != "" {
 		env = append(env, "SETTLE_PAYPROTOCOL_URL="+c.PayProtocolURL, "SETTLE_PAYPROTOCOL_API_KEY="+c.PayProtocolAPIKey,
-			"SETTLE_PAYPROTOCOL_SECRET_FILE="+c.PayProtocolSecretFile)
+			"SETTLE_PAYPROTOCOL_SECRET_FILE="+c.PayProtocolSecretFile, "SETTLE_PAYPROTOCOL_DECIMALS="+PayProtocolDecimals)
 	}
 	if c.WeChatURL != "" {
 		env = append(env, "SETTLE_WECHAT_URL="+c.WeChatURL, "SETTLE_WECHAT_MCHID="+c.WeChatMchID, "SETTLE_WECHAT_SERIAL="+c.WeChatSerial,

@@ -86,16 +86,16 @@ type WeChatTransaction struct {
 }
 
 // PayProtocolPayment is a payment at the simulated Pay Protocol. Amounts
-// are the crypto currency's scaled integers, the quote a decimal string.
+// are the crypto currency's scaled integers, the quote a decimal string in
+// major units of the order's currency.
 type PayProtocolPayment struct {
-	OutTradeNo    string `json:"out_trade_no"`
-	Status        string `json:"status"`
-	Currency      string `json:"currency"`
-	Decimals      int    `json:"decimals"`
-	Amount        string `json:"amount"`
-	PaidAmount    string `json:"paid_amount"`
-	QuoteCurrency string `json:"quote_currency"`
-	QuoteAmount   string `json:"quote_amount"`
+	OutTradeNo         string `json:"out_trade_no"`
+	Status             string `json:"status"`
+	QuoteCurrency      string `json:"quote_currency"`
+	QuoteAmount        string `json:"quote_amount"`
+	ExpectedAmount     string `json:"expected_amount"`
+	SettlementAmount   string `json:"settlement_amount"`
+	SettlementCurrency string `json:"settlement_currency"`
 }
 
 // PayProtocolRefund is a refund order at the simulated Pay Protocol.
@@ -141,13 +141,17 @@ func (s *Sim) State() State {
 			continue
 		}
 		st.PayProtocol.Payments = append(st.PayProtocol.Payments, PayProtocolPayment{OutTradeNo: no, Status: p.Status.String(),
-			Currency: p.Currency, Decimals: p.Decimals, Amount: p.Amount.String(), PaidAmount: p.PaidAmount.String(),
-			QuoteCurrency: p.QuoteCurrency, QuoteAmount: p.QuoteAmount})
+			QuoteCurrency: p.QuoteCurrency, QuoteAmount: p.QuoteAmount, ExpectedAmount: p.ExpectedAmount,
+			SettlementAmount: p.SettlementAmount, SettlementCurrency: p.SettlementCurrency})
 	}
 	st.PayProtocol.Refunds = []PayProtocolRefund{}
 	for _, r := range s.PayProtocol.Refunds() {
+		amount := ""
+		if r.Amount != nil {
+			amount = r.Amount.String()
+		}
 		st.PayProtocol.Refunds = append(st.PayProtocol.Refunds, PayProtocolRefund{RefundID: r.RefundID, OutTradeNo: r.OutTradeNo,
-			Status: r.Status.String(), Amount: r.Amount.String()})
+			Status: r.Status.String(), Amount: amount})
 	}
 	return st
 }

@@ -178,7 +178,7 @@ func (c *Client) BindAccount(ctx context.Context, r BindRequest) (string, error)
 	in := wireBind{
 		RequestNo: r.RequestNo, SellerID: r.SellerID, SellerCertNo: r.SellerCertNo, SellerName: r.SellerName,
 		StoreName: r.StoreName, StoreURL: r.StoreURL, EntityType: r.EntityType, Country: r.Country,
-		Currency: string(r.Currency), Note: r.Note, BacklinkURL: r.BacklinkURL,
+		Currency: c.cfg.Currencies.Out(r.Currency), Note: r.Note, BacklinkURL: r.BacklinkURL,
 	}
 	var out wireRedirect
 	if err := c.call(ctx, sp, in, &out); err != nil {
@@ -222,7 +222,14 @@ func (c *Client) UploadStatus(ctx context.Context, requestNo string) (Upload, er
 	if out.RequestNo != "" && out.RequestNo != requestNo {
 		return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrEnvelope, clip(out.RequestNo)))
 	}
-	return Upload{RequestNo: requestNo, SellerID: out.SellerID, Currency: pipeline.Currency(out.Currency),
+	var cur pipeline.Currency
+	if out.Currency != "" {
+		var err error
+		if cur, err = c.cfg.Currencies.In(out.Currency); err != nil {
+			return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrEnvelope, err))
+		}
+	}
+	return Upload{RequestNo: requestNo, SellerID: out.SellerID, Currency: cur,
 		Status: out.Status, ErrorFileURL: out.ErrorFileURL}, nil
 }
 
@@ -230,11 +237,12 @@ func (c *Client) UploadStatus(ctx context.Context, requestNo string) (Upload, er
 func (c *Client) Balance(ctx context.Context, requestNo string, cur pipeline.Currency) (Balance, error) {
 	sp := c.spec(APIBalance, c.cfg.Paths.Balance, requestNo)
 	var out wireBalance
-	if err := c.call(ctx, sp, wireQuery{RequestNo: requestNo, Currency: string(cur)}, &out); err != nil {
+	code := c.cfg.Currencies.Out(cur)
+	if err := c.call(ctx, sp, wireQuery{RequestNo: requestNo, Currency: code}, &out); err != nil {
 		return Balance{}, err
 	}
-	if out.Currency != string(cur) {
-		return Balance{}, sp.fail(failBadAnswer, fmt.Errorf("%w: balance in %q, asked for %s", ErrEnvelope, clip(out.Currency), cur))
+	if out.Currency != code {
+		return Balance{}, sp.fail(failBadAnswer, fmt.Errorf("%w: balance in %q, asked for %s", ErrEnvelope, clip(out.Currency), code))
 	}
 	avail, err1 := pipeline.ParseMinor(out.Available, cur)
 	frozen, err2 := pipeline.ParseMinor(out.Frozen, cur)
@@ -249,10 +257,11 @@ func (c *Client) Balance(ctx context.Context, requestNo string, cur pipeline.Cur
 func (c *Client) AvailableShare(ctx context.Context, requestNo, sellerID string, cur pipeline.Currency) (int64, error) {
 	sp := c.spec(APIAvailableShare, c.cfg.Paths.AvailableShare, requestNo)
 	var out wireAvailable
-	if err := c.call(ctx, sp, wireQuery{RequestNo: requestNo, SellerID: sellerID, Currency: string(cur)}, &out); err != nil {
+	code := c.cfg.Currencies.Out(cur)
+	if err := c.call(ctx, sp, wireQuery{RequestNo: requestNo, SellerID: sellerID, Currency: code}, &out); err != nil {
 		return 0, err
 	}
-	if out.Currency != string(cur) || (out.SellerID != "" && out.SellerID != sellerID) {
+	if out.Currency != code || (out.SellerID != "" && out.SellerID != sellerID) {
 		return 0, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for another seller or currency", ErrEnvelope))
 	}
 	v, err := pipeline.ParseMinor(out.Available, cur)
@@ -273,13 +282,13 @@ func (c *Client) RevenueShare(ctx context.Context, r RevenueShareRequest) (Reven
 	if r.RequestNo == "" || r.SellerID == "" || !r.Currency.Valid() || r.Amount <= 0 {
 		return RevenueShareResult{}, sp.fail(failLocal, fmt.Errorf("want a requestNo, a seller, a known currency and a positive amount (got %d)", r.Amount))
 	}
-	in := wireShare{RequestNo: r.RequestNo, SellerID: r.SellerID, Currency: string(r.Currency),
+	in := wireShare{RequestNo: r.RequestNo, SellerID: r.SellerID, Currency: c.cfg.Currencies.Out(r.Currency),
 		Amount: pipeline.FormatMinor(r.Amount, r.Currency), Note: r.Note}
 	var out wireShareResult
 	if err := c.call(ctx, sp, in, &out); err != nil {
 		return RevenueShareResult{}, err
 	}
-	res, err := shareResult(sp, out)
+	res, err := c.shareResult(sp, out)
 	if err != nil {
 		err.Err = unknown(err.Err) // an answer we cannot read says nothing of the money
 		return RevenueShareResult{}, err
@@ -296,14 +305,14 @@ func (c *Client) RevenueShareStatus(ctx context.Context, requestNo string) (Reve
 	if err := c.call(ctx, sp, wireQuery{RequestNo: requestNo}, &out); err != nil {
 		return RevenueShareResult{}, err
 	}
-	res, err := shareResult(sp, out)
+	res, err := c.shareResult(sp, out)
 	if err != nil {
 		return RevenueShareResult{}, err
 	}
 	return res, nil
 }
 
-func shareResult(sp spec, out wireShareResult) (RevenueShareResult, *Error) {
+func (c *Client) shareResult(sp spec, out wireShareResult) (RevenueShareResult, *Error) {
 	if !slices.Contains(shareStatuses, out.Status) {
 		return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown revenue-sharing status %q", ErrEnvelope, clip(out.Status)))
 	}
@@ -312,9 +321,9 @@ func shareResult(sp spec, out wireShareResult) (RevenueShareResult, *Error) {
 	}
 	res := RevenueShareResult{RequestNo: sp.requestNo, SellerID: clip(out.SellerID), Status: out.Status, Reference: out.Reference, FailReason: clip(out.FailReason)}
 	if out.Currency != "" {
-		cur := pipeline.Currency(out.Currency)
-		if !cur.Valid() {
-			return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown currency %q", ErrEnvelope, clip(out.Currency)))
+		cur, err := c.cfg.Currencies.In(out.Currency)
+		if err != nil {
+			return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrEnvelope, err))
 		}
 		amount, err := pipeline.ParseMinor(out.Amount, cur)
 		if err != nil {

@@ -10,6 +10,13 @@
 // Infinia's public key. Amounts are int64 minor units in Go and decimal
 // strings in major units on the wire.
 //
+// Currency codes Infinia spells differently (CNY is CNH at Infinia) are
+// mapped on the way out and back (Currencies); trade files are written and
+// error files read in a Layout that is data, ours by default. Refused
+// credentials (a signature or appId Infinia will not take) are errors of
+// kind pipeline.KindUsage, never retried; Preflight finds them with one
+// cheap call.
+//
 // Queries and requests that Infinia makes idempotent by requestNo are
 // retried on transient failures. A revenue-sharing request whose answer
 // never arrived is not: the error wraps ErrUnknownOutcome and the caller
@@ -36,6 +43,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/settlekit/settle/internal/httpcall"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // Paths are the API paths appended to Config.BaseURL. A zero field takes
@@ -106,6 +114,16 @@ type Config struct {
 	// accepted by default; a present one is always verified. Turn this on
 	// once Infinia confirms it signs every answer.
 	RequireResponseSignature bool
+	// Currencies maps the platform's currency codes to Infinia's (see
+	// Currencies). Nil takes DefaultCurrencies (CNY -> CNH); an empty map
+	// maps nothing.
+	Currencies Currencies
+	// Layout is the trade-file and error-file layout; the zero Layout is
+	// DefaultLayout.
+	Layout Layout
+	// PreflightCurrency is the currency of Preflight's balance query;
+	// default USD.
+	PreflightCurrency pipeline.Currency
 }
 
 // Client calls Infinia Pay. It is safe for concurrent use.
@@ -151,6 +169,19 @@ func New(cfg Config) (*Client, error) {
 	if max := cfg.InfiniaKey.Size() - 11; cfg.ChunkSize < 1 || cfg.ChunkSize > max {
 		return nil, fmt.Errorf("infiniapay: chunk size %d outside 1..%d for Infinia's key", cfg.ChunkSize, max)
 	}
+	if cfg.Currencies == nil {
+		cfg.Currencies = DefaultCurrencies()
+	} else if err := cfg.Currencies.check(); err != nil {
+		return nil, fmt.Errorf("infiniapay: %w", err)
+	}
+	if cfg.PreflightCurrency == "" {
+		cfg.PreflightCurrency = "USD"
+	}
+	layout, err := cfg.Layout.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("infiniapay: %w", err)
+	}
+	cfg.Layout = layout
 	if cfg.NotFoundCodes == nil {
 		cfg.NotFoundCodes = []string{CodeNotFound}
 	}
@@ -243,8 +274,12 @@ func (c *Client) do(ctx context.Context, sp spec, attempt func(context.Context) 
 		}
 		return httpcall.Verdict{Retry: e.retryable(sp.money), RetryAfter: e.RetryAfter}
 	}
-	return httpcall.Loop(ctx, httpcall.Policy{Timeout: c.cfg.Timeout, RetryBase: c.cfg.RetryBase, RetryMax: c.cfg.RetryMax,
+	err := httpcall.Loop(ctx, httpcall.Policy{Timeout: c.cfg.Timeout, RetryBase: c.cfg.RetryBase, RetryMax: c.cfg.RetryMax,
 		MaxRetries: c.cfg.MaxRetries, MaxRetryAfter: c.cfg.MaxRetryAfter, Now: c.cfg.Now}, before, once, judge)
+	if errors.Is(err, ErrCredentials) {
+		return pipeline.E(pipeline.KindUsage, "", err)
+	}
+	return err
 }
 
 // mayBeApplied reports whether a failed attempt may still have been
@@ -294,6 +329,9 @@ func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error 
 		e := sp.fail(failHTTP, nil)
 		e.HTTPStatus = resp.StatusCode
 		e.RetryAfter = httpcall.RetryAfter(resp, c.cfg.Now)
+		if credentialRefusal("", "", resp.StatusCode) {
+			e.Err = ErrCredentials
+		}
 		return e
 	}
 	if env.Signature != "" {
@@ -312,6 +350,9 @@ func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error 
 		if slices.Contains(c.cfg.NotFoundCodes, env.Code) {
 			e.Err = ErrNotFound
 		}
+		if credentialRefusal(env.Code, env.Message, resp.StatusCode) {
+			e.Err = ErrCredentials
+		}
 		e.RetryAfter = httpcall.RetryAfter(resp, c.cfg.Now)
 		return e
 	}
@@ -326,7 +367,7 @@ func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error 
 	}
 	plain, err := Decrypt(c.cfg.OurKey, env.ResponseData)
 	if err != nil {
-		return sp.fail(failBadAnswer, fmt.Errorf("%w: responseData: %w", ErrEnvelope, err))
+		return sp.fail(failBadAnswer, fmt.Errorf("%w: responseData: %w: %w", ErrEnvelope, errNotOurKey, err))
 	}
 	if err := json.Unmarshal(plain, out); err != nil {
 		return sp.fail(failBadAnswer, fmt.Errorf("%w: responseData: %s", ErrEnvelope, httpcall.JSONProblem(err, "invalid JSON")))

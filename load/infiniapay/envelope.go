@@ -167,3 +167,26 @@ func Open(body []byte, to *rsa.PrivateKey, from *rsa.PublicKey) (RequestEnvelope
 	}
 	return env, plain, nil
 }
+
+// OpenNotification opens an envelope Infinia sends us unprompted (the
+// seller status webhook), whose documented example has no signature: a
+// signature, when present, is verified first as Open does; without one, the
+// data must decrypt with our private key. The content is then only a
+// claim: act on it after confirming it by a query.
+func OpenNotification(body []byte, to *rsa.PrivateKey, from *rsa.PublicKey) (RequestEnvelope, []byte, error) {
+	var env RequestEnvelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return env, nil, fmt.Errorf("%w: not a JSON envelope", ErrEnvelope)
+	}
+	if env.Signature != "" {
+		return Open(body, to, from)
+	}
+	if env.RequestData == "" {
+		return env, nil, fmt.Errorf("%w: missing requestData", ErrEnvelope)
+	}
+	plain, err := Decrypt(to, env.RequestData)
+	if err != nil {
+		return env, nil, fmt.Errorf("%w: %w", ErrEnvelope, err)
+	}
+	return env, plain, nil
+}

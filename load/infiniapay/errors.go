@@ -22,7 +22,33 @@ var (
 	ErrSignature = errors.New("bad signature")
 	// ErrEnvelope: an envelope that is not what the format says.
 	ErrEnvelope = errors.New("malformed envelope")
+	// ErrCredentials: Infinia refused our signature or appId (or answered
+	// with a key we do not hold): a configuration error, never retried.
+	// Errors wrapping it are of kind pipeline.KindUsage.
+	ErrCredentials = errors.New("refused credentials: check --infinia-app-id, our private key and Infinia's public key")
 )
+
+// errNotOurKey: an answer's data does not decrypt with our private key.
+var errNotOurKey = errors.New("not encrypted for our key")
+
+// credentialRefusal reports whether Infinia's answer refuses who we are.
+// Infinia publishes no code of its own for that: a bad signature or appId
+// is SYS-002 "invalid parameter" like any other, so its message decides;
+// HTTP 401 and 403 say it without an envelope.
+func credentialRefusal(code, message string, status int) bool {
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		return true
+	}
+	m := strings.ToLower(message)
+	return code == CodeInvalidParameter && (strings.Contains(m, "signature") || strings.Contains(m, "appid") || strings.Contains(m, "app id"))
+}
+
+// Definite reports whether Infinia answered and refused the request for
+// good: a code other than success that is not transient. Such a refusal
+// concerns the request's subject (a seller, a file), not every call.
+func (e *Error) Definite() bool {
+	return e.kind == failCode && !TransientCode(e.Code)
+}
 
 // Codes Infinia answers in the response envelope.
 const (

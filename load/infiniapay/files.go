@@ -3,13 +3,12 @@ package infiniapay
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
+	"strings"
 
 	"github.com/settlekit/settle/internal/httpcall"
 	"github.com/settlekit/settle/pipeline"
@@ -18,13 +17,14 @@ import (
 // ErrorRow is one line of an upload's error file: which line of our trade
 // file Infinia refused and why. Line 0 is about the whole file.
 type ErrorRow struct {
-	Line    int
-	OrderNo string
-	Reason  string
+	Line     int
+	OrderNo  string
+	Reason   string
+	Currency pipeline.Currency // the platform's code, when the layout has a currency column
 }
 
-// ErrorFileHeader is the header of an error file (assumed format: CSV,
-// UTF-8, header row).
+// ErrorFileHeader is the header of an error file in DefaultLayout (assumed
+// format: CSV, UTF-8, header row).
 const ErrorFileHeader = "line,order_no,reason"
 
 // maxErrorFile bounds what we read of an error file.
@@ -74,7 +74,7 @@ func (c *Client) getErrorFile(ctx context.Context, sp spec, fileURL string) ([]E
 	if len(raw) > maxErrorFile {
 		return nil, sp.fail(failBadAnswer, fmt.Errorf("error file larger than %d bytes", maxErrorFile))
 	}
-	rows, err := ParseErrorFile(bytes.NewReader(raw))
+	rows, err := c.cfg.Layout.ParseErrorFile(bytes.NewReader(raw), c.cfg.Currencies)
 	if err != nil {
 		return nil, sp.fail(failBadAnswer, err)
 	}
@@ -90,44 +90,18 @@ func redactURL(err error, safe string) error {
 	return err
 }
 
-// ParseErrorFile reads an error file: CSV, header exactly ErrorFileHeader
-// (a UTF-8 byte order mark is tolerated), then one row per refused line.
-// Errors carry the line, like csv.ParseError.
-func ParseErrorFile(r io.Reader) ([]ErrorRow, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = 3
-	head, err := cr.Read()
-	if err == io.EOF {
-		return nil, errors.New("error file: empty, want the header " + ErrorFileHeader)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("error file: %w", err)
-	}
-	head[0] = string(bytes.TrimPrefix([]byte(head[0]), []byte("\uFEFF")))
-	if head[0] != "line" || head[1] != "order_no" || head[2] != "reason" {
-		return nil, errors.New("error file: header is not " + ErrorFileHeader)
-	}
-	var rows []ErrorRow
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			return rows, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("error file: %w", err)
-		}
-		line, _ := cr.FieldPos(0)
-		n, err := strconv.Atoi(rec[0])
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("error file line %d: line %q is not a line number", line, clip(rec[0]))
-		}
-		rows = append(rows, ErrorRow{Line: n, OrderNo: rec[1], Reason: rec[2]})
-	}
-}
-
 // TradeFileName is the name of the trade-details file of one seller (by
-// Infinia seller id), currency and business date: see
-// pipeline.TradeFileName.
+// Infinia seller id), currency and business date, with Infinia's code for
+// the currency (CNH for CNY by default):
+// TD_<platformId>_<sellerId>_<currency>_<YYYYMMDD>_<requestNo>.csv (see
+// pipeline.TradeFileName).
 func (c *Client) TradeFileName(sellerID string, cur pipeline.Currency, day pipeline.Date, requestNo string) (string, error) {
-	return pipeline.TradeFileName(c.cfg.PlatformID, sellerID, cur, day, requestNo)
+	name, err := pipeline.TradeFileName(c.cfg.PlatformID, sellerID, cur, day, requestNo)
+	if err != nil {
+		return "", err
+	}
+	if code := c.cfg.Currencies.Out(cur); code != string(cur) {
+		name = strings.Replace(name, "_"+string(cur)+"_"+day.Compact()+"_", "_"+code+"_"+day.Compact()+"_", 1)
+	}
+	return name, nil
 }

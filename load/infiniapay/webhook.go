@@ -9,11 +9,12 @@ import (
 	"sync"
 )
 
-// SellerStatus is Infinia's seller status notification.
+// SellerStatus is Infinia's seller status notification, confirmed.
 type SellerStatus struct {
 	RequestNo string // the notification's id: deliveries are deduplicated on it
 	SellerID  string
-	Status    string // StatusActive or StatusFrozen (documented)
+	Status    string // the binding status query's answer, the one to act on
+	Notified  string // what the notification said: StatusActive or StatusFrozen (documented)
 }
 
 type wireSellerStatus struct {
@@ -26,24 +27,31 @@ type wireSellerStatus struct {
 const maxWebhook = 1 << 20
 
 // WebhookHandler receives Infinia's seller status notifications: the
-// request envelope, encrypted with our public key (decrypted with ourKey)
-// and signed by Infinia (verified with infiniaKey before anything is
-// decrypted; the signature is required here). It answers the plain text
-// SUCCESS once onStatus has recorded the status, and again for a repeated
-// requestNo without calling onStatus twice; 400 for a bad envelope or
-// signature; 500 when onStatus fails, so that Infinia delivers it again.
+// request envelope, encrypted with our public key (decrypted with ourKey).
+// Infinia's documented example carries no signature, so an unsigned
+// notification is taken when it decrypts with our key into a well-formed
+// status; a signature, when present, must verify with infiniaKey (checked
+// before anything is decrypted). A notification is never acted on alone:
+// confirm (a binding status query, e.g. Client.BindingStatus) gives the
+// status onStatus records, in SellerStatus.Status. The handler answers the
+// plain text SUCCESS once onStatus has recorded it, and again for a
+// repeated requestNo without calling onStatus twice; 400 for a bad
+// envelope or signature (the same answer whatever failed); 500 when the
+// confirmation or onStatus fails, so that Infinia delivers it again.
 //
 // Repeats are remembered in memory, for the life of the handler: onStatus
 // must still be idempotent, since a restart forgets them. Concurrent
 // deliveries of one requestNo wait for each other.
-func WebhookHandler(ourKey *rsa.PrivateKey, infiniaKey *rsa.PublicKey, onStatus func(context.Context, SellerStatus) error) http.Handler {
-	return &webhook{ourKey: ourKey, infiniaKey: infiniaKey, onStatus: onStatus,
+func WebhookHandler(ourKey *rsa.PrivateKey, infiniaKey *rsa.PublicKey, confirm func(ctx context.Context, sellerID string) (string, error),
+	onStatus func(context.Context, SellerStatus) error) http.Handler {
+	return &webhook{ourKey: ourKey, infiniaKey: infiniaKey, confirm: confirm, onStatus: onStatus,
 		done: map[string]bool{}, busy: map[string]chan struct{}{}}
 }
 
 type webhook struct {
 	ourKey     *rsa.PrivateKey
 	infiniaKey *rsa.PublicKey
+	confirm    func(context.Context, string) (string, error)
 	onStatus   func(context.Context, SellerStatus) error
 
 	mu   sync.Mutex
@@ -89,7 +97,7 @@ func (h *webhook) read(r *http.Request) (SellerStatus, bool) {
 			return SellerStatus{}, false
 		}
 	}
-	_, plain, err := Open(body, h.ourKey, h.infiniaKey)
+	_, plain, err := OpenNotification(body, h.ourKey, h.infiniaKey)
 	if err != nil {
 		return SellerStatus{}, false
 	}
@@ -97,7 +105,7 @@ func (h *webhook) read(r *http.Request) (SellerStatus, bool) {
 	if json.Unmarshal(plain, &ws) != nil || ws.RequestNo == "" || ws.SellerID == "" || ws.Status == "" {
 		return SellerStatus{}, false
 	}
-	return SellerStatus(ws), true
+	return SellerStatus{RequestNo: ws.RequestNo, SellerID: ws.SellerID, Notified: ws.Status}, true
 }
 
 // record calls onStatus once per requestNo that it accepts.
@@ -122,7 +130,11 @@ func (h *webhook) record(ctx context.Context, st SellerStatus) error {
 			return ctx.Err()
 		}
 	}
-	err := h.onStatus(ctx, st)
+	status, err := h.confirm(ctx, st.SellerID)
+	if err == nil {
+		st.Status = status
+		err = h.onStatus(ctx, st)
+	}
 	h.mu.Lock()
 	delete(h.busy, st.RequestNo)
 	if err == nil {

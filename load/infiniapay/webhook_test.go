@@ -15,14 +15,26 @@ import (
 	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
 )
 
+// confirmer answers the binding status query from the fake, as
+// Client.BindingStatus would.
+func confirmer(fake *infiniapaytest.Server) func(context.Context, string) (string, error) {
+	return func(_ context.Context, seller string) (string, error) {
+		st, ok := fake.Binding(seller)
+		if !ok {
+			return "", infiniapay.ErrNotFound
+		}
+		return st, nil
+	}
+}
+
 func TestWebhook(t *testing.T) {
 	ctx := context.Background()
 	k := keys(t)
-	fake := infiniapaytest.New(infiniapaytest.Options{Keys: k, AppID: "APP-TEST"})
+	fake := infiniapaytest.New(infiniapaytest.Options{Keys: k, AppID: "APP-TEST", SignNotifications: true})
 	var mu sync.Mutex
 	var got []infiniapay.SellerStatus
 	fail := true
-	h := infiniapay.WebhookHandler(k.PlatformPrivate, k.InfiniaPublic, func(_ context.Context, st infiniapay.SellerStatus) error {
+	h := infiniapay.WebhookHandler(k.PlatformPrivate, k.InfiniaPublic, confirmer(fake), func(_ context.Context, st infiniapay.SellerStatus) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if st.RequestNo == "N-FAIL" && fail {
@@ -42,7 +54,7 @@ func TestWebhook(t *testing.T) {
 			t.Fatalf("delivery %d: %v", i+1, err)
 		}
 	}
-	if len(got) != 1 || got[0] != (infiniapay.SellerStatus{RequestNo: "N-1", SellerID: "S1", Status: "ACTIVE"}) {
+	if len(got) != 1 || got[0] != (infiniapay.SellerStatus{RequestNo: "N-1", SellerID: "S1", Status: "ACTIVE", Notified: "ACTIVE"}) {
 		t.Fatalf("onStatus calls: %+v", got)
 	}
 
@@ -70,11 +82,6 @@ func TestWebhook(t *testing.T) {
 	if b, _ := json.Marshal(bad); status(b) != http.StatusBadRequest {
 		t.Fatal("bad signature not refused with 400")
 	}
-	bad = env
-	bad.Signature = ""
-	if b, _ := json.Marshal(bad); status(b) != http.StatusBadRequest {
-		t.Fatal("missing signature not refused with 400")
-	}
 	// Signed by us rather than Infinia: refused.
 	forged, _ := infiniapay.Seal("APP-TEST", map[string]string{"requestNo": "N-3", "sellerId": "S1", "status": "ACTIVE"}, k.PlatformPublic, k.PlatformPrivate, 64)
 	if status(forged) != http.StatusBadRequest || status([]byte("{")) != http.StatusBadRequest {
@@ -98,7 +105,8 @@ func TestWebhookConcurrentDeliveriesRecordOnce(t *testing.T) {
 	k := keys(t)
 	fake := infiniapaytest.New(infiniapaytest.Options{Keys: k})
 	var calls atomic.Int32
-	h := infiniapay.WebhookHandler(k.PlatformPrivate, k.InfiniaPublic, func(context.Context, infiniapay.SellerStatus) error {
+	fake.SetBinding("S1", "ACTIVE")
+	h := infiniapay.WebhookHandler(k.PlatformPrivate, k.InfiniaPublic, confirmer(fake), func(context.Context, infiniapay.SellerStatus) error {
 		calls.Add(1)
 		return nil
 	})
@@ -118,5 +126,54 @@ func TestWebhookConcurrentDeliveriesRecordOnce(t *testing.T) {
 	wg.Wait()
 	if calls.Load() != 1 {
 		t.Fatalf("onStatus called %d times", calls.Load())
+	}
+}
+
+// The documented notification has no signature: it is taken when it
+// decrypts with our key, and never acted on alone - the binding status
+// query decides what is recorded.
+func TestWebhookUnsignedConfirmedByQuery(t *testing.T) {
+	k := keys(t)
+	fake := infiniapaytest.New(infiniapaytest.Options{Keys: k, AppID: "APP-TEST"})
+	var got []infiniapay.SellerStatus
+	h := infiniapay.WebhookHandler(k.PlatformPrivate, k.InfiniaPublic, confirmer(fake), func(_ context.Context, st infiniapay.SellerStatus) error {
+		got = append(got, st)
+		return nil
+	})
+	post := func(body []byte) int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		return rec.Code
+	}
+	body, err := fake.Notification("N-1", "S1", "ACTIVE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env map[string]string
+	json.Unmarshal(body, &env)
+	if _, signed := env["signature"]; signed || env["requestData"] == "" || env["version"] != "1.0" || env["dataType"] != "JSON" {
+		t.Fatalf("the fake's notification is not the documented shape: %s", body)
+	}
+	// Infinia's query says FROZEN whatever the notification claims.
+	fake.SetBinding("S1", "FROZEN")
+	if code := post(body); code != http.StatusOK || len(got) != 1 || got[0].Status != "FROZEN" || got[0].Notified != "ACTIVE" {
+		t.Fatalf("answer %d, recorded %+v: want the queried status FROZEN", code, got)
+	}
+	// A seller the query does not know: nothing recorded, delivered again.
+	unknown, _ := fake.Notification("N-2", "S-NONE", "ACTIVE")
+	if code := post(unknown); code != http.StatusInternalServerError || len(got) != 1 {
+		t.Fatalf("unconfirmed notification: answer %d, recorded %+v", code, got)
+	}
+	// Unsigned data that does not decrypt with our key: refused.
+	other, _ := infiniapay.Encrypt(k.InfiniaPublic, []byte(`{"requestNo":"N-3","sellerId":"S1","status":"ACTIVE"}`), 64)
+	forged, _ := json.Marshal(map[string]string{"version": "1.0", "appId": "APP-TEST", "dataType": "JSON", "requestData": other})
+	if code := post(forged); code != http.StatusBadRequest || len(got) != 1 {
+		t.Fatalf("undecryptable notification: answer %d, recorded %+v", code, got)
+	}
+	// Decrypts but is not a status: refused.
+	junk, _ := infiniapay.Encrypt(k.PlatformPublic, []byte(`{"hello":"world"}`), 64)
+	empty, _ := json.Marshal(map[string]string{"version": "1.0", "requestData": junk})
+	if code := post(empty); code != http.StatusBadRequest || len(got) != 1 {
+		t.Fatalf("malformed notification: answer %d, recorded %+v", code, got)
 	}
 }

@@ -22,6 +22,7 @@ const (
 	APICreateRefundOrder  = "refund/createRefundOrder"
 	APINotifyPayment      = "payment/notify"
 	APINotifyRefund       = "refund/notify"
+	APIChainList          = "conf/list/chain" // "Get Chain List", as Pay Protocol's plugin calls it
 )
 
 // PaymentStatus is a payment order's paymentStatus.
@@ -88,52 +89,104 @@ func (s RefundStatus) Final() bool {
 	return s == RefundSuccess || s == RefundFailed || s == RefundRejected
 }
 
-// Payment is a payment order as Pay Protocol reports it. Amount and
-// PaidAmount are integers scaled by 10^Decimals of Currency (convert them
-// with ToMinor); QuoteAmount is the decimal string of the order's price.
+// InProgress reports whether the payment is still moving: pending, block
+// confirmation or partially paid. Such a payment is held, whatever else
+// its answer says or lacks.
+func (s PaymentStatus) InProgress() bool {
+	return s == PaymentPending || s == PaymentBlockConfirmation || s == PaymentPartiallyPaid
+}
+
+// Payment is a payment order as Pay Protocol reports it (the published
+// payment detail). QuoteAmount is the order's price as a decimal string in
+// major units, written as Pay Protocol chooses ("313.5", "313.500000");
+// ExpectedAmount and SettlementAmount are integer strings scaled by
+// 10^decimals of SettlementCurrency on ChainID, kept as written: Pay
+// Protocol does not say those decimals, configuration does (Settled).
 type Payment struct {
-	OutTradeNo    string        // our order number
-	OutPaymentNo  string        // Pay Protocol's payment order number
-	Status        PaymentStatus // paymentStatus
-	Currency      string        // the crypto currency's symbol, e.g. "USDT" (assumed field currencySymbol)
-	Decimals      int           // of Currency; -1 when a callback did not say
-	Amount        *big.Int      // expectedAmount, scaled
-	PaidAmount    *big.Int      // settlementAmount, scaled; 0 when absent
-	QuoteCurrency string        // quoteCurrencySymbol: ISO 4217 code when IsLegalTender
-	QuoteAmount   string        // quoteAmount, a decimal string in major units
-	IsLegalTender bool          // the quote is in a fiat currency
-	ChainID       int           // Pay Protocol's internal chain id
-	TxHash        string        // the transaction hash, when paid
-	WalletAddress string        // userWalletAddress, the sub-contract address
+	OutTradeNo         string        // our order number
+	OutPaymentNo       string        // Pay Protocol's payment order number
+	Status             PaymentStatus // paymentStatus
+	ChainID            int           // Pay Protocol's internal chain id
+	IsLegalTender      bool          // the quote is in a fiat currency (isLegalTender 1)
+	QuoteCurrency      string        // quoteCurrencySymbol: ISO 4217 code when IsLegalTender
+	QuoteAmount        string        // quoteAmount, a decimal string in major units
+	ExpectedAmount     string        // expectedAmount, scaled; "" when absent
+	SettlementAmount   string        // settlementAmount, scaled; "" when absent
+	SettlementCurrency string        // settlementCurrencySymbol: what the buyer paid in ("USDT")
+	TxHash             string        // transferHash, when paid
+	WalletAddress      string        // userWalletAddress, the sub-contract address
+	FromAddress        string        // fromAddress, the buyer's
 }
 
 // Quote returns the order's price as Money, for comparing with the order
-// we settle. It fails for a crypto quote and for an amount that is not
-// exact in the currency's minor units.
+// we settle, exactly: quoteAmount is read as a number, so "313.5" and
+// "313.500000" are both 31350 USD cents, and an amount finer than the
+// currency's minor unit ("313.505" USD) is an error, never rounded. It
+// fails for a crypto quote (isLegalTender 0) and an unknown currency. No
+// decimals are needed: a fiat-quoted payment is checked as Pay Protocol's
+// own plugin checks it, by quoteCurrencySymbol and quoteAmount.
 func (p Payment) Quote() (pipeline.Money, error) {
 	if !p.IsLegalTender {
 		return pipeline.Money{}, fmt.Errorf("payment %s: quoted in %q, not a fiat currency", p.OutTradeNo, clip(p.QuoteCurrency))
 	}
-	cur := pipeline.Currency(p.QuoteCurrency)
-	minor, err := ParseDecimal(p.QuoteAmount, cur)
+	cur, err := pipeline.ParseCurrency(p.QuoteCurrency)
+	if err != nil {
+		return pipeline.Money{}, fmt.Errorf("payment %s: quote currency: %w", p.OutTradeNo, err)
+	}
+	minor, err := QuoteMinor(p.QuoteAmount, cur)
 	if err != nil {
 		return pipeline.Money{}, fmt.Errorf("payment %s: quote: %w", p.OutTradeNo, err)
 	}
 	return pipeline.Money{Minor: minor, Currency: cur}, nil
 }
 
+// QuoteMinor reads a decimal quote amount ("313.5", "313.500000", "313")
+// in minor units of cur, exactly: trailing zeros beyond cur's exponent are
+// accepted, any other digit there is an error, and so are a sign, an
+// exponent and a value outside int64.
+func QuoteMinor(dec string, cur pipeline.Currency) (int64, error) {
+	exp, err := exponent(cur)
+	if err != nil {
+		return 0, err
+	}
+	scaled, err := ScaledFromDecimal(dec, exp)
+	if err != nil {
+		return 0, err
+	}
+	v, _ := new(big.Int).SetString(scaled, 10)
+	if !v.IsInt64() {
+		return 0, fmt.Errorf("amount %q: %w", clip(dec), pipeline.ErrOverflow)
+	}
+	return v.Int64(), nil
+}
+
+// Settled returns SettlementAmount as a decimal string in major units of
+// SettlementCurrency ("12.34"), given that currency's decimals on ChainID
+// (Config.Decimals, via Client.Decimals). It fails for an absent or
+// malformed amount.
+func (p Payment) Settled(decimals int) (string, error) {
+	if p.SettlementAmount == "" {
+		return "", fmt.Errorf("payment %s: no settlementAmount", p.OutTradeNo)
+	}
+	return DecimalFromScaled(p.SettlementAmount, decimals)
+}
+
 // Refund is a refund order as Pay Protocol reports it. Amount and Fee are
-// integers scaled by 10^decimals of the refunded currency, which the answer
-// does not name: they are the payment's (Payment.Decimals).
+// integers scaled by 10^decimals of the refunded currency (CurrencyID on
+// ChainID); the answer names no symbol, so that currency is the payment's
+// settlement currency, whose decimals come from configuration.
 type Refund struct {
 	RefundID     string       // refundId (a number on the wire, kept as its text)
 	OutTradeNo   string       // our order number
 	OutPaymentNo string       // the payment order refunded
 	Status       RefundStatus // refundStatus
-	Amount       *big.Int     // refundAmount, scaled
+	ChainID      int          // chainId
+	CurrencyID   int          // currencyId (Pay Protocol's currency list)
+	Amount       *big.Int     // refundAmount, scaled; nil when null and not yet successful
 	Fee          *big.Int     // refundFee, scaled; the network fee, borne by the merchant
 	Address      string       // refundAddress
 	TxHash       string       // transferHash, once transferred
+	Time         string       // refundTime, as written ("2024-01-19 00:48:41")
 }
 
 // PaymentOrder asks Pay Protocol for a payment page and sub-contract
@@ -175,7 +228,7 @@ type RefundOrder struct {
 	TransferAddress string // optional: where the refund goes (default: the paying address)
 }
 
-// The request bodies; field names as documented, notify bodies assumed.
+// The request bodies and the create answers; field names as documented.
 type (
 	wirePaymentOrder struct {
 		ChainID        int    `json:"chainId"`
@@ -202,10 +255,6 @@ type (
 	}
 	wireRefundOrderResult struct {
 		RefundID flexString `json:"refundId"`
-	}
-	wireNotify struct {
-		OutTradeNo string `json:"outTradeNo"`
-		RefundID   string `json:"refundId,omitempty"`
 	}
 )
 
@@ -240,21 +289,24 @@ func (c *Client) PaymentDetail(ctx context.Context, outTradeNo, outPaymentNo str
 	if err := c.call(ctx, sp, nil, &w); err != nil {
 		return Payment{}, err
 	}
-	p, err := w.payment(c.cfg.Decimals, false)
+	p, err := w.payment()
 	if err != nil {
 		return Payment{}, sp.fail(failBadAnswer, err)
 	}
-	if p.OutTradeNo != outTradeNo || (outPaymentNo != "" && p.OutPaymentNo != outPaymentNo) {
+	// An answer about another order is never taken; one that names no
+	// order is taken only while in progress (it is held anyway).
+	named := p.OutTradeNo != "" || !p.Status.InProgress()
+	if (named && p.OutTradeNo != outTradeNo) || (outPaymentNo != "" && p.OutPaymentNo != "" && p.OutPaymentNo != outPaymentNo) {
 		return Payment{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for order %q, payment %q", ErrAnswer, clip(p.OutTradeNo), clip(p.OutPaymentNo)))
 	}
 	return p, nil
 }
 
 // RefundDetail returns a refund: GET /refund/detail?outTradeNo=...&refundId=...
-// (parameters assumed; at least one is required). With only outTradeNo it
-// is the order's latest refund (assumed), which is how a refund order whose
-// answer was lost is found. ErrNotFound when there is none. Retried on
-// transient failures.
+// (as documented: at least one of the two). With only outTradeNo it is the
+// order's latest refund (assumed: the docs do not say which refund of
+// several is answered), which is how a refund order whose answer was lost
+// is found. ErrNotFound when there is none. Retried on transient failures.
 func (c *Client) RefundDetail(ctx context.Context, outTradeNo, refundID string) (Refund, error) {
 	sp := spec{api: APIRefundDetail, method: http.MethodGet, outTradeNo: outTradeNo, refundID: refundID,
 		query: query("outTradeNo", outTradeNo, "refundId", refundID)}
@@ -276,24 +328,27 @@ func (c *Client) RefundDetail(ctx context.Context, outTradeNo, refundID string) 
 }
 
 // NotifyPayment asks Pay Protocol to send the payment callback of order
-// outTradeNo again (POST /payment/notify). Callbacks are deduplicated by the
-// receiver, so it is retried like a query.
+// outTradeNo again: GET /payment/notify?outTradeNo=... (query parameters,
+// as documented). Callbacks are deduplicated by the receiver, so it is
+// retried like a query.
 func (c *Client) NotifyPayment(ctx context.Context, outTradeNo string) error {
-	sp := spec{api: APINotifyPayment, method: http.MethodPost, outTradeNo: outTradeNo}
+	sp := spec{api: APINotifyPayment, method: http.MethodGet, outTradeNo: outTradeNo, query: query("outTradeNo", outTradeNo)}
 	if outTradeNo == "" {
 		return sp.fail(failLocal, errors.New("outTradeNo is required"))
 	}
-	return c.call(ctx, sp, wireNotify{OutTradeNo: outTradeNo}, nil)
+	return c.call(ctx, sp, nil, nil)
 }
 
-// NotifyRefund asks Pay Protocol to send the callback of a refund again
-// (POST /refund/notify). Retried like a query.
+// NotifyRefund asks Pay Protocol to send the callback of a refund again:
+// GET /refund/notify?outTradeNo=...&refundId=... (at least one). Retried
+// like a query.
 func (c *Client) NotifyRefund(ctx context.Context, outTradeNo, refundID string) error {
-	sp := spec{api: APINotifyRefund, method: http.MethodPost, outTradeNo: outTradeNo, refundID: refundID}
+	sp := spec{api: APINotifyRefund, method: http.MethodGet, outTradeNo: outTradeNo, refundID: refundID,
+		query: query("outTradeNo", outTradeNo, "refundId", refundID)}
 	if outTradeNo == "" && refundID == "" {
 		return sp.fail(failLocal, errors.New("outTradeNo or refundId is required"))
 	}
-	return c.call(ctx, sp, wireNotify{OutTradeNo: outTradeNo, RefundID: refundID}, nil)
+	return c.call(ctx, sp, nil, nil)
 }
 
 // CreatePaymentOrder asks for a payment page for o (POST

@@ -24,7 +24,7 @@ const (
 // what PaymentDetail confirms.
 type Callback struct {
 	Kind    string  // CallbackPayment or CallbackRefund
-	Payment Payment // with CallbackPayment (Decimals -1 when the callback did not say)
+	Payment Payment // with CallbackPayment
 	Refund  Refund  // with CallbackRefund
 	Body    []byte  // the body as received, for the record
 }
@@ -36,9 +36,9 @@ func (c Callback) Key() string {
 	if c.Kind == CallbackRefund {
 		return "refund/" + c.Refund.RefundID + "/" + c.Refund.Status.String()
 	}
-	paid := "0"
-	if c.Payment.PaidAmount != nil {
-		paid = c.Payment.PaidAmount.String()
+	paid := c.Payment.SettlementAmount
+	if paid == "" {
+		paid = "0"
 	}
 	return "payment/" + c.Payment.OutTradeNo + "/" + c.Payment.OutPaymentNo + "/" + c.Payment.Status.String() + "/" + paid
 }
@@ -206,7 +206,7 @@ func ParseCallback(body []byte) (Callback, error) {
 		if err := json.Unmarshal(obj, &w); err != nil {
 			return Callback{}, errors.New("callback: payment: " + httpcall.JSONProblem(err, clip(err.Error())))
 		}
-		p, err := w.payment(nil, true)
+		p, err := w.payment()
 		if err != nil {
 			return Callback{}, err
 		}

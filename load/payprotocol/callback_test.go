@@ -72,7 +72,7 @@ func TestCallbackHandlerRefuses(t *testing.T) {
 	var delivered atomic.Int32
 	h := payprotocol.CallbackHandler(testKey, testSecret, 0, func() time.Time { return now }, nil,
 		func(context.Context, payprotocol.Callback) error { delivered.Add(1); return nil })
-	body := []byte(`{"outTradeNo":"T-1","outPaymentNo":"P-1","paymentStatus":0,"currencySymbol":"USDT","decimals":6,"expectedAmount":"12340000","settlementAmount":"12340000"}`)
+	body := []byte(`{"outTradeNo":"T-1","outPaymentNo":"P-1","paymentStatus":0,"isLegalTender":1,"quoteCurrencySymbol":"USD","quoteAmount":"12.34","expectedAmount":"12340000","settlementAmount":"12340000","settlementCurrencySymbol":"USDT"}`)
 	serve := func(r *http.Request) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
@@ -185,7 +185,7 @@ func TestCallbackConcurrentDuplicatesDeliverOnce(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 			return nil
 		})
-	body := []byte(`{"outTradeNo":"T-1","outPaymentNo":"P-1","paymentStatus":0,"expectedAmount":"1"}`)
+	body := []byte(`{"outTradeNo":"T-1","outPaymentNo":"P-1","paymentStatus":0,"isLegalTender":1,"quoteCurrencySymbol":"USD","quoteAmount":"1","expectedAmount":"1"}`)
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)

@@ -10,10 +10,14 @@
 // body). Answers are {code, msg, data}, code 200 for success; Pay Protocol
 // does not sign them, so nothing in an answer is trusted beyond TLS:
 // amounts are checked to be exact and the order in the answer to be the one
-// asked for. Request amounts are decimal strings; amounts in answers and
-// callbacks are integers scaled by 10^decimals of the crypto currency, kept
-// as *big.Int and converted with ToMinor and FromMinor, exactly or not at
-// all.
+// asked for. Request amounts are decimal strings; so is an answer's
+// quoteAmount, compared as a number (Payment.Quote: "313.5" and
+// "313.500000" are the same price). Amounts in answers and callbacks are
+// integers scaled by 10^decimals of the crypto currency, which no answer
+// names: the decimals come from Config.Decimals per chain and symbol, and
+// the amounts are kept as written (big integers for refunds) and converted
+// with ToMinor and FromMinor, exactly or not at all. An answer is read
+// status first: a payment in progress needs nothing else.
 //
 // Queries (payment and refund detail) and the idempotent "send the callback
 // again" calls are retried on transient failures. The create calls are not:
@@ -23,24 +27,24 @@
 // Pay Protocol, so a refund must never be sent again before RefundDetail by
 // outTradeNo has said there is none.
 //
-// What is not public and therefore assumed (the README lists it for
-// onboarding):
-//   - the error codes: 401 bad signature or timestamp, 404 no such order or
-//     refund, 429 and 5xx transient (Config.NotFoundCodes);
-//   - the payment detail fields "currencySymbol" and "decimals" naming the
-//     crypto currency of expectedAmount and settlementAmount (documented
-//     as scaled integers); "settlementAmount" and "transferHash" as the
-//     names of the documented settlement amount and transaction hash;
-//     Config.Decimals stands in when an answer carries no decimals;
-//   - the refund detail query parameters outTradeNo and refundId; with
-//     only outTradeNo the answer is the order's latest refund;
-//   - the refund order amount is in the payment's quote currency;
-//   - the bodies of /payment/notify ({outTradeNo}) and /refund/notify
-//     ({outTradeNo, refundId});
-//   - a callback body is the same object as the detail query's data, and
-//     it is signed over the path and query of the notify URL (the signed
-//     path of callbacks is not documented; the batch job confirms every
-//     callback by a detail query anyway);
+// Refused credentials (401 or 403: the API key, the signature or the
+// clock) concern every call: they are never retried and come back as a
+// pipeline.KindUsage error (exit 2) naming Pay Protocol and what was
+// refused; Preflight finds them before anything is sent.
+//
+// What is not public and therefore assumed (the README lists it, with the
+// page it was looked for in):
+//   - the codes in {code, msg, data} other than 200: 401 bad signature or
+//     timestamp, 404 no such order or refund, 429 and 5xx transient
+//     (Config.NotFoundCodes); the docs list HTTP 401, 403 and 404 without
+//     a body, and a 404 without {code, msg, data} is taken as "not found";
+//   - the decimals of each currency on each chain (Config.Decimals): no
+//     answer carries them;
+//   - with only outTradeNo, the refund detail answers the order's latest
+//     refund; the refund order amount is in the payment's quote currency;
+//   - which path a callback is signed over (the notify URL's path and
+//     query is assumed; the batch job confirms every callback by a detail
+//     query anyway);
 //   - query values are signed percent-encoded, exactly as sent; order
 //     numbers of unreserved characters ([A-Za-z0-9._~-]) avoid the
 //     question.
@@ -58,12 +62,14 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/settlekit/settle/internal/httpcall"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // Config configures a Client. Zero values take the defaults named. Printed
@@ -86,12 +92,16 @@ type Config struct {
 	// for more ends the call with the error. Default 1 minute.
 	MaxRetryAfter time.Duration
 	// NotFoundCodes are the codes meaning "no such order or refund"; they
-	// map to ErrNotFound. Default [404] (assumed).
+	// map to ErrNotFound. Default [404] (assumed). An HTTP 404 without a
+	// {code, msg, data} body is ErrNotFound too (the docs show none).
 	NotFoundCodes []int
-	// Decimals gives a crypto currency's decimals by symbol ("USDT": 6),
-	// used only when a payment detail answer carries no decimals. A token's
-	// decimals can differ from chain to chain (USDT has 6 on Tron and
-	// Ethereum, 18 on BNB Chain): set it only for the one chain in use.
+	// Decimals gives a crypto currency's decimals on a chain, keyed by
+	// DecimalsKey(chainId, symbol) ("1:USDT": 6). Pay Protocol's answers
+	// carry scaled integers and no decimals, and a token's decimals differ
+	// from chain to chain (USDT has 6 on Tron and Ethereum, 18 on BNB
+	// Chain), so they are configuration (ParseDecimals reads the flag). An
+	// amount whose decimals are not here is never guessed: Client.Decimals
+	// says so and the caller holds the order.
 	Decimals map[string]int
 }
 
@@ -127,9 +137,12 @@ func New(cfg Config) (*Client, error) {
 	case cfg.HTTP == nil:
 		return nil, errors.New("payprotocol: no HTTP client: make one with NewHTTPClient")
 	}
-	for sym, d := range cfg.Decimals {
+	for k, d := range cfg.Decimals {
+		if _, _, err := splitDecimalsKey(k); err != nil {
+			return nil, fmt.Errorf("payprotocol: decimals: %w", err)
+		}
 		if d < 0 || d > MaxDecimals {
-			return nil, fmt.Errorf("payprotocol: decimals of %s: %d outside 0..%d", sym, d, MaxDecimals)
+			return nil, fmt.Errorf("payprotocol: decimals of %s: %d outside 0..%d", k, d, MaxDecimals)
 		}
 	}
 	def := func(d *time.Duration, v time.Duration) {
@@ -245,8 +258,96 @@ func (c *Client) do(ctx context.Context, sp spec, attempt func(context.Context) 
 		}
 		return httpcall.Verdict{Retry: e.retryable(sp.create), RetryAfter: e.RetryAfter}
 	}
-	return httpcall.Loop(ctx, httpcall.Policy{Timeout: c.cfg.Timeout, RetryBase: c.cfg.RetryBase, RetryMax: c.cfg.RetryMax,
+	err := httpcall.Loop(ctx, httpcall.Policy{Timeout: c.cfg.Timeout, RetryBase: c.cfg.RetryBase, RetryMax: c.cfg.RetryMax,
 		MaxRetries: c.cfg.MaxRetries, MaxRetryAfter: c.cfg.MaxRetryAfter, Now: c.cfg.Now}, before, once, judge)
+	return refused(err)
+}
+
+// refused turns refused credentials into a configuration error: one line
+// naming Pay Protocol and what it refused, exit 2, the *Error still in the
+// chain for errors.Is and errors.As.
+func refused(err error) error {
+	var e *Error
+	if !errors.Is(err, ErrUnauthorized) || !errors.As(err, &e) {
+		return err
+	}
+	return pipeline.Errorf(pipeline.KindUsage, "Pay Protocol", "refused our credentials: check the API key (X-PAY-KEY), the API secret that signs X-PAY-SIGN and the clock (X-PAY-TIMESTAMP): %w", e)
+}
+
+// preflightOrder is an order number no merchant has: Preflight asks for it.
+const preflightOrder = "settle-preflight-no-such-order"
+
+// Preflight makes two cheap authenticated calls before anything is sent:
+// the chain list (GET /conf/list/chain, as Pay Protocol's own plugin calls
+// it), which must exist, so that a wrong base URL is not taken for orders
+// Pay Protocol does not know; then the payment detail of an order number
+// that cannot exist, whose "not found" means the key and the signature
+// were accepted. A wrong base URL and refused credentials come back as
+// pipeline.KindUsage errors (exit 2) naming Pay Protocol and what is
+// wrong; any other failure as it is.
+func (c *Client) Preflight(ctx context.Context) error {
+	var chains []json.RawMessage
+	err := c.call(ctx, spec{api: APIChainList, method: http.MethodGet}, nil, &chains)
+	if errors.Is(err, ErrNotFound) {
+		return pipeline.Errorf(pipeline.KindUsage, "Pay Protocol", "%s/%s answers 404 Not Found: check the base URL (Pay Protocol's ends in /api/mer)", c.base, APIChainList)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = c.PaymentDetail(ctx, preflightOrder, "")
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// DecimalsKey is the Config.Decimals key of a currency on a chain:
+// "<chainId>:<SYMBOL>".
+func DecimalsKey(chainID int, symbol string) string {
+	return strconv.Itoa(chainID) + ":" + symbol
+}
+
+func splitDecimalsKey(k string) (int, string, error) {
+	c, sym, ok := strings.Cut(k, ":")
+	id, err := strconv.Atoi(c)
+	if !ok || err != nil || id <= 0 || sym == "" || strings.ToUpper(sym) != sym {
+		return 0, "", fmt.Errorf("%q: want <chainId>:<SYMBOL>, e.g. 1:USDT", clip(k))
+	}
+	return id, sym, nil
+}
+
+// ParseDecimals reads decimals per chain and symbol as configured:
+// comma-separated <chainId>:<SYMBOL>=<decimals>, e.g. "1:USDT=6,3:USDT=18".
+// Empty is none.
+func ParseDecimals(s string) (map[string]int, error) {
+	m := map[string]int{}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(f, "=")
+		d, err := strconv.Atoi(strings.TrimSpace(v))
+		if !ok || err != nil || d < 0 || d > MaxDecimals {
+			return nil, fmt.Errorf("decimals %q: want <chainId>:<SYMBOL>=<0..%d>", clip(f), MaxDecimals)
+		}
+		k = strings.TrimSpace(k)
+		if _, _, err := splitDecimalsKey(k); err != nil {
+			return nil, fmt.Errorf("decimals %w", err)
+		}
+		if _, dup := m[k]; dup {
+			return nil, fmt.Errorf("decimals of %s given twice", k)
+		}
+		m[k] = d
+	}
+	return m, nil
+}
+
+// Decimals returns the configured decimals of symbol on chainID, and
+// whether there are any. Without them a scaled amount cannot be read, and
+// is never guessed.
+func (c *Client) Decimals(chainID int, symbol string) (int, bool) {
+	d, ok := c.cfg.Decimals[DecimalsKey(chainID, symbol)]
+	return d, ok
 }
 
 // attempt makes one signed request and reads the whole answer. Each
@@ -304,8 +405,13 @@ func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error 
 		e := sp.fail(failHTTP, nil)
 		e.HTTPStatus = resp.StatusCode
 		e.RetryAfter = httpcall.RetryAfter(resp, c.cfg.Now)
-		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		switch resp.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
 			e.Err = ErrUnauthorized
+		case http.StatusNotFound:
+			// The docs list 404 "Not Found" with no body: a bare 404 is
+			// "not found" too.
+			e.Err = ErrNotFound
 		}
 		return e
 	}

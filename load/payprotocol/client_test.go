@@ -3,6 +3,7 @@ package payprotocol_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -45,15 +46,15 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 	}
 
 	p, err := c.PaymentDetail(ctx, "T-1", "")
-	if err != nil || p.Status != payprotocol.PaymentPending || p.OutPaymentNo != created.OutPaymentNo || p.Currency != "USDT" ||
-		p.Decimals != 6 || p.Amount.String() != "12340000" || p.PaidAmount.Sign() != 0 {
+	if err != nil || p.Status != payprotocol.PaymentPending || p.OutPaymentNo != created.OutPaymentNo || p.SettlementCurrency != "USDT" ||
+		p.ExpectedAmount != "12340000" || p.SettlementAmount != "0" {
 		t.Fatalf("PaymentDetail (pending) = %+v, %v", p, err)
 	}
 	if err := r.fake.SetPaymentStatus("T-1", payprotocol.PaymentPaid); err != nil {
 		t.Fatal(err)
 	}
 	p, err = c.PaymentDetail(ctx, "T-1", created.OutPaymentNo)
-	if err != nil || p.Status != payprotocol.PaymentPaid || p.PaidAmount.String() != "12340000" || p.TxHash == "" || p.ChainID != 1 {
+	if err != nil || p.Status != payprotocol.PaymentPaid || p.SettlementAmount != "12340000" || p.TxHash == "" || p.ChainID != 1 {
 		t.Fatalf("PaymentDetail (paid) = %+v, %v", p, err)
 	}
 	// Verification as the batch job does it: the quote is the order, the
@@ -61,7 +62,7 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 	if q, err := p.Quote(); err != nil || q != (pipeline.Money{Minor: 1234, Currency: "USD"}) {
 		t.Fatalf("Quote = %v, %v", q, err)
 	}
-	if paid, err := payprotocol.ToMinor(p.PaidAmount.String(), p.Decimals, "USD"); err != nil || paid != 1234 {
+	if paid, err := payprotocol.ToMinor(p.SettlementAmount, 6, "USD"); err != nil || paid != 1234 {
 		t.Fatalf("paid = %d, %v", paid, err)
 	}
 	if _, err := c.PaymentDetail(ctx, "T-NEVER", ""); !errors.Is(err, payprotocol.ErrNotFound) {
@@ -138,7 +139,7 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 			paid = cb
 		}
 	}
-	if paid.Payment.OutTradeNo != "T-1" || paid.Payment.Status != payprotocol.PaymentPaid || paid.Payment.PaidAmount.String() != "12340000" || paid.Payment.Decimals != 6 {
+	if paid.Payment.OutTradeNo != "T-1" || paid.Payment.Status != payprotocol.PaymentPaid || paid.Payment.SettlementAmount != "12340000" || paid.Payment.SettlementCurrency != "USDT" {
 		t.Fatalf("payment callback = %+v", paid.Payment)
 	}
 	if n := len(r.fake.Deliveries()); n != 5 {
@@ -155,11 +156,11 @@ func TestLargeAmountsStayExact(t *testing.T) {
 	}
 	p, err := r.client.PaymentDetail(context.Background(), "T-ETH", "")
 	want, _ := new(big.Int).SetString("12500000000000000001", 10)
-	if err != nil || p.Amount.Cmp(want) != 0 || p.PaidAmount.Cmp(want) != 0 || p.Decimals != 18 || p.Currency != "ETH" {
+	if err != nil || p.ExpectedAmount != want.String() || p.SettlementAmount != want.String() || p.SettlementCurrency != "ETH" {
 		t.Fatalf("PaymentDetail = %+v, %v", p, err)
 	}
 	// One wei more than 12.50: not a whole number of cents, never rounded.
-	if _, err := payprotocol.ToMinor(p.Amount.String(), p.Decimals, "USD"); err == nil {
+	if _, err := payprotocol.ToMinor(p.ExpectedAmount, 18, "USD"); err == nil {
 		t.Fatal("ToMinor rounded")
 	}
 	// A crypto quote: not Money.
@@ -177,7 +178,7 @@ func TestCryptoQuotedOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, err := r.client.PaymentDetail(ctx, "T-C", "")
-	if err != nil || p.QuoteAmount != "12.34" || p.QuoteCurrency != "USDT" || p.IsLegalTender || p.Amount.String() != "12340000" {
+	if err != nil || p.QuoteAmount != "12.34" || p.QuoteCurrency != "USDT" || p.IsLegalTender || p.ExpectedAmount != "12340000" {
 		t.Fatalf("PaymentDetail = %+v, %v", p, err)
 	}
 }
@@ -230,13 +231,14 @@ func TestLocalChecksSendNothing(t *testing.T) {
 func TestNewChecksConfig(t *testing.T) {
 	hc := payprotocol.NewHTTPClient(time.Second)
 	for name, cfg := range map[string]payprotocol.Config{
-		"no URL":       {APIKey: "k", APISecret: "s", HTTP: hc},
-		"ftp URL":      {BaseURL: "ftp://x/api/mer", APIKey: "k", APISecret: "s", HTTP: hc},
-		"query in URL": {BaseURL: "https://x/api/mer?a=b", APIKey: "k", APISecret: "s", HTTP: hc},
-		"no key":       {BaseURL: "https://x/api/mer", APISecret: "s", HTTP: hc},
-		"no secret":    {BaseURL: "https://x/api/mer", APIKey: "k", HTTP: hc},
-		"no client":    {BaseURL: "https://x/api/mer", APIKey: "k", APISecret: "s"},
-		"bad decimals": {BaseURL: "https://x/api/mer", APIKey: "k", APISecret: "s", HTTP: hc, Decimals: map[string]int{"USDT": -1}},
+		"no URL":                 {APIKey: "k", APISecret: "s", HTTP: hc},
+		"ftp URL":                {BaseURL: "ftp://x/api/mer", APIKey: "k", APISecret: "s", HTTP: hc},
+		"query in URL":           {BaseURL: "https://x/api/mer?a=b", APIKey: "k", APISecret: "s", HTTP: hc},
+		"no key":                 {BaseURL: "https://x/api/mer", APISecret: "s", HTTP: hc},
+		"no secret":              {BaseURL: "https://x/api/mer", APIKey: "k", HTTP: hc},
+		"no client":              {BaseURL: "https://x/api/mer", APIKey: "k", APISecret: "s"},
+		"bad decimals":           {BaseURL: "https://x/api/mer", APIKey: "k", APISecret: "s", HTTP: hc, Decimals: map[string]int{"1:USDT": -1}},
+		"decimals without chain": {BaseURL: "https://x/api/mer", APIKey: "k", APISecret: "s", HTTP: hc, Decimals: map[string]int{"USDT": 6}},
 	} {
 		if _, err := payprotocol.New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -262,19 +264,20 @@ func TestAnswersAreChecked(t *testing.T) {
 	}
 	c := newClient(nil)
 	ctx := context.Background()
-	const base = `"outTradeNo":"T-1","outPaymentNo":"P-1","currencySymbol":"USDT"`
+	const base = `"outTradeNo":"T-1","outPaymentNo":"P-1","isLegalTender":1,"quoteCurrencySymbol":"USD","quoteAmount":"12.34","settlementCurrencySymbol":"USDT"`
 	for name, a := range map[string]string{
 		"not JSON":           `<html>`,
 		"no code":            `{"msg":"ok"}`,
 		"no data":            `{"code":200,"msg":"success"}`,
-		"other order":        `{"code":200,"data":{"outTradeNo":"T-2","paymentStatus":0,"decimals":6,"expectedAmount":"1"}}`,
+		"other order":        `{"code":200,"data":{"outTradeNo":"T-2","paymentStatus":0,"isLegalTender":1,"quoteCurrencySymbol":"USD","quoteAmount":"1"}}`,
 		"unknown status":     `{"code":200,"data":{` + base + `,"paymentStatus":9,"decimals":6,"expectedAmount":"1"}}`,
 		"no status":          `{"code":200,"data":{` + base + `,"decimals":6,"expectedAmount":"1"}}`,
 		"float amount":       `{"code":200,"data":{` + base + `,"paymentStatus":0,"decimals":6,"expectedAmount":"1.5"}}`,
 		"exponent amount":    `{"code":200,"data":{` + base + `,"paymentStatus":0,"decimals":6,"expectedAmount":1e6}}`,
 		"negative amount":    `{"code":200,"data":{` + base + `,"paymentStatus":0,"decimals":6,"expectedAmount":"-1"}}`,
-		"no decimals":        `{"code":200,"data":{` + base + `,"paymentStatus":0,"expectedAmount":"1"}}`,
-		"absurd decimals":    `{"code":200,"data":{` + base + `,"paymentStatus":0,"decimals":99,"expectedAmount":"1"}}`,
+		"paid without quote": `{"code":200,"data":{"outTradeNo":"T-1","isLegalTender":1,"paymentStatus":0,"expectedAmount":"1"}}`,
+		"no isLegalTender":   `{"code":200,"data":{"outTradeNo":"T-1","quoteCurrencySymbol":"USD","quoteAmount":"1","paymentStatus":0}}`,
+		"paid, no order":     `{"code":200,"data":{"isLegalTender":1,"quoteCurrencySymbol":"USD","quoteAmount":"1","paymentStatus":0}}`,
 		"string status word": `{"code":200,"data":{` + base + `,"paymentStatus":"PAID","decimals":6,"expectedAmount":"1"}}`,
 	} {
 		answer = a
@@ -285,13 +288,25 @@ func TestAnswersAreChecked(t *testing.T) {
 	}
 	// Numbers where strings are documented, and strings where numbers are, are read exactly.
 	answer = `{"code":"200","data":{` + base + `,"paymentStatus":"0","decimals":6,"expectedAmount":12340000,"settlementAmount":"12340000"}}`
-	if p, err := c.PaymentDetail(ctx, "T-1", ""); err != nil || p.Amount.String() != "12340000" {
+	if p, err := c.PaymentDetail(ctx, "T-1", ""); err != nil || p.ExpectedAmount != "12340000" {
 		t.Fatalf("numbers as strings: %+v, %v", p, err)
 	}
-	// Without decimals in the answer, Config.Decimals stands in.
-	answer = `{"code":200,"data":{` + base + `,"paymentStatus":0,"expectedAmount":"12340000"}}`
-	if p, err := newClient(map[string]int{"USDT": 6}).PaymentDetail(ctx, "T-1", ""); err != nil || p.Decimals != 6 {
-		t.Fatalf("fallback decimals: %+v, %v", p, err)
+	// The status is read first: a payment in progress is taken whatever
+	// else is missing or malformed (it is held anyway).
+	for _, st := range []int{1, 2, 3} {
+		answer = fmt.Sprintf(`{"code":200,"data":{"paymentStatus":%d,"expectedAmount":"x"}}`, st)
+		if p, err := c.PaymentDetail(ctx, "T-1", ""); err != nil || int(p.Status) != st || !p.Status.InProgress() {
+			t.Errorf("status %d with nothing else: %+v, %v", st, p, err)
+		}
+	}
+	// Decimals come from configuration, per chain and symbol; none is
+	// never guessed.
+	dc := newClient(map[string]int{"1:USDT": 6, "3:USDT": 18})
+	if d, ok := dc.Decimals(3, "USDT"); !ok || d != 18 {
+		t.Errorf("Decimals(3, USDT) = %d, %v", d, ok)
+	}
+	if _, ok := dc.Decimals(2, "USDT"); ok {
+		t.Error("Decimals(2, USDT) guessed")
 	}
 	// A refund id written as a number.
 	answer = `{"code":200,"data":{"refundId":82,"outTradeNo":"T-1","refundStatus":0,"refundAmount":"90000000","refundFee":"0"}}`

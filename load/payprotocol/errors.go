@@ -11,9 +11,10 @@ import (
 // Sentinel errors, matched with errors.Is.
 var (
 	// ErrNotFound: Pay Protocol answered one of Config.NotFoundCodes
-	// (assumed 404) for an order or refund it does not know. Only an answer
-	// in Pay Protocol's {code, msg, data} form counts: a bare HTTP 404 (a
-	// wrong base URL, a proxy) is not ErrNotFound.
+	// (assumed 404) for an order or refund it does not know, or HTTP 404
+	// without a {code, msg, data} body: the docs list 404 "Not Found" with
+	// no body shown. (A wrong base URL looks the same: Preflight cannot
+	// tell it apart, the create calls can.)
 	ErrNotFound = errors.New("not found")
 	// ErrUnknownOutcome: a create call (payment order, refund order) may or
 	// may not have been applied: no answer, or one we cannot trust. Resolve

@@ -13,6 +13,7 @@ import (
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/load/payprotocol/payprotocoltest"
+	"github.com/settlekit/settle/pipeline"
 )
 
 func faults(rules ...fault.Rule) payprotocoltest.Options {
@@ -100,6 +101,12 @@ func TestAuthFailuresAreNotRetried(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		noSecret(t, name, err)
+		// Refused credentials are configuration: exit 2, one line naming
+		// Pay Protocol and what was refused.
+		if pipeline.KindOf(err) != pipeline.KindUsage || strings.Contains(err.Error(), "\n") ||
+			!strings.Contains(err.Error(), "Pay Protocol") || !strings.Contains(err.Error(), "refused our credentials") {
+			t.Fatalf("%s: kind %v: %v", name, pipeline.KindOf(err), err)
+		}
 		if n := r.fake.Calls(payprotocol.APIPaymentDetail); n != 1 {
 			t.Fatalf("%s: retried, %d calls", name, n)
 		}

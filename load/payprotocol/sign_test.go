@@ -71,7 +71,7 @@ func TestClientSignsWhatItSends(t *testing.T) {
 		got = append(got, seen{r.Header.Clone(), r.RequestURI, string(body)})
 		if r.Method == http.MethodGet {
 			io.WriteString(w, `{"code":200,"msg":"success","data":{"outTradeNo":"T-20250903-0001","outPaymentNo":"PP000000000001",
-				"paymentStatus":0,"currencySymbol":"USDT","decimals":6,"expectedAmount":"12340000","settlementAmount":"12340000"}}`)
+				"paymentStatus":0,"isLegalTender":1,"quoteCurrencySymbol":"USD","quoteAmount":"12.34","expectedAmount":"12340000","settlementAmount":"12340000","settlementCurrencySymbol":"USDT"}}`)
 			return
 		}
 		io.WriteString(w, `{"code":200,"msg":"success","data":{"refundId":82}}`)

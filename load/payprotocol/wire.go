@@ -50,33 +50,43 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 }
 
 // wirePayment is a payment as the detail query and the payment callback
-// write it. Names marked assumed are not in the public documentation.
+// write it: the fields of Pay Protocol's "Query payment order details"
+// (doc.payprotocol.network/docs/api/merchant/get-payment-detail), by
+// their published names. There is no decimals field: expectedAmount and
+// settlementAmount are integers scaled by 10^decimals of
+// settlementCurrencySymbol on chainId, which come from configuration.
 type wirePayment struct {
-	ChainID          *flexInt   `json:"chainId"`
-	OutTradeNo       string     `json:"outTradeNo"`
-	OutPaymentNo     string     `json:"outPaymentNo"`
-	IsLegalTender    *flexInt   `json:"isLegalTender"`
-	QuoteCurrency    string     `json:"quoteCurrencySymbol"`
-	QuoteAmount      flexString `json:"quoteAmount"`
-	PaymentStatus    *flexInt   `json:"paymentStatus"`
-	CurrencySymbol   string     `json:"currencySymbol"` // assumed
-	Decimals         *flexInt   `json:"decimals"`       // assumed
-	ExpectedAmount   flexString `json:"expectedAmount"`
-	SettlementAmount flexString `json:"settlementAmount"` // assumed name
-	TransferHash     string     `json:"transferHash"`     // assumed name
-	WalletAddress    string     `json:"userWalletAddress"`
+	ChainID            *flexInt   `json:"chainId"`
+	OrgID              *flexInt   `json:"orgId"`
+	OutTradeNo         string     `json:"outTradeNo"`
+	OutPaymentNo       string     `json:"outPaymentNo"`
+	Description        string     `json:"description"`
+	IsLegalTender      *flexInt   `json:"isLegalTender"`
+	QuoteCurrency      string     `json:"quoteCurrencySymbol"`
+	QuoteAmount        flexString `json:"quoteAmount"`
+	PaymentStatus      *flexInt   `json:"paymentStatus"`
+	PaymentType        *flexInt   `json:"paymentType"`
+	ExpectedAmount     flexString `json:"expectedAmount"`
+	SettlementAmount   flexString `json:"settlementAmount"`
+	SettlementCurrency string     `json:"settlementCurrencySymbol"`
+	TransferHash       string     `json:"transferHash"`
+	WalletAddress      string     `json:"userWalletAddress"`
+	FromAddress        string     `json:"fromAddress"`
 }
 
-// payment checks w and returns it as a Payment. Without a decimals field,
-// fallback (by currency symbol) gives them; when it does not either,
-// Decimals is -1 when allowUnknown, else it is an error.
-func (w wirePayment) payment(fallback map[string]int, allowUnknown bool) (Payment, error) {
-	p := Payment{OutTradeNo: w.OutTradeNo, OutPaymentNo: w.OutPaymentNo, Currency: w.CurrencySymbol,
-		QuoteCurrency: w.QuoteCurrency, QuoteAmount: string(w.QuoteAmount), TxHash: w.TransferHash,
-		WalletAddress: w.WalletAddress}
-	if w.OutTradeNo == "" {
-		return p, fmt.Errorf("%w: payment without outTradeNo", ErrAnswer)
-	}
+// payment reads w, the status first: a payment still in progress (pending,
+// block confirmation, partially paid) is returned as soon as its status is
+// known, whatever else is missing, since it is held anyway. Any other
+// status needs the order number, and the quote (isLegalTender,
+// quoteCurrencySymbol, quoteAmount) that decides whether it paid our order.
+// The scaled amounts, when present, must be integers of ASCII digits; they
+// are kept as written and converted only when needed, with decimals from
+// configuration (Client.Decimals).
+func (w wirePayment) payment() (Payment, error) {
+	p := Payment{OutTradeNo: w.OutTradeNo, OutPaymentNo: w.OutPaymentNo, QuoteCurrency: w.QuoteCurrency,
+		QuoteAmount: string(w.QuoteAmount), ExpectedAmount: string(w.ExpectedAmount),
+		SettlementAmount: string(w.SettlementAmount), SettlementCurrency: w.SettlementCurrency,
+		TxHash: w.TransferHash, WalletAddress: w.WalletAddress, FromAddress: w.FromAddress}
 	if w.PaymentStatus == nil || !PaymentStatus(*w.PaymentStatus).Valid() {
 		return p, fmt.Errorf("%w: payment %s: missing or unknown paymentStatus", ErrAnswer, clip(w.OutTradeNo))
 	}
@@ -85,44 +95,50 @@ func (w wirePayment) payment(fallback map[string]int, allowUnknown bool) (Paymen
 		p.ChainID = int(*w.ChainID)
 	}
 	p.IsLegalTender = w.IsLegalTender != nil && *w.IsLegalTender == 1
-	switch d, ok := fallback[w.CurrencySymbol]; {
-	case w.Decimals != nil:
-		if p.Decimals = int(*w.Decimals); p.Decimals < 0 || p.Decimals > MaxDecimals {
-			return p, fmt.Errorf("%w: payment %s: decimals %d outside 0..%d", ErrAnswer, clip(w.OutTradeNo), p.Decimals, MaxDecimals)
+	if p.Status.InProgress() {
+		return p, nil
+	}
+	switch {
+	case w.OutTradeNo == "":
+		return p, fmt.Errorf("%w: payment without outTradeNo", ErrAnswer)
+	case w.IsLegalTender == nil || (*w.IsLegalTender != 0 && *w.IsLegalTender != 1):
+		return p, fmt.Errorf("%w: payment %s: missing or invalid isLegalTender", ErrAnswer, clip(w.OutTradeNo))
+	case p.Status == PaymentPaid && (w.QuoteCurrency == "" || w.QuoteAmount == ""):
+		return p, fmt.Errorf("%w: payment %s: paid without quoteCurrencySymbol or quoteAmount", ErrAnswer, clip(w.OutTradeNo))
+	}
+	for _, a := range []struct {
+		name string
+		v    flexString
+	}{{"expectedAmount", w.ExpectedAmount}, {"settlementAmount", w.SettlementAmount}} {
+		if _, err := amount(a.name, a.v, false); err != nil {
+			return p, fmt.Errorf("%w: payment %s: %v", ErrAnswer, clip(w.OutTradeNo), err)
 		}
-	case ok:
-		p.Decimals = d
-	case allowUnknown:
-		p.Decimals = -1
-	default:
-		return p, fmt.Errorf("%w: payment %s: no decimals for currency %q (set Config.Decimals)", ErrAnswer, clip(w.OutTradeNo), clip(w.CurrencySymbol))
-	}
-	var err error
-	if p.Amount, err = amount("expectedAmount", w.ExpectedAmount, true); err != nil {
-		return p, fmt.Errorf("%w: payment %s: %v", ErrAnswer, clip(w.OutTradeNo), err)
-	}
-	if p.PaidAmount, err = amount("settlementAmount", w.SettlementAmount, false); err != nil {
-		return p, fmt.Errorf("%w: payment %s: %v", ErrAnswer, clip(w.OutTradeNo), err)
 	}
 	return p, nil
 }
 
-// wireRefund is a refund as the detail query and the refund callback write
-// it.
+// wireRefund is a refund as the detail query and the refund callback
+// write it: the fields of "Query refund order details"
+// (doc.payprotocol.network/docs/api/merchant/get-refund-detail).
+// refundAmount and refundFee are integers scaled by 10^decimals of the
+// currency currencyId on chainId; refundAmount may be null.
 type wireRefund struct {
+	ChainID       *flexInt   `json:"chainId"`
+	CurrencyID    *flexInt   `json:"currencyId"`
 	RefundID      flexString `json:"refundId"`
 	OutTradeNo    string     `json:"outTradeNo"`
 	OutPaymentNo  string     `json:"outPaymentNo"`
-	RefundStatus  *flexInt   `json:"refundStatus"`
+	RefundAddress string     `json:"refundAddress"`
 	RefundAmount  flexString `json:"refundAmount"`
 	RefundFee     flexString `json:"refundFee"`
-	RefundAddress string     `json:"refundAddress"`
+	RefundStatus  *flexInt   `json:"refundStatus"`
+	RefundTime    string     `json:"refundTime"`
 	TransferHash  string     `json:"transferHash"`
 }
 
 func (w wireRefund) refund() (Refund, error) {
 	r := Refund{RefundID: string(w.RefundID), OutTradeNo: w.OutTradeNo, OutPaymentNo: w.OutPaymentNo,
-		Address: w.RefundAddress, TxHash: w.TransferHash}
+		Address: w.RefundAddress, TxHash: w.TransferHash, Time: w.RefundTime}
 	if r.RefundID == "" {
 		return r, fmt.Errorf("%w: refund without refundId", ErrAnswer)
 	}
@@ -130,8 +146,14 @@ func (w wireRefund) refund() (Refund, error) {
 		return r, fmt.Errorf("%w: refund %s: missing or unknown refundStatus", ErrAnswer, clip(r.RefundID))
 	}
 	r.Status = RefundStatus(*w.RefundStatus)
+	if w.ChainID != nil {
+		r.ChainID = int(*w.ChainID)
+	}
+	if w.CurrencyID != nil {
+		r.CurrencyID = int(*w.CurrencyID)
+	}
 	var err error
-	if r.Amount, err = amount("refundAmount", w.RefundAmount, true); err != nil {
+	if r.Amount, err = amount("refundAmount", w.RefundAmount, r.Status == RefundSuccess); err != nil {
 		return r, fmt.Errorf("%w: refund %s: %v", ErrAnswer, clip(r.RefundID), err)
 	}
 	if r.Fee, err = amount("refundFee", w.RefundFee, false); err != nil {
@@ -141,7 +163,7 @@ func (w wireRefund) refund() (Refund, error) {
 }
 
 // amount reads a scaled integer amount: ASCII digits only, no sign, point
-// or exponent. An absent optional amount is zero.
+// or exponent. An absent (or null) optional amount is zero.
 func amount(field string, s flexString, required bool) (*big.Int, error) {
 	if s == "" && !required {
 		return new(big.Int), nil

@@ -101,6 +101,20 @@ func (h *handler) open(r *sftp.Request) (*file, error) {
 
 var errFault = errors.New("sftptest: connection dropped (injected fault)")
 
+// statFault plays the fault of one call of StatEndpoint: a reset (or a
+// disconnect, or a lost answer) drops the connection before the answer.
+func (h *handler) statFault() error {
+	fa := h.faults.Next(StatEndpoint)
+	switch fa.Kind {
+	case fault.Latency:
+		time.Sleep(fa.Delay)
+	case fault.Reset, fault.Disconnect, fault.Lost:
+		h.drop()
+		return errFault
+	}
+	return nil
+}
+
 // file is an open file. Writes at offsets may come concurrently.
 type file struct {
 	f       *os.File
@@ -272,6 +286,9 @@ func (h *handler) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 		slices.SortFunc(infos, func(a, b os.FileInfo) int { return strings.Compare(a.Name(), b.Name()) })
 		return lister(infos), nil
 	case "Stat":
+		if err := h.statFault(); err != nil {
+			return nil, err
+		}
 		fi, err := h.root.Stat(name)
 		if err != nil {
 			return nil, err
@@ -283,6 +300,9 @@ func (h *handler) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 
 // Lstat answers Lstat without following a final symbolic link.
 func (h *handler) Lstat(r *sftp.Request) (sftp.ListerAt, error) {
+	if err := h.statFault(); err != nil {
+		return nil, err
+	}
 	fi, err := h.root.Lstat(rel(r.Filepath))
 	if err != nil {
 		return nil, err

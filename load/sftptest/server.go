@@ -9,7 +9,10 @@
 // Faults come from the shared injector (internal/fault) at the endpoint
 // "upload", one call per file opened for writing: fault.Disconnect drops
 // the connection after Fault.Bytes bytes were written to the file,
-// fault.Reset drops it at the open, fault.Latency delays the open.
+// fault.Reset drops it at the open, fault.Latency delays the open; and at
+// the endpoint "stat", one call per Stat or Lstat request (the client's
+// check of its directory at connect counts): fault.Reset, Disconnect or
+// Lost drop the connection before the answer, fault.Latency delays it.
 package sftptest
 
 import (
@@ -32,6 +35,9 @@ import (
 
 // Endpoint is the fault-injection endpoint of file uploads.
 const Endpoint = "upload"
+
+// StatEndpoint is the fault-injection endpoint of Stat and Lstat requests.
+const StatEndpoint = "stat"
 
 // Config configures a Server.
 type Config struct {

@@ -27,6 +27,7 @@ const (
 	APIBillURL        = "bill-download-url"
 	APIBill           = "bill"
 	APISettlements    = "settlements"
+	APIPreflight      = "preflight" // Client.Preflight, an orders query (the fake counts it as "orders/query")
 )
 
 // Distribution order states and receiver results.
@@ -230,11 +231,6 @@ func (c *Client) Distribute(ctx context.Context, d Distribution) (Order, error) 
 	in, err := c.wireDistribution(d)
 	if err != nil {
 		return Order{}, sp.fail(failLocal, err)
-	}
-	for _, r := range in.Receivers {
-		if r.Name != "" {
-			sp.serial = c.cfg.EncryptSerial
-		}
 	}
 	return c.order(ctx, sp, in, d.TransactionID)
 }

@@ -13,21 +13,48 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// The distribution bill's layout is not public for the global API; this
-// one is assumed, after the mainland bills: UTF-8 CSV, a header row
-// (BillHeader), one row per successful receiver line with every value
-// prefixed by "`" (so spreadsheets keep long ids as text), then a summary:
-// a row "Total count,Total amount" and a row with both values. Amounts are
-// in major units of the row's currency (yuan for CNY); times are Beijing
-// time (UTC+8), "2006-01-02 15:04:05".
-const (
-	BillHeader        = "Distribution time,Sub-merchant ID,Transaction ID,Out order No,Order ID,Detail ID,Type,Receiver type,Receiver account,Currency,Amount,Description"
-	BillSummaryHeader = "Total count,Total amount"
-	BillTimeLayout    = "2006-01-02 15:04:05"
-)
+// BillLayout names the columns of a distribution bill by their header
+// text, and the values that are WeChat Pay's words. Columns are found by
+// name (any order, case and surrounding spaces ignored, extra columns
+// skipped), so that a layout WeChat Pay extends or reorders is still read,
+// and one that lacks a column we need is an error naming it.
+//
+// WeChat Pay publishes the bill's header as "create_time, initiator,
+// sponsor, ..., exchange_rate, business_type, status, description" (API
+// Download Address for Bill, 2022): those names are DefaultBillLayout's.
+// The middle columns, the business_type values, the time format and the
+// summary lines could not be read in the published page; ours are
+// assumed (see the README) and are data, to be matched at onboarding.
+type BillLayout struct {
+	Time, Initiator, Sponsor                     string
+	TransactionID, OutOrderNo, OrderID, DetailID string
+	ReceiverType, Account, Amount, Currency      string
+	ExchangeRate, BusinessType, Status           string
+	Description                                  string
+	// Distribution and Unfreeze are the business_type values of a payment
+	// to a receiver and of the rest released to the seller.
+	Distribution, Unfreeze string
+	// Summary is the first cell of the summary header row; the row after
+	// it holds the count of lines and their total in yuan.
+	Summary string
+}
+
+// DefaultBillLayout is the published header, with our assumptions where
+// the published page is silent (see BillLayout).
+var DefaultBillLayout = BillLayout{
+	Time: "create_time", Initiator: "initiator", Sponsor: "sponsor",
+	TransactionID: "transaction_id", OutOrderNo: "out_order_no", OrderID: "order_id", DetailID: "detail_id",
+	ReceiverType: "receiver_type", Account: "receiver_account", Amount: "amount", Currency: "currency",
+	ExchangeRate: "exchange_rate", BusinessType: "business_type", Status: "status", Description: "description",
+	Distribution: BillDistribution, Unfreeze: BillUnfreeze, Summary: "total_count",
+}
+
+// BillTimeLayout is the bill's time format (Beijing time); RFC 3339 is
+// read too.
+const BillTimeLayout = "2006-01-02 15:04:05"
 
 // Bill line types: a distribution to a receiver, or the rest unfrozen for
-// the seller.
+// the seller (assumed business_type values).
 const (
 	BillDistribution = "DISTRIBUTION"
 	BillUnfreeze     = "UNFREEZE"
@@ -37,19 +64,23 @@ const (
 // daylight saving).
 var Beijing = time.FixedZone("CST", 8*3600)
 
-// BillLine is one row of a distribution bill.
+// BillLine is one row of a distribution bill. Amounts in the file are in
+// yuan (WeChat Pay: "the unit of amount in the bill is Yuan (CNY)").
 type BillLine struct {
 	Time          time.Time
-	SubMchID      string
+	Initiator     string // the merchant that requested the distribution
+	Sponsor       string // the merchant whose funds were distributed (the sub-merchant)
 	TransactionID string
 	OutOrderNo    string
 	OrderID       string
 	DetailID      string
-	Type          string // BillDistribution or BillUnfreeze
+	Type          string // BillDistribution or BillUnfreeze (from business_type)
 	ReceiverType  string
 	Account       string
-	Currency      pipeline.Currency
-	Amount        int64 // minor units
+	Currency      pipeline.Currency // CNY when the bill has no currency column
+	Amount        int64             // minor units
+	ExchangeRate  string            // as written
+	Status        string
 	Description   string
 }
 
@@ -65,14 +96,50 @@ func (e *BillError) Error() string { return fmt.Sprintf("bill line %d: %v", e.Li
 // Unwrap returns the cause.
 func (e *BillError) Unwrap() error { return e.Err }
 
-// ParseBill reads a distribution bill (see BillHeader) and checks its
-// summary against its rows.
-func ParseBill(data []byte) ([]BillLine, error) {
+// ParseBill reads a distribution bill in DefaultBillLayout.
+func ParseBill(data []byte) ([]BillLine, error) { return DefaultBillLayout.Parse(data) }
+
+// cell normalizes a bill cell: spreadsheets' "`" prefix, a BOM, spaces.
+func cell(s string) string {
+	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(s, "\ufeff")), "`"))
+}
+
+// columns maps the layout's fields to their index in header; a required
+// field missing is an error naming it.
+func (l BillLayout) columns(header []string) (map[string]int, error) {
+	at := map[string]int{}
+	for i, h := range header {
+		at[strings.ToLower(cell(h))] = i
+	}
+	idx := map[string]int{}
+	required := []string{l.Time, l.TransactionID, l.OutOrderNo, l.ReceiverType, l.Account, l.Amount, l.BusinessType}
+	optional := []string{l.Initiator, l.Sponsor, l.OrderID, l.DetailID, l.Currency, l.ExchangeRate, l.Status, l.Description}
+	for i, name := range append(required, optional...) {
+		j, ok := at[strings.ToLower(name)]
+		switch {
+		case ok:
+			idx[name] = j
+		case i < len(required):
+			return nil, fmt.Errorf("the header has no column %q (header: %s)", name, clip(strings.Join(header, ",")))
+		}
+	}
+	return idx, nil
+}
+
+// Parse reads a bill in layout l: a header row, one row per successful
+// receiver line, then the summary (a row starting with l.Summary and a row
+// with the count of lines and their total in yuan), which must agree with
+// the rows: the bill is not signed, so this is its check.
+func (l BillLayout) Parse(data []byte) ([]BillLine, error) {
 	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = -1
 	header, err := r.Read()
-	if err != nil || strings.Join(header, ",") != BillHeader {
-		return nil, &BillError{Line: 1, Err: errors.New("not the bill header")}
+	if err != nil {
+		return nil, &BillError{Line: 1, Err: errors.New("no header row")}
+	}
+	idx, err := l.columns(header)
+	if err != nil {
+		return nil, &BillError{Line: 1, Err: err}
 	}
 	var lines []BillLine
 	var total int64
@@ -80,93 +147,133 @@ func ParseBill(data []byte) ([]BillLine, error) {
 		rec, err := r.Read()
 		line, _ := r.FieldPos(0)
 		if err == io.EOF {
-			return nil, &BillError{Line: line, Err: errors.New("no summary")}
+			return nil, &BillError{Line: line, Err: errors.New("no summary lines: the bill may be cut short")}
 		}
 		if err != nil {
 			return nil, &BillError{Line: line, Err: err}
 		}
-		if strings.Join(rec, ",") == BillSummaryHeader {
+		if len(rec) > 0 && strings.EqualFold(cell(rec[0]), l.Summary) {
 			return lines, checkSummary(r, len(lines), total)
 		}
-		l, err := billLine(rec)
+		if len(rec) != len(header) {
+			return nil, &BillError{Line: line, Err: fmt.Errorf("%d fields, the header has %d", len(rec), len(header))}
+		}
+		bl, err := l.line(rec, idx)
 		if err == nil {
-			total, err = pipeline.Add(total, l.Amount)
+			total, err = pipeline.Add(total, bl.Amount)
 		}
 		if err != nil {
 			return nil, &BillError{Line: line, Err: err}
 		}
-		lines = append(lines, l)
+		lines = append(lines, bl)
 	}
 }
 
-func billLine(rec []string) (BillLine, error) {
-	if len(rec) != 12 {
-		return BillLine{}, fmt.Errorf("%d fields, want 12", len(rec))
+func (l BillLayout) line(rec []string, idx map[string]int) (BillLine, error) {
+	get := func(name string) string {
+		i, ok := idx[name]
+		if !ok || i >= len(rec) {
+			return ""
+		}
+		return cell(rec[i])
 	}
-	for i := range rec {
-		rec[i] = strings.TrimPrefix(rec[i], "`")
-	}
-	at, err := time.ParseInLocation(BillTimeLayout, rec[0], Beijing)
-	if err != nil {
-		return BillLine{}, fmt.Errorf("time %q: want %s", clip(rec[0]), BillTimeLayout)
-	}
-	cur, err := pipeline.ParseCurrency(rec[9])
+	at, err := parseBillTime(get(l.Time))
 	if err != nil {
 		return BillLine{}, err
 	}
-	amount, err := pipeline.ParseMinor(rec[10], cur)
+	cur := pipeline.Currency("CNY")
+	if c := get(l.Currency); c != "" {
+		if cur, err = pipeline.ParseCurrency(c); err != nil {
+			return BillLine{}, err
+		}
+	}
+	amount, err := pipeline.ParseMinor(get(l.Amount), cur)
 	if err != nil {
-		return BillLine{}, err
+		return BillLine{}, fmt.Errorf("%s: %w", l.Amount, err)
 	}
-	if rec[6] != BillDistribution && rec[6] != BillUnfreeze {
-		return BillLine{}, fmt.Errorf("type %q", clip(rec[6]))
+	var typ string
+	switch get(l.BusinessType) {
+	case l.Distribution:
+		typ = BillDistribution
+	case l.Unfreeze:
+		typ = BillUnfreeze
+	default:
+		return BillLine{}, fmt.Errorf("%s %q: want %q or %q", l.BusinessType, clip(get(l.BusinessType)), l.Distribution, l.Unfreeze)
 	}
-	return BillLine{Time: at, SubMchID: rec[1], TransactionID: rec[2], OutOrderNo: rec[3], OrderID: rec[4], DetailID: rec[5],
-		Type: rec[6], ReceiverType: rec[7], Account: rec[8], Currency: cur, Amount: amount, Description: rec[11]}, nil
+	return BillLine{Time: at, Initiator: get(l.Initiator), Sponsor: get(l.Sponsor), TransactionID: get(l.TransactionID),
+		OutOrderNo: get(l.OutOrderNo), OrderID: get(l.OrderID), DetailID: get(l.DetailID), Type: typ,
+		ReceiverType: get(l.ReceiverType), Account: get(l.Account), Currency: cur, Amount: amount,
+		ExchangeRate: get(l.ExchangeRate), Status: get(l.Status), Description: get(l.Description)}, nil
 }
 
-// checkSummary reads the summary row: the count of rows and their total in
-// yuan (every distribution is in CNY today).
+func parseBillTime(s string) (time.Time, error) {
+	if t, err := time.ParseInLocation(BillTimeLayout, s, Beijing); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("time %q: want %s (Beijing) or RFC 3339", clip(s), BillTimeLayout)
+}
+
+// checkSummary reads the summary values: the count of rows and their total
+// in yuan (the bill's unit).
 func checkSummary(r *csv.Reader, count int, total int64) error {
 	rec, err := r.Read()
 	line, _ := r.FieldPos(0)
-	if err != nil || len(rec) != 2 {
-		return &BillError{Line: line, Err: errors.New("want the summary row: count and total amount")}
+	if err != nil || len(rec) < 2 {
+		return &BillError{Line: line, Err: errors.New("want the summary values: count and total amount")}
 	}
-	n, err := strconv.Atoi(strings.TrimPrefix(rec[0], "`"))
+	n, err := strconv.Atoi(cell(rec[0]))
 	if err != nil || n != count {
 		return &BillError{Line: line, Err: fmt.Errorf("summary count %q, the bill has %d rows", clip(rec[0]), count)}
 	}
-	sum, err := pipeline.ParseMinor(strings.TrimPrefix(rec[1], "`"), "CNY")
+	sum, err := pipeline.ParseMinor(cell(rec[1]), "CNY")
 	if err != nil || sum != total {
 		return &BillError{Line: line, Err: fmt.Errorf("summary total %q, the rows add up to %s", clip(rec[1]), pipeline.FormatMinor(total, "CNY"))}
 	}
-	if _, err := r.Read(); err != io.EOF {
-		return &BillError{Line: line + 1, Err: errors.New("data after the summary")}
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil || strings.TrimSpace(strings.Join(rec, "")) != "" {
+			l, _ := r.FieldPos(0)
+			return &BillError{Line: l, Err: errors.New("data after the summary")}
+		}
 	}
-	return nil
 }
 
-// FormatBill writes lines as a bill in the layout ParseBill reads.
-func FormatBill(lines []BillLine) ([]byte, error) {
+// Format writes lines as a bill in layout l, in the column order of the
+// published header, every value prefixed by "`" as WeChat Pay's bills do.
+func (l BillLayout) Format(lines []BillLine) ([]byte, error) {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
-	w.Write(strings.Split(BillHeader, ","))
+	w.Write([]string{l.Time, l.Initiator, l.Sponsor, l.TransactionID, l.OrderID, l.OutOrderNo, l.DetailID, l.ReceiverType,
+		l.Account, l.Amount, l.Currency, l.ExchangeRate, l.BusinessType, l.Status, l.Description})
 	var total int64
-	for _, l := range lines {
+	for _, b := range lines {
 		var err error
-		if total, err = pipeline.Add(total, l.Amount); err != nil {
+		if total, err = pipeline.Add(total, b.Amount); err != nil {
 			return nil, err
 		}
-		rec := []string{l.Time.In(Beijing).Format(BillTimeLayout), l.SubMchID, l.TransactionID, l.OutOrderNo, l.OrderID,
-			l.DetailID, l.Type, l.ReceiverType, l.Account, string(l.Currency), pipeline.FormatMinor(l.Amount, l.Currency), l.Description}
+		typ := l.Distribution
+		if b.Type == BillUnfreeze {
+			typ = l.Unfreeze
+		}
+		rec := []string{b.Time.In(Beijing).Format(BillTimeLayout), b.Initiator, b.Sponsor, b.TransactionID, b.OrderID,
+			b.OutOrderNo, b.DetailID, b.ReceiverType, b.Account, pipeline.FormatMinor(b.Amount, b.Currency), string(b.Currency),
+			b.ExchangeRate, typ, b.Status, b.Description}
 		for i := range rec {
 			rec[i] = "`" + rec[i]
 		}
 		w.Write(rec)
 	}
-	w.Write(strings.Split(BillSummaryHeader, ","))
+	w.Write([]string{l.Summary, "total_amount"})
 	w.Write([]string{"`" + strconv.Itoa(len(lines)), "`" + pipeline.FormatMinor(total, "CNY")})
 	w.Flush()
 	return buf.Bytes(), w.Error()
 }
+
+// FormatBill writes lines as a bill in DefaultBillLayout.
+func FormatBill(lines []BillLine) ([]byte, error) { return DefaultBillLayout.Format(lines) }

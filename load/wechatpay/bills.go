@@ -2,12 +2,8 @@ package wechatpay
 
 import (
 	"context"
-	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"iter"
 	"net/http"
 	"net/url"
@@ -18,22 +14,23 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// Bill is where to download a day's distribution bill. The URL is short
-// lived (30 seconds in the mainland API).
+// Bill is where to download a day's distribution bill. WeChat Pay answers
+// only download_url: the URL is short lived, the file carries no hash and
+// is not signed, and it may be served from another WeChat Pay host than the
+// API's. DownloadBill checks the host; ParseBill checks the file's own
+// summary lines.
 type Bill struct {
-	URL       string
-	HashType  string // "SHA1" or "SHA256" when given (assumed optional)
-	HashValue string // hex digest of the file, when given
+	URL string
 }
 
-// Settlement states.
+// Settlement states (the settle_state a query selects).
 const (
 	SettleStateSettled   = "SETTLED"
 	SettleStateUnsettled = "UNSETTLE"
 )
 
 // SettlementQuery selects a sub-merchant's fund settlement details by state
-// and by settlement date (both dates inclusive).
+// and by settlement date (both dates inclusive; sent as yyyyMMdd).
 type SettlementQuery struct {
 	SubMchID string
 	State    string // SettleStateSettled or SettleStateUnsettled
@@ -41,16 +38,31 @@ type SettlementQuery struct {
 	End      pipeline.Date
 }
 
-// Settlement is one fund settlement batch of a sub-merchant. The fields
-// beyond the state are not public and assumed (see the README).
-type Settlement struct {
-	BatchNo   string
-	State     string // SettleStateSettled or SettleStateUnsettled
+// SettlementAmount is what a settlement batch holds, in minor units of
+// Currency: what was paid in and refunded over its trade dates, the net
+// and the fee, and how much of it is settled and how much not yet.
+type SettlementAmount struct {
 	Currency  pipeline.Currency
-	Amount    int64 // minor units
-	Start     pipeline.Date
-	End       pipeline.Date
-	SettledAt time.Time // zero while UNSETTLE
+	Settled   int64
+	Unsettled int64 // "unsettle" on the wire
+	Pay       int64
+	Refund    int64
+	Net       int64
+	Fee       int64
+}
+
+// Settlement is one fund settlement batch of a sub-merchant, as WeChat Pay
+// publishes it: batch_id, settlement_date, trade_start_date,
+// trade_end_date, amount and wallet_region. State is the settle_state the
+// query asked for.
+type Settlement struct {
+	BatchID        string
+	State          string
+	SettlementDate pipeline.Date // zero when not given
+	TradeStart     pipeline.Date
+	TradeEnd       pipeline.Date
+	Amount         SettlementAmount
+	WalletRegion   string
 }
 
 // SettlementPage is one page of settlement details.
@@ -64,17 +76,23 @@ type SettlementPage struct {
 type (
 	wireBill struct {
 		DownloadURL string `json:"download_url"`
-		HashType    string `json:"hash_type,omitempty"`
-		HashValue   string `json:"hash_value,omitempty"`
+	}
+	wireSettlementAmount struct {
+		Settled  int64  `json:"settled"`
+		Unsettle int64  `json:"unsettle"`
+		Currency string `json:"currency"`
+		Pay      int64  `json:"pay"`
+		Refund   int64  `json:"refund"`
+		Net      int64  `json:"net"`
+		Fee      int64  `json:"fee"`
 	}
 	wireSettlement struct {
-		BatchNo   string `json:"settle_batch_no"`
-		State     string `json:"settle_state"`
-		Currency  string `json:"settle_currency"`
-		Amount    int64  `json:"settle_amount"`
-		StartDate string `json:"settle_start_date"`
-		EndDate   string `json:"settle_end_date"`
-		SettledAt string `json:"settle_time,omitempty"`
+		BatchID        string               `json:"batch_id"`
+		SettlementDate string               `json:"settlement_date"`
+		TradeStartDate string               `json:"trade_start_date"`
+		TradeEndDate   string               `json:"trade_end_date"`
+		Amount         wireSettlementAmount `json:"amount"`
+		WalletRegion   string               `json:"wallet_region"`
 	}
 	wireSettlementPage struct {
 		Offset     int              `json:"offset"`
@@ -99,45 +117,47 @@ func (c *Client) BillDownloadURL(ctx context.Context, subMchID string, day pipel
 	if out.DownloadURL == "" {
 		return Bill{}, sp.fail(failBadAnswer, fmt.Errorf("%w: no download_url", ErrAnswer))
 	}
-	return Bill{URL: out.DownloadURL, HashType: out.HashType, HashValue: out.HashValue}, nil
+	return Bill{URL: out.DownloadURL}, nil
 }
 
-// DownloadBill downloads a bill (a signed GET of its URL, which must be on
-// the API host) and checks it: by its signature when WeChat Pay signed the
-// answer, and by the hash BillDownloadURL gave when there is one. A bill
-// with neither is refused. The download URL never appears in errors (it
-// carries a token).
+// billHostAllowed reports whether a bill may be downloaded from u: over
+// TLS from a host that is one of Config.BillHosts or below one of them, or
+// from the API host itself (as configured: the operator's own choice).
+func (c *Client) billHostAllowed(u *url.URL) bool {
+	if u.Scheme == c.base.Scheme && u.Host == c.base.Host {
+		return true
+	}
+	if u.Scheme != "https" || u.User != nil {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, h := range c.cfg.BillHosts {
+		h = strings.ToLower(strings.TrimPrefix(h, "."))
+		if h != "" && (host == h || strings.HasSuffix(host, "."+h)) {
+			return true
+		}
+	}
+	return false
+}
+
+// DownloadBill downloads a bill: a signed GET of its URL, which must be
+// HTTPS on a WeChat Pay host (Config.BillHosts) or on the API host. The
+// file is not signed (a signature, when present, must verify); its content
+// is checked by ParseBill's summary lines. The download URL never appears
+// in errors (it carries a token).
 func (c *Client) DownloadBill(ctx context.Context, b Bill) ([]byte, error) {
 	sp := spec{api: APIBill, method: http.MethodGet, file: true, limit: c.cfg.MaxBillBytes}
 	u, err := url.Parse(b.URL)
-	if err != nil || u.Scheme != c.base.Scheme || u.Host != c.base.Host {
-		return nil, sp.fail(failLocal, fmt.Errorf("download URL is not on the API host %s", c.base.Host))
+	if err != nil || u.Host == "" || !c.billHostAllowed(u) {
+		host := "(unreadable)"
+		if err == nil {
+			host = u.Scheme + "://" + u.Host
+		}
+		return nil, sp.fail(failLocal, fmt.Errorf("download URL on %s: want HTTPS on a WeChat Pay host (%s) or the API host %s",
+			clip(host), strings.Join(c.cfg.BillHosts, ", "), c.base.Host))
 	}
 	sp.target = u
-	var sum hash.Hash
-	switch strings.ToUpper(b.HashType) {
-	case "":
-	case "SHA1":
-		sum = sha1.New()
-	case "SHA256":
-		sum = sha256.New()
-	default:
-		return nil, sp.fail(failLocal, fmt.Errorf("unknown hash type %q", clip(b.HashType)))
-	}
-	a, err := c.do(ctx, sp, func(a answer) *Error {
-		if sum == nil {
-			if !a.signed {
-				return sp.fail(failBadAnswer, fmt.Errorf("%w: bill neither signed nor hashed: cannot trust it", ErrSignature))
-			}
-			return nil
-		}
-		sum.Reset()
-		sum.Write(a.body)
-		if got := hex.EncodeToString(sum.Sum(nil)); !strings.EqualFold(got, b.HashValue) {
-			return sp.fail(failBadAnswer, fmt.Errorf("%w: bill %s is %s, the download URL said %s", ErrAnswer, b.HashType, got, clip(b.HashValue)))
-		}
-		return nil
-	})
+	a, err := c.do(ctx, sp, func(answer) *Error { return nil })
 	if err != nil {
 		return nil, err
 	}
@@ -147,8 +167,8 @@ func (c *Client) DownloadBill(ctx context.Context, b Bill) ([]byte, error) {
 // SettlementPage returns one page of settlement details: limit of them from
 // offset (0-based).
 func (c *Client) SettlementPage(ctx context.Context, q SettlementQuery, offset, limit int) (SettlementPage, error) {
-	v := url.Values{"sub_mchid": {q.SubMchID}, "settle_state": {q.State}, "settle_start_date": {q.Start.String()},
-		"settle_end_date": {q.End.String()}, "offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(limit)}}
+	v := url.Values{"sub_mchid": {q.SubMchID}, "settle_state": {q.State}, "settle_start_date": {q.Start.Compact()},
+		"settle_end_date": {q.End.Compact()}, "offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(limit)}}
 	sp := c.spec(APISettlements, http.MethodGet, settlementsPath, v, q.Start.String()+".."+q.End.String(), q.SubMchID)
 	switch {
 	case q.SubMchID == "" || (q.State != SettleStateSettled && q.State != SettleStateUnsettled):
@@ -167,7 +187,7 @@ func (c *Client) SettlementPage(ctx context.Context, q SettlementQuery, offset, 
 	}
 	p := SettlementPage{Offset: offset, Limit: limit, Total: out.TotalCount}
 	for i, w := range out.Data {
-		s, err := readSettlement(w)
+		s, err := readSettlement(w, q.State)
 		if err != nil {
 			return SettlementPage{}, sp.fail(failBadAnswer, fmt.Errorf("%w: detail %d: %w", ErrAnswer, offset+i+1, err))
 		}
@@ -176,18 +196,44 @@ func (c *Client) SettlementPage(ctx context.Context, q SettlementQuery, offset, 
 	return p, nil
 }
 
-func readSettlement(w wireSettlement) (Settlement, error) {
-	start, err1 := pipeline.ParseDate(w.StartDate)
-	end, err2 := pipeline.ParseDate(w.EndDate)
-	at, err3 := parseTime(w.SettledAt)
+func readSettlement(w wireSettlement, state string) (Settlement, error) {
+	settled, err1 := parseWireDate("settlement_date", w.SettlementDate, true)
+	start, err2 := parseWireDate("trade_start_date", w.TradeStartDate, false)
+	end, err3 := parseWireDate("trade_end_date", w.TradeEndDate, false)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return Settlement{}, err
 	}
-	cur := pipeline.Currency(w.Currency)
-	if (w.State != SettleStateSettled && w.State != SettleStateUnsettled) || !cur.Valid() || w.Amount < 0 {
-		return Settlement{}, fmt.Errorf("state %q, amount %d %q", clip(w.State), w.Amount, clip(w.Currency))
+	a := w.Amount
+	cur := pipeline.Currency(a.Currency)
+	switch {
+	case w.BatchID == "":
+		return Settlement{}, errors.New("no batch_id")
+	case end.Before(start):
+		return Settlement{}, fmt.Errorf("batch %s: trade_end_date %s before trade_start_date %s", clip(w.BatchID), end, start)
+	case !cur.Valid():
+		return Settlement{}, fmt.Errorf("batch %s: amount.currency %q", clip(w.BatchID), clip(a.Currency))
+	case a.Settled < 0 || a.Unsettle < 0 || a.Pay < 0 || a.Refund < 0 || a.Fee < 0:
+		return Settlement{}, fmt.Errorf("batch %s: a negative amount (settled %d, unsettle %d, pay %d, refund %d, fee %d)",
+			clip(w.BatchID), a.Settled, a.Unsettle, a.Pay, a.Refund, a.Fee)
 	}
-	return Settlement{BatchNo: w.BatchNo, State: w.State, Currency: cur, Amount: w.Amount, Start: start, End: end, SettledAt: at}, nil
+	return Settlement{BatchID: w.BatchID, State: state, SettlementDate: settled, TradeStart: start, TradeEnd: end,
+		Amount: SettlementAmount{Currency: cur, Settled: a.Settled, Unsettled: a.Unsettle, Pay: a.Pay, Refund: a.Refund,
+			Net: a.Net, Fee: a.Fee}, WalletRegion: w.WalletRegion}, nil
+}
+
+// parseWireDate reads a date as WeChat Pay writes it: yyyyMMdd (as the
+// query's dates) or yyyy-MM-dd (as bill_date). Empty is allowed when
+// optional.
+func parseWireDate(field, s string, optional bool) (pipeline.Date, error) {
+	if s == "" && optional {
+		return pipeline.Date{}, nil
+	}
+	for _, layout := range []string{"20060102", time.DateOnly} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return pipeline.DateOf(t), nil
+		}
+	}
+	return pipeline.Date{}, fmt.Errorf("%s %q: want yyyyMMdd", field, clip(s))
 }
 
 // maxSettlementPages stops an iteration over a server that never says it

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/settlekit/settle/internal/httpcall"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // maxAnswer bounds what we read of an API answer.
@@ -24,7 +25,6 @@ type spec struct {
 	key      string   // what the call is about, for errors
 	subMchID string   // for the per-sub-merchant limiter
 	body     []byte   // nil: no body
-	serial   string   // Wechatpay-Serial to send (a request with encrypted fields)
 	once     bool     // not safe to resend blindly: a lost answer is unknown
 	keyed    bool     // idempotent by out_order_no: SYSTEM_ERROR may be resent
 	file     bool     // a file download: the answer is not JSON and may be unsigned
@@ -110,6 +110,11 @@ func (c *Client) do(ctx context.Context, sp spec, accept func(answer) *Error) (a
 			// The call ended before a resend (rate limit, context) after an
 			// attempt that may have been processed: its outcome is unknown.
 			e.Err = unknown(e.Err)
+		}
+		if e != nil {
+			if what := e.credentials(); what != "" {
+				return answer{}, pipeline.E(pipeline.KindUsage, "WeChat Pay", fmt.Errorf("%s: %w", what, err))
+			}
 		}
 		return answer{}, err
 	}

@@ -6,17 +6,23 @@
 // bill, and the sub-merchant's fund settlement details.
 //
 // Every request is signed with the merchant's API private key (the
-// WECHATPAY2-SHA256-RSA2048 Authorization header) and every answer's
-// signature is verified with the platform key named by its
+// WECHATPAY2-SHA256-RSA2048 Authorization header) and names in
+// Wechatpay-Serial the platform key WeChat Pay is to sign its answer with;
+// every answer's signature is verified with the platform key named by its
 // Wechatpay-Serial header; an answer signed 5 minutes or more away from our
-// clock is refused. Receiver names are encrypted with RSA-OAEP (SHA-1)
-// under a platform key. Amounts are int64 minor units, as on the wire.
+// clock is refused. Refused credentials (HTTP 401) and answers our platform
+// key cannot verify are configuration errors (pipeline.KindUsage);
+// Preflight finds them with one cheap query. Receiver names are encrypted
+// with RSA-OAEP (SHA-1) under a platform key. Amounts are int64 minor
+// units, as on the wire. Bills are unsigned files, downloaded over HTTPS
+// from WeChat Pay's hosts only and checked by their own summary lines.
 //
 // Queries and requests that are safe to repeat are retried on transient
 // failures (network, HTTP 429, 5xx), under a token-bucket rate limit. A
 // distribution or unfreeze whose answer never arrived is not: the error
 // wraps ErrUnknownOutcome and the caller resolves it with QueryOrder and
-// the same out_order_no (DESIGN section 3). DistributionSender plugs this
+// the same out_order_no (DESIGN section 3); a receiver add, with the
+// receiver result query (EnsureReceiver). DistributionSender plugs this
 // into pipeline.ApplyEffect.
 package wechatpay
 
@@ -56,8 +62,11 @@ type Config struct {
 	// platform certificate's serial or a "PUB_KEY_ID_..." public key id):
 	// answers are verified with the one their Wechatpay-Serial names.
 	PlatformKeys map[string]*rsa.PublicKey
-	// EncryptSerial names the platform key that encrypts receiver names;
-	// it may be empty when PlatformKeys holds exactly one key.
+	// EncryptSerial names the platform key that encrypts receiver names
+	// and that every request names in its Wechatpay-Serial header (while a
+	// merchant moves from platform certificates to a platform public key,
+	// WeChat Pay signs each answer with the key the request names). It may
+	// be empty when PlatformKeys holds exactly one key.
 	EncryptSerial string
 	HTTP          *http.Client  // required (see NewHTTPClient); never http.DefaultClient
 	Timeout       time.Duration // per attempt, answer read included; default 10s
@@ -89,7 +98,16 @@ type Config struct {
 	SettlementPageSize int
 	// MaxBillBytes bounds a downloaded bill; default 64 MiB.
 	MaxBillBytes int64
+	// BillHosts are the host names (and the domains below them) a bill may
+	// be downloaded from, over HTTPS only; default DefaultBillHosts. The
+	// API host itself is always allowed.
+	BillHosts []string
 }
+
+// DefaultBillHosts are WeChat Pay's domains: the download URL of a bill may
+// name another WeChat Pay host than the API's (the published example is on
+// api.mch.weixin.qq.com).
+var DefaultBillHosts = []string{"weixin.qq.com"}
 
 // Client calls WeChat Pay Global. It is safe for concurrent use.
 type Client struct {
@@ -126,10 +144,11 @@ func New(cfg Config) (*Client, error) {
 			cfg.EncryptSerial = serial
 		}
 	}
-	if cfg.EncryptSerial != "" {
-		if c.encKey = cfg.PlatformKeys[cfg.EncryptSerial]; c.encKey == nil {
-			return nil, fmt.Errorf("wechatpay: encrypt serial %q is not among the platform keys", cfg.EncryptSerial)
-		}
+	if cfg.EncryptSerial == "" {
+		return nil, errors.New("wechatpay: several platform keys: name the one requests carry in Wechatpay-Serial (EncryptSerial)")
+	}
+	if c.encKey = cfg.PlatformKeys[cfg.EncryptSerial]; c.encKey == nil {
+		return nil, fmt.Errorf("wechatpay: encrypt serial %q is not among the platform keys", cfg.EncryptSerial)
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -163,6 +182,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.MaxBillBytes <= 0 {
 		cfg.MaxBillBytes = 64 << 20
+	}
+	if cfg.BillHosts == nil {
+		cfg.BillHosts = DefaultBillHosts
 	}
 	c.cfg = cfg
 	return c, nil

@@ -43,7 +43,7 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 		t.Fatalf("the fake decrypted %q", name)
 	}
 	for _, want := range []string{wechatpay.ReceiverInit, wechatpay.ReceiverEffective} {
-		rs, err := c.ReceiverResult(ctx, subMchID, wechatpay.TypeMerchantID, mchID)
+		rs, err := c.ReceiverResult(ctx, wechatpay.ReceiverRef{SubMchID: subMchID, Type: wechatpay.TypeMerchantID, Account: mchID})
 		if err != nil || rs.State != want || rs.RelationType != wechatpay.RelationDistributor {
 			t.Fatalf("ReceiverResult = %+v, %v; want %s", rs, err, want)
 		}
@@ -97,8 +97,16 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 	// The day's bill lists both, in yuan.
 	day := pipeline.Date{Year: 2025, Month: 9, Day: 3}
 	b, err := c.BillDownloadURL(ctx, subMchID, day)
-	if err != nil || !strings.HasPrefix(b.URL, r.srv.URL+"/") || b.HashType != "SHA1" {
+	if err != nil || !strings.HasPrefix(b.URL, r.billSrv.URL+"/") {
 		t.Fatalf("BillDownloadURL = %+v, %v", b, err)
+	}
+	// On another host than the API's: allowed only among BillHosts.
+	strict := r.cfg
+	strict.BillHosts = nil // WeChat Pay's domains only
+	if sc, err := wechatpay.New(strict); err != nil {
+		t.Fatal(err)
+	} else if _, err := sc.DownloadBill(ctx, b); err == nil || !strings.Contains(err.Error(), "WeChat Pay host") || r.fake.Calls(wechatpay.APIBill) != 0 {
+		t.Fatalf("bill on a host outside BillHosts: %v", err)
 	}
 	data, err := c.DownloadBill(ctx, b)
 	if err != nil {
@@ -112,22 +120,17 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 	if !strings.Contains(string(data), "`30.00") {
 		t.Fatalf("bill amounts are in yuan:\n%s", data)
 	}
-	// A changed bill is refused by its hash; so is one from another host.
-	b2, err := c.BillDownloadURL(ctx, subMchID, day)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b2.HashValue = strings.Repeat("0", 40)
-	if _, err := c.DownloadBill(ctx, b2); !errors.Is(err, wechatpay.ErrAnswer) || strings.Contains(err.Error(), "token") {
-		t.Fatalf("bad hash: %v", err)
-	}
-	if _, err := c.DownloadBill(ctx, wechatpay.Bill{URL: "https://evil.example/v3/x?token=t", HashType: "SHA1", HashValue: "00"}); err == nil || strings.Contains(err.Error(), "token") {
-		t.Fatalf("foreign host: %v", err)
+	// A URL off WeChat's hosts, or not over TLS, is refused before anything is sent.
+	for _, u := range []string{"https://evil.example/v3/x?token=t", "http://api.mch.weixin.qq.com/v3/x?token=t", "https://weixin.qq.com.evil.example/x?token=t"} {
+		if _, err := c.DownloadBill(ctx, wechatpay.Bill{URL: u}); err == nil || strings.Contains(err.Error(), "token") {
+			t.Fatalf("%s: %v", u, err)
+		}
 	}
 
 	// Settlement details: distributed funds are UNSETTLE until settled.
-	q := wechatpay.SettlementQuery{SubMchID: subMchID, State: wechatpay.SettleStateUnsettled, Start: day, End: day}
-	if got := collect(t, c, q); len(got) != 1 || got[0].Amount != 30_00 || got[0].State != wechatpay.SettleStateUnsettled || got[0].Start != day {
+	q := wechatpay.SettlementQuery{SubMchID: subMchID, State: wechatpay.SettleStateUnsettled, Start: day, End: day.AddDays(1)}
+	if got := collect(t, c, q); len(got) != 1 || got[0].Amount.Unsettled != 30_00 || got[0].Amount.Settled != 0 || got[0].Amount.Currency != "CNY" ||
+		got[0].State != wechatpay.SettleStateUnsettled || got[0].TradeStart != day || got[0].TradeEnd != day || got[0].BatchID == "" {
 		t.Fatalf("UNSETTLE = %+v", got)
 	}
 	r.fake.Settle()
@@ -135,7 +138,7 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 		t.Fatalf("UNSETTLE after Settle = %+v", got)
 	}
 	q.State = wechatpay.SettleStateSettled
-	if got := collect(t, c, q); len(got) != 1 || got[0].Amount != 30_00 || got[0].SettledAt.IsZero() {
+	if got := collect(t, c, q); len(got) != 1 || got[0].Amount.Settled != 30_00 || got[0].Amount.Unsettled != 0 || got[0].SettlementDate != day {
 		t.Fatalf("SETTLED = %+v", got)
 	}
 
@@ -144,11 +147,15 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 	if err := c.DeleteReceiver(ctx, ref); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ReceiverResult(ctx, subMchID, wechatpay.TypeMerchantID, mchID); !errors.Is(err, wechatpay.ErrNotFound) {
+	if _, err := c.ReceiverResult(ctx, wechatpay.ReceiverRef{SubMchID: subMchID, Type: wechatpay.TypeMerchantID, Account: mchID}); !errors.Is(err, wechatpay.ErrNotFound) {
 		t.Fatalf("deleted receiver: %v", err)
 	}
 	if err := c.DeleteReceiver(ctx, ref); !errors.Is(err, wechatpay.ErrNotFound) {
 		t.Fatalf("deleting twice: %v", err)
+	}
+	// Every request named the platform key to sign its answer with.
+	if n := r.fake.WithoutSerial(); n != 0 {
+		t.Fatalf("%d requests without Wechatpay-Serial", n)
 	}
 }
 
@@ -192,9 +199,9 @@ func TestSettlementsFetchesEveryPage(t *testing.T) {
 	got := collect(t, r.client, q)
 	var sum int64
 	for i, s := range got {
-		sum += s.Amount
-		if s.Start != first.AddDays(i) {
-			t.Fatalf("detail %d is of %s", i, s.Start)
+		sum += s.Amount.Unsettled
+		if s.TradeStart != first.AddDays(i) {
+			t.Fatalf("detail %d is of %s", i, s.TradeStart)
 		}
 	}
 	if len(got) != 23 || sum != want || r.fake.Calls(wechatpay.APISettlements) != 3 {
@@ -395,15 +402,16 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 			noSecrets(t, err)
 		}
 	}
-	// Two platform keys: which encrypts must be said.
+	// Two platform keys: which one requests name (Wechatpay-Serial) and
+	// encrypt with must be said.
 	two := good
 	two.PlatformKeys = map[string]*rsa.PublicKey{"A": &k.PlatformPrivate.PublicKey, "B": &k.MerchantPrivate.PublicKey}
-	c, err := wechatpay.New(two)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := wechatpay.New(two); err == nil || !strings.Contains(err.Error(), "EncryptSerial") {
+		t.Fatalf("two platform keys, none named: %v", err)
 	}
-	if _, err := c.Distribute(context.Background(), distribution("D-1", 1)); err == nil || !strings.Contains(err.Error(), "EncryptSerial") {
-		t.Fatalf("name without an encrypting key: %v", err)
+	two.EncryptSerial = "A"
+	if _, err := wechatpay.New(two); err != nil {
+		t.Fatal(err)
 	}
 }
 

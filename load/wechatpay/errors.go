@@ -19,8 +19,10 @@ var (
 	// ErrUnknownOutcome: a request that is not safe to resend blindly (a
 	// distribution, an unfreeze, adding a receiver) may or may not have been
 	// applied: no answer, an answer we cannot trust, or a server error.
-	// Resolve it by querying with the same out_order_no (DESIGN section 3).
-	ErrUnknownOutcome = errors.New("outcome unknown, resolve by query with the same out_order_no")
+	// Resolve it by query before anything is sent again (DESIGN section 3):
+	// QueryOrder with the same out_order_no, or ReceiverResult for a
+	// receiver (EnsureReceiver does it).
+	ErrUnknownOutcome = errors.New("outcome unknown: resolve by query before sending again")
 	// ErrSignature: an answer whose signature is missing where required,
 	// made with an unknown platform key, or not verifying.
 	ErrSignature = errors.New("bad signature")
@@ -129,10 +131,33 @@ func (e *Error) Transient() bool {
 }
 
 // Refused reports whether WeChat Pay definitely refused the request: a
-// signed 4xx answer other than 429 that is not Transient. Nothing was
-// applied.
+// signed 4xx answer other than 429 that is not Transient, nor a refusal of
+// our credentials (401, which concerns every request, not this one).
+// Nothing was applied.
 func (e *Error) Refused() bool {
-	return e.kind == failCode && e.signed && e.HTTPStatus >= 400 && e.HTTPStatus < 500 && !e.Transient()
+	return e.kind == failCode && e.signed && e.HTTPStatus >= 400 && e.HTTPStatus < 500 &&
+		e.HTTPStatus != http.StatusUnauthorized && !e.Transient()
+}
+
+// Unreadable reports whether WeChat Pay answered, with a valid signature,
+// something we cannot read (ErrAnswer): it concerns the object asked
+// about, not the connection.
+func (e *Error) Unreadable() bool {
+	return e.kind == failBadAnswer && errors.Is(e.Err, ErrAnswer)
+}
+
+// credentials says what of our configuration WeChat Pay's answer refused,
+// or "": our request signature (HTTP 401, SIGN_ERROR), or its answer, which
+// does not verify with the platform key we hold. Such an error is a
+// configuration error (pipeline.KindUsage), never retried.
+func (e *Error) credentials() string {
+	switch {
+	case e.HTTPStatus == http.StatusUnauthorized:
+		return "our request signature was refused (check the merchant id, our certificate serial and our API private key)"
+	case errors.Is(e.Err, ErrSignature):
+		return "its answer does not verify with our platform key (check the platform public key or certificate, and its serial)"
+	}
+	return ""
 }
 
 // mayBeApplied reports whether a failed attempt may still have been

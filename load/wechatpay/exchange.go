@@ -35,9 +35,7 @@ func (c *Client) attempt(ctx context.Context, sp spec) (answer, *Error) {
 	if sp.body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if sp.serial != "" {
-		req.Header.Set(HeaderSerial, sp.serial)
-	}
+	req.Header.Set(HeaderSerial, c.cfg.EncryptSerial) // on every request: the key WeChat Pay is to sign its answer with
 	resp, err := c.cfg.HTTP.Do(req)
 	if err != nil {
 		var ue *url.Error

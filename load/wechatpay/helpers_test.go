@@ -87,12 +87,13 @@ func (c *testClock) Add(d time.Duration) {
 
 // rig is a client talking to a fake over real HTTP.
 type rig struct {
-	fake   *wechatpaytest.Server
-	srv    *httptest.Server
-	client *wechatpay.Client
-	cfg    wechatpay.Config
-	clock  *testClock
-	keys   wechatpaytest.Keys
+	fake    *wechatpaytest.Server
+	srv     *httptest.Server
+	billSrv *httptest.Server // the other host bills are downloaded from, over TLS
+	client  *wechatpay.Client
+	cfg     wechatpay.Config
+	clock   *testClock
+	keys    wechatpaytest.Keys
 }
 
 // newRig starts a fake (wrapped by wrap, when given) and a client with
@@ -108,14 +109,21 @@ func newRig(t testing.TB, o wechatpaytest.Options, wrap func(http.Handler) http.
 	if o.Faults == nil {
 		o.Faults = fault.New(1)
 	}
+	// Bills are served from another host, over TLS, as WeChat Pay may.
+	var h http.Handler
+	billSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(billSrv.Close)
+	o.BillBaseURL = billSrv.URL
 	fake := wechatpaytest.New(o)
-	var h http.Handler = fake
+	h = fake
 	if wrap != nil {
 		h = wrap(fake)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	cfg := fake.ClientConfig(srv.URL)
+	cfg.HTTP = trusting(billSrv)
+	cfg.BillHosts = []string{"127.0.0.1"}
 	cfg.Now = clock.Now
 	cfg.RetryBase, cfg.RetryMax, cfg.Timeout = 5*time.Millisecond, 20*time.Millisecond, 5*time.Second
 	if mod != nil {
@@ -125,7 +133,17 @@ func newRig(t testing.TB, o wechatpaytest.Options, wrap func(http.Handler) http.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{fake: fake, srv: srv, client: c, cfg: cfg, clock: clock, keys: o.Keys}
+	return &rig{fake: fake, srv: srv, billSrv: billSrv, client: c, cfg: cfg, clock: clock, keys: o.Keys}
+}
+
+// trusting returns an HTTP client for WeChat Pay (NewHTTPClient) that also
+// trusts the test TLS server's certificate.
+func trusting(srv *httptest.Server) *http.Client {
+	c := wechatpay.NewHTTPClient(30 * time.Second)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	c.Transport.(*http.Transport).TLSClientConfig.RootCAs = pool
+	return c
 }
 
 func faults(rules ...fault.Rule) wechatpaytest.Options {

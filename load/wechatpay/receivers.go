@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // Receiver relation types (the sub-merchant's relation to the receiver)
@@ -91,7 +93,8 @@ type (
 // AddReceiver asks WeChat Pay to add a receiver; it starts INIT, under
 // review. Adding a receiver that is INIT or EFFECTIVE is refused, so the
 // request is not resent blindly: an answer that never arrived wraps
-// ErrUnknownOutcome; ask ReceiverResult.
+// ErrUnknownOutcome; ask ReceiverResult, or use EnsureReceiver, which
+// does.
 func (c *Client) AddReceiver(ctx context.Context, r NewReceiver) (ReceiverStatus, error) {
 	sp := c.spec(APIAddReceiver, http.MethodPost, distributionPrefix+"receivers", nil, r.Account, r.SubMchID)
 	sp.once = true
@@ -114,31 +117,76 @@ func (c *Client) AddReceiver(ctx context.Context, r NewReceiver) (ReceiverStatus
 		if err != nil {
 			return ReceiverStatus{}, sp.fail(failLocal, err)
 		}
-		in.Name, sp.serial = name, c.cfg.EncryptSerial
+		in.Name = name
 	}
 	return c.receiver(ctx, sp, in, r.Type, r.Account)
 }
 
 // ReceiverResult returns a receiver's review state; ErrNotFound when the
-// sub-merchant has no such receiver.
-func (c *Client) ReceiverResult(ctx context.Context, subMchID, typ, account string) (ReceiverStatus, error) {
-	q := url.Values{"sub_mchid": {subMchID}, "type": {typ}}
-	sp := c.spec(APIReceiverResult, http.MethodGet, distributionPrefix+"receivers/"+account, q, account, subMchID)
-	if err := checkReceiver(subMchID, typ, account); err != nil {
+// sub-merchant has no such receiver. r.AppID is sent for a PERSONAL_OPENID
+// receiver and r.SubAppID for a PERSONAL_SUB_OPENID one (an OpenID is
+// scoped to its app); both are required there.
+func (c *Client) ReceiverResult(ctx context.Context, r ReceiverRef) (ReceiverStatus, error) {
+	q := url.Values{"sub_mchid": {r.SubMchID}, "type": {r.Type}}
+	sp := c.spec(APIReceiverResult, http.MethodGet, distributionPrefix+"receivers/"+r.Account, nil, r.Account, r.SubMchID)
+	if err := checkReceiver(r.SubMchID, r.Type, r.Account); err != nil {
 		return ReceiverStatus{}, sp.fail(failLocal, err)
 	}
-	return c.receiver(ctx, sp, nil, typ, account)
+	switch {
+	case r.Type == TypePersonalOpenID && r.AppID == "":
+		return ReceiverStatus{}, sp.fail(failLocal, errors.New("a PERSONAL_OPENID receiver is queried with its appid"))
+	case r.Type == TypePersonalSubOpenID && r.SubAppID == "":
+		return ReceiverStatus{}, sp.fail(failLocal, errors.New("a PERSONAL_SUB_OPENID receiver is queried with its sub_appid"))
+	case r.Type == TypePersonalOpenID:
+		q.Set("appid", r.AppID)
+	case r.Type == TypePersonalSubOpenID:
+		q.Set("sub_appid", r.SubAppID)
+	}
+	sp.target.RawQuery = q.Encode()
+	return c.receiver(ctx, sp, nil, r.Type, r.Account)
 }
 
-// DeleteReceiver removes a receiver: it can no longer be paid. Deleting is
-// safe to repeat, so it is retried; ErrNotFound when the receiver does not
-// exist (or a lost answer's delete already removed it).
+// DeleteReceiver removes a receiver: it can no longer be paid. WeChat Pay
+// answers 204 No Content. Deleting is safe to repeat, so it is retried;
+// ErrNotFound when the receiver does not exist (or a lost answer's delete
+// already removed it).
 func (c *Client) DeleteReceiver(ctx context.Context, r ReceiverRef) error {
 	sp := c.spec(APIDeleteReceiver, http.MethodDelete, distributionPrefix+"receivers", nil, r.Account, r.SubMchID)
 	if err := checkReceiver(r.SubMchID, r.Type, r.Account); err != nil {
 		return sp.fail(failLocal, err)
 	}
 	return c.call(ctx, sp, wireReceiverRef(r), nil)
+}
+
+// EnsureReceiver returns the state of receiver r at its sub-merchant,
+// adding it when WeChat Pay does not know it. An add whose answer was lost
+// (ErrUnknownOutcome), or that WeChat Pay refused (a receiver added in the
+// meantime is refused as a duplicate), is resolved by the receiver result
+// query: found, its state is the answer; still not found after a lost
+// answer, the add was never applied and is sent once more.
+func (c *Client) EnsureReceiver(ctx context.Context, r NewReceiver) (ReceiverStatus, error) {
+	ref := ReceiverRef{SubMchID: r.SubMchID, AppID: r.AppID, SubAppID: r.SubAppID, Type: r.Type, Account: r.Account}
+	st, err := c.ReceiverResult(ctx, ref)
+	if !errors.Is(err, ErrNotFound) {
+		return st, err
+	}
+	for try := 0; ; try++ {
+		st, err := c.AddReceiver(ctx, r)
+		var we *Error
+		if err == nil || !errors.As(err, &we) || !(errors.Is(err, ErrUnknownOutcome) || we.Refused()) {
+			return st, err
+		}
+		found, qerr := c.ReceiverResult(ctx, ref)
+		switch {
+		case qerr == nil:
+			return found, nil
+		case !errors.Is(qerr, ErrNotFound):
+			return ReceiverStatus{}, errors.Join(err, qerr)
+		case we.Refused() || try > 0:
+			return ReceiverStatus{}, err // refused, and not there: the refusal stands
+		}
+		// The lost add was never applied: send it again.
+	}
 }
 
 func (c *Client) receiver(ctx context.Context, sp spec, in any, typ, account string) (ReceiverStatus, error) {
@@ -167,4 +215,33 @@ func checkReceiver(subMchID, typ, account string) error {
 		return errors.New("account must be 1 to 64 characters of [0-9A-Za-z_-]")
 	}
 	return nil
+}
+
+// preflightKey is the out_order_no Preflight asks about: never one of ours
+// (they start with "WX"), so WeChat Pay answers "not found".
+const preflightKey = "SETTLE-PREFLIGHT"
+
+// Preflight proves, before anything is sent, that WeChat Pay accepts our
+// credentials and that we can verify its answers: an authenticated query of
+// an order that does not exist, whose signed "not found" (or any other
+// signed refusal of the question itself) is success. Refused credentials
+// (HTTP 401) or an answer that does not verify with our platform key are a
+// pipeline.KindUsage error in one line; an unsigned answer (not WeChat
+// Pay: a wrong URL, a proxy) is one too. A network failure or a 5xx is
+// returned as it is: WeChat Pay may be down, which says nothing of the
+// configuration.
+func (c *Client) Preflight(ctx context.Context) error {
+	q := url.Values{"sub_mchid": {c.cfg.MchID}, "transaction_id": {preflightKey}}
+	sp := c.spec(APIPreflight, http.MethodGet, distributionPrefix+"orders/"+preflightKey, q, "", "")
+	err := c.call(ctx, sp, nil, nil)
+	var e *Error
+	switch {
+	case err == nil || pipeline.KindOf(err) == pipeline.KindUsage || !errors.As(err, &e):
+		return err
+	case e.signed && e.HTTPStatus >= 400 && e.HTTPStatus < 500 && e.HTTPStatus != http.StatusTooManyRequests:
+		return nil // WeChat Pay read our signature and answered, signed, about the order
+	case e.HTTPStatus >= 400 && e.HTTPStatus < 500 && !e.signed:
+		return pipeline.E(pipeline.KindUsage, "WeChat Pay", fmt.Errorf("an unsigned HTTP %d answer: not WeChat Pay's API (check its URL): %w", e.HTTPStatus, err))
+	}
+	return err
 }

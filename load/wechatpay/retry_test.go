@@ -2,7 +2,10 @@ package wechatpay_test
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
+	"maps"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // payable makes T1 (100.00 CNY) distributable to the platform.
@@ -79,11 +83,15 @@ func TestTooManyHonoursRetryAfter(t *testing.T) {
 }
 
 func TestPermanentErrorsAreNotRetried(t *testing.T) {
-	// Signed with a key WeChat Pay does not know: 401 SIGN_ERROR, definite.
+	// Signed with a key WeChat Pay does not know: 401 SIGN_ERROR, definite,
+	// and a configuration error (exit 2) in one line naming WeChat Pay.
 	other := testKeys(t).PlatformPrivate
 	r := newRig(t, wechatpaytest.Options{}, nil, func(c *wechatpay.Config) { c.PrivateKey = other })
 	_, err := r.client.RemainingAmount(context.Background(), subMchID, "T1")
-	if !refusedWith(err, wechatpay.CodeSignError) {
+	var we *wechatpay.Error
+	if !errors.As(err, &we) || we.Code != wechatpay.CodeSignError || we.Transient() || we.Refused() ||
+		pipeline.KindOf(err) != pipeline.KindUsage || !strings.HasPrefix(err.Error(), "WeChat Pay: our request signature was refused") ||
+		strings.Contains(err.Error(), "\n") {
 		t.Fatalf("err = %v", err)
 	}
 	noSecrets(t, err)
@@ -180,7 +188,8 @@ func TestAddReceiverLostAnswerIsUnknown(t *testing.T) {
 	if !errors.Is(err, wechatpay.ErrUnknownOutcome) || r.fake.Calls(wechatpay.APIAddReceiver) != 1 {
 		t.Fatalf("lost add: %v", err)
 	}
-	if st, err := r.client.ReceiverResult(context.Background(), subMchID, wechatpay.TypePersonalOpenID, "of8YZ6LPmjDmYAqdobIvwTdQQjR8"); err != nil || st.State != wechatpay.ReceiverInit {
+	if st, err := r.client.ReceiverResult(context.Background(), wechatpay.ReceiverRef{SubMchID: subMchID, AppID: "wx8888888888888888",
+		Type: wechatpay.TypePersonalOpenID, Account: "of8YZ6LPmjDmYAqdobIvwTdQQjR8"}); err != nil || st.State != wechatpay.ReceiverInit {
 		t.Fatalf("resolved by the result query: %+v, %v", st, err)
 	}
 }
@@ -226,5 +235,72 @@ func TestBillDownloadErrorsHideTheToken(t *testing.T) {
 	var we *wechatpay.Error
 	if !errors.As(err, &we) || !we.Transient() || strings.Contains(err.Error(), "token") || r.fake.Calls(wechatpay.APIBill) < 5 {
 		t.Fatalf("download through resets: %v (%d calls)", err, r.fake.Calls(wechatpay.APIBill))
+	}
+}
+
+// A receiver add whose answer was lost is resolved by the receiver result
+// query, locally: applied (lost), it is found; never applied (reset), it is
+// sent once more. Neither fails the caller.
+func TestEnsureReceiverResolvesALostAdd(t *testing.T) {
+	for _, kind := range []fault.Kind{fault.Lost, fault.Reset} {
+		t.Run(string(kind), func(t *testing.T) {
+			r := newRig(t, faults(fault.Rule{Endpoint: wechatpay.APIAddReceiver, Kind: kind, Calls: []int{1}}), nil, nil)
+			nr := wechatpay.NewReceiver{SubMchID: subMchID, Type: wechatpay.TypeMerchantID, Account: mchID, Name: "Platform Ltd",
+				RelationType: wechatpay.RelationDistributor}
+			st, err := r.client.EnsureReceiver(context.Background(), nr)
+			wantAdds := map[fault.Kind]int{fault.Lost: 1, fault.Reset: 2}[kind]
+			if err != nil || st.State != wechatpay.ReceiverInit || r.fake.Calls(wechatpay.APIAddReceiver) != wantAdds {
+				t.Fatalf("EnsureReceiver = %+v, %v after %d adds; want INIT after %d", st, err, r.fake.Calls(wechatpay.APIAddReceiver), wantAdds)
+			}
+			if state, _, found := r.fake.Receiver(subMchID, wechatpay.TypeMerchantID, mchID); !found || state != wechatpay.ReceiverInit {
+				t.Fatalf("at the fake: %s %v", state, found)
+			}
+			// Known now: no add at all.
+			if st, err := r.client.EnsureReceiver(context.Background(), nr); err != nil || st.State == "" ||
+				r.fake.Calls(wechatpay.APIAddReceiver) != wantAdds {
+				t.Fatalf("again: %+v, %v", st, err)
+			}
+		})
+	}
+}
+
+// Preflight: good credentials pass with one query; a merchant key WeChat
+// Pay refuses, a platform key that does not verify its answers, or a URL
+// that is not WeChat Pay's are configuration errors (exit 2), in one line
+// naming WeChat Pay, sent once.
+func TestPreflight(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, wechatpaytest.Options{}, nil, nil)
+	if err := r.client.Preflight(ctx); err != nil || r.fake.Calls(wechatpay.APIQueryOrder) != 1 {
+		t.Fatalf("good credentials: %v (%d calls)", err, r.fake.Calls(wechatpay.APIQueryOrder))
+	}
+	k := testKeys(t)
+	for name, tc := range map[string]struct {
+		mod  func(*wechatpay.Config)
+		wrap func(http.Handler) http.Handler
+		want string
+	}{
+		"merchant key": {mod: func(c *wechatpay.Config) { c.PrivateKey = k.PlatformPrivate }, want: "our request signature was refused"},
+		"platform key": {mod: func(c *wechatpay.Config) { c.PlatformKeys[platformSerial] = &k.MerchantPrivate.PublicKey }, want: "does not verify with our platform key"},
+		"platform serial": {mod: func(c *wechatpay.Config) {
+			c.PlatformKeys = map[string]*rsa.PublicKey{"PUB_KEY_ID_OTHER": &k.PlatformPrivate.PublicKey}
+			c.EncryptSerial = ""
+		}, want: "does not verify with our platform key"},
+		"not WeChat Pay": {wrap: func(http.Handler) http.Handler { return http.NotFoundHandler() }, want: "not WeChat Pay's API"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, wechatpaytest.Options{}, tc.wrap, func(c *wechatpay.Config) {
+				c.PlatformKeys = maps.Clone(c.PlatformKeys)
+				if tc.mod != nil {
+					tc.mod(c)
+				}
+			})
+			err := r.client.Preflight(ctx)
+			if pipeline.KindOf(err) != pipeline.KindUsage || !strings.HasPrefix(err.Error(), "WeChat Pay: ") || !strings.Contains(err.Error(), tc.want) ||
+				strings.Contains(err.Error(), "\n") || r.fake.Calls(wechatpay.APIQueryOrder) > 1 {
+				t.Fatalf("%v (%d calls)", err, r.fake.Calls(wechatpay.APIQueryOrder))
+			}
+			noSecrets(t, err)
+		})
 	}
 }

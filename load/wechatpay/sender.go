@@ -141,7 +141,8 @@ func outcome(e pipeline.Effect, o Order) (pipeline.Outcome, error) {
 		}
 	}
 	if e.Kind == KindDistribution && len(o.Receivers) > 0 && total != e.Amount {
-		return pipeline.Outcome{}, fmt.Errorf("wechatpay: out_order_no %s: WeChat Pay's order moves %d, the effect %d: not the request we sent", e.Key, total, e.Amount)
+		return pipeline.Outcome{}, &Error{API: APIQueryOrder, Key: e.Key, kind: failBadAnswer,
+			Err: fmt.Errorf("%w: WeChat Pay's order moves %d, the effect %d: not the request we sent", ErrAnswer, total, e.Amount)}
 	}
 	switch {
 	case o.State != StateFinished:

@@ -70,9 +70,14 @@ func (l *Ledger) PendingLateRefunds(ctx context.Context) ([]pipeline.PendingLate
 		       COALESCE(i.currency, ''), COALESCE(i.category, ''), COALESCE(i.gross_minor, 0), COALESCE(i.refunded_minor, 0),
 		       COALESCE(i.commission_minor, 0), COALESCE(i.seller_minor, 0), COALESCE(i.rule, ''),
 		       COALESCE(i.business_date::text, ''), COALESCE(i.state, ''),
-		       COALESCE(a.refund, 0), COALESCE(a.seller_back, 0), COALESCE(a.commission_back, 0)
+		       COALESCE(a.refund, 0), COALESCE(a.seller_back, 0), COALESCE(a.commission_back, 0),
+		       CASE WHEN i.order_no IS NULL THEN COALESCE(j.why, '') ELSE '' END
 		FROM late_refunds lr
 		LEFT JOIN items i ON i.order_no = lr.order_no
+		LEFT JOIN LATERAL (SELECT 'rejected on ' || r.business_date || ': ' || j.reason AS why
+		                   FROM rejects j JOIN runs r ON r.id = j.run_id
+		                   WHERE j.order_no = lr.order_no AND r.business_date <= lr.business_date
+		                   ORDER BY r.business_date, j.seq LIMIT 1) j ON true
 		LEFT JOIN (SELECT order_no, sum(refund_minor) AS refund, sum(-amount_minor) AS seller_back, sum(commission_back) AS commission_back
 		           FROM adjustments WHERE kind = 'clawback' GROUP BY order_no) a ON a.order_no = lr.order_no
 		WHERE lr.state = 'pending'
@@ -90,7 +95,7 @@ func (l *Ledger) PendingLateRefunds(ctx context.Context) ([]pipeline.PendingLate
 		if err := rows.Scan(&p.RefundNo, &p.OrderNo, &p.SellerID, &p.Amount, &p.CreatedAt, &p.State, &p.Reason, &read,
 			&has, &it.SellerID, &ch, &it.ProviderTxnID, &cur, &it.Category, &it.Amount, &it.Refunded,
 			&it.Commission, &it.SellerShare, &it.Rule, &date, &it.State,
-			&it.LateRefunded, &it.LateSellerBack, &it.LateCommissionBack); err != nil {
+			&it.LateRefunded, &it.LateSellerBack, &it.LateCommissionBack, &p.SourceRejected); err != nil {
 			return nil, fmt.Errorf("read pending late refunds: %w", err)
 		}
 		if p.Date, err = pipeline.ParseDate(read); err != nil {
@@ -257,8 +262,7 @@ func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID str
 				pipeline.Money{Minor: payable, Currency: e.Currency}, pipeline.Money{Minor: carried, Currency: e.Currency},
 				pipeline.Money{Minor: e.Amount, Currency: e.Currency})
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.RunID, e.Kind, e.Subject, e.Attempt, e.Key, string(e.Currency), e.Amount); err != nil {
+		if _, err := tx.ExecContext(ctx, planEffectSQL(""), e.RunID, e.Kind, e.Subject, e.Attempt, e.Key, string(e.Currency), e.Amount); err != nil {
 			return fmt.Errorf("plan %s %s: %w", e.Kind, e.Subject, err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE items SET payout_key = $5 WHERE `+own,

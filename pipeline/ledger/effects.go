@@ -27,8 +27,7 @@ func scanEffect(row interface{ Scan(...any) error }) (pipeline.Effect, error) {
 // amount differs from e is an error: the same intent must be planned the same
 // way every time.
 func (l *Ledger) PlanEffect(ctx context.Context, e pipeline.Effect) (pipeline.Effect, error) {
-	_, err := l.db.ExecContext(ctx, `INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, subject, attempt) DO NOTHING`,
+	_, err := l.db.ExecContext(ctx, planEffectSQL(`ON CONFLICT (kind, subject, attempt) DO NOTHING`),
 		e.RunID, e.Kind, e.Subject, e.Attempt, e.Key, string(e.Currency), e.Amount)
 	if err != nil {
 		return e, fmt.Errorf("plan %s %s: %w", e.Kind, e.Subject, err)
@@ -46,28 +45,74 @@ func (l *Ledger) PlanEffect(ctx context.Context, e pipeline.Effect) (pipeline.Ef
 	return stored, nil
 }
 
-// MarkSent records, before the request leaves, that it is being sent.
+// planEffectSQL inserts an effect's intent ($1..$7: run, kind, subject,
+// attempt, key, currency, amount) and the first event of its history in
+// one statement; conflict is the insert's ON CONFLICT clause, if any.
+func planEffectSQL(conflict string) string {
+	return `WITH ins AS (
+		INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ` + conflict + ` RETURNING id, state)
+	INSERT INTO effect_events (effect_id, to_state, cause) SELECT id, state, '` + string(pipeline.CausePlanned) + `' FROM ins`
+}
+
+// changeEffectSQL updates one effect ($1 its id; set and where are the
+// UPDATE's clauses) and appends the change to its history with the cause
+// (an SQL expression that may use old.state and upd.state), in one
+// statement, so no change goes unrecorded. A change that alters neither
+// the state, the sends, the reference nor the provider's words (a poll
+// answering "still processing" again) adds no event. It returns the number
+// of effects updated.
+func changeEffectSQL(set, where, cause string) string {
+	return `WITH old AS (SELECT state, sends, provider_ref, last_error FROM effects WHERE id = $1),
+	upd AS (UPDATE effects SET ` + set + `, updated_at = now() WHERE id = $1 AND ` + where + `
+		RETURNING id, state, sends, provider_ref, last_error),
+	ev AS (INSERT INTO effect_events (effect_id, from_state, to_state, cause, sends, provider_ref, detail)
+		SELECT upd.id, old.state, upd.state, ` + cause + `, upd.sends, upd.provider_ref, upd.last_error FROM upd, old
+		WHERE upd.state <> old.state OR upd.sends <> old.sends OR upd.provider_ref <> old.provider_ref
+		   OR upd.last_error <> old.last_error)
+	SELECT count(*) FROM upd`
+}
+
+// MarkSent records, before the request leaves, that it is being sent; its
+// history says whether it is the first send or a send again with the same
+// key.
 func (l *Ledger) MarkSent(ctx context.Context, id int64) error {
-	res, err := l.db.ExecContext(ctx, `UPDATE effects SET state = 'sent', sends = sends + 1, updated_at = now()
-		WHERE id = $1 AND state IN ('planned', 'sent', 'unknown')`, id)
+	var n int
+	err := l.db.QueryRowContext(ctx, changeEffectSQL(`state = 'sent', sends = sends + 1`,
+		`state IN ('planned', 'sent', 'unknown')`,
+		`CASE WHEN old.state = 'planned' THEN '`+string(pipeline.CauseSent)+`' ELSE '`+string(pipeline.CauseResent)+`' END`),
+		id).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("mark effect %d sent: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
+	if n != 1 {
 		return fmt.Errorf("mark effect %d sent: it is already final", id)
 	}
 	return nil
 }
 
 // RecordOutcome moves an effect to state. A final state is never changed.
+// The cause in its history is worked out from the change: unknown is a send
+// whose answer never arrived; an answer to an effect in state unknown came
+// from a status query; any other, the provider's answer.
 func (l *Ledger) RecordOutcome(ctx context.Context, id int64, state pipeline.EffectState, ref, lastErr string) error {
-	res, err := l.db.ExecContext(ctx, `UPDATE effects SET state = $2,
-		provider_ref = CASE WHEN $3 = '' THEN provider_ref ELSE $3 END, last_error = $4, updated_at = now()
-		WHERE id = $1 AND state NOT IN ('succeeded', 'failed')`, id, string(state), ref, lastErr)
+	return l.RecordOutcomeCause(ctx, id, state, ref, lastErr, "")
+}
+
+// RecordOutcomeCause is RecordOutcome with the cause of the change, kept in
+// the effect's history (empty: worked out as RecordOutcome does).
+func (l *Ledger) RecordOutcomeCause(ctx context.Context, id int64, state pipeline.EffectState, ref, lastErr string, cause pipeline.EffectCause) error {
+	var n int
+	err := l.db.QueryRowContext(ctx, changeEffectSQL(`state = $3,
+		provider_ref = CASE WHEN $4 = '' THEN provider_ref ELSE $4 END, last_error = $5`,
+		`state NOT IN ('succeeded', 'failed')`,
+		`CASE WHEN $2 <> '' THEN $2 WHEN upd.state = 'unknown' THEN '`+string(pipeline.CauseSendError)+`'
+		      WHEN old.state = 'unknown' THEN '`+string(pipeline.CauseQuery)+`' ELSE '`+string(pipeline.CauseAnswer)+`' END`),
+		id, string(cause), string(state), ref, lastErr).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("record effect %d %s: %w", id, state, err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
+	if n != 1 {
 		return fmt.Errorf("record effect %d %s: it is already final", id, state)
 	}
 	return nil
@@ -88,6 +133,33 @@ func (l *Ledger) LatestEffect(ctx context.Context, kind, subject string) (pipeli
 	e, err := scanEffect(rows)
 	return e, err == nil, err
 }
+
+// EffectHistory returns every change of an effect, oldest first.
+func (l *Ledger) EffectHistory(ctx context.Context, id int64) ([]pipeline.EffectEvent, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT at, from_state, to_state, cause, sends, provider_ref, detail
+		FROM effect_events WHERE effect_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read history of effect %d: %w", id, err)
+	}
+	defer rows.Close()
+	var out []pipeline.EffectEvent
+	for rows.Next() {
+		var ev pipeline.EffectEvent
+		var from, to, cause string
+		if err := rows.Scan(&ev.At, &from, &to, &cause, &ev.Sends, &ev.ProviderRef, &ev.Detail); err != nil {
+			return nil, fmt.Errorf("read history of effect %d: %w", id, err)
+		}
+		ev.From, ev.To, ev.Cause = pipeline.EffectState(from), pipeline.EffectState(to), pipeline.EffectCause(cause)
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// pathSQL is an effect's path of states from its history, repeats folded
+// (planned>sent>unknown>succeeded), for an effect aliased e.
+const pathSQL = `COALESCE((SELECT string_agg(h.to_state, '>' ORDER BY h.id) FROM (
+		SELECT ev.id, ev.to_state, lag(ev.to_state) OVER (ORDER BY ev.id) AS prev
+		FROM effect_events ev WHERE ev.effect_id = e.id) h WHERE h.prev IS DISTINCT FROM h.to_state), '')`
 
 // EffectsOfKind returns a run's effects of one kind, by subject and
 // attempt.

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -240,5 +241,114 @@ func TestLedgerRefusesTwoOpenAttemptsAndTwoSuccesses(t *testing.T) {
 	}
 	if err := l.MarkSent(ctx, first.ID); err == nil {
 		t.Fatal("a succeeded effect was marked sent again")
+	}
+}
+
+// TestEffectHistoryKeepsAnUnknownOutcome: a payout whose answer was lost
+// and later resolved by query keeps, append-only, every change with its
+// cause and the provider's words, and payouts.csv shows the path.
+func TestEffectHistoryKeepsAnUnknownOutcome(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, url := open(t)
+	runID := newRun(t, l)
+	p := newProvider()
+	e := plan(t, l, runID, "RS/20261123/S1/CNY", 12345)
+	p.loseAnswer = 1
+	p.pending[e.Key] = 1
+	e = settleOne(t, l, p, e)
+	if e.State != pipeline.EffectSucceeded || e.LastError != "" {
+		t.Fatalf("final %+v", e)
+	}
+	// A second effect sent again after "not found": two sends, one event each.
+	f := plan(t, l, runID, "RS/20261123/S2/CNY", 500)
+	p.dropSend = 1
+	f = settleOne(t, l, p, f)
+
+	hist, err := l.EffectHistory(ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type step struct {
+		from, to pipeline.EffectState
+		cause    pipeline.EffectCause
+		detail   string
+	}
+	var got []step
+	for _, ev := range hist {
+		got = append(got, step{ev.From, ev.To, ev.Cause, ev.Detail})
+		if ev.At.IsZero() {
+			t.Errorf("event without a time: %+v", ev)
+		}
+	}
+	want := []step{
+		{"", "planned", pipeline.CausePlanned, ""},
+		{"planned", "sent", pipeline.CauseSent, ""},
+		{"sent", "unknown", pipeline.CauseSendError, "timeout awaiting response"},
+		{"unknown", "sent", pipeline.CauseQuery, ""}, // still processing, with the provider's reference
+		{"sent", "succeeded", pipeline.CauseQuery, ""},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("history of a lost answer:\n got %v\nwant %v", got, want)
+	}
+	if hist[3].ProviderRef != "REF-"+e.Key {
+		t.Errorf("the query's reference is not kept: %+v", hist[3])
+	}
+
+	paths := map[string]pipeline.PayoutLine{}
+	if err := l.PayoutLines(ctx, day, func(pl pipeline.PayoutLine) error { paths[pl.Subject] = pl; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if pl := paths[e.Subject]; pl.Path != "planned>sent>unknown>sent>succeeded" || pl.Sends != 1 {
+		t.Errorf("payouts.csv row of the lost answer: path %q sends %d", pl.Path, pl.Sends)
+	}
+	if pl := paths[f.Subject]; pl.Path != "planned>sent>unknown>sent>succeeded" || pl.Sends != 2 {
+		t.Errorf("payouts.csv row of a resend: path %q sends %d", pl.Path, pl.Sends)
+	}
+	fh, err := l.EffectHistory(ctx, f.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var causes []pipeline.EffectCause
+	for _, ev := range fh {
+		causes = append(causes, ev.Cause)
+	}
+	if fmt.Sprint(causes) != fmt.Sprint([]pipeline.EffectCause{pipeline.CausePlanned, pipeline.CauseSent, pipeline.CauseSendError,
+		pipeline.CauseResent, pipeline.CauseAnswer}) {
+		t.Errorf("history of a resend: %v", causes)
+	}
+
+	// Append-only: the database itself refuses to change or remove an event.
+	db, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{`UPDATE settle.effect_events SET detail = 'x'`, `DELETE FROM settle.effect_events`, `TRUNCATE settle.effect_events`} {
+		if _, err := db.Exec(q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: %v, want refused as append-only", q, err)
+		}
+	}
+}
+
+// TestEffectChangedOutsideTheProtocolIsStillInItsHistory: an update of an
+// effect made directly in the database still leaves an event, and the
+// ledger's own changes leave exactly one each.
+func TestEffectChangedOutsideTheProtocolIsStillInItsHistory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := open(t)
+	runID := newRun(t, l)
+	e := plan(t, l, runID, "RS/20261123/S9/CNY", 100)
+	if _, err := l.DB().ExecContext(ctx, `UPDATE effects SET state = 'failed', last_error = 'closed by hand' WHERE id = $1`, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	hist, err := l.EffectHistory(ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 2 || hist[1].From != "planned" || hist[1].To != "failed" || hist[1].Cause != "changed outside the effect protocol" ||
+		hist[1].Detail != "closed by hand" {
+		t.Errorf("history: %+v", hist)
 	}
 }

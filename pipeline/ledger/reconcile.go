@@ -158,8 +158,8 @@ func (l *Ledger) Unbalanced(ctx context.Context, d pipeline.Date) ([]string, err
 	var out []string
 	err := l.SellerLines(ctx, d, func(s pipeline.SellerLine) error {
 		if !s.Balanced {
-			out = append(out, fmt.Sprintf("sellers.csv %s %s does not balance: payable %d + carried in %d + clawback %d != paid %d + carried forward %d + unsettled %d",
-				s.SellerID, s.Currency, s.Payable, s.CarriedIn, s.Clawback, s.Paid, s.Held, s.Unsettled))
+			out = append(out, fmt.Sprintf("sellers.csv %s %s does not balance: payable %d (gross - refunded - commission %d) + carried in %d + clawback %d, paid %d + carried forward %d + unsettled %d",
+				s.SellerID, s.Currency, s.Payable, s.Gross-s.Refunded-s.Commission, s.CarriedIn, s.Clawback, s.Paid, s.Held, s.Unsettled))
 		}
 		return nil
 	})
@@ -168,7 +168,8 @@ func (l *Ledger) Unbalanced(ctx context.Context, d pipeline.Date) ([]string, err
 	}
 	err = l.SummaryLines(ctx, d, func(s pipeline.SummaryLine) error {
 		if !s.Balanced {
-			out = append(out, fmt.Sprintf("summary.csv %s %s does not balance", s.Channel, s.Currency))
+			out = append(out, fmt.Sprintf("summary.csv %s %s does not balance: gross %d, refunded %d + commission %d + seller %d; seller %d, in its columns %d",
+				s.Channel, s.Currency, s.Gross, s.Refunded, s.Commission, s.Seller, s.Seller, s.Accounted()))
 		}
 		return nil
 	})

@@ -22,7 +22,7 @@ const weChatSubject = `i.order_no = substr(e.subject, 13)
 // order number.
 func (l *Ledger) WeChatItems(ctx context.Context, runID int64) ([]pipeline.WeChatItem, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT i.order_no, i.seller_id, COALESCE(s.wechat_sub_mchid, ''), i.provider_txn_id,
-		i.currency, i.seller_minor
+		i.currency, i.seller_minor, i.state, i.reason
 		FROM items i LEFT JOIN run_sellers s ON s.run_id = i.run_id AND s.seller_id = i.seller_id
 		WHERE i.run_id = $1 AND i.channel = $2 ORDER BY i.order_no`, runID, string(pipeline.ChannelWeChatPay))
 	if err != nil {
@@ -33,7 +33,7 @@ func (l *Ledger) WeChatItems(ctx context.Context, runID int64) ([]pipeline.WeCha
 	for rows.Next() {
 		var it pipeline.WeChatItem
 		var cur string
-		if err := rows.Scan(&it.OrderNo, &it.SellerID, &it.SubMchID, &it.TransactionID, &cur, &it.SellerShare); err != nil {
+		if err := rows.Scan(&it.OrderNo, &it.SellerID, &it.SubMchID, &it.TransactionID, &cur, &it.SellerShare, &it.State, &it.Reason); err != nil {
 			return nil, fmt.Errorf("read wechatpay items: %w", err)
 		}
 		it.Currency = pipeline.Currency(cur)
@@ -44,7 +44,7 @@ func (l *Ledger) WeChatItems(ctx context.Context, runID int64) ([]pipeline.WeCha
 
 const weChatAttemptColumns = `e.id, e.run_id, e.kind, e.subject, e.attempt, e.idem_key, e.currency, e.amount_minor, e.state,
 	e.provider_ref, e.last_error, e.sends, e.created_at, e.updated_at,
-	i.order_no, i.seller_id, COALESCE(s.wechat_sub_mchid, ''), i.provider_txn_id, i.currency, i.seller_minor`
+	i.order_no, i.seller_id, COALESCE(s.wechat_sub_mchid, ''), i.provider_txn_id, i.currency, i.seller_minor, i.state, i.reason`
 
 // WeChatAttempts returns every distribution and unfreeze attempt of the
 // run's wechatpay items that may have been sent (not planned), with the
@@ -82,7 +82,8 @@ func (l *Ledger) weChatAttempts(ctx context.Context, query string, args ...any) 
 		var cur, state, itemCur string
 		if err := rows.Scan(&a.ID, &a.RunID, &a.Kind, &a.Subject, &a.Attempt, &a.Key, &cur, &a.Amount, &state,
 			&a.ProviderRef, &a.LastError, &a.Sends, &a.Planned, &a.Recorded,
-			&a.Item.OrderNo, &a.Item.SellerID, &a.Item.SubMchID, &a.Item.TransactionID, &itemCur, &a.Item.SellerShare); err != nil {
+			&a.Item.OrderNo, &a.Item.SellerID, &a.Item.SubMchID, &a.Item.TransactionID, &itemCur, &a.Item.SellerShare,
+			&a.Item.State, &a.Item.Reason); err != nil {
 			return nil, fmt.Errorf("read wechatpay attempts: %w", err)
 		}
 		a.Currency, a.State, a.Item.Currency = pipeline.Currency(cur), pipeline.EffectState(state), pipeline.Currency(itemCur)

@@ -114,10 +114,10 @@ func TestWeChatReconcileQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []pipeline.WeChatItem{
-		{OrderNo: "W1", SellerID: "S1", SubMchID: "SUB-S1", TransactionID: "TW1", Currency: "CNY", SellerShare: 810},
-		{OrderNo: "W2", SellerID: "S1", SubMchID: "SUB-S1", TransactionID: "TW2", Currency: "CNY", SellerShare: 810},
-		{OrderNo: "W3", SellerID: "S2", SubMchID: "SUB-S2", TransactionID: "TW3", Currency: "CNY", SellerShare: 810},
-		{OrderNo: "W4", SellerID: "S1", SubMchID: "SUB-S1", TransactionID: "TW4", Currency: "CNY", SellerShare: 810},
+		{OrderNo: "W1", SellerID: "S1", SubMchID: "SUB-S1", TransactionID: "TW1", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
+		{OrderNo: "W2", SellerID: "S1", SubMchID: "SUB-S1", TransactionID: "TW2", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
+		{OrderNo: "W3", SellerID: "S2", SubMchID: "SUB-S2", TransactionID: "TW3", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
+		{OrderNo: "W4", SellerID: "S1", SubMchID: "SUB-S1", TransactionID: "TW4", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
 	}
 	if !slices.Equal(items, want) {
 		t.Fatalf("items:\n%+v\nwant\n%+v", items, want)

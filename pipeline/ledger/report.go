@@ -78,9 +78,9 @@ func (l *Ledger) TotalsOfRun(ctx context.Context, runID int64) ([]pipeline.Total
 
 // RejectReasons counts a run's rejects by reason, most frequent first.
 type RejectReason struct {
-	Reason string
-	Count  int64
-	Sample string // one order number (or source position) with this reason
+	Reason string `json:"reason"`
+	Count  int64  `json:"count"`
+	Sample string `json:"sample"` // one order number (or source position) with this reason
 }
 
 // RejectsOfRun groups a run's rejects by reason.
@@ -110,29 +110,46 @@ func (l *Ledger) SnapshotCount(ctx context.Context, runID int64) (int64, error) 
 	return n, err
 }
 
-// paidSQL and heldSQL classify an item's seller share: paid, carried
-// forward (held by any stage), or not settled yet.
+// The classes of an item's seller share in the date's reports, for an
+// item i joined to its carry entry c (LEFT JOIN adjustments c ON c.id =
+// i.carry_id): exactly one holds for every state an item can be in, so the
+// summary's columns add up to the seller share only when that stays true.
+// An item carried on its date stays carried in its date's reports when a
+// later date's payout pays it (laterSQL); one carried and paid again on
+// its own date is paid.
 const (
-	paidSQL = `i.state = 'paid'`
-	heldSQL = `(i.state IN ('held', 'carried') OR i.reason LIKE 'held:%')`
+	laterSQL      = `(i.state = 'paid' AND c.netted_date > i.business_date)`
+	paidSQL       = `(i.state = 'paid' AND NOT COALESCE(c.netted_date > i.business_date, false))`
+	carriedSQL    = `(i.state = 'carried' OR ` + laterSQL + `)`
+	heldSQL       = `(i.state = 'held' OR (i.state IN ('recorded', 'uploaded') AND i.reason LIKE 'held:%'))`
+	unverifiedSQL = `(i.state = 'unverified')`
+	rejectedSQL   = `(i.state = 'rejected')`
+	progressSQL   = `(i.state IN ('recorded', 'uploaded') AND i.reason NOT LIKE 'held:%')`
 )
 
 // PayoutLines streams every effect of the date's runs, by kind, subject and
-// attempt.
+// attempt, each with the path of states of its history.
 func (l *Ledger) PayoutLines(ctx context.Context, d pipeline.Date, fn func(pipeline.PayoutLine) error) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT e.kind, e.subject, e.attempt, e.idem_key, e.currency, e.amount_minor, e.state,
-		e.provider_ref, e.last_error, e.sends FROM effects e JOIN runs r ON r.id = e.run_id
+	return l.PayoutLinesWithID(ctx, d, func(_ int64, p pipeline.PayoutLine) error { return fn(p) })
+}
+
+// PayoutLinesWithID is PayoutLines with each effect's id.
+func (l *Ledger) PayoutLinesWithID(ctx context.Context, d pipeline.Date, fn func(int64, pipeline.PayoutLine) error) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT e.id, e.kind, e.subject, e.attempt, e.idem_key, e.currency, e.amount_minor, e.state,
+		`+pathSQL+`, e.provider_ref, e.last_error, e.sends FROM effects e JOIN runs r ON r.id = e.run_id
 		WHERE r.business_date = $1 ORDER BY e.kind, e.subject, e.attempt`, d.String())
 	if err != nil {
 		return fmt.Errorf("read payouts: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
+		var id int64
 		var p pipeline.PayoutLine
-		if err := rows.Scan(&p.Kind, &p.Subject, &p.Attempt, &p.Key, &p.Currency, &p.Amount, &p.State, &p.ProviderRef, &p.LastError, &p.Sends); err != nil {
+		if err := rows.Scan(&id, &p.Kind, &p.Subject, &p.Attempt, &p.Key, &p.Currency, &p.Amount, &p.State, &p.Path, &p.ProviderRef,
+			&p.LastError, &p.Sends); err != nil {
 			return err
 		}
-		if err := fn(p); err != nil {
+		if err := fn(id, p); err != nil {
 			return err
 		}
 	}
@@ -140,18 +157,23 @@ func (l *Ledger) PayoutLines(ctx context.Context, d pipeline.Date, fn func(pipel
 }
 
 // SellerLines streams the date's sellers by seller and currency: what the
-// date's items owe them, the carried balance coming in, the clawbacks
-// recorded that day, what was paid for the date, the balance carried
-// forward and what is not settled yet. Payable + CarriedIn + Clawback =
-// Paid + CarriedForward + Unsettled, checked in Balanced: the carried
-// figures come from the adjustments journal, paid from the successful
-// revenue shares and WeChat distributions, so the check is not circular.
+// date's items owe them (the items a provider rejected counted apart, so
+// gross - refunded - commission = payable), the carried balance coming in,
+// the clawbacks recorded that day, what was paid for the date, the balance
+// carried forward and what is not settled yet. Payable + CarriedIn +
+// Clawback = Paid + CarriedForward + Unsettled, checked in Balanced with the
+// item sums: the carried figures come from the adjustments journal, paid
+// from the successful revenue shares and WeChat distributions, so the check
+// is not circular.
 func (l *Ledger) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipeline.SellerLine) error) error {
 	rows, err := l.db.QueryContext(ctx, `
 		WITH it AS (
-			SELECT i.seller_id, i.currency, count(*) AS orders, sum(i.gross_minor) AS gross, sum(i.refunded_minor) AS refunded,
-			       sum(i.commission_minor) AS commission,
+			SELECT i.seller_id, i.currency, count(*) FILTER (WHERE i.state <> 'rejected') AS orders,
+			       sum(i.gross_minor) FILTER (WHERE i.state <> 'rejected') AS gross,
+			       sum(i.refunded_minor) FILTER (WHERE i.state <> 'rejected') AS refunded,
+			       sum(i.commission_minor) FILTER (WHERE i.state <> 'rejected') AS commission,
 			       sum(i.seller_minor) FILTER (WHERE i.state <> 'rejected') AS payable,
+			       sum(i.gross_minor) FILTER (WHERE i.state = 'rejected') AS rejected_gross,
 			       sum(i.seller_minor) FILTER (WHERE i.state = 'paid' AND i.carry_id IS NULL AND i.channel = 'wechatpay') AS paid_wx,
 			       sum(i.seller_minor) FILTER (WHERE i.state NOT IN ('paid', 'carried', 'rejected') AND i.carry_id IS NULL) AS pending,
 			       count(*) FILTER (WHERE i.state = 'rejected') AS rejected
@@ -174,7 +196,7 @@ func (l *Ledger) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipel
 		SELECT k.seller_id, k.currency, COALESCE(it.orders, 0), COALESCE(it.gross, 0), COALESCE(it.refunded, 0),
 		       COALESCE(it.commission, 0), COALESCE(it.payable, 0), COALESCE(adj.carried_in, 0), COALESCE(adj.clawback, 0),
 		       COALESCE(rs.paid, 0) + COALESCE(it.paid_wx, 0), COALESCE(adj.carried_out, 0),
-		       COALESCE(it.pending, 0) + COALESCE(adj.in_flight, 0), COALESCE(it.rejected, 0)
+		       COALESCE(it.pending, 0) + COALESCE(adj.in_flight, 0), COALESCE(it.rejected, 0), COALESCE(it.rejected_gross, 0)
 		FROM k LEFT JOIN it USING (seller_id, currency) LEFT JOIN adj USING (seller_id, currency) LEFT JOIN rs USING (seller_id, currency)
 		ORDER BY k.seller_id, k.currency`, d.String(), "RS/"+d.Compact()+"/%")
 	if err != nil {
@@ -184,10 +206,10 @@ func (l *Ledger) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipel
 	for rows.Next() {
 		var s pipeline.SellerLine
 		if err := rows.Scan(&s.SellerID, &s.Currency, &s.Orders, &s.Gross, &s.Refunded, &s.Commission, &s.Payable, &s.CarriedIn,
-			&s.Clawback, &s.Paid, &s.Held, &s.Unsettled, &s.Rejected); err != nil {
+			&s.Clawback, &s.Paid, &s.Held, &s.Unsettled, &s.Rejected, &s.RejectedGross); err != nil {
 			return err
 		}
-		s.Balanced = s.Payable+s.CarriedIn+s.Clawback == s.Paid+s.Held+s.Unsettled
+		s.Balanced = s.Gross-s.Refunded-s.Commission == s.Payable && s.Payable+s.CarriedIn+s.Clawback == s.Paid+s.Held+s.Unsettled
 		if err := fn(s); err != nil {
 			return err
 		}
@@ -196,24 +218,32 @@ func (l *Ledger) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipel
 }
 
 // SummaryLines streams the date's totals by channel and currency, with the
-// conservation check, and a row per channel for the rejected source rows.
+// conservation checks, a row for the rejected source rows, and a row per
+// currency for the clawbacks recorded on the date.
 func (l *Ledger) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
+	sum := func(class string) string {
+		return `COALESCE(sum(i.seller_minor) FILTER (WHERE ` + class + `), 0)`
+	}
 	rows, err := l.db.QueryContext(ctx, `
 		SELECT i.channel, i.currency, count(*), sum(i.gross_minor), sum(i.refunded_minor), sum(i.commission_minor), sum(i.seller_minor),
-		       COALESCE(sum(i.seller_minor) FILTER (WHERE `+paidSQL+`), 0),
-		       COALESCE(sum(i.seller_minor) FILTER (WHERE `+heldSQL+` AND i.state <> 'rejected'), 0),
-		       count(*) FILTER (WHERE i.state = 'rejected')
-		FROM items i WHERE i.business_date = $1 GROUP BY i.channel, i.currency ORDER BY i.channel, i.currency`, d.String())
+		       `+sum(paidSQL)+`, `+sum(carriedSQL)+`, `+sum(heldSQL)+`, `+sum(unverifiedSQL)+`, `+sum(rejectedSQL)+`,
+		       `+sum(progressSQL)+`, `+sum(laterSQL)+`,
+		       COALESCE(string_agg(DISTINCT c.netted_date::text, ' ' ORDER BY c.netted_date::text) FILTER (WHERE `+laterSQL+`), ''),
+		       count(*) FILTER (WHERE `+rejectedSQL+`)
+		FROM items i LEFT JOIN adjustments c ON c.id = i.carry_id
+		WHERE i.business_date = $1 GROUP BY i.channel, i.currency ORDER BY i.channel, i.currency`, d.String())
 	if err != nil {
 		return fmt.Errorf("read summary: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var s pipeline.SummaryLine
-		if err := rows.Scan(&s.Channel, &s.Currency, &s.Orders, &s.Gross, &s.Refunded, &s.Commission, &s.Seller, &s.Paid, &s.Held, &s.Rejected); err != nil {
+		if err := rows.Scan(&s.Channel, &s.Currency, &s.Orders, &s.Gross, &s.Refunded, &s.Commission, &s.Seller,
+			&s.Paid, &s.Carried, &s.Held, &s.Unverified, &s.RejectedByProvider, &s.InProgress, &s.PaidLater, &s.PaidLaterOn,
+			&s.Rejected); err != nil {
 			return err
 		}
-		s.Balanced = s.Gross == s.Refunded+s.Commission+s.Seller
+		s.Balanced = s.Gross == s.Refunded+s.Commission+s.Seller && s.Seller == s.Accounted()
 		if err := fn(s); err != nil {
 			return err
 		}
@@ -247,6 +277,9 @@ func (l *Ledger) clawbackSummary(ctx context.Context, d pipeline.Date, fn func(p
 		if err := rows.Scan(&s.Currency, &s.Orders, &s.Refunded, &s.Commission, &s.Seller); err != nil {
 			return err
 		}
+		// The seller's part taken back goes into the seller's carried
+		// balance (negative), netted into the next revenue share.
+		s.Carried = s.Seller
 		s.Balanced = s.Refunded+s.Commission+s.Seller == 0
 		if err := fn(s); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -21,14 +22,14 @@ func (l *Ledger) Lock(ctx context.Context, key pipeline.RunKey) (func() error, e
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", key, err)
 	}
-	dateKey := fmt.Sprintf("settle/%s/date/%s", l.schema, key.Date)
+	dateKey, shardKey := l.lockKeys(key)
 	fn := "pg_try_advisory_lock"
 	if key.Shard.Count > 1 {
 		fn = "pg_try_advisory_lock_shared"
 	}
 	keys := []struct{ fn, key string }{
 		{fn, dateKey},
-		{"pg_try_advisory_lock", fmt.Sprintf("%s/shard/%d/%d", dateKey, key.Shard.Index, key.Shard.Count)},
+		{"pg_try_advisory_lock", shardKey},
 	}
 	for _, k := range keys {
 		var ok bool
@@ -48,6 +49,12 @@ func (l *Ledger) Lock(ctx context.Context, key pipeline.RunKey) (func() error, e
 		return conn.Close()
 	}
 	return release, nil
+}
+
+// lockKeys are the advisory lock keys of a run: its date's and its shard's.
+func (l *Ledger) lockKeys(key pipeline.RunKey) (date, shard string) {
+	date = fmt.Sprintf("settle/%s/date/%s", l.schema, key.Date)
+	return date, fmt.Sprintf("%s/shard/%d/%d", date, key.Shard.Index, key.Shard.Count)
 }
 
 const runColumns = `id, business_date, shard_index, shard_count, state, stages_done, time_zone,
@@ -147,7 +154,10 @@ type execer interface {
 }
 
 func completeStage(ctx context.Context, db execer, runID int64, s pipeline.Stage) error {
-	_, err := db.ExecContext(ctx, `UPDATE runs SET stages_done = array_append(stages_done, $2), updated_at = now()
+	// An error of this very stage, recorded by an earlier attempt, is no
+	// longer the run's last word once the stage is done.
+	_, err := db.ExecContext(ctx, `UPDATE runs SET stages_done = array_append(stages_done, $2), updated_at = now(),
+		last_error = CASE WHEN starts_with(last_error, 'stage ' || $2 || ': ') THEN '' ELSE last_error END
 		WHERE id = $1 AND NOT ($2 = ANY (stages_done))`, runID, string(s))
 	if err != nil {
 		return fmt.Errorf("record stage %s done: %w", s, err)
@@ -164,6 +174,149 @@ func (l *Ledger) FinishRun(ctx context.Context, runID int64, state pipeline.RunS
 		return fmt.Errorf("record run state: %w", err)
 	}
 	return nil
+}
+
+// ProviderRejectsOfRun groups by reason the run's orders that a provider
+// rejected after transform (a payment Pay Protocol does not know, a row of
+// a trade file Infinia refused): items in state rejected. Nothing is paid
+// on them; the reject gate and the run's summary count them with the rows
+// transform rejected.
+func (l *Ledger) ProviderRejectsOfRun(ctx context.Context, runID int64) ([]RejectReason, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT reason, count(*), min(order_no) FROM items
+		WHERE run_id = $1 AND state = 'rejected' GROUP BY reason ORDER BY count(*) DESC, reason`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("read orders rejected by providers: %w", err)
+	}
+	defer rows.Close()
+	var out []RejectReason
+	for rows.Next() {
+		var r RejectReason
+		if err := rows.Scan(&r.Reason, &r.Count, &r.Sample); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// WaitingByChannel counts, by channel, the run's orders still waiting for
+// their provider: recorded (not paid, held or carried yet) or not verified.
+func (l *Ledger) WaitingByChannel(ctx context.Context, runID int64) (map[pipeline.Channel]int64, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT channel, count(*) FROM items
+		WHERE run_id = $1 AND state IN ('recorded', 'unverified') GROUP BY channel`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("count orders by channel: %w", err)
+	}
+	defer rows.Close()
+	out := map[pipeline.Channel]int64{}
+	for rows.Next() {
+		var ch string
+		var n int64
+		if err := rows.Scan(&ch, &n); err != nil {
+			return nil, err
+		}
+		out[pipeline.Channel(ch)] = n
+	}
+	return out, rows.Err()
+}
+
+// Reextract drops what the run's extract and transform recorded - its
+// snapshot, sellers, items and rejects, and what later stages derived from
+// them without sending anything (planned effects never sent, trade files
+// never uploaded, balances carried from its items, its mismatches) - so
+// that a re-run reads the date again from the platform. In one
+// transaction; the caller holds the run's lock.
+//
+// It is refused, with a usage error naming what, once anything of the run
+// reached a provider or another date: an effect of the run ever sent (any
+// state but planned, or a send counted: an upload, a payout, a
+// distribution, a receiver), a trade file uploaded, a balance carried from
+// its items netted into a payout that is not one of its own unsent ones, or
+// a late refund of one of its orders worked out already.
+func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
+	return l.inTx(ctx, func(tx *sql.Tx) error {
+		var sent []string
+		collect := func(what, q string) error {
+			rows, err := tx.QueryContext(ctx, q, runID)
+			if err != nil {
+				return fmt.Errorf("reextract: %s: %w", what, err)
+			}
+			defer rows.Close()
+			var names []string
+			for rows.Next() {
+				var s string
+				if err := rows.Scan(&s); err != nil {
+					return err
+				}
+				names = append(names, s)
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if len(names) > 0 {
+				example := names
+				if len(example) > 3 {
+					example = example[:3]
+				}
+				more := ""
+				if len(names) > 3 {
+					more = fmt.Sprintf(" and %d more", len(names)-3)
+				}
+				sent = append(sent, fmt.Sprintf("%d %s (%s%s)", len(names), what, strings.Join(example, ", "), more))
+			}
+			return nil
+		}
+		checks := []struct{ what, q string }{
+			{"side effects sent", `SELECT kind || ' ' || subject || ' ' || state FROM effects
+				WHERE run_id = $1 AND (sends > 0 OR state <> 'planned') ORDER BY id`},
+			{"trade files uploaded", `SELECT name || ' ' || status FROM trade_files
+				WHERE run_id = $1 AND status <> 'BUILT' ORDER BY id`},
+			{"carried balances netted into a payout", `SELECT a.seller_id || ' ' || a.currency || ' into ' || a.netted_into FROM adjustments a
+				WHERE a.run_id = $1 AND a.kind = 'held' AND a.netted_into <> '' AND NOT EXISTS (
+					SELECT 1 FROM effects e WHERE e.run_id = $1 AND e.subject = a.netted_into AND e.sends = 0 AND e.state = 'planned')
+				ORDER BY a.id`},
+			{"late refunds worked out on its orders", `SELECT lr.refund_no || ' of ' || lr.order_no || ' ' || lr.state FROM late_refunds lr
+				WHERE lr.state <> 'pending' AND (lr.order_no IN (SELECT order_no FROM items WHERE run_id = $1)
+					OR lr.order_no IN (SELECT order_no FROM rejects WHERE run_id = $1 AND order_no <> ''
+						AND reason NOT LIKE 'already settled on %'))
+				ORDER BY lr.refund_no`},
+		}
+		for _, c := range checks {
+			if err := collect(c.what, c.q); err != nil {
+				return err
+			}
+		}
+		if len(sent) > 0 {
+			return pipeline.Errorf(pipeline.KindUsage, "--reextract",
+				"refused: this date's run already sent or settled what it read: %s; its data can no longer be read again (correct it with the provider and settle status)",
+				strings.Join(sent, "; "))
+		}
+		for _, q := range []string{
+			// Entries netted into the run's unsent payouts are open again.
+			`UPDATE adjustments SET netted_into = '', netted_date = NULL
+				WHERE netted_into IN (SELECT subject FROM effects WHERE run_id = $1)`,
+			`UPDATE items SET carry_id = NULL WHERE run_id = $1`,
+			`DELETE FROM adjustments WHERE run_id = $1 AND kind = 'held'`,
+			// The intents of effects never sent go with them (the history
+			// allows it only here, only for what never left).
+			`SELECT set_config('settle.reextract', 'on', true) WHERE $1::bigint IS NOT NULL`,
+			`DELETE FROM effect_events WHERE effect_id IN (SELECT id FROM effects WHERE run_id = $1)`,
+			`DELETE FROM effects WHERE run_id = $1`,
+			`DELETE FROM trade_files WHERE run_id = $1`,
+			`DELETE FROM mismatches WHERE run_id = $1`,
+			`DELETE FROM items WHERE run_id = $1`,
+			`DELETE FROM rejects WHERE run_id = $1`,
+			`DELETE FROM source_rows WHERE run_id = $1`,
+			`DELETE FROM run_sellers WHERE run_id = $1`,
+			`UPDATE runs SET stages_done = '{}', state = 'running', last_error = '', finished_at = NULL, updated_at = now()
+				WHERE id = $1`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, runID); err != nil {
+				return fmt.Errorf("reextract: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // LastSuccess returns when a run of shard (any date) last finished in state

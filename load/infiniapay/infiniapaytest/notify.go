@@ -3,6 +3,7 @@ package infiniapaytest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,12 +13,21 @@ import (
 )
 
 // Notification returns the body of a seller status notification as the
-// fake sends it: the request envelope, the fields requestNo, sellerId and
-// status encrypted with the platform's public key, signed with Infinia's
-// private key.
+// fake sends it: the request envelope of Infinia's documented example,
+// {version, appId, dataType, requestData}, the fields requestNo, sellerId
+// and status encrypted with the platform's public key; signed with
+// Infinia's private key too only with Options.SignNotifications.
 func (s *Server) Notification(requestNo, sellerID, status string) ([]byte, error) {
 	data := map[string]string{"requestNo": requestNo, "sellerId": sellerID, "status": status}
-	return infiniapay.Seal(s.o.AppID, data, s.o.Keys.PlatformPublic, s.o.Keys.InfiniaPrivate, s.o.ChunkSize)
+	body, err := infiniapay.Seal(s.o.AppID, data, s.o.Keys.PlatformPublic, s.o.Keys.InfiniaPrivate, s.o.ChunkSize)
+	if err != nil || s.o.SignNotifications {
+		return body, err
+	}
+	var env infiniapay.RequestEnvelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]string{"version": env.Version, "appId": env.AppID, "dataType": env.DataType, "requestData": env.RequestData})
 }
 
 // Notify delivers one seller status notification to the platform's webhook

@@ -8,12 +8,20 @@
 // SFTP side (ReceiveFile) and validated, error files, seller status
 // webhooks, and the faults of internal/fault.
 //
+// It speaks Infinia's currency codes: the yuan is CNH, and a request in
+// CNY is refused with SYS-002 (a trade file named with CNY is not taken);
+// its test helpers (SetBalance, Paid, ...) name currencies as settle does,
+// CNY for Infinia's CNH. Trade files are validated, and error files
+// written, in Options.Layout (infiniapay.DefaultLayout by default). Seller
+// status notifications are unsigned, as Infinia's documented example.
+//
 // Where Infinia's behaviour is not public, the fake follows the assumptions
 // listed in PROVIDERS.md and the infiniapay package. Request problems are
 // answered with Infinia's system codes: a bad signature or unknown appId
-// SYS-002, a missing field SYS-004, an envelope or value that does not
-// parse SYS-005, a non-positive amount SYS-006, a body over 1 MiB SYS-007;
-// an unknown requestNo or seller BIZ-404 (assumed).
+// SYS-002 (with a message naming it), an unsupported currency SYS-002, a
+// missing field SYS-004, an envelope or value that does not parse
+// SYS-005, a non-positive amount SYS-006, a body over 1 MiB SYS-007; an
+// unknown requestNo or seller BIZ-404 (assumed).
 package infiniapaytest
 
 import (
@@ -48,27 +56,35 @@ type Options struct {
 	Paths     infiniapay.Paths // default infiniapay.DefaultPaths()
 	ChunkSize int              // plaintext bytes per RSA block in answers; default 117
 	Unsigned  bool             // answer without signatures (to test RequireResponseSignature)
+	// Layout is the trade-file and error-file layout the fake expects and
+	// writes; the zero Layout is infiniapay.DefaultLayout.
+	Layout infiniapay.Layout
+	// SignNotifications signs seller status notifications; by default they
+	// are sent as Infinia's documented example shows them, unsigned.
+	SignNotifications bool
 }
 
 // Server is the fake. It is safe for concurrent use.
 type Server struct {
 	o      Options
+	layout infiniapay.Layout
 	polls  int
 	routes []route
 
-	mu         sync.Mutex
-	calls      map[string]int
-	bindings   map[string]string // sellerId -> status
-	bindReqs   map[string]replay // requestNo -> first request and answer
-	balances   map[pipeline.Currency]int64
-	available  map[account]int64
-	paid       map[account]int64
-	shares     map[string]*share
-	shareOrder []string
-	uploads    map[string]*upload
-	refused    map[string]string // order_no -> reason: rows the fake refuses
-	errorFiles map[string][]byte
-	refs       int
+	mu           sync.Mutex
+	calls        map[string]int
+	bindings     map[string]string // sellerId -> status
+	bindReqs     map[string]replay // requestNo -> first request and answer
+	balances     map[pipeline.Currency]int64
+	available    map[account]int64
+	paid         map[account]int64
+	shares       map[string]*share
+	shareOrder   []string
+	uploads      map[string]*upload
+	refused      map[string]string // order_no -> reason: rows the fake refuses
+	refuseStatus map[string]answer // sellerId -> the answer to its upload-status queries
+	errorFiles   map[string][]byte
+	refs         int
 }
 
 type account struct {
@@ -126,7 +142,11 @@ func New(o Options) *Server {
 	case polls < 0:
 		polls = 0
 	}
-	s := &Server{o: o, polls: polls, calls: map[string]int{}, bindings: map[string]string{},
+	layout, err := o.Layout.WithDefaults()
+	if err != nil {
+		panic("infiniapaytest: Options.Layout: " + err.Error())
+	}
+	s := &Server{o: o, layout: layout, polls: polls, calls: map[string]int{}, bindings: map[string]string{},
 		bindReqs: map[string]replay{}, balances: map[pipeline.Currency]int64{}, available: map[account]int64{},
 		paid: map[account]int64{}, shares: map[string]*share{}, uploads: map[string]*upload{}, errorFiles: map[string][]byte{}}
 	for _, r := range []struct {
@@ -293,11 +313,30 @@ func (c call) require(fields ...string) (answer, bool) {
 	return answer{}, true
 }
 
-// currency returns the request's known currency, or the refusal.
+// codes are Infinia's currency codes where they differ from ISO 4217's
+// as settle knows them: Infinia settles yuan as CNH and does not know CNY.
+// The fake keeps its accounts under settle's code (CNY, for its decimals)
+// and speaks Infinia's on the wire.
+var codes = infiniapay.DefaultCurrencies()
+
+// wire is Infinia's code for an account's currency.
+func wire(cur pipeline.Currency) string { return codes.Out(cur) }
+
+// parseWire reads a currency code as Infinia does: CNH is the yuan, CNY
+// is unknown.
+func parseWire(code string) (pipeline.Currency, error) {
+	if _, mapped := codes[pipeline.Currency(code)]; mapped {
+		return "", fmt.Errorf("unsupported currency %q", code)
+	}
+	return codes.In(code)
+}
+
+// currency returns the request's known currency, or the refusal (SYS-002,
+// as Infinia refuses CNY).
 func (c call) currency() (pipeline.Currency, answer, bool) {
-	cur, err := pipeline.ParseCurrency(c.req["currency"])
+	cur, err := parseWire(c.req["currency"])
 	if err != nil {
-		return "", refuse(infiniapay.CodeInvalidParameter, "invalid parameter: currency"), false
+		return "", refuse(infiniapay.CodeInvalidParameter, "invalid parameter: currency %q", c.req["currency"]), false
 	}
 	return cur, answer{}, true
 }

@@ -61,6 +61,14 @@ func (s *Server) SetBinding(sellerID, status string) {
 	s.bindings[sellerID] = status
 }
 
+// Binding returns a seller's binding status, and whether there is one.
+func (s *Server) Binding(sellerID string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.bindings[sellerID]
+	return st, ok
+}
+
 // SetBalance sets the platform account's available balance in cur (minor
 // units).
 func (s *Server) SetBalance(cur pipeline.Currency, minor int64) {
@@ -168,7 +176,7 @@ func (s *Server) balance(c call) answer {
 			frozen += sh.Amount
 		}
 	}
-	return success(map[string]string{"currency": string(cur),
+	return success(map[string]string{"currency": wire(cur),
 		"available": pipeline.FormatMinor(s.balances[cur], cur), "frozen": pipeline.FormatMinor(frozen, cur)})
 }
 
@@ -184,7 +192,7 @@ func (s *Server) availableShare(c call) answer {
 	if _, bound := s.bindings[seller]; !bound {
 		return notFound("seller")
 	}
-	return success(map[string]string{"sellerId": seller, "currency": string(cur),
+	return success(map[string]string{"sellerId": seller, "currency": wire(cur),
 		"available": pipeline.FormatMinor(s.available[account{seller, cur}], cur)})
 }
 
@@ -263,7 +271,7 @@ func (sh *share) view(processing bool) map[string]string {
 		amount = *sh.reported
 	}
 	v := map[string]string{"requestNo": sh.RequestNo, "status": sh.Status, "reference": sh.Reference,
-		"sellerId": sh.SellerID, "currency": string(sh.Currency), "amount": pipeline.FormatMinor(amount, sh.Currency)}
+		"sellerId": sh.SellerID, "currency": wire(sh.Currency), "amount": pipeline.FormatMinor(amount, sh.Currency)}
 	if processing {
 		v["status"] = infiniapay.StatusProcessing
 	} else if sh.FailReason != "" {

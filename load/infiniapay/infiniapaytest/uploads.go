@@ -21,10 +21,11 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// TradeFileHeader is the exact header row of a trade-details file (our
-// assumed columns, those of pipeline.TradeRow; amounts are decimals in major
-// units of the file's currency, trade_time RFC 3339). An order has at most
-// one SALE and one REFUND row.
+// TradeFileHeader is the exact header row of a trade-details file in
+// infiniapay.DefaultLayout (our assumed columns, those of
+// pipeline.TradeRow; amounts are decimals in major units of the file's
+// currency, trade_time RFC 3339). An order has at most one SALE and one
+// REFUND row. Options.Layout makes the fake expect another layout.
 const TradeFileHeader = "order_no,trade_type,product_type,currency,amount,commission,seller_amount,trade_time"
 
 // maxProblems bounds an error file; the last row says it was cut.
@@ -45,6 +46,7 @@ type FileUpload struct {
 
 type upload struct {
 	FileUpload
+	code     string // the currency code of the file name, as sent
 	sum      [sha256.Size]byte
 	left     int  // non-final answers still to give
 	received bool // RECEIVED was answered
@@ -80,6 +82,19 @@ func (s *Server) RefuseOrder(orderNo, reason string) {
 	s.refused[orderNo] = reason
 }
 
+// RefuseStatusOf makes every upload-status query about a file of sellerID
+// answer code (a definite refusal, e.g. SYS-005) with message: a trade file
+// Infinia keeps refusing to report on (for tests of one poisoned file among
+// many).
+func (s *Server) RefuseStatusOf(sellerID, code, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refuseStatus == nil {
+		s.refuseStatus = map[string]answer{}
+	}
+	s.refuseStatus[sellerID] = refuse(code, "%s", message)
+}
+
 // ReceiveFile takes a trade-details file that landed on the SFTP side
 // (name may carry a directory). It returns an error only when the file
 // cannot be taken at all: a name that is not
@@ -97,7 +112,7 @@ func (s *Server) ReceiveFile(name string, r io.Reader) error {
 	refused := maps.Clone(s.refused)
 	s.mu.Unlock()
 	h := sha256.New()
-	problems, err := validate(io.TeeReader(r, h), &u.FileUpload, refused)
+	problems, err := s.validate(io.TeeReader(r, h), u, refused)
 	if err != nil {
 		return fmt.Errorf("infiniapaytest: read %s: %w", name, err)
 	}
@@ -113,7 +128,7 @@ func (s *Server) ReceiveFile(name string, r io.Reader) error {
 	u.Status = infiniapay.StatusSuccess
 	if len(problems) > 0 {
 		u.Status = infiniapay.StatusFailed
-		s.errorFiles[u.RequestNo] = errorFile(problems)
+		s.errorFiles[u.RequestNo] = s.errorFile(problems)
 	}
 	if s.polls > 0 {
 		u.left = s.polls + 1 // RECEIVED, then Polls times PROCESSING
@@ -128,7 +143,7 @@ func (s *Server) failDuplicate(u *upload) {
 		u.credited = false
 	}
 	u.Status = infiniapay.StatusFailed
-	s.errorFiles[u.RequestNo] = errorFile([]problem{{0, "", "duplicate requestNo: a different file was uploaded with it"}})
+	s.errorFiles[u.RequestNo] = s.errorFile([]problem{{0, "", "duplicate requestNo: a different file was uploaded with it"}})
 }
 
 // parseName reads TD_<platformId>_<sellerId>_<currency>_<YYYYMMDD>_<requestNo>.csv.
@@ -149,19 +164,22 @@ func (s *Server) parseName(name string) (*upload, error) {
 	if s.o.PlatformID != "" && parts[1] != s.o.PlatformID {
 		return nil, bad("another platform's file")
 	}
-	cur, err := pipeline.ParseCurrency(parts[3])
-	if err != nil {
-		return nil, bad(err.Error())
-	}
 	if _, err := time.Parse("20060102", parts[4]); err != nil {
 		return nil, bad("date is not YYYYMMDD")
 	}
-	return &upload{FileUpload: FileUpload{RequestNo: parts[5], SellerID: parts[2], Currency: cur, Date: parts[4]}}, nil
+	cur, err := parseWire(parts[3])
+	if err != nil {
+		return nil, bad(err.Error()) // CNY too: Infinia wants CNH
+	}
+	return &upload{FileUpload: FileUpload{RequestNo: parts[5], SellerID: parts[2], Currency: cur, Date: parts[4]}, code: parts[3]}, nil
 }
 
-// validate reads a trade file, counting rows and the SALE seller amounts
-// into u; it returns the content problems, and an error only for I/O.
-func validate(r io.Reader, u *FileUpload, refused map[string]string) ([]problem, error) {
+// validate reads a trade file in the fake's layout, counting rows and the
+// SALE seller amounts into u; it returns the content problems, and an error
+// only for I/O.
+func (s *Server) validate(r io.Reader, u *upload, refused map[string]string) ([]problem, error) {
+	l := s.layout
+	header := strings.Join(l.Header(), ",")
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	var probs []problem
@@ -175,13 +193,13 @@ func validate(r io.Reader, u *FileUpload, refused map[string]string) ([]problem,
 	head, err := cr.Read()
 	switch {
 	case err == io.EOF:
-		return []problem{{1, "", "empty file: want the header " + TradeFileHeader}}, nil
+		return append(probs, problem{1, "", "empty file: want the header " + header}), nil
 	case csvError(err):
-		return []problem{{1, "", "CSV: " + err.Error()}}, nil
+		return append(probs, problem{1, "", "CSV: " + err.Error()}), nil
 	case err != nil:
 		return nil, err
-	case strings.Join(head, ",") != TradeFileHeader:
-		return []problem{{1, "", "header is not " + TradeFileHeader}}, nil
+	case strings.Join(head, ",") != header:
+		return append(probs, problem{1, "", "header is not " + header}), nil
 	}
 	seen := map[string]int{}
 	for {
@@ -200,20 +218,27 @@ func validate(r io.Reader, u *FileUpload, refused map[string]string) ([]problem,
 		}
 		line, _ := cr.FieldPos(0)
 		u.Rows++
-		if len(rec) != 8 {
-			add(line, rec[0], "want 8 fields, got %d", len(rec))
+		if len(rec) != len(l.Columns) {
+			add(line, rec[0], "want %d fields, got %d", len(l.Columns), len(rec))
 			continue
 		}
+		row := map[string]string{}
+		for i, c := range l.Columns {
+			if c.Field != "" {
+				row[c.Field] = rec[i]
+			}
+		}
+		row["trade_type"] = ourTradeType(l, row["trade_type"])
 		// An order has at most one SALE and one REFUND row in a file.
-		orderNo, key := rec[0], rec[0]+"\x00"+rec[1]
+		orderNo, key := row["order_no"], row["order_no"]+"\x00"+row["trade_type"]
 		if orderNo == "" {
 			add(line, "", "empty order_no")
 		} else if first, dup := seen[key]; dup {
-			add(line, orderNo, "duplicate %s row for order_no (first on line %d)", rec[1], first)
+			add(line, orderNo, "duplicate %s row for order_no (first on line %d)", row["trade_type"], first)
 		} else {
 			seen[key] = line
 		}
-		for _, why := range checkRow(rec, u) {
+		for _, why := range checkRow(l, row, u) {
 			add(line, orderNo, "%s", why)
 		}
 		if why, ok := refused[orderNo]; ok {
@@ -223,36 +248,50 @@ func validate(r io.Reader, u *FileUpload, refused map[string]string) ([]problem,
 	return probs, nil
 }
 
-// checkRow checks one 8-field row and adds a good SALE's seller amount.
-func checkRow(rec []string, u *FileUpload) []string {
+// ourTradeType reads a layout's trade-type word back as SALE or REFUND.
+func ourTradeType(l infiniapay.Layout, word string) string {
+	for ours, theirs := range l.TradeTypes {
+		if theirs == word {
+			return ours
+		}
+	}
+	return word
+}
+
+// checkRow checks one row (by field) and adds a good SALE's seller amount.
+func checkRow(l infiniapay.Layout, row map[string]string, u *upload) []string {
 	var whys []string
-	if rec[1] != "SALE" && rec[1] != "REFUND" {
+	if t := row["trade_type"]; t != "SALE" && t != "REFUND" {
 		whys = append(whys, "trade_type must be SALE or REFUND")
 	}
-	if rec[3] != string(u.Currency) {
-		whys = append(whys, fmt.Sprintf("currency %q is not the file's %s", rec[3], u.Currency))
+	if c, ok := row["currency"]; ok && c != u.code {
+		whys = append(whys, fmt.Sprintf("currency %q is not the file's %s", c, u.code))
 	}
 	var amt [3]int64
 	okAmounts := true
 	for i, col := range []string{"amount", "commission", "seller_amount"} {
-		v, err := pipeline.ParseMinor(rec[4+i], u.Currency)
+		v, err := pipeline.ParseMinor(row[col], u.Currency)
 		switch {
 		case err != nil:
-			whys, okAmounts = append(whys, col+" is not an exact "+string(u.Currency)+" amount"), false
+			whys, okAmounts = append(whys, col+" is not an exact "+u.code+" amount"), false
 		case v < 0:
 			whys, okAmounts = append(whys, col+" is negative"), false
 		}
 		amt[i] = v
 	}
-	if _, err := time.Parse(time.RFC3339, rec[7]); err != nil {
-		whys = append(whys, "trade_time is not RFC 3339")
+	if _, err := time.Parse(l.TimeFormat, row["trade_time"]); err != nil {
+		want := l.TimeFormat
+		if want == time.RFC3339 {
+			want = "RFC 3339"
+		}
+		whys = append(whys, "trade_time is not "+want)
 	}
-	if okAmounts && rec[1] == "SALE" {
+	if okAmounts && row["trade_type"] == "SALE" {
 		if parts, err := pipeline.Add(amt[1], amt[2]); err != nil || parts > amt[0] {
 			whys = append(whys, "commission + seller_amount exceeds amount")
 		}
 	}
-	if len(whys) == 0 && rec[1] == "SALE" {
+	if len(whys) == 0 && row["trade_type"] == "SALE" {
 		sum, err := pipeline.Add(u.SellerAmount, amt[2])
 		if err != nil {
 			return []string{"seller amounts overflow"}
@@ -267,13 +306,23 @@ func csvError(err error) bool {
 	return errors.As(err, &pe)
 }
 
-// errorFile renders problems as the error file: line,order_no,reason.
-func errorFile(probs []problem) []byte {
+// errorFile renders problems as the error file, in the layout's columns
+// (line,order_no,reason by default).
+func (s *Server) errorFile(probs []problem) []byte {
+	e := s.layout.ErrorFile
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	w.Write([]string{"line", "order_no", "reason"})
+	head := []string{e.OrderNo, e.Reason}
+	if e.Line != "" {
+		head = append([]string{e.Line}, head...)
+	}
+	w.Write(head)
 	for _, p := range probs {
-		w.Write([]string{strconv.Itoa(p.line), p.orderNo, p.reason})
+		rec := []string{p.orderNo, p.reason}
+		if e.Line != "" {
+			rec = append([]string{strconv.Itoa(p.line)}, rec...)
+		}
+		w.Write(rec)
 	}
 	w.Flush()
 	return b.Bytes()
@@ -290,10 +339,13 @@ func (s *Server) uploadStatus(c call) answer {
 	if !seen {
 		return notFound("requestNo")
 	}
+	if a, ok := s.refuseStatus[u.SellerID]; ok {
+		return a
+	}
 	if c.fault.Kind == fault.Stuck {
 		u.left += c.fault.Polls
 	}
-	v := map[string]string{"requestNo": u.RequestNo, "sellerId": u.SellerID, "currency": string(u.Currency)}
+	v := map[string]string{"requestNo": u.RequestNo, "sellerId": u.SellerID, "currency": u.code}
 	switch {
 	case u.left > 0 && !u.received:
 		u.left--

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+	"time"
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/payprotocol"
@@ -21,6 +22,8 @@ type refund struct {
 	notifyURL  string
 	address    string
 	txHash     string
+	chainID    int
+	created    time.Time
 }
 
 // Refunds returns every refund order, in the order they were created,
@@ -84,7 +87,7 @@ func (s *Server) findRefund(outTradeNo, id string) (*refund, reply, bool) {
 	case id != "":
 		rf := s.refunds[id]
 		if rf == nil || (outTradeNo != "" && rf.outTradeNo != outTradeNo) {
-			return nil, notFound("refund"), false
+			return nil, s.notFound("refund"), false
 		}
 		return rf, reply{}, true
 	case outTradeNo != "":
@@ -93,7 +96,7 @@ func (s *Server) findRefund(outTradeNo, id string) (*refund, reply, bool) {
 				return rf, reply{}, true
 			}
 		}
-		return nil, notFound("refund"), false
+		return nil, s.notFound("refund"), false
 	}
 	return nil, refuse(payprotocol.CodeBadRequest, "missing parameter: outTradeNo or refundId"), false
 }
@@ -118,9 +121,9 @@ func (s *Server) advance(rf *refund) {
 
 func (rf *refund) view(status payprotocol.RefundStatus) map[string]any {
 	id, _ := strconv.Atoi(rf.id)
-	v := map[string]any{"refundId": id, "chainId": 1, "currencyId": 1, "outTradeNo": rf.outTradeNo,
+	v := map[string]any{"refundId": id, "chainId": rf.chainID, "currencyId": 1, "outTradeNo": rf.outTradeNo,
 		"outPaymentNo": rf.outPayment, "refundAddress": rf.address, "refundAmount": rf.amount.String(),
-		"refundFee": "0", "refundStatus": int(status)}
+		"refundFee": "0", "refundStatus": int(status), "refundTime": rf.created.UTC().Format(time.DateTime)}
 	if status == payprotocol.RefundSuccess {
 		v["transferHash"] = rf.txHash
 	}
@@ -147,7 +150,7 @@ func (s *Server) createRefundOrder(r request) reply {
 	}
 	p := s.payments[in.OutTradeNo]
 	if p == nil || (in.OutPaymentNo != "" && in.OutPaymentNo != p.outPayment) {
-		return notFound("order")
+		return s.notFound("order")
 	}
 	if p.status != payprotocol.PaymentPaid {
 		return refuse(payprotocol.CodeBadRequest, "order not refundable: "+p.status.String())
@@ -167,7 +170,7 @@ func (s *Server) createRefundOrder(r request) reply {
 	}
 	s.seq++
 	rf := &refund{id: strconv.Itoa(s.seq), outTradeNo: p.outTradeNo, outPayment: p.outPayment, amount: amount,
-		status: payprotocol.RefundPendingApproval, left: s.polls, notifyURL: in.NotifyURL, address: in.TransferAddress}
+		status: payprotocol.RefundPendingApproval, left: s.polls, chainID: p.chainID, created: s.o.Now(), notifyURL: in.NotifyURL, address: in.TransferAddress}
 	if rf.notifyURL == "" {
 		rf.notifyURL = s.o.NotifyURL
 	}
@@ -183,16 +186,9 @@ func (s *Server) createRefundOrder(r request) reply {
 	return success(map[string]any{"refundId": s.seq})
 }
 
-// notifyRefund answers POST /refund/notify.
+// notifyRefund answers GET /refund/notify?outTradeNo=...&refundId=... .
 func (s *Server) notifyRefund(r request) reply {
-	var in struct {
-		OutTradeNo string `json:"outTradeNo"`
-		RefundID   string `json:"refundId"`
-	}
-	if rep, ok := r.decode(&in); !ok {
-		return rep
-	}
-	rf, rep, found := s.findRefund(in.OutTradeNo, in.RefundID)
+	rf, rep, found := s.findRefund(r.query.Get("outTradeNo"), r.query.Get("refundId"))
 	if !found {
 		return rep
 	}

@@ -7,10 +7,15 @@
 // Pay Protocol's retry schedule until they are answered "success", and
 // plays the faults of internal/fault.
 //
-// Answers are {code, msg, data}, unsigned, as Pay Protocol's are. Where its
+// Answers are {code, msg, data}, unsigned, as Pay Protocol's are, with the
+// published fields of the payment and refund details (no decimals field:
+// amounts are scaled by the settlement currency's decimals, which the
+// client has from configuration); the notify calls are GETs with query
+// parameters. Where its
 // behaviour is not public the fake follows the assumptions of package
 // payprotocol: code 401 "invalid sign" (HTTP 401) for a bad key, signature
-// or timestamp; 404 (HTTP 404) for an unknown order or refund; 400 for a
+// or timestamp; 404 (HTTP 404; bare with Options.BareNotFound) for an
+// unknown order or refund; 400 for a
 // missing or invalid parameter; a repeated createPaymentOrder with the same
 // fields replays its answer, with other fields it is refused. Orders quoted
 // in a fiat currency settle in Options.Coin one to one (a fake rate).
@@ -52,6 +57,10 @@ type Options struct {
 	NotifyURL    string
 	Coin         string // what fiat-quoted orders settle in; default "USDT"
 	CoinDecimals int    // its decimals, and those of crypto-quoted orders; default 6
+	// BareNotFound answers an unknown order or refund with HTTP 404 and no
+	// body (the docs list 404 "Not Found" without one) instead of
+	// {code: 404, msg, data}.
+	BareNotFound bool
 }
 
 // Server is the fake. It is safe for concurrent use; Close stops its
@@ -79,13 +88,18 @@ type reply struct {
 	code int
 	msg  string
 	data any
+	bare bool // HTTP status only, no body
 }
 
 func success(data any) reply { return reply{code: payprotocol.CodeSuccess, msg: "success", data: data} }
 
 func refuse(code int, msg string) reply { return reply{code: code, msg: msg} }
 
-func notFound(what string) reply { return refuse(payprotocol.CodeNotFound, what+" not found") }
+// notFound refuses an unknown order or refund: code 404 in HTTP 404, or,
+// with Options.BareNotFound, HTTP 404 with no body, as the docs list it.
+func (s *Server) notFound(what string) reply {
+	return reply{code: payprotocol.CodeNotFound, msg: what + " not found", bare: s.o.BareNotFound}
+}
 
 // request is one authenticated API call.
 type request struct {
@@ -105,8 +119,15 @@ var routes = []route{
 	{payprotocol.APIRefundDetail, http.MethodGet, (*Server).refundDetail},
 	{payprotocol.APICreatePaymentOrder, http.MethodPost, (*Server).createPaymentOrder},
 	{payprotocol.APICreateRefundOrder, http.MethodPost, (*Server).createRefundOrder},
-	{payprotocol.APINotifyPayment, http.MethodPost, (*Server).notifyPayment},
-	{payprotocol.APINotifyRefund, http.MethodPost, (*Server).notifyRefund},
+	{payprotocol.APINotifyPayment, http.MethodGet, (*Server).notifyPayment},
+	{payprotocol.APINotifyRefund, http.MethodGet, (*Server).notifyRefund},
+	{payprotocol.APIChainList, http.MethodGet, (*Server).chainList},
+}
+
+// chainList answers GET /conf/list/chain with the chains the fake's
+// payments use (chainId and chainName, what Pay Protocol's plugin reads).
+func (s *Server) chainList(request) reply {
+	return success([]map[string]any{{"chainId": 1, "chainName": "Tron"}, {"chainId": 2, "chainName": "Ethereum"}, {"chainId": 3, "chainName": "BNB Chain"}})
 }
 
 // New returns a fake Pay Protocol. It panics without Options.APIKey and
@@ -161,7 +182,7 @@ func (s *Server) Calls(api string) int {
 	return s.calls[api]
 }
 
-// ServeHTTP serves the six APIs, matched on the path's end so that the fake
+// ServeHTTP serves the seven APIs, matched on the path's end so that the fake
 // may be mounted under any prefix (normally /api/mer).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, rt := range routes {
@@ -220,6 +241,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, rt route) {
 	status := http.StatusOK
 	if rep.code == payprotocol.CodeNotFound {
 		status = http.StatusNotFound
+	}
+	if rep.bare {
+		w.WriteHeader(status)
+		return
 	}
 	s.respond(w, status, rep)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"time"
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/payprotocol"
@@ -48,6 +49,9 @@ type payment struct {
 	wallet      string
 	salt        string
 	txHash      string
+	createdAt   time.Time
+	blockTime   int64          // Unix seconds the payment arrived
+	poison      map[string]any // PoisonPayment's fields
 }
 
 // AddPayment adds a payment order for outTradeNo in a crypto currency
@@ -83,7 +87,7 @@ func (s *Server) newPayment(outTradeNo string, chain int, legal bool, quoteCur, 
 	p := &payment{outTradeNo: outTradeNo, outPayment: fmt.Sprintf("PP%012d", s.seq), chainID: chain, legal: legal,
 		quoteCur: quoteCur, quoteAmount: quoteAmount, currency: currency, decimals: decimals, amount: amount,
 		paid: new(big.Int), refunded: new(big.Int), reserved: new(big.Int), status: payprotocol.PaymentPending,
-		shown: payprotocol.PaymentPending, wallet: "0x" + hex.EncodeToString(sum[:20]), salt: "0x" + hex.EncodeToString(sum[:])}
+		shown: payprotocol.PaymentPending, createdAt: s.o.Now(), wallet: "0x" + hex.EncodeToString(sum[:20]), salt: "0x" + hex.EncodeToString(sum[:])}
 	s.payments[outTradeNo] = p
 	return p
 }
@@ -122,6 +126,7 @@ func (s *Server) setStatus(p *payment, status payprotocol.PaymentStatus) {
 	if p.paid.Sign() > 0 && p.txHash == "" {
 		sum := sha256.Sum256([]byte("tx/" + p.outPayment))
 		p.txHash = hex.EncodeToString(sum[:])
+		p.blockTime = s.o.Now().Unix()
 	}
 }
 
@@ -148,9 +153,9 @@ func (s *Server) Payment(outTradeNo string) (payprotocol.Payment, bool) {
 		return payprotocol.Payment{}, false
 	}
 	return payprotocol.Payment{OutTradeNo: p.outTradeNo, OutPaymentNo: p.outPayment, Status: p.status,
-		Currency: p.currency, Decimals: p.decimals, Amount: new(big.Int).Set(p.amount), PaidAmount: new(big.Int).Set(p.paid),
-		QuoteCurrency: p.quoteCur, QuoteAmount: p.quoteAmount, IsLegalTender: p.legal, ChainID: p.chainID,
-		TxHash: p.txHash, WalletAddress: p.wallet}, true
+		ChainID: p.chainID, IsLegalTender: p.legal, QuoteCurrency: p.quoteCur, QuoteAmount: p.quoteAmount,
+		ExpectedAmount: p.amount.String(), SettlementAmount: p.paid.String(), SettlementCurrency: p.currency,
+		TxHash: p.txHash, WalletAddress: p.wallet, FromAddress: p.from()}, true
 }
 
 // paymentDetail answers GET /payment/detail. A Stuck fault keeps showing
@@ -162,7 +167,7 @@ func (s *Server) paymentDetail(r request) reply {
 	}
 	p := s.payments[no]
 	if pn := r.query.Get("outPaymentNo"); p == nil || (pn != "" && pn != p.outPayment) {
-		return notFound("order")
+		return s.notFound("order")
 	}
 	show := p.status
 	if r.fault.Kind == fault.Stuck {
@@ -179,6 +184,10 @@ func (s *Server) paymentDetail(r request) reply {
 	return success(p.view(show))
 }
 
+// view is the payment as Pay Protocol publishes it ("Query payment order
+// details"): every documented field by its name, amounts as integer
+// strings scaled by the settlement currency's decimals, and no decimals
+// field (there is none).
 func (p *payment) view(status payprotocol.PaymentStatus) map[string]any {
 	settled := "0"
 	if status != payprotocol.PaymentPending && status != payprotocol.PaymentFailed {
@@ -188,11 +197,29 @@ func (p *payment) view(status payprotocol.PaymentStatus) map[string]any {
 	if p.legal {
 		legal = 1
 	}
-	return map[string]any{"chainId": p.chainID, "orgId": 1, "outTradeNo": p.outTradeNo, "outPaymentNo": p.outPayment,
+	v := map[string]any{"chainId": p.chainID, "orgId": 1, "outTradeNo": p.outTradeNo, "outPaymentNo": p.outPayment,
 		"description": p.order.Description, "isLegalTender": legal, "quoteCurrencySymbol": p.quoteCur,
-		"quoteAmount": p.quoteAmount, "paymentStatus": int(status), "paymentType": 0, "currencySymbol": p.currency,
-		"decimals": p.decimals, "expectedAmount": p.amount.String(), "settlementAmount": settled,
-		"transferHash": p.txHash, "userWalletAddress": p.wallet}
+		"quoteAmount": p.quoteAmount, "paymentStatus": int(status), "paymentType": 0,
+		"expectedAmount": p.amount.String(), "settlementAmount": settled, "settlementCurrencySymbol": p.currency,
+		"transferHash": p.txHash, "userWalletAddress": p.wallet, "fromAddress": "", "createTime": p.createdAt.UTC().Format(time.DateTime)}
+	if settled != "0" {
+		v["fromAddress"] = p.from()
+		v["blockTime"] = p.blockTime
+	}
+	for k, x := range p.poison {
+		if x == nil {
+			delete(v, k)
+			continue
+		}
+		v[k] = x
+	}
+	return v
+}
+
+// from is the buyer's address, made up from the order.
+func (p *payment) from() string {
+	sum := sha256.Sum256([]byte("buyer/" + p.outTradeNo))
+	return "0x" + hex.EncodeToString(sum[:20])
 }
 
 // createPaymentOrder answers POST /payment/createPaymentOrder.
@@ -265,18 +292,16 @@ func (p *payment) created() map[string]any {
 		"userWalletAddress": p.wallet, "saltHash": p.salt}
 }
 
-// notifyPayment answers POST /payment/notify: the payment callback is sent
-// again, on the whole schedule.
+// notifyPayment answers GET /payment/notify?outTradeNo=...: the payment
+// callback is sent again, on the whole schedule.
 func (s *Server) notifyPayment(r request) reply {
-	var in struct {
-		OutTradeNo string `json:"outTradeNo"`
+	no := r.query.Get("outTradeNo")
+	if no == "" {
+		return refuse(payprotocol.CodeBadRequest, "missing parameter: outTradeNo")
 	}
-	if rep, ok := r.decode(&in); !ok {
-		return rep
-	}
-	p := s.payments[in.OutTradeNo]
+	p := s.payments[no]
 	if p == nil {
-		return notFound("order")
+		return s.notFound("order")
 	}
 	if p.notifyURL == "" {
 		return refuse(payprotocol.CodeBadRequest, "order has no notifyUrl")

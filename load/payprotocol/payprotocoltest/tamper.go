@@ -42,7 +42,7 @@ func (s *Server) AddRefund(outTradeNo, amount string, status payprotocol.RefundS
 	}
 	s.seq++
 	rf := &refund{id: strconv.Itoa(s.seq), outTradeNo: p.outTradeNo, outPayment: p.outPayment, amount: v,
-		status: status, left: s.polls, notifyURL: s.o.NotifyURL, address: "0xbuyer" + p.wallet[2:12]}
+		status: status, left: s.polls, notifyURL: s.o.NotifyURL, address: "0xbuyer" + p.wallet[2:12], chainID: p.chainID, created: s.o.Now()}
 	s.refunds[rf.id] = rf
 	s.refundList = append(s.refundList, rf.id)
 	switch {
@@ -90,4 +90,32 @@ func (s *Server) RefundedAmount(outTradeNo string) (string, bool) {
 		return "", false
 	}
 	return p.refunded.String(), true
+}
+
+// PoisonPayment makes every later detail query and callback of a payment
+// show value in field (say "settlementAmount": "1e6", an amount no client
+// may read), whatever else the payment does; a nil value removes the
+// field.
+func (s *Server) PoisonPayment(outTradeNo, field string, value any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.payments[outTradeNo]
+	if p == nil {
+		return fmt.Errorf("payprotocoltest: no order %s", outTradeNo)
+	}
+	if p.poison == nil {
+		p.poison = map[string]any{}
+	}
+	p.poison[field] = value
+	return nil
+}
+
+// ClearPoison undoes PoisonPayment: the payment's answers are its own
+// again.
+func (s *Server) ClearPoison(outTradeNo string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.payments[outTradeNo]; p != nil {
+		p.poison = nil
+	}
 }

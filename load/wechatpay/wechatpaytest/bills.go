@@ -2,13 +2,12 @@ package wechatpaytest
 
 import (
 	"cmp"
-	"crypto/sha1"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/settlekit/settle/load/wechatpay"
@@ -87,9 +86,10 @@ func (s *Server) bill(subMchID string, day pipeline.Date) []wechatpay.BillLine {
 			if l.result != wechatpay.ResultSuccess {
 				continue
 			}
-			out = append(out, wechatpay.BillLine{Time: o.at, SubMchID: subMchID, TransactionID: o.txnID, OutOrderNo: o.outOrderNo,
-				OrderID: o.orderID, DetailID: l.detailID, Type: typ, ReceiverType: l.typ, Account: l.account, Currency: o.cur,
-				Amount: l.shown(), Description: l.desc})
+			out = append(out, wechatpay.BillLine{Time: o.at, Initiator: s.mchID(), Sponsor: subMchID, TransactionID: o.txnID,
+				OutOrderNo: o.outOrderNo, OrderID: o.orderID, DetailID: l.detailID, Type: typ, ReceiverType: l.typ,
+				Account: l.account, Currency: o.cur, Amount: l.shown(), ExchangeRate: "1", Status: wechatpay.ResultSuccess,
+				Description: l.desc})
 		}
 	}
 	slices.SortFunc(out, func(a, b wechatpay.BillLine) int {
@@ -98,8 +98,9 @@ func (s *Server) bill(subMchID string, day pipeline.Date) []wechatpay.BillLine {
 	return out
 }
 
-// billURL makes the day's bill and answers a download URL valid for 30
-// seconds, with the bill's SHA1.
+// billURL makes the day's bill and answers, as WeChat Pay publishes, only
+// a download URL valid for 30 seconds: on Options.BillBaseURL (another
+// host) when set, else on the API's host.
 func (s *Server) billURL(c call) reply {
 	sub, date := c.query.Get("sub_mchid"), c.query.Get("bill_date")
 	if a, ok := require([2]string{"sub_mchid", sub}, [2]string{"bill_date", date}); !ok {
@@ -115,11 +116,11 @@ func (s *Server) billURL(c call) reply {
 	}
 	token := randomHex(24)
 	s.bills[token] = billFile{data: data, expires: s.o.Now().Add(billTTL)}
-	sum := sha1.Sum(data)
-	return ok(map[string]string{
-		"download_url": c.base + "/v3/global/profit-sharing/" + billPath + "?token=" + url.QueryEscape(token),
-		"hash_type":    "SHA1", "hash_value": hex.EncodeToString(sum[:]),
-	})
+	base := c.base
+	if s.o.BillBaseURL != "" {
+		base = strings.TrimSuffix(s.o.BillBaseURL, "/")
+	}
+	return ok(map[string]string{"download_url": base + "/v3/global/profit-sharing/" + billPath + "?token=" + url.QueryEscape(token)})
 }
 
 // billDownload serves a bill, unsigned like WeChat Pay's file downloads.
@@ -131,18 +132,51 @@ func (s *Server) billDownload(c call) reply {
 	return reply{status: http.StatusOK, file: f.data}
 }
 
-type wireSettlement struct {
-	BatchNo   string `json:"settle_batch_no"`
-	State     string `json:"settle_state"`
-	Currency  string `json:"settle_currency"`
-	Amount    int64  `json:"settle_amount"`
-	StartDate string `json:"settle_start_date"`
-	EndDate   string `json:"settle_end_date"`
-	SettledAt string `json:"settle_time,omitempty"`
+type (
+	wireSettlementAmount struct {
+		Settled  int64  `json:"settled"`
+		Unsettle int64  `json:"unsettle"`
+		Currency string `json:"currency"`
+		Pay      int64  `json:"pay"`
+		Refund   int64  `json:"refund"`
+		Net      int64  `json:"net"`
+		Fee      int64  `json:"fee"`
+	}
+	wireSettlement struct {
+		BatchID        string               `json:"batch_id"`
+		SettlementDate string               `json:"settlement_date,omitempty"`
+		TradeStartDate string               `json:"trade_start_date"`
+		TradeEndDate   string               `json:"trade_end_date"`
+		Amount         wireSettlementAmount `json:"amount"`
+		WalletRegion   string               `json:"wallet_region"`
+	}
+)
+
+// settlementDate is when a batch is (or, UNSETTLE, is to be) settled: the
+// day it was settled, else the day after its trade day.
+func (b *batch) settlementDate() pipeline.Date {
+	if !b.settledAt.IsZero() {
+		return pipeline.DateOf(b.settledAt.In(wechatpay.Beijing))
+	}
+	return b.day.AddDays(1)
+}
+
+// view is a batch in the published shape: one trade day, what was
+// distributed that day as pay and net, no refund or fee, settled or not.
+func (b *batch) view() wireSettlement {
+	w := wireSettlement{BatchID: b.no, SettlementDate: b.settlementDate().Compact(), TradeStartDate: b.day.Compact(),
+		TradeEndDate: b.day.Compact(), WalletRegion: "CN",
+		Amount: wireSettlementAmount{Currency: string(b.cur), Pay: b.amount, Net: b.amount}}
+	if b.state == wechatpay.SettleStateSettled {
+		w.Amount.Settled = b.amount
+	} else {
+		w.Amount.Unsettle = b.amount
+	}
+	return w
 }
 
 // settlements answers a page of a sub-merchant's settlement details by
-// state and date range, oldest first.
+// state and settlement date range (yyyyMMdd), oldest first.
 func (s *Server) settlements(c call) reply {
 	q := c.query
 	sub, state := q.Get("sub_mchid"), q.Get("settle_state")
@@ -150,33 +184,29 @@ func (s *Server) settlements(c call) reply {
 		[2]string{"settle_start_date", q.Get("settle_start_date")}, [2]string{"settle_end_date", q.Get("settle_end_date")}); !ok {
 		return a
 	}
-	start, err1 := pipeline.ParseDate(q.Get("settle_start_date"))
-	end, err2 := pipeline.ParseDate(q.Get("settle_end_date"))
+	start, err1 := time.Parse("20060102", q.Get("settle_start_date"))
+	end, err2 := time.Parse("20060102", q.Get("settle_end_date"))
 	offset, err3 := strconv.Atoi(cmp.Or(q.Get("offset"), "0"))
 	limit, err4 := strconv.Atoi(cmp.Or(q.Get("limit"), "10"))
 	switch {
 	case err1 != nil || err2 != nil || end.Before(start):
-		return paramError("settle_start_date and settle_end_date: want YYYY-MM-DD, start <= end")
+		return paramError("settle_start_date and settle_end_date: want yyyyMMdd, start <= end")
 	case state != wechatpay.SettleStateSettled && state != wechatpay.SettleStateUnsettled:
 		return paramError("settle_state: want SETTLED or UNSETTLE")
 	case err3 != nil || err4 != nil || offset < 0 || limit < 1 || limit > maxSettlementLimit:
 		return paramError(fmt.Sprintf("offset >= 0 and limit 1..%d", maxSettlementLimit))
 	}
+	from, to := pipeline.DateOf(start), pipeline.DateOf(end)
 	var sel []*batch
 	for _, b := range s.batches {
-		if b.subMchID == sub && b.state == state && !b.day.Before(start) && !end.Before(b.day) {
+		if d := b.settlementDate(); b.subMchID == sub && b.state == state && !d.Before(from) && !to.Before(d) {
 			sel = append(sel, b)
 		}
 	}
 	slices.SortStableFunc(sel, func(a, b *batch) int { return cmp.Compare(a.day.String(), b.day.String()) })
 	page := []wireSettlement{}
 	for _, b := range sel[min(offset, len(sel)):min(offset+limit, len(sel))] {
-		w := wireSettlement{BatchNo: b.no, State: b.state, Currency: string(b.cur), Amount: b.amount,
-			StartDate: b.day.String(), EndDate: b.day.String()}
-		if !b.settledAt.IsZero() {
-			w.SettledAt = b.settledAt.In(wechatpay.Beijing).Format(time.RFC3339)
-		}
-		page = append(page, w)
+		page = append(page, b.view())
 	}
 	return ok(map[string]any{"offset": offset, "limit": limit, "total_count": len(sel), "data": page})
 }

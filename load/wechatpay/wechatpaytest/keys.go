@@ -77,10 +77,7 @@ func (k Keys) WriteFiles(dir string) error {
 // baseURL (an httptest.Server's URL, say) with the fake's keys and merchant
 // id; callers adjust retries, timeouts and limits.
 func (s *Server) ClientConfig(baseURL string) wechatpay.Config {
-	mch := s.o.MchID
-	if mch == "" {
-		mch = "1900000100"
-	}
+	mch := s.mchID()
 	return wechatpay.Config{
 		BaseURL: baseURL, MchID: mch, SerialNo: s.o.Keys.MerchantSerial, PrivateKey: s.o.Keys.MerchantPrivate,
 		PlatformKeys: map[string]*rsa.PublicKey{s.o.Keys.PlatformSerial: &s.o.Keys.PlatformPrivate.PublicKey},

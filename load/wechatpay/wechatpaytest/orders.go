@@ -287,6 +287,9 @@ func (s *Server) amounts(c call) reply {
 	if t == nil || t.subMchID != sub {
 		return notFound("transaction")
 	}
+	if s.poisoned["garbled@"+id] != "" {
+		return ok(map[string]any{"transaction_id": id, "unsplit_amount": "a lot", "currency": string(t.currency)})
+	}
 	return ok(map[string]any{"transaction_id": id, "unsplit_amount": t.frozen, "currency": string(t.currency)})
 }
 

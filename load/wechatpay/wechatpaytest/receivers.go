@@ -120,6 +120,12 @@ func (s *Server) receiverResult(c call) reply {
 	if a, ok := require([2]string{"sub_mchid", sub}, [2]string{"type", typ}); !ok {
 		return a
 	}
+	switch {
+	case typ == wechatpay.TypePersonalOpenID && c.query.Get("appid") == "":
+		return paramError("appid is required for a PERSONAL_OPENID receiver")
+	case typ == wechatpay.TypePersonalSubOpenID && c.query.Get("sub_appid") == "":
+		return paramError("sub_appid is required for a PERSONAL_SUB_OPENID receiver")
+	}
 	r := s.receivers[receiverKey(sub, typ, account)]
 	if r == nil {
 		return notFound("receiver")
@@ -151,7 +157,7 @@ func (s *Server) deleteReceiver(c call) reply {
 		return notFound("receiver")
 	}
 	delete(s.receivers, k)
-	return ok(wireReceiver{SubMchID: in.SubMchID, Type: in.Type, Account: in.Account})
+	return reply{status: http.StatusNoContent} // as published: 204, no body
 }
 
 func checkType(typ string) (reply, bool) {

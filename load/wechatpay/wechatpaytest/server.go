@@ -8,7 +8,8 @@
 // maximum distribution ratio and request count per transaction, QPS limits
 // per service provider and per sub-merchant, bills and settlement details
 // consistent with what was distributed (unless a test tampers with what
-// WeChat reports: ForgetOrder, SetReportedAmount), and the faults of
+// WeChat reports: ForgetOrder, SetReportedAmount; or refuses a transaction
+// outright: Poison), and the faults of
 // internal/fault.
 //
 // Where WeChat Pay's behaviour is not public, the fake follows the
@@ -77,6 +78,10 @@ type Options struct {
 	// BaseURL is the fake's public URL, for bill download links. Empty:
 	// derived from each request's Host and path.
 	BaseURL string
+	// BillBaseURL, when set, is the URL of the host bill download links
+	// point at (WeChat Pay may serve bills from another host than the
+	// API's); serve the same Server there, e.g. with httptest.NewTLSServer.
+	BillBaseURL string
 }
 
 // Server is the fake. It is safe for concurrent use.
@@ -87,6 +92,8 @@ type Server struct {
 	mu        sync.Mutex
 	calls     map[string]int
 	count429  int
+	noSerial  int
+	poisoned  map[string]string // transaction id -> code refusing it
 	subs      map[string]*rate.Limiter
 	txns      map[string]*txn
 	orders    map[string]*order // sub_mchid + "/" + out_order_no
@@ -166,11 +173,20 @@ func New(o Options) *Server {
 	}
 	s := &Server{o: o, calls: map[string]int{}, subs: map[string]*rate.Limiter{}, txns: map[string]*txn{},
 		orders: map[string]*order{}, receivers: map[string]*receiver{}, failing: map[string]string{},
-		marks: map[string]bool{}, bills: map[string]billFile{}}
+		marks: map[string]bool{}, bills: map[string]billFile{}, poisoned: map[string]string{}}
 	if o.ProviderQPS > 0 {
 		s.provider = rate.NewLimiter(rate.Limit(o.ProviderQPS), o.ProviderQPS)
 	}
 	return s
+}
+
+// mchID is the service provider's merchant id: Options.MchID or the
+// default of ClientConfig.
+func (s *Server) mchID() string {
+	if s.o.MchID != "" {
+		return s.o.MchID
+	}
+	return "1900000100"
 }
 
 // Calls reports how many HTTP requests reached endpoint (e.g. "orders"),
@@ -179,6 +195,14 @@ func (s *Server) Calls(endpoint string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[endpoint]
+}
+
+// WithoutSerial reports how many authenticated requests named no platform
+// key in Wechatpay-Serial.
+func (s *Server) WithoutSerial() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noSerial
 }
 
 // Count429 reports how many 429 FREQUENCY_LIMITED answers the fake gave:

@@ -69,6 +69,7 @@ func signed(t *testing.T, k wechatpaytest.Keys, mchID, method, url, body string,
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", wechatpay.Authorization{MchID: mchID, Nonce: "NONCE1", Timestamp: ts.Unix(), Serial: k.MerchantSerial, Signature: sig}.String())
+	req.Header.Set(wechatpay.HeaderSerial, k.PlatformSerial)
 	return req
 }
 
@@ -92,7 +93,7 @@ func do(t *testing.T, k wechatpaytest.Keys, req *http.Request) (int, string, boo
 
 func TestAuthenticationRefusals(t *testing.T) {
 	k := keys(t)
-	_, url, _ := start(t, wechatpaytest.Options{}, "")
+	fake, url, _ := start(t, wechatpaytest.Options{}, "")
 	path := url + "/v3/global/profit-sharing/transactions/T1/amounts?sub_mchid=1900000109"
 	now := time.Now()
 	other := k
@@ -115,6 +116,18 @@ func TestAuthenticationRefusals(t *testing.T) {
 	// A good one gets through (to a 404 for the unknown transaction).
 	if status, code, ok := do(t, k, signed(t, k, "1900000100", "GET", path, "", now)); status != 404 || code != wechatpay.CodeNotFound || !ok {
 		t.Fatalf("good request: HTTP %d %s %v", status, code, ok)
+	}
+	// A request naming an unknown platform key is refused; one naming none
+	// is counted.
+	other = k
+	other.PlatformSerial = "PUB_KEY_ID_NOPE"
+	if status, code, ok := do(t, k, signed(t, other, "1900000100", "GET", path, "", now)); status != 400 || code != wechatpay.CodeParamError || !ok {
+		t.Fatalf("unknown Wechatpay-Serial: HTTP %d %s %v", status, code, ok)
+	}
+	noSerial := signed(t, k, "1900000100", "GET", path, "", now)
+	noSerial.Header.Del(wechatpay.HeaderSerial)
+	if status, _, ok := do(t, k, noSerial); status != 404 || !ok || fake.WithoutSerial() != 1 {
+		t.Fatalf("no Wechatpay-Serial: HTTP %d %v, counted %d", status, ok, fake.WithoutSerial())
 	}
 	// An unknown path: an unsigned 404.
 	if status, _, ok := do(t, k, signed(t, k, "1900000100", "GET", url+"/v3/global/profit-sharing/nothing", "", now)); status != 404 || ok {
@@ -263,11 +276,14 @@ func reported(t *testing.T, c *wechatpay.Client, d pipeline.Date) (queries, bill
 		bill[l.OutOrderNo+" "+l.Type] = l.Amount
 	}
 	for _, state := range []string{wechatpay.SettleStateSettled, wechatpay.SettleStateUnsettled} {
-		for s, err := range c.Settlements(ctx, wechatpay.SettlementQuery{SubMchID: sub, State: state, Start: d, End: d}) {
+		for s, err := range c.Settlements(ctx, wechatpay.SettlementQuery{SubMchID: sub, State: state, Start: d, End: d.AddDays(7)}) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			settlements = append(settlements, fmt.Sprintf("%s %d", s.State, s.Amount))
+			if s.TradeStart != d || s.TradeEnd != d {
+				continue
+			}
+			settlements = append(settlements, fmt.Sprintf("%s %d", s.State, s.Amount.Settled+s.Amount.Unsettled))
 		}
 	}
 	return queries, bill, settlements

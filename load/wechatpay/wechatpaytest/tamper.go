@@ -1,7 +1,10 @@
 package wechatpaytest
 
 import (
+	"encoding/json"
+	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/settlekit/settle/load/wechatpay"
 )
@@ -50,4 +53,65 @@ func (s *Server) SetReportedAmount(outOrderNo string, minor int64) {
 			o.lines[0].reported = &minor
 		}
 	}
+}
+
+// Poison makes WeChat Pay refuse, definitely, every request about
+// transaction transactionID (its remaining amount, distributions,
+// unfreezes and their queries): a signed HTTP 400 with code and a message.
+// Nothing about it is applied.
+func (s *Server) Poison(transactionID, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.poisoned[transactionID] = code
+}
+
+// Garble makes WeChat Pay answer, signed, what cannot be read about
+// transaction transactionID's remaining amount.
+func (s *Server) Garble(transactionID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.poisoned["garbled@"+transactionID] = "garbled"
+}
+
+// PoisonReceivers makes WeChat Pay refuse, definitely, adding a receiver
+// at sub-merchant subMchID: a signed HTTP 400 with code.
+func (s *Server) PoisonReceivers(subMchID, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.poisoned["receivers@"+subMchID] = code
+}
+
+// poison returns the refusal of a request about a poisoned transaction,
+// or of a receiver add at a poisoned sub-merchant.
+func (s *Server) poison(c call) (reply, bool) {
+	if c.path == "receivers" && c.r.Method == http.MethodPost {
+		var b struct {
+			SubMchID string `json:"sub_mchid"`
+		}
+		json.Unmarshal(c.body, &b)
+		s.mu.Lock()
+		code := s.poisoned["receivers@"+b.SubMchID]
+		s.mu.Unlock()
+		if code != "" {
+			return refuse(http.StatusBadRequest, code, "receivers refused at sub-merchant "+b.SubMchID), false
+		}
+	}
+	txn := c.query.Get("transaction_id")
+	if id, ok := strings.CutPrefix(c.path, "transactions/"); ok {
+		txn, _, _ = strings.Cut(id, "/")
+	}
+	if txn == "" && len(c.body) > 0 {
+		var b struct {
+			TransactionID string `json:"transaction_id"`
+		}
+		json.Unmarshal(c.body, &b)
+		txn = b.TransactionID
+	}
+	s.mu.Lock()
+	code := s.poisoned[txn]
+	s.mu.Unlock()
+	if txn == "" || code == "" {
+		return reply{}, true
+	}
+	return refuse(http.StatusBadRequest, code, "transaction "+txn+" refused"), false
 }

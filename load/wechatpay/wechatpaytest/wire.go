@@ -53,6 +53,9 @@ func (s *Server) serve(w http.ResponseWriter, c call, endpoint string, handle fu
 		a, pass = s.authenticate(c)
 	}
 	if pass {
+		a, pass = s.poison(c)
+	}
+	if pass {
 		s.mu.Lock()
 		a = handle(s, c)
 		s.mu.Unlock()
@@ -96,6 +99,19 @@ func (s *Server) authenticate(c call) (reply, bool) {
 	msg := wechatpay.RequestMessage(c.r.Method, c.r.RequestURI, a.Timestamp, a.Nonce, c.body)
 	if wechatpay.Verify(&s.o.Keys.MerchantPrivate.PublicKey, msg, a.Signature) != nil {
 		return signErr("signature does not verify")
+	}
+	// A request names the platform key to sign the answer with. The fake
+	// has one: it refuses a request naming another, and counts those naming
+	// none (WeChat Pay then picks one, which a merchant moving between
+	// keys may not hold).
+	switch serial := c.r.Header.Get(wechatpay.HeaderSerial); serial {
+	case s.o.Keys.PlatformSerial:
+	case "":
+		s.mu.Lock()
+		s.noSerial++
+		s.mu.Unlock()
+	default:
+		return paramError("Wechatpay-Serial " + strconv.Quote(serial) + ": no such platform key (want " + s.o.Keys.PlatformSerial + ")"), false
 	}
 	return reply{}, true
 }

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// Issue 13: credentials the providers refuse are found before anything is
+// sent - a configuration error (exit 2), one line naming the provider and
+// what was refused.
+func TestInfiniaPreflightFindsRefusedCredentials(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.sim(nil, 0, nil, 0)
+	params := func() infiniaParams {
+		return infiniaParams{URL: sim.Config.InfiniaURL, AppID: sim.Config.AppID, PlatformID: sim.Config.PlatformID,
+			KeyFile: sim.Config.OurKeyFile, PublicKeyFile: sim.Config.InfiniaPublicKeyFile, SFTPAddr: sim.Config.SFTPAddr,
+			SFTPUser: sim.Config.SFTPUser, SFTPKey: sim.Config.SFTPKeyFile, KnownHosts: sim.Config.KnownHostsFile}
+	}
+	check := func(p infiniaParams) error {
+		t.Helper()
+		inf, err := newInfinia(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inf.sftp.Close()
+		return inf.preflight(context.Background())
+	}
+	if err := check(params()); err != nil {
+		t.Fatalf("good credentials: %v", err)
+	}
+
+	dir := t.TempDir()
+	other, err := infiniapaytest.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	before := sim.Infinia.Calls("balance/query")
+	wrongKey := params()
+	wrongKey.KeyFile = filepath.Join(dir, infiniapaytest.PlatformPrivateFile) // Infinia holds another public key of ours
+	err = check(wrongKey)
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "Infinia Pay") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("wrong API key: kind %v: %v", pipeline.KindOf(err), err)
+	}
+	if n := sim.Infinia.Calls("balance/query") - before; n != 1 {
+		t.Fatalf("a refused signature was retried: %d calls", n)
+	}
+	wrongApp := params()
+	wrongApp.AppID = "APP-NOT-OURS"
+	if err := check(wrongApp); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "appId") {
+		t.Fatalf("wrong appId: kind %v: %v", pipeline.KindOf(err), err)
+	}
+
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	blk, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongSFTP := params()
+	wrongSFTP.SFTPKey = filepath.Join(dir, "sftp_key")
+	if err := os.WriteFile(wrongSFTP.SFTPKey, pem.EncodeToMemory(blk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = check(wrongSFTP)
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "sftp") || !strings.Contains(err.Error(), "refused our key") {
+		t.Fatalf("wrong SFTP key: kind %v: %v", pipeline.KindOf(err), err)
+	}
+	// Nothing reached the SFTP server's upload directory.
+	if entries, err := os.ReadDir(filepath.Join(filepath.Dir(sim.Config.KnownHostsFile), "..", "sftp", "upload")); err != nil || len(entries) != 0 {
+		t.Fatalf("%d files uploaded (%v)", len(entries), err)
+	}
+}
+
+// The adapter tells the pipeline what concerns one subject: not found,
+// a definite refusal, an error file in another layout; refused
+// credentials stay configuration errors, transient failures stay as they are.
+func TestInfiniaErrorsClassifiedForThePipeline(t *testing.T) {
+	for name, tc := range map[string]struct {
+		err               error
+		notFound, refused bool
+		kind              pipeline.Kind
+	}{
+		"not found": {err: &infiniapay.Error{API: "account-binding/query", Code: "BIZ-404", Err: infiniapay.ErrNotFound}, notFound: true},
+		"layout":    {err: fmt.Errorf("error file: %w", infiniapay.ErrLayout), refused: true},
+		"usage":     {err: pipeline.E(pipeline.KindUsage, "", fmt.Errorf("x: %w", infiniapay.ErrCredentials)), kind: pipeline.KindUsage},
+		"network":   {err: errors.New("connection refused")},
+	} {
+		got := notFound(tc.err)
+		if errors.Is(got, pipeline.ErrNotFound) != tc.notFound || errors.Is(got, pipeline.ErrRefused) != tc.refused || pipeline.KindOf(got) != tc.kind {
+			t.Errorf("%s: %v", name, got)
+		}
+	}
+	if notFound(nil) != nil {
+		t.Error("nil")
+	}
+}
+
+// A run whose Infinia key is refused ends with exit 2 and one line saying
+// so, not one per trade file.
+func TestInfiniaRefusedKeyExits2WithOneLine(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "6", "--seed", "2")
+	sim := e.sim(nil, 6, nil, 1_000_000_00)
+	other, err := infiniapaytest.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := other.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.runInfinia(sim, "--infinia-private-key-file", filepath.Join(dir, infiniapaytest.PlatformPrivateFile))
+	if code != 2 || strings.Count(out, "refused credentials") != 1 {
+		t.Fatalf("exit %d, want 2 with one line on the refused credentials:\n%s", code, out)
+	}
+	// The pre-flight found it before the upload stage sent anything.
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE sends > 0`); n != 0 {
+		t.Errorf("%d side effects were sent with a key Infinia refuses", n)
+	}
+}
+
+// --infinia-layout and --infinia-currencies reach the client: the trade
+// file is written in the layout and the currency Infinia's way; a bad
+// layout file or mapping is a configuration error naming the flag.
+func TestInfiniaLayoutAndCurrencyFlags(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.sim(nil, 0, nil, 0)
+	dir := t.TempDir()
+	layout := filepath.Join(dir, "layout.json")
+	os.WriteFile(layout, []byte(`{"columns":[{"header":"Order ID","field":"order_no"},{"header":"Currency","field":"currency"},
+		{"header":"Amount","field":"amount"}],"errorFile":{"orderNo":"Order ID","reason":"Error Message"}}`), 0o600)
+	p := infiniaParams{URL: sim.Config.InfiniaURL, AppID: sim.Config.AppID, PlatformID: sim.Config.PlatformID,
+		KeyFile: sim.Config.OurKeyFile, PublicKeyFile: sim.Config.InfiniaPublicKeyFile, SFTPAddr: sim.Config.SFTPAddr,
+		SFTPUser: sim.Config.SFTPUser, SFTPKey: sim.Config.SFTPKeyFile, KnownHosts: sim.Config.KnownHostsFile,
+		LayoutFile: layout, Currencies: "CNY=CNH,HKD=HKX"}
+	inf, err := newInfinia(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, _, _, _, err := inf.client.WriteTradeFile(dir, "TD.csv", func(emit func(pipeline.TradeRow) error) error {
+		emit(pipeline.TradeRow{OrderNo: "O1", Currency: "HKD", Amount: "1.00", TradeTime: "2026-11-23T00:00:00Z"})
+		return emit(pipeline.TradeRow{OrderNo: "O2", Currency: "CNY", Amount: "2.00", TradeTime: "2026-11-23T00:00:00Z"})
+	})
+	body, _ := os.ReadFile(path)
+	if err != nil || string(body) != "Order ID,Currency,Amount\nO1,HKX,1.00\nO2,CNH,2.00\n" {
+		t.Fatalf("%v:\n%s", err, body)
+	}
+	os.WriteFile(layout, []byte(`{"columns":[{"header":"Amount","field":"amount"}]}`), 0o600)
+	for flag, bad := range map[string]infiniaParams{"infinia-layout": p, "infinia-currencies": func() infiniaParams { q := p; q.LayoutFile = ""; q.Currencies = "CNY"; return q }()} {
+		if _, err := newInfinia(bad); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "--"+flag) {
+			t.Errorf("bad --%s: %v", flag, err)
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package infiniapay
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// Currencies maps the platform's currency codes to the codes Infinia uses
+// for them, where they differ: every example of Infinia's documentation
+// settles yuan as CNH (offshore yuan, 2 decimals), and Infinia refuses CNY
+// (SYS-002). The mapping is applied to every request, trade-file name and
+// row, and read back on every answer and error file; the ledger and the
+// reports keep the platform's code. A currency not in the map is sent as
+// it is. Amounts keep the platform currency's decimals.
+type Currencies map[pipeline.Currency]string
+
+// DefaultCurrencies is CNY -> CNH.
+func DefaultCurrencies() Currencies { return Currencies{"CNY": "CNH"} }
+
+// ParseCurrencies reads a mapping written "CNY=CNH,XXX=YYY" (spaces
+// allowed); "" or "none" is no mapping. The platform side must be a
+// currency settle knows, Infinia's side three upper-case letters, and no
+// two platform codes may share an Infinia code (or take one another
+// platform code is sent as).
+func ParseCurrencies(s string) (Currencies, error) {
+	m := Currencies{}
+	s = strings.TrimSpace(s)
+	if s == "" || s == "none" {
+		return m, nil
+	}
+	for _, pair := range strings.Split(s, ",") {
+		from, to, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		from, to = strings.TrimSpace(from), strings.TrimSpace(to)
+		if !ok {
+			return nil, fmt.Errorf("currency mapping %q: want PLATFORM=INFINIA, e.g. CNY=CNH", pair)
+		}
+		cur, err := pipeline.ParseCurrency(from)
+		if err != nil {
+			return nil, fmt.Errorf("currency mapping %q: %w", pair, err)
+		}
+		if !isCode(to) {
+			return nil, fmt.Errorf("currency mapping %q: Infinia's code %q is not three upper-case letters", pair, to)
+		}
+		if _, dup := m[cur]; dup {
+			return nil, fmt.Errorf("currency mapping: %s mapped twice", cur)
+		}
+		m[cur] = to
+	}
+	return m, m.check()
+}
+
+func isCode(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for _, r := range s {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// check refuses a mapping that cannot be read back unambiguously.
+func (m Currencies) check() error {
+	seen := map[string]pipeline.Currency{}
+	for _, cur := range m.sorted() {
+		code := m[cur]
+		if other, dup := seen[code]; dup {
+			return fmt.Errorf("currency mapping: %s and %s both map to %s", other, cur, code)
+		}
+		seen[code] = cur
+		if _, mapped := m[pipeline.Currency(code)]; code != string(cur) && pipeline.Currency(code).Valid() && !mapped {
+			return fmt.Errorf("currency mapping: %s maps to %s, which is also a platform currency sent as itself", cur, code)
+		}
+	}
+	return nil
+}
+
+func (m Currencies) sorted() []pipeline.Currency {
+	out := make([]pipeline.Currency, 0, len(m))
+	for c := range m {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// Out returns Infinia's code for the platform's currency cur.
+func (m Currencies) Out(cur pipeline.Currency) string {
+	if code, ok := m[cur]; ok {
+		return code
+	}
+	return string(cur)
+}
+
+// In returns the platform's currency for a code Infinia sent. A code the
+// platform sends under another name (CNY, when CNY goes out as CNH) is an
+// error: Infinia cannot have meant it.
+func (m Currencies) In(code string) (pipeline.Currency, error) {
+	for cur, c := range m {
+		if c == code {
+			return cur, nil
+		}
+	}
+	cur, err := pipeline.ParseCurrency(code)
+	if err != nil {
+		return "", err
+	}
+	if to, mapped := m[cur]; mapped && to != code {
+		return "", fmt.Errorf("currency %q: we send it to Infinia as %s", code, to)
+	}
+	return cur, nil
+}
+
+// String writes the mapping as ParseCurrencies reads it.
+func (m Currencies) String() string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, cur := range m.sorted() {
+		parts = append(parts, string(cur)+"="+m[cur])
+	}
+	return strings.Join(parts, ",")
+}

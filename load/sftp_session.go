@@ -1,0 +1,164 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// SFTPSession is one SFTP server as the pipeline uses it
+// (pipeline.FileUploader): a connection dialled on first use and dialled
+// again when it is lost - a connection dropped while a file's status is
+// checked, or between two files, costs a reconnect, not the run. Upload
+// and Stat are safe to repeat (an upload starts its temporary file over and
+// renames atomically), so after a lost connection they are repeated on a
+// new one, up to Attempts times in all. A configuration error (host key,
+// authentication, an incomplete config: kind pipeline.KindUsage) is never
+// retried. Its methods are safe for concurrent use.
+type SFTPSession struct {
+	cfg SFTPConfig
+	// Attempts is how many connections one call may use; default 3.
+	Attempts int
+	// Dial connects; default DialSFTP.
+	Dial func(context.Context, SFTPConfig) (*SFTP, error)
+
+	mu   sync.Mutex
+	conn *SFTP
+}
+
+var _ pipeline.FileUploader = (*SFTPSession)(nil)
+
+// NewSFTPSession returns a session for cfg; nothing is dialled yet.
+func NewSFTPSession(cfg SFTPConfig) *SFTPSession {
+	return &SFTPSession{cfg: cfg}
+}
+
+func (s *SFTPSession) get(ctx context.Context) (*SFTP, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		dial := s.Dial
+		if dial == nil {
+			dial = DialSFTP
+		}
+		conn, err := dial(ctx, s.cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.conn = conn
+	}
+	return s.conn, nil
+}
+
+// drop closes conn if it is still the session's connection.
+func (s *SFTPSession) drop(conn *SFTP) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == conn {
+		s.conn.Close()
+		s.conn = nil
+	}
+}
+
+// Connect dials unless connected: the server is reachable, is the one we
+// trust, and takes our key. A refused host key or key is KindUsage.
+func (s *SFTPSession) Connect(ctx context.Context) error {
+	return s.do(ctx, func(*SFTP) error { return nil })
+}
+
+// Upload uploads a file atomically (SFTP.Upload), on a new connection
+// when the one it used was lost.
+func (s *SFTPSession) Upload(ctx context.Context, name string, size int64, sha string, open func() (io.ReadCloser, error)) error {
+	return s.do(ctx, func(c *SFTP) error { return c.Upload(ctx, name, size, sha, open) })
+}
+
+// Stat reports whether name exists under its final name and its size
+// (SFTP.Stat), on a new connection when the one it used was lost.
+func (s *SFTPSession) Stat(ctx context.Context, name string) (size int64, exists bool, err error) {
+	err = s.do(ctx, func(c *SFTP) error {
+		var err error
+		size, exists, err = c.Stat(ctx, name)
+		return err
+	})
+	return size, exists, err
+}
+
+// do runs op on the session's connection. When op fails and the
+// connection turns out to be lost (or cannot be made), it is dropped, and
+// op runs again on a new one, up to Attempts connections.
+func (s *SFTPSession) do(ctx context.Context, op func(*SFTP) error) error {
+	attempts := s.Attempts
+	if attempts <= 0 {
+		attempts = 3
+	}
+	var errs []error
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			if err := pause(ctx, time.Duration(i)*100*time.Millisecond); err != nil {
+				return errors.Join(append(errs, err)...)
+			}
+		}
+		conn, err := s.get(ctx)
+		if err != nil {
+			if pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
+				return err
+			}
+			errs = append(errs, err)
+			continue
+		}
+		err = op(conn)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || conn.alive(ctx) {
+			return err // the connection is fine: the error is the operation's
+		}
+		s.drop(conn)
+		errs = append(errs, fmt.Errorf("connection lost, reconnecting: %w", err))
+	}
+	return fmt.Errorf("sftp %s: %d connections lost or refused: %w", s.cfg.Addr, attempts, errors.Join(errs...))
+}
+
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Close closes the connection, if any.
+func (s *SFTPSession) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil
+	}
+	err := s.conn.Close()
+	s.conn = nil
+	return err
+}
+
+// alive reports whether the connection still answers: a round trip
+// (realpath of ".") within a few seconds.
+func (s *SFTP) alive(ctx context.Context) bool {
+	if s.broken.Load() != nil {
+		return false
+	}
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return s.guard(ctx, func() error { _, err := s.client.Getwd(); return err }) == nil
+}

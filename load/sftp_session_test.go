@@ -1,0 +1,117 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/load/sftptest"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// countingSession is a session on p whose dials are counted.
+func countingSession(p *peer) (*SFTPSession, *atomic.Int32) {
+	var dials atomic.Int32
+	s := NewSFTPSession(p.config())
+	s.Dial = func(ctx context.Context, cfg SFTPConfig) (*SFTP, error) {
+		dials.Add(1)
+		return DialSFTP(ctx, cfg)
+	}
+	return s, &dials
+}
+
+// Issue 13: a connection dropped during the upload-status check (the Stat
+// of a file under its final name) reconnects instead of failing.
+func TestSessionReconnectsWhenStatDropsTheConnection(t *testing.T) {
+	// Stat calls: 1 and 2 the other connection's directory check and its
+	// upload's check of the temporary file, 3 the session's directory
+	// check at connect, 4 the status check: dropped.
+	faults := fault.New(1, fault.Rule{Endpoint: sftptest.StatEndpoint, Kind: fault.Reset, Calls: []int{4}})
+	p := startSFTPTest(t, faults)
+	c := randomContent(5000, 1)
+	if err := c.upload(context.Background(), p.dial(t), "TD_1.csv"); err != nil {
+		t.Fatal(err)
+	}
+	s, dials := countingSession(p)
+	defer s.Close()
+	if err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	size, ok, err := s.Stat(context.Background(), "TD_1.csv")
+	if err != nil || !ok || size != int64(len(c)) {
+		t.Fatalf("stat after a dropped connection: %d %v %v", size, ok, err)
+	}
+	if faults.Played(fault.Reset) != 1 || dials.Load() != 2 {
+		t.Fatalf("%d resets played, %d dials; want 1 and a reconnect", faults.Played(fault.Reset), dials.Load())
+	}
+}
+
+// A connection dropped between files (at the next file's open) or in the
+// middle of a file: the upload is made again on a new connection, whole.
+func TestSessionReconnectsBetweenAndWithinFiles(t *testing.T) {
+	faults := fault.New(1,
+		fault.Rule{Endpoint: sftptest.Endpoint, Kind: fault.Reset, Calls: []int{2}},
+		fault.Rule{Endpoint: sftptest.Endpoint, Kind: fault.Disconnect, Calls: []int{4}, Bytes: 1000})
+	p := startSFTPTest(t, faults)
+	s, dials := countingSession(p)
+	defer s.Close()
+	files := map[string]content{"TD_a.csv": randomContent(3000, 2), "TD_b.csv": randomContent(3000, 3), "TD_c.csv": randomContent(200_000, 4)}
+	for _, name := range []string{"TD_a.csv", "TD_b.csv", "TD_c.csv"} {
+		c := files[name]
+		if err := s.Upload(context.Background(), name, int64(len(c)), c.sha(), c.open); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	for name, c := range files {
+		if !bytes.Equal(p.onDisk(t, name), c) {
+			t.Errorf("%s is not whole", name)
+		}
+	}
+	if faults.Played(fault.Reset) != 1 || faults.Played(fault.Disconnect) != 1 || dials.Load() != 3 {
+		t.Fatalf("resets %d, disconnects %d, dials %d", faults.Played(fault.Reset), faults.Played(fault.Disconnect), dials.Load())
+	}
+	p.noTempFiles(t)
+}
+
+// An error that is not a lost connection is not retried; a connection
+// that keeps dropping gives up after Attempts.
+func TestSessionRetriesOnlyLostConnections(t *testing.T) {
+	faults := fault.New(1, fault.Rule{Endpoint: sftptest.StatEndpoint, Kind: fault.Reset, Calls: []int{2, 4, 6}})
+	p := startSFTPTest(t, faults)
+	s, dials := countingSession(p)
+	defer s.Close()
+	c := randomContent(100, 5)
+	err := s.Upload(context.Background(), "TD_x.csv", int64(len(c)), strings.Repeat("0", 64), c.open)
+	if err == nil || !strings.Contains(err.Error(), "sha256") || dials.Load() != 1 {
+		t.Fatalf("a wrong digest: %v after %d dials", err, dials.Load())
+	}
+	// Stat calls: 1 the directory check at connect (the refused upload
+	// stats nothing); then ours (2, 4, 6) are dropped, each followed by a
+	// reconnect's directory check (3, 5).
+	_, _, err = s.Stat(context.Background(), "TD_x.csv")
+	if err == nil || !strings.Contains(err.Error(), "3 connections lost") || dials.Load() != 3 {
+		t.Fatalf("a connection that keeps dropping: %v after %d dials", err, dials.Load())
+	}
+}
+
+// Issue 13: an SFTP key the server refuses is a configuration error (exit
+// 2), one line naming the server, user and what was refused, never retried.
+func TestSessionAuthenticationRefusedIsUsage(t *testing.T) {
+	p := startSFTPTest(t, nil)
+	other, _ := newClientKey(t)
+	cfg := p.config()
+	cfg.Signer = other
+	s := NewSFTPSession(cfg)
+	var dials atomic.Int32
+	s.Dial = func(ctx context.Context, cfg SFTPConfig) (*SFTP, error) { dials.Add(1); return DialSFTP(ctx, cfg) }
+	err := s.Connect(context.Background())
+	if pipeline.KindOf(err) != pipeline.KindUsage || dials.Load() != 1 {
+		t.Fatalf("refused key: kind %v after %d dials: %v", pipeline.KindOf(err), dials.Load(), err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, p.addr) || !strings.Contains(msg, "refused our key") || strings.Contains(msg, "\n") {
+		t.Fatalf("message: %q", msg)
+	}
+}

@@ -1,0 +1,71 @@
+package wechatpay_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/load/wechatpay"
+)
+
+// A bill in the published column names, in another order, with a column we
+// do not know and without a currency column (the bill is in yuan).
+const reorderedBill = "description,status,business_type,exchange_rate,amount,receiver_account,receiver_type,detail_id,out_order_no,order_id,transaction_id,sponsor,initiator,create_time,remark\n" +
+	"`commission,`SUCCESS,`DISTRIBUTION,`1,`30.00,`1900000100,`MERCHANT_ID,`D1,`WX1,`O1,`T1,`1900000109,`1900000100,`2025-09-03 10:00:00,`x\n" +
+	"`rest,`SUCCESS,`UNFREEZE,`1,`70.00,`1900000109,`MERCHANT_ID,`D2,`WX2,`O2,`T1,`1900000109,`1900000100,`2025-09-03 10:00:01,`y\n" +
+	"total_count,total_amount\n" +
+	"`2,`100.00\n"
+
+func TestParseBillFindsThePublishedColumnsByName(t *testing.T) {
+	lines, err := wechatpay.ParseBill([]byte(reorderedBill))
+	if err != nil || len(lines) != 2 {
+		t.Fatalf("%+v, %v", lines, err)
+	}
+	l := lines[0]
+	if l.Type != wechatpay.BillDistribution || l.Amount != 30_00 || l.Currency != "CNY" || l.OutOrderNo != "WX1" || l.Sponsor != "1900000109" ||
+		l.Initiator != "1900000100" || l.ExchangeRate != "1" || l.Status != "SUCCESS" || !l.Time.Equal(time.Date(2025, 9, 3, 10, 0, 0, 0, wechatpay.Beijing)) {
+		t.Fatalf("line = %+v", l)
+	}
+	if lines[1].Type != wechatpay.BillUnfreeze || lines[1].Amount != 70_00 {
+		t.Fatalf("line 2 = %+v", lines[1])
+	}
+}
+
+// The bill is not signed: its own summary is its check.
+func TestParseBillChecksItsSummary(t *testing.T) {
+	for name, tc := range map[string]struct{ bill, want string }{
+		"count":       {strings.Replace(reorderedBill, "`2,`100.00", "`3,`100.00", 1), "summary count"},
+		"total":       {strings.Replace(reorderedBill, "`2,`100.00", "`2,`100.01", 1), "summary total"},
+		"cut short":   {reorderedBill[:strings.Index(reorderedBill, "total_count")], "no summary"},
+		"a row lost":  {strings.Replace(reorderedBill, "`rest,`SUCCESS,`UNFREEZE,`1,`70.00,`1900000109,`MERCHANT_ID,`D2,`WX2,`O2,`T1,`1900000109,`1900000100,`2025-09-03 10:00:01,`y\n", "", 1), "summary count"},
+		"no column":   {strings.Replace(reorderedBill, "out_order_no", "out_trade_no", 1), `no column "out_order_no"`},
+		"a type":      {strings.Replace(reorderedBill, "`UNFREEZE", "`RETURN", 1), "business_type"},
+		"after total": {reorderedBill + "`1,`2\n", "data after the summary"},
+	} {
+		_, err := wechatpay.ParseBill([]byte(tc.bill))
+		var be *wechatpay.BillError
+		if !errors.As(err, &be) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a BillError saying %q", name, err, tc.want)
+		}
+	}
+}
+
+// What FormatBill writes (the fake's bills) ParseBill reads back.
+func TestFormatBillRoundTrip(t *testing.T) {
+	in, err := wechatpay.ParseBill([]byte(reorderedBill))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := wechatpay.FormatBill(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := wechatpay.ParseBill(data)
+	if err != nil || len(out) != len(in) || out[0] != in[0] || out[1] != in[1] {
+		t.Fatalf("%+v, %v\n%s", out, err, data)
+	}
+	if !strings.HasPrefix(string(data), "create_time,initiator,sponsor,") || !strings.Contains(strings.SplitN(string(data), "\n", 2)[0], "exchange_rate,business_type,status,description") {
+		t.Fatalf("header %q is not the published one", strings.SplitN(string(data), "\n", 2)[0])
+	}
+}

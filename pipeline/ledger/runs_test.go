@@ -1,0 +1,197 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// TestRunStateNeverContradictsItsStages drives the Runner over the real
+// ledger: a stage's error is no longer the run's last word once a later
+// invocation gets past it; a run with every stage done is never "failed",
+// even when a re-run's reconcile needs a person.
+func TestRunStateNeverContradictsItsStages(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	var uploadErr, reconcileErr error
+	ok := func(context.Context, *pipeline.Run) (string, error) { return "ok", nil }
+	r := &pipeline.Runner{Store: l, Repeat: map[pipeline.Stage]bool{pipeline.StageReconcile: true}, Stages: map[pipeline.Stage]pipeline.StageFunc{
+		pipeline.StageExtract: ok, pipeline.StageTransform: ok, pipeline.StageDistribute: ok,
+		pipeline.StageUpload:    func(context.Context, *pipeline.Run) (string, error) { return "", uploadErr },
+		pipeline.StageReconcile: func(context.Context, *pipeline.Run) (string, error) { return "", reconcileErr },
+	}}
+	state := func(when, wantState, wantErr string) {
+		t.Helper()
+		run, err := l.GetRun(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(run.State) != wantState || !strings.HasPrefix(run.LastError, wantErr) || (wantErr == "") != (run.LastError == "") {
+			t.Errorf("%s: state %s, last error %q; want %s, %q", when, run.State, run.LastError, wantState, wantErr)
+		}
+	}
+
+	uploadErr = errors.New("sftp: connection refused")
+	if _, err := r.Execute(ctx, key, pipeline.RunParams{TimeZone: "UTC"}, pipeline.StageReconcile); err == nil {
+		t.Fatal("the upload stage's error was not returned")
+	}
+	state("upload failed", "failed", "stage upload: sftp: connection refused")
+
+	// The next invocation gets past upload but stops before the end: the
+	// upload error is gone.
+	uploadErr = nil
+	if _, err := r.Execute(ctx, key, pipeline.RunParams{TimeZone: "UTC"}, pipeline.StageDistribute); err != nil {
+		t.Fatal(err)
+	}
+	state("stopped after distribute", "running", "")
+
+	if _, err := r.Execute(ctx, key, pipeline.RunParams{TimeZone: "UTC"}, pipeline.StageReconcile); err != nil {
+		t.Fatal(err)
+	}
+	state("finished", "done", "")
+
+	// A re-run whose reconcile needs a person: every stage is done, so the
+	// run stays done, with a note of what needs a person.
+	reconcileErr = pipeline.E(pipeline.KindNeedsPerson, "", errors.New("1 unexpected mismatch"))
+	if _, err := r.Execute(ctx, key, pipeline.RunParams{TimeZone: "UTC"}, pipeline.StageReconcile); pipeline.KindOf(err) != pipeline.KindNeedsPerson {
+		t.Fatalf("re-run: %v, want needs a person", err)
+	}
+	state("re-run needs a person", "done", "needs a person: stage reconcile: 1 unexpected mismatch")
+	if s, err := l.DateStatus(ctx, day); err != nil || s.Runs[0].LastError != "" || s.Runs[0].NeedsPerson != "stage reconcile: 1 unexpected mismatch" {
+		t.Errorf("status of a done run that needs a person: %+v %v", s.Runs, err)
+	}
+
+	reconcileErr = nil
+	if _, err := r.Execute(ctx, key, pipeline.RunParams{TimeZone: "UTC"}, pipeline.StageReconcile); err != nil {
+		t.Fatal(err)
+	}
+	state("re-run clean", "done", "")
+
+	// A stage done by an attempt that then died keeps no error of its own.
+	key2 := pipeline.RunKey{Date: day.AddDays(1), Shard: pipeline.Whole}
+	run, _, err := l.OpenRun(ctx, key2, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishRun(ctx, run.ID, pipeline.RunFailed, "stage upload: timeout"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CompleteStage(ctx, run.ID, pipeline.StageTransform); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := l.GetRun(ctx, key2); got.LastError == "" {
+		t.Error("completing transform cleared upload's error")
+	}
+	if err := l.CompleteStage(ctx, run.ID, pipeline.StageUpload); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := l.GetRun(ctx, key2); got.LastError != "" {
+		t.Errorf("upload done, its error still recorded: %q", got.LastError)
+	}
+
+	// status says whether a process holds the run now: a run recorded as
+	// running whose lock nobody holds was stopped.
+	if s, err := l.DateStatus(ctx, key2.Date); err != nil || s.Runs[0].Active {
+		t.Errorf("nobody holds the run, status says active: %+v %v", s.Runs, err)
+	}
+	release, err := l.Lock(ctx, key2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := l.DateStatus(ctx, key2.Date); err != nil || !s.Runs[0].Active {
+		t.Errorf("the run's lock is held, status says not active: %+v %v", s.Runs, err)
+	}
+	release()
+	if s, err := l.DateStatus(ctx, key2.Date); err != nil || s.Runs[0].Active {
+		t.Errorf("released, status still says active: %+v %v", s.Runs, err)
+	}
+}
+
+func TestReextractDropsWhatWasNotSentAndRefusesOnceSomethingWas(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	ch := pipeline.InfiniaChannels
+	count := func(q string, args ...any) int64 {
+		t.Helper()
+		var n int64
+		if err := l.DB().GetContext(ctx, &n, q, args...); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Day 1 carries 2 x 10.00; day 2 plans a payout netting it, unsent.
+	r1 := uploadedItems(t, l, day, "A", 2, 1000)
+	if _, _, err := l.CarryItems(ctx, r1, "S1", "USD", ch, "RS/x", "binding PENDING"); err != nil {
+		t.Fatal(err)
+	}
+	r2 := uploadedItems(t, l, day.AddDays(1), "B", 1, 500)
+	if _, err := l.PlanPayout(ctx, r2, "S1", ch, payout(r2, 2500, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if b := openBalance(t, l); b != 0 {
+		t.Fatalf("netted: %d still open", b)
+	}
+	// Nothing of day 2 was sent: read again, its planned payout is gone and
+	// day 1's balance is open again for the next payout.
+	if err := l.Reextract(ctx, r2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(`SELECT count(*) FROM items WHERE run_id = $1`, r2.ID) + count(`SELECT count(*) FROM effects WHERE run_id = $1`, r2.ID); n != 0 {
+		t.Fatalf("%d items and effects of day 2 left", n)
+	}
+	if b := openBalance(t, l); b != 2000 {
+		t.Fatalf("after reading day 2 again, %d open, want day 1's 2000", b)
+	}
+	if n := count(`SELECT cardinality(stages_done) FROM runs WHERE id = $1`, r2.ID); n != 0 {
+		t.Fatalf("%d stages still done", n)
+	}
+	// Day 1's balance was netted into nothing sent: day 1 can be read again
+	// too, and its carried balance goes with its items.
+	if err := l.Reextract(ctx, r1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if b := openBalance(t, l); b != 0 {
+		t.Fatalf("after reading day 1 again, %d open, want 0", b)
+	}
+
+	// Day 3 carries; day 4's payout netting it is sent: neither can be read
+	// again, and each refusal names what went out.
+	r3 := uploadedItems(t, l, day.AddDays(2), "C", 1, 1000)
+	if _, _, err := l.CarryItems(ctx, r3, "S1", "USD", ch, "RS/y", "below the minimum"); err != nil {
+		t.Fatal(err)
+	}
+	r4 := uploadedItems(t, l, day.AddDays(3), "D", 1, 700)
+	e, err := l.PlanPayout(ctx, r4, "S1", ch, payout(r4, 1700, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkSent(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Day 5's order had a late refund clawed back already.
+	r5 := uploadedItems(t, l, day.AddDays(4), "E", 1, 100)
+	addLateRefund(t, l, r5.ID, "R9", "Ea", 50, "clawed")
+	for _, tc := range []struct {
+		run  *pipeline.Run
+		want string
+	}{
+		{r4, "1 side effects sent (revenue_share " + e.Subject + " sent)"},
+		{r3, "1 carried balances netted into a payout (S1 USD into " + e.Subject + ")"},
+		{r5, "1 late refunds worked out on its orders (R9 of Ea clawed)"},
+	} {
+		items := count(`SELECT count(*) FROM items WHERE run_id = $1`, tc.run.ID)
+		err := l.Reextract(ctx, tc.run.ID)
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("run %d: %v, want a refusal naming %q", tc.run.ID, err, tc.want)
+		}
+		if n := count(`SELECT count(*) FROM items WHERE run_id = $1`, tc.run.ID); n != items || n == 0 {
+			t.Errorf("run %d: a refused reextract changed its items (%d, was %d)", tc.run.ID, n, items)
+		}
+	}
+}

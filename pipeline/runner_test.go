@@ -1,0 +1,175 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// memStore is an in-memory RunStore for the runner's own tests.
+type memStore struct {
+	run      *Run
+	finished []RunState
+	lastErr  string
+}
+
+func (m *memStore) Lock(context.Context, RunKey) (func() error, error) {
+	return func() error { return nil }, nil
+}
+
+func (m *memStore) OpenRun(_ context.Context, key RunKey, _ RunParams) (*Run, bool, error) {
+	if m.run == nil {
+		m.run = &Run{ID: 1, Key: key, State: RunRunning}
+		return m.copyRun(), true, nil
+	}
+	m.run.Attempts++
+	return m.copyRun(), false, nil
+}
+
+func (m *memStore) copyRun() *Run {
+	r := *m.run
+	r.StagesDone = append([]Stage(nil), m.run.StagesDone...)
+	return &r
+}
+
+func (m *memStore) CompleteStage(_ context.Context, _ int64, s Stage) error {
+	if !m.run.Done(s) {
+		m.run.StagesDone = append(m.run.StagesDone, s)
+	}
+	return nil
+}
+
+func (m *memStore) FinishRun(_ context.Context, _ int64, state RunState, lastErr string) error {
+	m.run.State, m.lastErr = state, lastErr
+	m.finished = append(m.finished, state)
+	return nil
+}
+
+// tracer records the order of stages, gates and pre-flights.
+type tracer struct{ calls []string }
+
+func (t *tracer) stage(name string, err error) StageFunc {
+	return func(context.Context, *Run) (string, error) {
+		t.calls = append(t.calls, name)
+		return name + " done", err
+	}
+}
+
+func (t *tracer) runner(store RunStore) *Runner {
+	return &Runner{
+		Store: store,
+		Stages: map[Stage]StageFunc{
+			StageExtract: t.stage("extract", nil), StageTransform: t.stage("transform", nil),
+			StageUpload: t.stage("upload", nil), StageDistribute: t.stage("distribute", nil), StageReconcile: t.stage("reconcile", nil),
+		},
+		Repeat: map[Stage]bool{StageUpload: true, StageDistribute: true, StageReconcile: true},
+		Gate: func(context.Context, *Run) error {
+			t.calls = append(t.calls, "gate")
+			return nil
+		},
+	}
+}
+
+var day = RunKey{Date: Date{Year: 2026, Month: 11, Day: 23}, Shard: Whole}
+
+func TestPreflightRunsOnceBeforeTheFirstSendingStageOfEachInvocation(t *testing.T) {
+	tr := &tracer{}
+	store := &memStore{}
+	r := tr.runner(store)
+	r.Preflight = func(context.Context) error {
+		tr.calls = append(tr.calls, "preflight")
+		return nil
+	}
+	if _, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile); err != nil {
+		t.Fatal(err)
+	}
+	want := "extract transform gate preflight upload gate distribute reconcile"
+	if got := strings.Join(tr.calls, " "); got != want {
+		t.Fatalf("first invocation\n got %s\nwant %s", got, want)
+	}
+	// A re-run repeats the sending stages: the pre-flight again, once.
+	tr.calls = nil
+	if _, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(tr.calls, " "), "preflight upload distribute reconcile"; got != want {
+		t.Fatalf("re-run\n got %s\nwant %s", got, want)
+	}
+	// Stopping before the sending stages calls no pre-flight.
+	tr.calls = nil
+	if _, err := tr.runner(&memStore{}).Execute(context.Background(), day, RunParams{}, StageTransform); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(tr.calls, " "); got != "extract transform" {
+		t.Fatalf("until transform: %s", got)
+	}
+}
+
+func TestPreflightErrorStopsTheRunBeforeAnythingIsSent(t *testing.T) {
+	tr := &tracer{}
+	store := &memStore{}
+	r := tr.runner(store)
+	delete(r.Stages, StageUpload) // only distribute sends: it is the first sending stage
+	refused := Errorf(KindUsage, "Infinia Pay", "signature refused: check --infinia-private-key-file")
+	r.Preflight = func(context.Context) error { return refused }
+	_, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile)
+	if KindOf(err) != KindUsage || !errors.Is(err, refused) || !strings.Contains(err.Error(), "before stage distribute") {
+		t.Fatalf("err %v (kind %d), want the pre-flight's usage error", err, KindOf(err))
+	}
+	if got := strings.Join(tr.calls, " "); got != "extract transform gate gate" {
+		t.Fatalf("calls %s: no sending stage may run", got)
+	}
+	if store.run.State != RunFailed || !strings.Contains(store.lastErr, "signature refused") {
+		t.Fatalf("run %s, last error %q", store.run.State, store.lastErr)
+	}
+}
+
+func TestGateIsCheckedAgainBeforeDistribute(t *testing.T) {
+	tr := &tracer{}
+	r := tr.runner(&memStore{})
+	gates := 0
+	r.Gate = func(context.Context, *Run) error {
+		gates++
+		tr.calls = append(tr.calls, "gate")
+		if gates == 2 { // the upload stage found more rejects
+			return Errorf(KindInput, "input check", "too many rejected")
+		}
+		return nil
+	}
+	_, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile)
+	if KindOf(err) != KindInput {
+		t.Fatalf("err %v, want exit 3", err)
+	}
+	if got := strings.Join(tr.calls, " "); got != "extract transform gate upload gate" {
+		t.Fatalf("calls %s", got)
+	}
+}
+
+func TestReextractRunsExtractAndTransformAgain(t *testing.T) {
+	tr := &tracer{}
+	store := &memStore{}
+	if _, err := tr.runner(store).Execute(context.Background(), day, RunParams{}, StageTransform); err != nil {
+		t.Fatal(err)
+	}
+	tr.calls = nil
+	r := tr.runner(store)
+	dropped := 0
+	r.Reextract = func(context.Context, *Run) error {
+		dropped++
+		store.run.StagesDone = nil
+		return nil
+	}
+	if _, err := r.Execute(context.Background(), day, RunParams{}, StageTransform); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(tr.calls, " "); dropped != 1 || got != "extract transform" {
+		t.Fatalf("dropped %d, calls %s", dropped, got)
+	}
+	// Refused: nothing runs, the refusal is the error.
+	tr.calls = nil
+	r.Reextract = func(context.Context, *Run) error { return Errorf(KindUsage, "--reextract", "refused") }
+	if _, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile); KindOf(err) != KindUsage || len(tr.calls) != 0 {
+		t.Fatalf("err %v, calls %v", err, tr.calls)
+	}
+}
