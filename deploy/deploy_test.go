@@ -73,13 +73,16 @@ func TestManifestsDecodeStrictlyAndKeepThePolicies(t *testing.T) {
 			case "Secret":
 				var s corev1.Secret
 				decodeStrict(t, file, doc, &s)
+			case "PersistentVolumeClaim":
+				var pvc corev1.PersistentVolumeClaim
+				decodeStrict(t, file, doc, &pvc)
 			default:
 				t.Errorf("%s: unexpected kind %q", file, tm.Kind)
 			}
 		}
 	}
-	if seen["CronJob"] != 1 || seen["Job"] != 3 {
-		t.Fatalf("kinds %v: want the CronJob and the re-run, backfill and indexed Jobs", seen)
+	if seen["CronJob"] != 1 || seen["Job"] != 3 || seen["PersistentVolumeClaim"] != 1 {
+		t.Fatalf("kinds %v: want the CronJob, the re-run, backfill and indexed Jobs, and the reports' claim", seen)
 	}
 }
 

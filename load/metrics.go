@@ -24,8 +24,16 @@ type RunMetrics struct {
 	Rejects  int64
 	Totals   []pipeline.Totals
 	Effects  map[string]map[pipeline.EffectState]int // kind -> state -> count
-	Success  bool                                    // the run finished without error
-	Finished time.Time
+	// ExitCode is the run's documented exit code (0: finished, 4: needs a
+	// person, ...).
+	ExitCode int
+	// NeedsPerson counts the subjects (orders, sellers, files, payouts)
+	// the run left for a person.
+	NeedsPerson int
+	// LastSuccess is when a run of the shard last finished without error,
+	// read from the ledger (zero: never): kept after a failed run, so an
+	// alert on its age keeps working.
+	LastSuccess time.Time
 }
 
 // registry builds a fresh registry holding m's values: a batch job reports
@@ -54,8 +62,10 @@ func (m RunMetrics) registry() *prometheus.Registry {
 			effects.WithLabelValues(kind, string(state)).Set(float64(n))
 		}
 	}
-	if m.Success {
-		gauge("last_success_timestamp_seconds", "When a run last finished without error.").WithLabelValues().Set(float64(m.Finished.Unix()))
+	gauge("exit_code", "Exit code of the last run (0: done; 4: needs a person; see the README).").WithLabelValues().Set(float64(m.ExitCode))
+	gauge("needs_person_subjects", "Subjects (orders, sellers, files, payouts) the last run left for a person.").WithLabelValues().Set(float64(m.NeedsPerson))
+	if !m.LastSuccess.IsZero() {
+		gauge("last_success_timestamp_seconds", "When a run of this shard last finished without error (from the ledger).").WithLabelValues().Set(float64(m.LastSuccess.Unix()))
 	}
 	return reg
 }
@@ -72,7 +82,8 @@ func PushMetrics(ctx context.Context, hc *http.Client, url string, m RunMetrics)
 }
 
 // WriteMetricsFile writes m in the text format for node exporter's textfile
-// collector, atomically (temporary file, then rename).
+// collector, atomically (temporary file, then rename), readable by all
+// (mode 0644): node exporter runs as another user.
 func WriteMetricsFile(path string, m RunMetrics) error {
 	families, err := m.registry().Gather()
 	if err != nil {
@@ -92,6 +103,9 @@ func WriteMetricsFile(path string, m RunMetrics) error {
 	}
 	if err := f.Close(); err != nil {
 		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return fmt.Errorf("write metrics: %w", err)
 	}
 	return os.Rename(f.Name(), path)
 }

@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -19,9 +23,9 @@ func sampleMetrics() RunMetrics {
 	return RunMetrics{
 		Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Shard{Index: 1, Count: 4},
 		Duration: 3 * time.Second, Items: 990, Rejects: 10,
-		Totals:  []pipeline.Totals{{Channel: "infiniapay", Currency: "USD", Orders: 990, Gross: 100000, Refunded: 5000, Commission: 4750, Seller: 90250}},
-		Effects: map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 12, pipeline.EffectFailed: 1}},
-		Success: true, Finished: time.Unix(1795000000, 0),
+		Totals:   []pipeline.Totals{{Channel: "infiniapay", Currency: "USD", Orders: 990, Gross: 100000, Refunded: 5000, Commission: 4750, Seller: 90250}},
+		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 12, pipeline.EffectFailed: 1}},
+		ExitCode: 4, NeedsPerson: 3, LastSuccess: time.Unix(1795000000, 0),
 	}
 }
 
@@ -61,9 +65,58 @@ func TestWriteMetricsFile(t *testing.T) {
 	}
 	b, _ := os.ReadFile(path)
 	for _, want := range []string{`settle_orders{outcome="item"} 990`, `settle_amount_minor{channel="infiniapay",currency="USD",part="seller"} 90250`,
-		`settle_effects{kind="revenue_share",state="failed"} 1`, "settle_last_success_timestamp_seconds 1.795e+09"} {
+		`settle_effects{kind="revenue_share",state="failed"} 1`, "settle_last_success_timestamp_seconds 1.795e+09",
+		"settle_exit_code 4", "settle_needs_person_subjects 3"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics file lacks %s:\n%s", want, b)
+		}
+	}
+	// node exporter runs as another user: the file must be readable by all.
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o644 {
+		t.Fatalf("metrics file mode %v, want 0644", st.Mode().Perm())
+	}
+	// Never succeeded: no timestamp rather than 1970.
+	m := sampleMetrics()
+	m.LastSuccess = time.Time{}
+	if err := WriteMetricsFile(path, m); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); strings.Contains(string(b), "last_success") {
+		t.Fatalf("a last success that never was:\n%s", b)
+	}
+}
+
+// TestMetricsFileParsesAsPrometheusText reads the file back with the
+// Prometheus text parser (as node exporter does): every family is a gauge
+// with help, and the names are those documented in the README.
+func TestMetricsFileParsesAsPrometheusText(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "settle.prom")
+	if err := WriteMetricsFile(path, sampleMetrics()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		t.Fatalf("not the Prometheus text format: %v", err)
+	}
+	for _, name := range []string{"settle_run_duration_seconds", "settle_run_business_date", "settle_orders", "settle_amount_minor",
+		"settle_effects", "settle_exit_code", "settle_needs_person_subjects", "settle_last_success_timestamp_seconds"} {
+		mf, ok := families[name]
+		if !ok {
+			t.Errorf("no %s", name)
+			continue
+		}
+		if mf.GetType() != dto.MetricType_GAUGE || mf.GetHelp() == "" {
+			t.Errorf("%s: type %v, help %q", name, mf.GetType(), mf.GetHelp())
 		}
 	}
 }

@@ -71,3 +71,62 @@ func KindOf(err error) Kind {
 	}
 	return KindFailed
 }
+
+// Problems is the error of work that did what it safely could and left
+// subjects (an order, a seller, a file, a payout) for a person: each entry
+// of List names its subject and says what is wrong. It lets the last log
+// line and the metrics show the first few subjects and how many there are.
+type Problems struct {
+	Summary string   // what the problems add up to; "" for "N problem(s)"
+	List    []string // the subjects, each with what is wrong; may be the first few only
+	Total   int      // how many subjects in all; 0 for len(List)
+}
+
+// maxListed is how many subjects a Problems message lists.
+const maxListed = 10
+
+// Count is the number of subjects.
+func (p *Problems) Count() int { return max(p.Total, len(p.List)) }
+
+func (p *Problems) Error() string {
+	msg := p.Summary
+	if msg == "" {
+		msg = fmt.Sprintf("%d problem(s)", p.Count())
+	}
+	for i, s := range p.List {
+		if i == maxListed {
+			break
+		}
+		msg += "; " + s
+	}
+	if shown := min(len(p.List), maxListed); p.Count() > shown {
+		msg += fmt.Sprintf("; ... %d more (see the reports)", p.Count()-shown)
+	}
+	return msg
+}
+
+// ProblemsOf gathers the Problems in err's tree (through wraps and joins):
+// the first n subjects and the count of all of them.
+func ProblemsOf(err error, n int) (first []string, count int) {
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case *Problems:
+			count += e.Count()
+			for _, s := range e.List {
+				if len(first) < n {
+					first = append(first, s)
+				}
+			}
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return first, count
+}

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -244,14 +243,5 @@ func needsPerson(problems []string) error {
 	if len(problems) == 0 {
 		return nil
 	}
-	const max = 10
-	msg := fmt.Sprintf("%d problem(s)", len(problems))
-	for i, p := range problems {
-		if i == max {
-			msg += fmt.Sprintf("; ... %d more (see the reports)", len(problems)-max)
-			break
-		}
-		msg += "; " + p
-	}
-	return Errorf(KindNeedsPerson, "", "%s", msg)
+	return E(KindNeedsPerson, "", &Problems{List: problems})
 }

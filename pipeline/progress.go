@@ -5,26 +5,50 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // Progress counts the work of a stage, for the progress lines. Stages find
 // theirs with ProgressFrom; a stage without one counts into a throwaway.
+//
+// A stage may have several phases (Restart): the counts then add up over
+// the phases, so that neither the units done nor the total ever go down in
+// the lines an operator reads.
 type Progress struct {
-	done, total atomic.Int64
+	done atomic.Int64
+	mu   sync.Mutex
+	base int64 // units done when the current phase began
+	tot  int64 // total over the phases so far (0: unknown)
 }
 
 // Add counts n more units done.
 func (p *Progress) Add(n int64) { p.done.Add(n) }
 
-// SetTotal says how many units the stage has, when it knows.
-func (p *Progress) SetTotal(n int64) { p.total.Store(n) }
+// SetTotal says how many units the current phase has, when it knows. The
+// stage's total never goes down.
+func (p *Progress) SetTotal(n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tot = max(p.tot, p.base+n)
+}
 
-// Restart begins a new phase of the stage: nothing done, of total.
+// Restart begins a new phase of the stage, of total units. What earlier
+// phases did stays counted.
 func (p *Progress) Restart(total int64) {
-	p.done.Store(0)
-	p.total.Store(total)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.base = p.done.Load()
+	p.tot = max(p.tot, p.base+total)
+}
+
+func (p *Progress) total() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.tot
 }
 
 type progressKey struct{}
@@ -44,18 +68,45 @@ func ProgressFrom(ctx context.Context) *Progress {
 
 // snapshot is the state of a Progress at one moment.
 type snapshot struct {
-	done, total, perSecond int64
-	elapsed, left          time.Duration // left 0: unknown
+	done, total   int64
+	perSecond     float64       // rounded to 3 significant digits
+	elapsed, left time.Duration // left 0: unknown
 }
 
-func (p *Progress) snapshot(start time.Time) snapshot {
-	s := snapshot{done: p.done.Load(), total: p.total.Load(), elapsed: time.Since(start)}
-	rate := float64(s.done) / s.elapsed.Seconds()
-	s.perSecond = int64(rate)
+func (p *Progress) snapshot(elapsed time.Duration) snapshot {
+	s := snapshot{done: p.done.Load(), total: p.total(), elapsed: elapsed}
+	if elapsed <= 0 {
+		return s
+	}
+	rate := float64(s.done) / elapsed.Seconds()
+	s.perSecond = significant(rate, 3)
 	if s.total > 0 && rate > 0 && s.done < s.total {
 		s.left = time.Duration(float64(s.total-s.done) / rate * float64(time.Second))
 	}
 	return s
+}
+
+// significant rounds x to n significant digits: 0.0417 stays 0.0417 (a
+// slow rate is not 0), 1234.5 becomes 1230.
+func significant(x float64, n int) float64 {
+	if x == 0 || math.IsInf(x, 0) || math.IsNaN(x) {
+		return 0
+	}
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', n, 64), 64)
+	return r
+}
+
+// attrs are the fields of a progress line. Durations are time.Duration: the
+// JSON log handler writes them in seconds.
+func (s snapshot) attrs() []any {
+	attrs := []any{"done", s.done, "per_second", s.perSecond, "elapsed", s.elapsed.Round(time.Millisecond)}
+	if s.total > 0 {
+		attrs = append(attrs, "total", s.total)
+	}
+	if s.left > 0 {
+		attrs = append(attrs, "left", s.left.Round(time.Second))
+	}
+	return attrs
 }
 
 // report logs p every interval until ctx is done: units done, of how many,
@@ -70,15 +121,7 @@ func (p *Progress) report(ctx context.Context, log *slog.Logger, interval time.D
 			return
 		case <-t.C:
 		}
-		s := p.snapshot(start)
-		attrs := []any{"done", s.done, "per_second", s.perSecond, "elapsed", s.elapsed.Round(time.Second)}
-		if s.total > 0 {
-			attrs = append(attrs, "total", s.total)
-		}
-		if s.left > 0 {
-			attrs = append(attrs, "left", s.left.Round(time.Second))
-		}
-		log.Info("progress", attrs...)
+		log.Info("progress", p.snapshot(time.Since(start)).attrs()...)
 	}
 }
 
@@ -95,15 +138,19 @@ func (p *Progress) live(ctx context.Context, w io.Writer, stage Stage) {
 			return
 		case <-t.C:
 		}
-		s := p.snapshot(start)
-		line := fmt.Sprintf("%s: %d", stage, s.done)
-		if s.total > 0 {
-			line += fmt.Sprintf(" of %d", s.total)
-		}
-		line += fmt.Sprintf(", %d/s, %s", s.perSecond, s.elapsed.Round(time.Second))
-		if s.left > 0 {
-			line += fmt.Sprintf(", %s left", s.left.Round(time.Second))
-		}
-		fmt.Fprintf(w, "\r\033[K%s", line)
+		fmt.Fprintf(w, "\r\033[K%s", p.snapshot(time.Since(start)).line(stage))
 	}
+}
+
+// line is the live status line of stage.
+func (s snapshot) line(stage Stage) string {
+	line := fmt.Sprintf("%s: %d", stage, s.done)
+	if s.total > 0 {
+		line += fmt.Sprintf(" of %d", s.total)
+	}
+	line += fmt.Sprintf(", %s/s, %s", strconv.FormatFloat(s.perSecond, 'f', -1, 64), s.elapsed.Round(time.Second))
+	if s.left > 0 {
+		line += fmt.Sprintf(", %s left", s.left.Round(time.Second))
+	}
+	return line
 }

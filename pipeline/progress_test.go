@@ -27,3 +27,47 @@ func TestProgressLinesAndLiveDisplay(t *testing.T) {
 		t.Fatalf("live line: %q", live.String())
 	}
 }
+
+// TestProgressOnlyGrowsAcrossPhases plays a stage of two phases (Infinia's
+// distribution, then WeChat's): the operator must never see the units done
+// or the total go down.
+func TestProgressOnlyGrowsAcrossPhases(t *testing.T) {
+	p := &Progress{}
+	p.SetTotal(158)
+	p.Add(129)
+	first := p.snapshot(time.Second)
+	p.Restart(772)
+	p.Add(128)
+	second := p.snapshot(2 * time.Second)
+	if first.done != 129 || first.total != 158 {
+		t.Fatalf("first phase %d/%d, want 129/158", first.done, first.total)
+	}
+	if second.done != 257 || second.total != 129+772 {
+		t.Fatalf("second phase %d/%d, want 257/901", second.done, second.total)
+	}
+	p.SetTotal(10) // a smaller total for the phase never shrinks the stage's
+	if got := p.snapshot(time.Second).total; got != 901 {
+		t.Fatalf("total after a smaller SetTotal: %d, want 901", got)
+	}
+}
+
+// TestProgressRateAndTimesInSeconds checks the fields of a JSON progress
+// line: a rate under 1/s is not 0, durations are seconds with decimals.
+func TestProgressRateAndTimesInSeconds(t *testing.T) {
+	p := &Progress{}
+	p.SetTotal(10)
+	p.Add(1)
+	s := p.snapshot(24 * time.Second)
+	if s.perSecond != 0.0417 {
+		t.Fatalf("per_second %v, want 0.0417", s.perSecond)
+	}
+	if s.left != 216*time.Second {
+		t.Fatalf("left %v, want 3m36s", s.left)
+	}
+	if got := s.line(StageDistribute); got != "distribute: 1 of 10, 0.0417/s, 24s, 3m36s left" {
+		t.Fatalf("live line %q", got)
+	}
+	if got := significant(1234.5, 3); got != 1230 {
+		t.Fatalf("significant(1234.5, 3) = %v", got)
+	}
+}

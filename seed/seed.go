@@ -62,14 +62,28 @@ var mix = []channelMix{
 
 var categories = []string{"electronics", "apparel", "books", "home", "beauty", ""}
 
-// OrderPrefix is the prefix of the order numbers the seed writes for d.
+// OrderPrefix is the prefix of the numbers of the seed's orders confirmed
+// on d: O20261123-00000001 for the first order of 2026-11-23.
 func OrderPrefix(d pipeline.Date) string { return "O" + d.Compact() + "-" }
+
+// MaxOrders bounds Options.Orders: the order numbers that begin with
+// before or after (after the date's prefix) are those a seeding writes just
+// outside its day, so that every seeded order number is unique over any set
+// of dates.
+const MaxOrders = 79_999_999
+
+// Marks of the orders a seeding of D writes just outside its day: the one
+// just before it is O(D-1)-8000000j, those just after it O(D+1)-9000000j.
+const (
+	before = "8"
+	after  = "9"
+)
 
 // Generate writes the data. Seeding a date again replaces that date's
 // seeded orders and refunds; sellers are added when missing.
 func Generate(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
-	if o.Orders < 0 || o.Sellers < 1 || o.BadRows < 0 || o.BadRows > o.Orders {
-		return Result{}, pipeline.Errorf(pipeline.KindUsage, "seed", "want orders >= 0, sellers >= 1, 0 <= bad rows <= orders")
+	if o.Orders < 0 || o.Orders > MaxOrders || o.Sellers < 1 || o.BadRows < 0 || o.BadRows > o.Orders {
+		return Result{}, pipeline.Errorf(pipeline.KindUsage, "seed", "want 0 <= orders <= %d, sellers >= 1, 0 <= bad rows <= orders", MaxOrders)
 	}
 	if o.Location == nil {
 		o.Location = time.UTC
@@ -83,12 +97,12 @@ func Generate(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
 	if _, err := tx.ExecContext(ctx, settlesql.PlatformSchema); err != nil {
 		return res, fmt.Errorf("seed: create reference schema: %w", err)
 	}
-	prefix := OrderPrefix(o.Date)
-	for _, q := range []string{
-		`DELETE FROM refunds WHERE order_no LIKE $1 || '%'`,
-		`DELETE FROM orders WHERE order_no LIKE $1 || '%'`,
-	} {
-		if _, err := tx.ExecContext(ctx, q, prefix); err != nil {
+	// What an earlier seeding of this date wrote: its own orders, and those
+	// it wrote just outside the day, which carry the neighbours' dates.
+	own := `(order_no LIKE $1 || '%' AND substr(order_no, length($1) + 1, 1) NOT IN ('` + before + `', '` + after + `'))
+		OR order_no LIKE $2 || '` + before + `%' OR order_no LIKE $3 || '` + after + `%'`
+	for _, q := range []string{`DELETE FROM refunds WHERE ` + own, `DELETE FROM orders WHERE ` + own} {
+		if _, err := tx.ExecContext(ctx, q, OrderPrefix(o.Date), OrderPrefix(o.Date.AddDays(-1)), OrderPrefix(o.Date.AddDays(1))); err != nil {
 			return res, fmt.Errorf("seed: clear %s: %w", o.Date, err)
 		}
 	}
@@ -168,7 +182,7 @@ func (g *gen) writeOrders(ctx context.Context, tx *sql.Tx, res *Result) error {
 	span := day.End.Sub(day.Start)
 	bad := spread(g.o.Orders, g.o.BadRows)
 	for i := 1; i <= g.o.Orders; i++ {
-		o := g.good(i, day.Start.Add(g.confirmOffset(i, span)))
+		o := g.good(fmt.Sprintf("%s%08d", OrderPrefix(g.o.Date), i), i, day.Start.Add(g.confirmOffset(i, span)))
 		if bad[i] >= 0 {
 			extra := g.spoil(&o, BadKinds[bad[i]%len(BadKinds)])
 			res.BadRows++
@@ -186,9 +200,15 @@ func (g *gen) writeOrders(ctx context.Context, tx *sql.Tx, res *Result) error {
 		}
 		res.Orders++
 	}
-	// Orders confirmed just outside the day: they belong to its neighbours.
+	// Orders confirmed just outside the day: they belong to its neighbours,
+	// whose dates they carry.
 	for j, at := range []time.Time{day.Start.Add(-time.Microsecond), day.End, day.End.Add(time.Second)} {
-		o := g.good(g.o.Orders+1+j, at)
+		mark := after
+		if at.Before(day.Start) {
+			mark = before
+		}
+		no := fmt.Sprintf("%s%s%07d", OrderPrefix(pipeline.DateOf(at.In(g.o.Location))), mark, j)
+		o := g.good(no, g.o.Orders+1+j, at)
 		if err := write(o); err != nil {
 			return err
 		}
@@ -233,7 +253,8 @@ func (g *gen) confirmOffset(i int, span time.Duration) time.Duration {
 	return time.Duration(g.rng.Int64N(int64(span)))
 }
 
-func (g *gen) good(i int, confirmed time.Time) order {
+// good is a good order numbered no, the i-th the seeding of the date writes.
+func (g *gen) good(no string, i int, confirmed time.Time) order {
 	m := mix[g.rng.IntN(len(mix))]
 	cur := m.currencies[g.rng.IntN(len(m.currencies))]
 	seller := SellerID(1 + g.rng.IntN(g.o.Sellers))
@@ -244,7 +265,6 @@ func (g *gen) good(i int, confirmed time.Time) order {
 	if exp > 0 {
 		amount += g.rng.Int64N(pow10(exp))
 	}
-	no := fmt.Sprintf("%s%08d", OrderPrefix(g.o.Date), i)
 	o := order{
 		no: no, seller: seller, provider: string(m.channel), currency: string(cur),
 		amount: strconv.FormatInt(amount, 10), category: categories[g.rng.IntN(len(categories))],
@@ -253,7 +273,9 @@ func (g *gen) good(i int, confirmed time.Time) order {
 	}
 	switch m.channel {
 	case pipeline.ChannelWeChatPay:
-		o.txn = fmt.Sprintf("4200%016d", i)
+		// 28 digits like WeChat's: 4200000000, the seeded date, the index,
+		// so that no two seeded dates share one.
+		o.txn = fmt.Sprintf("4200000000%s%010d", g.o.Date.Compact(), i)
 	case pipeline.ChannelPayProtocol:
 		o.txn = "PP" + no
 	default:

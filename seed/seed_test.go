@@ -115,3 +115,54 @@ func TestSeedWritesEveryBadKind(t *testing.T) {
 		}
 	}
 }
+
+// TestSeveralDatesNeverShareAnID seeds two neighbouring dates (a multi-day
+// trial): no transaction id, order number or refund number is shared, and
+// every order number carries the date its order was confirmed on, also the
+// orders written just outside a day. Seeding a date again leaves the other's
+// rows alone.
+func TestSeveralDatesNeverShareAnID(t *testing.T) {
+	t.Parallel()
+	db := pgtest.DB(t)
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	seedDate := func(d pipeline.Date) {
+		t.Helper()
+		if _, err := seed.Generate(context.Background(), db, seed.Options{Date: d, Location: sh, Orders: 300, Sellers: 20, Seed: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := day.AddDays(1)
+	seedDate(day)
+	seedDate(next)
+	count := func(q string) int {
+		t.Helper()
+		var n int
+		if err := db.Get(&n, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	if n := count(`SELECT count(*) FROM (SELECT provider_txn_id FROM orders WHERE provider_txn_id IS NOT NULL
+		GROUP BY 1 HAVING count(*) > 1) d`); n != 0 {
+		t.Fatalf("%d provider transaction ids shared by several orders", n)
+	}
+	if n := count(`SELECT count(*) FROM orders WHERE provider = 'wechatpay'`); n < 100 {
+		t.Fatalf("only %d WeChat orders: the check above proves little", n)
+	}
+	if n := count(`SELECT count(*) FROM (SELECT order_no FROM orders GROUP BY 1 HAVING count(*) > 1) d`) +
+		count(`SELECT count(*) FROM (SELECT refund_no FROM refunds GROUP BY 1 HAVING count(*) > 1) d`); n != 0 {
+		t.Fatalf("%d order or refund numbers shared", n)
+	}
+	wrong := `SELECT count(*) FROM orders WHERE substr(order_no, 2, 8) <> to_char(confirmed_at AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD')`
+	if n := count(wrong); n != 0 {
+		t.Fatalf("%d orders carry another date than their confirmation's", n)
+	}
+	total := count(`SELECT count(*) FROM orders`)
+	if total != 2*(300+3) {
+		t.Fatalf("%d orders, want %d", total, 2*(300+3))
+	}
+	seedDate(day)
+	if n := count(`SELECT count(*) FROM orders`); n != total {
+		t.Fatalf("re-seeding %s: %d orders, want %d", day, n, total)
+	}
+}

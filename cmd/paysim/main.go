@@ -1,8 +1,9 @@
 // Command paysim runs the provider simulator as its own process: the
-// stateful fakes of Infinia Pay (HTTP API and SFTP server) and Pay Protocol
-// on loopback ports, with fault injection. They are simulations, for trying the job
-// against something that behaves like the providers; paysim prints the
-// environment the job needs to reach them.
+// stateful fakes of Infinia Pay (HTTP API and SFTP server), Pay Protocol and
+// WeChat Pay Global on loopback ports, with fault injection. They are
+// simulations, for trying the job against something that behaves like the
+// providers; paysim prints the environment the job needs to reach them (as
+// lines a shell can source) and shows what it holds at GET /paysim/state.
 package main
 
 import (
@@ -13,6 +14,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,19 +33,21 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
 	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "paysim: %v\n", err)
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
 		os.Exit(2)
 	}
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("paysim", flag.ContinueOnError)
-	dir := fs.String("dir", "paysim-data", "directory for keys, known_hosts and the SFTP root")
-	httpAddr := fs.String("http-addr", "127.0.0.1:8700", "Infinia API listen address")
+	fs.SetOutput(stdout)
+	fs.Usage = func() { usage(fs) }
+	dir := fs.String("dir", "paysim-data", "directory for keys, known_hosts and the SFTP root; the keys and serials made on the first start are kept there")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8700", "HTTP listen address: the Infinia, Pay Protocol and WeChat Pay APIs and /paysim/state")
 	sftpAddr := fs.String("sftp-addr", "127.0.0.1:8722", "SFTP listen address")
 	faults := fs.String("faults", "", `fault rules, e.g. "revenue-sharing/request:lost@1;*:5xx~0.05;upload:disconnect@2,bytes=4096"`)
 	faultsFile := fs.String("faults-file", "", "file of fault rules, one per line")
@@ -50,11 +55,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	polls := fs.Int("polls", 2, "status polls that answer PROCESSING before the final status")
 	sellers := fs.Int("bind-sellers", 50, "bind the seed's sellers 1..N (ACTIVE), as settle seed names them")
 	balance := fs.Int64("balance", 1_000_000_000_00, "platform balance in minor units, in every currency")
-	platformDB := fs.String("platform-db", "", "with -date: create at the simulated Pay Protocol the payments (in every status) of the payprotocol orders settle seed wrote there")
-	date := fs.String("date", "", "business date of -platform-db's orders, YYYY-MM-DD")
-	tz := fs.String("tz", "Asia/Shanghai", "time zone of -date")
+	platformDB := fs.String("platform-db", "", "with --date: create the providers' side of the orders settle seed wrote there: the Pay Protocol payments (in every status) and the WeChat Pay transactions")
+	date := fs.String("date", "", "business date of --platform-db's orders, YYYY-MM-DD")
+	tz := fs.String("tz", "Asia/Shanghai", "time zone of --date")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	if (*platformDB == "") != (*date == "") {
+		return errors.New("--platform-db and --date go together: give both (to create the day's payments and transactions) or neither")
 	}
 	spec := *faults
 	if *faultsFile != "" {
@@ -77,40 +88,90 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	for i := 1; i <= *sellers; i++ {
 		sim.Infinia.SetBinding(seed.InfiniaID(i), "ACTIVE")
 	}
-	for _, cur := range []pipeline.Currency{"CNY", "EUR", "HKD", "JPY", "KWD", "USD"} {
+	for _, cur := range paysim.Currencies {
 		sim.Infinia.SetBalance(cur, *balance)
 	}
 	if *platformDB != "" {
-		n, err := seedPayments(ctx, sim, *platformDB, *date, *tz)
+		day, err := seedDay(ctx, sim, *platformDB, *date, *tz)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "# created %d Pay Protocol payments for the payprotocol orders of %s\n", n, *date)
+		fmt.Fprintf(stdout, "# created %d Pay Protocol payments and %d WeChat Pay transactions for the orders of %s\n", day.PayProtocol, day.WeChat, *date)
+		if len(day.Duplicates) > 0 {
+			fmt.Fprintf(stdout, "# %d provider transaction ids are shared by several orders (created once; settle rejects the duplicates): %s\n",
+				len(day.Duplicates), strings.Join(day.Duplicates, " "))
+		}
 	}
-	fmt.Fprintf(stdout, "# paysim: simulated Infinia Pay (API %s, SFTP %s), %d fault rules; Ctrl-C to stop\n",
+	fmt.Fprintf(stdout, "# paysim: simulated Infinia Pay (API %s, SFTP %s), Pay Protocol and WeChat Pay; %d fault rules; Ctrl-C to stop\n",
 		sim.Config.InfiniaURL, sim.Config.SFTPAddr, len(rules))
-	fmt.Fprintln(stdout, "# the job's configuration:")
-	for _, kv := range sim.Config.Env() {
-		fmt.Fprintf(stdout, "export %s\n", kv)
+	fmt.Fprintf(stdout, "# what it holds (balances, revenue shares, files, distributions, payments): curl -s %s\n", sim.StateURL())
+	fmt.Fprintln(stdout, "# the job's configuration (save this output and source it):")
+	for _, line := range exports(sim.Config.Env()) {
+		fmt.Fprintln(stdout, line)
 	}
 	<-ctx.Done()
 	return nil
 }
 
-// seedPayments creates the simulated Pay Protocol payments of a seeded day.
-func seedPayments(ctx context.Context, sim *paysim.Sim, url, date, tz string) (int, error) {
+// seedDay creates the providers' side of a seeded day.
+func seedDay(ctx context.Context, sim *paysim.Sim, url, date, tz string) (paysim.Day, error) {
 	d, err := pipeline.ParseDate(date)
 	if err != nil {
-		return 0, fmt.Errorf("-date: %w", err)
+		return paysim.Day{}, fmt.Errorf("--date: %w", err)
 	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
-		return 0, fmt.Errorf("-tz: %w", err)
+		return paysim.Day{}, fmt.Errorf("--tz: %w", err)
 	}
 	db, err := sqlx.Open("postgres", url)
 	if err != nil {
-		return 0, err
+		return paysim.Day{}, err
 	}
 	defer db.Close()
-	return sim.SeedPayProtocol(ctx, db, settlesql.SourceQuery, pipeline.WindowOf(d, loc))
+	return sim.SeedDay(ctx, db, settlesql.SourceQuery, pipeline.WindowOf(d, loc))
+}
+
+// exports renders KEY=VALUE pairs as export lines a POSIX shell can
+// source: a value with anything but plain characters is single-quoted.
+func exports(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		out = append(out, "export "+k+"="+shellQuote(v))
+	}
+	return out
+}
+
+var plain = regexp.MustCompile(`^[A-Za-z0-9_./:@%+,=-]+$`)
+
+func shellQuote(v string) string {
+	if plain.MatchString(v) {
+		return v
+	}
+	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+}
+
+// usage prints the flags with two dashes, as settle's: Go's flag package
+// accepts -flag and --flag alike.
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintln(w, "Usage: paysim [flags]")
+	fmt.Fprintln(w, "Runs the simulated providers and prints the environment settle needs to reach them.")
+	fmt.Fprintln(w, "Flags:")
+	fs.VisitAll(func(f *flag.Flag) {
+		name, use := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		line += "\n    \t" + strings.ReplaceAll(use, "\n", "\n    \t")
+		switch {
+		case f.DefValue == "" || f.DefValue == "0" || f.DefValue == "false":
+		case name == "string":
+			line += fmt.Sprintf(" (default %q)", f.DefValue)
+		default:
+			line += " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintln(w, line)
+	})
 }

@@ -3,7 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +18,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/internal/pgtest"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/seed"
@@ -68,7 +76,11 @@ func (w *syncWriter) String() string {
 	return w.b.String()
 }
 
-func TestPaysimCreatesThePaymentsOfASeededDay(t *testing.T) {
+// TestPaysimCreatesTheProvidersSideOfASeededDay: with --platform-db and
+// --date paysim creates the day's Pay Protocol payments and WeChat
+// transactions, survives a duplicated Pay Protocol order (a bad row) by
+// naming it, and shows what it holds at its state endpoint.
+func TestPaysimCreatesTheProvidersSideOfASeededDay(t *testing.T) {
 	url := pgtest.URL(t)
 	db, err := sqlx.Open("postgres", url)
 	if err != nil {
@@ -76,15 +88,23 @@ func TestPaysimCreatesThePaymentsOfASeededDay(t *testing.T) {
 	}
 	defer db.Close()
 	sh, _ := time.LoadLocation("Asia/Shanghai")
-	if _, err := seed.Generate(context.Background(), db, seed.Options{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Location: sh, Orders: 200, Sellers: 5, Seed: 1}); err != nil {
+	if _, err := seed.Generate(context.Background(), db, seed.Options{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Location: sh,
+		Orders: 200, Sellers: 5, Seed: 1, BadRows: 9}); err != nil {
+		t.Fatal(err)
+	}
+	// The seed's duplicated order, as a Pay Protocol one.
+	var dupTxn string
+	if err := db.Get(&dupTxn, `WITH o AS (SELECT * FROM orders WHERE provider = 'payprotocol'
+			AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08' ORDER BY order_no LIMIT 1)
+		INSERT INTO orders SELECT * FROM o RETURNING provider_txn_id`); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncWriter{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-sftp-addr", "127.0.0.1:0",
-			"-platform-db", url, "-date", "2026-11-23"}, out)
+		done <- run(ctx, []string{"--dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0",
+			"--platform-db", url, "--date", "2026-11-23", "--balance", "5000"}, out)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), "export SETTLE_PAYPROTOCOL_URL") {
@@ -98,10 +118,81 @@ func TestPaysimCreatesThePaymentsOfASeededDay(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
-	<-done
-	if !strings.Contains(out.String(), "# created ") || strings.Contains(out.String(), "# created 0 ") {
-		t.Fatalf("no payments created:\n%s", out.String())
+	defer func() { cancel(); <-done }()
+	var pp, wx int
+	var stateURL string
+	for _, line := range strings.Split(out.String(), "\n") {
+		fmt.Sscanf(line, "# created %d Pay Protocol payments and %d WeChat Pay transactions", &pp, &wx)
+		if _, u, ok := strings.Cut(line, "curl -s "); ok {
+			stateURL = u
+		}
+	}
+	if pp == 0 || wx == 0 {
+		t.Fatalf("payments %d, transactions %d: want both:\n%s", pp, wx, out.String())
+	}
+	if !strings.Contains(out.String(), "shared by several orders") || !strings.Contains(out.String(), dupTxn) {
+		t.Fatalf("the duplicated Pay Protocol order %s is not reported:\n%s", dupTxn, out.String())
+	}
+	var want int
+	db.Get(&want, `SELECT count(DISTINCT provider_txn_id) FROM orders WHERE provider = 'wechatpay'
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08' AND amount_minor > 0 AND currency IN ('CNY', 'HKD')`)
+	if wx > want || wx < want-2 {
+		t.Fatalf("%d WeChat transactions for %d WeChat orders of the day", wx, want)
+	}
+	resp, err := http.Get(stateURL)
+	if err != nil {
+		t.Fatalf("state endpoint %q: %v", stateURL, err)
+	}
+	defer resp.Body.Close()
+	var st paysim.State
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.PayProtocol.Payments) != pp || len(st.WeChat.Transactions) != wx || st.Infinia.Balances["USD"] != 5000 ||
+		st.WeChat.Transactions[0].FrozenMinor <= 0 {
+		t.Fatalf("state: %d payments, %d transactions, balances %v", len(st.PayProtocol.Payments), len(st.WeChat.Transactions), st.Infinia.Balances)
 	}
 }
+
+func TestPaysimFlags(t *testing.T) {
+	var help bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	if !strings.Contains(help.String(), "  --platform-db string") || strings.Contains(help.String(), "\n  -platform-db") {
+		t.Fatalf("help shows single dashes:\n%s", help.String())
+	}
+	for _, args := range [][]string{{"--date", "2026-11-23"}, {"--platform-db", "postgres://x"}} {
+		err := run(context.Background(), append(args, "--dir", t.TempDir()), &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), "go together") {
+			t.Errorf("%v: %v, want an error", args, err)
+		}
+	}
+}
+
+// TestPaysimExportsCanBeSourced: the printed configuration, saved and
+// sourced by a POSIX shell, sets every value as printed, spaces and all.
+func TestPaysimExportsCanBeSourced(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"SETTLE_WECHAT_RECEIVER_NAME=Demo Marketplace Ltd", "SETTLE_X=it's $HOME `id` \\ \"q\"", "SETTLE_URL=http://127.0.0.1:8700/api/"}
+	file := filepath.Join(t.TempDir(), "env.sh")
+	if err := os.WriteFile(file, []byte(strings.Join(exports(env), "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := exec.Command(sh, "-c", `. "$0" && printf '%s\n' "$SETTLE_WECHAT_RECEIVER_NAME" "$SETTLE_X" "$SETTLE_URL"`, file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sourcing the exports: %v\n%s", err, got)
+	}
+	want := "Demo Marketplace Ltd\nit's $HOME `id` \\ \"q\"\nhttp://127.0.0.1:8700/api/\n"
+	if string(got) != want {
+		t.Fatalf("sourced values:\n%s\nwant:\n%s", got, want)
+	}
+	if !strings.Contains(strings.Join(exports(env), "\n"), "export SETTLE_WECHAT_RECEIVER_NAME='Demo Marketplace Ltd'") {
+		t.Fatalf("exports: %v", exports(env))
+	}
+}
+
 func TestMain(m *testing.M) { pgtest.Main(m) }

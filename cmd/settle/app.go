@@ -52,19 +52,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
 	}
-	if err := app.RunContext(ctx, args); err != nil {
-		if pipeline.KindOf(err) == pipeline.KindFailed && isFlagError(err) {
-			return usageError(err)
-		}
-		// urfave/cli's own ExitCoder errors are help topics that do not
-		// exist ("settle help nosuch", "settle sellers nosuch").
-		var exit cli.ExitCoder
-		if pipeline.KindOf(err) == pipeline.KindFailed && errors.As(err, &exit) {
-			return pipeline.Errorf(pipeline.KindUsage, "usage", "%v (settle --help lists the commands)", err)
-		}
-		return err
+	err := app.RunContext(ctx, args)
+	if err != nil && pipeline.KindOf(err) == pipeline.KindFailed && isFlagError(err) {
+		err = usageError(err)
 	}
-	return nil
+	// urfave/cli's own ExitCoder errors are help topics that do not
+	// exist ("settle help nosuch", "settle sellers nosuch").
+	var exit cli.ExitCoder
+	if err != nil && pipeline.KindOf(err) == pipeline.KindFailed && errors.As(err, &exit) {
+		err = pipeline.Errorf(pipeline.KindUsage, "usage", "%v (settle --help lists the commands)", err)
+	}
+	return cfg.logFailure(err)
 }
 
 // isFlagError recognises the errors urfave/cli returns for missing required

@@ -366,8 +366,8 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	started := time.Now()
 	res, err := runner.Execute(ctx, o.key, pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query)}, o.until)
 	if res != nil && res.Run != nil && (o.pushURL != "" || o.metricsFile != "") {
-		if merr := cfg.reportMetrics(context.WithoutCancel(ctx), l, o, res.Run, time.Since(started), err == nil); merr != nil {
-			fmt.Fprintf(cfg.stderr, "settle: metrics: %v\n", merr) // metrics never fail a run
+		if merr := cfg.reportMetrics(context.WithoutCancel(ctx), l, o, res.Run, time.Since(started), err); merr != nil {
+			cfg.warn("metrics", merr) // metrics never fail a run
 		}
 	}
 	if res != nil && res.Run != nil {
@@ -381,7 +381,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		if pipeline.KindOf(err) == pipeline.KindInput {
 			// Still show what was rejected, so the operator can act on it.
 			if path, rerr := o.reports.write(ctx, l, o.key.Date); rerr == nil {
-				fmt.Fprintf(cfg.stdout, "rejected rows are listed in %s\n", path)
+				cfg.note("rejected rows are listed in "+path, "path", path)
 			}
 		}
 	}
@@ -417,20 +417,25 @@ func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipel
 			if err != nil {
 				return err
 			}
+			// The subjects: one example order per reason, for the last log line.
+			p := &pipeline.Problems{Total: int(rejected)}
+			for _, r := range append(reasons, byProvider...) {
+				p.List = append(p.List, fmt.Sprintf("%s: %s", r.Sample, r.Reason))
+			}
 			for _, states := range effects {
 				for state, n := range states {
 					if state != pipeline.EffectPlanned && n > 0 {
 						// The date's trade files are out: it can no longer
 						// be read again.
-						return pipeline.Errorf(pipeline.KindInput, "input check",
-							"%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date until the orders are corrected with the providers, or --max-reject-ratio is raised (--%s is refused: this date already sent files or requests)",
+						p.Summary = fmt.Sprintf("%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date until the orders are corrected with the providers, or --max-reject-ratio is raised (--%s is refused: this date already sent files or requests)",
 							rejected, read, by, 100*maxRatio, flagReextract)
+						return pipeline.E(pipeline.KindInput, "input check", p)
 					}
 				}
 			}
-			return pipeline.Errorf(pipeline.KindInput, "input check",
-				"%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date until you fix the data, then run again with --%s (reads the date again), or raise --max-reject-ratio",
+			p.Summary = fmt.Sprintf("%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date until you fix the data, then run again with --%s (reads the date again), or raise --max-reject-ratio",
 				rejected, read, by, 100*maxRatio, flagReextract)
+			return pipeline.E(pipeline.KindInput, "input check", p)
 		}
 		return nil
 	}
@@ -639,8 +644,9 @@ func printProviderRejects(w io.Writer, reasons []ledger.RejectReason, max int) {
 	}
 }
 
-// reportMetrics pushes and/or writes the run's metrics.
-func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOptions, run *pipeline.Run, took time.Duration, ok bool) error {
+// reportMetrics pushes and/or writes the run's metrics; runErr is how the
+// run ended.
+func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOptions, run *pipeline.Run, took time.Duration, runErr error) error {
 	totals, err := l.TotalsOfRun(ctx, run.ID)
 	if err != nil {
 		return err
@@ -653,8 +659,15 @@ func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOp
 	if err != nil {
 		return err
 	}
+	last, _, err := l.LastSuccess(ctx, run.Key.Shard)
+	if err != nil {
+		return err
+	}
 	m := load.RunMetrics{Date: run.Key.Date, Shard: run.Key.Shard, Duration: took, Totals: totals, Effects: effects,
-		Success: ok, Finished: cfg.clock()}
+		ExitCode: codeOf(runErr), LastSuccess: last}
+	if pipeline.KindOf(runErr) == pipeline.KindNeedsPerson {
+		_, m.NeedsPerson = pipeline.ProblemsOf(runErr, 0)
+	}
 	for _, t := range totals {
 		m.Items += t.Orders
 	}

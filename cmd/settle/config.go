@@ -58,7 +58,7 @@ func (c *config) logger() *slog.Logger {
 	}
 	if format == "json" {
 		c.json = true
-		c.log = slog.New(slog.NewJSONHandler(c.stdout, nil))
+		c.log = slog.New(jsonLogHandler(c.stdout))
 	} else {
 		c.log = slog.New(slog.NewTextHandler(c.stdout, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey {

@@ -25,22 +25,35 @@ func main() {
 	os.Exit(exitCode(err, os.Stderr))
 }
 
-// exitCode reports err and maps it to the documented exit code. It is the
-// only place exit codes are decided.
+// exitCode reports err (unless the JSON log's last line did) and maps it to
+// the documented exit code.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	kind := pipeline.KindOf(err)
-	if kind == pipeline.KindUsage {
-		// Something to fix before running again (flags, configuration,
-		// credentials): one line says what, however many subjects it hit.
-		fmt.Fprintf(stderr, "settle: %s\n", oneLine(err.Error(), 1000))
-		return kind.ExitCode()
+	if !errors.As(err, new(loggedError)) {
+		if pipeline.KindOf(err) == pipeline.KindUsage {
+			// Something to fix before running again (flags, configuration,
+			// credentials): one line says what, however many subjects it hit.
+			fmt.Fprintf(stderr, "settle: %s\n", oneLine(err.Error(), 1000))
+		} else {
+			fmt.Fprintf(stderr, "settle: %v\n", err)
+			if errors.Is(err, context.Canceled) {
+				fmt.Fprintln(stderr, "settle: interrupted; state is recorded, run again to resume")
+			}
+		}
 	}
-	fmt.Fprintf(stderr, "settle: %v\n", err)
-	if errors.Is(err, context.Canceled) {
-		fmt.Fprintln(stderr, "settle: interrupted; state is recorded, run again to resume")
+	return codeOf(err)
+}
+
+// codeOf maps err to the documented exit code. It is the only place exit
+// codes are decided.
+func codeOf(err error) int {
+	kind := pipeline.KindOf(err)
+	switch {
+	case err == nil:
+		return 0
+	case kind != pipeline.KindUsage && errors.Is(err, context.Canceled):
 		return 1
 	}
 	return kind.ExitCode()

@@ -60,6 +60,9 @@ func (s *Sim) SeedPayProtocol(ctx context.Context, db *sqlx.DB, query string, w 
 		if err1 != nil || err2 != nil || !ok || minor <= 0 {
 			continue // a bad row: the job rejects it before asking Pay Protocol
 		}
+		if _, dup := s.PayProtocol.Payment(txn); dup {
+			continue // a duplicated order (a seeded bad row): one payment; the job rejects the duplicate
+		}
 		scaled := new(big.Int).Mul(big.NewInt(minor), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(6-exp)), nil))
 		if _, err := s.PayProtocol.AddPayment(txn, "USDT", 6, scaled.String(), statusOf(txn)); err != nil {
 			rows.Close()
@@ -69,6 +72,7 @@ func (s *Sim) SeedPayProtocol(ctx context.Context, db *sqlx.DB, query string, w 
 			rows.Close()
 			return n, err
 		}
+		s.trackPayProtocol(txn)
 		n++
 		if ref > 0 && statusOf(txn) == payprotocol.PaymentPaid {
 			refunds = append(refunds, refund{txn, ref, c})

@@ -1,15 +1,16 @@
 // Package paysim runs the provider simulator: the stateful fakes of the
 // payment providers (simulated, not the real services) behind real
 // listeners on the loopback interface - Infinia Pay's HTTP API and its SFTP
-// server - and writes the keys and files the job needs to talk to them. The
+// server, Pay Protocol's and WeChat Pay Global's APIs - and writes the keys
+// and files the job needs to talk to them. It creates the providers' side of
+// a seeded day (SeedDay) and shows what it holds (GET /paysim/state). The
 // paysim command, settle demo and the end-to-end tests use it.
 package paysim
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -45,7 +46,7 @@ type Options struct {
 }
 
 // Config is what the job needs to reach the simulator: the values of its
-// --infinia-*, --sftp-* and --payprotocol-* flags.
+// --infinia-*, --sftp-*, --payprotocol-* and --wechat-* flags.
 type Config struct {
 	InfiniaURL, AppID, PlatformID, OurKeyFile, InfiniaPublicKeyFile string
 	SFTPAddr, SFTPUser, SFTPKeyFile, KnownHostsFile                 string
@@ -97,13 +98,23 @@ type Sim struct {
 	Config      Config
 	http        *http.Server
 	ln          net.Listener
+	sftpRoot    string
+	seeded      seeded
 }
 
-// Start starts the fakes and writes their keys under o.Dir.
+// Start starts the fakes and writes their keys under o.Dir: the keys and
+// serials are made on the first start and read back on later ones, so the
+// job's configuration stays valid across restarts (the fakes' state does
+// not: it starts empty).
 func Start(o Options) (*Sim, error) {
 	if o.Dir == "" {
 		return nil, errors.New("paysim: Dir is required")
 	}
+	dir, err := filepath.Abs(o.Dir) // the printed key paths work from any directory
+	if err != nil {
+		return nil, err
+	}
+	o.Dir = dir
 	if o.AppID == "" {
 		o.AppID = "APP-DEMO"
 	}
@@ -119,14 +130,19 @@ func Start(o Options) (*Sim, error) {
 		}
 	}
 	keysDir := filepath.Join(o.Dir, "keys")
-	keys, err := infiniapaytest.GenerateKeys()
+	sec, err := loadSecrets(keysDir)
 	if err != nil {
 		return nil, err
 	}
+	keys := sec.infinia
 	if err := keys.WriteFiles(keysDir); err != nil {
 		return nil, err
 	}
-	clientKey, err := writeSSHKey(filepath.Join(keysDir, "sftp_client_ed25519"))
+	clientKey, err := writeSSHKey(filepath.Join(keysDir, "sftp_client_ed25519"), sec.sftpClient)
+	if err != nil {
+		return nil, err
+	}
+	hostKey, err := ssh.NewSignerFromKey(sec.sftpHost)
 	if err != nil {
 		return nil, err
 	}
@@ -138,9 +154,7 @@ func Start(o Options) (*Sim, error) {
 	s := &Sim{ln: ln}
 	s.Infinia = infiniapaytest.New(infiniapaytest.Options{Keys: keys, AppID: o.AppID, PlatformID: o.PlatformID,
 		Faults: o.Faults, Polls: o.Polls, BaseURL: url})
-	secret := make([]byte, 24)
-	rand.Read(secret)
-	apiSecret := hex.EncodeToString(secret)
+	apiSecret := sec.payProtocolSecret
 	secretFile := filepath.Join(keysDir, "payprotocol_secret")
 	if err := os.WriteFile(secretFile, []byte(apiSecret+"\n"), 0o600); err != nil {
 		ln.Close()
@@ -148,11 +162,7 @@ func Start(o Options) (*Sim, error) {
 	}
 	s.PayProtocol = payprotocoltest.New(payprotocoltest.Options{APIKey: "PPKEY-DEMO", APISecret: apiSecret, Faults: o.Faults,
 		Polls: o.Polls, TimeScale: 1.0 / 1000})
-	wxKeys, err := wechatpaytest.GenerateKeys()
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
+	wxKeys := sec.wechat
 	wxDir := filepath.Join(keysDir, "wechat")
 	if err := wxKeys.WriteFiles(wxDir); err != nil {
 		ln.Close()
@@ -165,6 +175,7 @@ func Start(o Options) (*Sim, error) {
 	s.WeChat = wechatpaytest.New(wechatpaytest.Options{Keys: wxKeys, MchID: "1900000100", Faults: o.Faults, Polls: o.Polls,
 		ReviewPolls: review, BaseURL: "http://" + ln.Addr().String()})
 	mux := http.NewServeMux()
+	mux.Handle("GET /paysim/state", http.HandlerFunc(s.serveState))
 	mux.Handle("/v3/", s.WeChat)
 	mux.Handle("/api/mer/", s.PayProtocol)
 	mux.Handle("/", s.Infinia)
@@ -175,7 +186,8 @@ func Start(o Options) (*Sim, error) {
 		s.Close()
 		return nil, err
 	}
-	s.SFTP, err = sftptest.Start(sftptest.Config{Root: root, AuthorizedKeys: []ssh.PublicKey{clientKey}, User: "settle",
+	s.sftpRoot = root
+	s.SFTP, err = sftptest.Start(sftptest.Config{Root: root, HostKey: hostKey, AuthorizedKeys: []ssh.PublicKey{clientKey}, User: "settle",
 		Faults: o.Faults, Addr: o.SFTPAddr, OnRename: s.received(root)})
 	if err != nil {
 		s.Close()
@@ -231,12 +243,17 @@ func (s *Sim) Close() error {
 	return errors.Join(errs...)
 }
 
-// writeSSHKey writes a new ed25519 private key in OpenSSH format and returns
-// its public key.
-func writeSSHKey(path string) (ssh.PublicKey, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+// writeSSHKey writes priv in OpenSSH format (unless the file holds it
+// already: the format has random bytes) and returns its public key.
+func writeSSHKey(path string, priv ed25519.PrivateKey) (ssh.PublicKey, error) {
+	pub, err := ssh.NewPublicKey(priv.Public())
 	if err != nil {
 		return nil, err
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		if k, err := ssh.ParsePrivateKey(b); err == nil && bytes.Equal(k.PublicKey().Marshal(), pub.Marshal()) {
+			return pub, nil
+		}
 	}
 	block, err := ssh.MarshalPrivateKey(priv, "settle paysim client")
 	if err != nil {
@@ -245,5 +262,5 @@ func writeSSHKey(path string) (ssh.PublicKey, error) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
 		return nil, err
 	}
-	return ssh.NewPublicKey(pub)
+	return pub, nil
 }

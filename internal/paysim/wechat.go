@@ -33,6 +33,7 @@ func (s *Sim) SeedWeChat(ctx context.Context, db *sqlx.DB, query string, w pipel
 			continue // a bad row: the job rejects it
 		}
 		s.WeChat.AddTransaction(sub, txn, pipeline.Currency(cur), a-r)
+		s.trackWeChat(sub, txn)
 		n++
 	}
 	return n, rows.Err()

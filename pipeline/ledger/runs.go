@@ -318,3 +318,15 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 		return nil
 	})
 }
+
+// LastSuccess returns when a run of shard (any date) last finished in state
+// done; ok is false when none has. A later failed run does not hide it.
+func (l *Ledger) LastSuccess(ctx context.Context, shard pipeline.Shard) (at time.Time, ok bool, err error) {
+	var t sql.NullTime
+	err = l.db.QueryRowContext(ctx, `SELECT max(finished_at) FROM runs
+		WHERE state = 'done' AND shard_index = $1 AND shard_count = $2`, shard.Index, shard.Count).Scan(&t)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read the last successful run: %w", err)
+	}
+	return t.Time, t.Valid, nil
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// jsonLogHandler writes one JSON object per line. Durations are written in
+// seconds with decimals under the key name plus "_seconds" ("took_seconds":
+// 1.234), not in nanoseconds: that is what dashboards and people read.
+func jsonLogHandler(w io.Writer) slog.Handler {
+	return slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			secs := math.Round(a.Value.Duration().Seconds()*1000) / 1000
+			return slog.Float64(a.Key+"_seconds", secs)
+		}
+		return a
+	}})
+}
+
+// failureSubjects is how many subjects the last log line of a failed run
+// names.
+const failureSubjects = 3
+
+// loggedError is an error already reported as the run's last JSON log
+// line: main maps it to the exit code without printing it again.
+type loggedError struct{ error }
+
+func (e loggedError) Unwrap() error { return e.error }
+
+// logFailure ends a failed run's JSON log with one line at level ERROR
+// carrying the exit code and the cause: the error, and when subjects need a
+// person, the first few of them and their count. On a terminal (text logs)
+// main prints the error instead.
+func (c *config) logFailure(err error) error {
+	if err == nil || !c.json {
+		return err
+	}
+	msg := err.Error()
+	if pipeline.KindOf(err) == pipeline.KindUsage {
+		msg = oneLine(msg, 1000) // as on a terminal: one line says what to fix
+	}
+	attrs := []any{"exit_code", codeOf(err), "error", msg}
+	if first, n := pipeline.ProblemsOf(err, failureSubjects); n > 0 {
+		attrs = append(attrs, "subjects", first, "count", n)
+	}
+	if errors.Is(err, context.Canceled) {
+		attrs = append(attrs, "hint", "interrupted; state is recorded, run again to resume")
+	}
+	c.logger().Error("settle failed", attrs...)
+	return loggedError{err}
+}
+
+// note tells the operator msg: a log line when logs are JSON (so the stream
+// stays JSON), else a plain line on stdout.
+func (c *config) note(msg string, attrs ...any) {
+	if c.json {
+		c.logger().Info(msg, attrs...)
+		return
+	}
+	io.WriteString(c.stdout, msg+"\n")
+}
+
+// warn reports a failure that does not fail the run (what: "metrics"): a
+// WARN log line when logs are JSON, else a line on stderr.
+func (c *config) warn(what string, err error) {
+	if c.json {
+		c.logger().Warn(what+" failed", "error", err.Error())
+		return
+	}
+	io.WriteString(c.stderr, "settle: "+what+": "+err.Error()+"\n")
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestJSONLogsOfAFailingRun runs a day with too many bad rows (exit 3) with
+// JSON logs, as in a pod: every line must be JSON, durations in seconds,
+// and the last line one ERROR carrying the exit code, the first subjects
+// and their count.
+func TestJSONLogsOfAFailingRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(100, 20)
+	var out, errb bytes.Buffer
+	getenv := func(k string) string {
+		if k == "SETTLE_LOG_FORMAT" {
+			return "json"
+		}
+		return ""
+	}
+	cliMu.Lock()
+	err := run(context.Background(), []string{"settle", "run", "--database-url", e.url, "--date", testDate,
+		"--rules", e.rules, "--out", e.reports}, getenv, &out, &errb)
+	cliMu.Unlock()
+	if code := exitCode(err, &errb); code != 3 {
+		t.Fatalf("exit %d, want 3\n%s%s", code, out.String(), errb.String())
+	}
+	if errb.Len() != 0 {
+		t.Fatalf("plain text on stderr next to the JSON log: %q", errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var last map[string]any
+	sawTook := false
+	for _, line := range lines {
+		last = nil
+		if err := json.Unmarshal([]byte(line), &last); err != nil {
+			t.Fatalf("a log line is not JSON: %q", line)
+		}
+		if _, ok := last["took"]; ok {
+			t.Fatalf("a duration in nanoseconds: %s", line)
+		}
+		if v, ok := last["took_seconds"]; ok {
+			if _, isNum := v.(float64); !isNum {
+				t.Fatalf("took_seconds is not a number: %s", line)
+			}
+			sawTook = true
+		}
+		if last["level"] == "ERROR" && line != lines[len(lines)-1] {
+			t.Fatalf("an ERROR line before the last one: %s", line)
+		}
+	}
+	if !sawTook {
+		t.Errorf("no stage line with took_seconds:\n%s", out.String())
+	}
+	subjects, _ := last["subjects"].([]any)
+	count, _ := last["count"].(float64)
+	if last["level"] != "ERROR" || last["exit_code"] != 3.0 || count < 20 || len(subjects) == 0 || len(subjects) > 3 ||
+		!strings.Contains(last["error"].(string), "rows rejected") {
+		t.Fatalf("last line %v, want ERROR with exit_code 3, the count of rejects and the first subjects", last)
+	}
+}
+
+// TestJSONLogLinesInSeconds: the JSON handler writes durations in seconds
+// under a _seconds key, and a failure that does not fail the run (metrics)
+// is a JSON WARN line, not plain text.
+func TestJSONLogLinesInSeconds(t *testing.T) {
+	var out, errb bytes.Buffer
+	c := &config{getenv: func(string) string { return "" }, stdout: &out, stderr: &errb, json: true,
+		log: slog.New(jsonLogHandler(&out))}
+	c.logger().Info("stage", "took", 1500*time.Millisecond, "left", 4375*time.Second)
+	c.warn("metrics", errors.New("push refused"))
+	c.note("rejected rows are listed in x", "path", "x")
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || errb.Len() != 0 {
+		t.Fatalf("want 3 JSON lines on stdout, nothing on stderr:\n%s\n%s", out.String(), errb.String())
+	}
+	var first, second map[string]any
+	if json.Unmarshal([]byte(lines[0]), &first) != nil || json.Unmarshal([]byte(lines[1]), &second) != nil {
+		t.Fatalf("not JSON:\n%s", out.String())
+	}
+	if first["took_seconds"] != 1.5 || first["left_seconds"] != 4375.0 || first["took"] != nil {
+		t.Fatalf("durations: %v", first)
+	}
+	if second["level"] != "WARN" || second["error"] != "push refused" {
+		t.Fatalf("warning: %v", second)
+	}
+}

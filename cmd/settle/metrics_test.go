@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// TestMetricsOfARunThatNeedsAPerson: a trade detail Infinia refuses is a
+// reject in settle_orders; the exit code and the subjects needing a person
+// are there; the last success comes from the ledger and survives a failed
+// run.
+func TestMetricsOfARunThatNeedsAPerson(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "6")
+	sim := e.sim(nil, 5, nil, 1_000_000_000_00)
+	var orderNo string
+	if err := e.db.QueryRow(`SELECT order_no FROM orders WHERE provider = 'infiniapay'
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08' ORDER BY order_no LIMIT 1`).Scan(&orderNo); err != nil {
+		t.Fatal(err)
+	}
+	sim.Infinia.RefuseOrder(orderNo, "product type not allowed")
+
+	// An earlier date of the same shard finished well.
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	earlier, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 22}, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "Asia/Shanghai"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishRun(ctx, earlier.ID, pipeline.RunDone, ""); err != nil {
+		t.Fatal(err)
+	}
+	success := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	if _, err := e.db.Exec(`UPDATE settle.runs SET finished_at = $2 WHERE id = $1`, earlier.ID, success); err != nil {
+		t.Fatal(err)
+	}
+
+	file := filepath.Join(t.TempDir(), "settle.prom")
+	out, code := e.runInfinia(sim, "--metrics-file", file)
+	if code != 4 {
+		t.Fatalf("exit %d, want 4:\n%s", code, out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := e.count(`SELECT count(*) FROM settle.items WHERE state = 'rejected'`) + e.count(`SELECT count(*) FROM settle.rejects`)
+	if refused == 0 {
+		t.Fatal("the refused order is not rejected")
+	}
+	for _, want := range []string{
+		fmt.Sprintf(`settle_orders{outcome="rejected"} %d`, refused),
+		"settle_exit_code 4",
+		fmt.Sprintf("settle_last_success_timestamp_seconds %g", float64(success.Unix())),
+	} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, b)
+		}
+	}
+	if strings.Contains(string(b), "settle_needs_person_subjects 0\n") || !strings.Contains(string(b), "settle_needs_person_subjects ") {
+		t.Errorf("no subject needing a person counted:\n%s", b)
+	}
+}

@@ -1,0 +1,32 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestProblemsMessageAndGathering(t *testing.T) {
+	var list []string
+	for i := range 12 {
+		list = append(list, fmt.Sprintf("order O%d: refused", i))
+	}
+	a := E(KindNeedsPerson, "", &Problems{List: list})
+	msg := a.Error()
+	if !strings.HasPrefix(msg, "12 problem(s); order O0: refused; ") || !strings.HasSuffix(msg, "order O9: refused; ... 2 more (see the reports)") {
+		t.Fatalf("message %q", msg)
+	}
+	b := &Problems{Summary: "40 of 100 rows rejected", List: []string{"order X: no seller"}, Total: 40}
+	if got := b.Error(); got != "40 of 100 rows rejected; order X: no seller; ... 39 more (see the reports)" {
+		t.Fatalf("message %q", got)
+	}
+	joined := E(KindNeedsPerson, "run", errors.Join(fmt.Errorf("stage upload: %w", a), fmt.Errorf("stage reconcile: %w", b)))
+	first, n := ProblemsOf(joined, 3)
+	if n != 52 || strings.Join(first, ",") != "order O0: refused,order O1: refused,order O2: refused" {
+		t.Fatalf("ProblemsOf: %v, %d", first, n)
+	}
+	if first, n := ProblemsOf(errors.New("plain"), 3); n != 0 || first != nil {
+		t.Fatalf("ProblemsOf a plain error: %v, %d", first, n)
+	}
+}
