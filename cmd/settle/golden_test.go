@@ -26,13 +26,13 @@ var update = flag.Bool("update", false, "rewrite the expected reports of the sce
 func TestOrdersReportGolden(t *testing.T) {
 	t.Parallel()
 	sc := scenario.Load(t, "golden-day")
+	if sc.Seed.Date != testDate {
+		t.Fatalf("golden-day is %s: the status checks of this test read %s", sc.Seed.Date, testDate)
+	}
 	e := newEnv(t)
 	e.mustSettle(append([]string{"seed"}, sc.Seed.Args()...)...)
 	e.mustSettle("run", "--date", sc.Seed.Date, "--tz", sc.Seed.TZ, "--rules", sc.Rules(), "--out", e.reports, "--max-reject-ratio", "0.5", skipAll)
 	sc.CompareExpected(t, filepath.Join(e.reports, sc.Seed.Date), *update, "orders.csv", "sellers.csv", "summary.csv", "payouts.csv")
-	if sc.Seed.Date != testDate {
-		t.Fatalf("golden-day is %s: the checks below read %s", sc.Seed.Date, testDate)
-	}
 	// settle status (text) shows where the seller shares are, and no
 	// error for a run that had none.
 	text := e.mustSettle("status", "--date", testDate)
