@@ -10,9 +10,9 @@ import (
 	"github.com/gocarina/gocsv"
 
 	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/internal/scenario"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/seed"
-	settlesql "github.com/settlekit/settle/sql"
 )
 
 // The three dates of the adjustments scenario, settled in UTC.
@@ -34,39 +34,14 @@ var scenarioDays = []string{"2026-11-20", "2026-11-21", "2026-11-22"}
 //	       S1 sells O8 200.00: owed 180.00; net 180.00 - 54.00 - 18.00 = 108.00, paid.
 //	       O3 is refunded in full, late (R3): S2 gives back 180.00; S2 sells nothing: -180.00 carried.
 //	       S3 sells O9 10.00: owed 9.00, below the minimum: carried.
-const scenarioRules = "seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n,,,1000,,,,2020-01-01\n"
-
-const scenarioData = `
-INSERT INTO sellers (seller_id, name, infinia_seller_id) VALUES
-  ('S00001', 'One', 'INF00000001'), ('S00002', 'Two', 'INF00000002'), ('S00003', 'Three', 'INF00000003');
-INSERT INTO orders (order_no, seller_id, provider, provider_txn_id, currency, amount_minor, category, paid_at, confirmed_at) VALUES
-  ('O1', 'S00001', 'infiniapay', 'T1', 'USD', 10000, 'toys', '2026-11-19 09:00Z', '2026-11-20 10:00Z'),
-  ('O2', 'S00001', 'infiniapay', 'T2', 'USD',  5000, 'toys', '2026-11-19 09:00Z', '2026-11-20 11:00Z'),
-  ('O3', 'S00002', 'infiniapay', 'T3', 'USD', 20000, 'toys', '2026-11-19 09:00Z', '2026-11-20 12:00Z'),
-  ('O4', 'S00003', 'infiniapay', 'T4', 'USD',  3000, 'toys', '2026-11-19 09:00Z', '2026-11-20 13:00Z'),
-  ('O5', 'S00001', 'infiniapay', 'T5', 'USD',  4000, 'toys', '2026-11-20 09:00Z', '2026-11-21 10:00Z'),
-  ('O6', 'S00002', 'infiniapay', 'T6', 'USD',  2000, 'toys', '2026-11-20 09:00Z', '2026-11-21 11:00Z'),
-  ('O7', 'S00003', 'infiniapay', 'T7', 'USD',  3000, 'toys', '2026-11-20 09:00Z', '2026-11-21 12:00Z'),
-  ('O8', 'S00001', 'infiniapay', 'T8', 'USD', 20000, 'toys', '2026-11-21 09:00Z', '2026-11-22 10:00Z'),
-  ('O9', 'S00003', 'infiniapay', 'T9', 'USD',  1000, 'toys', '2026-11-21 09:00Z', '2026-11-22 11:00Z');
-INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) VALUES
-  ('R0', 'O2',  1000, '2026-11-20 15:00Z'),
-  ('R1', 'O1', 10000, '2026-11-21 08:00Z'),
-  ('R2', 'O2',  2000, '2026-11-22 08:00Z'),
-  ('R3', 'O3', 20000, '2026-11-22 09:00Z');
-`
-
+//
+// The platform rows and the rules are the late-refunds scenario
+// (testdata/late-refunds: platform.sql, rules.csv).
 func (e *env) scenario() *paysim.Sim {
 	e.t.Helper()
-	if _, err := e.db.Exec(settlesql.PlatformSchema); err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := e.db.Exec(scenarioData); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.WriteFile(e.rules, []byte(scenarioRules), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
+	sc := scenario.Load(e.t, "late-refunds")
+	sc.WriteT(e.t, e.db)
+	e.rules = sc.Rules()
 	return e.sim(nil, 3, map[int]bool{2: true}, 1_000_000_00)
 }
 

@@ -19,10 +19,15 @@ import (
 	"github.com/settlekit/settle/seed"
 )
 
-// demoRules is the commission rules file the demo settles with.
+// demoRules is the commission rules file the demo settles with: a copy of
+// testdata/demo/rules.csv (Go cannot embed from a parent folder), kept
+// byte-identical by TestDemoScenarioIsTheDemo.
 //
 //go:embed demo_rules.csv
 var demoRules []byte
+
+// demoSeed is the random seed of the demo's day (testdata/demo/seed.json).
+const demoSeed = 1
 
 func demoCommand(cfg *config) *cli.Command {
 	return &cli.Command{
@@ -84,7 +89,7 @@ func (cfg *config) demo(c *cli.Context) error {
 	}
 
 	if err := cfg.seed(ctx, url, seed.Options{Date: d, Location: loc, Orders: c.Int("orders"),
-		Sellers: c.Int("sellers"), Seed: 1, BadRows: c.Int("bad-rows")}); err != nil {
+		Sellers: c.Int("sellers"), Seed: demoSeed, BadRows: c.Int("bad-rows")}); err != nil {
 		return err
 	}
 	l, err := openLedger(ctx, c, true)

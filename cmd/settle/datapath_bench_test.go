@@ -16,6 +16,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/settlekit/settle/internal/pgtest"
+	"github.com/settlekit/settle/internal/scenario"
 	"github.com/settlekit/settle/pipeline"
 	settlesql "github.com/settlekit/settle/sql"
 )
@@ -26,16 +27,20 @@ import (
 // file` (a plain table shaped like the query), settle is the built binary
 // on a fresh ledger schema each round. The two alternate, the one going
 // first changing every round, because the machine is shared. Then a re-run
-// of the finished day. Settings (environment):
+// of the finished day. The day, its seed and rules are the bench-day
+// scenario (testdata/bench-day). Settings (environment):
 //
-//	BENCH_ORDERS   orders of the day (default 200000)
-//	BENCH_SELLERS  sellers (default 2000)
+//	BENCH_ORDERS   orders of the day (default: the scenario's, 200000)
+//	BENCH_SELLERS  sellers (default: the scenario's, 2000)
 //	BENCH_ROUNDS   rounds of anchor + settle (default 3)
 //
 // Run it with `make bench` (all benchmarks) or
 // `go test ./cmd/settle -run '^$' -bench DataPath -benchtime 1x -v`.
 func BenchmarkDataPath(b *testing.B) {
-	orders, sellers, rounds := benchEnvInt(b, "BENCH_ORDERS", 200000), benchEnvInt(b, "BENCH_SELLERS", 2000), benchEnvInt(b, "BENCH_ROUNDS", 3)
+	sc := scenario.Load(b, "bench-day")
+	day := *sc.Seed
+	orders, sellers, rounds := benchEnvInt(b, "BENCH_ORDERS", day.Orders), benchEnvInt(b, "BENCH_SELLERS", day.Sellers), benchEnvInt(b, "BENCH_ROUNDS", 3)
+	day.Orders, day.Sellers = orders, sellers
 	psql, err := exec.LookPath("psql")
 	if err != nil {
 		b.Fatalf("the anchor needs psql (apt-get install postgresql-client): %v", err)
@@ -46,16 +51,12 @@ func BenchmarkDataPath(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("build settle: %v\n%s", err, out)
 	}
-	rules := filepath.Join(dir, "rules.csv")
-	if err := os.WriteFile(rules, demoRules, 0o600); err != nil {
+	date := day.Date
+	env := append(os.Environ(), "SETTLE_DATABASE_URL="+url, "SETTLE_RULES="+sc.Rules(), "SETTLE_TZ="+day.TZ)
+	if _, err := benchMeasure(env, bin, append([]string{"seed"}, day.Args()...)...); err != nil {
 		b.Fatal(err)
 	}
-	const date = "2026-03-01"
-	env := append(os.Environ(), "SETTLE_DATABASE_URL="+url, "SETTLE_RULES="+rules, "SETTLE_TZ=Asia/Shanghai")
-	if _, err := benchMeasure(env, bin, "seed", "--date", date, "--orders", strconv.Itoa(orders), "--sellers", strconv.Itoa(sellers)); err != nil {
-		b.Fatal(err)
-	}
-	query := benchAnchorQuery(b, date)
+	query := benchAnchorQuery(b, date, day.TZ)
 	db, err := sqlx.Open("postgres", url)
 	if err != nil {
 		b.Fatal(err)
@@ -122,13 +123,13 @@ func BenchmarkDataPath(b *testing.B) {
 }
 
 // benchAnchorQuery is the default source query with the window of date in
-// Asia/Shanghai written in, as psql's \copy takes no parameters.
-func benchAnchorQuery(b *testing.B, date string) string {
+// the time zone tz written in, as psql's \copy takes no parameters.
+func benchAnchorQuery(b *testing.B, date, tz string) string {
 	d, err := pipeline.ParseDate(date)
 	if err != nil {
 		b.Fatal(err)
 	}
-	loc, err := time.LoadLocation("Asia/Shanghai")
+	loc, err := time.LoadLocation(tz)
 	if err != nil {
 		b.Fatal(err)
 	}

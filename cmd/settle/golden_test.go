@@ -6,43 +6,33 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/gocarina/gocsv"
+	"github.com/urfave/cli/v2"
 
+	"github.com/settlekit/settle/internal/scenario"
 	"github.com/settlekit/settle/pipeline"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+var update = flag.Bool("update", false, "rewrite the expected reports of the scenarios in testdata/ (the repository's)")
 
-// TestOrdersReportGolden pins the reports of a small seeded day: columns,
-// order, amounts, rules, reject reasons, per-seller and per-channel sums. Rewrite with -update and review
-// the diff like code.
+// TestOrdersReportGolden pins the reports of a small seeded day (the
+// golden-day scenario, testdata/golden-day): columns, order, amounts, rules,
+// reject reasons, per-seller and per-channel sums. Rewrite with -update and
+// review the diff like code.
 func TestOrdersReportGolden(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "8", "--bad-rows", "8", "--seed", "42")
-	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--max-reject-ratio", "0.5", skipAll)
-	for _, name := range []string{"orders", "sellers", "summary", "payouts"} {
-		got, err := os.ReadFile(filepath.Join(e.reports, testDate, name+".csv"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		golden := filepath.Join("testdata", name+".golden.csv")
-		if *update {
-			if err := os.WriteFile(golden, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s.csv differs from %s (run with -update and review the diff):\n%s", name, golden, got)
-		}
+	sc := scenario.Load(t, "golden-day")
+	if sc.Seed.Date != testDate {
+		t.Fatalf("golden-day is %s: the status checks of this test read %s", sc.Seed.Date, testDate)
 	}
+	e := newEnv(t)
+	e.mustSettle(append([]string{"seed"}, sc.Seed.Args()...)...)
+	e.mustSettle("run", "--date", sc.Seed.Date, "--tz", sc.Seed.TZ, "--rules", sc.Rules(), "--out", e.reports, "--max-reject-ratio", "0.5", skipAll)
+	sc.CompareExpected(t, filepath.Join(e.reports, sc.Seed.Date), *update, "orders.csv", "sellers.csv", "summary.csv", "payouts.csv")
 	// settle status (text) shows where the seller shares are, and no
 	// error for a run that had none.
 	text := e.mustSettle("status", "--date", testDate)
@@ -118,4 +108,42 @@ func mustOpen(t *testing.T, path string) *os.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// TestDemoScenarioIsTheDemo checks that testdata/demo is the day `settle
+// demo` settles: its rules.csv is the embedded demo_rules.csv byte for byte,
+// and its seed.json is the demo's flag defaults and seed.
+func TestDemoScenarioIsTheDemo(t *testing.T) {
+	sc := scenario.Load(t, "demo")
+	want, err := os.ReadFile(sc.Rules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(demoRules, want) {
+		t.Errorf("cmd/settle/demo_rules.csv differs from testdata/demo/rules.csv: copy one onto the other (cp testdata/demo/rules.csv cmd/settle/demo_rules.csv)")
+	}
+	defaults := map[string]string{}
+	for _, f := range demoCommand(&config{}).Flags {
+		switch f := f.(type) {
+		case *cli.IntFlag:
+			defaults[f.Name] = strconv.Itoa(f.Value)
+		case *cli.StringFlag:
+			defaults[f.Name] = f.Value
+		}
+	}
+	got := map[string]string{"orders": defaults["orders"], "sellers": defaults["sellers"], "bad-rows": defaults["bad-rows"], "tz": defaults[flagTZ], "seed": strconv.Itoa(demoSeed)}
+	wantSeed := map[string]string{"orders": strconv.Itoa(sc.Seed.Orders), "sellers": strconv.Itoa(sc.Seed.Sellers), "bad-rows": strconv.Itoa(sc.Seed.BadRows),
+		"tz": sc.Seed.TZ, "seed": strconv.FormatUint(sc.Seed.Seed, 10)}
+	for k, w := range wantSeed {
+		if got[k] != w {
+			t.Errorf("settle demo's %s is %q, testdata/demo/seed.json says %q", k, got[k], w)
+		}
+	}
+	opts, err := sc.Seed.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadRules(sc.Rules(), opts.Date); err != nil {
+		t.Errorf("testdata/demo/rules.csv does not load for %s: %v", sc.Seed.Date, err)
+	}
 }
