@@ -601,38 +601,19 @@ func (b *bench) report(first, second runResult, st paysim.State, ceilInf, ceilWx
 
 	// The physical bound: the longest chain of dependent work, each link
 	// at its provider's reachable rate plus its processing delay.
-	lat := inf.LatencySeconds
-	link := func(n int, p string) float64 {
-		_, reach := limitOf(last[p], p, len(subs), ceilInf, ceilWx)
-		if n == 0 {
-			return 0
-		}
-		if reach <= 0 {
-			return lat
-		}
-		return float64(n)/reach + lat
-	}
-	infChain := []struct {
-		what string
-		secs float64
-	}{
-		{fmt.Sprintf("Pay Protocol verification (%d queries)", payments), link(payments, "payprotocol")},
-		{fmt.Sprintf("trade files (%d by SFTP)", files), lat},
-		{fmt.Sprintf("upload status (%gs, then %d queries)", inf.ProcessingSeconds["upload"], files), inf.ProcessingSeconds["upload"] + link(files, "infinia")},
-		{fmt.Sprintf("revenue shares (%d requests, %gs, %d queries)", shares, inf.ProcessingSeconds["revenue_share"], shares),
-			link(shares, "infinia") + inf.ProcessingSeconds["revenue_share"] + link(shares, "infinia")},
-	}
-	wxDelay := last["wechat"].ProcessingSeconds["distribution"]
-	wxChain := link(wxReqs, "wechat") + wxDelay + link(wxReqs, "wechat")
-	var infTotal float64
+	reach := func(p string) float64 { _, r := limitOf(last[p], p, len(subs), ceilInf, ceilWx); return r }
+	w := dayWork{payments: payments, files: files, shares: shares, wxRequests: wxReqs}
+	d := delays{latency: inf.LatencySeconds, upload: inf.ProcessingSeconds["upload"], share: inf.ProcessingSeconds["revenue_share"],
+		distribution: last["wechat"].ProcessingSeconds["distribution"]}
+	bound, infChain, wxChain := physicalBound(w, rates{payProtocol: reach("payprotocol"), infinia: reach("infinia"), wechat: reach("wechat")}, d)
 	var parts []string
+	infTotal := 0.0
 	for _, l := range infChain {
 		infTotal += l.secs
 		parts = append(parts, fmt.Sprintf("%s %.1f s", l.what, l.secs))
 	}
-	bound := math.Max(infTotal, wxChain)
 	fmt.Printf("\nphysical bound %.1f s = max(Infinia chain %.1f s: %s; WeChat chain %.1f s: %d requests, %gs, %d queries)\n",
-		bound, infTotal, strings.Join(parts, " -> "), wxChain, wxReqs, wxDelay, wxReqs)
+		bound, infTotal, strings.Join(parts, " -> "), wxChain, wxReqs, d.distribution, wxReqs)
 	ratio := "-"
 	if bound > 0 {
 		ratio = fmt.Sprintf("%.2fx", first.wall.Seconds()/bound)
@@ -651,4 +632,59 @@ func (b *bench) report(first, second runResult, st paysim.State, ceilInf, ceilWx
 		sort.Strings(ps)
 		fmt.Println(strings.Join(ps, ", ") + ")")
 	}
+}
+
+// dayWork is what a day asks of the providers at least.
+type dayWork struct{ payments, files, shares, wxRequests int }
+
+// rates are the reachable request rates (min of limit and signing
+// ceiling); 0: unlimited.
+type rates struct{ payProtocol, infinia, wechat float64 }
+
+// delays are the timing model's, in seconds.
+type delays struct{ latency, upload, share, distribution float64 }
+
+type link struct {
+	what string
+	secs float64
+}
+
+// physicalBound is the day's physical bound: the longest chain of work
+// that must happen in order, each link at its provider's reachable rate
+// plus its processing delay and a latency. The Infinia chain is Pay
+// Protocol verification (a query a payment) -> trade files -> upload
+// status (the delay, then a query a file) -> revenue shares (a request
+// each, the delay, a query each); WeChat's distributions (a request each,
+// the delay, a query each) need no trade file and overlap it.
+func physicalBound(w dayWork, r rates, d delays) (bound float64, infinia []link, wechat float64) {
+	at := func(n int, rate float64) float64 {
+		switch {
+		case n == 0:
+			return 0
+		case rate <= 0:
+			return d.latency
+		}
+		return float64(n)/rate + d.latency
+	}
+	infinia = []link{
+		{fmt.Sprintf("Pay Protocol verification (%d queries)", w.payments), at(w.payments, r.payProtocol)},
+		{fmt.Sprintf("trade files (%d by SFTP)", w.files), at(w.files, 0)},
+		{fmt.Sprintf("upload status (%gs, then %d queries)", d.upload, w.files), d.upload + at(w.files, r.infinia)},
+		{fmt.Sprintf("revenue shares (%d requests, %gs, %d queries)", w.shares, d.share, w.shares),
+			at(w.shares, r.infinia) + d.share + at(w.shares, r.infinia)},
+	}
+	if w.files == 0 {
+		infinia[2].secs = 0
+	}
+	if w.shares == 0 {
+		infinia[3].secs = 0
+	}
+	total := 0.0
+	for _, l := range infinia {
+		total += l.secs
+	}
+	if w.wxRequests > 0 {
+		wechat = at(w.wxRequests, r.wechat) + d.distribution + at(w.wxRequests, r.wechat)
+	}
+	return math.Max(total, wechat), infinia, wechat
 }
