@@ -211,6 +211,10 @@ func (b *bench) command(name string, args ...string) *exec.Cmd {
 // createDB makes a fresh database settle_benchday on BENCH_PG.
 func (b *bench) createDB() error {
 	admin := envStr("BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	b.dbURL = strings.Replace(admin, "/postgres?", "/settle_benchday?", 1)
+	if b.dbURL == admin {
+		return errors.New("BENCH_PG must be a URL of the database postgres with its options, like postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	}
 	db, err := sql.Open("postgres", admin)
 	if err != nil {
 		return err
@@ -221,10 +225,6 @@ func (b *bench) createDB() error {
 	}
 	if _, err := db.Exec(`CREATE DATABASE settle_benchday`); err != nil {
 		return fmt.Errorf("create settle_benchday: %w", err)
-	}
-	b.dbURL = strings.Replace(admin, "/postgres?", "/settle_benchday?", 1)
-	if b.dbURL == admin {
-		return errors.New("BENCH_PG must name the database postgres and end with ?sslmode=...")
 	}
 	return nil
 }
