@@ -6,7 +6,8 @@
 // available revenue share, idempotent revenue sharing that goes PROCESSING
 // -> SUCCESS/FAILED over a few polls, trade-details files received from the
 // SFTP side (ReceiveFile) and validated, error files, seller status
-// webhooks, and the faults of internal/fault.
+// webhooks, the faults of internal/fault, and its timing model when asked
+// (Options.Latency, UploadDelay, ShareDelay, QPS; off by default).
 //
 // It speaks Infinia's currency codes: the yuan is CNH, and a request in
 // CNY is refused with SYS-002 (a trade file named with CNY is not taken);

@@ -5,7 +5,8 @@
 // created through the API) and refund orders that wait for a person's
 // approval over a few polls, sends signed callbacks to the notifyUrl on
 // Pay Protocol's retry schedule until they are answered "success", and
-// plays the faults of internal/fault.
+// plays the faults of internal/fault and, when asked, its timing model
+// (Options.Latency and QPS; off by default).
 //
 // Answers are {code, msg, data}, unsigned, as Pay Protocol's are, with the
 // published fields of the payment and refund details (no decimals field:

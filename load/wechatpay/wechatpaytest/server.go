@@ -9,8 +9,8 @@
 // per service provider and per sub-merchant, bills and settlement details
 // consistent with what was distributed (unless a test tampers with what
 // WeChat reports: ForgetOrder, SetReportedAmount; or refuses a transaction
-// outright: Poison), and the faults of
-// internal/fault.
+// outright: Poison), the faults of internal/fault, and when asked its
+// timing model (Options.Latency, OrderDelay; off by default).
 //
 // Where WeChat Pay's behaviour is not public, the fake follows the
 // assumptions of PROVIDERS.md and the wechatpay package: 404
