@@ -6,7 +6,8 @@
 // time, requests, achieved rate against the provider's limit, the 429s
 // paysim gave, the RSA signing ceiling measured in the same run, the peak
 // RSS of each process, and the day's physical bound with the run's ratio
-// to it.
+// to it. It fails when paysim answered any request 429 (the job must never
+// trip the limits) or a run failed, after printing.
 //
 // It drives the real binaries (built into a temporary directory) the way
 // an operator would, so it measures whatever dispatch the job has. It reads
@@ -198,7 +199,12 @@ func run() error {
 		return err
 	}
 	psRSS, _ := stop()
-	b.report(first, second, st, ceilInf, ceilWx, psRSS)
+	if n := b.report(first, second, st, ceilInf, ceilWx, psRSS); n > 0 {
+		return fmt.Errorf("the job tripped the providers' rate limits: %d answers 429", n)
+	}
+	if first.exit != 0 || second.exit != 0 {
+		return fmt.Errorf("settle run exited %d, then %d (logs in %s with BENCH_KEEP=1)", first.exit, second.exit, b.dir)
+	}
 	return nil
 }
 
@@ -532,7 +538,8 @@ func rate(s string, r float64) string {
 	return fmt.Sprintf("%.0f/s%s", r, s)
 }
 
-func (b *bench) report(first, second runResult, st paysim.State, ceilInf, ceilWx float64, psRSS int64) {
+// report prints the tables and returns the 429s paysim gave.
+func (b *bench) report(first, second runResult, st paysim.State, ceilInf, ceilWx float64, psRSS int64) int {
 	last := b.samples[len(b.samples)-1].requests
 	// The day's work, from what paysim holds.
 	payments := len(st.PayProtocol.Payments)
@@ -632,6 +639,7 @@ func (b *bench) report(first, second runResult, st paysim.State, ceilInf, ceilWx
 		sort.Strings(ps)
 		fmt.Println(strings.Join(ps, ", ") + ")")
 	}
+	return total429
 }
 
 // dayWork is what a day asks of the providers at least.
