@@ -8,7 +8,7 @@ STATICCHECK = "$$($(GO) env GOPATH)/bin/staticcheck"
 # Go files gofmt checks: all but test inputs.
 GOFILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0
 
-.PHONY: test deps lint fmt-check vet staticcheck fmt build bench bench-day demo
+.PHONY: test deps lint fmt-check vet staticcheck fmt build bench bench-data bench-day demo
 
 ## test: install what tests need, lint, then run every test with the race detector
 test: deps
@@ -49,10 +49,15 @@ build:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -timeout 60m ./...
 
-## bench-day: the day's data path against psql (BenchmarkDataPath) and the ledger work per order of upload and distribute at two day sizes (BenchmarkDayLedger)
-bench-day:
+## bench-data: the day's data path against psql (BenchmarkDataPath) and the ledger work per order of upload and distribute at two day sizes (BenchmarkDayLedger)
+bench-data:
 	$(GO) test -run='^$$' -bench='DataPath' -benchtime=1x -timeout 60m -v ./cmd/settle
 	$(GO) test -run='^$$' -bench='DayLedger' -benchtime=1x -timeout 60m -v ./pipeline/ledger
+
+## bench-day: settle a seeded day (BENCH_ORDERS, default 100000) end to end against paysim as a process with its timing model (latency, processing delays, rate limits); prints per stage and provider, the signing ceiling, peak RSS and the day's physical bound (scripts/benchday)
+BENCH_ORDERS ?= 100000
+bench-day:
+	BENCH_ORDERS=$(BENCH_ORDERS) $(GO) run ./scripts/benchday
 
 ## demo: settle a day end to end against a throwaway database and the simulator
 demo:

@@ -52,14 +52,58 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	faults := fs.String("faults", "", `fault rules, e.g. "revenue-sharing/request:lost@1;*:5xx~0.05;upload:disconnect@2,bytes=4096"`)
 	faultsFile := fs.String("faults-file", "", "file of fault rules, one per line")
 	seedN := fs.Uint64("seed", 1, "seed of the probabilistic faults")
-	polls := fs.Int("polls", 2, "status polls that answer PROCESSING before the final status")
+	polls := fs.Int("polls", 2, "status polls that answer PROCESSING before the final status (with a timing model: 0 unless given)")
 	sellers := fs.Int("bind-sellers", 50, "bind the seed's sellers 1..N (ACTIVE), as settle seed names them")
 	balance := fs.Int64("balance", 1_000_000_000_00, "platform balance in minor units, in every currency")
 	platformDB := fs.String("platform-db", "", "with --date: create the providers' side of the orders settle seed wrote there: the Pay Protocol payments (in every status) and the WeChat Pay transactions")
 	date := fs.String("date", "", "business date of --platform-db's orders, YYYY-MM-DD")
 	tz := fs.String("tz", "Asia/Shanghai", "time zone of --date")
+	timingName := fs.String("timing", "none", "timing model: none (instant answers) or internet (latency 80ms, upload status 20s, revenue share 30s, distribution 10s, Infinia and Pay Protocol 50 requests/s); the flags below override it, and any of --latency and the delays alone selects internet")
+	latency := fs.Duration("latency", 0, "wait before every API answer (default from --timing)")
+	uploadDelay := fs.Duration("upload-delay", 0, "an Infinia trade file's upload status is final this long after the file arrived (default from --timing)")
+	shareDelay := fs.Duration("revenue-share-delay", 0, "an Infinia revenue share is final this long after it was accepted (default from --timing)")
+	distDelay := fs.Duration("distribution-delay", 0, "a WeChat Pay distribution or unfreeze is FINISHED this long after it was accepted (default from --timing)")
+	infQPS := fs.Float64("infinia-qps", 0, "Infinia's rate limit in requests/s, HTTP 429 beyond it; 0: unlimited (default from --timing)")
+	ppQPS := fs.Float64("payprotocol-qps", 0, "Pay Protocol's rate limit in requests/s, HTTP 429 beyond it; 0: unlimited (default from --timing)")
+	wxQPS := fs.Int("wechat-qps", 300, "WeChat Pay's rate limit per service provider in requests/s, 429 FREQUENCY_LIMITED beyond it; negative: unlimited")
+	wxSubQPS := fs.Int("wechat-sub-merchant-qps", 30, "WeChat Pay's rate limit per sub-merchant in requests/s; negative: unlimited")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["timing"] && (set["latency"] || set["upload-delay"] || set["revenue-share-delay"] || set["distribution-delay"]) {
+		*timingName = "internet" // a timing flag alone turns the model on, the rest at its defaults
+	}
+	timing, err := paysim.TimingPreset(*timingName)
+	if err != nil {
+		return fmt.Errorf("--timing: %w", err)
+	}
+	for name, d := range map[string]struct {
+		to   *time.Duration
+		from time.Duration
+	}{"latency": {&timing.Latency, *latency}, "upload-delay": {&timing.UploadDelay, *uploadDelay},
+		"revenue-share-delay": {&timing.RevenueShareDelay, *shareDelay}, "distribution-delay": {&timing.DistributionDelay, *distDelay}} {
+		if set[name] {
+			if d.from < 0 {
+				return fmt.Errorf("--%s: want a duration >= 0", name)
+			}
+			*d.to = d.from
+		}
+	}
+	if set["infinia-qps"] {
+		timing.InfiniaQPS = *infQPS
+	}
+	if set["payprotocol-qps"] {
+		timing.PayProtocolQPS = *ppQPS
+	}
+	timing.WeChatQPS, timing.WeChatSubMerchantQPS = *wxQPS, *wxSubQPS
+	if timing.WeChatQPS == 0 || timing.WeChatSubMerchantQPS == 0 {
+		return errors.New("--wechat-qps and --wechat-sub-merchant-qps: want a positive rate, or negative for unlimited")
+	}
+	timed := timing.On()
+	if timed && !set["polls"] {
+		*polls = -1 // the delays decide when a status is final
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
@@ -80,7 +124,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	sim, err := paysim.Start(paysim.Options{Dir: *dir, Faults: fault.New(*seedN, rules...), Polls: *polls,
-		HTTPAddr: *httpAddr, SFTPAddr: *sftpAddr})
+		HTTPAddr: *httpAddr, SFTPAddr: *sftpAddr, Timing: timing})
 	if err != nil {
 		return err
 	}
@@ -104,13 +148,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "# paysim: simulated Infinia Pay (API %s, SFTP %s), Pay Protocol and WeChat Pay; %d fault rules; Ctrl-C to stop\n",
 		sim.Config.InfiniaURL, sim.Config.SFTPAddr, len(rules))
-	fmt.Fprintf(stdout, "# what it holds (balances, revenue shares, files, distributions, payments): curl -s %s\n", sim.StateURL())
+	if timed {
+		fmt.Fprintf(stdout, "# timing: latency %v, upload status %v, revenue share %v, distribution %v; limits/s: Infinia %s, Pay Protocol %s, WeChat Pay %d (%d per sub-merchant)\n",
+			timing.Latency, timing.UploadDelay, timing.RevenueShareDelay, timing.DistributionDelay, qps(timing.InfiniaQPS), qps(timing.PayProtocolQPS),
+			timing.WeChatQPS, timing.WeChatSubMerchantQPS)
+	}
+	fmt.Fprintf(stdout, "# what it holds (balances, revenue shares, files, distributions, payments, requests and 429s): curl -s %s\n", sim.StateURL())
 	fmt.Fprintln(stdout, "# the job's configuration (save this output and source it):")
 	for _, line := range exports(sim.Config.Env()) {
 		fmt.Fprintln(stdout, line)
 	}
 	<-ctx.Done()
 	return nil
+}
+
+func qps(r float64) string {
+	if r <= 0 {
+		return "unlimited"
+	}
+	return fmt.Sprint(r)
 }
 
 // seedDay creates the providers' side of a seeded day.
@@ -166,7 +222,7 @@ func usage(fs *flag.FlagSet) {
 		}
 		line += "\n    \t" + strings.ReplaceAll(use, "\n", "\n    \t")
 		switch {
-		case f.DefValue == "" || f.DefValue == "0" || f.DefValue == "false":
+		case f.DefValue == "" || f.DefValue == "0" || f.DefValue == "0s" || f.DefValue == "false":
 		case name == "string":
 			line += fmt.Sprintf(" (default %q)", f.DefValue)
 		default:

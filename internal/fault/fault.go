@@ -2,7 +2,10 @@
 // provider fake and the SFTP test server (DESIGN section 6). A fake asks its
 // Injector, at each call of an endpoint, which fault (if any) to play; rules
 // select calls by sequence number or by seeded probability, so a failing
-// scenario can always be replayed.
+// scenario can always be replayed. It also holds the fakes' timing model
+// (timing.go): a latency before every answer, a processing delay in wall
+// time before a final status, and token-bucket rate limits, on an
+// injectable clock.
 package fault
 
 import (

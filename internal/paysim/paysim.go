@@ -20,6 +20,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -35,7 +36,9 @@ import (
 type Options struct {
 	Dir    string          // where keys, known_hosts and the SFTP root go (required)
 	Faults *fault.Injector // shared by every fake; nil: none
-	Polls  int             // PROCESSING polls before a final status (default 1)
+	// Polls is how many status polls answer PROCESSING before a final
+	// status (default 1; negative: none, the Timing's delays alone).
+	Polls int
 	// ReviewPolls is how many receiver queries answer INIT before a new
 	// receiver is EFFECTIVE (default 0: effective when added).
 	ReviewPolls int
@@ -43,6 +46,8 @@ type Options struct {
 	SFTPAddr    string // default 127.0.0.1:0
 	AppID       string // default "APP-DEMO"
 	PlatformID  string // default "PLATDEMO"
+	// Timing is the timing model; the zero Timing answers at once.
+	Timing Timing
 }
 
 // Config is what the job needs to reach the simulator: the values of its
@@ -100,6 +105,8 @@ type Sim struct {
 	ln          net.Listener
 	sftpRoot    string
 	seeded      seeded
+	timing      Timing
+	files       atomic.Int64 // trade files handed to Infinia
 }
 
 // Start starts the fakes and writes their keys under o.Dir: the keys and
@@ -151,9 +158,14 @@ func Start(o Options) (*Sim, error) {
 		return nil, fmt.Errorf("paysim: listen: %w", err)
 	}
 	url := "http://" + ln.Addr().String() + "/api/"
-	s := &Sim{ln: ln}
+	s := &Sim{ln: ln, timing: o.Timing}
+	tm := o.Timing
+	if tm.Now == nil {
+		tm.Now = time.Now
+	}
 	s.Infinia = infiniapaytest.New(infiniapaytest.Options{Keys: keys, AppID: o.AppID, PlatformID: o.PlatformID,
-		Faults: o.Faults, Polls: o.Polls, BaseURL: url})
+		Faults: o.Faults, Polls: o.Polls, BaseURL: url, Now: tm.Now, Latency: tm.Latency, UploadDelay: tm.UploadDelay,
+		ShareDelay: tm.RevenueShareDelay, QPS: tm.InfiniaQPS})
 	apiSecret := sec.payProtocolSecret
 	secretFile := filepath.Join(keysDir, "payprotocol_secret")
 	if err := os.WriteFile(secretFile, []byte(apiSecret+"\n"), 0o600); err != nil {
@@ -161,7 +173,7 @@ func Start(o Options) (*Sim, error) {
 		return nil, err
 	}
 	s.PayProtocol = payprotocoltest.New(payprotocoltest.Options{APIKey: "PPKEY-DEMO", APISecret: apiSecret, Faults: o.Faults,
-		Polls: o.Polls, TimeScale: 1.0 / 1000})
+		Polls: o.Polls, TimeScale: 1.0 / 1000, Latency: tm.Latency, QPS: tm.PayProtocolQPS})
 	wxKeys := sec.wechat
 	wxDir := filepath.Join(keysDir, "wechat")
 	if err := wxKeys.WriteFiles(wxDir); err != nil {
@@ -173,9 +185,11 @@ func Start(o Options) (*Sim, error) {
 		review = -1
 	}
 	s.WeChat = wechatpaytest.New(wechatpaytest.Options{Keys: wxKeys, MchID: "1900000100", Faults: o.Faults, Polls: o.Polls,
-		ReviewPolls: review, BaseURL: "http://" + ln.Addr().String()})
+		ReviewPolls: review, BaseURL: "http://" + ln.Addr().String(), Latency: tm.Latency, OrderDelay: tm.DistributionDelay,
+		ProviderQPS: tm.WeChatQPS, SubMerchantQPS: tm.WeChatSubMerchantQPS, Now: tm.Now})
 	mux := http.NewServeMux()
 	mux.Handle("GET /paysim/state", http.HandlerFunc(s.serveState))
+	mux.Handle("GET /paysim/requests", http.HandlerFunc(s.serveRequests))
 	mux.Handle("/v3/", s.WeChat)
 	mux.Handle("/api/mer/", s.PayProtocol)
 	mux.Handle("/", s.Infinia)
@@ -220,6 +234,7 @@ func (s *Sim) received(root string) func(string) {
 			return
 		}
 		defer f.Close()
+		s.files.Add(1)
 		_ = s.Infinia.ReceiveFile(path.Base(p), f) // a refused file shows in its upload status
 	}
 }

@@ -55,6 +55,8 @@ type State struct {
 		Payments []PayProtocolPayment `json:"payments"`
 		Refunds  []PayProtocolRefund  `json:"refunds"`
 	} `json:"payprotocol"`
+	// Requests counts what each provider was asked and the 429s it gave.
+	Requests Requests `json:"requests"`
 }
 
 // RevenueShare is one revenue-sharing request Infinia received.
@@ -153,15 +155,18 @@ func (s *Sim) State() State {
 		st.PayProtocol.Refunds = append(st.PayProtocol.Refunds, PayProtocolRefund{RefundID: r.RefundID, OutTradeNo: r.OutTradeNo,
 			Status: r.Status.String(), Amount: amount})
 	}
+	st.Requests = s.Requests()
 	return st
 }
 
 // serveState answers GET /paysim/state with State as JSON.
-func (s *Sim) serveState(w http.ResponseWriter, _ *http.Request) {
+func (s *Sim) serveState(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.State()) }
+
+func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(s.State())
+	_ = enc.Encode(v)
 }
 
 // StateURL is where the simulator shows its state.

@@ -6,7 +6,8 @@
 // available revenue share, idempotent revenue sharing that goes PROCESSING
 // -> SUCCESS/FAILED over a few polls, trade-details files received from the
 // SFTP side (ReceiveFile) and validated, error files, seller status
-// webhooks, and the faults of internal/fault.
+// webhooks, the faults of internal/fault, and its timing model when asked
+// (Options.Latency, UploadDelay, ShareDelay, QPS; off by default).
 //
 // It speaks Infinia's currency codes: the yuan is CNH, and a request in
 // CNY is refused with SYS-002 (a trade file named with CNY is not taken);
@@ -29,11 +30,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/infiniapay"
@@ -62,6 +65,17 @@ type Options struct {
 	// SignNotifications signs seller status notifications; by default they
 	// are sent as Infinia's documented example shows them, unsigned.
 	SignNotifications bool
+	// The timing model (internal/fault), off by default. Latency is waited
+	// before every API answer. UploadDelay and ShareDelay keep an upload's
+	// status, and a revenue share's, PROCESSING until that long after it
+	// was received, on the clock Now (default time.Now), besides the Polls.
+	// QPS limits API requests (all endpoints together; a burst of QPS) and
+	// answers HTTP 429 with Retry-After beyond it; 0: unlimited.
+	Latency     time.Duration
+	UploadDelay time.Duration
+	ShareDelay  time.Duration
+	QPS         float64
+	Now         func() time.Time
 }
 
 // Server is the fake. It is safe for concurrent use.
@@ -70,6 +84,7 @@ type Server struct {
 	layout infiniapay.Layout
 	polls  int
 	routes []route
+	limit  *fault.Limit
 
 	mu           sync.Mutex
 	calls        map[string]int
@@ -85,6 +100,7 @@ type Server struct {
 	refuseStatus map[string]answer // sellerId -> the answer to its upload-status queries
 	errorFiles   map[string][]byte
 	refs         int
+	count429     int
 }
 
 type account struct {
@@ -142,6 +158,9 @@ func New(o Options) *Server {
 	case polls < 0:
 		polls = 0
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	layout, err := o.Layout.WithDefaults()
 	if err != nil {
 		panic("infiniapaytest: Options.Layout: " + err.Error())
@@ -149,6 +168,7 @@ func New(o Options) *Server {
 	s := &Server{o: o, layout: layout, polls: polls, calls: map[string]int{}, bindings: map[string]string{},
 		bindReqs: map[string]replay{}, balances: map[pipeline.Currency]int64{}, available: map[account]int64{},
 		paid: map[account]int64{}, shares: map[string]*share{}, uploads: map[string]*upload{}, errorFiles: map[string][]byte{}}
+	s.limit = fault.NewLimit(o.QPS, 0, o.Now)
 	for _, r := range []struct {
 		path   string
 		handle func(*Server, call) answer
@@ -175,6 +195,29 @@ func (s *Server) Calls(endpoint string) int {
 	return s.calls[endpoint]
 }
 
+// CallCounts reports how many HTTP requests reached each endpoint.
+func (s *Server) CallCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.calls)
+}
+
+// Count429 reports how many HTTP 429 answers the fake gave: its QPS limit
+// and TooMany faults.
+func (s *Server) Count429() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count429
+}
+
+func (s *Server) tooMany(w http.ResponseWriter, after time.Duration) {
+	s.mu.Lock()
+	s.count429++
+	s.mu.Unlock()
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(after.Seconds()))))
+	http.Error(w, "too many requests", http.StatusTooManyRequests)
+}
+
 // ServeHTTP serves the seven APIs (POST, matched on the path's end, so the
 // fake may be mounted under any prefix) and GET .../error-files/<requestNo>.csv.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -199,6 +242,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // handler under the lock and seals its answer.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, rt route) {
 	s.count(rt.endpoint)
+	fault.Pause(r, s.o.Latency)
+	if !s.limit.Allow() {
+		s.tooMany(w, time.Second)
+		return
+	}
 	f := s.o.Faults.Next(rt.endpoint)
 	switch f.Kind {
 	case fault.Latency:
@@ -210,8 +258,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, rt route) {
 		s.respond(w, refuse(infiniapay.CodeUnavailable, "service unavailable, retry later"))
 		return
 	case fault.TooMany:
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
-		http.Error(w, "too many requests", http.StatusTooManyRequests)
+		s.tooMany(w, f.RetryAfter)
 		return
 	case fault.Reset:
 		fault.DropConnection(w)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"time"
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/infiniapay"
@@ -25,9 +26,10 @@ type Share struct {
 type share struct {
 	Share
 	req      map[string]string
-	left     int    // PROCESSING answers still to give
-	reported *int64 // ReportShareAmount: what queries say was paid
-	lost     bool   // ForgetShare: queries answer not found
+	left     int       // PROCESSING answers still to give
+	ready    time.Time // PROCESSING until then too (Options.ShareDelay)
+	reported *int64    // ReportShareAmount: what queries say was paid
+	lost     bool      // ForgetShare: queries answer not found
 }
 
 // ReportShareAmount makes status queries of the revenue share requestNo
@@ -221,11 +223,11 @@ func (s *Server) revenueShare(c call) answer {
 		if !sameRequest(sh.req, c.req) {
 			return refuse(infiniapay.CodeInvalidParameter, "invalid parameter: requestNo already used with other parameters")
 		}
-		return success(sh.view(sh.left > 0))
+		return success(sh.view(sh.left > 0 || fault.Processing(s.o.Now, sh.ready)))
 	}
 	s.refs++
 	sh := &share{Share: Share{RequestNo: no, SellerID: c.req["sellerId"], Currency: cur, Amount: amount,
-		Reference: fmt.Sprintf("IRS%010d", s.refs)}, req: c.req, left: s.polls}
+		Reference: fmt.Sprintf("IRS%010d", s.refs)}, req: c.req, left: s.polls, ready: fault.Ready(s.o.Now, s.o.ShareDelay)}
 	acct := account{sh.SellerID, cur}
 	switch {
 	case s.bindings[sh.SellerID] != infiniapay.StatusActive:
@@ -242,7 +244,7 @@ func (s *Server) revenueShare(c call) answer {
 	}
 	s.shares[no] = sh
 	s.shareOrder = append(s.shareOrder, no)
-	return success(sh.view(sh.left > 0))
+	return success(sh.view(sh.left > 0 || fault.Processing(s.o.Now, sh.ready)))
 }
 
 // revenueShareStatus answers PROCESSING while polls are left (a Stuck fault
@@ -262,7 +264,7 @@ func (s *Server) revenueShareStatus(c call) answer {
 	if processing {
 		sh.left--
 	}
-	return success(sh.view(processing))
+	return success(sh.view(processing || fault.Processing(s.o.Now, sh.ready)))
 }
 
 func (sh *share) view(processing bool) map[string]string {

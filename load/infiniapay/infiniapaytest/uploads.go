@@ -48,9 +48,10 @@ type upload struct {
 	FileUpload
 	code     string // the currency code of the file name, as sent
 	sum      [sha256.Size]byte
-	left     int  // non-final answers still to give
-	received bool // RECEIVED was answered
-	credited bool // SellerAmount was added to the seller's available share
+	left     int       // non-final answers still to give
+	received bool      // RECEIVED was answered
+	ready    time.Time // not final before then either (Options.UploadDelay)
+	credited bool      // SellerAmount was added to the seller's available share
 }
 
 type problem struct {
@@ -133,6 +134,7 @@ func (s *Server) ReceiveFile(name string, r io.Reader) error {
 	if s.polls > 0 {
 		u.left = s.polls + 1 // RECEIVED, then Polls times PROCESSING
 	}
+	u.ready = fault.Ready(s.o.Now, s.o.UploadDelay)
 	s.uploads[u.RequestNo] = u
 	return nil
 }
@@ -329,7 +331,8 @@ func (s *Server) errorFile(probs []problem) []byte {
 }
 
 // uploadStatus answers RECEIVED, then PROCESSING for Polls queries (a
-// Stuck fault adds Fault.Polls more), then the final status; the seller's
+// Stuck fault adds Fault.Polls more) and until UploadDelay has passed since
+// the file was received, then the final status; the seller's
 // available share is credited when SUCCESS is first shown.
 func (s *Server) uploadStatus(c call) answer {
 	if a, ok := c.require("requestNo"); !ok {
@@ -353,6 +356,11 @@ func (s *Server) uploadStatus(c call) answer {
 		v["status"] = infiniapay.StatusReceived
 	case u.left > 0:
 		u.left--
+		v["status"] = infiniapay.StatusProcessing
+	case fault.Processing(s.o.Now, u.ready) && !u.received:
+		u.received = true
+		v["status"] = infiniapay.StatusReceived
+	case fault.Processing(s.o.Now, u.ready):
 		v["status"] = infiniapay.StatusProcessing
 	default:
 		v["status"] = u.Status

@@ -5,7 +5,8 @@
 // created through the API) and refund orders that wait for a person's
 // approval over a few polls, sends signed callbacks to the notifyUrl on
 // Pay Protocol's retry schedule until they are answered "success", and
-// plays the faults of internal/fault.
+// plays the faults of internal/fault and, when asked, its timing model
+// (Options.Latency and QPS; off by default).
 //
 // Answers are {code, msg, data}, unsigned, as Pay Protocol's are, with the
 // published fields of the payment and refund details (no decimals field:
@@ -25,6 +26,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -61,6 +63,12 @@ type Options struct {
 	// body (the docs list 404 "Not Found" without one) instead of
 	// {code: 404, msg, data}.
 	BareNotFound bool
+	// The timing model of internal/fault, off by default: Latency is
+	// waited before every answer; QPS limits requests (all endpoints
+	// together, a burst of QPS, on Now) and answers HTTP 429 with
+	// Retry-After beyond it, as a TooMany fault. 0: unlimited.
+	Latency time.Duration
+	QPS     float64
 }
 
 // Server is the fake. It is safe for concurrent use; Close stops its
@@ -68,9 +76,11 @@ type Options struct {
 type Server struct {
 	o     Options
 	polls int
+	limit *fault.Limit
 
 	mu         sync.Mutex
 	calls      map[string]int
+	count429   int
 	payments   map[string]*payment // by outTradeNo
 	refunds    map[string]*refund  // by refundId
 	refundList []string
@@ -162,8 +172,10 @@ func New(o Options) *Server {
 		polls = 0
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{o: o, polls: polls, calls: map[string]int{}, payments: map[string]*payment{},
+	s := &Server{o: o, polls: polls, calls: map[string]int{}, payments: map[string]*payment{},
 		refunds: map[string]*refund{}, ctx: ctx, cancel: cancel}
+	s.limit = fault.NewLimit(o.QPS, 0, o.Now)
+	return s
 }
 
 // Close stops sending callbacks and waits for the senders to return.
@@ -203,6 +215,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // handler under the lock and writes its reply.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, rt route) {
 	s.count(rt.api)
+	fault.Pause(r, s.o.Latency)
+	if !s.limit.Allow() {
+		s.tooMany(w, time.Second)
+		return
+	}
 	f := s.o.Faults.Next(rt.api)
 	switch f.Kind {
 	case fault.Latency:
@@ -214,8 +231,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, rt route) {
 		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
 		return
 	case fault.TooMany:
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
-		http.Error(w, "too many requests", http.StatusTooManyRequests)
+		s.tooMany(w, f.RetryAfter)
 		return
 	case fault.Reset:
 		fault.DropConnection(w)
@@ -247,6 +263,29 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, rt route) {
 		return
 	}
 	s.respond(w, status, rep)
+}
+
+func (s *Server) tooMany(w http.ResponseWriter, after time.Duration) {
+	s.mu.Lock()
+	s.count429++
+	s.mu.Unlock()
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(after.Seconds()))))
+	http.Error(w, "too many requests", http.StatusTooManyRequests)
+}
+
+// CallCounts reports how many HTTP requests reached each API.
+func (s *Server) CallCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.calls)
+}
+
+// Count429 reports how many HTTP 429 answers the fake gave: its QPS limit
+// and TooMany faults.
+func (s *Server) Count429() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count429
 }
 
 func (s *Server) count(api string) {

@@ -57,7 +57,7 @@ func (s *Server) distribute(c call) reply {
 	canon, _ := json.Marshal(in) // names decrypted: the ciphertext differs at every send
 	if o, a, done := s.replay(in.SubMchID, in.OutOrderNo, "orders:"+string(canon)); done {
 		if o != nil {
-			return ok(o.view(o.left > 0))
+			return ok(o.view(s.processing(o)))
 		}
 		return a
 	}
@@ -96,7 +96,7 @@ func (s *Server) distribute(c call) reply {
 		t.unfrozen += t.frozen
 		t.frozen = 0
 	}
-	return ok(o.view(o.left > 0))
+	return ok(o.view(s.processing(o)))
 }
 
 // checkShare checks a receiver line and decrypts its name in place.
@@ -145,7 +145,7 @@ func (s *Server) unfreeze(c call) reply {
 	canon, _ := json.Marshal(in)
 	if o, a, done := s.replay(in.SubMchID, in.OutOrderNo, "unfreeze:"+string(canon)); done {
 		if o != nil {
-			return ok(o.view(o.left > 0))
+			return ok(o.view(s.processing(o)))
 		}
 		return a
 	}
@@ -159,7 +159,7 @@ func (s *Server) unfreeze(c call) reply {
 		result: wechatpay.ResultSuccess, detailID: fmt.Sprintf("36%018d", s.next())}}
 	t.unfrozen += t.frozen
 	t.frozen = 0
-	return ok(o.view(o.left > 0))
+	return ok(o.view(s.processing(o)))
 }
 
 func (s *Server) checkOrder(subMchID, transactionID, outOrderNo string) (reply, bool) {
@@ -204,13 +204,20 @@ func (s *Server) acceptable(subMchID, transactionID string) (*txn, reply, bool) 
 func (s *Server) newOrder(t *txn, transactionID, outOrderNo, req string) *order {
 	t.requests++
 	o := &order{subMchID: t.subMchID, txnID: transactionID, outOrderNo: outOrderNo, req: req, left: s.o.Polls,
-		orderID: fmt.Sprintf("30%018d", s.next()), at: s.o.Now(), cur: t.currency}
+		orderID: fmt.Sprintf("30%018d", s.next()), at: s.o.Now(), cur: t.currency, ready: fault.Ready(s.o.Now, s.o.OrderDelay)}
 	s.orders[t.subMchID+"/"+outOrderNo] = o
 	return o
 }
 
+// processing reports whether o still shows PROCESSING: polls left, or its
+// OrderDelay not yet passed.
+func (s *Server) processing(o *order) bool {
+	return o.left > 0 || fault.Processing(s.o.Now, o.ready)
+}
+
 // queryOrder answers PROCESSING while polls are left (a Stuck fault adds
-// Fault.Polls more), then FINISHED with each line's result.
+// Fault.Polls more) and until OrderDelay has passed since the request was
+// accepted, then FINISHED with each line's result.
 func (s *Server) queryOrder(c call) reply {
 	no, sub, txnID := strings.TrimPrefix(c.path, "orders/"), c.query.Get("sub_mchid"), c.query.Get("transaction_id")
 	if a, ok := require([2]string{"sub_mchid", sub}, [2]string{"transaction_id", txnID}); !ok {
@@ -227,7 +234,7 @@ func (s *Server) queryOrder(c call) reply {
 	if processing {
 		o.left--
 	}
-	return ok(o.view(processing))
+	return ok(o.view(processing || fault.Processing(s.o.Now, o.ready)))
 }
 
 type (

@@ -9,8 +9,8 @@
 // per service provider and per sub-merchant, bills and settlement details
 // consistent with what was distributed (unless a test tampers with what
 // WeChat reports: ForgetOrder, SetReportedAmount; or refuses a transaction
-// outright: Poison), and the faults of
-// internal/fault.
+// outright: Poison), the faults of internal/fault, and when asked its
+// timing model (Options.Latency, OrderDelay; off by default).
 //
 // Where WeChat Pay's behaviour is not public, the fake follows the
 // assumptions of PROVIDERS.md and the wechatpay package: 404
@@ -34,6 +34,7 @@
 package wechatpaytest
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -72,6 +73,12 @@ type Options struct {
 	// 30; negative: unlimited. They run on the real clock.
 	ProviderQPS    int
 	SubMerchantQPS int
+	// Latency is waited before every answer, and OrderDelay keeps a
+	// distribution or unfreeze PROCESSING until that long after it was
+	// accepted (on Now), besides the Polls: the timing model of
+	// internal/fault, off by default.
+	Latency    time.Duration
+	OrderDelay time.Duration
 	// Now is the fake's clock: answer timestamps, the request skew check,
 	// readiness, order and bill times. Default time.Now.
 	Now func() time.Time
@@ -203,6 +210,13 @@ func (s *Server) WithoutSerial() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.noSerial
+}
+
+// CallCounts reports how many HTTP requests reached each endpoint.
+func (s *Server) CallCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.calls)
 }
 
 // Count429 reports how many 429 FREQUENCY_LIMITED answers the fake gave:

@@ -27,6 +27,7 @@ type order struct {
 	req                                  string // the request, canonical, for idempotency
 	lines                                []line
 	left                                 int
+	ready                                time.Time // PROCESSING until then too (Options.OrderDelay)
 	at                                   time.Time
 	cur                                  pipeline.Currency
 	unfreeze                             bool

@@ -23,6 +23,7 @@ func (s *Server) serve(w http.ResponseWriter, c call, endpoint string, handle fu
 	s.mu.Lock()
 	s.calls[endpoint]++
 	s.mu.Unlock()
+	fault.Pause(c.r, s.o.Latency)
 	c.fault = s.o.Faults.Next(endpoint)
 	switch c.fault.Kind {
 	case fault.Latency:

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"math"
+	"testing"
+
+	"github.com/settlekit/settle/internal/paysim"
+)
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+func TestPhysicalBound(t *testing.T) {
+	d := delays{latency: 0.1, upload: 20, share: 30, distribution: 10}
+	w := dayWork{payments: 100, files: 50, shares: 50, wxRequests: 3000}
+	bound, inf, wx := physicalBound(w, rates{payProtocol: 50, infinia: 50, wechat: 300}, d)
+	// 100/50+0.1 | 0.1 | 20+1+0.1 | 1+0.1+30+1+0.1
+	if want := 2.1 + 0.1 + 21.1 + 32.2; !near(inf[0].secs+inf[1].secs+inf[2].secs+inf[3].secs, want) {
+		t.Fatalf("Infinia chain %+v, want %.1f s", inf, want)
+	}
+	if want := 10.1 + 10 + 10.1; !near(wx, want) || !near(bound, 55.5) {
+		t.Fatalf("WeChat chain %.2f (want %.1f), bound %.2f (want the Infinia chain, 55.5)", wx, want, bound)
+	}
+	// A WeChat-heavy day: its chain is the bound.
+	w.wxRequests = 30000
+	if bound, _, wx := physicalBound(w, rates{payProtocol: 50, infinia: 50, wechat: 300}, d); !near(bound, wx) || !near(wx, 210.2) {
+		t.Fatalf("bound %.2f, WeChat chain %.2f: want both 210.2", bound, wx)
+	}
+	// Unlimited rates cost a latency; nothing to do costs nothing.
+	if bound, _, _ := physicalBound(dayWork{payments: 10}, rates{}, d); !near(bound, 0.1) {
+		t.Fatalf("bound %.2f, want 0.1", bound)
+	}
+}
+
+func TestLimitOf(t *testing.T) {
+	wx := paysim.ProviderRequests{LimitQPS: 300, SubMerchantLimitQPS: 30}
+	if limit, reach := limitOf(wx, "wechat", 5, 0, 1000); limit != 150 || reach != 150 {
+		t.Fatalf("5 sub-merchants: %v %v, want 150 (5 x 30)", limit, reach)
+	}
+	if limit, reach := limitOf(wx, "wechat", 100, 0, 200); limit != 300 || reach != 200 {
+		t.Fatalf("100 sub-merchants, signing 200/s: %v %v, want 300 and 200", limit, reach)
+	}
+	if limit, reach := limitOf(paysim.ProviderRequests{}, "payprotocol", 0, 345, 482); limit != 0 || reach != 0 {
+		t.Fatalf("unlimited Pay Protocol (no RSA): %v %v", limit, reach)
+	}
+	if _, reach := limitOf(paysim.ProviderRequests{}, "infinia", 0, 345, 482); reach != 345 {
+		t.Fatalf("unlimited Infinia: reach %v, want the signing ceiling", reach)
+	}
+}
