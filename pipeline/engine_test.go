@@ -413,3 +413,44 @@ func TestEngineStopsOnUsageAndOnCancel(t *testing.T) {
 		t.Fatalf("%d sent after the stop", p2.sends)
 	}
 }
+
+// TestConcurrentChainsRunTogether: the distribute stage's chains run at
+// the same time - one waiting on a PROCESSING payment does not hold back
+// the other - problems needing a person are gathered from both, and a
+// failure stops the other chain, which is told by its context.
+func TestConcurrentChainsRunTogether(t *testing.T) {
+	t.Parallel()
+	wechatDone := make(chan struct{})
+	infinia := func(ctx context.Context, _ *Run) (string, error) {
+		select { // stuck until the other chain has finished
+		case <-wechatDone:
+		case <-time.After(5 * time.Second):
+			return "", errors.New("the chains ran one after the other")
+		}
+		return "infinia", StillProcessing("revenue shares", "Infinia", time.Second, []Effect{{Key: "RS1", State: EffectSent}})
+	}
+	wechat := func(ctx context.Context, _ *Run) (string, error) {
+		close(wechatDone)
+		return "wechat", Errorf(KindNeedsPerson, "", "order 7 held")
+	}
+	s, err := Concurrent(infinia, wechat)(context.Background(), &Run{})
+	if s != "infinia; wechat" || !errors.Is(err, ErrStillProcessing) || KindOf(err) != KindFailed {
+		t.Fatalf("%q, %v: want both summaries and the pending error (exit 1)", s, err)
+	}
+	s, err = Concurrent(func(context.Context, *Run) (string, error) { return "a", Errorf(KindNeedsPerson, "", "x") },
+		func(context.Context, *Run) (string, error) { return "b", Errorf(KindNeedsPerson, "", "y") })(context.Background(), &Run{})
+	if KindOf(err) != KindNeedsPerson || err.Error() != "x\ny" || s != "a; b" {
+		t.Fatalf("%q, %v: want both problems", s, err)
+	}
+	broken := errors.New("ledger gone")
+	var stopped error
+	_, err = Concurrent(func(context.Context, *Run) (string, error) { return "", broken },
+		func(ctx context.Context, _ *Run) (string, error) {
+			<-ctx.Done()
+			stopped = ctx.Err()
+			return "", ctx.Err()
+		})(context.Background(), &Run{})
+	if err != broken || stopped == nil {
+		t.Fatalf("%v (other chain: %v): want the failure alone, the other chain stopped", err, stopped)
+	}
+}

@@ -102,7 +102,7 @@ func (cfg *config) demo(c *cli.Context) error {
 	inf, err := newInfinia(infiniaParams{URL: sim.Config.InfiniaURL, AppID: sim.Config.AppID, PlatformID: sim.Config.PlatformID,
 		KeyFile: sim.Config.OurKeyFile, PublicKeyFile: sim.Config.InfiniaPublicKeyFile, SFTPAddr: sim.Config.SFTPAddr,
 		SFTPUser: sim.Config.SFTPUser, SFTPKey: sim.Config.SFTPKeyFile, KnownHosts: sim.Config.KnownHostsFile,
-		SFTPDir: "upload", WorkDir: filepath.Join(simDir, "work"), Wait: time.Minute, Poll: 20 * time.Millisecond, Rate: 500, Parallel: 4})
+		SFTPDir: "upload", WorkDir: filepath.Join(simDir, "work"), Wait: time.Minute, Poll: 20 * time.Millisecond, Rate: 500})
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func (cfg *config) demo(c *cli.Context) error {
 		key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, window: w0, tz: loc.String(),
 		until: pipeline.StageReconcile, classify: classifier(rules, d, w0), rulesHash: rules.Hash(), rules: rules,
 		query: sourceQueryDefault(), sellersQ: sellersQueryDefault(), lateQ: lateRefundsQueryDefault(), sourceURL: url, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: 0.05,
-		infinia: inf, wechat: wx, wait: time.Minute, poll: 20 * time.Millisecond, parallel: 4,
+		infinia: inf, wechat: wx, wait: time.Minute, poll: 20 * time.Millisecond,
 	}
 	fmt.Fprintln(w, "\n== first run")
 	start := time.Now()

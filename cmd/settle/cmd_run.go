@@ -289,7 +289,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		matchers = append(matchers, o.wechat.matcher(l, cfg.clock))
 	}
 	if len(distribute) > 0 {
-		runner.Stages[pipeline.StageDistribute] = pipeline.Combine(distribute...)
+		runner.Stages[pipeline.StageDistribute] = pipeline.Concurrent(distribute...)
 	}
 	runner.Stages[pipeline.StageReconcile] = pipeline.ReconcileStage(l, matchers, o.reports.stage(l), o.recheckDays)
 	moneyKinds := []string{pipeline.KindRevenueShare, pipeline.KindDistribution, pipeline.KindUnfreeze}
