@@ -263,9 +263,12 @@ type Engine struct {
 	// about (default Poll); Poll how long between later queries (default
 	// 1s).
 	FirstPoll, Poll time.Duration
-	// Deadline ends the wait for final outcomes: no wave of queries
-	// starts after it (zero: none). What is still pending is returned.
-	Deadline time.Time
+	// Wait bounds the wait for final outcomes once the effects given
+	// are sent (the first wave done): no wave of queries starts after it
+	// (zero: no bound). What is still pending then is returned. A run
+	// thus takes the time to send at the provider's limits plus at most
+	// Wait, however many effects wait on the provider.
+	Wait time.Duration
 	// Final is called once for every effect that is final, when it is
 	// (effects given final are passed at once). Its error is the effect's.
 	Final func(ctx context.Context, e Effect) error
@@ -284,8 +287,7 @@ type EngineResult struct {
 	Waves   int      // waves of queries
 }
 
-// Run drives effects until each is final, handled, or the deadline is
-// past, and returns the errors joined (KindUsage alone; a cancelled ctx
+// Run drives effects until each is final, handled, or the wait is over, and returns the errors joined (KindUsage alone; a cancelled ctx
 // stops it: nothing new starts, requests in flight finish).
 func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, error) {
 	var res EngineResult
@@ -299,11 +301,12 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 		first = poll
 	}
 	var (
-		mu      sync.Mutex
-		pending []waiting
-		errs    []error
-		wave    []Effect
-		final   []Effect
+		mu       sync.Mutex
+		pending  []waiting
+		errs     []error
+		deadline time.Time
+		wave     []Effect
+		final    []Effect
 	)
 	for _, e := range effects {
 		if e.State.Final() {
@@ -351,7 +354,7 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 				delay = first // just sent: the provider needs its time
 			}
 			mu.Lock()
-			pending = append(pending, waiting{next, time.Now().Add(delay)})
+			pending = append(pending, waiting{e: next, due: time.Now().Add(delay), asked: next.Sends == before})
 			mu.Unlock()
 			return nil
 		})
@@ -361,17 +364,17 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 			}
 			errs = append(errs, err)
 		}
-		if len(pending) == 0 {
-			break
+		if deadline.IsZero() && en.Wait > 0 {
+			deadline = time.Now().Add(en.Wait) // the sends are done: the wait begins
 		}
-		due := pending[0].due
+		var due time.Time
 		for _, w := range pending {
-			if w.due.Before(due) {
+			if w.eligible(deadline) && (due.IsZero() || w.due.Before(due)) {
 				due = w.due
 			}
 		}
-		if !en.Deadline.IsZero() && due.After(en.Deadline) {
-			break
+		if due.IsZero() {
+			break // nothing pending, or the wait is over
 		}
 		if d := time.Until(due); d > 0 {
 			t := time.NewTimer(d)
@@ -388,7 +391,7 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 		var rest []waiting
 		wave = nil
 		for _, w := range pending {
-			if !w.due.After(now) {
+			if w.eligible(deadline) && !w.due.After(now) {
 				wave = append(wave, w.e)
 			} else {
 				rest = append(rest, w)
@@ -403,8 +406,16 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 
 // waiting is a pending effect and when it is next asked about.
 type waiting struct {
-	e   Effect
-	due time.Time
+	e     Effect
+	due   time.Time
+	asked bool // asked about since it was last sent
+}
+
+// eligible reports whether w may still be asked about: before the
+// deadline, or never asked since it was sent (every request sent gets
+// at least one question, however long the sending took).
+func (w waiting) eligible(deadline time.Time) bool {
+	return deadline.IsZero() || !w.asked || !w.due.After(deadline)
 }
 
 func (en *Engine) left(res EngineResult, pending []waiting) EngineResult {

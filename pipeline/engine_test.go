@@ -64,6 +64,7 @@ type slowProvider struct {
 	latency    time.Duration
 	processing int
 	lose       map[string]bool
+	accepted   bool // a send is answered PROCESSING even when no query is
 
 	mu       sync.Mutex
 	applied  map[string]int
@@ -101,7 +102,7 @@ func (p *slowProvider) Send(_ context.Context, e Effect) (Outcome, error) {
 		delete(p.lose, e.Key)
 		return Outcome{}, errors.New("connection reset")
 	}
-	if p.processing > 0 {
+	if p.processing > 0 || p.accepted {
 		return Outcome{Status: OutcomePending}, nil
 	}
 	return Outcome{Status: OutcomeSucceeded, Ref: "ref-" + e.Key}, nil
@@ -314,7 +315,7 @@ func TestEngineDeadlineLeavesPendingRecorded(t *testing.T) {
 	s, p := newMemStore(), newSlowProvider(time.Millisecond, 1000)
 	var f finals
 	wait := 300 * time.Millisecond
-	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Final: f.fn, Poll: 50 * time.Millisecond, Deadline: time.Now().Add(wait)}
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Final: f.fn, Poll: 50 * time.Millisecond, Wait: wait}
 	began := time.Now()
 	res, err := en.Run(context.Background(), plan(t, s, 10))
 	if err != nil {
@@ -334,6 +335,16 @@ func TestEngineDeadlineLeavesPendingRecorded(t *testing.T) {
 	err = StillProcessing("revenue shares", "Infinia", wait, res.Pending)
 	if !errors.Is(err, ErrStillProcessing) || KindOf(err) != KindFailed {
 		t.Fatalf("%v: want ErrStillProcessing, exit 1", err)
+	}
+	// The wait begins once the effects are sent: sending 30 at 50/s takes
+	// longer than the wait, and they are still asked about, all together.
+	s2, p2 := newMemStore(), newSlowProvider(time.Millisecond, 0)
+	p2.accepted = true
+	en2 := &Engine{Store: s2, Sender: func(Effect) EffectSender { return p2 }, Pacer: NewPacer(Limits{Limit: newBucket(50), Rate: 50}),
+		Poll: 20 * time.Millisecond, Wait: 200 * time.Millisecond}
+	res, err = en2.Run(context.Background(), plan(t, s2, 30))
+	if err != nil || len(res.Pending) != 0 {
+		t.Fatalf("sends longer than the wait: %v, %d pending", err, len(res.Pending))
 	}
 }
 

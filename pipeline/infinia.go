@@ -130,8 +130,9 @@ type InfiniaConfig struct {
 	// session (default 4), and the cap on requests in flight when a Pacer
 	// is nil.
 	Parallel int
-	// Wait bounds each stage's whole wait for final outcomes (default
-	// 10m): what is still processing then is left to the next run.
+	// Wait bounds the wait for final outcomes once the requests are sent
+	// (default 10m), for all of them together, not for each: what is
+	// still processing then is left to the next run.
 	Wait time.Duration
 	// FirstPoll is how long after a revenue share is sent it is first
 	// asked about (Infinia's typical processing time; default Poll); Poll

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"sync"
-	"time"
 )
 
 // DistributeInfiniaStage pays sellers by Infinia revenue sharing: one
@@ -29,7 +28,6 @@ import (
 func DistributeInfiniaStage(c InfiniaConfig) StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *Run) (string, error) {
-		deadline := time.Now().Add(c.Wait)
 		d := &distribution{c: &c, run: run}
 		if err := d.undoFailed(ctx); err != nil {
 			return "", err
@@ -37,7 +35,7 @@ func DistributeInfiniaStage(c InfiniaConfig) StageFunc {
 		if err := d.plan(ctx); err != nil {
 			return "", err
 		}
-		if err := d.pay(ctx, deadline); err != nil {
+		if err := d.pay(ctx); err != nil {
 			return "", err
 		}
 		summary := fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.held)
@@ -374,8 +372,8 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 
 // pay drives every planned payout to a final state with the effect engine
 // (sent under Infinia's limits, PROCESSING ones asked about in waves until
-// deadline) and applies each to the items and the carried balance.
-func (d *distribution) pay(ctx context.Context, deadline time.Time) error {
+// c.Wait after they are sent) and applies each to the items and the carried balance.
+func (d *distribution) pay(ctx context.Context) error {
 	c, run := d.c, d.run
 	progress := ProgressFrom(ctx)
 	progress.SetTotal(int64(len(d.todo)))
@@ -383,7 +381,7 @@ func (d *distribution) pay(ctx context.Context, deadline time.Time) error {
 	for _, e := range d.todo {
 		before[e.ID] = e.Sends
 	}
-	en := &Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Deadline: deadline,
+	en := &Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
 		Sender: func(Effect) EffectSender { return c.Payouts },
 		Final: func(ctx context.Context, e Effect) error {
 			defer progress.Add(1)

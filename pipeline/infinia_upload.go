@@ -17,13 +17,12 @@ import (
 // currency), uploads each through the intent-first protocol (c.Parallel
 // at a time over the SFTP session), and asks Infinia about the status of
 // every file not final in waves, paced under Infinia's limits (c.Pacer),
-// until each is accepted or refused or c.Wait - the stage's whole wait -
+// until each is accepted or refused or c.Wait (for all of them together)
 // is over. A refused file's rows become rejects with Infinia's reason, and
 // its seller is not paid on it.
 func UploadStage(c InfiniaConfig) StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *Run) (string, error) {
-		deadline := time.Now().Add(c.Wait)
 		verified := ""
 		if c.PayProtocol != nil {
 			s, err := VerifyPayProtocol(ctx, c.Verify, c.PayProtocol, c.PayProtocolPacer, run)
@@ -61,7 +60,7 @@ func UploadStage(c InfiniaConfig) StageFunc {
 		// The uploads: the engine over the SFTP session, c.Parallel files
 		// at a time; an upload whose end is unknown is asked about (status,
 		// then the file under its final name) in waves.
-		en := &Engine{Store: c.Store, Pacer: NewPacer(Limits{MaxInFlight: c.Parallel}), Poll: c.Poll, Deadline: deadline,
+		en := &Engine{Store: c.Store, Pacer: NewPacer(Limits{MaxInFlight: c.Parallel}), Poll: c.Poll, Wait: c.Wait,
 			Sender: func(Effect) EffectSender { return sender },
 			Final: func(_ context.Context, e Effect) error {
 				progress.Add(1)
@@ -87,7 +86,7 @@ func UploadStage(c InfiniaConfig) StageFunc {
 		if err := StillProcessing("trade file uploads", "Infinia's SFTP server", c.Wait, res.Pending); err != nil {
 			return "", err
 		}
-		accepted, refused, problems, err := awaitUploads(ctx, &c, run, deadline)
+		accepted, refused, problems, err := awaitUploads(ctx, &c, run, time.Now().Add(c.Wait))
 		if err != nil {
 			return "", err
 		}

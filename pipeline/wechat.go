@@ -70,8 +70,8 @@ type WeChatConfig struct {
 	// Parallel caps the requests in flight when Pacer is nil (deprecated:
 	// the Pacer sizes them).
 	Parallel int
-	// Wait bounds the stage's whole wait for final outcomes (default
-	// 10m); FirstPoll is how long after a send it is first asked about
+	// Wait bounds the wait for final outcomes once the requests are
+	// sent (default 10m), for all of them together; FirstPoll is how long after a send it is first asked about
 	// (default Poll), Poll between later queries (default 1s).
 	Wait, FirstPoll, Poll time.Duration
 }
@@ -98,7 +98,7 @@ type weChatTxn struct {
 // The checks and the requests go out as fast as WeChat Pay's limits allow
 // (c.Pacer: per service provider and per sub-merchant), driven by the
 // Engine: requests still PROCESSING are asked about in waves until final
-// or until c.Wait is over, when they are left in the ledger to the next
+// or until c.Wait after the sends is over, when they are left in the ledger to the next
 // run (ErrStillProcessing, exit 1).
 //
 // What concerns one transaction stays with it: a request WeChat Pay
@@ -120,7 +120,6 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 		c.Pacer = NewPacer(Limits{MaxInFlight: c.Parallel})
 	}
 	return func(ctx context.Context, run *Run) (string, error) {
-		deadline := time.Now().Add(c.Wait)
 		items, err := c.Store.ItemsInState(ctx, run.ID, ChannelWeChatPay, ItemRecorded)
 		if err != nil {
 			return "", err
@@ -184,7 +183,7 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 		}
 		planErr := err
 		// Send and resolve: the engine.
-		en := &Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Deadline: deadline,
+		en := &Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
 			Sender: func(e Effect) EffectSender { return weChatSender{api: c.API, order: txns[e.Subject].order} },
 			Lane:   func(e Effect) string { return txns[e.Subject].order.SubMchID },
 			Final: func(ctx context.Context, e Effect) error {

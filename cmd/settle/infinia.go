@@ -56,7 +56,7 @@ func infiniaFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagSFTPDir, EnvVars: []string{"SETTLE_SFTP_DIR"}, Value: "upload", Usage: "remote directory of trade-detail files"},
 		&cli.StringFlag{Name: flagWorkDir, EnvVars: []string{"SETTLE_WORK_DIR"}, Value: "work", Usage: "local directory where trade files are built"},
 		&cli.DurationFlag{Name: flagProviderWait, EnvVars: []string{"SETTLE_PROVIDER_WAIT"}, Value: 10 * time.Minute,
-			Usage: "how long each sending stage waits in all for final statuses before it stops; what is still processing is left to the next run (exit 1)"},
+			Usage: "how long a stage waits for final statuses once its requests are sent, for all of them together (not for each); what is still processing then is left to the next run (exit 1)"},
 		&cli.DurationFlag{Name: flagProviderPoll, EnvVars: []string{"SETTLE_PROVIDER_POLL"}, Value: time.Second,
 			Usage: "interval between waves of status queries"},
 		&cli.DurationFlag{Name: flagFirstPoll, EnvVars: []string{"SETTLE_PROVIDER_FIRST_POLL"},

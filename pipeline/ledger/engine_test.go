@@ -55,8 +55,9 @@ func (p *timedProvider) Query(_ context.Context, e pipeline.Effect) (pipeline.Ou
 // TestEngineStoppedMidWaveResumesFromTheLedger stops an engine run in the
 // middle of its wave of sends (as SIGTERM does: nothing new starts, the
 // requests in flight finish and are recorded), then runs a second engine
-// over what the ledger holds: every effect ends succeeded, each key was
-// applied once, no key was sent twice, and each effect was final once.
+// over what the ledger holds: every effect ends succeeded, each key
+// reached the provider once and was applied once, and each effect was
+// final once.
 func TestEngineStoppedMidWaveResumesFromTheLedger(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
@@ -107,7 +108,11 @@ func TestEngineStoppedMidWaveResumesFromTheLedger(t *testing.T) {
 	p.mu.Lock()
 	sentFirst := p.sends
 	p.mu.Unlock()
-	if states[pipeline.EffectPlanned] == 0 || states[pipeline.EffectSent] != sentFirst || sentFirst < 25 || sentFirst >= n {
+	// Every request that left is recorded sent; a few more may be marked
+	// sent whose request never left (the stop came between the mark and
+	// the send): the next run finds the provider does not know them and
+	// sends them with the same key.
+	if states[pipeline.EffectPlanned] == 0 || states[pipeline.EffectSent] < sentFirst || sentFirst < 25 || sentFirst >= n {
 		t.Fatalf("after the stop: %v, %d sent: want the sent ones recorded sent, the rest planned", states, sentFirst)
 	}
 	// The next run: the ledger is the queue.
@@ -121,7 +126,7 @@ func TestEngineStoppedMidWaveResumesFromTheLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range after {
-		if e.State != pipeline.EffectSucceeded || e.Sends != 1 || e.ProviderRef != "R"+e.Key {
+		if e.State != pipeline.EffectSucceeded || e.Sends < 1 || e.Sends > 2 || e.ProviderRef != "R"+e.Key {
 			t.Fatalf("%s: %s after %d sends, ref %q", e.Key, e.State, e.Sends, e.ProviderRef)
 		}
 		if p.applied[e.Key] != 1 || finals[e.Key] != 1 {
@@ -129,7 +134,7 @@ func TestEngineStoppedMidWaveResumesFromTheLedger(t *testing.T) {
 		}
 	}
 	if p.sends != n || len(after) != n {
-		t.Fatalf("%d sends for %d effects", p.sends, len(after))
+		t.Fatalf("%d sends arrived for %d effects", p.sends, len(after))
 	}
 }
 
