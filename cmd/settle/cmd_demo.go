@@ -120,7 +120,8 @@ func (cfg *config) demo(c *cli.Context) error {
 	if _, err := sim.SeedWeChat(ctx, platform, sourceQueryDefault(), pipeline.WindowOf(d, loc)); err != nil {
 		return fmt.Errorf("demo: simulated WeChat transactions: %w", err)
 	}
-	wx, err := newWeChat(sim.WeChat.ClientConfig(sim.Config.WeChatURL), 0, 0, sim.Config.WeChatReceiverAccount, sim.Config.WeChatReceiverName, "DISTRIBUTOR", 3000)
+	// WeChat Pay's documented limits, which the simulator enforces.
+	wx, err := newWeChat(sim.WeChat.ClientConfig(sim.Config.WeChatURL), 300, 30, sim.Config.WeChatReceiverAccount, sim.Config.WeChatReceiverName, "DISTRIBUTOR", 3000)
 	if err != nil {
 		return err
 	}
