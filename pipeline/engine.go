@@ -287,8 +287,9 @@ type EngineResult struct {
 	Waves   int      // waves of queries
 }
 
-// Run drives effects until each is final, handled, or the wait is over, and returns the errors joined (KindUsage alone; a cancelled ctx
-// stops it: nothing new starts, requests in flight finish).
+// Run drives effects until each is final, handled, or the wait is over,
+// and returns the errors joined (KindUsage alone). A cancelled ctx stops
+// it: nothing new starts, requests in flight finish and are recorded.
 func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, error) {
 	var res EngineResult
 	p := pacerOr(en.Pacer)
