@@ -246,13 +246,25 @@ func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run, deadline time
 		}
 		accepted, refused, problems, pending = 0, 0, nil, pending[:0]
 		var mu sync.Mutex
-		err = c.Pacer.Each(ctx, len(files), nil, func(ctx context.Context, i int) error {
-			f := files[i]
-			if f.Status != UploadSuccess && f.Status != UploadFailed {
-				var err error
-				if f, err = checkUpload(ctx, c, run, f); err != nil {
-					return err
+		// Only the files not final are asked about (each question takes
+		// one of Infinia's tokens); the final ones are counted as they are.
+		var open []TradeFile
+		for _, f := range files {
+			if f.Status == UploadSuccess || f.Status == UploadFailed {
+				if f.Status == UploadSuccess {
+					accepted++
+				} else {
+					refused++
+					problems = append(problems, fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
 				}
+				continue
+			}
+			open = append(open, f)
+		}
+		err = c.Pacer.Each(ctx, len(open), nil, func(ctx context.Context, i int) error {
+			f, err := checkUpload(ctx, c, run, open[i])
+			if err != nil {
+				return err
 			}
 			mu.Lock()
 			defer mu.Unlock()
