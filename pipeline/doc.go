@@ -1,8 +1,10 @@
 // Package pipeline is the core of settle: the domain types (Money, Order,
 // Split, Reject, Run, Window), the small interfaces the runner consumes, the
 // Runner that sequences the stages of a settlement day, the intent-first
-// protocol every side effect follows, and the error kinds that main maps to
-// exit codes.
+// protocol every side effect follows, the Engine that drives those effects
+// at each provider's limits (Pacer: token buckets, requests in flight sized
+// by rate x latency, pending effects polled in waves), and the error kinds
+// that main maps to exit codes.
 //
 // It imports only the standard library. Adapters (extract, transform, load,
 // the ledger and the provider clients) import it; only cmd wires them.

@@ -120,17 +120,36 @@ type InfiniaConfig struct {
 	Rows func(Split) []TradeRow
 	// FileName names a trade file; nil is TradeFileName. The provider's
 	// adapter may write the currency as the provider spells it.
-	FileName    func(platformID, infiniaID string, cur Currency, d Date, requestNo string) (string, error)
-	Parallel    int           // concurrent uploads and payouts (default 4)
-	Wait        time.Duration // how long to poll for final statuses (default 10m)
-	Poll        time.Duration // first poll interval (default 1s, doubling to 30s)
-	MaxAttempts int           // revenue-share attempts per payout (default 3)
+	FileName func(platformID, infiniaID string, cur Currency, d Date, requestNo string) (string, error)
+	// Pacer keeps to Infinia's limits for its API (binding, balance,
+	// revenue shares, upload statuses); nil: no limit but Parallel in
+	// flight. PayProtocolPacer does the same for Pay Protocol's.
+	Pacer, PayProtocolPacer *Pacer
+	// Parallel is how many files are uploaded at once over the SFTP
+	// session (default 4), and the cap on requests in flight when a Pacer
+	// is nil.
+	Parallel int
+	// Wait bounds the wait for final outcomes once the requests are sent
+	// (default 10m), for all of them together, not for each: what is
+	// still processing then is left to the next run.
+	Wait time.Duration
+	// FirstPoll is how long after a revenue share is sent it is first
+	// asked about (Infinia's typical processing time; default Poll); Poll
+	// is the interval between later waves of queries (default 1s).
+	FirstPoll, Poll time.Duration
+	MaxAttempts     int // revenue-share attempts per payout (default 3)
 	// MinPayout is the smallest revenue share sent per currency (minor
 	// units); a smaller net is carried to the seller's next one.
 	MinPayout map[Currency]int64
 }
 
 func (c *InfiniaConfig) defaults() {
+	if c.Pacer == nil {
+		c.Pacer = NewPacer(Limits{MaxInFlight: c.Parallel})
+	}
+	if c.PayProtocolPacer == nil {
+		c.PayProtocolPacer = NewPacer(Limits{MaxInFlight: c.Parallel})
+	}
 	if c.Parallel <= 0 {
 		c.Parallel = 4
 	}
@@ -198,45 +217,6 @@ func forEach[T any](ctx context.Context, n int, xs []T, fn func(T) error) error 
 		return usage
 	}
 	return errors.Join(errs...)
-}
-
-// poll calls check until it reports done or the wait is over, backing off
-// from first to 30s.
-func poll(ctx context.Context, wait, first time.Duration, check func() (bool, error)) (bool, error) {
-	deadline := time.Now().Add(wait)
-	interval := first
-	for {
-		done, err := check()
-		if err != nil || done {
-			return done, err
-		}
-		if time.Now().Add(interval).After(deadline) {
-			return false, nil
-		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false, ctx.Err()
-		case <-t.C:
-		}
-		interval = min(2*interval, 30*time.Second)
-	}
-}
-
-// settleEffect drives an effect until it is final or the wait is over: the
-// first apply sends (or resolves an unknown outcome by query), later ones
-// poll the provider.
-func settleEffect(ctx context.Context, store EffectStore, wait, first time.Duration, sender EffectSender, e Effect) (Effect, error) {
-	_, err := poll(ctx, wait, first, func() (bool, error) {
-		next, err := ApplyEffect(ctx, store, sender, e)
-		if err != nil {
-			return false, err
-		}
-		e = next
-		return e.State.Final(), nil
-	})
-	return e, err
 }
 
 func needsPerson(problems []string) error {

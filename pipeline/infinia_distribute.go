@@ -184,7 +184,8 @@ func (d *distribution) plan(ctx context.Context) error {
 	}
 	fresh := map[Currency][]candidate{} // candidates with a payout to plan
 	var mu sync.Mutex
-	err = forEach(ctx, c.Parallel, cands, func(p candidate) error {
+	err = c.Pacer.Each(ctx, len(cands), nil, func(ctx context.Context, i int) error {
+		p := cands[i]
 		subject := RevenueShareSubject(run.Key.Date, p.SellerID, p.Currency)
 		e, ok, err := c.Store.LatestEffect(ctx, KindRevenueShare, subject)
 		if err != nil {
@@ -316,7 +317,10 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 		}
 		return nil
 	}
-	for _, p := range ps {
+	// Each seller's available share is asked and its payout planned as
+	// fast as Infinia's limits allow.
+	return c.Pacer.Each(ctx, len(ps), nil, func(ctx context.Context, i int) error {
+		p := ps[i]
 		net, _ := p.net()
 		avail, err := c.API.AvailableShare(ctx, QueryRequestNo("RSA"), p.InfiniaID, cur)
 		if subjectOnly(err) {
@@ -325,7 +329,7 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 			if err := d.hold(ctx, p, reason); err != nil {
 				return err
 			}
-			continue
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("available share of %s: %w", p.SellerID, err)
@@ -336,7 +340,7 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 			if err := d.hold(ctx, p, reason); err != nil {
 				return err
 			}
-			continue
+			return nil
 		}
 		subject := RevenueShareSubject(run.Key.Date, p.SellerID, cur)
 		attempt := 1
@@ -346,7 +350,7 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 			next, err := NextAttempt(prev, c.MaxAttempts, func(a int) string { return RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, a) })
 			if err != nil {
 				d.problem("%v", err)
-				continue
+				return nil
 			}
 			attempt = next.Attempt
 		}
@@ -355,55 +359,65 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 		if err != nil {
 			if errors.Is(err, ErrBalanceMoved) {
 				d.problem("%v", err)
-				continue
+				return nil
 			}
 			return err
 		}
+		d.mu.Lock()
 		d.todo = append(d.todo, e)
-	}
-	return nil
+		d.mu.Unlock()
+		return nil
+	})
 }
 
-// pay drives every planned payout to a final state and applies it to the
-// items and the carried balance.
+// pay drives every planned payout to a final state with the effect engine
+// (sent under Infinia's limits, PROCESSING ones asked about in waves until
+// c.Wait after they are sent) and applies each to the items and the carried balance.
 func (d *distribution) pay(ctx context.Context) error {
 	c, run := d.c, d.run
 	progress := ProgressFrom(ctx)
 	progress.SetTotal(int64(len(d.todo)))
-	return forEach(ctx, c.Parallel, d.todo, func(e Effect) error {
-		defer progress.Add(1)
-		before := e.Sends
-		e, err := settleEffect(ctx, c.Store, c.Wait, c.Poll, c.Payouts, e)
-		seller, cur := subjectSeller(e.Subject), e.Currency
-		if subjectOnly(err) {
-			// Infinia refuses to tell us about this one payout: it stays as
-			// it is (never sent again blindly), for a person; the others go on.
-			d.problem("revenue share %s to %s: %v", e.Key, seller, err)
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("revenue share %s: %w", e.Key, err)
-		}
-		switch e.State {
-		case EffectSucceeded:
-			if err := c.Store.PayoutSucceeded(ctx, run, seller, cur, InfiniaChannels, e); err != nil {
-				return err
+	before := make(map[int64]int, len(d.todo))
+	for _, e := range d.todo {
+		before[e.ID] = e.Sends
+	}
+	en := &Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
+		Sender: func(Effect) EffectSender { return c.Payouts },
+		Final: func(ctx context.Context, e Effect) error {
+			defer progress.Add(1)
+			seller, cur := subjectSeller(e.Subject), e.Currency
+			if e.State == EffectSucceeded {
+				if err := c.Store.PayoutSucceeded(ctx, run, seller, cur, InfiniaChannels, e); err != nil {
+					return err
+				}
+				d.mu.Lock()
+				d.paid++
+				if e.Sends > before[e.ID] {
+					d.sent++
+				}
+				d.mu.Unlock()
+				return nil
 			}
-			d.mu.Lock()
-			d.paid++
-			if e.Sends > before {
-				d.sent++
-			}
-			d.mu.Unlock()
-		case EffectFailed:
 			d.problem("revenue share %s to %s failed: %s", e.Key, seller, e.LastError)
 			d.mu.Lock()
 			d.held++
 			d.mu.Unlock()
 			return c.Store.PayoutFailed(ctx, run, seller, cur, InfiniaChannels, e, "revenue share "+e.Key+" failed: "+e.LastError)
-		default:
-			return fmt.Errorf("revenue share %s still %s after %s; run again to resume", e.Key, e.State, c.Wait)
-		}
-		return nil
-	})
+		},
+		Error: func(ctx context.Context, e Effect, err error) error {
+			if subjectOnly(err) {
+				// Infinia refuses to tell us about this one payout: it stays as
+				// it is (never sent again blindly), for a person; the others go on.
+				progress.Add(1)
+				d.problem("revenue share %s to %s: %v", e.Key, subjectSeller(e.Subject), err)
+				return nil
+			}
+			return fmt.Errorf("revenue share %s: %w", e.Key, err)
+		},
+	}
+	res, err := en.Run(ctx, d.todo)
+	if err != nil {
+		return err
+	}
+	return StillProcessing("revenue shares", "Infinia", c.Wait, res.Pending)
 }

@@ -7,20 +7,25 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // UploadStage builds the run's trade-detail files (one per seller and
-// currency), uploads each through the intent-first protocol, and polls
-// Infinia's upload status until every file is accepted or refused. A refused
-// file's rows become rejects with Infinia's reason, and its seller is not
-// paid on it.
+// currency), uploads each through the intent-first protocol (c.Parallel
+// at a time over the SFTP session), and asks Infinia about the status of
+// every file not final in waves, paced under Infinia's limits (c.Pacer),
+// until each is accepted or refused or c.Wait (for all of them together)
+// is over. A refused file's rows become rejects with Infinia's reason, and
+// its seller is not paid on it.
 func UploadStage(c InfiniaConfig) StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *Run) (string, error) {
 		verified := ""
 		if c.PayProtocol != nil {
-			s, err := VerifyPayProtocol(ctx, c.Verify, c.PayProtocol, c.Parallel, run)
+			s, err := VerifyPayProtocol(ctx, c.Verify, c.PayProtocol, c.PayProtocolPacer, run)
 			if err != nil {
 				return "", err
 			}
@@ -36,46 +41,56 @@ func UploadStage(c InfiniaConfig) StageFunc {
 			}
 		}
 		sender := &uploadSender{c: &c, byKey: map[string]TradeFile{}}
+		var effects []Effect
+		byKey := map[string]TradeFile{}
+		before := map[string]int{}
+		var uploaded atomic.Int64
 		for _, f := range files {
 			sender.byKey[f.RequestNo] = f
-		}
-		var sent sync.Map
-		progress := ProgressFrom(ctx)
-		progress.Restart(int64(len(files)))
-		err = forEach(ctx, c.Parallel, files, func(f TradeFile) error {
-			defer progress.Add(1)
 			e, err := c.Store.PlanEffect(ctx, Effect{RunID: run.ID, Kind: KindUpload, Subject: UploadSubject(run.Key.Date, f.SellerID, f.Currency, f.Attempt),
 				Attempt: 1, Key: f.RequestNo, Currency: f.Currency, Amount: f.SellerMinor})
 			if err != nil {
-				return err
+				return "", err
 			}
-			before := e.Sends
-			e, err = settleEffect(ctx, c.Store, c.Wait, c.Poll, sender, e)
-			if subjectOnly(err) {
-				// Infinia refuses to answer about this one file: hold it.
-				return holdFile(ctx, &c, f, fmt.Sprintf("upload of %s could not be confirmed: %v", f.Name, err))
-			}
-			if err != nil {
+			effects = append(effects, e)
+			byKey[e.Key], before[e.Key] = f, e.Sends
+		}
+		progress := ProgressFrom(ctx)
+		progress.Restart(int64(len(files)))
+		// The uploads: the engine over the SFTP session, c.Parallel files
+		// at a time; an upload whose end is unknown is asked about (status,
+		// then the file under its final name) in waves.
+		en := &Engine{Store: c.Store, Pacer: NewPacer(Limits{MaxInFlight: c.Parallel}), Poll: c.Poll, Wait: c.Wait,
+			Sender: func(Effect) EffectSender { return sender },
+			Final: func(_ context.Context, e Effect) error {
+				progress.Add(1)
+				if e.Sends > before[e.Key] {
+					uploaded.Add(1)
+				}
+				return nil
+			},
+			Error: func(ctx context.Context, e Effect, err error) error {
+				f := byKey[e.Key]
+				if subjectOnly(err) {
+					// Infinia refuses to answer about this one file: hold it.
+					progress.Add(1)
+					return holdFile(ctx, &c, f, fmt.Sprintf("upload of %s could not be confirmed: %v", f.Name, err))
+				}
 				return fmt.Errorf("upload %s: %w", f.Name, err)
-			}
-			if e.Sends > before {
-				sent.Store(f.Name, true)
-			}
-			if e.State != EffectSucceeded {
-				return fmt.Errorf("upload %s: still %s after %s (%s); run again to resume", f.Name, e.State, c.Wait, e.LastError)
-			}
-			return nil
-		})
+			},
+		}
+		res, err := en.Run(ctx, effects)
 		if err != nil {
 			return "", err
 		}
-		accepted, refused, problems, err := awaitUploads(ctx, &c, run)
+		if err := StillProcessing("trade file uploads", "Infinia's SFTP server", c.Wait, res.Pending); err != nil {
+			return "", err
+		}
+		accepted, refused, problems, err := awaitUploads(ctx, &c, run, time.Now().Add(c.Wait))
 		if err != nil {
 			return "", err
 		}
-		uploaded := 0
-		sent.Range(func(any, any) bool { uploaded++; return true })
-		summary := verified + fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", len(files), uploaded, accepted, refused)
+		summary := verified + fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", len(files), uploaded.Load(), accepted, refused)
 		return summary, needsPerson(problems)
 	}
 }
@@ -218,23 +233,38 @@ func (u *uploadSender) Query(ctx context.Context, e Effect) (Outcome, error) {
 	return Outcome{Status: OutcomeNotFound}, nil
 }
 
-// awaitUploads polls the status of every uploaded file that is not final
-// and applies the answers to the items.
-func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run) (accepted, refused int, problems []string, err error) {
+// awaitUploads asks Infinia about every uploaded file that is not final,
+// in waves paced under Infinia's limits (c.Pacer), the first at once (a
+// re-run's files may be decided), the next every c.Poll, until every file
+// is final or the deadline is past; it applies the answers to the items.
+func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run, deadline time.Time) (accepted, refused int, problems []string, err error) {
 	var pending []TradeFile
-	done, err := poll(ctx, c.Wait, c.Poll, func() (bool, error) {
+	for {
 		files, err := c.Store.TradeFiles(ctx, run.ID)
 		if err != nil {
-			return false, err
+			return 0, 0, nil, err
 		}
 		accepted, refused, problems, pending = 0, 0, nil, pending[:0]
 		var mu sync.Mutex
-		err = forEach(ctx, c.Parallel, files, func(f TradeFile) error {
-			if f.Status != UploadSuccess && f.Status != UploadFailed {
-				var err error
-				if f, err = checkUpload(ctx, c, run, f); err != nil {
-					return err
+		// Only the files not final are asked about (each question takes
+		// one of Infinia's tokens); the final ones are counted as they are.
+		var open []TradeFile
+		for _, f := range files {
+			if f.Status == UploadSuccess || f.Status == UploadFailed {
+				if f.Status == UploadSuccess {
+					accepted++
+				} else {
+					refused++
+					problems = append(problems, fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
 				}
+				continue
+			}
+			open = append(open, f)
+		}
+		err = c.Pacer.Each(ctx, len(open), nil, func(ctx context.Context, i int) error {
+			f, err := checkUpload(ctx, c, run, open[i])
+			if err != nil {
+				return err
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -250,14 +280,24 @@ func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run) (accepted, re
 			return nil
 		})
 		if err != nil {
-			return false, err
+			return accepted, refused, problems, err
 		}
-		return len(pending) == 0, nil
-	})
-	if err == nil && !done {
-		err = fmt.Errorf("%d trade files still processing at Infinia after %s (first: %s); run again to resume", len(pending), c.Wait, pending[0].Name)
+		if len(pending) == 0 {
+			return accepted, refused, problems, nil
+		}
+		if time.Now().Add(c.Poll).After(deadline) {
+			sort.Slice(pending, func(i, j int) bool { return pending[i].Name < pending[j].Name })
+			return accepted, refused, problems, fmt.Errorf("%w: %d trade files still processing at Infinia after %s (first: %s); re-run to resolve",
+				ErrStillProcessing, len(pending), c.Wait, pending[0].Name)
+		}
+		t := time.NewTimer(c.Poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return accepted, refused, problems, ctx.Err()
+		case <-t.C:
+		}
 	}
-	return accepted, refused, problems, err
 }
 
 // holdFile records f as refused for this run with reason: its items not

@@ -69,14 +69,17 @@ type VerifyStore interface {
 // reason and the others go on; only what concerns every order (refused
 // credentials, Pay Protocol down past its retries, the run stopping)
 // stops the verification.
-func VerifyPayProtocol(ctx context.Context, store VerifyStore, api PayProtocol, parallel int, run *Run) (string, error) {
+//
+// The questions go out as fast as pacer allows (Pay Protocol's limits; nil:
+// no limit), after the first alone.
+func VerifyPayProtocol(ctx context.Context, store VerifyStore, api PayProtocol, pacer *Pacer, run *Run) (string, error) {
 	items, err := store.ItemsToVerify(ctx, run.ID)
 	if err != nil {
 		return "", err
 	}
 	var mu sync.Mutex
 	counts := map[string]int{}
-	err = eachOrder(ctx, parallel, items, func(it VerifyItem) error {
+	err = eachOrderPaced(ctx, pacerOr(pacer), items, func(it VerifyItem) error {
 		to, reason, err := verdict(ctx, api, it.Split)
 		if err != nil && KindOf(err) != KindFailed {
 			return err // configuration: says it all, about every order
@@ -131,6 +134,42 @@ func eachOrder[T any](ctx context.Context, parallel int, xs []T, fn func(T) erro
 				first = err
 			}
 			mu.Unlock()
+		}
+		return nil
+	})
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// eachOrderPaced is eachOrder with the others paced by p instead of a
+// fixed number at a time.
+func eachOrderPaced[T any](ctx context.Context, p *Pacer, xs []T, fn func(T) error) error {
+	if len(xs) == 0 {
+		return nil
+	}
+	if err := fn(xs[0]); err != nil {
+		return err
+	}
+	var (
+		mu    sync.Mutex
+		first error
+	)
+	err := p.Each(ctx, len(xs)-1, nil, func(_ context.Context, i int) error {
+		mu.Lock()
+		stopped := first != nil
+		mu.Unlock()
+		if stopped {
+			return nil
+		}
+		if err := fn(xs[i+1]); err != nil {
+			mu.Lock()
+			if first == nil {
+				first = err
+			}
+			mu.Unlock()
+			return err // KindUsage stops what has not started
 		}
 		return nil
 	})

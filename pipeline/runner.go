@@ -286,3 +286,73 @@ func Combine(fns ...StageFunc) StageFunc {
 		return strings.Join(summaries, "; "), nil
 	}
 }
+
+// Concurrent runs stage functions that do not depend on each other (the
+// chains of different providers) as one stage, at the same time: their
+// summaries are joined in order; problems that need a person are gathered
+// from all of them. Any other error stops the others - nothing new
+// starts, requests in flight finish and are recorded - and is returned,
+// except work still processing at a provider when a chain's wait was over
+// (ErrStillProcessing), which lets the others finish: it is returned
+// (exit 1, resumable) once all are done.
+func Concurrent(fns ...StageFunc) StageFunc {
+	if len(fns) == 1 {
+		return fns[0]
+	}
+	return func(ctx context.Context, run *Run) (string, error) {
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		summaries := make([]string, len(fns))
+		errs := make([]error, len(fns))
+		var wg sync.WaitGroup
+		for i, fn := range fns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				summaries[i], errs[i] = fn(cctx, run)
+				if err := errs[i]; err != nil && KindOf(err) != KindNeedsPerson && !errors.Is(err, ErrStillProcessing) {
+					cancel()
+				}
+			}()
+		}
+		wg.Wait()
+		var joined []string
+		for _, s := range summaries {
+			if s != "" {
+				joined = append(joined, s)
+			}
+		}
+		summary := strings.Join(joined, "; ")
+		var stopping, pending, attention []error
+		for _, err := range errs {
+			switch {
+			case err == nil:
+			case KindOf(err) == KindNeedsPerson:
+				attention = append(attention, err)
+			case errors.Is(err, ErrStillProcessing):
+				pending = append(pending, err)
+			case errors.Is(err, context.Canceled) && ctx.Err() == nil:
+				// stopped because another chain failed: that one says why
+			default:
+				stopping = append(stopping, err)
+			}
+		}
+		switch {
+		case len(stopping) > 0:
+			for _, err := range stopping {
+				if KindOf(err) == KindUsage {
+					return summary, err // one line, exit 2
+				}
+			}
+			if len(stopping) == 1 {
+				return summary, stopping[0]
+			}
+			return summary, errors.Join(stopping...)
+		case len(pending) > 0:
+			return summary, errors.Join(pending...)
+		case len(attention) > 0:
+			return summary, E(KindNeedsPerson, "", errors.Join(attention...))
+		}
+		return summary, nil
+	}
+}

@@ -63,8 +63,24 @@ type WeChatConfig struct {
 	API         WeChat
 	MaxRatioBps int64 // the most a transaction may send out, in basis points of its amount (default 3000)
 	MaxRequests int   // distribution and unfreeze requests per transaction (default 50)
-	Parallel    int
-	Wait, Poll  time.Duration
+	// Pacer keeps to WeChat Pay's limits: the service provider's bucket,
+	// and one per sub-merchant (its lanes are sub-merchant ids). nil: no
+	// limit but Parallel (or DefaultMaxInFlight) in flight.
+	Pacer *Pacer
+	// Parallel caps the requests in flight when Pacer is nil (deprecated:
+	// the Pacer sizes them).
+	Parallel int
+	// Wait bounds the wait for final outcomes once the requests are
+	// sent (default 10m), for all of them together; FirstPoll is how long after a send it is first asked about
+	// (default Poll), Poll between later queries (default 1s).
+	Wait, FirstPoll, Poll time.Duration
+}
+
+// weChatTxn is one transaction as the stage drives it.
+type weChatTxn struct {
+	it     Split
+	order  WeChatOrder
+	before int // sends of its effect before this run
 }
 
 // DistributeWeChatStage settles each recorded wechatpay item - one payment
@@ -79,6 +95,12 @@ type WeChatConfig struct {
 // deterministic out_order_no; a CLOSED one is retried with a new key only
 // while the transaction's request limit allows.
 //
+// The checks and the requests go out as fast as WeChat Pay's limits allow
+// (c.Pacer: per service provider and per sub-merchant), driven by the
+// Engine: requests still PROCESSING are asked about in waves until final
+// or until c.Wait after the sends is over, when they are left in the ledger to the next
+// run (ErrStillProcessing, exit 1).
+//
 // What concerns one transaction stays with it: a request WeChat Pay
 // definitely refused, or an answer about it that cannot be read, holds that
 // transaction with the answer as its reason ("needs a person", exit 4) and
@@ -91,8 +113,12 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 	if c.MaxRequests <= 0 {
 		c.MaxRequests = 50
 	}
-	ic := InfiniaConfig{Parallel: c.Parallel, Wait: c.Wait, Poll: c.Poll}
-	ic.defaults()
+	if c.Wait <= 0 {
+		c.Wait = 10 * time.Minute
+	}
+	if c.Pacer == nil {
+		c.Pacer = NewPacer(Limits{MaxInFlight: c.Parallel})
+	}
 	return func(ctx context.Context, run *Run) (string, error) {
 		items, err := c.Store.ItemsInState(ctx, run.ID, ChannelWeChatPay, ItemRecorded)
 		if err != nil {
@@ -108,15 +134,27 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 			mu               sync.Mutex
 			paid, sent, held int
 			problems         []string
-			usage            error // the first configuration error: it concerns every transaction
+			todo             []Effect
+			txns             = map[string]*weChatTxn{} // by effect subject
 		)
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		count := func(n *int) { mu.Lock(); *n++; mu.Unlock() }
-		err = forEach(ctx, ic.Parallel, items, func(it Split) error {
-			defer progress.Add(1)
-			o := WeChatOrder{SubMchID: sellers[it.SellerID].WeChatSubMchID, TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
-			outcome, e, err := settleWeChat(ctx, &c, &ic, run, it, o)
+		hold := func(ctx context.Context, it Split, outcome string) error {
+			mu.Lock()
+			held++
+			if isProblem(outcome) {
+				problems = append(problems, fmt.Sprintf("order %s: %s", it.OrderNo, outcome[1:]))
+			}
+			mu.Unlock()
+			return c.Store.SetItemState(ctx, run.ID, it.OrderNo, ItemRecorded, ItemRecorded, "held: "+strings.TrimPrefix(outcome, "!"))
+		}
+		order := func(it Split) WeChatOrder {
+			return WeChatOrder{SubMchID: sellers[it.SellerID].WeChatSubMchID, TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
+		}
+		// Plan: each transaction checked and its request recorded
+		// (intent first), paced under WeChat Pay's limits.
+		err = c.Pacer.Each(ctx, len(items), func(i int) string { return order(items[i]).SubMchID }, func(ctx context.Context, i int) error {
+			it := items[i]
+			o := order(it)
+			e, outcome, err := planWeChat(ctx, &c, run, it, o)
 			if err != nil && weChatSubjectError(err) {
 				// WeChat Pay refused this transaction, or answered about it
 				// what cannot be read: it is held with the answer; the
@@ -124,44 +162,70 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 				outcome, err = "!"+weChatRefusal+err.Error(), nil
 			}
 			if err != nil && KindOf(err) == KindUsage {
-				mu.Lock()
-				if usage == nil {
-					usage = err
-					cancel() // the others would be refused alike: one line, exit 2
-				}
-				mu.Unlock()
-				return nil
+				return err // the others would be refused alike: one line, exit 2
 			}
 			if err != nil {
+				progress.Add(1)
 				return fmt.Errorf("order %s: %w", it.OrderNo, err)
 			}
-			switch {
-			case outcome == "paid":
-				count(&paid)
-				if e.Sends > 0 {
-					count(&sent)
-				}
-				return c.Store.SetItemPaid(ctx, run.ID, it.OrderNo, e.Key, e.ProviderRef)
-			case outcome != "":
-				count(&held)
-				if err := c.Store.SetItemState(ctx, run.ID, it.OrderNo, ItemRecorded, ItemRecorded, "held: "+strings.TrimPrefix(outcome, "!")); err != nil {
-					return err
-				}
-				if isProblem(outcome) {
-					mu.Lock()
-					problems = append(problems, fmt.Sprintf("order %s: %s", it.OrderNo, outcome[1:]))
-					mu.Unlock()
-				}
+			if outcome != "" {
+				progress.Add(1)
+				return hold(ctx, it, outcome)
 			}
+			mu.Lock()
+			todo = append(todo, e)
+			txns[e.Subject] = &weChatTxn{it: it, order: o, before: e.Sends}
+			mu.Unlock()
 			return nil
 		})
-		if usage != nil {
-			return "", usage
-		}
-		if err != nil {
+		if KindOf(err) == KindUsage || ctx.Err() != nil {
 			return "", err
 		}
-		return fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", paid, sent, held), needsPerson(problems)
+		planErr := err
+		// Send and resolve: the engine.
+		en := &Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
+			Sender: func(e Effect) EffectSender { return weChatSender{api: c.API, order: txns[e.Subject].order} },
+			Lane:   func(e Effect) string { return txns[e.Subject].order.SubMchID },
+			Final: func(ctx context.Context, e Effect) error {
+				defer progress.Add(1)
+				t := txns[e.Subject]
+				switch e.State {
+				case EffectSucceeded:
+					mu.Lock()
+					paid++
+					if e.Sends > t.before {
+						sent++
+					}
+					mu.Unlock()
+					return c.Store.SetItemPaid(ctx, run.ID, t.it.OrderNo, e.Key, e.ProviderRef)
+				default:
+					return hold(ctx, t.it, fmt.Sprintf("!%s %s CLOSED: %s (a re-run tries a new request)", e.Kind, e.Key, e.LastError))
+				}
+			},
+			Error: func(ctx context.Context, e Effect, err error) error {
+				t := txns[e.Subject]
+				if weChatSubjectError(err) {
+					progress.Add(1)
+					return hold(ctx, t.it, "!"+weChatRefusal+err.Error())
+				}
+				if KindOf(err) == KindUsage {
+					return err
+				}
+				return fmt.Errorf("order %s: %w", t.it.OrderNo, err)
+			},
+		}
+		res, err := en.Run(ctx, todo)
+		if KindOf(err) == KindUsage {
+			return "", err
+		}
+		if err = errors.Join(planErr, err); err != nil {
+			return "", err
+		}
+		summary := fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", paid, sent, held)
+		if len(res.Pending) > 0 {
+			return summary, StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
+		}
+		return summary, needsPerson(problems)
 	}
 }
 
@@ -192,48 +256,32 @@ func isProblem(reason string) bool {
 	return len(reason) > 0 && reason[0] == '!'
 }
 
-// settleWeChat settles one transaction; it returns "paid", or the reason it
-// is held ("!"-prefixed when a person must look).
-func settleWeChat(ctx context.Context, c *WeChatConfig, ic *InfiniaConfig, run *Run, it Split, o WeChatOrder) (string, Effect, error) {
+// planWeChat returns the transaction's effect to drive - the one in
+// flight, or a new attempt planned (intent recorded) once the checks pass
+// - or the reason it is held ("!"-prefixed when a person must look).
+func planWeChat(ctx context.Context, c *WeChatConfig, run *Run, it Split, o WeChatOrder) (Effect, string, error) {
 	kind := KindDistribution
 	if o.Commission == 0 {
 		kind = KindUnfreeze
 	}
 	subject := fmt.Sprintf("WX/%s/%s", run.Key.Date.Compact(), it.OrderNo)
 	keyFor := func(attempt int) string { return WeChatOutOrderNo(run.Key.Date, it.OrderNo, attempt) }
-	sender := weChatSender{api: c.API, order: o}
 	e, ok, err := c.Store.LatestEffect(ctx, kind, subject)
-	if err != nil {
-		return "", e, err
+	if err != nil || (ok && e.State != EffectFailed) {
+		return e, "", err
 	}
-	if !ok || e.State == EffectFailed {
-		if reason, err := checkWeChat(ctx, c, it, o); err != nil || reason != "" {
-			return reason, Effect{}, err
+	if reason, err := checkWeChat(ctx, c, it, o); err != nil || reason != "" {
+		return Effect{}, reason, err
+	}
+	next := Effect{RunID: run.ID, Kind: kind, Subject: subject, Attempt: 1, Key: keyFor(1), Currency: o.Currency, Amount: o.Commission}
+	if ok {
+		if next, err = NextAttempt(e, c.MaxRequests, keyFor); err != nil {
+			return e, "!" + err.Error(), nil
 		}
-		next := Effect{RunID: run.ID, Kind: kind, Subject: subject, Attempt: 1, Key: keyFor(1), Currency: o.Currency, Amount: o.Commission}
-		if ok {
-			if next, err = NextAttempt(e, c.MaxRequests, keyFor); err != nil {
-				return "!" + err.Error(), e, nil
-			}
-			next.RunID = run.ID
-		}
-		if e, err = c.Store.PlanEffect(ctx, next); err != nil {
-			return "", e, err
-		}
+		next.RunID = run.ID
 	}
-	before := e.Sends
-	e, err = settleEffect(ctx, c.Store, ic.Wait, ic.Poll, sender, e)
-	if err != nil {
-		return "", e, err
-	}
-	switch e.State {
-	case EffectSucceeded:
-		e.Sends -= before
-		return "paid", e, nil
-	case EffectFailed:
-		return fmt.Sprintf("!%s %s CLOSED: %s (a re-run tries a new request)", kind, e.Key, e.LastError), e, nil
-	}
-	return "", e, fmt.Errorf("%s %s still %s after %s; run again to resume", kind, e.Key, e.State, ic.Wait)
+	e, err = c.Store.PlanEffect(ctx, next)
+	return e, "", err
 }
 
 // checkWeChat returns why a transaction cannot be settled now, or "".

@@ -110,7 +110,7 @@ func (cfg *config) demo(c *cli.Context) error {
 	inf, err := newInfinia(infiniaParams{URL: sim.Config.InfiniaURL, AppID: sim.Config.AppID, PlatformID: sim.Config.PlatformID,
 		KeyFile: sim.Config.OurKeyFile, PublicKeyFile: sim.Config.InfiniaPublicKeyFile, SFTPAddr: sim.Config.SFTPAddr,
 		SFTPUser: sim.Config.SFTPUser, SFTPKey: sim.Config.SFTPKeyFile, KnownHosts: sim.Config.KnownHostsFile,
-		SFTPDir: "upload", WorkDir: filepath.Join(simDir, "work"), Wait: time.Minute, Poll: 20 * time.Millisecond, Rate: 500, Parallel: 4})
+		SFTPDir: "upload", WorkDir: filepath.Join(simDir, "work"), Wait: time.Minute, Poll: 20 * time.Millisecond, Rate: 500})
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,8 @@ func (cfg *config) demo(c *cli.Context) error {
 	if _, err := sim.SeedWeChat(ctx, platform, sourceQueryDefault(), pipeline.WindowOf(d, loc)); err != nil {
 		return fmt.Errorf("demo: simulated WeChat transactions: %w", err)
 	}
-	wx, err := newWeChat(sim.WeChat.ClientConfig(sim.Config.WeChatURL), 0, 0, sim.Config.WeChatReceiverAccount, sim.Config.WeChatReceiverName, "DISTRIBUTOR", 3000)
+	// WeChat Pay's documented limits, which the simulator enforces.
+	wx, err := newWeChat(sim.WeChat.ClientConfig(sim.Config.WeChatURL), 300, 30, sim.Config.WeChatReceiverAccount, sim.Config.WeChatReceiverName, "DISTRIBUTOR", 3000)
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,7 @@ func (cfg *config) demo(c *cli.Context) error {
 		key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, window: w0, tz: loc.String(),
 		until: pipeline.StageReconcile, classify: classifier(rules, d, w0), rulesHash: rules.Hash(), rules: rules,
 		query: sourceQueryDefault(), sellersQ: sellersQueryDefault(), lateQ: lateRefundsQueryDefault(), sourceURL: url, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: demoMaxRejectRatio,
-		infinia: inf, wechat: wx, wait: time.Minute, poll: 20 * time.Millisecond, parallel: 4,
+		infinia: inf, wechat: wx, wait: time.Minute, poll: 20 * time.Millisecond,
 	}
 	fmt.Fprintln(w, "\n== first run")
 	start := time.Now()

@@ -356,7 +356,9 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		distribute = append(distribute, o.wechat.stage(l, o.parallel, o.wait, o.poll))
 		matchers = append(matchers, o.wechat.matcher(l, cfg.clock))
 	}
-	runner.Stages[pipeline.StageDistribute] = pipeline.Combine(distribute...)
+	// The channel check first, then the providers' chains side by side:
+	// none depends on another (WeChat needs no trade file).
+	runner.Stages[pipeline.StageDistribute] = pipeline.Combine(distribute[0], pipeline.Concurrent(distribute[1:]...))
 	runner.Stages[pipeline.StageReconcile] = pipeline.ReconcileStage(l, matchers, o.reports.stage(l), o.recheckDays)
 	moneyKinds := []string{pipeline.KindRevenueShare, pipeline.KindDistribution, pipeline.KindUnfreeze}
 	sendsBefore, err := l.Sends(ctx, o.key.Date, moneyKinds)

@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -34,6 +35,7 @@ const (
 	flagProviderWait   = "provider-wait"
 	flagProviderRate   = "provider-rate"
 	flagProviderPoll   = "provider-poll"
+	flagFirstPoll      = "provider-first-poll"
 	flagParallel       = "parallel"
 	flagInfiniaCur     = "infinia-currencies"
 	flagInfiniaLayout  = "infinia-layout"
@@ -54,16 +56,34 @@ func infiniaFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagSFTPDir, EnvVars: []string{"SETTLE_SFTP_DIR"}, Value: "upload", Usage: "remote directory of trade-detail files"},
 		&cli.StringFlag{Name: flagWorkDir, EnvVars: []string{"SETTLE_WORK_DIR"}, Value: "work", Usage: "local directory where trade files are built"},
 		&cli.DurationFlag{Name: flagProviderWait, EnvVars: []string{"SETTLE_PROVIDER_WAIT"}, Value: 10 * time.Minute,
-			Usage: "how long a run polls for final statuses before it stops (resumable, exit 1)"},
+			Usage: "how long a stage waits for final statuses once its requests are sent, for all of them together (not for each); what is still processing then is left to the next run (exit 1)"},
 		&cli.DurationFlag{Name: flagProviderPoll, EnvVars: []string{"SETTLE_PROVIDER_POLL"}, Value: time.Second,
-			Usage: "first interval between status polls (doubling up to 30s)"},
-		&cli.Float64Flag{Name: flagProviderRate, EnvVars: []string{"SETTLE_PROVIDER_RATE"}, Value: 20, Usage: "requests per second to Infinia (token bucket)"},
-		&cli.IntFlag{Name: flagParallel, EnvVars: []string{"SETTLE_PARALLEL"}, Value: 4, Usage: "concurrent uploads and payouts"},
+			Usage: "interval between waves of status queries"},
+		&cli.DurationFlag{Name: flagFirstPoll, EnvVars: []string{"SETTLE_PROVIDER_FIRST_POLL"},
+			Usage: "how long after a request is sent it is first asked about: the provider's typical processing time (0: --provider-poll)"},
+		&cli.Float64Flag{Name: flagProviderRate, EnvVars: []string{"SETTLE_PROVIDER_RATE"}, Value: 20,
+			Usage: "requests per second to Infinia, and to Pay Protocol (token buckets; with --shard I/N each shard takes 1/N)"},
+		&cli.IntFlag{Name: flagParallel, EnvVars: []string{"SETTLE_PARALLEL"}, Value: 0,
+			Usage: "deprecated: a cap on the requests in flight to each provider (0: sized by the provider's rate x its observed latency, at most 256)"},
 		&cli.StringFlag{Name: flagInfiniaCur, EnvVars: []string{"SETTLE_INFINIA_CURRENCIES"}, Value: infiniapay.DefaultCurrencies().String(),
 			Usage: "currency codes Infinia spells differently, PLATFORM=INFINIA,... (\"none\": none); the ledger and reports keep the platform's"},
 		&cli.StringFlag{Name: flagInfiniaLayout, EnvVars: []string{"SETTLE_INFINIA_LAYOUT"},
 			Usage: "JSON file with the trade-file columns and the error-file columns to match Infinia's templates (empty: our layout, see the README)"},
 	)
+}
+
+// shardCount is N of --shard I/N (or of SETTLE_SHARDS with
+// JOB_COMPLETION_INDEX), 1 without: the shards of a day run at the same
+// time and share each provider's limits, so each takes 1/N of each.
+func shardCount(c *cli.Context) int {
+	s := c.String(flagShard)
+	if s == "" && os.Getenv("JOB_COMPLETION_INDEX") != "" && os.Getenv("SETTLE_SHARDS") != "" {
+		s = "0/" + os.Getenv("SETTLE_SHARDS")
+	}
+	if sh, err := pipeline.ParseShard(s); err == nil && sh.Count > 0 {
+		return sh.Count
+	}
+	return 1
 }
 
 // infiniaSetup is the Infinia connection as configured, or nil when
@@ -77,6 +97,8 @@ type infiniaSetup struct {
 	workDir    string
 	wait       time.Duration
 	poll       time.Duration
+	firstPoll  time.Duration
+	rate       float64 // requests per second to Infinia and to Pay Protocol, this shard's part
 	parallel   int
 	// payProtocol verifies Pay Protocol payments; nil: their orders stay
 	// unverified and are not paid.
@@ -91,8 +113,8 @@ type infiniaParams struct {
 	WorkDir                                          string
 	Currencies                                       string // "": infiniapay.DefaultCurrencies
 	LayoutFile                                       string // "": infiniapay.DefaultLayout
-	Wait, Poll                                       time.Duration
-	Rate                                             float64
+	Wait, Poll, FirstPoll                            time.Duration
+	Rate                                             float64 // this shard's part
 	Parallel                                         int
 }
 
@@ -102,7 +124,7 @@ func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 		KeyFile: c.String(flagInfiniaKey), PublicKeyFile: c.String(flagInfiniaPub), SFTPAddr: c.String(flagSFTPAddr),
 		SFTPUser: c.String(flagSFTPUser), SFTPKey: c.String(flagSFTPKey), KnownHosts: c.String(flagSFTPKnownHosts),
 		SFTPDir: c.String(flagSFTPDir), WorkDir: c.String(flagWorkDir), Wait: c.Duration(flagProviderWait), Poll: c.Duration(flagProviderPoll),
-		Rate: c.Float64(flagProviderRate), Parallel: c.Int(flagParallel),
+		Rate: c.Float64(flagProviderRate) / float64(shardCount(c)), Parallel: c.Int(flagParallel), FirstPoll: c.Duration(flagFirstPoll),
 		Currencies: c.String(flagInfiniaCur), LayoutFile: c.String(flagInfiniaLayout),
 	}
 	if p.URL == "" {
@@ -169,7 +191,7 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 		client: client, ourKey: ours, theirKey: theirs,
 		sftp: load.NewSFTPSession(load.SFTPConfig{Addr: p.SFTPAddr, User: p.SFTPUser, Signer: signer,
 			KnownHostsFile: p.KnownHosts, Dir: p.SFTPDir}),
-		platformID: p.PlatformID, workDir: p.WorkDir, wait: p.Wait, poll: p.Poll, parallel: p.Parallel,
+		platformID: p.PlatformID, workDir: p.WorkDir, wait: p.Wait, poll: p.Poll, firstPoll: p.FirstPoll, rate: p.Rate, parallel: p.Parallel,
 	}, nil
 }
 
@@ -180,7 +202,11 @@ func (s *infiniaSetup) stages(l *ledger.Ledger, late pipeline.LateRefundSource, 
 	rules *transform.Rules, minPayout map[pipeline.Currency]int64) (upload, distribute pipeline.StageFunc, match pipeline.Matcher) {
 	cfg := pipeline.InfiniaConfig{PayProtocol: s.payProtocol, Verify: l, MinPayout: minPayout,
 		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: classified{infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)}},
-		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll,
+		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll, FirstPoll: s.firstPoll,
+		// The effect engine keeps to --provider-rate (each provider's
+		// client keeps to it too, for every call); --parallel, when set,
+		// caps the requests in flight and the SFTP uploads at once.
+		Pacer: pacer(s.rate, 0, s.parallel), PayProtocolPacer: pacer(s.rate, 0, s.parallel),
 		// Infinia's layout and currency codes: the client writes and names
 		// the files (CNY as CNH by default).
 		WriteFile: s.client.WriteTradeFile,

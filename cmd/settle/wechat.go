@@ -62,6 +62,9 @@ type weChatSetup struct {
 	subs      map[string]*sync.Mutex // one receiver check at a time per sub-merchant
 	effective map[string]bool        // sub-merchants whose receiver is EFFECTIVE
 	refused   map[string]error       // sub-merchants where WeChat Pay refused the receiver, for the run
+
+	qps, subQPS float64       // WeChat Pay's limits, this shard's part
+	firstPoll   time.Duration // --provider-first-poll
 }
 
 func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
@@ -83,7 +86,13 @@ func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 	}
 	cfg := wechatpay.Config{BaseURL: c.String(flagWXURL), MchID: c.String(flagWXMchID), SerialNo: c.String(flagWXSerial), PrivateKey: key,
 		PlatformKeys: map[string]*rsa.PublicKey{serial: pub}, EncryptSerial: serial, HTTP: wechatpay.NewHTTPClient(30 * time.Second)}
-	return newWeChat(cfg, c.Float64(flagWXQPS), c.Float64(flagWXSubQPS), c.String(flagWXReceiver), c.String(flagWXRecvName), c.String(flagWXRelation), c.Int64(flagWXRatio))
+	// The shards of a day share WeChat Pay's limits: each takes its part.
+	n := float64(shardCount(c))
+	w, err := newWeChat(cfg, c.Float64(flagWXQPS)/n, c.Float64(flagWXSubQPS)/n, c.String(flagWXReceiver), c.String(flagWXRecvName), c.String(flagWXRelation), c.Int64(flagWXRatio))
+	if w != nil {
+		w.firstPoll = c.Duration(flagFirstPoll)
+	}
+	return w, err
 }
 
 func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relation string, ratio int64) (*weChatSetup, error) {
@@ -104,13 +113,31 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 		r.CustomRelation = "marketplace platform"
 	}
 	return &weChatSetup{client: client, receiver: r, ratio: ratio, subs: map[string]*sync.Mutex{}, effective: map[string]bool{},
-		refused: map[string]error{}}, nil
+		refused: map[string]error{}, qps: qps, subQPS: subQPS}, nil
 }
 
-// stage returns the WeChat part of the distribute stage.
+// stage returns the WeChat part of the distribute stage: the effect
+// engine keeps to WeChat Pay's limits (--wechat-qps for the service
+// provider, --wechat-sub-merchant-qps per sub-merchant: its lanes), with
+// parallel (deprecated --parallel) as a cap on requests in flight.
 func (w *weChatSetup) stage(l *ledger.Ledger, parallel int, wait, poll time.Duration) pipeline.StageFunc {
 	return pipeline.DistributeWeChatStage(pipeline.WeChatConfig{Store: l, API: weChatAPI{w}, MaxRatioBps: w.ratio,
-		Parallel: parallel, Wait: wait, Poll: poll})
+		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll})
+}
+
+// pacer returns the effect engine's pacer for a provider allowing qps
+// requests a second (0: unlimited) and subQPS per lane (0: none), at most
+// maxInFlight in flight (0: pipeline.DefaultMaxInFlight). Bursts of 1, as
+// the clients' own buckets.
+func pacer(qps, subQPS float64, maxInFlight int) *pipeline.Pacer {
+	l := pipeline.Limits{Rate: qps, MaxInFlight: maxInFlight}
+	if qps > 0 {
+		l.Limit = rate.NewLimiter(rate.Limit(qps), 1)
+	}
+	if subQPS > 0 {
+		l.Lane = func(string) pipeline.Limiter { return rate.NewLimiter(rate.Limit(subQPS), 1) }
+	}
+	return pipeline.NewPacer(l)
 }
 
 // weChatAPI adapts the WeChat client to what the pipeline consumes.

@@ -1,0 +1,443 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// Limiter paces requests to a provider: Wait blocks until one more request
+// may start (a token bucket: cmd wires *rate.Limiter), or ctx is done.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+// Limits are what a provider allows, as the effect engine keeps to them.
+type Limits struct {
+	// Limit is the provider's token bucket; nil: no limit but MaxInFlight.
+	Limit Limiter
+	// Rate is Limit's rate in requests per second. With the latency
+	// observed it sizes how many requests are in flight: by Little's law
+	// rate x latency are needed to reach the rate, and a few more hide
+	// the latency's variance. 0: MaxInFlight.
+	Rate float64
+	// Lane returns the bucket of one lane under the provider's (a WeChat
+	// sub-merchant, which WeChat Pay limits on its own); nil, or a nil
+	// Limiter: the lane has no limit of its own.
+	Lane func(lane string) Limiter
+	// MaxInFlight caps the requests in flight at once (default 256).
+	MaxInFlight int
+}
+
+// DefaultMaxInFlight is the cap on requests in flight when Limits gives
+// none.
+const DefaultMaxInFlight = 256
+
+// Pacer starts requests to one provider as fast as its Limits allow, with
+// the number in flight sized by rate x observed latency (never a fixed
+// worker count). One Pacer is shared by everything that asks the same
+// provider in a run, so that together they keep to its limits.
+type Pacer struct {
+	limits Limits
+
+	mu       sync.Mutex
+	lanes    map[string]Limiter
+	latency  time.Duration // exponentially weighted moving average
+	inFlight int
+	peak     int
+	wake     chan struct{}
+}
+
+// NewPacer returns a Pacer keeping to l.
+func NewPacer(l Limits) *Pacer {
+	if l.MaxInFlight <= 0 {
+		l.MaxInFlight = DefaultMaxInFlight
+	}
+	return &Pacer{limits: l, lanes: map[string]Limiter{}, wake: make(chan struct{})}
+}
+
+// pacerOr returns p, or an unlimited Pacer when p is nil.
+func pacerOr(p *Pacer) *Pacer {
+	if p == nil {
+		return NewPacer(Limits{})
+	}
+	return p
+}
+
+// window is how many requests may be in flight now:
+// ceil(rate x latency x 1.5) + 1, within [1, MaxInFlight]. Until a
+// latency is observed it is MaxInFlight (the bucket still paces).
+func (p *Pacer) window() int {
+	l := p.limits
+	if l.Rate <= 0 || p.latency <= 0 {
+		return l.MaxInFlight
+	}
+	n := int(math.Ceil(l.Rate*p.latency.Seconds()*1.5)) + 1
+	return max(1, min(n, l.MaxInFlight))
+}
+
+// Window reports how many requests may be in flight now.
+func (p *Pacer) Window() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.window()
+}
+
+// Latency reports the latency observed (moving average).
+func (p *Pacer) Latency() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.latency
+}
+
+// PeakInFlight reports the most requests that were in flight at once.
+func (p *Pacer) PeakInFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peak
+}
+
+func (p *Pacer) lane(key string) Limiter {
+	if p.limits.Lane == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, ok := p.lanes[key]
+	if !ok {
+		l = p.limits.Lane(key)
+		p.lanes[key] = l
+	}
+	return l
+}
+
+// acquire takes a place in flight, waiting while the window is full.
+func (p *Pacer) acquire(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		if p.inFlight < p.window() {
+			p.inFlight++
+			p.peak = max(p.peak, p.inFlight)
+			p.mu.Unlock()
+			return nil
+		}
+		wake := p.wake
+		p.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// release gives the place back with the latency the request took.
+func (p *Pacer) release(took time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inFlight--
+	if p.latency == 0 {
+		p.latency = took
+	} else {
+		p.latency = (4*p.latency + took) / 5
+	}
+	close(p.wake)
+	p.wake = make(chan struct{})
+}
+
+// start waits until one more request in the lane may start: the lane's
+// bucket, the provider's, then a place in flight.
+func (p *Pacer) start(ctx context.Context, lane Limiter) error {
+	if lane != nil {
+		if err := lane.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	if p.limits.Limit != nil {
+		if err := p.limits.Limit.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return p.acquire(ctx)
+}
+
+// Each runs fn(ctx, i) for i in [0, n), each start paced by the
+// provider's limits and the lane of i (lane nil: one lane), and returns
+// the errors joined. Lanes start side by side, so that one slow lane
+// never holds back the others. It stops starting new calls once ctx is
+// done or fn returned a configuration error (KindUsage: refused
+// credentials), which it then returns alone: one line, not one per
+// element. Calls already started finish with ctx: a request that
+// has left is let finish (see ApplyEffect).
+func (p *Pacer) Each(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error) error {
+	if n == 0 {
+		return nil
+	}
+	var (
+		mu    sync.Mutex
+		errs  []error
+		usage error
+		wg    sync.WaitGroup
+	)
+	stopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	lanes := map[string][]int{}
+	var order []string
+	for i := 0; i < n; i++ {
+		k := ""
+		if lane != nil {
+			k = lane(i)
+		}
+		if _, ok := lanes[k]; !ok {
+			order = append(order, k)
+		}
+		lanes[k] = append(lanes[k], i)
+	}
+	for _, k := range order {
+		wg.Add(1)
+		go func(k string, idx []int) {
+			defer wg.Done()
+			lim := p.lane(k)
+			for _, i := range idx {
+				if stopCtx.Err() != nil || p.start(stopCtx, lim) != nil {
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					began := time.Now()
+					err := fn(ctx, i)
+					p.release(time.Since(began))
+					if err == nil {
+						return
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					errs = append(errs, err)
+					if usage == nil && KindOf(err) == KindUsage {
+						usage = err
+						stop()
+					}
+				}()
+			}
+		}(k, lanes[k])
+	}
+	wg.Wait()
+	if usage != nil {
+		return usage
+	}
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ErrStillProcessing is wrapped by the error of a stage whose effects were
+// still processing at the provider when its wait was over: they are left
+// sent or unknown in the ledger, and a re-run resolves them by query.
+var ErrStillProcessing = errors.New("still processing at the provider")
+
+// Engine drives effects through the intent-first protocol (ApplyEffect)
+// under a provider's limits. The ledger is the queue: the effects given to
+// Run are those a stage planned or found not final; a run stopped anywhere
+// leaves each one recorded in its state, and the next run picks them up.
+//
+// Planned effects are sent as fast as the Pacer allows; the engine never
+// waits on one request. Pending ones (sent, unknown, still processing)
+// are swept by a poller in waves, each paced under the same limits: the
+// first after FirstPoll (the provider's typical processing delay), later
+// ones every Poll. A query adopts the provider's answer; "not found"
+// sends again with the same key (ApplyEffect). A new key is never made
+// here: a failed effect is final, and its stage plans the next attempt.
+type Engine struct {
+	Store EffectStore
+	// Sender returns who sends and queries e.
+	Sender func(e Effect) EffectSender
+	Pacer  *Pacer
+	// Lane names e's lane under the provider (a sub-merchant); nil: one.
+	Lane func(e Effect) string
+	// FirstPoll is how long after sending an effect it is first asked
+	// about (default Poll); Poll how long between later queries (default
+	// 1s).
+	FirstPoll, Poll time.Duration
+	// Wait bounds the wait for final outcomes once the effects given
+	// are sent (the first wave done): no wave of queries starts after it
+	// (zero: no bound). What is still pending then is returned. A run
+	// thus takes the time to send at the provider's limits plus at most
+	// Wait, however many effects wait on the provider.
+	Wait time.Duration
+	// Final is called once for every effect that is final, when it is
+	// (effects given final are passed at once). Its error is the effect's.
+	Final func(ctx context.Context, e Effect) error
+	// Error is called when e could not be sent or asked about (err is
+	// not a cancellation): nil means the stage handled it (held the
+	// subject) and the effect leaves the engine as it is; an error is
+	// returned by Run (the others go on unless it is KindUsage). nil
+	// Error: every such err is returned.
+	Error func(ctx context.Context, e Effect, err error) error
+}
+
+// EngineResult is what a Run did.
+type EngineResult struct {
+	Pending []Effect // not final when the wait was over: left in the ledger as they are
+	Sent    int      // requests sent (first sends and sends again with the same key)
+	Waves   int      // waves of queries
+}
+
+// Run drives effects until each is final, handled, or the wait is over,
+// and returns the errors joined (KindUsage alone). A cancelled ctx stops
+// it: nothing new starts, requests in flight finish and are recorded.
+func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, error) {
+	var res EngineResult
+	p := pacerOr(en.Pacer)
+	poll := en.Poll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	first := en.FirstPoll
+	if first <= 0 {
+		first = poll
+	}
+	var (
+		mu       sync.Mutex
+		pending  []waiting
+		errs     []error
+		deadline time.Time
+		wave     []Effect
+		final    []Effect
+	)
+	for _, e := range effects {
+		if e.State.Final() {
+			final = append(final, e)
+		} else {
+			wave = append(wave, e) // planned: sent; sent or unknown: asked first
+		}
+	}
+	if en.Final != nil && len(final) > 0 {
+		if err := forEach(ctx, 8, final, func(e Effect) error { return en.Final(ctx, e) }); err != nil {
+			if KindOf(err) == KindUsage || ctx.Err() != nil {
+				return res, err
+			}
+			errs = append(errs, err)
+		}
+	}
+	laneOf := func([]Effect) func(int) string { return nil }
+	if en.Lane != nil {
+		laneOf = func(w []Effect) func(int) string { return func(i int) string { return en.Lane(w[i]) } }
+	}
+	for len(wave) > 0 {
+		w := wave
+		err := p.Each(ctx, len(w), laneOf(w), func(ctx context.Context, i int) error {
+			e := w[i]
+			before := e.Sends
+			next, err := ApplyEffect(ctx, en.Store, en.Sender(e), e)
+			mu.Lock()
+			res.Sent += next.Sends - before
+			mu.Unlock()
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return err
+			case err != nil && en.Error != nil:
+				return en.Error(ctx, next, err)
+			case err != nil:
+				return err
+			case next.State.Final():
+				if en.Final != nil {
+					return en.Final(ctx, next)
+				}
+				return nil
+			}
+			delay := poll
+			if next.Sends > before {
+				delay = first // just sent: the provider needs its time
+			}
+			mu.Lock()
+			pending = append(pending, waiting{e: next, due: time.Now().Add(delay), asked: next.Sends == before})
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			if KindOf(err) == KindUsage || ctx.Err() != nil {
+				return en.left(res, pending), err
+			}
+			errs = append(errs, err)
+		}
+		if deadline.IsZero() && en.Wait > 0 {
+			deadline = time.Now().Add(en.Wait) // the sends are done: the wait begins
+		}
+		var due time.Time
+		for _, w := range pending {
+			if w.eligible(deadline) && (due.IsZero() || w.due.Before(due)) {
+				due = w.due
+			}
+		}
+		if due.IsZero() {
+			break // nothing pending, or the wait is over
+		}
+		if d := time.Until(due); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return en.left(res, pending), errors.Join(append(errs, ctx.Err())...)
+			case <-t.C:
+			}
+		}
+		// A wave takes every effect due within half a poll interval, so
+		// that effects sent one after another are asked about together.
+		now := time.Now().Add(poll / 2)
+		var rest []waiting
+		wave = nil
+		for _, w := range pending {
+			if w.eligible(deadline) && !w.due.After(now) {
+				wave = append(wave, w.e)
+			} else {
+				rest = append(rest, w)
+			}
+		}
+		pending = rest
+		res.Waves++
+	}
+	res = en.left(res, pending)
+	return res, errors.Join(errs...)
+}
+
+// waiting is a pending effect and when it is next asked about.
+type waiting struct {
+	e     Effect
+	due   time.Time
+	asked bool // asked about since it was last sent
+}
+
+// eligible reports whether w may still be asked about: before the
+// deadline, or never asked since it was sent (every request sent gets
+// at least one question, however long the sending took).
+func (w waiting) eligible(deadline time.Time) bool {
+	return deadline.IsZero() || !w.asked || !w.due.After(deadline)
+}
+
+func (en *Engine) left(res EngineResult, pending []waiting) EngineResult {
+	for _, w := range pending {
+		res.Pending = append(res.Pending, w.e)
+	}
+	return res
+}
+
+// StillProcessing is the error of effects left pending when the wait was
+// over: what, how many, the first, and that a re-run resolves them. It
+// wraps ErrStillProcessing (exit 1: resumable).
+func StillProcessing(what, provider string, wait time.Duration, pending []Effect) error {
+	if len(pending) == 0 {
+		return nil
+	}
+	return &stillProcessing{fmt.Sprintf("%d %s still processing at %s after %s (first: %s, %s); re-run to resolve",
+		len(pending), what, provider, wait, pending[0].Key, pending[0].State)}
+}
+
+type stillProcessing struct{ msg string }
+
+func (e *stillProcessing) Error() string { return e.msg }
+func (e *stillProcessing) Unwrap() error { return ErrStillProcessing }

@@ -1,0 +1,467 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memEffects is an in-memory EffectStore for the engine's unit tests (the
+// ledger's own test drives the engine over PostgreSQL).
+type memEffects struct {
+	mu      sync.Mutex
+	effects map[int64]Effect
+	causes  map[int64][]EffectCause
+}
+
+func newMemEffects() *memEffects {
+	return &memEffects{effects: map[int64]Effect{}, causes: map[int64][]EffectCause{}}
+}
+
+func (s *memEffects) PlanEffect(_ context.Context, e Effect) (Effect, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.ID, e.State = int64(len(s.effects)+1), EffectPlanned
+	s.effects[e.ID] = e
+	s.causes[e.ID] = []EffectCause{CausePlanned}
+	return e, nil
+}
+
+func (s *memEffects) MarkSent(_ context.Context, id int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.effects[id]
+	e.State, e.Sends = EffectSent, e.Sends+1
+	s.effects[id] = e
+	s.causes[id] = append(s.causes[id], CauseSent)
+	return nil
+}
+
+func (s *memEffects) RecordOutcome(ctx context.Context, id int64, state EffectState, ref, lastErr string) error {
+	return s.RecordOutcomeCause(ctx, id, state, ref, lastErr, "")
+}
+
+func (s *memEffects) RecordOutcomeCause(_ context.Context, id int64, state EffectState, ref, lastErr string, cause EffectCause) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.effects[id]
+	if e.State.Final() {
+		return fmt.Errorf("effect %d is %s already", id, e.State)
+	}
+	e.State, e.ProviderRef, e.LastError = state, ref, lastErr
+	s.effects[id] = e
+	s.causes[id] = append(s.causes[id], cause)
+	return nil
+}
+
+// slowProvider answers after latency; a key is PROCESSING for its first
+// processing queries; it applies each key at most once and can lose the
+// answer of the first send of some keys (applied anyway).
+type slowProvider struct {
+	latency    time.Duration
+	processing int
+	lose       map[string]bool
+	accepted   bool // a send is answered PROCESSING even when no query is
+
+	mu       sync.Mutex
+	applied  map[string]int
+	queries  map[string]int
+	sends    int
+	inFlight int
+	peak     int
+	sendAt   []time.Time
+	queryAt  []time.Time
+}
+
+func newSlowProvider(latency time.Duration, processing int) *slowProvider {
+	return &slowProvider{latency: latency, processing: processing, lose: map[string]bool{}, applied: map[string]int{}, queries: map[string]int{}}
+}
+
+func (p *slowProvider) enter() {
+	p.mu.Lock()
+	p.inFlight++
+	p.peak = max(p.peak, p.inFlight)
+	p.mu.Unlock()
+	time.Sleep(p.latency)
+}
+
+func (p *slowProvider) leave() { p.inFlight-- }
+
+func (p *slowProvider) Send(_ context.Context, e Effect) (Outcome, error) {
+	p.enter()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.leave()
+	p.sends++
+	p.sendAt = append(p.sendAt, time.Now())
+	p.applied[e.Key]++
+	if p.lose[e.Key] {
+		delete(p.lose, e.Key)
+		return Outcome{}, errors.New("connection reset")
+	}
+	if p.processing > 0 || p.accepted {
+		return Outcome{Status: OutcomePending}, nil
+	}
+	return Outcome{Status: OutcomeSucceeded, Ref: "ref-" + e.Key}, nil
+}
+
+func (p *slowProvider) Query(_ context.Context, e Effect) (Outcome, error) {
+	p.enter()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.leave()
+	p.queryAt = append(p.queryAt, time.Now())
+	if p.applied[e.Key] == 0 {
+		return Outcome{Status: OutcomeNotFound}, nil
+	}
+	p.queries[e.Key]++
+	if p.queries[e.Key] <= p.processing {
+		return Outcome{Status: OutcomePending}, nil
+	}
+	return Outcome{Status: OutcomeSucceeded, Ref: "ref-" + e.Key}, nil
+}
+
+// bucket is a token bucket of burst 1 (what cmd wires with rate.Limiter).
+type bucket struct {
+	mu    sync.Mutex
+	every time.Duration
+	next  time.Time
+}
+
+func newBucket(perSecond float64) *bucket {
+	return &bucket{every: time.Duration(float64(time.Second) / perSecond)}
+}
+
+func (b *bucket) Wait(ctx context.Context) error {
+	b.mu.Lock()
+	now := time.Now()
+	at := b.next
+	if at.Before(now) {
+		at = now
+	}
+	b.next = at.Add(b.every)
+	b.mu.Unlock()
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func plan(t *testing.T, s *memEffects, n int) []Effect {
+	t.Helper()
+	var out []Effect
+	for i := 0; i < n; i++ {
+		e, err := s.PlanEffect(context.Background(), Effect{Kind: "test", Subject: fmt.Sprintf("S%03d", i), Attempt: 1, Key: fmt.Sprintf("K%03d", i), Amount: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// finals counts the Final calls per key.
+type finals struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (f *finals) fn(_ context.Context, e Effect) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == nil {
+		f.n = map[string]int{}
+	}
+	f.n[e.Key]++
+	return nil
+}
+
+// TestEngineThroughputFollowsTheLimit: 200 effects at 100 requests a
+// second against a provider taking 50 ms a request finish in about 2 s:
+// the rate, not a worker count (4 workers would take 200 x 50 ms / 4 =
+// 2.5 s at best, and 1 s per extra poll each), and about rate x latency
+// are in flight.
+func TestEngineThroughputFollowsTheLimit(t *testing.T) {
+	t.Parallel()
+	s, p := newMemEffects(), newSlowProvider(50*time.Millisecond, 0)
+	effects := plan(t, s, 200)
+	var f finals
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Pacer: NewPacer(Limits{Limit: newBucket(100), Rate: 100}), Final: f.fn}
+	began := time.Now()
+	res, err := en.Run(context.Background(), effects)
+	took := time.Since(began)
+	if err != nil || len(res.Pending) != 0 || res.Sent != 200 {
+		t.Fatalf("err %v, %d pending, %d sent", err, len(res.Pending), res.Sent)
+	}
+	if took < 1900*time.Millisecond || took > 3*time.Second {
+		t.Fatalf("took %s, want about 2s (200 at 100/s)", took)
+	}
+	if p.peak < 4 || p.peak > 12 {
+		t.Fatalf("%d in flight at most, want about 100/s x 50ms = 5 (+ margin)", p.peak)
+	}
+	if len(f.n) != 200 {
+		t.Fatalf("%d effects final, want 200", len(f.n))
+	}
+	// Without a limit, the 200 go out together (the cap), not 4 at a time.
+	s2, p2 := newMemEffects(), newSlowProvider(50*time.Millisecond, 0)
+	en2 := &Engine{Store: s2, Sender: func(Effect) EffectSender { return p2 }}
+	began = time.Now()
+	if _, err := en2.Run(context.Background(), plan(t, s2, 200)); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > time.Second {
+		t.Fatalf("unlimited: took %s for 200 x 50ms", took)
+	}
+}
+
+// TestEnginePollsPendingInWaves: effects PROCESSING for 2 queries are
+// asked about in waves - every one once a wave - never one request
+// polled alone until it is final.
+func TestEnginePollsPendingInWaves(t *testing.T) {
+	t.Parallel()
+	s, p := newMemEffects(), newSlowProvider(5*time.Millisecond, 2)
+	var f finals
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Final: f.fn,
+		Pacer: NewPacer(Limits{Limit: newBucket(1000), Rate: 1000}), FirstPoll: 200 * time.Millisecond, Poll: 100 * time.Millisecond}
+	res, err := en.Run(context.Background(), plan(t, s, 50))
+	if err != nil || len(res.Pending) != 0 {
+		t.Fatalf("err %v, %d pending", err, len(res.Pending))
+	}
+	if len(f.n) != 50 || p.sends != 50 {
+		t.Fatalf("%d final, %d sends", len(f.n), p.sends)
+	}
+	if res.Waves < 2 || res.Waves > 6 {
+		t.Fatalf("%d waves for 3 queries each", res.Waves)
+	}
+	// Every send happens before the first query: the engine did not wait
+	// on any request before sending the next.
+	lastSend := p.sendAt[len(p.sendAt)-1]
+	if first := p.queryAt[0]; first.Before(lastSend) {
+		t.Fatalf("a query at %s before the last send at %s", first, lastSend)
+	}
+	if gap := p.queryAt[0].Sub(p.sendAt[0]); gap < 200*time.Millisecond {
+		t.Fatalf("first query %s after the first send, want FirstPoll (200ms)", gap)
+	}
+	for k, n := range p.queries {
+		if n != 3 {
+			t.Fatalf("%s asked %d times, want 3 (2 PROCESSING, then final)", k, n)
+		}
+	}
+}
+
+// TestEngineResolvesUnknownOnlyByQuery: a send whose answer is lost leaves
+// the effect unknown; the engine asks with the same key and adopts the
+// answer; nothing is applied twice and no new key is made.
+func TestEngineResolvesUnknownOnlyByQuery(t *testing.T) {
+	t.Parallel()
+	s, p := newMemEffects(), newSlowProvider(time.Millisecond, 0)
+	effects := plan(t, s, 20)
+	for i := 0; i < 20; i += 2 {
+		p.lose[effects[i].Key] = true
+	}
+	var f finals
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Final: f.fn, Poll: 10 * time.Millisecond}
+	if res, err := en.Run(context.Background(), effects); err != nil || len(res.Pending) != 0 {
+		t.Fatalf("err %v, %+v", err, res)
+	}
+	if p.sends != 20 || len(p.applied) != 20 {
+		t.Fatalf("%d sends, %d keys applied: want each key sent once", p.sends, len(p.applied))
+	}
+	for k, n := range p.applied {
+		if n != 1 {
+			t.Fatalf("%s applied %d times", k, n)
+		}
+	}
+	for id, causes := range s.causes {
+		e := s.effects[id]
+		if e.State != EffectSucceeded {
+			t.Fatalf("%s is %s", e.Key, e.State)
+		}
+		want := []EffectCause{CausePlanned, CauseSent, CauseAnswer}
+		if id%2 == 1 { // the lost ones: resolved by query
+			want = []EffectCause{CausePlanned, CauseSent, CauseSendError, CauseQuery}
+		}
+		if fmt.Sprint(causes) != fmt.Sprint(want) {
+			t.Fatalf("%s: history %v, want %v", e.Key, causes, want)
+		}
+	}
+	// An unknown effect from an earlier run the provider never saw is
+	// sent again with its key (the protocol's "not found").
+	s2, p2 := newMemEffects(), newSlowProvider(time.Millisecond, 0)
+	e := plan(t, s2, 1)[0]
+	_ = s2.MarkSent(context.Background(), e.ID)
+	_ = s2.RecordOutcomeCause(context.Background(), e.ID, EffectUnknown, "", "reset", CauseSendError)
+	e = s2.effects[e.ID]
+	if _, err := (&Engine{Store: s2, Sender: func(Effect) EffectSender { return p2 }}).Run(context.Background(), []Effect{e}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(s2.causes[e.ID]); got != fmt.Sprint([]EffectCause{CausePlanned, CauseSent, CauseSendError, CauseSent, CauseAnswer}) || p2.applied[e.Key] != 1 {
+		t.Fatalf("history %s, applied %d", got, p2.applied[e.Key])
+	}
+}
+
+// TestEngineDeadlineLeavesPendingRecorded: effects still PROCESSING when
+// the deadline passes are returned, left sent in the store, and their
+// error says to re-run.
+func TestEngineDeadlineLeavesPendingRecorded(t *testing.T) {
+	t.Parallel()
+	s, p := newMemEffects(), newSlowProvider(time.Millisecond, 1000)
+	var f finals
+	wait := 300 * time.Millisecond
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Final: f.fn, Poll: 50 * time.Millisecond, Wait: wait}
+	began := time.Now()
+	res, err := en.Run(context.Background(), plan(t, s, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > wait+200*time.Millisecond {
+		t.Fatalf("took %s with a deadline of %s", took, wait)
+	}
+	if len(res.Pending) != 10 || len(f.n) != 0 {
+		t.Fatalf("%d pending, %d final", len(res.Pending), len(f.n))
+	}
+	for _, e := range s.effects {
+		if e.State != EffectSent || e.Sends != 1 {
+			t.Fatalf("%s left %s after %d sends", e.Key, e.State, e.Sends)
+		}
+	}
+	err = StillProcessing("revenue shares", "Infinia", wait, res.Pending)
+	if !errors.Is(err, ErrStillProcessing) || KindOf(err) != KindFailed {
+		t.Fatalf("%v: want ErrStillProcessing, exit 1", err)
+	}
+	// The wait begins once the effects are sent: sending 30 at 50/s takes
+	// longer than the wait, and they are still asked about, all together.
+	s2, p2 := newMemEffects(), newSlowProvider(time.Millisecond, 0)
+	p2.accepted = true
+	en2 := &Engine{Store: s2, Sender: func(Effect) EffectSender { return p2 }, Pacer: NewPacer(Limits{Limit: newBucket(50), Rate: 50}),
+		Poll: 20 * time.Millisecond, Wait: 200 * time.Millisecond}
+	res, err = en2.Run(context.Background(), plan(t, s2, 30))
+	if err != nil || len(res.Pending) != 0 {
+		t.Fatalf("sends longer than the wait: %v, %d pending", err, len(res.Pending))
+	}
+}
+
+// TestEngineLanesKeepTheirOwnLimit: a lane's bucket (a sub-merchant's)
+// paces that lane only; the others go at the provider's rate.
+func TestEngineLanesKeepTheirOwnLimit(t *testing.T) {
+	t.Parallel()
+	s, p := newMemEffects(), newSlowProvider(time.Millisecond, 0)
+	effects := plan(t, s, 40)
+	lane := func(e Effect) string {
+		if e.ID <= 10 {
+			return "slow"
+		}
+		return "fast"
+	}
+	var mu sync.Mutex
+	doneAt := map[string]time.Time{}
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Lane: lane,
+		Pacer: NewPacer(Limits{Limit: newBucket(1000), Rate: 1000, Lane: func(l string) Limiter {
+			if l == "slow" {
+				return newBucket(20)
+			}
+			return nil
+		}}),
+		Final: func(_ context.Context, e Effect) error {
+			mu.Lock()
+			doneAt[lane(e)] = time.Now()
+			mu.Unlock()
+			return nil
+		}}
+	began := time.Now()
+	if _, err := en.Run(context.Background(), effects); err != nil {
+		t.Fatal(err)
+	}
+	if slow := doneAt["slow"].Sub(began); slow < 400*time.Millisecond {
+		t.Fatalf("10 at 20/s took %s", slow)
+	}
+	if fast := doneAt["fast"].Sub(began); fast > 300*time.Millisecond {
+		t.Fatalf("the fast lane waited for the slow one: %s", fast)
+	}
+}
+
+// TestEngineStopsOnUsageAndOnCancel: a configuration error stops new
+// requests and comes back alone; a cancelled run starts nothing new.
+func TestEngineStopsOnUsageAndOnCancel(t *testing.T) {
+	t.Parallel()
+	s, p := newMemEffects(), newSlowProvider(time.Millisecond, 0)
+	effects := plan(t, s, 100)
+	refused := Errorf(KindUsage, "", "key refused")
+	var calls int
+	var mu sync.Mutex
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Pacer: NewPacer(Limits{Limit: newBucket(200), Rate: 200}),
+		Final: func(context.Context, Effect) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if calls == 5 {
+				return refused
+			}
+			return nil
+		}}
+	_, err := en.Run(context.Background(), effects)
+	if err != refused {
+		t.Fatalf("err %v, want the usage error alone", err)
+	}
+	if p.sends > 10 {
+		t.Fatalf("%d sent after the configuration error", p.sends)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s2, p2 := newMemEffects(), newSlowProvider(time.Millisecond, 0)
+	en2 := &Engine{Store: s2, Sender: func(Effect) EffectSender { return p2 }, Pacer: NewPacer(Limits{Limit: newBucket(100), Rate: 100}),
+		Final: func(context.Context, Effect) error { cancel(); return nil }}
+	if _, err := en2.Run(ctx, plan(t, s2, 100)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+	if p2.sends > 3 {
+		t.Fatalf("%d sent after the stop", p2.sends)
+	}
+}
+
+// TestConcurrentChainsRunTogether: the distribute stage's chains run at
+// the same time - one waiting on a PROCESSING payment does not hold back
+// the other - problems needing a person are gathered from both, and a
+// failure stops the other chain, which is told by its context.
+func TestConcurrentChainsRunTogether(t *testing.T) {
+	t.Parallel()
+	wechatDone := make(chan struct{})
+	infinia := func(ctx context.Context, _ *Run) (string, error) {
+		select { // stuck until the other chain has finished
+		case <-wechatDone:
+		case <-time.After(5 * time.Second):
+			return "", errors.New("the chains ran one after the other")
+		}
+		return "infinia", StillProcessing("revenue shares", "Infinia", time.Second, []Effect{{Key: "RS1", State: EffectSent}})
+	}
+	wechat := func(ctx context.Context, _ *Run) (string, error) {
+		close(wechatDone)
+		return "wechat", Errorf(KindNeedsPerson, "", "order 7 held")
+	}
+	s, err := Concurrent(infinia, wechat)(context.Background(), &Run{})
+	if s != "infinia; wechat" || !errors.Is(err, ErrStillProcessing) || KindOf(err) != KindFailed {
+		t.Fatalf("%q, %v: want both summaries and the pending error (exit 1)", s, err)
+	}
+	s, err = Concurrent(func(context.Context, *Run) (string, error) { return "a", Errorf(KindNeedsPerson, "", "x") },
+		func(context.Context, *Run) (string, error) { return "b", Errorf(KindNeedsPerson, "", "y") })(context.Background(), &Run{})
+	if KindOf(err) != KindNeedsPerson || err.Error() != "x\ny" || s != "a; b" {
+		t.Fatalf("%q, %v: want both problems", s, err)
+	}
+	broken := errors.New("ledger gone")
+	var stopped error
+	_, err = Concurrent(func(context.Context, *Run) (string, error) { return "", broken },
+		func(ctx context.Context, _ *Run) (string, error) {
+			<-ctx.Done()
+			stopped = ctx.Err()
+			return "", ctx.Err()
+		})(context.Background(), &Run{})
+	if err != broken || stopped == nil {
+		t.Fatalf("%v (other chain: %v): want the failure alone, the other chain stopped", err, stopped)
+	}
+}
