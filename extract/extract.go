@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -46,15 +45,15 @@ func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 		return pipeline.E(pipeline.KindUsage, "source query "+s.name(), err)
 	}
 	var seq int64
-	var sc rowScan
-	dest := sc.dest(new(int64))[1:]
+	var sc pipeline.SourceScan
+	dest := sc.Dest(new(int64))[1:]
 	for rows.Next() {
 		seq++
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read orders: row %d: %w", seq, err)
 		}
 		r := pipeline.SourceRow{Seq: seq}
-		sc.row(&r)
+		sc.Fill(&r)
 		if err := fn(r); err != nil {
 			return err
 		}
@@ -181,40 +180,3 @@ func (s *LateRefunds) LateRefunds(ctx context.Context, w pipeline.Window, fn fun
 	return rows.Err()
 }
 
-// rowScan holds one source row's columns while it is scanned: nullable
-// values of database/sql's own types, which Scan fills without reflection
-// (a **string destination goes through reflect for every column).
-type rowScan struct {
-	text [8]sql.NullString
-	ts   [2]sql.NullTime
-}
-
-// dest returns the destinations of the ten columns after the sequence.
-func (s *rowScan) dest(seq *int64) []any {
-	d := []any{seq}
-	for i := range s.text {
-		d = append(d, &s.text[i])
-	}
-	return append(d, &s.ts[0], &s.ts[1])
-}
-
-// row fills r's columns from what was scanned.
-func (s *rowScan) row(r *pipeline.SourceRow) {
-	str := func(n sql.NullString) *string {
-		if !n.Valid {
-			return nil
-		}
-		v := n.String
-		return &v
-	}
-	ts := func(n sql.NullTime) *time.Time {
-		if !n.Valid {
-			return nil
-		}
-		v := n.Time
-		return &v
-	}
-	r.OrderNo, r.SellerID, r.Provider, r.ProviderTxnID = str(s.text[0]), str(s.text[1]), str(s.text[2]), str(s.text[3])
-	r.Currency, r.AmountMinor, r.RefundedMinor, r.Category = str(s.text[4]), str(s.text[5]), str(s.text[6]), str(s.text[7])
-	r.PaidAt, r.ConfirmedAt = ts(s.ts[0]), ts(s.ts[1])
-}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/lib/pq"
 
@@ -139,15 +138,15 @@ func (l *Ledger) ReadSnapshot(ctx context.Context, runID int64, fn func(pipeline
 		return fmt.Errorf("read snapshot: %w", err)
 	}
 	defer rows.Close()
-	var sc rowScan
+	var sc pipeline.SourceScan
 	var seq int64
-	dest := sc.dest(&seq)
+	dest := sc.Dest(&seq)
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read snapshot: %w", err)
 		}
 		r := pipeline.SourceRow{Seq: seq}
-		sc.row(&r)
+		sc.Fill(&r)
 		if err := fn(r); err != nil {
 			return err
 		}
@@ -501,40 +500,3 @@ func findDuplicates(ctx context.Context, tx *sql.Tx, runID int64, all bool) erro
 	return nil
 }
 
-// rowScan holds one source row's columns while it is scanned: nullable
-// values of database/sql's own types, which Scan fills without reflection
-// (a **string destination goes through reflect for every column).
-type rowScan struct {
-	text [8]sql.NullString
-	ts   [2]sql.NullTime
-}
-
-// dest returns the destinations of the ten columns after the sequence.
-func (s *rowScan) dest(seq *int64) []any {
-	d := []any{seq}
-	for i := range s.text {
-		d = append(d, &s.text[i])
-	}
-	return append(d, &s.ts[0], &s.ts[1])
-}
-
-// row fills r's columns from what was scanned.
-func (s *rowScan) row(r *pipeline.SourceRow) {
-	str := func(n sql.NullString) *string {
-		if !n.Valid {
-			return nil
-		}
-		v := n.String
-		return &v
-	}
-	ts := func(n sql.NullTime) *time.Time {
-		if !n.Valid {
-			return nil
-		}
-		v := n.Time
-		return &v
-	}
-	r.OrderNo, r.SellerID, r.Provider, r.ProviderTxnID = str(s.text[0]), str(s.text[1]), str(s.text[2]), str(s.text[3])
-	r.Currency, r.AmountMinor, r.RefundedMinor, r.Category = str(s.text[4]), str(s.text[5]), str(s.text[6]), str(s.text[7])
-	r.PaidAt, r.ConfirmedAt = ts(s.ts[0]), ts(s.ts[1])
-}
