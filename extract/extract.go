@@ -179,4 +179,3 @@ func (s *LateRefunds) LateRefunds(ctx context.Context, w pipeline.Window, fn fun
 	}
 	return rows.Err()
 }
-

@@ -499,4 +499,3 @@ func findDuplicates(ctx context.Context, tx *sql.Tx, runID int64, all bool) erro
 	}
 	return nil
 }
-
