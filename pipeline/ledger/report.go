@@ -85,11 +85,16 @@ type RejectReason struct {
 
 // RejectsOfRun groups a run's rejects by reason.
 func (l *Ledger) RejectsOfRun(ctx context.Context, runID int64) ([]RejectReason, error) {
-	rows, err := l.db.QueryContext(ctx, `
+	return l.rejectReasons(ctx, "rejects", `
 		SELECT reason, count(*), min(CASE WHEN order_no = '' THEN '(row ' || seq || ')' ELSE order_no END)
 		FROM rejects WHERE run_id = $1 GROUP BY reason ORDER BY count(*) DESC, reason`, runID)
+}
+
+// rejectReasons reads (reason, count, sample) rows of one run.
+func (l *Ledger) rejectReasons(ctx context.Context, what, query string, runID int64) ([]RejectReason, error) {
+	rows, err := l.db.QueryContext(ctx, query, runID)
 	if err != nil {
-		return nil, fmt.Errorf("read rejects: %w", err)
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []RejectReason

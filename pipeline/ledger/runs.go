@@ -182,21 +182,8 @@ func (l *Ledger) FinishRun(ctx context.Context, runID int64, state pipeline.RunS
 // on them; the reject gate and the run's summary count them with the rows
 // transform rejected.
 func (l *Ledger) ProviderRejectsOfRun(ctx context.Context, runID int64) ([]RejectReason, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT reason, count(*), min(order_no) FROM items
+	return l.rejectReasons(ctx, "orders rejected by providers", `SELECT reason, count(*), min(order_no) FROM items
 		WHERE run_id = $1 AND state = 'rejected' GROUP BY reason ORDER BY count(*) DESC, reason`, runID)
-	if err != nil {
-		return nil, fmt.Errorf("read orders rejected by providers: %w", err)
-	}
-	defer rows.Close()
-	var out []RejectReason
-	for rows.Next() {
-		var r RejectReason
-		if err := rows.Scan(&r.Reason, &r.Count, &r.Sample); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 // WaitingByChannel counts, by channel, the run's orders still waiting for
