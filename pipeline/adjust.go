@@ -339,6 +339,6 @@ func ClawBackStage(store AdjustStore, src LateRefundSource, w func(Date) Window,
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%d late refunds read; %s", n, summary), needsPerson(problems)
+		return fmt.Sprintf("%d late refunds read; %s", n, summary), NeedsPerson(problems)
 	}
 }

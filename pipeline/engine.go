@@ -317,7 +317,7 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 		}
 	}
 	if en.Final != nil && len(final) > 0 {
-		if err := forEach(ctx, 8, final, func(e Effect) error { return en.Final(ctx, e) }); err != nil {
+		if err := ForEach(ctx, 8, final, func(e Effect) error { return en.Final(ctx, e) }); err != nil {
 			if KindOf(err) == KindUsage || ctx.Err() != nil {
 				return res, err
 			}

@@ -2,33 +2,9 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"io"
-	"sync"
 	"time"
 )
-
-// ErrNotFound is what a provider adapter wraps when the provider does not
-// know a key (a requestNo, an order).
-var ErrNotFound = errors.New("not found at the provider")
-
-// IsNotFound reports whether err says the provider does not know the key.
-func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
-
-// ErrRefused is what a provider adapter wraps when the provider answered
-// one request with a definite refusal (not transient, not about our
-// credentials), or with an answer about its subject that cannot be read:
-// asking again as it is cannot help, and it concerns that request's
-// subject (a seller, a trade file) only.
-var ErrRefused = errors.New("refused by the provider")
-
-// subjectOnly reports whether err concerns only the subject of the
-// request that failed - the provider does not know it, or refused it for
-// good - so the others go on and the subject is held with err as its
-// reason. A configuration error (KindUsage) concerns everyone.
-func subjectOnly(err error) bool {
-	return KindOf(err) != KindUsage && (errors.Is(err, ErrNotFound) || errors.Is(err, ErrRefused))
-}
 
 // Infinia upload and binding statuses (PROVIDERS.md; partly assumed).
 const (
@@ -36,12 +12,6 @@ const (
 	UploadFailed  = "FAILED"
 	BindingActive = "ACTIVE"
 )
-
-// ProviderReject is one row a provider refused, with its reason.
-type ProviderReject struct {
-	OrderNo string
-	Reason  string
-}
 
 // Infinia is what the Infinia stages need of Infinia Pay's API. Amounts are
 // minor units; sellers are named by their Infinia seller id.
@@ -165,63 +135,4 @@ func (c *InfiniaConfig) defaults() {
 	if c.FileName == nil {
 		c.FileName = TradeFileName
 	}
-}
-
-// forEach runs fn for every element of xs with at most n at once, and
-// returns the errors joined. It stops starting new work once ctx is done,
-// or once fn returned a configuration error (KindUsage: refused
-// credentials, say), which it then returns alone: one line, not one per
-// element.
-func forEach[T any](ctx context.Context, n int, xs []T, fn func(T) error) error {
-	var (
-		mu    sync.Mutex
-		errs  []error
-		usage error
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, n)
-	)
-	stopped := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return usage != nil
-	}
-	for _, x := range xs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			if usage != nil {
-				return usage
-			}
-			return errors.Join(append(errs, ctx.Err())...)
-		}
-		if stopped() {
-			<-sem
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := fn(x); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				if usage == nil && KindOf(err) == KindUsage {
-					usage = err
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if usage != nil {
-		return usage
-	}
-	return errors.Join(errs...)
-}
-
-func needsPerson(problems []string) error {
-	if len(problems) == 0 {
-		return nil
-	}
-	return E(KindNeedsPerson, "", &Problems{List: problems})
 }

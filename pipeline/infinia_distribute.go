@@ -39,7 +39,7 @@ func DistributeInfiniaStage(c InfiniaConfig) StageFunc {
 			return "", err
 		}
 		summary := fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.held)
-		return summary, needsPerson(d.problems)
+		return summary, NeedsPerson(d.problems)
 	}
 }
 
@@ -237,7 +237,7 @@ func (d *distribution) plan(ctx context.Context) error {
 			return d.hold(ctx, p, "no Infinia seller id")
 		}
 		status, err := c.API.BindingStatus(ctx, QueryRequestNo("ABQ"), p.InfiniaID)
-		if subjectOnly(err) {
+		if SubjectOnly(err) {
 			// A seller Infinia does not know (or will not answer about)
 			// is this seller's problem only: carried, for a person.
 			reason := fmt.Sprintf("Infinia binding query for %s: %v", p.InfiniaID, err)
@@ -293,7 +293,7 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 		}
 	}
 	balance, err := c.API.Balance(ctx, QueryRequestNo("BQ"), cur)
-	if subjectOnly(err) {
+	if SubjectOnly(err) {
 		// Infinia refuses the currency itself: its payouts wait, the
 		// other currencies go on.
 		d.problem("platform balance in %s refused by Infinia: %v: nothing sent in %s", cur, err, cur)
@@ -323,7 +323,7 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 		p := ps[i]
 		net, _ := p.net()
 		avail, err := c.API.AvailableShare(ctx, QueryRequestNo("RSA"), p.InfiniaID, cur)
-		if subjectOnly(err) {
+		if SubjectOnly(err) {
 			reason := fmt.Sprintf("Infinia's available share query for %s refused: %v", p.InfiniaID, err)
 			d.problem("seller %s: %s", p.SellerID, reason)
 			if err := d.hold(ctx, p, reason); err != nil {
@@ -405,7 +405,7 @@ func (d *distribution) pay(ctx context.Context) error {
 			return c.Store.PayoutFailed(ctx, run, seller, cur, InfiniaChannels, e, "revenue share "+e.Key+" failed: "+e.LastError)
 		},
 		Error: func(ctx context.Context, e Effect, err error) error {
-			if subjectOnly(err) {
+			if SubjectOnly(err) {
 				// Infinia refuses to tell us about this one payout: it stays as
 				// it is (never sent again blindly), for a person; the others go on.
 				progress.Add(1)

@@ -17,7 +17,7 @@ func TestForEachStopsOnAConfigurationError(t *testing.T) {
 		xs[i] = i
 	}
 	var ran atomic.Int32
-	err := forEach(context.Background(), 1, xs, func(i int) error {
+	err := ForEach(context.Background(), 1, xs, func(i int) error {
 		ran.Add(1)
 		if i >= 3 {
 			return E(KindUsage, "", fmt.Errorf("refused credentials (%d)", i))
@@ -28,7 +28,7 @@ func TestForEachStopsOnAConfigurationError(t *testing.T) {
 		t.Fatalf("%d ran: %v", ran.Load(), err)
 	}
 	ran.Store(0)
-	err = forEach(context.Background(), 4, xs, func(i int) error {
+	err = ForEach(context.Background(), 4, xs, func(i int) error {
 		ran.Add(1)
 		if i%10 == 0 {
 			return errors.New("one subject")
@@ -48,7 +48,7 @@ func TestSubjectOnly(t *testing.T) {
 		errors.New("connection reset"):                    false,
 		nil:                                               false,
 	} {
-		if subjectOnly(err) != want {
+		if SubjectOnly(err) != want {
 			t.Errorf("%v: %v", err, !want)
 		}
 	}

@@ -71,7 +71,7 @@ func UploadStage(c InfiniaConfig) StageFunc {
 			},
 			Error: func(ctx context.Context, e Effect, err error) error {
 				f := byKey[e.Key]
-				if subjectOnly(err) {
+				if SubjectOnly(err) {
 					// Infinia refuses to answer about this one file: hold it.
 					progress.Add(1)
 					return holdFile(ctx, &c, f, fmt.Sprintf("upload of %s could not be confirmed: %v", f.Name, err))
@@ -91,7 +91,7 @@ func UploadStage(c InfiniaConfig) StageFunc {
 			return "", err
 		}
 		summary := verified + fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", len(files), uploaded.Load(), accepted, refused)
-		return summary, needsPerson(problems)
+		return summary, NeedsPerson(problems)
 	}
 }
 
@@ -318,7 +318,7 @@ func checkUpload(ctx context.Context, c *InfiniaConfig, run *Run, f TradeFile) (
 	if errors.Is(err, ErrNotFound) {
 		return f, nil // landed, not yet picked up
 	}
-	if subjectOnly(err) {
+	if SubjectOnly(err) {
 		final := f
 		final.Status, final.Reason = UploadFailed, fmt.Sprintf("status query refused: %v", err)
 		return final, holdFile(ctx, c, final, "trade file "+f.Name+": Infinia refused its status query: "+err.Error())
@@ -336,7 +336,7 @@ func checkUpload(ctx context.Context, c *InfiniaConfig, run *Run, f TradeFile) (
 		return final, nil
 	case UploadFailed:
 		rows, err := c.API.ErrorRows(ctx, url)
-		if subjectOnly(err) {
+		if SubjectOnly(err) {
 			// Refused, but its error file cannot be read (another layout,
 			// say): the whole file is held, with what was wrong.
 			final.Reason = fmt.Sprintf("refused; its error file could not be read: %v", err)

@@ -21,6 +21,23 @@ func (c Channel) Valid() bool {
 	return false
 }
 
+// ItemState is the state of an item (a settled order) in the ledger. Its
+// values are the ledger's names; this is their one home.
+type ItemState = string
+
+// The states of an item.
+const (
+	// ItemUnverified: a payment the provider must confirm before it is
+	// settled (a crypto payment, say); only then does it become
+	// ItemRecorded and go on to a trade file and a payout.
+	ItemUnverified ItemState = "unverified"
+	ItemRecorded   ItemState = "recorded" // split, waiting for its provider's work
+	ItemUploaded   ItemState = "uploaded" // in a trade file the provider accepted
+	ItemPaid       ItemState = "paid"     // its seller's share was paid
+	ItemHeld       ItemState = "held"     // waiting, with the reason; a later run tries again
+	ItemRejected   ItemState = "rejected" // never paid, with the reason
+)
+
 // SourceRow is one row of the source query exactly as read, before any
 // validation. A nil field was NULL. Amounts stay text so that a value too
 // large for int64 is reported, not wrapped.

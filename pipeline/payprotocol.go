@@ -2,9 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 )
 
@@ -20,11 +18,6 @@ const (
 	RefundSuccess = "success"
 	RefundNone    = "none" // Pay Protocol knows no refund of the order
 )
-
-// ItemUnverified is the state of a Pay Protocol item until its payment is
-// verified with the provider; only then does it become ItemRecorded and go
-// on to a trade file and a payout.
-const ItemUnverified = "unverified"
 
 // PayProtocol is what the verification needs of Pay Protocol's API.
 type PayProtocol interface {
@@ -79,19 +72,19 @@ func VerifyPayProtocol(ctx context.Context, store VerifyStore, api PayProtocol, 
 	}
 	var mu sync.Mutex
 	counts := map[string]int{}
-	err = eachOrderPaced(ctx, pacerOr(pacer), items, func(it VerifyItem) error {
+	err = EachFirstAlonePaced(ctx, pacerOr(pacer), items, func(it VerifyItem) error {
 		to, reason, err := verdict(ctx, api, it.Split)
 		if err != nil && KindOf(err) != KindFailed {
 			return err // configuration: says it all, about every order
 		}
-		if err != nil && concernsEveryone(ctx, err) {
+		if err != nil && ConcernsEveryone(ctx, err) {
 			return fmt.Errorf("verify %s with Pay Protocol: %w", it.OrderNo, err)
 		}
 		if err != nil {
 			// An answer about this order we cannot use, or a definite
 			// refusal of it: the order waits, with the reason, and is
 			// asked about again by the next run; the others go on.
-			to, reason = ItemHeld, VerifyHoldPrefix+" answer about "+it.ProviderTxnID+" could not be used: "+oneLine(err.Error())
+			to, reason = ItemHeld, VerifyHoldPrefix+" answer about "+it.ProviderTxnID+" could not be used: "+OneLine(err.Error())
 		}
 		if err := store.SetItemState(ctx, run.ID, it.OrderNo, it.State, to, reason); err != nil {
 			return err
@@ -104,111 +97,6 @@ func VerifyPayProtocol(ctx context.Context, store VerifyStore, api PayProtocol, 
 	summary := fmt.Sprintf("Pay Protocol: %d payments verified, %d held, %d rejected", counts[ItemRecorded], counts[ItemHeld], counts[ItemRejected])
 	return summary, err
 }
-
-// eachOrder runs fn on the first of xs alone, then on the others, at most
-// parallel at a time: refused credentials or Pay Protocol down show on the
-// first question, before any other is asked. Once fn fails, the items not
-// yet started are skipped and that first error alone is returned (fn
-// fails only for what concerns every order).
-func eachOrder[T any](ctx context.Context, parallel int, xs []T, fn func(T) error) error {
-	if len(xs) == 0 {
-		return nil
-	}
-	if err := fn(xs[0]); err != nil {
-		return err
-	}
-	var (
-		mu    sync.Mutex
-		first error
-	)
-	err := forEach(ctx, max(parallel, 1), xs[1:], func(x T) error {
-		mu.Lock()
-		stopped := first != nil
-		mu.Unlock()
-		if stopped {
-			return nil
-		}
-		if err := fn(x); err != nil {
-			mu.Lock()
-			if first == nil {
-				first = err
-			}
-			mu.Unlock()
-		}
-		return nil
-	})
-	if first != nil {
-		return first
-	}
-	return err
-}
-
-// eachOrderPaced is eachOrder with the others paced by p instead of a
-// fixed number at a time.
-func eachOrderPaced[T any](ctx context.Context, p *Pacer, xs []T, fn func(T) error) error {
-	if len(xs) == 0 {
-		return nil
-	}
-	if err := fn(xs[0]); err != nil {
-		return err
-	}
-	var (
-		mu    sync.Mutex
-		first error
-	)
-	err := p.Each(ctx, len(xs)-1, nil, func(_ context.Context, i int) error {
-		mu.Lock()
-		stopped := first != nil
-		mu.Unlock()
-		if stopped {
-			return nil
-		}
-		if err := fn(xs[i+1]); err != nil {
-			mu.Lock()
-			if first == nil {
-				first = err
-			}
-			mu.Unlock()
-			return err // KindUsage stops what has not started
-		}
-		return nil
-	})
-	if first != nil {
-		return first
-	}
-	return err
-}
-
-// concernsEveryone reports whether a failure to ask about one order says
-// nothing about that order but about every one: the run is stopping,
-// configuration (refused credentials: KindUsage and the like), or the
-// provider unreachable or failing after its retries (an error reporting
-// Transient). Anything else (an answer we cannot read, a definite refusal
-// of this order) concerns that order alone.
-func concernsEveryone(ctx context.Context, err error) bool {
-	var t interface{ Transient() bool }
-	switch {
-	case ctx.Err() != nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return true
-	case KindOf(err) != KindFailed:
-		return true
-	case errors.As(err, &t) && t.Transient():
-		return true
-	}
-	return false
-}
-
-// oneLine keeps a provider's words on one line in a reason.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
-
-// Item states used by the verification (the ledger's names).
-const (
-	ItemRecorded = "recorded"
-	ItemHeld     = "held"
-	ItemRejected = "rejected"
-)
 
 func verdict(ctx context.Context, api PayProtocol, it Split) (state, reason string, err error) {
 	status, quote, err := api.Payment(ctx, it.ProviderTxnID)

@@ -124,7 +124,7 @@ func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx cont
 				problems = append(problems, r.Key.Date.String()+": "+x)
 			}
 		}
-		return summary, needsPerson(problems)
+		return summary, NeedsPerson(problems)
 	}
 }
 

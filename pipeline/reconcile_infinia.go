@@ -72,7 +72,7 @@ func InfiniaMatcher(store InfiniaReconcileStore, api InfiniaReconciler) Matcher 
 			}
 			avail, err := api.AvailableShare(ctx, QueryRequestNo("RSA"), x.InfiniaID, x.Currency)
 			want := x.Uploaded - x.Paid
-			if subjectOnly(err) {
+			if SubjectOnly(err) {
 				// One seller Infinia does not know or will not report on:
 				// a finding about that seller, the others are matched.
 				category, state := MismatchStatus, "refused"
@@ -119,7 +119,7 @@ func matchShare(ctx context.Context, api InfiniaReconciler, e Effect) ([]Mismatc
 			m.Category, m.Expected, m.Detail = MismatchTiming, true, "our outcome is not known yet; the next run resolves it by query"
 		}
 		return []Mismatch{m}, nil
-	case subjectOnly(err):
+	case SubjectOnly(err):
 		m.Category, m.TheirsState, m.Detail = MismatchStatus, "refused", "Infinia refused the status query: "+err.Error()
 		return []Mismatch{m}, nil
 	case err != nil:

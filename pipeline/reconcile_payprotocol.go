@@ -116,7 +116,7 @@ func PayProtocolMatcher(store PayProtocolReconcileStore, api PayProtocolReconcil
 		for i := range idx {
 			idx[i] = i
 		}
-		err = eachOrder(ctx, parallel, idx, func(i int) error {
+		err = EachFirstAlone(ctx, parallel, idx, func(i int) error {
 			it := items[i]
 			o, err := api.Order(ctx, it.OutTradeNo)
 			if IsNotFound(err) {
@@ -127,13 +127,13 @@ func PayProtocolMatcher(store PayProtocolReconcileStore, api PayProtocolReconcil
 			if err != nil && KindOf(err) != KindFailed {
 				return err // configuration: says it all, about every order
 			}
-			if err != nil && concernsEveryone(ctx, err) {
+			if err != nil && ConcernsEveryone(ctx, err) {
 				return fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
 			}
 			if err != nil {
 				// About this order alone: a row for a person, the others go on.
 				found[i] = []Mismatch{payProtocolRow(it, MismatchUnverifiable, Minor(it.Gross), "", "unreadable",
-					"Pay Protocol's answer about "+it.OutTradeNo+" could not be used: "+oneLine(err.Error()))}
+					"Pay Protocol's answer about "+it.OutTradeNo+" could not be used: "+OneLine(err.Error()))}
 				return nil
 			}
 			found[i] = MatchPayProtocol(it, o)

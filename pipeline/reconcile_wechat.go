@@ -265,7 +265,7 @@ func (m *weChatMatch) match(ctx context.Context) ([]Mismatch, error) {
 		}
 	}
 	found := make([][]Mismatch, len(pairs))
-	err = forEach(ctx, weChatParallel, weChatIndexes(len(pairs)), func(i int) error {
+	err = ForEach(ctx, weChatParallel, weChatIndexes(len(pairs)), func(i int) error {
 		p := pairs[i]
 		bill, err := m.bill(ctx, p.sub, p.day)
 		if err != nil {
@@ -318,7 +318,7 @@ func (m *weChatMatch) row(category, subject string, it WeChatItem) Mismatch {
 // orders is check 1: every attempt queried by its out_order_no.
 func (m *weChatMatch) orders(ctx context.Context) ([]Mismatch, error) {
 	found := make([][]Mismatch, len(m.attempts))
-	err := forEach(ctx, weChatParallel, weChatIndexes(len(m.attempts)), func(i int) error {
+	err := ForEach(ctx, weChatParallel, weChatIndexes(len(m.attempts)), func(i int) error {
 		a := m.attempts[i]
 		if a.Item.SubMchID == "" {
 			r := m.attemptRow(MismatchStatus, a)
@@ -531,7 +531,7 @@ func (m *weChatMatch) distributed(ctx context.Context, subs []string, days []Dat
 		}
 	}
 	m.mu.Unlock()
-	err = forEach(ctx, weChatParallel, ask, func(a WeChatAttempt) error {
+	err = ForEach(ctx, weChatParallel, ask, func(a WeChatAttempt) error {
 		st, err := m.api.Order(ctx, a.Item.SubMchID, a.Item.TransactionID, a.Key)
 		if err != nil && !IsNotFound(err) && !weChatSubjectError(err) {
 			return fmt.Errorf("%s %s of order %s: %w", a.Kind, a.Key, a.Item.OrderNo, err)

@@ -225,7 +225,7 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 		if len(res.Pending) > 0 {
 			return summary, StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
 		}
-		return summary, needsPerson(problems)
+		return summary, NeedsPerson(problems)
 	}
 }
 

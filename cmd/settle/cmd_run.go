@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/urfave/cli/v2"
 
 	"github.com/settlekit/settle/extract"
@@ -320,8 +321,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 				return o.classify(fromMap(m))
 			}),
 		},
-		Gate:      rejectGate(l, o.maxRejectRt),
-		Preflight: preflight(o.withPreflights()),
+		Gate: rejectGate(l, o.maxRejectRt),
 		// Upload, distribute and reconcile run again on every invocation:
 		// Pay Protocol payments held while confirming are verified again
 		// (and go out in a further trade file once paid), carried balances
@@ -332,34 +332,27 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	if o.reextract {
 		runner.Reextract = func(ctx context.Context, run *pipeline.Run) error { return l.Reextract(ctx, run.ID) }
 	}
-	// Orders of a channel with no configured provider are work left undone:
-	// the distribute stage says so (exit 4) unless the operator skips the
-	// channel on purpose.
-	distribute := []pipeline.StageFunc{channelCheck(l, o.configured(), o.skip)}
-	var matchers []pipeline.Matcher
-	if o.infinia != nil {
-		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}
-		up, dist, match := o.infinia.stages(l, late, window, o.rules, o.minPayout)
-		runner.Stages[pipeline.StageUpload] = up
-		distribute = append(distribute, dist)
-		matchers = append(matchers, match, pipeline.PlatformMatcher(l))
-		if m := payProtocolMatcher(l, o.infinia.payProtocol, o.parallel); m != nil {
-			matchers = append(matchers, m)
-		}
-		defer o.infinia.sftp.Close()
-	} else {
+	// The configured providers, each built by its own package: their
+	// upload parts in order, their distribute chains side by side after
+	// the channel check, their matchers. Orders of a channel no provider
+	// settles are work left undone: the channel check says so (exit 4)
+	// unless the operator skips the channel on purpose.
+	providers := o.providers(l, src, window, cfg.clock)
+	defer pipeline.CloseAll(providers)
+	var settles []pipeline.Channel
+	for _, p := range providers {
+		settles = append(settles, p.Settles...)
+	}
+	plugged := pipeline.Plug(channelCheck(l, settles, o.skip), providers...)
+	runner.Preflight = preflight(append(append([]func(context.Context) error(nil), o.preflights...), plugged.Preflight))
+	runner.Stages[pipeline.StageUpload] = plugged.Upload
+	if plugged.Upload == nil {
 		runner.Stages[pipeline.StageUpload] = func(context.Context, *pipeline.Run) (string, error) {
-			return "nothing uploaded: Infinia Pay is not configured (--infinia-url)", nil
+			return "nothing uploaded: no provider of the run uploads (Infinia Pay is not configured: --infinia-url)", nil
 		}
 	}
-	if o.wechat != nil {
-		distribute = append(distribute, o.wechat.stage(l, o.parallel, o.wait, o.poll))
-		matchers = append(matchers, o.wechat.matcher(l, cfg.clock))
-	}
-	// The channel check first, then the providers' chains side by side:
-	// none depends on another (WeChat needs no trade file).
-	runner.Stages[pipeline.StageDistribute] = pipeline.Combine(distribute[0], pipeline.Concurrent(distribute[1:]...))
-	runner.Stages[pipeline.StageReconcile] = pipeline.ReconcileStage(l, matchers, o.reports.stage(l), o.recheckDays)
+	runner.Stages[pipeline.StageDistribute] = plugged.Distribute
+	runner.Stages[pipeline.StageReconcile] = pipeline.ReconcileStage(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), o.reports.stage(l), o.recheckDays)
 	moneyKinds := []string{pipeline.KindRevenueShare, pipeline.KindDistribution, pipeline.KindUnfreeze}
 	sendsBefore, err := l.Sends(ctx, o.key.Date, moneyKinds)
 	if err != nil {
@@ -458,6 +451,9 @@ func preflight(checks []func(context.Context) error) func(context.Context) error
 	}
 	return func(ctx context.Context) error {
 		for _, check := range checks {
+			if check == nil {
+				continue
+			}
 			if err := check(ctx); err != nil {
 				return err
 			}
@@ -466,22 +462,19 @@ func preflight(checks []func(context.Context) error) func(context.Context) error
 	}
 }
 
-// withPreflights returns the pre-flights of the run: those already in o
-// (a test's), then one per configured provider: a cheap authenticated call
-// each (and the SFTP login), so refused credentials stop the run (exit 2)
-// before anything is sent.
-func (o *runOptions) withPreflights() []func(context.Context) error {
-	checks := append([]func(context.Context) error(nil), o.preflights...)
+// providers returns the run's configured providers, in the order their
+// upload parts run: Pay Protocol verifies payments before Infinia files
+// them.
+func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipeline.Date) pipeline.Window, now func() time.Time) []pipeline.Provider {
+	var out []pipeline.Provider
 	if o.infinia != nil {
-		checks = append(checks, o.infinia.preflight)
-		if p, ok := o.infinia.payProtocol.(payProtocolAPI); ok {
-			checks = append(checks, p.preflight)
-		}
+		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}
+		out = append(out, o.infinia.provider(l, late, window, o.rules, o.minPayout, o.parallel))
 	}
 	if o.wechat != nil {
-		checks = append(checks, o.wechat.preflight)
+		out = append(out, o.wechat.provider(l, o.parallel, o.wait, o.poll, now))
 	}
-	return checks
+	return out
 }
 
 // channelFlags names the flag that configures each channel's provider.
@@ -491,8 +484,9 @@ var channelFlags = map[pipeline.Channel]string{
 	pipeline.ChannelWeChatPay:   "--wechat-url",
 }
 
-// configured reports which channels have a provider configured: Infinia
-// pays its own orders and Pay Protocol's, which Pay Protocol verifies.
+// configured reports which channels have a provider configured, for a dry
+// run (which builds no provider): Infinia pays its own orders and Pay
+// Protocol's, which Pay Protocol verifies.
 func (o *runOptions) configured() map[pipeline.Channel]bool {
 	return map[pipeline.Channel]bool{
 		pipeline.ChannelInfiniaPay:  o.infinia != nil,
@@ -504,7 +498,11 @@ func (o *runOptions) configured() map[pipeline.Channel]bool {
 // channelCheck finds the run's orders waiting on a channel whose provider is
 // not configured: each such channel is a line naming it and its count, and
 // the run ends needing a person (exit 4), unless the operator skips it.
-func channelCheck(l *ledger.Ledger, configured, skip map[pipeline.Channel]bool) pipeline.StageFunc {
+func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipeline.Channel]bool) pipeline.StageFunc {
+	configured := map[pipeline.Channel]bool{}
+	for _, ch := range settled {
+		configured[ch] = true
+	}
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
 		waiting, err := l.WaitingByChannel(ctx, run.ID)
 		if err != nil {

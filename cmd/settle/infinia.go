@@ -195,11 +195,12 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	}, nil
 }
 
-// stages returns the upload and distribute stages over the ledger, and
-// the reconcile matcher. Distribute first turns late refunds into
-// clawbacks (split again with rules), then nets them.
-func (s *infiniaSetup) stages(l *ledger.Ledger, late pipeline.LateRefundSource, window func(pipeline.Date) pipeline.Window,
-	rules *transform.Rules, minPayout map[pipeline.Currency]int64) (upload, distribute pipeline.StageFunc, match pipeline.Matcher) {
+// provider returns Infinia Pay as a provider of the run over the ledger:
+// its upload stage (Pay Protocol's verification first, when configured),
+// its distribute chain, which first turns late refunds into clawbacks
+// (split again with rules) then nets them, and its matchers.
+func (s *infiniaSetup) provider(l *ledger.Ledger, late pipeline.LateRefundSource, window func(pipeline.Date) pipeline.Window,
+	rules *transform.Rules, minPayout map[pipeline.Currency]int64, parallel int) pipeline.Provider {
 	cfg := pipeline.InfiniaConfig{PayProtocol: s.payProtocol, Verify: l, MinPayout: minPayout,
 		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: classified{infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)}},
 		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll, FirstPoll: s.firstPoll,
@@ -214,9 +215,28 @@ func (s *infiniaSetup) stages(l *ledger.Ledger, late pipeline.LateRefundSource, 
 			return s.client.TradeFileName(infiniaID, cur, d, requestNo)
 		},
 	}
-	return pipeline.UploadStage(cfg),
-		pipeline.Combine(pipeline.ClawBackStage(l, late, window, resplit(rules)), pipeline.DistributeInfiniaStage(cfg)),
-		pipeline.InfiniaMatcher(l, infiniaAPI{s.client})
+	p := pipeline.Provider{Name: "infiniapay", Settles: []pipeline.Channel{pipeline.ChannelInfiniaPay},
+		Preflight:  s.preflight,
+		Upload:     pipeline.UploadStage(cfg),
+		Distribute: pipeline.Combine(pipeline.ClawBackStage(l, late, window, resplit(rules)), pipeline.DistributeInfiniaStage(cfg)),
+		Matchers:   []pipeline.Matcher{pipeline.InfiniaMatcher(l, infiniaAPI{s.client})},
+		Close:      s.sftp.Close,
+	}
+	if s.payProtocol != nil {
+		p.Settles = append(p.Settles, pipeline.ChannelPayProtocol)
+		if pp, ok := s.payProtocol.(payProtocolAPI); ok {
+			p.Preflight = func(ctx context.Context) error {
+				if err := s.preflight(ctx); err != nil {
+					return err
+				}
+				return pp.preflight(ctx)
+			}
+		}
+		if m := payProtocolMatcher(l, s.payProtocol, parallel); m != nil {
+			p.Matchers = append(p.Matchers, m)
+		}
+	}
+	return p
 }
 
 // infiniaSeller maps a revenue share's subject (which names the platform's

@@ -116,13 +116,19 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 		refused: map[string]error{}, qps: qps, subQPS: subQPS}, nil
 }
 
-// stage returns the WeChat part of the distribute stage: the effect
-// engine keeps to WeChat Pay's limits (--wechat-qps for the service
-// provider, --wechat-sub-merchant-qps per sub-merchant: its lanes), with
-// parallel (deprecated --parallel) as a cap on requests in flight.
-func (w *weChatSetup) stage(l *ledger.Ledger, parallel int, wait, poll time.Duration) pipeline.StageFunc {
-	return pipeline.DistributeWeChatStage(pipeline.WeChatConfig{Store: l, API: weChatAPI{w}, MaxRatioBps: w.ratio,
-		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll})
+// provider returns WeChat Pay as a provider of the run over the ledger:
+// its distribute chain, where the effect engine keeps to WeChat Pay's
+// limits (--wechat-qps for the service provider, --wechat-sub-merchant-qps
+// per sub-merchant: its lanes), with parallel (deprecated --parallel) as a
+// cap on requests in flight; and its matcher (now tells whether a day is
+// over in Beijing).
+func (w *weChatSetup) provider(l *ledger.Ledger, parallel int, wait, poll time.Duration, now func() time.Time) pipeline.Provider {
+	return pipeline.Provider{Name: "wechatpay", Settles: []pipeline.Channel{pipeline.ChannelWeChatPay},
+		Preflight: w.preflight,
+		Distribute: pipeline.DistributeWeChatStage(pipeline.WeChatConfig{Store: l, API: weChatAPI{w}, MaxRatioBps: w.ratio,
+			Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll}),
+		Matchers: []pipeline.Matcher{w.matcher(l, now)},
+	}
 }
 
 // pacer returns the effect engine's pacer for a provider allowing qps

@@ -18,8 +18,8 @@ import (
 const (
 	ItemUnverified = pipeline.ItemUnverified
 	ItemRecorded   = pipeline.ItemRecorded
-	ItemUploaded   = "uploaded"
-	ItemPaid       = "paid"
+	ItemUploaded   = pipeline.ItemUploaded
+	ItemPaid       = pipeline.ItemPaid
 	ItemHeld       = pipeline.ItemHeld
 	ItemRejected   = pipeline.ItemRejected
 )

@@ -1,0 +1,199 @@
+package pipeline
+
+// What every provider's stages share: the errors its adapter wraps, and
+// running one function over many subjects where what concerns one subject
+// stays with it.
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+)
+
+// ErrNotFound is what a provider adapter wraps when the provider does not
+// know a key (a requestNo, an order).
+var ErrNotFound = errors.New("not found at the provider")
+
+// IsNotFound reports whether err says the provider does not know the key.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// ErrRefused is what a provider adapter wraps when the provider answered
+// one request with a definite refusal (not transient, not about our
+// credentials), or with an answer about its subject that cannot be read:
+// asking again as it is cannot help, and it concerns that request's
+// subject (a seller, a trade file) only.
+var ErrRefused = errors.New("refused by the provider")
+
+// SubjectOnly reports whether err concerns only the subject of the
+// request that failed - the provider does not know it, or refused it for
+// good - so the others go on and the subject is held with err as its
+// reason. A configuration error (KindUsage) concerns everyone.
+func SubjectOnly(err error) bool {
+	return KindOf(err) != KindUsage && (errors.Is(err, ErrNotFound) || errors.Is(err, ErrRefused))
+}
+
+// ProviderReject is one row a provider refused, with its reason.
+type ProviderReject struct {
+	OrderNo string
+	Reason  string
+}
+
+// ForEach runs fn for every element of xs with at most n at once, and
+// returns the errors joined. It stops starting new work once ctx is done,
+// or once fn returned a configuration error (KindUsage: refused
+// credentials, say), which it then returns alone: one line, not one per
+// element.
+func ForEach[T any](ctx context.Context, n int, xs []T, fn func(T) error) error {
+	var (
+		mu    sync.Mutex
+		errs  []error
+		usage error
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, n)
+	)
+	stopped := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return usage != nil
+	}
+	for _, x := range xs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			if usage != nil {
+				return usage
+			}
+			return errors.Join(append(errs, ctx.Err())...)
+		}
+		if stopped() {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(x); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				if usage == nil && KindOf(err) == KindUsage {
+					usage = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if usage != nil {
+		return usage
+	}
+	return errors.Join(errs...)
+}
+
+// NeedsPerson returns the problems as one error that needs a person
+// (KindNeedsPerson, exit 4), or nil when there are none.
+func NeedsPerson(problems []string) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	return E(KindNeedsPerson, "", &Problems{List: problems})
+}
+
+// EachFirstAlone runs fn on the first of xs alone, then on the others, at most
+// parallel at a time: refused credentials or Pay Protocol down show on the
+// first question, before any other is asked. Once fn fails, the items not
+// yet started are skipped and that first error alone is returned (fn
+// fails only for what concerns every order).
+func EachFirstAlone[T any](ctx context.Context, parallel int, xs []T, fn func(T) error) error {
+	if len(xs) == 0 {
+		return nil
+	}
+	if err := fn(xs[0]); err != nil {
+		return err
+	}
+	var (
+		mu    sync.Mutex
+		first error
+	)
+	err := ForEach(ctx, max(parallel, 1), xs[1:], func(x T) error {
+		mu.Lock()
+		stopped := first != nil
+		mu.Unlock()
+		if stopped {
+			return nil
+		}
+		if err := fn(x); err != nil {
+			mu.Lock()
+			if first == nil {
+				first = err
+			}
+			mu.Unlock()
+		}
+		return nil
+	})
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// EachFirstAlonePaced is EachFirstAlone with the others paced by p instead of a
+// fixed number at a time.
+func EachFirstAlonePaced[T any](ctx context.Context, p *Pacer, xs []T, fn func(T) error) error {
+	if len(xs) == 0 {
+		return nil
+	}
+	if err := fn(xs[0]); err != nil {
+		return err
+	}
+	var (
+		mu    sync.Mutex
+		first error
+	)
+	err := p.Each(ctx, len(xs)-1, nil, func(_ context.Context, i int) error {
+		mu.Lock()
+		stopped := first != nil
+		mu.Unlock()
+		if stopped {
+			return nil
+		}
+		if err := fn(xs[i+1]); err != nil {
+			mu.Lock()
+			if first == nil {
+				first = err
+			}
+			mu.Unlock()
+			return err // KindUsage stops what has not started
+		}
+		return nil
+	})
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// ConcernsEveryone reports whether a failure to ask about one order says
+// nothing about that order but about every one: the run is stopping,
+// configuration (refused credentials: KindUsage and the like), or the
+// provider unreachable or failing after its retries (an error reporting
+// Transient). Anything else (an answer we cannot read, a definite refusal
+// of this order) concerns that order alone.
+func ConcernsEveryone(ctx context.Context, err error) bool {
+	var t interface{ Transient() bool }
+	switch {
+	case ctx.Err() != nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case KindOf(err) != KindFailed:
+		return true
+	case errors.As(err, &t) && t.Transient():
+		return true
+	}
+	return false
+}
+
+// OneLine keeps a provider's words on one line in a reason.
+func OneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

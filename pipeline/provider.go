@@ -1,0 +1,114 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+)
+
+// Provider is one payment provider plugged into a run: what it adds to the
+// upload, distribute and reconcile stages. Each provider's package builds
+// its own from its client and configuration; cmd lists the configured ones
+// and Plug turns them into the runner's stages. The core knows no provider
+// by name: a further provider is one package and one line in that list.
+type Provider struct {
+	// Name names the provider in summaries, logs and mismatches.
+	Name string
+	// Settles are the channels (the source's provider column) whose orders
+	// this provider settles: an order of a channel no provider of the run
+	// settles is work left undone.
+	Settles []Channel
+	// Preflight makes one cheap authenticated call (and any login the
+	// provider needs) so that refused credentials stop the run before
+	// anything is sent; nil: none.
+	Preflight func(ctx context.Context) error
+	// Upload is its part of the upload stage. The parts of all providers
+	// run one after the other, in the order the providers are given: one
+	// that verifies payments goes before one that files them. nil: none.
+	Upload StageFunc
+	// Distribute is its chain of the distribute stage. The chains of all
+	// providers run side by side: none waits on another's. nil: none.
+	Distribute StageFunc
+	// Matchers compare the provider's word with the ledger's in the
+	// reconcile stage.
+	Matchers []Matcher
+	// Close releases what it holds (a connection); nil: nothing.
+	Close func() error
+}
+
+// Plugged is what the providers of a run add to its stages.
+type Plugged struct {
+	// Preflight runs every provider's pre-flight in order; the first error
+	// stops. nil when none has one.
+	Preflight func(ctx context.Context) error
+	// Upload runs the providers' upload parts in order (Combine); nil when
+	// none has one.
+	Upload StageFunc
+	// Distribute runs first, then the providers' chains side by side
+	// (Concurrent).
+	Distribute StageFunc
+	// Matchers are every provider's, in order.
+	Matchers []Matcher
+	// Settles reports the channels some provider settles.
+	Settles map[Channel]bool
+}
+
+// Plug composes providers into the stages of a run. first runs before the
+// distribute chains (a check that every channel has its provider, say);
+// nil: none.
+func Plug(first StageFunc, providers ...Provider) Plugged {
+	var (
+		p       = Plugged{Settles: map[Channel]bool{}}
+		checks  []func(context.Context) error
+		uploads []StageFunc
+		chains  []StageFunc
+	)
+	for _, pr := range providers {
+		for _, ch := range pr.Settles {
+			p.Settles[ch] = true
+		}
+		if pr.Preflight != nil {
+			checks = append(checks, pr.Preflight)
+		}
+		if pr.Upload != nil {
+			uploads = append(uploads, pr.Upload)
+		}
+		if pr.Distribute != nil {
+			chains = append(chains, pr.Distribute)
+		}
+		p.Matchers = append(p.Matchers, pr.Matchers...)
+	}
+	if len(checks) > 0 {
+		p.Preflight = func(ctx context.Context) error {
+			for _, check := range checks {
+				if err := check(ctx); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	if len(uploads) > 0 {
+		p.Upload = Combine(uploads...)
+	}
+	switch {
+	case first != nil && len(chains) > 0:
+		p.Distribute = Combine(first, Concurrent(chains...))
+	case first != nil:
+		p.Distribute = first
+	case len(chains) > 0:
+		p.Distribute = Concurrent(chains...)
+	}
+	return p
+}
+
+// CloseAll closes every provider that holds something, and returns the
+// errors joined.
+func CloseAll(providers []Provider) error {
+	var errs []error
+	for _, pr := range providers {
+		if pr.Close != nil {
+			errs = append(errs, pr.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
