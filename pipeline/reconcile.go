@@ -65,6 +65,21 @@ func SortMismatches(ms []Mismatch) {
 // returns every disagreement.
 type Matcher func(ctx context.Context, run *Run) ([]Mismatch, error)
 
+// FinalAnswers keeps which of a provider's answers a matcher found final
+// and in agreement with the ledger, so that a later reconciliation of the
+// same date does not ask again what can no longer change (a re-run that
+// sends nothing then costs a fraction of the first run). A key names what
+// was asked together with what the ledger said then (an effect's key and
+// its amount and state, a payment and our refunded total): when the ledger
+// changes, the key does too, and the provider is asked again. Aggregate
+// checks (a day's bill, a settlement) are not kept: they are asked again.
+type FinalAnswers interface {
+	// FinalKeys returns which of keys matcher recorded as final.
+	FinalKeys(ctx context.Context, matcher string, keys []string) (map[string]bool, error)
+	// RecordFinal records keys as final for matcher.
+	RecordFinal(ctx context.Context, matcher string, keys []string) error
+}
+
 // MismatchStore keeps a run's findings.
 type MismatchStore interface {
 	// ReplaceMismatches replaces the run's mismatches with ms.
