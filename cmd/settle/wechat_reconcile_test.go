@@ -38,7 +38,7 @@ func (e *env) weChatMatcherOf(sim *paysim.Sim, now func() time.Time) pipeline.Ma
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { l.Close() })
-	return w.matcher(l, now)
+	return wechatpay.WeChatMatcher(l, wechatpay.NewAdapter(w.client, w.receiver), now)
 }
 
 // matchWeChat runs the matcher on the test date's run, sorted as the reconcile

@@ -1,4 +1,4 @@
-package pipeline
+package wechatpay
 
 import (
 	"cmp"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // WeChat Pay's words for the state of a distribution or unfreeze order, the
@@ -43,33 +45,10 @@ const weChatClockMargin = 10 * time.Minute
 // the client keeps to WeChat's QPS limits.
 const weChatParallel = 8
 
-// WeChatItem is one of a run's wechatpay items as the WeChat matcher sees it.
-type WeChatItem struct {
-	OrderNo       string
-	SellerID      string
-	SubMchID      string // the seller's sub-merchant, as the run recorded it
-	TransactionID string
-	Currency      Currency
-	// SellerShare (minor units) is what is left to the seller after the
-	// commission: what an unfreeze (commission 0) releases.
-	SellerShare int64
-	State       string // the item's state in the ledger, e.g. ItemRecorded
-	Reason      string // why it is in that state, e.g. a hold
-}
-
-// WeChatAttempt is one distribution or unfreeze attempt the ledger
-// recorded for a wechatpay item, with the item.
-type WeChatAttempt struct {
-	Effect              // Kind, Key (out_order_no), Currency, Amount (the commission), State
-	Item     WeChatItem // SubMchID: the one the attempt was sent to
-	Planned  time.Time  // when the intent was recorded
-	Recorded time.Time  // when the ledger last changed it: for a final attempt, when WeChat's answer was recorded
-}
-
 // expected returns what the attempt's line at WeChat should move (minor
 // units): the commission to the platform's receiver for a distribution,
 // the seller's share for an unfreeze.
-func (a WeChatAttempt) expected() int64 {
+func expected(a pipeline.Attempt) int64 {
 	if a.Kind == KindUnfreeze {
 		return a.Item.SellerShare
 	}
@@ -98,7 +77,7 @@ type WeChatBillLine struct {
 	OutOrderNo    string
 	Type          string // WeChatLineDistribution or WeChatLineUnfreeze
 	Platform      bool   // the line pays the platform's receiver
-	Currency      Currency
+	Currency      pipeline.Currency
 	Amount        int64 // minor units
 }
 
@@ -106,7 +85,7 @@ type WeChatBillLine struct {
 type WeChatSettlement struct {
 	BatchNo  string
 	State    string // WeChatSettled or WeChatUnsettled
-	Currency Currency
+	Currency pipeline.Currency
 	Amount   int64 // minor units
 }
 
@@ -121,26 +100,29 @@ type WeChatReconciler interface {
 	Order(ctx context.Context, subMchID, transactionID, outOrderNo string) (WeChatOrderStatus, error)
 	// BillLines returns the sub-merchant's distribution bill of a day that
 	// is over: every successful line of the orders accepted that day.
-	BillLines(ctx context.Context, subMchID string, day Date) ([]WeChatBillLine, error)
+	BillLines(ctx context.Context, subMchID string, day pipeline.Date) ([]WeChatBillLine, error)
 	// Settlements returns the sub-merchant's fund settlement details of a
 	// trade day, SETTLED and UNSETTLE, each holding what was distributed to
 	// receivers that day in one currency (assumed, as in the fake).
-	Settlements(ctx context.Context, subMchID string, day Date) ([]WeChatSettlement, error)
+	Settlements(ctx context.Context, subMchID string, day pipeline.Date) ([]WeChatSettlement, error)
 }
 
 // WeChatReconcileStore is what the WeChat matcher needs of the ledger.
 type WeChatReconcileStore interface {
-	// WeChatItems returns the run's wechatpay items, whatever their state.
-	WeChatItems(ctx context.Context, runID int64) ([]WeChatItem, error)
-	// WeChatAttempts returns every distribution and unfreeze attempt of the
-	// run's wechatpay items that may have been sent (state sent, unknown,
-	// succeeded or failed), from any run of the date.
-	WeChatAttempts(ctx context.Context, runID int64) ([]WeChatAttempt, error)
-	// WeChatDistributed returns the succeeded distributions with a positive
-	// amount - of any run and any date - sent to one of the sub-merchants
+	// WeChatItems returns the run's items of channel ch, whatever their
+	// state, each with its seller's sub-merchant as the run recorded it
+	// (Account; "" when none).
+	WeChatItems(ctx context.Context, runID int64, ch pipeline.Channel) ([]pipeline.ChannelItem, error)
+	// WeChatAttempts returns every attempt of one of kinds at the run's
+	// items of channel ch that may have been sent (state sent, unknown,
+	// succeeded or failed), from any run of the date; the item's Account is
+	// the sub-merchant it was sent to.
+	WeChatAttempts(ctx context.Context, runID int64, ch pipeline.Channel, kinds []string) ([]pipeline.Attempt, error)
+	// WeChatDistributed returns the succeeded effects of kind with a
+	// positive amount - of any run and any date - sent to one of the sub-merchants
 	// whose life in the ledger (from Planned to Recorded) overlaps
 	// [from, to): every one WeChat Pay may have accepted in that interval.
-	WeChatDistributed(ctx context.Context, subMchIDs []string, from, to time.Time) ([]WeChatAttempt, error)
+	WeChatDistributed(ctx context.Context, kind string, subMchIDs []string, from, to time.Time) ([]pipeline.Attempt, error)
 }
 
 // WeChatMatcher compares the ledger's view of a run's WeChat work with
@@ -183,10 +165,10 @@ type WeChatReconcileStore interface {
 // findings give the same rows. now tells whether a day is over in Beijing.
 // An error of WeChat Pay or of the ledger is returned: findings are never
 // guessed.
-func WeChatMatcher(store WeChatReconcileStore, api WeChatReconciler, now func() time.Time) Matcher {
-	return func(ctx context.Context, run *Run) ([]Mismatch, error) {
-		m := &weChatMatch{store: store, api: api, now: now, run: run, txns: map[string]WeChatItem{},
-			keys: map[string]WeChatAttempt{}, accepted: map[string]time.Time{}, found: map[string]bool{}, subSeller: map[string]string{}}
+func WeChatMatcher(store WeChatReconcileStore, api WeChatReconciler, now func() time.Time) pipeline.Matcher {
+	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
+		m := &weChatMatch{store: store, api: api, now: now, run: run, txns: map[string]pipeline.ChannelItem{},
+			keys: map[string]pipeline.Attempt{}, accepted: map[string]time.Time{}, found: map[string]bool{}, subSeller: map[string]string{}}
 		ms, err := m.match(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("wechatpay: %w", err)
@@ -200,35 +182,35 @@ type weChatMatch struct {
 	store WeChatReconcileStore
 	api   WeChatReconciler
 	now   func() time.Time
-	run   *Run
+	run   *pipeline.Run
 	at    time.Time // now, once: every bill of the run is judged out or not at the same moment
 
-	items     []WeChatItem
-	txns      map[string]WeChatItem // transaction id -> item
-	subSeller map[string]string     // sub-merchant -> its seller, "" when several
-	attempts  []WeChatAttempt
-	keys      map[string]WeChatAttempt // out_order_no -> the run's attempt
+	items     []pipeline.ChannelItem
+	txns      map[string]pipeline.ChannelItem // transaction id -> item
+	subSeller map[string]string               // sub-merchant -> its seller, "" when several
+	attempts  []pipeline.Attempt
+	keys      map[string]pipeline.Attempt // out_order_no -> the run's attempt
 
 	mu       sync.Mutex
 	accepted map[string]time.Time // out_order_no -> when WeChat accepted it (ledger's time when WeChat does not know it)
 	found    map[string]bool      // out_order_no -> WeChat knows it
 }
 
-func (m *weChatMatch) match(ctx context.Context) ([]Mismatch, error) {
+func (m *weChatMatch) match(ctx context.Context) ([]pipeline.Mismatch, error) {
 	m.at = m.now()
 	var err error
-	if m.items, err = m.store.WeChatItems(ctx, m.run.ID); err != nil {
+	if m.items, err = m.store.WeChatItems(ctx, m.run.ID, pipeline.ChannelWeChatPay); err != nil {
 		return nil, err
 	}
-	if m.attempts, err = m.store.WeChatAttempts(ctx, m.run.ID); err != nil {
+	if m.attempts, err = m.store.WeChatAttempts(ctx, m.run.ID, pipeline.ChannelWeChatPay, []string{KindDistribution, KindUnfreeze}); err != nil {
 		return nil, err
 	}
 	for _, it := range m.items {
 		m.txns[it.TransactionID] = it
-		if s, ok := m.subSeller[it.SubMchID]; ok && s != it.SellerID {
-			m.subSeller[it.SubMchID] = ""
+		if s, ok := m.subSeller[it.Account]; ok && s != it.SellerID {
+			m.subSeller[it.Account] = ""
 		} else {
-			m.subSeller[it.SubMchID] = it.SellerID
+			m.subSeller[it.Account] = it.SellerID
 		}
 	}
 	for _, a := range m.attempts {
@@ -256,7 +238,7 @@ func (m *weChatMatch) match(ctx context.Context) ([]Mismatch, error) {
 	}
 	type subDay struct {
 		sub string
-		day Date
+		day pipeline.Date
 	}
 	var pairs []subDay
 	for _, d := range days {
@@ -264,8 +246,8 @@ func (m *weChatMatch) match(ctx context.Context) ([]Mismatch, error) {
 			pairs = append(pairs, subDay{s, d})
 		}
 	}
-	found := make([][]Mismatch, len(pairs))
-	err = ForEach(ctx, weChatParallel, weChatIndexes(len(pairs)), func(i int) error {
+	found := make([][]pipeline.Mismatch, len(pairs))
+	err = pipeline.ForEach(ctx, weChatParallel, weChatIndexes(len(pairs)), func(i int) error {
 		p := pairs[i]
 		bill, err := m.bill(ctx, p.sub, p.day)
 		if err != nil {
@@ -286,14 +268,14 @@ func (m *weChatMatch) match(ctx context.Context) ([]Mismatch, error) {
 
 // refused reports the items held because WeChat Pay refused them, or
 // answered about them what could not be read: a person must look.
-func (m *weChatMatch) refused() []Mismatch {
-	var out []Mismatch
+func (m *weChatMatch) refused() []pipeline.Mismatch {
+	var out []pipeline.Mismatch
 	for _, it := range m.items {
 		reason, held := strings.CutPrefix(it.Reason, "held: ")
-		if it.State != ItemRecorded || !held || !strings.HasPrefix(reason, weChatRefusal) {
+		if it.State != pipeline.ItemRecorded || !held || !strings.HasPrefix(reason, weChatRefusal) {
 			continue
 		}
-		r := m.row(MismatchStatus, "transaction/"+it.TransactionID, it)
+		r := m.row(pipeline.MismatchStatus, "transaction/"+it.TransactionID, it)
 		r.OursState, r.TheirsState, r.Detail = it.State, "REFUSED", reason
 		out = append(out, r)
 	}
@@ -310,32 +292,32 @@ func weChatIndexes(n int) []int {
 }
 
 // row starts a mismatch about an item.
-func (m *weChatMatch) row(category, subject string, it WeChatItem) Mismatch {
-	return Mismatch{Provider: ProviderWeChat, Category: category, Subject: subject, OrderNo: it.OrderNo, SellerID: it.SellerID,
+func (m *weChatMatch) row(category, subject string, it pipeline.ChannelItem) pipeline.Mismatch {
+	return pipeline.Mismatch{Provider: pipeline.ProviderWeChat, Category: category, Subject: subject, OrderNo: it.OrderNo, SellerID: it.SellerID,
 		Currency: string(it.Currency)}
 }
 
 // orders is check 1: every attempt queried by its out_order_no.
-func (m *weChatMatch) orders(ctx context.Context) ([]Mismatch, error) {
-	found := make([][]Mismatch, len(m.attempts))
-	err := ForEach(ctx, weChatParallel, weChatIndexes(len(m.attempts)), func(i int) error {
+func (m *weChatMatch) orders(ctx context.Context) ([]pipeline.Mismatch, error) {
+	found := make([][]pipeline.Mismatch, len(m.attempts))
+	err := pipeline.ForEach(ctx, weChatParallel, weChatIndexes(len(m.attempts)), func(i int) error {
 		a := m.attempts[i]
-		if a.Item.SubMchID == "" {
-			r := m.attemptRow(MismatchStatus, a)
+		if a.Item.Account == "" {
+			r := m.attemptRow(pipeline.MismatchStatus, a)
 			r.Detail = "no WeChat sub-merchant recorded for the seller: cannot ask WeChat Pay"
-			found[i] = []Mismatch{r}
+			found[i] = []pipeline.Mismatch{r}
 			return nil
 		}
-		st, err := m.api.Order(ctx, a.Item.SubMchID, a.Item.TransactionID, a.Key)
+		st, err := m.api.Order(ctx, a.Item.Account, a.Item.TransactionID, a.Key)
 		if err != nil && weChatSubjectError(err) {
 			// WeChat Pay refused the question about this one, or answered
 			// what cannot be read: reported, the others are compared.
-			r := m.attemptRow(MismatchStatus, a)
+			r := m.attemptRow(pipeline.MismatchStatus, a)
 			r.TheirsState, r.Detail = "REFUSED", weChatRefusal+err.Error()
-			found[i] = []Mismatch{r}
+			found[i] = []pipeline.Mismatch{r}
 			return nil
 		}
-		if err != nil && !IsNotFound(err) {
+		if err != nil && !pipeline.IsNotFound(err) {
 			return fmt.Errorf("%s %s of order %s: %w", a.Kind, a.Key, a.Item.OrderNo, err)
 		}
 		m.mu.Lock()
@@ -345,7 +327,7 @@ func (m *weChatMatch) orders(ctx context.Context) ([]Mismatch, error) {
 				m.accepted[a.Key] = st.AcceptedAt
 			}
 		}
-		if _, ok := m.accepted[a.Key]; !ok && a.State == EffectSucceeded {
+		if _, ok := m.accepted[a.Key]; !ok && a.State == pipeline.EffectSucceeded {
 			m.accepted[a.Key] = a.Recorded
 		}
 		m.mu.Unlock()
@@ -356,39 +338,39 @@ func (m *weChatMatch) orders(ctx context.Context) ([]Mismatch, error) {
 		found[i] = m.compareOrder(a, st)
 		return nil
 	})
-	var out []Mismatch
+	var out []pipeline.Mismatch
 	for _, f := range found {
 		out = append(out, f...)
 	}
 	return out, err
 }
 
-func (m *weChatMatch) attemptRow(category string, a WeChatAttempt) Mismatch {
+func (m *weChatMatch) attemptRow(category string, a pipeline.Attempt) pipeline.Mismatch {
 	r := m.row(category, a.Key, a.Item)
-	r.Currency, r.Ours, r.OursState = string(a.Currency), Minor(a.expected()), string(a.State)
+	r.Currency, r.Ours, r.OursState = string(a.Currency), pipeline.Minor(expected(a)), string(a.State)
 	return r
 }
 
 // unknownOrder compares an attempt WeChat Pay does not know.
-func (m *weChatMatch) unknownOrder(a WeChatAttempt) []Mismatch {
-	var r Mismatch
+func (m *weChatMatch) unknownOrder(a pipeline.Attempt) []pipeline.Mismatch {
+	var r pipeline.Mismatch
 	switch a.State {
-	case EffectSucceeded:
-		r = m.attemptRow(MismatchMissingAtProvider, a)
+	case pipeline.EffectSucceeded:
+		r = m.attemptRow(pipeline.MismatchMissingAtProvider, a)
 		r.Detail = fmt.Sprintf("WeChat Pay does not know the %s of transaction %s", a.Kind, a.Item.TransactionID)
-	case EffectSent, EffectUnknown:
-		r = m.attemptRow(MismatchStatus, a)
+	case pipeline.EffectSent, pipeline.EffectUnknown:
+		r = m.attemptRow(pipeline.MismatchStatus, a)
 		r.Detail = fmt.Sprintf("the %s never reached WeChat Pay: a re-run of the date sends it again", a.Kind)
 	default:
 		return nil // refused: nothing moved, as the ledger says
 	}
 	r.TheirsState = "NOT_FOUND"
-	return []Mismatch{r}
+	return []pipeline.Mismatch{r}
 }
 
 // weChatLineOf returns the line of a WeChat order that an attempt is about: the
 // platform's receiver for a distribution, the seller's for an unfreeze.
-func weChatLineOf(a WeChatAttempt, lines []WeChatLine) (WeChatLine, bool) {
+func weChatLineOf(a pipeline.Attempt, lines []WeChatLine) (WeChatLine, bool) {
 	for _, l := range lines {
 		if l.Platform == (a.Kind == KindDistribution) {
 			return l, true
@@ -398,36 +380,36 @@ func weChatLineOf(a WeChatAttempt, lines []WeChatLine) (WeChatLine, bool) {
 }
 
 // compareOrder compares an attempt with WeChat Pay's order.
-func (m *weChatMatch) compareOrder(a WeChatAttempt, st WeChatOrderStatus) []Mismatch {
+func (m *weChatMatch) compareOrder(a pipeline.Attempt, st WeChatOrderStatus) []pipeline.Mismatch {
 	l, ok := weChatLineOf(a, st.Lines)
 	r := m.attemptRow("", a)
 	r.TheirsState = st.State
 	if ok {
-		r.Theirs, r.TheirsState = Minor(l.Amount), st.State+"/"+l.Result
+		r.Theirs, r.TheirsState = pipeline.Minor(l.Amount), st.State+"/"+l.Result
 	}
-	open := a.State == EffectSent || a.State == EffectUnknown
+	open := a.State == pipeline.EffectSent || a.State == pipeline.EffectUnknown
 	switch {
 	case st.State != WeChatFinished || ok && l.Result == WeChatPending:
-		r.Category, r.Expected, r.Detail = MismatchTiming, true, "WeChat Pay is still processing it"
-	case !ok && a.State == EffectSucceeded:
-		r.Category, r.Detail = MismatchMissingAtProvider, fmt.Sprintf("WeChat Pay's order has no %s line", weChatLineName(a))
+		r.Category, r.Expected, r.Detail = pipeline.MismatchTiming, true, "WeChat Pay is still processing it"
+	case !ok && a.State == pipeline.EffectSucceeded:
+		r.Category, r.Detail = pipeline.MismatchMissingAtProvider, fmt.Sprintf("WeChat Pay's order has no %s line", weChatLineName(a))
 	case open:
-		r.Category, r.Detail = MismatchStatus, "the ledger has not recorded WeChat Pay's answer: a re-run of the date adopts it"
+		r.Category, r.Detail = pipeline.MismatchStatus, "the ledger has not recorded WeChat Pay's answer: a re-run of the date adopts it"
 	case !ok:
 		return nil
-	case l.Result == WeChatClosed && a.State == EffectSucceeded:
-		r.Category, r.Detail = MismatchStatus, strings.TrimSpace("WeChat Pay closed the "+weChatLineName(a)+" line: "+l.FailReason)
-	case l.Result == WeChatSuccess && a.State == EffectFailed:
-		r.Category, r.Detail = MismatchStatus, "WeChat Pay paid the "+weChatLineName(a)+" line the ledger recorded failed"
-	case l.Result == WeChatSuccess && a.State == EffectSucceeded && l.Amount != a.expected():
-		r.Category, r.Detail = MismatchAmount, fmt.Sprintf("WeChat Pay's %s line moves another amount", weChatLineName(a))
+	case l.Result == WeChatClosed && a.State == pipeline.EffectSucceeded:
+		r.Category, r.Detail = pipeline.MismatchStatus, strings.TrimSpace("WeChat Pay closed the "+weChatLineName(a)+" line: "+l.FailReason)
+	case l.Result == WeChatSuccess && a.State == pipeline.EffectFailed:
+		r.Category, r.Detail = pipeline.MismatchStatus, "WeChat Pay paid the "+weChatLineName(a)+" line the ledger recorded failed"
+	case l.Result == WeChatSuccess && a.State == pipeline.EffectSucceeded && l.Amount != expected(a):
+		r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("WeChat Pay's %s line moves another amount", weChatLineName(a))
 	default:
 		return nil
 	}
-	return []Mismatch{r}
+	return []pipeline.Mismatch{r}
 }
 
-func weChatLineName(a WeChatAttempt) string {
+func weChatLineName(a pipeline.Attempt) string {
 	if a.Kind == KindUnfreeze {
 		return "unfreeze"
 	}
@@ -436,28 +418,28 @@ func weChatLineName(a WeChatAttempt) string {
 
 // days returns the Beijing days on which WeChat accepted the run's
 // attempts, in order.
-func (m *weChatMatch) days() []Date {
-	set := map[Date]bool{}
+func (m *weChatMatch) days() []pipeline.Date {
+	set := map[pipeline.Date]bool{}
 	for _, t := range m.accepted {
-		set[DateOf(t.In(weChatZone))] = true
+		set[pipeline.DateOf(t.In(weChatZone))] = true
 	}
 	days := slices.Collect(maps.Keys(set))
-	slices.SortFunc(days, func(a, b Date) int { return cmp.Compare(a.String(), b.String()) })
+	slices.SortFunc(days, func(a, b pipeline.Date) int { return cmp.Compare(a.String(), b.String()) })
 	return days
 }
 
 // bill is check 2 for one sub-merchant and day.
-func (m *weChatMatch) bill(ctx context.Context, sub string, day Date) ([]Mismatch, error) {
+func (m *weChatMatch) bill(ctx context.Context, sub string, day pipeline.Date) ([]pipeline.Mismatch, error) {
 	subject := "bill/" + sub + "/" + day.String()
 	if m.at.Before(day.AddDays(1).Time(weChatZone)) {
-		return []Mismatch{{Provider: ProviderWeChat, Category: MismatchTiming, Subject: subject, SellerID: m.subSeller[sub],
+		return []pipeline.Mismatch{{Provider: pipeline.ProviderWeChat, Category: pipeline.MismatchTiming, Subject: subject, SellerID: m.subSeller[sub],
 			Expected: true, Detail: "the distribution bill of " + day.String() + " is not out yet: the day is not over in Beijing"}}, nil
 	}
 	lines, err := m.api.BillLines(ctx, sub, day)
 	if err != nil {
 		return nil, fmt.Errorf("bill of %s at %s: %w", day, sub, err)
 	}
-	var out []Mismatch
+	var out []pipeline.Mismatch
 	seen := map[string]bool{}
 	for _, l := range lines {
 		it, ours := m.txns[l.TransactionID]
@@ -468,23 +450,23 @@ func (m *weChatMatch) bill(ctx context.Context, sub string, day Date) ([]Mismatc
 		mine := have && (a.Kind == KindDistribution && l.Type == WeChatLineDistribution && l.Platform ||
 			a.Kind == KindUnfreeze && l.Type == WeChatLineUnfreeze)
 		r := m.row("", l.OutOrderNo, it)
-		r.Theirs, r.TheirsState = Minor(l.Amount), l.Type+" in the bill of "+day.String()
+		r.Theirs, r.TheirsState = pipeline.Minor(l.Amount), l.Type+" in the bill of "+day.String()
 		if have {
-			r.Ours, r.OursState = Minor(a.expected()), string(a.State)
+			r.Ours, r.OursState = pipeline.Minor(expected(a)), string(a.State)
 		}
 		switch {
-		case have && a.State == EffectSucceeded && a.Kind == KindDistribution && l.Type == WeChatLineUnfreeze:
+		case have && a.State == pipeline.EffectSucceeded && a.Kind == KindDistribution && l.Type == WeChatLineUnfreeze:
 			continue // the rest released with unfreeze_unsplit: not recorded by the ledger
-		case !have || a.State != EffectSucceeded:
-			r.Category, r.Detail = MismatchMissingInLedger, fmt.Sprintf("WeChat Pay moved money of transaction %s that the ledger has no succeeded request for", l.TransactionID)
+		case !have || a.State != pipeline.EffectSucceeded:
+			r.Category, r.Detail = pipeline.MismatchMissingInLedger, fmt.Sprintf("WeChat Pay moved money of transaction %s that the ledger has no succeeded request for", l.TransactionID)
 		case !mine || seen[a.Key]:
-			r.Category, r.Detail = MismatchMissingInLedger, fmt.Sprintf("a %s line the %s did not ask for", strings.ToLower(l.Type), a.Kind)
+			r.Category, r.Detail = pipeline.MismatchMissingInLedger, fmt.Sprintf("a %s line the %s did not ask for", strings.ToLower(l.Type), a.Kind)
 		case l.Currency != a.Currency:
 			seen[a.Key] = true
-			r.Category, r.Currency, r.Detail = MismatchCurrency, string(a.Currency), "the bill's line is in "+string(l.Currency)
-		case l.Amount != a.expected():
+			r.Category, r.Currency, r.Detail = pipeline.MismatchCurrency, string(a.Currency), "the bill's line is in "+string(l.Currency)
+		case l.Amount != expected(a):
 			seen[a.Key] = true
-			r.Category, r.Detail = MismatchAmount, fmt.Sprintf("the bill's %s line moves another amount", weChatLineName(a))
+			r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("the bill's %s line moves another amount", weChatLineName(a))
 		default:
 			seen[a.Key] = true
 			continue
@@ -492,11 +474,11 @@ func (m *weChatMatch) bill(ctx context.Context, sub string, day Date) ([]Mismatc
 		out = append(out, r)
 	}
 	for _, a := range m.attempts {
-		if a.State != EffectSucceeded || a.Item.SubMchID != sub || seen[a.Key] || a.expected() <= 0 || !m.found[a.Key] ||
-			DateOf(m.accepted[a.Key].In(weChatZone)) != day {
+		if a.State != pipeline.EffectSucceeded || a.Item.Account != sub || seen[a.Key] || expected(a) <= 0 || !m.found[a.Key] ||
+			pipeline.DateOf(m.accepted[a.Key].In(weChatZone)) != day {
 			continue
 		}
-		r := m.attemptRow(MismatchMissingAtProvider, a)
+		r := m.attemptRow(pipeline.MismatchMissingAtProvider, a)
 		r.TheirsState, r.Detail = "not in the bill", fmt.Sprintf("WeChat Pay accepted it on %s; the bill of that day has no %s line", day, weChatLineName(a))
 		out = append(out, r)
 	}
@@ -506,10 +488,10 @@ func (m *weChatMatch) bill(ctx context.Context, sub string, day Date) ([]Mismatc
 // distributed sums the ledger's succeeded distributions - any run, any
 // date - by sub-merchant, Beijing day (when WeChat accepted them) and
 // currency: key sub + "/" + day, then currency.
-func (m *weChatMatch) distributed(ctx context.Context, subs []string, days []Date) (map[string]map[Currency]int64, error) {
+func (m *weChatMatch) distributed(ctx context.Context, subs []string, days []pipeline.Date) (map[string]map[pipeline.Currency]int64, error) {
 	from := days[0].Time(weChatZone).Add(-weChatClockMargin)
 	to := days[len(days)-1].AddDays(1).Time(weChatZone).Add(weChatClockMargin)
-	all, err := m.store.WeChatDistributed(ctx, subs, from, to)
+	all, err := m.store.WeChatDistributed(ctx, KindDistribution, subs, from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -519,11 +501,11 @@ func (m *weChatMatch) distributed(ctx context.Context, subs []string, days []Dat
 		listed[a.Key] = true
 	}
 	for _, a := range m.attempts {
-		if a.Kind == KindDistribution && a.State == EffectSucceeded && a.Amount > 0 && !listed[a.Key] && slices.Contains(subs, a.Item.SubMchID) {
+		if a.Kind == KindDistribution && a.State == pipeline.EffectSucceeded && a.Amount > 0 && !listed[a.Key] && slices.Contains(subs, a.Item.Account) {
 			all = append(all, a)
 		}
 	}
-	var ask []WeChatAttempt
+	var ask []pipeline.Attempt
 	m.mu.Lock()
 	for _, a := range all {
 		if _, known := m.accepted[a.Key]; !known {
@@ -531,9 +513,9 @@ func (m *weChatMatch) distributed(ctx context.Context, subs []string, days []Dat
 		}
 	}
 	m.mu.Unlock()
-	err = ForEach(ctx, weChatParallel, ask, func(a WeChatAttempt) error {
-		st, err := m.api.Order(ctx, a.Item.SubMchID, a.Item.TransactionID, a.Key)
-		if err != nil && !IsNotFound(err) && !weChatSubjectError(err) {
+	err = pipeline.ForEach(ctx, weChatParallel, ask, func(a pipeline.Attempt) error {
+		st, err := m.api.Order(ctx, a.Item.Account, a.Item.TransactionID, a.Key)
+		if err != nil && !pipeline.IsNotFound(err) && !weChatSubjectError(err) {
 			return fmt.Errorf("%s %s of order %s: %w", a.Kind, a.Key, a.Item.OrderNo, err)
 		}
 		at := a.Recorded // WeChat no longer knows it, or will not say: the ledger's time
@@ -548,13 +530,13 @@ func (m *weChatMatch) distributed(ctx context.Context, subs []string, days []Dat
 	if err != nil {
 		return nil, err
 	}
-	sums := map[string]map[Currency]int64{}
+	sums := map[string]map[pipeline.Currency]int64{}
 	for _, a := range all {
-		k := a.Item.SubMchID + "/" + DateOf(m.accepted[a.Key].In(weChatZone)).String()
+		k := a.Item.Account + "/" + pipeline.DateOf(m.accepted[a.Key].In(weChatZone)).String()
 		if sums[k] == nil {
-			sums[k] = map[Currency]int64{}
+			sums[k] = map[pipeline.Currency]int64{}
 		}
-		if sums[k][a.Currency], err = Add(sums[k][a.Currency], a.Amount); err != nil {
+		if sums[k][a.Currency], err = pipeline.Add(sums[k][a.Currency], a.Amount); err != nil {
 			return nil, fmt.Errorf("distributed at %s: %w", k, err)
 		}
 	}
@@ -563,7 +545,7 @@ func (m *weChatMatch) distributed(ctx context.Context, subs []string, days []Dat
 
 // settlements is check 3 for one sub-merchant and day, with what the
 // ledger distributed by currency.
-func (m *weChatMatch) settlements(ctx context.Context, sub string, day Date, ours map[Currency]int64) ([]Mismatch, error) {
+func (m *weChatMatch) settlements(ctx context.Context, sub string, day pipeline.Date, ours map[pipeline.Currency]int64) ([]pipeline.Mismatch, error) {
 	details, err := m.api.Settlements(ctx, sub, day)
 	if err != nil {
 		return nil, fmt.Errorf("settlements of %s at %s: %w", day, sub, err)
@@ -574,14 +556,14 @@ func (m *weChatMatch) settlements(ctx context.Context, sub string, day Date, our
 		states    []string
 		batches   []string
 	}
-	theirs := map[Currency]*total{}
+	theirs := map[pipeline.Currency]*total{}
 	for _, s := range details {
 		t := theirs[s.Currency]
 		if t == nil {
 			t = &total{}
 			theirs[s.Currency] = t
 		}
-		if t.amount, err = Add(t.amount, s.Amount); err != nil {
+		if t.amount, err = pipeline.Add(t.amount, s.Amount); err != nil {
 			return nil, fmt.Errorf("settlements of %s at %s: %w", day, sub, err)
 		}
 		t.unsettled = t.unsettled || s.State == WeChatUnsettled
@@ -597,34 +579,34 @@ func (m *weChatMatch) settlements(ctx context.Context, sub string, day Date, our
 		}
 	}
 	slices.Sort(curs)
-	var out []Mismatch
+	var out []pipeline.Mismatch
 	for _, c := range curs {
 		o, t := ours[c], theirs[c]
-		r := Mismatch{Provider: ProviderWeChat, Subject: fmt.Sprintf("settlement/%s/%s/%s", sub, day, c), SellerID: m.subSeller[sub],
-			Currency: string(c), Ours: Minor(o), OursState: string(EffectSucceeded)}
+		r := pipeline.Mismatch{Provider: pipeline.ProviderWeChat, Subject: fmt.Sprintf("settlement/%s/%s/%s", sub, day, c), SellerID: m.subSeller[sub],
+			Currency: string(c), Ours: pipeline.Minor(o), OursState: string(pipeline.EffectSucceeded)}
 		switch {
 		case t == nil && o == 0:
 			continue
 		case t == nil:
-			r.Category, r.TheirsState = MismatchMissingAtProvider, "NOT_FOUND"
+			r.Category, r.TheirsState = pipeline.MismatchMissingAtProvider, "NOT_FOUND"
 			r.Detail = "no fund settlement detail at WeChat Pay for what was distributed on " + day.String()
 			out = append(out, r)
 			continue
 		}
 		slices.Sort(t.states)
 		slices.Sort(t.batches)
-		r.Theirs, r.TheirsState = Minor(t.amount), strings.Join(t.states, ",")
+		r.Theirs, r.TheirsState = pipeline.Minor(t.amount), strings.Join(t.states, ",")
 		batches := "batch " + strings.Join(t.batches, ", ")
 		switch {
 		case t.unsettled && t.amount >= o:
-			r.Category, r.Expected, r.Detail = MismatchTiming, true, "funds still UNSETTLE ("+batches+")"
+			r.Category, r.Expected, r.Detail = pipeline.MismatchTiming, true, "funds still UNSETTLE ("+batches+")"
 			if t.amount > o {
 				r.Detail = "funds still UNSETTLE (" + batches + "); WeChat counts more than the ledger has recorded succeeded so far"
 			}
 		case t.unsettled:
-			r.Category, r.Detail = MismatchAmount, "funds still UNSETTLE but less than the ledger distributed on "+day.String()+" ("+batches+")"
+			r.Category, r.Detail = pipeline.MismatchAmount, "funds still UNSETTLE but less than the ledger distributed on "+day.String()+" ("+batches+")"
 		case t.amount != o:
-			r.Category, r.Detail = MismatchAmount, "SETTLED with another amount than the ledger distributed on "+day.String()+" ("+batches+")"
+			r.Category, r.Detail = pipeline.MismatchAmount, "SETTLED with another amount than the ledger distributed on "+day.String()+" ("+batches+")"
 		default:
 			continue
 		}

@@ -1,4 +1,4 @@
-package pipeline
+package wechatpay
 
 import (
 	"context"
@@ -9,28 +9,32 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // wxStore is an in-memory WeChatReconcileStore.
 type wxStore struct {
-	items       []WeChatItem
-	attempts    []WeChatAttempt
-	others      []WeChatAttempt // succeeded distributions of other runs
-	from, to    time.Time       // the last WeChatDistributed window
+	items       []pipeline.ChannelItem
+	attempts    []pipeline.Attempt
+	others      []pipeline.Attempt // succeeded distributions of other runs
+	from, to    time.Time          // the last WeChatDistributed window
 	distributed error
 }
 
-func (s *wxStore) WeChatItems(context.Context, int64) ([]WeChatItem, error) { return s.items, nil }
+func (s *wxStore) WeChatItems(context.Context, int64, pipeline.Channel) ([]pipeline.ChannelItem, error) {
+	return s.items, nil
+}
 
-func (s *wxStore) WeChatAttempts(context.Context, int64) ([]WeChatAttempt, error) {
+func (s *wxStore) WeChatAttempts(context.Context, int64, pipeline.Channel, []string) ([]pipeline.Attempt, error) {
 	return s.attempts, nil
 }
 
-func (s *wxStore) WeChatDistributed(_ context.Context, subs []string, from, to time.Time) ([]WeChatAttempt, error) {
+func (s *wxStore) WeChatDistributed(_ context.Context, kind string, subs []string, from, to time.Time) ([]pipeline.Attempt, error) {
 	s.from, s.to = from, to
-	var out []WeChatAttempt
+	var out []pipeline.Attempt
 	for _, a := range append(slices.Clone(s.attempts), s.others...) {
-		if a.Kind == KindDistribution && a.State == EffectSucceeded && a.Amount > 0 && slices.Contains(subs, a.Item.SubMchID) &&
+		if a.Kind == kind && a.State == pipeline.EffectSucceeded && a.Amount > 0 && slices.Contains(subs, a.Item.Account) &&
 			a.Planned.Before(to) && !a.Recorded.Before(from) {
 			out = append(out, a)
 		}
@@ -63,26 +67,26 @@ func (a *wxAPI) Order(_ context.Context, sub, txn, no string) (WeChatOrderStatus
 	}
 	o, ok := a.orders[no]
 	if !ok {
-		return o, fmt.Errorf("%w: out_order_no %s", ErrNotFound, no)
+		return o, fmt.Errorf("%w: out_order_no %s", pipeline.ErrNotFound, no)
 	}
 	return o, nil
 }
 
-func (a *wxAPI) BillLines(_ context.Context, sub string, day Date) ([]WeChatBillLine, error) {
+func (a *wxAPI) BillLines(_ context.Context, sub string, day pipeline.Date) ([]WeChatBillLine, error) {
 	a.mu.Lock()
 	a.billCalls++
 	a.mu.Unlock()
 	return a.bills[sub+"/"+day.String()], nil
 }
 
-func (a *wxAPI) Settlements(_ context.Context, sub string, day Date) ([]WeChatSettlement, error) {
+func (a *wxAPI) Settlements(_ context.Context, sub string, day pipeline.Date) ([]WeChatSettlement, error) {
 	return a.settlements[sub+"/"+day.String()], nil
 }
 
 var (
-	wxDate     = Date{2026, time.November, 23}
+	wxDate     = pipeline.Date{Year: 2026, Month: time.November, Day: 23}
 	wxAccepted = time.Date(2026, 11, 24, 1, 0, 0, 0, weChatZone)
-	wxDay      = Date{2026, time.November, 24}
+	wxDay      = pipeline.Date{Year: 2026, Month: time.November, Day: 24}
 	wxLater    = time.Date(2026, 11, 25, 12, 0, 0, 0, weChatZone)
 )
 
@@ -90,12 +94,12 @@ var (
 // unfrozen with it) and one unfreeze (O2: 500), both succeeded, accepted on
 // wxDay and settled: nothing disagrees.
 func wxClean() (*wxStore, *wxAPI) {
-	i1 := WeChatItem{OrderNo: "O1", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T1", Currency: "CNY", SellerShare: 900}
-	i2 := WeChatItem{OrderNo: "O2", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T2", Currency: "CNY", SellerShare: 500}
+	i1 := pipeline.ChannelItem{OrderNo: "O1", SellerID: "S1", Account: "SUB1", TransactionID: "T1", Currency: "CNY", SellerShare: 900}
+	i2 := pipeline.ChannelItem{OrderNo: "O2", SellerID: "S1", Account: "SUB1", TransactionID: "T2", Currency: "CNY", SellerShare: 500}
 	rec := wxAccepted.Add(time.Second)
-	store := &wxStore{items: []WeChatItem{i1, i2}, attempts: []WeChatAttempt{
-		{Effect: Effect{Kind: KindDistribution, Key: "K1", Currency: "CNY", Amount: 100, State: EffectSucceeded}, Item: i1, Planned: wxAccepted, Recorded: rec},
-		{Effect: Effect{Kind: KindUnfreeze, Key: "K2", Currency: "CNY", Amount: 0, State: EffectSucceeded}, Item: i2, Planned: wxAccepted, Recorded: rec},
+	store := &wxStore{items: []pipeline.ChannelItem{i1, i2}, attempts: []pipeline.Attempt{
+		{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K1", Currency: "CNY", Amount: 100, State: pipeline.EffectSucceeded}, Item: i1, Planned: wxAccepted, Recorded: rec},
+		{Effect: pipeline.Effect{Kind: KindUnfreeze, Key: "K2", Currency: "CNY", Amount: 0, State: pipeline.EffectSucceeded}, Item: i2, Planned: wxAccepted, Recorded: rec},
 	}}
 	api := &wxAPI{
 		orders: map[string]WeChatOrderStatus{
@@ -113,15 +117,15 @@ func wxClean() (*wxStore, *wxAPI) {
 	return store, api
 }
 
-func wxMatch(t *testing.T, store *wxStore, api *wxAPI, now time.Time) []Mismatch {
+func wxMatch(t *testing.T, store *wxStore, api *wxAPI, now time.Time) []pipeline.Mismatch {
 	t.Helper()
-	ms, err := WeChatMatcher(store, api, func() time.Time { return now })(context.Background(), &Run{ID: 1, Key: RunKey{Date: wxDate, Shard: Whole}})
+	ms, err := WeChatMatcher(store, api, func() time.Time { return now })(context.Background(), &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: wxDate, Shard: pipeline.Whole}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	SortMismatches(ms)
+	pipeline.SortMismatches(ms)
 	for _, m := range ms {
-		if m.Provider != ProviderWeChat {
+		if m.Provider != pipeline.ProviderWeChat {
 			t.Errorf("provider %q", m.Provider)
 		}
 	}
@@ -129,7 +133,7 @@ func wxMatch(t *testing.T, store *wxStore, api *wxAPI, now time.Time) []Mismatch
 }
 
 // wxBrief is a mismatch as "category subject ours/theirs expected".
-func wxBrief(ms []Mismatch) []string {
+func wxBrief(ms []pipeline.Mismatch) []string {
 	var out []string
 	for _, m := range ms {
 		s := fmt.Sprintf("%s %s %s/%s", m.Category, m.Subject, m.Ours, m.Theirs)
@@ -186,21 +190,21 @@ func TestWeChatMatcherFindings(t *testing.T) {
 			a.settlements["SUB1/2026-11-24"] = nil
 		}, []string{"missing_at_provider K1 100/", "missing_at_provider settlement/SUB1/2026-11-24/CNY 100/", "status K1 100/100"}},
 		{"failed with us, SUCCESS at WeChat", func(s *wxStore, a *wxAPI) {
-			s.attempts[0].State = EffectFailed
+			s.attempts[0].State = pipeline.EffectFailed
 		}, []string{"amount settlement/SUB1/2026-11-24/CNY 0/100", "missing_in_ledger K1 100/100", "missing_in_ledger K1 100/900", "status K1 100/100"}},
 		{"failed with us, unknown to WeChat: agreed", func(s *wxStore, a *wxAPI) {
-			s.attempts[0].State = EffectFailed
+			s.attempts[0].State = pipeline.EffectFailed
 			delete(a.orders, "K1")
 			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][2:]
 			a.settlements["SUB1/2026-11-24"] = nil
 		}, nil},
 		{"unknown with us, never arrived", func(s *wxStore, a *wxAPI) {
-			s.attempts[1].State = EffectUnknown
+			s.attempts[1].State = pipeline.EffectUnknown
 			delete(a.orders, "K2")
 			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][:2]
 		}, []string{"status K2 500/"}},
 		{"still processing", func(s *wxStore, a *wxAPI) {
-			s.attempts[0].State = EffectSent
+			s.attempts[0].State = pipeline.EffectSent
 			a.orders["K1"] = WeChatOrderStatus{State: WeChatProcessing, AcceptedAt: wxAccepted, Lines: []WeChatLine{{Platform: true, Result: WeChatPending, Amount: 100}}}
 			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][2:]
 			a.settlements["SUB1/2026-11-24"][0].State = WeChatUnsettled
@@ -239,21 +243,21 @@ func TestWeChatMatcherFindings(t *testing.T) {
 				{BatchNo: "SB2", State: WeChatSettled, Currency: "CNY", Amount: 40}, {BatchNo: "SB3", State: WeChatSettled, Currency: "USD", Amount: 3}}
 		}, []string{"amount settlement/SUB1/2026-11-24/USD 0/3"}},
 		{"another date's run distributed the same day", func(s *wxStore, a *wxAPI) {
-			i := WeChatItem{OrderNo: "OLD", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T0", Currency: "CNY"}
-			s.others = append(s.others, WeChatAttempt{Effect: Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: EffectSucceeded},
+			i := pipeline.ChannelItem{OrderNo: "OLD", SellerID: "S1", Account: "SUB1", TransactionID: "T0", Currency: "CNY"}
+			s.others = append(s.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: pipeline.EffectSucceeded},
 				Item: i, Planned: wxAccepted.Add(-time.Hour), Recorded: wxAccepted.Add(time.Hour)})
 			a.orders["K0"] = WeChatOrderStatus{State: WeChatFinished, AcceptedAt: wxAccepted.Add(-time.Minute), Lines: []WeChatLine{{Platform: true, Result: WeChatSuccess, Amount: 30}}}
 			a.settlements["SUB1/2026-11-24"][0].Amount = 130
 		}, nil},
 		{"another date's run distributed the day before", func(s *wxStore, a *wxAPI) {
-			i := WeChatItem{OrderNo: "OLD", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T0", Currency: "CNY"}
-			s.others = append(s.others, WeChatAttempt{Effect: Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: EffectSucceeded},
+			i := pipeline.ChannelItem{OrderNo: "OLD", SellerID: "S1", Account: "SUB1", TransactionID: "T0", Currency: "CNY"}
+			s.others = append(s.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: pipeline.EffectSucceeded},
 				Item: i, Planned: wxAccepted.Add(-2 * time.Hour), Recorded: wxAccepted})
 			a.orders["K0"] = WeChatOrderStatus{State: WeChatFinished, AcceptedAt: wxDay.Time(weChatZone).Add(-time.Second), Lines: []WeChatLine{{Platform: true, Result: WeChatSuccess, Amount: 30}}}
 		}, nil},
 		{"another date's distribution lost at WeChat counts on the ledger's day", func(s *wxStore, a *wxAPI) {
-			i := WeChatItem{OrderNo: "OLD", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T0", Currency: "CNY"}
-			s.others = append(s.others, WeChatAttempt{Effect: Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: EffectSucceeded},
+			i := pipeline.ChannelItem{OrderNo: "OLD", SellerID: "S1", Account: "SUB1", TransactionID: "T0", Currency: "CNY"}
+			s.others = append(s.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: pipeline.EffectSucceeded},
 				Item: i, Planned: wxAccepted, Recorded: wxAccepted})
 		}, []string{"amount settlement/SUB1/2026-11-24/CNY 130/100"}},
 	}
@@ -272,7 +276,7 @@ func TestWeChatMatcherRows(t *testing.T) {
 	store, api := wxClean()
 	delete(api.orders, "K1")
 	ms := wxMatch(t, store, api, wxLater)
-	want := Mismatch{Provider: ProviderWeChat, Category: MismatchMissingAtProvider, Subject: "K1", OrderNo: "O1", SellerID: "S1",
+	want := pipeline.Mismatch{Provider: pipeline.ProviderWeChat, Category: pipeline.MismatchMissingAtProvider, Subject: "K1", OrderNo: "O1", SellerID: "S1",
 		Currency: "CNY", Ours: "100", OursState: "succeeded", TheirsState: "NOT_FOUND",
 		Detail: "WeChat Pay does not know the distribution of transaction T1"}
 	if len(ms) == 0 || ms[0] != want {
@@ -303,7 +307,7 @@ func TestWeChatMatcherBillNotOutYet(t *testing.T) {
 }
 
 func TestWeChatMatcherSameFindingsSameRows(t *testing.T) {
-	run := func() []Mismatch {
+	run := func() []pipeline.Mismatch {
 		store, api := wxClean()
 		api.orders["K1"].Lines[0].Amount = 1
 		delete(api.orders, "K2")
@@ -336,13 +340,13 @@ func TestWeChatMatcherAsksEachOrderOnce(t *testing.T) {
 func TestWeChatMatcherErrors(t *testing.T) {
 	store, api := wxClean()
 	api.err = errors.New("connection reset")
-	_, err := WeChatMatcher(store, api, func() time.Time { return wxLater })(context.Background(), &Run{ID: 1, Key: RunKey{Date: wxDate}})
+	_, err := WeChatMatcher(store, api, func() time.Time { return wxLater })(context.Background(), &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: wxDate}})
 	if err == nil || !strings.Contains(err.Error(), "connection reset") || !strings.Contains(err.Error(), "K1") {
 		t.Fatalf("WeChat unreachable: %v", err)
 	}
 	store, api = wxClean()
 	store.distributed = errors.New("ledger down")
-	if _, err := WeChatMatcher(store, api, func() time.Time { return wxLater })(context.Background(), &Run{ID: 1}); err == nil {
+	if _, err := WeChatMatcher(store, api, func() time.Time { return wxLater })(context.Background(), &pipeline.Run{ID: 1}); err == nil {
 		t.Fatal("the ledger's error was lost")
 	}
 }
@@ -365,8 +369,8 @@ func (wxRefused) Refused() bool { return true }
 // everything else is compared as usual.
 func TestWeChatMatcherReportsRefusalsAndGoesOn(t *testing.T) {
 	store, api := wxClean()
-	store.items = append(store.items, WeChatItem{OrderNo: "O3", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T3", Currency: "CNY",
-		State: ItemRecorded, Reason: "held: " + weChatRefusal + "remaining amount of T3: HTTP 400 INVALID_REQUEST"})
+	store.items = append(store.items, pipeline.ChannelItem{OrderNo: "O3", SellerID: "S1", Account: "SUB1", TransactionID: "T3", Currency: "CNY",
+		State: pipeline.ItemRecorded, Reason: "held: " + weChatRefusal + "remaining amount of T3: HTTP 400 INVALID_REQUEST"})
 	api.errs = map[string]error{"K2": fmt.Errorf("query: %w", wxRefused{})}
 	ms := wxMatch(t, store, api, wxLater)
 	got := wxBrief(ms)

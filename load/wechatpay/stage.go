@@ -1,4 +1,4 @@
-package pipeline
+package wechatpay
 
 import (
 	"context"
@@ -7,20 +7,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // ErrNotReady is what a WeChat adapter wraps when a transaction cannot be
 // distributed yet (WeChat Pay needs a few minutes after the payment).
 var ErrNotReady = errors.New("not distributable yet")
-
-// Effect kinds of the WeChat stage.
-const (
-	KindDistribution = "distribution"
-	KindUnfreeze     = "unfreeze"
-)
-
-// ReceiverEffective is the state of a receiver that can be paid.
-const ReceiverEffective = "EFFECTIVE"
 
 // WeChatOrder is what one WeChat payment transaction's settlement moves:
 // the commission to the platform's receiver (the rest unfrozen to the
@@ -28,7 +21,7 @@ const ReceiverEffective = "EFFECTIVE"
 type WeChatOrder struct {
 	SubMchID      string
 	TransactionID string
-	Currency      Currency
+	Currency      pipeline.Currency
 	Commission    int64 // minor units; 0: unfreeze
 }
 
@@ -43,16 +36,16 @@ type WeChat interface {
 	Remaining(ctx context.Context, subMchID, transactionID string) (int64, error)
 	// Send and Query perform and ask about one distribution or unfreeze,
 	// keyed by e.Key (out_order_no), as EffectSender does.
-	Send(ctx context.Context, e Effect, o WeChatOrder) (Outcome, error)
-	Query(ctx context.Context, e Effect, o WeChatOrder) (Outcome, error)
+	Send(ctx context.Context, e pipeline.Effect, o WeChatOrder) (pipeline.Outcome, error)
+	Query(ctx context.Context, e pipeline.Effect, o WeChatOrder) (pipeline.Outcome, error)
 }
 
 // WeChatStore is what the WeChat stage needs of the ledger.
 type WeChatStore interface {
-	EffectStore
-	LatestEffect(ctx context.Context, kind, subject string) (Effect, bool, error)
-	RunSellers(ctx context.Context, runID int64) (map[string]Seller, error)
-	ItemsInState(ctx context.Context, runID int64, ch Channel, state string) ([]Split, error)
+	pipeline.EffectStore
+	LatestEffect(ctx context.Context, kind, subject string) (pipeline.Effect, bool, error)
+	RunSellers(ctx context.Context, runID int64) (map[string]pipeline.Seller, error)
+	ItemsInState(ctx context.Context, runID int64, ch pipeline.Channel, state string) ([]pipeline.Split, error)
 	SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKey, ref string) error
 	SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error
 }
@@ -66,7 +59,7 @@ type WeChatConfig struct {
 	// Pacer keeps to WeChat Pay's limits: the service provider's bucket,
 	// and one per sub-merchant (its lanes are sub-merchant ids). nil: no
 	// limit but Parallel (or DefaultMaxInFlight) in flight.
-	Pacer *Pacer
+	Pacer *pipeline.Pacer
 	// Parallel caps the requests in flight when Pacer is nil (deprecated:
 	// the Pacer sizes them).
 	Parallel int
@@ -78,7 +71,7 @@ type WeChatConfig struct {
 
 // weChatTxn is one transaction as the stage drives it.
 type weChatTxn struct {
-	it     Split
+	it     pipeline.Split
 	order  WeChatOrder
 	before int // sends of its effect before this run
 }
@@ -106,7 +99,7 @@ type weChatTxn struct {
 // transaction with the answer as its reason ("needs a person", exit 4) and
 // the others are settled. Refused credentials (pipeline.KindUsage) concern
 // every transaction: the stage stops at the first, with that one error.
-func DistributeWeChatStage(c WeChatConfig) StageFunc {
+func DistributeWeChatStage(c WeChatConfig) pipeline.StageFunc {
 	if c.MaxRatioBps <= 0 {
 		c.MaxRatioBps = 3000
 	}
@@ -117,10 +110,10 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 		c.Wait = 10 * time.Minute
 	}
 	if c.Pacer == nil {
-		c.Pacer = NewPacer(Limits{MaxInFlight: c.Parallel})
+		c.Pacer = pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel})
 	}
-	return func(ctx context.Context, run *Run) (string, error) {
-		items, err := c.Store.ItemsInState(ctx, run.ID, ChannelWeChatPay, ItemRecorded)
+	return func(ctx context.Context, run *pipeline.Run) (string, error) {
+		items, err := c.Store.ItemsInState(ctx, run.ID, pipeline.ChannelWeChatPay, pipeline.ItemRecorded)
 		if err != nil {
 			return "", err
 		}
@@ -128,25 +121,25 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 		if err != nil {
 			return "", err
 		}
-		progress := ProgressFrom(ctx)
+		progress := pipeline.ProgressFrom(ctx)
 		progress.Restart(int64(len(items)))
 		var (
 			mu               sync.Mutex
 			paid, sent, held int
 			problems         []string
-			todo             []Effect
+			todo             []pipeline.Effect
 			txns             = map[string]*weChatTxn{} // by effect subject
 		)
-		hold := func(ctx context.Context, it Split, outcome string) error {
+		hold := func(ctx context.Context, it pipeline.Split, outcome string) error {
 			mu.Lock()
 			held++
 			if isProblem(outcome) {
 				problems = append(problems, fmt.Sprintf("order %s: %s", it.OrderNo, outcome[1:]))
 			}
 			mu.Unlock()
-			return c.Store.SetItemState(ctx, run.ID, it.OrderNo, ItemRecorded, ItemRecorded, "held: "+strings.TrimPrefix(outcome, "!"))
+			return c.Store.SetItemState(ctx, run.ID, it.OrderNo, pipeline.ItemRecorded, pipeline.ItemRecorded, "held: "+strings.TrimPrefix(outcome, "!"))
 		}
-		order := func(it Split) WeChatOrder {
+		order := func(it pipeline.Split) WeChatOrder {
 			return WeChatOrder{SubMchID: sellers[it.SellerID].WeChatSubMchID, TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
 		}
 		// Plan: each transaction checked and its request recorded
@@ -161,7 +154,7 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 				// others go on.
 				outcome, err = "!"+weChatRefusal+err.Error(), nil
 			}
-			if err != nil && KindOf(err) == KindUsage {
+			if err != nil && pipeline.KindOf(err) == pipeline.KindUsage {
 				return err // the others would be refused alike: one line, exit 2
 			}
 			if err != nil {
@@ -178,19 +171,21 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 			mu.Unlock()
 			return nil
 		})
-		if KindOf(err) == KindUsage || ctx.Err() != nil {
+		if pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
 			return "", err
 		}
 		planErr := err
 		// Send and resolve: the engine.
-		en := &Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
-			Sender: func(e Effect) EffectSender { return weChatSender{api: c.API, order: txns[e.Subject].order} },
-			Lane:   func(e Effect) string { return txns[e.Subject].order.SubMchID },
-			Final: func(ctx context.Context, e Effect) error {
+		en := &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
+			Sender: func(e pipeline.Effect) pipeline.EffectSender {
+				return weChatSender{api: c.API, order: txns[e.Subject].order}
+			},
+			Lane: func(e pipeline.Effect) string { return txns[e.Subject].order.SubMchID },
+			Final: func(ctx context.Context, e pipeline.Effect) error {
 				defer progress.Add(1)
 				t := txns[e.Subject]
 				switch e.State {
-				case EffectSucceeded:
+				case pipeline.EffectSucceeded:
 					mu.Lock()
 					paid++
 					if e.Sends > t.before {
@@ -202,20 +197,20 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 					return hold(ctx, t.it, fmt.Sprintf("!%s %s CLOSED: %s (a re-run tries a new request)", e.Kind, e.Key, e.LastError))
 				}
 			},
-			Error: func(ctx context.Context, e Effect, err error) error {
+			Error: func(ctx context.Context, e pipeline.Effect, err error) error {
 				t := txns[e.Subject]
 				if weChatSubjectError(err) {
 					progress.Add(1)
 					return hold(ctx, t.it, "!"+weChatRefusal+err.Error())
 				}
-				if KindOf(err) == KindUsage {
+				if pipeline.KindOf(err) == pipeline.KindUsage {
 					return err
 				}
 				return fmt.Errorf("order %s: %w", t.it.OrderNo, err)
 			},
 		}
 		res, err := en.Run(ctx, todo)
-		if KindOf(err) == KindUsage {
+		if pipeline.KindOf(err) == pipeline.KindUsage {
 			return "", err
 		}
 		if err = errors.Join(planErr, err); err != nil {
@@ -223,9 +218,9 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 		}
 		summary := fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", paid, sent, held)
 		if len(res.Pending) > 0 {
-			return summary, StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
+			return summary, pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
 		}
-		return summary, NeedsPerson(problems)
+		return summary, pipeline.NeedsPerson(problems)
 	}
 }
 
@@ -239,7 +234,7 @@ const weChatRefusal = "WeChat Pay: "
 // configuration error (refused credentials), the ledger, the network or a
 // WeChat Pay that does not answer concern every transaction.
 func weChatSubjectError(err error) bool {
-	if KindOf(err) == KindUsage || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if pipeline.KindOf(err) == pipeline.KindUsage || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var refused interface{ Refused() bool }
@@ -259,23 +254,23 @@ func isProblem(reason string) bool {
 // planWeChat returns the transaction's effect to drive - the one in
 // flight, or a new attempt planned (intent recorded) once the checks pass
 // - or the reason it is held ("!"-prefixed when a person must look).
-func planWeChat(ctx context.Context, c *WeChatConfig, run *Run, it Split, o WeChatOrder) (Effect, string, error) {
+func planWeChat(ctx context.Context, c *WeChatConfig, run *pipeline.Run, it pipeline.Split, o WeChatOrder) (pipeline.Effect, string, error) {
 	kind := KindDistribution
 	if o.Commission == 0 {
 		kind = KindUnfreeze
 	}
 	subject := fmt.Sprintf("WX/%s/%s", run.Key.Date.Compact(), it.OrderNo)
-	keyFor := func(attempt int) string { return WeChatOutOrderNo(run.Key.Date, it.OrderNo, attempt) }
+	keyFor := func(attempt int) string { return pipeline.WeChatOutOrderNo(run.Key.Date, it.OrderNo, attempt) }
 	e, ok, err := c.Store.LatestEffect(ctx, kind, subject)
-	if err != nil || (ok && e.State != EffectFailed) {
+	if err != nil || (ok && e.State != pipeline.EffectFailed) {
 		return e, "", err
 	}
 	if reason, err := checkWeChat(ctx, c, it, o); err != nil || reason != "" {
-		return Effect{}, reason, err
+		return pipeline.Effect{}, reason, err
 	}
-	next := Effect{RunID: run.ID, Kind: kind, Subject: subject, Attempt: 1, Key: keyFor(1), Currency: o.Currency, Amount: o.Commission}
+	next := pipeline.Effect{RunID: run.ID, Kind: kind, Subject: subject, Attempt: 1, Key: keyFor(1), Currency: o.Currency, Amount: o.Commission}
 	if ok {
-		if next, err = NextAttempt(e, c.MaxRequests, keyFor); err != nil {
+		if next, err = pipeline.NextAttempt(e, c.MaxRequests, keyFor); err != nil {
 			return e, "!" + err.Error(), nil
 		}
 		next.RunID = run.ID
@@ -285,7 +280,7 @@ func planWeChat(ctx context.Context, c *WeChatConfig, run *Run, it Split, o WeCh
 }
 
 // checkWeChat returns why a transaction cannot be settled now, or "".
-func checkWeChat(ctx context.Context, c *WeChatConfig, it Split, o WeChatOrder) (string, error) {
+func checkWeChat(ctx context.Context, c *WeChatConfig, it pipeline.Split, o WeChatOrder) (string, error) {
 	if o.Commission > 0 {
 		state, err := c.API.EnsureReceiver(ctx, o.SubMchID)
 		if err != nil {
@@ -299,21 +294,21 @@ func checkWeChat(ctx context.Context, c *WeChatConfig, it Split, o WeChatOrder) 
 	if errors.Is(err, ErrNotReady) {
 		return "transaction " + o.TransactionID + " is not distributable yet", nil
 	}
-	if IsNotFound(err) {
+	if pipeline.IsNotFound(err) {
 		return "!WeChat Pay does not know transaction " + o.TransactionID + " at sub-merchant " + o.SubMchID, nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("remaining amount of %s: %w", o.TransactionID, err)
 	}
 	if base := it.Amount - it.Refunded; left != base {
-		return fmt.Sprintf("!WeChat holds %s for transaction %s, the order says %s", Money{left, o.Currency}, o.TransactionID, Money{base, o.Currency}), nil
+		return fmt.Sprintf("!WeChat holds %s for transaction %s, the order says %s", pipeline.Money{Minor: left, Currency: o.Currency}, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency}), nil
 	}
-	capMinor, err := MulDivHalfEven(it.Amount, c.MaxRatioBps, 10000)
+	capMinor, err := pipeline.MulDivHalfEven(it.Amount, c.MaxRatioBps, 10000)
 	if err != nil {
 		return "", err
 	}
 	if o.Commission > capMinor {
-		return fmt.Sprintf("!commission %s is above WeChat's cap of %d bps of the order (%s)", Money{o.Commission, o.Currency}, c.MaxRatioBps, Money{capMinor, o.Currency}), nil
+		return fmt.Sprintf("!commission %s is above WeChat's cap of %d bps of the order (%s)", pipeline.Money{Minor: o.Commission, Currency: o.Currency}, c.MaxRatioBps, pipeline.Money{Minor: capMinor, Currency: o.Currency}), nil
 	}
 	return "", nil
 }
@@ -324,10 +319,10 @@ type weChatSender struct {
 	order WeChatOrder
 }
 
-func (s weChatSender) Send(ctx context.Context, e Effect) (Outcome, error) {
+func (s weChatSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	return s.api.Send(ctx, e, s.order)
 }
 
-func (s weChatSender) Query(ctx context.Context, e Effect) (Outcome, error) {
+func (s weChatSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	return s.api.Query(ctx, e, s.order)
 }
