@@ -106,20 +106,15 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 	return &weChatSetup{client: client, receiver: r, ratio: ratio, qps: qps, subQPS: subQPS}, nil
 }
 
-// provider returns WeChat Pay as a provider of the run over the ledger:
-// its distribute chain, where the effect engine keeps to WeChat Pay's
-// limits (--wechat-qps for the service provider, --wechat-sub-merchant-qps
-// per sub-merchant: its lanes), with parallel (deprecated --parallel) as a
-// cap on requests in flight; and its matcher (now tells whether a day is
-// over in Beijing).
+// provider returns WeChat Pay as a provider of the run over the ledger
+// (wechatpay.NewProvider): the effect engine, and the matcher's order
+// queries, keep to WeChat Pay's limits (--wechat-qps for the service
+// provider, --wechat-sub-merchant-qps per sub-merchant: its lanes), with
+// parallel (deprecated --parallel) as a cap on requests in flight; now
+// tells whether a day is over in Beijing.
 func (w *weChatSetup) provider(l *ledger.Ledger, parallel int, wait, poll time.Duration, now func() time.Time) pipeline.Provider {
-	api := wechatpay.NewAdapter(w.client, w.receiver)
-	return pipeline.Provider{Name: "wechatpay", Settles: []pipeline.Channel{pipeline.ChannelWeChatPay},
-		Preflight: api.Preflight,
-		Distribute: wechatpay.DistributeWeChatStage(wechatpay.WeChatConfig{Store: l, API: api, MaxRatioBps: w.ratio,
-			Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll}),
-		Matchers: []pipeline.Matcher{wechatpay.WeChatMatcher(l, api, now)},
-	}
+	return wechatpay.NewProvider(wechatpay.ProviderConfig{Client: w.client, Receiver: w.receiver, MaxRatioBps: w.ratio,
+		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll, Store: l, Now: now})
 }
 
 // pacer returns the effect engine's pacer for a provider allowing qps

@@ -38,7 +38,7 @@ func (e *env) weChatMatcherOf(sim *paysim.Sim, now func() time.Time) pipeline.Ma
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { l.Close() })
-	return wechatpay.WeChatMatcher(l, wechatpay.NewAdapter(w.client, w.receiver), now)
+	return w.provider(l, 0, 0, 0, now).Matchers[0]
 }
 
 // matchWeChat runs the matcher on the test date's run, sorted as the reconcile
@@ -95,7 +95,7 @@ func TestWeChatReconcile(t *testing.T) {
 		t.Fatalf("clean run, today: want the bill not out yet: %+v", ms)
 	}
 	for _, m := range ms {
-		if !m.Expected || m.Category != pipeline.MismatchTiming || m.Provider != pipeline.ProviderWeChat {
+		if !m.Expected || m.Category != pipeline.MismatchTiming || m.Provider != wechatpay.Name {
 			t.Fatalf("clean run: unexpected %+v", m)
 		}
 	}

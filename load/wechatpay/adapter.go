@@ -24,8 +24,8 @@ type Adapter struct {
 }
 
 var (
-	_ WeChat           = (*Adapter)(nil)
-	_ WeChatReconciler = (*Adapter)(nil)
+	_ API        = (*Adapter)(nil)
+	_ Reconciler = (*Adapter)(nil)
 )
 
 // NewAdapter returns the adapter of client, paying commissions to
@@ -103,7 +103,7 @@ func (a *Adapter) Remaining(ctx context.Context, subMchID, transactionID string)
 	return u.Amount, err
 }
 
-func (a *Adapter) sender(o WeChatOrder) DistributionSender {
+func (a *Adapter) sender(o Txn) DistributionSender {
 	return DistributionSender{Client: a.client, Distribution: func(e pipeline.Effect) (Distribution, error) {
 		d := Distribution{SubMchID: o.SubMchID, TransactionID: o.TransactionID, UnfreezeUnsplit: true}
 		if o.Commission > 0 {
@@ -116,12 +116,12 @@ func (a *Adapter) sender(o WeChatOrder) DistributionSender {
 
 // Send sends the distribution (or unfreeze, with no commission) of an
 // order, keyed by e.Key (out_order_no).
-func (a *Adapter) Send(ctx context.Context, e pipeline.Effect, o WeChatOrder) (pipeline.Outcome, error) {
+func (a *Adapter) Send(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, error) {
 	return a.sender(o).Send(ctx, e)
 }
 
 // Query asks WeChat Pay about the distribution or unfreeze e.Key.
-func (a *Adapter) Query(ctx context.Context, e pipeline.Effect, o WeChatOrder) (pipeline.Outcome, error) {
+func (a *Adapter) Query(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, error) {
 	return a.sender(o).Query(ctx, e)
 }
 

@@ -16,20 +16,20 @@ func (a *Adapter) platform(typ, account string) bool {
 // Order queries a distribution or unfreeze. WeChat Pay's create_time of
 // its lines is when it accepted the request (the earliest, should they
 // differ).
-func (a *Adapter) Order(ctx context.Context, subMchID, transactionID, outOrderNo string) (WeChatOrderStatus, error) {
+func (a *Adapter) Order(ctx context.Context, subMchID, transactionID, outOrderNo string) (OrderStatus, error) {
 	o, err := a.client.QueryOrder(ctx, subMchID, transactionID, outOrderNo)
 	if errors.Is(err, ErrNotFound) {
-		return WeChatOrderStatus{}, fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
+		return OrderStatus{}, fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
 	}
 	if err != nil {
-		return WeChatOrderStatus{}, err
+		return OrderStatus{}, err
 	}
-	st := WeChatOrderStatus{State: o.State}
+	st := OrderStatus{State: o.State}
 	for _, l := range o.Receivers {
 		if !l.CreateTime.IsZero() && (st.AcceptedAt.IsZero() || l.CreateTime.Before(st.AcceptedAt)) {
 			st.AcceptedAt = l.CreateTime
 		}
-		st.Lines = append(st.Lines, WeChatLine{Platform: a.platform(l.Type, l.Account), Result: l.Result,
+		st.Lines = append(st.Lines, OrderLine{Platform: a.platform(l.Type, l.Account), Result: l.Result,
 			FailReason: l.FailReason, Amount: l.Amount})
 	}
 	return st, nil
@@ -38,7 +38,7 @@ func (a *Adapter) Order(ctx context.Context, subMchID, transactionID, outOrderNo
 // BillLines downloads, checks and reads a sub-merchant's distribution bill
 // of a day, in DefaultBillLayout (the published header; its
 // unpublished parts assumed, see the README).
-func (a *Adapter) BillLines(ctx context.Context, subMchID string, day pipeline.Date) ([]WeChatBillLine, error) {
+func (a *Adapter) BillLines(ctx context.Context, subMchID string, day pipeline.Date) ([]BillEntry, error) {
 	b, err := a.client.BillDownloadURL(ctx, subMchID, day)
 	if err != nil {
 		return nil, err
@@ -51,9 +51,9 @@ func (a *Adapter) BillLines(ctx context.Context, subMchID string, day pipeline.D
 	if err != nil {
 		return nil, fmt.Errorf("bill of %s at %s: %w", day, subMchID, err)
 	}
-	out := make([]WeChatBillLine, 0, len(lines))
+	out := make([]BillEntry, 0, len(lines))
 	for _, l := range lines {
-		out = append(out, WeChatBillLine{Time: l.Time, TransactionID: l.TransactionID, OutOrderNo: l.OutOrderNo,
+		out = append(out, BillEntry{Time: l.Time, TransactionID: l.TransactionID, OutOrderNo: l.OutOrderNo,
 			Type: l.Type, Platform: l.Type == BillDistribution && a.platform(l.ReceiverType, l.Account),
 			Currency: l.Currency, Amount: l.Amount})
 	}
@@ -71,8 +71,8 @@ const settlementLag = 7
 // amount.unsettle of an UNSETTLE one (assumed: see the README). A detail
 // whose trade dates span that day and others cannot be compared per day and
 // is an error, never a guess.
-func (a *Adapter) Settlements(ctx context.Context, subMchID string, day pipeline.Date) ([]WeChatSettlement, error) {
-	var out []WeChatSettlement
+func (a *Adapter) Settlements(ctx context.Context, subMchID string, day pipeline.Date) ([]SettlementDetail, error) {
+	var out []SettlementDetail
 	for _, state := range []string{SettleStateSettled, SettleStateUnsettled} {
 		q := SettlementQuery{SubMchID: subMchID, State: state, Start: day, End: day.AddDays(settlementLag)}
 		for s, err := range a.client.Settlements(ctx, q) {
@@ -89,7 +89,7 @@ func (a *Adapter) Settlements(ctx context.Context, subMchID string, day pipeline
 			if state == SettleStateUnsettled {
 				amount = s.Amount.Unsettled
 			}
-			out = append(out, WeChatSettlement{BatchNo: s.BatchID, State: s.State, Currency: s.Amount.Currency, Amount: amount})
+			out = append(out, SettlementDetail{BatchNo: s.BatchID, State: s.State, Currency: s.Amount.Currency, Amount: amount})
 		}
 	}
 	return out, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 )
 
 // TestWeChatPreflight: the adapter's preflight passes with the
@@ -80,3 +81,6 @@ func newAdapter(t testing.TB, cfg wechatpay.Config) *wechatpay.Adapter {
 	return wechatpay.NewAdapter(client, wechatpay.NewReceiver{Type: wechatpay.TypeMerchantID, Account: "1900009999",
 		Name: "Platform Ltd", RelationType: wechatpay.RelationDistributor})
 }
+
+// The ledger is the store of the stage and the matcher.
+var _ wechatpay.ProviderStore = (*ledger.Ledger)(nil)

@@ -13,33 +13,10 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// WeChat Pay's words for the state of a distribution or unfreeze order, the
-// result of one of its lines, and the state of a fund settlement detail.
-const (
-	WeChatProcessing = "PROCESSING"
-	WeChatFinished   = "FINISHED"
-	WeChatPending    = "PENDING"
-	WeChatSuccess    = "SUCCESS"
-	WeChatClosed     = "CLOSED"
-	WeChatSettled    = "SETTLED"
-	WeChatUnsettled  = "UNSETTLE"
-)
-
-// Types of a distribution bill line: a payment to a receiver, or the rest
-// of a transaction released to the seller.
-const (
-	WeChatLineDistribution = "DISTRIBUTION"
-	WeChatLineUnfreeze     = "UNFREEZE"
-)
-
-// weChatZone is the time zone of WeChat Pay's days: bills and settlement
-// details are per Beijing day (UTC+8, no daylight saving).
-var weChatZone = time.FixedZone("CST", 8*3600)
-
-// weChatClockMargin widens the window in which the ledger looks for the
+// clockMargin widens the window in which the ledger looks for the
 // distributions WeChat Pay may have accepted on a day, for the clocks of
 // the ledger's database and of WeChat Pay, which are not the same.
-const weChatClockMargin = 10 * time.Minute
+const clockMargin = 10 * time.Minute
 
 // weChatParallel is how many WeChat Pay queries the matcher has in flight;
 // the client keeps to WeChat's QPS limits.
@@ -55,60 +32,60 @@ func expected(a pipeline.Attempt) int64 {
 	return a.Amount
 }
 
-// WeChatOrderStatus is WeChat Pay's word on one distribution or unfreeze.
-type WeChatOrderStatus struct {
-	State      string    // WeChatProcessing or WeChatFinished
+// OrderStatus is WeChat Pay's word on one distribution or unfreeze.
+type OrderStatus struct {
+	State      string    // StateProcessing or StateFinished
 	AcceptedAt time.Time // when WeChat Pay accepted the request (its create_time); zero when it did not say
-	Lines      []WeChatLine
+	Lines      []OrderLine
 }
 
-// WeChatLine is one receiver line of a WeChatOrderStatus.
-type WeChatLine struct {
+// OrderLine is one receiver line of a OrderStatus.
+type OrderLine struct {
 	Platform   bool   // the line pays the platform's receiver (else another receiver, or the seller for an unfreeze)
-	Result     string // WeChatPending, WeChatSuccess or WeChatClosed
-	FailReason string // with WeChatClosed
+	Result     string // ResultPending, ResultSuccess or ResultClosed
+	FailReason string // with ResultClosed
 	Amount     int64  // minor units
 }
 
-// WeChatBillLine is one line of a sub-merchant's funds-distribution bill.
-type WeChatBillLine struct {
+// BillEntry is one line of a sub-merchant's funds-distribution bill.
+type BillEntry struct {
 	Time          time.Time
 	TransactionID string
 	OutOrderNo    string
-	Type          string // WeChatLineDistribution or WeChatLineUnfreeze
+	Type          string // BillDistribution or BillUnfreeze
 	Platform      bool   // the line pays the platform's receiver
 	Currency      pipeline.Currency
 	Amount        int64 // minor units
 }
 
-// WeChatSettlement is one fund settlement detail (batch) of a sub-merchant.
-type WeChatSettlement struct {
+// SettlementDetail is one fund settlement detail (batch) of a sub-merchant.
+type SettlementDetail struct {
 	BatchNo  string
-	State    string // WeChatSettled or WeChatUnsettled
+	State    string // SettleStateSettled or SettleStateUnsettled
 	Currency pipeline.Currency
 	Amount   int64 // minor units
 }
 
-// WeChatReconciler is what the WeChat matcher needs of WeChat Pay Global.
+// Reconciler is what the WeChat matcher needs of WeChat Pay Global.
 // Days are Beijing days. The adapter reads bills and settlement details in
 // their published shapes, mapping what the published pages leave open
 // under the assumptions of its package (see the README).
-type WeChatReconciler interface {
+type Reconciler interface {
 	// Order returns WeChat Pay's word on the distribution or unfreeze
 	// outOrderNo of a transaction at a sub-merchant; an error wrapping
 	// ErrNotFound when WeChat Pay does not know it.
-	Order(ctx context.Context, subMchID, transactionID, outOrderNo string) (WeChatOrderStatus, error)
+	Order(ctx context.Context, subMchID, transactionID, outOrderNo string) (OrderStatus, error)
 	// BillLines returns the sub-merchant's distribution bill of a day that
 	// is over: every successful line of the orders accepted that day.
-	BillLines(ctx context.Context, subMchID string, day pipeline.Date) ([]WeChatBillLine, error)
+	BillLines(ctx context.Context, subMchID string, day pipeline.Date) ([]BillEntry, error)
 	// Settlements returns the sub-merchant's fund settlement details of a
 	// trade day, SETTLED and UNSETTLE, each holding what was distributed to
 	// receivers that day in one currency (assumed, as in the fake).
-	Settlements(ctx context.Context, subMchID string, day pipeline.Date) ([]WeChatSettlement, error)
+	Settlements(ctx context.Context, subMchID string, day pipeline.Date) ([]SettlementDetail, error)
 }
 
-// WeChatReconcileStore is what the WeChat matcher needs of the ledger.
-type WeChatReconcileStore interface {
+// ReconcileStore is what the WeChat matcher needs of the ledger.
+type ReconcileStore interface {
 	// WeChatItems returns the run's items of channel ch, whatever their
 	// state, each with its seller's sub-merchant as the run recorded it
 	// (Account; "" when none).
@@ -125,7 +102,15 @@ type WeChatReconcileStore interface {
 	WeChatDistributed(ctx context.Context, kind string, subMchIDs []string, from, to time.Time) ([]pipeline.Attempt, error)
 }
 
-// WeChatMatcher compares the ledger's view of a run's WeChat work with
+// MatcherConfig configures the matcher.
+type MatcherConfig struct {
+	Store ReconcileStore
+	API   Reconciler
+	// Now is the clock: it tells whether a day is over in Beijing.
+	Now func() time.Time
+}
+
+// Matcher compares the ledger's view of a run's WeChat work with
 // WeChat Pay's, in three ways, and returns every disagreement (Provider
 // "wechatpay"; the caller sorts them):
 //
@@ -162,12 +147,12 @@ type WeChatReconcileStore interface {
 //     assumes settle is the only one distributing from these sub-merchants.
 //
 // Details name no time of now and no request number of ours, so the same
-// findings give the same rows. now tells whether a day is over in Beijing.
-// An error of WeChat Pay or of the ledger is returned: findings are never
-// guessed.
-func WeChatMatcher(store WeChatReconcileStore, api WeChatReconciler, now func() time.Time) pipeline.Matcher {
+// findings give the same rows. c.Now tells whether a day is over in
+// Beijing. An error of WeChat Pay or of the ledger is returned: findings
+// are never guessed.
+func Matcher(c MatcherConfig) pipeline.Matcher {
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
-		m := &weChatMatch{store: store, api: api, now: now, run: run, txns: map[string]pipeline.ChannelItem{},
+		m := &matching{store: c.Store, api: c.API, now: c.Now, run: run, txns: map[string]pipeline.ChannelItem{},
 			keys: map[string]pipeline.Attempt{}, accepted: map[string]time.Time{}, found: map[string]bool{}, subSeller: map[string]string{}}
 		ms, err := m.match(ctx)
 		if err != nil {
@@ -177,10 +162,10 @@ func WeChatMatcher(store WeChatReconcileStore, api WeChatReconciler, now func() 
 	}
 }
 
-// weChatMatch is one run's matching.
-type weChatMatch struct {
-	store WeChatReconcileStore
-	api   WeChatReconciler
+// matching is one run's matching.
+type matching struct {
+	store ReconcileStore
+	api   Reconciler
 	now   func() time.Time
 	run   *pipeline.Run
 	at    time.Time // now, once: every bill of the run is judged out or not at the same moment
@@ -196,7 +181,7 @@ type weChatMatch struct {
 	found    map[string]bool      // out_order_no -> WeChat knows it
 }
 
-func (m *weChatMatch) match(ctx context.Context) ([]pipeline.Mismatch, error) {
+func (m *matching) match(ctx context.Context) ([]pipeline.Mismatch, error) {
 	m.at = m.now()
 	var err error
 	if m.items, err = m.store.WeChatItems(ctx, m.run.ID, pipeline.ChannelWeChatPay); err != nil {
@@ -247,7 +232,7 @@ func (m *weChatMatch) match(ctx context.Context) ([]pipeline.Mismatch, error) {
 		}
 	}
 	found := make([][]pipeline.Mismatch, len(pairs))
-	err = pipeline.ForEach(ctx, weChatParallel, weChatIndexes(len(pairs)), func(i int) error {
+	err = pipeline.ForEach(ctx, weChatParallel, indexes(len(pairs)), func(i int) error {
 		p := pairs[i]
 		bill, err := m.bill(ctx, p.sub, p.day)
 		if err != nil {
@@ -268,11 +253,11 @@ func (m *weChatMatch) match(ctx context.Context) ([]pipeline.Mismatch, error) {
 
 // refused reports the items held because WeChat Pay refused them, or
 // answered about them what could not be read: a person must look.
-func (m *weChatMatch) refused() []pipeline.Mismatch {
+func (m *matching) refused() []pipeline.Mismatch {
 	var out []pipeline.Mismatch
 	for _, it := range m.items {
 		reason, held := strings.CutPrefix(it.Reason, "held: ")
-		if it.State != pipeline.ItemRecorded || !held || !strings.HasPrefix(reason, weChatRefusal) {
+		if it.State != pipeline.ItemRecorded || !held || !strings.HasPrefix(reason, refusal) {
 			continue
 		}
 		r := m.row(pipeline.MismatchStatus, "transaction/"+it.TransactionID, it)
@@ -282,8 +267,8 @@ func (m *weChatMatch) refused() []pipeline.Mismatch {
 	return out
 }
 
-// weChatIndexes returns 0, 1, ..., n-1: the indexes forEach fills results at.
-func weChatIndexes(n int) []int {
+// indexes returns 0, 1, ..., n-1: the indexes forEach fills results at.
+func indexes(n int) []int {
 	out := make([]int, n)
 	for i := range out {
 		out[i] = i
@@ -292,15 +277,15 @@ func weChatIndexes(n int) []int {
 }
 
 // row starts a mismatch about an item.
-func (m *weChatMatch) row(category, subject string, it pipeline.ChannelItem) pipeline.Mismatch {
-	return pipeline.Mismatch{Provider: pipeline.ProviderWeChat, Category: category, Subject: subject, OrderNo: it.OrderNo, SellerID: it.SellerID,
+func (m *matching) row(category, subject string, it pipeline.ChannelItem) pipeline.Mismatch {
+	return pipeline.Mismatch{Provider: Name, Category: category, Subject: subject, OrderNo: it.OrderNo, SellerID: it.SellerID,
 		Currency: string(it.Currency)}
 }
 
 // orders is check 1: every attempt queried by its out_order_no.
-func (m *weChatMatch) orders(ctx context.Context) ([]pipeline.Mismatch, error) {
+func (m *matching) orders(ctx context.Context) ([]pipeline.Mismatch, error) {
 	found := make([][]pipeline.Mismatch, len(m.attempts))
-	err := pipeline.ForEach(ctx, weChatParallel, weChatIndexes(len(m.attempts)), func(i int) error {
+	err := pipeline.ForEach(ctx, weChatParallel, indexes(len(m.attempts)), func(i int) error {
 		a := m.attempts[i]
 		if a.Item.Account == "" {
 			r := m.attemptRow(pipeline.MismatchStatus, a)
@@ -309,11 +294,11 @@ func (m *weChatMatch) orders(ctx context.Context) ([]pipeline.Mismatch, error) {
 			return nil
 		}
 		st, err := m.api.Order(ctx, a.Item.Account, a.Item.TransactionID, a.Key)
-		if err != nil && weChatSubjectError(err) {
+		if err != nil && subjectError(err) {
 			// WeChat Pay refused the question about this one, or answered
 			// what cannot be read: reported, the others are compared.
 			r := m.attemptRow(pipeline.MismatchStatus, a)
-			r.TheirsState, r.Detail = "REFUSED", weChatRefusal+err.Error()
+			r.TheirsState, r.Detail = "REFUSED", refusal+err.Error()
 			found[i] = []pipeline.Mismatch{r}
 			return nil
 		}
@@ -345,14 +330,14 @@ func (m *weChatMatch) orders(ctx context.Context) ([]pipeline.Mismatch, error) {
 	return out, err
 }
 
-func (m *weChatMatch) attemptRow(category string, a pipeline.Attempt) pipeline.Mismatch {
+func (m *matching) attemptRow(category string, a pipeline.Attempt) pipeline.Mismatch {
 	r := m.row(category, a.Key, a.Item)
 	r.Currency, r.Ours, r.OursState = string(a.Currency), pipeline.Minor(expected(a)), string(a.State)
 	return r
 }
 
 // unknownOrder compares an attempt WeChat Pay does not know.
-func (m *weChatMatch) unknownOrder(a pipeline.Attempt) []pipeline.Mismatch {
+func (m *matching) unknownOrder(a pipeline.Attempt) []pipeline.Mismatch {
 	var r pipeline.Mismatch
 	switch a.State {
 	case pipeline.EffectSucceeded:
@@ -368,20 +353,20 @@ func (m *weChatMatch) unknownOrder(a pipeline.Attempt) []pipeline.Mismatch {
 	return []pipeline.Mismatch{r}
 }
 
-// weChatLineOf returns the line of a WeChat order that an attempt is about: the
+// lineOf returns the line of a WeChat order that an attempt is about: the
 // platform's receiver for a distribution, the seller's for an unfreeze.
-func weChatLineOf(a pipeline.Attempt, lines []WeChatLine) (WeChatLine, bool) {
+func lineOf(a pipeline.Attempt, lines []OrderLine) (OrderLine, bool) {
 	for _, l := range lines {
 		if l.Platform == (a.Kind == KindDistribution) {
 			return l, true
 		}
 	}
-	return WeChatLine{}, false
+	return OrderLine{}, false
 }
 
 // compareOrder compares an attempt with WeChat Pay's order.
-func (m *weChatMatch) compareOrder(a pipeline.Attempt, st WeChatOrderStatus) []pipeline.Mismatch {
-	l, ok := weChatLineOf(a, st.Lines)
+func (m *matching) compareOrder(a pipeline.Attempt, st OrderStatus) []pipeline.Mismatch {
+	l, ok := lineOf(a, st.Lines)
 	r := m.attemptRow("", a)
 	r.TheirsState = st.State
 	if ok {
@@ -389,27 +374,27 @@ func (m *weChatMatch) compareOrder(a pipeline.Attempt, st WeChatOrderStatus) []p
 	}
 	open := a.State == pipeline.EffectSent || a.State == pipeline.EffectUnknown
 	switch {
-	case st.State != WeChatFinished || ok && l.Result == WeChatPending:
+	case st.State != StateFinished || ok && l.Result == ResultPending:
 		r.Category, r.Expected, r.Detail = pipeline.MismatchTiming, true, "WeChat Pay is still processing it"
 	case !ok && a.State == pipeline.EffectSucceeded:
-		r.Category, r.Detail = pipeline.MismatchMissingAtProvider, fmt.Sprintf("WeChat Pay's order has no %s line", weChatLineName(a))
+		r.Category, r.Detail = pipeline.MismatchMissingAtProvider, fmt.Sprintf("WeChat Pay's order has no %s line", lineName(a))
 	case open:
 		r.Category, r.Detail = pipeline.MismatchStatus, "the ledger has not recorded WeChat Pay's answer: a re-run of the date adopts it"
 	case !ok:
 		return nil
-	case l.Result == WeChatClosed && a.State == pipeline.EffectSucceeded:
-		r.Category, r.Detail = pipeline.MismatchStatus, strings.TrimSpace("WeChat Pay closed the "+weChatLineName(a)+" line: "+l.FailReason)
-	case l.Result == WeChatSuccess && a.State == pipeline.EffectFailed:
-		r.Category, r.Detail = pipeline.MismatchStatus, "WeChat Pay paid the "+weChatLineName(a)+" line the ledger recorded failed"
-	case l.Result == WeChatSuccess && a.State == pipeline.EffectSucceeded && l.Amount != expected(a):
-		r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("WeChat Pay's %s line moves another amount", weChatLineName(a))
+	case l.Result == ResultClosed && a.State == pipeline.EffectSucceeded:
+		r.Category, r.Detail = pipeline.MismatchStatus, strings.TrimSpace("WeChat Pay closed the "+lineName(a)+" line: "+l.FailReason)
+	case l.Result == ResultSuccess && a.State == pipeline.EffectFailed:
+		r.Category, r.Detail = pipeline.MismatchStatus, "WeChat Pay paid the "+lineName(a)+" line the ledger recorded failed"
+	case l.Result == ResultSuccess && a.State == pipeline.EffectSucceeded && l.Amount != expected(a):
+		r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("WeChat Pay's %s line moves another amount", lineName(a))
 	default:
 		return nil
 	}
 	return []pipeline.Mismatch{r}
 }
 
-func weChatLineName(a pipeline.Attempt) string {
+func lineName(a pipeline.Attempt) string {
 	if a.Kind == KindUnfreeze {
 		return "unfreeze"
 	}
@@ -418,10 +403,10 @@ func weChatLineName(a pipeline.Attempt) string {
 
 // days returns the Beijing days on which WeChat accepted the run's
 // attempts, in order.
-func (m *weChatMatch) days() []pipeline.Date {
+func (m *matching) days() []pipeline.Date {
 	set := map[pipeline.Date]bool{}
 	for _, t := range m.accepted {
-		set[pipeline.DateOf(t.In(weChatZone))] = true
+		set[pipeline.DateOf(t.In(Beijing))] = true
 	}
 	days := slices.Collect(maps.Keys(set))
 	slices.SortFunc(days, func(a, b pipeline.Date) int { return cmp.Compare(a.String(), b.String()) })
@@ -429,10 +414,10 @@ func (m *weChatMatch) days() []pipeline.Date {
 }
 
 // bill is check 2 for one sub-merchant and day.
-func (m *weChatMatch) bill(ctx context.Context, sub string, day pipeline.Date) ([]pipeline.Mismatch, error) {
+func (m *matching) bill(ctx context.Context, sub string, day pipeline.Date) ([]pipeline.Mismatch, error) {
 	subject := "bill/" + sub + "/" + day.String()
-	if m.at.Before(day.AddDays(1).Time(weChatZone)) {
-		return []pipeline.Mismatch{{Provider: pipeline.ProviderWeChat, Category: pipeline.MismatchTiming, Subject: subject, SellerID: m.subSeller[sub],
+	if m.at.Before(day.AddDays(1).Time(Beijing)) {
+		return []pipeline.Mismatch{{Provider: Name, Category: pipeline.MismatchTiming, Subject: subject, SellerID: m.subSeller[sub],
 			Expected: true, Detail: "the distribution bill of " + day.String() + " is not out yet: the day is not over in Beijing"}}, nil
 	}
 	lines, err := m.api.BillLines(ctx, sub, day)
@@ -447,15 +432,15 @@ func (m *weChatMatch) bill(ctx context.Context, sub string, day pipeline.Date) (
 			continue
 		}
 		a, have := m.keys[l.OutOrderNo]
-		mine := have && (a.Kind == KindDistribution && l.Type == WeChatLineDistribution && l.Platform ||
-			a.Kind == KindUnfreeze && l.Type == WeChatLineUnfreeze)
+		mine := have && (a.Kind == KindDistribution && l.Type == BillDistribution && l.Platform ||
+			a.Kind == KindUnfreeze && l.Type == BillUnfreeze)
 		r := m.row("", l.OutOrderNo, it)
 		r.Theirs, r.TheirsState = pipeline.Minor(l.Amount), l.Type+" in the bill of "+day.String()
 		if have {
 			r.Ours, r.OursState = pipeline.Minor(expected(a)), string(a.State)
 		}
 		switch {
-		case have && a.State == pipeline.EffectSucceeded && a.Kind == KindDistribution && l.Type == WeChatLineUnfreeze:
+		case have && a.State == pipeline.EffectSucceeded && a.Kind == KindDistribution && l.Type == BillUnfreeze:
 			continue // the rest released with unfreeze_unsplit: not recorded by the ledger
 		case !have || a.State != pipeline.EffectSucceeded:
 			r.Category, r.Detail = pipeline.MismatchMissingInLedger, fmt.Sprintf("WeChat Pay moved money of transaction %s that the ledger has no succeeded request for", l.TransactionID)
@@ -466,7 +451,7 @@ func (m *weChatMatch) bill(ctx context.Context, sub string, day pipeline.Date) (
 			r.Category, r.Currency, r.Detail = pipeline.MismatchCurrency, string(a.Currency), "the bill's line is in "+string(l.Currency)
 		case l.Amount != expected(a):
 			seen[a.Key] = true
-			r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("the bill's %s line moves another amount", weChatLineName(a))
+			r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("the bill's %s line moves another amount", lineName(a))
 		default:
 			seen[a.Key] = true
 			continue
@@ -475,11 +460,11 @@ func (m *weChatMatch) bill(ctx context.Context, sub string, day pipeline.Date) (
 	}
 	for _, a := range m.attempts {
 		if a.State != pipeline.EffectSucceeded || a.Item.Account != sub || seen[a.Key] || expected(a) <= 0 || !m.found[a.Key] ||
-			pipeline.DateOf(m.accepted[a.Key].In(weChatZone)) != day {
+			pipeline.DateOf(m.accepted[a.Key].In(Beijing)) != day {
 			continue
 		}
 		r := m.attemptRow(pipeline.MismatchMissingAtProvider, a)
-		r.TheirsState, r.Detail = "not in the bill", fmt.Sprintf("WeChat Pay accepted it on %s; the bill of that day has no %s line", day, weChatLineName(a))
+		r.TheirsState, r.Detail = "not in the bill", fmt.Sprintf("WeChat Pay accepted it on %s; the bill of that day has no %s line", day, lineName(a))
 		out = append(out, r)
 	}
 	return out, nil
@@ -488,9 +473,9 @@ func (m *weChatMatch) bill(ctx context.Context, sub string, day pipeline.Date) (
 // distributed sums the ledger's succeeded distributions - any run, any
 // date - by sub-merchant, Beijing day (when WeChat accepted them) and
 // currency: key sub + "/" + day, then currency.
-func (m *weChatMatch) distributed(ctx context.Context, subs []string, days []pipeline.Date) (map[string]map[pipeline.Currency]int64, error) {
-	from := days[0].Time(weChatZone).Add(-weChatClockMargin)
-	to := days[len(days)-1].AddDays(1).Time(weChatZone).Add(weChatClockMargin)
+func (m *matching) distributed(ctx context.Context, subs []string, days []pipeline.Date) (map[string]map[pipeline.Currency]int64, error) {
+	from := days[0].Time(Beijing).Add(-clockMargin)
+	to := days[len(days)-1].AddDays(1).Time(Beijing).Add(clockMargin)
 	all, err := m.store.WeChatDistributed(ctx, KindDistribution, subs, from, to)
 	if err != nil {
 		return nil, err
@@ -515,7 +500,7 @@ func (m *weChatMatch) distributed(ctx context.Context, subs []string, days []pip
 	m.mu.Unlock()
 	err = pipeline.ForEach(ctx, weChatParallel, ask, func(a pipeline.Attempt) error {
 		st, err := m.api.Order(ctx, a.Item.Account, a.Item.TransactionID, a.Key)
-		if err != nil && !pipeline.IsNotFound(err) && !weChatSubjectError(err) {
+		if err != nil && !pipeline.IsNotFound(err) && !subjectError(err) {
 			return fmt.Errorf("%s %s of order %s: %w", a.Kind, a.Key, a.Item.OrderNo, err)
 		}
 		at := a.Recorded // WeChat no longer knows it, or will not say: the ledger's time
@@ -532,7 +517,7 @@ func (m *weChatMatch) distributed(ctx context.Context, subs []string, days []pip
 	}
 	sums := map[string]map[pipeline.Currency]int64{}
 	for _, a := range all {
-		k := a.Item.Account + "/" + pipeline.DateOf(m.accepted[a.Key].In(weChatZone)).String()
+		k := a.Item.Account + "/" + pipeline.DateOf(m.accepted[a.Key].In(Beijing)).String()
 		if sums[k] == nil {
 			sums[k] = map[pipeline.Currency]int64{}
 		}
@@ -545,7 +530,7 @@ func (m *weChatMatch) distributed(ctx context.Context, subs []string, days []pip
 
 // settlements is check 3 for one sub-merchant and day, with what the
 // ledger distributed by currency.
-func (m *weChatMatch) settlements(ctx context.Context, sub string, day pipeline.Date, ours map[pipeline.Currency]int64) ([]pipeline.Mismatch, error) {
+func (m *matching) settlements(ctx context.Context, sub string, day pipeline.Date, ours map[pipeline.Currency]int64) ([]pipeline.Mismatch, error) {
 	details, err := m.api.Settlements(ctx, sub, day)
 	if err != nil {
 		return nil, fmt.Errorf("settlements of %s at %s: %w", day, sub, err)
@@ -566,7 +551,7 @@ func (m *weChatMatch) settlements(ctx context.Context, sub string, day pipeline.
 		if t.amount, err = pipeline.Add(t.amount, s.Amount); err != nil {
 			return nil, fmt.Errorf("settlements of %s at %s: %w", day, sub, err)
 		}
-		t.unsettled = t.unsettled || s.State == WeChatUnsettled
+		t.unsettled = t.unsettled || s.State == SettleStateUnsettled
 		if !slices.Contains(t.states, s.State) {
 			t.states = append(t.states, s.State)
 		}
@@ -582,7 +567,7 @@ func (m *weChatMatch) settlements(ctx context.Context, sub string, day pipeline.
 	var out []pipeline.Mismatch
 	for _, c := range curs {
 		o, t := ours[c], theirs[c]
-		r := pipeline.Mismatch{Provider: pipeline.ProviderWeChat, Subject: fmt.Sprintf("settlement/%s/%s/%s", sub, day, c), SellerID: m.subSeller[sub],
+		r := pipeline.Mismatch{Provider: Name, Subject: fmt.Sprintf("settlement/%s/%s/%s", sub, day, c), SellerID: m.subSeller[sub],
 			Currency: string(c), Ours: pipeline.Minor(o), OursState: string(pipeline.EffectSucceeded)}
 		switch {
 		case t == nil && o == 0:
