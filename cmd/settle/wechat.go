@@ -107,14 +107,20 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 }
 
 // provider returns WeChat Pay as a provider of the run over the ledger
-// (wechatpay.NewProvider): the effect engine, and the matcher's order
-// queries, keep to WeChat Pay's limits (--wechat-qps for the service
+// (wechatpay.NewProvider): the effect engine and the matcher's queries
+// keep to WeChat Pay's limits (--wechat-qps for the service
 // provider, --wechat-sub-merchant-qps per sub-merchant: its lanes), with
 // parallel (deprecated --parallel) as a cap on requests in flight; now
 // tells whether a day is over in Beijing.
 func (w *weChatSetup) provider(l *ledger.Ledger, parallel int, wait, poll time.Duration, now func() time.Time) pipeline.Provider {
-	return wechatpay.NewProvider(wechatpay.ProviderConfig{Client: w.client, Receiver: w.receiver, MaxRatioBps: w.ratio,
-		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll, Store: l, Now: now})
+	c := wechatpay.ProviderConfig{Client: w.client, Receiver: w.receiver, MaxRatioBps: w.ratio,
+		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll, Store: l, Now: now}
+	// The matcher keeps its final answers in the ledger once the ledger
+	// keeps them (pipeline.FinalAnswers); until then it asks every time.
+	if f, ok := any(l).(pipeline.FinalAnswers); ok {
+		c.Final = f
+	}
+	return wechatpay.NewProvider(c)
 }
 
 // pacer returns the effect engine's pacer for a provider allowing qps

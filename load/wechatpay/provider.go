@@ -60,6 +60,6 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Preflight: api.Preflight,
 		Distribute: DistributeStage(StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, Pacer: c.Pacer,
 			Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll}),
-		Matchers: []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Now: c.Now})},
+		Matchers: []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, Now: c.Now})},
 	}
 }

@@ -18,10 +18,6 @@ import (
 // the ledger's database and of WeChat Pay, which are not the same.
 const clockMargin = 10 * time.Minute
 
-// weChatParallel is how many WeChat Pay queries the matcher has in flight;
-// the client keeps to WeChat's QPS limits.
-const weChatParallel = 8
-
 // expected returns what the attempt's line at WeChat should move (minor
 // units): the commission to the platform's receiver for a distribution,
 // the seller's share for an unfreeze.
@@ -106,9 +102,23 @@ type ReconcileStore interface {
 type MatcherConfig struct {
 	Store ReconcileStore
 	API   Reconciler
+	// Pacer keeps the matcher's queries to WeChat Pay's limits: the
+	// service provider's bucket, and one per sub-merchant (its lanes are
+	// sub-merchant ids); the distribute stage's, so that the limit is
+	// shared. nil: no limit but pipeline.DefaultMaxInFlight in flight.
+	Pacer *pipeline.Pacer
+	// Final keeps the attempts whose order WeChat Pay answered FINISHED in
+	// agreement with the ledger's final state, so that a later
+	// reconciliation of the date does not ask them again; nil: every
+	// attempt is asked every time.
+	Final pipeline.FinalAnswers
 	// Now is the clock: it tells whether a day is over in Beijing.
 	Now func() time.Time
 }
+
+// FinalAnswersName names the matcher's order answers in
+// pipeline.FinalAnswers.
+const FinalAnswersName = Name + "/orders"
 
 // Matcher compares the ledger's view of a run's WeChat work with
 // WeChat Pay's, in three ways, and returns every disagreement (Provider
@@ -150,11 +160,28 @@ type MatcherConfig struct {
 // findings give the same rows. c.Now tells whether a day is over in
 // Beijing. An error of WeChat Pay or of the ledger is returned: findings
 // are never guessed.
+//
+// Every query goes out as fast as c.Pacer allows, in the lane of its
+// sub-merchant (a bill and the settlement details of a sub-merchant and
+// day start as one; the client's own buckets pace each request). An
+// attempt whose order WeChat Pay answered FINISHED in agreement with the
+// ledger's final state is recorded in c.Final, keyed by its out_order_no,
+// sub-merchant, kind, state, currency and amount and the Beijing day WeChat
+// accepted it: a later matching of the date does not ask it again (it
+// takes that day for checks 2 and 3), unless the ledger's row changed.
+// Bills and settlement details are read every time.
 func Matcher(c MatcherConfig) pipeline.Matcher {
+	if c.Pacer == nil {
+		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
+	}
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
-		m := &matching{store: c.Store, api: c.API, now: c.Now, run: run, txns: map[string]pipeline.ChannelItem{},
+		m := &matching{store: c.Store, api: c.API, pacer: c.Pacer, final: c.Final, now: c.Now, run: run, txns: map[string]pipeline.ChannelItem{},
 			keys: map[string]pipeline.Attempt{}, accepted: map[string]time.Time{}, found: map[string]bool{}, subSeller: map[string]string{}}
 		ms, err := m.match(ctx)
+		if err == nil && c.Final != nil && len(m.clean) > 0 {
+			slices.Sort(m.clean)
+			err = c.Final.RecordFinal(ctx, FinalAnswersName, m.clean)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("wechatpay: %w", err)
 		}
@@ -166,6 +193,8 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 type matching struct {
 	store ReconcileStore
 	api   Reconciler
+	pacer *pipeline.Pacer
+	final pipeline.FinalAnswers // nil: none kept
 	now   func() time.Time
 	run   *pipeline.Run
 	at    time.Time // now, once: every bill of the run is judged out or not at the same moment
@@ -179,6 +208,7 @@ type matching struct {
 	mu       sync.Mutex
 	accepted map[string]time.Time // out_order_no -> when WeChat accepted it (ledger's time when WeChat does not know it)
 	found    map[string]bool      // out_order_no -> WeChat knows it
+	clean    []string             // final answers of this matching, to record
 }
 
 func (m *matching) match(ctx context.Context) ([]pipeline.Mismatch, error) {
@@ -232,7 +262,7 @@ func (m *matching) match(ctx context.Context) ([]pipeline.Mismatch, error) {
 		}
 	}
 	found := make([][]pipeline.Mismatch, len(pairs))
-	err = pipeline.ForEach(ctx, weChatParallel, indexes(len(pairs)), func(i int) error {
+	err = m.pacer.Each(ctx, len(pairs), func(i int) string { return pairs[i].sub }, func(ctx context.Context, i int) error {
 		p := pairs[i]
 		bill, err := m.bill(ctx, p.sub, p.day)
 		if err != nil {
@@ -267,32 +297,38 @@ func (m *matching) refused() []pipeline.Mismatch {
 	return out
 }
 
-// indexes returns 0, 1, ..., n-1: the indexes forEach fills results at.
-func indexes(n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i
-	}
-	return out
-}
-
 // row starts a mismatch about an item.
 func (m *matching) row(category, subject string, it pipeline.ChannelItem) pipeline.Mismatch {
 	return pipeline.Mismatch{Provider: Name, Category: category, Subject: subject, OrderNo: it.OrderNo, SellerID: it.SellerID,
 		Currency: string(it.Currency)}
 }
 
-// orders is check 1: every attempt queried by its out_order_no.
+// orders is check 1: every attempt queried by its out_order_no, but
+// those whose final answer was kept.
 func (m *matching) orders(ctx context.Context) ([]pipeline.Mismatch, error) {
+	finals, err := m.finals(ctx, m.attempts)
+	if err != nil {
+		return nil, err
+	}
 	found := make([][]pipeline.Mismatch, len(m.attempts))
-	err := pipeline.ForEach(ctx, weChatParallel, indexes(len(m.attempts)), func(i int) error {
-		a := m.attempts[i]
-		if a.Item.Account == "" {
+	var ask []int
+	for i, a := range m.attempts {
+		day, final := finals[a.Key]
+		switch {
+		case a.Item.Account == "":
 			r := m.attemptRow(pipeline.MismatchStatus, a)
 			r.Detail = "no WeChat sub-merchant recorded for the seller: cannot ask WeChat Pay"
 			found[i] = []pipeline.Mismatch{r}
-			return nil
+		case final:
+			m.found[a.Key] = true // FINISHED: WeChat Pay knows it
+			m.acceptedOn(a, day)
+		default:
+			ask = append(ask, i)
 		}
+	}
+	err = m.pacer.Each(ctx, len(ask), func(j int) string { return m.attempts[ask[j]].Item.Account }, func(ctx context.Context, j int) error {
+		i := ask[j]
+		a := m.attempts[i]
 		st, err := m.api.Order(ctx, a.Item.Account, a.Item.TransactionID, a.Key)
 		if err != nil && subjectError(err) {
 			// WeChat Pay refused the question about this one, or answered
@@ -305,22 +341,32 @@ func (m *matching) orders(ctx context.Context) ([]pipeline.Mismatch, error) {
 		if err != nil && !pipeline.IsNotFound(err) {
 			return fmt.Errorf("%s %s of order %s: %w", a.Kind, a.Key, a.Item.OrderNo, err)
 		}
-		m.mu.Lock()
-		if err == nil {
-			m.found[a.Key] = true
-			if !st.AcceptedAt.IsZero() {
-				m.accepted[a.Key] = st.AcceptedAt
-			}
-		}
-		if _, ok := m.accepted[a.Key]; !ok && a.State == pipeline.EffectSucceeded {
-			m.accepted[a.Key] = a.Recorded
-		}
-		m.mu.Unlock()
 		if err != nil {
+			m.mu.Lock()
+			if a.State == pipeline.EffectSucceeded {
+				m.accepted[a.Key] = a.Recorded
+			}
+			m.mu.Unlock()
 			found[i] = m.unknownOrder(a)
 			return nil
 		}
 		found[i] = m.compareOrder(a, st)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.found[a.Key] = true
+		switch {
+		case !st.AcceptedAt.IsZero():
+			m.accepted[a.Key] = st.AcceptedAt
+		case a.State == pipeline.EffectSucceeded:
+			m.accepted[a.Key] = a.Recorded
+		}
+		if st.State == StateFinished && len(found[i]) == 0 && (a.State == pipeline.EffectSucceeded || a.State == pipeline.EffectFailed) {
+			day := noDay
+			if t, ok := m.accepted[a.Key]; ok {
+				day = pipeline.DateOf(t.In(Beijing)).String()
+			}
+			m.clean = append(m.clean, finalKey(a, day))
+		}
 		return nil
 	})
 	var out []pipeline.Mismatch
@@ -328,6 +374,73 @@ func (m *matching) orders(ctx context.Context) ([]pipeline.Mismatch, error) {
 		out = append(out, f...)
 	}
 	return out, err
+}
+
+// noDay stands in a final key for the day of an order WeChat Pay named no
+// time of acceptance for.
+const noDay = "-"
+
+// finalKey names a final answer: what was asked (the out_order_no at its
+// sub-merchant), what the ledger said then (kind, state, currency and
+// amount: a change asks again), and the Beijing day WeChat Pay accepted it
+// (noDay when it did not say), which checks 2 and 3 need.
+func finalKey(a pipeline.Attempt, day string) string {
+	return strings.Join([]string{a.Key, a.Item.Account, a.Kind, string(a.State), string(a.Currency), pipeline.Minor(expected(a)), day}, "|")
+}
+
+// finals returns the attempts among as whose final answer was kept, with
+// the Beijing day WeChat Pay accepted each (noDay when it did not say).
+// WeChat Pay accepts a request after its intent was recorded and before
+// its final answer was: only the days of that interval (with clockMargin)
+// are looked for.
+func (m *matching) finals(ctx context.Context, as []pipeline.Attempt) (map[string]string, error) {
+	out := map[string]string{}
+	if m.final == nil {
+		return out, nil
+	}
+	type candidate struct{ key, day string }
+	var keys []string
+	cand := map[string]candidate{}
+	for _, a := range as {
+		if a.State != pipeline.EffectSucceeded && a.State != pipeline.EffectFailed || a.Item.Account == "" {
+			continue
+		}
+		days := []string{noDay}
+		last := pipeline.DateOf(a.Recorded.Add(clockMargin).In(Beijing))
+		for d := pipeline.DateOf(a.Planned.Add(-clockMargin).In(Beijing)); !last.Before(d) && len(days) < 8; d = d.AddDays(1) {
+			days = append(days, d.String())
+		}
+		for _, day := range days {
+			k := finalKey(a, day)
+			keys = append(keys, k)
+			cand[k] = candidate{a.Key, day}
+		}
+	}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	known, err := m.final.FinalKeys(ctx, FinalAnswersName, keys)
+	if err != nil {
+		return nil, fmt.Errorf("final answers: %w", err)
+	}
+	for k, ok := range known {
+		if c, mine := cand[k]; ok && mine {
+			out[c.key] = c.day
+		}
+	}
+	return out, nil
+}
+
+// acceptedOn notes the day WeChat Pay accepted an attempt whose final
+// answer was kept (the ledger's time when it named none).
+func (m *matching) acceptedOn(a pipeline.Attempt, day string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if d, err := pipeline.ParseDate(day); err == nil {
+		m.accepted[a.Key] = d.Time(Beijing)
+	} else if a.State == pipeline.EffectSucceeded {
+		m.accepted[a.Key] = a.Recorded
+	}
 }
 
 func (m *matching) attemptRow(category string, a pipeline.Attempt) pipeline.Mismatch {
@@ -498,7 +611,21 @@ func (m *matching) distributed(ctx context.Context, subs []string, days []pipeli
 		}
 	}
 	m.mu.Unlock()
-	err = pipeline.ForEach(ctx, weChatParallel, ask, func(a pipeline.Attempt) error {
+	// Those of other runs whose final answer their own run kept are not
+	// asked.
+	finals, err := m.finals(ctx, ask)
+	if err != nil {
+		return nil, err
+	}
+	ask = slices.DeleteFunc(ask, func(a pipeline.Attempt) bool {
+		day, final := finals[a.Key]
+		if final {
+			m.acceptedOn(a, day)
+		}
+		return final
+	})
+	err = m.pacer.Each(ctx, len(ask), func(i int) string { return ask[i].Item.Account }, func(ctx context.Context, i int) error {
+		a := ask[i]
 		st, err := m.api.Order(ctx, a.Item.Account, a.Item.TransactionID, a.Key)
 		if err != nil && !pipeline.IsNotFound(err) && !subjectError(err) {
 			return fmt.Errorf("%s %s of order %s: %w", a.Kind, a.Key, a.Item.OrderNo, err)
