@@ -99,10 +99,3 @@ func QueryRequestNo(kind string) string {
 	}
 	return kind + "-" + strings.ToUpper(hex.EncodeToString(b[:]))
 }
-
-// WeChatOutOrderNo is the deterministic out_order_no of an attempt at a
-// WeChat order's distribution or unfreeze: at most 64 characters of
-// [0-9A-Za-z_-].
-func WeChatOutOrderNo(d Date, orderNo string, attempt int) string {
-	return fmt.Sprintf("WX%s%s-%d", d.Compact(), shortHash("WX", orderNo), attempt)
-}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/internal/pgserver"
+	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/seed"
@@ -316,7 +317,7 @@ func moneyEffects(ctx context.Context, l *ledger.Ledger, d pipeline.Date) ([]dem
 	var out []demoEffect
 	err := l.DB().SelectContext(ctx, &out, `SELECT e.idem_key, e.kind, e.subject, e.state, e.sends FROM effects e
 		JOIN runs r ON r.id = e.run_id WHERE r.business_date = $1 AND e.kind = ANY ($2) ORDER BY e.id`,
-		d.String(), pq.Array([]string{pipeline.KindRevenueShare, pipeline.KindDistribution, pipeline.KindUnfreeze}))
+		d.String(), pq.Array([]string{pipeline.KindRevenueShare, wechatpay.KindDistribution, wechatpay.KindUnfreeze}))
 	return out, err
 }
 

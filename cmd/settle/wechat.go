@@ -1,11 +1,7 @@
 package main
 
 import (
-	"context"
 	"crypto/rsa"
-	"errors"
-	"fmt"
-	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -58,11 +54,6 @@ type weChatSetup struct {
 	receiver wechatpay.NewReceiver // SubMchID filled per call
 	ratio    int64
 
-	mu        sync.Mutex
-	subs      map[string]*sync.Mutex // one receiver check at a time per sub-merchant
-	effective map[string]bool        // sub-merchants whose receiver is EFFECTIVE
-	refused   map[string]error       // sub-merchants where WeChat Pay refused the receiver, for the run
-
 	qps, subQPS float64       // WeChat Pay's limits, this shard's part
 	firstPoll   time.Duration // --provider-first-poll
 }
@@ -112,23 +103,24 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 	if relation == wechatpay.RelationCustom {
 		r.CustomRelation = "marketplace platform"
 	}
-	return &weChatSetup{client: client, receiver: r, ratio: ratio, subs: map[string]*sync.Mutex{}, effective: map[string]bool{},
-		refused: map[string]error{}, qps: qps, subQPS: subQPS}, nil
+	return &weChatSetup{client: client, receiver: r, ratio: ratio, qps: qps, subQPS: subQPS}, nil
 }
 
-// provider returns WeChat Pay as a provider of the run over the ledger:
-// its distribute chain, where the effect engine keeps to WeChat Pay's
-// limits (--wechat-qps for the service provider, --wechat-sub-merchant-qps
-// per sub-merchant: its lanes), with parallel (deprecated --parallel) as a
-// cap on requests in flight; and its matcher (now tells whether a day is
-// over in Beijing).
+// provider returns WeChat Pay as a provider of the run over the ledger
+// (wechatpay.NewProvider): the effect engine and the matcher's queries
+// keep to WeChat Pay's limits (--wechat-qps for the service
+// provider, --wechat-sub-merchant-qps per sub-merchant: its lanes), with
+// parallel (deprecated --parallel) as a cap on requests in flight; now
+// tells whether a day is over in Beijing.
 func (w *weChatSetup) provider(l *ledger.Ledger, parallel int, wait, poll time.Duration, now func() time.Time) pipeline.Provider {
-	return pipeline.Provider{Name: "wechatpay", Settles: []pipeline.Channel{pipeline.ChannelWeChatPay},
-		Preflight: w.preflight,
-		Distribute: pipeline.DistributeWeChatStage(pipeline.WeChatConfig{Store: l, API: weChatAPI{w}, MaxRatioBps: w.ratio,
-			Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll}),
-		Matchers: []pipeline.Matcher{w.matcher(l, now)},
+	c := wechatpay.ProviderConfig{Client: w.client, Receiver: w.receiver, MaxRatioBps: w.ratio,
+		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll, Store: l, Now: now}
+	// The matcher keeps its final answers in the ledger once the ledger
+	// keeps them (pipeline.FinalAnswers); until then it asks every time.
+	if f, ok := any(l).(pipeline.FinalAnswers); ok {
+		c.Final = f
 	}
+	return wechatpay.NewProvider(c)
 }
 
 // pacer returns the effect engine's pacer for a provider allowing qps
@@ -144,101 +136,4 @@ func pacer(qps, subQPS float64, maxInFlight int) *pipeline.Pacer {
 		l.Lane = func(string) pipeline.Limiter { return rate.NewLimiter(rate.Limit(subQPS), 1) }
 	}
 	return pipeline.NewPacer(l)
-}
-
-// weChatAPI adapts the WeChat client to what the pipeline consumes.
-type weChatAPI struct{ w *weChatSetup }
-
-// EnsureReceiver checks (and adds when missing) the platform's receiver at
-// a sub-merchant, one check at a time per sub-merchant, remembering those
-// found EFFECTIVE for the rest of the run, and those where WeChat Pay
-// refused the receiver (asked once a run). An add whose answer was lost is
-// resolved by the receiver result query (wechatpay.Client.EnsureReceiver),
-// never left to fail the run.
-func (a weChatAPI) EnsureReceiver(ctx context.Context, subMchID string) (string, error) {
-	w := a.w
-	w.mu.Lock()
-	if w.effective[subMchID] {
-		w.mu.Unlock()
-		return pipeline.ReceiverEffective, nil
-	}
-	if err := w.refused[subMchID]; err != nil {
-		w.mu.Unlock()
-		return "", err // asked once a run: the other transactions are held with the same answer
-	}
-	lock := w.subs[subMchID]
-	if lock == nil {
-		lock = &sync.Mutex{}
-		w.subs[subMchID] = lock
-	}
-	w.mu.Unlock()
-	lock.Lock()
-	defer lock.Unlock()
-	w.mu.Lock()
-	known, refused := w.effective[subMchID], w.refused[subMchID] // decided while we waited
-	w.mu.Unlock()
-	switch {
-	case known:
-		return pipeline.ReceiverEffective, nil
-	case refused != nil:
-		return "", refused
-	}
-	r := w.receiver
-	r.SubMchID = subMchID
-	st, err := w.client.EnsureReceiver(ctx, r) // a lost add is resolved by the result query, here
-	var we *wechatpay.Error
-	if errors.As(err, &we) && we.Refused() {
-		w.mu.Lock()
-		w.refused[subMchID] = err
-		w.mu.Unlock()
-	}
-	if err != nil {
-		return "", err
-	}
-	if st.State == pipeline.ReceiverEffective {
-		w.mu.Lock()
-		w.effective[subMchID] = true
-		w.mu.Unlock()
-	}
-	return st.State, nil
-}
-
-func (a weChatAPI) Remaining(ctx context.Context, subMchID, transactionID string) (int64, error) {
-	u, err := a.w.client.RemainingAmount(ctx, subMchID, transactionID)
-	var we *wechatpay.Error
-	if errors.As(err, &we) && we.Code == wechatpay.CodeOrderNotReady {
-		return 0, fmt.Errorf("%w: %v", pipeline.ErrNotReady, err)
-	}
-	if errors.Is(err, wechatpay.ErrNotFound) {
-		return 0, fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
-	}
-	return u.Amount, err
-}
-
-func (a weChatAPI) sender(o pipeline.WeChatOrder) wechatpay.DistributionSender {
-	return wechatpay.DistributionSender{Client: a.w.client, Distribution: func(e pipeline.Effect) (wechatpay.Distribution, error) {
-		d := wechatpay.Distribution{SubMchID: o.SubMchID, TransactionID: o.TransactionID, UnfreezeUnsplit: true}
-		if o.Commission > 0 {
-			d.Receivers = []wechatpay.Share{{Type: a.w.receiver.Type, Account: a.w.receiver.Account, Currency: o.Currency,
-				Amount: o.Commission, Description: "platform commission"}}
-		}
-		return d, nil
-	}}
-}
-
-func (a weChatAPI) Send(ctx context.Context, e pipeline.Effect, o pipeline.WeChatOrder) (pipeline.Outcome, error) {
-	return a.sender(o).Send(ctx, e)
-}
-
-func (a weChatAPI) Query(ctx context.Context, e pipeline.Effect, o pipeline.WeChatOrder) (pipeline.Outcome, error) {
-	return a.sender(o).Query(ctx, e)
-}
-
-// preflight proves the WeChat Pay credentials before anything is sent: a
-// cheap authenticated query (wechatpay.Client.Preflight). Refused
-// credentials, or answers our platform key cannot verify, are a
-// configuration error (exit 2) in one line naming WeChat Pay; a WeChat Pay
-// that does not answer is returned as it is.
-func (w *weChatSetup) preflight(ctx context.Context) error {
-	return w.client.Preflight(ctx)
 }

@@ -1,5 +1,11 @@
-// Package wechatpay is settle's client for WeChat Pay Global's
-// cross-border funds distribution (API v3, host apihk.mch.weixin.qq.com):
+// Package wechatpay is WeChat Pay Global as a provider of settle
+// (NewProvider): the distribute stage that settles each WeChat transaction
+// (DistributeStage), the matcher that compares WeChat Pay's word with the
+// ledger's (Matcher), the Adapter between them and the Client, and the
+// Client itself.
+//
+// The Client speaks WeChat Pay Global's cross-border funds distribution
+// (API v3, host apihk.mch.weixin.qq.com):
 // marking an order for distribution, requesting a distribution and
 // unfreezing the rest for the seller, their results, a transaction's
 // unsplit amount, receivers (add, review result, delete), the distribution

@@ -10,30 +10,31 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// The WeChat stage names the subject of a transaction's distribution or
-// unfreeze "WX/<YYYYMMDD>/<order_no>" (pipeline.DistributeWeChatStage):
-// weChatSubject joins an effect e to its item i by it, and lets the items'
-// primary key find the item (the order number starts at character 13).
+// The WeChat Pay stage (load/wechatpay, which the ledger may not import)
+// names the subject of a transaction's distribution or unfreeze
+// "WX/<YYYYMMDD>/<order_no>": weChatSubject joins an effect e to its item i
+// by it, and lets the items' primary key find the item (the order number
+// starts at character 13). It must change with the stage's subject format.
 const weChatSubject = `i.order_no = substr(e.subject, 13)
 	AND e.subject = 'WX/' || to_char(i.business_date, 'YYYYMMDD') || '/' || i.order_no`
 
-// WeChatItems returns the run's wechatpay items, whatever their state, with
-// the sub-merchant the run recorded for their seller ("" when none), by
-// order number.
-func (l *Ledger) WeChatItems(ctx context.Context, runID int64) ([]pipeline.WeChatItem, error) {
+// WeChatItems returns the run's items of channel ch, whatever their state,
+// with the WeChat Pay sub-merchant the run recorded for their seller as
+// their Account ("" when none), by order number.
+func (l *Ledger) WeChatItems(ctx context.Context, runID int64, ch pipeline.Channel) ([]pipeline.ChannelItem, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT i.order_no, i.seller_id, COALESCE(s.wechat_sub_mchid, ''), i.provider_txn_id,
 		i.currency, i.seller_minor, i.state, i.reason
 		FROM items i LEFT JOIN run_sellers s ON s.run_id = i.run_id AND s.seller_id = i.seller_id
-		WHERE i.run_id = $1 AND i.channel = $2 ORDER BY i.order_no`, runID, string(pipeline.ChannelWeChatPay))
+		WHERE i.run_id = $1 AND i.channel = $2 ORDER BY i.order_no`, runID, string(ch))
 	if err != nil {
 		return nil, fmt.Errorf("read wechatpay items: %w", err)
 	}
 	defer rows.Close()
-	var out []pipeline.WeChatItem
+	var out []pipeline.ChannelItem
 	for rows.Next() {
-		var it pipeline.WeChatItem
+		var it pipeline.ChannelItem
 		var cur string
-		if err := rows.Scan(&it.OrderNo, &it.SellerID, &it.SubMchID, &it.TransactionID, &cur, &it.SellerShare, &it.State, &it.Reason); err != nil {
+		if err := rows.Scan(&it.OrderNo, &it.SellerID, &it.Account, &it.TransactionID, &cur, &it.SellerShare, &it.State, &it.Reason); err != nil {
 			return nil, fmt.Errorf("read wechatpay items: %w", err)
 		}
 		it.Currency = pipeline.Currency(cur)
@@ -46,43 +47,45 @@ const weChatAttemptColumns = `e.id, e.run_id, e.kind, e.subject, e.attempt, e.id
 	e.provider_ref, e.last_error, e.sends, e.created_at, e.updated_at,
 	i.order_no, i.seller_id, COALESCE(s.wechat_sub_mchid, ''), i.provider_txn_id, i.currency, i.seller_minor, i.state, i.reason`
 
-// WeChatAttempts returns every distribution and unfreeze attempt of the
-// run's wechatpay items that may have been sent (not planned), with the
-// sub-merchant of the run that sent it, by out_order_no.
-func (l *Ledger) WeChatAttempts(ctx context.Context, runID int64) ([]pipeline.WeChatAttempt, error) {
+// WeChatAttempts returns every attempt of one of kinds (the stage's
+// distributions and unfreezes) at the run's items of channel ch that may
+// have been sent (not planned), with the sub-merchant of the run that sent
+// it as the item's Account, by key (out_order_no).
+func (l *Ledger) WeChatAttempts(ctx context.Context, runID int64, ch pipeline.Channel, kinds []string) ([]pipeline.Attempt, error) {
 	return l.weChatAttempts(ctx, `SELECT `+weChatAttemptColumns+`
 		FROM items i JOIN effects e ON `+weChatSubject+`
 		LEFT JOIN run_sellers s ON s.run_id = e.run_id AND s.seller_id = i.seller_id
 		WHERE i.run_id = $1 AND i.channel = $2 AND e.kind = ANY ($3) AND e.state <> 'planned'
-		ORDER BY e.idem_key`, runID, string(pipeline.ChannelWeChatPay), pq.Array([]string{pipeline.KindDistribution, pipeline.KindUnfreeze}))
+		ORDER BY e.idem_key`, runID, string(ch), pq.Array(kinds))
 }
 
-// WeChatDistributed returns the succeeded distributions with a positive
-// amount, of any run and date, sent to one of subMchIDs, that were planned
-// before to and recorded succeeded at or after from: every one WeChat Pay
-// may have accepted in [from, to). By out_order_no.
-func (l *Ledger) WeChatDistributed(ctx context.Context, subMchIDs []string, from, to time.Time) ([]pipeline.WeChatAttempt, error) {
+// WeChatDistributed returns the succeeded effects of kind (the stage's
+// distributions) with a positive amount, of any run and date, sent to one
+// of subMchIDs, that were planned before to and recorded succeeded at or
+// after from: every one WeChat Pay may have accepted in [from, to). By key
+// (out_order_no).
+func (l *Ledger) WeChatDistributed(ctx context.Context, kind string, subMchIDs []string, from, to time.Time) ([]pipeline.Attempt, error) {
 	return l.weChatAttempts(ctx, `SELECT `+weChatAttemptColumns+`
 		FROM effects e JOIN items i ON `+weChatSubject+`
 		JOIN run_sellers s ON s.run_id = e.run_id AND s.seller_id = i.seller_id
 		WHERE e.kind = $1 AND e.state = 'succeeded' AND e.amount_minor > 0 AND e.created_at < $3 AND e.updated_at >= $2
 		  AND s.wechat_sub_mchid = ANY ($4)
-		ORDER BY e.idem_key`, pipeline.KindDistribution, from, to, pq.Array(subMchIDs))
+		ORDER BY e.idem_key`, kind, from, to, pq.Array(subMchIDs))
 }
 
-func (l *Ledger) weChatAttempts(ctx context.Context, query string, args ...any) ([]pipeline.WeChatAttempt, error) {
+func (l *Ledger) weChatAttempts(ctx context.Context, query string, args ...any) ([]pipeline.Attempt, error) {
 	rows, err := l.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read wechatpay attempts: %w", err)
 	}
 	defer rows.Close()
-	var out []pipeline.WeChatAttempt
+	var out []pipeline.Attempt
 	for rows.Next() {
-		var a pipeline.WeChatAttempt
+		var a pipeline.Attempt
 		var cur, state, itemCur string
 		if err := rows.Scan(&a.ID, &a.RunID, &a.Kind, &a.Subject, &a.Attempt, &a.Key, &cur, &a.Amount, &state,
 			&a.ProviderRef, &a.LastError, &a.Sends, &a.Planned, &a.Recorded,
-			&a.Item.OrderNo, &a.Item.SellerID, &a.Item.SubMchID, &a.Item.TransactionID, &itemCur, &a.Item.SellerShare,
+			&a.Item.OrderNo, &a.Item.SellerID, &a.Item.Account, &a.Item.TransactionID, &itemCur, &a.Item.SellerShare,
 			&a.Item.State, &a.Item.Reason); err != nil {
 			return nil, fmt.Errorf("read wechatpay attempts: %w", err)
 		}

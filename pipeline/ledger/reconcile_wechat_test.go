@@ -12,7 +12,16 @@ import (
 	"github.com/settlekit/settle/pipeline/ledger"
 )
 
-var _ pipeline.WeChatReconcileStore = (*ledger.Ledger)(nil)
+// The WeChat Pay stage's effect kinds and out_order_no (load/wechatpay,
+// which the ledger's tests do not import): the queries take the kinds.
+const (
+	wxDistribution = "distribution"
+	wxUnfreeze     = "unfreeze"
+)
+
+func wxKey(d pipeline.Date, orderNo string, attempt int) string {
+	return fmt.Sprintf("WX%s%s-%d", d.Compact(), orderNo, attempt)
+}
 
 // wxRun records a run of d with one item per order number (wechatpay
 // unless it starts with "I"), every seller at sub-merchant "SUB-<seller>".
@@ -63,7 +72,7 @@ func wxEffect(t *testing.T, l *ledger.Ledger, run *pipeline.Run, kind, orderNo s
 	t.Helper()
 	ctx := context.Background()
 	e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: kind, Subject: fmt.Sprintf("WX/%s/%s", run.Key.Date.Compact(), orderNo),
-		Attempt: attempt, Key: pipeline.WeChatOutOrderNo(run.Key.Date, orderNo, attempt), Currency: "CNY", Amount: amount})
+		Attempt: attempt, Key: wxKey(run.Key.Date, orderNo, attempt), Currency: "CNY", Amount: amount})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +91,7 @@ func wxEffect(t *testing.T, l *ledger.Ledger, run *pipeline.Run, kind, orderNo s
 	return e
 }
 
-func wxKeys(as []pipeline.WeChatAttempt) []string {
+func wxKeys(as []pipeline.Attempt) []string {
 	var out []string
 	for _, a := range as {
 		out = append(out, a.Key)
@@ -98,32 +107,32 @@ func TestWeChatReconcileQueries(t *testing.T) {
 	old := wxRun(t, l, d0, map[string]string{"W0": "S1", "W9": "S9"})
 	run := wxRun(t, l, day, map[string]string{"W1": "S1", "W2": "S1", "W3": "S2", "W4": "S1", "I1": "S1"})
 
-	k := func(d pipeline.Date, no string, attempt int) string { return pipeline.WeChatOutOrderNo(d, no, attempt) }
+	k := func(d pipeline.Date, no string, attempt int) string { return wxKey(d, no, attempt) }
 	before := time.Now().Add(-time.Second)
-	wxEffect(t, l, old, pipeline.KindDistribution, "W0", 1, 90, pipeline.EffectSucceeded)
-	wxEffect(t, l, old, pipeline.KindDistribution, "W9", 1, 90, pipeline.EffectSucceeded) // another sub-merchant
-	wxEffect(t, l, run, pipeline.KindDistribution, "W1", 1, 90, pipeline.EffectFailed)
-	wxEffect(t, l, run, pipeline.KindDistribution, "W1", 2, 90, pipeline.EffectSucceeded)
-	wxEffect(t, l, run, pipeline.KindUnfreeze, "W2", 1, 0, pipeline.EffectSucceeded)
-	wxEffect(t, l, run, pipeline.KindDistribution, "W3", 1, 90, pipeline.EffectUnknown)
-	wxEffect(t, l, run, pipeline.KindDistribution, "W4", 1, 90, pipeline.EffectPlanned) // never sent
+	wxEffect(t, l, old, wxDistribution, "W0", 1, 90, pipeline.EffectSucceeded)
+	wxEffect(t, l, old, wxDistribution, "W9", 1, 90, pipeline.EffectSucceeded) // another sub-merchant
+	wxEffect(t, l, run, wxDistribution, "W1", 1, 90, pipeline.EffectFailed)
+	wxEffect(t, l, run, wxDistribution, "W1", 2, 90, pipeline.EffectSucceeded)
+	wxEffect(t, l, run, wxUnfreeze, "W2", 1, 0, pipeline.EffectSucceeded)
+	wxEffect(t, l, run, wxDistribution, "W3", 1, 90, pipeline.EffectUnknown)
+	wxEffect(t, l, run, wxDistribution, "W4", 1, 90, pipeline.EffectPlanned) // never sent
 	after := time.Now().Add(time.Second)
 
-	items, err := l.WeChatItems(ctx, run.ID)
+	items, err := l.WeChatItems(ctx, run.ID, pipeline.ChannelWeChatPay)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []pipeline.WeChatItem{
-		{OrderNo: "W1", SellerID: "S1", SubMchID: "SUB-S1", TransactionID: "TW1", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
-		{OrderNo: "W2", SellerID: "S1", SubMchID: "SUB-S1", TransactionID: "TW2", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
-		{OrderNo: "W3", SellerID: "S2", SubMchID: "SUB-S2", TransactionID: "TW3", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
-		{OrderNo: "W4", SellerID: "S1", SubMchID: "SUB-S1", TransactionID: "TW4", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
+	want := []pipeline.ChannelItem{
+		{OrderNo: "W1", SellerID: "S1", Account: "SUB-S1", TransactionID: "TW1", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
+		{OrderNo: "W2", SellerID: "S1", Account: "SUB-S1", TransactionID: "TW2", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
+		{OrderNo: "W3", SellerID: "S2", Account: "SUB-S2", TransactionID: "TW3", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
+		{OrderNo: "W4", SellerID: "S1", Account: "SUB-S1", TransactionID: "TW4", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
 	}
 	if !slices.Equal(items, want) {
 		t.Fatalf("items:\n%+v\nwant\n%+v", items, want)
 	}
 
-	attempts, err := l.WeChatAttempts(ctx, run.ID)
+	attempts, err := l.WeChatAttempts(ctx, run.ID, pipeline.ChannelWeChatPay, []string{wxDistribution, wxUnfreeze})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,16 +142,16 @@ func TestWeChatReconcileQueries(t *testing.T) {
 		t.Fatalf("attempts %q, want %q", got, wantKeys)
 	}
 	for _, a := range attempts {
-		if a.Item != items[slices.IndexFunc(items, func(it pipeline.WeChatItem) bool { return it.OrderNo == a.Item.OrderNo })] ||
+		if a.Item != items[slices.IndexFunc(items, func(it pipeline.ChannelItem) bool { return it.OrderNo == a.Item.OrderNo })] ||
 			a.Planned.Before(before) || a.Recorded.Before(a.Planned) || a.Recorded.After(after) || a.RunID != run.ID {
 			t.Fatalf("attempt %+v", a)
 		}
-		if a.Key == k(day, "W3", 1) && (a.State != pipeline.EffectUnknown || a.Amount != 90 || a.Kind != pipeline.KindDistribution) {
+		if a.Key == k(day, "W3", 1) && (a.State != pipeline.EffectUnknown || a.Amount != 90 || a.Kind != wxDistribution) {
 			t.Fatalf("attempt %+v", a)
 		}
 	}
 
-	got, err := l.WeChatDistributed(ctx, []string{"SUB-S1", "SUB-S2"}, before, after)
+	got, err := l.WeChatDistributed(ctx, wxDistribution, []string{"SUB-S1", "SUB-S2"}, before, after)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,11 +160,11 @@ func TestWeChatReconcileQueries(t *testing.T) {
 	if !slices.Equal(wxKeys(got), wantKeys) {
 		t.Fatalf("distributed %q, want %q", wxKeys(got), wantKeys)
 	}
-	if got[0].Item.SubMchID != "SUB-S1" || got[0].Amount != 90 || got[0].State != pipeline.EffectSucceeded {
+	if got[0].Item.Account != "SUB-S1" || got[0].Amount != 90 || got[0].State != pipeline.EffectSucceeded {
 		t.Fatalf("distributed %+v", got[0])
 	}
 	for name, w := range map[string][2]time.Time{"window before": {before.Add(-time.Hour), before}, "window after": {after, after.Add(time.Hour)}} {
-		if got, err := l.WeChatDistributed(ctx, []string{"SUB-S1", "SUB-S2"}, w[0], w[1]); err != nil || len(got) != 0 {
+		if got, err := l.WeChatDistributed(ctx, wxDistribution, []string{"SUB-S1", "SUB-S2"}, w[0], w[1]); err != nil || len(got) != 0 {
 			t.Fatalf("%s: %q, %v", name, wxKeys(got), err)
 		}
 	}

@@ -1,40 +1,35 @@
-package pipeline
+package wechatpay
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
-// ErrNotReady is what a WeChat adapter wraps when a transaction cannot be
+// ErrNotReady is what API.Remaining wraps when a transaction cannot be
 // distributed yet (WeChat Pay needs a few minutes after the payment).
 var ErrNotReady = errors.New("not distributable yet")
 
-// Effect kinds of the WeChat stage.
-const (
-	KindDistribution = "distribution"
-	KindUnfreeze     = "unfreeze"
-)
-
-// ReceiverEffective is the state of a receiver that can be paid.
-const ReceiverEffective = "EFFECTIVE"
-
-// WeChatOrder is what one WeChat payment transaction's settlement moves:
+// Txn is what one WeChat payment transaction's settlement moves:
 // the commission to the platform's receiver (the rest unfrozen to the
 // seller), or, with no commission, a plain unfreeze.
-type WeChatOrder struct {
+type Txn struct {
 	SubMchID      string
 	TransactionID string
-	Currency      Currency
+	Currency      pipeline.Currency
 	Commission    int64 // minor units; 0: unfreeze
 }
 
-// WeChat is what the WeChat stage needs of WeChat Pay Global's
-// funds-distribution API.
-type WeChat interface {
+// API is what the distribute stage needs of WeChat Pay Global's
+// funds-distribution API (Adapter over a Client).
+type API interface {
 	// EnsureReceiver returns the state of the platform's receiver at the
 	// sub-merchant, adding it first when it is missing.
 	EnsureReceiver(ctx context.Context, subMchID string) (state string, err error)
@@ -43,30 +38,30 @@ type WeChat interface {
 	Remaining(ctx context.Context, subMchID, transactionID string) (int64, error)
 	// Send and Query perform and ask about one distribution or unfreeze,
 	// keyed by e.Key (out_order_no), as EffectSender does.
-	Send(ctx context.Context, e Effect, o WeChatOrder) (Outcome, error)
-	Query(ctx context.Context, e Effect, o WeChatOrder) (Outcome, error)
+	Send(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, error)
+	Query(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, error)
 }
 
-// WeChatStore is what the WeChat stage needs of the ledger.
-type WeChatStore interface {
-	EffectStore
-	LatestEffect(ctx context.Context, kind, subject string) (Effect, bool, error)
-	RunSellers(ctx context.Context, runID int64) (map[string]Seller, error)
-	ItemsInState(ctx context.Context, runID int64, ch Channel, state string) ([]Split, error)
+// Store is what the distribute stage needs of the ledger.
+type Store interface {
+	pipeline.EffectStore
+	LatestEffect(ctx context.Context, kind, subject string) (pipeline.Effect, bool, error)
+	RunSellers(ctx context.Context, runID int64) (map[string]pipeline.Seller, error)
+	ItemsInState(ctx context.Context, runID int64, ch pipeline.Channel, state string) ([]pipeline.Split, error)
 	SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKey, ref string) error
 	SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error
 }
 
-// WeChatConfig configures the WeChat stage.
-type WeChatConfig struct {
-	Store       WeChatStore
-	API         WeChat
+// StageConfig configures the distribute stage.
+type StageConfig struct {
+	Store       Store
+	API         API
 	MaxRatioBps int64 // the most a transaction may send out, in basis points of its amount (default 3000)
 	MaxRequests int   // distribution and unfreeze requests per transaction (default 50)
 	// Pacer keeps to WeChat Pay's limits: the service provider's bucket,
 	// and one per sub-merchant (its lanes are sub-merchant ids). nil: no
 	// limit but Parallel (or DefaultMaxInFlight) in flight.
-	Pacer *Pacer
+	Pacer *pipeline.Pacer
 	// Parallel caps the requests in flight when Pacer is nil (deprecated:
 	// the Pacer sizes them).
 	Parallel int
@@ -76,14 +71,34 @@ type WeChatConfig struct {
 	Wait, FirstPoll, Poll time.Duration
 }
 
-// weChatTxn is one transaction as the stage drives it.
-type weChatTxn struct {
-	it     Split
-	order  WeChatOrder
+// Name names WeChat Pay in mismatches, summaries and logs.
+const Name = "wechatpay"
+
+// Subject names the logical settlement of an order's transaction on date
+// d: the subject of its distribution or unfreeze effects, whatever the
+// attempt ("WX/<YYYYMMDD>/<order_no>"; the ledger's reconcile queries join
+// effects to items by it).
+func Subject(d pipeline.Date, orderNo string) string {
+	return fmt.Sprintf("WX/%s/%s", d.Compact(), orderNo)
+}
+
+// OutOrderNo is the deterministic out_order_no of an attempt at an order's
+// distribution or unfreeze: at most 64 characters of [0-9A-Za-z_-]. It is
+// the same for the same date, order and attempt in every version (a re-run
+// after an upgrade asks about what an earlier one sent).
+func OutOrderNo(d pipeline.Date, orderNo string, attempt int) string {
+	h := sha256.Sum256([]byte("WX\x00" + orderNo))
+	return fmt.Sprintf("WX%s%s-%d", d.Compact(), strings.ToUpper(hex.EncodeToString(h[:6])), attempt)
+}
+
+// driven is one transaction as the stage drives it.
+type driven struct {
+	it     pipeline.Split
+	order  Txn
 	before int // sends of its effect before this run
 }
 
-// DistributeWeChatStage settles each recorded wechatpay item - one payment
+// DistributeStage settles each recorded wechatpay item - one payment
 // transaction frozen at the seller's sub-merchant - by one funds
 // distribution sending the commission to the platform's receiver and
 // unfreezing the rest, or by a plain unfreeze when the commission is zero.
@@ -106,7 +121,7 @@ type weChatTxn struct {
 // transaction with the answer as its reason ("needs a person", exit 4) and
 // the others are settled. Refused credentials (pipeline.KindUsage) concern
 // every transaction: the stage stops at the first, with that one error.
-func DistributeWeChatStage(c WeChatConfig) StageFunc {
+func DistributeStage(c StageConfig) pipeline.StageFunc {
 	if c.MaxRatioBps <= 0 {
 		c.MaxRatioBps = 3000
 	}
@@ -117,10 +132,10 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 		c.Wait = 10 * time.Minute
 	}
 	if c.Pacer == nil {
-		c.Pacer = NewPacer(Limits{MaxInFlight: c.Parallel})
+		c.Pacer = pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel})
 	}
-	return func(ctx context.Context, run *Run) (string, error) {
-		items, err := c.Store.ItemsInState(ctx, run.ID, ChannelWeChatPay, ItemRecorded)
+	return func(ctx context.Context, run *pipeline.Run) (string, error) {
+		items, err := c.Store.ItemsInState(ctx, run.ID, pipeline.ChannelWeChatPay, pipeline.ItemRecorded)
 		if err != nil {
 			return "", err
 		}
@@ -128,40 +143,40 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 		if err != nil {
 			return "", err
 		}
-		progress := ProgressFrom(ctx)
+		progress := pipeline.ProgressFrom(ctx)
 		progress.Restart(int64(len(items)))
 		var (
 			mu               sync.Mutex
 			paid, sent, held int
 			problems         []string
-			todo             []Effect
-			txns             = map[string]*weChatTxn{} // by effect subject
+			todo             []pipeline.Effect
+			txns             = map[string]*driven{} // by effect subject
 		)
-		hold := func(ctx context.Context, it Split, outcome string) error {
+		hold := func(ctx context.Context, it pipeline.Split, outcome string) error {
 			mu.Lock()
 			held++
 			if isProblem(outcome) {
 				problems = append(problems, fmt.Sprintf("order %s: %s", it.OrderNo, outcome[1:]))
 			}
 			mu.Unlock()
-			return c.Store.SetItemState(ctx, run.ID, it.OrderNo, ItemRecorded, ItemRecorded, "held: "+strings.TrimPrefix(outcome, "!"))
+			return c.Store.SetItemState(ctx, run.ID, it.OrderNo, pipeline.ItemRecorded, pipeline.ItemRecorded, "held: "+strings.TrimPrefix(outcome, "!"))
 		}
-		order := func(it Split) WeChatOrder {
-			return WeChatOrder{SubMchID: sellers[it.SellerID].WeChatSubMchID, TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
+		order := func(it pipeline.Split) Txn {
+			return Txn{SubMchID: sellers[it.SellerID].WeChatSubMchID, TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
 		}
 		// Plan: each transaction checked and its request recorded
 		// (intent first), paced under WeChat Pay's limits.
 		err = c.Pacer.Each(ctx, len(items), func(i int) string { return order(items[i]).SubMchID }, func(ctx context.Context, i int) error {
 			it := items[i]
 			o := order(it)
-			e, outcome, err := planWeChat(ctx, &c, run, it, o)
-			if err != nil && weChatSubjectError(err) {
+			e, outcome, err := plan(ctx, &c, run, it, o)
+			if err != nil && subjectError(err) {
 				// WeChat Pay refused this transaction, or answered about it
 				// what cannot be read: it is held with the answer; the
 				// others go on.
-				outcome, err = "!"+weChatRefusal+err.Error(), nil
+				outcome, err = "!"+refusal+err.Error(), nil
 			}
-			if err != nil && KindOf(err) == KindUsage {
+			if err != nil && pipeline.KindOf(err) == pipeline.KindUsage {
 				return err // the others would be refused alike: one line, exit 2
 			}
 			if err != nil {
@@ -174,23 +189,25 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 			}
 			mu.Lock()
 			todo = append(todo, e)
-			txns[e.Subject] = &weChatTxn{it: it, order: o, before: e.Sends}
+			txns[e.Subject] = &driven{it: it, order: o, before: e.Sends}
 			mu.Unlock()
 			return nil
 		})
-		if KindOf(err) == KindUsage || ctx.Err() != nil {
+		if pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
 			return "", err
 		}
 		planErr := err
 		// Send and resolve: the engine.
-		en := &Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
-			Sender: func(e Effect) EffectSender { return weChatSender{api: c.API, order: txns[e.Subject].order} },
-			Lane:   func(e Effect) string { return txns[e.Subject].order.SubMchID },
-			Final: func(ctx context.Context, e Effect) error {
+		en := &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
+			Sender: func(e pipeline.Effect) pipeline.EffectSender {
+				return effectSender{api: c.API, order: txns[e.Subject].order}
+			},
+			Lane: func(e pipeline.Effect) string { return txns[e.Subject].order.SubMchID },
+			Final: func(ctx context.Context, e pipeline.Effect) error {
 				defer progress.Add(1)
 				t := txns[e.Subject]
 				switch e.State {
-				case EffectSucceeded:
+				case pipeline.EffectSucceeded:
 					mu.Lock()
 					paid++
 					if e.Sends > t.before {
@@ -202,20 +219,20 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 					return hold(ctx, t.it, fmt.Sprintf("!%s %s CLOSED: %s (a re-run tries a new request)", e.Kind, e.Key, e.LastError))
 				}
 			},
-			Error: func(ctx context.Context, e Effect, err error) error {
+			Error: func(ctx context.Context, e pipeline.Effect, err error) error {
 				t := txns[e.Subject]
-				if weChatSubjectError(err) {
+				if subjectError(err) {
 					progress.Add(1)
-					return hold(ctx, t.it, "!"+weChatRefusal+err.Error())
+					return hold(ctx, t.it, "!"+refusal+err.Error())
 				}
-				if KindOf(err) == KindUsage {
+				if pipeline.KindOf(err) == pipeline.KindUsage {
 					return err
 				}
 				return fmt.Errorf("order %s: %w", t.it.OrderNo, err)
 			},
 		}
 		res, err := en.Run(ctx, todo)
-		if KindOf(err) == KindUsage {
+		if pipeline.KindOf(err) == pipeline.KindUsage {
 			return "", err
 		}
 		if err = errors.Join(planErr, err); err != nil {
@@ -223,23 +240,23 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 		}
 		summary := fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", paid, sent, held)
 		if len(res.Pending) > 0 {
-			return summary, StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
+			return summary, pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
 		}
-		return summary, NeedsPerson(problems)
+		return summary, pipeline.NeedsPerson(problems)
 	}
 }
 
-// weChatRefusal starts the reason of a transaction held for WeChat Pay's
+// refusal starts the reason of a transaction held for WeChat Pay's
 // answer about it (and the reconcile stage's row about it).
-const weChatRefusal = "WeChat Pay: "
+const refusal = "WeChat Pay: "
 
-// weChatSubjectError reports whether err concerns only the transaction it
+// subjectError reports whether err concerns only the transaction it
 // came from: WeChat Pay definitely refused a request about it (Refused),
 // or answered about it something that cannot be read (Unreadable). A
 // configuration error (refused credentials), the ledger, the network or a
 // WeChat Pay that does not answer concern every transaction.
-func weChatSubjectError(err error) bool {
-	if KindOf(err) == KindUsage || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+func subjectError(err error) bool {
+	if pipeline.KindOf(err) == pipeline.KindUsage || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var refused interface{ Refused() bool }
@@ -256,26 +273,26 @@ func isProblem(reason string) bool {
 	return len(reason) > 0 && reason[0] == '!'
 }
 
-// planWeChat returns the transaction's effect to drive - the one in
+// plan returns the transaction's effect to drive - the one in
 // flight, or a new attempt planned (intent recorded) once the checks pass
 // - or the reason it is held ("!"-prefixed when a person must look).
-func planWeChat(ctx context.Context, c *WeChatConfig, run *Run, it Split, o WeChatOrder) (Effect, string, error) {
+func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (pipeline.Effect, string, error) {
 	kind := KindDistribution
 	if o.Commission == 0 {
 		kind = KindUnfreeze
 	}
-	subject := fmt.Sprintf("WX/%s/%s", run.Key.Date.Compact(), it.OrderNo)
-	keyFor := func(attempt int) string { return WeChatOutOrderNo(run.Key.Date, it.OrderNo, attempt) }
+	subject := Subject(run.Key.Date, it.OrderNo)
+	keyFor := func(attempt int) string { return OutOrderNo(run.Key.Date, it.OrderNo, attempt) }
 	e, ok, err := c.Store.LatestEffect(ctx, kind, subject)
-	if err != nil || (ok && e.State != EffectFailed) {
+	if err != nil || (ok && e.State != pipeline.EffectFailed) {
 		return e, "", err
 	}
-	if reason, err := checkWeChat(ctx, c, it, o); err != nil || reason != "" {
-		return Effect{}, reason, err
+	if reason, err := check(ctx, c, it, o); err != nil || reason != "" {
+		return pipeline.Effect{}, reason, err
 	}
-	next := Effect{RunID: run.ID, Kind: kind, Subject: subject, Attempt: 1, Key: keyFor(1), Currency: o.Currency, Amount: o.Commission}
+	next := pipeline.Effect{RunID: run.ID, Kind: kind, Subject: subject, Attempt: 1, Key: keyFor(1), Currency: o.Currency, Amount: o.Commission}
 	if ok {
-		if next, err = NextAttempt(e, c.MaxRequests, keyFor); err != nil {
+		if next, err = pipeline.NextAttempt(e, c.MaxRequests, keyFor); err != nil {
 			return e, "!" + err.Error(), nil
 		}
 		next.RunID = run.ID
@@ -284,8 +301,8 @@ func planWeChat(ctx context.Context, c *WeChatConfig, run *Run, it Split, o WeCh
 	return e, "", err
 }
 
-// checkWeChat returns why a transaction cannot be settled now, or "".
-func checkWeChat(ctx context.Context, c *WeChatConfig, it Split, o WeChatOrder) (string, error) {
+// check returns why a transaction cannot be settled now, or "".
+func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (string, error) {
 	if o.Commission > 0 {
 		state, err := c.API.EnsureReceiver(ctx, o.SubMchID)
 		if err != nil {
@@ -299,35 +316,35 @@ func checkWeChat(ctx context.Context, c *WeChatConfig, it Split, o WeChatOrder) 
 	if errors.Is(err, ErrNotReady) {
 		return "transaction " + o.TransactionID + " is not distributable yet", nil
 	}
-	if IsNotFound(err) {
+	if pipeline.IsNotFound(err) {
 		return "!WeChat Pay does not know transaction " + o.TransactionID + " at sub-merchant " + o.SubMchID, nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("remaining amount of %s: %w", o.TransactionID, err)
 	}
 	if base := it.Amount - it.Refunded; left != base {
-		return fmt.Sprintf("!WeChat holds %s for transaction %s, the order says %s", Money{left, o.Currency}, o.TransactionID, Money{base, o.Currency}), nil
+		return fmt.Sprintf("!WeChat holds %s for transaction %s, the order says %s", pipeline.Money{Minor: left, Currency: o.Currency}, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency}), nil
 	}
-	capMinor, err := MulDivHalfEven(it.Amount, c.MaxRatioBps, 10000)
+	capMinor, err := pipeline.MulDivHalfEven(it.Amount, c.MaxRatioBps, 10000)
 	if err != nil {
 		return "", err
 	}
 	if o.Commission > capMinor {
-		return fmt.Sprintf("!commission %s is above WeChat's cap of %d bps of the order (%s)", Money{o.Commission, o.Currency}, c.MaxRatioBps, Money{capMinor, o.Currency}), nil
+		return fmt.Sprintf("!commission %s is above WeChat's cap of %d bps of the order (%s)", pipeline.Money{Minor: o.Commission, Currency: o.Currency}, c.MaxRatioBps, pipeline.Money{Minor: capMinor, Currency: o.Currency}), nil
 	}
 	return "", nil
 }
 
-// weChatSender binds an order to the WeChat API as an EffectSender.
-type weChatSender struct {
-	api   WeChat
-	order WeChatOrder
+// effectSender binds an order to the WeChat API as an EffectSender.
+type effectSender struct {
+	api   API
+	order Txn
 }
 
-func (s weChatSender) Send(ctx context.Context, e Effect) (Outcome, error) {
+func (s effectSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	return s.api.Send(ctx, e, s.order)
 }
 
-func (s weChatSender) Query(ctx context.Context, e Effect) (Outcome, error) {
+func (s effectSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	return s.api.Query(ctx, e, s.order)
 }

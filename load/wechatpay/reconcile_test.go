@@ -1,4 +1,4 @@
-package pipeline
+package wechatpay
 
 import (
 	"context"
@@ -9,28 +9,32 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
-// wxStore is an in-memory WeChatReconcileStore.
+// wxStore is an in-memory ReconcileStore.
 type wxStore struct {
-	items       []WeChatItem
-	attempts    []WeChatAttempt
-	others      []WeChatAttempt // succeeded distributions of other runs
-	from, to    time.Time       // the last WeChatDistributed window
+	items       []pipeline.ChannelItem
+	attempts    []pipeline.Attempt
+	others      []pipeline.Attempt // succeeded distributions of other runs
+	from, to    time.Time          // the last WeChatDistributed window
 	distributed error
 }
 
-func (s *wxStore) WeChatItems(context.Context, int64) ([]WeChatItem, error) { return s.items, nil }
+func (s *wxStore) WeChatItems(context.Context, int64, pipeline.Channel) ([]pipeline.ChannelItem, error) {
+	return s.items, nil
+}
 
-func (s *wxStore) WeChatAttempts(context.Context, int64) ([]WeChatAttempt, error) {
+func (s *wxStore) WeChatAttempts(context.Context, int64, pipeline.Channel, []string) ([]pipeline.Attempt, error) {
 	return s.attempts, nil
 }
 
-func (s *wxStore) WeChatDistributed(_ context.Context, subs []string, from, to time.Time) ([]WeChatAttempt, error) {
+func (s *wxStore) WeChatDistributed(_ context.Context, kind string, subs []string, from, to time.Time) ([]pipeline.Attempt, error) {
 	s.from, s.to = from, to
-	var out []WeChatAttempt
+	var out []pipeline.Attempt
 	for _, a := range append(slices.Clone(s.attempts), s.others...) {
-		if a.Kind == KindDistribution && a.State == EffectSucceeded && a.Amount > 0 && slices.Contains(subs, a.Item.SubMchID) &&
+		if a.Kind == kind && a.State == pipeline.EffectSucceeded && a.Amount > 0 && slices.Contains(subs, a.Item.Account) &&
 			a.Planned.Before(to) && !a.Recorded.Before(from) {
 			out = append(out, a)
 		}
@@ -38,11 +42,11 @@ func (s *wxStore) WeChatDistributed(_ context.Context, subs []string, from, to t
 	return out, s.distributed
 }
 
-// wxAPI is an in-memory WeChatReconciler.
+// wxAPI is an in-memory Reconciler.
 type wxAPI struct {
-	orders      map[string]WeChatOrderStatus // out_order_no
-	bills       map[string][]WeChatBillLine  // sub/day
-	settlements map[string][]WeChatSettlement
+	orders      map[string]OrderStatus // out_order_no
+	bills       map[string][]BillEntry // sub/day
+	settlements map[string][]SettlementDetail
 	err         error
 	errs        map[string]error // by out_order_no
 
@@ -51,77 +55,77 @@ type wxAPI struct {
 	queried   []string
 }
 
-func (a *wxAPI) Order(_ context.Context, sub, txn, no string) (WeChatOrderStatus, error) {
+func (a *wxAPI) Order(_ context.Context, sub, txn, no string) (OrderStatus, error) {
 	a.mu.Lock()
 	a.queried = append(a.queried, no)
 	a.mu.Unlock()
 	if a.err != nil {
-		return WeChatOrderStatus{}, a.err
+		return OrderStatus{}, a.err
 	}
 	if err := a.errs[no]; err != nil {
-		return WeChatOrderStatus{}, err
+		return OrderStatus{}, err
 	}
 	o, ok := a.orders[no]
 	if !ok {
-		return o, fmt.Errorf("%w: out_order_no %s", ErrNotFound, no)
+		return o, fmt.Errorf("%w: out_order_no %s", pipeline.ErrNotFound, no)
 	}
 	return o, nil
 }
 
-func (a *wxAPI) BillLines(_ context.Context, sub string, day Date) ([]WeChatBillLine, error) {
+func (a *wxAPI) BillLines(_ context.Context, sub string, day pipeline.Date) ([]BillEntry, error) {
 	a.mu.Lock()
 	a.billCalls++
 	a.mu.Unlock()
 	return a.bills[sub+"/"+day.String()], nil
 }
 
-func (a *wxAPI) Settlements(_ context.Context, sub string, day Date) ([]WeChatSettlement, error) {
+func (a *wxAPI) Settlements(_ context.Context, sub string, day pipeline.Date) ([]SettlementDetail, error) {
 	return a.settlements[sub+"/"+day.String()], nil
 }
 
 var (
-	wxDate     = Date{2026, time.November, 23}
-	wxAccepted = time.Date(2026, 11, 24, 1, 0, 0, 0, weChatZone)
-	wxDay      = Date{2026, time.November, 24}
-	wxLater    = time.Date(2026, 11, 25, 12, 0, 0, 0, weChatZone)
+	wxDate     = pipeline.Date{Year: 2026, Month: time.November, Day: 23}
+	wxAccepted = time.Date(2026, 11, 24, 1, 0, 0, 0, Beijing)
+	wxDay      = pipeline.Date{Year: 2026, Month: time.November, Day: 24}
+	wxLater    = time.Date(2026, 11, 25, 12, 0, 0, 0, Beijing)
 )
 
 // wxClean is a run with one distribution (O1: commission 100, the rest 900
 // unfrozen with it) and one unfreeze (O2: 500), both succeeded, accepted on
 // wxDay and settled: nothing disagrees.
 func wxClean() (*wxStore, *wxAPI) {
-	i1 := WeChatItem{OrderNo: "O1", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T1", Currency: "CNY", SellerShare: 900}
-	i2 := WeChatItem{OrderNo: "O2", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T2", Currency: "CNY", SellerShare: 500}
+	i1 := pipeline.ChannelItem{OrderNo: "O1", SellerID: "S1", Account: "SUB1", TransactionID: "T1", Currency: "CNY", SellerShare: 900}
+	i2 := pipeline.ChannelItem{OrderNo: "O2", SellerID: "S1", Account: "SUB1", TransactionID: "T2", Currency: "CNY", SellerShare: 500}
 	rec := wxAccepted.Add(time.Second)
-	store := &wxStore{items: []WeChatItem{i1, i2}, attempts: []WeChatAttempt{
-		{Effect: Effect{Kind: KindDistribution, Key: "K1", Currency: "CNY", Amount: 100, State: EffectSucceeded}, Item: i1, Planned: wxAccepted, Recorded: rec},
-		{Effect: Effect{Kind: KindUnfreeze, Key: "K2", Currency: "CNY", Amount: 0, State: EffectSucceeded}, Item: i2, Planned: wxAccepted, Recorded: rec},
+	store := &wxStore{items: []pipeline.ChannelItem{i1, i2}, attempts: []pipeline.Attempt{
+		{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K1", Currency: "CNY", Amount: 100, State: pipeline.EffectSucceeded}, Item: i1, Planned: wxAccepted, Recorded: rec},
+		{Effect: pipeline.Effect{Kind: KindUnfreeze, Key: "K2", Currency: "CNY", Amount: 0, State: pipeline.EffectSucceeded}, Item: i2, Planned: wxAccepted, Recorded: rec},
 	}}
 	api := &wxAPI{
-		orders: map[string]WeChatOrderStatus{
-			"K1": {State: WeChatFinished, AcceptedAt: wxAccepted, Lines: []WeChatLine{{Platform: true, Result: WeChatSuccess, Amount: 100}}},
-			"K2": {State: WeChatFinished, AcceptedAt: wxAccepted, Lines: []WeChatLine{{Result: WeChatSuccess, Amount: 500}}},
+		orders: map[string]OrderStatus{
+			"K1": {State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 100}}},
+			"K2": {State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Result: ResultSuccess, Amount: 500}}},
 		},
-		bills: map[string][]WeChatBillLine{"SUB1/2026-11-24": {
-			{Time: wxAccepted, TransactionID: "T1", OutOrderNo: "K1", Type: WeChatLineDistribution, Platform: true, Currency: "CNY", Amount: 100},
-			{Time: wxAccepted, TransactionID: "T1", OutOrderNo: "K1", Type: WeChatLineUnfreeze, Currency: "CNY", Amount: 900},
-			{Time: wxAccepted, TransactionID: "T2", OutOrderNo: "K2", Type: WeChatLineUnfreeze, Currency: "CNY", Amount: 500},
-			{Time: wxAccepted, TransactionID: "T9", OutOrderNo: "OTHER", Type: WeChatLineDistribution, Currency: "CNY", Amount: 7}, // not this run's
+		bills: map[string][]BillEntry{"SUB1/2026-11-24": {
+			{Time: wxAccepted, TransactionID: "T1", OutOrderNo: "K1", Type: BillDistribution, Platform: true, Currency: "CNY", Amount: 100},
+			{Time: wxAccepted, TransactionID: "T1", OutOrderNo: "K1", Type: BillUnfreeze, Currency: "CNY", Amount: 900},
+			{Time: wxAccepted, TransactionID: "T2", OutOrderNo: "K2", Type: BillUnfreeze, Currency: "CNY", Amount: 500},
+			{Time: wxAccepted, TransactionID: "T9", OutOrderNo: "OTHER", Type: BillDistribution, Currency: "CNY", Amount: 7}, // not this run's
 		}},
-		settlements: map[string][]WeChatSettlement{"SUB1/2026-11-24": {{BatchNo: "SB1", State: WeChatSettled, Currency: "CNY", Amount: 100}}},
+		settlements: map[string][]SettlementDetail{"SUB1/2026-11-24": {{BatchNo: "SB1", State: SettleStateSettled, Currency: "CNY", Amount: 100}}},
 	}
 	return store, api
 }
 
-func wxMatch(t *testing.T, store *wxStore, api *wxAPI, now time.Time) []Mismatch {
+func wxMatch(t *testing.T, store *wxStore, api *wxAPI, now time.Time) []pipeline.Mismatch {
 	t.Helper()
-	ms, err := WeChatMatcher(store, api, func() time.Time { return now })(context.Background(), &Run{ID: 1, Key: RunKey{Date: wxDate, Shard: Whole}})
+	ms, err := Matcher(MatcherConfig{Store: store, API: api, Now: func() time.Time { return now }})(context.Background(), &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: wxDate, Shard: pipeline.Whole}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	SortMismatches(ms)
+	pipeline.SortMismatches(ms)
 	for _, m := range ms {
-		if m.Provider != ProviderWeChat {
+		if m.Provider != Name {
 			t.Errorf("provider %q", m.Provider)
 		}
 	}
@@ -129,7 +133,7 @@ func wxMatch(t *testing.T, store *wxStore, api *wxAPI, now time.Time) []Mismatch
 }
 
 // wxBrief is a mismatch as "category subject ours/theirs expected".
-func wxBrief(ms []Mismatch) []string {
+func wxBrief(ms []pipeline.Mismatch) []string {
 	var out []string
 	for _, m := range ms {
 		s := fmt.Sprintf("%s %s %s/%s", m.Category, m.Subject, m.Ours, m.Theirs)
@@ -150,7 +154,7 @@ func TestWeChatMatcherCleanRunHasNoMismatch(t *testing.T) {
 	if api.billCalls != 1 {
 		t.Fatalf("%d bill downloads, want 1 (one sub-merchant, one day)", api.billCalls)
 	}
-	if from, to := store.from, store.to; !from.Equal(wxDay.Time(weChatZone).Add(-weChatClockMargin)) || !to.Equal(wxDay.AddDays(1).Time(weChatZone).Add(weChatClockMargin)) {
+	if from, to := store.from, store.to; !from.Equal(wxDay.Time(Beijing).Add(-clockMargin)) || !to.Equal(wxDay.AddDays(1).Time(Beijing).Add(clockMargin)) {
 		t.Fatalf("ledger asked for distributions in [%s, %s)", from, to)
 	}
 }
@@ -181,43 +185,43 @@ func TestWeChatMatcherFindings(t *testing.T) {
 			a.bills["SUB1/2026-11-24"][0].Currency = "USD"
 		}, []string{"currency K1 100/100"}},
 		{"succeeded with us, CLOSED at WeChat", func(s *wxStore, a *wxAPI) {
-			a.orders["K1"] = WeChatOrderStatus{State: WeChatFinished, AcceptedAt: wxAccepted, Lines: []WeChatLine{{Platform: true, Result: WeChatClosed, FailReason: "NO_RELATION", Amount: 100}}}
+			a.orders["K1"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultClosed, FailReason: "NO_RELATION", Amount: 100}}}
 			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][2:]
 			a.settlements["SUB1/2026-11-24"] = nil
 		}, []string{"missing_at_provider K1 100/", "missing_at_provider settlement/SUB1/2026-11-24/CNY 100/", "status K1 100/100"}},
 		{"failed with us, SUCCESS at WeChat", func(s *wxStore, a *wxAPI) {
-			s.attempts[0].State = EffectFailed
+			s.attempts[0].State = pipeline.EffectFailed
 		}, []string{"amount settlement/SUB1/2026-11-24/CNY 0/100", "missing_in_ledger K1 100/100", "missing_in_ledger K1 100/900", "status K1 100/100"}},
 		{"failed with us, unknown to WeChat: agreed", func(s *wxStore, a *wxAPI) {
-			s.attempts[0].State = EffectFailed
+			s.attempts[0].State = pipeline.EffectFailed
 			delete(a.orders, "K1")
 			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][2:]
 			a.settlements["SUB1/2026-11-24"] = nil
 		}, nil},
 		{"unknown with us, never arrived", func(s *wxStore, a *wxAPI) {
-			s.attempts[1].State = EffectUnknown
+			s.attempts[1].State = pipeline.EffectUnknown
 			delete(a.orders, "K2")
 			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][:2]
 		}, []string{"status K2 500/"}},
 		{"still processing", func(s *wxStore, a *wxAPI) {
-			s.attempts[0].State = EffectSent
-			a.orders["K1"] = WeChatOrderStatus{State: WeChatProcessing, AcceptedAt: wxAccepted, Lines: []WeChatLine{{Platform: true, Result: WeChatPending, Amount: 100}}}
+			s.attempts[0].State = pipeline.EffectSent
+			a.orders["K1"] = OrderStatus{State: StateProcessing, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultPending, Amount: 100}}}
 			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][2:]
-			a.settlements["SUB1/2026-11-24"][0].State = WeChatUnsettled
+			a.settlements["SUB1/2026-11-24"][0].State = SettleStateUnsettled
 		}, []string{"timing K1 100/100 expected", "timing settlement/SUB1/2026-11-24/CNY 0/100 expected"}},
 		{"receiver pending in a finished order", func(s *wxStore, a *wxAPI) {
-			a.orders["K1"].Lines[0].Result = WeChatPending
+			a.orders["K1"].Lines[0].Result = ResultPending
 		}, []string{"timing K1 100/100 expected"}},
 		{"no platform line in WeChat's order", func(s *wxStore, a *wxAPI) {
-			a.orders["K1"] = WeChatOrderStatus{State: WeChatFinished, AcceptedAt: wxAccepted, Lines: []WeChatLine{{Result: WeChatSuccess, Amount: 100}}}
+			a.orders["K1"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Result: ResultSuccess, Amount: 100}}}
 		}, []string{"missing_at_provider K1 100/"}},
 		{"someone moved our transaction's money", func(s *wxStore, a *wxAPI) {
 			a.bills["SUB1/2026-11-24"] = append(a.bills["SUB1/2026-11-24"],
-				WeChatBillLine{TransactionID: "T2", OutOrderNo: "ROGUE", Type: WeChatLineDistribution, Currency: "CNY", Amount: 50})
+				BillEntry{TransactionID: "T2", OutOrderNo: "ROGUE", Type: BillDistribution, Currency: "CNY", Amount: 50})
 		}, []string{"missing_in_ledger ROGUE /50"}},
 		{"a line to another receiver under our key", func(s *wxStore, a *wxAPI) {
 			a.bills["SUB1/2026-11-24"] = append(a.bills["SUB1/2026-11-24"],
-				WeChatBillLine{TransactionID: "T1", OutOrderNo: "K1", Type: WeChatLineDistribution, Currency: "CNY", Amount: 5})
+				BillEntry{TransactionID: "T1", OutOrderNo: "K1", Type: BillDistribution, Currency: "CNY", Amount: 5})
 		}, []string{"missing_in_ledger K1 100/5"}},
 		{"a second platform line under our key", func(s *wxStore, a *wxAPI) {
 			a.bills["SUB1/2026-11-24"] = append(a.bills["SUB1/2026-11-24"], a.bills["SUB1/2026-11-24"][0])
@@ -226,34 +230,34 @@ func TestWeChatMatcherFindings(t *testing.T) {
 			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][1:]
 		}, []string{"missing_at_provider K1 100/"}},
 		{"funds still UNSETTLE", func(s *wxStore, a *wxAPI) {
-			a.settlements["SUB1/2026-11-24"][0].State = WeChatUnsettled
+			a.settlements["SUB1/2026-11-24"][0].State = SettleStateUnsettled
 		}, []string{"timing settlement/SUB1/2026-11-24/CNY 100/100 expected"}},
 		{"UNSETTLE with less than we distributed", func(s *wxStore, a *wxAPI) {
-			a.settlements["SUB1/2026-11-24"][0] = WeChatSettlement{BatchNo: "SB1", State: WeChatUnsettled, Currency: "CNY", Amount: 60}
+			a.settlements["SUB1/2026-11-24"][0] = SettlementDetail{BatchNo: "SB1", State: SettleStateUnsettled, Currency: "CNY", Amount: 60}
 		}, []string{"amount settlement/SUB1/2026-11-24/CNY 100/60"}},
 		{"SETTLED with another amount", func(s *wxStore, a *wxAPI) {
 			a.settlements["SUB1/2026-11-24"][0].Amount = 101
 		}, []string{"amount settlement/SUB1/2026-11-24/CNY 100/101"}},
 		{"settled in two batches and a currency we never sent", func(s *wxStore, a *wxAPI) {
-			a.settlements["SUB1/2026-11-24"] = []WeChatSettlement{{BatchNo: "SB1", State: WeChatSettled, Currency: "CNY", Amount: 60},
-				{BatchNo: "SB2", State: WeChatSettled, Currency: "CNY", Amount: 40}, {BatchNo: "SB3", State: WeChatSettled, Currency: "USD", Amount: 3}}
+			a.settlements["SUB1/2026-11-24"] = []SettlementDetail{{BatchNo: "SB1", State: SettleStateSettled, Currency: "CNY", Amount: 60},
+				{BatchNo: "SB2", State: SettleStateSettled, Currency: "CNY", Amount: 40}, {BatchNo: "SB3", State: SettleStateSettled, Currency: "USD", Amount: 3}}
 		}, []string{"amount settlement/SUB1/2026-11-24/USD 0/3"}},
 		{"another date's run distributed the same day", func(s *wxStore, a *wxAPI) {
-			i := WeChatItem{OrderNo: "OLD", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T0", Currency: "CNY"}
-			s.others = append(s.others, WeChatAttempt{Effect: Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: EffectSucceeded},
+			i := pipeline.ChannelItem{OrderNo: "OLD", SellerID: "S1", Account: "SUB1", TransactionID: "T0", Currency: "CNY"}
+			s.others = append(s.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: pipeline.EffectSucceeded},
 				Item: i, Planned: wxAccepted.Add(-time.Hour), Recorded: wxAccepted.Add(time.Hour)})
-			a.orders["K0"] = WeChatOrderStatus{State: WeChatFinished, AcceptedAt: wxAccepted.Add(-time.Minute), Lines: []WeChatLine{{Platform: true, Result: WeChatSuccess, Amount: 30}}}
+			a.orders["K0"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted.Add(-time.Minute), Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 30}}}
 			a.settlements["SUB1/2026-11-24"][0].Amount = 130
 		}, nil},
 		{"another date's run distributed the day before", func(s *wxStore, a *wxAPI) {
-			i := WeChatItem{OrderNo: "OLD", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T0", Currency: "CNY"}
-			s.others = append(s.others, WeChatAttempt{Effect: Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: EffectSucceeded},
+			i := pipeline.ChannelItem{OrderNo: "OLD", SellerID: "S1", Account: "SUB1", TransactionID: "T0", Currency: "CNY"}
+			s.others = append(s.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: pipeline.EffectSucceeded},
 				Item: i, Planned: wxAccepted.Add(-2 * time.Hour), Recorded: wxAccepted})
-			a.orders["K0"] = WeChatOrderStatus{State: WeChatFinished, AcceptedAt: wxDay.Time(weChatZone).Add(-time.Second), Lines: []WeChatLine{{Platform: true, Result: WeChatSuccess, Amount: 30}}}
+			a.orders["K0"] = OrderStatus{State: StateFinished, AcceptedAt: wxDay.Time(Beijing).Add(-time.Second), Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 30}}}
 		}, nil},
 		{"another date's distribution lost at WeChat counts on the ledger's day", func(s *wxStore, a *wxAPI) {
-			i := WeChatItem{OrderNo: "OLD", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T0", Currency: "CNY"}
-			s.others = append(s.others, WeChatAttempt{Effect: Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: EffectSucceeded},
+			i := pipeline.ChannelItem{OrderNo: "OLD", SellerID: "S1", Account: "SUB1", TransactionID: "T0", Currency: "CNY"}
+			s.others = append(s.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: pipeline.EffectSucceeded},
 				Item: i, Planned: wxAccepted, Recorded: wxAccepted})
 		}, []string{"amount settlement/SUB1/2026-11-24/CNY 130/100"}},
 	}
@@ -272,7 +276,7 @@ func TestWeChatMatcherRows(t *testing.T) {
 	store, api := wxClean()
 	delete(api.orders, "K1")
 	ms := wxMatch(t, store, api, wxLater)
-	want := Mismatch{Provider: ProviderWeChat, Category: MismatchMissingAtProvider, Subject: "K1", OrderNo: "O1", SellerID: "S1",
+	want := pipeline.Mismatch{Provider: Name, Category: pipeline.MismatchMissingAtProvider, Subject: "K1", OrderNo: "O1", SellerID: "S1",
 		Currency: "CNY", Ours: "100", OursState: "succeeded", TheirsState: "NOT_FOUND",
 		Detail: "WeChat Pay does not know the distribution of transaction T1"}
 	if len(ms) == 0 || ms[0] != want {
@@ -282,7 +286,7 @@ func TestWeChatMatcherRows(t *testing.T) {
 
 func TestWeChatMatcherBillNotOutYet(t *testing.T) {
 	store, api := wxClean()
-	api.settlements["SUB1/2026-11-24"][0].State = WeChatUnsettled
+	api.settlements["SUB1/2026-11-24"][0].State = SettleStateUnsettled
 	api.bills = nil // asking for it would find nothing, and be an error at WeChat
 	got := wxMatch(t, store, api, wxAccepted.Add(22*time.Hour+59*time.Minute))
 	want := []string{"timing bill/SUB1/2026-11-24 / expected", "timing settlement/SUB1/2026-11-24/CNY 100/100 expected"}
@@ -295,21 +299,21 @@ func TestWeChatMatcherBillNotOutYet(t *testing.T) {
 		}
 	}
 	// Midnight in Beijing: the bill is out.
-	api.bills = map[string][]WeChatBillLine{}
-	got = wxMatch(t, store, api, wxDay.AddDays(1).Time(weChatZone))
+	api.bills = map[string][]BillEntry{}
+	got = wxMatch(t, store, api, wxDay.AddDays(1).Time(Beijing))
 	if api.billCalls != 1 || !slices.Contains(wxBrief(got), "missing_at_provider K1 100/") {
 		t.Fatalf("at midnight: %q (%d bill downloads)", wxBrief(got), api.billCalls)
 	}
 }
 
 func TestWeChatMatcherSameFindingsSameRows(t *testing.T) {
-	run := func() []Mismatch {
+	run := func() []pipeline.Mismatch {
 		store, api := wxClean()
 		api.orders["K1"].Lines[0].Amount = 1
 		delete(api.orders, "K2")
-		api.settlements["SUB1/2026-11-24"][0].State = WeChatUnsettled
+		api.settlements["SUB1/2026-11-24"][0].State = SettleStateUnsettled
 		api.bills["SUB1/2026-11-24"] = append(api.bills["SUB1/2026-11-24"],
-			WeChatBillLine{TransactionID: "T2", OutOrderNo: "ROGUE", Type: WeChatLineDistribution, Currency: "CNY", Amount: 50})
+			BillEntry{TransactionID: "T2", OutOrderNo: "ROGUE", Type: BillDistribution, Currency: "CNY", Amount: 50})
 		return wxMatch(t, store, api, wxLater)
 	}
 	first := run()
@@ -336,13 +340,13 @@ func TestWeChatMatcherAsksEachOrderOnce(t *testing.T) {
 func TestWeChatMatcherErrors(t *testing.T) {
 	store, api := wxClean()
 	api.err = errors.New("connection reset")
-	_, err := WeChatMatcher(store, api, func() time.Time { return wxLater })(context.Background(), &Run{ID: 1, Key: RunKey{Date: wxDate}})
+	_, err := Matcher(MatcherConfig{Store: store, API: api, Now: func() time.Time { return wxLater }})(context.Background(), &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: wxDate}})
 	if err == nil || !strings.Contains(err.Error(), "connection reset") || !strings.Contains(err.Error(), "K1") {
 		t.Fatalf("WeChat unreachable: %v", err)
 	}
 	store, api = wxClean()
 	store.distributed = errors.New("ledger down")
-	if _, err := WeChatMatcher(store, api, func() time.Time { return wxLater })(context.Background(), &Run{ID: 1}); err == nil {
+	if _, err := Matcher(MatcherConfig{Store: store, API: api, Now: func() time.Time { return wxLater }})(context.Background(), &pipeline.Run{ID: 1}); err == nil {
 		t.Fatal("the ledger's error was lost")
 	}
 }
@@ -365,8 +369,8 @@ func (wxRefused) Refused() bool { return true }
 // everything else is compared as usual.
 func TestWeChatMatcherReportsRefusalsAndGoesOn(t *testing.T) {
 	store, api := wxClean()
-	store.items = append(store.items, WeChatItem{OrderNo: "O3", SellerID: "S1", SubMchID: "SUB1", TransactionID: "T3", Currency: "CNY",
-		State: ItemRecorded, Reason: "held: " + weChatRefusal + "remaining amount of T3: HTTP 400 INVALID_REQUEST"})
+	store.items = append(store.items, pipeline.ChannelItem{OrderNo: "O3", SellerID: "S1", Account: "SUB1", TransactionID: "T3", Currency: "CNY",
+		State: pipeline.ItemRecorded, Reason: "held: " + refusal + "remaining amount of T3: HTTP 400 INVALID_REQUEST"})
 	api.errs = map[string]error{"K2": fmt.Errorf("query: %w", wxRefused{})}
 	ms := wxMatch(t, store, api, wxLater)
 	got := wxBrief(ms)

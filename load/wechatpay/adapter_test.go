@@ -1,4 +1,4 @@
-package main
+package wechatpay_test
 
 import (
 	"context"
@@ -12,9 +12,10 @@ import (
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 )
 
-// TestWeChatPreflight: the WeChat setup's preflight passes with the
+// TestWeChatPreflight: the adapter's preflight passes with the
 // credentials WeChat Pay knows and is exit 2, in one line naming WeChat Pay,
 // with a merchant key it refuses; nothing but the one query is sent.
 func TestWeChatPreflight(t *testing.T) {
@@ -25,20 +26,16 @@ func TestWeChatPreflight(t *testing.T) {
 	fake := wechatpaytest.New(wechatpaytest.Options{Keys: keys, MchID: "1900000100"})
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	setup := func(key *rsa.PrivateKey) *weChatSetup {
+	setup := func(key *rsa.PrivateKey) *wechatpay.Adapter {
 		cfg := fake.ClientConfig(srv.URL)
 		cfg.PrivateKey, cfg.HTTP = key, wechatpay.NewHTTPClient(10*time.Second)
-		w, err := newWeChat(cfg, 0, 0, "1900009999", "Platform Ltd", wechatpay.RelationDistributor, 3000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w
+		return newAdapter(t, cfg)
 	}
 	ctx := context.Background()
-	if err := setup(keys.MerchantPrivate).preflight(ctx); err != nil {
+	if err := setup(keys.MerchantPrivate).Preflight(ctx); err != nil {
 		t.Fatalf("good credentials: %v", err)
 	}
-	err = setup(keys.PlatformPrivate).preflight(ctx)
+	err = setup(keys.PlatformPrivate).Preflight(ctx)
 	if pipeline.KindOf(err) != pipeline.KindUsage || pipeline.KindOf(err).ExitCode() != 2 || !strings.HasPrefix(err.Error(), "WeChat Pay: our request signature was refused") ||
 		strings.Contains(err.Error(), "\n") {
 		t.Fatalf("refused merchant key: %v", err)
@@ -61,11 +58,7 @@ func TestWeChatRefusedReceiverIsAskedOnce(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	cfg := fake.ClientConfig(srv.URL)
-	w, err := newWeChat(cfg, 0, 0, "1900009999", "Platform Ltd", wechatpay.RelationDistributor, 3000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := weChatAPI{w}
+	api := newAdapter(t, cfg)
 	for range 3 {
 		var we *wechatpay.Error
 		if _, err := api.EnsureReceiver(context.Background(), "1900000042"); !errors.As(err, &we) || !we.Refused() || we.Code != "PARAM_ERROR" {
@@ -76,3 +69,18 @@ func TestWeChatRefusedReceiverIsAskedOnce(t *testing.T) {
 		t.Fatalf("%d adds, want 1", n)
 	}
 }
+
+// newAdapter returns the adapter of a client of cfg, paying the platform's
+// receiver 1900009999.
+func newAdapter(t testing.TB, cfg wechatpay.Config) *wechatpay.Adapter {
+	t.Helper()
+	client, err := wechatpay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wechatpay.NewAdapter(client, wechatpay.NewReceiver{Type: wechatpay.TypeMerchantID, Account: "1900009999",
+		Name: "Platform Ltd", RelationType: wechatpay.RelationDistributor})
+}
+
+// The ledger is the store of the stage and the matcher.
+var _ wechatpay.ProviderStore = (*ledger.Ledger)(nil)

@@ -1,0 +1,96 @@
+package wechatpay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// platform reports whether a receiver is the platform's own.
+func (a *Adapter) platform(typ, account string) bool {
+	return typ == a.receiver.Type && account == a.receiver.Account
+}
+
+// Order queries a distribution or unfreeze. WeChat Pay's create_time of
+// its lines is when it accepted the request (the earliest, should they
+// differ).
+func (a *Adapter) Order(ctx context.Context, subMchID, transactionID, outOrderNo string) (OrderStatus, error) {
+	o, err := a.client.QueryOrder(ctx, subMchID, transactionID, outOrderNo)
+	if errors.Is(err, ErrNotFound) {
+		return OrderStatus{}, fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
+	}
+	if err != nil {
+		return OrderStatus{}, err
+	}
+	st := OrderStatus{State: o.State}
+	for _, l := range o.Receivers {
+		if !l.CreateTime.IsZero() && (st.AcceptedAt.IsZero() || l.CreateTime.Before(st.AcceptedAt)) {
+			st.AcceptedAt = l.CreateTime
+		}
+		st.Lines = append(st.Lines, OrderLine{Platform: a.platform(l.Type, l.Account), Result: l.Result,
+			FailReason: l.FailReason, Amount: l.Amount})
+	}
+	return st, nil
+}
+
+// BillLines downloads, checks and reads a sub-merchant's distribution bill
+// of a day, in DefaultBillLayout (the published header; its
+// unpublished parts assumed, see the README).
+func (a *Adapter) BillLines(ctx context.Context, subMchID string, day pipeline.Date) ([]BillEntry, error) {
+	b, err := a.client.BillDownloadURL(ctx, subMchID, day)
+	if err != nil {
+		return nil, err
+	}
+	data, err := a.client.DownloadBill(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := ParseBill(data)
+	if err != nil {
+		return nil, fmt.Errorf("bill of %s at %s: %w", day, subMchID, err)
+	}
+	out := make([]BillEntry, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, BillEntry{Time: l.Time, TransactionID: l.TransactionID, OutOrderNo: l.OutOrderNo,
+			Type: l.Type, Platform: l.Type == BillDistribution && a.platform(l.ReceiverType, l.Account),
+			Currency: l.Currency, Amount: l.Amount})
+	}
+	return out, nil
+}
+
+// settlementLag is how many days after a trade day its fund settlement
+// detail is looked for (details are selected by settlement date).
+const settlementLag = 7
+
+// Settlements returns a sub-merchant's fund settlement details of a trade
+// day, SETTLED and UNSETTLE: those WeChat Pay settled, or is to settle,
+// within settlementLag days of it, whose trade dates are that day. The
+// amount compared is amount.settled of a SETTLED detail and
+// amount.unsettle of an UNSETTLE one (assumed: see the README). A detail
+// whose trade dates span that day and others cannot be compared per day and
+// is an error, never a guess.
+func (a *Adapter) Settlements(ctx context.Context, subMchID string, day pipeline.Date) ([]SettlementDetail, error) {
+	var out []SettlementDetail
+	for _, state := range []string{SettleStateSettled, SettleStateUnsettled} {
+		q := SettlementQuery{SubMchID: subMchID, State: state, Start: day, End: day.AddDays(settlementLag)}
+		for s, err := range a.client.Settlements(ctx, q) {
+			if err != nil {
+				return nil, err
+			}
+			switch {
+			case day.Before(s.TradeStart) || s.TradeEnd.Before(day):
+				continue // another trade day's
+			case s.TradeStart != day || s.TradeEnd != day:
+				return nil, fmt.Errorf("settlement %s of %s covers trades of %s to %s: a detail per day was assumed", s.BatchID, subMchID, s.TradeStart, s.TradeEnd)
+			}
+			amount := s.Amount.Settled
+			if state == SettleStateUnsettled {
+				amount = s.Amount.Unsettled
+			}
+			out = append(out, SettlementDetail{BatchNo: s.BatchID, State: s.State, Currency: s.Amount.Currency, Amount: amount})
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,65 @@
+package wechatpay
+
+import (
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// ProviderStore is what WeChat Pay's stage and matcher need of the ledger.
+type ProviderStore interface {
+	Store
+	ReconcileStore
+}
+
+// ProviderConfig is WeChat Pay as configured for a run.
+type ProviderConfig struct {
+	Client *Client
+	// Receiver is the platform's receiver, paid the commissions; its
+	// SubMchID is filled per sub-merchant.
+	Receiver NewReceiver
+	// MaxRatioBps is WeChat's cap on what a transaction may send out, in
+	// basis points of its amount (default 3000): a commission above it is
+	// held.
+	MaxRatioBps int64
+	// Pacer keeps every request of the run to WeChat Pay's limits: the
+	// service provider's bucket, and one per sub-merchant (its lanes are
+	// sub-merchant ids). The stage and the matcher share it. nil: no
+	// limit but pipeline.DefaultMaxInFlight in flight.
+	Pacer *pipeline.Pacer
+	// Wait bounds the stage's wait for final outcomes once its requests
+	// are sent (default 10m); FirstPoll is how long after a send a
+	// request is first asked about (default Poll), Poll between later
+	// queries (default 1s).
+	Wait, FirstPoll, Poll time.Duration
+	Store                 ProviderStore
+	// Final keeps the matcher's answers that can no longer change, so a
+	// later reconciliation of the date does not ask them again; nil:
+	// every attempt is asked every time.
+	Final pipeline.FinalAnswers
+	// Now is the clock (default time.Now): it tells whether a day is over
+	// in Beijing.
+	Now func() time.Time
+}
+
+// NewProvider returns WeChat Pay as a provider of a run: its pre-flight
+// (Client.Preflight), its distribute chain (DistributeStage) and its
+// matcher (Matcher), over one Adapter of c.Client, which remembers the
+// platform's receiver per sub-merchant for the run.
+func NewProvider(c ProviderConfig) pipeline.Provider {
+	api := NewAdapter(c.Client, c.Receiver)
+	if c.Pacer == nil {
+		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return pipeline.Provider{
+		Name:      Name,
+		Settles:   []pipeline.Channel{pipeline.ChannelWeChatPay},
+		Preflight: api.Preflight,
+		Distribute: DistributeStage(StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, Pacer: c.Pacer,
+			Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll}),
+		Matchers: []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, Now: c.Now})},
+	}
+}
