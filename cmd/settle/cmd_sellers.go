@@ -112,7 +112,7 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 	if err != nil {
 		return pipeline.E(pipeline.KindUsage, "--currency", err)
 	}
-	reqNo := pipeline.BindingRequestNo("ABR", pipeline.DateOf(cfg.clock()), seller.ID)
+	reqNo := infiniapay.BindingRequestNo("ABR", pipeline.DateOf(cfg.clock()), seller.ID)
 	redirect, err := inf.client.BindAccount(c.Context, infiniapay.BindRequest{RequestNo: reqNo, SellerID: seller.InfiniaID,
 		SellerCertNo: certNo, SellerName: seller.Name, StoreName: seller.Name, StoreURL: c.String("store-url"),
 		EntityType: seller.EntityType, Country: seller.Country, Currency: cur, BacklinkURL: c.String("backlink-url")})
@@ -138,10 +138,10 @@ func (cfg *config) sellersSync(c *cli.Context) error {
 	}
 	tw := tabwriter.NewWriter(cfg.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "seller\tinfinia id\tstatus\twas")
-	api := infiniaAPI{inf.client}
 	for _, s := range known {
-		status, err := api.BindingStatus(c.Context, pipeline.QueryRequestNo("ABQ"), s.InfiniaID)
-		if errors.Is(err, pipeline.ErrNotFound) {
+		b, err := inf.client.BindingStatus(c.Context, pipeline.QueryRequestNo("ABQ"), s.InfiniaID)
+		status := b.Status
+		if errors.Is(err, infiniapay.ErrNotFound) {
 			status, err = "UNKNOWN", nil
 		}
 		if err != nil {
