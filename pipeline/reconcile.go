@@ -23,7 +23,6 @@ const (
 
 // Providers, as named in mismatches.
 const (
-	ProviderInfinia     = "infiniapay"
 	ProviderWeChat      = "wechatpay"
 	ProviderPayProtocol = "payprotocol"
 	ProviderPlatform    = "platform"

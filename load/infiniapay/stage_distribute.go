@@ -252,7 +252,7 @@ func (d *distribution) plan(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("binding of %s: %w", p.SellerID, err)
 		}
-		if err := c.Store.SetBinding(ctx, pipeline.Binding{SellerID: p.SellerID, InfiniaID: p.InfiniaID, Status: status, Source: "query"}); err != nil {
+		if err := c.Store.SetBinding(ctx, pipeline.Binding{SellerID: p.SellerID, ProviderSellerID: p.InfiniaID, Status: status, Source: "query"}); err != nil {
 			return err
 		}
 		if status != StatusActive {
