@@ -3,9 +3,16 @@ package load
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/sftptest"
@@ -114,4 +121,70 @@ func TestSessionAuthenticationRefusedIsUsage(t *testing.T) {
 	if msg := err.Error(); !strings.Contains(msg, p.addr) || !strings.Contains(msg, "refused our key") || strings.Contains(msg, "\n") {
 		t.Fatalf("message: %q", msg)
 	}
+}
+
+// Issue 12: many files at a time over one SFTP connection. A provider's
+// upload stage calls Upload for many files at once; the session must not
+// serialise them: every upload here waits, once started, until `overlap`
+// uploads have started, which only happens if that many are in flight at
+// once on the session's one connection (a session that served them one at
+// a time would never get past the first, and the test would fail at its
+// deadline). Every file ends whole, over one connection.
+func TestSessionUploadsManyFilesAtOnceOverOneConnection(t *testing.T) {
+	const files, parallel, overlap = 64, 32, 16
+	p := startSFTPTest(t, nil)
+	s, dials := countingSession(p)
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var (
+		mu               sync.Mutex
+		started, current int
+		peak             int
+		together         = make(chan struct{})
+	)
+	contents := make([]content, files)
+	errs := make([]error, files)
+	var g errgroup.Group
+	g.SetLimit(parallel)
+	for i := range files {
+		contents[i] = randomContent(2000+i*300, uint64(i+10)) // some over one packet, most under
+		name := fmt.Sprintf("TD_%02d.csv", i)
+		g.Go(func() error {
+			open := func() (io.ReadCloser, error) {
+				mu.Lock()
+				started++
+				current++
+				peak = max(peak, current)
+				if started == overlap {
+					close(together)
+				}
+				mu.Unlock()
+				select {
+				case <-together:
+				case <-ctx.Done():
+					return nil, fmt.Errorf("only %d uploads started at once: %w", started, ctx.Err())
+				}
+				return contents[i].open()
+			}
+			errs[i] = s.Upload(ctx, name, int64(len(contents[i])), contents[i].sha(), open)
+			mu.Lock()
+			current--
+			mu.Unlock()
+			return nil
+		})
+	}
+	g.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range contents {
+		if !bytes.Equal(p.onDisk(t, fmt.Sprintf("TD_%02d.csv", i)), c) {
+			t.Errorf("file %d is not whole", i)
+		}
+	}
+	if dials.Load() != 1 || peak < overlap {
+		t.Fatalf("%d connections, at most %d uploads in flight at once; want 1 connection and at least %d", dials.Load(), peak, overlap)
+	}
+	p.noTempFiles(t)
 }
