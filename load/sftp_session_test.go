@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh/knownhosts"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/settlekit/settle/internal/fault"
@@ -187,4 +191,119 @@ func TestSessionUploadsManyFilesAtOnceOverOneConnection(t *testing.T) {
 		t.Fatalf("%d connections, at most %d uploads in flight at once; want 1 connection and at least %d", dials.Load(), peak, overlap)
 	}
 	p.noTempFiles(t)
+}
+
+// BenchmarkSessionUploads uploads 2 KiB files over one session, 4 and 32
+// at a time, to the in-process server through a link with a 20 ms round
+// trip (latencyProxy): each file takes several round trips (open, write,
+// close, stat, rename), so the files a second grow with the uploads in
+// flight on the one connection.
+func BenchmarkSessionUploads(b *testing.B) {
+	for _, parallel := range []int{4, 32} {
+		b.Run(fmt.Sprint(parallel), func(b *testing.B) {
+			p := startSFTPTest(b, nil)
+			cfg := p.config()
+			cfg.Addr = latencyProxy(b, p.addr, 10*time.Millisecond)
+			cfg.KnownHostsFile = knownHostsFor(b, p.knownHosts, cfg.Addr)
+			s := NewSFTPSession(cfg)
+			var dials atomic.Int32
+			s.Dial = func(ctx context.Context, cfg SFTPConfig) (*SFTP, error) { dials.Add(1); return DialSFTP(ctx, cfg) }
+			defer s.Close()
+			if err := s.Connect(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			c := randomContent(2048, 1)
+			var g errgroup.Group
+			g.SetLimit(parallel)
+			b.ResetTimer()
+			for i := range b.N {
+				g.Go(func() error {
+					return s.Upload(context.Background(), fmt.Sprintf("TD_%d.csv", i), int64(len(c)), c.sha(), c.open)
+				})
+			}
+			if err := g.Wait(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "files/s")
+			if dials.Load() != 1 {
+				b.Fatalf("%d connections", dials.Load())
+			}
+		})
+	}
+}
+
+// latencyProxy forwards TCP connections to addr, delivering every chunk
+// oneWay after it was read, in order: a link with a round trip of twice
+// oneWay that still carries many requests at once. It returns its address.
+func latencyProxy(tb testing.TB, addr string, oneWay time.Duration) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go delayCopy(s, c, oneWay)
+			go delayCopy(c, s, oneWay)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func delayCopy(dst, src net.Conn, d time.Duration) {
+	type chunk struct {
+		b  []byte
+		at time.Time
+	}
+	ch := make(chan chunk, 1024)
+	go func() {
+		defer close(ch)
+		for {
+			b := make([]byte, 32<<10)
+			n, err := src.Read(b)
+			if n > 0 {
+				ch <- chunk{b[:n], time.Now().Add(d)}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range ch {
+		time.Sleep(time.Until(c.at))
+		if _, err := dst.Write(c.b); err != nil {
+			break
+		}
+	}
+	dst.Close()
+	src.Close()
+	for range ch {
+	}
+}
+
+// knownHostsFor writes a known_hosts file naming the host key of file's
+// first line for addr.
+func knownHostsFor(tb testing.TB, file, addr string) string {
+	tb.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fields := strings.Fields(string(b))
+	path := filepath.Join(tb.TempDir(), "known_hosts")
+	line := knownhosts.Normalize(addr) + " " + strings.Join(fields[1:3], " ") + "\n"
+	if err := os.WriteFile(path, []byte(line), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
