@@ -11,8 +11,8 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// SFTPSession is one SFTP server as the pipeline uses it
-// (pipeline.FileUploader): a connection dialled on first use and dialled
+// SFTPSession is one SFTP server as a provider's upload stage uses it
+// (infiniapay.FileUploader): a connection dialled on first use and dialled
 // again when it is lost - a connection dropped while a file's status is
 // checked, or between two files, costs a reconnect, not the run. Upload
 // and Stat are safe to repeat (an upload starts its temporary file over and
@@ -30,8 +30,6 @@ type SFTPSession struct {
 	mu   sync.Mutex
 	conn *SFTP
 }
-
-var _ pipeline.FileUploader = (*SFTPSession)(nil)
 
 // NewSFTPSession returns a session for cfg; nothing is dialled yet.
 func NewSFTPSession(cfg SFTPConfig) *SFTPSession {

@@ -4,89 +4,19 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"strings"
 )
 
-// Deterministic keys and names: the same date, seller, currency and attempt
-// always give the same key, so a re-run re-uses what was sent.
+// Deterministic keys: the same date, order and attempt always give the
+// same key, so a re-run re-uses what was sent.
 
-// shortHash is a stable 12-hex-digit digest of parts, for keys that must be
-// deterministic, short and free of the characters ids may contain.
-func shortHash(parts ...string) string {
+// ShortHash is a stable 12-hex-digit digest of parts, for keys that must be
+// deterministic, short and free of the characters ids may contain; every
+// provider's idempotency keys use it, so a key never changes with the code
+// that computes it.
+func ShortHash(parts ...string) string {
 	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return strings.ToUpper(hex.EncodeToString(h[:6]))
-}
-
-// TradeRequestNo is the deterministic requestNo of a trade-detail upload:
-// the same date, seller, currency and attempt always give the same one.
-func TradeRequestNo(d Date, sellerID string, cur Currency, attempt int) string {
-	return fmt.Sprintf("TDU-%s-%s-%d", d.Compact(), shortHash("TD", sellerID, string(cur)), attempt)
-}
-
-// TradeFileName is the file name Infinia expects (assumed):
-// TD_<platformId>_<sellerId>_<currency>_<YYYYMMDD>_<requestNo>.csv, with the
-// Infinia seller id. The ids must be letters, digits and "-" so that the
-// name splits back unambiguously.
-func TradeFileName(platformID, infiniaID string, cur Currency, d Date, requestNo string) (string, error) {
-	for _, f := range []struct{ name, v string }{{"platformId", platformID}, {"sellerId", infiniaID}, {"requestNo", requestNo}} {
-		if !nameSafe(f.v) {
-			return "", fmt.Errorf("trade file name: %s %q: want letters, digits and -", f.name, f.v)
-		}
-	}
-	if !cur.Valid() {
-		return "", fmt.Errorf("trade file name: unknown currency %q", cur)
-	}
-	return fmt.Sprintf("TD_%s_%s_%s_%s_%s.csv", platformID, infiniaID, cur, d.Compact(), requestNo), nil
-}
-
-func nameSafe(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r == '-' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z') {
-			return false
-		}
-	}
-	return true
-}
-
-// RevenueShareRequestNo is the deterministic requestNo of a revenue share.
-func RevenueShareRequestNo(d Date, sellerID string, cur Currency, attempt int) string {
-	return fmt.Sprintf("RS-%s-%s-%d", d.Compact(), shortHash("RS", sellerID, string(cur)), attempt)
-}
-
-// BindingRequestNo is the requestNo of a binding request or status query
-// made on date d.
-func BindingRequestNo(kind string, d Date, sellerID string) string {
-	return fmt.Sprintf("%s-%s-%s", kind, d.Compact(), shortHash(kind, sellerID))
-}
-
-// RevenueShareSubject names the logical payout of a seller's share in a
-// currency for a date (the effect's subject).
-func RevenueShareSubject(d Date, sellerID string, cur Currency) string {
-	return fmt.Sprintf("RS/%s/%s/%s", d.Compact(), sellerID, cur)
-}
-
-// UploadSubject names the logical upload of a seller's trade details in a
-// currency for a date.
-// Each file of the date, seller and currency is its own subject (a later
-// one carries items verified since): the attempt number after the first.
-func UploadSubject(d Date, sellerID string, cur Currency, attempt int) string {
-	if attempt <= 1 {
-		return fmt.Sprintf("TD/%s/%s/%s", d.Compact(), sellerID, cur)
-	}
-	return fmt.Sprintf("TD/%s/%s/%s/%d", d.Compact(), sellerID, cur, attempt)
-}
-
-// subjectSeller returns the seller of a "KIND/DATE/SELLER/CURRENCY" subject.
-func subjectSeller(subject string) string {
-	parts := strings.Split(subject, "/")
-	if len(parts) != 4 {
-		return ""
-	}
-	return parts[2]
 }
 
 // QueryRequestNo returns a fresh requestNo for a query (balance, status):

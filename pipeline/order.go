@@ -152,25 +152,26 @@ type TradeRow struct {
 	TradeTime    string `csv:"trade_time"` // RFC 3339, UTC
 }
 
-// TradeFile is one trade-detail file: one seller, one currency, one date.
+// TradeFile is one trade-detail file: one seller, one currency, one date,
+// filed with the provider that pays the seller from it.
 type TradeFile struct {
-	ID          int64
-	RunID       int64
-	Date        Date
-	SellerID    string // the platform's
-	InfiniaID   string // the seller's Infinia Pay id, in the file name
-	Currency    Currency
-	Attempt     int
-	RequestNo   string
-	Name        string
-	SHA256      string
-	Rows        int
-	Bytes       int64
-	SellerMinor int64 // what the file says the seller is owed
-	Items       int   // orders in the file (a refunded order has two rows)
-	Status      string
-	ErrorURL    string
-	Reason      string
+	ID               int64
+	RunID            int64
+	Date             Date
+	SellerID         string // the platform's
+	ProviderSellerID string // the seller's id at the provider, in the file name
+	Currency         Currency
+	Attempt          int
+	RequestNo        string
+	Name             string
+	SHA256           string
+	Rows             int
+	Bytes            int64
+	SellerMinor      int64 // what the file says the seller is owed
+	Items            int   // orders in the file (a refunded order has two rows)
+	Status           string
+	ErrorURL         string
+	Reason           string
 }
 
 // Payable is what a run owes one seller in one currency: the sum of the
@@ -182,13 +183,14 @@ type Payable struct {
 	Items    int64
 }
 
-// Binding is a seller's Infinia Pay account binding as last recorded.
+// Binding is a seller's account binding at a provider (the seller's
+// consent to be paid through the platform's account) as last recorded.
 type Binding struct {
-	SellerID  string
-	InfiniaID string
-	Status    string // PENDING, ACTIVE, FROZEN, REJECTED
-	RequestNo string
-	Source    string // "query", "webhook" or "bind"
+	SellerID         string
+	ProviderSellerID string // the seller's id at the provider
+	Status           string // PENDING, ACTIVE, FROZEN, REJECTED
+	RequestNo        string
+	Source           string // "query", "webhook" or "bind"
 }
 
 // PayoutLine is one row of the payouts report: one attempt at a side effect,

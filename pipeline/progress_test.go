@@ -28,8 +28,8 @@ func TestProgressLinesAndLiveDisplay(t *testing.T) {
 	}
 }
 
-// TestProgressOnlyGrowsAcrossPhases plays a stage of two phases (Infinia's
-// distribution, then WeChat's): the operator must never see the units done
+// TestProgressOnlyGrowsAcrossPhases plays a stage of two phases (one
+// provider's payouts, then another's): the operator must never see the units done
 // or the total go down.
 func TestProgressOnlyGrowsAcrossPhases(t *testing.T) {
 	p := &Progress{}

@@ -23,7 +23,6 @@ const (
 
 // Providers, as named in mismatches.
 const (
-	ProviderInfinia     = "infiniapay"
 	ProviderPayProtocol = "payprotocol"
 	ProviderPlatform    = "platform"
 )

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -214,7 +215,7 @@ func TestBackfillGoesOnPastDatesNeedingAPerson(t *testing.T) {
 func TestDemoSelfCheckTellsSentAgainFromNewlyDue(t *testing.T) {
 	t.Parallel()
 	rs := func(key, subject, state string, sends int64) demoEffect {
-		return demoEffect{Key: key, Kind: pipeline.KindRevenueShare, Subject: subject, State: state, Sends: sends}
+		return demoEffect{Key: key, Kind: infiniapay.KindRevenueShare, Subject: subject, State: state, Sends: sends}
 	}
 	before := []demoEffect{rs("k1", "S1/USD", "succeeded", 1), rs("k2", "S2/USD", "unknown", 1), rs("k3", "S3/USD", "planned", 0)}
 	for _, tc := range []struct {

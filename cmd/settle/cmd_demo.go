@@ -14,6 +14,7 @@ import (
 
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/internal/pgserver"
+	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -256,7 +257,7 @@ func (s demoSim) balances() map[pipeline.Currency]int64 {
 // demoMoney shows that the simulated platform balance fell by exactly what
 // the ledger says was paid.
 func (cfg *config) demoMoney(ctx context.Context, l *ledger.Ledger, d pipeline.Date, sim demoSim, before map[pipeline.Currency]int64) error {
-	paid, err := l.PaidByCurrency(ctx, d, pipeline.KindRevenueShare)
+	paid, err := l.PaidByCurrency(ctx, d, infiniapay.KindRevenueShare)
 	if err != nil {
 		return err
 	}
@@ -317,7 +318,7 @@ func moneyEffects(ctx context.Context, l *ledger.Ledger, d pipeline.Date) ([]dem
 	var out []demoEffect
 	err := l.DB().SelectContext(ctx, &out, `SELECT e.idem_key, e.kind, e.subject, e.state, e.sends FROM effects e
 		JOIN runs r ON r.id = e.run_id WHERE r.business_date = $1 AND e.kind = ANY ($2) ORDER BY e.id`,
-		d.String(), pq.Array([]string{pipeline.KindRevenueShare, wechatpay.KindDistribution, wechatpay.KindUnfreeze}))
+		d.String(), pq.Array([]string{infiniapay.KindRevenueShare, wechatpay.KindDistribution, wechatpay.KindUnfreeze}))
 	return out, err
 }
 

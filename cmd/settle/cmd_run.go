@@ -14,6 +14,7 @@ import (
 
 	"github.com/settlekit/settle/extract"
 	"github.com/settlekit/settle/load"
+	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -354,7 +355,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	}
 	runner.Stages[pipeline.StageDistribute] = plugged.Distribute
 	runner.Stages[pipeline.StageReconcile] = pipeline.ReconcileStage(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), o.reports.stage(l), o.recheckDays)
-	moneyKinds := []string{pipeline.KindRevenueShare, wechatpay.KindDistribution, wechatpay.KindUnfreeze}
+	moneyKinds := []string{infiniapay.KindRevenueShare, wechatpay.KindDistribution, wechatpay.KindUnfreeze}
 	sendsBefore, err := l.Sends(ctx, o.key.Date, moneyKinds)
 	if err != nil {
 		return err
@@ -470,7 +471,7 @@ func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipel
 	var out []pipeline.Provider
 	if o.infinia != nil {
 		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}
-		out = append(out, o.infinia.provider(l, late, window, o.rules, o.minPayout, o.parallel))
+		out = append(out, o.infinia.provider(l, late, window, o.rules, o.minPayout))
 	}
 	if o.wechat != nil {
 		out = append(out, o.wechat.provider(l, o.parallel, o.wait, o.poll, now))

@@ -112,14 +112,14 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 	if err != nil {
 		return pipeline.E(pipeline.KindUsage, "--currency", err)
 	}
-	reqNo := pipeline.BindingRequestNo("ABR", pipeline.DateOf(cfg.clock()), seller.ID)
+	reqNo := infiniapay.BindingRequestNo("ABR", pipeline.DateOf(cfg.clock()), seller.ID)
 	redirect, err := inf.client.BindAccount(c.Context, infiniapay.BindRequest{RequestNo: reqNo, SellerID: seller.InfiniaID,
 		SellerCertNo: certNo, SellerName: seller.Name, StoreName: seller.Name, StoreURL: c.String("store-url"),
 		EntityType: seller.EntityType, Country: seller.Country, Currency: cur, BacklinkURL: c.String("backlink-url")})
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", id, err)
 	}
-	if err := l.SetBinding(c.Context, pipeline.Binding{SellerID: seller.ID, InfiniaID: seller.InfiniaID, Status: "PENDING", RequestNo: reqNo, Source: "bind"}); err != nil {
+	if err := l.SetBinding(c.Context, pipeline.Binding{SellerID: seller.ID, ProviderSellerID: seller.InfiniaID, Status: "PENDING", RequestNo: reqNo, Source: "bind"}); err != nil {
 		return err
 	}
 	fmt.Fprintf(cfg.stdout, "binding requested for %s (Infinia %s, requestNo %s)\nsend the seller to: %s\n", id, seller.InfiniaID, reqNo, redirect)
@@ -138,19 +138,19 @@ func (cfg *config) sellersSync(c *cli.Context) error {
 	}
 	tw := tabwriter.NewWriter(cfg.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "seller\tinfinia id\tstatus\twas")
-	api := infiniaAPI{inf.client}
 	for _, s := range known {
-		status, err := api.BindingStatus(c.Context, pipeline.QueryRequestNo("ABQ"), s.InfiniaID)
-		if errors.Is(err, pipeline.ErrNotFound) {
+		b, err := inf.client.BindingStatus(c.Context, pipeline.QueryRequestNo("ABQ"), s.ProviderSellerID)
+		status := b.Status
+		if errors.Is(err, infiniapay.ErrNotFound) {
 			status, err = "UNKNOWN", nil
 		}
 		if err != nil {
 			return fmt.Errorf("binding of %s: %w", s.SellerID, err)
 		}
-		if err := l.SetBinding(c.Context, pipeline.Binding{SellerID: s.SellerID, InfiniaID: s.InfiniaID, Status: status, Source: "query"}); err != nil {
+		if err := l.SetBinding(c.Context, pipeline.Binding{SellerID: s.SellerID, ProviderSellerID: s.ProviderSellerID, Status: status, Source: "query"}); err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.SellerID, s.InfiniaID, status, s.Status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.SellerID, s.ProviderSellerID, status, s.Status)
 	}
 	tw.Flush()
 	fmt.Fprintf(cfg.stdout, "%d sellers refreshed\n", len(known))
@@ -175,7 +175,7 @@ func bindingWebhook(l *ledger.Ledger, inf *infiniaSetup) (http.Handler, error) {
 		if err != nil {
 			return err
 		}
-		return l.SetBinding(ctx, pipeline.Binding{SellerID: sellerID, InfiniaID: st.SellerID, Status: st.Status, RequestNo: st.RequestNo, Source: "webhook"})
+		return l.SetBinding(ctx, pipeline.Binding{SellerID: sellerID, ProviderSellerID: st.SellerID, Status: st.Status, RequestNo: st.RequestNo, Source: "webhook"})
 	}), nil
 }
 

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"context"
 	"crypto/rsa"
-	"errors"
-	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -195,142 +191,22 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	}, nil
 }
 
-// provider returns Infinia Pay as a provider of the run over the ledger:
-// its upload stage (Pay Protocol's verification first, when configured),
-// its distribute chain, which first turns late refunds into clawbacks
-// (split again with rules) then nets them, and its matchers.
+// provider returns Infinia Pay as a provider of the run over the ledger
+// (infiniapay.NewProvider): its distribute chain first turns late refunds
+// into clawbacks (split again with rules), which its revenue shares net.
+// It files and pays the items of Pay Protocol too, once verified (by the
+// Pay Protocol provider, listed before it).
 func (s *infiniaSetup) provider(l *ledger.Ledger, late pipeline.LateRefundSource, window func(pipeline.Date) pipeline.Window,
-	rules *transform.Rules, minPayout map[pipeline.Currency]int64, parallel int) pipeline.Provider {
-	cfg := pipeline.InfiniaConfig{PayProtocol: s.payProtocol, Verify: l, MinPayout: minPayout,
-		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: classified{infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)}},
-		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll, FirstPoll: s.firstPoll,
-		// The effect engine keeps to --provider-rate (each provider's
-		// client keeps to it too, for every call); --parallel, when set,
-		// caps the requests in flight and the SFTP uploads at once.
-		Pacer: pacer(s.rate, 0, s.parallel), PayProtocolPacer: pacer(s.rate, 0, s.parallel),
-		// Infinia's layout and currency codes: the client writes and names
-		// the files (CNY as CNH by default).
-		WriteFile: s.client.WriteTradeFile,
-		FileName: func(_, infiniaID string, cur pipeline.Currency, d pipeline.Date, requestNo string) (string, error) {
-			return s.client.TradeFileName(infiniaID, cur, d, requestNo)
-		},
-	}
-	p := pipeline.Provider{Name: "infiniapay", Settles: []pipeline.Channel{pipeline.ChannelInfiniaPay},
-		Preflight:  s.preflight,
-		Upload:     pipeline.UploadStage(cfg),
-		Distribute: pipeline.Combine(pipeline.ClawBackStage(l, late, window, resplit(rules)), pipeline.DistributeInfiniaStage(cfg)),
-		Matchers:   []pipeline.Matcher{pipeline.InfiniaMatcher(l, infiniaAPI{s.client})},
-		Close:      s.sftp.Close,
-	}
-	if s.payProtocol != nil {
-		p.Settles = append(p.Settles, pipeline.ChannelPayProtocol)
-		if pp, ok := s.payProtocol.(payProtocolAPI); ok {
-			p.Preflight = func(ctx context.Context) error {
-				if err := s.preflight(ctx); err != nil {
-					return err
-				}
-				return pp.preflight(ctx)
-			}
-		}
-		if m := payProtocolMatcher(l, s.payProtocol, parallel); m != nil {
-			p.Matchers = append(p.Matchers, m)
-		}
-	}
-	return p
-}
-
-// infiniaSeller maps a revenue share's subject (which names the platform's
-// seller) to the seller's Infinia id, from the run's recorded sellers.
-func infiniaSeller(l *ledger.Ledger) func(pipeline.Effect) (string, error) {
-	var mu sync.Mutex
-	cache := map[int64]map[string]pipeline.Seller{}
-	return func(e pipeline.Effect) (string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		sellers, ok := cache[e.RunID]
-		if !ok {
-			var err error
-			if sellers, err = l.RunSellers(context.Background(), e.RunID); err != nil {
-				return "", err
-			}
-			cache[e.RunID] = sellers
-		}
-		id, err := infiniapay.SubjectSeller(e.Subject, e.Currency)
-		if err != nil {
-			return "", err
-		}
-		s, ok := sellers[id]
-		if !ok || s.InfiniaID == "" {
-			return "", fmt.Errorf("seller %s of %s has no Infinia seller id", id, e.Subject)
-		}
-		return s.InfiniaID, nil
-	}
-}
-
-// infiniaAPI adapts the Infinia client to what the pipeline consumes.
-type infiniaAPI struct{ c *infiniapay.Client }
-
-// notFound classifies the client's errors for the pipeline: a requestNo or
-// seller Infinia does not know is pipeline.ErrNotFound; a definite refusal
-// of one request (a code that is not transient) or an error file in
-// another layout is pipeline.ErrRefused, which the stages record against
-// the request's subject; refused credentials keep their kind (usage).
-func notFound(err error) error {
-	var ie *infiniapay.Error
-	switch {
-	case err == nil, pipeline.KindOf(err) == pipeline.KindUsage:
-		return err
-	case errors.Is(err, infiniapay.ErrNotFound):
-		return fmt.Errorf("%w: %w", pipeline.ErrNotFound, err)
-	case errors.Is(err, infiniapay.ErrLayout), errors.As(err, &ie) && ie.Definite():
-		return fmt.Errorf("%w: %w", pipeline.ErrRefused, err)
-	}
-	return err
-}
-
-// classified is an EffectSender whose errors are classified by notFound.
-type classified struct{ pipeline.EffectSender }
-
-func (c classified) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
-	o, err := c.EffectSender.Send(ctx, e)
-	return o, notFound(err)
-}
-
-func (c classified) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
-	o, err := c.EffectSender.Query(ctx, e)
-	return o, notFound(err)
-}
-
-func (a infiniaAPI) UploadStatus(ctx context.Context, requestNo string) (string, string, error) {
-	u, err := a.c.UploadStatus(ctx, requestNo)
-	return u.Status, u.ErrorFileURL, notFound(err)
-}
-
-func (a infiniaAPI) ErrorRows(ctx context.Context, url string) ([]pipeline.ProviderReject, error) {
-	rows, err := a.c.ErrorFile(ctx, url)
-	out := make([]pipeline.ProviderReject, len(rows))
-	for i, r := range rows {
-		out[i] = pipeline.ProviderReject{OrderNo: r.OrderNo, Reason: r.Reason}
-	}
-	return out, notFound(err)
-}
-
-func (a infiniaAPI) BindingStatus(ctx context.Context, requestNo, infiniaID string) (string, error) {
-	b, err := a.c.BindingStatus(ctx, requestNo, infiniaID)
-	return b.Status, notFound(err)
-}
-
-func (a infiniaAPI) Balance(ctx context.Context, requestNo string, cur pipeline.Currency) (int64, error) {
-	b, err := a.c.Balance(ctx, requestNo, cur)
-	return b.Available, notFound(err)
-}
-
-func (a infiniaAPI) RevenueShareStatus(ctx context.Context, requestNo string) (pipeline.InfiniaShare, error) {
-	r, err := a.c.RevenueShareStatus(ctx, requestNo)
-	return pipeline.InfiniaShare{Status: r.Status, Currency: r.Currency, Amount: r.Amount, FailReason: r.FailReason}, notFound(err)
-}
-
-func (a infiniaAPI) AvailableShare(ctx context.Context, requestNo, infiniaID string, cur pipeline.Currency) (int64, error) {
-	v, err := a.c.AvailableShare(ctx, requestNo, infiniaID, cur)
-	return v, notFound(err)
+	rules *transform.Rules, minPayout map[pipeline.Currency]int64) pipeline.Provider {
+	return infiniapay.NewProvider(infiniapay.ProviderConfig{
+		Client: s.client, SFTP: s.sftp, Store: l,
+		Channels:   []pipeline.Channel{pipeline.ChannelInfiniaPay, pipeline.ChannelPayProtocol},
+		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows,
+		// The effect engine keeps to --provider-rate (the client keeps to
+		// it too, for every call); --parallel, when set, caps the requests
+		// in flight and the SFTP uploads at once.
+		Pacer: pacer(s.rate, 0, s.parallel), Parallel: s.parallel,
+		Wait: s.wait, Poll: s.poll, FirstPoll: s.firstPoll, MinPayout: minPayout,
+		Before: pipeline.ClawBackStage(l, late, window, resplit(rules)),
+	})
 }

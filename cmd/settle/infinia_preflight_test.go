@@ -5,8 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +36,7 @@ func TestInfiniaPreflightFindsRefusedCredentials(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer inf.sftp.Close()
-		return inf.preflight(context.Background())
+		return infiniapay.Preflight(context.Background(), inf.client, inf.sftp)
 	}
 	if err := check(params()); err != nil {
 		t.Fatalf("good credentials: %v", err)
@@ -85,30 +83,6 @@ func TestInfiniaPreflightFindsRefusedCredentials(t *testing.T) {
 	// Nothing reached the SFTP server's upload directory.
 	if entries, err := os.ReadDir(filepath.Join(filepath.Dir(sim.Config.KnownHostsFile), "..", "sftp", "upload")); err != nil || len(entries) != 0 {
 		t.Fatalf("%d files uploaded (%v)", len(entries), err)
-	}
-}
-
-// The adapter tells the pipeline what concerns one subject: not found,
-// a definite refusal, an error file in another layout; refused
-// credentials stay configuration errors, transient failures stay as they are.
-func TestInfiniaErrorsClassifiedForThePipeline(t *testing.T) {
-	for name, tc := range map[string]struct {
-		err               error
-		notFound, refused bool
-		kind              pipeline.Kind
-	}{
-		"not found": {err: &infiniapay.Error{API: "account-binding/query", Code: "BIZ-404", Err: infiniapay.ErrNotFound}, notFound: true},
-		"layout":    {err: fmt.Errorf("error file: %w", infiniapay.ErrLayout), refused: true},
-		"usage":     {err: pipeline.E(pipeline.KindUsage, "", fmt.Errorf("x: %w", infiniapay.ErrCredentials)), kind: pipeline.KindUsage},
-		"network":   {err: errors.New("connection refused")},
-	} {
-		got := notFound(tc.err)
-		if errors.Is(got, pipeline.ErrNotFound) != tc.notFound || errors.Is(got, pipeline.ErrRefused) != tc.refused || pipeline.KindOf(got) != tc.kind {
-			t.Errorf("%s: %v", name, got)
-		}
-	}
-	if notFound(nil) != nil {
-		t.Error("nil")
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/seed"
 )
@@ -154,7 +155,7 @@ func (e *env) checkFilesWhole(sim *paysim.Sim) {
 		if hex.EncodeToString(sum[:]) != f.SHA256 {
 			e.t.Errorf("%s on the server is not the file recorded", f.Name)
 		}
-		if f.Status != pipeline.UploadSuccess {
+		if f.Status != infiniapay.StatusSuccess {
 			e.t.Errorf("%s: status %s", f.Name, f.Status)
 		}
 	}

@@ -66,7 +66,7 @@ func TestSellersBindSyncAndWebhook(t *testing.T) {
 		t.Fatalf("binding after webhook: %+v", b)
 	}
 	// A later query result is not undone by a replayed delivery.
-	l.SetBinding(context.Background(), pipeline.Binding{SellerID: "S00002", InfiniaID: seed.InfiniaID(2), Status: "ACTIVE", Source: "query"})
+	l.SetBinding(context.Background(), pipeline.Binding{SellerID: "S00002", ProviderSellerID: seed.InfiniaID(2), Status: "ACTIVE", Source: "query"})
 	if err := sim.Infinia.Notify(context.Background(), &http.Client{}, srv.URL, "WH-1", seed.InfiniaID(2), "FROZEN"); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,15 @@
 // never arrived is not: the error wraps ErrUnknownOutcome and the caller
 // resolves it with RevenueShareStatus and the same requestNo (DESIGN
 // section 3). RevenueShareSender plugs this into pipeline.ApplyEffect.
+//
+// The package is also Infinia Pay as a provider of a run (NewProvider):
+// its upload stage (trade files built from the ledger, uploaded many at a
+// time over one SFTP session, their statuses asked in paced waves), its
+// distribute stage (revenue shares, intent first, on the effect engine),
+// its matcher (revenue shares and available shares against the ledger)
+// and its pre-flight, each against small interfaces declared here (Store,
+// ReconcileStore, FileUploader, API) that the ledger and load.SFTPSession
+// implement; cmd only fills ProviderConfig.
 package infiniapay
 
 import (

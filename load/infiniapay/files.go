@@ -94,9 +94,9 @@ func redactURL(err error, safe string) error {
 // Infinia seller id), currency and business date, with Infinia's code for
 // the currency (CNH for CNY by default):
 // TD_<platformId>_<sellerId>_<currency>_<YYYYMMDD>_<requestNo>.csv (see
-// pipeline.TradeFileName).
+// the function TradeFileName).
 func (c *Client) TradeFileName(sellerID string, cur pipeline.Currency, day pipeline.Date, requestNo string) (string, error) {
-	name, err := pipeline.TradeFileName(c.cfg.PlatformID, sellerID, cur, day, requestNo)
+	name, err := TradeFileName(c.cfg.PlatformID, sellerID, cur, day, requestNo)
 	if err != nil {
 		return "", err
 	}

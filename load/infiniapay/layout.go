@@ -185,7 +185,7 @@ func (l Layout) record(r pipeline.TradeRow, cur Currencies) ([]string, error) {
 // WriteTradeFile writes the trade file dir/name from rows in the client's
 // layout and currency codes, atomically (a temporary file renamed into
 // place), and returns its path, sha256 (hex), size and data rows. Same
-// rows, same bytes. It fits pipeline.InfiniaConfig.WriteFile.
+// rows, same bytes. It fits StageConfig.WriteFile.
 func (c *Client) WriteTradeFile(dir, name string, rows func(func(pipeline.TradeRow) error) error) (path, sum string, size int64, n int, err error) {
 	return c.cfg.Layout.write(dir, name, c.cfg.Currencies, rows)
 }

@@ -9,11 +9,8 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// RevenueShareKind is the pipeline.Effect kind RevenueShareSender handles.
-const RevenueShareKind = "revenue_share"
-
 // SubjectSeller returns the seller named by a revenue-share Effect.Subject,
-// "RS/<YYYYMMDD>/<sellerID>/<currency>" (pipeline.RevenueShareSubject),
+// "RS/<YYYYMMDD>/<sellerID>/<currency>" (RevenueShareSubject),
 // checking its shape and that its currency is cur.
 func SubjectSeller(subject string, cur pipeline.Currency) (string, error) {
 	parts := strings.Split(subject, "/")
@@ -26,7 +23,7 @@ func SubjectSeller(subject string, cur pipeline.Currency) (string, error) {
 	return parts[2], nil
 }
 
-// RevenueShareSender performs revenue-share effects (kind RevenueShareKind)
+// RevenueShareSender performs revenue-share effects (kind KindRevenueShare)
 // through a Client: Send is RevenueShare with Effect.Key as the requestNo
 // and Effect.Amount (minor units) in Effect.Currency; Query is
 // RevenueShareStatus. It implements pipeline.EffectSender.
@@ -75,8 +72,8 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 
 // Query asks Infinia about e.Key: ErrNotFound is OutcomeNotFound.
 func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
-	if e.Kind != RevenueShareKind {
-		return pipeline.Outcome{}, fmt.Errorf("infiniapay: effect %s %s is not a %s", e.Kind, e.Key, RevenueShareKind)
+	if e.Kind != KindRevenueShare {
+		return pipeline.Outcome{}, fmt.Errorf("infiniapay: effect %s %s is not a %s", e.Kind, e.Key, KindRevenueShare)
 	}
 	res, err := s.Client.RevenueShareStatus(ctx, e.Key)
 	if errors.Is(err, ErrNotFound) {
@@ -89,8 +86,8 @@ func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipel
 }
 
 func (s RevenueShareSender) seller(e pipeline.Effect) (string, error) {
-	if e.Kind != RevenueShareKind {
-		return "", fmt.Errorf("infiniapay: effect %s %s is not a %s", e.Kind, e.Key, RevenueShareKind)
+	if e.Kind != KindRevenueShare {
+		return "", fmt.Errorf("infiniapay: effect %s %s is not a %s", e.Kind, e.Key, KindRevenueShare)
 	}
 	if s.SellerID != nil {
 		return s.SellerID(e)

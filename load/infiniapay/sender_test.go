@@ -15,7 +15,7 @@ import (
 )
 
 func effect(key string, amount int64) pipeline.Effect {
-	return pipeline.Effect{Kind: infiniapay.RevenueShareKind, Subject: "RS/20250903/S1/USD",
+	return pipeline.Effect{Kind: infiniapay.KindRevenueShare, Subject: "RS/20250903/S1/USD",
 		Attempt: 1, Key: key, Currency: "USD", Amount: amount, State: pipeline.EffectPlanned}
 }
 

@@ -2,8 +2,6 @@ package wechatpay
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -87,8 +85,7 @@ func Subject(d pipeline.Date, orderNo string) string {
 // the same for the same date, order and attempt in every version (a re-run
 // after an upgrade asks about what an earlier one sent).
 func OutOrderNo(d pipeline.Date, orderNo string, attempt int) string {
-	h := sha256.Sum256([]byte("WX\x00" + orderNo))
-	return fmt.Sprintf("WX%s%s-%d", d.Compact(), strings.ToUpper(hex.EncodeToString(h[:6])), attempt)
+	return fmt.Sprintf("WX%s%s-%d", d.Compact(), pipeline.ShortHash("WX", orderNo), attempt)
 }
 
 // driven is one transaction as the stage drives it.

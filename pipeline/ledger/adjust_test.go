@@ -34,16 +34,16 @@ func uploadedItems(t *testing.T, l *ledger.Ledger, d pipeline.Date, prefix strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.SetItemsState(ctx, run.ID, "S1", "USD", pipeline.InfiniaChannels, "recorded", "uploaded", "", "", ""); err != nil {
+	if _, err := l.SetItemsState(ctx, run.ID, "S1", "USD", shareChannels, "recorded", "uploaded", "", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	return run
 }
 
 func payout(run *pipeline.Run, amount int64, attempt int) pipeline.Effect {
-	subject := pipeline.RevenueShareSubject(run.Key.Date, "S1", "USD")
-	return pipeline.Effect{RunID: run.ID, Kind: pipeline.KindRevenueShare, Subject: subject, Attempt: attempt,
-		Key: pipeline.RevenueShareRequestNo(run.Key.Date, "S1", "USD", attempt), Currency: "USD", Amount: amount}
+	subject := shareSubject(run.Key.Date, "S1", "USD")
+	return pipeline.Effect{RunID: run.ID, Kind: kindRevenueShare, Subject: subject, Attempt: attempt,
+		Key: shareKey(run.Key.Date, "S1", "USD", attempt), Currency: "USD", Amount: amount}
 }
 
 func openBalance(t *testing.T, l *ledger.Ledger) int64 {
@@ -64,7 +64,7 @@ func TestCarriedBalanceIsNettedOnceAndReopenedOnFailure(t *testing.T) {
 	l, _ := open(t)
 	ctx := context.Background()
 	d1, d2, d3 := day, day.AddDays(1), day.AddDays(2)
-	ch := pipeline.InfiniaChannels
+	ch := shareChannels
 
 	// Day 1: 2 x 10.00 carried (say, not bound).
 	r1 := uploadedItems(t, l, d1, "A", 2, 1000)
@@ -109,7 +109,7 @@ func TestCarriedBalanceIsNettedOnceAndReopenedOnFailure(t *testing.T) {
 	if b := openBalance(t, l); b != 0 {
 		t.Fatalf("after netting, %d still open", b)
 	}
-	e, ok, err := l.LatestEffect(ctx, pipeline.KindRevenueShare, pipeline.RevenueShareSubject(winner.Key.Date, "S1", "USD"))
+	e, ok, err := l.LatestEffect(ctx, kindRevenueShare, shareSubject(winner.Key.Date, "S1", "USD"))
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}

@@ -93,7 +93,7 @@ func dayLedger(b *testing.B, n, sellers int) dayCost {
 	for i, d := range []pipeline.Date{{Year: 2026, Month: 3, Day: 1}, {Year: 2026, Month: 3, Day: 2}} {
 		run = benchItems(b, l, d, fmt.Sprintf("D%d-", i), n, sellers)
 	}
-	channels := pipeline.InfiniaChannels
+	channels := shareChannels
 	var c dayCost
 
 	start := time.Now()
@@ -102,7 +102,7 @@ func dayLedger(b *testing.B, n, sellers int) dayCost {
 		b.Fatal(err)
 	}
 	for _, p := range payables {
-		req := pipeline.TradeRequestNo(run.Key.Date, p.SellerID, p.Currency, 1)
+		req := tradeKey(run.Key.Date, p.SellerID, p.Currency, 1)
 		var items int
 		var owed int64
 		if err := l.ItemsForTrade(ctx, run.ID, p.SellerID, p.Currency, channels, "", func(s pipeline.Split) error {
@@ -132,8 +132,8 @@ func dayLedger(b *testing.B, n, sellers int) dayCost {
 		b.Fatal(err)
 	}
 	for _, p := range payables {
-		e := pipeline.Effect{RunID: run.ID, Kind: pipeline.KindRevenueShare, Subject: pipeline.RevenueShareSubject(run.Key.Date, p.SellerID, p.Currency),
-			Attempt: 1, Key: pipeline.RevenueShareRequestNo(run.Key.Date, p.SellerID, p.Currency, 1), Currency: p.Currency, Amount: p.Amount}
+		e := pipeline.Effect{RunID: run.ID, Kind: kindRevenueShare, Subject: shareSubject(run.Key.Date, p.SellerID, p.Currency),
+			Attempt: 1, Key: shareKey(run.Key.Date, p.SellerID, p.Currency, 1), Currency: p.Currency, Amount: p.Amount}
 		stored, err := l.PlanPayout(ctx, run, p.SellerID, channels, e)
 		if err != nil {
 			b.Fatal(err)

@@ -208,7 +208,7 @@ func TestStatisticsFreshAndPerFileQueryIndexed(t *testing.T) {
 		t.Fatalf("the per-file query does not use (business_date, seller_id, currency):\n%s", p)
 	}
 	var got int
-	if err := l.ItemsForTrade(ctx, run.ID, "S007", "USD", pipeline.InfiniaChannels, "", func(pipeline.Split) error { got++; return nil }); err != nil {
+	if err := l.ItemsForTrade(ctx, run.ID, "S007", "USD", shareChannels, "", func(pipeline.Split) error { got++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got != n/sellers {

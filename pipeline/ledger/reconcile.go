@@ -111,7 +111,7 @@ func (l *Ledger) ExpectedShares(ctx context.Context, runID int64) ([]pipeline.Ex
 	for rows.Next() {
 		var x pipeline.ExpectedShare
 		var cur string
-		if err := rows.Scan(&x.SellerID, &cur, &x.InfiniaID, &x.Uploaded, &x.Paid, &x.InFlight); err != nil {
+		if err := rows.Scan(&x.SellerID, &cur, &x.ProviderSellerID, &x.Uploaded, &x.Paid, &x.InFlight); err != nil {
 			return nil, fmt.Errorf("read expected shares: %w", err)
 		}
 		x.Currency = pipeline.Currency(cur)

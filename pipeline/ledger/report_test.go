@@ -54,7 +54,7 @@ func TestSummaryAccountsForEverySellerMinorUnit(t *testing.T) {
 	l, _ := open(t)
 	ctx := context.Background()
 	d1, d2 := day, day.AddDays(1)
-	ch := pipeline.InfiniaChannels
+	ch := shareChannels
 
 	// Day 1, seller S1 (Infinia): 2 x 3.00 paid by the day's revenue share,
 	// then 2 x 10.00 carried.

@@ -116,7 +116,7 @@ func TestReextractDropsWhatWasNotSentAndRefusesOnceSomethingWas(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
 	ctx := context.Background()
-	ch := pipeline.InfiniaChannels
+	ch := shareChannels
 	count := func(q string, args ...any) int64 {
 		t.Helper()
 		var n int64

@@ -20,7 +20,7 @@ func TestDateStatusShowsHistoryTotalsAndOnlyItsLateRefunds(t *testing.T) {
 	l, _ := open(t)
 	ctx := context.Background()
 	d1, d2 := day, day.AddDays(1)
-	ch := pipeline.InfiniaChannels
+	ch := shareChannels
 
 	r1 := uploadedItems(t, l, d1, "P", 2, 300)
 	e, err := l.PlanPayout(ctx, r1, "S1", ch, payout(r1, 600, 1))

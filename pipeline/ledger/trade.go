@@ -230,7 +230,7 @@ func (l *Ledger) SetBinding(ctx context.Context, b pipeline.Binding) error {
 		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seller_id) DO UPDATE SET
 		infinia_seller_id = CASE WHEN EXCLUDED.infinia_seller_id = '' THEN seller_bindings.infinia_seller_id ELSE EXCLUDED.infinia_seller_id END,
 		status = EXCLUDED.status, request_no = EXCLUDED.request_no, source = EXCLUDED.source, updated_at = now()`,
-		b.SellerID, b.InfiniaID, b.Status, b.RequestNo, b.Source)
+		b.SellerID, b.ProviderSellerID, b.Status, b.RequestNo, b.Source)
 	if err != nil {
 		return fmt.Errorf("record binding of %s: %w", b.SellerID, err)
 	}
@@ -241,7 +241,7 @@ func (l *Ledger) SetBinding(ctx context.Context, b pipeline.Binding) error {
 func (l *Ledger) GetBinding(ctx context.Context, sellerID string) (pipeline.Binding, bool, error) {
 	var b pipeline.Binding
 	err := l.db.QueryRowContext(ctx, `SELECT seller_id, infinia_seller_id, status, request_no, source
-		FROM seller_bindings WHERE seller_id = $1`, sellerID).Scan(&b.SellerID, &b.InfiniaID, &b.Status, &b.RequestNo, &b.Source)
+		FROM seller_bindings WHERE seller_id = $1`, sellerID).Scan(&b.SellerID, &b.ProviderSellerID, &b.Status, &b.RequestNo, &b.Source)
 	if errors.Is(err, sql.ErrNoRows) {
 		return b, false, nil
 	}
@@ -259,7 +259,7 @@ func (l *Ledger) Bindings(ctx context.Context) ([]pipeline.Binding, error) {
 	defer rows.Close()
 	for rows.Next() {
 		var b pipeline.Binding
-		if err := rows.Scan(&b.SellerID, &b.InfiniaID, &b.Status, &b.RequestNo, &b.Source); err != nil {
+		if err := rows.Scan(&b.SellerID, &b.ProviderSellerID, &b.Status, &b.RequestNo, &b.Source); err != nil {
 			return nil, err
 		}
 		out = append(out, b)
@@ -298,7 +298,7 @@ func (l *Ledger) KnownSellers(ctx context.Context) ([]pipeline.Binding, error) {
 	var out []pipeline.Binding
 	for rows.Next() {
 		var b pipeline.Binding
-		if err := rows.Scan(&b.SellerID, &b.InfiniaID, &b.Status); err != nil {
+		if err := rows.Scan(&b.SellerID, &b.ProviderSellerID, &b.Status); err != nil {
 			return nil, err
 		}
 		out = append(out, b)

@@ -1,12 +1,14 @@
-package pipeline
+package infiniapay
 
 import (
 	"regexp"
 	"testing"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 func TestKeysAreDeterministicAndShaped(t *testing.T) {
-	d := Date{Year: 2026, Month: 11, Day: 23}
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
 	a, b := TradeRequestNo(d, "S1", "USD", 1), TradeRequestNo(d, "S1", "USD", 1)
 	if a != b || a == TradeRequestNo(d, "S1", "USD", 2) || a == TradeRequestNo(d, "S2", "USD", 1) || a == TradeRequestNo(d, "S1", "CNY", 1) {
 		t.Fatal("requestNo not a function of date, seller, currency and attempt")

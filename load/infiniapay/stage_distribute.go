@@ -1,4 +1,4 @@
-package pipeline
+package infiniapay
 
 import (
 	"context"
@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
-// DistributeInfiniaStage pays sellers by Infinia revenue sharing: one
+// DistributeStage pays sellers by Infinia revenue sharing: one
 // request per seller, currency and run date, with a deterministic
 // requestNo, intent first, polled to a final state. A revenue share pays
 // the net of the run's accepted items of the seller (uploaded in trade
@@ -25,9 +27,9 @@ import (
 // it netted again and carries its items: nothing is lost, and the next
 // run pays it. A payout already planned is always resolved first, never
 // re-checked or re-planned.
-func DistributeInfiniaStage(c InfiniaConfig) StageFunc {
+func DistributeStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
-	return func(ctx context.Context, run *Run) (string, error) {
+	return func(ctx context.Context, run *pipeline.Run) (string, error) {
 		d := &distribution{c: &c, run: run}
 		if err := d.undoFailed(ctx); err != nil {
 			return "", err
@@ -39,14 +41,14 @@ func DistributeInfiniaStage(c InfiniaConfig) StageFunc {
 			return "", err
 		}
 		summary := fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.held)
-		return summary, NeedsPerson(d.problems)
+		return summary, pipeline.NeedsPerson(d.problems)
 	}
 }
 
 type distribution struct {
-	c    *InfiniaConfig
-	run  *Run
-	todo []Effect
+	c    *StageConfig
+	run  *pipeline.Run
+	todo []pipeline.Effect
 
 	mu               sync.Mutex
 	paid, sent, held int
@@ -57,14 +59,14 @@ type distribution struct {
 // uploaded items and the seller's open carried balance.
 type candidate struct {
 	SellerID  string
-	Currency  Currency
+	Currency  pipeline.Currency
 	Payable   int64 // the run's uploaded items
 	Items     int64
 	Carried   int64 // open balance, signed
 	InfiniaID string
 }
 
-func (p candidate) net() (int64, error) { return Add(p.Payable, p.Carried) }
+func (p candidate) net() (int64, error) { return pipeline.Add(p.Payable, p.Carried) }
 
 func (d *distribution) problem(format string, args ...any) {
 	d.mu.Lock()
@@ -79,7 +81,7 @@ func (d *distribution) hold(ctx context.Context, p candidate, reason string) err
 	d.held++
 	d.mu.Unlock()
 	subject := RevenueShareSubject(d.run.Key.Date, p.SellerID, p.Currency)
-	_, _, err := d.c.Store.CarryItems(ctx, d.run, p.SellerID, p.Currency, InfiniaChannels, subject, reason)
+	_, _, err := d.c.Store.CarryItems(ctx, d.run, p.SellerID, p.Currency, d.c.Channels, subject, reason)
 	return err
 }
 
@@ -93,17 +95,17 @@ func (d *distribution) undoFailed(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	latest := map[string]Effect{}
+	latest := map[string]pipeline.Effect{}
 	for _, e := range effects {
 		if e.Attempt >= latest[e.Subject].Attempt {
 			latest[e.Subject] = e
 		}
 	}
 	for _, e := range latest {
-		if e.State != EffectFailed {
+		if e.State != pipeline.EffectFailed {
 			continue
 		}
-		if err := d.c.Store.PayoutFailed(ctx, d.run, subjectSeller(e.Subject), e.Currency, InfiniaChannels, e,
+		if err := d.c.Store.PayoutFailed(ctx, d.run, subjectSeller(e.Subject), e.Currency, d.c.Channels, e,
 			"revenue share "+e.Key+" failed: "+e.LastError); err != nil {
 			return err
 		}
@@ -115,7 +117,7 @@ func (d *distribution) undoFailed(ctx context.Context) error {
 // the sellers of its shard.
 func (d *distribution) candidates(ctx context.Context) ([]candidate, error) {
 	c, run := d.c, d.run
-	payables, err := c.Store.Payables(ctx, run.ID, "uploaded", InfiniaChannels)
+	payables, err := c.Store.Payables(ctx, run.ID, "uploaded", c.Channels)
 	if err != nil {
 		return nil, err
 	}
@@ -129,11 +131,11 @@ func (d *distribution) candidates(ctx context.Context) ([]candidate, error) {
 	}
 	type key struct {
 		seller string
-		cur    Currency
+		cur    pipeline.Currency
 	}
 	byKey := map[key]*candidate{}
 	var out []*candidate
-	get := func(seller string, cur Currency) *candidate {
+	get := func(seller string, cur pipeline.Currency) *candidate {
 		k := key{seller, cur}
 		if p, ok := byKey[k]; ok {
 			return p
@@ -182,7 +184,7 @@ func (d *distribution) plan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fresh := map[Currency][]candidate{} // candidates with a payout to plan
+	fresh := map[pipeline.Currency][]candidate{} // candidates with a payout to plan
 	var mu sync.Mutex
 	err = c.Pacer.Each(ctx, len(cands), nil, func(ctx context.Context, i int) error {
 		p := cands[i]
@@ -192,7 +194,7 @@ func (d *distribution) plan(ctx context.Context) error {
 			return err
 		}
 		switch {
-		case ok && e.State != EffectFailed:
+		case ok && e.State != pipeline.EffectFailed:
 			// Planned, in flight or paid: resolve it, whatever it is. What
 			// came up since waits for the next revenue share: new carries
 			// stay open, and items uploaded after a revenue share of the
@@ -201,7 +203,7 @@ func (d *distribution) plan(ctx context.Context) error {
 			mu.Lock()
 			d.todo = append(d.todo, e)
 			mu.Unlock()
-			if e.State == EffectSucceeded && p.Items > 0 {
+			if e.State == pipeline.EffectSucceeded && p.Items > 0 {
 				return d.hold(ctx, p, fmt.Sprintf("uploaded after revenue share %s of the date was paid", e.Key))
 			}
 			return nil
@@ -220,28 +222,28 @@ func (d *distribution) plan(ctx context.Context) error {
 		switch {
 		case p.Items > 0 && p.Payable == 0 && p.Carried == 0:
 			// Everything refunded or taken as commission: settled, nothing to send.
-			_, err := c.Store.SetItemsState(ctx, run.ID, p.SellerID, cur, InfiniaChannels, "uploaded", "paid", "seller share is 0: no payout", "", "")
+			_, err := c.Store.SetItemsState(ctx, run.ID, p.SellerID, cur, c.Channels, "uploaded", "paid", "seller share is 0: no payout", "", "")
 			return err
-		case blocked[SellerCurrency{p.SellerID, cur}] != "":
+		case blocked[pipeline.SellerCurrency{SellerID: p.SellerID, Currency: cur}] != "":
 			// Never pay on bad data: what the seller owes back is unknown.
 			return d.hold(ctx, p, fmt.Sprintf("late refund %s of one of its orders cannot be right: carried until it is corrected",
-				blocked[SellerCurrency{p.SellerID, cur}]))
+				blocked[pipeline.SellerCurrency{SellerID: p.SellerID, Currency: cur}]))
 		case net < 0:
-			return d.hold(ctx, p, fmt.Sprintf("net %s is negative (clawbacks exceed what is owed): carried, never sent", Money{net, cur}))
+			return d.hold(ctx, p, fmt.Sprintf("net %s is negative (clawbacks exceed what is owed): carried, never sent", pipeline.Money{Minor: net, Currency: cur}))
 		case net == 0:
 			return d.hold(ctx, p, "net is 0 after the carried balance: nothing to send")
 		case net < c.MinPayout[cur]:
-			return d.hold(ctx, p, fmt.Sprintf("net %s is below the minimum payout of %s", Money{net, cur}, Money{c.MinPayout[cur], cur}))
+			return d.hold(ctx, p, fmt.Sprintf("net %s is below the minimum payout of %s", pipeline.Money{Minor: net, Currency: cur}, pipeline.Money{Minor: c.MinPayout[cur], Currency: cur}))
 		case p.InfiniaID == "":
-			d.problem("seller %s has no Infinia seller id: %s carried", p.SellerID, Money{net, cur})
+			d.problem("seller %s has no Infinia seller id: %s carried", p.SellerID, pipeline.Money{Minor: net, Currency: cur})
 			return d.hold(ctx, p, "no Infinia seller id")
 		}
-		status, err := c.API.BindingStatus(ctx, QueryRequestNo("ABQ"), p.InfiniaID)
-		if SubjectOnly(err) {
+		status, err := c.API.BindingStatus(ctx, pipeline.QueryRequestNo("ABQ"), p.InfiniaID)
+		if pipeline.SubjectOnly(err) {
 			// A seller Infinia does not know (or will not answer about)
 			// is this seller's problem only: carried, for a person.
 			reason := fmt.Sprintf("Infinia binding query for %s: %v", p.InfiniaID, err)
-			if IsNotFound(err) {
+			if pipeline.IsNotFound(err) {
 				reason = fmt.Sprintf("Infinia does not know seller %s (binding query: %v)", p.InfiniaID, err)
 			}
 			d.problem("seller %s: %s", p.SellerID, reason)
@@ -250,10 +252,10 @@ func (d *distribution) plan(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("binding of %s: %w", p.SellerID, err)
 		}
-		if err := c.Store.SetBinding(ctx, Binding{SellerID: p.SellerID, InfiniaID: p.InfiniaID, Status: status, Source: "query"}); err != nil {
+		if err := c.Store.SetBinding(ctx, pipeline.Binding{SellerID: p.SellerID, ProviderSellerID: p.InfiniaID, Status: status, Source: "query"}); err != nil {
 			return err
 		}
-		if status != BindingActive {
+		if status != StatusActive {
 			return d.hold(ctx, p, "Infinia binding is "+status)
 		}
 		mu.Lock()
@@ -264,7 +266,7 @@ func (d *distribution) plan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	currencies := make([]Currency, 0, len(fresh))
+	currencies := make([]pipeline.Currency, 0, len(fresh))
 	for cur, ps := range fresh {
 		sort.Slice(ps, func(i, j int) bool { return ps[i].SellerID < ps[j].SellerID })
 		currencies = append(currencies, cur)
@@ -280,20 +282,20 @@ func (d *distribution) plan(ctx context.Context) error {
 
 // planCurrency checks the platform balance for a currency's new payouts and
 // each seller's available share, and plans those that pass.
-func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []candidate) error {
+func (d *distribution) planCurrency(ctx context.Context, cur pipeline.Currency, ps []candidate) error {
 	c, run := d.c, d.run
 	var need int64
 	for _, p := range ps {
 		net, err := p.net()
 		if err == nil {
-			need, err = Add(need, net)
+			need, err = pipeline.Add(need, net)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	balance, err := c.API.Balance(ctx, QueryRequestNo("BQ"), cur)
-	if SubjectOnly(err) {
+	balance, err := c.API.Balance(ctx, pipeline.QueryRequestNo("BQ"), cur)
+	if pipeline.SubjectOnly(err) {
 		// Infinia refuses the currency itself: its payouts wait, the
 		// other currencies go on.
 		d.problem("platform balance in %s refused by Infinia: %v: nothing sent in %s", cur, err, cur)
@@ -309,9 +311,9 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 	}
 	if balance < need {
 		d.problem("platform balance %s is short of the %s owed to %d sellers: nothing sent in %s",
-			Money{balance, cur}, Money{need, cur}, len(ps), cur)
+			pipeline.Money{Minor: balance, Currency: cur}, pipeline.Money{Minor: need, Currency: cur}, len(ps), cur)
 		for _, p := range ps {
-			if err := d.hold(ctx, p, fmt.Sprintf("platform balance %s short of %s", Money{balance, cur}, Money{need, cur})); err != nil {
+			if err := d.hold(ctx, p, fmt.Sprintf("platform balance %s short of %s", pipeline.Money{Minor: balance, Currency: cur}, pipeline.Money{Minor: need, Currency: cur})); err != nil {
 				return err
 			}
 		}
@@ -322,8 +324,8 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 	return c.Pacer.Each(ctx, len(ps), nil, func(ctx context.Context, i int) error {
 		p := ps[i]
 		net, _ := p.net()
-		avail, err := c.API.AvailableShare(ctx, QueryRequestNo("RSA"), p.InfiniaID, cur)
-		if SubjectOnly(err) {
+		avail, err := c.API.AvailableShare(ctx, pipeline.QueryRequestNo("RSA"), p.InfiniaID, cur)
+		if pipeline.SubjectOnly(err) {
 			reason := fmt.Sprintf("Infinia's available share query for %s refused: %v", p.InfiniaID, err)
 			d.problem("seller %s: %s", p.SellerID, reason)
 			if err := d.hold(ctx, p, reason); err != nil {
@@ -335,7 +337,7 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 			return fmt.Errorf("available share of %s: %w", p.SellerID, err)
 		}
 		if avail < net {
-			reason := fmt.Sprintf("Infinia shows %s available, we owe %s", Money{avail, cur}, Money{net, cur})
+			reason := fmt.Sprintf("Infinia shows %s available, we owe %s", pipeline.Money{Minor: avail, Currency: cur}, pipeline.Money{Minor: net, Currency: cur})
 			d.problem("seller %s: %s", p.SellerID, reason)
 			if err := d.hold(ctx, p, reason); err != nil {
 				return err
@@ -347,17 +349,17 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 		if prev, ok, err := c.Store.LatestEffect(ctx, KindRevenueShare, subject); err != nil {
 			return err
 		} else if ok {
-			next, err := NextAttempt(prev, c.MaxAttempts, func(a int) string { return RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, a) })
+			next, err := pipeline.NextAttempt(prev, c.MaxAttempts, func(a int) string { return RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, a) })
 			if err != nil {
 				d.problem("%v", err)
 				return nil
 			}
 			attempt = next.Attempt
 		}
-		e, err := c.Store.PlanPayout(ctx, run, p.SellerID, InfiniaChannels, Effect{RunID: run.ID, Kind: KindRevenueShare, Subject: subject,
+		e, err := c.Store.PlanPayout(ctx, run, p.SellerID, c.Channels, pipeline.Effect{RunID: run.ID, Kind: KindRevenueShare, Subject: subject,
 			Attempt: attempt, Key: RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, attempt), Currency: cur, Amount: net})
 		if err != nil {
-			if errors.Is(err, ErrBalanceMoved) {
+			if errors.Is(err, pipeline.ErrBalanceMoved) {
 				d.problem("%v", err)
 				return nil
 			}
@@ -375,19 +377,19 @@ func (d *distribution) planCurrency(ctx context.Context, cur Currency, ps []cand
 // c.Wait after they are sent) and applies each to the items and the carried balance.
 func (d *distribution) pay(ctx context.Context) error {
 	c, run := d.c, d.run
-	progress := ProgressFrom(ctx)
+	progress := pipeline.ProgressFrom(ctx)
 	progress.SetTotal(int64(len(d.todo)))
 	before := make(map[int64]int, len(d.todo))
 	for _, e := range d.todo {
 		before[e.ID] = e.Sends
 	}
-	en := &Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
-		Sender: func(Effect) EffectSender { return c.Payouts },
-		Final: func(ctx context.Context, e Effect) error {
+	en := &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
+		Sender: func(pipeline.Effect) pipeline.EffectSender { return c.Payouts },
+		Final: func(ctx context.Context, e pipeline.Effect) error {
 			defer progress.Add(1)
 			seller, cur := subjectSeller(e.Subject), e.Currency
-			if e.State == EffectSucceeded {
-				if err := c.Store.PayoutSucceeded(ctx, run, seller, cur, InfiniaChannels, e); err != nil {
+			if e.State == pipeline.EffectSucceeded {
+				if err := c.Store.PayoutSucceeded(ctx, run, seller, cur, c.Channels, e); err != nil {
 					return err
 				}
 				d.mu.Lock()
@@ -402,10 +404,10 @@ func (d *distribution) pay(ctx context.Context) error {
 			d.mu.Lock()
 			d.held++
 			d.mu.Unlock()
-			return c.Store.PayoutFailed(ctx, run, seller, cur, InfiniaChannels, e, "revenue share "+e.Key+" failed: "+e.LastError)
+			return c.Store.PayoutFailed(ctx, run, seller, cur, c.Channels, e, "revenue share "+e.Key+" failed: "+e.LastError)
 		},
-		Error: func(ctx context.Context, e Effect, err error) error {
-			if SubjectOnly(err) {
+		Error: func(ctx context.Context, e pipeline.Effect, err error) error {
+			if pipeline.SubjectOnly(err) {
 				// Infinia refuses to tell us about this one payout: it stays as
 				// it is (never sent again blindly), for a person; the others go on.
 				progress.Add(1)
@@ -419,5 +421,5 @@ func (d *distribution) pay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return StillProcessing("revenue shares", "Infinia", c.Wait, res.Pending)
+	return pipeline.StillProcessing("revenue shares", "Infinia", c.Wait, res.Pending)
 }

@@ -1,4 +1,4 @@
-package pipeline
+package infiniapay
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // UploadStage builds the run's trade-detail files (one per seller and
@@ -20,17 +22,9 @@ import (
 // until each is accepted or refused or c.Wait (for all of them together)
 // is over. A refused file's rows become rejects with Infinia's reason, and
 // its seller is not paid on it.
-func UploadStage(c InfiniaConfig) StageFunc {
+func UploadStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
-	return func(ctx context.Context, run *Run) (string, error) {
-		verified := ""
-		if c.PayProtocol != nil {
-			s, err := VerifyPayProtocol(ctx, c.Verify, c.PayProtocol, c.PayProtocolPacer, run)
-			if err != nil {
-				return "", err
-			}
-			verified = s + "; "
-		}
+	return func(ctx context.Context, run *pipeline.Run) (string, error) {
 		files, err := buildTradeFiles(ctx, &c, run)
 		if err != nil {
 			return "", fmt.Errorf("build trade files: %w", err)
@@ -40,14 +34,14 @@ func UploadStage(c InfiniaConfig) StageFunc {
 				return "", fmt.Errorf("%d trade files to upload: %w", len(files), err)
 			}
 		}
-		sender := &uploadSender{c: &c, byKey: map[string]TradeFile{}}
-		var effects []Effect
-		byKey := map[string]TradeFile{}
+		sender := &uploadSender{c: &c, byKey: map[string]pipeline.TradeFile{}}
+		var effects []pipeline.Effect
+		byKey := map[string]pipeline.TradeFile{}
 		before := map[string]int{}
 		var uploaded atomic.Int64
 		for _, f := range files {
 			sender.byKey[f.RequestNo] = f
-			e, err := c.Store.PlanEffect(ctx, Effect{RunID: run.ID, Kind: KindUpload, Subject: UploadSubject(run.Key.Date, f.SellerID, f.Currency, f.Attempt),
+			e, err := c.Store.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: KindUpload, Subject: UploadSubject(run.Key.Date, f.SellerID, f.Currency, f.Attempt),
 				Attempt: 1, Key: f.RequestNo, Currency: f.Currency, Amount: f.SellerMinor})
 			if err != nil {
 				return "", err
@@ -55,23 +49,23 @@ func UploadStage(c InfiniaConfig) StageFunc {
 			effects = append(effects, e)
 			byKey[e.Key], before[e.Key] = f, e.Sends
 		}
-		progress := ProgressFrom(ctx)
+		progress := pipeline.ProgressFrom(ctx)
 		progress.Restart(int64(len(files)))
 		// The uploads: the engine over the SFTP session, c.Parallel files
 		// at a time; an upload whose end is unknown is asked about (status,
 		// then the file under its final name) in waves.
-		en := &Engine{Store: c.Store, Pacer: NewPacer(Limits{MaxInFlight: c.Parallel}), Poll: c.Poll, Wait: c.Wait,
-			Sender: func(Effect) EffectSender { return sender },
-			Final: func(_ context.Context, e Effect) error {
+		en := &pipeline.Engine{Store: c.Store, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel}), Poll: c.Poll, Wait: c.Wait,
+			Sender: func(pipeline.Effect) pipeline.EffectSender { return sender },
+			Final: func(_ context.Context, e pipeline.Effect) error {
 				progress.Add(1)
 				if e.Sends > before[e.Key] {
 					uploaded.Add(1)
 				}
 				return nil
 			},
-			Error: func(ctx context.Context, e Effect, err error) error {
+			Error: func(ctx context.Context, e pipeline.Effect, err error) error {
 				f := byKey[e.Key]
-				if SubjectOnly(err) {
+				if pipeline.SubjectOnly(err) {
 					// Infinia refuses to answer about this one file: hold it.
 					progress.Add(1)
 					return holdFile(ctx, &c, f, fmt.Sprintf("upload of %s could not be confirmed: %v", f.Name, err))
@@ -83,15 +77,15 @@ func UploadStage(c InfiniaConfig) StageFunc {
 		if err != nil {
 			return "", err
 		}
-		if err := StillProcessing("trade file uploads", "Infinia's SFTP server", c.Wait, res.Pending); err != nil {
+		if err := pipeline.StillProcessing("trade file uploads", "Infinia's SFTP server", c.Wait, res.Pending); err != nil {
 			return "", err
 		}
 		accepted, refused, problems, err := awaitUploads(ctx, &c, run, time.Now().Add(c.Wait))
 		if err != nil {
 			return "", err
 		}
-		summary := verified + fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", len(files), uploaded.Load(), accepted, refused)
-		return summary, NeedsPerson(problems)
+		summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", len(files), uploaded.Load(), accepted, refused)
+		return summary, pipeline.NeedsPerson(problems)
 	}
 }
 
@@ -101,12 +95,12 @@ func UploadStage(c InfiniaConfig) StageFunc {
 // final yet, rebuilt: the bytes are a function of the ledger, so a resumed
 // run - on another machine too - rebuilds exactly what it recorded
 // (RecordTradeFile checks the digest).
-func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFile, error) {
+func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run) ([]pipeline.TradeFile, error) {
 	sellers, err := c.Store.RunSellers(ctx, run.ID)
 	if err != nil {
 		return nil, err
 	}
-	groups, err := c.Store.Payables(ctx, run.ID, "recorded", InfiniaChannels)
+	groups, err := c.Store.Payables(ctx, run.ID, "recorded", c.Channels)
 	if err != nil {
 		return nil, err
 	}
@@ -116,13 +110,13 @@ func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFi
 	}
 	type key struct {
 		seller string
-		cur    Currency
+		cur    pipeline.Currency
 	}
 	last := map[key]int{}
 	for _, f := range files {
 		last[key{f.SellerID, f.Currency}] = max(last[key{f.SellerID, f.Currency}], f.Attempt)
 	}
-	progress := ProgressFrom(ctx)
+	progress := pipeline.ProgressFrom(ctx)
 	progress.SetTotal(int64(len(groups)))
 	for _, g := range groups {
 		progress.Add(1)
@@ -130,16 +124,16 @@ func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFi
 		if s.InfiniaID == "" {
 			return nil, fmt.Errorf("seller %s has no Infinia seller id recorded with run %d: cannot name its trade file", g.SellerID, run.ID)
 		}
-		f := TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, InfiniaID: s.InfiniaID, Currency: g.Currency,
+		f := pipeline.TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, ProviderSellerID: s.InfiniaID, Currency: g.Currency,
 			Attempt: last[key{g.SellerID, g.Currency}] + 1, SellerMinor: g.Amount, Items: int(g.Items)}
 		f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
 		if f.Name, err = c.FileName(c.PlatformID, s.InfiniaID, f.Currency, f.Date, f.RequestNo); err != nil {
-			return nil, E(KindUsage, "seller "+g.SellerID, err)
+			return nil, pipeline.E(pipeline.KindUsage, "seller "+g.SellerID, err)
 		}
 		if err := writeTradeFile(ctx, c, run, &f, ""); err != nil {
 			return nil, err
 		}
-		if _, err := c.Store.RecordTradeFile(ctx, f, InfiniaChannels); err != nil {
+		if _, err := c.Store.RecordTradeFile(ctx, f, c.Channels); err != nil {
 			return nil, err
 		}
 	}
@@ -148,12 +142,12 @@ func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFi
 			return nil, err
 		}
 	}
-	var open []TradeFile
+	var open []pipeline.TradeFile
 	for _, f := range files {
-		if f.Status == UploadSuccess || f.Status == UploadFailed {
+		if f.Status == StatusSuccess || f.Status == StatusFailed {
 			continue
 		}
-		f.InfiniaID = sellers[f.SellerID].InfiniaID
+		f.ProviderSellerID = sellers[f.SellerID].InfiniaID
 		want := f.SHA256
 		if err := writeTradeFile(ctx, c, run, &f, f.RequestNo); err != nil {
 			return nil, err
@@ -169,11 +163,11 @@ func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFi
 // writeTradeFile writes f under the work directory from the run's
 // recorded items of its seller and currency in the file requestNo ("": in
 // no file yet), and sets its digest, size and rows.
-func writeTradeFile(ctx context.Context, c *InfiniaConfig, run *Run, f *TradeFile, requestNo string) error {
+func writeTradeFile(ctx context.Context, c *StageConfig, run *pipeline.Run, f *pipeline.TradeFile, requestNo string) error {
 	var err error
 	dir := filepath.Join(c.WorkDir, run.Key.Date.String())
-	_, f.SHA256, f.Bytes, f.Rows, err = c.WriteFile(dir, f.Name, func(emit func(TradeRow) error) error {
-		return c.Store.ItemsForTrade(ctx, run.ID, f.SellerID, f.Currency, InfiniaChannels, requestNo, func(sp Split) error {
+	_, f.SHA256, f.Bytes, f.Rows, err = c.WriteFile(dir, f.Name, func(emit func(pipeline.TradeRow) error) error {
+		return c.Store.ItemsForTrade(ctx, run.ID, f.SellerID, f.Currency, c.Channels, requestNo, func(sp pipeline.Split) error {
 			for _, row := range c.Rows(sp) {
 				if err := emit(row); err != nil {
 					return err
@@ -189,11 +183,11 @@ func writeTradeFile(ctx context.Context, c *InfiniaConfig, run *Run, f *TradeFil
 // KindUpload. An upload's outcome is known by asking Infinia about the
 // requestNo, then by looking for the file under its final name.
 type uploadSender struct {
-	c     *InfiniaConfig
-	byKey map[string]TradeFile
+	c     *StageConfig
+	byKey map[string]pipeline.TradeFile
 }
 
-func (u *uploadSender) file(e Effect) (TradeFile, string, error) {
+func (u *uploadSender) file(e pipeline.Effect) (pipeline.TradeFile, string, error) {
 	f, ok := u.byKey[e.Key]
 	if !ok {
 		return f, "", fmt.Errorf("no trade file for upload %s", e.Key)
@@ -201,44 +195,44 @@ func (u *uploadSender) file(e Effect) (TradeFile, string, error) {
 	return f, filepath.Join(u.c.WorkDir, f.Date.String(), f.Name), nil
 }
 
-func (u *uploadSender) Send(ctx context.Context, e Effect) (Outcome, error) {
+func (u *uploadSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	f, path, err := u.file(e)
 	if err != nil {
-		return Outcome{}, err
+		return pipeline.Outcome{}, err
 	}
 	err = u.c.SFTP.Upload(ctx, f.Name, f.Bytes, f.SHA256, func() (io.ReadCloser, error) { return os.Open(path) })
 	if err != nil {
-		return Outcome{}, err
+		return pipeline.Outcome{}, err
 	}
-	return Outcome{Status: OutcomeSucceeded, Ref: f.Name}, nil
+	return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
 }
 
-func (u *uploadSender) Query(ctx context.Context, e Effect) (Outcome, error) {
+func (u *uploadSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	f, _, err := u.file(e)
 	if err != nil {
-		return Outcome{}, err
+		return pipeline.Outcome{}, err
 	}
 	if _, _, err := u.c.API.UploadStatus(ctx, f.RequestNo); err == nil {
-		return Outcome{Status: OutcomeSucceeded, Ref: f.Name}, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return Outcome{}, err
+		return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
+	} else if !errors.Is(err, pipeline.ErrNotFound) {
+		return pipeline.Outcome{}, err
 	}
 	size, ok, err := u.c.SFTP.Stat(ctx, f.Name)
 	if err != nil {
-		return Outcome{}, err
+		return pipeline.Outcome{}, err
 	}
 	if ok && size == f.Bytes {
-		return Outcome{Status: OutcomeSucceeded, Ref: f.Name}, nil
+		return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
 	}
-	return Outcome{Status: OutcomeNotFound}, nil
+	return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
 }
 
 // awaitUploads asks Infinia about every uploaded file that is not final,
 // in waves paced under Infinia's limits (c.Pacer), the first at once (a
 // re-run's files may be decided), the next every c.Poll, until every file
 // is final or the deadline is past; it applies the answers to the items.
-func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run, deadline time.Time) (accepted, refused int, problems []string, err error) {
-	var pending []TradeFile
+func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, deadline time.Time) (accepted, refused int, problems []string, err error) {
+	var pending []pipeline.TradeFile
 	for {
 		files, err := c.Store.TradeFiles(ctx, run.ID)
 		if err != nil {
@@ -248,10 +242,10 @@ func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run, deadline time
 		var mu sync.Mutex
 		// Only the files not final are asked about (each question takes
 		// one of Infinia's tokens); the final ones are counted as they are.
-		var open []TradeFile
+		var open []pipeline.TradeFile
 		for _, f := range files {
-			if f.Status == UploadSuccess || f.Status == UploadFailed {
-				if f.Status == UploadSuccess {
+			if f.Status == StatusSuccess || f.Status == StatusFailed {
+				if f.Status == StatusSuccess {
 					accepted++
 				} else {
 					refused++
@@ -269,9 +263,9 @@ func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run, deadline time
 			mu.Lock()
 			defer mu.Unlock()
 			switch f.Status {
-			case UploadSuccess:
+			case StatusSuccess:
 				accepted++
-			case UploadFailed:
+			case StatusFailed:
 				refused++
 				problems = append(problems, fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
 			default:
@@ -288,7 +282,7 @@ func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run, deadline time
 		if time.Now().Add(c.Poll).After(deadline) {
 			sort.Slice(pending, func(i, j int) bool { return pending[i].Name < pending[j].Name })
 			return accepted, refused, problems, fmt.Errorf("%w: %d trade files still processing at Infinia after %s (first: %s); re-run to resolve",
-				ErrStillProcessing, len(pending), c.Wait, pending[0].Name)
+				pipeline.ErrStillProcessing, len(pending), c.Wait, pending[0].Name)
 		}
 		t := time.NewTimer(c.Poll)
 		select {
@@ -304,8 +298,8 @@ func awaitUploads(ctx context.Context, c *InfiniaConfig, run *Run, deadline time
 // yet refused are held with the reason, for a person; the run goes on
 // with the other files and ends needing a person (the file's status is
 // FAILED, so awaitUploads lists it).
-func holdFile(ctx context.Context, c *InfiniaConfig, f TradeFile, reason string) error {
-	f.Status = UploadFailed
+func holdFile(ctx context.Context, c *StageConfig, f pipeline.TradeFile, reason string) error {
+	f.Status = StatusFailed
 	if f.Reason == "" {
 		f.Reason = reason
 	}
@@ -313,14 +307,14 @@ func holdFile(ctx context.Context, c *InfiniaConfig, f TradeFile, reason string)
 }
 
 // checkUpload asks Infinia about one file and records a final answer.
-func checkUpload(ctx context.Context, c *InfiniaConfig, run *Run, f TradeFile) (TradeFile, error) {
+func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipeline.TradeFile) (pipeline.TradeFile, error) {
 	status, url, err := c.API.UploadStatus(ctx, f.RequestNo)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, pipeline.ErrNotFound) {
 		return f, nil // landed, not yet picked up
 	}
-	if SubjectOnly(err) {
+	if pipeline.SubjectOnly(err) {
 		final := f
-		final.Status, final.Reason = UploadFailed, fmt.Sprintf("status query refused: %v", err)
+		final.Status, final.Reason = StatusFailed, fmt.Sprintf("status query refused: %v", err)
 		return final, holdFile(ctx, c, final, "trade file "+f.Name+": Infinia refused its status query: "+err.Error())
 	}
 	if err != nil {
@@ -329,14 +323,14 @@ func checkUpload(ctx context.Context, c *InfiniaConfig, run *Run, f TradeFile) (
 	final := f
 	final.Status, final.ErrorURL = status, url
 	switch status {
-	case UploadSuccess:
+	case StatusSuccess:
 		if err := c.Store.FinishTradeFile(ctx, final, nil, "uploaded", ""); err != nil {
 			return f, err
 		}
 		return final, nil
-	case UploadFailed:
+	case StatusFailed:
 		rows, err := c.API.ErrorRows(ctx, url)
-		if SubjectOnly(err) {
+		if pipeline.SubjectOnly(err) {
 			// Refused, but its error file cannot be read (another layout,
 			// say): the whole file is held, with what was wrong.
 			final.Reason = fmt.Sprintf("refused; its error file could not be read: %v", err)

@@ -1,0 +1,114 @@
+package infiniapay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// stageAPI adapts the Client to what the stages and the matcher consume
+// (API, Reconciler), its errors classified by notFound.
+type stageAPI struct{ c *Client }
+
+var (
+	_ API        = stageAPI{}
+	_ Reconciler = stageAPI{}
+)
+
+// notFound classifies the client's errors for the pipeline: a requestNo or
+// seller Infinia does not know is pipeline.ErrNotFound; a definite refusal
+// of one request (a code that is not transient) or an error file in
+// another layout is pipeline.ErrRefused, which the stages record against
+// the request's subject; refused credentials keep their kind (usage).
+func notFound(err error) error {
+	var ie *Error
+	switch {
+	case err == nil, pipeline.KindOf(err) == pipeline.KindUsage:
+		return err
+	case errors.Is(err, ErrNotFound):
+		return fmt.Errorf("%w: %w", pipeline.ErrNotFound, err)
+	case errors.Is(err, ErrLayout), errors.As(err, &ie) && ie.Definite():
+		return fmt.Errorf("%w: %w", pipeline.ErrRefused, err)
+	}
+	return err
+}
+
+// classified is an EffectSender whose errors are classified by notFound.
+type classified struct{ pipeline.EffectSender }
+
+func (c classified) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	o, err := c.EffectSender.Send(ctx, e)
+	return o, notFound(err)
+}
+
+func (c classified) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	o, err := c.EffectSender.Query(ctx, e)
+	return o, notFound(err)
+}
+
+func (a stageAPI) UploadStatus(ctx context.Context, requestNo string) (string, string, error) {
+	u, err := a.c.UploadStatus(ctx, requestNo)
+	return u.Status, u.ErrorFileURL, notFound(err)
+}
+
+func (a stageAPI) ErrorRows(ctx context.Context, url string) ([]pipeline.ProviderReject, error) {
+	rows, err := a.c.ErrorFile(ctx, url)
+	out := make([]pipeline.ProviderReject, len(rows))
+	for i, r := range rows {
+		out[i] = pipeline.ProviderReject{OrderNo: r.OrderNo, Reason: r.Reason}
+	}
+	return out, notFound(err)
+}
+
+func (a stageAPI) BindingStatus(ctx context.Context, requestNo, infiniaID string) (string, error) {
+	b, err := a.c.BindingStatus(ctx, requestNo, infiniaID)
+	return b.Status, notFound(err)
+}
+
+func (a stageAPI) Balance(ctx context.Context, requestNo string, cur pipeline.Currency) (int64, error) {
+	b, err := a.c.Balance(ctx, requestNo, cur)
+	return b.Available, notFound(err)
+}
+
+func (a stageAPI) RevenueShareStatus(ctx context.Context, requestNo string) (RevenueShareResult, error) {
+	r, err := a.c.RevenueShareStatus(ctx, requestNo)
+	return r, notFound(err)
+}
+
+func (a stageAPI) AvailableShare(ctx context.Context, requestNo, infiniaID string, cur pipeline.Currency) (int64, error) {
+	v, err := a.c.AvailableShare(ctx, requestNo, infiniaID, cur)
+	return v, notFound(err)
+}
+
+// sellerIDs maps a revenue share's subject (which names the platform's
+// seller) to the seller's Infinia id, from the run's recorded sellers.
+func sellerIDs(store interface {
+	RunSellers(ctx context.Context, runID int64) (map[string]pipeline.Seller, error)
+}) func(pipeline.Effect) (string, error) {
+	var mu sync.Mutex
+	cache := map[int64]map[string]pipeline.Seller{}
+	return func(e pipeline.Effect) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		sellers, ok := cache[e.RunID]
+		if !ok {
+			var err error
+			if sellers, err = store.RunSellers(context.Background(), e.RunID); err != nil {
+				return "", err
+			}
+			cache[e.RunID] = sellers
+		}
+		id, err := SubjectSeller(e.Subject, e.Currency)
+		if err != nil {
+			return "", err
+		}
+		s, ok := sellers[id]
+		if !ok || s.InfiniaID == "" {
+			return "", fmt.Errorf("seller %s of %s has no Infinia seller id", id, e.Subject)
+		}
+		return s.InfiniaID, nil
+	}
+}

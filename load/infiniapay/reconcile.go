@@ -1,0 +1,248 @@
+package infiniapay
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// Reconciler is what Infinia matching needs of Infinia Pay.
+type Reconciler interface {
+	// RevenueShareStatus returns Infinia's state of a request; ErrNotFound
+	// when Infinia does not know it.
+	RevenueShareStatus(ctx context.Context, requestNo string) (RevenueShareResult, error)
+	AvailableShare(ctx context.Context, requestNo, infiniaID string, cur pipeline.Currency) (int64, error)
+}
+
+// ReconcileStore is what Infinia matching needs of the ledger.
+type ReconcileStore interface {
+	EffectsOfKind(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error)
+	// ExpectedShares returns the expected available shares of the sellers
+	// with a trade file or a revenue share in the run.
+	ExpectedShares(ctx context.Context, runID int64) ([]pipeline.ExpectedShare, error)
+}
+
+// MatcherConfig configures the matching of Infinia's word with the
+// ledger's.
+type MatcherConfig struct {
+	Store ReconcileStore
+	API   Reconciler
+	// Pacer keeps the queries under Infinia's limits: the stages' Pacer,
+	// so that the limit is shared and never exceeded; nil: no limit.
+	Pacer *pipeline.Pacer
+	// Final keeps the revenue shares found final (SUCCESS or FAILED at
+	// Infinia) and in agreement with the ledger, so that a later
+	// reconciliation does not ask about them again; nil: every revenue
+	// share is asked about every time. The sellers' available shares are
+	// aggregates that move with every file and payout: always asked.
+	Final pipeline.FinalAnswers
+}
+
+// FinalName names the matcher's answers in pipeline.FinalAnswers.
+const FinalName = Name + "/revenue_share"
+
+// finalKey is what a revenue share's answer was found final for: the
+// request and what the ledger said of it then (state, currency, amount).
+// A change in the ledger changes the key, and Infinia is asked again.
+func finalKey(e pipeline.Effect) string {
+	return fmt.Sprintf("%s|%s|%s|%d", e.Key, e.State, e.Currency, e.Amount)
+}
+
+// NewMatcher returns the matcher comparing the run's revenue shares with
+// Infinia's revenue-sharing status (status, amount, currency; a request
+// Infinia does not know), and each seller's available revenue share with
+// what the ledger expects of it. Its queries run side by side under
+// c.Pacer.
+func NewMatcher(c MatcherConfig) pipeline.Matcher {
+	if c.Pacer == nil {
+		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
+	}
+	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
+		shares, err := matchShares(ctx, &c, run)
+		if err != nil {
+			return nil, err
+		}
+		available, err := matchAvailable(ctx, &c, run)
+		if err != nil {
+			return nil, err
+		}
+		return append(shares, available...), nil
+	}
+}
+
+// matchShares asks Infinia about every revenue share of the run that was
+// sent and is not known final and clean, and records those now found so.
+func matchShares(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([]pipeline.Mismatch, error) {
+	effects, err := c.Store.EffectsOfKind(ctx, run.ID, KindRevenueShare)
+	if err != nil {
+		return nil, err
+	}
+	var ask []pipeline.Effect
+	for _, e := range effects {
+		if e.Kind != KindRevenueShare || e.State == pipeline.EffectPlanned {
+			continue // a planned request was never sent: nothing to compare
+		}
+		ask = append(ask, e)
+	}
+	if c.Final != nil && len(ask) > 0 {
+		keys := make([]string, len(ask))
+		for i, e := range ask {
+			keys[i] = finalKey(e)
+		}
+		done, err := c.Final.FinalKeys(ctx, FinalName, keys)
+		if err != nil {
+			return nil, fmt.Errorf("final answers: %w", err)
+		}
+		n := 0
+		for _, e := range ask {
+			if !done[finalKey(e)] {
+				ask[n] = e
+				n++
+			}
+		}
+		ask = ask[:n]
+	}
+	found := make([][]pipeline.Mismatch, len(ask))
+	clean := make([]bool, len(ask))
+	err = c.Pacer.Each(ctx, len(ask), nil, func(ctx context.Context, i int) error {
+		var err error
+		found[i], clean[i], err = matchShare(ctx, c.API, ask[i])
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []pipeline.Mismatch
+	var final []string
+	for i, ms := range found {
+		out = append(out, ms...)
+		if clean[i] {
+			final = append(final, finalKey(ask[i]))
+		}
+	}
+	if c.Final != nil && len(final) > 0 {
+		if err := c.Final.RecordFinal(ctx, FinalName, final); err != nil {
+			return nil, fmt.Errorf("final answers: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// matchAvailable compares each seller's available share at Infinia with
+// what the ledger expects of it.
+func matchAvailable(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([]pipeline.Mismatch, error) {
+	expected, err := c.Store.ExpectedShares(ctx, run.ID)
+	if err != nil {
+		return nil, err
+	}
+	var ask []pipeline.ExpectedShare
+	for _, x := range expected {
+		if x.ProviderSellerID != "" {
+			ask = append(ask, x)
+		}
+	}
+	found := make([]*pipeline.Mismatch, len(ask))
+	err = c.Pacer.Each(ctx, len(ask), nil, func(ctx context.Context, i int) error {
+		var err error
+		found[i], err = matchAvailableShare(ctx, c.API, ask[i])
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []pipeline.Mismatch
+	for _, m := range found {
+		if m != nil {
+			out = append(out, *m)
+		}
+	}
+	return out, nil
+}
+
+// matchAvailableShare asks Infinia about one seller's available share in
+// one currency; nil when it is what the ledger expects.
+func matchAvailableShare(ctx context.Context, api Reconciler, x pipeline.ExpectedShare) (*pipeline.Mismatch, error) {
+	avail, err := api.AvailableShare(ctx, pipeline.QueryRequestNo("RSA"), x.ProviderSellerID, x.Currency)
+	want := x.Uploaded - x.Paid
+	subject := "available/" + x.SellerID + "/" + string(x.Currency)
+	if pipeline.SubjectOnly(err) {
+		// One seller Infinia does not know or will not report on: a
+		// finding about that seller, the others are matched.
+		category, state := pipeline.MismatchStatus, "refused"
+		if pipeline.IsNotFound(err) {
+			category, state = pipeline.MismatchMissingAtProvider, "not found"
+		}
+		return &pipeline.Mismatch{Provider: Name, Category: category, Subject: subject,
+			SellerID: x.SellerID, Currency: string(x.Currency), Ours: pipeline.Minor(want), OursState: "uploaded-paid", TheirsState: state,
+			Detail: fmt.Sprintf("available share of Infinia seller %s: %v", x.ProviderSellerID, err)}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("available share of %s: %w", x.SellerID, err)
+	}
+	if avail == want {
+		return nil, nil
+	}
+	m := &pipeline.Mismatch{Provider: Name, Category: pipeline.MismatchAmount, Subject: subject,
+		SellerID: x.SellerID, Currency: string(x.Currency), Ours: pipeline.Minor(want), Theirs: pipeline.Minor(avail),
+		OursState: "uploaded-paid", TheirsState: "available",
+		Detail: fmt.Sprintf("trade files accepted %s, revenue shares paid %s", pipeline.Money{Minor: x.Uploaded, Currency: x.Currency}, pipeline.Money{Minor: x.Paid, Currency: x.Currency})}
+	if x.InFlight > 0 {
+		m.Category, m.Expected = pipeline.MismatchTiming, true
+		m.Detail += fmt.Sprintf("; %s in revenue shares not final yet", pipeline.Money{Minor: x.InFlight, Currency: x.Currency})
+	}
+	return m, nil
+}
+
+// matchShare asks Infinia about one revenue share and compares its answer
+// with the ledger's; clean reports an answer that is final at Infinia
+// (SUCCESS or FAILED) and agrees with the ledger in everything.
+func matchShare(ctx context.Context, api Reconciler, e pipeline.Effect) (ms []pipeline.Mismatch, clean bool, err error) {
+	seller := subjectSeller(e.Subject)
+	m := pipeline.Mismatch{Provider: Name, Subject: e.Key, SellerID: seller, Currency: string(e.Currency),
+		Ours: pipeline.Minor(e.Amount), OursState: string(e.State)}
+	theirs, err := api.RevenueShareStatus(ctx, e.Key)
+	switch {
+	case pipeline.IsNotFound(err):
+		if e.State == pipeline.EffectFailed {
+			return nil, false, nil // refused before Infinia recorded it: agrees
+		}
+		m.Category, m.TheirsState = pipeline.MismatchMissingAtProvider, "not found"
+		if !e.State.Final() {
+			m.Category, m.Expected, m.Detail = pipeline.MismatchTiming, true, "our outcome is not known yet; the next run resolves it by query"
+		}
+		return []pipeline.Mismatch{m}, false, nil
+	case pipeline.SubjectOnly(err):
+		m.Category, m.TheirsState, m.Detail = pipeline.MismatchStatus, "refused", "Infinia refused the status query: "+err.Error()
+		return []pipeline.Mismatch{m}, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("revenue share %s: %w", e.Key, err)
+	}
+	m.TheirsState = theirs.Status
+	if theirs.Currency != "" {
+		m.Theirs = pipeline.Minor(theirs.Amount)
+	}
+	var out []pipeline.Mismatch
+	add := func(category, detail string, expected bool) {
+		x := m
+		x.Category, x.Detail, x.Expected = category, detail, expected
+		out = append(out, x)
+	}
+	switch {
+	case theirs.Status == "PROCESSING" || !e.State.Final():
+		add(pipeline.MismatchTiming, "not final yet", true)
+	case e.State == pipeline.EffectSucceeded && theirs.Status != StatusSuccess:
+		add(pipeline.MismatchStatus, "we recorded it paid: "+theirs.FailReason, false)
+	case e.State == pipeline.EffectFailed && theirs.Status == StatusSuccess:
+		add(pipeline.MismatchStatus, "Infinia paid it, we recorded it failed and carried its amount: it could be paid twice", false)
+	}
+	if theirs.Status == StatusSuccess && theirs.Currency != "" {
+		if theirs.Currency != e.Currency {
+			add(pipeline.MismatchCurrency, fmt.Sprintf("Infinia reports %s", theirs.Currency), false)
+		} else if theirs.Amount != e.Amount {
+			add(pipeline.MismatchAmount, fmt.Sprintf("Infinia reports %s paid, we sent %s", pipeline.Money{Minor: theirs.Amount, Currency: theirs.Currency}, pipeline.Money{Minor: e.Amount, Currency: e.Currency}), false)
+		}
+	}
+	final := theirs.Status == StatusSuccess || theirs.Status == StatusFailed
+	return out, final && e.State.Final() && len(out) == 0, nil
+}

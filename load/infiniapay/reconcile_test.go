@@ -1,0 +1,256 @@
+package infiniapay_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// reconcileLedger is an in-memory ReconcileStore.
+type reconcileLedger struct {
+	effects  []pipeline.Effect
+	expected []pipeline.ExpectedShare
+}
+
+func (l *reconcileLedger) EffectsOfKind(_ context.Context, _ int64, kind string) ([]pipeline.Effect, error) {
+	var out []pipeline.Effect
+	for _, e := range l.effects {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (l *reconcileLedger) ExpectedShares(context.Context, int64) ([]pipeline.ExpectedShare, error) {
+	return l.expected, nil
+}
+
+// reconcileAPI is Infinia as the matcher sees it: it counts the questions
+// by request, and the questions in flight at once. The first `together`
+// questions wait until that many are in flight, so a matcher that asked
+// one at a time would never get past the first.
+type reconcileAPI struct {
+	shares    map[string]infiniapay.RevenueShareResult
+	available map[string]int64 // by Infinia seller id and currency
+
+	mu                   sync.Mutex
+	asked                map[string]int
+	inFlight, peak, seen int
+	together             int
+	all                  chan struct{}
+}
+
+func newReconcileAPI(together int) *reconcileAPI {
+	return &reconcileAPI{shares: map[string]infiniapay.RevenueShareResult{}, available: map[string]int64{},
+		asked: map[string]int{}, together: together, all: make(chan struct{})}
+}
+
+func (a *reconcileAPI) enter(ctx context.Context, key string) error {
+	a.mu.Lock()
+	a.asked[key]++
+	a.inFlight++
+	a.peak = max(a.peak, a.inFlight)
+	a.seen++
+	first := a.seen <= a.together
+	if a.seen == a.together {
+		close(a.all)
+	}
+	a.mu.Unlock()
+	if !first {
+		return nil
+	}
+	select {
+	case <-a.all:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("questions never overlapped: %w", ctx.Err())
+	}
+}
+
+func (a *reconcileAPI) leave() {
+	a.mu.Lock()
+	a.inFlight--
+	a.mu.Unlock()
+}
+
+func (a *reconcileAPI) RevenueShareStatus(ctx context.Context, requestNo string) (infiniapay.RevenueShareResult, error) {
+	if err := a.enter(ctx, requestNo); err != nil {
+		return infiniapay.RevenueShareResult{}, err
+	}
+	defer a.leave()
+	r, ok := a.shares[requestNo]
+	if !ok {
+		return r, fmt.Errorf("%s: %w", requestNo, pipeline.ErrNotFound)
+	}
+	return r, nil
+}
+
+func (a *reconcileAPI) AvailableShare(ctx context.Context, _ string, infiniaID string, cur pipeline.Currency) (int64, error) {
+	key := "available/" + infiniaID + "/" + string(cur)
+	if err := a.enter(ctx, key); err != nil {
+		return 0, err
+	}
+	defer a.leave()
+	return a.available[infiniaID+"/"+string(cur)], nil
+}
+
+// asked returns how many times each request was asked about since the
+// last call, and forgets.
+func (a *reconcileAPI) askedSince() map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.asked
+	a.asked = map[string]int{}
+	return out
+}
+
+// finalAnswers is an in-memory pipeline.FinalAnswers.
+type finalAnswers struct {
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+func (f *finalAnswers) FinalKeys(_ context.Context, matcher string, keys []string) (map[string]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]bool{}
+	for _, k := range keys {
+		if f.keys[matcher+"\x00"+k] {
+			out[k] = true
+		}
+	}
+	return out, nil
+}
+
+func (f *finalAnswers) RecordFinal(_ context.Context, matcher string, keys []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range keys {
+		f.keys[matcher+"\x00"+k] = true
+	}
+	return nil
+}
+
+// ledgerShare is a revenue share of the ledger with Infinia's answer about it.
+func ledgerShare(l *reconcileLedger, api *reconcileAPI, n int, state pipeline.EffectState, amount int64, theirs infiniapay.RevenueShareResult) string {
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	seller := fmt.Sprintf("S%d", n)
+	key := infiniapay.RevenueShareRequestNo(d, seller, "USD", 1)
+	l.effects = append(l.effects, pipeline.Effect{ID: int64(n), RunID: 1, Kind: infiniapay.KindRevenueShare, Attempt: 1,
+		Subject: infiniapay.RevenueShareSubject(d, seller, "USD"), Key: key, Currency: "USD", Amount: amount, State: state})
+	if theirs.Status != "" {
+		api.shares[key] = theirs
+	}
+	return key
+}
+
+// Issue 12: the matcher asks Infinia side by side under the provider's
+// Pacer (its limit holds), and a revenue share found final and in
+// agreement with the ledger is not asked about again by a later
+// reconciliation of the date - unless the ledger's row changed; the
+// sellers' available shares, aggregates, are asked every time.
+func TestMatcherPacedAndKeepsFinalAnswers(t *testing.T) {
+	const limit = 3
+	l := &reconcileLedger{}
+	api := newReconcileAPI(limit)
+	paid := func(v int64) infiniapay.RevenueShareResult {
+		return infiniapay.RevenueShareResult{Status: infiniapay.StatusSuccess, Currency: "USD", Amount: v}
+	}
+	var clean []string
+	for i := 1; i <= 5; i++ {
+		clean = append(clean, ledgerShare(l, api, i, pipeline.EffectSucceeded, 1000*int64(i), paid(1000*int64(i))))
+	}
+	clean = append(clean, ledgerShare(l, api, 6, pipeline.EffectFailed, 600, infiniapay.RevenueShareResult{Status: infiniapay.StatusFailed, FailReason: "no"}))
+	processing := ledgerShare(l, api, 7, pipeline.EffectSent, 700, infiniapay.RevenueShareResult{Status: infiniapay.StatusProcessing})
+	wrong := ledgerShare(l, api, 8, pipeline.EffectSucceeded, 800, paid(799))
+	missing := ledgerShare(l, api, 9, pipeline.EffectSucceeded, 900, infiniapay.RevenueShareResult{})
+	planned := ledgerShare(l, api, 10, pipeline.EffectPlanned, 1000, infiniapay.RevenueShareResult{})
+	l.expected = []pipeline.ExpectedShare{
+		{SellerID: "S1", ProviderSellerID: "INF1", Currency: "USD", Uploaded: 5000, Paid: 1000},
+		{SellerID: "S2", ProviderSellerID: "INF2", Currency: "USD", Uploaded: 2000, Paid: 2000},
+	}
+	api.available["INF1/USD"], api.available["INF2/USD"] = 4000, 0
+	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: limit})
+	final := &finalAnswers{keys: map[string]bool{}}
+	match := infiniapay.NewMatcher(infiniapay.MatcherConfig{Store: l, API: api, Pacer: pacer, Final: final})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run := &pipeline.Run{ID: 1}
+
+	findings := func() map[string]string {
+		t.Helper()
+		ms, err := match(ctx, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, m := range ms {
+			out[m.Subject] += m.Category + " "
+		}
+		return out
+	}
+	want := map[string]string{processing: "timing ", wrong: "amount ", missing: "missing_at_provider "}
+	first := findings()
+	if fmt.Sprint(first) != fmt.Sprint(want) {
+		t.Fatalf("first matching: %v, want %v", first, want)
+	}
+	asked := api.askedSince()
+	for _, k := range append(clean, processing, wrong, missing, "available/INF1/USD", "available/INF2/USD") {
+		if asked[k] != 1 {
+			t.Errorf("first matching asked about %s %d times, want 1", k, asked[k])
+		}
+	}
+	if asked[planned] != 0 {
+		t.Error("a planned revenue share, never sent, was asked about")
+	}
+	if api.peak > limit || pacer.PeakInFlight() > limit {
+		t.Fatalf("%d questions in flight at once (pacer: %d), limit %d", api.peak, pacer.PeakInFlight(), limit)
+	}
+
+	// The second matching asks only what was not final and clean.
+	if again := findings(); fmt.Sprint(again) != fmt.Sprint(want) {
+		t.Fatalf("second matching: %v, want %v", again, want)
+	}
+	asked = api.askedSince()
+	for _, k := range clean {
+		if asked[k] != 0 {
+			t.Errorf("second matching asked again about %s, final and clean", k)
+		}
+	}
+	for _, k := range []string{processing, wrong, missing, "available/INF1/USD", "available/INF2/USD"} {
+		if asked[k] != 1 {
+			t.Errorf("second matching asked about %s %d times, want 1", k, asked[k])
+		}
+	}
+
+	// A row the ledger changed since is asked about again, and found.
+	l.effects[0].Amount = 1001
+	again := findings()
+	if again[clean[0]] != "amount " {
+		t.Errorf("the changed row: %q, want an amount mismatch", again[clean[0]])
+	}
+	if asked = api.askedSince(); asked[clean[0]] != 1 || asked[clean[1]] != 0 {
+		t.Errorf("after a change in the ledger: asked %v", asked)
+	}
+	if api.peak > limit || pacer.PeakInFlight() > limit {
+		t.Fatalf("%d questions in flight at once (pacer: %d), limit %d", api.peak, pacer.PeakInFlight(), limit)
+	}
+
+	// Without FinalAnswers every revenue share is asked about every time.
+	l.effects[0].Amount = 1000
+	every := infiniapay.NewMatcher(infiniapay.MatcherConfig{Store: l, API: api, Pacer: pacer})
+	for range 2 {
+		if _, err := every(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if asked = api.askedSince(); asked[clean[1]] != 2 || asked[processing] != 2 {
+		t.Errorf("without final answers: asked %v", asked)
+	}
+}

@@ -1,0 +1,132 @@
+package infiniapay
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// API is what the Infinia stages need of Infinia Pay's API. Amounts are
+// minor units; sellers are named by their Infinia seller id.
+type API interface {
+	// UploadStatus returns the status of a trade-details upload and, when
+	// FAILED, the link to its error file; pipeline.ErrNotFound if Infinia has never
+	// seen the requestNo.
+	UploadStatus(ctx context.Context, requestNo string) (status, errorURL string, err error)
+	// ErrorRows fetches a failed upload's error file.
+	ErrorRows(ctx context.Context, url string) ([]pipeline.ProviderReject, error)
+	// BindingStatus returns a seller's binding status (PENDING, ACTIVE, ...).
+	BindingStatus(ctx context.Context, requestNo, infiniaID string) (string, error)
+	// Balance returns the platform account's available balance.
+	Balance(ctx context.Context, requestNo string, cur pipeline.Currency) (int64, error)
+	// AvailableShare returns what Infinia says the seller may be paid.
+	AvailableShare(ctx context.Context, requestNo, infiniaID string, cur pipeline.Currency) (int64, error)
+}
+
+// FileUploader puts files on Infinia's SFTP server atomically
+// (load.SFTPSession). Upload is called for many files at once.
+type FileUploader interface {
+	// Connect makes sure the server can be reached and is the one we trust
+	// (host key), before any file is planned for it.
+	Connect(ctx context.Context) error
+	Upload(ctx context.Context, name string, size int64, sha256 string, open func() (io.ReadCloser, error)) error
+	// Stat reports whether the file exists under its final name, and its size.
+	Stat(ctx context.Context, name string) (int64, bool, error)
+}
+
+// Store is what the Infinia stages need of the ledger.
+type Store interface {
+	pipeline.EffectStore
+	LatestEffect(ctx context.Context, kind, subject string) (pipeline.Effect, bool, error)
+	RunSellers(ctx context.Context, runID int64) (map[string]pipeline.Seller, error)
+	Payables(ctx context.Context, runID int64, state string, channels []pipeline.Channel) ([]pipeline.Payable, error)
+	ItemsForTrade(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, requestNo string, fn func(pipeline.Split) error) error
+	RecordTradeFile(ctx context.Context, f pipeline.TradeFile, channels []pipeline.Channel) (pipeline.TradeFile, error)
+	FinishTradeFile(ctx context.Context, f pipeline.TradeFile, refused []pipeline.ProviderReject, to, reason string) error
+	TradeFiles(ctx context.Context, runID int64) ([]pipeline.TradeFile, error)
+	SetItemsState(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, from, to, reason, payoutKey, ref string) (int64, error)
+	SetBinding(ctx context.Context, b pipeline.Binding) error
+	// The seller's carried balance (adjustments): see DistributeStage.
+	OpenCarries(ctx context.Context, upTo pipeline.Date) ([]pipeline.Carry, error)
+	EffectsOfKind(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error)
+	BlockedByLateRefunds(ctx context.Context) (map[pipeline.SellerCurrency]string, error)
+	CarryItems(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, subject, reason string) (amount, items int64, err error)
+	PlanPayout(ctx context.Context, run *pipeline.Run, sellerID string, channels []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error)
+	PayoutSucceeded(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect) error
+	PayoutFailed(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect, reason string) error
+}
+
+// Effect kinds of the Infinia stages.
+const (
+	KindUpload       = "upload"
+	KindRevenueShare = "revenue_share"
+)
+
+// DefaultUploads is how many trade files are uploaded at once over the
+// one SFTP session when StageConfig.Parallel is 0: SFTP pipelines the
+// requests of many files over one connection, so the uploads are bounded
+// by the link, not by round trips.
+const DefaultUploads = 32
+
+// StageConfig configures the Infinia stages.
+type StageConfig struct {
+	Store   Store
+	API     API
+	SFTP    FileUploader
+	Payouts pipeline.EffectSender // revenue sharing, keyed by Effect.Key
+	// Channels are the channels whose items go into trade files and are
+	// paid by revenue sharing (Infinia's own and Pay Protocol's: an item
+	// of a channel whose provider verifies payments is recorded only once
+	// verified, so it joins a file then).
+	Channels   []pipeline.Channel
+	PlatformID string
+	WorkDir    string // where trade files are built; one folder per date
+	// WriteFile builds a trade file from rows (Client.WriteTradeFile).
+	WriteFile func(dir, name string, rows func(func(pipeline.TradeRow) error) error) (path, sha256 string, bytes int64, n int, err error)
+	// Rows turns a split into its trade-detail rows (transform.TradeRows).
+	Rows func(pipeline.Split) []pipeline.TradeRow
+	// FileName names a trade file; nil is TradeFileName. The provider's
+	// adapter may write the currency as the provider spells it.
+	FileName func(platformID, infiniaID string, cur pipeline.Currency, d pipeline.Date, requestNo string) (string, error)
+	// Pacer keeps to Infinia's limits for its API (binding, balance,
+	// revenue shares, upload statuses); nil: no limit.
+	Pacer *pipeline.Pacer
+	// Parallel is how many files are uploaded at once over the SFTP
+	// session (0: DefaultUploads).
+	Parallel int
+	// Wait bounds the wait for final outcomes once the requests are sent
+	// (default 10m), for all of them together, not for each: what is
+	// still processing then is left to the next run.
+	Wait time.Duration
+	// FirstPoll is how long after a revenue share is sent it is first
+	// asked about (Infinia's typical processing time; default Poll); Poll
+	// is the interval between later waves of queries (default 1s).
+	FirstPoll, Poll time.Duration
+	MaxAttempts     int // revenue-share attempts per payout (default 3)
+	// MinPayout is the smallest revenue share sent per currency (minor
+	// units); a smaller net is carried to the seller's next one.
+	MinPayout map[pipeline.Currency]int64
+}
+
+func (c *StageConfig) defaults() {
+	if c.Pacer == nil {
+		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
+	}
+	if c.Parallel <= 0 {
+		c.Parallel = DefaultUploads
+	}
+	if c.Wait <= 0 {
+		c.Wait = 10 * time.Minute
+	}
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3
+	}
+	if c.FileName == nil {
+		c.FileName = TradeFileName
+	}
+}
