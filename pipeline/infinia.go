@@ -74,16 +74,12 @@ var InfiniaChannels = []Channel{ChannelInfiniaPay, ChannelPayProtocol}
 
 // InfiniaConfig configures the Infinia stages.
 type InfiniaConfig struct {
-	Store   InfiniaStore
-	API     Infinia
-	SFTP    FileUploader
-	Payouts EffectSender // revenue sharing, keyed by Effect.Key
-	// PayProtocol verifies Pay Protocol payments before their items go into
-	// trade files; nil leaves them unverified (never paid).
-	PayProtocol PayProtocol
-	Verify      VerifyStore
-	PlatformID  string
-	WorkDir     string // where trade files are built; one folder per date
+	Store      InfiniaStore
+	API        Infinia
+	SFTP       FileUploader
+	Payouts    EffectSender // revenue sharing, keyed by Effect.Key
+	PlatformID string
+	WorkDir    string // where trade files are built; one folder per date
 	// WriteFile builds a trade file from rows (load.WriteTradeFile).
 	WriteFile func(dir, name string, rows func(func(TradeRow) error) error) (path, sha256 string, bytes int64, n int, err error)
 	// Rows turns a split into its trade-detail rows (transform.TradeRows).
@@ -93,8 +89,8 @@ type InfiniaConfig struct {
 	FileName func(platformID, infiniaID string, cur Currency, d Date, requestNo string) (string, error)
 	// Pacer keeps to Infinia's limits for its API (binding, balance,
 	// revenue shares, upload statuses); nil: no limit but Parallel in
-	// flight. PayProtocolPacer does the same for Pay Protocol's.
-	Pacer, PayProtocolPacer *Pacer
+	// flight.
+	Pacer *Pacer
 	// Parallel is how many files are uploaded at once over the SFTP
 	// session (default 4), and the cap on requests in flight when a Pacer
 	// is nil.
@@ -116,9 +112,6 @@ type InfiniaConfig struct {
 func (c *InfiniaConfig) defaults() {
 	if c.Pacer == nil {
 		c.Pacer = NewPacer(Limits{MaxInFlight: c.Parallel})
-	}
-	if c.PayProtocolPacer == nil {
-		c.PayProtocolPacer = NewPacer(Limits{MaxInFlight: c.Parallel})
 	}
 	if c.Parallel <= 0 {
 		c.Parallel = 4

@@ -23,14 +23,6 @@ import (
 func UploadStage(c InfiniaConfig) StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *Run) (string, error) {
-		verified := ""
-		if c.PayProtocol != nil {
-			s, err := VerifyPayProtocol(ctx, c.Verify, c.PayProtocol, c.PayProtocolPacer, run)
-			if err != nil {
-				return "", err
-			}
-			verified = s + "; "
-		}
 		files, err := buildTradeFiles(ctx, &c, run)
 		if err != nil {
 			return "", fmt.Errorf("build trade files: %w", err)
@@ -90,7 +82,7 @@ func UploadStage(c InfiniaConfig) StageFunc {
 		if err != nil {
 			return "", err
 		}
-		summary := verified + fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", len(files), uploaded.Load(), accepted, refused)
+		summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", len(files), uploaded.Load(), accepted, refused)
 		return summary, NeedsPerson(problems)
 	}
 }

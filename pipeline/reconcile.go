@@ -23,10 +23,9 @@ const (
 
 // Providers, as named in mismatches.
 const (
-	ProviderInfinia     = "infiniapay"
-	ProviderWeChat      = "wechatpay"
-	ProviderPayProtocol = "payprotocol"
-	ProviderPlatform    = "platform"
+	ProviderInfinia  = "infiniapay"
+	ProviderWeChat   = "wechatpay"
+	ProviderPlatform = "platform"
 )
 
 // Mismatch is one row of mismatches.csv: one thing the ledger and a

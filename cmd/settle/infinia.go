@@ -98,11 +98,8 @@ type infiniaSetup struct {
 	wait       time.Duration
 	poll       time.Duration
 	firstPoll  time.Duration
-	rate       float64 // requests per second to Infinia and to Pay Protocol, this shard's part
+	rate       float64 // requests per second to Infinia, this shard's part
 	parallel   int
-	// payProtocol verifies Pay Protocol payments; nil: their orders stay
-	// unverified and are not paid.
-	payProtocol pipeline.PayProtocol
 }
 
 // infiniaParams are the Infinia connection's settings, from flags or from
@@ -140,12 +137,7 @@ func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+f, "required with --%s", flagInfiniaURL)
 		}
 	}
-	inf, err := newInfinia(p)
-	if err != nil {
-		return nil, err
-	}
-	inf.payProtocol, err = payProtocolFromFlags(c, p.Rate)
-	return inf, err
+	return newInfinia(p)
 }
 
 func newInfinia(p infiniaParams) (*infiniaSetup, error) {
@@ -196,18 +188,17 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 }
 
 // provider returns Infinia Pay as a provider of the run over the ledger:
-// its upload stage (Pay Protocol's verification first, when configured),
-// its distribute chain, which first turns late refunds into clawbacks
+// its upload stage, its distribute chain, which first turns late refunds into clawbacks
 // (split again with rules) then nets them, and its matchers.
 func (s *infiniaSetup) provider(l *ledger.Ledger, late pipeline.LateRefundSource, window func(pipeline.Date) pipeline.Window,
 	rules *transform.Rules, minPayout map[pipeline.Currency]int64, parallel int) pipeline.Provider {
-	cfg := pipeline.InfiniaConfig{PayProtocol: s.payProtocol, Verify: l, MinPayout: minPayout,
+	cfg := pipeline.InfiniaConfig{MinPayout: minPayout,
 		Store: l, API: infiniaAPI{s.client}, SFTP: s.sftp, Payouts: classified{infiniapay.RevenueShareSender{Client: s.client, SellerID: infiniaSeller(l)}},
 		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows, Parallel: s.parallel, Wait: s.wait, Poll: s.poll, FirstPoll: s.firstPoll,
 		// The effect engine keeps to --provider-rate (each provider's
 		// client keeps to it too, for every call); --parallel, when set,
 		// caps the requests in flight and the SFTP uploads at once.
-		Pacer: pacer(s.rate, 0, s.parallel), PayProtocolPacer: pacer(s.rate, 0, s.parallel),
+		Pacer: pacer(s.rate, 0, s.parallel),
 		// Infinia's layout and currency codes: the client writes and names
 		// the files (CNY as CNH by default).
 		WriteFile: s.client.WriteTradeFile,
@@ -215,28 +206,13 @@ func (s *infiniaSetup) provider(l *ledger.Ledger, late pipeline.LateRefundSource
 			return s.client.TradeFileName(infiniaID, cur, d, requestNo)
 		},
 	}
-	p := pipeline.Provider{Name: "infiniapay", Settles: []pipeline.Channel{pipeline.ChannelInfiniaPay},
+	return pipeline.Provider{Name: "infiniapay", Settles: []pipeline.Channel{pipeline.ChannelInfiniaPay},
 		Preflight:  s.preflight,
 		Upload:     pipeline.UploadStage(cfg),
 		Distribute: pipeline.Combine(pipeline.ClawBackStage(l, late, window, resplit(rules)), pipeline.DistributeInfiniaStage(cfg)),
 		Matchers:   []pipeline.Matcher{pipeline.InfiniaMatcher(l, infiniaAPI{s.client})},
 		Close:      s.sftp.Close,
 	}
-	if s.payProtocol != nil {
-		p.Settles = append(p.Settles, pipeline.ChannelPayProtocol)
-		if pp, ok := s.payProtocol.(payProtocolAPI); ok {
-			p.Preflight = func(ctx context.Context) error {
-				if err := s.preflight(ctx); err != nil {
-					return err
-				}
-				return pp.preflight(ctx)
-			}
-		}
-		if m := payProtocolMatcher(l, s.payProtocol, parallel); m != nil {
-			p.Matchers = append(p.Matchers, m)
-		}
-	}
-	return p
 }
 
 // infiniaSeller maps a revenue share's subject (which names the platform's

@@ -1,53 +1,39 @@
-package pipeline
+package payprotocol
 
 import (
 	"context"
 	"fmt"
 	"strconv"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
-// PayProtocolItem is one Pay Protocol item of a run as the reconciliation
-// sees it. Amounts are minor units of Currency.
-type PayProtocolItem struct {
-	OrderNo    string
-	SellerID   string
-	OutTradeNo string // the order's number at Pay Protocol (items.provider_txn_id)
-	Currency   Currency
-	Gross      int64
-	// Refunded is our refunded total: what was netted when the order
-	// settled plus every late refund of the order not rejected.
-	Refunded       int64
-	LateRefunds    int    // how many late refunds Refunded counts
-	LastLateRefund int64  // the latest of them (minor units)
-	State          string // the item's state in the ledger (recorded, uploaded, paid, held)
-}
-
-// PayProtocolReconcileStore is what the Pay Protocol reconciliation needs
+// ReconcileStore is what the Pay Protocol reconciliation needs
 // of the ledger.
-type PayProtocolReconcileStore interface {
-	// PayProtocolItemsToReconcile returns the run's payprotocol items that
-	// the verification accepted (every state but unverified and
-	// rejected), by order number.
-	PayProtocolItemsToReconcile(ctx context.Context, runID int64) ([]PayProtocolItem, error)
+type ReconcileStore interface {
+	// RefundedItems returns the run's items of channel ch that the
+	// verification accepted (every state but unverified and rejected),
+	// by order number.
+	RefundedItems(ctx context.Context, runID int64, ch pipeline.Channel) ([]pipeline.RefundedItem, error)
 }
 
-// PayProtocolOrder is Pay Protocol's word on one of our orders: its
+// Order is Pay Protocol's word on one of our orders: its
 // payment detail and, for a paid payment, its latest refund.
-type PayProtocolOrder struct {
+type Order struct {
 	Status string // the payment's status: PaymentPaid, PaymentPending, ... PaymentRefunded
 	// Quote is the price the payment was asked for, in minor units of a
 	// fiat currency. QuoteProblem says why it could not be read exactly
 	// (a crypto quote, an amount finer than the currency's minor unit);
 	// Quote is then zero.
-	Quote        Money
+	Quote        pipeline.Money
 	QuoteProblem string
 	// Refund is the order's latest refund; nil when Pay Protocol knows
 	// none, or when the payment is not paid (it is not asked then).
-	Refund *PayProtocolRefund
+	Refund *OrderRefund
 }
 
-// PayProtocolRefund is one refund as Pay Protocol reports it.
-type PayProtocolRefund struct {
+// OrderRefund is one refund as Pay Protocol reports it.
+type OrderRefund struct {
 	ID     string // Pay Protocol's refundId
 	Status string // RefundSuccess, "pending approval", "under review", "block confirmation", "failed", "rejected"
 	// Amount is the refund in minor units of the payment's Quote currency.
@@ -57,14 +43,14 @@ type PayProtocolRefund struct {
 	AmountProblem string
 }
 
-// PayProtocolReconcileAPI is what the reconciliation needs of Pay
+// ReconcileAPI is what the reconciliation needs of Pay
 // Protocol's API.
-type PayProtocolReconcileAPI interface {
+type ReconcileAPI interface {
 	// Order returns the payment of our order outTradeNo and, when it is
 	// paid, its latest refund (Pay Protocol lists no refunds: an earlier
-	// refund of the same order cannot be seen). ErrNotFound when Pay
+	// refund of the same order cannot be seen). pipeline.ErrNotFound when Pay
 	// Protocol does not know the order.
-	Order(ctx context.Context, outTradeNo string) (PayProtocolOrder, error)
+	Order(ctx context.Context, outTradeNo string) (Order, error)
 }
 
 // refundsInProgress are the refund statuses that move on by themselves
@@ -73,13 +59,13 @@ var refundsInProgress = map[string]bool{"pending approval": true, "under review"
 
 // paymentsInProgress are the payment statuses the verification holds an
 // item for.
-var paymentsInProgress = map[string]bool{PaymentPending: true, PaymentBlockConfirmation: true, PaymentPartiallyPaid: true}
+var paymentsInProgress = map[string]bool{PaymentPending.String(): true, PaymentBlockConfirmation.String(): true, PaymentPartiallyPaid.String(): true}
 
-// PayProtocolMatcher compares the ledger's view of a run's Pay Protocol
+// Matcher compares the ledger's view of a run's Pay Protocol
 // orders with Pay Protocol's payment and refund details, asking about at
 // most parallel orders at a time. For every item the verification let on
 // (recorded, uploaded, paid or held) it reports, with Provider
-// ProviderPayProtocol and the order's outTradeNo as subject:
+// Name and the order's outTradeNo as subject:
 //
 //   - missing_at_provider: Pay Protocol does not know the order;
 //
@@ -105,43 +91,43 @@ var paymentsInProgress = map[string]bool{PaymentPending: true, PaymentBlockConfi
 // listed, for a person to check on Pay Protocol's console. A failure that
 // concerns every order (refused credentials, Pay Protocol down past its
 // retries) fails the matcher: findings are never guessed.
-func PayProtocolMatcher(store PayProtocolReconcileStore, api PayProtocolReconcileAPI, parallel int) Matcher {
-	return func(ctx context.Context, run *Run) ([]Mismatch, error) {
-		items, err := store.PayProtocolItemsToReconcile(ctx, run.ID)
+func Matcher(store ReconcileStore, api ReconcileAPI, parallel int) pipeline.Matcher {
+	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
+		items, err := store.RefundedItems(ctx, run.ID, pipeline.ChannelPayProtocol)
 		if err != nil {
 			return nil, fmt.Errorf("read the Pay Protocol items of run %d: %w", run.ID, err)
 		}
-		found := make([][]Mismatch, len(items))
+		found := make([][]pipeline.Mismatch, len(items))
 		idx := make([]int, len(items))
 		for i := range idx {
 			idx[i] = i
 		}
-		err = EachFirstAlone(ctx, parallel, idx, func(i int) error {
+		err = pipeline.EachFirstAlone(ctx, parallel, idx, func(i int) error {
 			it := items[i]
-			o, err := api.Order(ctx, it.OutTradeNo)
-			if IsNotFound(err) {
-				found[i] = []Mismatch{payProtocolRow(it, MismatchMissingAtProvider, Minor(it.Gross), "", "not found",
-					"Pay Protocol does not know order "+it.OutTradeNo)}
+			o, err := api.Order(ctx, it.ProviderTxnID)
+			if pipeline.IsNotFound(err) {
+				found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchMissingAtProvider, pipeline.Minor(it.Gross), "", "not found",
+					"Pay Protocol does not know order "+it.ProviderTxnID)}
 				return nil
 			}
-			if err != nil && KindOf(err) != KindFailed {
+			if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
 				return err // configuration: says it all, about every order
 			}
-			if err != nil && ConcernsEveryone(ctx, err) {
+			if err != nil && pipeline.ConcernsEveryone(ctx, err) {
 				return fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
 			}
 			if err != nil {
 				// About this order alone: a row for a person, the others go on.
-				found[i] = []Mismatch{payProtocolRow(it, MismatchUnverifiable, Minor(it.Gross), "", "unreadable",
-					"Pay Protocol's answer about "+it.OutTradeNo+" could not be used: "+OneLine(err.Error()))}
+				found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchUnverifiable, pipeline.Minor(it.Gross), "", "unreadable",
+					"Pay Protocol's answer about "+it.ProviderTxnID+" could not be used: "+pipeline.OneLine(err.Error()))}
 				return nil
 			}
-			found[i] = MatchPayProtocol(it, o)
+			found[i] = Match(it, o)
 			for j, m := range found[i] {
-				if m.Detail == heldPaidNow && !Rechecking(ctx) {
+				if m.Detail == heldPaidNow && !pipeline.Rechecking(ctx) {
 					// Its run verified it minutes ago; the next run of the
 					// date settles it. From a later date's run it is late.
-					found[i][j].Category, found[i][j].Expected = MismatchTiming, true
+					found[i][j].Category, found[i][j].Expected = pipeline.MismatchTiming, true
 				}
 			}
 			return nil
@@ -149,61 +135,61 @@ func PayProtocolMatcher(store PayProtocolReconcileStore, api PayProtocolReconcil
 		if err != nil {
 			return nil, err
 		}
-		var out []Mismatch
+		var out []pipeline.Mismatch
 		for _, ms := range found {
 			out = append(out, ms...)
 		}
-		SortMismatches(out)
+		pipeline.SortMismatches(out)
 		return out, nil
 	}
 }
 
-// MatchPayProtocol returns what disagrees between one item and Pay
-// Protocol's word on its order (see PayProtocolMatcher). It is pure: the
+// Match returns what disagrees between one item and Pay
+// Protocol's word on its order (see Matcher). It is pure: the
 // same item and order give the same rows.
-func MatchPayProtocol(it PayProtocolItem, o PayProtocolOrder) []Mismatch {
-	var out []Mismatch
+func Match(it pipeline.RefundedItem, o Order) []pipeline.Mismatch {
+	var out []pipeline.Mismatch
 	quote := "" // Pay Protocol's side of the payment, when comparable
 	switch {
 	case o.QuoteProblem != "":
-		out = append(out, payProtocolRow(it, MismatchAmount, Minor(it.Gross), "", o.Status,
+		out = append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Gross), "", o.Status,
 			"payment: Pay Protocol's quote cannot be compared: "+o.QuoteProblem))
 	case o.Quote.Currency != it.Currency:
-		out = append(out, payProtocolRow(it, MismatchCurrency, Minor(it.Gross), Minor(o.Quote.Minor), o.Status,
-			fmt.Sprintf("payment: Pay Protocol quotes %s, the order is %s", o.Quote, Money{it.Gross, it.Currency})))
+		out = append(out, row(it, pipeline.MismatchCurrency, pipeline.Minor(it.Gross), pipeline.Minor(o.Quote.Minor), o.Status,
+			fmt.Sprintf("payment: Pay Protocol quotes %s, the order is %s", o.Quote, pipeline.Money{Minor: it.Gross, Currency: it.Currency})))
 	case o.Quote.Minor != it.Gross:
-		quote = Minor(o.Quote.Minor)
-		out = append(out, payProtocolRow(it, MismatchAmount, Minor(it.Gross), quote, o.Status,
-			fmt.Sprintf("payment: Pay Protocol quotes %s, the order is %s", o.Quote, Money{it.Gross, it.Currency})))
+		quote = pipeline.Minor(o.Quote.Minor)
+		out = append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Gross), quote, o.Status,
+			fmt.Sprintf("payment: Pay Protocol quotes %s, the order is %s", o.Quote, pipeline.Money{Minor: it.Gross, Currency: it.Currency})))
 	default:
-		quote = Minor(o.Quote.Minor)
+		quote = pipeline.Minor(o.Quote.Minor)
 	}
 	switch {
-	case o.Status == PaymentPaid:
-		refunds := matchPayProtocolRefund(it, o.Refund)
-		if it.State == ItemHeld && len(refunds) == 0 {
-			// Verified again by every run of its date; PayProtocolMatcher
+	case o.Status == PaymentPaid.String():
+		refunds := matchRefund(it, o.Refund)
+		if it.State == pipeline.ItemHeld && len(refunds) == 0 {
+			// Verified again by every run of its date; Matcher
 			// makes this a timing gap within the run itself.
-			refunds = append(refunds, payProtocolRow(it, MismatchStatus, Minor(it.Gross), quote, o.Status, heldPaidNow))
+			refunds = append(refunds, row(it, pipeline.MismatchStatus, pipeline.Minor(it.Gross), quote, o.Status, heldPaidNow))
 		}
 		return append(out, refunds...)
-	case paymentsInProgress[o.Status] && it.State == ItemHeld:
-		return append(out, payProtocolExpected(it, Minor(it.Gross), quote, o.Status,
+	case paymentsInProgress[o.Status] && it.State == pipeline.ItemHeld:
+		return append(out, expectedRow(it, pipeline.Minor(it.Gross), quote, o.Status,
 			"payment: Pay Protocol's payment is still "+o.Status+"; the item stays held"))
-	case o.Status == PaymentRefunded && quote != "":
+	case o.Status == PaymentRefunded.String() && quote != "":
 		// All of it went back to the buyer: that agrees when we count
 		// the whole order refunded.
 		switch {
 		case it.Refunded == o.Quote.Minor:
 			return out
 		case it.Refunded > o.Quote.Minor:
-			return append(out, payProtocolRow(it, MismatchAmount, Minor(it.Refunded), quote, o.Status,
+			return append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), quote, o.Status,
 				"refunds: Pay Protocol refunded the whole payment, the ledger counts more "+ourRefunds(it)))
 		}
-		return append(out, payProtocolRow(it, MismatchStatus, Minor(it.Refunded), quote, o.Status,
+		return append(out, row(it, pipeline.MismatchStatus, pipeline.Minor(it.Refunded), quote, o.Status,
 			"refunds: Pay Protocol refunded the whole payment, the ledger counts "+ourRefunds(it)))
 	}
-	return append(out, payProtocolRow(it, MismatchStatus, Minor(it.Gross), quote, o.Status,
+	return append(out, row(it, pipeline.MismatchStatus, pipeline.Minor(it.Gross), quote, o.Status,
 		"payment: the ledger has the item "+it.State+", Pay Protocol's payment is "+o.Status))
 }
 
@@ -211,71 +197,71 @@ func MatchPayProtocol(it PayProtocolItem, o PayProtocolOrder) []Mismatch {
 // now.
 const heldPaidNow = "payment: Pay Protocol's payment is paid now, the item is still held: run its date again to settle it"
 
-// matchPayProtocolRefund compares our refunded total with the latest
+// matchRefund compares our refunded total with the latest
 // refund of a paid order.
-func matchPayProtocolRefund(it PayProtocolItem, r *PayProtocolRefund) []Mismatch {
+func matchRefund(it pipeline.RefundedItem, r *OrderRefund) []pipeline.Mismatch {
 	const limit = " (Pay Protocol shows only an order's latest refund: earlier ones cannot be listed)"
 	switch {
 	case r == nil:
 		if it.Refunded == 0 {
 			return nil
 		}
-		return []Mismatch{payProtocolRow(it, MismatchAmount, Minor(it.Refunded), "0", "no refund",
+		return []pipeline.Mismatch{row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), "0", "no refund",
 			"refunds: Pay Protocol knows no refund of the order, the ledger counts "+ourRefunds(it))}
 	case refundsInProgress[r.Status]:
-		theirs := Minor(r.Amount)
+		theirs := pipeline.Minor(r.Amount)
 		if r.AmountProblem != "" {
 			theirs = ""
 		}
-		return []Mismatch{payProtocolExpected(it, Minor(it.Refunded), theirs, "refund "+r.Status,
+		return []pipeline.Mismatch{expectedRow(it, pipeline.Minor(it.Refunded), theirs, "refund "+r.Status,
 			fmt.Sprintf("refunds: Pay Protocol's latest refund %s is %s, the ledger counts %s", r.ID, r.Status, ourRefunds(it)))}
 	case r.AmountProblem != "":
-		return []Mismatch{payProtocolRow(it, MismatchAmount, Minor(it.Refunded), "", "refund "+r.Status,
+		return []pipeline.Mismatch{row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), "", "refund "+r.Status,
 			fmt.Sprintf("refunds: refund %s cannot be compared: %s", r.ID, r.AmountProblem))}
-	case r.Status == RefundSuccess:
+	case r.Status == RefundSuccess.String():
 		if r.Amount == it.Refunded {
 			return nil
 		}
 		d := fmt.Sprintf("refunds: Pay Protocol's latest refund %s succeeded for %s, the ledger counts %s",
-			r.ID, Money{r.Amount, it.Currency}, ourRefunds(it))
-		m := payProtocolRow(it, MismatchAmount, Minor(it.Refunded), Minor(r.Amount), "refund "+r.Status, d)
+			r.ID, pipeline.Money{Minor: r.Amount, Currency: it.Currency}, ourRefunds(it))
+		m := row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), pipeline.Minor(r.Amount), "refund "+r.Status, d)
 		if it.Refunded > r.Amount {
 			m.Detail += limit
 			if it.LateRefunds > 0 && r.Amount == it.LastLateRefund {
 				// Several refunds on our side, the latest one visible on
 				// theirs and agreeing: the earlier ones cannot be seen.
-				m.Category, m.Expected = MismatchUnverifiable, true
+				m.Category, m.Expected = pipeline.MismatchUnverifiable, true
 			}
 		}
-		return []Mismatch{m}
+		return []pipeline.Mismatch{m}
 	}
 	// The latest refund failed or was rejected: it returned nothing.
 	if it.Refunded == 0 {
 		return nil
 	}
-	return []Mismatch{payProtocolRow(it, MismatchAmount, Minor(it.Refunded), "0", "refund "+r.Status,
+	return []pipeline.Mismatch{row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), "0", "refund "+r.Status,
 		fmt.Sprintf("refunds: Pay Protocol's latest refund %s is %s, the ledger counts %s%s", r.ID, r.Status, ourRefunds(it), limit))}
 }
 
 // ourRefunds says what our refunded total is made of.
-func ourRefunds(it PayProtocolItem) string {
-	total := FormatMinor(it.Refunded, it.Currency) + " " + string(it.Currency) + " refunded"
+func ourRefunds(it pipeline.RefundedItem) string {
+	total := pipeline.FormatMinor(it.Refunded, it.Currency) + " " + string(it.Currency) + " refunded"
 	if it.LateRefunds == 0 {
 		return total
 	}
 	return total + " (" + strconv.Itoa(it.LateRefunds) + " late refund(s) included)"
 }
 
-// payProtocolRow is one unexpected finding about an item.
-func payProtocolRow(it PayProtocolItem, category, ours, theirs, theirsState, detail string) Mismatch {
-	return Mismatch{Provider: ProviderPayProtocol, Category: category, Subject: it.OutTradeNo, OrderNo: it.OrderNo,
+// row is one unexpected finding about an item.
+func row(it pipeline.RefundedItem, category, ours, theirs, theirsState, detail string) pipeline.Mismatch {
+	return pipeline.Mismatch{Provider: Name, Category: category, Subject: it.ProviderTxnID, OrderNo: it.OrderNo,
 		SellerID: it.SellerID, Currency: string(it.Currency), Ours: ours, Theirs: theirs, OursState: it.State,
 		TheirsState: theirsState, Detail: detail}
 }
 
-// payProtocolExpected is a known timing gap about an item.
-func payProtocolExpected(it PayProtocolItem, ours, theirs, theirsState, detail string) Mismatch {
-	m := payProtocolRow(it, MismatchTiming, ours, theirs, theirsState, detail)
+// expectedRow is a known timing gap about an item.
+func expectedRow(it pipeline.RefundedItem, ours, theirs, theirsState, detail string) pipeline.Mismatch {
+	m := row(it, pipeline.MismatchTiming, ours, theirs, theirsState, detail)
 	m.Expected = true
 	return m
 }
