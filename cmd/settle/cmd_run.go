@@ -473,7 +473,7 @@ func preflight(checks []func(context.Context) error) func(context.Context) error
 func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipeline.Date) pipeline.Window, now func() time.Time) []pipeline.Provider {
 	var out []pipeline.Provider
 	if o.payProtocol != nil { // verifies its payments before Infinia files them
-		out = append(out, o.payProtocol.provider(l, o.parallel))
+		out = append(out, o.payProtocol.provider(l))
 	}
 	if o.infinia != nil {
 		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}

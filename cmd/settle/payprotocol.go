@@ -85,9 +85,9 @@ func newPayProtocol(base, key, secretFile, decimals string, ratePerSecond float6
 }
 
 // provider returns Pay Protocol as a provider of the run over the ledger:
-// it verifies the payments of its orders before Infinia files them.
-func (s *payProtocolSetup) provider(l *ledger.Ledger, parallel int) pipeline.Provider {
-	return payprotocol.NewProvider(payprotocol.ProviderConfig{Client: s.client, Store: l,
-		// --provider-rate, and --parallel when set, for the verification.
-		Pacer: pacer(s.rate, 0, s.parallel), Parallel: parallel})
+// it verifies the payments of its orders before Infinia files them, and
+// reconciles them. Both keep to --provider-rate (this shard's part) and,
+// when set, --parallel in flight, on one pacer.
+func (s *payProtocolSetup) provider(l *ledger.Ledger) pipeline.Provider {
+	return payprotocol.NewProvider(payprotocol.ProviderConfig{Client: s.client, Store: l, Pacer: pacer(s.rate, 0, s.parallel)})
 }

@@ -23,8 +23,9 @@ type ProviderConfig struct {
 	// reconciliation share it, so together they never exceed them. nil:
 	// no limit.
 	Pacer *pipeline.Pacer
-	// Parallel is how many orders the reconciliation asks about at once.
-	Parallel int
+	// Final keeps the reconciliation's answers that can no longer change
+	// (MatcherConfig.Final); nil: every order is asked every time.
+	Final pipeline.FinalAnswers
 }
 
 // NewProvider returns Pay Protocol as a provider of a run. It settles the
@@ -44,6 +45,6 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Upload: func(ctx context.Context, run *pipeline.Run) (string, error) {
 			return Verify(ctx, c.Store, api, c.Pacer, run)
 		},
-		Matchers: []pipeline.Matcher{Matcher(c.Store, api, c.Parallel)},
+		Matchers: []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final})},
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// ReconcileStore is what the Pay Protocol reconciliation needs
-// of the ledger.
+// ReconcileStore is what the Pay Protocol reconciliation needs of the
+// ledger.
 type ReconcileStore interface {
 	// RefundedItems returns the run's items of channel ch that the
 	// verification accepted (every state but unverified and rejected),
@@ -17,10 +17,10 @@ type ReconcileStore interface {
 	RefundedItems(ctx context.Context, runID int64, ch pipeline.Channel) ([]pipeline.RefundedItem, error)
 }
 
-// Order is Pay Protocol's word on one of our orders: its
-// payment detail and, for a paid payment, its latest refund.
+// Order is Pay Protocol's word on one of our orders: its payment detail
+// and, for a paid payment, its latest refund.
 type Order struct {
-	Status string // the payment's status: PaymentPaid, PaymentPending, ... PaymentRefunded
+	Status string // the payment's status: PaymentPaid.String(), ... PaymentRefunded.String()
 	// Quote is the price the payment was asked for, in minor units of a
 	// fiat currency. QuoteProblem says why it could not be read exactly
 	// (a crypto quote, an amount finer than the currency's minor unit);
@@ -35,7 +35,7 @@ type Order struct {
 // OrderRefund is one refund as Pay Protocol reports it.
 type OrderRefund struct {
 	ID     string // Pay Protocol's refundId
-	Status string // RefundSuccess, "pending approval", "under review", "block confirmation", "failed", "rejected"
+	Status string // RefundStatus.String(): "success", "pending approval", ... "rejected"
 	// Amount is the refund in minor units of the payment's Quote currency.
 	// AmountProblem says why it could not be converted exactly; Amount is
 	// then zero.
@@ -43,29 +43,59 @@ type OrderRefund struct {
 	AmountProblem string
 }
 
-// ReconcileAPI is what the reconciliation needs of Pay
-// Protocol's API.
+// ReconcileAPI is what the reconciliation needs of Pay Protocol's API
+// (Adapter over a Client).
 type ReconcileAPI interface {
 	// Order returns the payment of our order outTradeNo and, when it is
 	// paid, its latest refund (Pay Protocol lists no refunds: an earlier
-	// refund of the same order cannot be seen). pipeline.ErrNotFound when Pay
-	// Protocol does not know the order.
+	// refund of the same order cannot be seen). pipeline.ErrNotFound when
+	// Pay Protocol does not know the order.
 	Order(ctx context.Context, outTradeNo string) (Order, error)
 }
 
-// refundsInProgress are the refund statuses that move on by themselves
-// (a person approves, the chain confirms).
-var refundsInProgress = map[string]bool{"pending approval": true, "under review": true, "block confirmation": true}
+// refundInProgress reports whether a refund status moves on by itself (a
+// person approves, the chain confirms).
+func refundInProgress(status string) bool {
+	switch status {
+	case RefundPendingApproval.String(), RefundUnderReview.String(), RefundBlockConfirmation.String():
+		return true
+	}
+	return false
+}
 
-// paymentsInProgress are the payment statuses the verification holds an
-// item for.
-var paymentsInProgress = map[string]bool{PaymentPending.String(): true, PaymentBlockConfirmation.String(): true, PaymentPartiallyPaid.String(): true}
+// paymentInProgress reports whether the verification holds an item for a
+// payment status.
+func paymentInProgress(status string) bool {
+	switch status {
+	case PaymentPending.String(), PaymentBlockConfirmation.String(), PaymentPartiallyPaid.String():
+		return true
+	}
+	return false
+}
 
-// Matcher compares the ledger's view of a run's Pay Protocol
-// orders with Pay Protocol's payment and refund details, asking about at
-// most parallel orders at a time. For every item the verification let on
-// (recorded, uploaded, paid or held) it reports, with Provider
-// Name and the order's outTradeNo as subject:
+// MatcherConfig is what the Pay Protocol matcher works with.
+type MatcherConfig struct {
+	Store ReconcileStore
+	API   ReconcileAPI
+	// Pacer keeps to Pay Protocol's limits: the per-order queries start as
+	// fast as it allows, after the first alone. The verification shares
+	// it. nil: no limit.
+	Pacer *pipeline.Pacer
+	// Final keeps which orders had an answer that can no longer change and
+	// agreed with the ledger: a payment paid (or refunded whole) whose
+	// quote and refunds agree. Each is keyed by the order and what the
+	// ledger said of it (gross, our refunded total, how many late refunds
+	// that counts, the item's state), so a later reconciliation does not
+	// ask about it again until the ledger changes (a late refund since,
+	// say). nil: every order is asked every time.
+	Final pipeline.FinalAnswers
+}
+
+// Matcher compares the ledger's view of a run's Pay Protocol orders with
+// Pay Protocol's payment and refund details, the queries paced by
+// c.Pacer, and skips the orders c.Final kept as final. For every item the
+// verification let on (recorded, uploaded, paid or held) it reports, with
+// Provider Name and the order's outTradeNo as subject:
 //
 //   - missing_at_provider: Pay Protocol does not know the order;
 //
@@ -91,20 +121,37 @@ var paymentsInProgress = map[string]bool{PaymentPending.String(): true, PaymentB
 // listed, for a person to check on Pay Protocol's console. A failure that
 // concerns every order (refused credentials, Pay Protocol down past its
 // retries) fails the matcher: findings are never guessed.
-func Matcher(store ReconcileStore, api ReconcileAPI, parallel int) pipeline.Matcher {
+func Matcher(c MatcherConfig) pipeline.Matcher {
+	pacer := c.Pacer
+	if pacer == nil {
+		pacer = pipeline.NewPacer(pipeline.Limits{})
+	}
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
-		items, err := store.RefundedItems(ctx, run.ID, pipeline.ChannelPayProtocol)
+		items, err := c.Store.RefundedItems(ctx, run.ID, pipeline.ChannelPayProtocol)
 		if err != nil {
 			return nil, fmt.Errorf("read the Pay Protocol items of run %d: %w", run.ID, err)
 		}
-		found := make([][]pipeline.Mismatch, len(items))
-		idx := make([]int, len(items))
-		for i := range idx {
-			idx[i] = i
+		keys := make([]string, len(items))
+		for i, it := range items {
+			keys[i] = finalKey(it)
 		}
-		err = pipeline.EachFirstAlone(ctx, parallel, idx, func(i int) error {
+		known := map[string]bool{}
+		if c.Final != nil && len(keys) > 0 {
+			if known, err = c.Final.FinalKeys(ctx, Name, keys); err != nil {
+				return nil, fmt.Errorf("read the final Pay Protocol answers of run %d: %w", run.ID, err)
+			}
+		}
+		var ask []int
+		for i := range items {
+			if !known[keys[i]] {
+				ask = append(ask, i)
+			}
+		}
+		found := make([][]pipeline.Mismatch, len(items))
+		final := make([]bool, len(items))
+		err = pipeline.EachFirstAlonePaced(ctx, pacer, ask, func(i int) error {
 			it := items[i]
-			o, err := api.Order(ctx, it.ProviderTxnID)
+			o, err := c.API.Order(ctx, it.ProviderTxnID)
 			if pipeline.IsNotFound(err) {
 				found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchMissingAtProvider, pipeline.Minor(it.Gross), "", "not found",
 					"Pay Protocol does not know order "+it.ProviderTxnID)}
@@ -123,6 +170,7 @@ func Matcher(store ReconcileStore, api ReconcileAPI, parallel int) pipeline.Matc
 				return nil
 			}
 			found[i] = Match(it, o)
+			final[i] = len(found[i]) == 0 && (o.Status == PaymentPaid.String() || o.Status == PaymentRefunded.String())
 			for j, m := range found[i] {
 				if m.Detail == heldPaidNow && !pipeline.Rechecking(ctx) {
 					// Its run verified it minutes ago; the next run of the
@@ -136,12 +184,28 @@ func Matcher(store ReconcileStore, api ReconcileAPI, parallel int) pipeline.Matc
 			return nil, err
 		}
 		var out []pipeline.Mismatch
-		for _, ms := range found {
+		var clean []string
+		for i, ms := range found {
 			out = append(out, ms...)
+			if final[i] {
+				clean = append(clean, keys[i])
+			}
+		}
+		if c.Final != nil && len(clean) > 0 {
+			if err := c.Final.RecordFinal(ctx, Name, clean); err != nil {
+				return nil, fmt.Errorf("record the final Pay Protocol answers of run %d: %w", run.ID, err)
+			}
 		}
 		pipeline.SortMismatches(out)
 		return out, nil
 	}
+}
+
+// finalKey names what was asked about an item and what the ledger said of
+// it: a change in the ledger (a late refund, another state) is another
+// key, and the order is asked about again.
+func finalKey(it pipeline.RefundedItem) string {
+	return fmt.Sprintf("%s %d %s refunded %d late %d %s", it.ProviderTxnID, it.Gross, it.Currency, it.Refunded, it.LateRefunds, it.State)
 }
 
 // Match returns what disagrees between one item and Pay
@@ -173,7 +237,7 @@ func Match(it pipeline.RefundedItem, o Order) []pipeline.Mismatch {
 			refunds = append(refunds, row(it, pipeline.MismatchStatus, pipeline.Minor(it.Gross), quote, o.Status, heldPaidNow))
 		}
 		return append(out, refunds...)
-	case paymentsInProgress[o.Status] && it.State == pipeline.ItemHeld:
+	case paymentInProgress(o.Status) && it.State == pipeline.ItemHeld:
 		return append(out, expectedRow(it, pipeline.Minor(it.Gross), quote, o.Status,
 			"payment: Pay Protocol's payment is still "+o.Status+"; the item stays held"))
 	case o.Status == PaymentRefunded.String() && quote != "":
@@ -208,7 +272,7 @@ func matchRefund(it pipeline.RefundedItem, r *OrderRefund) []pipeline.Mismatch {
 		}
 		return []pipeline.Mismatch{row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), "0", "no refund",
 			"refunds: Pay Protocol knows no refund of the order, the ledger counts "+ourRefunds(it))}
-	case refundsInProgress[r.Status]:
+	case refundInProgress(r.Status):
 		theirs := pipeline.Minor(r.Amount)
 		if r.AmountProblem != "" {
 			theirs = ""

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,6 +115,12 @@ func TestMatchPayProtocol(t *testing.T) {
 	}
 }
 
+// matcher is the Pay Protocol matcher asking about at most limit orders at
+// once, keeping no final answers.
+func matcher(store payprotocol.ReconcileStore, api payprotocol.ReconcileAPI, limit int) pipeline.Matcher {
+	return payprotocol.Matcher(payprotocol.MatcherConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: limit})})
+}
+
 // ppStore and ppAPI are in-memory doubles of the ledger and Pay Protocol.
 type ppStore struct{ items []pipeline.RefundedItem }
 
@@ -172,20 +179,20 @@ func TestPayProtocolMatcherGoesOnPastOneUnreadableAnswer(t *testing.T) {
 	a, b := ppItem(itemPaid, 10, 0), ppItem(itemPaid, 10, 0)
 	b.OrderNo, b.ProviderTxnID = "O-2", "T-2"
 	api := &ppAPI{orders: map[string]payprotocol.Order{"T-1": ppPaid(10, nil)}, poison: "T-2"}
-	got, err := payprotocol.Matcher(ppStore{[]pipeline.RefundedItem{a, b}}, api, 2)(context.Background(), &pipeline.Run{ID: 42})
+	got, err := matcher(ppStore{[]pipeline.RefundedItem{a, b}}, api, 2)(context.Background(), &pipeline.Run{ID: 42})
 	if err != nil || len(got) != 1 || got[0].Subject != "T-2" || got[0].Category != pipeline.MismatchUnverifiable || got[0].Expected ||
 		!strings.Contains(got[0].Detail, "could not be used") || !strings.Contains(got[0].Detail, "1e6") {
 		t.Fatalf("got %+v, %v; want one unverifiable row for T-2 and T-1 matched", got, err)
 	}
 	// A refusal of everyone still stops the stage.
 	api.poison, api.fail = "", "T-2"
-	if _, err := payprotocol.Matcher(ppStore{[]pipeline.RefundedItem{a, b}}, api, 2)(context.Background(), &pipeline.Run{ID: 42}); err == nil {
+	if _, err := matcher(ppStore{[]pipeline.RefundedItem{a, b}}, api, 2)(context.Background(), &pipeline.Run{ID: 42}); err == nil {
 		t.Fatal("Pay Protocol down did not stop the matcher")
 	}
 	api.fail = ""
 	api.orders["T-2"] = payprotocol.Order{}
 	usage := &ppUsageAPI{}
-	if _, err := payprotocol.Matcher(ppStore{[]pipeline.RefundedItem{a}}, usage, 1)(context.Background(), &pipeline.Run{ID: 42}); pipeline.KindOf(err) != pipeline.KindUsage {
+	if _, err := matcher(ppStore{[]pipeline.RefundedItem{a}}, usage, 1)(context.Background(), &pipeline.Run{ID: 42}); pipeline.KindOf(err) != pipeline.KindUsage {
 		t.Fatalf("refused credentials: %v (kind %v), want pipeline.KindUsage", err, pipeline.KindOf(err))
 	}
 }
@@ -209,7 +216,7 @@ func TestPayProtocolMatcher(t *testing.T) {
 	orders["T-30"] = payprotocol.Order{Status: payprotocol.PaymentFailed.String(), Quote: pipeline.Money{Minor: 1000, Currency: "USD"}}
 	delete(orders, "T-17")
 	api := &ppAPI{orders: orders}
-	m := payprotocol.Matcher(ppStore{items}, api, 3)
+	m := matcher(ppStore{items}, api, 3)
 	got, err := m(context.Background(), &pipeline.Run{ID: 42})
 	if err != nil {
 		t.Fatal(err)
@@ -230,27 +237,31 @@ func TestPayProtocolMatcher(t *testing.T) {
 	if len(api.asked) != 40 {
 		t.Fatalf("asked %d orders, want 40", len(api.asked))
 	}
-	again, err := payprotocol.Matcher(ppStore{items}, &ppAPI{orders: orders}, 8)(context.Background(), &pipeline.Run{ID: 42})
+	api = &ppAPI{orders: orders}
+	again, err := matcher(ppStore{items}, api, 8)(context.Background(), &pipeline.Run{ID: 42})
 	if err != nil || !reflect.DeepEqual(again, got) {
 		t.Fatalf("a second match differs: %v\n%+v\n%+v", err, again, got)
+	}
+	if len(api.asked) != 40 {
+		t.Fatalf("without final answers kept, a second match asked %d orders, want 40", len(api.asked))
 	}
 }
 
 func TestPayProtocolMatcherFailsWhenPayProtocolCannotBeAsked(t *testing.T) {
 	items := []pipeline.RefundedItem{ppItem(itemPaid, 10, 0)}
 	api := &ppAPI{orders: map[string]payprotocol.Order{}, fail: "T-1"}
-	got, err := payprotocol.Matcher(ppStore{items}, api, 2)(context.Background(), &pipeline.Run{ID: 42})
+	got, err := matcher(ppStore{items}, api, 2)(context.Background(), &pipeline.Run{ID: 42})
 	if err == nil || !strings.Contains(err.Error(), "O-1") || got != nil {
 		t.Fatalf("got %v, %v; want an error naming the order and no findings", got, err)
 	}
-	if _, err := payprotocol.Matcher(ppStore{items}, api, 2)(context.Background(), &pipeline.Run{ID: 7}); err == nil {
+	if _, err := matcher(ppStore{items}, api, 2)(context.Background(), &pipeline.Run{ID: 7}); err == nil {
 		t.Fatal("a store error was swallowed")
 	}
 }
 
 func TestAHeldPaymentPaidNowIsLateOnlyFromALaterRun(t *testing.T) {
 	it := pipeline.RefundedItem{OrderNo: "O1", SellerID: "S", ProviderTxnID: "T1", Currency: "USD", Gross: 1000, State: pipeline.ItemHeld}
-	m := payprotocol.Matcher(ppStore{[]pipeline.RefundedItem{it}}, &ppAPI{orders: map[string]payprotocol.Order{"T1": ppPaid(1000, nil)}}, 1)
+	m := matcher(ppStore{[]pipeline.RefundedItem{it}}, &ppAPI{orders: map[string]payprotocol.Order{"T1": ppPaid(1000, nil)}}, 1)
 	own, err := m(context.Background(), &pipeline.Run{ID: 42})
 	if err != nil || len(own) != 1 || !own[0].Expected || own[0].Category != pipeline.MismatchTiming {
 		t.Fatalf("in its own run: %+v %v; want one timing row", own, err)
@@ -292,4 +303,118 @@ func (s *recheckStore) RunsToRecheck(context.Context, *pipeline.Run, int) ([]*pi
 func (s *recheckStore) Unbalanced(context.Context, pipeline.Date) ([]string, error) { return nil, nil }
 func (s *recheckStore) Lock(context.Context, pipeline.RunKey) (func() error, error) {
 	return func() error { return nil }, nil
+}
+
+// memFinal is an in-memory pipeline.FinalAnswers.
+type memFinal struct {
+	mu   sync.Mutex
+	keys map[string]bool // matcher + " " + key
+}
+
+func (f *memFinal) FinalKeys(_ context.Context, matcher string, keys []string) (map[string]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]bool{}
+	for _, k := range keys {
+		if f.keys[matcher+" "+k] {
+			out[k] = true
+		}
+	}
+	return out, nil
+}
+
+func (f *memFinal) RecordFinal(_ context.Context, matcher string, keys []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range keys {
+		f.keys[matcher+" "+k] = true
+	}
+	return nil
+}
+
+func (f *memFinal) len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.keys)
+}
+
+// TestPayProtocolMatcherAsksOnlyWhatCanStillChange: an order whose payment
+// is paid (or refunded whole) and agrees with the ledger is not asked
+// about again by a later matching, until the ledger says something else
+// of it (a late refund); every other order is asked every time, and the
+// findings stay the same. The queries keep to the pacer's limit.
+func TestPayProtocolMatcherAsksOnlyWhatCanStillChange(t *testing.T) {
+	var items []pipeline.RefundedItem
+	orders := map[string]payprotocol.Order{}
+	for i := range 30 {
+		no := fmt.Sprintf("T-%02d", i)
+		items = append(items, pipeline.RefundedItem{OrderNo: "O" + no, SellerID: "S", ProviderTxnID: no, Currency: "USD", Gross: 1000, State: itemPaid})
+		orders[no] = ppPaid(1000, nil)
+	}
+	orders["T-05"] = ppPaid(999, nil) // amount
+	items[7].Refunded = 200           // a refund still awaiting approval
+	orders["T-07"] = ppPaid(1000, &payprotocol.OrderRefund{ID: "7", Status: payprotocol.RefundPendingApproval.String(), Amount: 200})
+	orders["T-09"] = payprotocol.Order{Status: payprotocol.PaymentFailed.String(), Quote: pipeline.Money{Minor: 1000, Currency: "USD"}}
+	items[11].Refunded = 1000 // refunded whole: agrees, and final
+	orders["T-11"] = payprotocol.Order{Status: payprotocol.PaymentRefunded.String(), Quote: pipeline.Money{Minor: 1000, Currency: "USD"}}
+	items[13].Refunded, items[13].LateRefunds, items[13].LastLateRefund = 300, 1, 300 // agrees
+	orders["T-13"] = ppPaid(1000, &payprotocol.OrderRefund{ID: "13", Status: payprotocol.RefundSuccess.String(), Amount: 300})
+	items[15].State = pipeline.ItemHeld // still pending: a timing gap
+	orders["T-15"] = payprotocol.Order{Status: payprotocol.PaymentPending.String(), Quote: pipeline.Money{Minor: 1000, Currency: "USD"}}
+
+	final := &memFinal{keys: map[string]bool{}}
+	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 2})
+	match := func(items []pipeline.RefundedItem) ([]pipeline.Mismatch, []string) {
+		t.Helper()
+		api := &ppAPI{orders: orders}
+		got, err := payprotocol.Matcher(payprotocol.MatcherConfig{Store: ppStore{items}, API: api, Pacer: pacer, Final: final})(context.Background(), &pipeline.Run{ID: 42})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := api.maxAct.Load(); n > 2 {
+			t.Fatalf("%d queries at once, want at most 2", n)
+		}
+		sort.Strings(api.asked)
+		return got, api.asked
+	}
+	first, asked := match(items)
+	if len(asked) != 30 || final.len() != 26 {
+		t.Fatalf("first matching asked %d orders and kept %d final, want 30 and 26", len(asked), final.len())
+	}
+	var keys []string
+	for _, g := range first {
+		keys = append(keys, g.Subject+" "+g.Category)
+	}
+	if w := []string{"T-05 amount", "T-07 timing", "T-09 status", "T-15 timing"}; !reflect.DeepEqual(keys, w) {
+		t.Fatalf("got %v, want %v", keys, w)
+	}
+	again, asked := match(items)
+	if w := []string{"T-05", "T-07", "T-09", "T-15"}; !reflect.DeepEqual(asked, w) || !reflect.DeepEqual(again, first) {
+		t.Fatalf("second matching asked %v (want %v) and found %+v", asked, w, again)
+	}
+	// A late refund of T-20 since: the ledger says something else of it,
+	// and it is asked about again (Pay Protocol agrees: final again).
+	items[20].Refunded, items[20].LateRefunds, items[20].LastLateRefund = 100, 1, 100
+	orders["T-20"] = ppPaid(1000, &payprotocol.OrderRefund{ID: "20", Status: payprotocol.RefundSuccess.String(), Amount: 100})
+	third, asked := match(items)
+	if w := []string{"T-05", "T-07", "T-09", "T-15", "T-20"}; !reflect.DeepEqual(asked, w) || !reflect.DeepEqual(third, first) {
+		t.Fatalf("after a late refund asked %v (want %v) and found %+v", asked, w, third)
+	}
+	if _, asked := match(items); len(asked) != 4 {
+		t.Fatalf("asked %v, want the 4 orders that can still change", asked)
+	}
+	if p := pacer.PeakInFlight(); p > 2 || p < 1 {
+		t.Fatalf("peak in flight %d, want 1..2", p)
+	}
+	// A matching that fails keeps nothing.
+	before := final.len()
+	items[21].Refunded = 50
+	orders["T-21"] = ppPaid(1000, &payprotocol.OrderRefund{ID: "21", Status: payprotocol.RefundSuccess.String(), Amount: 50})
+	api := &ppAPI{orders: orders, fail: "T-15"}
+	if _, err := payprotocol.Matcher(payprotocol.MatcherConfig{Store: ppStore{items}, API: api, Pacer: pacer, Final: final})(context.Background(), &pipeline.Run{ID: 42}); err == nil {
+		t.Fatal("Pay Protocol down did not stop the matcher")
+	}
+	if final.len() != before {
+		t.Fatalf("a failed matching kept %d final answers", final.len()-before)
+	}
 }
