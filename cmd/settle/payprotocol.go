@@ -32,9 +32,9 @@ func payProtocolFlags() []cli.Flag {
 	}
 }
 
-// payProtocolSetup is the Pay Protocol connection as configured, or nil
-// when --payprotocol-url is empty (its orders then stay unverified and are
-// not paid).
+// payProtocolSetup is the Pay Protocol connection as configured (none
+// without --payprotocol-url: Pay Protocol's orders then stay unverified and
+// are not paid).
 type payProtocolSetup struct {
 	client   *payprotocol.Client
 	rate     float64 // requests per second to Pay Protocol, this shard's part
