@@ -327,9 +327,9 @@ func (l *Ledger) SellerOfInfiniaID(ctx context.Context, infiniaID string) (strin
 func (l *Ledger) ItemsToVerify(ctx context.Context, runID int64, ch pipeline.Channel, heldPrefix string) ([]pipeline.VerifyItem, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
 		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, reason
-		FROM items WHERE run_id = $1 AND channel = $3
-		  AND (state = 'unverified' OR (state = 'held' AND starts_with(reason, $2)))
-		ORDER BY order_no`, runID, heldPrefix, string(ch))
+		FROM items WHERE run_id = $1 AND channel = $2
+		  AND (state = 'unverified' OR (state = 'held' AND starts_with(reason, $3)))
+		ORDER BY order_no`, runID, string(ch), heldPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("read items to verify: %w", err)
 	}
