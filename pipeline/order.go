@@ -256,7 +256,7 @@ type SummaryLine struct {
 	Paid               int64  `csv:"paid_minor"`                 // paid by the date's own payouts
 	Carried            int64  `csv:"carried_minor"`              // carried into the sellers' balances on the date
 	Held               int64  `csv:"held_minor"`                 // held: a payment confirming, a refused file, no receiver
-	Unverified         int64  `csv:"unverified_minor"`           // Pay Protocol items not verified yet
+	Unverified         int64  `csv:"unverified_minor"`           // items whose payment is not verified yet
 	RejectedByProvider int64  `csv:"rejected_by_provider_minor"` // items a provider rejected: never paid
 	InProgress         int64  `csv:"in_progress_minor"`          // recorded or uploaded, no outcome yet
 	PaidLater          int64  `csv:"paid_later_minor"`           // of Carried: paid since by a later date's payout

@@ -23,8 +23,7 @@ const (
 
 // Providers, as named in mismatches.
 const (
-	ProviderPayProtocol = "payprotocol"
-	ProviderPlatform    = "platform"
+	ProviderPlatform = "platform"
 )
 
 // Mismatch is one row of mismatches.csv: one thing the ledger and a

@@ -116,7 +116,8 @@ func (cfg *config) demo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if inf.payProtocol, err = newPayProtocol(sim.Config.PayProtocolURL, sim.Config.PayProtocolAPIKey, sim.Config.PayProtocolSecretFile, paysim.PayProtocolDecimals, 500); err != nil {
+	pp, err := newPayProtocol(sim.Config.PayProtocolURL, sim.Config.PayProtocolAPIKey, sim.Config.PayProtocolSecretFile, paysim.PayProtocolDecimals, 500)
+	if err != nil {
 		return err
 	}
 	platform, err := openDB(ctx, url)
@@ -145,7 +146,7 @@ func (cfg *config) demo(c *cli.Context) error {
 		key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, window: w0, tz: loc.String(),
 		until: pipeline.StageReconcile, classify: classifier(rules, d, w0), rulesHash: rules.Hash(), rules: rules,
 		query: sourceQueryDefault(), sellersQ: sellersQueryDefault(), lateQ: lateRefundsQueryDefault(), sourceURL: url, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: demoMaxRejectRatio,
-		infinia: inf, wechat: wx, wait: time.Minute, poll: 20 * time.Millisecond,
+		infinia: inf, payProtocol: pp, wechat: wx, wait: time.Minute, poll: 20 * time.Millisecond,
 	}
 	fmt.Fprintln(w, "\n== first run")
 	start := time.Now()

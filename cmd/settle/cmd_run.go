@@ -158,8 +158,9 @@ type runOptions struct {
 	sourceURL   string
 	reports     reportWriter
 	maxRejectRt float64
-	infinia     *infiniaSetup // nil: not configured
-	wechat      *weChatSetup  // nil: not configured
+	infinia     *infiniaSetup     // nil: not configured
+	payProtocol *payProtocolSetup // nil: not configured
+	wechat      *weChatSetup      // nil: not configured
 	wait, poll  time.Duration
 	parallel    int
 	pushURL     string
@@ -265,12 +266,16 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	if err != nil {
 		return nil, err
 	}
+	pp, err := payProtocolFromFlags(c)
+	if err != nil {
+		return nil, err
+	}
 	w := pipeline.WindowOf(d, loc)
 	wx, err := weChatFromFlags(c)
 	if err != nil {
 		return nil, err
 	}
-	return &runOptions{infinia: inf, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
+	return &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
 		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
@@ -469,6 +474,9 @@ func preflight(checks []func(context.Context) error) func(context.Context) error
 // them.
 func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipeline.Date) pipeline.Window, now func() time.Time) []pipeline.Provider {
 	var out []pipeline.Provider
+	if o.payProtocol != nil { // verifies its payments before Infinia files them
+		out = append(out, o.payProtocol.provider(l))
+	}
 	if o.infinia != nil {
 		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}
 		out = append(out, o.infinia.provider(l, late, window, o.rules, o.minPayout))
@@ -492,7 +500,7 @@ var channelFlags = map[pipeline.Channel]string{
 func (o *runOptions) configured() map[pipeline.Channel]bool {
 	return map[pipeline.Channel]bool{
 		pipeline.ChannelInfiniaPay:  o.infinia != nil,
-		pipeline.ChannelPayProtocol: o.infinia != nil && o.infinia.payProtocol != nil,
+		pipeline.ChannelPayProtocol: o.infinia != nil && o.payProtocol != nil,
 		pipeline.ChannelWeChatPay:   o.wechat != nil,
 	}
 }

@@ -94,11 +94,8 @@ type infiniaSetup struct {
 	wait       time.Duration
 	poll       time.Duration
 	firstPoll  time.Duration
-	rate       float64 // requests per second to Infinia and to Pay Protocol, this shard's part
+	rate       float64 // requests per second to Infinia, this shard's part
 	parallel   int
-	// payProtocol verifies Pay Protocol payments; nil: their orders stay
-	// unverified and are not paid.
-	payProtocol pipeline.PayProtocol
 }
 
 // infiniaParams are the Infinia connection's settings, from flags or from
@@ -136,12 +133,7 @@ func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+f, "required with --%s", flagInfiniaURL)
 		}
 	}
-	inf, err := newInfinia(p)
-	if err != nil {
-		return nil, err
-	}
-	inf.payProtocol, err = payProtocolFromFlags(c, p.Rate)
-	return inf, err
+	return newInfinia(p)
 }
 
 func newInfinia(p infiniaParams) (*infiniaSetup, error) {

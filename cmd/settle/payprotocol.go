@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +10,7 @@ import (
 
 	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 )
 
 // Flags of the Pay Protocol connection.
@@ -34,8 +32,20 @@ func payProtocolFlags() []cli.Flag {
 	}
 }
 
-// payProtocolFromFlags returns the verifier, or nil when not configured.
-func payProtocolFromFlags(c *cli.Context, ratePerSecond float64) (pipeline.PayProtocol, error) {
+// payProtocolSetup is the Pay Protocol connection as configured (none
+// without --payprotocol-url: Pay Protocol's orders then stay unverified and
+// are not paid).
+type payProtocolSetup struct {
+	client   *payprotocol.Client
+	rate     float64 // requests per second to Pay Protocol, this shard's part
+	parallel int
+}
+
+// payProtocolFromFlags returns the Pay Protocol connection, or nil when not
+// configured. It takes this shard's part of --provider-rate (as Infinia
+// does); its orders are paid through Infinia, which infiniaFromFlags
+// requires.
+func payProtocolFromFlags(c *cli.Context) (*payProtocolSetup, error) {
 	base := c.String(flagPPURL)
 	if base == "" {
 		return nil, nil
@@ -43,12 +53,17 @@ func payProtocolFromFlags(c *cli.Context, ratePerSecond float64) (pipeline.PayPr
 	if c.String(flagPPKey) == "" || c.String(flagPPSecret) == "" {
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagPPURL, "needs --%s and --%s", flagPPKey, flagPPSecret)
 	}
-	return newPayProtocol(base, c.String(flagPPKey), c.String(flagPPSecret), c.String(flagPPDecimals), ratePerSecond)
+	pp, err := newPayProtocol(base, c.String(flagPPKey), c.String(flagPPSecret), c.String(flagPPDecimals), c.Float64(flagProviderRate)/float64(shardCount(c)))
+	if err != nil {
+		return nil, err
+	}
+	pp.parallel = c.Int(flagParallel)
+	return pp, nil
 }
 
-// newPayProtocol returns the Pay Protocol adapter; decimals is the
+// newPayProtocol returns the Pay Protocol connection; decimals is the
 // --payprotocol-decimals value.
-func newPayProtocol(base, key, secretFile, decimals string, ratePerSecond float64) (pipeline.PayProtocol, error) {
+func newPayProtocol(base, key, secretFile, decimals string, ratePerSecond float64) (*payProtocolSetup, error) {
 	b, err := os.ReadFile(secretFile)
 	if err != nil {
 		return nil, pipeline.E(pipeline.KindUsage, "--"+flagPPSecret, err)
@@ -66,50 +81,13 @@ func newPayProtocol(base, key, secretFile, decimals string, ratePerSecond float6
 	if err != nil {
 		return nil, pipeline.E(pipeline.KindUsage, "--"+flagPPURL, err)
 	}
-	return payProtocolAPI{client}, nil
+	return &payProtocolSetup{client: client, rate: ratePerSecond}, nil
 }
 
-// payProtocolAPI adapts the Pay Protocol client to what the verification
-// consumes.
-type payProtocolAPI struct{ c *payprotocol.Client }
-
-// preflight makes one cheap authenticated call to Pay Protocol before
-// anything is sent: refused credentials are a pipeline.KindUsage error
-// (exit 2) naming Pay Protocol and what it refused.
-func (a payProtocolAPI) preflight(ctx context.Context) error {
-	return a.c.Preflight(ctx)
-}
-
-// Payment reads the status first: a payment in progress needs nothing
-// else. A paid one is checked as Pay Protocol's own plugin checks it, by
-// its quote (quoteCurrencySymbol and quoteAmount, compared exactly as a
-// number): no crypto amount, hence no decimals, is needed.
-func (a payProtocolAPI) Payment(ctx context.Context, outTradeNo string) (string, pipeline.Money, error) {
-	p, err := a.c.PaymentDetail(ctx, outTradeNo, "")
-	if errors.Is(err, payprotocol.ErrNotFound) {
-		return "", pipeline.Money{}, fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
-	}
-	if err != nil {
-		return "", pipeline.Money{}, err
-	}
-	if p.Status != payprotocol.PaymentPaid {
-		return p.Status.String(), pipeline.Money{}, nil
-	}
-	quote, err := p.Quote()
-	if err != nil {
-		// Paid, but not in an amount we can compare exactly: not verified.
-		return "paid in an amount that cannot be checked (" + err.Error() + ")", pipeline.Money{}, nil
-	}
-	return p.Status.String(), quote, nil
-}
-
-func (a payProtocolAPI) LatestRefund(ctx context.Context, outTradeNo string) (string, error) {
-	r, err := a.c.RefundDetail(ctx, outTradeNo, "")
-	if errors.Is(err, payprotocol.ErrNotFound) {
-		return pipeline.RefundNone, nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return r.Status.String(), nil
+// provider returns Pay Protocol as a provider of the run over the ledger:
+// it verifies the payments of its orders before Infinia files them, and
+// reconciles them. Both keep to --provider-rate (this shard's part) and,
+// when set, --parallel in flight, on one pacer.
+func (s *payProtocolSetup) provider(l *ledger.Ledger) pipeline.Provider {
+	return payprotocol.NewProvider(payprotocol.ProviderConfig{Client: s.client, Store: l, Pacer: pacer(s.rate, 0, s.parallel)})
 }

@@ -48,14 +48,15 @@ func (e *env) ppRun(orders int) (*paysim.Sim, *ledger.Ledger, *pipeline.Run, pip
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m := payProtocolMatcher(l, pp, 4)
-	if m == nil {
-		e.t.Fatal("no matcher for a configured Pay Protocol")
+	pp.parallel = 4
+	ms := pp.provider(l).Matchers
+	if len(ms) != 1 {
+		e.t.Fatalf("%d matchers for a configured Pay Protocol, want 1", len(ms))
 	}
-	if payProtocolMatcher(l, nil, 4) != nil {
-		e.t.Fatal("a matcher without Pay Protocol")
+	if n := len((&runOptions{}).providers(l, nil, nil, nil)); n != 0 {
+		e.t.Fatalf("%d providers without Pay Protocol", n)
 	}
-	return sim, l, run, m
+	return sim, l, run, ms[0]
 }
 
 // unexpected returns the findings that need a person.
@@ -86,7 +87,7 @@ func TestPayProtocolReconcileCleanDayThenTampered(t *testing.T) {
 	}
 	timing := map[string]int{}
 	for _, m := range first {
-		if m.Category != pipeline.MismatchTiming || m.Provider != pipeline.ProviderPayProtocol || m.OursState != "held" {
+		if m.Category != pipeline.MismatchTiming || m.Provider != payprotocol.Name || m.OursState != "held" {
 			t.Errorf("clean day: %+v", m)
 		}
 		timing[m.TheirsState]++

@@ -262,7 +262,7 @@ func TestPayProtocolPreflight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = pp.(payProtocolAPI).preflight(ctx)
+	err = pp.provider(nil).Preflight(ctx)
 	if pipeline.KindOf(err).ExitCode() != 2 || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "Pay Protocol") ||
 		!strings.Contains(err.Error(), "refused our credentials") || strings.Contains(err.Error(), "not-the-secret") {
 		t.Fatalf("wrong secret: %v (kind %v)", err, pipeline.KindOf(err))
@@ -274,51 +274,11 @@ func TestPayProtocolPreflight(t *testing.T) {
 	if pp, err = newPayProtocol(url, "PPKEY", good, "", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := pp.(payProtocolAPI).preflight(ctx); err != nil {
+	if err := pp.provider(nil).Preflight(ctx); err != nil {
 		t.Fatalf("right secret: %v", err)
 	}
 	if _, err := newPayProtocol(url, "PPKEY", good, "USDT=6", 0); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), flagPPDecimals) {
 		t.Fatalf("decimals without a chain: %v", err)
-	}
-}
-
-// TestPayProtocolRefundAmountsNeedConfiguredDecimals: a refund amount
-// (scaled by the settlement currency's decimals, which no answer carries)
-// is read with --payprotocol-decimals of its chain and symbol, and without
-// them it is reported, never guessed.
-func TestPayProtocolRefundAmountsNeedConfiguredDecimals(t *testing.T) {
-	ctx := context.Background()
-	fake, url, secret := ppFake(t, "the-secret")
-	if _, err := fake.AddPayment("T-1", "USDT", 6, "12340000", payprotocol.PaymentPaid); err != nil {
-		t.Fatal(err)
-	}
-	if err := fake.SetQuote("T-1", "USD", "12.340000", true); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fake.AddRefund("T-1", "2000000", payprotocol.RefundSuccess); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		decimals string
-		amount   int64
-		problem  string
-	}{
-		{"1:USDT=6", 200, ""},
-		{"", 0, `the decimals of "USDT" on chain 1 are not configured (--payprotocol-decimals)`},
-		{"2:USDT=6,1:USDC=6", 0, `the decimals of "USDT" on chain 1 are not configured`},
-		{"1:USDT=18", 0, "not a whole number of minor units"},
-	} {
-		pp, err := newPayProtocol(url, "PPKEY", secret, tc.decimals, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o, err := payProtocolReconcileAPI{pp.(payProtocolAPI).c}.Order(ctx, "T-1")
-		if err != nil || o.Quote != (pipeline.Money{Minor: 1234, Currency: "USD"}) || o.Refund == nil {
-			t.Fatalf("%q: %+v, %v", tc.decimals, o, err)
-		}
-		if o.Refund.Amount != tc.amount || !strings.Contains(o.Refund.AmountProblem, tc.problem) || (tc.problem == "") != (o.Refund.AmountProblem == "") {
-			t.Errorf("%q: refund %+v, want %d %q", tc.decimals, *o.Refund, tc.amount, tc.problem)
-		}
 	}
 }
 

@@ -1,9 +1,11 @@
-// Package payprotocol is settle's client for Pay Protocol, the
-// non-custodial crypto payment gateway: it verifies that a crypto payment
-// was made (the payment detail query, never our database or the buyer's
-// redirect alone), follows refunds, creates payment and refund orders,
-// asks for callbacks to be sent again, and receives callbacks
-// (CallbackHandler).
+// Package payprotocol is settle's Pay Protocol provider: the client for Pay
+// Protocol, the non-custodial crypto payment gateway, and what a run does
+// with it (NewProvider): it verifies that each crypto payment was made
+// before its order is paid (Verify: the payment detail query, never our
+// database or the buyer's redirect alone) and reconciles the ledger's
+// payments and refunds with Pay Protocol's (Matcher). The client also
+// follows refunds, creates payment and refund orders, asks for callbacks
+// to be sent again, and receives callbacks (CallbackHandler).
 //
 // Every request carries X-PAY-KEY, X-PAY-TIMESTAMP and X-PAY-SIGN (Sign:
 // HMAC-SHA256 with the API secret over timestamp + METHOD + requestPath +

@@ -320,15 +320,16 @@ func (l *Ledger) SellerOfInfiniaID(ctx context.Context, infiniaID string) (strin
 	return id, err
 }
 
-// ItemsToVerify returns a run's Pay Protocol items whose payment is to be
+// ItemsToVerify returns a run's items of channel ch whose payment is to be
 // verified - unverified, or held by an earlier verification (a payment
-// still confirming, a refund awaiting approval) - by order number.
-func (l *Ledger) ItemsToVerify(ctx context.Context, runID int64) ([]pipeline.VerifyItem, error) {
+// still confirming, a refund awaiting approval: its reason starts with
+// heldPrefix) - by order number.
+func (l *Ledger) ItemsToVerify(ctx context.Context, runID int64, ch pipeline.Channel, heldPrefix string) ([]pipeline.VerifyItem, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
 		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, reason
-		FROM items WHERE run_id = $1 AND channel = 'payprotocol'
-		  AND (state = 'unverified' OR (state = 'held' AND reason LIKE $2))
-		ORDER BY order_no`, runID, pipeline.VerifyHoldPrefix+"%")
+		FROM items WHERE run_id = $1 AND channel = $2
+		  AND (state = 'unverified' OR (state = 'held' AND starts_with(reason, $3)))
+		ORDER BY order_no`, runID, string(ch), heldPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("read items to verify: %w", err)
 	}

@@ -17,7 +17,7 @@ func addLateRefund(t *testing.T, l *ledger.Ledger, runID int64, refundNo, orderN
 		VALUES ($1, $2, $3, '2026-11-23 12:00+08', $4, '2026-11-23', $5, 'S1')`, refundNo, orderNo, amount, runID, state)
 }
 
-func TestPayProtocolItemsToReconcile(t *testing.T) {
+func TestRefundedItems(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
 	ctx := context.Background()
@@ -56,19 +56,19 @@ func TestPayProtocolItemsToReconcile(t *testing.T) {
 	addLateRefund(t, l, run.ID, "R5", "O3", 10, "pending")    // of a rejected item
 	addLateRefund(t, l, run.ID, "R6", "O6", 10, "pending")    // of an Infinia item
 
-	got, err := l.PayProtocolItemsToReconcile(ctx, run.ID)
+	got, err := l.RefundedItems(ctx, run.ID, pp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []pipeline.PayProtocolItem{
-		{OrderNo: "O1", SellerID: "S1", OutTradeNo: "TO1", Currency: "USD", Gross: 1000, Refunded: 1000, LateRefunds: 3, LastLateRefund: 400, State: "paid"},
-		{OrderNo: "O2", SellerID: "S1", OutTradeNo: "TO2", Currency: "USD", Gross: 2000, State: "held"},
-		{OrderNo: "O5", SellerID: "S1", OutTradeNo: "TO5", Currency: "USD", Gross: 5000, State: "recorded"},
+	want := []pipeline.RefundedItem{
+		{OrderNo: "O1", SellerID: "S1", ProviderTxnID: "TO1", Currency: "USD", Gross: 1000, Refunded: 1000, LateRefunds: 3, LastLateRefund: 400, State: "paid"},
+		{OrderNo: "O2", SellerID: "S1", ProviderTxnID: "TO2", Currency: "USD", Gross: 2000, State: "held"},
+		{OrderNo: "O5", SellerID: "S1", ProviderTxnID: "TO5", Currency: "USD", Gross: 5000, State: "recorded"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
 	}
-	if other, err := l.PayProtocolItemsToReconcile(ctx, run.ID+1); err != nil || len(other) != 0 {
+	if other, err := l.RefundedItems(ctx, run.ID+1, pp); err != nil || len(other) != 0 {
 		t.Fatalf("another run: %v, %v", other, err)
 	}
 }

@@ -1,0 +1,331 @@
+package payprotocol
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// ReconcileStore is what the Pay Protocol reconciliation needs of the
+// ledger.
+type ReconcileStore interface {
+	// RefundedItems returns the run's items of channel ch that the
+	// verification accepted (every state but unverified and rejected),
+	// by order number.
+	RefundedItems(ctx context.Context, runID int64, ch pipeline.Channel) ([]pipeline.RefundedItem, error)
+}
+
+// Order is Pay Protocol's word on one of our orders: its payment detail
+// and, for a paid payment, its latest refund.
+type Order struct {
+	Status string // the payment's status: PaymentPaid.String(), ... PaymentRefunded.String()
+	// Quote is the price the payment was asked for, in minor units of a
+	// fiat currency. QuoteProblem says why it could not be read exactly
+	// (a crypto quote, an amount finer than the currency's minor unit);
+	// Quote is then zero.
+	Quote        pipeline.Money
+	QuoteProblem string
+	// Refund is the order's latest refund; nil when Pay Protocol knows
+	// none, or when the payment is not paid (it is not asked then).
+	Refund *OrderRefund
+}
+
+// OrderRefund is one refund as Pay Protocol reports it.
+type OrderRefund struct {
+	ID     string // Pay Protocol's refundId
+	Status string // RefundStatus.String(): "success", "pending approval", ... "rejected"
+	// Amount is the refund in minor units of the payment's Quote currency.
+	// AmountProblem says why it could not be converted exactly; Amount is
+	// then zero.
+	Amount        int64
+	AmountProblem string
+}
+
+// ReconcileAPI is what the reconciliation needs of Pay Protocol's API
+// (Adapter over a Client).
+type ReconcileAPI interface {
+	// Order returns the payment of our order outTradeNo and, when it is
+	// paid, its latest refund (Pay Protocol lists no refunds: an earlier
+	// refund of the same order cannot be seen). pipeline.ErrNotFound when
+	// Pay Protocol does not know the order.
+	Order(ctx context.Context, outTradeNo string) (Order, error)
+}
+
+// refundInProgress reports whether a refund status moves on by itself (a
+// person approves, the chain confirms).
+func refundInProgress(status string) bool {
+	switch status {
+	case RefundPendingApproval.String(), RefundUnderReview.String(), RefundBlockConfirmation.String():
+		return true
+	}
+	return false
+}
+
+// paymentInProgress reports whether the verification holds an item for a
+// payment status.
+func paymentInProgress(status string) bool {
+	switch status {
+	case PaymentPending.String(), PaymentBlockConfirmation.String(), PaymentPartiallyPaid.String():
+		return true
+	}
+	return false
+}
+
+// MatcherConfig is what the Pay Protocol matcher works with.
+type MatcherConfig struct {
+	Store ReconcileStore
+	API   ReconcileAPI
+	// Pacer keeps to Pay Protocol's limits: the per-order queries start as
+	// fast as it allows, after the first alone. The verification shares
+	// it. nil: no limit.
+	Pacer *pipeline.Pacer
+	// Final keeps which orders had an answer that can no longer change and
+	// agreed with the ledger: a payment paid (or refunded whole) whose
+	// quote and refunds agree. Each is keyed by the order and what the
+	// ledger said of it (gross, our refunded total, how many late refunds
+	// that counts, the item's state), so a later reconciliation does not
+	// ask about it again until the ledger changes (a late refund since,
+	// say). nil: every order is asked every time.
+	Final pipeline.FinalAnswers
+}
+
+// Matcher compares the ledger's view of a run's Pay Protocol orders with
+// Pay Protocol's payment and refund details, the queries paced by
+// c.Pacer, and skips the orders c.Final kept as final. For every item the
+// verification let on (recorded, uploaded, paid or held) it reports, with
+// Provider Name and the order's outTradeNo as subject:
+//
+//   - missing_at_provider: Pay Protocol does not know the order;
+//
+//   - currency / amount: the payment's fiat quote differs from the order's
+//     gross amount (or cannot be read exactly);
+//
+//   - status: the payment is no longer paid (failed, refunded beyond our
+//     refunds, or back to pending while we went on with the item);
+//
+//   - amount (detail "refunds: ..."): the successful refund Pay Protocol
+//     shows differs from our refunded total (netted at settlement plus late
+//     refunds not rejected);
+//
+//   - timing, expected: a held item whose payment is still pending,
+//     confirming or partially paid, or a refund still awaiting approval,
+//     under review or confirming on chain.
+//
+//   - unverifiable (not expected): Pay Protocol's answer about the order
+//     could not be used (unreadable, or the order refused definitely).
+//
+// Pay Protocol shows only an order's latest refund; when our total is above
+// a successful latest refund the row says that earlier refunds cannot be
+// listed, for a person to check on Pay Protocol's console. A failure that
+// concerns every order (refused credentials, Pay Protocol down past its
+// retries) fails the matcher: findings are never guessed.
+func Matcher(c MatcherConfig) pipeline.Matcher {
+	pacer := c.Pacer
+	if pacer == nil {
+		pacer = pipeline.NewPacer(pipeline.Limits{})
+	}
+	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
+		items, err := c.Store.RefundedItems(ctx, run.ID, pipeline.ChannelPayProtocol)
+		if err != nil {
+			return nil, fmt.Errorf("read the Pay Protocol items of run %d: %w", run.ID, err)
+		}
+		keys := make([]string, len(items))
+		for i, it := range items {
+			keys[i] = finalKey(it)
+		}
+		known := map[string]bool{}
+		if c.Final != nil && len(keys) > 0 {
+			if known, err = c.Final.FinalKeys(ctx, Name, keys); err != nil {
+				return nil, fmt.Errorf("read the final Pay Protocol answers of run %d: %w", run.ID, err)
+			}
+		}
+		var ask []int
+		for i := range items {
+			if !known[keys[i]] {
+				ask = append(ask, i)
+			}
+		}
+		found := make([][]pipeline.Mismatch, len(items))
+		final := make([]bool, len(items))
+		err = pipeline.EachFirstAlonePaced(ctx, pacer, ask, func(i int) error {
+			it := items[i]
+			o, err := c.API.Order(ctx, it.ProviderTxnID)
+			if pipeline.IsNotFound(err) {
+				found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchMissingAtProvider, pipeline.Minor(it.Gross), "", "not found",
+					"Pay Protocol does not know order "+it.ProviderTxnID)}
+				return nil
+			}
+			if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
+				return err // configuration: says it all, about every order
+			}
+			if err != nil && pipeline.ConcernsEveryone(ctx, err) {
+				return fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
+			}
+			if err != nil {
+				// About this order alone: a row for a person, the others go on.
+				found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchUnverifiable, pipeline.Minor(it.Gross), "", "unreadable",
+					"Pay Protocol's answer about "+it.ProviderTxnID+" could not be used: "+pipeline.OneLine(err.Error()))}
+				return nil
+			}
+			found[i] = Match(it, o)
+			final[i] = len(found[i]) == 0 && (o.Status == PaymentPaid.String() || o.Status == PaymentRefunded.String())
+			for j, m := range found[i] {
+				if m.Detail == heldPaidNow && !pipeline.Rechecking(ctx) {
+					// Its run verified it minutes ago; the next run of the
+					// date settles it. From a later date's run it is late.
+					found[i][j].Category, found[i][j].Expected = pipeline.MismatchTiming, true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		var out []pipeline.Mismatch
+		var clean []string
+		for i, ms := range found {
+			out = append(out, ms...)
+			if final[i] {
+				clean = append(clean, keys[i])
+			}
+		}
+		if c.Final != nil && len(clean) > 0 {
+			if err := c.Final.RecordFinal(ctx, Name, clean); err != nil {
+				return nil, fmt.Errorf("record the final Pay Protocol answers of run %d: %w", run.ID, err)
+			}
+		}
+		pipeline.SortMismatches(out)
+		return out, nil
+	}
+}
+
+// finalKey names what was asked about an item and what the ledger said of
+// it: a change in the ledger (a late refund, another state) is another
+// key, and the order is asked about again.
+func finalKey(it pipeline.RefundedItem) string {
+	return fmt.Sprintf("%s %d %s refunded %d late %d %s", it.ProviderTxnID, it.Gross, it.Currency, it.Refunded, it.LateRefunds, it.State)
+}
+
+// Match returns what disagrees between one item and Pay
+// Protocol's word on its order (see Matcher). It is pure: the
+// same item and order give the same rows.
+func Match(it pipeline.RefundedItem, o Order) []pipeline.Mismatch {
+	var out []pipeline.Mismatch
+	quote := "" // Pay Protocol's side of the payment, when comparable
+	switch {
+	case o.QuoteProblem != "":
+		out = append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Gross), "", o.Status,
+			"payment: Pay Protocol's quote cannot be compared: "+o.QuoteProblem))
+	case o.Quote.Currency != it.Currency:
+		out = append(out, row(it, pipeline.MismatchCurrency, pipeline.Minor(it.Gross), pipeline.Minor(o.Quote.Minor), o.Status,
+			fmt.Sprintf("payment: Pay Protocol quotes %s, the order is %s", o.Quote, pipeline.Money{Minor: it.Gross, Currency: it.Currency})))
+	case o.Quote.Minor != it.Gross:
+		quote = pipeline.Minor(o.Quote.Minor)
+		out = append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Gross), quote, o.Status,
+			fmt.Sprintf("payment: Pay Protocol quotes %s, the order is %s", o.Quote, pipeline.Money{Minor: it.Gross, Currency: it.Currency})))
+	default:
+		quote = pipeline.Minor(o.Quote.Minor)
+	}
+	switch {
+	case o.Status == PaymentPaid.String():
+		refunds := matchRefund(it, o.Refund)
+		if it.State == pipeline.ItemHeld && len(refunds) == 0 {
+			// Verified again by every run of its date; Matcher
+			// makes this a timing gap within the run itself.
+			refunds = append(refunds, row(it, pipeline.MismatchStatus, pipeline.Minor(it.Gross), quote, o.Status, heldPaidNow))
+		}
+		return append(out, refunds...)
+	case paymentInProgress(o.Status) && it.State == pipeline.ItemHeld:
+		return append(out, expectedRow(it, pipeline.Minor(it.Gross), quote, o.Status,
+			"payment: Pay Protocol's payment is still "+o.Status+"; the item stays held"))
+	case o.Status == PaymentRefunded.String() && quote != "":
+		// All of it went back to the buyer: that agrees when we count
+		// the whole order refunded.
+		switch {
+		case it.Refunded == o.Quote.Minor:
+			return out
+		case it.Refunded > o.Quote.Minor:
+			return append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), quote, o.Status,
+				"refunds: Pay Protocol refunded the whole payment, the ledger counts more "+ourRefunds(it)))
+		}
+		return append(out, row(it, pipeline.MismatchStatus, pipeline.Minor(it.Refunded), quote, o.Status,
+			"refunds: Pay Protocol refunded the whole payment, the ledger counts "+ourRefunds(it)))
+	}
+	return append(out, row(it, pipeline.MismatchStatus, pipeline.Minor(it.Gross), quote, o.Status,
+		"payment: the ledger has the item "+it.State+", Pay Protocol's payment is "+o.Status))
+}
+
+// heldPaidNow is the finding about a held item whose payment is complete
+// now.
+const heldPaidNow = "payment: Pay Protocol's payment is paid now, the item is still held: run its date again to settle it"
+
+// matchRefund compares our refunded total with the latest
+// refund of a paid order.
+func matchRefund(it pipeline.RefundedItem, r *OrderRefund) []pipeline.Mismatch {
+	const limit = " (Pay Protocol shows only an order's latest refund: earlier ones cannot be listed)"
+	switch {
+	case r == nil:
+		if it.Refunded == 0 {
+			return nil
+		}
+		return []pipeline.Mismatch{row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), "0", "no refund",
+			"refunds: Pay Protocol knows no refund of the order, the ledger counts "+ourRefunds(it))}
+	case refundInProgress(r.Status):
+		theirs := pipeline.Minor(r.Amount)
+		if r.AmountProblem != "" {
+			theirs = ""
+		}
+		return []pipeline.Mismatch{expectedRow(it, pipeline.Minor(it.Refunded), theirs, "refund "+r.Status,
+			fmt.Sprintf("refunds: Pay Protocol's latest refund %s is %s, the ledger counts %s", r.ID, r.Status, ourRefunds(it)))}
+	case r.AmountProblem != "":
+		return []pipeline.Mismatch{row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), "", "refund "+r.Status,
+			fmt.Sprintf("refunds: refund %s cannot be compared: %s", r.ID, r.AmountProblem))}
+	case r.Status == RefundSuccess.String():
+		if r.Amount == it.Refunded {
+			return nil
+		}
+		d := fmt.Sprintf("refunds: Pay Protocol's latest refund %s succeeded for %s, the ledger counts %s",
+			r.ID, pipeline.Money{Minor: r.Amount, Currency: it.Currency}, ourRefunds(it))
+		m := row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), pipeline.Minor(r.Amount), "refund "+r.Status, d)
+		if it.Refunded > r.Amount {
+			m.Detail += limit
+			if it.LateRefunds > 0 && r.Amount == it.LastLateRefund {
+				// Several refunds on our side, the latest one visible on
+				// theirs and agreeing: the earlier ones cannot be seen.
+				m.Category, m.Expected = pipeline.MismatchUnverifiable, true
+			}
+		}
+		return []pipeline.Mismatch{m}
+	}
+	// The latest refund failed or was rejected: it returned nothing.
+	if it.Refunded == 0 {
+		return nil
+	}
+	return []pipeline.Mismatch{row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), "0", "refund "+r.Status,
+		fmt.Sprintf("refunds: Pay Protocol's latest refund %s is %s, the ledger counts %s%s", r.ID, r.Status, ourRefunds(it), limit))}
+}
+
+// ourRefunds says what our refunded total is made of.
+func ourRefunds(it pipeline.RefundedItem) string {
+	total := pipeline.FormatMinor(it.Refunded, it.Currency) + " " + string(it.Currency) + " refunded"
+	if it.LateRefunds == 0 {
+		return total
+	}
+	return total + " (" + strconv.Itoa(it.LateRefunds) + " late refund(s) included)"
+}
+
+// row is one unexpected finding about an item.
+func row(it pipeline.RefundedItem, category, ours, theirs, theirsState, detail string) pipeline.Mismatch {
+	return pipeline.Mismatch{Provider: Name, Category: category, Subject: it.ProviderTxnID, OrderNo: it.OrderNo,
+		SellerID: it.SellerID, Currency: string(it.Currency), Ours: ours, Theirs: theirs, OursState: it.State,
+		TheirsState: theirsState, Detail: detail}
+}
+
+// expectedRow is a known timing gap about an item.
+func expectedRow(it pipeline.RefundedItem, ours, theirs, theirsState, detail string) pipeline.Mismatch {
+	m := row(it, pipeline.MismatchTiming, ours, theirs, theirsState, detail)
+	m.Expected = true
+	return m
+}

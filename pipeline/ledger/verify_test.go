@@ -1,0 +1,65 @@
+package ledger_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// TestItemsToVerify: the run's unverified items of the channel asked for,
+// and those of it held with a reason starting with the prefix given (held
+// by an earlier verification), by order number; none of another channel or
+// held for another reason.
+func TestItemsToVerify(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)
+	split := func(no string, ch pipeline.Channel) pipeline.Split {
+		return pipeline.Split{Order: pipeline.Order{OrderNo: no, SellerID: "S1", Channel: ch, ProviderTxnID: "T" + no,
+			Currency: "USD", Amount: 1000, Category: "c", PaidAt: at, ConfirmedAt: at}, Rule: "r", SellerShare: 1000}
+	}
+	pp := pipeline.ChannelPayProtocol
+	_, err = l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for _, s := range []pipeline.Split{split("O4", pp), split("O1", pp), split("O2", pp), split("O3", pp), split("O5", pipeline.ChannelInfiniaPay)} {
+			if err := w.Split(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for no, reason := range map[string]string{"O2": "held: checked% payment is pending", "O3": "held: another reason"} {
+		if err := l.SetItemState(ctx, run.ID, no, ledger.ItemUnverified, ledger.ItemHeld, reason); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := l.ItemsToVerify(ctx, run.ID, pp, "held: checked%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nos []string
+	for _, v := range got {
+		nos = append(nos, v.OrderNo+" "+v.State+" "+v.Reason)
+		if v.Channel != pp || v.ProviderTxnID != "T"+v.OrderNo || v.Amount != 1000 || v.Currency != "USD" {
+			t.Errorf("item %+v", v)
+		}
+	}
+	want := []string{"O1 unverified ", "O2 held held: checked% payment is pending", "O4 unverified "}
+	if len(nos) != len(want) || nos[0] != want[0] || nos[1] != want[1] || nos[2] != want[2] {
+		t.Fatalf("got %q, want %q", nos, want)
+	}
+	// The prefix is a prefix, not a pattern.
+	if got, err := l.ItemsToVerify(ctx, run.ID, pp, "held: %"); err != nil || len(got) != 2 {
+		t.Fatalf("a prefix with %%: %d items, %v; want the 2 unverified", len(got), err)
+	}
+}

@@ -1,0 +1,18 @@
+package pipeline
+
+// RefundedItem is one item of a run as a reconciliation of payments sees
+// it: the payment, the item's state, and our refunded total. Amounts are
+// minor units of Currency.
+type RefundedItem struct {
+	OrderNo       string
+	SellerID      string
+	ProviderTxnID string // the order's number at its provider (items.provider_txn_id)
+	Currency      Currency
+	Gross         int64
+	// Refunded is our refunded total: what was netted when the order
+	// settled plus every late refund of the order not rejected.
+	Refunded       int64
+	LateRefunds    int    // how many late refunds Refunded counts
+	LastLateRefund int64  // the latest of them (minor units)
+	State          string // the item's state in the ledger (recorded, uploaded, paid, held)
+}
