@@ -24,8 +24,8 @@ type Limits struct {
 	// rate x latency are needed to reach the rate, and a few more hide
 	// the latency's variance. 0: MaxInFlight.
 	Rate float64
-	// Lane returns the bucket of one lane under the provider's (a WeChat
-	// sub-merchant, which WeChat Pay limits on its own); nil, or a nil
+	// Lane returns the bucket of one lane under the provider's (a
+	// sub-merchant, which some providers limit on its own); nil, or a nil
 	// Limiter: the lane has no limit of its own.
 	Lane func(lane string) Limiter
 	// MaxInFlight caps the requests in flight at once (default 256).

@@ -70,7 +70,7 @@ const (
 
 // InfiniaChannels are the channels whose seller shares Infinia pays. A Pay
 // Protocol item joins only once VerifyPayProtocol has verified its payment.
-var InfiniaChannels = []Channel{ChannelInfiniaPay, ChannelPayProtocol}
+var InfiniaChannels = []Channel{"infiniapay", "payprotocol"}
 
 // InfiniaConfig configures the Infinia stages.
 type InfiniaConfig struct {

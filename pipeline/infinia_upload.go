@@ -127,13 +127,13 @@ func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFi
 	for _, g := range groups {
 		progress.Add(1)
 		s := sellers[g.SellerID]
-		if s.InfiniaID == "" {
+		if s.Account("infiniapay") == "" {
 			return nil, fmt.Errorf("seller %s has no Infinia seller id recorded with run %d: cannot name its trade file", g.SellerID, run.ID)
 		}
-		f := TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, InfiniaID: s.InfiniaID, Currency: g.Currency,
+		f := TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, InfiniaID: s.Account("infiniapay"), Currency: g.Currency,
 			Attempt: last[key{g.SellerID, g.Currency}] + 1, SellerMinor: g.Amount, Items: int(g.Items)}
 		f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
-		if f.Name, err = c.FileName(c.PlatformID, s.InfiniaID, f.Currency, f.Date, f.RequestNo); err != nil {
+		if f.Name, err = c.FileName(c.PlatformID, s.Account("infiniapay"), f.Currency, f.Date, f.RequestNo); err != nil {
 			return nil, E(KindUsage, "seller "+g.SellerID, err)
 		}
 		if err := writeTradeFile(ctx, c, run, &f, ""); err != nil {
@@ -153,7 +153,7 @@ func buildTradeFiles(ctx context.Context, c *InfiniaConfig, run *Run) ([]TradeFi
 		if f.Status == UploadSuccess || f.Status == UploadFailed {
 			continue
 		}
-		f.InfiniaID = sellers[f.SellerID].InfiniaID
+		f.InfiniaID = sellers[f.SellerID].Account("infiniapay")
 		want := f.SHA256
 		if err := writeTradeFile(ctx, c, run, &f, f.RequestNo); err != nil {
 			return nil, err

@@ -28,9 +28,9 @@ func TestProgressLinesAndLiveDisplay(t *testing.T) {
 	}
 }
 
-// TestProgressOnlyGrowsAcrossPhases plays a stage of two phases (Infinia's
-// distribution, then WeChat's): the operator must never see the units done
-// or the total go down.
+// TestProgressOnlyGrowsAcrossPhases plays a stage of two phases (one
+// provider's distribution, then another's): the operator must never see
+// the units done or the total go down.
 func TestProgressOnlyGrowsAcrossPhases(t *testing.T) {
 	p := &Progress{}
 	p.SetTotal(158)

@@ -32,7 +32,7 @@ const (
 // Mismatch is one row of mismatches.csv: one thing the ledger and a
 // provider (or the platform) see differently, with both sides. Amounts are
 // minor units as text, empty where a side has none. Expected marks a known
-// timing gap (WeChat funds still UNSETTLE, a status still PROCESSING): it is
+// timing gap (funds not settled yet, a status still PROCESSING): it is
 // reported but needs no person.
 type Mismatch struct {
 	Provider    string `csv:"provider"`
@@ -105,8 +105,8 @@ type MismatchStore interface {
 // matcher that cannot reach its provider fails the stage (exit 1: a
 // re-run reconciles again); findings are never guessed.
 //
-// Timing gaps close by themselves - WeChat's bill of a day is out once the
-// Beijing day is over, funds settle, a payout leaves PROCESSING - so the
+// Timing gaps close by themselves - a provider's bill of a day is out once
+// its day is over, funds settle, a payout leaves PROCESSING - so the
 // stage also reconciles again the runs of the recheck days before this
 // one whose findings still include one, and rewrites their reports: the
 // nightly run of one date closes the gaps of the dates before it.

@@ -42,8 +42,8 @@ type Runner struct {
 	// Stages maps each stage to its implementation. A stage missing from the
 	// map is not built in this version: the runner says so and goes on.
 	Stages map[Stage]StageFunc
-	// Absent says why a stage missing from Stages is missing (e.g. "Infinia
-	// Pay is not configured"); the default is "not built in this version".
+	// Absent says why a stage missing from Stages is missing (e.g. "no
+	// provider configured"); the default is "not built in this version".
 	Absent map[Stage]string
 	// Repeat lists stages that run on every invocation even when done
 	// (the reports: cheap, and they must show the latest state).

@@ -120,7 +120,7 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 		c.Pacer = NewPacer(Limits{MaxInFlight: c.Parallel})
 	}
 	return func(ctx context.Context, run *Run) (string, error) {
-		items, err := c.Store.ItemsInState(ctx, run.ID, ChannelWeChatPay, ItemRecorded)
+		items, err := c.Store.ItemsInState(ctx, run.ID, Channel("wechatpay"), ItemRecorded)
 		if err != nil {
 			return "", err
 		}
@@ -147,7 +147,7 @@ func DistributeWeChatStage(c WeChatConfig) StageFunc {
 			return c.Store.SetItemState(ctx, run.ID, it.OrderNo, ItemRecorded, ItemRecorded, "held: "+strings.TrimPrefix(outcome, "!"))
 		}
 		order := func(it Split) WeChatOrder {
-			return WeChatOrder{SubMchID: sellers[it.SellerID].WeChatSubMchID, TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
+			return WeChatOrder{SubMchID: sellers[it.SellerID].Account("wechatpay"), TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
 		}
 		// Plan: each transaction checked and its request recorded
 		// (intent first), paced under WeChat Pay's limits.

@@ -477,24 +477,6 @@ func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipel
 	return out
 }
 
-// channelFlags names the flag that configures each channel's provider.
-var channelFlags = map[pipeline.Channel]string{
-	pipeline.ChannelInfiniaPay:  "--" + flagInfiniaURL,
-	pipeline.ChannelPayProtocol: "--" + flagPPURL + " (with --" + flagInfiniaURL + ")",
-	pipeline.ChannelWeChatPay:   "--wechat-url",
-}
-
-// configured reports which channels have a provider configured, for a dry
-// run (which builds no provider): Infinia pays its own orders and Pay
-// Protocol's, which Pay Protocol verifies.
-func (o *runOptions) configured() map[pipeline.Channel]bool {
-	return map[pipeline.Channel]bool{
-		pipeline.ChannelInfiniaPay:  o.infinia != nil,
-		pipeline.ChannelPayProtocol: o.infinia != nil && o.infinia.payProtocol != nil,
-		pipeline.ChannelWeChatPay:   o.wechat != nil,
-	}
-}
-
 // channelCheck finds the run's orders waiting on a channel whose provider is
 // not configured: each such channel is a line naming it and its count, and
 // the run ends needing a person (exit 4), unless the operator skips it.
@@ -509,7 +491,8 @@ func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipelin
 			return "", err
 		}
 		var problems, skipped []string
-		for _, ch := range []pipeline.Channel{pipeline.ChannelInfiniaPay, pipeline.ChannelPayProtocol, pipeline.ChannelWeChatPay} {
+		for _, spec := range channelSpecs() {
+			ch := spec.Channel
 			n := waiting[ch]
 			if n == 0 || configured[ch] {
 				continue
@@ -519,7 +502,7 @@ func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipelin
 				continue
 			}
 			problems = append(problems, fmt.Sprintf("channel %s: %d orders and no provider configured (%s): they stay unpaid; configure it, or say --%s %s",
-				ch, n, channelFlags[ch], flagSkipChannel, ch))
+				ch, n, channelFlag(ch), flagSkipChannel, ch))
 		}
 		summary := strings.Join(skipped, "; ")
 		if len(problems) > 0 {
@@ -532,7 +515,7 @@ func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipelin
 // parseSkipChannels reads --skip-channel: channel names, repeated or comma
 // separated.
 func parseSkipChannels(values []string) (map[pipeline.Channel]bool, error) {
-	out := map[pipeline.Channel]bool{}
+	out, known := map[pipeline.Channel]bool{}, channelSpecs()
 	for _, v := range values {
 		for _, name := range strings.Split(v, ",") {
 			name = strings.TrimSpace(name)
@@ -540,8 +523,8 @@ func parseSkipChannels(values []string) (map[pipeline.Channel]bool, error) {
 				continue
 			}
 			ch := pipeline.Channel(name)
-			if !ch.Valid() {
-				return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagSkipChannel, "unknown channel %q (want infiniapay, wechatpay or payprotocol)", name)
+			if !known.Known(ch) {
+				return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagSkipChannel, "unknown channel %q (want %s)", name, known.Names())
 			}
 			out[ch] = true
 		}

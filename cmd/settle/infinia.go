@@ -14,6 +14,7 @@ import (
 
 	"github.com/settlekit/settle/load"
 	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/transform"
@@ -215,15 +216,15 @@ func (s *infiniaSetup) provider(l *ledger.Ledger, late pipeline.LateRefundSource
 			return s.client.TradeFileName(infiniaID, cur, d, requestNo)
 		},
 	}
-	p := pipeline.Provider{Name: "infiniapay", Settles: []pipeline.Channel{pipeline.ChannelInfiniaPay},
+	p := pipeline.Provider{Name: "infiniapay", Settles: []pipeline.Channel{infiniapay.Channel},
 		Preflight:  s.preflight,
 		Upload:     pipeline.UploadStage(cfg),
-		Distribute: pipeline.Combine(pipeline.ClawBackStage(l, late, window, resplit(rules)), pipeline.DistributeInfiniaStage(cfg)),
+		Distribute: pipeline.Combine(pipeline.ClawBackStage(l, late, window, resplit(rules), channelSpecs()), pipeline.DistributeInfiniaStage(cfg)),
 		Matchers:   []pipeline.Matcher{pipeline.InfiniaMatcher(l, infiniaAPI{s.client})},
 		Close:      s.sftp.Close,
 	}
 	if s.payProtocol != nil {
-		p.Settles = append(p.Settles, pipeline.ChannelPayProtocol)
+		p.Settles = append(p.Settles, payprotocol.Channel)
 		if pp, ok := s.payProtocol.(payProtocolAPI); ok {
 			p.Preflight = func(ctx context.Context) error {
 				if err := s.preflight(ctx); err != nil {
@@ -260,10 +261,10 @@ func infiniaSeller(l *ledger.Ledger) func(pipeline.Effect) (string, error) {
 			return "", err
 		}
 		s, ok := sellers[id]
-		if !ok || s.InfiniaID == "" {
+		if !ok || s.Account(infiniapay.SellerAccount) == "" {
 			return "", fmt.Errorf("seller %s of %s has no Infinia seller id", id, e.Subject)
 		}
-		return s.InfiniaID, nil
+		return s.Account(infiniapay.SellerAccount), nil
 	}
 }
 

@@ -123,7 +123,7 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 // cap on requests in flight; and its matcher (now tells whether a day is
 // over in Beijing).
 func (w *weChatSetup) provider(l *ledger.Ledger, parallel int, wait, poll time.Duration, now func() time.Time) pipeline.Provider {
-	return pipeline.Provider{Name: "wechatpay", Settles: []pipeline.Channel{pipeline.ChannelWeChatPay},
+	return pipeline.Provider{Name: "wechatpay", Settles: []pipeline.Channel{wechatpay.Channel},
 		Preflight: w.preflight,
 		Distribute: pipeline.DistributeWeChatStage(pipeline.WeChatConfig{Store: l, API: weChatAPI{w}, MaxRatioBps: w.ratio,
 			Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll}),

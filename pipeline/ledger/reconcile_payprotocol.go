@@ -22,7 +22,7 @@ func (l *Ledger) PayProtocolItemsToReconcile(ctx context.Context, runID int64) (
 			(array_agg(amount_minor ORDER BY created_at DESC, refund_no DESC))[1] AS last FROM late_refunds
 			WHERE order_no = i.order_no AND state <> 'rejected') lr ON true
 		WHERE i.run_id = $1 AND i.channel = $2 AND i.state NOT IN ($3, $4)
-		ORDER BY i.order_no`, runID, string(pipeline.ChannelPayProtocol), ItemUnverified, ItemRejected)
+		ORDER BY i.order_no`, runID, "payprotocol", ItemUnverified, ItemRejected)
 	if err != nil {
 		return nil, fmt.Errorf("read Pay Protocol items to reconcile: %w", err)
 	}

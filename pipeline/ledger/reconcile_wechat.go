@@ -24,7 +24,7 @@ func (l *Ledger) WeChatItems(ctx context.Context, runID int64) ([]pipeline.WeCha
 	rows, err := l.db.QueryContext(ctx, `SELECT i.order_no, i.seller_id, COALESCE(s.wechat_sub_mchid, ''), i.provider_txn_id,
 		i.currency, i.seller_minor, i.state, i.reason
 		FROM items i LEFT JOIN run_sellers s ON s.run_id = i.run_id AND s.seller_id = i.seller_id
-		WHERE i.run_id = $1 AND i.channel = $2 ORDER BY i.order_no`, runID, string(pipeline.ChannelWeChatPay))
+		WHERE i.run_id = $1 AND i.channel = $2 ORDER BY i.order_no`, runID, "wechatpay")
 	if err != nil {
 		return nil, fmt.Errorf("read wechatpay items: %w", err)
 	}
@@ -54,7 +54,7 @@ func (l *Ledger) WeChatAttempts(ctx context.Context, runID int64) ([]pipeline.We
 		FROM items i JOIN effects e ON `+weChatSubject+`
 		LEFT JOIN run_sellers s ON s.run_id = e.run_id AND s.seller_id = i.seller_id
 		WHERE i.run_id = $1 AND i.channel = $2 AND e.kind = ANY ($3) AND e.state <> 'planned'
-		ORDER BY e.idem_key`, runID, string(pipeline.ChannelWeChatPay), pq.Array([]string{pipeline.KindDistribution, pipeline.KindUnfreeze}))
+		ORDER BY e.idem_key`, runID, "wechatpay", pq.Array([]string{pipeline.KindDistribution, pipeline.KindUnfreeze}))
 }
 
 // WeChatDistributed returns the succeeded distributions with a positive

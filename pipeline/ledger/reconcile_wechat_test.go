@@ -29,7 +29,7 @@ func wxRun(t *testing.T, l *ledger.Ledger, d pipeline.Date, orders map[string]st
 	}
 	if _, err := l.WriteSnapshot(ctx, run.ID, func(_ func(pipeline.SourceRow) error, addSeller func(pipeline.Seller) error) error {
 		for s := range sellers {
-			if err := addSeller(pipeline.Seller{ID: s, WeChatSubMchID: "SUB-" + s}); err != nil {
+			if err := addSeller(pipeline.Seller{ID: s, Accounts: map[string]string{"wechatpay": "SUB-" + s}}); err != nil {
 				return err
 			}
 		}
@@ -40,9 +40,9 @@ func wxRun(t *testing.T, l *ledger.Ledger, d pipeline.Date, orders map[string]st
 	at := d.Time(time.UTC)
 	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
 		for _, no := range slices.Sorted(maps.Keys(orders)) {
-			ch := pipeline.ChannelWeChatPay
+			ch := chWeChat
 			if no[0] == 'I' {
-				ch = pipeline.ChannelInfiniaPay
+				ch = chInfinia
 			}
 			o := pipeline.Order{OrderNo: no, SellerID: orders[no], Channel: ch, ProviderTxnID: "T" + no, Currency: "CNY",
 				Amount: 1000, Refunded: 100, Category: "c", PaidAt: at, ConfirmedAt: at}
