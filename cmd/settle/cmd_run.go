@@ -34,7 +34,7 @@ func runCommand(cfg *config) *cli.Command {
 			&cli.BoolFlag{Name: flagReextract,
 				Usage: "read the date again: drop the run's snapshot, items and rejects and redo extract and transform (refused once anything of the run was sent; command line only)"},
 			&cli.StringSliceFlag{Name: flagSkipChannel, EnvVars: []string{"SETTLE_SKIP_CHANNEL"},
-				Usage: "leave this channel's orders unpaid on purpose (infiniapay, wechatpay, payprotocol; repeat or comma-separate); without it, orders of a channel whose provider is not configured end the run with exit 4"},
+				Usage: "leave this channel's orders unpaid on purpose (" + channelSpecs().Names() + "; repeat or comma-separate); without it, orders of a channel whose provider is not configured end the run with exit 4"},
 			tzFlag(),
 			&cli.StringFlag{Name: flagRules, EnvVars: []string{"SETTLE_RULES"}, Usage: "commission rules CSV file (required)"},
 			&cli.StringFlag{Name: flagSourceQuery, EnvVars: []string{"SETTLE_SOURCE_QUERY"},
