@@ -6,8 +6,8 @@
 // by rate x latency, pending effects polled in waves), and the error kinds
 // that main maps to exit codes.
 //
-// It names no provider: a channel is known by the ChannelSpec its
-// provider's package declares, a provider by the Provider it builds.
+// The core knows a channel by the ChannelSpec its provider's package
+// declares, and a provider by the Provider it builds.
 //
 // It imports only the standard library. Adapters (extract, transform, load,
 // the ledger and the provider clients) import it; only cmd wires them.
