@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/settlekit/settle/extract"
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
@@ -31,6 +33,11 @@ func TestKnownChannelsAreConsistent(t *testing.T) {
 		if channelFlag(ch) != k.flag {
 			t.Errorf("%s: channelFlag %q, want %q", ch, channelFlag(ch), k.flag)
 		}
+	}
+	// Infinia pays Pay Protocol's orders (its provider settles them both):
+	// to the seller's Infinia account.
+	if payprotocol.ChannelSpec().Account != infiniapay.SellerAccount {
+		t.Errorf("payprotocol is paid to %q, want Infinia's %q", payprotocol.ChannelSpec().Account, infiniapay.SellerAccount)
 	}
 	if len(channelSpecs()) != len(seen) {
 		t.Errorf("channelSpecs: %d, want %d", len(channelSpecs()), len(seen))
