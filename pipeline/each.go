@@ -101,7 +101,7 @@ func NeedsPerson(problems []string) error {
 }
 
 // EachFirstAlone runs fn on the first of xs alone, then on the others, at most
-// parallel at a time: refused credentials or Pay Protocol down show on the
+// parallel at a time: refused credentials or a provider that is down show on the
 // first question, before any other is asked. Once fn fails, the items not
 // yet started are skipped and that first error alone is returned (fn
 // fails only for what concerns every order).
