@@ -81,6 +81,12 @@ func checkColumns(rows *sql.Rows, want []string) error {
 // SellerColumns are the columns a sellers query must return, in this order.
 var SellerColumns = []string{"seller_id", "name", "entity_type", "country", "infinia_seller_id", "wechat_sub_mchid"}
 
+// SellerAccounts names, for each account column of a sellers query (the
+// columns after country, in order), the provider the seller's account is
+// at: its key in pipeline.Seller.Accounts. The columns are the v1 contract;
+// the names are those the providers' channel specs give as their Account.
+func SellerAccounts() []string { return []string{"infiniapay", "wechatpay"} }
+
 // Sellers runs a sellers query against the platform database. It
 // implements pipeline.SellerSource.
 type Sellers struct {
@@ -90,8 +96,8 @@ type Sellers struct {
 	Batch int // ids per query, default 1000
 }
 
-// Sellers calls fn for every seller of ids the platform knows. NULL
-// identities become empty strings.
+// Sellers calls fn for every seller of ids the platform knows, with its
+// accounts (SellerAccounts); a NULL or empty account column is no account.
 func (s *Sellers) Sellers(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
 	batch := s.Batch
 	if batch <= 0 {
@@ -116,14 +122,27 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 	if err := checkColumns(rows, SellerColumns); err != nil {
 		return pipeline.E(pipeline.KindUsage, "sellers query "+name(s.Name), err)
 	}
+	providers := SellerAccounts()
 	for rows.Next() {
 		var id string
-		var nm, et, country, inf, wx sql.NullString
-		if err := rows.Scan(&id, &nm, &et, &country, &inf, &wx); err != nil {
+		var nm, et, country sql.NullString
+		dest := []any{&id, &nm, &et, &country}
+		acc := make([]sql.NullString, len(providers))
+		for i := range acc {
+			dest = append(dest, &acc[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read sellers: %w", err)
 		}
-		seller := pipeline.Seller{ID: id, Name: nm.String, EntityType: et.String, Country: country.String,
-			InfiniaID: inf.String, WeChatSubMchID: wx.String}
+		seller := pipeline.Seller{ID: id, Name: nm.String, EntityType: et.String, Country: country.String}
+		for i, a := range acc {
+			if a.String != "" {
+				if seller.Accounts == nil {
+					seller.Accounts = make(map[string]string, len(acc))
+				}
+				seller.Accounts[providers[i]] = a.String
+			}
+		}
 		if err := fn(seller); err != nil {
 			return err
 		}

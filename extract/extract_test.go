@@ -3,6 +3,7 @@ package extract_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +65,36 @@ func TestOrdersRefusesOtherColumns(t *testing.T) {
 		func(pipeline.SourceRow) error { return nil })
 	if pipeline.KindOf(err) != pipeline.KindUsage {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// Sellers reads the account columns into the seller's accounts, by the
+// provider each column names (SellerAccounts); NULL or empty is none.
+func TestSellersReadsAccounts(t *testing.T) {
+	db := pgtest.DB(t)
+	if len(extract.SellerColumns) != 4+len(extract.SellerAccounts()) {
+		t.Fatalf("%d seller columns, %d account columns named", len(extract.SellerColumns), len(extract.SellerAccounts()))
+	}
+	src := &extract.Sellers{DB: db, Name: "test", Query: `
+		SELECT * FROM (VALUES
+			('S1'::text, 'One'::text, 'Corporate'::text, 'CHN'::text, 'INF1'::text, '1900'::text),
+			('S2', NULL, NULL, NULL, NULL, ''),
+			('S3', 'Three', 'Individual', 'USA', '', 'SUB3')
+		) AS v (seller_id, name, entity_type, country, infinia_seller_id, wechat_sub_mchid) WHERE seller_id = ANY ($1)`}
+	got := map[string]pipeline.Seller{}
+	err := src.Sellers(context.Background(), []string{"S1", "S2", "S3"}, func(s pipeline.Seller) error {
+		got[s.ID] = s
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]pipeline.Seller{
+		"S1": {ID: "S1", Name: "One", EntityType: "Corporate", Country: "CHN", Accounts: map[string]string{"infiniapay": "INF1", "wechatpay": "1900"}},
+		"S2": {ID: "S2"},
+		"S3": {ID: "S3", Name: "Three", EntityType: "Individual", Country: "USA", Accounts: map[string]string{"wechatpay": "SUB3"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("sellers\n got %+v\nwant %+v", got, want)
 	}
 }

@@ -176,12 +176,13 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 // of an order whose seller share was paid or carried becomes a clawback
 // (the order is split again under its date's rules with the refund, and
 // the difference is taken back: from the seller's share and from the
-// platform's commission); a refund of an order that was rejected, or paid
-// through WeChat Pay (which refunds from the sub-merchant's own funds), is
-// ignored with the reason; a refund above what is left of the order is
-// rejected for a person. Others stay pending until their order settles.
-// It returns a summary and the problems a person must look at.
-func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, run *Run) (string, []string, error) {
+// platform's commission); a refund of an order that was rejected, or of a
+// channel whose spec says its late refunds are ignored (its provider
+// refunds from the seller's own funds, say), is ignored with the reason; a
+// refund above what is left of the order is rejected for a person. Others
+// stay pending until their order settles. channels are the channels the
+// run knows. It returns a summary and the problems a person must look at.
+func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels Channels, run *Run) (string, []string, error) {
 	pending, err := store.PendingLateRefunds(ctx)
 	if err != nil {
 		return "", nil, err
@@ -220,10 +221,11 @@ func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, run *Run
 		resolve := func(state, reason string, adj *Adjustment) error {
 			return store.ResolveLateRefund(ctx, run, p.RefundNo, state, reason, adj, it.LateRefunded)
 		}
+		spec, _ := channels.Spec(it.Channel)
 		switch {
-		case it.Channel == ChannelWeChatPay:
+		case spec.LateRefundIgnored != "":
 			ignored++
-			err = resolve(LateRefundIgnored, "paid through WeChat Pay: the refund comes out of the sub-merchant's own funds there", nil)
+			err = resolve(LateRefundIgnored, spec.LateRefundIgnored, nil)
 		case it.State == "rejected":
 			ignored++
 			err = resolve(LateRefundIgnored, "the order was rejected: nothing was paid on it", nil)
@@ -315,11 +317,13 @@ type SellerCurrency struct {
 // Carry is a seller's open carried balance in one currency: the sum of
 // the entries not netted into a revenue share yet.
 type Carry struct {
-	SellerID  string
-	Currency  Currency
-	Amount    int64 // signed minor units
-	Entries   int64
-	InfiniaID string // the seller's Infinia id as last recorded
+	SellerID string
+	Currency Currency
+	Amount   int64 // signed minor units
+	Entries  int64
+	// Account is the seller's account that carried balances are paid to
+	// (the revenue-sharing provider's), as last recorded; "" when none.
+	Account string
 }
 
 // ErrBalanceMoved is what the ledger wraps when a seller's payable and
@@ -328,14 +332,15 @@ var ErrBalanceMoved = errors.New("the seller's carried balance changed while the
 
 // ClawBackStage reads the late refunds of the run's window and works out
 // the clawbacks (ClawBacks). It runs at the start of distribute, on every
-// invocation, before anything is netted.
-func ClawBackStage(store AdjustStore, src LateRefundSource, w func(Date) Window, resplit Resplit) StageFunc {
+// invocation, before anything is netted. channels are the channels the
+// run knows: their specs say whose late refunds are ignored.
+func ClawBackStage(store AdjustStore, src LateRefundSource, w func(Date) Window, resplit Resplit, channels Channels) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		n, err := ReadLateRefunds(ctx, src, store, run, w(run.Key.Date))
 		if err != nil {
 			return "", err
 		}
-		summary, problems, err := ClawBacks(ctx, store, resplit, run)
+		summary, problems, err := ClawBacks(ctx, store, resplit, channels, run)
 		if err != nil {
 			return "", err
 		}

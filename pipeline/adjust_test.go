@@ -42,6 +42,17 @@ func settled(orderNo string, ch Channel, state string, gross, refunded int64) *S
 	return &SettledItem{Split: s, State: state}
 }
 
+// Channels of the tests: two clawed back, one whose late refunds are
+// ignored (its provider refunds from the seller's own funds).
+const (
+	cardCh   Channel = "card"
+	cryptoCh Channel = "crypto"
+	walletCh Channel = "wallet"
+)
+
+var testChannels = Channels{{Channel: cardCh}, {Channel: cryptoCh, Unverified: true},
+	{Channel: walletCh, LateRefundIgnored: "paid through the wallet: the refund comes out of the seller's own funds there"}}
+
 func TestClawBacksDecideEachLateRefund(t *testing.T) {
 	d, _ := ParseDate("2026-11-21")
 	run := &Run{ID: 1, Key: RunKey{Date: d, Shard: Whole}}
@@ -50,16 +61,16 @@ func TestClawBacksDecideEachLateRefund(t *testing.T) {
 	}
 	store := &memAdjust{resolved: map[string]string{}, reasons: map[string]string{},
 		pending: []PendingLateRefund{
-			late("R1", "A", 2000, settled("A", ChannelInfiniaPay, "paid", 10000, 0)),     // 90.00 -> 72.00: 18.00 back, 2.00 commission
-			late("R2", "A", 8000, settled("A", ChannelInfiniaPay, "paid", 10000, 0)),     // then the rest: 72.00 back, commission 8.00 -> 0
-			late("R3", "B", 500, settled("B", ChannelWeChatPay, "paid", 10000, 0)),       // WeChat: ignored
-			late("R4", "C", 500, settled("C", ChannelInfiniaPay, "rejected", 10000, 0)),  // rejected order: ignored
-			late("R5", "D", 500, settled("D", ChannelPayProtocol, "uploaded", 10000, 0)), // not paid yet: waits
+			late("R1", "A", 2000, settled("A", cardCh, "paid", 10000, 0)),      // 90.00 -> 72.00: 18.00 back, 2.00 commission
+			late("R2", "A", 8000, settled("A", cardCh, "paid", 10000, 0)),      // then the rest: 72.00 back, commission 8.00 -> 0
+			late("R3", "B", 500, settled("B", walletCh, "paid", 10000, 0)),     // its channel ignores them
+			late("R4", "C", 500, settled("C", cardCh, "rejected", 10000, 0)),   // rejected order: ignored
+			late("R5", "D", 500, settled("D", cryptoCh, "uploaded", 10000, 0)), // not paid yet: waits
 			late("R6", "E", 500, nil), // not settled: waits
-			late("R7", "F", 9500, settled("F", ChannelInfiniaPay, "carried", 10000, 1000)), // above what is left
-			late("R8", "G", 100, settled("G", ChannelPayProtocol, "carried", 1000, 0)),     // the 1.00 minimum commission stays: the seller gives back all 1.00
+			late("R7", "F", 9500, settled("F", cardCh, "carried", 10000, 1000)), // above what is left
+			late("R8", "G", 100, settled("G", cryptoCh, "carried", 1000, 0)),    // the 1.00 minimum commission stays: the seller gives back all 1.00
 		}}
-	summary, problems, err := ClawBacks(context.Background(), store, tenPercent, run)
+	summary, problems, err := ClawBacks(context.Background(), store, tenPercent, testChannels, run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +80,9 @@ func TestClawBacksDecideEachLateRefund(t *testing.T) {
 		if store.resolved[no] != state {
 			t.Errorf("%s: %q (%s), want %s", no, store.resolved[no], store.reasons[no], state)
 		}
+	}
+	if spec, _ := testChannels.Spec(walletCh); store.reasons["R3"] != spec.LateRefundIgnored {
+		t.Errorf("R3 ignored with %q, want its channel's reason", store.reasons["R3"])
 	}
 	if len(store.resolved) != len(want) {
 		t.Errorf("resolved %v; R5 and R6 must wait", store.resolved)
@@ -99,7 +113,7 @@ func TestClawBackFallsBackWhenTheRulesChanged(t *testing.T) {
 	// The order settled at 5% (seller 95.00); the rules now say 10%: split
 	// again, the seller would give back 95.00 - 63.00 = 32.00 of a 30.00
 	// refund. The seller's share goes first instead, and the sums hold.
-	it := &SettledItem{Split: Split{Order: Order{OrderNo: "A", SellerID: "S1", Channel: ChannelInfiniaPay, Currency: "USD", Amount: 10000},
+	it := &SettledItem{Split: Split{Order: Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000},
 		Commission: 500, SellerShare: 9500}, State: "paid"}
 	adj, err := clawback(it, LateRefund{RefundNo: "R", Amount: 3000}, tenPercent)
 	if err != nil {

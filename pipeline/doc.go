@@ -6,6 +6,9 @@
 // by rate x latency, pending effects polled in waves), and the error kinds
 // that main maps to exit codes.
 //
+// The core knows a channel by the ChannelSpec its provider's package
+// declares, and a provider by the Provider it builds.
+//
 // It imports only the standard library. Adapters (extract, transform, load,
 // the ledger and the provider clients) import it; only cmd wires them.
 package pipeline

@@ -332,7 +332,7 @@ func TestEngineDeadlineLeavesPendingRecorded(t *testing.T) {
 			t.Fatalf("%s left %s after %d sends", e.Key, e.State, e.Sends)
 		}
 	}
-	err = StillProcessing("revenue shares", "Infinia", wait, res.Pending)
+	err = StillProcessing("revenue shares", "the provider", wait, res.Pending)
 	if !errors.Is(err, ErrStillProcessing) || KindOf(err) != KindFailed {
 		t.Fatalf("%v: want ErrStillProcessing, exit 1", err)
 	}
@@ -431,21 +431,21 @@ func TestEngineStopsOnUsageAndOnCancel(t *testing.T) {
 // failure stops the other chain, which is told by its context.
 func TestConcurrentChainsRunTogether(t *testing.T) {
 	t.Parallel()
-	wechatDone := make(chan struct{})
-	infinia := func(ctx context.Context, _ *Run) (string, error) {
+	secondDone := make(chan struct{})
+	first := func(ctx context.Context, _ *Run) (string, error) {
 		select { // stuck until the other chain has finished
-		case <-wechatDone:
+		case <-secondDone:
 		case <-time.After(5 * time.Second):
 			return "", errors.New("the chains ran one after the other")
 		}
-		return "infinia", StillProcessing("revenue shares", "Infinia", time.Second, []Effect{{Key: "RS1", State: EffectSent}})
+		return "first", StillProcessing("revenue shares", "the provider", time.Second, []Effect{{Key: "RS1", State: EffectSent}})
 	}
-	wechat := func(ctx context.Context, _ *Run) (string, error) {
-		close(wechatDone)
-		return "wechat", Errorf(KindNeedsPerson, "", "order 7 held")
+	second := func(ctx context.Context, _ *Run) (string, error) {
+		close(secondDone)
+		return "second", Errorf(KindNeedsPerson, "", "order 7 held")
 	}
-	s, err := Concurrent(infinia, wechat)(context.Background(), &Run{})
-	if s != "infinia; wechat" || !errors.Is(err, ErrStillProcessing) || KindOf(err) != KindFailed {
+	s, err := Concurrent(first, second)(context.Background(), &Run{})
+	if s != "first; second" || !errors.Is(err, ErrStillProcessing) || KindOf(err) != KindFailed {
 		t.Fatalf("%q, %v: want both summaries and the pending error (exit 1)", s, err)
 	}
 	s, err = Concurrent(func(context.Context, *Run) (string, error) { return "a", Errorf(KindNeedsPerson, "", "x") },

@@ -2,25 +2,6 @@ package pipeline
 
 import "time"
 
-// Channel is the payment channel of an order: the source's provider column.
-type Channel string
-
-// The channels settle knows (DESIGN section 1).
-const (
-	ChannelInfiniaPay  Channel = "infiniapay"
-	ChannelWeChatPay   Channel = "wechatpay"
-	ChannelPayProtocol Channel = "payprotocol"
-)
-
-// Valid reports whether c is one of the known channels.
-func (c Channel) Valid() bool {
-	switch c {
-	case ChannelInfiniaPay, ChannelWeChatPay, ChannelPayProtocol:
-		return true
-	}
-	return false
-}
-
 // ItemState is the state of an item (a settled order) in the ledger. Its
 // values are the ledger's names; this is their one home.
 type ItemState = string
@@ -78,6 +59,10 @@ type Split struct {
 	Rule        string // identifies the rule that produced it, e.g. "rules.csv:4"
 	Commission  int64  // platform commission, minor units
 	SellerShare int64  // what the seller is owed, minor units
+	// Unverified: its item starts ItemUnverified, for the provider to
+	// confirm the payment first (its channel's spec says so); otherwise it
+	// starts ItemRecorded.
+	Unverified bool
 }
 
 // Balanced reports whether the split conserves the order's gross amount.
@@ -128,16 +113,21 @@ type OrderLine struct {
 	Balanced string `csv:"balanced"`
 }
 
-// Seller is a seller as the platform describes it, with its identities at
-// the providers. An empty identity means the seller has none there.
+// Seller is a seller as the platform describes it, with its accounts at
+// the providers.
 type Seller struct {
-	ID             string
-	Name           string
-	EntityType     string // Corporate | Individual
-	Country        string // ISO 3166 alpha-3
-	InfiniaID      string // Infinia Pay seller id
-	WeChatSubMchID string // WeChat Pay sub-merchant id
+	ID         string
+	Name       string
+	EntityType string // Corporate | Individual
+	Country    string // ISO 3166 alpha-3
+	// Accounts are the seller's accounts (ids) at the providers, by the
+	// provider's name (ChannelSpec.Account). A provider absent, or an empty
+	// id, means the seller has no account there.
+	Accounts map[string]string
 }
+
+// Account returns the seller's account at provider; "" when it has none.
+func (s Seller) Account(provider string) string { return s.Accounts[provider] }
 
 // TradeRow is one row of a trade-detail file (columns assumed by us, listed
 // in the README): amounts are decimal strings in the currency's major unit.

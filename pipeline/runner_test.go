@@ -111,7 +111,7 @@ func TestPreflightErrorStopsTheRunBeforeAnythingIsSent(t *testing.T) {
 	store := &memStore{}
 	r := tr.runner(store)
 	delete(r.Stages, StageUpload) // only distribute sends: it is the first sending stage
-	refused := Errorf(KindUsage, "Infinia Pay", "signature refused: check --infinia-private-key-file")
+	refused := Errorf(KindUsage, "the provider", "signature refused: check --provider-private-key-file")
 	r.Preflight = func(context.Context) error { return refused }
 	_, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile)
 	if KindOf(err) != KindUsage || !errors.Is(err, refused) || !strings.Contains(err.Error(), "before stage distribute") {

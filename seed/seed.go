@@ -15,6 +15,9 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	settlesql "github.com/settlekit/settle/sql"
 )
@@ -53,11 +56,11 @@ type channelMix struct {
 }
 
 var mix = []channelMix{
-	{pipeline.ChannelInfiniaPay, []pipeline.Currency{"USD", "CNY", "JPY", "EUR", "KWD"}},
-	{pipeline.ChannelInfiniaPay, []pipeline.Currency{"USD", "JPY"}},
-	{pipeline.ChannelWeChatPay, []pipeline.Currency{"CNY"}},
-	{pipeline.ChannelWeChatPay, []pipeline.Currency{"CNY", "HKD"}},
-	{pipeline.ChannelPayProtocol, []pipeline.Currency{"USD"}},
+	{infiniapay.Channel, []pipeline.Currency{"USD", "CNY", "JPY", "EUR", "KWD"}},
+	{infiniapay.Channel, []pipeline.Currency{"USD", "JPY"}},
+	{wechatpay.Channel, []pipeline.Currency{"CNY"}},
+	{wechatpay.Channel, []pipeline.Currency{"CNY", "HKD"}},
+	{payprotocol.Channel, []pipeline.Currency{"USD"}},
 }
 
 var categories = []string{"electronics", "apparel", "books", "home", "beauty", ""}
@@ -272,11 +275,11 @@ func (g *gen) good(no string, i int, confirmed time.Time) order {
 		confirmed: confirmed, paid: confirmed.Add(-time.Duration(1+g.rng.IntN(240)) * time.Hour),
 	}
 	switch m.channel {
-	case pipeline.ChannelWeChatPay:
+	case wechatpay.Channel:
 		// 28 digits like WeChat's: 4200000000, the seeded date, the index,
 		// so that no two seeded dates share one.
 		o.txn = fmt.Sprintf("4200000000%s%010d", g.o.Date.Compact(), i)
-	case pipeline.ChannelPayProtocol:
+	case payprotocol.Channel:
 		o.txn = "PP" + no
 	default:
 		o.txn = "INFT" + no
@@ -319,7 +322,7 @@ func (g *gen) spoil(o *order, kind string) *order {
 	case "unknown seller":
 		o.seller = "S99999"
 	case "missing provider_txn_id":
-		o.provider, o.txn = string(pipeline.ChannelWeChatPay), ""
+		o.provider, o.txn = string(wechatpay.Channel), ""
 		o.currency = "CNY"
 	}
 	return nil

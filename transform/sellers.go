@@ -7,21 +7,23 @@ import (
 )
 
 // CheckSeller returns why an order cannot be settled for want of its
-// seller's identity at the provider that settles it, or "" when it can.
-// known says whether the platform knows the seller at all.
-func CheckSeller(o pipeline.Order, s pipeline.Seller, known bool) string {
+// seller's account at the provider that pays its channel (the channel's
+// spec in channels names it), or "" when it can. known says whether the
+// platform knows the seller at all.
+func CheckSeller(o pipeline.Order, s pipeline.Seller, known bool, channels pipeline.Channels) string {
 	if !known {
 		return fmt.Sprintf("seller %s is not in the platform's sellers", o.SellerID)
 	}
-	switch o.Channel {
-	case pipeline.ChannelInfiniaPay, pipeline.ChannelPayProtocol:
-		if s.InfiniaID == "" {
-			return fmt.Sprintf("seller %s has no Infinia Pay seller id (needed to pay %s orders)", o.SellerID, o.Channel)
+	spec, ok := channels.Spec(o.Channel)
+	if !ok {
+		return fmt.Sprintf("unknown provider %q", o.Channel)
+	}
+	if spec.Account != "" && s.Account(spec.Account) == "" {
+		what := spec.AccountName
+		if what == "" {
+			what = spec.Account + " account"
 		}
-	case pipeline.ChannelWeChatPay:
-		if s.WeChatSubMchID == "" {
-			return fmt.Sprintf("seller %s has no WeChat Pay sub_mchid", o.SellerID)
-		}
+		return fmt.Sprintf("seller %s has no %s (needed to pay %s orders)", o.SellerID, what, o.Channel)
 	}
 	return ""
 }

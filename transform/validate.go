@@ -16,19 +16,19 @@ import (
 //
 // Required (a NULL or empty value is a reject): order_no, seller_id,
 // provider, currency, amount_minor, paid_at, confirmed_at, and
-// provider_txn_id for wechatpay and payprotocol (they settle per provider
+// provider_txn_id for a channel whose spec says so (it settles per provider
 // transaction). A NULL refunded_minor is 0, a NULL category is "", a NULL
-// provider_txn_id of an infiniapay order is "".
+// provider_txn_id of another channel's order is "".
 //
 // Nothing is trimmed or guessed: order_no, provider, currency and
 // provider_txn_id with leading or trailing space are rejects; provider must be
-// a known channel and currency a known currency, spelt exactly; amounts are
+// one of channels and currency a known currency, spelt exactly; amounts are
 // base-10 integers that fit int64, amount_minor > 0 and
 // 0 <= refunded_minor <= amount_minor; confirmed_at must fall in w
 // (half-open) and paid_at must not be after confirmed_at.
 //
 // The Reject keeps whatever could be read of the row, as text.
-func Validate(row pipeline.SourceRow, w pipeline.Window) (pipeline.Order, *pipeline.Reject) {
+func Validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Channels) (pipeline.Order, *pipeline.Reject) {
 	rej := &pipeline.Reject{
 		Seq:      row.Seq,
 		OrderNo:  deref(row.OrderNo),
@@ -38,7 +38,7 @@ func Validate(row pipeline.SourceRow, w pipeline.Window) (pipeline.Order, *pipel
 		Amount:   deref(row.AmountMinor),
 		Refunded: deref(row.RefundedMinor),
 	}
-	o, err := validate(row, w)
+	o, err := validate(row, w, channels)
 	if err != nil {
 		rej.Reason = err.Error()
 		return pipeline.Order{}, rej
@@ -46,7 +46,7 @@ func Validate(row pipeline.SourceRow, w pipeline.Window) (pipeline.Order, *pipel
 	return o, nil
 }
 
-func validate(row pipeline.SourceRow, w pipeline.Window) (pipeline.Order, error) {
+func validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Channels) (pipeline.Order, error) {
 	var o pipeline.Order
 	var err error
 	if o.OrderNo, err = exact("order_no", row.OrderNo); err != nil {
@@ -63,10 +63,12 @@ func validate(row pipeline.SourceRow, w pipeline.Window) (pipeline.Order, error)
 	if err != nil {
 		return o, err
 	}
-	if o.Channel = pipeline.Channel(provider); !o.Channel.Valid() {
+	o.Channel = pipeline.Channel(provider)
+	spec, ok := channels.Spec(o.Channel)
+	if !ok {
 		return o, fmt.Errorf("unknown provider %q", provider)
 	}
-	if o.ProviderTxnID, err = txnID(o.Channel, row.ProviderTxnID); err != nil {
+	if o.ProviderTxnID, err = txnID(spec, row.ProviderTxnID); err != nil {
 		return o, err
 	}
 	cur, err := exact("currency", row.Currency)
@@ -153,14 +155,14 @@ func exact(col string, p *string) (string, error) {
 }
 
 // txnID checks provider_txn_id: required where the channel settles per
-// provider transaction, optional (NULL = "") for infiniapay.
-func txnID(ch pipeline.Channel, p *string) (string, error) {
-	if ch == pipeline.ChannelInfiniaPay && (p == nil || *p == "") {
+// provider transaction, optional (NULL = "") elsewhere.
+func txnID(spec pipeline.ChannelSpec, p *string) (string, error) {
+	if !spec.TxnRequired && (p == nil || *p == "") {
 		return "", nil
 	}
 	s, err := exact("provider_txn_id", p)
 	if err != nil && (p == nil || *p == "") {
-		err = fmt.Errorf("%w (required for %s)", err, ch)
+		err = fmt.Errorf("%w (required for %s)", err, spec.Channel)
 	}
 	return s, err
 }

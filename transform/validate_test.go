@@ -9,6 +9,22 @@ import (
 
 func sp(s string) *string { return &s }
 
+// The channels of the tests, as the provider packages declare them (cmd
+// passes theirs): Infinia Pay's orders may lack a transaction id; WeChat
+// Pay's and Pay Protocol's settle per transaction; Pay Protocol's are paid
+// through the seller's Infinia account.
+const (
+	chInfinia     pipeline.Channel = "infiniapay"
+	chWeChat      pipeline.Channel = "wechatpay"
+	chPayProtocol pipeline.Channel = "payprotocol"
+)
+
+var testChannels = pipeline.Channels{
+	{Channel: chInfinia, Account: "infiniapay", AccountName: "Infinia Pay seller id"},
+	{Channel: chWeChat, Account: "wechatpay", AccountName: "WeChat Pay sub_mchid", TxnRequired: true},
+	{Channel: chPayProtocol, Account: "infiniapay", AccountName: "Infinia Pay seller id", TxnRequired: true, Unverified: true},
+}
+
 func tp(t time.Time) *time.Time { return &t }
 
 // shanghai is a fixed +08:00 zone standing in for Asia/Shanghai, so that the
@@ -35,11 +51,11 @@ func TestValidate(t *testing.T) {
 	t.Parallel()
 	w := pipeline.WindowOf(pipeline.Date{Year: 2024, Month: 3, Day: 1}, shanghai)
 	row := validRow()
-	o, rej := Validate(row, w)
+	o, rej := Validate(row, w, testChannels)
 	if rej != nil {
 		t.Fatalf("valid row rejected: %s", rej.Reason)
 	}
-	want := pipeline.Order{OrderNo: "O1001", SellerID: "s1", Channel: pipeline.ChannelWeChatPay,
+	want := pipeline.Order{OrderNo: "O1001", SellerID: "s1", Channel: chWeChat,
 		ProviderTxnID: "4200001234", Currency: "CNY", Amount: 10000, Refunded: 2500, Category: "books",
 		PaidAt: *row.PaidAt, ConfirmedAt: *row.ConfirmedAt}
 	if o != want {
@@ -55,11 +71,11 @@ func TestValidate(t *testing.T) {
 		{"NULL category is empty", func(r *pipeline.SourceRow) { r.Category = nil }, func(o pipeline.Order) bool { return o.Category == "" }},
 		{"full refund", func(r *pipeline.SourceRow) { r.RefundedMinor = sp("10000") }, func(o pipeline.Order) bool { return o.Refunded == 10000 }},
 		{"infiniapay without txn id", func(r *pipeline.SourceRow) { r.Provider, r.ProviderTxnID = sp("infiniapay"), nil },
-			func(o pipeline.Order) bool { return o.Channel == pipeline.ChannelInfiniaPay && o.ProviderTxnID == "" }},
+			func(o pipeline.Order) bool { return o.Channel == chInfinia && o.ProviderTxnID == "" }},
 		{"infiniapay with empty txn id", func(r *pipeline.SourceRow) { r.Provider, r.ProviderTxnID = sp("infiniapay"), sp("") },
 			func(o pipeline.Order) bool { return o.ProviderTxnID == "" }},
 		{"payprotocol", func(r *pipeline.SourceRow) { r.Provider = sp("payprotocol") },
-			func(o pipeline.Order) bool { return o.Channel == pipeline.ChannelPayProtocol }},
+			func(o pipeline.Order) bool { return o.Channel == chPayProtocol }},
 		{"confirmed at window start", func(r *pipeline.SourceRow) {
 			r.ConfirmedAt = tp(time.Date(2024, 3, 1, 0, 0, 0, 0, shanghai))
 		}, func(o pipeline.Order) bool { return true }},
@@ -74,7 +90,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range accepted {
 		r := validRow()
 		tt.change(&r)
-		o, rej := Validate(r, w)
+		o, rej := Validate(r, w, testChannels)
 		if rej != nil {
 			t.Errorf("%s: rejected: %s", tt.name, rej.Reason)
 		} else if !tt.check(o) {
@@ -136,7 +152,7 @@ func TestValidateRejects(t *testing.T) {
 	for _, tt := range tests {
 		r := validRow()
 		tt.change(&r)
-		o, rej := Validate(r, w)
+		o, rej := Validate(r, w, testChannels)
 		if rej == nil {
 			t.Errorf("accepted %+v, want reject %q", o, tt.reason)
 			continue

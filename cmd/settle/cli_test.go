@@ -110,15 +110,16 @@ func TestSkipChannelParsing(t *testing.T) {
 			continue
 		}
 		if err != nil {
-			if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "--skip-channel") {
+			if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "--skip-channel") ||
+				!strings.Contains(err.Error(), "want infiniapay, payprotocol or wechatpay") {
 				t.Errorf("%v: %v, want a usage error naming --skip-channel", tc.in, err)
 			}
 			continue
 		}
 		var names []string
-		for _, ch := range []pipeline.Channel{pipeline.ChannelInfiniaPay, pipeline.ChannelPayProtocol, pipeline.ChannelWeChatPay} {
-			if got[ch] {
-				names = append(names, string(ch))
+		for _, spec := range channelSpecs() {
+			if got[spec.Channel] {
+				names = append(names, string(spec.Channel))
 			}
 		}
 		if strings.Join(names, " ") != tc.want {

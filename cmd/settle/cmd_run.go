@@ -36,7 +36,7 @@ func runCommand(cfg *config) *cli.Command {
 			&cli.BoolFlag{Name: flagReextract,
 				Usage: "read the date again: drop the run's snapshot, items and rejects and redo extract and transform (refused once anything of the run was sent; command line only)"},
 			&cli.StringSliceFlag{Name: flagSkipChannel, EnvVars: []string{"SETTLE_SKIP_CHANNEL"},
-				Usage: "leave this channel's orders unpaid on purpose (infiniapay, wechatpay, payprotocol; repeat or comma-separate); without it, orders of a channel whose provider is not configured end the run with exit 4"},
+				Usage: "leave this channel's orders unpaid on purpose (" + channelSpecs().Names() + "; repeat or comma-separate); without it, orders of a channel whose provider is not configured end the run with exit 4"},
 			tzFlag(),
 			&cli.StringFlag{Name: flagRules, EnvVars: []string{"SETTLE_RULES"}, Usage: "commission rules CSV file (required)"},
 			&cli.StringFlag{Name: flagSourceQuery, EnvVars: []string{"SETTLE_SOURCE_QUERY"},
@@ -487,24 +487,6 @@ func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipel
 	return out
 }
 
-// channelFlags names the flag that configures each channel's provider.
-var channelFlags = map[pipeline.Channel]string{
-	pipeline.ChannelInfiniaPay:  "--" + flagInfiniaURL,
-	pipeline.ChannelPayProtocol: "--" + flagPPURL + " (with --" + flagInfiniaURL + ")",
-	pipeline.ChannelWeChatPay:   "--wechat-url",
-}
-
-// configured reports which channels have a provider configured, for a dry
-// run (which builds no provider): Infinia pays its own orders and Pay
-// Protocol's, which Pay Protocol verifies.
-func (o *runOptions) configured() map[pipeline.Channel]bool {
-	return map[pipeline.Channel]bool{
-		pipeline.ChannelInfiniaPay:  o.infinia != nil,
-		pipeline.ChannelPayProtocol: o.infinia != nil && o.payProtocol != nil,
-		pipeline.ChannelWeChatPay:   o.wechat != nil,
-	}
-}
-
 // channelCheck finds the run's orders waiting on a channel whose provider is
 // not configured: each such channel is a line naming it and its count, and
 // the run ends needing a person (exit 4), unless the operator skips it.
@@ -519,7 +501,8 @@ func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipelin
 			return "", err
 		}
 		var problems, skipped []string
-		for _, ch := range []pipeline.Channel{pipeline.ChannelInfiniaPay, pipeline.ChannelPayProtocol, pipeline.ChannelWeChatPay} {
+		for _, spec := range channelSpecs() {
+			ch := spec.Channel
 			n := waiting[ch]
 			if n == 0 || configured[ch] {
 				continue
@@ -529,7 +512,7 @@ func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipelin
 				continue
 			}
 			problems = append(problems, fmt.Sprintf("channel %s: %d orders and no provider configured (%s): they stay unpaid; configure it, or say --%s %s",
-				ch, n, channelFlags[ch], flagSkipChannel, ch))
+				ch, n, channelFlag(ch), flagSkipChannel, ch))
 		}
 		summary := strings.Join(skipped, "; ")
 		if len(problems) > 0 {
@@ -542,7 +525,7 @@ func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipelin
 // parseSkipChannels reads --skip-channel: channel names, repeated or comma
 // separated.
 func parseSkipChannels(values []string) (map[pipeline.Channel]bool, error) {
-	out := map[pipeline.Channel]bool{}
+	out, known := map[pipeline.Channel]bool{}, channelSpecs()
 	for _, v := range values {
 		for _, name := range strings.Split(v, ",") {
 			name = strings.TrimSpace(name)
@@ -550,8 +533,8 @@ func parseSkipChannels(values []string) (map[pipeline.Channel]bool, error) {
 				continue
 			}
 			ch := pipeline.Channel(name)
-			if !ch.Valid() {
-				return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagSkipChannel, "unknown channel %q (want infiniapay, wechatpay or payprotocol)", name)
+			if !known.Known(ch) {
+				return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagSkipChannel, "unknown channel %q (want %s)", name, known.Names())
 			}
 			out[ch] = true
 		}

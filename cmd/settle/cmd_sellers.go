@@ -101,7 +101,8 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 	if seller == nil {
 		return pipeline.Errorf(pipeline.KindUsage, "sellers bind", "seller %s is not in the platform's sellers", id)
 	}
-	if seller.InfiniaID == "" {
+	infiniaID := seller.Account(infiniapay.SellerAccount)
+	if infiniaID == "" {
 		return pipeline.Errorf(pipeline.KindUsage, "sellers bind", "seller %s has no Infinia seller id", id)
 	}
 	certNo := c.String("cert-no")
@@ -113,16 +114,16 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 		return pipeline.E(pipeline.KindUsage, "--currency", err)
 	}
 	reqNo := infiniapay.BindingRequestNo("ABR", pipeline.DateOf(cfg.clock()), seller.ID)
-	redirect, err := inf.client.BindAccount(c.Context, infiniapay.BindRequest{RequestNo: reqNo, SellerID: seller.InfiniaID,
+	redirect, err := inf.client.BindAccount(c.Context, infiniapay.BindRequest{RequestNo: reqNo, SellerID: infiniaID,
 		SellerCertNo: certNo, SellerName: seller.Name, StoreName: seller.Name, StoreURL: c.String("store-url"),
 		EntityType: seller.EntityType, Country: seller.Country, Currency: cur, BacklinkURL: c.String("backlink-url")})
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", id, err)
 	}
-	if err := l.SetBinding(c.Context, pipeline.Binding{SellerID: seller.ID, ProviderSellerID: seller.InfiniaID, Status: "PENDING", RequestNo: reqNo, Source: "bind"}); err != nil {
+	if err := l.SetBinding(c.Context, pipeline.Binding{SellerID: seller.ID, ProviderSellerID: infiniaID, Status: "PENDING", RequestNo: reqNo, Source: "bind"}); err != nil {
 		return err
 	}
-	fmt.Fprintf(cfg.stdout, "binding requested for %s (Infinia %s, requestNo %s)\nsend the seller to: %s\n", id, seller.InfiniaID, reqNo, redirect)
+	fmt.Fprintf(cfg.stdout, "binding requested for %s (Infinia %s, requestNo %s)\nsend the seller to: %s\n", id, infiniaID, reqNo, redirect)
 	return nil
 }
 

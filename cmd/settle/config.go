@@ -278,12 +278,15 @@ func loadRules(path string, d pipeline.Date) (*transform.Rules, error) {
 	return rules, nil
 }
 
-// classifier validates each row, checks its seller's identities and
-// computes its split with the rules. seller looks a seller up.
+// classifier validates each row against the known channels, checks its
+// seller's account at the provider that pays it, and computes its split
+// with the rules; the split starts unverified when its channel's spec says
+// so. seller looks a seller up.
 func classifier(rules *transform.Rules, d pipeline.Date, w pipeline.Window) func(seller func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
+	channels := channelSpecs()
 	return func(seller func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
 		return func(row pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
-			o, rej := transform.Validate(row, w)
+			o, rej := transform.Validate(row, w, channels)
 			if rej != nil {
 				return pipeline.Split{}, rej, nil
 			}
@@ -291,11 +294,16 @@ func classifier(rules *transform.Rules, d pipeline.Date, w pipeline.Window) func
 			if err != nil {
 				return pipeline.Split{}, nil, err
 			}
-			if reason := transform.CheckSeller(o, s, known); reason != "" {
+			if reason := transform.CheckSeller(o, s, known, channels); reason != "" {
 				r := pipeline.RejectOf(row, reason)
 				return pipeline.Split{}, &r, nil
 			}
-			return split(o, row, rules, d)
+			sp, rej, err := split(o, row, rules, d)
+			if rej == nil && err == nil {
+				spec, _ := channels.Spec(o.Channel) // known: Validate checked
+				sp.Unverified = spec.Unverified
+			}
+			return sp, rej, err
 		}
 	}
 }

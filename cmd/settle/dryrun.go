@@ -154,14 +154,15 @@ func printUnconfigured(w io.Writer, totals []pipeline.Totals, configured, skip m
 	for _, t := range totals {
 		orders[t.Channel] += t.Orders
 	}
-	for _, ch := range []pipeline.Channel{pipeline.ChannelInfiniaPay, pipeline.ChannelPayProtocol, pipeline.ChannelWeChatPay} {
+	for _, spec := range channelSpecs() {
+		ch := spec.Channel
 		switch {
 		case orders[ch] == 0 || configured[ch]:
 		case skip[ch]:
 			fmt.Fprintf(w, "channel %s: %d orders left unpaid on purpose (--%s)\n", ch, orders[ch], flagSkipChannel)
 		default:
 			fmt.Fprintf(w, "channel %s: %d orders and no provider configured (%s): a real run ends with exit 4 unless --%s %s\n",
-				ch, orders[ch], channelFlags[ch], flagSkipChannel, ch)
+				ch, orders[ch], channelFlag(ch), flagSkipChannel, ch)
 		}
 	}
 }

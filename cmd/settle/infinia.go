@@ -10,6 +10,7 @@ import (
 
 	"github.com/settlekit/settle/load"
 	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/transform"
@@ -192,13 +193,13 @@ func (s *infiniaSetup) provider(l *ledger.Ledger, late pipeline.LateRefundSource
 	rules *transform.Rules, minPayout map[pipeline.Currency]int64) pipeline.Provider {
 	return infiniapay.NewProvider(infiniapay.ProviderConfig{
 		Client: s.client, SFTP: s.sftp, Store: l,
-		Channels:   []pipeline.Channel{pipeline.ChannelInfiniaPay, pipeline.ChannelPayProtocol},
+		Channels:   []pipeline.Channel{infiniapay.Channel, payprotocol.Channel},
 		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows,
 		// The effect engine keeps to --provider-rate (the client keeps to
 		// it too, for every call); --parallel, when set, caps the requests
 		// in flight and the SFTP uploads at once.
 		Pacer: pacer(s.rate, 0, s.parallel), Parallel: s.parallel,
 		Wait: s.wait, Poll: s.poll, FirstPoll: s.firstPoll, MinPayout: minPayout,
-		Before: pipeline.ClawBackStage(l, late, window, resplit(rules)),
+		Before: pipeline.ClawBackStage(l, late, window, resplit(rules), channelSpecs()),
 	})
 }

@@ -106,9 +106,9 @@ func sellerIDs(store interface {
 			return "", err
 		}
 		s, ok := sellers[id]
-		if !ok || s.InfiniaID == "" {
+		if !ok || s.Account(SellerAccount) == "" {
 			return "", fmt.Errorf("seller %s of %s has no Infinia seller id", id, e.Subject)
 		}
-		return s.InfiniaID, nil
+		return s.Account(SellerAccount), nil
 	}
 }

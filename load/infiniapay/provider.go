@@ -80,7 +80,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	}
 	return pipeline.Provider{
 		Name:       Name,
-		Settles:    []pipeline.Channel{pipeline.ChannelInfiniaPay},
+		Settles:    []pipeline.Channel{Channel},
 		Preflight:  func(ctx context.Context) error { return Preflight(ctx, c.Client, c.SFTP) },
 		Upload:     UploadStage(cfg),
 		Distribute: distribute,

@@ -140,7 +140,7 @@ func (d *distribution) candidates(ctx context.Context) ([]candidate, error) {
 		if p, ok := byKey[k]; ok {
 			return p
 		}
-		p := &candidate{SellerID: seller, Currency: cur, InfiniaID: sellers[seller].InfiniaID}
+		p := &candidate{SellerID: seller, Currency: cur, InfiniaID: sellers[seller].Account("infiniapay")}
 		byKey[k] = p
 		out = append(out, p)
 		return p
@@ -156,7 +156,7 @@ func (d *distribution) candidates(ctx context.Context) ([]candidate, error) {
 		q := get(cr.SellerID, cr.Currency)
 		q.Carried = cr.Amount
 		if q.InfiniaID == "" {
-			q.InfiniaID = cr.InfiniaID
+			q.InfiniaID = cr.Account
 		}
 	}
 	res := make([]candidate, len(out))

@@ -121,13 +121,13 @@ func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run) ([]
 	for _, g := range groups {
 		progress.Add(1)
 		s := sellers[g.SellerID]
-		if s.InfiniaID == "" {
+		if s.Account("infiniapay") == "" {
 			return nil, fmt.Errorf("seller %s has no Infinia seller id recorded with run %d: cannot name its trade file", g.SellerID, run.ID)
 		}
-		f := pipeline.TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, ProviderSellerID: s.InfiniaID, Currency: g.Currency,
+		f := pipeline.TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, ProviderSellerID: s.Account(SellerAccount), Currency: g.Currency,
 			Attempt: last[key{g.SellerID, g.Currency}] + 1, SellerMinor: g.Amount, Items: int(g.Items)}
 		f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
-		if f.Name, err = c.FileName(c.PlatformID, s.InfiniaID, f.Currency, f.Date, f.RequestNo); err != nil {
+		if f.Name, err = c.FileName(c.PlatformID, s.Account(SellerAccount), f.Currency, f.Date, f.RequestNo); err != nil {
 			return nil, pipeline.E(pipeline.KindUsage, "seller "+g.SellerID, err)
 		}
 		if err := writeTradeFile(ctx, c, run, &f, ""); err != nil {
@@ -147,7 +147,7 @@ func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run) ([]
 		if f.Status == StatusSuccess || f.Status == StatusFailed {
 			continue
 		}
-		f.ProviderSellerID = sellers[f.SellerID].InfiniaID
+		f.ProviderSellerID = sellers[f.SellerID].Account(SellerAccount)
 		want := f.SHA256
 		if err := writeTradeFile(ctx, c, run, &f, f.RequestNo); err != nil {
 			return nil, err

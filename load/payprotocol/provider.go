@@ -40,7 +40,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	}
 	return pipeline.Provider{
 		Name:      Name,
-		Settles:   []pipeline.Channel{pipeline.ChannelPayProtocol},
+		Settles:   []pipeline.Channel{Channel},
 		Preflight: c.Client.Preflight,
 		Upload: func(ctx context.Context, run *pipeline.Run) (string, error) {
 			return Verify(ctx, c.Store, api, c.Pacer, run)

@@ -127,7 +127,7 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 		pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
-		items, err := c.Store.RefundedItems(ctx, run.ID, pipeline.ChannelPayProtocol)
+		items, err := c.Store.RefundedItems(ctx, run.ID, Channel)
 		if err != nil {
 			return nil, fmt.Errorf("read the Pay Protocol items of run %d: %w", run.ID, err)
 		}

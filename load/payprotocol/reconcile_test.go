@@ -125,7 +125,7 @@ func matcher(store payprotocol.ReconcileStore, api payprotocol.ReconcileAPI, lim
 type ppStore struct{ items []pipeline.RefundedItem }
 
 func (s ppStore) RefundedItems(_ context.Context, runID int64, ch pipeline.Channel) ([]pipeline.RefundedItem, error) {
-	if runID != 42 || ch != pipeline.ChannelPayProtocol {
+	if runID != 42 || ch != payprotocol.Channel {
 		return nil, fmt.Errorf("run %d", runID)
 	}
 	return s.items, nil

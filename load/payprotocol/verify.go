@@ -55,7 +55,7 @@ type VerifyStore interface {
 // The questions go out as fast as pacer allows (Pay Protocol's limits; nil:
 // no limit), after the first alone.
 func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, run *pipeline.Run) (string, error) {
-	items, err := store.ItemsToVerify(ctx, run.ID, pipeline.ChannelPayProtocol, VerifyHoldPrefix)
+	items, err := store.ItemsToVerify(ctx, run.ID, Channel, VerifyHoldPrefix)
 	if err != nil {
 		return "", err
 	}

@@ -45,7 +45,7 @@ func (s *verifyStore) SetItemState(_ context.Context, runID int64, orderNo, from
 }
 
 func (s *verifyStore) RefundedItems(_ context.Context, runID int64, ch pipeline.Channel) ([]pipeline.RefundedItem, error) {
-	if runID != 42 || ch != pipeline.ChannelPayProtocol {
+	if runID != 42 || ch != payprotocol.Channel {
 		return nil, fmt.Errorf("run %d, channel %s", runID, ch)
 	}
 	var out []pipeline.RefundedItem
@@ -96,7 +96,7 @@ func (a *verifyAPI) LatestRefund(_ context.Context, no string) (string, error) {
 
 func toVerify(no string, refunded int64) pipeline.VerifyItem {
 	return pipeline.VerifyItem{State: pipeline.ItemUnverified, Split: pipeline.Split{Order: pipeline.Order{OrderNo: "O" + no, SellerID: "S",
-		Channel: pipeline.ChannelPayProtocol, ProviderTxnID: no, Currency: "USD", Amount: 1000, Refunded: refunded}}}
+		Channel: payprotocol.Channel, ProviderTxnID: no, Currency: "USD", Amount: 1000, Refunded: refunded}}}
 }
 
 // TestVerify: each payment's verdict is recorded with its reason (paid in
@@ -175,7 +175,7 @@ func TestNewProvider(t *testing.T) {
 	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T1", 0), toVerify("T2", 0)}}
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1})
 	p := payprotocol.NewProvider(payprotocol.ProviderConfig{Client: r.client, Store: store, Pacer: pacer})
-	if p.Name != payprotocol.Name || len(p.Settles) != 1 || p.Settles[0] != pipeline.ChannelPayProtocol || p.Distribute != nil || len(p.Matchers) != 1 {
+	if p.Name != payprotocol.Name || len(p.Settles) != 1 || p.Settles[0] != payprotocol.Channel || p.Distribute != nil || len(p.Matchers) != 1 {
 		t.Fatalf("provider %+v", p)
 	}
 	if err := p.Preflight(ctx); err != nil {

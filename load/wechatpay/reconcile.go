@@ -214,10 +214,10 @@ type matching struct {
 func (m *matching) match(ctx context.Context) ([]pipeline.Mismatch, error) {
 	m.at = m.now()
 	var err error
-	if m.items, err = m.store.WeChatItems(ctx, m.run.ID, pipeline.ChannelWeChatPay); err != nil {
+	if m.items, err = m.store.WeChatItems(ctx, m.run.ID, Channel); err != nil {
 		return nil, err
 	}
-	if m.attempts, err = m.store.WeChatAttempts(ctx, m.run.ID, pipeline.ChannelWeChatPay, []string{KindDistribution, KindUnfreeze}); err != nil {
+	if m.attempts, err = m.store.WeChatAttempts(ctx, m.run.ID, Channel, []string{KindDistribution, KindUnfreeze}); err != nil {
 		return nil, err
 	}
 	for _, it := range m.items {

@@ -132,7 +132,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		c.Pacer = pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel})
 	}
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
-		items, err := c.Store.ItemsInState(ctx, run.ID, pipeline.ChannelWeChatPay, pipeline.ItemRecorded)
+		items, err := c.Store.ItemsInState(ctx, run.ID, Channel, pipeline.ItemRecorded)
 		if err != nil {
 			return "", err
 		}
@@ -159,7 +159,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			return c.Store.SetItemState(ctx, run.ID, it.OrderNo, pipeline.ItemRecorded, pipeline.ItemRecorded, "held: "+strings.TrimPrefix(outcome, "!"))
 		}
 		order := func(it pipeline.Split) Txn {
-			return Txn{SubMchID: sellers[it.SellerID].WeChatSubMchID, TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
+			return Txn{SubMchID: sellers[it.SellerID].Account(SellerAccount), TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
 		}
 		// Plan: each transaction checked and its request recorded
 		// (intent first), paced under WeChat Pay's limits.

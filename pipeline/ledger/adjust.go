@@ -185,7 +185,7 @@ func (l *Ledger) OpenCarries(ctx context.Context, upTo pipeline.Date) ([]pipelin
 	for rows.Next() {
 		var c pipeline.Carry
 		var cur string
-		if err := rows.Scan(&c.SellerID, &cur, &c.Amount, &c.Entries, &c.InfiniaID); err != nil {
+		if err := rows.Scan(&c.SellerID, &cur, &c.Amount, &c.Entries, &c.Account); err != nil {
 			return nil, fmt.Errorf("read carried balances: %w", err)
 		}
 		c.Currency = pipeline.Currency(cur)

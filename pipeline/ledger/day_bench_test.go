@@ -168,7 +168,7 @@ func benchItems(b *testing.B, l *ledger.Ledger, d pipeline.Date, prefix string, 
 				cur = "EUR"
 			}
 			o := pipeline.Order{Seq: int64(i + 1), OrderNo: fmt.Sprintf("%s%08d", prefix, i), SellerID: fmt.Sprintf("S%05d", (i/2)%sellers),
-				Channel: pipeline.ChannelInfiniaPay, Currency: cur, Amount: 1000, Category: "c", PaidAt: at, ConfirmedAt: at}
+				Channel: chInfinia, Currency: cur, Amount: 1000, Category: "c", PaidAt: at, ConfirmedAt: at}
 			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 100, SellerShare: 900}); err != nil {
 				return err
 			}

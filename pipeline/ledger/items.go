@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -90,6 +91,12 @@ func (l *Ledger) analyze(ctx context.Context, tables ...string) error {
 	return nil
 }
 
+// SellerAccounts names, for each account column of run_sellers
+// (infinia_seller_id, wechat_sub_mchid, in this order), the provider the
+// seller's account is at: its key in pipeline.Seller.Accounts. An account
+// at another provider needs a column (a migration) and its name here.
+func SellerAccounts() []string { return []string{"infiniapay", "wechatpay"} }
+
 func copySellers(ctx context.Context, tx *sql.Tx, runID int64, sellers []pipeline.Seller) error {
 	stmt, err := tx.PrepareContext(ctx, `COPY run_sellers (run_id, seller_id, name, entity_type, country,
 		infinia_seller_id, wechat_sub_mchid) FROM STDIN`)
@@ -97,8 +104,18 @@ func copySellers(ctx context.Context, tx *sql.Tx, runID int64, sellers []pipelin
 		return err
 	}
 	defer stmt.Close()
+	providers := SellerAccounts()
 	for _, s := range sellers {
-		if _, err := stmt.ExecContext(ctx, runID, s.ID, s.Name, s.EntityType, s.Country, s.InfiniaID, s.WeChatSubMchID); err != nil {
+		args := []any{runID, s.ID, s.Name, s.EntityType, s.Country}
+		for _, p := range providers {
+			args = append(args, s.Account(p))
+		}
+		for p, id := range s.Accounts {
+			if id != "" && !slices.Contains(providers, p) {
+				return fmt.Errorf("seller %s has an account at %s, which the ledger has no column for", s.ID, p)
+			}
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			return err
 		}
 	}
@@ -108,7 +125,8 @@ func copySellers(ctx context.Context, tx *sql.Tx, runID int64, sellers []pipelin
 	return nil
 }
 
-// RunSellers returns the sellers recorded with the run's snapshot, by id.
+// RunSellers returns the sellers recorded with the run's snapshot, by id,
+// with their accounts (SellerAccounts; an empty column is none).
 func (l *Ledger) RunSellers(ctx context.Context, runID int64) (map[string]pipeline.Seller, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, name, entity_type, country, infinia_seller_id,
 		wechat_sub_mchid FROM run_sellers WHERE run_id = $1`, runID)
@@ -116,11 +134,25 @@ func (l *Ledger) RunSellers(ctx context.Context, runID int64) (map[string]pipeli
 		return nil, fmt.Errorf("read sellers: %w", err)
 	}
 	defer rows.Close()
+	providers := SellerAccounts()
 	out := map[string]pipeline.Seller{}
+	acc := make([]string, len(providers))
 	for rows.Next() {
 		var s pipeline.Seller
-		if err := rows.Scan(&s.ID, &s.Name, &s.EntityType, &s.Country, &s.InfiniaID, &s.WeChatSubMchID); err != nil {
+		dest := []any{&s.ID, &s.Name, &s.EntityType, &s.Country}
+		for i := range acc {
+			dest = append(dest, &acc[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
+		}
+		for i, id := range acc {
+			if id != "" {
+				if s.Accounts == nil {
+					s.Accounts = make(map[string]string, len(acc))
+				}
+				s.Accounts[providers[i]] = id
+			}
 		}
 		out[s.ID] = s
 	}
@@ -154,6 +186,14 @@ func (l *Ledger) ReadSnapshot(ctx context.Context, runID int64, fn func(pipeline
 	return rows.Err()
 }
 
+// itemStart is the state a split's item starts in.
+func itemStart(s pipeline.Split) pipeline.ItemState {
+	if s.Unverified {
+		return pipeline.ItemUnverified
+	}
+	return pipeline.ItemRecorded
+}
+
 // itemCopy streams splits and rejects into one temporary table: a connection
 // runs one COPY at a time, and the two arrive interleaved.
 type itemCopy struct {
@@ -170,13 +210,13 @@ func (c *itemCopy) Split(s pipeline.Split) error {
 	c.items++
 	_, err := c.stmt.ExecContext(c.ctx, "item", s.Seq, s.OrderNo, s.SellerID, string(s.Channel), s.ProviderTxnID,
 		string(s.Currency), s.Category, strconv.FormatInt(s.Amount, 10), strconv.FormatInt(s.Refunded, 10),
-		s.Commission, s.SellerShare, s.Rule, s.PaidAt, s.ConfirmedAt, nil)
+		s.Commission, s.SellerShare, s.Rule, s.PaidAt, s.ConfirmedAt, nil, itemStart(s))
 	return err
 }
 
 func (c *itemCopy) Reject(r pipeline.Reject) error {
 	_, err := c.stmt.ExecContext(c.ctx, "reject", r.Seq, r.OrderNo, r.SellerID, r.Provider, nil,
-		r.Currency, nil, r.Amount, r.Refunded, nil, nil, nil, nil, nil, r.Reason)
+		r.Currency, nil, r.Amount, r.Refunded, nil, nil, nil, nil, nil, r.Reason, nil)
 	return err
 }
 
@@ -240,7 +280,7 @@ func createStage(ctx context.Context, tx *sql.Tx) error {
 	_, err := tx.ExecContext(ctx, `CREATE TEMP TABLE item_stage (
 		kind text, seq bigint, order_no text, seller_id text, channel text, provider_txn_id text,
 		currency text, category text, gross text, refunded text, commission bigint, seller bigint,
-		rule text, paid_at timestamptz, confirmed_at timestamptz, reason text) ON COMMIT DROP`)
+		rule text, paid_at timestamptz, confirmed_at timestamptz, reason text, state text) ON COMMIT DROP`)
 	return err
 }
 
@@ -267,10 +307,7 @@ func (c *directCopy) Split(s pipeline.Split) error {
 		return fmt.Errorf("order %s: split does not conserve its amount (%d != %d + %d + %d)",
 			s.OrderNo, s.Amount, s.Refunded, s.Commission, s.SellerShare)
 	}
-	state := pipeline.ItemRecorded
-	if s.Channel == pipeline.ChannelPayProtocol {
-		state = pipeline.ItemUnverified
-	}
+	state := itemStart(s)
 	c.items++
 	l := c.ls.start()
 	l.str(s.OrderNo)
@@ -388,10 +425,10 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 				category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state)
 			SELECT s.order_no, $1, $2, s.seller_id, s.channel, s.provider_txn_id, s.currency, s.category,
 			       s.gross::bigint, s.refunded::bigint, s.commission, s.seller, s.rule, s.paid_at, s.confirmed_at,
-			       CASE WHEN s.channel = $3 THEN $4 ELSE 'recorded' END
+			       s.state
 			FROM item_stage s WHERE s.kind = 'item'
 			ON CONFLICT (order_no) DO NOTHING`,
-		run.ID, run.Key.Date.String(), string(pipeline.ChannelPayProtocol), pipeline.ItemUnverified)
+		run.ID, run.Key.Date.String())
 	if err != nil {
 		return fmt.Errorf("record items: %w", err)
 	}

@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func transform(t *testing.T, l *ledger.Ledger, d pipeline.Date, rows []row) (*pi
 			rej := pipeline.RejectOf(r, "bad amount")
 			return pipeline.Split{}, &rej, nil
 		}
-		o := pipeline.Order{Seq: r.Seq, OrderNo: *r.OrderNo, SellerID: "S1", Channel: pipeline.ChannelInfiniaPay,
+		o := pipeline.Order{Seq: r.Seq, OrderNo: *r.OrderNo, SellerID: "S1", Channel: chInfinia,
 			Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
 		return pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}, nil, nil
 	}
@@ -184,7 +185,7 @@ func TestStatisticsFreshAndPerFileQueryIndexed(t *testing.T) {
 	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
 		for i := range n {
 			o := pipeline.Order{Seq: int64(i + 1), OrderNo: fmt.Sprintf("O%06d", i), SellerID: fmt.Sprintf("S%03d", i%sellers),
-				Channel: pipeline.ChannelInfiniaPay, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
+				Channel: chInfinia, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
 			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}); err != nil {
 				return err
 			}
@@ -267,5 +268,89 @@ func TestSnapshotKeepsRowsExactly(t *testing.T) {
 		if i >= len(got) || got[i] != show(r) {
 			t.Fatalf("row %d\n got %v\nwant %s", i+1, got, show(r))
 		}
+	}
+}
+
+// An item starts as its split says - unverified when its channel's spec
+// says so, else recorded - whichever way the items are written.
+func TestItemsStartAsTheirSplitSays(t *testing.T) {
+	l, _ := open(t)
+	ctx := context.Background()
+	for i, staged := range []bool{false, true} {
+		d := pipeline.Date{Year: 2026, Month: 10, Day: 1 + i}
+		run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if staged {
+			defer ledger.SetMaxHeldRejects(0)() // the reject sends it the staged way
+		}
+		at := d.Time(time.UTC)
+		_, err = l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+			for j, unverified := range []bool{false, true} {
+				no := fmt.Sprintf("%s-%v", d, unverified)
+				o := pipeline.Order{Seq: int64(j + 1), OrderNo: no, SellerID: "S1", Channel: chPayProtocol, ProviderTxnID: "T" + no,
+					Currency: "USD", Amount: 1000, Category: "c", PaidAt: at, ConfirmedAt: at}
+				if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 100, SellerShare: 900, Unverified: unverified}); err != nil {
+					return err
+				}
+			}
+			return w.Reject(pipeline.Reject{Seq: 3, OrderNo: "X" + d.String(), Reason: "bad"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for state, want := range map[string]string{ledger.ItemUnverified: d.String() + "-true", ledger.ItemRecorded: d.String() + "-false"} {
+			items, err := l.ItemsInState(ctx, run.ID, chPayProtocol, state)
+			if err != nil || len(items) != 1 || items[0].OrderNo != want {
+				t.Errorf("staged %v: %s items %+v (%v), want %s", staged, state, items, err, want)
+			}
+		}
+	}
+}
+
+// The sellers of a snapshot keep their accounts; an account at a provider
+// the ledger has no column for is refused, not dropped.
+func TestRunSellersKeepAccounts(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sellers := []pipeline.Seller{
+		{ID: "S1", Name: "One", EntityType: "Corporate", Country: "CHN", Accounts: map[string]string{"infiniapay": "INF1", "wechatpay": "1900"}},
+		{ID: "S2", Accounts: map[string]string{"wechatpay": "1901"}},
+		{ID: "S3"},
+	}
+	write := func(sellers []pipeline.Seller) error {
+		_, err := l.WriteSnapshot(ctx, run.ID, func(_ func(pipeline.SourceRow) error, addSeller func(pipeline.Seller) error) error {
+			for _, s := range sellers {
+				if err := addSeller(s); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		return err
+	}
+	if err := write(append(sellers[:1:1], pipeline.Seller{ID: "S4", Accounts: map[string]string{"otherpay": "X"}})); err == nil ||
+		!strings.Contains(err.Error(), "otherpay") {
+		t.Fatalf("an account the ledger cannot keep: %v", err)
+	}
+	if err := write(sellers); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.RunSellers(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]pipeline.Seller{}
+	for _, s := range sellers {
+		want[s.ID] = s
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("sellers\n got %+v\nwant %+v", got, want)
 	}
 }

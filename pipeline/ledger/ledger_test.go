@@ -15,6 +15,14 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// The channels of the tests, named as the provider packages name them:
+// the ledger's provider columns and queries still know these names.
+const (
+	chInfinia     pipeline.Channel = "infiniapay"
+	chWeChat      pipeline.Channel = "wechatpay"
+	chPayProtocol pipeline.Channel = "payprotocol"
+)
+
 // open returns a migrated ledger in a fresh database.
 func open(t *testing.T) (*ledger.Ledger, string) {
 	t.Helper()

@@ -17,7 +17,7 @@ import (
 const kindRevenueShare = "revenue_share"
 
 // shareChannels are the channels whose items the revenue shares pay.
-var shareChannels = []pipeline.Channel{pipeline.ChannelInfiniaPay, pipeline.ChannelPayProtocol}
+var shareChannels = []pipeline.Channel{chInfinia, chPayProtocol}
 
 func keyHash(parts ...string) string {
 	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))

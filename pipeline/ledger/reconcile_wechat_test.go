@@ -38,7 +38,7 @@ func wxRun(t *testing.T, l *ledger.Ledger, d pipeline.Date, orders map[string]st
 	}
 	if _, err := l.WriteSnapshot(ctx, run.ID, func(_ func(pipeline.SourceRow) error, addSeller func(pipeline.Seller) error) error {
 		for s := range sellers {
-			if err := addSeller(pipeline.Seller{ID: s, WeChatSubMchID: "SUB-" + s}); err != nil {
+			if err := addSeller(pipeline.Seller{ID: s, Accounts: map[string]string{"wechatpay": "SUB-" + s}}); err != nil {
 				return err
 			}
 		}
@@ -49,9 +49,9 @@ func wxRun(t *testing.T, l *ledger.Ledger, d pipeline.Date, orders map[string]st
 	at := d.Time(time.UTC)
 	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
 		for _, no := range slices.Sorted(maps.Keys(orders)) {
-			ch := pipeline.ChannelWeChatPay
+			ch := chWeChat
 			if no[0] == 'I' {
-				ch = pipeline.ChannelInfiniaPay
+				ch = chInfinia
 			}
 			o := pipeline.Order{OrderNo: no, SellerID: orders[no], Channel: ch, ProviderTxnID: "T" + no, Currency: "CNY",
 				Amount: 1000, Refunded: 100, Category: "c", PaidAt: at, ConfirmedAt: at}
@@ -118,7 +118,7 @@ func TestWeChatReconcileQueries(t *testing.T) {
 	wxEffect(t, l, run, wxDistribution, "W4", 1, 90, pipeline.EffectPlanned) // never sent
 	after := time.Now().Add(time.Second)
 
-	items, err := l.WeChatItems(ctx, run.ID, pipeline.ChannelWeChatPay)
+	items, err := l.WeChatItems(ctx, run.ID, chWeChat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestWeChatReconcileQueries(t *testing.T) {
 		t.Fatalf("items:\n%+v\nwant\n%+v", items, want)
 	}
 
-	attempts, err := l.WeChatAttempts(ctx, run.ID, pipeline.ChannelWeChatPay, []string{wxDistribution, wxUnfreeze})
+	attempts, err := l.WeChatAttempts(ctx, run.ID, chWeChat, []string{wxDistribution, wxUnfreeze})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,12 +29,12 @@ func TestRefundedItems(t *testing.T) {
 		at := time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)
 		return pipeline.Split{Order: pipeline.Order{OrderNo: no, SellerID: "S1", Channel: ch, ProviderTxnID: "T" + no,
 			Currency: "USD", Amount: gross, Refunded: refunded, Category: "c", PaidAt: at, ConfirmedAt: at},
-			Rule: "r", SellerShare: gross - refunded}
+			Rule: "r", SellerShare: gross - refunded, Unverified: ch == chPayProtocol}
 	}
-	pp := pipeline.ChannelPayProtocol
+	pp := chPayProtocol
 	_, err = l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
 		for _, s := range []pipeline.Split{split("O5", pp, 5000, 0), split("O1", pp, 1000, 100), split("O2", pp, 2000, 0),
-			split("O3", pp, 3000, 0), split("O4", pp, 4000, 0), split("O6", pipeline.ChannelInfiniaPay, 6000, 0)} {
+			split("O3", pp, 3000, 0), split("O4", pp, 4000, 0), split("O6", chInfinia, 6000, 0)} {
 			if err := w.Split(s); err != nil {
 				return err
 			}

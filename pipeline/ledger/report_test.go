@@ -20,7 +20,7 @@ func writeItems(t *testing.T, l *ledger.Ledger, run *pipeline.Run, orders map[st
 		for no, ch := range orders {
 			o := pipeline.Order{OrderNo: no, SellerID: "S2", Channel: ch, ProviderTxnID: "T" + no, Currency: "USD",
 				Amount: 1000, Category: "c", PaidAt: now, ConfirmedAt: now}
-			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 100, SellerShare: 900}); err != nil {
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 100, SellerShare: 900, Unverified: ch == chPayProtocol}); err != nil {
 				return err
 			}
 		}
@@ -76,8 +76,8 @@ func TestSummaryAccountsForEverySellerMinorUnit(t *testing.T) {
 	// Seller S2 (9.00 each): one rejected by the provider, one held, one
 	// held by WeChat's stage (still recorded), one still recorded, one
 	// Pay Protocol item not verified yet.
-	writeItems(t, l, r1, map[string]pipeline.Channel{"Xr": pipeline.ChannelInfiniaPay, "Xh": pipeline.ChannelInfiniaPay,
-		"Xn": pipeline.ChannelInfiniaPay, "Xw": pipeline.ChannelWeChatPay, "Xu": pipeline.ChannelPayProtocol})
+	writeItems(t, l, r1, map[string]pipeline.Channel{"Xr": chInfinia, "Xh": chInfinia,
+		"Xn": chInfinia, "Xw": chWeChat, "Xu": chPayProtocol})
 	for _, c := range []struct{ order, from, to, reason string }{
 		{"Xr", "recorded", "rejected", "refused by Infinia: bad row"},
 		{"Xh", "recorded", "held", "held: trade file F was refused by Infinia"},
@@ -191,7 +191,7 @@ func TestLateRefundOfAnOrderRejectedAtTheSourceIsIgnored(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	summary, problems, err := pipeline.ClawBacks(ctx, l, nil, r2)
+	summary, problems, err := pipeline.ClawBacks(ctx, l, nil, nil, r2)
 	if err != nil || len(problems) != 0 {
 		t.Fatal(summary, problems, err)
 	}

@@ -24,11 +24,12 @@ func TestItemsToVerify(t *testing.T) {
 	at := time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)
 	split := func(no string, ch pipeline.Channel) pipeline.Split {
 		return pipeline.Split{Order: pipeline.Order{OrderNo: no, SellerID: "S1", Channel: ch, ProviderTxnID: "T" + no,
-			Currency: "USD", Amount: 1000, Category: "c", PaidAt: at, ConfirmedAt: at}, Rule: "r", SellerShare: 1000}
+			Currency: "USD", Amount: 1000, Category: "c", PaidAt: at, ConfirmedAt: at}, Rule: "r", SellerShare: 1000,
+			Unverified: ch == chPayProtocol} // as its channel's spec says
 	}
-	pp := pipeline.ChannelPayProtocol
+	pp := chPayProtocol
 	_, err = l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
-		for _, s := range []pipeline.Split{split("O4", pp), split("O1", pp), split("O2", pp), split("O3", pp), split("O5", pipeline.ChannelInfiniaPay)} {
+		for _, s := range []pipeline.Split{split("O4", pp), split("O1", pp), split("O2", pp), split("O3", pp), split("O5", chInfinia)} {
 			if err := w.Split(s); err != nil {
 				return err
 			}

@@ -1,0 +1,19 @@
+package infiniapay
+
+import "github.com/settlekit/settle/pipeline"
+
+// Channel is the channel of the orders paid into the platform's Infinia
+// Pay account: the source's provider column.
+const Channel pipeline.Channel = "infiniapay"
+
+// SellerAccount is the key of a seller's Infinia seller id in
+// pipeline.Seller.Accounts: the account revenue shares pay.
+const SellerAccount = "infiniapay"
+
+// ChannelSpec is what the core knows of Channel: its seller's share is
+// paid by revenue sharing to the seller's Infinia account; the order needs
+// no provider transaction id; a late refund is clawed back from the
+// seller's next revenue share.
+func ChannelSpec() pipeline.ChannelSpec {
+	return pipeline.ChannelSpec{Channel: Channel, Account: SellerAccount, AccountName: "Infinia Pay seller id"}
+}

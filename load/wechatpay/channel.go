@@ -1,0 +1,20 @@
+package wechatpay
+
+import "github.com/settlekit/settle/pipeline"
+
+// Channel is the channel of the orders whose payment is frozen in the
+// seller's WeChat Pay sub-merchant account: the source's provider column.
+const Channel pipeline.Channel = "wechatpay"
+
+// SellerAccount is the key of a seller's sub_mchid in
+// pipeline.Seller.Accounts.
+const SellerAccount = "wechatpay"
+
+// ChannelSpec is what the core knows of Channel: each order settles its
+// own transaction (provider_txn_id required) at the seller's sub-merchant
+// account; a late refund comes out of the sub-merchant's own funds, so
+// nothing is clawed back.
+func ChannelSpec() pipeline.ChannelSpec {
+	return pipeline.ChannelSpec{Channel: Channel, Account: SellerAccount, AccountName: "WeChat Pay sub_mchid", TxnRequired: true,
+		LateRefundIgnored: "paid through WeChat Pay: the refund comes out of the sub-merchant's own funds there"}
+}
