@@ -174,7 +174,7 @@ type DayWriter interface {
 // maxWaiting is how many rows at most wait for their sellers meanwhile.
 const (
 	sellerBatch = 1000
-	maxWaiting  = 20000
+	maxWaiting  = 4096
 )
 
 // ExtractTransform is the extract and transform stages as one pass
