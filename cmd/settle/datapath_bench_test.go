@@ -75,7 +75,7 @@ func BenchmarkDataPath(b *testing.B) {
 			return benchProc{}, err
 		}
 		in, err := benchMeasure(nil, psql, url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", `\copy bench_anchor FROM '`+file+`'`)
-		return benchProc{wall: out.wall + in.wall, rssKiB: max(out.rssKiB, in.rssKiB)}, err
+		return benchProc{wall: out.wall + in.wall, rssKiB: max(out.rssKiB, in.rssKiB), cpu: out.cpu + in.cpu}, err
 	}
 	settle := func(schema string) (benchProc, error) {
 		return benchMeasure(append(env, "SETTLE_SCHEMA="+schema), bin, "run", "--date", date, "--until", "transform")
@@ -96,8 +96,9 @@ func BenchmarkDataPath(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.Logf("round %d: anchor %.2fs, settle %.2fs (%.2fx), settle peak RSS %.1f MiB", r+1,
-			anchors[r].wall.Seconds(), settles[r].wall.Seconds(), settles[r].wall.Seconds()/anchors[r].wall.Seconds(), settles[r].mib())
+		b.Logf("round %d (load average %s): anchor %.2fs, settle %.2fs (%.2fx), settle peak RSS %.1f MiB, CPU of settle %.2fs and of psql %.2fs", r+1, benchLoad(),
+			anchors[r].wall.Seconds(), settles[r].wall.Seconds(), settles[r].wall.Seconds()/anchors[r].wall.Seconds(), settles[r].mib(),
+			settles[r].cpu.Seconds(), anchors[r].cpu.Seconds())
 	}
 	rerun, err := settle(fmt.Sprintf("bench_%d", rounds-1))
 	if err != nil {
@@ -150,6 +151,7 @@ func benchAnchorQuery(b *testing.B, date, tz string) string {
 type benchProc struct {
 	wall   time.Duration
 	rssKiB int64
+	cpu    time.Duration // user + system of the process (not of its database backends)
 }
 
 func (r benchProc) seconds() float64 { return r.wall.Seconds() }
@@ -170,7 +172,17 @@ func benchMeasure(env []string, name string, args ...string) (benchProc, error) 
 	if u, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = u.Maxrss // KiB on Linux
 	}
-	return benchProc{wall: wall, rssKiB: rss}, nil
+	return benchProc{wall: wall, rssKiB: rss, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, nil
+}
+
+// benchLoad is the machine's load average over the last minute, as the
+// kernel reports it ("?" where it does not).
+func benchLoad() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 func benchEnvInt(b *testing.B, name string, def int) int {
