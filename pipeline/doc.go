@@ -1,6 +1,7 @@
 // Package pipeline is the core of settle: the domain types (Money, Order,
 // Split, Reject, Run, Window), the small interfaces the runner consumes, the
-// Runner that sequences the stages of a settlement day, the intent-first
+// Runner that sequences the stages of a settlement day (consecutive ones at
+// once where a Pass does them in one stream), the intent-first
 // protocol every side effect follows, the Engine that drives those effects
 // at each provider's limits (Pacer: token buckets, requests in flight sized
 // by rate x latency, pending effects polled in waves), and the error kinds

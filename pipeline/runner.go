@@ -42,6 +42,14 @@ type Runner struct {
 	// Stages maps each stage to its implementation. A stage missing from the
 	// map is not built in this version: the runner says so and goes on.
 	Stages map[Stage]StageFunc
+	// Passes maps a stage to a pass that does it and the stages after it,
+	// through Pass.Through, at once: one pass over the data (extract and
+	// transform: the day read, recorded and classified in one stream). The
+	// runner takes a pass when the run is to go at least through Through
+	// and none of the stages it covers is done; otherwise (a resumed run,
+	// --until a stage inside the pass) it runs the stages one by one from
+	// Stages, which must have each of them.
+	Passes map[Stage]Pass
 	// Absent says why a stage missing from Stages is missing (e.g. "no
 	// provider of the run uploads"); the default is "not built in this
 	// version".
@@ -74,6 +82,18 @@ type Runner struct {
 	// instead of progress log lines.
 	Live io.Writer
 	Now  func() time.Time
+}
+
+// Pass performs several consecutive stages that send nothing at once.
+type Pass struct {
+	Through Stage // the last stage the pass covers
+	// Run does the stages from the pass's first through Through. Each stage
+	// it finishes it records done itself, in that stage's own transaction;
+	// it returns their summaries in order from the first: a prefix of the
+	// stages it covers (the runner runs the rest one by one, so a pass may
+	// leave a stage to its StageFunc, e.g. when its fast way does not fit
+	// the day's data). Its error is that of the first stage not finished.
+	Run func(ctx context.Context, run *Run) (summaries []string, err error)
 }
 
 // sends reports whether a stage has side effects outside the job.
@@ -118,9 +138,28 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	}
 	preflown := false
 	var attention []error
+	passed := map[Stage]bool{} // stages done by a pass of this invocation
 	for _, st := range Stages {
 		if st.Index() > until.Index() {
 			break
+		}
+		if passed[st] {
+			continue
+		}
+		if p, ok := r.Passes[st]; ok && r.canPass(run, st, p, until) {
+			done, err := r.runPass(ctx, log, st, p, run)
+			for _, s := range done {
+				passed[s] = true
+				res.Ran = append(res.Ran, s)
+			}
+			if err != nil {
+				return res, err
+			}
+			if passed[st] {
+				continue
+			}
+			// The pass finished nothing yet returned no error: the
+			// stages run one by one.
 		}
 		if sends(st) && !run.Done(st) && r.Gate != nil {
 			if err := r.Gate(ctx, run); err != nil {
@@ -203,6 +242,57 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	}
 	run.LastError = ""
 	return res, nil
+}
+
+// canPass reports whether the pass p starting at st is to do its stages:
+// the run goes through all of them, none is done and none sends.
+func (r *Runner) canPass(run *Run, st Stage, p Pass, until Stage) bool {
+	if p.Through.Index() <= st.Index() || p.Through.Index() > until.Index() {
+		return false
+	}
+	for _, s := range Stages[st.Index() : p.Through.Index()+1] {
+		if run.Done(s) || sends(s) {
+			return false
+		}
+	}
+	return true
+}
+
+// runPass runs the pass p starting at st and records the stages it
+// finished; it returns them. Each is logged with its summary; the first
+// with the pass's time, the others as done in it.
+func (r *Runner) runPass(ctx context.Context, log *slog.Logger, st Stage, p Pass, run *Run) ([]Stage, error) {
+	covered := Stages[st.Index() : p.Through.Index()+1]
+	start := r.now()
+	var summaries []string
+	_, err := r.runStage(ctx, log.With("stage", st), st, func(ctx context.Context, run *Run) (string, error) {
+		var err error
+		summaries, err = p.Run(ctx, run)
+		return "", err
+	}, run)
+	summaries = summaries[:min(len(summaries), len(covered))]
+	var done []Stage
+	for i, summary := range summaries {
+		s := covered[i]
+		if !run.Done(s) {
+			if err := r.Store.CompleteStage(ctx, run.ID, s); err != nil {
+				return done, err
+			}
+			run.StagesDone = append(run.StagesDone, s)
+		}
+		done = append(done, s)
+		took := r.now().Sub(start).Round(time.Millisecond)
+		if i > 0 {
+			took = 0
+		}
+		log.Info(summary, "stage", s, "took", took, "pass", string(st)+".."+string(p.Through))
+	}
+	if err != nil {
+		failed := covered[min(len(summaries), len(covered)-1)]
+		r.fail(run, failed, err)
+		return done, fmt.Errorf("stage %s: %w", failed, err)
+	}
+	return done, nil
 }
 
 // NeedsPersonNote starts a run's recorded last error when it is a note of

@@ -173,3 +173,70 @@ func TestReextractRunsExtractAndTransformAgain(t *testing.T) {
 		t.Fatalf("err %v, calls %v", err, tr.calls)
 	}
 }
+
+// A pass does its stages at once when the run goes through all of them and
+// none is done; the stages it did not finish run one by one; a resumed run
+// or one that stops inside the pass runs the stages one by one.
+func TestPassDoesItsStagesAtOnceOnlyWhenNoneIsDone(t *testing.T) {
+	tr := &tracer{}
+	finishes := 2
+	withPass := func(store RunStore) *Runner {
+		r := tr.runner(store)
+		r.Passes = map[Stage]Pass{StageExtract: {Through: StageTransform, Run: func(context.Context, *Run) ([]string, error) {
+			tr.calls = append(tr.calls, "pass")
+			return []string{"read", "classified"}[:finishes], nil
+		}}}
+		return r
+	}
+	store := &memStore{}
+	res, err := withPass(store).Execute(context.Background(), day, RunParams{}, StageUpload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(tr.calls, " "); got != "pass gate upload" || len(res.Skipped) != 0 || len(res.Ran) != 3 {
+		t.Fatalf("calls %s, ran %v, skipped %v", got, res.Ran, res.Skipped)
+	}
+	tr.calls = nil
+	if _, err := withPass(store).Execute(context.Background(), day, RunParams{}, StageUpload); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(tr.calls, " "); got != "upload" {
+		t.Fatalf("re-run: calls %s", got)
+	}
+
+	// The pass finishes extract only: transform runs on its own.
+	tr.calls, finishes = nil, 1
+	store = &memStore{}
+	if _, err := withPass(store).Execute(context.Background(), day, RunParams{}, StageTransform); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(tr.calls, " "); got != "pass transform" || !store.run.Done(StageTransform) {
+		t.Fatalf("calls %s, done %v", got, store.run.StagesDone)
+	}
+
+	// --until extract, then on: the stages one by one.
+	tr.calls = nil
+	store = &memStore{}
+	for _, until := range []Stage{StageExtract, StageTransform} {
+		if _, err := withPass(store).Execute(context.Background(), day, RunParams{}, until); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(tr.calls, " "); got != "extract transform" {
+		t.Fatalf("calls %s", got)
+	}
+
+	// A pass that fails: the run fails at the first stage it did not finish.
+	tr.calls = nil
+	store = &memStore{}
+	r := tr.runner(store)
+	r.Passes = map[Stage]Pass{StageExtract: {Through: StageTransform, Run: func(context.Context, *Run) ([]string, error) {
+		return []string{"read"}, errors.New("boom")
+	}}}
+	if _, err := r.Execute(context.Background(), day, RunParams{}, StageTransform); err == nil || !strings.Contains(err.Error(), "stage transform: boom") {
+		t.Fatalf("err %v", err)
+	}
+	if !store.run.Done(StageExtract) || store.run.Done(StageTransform) || !strings.HasPrefix(store.lastErr, "stage transform: boom") {
+		t.Fatalf("done %v, last error %q", store.run.StagesDone, store.lastErr)
+	}
+}

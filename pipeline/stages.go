@@ -135,6 +135,159 @@ func TransformStage(snap Snapshot, classifier func(map[string]Seller) Classifier
 	}
 }
 
+// ItemStream is the item side of a one-pass extract: an ItemWriter whose
+// items may be dropped, leaving them to the transform stage.
+type ItemStream interface {
+	ItemWriter
+	// Abandon drops the items of the pass: the transform stage records
+	// them from the snapshot afterwards. why says what stopped them.
+	Abandon(why error)
+	// Abandoned reports whether the items were dropped (by Abandon, or by
+	// the writer, whose fast way does not fit the day: an order number
+	// shared, many rejects, an error on its side).
+	Abandoned() bool
+}
+
+// DayCounts is what a one-pass extract recorded.
+type DayCounts struct {
+	Rows  int64       // snapshot rows
+	Items *ItemCounts // nil when the items were not recorded in the pass
+	// Left says why the items were left to the transform stage.
+	Left error
+}
+
+// DayWriter records a run's snapshot and, in the same pass, its items.
+type DayWriter interface {
+	// WriteDay replaces the run's snapshot with the rows and sellers fill
+	// adds and records StageExtract done, in one transaction, as
+	// WriteSnapshot does. The items and rejects fill gives the stream are
+	// recorded as WriteItems records them, with StageTransform done, in a
+	// second transaction committed after the first: unless the stream was
+	// abandoned, in which case nothing of them is recorded. An error from
+	// the stream (or the stream abandoned) is never the snapshot's: fill
+	// goes on adding rows. Only fill's own error (or the snapshot's) fails
+	// the call, with nothing recorded.
+	WriteDay(ctx context.Context, run *Run, fill func(add func(SourceRow) error, addSeller func(Seller) error, items ItemStream) error) (DayCounts, error)
+}
+
+// sellerBatch is how many new sellers ExtractTransform looks up at once;
+// maxWaiting is how many rows at most wait for their sellers meanwhile.
+const (
+	sellerBatch = 1000
+	maxWaiting  = 4096
+)
+
+// ExtractTransform is the extract and transform stages as one pass
+// (Runner.Passes): every row the source gives is added to the snapshot
+// and, once its seller is known, classified into the items, in the same
+// stream; what the snapshot is and what the items are is exactly what the
+// two stages record one after the other (the items are those the transform
+// stage would compute from the snapshot: the same rows, sellers and
+// classifier). The sellers are looked up in batches as new ones appear,
+// rows waiting for theirs (at most maxWaiting). When the item side cannot
+// go on (an order number shared, more rejects than the fast way holds, a
+// classifier error), the snapshot is still recorded and the pass ends
+// after extract: the transform stage then runs from the snapshot as usual.
+func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Date) Window, classifier func(seller func(string) (Seller, bool, error)) Classifier) func(ctx context.Context, run *Run) ([]string, error) {
+	return func(ctx context.Context, run *Run) ([]string, error) {
+		var skipped int64
+		progress := ProgressFrom(ctx)
+		counts, err := day.WriteDay(ctx, run, func(add func(SourceRow) error, addSeller func(Seller) error, items ItemStream) error {
+			known := map[string]*Seller{} // nil: looked up, not found
+			lookup := func(id string) (Seller, bool, error) {
+				if s := known[id]; s != nil {
+					return *s, true, nil
+				}
+				return Seller{}, false, nil
+			}
+			classify := classifier(lookup)
+			var waiting []SourceRow
+			want := map[string]bool{}
+			write := func(r SourceRow) {
+				split, rej, err := classify(r)
+				switch {
+				case err != nil:
+					items.Abandon(err)
+				case rej != nil:
+					rej.Seq = r.Seq
+					err = items.Reject(*rej)
+				default:
+					split.Seq = r.Seq
+					err = items.Split(split)
+				}
+				if err != nil {
+					items.Abandon(err)
+				}
+			}
+			flush := func() error {
+				ids := make([]string, 0, len(want))
+				for id := range want {
+					ids = append(ids, id)
+					known[id] = nil
+				}
+				sort.Strings(ids)
+				clear(want)
+				err := sellers.Sellers(ctx, ids, func(s Seller) error {
+					known[s.ID] = &s
+					return addSeller(s)
+				})
+				if err != nil {
+					return err
+				}
+				for _, r := range waiting {
+					if items.Abandoned() {
+						break
+					}
+					write(r)
+				}
+				waiting = waiting[:0]
+				return nil
+			}
+			err := src.Orders(ctx, w(run.Key.Date), func(row SourceRow) error {
+				if !run.Key.Shard.Owns(deref(row.SellerID)) {
+					skipped++
+					return nil
+				}
+				progress.Add(1)
+				if err := add(row); err != nil {
+					return err
+				}
+				if row.SellerID != nil {
+					if _, seen := known[*row.SellerID]; !seen {
+						want[*row.SellerID] = true
+					}
+				}
+				if items.Abandoned() {
+					waiting = waiting[:0]
+				} else if row.SellerID != nil && want[*row.SellerID] {
+					waiting = append(waiting, row)
+				} else {
+					write(row)
+				}
+				if len(want) >= sellerBatch || len(waiting) >= maxWaiting {
+					return flush()
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return flush()
+		})
+		if err != nil {
+			return nil, fmt.Errorf("extract: %w", err)
+		}
+		read := fmt.Sprintf("%d orders read", counts.Rows)
+		if run.Key.Shard.Count > 1 {
+			read = fmt.Sprintf("%d orders read for shard %s (%d belong to other shards)", counts.Rows, run.Key.Shard, skipped)
+		}
+		if counts.Items == nil {
+			return []string{read + "; items left to the transform stage: " + counts.Left.Error()}, nil
+		}
+		return []string{read, fmt.Sprintf("%d items recorded, %d rejected", counts.Items.Items, counts.Items.Rejects)}, nil
+	}
+}
+
 // Settle classifies a stream of rows ordered by order_no and sends each to
 // w as a split or a reject. Every row sharing an order number with another
 // is rejected: with two versions of an order, neither can be trusted.

@@ -328,6 +328,11 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 				return o.classify(fromMap(m))
 			}),
 		},
+		// A fresh run through transform reads, records and classifies the
+		// day in one pass; a resumed one runs the stages one by one.
+		Passes: map[pipeline.Stage]pipeline.Pass{pipeline.StageExtract: {Through: pipeline.StageTransform,
+			Run: pipeline.ExtractTransform(extractSource(src, o.query, o.queryName),
+				sellerSource(src, o.sellersQ, o.sellersName), l, window, o.classify)}},
 		Gate: rejectGate(l, o.maxRejectRt),
 		// Upload, distribute and reconcile run again on every invocation:
 		// Pay Protocol payments held while confirming are verified again

@@ -27,7 +27,7 @@ import (
 // file` (a plain table shaped like the query), settle is the built binary
 // on a fresh ledger schema each round. The two alternate, the one going
 // first changing every round, because the machine is shared. Then a re-run
-// of the finished day. The day, its seed and rules are the bench-day
+// of each round's finished day. The day, its seed and rules are the bench-day
 // scenario (testdata/bench-day). Settings (environment):
 //
 //	BENCH_ORDERS   orders of the day (default: the scenario's, 200000)
@@ -75,7 +75,7 @@ func BenchmarkDataPath(b *testing.B) {
 			return benchProc{}, err
 		}
 		in, err := benchMeasure(nil, psql, url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", `\copy bench_anchor FROM '`+file+`'`)
-		return benchProc{wall: out.wall + in.wall, rssKiB: max(out.rssKiB, in.rssKiB)}, err
+		return benchProc{wall: out.wall + in.wall, rssKiB: max(out.rssKiB, in.rssKiB), cpu: out.cpu + in.cpu}, err
 	}
 	settle := func(schema string) (benchProc, error) {
 		return benchMeasure(append(env, "SETTLE_SCHEMA="+schema), bin, "run", "--date", date, "--until", "transform")
@@ -96,12 +96,16 @@ func BenchmarkDataPath(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.Logf("round %d: anchor %.2fs, settle %.2fs (%.2fx), settle peak RSS %.1f MiB", r+1,
-			anchors[r].wall.Seconds(), settles[r].wall.Seconds(), settles[r].wall.Seconds()/anchors[r].wall.Seconds(), settles[r].mib())
+		b.Logf("round %d (load average %s): anchor %.2fs, settle %.2fs (%.2fx), settle peak RSS %.1f MiB, CPU of settle %.2fs and of psql %.2fs", r+1, benchLoad(),
+			anchors[r].wall.Seconds(), settles[r].wall.Seconds(), settles[r].wall.Seconds()/anchors[r].wall.Seconds(), settles[r].mib(),
+			settles[r].cpu.Seconds(), anchors[r].cpu.Seconds())
 	}
-	rerun, err := settle(fmt.Sprintf("bench_%d", rounds-1))
-	if err != nil {
-		b.Fatal(err)
+	// Every round's finished day run again: nothing to do but check.
+	reruns := make([]benchProc, rounds)
+	for r := range rounds {
+		if reruns[r], err = settle(fmt.Sprintf("bench_%d", r)); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.StopTimer()
 	var n int64
@@ -112,14 +116,16 @@ func BenchmarkDataPath(b *testing.B) {
 	for i := range ratios {
 		ratios[i] = settles[i].wall.Seconds() / anchors[i].wall.Seconds()
 	}
-	b.Logf("%d orders, %d rounds: anchor %s s, settle --until transform %s s, ratio %s (median %.2fx); settle peak RSS %s MiB; re-run of the finished day %.2f s (%.1f%% of the median run)",
+	rerun := benchMedian(benchSeconds(reruns))
+	b.Logf("%d orders, %d rounds: anchor %s s, settle --until transform %s s, ratio %s (median %.2fx); settle peak RSS %s MiB, CPU %s s (psql %s s); re-run of the finished day %s s (median %.2f s, %.1f%% of the median run)",
 		orders, rounds, benchSpan(anchors, benchProc.seconds), benchSpan(settles, benchProc.seconds), benchSpanF(ratios), benchMedian(ratios),
-		benchSpan(settles, benchProc.mib), rerun.wall.Seconds(), 100*rerun.wall.Seconds()/benchMedian(benchSeconds(settles)))
+		benchSpan(settles, benchProc.mib), benchSpan(settles, benchProc.cpuSeconds), benchSpan(anchors, benchProc.cpuSeconds),
+		benchSpan(reruns, benchProc.seconds), rerun, 100*rerun/benchMedian(benchSeconds(settles)))
 	b.ReportMetric(benchMedian(benchSeconds(anchors)), "anchor-s")
 	b.ReportMetric(benchMedian(benchSeconds(settles)), "settle-s")
 	b.ReportMetric(benchMedian(ratios), "ratio")
 	b.ReportMetric(slices.Max(benchMiBs(settles)), "peak-MiB")
-	b.ReportMetric(rerun.wall.Seconds(), "rerun-s")
+	b.ReportMetric(rerun, "rerun-s")
 }
 
 // benchAnchorQuery is the default source query with the window of date in
@@ -150,10 +156,13 @@ func benchAnchorQuery(b *testing.B, date, tz string) string {
 type benchProc struct {
 	wall   time.Duration
 	rssKiB int64
+	cpu    time.Duration // user + system of the process (not of its database backends)
 }
 
 func (r benchProc) seconds() float64 { return r.wall.Seconds() }
 func (r benchProc) mib() float64     { return float64(r.rssKiB) / 1024 }
+
+func (r benchProc) cpuSeconds() float64 { return r.cpu.Seconds() }
 
 // benchMeasure runs a command (env nil: this process's) and returns its wall
 // time and peak RSS.
@@ -170,7 +179,17 @@ func benchMeasure(env []string, name string, args ...string) (benchProc, error) 
 	if u, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = u.Maxrss // KiB on Linux
 	}
-	return benchProc{wall: wall, rssKiB: rss}, nil
+	return benchProc{wall: wall, rssKiB: rss, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, nil
+}
+
+// benchLoad is the machine's load average over the last minute, as the
+// kernel reports it ("?" where it does not).
+func benchLoad() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 func benchEnvInt(b *testing.B, name string, def int) int {

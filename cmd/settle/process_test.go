@@ -101,6 +101,7 @@ func TestKilledMidwayAndRunAgainCompletes(t *testing.T) {
 		copyQ string // the COPY in flight when the process is killed
 	}{
 		{"during extract", "COPY source_rows%"},
+		{"during the pass of extract and transform", "COPY items%"},
 		{"during transform", "COPY item_stage%"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

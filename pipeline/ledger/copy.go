@@ -71,7 +71,34 @@ func (c *copyLine) time(t time.Time) {
 		c.b = append(c.b, pq.FormatTimestamp(t)...)
 		return
 	}
-	c.b = t.UTC().AppendFormat(c.b, "2006-01-02 15:04:05.999999999Z07:00")
+	c.b = appendUTC(c.b, t)
+}
+
+// appendUTC appends t in UTC as t.UTC().AppendFormat(b, "2006-01-02
+// 15:04:05.999999999Z07:00") does for years 1-9999, digit by digit:
+// AppendFormat was a sixth of settle's CPU in the day's COPYs.
+func appendUTC(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	b = append(b, byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+month/10), byte('0'+month%10), '-', byte('0'+day/10), byte('0'+day%10), ' ',
+		byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10))
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i >= 1; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, 'Z')
 }
 
 // timeOrNull adds a nullable timestamptz.

@@ -31,21 +31,11 @@ func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add f
 				return err
 			}
 		}
-		err := copyFrom(ctx, conn, `COPY source_rows (run_id, seq, order_no, seller_id, provider,
-			provider_txn_id, currency, amount_minor, refunded_minor, category, paid_at, confirmed_at) FROM STDIN`,
+		err := copyFrom(ctx, conn, copySnapshot,
 			func(ls *lineSender) error {
 				return fill(func(r pipeline.SourceRow) error {
 					n++
-					c := ls.start()
-					c.int(runID)
-					c.int(r.Seq)
-					for _, v := range []*string{r.OrderNo, r.SellerID, r.Provider, r.ProviderTxnID, r.Currency,
-						r.AmountMinor, r.RefundedMinor, r.Category} {
-						c.text(v)
-					}
-					c.timeOrNull(r.PaidAt)
-					c.timeOrNull(r.ConfirmedAt)
-					return ls.send()
+					return sendSourceRow(ls, runID, r)
 				}, func(s pipeline.Seller) error {
 					sellers = append(sellers, s)
 					return nil
@@ -63,6 +53,24 @@ func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add f
 		return n, err
 	}
 	return n, l.analyze(ctx, "source_rows", "run_sellers")
+}
+
+// copySnapshot is the COPY of sendSourceRow's lines.
+const copySnapshot = `COPY source_rows (run_id, seq, order_no, seller_id, provider,
+	provider_txn_id, currency, amount_minor, refunded_minor, category, paid_at, confirmed_at) FROM STDIN`
+
+// sendSourceRow sends a snapshot row, as read.
+func sendSourceRow(ls *lineSender, runID int64, r pipeline.SourceRow) error {
+	c := ls.start()
+	c.int(runID)
+	c.int(r.Seq)
+	for _, v := range []*string{r.OrderNo, r.SellerID, r.Provider, r.ProviderTxnID, r.Currency,
+		r.AmountMinor, r.RefundedMinor, r.Category} {
+		c.text(v)
+	}
+	c.timeOrNull(r.PaidAt)
+	c.timeOrNull(r.ConfirmedAt)
+	return ls.send()
 }
 
 // holdRun checks that the run exists and keeps it (FOR KEY SHARE) until the
@@ -334,14 +342,17 @@ func (c *directCopy) Reject(r pipeline.Reject) error {
 	return nil
 }
 
+// copyItems is the COPY of directCopy's lines.
+const copyItems = `COPY items (order_no, run_id, business_date, seller_id, channel, provider_txn_id,
+	currency, category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state) FROM STDIN`
+
 // writeItemsDirect is WriteItems' way for a day whose order numbers are
 // all distinct and new: items straight into items, then the rejects. It
 // reports false, with the transaction to be rolled back to the savepoint
 // direct, when an order number is shared.
 func writeItemsDirect(ctx context.Context, conn *sql.Conn, tx *sql.Tx, run *pipeline.Run, fill func(pipeline.ItemWriter) error, counts *pipeline.ItemCounts) (bool, error) {
 	c := &directCopy{runID: run.ID, date: run.Key.Date.String()}
-	err := copyFrom(ctx, conn, `COPY items (order_no, run_id, business_date, seller_id, channel, provider_txn_id,
-		currency, category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state) FROM STDIN`,
+	err := copyFrom(ctx, conn, copyItems,
 		func(ls *lineSender) error {
 			c.ls = ls
 			return fill(c)
@@ -356,6 +367,13 @@ func writeItemsDirect(ctx context.Context, conn *sql.Conn, tx *sql.Tx, run *pipe
 		}
 		return false, fmt.Errorf("copy items: %w", err)
 	}
+	return finishDirect(ctx, tx, run, c, counts)
+}
+
+// finishDirect records the rejects the direct way held, once its items are
+// in: it reports false, recording nothing, when a rejected row shares its
+// order number with another row. The run's snapshot must be visible to tx.
+func finishDirect(ctx context.Context, tx *sql.Tx, run *pipeline.Run, c *directCopy, counts *pipeline.ItemCounts) (bool, error) {
 	if len(c.rejects) > 0 {
 		if err := stageRejects(ctx, tx, c.rejects); err != nil {
 			return false, err

@@ -26,23 +26,49 @@ func sp(s string) *string { return &s }
 func transform(t *testing.T, l *ledger.Ledger, d pipeline.Date, rows []row) (*pipeline.Run, string) {
 	t.Helper()
 	ctx := context.Background()
-	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(d.Year, time.Month(d.Month), d.Day, 12, 0, 0, 0, time.UTC)
-	if _, err := l.WriteSnapshot(ctx, run.ID, func(add func(pipeline.SourceRow) error, _ func(pipeline.Seller) error) error {
-		for i, r := range rows {
-			if err := add(pipeline.SourceRow{Seq: int64(i + 1), OrderNo: r.orderNo, SellerID: sp("S1"), Provider: sp("infiniapay"),
-				Currency: sp("USD"), AmountMinor: sp(r.amount), RefundedMinor: sp("0"), PaidAt: &at, ConfirmedAt: &at}); err != nil {
+	run := openRun(t, l, d)
+	if _, err := l.WriteSnapshot(ctx, run.ID, func(add func(pipeline.SourceRow) error, addSeller func(pipeline.Seller) error) error {
+		for _, r := range sourceRows(d, rows) {
+			if err := add(r); err != nil {
 				return err
 			}
 		}
-		return nil
+		return addSeller(pipeline.Seller{ID: "S1", Name: "one"})
 	}); err != nil {
 		t.Fatal(err)
 	}
-	classify := func(r pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
+	summary, err := pipeline.TransformStage(l, func(map[string]pipeline.Seller) pipeline.Classifier { return classify(d) })(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run, summary
+}
+
+func openRun(t *testing.T, l *ledger.Ledger, d pipeline.Date) *pipeline.Run {
+	t.Helper()
+	run, _, err := l.OpenRun(context.Background(), pipeline.RunKey{Date: d, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+// sourceRows are rows as the source gives them, numbered from 1.
+func sourceRows(d pipeline.Date, rows []row) []pipeline.SourceRow {
+	at := time.Date(d.Year, time.Month(d.Month), d.Day, 12, 0, 0, 0, time.UTC)
+	var out []pipeline.SourceRow
+	for i, r := range rows {
+		out = append(out, pipeline.SourceRow{Seq: int64(i + 1), OrderNo: r.orderNo, SellerID: sp("S1"), Provider: sp("infiniapay"),
+			Currency: sp("USD"), AmountMinor: sp(r.amount), RefundedMinor: sp("0"), PaidAt: &at, ConfirmedAt: &at})
+	}
+	return out
+}
+
+// classify rejects a NULL or empty order number and an amount that is not
+// "10".
+func classify(d pipeline.Date) pipeline.Classifier {
+	at := time.Date(d.Year, time.Month(d.Month), d.Day, 12, 0, 0, 0, time.UTC)
+	return func(r pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
 		switch {
 		case r.OrderNo == nil:
 			rej := pipeline.RejectOf(r, "order_no is NULL")
@@ -58,11 +84,6 @@ func transform(t *testing.T, l *ledger.Ledger, d pipeline.Date, rows []row) (*pi
 			Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
 		return pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}, nil, nil
 	}
-	summary, err := pipeline.TransformStage(l, func(map[string]pipeline.Seller) pipeline.Classifier { return classify })(ctx, run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return run, summary
 }
 
 // outcome lists the run's items and rejects: "seq:reason" for rejects (by
