@@ -71,7 +71,7 @@ func TestFinalAnswersAreKeptPerMatcher(t *testing.T) {
 	if err := l.DB().QueryRowContext(ctx, `SELECT count(*) FROM reconciled_final`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 3+1+8 {
-		t.Fatalf("%d rows, want 12 (each key once)", n)
+	if n != 2+1+8 {
+		t.Fatalf("%d rows, want 11 (each key once)", n)
 	}
 }
