@@ -147,6 +147,9 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 		return e, nil
 	}
 	if e.State == EffectSent || e.State == EffectUnknown {
+		if err := Pace(ctx); err != nil {
+			return e, err // stopping: not asked
+		}
 		out, err := sender.Query(ctx, e)
 		if err != nil {
 			return e, fmt.Errorf("query %s %s: %w", e.Kind, e.Key, err)
@@ -157,6 +160,9 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 	}
 	if err := ctx.Err(); err != nil {
 		return e, err // do not start a new request once cancelled
+	}
+	if err := Pace(ctx); err != nil {
+		return e, err // stopping: not sent
 	}
 	if err := store.MarkSent(ctx, e.ID); err != nil {
 		return e, err
