@@ -31,7 +31,9 @@
 // database's CPU time is then not measured),
 // BENCH_PAYSIM_ARGS (extra paysim flags, e.g. "--upload-delay 2s"; the
 // default is --timing internet), BENCH_SETTLE_ARGS (extra flags of settle
-// run), BENCH_KEEP=1 keeps the work directory and the database.
+// run; without --provider-rate the job sends to Infinia and Pay Protocol at
+// their limit in paysim), BENCH_KEEP=1 keeps the work directory and the
+// database (on BENCH_PG; a cluster of its own goes with the benchmark).
 package main
 
 import (
@@ -201,6 +203,9 @@ func run() error {
 	}
 	defer stop()
 
+	if err := b.providerRate(); err != nil {
+		return err
+	}
 	ceilInf, ceilWx, err := b.signingCeilings()
 	if err != nil {
 		return err
@@ -316,6 +321,37 @@ func (b *bench) startPaysim() (*exec.Cmd, error) {
 	go io.Copy(io.Discard, stdout)
 	fmt.Printf("# paysim up with the day's payments in %s\n", time.Since(t0).Round(time.Millisecond))
 	return cmd, nil
+}
+
+// providerRate has the job send to Infinia and Pay Protocol at their
+// limit in paysim (the lower of the two; 1000/s when both are unlimited),
+// unless BENCH_SETTLE_ARGS or SETTLE_PROVIDER_RATE sets --provider-rate:
+// the job's default (20/s) is below the providers' in the timing model.
+func (b *bench) providerRate() error {
+	if os.Getenv("SETTLE_PROVIDER_RATE") != "" || strings.Contains(strings.Join(b.settleArgs, " "), "provider-rate") {
+		return nil
+	}
+	resp, err := http.Get(b.requestsURL)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var r paysim.Requests
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return fmt.Errorf("paysim's requests: %w", err)
+	}
+	q := 0.0
+	for _, p := range []string{"infinia", "payprotocol"} {
+		if l := r[p].LimitQPS; l > 0 && (q == 0 || l < q) {
+			q = l
+		}
+	}
+	if q == 0 {
+		q = 1000
+	}
+	b.env = append(b.env, "SETTLE_PROVIDER_RATE="+strconv.FormatFloat(q, 'f', -1, 64))
+	fmt.Printf("# the job sends to Infinia and Pay Protocol at %g/s (--provider-rate: their limit in paysim)\n", q)
+	return nil
 }
 
 // signingCeilings measures RSA-SHA256 signatures a second with our
