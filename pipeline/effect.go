@@ -142,6 +142,8 @@ const InFlightGrace = 15 * time.Second
 //
 // It sends at most once per call and never invents a new key: a failed
 // attempt is retried by the caller planning attempt+1 (see NextAttempt).
+// Called inside Pacer.EachAsNeeded (the Engine), the query and the send
+// each take their tokens (Pace) just before they are made.
 func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e Effect) (Effect, error) {
 	if e.State.Final() {
 		return e, nil
