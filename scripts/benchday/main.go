@@ -465,6 +465,48 @@ func (b *bench) countAt(p string, t time.Time, tooMany bool) float64 {
 	return get(b.samples[len(b.samples)-1])
 }
 
+// byEndpoint lists the requests each provider's endpoints answered in
+// [from, to], most first: the samples just before from and just after to.
+func (b *bench) byEndpoint(from, to time.Time) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.samples) == 0 {
+		return "-"
+	}
+	a, c := b.samples[0], b.samples[len(b.samples)-1]
+	for _, s := range b.samples {
+		if !s.at.After(from) {
+			a = s
+		}
+	}
+	for i := len(b.samples) - 1; i >= 0; i-- {
+		if !b.samples[i].at.Before(to) {
+			c = b.samples[i]
+		}
+	}
+	type count struct {
+		what string
+		n    int
+	}
+	var cs []count
+	for p, pr := range c.requests {
+		for ep, n := range pr.ByEndpoint {
+			if d := n - a.requests[p].ByEndpoint[ep]; d > 0 {
+				cs = append(cs, count{p + " " + ep, d})
+			}
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].n > cs[j].n || cs[i].n == cs[j].n && cs[i].what < cs[j].what })
+	var out []string
+	for _, x := range cs {
+		out = append(out, fmt.Sprintf("%s %d", x.what, x.n))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}
+
 // dbCPUAt interpolates the own cluster's CPU time at t.
 func (b *bench) dbCPUAt(t time.Time) time.Duration {
 	b.mu.Lock()
@@ -740,6 +782,7 @@ func (b *bench) report(first, second runResult, st paysim.State, ceilInf, ceilWx
 		achieved, reach float64
 	}
 	var sends []sending
+	fmt.Printf("\nre-run requests by endpoint (what it asked): %s\n", b.byEndpoint(second.from, second.to))
 	fmt.Println("\nper provider, first run:")
 	fmt.Println("| provider | requests | sending time | achieved rate | limit | reachable (min of limit, signing) | achieved / reachable | 429s |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
