@@ -50,6 +50,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -617,6 +618,7 @@ func (b *bench) settleRun(label string) (runResult, error) {
 	cmd.Stdout, cmd.Stderr = pw, pw
 	var res runResult
 	var lines []string
+	var failed string // the stage a failed run names
 	parsed := make(chan struct{})
 	go func() {
 		defer close(parsed)
@@ -635,9 +637,15 @@ func (b *bench) settleRun(label string) (runResult, error) {
 				Stage string    `json:"stage"`
 				Took  *float64  `json:"took_seconds"`
 			}
-			if json.Unmarshal([]byte(line), &l) == nil && l.Took != nil && l.Stage != "" {
+			if json.Unmarshal([]byte(line), &l) != nil {
+				continue
+			}
+			if l.Took != nil && l.Stage != "" {
 				took := time.Duration(*l.Took * float64(time.Second))
 				res.stages = append(res.stages, stageTime{name: l.Stage, took: *l.Took, start: l.Time.Add(-took), end: l.Time, msg: l.Msg})
+			}
+			if m := failedStage.FindStringSubmatch(line); m != nil && l.Msg == "settle failed" {
+				failed = m[1]
 			}
 		}
 	}()
@@ -650,6 +658,7 @@ func (b *bench) settleRun(label string) (runResult, error) {
 	res.to = time.Now()
 	pw.Close()
 	<-parsed
+	res.stages = withFailed(res.stages, failed)
 	res.wall = res.to.Sub(res.from)
 	res.maxRSS = maxRSS(cmd.ProcessState)
 	res.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
@@ -668,6 +677,32 @@ func (b *bench) settleRun(label string) (runResult, error) {
 	fmt.Printf("# %s took %s\n", label, res.wall.Round(time.Millisecond))
 	return res, nil
 }
+
+// withFailed adds the stage a failed run names, which logs no time of its
+// own (the run goes on to the next stages when it needs a person): it ran
+// in the longest gap between the stages that did.
+func withFailed(stages []stageTime, failed string) []stageTime {
+	if failed == "" {
+		return stages
+	}
+	gap, at := time.Duration(0), -1
+	for i := 1; i < len(stages); i++ {
+		if stages[i-1].name == failed {
+			return stages
+		}
+		if d := stages[i].start.Sub(stages[i-1].end); d > gap {
+			gap, at = d, i
+		}
+	}
+	if at < 0 {
+		return stages
+	}
+	s := stageTime{name: failed + " (failed)", took: gap.Seconds(), start: stages[at-1].end, end: stages[at].start}
+	return append(stages[:at], append([]stageTime{s}, stages[at:]...)...)
+}
+
+// failedStage finds the stage in the error of a run that failed.
+var failedStage = regexp.MustCompile(`"error":"run [^:"]*: stage ([a-z]+):`)
 
 func oneLine(s string, n int) string {
 	s = strings.ReplaceAll(s, "\n", " ")

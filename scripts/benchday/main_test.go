@@ -76,3 +76,19 @@ func TestClusterCPUCountsEndedChildren(t *testing.T) {
 		t.Fatalf("the tree's CPU grew %s while a child that ended used %s", after-before, used)
 	}
 }
+
+// TestWithFailedFillsTheGap: the stage a failed run names goes in the
+// longest gap between the stages that logged their time.
+func TestWithFailedFillsTheGap(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	stages := []stageTime{{name: "extract", start: at(0), end: at(1)}, {name: "upload", start: at(1), end: at(10)},
+		{name: "reconcile", start: at(60), end: at(70)}}
+	got := withFailed(stages, "distribute")
+	if len(got) != 4 || got[2].name != "distribute (failed)" || got[2].took != 50 || !got[2].start.Equal(at(10)) {
+		t.Fatalf("%+v", got)
+	}
+	if got := withFailed(got[:2], ""); len(got) != 2 {
+		t.Fatalf("nothing failed: %+v", got)
+	}
+}
