@@ -54,7 +54,7 @@ bench-data:
 	$(GO) test -run='^$$' -bench='DataPath' -benchtime=1x -timeout 60m -v ./cmd/settle
 	$(GO) test -run='^$$' -bench='DayLedger' -benchtime=1x -timeout 60m -v ./pipeline/ledger
 
-## bench-day: settle a seeded day (BENCH_ORDERS, default 100000) end to end against paysim as a process with its timing model (latency, processing delays, rate limits); prints per stage and provider, the signing ceiling, peak RSS and the day's physical bound (scripts/benchday)
+## bench-day: settle a seeded day (BENCH_ORDERS, default 100000) end to end against paysim as a process with its timing model (latency, processing delays, rate limits); prints per stage and provider (with the database's CPU time per 1,000 orders), the signing ceiling, peak RSS, the day's physical bound and the issue's targets (scripts/benchday)
 BENCH_ORDERS ?= 100000
 bench-day:
 	BENCH_ORDERS=$(BENCH_ORDERS) $(GO) run ./scripts/benchday

@@ -142,11 +142,16 @@ const InFlightGrace = 15 * time.Second
 //
 // It sends at most once per call and never invents a new key: a failed
 // attempt is retried by the caller planning attempt+1 (see NextAttempt).
+// Called inside Pacer.EachAsNeeded (the Engine), the query and the send
+// each take their tokens (Pace) just before they are made.
 func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e Effect) (Effect, error) {
 	if e.State.Final() {
 		return e, nil
 	}
 	if e.State == EffectSent || e.State == EffectUnknown {
+		if err := Pace(ctx); err != nil {
+			return e, err // stopping: not asked
+		}
 		out, err := sender.Query(ctx, e)
 		if err != nil {
 			return e, fmt.Errorf("query %s %s: %w", e.Kind, e.Key, err)
@@ -157,6 +162,9 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 	}
 	if err := ctx.Err(); err != nil {
 		return e, err // do not start a new request once cancelled
+	}
+	if err := Pace(ctx); err != nil {
+		return e, err // stopping: not sent
 	}
 	if err := store.MarkSent(ctx, e.ID); err != nil {
 		return e, err

@@ -43,12 +43,14 @@ const DefaultMaxInFlight = 256
 type Pacer struct {
 	limits Limits
 
-	mu       sync.Mutex
-	lanes    map[string]Limiter
-	latency  time.Duration // exponentially weighted moving average
-	inFlight int
-	peak     int
-	wake     chan struct{}
+	mu        sync.Mutex
+	lanes     map[string]Limiter
+	latency   time.Duration // exponentially weighted moving average
+	inFlight  int
+	peak      int
+	calls     int            // calls of EachAsNeeded running
+	laneCalls map[string]int // the same, per lane
+	wake      chan struct{}
 }
 
 // NewPacer returns a Pacer keeping to l.
@@ -56,7 +58,7 @@ func NewPacer(l Limits) *Pacer {
 	if l.MaxInFlight <= 0 {
 		l.MaxInFlight = DefaultMaxInFlight
 	}
-	return &Pacer{limits: l, lanes: map[string]Limiter{}, wake: make(chan struct{})}
+	return &Pacer{limits: l, lanes: map[string]Limiter{}, laneCalls: map[string]int{}, wake: make(chan struct{})}
 }
 
 // pacerOr returns p, or an unlimited Pacer when p is nil.
@@ -144,13 +146,18 @@ func (p *Pacer) release(took time.Duration) {
 	} else {
 		p.latency = (4*p.latency + took) / 5
 	}
+	p.wakeAll()
+}
+
+// wakeAll wakes whoever waits for a place; p.mu is held.
+func (p *Pacer) wakeAll() {
 	close(p.wake)
 	p.wake = make(chan struct{})
 }
 
-// start waits until one more request in the lane may start: the lane's
-// bucket, the provider's, then a place in flight.
-func (p *Pacer) start(ctx context.Context, lane Limiter) error {
+// tokens waits for one token of the lane's bucket, then one of the
+// provider's.
+func (p *Pacer) tokens(ctx context.Context, lane Limiter) error {
 	if lane != nil {
 		if err := lane.Wait(ctx); err != nil {
 			return err
@@ -161,11 +168,115 @@ func (p *Pacer) start(ctx context.Context, lane Limiter) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// start waits until one more request in the lane may start: the lane's
+// bucket, the provider's, then a place in flight.
+func (p *Pacer) start(ctx context.Context, lane Limiter) error {
+	if err := p.tokens(ctx, lane); err != nil {
+		return err
+	}
 	return p.acquire(ctx)
 }
 
+// enterCall waits until one more call of EachAsNeeded may run in lane:
+// at most the window per lane (so that calls waiting on a busy lane's
+// bucket never hold back the other lanes) and twice MaxInFlight in all.
+func (p *Pacer) enterCall(ctx context.Context, lane string) error {
+	for {
+		p.mu.Lock()
+		if p.calls < 2*p.limits.MaxInFlight && p.laneCalls[lane] < p.window() {
+			p.calls++
+			p.laneCalls[lane]++
+			p.mu.Unlock()
+			return nil
+		}
+		wake := p.wake
+		p.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (p *Pacer) leaveCall(lane string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls--
+	if p.laneCalls[lane]--; p.laneCalls[lane] == 0 {
+		delete(p.laneCalls, lane)
+	}
+	p.wakeAll()
+}
+
+// errPaceStopped is Pace's error once its EachAsNeeded stops starting
+// requests (ctx done, or a configuration error): the request was not
+// sent.
+var errPaceStopped = fmt.Errorf("stopped before the request: %w", context.Canceled)
+
+// ticket is one call of EachAsNeeded: the requests it makes take their
+// tokens through Pace; its place in flight is taken with the first.
+type ticket struct {
+	p    *Pacer
+	lane Limiter
+	stop context.Context // EachAsNeeded's: done, nothing new starts
+
+	mu    sync.Mutex
+	began time.Time // when the call took its place in flight; zero: not yet
+}
+
+type ticketKey struct{}
+
+// take waits for the tokens of one request, and the call's place in
+// flight with its first.
+func (t *ticket) take() error {
+	if t.stop.Err() != nil || t.p.tokens(t.stop, t.lane) != nil {
+		return errPaceStopped
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.began.IsZero() {
+		if t.p.acquire(t.stop) != nil {
+			return errPaceStopped
+		}
+		t.began = time.Now()
+	}
+	return nil
+}
+
+// done gives the call's place in flight back, if it took one, with the
+// time since (the latency of its requests: calls that sent nothing do not
+// count).
+func (t *ticket) done() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.began.IsZero() {
+		t.p.release(time.Since(t.began))
+	}
+}
+
+// Pace waits, inside a call of Pacer.EachAsNeeded, until one more request
+// of that call may start under the provider's limits and its lane's: it
+// takes one token of each bucket per request (call it before every
+// request, a resend included), and the call's place in flight with the
+// first. Elsewhere (inside Pacer.Each, whose calls are paced before they
+// start, or outside any pacer) it returns at once. Its error means the
+// request must not be sent: the Each is stopping.
+func Pace(ctx context.Context) error {
+	t, _ := ctx.Value(ticketKey{}).(*ticket)
+	if t == nil {
+		return nil
+	}
+	return t.take()
+}
+
 // Each runs fn(ctx, i) for i in [0, n), each start paced by the
-// provider's limits and the lane of i (lane nil: one lane), and returns
+// provider's limits and the lane of i (lane nil: one lane): every call
+// takes a token as one request, whether it sends one or not (see
+// EachAsNeeded for calls that may send none). It returns
 // the errors joined. Lanes start side by side, so that one slow lane
 // never holds back the others. It stops starting new calls once ctx is
 // done or fn returned a configuration error (KindUsage: refused
@@ -173,6 +284,22 @@ func (p *Pacer) start(ctx context.Context, lane Limiter) error {
 // element. Calls already started finish with ctx: a request that
 // has left is let finish (see ApplyEffect).
 func (p *Pacer) Each(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error) error {
+	return p.each(ctx, n, lane, fn, true)
+}
+
+// EachAsNeeded is Each for calls that may send no request (an item found
+// final in the ledger, a re-run of a finished day): a call takes no token
+// until it calls Pace, before each request it sends, so a call that sends
+// nothing waits on no bucket, and its time does not count as latency.
+// Calls run side by side up to the window per lane (and twice MaxInFlight
+// in all); the requests keep every limit of Each.
+func (p *Pacer) EachAsNeeded(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error) error {
+	return p.each(ctx, n, lane, fn, false)
+}
+
+// each is Each (paced: every call takes its tokens and place in flight
+// before it starts) or EachAsNeeded (its calls take them through Pace).
+func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error, paced bool) error {
 	if n == 0 {
 		return nil
 	}
@@ -202,17 +329,33 @@ func (p *Pacer) Each(ctx context.Context, n int, lane func(i int) string, fn fun
 			defer wg.Done()
 			lim := p.lane(k)
 			for _, i := range idx {
-				if stopCtx.Err() != nil || p.start(stopCtx, lim) != nil {
+				if stopCtx.Err() != nil {
 					return
+				}
+				var t *ticket // nil in a paced call: Pace within it returns at once
+				if paced {
+					if p.start(stopCtx, lim) != nil {
+						return
+					}
+				} else {
+					if p.enterCall(stopCtx, k) != nil {
+						return
+					}
+					t = &ticket{p: p, lane: lim, stop: stopCtx}
 				}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					began := time.Now()
-					err := fn(ctx, i)
-					p.release(time.Since(began))
-					if err == nil {
-						return
+					err := fn(context.WithValue(ctx, ticketKey{}, t), i)
+					if paced {
+						p.release(time.Since(began))
+					} else {
+						t.done()
+						p.leaveCall(k)
+					}
+					if err == nil || errors.Is(err, errPaceStopped) {
+						return // stopped: the reason is returned below
 					}
 					mu.Lock()
 					defer mu.Unlock()
@@ -330,7 +473,10 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 	}
 	for len(wave) > 0 {
 		w := wave
-		err := p.Each(ctx, len(w), laneOf(w), func(ctx context.Context, i int) error {
+		// Each request takes its tokens when it is made (ApplyEffect paces
+		// the query and the send): a query answered "not found" and sent
+		// again costs two.
+		err := p.EachAsNeeded(ctx, len(w), laneOf(w), func(ctx context.Context, i int) error {
 			e := w[i]
 			before := e.Sends
 			next, err := ApplyEffect(ctx, en.Store, en.Sender(e), e)
@@ -338,7 +484,7 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 			res.Sent += next.Sends - before
 			mu.Unlock()
 			switch {
-			case err != nil && ctx.Err() != nil:
+			case err != nil && (ctx.Err() != nil || errors.Is(err, errPaceStopped)):
 				return err
 			case err != nil && en.Error != nil:
 				return en.Error(ctx, next, err)

@@ -465,3 +465,197 @@ func TestConcurrentChainsRunTogether(t *testing.T) {
 		t.Fatalf("%v (other chain: %v): want the failure alone, the other chain stopped", err, stopped)
 	}
 }
+
+// countingLimiter grants every token at once and counts them.
+type countingLimiter struct {
+	mu      sync.Mutex
+	granted int
+}
+
+func (l *countingLimiter) Wait(context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.granted++
+	return nil
+}
+
+func (l *countingLimiter) n() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.granted
+}
+
+// closedLimiter never grants a token: Wait returns only when ctx is done.
+type closedLimiter struct {
+	mu    sync.Mutex
+	waits int
+}
+
+func (l *closedLimiter) Wait(ctx context.Context) error {
+	l.mu.Lock()
+	l.waits++
+	l.mu.Unlock()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestPacerNoOpCallsTakeNoToken: calls of EachAsNeeded that send nothing
+// (a re-run where everything is final) finish without a token, even from
+// a bucket that never grants one, in every lane; Each, by contrast, takes
+// one per call.
+func TestPacerNoOpCallsTakeNoToken(t *testing.T) {
+	t.Parallel()
+	// The deadline only guards against a hang; nothing here is timed.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	closed, laneClosed := &closedLimiter{}, &closedLimiter{}
+	p := NewPacer(Limits{Limit: closed, Rate: 1, Lane: func(string) Limiter { return laneClosed }})
+	const n = 2000
+	var mu sync.Mutex
+	seen := map[int]bool{}
+	err := p.EachAsNeeded(ctx, n, func(i int) string { return fmt.Sprint(i % 7) }, func(ctx context.Context, i int) error {
+		mu.Lock()
+		seen[i] = true
+		mu.Unlock()
+		return nil
+	})
+	if err != nil || len(seen) != n {
+		t.Fatalf("err %v, %d of %d calls ran", err, len(seen), n)
+	}
+	if closed.waits != 0 || laneClosed.waits != 0 {
+		t.Fatalf("no-op calls waited on the buckets: %d provider, %d lane", closed.waits, laneClosed.waits)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("no-op calls waited for the deadline")
+	}
+	// Each takes a token per call: with a counting bucket, n.
+	c := &countingLimiter{}
+	if err := NewPacer(Limits{Limit: c, Rate: 1}).Each(ctx, 50, nil, func(context.Context, int) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if c.n() != 50 {
+		t.Fatalf("Each took %d tokens for 50 calls", c.n())
+	}
+}
+
+// TestPacerRequestsKeepTheLimit: with EachAsNeeded, every request made
+// through Pace takes one token of the provider's bucket and one of its
+// lane's before it is sent (a call sending two takes two; Pace inside a
+// paced Each takes none more), and calls sending nothing take none: the
+// buckets' counts are exactly the requests, per lane too.
+func TestPacerRequestsKeepTheLimit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	provider := &countingLimiter{}
+	var lmu sync.Mutex
+	lanes := map[string]*countingLimiter{}
+	p := NewPacer(Limits{Limit: provider, Rate: 100, Lane: func(k string) Limiter {
+		lmu.Lock()
+		defer lmu.Unlock()
+		lanes[k] = &countingLimiter{}
+		return lanes[k]
+	}})
+	laneOf := func(i int) string { return fmt.Sprint(i % 5) }
+	var mu sync.Mutex
+	sent := map[string]int{}
+	var early []string
+	send := func(ctx context.Context, lane string) error {
+		if err := Pace(ctx); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		sent[lane]++
+		sent[""]++
+		lmu.Lock()
+		laneGranted := lanes[lane].n()
+		lmu.Unlock()
+		if sent[""] > provider.n() || sent[lane] > laneGranted {
+			early = append(early, lane) // sent before its token
+		}
+		return nil
+	}
+	const n = 300
+	err := p.EachAsNeeded(ctx, n, laneOf, func(ctx context.Context, i int) error {
+		switch i % 3 {
+		case 0:
+			return nil // final already: nothing to send
+		case 1:
+			return send(ctx, laneOf(i))
+		default:
+			if err := send(ctx, laneOf(i)); err != nil { // a query answered "not found"
+				return err
+			}
+			return send(ctx, laneOf(i)) // and the send again with its key
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(early) > 0 {
+		t.Fatalf("%d requests sent before their token", len(early))
+	}
+	if want := n/3*1 + n/3*2; sent[""] != want || provider.n() != want {
+		t.Fatalf("%d requests, %d tokens, want %d of each", sent[""], provider.n(), want)
+	}
+	for k, l := range lanes {
+		if l.n() != sent[k] {
+			t.Fatalf("lane %s: %d tokens for %d requests", k, l.n(), sent[k])
+		}
+	}
+	// Pace inside a paced Each: the call paid before it started.
+	c := &countingLimiter{}
+	err = NewPacer(Limits{Limit: c, Rate: 100}).Each(ctx, 20, nil, func(ctx context.Context, i int) error { return Pace(ctx) })
+	if err != nil || c.n() != 20 {
+		t.Fatalf("err %v, %d tokens for 20 paced calls", err, c.n())
+	}
+}
+
+// TestEngineTakesATokenPerRequest: the engine's requests - sends, queries
+// of pending effects, a send whose answer was lost and its query - each
+// take one token, and effects given final take none.
+func TestEngineTakesATokenPerRequest(t *testing.T) {
+	t.Parallel()
+	s, p := newMemEffects(), newSlowProvider(time.Millisecond, 1)
+	effects := plan(t, s, 30)
+	p.lose["K003"], p.lose["K007"] = true, true
+	var done []Effect
+	for i := 0; i < 10; i++ {
+		e, err := s.PlanEffect(context.Background(), Effect{Kind: "test", Subject: fmt.Sprintf("D%03d", i), Attempt: 1, Key: fmt.Sprintf("D%03d", i), Amount: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordOutcome(context.Background(), e.ID, EffectSucceeded, "r", ""); err != nil {
+			t.Fatal(err)
+		}
+		e.State = EffectSucceeded
+		done = append(done, e)
+	}
+	// Sent as far as the ledger knows, never seen by the provider: asked,
+	// "not found", sent again with the same key (two requests, one call).
+	for i := 0; i < 5; i++ {
+		e, err := s.PlanEffect(context.Background(), Effect{Kind: "test", Subject: fmt.Sprintf("U%03d", i), Attempt: 1, Key: fmt.Sprintf("U%03d", i), Amount: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkSent(context.Background(), e.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordOutcome(context.Background(), e.ID, EffectUnknown, "", "reset"); err != nil {
+			t.Fatal(err)
+		}
+		e.State, e.Sends = EffectUnknown, 1
+		effects = append(effects, e)
+	}
+	c := &countingLimiter{}
+	var f finals
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Pacer: NewPacer(Limits{Limit: c, Rate: 1000}),
+		Poll: time.Millisecond, Final: f.fn}
+	res, err := en.Run(context.Background(), append(effects, done...))
+	if err != nil || len(res.Pending) != 0 || len(f.n) != 45 {
+		t.Fatalf("err %v, %d pending, %d final", err, len(res.Pending), len(f.n))
+	}
+	if requests := p.sends + len(p.queryAt); c.n() != requests {
+		t.Fatalf("%d tokens for %d requests (%d sends, %d queries)", c.n(), requests, p.sends, len(p.queryAt))
+	}
+}

@@ -30,6 +30,9 @@ type Options struct {
 	Sellers  int
 	Seed     uint64 // same seed, same data
 	BadRows  int    // how many of Orders are bad rows, cycling through BadKinds
+	// SubMerchants is how many WeChat Pay sub-merchants the sellers
+	// share: seller i is at WeChatSubMchID(i, SubMerchants). 0: one each.
+	SubMerchants int
 }
 
 // BadKinds are the kinds of bad row the seed can write, in the order used.
@@ -85,8 +88,8 @@ const (
 // Generate writes the data. Seeding a date again replaces that date's
 // seeded orders and refunds; sellers are added when missing.
 func Generate(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
-	if o.Orders < 0 || o.Orders > MaxOrders || o.Sellers < 1 || o.BadRows < 0 || o.BadRows > o.Orders {
-		return Result{}, pipeline.Errorf(pipeline.KindUsage, "seed", "want 0 <= orders <= %d, sellers >= 1, 0 <= bad rows <= orders", MaxOrders)
+	if o.Orders < 0 || o.Orders > MaxOrders || o.Sellers < 1 || o.BadRows < 0 || o.BadRows > o.Orders || o.SubMerchants < 0 {
+		return Result{}, pipeline.Errorf(pipeline.KindUsage, "seed", "want 0 <= orders <= %d, sellers >= 1, 0 <= bad rows <= orders, sub-merchants >= 0", MaxOrders)
 	}
 	if o.Location == nil {
 		o.Location = time.UTC
@@ -109,7 +112,7 @@ func Generate(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
 			return res, fmt.Errorf("seed: clear %s: %w", o.Date, err)
 		}
 	}
-	if err := writeSellers(ctx, tx.Tx, o.Sellers); err != nil {
+	if err := writeSellers(ctx, tx.Tx, o.Sellers, o.SubMerchants); err != nil {
 		return res, err
 	}
 	res.Sellers = o.Sellers
@@ -123,19 +126,29 @@ func Generate(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
 	return res, tx.Commit()
 }
 
-func writeSellers(ctx context.Context, tx *sql.Tx, n int) error {
+func writeSellers(ctx context.Context, tx *sql.Tx, n, subs int) error {
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO sellers (seller_id, name, entity_type, country, infinia_seller_id, wechat_sub_mchid)
 		SELECT 'S' || lpad(i::text, 5, '0'), 'Seller ' || i,
 		       CASE WHEN i % 3 = 0 THEN 'Individual' ELSE 'Corporate' END,
 		       (ARRAY['CHN','HKG','USA','JPN','KWT'])[1 + i % 5],
-		       'INF' || lpad(i::text, 8, '0'), (1900000000 + i)::text
+		       'INF' || lpad(i::text, 8, '0'),
+		       (1900000000 + CASE WHEN $2 > 0 THEN (i - 1) % $2 + 1 ELSE i END)::text
 		FROM generate_series(1, $1) AS i
-		ON CONFLICT (seller_id) DO NOTHING`, n)
+		ON CONFLICT (seller_id) DO NOTHING`, n, subs)
 	if err != nil {
 		return fmt.Errorf("seed: sellers: %w", err)
 	}
 	return nil
+}
+
+// WeChatSubMchID is the WeChat Pay sub-merchant id of the seed's i-th
+// seller when the sellers share subs sub-merchants (0: one each).
+func WeChatSubMchID(i, subs int) string {
+	if subs > 0 {
+		i = (i-1)%subs + 1
+	}
+	return strconv.Itoa(1900000000 + i)
 }
 
 // InfiniaID is the Infinia Pay seller id of the seed's i-th seller.

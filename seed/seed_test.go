@@ -166,3 +166,31 @@ func TestSeveralDatesNeverShareAnID(t *testing.T) {
 		t.Fatalf("re-seeding %s: %d orders, want %d", day, n, total)
 	}
 }
+
+// TestSellersShareSubMerchants: with SubMerchants, the sellers are spread
+// over that many WeChat Pay sub-merchants, round robin, as WeChatSubMchID
+// names them; without, each has its own.
+func TestSellersShareSubMerchants(t *testing.T) {
+	t.Parallel()
+	db := pgtest.DB(t)
+	if _, err := seed.Generate(context.Background(), db, seed.Options{Date: day, Orders: 50, Sellers: 25, SubMerchants: 4}); err != nil {
+		t.Fatal(err)
+	}
+	var subs []string
+	if err := db.Select(&subs, `SELECT wechat_sub_mchid FROM sellers ORDER BY seller_id`); err != nil {
+		t.Fatal(err)
+	}
+	distinct := map[string]bool{}
+	for i, s := range subs {
+		if want := seed.WeChatSubMchID(i+1, 4); s != want {
+			t.Fatalf("seller %d at %s, want %s", i+1, s, want)
+		}
+		distinct[s] = true
+	}
+	if len(subs) != 25 || len(distinct) != 4 {
+		t.Fatalf("%d sellers at %d sub-merchants, want 25 at 4", len(subs), len(distinct))
+	}
+	if seed.WeChatSubMchID(7, 0) != "1900000007" || seed.WeChatSubMchID(5, 4) != "1900000001" {
+		t.Fatal("WeChatSubMchID")
+	}
+}

@@ -20,6 +20,7 @@ func seedCommand(cfg *config) *cli.Command {
 			&cli.IntFlag{Name: "sellers", Value: 50, Usage: "sellers"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed: the same seed writes the same data"},
 			&cli.IntFlag{Name: "bad-rows", Value: 0, Usage: "how many of the orders are bad rows of every kind"},
+			&cli.IntFlag{Name: "sub-merchants", Value: 0, Usage: "WeChat Pay sub-merchants the sellers share (0: one per seller)"},
 		),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
@@ -39,7 +40,7 @@ func seedCommand(cfg *config) *cli.Command {
 				return err
 			}
 			return cfg.seed(c.Context, src, seed.Options{Date: d, Location: loc, Orders: c.Int("orders"),
-				Sellers: c.Int("sellers"), Seed: c.Uint64("seed"), BadRows: c.Int("bad-rows")})
+				Sellers: c.Int("sellers"), Seed: c.Uint64("seed"), BadRows: c.Int("bad-rows"), SubMerchants: c.Int("sub-merchants")})
 		},
 	}
 }

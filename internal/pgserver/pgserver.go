@@ -112,6 +112,10 @@ func (s *Server) URL(dbname string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, url.PathEscape(dbname))
 }
 
+// PID is the process id of the server (the postmaster): its backends are
+// its children, and what the ended ones used is in its cutime and cstime.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // Stop shuts the server down without waiting for clients (an immediate
 // shutdown, as `pg_ctl stop -m immediate`), waits for it to exit, and
 // removes its directory if Start created it. Calling Stop again returns the

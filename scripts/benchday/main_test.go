@@ -2,7 +2,10 @@ package main
 
 import (
 	"math"
+	"os"
+	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/internal/paysim"
 )
@@ -44,5 +47,48 @@ func TestLimitOf(t *testing.T) {
 	}
 	if _, reach := limitOf(paysim.ProviderRequests{}, "infinia", 0, 345, 482); reach != 345 {
 		t.Fatalf("unlimited Infinia: reach %v, want the signing ceiling", reach)
+	}
+}
+
+// TestClusterCPUCountsEndedChildren: the CPU time of a process tree counts
+// a child that has ended (and been waited for) through the parent's
+// cutime and cstime, as the postmaster's backends that came and went.
+func TestClusterCPUCountsEndedChildren(t *testing.T) {
+	ppid, _, _, err := procStat(os.Getpid())
+	if err != nil || ppid != os.Getppid() {
+		t.Fatalf("procStat: parent %d (want %d), %v", ppid, os.Getppid(), err)
+	}
+	before, err := clusterCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command("sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done")
+	if err := child.Run(); err != nil {
+		t.Skip("no sh:", err)
+	}
+	used := child.ProcessState.UserTime() + child.ProcessState.SystemTime()
+	after, err := clusterCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ticks of 10 ms: allow two of rounding.
+	if after-before < used-20*time.Millisecond {
+		t.Fatalf("the tree's CPU grew %s while a child that ended used %s", after-before, used)
+	}
+}
+
+// TestWithFailedFillsTheGap: the stage a failed run names goes in the
+// longest gap between the stages that logged their time.
+func TestWithFailedFillsTheGap(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	stages := []stageTime{{name: "extract", start: at(0), end: at(1)}, {name: "upload", start: at(1), end: at(10)},
+		{name: "reconcile", start: at(60), end: at(70)}}
+	got := withFailed(stages, "distribute")
+	if len(got) != 4 || got[2].name != "distribute (failed)" || got[2].took != 50 || !got[2].start.Equal(at(10)) {
+		t.Fatalf("%+v", got)
+	}
+	if got := withFailed(got[:2], ""); len(got) != 2 {
+		t.Fatalf("nothing failed: %+v", got)
 	}
 }

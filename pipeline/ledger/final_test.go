@@ -1,0 +1,77 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+var _ pipeline.FinalAnswers = (*ledger.Ledger)(nil)
+
+// TestFinalAnswersAreKeptPerMatcher records final answers of two matchers
+// (with a key twice in one call, and again from several callers at once)
+// and reads back only what each recorded: a key of another matcher, or a
+// key with another ledger part, is not final.
+func TestFinalAnswersAreKeptPerMatcher(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	if got, err := l.FinalKeys(ctx, "m1", nil); err != nil || len(got) != 0 {
+		t.Fatalf("no keys: %v %v", got, err)
+	}
+	if err := l.RecordFinal(ctx, "m1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordFinal(ctx, "m1", []string{"DIST/1|100|succeeded", "DIST/2|200|succeeded", "DIST/1|100|succeeded"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordFinal(ctx, "m2", []string{"PAY/9|0"}); err != nil {
+		t.Fatal(err)
+	}
+	// The same keys again, from several matchers' goroutines at once.
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keys := []string{"DIST/2|200|succeeded", fmt.Sprintf("DIST/%d|1|succeeded", 10+i)}
+			errs[i] = l.RecordFinal(ctx, "m1", keys)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := l.FinalKeys(ctx, "m1", []string{"DIST/1|100|succeeded", "DIST/2|200|succeeded", "DIST/2|250|succeeded",
+		"PAY/9|0", "DIST/13|1|succeeded", "unknown"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"DIST/13|1|succeeded", "DIST/1|100|succeeded", "DIST/2|200|succeeded"}
+	if keys := slices.Sorted(maps.Keys(got)); !slices.Equal(keys, want) {
+		t.Fatalf("m1 final keys %v, want %v", keys, want)
+	}
+	got, err = l.FinalKeys(ctx, "m2", []string{"PAY/9|0", "PAY/9|50", "DIST/1|100|succeeded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := slices.Sorted(maps.Keys(got)); !slices.Equal(keys, []string{"PAY/9|0"}) {
+		t.Fatalf("m2 final keys %v", keys)
+	}
+	var n int
+	if err := l.DB().QueryRowContext(ctx, `SELECT count(*) FROM reconciled_final`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2+1+8 {
+		t.Fatalf("%d rows, want 11 (each key once)", n)
+	}
+}
