@@ -77,6 +77,34 @@ type FinalAnswers interface {
 	RecordFinal(ctx context.Context, matcher string, keys []string) error
 }
 
+// FinalAnswersForgetting is FinalAnswers that can also forget keys.
+type FinalAnswersForgetting interface {
+	FinalAnswers
+	// ForgetFinal forgets keys of matcher.
+	ForgetFinal(ctx context.Context, matcher string, keys []string) error
+}
+
+// AskAll is FinalAnswers for a reconciliation that asks every order again
+// (settle run --reconcile-all), for when a provider's word on what it had
+// made final is in doubt: it answers nothing from what was kept and
+// forgets each key it is asked about, and the matchers record again those
+// still final and in agreement. So a provider that changed its word is
+// asked again by the later reconciliations too, until it agrees.
+type AskAll struct{ Store FinalAnswersForgetting }
+
+// FinalKeys forgets keys and returns none: everything is asked.
+func (a AskAll) FinalKeys(ctx context.Context, matcher string, keys []string) (map[string]bool, error) {
+	if err := a.Store.ForgetFinal(ctx, matcher, keys); err != nil {
+		return nil, err
+	}
+	return map[string]bool{}, nil
+}
+
+// RecordFinal records keys as final for matcher.
+func (a AskAll) RecordFinal(ctx context.Context, matcher string, keys []string) error {
+	return a.Store.RecordFinal(ctx, matcher, keys)
+}
+
 // MismatchStore keeps a run's findings.
 type MismatchStore interface {
 	// ReplaceMismatches replaces the run's mismatches with ms.

@@ -45,11 +45,11 @@ func (e *env) scenario() *paysim.Sim {
 	return e.sim(nil, 3, map[int]bool{2: true}, 1_000_000_00)
 }
 
-func (e *env) runDay(sim *paysim.Sim, day string) (string, int) {
+func (e *env) runDay(sim *paysim.Sim, day string, extra ...string) (string, int) {
 	e.t.Helper()
 	args := append([]string{"run", "--date", day, "--tz", "UTC", "--rules", e.rules, "--out", e.reports, "--min-payout", "USD=50.00",
 		"--work-dir", filepath.Join(e.reports, "work"), "--provider-wait", "3s", "--provider-poll", "20ms", "--provider-rate", "0"}, sim.Config.Args()...)
-	return e.settle(args...)
+	return e.settle(append(args, extra...)...)
 }
 
 func (e *env) sellersReport(day string) map[string]pipeline.SellerLine {
@@ -264,9 +264,15 @@ func TestInfiniaTamperingIsAMismatchAndExit4(t *testing.T) {
 	}
 	key := shares[0].RequestNo
 
-	// Infinia reports the payout with another amount.
+	// Infinia reports the payout with another amount. A re-run trusts the
+	// answer it kept as final (the share SUCCESS, as the ledger says): it
+	// does not ask; --reconcile-all asks everything again and finds it.
 	sim.Infinia.ReportShareAmount(key, 12000)
-	out, code := e.runDay(sim, day)
+	asked := sim.Infinia.Calls("revenue-sharing/query")
+	if out, code := e.runDay(sim, day); code != 0 || sim.Infinia.Calls("revenue-sharing/query") != asked {
+		t.Fatalf("re-run: exit %d, %d revenue-share queries, want 0 and none\n%s", code, sim.Infinia.Calls("revenue-sharing/query")-asked, out)
+	}
+	out, code := e.runDay(sim, day, "--"+flagReconcileAll)
 	if code != 4 {
 		t.Fatalf("tampered amount: exit %d, want 4\n%s", code, out)
 	}
@@ -359,12 +365,14 @@ func TestWeChatTamperingIsAMismatchAndExit4(t *testing.T) {
 	}
 	sim.WeChat.ForgetOrder(keys[0])          // a distribution missing
 	sim.WeChat.SetReportedAmount(keys[1], 1) // a distribution reported with another amount
-	// The next date's run finds it, reconciling this one again.
-	out, code := e.runWeChatOn(sim, next)
+	// The next date's run finds it, reconciling this one again: asking
+	// every order again (--reconcile-all; by default the answers kept as
+	// final are trusted and only the day's settlement total shows it).
+	out, code := e.runWeChatOn(sim, next, "--"+flagReconcileAll)
 	if code != 4 || !strings.Contains(out, testDate+": wechatpay") {
 		t.Fatalf("tampered, next date's run: exit %d, want 4 naming %s\n%s", code, testDate, out)
 	}
-	out, code = e.runWeChat(sim)
+	out, code = e.runWeChat(sim, "--"+flagReconcileAll)
 	if code != 4 {
 		t.Fatalf("tampered: exit %d, want 4\n%s", code, out)
 	}

@@ -48,7 +48,9 @@ func runCommand(cfg *config) *cli.Command {
 			&cli.StringFlag{Name: flagMinPayout, EnvVars: []string{"SETTLE_MIN_PAYOUT"},
 				Usage: "smallest revenue share per currency, e.g. USD=10.00,JPY=1000; a smaller net is carried to the seller's next payout"},
 			&cli.IntFlag{Name: flagRecheckDays, EnvVars: []string{"SETTLE_RECHECK_DAYS"}, Value: 1,
-				Usage: "also reconcile again the dates of the last N days whose findings still include timing gaps (bills not out, funds UNSETTLE); each costs one more pass of per-order queries"},
+				Usage: "also reconcile again the dates of the last N days whose findings still include timing gaps (bills not out, funds UNSETTLE); each costs one more pass of the per-order queries not yet final"},
+			&cli.BoolFlag{Name: flagReconcileAll, EnvVars: []string{"SETTLE_RECONCILE_ALL"},
+				Usage: "ask the providers again about every order, also those whose answer was final and agreed with the ledger (kept, and not asked again, by default)"},
 			&cli.StringFlag{Name: "until", EnvVars: []string{"SETTLE_UNTIL"}, Value: string(pipeline.StageReconcile),
 				Usage: "stop after this stage: extract, transform, upload, distribute or reconcile"},
 			&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"SETTLE_DRY_RUN"}, Usage: "compute and print the plan; write and send nothing"},
@@ -140,31 +142,32 @@ func backfill(dates []pipeline.Date, settle func(pipeline.Date) error) error {
 
 // runOptions is everything a run needs, resolved from flags.
 type runOptions struct {
-	key         pipeline.RunKey
-	window      pipeline.Window
-	tz          string
-	until       pipeline.Stage
-	classify    func(seller func(string) (pipeline.Seller, bool, error)) pipeline.Classifier
-	rulesHash   string
-	query       string
-	queryName   string
-	sellersQ    string
-	sellersName string
-	lateQ       string
-	lateName    string
-	rules       *transform.Rules
-	minPayout   map[pipeline.Currency]int64
-	recheckDays int
-	sourceURL   string
-	reports     reportWriter
-	maxRejectRt float64
-	infinia     *infiniaSetup     // nil: not configured
-	payProtocol *payProtocolSetup // nil: not configured
-	wechat      *weChatSetup      // nil: not configured
-	wait, poll  time.Duration
-	parallel    int
-	pushURL     string
-	metricsFile string
+	key          pipeline.RunKey
+	window       pipeline.Window
+	tz           string
+	until        pipeline.Stage
+	classify     func(seller func(string) (pipeline.Seller, bool, error)) pipeline.Classifier
+	rulesHash    string
+	query        string
+	queryName    string
+	sellersQ     string
+	sellersName  string
+	lateQ        string
+	lateName     string
+	rules        *transform.Rules
+	minPayout    map[pipeline.Currency]int64
+	recheckDays  int
+	reconcileAll bool // --reconcile-all
+	sourceURL    string
+	reports      reportWriter
+	maxRejectRt  float64
+	infinia      *infiniaSetup     // nil: not configured
+	payProtocol  *payProtocolSetup // nil: not configured
+	wechat       *weChatSetup      // nil: not configured
+	wait, poll   time.Duration
+	parallel     int
+	pushURL      string
+	metricsFile  string
 	// skip lists channels the operator leaves unpaid on purpose.
 	skip map[pipeline.Channel]bool
 	// reextract reads the date again (drops extract and transform).
@@ -278,7 +281,7 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	return &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
-		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
+		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), reconcileAll: c.Bool(flagReconcileAll), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
 	}, nil
 }
 
@@ -474,20 +477,31 @@ func preflight(checks []func(context.Context) error) func(context.Context) error
 	}
 }
 
+// finalAnswers is where the matchers keep the answers that can no longer
+// change: the ledger, which a later reconciliation of the date trusts
+// instead of asking again; with --reconcile-all the ledger records them
+// but everything is asked.
+func (o *runOptions) finalAnswers(l *ledger.Ledger) pipeline.FinalAnswers {
+	if o.reconcileAll {
+		return pipeline.AskAll{Store: l}
+	}
+	return l
+}
+
 // providers returns the run's configured providers, in the order their
 // upload parts run: Pay Protocol verifies payments before Infinia files
 // them.
 func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipeline.Date) pipeline.Window, now func() time.Time) []pipeline.Provider {
 	var out []pipeline.Provider
 	if o.payProtocol != nil { // verifies its payments before Infinia files them
-		out = append(out, o.payProtocol.provider(l))
+		out = append(out, o.payProtocol.provider(l, o.finalAnswers(l)))
 	}
 	if o.infinia != nil {
 		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}
-		out = append(out, o.infinia.provider(l, late, window, o.rules, o.minPayout))
+		out = append(out, o.infinia.provider(l, late, window, o.rules, o.minPayout, o.finalAnswers(l)))
 	}
 	if o.wechat != nil {
-		out = append(out, o.wechat.provider(l, o.parallel, o.wait, o.poll, now))
+		out = append(out, o.wechat.provider(l, o.finalAnswers(l), o.parallel, o.wait, o.poll, now))
 	}
 	return out
 }

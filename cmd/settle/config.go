@@ -94,6 +94,7 @@ const (
 	flagLateRefundsQ    = "late-refunds-query"
 	flagMinPayout       = "min-payout"
 	flagRecheckDays     = "recheck-days"
+	flagReconcileAll    = "reconcile-all"
 	flagReextract       = "reextract"
 	flagSkipChannel     = "skip-channel"
 )

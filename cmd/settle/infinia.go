@@ -153,7 +153,9 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	}
 	var limiter *rate.Limiter
 	if p.Rate > 0 {
-		limiter = rate.NewLimiter(rate.Limit(p.Rate), max(1, int(p.Rate)))
+		// Bursts of 1, as the pacer: a provider whose own bucket started
+		// at another moment never sees more than the rate.
+		limiter = rate.NewLimiter(rate.Limit(p.Rate), 1)
 	}
 	currencies := infiniapay.DefaultCurrencies()
 	if p.Currencies != "" {
@@ -190,9 +192,9 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 // It files and pays the items of Pay Protocol too, once verified (by the
 // Pay Protocol provider, listed before it).
 func (s *infiniaSetup) provider(l *ledger.Ledger, late pipeline.LateRefundSource, window func(pipeline.Date) pipeline.Window,
-	rules *transform.Rules, minPayout map[pipeline.Currency]int64) pipeline.Provider {
+	rules *transform.Rules, minPayout map[pipeline.Currency]int64, final pipeline.FinalAnswers) pipeline.Provider {
 	return infiniapay.NewProvider(infiniapay.ProviderConfig{
-		Client: s.client, SFTP: s.sftp, Store: l,
+		Client: s.client, SFTP: s.sftp, Store: l, Final: final,
 		Channels:   []pipeline.Channel{infiniapay.Channel, payprotocol.Channel},
 		PlatformID: s.platformID, WorkDir: s.workDir, Rows: transform.TradeRows,
 		// The effect engine keeps to --provider-rate (the client keeps to

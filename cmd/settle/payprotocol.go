@@ -74,7 +74,9 @@ func newPayProtocol(base, key, secretFile, decimals string, ratePerSecond float6
 	}
 	var limiter *rate.Limiter
 	if ratePerSecond > 0 {
-		limiter = rate.NewLimiter(rate.Limit(ratePerSecond), max(1, int(ratePerSecond)))
+		// Bursts of 1, as the pacer: a provider whose own bucket started
+		// at another moment never sees more than the rate.
+		limiter = rate.NewLimiter(rate.Limit(ratePerSecond), 1)
 	}
 	client, err := payprotocol.New(payprotocol.Config{BaseURL: base, APIKey: key, APISecret: strings.TrimSpace(string(b)),
 		HTTP: payprotocol.NewHTTPClient(30 * time.Second), Limiter: limiter, Decimals: dec})
@@ -88,6 +90,6 @@ func newPayProtocol(base, key, secretFile, decimals string, ratePerSecond float6
 // it verifies the payments of its orders before Infinia files them, and
 // reconciles them. Both keep to --provider-rate (this shard's part) and,
 // when set, --parallel in flight, on one pacer.
-func (s *payProtocolSetup) provider(l *ledger.Ledger) pipeline.Provider {
-	return payprotocol.NewProvider(payprotocol.ProviderConfig{Client: s.client, Store: l, Pacer: pacer(s.rate, 0, s.parallel)})
+func (s *payProtocolSetup) provider(l *ledger.Ledger, final pipeline.FinalAnswers) pipeline.Provider {
+	return payprotocol.NewProvider(payprotocol.ProviderConfig{Client: s.client, Store: l, Final: final, Pacer: pacer(s.rate, 0, s.parallel)})
 }

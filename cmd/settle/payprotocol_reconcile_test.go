@@ -49,7 +49,7 @@ func (e *env) ppRun(orders int) (*paysim.Sim, *ledger.Ledger, *pipeline.Run, pip
 		e.t.Fatal(err)
 	}
 	pp.parallel = 4
-	ms := pp.provider(l).Matchers
+	ms := pp.provider(l, pipeline.AskAll{Store: l}).Matchers
 	if len(ms) != 1 {
 		e.t.Fatalf("%d matchers for a configured Pay Protocol, want 1", len(ms))
 	}

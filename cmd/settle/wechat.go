@@ -112,14 +112,10 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 // provider, --wechat-sub-merchant-qps per sub-merchant: its lanes), with
 // parallel (deprecated --parallel) as a cap on requests in flight; now
 // tells whether a day is over in Beijing.
-func (w *weChatSetup) provider(l *ledger.Ledger, parallel int, wait, poll time.Duration, now func() time.Time) pipeline.Provider {
+func (w *weChatSetup) provider(l *ledger.Ledger, final pipeline.FinalAnswers, parallel int, wait, poll time.Duration, now func() time.Time) pipeline.Provider {
 	c := wechatpay.ProviderConfig{Client: w.client, Receiver: w.receiver, MaxRatioBps: w.ratio,
-		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll, Store: l, Now: now}
-	// The matcher keeps its final answers in the ledger once the ledger
-	// keeps them (pipeline.FinalAnswers); until then it asks every time.
-	if f, ok := any(l).(pipeline.FinalAnswers); ok {
-		c.Final = f
-	}
+		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll, Store: l, Now: now,
+		Final: final}
 	return wechatpay.NewProvider(c)
 }
 

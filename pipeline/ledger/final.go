@@ -45,3 +45,17 @@ func (l *Ledger) RecordFinal(ctx context.Context, matcher string, keys []string)
 	}
 	return nil
 }
+
+// ForgetFinal forgets keys of matcher, in one statement: their answers are
+// asked again (settle run --reconcile-all, which records again those still
+// final and in agreement).
+func (l *Ledger) ForgetFinal(ctx context.Context, matcher string, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if _, err := l.db.ExecContext(ctx, `DELETE FROM reconciled_final WHERE matcher = $1 AND key = ANY ($2::text[])`,
+		matcher, pq.Array(keys)); err != nil {
+		return fmt.Errorf("forget final answers of %s: %w", matcher, err)
+	}
+	return nil
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/settlekit/settle/pipeline/ledger"
 )
 
-var _ pipeline.FinalAnswers = (*ledger.Ledger)(nil)
+var _ pipeline.FinalAnswersForgetting = (*ledger.Ledger)(nil)
 
 // TestFinalAnswersAreKeptPerMatcher records final answers of two matchers
 // (with a key twice in one call, and again from several callers at once)
@@ -73,5 +73,34 @@ func TestFinalAnswersAreKeptPerMatcher(t *testing.T) {
 	}
 	if n != 2+1+8 {
 		t.Fatalf("%d rows, want 11 (each key once)", n)
+	}
+}
+
+// TestAskAllForgetsWhatItAsks: asking everything again (--reconcile-all)
+// finds nothing kept, forgets the keys it was asked about (another
+// matcher's stay), and keeps what is recorded again: a key whose answer no
+// longer agrees is asked by later reconciliations too.
+func TestAskAllForgetsWhatItAsks(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	for _, m := range []string{"m1", "m2"} {
+		if err := l.RecordFinal(ctx, m, []string{"A", "B"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := pipeline.AskAll{Store: l}
+	if got, err := all.FinalKeys(ctx, "m1", []string{"A", "B"}); err != nil || len(got) != 0 {
+		t.Fatalf("asking all: %v %v, want none kept", got, err)
+	}
+	if err := all.RecordFinal(ctx, "m1", []string{"A"}); err != nil { // B disagrees now
+		t.Fatal(err)
+	}
+	got, err := l.FinalKeys(ctx, "m1", []string{"A", "B"})
+	if err != nil || !got["A"] || got["B"] {
+		t.Errorf("m1 after asking all: %v %v, want A kept and B asked again", got, err)
+	}
+	if got, err := l.FinalKeys(ctx, "m2", []string{"A", "B"}); err != nil || len(got) != 2 {
+		t.Errorf("m2: %v %v, want both still kept", got, err)
 	}
 }
