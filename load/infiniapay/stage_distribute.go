@@ -186,7 +186,9 @@ func (d *distribution) plan(ctx context.Context) error {
 	}
 	fresh := map[pipeline.Currency][]candidate{} // candidates with a payout to plan
 	var mu sync.Mutex
-	err = c.Pacer.Each(ctx, len(cands), nil, func(ctx context.Context, i int) error {
+	// Planning asks Infinia nothing (the ledger only): no token of its
+	// bucket is taken, so a re-run of a finished day does not wait on it.
+	err = c.Pacer.EachAsNeeded(ctx, len(cands), nil, func(ctx context.Context, i int) error {
 		p := cands[i]
 		subject := RevenueShareSubject(run.Key.Date, p.SellerID, p.Currency)
 		e, ok, err := c.Store.LatestEffect(ctx, KindRevenueShare, subject)
