@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/settlekit/settle/internal/finaltest"
 	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/pipeline"
 )
@@ -110,33 +111,6 @@ func (a *reconcileAPI) askedSince() map[string]int {
 	return out
 }
 
-// finalAnswers is an in-memory pipeline.FinalAnswers.
-type finalAnswers struct {
-	mu   sync.Mutex
-	keys map[string]bool
-}
-
-func (f *finalAnswers) FinalKeys(_ context.Context, matcher string, keys []string) (map[string]bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string]bool{}
-	for _, k := range keys {
-		if f.keys[matcher+"\x00"+k] {
-			out[k] = true
-		}
-	}
-	return out, nil
-}
-
-func (f *finalAnswers) RecordFinal(_ context.Context, matcher string, keys []string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, k := range keys {
-		f.keys[matcher+"\x00"+k] = true
-	}
-	return nil
-}
-
 // ledgerShare is a revenue share of the ledger with Infinia's answer about it.
 func ledgerShare(l *reconcileLedger, api *reconcileAPI, n int, state pipeline.EffectState, amount int64, theirs infiniapay.RevenueShareResult) string {
 	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
@@ -177,7 +151,7 @@ func TestMatcherPacedAndKeepsFinalAnswers(t *testing.T) {
 	}
 	api.available["INF1/USD"], api.available["INF2/USD"] = 4000, 0
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: limit})
-	final := &finalAnswers{keys: map[string]bool{}}
+	final := &finaltest.Answers{}
 	match := infiniapay.NewMatcher(infiniapay.MatcherConfig{Store: l, API: api, Pacer: pacer, Final: final})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

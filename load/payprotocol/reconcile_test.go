@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/settlekit/settle/internal/finaltest"
 	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/pipeline"
 )
@@ -305,39 +306,6 @@ func (s *recheckStore) Lock(context.Context, pipeline.RunKey) (func() error, err
 	return func() error { return nil }, nil
 }
 
-// memFinal is an in-memory pipeline.FinalAnswers.
-type memFinal struct {
-	mu   sync.Mutex
-	keys map[string]bool // matcher + " " + key
-}
-
-func (f *memFinal) FinalKeys(_ context.Context, matcher string, keys []string) (map[string]bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string]bool{}
-	for _, k := range keys {
-		if f.keys[matcher+" "+k] {
-			out[k] = true
-		}
-	}
-	return out, nil
-}
-
-func (f *memFinal) RecordFinal(_ context.Context, matcher string, keys []string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, k := range keys {
-		f.keys[matcher+" "+k] = true
-	}
-	return nil
-}
-
-func (f *memFinal) len() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.keys)
-}
-
 // TestPayProtocolMatcherAsksOnlyWhatCanStillChange: an order whose payment
 // is paid (or refunded whole) and agrees with the ledger is not asked
 // about again by a later matching, until the ledger says something else
@@ -362,7 +330,7 @@ func TestPayProtocolMatcherAsksOnlyWhatCanStillChange(t *testing.T) {
 	items[15].State = pipeline.ItemHeld // still pending: a timing gap
 	orders["T-15"] = payprotocol.Order{Status: payprotocol.PaymentPending.String(), Quote: pipeline.Money{Minor: 1000, Currency: "USD"}}
 
-	final := &memFinal{keys: map[string]bool{}}
+	final := &finaltest.Answers{}
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 2})
 	match := func(items []pipeline.RefundedItem) ([]pipeline.Mismatch, []string) {
 		t.Helper()
@@ -378,8 +346,8 @@ func TestPayProtocolMatcherAsksOnlyWhatCanStillChange(t *testing.T) {
 		return got, api.asked
 	}
 	first, asked := match(items)
-	if len(asked) != 30 || final.len() != 26 {
-		t.Fatalf("first matching asked %d orders and kept %d final, want 30 and 26", len(asked), final.len())
+	if len(asked) != 30 || final.Len() != 26 {
+		t.Fatalf("first matching asked %d orders and kept %d final, want 30 and 26", len(asked), final.Len())
 	}
 	var keys []string
 	for _, g := range first {
@@ -407,14 +375,14 @@ func TestPayProtocolMatcherAsksOnlyWhatCanStillChange(t *testing.T) {
 		t.Fatalf("peak in flight %d, want 1..2", p)
 	}
 	// A matching that fails keeps nothing.
-	before := final.len()
+	before := final.Len()
 	items[21].Refunded = 50
 	orders["T-21"] = ppPaid(1000, &payprotocol.OrderRefund{ID: "21", Status: payprotocol.RefundSuccess.String(), Amount: 50})
 	api := &ppAPI{orders: orders, fail: "T-15"}
 	if _, err := payprotocol.Matcher(payprotocol.MatcherConfig{Store: ppStore{items}, API: api, Pacer: pacer, Final: final})(context.Background(), &pipeline.Run{ID: 42}); err == nil {
 		t.Fatal("Pay Protocol down did not stop the matcher")
 	}
-	if final.len() != before {
-		t.Fatalf("a failed matching kept %d final answers", final.len()-before)
+	if final.Len() != before {
+		t.Fatalf("a failed matching kept %d final answers", final.Len()-before)
 	}
 }

@@ -11,46 +11,18 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/settlekit/settle/internal/finaltest"
 	"github.com/settlekit/settle/pipeline"
 )
 
-// wxFinal is an in-memory pipeline.FinalAnswers.
-type wxFinal struct {
-	mu   sync.Mutex
-	keys map[string]bool // matcher + " " + key
-}
-
-func (f *wxFinal) FinalKeys(_ context.Context, matcher string, keys []string) (map[string]bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string]bool{}
-	for _, k := range keys {
-		if f.keys[matcher+" "+k] {
-			out[k] = true
-		}
-	}
-	return out, nil
-}
-
-func (f *wxFinal) RecordFinal(_ context.Context, matcher string, keys []string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.keys == nil {
-		f.keys = map[string]bool{}
-	}
-	for _, k := range keys {
-		f.keys[matcher+" "+k] = true
-	}
-	return nil
-}
+// wxFinal is the matcher's final answers, kept in memory.
+type wxFinal struct{ finaltest.Answers }
 
 // recorded returns the out_order_nos with a final answer kept.
 func (f *wxFinal) recorded() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	var out []string
-	for k := range f.keys {
-		out = append(out, strings.SplitN(strings.TrimPrefix(k, FinalAnswersName+" "), "|", 2)[0])
+	for _, k := range f.Keys(FinalAnswersName) {
+		out = append(out, strings.SplitN(k, "|", 2)[0])
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
