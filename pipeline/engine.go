@@ -118,11 +118,22 @@ func (p *Pacer) lane(key string) Limiter {
 
 // acquire takes a place in flight, waiting while the window is full.
 func (p *Pacer) acquire(ctx context.Context) error {
+	return p.await(ctx, func() bool {
+		if p.inFlight >= p.window() {
+			return false
+		}
+		p.inFlight++
+		p.peak = max(p.peak, p.inFlight)
+		return true
+	})
+}
+
+// await waits until take, called with p.mu held, says it took its place
+// (it is asked again each time a place is freed).
+func (p *Pacer) await(ctx context.Context, take func() bool) error {
 	for {
 		p.mu.Lock()
-		if p.inFlight < p.window() {
-			p.inFlight++
-			p.peak = max(p.peak, p.inFlight)
+		if take() {
 			p.mu.Unlock()
 			return nil
 		}
@@ -184,22 +195,14 @@ func (p *Pacer) start(ctx context.Context, lane Limiter) error {
 // at most the window per lane (so that calls waiting on a busy lane's
 // bucket never hold back the other lanes) and twice MaxInFlight in all.
 func (p *Pacer) enterCall(ctx context.Context, lane string) error {
-	for {
-		p.mu.Lock()
-		if p.calls < 2*p.limits.MaxInFlight && p.laneCalls[lane] < p.window() {
-			p.calls++
-			p.laneCalls[lane]++
-			p.mu.Unlock()
-			return nil
+	return p.await(ctx, func() bool {
+		if p.calls >= 2*p.limits.MaxInFlight || p.laneCalls[lane] >= p.window() {
+			return false
 		}
-		wake := p.wake
-		p.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+		p.calls++
+		p.laneCalls[lane]++
+		return true
+	})
 }
 
 func (p *Pacer) leaveCall(lane string) {
