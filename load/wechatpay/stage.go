@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -149,14 +148,14 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			todo             []pipeline.Effect
 			txns             = map[string]*driven{} // by effect subject
 		)
-		hold := func(ctx context.Context, it pipeline.Split, outcome string) error {
+		hold := func(ctx context.Context, it pipeline.Split, h *pipeline.Hold) error {
 			mu.Lock()
 			held++
-			if isProblem(outcome) {
-				problems = append(problems, fmt.Sprintf("order %s: %s", it.OrderNo, outcome[1:]))
+			if h.NeedsPerson {
+				problems = append(problems, fmt.Sprintf("order %s: %s", it.OrderNo, h.Reason))
 			}
 			mu.Unlock()
-			return c.Store.SetItemState(ctx, run.ID, it.OrderNo, pipeline.ItemRecorded, pipeline.ItemRecorded, "held: "+strings.TrimPrefix(outcome, "!"))
+			return c.Store.SetItemState(ctx, run.ID, it.OrderNo, pipeline.ItemRecorded, pipeline.ItemRecorded, "held: "+h.Reason)
 		}
 		order := func(it pipeline.Split) Txn {
 			return Txn{SubMchID: sellers[it.SellerID].Account(SellerAccount), TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
@@ -171,7 +170,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 				// WeChat Pay refused this transaction, or answered about it
 				// what cannot be read: it is held with the answer; the
 				// others go on.
-				outcome, err = "!"+refusal+err.Error(), nil
+				outcome, err = pipeline.NeedsAPerson(refusal+err.Error()), nil
 			}
 			if err != nil && pipeline.KindOf(err) == pipeline.KindUsage {
 				return err // the others would be refused alike: one line, exit 2
@@ -180,7 +179,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 				progress.Add(1)
 				return fmt.Errorf("order %s: %w", it.OrderNo, err)
 			}
-			if outcome != "" {
+			if outcome != nil {
 				progress.Add(1)
 				return hold(ctx, it, outcome)
 			}
@@ -213,14 +212,14 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 					mu.Unlock()
 					return c.Store.SetItemPaid(ctx, run.ID, t.it.OrderNo, e.Key, e.ProviderRef)
 				default:
-					return hold(ctx, t.it, fmt.Sprintf("!%s %s CLOSED: %s (a re-run tries a new request)", e.Kind, e.Key, e.LastError))
+					return hold(ctx, t.it, pipeline.NeedsAPerson(fmt.Sprintf("%s %s CLOSED: %s (a re-run tries a new request)", e.Kind, e.Key, e.LastError)))
 				}
 			},
 			Error: func(ctx context.Context, e pipeline.Effect, err error) error {
 				t := txns[e.Subject]
 				if subjectError(err) {
 					progress.Add(1)
-					return hold(ctx, t.it, "!"+refusal+err.Error())
+					return hold(ctx, t.it, pipeline.NeedsAPerson(refusal+err.Error()))
 				}
 				if pipeline.KindOf(err) == pipeline.KindUsage {
 					return err
@@ -264,16 +263,10 @@ func subjectError(err error) bool {
 	return errors.As(err, &unreadable) && unreadable.Unreadable()
 }
 
-// isProblem tells holds that need a person from those that pass by
-// themselves (a receiver under review, a payment too recent).
-func isProblem(reason string) bool {
-	return len(reason) > 0 && reason[0] == '!'
-}
-
 // plan returns the transaction's effect to drive - the one in
 // flight, or a new attempt planned (intent recorded) once the checks pass
-// - or the reason it is held ("!"-prefixed when a person must look).
-func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (pipeline.Effect, string, error) {
+// - or why it is held.
+func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (pipeline.Effect, *pipeline.Hold, error) {
 	kind := KindDistribution
 	if o.Commission == 0 {
 		kind = KindUnfreeze
@@ -282,54 +275,54 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 	keyFor := func(attempt int) string { return OutOrderNo(run.Key.Date, it.OrderNo, attempt) }
 	e, ok, err := c.Store.LatestEffect(ctx, kind, subject)
 	if err != nil || (ok && e.State != pipeline.EffectFailed) {
-		return e, "", err
+		return e, nil, err
 	}
-	if reason, err := check(ctx, c, it, o); err != nil || reason != "" {
-		return pipeline.Effect{}, reason, err
+	if h, err := check(ctx, c, it, o); err != nil || h != nil {
+		return pipeline.Effect{}, h, err
 	}
 	next := pipeline.Effect{RunID: run.ID, Kind: kind, Subject: subject, Attempt: 1, Key: keyFor(1), Currency: o.Currency, Amount: o.Commission}
 	if ok {
 		if next, err = pipeline.NextAttempt(e, c.MaxRequests, keyFor); err != nil {
-			return e, "!" + err.Error(), nil
+			return e, pipeline.NeedsAPerson(err.Error()), nil
 		}
 		next.RunID = run.ID
 	}
 	e, err = c.Store.PlanEffect(ctx, next)
-	return e, "", err
+	return e, nil, err
 }
 
-// check returns why a transaction cannot be settled now, or "".
-func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (string, error) {
+// check returns why a transaction cannot be settled now, or nil.
+func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipeline.Hold, error) {
 	if o.Commission > 0 {
 		state, err := c.API.EnsureReceiver(ctx, o.SubMchID)
 		if err != nil {
-			return "", fmt.Errorf("platform receiver at %s: %w", o.SubMchID, err)
+			return nil, fmt.Errorf("platform receiver at %s: %w", o.SubMchID, err)
 		}
 		if state != ReceiverEffective {
-			return "the platform's receiver at sub-merchant " + o.SubMchID + " is " + state, nil
+			return pipeline.Waits("the platform's receiver at sub-merchant " + o.SubMchID + " is " + state), nil
 		}
 	}
 	left, err := c.API.Remaining(ctx, o.SubMchID, o.TransactionID)
 	if errors.Is(err, ErrNotReady) {
-		return "transaction " + o.TransactionID + " is not distributable yet", nil
+		return pipeline.Waits("transaction " + o.TransactionID + " is not distributable yet"), nil
 	}
 	if pipeline.IsNotFound(err) {
-		return "!WeChat Pay does not know transaction " + o.TransactionID + " at sub-merchant " + o.SubMchID, nil
+		return pipeline.NeedsAPerson("WeChat Pay does not know transaction " + o.TransactionID + " at sub-merchant " + o.SubMchID), nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("remaining amount of %s: %w", o.TransactionID, err)
+		return nil, fmt.Errorf("remaining amount of %s: %w", o.TransactionID, err)
 	}
 	if base := it.Amount - it.Refunded; left != base {
-		return fmt.Sprintf("!WeChat holds %s for transaction %s, the order says %s", pipeline.Money{Minor: left, Currency: o.Currency}, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency}), nil
+		return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s", pipeline.Money{Minor: left, Currency: o.Currency}, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency})), nil
 	}
 	capMinor, err := pipeline.MulDivHalfEven(it.Amount, c.MaxRatioBps, 10000)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if o.Commission > capMinor {
-		return fmt.Sprintf("!commission %s is above WeChat's cap of %d bps of the order (%s)", pipeline.Money{Minor: o.Commission, Currency: o.Currency}, c.MaxRatioBps, pipeline.Money{Minor: capMinor, Currency: o.Currency}), nil
+		return pipeline.NeedsAPerson(fmt.Sprintf("commission %s is above WeChat's cap of %d bps of the order (%s)", pipeline.Money{Minor: o.Commission, Currency: o.Currency}, c.MaxRatioBps, pipeline.Money{Minor: capMinor, Currency: o.Currency})), nil
 	}
-	return "", nil
+	return nil, nil
 }
 
 // effectSender binds an order to the WeChat API as an EffectSender.
