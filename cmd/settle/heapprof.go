@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime/metrics"
 	"runtime/pprof"
@@ -9,15 +10,16 @@ import (
 )
 
 // heapProfileEnv names the environment variable that, when set to a file
-// path, makes settle write a heap profile there each time its live heap
-// reaches a new high (by 5%), so the file ends holding the profile at
-// the peak. A diagnostic for memory work (README, Performance); off when
-// unset.
+// path, makes settle write a heap profile to <path>.<pid> each time its
+// live heap reaches a new high (by 5%), so the file ends holding the
+// profile at the process's peak. A diagnostic for memory work (README,
+// Performance); off when unset.
 const heapProfileEnv = "SETTLE_HEAPPROFILE"
 
 // profileHeapPeaks samples the live heap every 100ms until ctx is done
-// and writes a heap profile to path at each new high.
+// and writes a heap profile to path.<pid> at each new high.
 func profileHeapPeaks(ctx context.Context, path string) {
+	path = fmt.Sprintf("%s.%d", path, os.Getpid())
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	var peak uint64
 	t := time.NewTicker(100 * time.Millisecond)
