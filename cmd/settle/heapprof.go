@@ -16,11 +16,12 @@ import (
 // Performance); off when unset.
 const heapProfileEnv = "SETTLE_HEAPPROFILE"
 
-// profileHeapPeaks samples the live heap every 100ms until ctx is done
+// profileHeapPeaks samples the live heap (as the last GC measured it,
+// like the profile) every 100ms until ctx is done
 // and writes a heap profile to path.<pid> at each new high.
 func profileHeapPeaks(ctx context.Context, path string) {
 	path = fmt.Sprintf("%s.%d", path, os.Getpid())
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	var peak uint64
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
