@@ -431,6 +431,11 @@ type EngineResult struct {
 	Pending []Effect // not final when the wait was over: left in the ledger as they are
 	Sent    int      // requests sent (first sends and sends again with the same key)
 	Waves   int      // waves of queries
+	// Waited is how long Run went on once the effects given were sent
+	// (the first wave done): the part of Wait it used. A stage that runs
+	// the Engine once per batch gives the next batch what is left of its
+	// own wait, so that its wait stays bounded as a whole.
+	Waited time.Duration
 }
 
 // Run drives effects until each is final, handled, or the wait is over,
@@ -452,6 +457,7 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 		pending  []waiting
 		errs     []error
 		deadline time.Time
+		sent     time.Time // when the first wave was done
 		wave     []Effect
 		final    []Effect
 	)
@@ -510,12 +516,15 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 		})
 		if err != nil {
 			if KindOf(err) == KindUsage || ctx.Err() != nil {
-				return en.left(res, pending), err
+				return en.left(res, pending, sent), err
 			}
 			errs = append(errs, err)
 		}
-		if deadline.IsZero() && en.Wait > 0 {
-			deadline = time.Now().Add(en.Wait) // the sends are done: the wait begins
+		if sent.IsZero() {
+			sent = time.Now() // the sends are done: the wait begins
+			if en.Wait > 0 {
+				deadline = sent.Add(en.Wait)
+			}
 		}
 		var due time.Time
 		for _, w := range pending {
@@ -531,7 +540,7 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return en.left(res, pending), errors.Join(append(errs, ctx.Err())...)
+				return en.left(res, pending, sent), errors.Join(append(errs, ctx.Err())...)
 			case <-t.C:
 			}
 		}
@@ -550,7 +559,7 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 		pending = rest
 		res.Waves++
 	}
-	res = en.left(res, pending)
+	res = en.left(res, pending, sent)
 	return res, errors.Join(errs...)
 }
 
@@ -568,7 +577,10 @@ func (w waiting) eligible(deadline time.Time) bool {
 	return deadline.IsZero() || !w.asked || !w.due.After(deadline)
 }
 
-func (en *Engine) left(res EngineResult, pending []waiting) EngineResult {
+func (en *Engine) left(res EngineResult, pending []waiting, sent time.Time) EngineResult {
+	if !sent.IsZero() {
+		res.Waited = time.Since(sent)
+	}
 	for _, w := range pending {
 		res.Pending = append(res.Pending, w.e)
 	}

@@ -1,6 +1,7 @@
 package wechatpay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,7 +45,10 @@ type Store interface {
 	pipeline.EffectStore
 	LatestEffect(ctx context.Context, kind, subject string) (pipeline.Effect, bool, error)
 	RunSellers(ctx context.Context, runID int64) (map[string]pipeline.Seller, error)
-	ItemsInState(ctx context.Context, runID int64, ch pipeline.Channel, state string) ([]pipeline.Split, error)
+	// ItemsInStateAfter returns at most limit of a run's items of a
+	// channel in a state whose order number comes after `after`, by order
+	// number (one page of a keyset pagination).
+	ItemsInStateAfter(ctx context.Context, runID int64, ch pipeline.Channel, state, after string, limit int) ([]pipeline.Split, error)
 	SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKey, ref string) error
 	SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error
 }
@@ -66,6 +70,12 @@ type StageConfig struct {
 	// sent (default 10m), for all of them together; FirstPoll is how long after a send it is first asked about
 	// (default Poll), Poll between later queries (default 1s).
 	Wait, FirstPoll, Poll time.Duration
+	// Batch is how many recorded items are read, planned and driven at a
+	// time (default DefaultBatch): the stage holds one batch in memory,
+	// however large the day. Each batch's requests are sent and then
+	// asked about before the next batch is read, so a day of n items
+	// waits about ceil(n/Batch) processing delays (FirstPoll).
+	Batch int
 }
 
 // Name names WeChat Pay in mismatches, summaries and logs.
@@ -112,6 +122,12 @@ type driven struct {
 // or until c.Wait after the sends is over, when they are left in the ledger to the next
 // run (ErrStillProcessing, exit 1).
 //
+// The items are read from the ledger in batches of c.Batch by order
+// number (keyset pagination), each planned and then driven before the
+// next is read: the stage holds one batch, not the day. c.Wait bounds the
+// waits of all the batches together: each batch's Engine gets what the
+// batches before it left of it.
+//
 // What concerns one transaction stays with it: a request WeChat Pay
 // definitely refused, or an answer about it that cannot be read, holds that
 // transaction with the answer as its reason ("needs a person", exit 4) and
@@ -130,116 +146,178 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 	if c.Pacer == nil {
 		c.Pacer = pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel})
 	}
+	if c.Batch <= 0 {
+		c.Batch = DefaultBatch
+	}
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
-		items, err := c.Store.ItemsInState(ctx, run.ID, Channel, pipeline.ItemRecorded)
-		if err != nil {
-			return "", err
-		}
 		sellers, err := c.Store.RunSellers(ctx, run.ID)
 		if err != nil {
 			return "", err
 		}
-		progress := pipeline.ProgressFrom(ctx)
-		progress.Restart(int64(len(items)))
+		st := &stageRun{c: &c, run: run, sellers: sellers, progress: pipeline.ProgressFrom(ctx), waitLeft: c.Wait}
+		st.progress.Restart(0)
 		var (
-			mu               sync.Mutex
-			paid, sent, held int
-			problems         []string
-			todo             []pipeline.Effect
-			txns             = map[string]*driven{} // by effect subject
+			errs  []error
+			after string // the last order number read: the next batch starts after it
+			seen  int64
 		)
-		hold := func(ctx context.Context, it pipeline.Split, h *pipeline.Hold) error {
-			mu.Lock()
-			held++
-			if h.NeedsPerson {
-				problems = append(problems, fmt.Sprintf("order %s: %s", it.OrderNo, h.Reason))
+		for {
+			items, err := c.Store.ItemsInStateAfter(ctx, run.ID, Channel, pipeline.ItemRecorded, after, c.Batch)
+			if err != nil {
+				return "", err
 			}
-			mu.Unlock()
-			return c.Store.SetItemState(ctx, run.ID, it.OrderNo, pipeline.ItemRecorded, pipeline.ItemRecorded, "held: "+h.Reason)
-		}
-		order := func(it pipeline.Split) Txn {
-			return Txn{SubMchID: sellers[it.SellerID].Account(SellerAccount), TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
-		}
-		// Plan: each transaction checked and its request recorded
-		// (intent first), paced under WeChat Pay's limits.
-		err = c.Pacer.Each(ctx, len(items), func(i int) string { return order(items[i]).SubMchID }, func(ctx context.Context, i int) error {
-			it := items[i]
-			o := order(it)
-			e, outcome, err := plan(ctx, &c, run, it, o)
-			if err != nil && subjectError(err) {
-				// WeChat Pay refused this transaction, or answered about it
-				// what cannot be read: it is held with the answer; the
-				// others go on.
-				outcome, err = pipeline.NeedsAPerson(refusal+err.Error()), nil
+			if len(items) == 0 {
+				break
 			}
-			if err != nil && pipeline.KindOf(err) == pipeline.KindUsage {
-				return err // the others would be refused alike: one line, exit 2
+			after = items[len(items)-1].OrderNo
+			seen += int64(len(items))
+			st.progress.SetTotal(seen)
+			err = st.batch(ctx, items)
+			if pipeline.KindOf(err) == pipeline.KindUsage {
+				return "", err
+			}
+			if ctx.Err() != nil {
+				return "", cmp.Or(err, ctx.Err()) // stopped: the ledger holds where; a re-run goes on
 			}
 			if err != nil {
-				progress.Add(1)
-				return fmt.Errorf("order %s: %w", it.OrderNo, err)
+				errs = append(errs, err)
 			}
-			if outcome != nil {
-				progress.Add(1)
-				return hold(ctx, it, outcome)
+			if len(items) < c.Batch {
+				break
 			}
-			mu.Lock()
-			todo = append(todo, e)
-			txns[e.Subject] = &driven{it: it, order: o, before: e.Sends}
-			mu.Unlock()
-			return nil
-		})
-		if pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
+		}
+		if err := errors.Join(errs...); err != nil {
 			return "", err
 		}
-		planErr := err
-		// Send and resolve: the engine.
-		en := &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
-			Sender: func(e pipeline.Effect) pipeline.EffectSender {
-				return effectSender{api: c.API, order: txns[e.Subject].order}
-			},
-			Lane: func(e pipeline.Effect) string { return txns[e.Subject].order.SubMchID },
-			Final: func(ctx context.Context, e pipeline.Effect) error {
-				defer progress.Add(1)
-				t := txns[e.Subject]
-				switch e.State {
-				case pipeline.EffectSucceeded:
-					mu.Lock()
-					paid++
-					if e.Sends > t.before {
-						sent++
-					}
-					mu.Unlock()
-					return c.Store.SetItemPaid(ctx, run.ID, t.it.OrderNo, e.Key, e.ProviderRef)
-				default:
-					return hold(ctx, t.it, pipeline.NeedsAPerson(fmt.Sprintf("%s %s CLOSED: %s (a re-run tries a new request)", e.Kind, e.Key, e.LastError)))
-				}
-			},
-			Error: func(ctx context.Context, e pipeline.Effect, err error) error {
-				t := txns[e.Subject]
-				if subjectError(err) {
-					progress.Add(1)
-					return hold(ctx, t.it, pipeline.NeedsAPerson(refusal+err.Error()))
-				}
-				if pipeline.KindOf(err) == pipeline.KindUsage {
-					return err
-				}
-				return fmt.Errorf("order %s: %w", t.it.OrderNo, err)
-			},
+		summary := fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", st.paid, st.sent, st.held)
+		if len(st.pending) > 0 {
+			return summary, pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, st.pending)
 		}
-		res, err := en.Run(ctx, todo)
-		if pipeline.KindOf(err) == pipeline.KindUsage {
-			return "", err
-		}
-		if err = errors.Join(planErr, err); err != nil {
-			return "", err
-		}
-		summary := fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", paid, sent, held)
-		if len(res.Pending) > 0 {
-			return summary, pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
-		}
-		return summary, pipeline.NeedsPerson(problems)
+		return summary, pipeline.NeedsPerson(st.problems)
 	}
+}
+
+// DefaultBatch is how many recorded items the distribute stage reads,
+// plans and drives at a time when StageConfig.Batch is 0.
+const DefaultBatch = 10000
+
+// stageRun is one run of the distribute stage: what it has done so far
+// over its batches.
+type stageRun struct {
+	c        *StageConfig
+	run      *pipeline.Run
+	sellers  map[string]pipeline.Seller
+	progress *pipeline.Progress
+	waitLeft time.Duration // what is left of c.Wait for the batches to come
+
+	mu               sync.Mutex
+	paid, sent, held int
+	problems         []string
+	pending          []pipeline.Effect // left processing when the wait was over
+}
+
+// hold keeps a transaction recorded with the reason it is held.
+func (st *stageRun) hold(ctx context.Context, it pipeline.Split, h *pipeline.Hold) error {
+	st.mu.Lock()
+	st.held++
+	if h.NeedsPerson {
+		st.problems = append(st.problems, fmt.Sprintf("order %s: %s", it.OrderNo, h.Reason))
+	}
+	st.mu.Unlock()
+	return st.c.Store.SetItemState(ctx, st.run.ID, it.OrderNo, pipeline.ItemRecorded, pipeline.ItemRecorded, "held: "+h.Reason)
+}
+
+// order is what the item's transaction moves.
+func (st *stageRun) order(it pipeline.Split) Txn {
+	return Txn{SubMchID: st.sellers[it.SellerID].Account(SellerAccount), TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
+}
+
+// batch settles one batch of recorded items: each checked and its
+// request recorded (intent first), then the requests driven by the
+// Engine with what is left of the stage's wait. Only the batch is held
+// in memory; the ledger keeps the rest.
+func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
+	c, run, progress := st.c, st.run, st.progress
+	var (
+		mu   sync.Mutex
+		todo []pipeline.Effect
+		txns = map[string]*driven{} // by effect subject
+	)
+	// Plan: each transaction checked and its request recorded
+	// (intent first), paced under WeChat Pay's limits.
+	err := c.Pacer.Each(ctx, len(items), func(i int) string { return st.order(items[i]).SubMchID }, func(ctx context.Context, i int) error {
+		it := items[i]
+		o := st.order(it)
+		e, outcome, err := plan(ctx, c, run, it, o)
+		if err != nil && subjectError(err) {
+			// WeChat Pay refused this transaction, or answered about it
+			// what cannot be read: it is held with the answer; the
+			// others go on.
+			outcome, err = pipeline.NeedsAPerson(refusal+err.Error()), nil
+		}
+		if err != nil && pipeline.KindOf(err) == pipeline.KindUsage {
+			return err // the others would be refused alike: one line, exit 2
+		}
+		if err != nil {
+			progress.Add(1)
+			return fmt.Errorf("order %s: %w", it.OrderNo, err)
+		}
+		if outcome != nil {
+			progress.Add(1)
+			return st.hold(ctx, it, outcome)
+		}
+		mu.Lock()
+		todo = append(todo, e)
+		txns[e.Subject] = &driven{it: it, order: o, before: e.Sends}
+		mu.Unlock()
+		return nil
+	})
+	if pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
+		return err
+	}
+	planErr := err
+	// Send and resolve: the engine, with what is left of the stage's wait
+	// (at least one question for every request it sends).
+	en := &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: max(st.waitLeft, time.Nanosecond),
+		Sender: func(e pipeline.Effect) pipeline.EffectSender {
+			return effectSender{api: c.API, order: txns[e.Subject].order}
+		},
+		Lane: func(e pipeline.Effect) string { return txns[e.Subject].order.SubMchID },
+		Final: func(ctx context.Context, e pipeline.Effect) error {
+			defer progress.Add(1)
+			t := txns[e.Subject]
+			switch e.State {
+			case pipeline.EffectSucceeded:
+				st.mu.Lock()
+				st.paid++
+				if e.Sends > t.before {
+					st.sent++
+				}
+				st.mu.Unlock()
+				return c.Store.SetItemPaid(ctx, run.ID, t.it.OrderNo, e.Key, e.ProviderRef)
+			default:
+				return st.hold(ctx, t.it, pipeline.NeedsAPerson(fmt.Sprintf("%s %s CLOSED: %s (a re-run tries a new request)", e.Kind, e.Key, e.LastError)))
+			}
+		},
+		Error: func(ctx context.Context, e pipeline.Effect, err error) error {
+			t := txns[e.Subject]
+			if subjectError(err) {
+				progress.Add(1)
+				return st.hold(ctx, t.it, pipeline.NeedsAPerson(refusal+err.Error()))
+			}
+			if pipeline.KindOf(err) == pipeline.KindUsage {
+				return err
+			}
+			return fmt.Errorf("order %s: %w", t.it.OrderNo, err)
+		},
+	}
+	res, err := en.Run(ctx, todo)
+	st.waitLeft -= res.Waited
+	st.pending = append(st.pending, res.Pending...)
+	if pipeline.KindOf(err) == pipeline.KindUsage {
+		return err
+	}
+	return errors.Join(planErr, err)
 }
 
 // refusal starts the reason of a transaction held for WeChat Pay's

@@ -375,3 +375,55 @@ func TestRunSellersKeepAccounts(t *testing.T) {
 		t.Fatalf("sellers\n got %+v\nwant %+v", got, want)
 	}
 }
+
+// ItemsInStateAfter reads a run's items of a channel and state one keyset
+// page at a time, by order number: the pages together are every item,
+// once, in order, and none is larger than its limit.
+func TestItemsInStateAfterPagesByOrderNo(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	d := pipeline.Date{Year: 2026, Month: 9, Day: 3}
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := d.Time(time.UTC)
+	var want []string
+	_, err = l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for j := range 7 {
+			no := fmt.Sprintf("P-%02d", 7-j) // written out of order
+			want = append([]string{no}, want...)
+			o := pipeline.Order{Seq: int64(j + 1), OrderNo: no, SellerID: "S1", Channel: chPayProtocol, ProviderTxnID: "T" + no,
+				Currency: "USD", Amount: 1000, Category: "c", PaidAt: at, ConfirmedAt: at}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 100, SellerShare: 900}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	after := ""
+	for page := 0; ; page++ {
+		items, err := l.ItemsInStateAfter(ctx, run.ID, chPayProtocol, ledger.ItemRecorded, after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(items) > 3 || page > 3 {
+			t.Fatalf("page %d holds %d items, want at most 3 and 3 pages", page, len(items))
+		}
+		if len(items) == 0 {
+			break
+		}
+		for _, it := range items {
+			got = append(got, it.OrderNo)
+		}
+		after = items[len(items)-1].OrderNo
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("pages gave %v, want %v", got, want)
+	}
+}

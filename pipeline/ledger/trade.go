@@ -352,9 +352,19 @@ func (l *Ledger) ItemsToVerify(ctx context.Context, runID int64, ch pipeline.Cha
 // ItemsInState returns a run's items of one channel in one state, by order
 // number.
 func (l *Ledger) ItemsInState(ctx context.Context, runID int64, ch pipeline.Channel, state string) ([]pipeline.Split, error) {
+	return l.ItemsInStateAfter(ctx, runID, ch, state, "", 0)
+}
+
+// ItemsInStateAfter returns at most limit (0: every one) of a run's items
+// of one channel in one state whose order number comes after `after`, by
+// order number: one page of a keyset pagination, so that a stage reading
+// a day's items holds one page at a time.
+func (l *Ledger) ItemsInStateAfter(ctx context.Context, runID int64, ch pipeline.Channel, state, after string, limit int) ([]pipeline.Split, error) {
+	n := sql.NullInt64{Int64: int64(limit), Valid: limit > 0}
 	rows, err := l.db.QueryContext(ctx, `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
 		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at
-		FROM items WHERE run_id = $1 AND channel = $2 AND state = $3 ORDER BY order_no`, runID, string(ch), state)
+		FROM items WHERE run_id = $1 AND channel = $2 AND state = $3 AND order_no > $4 ORDER BY order_no LIMIT $5`,
+		runID, string(ch), state, after, n)
 	if err != nil {
 		return nil, fmt.Errorf("read %s items: %w", state, err)
 	}

@@ -1,0 +1,262 @@
+package wechatpay_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/metrics"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/load/wechatpay"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// batchStore is an in-memory ledger for the distribute stage that
+// remembers the largest page of items it served and whether any effect
+// was still in flight when a page was asked for.
+type batchStore struct {
+	mu      sync.Mutex
+	items   map[string]*pipeline.Split // by order number
+	state   map[string]string          // item state by order number
+	effects []pipeline.Effect          // id = index+1
+	latest  map[string]int             // kind/subject -> index of its latest attempt
+	pages   int
+	largest int
+	overlap bool // a page was read while an effect of an earlier page was not final
+}
+
+func newBatchStore(n int) *batchStore {
+	s := &batchStore{items: make(map[string]*pipeline.Split, n), state: make(map[string]string, n),
+		latest: make(map[string]int, n), effects: make([]pipeline.Effect, 0, n)}
+	for i := range n {
+		no := fmt.Sprintf("ORD-%05d", i)
+		s.items[no] = &pipeline.Split{Order: pipeline.Order{OrderNo: no, SellerID: "S1", Channel: wechatpay.Channel, ProviderTxnID: "T" + no,
+			Currency: "CNY", Amount: 1000}, Commission: 100, SellerShare: 900}
+		s.state[no] = pipeline.ItemRecorded
+	}
+	return s
+}
+
+func (s *batchStore) ItemsInStateAfter(_ context.Context, _ int64, ch pipeline.Channel, state, after string, limit int) ([]pipeline.Split, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var nos []string
+	for no, it := range s.items {
+		if it.Channel == ch && s.state[no] == state && no > after {
+			nos = append(nos, no)
+		}
+	}
+	sort.Strings(nos)
+	if limit > 0 && len(nos) > limit {
+		nos = nos[:limit]
+	}
+	out := make([]pipeline.Split, 0, len(nos))
+	for _, no := range nos {
+		out = append(out, *s.items[no])
+	}
+	for _, e := range s.effects {
+		if e.State == pipeline.EffectPlanned {
+			s.overlap = true // planned and never sent: an earlier page not driven yet
+		}
+	}
+	s.pages++
+	s.largest = max(s.largest, len(out))
+	return out, nil
+}
+
+func (s *batchStore) RunSellers(context.Context, int64) (map[string]pipeline.Seller, error) {
+	return map[string]pipeline.Seller{"S1": {ID: "S1", Accounts: map[string]string{wechatpay.SellerAccount: "SUB1"}}}, nil
+}
+
+func (s *batchStore) LatestEffect(_ context.Context, kind, subject string) (pipeline.Effect, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, ok := s.latest[kind+"/"+subject]; ok {
+		return s.effects[i], true, nil
+	}
+	return pipeline.Effect{}, false, nil
+}
+
+func (s *batchStore) PlanEffect(_ context.Context, e pipeline.Effect) (pipeline.Effect, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, ok := s.latest[e.Kind+"/"+e.Subject]; ok && s.effects[i].Attempt == e.Attempt {
+		return s.effects[i], nil
+	}
+	e.ID, e.State = int64(len(s.effects)+1), pipeline.EffectPlanned
+	s.latest[e.Kind+"/"+e.Subject] = len(s.effects)
+	s.effects = append(s.effects, e)
+	return e, nil
+}
+
+func (s *batchStore) MarkSent(_ context.Context, id int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := &s.effects[id-1]
+	e.State, e.Sends = pipeline.EffectSent, e.Sends+1
+	return nil
+}
+
+func (s *batchStore) RecordOutcome(_ context.Context, id int64, state pipeline.EffectState, ref, lastErr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := &s.effects[id-1]
+	e.State, e.ProviderRef, e.LastError = state, ref, lastErr
+	return nil
+}
+
+func (s *batchStore) SetItemPaid(_ context.Context, _ int64, orderNo, _, _ string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state[orderNo] == pipeline.ItemRecorded {
+		s.state[orderNo] = pipeline.ItemPaid
+	}
+	return nil
+}
+
+func (s *batchStore) SetItemState(_ context.Context, _ int64, orderNo, from, to, _ string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state[orderNo] == from {
+		s.state[orderNo] = to
+	}
+	return nil
+}
+
+func (s *batchStore) count(state string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, st := range s.state {
+		if st == state {
+			n++
+		}
+	}
+	return n
+}
+
+// batchAPI is a WeChat Pay that accepts every request: finished at once,
+// or (pending) processing for ever.
+type batchAPI struct{ pending bool }
+
+func (batchAPI) EnsureReceiver(context.Context, string) (string, error) {
+	return wechatpay.ReceiverEffective, nil
+}
+
+func (batchAPI) Remaining(context.Context, string, string) (int64, error) { return 1000, nil }
+
+func (a batchAPI) Send(context.Context, pipeline.Effect, wechatpay.Txn) (pipeline.Outcome, error) {
+	return a.answer(), nil
+}
+
+func (a batchAPI) Query(context.Context, pipeline.Effect, wechatpay.Txn) (pipeline.Outcome, error) {
+	return a.answer(), nil
+}
+
+func (a batchAPI) answer() pipeline.Outcome {
+	if a.pending {
+		return pipeline.Outcome{Status: pipeline.OutcomePending}
+	}
+	return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: "R"}
+}
+
+// TestDistributeStageHoldsOneBatchNotTheDay: the stage reads the day's
+// recorded items a batch at a time, and drives each batch's requests
+// before it reads the next, so it holds one batch whatever the day
+// (DESIGN 2, streaming). It fails if the stage reads the whole day at
+// once again.
+func TestDistributeStageHoldsOneBatchNotTheDay(t *testing.T) {
+	store := newBatchStore(25)
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: batchAPI{}, Batch: 10, Poll: time.Millisecond})
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}}}
+	summary, err := stage(context.Background(), run)
+	if err != nil {
+		t.Fatalf("stage: %v", err)
+	}
+	if store.largest > 10 {
+		t.Errorf("the stage read %d items at once, want at most its batch of 10: it holds the day, not a batch", store.largest)
+	}
+	if store.pages < 3 {
+		t.Errorf("%d pages read, want 3 (25 items by 10)", store.pages)
+	}
+	if store.overlap {
+		t.Error("a batch was read while the one before it was planned but not sent")
+	}
+	if paid := store.count(pipeline.ItemPaid); paid != 25 || !strings.Contains(summary, "25 transactions settled") {
+		t.Errorf("%d items paid, summary %q; want every one of the 25 over the batches", paid, summary)
+	}
+}
+
+// TestDistributeStageWaitBoundsEveryBatchTogether: --provider-wait bounds
+// the stage's whole wait, not each batch's: with requests processing for
+// ever, three batches end after about one Wait (each request asked about
+// at least once), and every request is reported left processing.
+func TestDistributeStageWaitBoundsEveryBatchTogether(t *testing.T) {
+	store := newBatchStore(30)
+	const wait = 600 * time.Millisecond
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: batchAPI{pending: true}, Batch: 10,
+		Wait: wait, FirstPoll: 10 * time.Millisecond, Poll: 20 * time.Millisecond})
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}}}
+	began := time.Now()
+	_, err := stage(context.Background(), run)
+	took := time.Since(began)
+	if !errors.Is(err, pipeline.ErrStillProcessing) || !strings.Contains(err.Error(), "30 WeChat transactions still processing") {
+		t.Fatalf("err = %v, want the 30 transactions of the 3 batches left processing", err)
+	}
+	if took >= 2*wait {
+		t.Errorf("the stage waited %s for three batches, want about one wait of %s: the wait bounds the batches together", took, wait)
+	}
+	if store.pages < 3 {
+		t.Errorf("%d pages read, want 3", store.pages)
+	}
+}
+
+// BenchmarkDistributeStagePeakHeap measures the most live heap (as the
+// GC measures it) above the ledger (here in memory, its effects grown by
+// the requests' keys) while the stage settles a day of n items,
+// read whole (the batch as large as the day: how the stage worked
+// before it read batches) or 10,000 at a time:
+//
+//	go test ./load/wechatpay/ -run '^$' -bench DistributeStagePeakHeap -benchtime 1x
+func BenchmarkDistributeStagePeakHeap(b *testing.B) {
+	for _, n := range []int{10_000, 40_000} {
+		for _, batch := range []int{n, wechatpay.DefaultBatch} {
+			b.Run(fmt.Sprintf("items=%d/batch=%d", n, batch), func(b *testing.B) {
+				for range b.N {
+					store := newBatchStore(n)
+					stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: batchAPI{}, Batch: batch, Poll: time.Millisecond})
+					run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}}}
+					runtime.GC()
+					live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+					metrics.Read(live)
+					base := live[0].Value.Uint64()
+					done := make(chan struct{})
+					peak := make(chan uint64)
+					go func() {
+						var top uint64
+						for {
+							metrics.Read(live)
+							top = max(top, live[0].Value.Uint64())
+							select {
+							case <-done:
+								peak <- top
+								return
+							case <-time.After(time.Millisecond):
+							}
+						}
+					}()
+					if _, err := stage(context.Background(), run); err != nil {
+						b.Fatal(err)
+					}
+					close(done)
+					b.ReportMetric(float64(<-peak-base)/(1<<20), "peak-heap-MiB")
+				}
+			})
+		}
+	}
+}
