@@ -186,8 +186,9 @@ func (d *distribution) plan(ctx context.Context) error {
 	}
 	fresh := map[pipeline.Currency][]candidate{} // candidates with a payout to plan
 	var mu sync.Mutex
-	// Planning asks Infinia nothing (the ledger only): no token of its
-	// bucket is taken, so a re-run of a finished day does not wait on it.
+	// Planning asks the ledger, and Infinia only a seller's binding before
+	// a payout is planned: that query alone takes a token (Pace), so a
+	// re-run of a finished day waits on no bucket.
 	err = c.Pacer.EachAsNeeded(ctx, len(cands), nil, func(ctx context.Context, i int) error {
 		p := cands[i]
 		subject := RevenueShareSubject(run.Key.Date, p.SellerID, p.Currency)
@@ -239,6 +240,9 @@ func (d *distribution) plan(ctx context.Context) error {
 		case p.InfiniaID == "":
 			d.problem("seller %s has no Infinia seller id: %s carried", p.SellerID, pipeline.Money{Minor: net, Currency: cur})
 			return d.hold(ctx, p, "no Infinia seller id")
+		}
+		if err := pipeline.Pace(ctx); err != nil { // the one request of planning: its token
+			return err
 		}
 		status, err := c.API.BindingStatus(ctx, pipeline.QueryRequestNo("ABQ"), p.InfiniaID)
 		if pipeline.SubjectOnly(err) {
