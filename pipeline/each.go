@@ -100,46 +100,11 @@ func NeedsPerson(problems []string) error {
 	return E(KindNeedsPerson, "", &Problems{List: problems})
 }
 
-// EachFirstAlone runs fn on the first of xs alone, then on the others, at most
-// parallel at a time: refused credentials or the provider down show on the
-// first question, before any other is asked. Once fn fails, the items not
-// yet started are skipped and that first error alone is returned (fn
-// fails only for what concerns every order).
-func EachFirstAlone[T any](ctx context.Context, parallel int, xs []T, fn func(T) error) error {
-	if len(xs) == 0 {
-		return nil
-	}
-	if err := fn(xs[0]); err != nil {
-		return err
-	}
-	var (
-		mu    sync.Mutex
-		first error
-	)
-	err := ForEach(ctx, max(parallel, 1), xs[1:], func(x T) error {
-		mu.Lock()
-		stopped := first != nil
-		mu.Unlock()
-		if stopped {
-			return nil
-		}
-		if err := fn(x); err != nil {
-			mu.Lock()
-			if first == nil {
-				first = err
-			}
-			mu.Unlock()
-		}
-		return nil
-	})
-	if first != nil {
-		return first
-	}
-	return err
-}
-
-// EachFirstAlonePaced is EachFirstAlone with the others paced by p instead of a
-// fixed number at a time.
+// EachFirstAlonePaced runs fn on the first of xs alone, then on the others
+// paced by p: refused credentials or the provider down show on the first
+// question, before any other is asked. Once fn fails, the items not yet
+// started are skipped and that first error alone is returned (fn fails
+// only for what concerns every item).
 func EachFirstAlonePaced[T any](ctx context.Context, p *Pacer, xs []T, fn func(T) error) error {
 	if len(xs) == 0 {
 		return nil
