@@ -197,10 +197,7 @@ func TestBulkWritesHoldTheirRun(t *testing.T) {
 func TestStatisticsFreshAndPerFileQueryIndexed(t *testing.T) {
 	l, _ := open(t)
 	ctx := context.Background()
-	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := openRun(t, l, day)
 	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	const n, sellers = 6000, 300
 	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
@@ -243,10 +240,7 @@ func TestStatisticsFreshAndPerFileQueryIndexed(t *testing.T) {
 func TestSnapshotKeepsRowsExactly(t *testing.T) {
 	l, _ := open(t)
 	ctx := context.Background()
-	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := openRun(t, l, day)
 	at := time.Date(2026, 11, 23, 23, 59, 59, 123456000, time.FixedZone("", 8*3600))
 	bc, far := time.Date(-44, 3, 15, 12, 0, 0, 0, time.UTC), time.Date(12000, 1, 1, 0, 0, 0, 1000, time.UTC)
 	in := []pipeline.SourceRow{
@@ -336,10 +330,7 @@ func TestRunSellersKeepAccounts(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
 	ctx := context.Background()
-	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := openRun(t, l, day)
 	sellers := []pipeline.Seller{
 		{ID: "S1", Name: "One", EntityType: "Corporate", Country: "CHN", Accounts: map[string]string{"infiniapay": "INF1", "wechatpay": "1900"}},
 		{ID: "S2", Accounts: map[string]string{"wechatpay": "1901"}},
@@ -384,13 +375,10 @@ func TestItemsInStateAfterPagesByOrderNo(t *testing.T) {
 	l, _ := open(t)
 	ctx := context.Background()
 	d := pipeline.Date{Year: 2026, Month: 9, Day: 3}
-	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := openRun(t, l, d)
 	at := d.Time(time.UTC)
 	var want []string
-	_, err = l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+	_, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
 		for j := range 7 {
 			no := fmt.Sprintf("P-%02d", 7-j) // written out of order
 			want = append([]string{no}, want...)

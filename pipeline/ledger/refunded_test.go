@@ -21,10 +21,7 @@ func TestRefundedItems(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
 	ctx := context.Background()
-	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := openRun(t, l, day)
 	split := func(no string, ch pipeline.Channel, gross, refunded int64) pipeline.Split {
 		at := time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)
 		return pipeline.Split{Order: pipeline.Order{OrderNo: no, SellerID: "S1", Channel: ch, ProviderTxnID: "T" + no,
@@ -32,7 +29,7 @@ func TestRefundedItems(t *testing.T) {
 			Rule: "r", SellerShare: gross - refunded, Unverified: ch == chPayProtocol}
 	}
 	pp := chPayProtocol
-	_, err = l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+	_, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
 		for _, s := range []pipeline.Split{split("O5", pp, 5000, 0), split("O1", pp, 1000, 100), split("O2", pp, 2000, 0),
 			split("O3", pp, 3000, 0), split("O4", pp, 4000, 0), split("O6", chInfinia, 6000, 0)} {
 			if err := w.Split(s); err != nil {

@@ -17,10 +17,7 @@ func TestItemsToVerify(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
 	ctx := context.Background()
-	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := openRun(t, l, day)
 	at := time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)
 	split := func(no string, ch pipeline.Channel) pipeline.Split {
 		return pipeline.Split{Order: pipeline.Order{OrderNo: no, SellerID: "S1", Channel: ch, ProviderTxnID: "T" + no,
@@ -28,7 +25,7 @@ func TestItemsToVerify(t *testing.T) {
 			Unverified: ch == chPayProtocol} // as its channel's spec says
 	}
 	pp := chPayProtocol
-	_, err = l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+	_, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
 		for _, s := range []pipeline.Split{split("O4", pp), split("O1", pp), split("O2", pp), split("O3", pp), split("O5", chInfinia)} {
 			if err := w.Split(s); err != nil {
 				return err
