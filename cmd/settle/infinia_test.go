@@ -174,6 +174,12 @@ func TestInfiniaEndToEndPaysBoundSellersOnce(t *testing.T) {
 	e.checkPaidOnce(sim, balance)
 	e.checkFilesWhole(sim)
 	e.checkSellersReport(sim)
+	// Infinia binds a seller, not a currency: one binding query a seller,
+	// however many currencies it is paid in.
+	pairs := e.count(`SELECT count(DISTINCT (seller_id, currency)) FROM settle.trade_files`)
+	if n := sim.Infinia.CallCounts()["account-binding/query"]; n > 12 || pairs <= 12 {
+		t.Fatalf("%d binding queries for 12 sellers paid in %d seller-currencies; want at most one a seller", n, pairs)
+	}
 	// Yuan goes to Infinia as CNH (file names and rows); the ledger keeps CNY.
 	cnh := e.count(`SELECT count(*) FROM settle.trade_files WHERE currency = 'CNY' AND name LIKE '%\_CNH\_%'`)
 	if cnh == 0 || cnh != e.count(`SELECT count(*) FROM settle.trade_files WHERE currency = 'CNY'`) ||

@@ -53,6 +53,42 @@ type distribution struct {
 	mu               sync.Mutex
 	paid, sent, held int
 	problems         []string
+	bindings         map[string]*sellerBinding // Infinia seller id -> its binding, asked once a run
+}
+
+// sellerBinding is one seller's binding as planning found it.
+type sellerBinding struct {
+	once   sync.Once
+	status string
+	err    error
+}
+
+// binding returns the seller's binding, refreshed from Infinia once in the
+// run's planning and recorded in the ledger: Infinia binds a seller, not
+// a currency, so the seller's currencies share the one query. Only the
+// candidate that makes the query takes a token (Pace); the others of the
+// seller wait for its answer.
+func (d *distribution) binding(ctx context.Context, p candidate) (string, error) {
+	d.mu.Lock()
+	if d.bindings == nil {
+		d.bindings = map[string]*sellerBinding{}
+	}
+	b, ok := d.bindings[p.InfiniaID]
+	if !ok {
+		b = &sellerBinding{}
+		d.bindings[p.InfiniaID] = b
+	}
+	d.mu.Unlock()
+	b.once.Do(func() {
+		if b.err = pipeline.Pace(ctx); b.err != nil { // the one request of planning: its token
+			return
+		}
+		b.status, b.err = d.c.API.BindingStatus(ctx, pipeline.QueryRequestNo("ABQ"), p.InfiniaID)
+		if b.err == nil {
+			b.err = d.c.Store.SetBinding(ctx, pipeline.Binding{SellerID: p.SellerID, ProviderSellerID: p.InfiniaID, Status: b.status, Source: "query"})
+		}
+	})
+	return b.status, b.err
 }
 
 // candidate is what a run may pay one seller in one currency: its own
@@ -241,10 +277,7 @@ func (d *distribution) plan(ctx context.Context) error {
 			d.problem("seller %s has no Infinia seller id: %s carried", p.SellerID, pipeline.Money{Minor: net, Currency: cur})
 			return d.hold(ctx, p, "no Infinia seller id")
 		}
-		if err := pipeline.Pace(ctx); err != nil { // the one request of planning: its token
-			return err
-		}
-		status, err := c.API.BindingStatus(ctx, pipeline.QueryRequestNo("ABQ"), p.InfiniaID)
+		status, err := d.binding(ctx, p)
 		if pipeline.SubjectOnly(err) {
 			// A seller Infinia does not know (or will not answer about)
 			// is this seller's problem only: carried, for a person.
@@ -257,9 +290,6 @@ func (d *distribution) plan(ctx context.Context) error {
 		}
 		if err != nil {
 			return fmt.Errorf("binding of %s: %w", p.SellerID, err)
-		}
-		if err := c.Store.SetBinding(ctx, pipeline.Binding{SellerID: p.SellerID, ProviderSellerID: p.InfiniaID, Status: status, Source: "query"}); err != nil {
-			return err
 		}
 		if status != StatusActive {
 			return d.hold(ctx, p, "Infinia binding is "+status)
