@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Mismatch categories: what disagrees between the ledger and a provider.
@@ -124,7 +126,8 @@ type MismatchStore interface {
 	Lock(ctx context.Context, key RunKey) (release func() error, err error)
 }
 
-// ReconcileStage asks every matcher for its findings, records them (so
+// ReconcileStage asks every matcher for its findings (side by side: see
+// matchAll), records them (so
 // the reports, rewritten by write, show them), and reports a run that
 // needs a person: one with unexpected mismatches or failed payouts. A
 // matcher that cannot reach its provider fails the stage (exit 1: a
@@ -169,15 +172,10 @@ func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx cont
 }
 
 func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error), run *Run) (string, []string, error) {
-	var all []Mismatch
-	for _, m := range matchers {
-		ms, err := m(ctx, run)
-		if err != nil {
-			return "", nil, fmt.Errorf("reconcile: %w", err)
-		}
-		all = append(all, ms...)
+	all, err := matchAll(ctx, matchers, run)
+	if err != nil {
+		return "", nil, fmt.Errorf("reconcile: %w", err)
 	}
-	SortMismatches(all)
 	if err := store.ReplaceMismatches(ctx, run.ID, all); err != nil {
 		return "", nil, fmt.Errorf("reconcile: %w", err)
 	}
@@ -210,6 +208,33 @@ func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, wri
 	problems = append(problems, unbalanced...)
 	summary := fmt.Sprintf("%d unexpected mismatches, %d expected (timing), %d failed payouts; %s", unexpected, expected, failed, wrote)
 	return summary, problems, nil
+}
+
+// matchAll runs the matchers side by side - each asks its own provider,
+// on its own provider's pacer, so reconciling takes as long as the
+// slowest rather than their sum - and returns their findings in report
+// order. The first error cancels the others and is returned alone. The
+// findings are concatenated in matcher order before sorting, so the same
+// findings give the same bytes whichever matcher finished first.
+func matchAll(ctx context.Context, matchers []Matcher, run *Run) ([]Mismatch, error) {
+	found := make([][]Mismatch, len(matchers))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, m := range matchers {
+		g.Go(func() error {
+			ms, err := m(gctx, run)
+			found[i] = ms
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var all []Mismatch
+	for _, ms := range found {
+		all = append(all, ms...)
+	}
+	SortMismatches(all)
+	return all, nil
 }
 
 type recheckKey struct{}
