@@ -127,9 +127,8 @@ type MismatchStore interface {
 }
 
 // ReconcileStage asks every matcher for its findings (side by side: see
-// matchAll), records them (so
-// the reports, rewritten by write, show them), and reports a run that
-// needs a person: one with unexpected mismatches or failed payouts. A
+// matchAll), records them (so the reports, rewritten by write, show
+// them), and reports a run that needs a person: one with unexpected mismatches or failed payouts. A
 // matcher that cannot reach its provider fails the stage (exit 1: a
 // re-run reconciles again); findings are never guessed.
 //
