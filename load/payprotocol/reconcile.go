@@ -30,6 +30,11 @@ type Order struct {
 	// Refund is the order's latest refund; nil when Pay Protocol knows
 	// none, or when the payment is not paid (it is not asked then).
 	Refund *OrderRefund
+
+	// What Refund needs of the payment detail to read a refund's amount:
+	// its chain and settlement currency.
+	chain      int
+	settlement string
 }
 
 // OrderRefund is one refund as Pay Protocol reports it.
@@ -84,10 +89,12 @@ type MatcherConfig struct {
 	// Final keeps which orders had an answer that can no longer change and
 	// agreed with the ledger: a payment paid (or refunded whole) whose
 	// quote and refunds agree. Each is keyed by the order and what the
-	// ledger said of it (gross, our refunded total, how many late refunds
-	// that counts, the item's state), so a later reconciliation does not
-	// ask about it again until the ledger changes (a late refund since,
-	// say). nil: every order is asked every time.
+	// ledger said of it (finalKey: gross, our refunded total, how many late
+	// refunds that counts, whether the item went on or is held), so a later
+	// reconciliation does not ask about it again until the ledger changes
+	// (a late refund since, say). The verification keeps the answers it
+	// found so already (Verify), and the run's own reconciliation does not
+	// ask them again. nil: every order is asked every time.
 	Final pipeline.FinalAnswers
 }
 
@@ -170,7 +177,7 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 				return nil
 			}
 			found[i] = Match(it, o)
-			final[i] = len(found[i]) == 0 && (o.Status == PaymentPaid.String() || o.Status == PaymentRefunded.String())
+			final[i] = finalAndAgreed(found[i], o)
 			for j, m := range found[i] {
 				if m.Detail == heldPaidNow && !pipeline.Rechecking(ctx) {
 					// Its run verified it minutes ago; the next run of the
@@ -201,11 +208,35 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 	}
 }
 
+// finalAndAgreed reports whether Pay Protocol's answer o about an order
+// can no longer change and agrees with the ledger, found being what Match
+// found of it: no finding, and the payment paid (a refund since is a late
+// refund of the platform, which changes the ledger) or refunded whole.
+func finalAndAgreed(found []pipeline.Mismatch, o Order) bool {
+	return len(found) == 0 && (o.Status == PaymentPaid.String() || o.Status == PaymentRefunded.String())
+}
+
 // finalKey names what was asked about an item and what the ledger said of
-// it: a change in the ledger (a late refund, another state) is another
-// key, and the order is asked about again.
+// it, the key under which an answer finalAndAgreed is kept (by the
+// matcher, and by the verification once the ledger has the item
+// recorded): a change in the ledger is another key, and the order is
+// asked about again.
+//
+// It holds every field of the item that Match reads to find nothing: the
+// order (its outTradeNo), its gross and currency, our refunded total and
+// how many late refunds that counts. Of the item's state it holds only
+// whether the item went on (recorded, uploaded or paid: Match treats them
+// alike) or is held (a paid payment is then a finding), not the state
+// itself: the item moves from recorded to uploaded to paid after the
+// verification, and what Match says of it does not change with that, so
+// the verification's answer stays the matcher's. An item held since, or
+// with a late refund since, has another key and is asked about again.
 func finalKey(it pipeline.RefundedItem) string {
-	return fmt.Sprintf("%s %d %s refunded %d late %d %s", it.ProviderTxnID, it.Gross, it.Currency, it.Refunded, it.LateRefunds, it.State)
+	went := "on"
+	if it.State == pipeline.ItemHeld {
+		went = "held"
+	}
+	return fmt.Sprintf("%s %d %s refunded %d late %d %s", it.ProviderTxnID, it.Gross, it.Currency, it.Refunded, it.LateRefunds, went)
 }
 
 // Match returns what disagrees between one item and Pay
