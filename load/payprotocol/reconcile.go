@@ -11,11 +11,16 @@ import (
 // ReconcileStore is what the Pay Protocol reconciliation needs of the
 // ledger.
 type ReconcileStore interface {
-	// RefundedItems returns the run's items of channel ch that the
-	// verification accepted (every state but unverified and rejected),
-	// by order number.
-	RefundedItems(ctx context.Context, runID int64, ch pipeline.Channel) ([]pipeline.RefundedItem, error)
+	// RefundedItemsAfter returns at most limit of the run's items of
+	// channel ch that the verification accepted (every state but
+	// unverified and rejected) whose order number comes after `after`, by
+	// order number (a keyset page).
+	RefundedItemsAfter(ctx context.Context, runID int64, ch pipeline.Channel, after string, limit int) ([]pipeline.RefundedItem, error)
 }
+
+// DefaultPageSize is how many items the matcher reads, asks about and
+// holds at a time unless MatcherConfig.PageSize says otherwise.
+const DefaultPageSize = 10_000
 
 // Order is Pay Protocol's word on one of our orders: its payment detail
 // and, for a paid payment, its latest refund.
@@ -96,6 +101,11 @@ type MatcherConfig struct {
 	// found so already (Verify), and the run's own reconciliation does not
 	// ask them again. nil: every order is asked every time.
 	Final pipeline.FinalAnswers
+	// PageSize is how many items are read, asked about and held at a time
+	// (keyset pages by order number, each asked as fast as Pacer allows
+	// after its first alone, its final answers recorded before the next
+	// page is read); 0: DefaultPageSize.
+	PageSize int
 }
 
 // Matcher compares the ledger's view of a run's Pay Protocol orders with
@@ -127,85 +137,113 @@ type MatcherConfig struct {
 // a successful latest refund the row says that earlier refunds cannot be
 // listed, for a person to check on Pay Protocol's console. A failure that
 // concerns every order (refused credentials, Pay Protocol down past its
-// retries) fails the matcher: findings are never guessed.
+// retries) fails the matcher: findings are never guessed (the final
+// answers of the pages matched before it stay kept: each agreed).
+//
+// The items are read a page at a time (c.PageSize), so the matcher's
+// memory does not grow with the day; the findings are the same, sorted
+// (pipeline.SortMismatches).
 func Matcher(c MatcherConfig) pipeline.Matcher {
-	pacer := c.Pacer
-	if pacer == nil {
-		pacer = pipeline.NewPacer(pipeline.Limits{})
+	if c.Pacer == nil {
+		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
+	}
+	size := c.PageSize
+	if size <= 0 {
+		size = DefaultPageSize
 	}
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
-		items, err := c.Store.RefundedItems(ctx, run.ID, Channel)
-		if err != nil {
-			return nil, fmt.Errorf("read the Pay Protocol items of run %d: %w", run.ID, err)
-		}
-		keys := make([]string, len(items))
-		for i, it := range items {
-			keys[i] = finalKey(it)
-		}
-		known := map[string]bool{}
-		if c.Final != nil && len(keys) > 0 {
-			if known, err = c.Final.FinalKeys(ctx, Name, keys); err != nil {
-				return nil, fmt.Errorf("read the final Pay Protocol answers of run %d: %w", run.ID, err)
-			}
-		}
-		var ask []int
-		for i := range items {
-			if !known[keys[i]] {
-				ask = append(ask, i)
-			}
-		}
-		found := make([][]pipeline.Mismatch, len(items))
-		final := make([]bool, len(items))
-		err = pipeline.EachFirstAlonePaced(ctx, pacer, ask, func(i int) error {
-			it := items[i]
-			o, err := c.API.Order(ctx, it.ProviderTxnID)
-			if pipeline.IsNotFound(err) {
-				found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchMissingAtProvider, pipeline.Minor(it.Gross), "", "not found",
-					"Pay Protocol does not know order "+it.ProviderTxnID)}
-				return nil
-			}
-			if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
-				return err // configuration: says it all, about every order
-			}
-			if err != nil && pipeline.ConcernsEveryone(ctx, err) {
-				return fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
-			}
-			if err != nil {
-				// About this order alone: a row for a person, the others go on.
-				found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchUnverifiable, pipeline.Minor(it.Gross), "", "unreadable",
-					"Pay Protocol's answer about "+it.ProviderTxnID+" could not be used: "+pipeline.OneLine(err.Error()))}
-				return nil
-			}
-			found[i] = Match(it, o)
-			final[i] = finalAndAgreed(found[i], o)
-			for j, m := range found[i] {
-				if m.Detail == heldPaidNow && !pipeline.Rechecking(ctx) {
-					// Its run verified it minutes ago; the next run of the
-					// date settles it. From a later date's run it is late.
-					found[i][j].Category, found[i][j].Expected = pipeline.MismatchTiming, true
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
 		var out []pipeline.Mismatch
-		var clean []string
-		for i, ms := range found {
-			out = append(out, ms...)
-			if final[i] {
-				clean = append(clean, keys[i])
+		after := ""
+		for {
+			items, err := c.Store.RefundedItemsAfter(ctx, run.ID, Channel, after, size)
+			if err != nil {
+				return nil, fmt.Errorf("read the Pay Protocol items of run %d: %w", run.ID, err)
 			}
-		}
-		if c.Final != nil && len(clean) > 0 {
-			if err := c.Final.RecordFinal(ctx, Name, clean); err != nil {
-				return nil, fmt.Errorf("record the final Pay Protocol answers of run %d: %w", run.ID, err)
+			found, err := c.matchPage(ctx, run, items)
+			if err != nil {
+				return nil, err
 			}
+			out = append(out, found...)
+			if len(items) < size {
+				break
+			}
+			after = items[len(items)-1].OrderNo
 		}
 		pipeline.SortMismatches(out)
 		return out, nil
 	}
+}
+
+// matchPage matches one page of the run's items (see Matcher) and records
+// the answers found final, so that a page is held in memory at a time.
+func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items []pipeline.RefundedItem) ([]pipeline.Mismatch, error) {
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = finalKey(it)
+	}
+	known := map[string]bool{}
+	var err error
+	if c.Final != nil && len(keys) > 0 {
+		if known, err = c.Final.FinalKeys(ctx, Name, keys); err != nil {
+			return nil, fmt.Errorf("read the final Pay Protocol answers of run %d: %w", run.ID, err)
+		}
+	}
+	var ask []int
+	for i := range items {
+		if !known[keys[i]] {
+			ask = append(ask, i)
+		}
+	}
+	found := make([][]pipeline.Mismatch, len(items))
+	final := make([]bool, len(items))
+	err = pipeline.EachFirstAlonePaced(ctx, c.Pacer, ask, func(i int) error {
+		it := items[i]
+		o, err := c.API.Order(ctx, it.ProviderTxnID)
+		if pipeline.IsNotFound(err) {
+			found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchMissingAtProvider, pipeline.Minor(it.Gross), "", "not found",
+				"Pay Protocol does not know order "+it.ProviderTxnID)}
+			return nil
+		}
+		if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
+			return err // configuration: says it all, about every order
+		}
+		if err != nil && pipeline.ConcernsEveryone(ctx, err) {
+			return fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
+		}
+		if err != nil {
+			// About this order alone: a row for a person, the others go on.
+			found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchUnverifiable, pipeline.Minor(it.Gross), "", "unreadable",
+				"Pay Protocol's answer about "+it.ProviderTxnID+" could not be used: "+pipeline.OneLine(err.Error()))}
+			return nil
+		}
+		found[i] = Match(it, o)
+		final[i] = finalAndAgreed(found[i], o)
+		for j, m := range found[i] {
+			if m.Detail == heldPaidNow && !pipeline.Rechecking(ctx) {
+				// Its run verified it minutes ago; the next run of the
+				// date settles it. From a later date's run it is late.
+				found[i][j].Category, found[i][j].Expected = pipeline.MismatchTiming, true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []pipeline.Mismatch
+	var clean []string
+	for i, ms := range found {
+		out = append(out, ms...)
+		if final[i] {
+			clean = append(clean, keys[i])
+		}
+	}
+	if c.Final != nil && len(clean) > 0 {
+		if err := c.Final.RecordFinal(ctx, Name, clean); err != nil {
+			return nil, fmt.Errorf("record the final Pay Protocol answers of run %d: %w", run.ID, err)
+		}
+	}
+	return out, nil
 }
 
 // finalAndAgreed reports whether Pay Protocol's answer o about an order

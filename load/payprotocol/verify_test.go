@@ -46,7 +46,7 @@ func (s *verifyStore) SetItemState(_ context.Context, runID int64, orderNo, from
 	return nil
 }
 
-func (s *verifyStore) RefundedItems(_ context.Context, runID int64, ch pipeline.Channel) ([]pipeline.RefundedItem, error) {
+func (s *verifyStore) RefundedItemsAfter(_ context.Context, runID int64, ch pipeline.Channel, after string, limit int) ([]pipeline.RefundedItem, error) {
 	if runID != 42 || ch != payprotocol.Channel {
 		return nil, fmt.Errorf("run %d, channel %s", runID, ch)
 	}
@@ -55,7 +55,7 @@ func (s *verifyStore) RefundedItems(_ context.Context, runID int64, ch pipeline.
 		out = append(out, pipeline.RefundedItem{OrderNo: it.OrderNo, SellerID: it.SellerID, ProviderTxnID: it.ProviderTxnID,
 			Currency: it.Currency, Gross: it.Amount, Refunded: it.Refunded, State: strings.SplitN(s.states[it.OrderNo], ":", 2)[0]})
 	}
-	return out, nil
+	return pageOf(out, after, limit), nil
 }
 
 // verifyAPI is an in-memory Pay Protocol for the verification.
