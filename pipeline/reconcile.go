@@ -65,7 +65,9 @@ func SortMismatches(ms []Mismatch) {
 type Matcher func(ctx context.Context, run *Run) ([]Mismatch, error)
 
 // FinalAnswers keeps which of a provider's answers a matcher found final
-// and in agreement with the ledger, so that a later reconciliation of the
+// and in agreement with the ledger (or a stage that asked the matcher's
+// question before it, under the matcher's key, once the ledger had
+// committed what the stage decided), so that a later reconciliation of the
 // same date does not ask again what can no longer change (a re-run that
 // sends nothing then costs a fraction of the first run). A key names what
 // was asked together with what the ledger said then (an effect's key and
