@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Mismatch categories: what disagrees between the ledger and a provider.
@@ -63,7 +65,9 @@ func SortMismatches(ms []Mismatch) {
 type Matcher func(ctx context.Context, run *Run) ([]Mismatch, error)
 
 // FinalAnswers keeps which of a provider's answers a matcher found final
-// and in agreement with the ledger, so that a later reconciliation of the
+// and in agreement with the ledger (or a stage that asked the matcher's
+// question before it, under the matcher's key, once the ledger had
+// committed what the stage decided), so that a later reconciliation of the
 // same date does not ask again what can no longer change (a re-run that
 // sends nothing then costs a fraction of the first run). A key names what
 // was asked together with what the ledger said then (an effect's key and
@@ -124,9 +128,9 @@ type MismatchStore interface {
 	Lock(ctx context.Context, key RunKey) (release func() error, err error)
 }
 
-// ReconcileStage asks every matcher for its findings, records them (so
-// the reports, rewritten by write, show them), and reports a run that
-// needs a person: one with unexpected mismatches or failed payouts. A
+// ReconcileStage asks every matcher for its findings (side by side: see
+// matchAll), records them (so the reports, rewritten by write, show
+// them), and reports a run that needs a person: one with unexpected mismatches or failed payouts. A
 // matcher that cannot reach its provider fails the stage (exit 1: a
 // re-run reconciles again); findings are never guessed.
 //
@@ -169,15 +173,10 @@ func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx cont
 }
 
 func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error), run *Run) (string, []string, error) {
-	var all []Mismatch
-	for _, m := range matchers {
-		ms, err := m(ctx, run)
-		if err != nil {
-			return "", nil, fmt.Errorf("reconcile: %w", err)
-		}
-		all = append(all, ms...)
+	all, err := matchAll(ctx, matchers, run)
+	if err != nil {
+		return "", nil, fmt.Errorf("reconcile: %w", err)
 	}
-	SortMismatches(all)
 	if err := store.ReplaceMismatches(ctx, run.ID, all); err != nil {
 		return "", nil, fmt.Errorf("reconcile: %w", err)
 	}
@@ -210,6 +209,33 @@ func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, wri
 	problems = append(problems, unbalanced...)
 	summary := fmt.Sprintf("%d unexpected mismatches, %d expected (timing), %d failed payouts; %s", unexpected, expected, failed, wrote)
 	return summary, problems, nil
+}
+
+// matchAll runs the matchers side by side - each asks its own provider,
+// on its own provider's pacer, so reconciling takes as long as the
+// slowest rather than their sum - and returns their findings in report
+// order. The first error cancels the others and is returned alone. The
+// findings are concatenated in matcher order before sorting, so the same
+// findings give the same bytes whichever matcher finished first.
+func matchAll(ctx context.Context, matchers []Matcher, run *Run) ([]Mismatch, error) {
+	found := make([][]Mismatch, len(matchers))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, m := range matchers {
+		g.Go(func() error {
+			ms, err := m(gctx, run)
+			found[i] = ms
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var all []Mismatch
+	for _, ms := range found {
+		all = append(all, ms...)
+	}
+	SortMismatches(all)
+	return all, nil
 }
 
 type recheckKey struct{}

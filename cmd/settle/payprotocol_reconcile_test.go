@@ -43,20 +43,26 @@ func (e *env) ppRun(orders int) (*paysim.Sim, *ledger.Ledger, *pipeline.Run, pip
 	if err != nil || run == nil {
 		e.t.Fatalf("run: %v, %v", run, err)
 	}
-	// The client as settle run builds it from its flags.
+	if n := len((&runOptions{}).providers(l, nil, nil, nil)); n != 0 {
+		e.t.Fatalf("%d providers without Pay Protocol", n)
+	}
+	return sim, l, run, e.ppMatcher(sim, l, pipeline.AskAll{Store: l})
+}
+
+// ppMatcher is the Pay Protocol matcher as settle run builds it from its
+// flags, keeping its final answers in final.
+func (e *env) ppMatcher(sim *paysim.Sim, l *ledger.Ledger, final pipeline.FinalAnswers) pipeline.Matcher {
+	e.t.Helper()
 	pp, err := newPayProtocol(sim.Config.PayProtocolURL, sim.Config.PayProtocolAPIKey, sim.Config.PayProtocolSecretFile, paysim.PayProtocolDecimals, 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	pp.parallel = 4
-	ms := pp.provider(l, pipeline.AskAll{Store: l}).Matchers
+	ms := pp.provider(l, final).Matchers
 	if len(ms) != 1 {
 		e.t.Fatalf("%d matchers for a configured Pay Protocol, want 1", len(ms))
 	}
-	if n := len((&runOptions{}).providers(l, nil, nil, nil)); n != 0 {
-		e.t.Fatalf("%d providers without Pay Protocol", n)
-	}
-	return sim, l, run, ms[0]
+	return ms[0]
 }
 
 // unexpected returns the findings that need a person.
@@ -216,4 +222,83 @@ func (e *env) addLateRefund(runID int64, refundNo, orderNo string, amount int64,
 	e.db.MustExec(`INSERT INTO settle.late_refunds (refund_no, order_no, amount_minor, created_at, run_id, business_date, state, seller_id)
 		VALUES ($1, $2, $3, '2026-11-24 12:00+08', $4, '2026-11-24', $5, (SELECT seller_id FROM settle.items WHERE order_no = $2))`,
 		refundNo, orderNo, amount, runID, state)
+}
+
+// TestPayProtocolVerificationAnswersKept: the run's own reconciliation
+// does not ask again about the orders whose verification found them final
+// and in agreement (each payment is asked once by the verification, and
+// only the held ones again); a default reconciliation trusts those
+// answers until the ledger changes (a late refund), and --reconcile-all
+// asks them all, finding what changed at Pay Protocol since.
+func TestPayProtocolVerificationAnswersKept(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim, l, run, askAll := e.ppRun(300)
+	ctx := context.Background()
+	var items, held, reconciled int
+	if err := e.db.QueryRow(`SELECT count(*), count(*) FILTER (WHERE state = 'held'),
+		count(*) FILTER (WHERE state NOT IN ('unverified', 'rejected')) FROM settle.items
+		WHERE channel = 'payprotocol'`).Scan(&items, &held, &reconciled); err != nil {
+		t.Fatal(err)
+	}
+	pp := sim.PayProtocol
+	if held == 0 || held == items {
+		t.Fatalf("%d held of %d Pay Protocol items: want some of each", held, items)
+	}
+	// (The pre-flight asks about one order of its own.)
+	if n := pp.Calls(payprotocol.APIPaymentDetail); n != 1+items+held {
+		t.Fatalf("the run asked %d payment details, want %d: the pre-flight's, each of the %d payments verified once, and the %d held reconciled",
+			n, 1+items+held, items, held)
+	}
+
+	// Tampered at Pay Protocol since: two paid orders failed; the ledger
+	// changed for one (a late refund).
+	type order struct {
+		No  string `db:"order_no"`
+		Txn string `db:"provider_txn_id"`
+		Run int64  `db:"run_id"`
+	}
+	var paid []order
+	if err := e.db.Select(&paid, `SELECT order_no, provider_txn_id, run_id FROM settle.items
+		WHERE channel = 'payprotocol' AND state = 'paid' AND refunded_minor = 0 ORDER BY order_no LIMIT 2`); err != nil {
+		t.Fatal(err)
+	}
+	if len(paid) != 2 {
+		t.Fatalf("%d paid Pay Protocol orders without refunds, want 2", len(paid))
+	}
+	for _, o := range paid {
+		if err := pp.SetPaymentStatus(o.Txn, payprotocol.PaymentFailed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.addLateRefund(paid[1].Run, "LR-1", paid[1].No, 1, "pending")
+	found := func(m pipeline.Matcher) (subjects []string, payments int) {
+		t.Helper()
+		before := pp.Calls(payprotocol.APIPaymentDetail)
+		ms, err := m(ctx, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range unexpected(ms) {
+			subjects = append(subjects, m.Subject)
+		}
+		return subjects, pp.Calls(payprotocol.APIPaymentDetail) - before
+	}
+	byDefault := e.ppMatcher(sim, l, l)
+	if got, n := found(byDefault); !reflect.DeepEqual(got, []string{paid[1].Txn}) || n != held+1 {
+		t.Fatalf("default reconciliation: unexpected findings about %v, %d payments asked; want %s alone (its ledger changed), %d asked",
+			got, n, paid[1].Txn, held+1)
+	}
+	want := []string{paid[0].Txn, paid[1].Txn}
+	sort.Strings(want)
+	if got, n := found(askAll); !reflect.DeepEqual(got, want) || n != reconciled {
+		t.Fatalf("--reconcile-all: unexpected findings about %v, %d payments asked; want %v, %d asked", got, n, want, reconciled)
+	}
+	// What --reconcile-all found is asked again by the default ones.
+	// (How many it asks depends on the fake's refunds, which move on with
+	// the queries: a held order whose payment is refunded whole since
+	// agrees, and is final.)
+	if got, _ := found(byDefault); !reflect.DeepEqual(got, want) {
+		t.Fatalf("default reconciliation after --reconcile-all: unexpected findings about %v, want %v", got, want)
+	}
 }

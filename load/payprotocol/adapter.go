@@ -9,56 +9,18 @@ import (
 )
 
 // Adapter adapts the client to what the verification (VerifyAPI) and the
-// reconciliation (ReconcileAPI) consume: Pay Protocol's "not found" is
-// pipeline.ErrNotFound, statuses are their names.
+// reconciliation (ReconcileAPI) consume, both in the shape of an Order:
+// Pay Protocol's "not found" is pipeline.ErrNotFound, statuses are their
+// names.
 type Adapter struct{ Client *Client }
 
-// Payment reads the status first: a payment in progress needs nothing
-// else. A paid one is checked as Pay Protocol's own plugin checks it, by
-// its quote (quoteCurrencySymbol and quoteAmount, compared exactly as a
-// number): no crypto amount, hence no decimals, is needed.
-func (a Adapter) Payment(ctx context.Context, outTradeNo string) (string, pipeline.Money, error) {
-	p, err := a.Client.PaymentDetail(ctx, outTradeNo, "")
-	if errors.Is(err, ErrNotFound) {
-		return "", pipeline.Money{}, fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
-	}
-	if err != nil {
-		return "", pipeline.Money{}, err
-	}
-	if p.Status != PaymentPaid {
-		return p.Status.String(), pipeline.Money{}, nil
-	}
-	quote, err := p.Quote()
-	if err != nil {
-		// Paid, but not in an amount we can compare exactly: not verified.
-		return "paid in an amount that cannot be checked (" + err.Error() + ")", pipeline.Money{}, nil
-	}
-	return p.Status.String(), quote, nil
-}
-
-// LatestRefund returns the status of the order's latest refund, or
-// RefundNone.
-func (a Adapter) LatestRefund(ctx context.Context, outTradeNo string) (string, error) {
-	r, err := a.Client.RefundDetail(ctx, outTradeNo, "")
-	if errors.Is(err, ErrNotFound) {
-		return RefundNone, nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return r.Status.String(), nil
-}
-
-// Order asks for the payment detail and, for a paid payment, the latest
-// refund (by outTradeNo: Pay Protocol lists no refunds, and the platform
-// does not keep Pay Protocol's refund ids). A refunded payment needs no
-// refund query: all of it went back. Refund amounts are scaled integers of
-// the payment's settlement currency (settlementCurrencySymbol), whose
-// decimals on the chain come from Config.Decimals (settle's
-// --payprotocol-decimals; an unknown one is reported, never guessed); like
-// ToMinor, they are taken one to one in the quote's fiat currency (a
-// stable coin), exactly or not at all.
-func (a Adapter) Order(ctx context.Context, outTradeNo string) (Order, error) {
+// Payment asks for the payment detail alone: the payment's status and
+// its quote, checked as Pay Protocol's own plugin checks it (by
+// quoteCurrencySymbol and quoteAmount, compared exactly as a number: no
+// crypto amount, hence no decimals, is needed). Order.Refund is nil:
+// Refund asks for it. pipeline.ErrNotFound when Pay Protocol does not
+// know the order.
+func (a Adapter) Payment(ctx context.Context, outTradeNo string) (Order, error) {
 	p, err := a.Client.PaymentDetail(ctx, outTradeNo, "")
 	if errors.Is(err, ErrNotFound) {
 		return Order{}, fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
@@ -66,37 +28,61 @@ func (a Adapter) Order(ctx context.Context, outTradeNo string) (Order, error) {
 	if err != nil {
 		return Order{}, err
 	}
-	o := Order{Status: p.Status.String()}
+	o := Order{Status: p.Status.String(), chain: p.ChainID, settlement: p.SettlementCurrency}
 	if o.Quote, err = p.Quote(); err != nil {
 		o.Quote, o.QuoteProblem = pipeline.Money{}, err.Error()
 	}
-	if p.Status != PaymentPaid {
-		return o, nil
-	}
+	return o, nil
+}
+
+// Refund asks for the latest refund of the order whose payment Payment
+// returned as o (by outTradeNo: Pay Protocol lists no refunds, and the
+// platform does not keep Pay Protocol's refund ids); nil when Pay Protocol
+// knows none. Refund amounts are scaled integers of the payment's
+// settlement currency (settlementCurrencySymbol), whose decimals on the
+// chain come from Config.Decimals (settle's --payprotocol-decimals; an
+// unknown one is reported, never guessed); like ToMinor, they are taken
+// one to one in the quote's fiat currency (a stable coin), exactly or not
+// at all.
+func (a Adapter) Refund(ctx context.Context, outTradeNo string, o Order) (*OrderRefund, error) {
 	r, err := a.Client.RefundDetail(ctx, outTradeNo, "")
 	if errors.Is(err, ErrNotFound) {
-		return o, nil
+		return nil, nil
 	}
 	if err != nil {
-		return Order{}, err
+		return nil, err
 	}
-	o.Refund = &OrderRefund{ID: r.RefundID, Status: r.Status.String()}
+	out := &OrderRefund{ID: r.RefundID, Status: r.Status.String()}
 	chain := r.ChainID
 	if chain == 0 {
-		chain = p.ChainID
+		chain = o.chain
 	}
-	decimals, known := a.Client.Decimals(chain, p.SettlementCurrency)
+	decimals, known := a.Client.Decimals(chain, o.settlement)
 	switch {
 	case o.QuoteProblem != "":
-		o.Refund.AmountProblem = "the payment's quote currency is not known"
+		out.AmountProblem = "the payment's quote currency is not known"
 	case r.Amount == nil:
-		o.Refund.AmountProblem = "Pay Protocol shows no refundAmount"
+		out.AmountProblem = "Pay Protocol shows no refundAmount"
 	case !known:
-		o.Refund.AmountProblem = fmt.Sprintf("the decimals of %q on chain %d are not configured (--payprotocol-decimals)", p.SettlementCurrency, chain)
+		out.AmountProblem = fmt.Sprintf("the decimals of %q on chain %d are not configured (--payprotocol-decimals)", o.settlement, chain)
 	default:
-		if o.Refund.Amount, err = ToMinor(r.Amount.String(), decimals, o.Quote.Currency); err != nil {
-			o.Refund.Amount, o.Refund.AmountProblem = 0, err.Error()
+		if out.Amount, err = ToMinor(r.Amount.String(), decimals, o.Quote.Currency); err != nil {
+			out.Amount, out.AmountProblem = 0, err.Error()
 		}
+	}
+	return out, nil
+}
+
+// Order asks for the payment detail (Payment) and, for a paid payment, the
+// latest refund (Refund). A refunded payment needs no refund query: all of
+// it went back.
+func (a Adapter) Order(ctx context.Context, outTradeNo string) (Order, error) {
+	o, err := a.Payment(ctx, outTradeNo)
+	if err != nil || o.Status != PaymentPaid.String() {
+		return o, err
+	}
+	if o.Refund, err = a.Refund(ctx, outTradeNo, o); err != nil {
+		return Order{}, err
 	}
 	return o, nil
 }

@@ -24,7 +24,8 @@ type ProviderConfig struct {
 	// no limit.
 	Pacer *pipeline.Pacer
 	// Final keeps the reconciliation's answers that can no longer change
-	// (MatcherConfig.Final); nil: every order is asked every time.
+	// (MatcherConfig.Final), found by the matcher or already by the
+	// verification (Verify); nil: every order is asked every time.
 	Final pipeline.FinalAnswers
 }
 
@@ -43,7 +44,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Settles:   []pipeline.Channel{Channel},
 		Preflight: c.Client.Preflight,
 		Upload: func(ctx context.Context, run *pipeline.Run) (string, error) {
-			return Verify(ctx, c.Store, api, c.Pacer, run)
+			return Verify(ctx, c.Store, api, c.Pacer, c.Final, run)
 		},
 		Matchers: []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final})},
 	}

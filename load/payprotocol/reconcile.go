@@ -11,11 +11,16 @@ import (
 // ReconcileStore is what the Pay Protocol reconciliation needs of the
 // ledger.
 type ReconcileStore interface {
-	// RefundedItems returns the run's items of channel ch that the
-	// verification accepted (every state but unverified and rejected),
-	// by order number.
-	RefundedItems(ctx context.Context, runID int64, ch pipeline.Channel) ([]pipeline.RefundedItem, error)
+	// RefundedItemsAfter returns at most limit of the run's items of
+	// channel ch that the verification accepted (every state but
+	// unverified and rejected) whose order number comes after `after`, by
+	// order number (a keyset page).
+	RefundedItemsAfter(ctx context.Context, runID int64, ch pipeline.Channel, after string, limit int) ([]pipeline.RefundedItem, error)
 }
+
+// DefaultPageSize is how many items the matcher reads, asks about and
+// holds at a time unless MatcherConfig.PageSize says otherwise.
+const DefaultPageSize = 10_000
 
 // Order is Pay Protocol's word on one of our orders: its payment detail
 // and, for a paid payment, its latest refund.
@@ -30,6 +35,11 @@ type Order struct {
 	// Refund is the order's latest refund; nil when Pay Protocol knows
 	// none, or when the payment is not paid (it is not asked then).
 	Refund *OrderRefund
+
+	// What Refund needs of the payment detail to read a refund's amount:
+	// its chain and settlement currency.
+	chain      int
+	settlement string
 }
 
 // OrderRefund is one refund as Pay Protocol reports it.
@@ -84,11 +94,18 @@ type MatcherConfig struct {
 	// Final keeps which orders had an answer that can no longer change and
 	// agreed with the ledger: a payment paid (or refunded whole) whose
 	// quote and refunds agree. Each is keyed by the order and what the
-	// ledger said of it (gross, our refunded total, how many late refunds
-	// that counts, the item's state), so a later reconciliation does not
-	// ask about it again until the ledger changes (a late refund since,
-	// say). nil: every order is asked every time.
+	// ledger said of it (finalKey: gross, our refunded total, how many late
+	// refunds that counts, whether the item went on or is held), so a later
+	// reconciliation does not ask about it again until the ledger changes
+	// (a late refund since, say). The verification keeps the answers it
+	// found so already (Verify), and the run's own reconciliation does not
+	// ask them again. nil: every order is asked every time.
 	Final pipeline.FinalAnswers
+	// PageSize is how many items are read, asked about and held at a time
+	// (keyset pages by order number, each asked as fast as Pacer allows
+	// after its first alone, its final answers recorded before the next
+	// page is read); 0: DefaultPageSize.
+	PageSize int
 }
 
 // Matcher compares the ledger's view of a run's Pay Protocol orders with
@@ -120,92 +137,144 @@ type MatcherConfig struct {
 // a successful latest refund the row says that earlier refunds cannot be
 // listed, for a person to check on Pay Protocol's console. A failure that
 // concerns every order (refused credentials, Pay Protocol down past its
-// retries) fails the matcher: findings are never guessed.
+// retries) fails the matcher: findings are never guessed (the final
+// answers of the pages matched before it stay kept: each agreed).
+//
+// The items are read a page at a time (c.PageSize), so the matcher's
+// memory does not grow with the day; the findings are the same, sorted
+// (pipeline.SortMismatches).
 func Matcher(c MatcherConfig) pipeline.Matcher {
-	pacer := c.Pacer
-	if pacer == nil {
-		pacer = pipeline.NewPacer(pipeline.Limits{})
+	if c.Pacer == nil {
+		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
+	}
+	size := c.PageSize
+	if size <= 0 {
+		size = DefaultPageSize
 	}
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
-		items, err := c.Store.RefundedItems(ctx, run.ID, Channel)
-		if err != nil {
-			return nil, fmt.Errorf("read the Pay Protocol items of run %d: %w", run.ID, err)
-		}
-		keys := make([]string, len(items))
-		for i, it := range items {
-			keys[i] = finalKey(it)
-		}
-		known := map[string]bool{}
-		if c.Final != nil && len(keys) > 0 {
-			if known, err = c.Final.FinalKeys(ctx, Name, keys); err != nil {
-				return nil, fmt.Errorf("read the final Pay Protocol answers of run %d: %w", run.ID, err)
-			}
-		}
-		var ask []int
-		for i := range items {
-			if !known[keys[i]] {
-				ask = append(ask, i)
-			}
-		}
-		found := make([][]pipeline.Mismatch, len(items))
-		final := make([]bool, len(items))
-		err = pipeline.EachFirstAlonePaced(ctx, pacer, ask, func(i int) error {
-			it := items[i]
-			o, err := c.API.Order(ctx, it.ProviderTxnID)
-			if pipeline.IsNotFound(err) {
-				found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchMissingAtProvider, pipeline.Minor(it.Gross), "", "not found",
-					"Pay Protocol does not know order "+it.ProviderTxnID)}
-				return nil
-			}
-			if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
-				return err // configuration: says it all, about every order
-			}
-			if err != nil && pipeline.ConcernsEveryone(ctx, err) {
-				return fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
-			}
-			if err != nil {
-				// About this order alone: a row for a person, the others go on.
-				found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchUnverifiable, pipeline.Minor(it.Gross), "", "unreadable",
-					"Pay Protocol's answer about "+it.ProviderTxnID+" could not be used: "+pipeline.OneLine(err.Error()))}
-				return nil
-			}
-			found[i] = Match(it, o)
-			final[i] = len(found[i]) == 0 && (o.Status == PaymentPaid.String() || o.Status == PaymentRefunded.String())
-			for j, m := range found[i] {
-				if m.Detail == heldPaidNow && !pipeline.Rechecking(ctx) {
-					// Its run verified it minutes ago; the next run of the
-					// date settles it. From a later date's run it is late.
-					found[i][j].Category, found[i][j].Expected = pipeline.MismatchTiming, true
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
 		var out []pipeline.Mismatch
-		var clean []string
-		for i, ms := range found {
-			out = append(out, ms...)
-			if final[i] {
-				clean = append(clean, keys[i])
+		after := ""
+		for {
+			items, err := c.Store.RefundedItemsAfter(ctx, run.ID, Channel, after, size)
+			if err != nil {
+				return nil, fmt.Errorf("read the Pay Protocol items of run %d: %w", run.ID, err)
 			}
-		}
-		if c.Final != nil && len(clean) > 0 {
-			if err := c.Final.RecordFinal(ctx, Name, clean); err != nil {
-				return nil, fmt.Errorf("record the final Pay Protocol answers of run %d: %w", run.ID, err)
+			found, err := c.matchPage(ctx, run, items)
+			if err != nil {
+				return nil, err
 			}
+			out = append(out, found...)
+			if len(items) < size {
+				break
+			}
+			after = items[len(items)-1].OrderNo
 		}
 		pipeline.SortMismatches(out)
 		return out, nil
 	}
 }
 
+// matchPage matches one page of the run's items (see Matcher) and records
+// the answers found final, so that a page is held in memory at a time.
+func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items []pipeline.RefundedItem) ([]pipeline.Mismatch, error) {
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = finalKey(it)
+	}
+	known := map[string]bool{}
+	var err error
+	if c.Final != nil && len(keys) > 0 {
+		if known, err = c.Final.FinalKeys(ctx, Name, keys); err != nil {
+			return nil, fmt.Errorf("read the final Pay Protocol answers of run %d: %w", run.ID, err)
+		}
+	}
+	var ask []int
+	for i := range items {
+		if !known[keys[i]] {
+			ask = append(ask, i)
+		}
+	}
+	found := make([][]pipeline.Mismatch, len(items))
+	final := make([]bool, len(items))
+	err = pipeline.EachFirstAlonePaced(ctx, c.Pacer, ask, func(i int) error {
+		it := items[i]
+		o, err := c.API.Order(ctx, it.ProviderTxnID)
+		if pipeline.IsNotFound(err) {
+			found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchMissingAtProvider, pipeline.Minor(it.Gross), "", "not found",
+				"Pay Protocol does not know order "+it.ProviderTxnID)}
+			return nil
+		}
+		if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
+			return err // configuration: says it all, about every order
+		}
+		if err != nil && pipeline.ConcernsEveryone(ctx, err) {
+			return fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
+		}
+		if err != nil {
+			// About this order alone: a row for a person, the others go on.
+			found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchUnverifiable, pipeline.Minor(it.Gross), "", "unreadable",
+				"Pay Protocol's answer about "+it.ProviderTxnID+" could not be used: "+pipeline.OneLine(err.Error()))}
+			return nil
+		}
+		found[i] = Match(it, o)
+		final[i] = finalAndAgreed(found[i], o)
+		for j, m := range found[i] {
+			if m.Detail == heldPaidNow && !pipeline.Rechecking(ctx) {
+				// Its run verified it minutes ago; the next run of the
+				// date settles it. From a later date's run it is late.
+				found[i][j].Category, found[i][j].Expected = pipeline.MismatchTiming, true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []pipeline.Mismatch
+	var clean []string
+	for i, ms := range found {
+		out = append(out, ms...)
+		if final[i] {
+			clean = append(clean, keys[i])
+		}
+	}
+	if c.Final != nil && len(clean) > 0 {
+		if err := c.Final.RecordFinal(ctx, Name, clean); err != nil {
+			return nil, fmt.Errorf("record the final Pay Protocol answers of run %d: %w", run.ID, err)
+		}
+	}
+	return out, nil
+}
+
+// finalAndAgreed reports whether Pay Protocol's answer o about an order
+// can no longer change and agrees with the ledger, found being what Match
+// found of it: no finding, and the payment paid (a refund since is a late
+// refund of the platform, which changes the ledger) or refunded whole.
+func finalAndAgreed(found []pipeline.Mismatch, o Order) bool {
+	return len(found) == 0 && (o.Status == PaymentPaid.String() || o.Status == PaymentRefunded.String())
+}
+
 // finalKey names what was asked about an item and what the ledger said of
-// it: a change in the ledger (a late refund, another state) is another
-// key, and the order is asked about again.
+// it, the key under which an answer finalAndAgreed is kept (by the
+// matcher, and by the verification once the ledger has the item
+// recorded): a change in the ledger is another key, and the order is
+// asked about again.
+//
+// It holds every field of the item that Match reads to find nothing: the
+// order (its outTradeNo), its gross and currency, our refunded total and
+// how many late refunds that counts. Of the item's state it holds only
+// whether the item went on (recorded, uploaded or paid: Match treats them
+// alike) or is held (a paid payment is then a finding), not the state
+// itself: the item moves from recorded to uploaded to paid after the
+// verification, and what Match says of it does not change with that, so
+// the verification's answer stays the matcher's. An item held since, or
+// with a late refund since, has another key and is asked about again.
 func finalKey(it pipeline.RefundedItem) string {
-	return fmt.Sprintf("%s %d %s refunded %d late %d %s", it.ProviderTxnID, it.Gross, it.Currency, it.Refunded, it.LateRefunds, it.State)
+	went := "on"
+	if it.State == pipeline.ItemHeld {
+		went = "held"
+	}
+	return fmt.Sprintf("%s %d %s refunded %d late %d %s", it.ProviderTxnID, it.Gross, it.Currency, it.Refunded, it.LateRefunds, went)
 }
 
 // Match returns what disagrees between one item and Pay

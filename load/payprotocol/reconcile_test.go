@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -123,13 +124,35 @@ func matcher(store payprotocol.ReconcileStore, api payprotocol.ReconcileAPI, lim
 }
 
 // ppStore and ppAPI are in-memory doubles of the ledger and Pay Protocol.
-type ppStore struct{ items []pipeline.RefundedItem }
+type ppStore struct {
+	items []pipeline.RefundedItem
+	pages *int // counts the pages read, when not nil
+}
 
-func (s ppStore) RefundedItems(_ context.Context, runID int64, ch pipeline.Channel) ([]pipeline.RefundedItem, error) {
+func (s ppStore) RefundedItemsAfter(_ context.Context, runID int64, ch pipeline.Channel, after string, limit int) ([]pipeline.RefundedItem, error) {
 	if runID != 42 || ch != payprotocol.Channel {
 		return nil, fmt.Errorf("run %d", runID)
 	}
-	return s.items, nil
+	if s.pages != nil {
+		*s.pages++
+	}
+	return pageOf(s.items, after, limit), nil
+}
+
+// pageOf is a keyset page of items: at most limit (0: all) of those whose
+// order number comes after `after`, by order number.
+func pageOf(items []pipeline.RefundedItem, after string, limit int) []pipeline.RefundedItem {
+	var out []pipeline.RefundedItem
+	for _, it := range items {
+		if it.OrderNo > after {
+			out = append(out, it)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].OrderNo < out[j].OrderNo })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
 }
 
 type ppAPI struct {
@@ -180,20 +203,20 @@ func TestPayProtocolMatcherGoesOnPastOneUnreadableAnswer(t *testing.T) {
 	a, b := ppItem(itemPaid, 10, 0), ppItem(itemPaid, 10, 0)
 	b.OrderNo, b.ProviderTxnID = "O-2", "T-2"
 	api := &ppAPI{orders: map[string]payprotocol.Order{"T-1": ppPaid(10, nil)}, poison: "T-2"}
-	got, err := matcher(ppStore{[]pipeline.RefundedItem{a, b}}, api, 2)(context.Background(), &pipeline.Run{ID: 42})
+	got, err := matcher(ppStore{items: []pipeline.RefundedItem{a, b}}, api, 2)(context.Background(), &pipeline.Run{ID: 42})
 	if err != nil || len(got) != 1 || got[0].Subject != "T-2" || got[0].Category != pipeline.MismatchUnverifiable || got[0].Expected ||
 		!strings.Contains(got[0].Detail, "could not be used") || !strings.Contains(got[0].Detail, "1e6") {
 		t.Fatalf("got %+v, %v; want one unverifiable row for T-2 and T-1 matched", got, err)
 	}
 	// A refusal of everyone still stops the stage.
 	api.poison, api.fail = "", "T-2"
-	if _, err := matcher(ppStore{[]pipeline.RefundedItem{a, b}}, api, 2)(context.Background(), &pipeline.Run{ID: 42}); err == nil {
+	if _, err := matcher(ppStore{items: []pipeline.RefundedItem{a, b}}, api, 2)(context.Background(), &pipeline.Run{ID: 42}); err == nil {
 		t.Fatal("Pay Protocol down did not stop the matcher")
 	}
 	api.fail = ""
 	api.orders["T-2"] = payprotocol.Order{}
 	usage := &ppUsageAPI{}
-	if _, err := matcher(ppStore{[]pipeline.RefundedItem{a}}, usage, 1)(context.Background(), &pipeline.Run{ID: 42}); pipeline.KindOf(err) != pipeline.KindUsage {
+	if _, err := matcher(ppStore{items: []pipeline.RefundedItem{a}}, usage, 1)(context.Background(), &pipeline.Run{ID: 42}); pipeline.KindOf(err) != pipeline.KindUsage {
 		t.Fatalf("refused credentials: %v (kind %v), want pipeline.KindUsage", err, pipeline.KindOf(err))
 	}
 }
@@ -217,7 +240,7 @@ func TestPayProtocolMatcher(t *testing.T) {
 	orders["T-30"] = payprotocol.Order{Status: payprotocol.PaymentFailed.String(), Quote: pipeline.Money{Minor: 1000, Currency: "USD"}}
 	delete(orders, "T-17")
 	api := &ppAPI{orders: orders}
-	m := matcher(ppStore{items}, api, 3)
+	m := matcher(ppStore{items: items}, api, 3)
 	got, err := m(context.Background(), &pipeline.Run{ID: 42})
 	if err != nil {
 		t.Fatal(err)
@@ -239,30 +262,45 @@ func TestPayProtocolMatcher(t *testing.T) {
 		t.Fatalf("asked %d orders, want 40", len(api.asked))
 	}
 	api = &ppAPI{orders: orders}
-	again, err := matcher(ppStore{items}, api, 8)(context.Background(), &pipeline.Run{ID: 42})
+	again, err := matcher(ppStore{items: items}, api, 8)(context.Background(), &pipeline.Run{ID: 42})
 	if err != nil || !reflect.DeepEqual(again, got) {
 		t.Fatalf("a second match differs: %v\n%+v\n%+v", err, again, got)
 	}
 	if len(api.asked) != 40 {
 		t.Fatalf("without final answers kept, a second match asked %d orders, want 40", len(api.asked))
 	}
+	// Pages of 3 (the last one short) or of 8 (the last one empty): the
+	// same findings, every order asked once.
+	for _, size := range []int{3, 8} {
+		api, pages := &ppAPI{orders: orders}, 0
+		paged, err := payprotocol.Matcher(payprotocol.MatcherConfig{Store: ppStore{items, &pages}, API: api,
+			Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 3}), PageSize: size})(context.Background(), &pipeline.Run{ID: 42})
+		if err != nil || !reflect.DeepEqual(paged, got) {
+			t.Fatalf("pages of %d: %v\n%+v\nwant\n%+v", size, err, paged, got)
+		}
+		sort.Strings(api.asked)
+		if len(api.asked) != 40 || len(slices.Compact(api.asked)) != 40 || pages != 40/size+1 {
+			t.Fatalf("pages of %d: asked %d orders (%d once), %d pages read; want 40 and %d pages", size, len(api.asked),
+				len(slices.Compact(api.asked)), pages, 40/size+1)
+		}
+	}
 }
 
 func TestPayProtocolMatcherFailsWhenPayProtocolCannotBeAsked(t *testing.T) {
 	items := []pipeline.RefundedItem{ppItem(itemPaid, 10, 0)}
 	api := &ppAPI{orders: map[string]payprotocol.Order{}, fail: "T-1"}
-	got, err := matcher(ppStore{items}, api, 2)(context.Background(), &pipeline.Run{ID: 42})
+	got, err := matcher(ppStore{items: items}, api, 2)(context.Background(), &pipeline.Run{ID: 42})
 	if err == nil || !strings.Contains(err.Error(), "O-1") || got != nil {
 		t.Fatalf("got %v, %v; want an error naming the order and no findings", got, err)
 	}
-	if _, err := matcher(ppStore{items}, api, 2)(context.Background(), &pipeline.Run{ID: 7}); err == nil {
+	if _, err := matcher(ppStore{items: items}, api, 2)(context.Background(), &pipeline.Run{ID: 7}); err == nil {
 		t.Fatal("a store error was swallowed")
 	}
 }
 
 func TestAHeldPaymentPaidNowIsLateOnlyFromALaterRun(t *testing.T) {
 	it := pipeline.RefundedItem{OrderNo: "O1", SellerID: "S", ProviderTxnID: "T1", Currency: "USD", Gross: 1000, State: pipeline.ItemHeld}
-	m := matcher(ppStore{[]pipeline.RefundedItem{it}}, &ppAPI{orders: map[string]payprotocol.Order{"T1": ppPaid(1000, nil)}}, 1)
+	m := matcher(ppStore{items: []pipeline.RefundedItem{it}}, &ppAPI{orders: map[string]payprotocol.Order{"T1": ppPaid(1000, nil)}}, 1)
 	own, err := m(context.Background(), &pipeline.Run{ID: 42})
 	if err != nil || len(own) != 1 || !own[0].Expected || own[0].Category != pipeline.MismatchTiming {
 		t.Fatalf("in its own run: %+v %v; want one timing row", own, err)
@@ -335,7 +373,9 @@ func TestPayProtocolMatcherAsksOnlyWhatCanStillChange(t *testing.T) {
 	match := func(items []pipeline.RefundedItem) ([]pipeline.Mismatch, []string) {
 		t.Helper()
 		api := &ppAPI{orders: orders}
-		got, err := payprotocol.Matcher(payprotocol.MatcherConfig{Store: ppStore{items}, API: api, Pacer: pacer, Final: final})(context.Background(), &pipeline.Run{ID: 42})
+		// Pages of 7: the final answers are read and kept page by page.
+		got, err := payprotocol.Matcher(payprotocol.MatcherConfig{Store: ppStore{items: items}, API: api, Pacer: pacer, Final: final,
+			PageSize: 7})(context.Background(), &pipeline.Run{ID: 42})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -379,7 +419,7 @@ func TestPayProtocolMatcherAsksOnlyWhatCanStillChange(t *testing.T) {
 	items[21].Refunded = 50
 	orders["T-21"] = ppPaid(1000, &payprotocol.OrderRefund{ID: "21", Status: payprotocol.RefundSuccess.String(), Amount: 50})
 	api := &ppAPI{orders: orders, fail: "T-15"}
-	if _, err := payprotocol.Matcher(payprotocol.MatcherConfig{Store: ppStore{items}, API: api, Pacer: pacer, Final: final})(context.Background(), &pipeline.Run{ID: 42}); err == nil {
+	if _, err := payprotocol.Matcher(payprotocol.MatcherConfig{Store: ppStore{items: items}, API: api, Pacer: pacer, Final: final})(context.Background(), &pipeline.Run{ID: 42}); err == nil {
 		t.Fatal("Pay Protocol down did not stop the matcher")
 	}
 	if final.Len() != before {

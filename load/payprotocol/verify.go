@@ -9,21 +9,17 @@ import (
 )
 
 // VerifyAPI is what the verification needs of Pay Protocol's API (Adapter
-// over a Client).
+// over a Client): the order's answer in two steps, so that the latest
+// refund is asked only of a payment that is paid in our amount.
 type VerifyAPI interface {
-	// Payment returns the payment's status (PaymentStatus.String, or why a
-	// paid payment cannot be checked) and its fiat quote (the amount and
-	// currency the buyer was asked to pay); pipeline.ErrNotFound when Pay
-	// Protocol does not know the order.
-	Payment(ctx context.Context, outTradeNo string) (status string, quote pipeline.Money, err error)
-	// LatestRefund returns the status of the order's latest refund
-	// (RefundStatus.String), or RefundNone.
-	LatestRefund(ctx context.Context, outTradeNo string) (status string, err error)
+	// Payment returns Pay Protocol's word on the payment of our order
+	// outTradeNo, its refund not asked (Order.Refund nil);
+	// pipeline.ErrNotFound when Pay Protocol does not know the order.
+	Payment(ctx context.Context, outTradeNo string) (Order, error)
+	// Refund returns the latest refund of the order whose payment Payment
+	// returned as o; nil when Pay Protocol knows none.
+	Refund(ctx context.Context, outTradeNo string, o Order) (*OrderRefund, error)
 }
-
-// RefundNone is LatestRefund's answer when Pay Protocol knows no refund of
-// the order.
-const RefundNone = "none"
 
 // VerifyHoldPrefix starts the reason of an item the verification held: a
 // later run verifies it again.
@@ -52,9 +48,17 @@ type VerifyStore interface {
 // credentials, Pay Protocol down past its retries, the run stopping)
 // stops the verification.
 //
+// A payment verified is asked for its latest refund too, as the
+// reconciliation asks it (Match): when Pay Protocol's whole answer about
+// the order is one the matcher would find final and in agreement, its key
+// (finalKey) is recorded in final once the ledger has the item recorded,
+// and the reconciliation of the run does not ask about it again (nil
+// final: nothing is kept). A failed refund query of a payment whose verdict
+// does not need it (no refund netted) keeps nothing and changes nothing.
+//
 // The questions go out as fast as pacer allows (Pay Protocol's limits; nil:
 // no limit), after the first alone.
-func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, run *pipeline.Run) (string, error) {
+func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, run *pipeline.Run) (string, error) {
 	items, err := store.ItemsToVerify(ctx, run.ID, Channel, VerifyHoldPrefix)
 	if err != nil {
 		return "", err
@@ -64,8 +68,9 @@ func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 	if pacer == nil {
 		pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
+	kept := &keptAnswers{final: final}
 	err = pipeline.EachFirstAlonePaced(ctx, pacer, items, func(it pipeline.VerifyItem) error {
-		to, reason, err := verdict(ctx, api, it.Split)
+		to, reason, answer, err := verdict(ctx, api, it.Split)
 		if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
 			return err // configuration: says it all, about every order
 		}
@@ -84,45 +89,123 @@ func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		mu.Lock()
 		counts[to]++
 		mu.Unlock()
-		return nil
+		if to != pipeline.ItemRecorded || answer == nil {
+			return nil
+		}
+		// The ledger has the item recorded now: the answer may be kept.
+		ri := verifiedItem(it.Split)
+		if !finalAndAgreed(Match(ri, *answer), *answer) {
+			return nil
+		}
+		return kept.add(ctx, finalKey(ri))
 	})
+	if ferr := kept.flush(ctx); err == nil {
+		err = ferr
+	}
 	summary := fmt.Sprintf("Pay Protocol: %d payments verified, %d held, %d rejected", counts[pipeline.ItemRecorded], counts[pipeline.ItemHeld], counts[pipeline.ItemRejected])
 	return summary, err
 }
 
-func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reason string, err error) {
-	status, quote, err := api.Payment(ctx, it.ProviderTxnID)
+// verifiedItem is a verified item as the reconciliation reads it
+// (ReconcileStore) while the order has no late refund: a late refund
+// since changes our refunded total, hence its key, and the order is asked
+// about again.
+func verifiedItem(s pipeline.Split) pipeline.RefundedItem {
+	return pipeline.RefundedItem{OrderNo: s.OrderNo, SellerID: s.SellerID, ProviderTxnID: s.ProviderTxnID, Currency: s.Currency,
+		Gross: s.Amount, Refunded: s.Refunded, State: pipeline.ItemRecorded}
+}
+
+// keepBatch is how many final answers the verification records at once.
+const keepBatch = 1000
+
+// keptAnswers collects the final answers the verification found and
+// records them in batches of keepBatch.
+type keptAnswers struct {
+	final pipeline.FinalAnswers
+	mu    sync.Mutex
+	keys  []string
+}
+
+// add keeps key, recording the batch once it is full.
+func (k *keptAnswers) add(ctx context.Context, key string) error {
+	if k.final == nil {
+		return nil
+	}
+	k.mu.Lock()
+	k.keys = append(k.keys, key)
+	var full []string
+	if len(k.keys) >= keepBatch {
+		full, k.keys = k.keys, nil
+	}
+	k.mu.Unlock()
+	return k.record(ctx, full)
+}
+
+// flush records what is kept.
+func (k *keptAnswers) flush(ctx context.Context) error {
+	k.mu.Lock()
+	keys := k.keys
+	k.keys = nil
+	k.mu.Unlock()
+	return k.record(ctx, keys)
+}
+
+func (k *keptAnswers) record(ctx context.Context, keys []string) error {
+	if len(keys) == 0 || k.final == nil {
+		return nil
+	}
+	if err := k.final.RecordFinal(ctx, Name, keys); err != nil {
+		return fmt.Errorf("record the final Pay Protocol answers of the verification: %w", err)
+	}
+	return nil
+}
+
+// verdict is what the verification decides of one item, with Pay
+// Protocol's whole answer about its order when the payment was verified
+// and its latest refund read (nil otherwise).
+func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reason string, answer *Order, err error) {
+	o, err := api.Payment(ctx, it.ProviderTxnID)
 	if pipeline.IsNotFound(err) {
-		return pipeline.ItemRejected, "Pay Protocol does not know payment " + it.ProviderTxnID, nil
+		return pipeline.ItemRejected, "Pay Protocol does not know payment " + it.ProviderTxnID, nil, nil
 	}
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
-	switch status {
+	switch o.Status {
 	case PaymentPaid.String():
 	case PaymentPending.String(), PaymentBlockConfirmation.String(), PaymentPartiallyPaid.String():
-		return pipeline.ItemHeld, VerifyHoldPrefix + " payment is " + status, nil
+		return pipeline.ItemHeld, VerifyHoldPrefix + " payment is " + o.Status, nil, nil
 	default:
-		return pipeline.ItemRejected, "Pay Protocol payment is " + status, nil
+		return pipeline.ItemRejected, "Pay Protocol payment is " + o.Status, nil, nil
 	}
-	if quote.Currency != it.Currency || quote.Minor != it.Amount {
-		return pipeline.ItemRejected, fmt.Sprintf("Pay Protocol says %s was paid, the order says %s", quote, pipeline.Money{Minor: it.Amount, Currency: it.Currency}), nil
+	if o.QuoteProblem != "" {
+		// Paid, but not in an amount we can compare exactly: not verified.
+		return pipeline.ItemRejected, "Pay Protocol payment is paid in an amount that cannot be checked (" + o.QuoteProblem + ")", nil, nil
 	}
-	if it.Refunded == 0 {
-		return pipeline.ItemRecorded, "", nil
+	if o.Quote.Currency != it.Currency || o.Quote.Minor != it.Amount {
+		return pipeline.ItemRejected, fmt.Sprintf("Pay Protocol says %s was paid, the order says %s", o.Quote, pipeline.Money{Minor: it.Amount, Currency: it.Currency}), nil, nil
 	}
-	rs, err := api.LatestRefund(ctx, it.ProviderTxnID)
+	r, err := api.Refund(ctx, it.ProviderTxnID, o)
+	if err != nil && it.Refunded == 0 && !pipeline.ConcernsEveryone(ctx, err) {
+		// The verdict does not need the refund: verified, nothing kept
+		// (the reconciliation asks again).
+		return pipeline.ItemRecorded, "", nil, nil
+	}
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
-	switch rs {
-	case RefundSuccess.String():
-		return pipeline.ItemRecorded, "", nil
-	case RefundNone:
-		return pipeline.ItemRejected, "the order shows a refund Pay Protocol does not know", nil
-	case RefundPendingApproval.String(), RefundUnderReview.String(), RefundBlockConfirmation.String():
-		return pipeline.ItemHeld, VerifyHoldPrefix + " refund is " + rs, nil
+	o.Refund = r
+	if it.Refunded == 0 {
+		return pipeline.ItemRecorded, "", &o, nil
+	}
+	switch {
+	case r == nil:
+		return pipeline.ItemRejected, "the order shows a refund Pay Protocol does not know", nil, nil
+	case r.Status == RefundSuccess.String():
+		return pipeline.ItemRecorded, "", &o, nil
+	case refundInProgress(r.Status):
+		return pipeline.ItemHeld, VerifyHoldPrefix + " refund is " + r.Status, nil, nil
 	default:
-		return pipeline.ItemRejected, "Pay Protocol refund is " + rs + ": the order's refund cannot be netted", nil
+		return pipeline.ItemRejected, "Pay Protocol refund is " + r.Status + ": the order's refund cannot be netted", nil, nil
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/settlekit/settle/internal/finaltest"
 	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/load/payprotocol/payprotocoltest"
 	"github.com/settlekit/settle/pipeline"
@@ -44,7 +46,7 @@ func (s *verifyStore) SetItemState(_ context.Context, runID int64, orderNo, from
 	return nil
 }
 
-func (s *verifyStore) RefundedItems(_ context.Context, runID int64, ch pipeline.Channel) ([]pipeline.RefundedItem, error) {
+func (s *verifyStore) RefundedItemsAfter(_ context.Context, runID int64, ch pipeline.Channel, after string, limit int) ([]pipeline.RefundedItem, error) {
 	if runID != 42 || ch != payprotocol.Channel {
 		return nil, fmt.Errorf("run %d, channel %s", runID, ch)
 	}
@@ -53,7 +55,7 @@ func (s *verifyStore) RefundedItems(_ context.Context, runID int64, ch pipeline.
 		out = append(out, pipeline.RefundedItem{OrderNo: it.OrderNo, SellerID: it.SellerID, ProviderTxnID: it.ProviderTxnID,
 			Currency: it.Currency, Gross: it.Amount, Refunded: it.Refunded, State: strings.SplitN(s.states[it.OrderNo], ":", 2)[0]})
 	}
-	return out, nil
+	return pageOf(out, after, limit), nil
 }
 
 // verifyAPI is an in-memory Pay Protocol for the verification.
@@ -61,12 +63,14 @@ type verifyAPI struct {
 	payments       map[string]string // outTradeNo -> status
 	quotes         map[string]int64  // outTradeNo -> quote in USD cents (default 1000)
 	refunds        map[string]string // outTradeNo -> latest refund's status
+	refundAmounts  map[string]int64  // outTradeNo -> latest refund's amount (default 100)
 	fail           map[string]error
+	failRefund     map[string]error
 	active, maxAct atomic.Int32
 	asked          atomic.Int32
 }
 
-func (a *verifyAPI) Payment(_ context.Context, no string) (string, pipeline.Money, error) {
+func (a *verifyAPI) Payment(_ context.Context, no string) (payprotocol.Order, error) {
 	n := a.active.Add(1)
 	defer a.active.Add(-1)
 	for m := a.maxAct.Load(); n > m && !a.maxAct.CompareAndSwap(m, n); m = a.maxAct.Load() {
@@ -74,24 +78,55 @@ func (a *verifyAPI) Payment(_ context.Context, no string) (string, pipeline.Mone
 	a.asked.Add(1)
 	time.Sleep(time.Millisecond)
 	if err := a.fail[no]; err != nil {
-		return "", pipeline.Money{}, err
+		return payprotocol.Order{}, err
 	}
 	st, ok := a.payments[no]
 	if !ok {
-		return "", pipeline.Money{}, fmt.Errorf("%w: %s", pipeline.ErrNotFound, no)
+		return payprotocol.Order{}, fmt.Errorf("%w: %s", pipeline.ErrNotFound, no)
 	}
 	q, ok := a.quotes[no]
 	if !ok {
 		q = 1000
 	}
-	return st, pipeline.Money{Minor: q, Currency: "USD"}, nil
+	return payprotocol.Order{Status: st, Quote: pipeline.Money{Minor: q, Currency: "USD"}}, nil
 }
 
-func (a *verifyAPI) LatestRefund(_ context.Context, no string) (string, error) {
-	if r, ok := a.refunds[no]; ok {
-		return r, nil
+func (a *verifyAPI) Refund(_ context.Context, no string, o payprotocol.Order) (*payprotocol.OrderRefund, error) {
+	if o.Status != payprotocol.PaymentPaid.String() {
+		return nil, fmt.Errorf("refund of %s asked for a payment %s", no, o.Status)
 	}
-	return payprotocol.RefundNone, nil
+	if err := a.failRefund[no]; err != nil {
+		return nil, err
+	}
+	r, ok := a.refunds[no]
+	if !ok {
+		return nil, nil
+	}
+	amount, ok := a.refundAmounts[no]
+	if !ok {
+		amount = 100
+	}
+	return &payprotocol.OrderRefund{ID: "R" + no, Status: r, Amount: amount}, nil
+}
+
+// orderlyFinal is final answers that check, as each is recorded, that the
+// ledger has its order recorded already.
+type orderlyFinal struct {
+	finaltest.Answers
+	t     *testing.T
+	store *verifyStore
+}
+
+func (f *orderlyFinal) RecordFinal(ctx context.Context, matcher string, keys []string) error {
+	f.store.mu.Lock()
+	for _, k := range keys {
+		no := "O" + strings.Fields(k)[0]
+		if got := f.store.states[no]; got != "recorded: " {
+			f.t.Errorf("%s kept final while the ledger has it %q", no, got)
+		}
+	}
+	f.store.mu.Unlock()
+	return f.Answers.RecordFinal(ctx, matcher, keys)
 }
 
 func toVerify(no string, refunded int64) pipeline.VerifyItem {
@@ -107,19 +142,25 @@ func toVerify(no string, refunded int64) pipeline.VerifyItem {
 func TestVerify(t *testing.T) {
 	paid, pending, failed := payprotocol.PaymentPaid.String(), payprotocol.PaymentPending.String(), payprotocol.PaymentFailed.String()
 	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T1", 0), toVerify("T2", 0),
-		toVerify("T3", 0), toVerify("T4", 0), toVerify("T5", 100), toVerify("T6", 100), toVerify("T7", 100), toVerify("T8", 0), toVerify("T9", 0)}}
+		toVerify("T3", 0), toVerify("T4", 0), toVerify("T5", 100), toVerify("T6", 100), toVerify("T7", 100), toVerify("T8", 0), toVerify("T9", 0),
+		toVerify("T10", 0), toVerify("T11", 0), toVerify("T12", 0), toVerify("T13", 100)}}
 	held := store.items[2]
 	held.State, held.Reason = pipeline.ItemHeld, payprotocol.VerifyHoldPrefix+" payment is pending"
 	store.items[2] = held
 	api := &verifyAPI{
-		payments: map[string]string{"T1": paid, "T2": paid, "T3": pending, "T5": paid, "T6": paid, "T7": paid, "T8": paid, "T9": failed},
-		quotes:   map[string]int64{"T2": 999},
-		refunds:  map[string]string{"T6": payprotocol.RefundPendingApproval.String(), "T7": payprotocol.RefundSuccess.String()},
-		fail:     map[string]error{"T8": errors.New("malformed answer:\n settlementAmount \"1e6\"")},
+		payments: map[string]string{"T1": paid, "T2": paid, "T3": pending, "T5": paid, "T6": paid, "T7": paid, "T8": paid, "T9": failed,
+			"T10": paid, "T11": paid, "T12": paid, "T13": paid},
+		quotes: map[string]int64{"T2": 999},
+		refunds: map[string]string{"T6": payprotocol.RefundPendingApproval.String(), "T7": payprotocol.RefundSuccess.String(),
+			"T10": payprotocol.RefundSuccess.String(), "T12": payprotocol.RefundUnderReview.String(), "T13": payprotocol.RefundSuccess.String()},
+		refundAmounts: map[string]int64{"T10": 50, "T13": 90},
+		fail:          map[string]error{"T8": errors.New("malformed answer:\n settlementAmount \"1e6\"")},
+		failRefund:    map[string]error{"T11": errors.New("malformed answer: refundAmount")},
 	}
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 2})
-	summary, err := payprotocol.Verify(context.Background(), store, api, pacer, &pipeline.Run{ID: 42})
-	if err != nil || summary != "Pay Protocol: 2 payments verified, 3 held, 4 rejected" {
+	final := &orderlyFinal{t: t, store: store}
+	summary, err := payprotocol.Verify(context.Background(), store, api, pacer, final, &pipeline.Run{ID: 42})
+	if err != nil || summary != "Pay Protocol: 6 payments verified, 3 held, 4 rejected" {
 		t.Fatalf("%q, %v", summary, err)
 	}
 	if store.asked != "payprotocol "+payprotocol.VerifyHoldPrefix {
@@ -135,6 +176,13 @@ func TestVerify(t *testing.T) {
 		"OT7": "recorded: ",
 		"OT8": `held: held: Pay Protocol answer about T8 could not be used: malformed answer: settlementAmount "1e6"`,
 		"OT9": "rejected: Pay Protocol payment is failed",
+		// Verified as before, whatever their refunds: the verdict does not
+		// need them.
+		"OT10": "recorded: ",
+		"OT11": "recorded: ",
+		"OT12": "recorded: ",
+		// The refund's amount is the reconciliation's business.
+		"OT13": "recorded: ",
 	}
 	for no, w := range want {
 		if g := store.states[no]; g != w {
@@ -144,13 +192,46 @@ func TestVerify(t *testing.T) {
 	if n := api.maxAct.Load(); n > 2 || n < 1 {
 		t.Errorf("%d questions at once, want at most 2", n)
 	}
+	// Kept for the reconciliation: the answers it would find final and in
+	// agreement (T1: paid, no refund anywhere; T7: the refund we net
+	// succeeded for our amount), under the matcher's key for the item
+	// whatever state it reaches after recorded; not T10 (a refund we do
+	// not know), T11 (its refund could not be read), T12 (a refund in
+	// progress), T13 (another amount refunded) nor anything not recorded.
+	var kept []string
+	for _, no := range []string{"T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "T10", "T11", "T12", "T13"} {
+		it := toVerify(no, 0)
+		for _, v := range store.items {
+			if v.ProviderTxnID == no {
+				it = v
+			}
+		}
+		var in []bool
+		for _, state := range []string{pipeline.ItemRecorded, pipeline.ItemUploaded, pipeline.ItemPaid, pipeline.ItemHeld} {
+			ri := pipeline.RefundedItem{ProviderTxnID: no, Currency: it.Currency, Gross: it.Amount, Refunded: it.Refunded, State: state}
+			got, err := final.FinalKeys(context.Background(), payprotocol.Name, []string{payprotocol.FinalKey(ri)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in = append(in, len(got) == 1)
+		}
+		if in[0] {
+			kept = append(kept, no)
+		}
+		if in[1] != in[0] || in[2] != in[0] || in[3] {
+			t.Errorf("%s kept as recorded, uploaded, paid, held: %v; want the first three alike, never held", no, in)
+		}
+	}
+	if want := []string{"T1", "T7"}; !reflect.DeepEqual(kept, want) || final.Len() != 2 {
+		t.Errorf("kept %v (%d keys), want %v", kept, final.Len(), want)
+	}
 
 	// Pay Protocol down past its retries, or refusing our credentials:
 	// the verification stops, naming the order or the refusal.
 	for _, stop := range []error{transientErr{"connection reset"}, pipeline.Errorf(pipeline.KindUsage, "Pay Protocol", "refused our credentials")} {
 		store.states = map[string]string{}
 		api := &verifyAPI{payments: map[string]string{}, fail: map[string]error{"T1": stop}}
-		_, err := payprotocol.Verify(context.Background(), store, api, pacer, &pipeline.Run{ID: 42})
+		_, err := payprotocol.Verify(context.Background(), store, api, pacer, nil, &pipeline.Run{ID: 42})
 		if err == nil || !strings.Contains(err.Error(), stop.Error()) || len(store.states) != 0 || api.asked.Load() != 1 {
 			t.Errorf("%v: %v, %d states recorded, %d asked; want the error after the first question alone", stop, err, len(store.states), api.asked.Load())
 		}
@@ -162,37 +243,83 @@ func TestVerify(t *testing.T) {
 
 // TestNewProvider: Pay Protocol as a run's provider settles the
 // payprotocol channel; its pre-flight, verification and matcher go to Pay
-// Protocol over the client, the last two on the one pacer given.
+// Protocol over the client, the last two on the one pacer given. The
+// answers the verification found final and in agreement are not asked
+// again by the run's reconciliation (though the items went on since),
+// the held ones are; a reconciliation asking all (--reconcile-all) asks
+// them all.
 func TestNewProvider(t *testing.T) {
 	ctx := context.Background()
-	r := newRig(t, payprotocoltest.Options{Polls: -1}, nil)
-	if _, err := r.fake.AddPayment("T1", "USDT", 6, "10000000", payprotocol.PaymentPaid); err != nil {
+	r := newRig(t, payprotocoltest.Options{Polls: 50}, func(c *payprotocol.Config) {
+		var err error
+		if c.Decimals, err = payprotocol.ParseDecimals("1:USDT=6"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for no, st := range map[string]payprotocol.PaymentStatus{"T1": payprotocol.PaymentPaid, "T3": payprotocol.PaymentPending,
+		"T4": payprotocol.PaymentPaid, "T5": payprotocol.PaymentPaid} {
+		if _, err := r.fake.AddPayment(no, "USDT", 6, "10000000", st); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.fake.SetQuote(no, "USD", "10.00", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.fake.AddRefund("T4", "1000000", payprotocol.RefundPendingApproval); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.fake.SetQuote("T1", "USD", "10.00", true); err != nil {
+	if _, err := r.fake.AddRefund("T5", "1000000", payprotocol.RefundSuccess); err != nil {
 		t.Fatal(err)
 	}
-	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T1", 0), toVerify("T2", 0)}}
+	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T1", 0), toVerify("T2", 0),
+		toVerify("T3", 0), toVerify("T4", 100), toVerify("T5", 100)}}
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1})
-	p := payprotocol.NewProvider(payprotocol.ProviderConfig{Client: r.client, Store: store, Pacer: pacer})
+	final := &finaltest.Answers{}
+	p := payprotocol.NewProvider(payprotocol.ProviderConfig{Client: r.client, Store: store, Pacer: pacer, Final: final})
 	if p.Name != payprotocol.Name || len(p.Settles) != 1 || p.Settles[0] != payprotocol.Channel || p.Distribute != nil || len(p.Matchers) != 1 {
 		t.Fatalf("provider %+v", p)
 	}
 	if err := p.Preflight(ctx); err != nil {
 		t.Fatal(err)
 	}
-	before := r.fake.Calls(payprotocol.APIPaymentDetail)
+	calls := func() [2]int {
+		return [2]int{r.fake.Calls(payprotocol.APIPaymentDetail), r.fake.Calls(payprotocol.APIRefundDetail)}
+	}
+	before := calls()
 	s, err := p.Upload(ctx, &pipeline.Run{ID: 42})
-	if err != nil || s != "Pay Protocol: 1 payments verified, 0 held, 1 rejected" || store.states["OT1"] != "recorded: " {
+	if err != nil || s != "Pay Protocol: 2 payments verified, 2 held, 1 rejected" || store.states["OT1"] != "recorded: " || store.states["OT5"] != "recorded: " {
 		t.Fatalf("%q, %v, %v", s, err, store.states)
 	}
-	store.items = store.items[:1] // the rejected one is not reconciled
-	ms, err := p.Matchers[0](ctx, &pipeline.Run{ID: 42})
-	if err != nil || len(ms) != 0 {
-		t.Fatalf("%+v, %v", ms, err)
+	// Each payment asked once, and the latest refund of each paid in our
+	// amount.
+	if c := calls(); c[0]-before[0] != 5 || c[1]-before[1] != 3 {
+		t.Errorf("the verification asked %d payment and %d refund details, want 5 and 3", c[0]-before[0], c[1]-before[1])
 	}
-	if n := r.fake.Calls(payprotocol.APIPaymentDetail) - before; n != 3 {
-		t.Errorf("%d payment detail queries, want 3 (2 verified, 1 reconciled)", n)
+	store.items = append(store.items[:1], store.items[2:]...) // the rejected one is not reconciled
+	store.states["OT1"] = "paid: "                            // the verified ones went on
+	store.states["OT5"] = "uploaded: "
+	match := func(m pipeline.Matcher) (ms []pipeline.Mismatch, payments, refunds int) {
+		t.Helper()
+		before := calls()
+		ms, err := m(ctx, &pipeline.Run{ID: 42})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := calls()
+		return ms, c[0] - before[0], c[1] - before[1]
+	}
+	ms, payments, refunds := match(p.Matchers[0])
+	if len(ms) != 2 || ms[0].Subject != "T3" || ms[1].Subject != "T4" || !ms[0].Expected || !ms[1].Expected {
+		t.Fatalf("findings %+v, want the two held ones' timing gaps", ms)
+	}
+	if payments != 2 || refunds != 1 {
+		t.Errorf("the run's reconciliation asked %d payment and %d refund details, want 2 and 1 (the held T3 and T4 alone)", payments, refunds)
+	}
+	all := payprotocol.Matcher(payprotocol.MatcherConfig{Store: store, API: payprotocol.Adapter{Client: r.client}, Pacer: pacer,
+		Final: pipeline.AskAll{Store: final}})
+	again, payments, refunds := match(all)
+	if !reflect.DeepEqual(again, ms) || payments != 4 || refunds != 3 {
+		t.Errorf("asking all: %d payment and %d refund details, want 4 and 3; findings %+v", payments, refunds, again)
 	}
 	if pacer.PeakInFlight() != 1 {
 		t.Errorf("the pacer given saw %d in flight, want 1", pacer.PeakInFlight())

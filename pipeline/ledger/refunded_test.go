@@ -65,6 +65,30 @@ func TestRefundedItems(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
 	}
+	// Pages of any size, each after the last order of the one before, are
+	// the same items.
+	for _, size := range []int{1, 2, 3} {
+		var paged []pipeline.RefundedItem
+		after, pages := "", 0
+		for {
+			page, err := l.RefundedItemsAfter(ctx, run.ID, pp, after, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			if len(page) > size {
+				t.Fatalf("a page of %d: %d items", size, len(page))
+			}
+			paged = append(paged, page...)
+			if len(page) < size {
+				break
+			}
+			after = page[len(page)-1].OrderNo
+		}
+		if !reflect.DeepEqual(paged, want) || pages != len(want)/size+1 {
+			t.Fatalf("pages of %d (%d pages): got  %+v\nwant %+v", size, pages, paged, want)
+		}
+	}
 	if other, err := l.RefundedItems(ctx, run.ID+1, pp); err != nil || len(other) != 0 {
 		t.Fatalf("another run: %v, %v", other, err)
 	}

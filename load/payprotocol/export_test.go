@@ -1,0 +1,4 @@
+package payprotocol
+
+// FinalKey is finalKey, for the tests.
+var FinalKey = finalKey

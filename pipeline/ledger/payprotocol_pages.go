@@ -1,0 +1,56 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// RefundedItemsAfter returns at most limit (0: every one) of the run's
+// items of channel ch that a verification let on (every state but
+// unverified and rejected) whose order number comes after `after`, by
+// order number: one page of a keyset pagination, so that a reconciliation
+// of a day's payments holds one page at a time. Each comes with our
+// refunded total: the refunds netted when it settled plus its late refunds
+// that were not rejected (pending, clawed or ignored: the platform says the
+// money went back to the buyer, whatever the seller owes for it), how many
+// late refunds that counts and the latest of them.
+func (l *Ledger) RefundedItemsAfter(ctx context.Context, runID int64, ch pipeline.Channel, after string, limit int) ([]pipeline.RefundedItem, error) {
+	n := sql.NullInt64{Int64: int64(limit), Valid: limit > 0}
+	rows, err := l.db.QueryContext(ctx, `SELECT i.order_no, i.seller_id, i.provider_txn_id, i.currency, i.gross_minor,
+		i.refunded_minor, COALESCE(lr.amount, 0)::text, COALESCE(lr.n, 0), COALESCE(lr.last, 0), i.state
+		FROM items i
+		LEFT JOIN LATERAL (SELECT sum(amount_minor) AS amount, count(*) AS n,
+			(array_agg(amount_minor ORDER BY created_at DESC, refund_no DESC))[1] AS last FROM late_refunds
+			WHERE order_no = i.order_no AND state <> 'rejected') lr ON true
+		WHERE i.run_id = $1 AND i.channel = $2 AND i.state NOT IN ($3, $4) AND i.order_no > $5
+		ORDER BY i.order_no LIMIT $6`, runID, string(ch), ItemUnverified, ItemRejected, after, n)
+	if err != nil {
+		return nil, fmt.Errorf("read %s items to reconcile: %w", ch, err)
+	}
+	defer rows.Close()
+	var out []pipeline.RefundedItem
+	for rows.Next() {
+		var it pipeline.RefundedItem
+		var cur, late string
+		if err := rows.Scan(&it.OrderNo, &it.SellerID, &it.ProviderTxnID, &cur, &it.Gross, &it.Refunded, &late,
+			&it.LateRefunds, &it.LastLateRefund, &it.State); err != nil {
+			return nil, fmt.Errorf("read %s items to reconcile: %w", ch, err)
+		}
+		it.Currency = pipeline.Currency(cur)
+		// The sum is numeric: added here so that an overflow is an error,
+		// never a wrapped amount.
+		v, err := strconv.ParseInt(late, 10, 64)
+		if err == nil {
+			it.Refunded, err = pipeline.Add(it.Refunded, v)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("order %s: late refunds of %s: %w", it.OrderNo, late, err)
+		}
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
