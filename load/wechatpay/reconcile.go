@@ -566,6 +566,24 @@ func agreedKey(a pipeline.Attempt, st OrderStatus, at time.Time) (string, bool) 
 	return finalKey(a, day), true
 }
 
+// AgreedKey returns the key (FinalAnswersName) under which the matcher
+// keeps WeChat Pay's answer st about effect e - a distribution or unfreeze
+// of transaction o, whose seller's share is sellerShare - as the
+// distribute stage adopted it, and whether it may be kept: e succeeded,
+// WeChat Pay's order is FINISHED with the line to the platform's receiver
+// (distribution) or the seller (unfreeze) SUCCESS and moving what the
+// ledger says, and it names when WeChat accepted it (the day of the key).
+// The matcher finds this key for the attempt, and takes it as asked.
+func AgreedKey(e pipeline.Effect, o Txn, sellerShare int64, st OrderStatus) (string, bool) {
+	a := pipeline.Attempt{Effect: e, Item: pipeline.ChannelItem{Account: o.SubMchID, TransactionID: o.TransactionID,
+		Currency: o.Currency, SellerShare: sellerShare}}
+	l, ok := lineOf(a, st.Lines)
+	if e.State != pipeline.EffectSucceeded || st.AcceptedAt.IsZero() || !ok || l.Result != ResultSuccess {
+		return "", false
+	}
+	return agreedKey(a, st, st.AcceptedAt)
+}
+
 // finals returns the attempts among as whose final answer was kept, with
 // the Beijing day WeChat Pay accepted each (noDay when it did not say).
 // WeChat Pay accepts a request after its intent was recorded and before
