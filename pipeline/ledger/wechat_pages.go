@@ -116,9 +116,10 @@ func (l *Ledger) weChatItems(ctx context.Context, query string, args ...any) ([]
 // items of channel ch that may have been sent (not planned), from any run
 // of the date, with the sub-merchant of the run that sent each as the
 // item's Account: those after (afterOrder, afterKey), by the item's order
-// number and then the attempt's key (out_order_no).
+// number and then the attempt's key (out_order_no). (The order number's
+// own bound lets the items' primary key start the page.)
 func (l *Ledger) WeChatAttemptsAfter(ctx context.Context, runID int64, ch pipeline.Channel, kinds []string, afterOrder, afterKey string, limit int) ([]pipeline.Attempt, error) {
-	return l.weChatAttempts(ctx, weChatOwnAttempts+` AND (i.order_no, e.idem_key) > ($4, $5)
+	return l.weChatAttempts(ctx, weChatOwnAttempts+` AND i.order_no >= $4 AND (i.order_no, e.idem_key) > ($4, $5)
 		ORDER BY i.order_no, e.idem_key LIMIT $6`, runID, string(ch), pq.Array(kinds), afterOrder, afterKey, limitOf(limit))
 }
 
