@@ -255,11 +255,11 @@ func (st *stageRun) order(it pipeline.Split) Txn {
 func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
 	c, run, progress := st.c, st.run, st.progress
 	var (
-		mu    sync.Mutex
-		todo  []pipeline.Effect
-		txns  = map[string]*driven{} // by effect subject
-		kept  []string               // final keys of the answers adopted in agreement
-		state = map[string]OrderStatus{}
+		mu       sync.Mutex
+		todo     []pipeline.Effect
+		txns     = map[string]*driven{}     // by effect subject
+		kept     []string                   // final keys of the answers adopted in agreement
+		finished = map[string]OrderStatus{} // by key: the last answer, when it was FINISHED
 	)
 	// Plan: each transaction checked and its request recorded
 	// (intent first), paced under WeChat Pay's limits.
@@ -298,10 +298,14 @@ func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
 	// (at least one question for every request it sends).
 	en := &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: max(st.waitLeft, time.Nanosecond),
 		Sender: func(e pipeline.Effect) pipeline.EffectSender {
-			return effectSender{api: c.API, order: txns[e.Subject].order, answered: func(st OrderStatus) {
+			return effectSender{api: c.API, order: txns[e.Subject].order, answered: func(o OrderStatus) {
 				mu.Lock()
 				defer mu.Unlock()
-				state[e.Key] = st // the last answer: the one a final outcome was adopted from
+				if o.State == StateFinished {
+					finished[e.Key] = o // the last answer: the one a final outcome is adopted from
+				} else {
+					delete(finished, e.Key)
+				}
 			}}
 		},
 		Lane: func(e pipeline.Effect) string { return txns[e.Subject].order.SubMchID },
@@ -321,7 +325,9 @@ func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				if k, ok := AgreedKey(e, t.order, t.it.SellerShare, state[e.Key]); ok {
+				o := finished[e.Key]
+				delete(finished, e.Key)
+				if k, ok := AgreedKey(e, t.order, t.it.SellerShare, o); ok {
 					kept = append(kept, k) // the ledger holds e succeeded: recorded after the batch
 				}
 				return nil
