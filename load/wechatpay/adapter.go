@@ -115,14 +115,18 @@ func (a *Adapter) sender(o Txn) DistributionSender {
 }
 
 // Send sends the distribution (or unfreeze, with no commission) of an
-// order, keyed by e.Key (out_order_no).
-func (a *Adapter) Send(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, error) {
-	return a.sender(o).Send(ctx, e)
+// order, keyed by e.Key (out_order_no), and returns WeChat Pay's order as
+// the matcher reads it (zero when it answered none).
+func (a *Adapter) Send(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, OrderStatus, error) {
+	out, ord, err := a.sender(o).SendOrder(ctx, e)
+	return out, a.status(ord), err
 }
 
-// Query asks WeChat Pay about the distribution or unfreeze e.Key.
-func (a *Adapter) Query(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, error) {
-	return a.sender(o).Query(ctx, e)
+// Query asks WeChat Pay about the distribution or unfreeze e.Key, and
+// returns its order as the matcher reads it (zero when it answered none).
+func (a *Adapter) Query(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, OrderStatus, error) {
+	out, ord, err := a.sender(o).QueryOrder(ctx, e)
+	return out, a.status(ord), err
 }
 
 // Preflight proves the WeChat Pay credentials before anything is sent: a

@@ -13,9 +13,7 @@ func (a *Adapter) platform(typ, account string) bool {
 	return typ == a.receiver.Type && account == a.receiver.Account
 }
 
-// Order queries a distribution or unfreeze. WeChat Pay's create_time of
-// its lines is when it accepted the request (the earliest, should they
-// differ).
+// Order queries a distribution or unfreeze (read by status).
 func (a *Adapter) Order(ctx context.Context, subMchID, transactionID, outOrderNo string) (OrderStatus, error) {
 	o, err := a.client.QueryOrder(ctx, subMchID, transactionID, outOrderNo)
 	if errors.Is(err, ErrNotFound) {
@@ -24,6 +22,13 @@ func (a *Adapter) Order(ctx context.Context, subMchID, transactionID, outOrderNo
 	if err != nil {
 		return OrderStatus{}, err
 	}
+	return a.status(o), nil
+}
+
+// status reads an order as the matcher does. WeChat Pay's create_time of
+// its lines is when it accepted the request (the earliest, should they
+// differ).
+func (a *Adapter) status(o Order) OrderStatus {
 	st := OrderStatus{State: o.State}
 	for _, l := range o.Receivers {
 		if !l.CreateTime.IsZero() && (st.AcceptedAt.IsZero() || l.CreateTime.Before(st.AcceptedAt)) {
@@ -32,7 +37,7 @@ func (a *Adapter) Order(ctx context.Context, subMchID, transactionID, outOrderNo
 		st.Lines = append(st.Lines, OrderLine{Platform: a.platform(l.Type, l.Account), Result: l.Result,
 			FailReason: l.FailReason, Amount: l.Amount})
 	}
-	return st, nil
+	return st
 }
 
 // BillLines downloads, checks and reads a sub-merchant's distribution bill

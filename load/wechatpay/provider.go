@@ -33,9 +33,10 @@ type ProviderConfig struct {
 	// queries (default 1s).
 	Wait, FirstPoll, Poll time.Duration
 	Store                 ProviderStore
-	// Final keeps the matcher's answers that can no longer change, so a
-	// later reconciliation of the date does not ask them again; nil:
-	// every attempt is asked every time.
+	// Final keeps the matcher's answers that can no longer change, and
+	// those the stage adopted in agreement, so a later reconciliation of
+	// the date (the run's own too) does not ask them again; nil: every
+	// attempt is asked every time.
 	Final pipeline.FinalAnswers
 	// Now is the clock (default time.Now): it tells whether a day is over
 	// in Beijing.
@@ -59,7 +60,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Settles:   []pipeline.Channel{Channel},
 		Preflight: api.Preflight,
 		Distribute: DistributeStage(StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, Pacer: c.Pacer,
-			Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll}),
+			Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final}),
 		Matchers: []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, Now: c.Now})},
 	}
 }

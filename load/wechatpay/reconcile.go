@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/settlekit/settle/pipeline"
@@ -80,22 +79,34 @@ type Reconciler interface {
 	Settlements(ctx context.Context, subMchID string, day pipeline.Date) ([]SettlementDetail, error)
 }
 
-// ReconcileStore is what the WeChat matcher needs of the ledger.
+// ReconcileStore is what the WeChat matcher needs of the ledger. It reads
+// a run in pages (keyset pagination, limit 0: every row), so that the
+// matcher holds a page at a time, not the day.
 type ReconcileStore interface {
-	// WeChatItems returns the run's items of channel ch, whatever their
-	// state, each with its seller's sub-merchant as the run recorded it
-	// (Account; "" when none).
-	WeChatItems(ctx context.Context, runID int64, ch pipeline.Channel) ([]pipeline.ChannelItem, error)
-	// WeChatAttempts returns every attempt of one of kinds at the run's
-	// items of channel ch that may have been sent (state sent, unknown,
-	// succeeded or failed), from any run of the date; the item's Account is
-	// the sub-merchant it was sent to.
-	WeChatAttempts(ctx context.Context, runID int64, ch pipeline.Channel, kinds []string) ([]pipeline.Attempt, error)
-	// WeChatDistributed returns the succeeded effects of kind with a
-	// positive amount - of any run and any date - sent to one of the sub-merchants
+	// WeChatItemsAfter returns at most limit of the run's items of channel
+	// ch whose order number comes after `after`, whatever their state, by
+	// order number, each with its seller's sub-merchant as the run recorded
+	// it (Account; "" when none).
+	WeChatItemsAfter(ctx context.Context, runID int64, ch pipeline.Channel, after string, limit int) ([]pipeline.ChannelItem, error)
+	// WeChatItemsByTransaction returns the run's items of channel ch (as
+	// WeChatItemsAfter) whose transaction is one of txnIDs, by order number.
+	WeChatItemsByTransaction(ctx context.Context, runID int64, ch pipeline.Channel, txnIDs []string) ([]pipeline.ChannelItem, error)
+	// WeChatAttemptsAfter returns at most limit of the attempts of one of
+	// kinds at the run's items of channel ch that may have been sent
+	// (state sent, unknown, succeeded or failed), from any run of the date,
+	// after (afterOrder, afterKey), by the item's order number and then the
+	// attempt's key; the item's Account is the sub-merchant it was sent to.
+	WeChatAttemptsAfter(ctx context.Context, runID int64, ch pipeline.Channel, kinds []string, afterOrder, afterKey string, limit int) ([]pipeline.Attempt, error)
+	// WeChatAttemptsByKey returns those of the attempts WeChatAttemptsAfter
+	// reads whose key is one of keys.
+	WeChatAttemptsByKey(ctx context.Context, runID int64, ch pipeline.Channel, kinds, keys []string) ([]pipeline.Attempt, error)
+	// WeChatDistributedAfter returns at most limit of the succeeded effects
+	// of kind with a positive amount - of any run and any date, but those at
+	// run exceptRun's items of channel ch - sent to one of the sub-merchants
 	// whose life in the ledger (from Planned to Recorded) overlaps
-	// [from, to): every one WeChat Pay may have accepted in that interval.
-	WeChatDistributed(ctx context.Context, kind string, subMchIDs []string, from, to time.Time) ([]pipeline.Attempt, error)
+	// [from, to): every other one WeChat Pay may have accepted in that
+	// interval; those whose key comes after `after`, by key.
+	WeChatDistributedAfter(ctx context.Context, kind string, subMchIDs []string, from, to time.Time, exceptRun int64, ch pipeline.Channel, after string, limit int) ([]pipeline.Attempt, error)
 }
 
 // MatcherConfig configures the matcher.
@@ -114,7 +125,14 @@ type MatcherConfig struct {
 	Final pipeline.FinalAnswers
 	// Now is the clock: it tells whether a day is over in Beijing.
 	Now func() time.Time
+	// Page is how many items, attempts or bill lines the matcher reads
+	// and matches at a time (default DefaultPage).
+	Page int
 }
+
+// DefaultPage is how many items, attempts or bill lines the matcher reads
+// and matches at a time when MatcherConfig.Page is 0.
+const DefaultPage = 10000
 
 // FinalAnswersName names the matcher's order answers in
 // pipeline.FinalAnswers.
@@ -161,6 +179,16 @@ const FinalAnswersName = Name + "/orders"
 // Beijing. An error of WeChat Pay or of the ledger is returned: findings
 // are never guessed.
 //
+// The run is read and matched c.Page items, attempts or bill lines at a
+// time (keyset pages), whatever the day: what checks 2 and 3 need of the
+// attempts is folded per sub-merchant and Beijing day (how many lines each
+// day's bill must show, what was distributed), and the bill's lines are
+// looked up in the ledger a page at a time. Only an attempt whose answer
+// is not the usual one - WeChat Pay knows it and accepted it on the
+// Beijing day the ledger recorded its answer - is remembered by its
+// out_order_no; a bill that shows fewer of the run's lines than expected
+// reads the run's attempts again to name the missing ones.
+//
 // Every query goes out as fast as c.Pacer allows, in the lane of its
 // sub-merchant (a bill and the settlement details of a sub-merchant and
 // day start as one; the client's own buckets pace each request). An
@@ -168,20 +196,22 @@ const FinalAnswersName = Name + "/orders"
 // ledger's final state is recorded in c.Final, keyed by its out_order_no,
 // sub-merchant, kind, state, currency and amount and the Beijing day WeChat
 // accepted it: a later matching of the date does not ask it again (it
-// takes that day for checks 2 and 3), unless the ledger's row changed.
-// Bills and settlement details are read every time.
+// takes that day for checks 2 and 3), unless the ledger's row changed. The
+// distribute stage records under the same key (AgreedKey) the answers it
+// adopted FINISHED and in agreement, once the ledger holds them: the run's
+// own reconciliation does not ask those either. Bills and settlement
+// details are read every time.
 func Matcher(c MatcherConfig) pipeline.Matcher {
 	if c.Pacer == nil {
 		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
+	if c.Page <= 0 {
+		c.Page = DefaultPage
+	}
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
-		m := &matching{store: c.Store, api: c.API, pacer: c.Pacer, final: c.Final, now: c.Now, run: run, txns: map[string]pipeline.ChannelItem{},
-			keys: map[string]pipeline.Attempt{}, accepted: map[string]time.Time{}, found: map[string]bool{}, subSeller: map[string]string{}}
+		m := &matching{store: c.Store, api: c.API, pacer: c.Pacer, final: c.Final, now: c.Now, run: run, page: c.Page,
+			subSeller: map[string]string{}, days: map[pipeline.Date]bool{}, groups: map[subDay]*group{}, odd: map[string]oddity{}}
 		ms, err := m.match(ctx)
-		if err == nil && c.Final != nil && len(m.clean) > 0 {
-			slices.Sort(m.clean)
-			err = c.Final.RecordFinal(ctx, FinalAnswersName, m.clean)
-		}
 		if err != nil {
 			return nil, fmt.Errorf("wechatpay: %w", err)
 		}
@@ -197,83 +227,111 @@ type matching struct {
 	final pipeline.FinalAnswers // nil: none kept
 	now   func() time.Time
 	run   *pipeline.Run
+	page  int
 	at    time.Time // now, once: every bill of the run is judged out or not at the same moment
 
-	items     []pipeline.ChannelItem
-	txns      map[string]pipeline.ChannelItem // transaction id -> item
-	subSeller map[string]string               // sub-merchant -> its seller, "" when several
-	attempts  []pipeline.Attempt
-	keys      map[string]pipeline.Attempt // out_order_no -> the run's attempt
+	subSeller map[string]string // sub-merchant -> its seller, "" when several
+	subs      []string          // the run's sub-merchants, sorted
 
-	mu       sync.Mutex
-	accepted map[string]time.Time // out_order_no -> when WeChat accepted it (ledger's time when WeChat does not know it)
-	found    map[string]bool      // out_order_no -> WeChat knows it
-	clean    []string             // final answers of this matching, to record
+	// What checks 2 and 3 need of the run's attempts, folded a page at a
+	// time by check 1 (read-only once it is done).
+	days   map[pipeline.Date]bool // the Beijing days WeChat accepted one of them
+	groups map[subDay]*group
+	odd    map[string]oddity  // out_order_no -> a succeeded attempt whose answer is not the usual one
+	again  []pipeline.Attempt // succeeded distributions WeChat Pay would not answer about: asked again for check 3
+}
+
+// billsAtOnce is how many sub-merchants' days the matcher compares at a
+// time (check 2 reads a day's bill whole).
+const billsAtOnce = 16
+
+// kinds are the attempts the matcher compares.
+func kinds() []string { return []string{KindDistribution, KindUnfreeze} }
+
+// subDay is one sub-merchant's Beijing day.
+type subDay struct {
+	sub string
+	day pipeline.Date
+}
+
+// group is what checks 2 and 3 compare for one sub-merchant and day.
+type group struct {
+	lines       int                         // the run's succeeded attempts whose line the day's bill must show
+	distributed map[pipeline.Currency]int64 // succeeded distributions of any run WeChat accepted that day
+}
+
+// oddity is what checks 2 and 3 need of a succeeded attempt of the run
+// whose answer is not the usual one (WeChat Pay knows it and accepted it
+// on the Beijing day the ledger recorded its answer).
+type oddity struct {
+	found bool          // WeChat Pay knows it
+	dated bool          // the day WeChat accepted it is known (else it was not answered about)
+	day   pipeline.Date // that day
+}
+
+// learnt is what check 1 learnt of one attempt.
+type learnt struct {
+	at    time.Time // when WeChat accepted it (the ledger's time for a succeeded one it does not know); zero: unknown
+	found bool      // WeChat Pay knows it
+	clean string    // its final key when WeChat's answer is final and agrees
+	rows  []pipeline.Mismatch
+}
+
+func (m *matching) group(sub string, day pipeline.Date) *group {
+	g := m.groups[subDay{sub, day}]
+	if g == nil {
+		g = &group{distributed: map[pipeline.Currency]int64{}}
+		m.groups[subDay{sub, day}] = g
+	}
+	return g
 }
 
 func (m *matching) match(ctx context.Context) ([]pipeline.Mismatch, error) {
 	m.at = m.now()
-	var err error
-	if m.items, err = m.store.WeChatItems(ctx, m.run.ID, Channel); err != nil {
+	refused, err := m.items(ctx)
+	if err != nil {
 		return nil, err
-	}
-	if m.attempts, err = m.store.WeChatAttempts(ctx, m.run.ID, Channel, []string{KindDistribution, KindUnfreeze}); err != nil {
-		return nil, err
-	}
-	for _, it := range m.items {
-		m.txns[it.TransactionID] = it
-		if s, ok := m.subSeller[it.Account]; ok && s != it.SellerID {
-			m.subSeller[it.Account] = ""
-		} else {
-			m.subSeller[it.Account] = it.SellerID
-		}
-	}
-	for _, a := range m.attempts {
-		m.keys[a.Key] = a
 	}
 	out, err := m.orders(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, m.refused()...)
-	days := m.days()
-	var subs []string
-	for sub := range m.subSeller {
-		if sub != "" {
-			subs = append(subs, sub)
-		}
-	}
-	slices.Sort(subs)
-	if len(days) == 0 || len(subs) == 0 {
+	out = append(out, refused...)
+	days := slices.SortedFunc(maps.Keys(m.days), func(a, b pipeline.Date) int { return cmp.Compare(a.String(), b.String()) })
+	if len(days) == 0 || len(m.subs) == 0 {
 		return out, nil
 	}
-	ours, err := m.distributed(ctx, subs, days)
-	if err != nil {
+	if err := m.distributed(ctx, days); err != nil {
 		return nil, err
-	}
-	type subDay struct {
-		sub string
-		day pipeline.Date
 	}
 	var pairs []subDay
 	for _, d := range days {
-		for _, s := range subs {
+		for _, s := range m.subs {
 			pairs = append(pairs, subDay{s, d})
 		}
 	}
+	// The bills of billsAtOnce pairs at a time: a bill is read whole, and
+	// each holds a sub-merchant's day.
 	found := make([][]pipeline.Mismatch, len(pairs))
-	err = m.pacer.Each(ctx, len(pairs), func(i int) string { return pairs[i].sub }, func(ctx context.Context, i int) error {
-		p := pairs[i]
-		bill, err := m.bill(ctx, p.sub, p.day)
-		if err != nil {
+	for start := 0; start < len(pairs); start += billsAtOnce {
+		chunk := pairs[start:min(start+billsAtOnce, len(pairs))]
+		err = m.pacer.Each(ctx, len(chunk), func(i int) string { return chunk[i].sub }, func(ctx context.Context, i int) error {
+			p := chunk[i]
+			bill, err := m.bill(ctx, p.sub, p.day)
+			if err != nil {
+				return err
+			}
+			var ours map[pipeline.Currency]int64
+			if g := m.groups[p]; g != nil {
+				ours = g.distributed
+			}
+			settled, err := m.settlements(ctx, p.sub, p.day, ours)
+			found[start+i] = append(bill, settled...)
 			return err
+		})
+		if err != nil {
+			return nil, err
 		}
-		settled, err := m.settlements(ctx, p.sub, p.day, ours[p.sub+"/"+p.day.String()])
-		found[i] = append(bill, settled...)
-		return err
-	})
-	if err != nil {
-		return nil, err
 	}
 	for _, f := range found {
 		out = append(out, f...)
@@ -281,99 +339,203 @@ func (m *matching) match(ctx context.Context) ([]pipeline.Mismatch, error) {
 	return out, nil
 }
 
-// refused reports the items held because WeChat Pay refused them, or
-// answered about them what could not be read: a person must look.
-func (m *matching) refused() []pipeline.Mismatch {
+// items reads the run's items a page at a time: their sub-merchants, and
+// those held because WeChat Pay refused them, or answered about them what
+// could not be read (a person must look), as rows.
+func (m *matching) items(ctx context.Context) ([]pipeline.Mismatch, error) {
 	var out []pipeline.Mismatch
-	for _, it := range m.items {
-		reason, held := strings.CutPrefix(it.Reason, "held: ")
-		if it.State != pipeline.ItemRecorded || !held || !strings.HasPrefix(reason, refusal) {
-			continue
+	after := ""
+	for {
+		items, err := m.store.WeChatItemsAfter(ctx, m.run.ID, Channel, after, m.page)
+		if err != nil {
+			return nil, err
 		}
-		r := m.row(pipeline.MismatchStatus, "transaction/"+it.TransactionID, it)
-		r.OursState, r.TheirsState, r.Detail = it.State, "REFUSED", reason
-		out = append(out, r)
+		for _, it := range items {
+			if s, ok := m.subSeller[it.Account]; ok && s != it.SellerID {
+				m.subSeller[it.Account] = ""
+			} else {
+				m.subSeller[it.Account] = it.SellerID
+			}
+			reason, held := strings.CutPrefix(it.Reason, "held: ")
+			if it.State != pipeline.ItemRecorded || !held || !strings.HasPrefix(reason, refusal) {
+				continue
+			}
+			r := row(pipeline.MismatchStatus, "transaction/"+it.TransactionID, it)
+			r.OursState, r.TheirsState, r.Detail = it.State, "REFUSED", reason
+			out = append(out, r)
+		}
+		if len(items) < m.page {
+			break
+		}
+		after = items[len(items)-1].OrderNo
 	}
-	return out
+	for sub := range m.subSeller {
+		if sub != "" {
+			m.subs = append(m.subs, sub)
+		}
+	}
+	slices.Sort(m.subs)
+	return out, nil
 }
 
 // row starts a mismatch about an item.
-func (m *matching) row(category, subject string, it pipeline.ChannelItem) pipeline.Mismatch {
+func row(category, subject string, it pipeline.ChannelItem) pipeline.Mismatch {
 	return pipeline.Mismatch{Provider: Name, Category: category, Subject: subject, OrderNo: it.OrderNo, SellerID: it.SellerID,
 		Currency: string(it.Currency)}
 }
 
-// orders is check 1: every attempt queried by its out_order_no, but
-// those whose final answer was kept.
+// orders is check 1, a page of attempts at a time.
 func (m *matching) orders(ctx context.Context) ([]pipeline.Mismatch, error) {
-	finals, err := m.finals(ctx, m.attempts)
+	var out []pipeline.Mismatch
+	var afterOrder, afterKey string
+	for {
+		as, err := m.store.WeChatAttemptsAfter(ctx, m.run.ID, Channel, kinds(), afterOrder, afterKey, m.page)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := m.ordersPage(ctx, as)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+		if len(as) < m.page {
+			return out, nil
+		}
+		afterOrder, afterKey = as[len(as)-1].Item.OrderNo, as[len(as)-1].Key
+	}
+}
+
+// ordersPage is check 1 for a page of attempts: every attempt queried by
+// its out_order_no, but those whose final answer was kept; what checks 2
+// and 3 need of them is folded, and the answers final and in agreement
+// are kept.
+func (m *matching) ordersPage(ctx context.Context, as []pipeline.Attempt) ([]pipeline.Mismatch, error) {
+	finals, err := m.finals(ctx, as)
 	if err != nil {
 		return nil, err
 	}
-	found := make([][]pipeline.Mismatch, len(m.attempts))
+	ans := make([]learnt, len(as))
 	var ask []int
-	for i, a := range m.attempts {
+	for i, a := range as {
 		day, final := finals[a.Key]
 		switch {
 		case a.Item.Account == "":
-			r := m.attemptRow(pipeline.MismatchStatus, a)
+			r := attemptRow(pipeline.MismatchStatus, a)
 			r.Detail = "no WeChat sub-merchant recorded for the seller: cannot ask WeChat Pay"
-			found[i] = []pipeline.Mismatch{r}
+			ans[i].rows = []pipeline.Mismatch{r}
 		case final:
-			m.found[a.Key] = true // FINISHED: WeChat Pay knows it
-			m.acceptedOn(a, day)
+			ans[i].found = true // FINISHED: WeChat Pay knows it
+			ans[i].at = acceptedOn(a, day)
 		default:
 			ask = append(ask, i)
 		}
 	}
-	err = m.pacer.Each(ctx, len(ask), func(j int) string { return m.attempts[ask[j]].Item.Account }, func(ctx context.Context, j int) error {
-		i := ask[j]
-		a := m.attempts[i]
+	err = m.pacer.Each(ctx, len(ask), func(j int) string { return as[ask[j]].Item.Account }, func(ctx context.Context, j int) error {
+		an, a := &ans[ask[j]], as[ask[j]]
 		st, err := m.api.Order(ctx, a.Item.Account, a.Item.TransactionID, a.Key)
 		if err != nil && subjectError(err) {
 			// WeChat Pay refused the question about this one, or answered
 			// what cannot be read: reported, the others are compared.
-			r := m.attemptRow(pipeline.MismatchStatus, a)
+			r := attemptRow(pipeline.MismatchStatus, a)
 			r.TheirsState, r.Detail = "REFUSED", refusal+err.Error()
-			found[i] = []pipeline.Mismatch{r}
+			an.rows = []pipeline.Mismatch{r}
 			return nil
 		}
 		if err != nil && !pipeline.IsNotFound(err) {
 			return fmt.Errorf("%s %s of order %s: %w", a.Kind, a.Key, a.Item.OrderNo, err)
 		}
 		if err != nil {
-			m.mu.Lock()
 			if a.State == pipeline.EffectSucceeded {
-				m.accepted[a.Key] = a.Recorded
+				an.at = a.Recorded
 			}
-			m.mu.Unlock()
-			found[i] = m.unknownOrder(a)
+			an.rows = unknownOrder(a)
 			return nil
 		}
-		found[i] = m.compareOrder(a, st)
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		m.found[a.Key] = true
+		an.rows, an.found = compareOrder(a, st), true
 		switch {
 		case !st.AcceptedAt.IsZero():
-			m.accepted[a.Key] = st.AcceptedAt
+			an.at = st.AcceptedAt
 		case a.State == pipeline.EffectSucceeded:
-			m.accepted[a.Key] = a.Recorded
+			an.at = a.Recorded
 		}
-		if st.State == StateFinished && len(found[i]) == 0 && (a.State == pipeline.EffectSucceeded || a.State == pipeline.EffectFailed) {
-			day := noDay
-			if t, ok := m.accepted[a.Key]; ok {
-				day = pipeline.DateOf(t.In(Beijing)).String()
-			}
-			m.clean = append(m.clean, finalKey(a, day))
-		}
+		an.clean, _ = agreedKey(a, st, an.at)
 		return nil
 	})
-	var out []pipeline.Mismatch
-	for _, f := range found {
-		out = append(out, f...)
+	if err != nil {
+		return nil, err
 	}
-	return out, err
+	var out []pipeline.Mismatch
+	var clean []string
+	for i, a := range as {
+		out = append(out, ans[i].rows...)
+		if ans[i].clean != "" {
+			clean = append(clean, ans[i].clean)
+		}
+		if a.Item.Account != "" {
+			if err := m.fold(a, ans[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if m.final != nil && len(clean) > 0 {
+		slices.Sort(clean)
+		if err := m.final.RecordFinal(ctx, FinalAnswersName, clean); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// fold adds what checks 2 and 3 need of an attempt of the run to the
+// groups, remembering it only when its answer is not the usual one.
+func (m *matching) fold(a pipeline.Attempt, an learnt) error {
+	dated := !an.at.IsZero()
+	var day pipeline.Date
+	if dated {
+		day = pipeline.DateOf(an.at.In(Beijing))
+		m.days[day] = true
+	}
+	if a.State != pipeline.EffectSucceeded {
+		return nil
+	}
+	if !an.found || !dated || day != pipeline.DateOf(a.Recorded.In(Beijing)) {
+		m.odd[a.Key] = oddity{found: an.found, dated: dated, day: day}
+	}
+	if an.found && dated && expected(a) > 0 {
+		m.group(a.Item.Account, day).lines++
+	}
+	if _, ours := slices.BinarySearch(m.subs, a.Item.Account); a.Kind != KindDistribution || a.Amount <= 0 || !ours {
+		return nil
+	}
+	if !dated {
+		m.again = append(m.again, a) // WeChat Pay would not answer about it: asked again with the others
+		return nil
+	}
+	return m.add(a, day)
+}
+
+// add counts a succeeded distribution in what was distributed at its
+// sub-merchant on day.
+func (m *matching) add(a pipeline.Attempt, day pipeline.Date) error {
+	g := m.group(a.Item.Account, day)
+	var err error
+	if g.distributed[a.Currency], err = pipeline.Add(g.distributed[a.Currency], a.Amount); err != nil {
+		return fmt.Errorf("distributed at %s/%s: %w", a.Item.Account, day, err)
+	}
+	return nil
+}
+
+// lineDay returns the Beijing day whose bill must show a line of an
+// attempt of the run, and whether one must: it succeeded, moves money,
+// and WeChat Pay knows it and said when it accepted it.
+func (m *matching) lineDay(a pipeline.Attempt) (pipeline.Date, bool) {
+	if a.State != pipeline.EffectSucceeded || a.Item.Account == "" || expected(a) <= 0 {
+		return pipeline.Date{}, false
+	}
+	if o, odd := m.odd[a.Key]; odd {
+		return o.day, o.found && o.dated
+	}
+	return pipeline.DateOf(a.Recorded.In(Beijing)), true
 }
 
 // noDay stands in a final key for the day of an order WeChat Pay named no
@@ -386,6 +548,40 @@ const noDay = "-"
 // (noDay when it did not say), which checks 2 and 3 need.
 func finalKey(a pipeline.Attempt, day string) string {
 	return strings.Join([]string{a.Key, a.Item.Account, a.Kind, string(a.State), string(a.Currency), pipeline.Minor(expected(a)), day}, "|")
+}
+
+// agreedKey returns the key (FinalAnswersName) under which WeChat Pay's
+// answer st about attempt a is kept, and whether it may be: the order is
+// FINISHED, the ledger's state of a is final, and check 1 finds nothing
+// between them. at is when WeChat Pay accepted a (zero: not known, the
+// key names noDay).
+func agreedKey(a pipeline.Attempt, st OrderStatus, at time.Time) (string, bool) {
+	if st.State != StateFinished || !a.State.Final() || len(compareOrder(a, st)) > 0 {
+		return "", false
+	}
+	day := noDay
+	if !at.IsZero() {
+		day = pipeline.DateOf(at.In(Beijing)).String()
+	}
+	return finalKey(a, day), true
+}
+
+// AgreedKey returns the key (FinalAnswersName) under which the matcher
+// keeps WeChat Pay's answer st about effect e - a distribution or unfreeze
+// of transaction o, whose seller's share is sellerShare - as the
+// distribute stage adopted it, and whether it may be kept: e succeeded,
+// WeChat Pay's order is FINISHED with the line to the platform's receiver
+// (distribution) or the seller (unfreeze) SUCCESS and moving what the
+// ledger says, and it names when WeChat accepted it (the day of the key).
+// The matcher finds this key for the attempt, and takes it as asked.
+func AgreedKey(e pipeline.Effect, o Txn, sellerShare int64, st OrderStatus) (string, bool) {
+	a := pipeline.Attempt{Effect: e, Item: pipeline.ChannelItem{Account: o.SubMchID, TransactionID: o.TransactionID,
+		Currency: o.Currency, SellerShare: sellerShare}}
+	l, ok := lineOf(a, st.Lines)
+	if e.State != pipeline.EffectSucceeded || st.AcceptedAt.IsZero() || !ok || l.Result != ResultSuccess {
+		return "", false
+	}
+	return agreedKey(a, st, st.AcceptedAt)
 }
 
 // finals returns the attempts among as whose final answer was kept, with
@@ -431,33 +627,34 @@ func (m *matching) finals(ctx context.Context, as []pipeline.Attempt) (map[strin
 	return out, nil
 }
 
-// acceptedOn notes the day WeChat Pay accepted an attempt whose final
-// answer was kept (the ledger's time when it named none).
-func (m *matching) acceptedOn(a pipeline.Attempt, day string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+// acceptedOn returns when WeChat Pay accepted an attempt whose final
+// answer was kept, from the day its key names (the ledger's time when it
+// named none; zero for a failed one).
+func acceptedOn(a pipeline.Attempt, day string) time.Time {
 	if d, err := pipeline.ParseDate(day); err == nil {
-		m.accepted[a.Key] = d.Time(Beijing)
-	} else if a.State == pipeline.EffectSucceeded {
-		m.accepted[a.Key] = a.Recorded
+		return d.Time(Beijing)
 	}
+	if a.State == pipeline.EffectSucceeded {
+		return a.Recorded
+	}
+	return time.Time{}
 }
 
-func (m *matching) attemptRow(category string, a pipeline.Attempt) pipeline.Mismatch {
-	r := m.row(category, a.Key, a.Item)
+func attemptRow(category string, a pipeline.Attempt) pipeline.Mismatch {
+	r := row(category, a.Key, a.Item)
 	r.Currency, r.Ours, r.OursState = string(a.Currency), pipeline.Minor(expected(a)), string(a.State)
 	return r
 }
 
 // unknownOrder compares an attempt WeChat Pay does not know.
-func (m *matching) unknownOrder(a pipeline.Attempt) []pipeline.Mismatch {
+func unknownOrder(a pipeline.Attempt) []pipeline.Mismatch {
 	var r pipeline.Mismatch
 	switch a.State {
 	case pipeline.EffectSucceeded:
-		r = m.attemptRow(pipeline.MismatchMissingAtProvider, a)
+		r = attemptRow(pipeline.MismatchMissingAtProvider, a)
 		r.Detail = fmt.Sprintf("WeChat Pay does not know the %s of transaction %s", a.Kind, a.Item.TransactionID)
 	case pipeline.EffectSent, pipeline.EffectUnknown:
-		r = m.attemptRow(pipeline.MismatchStatus, a)
+		r = attemptRow(pipeline.MismatchStatus, a)
 		r.Detail = fmt.Sprintf("the %s never reached WeChat Pay: a re-run of the date sends it again", a.Kind)
 	default:
 		return nil // refused: nothing moved, as the ledger says
@@ -478,9 +675,9 @@ func lineOf(a pipeline.Attempt, lines []OrderLine) (OrderLine, bool) {
 }
 
 // compareOrder compares an attempt with WeChat Pay's order.
-func (m *matching) compareOrder(a pipeline.Attempt, st OrderStatus) []pipeline.Mismatch {
+func compareOrder(a pipeline.Attempt, st OrderStatus) []pipeline.Mismatch {
 	l, ok := lineOf(a, st.Lines)
-	r := m.attemptRow("", a)
+	r := attemptRow("", a)
 	r.TheirsState = st.State
 	if ok {
 		r.Theirs, r.TheirsState = pipeline.Minor(l.Amount), st.State+"/"+l.Result
@@ -514,19 +711,8 @@ func lineName(a pipeline.Attempt) string {
 	return "platform receiver's"
 }
 
-// days returns the Beijing days on which WeChat accepted the run's
-// attempts, in order.
-func (m *matching) days() []pipeline.Date {
-	set := map[pipeline.Date]bool{}
-	for _, t := range m.accepted {
-		set[pipeline.DateOf(t.In(Beijing))] = true
-	}
-	days := slices.Collect(maps.Keys(set))
-	slices.SortFunc(days, func(a, b pipeline.Date) int { return cmp.Compare(a.String(), b.String()) })
-	return days
-}
-
-// bill is check 2 for one sub-merchant and day.
+// bill is check 2 for one sub-merchant and day, a page of the bill's
+// lines at a time.
 func (m *matching) bill(ctx context.Context, sub string, day pipeline.Date) ([]pipeline.Mismatch, error) {
 	subject := "bill/" + sub + "/" + day.String()
 	if m.at.Before(day.AddDays(1).Time(Beijing)) {
@@ -539,120 +725,189 @@ func (m *matching) bill(ctx context.Context, sub string, day pipeline.Date) ([]p
 	}
 	var out []pipeline.Mismatch
 	seen := map[string]bool{}
-	for _, l := range lines {
-		it, ours := m.txns[l.TransactionID]
-		if !ours {
-			continue
+	shown := 0 // lines seen that the bill must show
+	for start := 0; start < len(lines); start += m.page {
+		page := lines[start:min(start+m.page, len(lines))]
+		keys, txns, err := m.billLookup(ctx, page)
+		if err != nil {
+			return nil, fmt.Errorf("bill of %s at %s: %w", day, sub, err)
 		}
-		a, have := m.keys[l.OutOrderNo]
-		mine := have && (a.Kind == KindDistribution && l.Type == BillDistribution && l.Platform ||
-			a.Kind == KindUnfreeze && l.Type == BillUnfreeze)
-		r := m.row("", l.OutOrderNo, it)
-		r.Theirs, r.TheirsState = pipeline.Minor(l.Amount), l.Type+" in the bill of "+day.String()
-		if have {
-			r.Ours, r.OursState = pipeline.Minor(expected(a)), string(a.State)
+		for _, l := range page {
+			a, have := keys[l.OutOrderNo]
+			it, ours := a.Item, have && a.Item.TransactionID == l.TransactionID
+			if !ours {
+				it, ours = txns[l.TransactionID]
+			}
+			if !ours {
+				continue
+			}
+			mine := have && (a.Kind == KindDistribution && l.Type == BillDistribution && l.Platform ||
+				a.Kind == KindUnfreeze && l.Type == BillUnfreeze)
+			r := row("", l.OutOrderNo, it)
+			r.Theirs, r.TheirsState = pipeline.Minor(l.Amount), l.Type+" in the bill of "+day.String()
+			if have {
+				r.Ours, r.OursState = pipeline.Minor(expected(a)), string(a.State)
+			}
+			switch {
+			case have && a.State == pipeline.EffectSucceeded && a.Kind == KindDistribution && l.Type == BillUnfreeze:
+				continue // the rest released with unfreeze_unsplit: not recorded by the ledger
+			case !have || a.State != pipeline.EffectSucceeded:
+				r.Category, r.Detail = pipeline.MismatchMissingInLedger, fmt.Sprintf("WeChat Pay moved money of transaction %s that the ledger has no succeeded request for", l.TransactionID)
+				out = append(out, r)
+				continue
+			case !mine || seen[a.Key]:
+				r.Category, r.Detail = pipeline.MismatchMissingInLedger, fmt.Sprintf("a %s line the %s did not ask for", strings.ToLower(l.Type), a.Kind)
+				out = append(out, r)
+				continue
+			}
+			seen[a.Key] = true
+			if d, ok := m.lineDay(a); ok && d == day && a.Item.Account == sub {
+				shown++
+			}
+			switch {
+			case l.Currency != a.Currency:
+				r.Category, r.Currency, r.Detail = pipeline.MismatchCurrency, string(a.Currency), "the bill's line is in "+string(l.Currency)
+			case l.Amount != expected(a):
+				r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("the bill's %s line moves another amount", lineName(a))
+			default:
+				continue
+			}
+			out = append(out, r)
 		}
-		switch {
-		case have && a.State == pipeline.EffectSucceeded && a.Kind == KindDistribution && l.Type == BillUnfreeze:
-			continue // the rest released with unfreeze_unsplit: not recorded by the ledger
-		case !have || a.State != pipeline.EffectSucceeded:
-			r.Category, r.Detail = pipeline.MismatchMissingInLedger, fmt.Sprintf("WeChat Pay moved money of transaction %s that the ledger has no succeeded request for", l.TransactionID)
-		case !mine || seen[a.Key]:
-			r.Category, r.Detail = pipeline.MismatchMissingInLedger, fmt.Sprintf("a %s line the %s did not ask for", strings.ToLower(l.Type), a.Kind)
-		case l.Currency != a.Currency:
-			seen[a.Key] = true
-			r.Category, r.Currency, r.Detail = pipeline.MismatchCurrency, string(a.Currency), "the bill's line is in "+string(l.Currency)
-		case l.Amount != expected(a):
-			seen[a.Key] = true
-			r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("the bill's %s line moves another amount", lineName(a))
-		default:
-			seen[a.Key] = true
-			continue
-		}
-		out = append(out, r)
 	}
-	for _, a := range m.attempts {
-		if a.State != pipeline.EffectSucceeded || a.Item.Account != sub || seen[a.Key] || expected(a) <= 0 || !m.found[a.Key] ||
-			pipeline.DateOf(m.accepted[a.Key].In(Beijing)) != day {
-			continue
-		}
-		r := m.attemptRow(pipeline.MismatchMissingAtProvider, a)
-		r.TheirsState, r.Detail = "not in the bill", fmt.Sprintf("WeChat Pay accepted it on %s; the bill of that day has no %s line", day, lineName(a))
-		out = append(out, r)
+	if g := m.groups[subDay{sub, day}]; g == nil || shown >= g.lines {
+		return out, nil
 	}
-	return out, nil
+	missing, err := m.missing(ctx, sub, day, seen)
+	return append(out, missing...), err
 }
 
-// distributed sums the ledger's succeeded distributions - any run, any
-// date - by sub-merchant, Beijing day (when WeChat accepted them) and
-// currency: key sub + "/" + day, then currency.
-func (m *matching) distributed(ctx context.Context, subs []string, days []pipeline.Date) (map[string]map[pipeline.Currency]int64, error) {
+// billLookup looks up in the ledger what a page of a bill's lines names:
+// the run's attempts by out_order_no, and the run's items by transaction
+// for the lines whose out_order_no names no attempt of that transaction.
+func (m *matching) billLookup(ctx context.Context, page []BillEntry) (map[string]pipeline.Attempt, map[string]pipeline.ChannelItem, error) {
+	var names []string
+	for _, l := range page {
+		names = append(names, l.OutOrderNo)
+	}
+	slices.Sort(names)
+	as, err := m.store.WeChatAttemptsByKey(ctx, m.run.ID, Channel, kinds(), slices.Compact(names))
+	if err != nil {
+		return nil, nil, err
+	}
+	keys := make(map[string]pipeline.Attempt, len(as))
+	for _, a := range as {
+		keys[a.Key] = a
+	}
+	var txnIDs []string
+	for _, l := range page {
+		if a, have := keys[l.OutOrderNo]; !have || a.Item.TransactionID != l.TransactionID {
+			txnIDs = append(txnIDs, l.TransactionID)
+		}
+	}
+	txns := map[string]pipeline.ChannelItem{}
+	if len(txnIDs) == 0 {
+		return keys, txns, nil
+	}
+	slices.Sort(txnIDs)
+	items, err := m.store.WeChatItemsByTransaction(ctx, m.run.ID, Channel, slices.Compact(txnIDs))
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, it := range items {
+		txns[it.TransactionID] = it
+	}
+	return keys, txns, nil
+}
+
+// missing reads the run's attempts again, a page at a time, for those a
+// sub-merchant's bill of day must show but does not (seen: those it
+// shows).
+func (m *matching) missing(ctx context.Context, sub string, day pipeline.Date, seen map[string]bool) ([]pipeline.Mismatch, error) {
+	var out []pipeline.Mismatch
+	var afterOrder, afterKey string
+	for {
+		as, err := m.store.WeChatAttemptsAfter(ctx, m.run.ID, Channel, kinds(), afterOrder, afterKey, m.page)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range as {
+			if d, ok := m.lineDay(a); !ok || d != day || a.Item.Account != sub || seen[a.Key] {
+				continue
+			}
+			r := attemptRow(pipeline.MismatchMissingAtProvider, a)
+			r.TheirsState, r.Detail = "not in the bill", fmt.Sprintf("WeChat Pay accepted it on %s; the bill of that day has no %s line", day, lineName(a))
+			out = append(out, r)
+		}
+		if len(as) < m.page {
+			return out, nil
+		}
+		afterOrder, afterKey = as[len(as)-1].Item.OrderNo, as[len(as)-1].Key
+	}
+}
+
+// distributed adds to the groups the succeeded distributions of other
+// runs - any date - at the run's sub-merchants WeChat may have accepted on
+// days, a page at a time, and those of the run WeChat Pay would not answer
+// about in check 1: each one's day asked of WeChat Pay, unless its own
+// run's matching kept its final answer.
+func (m *matching) distributed(ctx context.Context, days []pipeline.Date) error {
+	if err := m.distributedPage(ctx, m.again); err != nil {
+		return err
+	}
 	from := days[0].Time(Beijing).Add(-clockMargin)
 	to := days[len(days)-1].AddDays(1).Time(Beijing).Add(clockMargin)
-	all, err := m.store.WeChatDistributed(ctx, KindDistribution, subs, from, to)
+	after := ""
+	for {
+		as, err := m.store.WeChatDistributedAfter(ctx, KindDistribution, m.subs, from, to, m.run.ID, Channel, after, m.page)
+		if err != nil {
+			return err
+		}
+		if err := m.distributedPage(ctx, as); err != nil {
+			return err
+		}
+		if len(as) < m.page {
+			return nil
+		}
+		after = as[len(as)-1].Key
+	}
+}
+
+func (m *matching) distributedPage(ctx context.Context, as []pipeline.Attempt) error {
+	finals, err := m.finals(ctx, as)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	// The run's own, even if the clocks disagree by more than the margin.
-	listed := map[string]bool{}
-	for _, a := range all {
-		listed[a.Key] = true
-	}
-	for _, a := range m.attempts {
-		if a.Kind == KindDistribution && a.State == pipeline.EffectSucceeded && a.Amount > 0 && !listed[a.Key] && slices.Contains(subs, a.Item.Account) {
-			all = append(all, a)
+	at := make([]time.Time, len(as))
+	var ask []int
+	for i, a := range as {
+		if day, final := finals[a.Key]; final {
+			at[i] = acceptedOn(a, day)
+		} else {
+			ask = append(ask, i)
 		}
 	}
-	var ask []pipeline.Attempt
-	m.mu.Lock()
-	for _, a := range all {
-		if _, known := m.accepted[a.Key]; !known {
-			ask = append(ask, a)
-		}
-	}
-	m.mu.Unlock()
-	// Those of other runs whose final answer their own run kept are not
-	// asked.
-	finals, err := m.finals(ctx, ask)
-	if err != nil {
-		return nil, err
-	}
-	ask = slices.DeleteFunc(ask, func(a pipeline.Attempt) bool {
-		day, final := finals[a.Key]
-		if final {
-			m.acceptedOn(a, day)
-		}
-		return final
-	})
-	err = m.pacer.Each(ctx, len(ask), func(i int) string { return ask[i].Item.Account }, func(ctx context.Context, i int) error {
-		a := ask[i]
+	err = m.pacer.Each(ctx, len(ask), func(j int) string { return as[ask[j]].Item.Account }, func(ctx context.Context, j int) error {
+		a := as[ask[j]]
 		st, err := m.api.Order(ctx, a.Item.Account, a.Item.TransactionID, a.Key)
 		if err != nil && !pipeline.IsNotFound(err) && !subjectError(err) {
 			return fmt.Errorf("%s %s of order %s: %w", a.Kind, a.Key, a.Item.OrderNo, err)
 		}
-		at := a.Recorded // WeChat no longer knows it, or will not say: the ledger's time
+		at[ask[j]] = a.Recorded // WeChat no longer knows it, or will not say: the ledger's time
 		if err == nil && !st.AcceptedAt.IsZero() {
-			at = st.AcceptedAt
+			at[ask[j]] = st.AcceptedAt
 		}
-		m.mu.Lock()
-		m.accepted[a.Key] = at
-		m.mu.Unlock()
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	sums := map[string]map[pipeline.Currency]int64{}
-	for _, a := range all {
-		k := a.Item.Account + "/" + pipeline.DateOf(m.accepted[a.Key].In(Beijing)).String()
-		if sums[k] == nil {
-			sums[k] = map[pipeline.Currency]int64{}
-		}
-		if sums[k][a.Currency], err = pipeline.Add(sums[k][a.Currency], a.Amount); err != nil {
-			return nil, fmt.Errorf("distributed at %s: %w", k, err)
+	for i, a := range as {
+		if err := m.add(a, pipeline.DateOf(at[i].In(Beijing))); err != nil {
+			return err
 		}
 	}
-	return sums, nil
+	return nil
 }
 
 // settlements is check 3 for one sub-merchant and day, with what the

@@ -18,28 +18,57 @@ type wxStore struct {
 	items       []pipeline.ChannelItem
 	attempts    []pipeline.Attempt
 	others      []pipeline.Attempt // succeeded distributions of other runs
-	from, to    time.Time          // the last WeChatDistributed window
+	from, to    time.Time          // the last WeChatDistributedAfter window
 	distributed error
 }
 
-func (s *wxStore) WeChatItems(context.Context, int64, pipeline.Channel) ([]pipeline.ChannelItem, error) {
-	return s.items, nil
+// page returns at most limit (0: every one) of rows, those after `after`
+// by key.
+func page[T any](rows []T, key func(T) string, after string, limit int) []T {
+	rows = slices.Clone(rows)
+	slices.SortStableFunc(rows, func(a, b T) int { return strings.Compare(key(a), key(b)) })
+	rows = slices.DeleteFunc(rows, func(r T) bool { return key(r) <= after })
+	if limit > 0 && len(rows) > limit {
+		rows = rows[:limit]
+	}
+	return rows
 }
 
-func (s *wxStore) WeChatAttempts(context.Context, int64, pipeline.Channel, []string) ([]pipeline.Attempt, error) {
-	return s.attempts, nil
+func (s *wxStore) WeChatItemsAfter(_ context.Context, _ int64, _ pipeline.Channel, after string, limit int) ([]pipeline.ChannelItem, error) {
+	return page(s.items, func(it pipeline.ChannelItem) string { return it.OrderNo }, after, limit), nil
 }
 
-func (s *wxStore) WeChatDistributed(_ context.Context, kind string, subs []string, from, to time.Time) ([]pipeline.Attempt, error) {
+func (s *wxStore) WeChatItemsByTransaction(_ context.Context, _ int64, _ pipeline.Channel, txnIDs []string) ([]pipeline.ChannelItem, error) {
+	return slices.DeleteFunc(page(s.items, func(it pipeline.ChannelItem) string { return it.OrderNo }, "", 0),
+		func(it pipeline.ChannelItem) bool { return !slices.Contains(txnIDs, it.TransactionID) }), nil
+}
+
+// attemptPos orders attempts as the ledger pages them: by order number,
+// then key.
+func attemptPos(a pipeline.Attempt) string { return a.Item.OrderNo + "\x00" + a.Key }
+
+func (s *wxStore) WeChatAttemptsAfter(_ context.Context, _ int64, _ pipeline.Channel, _ []string, afterOrder, afterKey string, limit int) ([]pipeline.Attempt, error) {
+	after := ""
+	if afterOrder != "" || afterKey != "" {
+		after = afterOrder + "\x00" + afterKey
+	}
+	return page(s.attempts, attemptPos, after, limit), nil
+}
+
+func (s *wxStore) WeChatAttemptsByKey(_ context.Context, _ int64, _ pipeline.Channel, _, keys []string) ([]pipeline.Attempt, error) {
+	return slices.DeleteFunc(slices.Clone(s.attempts), func(a pipeline.Attempt) bool { return !slices.Contains(keys, a.Key) }), nil
+}
+
+func (s *wxStore) WeChatDistributedAfter(_ context.Context, kind string, subs []string, from, to time.Time, _ int64, _ pipeline.Channel, after string, limit int) ([]pipeline.Attempt, error) {
 	s.from, s.to = from, to
 	var out []pipeline.Attempt
-	for _, a := range append(slices.Clone(s.attempts), s.others...) {
+	for _, a := range s.others {
 		if a.Kind == kind && a.State == pipeline.EffectSucceeded && a.Amount > 0 && slices.Contains(subs, a.Item.Account) &&
 			a.Planned.Before(to) && !a.Recorded.Before(from) {
 			out = append(out, a)
 		}
 	}
-	return out, s.distributed
+	return page(out, func(a pipeline.Attempt) string { return a.Key }, after, limit), s.distributed
 }
 
 // wxAPI is an in-memory Reconciler.
@@ -381,6 +410,159 @@ func TestWeChatMatcherReportsRefusalsAndGoesOn(t *testing.T) {
 	for _, m := range ms {
 		if m.TheirsState != "REFUSED" || !strings.Contains(m.Detail, "INVALID_REQUEST") || m.Expected {
 			t.Fatalf("row %+v", m)
+		}
+	}
+}
+
+// wxPagedDay is a run of n transactions over three sub-merchants - every
+// third an unfreeze, the rest distributions - their order numbers in
+// another order than their keys, accepted on wxDay and settled, with
+// WeChat Pay's bills and settlement details to match, and then tampered
+// with: an order WeChat Pay lost, a bill line with another amount, a
+// line on our transaction nobody asked for, an order accepted the day
+// before (its line in the wrong bill), a query WeChat Pay refuses, a
+// distribution CLOSED at WeChat, a bill missing a line, and another run's
+// distribution on the same day.
+func wxPagedDay(n int) (*wxStore, *wxAPI) {
+	store := &wxStore{}
+	api := &wxAPI{orders: map[string]OrderStatus{}, bills: map[string][]BillEntry{}, settlements: map[string][]SettlementDetail{},
+		errs: map[string]error{}}
+	settled := map[string]int64{}
+	for i := range n {
+		sub := fmt.Sprintf("SUB%d", i%3)
+		it := pipeline.ChannelItem{OrderNo: fmt.Sprintf("O%03d", (i*7)%n), SellerID: fmt.Sprintf("S%d", i%3), Account: sub,
+			TransactionID: fmt.Sprintf("T%03d", i), Currency: "CNY", SellerShare: 900}
+		key := fmt.Sprintf("K%03d", i)
+		e := pipeline.Effect{Kind: KindDistribution, Key: key, Currency: "CNY", Amount: 100, State: pipeline.EffectSucceeded}
+		line := OrderLine{Platform: true, Result: ResultSuccess, Amount: 100}
+		bill := []BillEntry{{Time: wxAccepted, TransactionID: it.TransactionID, OutOrderNo: key, Type: BillDistribution, Platform: true, Currency: "CNY", Amount: 100},
+			{Time: wxAccepted, TransactionID: it.TransactionID, OutOrderNo: key, Type: BillUnfreeze, Currency: "CNY", Amount: 900}}
+		if i%3 == 0 {
+			e.Kind, e.Amount = KindUnfreeze, 0
+			line = OrderLine{Result: ResultSuccess, Amount: 900}
+			bill = bill[1:]
+		} else {
+			settled[sub] += 100
+		}
+		store.items = append(store.items, it)
+		store.attempts = append(store.attempts, pipeline.Attempt{Effect: e, Item: it, Planned: wxAccepted, Recorded: wxAccepted.Add(time.Second)})
+		api.orders[key] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{line}}
+		api.bills[sub+"/2026-11-24"] = append(api.bills[sub+"/2026-11-24"], bill...)
+	}
+	for sub, v := range settled {
+		api.settlements[sub+"/2026-11-24"] = []SettlementDetail{{BatchNo: "SB-" + sub, State: SettleStateSettled, Currency: "CNY", Amount: v}}
+	}
+	drop := func(sub, key string, typ string) {
+		api.bills[sub] = slices.DeleteFunc(api.bills[sub], func(l BillEntry) bool { return l.OutOrderNo == key && (typ == "" || l.Type == typ) })
+	}
+	// K005 (SUB2) lost at WeChat.
+	delete(api.orders, "K005")
+	drop("SUB2/2026-11-24", "K005", "")
+	// K010 (SUB1): the bill's line moves 90.
+	for i, l := range api.bills["SUB1/2026-11-24"] {
+		if l.OutOrderNo == "K010" && l.Type == BillDistribution {
+			api.bills["SUB1/2026-11-24"][i].Amount = 90
+		}
+	}
+	// A line on T013 (SUB1) nobody asked for.
+	api.bills["SUB1/2026-11-24"] = append(api.bills["SUB1/2026-11-24"],
+		BillEntry{TransactionID: "T013", OutOrderNo: "ROGUE", Type: BillDistribution, Currency: "CNY", Amount: 50})
+	// K017 (SUB2) accepted the day before, its line in the bill of wxDay.
+	api.orders["K017"] = OrderStatus{State: StateFinished, AcceptedAt: wxDay.Time(Beijing).Add(-time.Minute),
+		Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 100}}}
+	// WeChat Pay refuses to answer about K020 (SUB2).
+	api.errs["K020"] = fmt.Errorf("query: %w", wxRefused{})
+	// K025 (SUB1) CLOSED at WeChat.
+	api.orders["K025"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultClosed, FailReason: "NO_RELATION", Amount: 100}}}
+	// K031 (SUB1): the bill has no distribution line.
+	drop("SUB1/2026-11-24", "K031", BillDistribution)
+	// Another run's distribution at SUB0 on the same day.
+	old := pipeline.ChannelItem{OrderNo: "OLD", SellerID: "S0", Account: "SUB0", TransactionID: "T900", Currency: "CNY"}
+	store.others = append(store.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K900", Currency: "CNY", Amount: 30,
+		State: pipeline.EffectSucceeded}, Item: old, Planned: wxAccepted, Recorded: wxAccepted.Add(time.Second)})
+	api.orders["K900"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 30}}}
+	return store, api
+}
+
+// pagedStore is a ReconcileStore that remembers the most rows one of its
+// reads returned.
+type pagedStore struct {
+	*wxStore
+	mu      sync.Mutex
+	largest int
+}
+
+func (s *pagedStore) note(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.largest = max(s.largest, n)
+}
+
+func (s *pagedStore) WeChatItemsAfter(ctx context.Context, runID int64, ch pipeline.Channel, after string, limit int) ([]pipeline.ChannelItem, error) {
+	out, err := s.wxStore.WeChatItemsAfter(ctx, runID, ch, after, limit)
+	s.note(len(out))
+	return out, err
+}
+
+func (s *pagedStore) WeChatAttemptsAfter(ctx context.Context, runID int64, ch pipeline.Channel, kinds []string, afterOrder, afterKey string, limit int) ([]pipeline.Attempt, error) {
+	out, err := s.wxStore.WeChatAttemptsAfter(ctx, runID, ch, kinds, afterOrder, afterKey, limit)
+	s.note(len(out))
+	return out, err
+}
+
+func (s *pagedStore) WeChatAttemptsByKey(ctx context.Context, runID int64, ch pipeline.Channel, kinds, keys []string) ([]pipeline.Attempt, error) {
+	out, err := s.wxStore.WeChatAttemptsByKey(ctx, runID, ch, kinds, keys)
+	s.note(len(out))
+	return out, err
+}
+
+// The matcher reads and matches the run a page at a time: with pages of
+// 1, 2, 3, 7 and 16 rows it finds, over a day of 48 transactions crossing
+// many pages, exactly what it finds reading the day as one page - every
+// tamper - and it never reads more than a page at once.
+func TestWeChatMatcherPagesFindTheSame(t *testing.T) {
+	const n = 48
+	match := func(size int) ([]pipeline.Mismatch, int, []string) {
+		store, api := wxPagedDay(n)
+		ps := &pagedStore{wxStore: store}
+		final := &wxFinal{}
+		ms, err := Matcher(MatcherConfig{Store: ps, API: api, Final: final, Page: size, Now: func() time.Time { return wxLater }})(
+			context.Background(), &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: wxDate, Shard: pipeline.Whole}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pipeline.SortMismatches(ms)
+		return ms, ps.largest, final.Keys(FinalAnswersName)
+	}
+	whole, largest, kept := match(n * 4)
+	if largest != n {
+		t.Fatalf("one page: read %d rows at most, want the %d attempts at once", largest, n)
+	}
+	want := []string{
+		"amount K010 100/90",
+		"amount settlement/SUB2/2026-11-24/CNY 1500/1600", // the ledger's K005 on the day it recorded it, K017 on the day before
+		"missing_at_provider K005 100/",
+		"missing_at_provider K017 100/", // not in the bill of the day before
+		"missing_at_provider K031 100/",
+		"missing_at_provider settlement/SUB0/2026-11-24/CNY 30/", // K900 of another run counts: SUB0 has no distribution of its own
+		"missing_at_provider settlement/SUB2/2026-11-23/CNY 100/",
+		"missing_in_ledger ROGUE /50",
+		"status K020 100/",
+		"status K025 100/100",
+	}
+	if got := wxBrief(whole); !slices.Equal(got, want) {
+		t.Fatalf("one page:\n got %q\nwant %q", got, want)
+	}
+	for _, size := range []int{1, 2, 3, 7, 16} {
+		ms, largest, keys := match(size)
+		if !slices.Equal(ms, whole) {
+			t.Errorf("pages of %d:\n%+v\none page:\n%+v", size, ms, whole)
+		}
+		if largest > size {
+			t.Errorf("pages of %d: read %d rows at once", size, largest)
+		}
+		if !slices.Equal(keys, kept) {
+			t.Errorf("pages of %d kept %d final answers, one page %d", size, len(keys), len(kept))
 		}
 	}
 }

@@ -49,9 +49,16 @@ var _ pipeline.EffectSender = DistributionSender{}
 // confirmed by a query before it is reported as OutcomeFailed, so that a
 // refusal of a repeated out_order_no can never make us pay twice.
 func (s DistributionSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	out, _, err := s.SendOrder(ctx, e)
+	return out, err
+}
+
+// SendOrder is Send, with the order WeChat Pay answered (zero when it
+// answered none).
+func (s DistributionSender) SendOrder(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, Order, error) {
 	d, err := s.distribution(e)
 	if err != nil {
-		return pipeline.Outcome{}, err
+		return pipeline.Outcome{}, Order{}, err
 	}
 	var o Order
 	if e.Kind == KindDistribution {
@@ -64,37 +71,47 @@ func (s DistributionSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 		o, err = s.Client.Unfreeze(ctx, Unfreeze{SubMchID: d.SubMchID, TransactionID: d.TransactionID, OutOrderNo: e.Key, Description: desc})
 	}
 	if err == nil {
-		return outcome(e, o)
+		out, err := outcome(e, o)
+		return out, o, err
 	}
 	var we *Error
 	if !errors.As(err, &we) || !we.Refused() {
-		return pipeline.Outcome{}, err
+		return pipeline.Outcome{}, Order{}, err
 	}
 	// WeChat Pay refused. Make sure it holds nothing under this key.
 	found, qerr := s.Client.QueryOrder(ctx, d.SubMchID, d.TransactionID, e.Key)
 	switch {
 	case qerr == nil:
-		return outcome(e, found)
+		out, err := outcome(e, found)
+		return out, found, err
 	case errors.Is(qerr, ErrNotFound):
-		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(we.Code + " " + we.Message)}, nil
+		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(we.Code + " " + we.Message)}, Order{}, nil
 	}
-	return pipeline.Outcome{}, errors.Join(err, qerr)
+	return pipeline.Outcome{}, Order{}, errors.Join(err, qerr)
 }
 
 // Query asks WeChat Pay about e.Key: ErrNotFound is OutcomeNotFound.
 func (s DistributionSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	out, _, err := s.QueryOrder(ctx, e)
+	return out, err
+}
+
+// QueryOrder is Query, with the order WeChat Pay answered (zero when it
+// answered none).
+func (s DistributionSender) QueryOrder(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, Order, error) {
 	d, err := s.distribution(e)
 	if err != nil {
-		return pipeline.Outcome{}, err
+		return pipeline.Outcome{}, Order{}, err
 	}
 	o, err := s.Client.QueryOrder(ctx, d.SubMchID, d.TransactionID, e.Key)
 	if errors.Is(err, ErrNotFound) {
-		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
+		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, Order{}, nil
 	}
 	if err != nil {
-		return pipeline.Outcome{}, err
+		return pipeline.Outcome{}, Order{}, err
 	}
-	return outcome(e, o)
+	out, err := outcome(e, o)
+	return out, o, err
 }
 
 func (s DistributionSender) distribution(e pipeline.Effect) (Distribution, error) {

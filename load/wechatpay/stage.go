@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,9 +36,11 @@ type API interface {
 	// transaction (minor units); ErrNotReady when it cannot be distributed yet.
 	Remaining(ctx context.Context, subMchID, transactionID string) (int64, error)
 	// Send and Query perform and ask about one distribution or unfreeze,
-	// keyed by e.Key (out_order_no), as EffectSender does.
-	Send(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, error)
-	Query(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, error)
+	// keyed by e.Key (out_order_no), as EffectSender does, and return
+	// WeChat Pay's order as the matcher reads it (zero when it answered
+	// none).
+	Send(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, OrderStatus, error)
+	Query(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, OrderStatus, error)
 }
 
 // Store is what the distribute stage needs of the ledger.
@@ -70,6 +73,10 @@ type StageConfig struct {
 	// sent (default 10m), for all of them together; FirstPoll is how long after a send it is first asked about
 	// (default Poll), Poll between later queries (default 1s).
 	Wait, FirstPoll, Poll time.Duration
+	// Final keeps, under the matcher's key (FinalAnswersName), the answers
+	// the stage adopted that the matcher would keep: the run's
+	// reconciliation does not ask them again. nil: none kept.
+	Final pipeline.FinalAnswers
 	// Batch is how many recorded items are read, planned and driven at a
 	// time (default DefaultBatch): the stage holds one batch in memory,
 	// however large the day. Each batch's requests are sent and then
@@ -127,6 +134,15 @@ type driven struct {
 // next is read: the stage holds one batch, not the day. c.Wait bounds the
 // waits of all the batches together: each batch's Engine gets what the
 // batches before it left of it.
+//
+// A distribution or unfreeze the stage adopts succeeded from an answer
+// in which WeChat Pay's order agrees with the ledger in everything the
+// matcher's first check compares (FINISHED, the line to the platform's
+// receiver or the seller SUCCESS with the commission or the seller's
+// share, and the time WeChat accepted it) is recorded in c.Final under
+// the key the matcher would record (AgreedKey), once the ledger holds
+// the effect's final state: the reconciliation of the run does not ask
+// it again. Anything else is left to the matcher to ask.
 //
 // What concerns one transaction stays with it: a request WeChat Pay
 // definitely refused, or an answer about it that cannot be read, holds that
@@ -239,9 +255,11 @@ func (st *stageRun) order(it pipeline.Split) Txn {
 func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
 	c, run, progress := st.c, st.run, st.progress
 	var (
-		mu   sync.Mutex
-		todo []pipeline.Effect
-		txns = map[string]*driven{} // by effect subject
+		mu       sync.Mutex
+		todo     []pipeline.Effect
+		txns     = map[string]*driven{}     // by effect subject
+		kept     []string                   // final keys of the answers adopted in agreement
+		finished = map[string]OrderStatus{} // by key: the last answer, when it was FINISHED
 	)
 	// Plan: each transaction checked and its request recorded
 	// (intent first), paced under WeChat Pay's limits.
@@ -280,7 +298,15 @@ func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
 	// (at least one question for every request it sends).
 	en := &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: max(st.waitLeft, time.Nanosecond),
 		Sender: func(e pipeline.Effect) pipeline.EffectSender {
-			return effectSender{api: c.API, order: txns[e.Subject].order}
+			return effectSender{api: c.API, order: txns[e.Subject].order, answered: func(o OrderStatus) {
+				mu.Lock()
+				defer mu.Unlock()
+				if o.State == StateFinished {
+					finished[e.Key] = o // the last answer: the one a final outcome is adopted from
+				} else {
+					delete(finished, e.Key)
+				}
+			}}
 		},
 		Lane: func(e pipeline.Effect) string { return txns[e.Subject].order.SubMchID },
 		Final: func(ctx context.Context, e pipeline.Effect) error {
@@ -294,7 +320,17 @@ func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
 					st.sent++
 				}
 				st.mu.Unlock()
-				return c.Store.SetItemPaid(ctx, run.ID, t.it.OrderNo, e.Key, e.ProviderRef)
+				if err := c.Store.SetItemPaid(ctx, run.ID, t.it.OrderNo, e.Key, e.ProviderRef); err != nil {
+					return err
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				o := finished[e.Key]
+				delete(finished, e.Key)
+				if k, ok := AgreedKey(e, t.order, t.it.SellerShare, o); ok {
+					kept = append(kept, k) // the ledger holds e succeeded: recorded after the batch
+				}
+				return nil
 			default:
 				return st.hold(ctx, t.it, pipeline.NeedsAPerson(fmt.Sprintf("%s %s CLOSED: %s (a re-run tries a new request)", e.Kind, e.Key, e.LastError)))
 			}
@@ -317,7 +353,12 @@ func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
 	if pipeline.KindOf(err) == pipeline.KindUsage {
 		return err
 	}
-	return errors.Join(planErr, err)
+	var keptErr error
+	if c.Final != nil && len(kept) > 0 {
+		slices.Sort(kept)
+		keptErr = c.Final.RecordFinal(ctx, FinalAnswersName, kept)
+	}
+	return errors.Join(planErr, err, keptErr)
 }
 
 // refusal starts the reason of a transaction held for WeChat Pay's
@@ -403,16 +444,22 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 	return nil, nil
 }
 
-// effectSender binds an order to the WeChat API as an EffectSender.
+// effectSender binds an order to the WeChat API as an EffectSender, and
+// passes each order WeChat Pay answered to answered.
 type effectSender struct {
-	api   API
-	order Txn
+	api      API
+	order    Txn
+	answered func(OrderStatus)
 }
 
 func (s effectSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
-	return s.api.Send(ctx, e, s.order)
+	out, st, err := s.api.Send(ctx, e, s.order)
+	s.answered(st)
+	return out, err
 }
 
 func (s effectSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
-	return s.api.Query(ctx, e, s.order)
+	out, st, err := s.api.Query(ctx, e, s.order)
+	s.answered(st)
+	return out, err
 }

@@ -118,9 +118,18 @@ func TestWeChatReconcileQueries(t *testing.T) {
 	wxEffect(t, l, run, wxDistribution, "W4", 1, 90, pipeline.EffectPlanned) // never sent
 	after := time.Now().Add(time.Second)
 
-	items, err := l.WeChatItems(ctx, run.ID, chWeChat)
-	if err != nil {
-		t.Fatal(err)
+	kinds := []string{wxDistribution, wxUnfreeze}
+	var items []pipeline.ChannelItem
+	for after := ""; ; {
+		page, err := l.WeChatItemsAfter(ctx, run.ID, chWeChat, after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, page...)
+		if len(page) < 3 {
+			break
+		}
+		after = page[len(page)-1].OrderNo
 	}
 	want := []pipeline.ChannelItem{
 		{OrderNo: "W1", SellerID: "S1", Account: "SUB-S1", TransactionID: "TW1", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
@@ -129,15 +138,30 @@ func TestWeChatReconcileQueries(t *testing.T) {
 		{OrderNo: "W4", SellerID: "S1", Account: "SUB-S1", TransactionID: "TW4", Currency: "CNY", SellerShare: 810, State: pipeline.ItemRecorded},
 	}
 	if !slices.Equal(items, want) {
-		t.Fatalf("items:\n%+v\nwant\n%+v", items, want)
+		t.Fatalf("items in pages of 3:\n%+v\nwant\n%+v", items, want)
+	}
+	if all, err := l.WeChatItemsAfter(ctx, run.ID, chWeChat, "", 0); err != nil || !slices.Equal(all, want) {
+		t.Fatalf("items at once: %+v, %v", all, err)
+	}
+	if got, err := l.WeChatItemsByTransaction(ctx, run.ID, chWeChat, []string{"TW3", "TW1", "TW0", "TI1"}); err != nil ||
+		!slices.Equal(got, []pipeline.ChannelItem{want[0], want[2]}) {
+		t.Fatalf("items by transaction: %+v, %v (not another run's, nor another channel's)", got, err)
 	}
 
-	attempts, err := l.WeChatAttempts(ctx, run.ID, chWeChat, []string{wxDistribution, wxUnfreeze})
-	if err != nil {
-		t.Fatal(err)
+	// Pages of one attempt: W1 has two, the cursor is (order, key).
+	var attempts []pipeline.Attempt
+	for afterOrder, afterKey := "", ""; ; {
+		page, err := l.WeChatAttemptsAfter(ctx, run.ID, chWeChat, kinds, afterOrder, afterKey, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		attempts = append(attempts, page...)
+		if len(page) < 1 {
+			break
+		}
+		afterOrder, afterKey = page[0].Item.OrderNo, page[0].Key
 	}
 	wantKeys := []string{k(day, "W1", 1), k(day, "W1", 2), k(day, "W2", 1), k(day, "W3", 1)}
-	slices.Sort(wantKeys)
 	if got := wxKeys(attempts); !slices.Equal(got, wantKeys) {
 		t.Fatalf("attempts %q, want %q", got, wantKeys)
 	}
@@ -150,12 +174,19 @@ func TestWeChatReconcileQueries(t *testing.T) {
 			t.Fatalf("attempt %+v", a)
 		}
 	}
-
-	got, err := l.WeChatDistributed(ctx, wxDistribution, []string{"SUB-S1", "SUB-S2"}, before, after)
+	byKey, err := l.WeChatAttemptsByKey(ctx, run.ID, chWeChat, kinds, []string{k(day, "W3", 1), k(day, "W4", 1), k(d0, "W0", 1), k(day, "W1", 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantKeys = []string{k(d0, "W0", 1), k(day, "W1", 2)} // not failed, unknown, planned, unfreezes, nor SUB-S9
+	if got := wxKeys(byKey); !slices.Equal(got, []string{k(day, "W1", 1), k(day, "W3", 1)}) { // not planned, nor another run's
+		t.Fatalf("attempts by key %q", got)
+	}
+
+	got, err := l.WeChatDistributedAfter(ctx, wxDistribution, []string{"SUB-S1", "SUB-S2"}, before, after, 0, chWeChat, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKeys = []string{k(d0, "W0", 1), k(day, "W1", 2)} // of no run left out: not failed, unknown, planned, unfreezes, nor SUB-S9
 	slices.Sort(wantKeys)
 	if !slices.Equal(wxKeys(got), wantKeys) {
 		t.Fatalf("distributed %q, want %q", wxKeys(got), wantKeys)
@@ -163,8 +194,17 @@ func TestWeChatReconcileQueries(t *testing.T) {
 	if got[0].Item.Account != "SUB-S1" || got[0].Amount != 90 || got[0].State != pipeline.EffectSucceeded {
 		t.Fatalf("distributed %+v", got[0])
 	}
+	// The run's own are left out; a page after the first key holds the rest.
+	if got, err := l.WeChatDistributedAfter(ctx, wxDistribution, []string{"SUB-S1", "SUB-S2"}, before, after, run.ID, chWeChat, "", 1); err != nil ||
+		!slices.Equal(wxKeys(got), []string{k(d0, "W0", 1)}) {
+		t.Fatalf("distributed but the run's own: %q, %v", wxKeys(got), err)
+	}
+	if got, err := l.WeChatDistributedAfter(ctx, wxDistribution, []string{"SUB-S1", "SUB-S2"}, before, after, 0, chWeChat, wantKeys[0], 1); err != nil ||
+		!slices.Equal(wxKeys(got), wantKeys[1:]) {
+		t.Fatalf("distributed after %s: %q, %v", wantKeys[0], wxKeys(got), err)
+	}
 	for name, w := range map[string][2]time.Time{"window before": {before.Add(-time.Hour), before}, "window after": {after, after.Add(time.Hour)}} {
-		if got, err := l.WeChatDistributed(ctx, wxDistribution, []string{"SUB-S1", "SUB-S2"}, w[0], w[1]); err != nil || len(got) != 0 {
+		if got, err := l.WeChatDistributedAfter(ctx, wxDistribution, []string{"SUB-S1", "SUB-S2"}, w[0], w[1], 0, chWeChat, "", 0); err != nil || len(got) != 0 {
 			t.Fatalf("%s: %q, %v", name, wxKeys(got), err)
 		}
 	}
