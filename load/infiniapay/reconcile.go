@@ -198,10 +198,19 @@ func matchAvailableShare(ctx context.Context, api Reconciler, x pipeline.Expecte
 // with the ledger's; clean reports an answer that is final at Infinia
 // (SUCCESS or FAILED) and agrees with the ledger in everything.
 func matchShare(ctx context.Context, api Reconciler, e pipeline.Effect) (ms []pipeline.Mismatch, clean bool, err error) {
+	theirs, err := api.RevenueShareStatus(ctx, e.Key)
+	return compareShare(e, theirs, err)
+}
+
+// compareShare compares Infinia's answer about one revenue share (theirs,
+// or the error of the status query) with the ledger's effect e: the
+// mismatches, and clean when the answer is final at Infinia (SUCCESS or
+// FAILED) and agrees with the ledger in everything (state, currency,
+// amount). The distribute stage checks with it the answer it adopts.
+func compareShare(e pipeline.Effect, theirs RevenueShareResult, err error) (ms []pipeline.Mismatch, clean bool, _ error) {
 	seller := subjectSeller(e.Subject)
 	m := pipeline.Mismatch{Provider: Name, Subject: e.Key, SellerID: seller, Currency: string(e.Currency),
 		Ours: pipeline.Minor(e.Amount), OursState: string(e.State)}
-	theirs, err := api.RevenueShareStatus(ctx, e.Key)
 	switch {
 	case pipeline.IsNotFound(err):
 		if e.State == pipeline.EffectFailed {

@@ -398,6 +398,9 @@ func (d *distribution) pay(ctx context.Context) error {
 				if err := c.Store.PayoutSucceeded(ctx, run, seller, cur, c.Channels, e); err != nil {
 					return err
 				}
+				if err := recordAdopted(ctx, c.Final, c.Answers, e); err != nil {
+					return err
+				}
 				d.mu.Lock()
 				d.paid++
 				if e.Sends > before[e.ID] {
@@ -410,7 +413,10 @@ func (d *distribution) pay(ctx context.Context) error {
 			d.mu.Lock()
 			d.held++
 			d.mu.Unlock()
-			return c.Store.PayoutFailed(ctx, run, seller, cur, c.Channels, e, "revenue share "+e.Key+" failed: "+e.LastError)
+			if err := c.Store.PayoutFailed(ctx, run, seller, cur, c.Channels, e, "revenue share "+e.Key+" failed: "+e.LastError); err != nil {
+				return err
+			}
+			return recordAdopted(ctx, c.Final, c.Answers, e)
 		},
 		Error: func(ctx context.Context, e pipeline.Effect, err error) error {
 			if pipeline.SubjectOnly(err) {
