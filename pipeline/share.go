@@ -11,4 +11,10 @@ type ExpectedShare struct {
 	Uploaded         int64 // seller amounts of accepted files
 	Paid             int64 // successful payouts
 	InFlight         int64 // payouts not final yet
+	// Activity marks the ledger's latest activity that could move the
+	// share at the provider (its files and payouts of the seller in the
+	// currency, over all dates): it changes with every one recorded,
+	// changed or removed, so that an answer kept for the figures above is
+	// asked again then.
+	Activity string
 }

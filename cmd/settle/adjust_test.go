@@ -268,9 +268,11 @@ func TestInfiniaTamperingIsAMismatchAndExit4(t *testing.T) {
 	// answer it kept as final (the share SUCCESS, as the ledger says): it
 	// does not ask; --reconcile-all asks everything again and finds it.
 	sim.Infinia.ReportShareAmount(key, 12000)
-	asked := sim.Infinia.Calls("revenue-sharing/query")
-	if out, code := e.runDay(sim, day); code != 0 || sim.Infinia.Calls("revenue-sharing/query") != asked {
-		t.Fatalf("re-run: exit %d, %d revenue-share queries, want 0 and none\n%s", code, sim.Infinia.Calls("revenue-sharing/query")-asked, out)
+	asked, available := sim.Infinia.Calls("revenue-sharing/query"), sim.Infinia.Calls("revenue-sharing/available")
+	if out, code := e.runDay(sim, day); code != 0 || sim.Infinia.Calls("revenue-sharing/query") != asked ||
+		sim.Infinia.Calls("revenue-sharing/available") != available {
+		t.Fatalf("re-run: exit %d, %d revenue-share and %d available-share queries, want 0 and none\n%s", code,
+			sim.Infinia.Calls("revenue-sharing/query")-asked, sim.Infinia.Calls("revenue-sharing/available")-available, out)
 	}
 	out, code := e.runDay(sim, day, "--"+flagReconcileAll)
 	if code != 4 {
@@ -300,9 +302,16 @@ func TestInfiniaTamperingIsAMismatchAndExit4(t *testing.T) {
 		t.Errorf("report rewrote mismatches.csv differently:\n%s\n---\n%s", before, after)
 	}
 
-	// Someone moves the seller's available share behind our back.
+	// Someone moves the seller's available share behind our back: a run
+	// trusts the agreement it kept while the ledger records nothing for
+	// the seller; --reconcile-all asks every seller again and finds it.
 	sim.Infinia.SetAvailable(seed.InfiniaID(1), "USD", 500)
-	if _, code := e.runDay(sim, day); code != 4 {
+	available = sim.Infinia.Calls("revenue-sharing/available")
+	if _, code := e.runDay(sim, day); code != 4 || sim.Infinia.Calls("revenue-sharing/available") != available {
+		t.Fatalf("available share, re-run: exit %d (want 4, the lost payout), %d available-share queries, want none",
+			code, sim.Infinia.Calls("revenue-sharing/available")-available)
+	}
+	if _, code := e.runDay(sim, day, "--"+flagReconcileAll); code != 4 {
 		t.Fatalf("available share: exit %d, want 4", code)
 	}
 	var found bool
@@ -314,6 +323,49 @@ func TestInfiniaTamperingIsAMismatchAndExit4(t *testing.T) {
 	if !found {
 		t.Errorf("available share mismatch missing: %+v", e.mismatches(day))
 	}
+}
+
+// Issue 12: a seller's available share found as the ledger expects it is
+// not asked again by a re-run of the finished day (none is asked), and is
+// asked again as soon as the ledger records something that could move it:
+// the next date's trade file of the seller finds a share tampered with
+// since, as does --reconcile-all.
+func TestInfiniaAvailableShareAskedAgainWhenTheLedgerMoves(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
+		t.Fatalf("day 1: exit %d\n%s", code, out)
+	}
+	// S1 was paid in full on day 1: the ledger expects 0 available (as it
+	// will after every full payout: the figure alone is not the key).
+	sim.Infinia.SetAvailable(seed.InfiniaID(1), "USD", 500)
+	available := sim.Infinia.Calls("revenue-sharing/available")
+	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 || sim.Infinia.Calls("revenue-sharing/available") != available {
+		t.Fatalf("re-run of day 1: exit %d, %d available-share queries, want 0 and none\n%s",
+			code, sim.Infinia.Calls("revenue-sharing/available")-available, out)
+	}
+	tampered := func(day string, want string) {
+		t.Helper()
+		for _, m := range e.mismatches(day) {
+			if m.Subject == "available/S00001/USD" && m.Category == pipeline.MismatchAmount && m.Theirs == want && !m.Expected {
+				return
+			}
+		}
+		t.Errorf("%s: no available-share mismatch of S00001 at %s: %+v", day, want, e.mismatches(day))
+	}
+	// Day 2: S1 sells again (a new trade file, credited at Infinia: 500 +
+	// 3600 against the 3600 expected), nets a negative amount and is
+	// sent nothing; its share is asked again and the 500 found.
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	if out, code := e.runDay(sim, scenarioDays[1]); code != 4 {
+		t.Fatalf("day 2: exit %d, want 4\n%s", code, out)
+	}
+	tampered(scenarioDays[1], "4100")
+	if out, code := e.runDay(sim, scenarioDays[0], "--"+flagReconcileAll); code != 4 {
+		t.Fatalf("day 1, --reconcile-all: exit %d, want 4\n%s", code, out)
+	}
+	tampered(scenarioDays[0], "4100")
 }
 
 // weChatDay seeds a small day, settles it with only WeChat Pay

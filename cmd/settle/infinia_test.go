@@ -24,7 +24,14 @@ import (
 // pending, every demo currency funded with balance.
 func (e *env) sim(faults *fault.Injector, sellers int, pending map[int]bool, balance int64) *paysim.Sim {
 	e.t.Helper()
-	sim, err := paysim.Start(paysim.Options{Dir: e.t.TempDir(), Faults: faults})
+	return e.simWith(paysim.Options{Faults: faults}, sellers, pending, balance)
+}
+
+// simWith is sim with the simulator's options o (Dir is the test's).
+func (e *env) simWith(o paysim.Options, sellers int, pending map[int]bool, balance int64) *paysim.Sim {
+	e.t.Helper()
+	o.Dir = e.t.TempDir()
+	sim, err := paysim.Start(o)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -204,6 +211,51 @@ func TestInfiniaEndToEndPaysBoundSellersOnce(t *testing.T) {
 		t.Fatalf("after binding: exit %d:\n%s", code, bound)
 	}
 	e.checkPaidOnce(sim, balance)
+}
+
+// Issue 12: the revenue shares the distribute stage saw final, in
+// agreement with the ledger, are recorded as the matcher's final answers:
+// the first run's reconciliation asks Infinia about none of them again.
+// The simulator answers PROCESSING to the request and to the first polls
+// status queries, then the final status: the distribute stage asks
+// polls+1 times about each share (none when the request's answer is
+// final), and every other query would be the reconciliation's.
+func TestInfiniaReconcileDoesNotAskWhatDistributeSawFinal(t *testing.T) {
+	t.Parallel()
+	for _, polls := range []int{-1, 2} {
+		t.Run(fmt.Sprintf("polls=%d", polls), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "6", "--seed", "5")
+			sim := e.simWith(paysim.Options{Polls: polls}, 6, nil, 1_000_000_000_00)
+			if out, code := e.runInfinia(sim); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+			shares := len(sim.Infinia.RevenueShares())
+			if shares < 6 {
+				t.Fatalf("%d revenue shares, want one per seller and currency at least", shares)
+			}
+			distribute := 0
+			if polls > 0 {
+				distribute = (polls + 1) * shares
+			}
+			if got := sim.Infinia.Calls("revenue-sharing/query"); got != distribute {
+				t.Fatalf("%d revenue-share queries for %d shares, want the distribute stage's %d and none of the reconciliation",
+					got, shares, distribute)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.reconciled_final WHERE matcher = $1`, infiniapay.FinalName); n != int64(shares) {
+				t.Fatalf("%d revenue shares recorded final, want %d", n, shares)
+			}
+			// --reconcile-all asks about every one of them again.
+			before := sim.Infinia.Calls("revenue-sharing/query")
+			if out, code := e.runInfinia(sim, "--"+flagReconcileAll); code != 0 {
+				t.Fatalf("--reconcile-all: exit %d:\n%s", code, out)
+			}
+			if got := sim.Infinia.Calls("revenue-sharing/query") - before; got != shares {
+				t.Fatalf("--reconcile-all asked %d revenue-share queries, want %d", got, shares)
+			}
+		})
+	}
 }
 
 func TestInfiniaShortBalanceSendsNothingInThatCurrencyAndExits4(t *testing.T) {

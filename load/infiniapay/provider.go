@@ -51,8 +51,10 @@ type ProviderConfig struct {
 	// Before runs first in the distribute chain (the clawbacks of late
 	// refunds, which the revenue shares net); nil: none.
 	Before pipeline.StageFunc
-	// Final keeps the matcher's final answers (see MatcherConfig); nil:
-	// every revenue share is asked about at every reconciliation.
+	// Final keeps the matcher's final answers (see MatcherConfig), and
+	// those of the revenue shares the distribute stage saw final (see
+	// StageConfig.Final); nil: every revenue share is asked about at
+	// every reconciliation.
 	Final pipeline.FinalAnswers
 }
 
@@ -63,8 +65,10 @@ type ProviderConfig struct {
 // their own providers and paid by Infinia.
 func NewProvider(c ProviderConfig) pipeline.Provider {
 	api := stageAPI{c.Client}
+	answers := &ShareAnswers{}
 	cfg := StageConfig{Store: c.Store, API: api, SFTP: c.SFTP, Channels: c.Channels,
-		Payouts:    classified{RevenueShareSender{Client: c.Client, SellerID: sellerIDs(c.Store)}},
+		Payouts: classified{RevenueShareSender{Client: c.Client, SellerID: sellerIDs(c.Store), Answers: answers}},
+		Answers: answers, Final: c.Final,
 		PlatformID: c.PlatformID, WorkDir: c.WorkDir, Rows: c.Rows, Pacer: c.Pacer, Parallel: c.Parallel,
 		Wait: c.Wait, Poll: c.Poll, FirstPoll: c.FirstPoll, MinPayout: c.MinPayout,
 		// Infinia's layout and currency codes: the client writes and names

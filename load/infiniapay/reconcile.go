@@ -33,14 +33,34 @@ type MatcherConfig struct {
 	Pacer *pipeline.Pacer
 	// Final keeps the revenue shares found final (SUCCESS or FAILED at
 	// Infinia) and in agreement with the ledger, so that a later
-	// reconciliation does not ask about them again; nil: every revenue
-	// share is asked about every time. The sellers' available shares are
-	// aggregates that move with every file and payout: always asked.
+	// reconciliation does not ask about them again, and the sellers'
+	// available shares found as the ledger expects them, not asked again
+	// while the ledger records nothing that could move them (see
+	// availableKey); nil: everything is asked every time.
 	Final pipeline.FinalAnswers
 }
 
-// FinalName names the matcher's answers in pipeline.FinalAnswers.
+// FinalName names the matcher's revenue-share answers in
+// pipeline.FinalAnswers.
 const FinalName = Name + "/revenue_share"
+
+// AvailableName names the matcher's available-share answers in
+// pipeline.FinalAnswers.
+const AvailableName = Name + "/available_share"
+
+// availableKey is what a seller's available share was found as expected
+// for: the seller, its Infinia id and the currency, what the ledger
+// expected (accepted, paid, in flight), and the ledger's latest activity
+// of the seller in the currency over all dates (ExpectedShare.Activity).
+// Whatever the ledger records that could move the share at Infinia - a
+// trade file or a revenue share, new, changed or removed, on any date -
+// changes the key, and Infinia is asked again. The figures alone are not
+// a key: after a full payout the expected share is 0 every day. Infinia's
+// side could still change by itself: --reconcile-all asks every seller
+// again.
+func availableKey(x pipeline.ExpectedShare) string {
+	return fmt.Sprintf("%s|%s|%s|%d|%d|%d|%s", x.SellerID, x.ProviderSellerID, x.Currency, x.Uploaded, x.Paid, x.InFlight, x.Activity)
+}
 
 // finalKey is what a revenue share's answer was found final for: the
 // request and what the ledger said of it then (state, currency, amount).
@@ -85,52 +105,15 @@ func matchShares(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([]pi
 		}
 		ask = append(ask, e)
 	}
-	if c.Final != nil && len(ask) > 0 {
-		keys := make([]string, len(ask))
-		for i, e := range ask {
-			keys[i] = finalKey(e)
-		}
-		done, err := c.Final.FinalKeys(ctx, FinalName, keys)
-		if err != nil {
-			return nil, fmt.Errorf("final answers: %w", err)
-		}
-		n := 0
-		for _, e := range ask {
-			if !done[finalKey(e)] {
-				ask[n] = e
-				n++
-			}
-		}
-		ask = ask[:n]
-	}
-	found := make([][]pipeline.Mismatch, len(ask))
-	clean := make([]bool, len(ask))
-	err = c.Pacer.Each(ctx, len(ask), nil, func(ctx context.Context, i int) error {
-		var err error
-		found[i], clean[i], err = matchShare(ctx, c.API, ask[i])
-		return err
+	return askNotKept(ctx, c, FinalName, ask, finalKey, func(ctx context.Context, e pipeline.Effect) ([]pipeline.Mismatch, bool, error) {
+		return matchShare(ctx, c.API, e)
 	})
-	if err != nil {
-		return nil, err
-	}
-	var out []pipeline.Mismatch
-	var final []string
-	for i, ms := range found {
-		out = append(out, ms...)
-		if clean[i] {
-			final = append(final, finalKey(ask[i]))
-		}
-	}
-	if c.Final != nil && len(final) > 0 {
-		if err := c.Final.RecordFinal(ctx, FinalName, final); err != nil {
-			return nil, fmt.Errorf("final answers: %w", err)
-		}
-	}
-	return out, nil
 }
 
 // matchAvailable compares each seller's available share at Infinia with
-// what the ledger expects of it.
+// what the ledger expects of it, for the sellers and currencies whose
+// agreement is not kept (AvailableName, availableKey), and keeps those
+// found in agreement.
 func matchAvailable(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([]pipeline.Mismatch, error) {
 	expected, err := c.Store.ExpectedShares(ctx, run.ID)
 	if err != nil {
@@ -142,19 +125,69 @@ func matchAvailable(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([
 			ask = append(ask, x)
 		}
 	}
-	found := make([]*pipeline.Mismatch, len(ask))
-	err = c.Pacer.Each(ctx, len(ask), nil, func(ctx context.Context, i int) error {
+	return askNotKept(ctx, c, AvailableName, ask, availableKey, func(ctx context.Context, x pipeline.ExpectedShare) ([]pipeline.Mismatch, bool, error) {
+		m, err := matchAvailableShare(ctx, c.API, x)
+		if err != nil || m != nil {
+			return mismatches(m), false, err
+		}
+		// In agreement. A revenue share not final yet can still move
+		// the share at Infinia without the ledger's figures moving: kept
+		// only once nothing is in flight.
+		return nil, x.InFlight == 0, nil
+	})
+}
+
+func mismatches(m *pipeline.Mismatch) []pipeline.Mismatch {
+	if m == nil {
+		return nil
+	}
+	return []pipeline.Mismatch{*m}
+}
+
+// askNotKept asks, side by side under c.Pacer, about each of items whose
+// key is not kept in c.Final under name (all of them when c.Final is
+// nil), and keeps there those ask found clean. It returns the mismatches
+// found.
+func askNotKept[T any](ctx context.Context, c *MatcherConfig, name string, items []T, key func(T) string,
+	ask func(context.Context, T) ([]pipeline.Mismatch, bool, error)) ([]pipeline.Mismatch, error) {
+	if c.Final != nil && len(items) > 0 {
+		keys := make([]string, len(items))
+		for i, x := range items {
+			keys[i] = key(x)
+		}
+		done, err := c.Final.FinalKeys(ctx, name, keys)
+		if err != nil {
+			return nil, fmt.Errorf("final answers: %w", err)
+		}
+		var left []T
+		for i, x := range items {
+			if !done[keys[i]] {
+				left = append(left, x)
+			}
+		}
+		items = left
+	}
+	found := make([][]pipeline.Mismatch, len(items))
+	clean := make([]bool, len(items))
+	err := c.Pacer.Each(ctx, len(items), nil, func(ctx context.Context, i int) error {
 		var err error
-		found[i], err = matchAvailableShare(ctx, c.API, ask[i])
+		found[i], clean[i], err = ask(ctx, items[i])
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	var out []pipeline.Mismatch
-	for _, m := range found {
-		if m != nil {
-			out = append(out, *m)
+	var final []string
+	for i, ms := range found {
+		out = append(out, ms...)
+		if clean[i] {
+			final = append(final, key(items[i]))
+		}
+	}
+	if c.Final != nil && len(final) > 0 {
+		if err := c.Final.RecordFinal(ctx, name, final); err != nil {
+			return nil, fmt.Errorf("final answers: %w", err)
 		}
 	}
 	return out, nil
@@ -198,10 +231,19 @@ func matchAvailableShare(ctx context.Context, api Reconciler, x pipeline.Expecte
 // with the ledger's; clean reports an answer that is final at Infinia
 // (SUCCESS or FAILED) and agrees with the ledger in everything.
 func matchShare(ctx context.Context, api Reconciler, e pipeline.Effect) (ms []pipeline.Mismatch, clean bool, err error) {
+	theirs, err := api.RevenueShareStatus(ctx, e.Key)
+	return compareShare(e, theirs, err)
+}
+
+// compareShare compares Infinia's answer about one revenue share (theirs,
+// or the error of the status query) with the ledger's effect e: the
+// mismatches, and clean when the answer is final at Infinia (SUCCESS or
+// FAILED) and agrees with the ledger in everything (state, currency,
+// amount). The distribute stage checks with it the answer it adopts.
+func compareShare(e pipeline.Effect, theirs RevenueShareResult, err error) (ms []pipeline.Mismatch, clean bool, _ error) {
 	seller := subjectSeller(e.Subject)
 	m := pipeline.Mismatch{Provider: Name, Subject: e.Key, SellerID: seller, Currency: string(e.Currency),
 		Ours: pipeline.Minor(e.Amount), OursState: string(e.State)}
-	theirs, err := api.RevenueShareStatus(ctx, e.Key)
 	switch {
 	case pipeline.IsNotFound(err):
 		if e.State == pipeline.EffectFailed {

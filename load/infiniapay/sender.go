@@ -34,6 +34,9 @@ type RevenueShareSender struct {
 	// only when the platform's seller ids are the sellers' Infinia ids;
 	// otherwise map the subject's seller to its Infinia id here.
 	SellerID func(pipeline.Effect) (string, error)
+	// Answers keeps Infinia's answers for the distribute stage's check of
+	// those it adopts (StageConfig.Answers); nil: none kept.
+	Answers *ShareAnswers
 }
 
 var _ pipeline.EffectSender = RevenueShareSender{}
@@ -53,8 +56,10 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 		RequestNo: e.Key, SellerID: seller, Currency: e.Currency, Amount: e.Amount, Note: e.Subject,
 	})
 	if err == nil {
+		s.Answers.put(e.Key, res)
 		return outcome(res), nil
 	}
+	s.Answers.forget(e.Key)
 	var ie *Error
 	if !errors.As(err, &ie) || ie.kind != failCode || ie.Transient() {
 		return pipeline.Outcome{}, err
@@ -63,6 +68,7 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 	found, qerr := s.Client.RevenueShareStatus(ctx, e.Key)
 	switch {
 	case qerr == nil:
+		s.Answers.put(e.Key, found)
 		return outcome(found), nil
 	case errors.Is(qerr, ErrNotFound):
 		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(ie.Code + " " + ie.Message)}, nil
@@ -76,6 +82,11 @@ func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipel
 		return pipeline.Outcome{}, fmt.Errorf("infiniapay: effect %s %s is not a %s", e.Kind, e.Key, KindRevenueShare)
 	}
 	res, err := s.Client.RevenueShareStatus(ctx, e.Key)
+	if err != nil {
+		s.Answers.forget(e.Key)
+	} else {
+		s.Answers.put(e.Key, res)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
 	}

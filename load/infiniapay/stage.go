@@ -76,6 +76,15 @@ type StageConfig struct {
 	API     API
 	SFTP    FileUploader
 	Payouts pipeline.EffectSender // revenue sharing, keyed by Effect.Key
+	// Answers is where Payouts keeps Infinia's answers
+	// (RevenueShareSender.Answers), and Final the matcher's final answers
+	// (MatcherConfig.Final): a revenue share the stage makes final on an
+	// answer that agrees with the ledger in everything the matcher
+	// compares is recorded final there once the ledger has it, and the
+	// run's reconciliation does not ask about it again. Either nil:
+	// nothing is recorded.
+	Answers *ShareAnswers
+	Final   pipeline.FinalAnswers
 	// Channels are the channels whose items go into trade files and are
 	// paid by revenue sharing (Infinia's own and Pay Protocol's: an item
 	// of a channel whose provider verifies payments is recorded only once

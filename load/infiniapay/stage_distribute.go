@@ -40,7 +40,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		if err := d.pay(ctx); err != nil {
 			return "", err
 		}
-		summary := fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.held)
+		summary := fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.carried)
 		return summary, pipeline.NeedsPerson(d.problems)
 	}
 }
@@ -50,10 +50,10 @@ type distribution struct {
 	run  *pipeline.Run
 	todo []pipeline.Effect
 
-	mu               sync.Mutex
-	paid, sent, held int
-	problems         []string
-	bindings         map[string]*sellerBinding // Infinia seller id -> its binding, asked once a run
+	mu                  sync.Mutex
+	paid, sent, carried int
+	problems            []string
+	bindings            map[string]*sellerBinding // Infinia seller id -> its binding, asked once a run
 }
 
 // sellerBinding is one seller's binding as planning found it.
@@ -110,14 +110,24 @@ func (d *distribution) problem(format string, args ...any) {
 	d.problems = append(d.problems, fmt.Sprintf(format, args...))
 }
 
-// hold carries the run's uploaded items of the candidate (if any) into
-// the seller's balance with the reason, and counts it.
-func (d *distribution) hold(ctx context.Context, p candidate, reason string) error {
+// held counts a seller's revenue share held (carried to a later one)
+// with h; a hold that needs a person is one of the run's problems (exit
+// 4), named by the seller and currency.
+func (d *distribution) held(seller string, cur pipeline.Currency, h *pipeline.Hold) {
 	d.mu.Lock()
-	d.held++
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	d.carried++
+	if h.NeedsPerson {
+		d.problems = append(d.problems, fmt.Sprintf("seller %s %s: %s", seller, cur, h.Reason))
+	}
+}
+
+// hold carries the run's uploaded items of the candidate (if any) into
+// the seller's balance with h's reason, and counts it (held).
+func (d *distribution) hold(ctx context.Context, p candidate, h *pipeline.Hold) error {
+	d.held(p.SellerID, p.Currency, h)
 	subject := RevenueShareSubject(d.run.Key.Date, p.SellerID, p.Currency)
-	_, _, err := d.c.Store.CarryItems(ctx, d.run, p.SellerID, p.Currency, d.c.Channels, subject, reason)
+	_, _, err := d.c.Store.CarryItems(ctx, d.run, p.SellerID, p.Currency, d.c.Channels, subject, h.Reason)
 	return err
 }
 
@@ -243,12 +253,11 @@ func (d *distribution) plan(ctx context.Context) error {
 			d.todo = append(d.todo, e)
 			mu.Unlock()
 			if e.State == pipeline.EffectSucceeded && p.Items > 0 {
-				return d.hold(ctx, p, fmt.Sprintf("uploaded after revenue share %s of the date was paid", e.Key))
+				return d.hold(ctx, p, pipeline.Waits(fmt.Sprintf("uploaded after revenue share %s of the date was paid", e.Key)))
 			}
 			return nil
 		case ok && e.Attempt >= c.MaxAttempts:
-			d.problem("%s: %d attempts failed, last: %s", subject, e.Attempt, e.LastError)
-			return d.hold(ctx, p, fmt.Sprintf("revenue share %s failed %d times", subject, e.Attempt))
+			return d.hold(ctx, p, pipeline.NeedsAPerson(fmt.Sprintf("revenue share %s failed %d times", subject, e.Attempt)))
 		}
 		if p.Items == 0 && p.Carried == 0 {
 			return nil // nothing new, nothing carried
@@ -265,17 +274,17 @@ func (d *distribution) plan(ctx context.Context) error {
 			return err
 		case blocked[pipeline.SellerCurrency{SellerID: p.SellerID, Currency: cur}] != "":
 			// Never pay on bad data: what the seller owes back is unknown.
-			return d.hold(ctx, p, fmt.Sprintf("late refund %s of one of its orders cannot be right: carried until it is corrected",
-				blocked[pipeline.SellerCurrency{SellerID: p.SellerID, Currency: cur}]))
+			// The platform matcher reports the late refund (bad_data, exit 4).
+			return d.hold(ctx, p, pipeline.Waits(fmt.Sprintf("late refund %s of one of its orders cannot be right: carried until it is corrected",
+				blocked[pipeline.SellerCurrency{SellerID: p.SellerID, Currency: cur}])))
 		case net < 0:
-			return d.hold(ctx, p, fmt.Sprintf("net %s is negative (clawbacks exceed what is owed): carried, never sent", pipeline.Money{Minor: net, Currency: cur}))
+			return d.hold(ctx, p, pipeline.Waits(fmt.Sprintf("net %s is negative (clawbacks exceed what is owed): carried, never sent", pipeline.Money{Minor: net, Currency: cur})))
 		case net == 0:
-			return d.hold(ctx, p, "net is 0 after the carried balance: nothing to send")
+			return d.hold(ctx, p, pipeline.Waits("net is 0 after the carried balance: nothing to send"))
 		case net < c.MinPayout[cur]:
-			return d.hold(ctx, p, fmt.Sprintf("net %s is below the minimum payout of %s", pipeline.Money{Minor: net, Currency: cur}, pipeline.Money{Minor: c.MinPayout[cur], Currency: cur}))
+			return d.hold(ctx, p, pipeline.Waits(fmt.Sprintf("net %s is below the minimum payout of %s", pipeline.Money{Minor: net, Currency: cur}, pipeline.Money{Minor: c.MinPayout[cur], Currency: cur})))
 		case p.InfiniaID == "":
-			d.problem("seller %s has no Infinia seller id: %s carried", p.SellerID, pipeline.Money{Minor: net, Currency: cur})
-			return d.hold(ctx, p, "no Infinia seller id")
+			return d.hold(ctx, p, pipeline.NeedsAPerson("no Infinia seller id"))
 		}
 		status, err := d.binding(ctx, p)
 		if pipeline.SubjectOnly(err) {
@@ -285,14 +294,13 @@ func (d *distribution) plan(ctx context.Context) error {
 			if pipeline.IsNotFound(err) {
 				reason = fmt.Sprintf("Infinia does not know seller %s (binding query: %v)", p.InfiniaID, err)
 			}
-			d.problem("seller %s: %s", p.SellerID, reason)
-			return d.hold(ctx, p, reason)
+			return d.hold(ctx, p, pipeline.NeedsAPerson(reason))
 		}
 		if err != nil {
 			return fmt.Errorf("binding of %s: %w", p.SellerID, err)
 		}
 		if status != StatusActive {
-			return d.hold(ctx, p, "Infinia binding is "+status)
+			return d.hold(ctx, p, pipeline.Waits("Infinia binding is "+status))
 		}
 		mu.Lock()
 		fresh[cur] = append(fresh[cur], p)
@@ -334,9 +342,9 @@ func (d *distribution) planCurrency(ctx context.Context, cur pipeline.Currency, 
 	if pipeline.SubjectOnly(err) {
 		// Infinia refuses the currency itself: its payouts wait, the
 		// other currencies go on.
-		d.problem("platform balance in %s refused by Infinia: %v: nothing sent in %s", cur, err, cur)
+		h := pipeline.NeedsAPerson(fmt.Sprintf("Infinia refused the balance query in %s: %v", cur, err))
 		for _, p := range ps {
-			if err := d.hold(ctx, p, fmt.Sprintf("Infinia refused the balance query in %s: %v", cur, err)); err != nil {
+			if err := d.hold(ctx, p, h); err != nil {
 				return err
 			}
 		}
@@ -346,10 +354,9 @@ func (d *distribution) planCurrency(ctx context.Context, cur pipeline.Currency, 
 		return fmt.Errorf("platform balance in %s: %w", cur, err)
 	}
 	if balance < need {
-		d.problem("platform balance %s is short of the %s owed to %d sellers: nothing sent in %s",
-			pipeline.Money{Minor: balance, Currency: cur}, pipeline.Money{Minor: need, Currency: cur}, len(ps), cur)
+		h := pipeline.NeedsAPerson(fmt.Sprintf("platform balance %s short of %s", pipeline.Money{Minor: balance, Currency: cur}, pipeline.Money{Minor: need, Currency: cur}))
 		for _, p := range ps {
-			if err := d.hold(ctx, p, fmt.Sprintf("platform balance %s short of %s", pipeline.Money{Minor: balance, Currency: cur}, pipeline.Money{Minor: need, Currency: cur})); err != nil {
+			if err := d.hold(ctx, p, h); err != nil {
 				return err
 			}
 		}
@@ -363,8 +370,7 @@ func (d *distribution) planCurrency(ctx context.Context, cur pipeline.Currency, 
 		avail, err := c.API.AvailableShare(ctx, pipeline.QueryRequestNo("RSA"), p.InfiniaID, cur)
 		if pipeline.SubjectOnly(err) {
 			reason := fmt.Sprintf("Infinia's available share query for %s refused: %v", p.InfiniaID, err)
-			d.problem("seller %s: %s", p.SellerID, reason)
-			if err := d.hold(ctx, p, reason); err != nil {
+			if err := d.hold(ctx, p, pipeline.NeedsAPerson(reason)); err != nil {
 				return err
 			}
 			return nil
@@ -374,8 +380,7 @@ func (d *distribution) planCurrency(ctx context.Context, cur pipeline.Currency, 
 		}
 		if avail < net {
 			reason := fmt.Sprintf("Infinia shows %s available, we owe %s", pipeline.Money{Minor: avail, Currency: cur}, pipeline.Money{Minor: net, Currency: cur})
-			d.problem("seller %s: %s", p.SellerID, reason)
-			if err := d.hold(ctx, p, reason); err != nil {
+			if err := d.hold(ctx, p, pipeline.NeedsAPerson(reason)); err != nil {
 				return err
 			}
 			return nil
@@ -428,6 +433,9 @@ func (d *distribution) pay(ctx context.Context) error {
 				if err := c.Store.PayoutSucceeded(ctx, run, seller, cur, c.Channels, e); err != nil {
 					return err
 				}
+				if err := recordAdopted(ctx, c.Final, c.Answers, e); err != nil {
+					return err
+				}
 				d.mu.Lock()
 				d.paid++
 				if e.Sends > before[e.ID] {
@@ -436,11 +444,12 @@ func (d *distribution) pay(ctx context.Context) error {
 				d.mu.Unlock()
 				return nil
 			}
-			d.problem("revenue share %s to %s failed: %s", e.Key, seller, e.LastError)
-			d.mu.Lock()
-			d.held++
-			d.mu.Unlock()
-			return c.Store.PayoutFailed(ctx, run, seller, cur, c.Channels, e, "revenue share "+e.Key+" failed: "+e.LastError)
+			h := pipeline.NeedsAPerson("revenue share " + e.Key + " failed: " + e.LastError)
+			d.held(seller, cur, h)
+			if err := c.Store.PayoutFailed(ctx, run, seller, cur, c.Channels, e, h.Reason); err != nil {
+				return err
+			}
+			return recordAdopted(ctx, c.Final, c.Answers, e)
 		},
 		Error: func(ctx context.Context, e pipeline.Effect, err error) error {
 			if pipeline.SubjectOnly(err) {

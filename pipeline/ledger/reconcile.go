@@ -80,46 +80,6 @@ func (l *Ledger) FailedPayouts(ctx context.Context, d pipeline.Date) (int64, err
 	return n, nil
 }
 
-// ExpectedShares returns, for every seller and currency with a trade file
-// or a revenue share in the run, what the ledger expects Infinia to show
-// as available: accepted trade files less successful revenue shares, over
-// all dates.
-func (l *Ledger) ExpectedShares(ctx context.Context, runID int64) ([]pipeline.ExpectedShare, error) {
-	rows, err := l.db.QueryContext(ctx, `
-		WITH s AS (
-			SELECT seller_id, currency FROM trade_files WHERE run_id = $1
-			UNION
-			SELECT split_part(subject, '/', 3), currency FROM effects WHERE run_id = $1 AND kind = 'revenue_share'),
-		shares AS (
-			SELECT split_part(subject, '/', 3) AS seller_id, currency,
-			       sum(amount_minor) FILTER (WHERE state = 'succeeded') AS paid,
-			       sum(amount_minor) FILTER (WHERE state IN ('sent', 'unknown')) AS in_flight
-			FROM effects WHERE kind = 'revenue_share' GROUP BY 1, 2)
-		SELECT s.seller_id, s.currency,
-		       COALESCE((SELECT rs.infinia_seller_id FROM run_sellers rs WHERE rs.seller_id = s.seller_id AND rs.infinia_seller_id <> ''
-		                 ORDER BY rs.run_id = $1 DESC, rs.run_id DESC LIMIT 1), ''),
-		       COALESCE((SELECT sum(t.seller_minor) FROM trade_files t
-		                 WHERE t.seller_id = s.seller_id AND t.currency = s.currency AND t.status = 'SUCCESS'), 0),
-		       COALESCE(x.paid, 0), COALESCE(x.in_flight, 0)
-		FROM s LEFT JOIN shares x ON x.seller_id = s.seller_id AND x.currency = s.currency
-		ORDER BY s.seller_id, s.currency`, runID)
-	if err != nil {
-		return nil, fmt.Errorf("read expected shares: %w", err)
-	}
-	defer rows.Close()
-	var out []pipeline.ExpectedShare
-	for rows.Next() {
-		var x pipeline.ExpectedShare
-		var cur string
-		if err := rows.Scan(&x.SellerID, &cur, &x.ProviderSellerID, &x.Uploaded, &x.Paid, &x.InFlight); err != nil {
-			return nil, fmt.Errorf("read expected shares: %w", err)
-		}
-		x.Currency = pipeline.Currency(cur)
-		out = append(out, x)
-	}
-	return out, rows.Err()
-}
-
 // RunsToRecheck returns the runs of run's shard dated in the days before
 // run's date whose mismatches still include an expected (timing) one,
 // oldest first.
