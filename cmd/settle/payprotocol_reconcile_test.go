@@ -18,9 +18,10 @@ import (
 )
 
 // ppRun settles a seeded day against the simulator with Pay Protocol
-// configured and returns the simulator, the ledger, the run and the
-// reconciliation of its Pay Protocol orders.
-func (e *env) ppRun(orders int) (*paysim.Sim, *ledger.Ledger, *pipeline.Run, pipeline.Matcher) {
+// configured (settle run with extra flags) and returns the simulator, the
+// ledger, the run and the reconciliation of its Pay Protocol orders
+// asking every order (--reconcile-all).
+func (e *env) ppRun(orders int, extra ...string) (*paysim.Sim, *ledger.Ledger, *pipeline.Run, pipeline.Matcher) {
 	e.t.Helper()
 	e.mustSettle("seed", "--date", testDate, "--orders", fmt.Sprint(orders), "--sellers", "6", "--seed", "8")
 	sim := e.sim(nil, 6, nil, 1_000_000_000_00)
@@ -30,7 +31,7 @@ func (e *env) ppRun(orders int) (*paysim.Sim, *ledger.Ledger, *pipeline.Run, pip
 	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
 		e.t.Fatal(err)
 	}
-	if out, code := e.runInfinia(sim); code != 0 {
+	if out, code := e.runInfinia(sim, extra...); code != 0 {
 		e.t.Fatalf("exit %d:\n%s", code, out)
 	}
 	ctx := context.Background()
@@ -224,35 +225,84 @@ func (e *env) addLateRefund(runID int64, refundNo, orderNo string, amount int64,
 		refundNo, orderNo, amount, runID, state)
 }
 
-// TestPayProtocolVerificationAnswersKept: the run's own reconciliation
-// does not ask again about the orders whose verification found them final
-// and in agreement (each payment is asked once by the verification, and
-// only the held ones again); a default reconciliation trusts those
-// answers until the ledger changes (a late refund), and --reconcile-all
-// asks them all, finding what changed at Pay Protocol since.
+// TestPayProtocolVerificationAnswersKept: the verification asks each
+// payment once and the latest refund only of the orders with a refund we
+// net; the run's reconciliation then asks the held orders in full and, of
+// those whose payment the verification found in agreement, the latest
+// refund alone (Pay Protocol shows none of them a refund). A default
+// reconciliation trusts the answers kept until the ledger changes (a late
+// refund), and --reconcile-all asks them all, finding what changed at Pay
+// Protocol since.
 func TestPayProtocolVerificationAnswersKept(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	sim, l, run, askAll := e.ppRun(300)
+	// The run up to its upload stage (the verification), then its
+	// reconciliation as settle run makes it.
+	sim, l, run, askAll := e.ppRun(300, "--until", "upload")
 	ctx := context.Background()
-	var items, held, reconciled int
-	if err := e.db.QueryRow(`SELECT count(*), count(*) FILTER (WHERE state = 'held'),
-		count(*) FILTER (WHERE state NOT IN ('unverified', 'rejected')) FROM settle.items
-		WHERE channel = 'payprotocol'`).Scan(&items, &held, &reconciled); err != nil {
+	pp := sim.PayProtocol
+	type item struct {
+		Txn      string `db:"provider_txn_id"`
+		State    string `db:"state"`
+		Refunded int64  `db:"refunded_minor"`
+	}
+	var all []item
+	if err := e.db.Select(&all, `SELECT provider_txn_id, state, refunded_minor FROM settle.items WHERE channel = 'payprotocol'`); err != nil {
 		t.Fatal(err)
 	}
-	pp := sim.PayProtocol
-	if held == 0 || held == items {
-		t.Fatalf("%d held of %d Pay Protocol items: want some of each", held, items)
+	// Paid at Pay Protocol when verified: paid, or refunded since by a
+	// refund of ours (a refund the verification asked about moves on).
+	refunded := map[string]bool{}
+	for _, r := range pp.Refunds() {
+		refunded[r.OutTradeNo] = true
+	}
+	paidAtPP := func(txn string) bool {
+		p, ok := pp.Payment(txn)
+		return ok && (p.Status == payprotocol.PaymentPaid || p.Status == payprotocol.PaymentRefunded && refunded[txn])
+	}
+	var netted, on, held, heldPaid, reconciled int
+	for _, it := range all {
+		if it.Refunded > 0 && paidAtPP(it.Txn) {
+			netted++
+		}
+		switch it.State {
+		case pipeline.ItemRecorded, pipeline.ItemUploaded, pipeline.ItemPaid:
+			on++
+		case pipeline.ItemHeld:
+			held++
+			if paidAtPP(it.Txn) {
+				heldPaid++
+			}
+		}
+	}
+	reconciled = on + held
+	if held == 0 || on == 0 || netted == 0 {
+		t.Fatalf("%d Pay Protocol items went on, %d held, %d with a refund netted: want some of each", on, held, netted)
+	}
+	calls := func() [2]int {
+		return [2]int{pp.Calls(payprotocol.APIPaymentDetail), pp.Calls(payprotocol.APIRefundDetail)}
 	}
 	// (The pre-flight asks about one order of its own.)
-	if n := pp.Calls(payprotocol.APIPaymentDetail); n != 1+items+held {
-		t.Fatalf("the run asked %d payment details, want %d: the pre-flight's, each of the %d payments verified once, and the %d held reconciled",
-			n, 1+items+held, items, held)
+	if c := calls(); c[0] != 1+len(all) || c[1] != netted {
+		t.Fatalf("the verification asked %d payment and %d refund details, want %d (the pre-flight's and each of the %d payments once) and %d (the refunds netted)",
+			c[0], c[1], 1+len(all), len(all), netted)
+	}
+	byDefault := e.ppMatcher(sim, l, l)
+	before := calls()
+	ms, err := byDefault(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := unexpected(ms); len(u) != 0 {
+		t.Fatalf("the run's reconciliation found %+v", u)
+	}
+	if c := calls(); c[0]-before[0] != held || c[1]-before[1] != on+heldPaid {
+		t.Fatalf("the run's reconciliation asked %d payment and %d refund details, want %d (the held) and %d (the %d that went on, their refund alone, and the %d held paid)",
+			c[0]-before[0], c[1]-before[1], held, on+heldPaid, on, heldPaid)
 	}
 
-	// Tampered at Pay Protocol since: two paid orders failed; the ledger
-	// changed for one (a late refund).
+	// Tampered at Pay Protocol since: two orders that went on failed; the
+	// ledger changed for one (a late refund).
 	type order struct {
 		No  string `db:"order_no"`
 		Txn string `db:"provider_txn_id"`
@@ -260,11 +310,11 @@ func TestPayProtocolVerificationAnswersKept(t *testing.T) {
 	}
 	var paid []order
 	if err := e.db.Select(&paid, `SELECT order_no, provider_txn_id, run_id FROM settle.items
-		WHERE channel = 'payprotocol' AND state = 'paid' AND refunded_minor = 0 ORDER BY order_no LIMIT 2`); err != nil {
+		WHERE channel = 'payprotocol' AND state IN ('recorded', 'uploaded', 'paid') AND refunded_minor = 0 ORDER BY order_no LIMIT 2`); err != nil {
 		t.Fatal(err)
 	}
 	if len(paid) != 2 {
-		t.Fatalf("%d paid Pay Protocol orders without refunds, want 2", len(paid))
+		t.Fatalf("%d Pay Protocol orders without refunds went on, want 2", len(paid))
 	}
 	for _, o := range paid {
 		if err := pp.SetPaymentStatus(o.Txn, payprotocol.PaymentFailed); err != nil {
@@ -284,7 +334,6 @@ func TestPayProtocolVerificationAnswersKept(t *testing.T) {
 		}
 		return subjects, pp.Calls(payprotocol.APIPaymentDetail) - before
 	}
-	byDefault := e.ppMatcher(sim, l, l)
 	if got, n := found(byDefault); !reflect.DeepEqual(got, []string{paid[1].Txn}) || n != held+1 {
 		t.Fatalf("default reconciliation: unexpected findings about %v, %d payments asked; want %s alone (its ledger changed), %d asked",
 			got, n, paid[1].Txn, held+1)

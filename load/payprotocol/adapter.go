@@ -38,13 +38,18 @@ func (a Adapter) Payment(ctx context.Context, outTradeNo string) (Order, error) 
 // Refund asks for the latest refund of the order whose payment Payment
 // returned as o (by outTradeNo: Pay Protocol lists no refunds, and the
 // platform does not keep Pay Protocol's refund ids); nil when Pay Protocol
-// knows none. Refund amounts are scaled integers of the payment's
-// settlement currency (settlementCurrencySymbol), whose decimals on the
-// chain come from Config.Decimals (settle's --payprotocol-decimals; an
-// unknown one is reported, never guessed); like ToMinor, they are taken
-// one to one in the quote's fiat currency (a stable coin), exactly or not
-// at all.
+// knows none. Its amount is read as refundOf reads it.
 func (a Adapter) Refund(ctx context.Context, outTradeNo string, o Order) (*OrderRefund, error) {
+	r, err := a.latestRefund(ctx, outTradeNo)
+	if err != nil || r == nil {
+		return nil, err
+	}
+	return a.refundOf(*r, o), nil
+}
+
+// latestRefund asks for the order's latest refund as Pay Protocol writes
+// it; nil when Pay Protocol knows none.
+func (a Adapter) latestRefund(ctx context.Context, outTradeNo string) (*Refund, error) {
 	r, err := a.Client.RefundDetail(ctx, outTradeNo, "")
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
@@ -52,6 +57,16 @@ func (a Adapter) Refund(ctx context.Context, outTradeNo string, o Order) (*Order
 	if err != nil {
 		return nil, err
 	}
+	return &r, nil
+}
+
+// refundOf is refund r of the order whose payment is o. Refund amounts
+// are scaled integers of the payment's settlement currency
+// (settlementCurrencySymbol), whose decimals on the chain come from
+// Config.Decimals (settle's --payprotocol-decimals; an unknown one is
+// reported, never guessed); like ToMinor, they are taken one to one in the
+// quote's fiat currency (a stable coin), exactly or not at all.
+func (a Adapter) refundOf(r Refund, o Order) *OrderRefund {
 	out := &OrderRefund{ID: r.RefundID, Status: r.Status.String()}
 	chain := r.ChainID
 	if chain == 0 {
@@ -66,11 +81,12 @@ func (a Adapter) Refund(ctx context.Context, outTradeNo string, o Order) (*Order
 	case !known:
 		out.AmountProblem = fmt.Sprintf("the decimals of %q on chain %d are not configured (--payprotocol-decimals)", o.settlement, chain)
 	default:
+		var err error
 		if out.Amount, err = ToMinor(r.Amount.String(), decimals, o.Quote.Currency); err != nil {
 			out.Amount, out.AmountProblem = 0, err.Error()
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Order asks for the payment detail (Payment) and, for a paid payment, the
@@ -84,5 +100,26 @@ func (a Adapter) Order(ctx context.Context, outTradeNo string) (Order, error) {
 	if o.Refund, err = a.Refund(ctx, outTradeNo, o); err != nil {
 		return Order{}, err
 	}
+	return o, nil
+}
+
+// OrderPaid asks for the latest refund of an order whose payment was
+// found paid as paid (ReconcileAPI.OrderPaid): paid itself when Pay
+// Protocol knows none; otherwise the payment detail too, and the answer
+// Order would give, the refund read once.
+func (a Adapter) OrderPaid(ctx context.Context, outTradeNo string, paid Order) (Order, error) {
+	r, err := a.latestRefund(ctx, outTradeNo)
+	if err != nil {
+		return Order{}, err
+	}
+	if r == nil {
+		paid.Refund = nil
+		return paid, nil
+	}
+	o, err := a.Payment(ctx, outTradeNo)
+	if err != nil || o.Status != PaymentPaid.String() {
+		return o, err
+	}
+	o.Refund = a.refundOf(*r, o)
 	return o, nil
 }

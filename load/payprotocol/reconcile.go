@@ -61,6 +61,15 @@ type ReconcileAPI interface {
 	// refund of the same order cannot be seen). pipeline.ErrNotFound when
 	// Pay Protocol does not know the order.
 	Order(ctx context.Context, outTradeNo string) (Order, error)
+	// OrderPaid returns what Order would about our order outTradeNo whose
+	// payment an earlier answer found paid as paid (kept: keptPayment),
+	// asking its latest refund first. When Pay Protocol knows no refund
+	// of the order, the payment cannot have changed since (a paid payment
+	// changes only by a refund) and paid is returned as it is, after one
+	// query; otherwise the payment is asked again too (the refund may
+	// have refunded it whole, and a refund's amount is read in the
+	// payment's settlement currency).
+	OrderPaid(ctx context.Context, outTradeNo string, paid Order) (Order, error)
 }
 
 // refundInProgress reports whether a refund status moves on by itself (a
@@ -99,7 +108,12 @@ type MatcherConfig struct {
 	// reconciliation does not ask about it again until the ledger changes
 	// (a late refund since, say). The verification keeps the answers it
 	// found so already (Verify), and the run's own reconciliation does not
-	// ask them again. nil: every order is asked every time.
+	// ask them again. The verification also keeps, under
+	// PaymentAnswersName, the orders whose payment alone it found paid in
+	// agreement with the ledger (paymentAgreed; paymentKey): of those the
+	// matcher asks the latest refund alone (ReconcileAPI.OrderPaid) and
+	// matches it with the payment kept. nil: every order is asked every
+	// time.
 	Final pipeline.FinalAnswers
 	// PageSize is how many items are read, asked about and held at a time
 	// (keyset pages by order number, each asked as fast as Pacer allows
@@ -110,7 +124,9 @@ type MatcherConfig struct {
 
 // Matcher compares the ledger's view of a run's Pay Protocol orders with
 // Pay Protocol's payment and refund details, the queries paced by
-// c.Pacer, and skips the orders c.Final kept as final. For every item the
+// c.Pacer, and skips the orders c.Final kept as final (of an order whose
+// payment alone is kept, it asks the refund alone: the findings are the
+// same as asking both, see ReconcileAPI.OrderPaid). For every item the
 // verification let on (recorded, uploaded, paid or held) it reports, with
 // Provider Name and the order's outTradeNo as subject:
 //
@@ -181,24 +197,34 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 	for i, it := range items {
 		keys[i] = finalKey(it)
 	}
-	known := map[string]bool{}
-	var err error
-	if c.Final != nil && len(keys) > 0 {
-		if known, err = c.Final.FinalKeys(ctx, Name, keys); err != nil {
-			return nil, fmt.Errorf("read the final Pay Protocol answers of run %d: %w", run.ID, err)
-		}
+	known, err := c.finalKeys(ctx, run, Name, keys)
+	if err != nil {
+		return nil, err
 	}
 	var ask []int
-	for i := range items {
+	var paymentKeys []string
+	for i, it := range items {
 		if !known[keys[i]] {
 			ask = append(ask, i)
+			paymentKeys = append(paymentKeys, paymentKey(it))
 		}
+	}
+	// Of the orders to ask, those whose payment alone is kept.
+	paid, err := c.finalKeys(ctx, run, PaymentAnswersName, paymentKeys)
+	if err != nil {
+		return nil, err
 	}
 	found := make([][]pipeline.Mismatch, len(items))
 	final := make([]bool, len(items))
 	err = pipeline.EachFirstAlonePaced(ctx, c.Pacer, ask, func(i int) error {
 		it := items[i]
-		o, err := c.API.Order(ctx, it.ProviderTxnID)
+		var o Order
+		var err error
+		if paid[paymentKey(it)] {
+			o, err = c.API.OrderPaid(ctx, it.ProviderTxnID, keptPayment(it))
+		} else {
+			o, err = c.API.Order(ctx, it.ProviderTxnID)
+		}
 		if pipeline.IsNotFound(err) {
 			found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchMissingAtProvider, pipeline.Minor(it.Gross), "", "not found",
 				"Pay Protocol does not know order "+it.ProviderTxnID)}
@@ -246,6 +272,19 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 	return out, nil
 }
 
+// finalKeys returns which of keys c.Final kept under name (none without
+// c.Final).
+func (c MatcherConfig) finalKeys(ctx context.Context, run *pipeline.Run, name string, keys []string) (map[string]bool, error) {
+	if c.Final == nil || len(keys) == 0 {
+		return map[string]bool{}, nil
+	}
+	known, err := c.Final.FinalKeys(ctx, name, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read the final Pay Protocol answers of run %d: %w", run.ID, err)
+	}
+	return known, nil
+}
+
 // finalAndAgreed reports whether Pay Protocol's answer o about an order
 // can no longer change and agrees with the ledger, found being what Match
 // found of it: no finding, and the payment paid (a refund since is a late
@@ -277,26 +316,53 @@ func finalKey(it pipeline.RefundedItem) string {
 	return fmt.Sprintf("%s %d %s refunded %d late %d %s", it.ProviderTxnID, it.Gross, it.Currency, it.Refunded, it.LateRefunds, went)
 }
 
+// PaymentAnswersName names, in pipeline.FinalAnswers, the payment-level
+// answers the verification keeps (paymentKey): apart from the matcher's
+// whole answers (under Name), since such an answer says nothing of the
+// order's refund.
+const PaymentAnswersName = Name + "/payments"
+
+// paymentAgreed reports whether Pay Protocol's payment o agrees with the
+// item in everything Match checks of the payment itself: its status is
+// paid and its quote is the order's gross in its currency (matchQuote
+// finds nothing). What Match still reads then is the latest refund
+// (matchRefund) and the item. A payment refunded whole is not one: Pay
+// Protocol is asked no refund of it, and its whole answer is kept
+// (finalAndAgreed) or not at all.
+func paymentAgreed(it pipeline.RefundedItem, o Order) bool {
+	found, _ := matchQuote(it, o)
+	return o.Status == PaymentPaid.String() && len(found) == 0
+}
+
+// keptPayment is the payment a kept payment-level answer about it said
+// (paymentAgreed held): paid, quoted at the order's gross in its
+// currency, its refund not asked. Match reads nothing else of a payment.
+func keptPayment(it pipeline.RefundedItem) Order {
+	return Order{Status: PaymentPaid.String(), Quote: pipeline.Money{Minor: it.Gross, Currency: it.Currency}}
+}
+
+// paymentKey is the key under which the verification keeps, under
+// PaymentAnswersName, an answer whose payment agreed (paymentAgreed) once
+// the ledger has the item recorded: the matcher then asks only the
+// order's latest refund (ReconcileAPI.OrderPaid) and matches it with
+// keptPayment. It holds what the ledger said that the payment's check
+// depends on, the same fields as finalKey and for the same reasons: the
+// order, its gross and currency (the quote's check); our refunded total
+// and how many late refunds that counts (a payment refunded whole is
+// compared with them, and a refund of ours since may have changed the
+// payment at Pay Protocol); whether the item went on or is held (a
+// payment in progress is a timing gap for a held item alone). A change in
+// any of them is another key, and both the payment and the refund are
+// asked again.
+func paymentKey(it pipeline.RefundedItem) string {
+	return finalKey(it)
+}
+
 // Match returns what disagrees between one item and Pay
 // Protocol's word on its order (see Matcher). It is pure: the
 // same item and order give the same rows.
 func Match(it pipeline.RefundedItem, o Order) []pipeline.Mismatch {
-	var out []pipeline.Mismatch
-	quote := "" // Pay Protocol's side of the payment, when comparable
-	switch {
-	case o.QuoteProblem != "":
-		out = append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Gross), "", o.Status,
-			"payment: Pay Protocol's quote cannot be compared: "+o.QuoteProblem))
-	case o.Quote.Currency != it.Currency:
-		out = append(out, row(it, pipeline.MismatchCurrency, pipeline.Minor(it.Gross), pipeline.Minor(o.Quote.Minor), o.Status,
-			fmt.Sprintf("payment: Pay Protocol quotes %s, the order is %s", o.Quote, pipeline.Money{Minor: it.Gross, Currency: it.Currency})))
-	case o.Quote.Minor != it.Gross:
-		quote = pipeline.Minor(o.Quote.Minor)
-		out = append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Gross), quote, o.Status,
-			fmt.Sprintf("payment: Pay Protocol quotes %s, the order is %s", o.Quote, pipeline.Money{Minor: it.Gross, Currency: it.Currency})))
-	default:
-		quote = pipeline.Minor(o.Quote.Minor)
-	}
+	out, quote := matchQuote(it, o)
 	switch {
 	case o.Status == PaymentPaid.String():
 		refunds := matchRefund(it, o.Refund)
@@ -324,6 +390,27 @@ func Match(it pipeline.RefundedItem, o Order) []pipeline.Mismatch {
 	}
 	return append(out, row(it, pipeline.MismatchStatus, pipeline.Minor(it.Gross), quote, o.Status,
 		"payment: the ledger has the item "+it.State+", Pay Protocol's payment is "+o.Status))
+}
+
+// matchQuote compares the payment's fiat quote with the order's gross
+// amount and currency: the rows it finds, and Pay Protocol's side of the
+// payment when comparable ("" otherwise).
+func matchQuote(it pipeline.RefundedItem, o Order) (out []pipeline.Mismatch, quote string) {
+	switch {
+	case o.QuoteProblem != "":
+		out = append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Gross), "", o.Status,
+			"payment: Pay Protocol's quote cannot be compared: "+o.QuoteProblem))
+	case o.Quote.Currency != it.Currency:
+		out = append(out, row(it, pipeline.MismatchCurrency, pipeline.Minor(it.Gross), pipeline.Minor(o.Quote.Minor), o.Status,
+			fmt.Sprintf("payment: Pay Protocol quotes %s, the order is %s", o.Quote, pipeline.Money{Minor: it.Gross, Currency: it.Currency})))
+	case o.Quote.Minor != it.Gross:
+		quote = pipeline.Minor(o.Quote.Minor)
+		out = append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Gross), quote, o.Status,
+			fmt.Sprintf("payment: Pay Protocol quotes %s, the order is %s", o.Quote, pipeline.Money{Minor: it.Gross, Currency: it.Currency})))
+	default:
+		quote = pipeline.Minor(o.Quote.Minor)
+	}
+	return out, quote
 }
 
 // heldPaidNow is the finding about a held item whose payment is complete

@@ -190,6 +190,18 @@ func (a *ppAPI) Order(_ context.Context, no string) (payprotocol.Order, error) {
 	return o, nil
 }
 
+// OrderPaid answers as the Adapter does: the kept payment when the order
+// has no refund here, Order otherwise.
+func (a *ppAPI) OrderPaid(ctx context.Context, no string, paid payprotocol.Order) (payprotocol.Order, error) {
+	if o, ok := a.orders[no]; no != a.fail && no != a.poison && (!ok || o.Refund == nil) {
+		a.mu.Lock()
+		a.asked = append(a.asked, no)
+		a.mu.Unlock()
+		return paid, nil
+	}
+	return a.Order(ctx, no)
+}
+
 // transientErr is a failure that says the provider is down, not that
 // one order is wrong.
 type transientErr struct{ s string }
@@ -225,6 +237,10 @@ type ppUsageAPI struct{}
 
 func (ppUsageAPI) Order(context.Context, string) (payprotocol.Order, error) {
 	return payprotocol.Order{}, pipeline.Errorf(pipeline.KindUsage, "Pay Protocol", "refused our credentials")
+}
+
+func (u ppUsageAPI) OrderPaid(ctx context.Context, no string, _ payprotocol.Order) (payprotocol.Order, error) {
+	return u.Order(ctx, no)
 }
 
 func TestPayProtocolMatcher(t *testing.T) {

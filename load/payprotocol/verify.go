@@ -10,7 +10,7 @@ import (
 
 // VerifyAPI is what the verification needs of Pay Protocol's API (Adapter
 // over a Client): the order's answer in two steps, so that the latest
-// refund is asked only of a payment that is paid in our amount.
+// refund is asked only when a refund we net needs it.
 type VerifyAPI interface {
 	// Payment returns Pay Protocol's word on the payment of our order
 	// outTradeNo, its refund not asked (Order.Refund nil);
@@ -48,13 +48,15 @@ type VerifyStore interface {
 // credentials, Pay Protocol down past its retries, the run stopping)
 // stops the verification.
 //
-// A payment verified is asked for its latest refund too, as the
-// reconciliation asks it (Match): when Pay Protocol's whole answer about
-// the order is one the matcher would find final and in agreement, its key
-// (finalKey) is recorded in final once the ledger has the item recorded,
-// and the reconciliation of the run does not ask about it again (nil
-// final: nothing is kept). A failed refund query of a payment whose verdict
-// does not need it (no refund netted) keeps nothing and changes nothing.
+// The latest refund is asked only of a payment paid in our amount whose
+// order has a refund we net. Once the ledger has an item recorded, what
+// the verification found is kept in final for the reconciliation of the
+// run (nil final: nothing is kept): when it read the refund and Pay
+// Protocol's whole answer is one the matcher would find final and in
+// agreement, under the matcher's key (finalKey), and that order is not
+// asked again; otherwise, its payment having agreed (paymentAgreed), under
+// the payment's key (paymentKey, PaymentAnswersName), and the matcher asks
+// that order's latest refund alone.
 //
 // The questions go out as fast as pacer allows (Pay Protocol's limits; nil:
 // no limit), after the first alone.
@@ -68,9 +70,9 @@ func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 	if pacer == nil {
 		pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
-	kept := &keptAnswers{final: final}
+	kept := map[string]*keptAnswers{Name: {final: final, name: Name}, PaymentAnswersName: {final: final, name: PaymentAnswersName}}
 	err = pipeline.EachFirstAlonePaced(ctx, pacer, items, func(it pipeline.VerifyItem) error {
-		to, reason, answer, err := verdict(ctx, api, it.Split)
+		to, reason, v, err := verdict(ctx, api, it.Split)
 		if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
 			return err // configuration: says it all, about every order
 		}
@@ -89,18 +91,20 @@ func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		mu.Lock()
 		counts[to]++
 		mu.Unlock()
-		if to != pipeline.ItemRecorded || answer == nil {
+		if to != pipeline.ItemRecorded || v == nil {
 			return nil
 		}
 		// The ledger has the item recorded now: the answer may be kept.
-		ri := verifiedItem(it.Split)
-		if !finalAndAgreed(Match(ri, *answer), *answer) {
+		name, key := keep(verifiedItem(it.Split), *v)
+		if key == "" {
 			return nil
 		}
-		return kept.add(ctx, finalKey(ri))
+		return kept[name].add(ctx, key)
 	})
-	if ferr := kept.flush(ctx); err == nil {
-		err = ferr
+	for _, name := range []string{Name, PaymentAnswersName} {
+		if ferr := kept[name].flush(ctx); err == nil {
+			err = ferr
+		}
 	}
 	summary := fmt.Sprintf("Pay Protocol: %d payments verified, %d held, %d rejected", counts[pipeline.ItemRecorded], counts[pipeline.ItemHeld], counts[pipeline.ItemRejected])
 	return summary, err
@@ -115,6 +119,29 @@ func verifiedItem(s pipeline.Split) pipeline.RefundedItem {
 		Gross: s.Amount, Refunded: s.Refunded, State: pipeline.ItemRecorded}
 }
 
+// keep returns under which name (Name or PaymentAnswersName) and key
+// the answer o about the verified item it is kept ("" key: not at all).
+// The whole answer is kept when its refund was read (a refund we net) and
+// the matcher would find it final and in agreement; else the payment's,
+// when it agrees.
+func keep(it pipeline.RefundedItem, o verified) (name, key string) {
+	switch {
+	case o.refundRead && finalAndAgreed(Match(it, o.Order), o.Order):
+		return Name, finalKey(it)
+	case paymentAgreed(it, o.Order):
+		return PaymentAnswersName, paymentKey(it)
+	}
+	return "", ""
+}
+
+// verified is Pay Protocol's answer about a verified order, and whether its
+// latest refund was asked (only then does a nil Order.Refund say that Pay
+// Protocol knows none).
+type verified struct {
+	Order
+	refundRead bool
+}
+
 // keepBatch is how many final answers the verification records at once.
 const keepBatch = 1000
 
@@ -122,6 +149,7 @@ const keepBatch = 1000
 // records them in batches of keepBatch.
 type keptAnswers struct {
 	final pipeline.FinalAnswers
+	name  string // the name they are kept under
 	mu    sync.Mutex
 	keys  []string
 }
@@ -154,16 +182,16 @@ func (k *keptAnswers) record(ctx context.Context, keys []string) error {
 	if len(keys) == 0 || k.final == nil {
 		return nil
 	}
-	if err := k.final.RecordFinal(ctx, Name, keys); err != nil {
+	if err := k.final.RecordFinal(ctx, k.name, keys); err != nil {
 		return fmt.Errorf("record the final Pay Protocol answers of the verification: %w", err)
 	}
 	return nil
 }
 
 // verdict is what the verification decides of one item, with Pay
-// Protocol's whole answer about its order when the payment was verified
-// and its latest refund read (nil otherwise).
-func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reason string, answer *Order, err error) {
+// Protocol's answer about its order when the payment was verified (nil
+// otherwise).
+func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reason string, a *verified, err error) {
 	o, err := api.Payment(ctx, it.ProviderTxnID)
 	if pipeline.IsNotFound(err) {
 		return pipeline.ItemRejected, "Pay Protocol does not know payment " + it.ProviderTxnID, nil, nil
@@ -185,24 +213,21 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reas
 	if o.Quote.Currency != it.Currency || o.Quote.Minor != it.Amount {
 		return pipeline.ItemRejected, fmt.Sprintf("Pay Protocol says %s was paid, the order says %s", o.Quote, pipeline.Money{Minor: it.Amount, Currency: it.Currency}), nil, nil
 	}
-	r, err := api.Refund(ctx, it.ProviderTxnID, o)
-	if err != nil && it.Refunded == 0 && !pipeline.ConcernsEveryone(ctx, err) {
-		// The verdict does not need the refund: verified, nothing kept
-		// (the reconciliation asks again).
-		return pipeline.ItemRecorded, "", nil, nil
+	if it.Refunded == 0 {
+		// The verdict needs no refund: none is asked (the reconciliation
+		// asks it).
+		return pipeline.ItemRecorded, "", &verified{Order: o}, nil
 	}
+	r, err := api.Refund(ctx, it.ProviderTxnID, o)
 	if err != nil {
 		return "", "", nil, err
 	}
 	o.Refund = r
-	if it.Refunded == 0 {
-		return pipeline.ItemRecorded, "", &o, nil
-	}
 	switch {
 	case r == nil:
 		return pipeline.ItemRejected, "the order shows a refund Pay Protocol does not know", nil, nil
 	case r.Status == RefundSuccess.String():
-		return pipeline.ItemRecorded, "", &o, nil
+		return pipeline.ItemRecorded, "", &verified{Order: o, refundRead: true}, nil
 	case refundInProgress(r.Status):
 		return pipeline.ItemHeld, VerifyHoldPrefix + " refund is " + r.Status, nil, nil
 	default:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,8 @@ type verifyAPI struct {
 	failRefund     map[string]error
 	active, maxAct atomic.Int32
 	asked          atomic.Int32
+	mu             sync.Mutex
+	refundsAsked   []string // the orders whose latest refund was asked
 }
 
 func (a *verifyAPI) Payment(_ context.Context, no string) (payprotocol.Order, error) {
@@ -95,6 +98,9 @@ func (a *verifyAPI) Refund(_ context.Context, no string, o payprotocol.Order) (*
 	if o.Status != payprotocol.PaymentPaid.String() {
 		return nil, fmt.Errorf("refund of %s asked for a payment %s", no, o.Status)
 	}
+	a.mu.Lock()
+	a.refundsAsked = append(a.refundsAsked, no)
+	a.mu.Unlock()
 	if err := a.failRefund[no]; err != nil {
 		return nil, err
 	}
@@ -192,13 +198,20 @@ func TestVerify(t *testing.T) {
 	if n := api.maxAct.Load(); n > 2 || n < 1 {
 		t.Errorf("%d questions at once, want at most 2", n)
 	}
-	// Kept for the reconciliation: the answers it would find final and in
-	// agreement (T1: paid, no refund anywhere; T7: the refund we net
-	// succeeded for our amount), under the matcher's key for the item
-	// whatever state it reaches after recorded; not T10 (a refund we do
-	// not know), T11 (its refund could not be read), T12 (a refund in
-	// progress), T13 (another amount refunded) nor anything not recorded.
-	var kept []string
+	// The latest refund asked only of the payments paid in our amount
+	// whose order has a refund we net.
+	slices.Sort(api.refundsAsked)
+	if want := []string{"T13", "T5", "T6", "T7"}; !reflect.DeepEqual(api.refundsAsked, want) {
+		t.Errorf("refunds asked of %v, want %v", api.refundsAsked, want)
+	}
+	// Kept for the reconciliation, under the matcher's key for the item
+	// whatever state it reaches after recorded: the whole answer when the
+	// matcher would find it final and in agreement (T7: the refund we net
+	// succeeded for our amount); the payment's alone when the refund was
+	// not asked (T1, T10, T11, T12: no refund netted) or does not agree
+	// (T13: another amount refunded, the reconciliation's business);
+	// nothing not recorded.
+	kept := map[string][]string{}
 	for _, no := range []string{"T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "T10", "T11", "T12", "T13"} {
 		it := toVerify(no, 0)
 		for _, v := range store.items {
@@ -206,24 +219,27 @@ func TestVerify(t *testing.T) {
 				it = v
 			}
 		}
-		var in []bool
-		for _, state := range []string{pipeline.ItemRecorded, pipeline.ItemUploaded, pipeline.ItemPaid, pipeline.ItemHeld} {
-			ri := pipeline.RefundedItem{ProviderTxnID: no, Currency: it.Currency, Gross: it.Amount, Refunded: it.Refunded, State: state}
-			got, err := final.FinalKeys(context.Background(), payprotocol.Name, []string{payprotocol.FinalKey(ri)})
-			if err != nil {
-				t.Fatal(err)
+		for _, name := range []string{payprotocol.Name, payprotocol.PaymentAnswersName} {
+			var in []bool
+			for _, state := range []string{pipeline.ItemRecorded, pipeline.ItemUploaded, pipeline.ItemPaid, pipeline.ItemHeld} {
+				ri := pipeline.RefundedItem{ProviderTxnID: no, Currency: it.Currency, Gross: it.Amount, Refunded: it.Refunded, State: state}
+				got, err := final.FinalKeys(context.Background(), name, []string{payprotocol.FinalKey(ri)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				in = append(in, len(got) == 1)
 			}
-			in = append(in, len(got) == 1)
-		}
-		if in[0] {
-			kept = append(kept, no)
-		}
-		if in[1] != in[0] || in[2] != in[0] || in[3] {
-			t.Errorf("%s kept as recorded, uploaded, paid, held: %v; want the first three alike, never held", no, in)
+			if in[0] {
+				kept[name] = append(kept[name], no)
+			}
+			if in[1] != in[0] || in[2] != in[0] || in[3] {
+				t.Errorf("%s kept under %s as recorded, uploaded, paid, held: %v; want the first three alike, never held", no, name, in)
+			}
 		}
 	}
-	if want := []string{"T1", "T7"}; !reflect.DeepEqual(kept, want) || final.Len() != 2 {
-		t.Errorf("kept %v (%d keys), want %v", kept, final.Len(), want)
+	wantKept := map[string][]string{payprotocol.Name: {"T7"}, payprotocol.PaymentAnswersName: {"T1", "T10", "T11", "T12", "T13"}}
+	if !reflect.DeepEqual(kept, wantKept) || final.Len() != 6 {
+		t.Errorf("kept %v (%d keys), want %v", kept, final.Len(), wantKept)
 	}
 
 	// Pay Protocol down past its retries, or refusing our credentials:
@@ -244,10 +260,14 @@ func TestVerify(t *testing.T) {
 // TestNewProvider: Pay Protocol as a run's provider settles the
 // payprotocol channel; its pre-flight, verification and matcher go to Pay
 // Protocol over the client, the last two on the one pacer given. The
-// answers the verification found final and in agreement are not asked
-// again by the run's reconciliation (though the items went on since),
-// the held ones are; a reconciliation asking all (--reconcile-all) asks
-// them all.
+// verification asks each payment once and the latest refund only of the
+// orders with a refund we net. The run's reconciliation does not ask
+// again about the answers the verification found final and in agreement
+// (though the items went on since); of the orders whose payment alone it
+// found in agreement, it asks the latest refund alone, and the payment
+// too only when Pay Protocol shows a refund (one we do not know is
+// found); the held ones it asks in full. A reconciliation asking all
+// (--reconcile-all) asks them all, and finds the same.
 func TestNewProvider(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, payprotocoltest.Options{Polls: 50}, func(c *payprotocol.Config) {
@@ -257,7 +277,7 @@ func TestNewProvider(t *testing.T) {
 		}
 	})
 	for no, st := range map[string]payprotocol.PaymentStatus{"T1": payprotocol.PaymentPaid, "T3": payprotocol.PaymentPending,
-		"T4": payprotocol.PaymentPaid, "T5": payprotocol.PaymentPaid} {
+		"T4": payprotocol.PaymentPaid, "T5": payprotocol.PaymentPaid, "T6": payprotocol.PaymentPaid} {
 		if _, err := r.fake.AddPayment(no, "USDT", 6, "10000000", st); err != nil {
 			t.Fatal(err)
 		}
@@ -272,7 +292,7 @@ func TestNewProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T1", 0), toVerify("T2", 0),
-		toVerify("T3", 0), toVerify("T4", 100), toVerify("T5", 100)}}
+		toVerify("T3", 0), toVerify("T4", 100), toVerify("T5", 100), toVerify("T6", 0)}}
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1})
 	final := &finaltest.Answers{}
 	p := payprotocol.NewProvider(payprotocol.ProviderConfig{Client: r.client, Store: store, Pacer: pacer, Final: final})
@@ -287,17 +307,24 @@ func TestNewProvider(t *testing.T) {
 	}
 	before := calls()
 	s, err := p.Upload(ctx, &pipeline.Run{ID: 42})
-	if err != nil || s != "Pay Protocol: 2 payments verified, 2 held, 1 rejected" || store.states["OT1"] != "recorded: " || store.states["OT5"] != "recorded: " {
+	if err != nil || s != "Pay Protocol: 3 payments verified, 2 held, 1 rejected" || store.states["OT1"] != "recorded: " ||
+		store.states["OT5"] != "recorded: " || store.states["OT6"] != "recorded: " {
 		t.Fatalf("%q, %v, %v", s, err, store.states)
 	}
-	// Each payment asked once, and the latest refund of each paid in our
-	// amount.
-	if c := calls(); c[0]-before[0] != 5 || c[1]-before[1] != 3 {
-		t.Errorf("the verification asked %d payment and %d refund details, want 5 and 3", c[0]-before[0], c[1]-before[1])
+	// Each payment asked once, and the latest refund of T4 and T5 alone
+	// (paid in our amount, with a refund we net).
+	if c := calls(); c[0]-before[0] != 6 || c[1]-before[1] != 2 {
+		t.Errorf("the verification asked %d payment and %d refund details, want 6 and 2", c[0]-before[0], c[1]-before[1])
+	}
+	// A refund of T6 at Pay Protocol since, which the platform does not
+	// know.
+	if _, err := r.fake.AddRefund("T6", "500000", payprotocol.RefundSuccess); err != nil {
+		t.Fatal(err)
 	}
 	store.items = append(store.items[:1], store.items[2:]...) // the rejected one is not reconciled
 	store.states["OT1"] = "paid: "                            // the verified ones went on
 	store.states["OT5"] = "uploaded: "
+	store.states["OT6"] = "paid: "
 	match := func(m pipeline.Matcher) (ms []pipeline.Mismatch, payments, refunds int) {
 		t.Helper()
 		before := calls()
@@ -309,17 +336,20 @@ func TestNewProvider(t *testing.T) {
 		return ms, c[0] - before[0], c[1] - before[1]
 	}
 	ms, payments, refunds := match(p.Matchers[0])
-	if len(ms) != 2 || ms[0].Subject != "T3" || ms[1].Subject != "T4" || !ms[0].Expected || !ms[1].Expected {
-		t.Fatalf("findings %+v, want the two held ones' timing gaps", ms)
+	if len(ms) != 3 || ms[0].Subject != "T3" || ms[1].Subject != "T4" || !ms[0].Expected || !ms[1].Expected ||
+		ms[2].Subject != "T6" || ms[2].Expected || ms[2].Category != pipeline.MismatchAmount || ms[2].Ours != "0" || ms[2].Theirs != "50" {
+		t.Fatalf("findings %+v, want the two held ones' timing gaps and T6's refund unknown to the platform", ms)
 	}
-	if payments != 2 || refunds != 1 {
-		t.Errorf("the run's reconciliation asked %d payment and %d refund details, want 2 and 1 (the held T3 and T4 alone)", payments, refunds)
+	// T1: its refund alone; T3 and T4 (held): in full; T5: not at all;
+	// T6: its refund, then its payment (Pay Protocol shows a refund).
+	if payments != 3 || refunds != 3 {
+		t.Errorf("the run's reconciliation asked %d payment and %d refund details, want 3 (T3, T4, T6) and 3 (T1, T4, T6)", payments, refunds)
 	}
 	all := payprotocol.Matcher(payprotocol.MatcherConfig{Store: store, API: payprotocol.Adapter{Client: r.client}, Pacer: pacer,
 		Final: pipeline.AskAll{Store: final}})
 	again, payments, refunds := match(all)
-	if !reflect.DeepEqual(again, ms) || payments != 4 || refunds != 3 {
-		t.Errorf("asking all: %d payment and %d refund details, want 4 and 3; findings %+v", payments, refunds, again)
+	if !reflect.DeepEqual(again, ms) || payments != 5 || refunds != 4 {
+		t.Errorf("asking all: %d payment and %d refund details, want 5 and 4; findings %+v", payments, refunds, again)
 	}
 	if pacer.PeakInFlight() != 1 {
 		t.Errorf("the pacer given saw %d in flight, want 1", pacer.PeakInFlight())

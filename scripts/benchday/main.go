@@ -763,6 +763,13 @@ func (b *bench) report(first, second runResult, st paysim.State, ceilInf, ceilWx
 	last := b.samples[len(b.samples)-1].requests
 	// The day's work, from what paysim holds.
 	payments := len(st.PayProtocol.Payments)
+	// The orders with a refund at Pay Protocol: the day's refunds netted
+	// (paysim refunds a paid order by what the day nets of it), whose
+	// latest refund the verification asks.
+	refunded := map[string]bool{}
+	for _, r := range st.PayProtocol.Refunds {
+		refunded[r.OutTradeNo] = true
+	}
 	files := len(st.Infinia.Files)
 	shares := len(st.Infinia.RevenueShares)
 	wxReqs, subs := 0, map[string]bool{}
@@ -846,7 +853,7 @@ func (b *bench) report(first, second runResult, st paysim.State, ceilInf, ceilWx
 	// The physical bound: the longest chain of dependent work, each link
 	// at its provider's reachable rate plus its processing delay.
 	reach := func(p string) float64 { _, r := limitOf(last[p], p, len(subs), ceilInf, ceilWx); return r }
-	w := dayWork{payments: payments, files: files, shares: shares, wxRequests: wxReqs}
+	w := dayWork{payments: payments, nettedRefunds: len(refunded), files: files, shares: shares, wxRequests: wxReqs}
 	d := delays{latency: inf.LatencySeconds, upload: inf.ProcessingSeconds["upload"], share: inf.ProcessingSeconds["revenue_share"],
 		distribution: last["wechat"].ProcessingSeconds["distribution"]}
 	bound, infChain, wxChain := physicalBound(w, rates{payProtocol: reach("payprotocol"), infinia: reach("infinia"), wechat: reach("wechat")}, d)
@@ -905,8 +912,10 @@ func (b *bench) report(first, second runResult, st paysim.State, ceilInf, ceilWx
 	return total429
 }
 
-// dayWork is what a day asks of the providers at least.
-type dayWork struct{ payments, files, shares, wxRequests int }
+// dayWork is what a day asks of the providers at least: nettedRefunds
+// counts the Pay Protocol orders with a refund netted, whose latest refund
+// the verification asks after the payment.
+type dayWork struct{ payments, nettedRefunds, files, shares, wxRequests int }
 
 // rates are the reachable request rates (min of limit and signing
 // ceiling); 0: unlimited.
@@ -923,7 +932,8 @@ type link struct {
 // physicalBound is the day's physical bound: the longest chain of work
 // that must happen in order, each link at its provider's reachable rate
 // plus its processing delay and a latency. The Infinia chain is Pay
-// Protocol verification (a query a payment) -> trade files -> upload
+// Protocol verification (a query a payment, and one more of each refund
+// netted) -> trade files -> upload
 // status (the delay, then a query a file) -> revenue shares (a request
 // each, the delay, a query each); WeChat's distributions (a request each,
 // the delay, a query each) need no trade file and overlap it.
@@ -938,7 +948,7 @@ func physicalBound(w dayWork, r rates, d delays) (bound float64, infinia []link,
 		return float64(n)/rate + d.latency
 	}
 	infinia = []link{
-		{fmt.Sprintf("Pay Protocol verification (%d queries)", w.payments), at(w.payments, r.payProtocol)},
+		{fmt.Sprintf("Pay Protocol verification (%d queries)", w.payments+w.nettedRefunds), at(w.payments+w.nettedRefunds, r.payProtocol)},
 		{fmt.Sprintf("trade files (%d by SFTP)", w.files), at(w.files, 0)},
 		{fmt.Sprintf("upload status (%gs, then %d queries)", d.upload, w.files), d.upload + at(w.files, r.infinia)},
 		{fmt.Sprintf("revenue shares (%d requests, %gs, %d queries)", w.shares, d.share, w.shares),

@@ -14,14 +14,14 @@ func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
 func TestPhysicalBound(t *testing.T) {
 	d := delays{latency: 0.1, upload: 20, share: 30, distribution: 10}
-	w := dayWork{payments: 100, files: 50, shares: 50, wxRequests: 3000}
+	w := dayWork{payments: 100, nettedRefunds: 10, files: 50, shares: 50, wxRequests: 3000}
 	bound, inf, wx := physicalBound(w, rates{payProtocol: 50, infinia: 50, wechat: 300}, d)
-	// 100/50+0.1 | 0.1 | 20+1+0.1 | 1+0.1+30+1+0.1
-	if want := 2.1 + 0.1 + 21.1 + 32.2; !near(inf[0].secs+inf[1].secs+inf[2].secs+inf[3].secs, want) {
+	// (100+10)/50+0.1 | 0.1 | 20+1+0.1 | 1+0.1+30+1+0.1
+	if want := 2.3 + 0.1 + 21.1 + 32.2; !near(inf[0].secs+inf[1].secs+inf[2].secs+inf[3].secs, want) {
 		t.Fatalf("Infinia chain %+v, want %.1f s", inf, want)
 	}
-	if want := 10.1 + 10 + 10.1; !near(wx, want) || !near(bound, 55.5) {
-		t.Fatalf("WeChat chain %.2f (want %.1f), bound %.2f (want the Infinia chain, 55.5)", wx, want, bound)
+	if want := 10.1 + 10 + 10.1; !near(wx, want) || !near(bound, 55.7) {
+		t.Fatalf("WeChat chain %.2f (want %.1f), bound %.2f (want the Infinia chain, 55.7)", wx, want, bound)
 	}
 	// A WeChat-heavy day: its chain is the bound.
 	w.wxRequests = 30000
