@@ -33,19 +33,54 @@ type ProviderConfig struct {
 // payprotocol channel's orders by verifying their payments (its upload
 // part, which must run before the part of the provider that files them);
 // its pre-flight is one authenticated call; its matcher compares the
-// ledger's payments and refunds with Pay Protocol's.
+// ledger's payments and refunds with Pay Protocol's. When answers are
+// kept (c.Final, but not pipeline.AskAll), its chain of the distribute
+// stage asks ahead what the matcher will ask (askAhead).
 func NewProvider(c ProviderConfig) pipeline.Provider {
 	api := Adapter{Client: c.Client}
 	if c.Pacer == nil {
 		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
-	return pipeline.Provider{
+	match := Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final})
+	p := pipeline.Provider{
 		Name:      Name,
 		Settles:   []pipeline.Channel{Channel},
 		Preflight: c.Client.Preflight,
 		Upload: func(ctx context.Context, run *pipeline.Run) (string, error) {
 			return Verify(ctx, c.Store, api, c.Pacer, c.Final, run)
 		},
-		Matchers: []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final})},
+		Matchers: []pipeline.Matcher{match},
+	}
+	if _, all := c.Final.(pipeline.AskAll); c.Final != nil && !all {
+		p.Distribute = askAhead(Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, WentOn: true}))
+	}
+	return p
+}
+
+// askAhead is Pay Protocol's chain of the distribute stage. Pay Protocol
+// pays nothing there, and its part of the day is done once the upload
+// stage has verified the payments; so while the other providers
+// distribute, it asks ahead, with its own matcher, what the reconcile
+// stage would ask it of the orders the verification let on (each one's
+// latest refund; the held ones, which this run's verification has just
+// asked, are left to reconcile), on its own pacer, which nothing else
+// uses then. The answers
+// found final and in agreement are kept as the matcher keeps them (their
+// key holds what the ledger says of the order, so a change in the ledger
+// before reconcile asks again), and the reconcile stage asks only the
+// rest: its Pay Protocol questions no longer follow the distribute stage
+// but overlap it. The findings are dropped - reconcile makes them again
+// from the ledger as it is then - and so is an error: nothing is decided
+// here, and what could not be asked ahead is asked by reconcile, which
+// fails the run if Pay Protocol cannot answer.
+func askAhead(match pipeline.Matcher) pipeline.StageFunc {
+	return func(ctx context.Context, run *pipeline.Run) (string, error) {
+		if _, err := match(ctx, run); err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			return "Pay Protocol: not reconciled ahead (" + pipeline.OneLine(err.Error()) + "); reconcile asks", nil
+		}
+		return "Pay Protocol: reconciled ahead", nil
 	}
 }

@@ -3,6 +3,7 @@ package payprotocol
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/settlekit/settle/pipeline"
@@ -120,6 +121,9 @@ type MatcherConfig struct {
 	// after its first alone, its final answers recorded before the next
 	// page is read); 0: DefaultPageSize.
 	PageSize int
+	// WentOn leaves out the held items: only those the verification let
+	// on are matched (see askAhead).
+	WentOn bool
 }
 
 // Matcher compares the ledger's view of a run's Pay Protocol orders with
@@ -193,6 +197,9 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 // matchPage matches one page of the run's items (see Matcher) and records
 // the answers found final, so that a page is held in memory at a time.
 func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items []pipeline.RefundedItem) ([]pipeline.Mismatch, error) {
+	if c.WentOn {
+		items = slices.DeleteFunc(slices.Clone(items), func(it pipeline.RefundedItem) bool { return it.State == pipeline.ItemHeld })
+	}
 	keys := make([]string, len(items))
 	for i, it := range items {
 		keys[i] = finalKey(it)

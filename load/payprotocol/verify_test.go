@@ -296,7 +296,7 @@ func TestNewProvider(t *testing.T) {
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1})
 	final := &finaltest.Answers{}
 	p := payprotocol.NewProvider(payprotocol.ProviderConfig{Client: r.client, Store: store, Pacer: pacer, Final: final})
-	if p.Name != payprotocol.Name || len(p.Settles) != 1 || p.Settles[0] != payprotocol.Channel || p.Distribute != nil || len(p.Matchers) != 1 {
+	if p.Name != payprotocol.Name || len(p.Settles) != 1 || p.Settles[0] != payprotocol.Channel || p.Distribute == nil || len(p.Matchers) != 1 {
 		t.Fatalf("provider %+v", p)
 	}
 	if err := p.Preflight(ctx); err != nil {
@@ -335,15 +335,25 @@ func TestNewProvider(t *testing.T) {
 		c := calls()
 		return ms, c[0] - before[0], c[1] - before[1]
 	}
+	// The distribute stage's chain asks ahead what the run's reconcile
+	// would ask of the orders that went on (T1: its refund alone; T5: not
+	// at all; T6: its refund, then its payment), and keeps T1's answer;
+	// the held T3 and T4, just verified, are left to reconcile.
+	before = calls()
+	if s, err := p.Distribute(ctx, &pipeline.Run{ID: 42}); err != nil || s != "Pay Protocol: reconciled ahead" {
+		t.Fatalf("asking ahead: %q, %v", s, err)
+	}
+	if c := calls(); c[0]-before[0] != 1 || c[1]-before[1] != 2 {
+		t.Errorf("asking ahead asked %d payment and %d refund details, want 1 (T6) and 2 (T1, T6)", c[0]-before[0], c[1]-before[1])
+	}
 	ms, payments, refunds := match(p.Matchers[0])
 	if len(ms) != 3 || ms[0].Subject != "T3" || ms[1].Subject != "T4" || !ms[0].Expected || !ms[1].Expected ||
 		ms[2].Subject != "T6" || ms[2].Expected || ms[2].Category != pipeline.MismatchAmount || ms[2].Ours != "0" || ms[2].Theirs != "50" {
 		t.Fatalf("findings %+v, want the two held ones' timing gaps and T6's refund unknown to the platform", ms)
 	}
-	// T1: its refund alone; T3 and T4 (held): in full; T5: not at all;
-	// T6: its refund, then its payment (Pay Protocol shows a refund).
-	if payments != 3 || refunds != 3 {
-		t.Errorf("the run's reconciliation asked %d payment and %d refund details, want 3 (T3, T4, T6) and 3 (T1, T4, T6)", payments, refunds)
+	// T1 was kept ahead: the held ones and T6 (a finding) are asked again.
+	if payments != 3 || refunds != 2 {
+		t.Errorf("the run's reconciliation asked %d payment and %d refund details, want 3 (T3, T4, T6) and 2 (T4, T6)", payments, refunds)
 	}
 	all := payprotocol.Matcher(payprotocol.MatcherConfig{Store: store, API: payprotocol.Adapter{Client: r.client}, Pacer: pacer,
 		Final: pipeline.AskAll{Store: final}})
