@@ -80,6 +80,38 @@ func TestMigrateConcurrentlyAndTwice(t *testing.T) {
 	}
 }
 
+// TestKeysCompareBytewise: every column of the ledger holding an order
+// number, a seller, a currency, a refund number or an effect's subject
+// compares byte-wise (migration 00007), whatever the database's locale: the
+// day's COPY checks its keys without strcoll, reports list them in the same
+// order on every server, and a join of two such columns can use either's
+// index (a column left in the default collation would compare in "C"
+// against them and lose its own index).
+func TestKeysCompareBytewise(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	var cols []struct {
+		Table     string `db:"table_name"`
+		Column    string `db:"column_name"`
+		Collation string `db:"collation"`
+	}
+	if err := l.DB().Select(&cols, `SELECT table_name::text, column_name::text, COALESCE(collation_name::text, '') AS collation
+		FROM information_schema.columns
+		WHERE table_schema = $1 AND data_type = 'text'
+		  AND column_name IN ('order_no', 'seller_id', 'currency', 'refund_no', 'subject', 'netted_into')
+		ORDER BY 1, 2`, l.Schema()); err != nil {
+		t.Fatal(err)
+	}
+	if len(cols) < 20 {
+		t.Fatalf("found %d key columns, want the ledger's (at least 20): %v", len(cols), cols)
+	}
+	for _, c := range cols {
+		if c.Collation != "C" {
+			t.Errorf("%s.%s: collation %q, want \"C\"", c.Table, c.Column, c.Collation)
+		}
+	}
+}
+
 func TestOpenRefusesURLWithoutSSLMode(t *testing.T) {
 	_, err := ledger.Open(context.Background(), "postgres://u@127.0.0.1:1/db", "")
 	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "sslmode") {
