@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/settlekit/settle/internal/pgtest"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -239,5 +241,50 @@ func TestOpenRunResumes(t *testing.T) {
 	}
 	if again.RulesHash != "r1" {
 		t.Fatalf("rules hash %q: a resumed run keeps what it started with", again.RulesHash)
+	}
+}
+
+// TestCarryReferenceKept: items.carry_id is held to the adjustments by
+// triggers rather than a foreign key (migration 00007), which the day's
+// COPY paid for on every row: a carry_id must name an adjustment, and an
+// adjustment that carries items can be neither deleted, renumbered nor
+// truncated away, as the foreign key had it.
+func TestCarryReferenceKept(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	run := openRun(t, l, day)
+	db := l.DB()
+	mustFail := func(what, q string, args ...any) {
+		t.Helper()
+		_, err := db.Exec(q, args...)
+		var pe *pq.Error
+		if !errors.As(err, &pe) || pe.Code != "23503" {
+			t.Fatalf("%s: got %v, want a foreign_key_violation", what, err)
+		}
+	}
+	insert := `INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency, category,
+		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, carry_id)
+		VALUES ($1, $2, $3, 'S1', 'infiniapay', 'T', 'USD', 'c', 100, 0, 10, 90, 'r', now(), now(), $4)`
+	if _, err := db.Exec(insert, "O1", run.ID, day.String(), nil); err != nil {
+		t.Fatal(err)
+	}
+	mustFail("an item inserted into a carry that does not exist", insert, "O2", run.ID, day.String(), 424242)
+	mustFail("an item carried into an adjustment that does not exist", `UPDATE items SET carry_id = 424242 WHERE order_no = 'O1'`)
+	var id int64
+	if err := db.Get(&id, `INSERT INTO adjustments (seller_id, currency, kind, amount_minor, business_date, run_id)
+		VALUES ('S1', 'USD', 'held', 90, $1, $2) RETURNING id`, day.String(), run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE items SET carry_id = $1 WHERE order_no = 'O1'`, id); err != nil {
+		t.Fatalf("carry into an existing adjustment: %v", err)
+	}
+	mustFail("delete an adjustment that carries an item", `DELETE FROM adjustments WHERE id = $1`, id)
+	mustFail("renumber an adjustment that carries an item", `UPDATE adjustments SET id = id + 1000 WHERE id = $1`, id)
+	mustFail("truncate adjustments that carry an item", `TRUNCATE adjustments`)
+	if _, err := db.Exec(`UPDATE items SET carry_id = NULL WHERE order_no = 'O1'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM adjustments WHERE id = $1`, id); err != nil {
+		t.Fatalf("delete an adjustment that carries nothing: %v", err)
 	}
 }
