@@ -41,7 +41,7 @@
 -- for it: PostgreSQL's CPU for a COPY of 1,000,000 items, four rounds
 -- alternating, 10.15-11.14 s (median 10.54) with the key, 8.31-10.18 s
 -- (median 9.97) with the triggers below, less in every round (about 5%,
--- two thirds of a microsecond an item). The same rule is now
+-- half a microsecond an item). The same rule is now
 -- kept by two triggers that fire only where it can be broken: a carry_id
 -- set (on insert or update) must name an adjustment, which stays locked
 -- (FOR KEY SHARE, as the foreign key locked it) until the transaction
