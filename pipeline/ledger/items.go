@@ -283,11 +283,12 @@ func (l *Ledger) WriteItems(ctx context.Context, run *pipeline.Run, fill func(pi
 	return counts, l.analyze(ctx, "items", "rejects")
 }
 
-// createStage creates the staging table of the transform stage's rows.
+// createStage creates the staging table of the transform stage's rows, its
+// keys in the collation of the items' (migration 00007).
 func createStage(ctx context.Context, tx *sql.Tx) error {
 	_, err := tx.ExecContext(ctx, `CREATE TEMP TABLE item_stage (
-		kind text, seq bigint, order_no text, seller_id text, channel text, provider_txn_id text,
-		currency text, category text, gross text, refunded text, commission bigint, seller bigint,
+		kind text, seq bigint, order_no text COLLATE "C", seller_id text COLLATE "C", channel text, provider_txn_id text,
+		currency text COLLATE "C", category text, gross text, refunded text, commission bigint, seller bigint,
 		rule text, paid_at timestamptz, confirmed_at timestamptz, reason text, state text) ON COMMIT DROP`)
 	return err
 }

@@ -15,6 +15,8 @@ import (
 	"io/fs"
 	"net/url"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -138,6 +140,9 @@ func (l *Ledger) Migrate(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	results, err := p.Up(ctx)
+	if len(results) > 0 {
+		releaseParseBuffers()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -146,6 +151,23 @@ func (l *Ledger) Migrate(ctx context.Context) ([]string, error) {
 		applied = append(applied, r.Source.Path)
 	}
 	return applied, nil
+}
+
+// releaseParseBuffers lets go of the buffers goose parsed the migrations it
+// applied with. Its SQL parser scans each file with 4 MiB buffers taken
+// from a sync.Pool, four at once (the up and down directions side by
+// side), and the pool keeps them until two collections have run: the first
+// collections of the day's stream would count those 16 MiB as live heap
+// and let the heap grow by as much again before collecting, which showed
+// as 10-20 MiB more peak RSS in a run that migrated a fresh schema than in
+// one that did not. Two collections now drop them (the first moves the
+// pool's buffers to its victim cache, the second frees them, and returns
+// the freed memory to the OS), a few milliseconds once per migration. A
+// ledger already at the latest version parses nothing: goose reads the
+// files only to apply them.
+func releaseParseBuffers() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // inTx runs fn in a transaction, committing when it returns nil.

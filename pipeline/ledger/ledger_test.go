@@ -3,10 +3,13 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/internal/pgtest"
 	"github.com/settlekit/settle/pipeline"
@@ -77,6 +80,59 @@ func TestMigrateConcurrentlyAndTwice(t *testing.T) {
 	var n int
 	if err := l.DB().Get(&n, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'custom_schema' AND table_name = 'items'`); err != nil || n != 1 {
 		t.Fatalf("items table in custom_schema: %d, %v", n, err)
+	}
+}
+
+// TestMigrateLeavesNoParseBuffers: a migration that applied something
+// lets go of the buffers goose parsed the files with (16 MiB kept in a
+// sync.Pool), so that a run's peak memory is the day's. Not parallel: no
+// other test allocates while it reads the heap.
+func TestMigrateLeavesNoParseBuffers(t *testing.T) {
+	l, err := ledger.Open(context.Background(), pgtest.URL(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	applied, err := l.Migrate(context.Background())
+	if err != nil || len(applied) == 0 {
+		t.Fatalf("migrate a fresh database: %v, %v", applied, err)
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	if m.HeapAlloc > 12<<20 {
+		t.Fatalf("%.1f MiB of heap still allocated after the migration, want under 12 (goose's buffers are 16)", float64(m.HeapAlloc)/(1<<20))
+	}
+}
+
+// TestKeysCompareBytewise: every column of the ledger holding an order
+// number, a seller, a currency, a refund number or an effect's subject
+// compares byte-wise (migration 00007), whatever the database's locale: the
+// day's COPY checks its keys without strcoll, reports list them in the same
+// order on every server, and a join of two such columns can use either's
+// index (a column left in the default collation would compare in "C"
+// against them and lose its own index).
+func TestKeysCompareBytewise(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	var cols []struct {
+		Table     string `db:"table_name"`
+		Column    string `db:"column_name"`
+		Collation string `db:"collation"`
+	}
+	if err := l.DB().Select(&cols, `SELECT table_name::text, column_name::text, COALESCE(collation_name::text, '') AS collation
+		FROM information_schema.columns
+		WHERE table_schema = $1 AND data_type = 'text'
+		  AND column_name IN ('order_no', 'seller_id', 'currency', 'refund_no', 'subject', 'netted_into')
+		ORDER BY 1, 2`, l.Schema()); err != nil {
+		t.Fatal(err)
+	}
+	if len(cols) < 20 {
+		t.Fatalf("found %d key columns, want the ledger's (at least 20): %v", len(cols), cols)
+	}
+	for _, c := range cols {
+		if c.Collation != "C" {
+			t.Errorf("%s.%s: collation %q, want \"C\"", c.Table, c.Column, c.Collation)
+		}
 	}
 }
 
@@ -185,5 +241,50 @@ func TestOpenRunResumes(t *testing.T) {
 	}
 	if again.RulesHash != "r1" {
 		t.Fatalf("rules hash %q: a resumed run keeps what it started with", again.RulesHash)
+	}
+}
+
+// TestCarryReferenceKept: items.carry_id is held to the adjustments by
+// triggers rather than a foreign key (migration 00007), which the day's
+// COPY paid for on every row: a carry_id must name an adjustment, and an
+// adjustment that carries items can be neither deleted, renumbered nor
+// truncated away, as the foreign key had it.
+func TestCarryReferenceKept(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	run := openRun(t, l, day)
+	db := l.DB()
+	mustFail := func(what, q string, args ...any) {
+		t.Helper()
+		_, err := db.Exec(q, args...)
+		var pe *pq.Error
+		if !errors.As(err, &pe) || pe.Code != "23503" {
+			t.Fatalf("%s: got %v, want a foreign_key_violation", what, err)
+		}
+	}
+	insert := `INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency, category,
+		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, carry_id)
+		VALUES ($1, $2, $3, 'S1', 'infiniapay', 'T', 'USD', 'c', 100, 0, 10, 90, 'r', now(), now(), $4)`
+	if _, err := db.Exec(insert, "O1", run.ID, day.String(), nil); err != nil {
+		t.Fatal(err)
+	}
+	mustFail("an item inserted into a carry that does not exist", insert, "O2", run.ID, day.String(), 424242)
+	mustFail("an item carried into an adjustment that does not exist", `UPDATE items SET carry_id = 424242 WHERE order_no = 'O1'`)
+	var id int64
+	if err := db.Get(&id, `INSERT INTO adjustments (seller_id, currency, kind, amount_minor, business_date, run_id)
+		VALUES ('S1', 'USD', 'held', 90, $1, $2) RETURNING id`, day.String(), run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE items SET carry_id = $1 WHERE order_no = 'O1'`, id); err != nil {
+		t.Fatalf("carry into an existing adjustment: %v", err)
+	}
+	mustFail("delete an adjustment that carries an item", `DELETE FROM adjustments WHERE id = $1`, id)
+	mustFail("renumber an adjustment that carries an item", `UPDATE adjustments SET id = id + 1000 WHERE id = $1`, id)
+	mustFail("truncate adjustments that carry an item", `TRUNCATE adjustments`)
+	if _, err := db.Exec(`UPDATE items SET carry_id = NULL WHERE order_no = 'O1'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM adjustments WHERE id = $1`, id); err != nil {
+		t.Fatalf("delete an adjustment that carries nothing: %v", err)
 	}
 }
