@@ -17,6 +17,10 @@ type Provider struct {
 	// this provider settles: an order of a channel no provider of the run
 	// settles is work left undone.
 	Settles []Channel
+	// Pays are the effect kinds by which it moves money (a run's summary
+	// counts their sends as new money movements); none for a provider that
+	// only verifies.
+	Pays []string
 	// Preflight makes one cheap authenticated call (and any login the
 	// provider needs) so that refused credentials stop the run before
 	// anything is sent; nil: none.
@@ -50,6 +54,8 @@ type Plugged struct {
 	Matchers []Matcher
 	// Settles reports the channels some provider settles.
 	Settles map[Channel]bool
+	// Pays are every provider's money effect kinds, in order.
+	Pays []string
 }
 
 // Plug composes providers into the stages of a run. first runs before the
@@ -66,6 +72,7 @@ func Plug(first StageFunc, providers ...Provider) Plugged {
 		for _, ch := range pr.Settles {
 			p.Settles[ch] = true
 		}
+		p.Pays = append(p.Pays, pr.Pays...)
 		if pr.Preflight != nil {
 			checks = append(checks, pr.Preflight)
 		}

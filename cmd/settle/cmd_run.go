@@ -14,8 +14,6 @@ import (
 
 	"github.com/settlekit/settle/extract"
 	"github.com/settlekit/settle/load"
-	"github.com/settlekit/settle/load/infiniapay"
-	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/transform"
@@ -368,8 +366,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	}
 	runner.Stages[pipeline.StageDistribute] = plugged.Distribute
 	runner.Stages[pipeline.StageReconcile] = pipeline.ReconcileStage(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), o.reports.stage(l), o.recheckDays)
-	moneyKinds := []string{infiniapay.KindRevenueShare, wechatpay.KindDistribution, wechatpay.KindUnfreeze}
-	sendsBefore, err := l.Sends(ctx, o.key.Date, moneyKinds)
+	sendsBefore, err := l.Sends(ctx, o.key.Date, plugged.Pays)
 	if err != nil {
 		return err
 	}
@@ -381,7 +378,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		}
 	}
 	if res != nil && res.Run != nil {
-		sendsAfter, serr := l.Sends(ctx, o.key.Date, moneyKinds)
+		sendsAfter, serr := l.Sends(ctx, o.key.Date, plugged.Pays)
 		if serr == nil {
 			serr = cfg.printRunSummary(ctx, l, res, sendsAfter-sendsBefore)
 		}

@@ -85,6 +85,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	return pipeline.Provider{
 		Name:       Name,
 		Settles:    []pipeline.Channel{Channel},
+		Pays:       []string{KindRevenueShare},
 		Preflight:  func(ctx context.Context) error { return Preflight(ctx, c.Client, c.SFTP) },
 		Upload:     UploadStage(cfg),
 		Distribute: distribute,

@@ -58,6 +58,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	return pipeline.Provider{
 		Name:      Name,
 		Settles:   []pipeline.Channel{Channel},
+		Pays:      []string{KindDistribution, KindUnfreeze},
 		Preflight: api.Preflight,
 		Distribute: DistributeStage(StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, Pacer: c.Pacer,
 			Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final}),

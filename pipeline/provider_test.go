@@ -1,0 +1,59 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+)
+
+// TestPlugComposesProviders checks what Plug makes of two providers: the
+// pre-flights and upload parts in the providers' order, the distribute
+// chains after the first step, the matchers, channels and money kinds of
+// both.
+func TestPlugComposesProviders(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		ran []string
+	)
+	step := func(name string, err error) StageFunc {
+		return func(context.Context, *Run) (string, error) {
+			mu.Lock()
+			ran = append(ran, name)
+			mu.Unlock()
+			return name, err
+		}
+	}
+	check := func(name string, err error) func(context.Context) error {
+		return func(ctx context.Context) error { _, err := step(name, err)(ctx, nil); return err }
+	}
+	noMatch := func(context.Context, *Run) ([]Mismatch, error) { return nil, nil }
+	refused := errors.New("refused")
+	verifier := Provider{Name: "verifier", Settles: []Channel{"a"}, Preflight: check("verifier preflight", nil),
+		Upload: step("verify", nil), Distribute: step("ask ahead", nil), Matchers: []Matcher{noMatch}}
+	payer := Provider{Name: "payer", Settles: []Channel{"b", "c"}, Pays: []string{"share", "unfreeze"},
+		Preflight: check("payer preflight", refused), Upload: step("file", nil), Distribute: step("pay", nil), Matchers: []Matcher{noMatch, noMatch}}
+	p := Plug(step("channel check", nil), verifier, payer)
+
+	if !slices.Equal(p.Pays, []string{"share", "unfreeze"}) || len(p.Matchers) != 3 ||
+		len(p.Settles) != 3 || !p.Settles["a"] || !p.Settles["b"] || !p.Settles["c"] {
+		t.Fatalf("pays %v, %d matchers, settles %v", p.Pays, len(p.Matchers), p.Settles)
+	}
+	ctx := context.Background()
+	if err := p.Preflight(ctx); !errors.Is(err, refused) {
+		t.Fatalf("preflight: %v, want the payer's refusal", err)
+	}
+	if _, err := p.Upload(ctx, &Run{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Distribute(ctx, &Run{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"verifier preflight", "payer preflight", "verify", "file", "channel check"}; !slices.Equal(ran[:5], want) {
+		t.Fatalf("ran %v, want %v then the two chains", ran, want)
+	}
+	if chains := ran[5:]; len(chains) != 2 || !slices.Contains(chains, "ask ahead") || !slices.Contains(chains, "pay") {
+		t.Fatalf("distribute chains ran %v", chains)
+	}
+}
