@@ -116,8 +116,8 @@ func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run) ([]
 	for _, f := range files {
 		last[key{f.SellerID, f.Currency}] = max(last[key{f.SellerID, f.Currency}], f.Attempt)
 	}
-	progress := pipeline.ProgressFrom(ctx)
-	progress.SetTotal(int64(len(groups)))
+	progress := pipeline.ProgressFrom(ctx) // a phase of its own: after a verification's
+	progress.Restart(int64(len(groups)))
 	for _, g := range groups {
 		progress.Add(1)
 		s := sellers[g.SellerID]

@@ -71,7 +71,10 @@ func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
 	kept := map[string]*keptAnswers{Name: {final: final, name: Name}, PaymentAnswersName: {final: final, name: PaymentAnswersName}}
+	progress := pipeline.ProgressFrom(ctx) // the stage's first phase: the payments verified
+	progress.Restart(int64(len(items)))
 	err = pipeline.EachFirstAlonePaced(ctx, pacer, items, func(it pipeline.VerifyItem) error {
+		defer progress.Add(1)
 		to, reason, v, err := verdict(ctx, api, it.Split)
 		if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
 			return err // configuration: says it all, about every order
