@@ -17,12 +17,38 @@ import (
 //
 // A stage may have several phases (Restart): the counts then add up over
 // the phases, so that neither the units done nor the total ever go down in
-// the lines an operator reads.
+// the lines an operator reads. Work running side by side in a stage (the
+// distribute chains) counts in parts of its own (Part), which add up.
 type Progress struct {
-	done atomic.Int64
-	mu   sync.Mutex
-	base int64 // units done when the current phase began
-	tot  int64 // total over the phases so far (0: unknown)
+	done  atomic.Int64
+	mu    sync.Mutex
+	base  int64       // units done when the current phase began
+	tot   int64       // total over the phases so far (0: unknown)
+	parts []*Progress // counting beside this one: added to it
+}
+
+// Part returns a Progress for work that runs beside other parts of the
+// same stage: each part keeps its own phases and totals, and the stage's
+// lines show their sums.
+func (p *Progress) Part() *Progress {
+	q := &Progress{}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.parts = append(p.parts, q)
+	return q
+}
+
+// counts returns the units done and the total, parts included.
+func (p *Progress) counts() (done, total int64) {
+	p.mu.Lock()
+	total, parts := p.tot, p.parts
+	p.mu.Unlock()
+	done = p.done.Load()
+	for _, q := range parts {
+		d, t := q.counts()
+		done, total = done+d, total+t
+	}
+	return done, total
 }
 
 // Add counts n more units done.
@@ -43,12 +69,6 @@ func (p *Progress) Restart(total int64) {
 	defer p.mu.Unlock()
 	p.base = p.done.Load()
 	p.tot = max(p.tot, p.base+total)
-}
-
-func (p *Progress) total() int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.tot
 }
 
 type progressKey struct{}
@@ -74,7 +94,8 @@ type snapshot struct {
 }
 
 func (p *Progress) snapshot(elapsed time.Duration) snapshot {
-	s := snapshot{done: p.done.Load(), total: p.total(), elapsed: elapsed}
+	done, total := p.counts()
+	s := snapshot{done: done, total: total, elapsed: elapsed}
 	if elapsed <= 0 {
 		return s
 	}

@@ -71,3 +71,30 @@ func TestProgressRateAndTimesInSeconds(t *testing.T) {
 		t.Fatalf("significant(1234.5, 3) = %v", got)
 	}
 }
+
+// TestProgressOfChainsSideBySide runs two chains of a stage side by side,
+// each counting its own payouts: the stage's line shows their sums, so the
+// units done never pass the total.
+func TestProgressOfChainsSideBySide(t *testing.T) {
+	p := &Progress{}
+	chain := func(n int64) StageFunc {
+		return func(ctx context.Context, _ *Run) (string, error) {
+			q := ProgressFrom(ctx)
+			q.SetTotal(n)
+			q.Add(n)
+			return "", nil
+		}
+	}
+	if _, err := Concurrent(chain(3), chain(40))(WithProgress(context.Background(), p), &Run{}); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.snapshot(time.Second); s.done != 43 || s.total != 43 {
+		t.Fatalf("the stage shows %d of %d, want 43 of 43", s.done, s.total)
+	}
+	q := p.Part()
+	q.Restart(7)
+	q.Add(2)
+	if s := p.snapshot(time.Second); s.done != 45 || s.total != 50 {
+		t.Fatalf("with a third part under way: %d of %d, want 45 of 50", s.done, s.total)
+	}
+}

@@ -385,7 +385,8 @@ func Combine(fns ...StageFunc) StageFunc {
 // starts, requests in flight finish and are recorded - and is returned,
 // except work still processing at a provider when a chain's wait was over
 // (ErrStillProcessing), which lets the others finish: it is returned
-// (exit 1, resumable) once all are done.
+// (exit 1, resumable) once all are done. Each counts its progress in a
+// part of the stage's (Progress.Part).
 func Concurrent(fns ...StageFunc) StageFunc {
 	if len(fns) == 1 {
 		return fns[0]
@@ -395,12 +396,14 @@ func Concurrent(fns ...StageFunc) StageFunc {
 		defer cancel()
 		summaries := make([]string, len(fns))
 		errs := make([]error, len(fns))
+		progress := ProgressFrom(ctx)
 		var wg sync.WaitGroup
 		for i, fn := range fns {
 			wg.Add(1)
+			pctx := WithProgress(cctx, progress.Part()) // each chain counts in a part of the stage's
 			go func() {
 				defer wg.Done()
-				summaries[i], errs[i] = fn(cctx, run)
+				summaries[i], errs[i] = fn(pctx, run)
 				if err := errs[i]; err != nil && KindOf(err) != KindNeedsPerson && !errors.Is(err, ErrStillProcessing) {
 					cancel()
 				}
