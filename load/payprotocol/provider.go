@@ -41,17 +41,22 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	if c.Pacer == nil {
 		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
-	match := Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final})
+	_, all := c.Final.(pipeline.AskAll)
+	var held *heldAnswers // what the verification was told of the payments it held, for the run's reconcile
+	if !all {
+		held = &heldAnswers{}
+	}
+	match := Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, held: held})
 	p := pipeline.Provider{
 		Name:      Name,
 		Settles:   []pipeline.Channel{Channel},
 		Preflight: c.Client.Preflight,
 		Upload: func(ctx context.Context, run *pipeline.Run) (string, error) {
-			return Verify(ctx, c.Store, api, c.Pacer, c.Final, run)
+			return verify(ctx, c.Store, api, c.Pacer, c.Final, held, run)
 		},
 		Matchers: []pipeline.Matcher{match},
 	}
-	if _, all := c.Final.(pipeline.AskAll); c.Final != nil && !all {
+	if c.Final != nil && !all {
 		p.Distribute = askAhead(Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, WentOn: true}))
 	}
 	return p

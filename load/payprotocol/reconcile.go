@@ -124,6 +124,9 @@ type MatcherConfig struct {
 	// WentOn leaves out the held items: only those the verification let
 	// on are matched (see askAhead).
 	WentOn bool
+	// held has the answers this run's verification got about the payments
+	// it held (NewProvider's): those are matched without asking again.
+	held *heldAnswers
 }
 
 // Matcher compares the ledger's view of a run's Pay Protocol orders with
@@ -227,7 +230,9 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 		it := items[i]
 		var o Order
 		var err error
-		if paid[paymentKey(it)] {
+		if h, ok := c.held.take(run.ID, it); ok {
+			o = h // what this run's verification was told, minutes ago
+		} else if paid[paymentKey(it)] {
 			o, err = c.API.OrderPaid(ctx, it.ProviderTxnID, keptPayment(it))
 		} else {
 			o, err = c.API.Order(ctx, it.ProviderTxnID)

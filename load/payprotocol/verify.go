@@ -61,6 +61,12 @@ type VerifyStore interface {
 // The questions go out as fast as pacer allows (Pay Protocol's limits; nil:
 // no limit), after the first alone.
 func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, run *pipeline.Run) (string, error) {
+	return verify(ctx, store, api, pacer, final, nil, run)
+}
+
+// verify is Verify that also gives held the answers about the payments it
+// holds, for the run's own reconciliation (nil: kept nowhere).
+func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, held *heldAnswers, run *pipeline.Run) (string, error) {
 	items, err := store.ItemsToVerify(ctx, run.ID, Channel, VerifyHoldPrefix)
 	if err != nil {
 		return "", err
@@ -94,6 +100,9 @@ func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		mu.Lock()
 		counts[to]++
 		mu.Unlock()
+		if to == pipeline.ItemHeld && v != nil {
+			held.put(run.ID, it.ProviderTxnID, v.Order)
+		}
 		if to != pipeline.ItemRecorded || v == nil {
 			return nil
 		}
@@ -192,8 +201,9 @@ func (k *keptAnswers) record(ctx context.Context, keys []string) error {
 }
 
 // verdict is what the verification decides of one item, with Pay
-// Protocol's answer about its order when the payment was verified (nil
-// otherwise).
+// Protocol's answer about its order when the payment was verified or held
+// for a payment or a refund still under way (nil otherwise): the answer
+// Adapter.Order gives, the refund read when the payment is paid.
 func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reason string, a *verified, err error) {
 	o, err := api.Payment(ctx, it.ProviderTxnID)
 	if pipeline.IsNotFound(err) {
@@ -205,7 +215,7 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reas
 	switch o.Status {
 	case PaymentPaid.String():
 	case PaymentPending.String(), PaymentBlockConfirmation.String(), PaymentPartiallyPaid.String():
-		return pipeline.ItemHeld, VerifyHoldPrefix + " payment is " + o.Status, nil, nil
+		return pipeline.ItemHeld, VerifyHoldPrefix + " payment is " + o.Status, &verified{Order: o}, nil
 	default:
 		return pipeline.ItemRejected, "Pay Protocol payment is " + o.Status, nil, nil
 	}
@@ -232,8 +242,50 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reas
 	case r.Status == RefundSuccess.String():
 		return pipeline.ItemRecorded, "", &verified{Order: o, refundRead: true}, nil
 	case refundInProgress(r.Status):
-		return pipeline.ItemHeld, VerifyHoldPrefix + " refund is " + r.Status, nil, nil
+		return pipeline.ItemHeld, VerifyHoldPrefix + " refund is " + r.Status, &verified{Order: o, refundRead: true}, nil
 	default:
 		return pipeline.ItemRejected, "Pay Protocol refund is " + r.Status + ": the order's refund cannot be netted", nil, nil
 	}
+}
+
+// heldAnswers keeps, for the run's own reconciliation, what the
+// verification was told about the payments it held (a payment or a refund
+// still under way): the matcher reports such an item's timing gap from
+// that answer, minutes old, rather than ask Pay Protocol the same question
+// again. Only the items of the run verified in this process, still held;
+// a recheck from a later date and --reconcile-all ask. It holds the day's
+// held payments, no more; each answer is taken once. nil keeps nothing.
+type heldAnswers struct {
+	mu     sync.Mutex
+	orders map[heldKey]Order
+}
+
+type heldKey struct {
+	run int64
+	txn string
+}
+
+func (h *heldAnswers) put(run int64, txn string, o Order) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.orders == nil {
+		h.orders = map[heldKey]Order{}
+	}
+	h.orders[heldKey{run, txn}] = o
+}
+
+// take returns, and forgets, the answer about the held item it of run.
+func (h *heldAnswers) take(run int64, it pipeline.RefundedItem) (Order, bool) {
+	if h == nil || it.State != pipeline.ItemHeld {
+		return Order{}, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := heldKey{run, it.ProviderTxnID}
+	o, ok := h.orders[k]
+	delete(h.orders, k)
+	return o, ok
 }
