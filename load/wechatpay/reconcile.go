@@ -386,6 +386,12 @@ func row(category, subject string, it pipeline.ChannelItem) pipeline.Mismatch {
 
 // orders is check 1, a page of attempts at a time.
 func (m *matching) orders(ctx context.Context) ([]pipeline.Mismatch, error) {
+	return m.attemptPages(ctx, func(as []pipeline.Attempt) ([]pipeline.Mismatch, error) { return m.ordersPage(ctx, as) })
+}
+
+// attemptPages reads the run's attempts a page at a time (by order number
+// and key) and returns what page finds in each, in order.
+func (m *matching) attemptPages(ctx context.Context, page func([]pipeline.Attempt) ([]pipeline.Mismatch, error)) ([]pipeline.Mismatch, error) {
 	var out []pipeline.Mismatch
 	var afterOrder, afterKey string
 	for {
@@ -393,7 +399,7 @@ func (m *matching) orders(ctx context.Context) ([]pipeline.Mismatch, error) {
 		if err != nil {
 			return nil, err
 		}
-		rows, err := m.ordersPage(ctx, as)
+		rows, err := page(as)
 		if err != nil {
 			return nil, err
 		}
@@ -824,13 +830,8 @@ func (m *matching) billLookup(ctx context.Context, page []BillEntry) (map[string
 // sub-merchant's bill of day must show but does not (seen: those it
 // shows).
 func (m *matching) missing(ctx context.Context, sub string, day pipeline.Date, seen map[string]bool) ([]pipeline.Mismatch, error) {
-	var out []pipeline.Mismatch
-	var afterOrder, afterKey string
-	for {
-		as, err := m.store.WeChatAttemptsAfter(ctx, m.run.ID, Channel, kinds(), afterOrder, afterKey, m.page)
-		if err != nil {
-			return nil, err
-		}
+	return m.attemptPages(ctx, func(as []pipeline.Attempt) ([]pipeline.Mismatch, error) {
+		var out []pipeline.Mismatch
 		for _, a := range as {
 			if d, ok := m.lineDay(a); !ok || d != day || a.Item.Account != sub || seen[a.Key] {
 				continue
@@ -839,11 +840,8 @@ func (m *matching) missing(ctx context.Context, sub string, day pipeline.Date, s
 			r.TheirsState, r.Detail = "not in the bill", fmt.Sprintf("WeChat Pay accepted it on %s; the bill of that day has no %s line", day, lineName(a))
 			out = append(out, r)
 		}
-		if len(as) < m.page {
-			return out, nil
-		}
-		afterOrder, afterKey = as[len(as)-1].Item.OrderNo, as[len(as)-1].Key
-	}
+		return out, nil
+	})
 }
 
 // distributed adds to the groups the succeeded distributions of other
