@@ -206,13 +206,23 @@ func openLedger(ctx context.Context, c *cli.Context, migrate bool) (*ledger.Ledg
 		return nil, err
 	}
 	if migrate {
-		if _, err := l.Migrate(ctx); err != nil {
+		applied, err := l.Migrate(ctx)
+		if err != nil {
 			l.Close()
 			return nil, err
+		}
+		if len(applied) > 0 && releaseAfterMigrate {
+			ledger.ReleaseParseBuffers()
 		}
 	}
 	return l, nil
 }
+
+// releaseAfterMigrate is set by main: the settle process lets go of the
+// buffers a migration parsed with (ledger.ReleaseParseBuffers), so that a
+// run's peak memory is its day's. The tests, which run many commands in one
+// process beside each other, do not force those collections.
+var releaseAfterMigrate bool
 
 func openDB(ctx context.Context, url string) (*sqlx.DB, error) {
 	db, err := sqlx.Open("postgres", url)

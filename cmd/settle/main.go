@@ -19,6 +19,7 @@ import (
 )
 
 func main() {
+	releaseAfterMigrate = true
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	if path := os.Getenv(heapProfileEnv); path != "" {
 		go profileHeapPeaks(ctx, path)
