@@ -153,9 +153,9 @@ func (l *Ledger) Migrate(ctx context.Context) ([]string, error) {
 // ReleaseParseBuffers lets go of the buffers goose parsed the migrations
 // it applied with: a process whose peak memory matters (the settle
 // binary) calls it after a Migrate that applied something. It is not done
-// by Migrate itself: it forces two full collections, cheap in the job's
-// small process and dear in a process that migrates many databases while
-// other work runs (the tests, where it cost every test running beside). Its SQL parser scans each file with 4 MiB buffers taken
+// by Migrate itself: it forces two full collections, fine in the job's
+// small process, not for a library call in a process that migrates many
+// databases while other work runs (the tests). Its SQL parser scans each file with 4 MiB buffers taken
 // from a sync.Pool, four at once (the up and down directions side by
 // side), and the pool keeps them until two collections have run: the first
 // collections of the day's stream would count those 16 MiB as live heap
