@@ -41,3 +41,26 @@ func profileHeapPeaks(ctx context.Context, path string) {
 		}
 	}
 }
+
+// cpuProfileEnv names the environment variable that, when set to a file
+// path, makes settle write a CPU profile of the whole process to
+// <path>.<pid>. A diagnostic for speed work (README, Performance); off
+// when unset.
+const cpuProfileEnv = "SETTLE_CPUPROFILE"
+
+// profileCPU starts a CPU profile into path.<pid> and returns what stops
+// it (a no-op when it could not start).
+func profileCPU(path string) (stop func()) {
+	f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+	if err != nil {
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}

@@ -24,8 +24,13 @@ func main() {
 	if path := os.Getenv(heapProfileEnv); path != "" {
 		go profileHeapPeaks(ctx, path)
 	}
+	stopCPU := func() {}
+	if path := os.Getenv(cpuProfileEnv); path != "" {
+		stopCPU = profileCPU(path)
+	}
 	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
 	stop()
+	stopCPU()
 	os.Exit(exitCode(err, os.Stderr))
 }
 
