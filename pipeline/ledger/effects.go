@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/lib/pq"
@@ -27,12 +29,12 @@ func scanEffect(row interface{ Scan(...any) error }) (pipeline.Effect, error) {
 // amount differs from e is an error: the same intent must be planned the same
 // way every time.
 func (l *Ledger) PlanEffect(ctx context.Context, e pipeline.Effect) (pipeline.Effect, error) {
-	_, err := l.db.ExecContext(ctx, planEffectSQL(`ON CONFLICT (kind, subject, attempt) DO NOTHING`),
+	_, err := l.execPrepared(ctx, planEffectOnceSQL,
 		e.RunID, e.Kind, e.Subject, e.Attempt, e.Key, string(e.Currency), e.Amount)
 	if err != nil {
 		return e, fmt.Errorf("plan %s %s: %w", e.Kind, e.Subject, err)
 	}
-	stored, err := scanEffect(l.db.QueryRowContext(ctx, `SELECT `+effectColumns+` FROM effects
+	stored, err := scanEffect(l.queryRowPrepared(ctx, `SELECT `+effectColumns+` FROM effects
 		WHERE kind = $1 AND subject = $2 AND attempt = $3`, e.Kind, e.Subject, e.Attempt))
 	if err != nil {
 		return e, fmt.Errorf("plan %s %s: %w", e.Kind, e.Subject, err)
@@ -44,6 +46,9 @@ func (l *Ledger) PlanEffect(ctx context.Context, e pipeline.Effect) (pipeline.Ef
 	}
 	return stored, nil
 }
+
+// planEffectOnceSQL is PlanEffect's insert.
+var planEffectOnceSQL = planEffectSQL(`ON CONFLICT (kind, subject, attempt) DO NOTHING`)
 
 // planEffectSQL inserts an effect's intent ($1..$7: run, kind, subject,
 // attempt, key, currency, amount) and the first event of its history in
@@ -73,15 +78,26 @@ func changeEffectSQL(set, where, cause string) string {
 	SELECT count(*) FROM upd`
 }
 
+var (
+	// markSentSQL is MarkSent's change ($1 the effect).
+	markSentSQL = changeEffectSQL(`state = 'sent', sends = sends + 1`,
+		`state IN ('planned', 'sent', 'unknown')`,
+		`CASE WHEN old.state = 'planned' THEN '`+string(pipeline.CauseSent)+`' ELSE '`+string(pipeline.CauseResent)+`' END`)
+	// recordOutcomeSQL is RecordOutcomeCause's ($1 the effect, $2 the
+	// cause or '', $3 the state, $4 the reference or '', $5 the last error).
+	recordOutcomeSQL = changeEffectSQL(`state = $3,
+		provider_ref = CASE WHEN $4 = '' THEN provider_ref ELSE $4 END, last_error = $5`,
+		`state NOT IN ('succeeded', 'failed')`,
+		`CASE WHEN $2 <> '' THEN $2 WHEN upd.state = 'unknown' THEN '`+string(pipeline.CauseSendError)+`'
+		      WHEN old.state = 'unknown' THEN '`+string(pipeline.CauseQuery)+`' ELSE '`+string(pipeline.CauseAnswer)+`' END`)
+)
+
 // MarkSent records, before the request leaves, that it is being sent; its
 // history says whether it is the first send or a send again with the same
 // key.
 func (l *Ledger) MarkSent(ctx context.Context, id int64) error {
 	var n int
-	err := l.db.QueryRowContext(ctx, changeEffectSQL(`state = 'sent', sends = sends + 1`,
-		`state IN ('planned', 'sent', 'unknown')`,
-		`CASE WHEN old.state = 'planned' THEN '`+string(pipeline.CauseSent)+`' ELSE '`+string(pipeline.CauseResent)+`' END`),
-		id).Scan(&n)
+	err := l.queryRowPrepared(ctx, markSentSQL, id).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("mark effect %d sent: %w", id, err)
 	}
@@ -103,12 +119,7 @@ func (l *Ledger) RecordOutcome(ctx context.Context, id int64, state pipeline.Eff
 // the effect's history (empty: worked out as RecordOutcome does).
 func (l *Ledger) RecordOutcomeCause(ctx context.Context, id int64, state pipeline.EffectState, ref, lastErr string, cause pipeline.EffectCause) error {
 	var n int
-	err := l.db.QueryRowContext(ctx, changeEffectSQL(`state = $3,
-		provider_ref = CASE WHEN $4 = '' THEN provider_ref ELSE $4 END, last_error = $5`,
-		`state NOT IN ('succeeded', 'failed')`,
-		`CASE WHEN $2 <> '' THEN $2 WHEN upd.state = 'unknown' THEN '`+string(pipeline.CauseSendError)+`'
-		      WHEN old.state = 'unknown' THEN '`+string(pipeline.CauseQuery)+`' ELSE '`+string(pipeline.CauseAnswer)+`' END`),
-		id, string(cause), string(state), ref, lastErr).Scan(&n)
+	err := l.queryRowPrepared(ctx, recordOutcomeSQL, id, string(cause), string(state), ref, lastErr).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("record effect %d %s: %w", id, state, err)
 	}
@@ -121,16 +132,11 @@ func (l *Ledger) RecordOutcomeCause(ctx context.Context, id int64, state pipelin
 // LatestEffect returns the latest attempt at (kind, subject), ok false when
 // none was planned.
 func (l *Ledger) LatestEffect(ctx context.Context, kind, subject string) (pipeline.Effect, bool, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+effectColumns+` FROM effects
-		WHERE kind = $1 AND subject = $2 ORDER BY attempt DESC LIMIT 1`, kind, subject)
-	if err != nil {
-		return pipeline.Effect{}, false, err
+	e, err := scanEffect(l.queryRowPrepared(ctx, `SELECT `+effectColumns+` FROM effects
+		WHERE kind = $1 AND subject = $2 ORDER BY attempt DESC LIMIT 1`, kind, subject))
+	if errors.Is(err, sql.ErrNoRows) {
+		return pipeline.Effect{}, false, nil
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		return pipeline.Effect{}, false, rows.Err()
-	}
-	e, err := scanEffect(rows)
 	return e, err == nil, err
 }
 

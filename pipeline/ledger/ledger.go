@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -37,6 +38,7 @@ var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 type Ledger struct {
 	db     *sqlx.DB
 	schema string
+	stmts  sync.Map // query text -> *sql.Stmt: see prepared
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
@@ -56,8 +58,12 @@ func Open(ctx context.Context, dsn, schema string) (*Ledger, error) {
 	if err != nil {
 		return nil, pipeline.E(pipeline.KindUsage, "open ledger", err)
 	}
-	db.SetMaxOpenConns(16)
-	db.SetMaxIdleConns(4)
+	// As many kept idle as may be open: the effect engine's bursts use
+	// them all, and a connection closed on return is a new PostgreSQL
+	// backend on the next burst (with 4 idle, a 20,000-order day opened
+	// about 500).
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to ledger database: %w", err)
@@ -71,8 +77,65 @@ func (l *Ledger) DB() *sqlx.DB { return l.db }
 // Schema is the schema the ledger's tables live in.
 func (l *Ledger) Schema() string { return l.schema }
 
-// Close closes the pool.
-func (l *Ledger) Close() error { return l.db.Close() }
+// Close closes the prepared statements and the pool.
+func (l *Ledger) Close() error {
+	l.stmts.Range(func(_, s any) bool {
+		_ = s.(*sql.Stmt).Close()
+		return true
+	})
+	return l.db.Close()
+}
+
+// maxConns is the most connections the ledger's pool opens.
+const maxConns = 16
+
+// prepared returns query prepared, once per Ledger (and, by database/sql,
+// once per connection it runs on). It is for the statements run once per
+// effect or order: PostgreSQL planned each of them anew for every call
+// when sent unprepared, which cost it several times the statement itself
+// (an effect's change of state: 0.41 ms planned each time, 0.06 ms
+// prepared, by pgbench). Their plans are the same for every argument
+// (one row by its key), so the plan PostgreSQL keeps is the right one.
+func (l *Ledger) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := l.stmts.Load(query); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := l.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if had, loaded := l.stmts.LoadOrStore(query, s); loaded {
+		_ = s.Close()
+		return had.(*sql.Stmt), nil
+	}
+	return s, nil
+}
+
+// execPrepared runs query, prepared (see prepared), with args.
+func (l *Ledger) execPrepared(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := l.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+// queryRowPrepared is QueryRowContext of query, prepared (see prepared).
+func (l *Ledger) queryRowPrepared(ctx context.Context, query string, args ...any) scanner {
+	s, err := l.prepared(ctx, query)
+	if err != nil {
+		return failedRow{err}
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
+// scanner is a row to scan (*sql.Row, or failedRow).
+type scanner interface{ Scan(dest ...any) error }
+
+// failedRow is a row whose statement could not be prepared.
+type failedRow struct{ err error }
+
+func (r failedRow) Scan(...any) error { return r.err }
 
 // CheckDSN returns a usage error unless dsn names its sslmode: the job talks
 // to production databases, so TLS is never left to a default.

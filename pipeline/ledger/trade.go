@@ -385,7 +385,7 @@ func (l *Ledger) ItemsInStateAfter(ctx context.Context, runID int64, ch pipeline
 
 // SetItemState moves one item of a run from state `from` to `to`.
 func (l *Ledger) SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error {
-	_, err := l.db.ExecContext(ctx, `UPDATE items SET state = $4, reason = $5 WHERE run_id = $1 AND order_no = $2 AND state = $3`,
+	_, err := l.execPrepared(ctx, `UPDATE items SET state = $4, reason = $5 WHERE run_id = $1 AND order_no = $2 AND state = $3`,
 		runID, orderNo, from, to, reason)
 	return err
 }
@@ -393,7 +393,7 @@ func (l *Ledger) SetItemState(ctx context.Context, runID int64, orderNo, from, t
 // SetItemPaid marks one recorded item of a run paid by the request key with
 // the provider's reference.
 func (l *Ledger) SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKey, ref string) error {
-	_, err := l.db.ExecContext(ctx, `UPDATE items SET state = 'paid', reason = '', payout_key = $3, provider_ref = $4
+	_, err := l.execPrepared(ctx, `UPDATE items SET state = 'paid', reason = '', payout_key = $3, provider_ref = $4
 		WHERE run_id = $1 AND order_no = $2 AND state = 'recorded'`, runID, orderNo, payoutKey, ref)
 	return err
 }
