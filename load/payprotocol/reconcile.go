@@ -226,17 +226,10 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 	}
 	found := make([][]pipeline.Mismatch, len(items))
 	final := make([]bool, len(items))
-	err = pipeline.EachFirstAlonePaced(ctx, c.Pacer, ask, func(i int) error {
+	// match compares item i with Pay Protocol's answer o, or the error of
+	// asking.
+	match := func(i int, o Order, err error) error {
 		it := items[i]
-		var o Order
-		var err error
-		if h, ok := c.held.take(run.ID, it); ok {
-			o = h // what this run's verification was told, minutes ago
-		} else if paid[paymentKey(it)] {
-			o, err = c.API.OrderPaid(ctx, it.ProviderTxnID, keptPayment(it))
-		} else {
-			o, err = c.API.Order(ctx, it.ProviderTxnID)
-		}
 		if pipeline.IsNotFound(err) {
 			found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchMissingAtProvider, pipeline.Minor(it.Gross), "", "not found",
 				"Pay Protocol does not know order "+it.ProviderTxnID)}
@@ -264,6 +257,31 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 			}
 		}
 		return nil
+	}
+	// The held payments this run's verification was told about minutes
+	// ago are matched with that answer: no request, so no token of the
+	// pacer either (a 100,000-order re-run waited 37 s for the tokens of
+	// its 1,830 held payments at 50 a second).
+	var send []int
+	for _, i := range ask {
+		if o, ok := c.held.take(run.ID, items[i]); ok {
+			if err := match(i, o, nil); err != nil {
+				return nil, err
+			}
+		} else {
+			send = append(send, i)
+		}
+	}
+	err = pipeline.EachFirstAlonePaced(ctx, c.Pacer, send, func(i int) error {
+		it := items[i]
+		var o Order
+		var err error
+		if paid[paymentKey(it)] {
+			o, err = c.API.OrderPaid(ctx, it.ProviderTxnID, keptPayment(it))
+		} else {
+			o, err = c.API.Order(ctx, it.ProviderTxnID)
+		}
+		return match(i, o, err)
 	})
 	if err != nil {
 		return nil, err

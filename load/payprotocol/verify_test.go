@@ -293,7 +293,8 @@ func TestNewProvider(t *testing.T) {
 	}
 	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T1", 0), toVerify("T2", 0),
 		toVerify("T3", 0), toVerify("T4", 100), toVerify("T5", 100), toVerify("T6", 0)}}
-	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1})
+	tokens := &countingLimiter{}
+	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1, Limit: tokens})
 	final := &finaltest.Answers{}
 	p := payprotocol.NewProvider(payprotocol.ProviderConfig{Client: r.client, Store: store, Pacer: pacer, Final: final})
 	if p.Name != payprotocol.Name || len(p.Settles) != 1 || p.Settles[0] != payprotocol.Channel || p.Distribute == nil || len(p.Matchers) != 1 {
@@ -346,7 +347,14 @@ func TestNewProvider(t *testing.T) {
 	if c := calls(); c[0]-before[0] != 1 || c[1]-before[1] != 2 {
 		t.Errorf("asking ahead asked %d payment and %d refund details, want 1 (T6) and 2 (T1, T6)", c[0]-before[0], c[1]-before[1])
 	}
+	taken := tokens.n.Load()
 	ms, payments, refunds := match(p.Matchers[0])
+	// Matched with the verification's answers, the held T3 and T4 take no
+	// token of the pacer either: only T6 is asked (and the first question
+	// of a matcher goes alone, before the pacer).
+	if n := tokens.n.Load() - taken; n != 0 {
+		t.Errorf("the run's reconciliation took %d tokens of the pacer, want 0 (T6 alone is asked, first)", n)
+	}
 	if len(ms) != 3 || ms[0].Subject != "T3" || ms[1].Subject != "T4" || !ms[0].Expected || !ms[1].Expected ||
 		ms[2].Subject != "T6" || ms[2].Expected || ms[2].Category != pipeline.MismatchAmount || ms[2].Ours != "0" || ms[2].Theirs != "50" {
 		t.Fatalf("findings %+v, want the two held ones' timing gaps and T6's refund unknown to the platform", ms)
@@ -366,4 +374,13 @@ func TestNewProvider(t *testing.T) {
 	if pacer.PeakInFlight() != 1 {
 		t.Errorf("the pacer given saw %d in flight, want 1", pacer.PeakInFlight())
 	}
+}
+
+// countingLimiter is a Limiter that never waits and counts the tokens
+// taken.
+type countingLimiter struct{ n atomic.Int32 }
+
+func (l *countingLimiter) Wait(context.Context) error {
+	l.n.Add(1)
+	return nil
 }
