@@ -4,6 +4,15 @@ package ledger
 // its plan.
 const ItemsForTradeQuery = itemsForTradeQuery
 
+// PageQueries are the keyset pages of a run's items, for tests that look
+// at their plans: each query's arguments are the run, the channel, then
+// those the function named gives it.
+var PageQueries = map[string]string{
+	"ItemsInStateAfter":  itemsInStateAfterQuery,
+	"RefundedItemsAfter": refundedItemsAfterQuery,
+	"WeChatItemsAfter":   weChatItemsAfterQuery,
+}
+
 // SetMaxHeldRejects sets how many rejects the direct way of WriteItems
 // holds, until restore is called.
 func SetMaxHeldRejects(n int) (restore func()) {

@@ -9,6 +9,17 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
+// refundedItemsAfterQuery is RefundedItemsAfter's page: items_run_order
+// starts it at its cursor and ends it at its limit (migration 00008).
+const refundedItemsAfterQuery = `SELECT i.order_no, i.seller_id, i.provider_txn_id, i.currency, i.gross_minor,
+	i.refunded_minor, COALESCE(lr.amount, 0)::text, COALESCE(lr.n, 0), COALESCE(lr.last, 0), i.state
+	FROM items i
+	LEFT JOIN LATERAL (SELECT sum(amount_minor) AS amount, count(*) AS n,
+		(array_agg(amount_minor ORDER BY created_at DESC, refund_no DESC))[1] AS last FROM late_refunds
+		WHERE order_no = i.order_no AND state <> 'rejected') lr ON true
+	WHERE i.run_id = $1 AND i.channel = $2 AND i.state NOT IN ($3, $4) AND i.order_no > $5
+	ORDER BY i.order_no LIMIT $6`
+
 // RefundedItemsAfter returns at most limit (0: every one) of the run's
 // items of channel ch that a verification let on (every state but
 // unverified and rejected) whose order number comes after `after`, by
@@ -20,14 +31,7 @@ import (
 // late refunds that counts and the latest of them.
 func (l *Ledger) RefundedItemsAfter(ctx context.Context, runID int64, ch pipeline.Channel, after string, limit int) ([]pipeline.RefundedItem, error) {
 	n := sql.NullInt64{Int64: int64(limit), Valid: limit > 0}
-	rows, err := l.db.QueryContext(ctx, `SELECT i.order_no, i.seller_id, i.provider_txn_id, i.currency, i.gross_minor,
-		i.refunded_minor, COALESCE(lr.amount, 0)::text, COALESCE(lr.n, 0), COALESCE(lr.last, 0), i.state
-		FROM items i
-		LEFT JOIN LATERAL (SELECT sum(amount_minor) AS amount, count(*) AS n,
-			(array_agg(amount_minor ORDER BY created_at DESC, refund_no DESC))[1] AS last FROM late_refunds
-			WHERE order_no = i.order_no AND state <> 'rejected') lr ON true
-		WHERE i.run_id = $1 AND i.channel = $2 AND i.state NOT IN ($3, $4) AND i.order_no > $5
-		ORDER BY i.order_no LIMIT $6`, runID, string(ch), ItemUnverified, ItemRejected, after, n)
+	rows, err := l.db.QueryContext(ctx, refundedItemsAfterQuery, runID, string(ch), ItemUnverified, ItemRejected, after, n)
 	if err != nil {
 		return nil, fmt.Errorf("read %s items to reconcile: %w", ch, err)
 	}

@@ -355,16 +355,19 @@ func (l *Ledger) ItemsInState(ctx context.Context, runID int64, ch pipeline.Chan
 	return l.ItemsInStateAfter(ctx, runID, ch, state, "", 0)
 }
 
+// itemsInStateAfterQuery is ItemsInStateAfter's page: items_run_order
+// starts it at its cursor and ends it at its limit (migration 00008).
+const itemsInStateAfterQuery = `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
+	gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at
+	FROM items WHERE run_id = $1 AND channel = $2 AND state = $3 AND order_no > $4 ORDER BY order_no LIMIT $5`
+
 // ItemsInStateAfter returns at most limit (0: every one) of a run's items
 // of one channel in one state whose order number comes after `after`, by
 // order number: one page of a keyset pagination, so that a stage reading
 // a day's items holds one page at a time.
 func (l *Ledger) ItemsInStateAfter(ctx context.Context, runID int64, ch pipeline.Channel, state, after string, limit int) ([]pipeline.Split, error) {
 	n := sql.NullInt64{Int64: int64(limit), Valid: limit > 0}
-	rows, err := l.db.QueryContext(ctx, `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
-		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at
-		FROM items WHERE run_id = $1 AND channel = $2 AND state = $3 AND order_no > $4 ORDER BY order_no LIMIT $5`,
-		runID, string(ch), state, after, n)
+	rows, err := l.db.QueryContext(ctx, itemsInStateAfterQuery, runID, string(ch), state, after, n)
 	if err != nil {
 		return nil, fmt.Errorf("read %s items: %w", state, err)
 	}

@@ -70,14 +70,17 @@ func limitOf(limit int) sql.NullInt64 {
 	return sql.NullInt64{Int64: int64(limit), Valid: limit > 0}
 }
 
+// weChatItemsAfterQuery is WeChatItemsAfter's page: items_run_order starts
+// it at its cursor and ends it at its limit (migration 00008).
+const weChatItemsAfterQuery = `SELECT ` + weChatItemColumns + `
+	WHERE i.run_id = $1 AND i.channel = $2 AND i.order_no > $3 ORDER BY i.order_no LIMIT $4`
+
 // WeChatItemsAfter returns at most limit (0: every one) of the run's items
 // of channel ch whose order number comes after `after`, whatever their
 // state, by order number, each with the WeChat Pay sub-merchant the run
 // recorded for its seller as its Account ("" when none).
 func (l *Ledger) WeChatItemsAfter(ctx context.Context, runID int64, ch pipeline.Channel, after string, limit int) ([]pipeline.ChannelItem, error) {
-	return l.weChatItems(ctx, `SELECT `+weChatItemColumns+`
-		WHERE i.run_id = $1 AND i.channel = $2 AND i.order_no > $3 ORDER BY i.order_no LIMIT $4`,
-		runID, string(ch), after, limitOf(limit))
+	return l.weChatItems(ctx, weChatItemsAfterQuery, runID, string(ch), after, limitOf(limit))
 }
 
 // WeChatItemsByTransaction returns the run's items of channel ch whose
