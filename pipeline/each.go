@@ -5,6 +5,7 @@ package pipeline
 // stays with it.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strings"
@@ -100,17 +101,22 @@ func NeedsPerson(problems []string) error {
 	return E(KindNeedsPerson, "", &Problems{List: problems})
 }
 
-// EachFirstAlonePaced runs fn on the first of xs alone, then on the others
-// paced by p: refused credentials or the provider down show on the first
-// question, before any other is asked. Once fn fails, the items not yet
-// started are skipped and that first error alone is returned (fn fails
-// only for what concerns every item).
+// EachFirstAlonePaced runs fn on the first of xs alone, then on the others,
+// every one paced by p (the first takes its token too): refused
+// credentials or the provider down show on the first question, before any
+// other is asked. Once fn fails, the items not yet started are skipped and
+// that first error alone is returned (fn fails only for what concerns
+// every item).
 func EachFirstAlonePaced[T any](ctx context.Context, p *Pacer, xs []T, fn func(T) error) error {
 	if len(xs) == 0 {
 		return nil
 	}
-	if err := fn(xs[0]); err != nil {
-		return err
+	var alone error
+	if err := p.Each(ctx, 1, nil, func(context.Context, int) error {
+		alone = fn(xs[0])
+		return alone
+	}); alone != nil || err != nil {
+		return cmp.Or(alone, err)
 	}
 	var (
 		mu    sync.Mutex

@@ -53,3 +53,27 @@ func TestSubjectOnly(t *testing.T) {
 		}
 	}
 }
+
+// tokenCount is a Limiter that never waits and counts the tokens taken.
+type tokenCount struct{ n atomic.Int32 }
+
+func (l *tokenCount) Wait(context.Context) error { l.n.Add(1); return nil }
+
+// Every question of EachFirstAlonePaced takes its token, the first one
+// (asked alone) included; a failure of the first asks nothing more.
+func TestEachFirstAlonePacedPacesTheFirst(t *testing.T) {
+	tokens := &tokenCount{}
+	p := NewPacer(Limits{Limit: tokens})
+	var asked atomic.Int32
+	if err := EachFirstAlonePaced(context.Background(), p, []int{1, 2, 3}, func(int) error { asked.Add(1); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if asked.Load() != 3 || tokens.n.Load() != 3 {
+		t.Fatalf("%d asked, %d tokens taken; want 3 and 3", asked.Load(), tokens.n.Load())
+	}
+	down := errors.New("provider down")
+	asked.Store(0)
+	if err := EachFirstAlonePaced(context.Background(), p, []int{1, 2, 3}, func(int) error { asked.Add(1); return down }); err != down || asked.Load() != 1 {
+		t.Fatalf("first failing: %v after %d asked; want the error itself after 1", err, asked.Load())
+	}
+}
