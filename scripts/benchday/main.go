@@ -105,6 +105,9 @@ type runResult struct {
 	stages   []stageTime
 	from, to time.Time
 	logTail  []string
+	label    string
+	// attention holds the run's NEEDS A PERSON lines (exit 4).
+	attention []string
 }
 
 type stageTime struct {
@@ -234,11 +237,31 @@ func run() error {
 	if n := b.report(first, second, st, ceilInf, ceilWx, psRSS); n > 0 {
 		return fmt.Errorf("the job tripped the providers' rate limits: %d answers 429", n)
 	}
-	if first.exit != 0 || second.exit != 0 {
-		return fmt.Errorf("settle run exited %d, then %d (logs in %s with BENCH_KEEP=1)", first.exit, second.exit, b.dir)
+	return exitsOK(first, second, b.dir)
+}
+
+// exitsOK accepts the two runs' exits: 0, or 4 (needs a person) when the
+// run said what for, which the report prints. A day of random orders may
+// hold a few (a commission over WeChat Pay's cap on a tiny order): the job
+// is right to hold them, and the timings stand. Any other exit fails the
+// benchmark.
+func exitsOK(first, second runResult, dir string) error {
+	for _, r := range []runResult{first, second} {
+		if r.exit != 0 && (r.exit != pipelineNeedsPerson || len(r.attention) == 0) {
+			return fmt.Errorf("settle run exited %d, then %d (logs in %s with BENCH_KEEP=1)", first.exit, second.exit, dir)
+		}
+	}
+	for _, r := range []runResult{first, second} {
+		for _, a := range r.attention {
+			fmt.Printf("# %s ended needing a person (exit 4): %s\n", r.label, oneLine(a, 600))
+		}
 	}
 	return nil
 }
+
+// pipelineNeedsPerson is settle's exit when a run finished what it safely
+// could and something needs a person.
+const pipelineNeedsPerson = 4
 
 func (b *bench) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
@@ -616,7 +639,7 @@ func (b *bench) settleRun(label string) (runResult, error) {
 	defer f.Close()
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
-	var res runResult
+	res := runResult{label: label}
 	var lines []string
 	var failed string // the stage a failed run names
 	parsed := make(chan struct{})
@@ -646,6 +669,9 @@ func (b *bench) settleRun(label string) (runResult, error) {
 			}
 			if m := failedStage.FindStringSubmatch(line); m != nil && l.Msg == "settle failed" {
 				failed = m[1]
+			}
+			if strings.HasPrefix(l.Msg, "NEEDS A PERSON") {
+				res.attention = append(res.attention, l.Msg)
 			}
 		}
 	}()

@@ -92,3 +92,26 @@ func TestWithFailedFillsTheGap(t *testing.T) {
 		t.Fatalf("nothing failed: %+v", got)
 	}
 }
+
+// A run that needs a person for something it named (exit 4) does not fail
+// the benchmark; any other failure does, and so does an exit 4 that named
+// nothing.
+func TestExitsOK(t *testing.T) {
+	ok := runResult{label: "first run"}
+	held := runResult{label: "first run", exit: 4, attention: []string{"NEEDS A PERSON: order X held"}}
+	for _, c := range []struct {
+		first, second runResult
+		want          bool
+	}{
+		{ok, ok, true},
+		{held, held, true},
+		{held, ok, true},
+		{runResult{exit: 4}, ok, false},
+		{ok, runResult{exit: 1}, false},
+		{runResult{exit: 3, attention: held.attention}, ok, false},
+	} {
+		if err := exitsOK(c.first, c.second, "dir"); (err == nil) != c.want {
+			t.Errorf("exits %d, %d (%d lines): %v, want ok %v", c.first.exit, c.second.exit, len(c.first.attention), err, c.want)
+		}
+	}
+}
