@@ -84,15 +84,21 @@ func TestRetriesAreBounded(t *testing.T) {
 }
 
 // TestAuthFailuresAreNotRetried: a wrong secret or a clock more than 60 s
-// off is refused by the fake with code 401, once.
+// off is refused by the fake with code 401, once. The two clocks are fixed
+// (a whole second apart from the limit), so that load never moves a
+// request across it.
 func TestAuthFailuresAreNotRetried(t *testing.T) {
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	clock := func(off time.Duration) func(*payprotocol.Config) {
+		return func(c *payprotocol.Config) { c.Now = func() time.Time { return at.Add(off) } }
+	}
 	for name, mod := range map[string]func(*payprotocol.Config){
-		"wrong secret": func(c *payprotocol.Config) { c.APISecret = "not-the-secret" },
-		"wrong key":    func(c *payprotocol.Config) { c.APIKey = "someone-else" },
-		"slow clock":   func(c *payprotocol.Config) { c.Now = func() time.Time { return time.Now().Add(-61 * time.Second) } },
-		"fast clock":   func(c *payprotocol.Config) { c.Now = func() time.Time { return time.Now().Add(61 * time.Second) } },
+		"wrong secret": func(c *payprotocol.Config) { clock(0)(c); c.APISecret = "not-the-secret" },
+		"wrong key":    func(c *payprotocol.Config) { clock(0)(c); c.APIKey = "someone-else" },
+		"slow clock":   clock(-61 * time.Second),
+		"fast clock":   clock(61 * time.Second),
 	} {
-		r := newRig(t, payprotocoltest.Options{}, mod)
+		r := newRig(t, payprotocoltest.Options{Now: func() time.Time { return at }}, mod)
 		paid(t, r)
 		_, err := r.client.PaymentDetail(context.Background(), "T-1", "")
 		var pe *payprotocol.Error
@@ -111,13 +117,13 @@ func TestAuthFailuresAreNotRetried(t *testing.T) {
 			t.Fatalf("%s: retried, %d calls", name, n)
 		}
 	}
-	// 59 s off is within the skew.
-	r := newRig(t, payprotocoltest.Options{}, func(c *payprotocol.Config) {
-		c.Now = func() time.Time { return time.Now().Add(-59 * time.Second) }
-	})
-	paid(t, r)
-	if _, err := r.client.PaymentDetail(context.Background(), "T-1", ""); err != nil {
-		t.Fatalf("59 s skew: %v", err)
+	// 59 s off either way is within the skew.
+	for _, off := range []time.Duration{-59 * time.Second, 59 * time.Second} {
+		r := newRig(t, payprotocoltest.Options{Now: func() time.Time { return at }}, clock(off))
+		paid(t, r)
+		if _, err := r.client.PaymentDetail(context.Background(), "T-1", ""); err != nil {
+			t.Fatalf("%v skew: %v", off, err)
+		}
 	}
 }
 
