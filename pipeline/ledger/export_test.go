@@ -8,9 +8,10 @@ const ItemsForTradeQuery = itemsForTradeQuery
 // at their plans: each query's arguments are the run, the channel, then
 // those the function named gives it.
 var PageQueries = map[string]string{
-	"ItemsInStateAfter":  itemsInStateAfterQuery,
-	"RefundedItemsAfter": refundedItemsAfterQuery,
-	"WeChatItemsAfter":   weChatItemsAfterQuery,
+	"ItemsInStateAfter":   itemsInStateAfterQuery,
+	"RefundedItemsAfter":  refundedItemsAfterQuery,
+	"WeChatItemsAfter":    weChatItemsAfterQuery,
+	"WeChatAttemptsAfter": weChatAttemptsAfterQuery,
 }
 
 // SetMaxHeldRejects sets how many rejects the direct way of WriteItems

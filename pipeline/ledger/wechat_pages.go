@@ -114,6 +114,21 @@ func (l *Ledger) weChatItems(ctx context.Context, query string, args ...any) ([]
 	return out, rows.Err()
 }
 
+// weChatAttemptsAfterQuery is WeChatAttemptsAfter's page: the run's items
+// from the cursor on, in order (items_run_order), each with its attempts
+// found by their subject (effects' (kind, subject, attempt) key), so that
+// a page costs what it returns. (Written as weChatOwnAttempts' join, the
+// planner, unable to estimate the join on the subject, read every effect
+// of the ledger and every item of the run after the cursor for each page.)
+const weChatAttemptsAfterQuery = `SELECT ` + weChatAttemptColumns + `
+	FROM items i
+	JOIN LATERAL (SELECT * FROM effects e
+		WHERE e.kind = ANY ($3) AND e.subject = 'WX/' || to_char(i.business_date, 'YYYYMMDD') || '/' || i.order_no
+		  AND e.state <> 'planned') e ON true
+	LEFT JOIN run_sellers s ON s.run_id = e.run_id AND s.seller_id = i.seller_id
+	WHERE i.run_id = $1 AND i.channel = $2 AND i.order_no >= $4 AND (i.order_no, e.idem_key) > ($4, $5)
+	ORDER BY i.order_no, e.idem_key LIMIT $6`
+
 // WeChatAttemptsAfter returns at most limit (0: every one) of the attempts
 // of one of kinds (the stage's distributions and unfreezes) at the run's
 // items of channel ch that may have been sent (not planned), from any run
@@ -122,8 +137,7 @@ func (l *Ledger) weChatItems(ctx context.Context, query string, args ...any) ([]
 // number and then the attempt's key (out_order_no). (The order number's
 // own bound lets the items' primary key start the page.)
 func (l *Ledger) WeChatAttemptsAfter(ctx context.Context, runID int64, ch pipeline.Channel, kinds []string, afterOrder, afterKey string, limit int) ([]pipeline.Attempt, error) {
-	return l.weChatAttempts(ctx, weChatOwnAttempts+` AND i.order_no >= $4 AND (i.order_no, e.idem_key) > ($4, $5)
-		ORDER BY i.order_no, e.idem_key LIMIT $6`, runID, string(ch), pq.Array(kinds), afterOrder, afterKey, limitOf(limit))
+	return l.weChatAttempts(ctx, weChatAttemptsAfterQuery, runID, string(ch), pq.Array(kinds), afterOrder, afterKey, limitOf(limit))
 }
 
 // WeChatAttemptsByKey returns those of the attempts WeChatAttemptsAfter
