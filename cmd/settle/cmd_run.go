@@ -365,7 +365,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		}
 	}
 	runner.Stages[pipeline.StageDistribute] = plugged.Distribute
-	runner.Stages[pipeline.StageReconcile] = pipeline.ReconcileStage(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), o.reports.stage(l), o.recheckDays)
+	runner.Stages[pipeline.StageReconcile] = cfg.pruningFinal(l, pipeline.ReconcileStage(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), o.reports.stage(l), o.recheckDays))
 	sendsBefore, err := l.Sends(ctx, o.key.Date, plugged.Pays)
 	if err != nil {
 		return err
@@ -393,6 +393,32 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		}
 	}
 	return err
+}
+
+// finalAnswersKept is how long the ledger keeps the answers a
+// reconciliation found final (reconciled_final): a reconciliation of the
+// same date within it does not ask them again. Older ones are pruned after
+// every run's reconcile stage; a later reconciliation of their date asks
+// the provider again, which is all a pruned answer costs.
+const finalAnswersKept = 35 * 24 * time.Hour
+
+// pruningFinal is the reconcile stage followed by the pruning of the final
+// answers older than finalAnswersKept. Pruning never fails the run: what
+// goes wrong is a warning, and the next run prunes.
+func (c *config) pruningFinal(l *ledger.Ledger, stage pipeline.StageFunc) pipeline.StageFunc {
+	return func(ctx context.Context, run *pipeline.Run) (string, error) {
+		summary, err := stage(ctx, run)
+		if ctx.Err() != nil {
+			return summary, err
+		}
+		n, perr := l.PruneFinal(ctx, finalAnswersKept)
+		if perr != nil {
+			c.warn("prune the final answers", perr)
+		} else if n > 0 {
+			summary += fmt.Sprintf("; %d final answers older than %d days pruned", n, int(finalAnswersKept.Hours()/24))
+		}
+		return summary, err
+	}
 }
 
 // rejectGate stops a run before a sending stage when too much of the day

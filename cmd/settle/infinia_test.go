@@ -246,10 +246,22 @@ func TestInfiniaReconcileDoesNotAskWhatDistributeSawFinal(t *testing.T) {
 			if n := e.count(`SELECT count(*) FROM settle.reconciled_final WHERE matcher = $1`, infiniapay.FinalName); n != int64(shares) {
 				t.Fatalf("%d revenue shares recorded final, want %d", n, shares)
 			}
-			// --reconcile-all asks about every one of them again.
+			// --reconcile-all asks about every one of them again. The
+			// run prunes the answers older than it keeps them, and only
+			// those.
+			if _, err := e.db.Exec(`INSERT INTO settle.reconciled_final (matcher, key, recorded_at) VALUES
+				('m', 'old', now() - $1 * interval '1 second' - interval '1 day'), ('m', 'kept', now() - $1 * interval '1 second' + interval '1 day')`,
+				finalAnswersKept.Seconds()); err != nil {
+				t.Fatal(err)
+			}
 			before := sim.Infinia.Calls("revenue-sharing/query")
-			if out, code := e.runInfinia(sim, "--"+flagReconcileAll); code != 0 {
+			out, code := e.runInfinia(sim, "--"+flagReconcileAll)
+			if code != 0 {
 				t.Fatalf("--reconcile-all: exit %d:\n%s", code, out)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.reconciled_final WHERE matcher = 'm'`); n != 1 || e.count(`SELECT count(*) FROM settle.reconciled_final WHERE key = 'kept'`) != 1 ||
+				!strings.Contains(out, "1 final answers older than 35 days pruned") {
+				t.Fatalf("after the run %d of the two answers around the %v kept are left, want the younger one; output:\n%s", n, finalAnswersKept, out)
 			}
 			if got := sim.Infinia.Calls("revenue-sharing/query") - before; got != shares {
 				t.Fatalf("--reconcile-all asked %d revenue-share queries, want %d", got, shares)

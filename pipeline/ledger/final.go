@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/lib/pq"
 )
@@ -58,4 +59,33 @@ func (l *Ledger) ForgetFinal(ctx context.Context, matcher string, keys []string)
 		return fmt.Errorf("forget final answers of %s: %w", matcher, err)
 	}
 	return nil
+}
+
+// pruneBatch is how many final answers PruneFinal deletes per statement.
+const pruneBatch = 10000
+
+// PruneFinal deletes the final answers of every matcher recorded more than
+// keep ago (on the database's clock), pruneBatch at a time so that no
+// statement holds many locks, and returns how many went. Rows another
+// process is pruning at the same time are skipped (shards of a run prune
+// side by side). A pruned answer is asked again by a later reconciliation
+// of its date: nothing else depends on it.
+func (l *Ledger) PruneFinal(ctx context.Context, keep time.Duration) (int64, error) {
+	var total int64
+	for {
+		res, err := l.db.ExecContext(ctx, `DELETE FROM reconciled_final WHERE (matcher, key) IN (
+			SELECT matcher, key FROM reconciled_final WHERE recorded_at < now() - make_interval(secs => $1)
+			LIMIT $2 FOR UPDATE SKIP LOCKED)`, keep.Seconds(), pruneBatch)
+		if err != nil {
+			return total, fmt.Errorf("prune final answers: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("prune final answers: %w", err)
+		}
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -102,5 +103,38 @@ func TestAskAllForgetsWhatItAsks(t *testing.T) {
 	}
 	if got, err := l.FinalKeys(ctx, "m2", []string{"A", "B"}); err != nil || len(got) != 2 {
 		t.Errorf("m2: %v %v, want both still kept", got, err)
+	}
+}
+
+// PruneFinal deletes the answers recorded longer ago than it keeps them,
+// of every matcher, more than a statement's batch of them, and nothing
+// younger; what it pruned is no longer final (it is asked again).
+func TestPruneFinalDropsOnlyOldAnswers(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	// 12,000 answers 40 days old over two matchers, 5 of 30 days, 5 new.
+	if _, err := l.DB().Exec(`INSERT INTO reconciled_final (matcher, key, recorded_at)
+		SELECT 'm' || (g % 2), 'old' || g, now() - interval '40 days' FROM generate_series(1, 12000) g
+		UNION ALL SELECT 'm1', 'month' || g, now() - interval '30 days' FROM generate_series(1, 5) g`); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordFinal(ctx, "m1", []string{"new1", "new2", "new3", "new4", "new5"}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := l.PruneFinal(ctx, 35*24*time.Hour)
+	if err != nil || n != 12000 {
+		t.Fatalf("pruned %d (%v), want 12000", n, err)
+	}
+	var left int
+	if err := l.DB().Get(&left, `SELECT count(*) FROM reconciled_final`); err != nil || left != 10 {
+		t.Fatalf("%d answers left (%v), want the 10 younger than 35 days", left, err)
+	}
+	got, err := l.FinalKeys(ctx, "m1", []string{"old1", "old3", "month1", "new1"})
+	if err != nil || len(got) != 2 || !got["month1"] || !got["new1"] {
+		t.Fatalf("final after pruning: %v (%v), want month1 and new1", got, err)
+	}
+	if n, err := l.PruneFinal(ctx, 35*24*time.Hour); err != nil || n != 0 {
+		t.Fatalf("pruned again: %d (%v), want 0", n, err)
 	}
 }
