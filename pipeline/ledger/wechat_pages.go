@@ -135,7 +135,7 @@ const weChatAttemptsAfterQuery = `SELECT ` + weChatAttemptColumns + `
 // of the date, with the sub-merchant of the run that sent each as the
 // item's Account: those after (afterOrder, afterKey), by the item's order
 // number and then the attempt's key (out_order_no). (The order number's
-// own bound lets the items' primary key start the page.)
+// own bound lets items_run_order start the page at its cursor.)
 func (l *Ledger) WeChatAttemptsAfter(ctx context.Context, runID int64, ch pipeline.Channel, kinds []string, afterOrder, afterKey string, limit int) ([]pipeline.Attempt, error) {
 	return l.weChatAttempts(ctx, weChatAttemptsAfterQuery, runID, string(ch), pq.Array(kinds), afterOrder, afterKey, limitOf(limit))
 }
