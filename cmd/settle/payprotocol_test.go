@@ -282,6 +282,34 @@ func TestPayProtocolPreflight(t *testing.T) {
 	}
 }
 
+// A platform row of Pay Protocol refunded beyond its amount (a bad row the
+// job rejects) is not a payment the simulator can hold: seeding it skips
+// that row, as it skips WeChat's, instead of failing the demo (whose
+// default day, 2026-12-01, had one).
+func TestPayProtocolSeedSkipsARowRefundedBeyondItsAmount(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "4", "--seed", "5", "--bad-rows", "0")
+	var txn string
+	if err := e.db.Get(&txn, `WITH o AS (SELECT * FROM orders WHERE provider = 'payprotocol' AND provider_txn_id IS NOT NULL
+			AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08' ORDER BY order_no LIMIT 1),
+		r AS (INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) SELECT 'R-BEYOND', order_no, amount_minor + 100, paid_at FROM o)
+		SELECT provider_txn_id FROM o`); err != nil {
+		t.Fatal(err)
+	}
+	sim := e.sim(nil, 4, nil, 1_000_000_000_00)
+	withPayProtocol(sim)
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	d, _ := pipeline.ParseDate(testDate)
+	n, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh))
+	if err != nil || n == 0 {
+		t.Fatalf("seeded %d payments: %v", n, err)
+	}
+	if _, ok := sim.PayProtocol.Payment(txn); ok {
+		t.Fatalf("the row refunded beyond its amount (%s) was seeded as a payment", txn)
+	}
+}
+
 // TestPayProtocolRefusedCredentialsStopBeforeAnythingIsSent: with a secret
 // Pay Protocol refuses, the run exits 2 with one line naming Pay Protocol
 // and what it refused, asks once, and no trade file went out.

@@ -57,8 +57,8 @@ func (s *Sim) SeedPayProtocol(ctx context.Context, db *sqlx.DB, query string, w 
 		minor, err1 := strconv.ParseInt(amount, 10, 64) // the source's amounts are minor units already
 		ref, err2 := strconv.ParseInt(refunded, 10, 64)
 		exp, ok := c.Exponent()
-		if err1 != nil || err2 != nil || !ok || minor <= 0 {
-			continue // a bad row: the job rejects it before asking Pay Protocol
+		if err1 != nil || err2 != nil || !ok || minor <= 0 || ref < 0 || ref > minor {
+			continue // a bad row (refunded more than paid, say): the job rejects it before asking Pay Protocol
 		}
 		if _, dup := s.PayProtocol.Payment(txn); dup {
 			continue // a duplicated order (a seeded bad row): one payment; the job rejects the duplicate
