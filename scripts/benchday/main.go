@@ -66,6 +66,7 @@ import (
 	"github.com/settlekit/settle/internal/pgserver"
 	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/load/wechatpay"
+	"github.com/settlekit/settle/pipeline"
 )
 
 func main() {
@@ -247,7 +248,7 @@ func run() error {
 // benchmark.
 func exitsOK(first, second runResult, dir string) error {
 	for _, r := range []runResult{first, second} {
-		if r.exit != 0 && (r.exit != pipelineNeedsPerson || len(r.attention) == 0) {
+		if r.exit != 0 && (r.exit != pipeline.KindNeedsPerson.ExitCode() || len(r.attention) == 0) {
 			return fmt.Errorf("settle run exited %d, then %d (logs in %s with BENCH_KEEP=1)", first.exit, second.exit, dir)
 		}
 	}
@@ -258,10 +259,6 @@ func exitsOK(first, second runResult, dir string) error {
 	}
 	return nil
 }
-
-// pipelineNeedsPerson is settle's exit when a run finished what it safely
-// could and something needs a person.
-const pipelineNeedsPerson = 4
 
 func (b *bench) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
