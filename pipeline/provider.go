@@ -29,6 +29,13 @@ type Provider struct {
 	// run one after the other, in the order the providers are given: one
 	// that verifies payments goes before one that files them. nil: none.
 	Upload StageFunc
+	// Prepare is its part of the upload stage that depends on no other
+	// provider's: it runs beside the Upload parts (all of them, in their
+	// order) and sends no money. It may ask its provider and record
+	// intents that its Distribute chain sends after the reject gate (a
+	// provider whose checks need no trade file makes them here). nil:
+	// none.
+	Prepare StageFunc
 	// Distribute is its chain of the distribute stage. The chains of all
 	// providers run side by side: none waits on another's. nil: none.
 	Distribute StageFunc
@@ -44,8 +51,9 @@ type Plugged struct {
 	// Preflight runs every provider's pre-flight in order; the first error
 	// stops. nil when none has one.
 	Preflight func(ctx context.Context) error
-	// Upload runs the providers' upload parts in order (Combine); nil when
-	// none has one.
+	// Upload runs the providers' upload parts in order (Combine), and
+	// beside them their Prepare parts (Concurrent); nil when none has
+	// either.
 	Upload StageFunc
 	// Distribute runs first, then the providers' chains side by side
 	// (Concurrent).
@@ -66,6 +74,7 @@ func Plug(first StageFunc, providers ...Provider) Plugged {
 		p       = Plugged{Settles: map[Channel]bool{}}
 		checks  []func(context.Context) error
 		uploads []StageFunc
+		beside  []StageFunc
 		chains  []StageFunc
 	)
 	for _, pr := range providers {
@@ -78,6 +87,9 @@ func Plug(first StageFunc, providers ...Provider) Plugged {
 		}
 		if pr.Upload != nil {
 			uploads = append(uploads, pr.Upload)
+		}
+		if pr.Prepare != nil {
+			beside = append(beside, pr.Prepare)
 		}
 		if pr.Distribute != nil {
 			chains = append(chains, pr.Distribute)
@@ -95,7 +107,10 @@ func Plug(first StageFunc, providers ...Provider) Plugged {
 		}
 	}
 	if len(uploads) > 0 {
-		p.Upload = Combine(uploads...)
+		beside = append([]StageFunc{Combine(uploads...)}, beside...)
+	}
+	if len(beside) > 0 {
+		p.Upload = Concurrent(beside...)
 	}
 	switch {
 	case first != nil && len(chains) > 0:

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestPlugComposesProviders checks what Plug makes of two providers: the
@@ -55,5 +56,34 @@ func TestPlugComposesProviders(t *testing.T) {
 	}
 	if chains := ran[5:]; len(chains) != 2 || !slices.Contains(chains, "ask ahead") || !slices.Contains(chains, "pay") {
 		t.Fatalf("distribute chains ran %v", chains)
+	}
+}
+
+// TestPlugRunsPrepareBesideTheUploads: a provider's Prepare part runs
+// beside the upload parts, not after them: here the upload waits until
+// the Prepare part has started (it would wait for ever were they run one
+// after the other); both summaries are the stage's.
+func TestPlugRunsPrepareBesideTheUploads(t *testing.T) {
+	started := make(chan struct{})
+	verifier := Provider{Name: "verifier", Upload: func(ctx context.Context, _ *Run) (string, error) {
+		select {
+		case <-started:
+			return "verified", nil
+		case <-time.After(30 * time.Second):
+			return "", errors.New("the Prepare part did not start while the upload part ran")
+		}
+	}}
+	checker := Provider{Name: "checker", Prepare: func(context.Context, *Run) (string, error) {
+		close(started)
+		return "checked", nil
+	}}
+	p := Plug(nil, verifier, checker)
+	summary, err := p.Upload(context.Background(), &Run{})
+	if err != nil || summary != "verified; checked" {
+		t.Fatalf("upload: %q, %v", summary, err)
+	}
+	alone := Plug(nil, Provider{Name: "checker", Prepare: func(context.Context, *Run) (string, error) { return "checked", nil }})
+	if summary, err := alone.Upload(context.Background(), &Run{}); err != nil || summary != "checked" {
+		t.Fatalf("a Prepare part alone: %q, %v", summary, err)
 	}
 }

@@ -84,7 +84,7 @@ func TestWeChatSettlesEachTransactionOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "6", "--seed", "11")
-	sim := e.weChatSim(nil, 1) // a new receiver is under review for one query
+	sim := e.weChatSim(nil, 1<<20) // a new receiver is under review until approved
 	out, code := e.runWeChat(sim)
 	if code != 0 || !strings.Contains(out, "held") {
 		t.Fatalf("first run: exit %d, want 0 with transactions held for the receiver's review:\n%s", code, out)
@@ -94,6 +94,7 @@ func TestWeChatSettlesEachTransactionOnce(t *testing.T) {
 	}
 	e.checkWeChatOnce(sim)
 	// The receivers are EFFECTIVE now: the re-run settles the rest.
+	sim.WeChat.ApproveReceivers()
 	out, code = e.runWeChat(sim)
 	if code != 0 {
 		t.Fatalf("second run: exit %d:\n%s", code, out)

@@ -1,6 +1,7 @@
 // Package wechatpay is WeChat Pay Global as a provider of settle
-// (NewProvider): the distribute stage that settles each WeChat transaction
-// (DistributeStage), the matcher that compares WeChat Pay's word with the
+// (NewProvider): the checks that run beside the upload stage and record
+// each transaction's request as an intent (PrepareStage), the distribute
+// stage that settles each WeChat transaction (DistributeStage), the matcher that compares WeChat Pay's word with the
 // ledger's (Matcher), the Adapter between them and the Client, and the
 // Client itself.
 //

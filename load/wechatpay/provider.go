@@ -44,7 +44,8 @@ type ProviderConfig struct {
 }
 
 // NewProvider returns WeChat Pay as a provider of a run: its pre-flight
-// (Client.Preflight), its distribute chain (DistributeStage) and its
+// (Client.Preflight), its checks beside the upload stage (PrepareStage),
+// its distribute chain (DistributeStage) and its
 // matcher (Matcher), over one Adapter of c.Client, which remembers the
 // platform's receiver per sub-merchant for the run.
 func NewProvider(c ProviderConfig) pipeline.Provider {
@@ -55,13 +56,15 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	stage := StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, Pacer: c.Pacer,
+		Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final}
 	return pipeline.Provider{
-		Name:      Name,
-		Settles:   []pipeline.Channel{Channel},
-		Pays:      []string{KindDistribution, KindUnfreeze},
-		Preflight: api.Preflight,
-		Distribute: DistributeStage(StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, Pacer: c.Pacer,
-			Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final}),
-		Matchers: []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, Now: c.Now})},
+		Name:       Name,
+		Settles:    []pipeline.Channel{Channel},
+		Pays:       []string{KindDistribution, KindUnfreeze},
+		Preflight:  api.Preflight,
+		Prepare:    PrepareStage(stage),
+		Distribute: DistributeStage(stage),
+		Matchers:   []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, Now: c.Now})},
 	}
 }

@@ -262,8 +262,10 @@ func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
 		finished = map[string]OrderStatus{} // by key: the last answer, when it was FINISHED
 	)
 	// Plan: each transaction checked and its request recorded
-	// (intent first), paced under WeChat Pay's limits.
-	err := c.Pacer.Each(ctx, len(items), func(i int) string { return st.order(items[i]).SubMchID }, func(ctx context.Context, i int) error {
+	// (intent first), paced under WeChat Pay's limits: a check takes a
+	// token, a transaction whose request is planned already (by the
+	// upload stage's PrepareStage, or an earlier run) none.
+	err := c.Pacer.EachAsNeeded(ctx, len(items), func(i int) string { return st.order(items[i]).SubMchID }, func(ctx context.Context, i int) error {
 		it := items[i]
 		o := st.order(it)
 		e, outcome, err := plan(ctx, c, run, it, o)
@@ -410,8 +412,12 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 	return e, nil, err
 }
 
-// check returns why a transaction cannot be settled now, or nil.
+// check returns why a transaction cannot be settled now, or nil. It
+// takes one token of c.Pacer (pipeline.Pace) for its questions.
 func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipeline.Hold, error) {
+	if err := pipeline.Pace(ctx); err != nil {
+		return nil, err
+	}
 	if o.Commission > 0 {
 		state, err := c.API.EnsureReceiver(ctx, o.SubMchID)
 		if err != nil {

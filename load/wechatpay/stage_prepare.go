@@ -1,0 +1,139 @@
+package wechatpay
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// PrepareStage is WeChat Pay's part of the upload stage
+// (pipeline.Provider.Prepare): it runs beside the other providers' upload
+// parts and sends no money. For each recorded wechatpay item with no
+// request yet it makes DistributeStage's checks (the platform's receiver
+// EFFECTIVE at the sub-merchant, the transaction distributable and still
+// holding the order's amount, the commission within the cap) and, when
+// they pass, records the intent of its distribution or unfreeze (attempt
+// 1, planned: nothing sent). DistributeStage, after the reject gate,
+// drives what it finds planned without asking again, so WeChat's checks -
+// a request a transaction, a quarter of its requests - no longer wait for
+// the trade files and their statuses.
+//
+// What it cannot settle it leaves as it was, for DistributeStage to check
+// again and hold with the reason (a receiver still under review, a
+// transaction not distributable yet, an amount that disagrees, an answer
+// that cannot be read or did not come). It stops only for refused
+// credentials (pipeline.KindUsage), its context, or the ledger. An intent
+// recorded here is dropped by --reextract (it never left) and is sent by
+// the distribute stage of this run or a later one: a refund after the
+// check is a late refund, as it is after the payment.
+//
+// It reads the items in batches of c.Batch by order number, as
+// DistributeStage does, each paced under WeChat Pay's limits (a check
+// takes a token, an item already planned none).
+func PrepareStage(c StageConfig) pipeline.StageFunc {
+	if c.MaxRatioBps <= 0 {
+		c.MaxRatioBps = 3000
+	}
+	if c.Pacer == nil {
+		c.Pacer = pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel})
+	}
+	if c.Batch <= 0 {
+		c.Batch = DefaultBatch
+	}
+	return func(ctx context.Context, run *pipeline.Run) (string, error) {
+		sellers, err := c.Store.RunSellers(ctx, run.ID)
+		if err != nil {
+			return "", err
+		}
+		st := &stageRun{c: &c, run: run, sellers: sellers}
+		progress := pipeline.ProgressFrom(ctx)
+		progress.Restart(0)
+		var (
+			mu                    sync.Mutex
+			planned, before, left int
+			after                 string
+			seen                  int64
+		)
+		for {
+			items, err := c.Store.ItemsInStateAfter(ctx, run.ID, Channel, pipeline.ItemRecorded, after, c.Batch)
+			if err != nil {
+				return "", err
+			}
+			if len(items) == 0 {
+				break
+			}
+			after = items[len(items)-1].OrderNo
+			seen += int64(len(items))
+			progress.SetTotal(seen)
+			err = c.Pacer.EachAsNeeded(ctx, len(items), func(i int) string { return st.order(items[i]).SubMchID }, func(ctx context.Context, i int) error {
+				defer progress.Add(1)
+				it := items[i]
+				o := st.order(it)
+				outcome, err := prepare(ctx, &c, run, it, o)
+				mu.Lock()
+				defer mu.Unlock()
+				switch outcome {
+				case prepared:
+					planned++
+				case plannedBefore:
+					before++
+				case leftToDistribute:
+					left++
+				}
+				return err
+			})
+			if err != nil {
+				return "", err
+			}
+			if len(items) < c.Batch {
+				break
+			}
+		}
+		summary := fmt.Sprintf("WeChat: %d transactions checked, their requests planned (sent in distribute)", planned)
+		if before > 0 {
+			summary += fmt.Sprintf(", %d planned or sent before", before)
+		}
+		if left > 0 {
+			summary += fmt.Sprintf(", %d left to distribute's checks", left)
+		}
+		return summary, nil
+	}
+}
+
+// prepared is what PrepareStage did with one transaction.
+type preparedAs int
+
+const (
+	prepared         preparedAs = iota + 1 // checked, its request planned
+	plannedBefore                          // a request of it was in the ledger already
+	leftToDistribute                       // checked and not settled now, or not checked: distribute checks it again
+)
+
+// prepare checks one transaction and plans its first request, as
+// DistributeStage's plan does for a transaction with none. Only the
+// ledger's errors, refused credentials and a stopped context are
+// returned: the rest leaves the transaction to DistributeStage.
+func prepare(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (preparedAs, error) {
+	kind := KindDistribution
+	if o.Commission == 0 {
+		kind = KindUnfreeze
+	}
+	subject := Subject(run.Key.Date, it.OrderNo)
+	if _, ok, err := c.Store.LatestEffect(ctx, kind, subject); err != nil || ok {
+		return plannedBefore, err // a failed one too: its next attempt is distribute's to plan
+	}
+	h, err := check(ctx, c, it, o)
+	switch {
+	case ctx.Err() != nil:
+		return 0, ctx.Err()
+	case pipeline.KindOf(err) == pipeline.KindUsage:
+		return 0, err // the others would be refused alike: one line, exit 2
+	case err != nil || h != nil:
+		return leftToDistribute, nil
+	}
+	_, err = c.Store.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: kind, Subject: subject, Attempt: 1,
+		Key: OutOrderNo(run.Key.Date, it.OrderNo, 1), Currency: o.Currency, Amount: o.Commission})
+	return prepared, err
+}

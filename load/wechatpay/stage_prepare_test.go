@@ -1,0 +1,133 @@
+package wechatpay_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/load/wechatpay"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// countingAPI is batchAPI counting its requests, with one transaction
+// whose remaining amount disagrees with its order, and refused
+// credentials when asked.
+type countingAPI struct {
+	batchAPI
+	disagrees string // a transaction id WeChat Pay holds 1 fen less of
+	refuse    bool
+
+	mu                     sync.Mutex
+	remaining, sends, asks int
+}
+
+func (a *countingAPI) Remaining(_ context.Context, _, txn string) (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.remaining++
+	if a.refuse {
+		return 0, pipeline.E(pipeline.KindUsage, "WeChat Pay", errors.New("SIGN_ERROR: the signature was refused"))
+	}
+	if txn == a.disagrees {
+		return 999, nil
+	}
+	return 1000, nil
+}
+
+func (a *countingAPI) Send(ctx context.Context, e pipeline.Effect, o wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
+	a.mu.Lock()
+	a.sends++
+	a.mu.Unlock()
+	return a.batchAPI.Send(ctx, e, o)
+}
+
+func (a *countingAPI) Query(ctx context.Context, e pipeline.Effect, o wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
+	a.mu.Lock()
+	a.asks++
+	a.mu.Unlock()
+	return a.batchAPI.Query(ctx, e, o)
+}
+
+func (a *countingAPI) counts() (remaining, sends, asks int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.remaining, a.sends, a.asks
+}
+
+// TestPrepareStagePlansAndSendsNothing: WeChat's part of the upload stage
+// checks every recorded transaction and records its request's intent,
+// sending none; one whose amount disagrees is left as it was. The
+// distribute stage then sends the planned requests without checking them
+// again, and checks and holds the one left.
+func TestPrepareStagePlansAndSendsNothing(t *testing.T) {
+	store := newBatchStore(25)
+	api := &countingAPI{disagrees: "TORD-00007"}
+	c := wechatpay.StageConfig{Store: store, API: api, Batch: 10, Poll: time.Millisecond}
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}}}
+
+	summary, err := wechatpay.PrepareStage(c)(context.Background(), run)
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	if !strings.Contains(summary, "24 transactions checked") || !strings.Contains(summary, "1 left to distribute's checks") {
+		t.Errorf("summary %q, want 24 planned and 1 left", summary)
+	}
+	remaining, sends, asks := api.counts()
+	if remaining != 25 || sends != 0 || asks != 0 {
+		t.Fatalf("prepare asked %d remaining amounts, sent %d requests, queried %d: want 25 checks and nothing sent", remaining, sends, asks)
+	}
+	planned := 0
+	for _, e := range store.effects {
+		if e.State != pipeline.EffectPlanned || e.Sends != 0 || e.Attempt != 1 {
+			t.Errorf("effect %s: %s, %d sends, attempt %d; want planned attempt 1, never sent", e.Key, e.State, e.Sends, e.Attempt)
+		}
+		if strings.HasSuffix(e.Subject, "ORD-00007") {
+			t.Errorf("the transaction whose amount disagrees was planned: %+v", e)
+		}
+		planned++
+	}
+	if planned != 24 || store.count(pipeline.ItemRecorded) != 25 {
+		t.Fatalf("%d effects planned, %d items still recorded; want 24 and 25", planned, store.count(pipeline.ItemRecorded))
+	}
+	// Again (a re-run's upload stage): nothing is asked or planned twice.
+	if summary, err = wechatpay.PrepareStage(c)(context.Background(), run); err != nil || !strings.Contains(summary, "24 planned or sent before") {
+		t.Fatalf("prepare again: %q, %v", summary, err)
+	}
+	if r, _, _ := api.counts(); r != 26 {
+		t.Errorf("prepare again asked %d remaining amounts, want only the one left", r-25)
+	}
+
+	summary, err = wechatpay.DistributeStage(c)(context.Background(), run)
+	if pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(err.Error(), "ORD-00007") {
+		t.Fatalf("distribute: %v, want the disagreeing transaction held for a person", err)
+	}
+	remaining, sends, _ = api.counts()
+	if remaining != 27 || sends != 24 {
+		t.Errorf("distribute asked %d remaining amounts and sent %d requests; want 1 (the one left) and 24", remaining-26, sends)
+	}
+	if paid := store.count(pipeline.ItemPaid); paid != 24 || !strings.Contains(summary, "24 transactions settled (24 sent now), 1 held") {
+		t.Errorf("%d paid, summary %q", paid, summary)
+	}
+}
+
+// TestPrepareStageStopsOnRefusedCredentials: refused credentials concern
+// every transaction: the stage stops with that error (exit 2) and plans
+// nothing.
+func TestPrepareStageStopsOnRefusedCredentials(t *testing.T) {
+	store := newBatchStore(25)
+	api := &countingAPI{refuse: true}
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}}}
+	_, err := wechatpay.PrepareStage(wechatpay.StageConfig{Store: store, API: api, Batch: 10})(context.Background(), run)
+	if pipeline.KindOf(err) != pipeline.KindUsage {
+		t.Fatalf("prepare: %v, want the refusal as a usage error", err)
+	}
+	if len(store.effects) != 0 {
+		t.Errorf("%d effects planned on refused credentials", len(store.effects))
+	}
+	if r, _, _ := api.counts(); r > 10 {
+		t.Errorf("%d checks after the first refusal, want the stage stopped within its batch", r)
+	}
+}
