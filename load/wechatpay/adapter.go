@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -16,12 +17,31 @@ import (
 type Adapter struct {
 	client   *Client
 	receiver NewReceiver // the platform's receiver; SubMchID filled per call
+	// Now is the adapter's clock (default time.Now): how long ago a
+	// receiver was found under review.
+	Now func() time.Time
 
 	mu        sync.Mutex
 	subs      map[string]*sync.Mutex // one receiver check at a time per sub-merchant
 	effective map[string]bool        // sub-merchants whose receiver is EFFECTIVE
 	refused   map[string]error       // sub-merchants where WeChat Pay refused the receiver, for the run
+	review    map[string]underReview // sub-merchants whose receiver was last found in another state
 }
+
+// underReview is a receiver's state other than EFFECTIVE (INIT: under
+// review), and when WeChat Pay said so.
+type underReview struct {
+	state string
+	at    time.Time
+}
+
+// ReviewRecheck is how long the adapter takes a receiver found under
+// review (any state but EFFECTIVE) to stay so: the sub-merchant's other
+// transactions are held on that answer meanwhile, and the first one
+// after it asks again. A review takes WeChat Pay hours or days; a
+// sub-merchant's hundreds of transactions a run no longer ask it once
+// each, in the upload stage's checks and again in distribute's.
+const ReviewRecheck = time.Minute
 
 var (
 	_ API        = (*Adapter)(nil)
@@ -31,21 +51,21 @@ var (
 // NewAdapter returns the adapter of client, paying commissions to
 // receiver (its SubMchID is ignored: filled per sub-merchant).
 func NewAdapter(client *Client, receiver NewReceiver) *Adapter {
-	return &Adapter{client: client, receiver: receiver, subs: map[string]*sync.Mutex{}, effective: map[string]bool{},
-		refused: map[string]error{}}
+	return &Adapter{client: client, receiver: receiver, Now: time.Now, subs: map[string]*sync.Mutex{}, effective: map[string]bool{},
+		refused: map[string]error{}, review: map[string]underReview{}}
 }
 
 // EnsureReceiver checks (and adds when missing) the platform's receiver at
 // a sub-merchant, one check at a time per sub-merchant, remembering those
-// found EFFECTIVE for the rest of the run, and those where WeChat Pay
-// refused the receiver (asked once a run). An add whose answer was lost is
-// resolved by the receiver result query (Client.EnsureReceiver), never
-// left to fail the run.
+// found EFFECTIVE for the rest of the run, those where WeChat Pay
+// refused the receiver (asked once a run), and those under review for
+// ReviewRecheck. An add whose answer was lost is resolved by the receiver
+// result query (Client.EnsureReceiver), never left to fail the run.
 func (a *Adapter) EnsureReceiver(ctx context.Context, subMchID string) (string, error) {
 	a.mu.Lock()
-	if a.effective[subMchID] {
+	if state, ok := a.reviewing(subMchID); ok {
 		a.mu.Unlock()
-		return ReceiverEffective, nil
+		return state, nil
 	}
 	if err := a.refused[subMchID]; err != nil {
 		a.mu.Unlock()
@@ -60,11 +80,12 @@ func (a *Adapter) EnsureReceiver(ctx context.Context, subMchID string) (string, 
 	lock.Lock()
 	defer lock.Unlock()
 	a.mu.Lock()
-	known, refused := a.effective[subMchID], a.refused[subMchID] // decided while we waited
+	state, known := a.reviewing(subMchID) // decided while we waited
+	refused := a.refused[subMchID]
 	a.mu.Unlock()
 	switch {
 	case known:
-		return ReceiverEffective, nil
+		return state, nil
 	case refused != nil:
 		return "", refused
 	}
@@ -80,12 +101,28 @@ func (a *Adapter) EnsureReceiver(ctx context.Context, subMchID string) (string, 
 	if err != nil {
 		return "", err
 	}
+	a.mu.Lock()
 	if st.State == ReceiverEffective {
-		a.mu.Lock()
 		a.effective[subMchID] = true
-		a.mu.Unlock()
+		delete(a.review, subMchID)
+	} else {
+		a.review[subMchID] = underReview{state: st.State, at: a.Now()}
 	}
+	a.mu.Unlock()
 	return st.State, nil
+}
+
+// reviewing returns what the adapter knows of the receiver at subMchID
+// without asking: EFFECTIVE for the run, or a review state for
+// ReviewRecheck after WeChat Pay said so. a.mu is held.
+func (a *Adapter) reviewing(subMchID string) (string, bool) {
+	if a.effective[subMchID] {
+		return ReceiverEffective, true
+	}
+	if r, ok := a.review[subMchID]; ok && a.Now().Sub(r.at) < ReviewRecheck {
+		return r.state, true
+	}
+	return "", false
 }
 
 // Remaining returns what is still frozen for distribution in a

@@ -70,6 +70,53 @@ func TestWeChatRefusedReceiverIsAskedOnce(t *testing.T) {
 	}
 }
 
+// TestWeChatReceiverUnderReviewIsAskedOnceAMinute: a receiver under
+// review holds every transaction of its sub-merchant on one answer for
+// ReviewRecheck; the first after it asks again, and an EFFECTIVE answer
+// is kept for the run.
+func TestWeChatReceiverUnderReviewIsAskedOnceAMinute(t *testing.T) {
+	keys, err := wechatpaytest.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := wechatpaytest.New(wechatpaytest.Options{Keys: keys, MchID: "1900000100", ReviewPolls: 1 << 20})
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	api := newAdapter(t, fake.ClientConfig(srv.URL))
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	api.Now = func() time.Time { return now }
+	asked := func() int { return fake.Calls(wechatpay.APIAddReceiver) + fake.Calls(wechatpay.APIReceiverResult) }
+	ensure := func(want string) {
+		t.Helper()
+		if state, err := api.EnsureReceiver(context.Background(), "1900000042"); err != nil || state != want {
+			t.Fatalf("receiver: %q, %v; want %s", state, err, want)
+		}
+	}
+	ensure(wechatpay.ReceiverInit)
+	first := asked()
+	for range 5 {
+		now = now.Add(10 * time.Second)
+		ensure(wechatpay.ReceiverInit)
+	}
+	if asked() != first {
+		t.Fatalf("%d more requests within a minute of the answer, want none", asked()-first)
+	}
+	now = now.Add(wechatpay.ReviewRecheck)
+	ensure(wechatpay.ReceiverInit)
+	if asked() != first+1 {
+		t.Fatalf("%d requests after a minute, want one result query", asked()-first)
+	}
+	fake.ApproveReceivers()
+	now = now.Add(wechatpay.ReviewRecheck)
+	ensure(wechatpay.ReceiverEffective)
+	n := asked()
+	now = now.Add(time.Hour)
+	ensure(wechatpay.ReceiverEffective)
+	if asked() != n {
+		t.Fatal("an EFFECTIVE receiver was asked again")
+	}
+}
+
 // newAdapter returns the adapter of a client of cfg, paying the platform's
 // receiver 1900009999.
 func newAdapter(t testing.TB, cfg wechatpay.Config) *wechatpay.Adapter {

@@ -39,7 +39,7 @@ type ProviderConfig struct {
 	// attempt is asked every time.
 	Final pipeline.FinalAnswers
 	// Now is the clock (default time.Now): it tells whether a day is over
-	// in Beijing.
+	// in Beijing, and how long ago a receiver was found under review.
 	Now func() time.Time
 }
 
@@ -56,6 +56,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	api.Now = c.Now
 	stage := StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, Pacer: c.Pacer,
 		Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final}
 	return pipeline.Provider{
