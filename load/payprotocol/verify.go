@@ -27,10 +27,11 @@ const VerifyHoldPrefix = "held: Pay Protocol"
 
 // VerifyStore is what the verification needs of the ledger.
 type VerifyStore interface {
-	// ItemsToVerify returns the run's unverified items of channel ch and
-	// those an earlier verification held (their reason starts with
-	// heldPrefix).
-	ItemsToVerify(ctx context.Context, runID int64, ch pipeline.Channel, heldPrefix string) ([]pipeline.VerifyItem, error)
+	// ItemsToVerifyAfter returns at most limit of the run's unverified
+	// items of channel ch and those an earlier verification held (their
+	// reason starts with heldPrefix) whose order number comes after
+	// `after`, by order number (one page of a keyset pagination).
+	ItemsToVerifyAfter(ctx context.Context, runID int64, ch pipeline.Channel, heldPrefix, after string, limit int) ([]pipeline.VerifyItem, error)
 	SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error
 }
 
@@ -59,7 +60,9 @@ type VerifyStore interface {
 // that order's latest refund alone.
 //
 // The questions go out as fast as pacer allows (Pay Protocol's limits; nil:
-// no limit), after the first alone.
+// no limit), after the first alone. The items are read 10,000 at a
+// time by order number (keyset pagination): the verification holds one
+// page, however large the day.
 func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, run *pipeline.Run) (string, error) {
 	return verify(ctx, store, api, pacer, final, nil, run)
 }
@@ -67,10 +70,6 @@ func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 // verify is Verify that also gives held the answers about the payments it
 // holds, for the run's own reconciliation (nil: kept nowhere).
 func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, held *heldAnswers, run *pipeline.Run) (string, error) {
-	items, err := store.ItemsToVerify(ctx, run.ID, Channel, VerifyHoldPrefix)
-	if err != nil {
-		return "", err
-	}
 	var mu sync.Mutex
 	counts := map[string]int{}
 	if pacer == nil {
@@ -78,8 +77,8 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 	}
 	kept := map[string]*keptAnswers{Name: {final: final, name: Name}, PaymentAnswersName: {final: final, name: PaymentAnswersName}}
 	progress := pipeline.ProgressFrom(ctx) // the stage's first phase: the payments verified
-	progress.Restart(int64(len(items)))
-	err = pipeline.EachFirstAlonePaced(ctx, pacer, items, func(it pipeline.VerifyItem) error {
+	progress.Restart(0)
+	check := func(it pipeline.VerifyItem) error {
 		defer progress.Add(1)
 		to, reason, v, err := verdict(ctx, api, it.Split)
 		if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
@@ -112,7 +111,25 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 			return nil
 		}
 		return kept[name].add(ctx, key)
-	})
+	}
+	var (
+		err   error
+		after string // the last order number read: the next page starts after it
+		seen  int64
+	)
+	for err == nil {
+		var items []pipeline.VerifyItem
+		if items, err = store.ItemsToVerifyAfter(ctx, run.ID, Channel, VerifyHoldPrefix, after, verifyBatch); err != nil || len(items) == 0 {
+			break
+		}
+		after = items[len(items)-1].OrderNo
+		seen += int64(len(items))
+		progress.SetTotal(seen)
+		err = pipeline.EachFirstAlonePaced(ctx, pacer, items, check)
+		if len(items) < verifyBatch {
+			break
+		}
+	}
 	for _, name := range []string{Name, PaymentAnswersName} {
 		if ferr := kept[name].flush(ctx); err == nil {
 			err = ferr
@@ -121,6 +138,9 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 	summary := fmt.Sprintf("Pay Protocol: %d payments verified, %d held, %d rejected", counts[pipeline.ItemRecorded], counts[pipeline.ItemHeld], counts[pipeline.ItemRejected])
 	return summary, err
 }
+
+// verifyBatch is how many items the verification reads at a time.
+var verifyBatch = 10000
 
 // verifiedItem is a verified item as the reconciliation reads it
 // (ReconcileStore) while the order has no late refund: a late refund

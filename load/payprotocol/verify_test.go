@@ -21,18 +21,33 @@ import (
 // verifyStore is an in-memory ledger for the verification (and the
 // reconciliation, for NewProvider).
 type verifyStore struct {
-	mu     sync.Mutex
-	items  []pipeline.VerifyItem
-	states map[string]string // order number -> state + ": " + reason
-	asked  string            // the channel and hold prefix ItemsToVerify was asked for
+	mu             sync.Mutex
+	items          []pipeline.VerifyItem
+	states         map[string]string // order number -> state + ": " + reason
+	asked          string            // the channel and hold prefix ItemsToVerifyAfter was asked for
+	pages, largest int               // pages read, and the most items in one
 }
 
-func (s *verifyStore) ItemsToVerify(_ context.Context, runID int64, ch pipeline.Channel, heldPrefix string) ([]pipeline.VerifyItem, error) {
+func (s *verifyStore) ItemsToVerifyAfter(_ context.Context, runID int64, ch pipeline.Channel, heldPrefix, after string, limit int) ([]pipeline.VerifyItem, error) {
 	if runID != 42 {
 		return nil, fmt.Errorf("run %d", runID)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.asked = string(ch) + " " + heldPrefix
-	return s.items, nil
+	var out []pipeline.VerifyItem
+	for _, it := range s.items {
+		if it.OrderNo > after {
+			out = append(out, it)
+		}
+	}
+	slices.SortFunc(out, func(a, b pipeline.VerifyItem) int { return strings.Compare(a.OrderNo, b.OrderNo) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	s.pages++
+	s.largest = max(s.largest, len(out))
+	return out, nil
 }
 
 func (s *verifyStore) SetItemState(_ context.Context, runID int64, orderNo, from, to, reason string) error {
@@ -146,6 +161,7 @@ func toVerify(no string, refunded int64) pipeline.VerifyItem {
 // order that cannot be used holds that order alone), at most the pacer's
 // limit at a time; what concerns every order stops the verification.
 func TestVerify(t *testing.T) {
+	defer payprotocol.SetVerifyBatch(4)() // 13 items: four pages
 	paid, pending, failed := payprotocol.PaymentPaid.String(), payprotocol.PaymentPending.String(), payprotocol.PaymentFailed.String()
 	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T1", 0), toVerify("T2", 0),
 		toVerify("T3", 0), toVerify("T4", 0), toVerify("T5", 100), toVerify("T6", 100), toVerify("T7", 100), toVerify("T8", 0), toVerify("T9", 0),
@@ -171,6 +187,9 @@ func TestVerify(t *testing.T) {
 	}
 	if store.asked != "payprotocol "+payprotocol.VerifyHoldPrefix {
 		t.Errorf("asked the ledger for %q", store.asked)
+	}
+	if store.pages != 4 || store.largest != 4 {
+		t.Errorf("%d pages read, the largest of %d items; want the 13 items in 4 pages of at most 4", store.pages, store.largest)
 	}
 	want := map[string]string{
 		"OT1": "recorded: ",

@@ -12,6 +12,7 @@ var PageQueries = map[string]string{
 	"RefundedItemsAfter":  refundedItemsAfterQuery,
 	"WeChatItemsAfter":    weChatItemsAfterQuery,
 	"WeChatAttemptsAfter": weChatAttemptsAfterQuery,
+	"ItemsToVerifyAfter":  itemsToVerifyAfterQuery,
 }
 
 // SetMaxHeldRejects sets how many rejects the direct way of WriteItems

@@ -325,11 +325,24 @@ func (l *Ledger) SellerOfInfiniaID(ctx context.Context, infiniaID string) (strin
 // still confirming, a refund awaiting approval: its reason starts with
 // heldPrefix) - by order number.
 func (l *Ledger) ItemsToVerify(ctx context.Context, runID int64, ch pipeline.Channel, heldPrefix string) ([]pipeline.VerifyItem, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
-		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, reason
-		FROM items WHERE run_id = $1 AND channel = $2
-		  AND (state = 'unverified' OR (state = 'held' AND starts_with(reason, $3)))
-		ORDER BY order_no`, runID, string(ch), heldPrefix)
+	return l.ItemsToVerifyAfter(ctx, runID, ch, heldPrefix, "", 0)
+}
+
+// itemsToVerifyAfterQuery is ItemsToVerifyAfter's page: items_run_order
+// starts it at its cursor and ends it at its limit.
+const itemsToVerifyAfterQuery = `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
+	gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, reason
+	FROM items WHERE run_id = $1 AND channel = $2
+	  AND (state = 'unverified' OR (state = 'held' AND starts_with(reason, $3)))
+	  AND order_no > $4
+	ORDER BY order_no LIMIT $5`
+
+// ItemsToVerifyAfter is ItemsToVerify's keyset page: at most limit (0:
+// every one) of those items whose order number comes after `after`, by
+// order number, so that a verification holds one page at a time.
+func (l *Ledger) ItemsToVerifyAfter(ctx context.Context, runID int64, ch pipeline.Channel, heldPrefix, after string, limit int) ([]pipeline.VerifyItem, error) {
+	n := sql.NullInt64{Int64: int64(limit), Valid: limit > 0}
+	rows, err := l.db.QueryContext(ctx, itemsToVerifyAfterQuery, runID, string(ch), heldPrefix, after, n)
 	if err != nil {
 		return nil, fmt.Errorf("read items to verify: %w", err)
 	}
