@@ -172,35 +172,22 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		}
 		st := &stageRun{c: &c, run: run, sellers: sellers, progress: pipeline.ProgressFrom(ctx), waitLeft: c.Wait}
 		st.progress.Restart(0)
-		var (
-			errs  []error
-			after string // the last order number read: the next batch starts after it
-			seen  int64
-		)
-		for {
-			items, err := c.Store.ItemsInStateAfter(ctx, run.ID, Channel, pipeline.ItemRecorded, after, c.Batch)
-			if err != nil {
-				return "", err
-			}
-			if len(items) == 0 {
-				break
-			}
-			after = items[len(items)-1].OrderNo
-			seen += int64(len(items))
-			st.progress.SetTotal(seen)
-			err = st.batch(ctx, items)
+		var errs []error
+		err = recordedBatches(ctx, &c, run.ID, st.progress, func(items []pipeline.Split) error {
+			err := st.batch(ctx, items)
 			if pipeline.KindOf(err) == pipeline.KindUsage {
-				return "", err
+				return err
 			}
 			if ctx.Err() != nil {
-				return "", cmp.Or(err, ctx.Err()) // stopped: the ledger holds where; a re-run goes on
+				return cmp.Or(err, ctx.Err()) // stopped: the ledger holds where; a re-run goes on
 			}
 			if err != nil {
 				errs = append(errs, err)
 			}
-			if len(items) < c.Batch {
-				break
-			}
+			return nil
+		})
+		if err != nil {
+			return "", err
 		}
 		if err := errors.Join(errs...); err != nil {
 			return "", err
@@ -210,6 +197,29 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			return summary, pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, st.pending)
 		}
 		return summary, pipeline.NeedsPerson(st.problems)
+	}
+}
+
+// recordedBatches calls fn with the run's recorded wechatpay items, c.Batch
+// at a time by order number (keyset pagination), each batch counted into
+// progress's total, until there are no more or fn returns an error, which
+// it returns.
+func recordedBatches(ctx context.Context, c *StageConfig, runID int64, progress *pipeline.Progress, fn func([]pipeline.Split) error) error {
+	var (
+		after string // the last order number read: the next batch starts after it
+		seen  int64
+	)
+	for {
+		items, err := c.Store.ItemsInStateAfter(ctx, runID, Channel, pipeline.ItemRecorded, after, c.Batch)
+		if err != nil || len(items) == 0 {
+			return err
+		}
+		after = items[len(items)-1].OrderNo
+		seen += int64(len(items))
+		progress.SetTotal(seen)
+		if err := fn(items); err != nil || len(items) < c.Batch {
+			return err
+		}
 	}
 }
 

@@ -53,21 +53,9 @@ func PrepareStage(c StageConfig) pipeline.StageFunc {
 		var (
 			mu                    sync.Mutex
 			planned, before, left int
-			after                 string
-			seen                  int64
 		)
-		for {
-			items, err := c.Store.ItemsInStateAfter(ctx, run.ID, Channel, pipeline.ItemRecorded, after, c.Batch)
-			if err != nil {
-				return "", err
-			}
-			if len(items) == 0 {
-				break
-			}
-			after = items[len(items)-1].OrderNo
-			seen += int64(len(items))
-			progress.SetTotal(seen)
-			err = c.Pacer.EachAsNeeded(ctx, len(items), func(i int) string { return st.order(items[i]).SubMchID }, func(ctx context.Context, i int) error {
+		err = recordedBatches(ctx, &c, run.ID, progress, func(items []pipeline.Split) error {
+			return c.Pacer.EachAsNeeded(ctx, len(items), func(i int) string { return st.order(items[i]).SubMchID }, func(ctx context.Context, i int) error {
 				defer progress.Add(1)
 				it := items[i]
 				o := st.order(it)
@@ -84,12 +72,9 @@ func PrepareStage(c StageConfig) pipeline.StageFunc {
 				}
 				return err
 			})
-			if err != nil {
-				return "", err
-			}
-			if len(items) < c.Batch {
-				break
-			}
+		})
+		if err != nil {
+			return "", err
 		}
 		summary := fmt.Sprintf("WeChat: %d transactions checked, their requests planned (sent in distribute)", planned)
 		if before > 0 {
