@@ -34,13 +34,16 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 				return "", fmt.Errorf("%d trade files to upload: %w", len(files), err)
 			}
 		}
-		sender := &uploadSender{c: &c, byKey: map[string]pipeline.TradeFile{}}
-		var effects []pipeline.Effect
-		byKey := map[string]pipeline.TradeFile{}
-		before := map[string]int{}
+		// Each file once, in files: the maps point into it (a day of
+		// 20,000 sellers has some 90,000 files).
+		byKey := make(map[string]*pipeline.TradeFile, len(files))
+		sender := &uploadSender{c: &c, byKey: byKey}
+		effects := make([]pipeline.Effect, 0, len(files))
+		before := make(map[string]int, len(files))
 		var uploaded atomic.Int64
-		for _, f := range files {
-			sender.byKey[f.RequestNo] = f
+		for i := range files {
+			f := &files[i]
+			byKey[f.RequestNo] = f
 			e, err := c.Store.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: KindUpload, Subject: UploadSubject(run.Key.Date, f.SellerID, f.Currency, f.Attempt),
 				Attempt: 1, Key: f.RequestNo, Currency: f.Currency, Amount: f.SellerMinor})
 			if err != nil {
@@ -64,7 +67,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 				return nil
 			},
 			Error: func(ctx context.Context, e pipeline.Effect, err error) error {
-				f := byKey[e.Key]
+				f := *byKey[e.Key]
 				if pipeline.SubjectOnly(err) {
 					// Infinia refuses to answer about this one file: hold it.
 					progress.Add(1)
@@ -184,15 +187,15 @@ func writeTradeFile(ctx context.Context, c *StageConfig, run *pipeline.Run, f *p
 // requestNo, then by looking for the file under its final name.
 type uploadSender struct {
 	c     *StageConfig
-	byKey map[string]pipeline.TradeFile
+	byKey map[string]*pipeline.TradeFile
 }
 
 func (u *uploadSender) file(e pipeline.Effect) (pipeline.TradeFile, string, error) {
 	f, ok := u.byKey[e.Key]
 	if !ok {
-		return f, "", fmt.Errorf("no trade file for upload %s", e.Key)
+		return pipeline.TradeFile{}, "", fmt.Errorf("no trade file for upload %s", e.Key)
 	}
-	return f, filepath.Join(u.c.WorkDir, f.Date.String(), f.Name), nil
+	return *f, filepath.Join(u.c.WorkDir, f.Date.String(), f.Name), nil
 }
 
 func (u *uploadSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
