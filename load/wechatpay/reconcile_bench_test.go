@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/settlekit/settle/internal/heaptest"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 )
@@ -162,7 +163,7 @@ func BenchmarkMatcherPeakHeap(b *testing.B) {
 				run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
 				m := wechatpay.Matcher(wechatpay.MatcherConfig{Store: day, API: day, Page: page, Now: func() time.Time { return benchLater }})
 				for range b.N {
-					peak, err := peakLiveHeap(func() error {
+					peak, err := heaptest.PeakLive(func() error {
 						ms, err := m(context.Background(), run)
 						if err == nil && len(ms) != 0 {
 							err = fmt.Errorf("a clean day: %d mismatches, the first %+v", len(ms), ms[0])

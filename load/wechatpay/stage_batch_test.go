@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"runtime/metrics"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/settlekit/settle/internal/heaptest"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 )
@@ -239,7 +238,7 @@ func BenchmarkDistributeStagePeakHeap(b *testing.B) {
 					store := newBatchStore(n)
 					stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: batchAPI{}, Batch: batch, Poll: time.Millisecond})
 					run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}}}
-					peak, err := peakLiveHeap(func() error {
+					peak, err := heaptest.PeakLive(func() error {
 						_, err := stage(context.Background(), run)
 						return err
 					})
@@ -251,32 +250,4 @@ func BenchmarkDistributeStagePeakHeap(b *testing.B) {
 			})
 		}
 	}
-}
-
-// peakLiveHeap runs fn and returns the most live heap (as the GC measures
-// it, sampled every millisecond) above what was live before, in MiB.
-func peakLiveHeap(fn func() error) (float64, error) {
-	runtime.GC()
-	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(live)
-	base := live[0].Value.Uint64()
-	done := make(chan struct{})
-	peak := make(chan uint64)
-	go func() {
-		var top uint64
-		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		for {
-			metrics.Read(sample)
-			top = max(top, sample[0].Value.Uint64())
-			select {
-			case <-done:
-				peak <- top
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}()
-	err := fn()
-	close(done)
-	return float64(max(<-peak, base)-base) / (1 << 20), err
 }
