@@ -33,8 +33,10 @@ type Provider struct {
 	// provider's: it runs beside the Upload parts (all of them, in their
 	// order) and sends no money. It may ask its provider and record
 	// intents that its Distribute chain sends after the reject gate (a
-	// provider whose checks need no trade file makes them here). nil:
-	// none.
+	// provider whose checks need no trade file makes them here). It is
+	// stopped once the Upload parts are done (Beside), and must leave
+	// what it did not do to its Distribute chain: it never makes the
+	// stage longer. nil: none.
 	Prepare StageFunc
 	// Distribute is its chain of the distribute stage. The chains of all
 	// providers run side by side: none waits on another's. nil: none.
@@ -52,7 +54,8 @@ type Plugged struct {
 	// stops. nil when none has one.
 	Preflight func(ctx context.Context) error
 	// Upload runs the providers' upload parts in order (Combine), and
-	// beside them their Prepare parts (Concurrent); nil when none has
+	// beside them their Prepare parts until the upload parts are done
+	// (Beside; with no upload part, to their end); nil when none has
 	// either.
 	Upload StageFunc
 	// Distribute runs first, then the providers' chains side by side
@@ -106,10 +109,10 @@ func Plug(first StageFunc, providers ...Provider) Plugged {
 			return nil
 		}
 	}
-	if len(uploads) > 0 {
-		beside = append([]StageFunc{Combine(uploads...)}, beside...)
-	}
-	if len(beside) > 0 {
+	switch {
+	case len(uploads) > 0:
+		p.Upload = Beside(Combine(uploads...), beside...)
+	case len(beside) > 0:
 		p.Upload = Concurrent(beside...)
 	}
 	switch {

@@ -87,3 +87,40 @@ func TestPlugRunsPrepareBesideTheUploads(t *testing.T) {
 		t.Fatalf("a Prepare part alone: %q, %v", summary, err)
 	}
 }
+
+// TestBesideStopsTheHelpersWithMain: a helper runs while main does and is
+// stopped once main is done, without failing the stage; a helper's error
+// of its own is the stage's, after main has finished all the same.
+func TestBesideStopsTheHelpersWithMain(t *testing.T) {
+	helperStarted := make(chan struct{})
+	helper := func(ctx context.Context, _ *Run) (string, error) {
+		close(helperStarted)
+		<-ctx.Done() // works until stopped
+		return "helped", ctx.Err()
+	}
+	mainDone := false
+	main := func(context.Context, *Run) (string, error) {
+		<-helperStarted
+		mainDone = true
+		return "main", nil
+	}
+	summary, err := Beside(main, helper)(context.Background(), &Run{})
+	if err != nil || summary != "main; helped" || !mainDone {
+		t.Fatalf("%q, %v; want both summaries and no error", summary, err)
+	}
+
+	broken := errors.New("ledger down")
+	failing := func(context.Context, *Run) (string, error) { return "", broken }
+	slow := func(ctx context.Context, _ *Run) (string, error) {
+		select {
+		case <-ctx.Done():
+			return "", errors.New("main was stopped by a helper's error")
+		case <-time.After(50 * time.Millisecond):
+			return "main", nil
+		}
+	}
+	summary, err = Beside(slow, failing)(context.Background(), &Run{})
+	if !errors.Is(err, broken) || summary != "main" {
+		t.Fatalf("%q, %v; want main finished and the helper's error", summary, err)
+	}
+}

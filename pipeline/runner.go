@@ -410,43 +410,89 @@ func Concurrent(fns ...StageFunc) StageFunc {
 			}()
 		}
 		wg.Wait()
-		var joined []string
-		for _, s := range summaries {
-			if s != "" {
-				joined = append(joined, s)
-			}
+		return joinParts(ctx, summaries, errs)
+	}
+}
+
+// joinParts is the summary and error of a stage made of parts run at the
+// same time (Concurrent, Beside): their summaries joined in order; a
+// configuration error (exit 2) alone, else any other error that stops the
+// stage, then work still processing at a provider, then problems that need
+// a person. A part canceled because another failed says nothing: the
+// other says why.
+func joinParts(ctx context.Context, summaries []string, errs []error) (string, error) {
+	var joined []string
+	for _, s := range summaries {
+		if s != "" {
+			joined = append(joined, s)
 		}
-		summary := strings.Join(joined, "; ")
-		var stopping, pending, attention []error
-		for _, err := range errs {
-			switch {
-			case err == nil:
-			case KindOf(err) == KindNeedsPerson:
-				attention = append(attention, err)
-			case errors.Is(err, ErrStillProcessing):
-				pending = append(pending, err)
-			case errors.Is(err, context.Canceled) && ctx.Err() == nil:
-				// stopped because another chain failed: that one says why
-			default:
-				stopping = append(stopping, err)
-			}
-		}
+	}
+	summary := strings.Join(joined, "; ")
+	var stopping, pending, attention []error
+	for _, err := range errs {
 		switch {
-		case len(stopping) > 0:
-			for _, err := range stopping {
-				if KindOf(err) == KindUsage {
-					return summary, err // one line, exit 2
-				}
-			}
-			if len(stopping) == 1 {
-				return summary, stopping[0]
-			}
-			return summary, errors.Join(stopping...)
-		case len(pending) > 0:
-			return summary, errors.Join(pending...)
-		case len(attention) > 0:
-			return summary, E(KindNeedsPerson, "", errors.Join(attention...))
+		case err == nil:
+		case KindOf(err) == KindNeedsPerson:
+			attention = append(attention, err)
+		case errors.Is(err, ErrStillProcessing):
+			pending = append(pending, err)
+		case errors.Is(err, context.Canceled) && ctx.Err() == nil:
+			// stopped because another part failed: that one says why
+		default:
+			stopping = append(stopping, err)
 		}
-		return summary, nil
+	}
+	switch {
+	case len(stopping) > 0:
+		for _, err := range stopping {
+			if KindOf(err) == KindUsage {
+				return summary, err // one line, exit 2
+			}
+		}
+		if len(stopping) == 1 {
+			return summary, stopping[0]
+		}
+		return summary, errors.Join(stopping...)
+	case len(pending) > 0:
+		return summary, errors.Join(pending...)
+	case len(attention) > 0:
+		return summary, E(KindNeedsPerson, "", errors.Join(attention...))
+	}
+	return summary, nil
+}
+
+// Beside runs main and, at the same time, helpers: work main does not
+// need, whose leftovers a later stage does (WeChat Pay's checks beside the
+// uploads, pipeline.Provider.Prepare), so that a helper never holds the
+// stage longer than main. Once main is done the helpers are stopped (their
+// context canceled) and waited for; a helper stopped so returns what it
+// did, and the cancellation is not an error of the stage. Main is not
+// stopped by a helper's error, which is the stage's once main is done.
+// Summaries are joined, main's first, and errors as Concurrent's. Each
+// counts its progress in a part of the stage's.
+func Beside(main StageFunc, helpers ...StageFunc) StageFunc {
+	if len(helpers) == 0 {
+		return main
+	}
+	return func(ctx context.Context, run *Run) (string, error) {
+		hctx, stop := context.WithCancel(ctx)
+		defer stop()
+		progress := ProgressFrom(ctx)
+		summaries := make([]string, 1+len(helpers))
+		errs := make([]error, 1+len(helpers))
+		mctx := WithProgress(ctx, progress.Part())
+		var wg sync.WaitGroup
+		for i, fn := range helpers {
+			wg.Add(1)
+			pctx := WithProgress(hctx, progress.Part())
+			go func() {
+				defer wg.Done()
+				summaries[1+i], errs[1+i] = fn(pctx, run)
+			}()
+		}
+		summaries[0], errs[0] = main(mctx, run)
+		stop()
+		wg.Wait()
+		return joinParts(ctx, summaries, errs)
 	}
 }

@@ -31,7 +31,9 @@ import (
 //
 // It reads the items in batches of c.Batch by order number, as
 // DistributeStage does, each paced under WeChat Pay's limits (a check
-// takes a token, an item already planned none).
+// takes a token, an item already planned none). Stopped by its context
+// (the uploads are done: pipeline.Beside), it returns what it did and
+// the context's error; what it did not check, distribute checks.
 func PrepareStage(c StageConfig) pipeline.StageFunc {
 	if c.MaxRatioBps <= 0 {
 		c.MaxRatioBps = 3000
@@ -73,7 +75,7 @@ func PrepareStage(c StageConfig) pipeline.StageFunc {
 				return err
 			})
 		})
-		if err != nil {
+		if err != nil && ctx.Err() == nil {
 			return "", err
 		}
 		summary := fmt.Sprintf("WeChat: %d transactions checked, their requests planned (sent in distribute)", planned)
@@ -82,6 +84,11 @@ func PrepareStage(c StageConfig) pipeline.StageFunc {
 		}
 		if left > 0 {
 			summary += fmt.Sprintf(", %d left to distribute's checks", left)
+		}
+		if err != nil {
+			// Stopped: the stage's other parts were done (or the run is
+			// stopping). What was not checked is distribute's to check.
+			return summary + ", the rest left to distribute (stopped with the uploads)", err
 		}
 		return summary, nil
 	}

@@ -131,3 +131,52 @@ func TestPrepareStageStopsOnRefusedCredentials(t *testing.T) {
 		t.Errorf("%d checks after the first refusal, want the stage stopped within its batch", r)
 	}
 }
+
+// TestPrepareStageStoppedLeavesTheRestToDistribute: stopped half way (the
+// uploads were done), the checks return what they did with the context's
+// error; the distribute stage checks what they did not, and every
+// transaction is paid once.
+func TestPrepareStageStoppedLeavesTheRestToDistribute(t *testing.T) {
+	store := newBatchStore(25)
+	ctx, stop := context.WithCancel(context.Background())
+	api := &stoppingAPI{countingAPI: &countingAPI{}, after: 10, stop: stop}
+	c := wechatpay.StageConfig{Store: store, API: api, Batch: 10, Poll: time.Millisecond,
+		Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1})}
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}}}
+	summary, err := wechatpay.PrepareStage(c)(ctx, run)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(summary, "stopped with the uploads") {
+		t.Fatalf("prepare: %q, %v; want what it did and the cancellation", summary, err)
+	}
+	planned := len(store.effects)
+	if planned == 0 || planned >= 25 {
+		t.Fatalf("%d requests planned before the stop, want some and not all", planned)
+	}
+	if _, sends, _ := api.counts(); sends != 0 {
+		t.Fatalf("%d requests sent by the checks", sends)
+	}
+	checked, _, _ := api.counts()
+	summary, err = wechatpay.DistributeStage(c)(context.Background(), run)
+	if err != nil || !strings.Contains(summary, "25 transactions settled (25 sent now)") {
+		t.Fatalf("distribute: %q, %v", summary, err)
+	}
+	remaining, sends, _ := api.counts()
+	if sends != 25 || remaining-checked > 25-planned {
+		t.Errorf("distribute sent %d and checked %d; want 25 sent and only the %d not planned checked", sends, remaining-checked, 25-planned)
+	}
+}
+
+// stoppingAPI is countingAPI that stops the checks (cancels their
+// context) at its after-th remaining amount.
+type stoppingAPI struct {
+	*countingAPI
+	after int
+	stop  context.CancelFunc
+}
+
+func (a *stoppingAPI) Remaining(ctx context.Context, sub, txn string) (int64, error) {
+	left, err := a.countingAPI.Remaining(ctx, sub, txn)
+	if r, _, _ := a.counts(); r == a.after {
+		a.stop()
+	}
+	return left, err
+}
