@@ -150,21 +150,7 @@ type driven struct {
 // the others are settled. Refused credentials (pipeline.KindUsage) concern
 // every transaction: the stage stops at the first, with that one error.
 func DistributeStage(c StageConfig) pipeline.StageFunc {
-	if c.MaxRatioBps <= 0 {
-		c.MaxRatioBps = 3000
-	}
-	if c.MaxRequests <= 0 {
-		c.MaxRequests = 50
-	}
-	if c.Wait <= 0 {
-		c.Wait = 10 * time.Minute
-	}
-	if c.Pacer == nil {
-		c.Pacer = pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel})
-	}
-	if c.Batch <= 0 {
-		c.Batch = DefaultBatch
-	}
+	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
 		sellers, err := c.Store.RunSellers(ctx, run.ID)
 		if err != nil {
@@ -197,6 +183,25 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			return summary, pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, st.pending)
 		}
 		return summary, pipeline.NeedsPerson(st.problems)
+	}
+}
+
+// defaults fills what c leaves zero.
+func (c *StageConfig) defaults() {
+	if c.MaxRatioBps <= 0 {
+		c.MaxRatioBps = 3000
+	}
+	if c.MaxRequests <= 0 {
+		c.MaxRequests = 50
+	}
+	if c.Wait <= 0 {
+		c.Wait = 10 * time.Minute
+	}
+	if c.Pacer == nil {
+		c.Pacer = pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel})
+	}
+	if c.Batch <= 0 {
+		c.Batch = DefaultBatch
 	}
 }
 

@@ -35,15 +35,7 @@ import (
 // (the uploads are done: pipeline.Beside), it returns what it did and
 // the context's error; what it did not check, distribute checks.
 func PrepareStage(c StageConfig) pipeline.StageFunc {
-	if c.MaxRatioBps <= 0 {
-		c.MaxRatioBps = 3000
-	}
-	if c.Pacer == nil {
-		c.Pacer = pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel})
-	}
-	if c.Batch <= 0 {
-		c.Batch = DefaultBatch
-	}
+	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
 		sellers, err := c.Store.RunSellers(ctx, run.ID)
 		if err != nil {
