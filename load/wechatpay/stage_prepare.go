@@ -86,7 +86,7 @@ func PrepareStage(c StageConfig) pipeline.StageFunc {
 	}
 }
 
-// prepared is what PrepareStage did with one transaction.
+// preparedAs is what PrepareStage did with one transaction.
 type preparedAs int
 
 const (
@@ -105,8 +105,10 @@ func prepare(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline
 		kind = KindUnfreeze
 	}
 	subject := Subject(run.Key.Date, it.OrderNo)
-	if _, ok, err := c.Store.LatestEffect(ctx, kind, subject); err != nil || ok {
-		return plannedBefore, err // a failed one too: its next attempt is distribute's to plan
+	if _, ok, err := c.Store.LatestEffect(ctx, kind, subject); err != nil {
+		return 0, err
+	} else if ok {
+		return plannedBefore, nil // a failed one too: its next attempt is distribute's to plan
 	}
 	h, err := check(ctx, c, it, o)
 	switch {
