@@ -462,8 +462,8 @@ func joinParts(ctx context.Context, summaries []string, errs []error) (string, e
 }
 
 // Beside runs main and, at the same time, helpers: work main does not
-// need, whose leftovers a later stage does (WeChat Pay's checks beside the
-// uploads, pipeline.Provider.Prepare), so that a helper never holds the
+// need, whose leftovers a later stage does (a provider's checks beside the
+// other providers' uploads, Provider.Prepare), so that a helper never holds the
 // stage longer than main. Once main is done the helpers are stopped (their
 // context canceled) and waited for; a helper stopped so returns what it
 // did, and the cancellation is not an error of the stage. Main is not
