@@ -35,8 +35,8 @@ type Provider struct {
 	// intents that its Distribute chain sends after the reject gate (a
 	// provider whose checks need no trade file makes them here). It is
 	// stopped once the Upload parts are done (Beside), and must leave
-	// what it did not do to its Distribute chain: it never makes the
-	// stage longer. nil: none.
+	// what it did not do to its Distribute chain: it never holds the
+	// stage open. nil: none.
 	Prepare StageFunc
 	// Distribute is its chain of the distribute stage. The chains of all
 	// providers run side by side: none waits on another's. nil: none.
