@@ -403,20 +403,15 @@ func subjectError(err error) bool {
 // flight, or a new attempt planned (intent recorded) once the checks pass
 // - or why it is held.
 func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (pipeline.Effect, *pipeline.Hold, error) {
-	kind := KindDistribution
-	if o.Commission == 0 {
-		kind = KindUnfreeze
-	}
-	subject := Subject(run.Key.Date, it.OrderNo)
+	next := firstAttempt(run, it, o)
 	keyFor := func(attempt int) string { return OutOrderNo(run.Key.Date, it.OrderNo, attempt) }
-	e, ok, err := c.Store.LatestEffect(ctx, kind, subject)
+	e, ok, err := c.Store.LatestEffect(ctx, next.Kind, next.Subject)
 	if err != nil || (ok && e.State != pipeline.EffectFailed) {
 		return e, nil, err
 	}
 	if h, err := check(ctx, c, it, o); err != nil || h != nil {
 		return pipeline.Effect{}, h, err
 	}
-	next := pipeline.Effect{RunID: run.ID, Kind: kind, Subject: subject, Attempt: 1, Key: keyFor(1), Currency: o.Currency, Amount: o.Commission}
 	if ok {
 		if next, err = pipeline.NextAttempt(e, c.MaxRequests, keyFor); err != nil {
 			return e, pipeline.NeedsAPerson(err.Error()), nil
@@ -425,6 +420,17 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 	}
 	e, err = c.Store.PlanEffect(ctx, next)
 	return e, nil, err
+}
+
+// firstAttempt is the first request of the item's transaction in run: a
+// distribution of its commission, or an unfreeze when it has none.
+func firstAttempt(run *pipeline.Run, it pipeline.Split, o Txn) pipeline.Effect {
+	kind := KindDistribution
+	if o.Commission == 0 {
+		kind = KindUnfreeze
+	}
+	return pipeline.Effect{RunID: run.ID, Kind: kind, Subject: Subject(run.Key.Date, it.OrderNo), Attempt: 1,
+		Key: OutOrderNo(run.Key.Date, it.OrderNo, 1), Currency: o.Currency, Amount: o.Commission}
 }
 
 // check returns why a transaction cannot be settled now, or nil. It

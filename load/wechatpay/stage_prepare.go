@@ -100,12 +100,8 @@ const (
 // ledger's errors, refused credentials and a stopped context are
 // returned: the rest leaves the transaction to DistributeStage.
 func prepare(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (preparedAs, error) {
-	kind := KindDistribution
-	if o.Commission == 0 {
-		kind = KindUnfreeze
-	}
-	subject := Subject(run.Key.Date, it.OrderNo)
-	if _, ok, err := c.Store.LatestEffect(ctx, kind, subject); err != nil {
+	first := firstAttempt(run, it, o)
+	if _, ok, err := c.Store.LatestEffect(ctx, first.Kind, first.Subject); err != nil {
 		return 0, err
 	} else if ok {
 		return plannedBefore, nil // a failed one too: its next attempt is distribute's to plan
@@ -119,7 +115,6 @@ func prepare(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline
 	case err != nil || h != nil:
 		return leftToDistribute, nil
 	}
-	_, err = c.Store.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: kind, Subject: subject, Attempt: 1,
-		Key: OutOrderNo(run.Key.Date, it.OrderNo, 1), Currency: o.Currency, Amount: o.Commission})
+	_, err = c.Store.PlanEffect(ctx, first)
 	return prepared, err
 }
