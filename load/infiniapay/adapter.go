@@ -86,17 +86,17 @@ func (a stageAPI) AvailableShare(ctx context.Context, requestNo, infiniaID strin
 // sellerIDs maps a revenue share's subject (which names the platform's
 // seller) to the seller's Infinia id, from the run's recorded sellers.
 func sellerIDs(store interface {
-	RunSellers(ctx context.Context, runID int64) (map[string]pipeline.Seller, error)
+	AccountsAt(ctx context.Context, runID int64, provider string) (map[string]string, error)
 }) func(pipeline.Effect) (string, error) {
 	var mu sync.Mutex
-	cache := map[int64]map[string]pipeline.Seller{}
+	cache := map[int64]map[string]string{} // run -> seller -> Infinia id
 	return func(e pipeline.Effect) (string, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		sellers, ok := cache[e.RunID]
 		if !ok {
 			var err error
-			if sellers, err = store.RunSellers(context.Background(), e.RunID); err != nil {
+			if sellers, err = store.AccountsAt(context.Background(), e.RunID, SellerAccount); err != nil {
 				return "", err
 			}
 			cache[e.RunID] = sellers
@@ -105,10 +105,10 @@ func sellerIDs(store interface {
 		if err != nil {
 			return "", err
 		}
-		s, ok := sellers[id]
-		if !ok || s.Account(SellerAccount) == "" {
+		account := sellers[id]
+		if account == "" {
 			return "", fmt.Errorf("seller %s of %s has no Infinia seller id", id, e.Subject)
 		}
-		return s.Account(SellerAccount), nil
+		return account, nil
 	}
 }

@@ -40,7 +40,9 @@ type FileUploader interface {
 type Store interface {
 	pipeline.EffectStore
 	LatestEffect(ctx context.Context, kind, subject string) (pipeline.Effect, bool, error)
-	RunSellers(ctx context.Context, runID int64) (map[string]pipeline.Seller, error)
+	// AccountsAt returns, by seller id, the run's sellers' accounts at
+	// provider (those with one).
+	AccountsAt(ctx context.Context, runID int64, provider string) (map[string]string, error)
 	Payables(ctx context.Context, runID int64, state string, channels []pipeline.Channel) ([]pipeline.Payable, error)
 	ItemsForTrade(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, requestNo string, fn func(pipeline.Split) error) error
 	RecordTradeFile(ctx context.Context, f pipeline.TradeFile, channels []pipeline.Channel) (pipeline.TradeFile, error)

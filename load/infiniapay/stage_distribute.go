@@ -171,7 +171,7 @@ func (d *distribution) candidates(ctx context.Context) ([]candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	sellers, err := c.Store.RunSellers(ctx, run.ID)
+	sellers, err := c.Store.AccountsAt(ctx, run.ID, SellerAccount)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ func (d *distribution) candidates(ctx context.Context) ([]candidate, error) {
 		if p, ok := byKey[k]; ok {
 			return p
 		}
-		p := &candidate{SellerID: seller, Currency: cur, InfiniaID: sellers[seller].Account("infiniapay")}
+		p := &candidate{SellerID: seller, Currency: cur, InfiniaID: sellers[seller]}
 		byKey[k] = p
 		out = append(out, p)
 		return p

@@ -99,7 +99,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 // run - on another machine too - rebuilds exactly what it recorded
 // (RecordTradeFile checks the digest).
 func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run) ([]pipeline.TradeFile, error) {
-	sellers, err := c.Store.RunSellers(ctx, run.ID)
+	sellers, err := c.Store.AccountsAt(ctx, run.ID, SellerAccount)
 	if err != nil {
 		return nil, err
 	}
@@ -123,14 +123,14 @@ func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run) ([]
 	progress.Restart(int64(len(groups)))
 	for _, g := range groups {
 		progress.Add(1)
-		s := sellers[g.SellerID]
-		if s.Account("infiniapay") == "" {
+		account := sellers[g.SellerID]
+		if account == "" {
 			return nil, fmt.Errorf("seller %s has no Infinia seller id recorded with run %d: cannot name its trade file", g.SellerID, run.ID)
 		}
-		f := pipeline.TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, ProviderSellerID: s.Account(SellerAccount), Currency: g.Currency,
+		f := pipeline.TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, ProviderSellerID: account, Currency: g.Currency,
 			Attempt: last[key{g.SellerID, g.Currency}] + 1, SellerMinor: g.Amount, Items: int(g.Items)}
 		f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
-		if f.Name, err = c.FileName(c.PlatformID, s.Account(SellerAccount), f.Currency, f.Date, f.RequestNo); err != nil {
+		if f.Name, err = c.FileName(c.PlatformID, account, f.Currency, f.Date, f.RequestNo); err != nil {
 			return nil, pipeline.E(pipeline.KindUsage, "seller "+g.SellerID, err)
 		}
 		if err := writeTradeFile(ctx, c, run, &f, ""); err != nil {
@@ -150,7 +150,7 @@ func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run) ([]
 		if f.Status == StatusSuccess || f.Status == StatusFailed {
 			continue
 		}
-		f.ProviderSellerID = sellers[f.SellerID].Account(SellerAccount)
+		f.ProviderSellerID = sellers[f.SellerID]
 		want := f.SHA256
 		if err := writeTradeFile(ctx, c, run, &f, f.RequestNo); err != nil {
 			return nil, err

@@ -47,7 +47,9 @@ type API interface {
 type Store interface {
 	pipeline.EffectStore
 	LatestEffect(ctx context.Context, kind, subject string) (pipeline.Effect, bool, error)
-	RunSellers(ctx context.Context, runID int64) (map[string]pipeline.Seller, error)
+	// AccountsAt returns, by seller id, the run's sellers' accounts at
+	// provider (those with one).
+	AccountsAt(ctx context.Context, runID int64, provider string) (map[string]string, error)
 	// ItemsInStateAfter returns at most limit of a run's items of a
 	// channel in a state whose order number comes after `after`, by order
 	// number (one page of a keyset pagination).
@@ -152,7 +154,7 @@ type driven struct {
 func DistributeStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
-		sellers, err := c.Store.RunSellers(ctx, run.ID)
+		sellers, err := c.Store.AccountsAt(ctx, run.ID, SellerAccount)
 		if err != nil {
 			return "", err
 		}
@@ -237,7 +239,7 @@ const DefaultBatch = 10000
 type stageRun struct {
 	c        *StageConfig
 	run      *pipeline.Run
-	sellers  map[string]pipeline.Seller
+	sellers  map[string]string // seller id -> sub_mchid
 	progress *pipeline.Progress
 	waitLeft time.Duration // what is left of c.Wait for the batches to come
 
@@ -260,7 +262,7 @@ func (st *stageRun) hold(ctx context.Context, it pipeline.Split, h *pipeline.Hol
 
 // order is what the item's transaction moves.
 func (st *stageRun) order(it pipeline.Split) Txn {
-	return Txn{SubMchID: st.sellers[it.SellerID].Account(SellerAccount), TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
+	return Txn{SubMchID: st.sellers[it.SellerID], TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
 }
 
 // batch settles one batch of recorded items: each checked and its

@@ -73,8 +73,11 @@ func (s *batchStore) ItemsInStateAfter(_ context.Context, _ int64, ch pipeline.C
 	return out, nil
 }
 
-func (s *batchStore) RunSellers(context.Context, int64) (map[string]pipeline.Seller, error) {
-	return map[string]pipeline.Seller{"S1": {ID: "S1", Accounts: map[string]string{wechatpay.SellerAccount: s.sub}}}, nil
+func (s *batchStore) AccountsAt(_ context.Context, _ int64, provider string) (map[string]string, error) {
+	if provider != wechatpay.SellerAccount {
+		return nil, nil
+	}
+	return map[string]string{"S1": s.sub}, nil
 }
 
 func (s *batchStore) LatestEffect(_ context.Context, kind, subject string) (pipeline.Effect, bool, error) {

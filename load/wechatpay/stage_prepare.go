@@ -37,7 +37,7 @@ import (
 func PrepareStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
-		sellers, err := c.Store.RunSellers(ctx, run.ID)
+		sellers, err := c.Store.AccountsAt(ctx, run.ID, SellerAccount)
 		if err != nil {
 			return "", err
 		}

@@ -105,6 +105,9 @@ func (l *Ledger) analyze(ctx context.Context, tables ...string) error {
 // at another provider needs a column (a migration) and its name here.
 func SellerAccounts() []string { return []string{"infiniapay", "wechatpay"} }
 
+// accountColumns are run_sellers' account columns, in SellerAccounts' order.
+var accountColumns = []string{"infinia_seller_id", "wechat_sub_mchid"}
+
 func copySellers(ctx context.Context, tx *sql.Tx, runID int64, sellers []pipeline.Seller) error {
 	stmt, err := tx.PrepareContext(ctx, `COPY run_sellers (run_id, seller_id, name, entity_type, country,
 		infinia_seller_id, wechat_sub_mchid) FROM STDIN`)
@@ -163,6 +166,34 @@ func (l *Ledger) RunSellers(ctx context.Context, runID int64) (map[string]pipeli
 			}
 		}
 		out[s.ID] = s
+	}
+	return out, rows.Err()
+}
+
+// AccountsAt returns, by seller id, the accounts at provider (its name in
+// SellerAccounts) of the sellers recorded with the run's snapshot; a
+// seller with none there is absent. It is what a provider's stages keep of
+// the sellers: one string a seller, not the whole Seller, so that a day of
+// tens of thousands of sellers costs each provider a megabyte or two.
+func (l *Ledger) AccountsAt(ctx context.Context, runID int64, provider string) (map[string]string, error) {
+	i := slices.Index(SellerAccounts(), provider)
+	if i < 0 {
+		return nil, fmt.Errorf("the ledger keeps no accounts at %s", provider)
+	}
+	column := accountColumns[i]
+	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, `+column+` FROM run_sellers
+		WHERE run_id = $1 AND `+column+` <> ''`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("read sellers' accounts at %s: %w", provider, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var seller, account string
+		if err := rows.Scan(&seller, &account); err != nil {
+			return nil, err
+		}
+		out[seller] = account
 	}
 	return out, rows.Err()
 }

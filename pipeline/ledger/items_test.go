@@ -370,6 +370,19 @@ func TestRunSellersKeepAccounts(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("sellers\n got %+v\nwant %+v", got, want)
 	}
+	// What a provider's stages keep: the accounts at it alone.
+	for provider, want := range map[string]map[string]string{
+		"infiniapay": {"S1": "INF1"},
+		"wechatpay":  {"S1": "1900", "S2": "1901"},
+	} {
+		got, err := l.AccountsAt(ctx, run.ID, provider)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("accounts at %s: %v, %v; want %v", provider, got, err, want)
+		}
+	}
+	if _, err := l.AccountsAt(ctx, run.ID, "otherpay"); err == nil || !strings.Contains(err.Error(), "otherpay") {
+		t.Fatalf("accounts at a provider the ledger has no column for: %v", err)
+	}
 }
 
 // ItemsInStateAfter reads a run's items of a channel and state one keyset
