@@ -112,7 +112,7 @@ func (cfg *config) demo(c *cli.Context) error {
 	inf, err := newInfinia(infiniaParams{URL: sim.Config.InfiniaURL, AppID: sim.Config.AppID, PlatformID: sim.Config.PlatformID,
 		KeyFile: sim.Config.OurKeyFile, PublicKeyFile: sim.Config.InfiniaPublicKeyFile, SFTPAddr: sim.Config.SFTPAddr,
 		SFTPUser: sim.Config.SFTPUser, SFTPKey: sim.Config.SFTPKeyFile, KnownHosts: sim.Config.KnownHostsFile,
-		SFTPDir: "upload", WorkDir: filepath.Join(simDir, "work"), Wait: time.Minute, Poll: 20 * time.Millisecond, Rate: 500})
+		SFTPDir: "upload", WorkDir: filepath.Join(simDir, "work"), Wait: demoWait, Poll: 20 * time.Millisecond, Rate: 500})
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func (cfg *config) demo(c *cli.Context) error {
 		key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, window: w0, tz: loc.String(),
 		until: pipeline.StageReconcile, classify: classifier(rules, d, w0), rulesHash: rules.Hash(), rules: rules,
 		query: sourceQueryDefault(), sellersQ: sellersQueryDefault(), lateQ: lateRefundsQueryDefault(), sourceURL: url, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: demoMaxRejectRatio,
-		infinia: inf, payProtocol: pp, wechat: wx, wait: time.Minute, poll: 20 * time.Millisecond,
+		infinia: inf, payProtocol: pp, wechat: wx, wait: demoWait, poll: 20 * time.Millisecond,
 	}
 	fmt.Fprintln(w, "\n== first run")
 	start := time.Now()
@@ -350,3 +350,11 @@ func sentAgain(before, after []demoEffect) (again []string, due int) {
 	}
 	return again, due
 }
+
+// demoWait is the demo's --provider-wait: the run command's default. Its
+// simulator answers a file or a payout final only after a few questions
+// (RECEIVED, PROCESSING ...), and every question takes one of the
+// provider's tokens, so a day of tens of thousands of sellers is asked
+// about for minutes: a shorter wait would end such a demo with work left
+// for a re-run. A simulator that answers at once never waits on it.
+const demoWait = 10 * time.Minute

@@ -83,7 +83,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		if err := pipeline.StillProcessing("trade file uploads", "Infinia's SFTP server", c.Wait, res.Pending); err != nil {
 			return "", err
 		}
-		accepted, refused, problems, err := awaitUploads(ctx, &c, run, time.Now().Add(c.Wait))
+		accepted, refused, problems, err := awaitUploads(ctx, &c, run)
 		if err != nil {
 			return "", err
 		}
@@ -232,31 +232,43 @@ func (u *uploadSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.O
 
 // awaitUploads asks Infinia about every uploaded file that is not final,
 // in waves paced under Infinia's limits (c.Pacer), the first at once (a
-// re-run's files may be decided), the next every c.Poll, until every file
-// is final or the deadline is past; it applies the answers to the items.
-func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, deadline time.Time) (accepted, refused int, problems []string, err error) {
-	var pending []pipeline.TradeFile
+// re-run's files may be decided), and applies the answers to the items.
+// The wait is the Engine's: it begins when the first wave is done (every
+// file asked once, however long that took at Infinia's limits), and a file
+// still processing is asked again, c.Poll after its last question, only
+// if that falls within c.Wait of it. A wave of tens of thousands of files
+// takes minutes at the limit: a deadline counted from before the first
+// wave gave up on files that had been asked about once.
+func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run) (accepted, refused int, problems []string, err error) {
+	var deadline time.Time
+	due := map[string]time.Time{} // requestNo -> when it may be asked again
 	for {
 		files, err := c.Store.TradeFiles(ctx, run.ID)
 		if err != nil {
 			return 0, 0, nil, err
 		}
-		accepted, refused, problems, pending = 0, 0, nil, pending[:0]
-		var mu sync.Mutex
+		accepted, refused, problems = 0, 0, nil
+		var (
+			mu      sync.Mutex
+			open    []pipeline.TradeFile // not final, asked about in this wave
+			pending []pipeline.TradeFile // not final after it
+			wake    time.Time
+		)
 		// Only the files not final are asked about (each question takes
 		// one of Infinia's tokens); the final ones are counted as they are.
-		var open []pipeline.TradeFile
+		now := time.Now()
 		for _, f := range files {
-			if f.Status == StatusSuccess || f.Status == StatusFailed {
-				if f.Status == StatusSuccess {
-					accepted++
-				} else {
-					refused++
-					problems = append(problems, fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
-				}
-				continue
+			switch {
+			case f.Status == StatusSuccess:
+				accepted++
+			case f.Status == StatusFailed:
+				refused++
+				problems = append(problems, fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
+			case due[f.RequestNo].After(now), !deadline.IsZero() && due[f.RequestNo].After(deadline):
+				pending = append(pending, f) // asked a moment ago, or for the last time
+			default:
+				open = append(open, f)
 			}
-			open = append(open, f)
 		}
 		err = c.Pacer.Each(ctx, len(open), nil, func(ctx context.Context, i int) error {
 			f, err := checkUpload(ctx, c, run, open[i])
@@ -273,6 +285,7 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, deadli
 				problems = append(problems, fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
 			default:
 				pending = append(pending, f)
+				due[f.RequestNo] = time.Now().Add(c.Poll)
 			}
 			return nil
 		})
@@ -282,17 +295,27 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, deadli
 		if len(pending) == 0 {
 			return accepted, refused, problems, nil
 		}
-		if time.Now().Add(c.Poll).After(deadline) {
+		if deadline.IsZero() {
+			deadline = time.Now().Add(c.Wait) // every file asked once: the wait begins
+		}
+		for _, f := range pending {
+			if d := due[f.RequestNo]; !d.After(deadline) && (wake.IsZero() || d.Before(wake)) {
+				wake = d
+			}
+		}
+		if wake.IsZero() {
 			sort.Slice(pending, func(i, j int) bool { return pending[i].Name < pending[j].Name })
 			return accepted, refused, problems, fmt.Errorf("%w: %d trade files still processing at Infinia after %s (first: %s); re-run to resolve",
 				pipeline.ErrStillProcessing, len(pending), c.Wait, pending[0].Name)
 		}
-		t := time.NewTimer(c.Poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return accepted, refused, problems, ctx.Err()
-		case <-t.C:
+		if d := time.Until(wake); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return accepted, refused, problems, ctx.Err()
+			case <-t.C:
+			}
 		}
 	}
 }
