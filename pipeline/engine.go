@@ -415,6 +415,11 @@ type Engine struct {
 	// thus takes the time to send at the provider's limits plus at most
 	// Wait, however many effects wait on the provider.
 	Wait time.Duration
+	// Window is how many pending effects (sent, not final) RunFeed holds
+	// before it reads the next page of its feed; 0: enough to keep
+	// sending at the pacer's rate through FirstPoll twice over, and at
+	// least DefaultWindow.
+	Window int
 	// Final is called once for every effect that is final, when it is
 	// (effects given final are passed at once). Its error is the effect's.
 	Final func(ctx context.Context, e Effect) error
@@ -442,6 +447,39 @@ type EngineResult struct {
 // and returns the errors joined (KindUsage alone). A cancelled ctx stops
 // it: nothing new starts, requests in flight finish and are recorded.
 func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, error) {
+	return en.RunFeed(ctx, func(context.Context) ([]Effect, error) {
+		page := effects
+		effects = nil
+		return page, nil
+	})
+}
+
+// Feed returns the next page of effects for RunFeed to drive (read from
+// the ledger, say); an empty page ends it.
+type Feed func(ctx context.Context) ([]Effect, error)
+
+// DefaultWindow is how many pending effects RunFeed holds, at least,
+// before it reads the next page of its feed (Engine.Window).
+const DefaultWindow = 10000
+
+// window is how many pending effects RunFeed holds before it reads the
+// next page: Window, or enough to keep sending at the pacer's rate
+// through the first poll's delay twice over, and at least DefaultWindow.
+func (en *Engine) window(p *Pacer, first time.Duration) int {
+	if en.Window > 0 {
+		return en.Window
+	}
+	return max(DefaultWindow, int(2*p.limits.Rate*first.Seconds()))
+}
+
+// RunFeed is Run over the pages of feed: a page is read when fewer than
+// the window's effects are pending (sent and not final), so that the
+// engine holds about a window of effects however many the feed gives,
+// and keeps sending at the provider's limits while earlier pages wait on
+// the provider. The wait (Wait) begins when the feed is done and its
+// last page sent. A feed's error is returned with the others; the
+// effects already given go on to their end.
+func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) {
 	var res EngineResult
 	p := pacerOr(en.Pacer)
 	poll := en.Poll
@@ -452,90 +490,98 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 	if first <= 0 {
 		first = poll
 	}
+	window := en.window(p, first)
 	var (
 		mu       sync.Mutex
 		pending  []waiting
 		errs     []error
 		deadline time.Time
-		sent     time.Time // when the first wave was done
-		wave     []Effect
-		final    []Effect
+		sent     time.Time // when the feed was done and its effects sent
+		fed      bool      // the feed is done
 	)
-	for _, e := range effects {
-		if e.State.Final() {
-			final = append(final, e)
-		} else {
-			wave = append(wave, e) // planned: sent; sent or unknown: asked first
-		}
-	}
-	if en.Final != nil && len(final) > 0 {
-		if err := ForEach(ctx, 8, final, func(e Effect) error { return en.Final(ctx, e) }); err != nil {
-			if KindOf(err) == KindUsage || ctx.Err() != nil {
-				return res, err
-			}
-			errs = append(errs, err)
-		}
-	}
 	laneOf := func([]Effect) func(int) string { return nil }
 	if en.Lane != nil {
 		laneOf = func(w []Effect) func(int) string { return func(i int) string { return en.Lane(w[i]) } }
 	}
-	for len(wave) > 0 {
-		w := wave
-		// Each request takes its tokens when it is made (ApplyEffect paces
-		// the query and the send): a query answered "not found" and sent
-		// again costs two.
-		err := p.EachAsNeeded(ctx, len(w), laneOf(w), func(ctx context.Context, i int) error {
-			e := w[i]
-			before := e.Sends
-			next, err := ApplyEffect(ctx, en.Store, en.Sender(e), e)
-			mu.Lock()
-			res.Sent += next.Sends - before
-			mu.Unlock()
+	for {
+		var wave []Effect
+		if !fed && len(pending) < window {
+			page, err := feed(ctx)
 			switch {
-			case err != nil && (ctx.Err() != nil || errors.Is(err, errPaceStopped)):
-				return err
-			case err != nil && en.Error != nil:
-				return en.Error(ctx, next, err)
 			case err != nil:
-				return err
-			case next.State.Final():
-				if en.Final != nil {
-					return en.Final(ctx, next)
+				if KindOf(err) == KindUsage || ctx.Err() != nil {
+					return en.left(res, pending, sent), err
 				}
-				return nil
+				errs = append(errs, err)
+				fed = true
+			case len(page) == 0:
+				fed = true
 			}
-			delay := poll
-			if next.Sends > before {
-				delay = first // just sent: the provider needs its time
+			var final []Effect
+			for _, e := range page {
+				if e.State.Final() {
+					final = append(final, e)
+				} else {
+					wave = append(wave, e) // planned: sent; sent or unknown: asked first
+				}
 			}
-			mu.Lock()
-			pending = append(pending, waiting{e: next, due: time.Now().Add(delay), asked: next.Sends == before})
-			mu.Unlock()
-			return nil
-		})
-		if err != nil {
-			if KindOf(err) == KindUsage || ctx.Err() != nil {
-				return en.left(res, pending, sent), err
+			if en.Final != nil && len(final) > 0 {
+				if err := ForEach(ctx, 8, final, func(e Effect) error { return en.Final(ctx, e) }); err != nil {
+					if KindOf(err) == KindUsage || ctx.Err() != nil {
+						return en.left(res, pending, sent), err
+					}
+					errs = append(errs, err)
+				}
 			}
-			errs = append(errs, err)
 		}
-		if sent.IsZero() {
-			sent = time.Now() // the sends are done: the wait begins
+		// The pending effects due within half a poll interval join the
+		// wave, so that effects sent one after another are asked about
+		// together; the others stay (filtered in place).
+		due := time.Now().Add(poll / 2)
+		kept, fresh := pending[:0], len(wave)
+		for _, w := range pending {
+			if w.eligible(deadline) && !w.due.After(due) {
+				wave = append(wave, w.e)
+			} else {
+				kept = append(kept, w)
+			}
+		}
+		clear(pending[len(kept):])
+		pending = kept
+		if len(wave) > fresh {
+			res.Waves++ // a wave of queries
+		}
+		if len(wave) > 0 {
+			if err := en.send(ctx, p, wave, laneOf(wave), first, poll, &mu, &res, &pending); err != nil {
+				if KindOf(err) == KindUsage || ctx.Err() != nil {
+					return en.left(res, pending, sent), err
+				}
+				errs = append(errs, err)
+			}
+		}
+		if !fed {
+			if len(pending) < window {
+				continue // room for the next page
+			}
+		} else if sent.IsZero() {
+			sent = time.Now() // the feed is done and sent: the wait begins
 			if en.Wait > 0 {
 				deadline = sent.Add(en.Wait)
 			}
 		}
-		var due time.Time
+		var next time.Time
 		for _, w := range pending {
-			if w.eligible(deadline) && (due.IsZero() || w.due.Before(due)) {
-				due = w.due
+			if w.eligible(deadline) && (next.IsZero() || w.due.Before(next)) {
+				next = w.due
 			}
 		}
-		if due.IsZero() {
-			break // nothing pending, or the wait is over
+		if next.IsZero() {
+			if fed {
+				break // nothing pending, or the wait is over
+			}
+			continue
 		}
-		if d := time.Until(due); d > 0 {
+		if d := time.Until(next); d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
@@ -544,23 +590,46 @@ func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, erro
 			case <-t.C:
 			}
 		}
-		// A wave takes every effect due within half a poll interval, so
-		// that effects sent one after another are asked about together.
-		now := time.Now().Add(poll / 2)
-		var rest []waiting
-		wave = nil
-		for _, w := range pending {
-			if w.eligible(deadline) && !w.due.After(now) {
-				wave = append(wave, w.e)
-			} else {
-				rest = append(rest, w)
-			}
-		}
-		pending = rest
-		res.Waves++
 	}
 	res = en.left(res, pending, sent)
 	return res, errors.Join(errs...)
+}
+
+// send makes a wave's requests, each as its turn comes under the pacer
+// (ApplyEffect takes the tokens: a query answered "not found" and sent
+// again costs two), and adds what is not final to pending, due first
+// after it was sent, poll after it was asked.
+func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(int) string, first, poll time.Duration,
+	mu *sync.Mutex, res *EngineResult, pending *[]waiting) error {
+	return p.EachAsNeeded(ctx, len(wave), lane, func(ctx context.Context, i int) error {
+		e := wave[i]
+		before := e.Sends
+		next, err := ApplyEffect(ctx, en.Store, en.Sender(e), e)
+		mu.Lock()
+		res.Sent += next.Sends - before
+		mu.Unlock()
+		switch {
+		case err != nil && (ctx.Err() != nil || errors.Is(err, errPaceStopped)):
+			return err
+		case err != nil && en.Error != nil:
+			return en.Error(ctx, next, err)
+		case err != nil:
+			return err
+		case next.State.Final():
+			if en.Final != nil {
+				return en.Final(ctx, next)
+			}
+			return nil
+		}
+		delay := poll
+		if next.Sends > before {
+			delay = first // just sent: the provider needs its time
+		}
+		mu.Lock()
+		*pending = append(*pending, waiting{e: next, due: time.Now().Add(delay), asked: next.Sends == before})
+		mu.Unlock()
+		return nil
+	})
 }
 
 // waiting is a pending effect and when it is next asked about.

@@ -659,3 +659,59 @@ func TestEngineTakesATokenPerRequest(t *testing.T) {
 		t.Fatalf("%d tokens for %d requests (%d sends, %d queries)", c.n(), requests, p.sends, len(p.queryAt))
 	}
 }
+
+// TestEngineFeedHoldsAWindowAndOverlapsPages: RunFeed reads the next page
+// while earlier ones wait on the provider (page 2 is read before page 1
+// is asked about), never holds more than a window of pending effects
+// when it reads one, and drives every effect final exactly once.
+func TestEngineFeedHoldsAWindowAndOverlapsPages(t *testing.T) {
+	t.Parallel()
+	const n, pageSize, window = 300, 50, 100
+	s := newMemEffects()
+	effects := plan(t, s, n)
+	p := newSlowProvider(0, 1)
+	var f finals
+	var reads, pendingAtRead []int // queries made, and effects pending, when each page was read
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Final: f.fn,
+		FirstPoll: 50 * time.Millisecond, Poll: 10 * time.Millisecond, Window: window}
+	res, err := en.RunFeed(context.Background(), func(context.Context) ([]Effect, error) {
+		p.mu.Lock()
+		queried := 0
+		for _, q := range p.queries {
+			queried += q
+		}
+		pendingNow := 0
+		for k := range p.applied {
+			if p.queries[k] <= p.processing {
+				pendingNow++
+			}
+		}
+		p.mu.Unlock()
+		reads, pendingAtRead = append(reads, queried), append(pendingAtRead, pendingNow)
+		page := effects[:min(pageSize, len(effects))]
+		effects = effects[len(page):]
+		return page, nil
+	})
+	if err != nil || len(res.Pending) != 0 {
+		t.Fatalf("pending %d: %v", len(res.Pending), err)
+	}
+	if len(reads) != n/pageSize+1 {
+		t.Fatalf("%d pages read, want %d and the empty one", len(reads), n/pageSize)
+	}
+	if reads[1] != 0 {
+		t.Fatalf("page 2 read after %d queries: the feed waited on page 1", reads[1])
+	}
+	for i, held := range pendingAtRead {
+		if held >= window {
+			t.Fatalf("page %d read with %d effects pending (window %d)", i+1, held, window)
+		}
+	}
+	if len(f.n) != n {
+		t.Fatalf("%d effects final, want %d", len(f.n), n)
+	}
+	for k, c := range f.n {
+		if c != 1 || p.applied[k] != 1 {
+			t.Fatalf("%s: final %d times, applied %d times", k, c, p.applied[k])
+		}
+	}
+}

@@ -52,7 +52,10 @@ type Store interface {
 	SetBinding(ctx context.Context, b pipeline.Binding) error
 	// The seller's carried balance (adjustments): see DistributeStage.
 	OpenCarries(ctx context.Context, upTo pipeline.Date) ([]pipeline.Carry, error)
-	EffectsOfKind(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error)
+	// LatestFailed returns the run's effects of a kind whose subject's
+	// latest attempt failed; EffectsByID the effects with those ids.
+	LatestFailed(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error)
+	EffectsByID(ctx context.Context, ids []int64) ([]pipeline.Effect, error)
 	BlockedByLateRefunds(ctx context.Context) (map[pipeline.SellerCurrency]string, error)
 	CarryItems(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, subject, reason string) (amount, items int64, err error)
 	PlanPayout(ctx context.Context, run *pipeline.Run, sellerID string, channels []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error)

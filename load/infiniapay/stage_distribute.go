@@ -1,9 +1,11 @@
 package infiniapay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -46,9 +48,12 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 }
 
 type distribution struct {
-	c    *StageConfig
-	run  *pipeline.Run
-	todo []pipeline.Effect
+	c   *StageConfig
+	run *pipeline.Run
+	// todo are the payouts to drive (planned, in flight or final), by id
+	// with their sends when found: the engine reads them from the ledger a
+	// page at a time, so a day of 100,000 sellers holds 16 bytes a payout.
+	todo []todoPayout
 
 	mu                  sync.Mutex
 	paid, sent, carried int
@@ -137,20 +142,11 @@ func (d *distribution) hold(ctx context.Context, p candidate, h *pipeline.Hold) 
 // have died between recording the failure and applying it. It is
 // idempotent.
 func (d *distribution) undoFailed(ctx context.Context) error {
-	effects, err := d.c.Store.EffectsOfKind(ctx, d.run.ID, KindRevenueShare)
+	failed, err := d.c.Store.LatestFailed(ctx, d.run.ID, KindRevenueShare)
 	if err != nil {
 		return err
 	}
-	latest := map[string]pipeline.Effect{}
-	for _, e := range effects {
-		if e.Attempt >= latest[e.Subject].Attempt {
-			latest[e.Subject] = e
-		}
-	}
-	for _, e := range latest {
-		if e.State != pipeline.EffectFailed {
-			continue
-		}
+	for _, e := range failed {
 		if err := d.c.Store.PayoutFailed(ctx, d.run, subjectSeller(e.Subject), e.Currency, d.c.Channels, e,
 			"revenue share "+e.Key+" failed: "+e.LastError); err != nil {
 			return err
@@ -249,9 +245,7 @@ func (d *distribution) plan(ctx context.Context) error {
 			// stay open, and items uploaded after a revenue share of the
 			// date was paid (Pay Protocol payments verified late) are
 			// carried to it.
-			mu.Lock()
-			d.todo = append(d.todo, e)
-			mu.Unlock()
+			d.drive(e)
 			if e.State == pipeline.EffectSucceeded && p.Items > 0 {
 				return d.hold(ctx, p, pipeline.Waits(fmt.Sprintf("uploaded after revenue share %s of the date was paid", e.Key)))
 			}
@@ -406,12 +400,28 @@ func (d *distribution) planCurrency(ctx context.Context, cur pipeline.Currency, 
 			}
 			return err
 		}
-		d.mu.Lock()
-		d.todo = append(d.todo, e)
-		d.mu.Unlock()
+		d.drive(e)
 		return nil
 	})
 }
+
+// todoPayout is a payout to drive: its effect's id, and its sends when
+// it was found (a send since is a payout "sent now").
+type todoPayout struct {
+	id    int64
+	sends int
+}
+
+// drive adds e to the payouts to drive.
+func (d *distribution) drive(e pipeline.Effect) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.todo = append(d.todo, todoPayout{e.ID, e.Sends})
+}
+
+// payoutPage is how many payouts the engine reads from the ledger at a
+// time.
+const payoutPage = 1000
 
 // pay drives every planned payout to a final state with the effect engine
 // (sent under Infinia's limits, PROCESSING ones asked about in waves until
@@ -420,9 +430,11 @@ func (d *distribution) pay(ctx context.Context) error {
 	c, run := d.c, d.run
 	progress := pipeline.ProgressFrom(ctx)
 	progress.SetTotal(int64(len(d.todo)))
-	before := make(map[int64]int, len(d.todo))
-	for _, e := range d.todo {
-		before[e.ID] = e.Sends
+	todo := d.todo
+	slices.SortFunc(todo, func(a, b todoPayout) int { return cmp.Compare(a.id, b.id) })
+	before := func(id int64) int {
+		i, _ := slices.BinarySearchFunc(todo, id, func(p todoPayout, id int64) int { return cmp.Compare(p.id, id) })
+		return todo[i].sends
 	}
 	en := &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
 		Sender: func(pipeline.Effect) pipeline.EffectSender { return c.Payouts },
@@ -438,7 +450,7 @@ func (d *distribution) pay(ctx context.Context) error {
 				}
 				d.mu.Lock()
 				d.paid++
-				if e.Sends > before[e.ID] {
+				if e.Sends > before(e.ID) {
 					d.sent++
 				}
 				d.mu.Unlock()
@@ -462,7 +474,19 @@ func (d *distribution) pay(ctx context.Context) error {
 			return fmt.Errorf("revenue share %s: %w", e.Key, err)
 		},
 	}
-	res, err := en.Run(ctx, d.todo)
+	next := todo
+	res, err := en.RunFeed(ctx, func(ctx context.Context) ([]pipeline.Effect, error) {
+		page := next[:min(payoutPage, len(next))]
+		next = next[len(page):]
+		if len(page) == 0 {
+			return nil, nil
+		}
+		ids := make([]int64, len(page))
+		for i, p := range page {
+			ids[i] = p.id
+		}
+		return c.Store.EffectsByID(ctx, ids)
+	})
 	if err != nil {
 		return err
 	}

@@ -140,6 +140,32 @@ func (l *Ledger) LatestEffect(ctx context.Context, kind, subject string) (pipeli
 	return e, err == nil, err
 }
 
+// EffectsByID returns the effects with the given ids, by id: a stage
+// that keeps only the ids of what it planned reads them a page at a time
+// (pipeline.Engine.RunFeed).
+func (l *Ledger) EffectsByID(ctx context.Context, ids []int64) ([]pipeline.Effect, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+effectColumns+` FROM effects WHERE id = ANY($1) ORDER BY id`, pq.Array(ids))
+	if err != nil {
+		return nil, fmt.Errorf("read effects: %w", err)
+	}
+	defer rows.Close()
+	out := make([]pipeline.Effect, 0, len(ids))
+	for rows.Next() {
+		e, err := scanEffect(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) != len(ids) {
+		return nil, fmt.Errorf("read effects: %d of %d ids found", len(out), len(ids))
+	}
+	return out, nil
+}
+
 // EffectHistory returns every change of an effect, oldest first.
 func (l *Ledger) EffectHistory(ctx context.Context, id int64) ([]pipeline.EffectEvent, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT at, from_state, to_state, cause, sends, provider_ref, detail
@@ -166,6 +192,28 @@ func (l *Ledger) EffectHistory(ctx context.Context, id int64) ([]pipeline.Effect
 const pathSQL = `COALESCE((SELECT string_agg(h.to_state, '>' ORDER BY h.id) FROM (
 		SELECT ev.id, ev.to_state, lag(ev.to_state) OVER (ORDER BY ev.id) AS prev
 		FROM effect_events ev WHERE ev.effect_id = e.id) h WHERE h.prev IS DISTINCT FROM h.to_state), '')`
+
+// LatestFailed returns a run's effects of one kind whose subject's
+// latest attempt failed, by subject: what a stage must undo again after a
+// crash, read without every effect of the run.
+func (l *Ledger) LatestFailed(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+effectColumns+` FROM (
+		SELECT DISTINCT ON (subject) * FROM effects WHERE run_id = $1 AND kind = $2
+		ORDER BY subject, attempt DESC) latest WHERE state = 'failed' ORDER BY subject`, runID, kind)
+	if err != nil {
+		return nil, fmt.Errorf("read failed effects: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.Effect
+	for rows.Next() {
+		e, err := scanEffect(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
 
 // EffectsOfKind returns a run's effects of one kind, by subject and
 // attempt.

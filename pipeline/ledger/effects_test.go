@@ -195,6 +195,12 @@ func TestEffectFailureNeedsANewAttemptWithANewKey(t *testing.T) {
 	if again, _ := pipeline.ApplyEffect(ctx, l, p, e); again.State != pipeline.EffectFailed || p.sends != 1 {
 		t.Fatalf("failed attempt was re-sent: %+v sends=%d", again, p.sends)
 	}
+	other := settleOne(t, l, p, plan(t, l, runID, "DIST/20261123/4200002", 300))
+	// What a stage undoes again after a crash: the subjects whose latest
+	// attempt failed, and those alone.
+	if failed, err := l.LatestFailed(ctx, runID, "revenue_share"); err != nil || len(failed) != 1 || failed[0].ID != e.ID {
+		t.Fatalf("latest failed: %+v, %v; want the failed attempt alone", failed, err)
+	}
 	next, err := pipeline.NextAttempt(e, 3, keyFor(subject))
 	if err != nil {
 		t.Fatal(err)
@@ -212,6 +218,16 @@ func TestEffectFailureNeedsANewAttemptWithANewKey(t *testing.T) {
 	}
 	if _, err := pipeline.NextAttempt(next, 3, keyFor(subject)); err == nil {
 		t.Fatal("NextAttempt after a success must refuse")
+	}
+	if failed, err := l.LatestFailed(ctx, runID, "revenue_share"); err != nil || len(failed) != 0 {
+		t.Fatalf("latest failed after a success: %+v, %v", failed, err)
+	}
+	got, err := l.EffectsByID(ctx, []int64{next.ID, other.ID, e.ID})
+	if err != nil || len(got) != 3 || got[0].ID != e.ID || got[1] != other || got[2] != next {
+		t.Fatalf("effects by id: %+v, %v", got, err)
+	}
+	if _, err := l.EffectsByID(ctx, []int64{e.ID, 1 << 40}); err == nil {
+		t.Fatal("an id with no effect must be an error")
 	}
 }
 
