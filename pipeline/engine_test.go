@@ -715,3 +715,26 @@ func TestEngineFeedHoldsAWindowAndOverlapsPages(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEachAsNeededManyLanes: a call per lane over 20,000 lanes (a
+// WeChat day with a sub-merchant per seller) under a small window. The
+// lanes wait their turn in a queue; a broadcast that woke every waiting
+// lane at every request made this quadratic:
+//
+//	go test ./pipeline -run '^$' -bench EachAsNeededManyLanes
+func BenchmarkEachAsNeededManyLanes(b *testing.B) {
+	const lanes = 20000
+	for range b.N {
+		p := NewPacer(Limits{MaxInFlight: 4})
+		err := p.EachAsNeeded(context.Background(), lanes, func(i int) string { return fmt.Sprint(i) }, func(ctx context.Context, i int) error {
+			if err := Pace(ctx); err != nil {
+				return err
+			}
+			time.Sleep(100 * time.Microsecond) // the request
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -79,11 +79,12 @@ type StageConfig struct {
 	// the stage adopted that the matcher would keep: the run's
 	// reconciliation does not ask them again. nil: none kept.
 	Final pipeline.FinalAnswers
-	// Batch is how many recorded items are read, planned and driven at a
-	// time (default DefaultBatch): the stage holds one batch in memory,
-	// however large the day. Each batch's requests are sent and then
-	// asked about before the next batch is read, so a day of n items
-	// waits about ceil(n/Batch) processing delays (FirstPoll).
+	// Batch is how many recorded items are read and planned at a time
+	// (default DefaultBatch). The engine reads the next batch as soon as
+	// fewer than its window of requests wait on WeChat Pay
+	// (pipeline.Engine.RunFeed), so the stage holds a batch and a window,
+	// however large the day, and a day of many batches waits on WeChat
+	// Pay's processing about once, not once a batch.
 	Batch int
 }
 
@@ -132,10 +133,11 @@ type driven struct {
 // run (ErrStillProcessing, exit 1).
 //
 // The items are read from the ledger in batches of c.Batch by order
-// number (keyset pagination), each planned and then driven before the
-// next is read: the stage holds one batch, not the day. c.Wait bounds the
-// waits of all the batches together: each batch's Engine gets what the
-// batches before it left of it.
+// number (keyset pagination), each planned and given to one Engine
+// (RunFeed), which reads the next while earlier requests wait on WeChat
+// Pay: the stage holds a batch and the engine's window, not the day.
+// c.Wait bounds the wait of all the batches together: it begins when the
+// last batch is sent.
 //
 // A distribution or unfreeze the stage adopts succeeded from an answer
 // in which WeChat Pay's order agrees with the ledger in everything the
@@ -158,31 +160,23 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		if err != nil {
 			return "", err
 		}
-		st := &stageRun{c: &c, run: run, sellers: sellers, progress: pipeline.ProgressFrom(ctx), waitLeft: c.Wait}
+		st := &stageRun{c: &c, run: run, sellers: sellers, progress: pipeline.ProgressFrom(ctx),
+			txns: map[string]*driven{}, finished: map[string]OrderStatus{}}
 		st.progress.Restart(0)
-		var errs []error
-		err = recordedBatches(ctx, &c, run.ID, st.progress, func(items []pipeline.Split) error {
-			err := st.batch(ctx, items)
-			if pipeline.KindOf(err) == pipeline.KindUsage {
-				return err
-			}
-			if ctx.Err() != nil {
-				return cmp.Or(err, ctx.Err()) // stopped: the ledger holds where; a re-run goes on
-			}
-			if err != nil {
-				errs = append(errs, err)
-			}
-			return nil
-		})
-		if err != nil {
+		res, err := st.engine().RunFeed(ctx, st.feed())
+		keptErr := st.recordKept(ctx)
+		if pipeline.KindOf(err) == pipeline.KindUsage {
 			return "", err
 		}
-		if err := errors.Join(errs...); err != nil {
+		if ctx.Err() != nil {
+			return "", cmp.Or(err, ctx.Err()) // stopped: the ledger holds where; a re-run goes on
+		}
+		if err := errors.Join(append(st.errs, err, keptErr)...); err != nil {
 			return "", err
 		}
 		summary := fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", st.paid, st.sent, st.held)
-		if len(st.pending) > 0 {
-			return summary, pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, st.pending)
+		if len(res.Pending) > 0 {
+			return summary, pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
 		}
 		return summary, pipeline.NeedsPerson(st.problems)
 	}
@@ -230,8 +224,8 @@ func recordedBatches(ctx context.Context, c *StageConfig, runID int64, progress 
 	}
 }
 
-// DefaultBatch is how many recorded items the distribute stage reads,
-// plans and drives at a time when StageConfig.Batch is 0.
+// DefaultBatch is how many recorded items the distribute stage reads and
+// plans at a time when StageConfig.Batch is 0.
 const DefaultBatch = 10000
 
 // stageRun is one run of the distribute stage: what it has done so far
@@ -241,12 +235,19 @@ type stageRun struct {
 	run      *pipeline.Run
 	sellers  map[string]string // seller id -> sub_mchid
 	progress *pipeline.Progress
-	waitLeft time.Duration // what is left of c.Wait for the batches to come
 
 	mu               sync.Mutex
 	paid, sent, held int
 	problems         []string
-	pending          []pipeline.Effect // left processing when the wait was over
+	errs             []error // a batch's planning errors: the other batches go on
+
+	// The transactions planned and not final yet (by effect subject),
+	// WeChat's last answer for each key when it was FINISHED, and the
+	// final keys of the answers adopted in agreement, to record.
+	tmu      sync.Mutex
+	txns     map[string]*driven
+	finished map[string]OrderStatus
+	kept     []string
 }
 
 // hold keeps a transaction recorded with the reason it is held.
@@ -265,23 +266,58 @@ func (st *stageRun) order(it pipeline.Split) Txn {
 	return Txn{SubMchID: st.sellers[it.SellerID], TransactionID: it.ProviderTxnID, Currency: it.Currency, Commission: it.Commission}
 }
 
-// batch settles one batch of recorded items: each checked and its
-// request recorded (intent first), then the requests driven by the
-// Engine with what is left of the stage's wait. Only the batch is held
-// in memory; the ledger keeps the rest.
-func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
+// feed reads the recorded items c.Batch at a time by order number
+// (keyset pagination), plans each batch (planBatch) and gives the engine
+// its effects; a batch with nothing to send is passed over.
+func (st *stageRun) feed() pipeline.Feed {
+	var (
+		after string // the last order number read: the next batch starts after it
+		seen  int64
+		done  bool
+	)
+	return func(ctx context.Context) ([]pipeline.Effect, error) {
+		for !done {
+			items, err := st.c.Store.ItemsInStateAfter(ctx, st.run.ID, Channel, pipeline.ItemRecorded, after, st.c.Batch)
+			if err != nil {
+				return nil, err
+			}
+			done = len(items) < st.c.Batch
+			if len(items) == 0 {
+				break
+			}
+			after = items[len(items)-1].OrderNo
+			seen += int64(len(items))
+			st.progress.SetTotal(seen)
+			todo, err := st.planBatch(ctx, items)
+			if pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
+				return nil, cmp.Or(err, ctx.Err())
+			}
+			if err != nil {
+				st.mu.Lock()
+				st.errs = append(st.errs, err)
+				st.mu.Unlock()
+			}
+			if err := st.recordKept(ctx); err != nil {
+				return nil, err
+			}
+			if len(todo) > 0 {
+				return todo, nil
+			}
+		}
+		return nil, nil
+	}
+}
+
+// planBatch checks each transaction of a batch and records its request
+// (intent first), paced under WeChat Pay's limits: a check takes a token,
+// a transaction whose request is planned already (by the upload stage's
+// PrepareStage, or an earlier run) none. It returns the effects to drive.
+func (st *stageRun) planBatch(ctx context.Context, items []pipeline.Split) ([]pipeline.Effect, error) {
 	c, run, progress := st.c, st.run, st.progress
 	var (
-		mu       sync.Mutex
-		todo     []pipeline.Effect
-		txns     = map[string]*driven{}     // by effect subject
-		kept     []string                   // final keys of the answers adopted in agreement
-		finished = map[string]OrderStatus{} // by key: the last answer, when it was FINISHED
+		mu   sync.Mutex
+		todo []pipeline.Effect
 	)
-	// Plan: each transaction checked and its request recorded
-	// (intent first), paced under WeChat Pay's limits: a check takes a
-	// token, a transaction whose request is planned already (by the
-	// upload stage's PrepareStage, or an earlier run) none.
 	err := c.Pacer.EachAsNeeded(ctx, len(items), func(i int) string { return st.order(items[i]).SubMchID }, func(ctx context.Context, i int) error {
 		it := items[i]
 		o := st.order(it)
@@ -305,32 +341,64 @@ func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
 		}
 		mu.Lock()
 		todo = append(todo, e)
-		txns[e.Subject] = &driven{it: it, order: o, before: e.Sends}
 		mu.Unlock()
+		st.tmu.Lock()
+		st.txns[e.Subject] = &driven{it: it, order: o, before: e.Sends}
+		st.tmu.Unlock()
 		return nil
 	})
-	if pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
-		return err
+	return todo, err
+}
+
+// txn returns the transaction of e's subject.
+func (st *stageRun) txn(e pipeline.Effect) *driven {
+	st.tmu.Lock()
+	defer st.tmu.Unlock()
+	return st.txns[e.Subject]
+}
+
+// done forgets e's transaction: it is final, or held.
+func (st *stageRun) done(e pipeline.Effect) {
+	st.tmu.Lock()
+	defer st.tmu.Unlock()
+	delete(st.txns, e.Subject)
+	delete(st.finished, e.Key)
+}
+
+// recordKept records the final keys of the answers adopted in agreement
+// so far (c.Final), once the ledger holds their effects succeeded.
+func (st *stageRun) recordKept(ctx context.Context) error {
+	st.tmu.Lock()
+	kept := st.kept
+	st.kept = nil
+	st.tmu.Unlock()
+	if st.c.Final == nil || len(kept) == 0 {
+		return nil
 	}
-	planErr := err
-	// Send and resolve: the engine, with what is left of the stage's wait
-	// (at least one question for every request it sends).
-	en := &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: max(st.waitLeft, time.Nanosecond),
+	slices.Sort(kept)
+	return st.c.Final.RecordFinal(ctx, FinalAnswersName, kept)
+}
+
+// engine is the Engine that sends and resolves the planned requests.
+func (st *stageRun) engine() *pipeline.Engine {
+	c, run, progress := st.c, st.run, st.progress
+	return &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
 		Sender: func(e pipeline.Effect) pipeline.EffectSender {
-			return effectSender{api: c.API, order: txns[e.Subject].order, answered: func(o OrderStatus) {
-				mu.Lock()
-				defer mu.Unlock()
+			return effectSender{api: c.API, order: st.txn(e).order, answered: func(o OrderStatus) {
+				st.tmu.Lock()
+				defer st.tmu.Unlock()
 				if o.State == StateFinished {
-					finished[e.Key] = o // the last answer: the one a final outcome is adopted from
+					st.finished[e.Key] = o // the last answer: the one a final outcome is adopted from
 				} else {
-					delete(finished, e.Key)
+					delete(st.finished, e.Key)
 				}
 			}}
 		},
-		Lane: func(e pipeline.Effect) string { return txns[e.Subject].order.SubMchID },
+		Lane: func(e pipeline.Effect) string { return st.txn(e).order.SubMchID },
 		Final: func(ctx context.Context, e pipeline.Effect) error {
 			defer progress.Add(1)
-			t := txns[e.Subject]
+			t := st.txn(e)
+			defer st.done(e)
 			switch e.State {
 			case pipeline.EffectSucceeded:
 				st.mu.Lock()
@@ -342,12 +410,10 @@ func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
 				if err := c.Store.SetItemPaid(ctx, run.ID, t.it.OrderNo, e.Key, e.ProviderRef); err != nil {
 					return err
 				}
-				mu.Lock()
-				defer mu.Unlock()
-				o := finished[e.Key]
-				delete(finished, e.Key)
-				if k, ok := AgreedKey(e, t.order, t.it.SellerShare, o); ok {
-					kept = append(kept, k) // the ledger holds e succeeded: recorded after the batch
+				st.tmu.Lock()
+				defer st.tmu.Unlock()
+				if k, ok := AgreedKey(e, t.order, t.it.SellerShare, st.finished[e.Key]); ok {
+					st.kept = append(st.kept, k) // the ledger holds e succeeded: recorded with the next batch
 				}
 				return nil
 			default:
@@ -355,9 +421,10 @@ func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
 			}
 		},
 		Error: func(ctx context.Context, e pipeline.Effect, err error) error {
-			t := txns[e.Subject]
+			t := st.txn(e)
 			if subjectError(err) {
 				progress.Add(1)
+				defer st.done(e)
 				return st.hold(ctx, t.it, pipeline.NeedsAPerson(refusal+err.Error()))
 			}
 			if pipeline.KindOf(err) == pipeline.KindUsage {
@@ -366,18 +433,6 @@ func (st *stageRun) batch(ctx context.Context, items []pipeline.Split) error {
 			return fmt.Errorf("order %s: %w", t.it.OrderNo, err)
 		},
 	}
-	res, err := en.Run(ctx, todo)
-	st.waitLeft -= res.Waited
-	st.pending = append(st.pending, res.Pending...)
-	if pipeline.KindOf(err) == pipeline.KindUsage {
-		return err
-	}
-	var keptErr error
-	if c.Final != nil && len(kept) > 0 {
-		slices.Sort(kept)
-		keptErr = c.Final.RecordFinal(ctx, FinalAnswersName, kept)
-	}
-	return errors.Join(planErr, err, keptErr)
 }
 
 // refusal starts the reason of a transaction held for WeChat Pay's

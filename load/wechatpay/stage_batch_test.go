@@ -176,10 +176,10 @@ func (a batchAPI) answer() pipeline.Outcome {
 }
 
 // TestDistributeStageHoldsOneBatchNotTheDay: the stage reads the day's
-// recorded items a batch at a time, and drives each batch's requests
-// before it reads the next, so it holds one batch whatever the day
-// (DESIGN 2, streaming). It fails if the stage reads the whole day at
-// once again.
+// recorded items a batch at a time, and sends each batch's requests
+// before it reads the next, so it holds a batch (and the engine's window
+// of requests waiting on WeChat Pay) whatever the day (DESIGN 2,
+// streaming). It fails if the stage reads the whole day at once again.
 func TestDistributeStageHoldsOneBatchNotTheDay(t *testing.T) {
 	store := newBatchStore(25)
 	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: batchAPI{}, Batch: 10, Poll: time.Millisecond})
@@ -199,6 +199,51 @@ func TestDistributeStageHoldsOneBatchNotTheDay(t *testing.T) {
 	}
 	if paid := store.count(pipeline.ItemPaid); paid != 25 || !strings.Contains(summary, "25 transactions settled") {
 		t.Errorf("%d items paid, summary %q; want every one of the 25 over the batches", paid, summary)
+	}
+}
+
+// pagesAtQueryAPI answers a send PROCESSING and a query SUCCESS, and
+// notes how many pages of items the store had served when WeChat Pay was
+// first asked about a request.
+type pagesAtQueryAPI struct {
+	batchAPI
+	store *batchStore
+	once  sync.Once
+	pages int
+}
+
+func (a *pagesAtQueryAPI) Send(context.Context, pipeline.Effect, wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
+	return pipeline.Outcome{Status: pipeline.OutcomePending}, wechatpay.OrderStatus{}, nil
+}
+
+func (a *pagesAtQueryAPI) Query(context.Context, pipeline.Effect, wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
+	a.once.Do(func() {
+		a.store.mu.Lock()
+		a.pages = a.store.pages
+		a.store.mu.Unlock()
+	})
+	return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: "R"}, wechatpay.OrderStatus{}, nil
+}
+
+// TestDistributeStageReadsTheNextBatchWhileOneWaits: the batches' requests
+// wait on WeChat Pay's processing together: every batch is read and sent
+// before the first request is asked about, so a day of many batches
+// waits about one processing delay, not one a batch. Every transaction
+// is settled once.
+func TestDistributeStageReadsTheNextBatchWhileOneWaits(t *testing.T) {
+	store := newBatchStore(30)
+	api := &pagesAtQueryAPI{store: store}
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, Batch: 10,
+		FirstPoll: 50 * time.Millisecond, Poll: 10 * time.Millisecond})
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}}}
+	if _, err := stage(context.Background(), run); err != nil {
+		t.Fatalf("stage: %v", err)
+	}
+	if api.pages < 3 {
+		t.Errorf("WeChat Pay was first asked after %d pages of 3: a batch waited on its processing before the next was read", api.pages)
+	}
+	if paid := store.count(pipeline.ItemPaid); paid != 30 || len(store.effects) != 30 {
+		t.Errorf("%d items paid by %d requests, want 30 by 30", paid, len(store.effects))
 	}
 }
 
