@@ -144,26 +144,11 @@ func (l *Ledger) LatestEffect(ctx context.Context, kind, subject string) (pipeli
 // that keeps only the ids of what it planned reads them a page at a time
 // (pipeline.Engine.RunFeed).
 func (l *Ledger) EffectsByID(ctx context.Context, ids []int64) ([]pipeline.Effect, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+effectColumns+` FROM effects WHERE id = ANY($1) ORDER BY id`, pq.Array(ids))
-	if err != nil {
-		return nil, fmt.Errorf("read effects: %w", err)
+	out, err := l.queryEffects(ctx, `SELECT `+effectColumns+` FROM effects WHERE id = ANY($1) ORDER BY id`, pq.Array(ids))
+	if err == nil && len(out) != len(ids) {
+		err = fmt.Errorf("read effects: %d of %d ids found", len(out), len(ids))
 	}
-	defer rows.Close()
-	out := make([]pipeline.Effect, 0, len(ids))
-	for rows.Next() {
-		e, err := scanEffect(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) != len(ids) {
-		return nil, fmt.Errorf("read effects: %d of %d ids found", len(out), len(ids))
-	}
-	return out, nil
+	return out, err
 }
 
 // EffectHistory returns every change of an effect, oldest first.
@@ -197,29 +182,21 @@ const pathSQL = `COALESCE((SELECT string_agg(h.to_state, '>' ORDER BY h.id) FROM
 // latest attempt failed, by subject: what a stage must undo again after a
 // crash, read without every effect of the run.
 func (l *Ledger) LatestFailed(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+effectColumns+` FROM (
+	return l.queryEffects(ctx, `SELECT `+effectColumns+` FROM (
 		SELECT DISTINCT ON (subject) * FROM effects WHERE run_id = $1 AND kind = $2
 		ORDER BY subject, attempt DESC) latest WHERE state = 'failed' ORDER BY subject`, runID, kind)
-	if err != nil {
-		return nil, fmt.Errorf("read failed effects: %w", err)
-	}
-	defer rows.Close()
-	var out []pipeline.Effect
-	for rows.Next() {
-		e, err := scanEffect(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
 }
 
 // EffectsOfKind returns a run's effects of one kind, by subject and
 // attempt.
 func (l *Ledger) EffectsOfKind(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+effectColumns+` FROM effects WHERE run_id = $1 AND kind = $2
+	return l.queryEffects(ctx, `SELECT `+effectColumns+` FROM effects WHERE run_id = $1 AND kind = $2
 		ORDER BY subject, attempt`, runID, kind)
+}
+
+// queryEffects returns the effects query selects (effectColumns).
+func (l *Ledger) queryEffects(ctx context.Context, query string, args ...any) ([]pipeline.Effect, error) {
+	rows, err := l.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read effects: %w", err)
 	}
