@@ -3,6 +3,7 @@ package infiniapay
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -146,9 +147,26 @@ func mismatches(m *pipeline.Mismatch) []pipeline.Mismatch {
 
 // askNotKept asks, side by side under c.Pacer, about each of items whose
 // key is not kept in c.Final under name (all of them when c.Final is
-// nil), and keeps there those ask found clean. It returns the mismatches
-// found.
+// nil), and keeps there those ask found clean, askPage items at a time.
+// It returns the mismatches found.
 func askNotKept[T any](ctx context.Context, c *MatcherConfig, name string, items []T, key func(T) string,
+	ask func(context.Context, T) ([]pipeline.Mismatch, bool, error)) ([]pipeline.Mismatch, error) {
+	var out []pipeline.Mismatch
+	for page := range slices.Chunk(items, askPage) {
+		found, err := askPageNotKept(ctx, c, name, page, key, ask)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+// askPage is how many items askNotKept asks about at a time: what it
+// holds beside the items is a page's keys and answers.
+const askPage = 10000
+
+func askPageNotKept[T any](ctx context.Context, c *MatcherConfig, name string, items []T, key func(T) string,
 	ask func(context.Context, T) ([]pipeline.Mismatch, bool, error)) ([]pipeline.Mismatch, error) {
 	if c.Final != nil && len(items) > 0 {
 		keys := make([]string, len(items))

@@ -1,3 +1,5 @@
+// Tests of the package's unexported parts: the wait for upload statuses
+// (awaitUploads) and the reconciliation's pages (askNotKept).
 package infiniapay
 
 import (
@@ -90,5 +92,81 @@ func TestAwaitUploadsWaitBeginsAfterTheFirstWave(t *testing.T) {
 		if questions < 2*n || questions > 4*n {
 			t.Fatalf("stuck provider: %d questions about %d files; want each asked after the first wave, and not without end", questions, n)
 		}
+	}
+}
+
+// memFinal keeps final answers in memory, and the largest list of keys it
+// was asked about at once.
+type memFinal struct {
+	mu      sync.Mutex
+	keys    map[string]bool
+	largest int
+}
+
+func (f *memFinal) FinalKeys(_ context.Context, _ string, keys []string) (map[string]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.largest = max(f.largest, len(keys))
+	out := map[string]bool{}
+	for _, k := range keys {
+		if f.keys[k] {
+			out[k] = true
+		}
+	}
+	return out, nil
+}
+
+func (f *memFinal) RecordFinal(_ context.Context, _ string, keys []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range keys {
+		f.keys[k] = true
+	}
+	return nil
+}
+
+// askNotKept goes a page at a time: over several pages each item not
+// kept is asked about once, each clean one is kept, every mismatch is
+// returned, and no page of keys is larger than askPage.
+func TestAskNotKeptGoesByPages(t *testing.T) {
+	t.Parallel()
+	n := 2*askPage + 7
+	items := make([]int, n)
+	for i := range items {
+		items[i] = i
+	}
+	final := &memFinal{keys: map[string]bool{"K5": true, fmt.Sprintf("K%d", askPage+5): true}}
+	c := &MatcherConfig{Final: final, Pacer: pipeline.NewPacer(pipeline.Limits{})}
+	var mu sync.Mutex
+	asked := map[int]int{}
+	found, err := askNotKept(context.Background(), c, "test", items, func(i int) string { return fmt.Sprintf("K%d", i) },
+		func(_ context.Context, i int) ([]pipeline.Mismatch, bool, error) {
+			mu.Lock()
+			asked[i]++
+			mu.Unlock()
+			if i%1000 == 0 {
+				return []pipeline.Mismatch{{Subject: fmt.Sprint(i)}}, false, nil
+			}
+			return nil, true, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != n-2 || asked[5] != 0 || asked[askPage+5] != 0 {
+		t.Fatalf("%d of %d items asked about (kept ones: %d, %d times)", len(asked), n, asked[5], asked[askPage+5])
+	}
+	for i, c := range asked {
+		if c != 1 {
+			t.Fatalf("item %d asked %d times", i, c)
+		}
+	}
+	if want := (n + 999) / 1000; len(found) != want {
+		t.Fatalf("%d mismatches, want %d", len(found), want)
+	}
+	if want := n - (n+999)/1000; len(final.keys) != want {
+		t.Fatalf("%d kept, want %d", len(final.keys), want)
+	}
+	if final.largest > askPage {
+		t.Fatalf("%d keys asked of the final answers at once, want at most %d", final.largest, askPage)
 	}
 }
