@@ -1,5 +1,6 @@
 // Tests of the package's unexported parts: the wait for upload statuses
 // (awaitUploads) and the reconciliation's pages (askNotKept).
+
 package infiniapay
 
 import (
