@@ -454,7 +454,7 @@ type Engine struct {
 	// 1s).
 	FirstPoll, Poll time.Duration
 	// Wait bounds the wait for final outcomes once the effects given
-	// are sent (the first wave done): no wave of queries starts after it
+	// are sent (RunFeed: its last page): no wave of queries starts after it
 	// (zero: no bound). What is still pending then is returned. A run
 	// thus takes the time to send at the provider's limits plus at most
 	// Wait, however many effects wait on the provider.
@@ -480,9 +480,6 @@ type EngineResult struct {
 	Pending []Effect // not final when the wait was over: left in the ledger as they are
 	Sent    int      // requests sent (first sends and sends again with the same key)
 	Waves   int      // waves of queries
-	// Waited is how long Run went on once the effects given were sent
-	// (the feed done and its last page sent): the part of Wait it used.
-	Waited time.Duration
 }
 
 // Run drives effects until each is final, handled, or the wait is over,
@@ -552,7 +549,7 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 			switch {
 			case err != nil:
 				if KindOf(err) == KindUsage || ctx.Err() != nil {
-					return en.left(res, pending, sent), err
+					return en.left(res, pending), err
 				}
 				errs = append(errs, err)
 				fed = true
@@ -570,7 +567,7 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 			if en.Final != nil && len(final) > 0 {
 				if err := ForEach(ctx, 8, final, func(e Effect) error { return en.Final(ctx, e) }); err != nil {
 					if KindOf(err) == KindUsage || ctx.Err() != nil {
-						return en.left(res, pending, sent), err
+						return en.left(res, pending), err
 					}
 					errs = append(errs, err)
 				}
@@ -596,7 +593,7 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 		if len(wave) > 0 {
 			if err := en.send(ctx, p, wave, laneOf(wave), first, poll, &mu, &res, &pending); err != nil {
 				if KindOf(err) == KindUsage || ctx.Err() != nil {
-					return en.left(res, pending, sent), err
+					return en.left(res, pending), err
 				}
 				errs = append(errs, err)
 			}
@@ -628,12 +625,12 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return en.left(res, pending, sent), errors.Join(append(errs, ctx.Err())...)
+				return en.left(res, pending), errors.Join(append(errs, ctx.Err())...)
 			case <-t.C:
 			}
 		}
 	}
-	res = en.left(res, pending, sent)
+	res = en.left(res, pending)
 	return res, errors.Join(errs...)
 }
 
@@ -688,10 +685,7 @@ func (w waiting) eligible(deadline time.Time) bool {
 	return deadline.IsZero() || !w.asked || !w.due.After(deadline)
 }
 
-func (en *Engine) left(res EngineResult, pending []waiting, sent time.Time) EngineResult {
-	if !sent.IsZero() {
-		res.Waited = time.Since(sent)
-	}
+func (en *Engine) left(res EngineResult, pending []waiting) EngineResult {
 	for _, w := range pending {
 		res.Pending = append(res.Pending, w.e)
 	}
