@@ -429,9 +429,11 @@ const payoutPage = 1000
 func (d *distribution) pay(ctx context.Context) error {
 	c, run := d.c, d.run
 	progress := pipeline.ProgressFrom(ctx)
-	progress.SetTotal(int64(len(d.todo)))
 	todo := d.todo
 	slices.SortFunc(todo, func(a, b todoPayout) int { return cmp.Compare(a.id, b.id) })
+	// A payout found twice is driven once (EffectsByID reads each id once).
+	todo = slices.CompactFunc(todo, func(a, b todoPayout) bool { return a.id == b.id })
+	progress.SetTotal(int64(len(todo)))
 	before := func(id int64) int {
 		i, _ := slices.BinarySearchFunc(todo, id, func(p todoPayout, id int64) int { return cmp.Compare(p.id, id) })
 		return todo[i].sends
