@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -18,14 +20,48 @@ import (
 // writes of the ledger (the rest of Store is not called).
 type statusStore struct {
 	Store
-	mu    sync.Mutex
-	files []pipeline.TradeFile
+	mu      sync.Mutex
+	files   []pipeline.TradeFile
+	largest int // the largest page read
 }
 
-func (s *statusStore) TradeFiles(context.Context, int64) ([]pipeline.TradeFile, error) {
+func (s *statusStore) OpenTradeFiles(_ context.Context, _, after int64, n int) ([]pipeline.TradeFile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]pipeline.TradeFile(nil), s.files...), nil
+	var out []pipeline.TradeFile
+	for _, f := range s.files {
+		if f.ID > after && f.Status != StatusSuccess && f.Status != StatusFailed && len(out) < n {
+			out = append(out, f)
+		}
+	}
+	s.largest = max(s.largest, len(out))
+	return out, nil
+}
+
+func (s *statusStore) TradeFileCounts(context.Context, int64) (all, accepted, refused int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.files {
+		switch f.Status {
+		case StatusSuccess:
+			accepted++
+		case StatusFailed:
+			refused++
+		}
+	}
+	return len(s.files), accepted, refused, nil
+}
+
+func (s *statusStore) RefusedTradeFiles(context.Context, int64) ([]pipeline.TradeFile, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []pipeline.TradeFile
+	for _, f := range s.files {
+		if f.Status == StatusFailed {
+			out = append(out, f)
+		}
+	}
+	return out, nil
 }
 
 func (s *statusStore) FinishTradeFile(_ context.Context, f pipeline.TradeFile, _ []pipeline.ProviderReject, _, _ string) error {
@@ -71,7 +107,7 @@ func TestAwaitUploadsWaitBeginsAfterTheFirstWave(t *testing.T) {
 	for _, stuck := range []bool{false, true} {
 		store := &statusStore{}
 		for i := range n {
-			store.files = append(store.files, pipeline.TradeFile{RequestNo: fmt.Sprintf("R%02d", i), Name: fmt.Sprintf("F%02d.csv", i), Status: StatusReceived})
+			store.files = append(store.files, pipeline.TradeFile{ID: int64(i + 1), RequestNo: fmt.Sprintf("R%02d", i), Name: fmt.Sprintf("F%02d.csv", i), Status: StatusReceived})
 		}
 		api := &slowStatuses{took: 5 * time.Millisecond, stuck: stuck, asked: map[string]int{}}
 		c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}),
@@ -170,4 +206,114 @@ func TestAskNotKeptGoesByPages(t *testing.T) {
 	if final.largest > askPage {
 		t.Fatalf("%d keys asked of the final answers at once, want at most %d", final.largest, askPage)
 	}
+}
+
+// A wave of status questions walks the open files a page at a time:
+// over several pages every file is asked about until it is final, no
+// page is larger than uploadPage, and the files refused before are
+// counted and named.
+func TestAwaitUploadsGoesByPages(t *testing.T) {
+	t.Parallel()
+	n := 2*uploadPage + 7
+	store := &statusStore{}
+	for i := range n {
+		f := pipeline.TradeFile{ID: int64(i + 1), RequestNo: fmt.Sprintf("R%05d", i), Name: fmt.Sprintf("F%05d.csv", i), Status: StatusReceived}
+		if i%1000 == 3 {
+			f.Status, f.Reason = StatusFailed, "3 rows refused"
+		}
+		store.files = append(store.files, f)
+	}
+	api := &slowStatuses{asked: map[string]int{}}
+	c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 8}), Wait: time.Minute, Poll: time.Millisecond}
+	accepted, refused, problems, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1})
+	if err != nil || accepted != n-3 || refused != 3 || len(problems) != 3 {
+		t.Fatalf("accepted %d, refused %d, problems %q: %v; want %d accepted, 3 refused and named", accepted, refused, problems, err, n-3)
+	}
+	if len(api.asked) != n-3 {
+		t.Fatalf("%d files asked about, want the %d open", len(api.asked), n-3)
+	}
+	for no, q := range api.asked {
+		if q != 2 {
+			t.Fatalf("%s asked %d times, want twice (RECEIVED, then SUCCESS)", no, q)
+		}
+	}
+	if store.largest > uploadPage {
+		t.Fatalf("a page of %d files, want at most %d", store.largest, uploadPage)
+	}
+}
+
+// tradeStore serves one seller's items for its trade file, counting the
+// reads.
+type tradeStore struct {
+	Store
+	items []pipeline.Split
+	reads int
+}
+
+func (s *tradeStore) ItemsForTrade(_ context.Context, _ int64, _ string, _ pipeline.Currency, _ []pipeline.Channel, _ string, fn func(pipeline.Split) error) error {
+	s.reads++
+	for _, sp := range s.items {
+		if err := fn(sp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A trade file is uploaded as it was recorded: the one on disk when it
+// has the recorded digest (not read from the ledger again), else rebuilt
+// from the ledger - missing or changed on disk - and refused when the
+// ledger no longer gives the recorded bytes.
+func TestTradeFileUploadedAsRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	split := func(no string, share int64) pipeline.Split {
+		return pipeline.Split{Order: pipeline.Order{OrderNo: no, SellerID: "S1", Channel: "infinia", Currency: "USD", Amount: share + 1, PaidAt: at, ConfirmedAt: at},
+			Rule: "r", Commission: 1, SellerShare: share}
+	}
+	store := &tradeStore{items: []pipeline.Split{split("O1", 900), split("O2", 450)}}
+	c := &StageConfig{Store: store, WorkDir: t.TempDir(), Channels: []pipeline.Channel{"infinia"},
+		WriteFile: func(dir, name string, rows func(func(pipeline.TradeRow) error) error) (string, string, int64, int, error) {
+			return DefaultLayout().write(dir, name, nil, rows)
+		},
+		Rows: func(s pipeline.Split) []pipeline.TradeRow {
+			return []pipeline.TradeRow{{OrderNo: s.OrderNo, TradeType: "SALE", Currency: string(s.Currency), Amount: fmt.Sprint(s.Amount),
+				Commission: fmt.Sprint(s.Commission), SellerAmount: fmt.Sprint(s.SellerShare), TradeTime: s.PaidAt.Format(time.RFC3339)}}
+		}}
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}}}
+	recorded := pipeline.TradeFile{RunID: 1, Date: run.Key.Date, SellerID: "S1", Currency: "USD", Attempt: 1, RequestNo: "R1", Name: "TD_R1.csv"}
+	if err := writeTradeFile(ctx, c, run, &recorded, ""); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(c.WorkDir, run.Key.Date.String(), recorded.Name)
+	check := func(what string, wantReads int, wantErr bool) {
+		t.Helper()
+		store.reads = 0
+		f := recorded
+		err := ensureTradeFile(ctx, c, run, &f)
+		if (err != nil) != wantErr || store.reads != wantReads {
+			t.Fatalf("%s: %v after %d reads of the ledger; want error %v after %d", what, err, store.reads, wantErr, wantReads)
+		}
+		if wantErr {
+			return
+		}
+		if sum, size, err := fileDigest(path); err != nil || sum != recorded.SHA256 || size != recorded.Bytes {
+			t.Fatalf("%s: the file on disk is %s, %d bytes (%v); want the recorded %s, %d", what, sum, size, err, recorded.SHA256, recorded.Bytes)
+		}
+	}
+	check("on disk as recorded", 0, false)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	check("missing", 1, false)
+	if err := os.WriteFile(path, []byte("order_no\nX\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check("changed on disk", 1, false)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	store.items[1].SellerShare = 451 // the ledger moved under the recorded file
+	check("missing, the ledger changed", 1, true)
 }

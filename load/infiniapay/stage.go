@@ -44,10 +44,20 @@ type Store interface {
 	// provider (those with one).
 	AccountsAt(ctx context.Context, runID int64, provider string) (map[string]string, error)
 	Payables(ctx context.Context, runID int64, state string, channels []pipeline.Channel) ([]pipeline.Payable, error)
+	// EachUnfiled streams the run's items in no trade file yet, summed by
+	// seller and currency, with the last attempt of the run's files of
+	// each (0: none) and the number of groups in all.
+	EachUnfiled(ctx context.Context, runID int64, channels []pipeline.Channel, fn func(p pipeline.Payable, lastAttempt, groups int) error) error
 	ItemsForTrade(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, requestNo string, fn func(pipeline.Split) error) error
 	RecordTradeFile(ctx context.Context, f pipeline.TradeFile, channels []pipeline.Channel) (pipeline.TradeFile, error)
 	FinishTradeFile(ctx context.Context, f pipeline.TradeFile, refused []pipeline.ProviderReject, to, reason string) error
-	TradeFiles(ctx context.Context, runID int64) ([]pipeline.TradeFile, error)
+	// OpenTradeFiles returns up to n of the run's files Infinia has not
+	// decided yet, with ids above after, by id; TradeFileCounts counts the
+	// run's files, all, accepted and refused; RefusedTradeFiles lists the
+	// refused ones.
+	OpenTradeFiles(ctx context.Context, runID, after int64, n int) ([]pipeline.TradeFile, error)
+	TradeFileCounts(ctx context.Context, runID int64) (all, accepted, refused int, err error)
+	RefusedTradeFiles(ctx context.Context, runID int64) ([]pipeline.TradeFile, error)
 	SetItemsState(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, from, to, reason, payoutKey, ref string) (int64, error)
 	SetBinding(ctx context.Context, b pipeline.Binding) error
 	// The seller's carried balance (adjustments): see DistributeStage.

@@ -2,12 +2,13 @@ package infiniapay
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,52 +23,53 @@ import (
 // until each is accepted or refused or c.Wait (for all of them together)
 // is over. A refused file's rows become rejects with Infinia's reason, and
 // its seller is not paid on it.
+//
+// The stage holds the day's files a page at a time (uploadPage), however
+// many sellers it has: they are built as the ledger's sums by seller and
+// currency stream in, uploaded from the engine's feed of the run's open
+// files, and asked about in keyset pages of those still open.
 func UploadStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
-		files, err := buildTradeFiles(ctx, &c, run)
+		sellers, err := c.Store.AccountsAt(ctx, run.ID, SellerAccount)
 		if err != nil {
+			return "", err
+		}
+		if err := buildTradeFiles(ctx, &c, run, sellers); err != nil {
 			return "", fmt.Errorf("build trade files: %w", err)
 		}
-		if len(files) > 0 {
+		all, accepted, refused, err := c.Store.TradeFileCounts(ctx, run.ID)
+		if err != nil {
+			return "", err
+		}
+		open := all - accepted - refused
+		if open > 0 {
 			if err := c.SFTP.Connect(ctx); err != nil {
-				return "", fmt.Errorf("%d trade files to upload: %w", len(files), err)
+				return "", fmt.Errorf("%d trade files to upload: %w", open, err)
 			}
 		}
-		// Each file once, in files: the maps point into it (a day of
-		// 20,000 sellers has some 90,000 files).
-		byKey := make(map[string]*pipeline.TradeFile, len(files))
-		sender := &uploadSender{c: &c, byKey: byKey}
-		effects := make([]pipeline.Effect, 0, len(files))
-		before := make(map[string]int, len(files))
+		up := &uploads{c: &c, run: run, sellers: sellers, files: map[string]*uploading{}}
 		var uploaded atomic.Int64
-		for i := range files {
-			f := &files[i]
-			byKey[f.RequestNo] = f
-			e, err := c.Store.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: KindUpload, Subject: UploadSubject(run.Key.Date, f.SellerID, f.Currency, f.Attempt),
-				Attempt: 1, Key: f.RequestNo, Currency: f.Currency, Amount: f.SellerMinor})
-			if err != nil {
-				return "", err
-			}
-			effects = append(effects, e)
-			byKey[e.Key], before[e.Key] = f, e.Sends
-		}
 		progress := pipeline.ProgressFrom(ctx)
-		progress.Restart(int64(len(files)))
+		progress.Restart(int64(open))
 		// The uploads: the engine over the SFTP session, c.Parallel files
 		// at a time; an upload whose end is unknown is asked about (status,
 		// then the file under its final name) in waves.
 		en := &pipeline.Engine{Store: c.Store, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel}), Poll: c.Poll, Wait: c.Wait,
-			Sender: func(pipeline.Effect) pipeline.EffectSender { return sender },
+			Sender: func(pipeline.Effect) pipeline.EffectSender { return up },
 			Final: func(_ context.Context, e pipeline.Effect) error {
 				progress.Add(1)
-				if e.Sends > before[e.Key] {
+				if u, ok := up.done(e.Key); ok && e.Sends > u.sends {
 					uploaded.Add(1)
 				}
 				return nil
 			},
 			Error: func(ctx context.Context, e pipeline.Effect, err error) error {
-				f := *byKey[e.Key]
+				u, ok := up.done(e.Key)
+				if !ok {
+					return fmt.Errorf("upload %s: %w", e.Key, err)
+				}
+				f := u.file
 				if pipeline.SubjectOnly(err) {
 					// Infinia refuses to answer about this one file: hold it.
 					progress.Add(1)
@@ -76,7 +78,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 				return fmt.Errorf("upload %s: %w", f.Name, err)
 			},
 		}
-		res, err := en.Run(ctx, effects)
+		res, err := en.RunFeed(ctx, up.feed)
 		if err != nil {
 			return "", err
 		}
@@ -87,80 +89,138 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		if err != nil {
 			return "", err
 		}
-		summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", len(files), uploaded.Load(), accepted, refused)
+		summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", open, uploaded.Load(), accepted, refused)
 		return summary, pipeline.NeedsPerson(problems)
 	}
 }
 
+// uploadPage is how many trade files the upload stage reads, checks and
+// plans at a time, and asks about at a time in each wave of status
+// questions.
+const uploadPage = 1000
+
 // buildTradeFiles writes a new file for every seller and currency with
-// items in no file yet (the next attempt after the date's earlier files),
-// records it with its items, and returns every file of the run that is not
-// final yet, rebuilt: the bytes are a function of the ledger, so a resumed
-// run - on another machine too - rebuilds exactly what it recorded
-// (RecordTradeFile checks the digest).
-func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run) ([]pipeline.TradeFile, error) {
-	sellers, err := c.Store.AccountsAt(ctx, run.ID, SellerAccount)
-	if err != nil {
-		return nil, err
-	}
-	groups, err := c.Store.Payables(ctx, run.ID, "recorded", c.Channels)
-	if err != nil {
-		return nil, err
-	}
-	files, err := c.Store.TradeFiles(ctx, run.ID)
-	if err != nil {
-		return nil, err
-	}
-	type key struct {
-		seller string
-		cur    pipeline.Currency
-	}
-	last := map[key]int{}
-	for _, f := range files {
-		last[key{f.SellerID, f.Currency}] = max(last[key{f.SellerID, f.Currency}], f.Attempt)
-	}
+// items in no file yet (the next attempt after the run's earlier files of
+// the seller and currency) and records it with its items, as the ledger's
+// sums stream in.
+func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run, sellers map[string]string) error {
 	progress := pipeline.ProgressFrom(ctx) // a phase of its own: after a verification's
-	progress.Restart(int64(len(groups)))
-	for _, g := range groups {
+	progress.Restart(0)
+	return c.Store.EachUnfiled(ctx, run.ID, c.Channels, func(g pipeline.Payable, last, groups int) error {
+		progress.SetTotal(int64(groups))
 		progress.Add(1)
 		account := sellers[g.SellerID]
 		if account == "" {
-			return nil, fmt.Errorf("seller %s has no Infinia seller id recorded with run %d: cannot name its trade file", g.SellerID, run.ID)
+			return fmt.Errorf("seller %s has no Infinia seller id recorded with run %d: cannot name its trade file", g.SellerID, run.ID)
 		}
 		f := pipeline.TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, ProviderSellerID: account, Currency: g.Currency,
-			Attempt: last[key{g.SellerID, g.Currency}] + 1, SellerMinor: g.Amount, Items: int(g.Items)}
+			Attempt: last + 1, SellerMinor: g.Amount, Items: int(g.Items)}
 		f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
+		var err error
 		if f.Name, err = c.FileName(c.PlatformID, account, f.Currency, f.Date, f.RequestNo); err != nil {
-			return nil, pipeline.E(pipeline.KindUsage, "seller "+g.SellerID, err)
+			return pipeline.E(pipeline.KindUsage, "seller "+g.SellerID, err)
 		}
 		if err := writeTradeFile(ctx, c, run, &f, ""); err != nil {
-			return nil, err
+			return err
 		}
-		if _, err := c.Store.RecordTradeFile(ctx, f, c.Channels); err != nil {
-			return nil, err
-		}
+		_, err = c.Store.RecordTradeFile(ctx, f, c.Channels)
+		return err
+	})
+}
+
+// uploads feeds the engine the run's open trade files a page at a time
+// and sends and asks about each (EffectSender for KindUpload); it holds
+// the files the engine holds, by upload key, until each is done.
+type uploads struct {
+	c       *StageConfig
+	run     *pipeline.Run
+	sellers map[string]string
+	after   int64 // the feed's cursor: the last trade file id read
+
+	mu    sync.Mutex
+	files map[string]*uploading
+}
+
+// uploading is a trade file in the engine, and its upload's sends when
+// it was planned (more at its end: uploaded now).
+type uploading struct {
+	file  pipeline.TradeFile
+	sends int
+}
+
+// feed is the engine's Feed: the next page of the run's open trade
+// files, each found on disk as recorded (or rebuilt from the ledger,
+// which must give the recorded bytes: a resumed run, on another machine
+// too, uploads exactly what it recorded), and its upload planned.
+func (u *uploads) feed(ctx context.Context) ([]pipeline.Effect, error) {
+	files, err := u.c.Store.OpenTradeFiles(ctx, u.run.ID, u.after, uploadPage)
+	if err != nil || len(files) == 0 {
+		return nil, err
 	}
-	if len(groups) > 0 {
-		if files, err = c.Store.TradeFiles(ctx, run.ID); err != nil {
-			return nil, err
-		}
-	}
-	var open []pipeline.TradeFile
+	u.after = files[len(files)-1].ID
+	effects := make([]pipeline.Effect, 0, len(files))
 	for _, f := range files {
-		if f.Status == StatusSuccess || f.Status == StatusFailed {
-			continue
-		}
-		f.ProviderSellerID = sellers[f.SellerID]
-		want := f.SHA256
-		if err := writeTradeFile(ctx, c, run, &f, f.RequestNo); err != nil {
+		f.ProviderSellerID = u.sellers[f.SellerID]
+		if err := ensureTradeFile(ctx, u.c, u.run, &f); err != nil {
 			return nil, err
 		}
-		if f.SHA256 != want {
-			return nil, fmt.Errorf("trade file %s was recorded with sha256 %s, rebuilt as %s: refusing to change an uploaded file", f.Name, want, f.SHA256)
+		e, err := u.c.Store.PlanEffect(ctx, pipeline.Effect{RunID: u.run.ID, Kind: KindUpload, Subject: UploadSubject(u.run.Key.Date, f.SellerID, f.Currency, f.Attempt),
+			Attempt: 1, Key: f.RequestNo, Currency: f.Currency, Amount: f.SellerMinor})
+		if err != nil {
+			return nil, err
 		}
-		open = append(open, f)
+		u.mu.Lock()
+		u.files[e.Key] = &uploading{file: f, sends: e.Sends}
+		u.mu.Unlock()
+		effects = append(effects, e)
 	}
-	return open, nil
+	return effects, nil
+}
+
+// done lets go of the file of an upload that left the engine.
+func (u *uploads) done(key string) (uploading, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	f, ok := u.files[key]
+	if !ok {
+		return uploading{}, false
+	}
+	delete(u.files, key)
+	return *f, true
+}
+
+// ensureTradeFile makes sure the work directory holds f as recorded: the
+// file there with the recorded digest and size (written by this run's
+// build, or an earlier one on this machine), or else rebuilt from the
+// ledger, which must give the recorded digest.
+func ensureTradeFile(ctx context.Context, c *StageConfig, run *pipeline.Run, f *pipeline.TradeFile) error {
+	path := filepath.Join(c.WorkDir, run.Key.Date.String(), f.Name)
+	if sum, size, err := fileDigest(path); err == nil && sum == f.SHA256 && size == f.Bytes {
+		return nil
+	}
+	want := f.SHA256
+	if err := writeTradeFile(ctx, c, run, f, f.RequestNo); err != nil {
+		return err
+	}
+	if f.SHA256 != want {
+		return fmt.Errorf("trade file %s was recorded with sha256 %s, rebuilt as %s: refusing to change an uploaded file", f.Name, want, f.SHA256)
+	}
+	return nil
+}
+
+// fileDigest returns the hex SHA-256 and size of the file at path.
+func fileDigest(path string) (string, int64, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, fh)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // writeTradeFile writes f under the work directory from the run's
@@ -182,23 +242,19 @@ func writeTradeFile(ctx context.Context, c *StageConfig, run *pipeline.Run, f *p
 	return err
 }
 
-// uploadSender uploads trade files; it implements EffectSender for
-// KindUpload. An upload's outcome is known by asking Infinia about the
-// requestNo, then by looking for the file under its final name.
-type uploadSender struct {
-	c     *StageConfig
-	byKey map[string]*pipeline.TradeFile
-}
-
-func (u *uploadSender) file(e pipeline.Effect) (pipeline.TradeFile, string, error) {
-	f, ok := u.byKey[e.Key]
+// file returns the trade file of upload e, and its path.
+func (u *uploads) file(e pipeline.Effect) (pipeline.TradeFile, string, error) {
+	u.mu.Lock()
+	f, ok := u.files[e.Key]
+	u.mu.Unlock()
 	if !ok {
 		return pipeline.TradeFile{}, "", fmt.Errorf("no trade file for upload %s", e.Key)
 	}
-	return *f, filepath.Join(u.c.WorkDir, f.Date.String(), f.Name), nil
+	return f.file, filepath.Join(u.c.WorkDir, f.file.Date.String(), f.file.Name), nil
 }
 
-func (u *uploadSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+// Send uploads e's file (EffectSender).
+func (u *uploads) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	f, path, err := u.file(e)
 	if err != nil {
 		return pipeline.Outcome{}, err
@@ -210,7 +266,9 @@ func (u *uploadSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Ou
 	return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
 }
 
-func (u *uploadSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+// Query asks Infinia about e's file, then looks for it under its final
+// name (EffectSender).
+func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	f, _, err := u.file(e)
 	if err != nil {
 		return pipeline.Outcome{}, err
@@ -233,91 +291,85 @@ func (u *uploadSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.O
 // awaitUploads asks Infinia about every uploaded file that is not final,
 // in waves paced under Infinia's limits (c.Pacer), the first at once (a
 // re-run's files may be decided), and applies the answers to the items.
-// The wait is the Engine's: it begins when the first wave is done (every
-// file asked once, however long that took at Infinia's limits), and a file
-// still processing is asked again, c.Poll after its last question, only
-// if that falls within c.Wait of it. A wave of tens of thousands of files
-// takes minutes at the limit: a deadline counted from before the first
-// wave gave up on files that had been asked about once.
+// A wave walks the run's open files in keyset pages (uploadPage), so the
+// stage holds a page of them however many the day has. The wait is the
+// Engine's: it begins when the first wave is done (every file asked once,
+// however long that took at Infinia's limits; a wave of tens of thousands
+// of files takes minutes at the limit), and a wave starts c.Poll after
+// the last one started, and only if that falls within c.Wait: each file
+// still processing is asked again about c.Poll after its last question
+// (or a wave's time after, if a wave takes longer), a bounded number of
+// times.
 func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run) (accepted, refused int, problems []string, err error) {
 	var deadline time.Time
-	due := map[string]time.Time{} // requestNo -> when it may be asked again
 	for {
-		files, err := c.Store.TradeFiles(ctx, run.ID)
-		if err != nil {
-			return 0, 0, nil, err
-		}
-		accepted, refused, problems = 0, 0, nil
+		start := time.Now()
 		var (
 			mu      sync.Mutex
-			open    []pipeline.TradeFile // not final, asked about in this wave
-			pending []pipeline.TradeFile // not final after it
-			wake    time.Time
+			pending int
+			first   string // the first file still processing
+			after   int64
 		)
-		// Only the files not final are asked about (each question takes
-		// one of Infinia's tokens); the final ones are counted as they are.
-		now := time.Now()
-		for _, f := range files {
-			switch {
-			case f.Status == StatusSuccess:
-				accepted++
-			case f.Status == StatusFailed:
-				refused++
-				problems = append(problems, fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
-			case due[f.RequestNo].After(now), !deadline.IsZero() && due[f.RequestNo].After(deadline):
-				pending = append(pending, f) // asked a moment ago, or for the last time
-			default:
-				open = append(open, f)
-			}
-		}
-		err = c.Pacer.Each(ctx, len(open), nil, func(ctx context.Context, i int) error {
-			f, err := checkUpload(ctx, c, run, open[i])
+		for {
+			open, err := c.Store.OpenTradeFiles(ctx, run.ID, after, uploadPage)
 			if err != nil {
-				return err
+				return 0, 0, nil, err
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			switch f.Status {
-			case StatusSuccess:
-				accepted++
-			case StatusFailed:
-				refused++
-				problems = append(problems, fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
-			default:
-				pending = append(pending, f)
-				due[f.RequestNo] = time.Now().Add(c.Poll)
+			if len(open) == 0 {
+				break
 			}
-			return nil
-		})
-		if err != nil {
-			return accepted, refused, problems, err
+			after = open[len(open)-1].ID
+			err = c.Pacer.Each(ctx, len(open), nil, func(ctx context.Context, i int) error {
+				f, err := checkUpload(ctx, c, run, open[i])
+				if err != nil || f.Status == StatusSuccess || f.Status == StatusFailed {
+					return err
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if pending++; first == "" || f.Name < first {
+					first = f.Name
+				}
+				return nil
+			})
+			if err != nil {
+				return 0, 0, nil, err
+			}
 		}
-		if len(pending) == 0 {
-			return accepted, refused, problems, nil
+		if pending == 0 {
+			break
 		}
 		if deadline.IsZero() {
 			deadline = time.Now().Add(c.Wait) // every file asked once: the wait begins
 		}
-		for _, f := range pending {
-			if d := due[f.RequestNo]; !d.After(deadline) && (wake.IsZero() || d.Before(wake)) {
-				wake = d
-			}
+		next := start.Add(c.Poll)
+		if next.After(deadline) {
+			return 0, 0, nil, fmt.Errorf("%w: %d trade files still processing at Infinia after %s (first: %s); re-run to resolve",
+				pipeline.ErrStillProcessing, pending, c.Wait, first)
 		}
-		if wake.IsZero() {
-			sort.Slice(pending, func(i, j int) bool { return pending[i].Name < pending[j].Name })
-			return accepted, refused, problems, fmt.Errorf("%w: %d trade files still processing at Infinia after %s (first: %s); re-run to resolve",
-				pipeline.ErrStillProcessing, len(pending), c.Wait, pending[0].Name)
-		}
-		if d := time.Until(wake); d > 0 {
+		if d := time.Until(next); d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return accepted, refused, problems, ctx.Err()
+				return 0, 0, nil, ctx.Err()
 			case <-t.C:
 			}
 		}
 	}
+	_, accepted, refused, err = c.Store.TradeFileCounts(ctx, run.ID)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if refused > 0 {
+		files, err := c.Store.RefusedTradeFiles(ctx, run.ID)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		for _, f := range files {
+			problems = append(problems, fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
+		}
+	}
+	return accepted, refused, problems, nil
 }
 
 // holdFile records f as refused for this run with reason: its items not

@@ -22,3 +22,8 @@ func SetMaxHeldRejects(n int) (restore func()) {
 	maxHeldRejects = n
 	return func() { maxHeldRejects = old }
 }
+
+// OpenTradeFilesQuery is the keyset page of a run's open trade files,
+// for tests that look at its plan: its arguments are the run, the cursor
+// (an id) and the page's size.
+const OpenTradeFilesQuery = openTradeFilesQuery

@@ -155,11 +155,30 @@ func (l *Ledger) FinishTradeFile(ctx context.Context, f pipeline.TradeFile, refu
 	return nil
 }
 
-// TradeFiles returns every trade file of the run, ordered by seller,
-// currency and attempt.
-func (l *Ledger) TradeFiles(ctx context.Context, runID int64) ([]pipeline.TradeFile, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+tradeFileColumns+`
-		FROM trade_files WHERE run_id = $1 ORDER BY seller_id, currency, attempt`, runID)
+// openTradeFile is the SQL condition of a trade file Infinia has not
+// decided yet (migration 00011 indexes the run's open files by it).
+const openTradeFile = `status NOT IN ('SUCCESS', 'FAILED')`
+
+const openTradeFilesQuery = `SELECT ` + tradeFileColumns + ` FROM trade_files
+		WHERE run_id = $1 AND ` + openTradeFile + ` AND id > $2 ORDER BY id LIMIT $3`
+
+// OpenTradeFiles returns up to n of the run's trade files that Infinia
+// has not decided yet (neither SUCCESS nor FAILED) with an id above after,
+// ordered by id: keyset pages over the files still open, each walking the
+// index trade_files_run_open from its cursor.
+func (l *Ledger) OpenTradeFiles(ctx context.Context, runID, after int64, n int) ([]pipeline.TradeFile, error) {
+	return l.tradeFiles(ctx, openTradeFilesQuery, runID, after, n)
+}
+
+// RefusedTradeFiles returns the run's trade files Infinia refused
+// (FAILED), ordered by id.
+func (l *Ledger) RefusedTradeFiles(ctx context.Context, runID int64) ([]pipeline.TradeFile, error) {
+	return l.tradeFiles(ctx, `SELECT `+tradeFileColumns+` FROM trade_files
+		WHERE run_id = $1 AND status = 'FAILED' ORDER BY id`, runID)
+}
+
+func (l *Ledger) tradeFiles(ctx context.Context, q string, args ...any) ([]pipeline.TradeFile, error) {
+	rows, err := l.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read trade files: %w", err)
 	}
@@ -168,11 +187,57 @@ func (l *Ledger) TradeFiles(ctx context.Context, runID int64) ([]pipeline.TradeF
 	for rows.Next() {
 		f, err := scanTradeFile(rows)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read trade files: %w", err)
 		}
 		out = append(out, f)
 	}
 	return out, rows.Err()
+}
+
+// TradeFileCounts counts the run's trade files: all of them, those
+// Infinia accepted (SUCCESS) and those it refused (FAILED).
+func (l *Ledger) TradeFileCounts(ctx context.Context, runID int64) (all, accepted, refused int, err error) {
+	err = l.db.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE status = 'SUCCESS'), count(*) FILTER (WHERE status = 'FAILED')
+		FROM trade_files WHERE run_id = $1`, runID).Scan(&all, &accepted, &refused)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("count trade files: %w", err)
+	}
+	return all, accepted, refused, nil
+}
+
+// EachUnfiled calls fn for every seller and currency with recorded items
+// of the run in the channels that are in no trade file yet, ordered by
+// seller and currency: what the items sum to and count (as Payables counts
+// them), and the last attempt of the run's trade files of the seller in
+// that currency so far (0: none; the next file is that attempt + 1), and
+// how many sellers and currencies there are in all. The rows stream: fn may
+// write to the ledger (record the file) while later ones are read, and
+// the caller holds one group at a time however many sellers the day has.
+func (l *Ledger) EachUnfiled(ctx context.Context, runID int64, channels []pipeline.Channel, fn func(p pipeline.Payable, lastAttempt, groups int) error) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT i.seller_id, i.currency, COALESCE(sum(i.seller_minor) FILTER (WHERE i.payout_key = ''), 0),
+		       count(*) FILTER (WHERE i.payout_key = ''),
+		       (SELECT COALESCE(max(t.attempt), 0) FROM trade_files t WHERE t.business_date = i.business_date AND t.seller_id = i.seller_id
+		          AND t.currency = i.currency AND t.run_id = $1),
+		       count(*) OVER ()
+		FROM items i WHERE i.run_id = $1 AND i.channel = ANY ($2) AND i.state = 'recorded' AND i.provider_ref = ''
+		GROUP BY i.seller_id, i.currency, i.business_date ORDER BY i.seller_id, i.currency`, runID, channelNames(channels))
+	if err != nil {
+		return fmt.Errorf("read the items in no trade file: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p pipeline.Payable
+		var cur string
+		var last, groups int
+		if err := rows.Scan(&p.SellerID, &cur, &p.Amount, &p.Items, &last, &groups); err != nil {
+			return fmt.Errorf("read the items in no trade file: %w", err)
+		}
+		p.Currency = pipeline.Currency(cur)
+		if err := fn(p, last, groups); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // SetItemsState moves a run's items of one seller and currency (and the

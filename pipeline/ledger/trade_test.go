@@ -1,0 +1,162 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// The upload stage holds a page of the day's trade files at a time: the
+// items in no file stream by seller and currency with the last attempt of
+// each, the open files of a run come in keyset pages by id (through their
+// own index, not a scan of every trade file of the ledger: trade_files
+// had no index on run_id), and the decided ones are counted and the
+// refused named without reading the others.
+func TestTradeFilesOfARunGoByPages(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	const sellers = 30
+	run := openRun(t, l, day)
+	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for i := range 3 * sellers {
+			no := fmt.Sprintf("O%05d", i)
+			o := pipeline.Order{Seq: int64(i + 1), OrderNo: no, SellerID: fmt.Sprintf("S%03d", i%sellers), Channel: chInfinia,
+				ProviderTxnID: "T" + no, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Other days' files fill the table: a year of them, in miniature.
+	if _, err := l.DB().Exec(`INSERT INTO runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash, state)
+		SELECT DATE '2025-01-01' + d, 0, 1, 'UTC', '', '', 'done' FROM generate_series(0, 59) d;
+		INSERT INTO trade_files (run_id, business_date, seller_id, currency, request_no, name, sha256, rows, bytes, seller_minor, status)
+		SELECT r.id, r.business_date, 'S' || s, 'USD', 'R' || r.id || '-' || s, 'F' || r.id || '-' || s, 'x', 1, 1, 1,
+		       CASE WHEN s % 10 = 0 THEN 'PROCESSING' ELSE 'SUCCESS' END
+		FROM runs r, generate_series(1, 200) s WHERE r.business_date < DATE '2026-01-01'`); err != nil {
+		t.Fatal(err)
+	}
+
+	wantGroups := sellers
+	unfiled := func() map[string]int {
+		t.Helper()
+		out := map[string]int{}
+		var order []string
+		if err := l.EachUnfiled(ctx, run.ID, shareChannels, func(p pipeline.Payable, last, groups int) error {
+			if groups != wantGroups {
+				return fmt.Errorf("%d groups in all, want %d", groups, wantGroups)
+			}
+			if p.Items != 3 || p.Amount != 27 {
+				return fmt.Errorf("%s %s: %d items of %d, want 3 of 27", p.SellerID, p.Currency, p.Items, p.Amount)
+			}
+			out[p.SellerID] = last
+			order = append(order, p.SellerID)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.IsSorted(order) {
+			t.Fatalf("sellers out of order: %v", order)
+		}
+		return out
+	}
+	record := func(seller string, attempt int) pipeline.TradeFile {
+		t.Helper()
+		req := tradeKey(day, seller, "USD", attempt)
+		f, err := l.RecordTradeFile(ctx, pipeline.TradeFile{RunID: run.ID, Date: day, SellerID: seller, Currency: "USD", Attempt: attempt,
+			RequestNo: req, Name: "TD_" + req + ".csv", SHA256: "x", SellerMinor: 27, Items: 3}, shareChannels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	first := unfiled()
+	if len(first) != sellers || first["S007"] != 0 {
+		t.Fatalf("unfiled %v: want %d sellers, none with a file", first, sellers)
+	}
+	var files []pipeline.TradeFile
+	for i := range sellers {
+		files = append(files, record(fmt.Sprintf("S%03d", i), 1))
+	}
+	if again := unfiled(); len(again) != 0 {
+		t.Fatalf("unfiled after every file was recorded: %v", again)
+	}
+	// Infinia accepts a third and refuses a tenth; one refused seller's
+	// items are in no file again, for its second attempt.
+	var wantOpen []int64
+	for i, f := range files {
+		switch {
+		case i%10 == 4:
+			f.Status, f.Reason = "FAILED", "2 rows refused"
+			if err := l.FinishTradeFile(ctx, f, nil, ledger.ItemHeld, "held"); err != nil {
+				t.Fatal(err)
+			}
+		case i%3 == 0:
+			f.Status = "SUCCESS"
+			if err := l.FinishTradeFile(ctx, f, nil, ledger.ItemUploaded, ""); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			wantOpen = append(wantOpen, f.ID)
+		}
+	}
+	if _, err := l.DB().Exec(`UPDATE items SET state = 'recorded', provider_ref = '' WHERE run_id = $1 AND seller_id = 'S004'`, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DB().Exec(`ANALYZE trade_files`); err != nil {
+		t.Fatal(err)
+	}
+	wantGroups = 1
+	if again := unfiled(); len(again) != 1 || again["S004"] != 1 {
+		t.Fatalf("unfiled after S004's file was refused: %v, want S004 after attempt 1", again)
+	}
+	wantOpen = append(wantOpen, record("S004", 2).ID)
+
+	var got []int64
+	for after := int64(0); ; {
+		page, err := l.OpenTradeFiles(ctx, run.ID, after, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > 7 {
+			t.Fatalf("a page of %d, want at most 7", len(page))
+		}
+		for _, f := range page {
+			got = append(got, f.ID)
+		}
+		after = page[len(page)-1].ID
+	}
+	if !slices.Equal(got, wantOpen) {
+		t.Fatalf("open files %v, want %v", got, wantOpen)
+	}
+	all, accepted, refused, err := l.TradeFileCounts(ctx, run.ID)
+	if err != nil || all != sellers+1 || accepted != 9 || refused != 3 {
+		t.Fatalf("counts: %d files, %d accepted, %d refused (%v); want %d, 9, 3", all, accepted, refused, err, sellers+1)
+	}
+	bad, err := l.RefusedTradeFiles(ctx, run.ID)
+	if err != nil || len(bad) != 3 || bad[0].SellerID != "S004" || bad[0].Reason != "2 rows refused" {
+		t.Fatalf("refused %+v (%v), want S004, S014, S024", bad, err)
+	}
+
+	var plan []string
+	if err := l.DB().Select(&plan, `EXPLAIN `+ledger.OpenTradeFilesQuery, run.ID, 0, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if p := strings.Join(plan, "\n"); !strings.Contains(p, "trade_files_run_open") || strings.Contains(p, "Seq Scan") {
+		t.Fatalf("the page of open trade files does not walk their index:\n%s", p)
+	}
+}
