@@ -240,3 +240,21 @@ func benchSpan(rs []benchProc, f func(benchProc) float64) string {
 func benchSpanF(xs []float64) string {
 	return fmt.Sprintf("%.2f-%.2fx", slices.Min(xs), slices.Max(xs))
 }
+
+// benchEnvInts reads a comma-separated list of positive integers from the
+// environment variable name (def when it is not set).
+func benchEnvInts(b *testing.B, name string, def []int) []int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			b.Fatalf("%s=%q: want positive integers, comma-separated", name, v)
+		}
+		out = append(out, n)
+	}
+	return out
+}

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -102,30 +104,48 @@ const uploadPage = 1000
 // buildTradeFiles writes a new file for every seller and currency with
 // items in no file yet (the next attempt after the run's earlier files of
 // the seller and currency) and records it with its items, as the ledger's
-// sums stream in.
+// sums stream in, buildParallel files at a time (each is a read of its
+// items, a file written and a commit: the commits overlap).
 func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run, sellers map[string]string) error {
 	progress := pipeline.ProgressFrom(ctx) // a phase of its own: after a verification's
 	progress.Restart(0)
-	return c.Store.EachUnfiled(ctx, run.ID, c.Channels, func(g pipeline.Payable, last, groups int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(buildParallel)
+	err := c.Store.EachUnfiled(gctx, run.ID, c.Channels, func(p pipeline.Payable, last, groups int) error {
 		progress.SetTotal(int64(groups))
-		progress.Add(1)
-		account := sellers[g.SellerID]
-		if account == "" {
-			return fmt.Errorf("seller %s has no Infinia seller id recorded with run %d: cannot name its trade file", g.SellerID, run.ID)
-		}
-		f := pipeline.TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: g.SellerID, ProviderSellerID: account, Currency: g.Currency,
-			Attempt: last + 1, SellerMinor: g.Amount, Items: int(g.Items)}
-		f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
-		var err error
-		if f.Name, err = c.FileName(c.PlatformID, account, f.Currency, f.Date, f.RequestNo); err != nil {
-			return pipeline.E(pipeline.KindUsage, "seller "+g.SellerID, err)
-		}
-		if err := writeTradeFile(ctx, c, run, &f, ""); err != nil {
-			return err
-		}
-		_, err = c.Store.RecordTradeFile(ctx, f, c.Channels)
-		return err
+		g.Go(func() error {
+			defer progress.Add(1)
+			return buildTradeFile(gctx, c, run, sellers[p.SellerID], p, last+1)
+		})
+		return gctx.Err() // a file failed: read no further
 	})
+	if werr := g.Wait(); werr != nil {
+		return werr
+	}
+	return err
+}
+
+// buildParallel is how many trade files are built at a time.
+const buildParallel = 8
+
+// buildTradeFile writes and records the trade file attempt of the items
+// of p in no file yet; account is the seller's Infinia seller id.
+func buildTradeFile(ctx context.Context, c *StageConfig, run *pipeline.Run, account string, p pipeline.Payable, attempt int) error {
+	if account == "" {
+		return fmt.Errorf("seller %s has no Infinia seller id recorded with run %d: cannot name its trade file", p.SellerID, run.ID)
+	}
+	f := pipeline.TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: p.SellerID, ProviderSellerID: account, Currency: p.Currency,
+		Attempt: attempt, SellerMinor: p.Amount, Items: int(p.Items)}
+	f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
+	var err error
+	if f.Name, err = c.FileName(c.PlatformID, account, f.Currency, f.Date, f.RequestNo); err != nil {
+		return pipeline.E(pipeline.KindUsage, "seller "+p.SellerID, err)
+	}
+	if err := writeTradeFile(ctx, c, run, &f, ""); err != nil {
+		return err
+	}
+	_, err = c.Store.RecordTradeFile(ctx, f, c.Channels)
+	return err
 }
 
 // uploads feeds the engine the run's open trade files a page at a time
@@ -158,21 +178,32 @@ func (u *uploads) feed(ctx context.Context) ([]pipeline.Effect, error) {
 		return nil, err
 	}
 	u.after = files[len(files)-1].ID
-	effects := make([]pipeline.Effect, 0, len(files))
-	for _, f := range files {
+	// Each file checked and its upload planned buildParallel at a time
+	// (a commit each), the effects in the files' order.
+	effects := make([]pipeline.Effect, len(files))
+	at := make([]int, len(files))
+	for i := range at {
+		at[i] = i
+	}
+	err = pipeline.ForEach(ctx, buildParallel, at, func(i int) error {
+		f := files[i]
 		f.ProviderSellerID = u.sellers[f.SellerID]
 		if err := ensureTradeFile(ctx, u.c, u.run, &f); err != nil {
-			return nil, err
+			return err
 		}
 		e, err := u.c.Store.PlanEffect(ctx, pipeline.Effect{RunID: u.run.ID, Kind: KindUpload, Subject: UploadSubject(u.run.Key.Date, f.SellerID, f.Currency, f.Attempt),
 			Attempt: 1, Key: f.RequestNo, Currency: f.Currency, Amount: f.SellerMinor})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		u.mu.Lock()
+		defer u.mu.Unlock()
 		u.files[e.Key] = &uploading{file: f, sends: e.Sends}
-		u.mu.Unlock()
-		effects = append(effects, e)
+		effects[i] = e
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return effects, nil
 }
