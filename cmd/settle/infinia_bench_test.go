@@ -45,9 +45,9 @@ func (acceptingInfinia) Stat(context.Context, string) (int64, bool, error) { ret
 //
 //	go test ./cmd/settle -run '^$' -bench InfiniaUploadPeakHeap -benchtime 1x
 //
-// BENCH_UPLOAD_SELLERS sets the days (default 5000,25000).
+// BENCH_UPLOAD_SELLERS sets the days (default 2000,10000).
 func BenchmarkInfiniaUploadPeakHeap(b *testing.B) {
-	for _, n := range benchEnvInts(b, "BENCH_UPLOAD_SELLERS", []int{5000, 25000}) {
+	for _, n := range benchEnvInts(b, "BENCH_UPLOAD_SELLERS", []int{2000, 10000}) {
 		b.Run(fmt.Sprintf("sellers=%d", n), func(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
