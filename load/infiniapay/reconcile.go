@@ -18,7 +18,10 @@ type Reconciler interface {
 
 // ReconcileStore is what Infinia matching needs of the ledger.
 type ReconcileStore interface {
-	EffectsOfKind(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error)
+	// EffectsOfKindAfter returns up to n of the run's effects of kind
+	// whose subject begins with prefix, after (afterSubject, afterAttempt)
+	// in subject and attempt order.
+	EffectsOfKindAfter(ctx context.Context, runID int64, kind, prefix, afterSubject string, afterAttempt, n int) ([]pipeline.Effect, error)
 	// ExpectedShares returns the expected available shares of the sellers
 	// with a trade file or a revenue share in the run.
 	ExpectedShares(ctx context.Context, runID int64) ([]pipeline.ExpectedShare, error)
@@ -93,22 +96,35 @@ func NewMatcher(c MatcherConfig) pipeline.Matcher {
 }
 
 // matchShares asks Infinia about every revenue share of the run that was
-// sent and is not known final and clean, and records those now found so.
+// sent and is not known final and clean, and records those now found so,
+// askPage revenue shares at a time (read in keyset pages of the date's
+// revenue shares).
 func matchShares(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([]pipeline.Mismatch, error) {
-	effects, err := c.Store.EffectsOfKind(ctx, run.ID, KindRevenueShare)
-	if err != nil {
-		return nil, err
-	}
-	var ask []pipeline.Effect
-	for _, e := range effects {
-		if e.Kind != KindRevenueShare || e.State == pipeline.EffectPlanned {
-			continue // a planned request was never sent: nothing to compare
+	var out []pipeline.Mismatch
+	prefix := revenueSharePrefix(run.Key.Date)
+	for after := (pipeline.Effect{}); ; {
+		page, err := c.Store.EffectsOfKindAfter(ctx, run.ID, KindRevenueShare, prefix, after.Subject, after.Attempt, askPage)
+		if err != nil {
+			return nil, err
 		}
-		ask = append(ask, e)
+		if len(page) == 0 {
+			return out, nil
+		}
+		after = page[len(page)-1]
+		ask := page[:0]
+		for _, e := range page {
+			if e.State != pipeline.EffectPlanned { // a planned request was never sent: nothing to compare
+				ask = append(ask, e)
+			}
+		}
+		found, err := askNotKept(ctx, c, FinalName, ask, finalKey, func(ctx context.Context, e pipeline.Effect) ([]pipeline.Mismatch, bool, error) {
+			return matchShare(ctx, c.API, e)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, found...)
 	}
-	return askNotKept(ctx, c, FinalName, ask, finalKey, func(ctx context.Context, e pipeline.Effect) ([]pipeline.Mismatch, bool, error) {
-		return matchShare(ctx, c.API, e)
-	})
 }
 
 // matchAvailable compares each seller's available share at Infinia with

@@ -1,8 +1,11 @@
 package infiniapay_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,10 +21,14 @@ type reconcileLedger struct {
 	expected []pipeline.ExpectedShare
 }
 
-func (l *reconcileLedger) EffectsOfKind(_ context.Context, _ int64, kind string) ([]pipeline.Effect, error) {
+func (l *reconcileLedger) EffectsOfKindAfter(_ context.Context, _ int64, kind, prefix, afterSubject string, afterAttempt, n int) ([]pipeline.Effect, error) {
 	var out []pipeline.Effect
-	for _, e := range l.effects {
-		if e.Kind == kind {
+	effects := slices.SortedFunc(slices.Values(l.effects), func(a, b pipeline.Effect) int {
+		return cmp.Or(strings.Compare(a.Subject, b.Subject), cmp.Compare(a.Attempt, b.Attempt))
+	})
+	for _, e := range effects {
+		after := e.Subject > afterSubject || e.Subject == afterSubject && e.Attempt > afterAttempt
+		if e.Kind == kind && strings.HasPrefix(e.Subject, prefix) && after && len(out) < n {
 			out = append(out, e)
 		}
 	}
@@ -111,9 +118,12 @@ func (a *reconcileAPI) askedSince() map[string]int {
 	return out
 }
 
+// shareDay is the date of the ledger's revenue shares.
+var shareDay = pipeline.Date{Year: 2026, Month: 11, Day: 23}
+
 // ledgerShare is a revenue share of the ledger with Infinia's answer about it.
 func ledgerShare(l *reconcileLedger, api *reconcileAPI, n int, state pipeline.EffectState, amount int64, theirs infiniapay.RevenueShareResult) string {
-	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	d := shareDay
 	seller := fmt.Sprintf("S%d", n)
 	key := infiniapay.RevenueShareRequestNo(d, seller, "USD", 1)
 	l.effects = append(l.effects, pipeline.Effect{ID: int64(n), RunID: 1, Kind: infiniapay.KindRevenueShare, Attempt: 1,
@@ -160,7 +170,7 @@ func TestMatcherPacedAndKeepsFinalAnswers(t *testing.T) {
 	match := infiniapay.NewMatcher(infiniapay.MatcherConfig{Store: l, API: api, Pacer: pacer, Final: final})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run := &pipeline.Run{ID: 1}
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: shareDay}}
 
 	findings := func() map[string]string {
 		t.Helper()

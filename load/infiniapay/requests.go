@@ -64,6 +64,11 @@ func RevenueShareSubject(d pipeline.Date, sellerID string, cur pipeline.Currency
 	return fmt.Sprintf("RS/%s/%s/%s", d.Compact(), sellerID, cur)
 }
 
+// revenueSharePrefix begins the subject of every revenue share of date d.
+func revenueSharePrefix(d pipeline.Date) string {
+	return "RS/" + d.Compact() + "/"
+}
+
 // UploadSubject names the logical upload of a seller's trade details in a
 // currency for a date.
 // Each file of the date, seller and currency is its own subject (a later

@@ -194,6 +194,24 @@ func (l *Ledger) EffectsOfKind(ctx context.Context, runID int64, kind string) ([
 		ORDER BY subject, attempt`, runID, kind)
 }
 
+// EffectsOfKindAfter returns up to n of the run's effects of kind whose
+// subject begins with prefix (not empty), after (afterSubject,
+// afterAttempt) in subject and attempt order: keyset pages along the
+// effects' (kind, subject, attempt) key within the prefix's subjects (a
+// date's revenue shares), however many effects of other kinds the run has
+// and of other dates the ledger has.
+func (l *Ledger) EffectsOfKindAfter(ctx context.Context, runID int64, kind, prefix, afterSubject string, afterAttempt, n int) ([]pipeline.Effect, error) {
+	if prefix == "" || prefix[len(prefix)-1] == 0xff {
+		return nil, fmt.Errorf("read effects of kind %s: subject prefix %q has no end", kind, prefix)
+	}
+	end := prefix[:len(prefix)-1] + string([]byte{prefix[len(prefix)-1] + 1}) // the first subject after the prefix's
+	return l.queryEffects(ctx, effectsOfKindAfterQuery, runID, kind, prefix, end, afterSubject, afterAttempt, n)
+}
+
+const effectsOfKindAfterQuery = `SELECT ` + effectColumns + ` FROM effects
+	WHERE kind = $2 AND subject >= $3 AND subject < $4 AND (subject, attempt) > ($5, $6) AND run_id = $1
+	ORDER BY subject, attempt LIMIT $7`
+
 // queryEffects returns the effects query selects (effectColumns).
 func (l *Ledger) queryEffects(ctx context.Context, query string, args ...any) ([]pipeline.Effect, error) {
 	rows, err := l.db.QueryContext(ctx, query, args...)

@@ -27,3 +27,9 @@ func SetMaxHeldRejects(n int) (restore func()) {
 // for tests that look at its plan: its arguments are the run, the cursor
 // (an id) and the page's size.
 const OpenTradeFilesQuery = openTradeFilesQuery
+
+// EffectsOfKindAfterQuery is the keyset page of a run's effects of one
+// kind and subject prefix, for tests that look at its plan: its
+// arguments are the run, the kind, the prefix and its end, the cursor
+// (subject, attempt) and the page's size.
+const EffectsOfKindAfterQuery = effectsOfKindAfterQuery

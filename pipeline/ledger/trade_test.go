@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -158,5 +159,69 @@ func TestTradeFilesOfARunGoByPages(t *testing.T) {
 	}
 	if p := strings.Join(plan, "\n"); !strings.Contains(p, "trade_files_run_open") || strings.Contains(p, "Seq Scan") {
 		t.Fatalf("the page of open trade files does not walk their index:\n%s", p)
+	}
+}
+
+// Reconciliation reads a date's revenue shares in keyset pages along the
+// effects' (kind, subject, attempt) key, within the date's subjects: each
+// revenue share of the run once, in order, none of another date or kind,
+// and no page reading the run's other effects or the ledger's other days.
+func TestRevenueSharesOfADateGoByPages(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	var runs []*pipeline.Run
+	for d := range 3 {
+		run := openRun(t, l, day.AddDays(d))
+		runs = append(runs, run)
+		// 400 sellers' revenue shares (a second attempt for every tenth)
+		// and 20,000 WeChat distributions, by SQL: their states do not
+		// matter here.
+		if _, err := l.DB().Exec(`INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor, state, sends)
+			SELECT $1::bigint, 'revenue_share', 'RS/' || $2::text || '/S' || lpad(s::text, 4, '0') || '/USD', a, 'RS-' || $2 || '-' || s || '-' || a,
+			       'USD', 100, CASE WHEN a = 1 AND s % 10 = 0 THEN 'failed' ELSE 'succeeded' END, 1
+			FROM generate_series(1, 400) s, generate_series(1, 2) a WHERE a = 1 OR s % 10 = 0
+			UNION ALL
+			SELECT $1::bigint, 'wechat_distribution', 'WX/' || $2 || '/O' || s, 1, 'WX-' || $2 || '-' || s, 'CNY', 1, 'succeeded', 1
+			FROM generate_series(1, 20000) s`, run.ID, run.Key.Date.Compact()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.DB().Exec(`ANALYZE effects`); err != nil {
+		t.Fatal(err)
+	}
+	run := runs[1]
+	prefix := "RS/" + run.Key.Date.Compact() + "/"
+	var got []string
+	for after := (pipeline.Effect{}); ; {
+		page, err := l.EffectsOfKindAfter(ctx, run.ID, "revenue_share", prefix, after.Subject, after.Attempt, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > 7 {
+			t.Fatalf("a page of %d, want at most 7", len(page))
+		}
+		for _, e := range page {
+			if e.RunID != run.ID || e.Kind != "revenue_share" || !strings.HasPrefix(e.Subject, prefix) {
+				t.Fatalf("%+v in the pages of run %d's revenue shares", e, run.ID)
+			}
+			got = append(got, fmt.Sprintf("%s#%d", e.Subject, e.Attempt))
+		}
+		after = page[len(page)-1]
+	}
+	if len(got) != 440 || !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != 440 {
+		t.Fatalf("%d revenue shares paged (sorted %v), want the run's 440 once each, in order", len(got), slices.IsSorted(got))
+	}
+	var plan []string
+	if err := l.DB().Select(&plan, `EXPLAIN `+ledger.EffectsOfKindAfterQuery, run.ID, "revenue_share", prefix, "RS/"+run.Key.Date.Compact()+"0",
+		prefix+"S0200/USD", 1, 100); err != nil {
+		t.Fatal(err)
+	}
+	if p := strings.Join(plan, "\n"); !strings.Contains(p, "effects_kind_subject_attempt_key") || strings.Contains(p, "Seq Scan") ||
+		regexp.MustCompile(`(^|->  )Sort  `).MatchString(p) {
+		t.Fatalf("the page of a date's revenue shares does not walk the effects' key from its cursor:\n%s", p)
 	}
 }
