@@ -260,10 +260,11 @@ func (s *tradeStore) ItemsForTrade(_ context.Context, _ int64, _ string, _ pipel
 	return nil
 }
 
-// A trade file is uploaded as it was recorded: the one on disk when it
-// has the recorded digest (not read from the ledger again), else rebuilt
-// from the ledger - missing or changed on disk - and refused when the
-// ledger no longer gives the recorded bytes.
+// A trade file is uploaded as it was recorded: the one the stage just
+// built, when it has the recorded digest (not read from the ledger
+// again); else - missing, changed on disk, or left by an earlier run -
+// rebuilt from the ledger, and refused when the ledger no longer gives
+// the recorded bytes, even if the file left on disk still has them.
 func TestTradeFileUploadedAsRecorded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -287,11 +288,16 @@ func TestTradeFileUploadedAsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(c.WorkDir, run.Key.Date.String(), recorded.Name)
-	check := func(what string, wantReads int, wantErr bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := fi.ModTime() // the stage began when it built the file, or before
+	check := func(what string, since time.Time, wantReads int, wantErr bool) {
 		t.Helper()
 		store.reads = 0
 		f := recorded
-		err := ensureTradeFile(ctx, c, run, &f)
+		err := ensureTradeFile(ctx, c, run, &f, since)
 		if (err != nil) != wantErr || store.reads != wantReads {
 			t.Fatalf("%s: %v after %d reads of the ledger; want error %v after %d", what, err, store.reads, wantErr, wantReads)
 		}
@@ -302,18 +308,21 @@ func TestTradeFileUploadedAsRecorded(t *testing.T) {
 			t.Fatalf("%s: the file on disk is %s, %d bytes (%v); want the recorded %s, %d", what, sum, size, err, recorded.SHA256, recorded.Bytes)
 		}
 	}
-	check("on disk as recorded", 0, false)
+	check("built by the stage", built, 0, false)
+	earlier := built.Add(time.Hour) // the stage began after the file was written
+	check("left by an earlier run", earlier, 1, false)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	check("missing", 1, false)
+	check("missing", built, 1, false)
 	if err := os.WriteFile(path, []byte("order_no\nX\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	check("changed on disk", 1, false)
+	check("changed on disk", built.Add(-time.Hour), 1, false)
+	store.items[1].SellerShare = 451 // the ledger moved under the recorded file
+	check("left by an earlier run, the ledger changed", earlier, 1, true)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	store.items[1].SellerShare = 451 // the ledger moved under the recorded file
-	check("missing, the ledger changed", 1, true)
+	check("missing, the ledger changed", built, 1, true)
 }

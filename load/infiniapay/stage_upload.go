@@ -33,6 +33,7 @@ import (
 func UploadStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
+		began := time.Now()
 		sellers, err := c.Store.AccountsAt(ctx, run.ID, SellerAccount)
 		if err != nil {
 			return "", err
@@ -50,7 +51,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 				return "", fmt.Errorf("%d trade files to upload: %w", open, err)
 			}
 		}
-		up := &uploads{c: &c, run: run, sellers: sellers, files: map[string]*uploading{}}
+		up := &uploads{c: &c, run: run, sellers: sellers, since: began, files: map[string]*uploading{}}
 		var uploaded atomic.Int64
 		progress := pipeline.ProgressFrom(ctx)
 		progress.Restart(int64(open))
@@ -155,7 +156,8 @@ type uploads struct {
 	c       *StageConfig
 	run     *pipeline.Run
 	sellers map[string]string
-	after   int64 // the feed's cursor: the last trade file id read
+	since   time.Time // when the stage began: files written since are its own
+	after   int64     // the feed's cursor: the last trade file id read
 
 	mu    sync.Mutex
 	files map[string]*uploading
@@ -169,9 +171,8 @@ type uploading struct {
 }
 
 // feed is the engine's Feed: the next page of the run's open trade
-// files, each found on disk as recorded (or rebuilt from the ledger,
-// which must give the recorded bytes: a resumed run, on another machine
-// too, uploads exactly what it recorded), and its upload planned.
+// files, each as recorded on disk (ensureTradeFile), and its upload
+// planned.
 func (u *uploads) feed(ctx context.Context) ([]pipeline.Effect, error) {
 	files, err := u.c.Store.OpenTradeFiles(ctx, u.run.ID, u.after, uploadPage)
 	if err != nil || len(files) == 0 {
@@ -188,7 +189,7 @@ func (u *uploads) feed(ctx context.Context) ([]pipeline.Effect, error) {
 	err = pipeline.ForEach(ctx, buildParallel, at, func(i int) error {
 		f := files[i]
 		f.ProviderSellerID = u.sellers[f.SellerID]
-		if err := ensureTradeFile(ctx, u.c, u.run, &f); err != nil {
+		if err := ensureTradeFile(ctx, u.c, u.run, &f, u.since); err != nil {
 			return err
 		}
 		e, err := u.c.Store.PlanEffect(ctx, pipeline.Effect{RunID: u.run.ID, Kind: KindUpload, Subject: UploadSubject(u.run.Key.Date, f.SellerID, f.Currency, f.Attempt),
@@ -220,14 +221,20 @@ func (u *uploads) done(key string) (uploading, bool) {
 	return *f, true
 }
 
-// ensureTradeFile makes sure the work directory holds f as recorded: the
-// file there with the recorded digest and size (written by this run's
-// build, or an earlier one on this machine), or else rebuilt from the
-// ledger, which must give the recorded digest.
-func ensureTradeFile(ctx context.Context, c *StageConfig, run *pipeline.Run, f *pipeline.TradeFile) error {
+// ensureTradeFile makes sure the work directory holds f as recorded. A
+// file this stage built (written at or after since) is taken as it is
+// when it has the recorded digest and size: it was just written from the
+// ledger and recorded with that digest. Any other - missing, changed, or
+// left by an earlier run - is rebuilt from the ledger, which must give
+// the recorded digest: the bytes are a function of the ledger, so a
+// resumed run (on another machine too) uploads exactly what it recorded,
+// and a ledger that moved under a recorded file is refused.
+func ensureTradeFile(ctx context.Context, c *StageConfig, run *pipeline.Run, f *pipeline.TradeFile, since time.Time) error {
 	path := filepath.Join(c.WorkDir, run.Key.Date.String(), f.Name)
-	if sum, size, err := fileDigest(path); err == nil && sum == f.SHA256 && size == f.Bytes {
-		return nil
+	if fi, err := os.Stat(path); err == nil && !fi.ModTime().Before(since) {
+		if sum, size, err := fileDigest(path); err == nil && sum == f.SHA256 && size == f.Bytes {
+			return nil
+		}
 	}
 	want := f.SHA256
 	if err := writeTradeFile(ctx, c, run, f, f.RequestNo); err != nil {
