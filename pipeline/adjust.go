@@ -326,6 +326,24 @@ type Carry struct {
 	Account string
 }
 
+// PayoutCandidate is what a run may pay one seller in one currency: the
+// run's items of the seller ready to be paid that no payout covers yet,
+// and the seller's open carried balance up to the run's date.
+type PayoutCandidate struct {
+	SellerID string
+	Currency Currency
+	Payable  int64 // the run's items, minor units
+	Items    int64
+	Carried  int64 // the open carried balance, signed minor units
+	// Account is the seller's account at the paying provider: the run's,
+	// else (a seller with only a carried balance) the last recorded; ""
+	// when none.
+	Account string
+}
+
+// Net is what the payout would send: the items and the carried balance.
+func (p PayoutCandidate) Net() (int64, error) { return Add(p.Payable, p.Carried) }
+
 // ErrBalanceMoved is what the ledger wraps when a seller's payable and
 // carried balance no longer add up to the amount checked before planning.
 var ErrBalanceMoved = errors.New("the seller's carried balance changed while the payout was planned; run again")

@@ -1,5 +1,6 @@
 // Tests of the package's unexported parts: the wait for upload statuses
-// (awaitUploads) and the reconciliation's pages (askNotKept).
+// (awaitUploads), the reconciliation's pages (askNotKept) and the
+// distribute stage's planning by pages (distribution.plan).
 
 package infiniapay
 
@@ -7,8 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -325,4 +329,190 @@ func TestTradeFileUploadedAsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("missing, the ledger changed", built, 1, true)
+}
+
+// planStore is what distribute's planning reads and writes of the ledger,
+// in memory: the candidates stream in, the checked ones are kept, summed
+// and read back by pages (the rest of Store is not called).
+type planStore struct {
+	Store
+	cands []pipeline.PayoutCandidate
+
+	mu       sync.Mutex
+	kept     map[pipeline.Currency]map[string]pipeline.PayoutCandidate
+	mostKept int // the most payouts a call kept at once
+	mostRead int // the most payouts a call read back at once
+	carried  map[string]string
+	planned  map[string]int64
+}
+
+func (s *planStore) BlockedByLateRefunds(context.Context) (map[pipeline.SellerCurrency]string, error) {
+	return nil, nil
+}
+
+func (s *planStore) LatestEffect(context.Context, string, string) (pipeline.Effect, bool, error) {
+	return pipeline.Effect{}, false, nil
+}
+
+func (s *planStore) SetBinding(context.Context, pipeline.Binding) error { return nil }
+
+func (s *planStore) EachPayoutCandidate(_ context.Context, _ *pipeline.Run, _ []pipeline.Channel, _ string, fn func(pipeline.PayoutCandidate) error) error {
+	for _, p := range s.cands {
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *planStore) ClearPayoutCandidates(context.Context, int64, string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kept = nil
+	return nil
+}
+
+func (s *planStore) AddPayoutCandidates(_ context.Context, _ int64, _ string, ps []pipeline.PayoutCandidate) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kept == nil {
+		s.kept = map[pipeline.Currency]map[string]pipeline.PayoutCandidate{}
+	}
+	for _, p := range ps {
+		if s.kept[p.Currency] == nil {
+			s.kept[p.Currency] = map[string]pipeline.PayoutCandidate{}
+		}
+		s.kept[p.Currency][p.SellerID] = p
+	}
+	s.mostKept = max(s.mostKept, len(ps))
+	return nil
+}
+
+func (s *planStore) PayoutCandidateTotals(context.Context, int64, string) ([]pipeline.Money, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []pipeline.Money
+	for cur, ps := range s.kept {
+		m := pipeline.Money{Currency: cur}
+		for _, p := range ps {
+			n, _ := p.Net()
+			m.Minor += n
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b pipeline.Money) int { return strings.Compare(string(a.Currency), string(b.Currency)) })
+	return out, nil
+}
+
+func (s *planStore) PayoutCandidatesAfter(_ context.Context, _ int64, _ string, cur pipeline.Currency, after string, n int) ([]pipeline.PayoutCandidate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []pipeline.PayoutCandidate
+	for _, seller := range slices.Sorted(maps.Keys(s.kept[cur])) {
+		if seller > after && len(out) < n {
+			out = append(out, s.kept[cur][seller])
+		}
+	}
+	s.mostRead = max(s.mostRead, len(out))
+	return out, nil
+}
+
+func (s *planStore) CarryItems(_ context.Context, _ *pipeline.Run, seller string, cur pipeline.Currency, _ []pipeline.Channel, _, reason string) (int64, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.carried[seller+" "+string(cur)] = reason
+	return 0, 0, nil
+}
+
+func (s *planStore) PlanPayout(_ context.Context, _ *pipeline.Run, seller string, _ []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.planned[seller+" "+string(e.Currency)] = e.Amount
+	e.ID = int64(len(s.planned))
+	return e, nil
+}
+
+// planAPI answers every seller ACTIVE, counting the binding queries by
+// seller, with the platform balance given by currency.
+type planAPI struct {
+	API
+	balance map[pipeline.Currency]int64
+
+	mu       sync.Mutex
+	bindings map[string]int
+}
+
+func (a *planAPI) BindingStatus(_ context.Context, _, id string) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.bindings[id]++
+	return StatusActive, nil
+}
+
+func (a *planAPI) Balance(_ context.Context, _ string, cur pipeline.Currency) (int64, error) {
+	return a.balance[cur], nil
+}
+
+func (a *planAPI) AvailableShare(context.Context, string, string, pipeline.Currency) (int64, error) {
+	return 1 << 40, nil
+}
+
+// TestDistributePlanGoesByPages: planning checks the candidates a page at
+// a time without splitting a seller's currencies (its binding is asked
+// once), keeps the checked payouts in the ledger, checks each currency's
+// balance against all of its payouts (a short one holds every payout in it,
+// planning none), and plans the others, read back a page at a time.
+func TestDistributePlanGoesByPages(t *testing.T) {
+	const sellers = 1500
+	currencies := []pipeline.Currency{"EUR", "JPY", "USD"} // 3: a page of 1,000 ends inside a seller
+	s := &planStore{carried: map[string]string{}, planned: map[string]int64{}}
+	var need int64
+	for i := range sellers {
+		for j, cur := range currencies {
+			p := pipeline.PayoutCandidate{SellerID: fmt.Sprintf("S%05d", i), Currency: cur, Payable: int64(100 + i + j), Items: 1, Account: fmt.Sprintf("I%05d", i)}
+			if cur == "JPY" {
+				need += p.Payable
+			}
+			s.cands = append(s.cands, p)
+		}
+	}
+	api := &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"EUR": 1 << 40, "JPY": need - 1, "USD": 1 << 40}}
+	c := StageConfig{Store: s, API: api}
+	c.defaults()
+	d := &distribution{c: &c, run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 12, Day: 1}, Shard: pipeline.Whole}}}
+	if err := d.plan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(api.bindings) != sellers {
+		t.Fatalf("bindings of %d sellers asked, want %d", len(api.bindings), sellers)
+	}
+	for id, n := range api.bindings {
+		if n != 1 {
+			t.Fatalf("binding of %s asked %d times, want once", id, n)
+		}
+	}
+	if s.mostKept > planPage+len(currencies)-1 || s.mostKept < planPage {
+		t.Fatalf("a page kept %d payouts at once, want a page (%d, with the rest of its last seller)", s.mostKept, planPage)
+	}
+	if s.mostRead != planPage {
+		t.Fatalf("payouts read back %d at a time, want %d", s.mostRead, planPage)
+	}
+	for i := range sellers {
+		seller := fmt.Sprintf("S%05d", i)
+		for j, cur := range currencies {
+			k := seller + " " + string(cur)
+			switch amount, ok := s.planned[k]; {
+			case cur == "JPY" && (ok || !strings.Contains(s.carried[k], "platform balance")):
+				t.Fatalf("%s: planned %v (%d), carried %q; want it held for the short JPY balance", k, ok, amount, s.carried[k])
+			case cur != "JPY" && (!ok || amount != int64(100+i+j)):
+				t.Fatalf("%s: planned %v (%d), carried %q; want %d planned", k, ok, amount, s.carried[k], 100+i+j)
+			}
+		}
+	}
+	if len(d.todo) != 2*sellers || d.carried != sellers {
+		t.Fatalf("%d payouts to drive and %d carried, want %d and %d", len(d.todo), d.carried, 2*sellers, sellers)
+	}
+	if s.kept != nil {
+		t.Fatal("the checked payouts are still kept after planning")
+	}
 }

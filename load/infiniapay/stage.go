@@ -43,7 +43,6 @@ type Store interface {
 	// AccountsAt returns, by seller id, the run's sellers' accounts at
 	// provider (those with one).
 	AccountsAt(ctx context.Context, runID int64, provider string) (map[string]string, error)
-	Payables(ctx context.Context, runID int64, state string, channels []pipeline.Channel) ([]pipeline.Payable, error)
 	// EachUnfiled streams the run's items in no trade file yet, summed by
 	// seller and currency, with the last attempt of the run's files of
 	// each (0: none) and the number of groups in all.
@@ -60,8 +59,18 @@ type Store interface {
 	RefusedTradeFiles(ctx context.Context, runID int64) ([]pipeline.TradeFile, error)
 	SetItemsState(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, from, to, reason, payoutKey, ref string) (int64, error)
 	SetBinding(ctx context.Context, b pipeline.Binding) error
-	// The seller's carried balance (adjustments): see DistributeStage.
-	OpenCarries(ctx context.Context, upTo pipeline.Date) ([]pipeline.Carry, error)
+	// EachPayoutCandidate streams what the run may pay each seller in
+	// each currency: its uploaded items and the seller's carried balance
+	// (adjustments), with the seller's account at provider; see
+	// DistributeStage.
+	EachPayoutCandidate(ctx context.Context, run *pipeline.Run, channels []pipeline.Channel, provider string, fn func(pipeline.PayoutCandidate) error) error
+	// The payouts planning checked, kept in the ledger until their
+	// currency's balance is checked: kept, summed by currency, read back
+	// by seller, forgotten.
+	AddPayoutCandidates(ctx context.Context, runID int64, kind string, ps []pipeline.PayoutCandidate) error
+	PayoutCandidateTotals(ctx context.Context, runID int64, kind string) ([]pipeline.Money, error)
+	PayoutCandidatesAfter(ctx context.Context, runID int64, kind string, cur pipeline.Currency, afterSeller string, n int) ([]pipeline.PayoutCandidate, error)
+	ClearPayoutCandidates(ctx context.Context, runID int64, kind string) error
 	// LatestFailed returns the run's effects of a kind whose subject's
 	// latest attempt failed; EffectsByID the effects with those ids.
 	LatestFailed(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error)

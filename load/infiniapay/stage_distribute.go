@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/settlekit/settle/pipeline"
@@ -70,44 +69,31 @@ type sellerBinding struct {
 
 // binding returns the seller's binding, refreshed from Infinia once in the
 // run's planning and recorded in the ledger: Infinia binds a seller, not
-// a currency, so the seller's currencies share the one query. Only the
-// candidate that makes the query takes a token (Pace); the others of the
-// seller wait for its answer.
-func (d *distribution) binding(ctx context.Context, p candidate) (string, error) {
+// a currency, so the seller's currencies share the one query (they are
+// checked in the same page). Only the candidate that makes the query takes
+// a token (Pace); the others of the seller wait for its answer.
+func (d *distribution) binding(ctx context.Context, p pipeline.PayoutCandidate) (string, error) {
 	d.mu.Lock()
 	if d.bindings == nil {
 		d.bindings = map[string]*sellerBinding{}
 	}
-	b, ok := d.bindings[p.InfiniaID]
+	b, ok := d.bindings[p.Account]
 	if !ok {
 		b = &sellerBinding{}
-		d.bindings[p.InfiniaID] = b
+		d.bindings[p.Account] = b
 	}
 	d.mu.Unlock()
 	b.once.Do(func() {
 		if b.err = pipeline.Pace(ctx); b.err != nil { // the one request of planning: its token
 			return
 		}
-		b.status, b.err = d.c.API.BindingStatus(ctx, pipeline.QueryRequestNo("ABQ"), p.InfiniaID)
+		b.status, b.err = d.c.API.BindingStatus(ctx, pipeline.QueryRequestNo("ABQ"), p.Account)
 		if b.err == nil {
-			b.err = d.c.Store.SetBinding(ctx, pipeline.Binding{SellerID: p.SellerID, ProviderSellerID: p.InfiniaID, Status: b.status, Source: "query"})
+			b.err = d.c.Store.SetBinding(ctx, pipeline.Binding{SellerID: p.SellerID, ProviderSellerID: p.Account, Status: b.status, Source: "query"})
 		}
 	})
 	return b.status, b.err
 }
-
-// candidate is what a run may pay one seller in one currency: its own
-// uploaded items and the seller's open carried balance.
-type candidate struct {
-	SellerID  string
-	Currency  pipeline.Currency
-	Payable   int64 // the run's uploaded items
-	Items     int64
-	Carried   int64 // open balance, signed
-	InfiniaID string
-}
-
-func (p candidate) net() (int64, error) { return pipeline.Add(p.Payable, p.Carried) }
 
 func (d *distribution) problem(format string, args ...any) {
 	d.mu.Lock()
@@ -129,7 +115,7 @@ func (d *distribution) held(seller string, cur pipeline.Currency, h *pipeline.Ho
 
 // hold carries the run's uploaded items of the candidate (if any) into
 // the seller's balance with h's reason, and counts it (held).
-func (d *distribution) hold(ctx context.Context, p candidate, h *pipeline.Hold) error {
+func (d *distribution) hold(ctx context.Context, p pipeline.PayoutCandidate, h *pipeline.Hold) error {
 	d.held(p.SellerID, p.Currency, h)
 	subject := RevenueShareSubject(d.run.Key.Date, p.SellerID, p.Currency)
 	_, _, err := d.c.Store.CarryItems(ctx, d.run, p.SellerID, p.Currency, d.c.Channels, subject, h.Reason)
@@ -155,84 +141,78 @@ func (d *distribution) undoFailed(ctx context.Context) error {
 	return nil
 }
 
-// candidates merges the run's payables with the open carried balances of
-// the sellers of its shard.
-func (d *distribution) candidates(ctx context.Context) ([]candidate, error) {
-	c, run := d.c, d.run
-	payables, err := c.Store.Payables(ctx, run.ID, "uploaded", c.Channels)
-	if err != nil {
-		return nil, err
-	}
-	carries, err := c.Store.OpenCarries(ctx, run.Key.Date)
-	if err != nil {
-		return nil, err
-	}
-	sellers, err := c.Store.AccountsAt(ctx, run.ID, SellerAccount)
-	if err != nil {
-		return nil, err
-	}
-	type key struct {
-		seller string
-		cur    pipeline.Currency
-	}
-	byKey := map[key]*candidate{}
-	var out []*candidate
-	get := func(seller string, cur pipeline.Currency) *candidate {
-		k := key{seller, cur}
-		if p, ok := byKey[k]; ok {
-			return p
-		}
-		p := &candidate{SellerID: seller, Currency: cur, InfiniaID: sellers[seller]}
-		byKey[k] = p
-		out = append(out, p)
-		return p
-	}
-	for _, p := range payables {
-		q := get(p.SellerID, p.Currency)
-		q.Payable, q.Items = p.Amount, p.Items
-	}
-	for _, cr := range carries {
-		if !run.Key.Shard.Owns(cr.SellerID) {
-			continue
-		}
-		q := get(cr.SellerID, cr.Currency)
-		q.Carried = cr.Amount
-		if q.InfiniaID == "" {
-			q.InfiniaID = cr.Account
-		}
-	}
-	res := make([]candidate, len(out))
-	for i, p := range out {
-		res[i] = *p
-	}
-	sort.Slice(res, func(i, j int) bool {
-		if res[i].SellerID != res[j].SellerID {
-			return res[i].SellerID < res[j].SellerID
-		}
-		return res[i].Currency < res[j].Currency
-	})
-	return res, nil
-}
+// planPage is how many candidates planning checks at a time (a seller's
+// currencies are never split between two pages), and how many payouts of
+// a currency it reads back at a time to plan them.
+const planPage = 1000
 
-// plan decides, for every candidate, whether it is resolved (a payout is
-// already planned), carried, or planned now; it fills d.todo.
+// plan decides, for every candidate (the run's uploaded items and the
+// open carried balances of its shard's sellers, by seller and currency),
+// whether it is resolved (a payout is already planned), carried, or to be
+// planned, and then plans those by currency (planCurrency); it fills
+// d.todo. The candidates stream from the ledger and are checked a page at
+// a time; those that pass wait in the ledger (payout_candidates) for their
+// currency's balance check. Planning holds a page, whatever the day.
 func (d *distribution) plan(ctx context.Context) error {
 	c, run := d.c, d.run
-	cands, err := d.candidates(ctx)
-	if err != nil {
-		return err
-	}
 	blocked, err := c.Store.BlockedByLateRefunds(ctx)
 	if err != nil {
 		return err
 	}
-	fresh := map[pipeline.Currency][]candidate{} // candidates with a payout to plan
+	// What an earlier planning of the run kept and did not plan (it
+	// stopped) is checked again from the start.
+	if err := c.Store.ClearPayoutCandidates(ctx, run.ID, KindRevenueShare); err != nil {
+		return err
+	}
+	var page []pipeline.PayoutCandidate
+	check := func() error {
+		err := d.check(ctx, page, blocked)
+		page = page[:0]
+		d.bindings = nil // the page's sellers are done
+		return err
+	}
+	err = c.Store.EachPayoutCandidate(ctx, run, c.Channels, SellerAccount, func(p pipeline.PayoutCandidate) error {
+		if !run.Key.Shard.Owns(p.SellerID) {
+			return nil // another shard's carried balance
+		}
+		if len(page) >= planPage && p.SellerID != page[len(page)-1].SellerID {
+			if err := check(); err != nil {
+				return err
+			}
+		}
+		page = append(page, p)
+		return nil
+	})
+	if err == nil && len(page) > 0 {
+		err = check()
+	}
+	if err != nil {
+		return err
+	}
+	totals, err := c.Store.PayoutCandidateTotals(ctx, run.ID, KindRevenueShare)
+	if err != nil {
+		return err
+	}
+	for _, t := range totals {
+		if err := d.planCurrency(ctx, t); err != nil {
+			return err
+		}
+	}
+	return c.Store.ClearPayoutCandidates(ctx, run.ID, KindRevenueShare)
+}
+
+// check decides for each candidate of a page whether it is resolved (a
+// payout is already planned), carried, or to be planned: those are kept
+// in the ledger for their currency's check (planCurrency).
+func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidate, blocked map[pipeline.SellerCurrency]string) error {
+	c, run := d.c, d.run
+	var fresh []pipeline.PayoutCandidate // candidates with a payout to plan
 	var mu sync.Mutex
 	// Planning asks the ledger, and Infinia only a seller's binding before
 	// a payout is planned: that query alone takes a token (Pace), so a
 	// re-run of a finished day waits on no bucket.
-	err = c.Pacer.EachAsNeeded(ctx, len(cands), nil, func(ctx context.Context, i int) error {
-		p := cands[i]
+	err := c.Pacer.EachAsNeeded(ctx, len(page), nil, func(ctx context.Context, i int) error {
+		p := page[i]
 		subject := RevenueShareSubject(run.Key.Date, p.SellerID, p.Currency)
 		e, ok, err := c.Store.LatestEffect(ctx, KindRevenueShare, subject)
 		if err != nil {
@@ -256,7 +236,7 @@ func (d *distribution) plan(ctx context.Context) error {
 		if p.Items == 0 && p.Carried == 0 {
 			return nil // nothing new, nothing carried
 		}
-		net, err := p.net()
+		net, err := p.Net()
 		if err != nil {
 			return fmt.Errorf("%s: %w", subject, err)
 		}
@@ -277,16 +257,16 @@ func (d *distribution) plan(ctx context.Context) error {
 			return d.hold(ctx, p, pipeline.Waits("net is 0 after the carried balance: nothing to send"))
 		case net < c.MinPayout[cur]:
 			return d.hold(ctx, p, pipeline.Waits(fmt.Sprintf("net %s is below the minimum payout of %s", pipeline.Money{Minor: net, Currency: cur}, pipeline.Money{Minor: c.MinPayout[cur], Currency: cur})))
-		case p.InfiniaID == "":
+		case p.Account == "":
 			return d.hold(ctx, p, pipeline.NeedsAPerson("no Infinia seller id"))
 		}
 		status, err := d.binding(ctx, p)
 		if pipeline.SubjectOnly(err) {
 			// A seller Infinia does not know (or will not answer about)
 			// is this seller's problem only: carried, for a person.
-			reason := fmt.Sprintf("Infinia binding query for %s: %v", p.InfiniaID, err)
+			reason := fmt.Sprintf("Infinia binding query for %s: %v", p.Account, err)
 			if pipeline.IsNotFound(err) {
-				reason = fmt.Sprintf("Infinia does not know seller %s (binding query: %v)", p.InfiniaID, err)
+				reason = fmt.Sprintf("Infinia does not know seller %s (binding query: %v)", p.Account, err)
 			}
 			return d.hold(ctx, p, pipeline.NeedsAPerson(reason))
 		}
@@ -297,112 +277,103 @@ func (d *distribution) plan(ctx context.Context) error {
 			return d.hold(ctx, p, pipeline.Waits("Infinia binding is "+status))
 		}
 		mu.Lock()
-		fresh[cur] = append(fresh[cur], p)
+		fresh = append(fresh, p)
 		mu.Unlock()
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	currencies := make([]pipeline.Currency, 0, len(fresh))
-	for cur, ps := range fresh {
-		sort.Slice(ps, func(i, j int) bool { return ps[i].SellerID < ps[j].SellerID })
-		currencies = append(currencies, cur)
-	}
-	sort.Slice(currencies, func(i, j int) bool { return currencies[i] < currencies[j] })
-	for _, cur := range currencies {
-		if err := d.planCurrency(ctx, cur, fresh[cur]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return c.Store.AddPayoutCandidates(ctx, run.ID, KindRevenueShare, fresh)
 }
 
-// planCurrency checks the platform balance for a currency's new payouts and
-// each seller's available share, and plans those that pass.
-func (d *distribution) planCurrency(ctx context.Context, cur pipeline.Currency, ps []candidate) error {
+// planCurrency checks the platform balance for a currency's new payouts
+// (kept by check; need is what they add up to) and each seller's
+// available share, and plans those that pass, a page at a time.
+func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) error {
 	c, run := d.c, d.run
-	var need int64
-	for _, p := range ps {
-		net, err := p.net()
-		if err == nil {
-			need, err = pipeline.Add(need, net)
-		}
-		if err != nil {
-			return err
-		}
+	cur := need.Currency
+	holdAll := func(h *pipeline.Hold) error {
+		return d.eachKept(ctx, cur, func(ps []pipeline.PayoutCandidate) error {
+			for _, p := range ps {
+				if err := d.hold(ctx, p, h); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	}
 	balance, err := c.API.Balance(ctx, pipeline.QueryRequestNo("BQ"), cur)
 	if pipeline.SubjectOnly(err) {
 		// Infinia refuses the currency itself: its payouts wait, the
 		// other currencies go on.
-		h := pipeline.NeedsAPerson(fmt.Sprintf("Infinia refused the balance query in %s: %v", cur, err))
-		for _, p := range ps {
-			if err := d.hold(ctx, p, h); err != nil {
-				return err
-			}
-		}
-		return nil
+		return holdAll(pipeline.NeedsAPerson(fmt.Sprintf("Infinia refused the balance query in %s: %v", cur, err)))
 	}
 	if err != nil {
 		return fmt.Errorf("platform balance in %s: %w", cur, err)
 	}
-	if balance < need {
-		h := pipeline.NeedsAPerson(fmt.Sprintf("platform balance %s short of %s", pipeline.Money{Minor: balance, Currency: cur}, pipeline.Money{Minor: need, Currency: cur}))
-		for _, p := range ps {
-			if err := d.hold(ctx, p, h); err != nil {
-				return err
-			}
-		}
-		return nil
+	if balance < need.Minor {
+		return holdAll(pipeline.NeedsAPerson(fmt.Sprintf("platform balance %s short of %s", pipeline.Money{Minor: balance, Currency: cur}, need)))
 	}
 	// Each seller's available share is asked and its payout planned as
 	// fast as Infinia's limits allow.
-	return c.Pacer.Each(ctx, len(ps), nil, func(ctx context.Context, i int) error {
-		p := ps[i]
-		net, _ := p.net()
-		avail, err := c.API.AvailableShare(ctx, pipeline.QueryRequestNo("RSA"), p.InfiniaID, cur)
-		if pipeline.SubjectOnly(err) {
-			reason := fmt.Sprintf("Infinia's available share query for %s refused: %v", p.InfiniaID, err)
-			if err := d.hold(ctx, p, pipeline.NeedsAPerson(reason)); err != nil {
-				return err
+	return d.eachKept(ctx, cur, func(ps []pipeline.PayoutCandidate) error {
+		return c.Pacer.Each(ctx, len(ps), nil, func(ctx context.Context, i int) error {
+			p := ps[i]
+			net, _ := p.Net()
+			avail, err := c.API.AvailableShare(ctx, pipeline.QueryRequestNo("RSA"), p.Account, cur)
+			if pipeline.SubjectOnly(err) {
+				reason := fmt.Sprintf("Infinia's available share query for %s refused: %v", p.Account, err)
+				return d.hold(ctx, p, pipeline.NeedsAPerson(reason))
 			}
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("available share of %s: %w", p.SellerID, err)
-		}
-		if avail < net {
-			reason := fmt.Sprintf("Infinia shows %s available, we owe %s", pipeline.Money{Minor: avail, Currency: cur}, pipeline.Money{Minor: net, Currency: cur})
-			if err := d.hold(ctx, p, pipeline.NeedsAPerson(reason)); err != nil {
-				return err
-			}
-			return nil
-		}
-		subject := RevenueShareSubject(run.Key.Date, p.SellerID, cur)
-		attempt := 1
-		if prev, ok, err := c.Store.LatestEffect(ctx, KindRevenueShare, subject); err != nil {
-			return err
-		} else if ok {
-			next, err := pipeline.NextAttempt(prev, c.MaxAttempts, func(a int) string { return RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, a) })
 			if err != nil {
-				d.problem("%v", err)
-				return nil
+				return fmt.Errorf("available share of %s: %w", p.SellerID, err)
 			}
-			attempt = next.Attempt
-		}
-		e, err := c.Store.PlanPayout(ctx, run, p.SellerID, c.Channels, pipeline.Effect{RunID: run.ID, Kind: KindRevenueShare, Subject: subject,
-			Attempt: attempt, Key: RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, attempt), Currency: cur, Amount: net})
-		if err != nil {
-			if errors.Is(err, pipeline.ErrBalanceMoved) {
-				d.problem("%v", err)
-				return nil
+			if avail < net {
+				reason := fmt.Sprintf("Infinia shows %s available, we owe %s", pipeline.Money{Minor: avail, Currency: cur}, pipeline.Money{Minor: net, Currency: cur})
+				return d.hold(ctx, p, pipeline.NeedsAPerson(reason))
 			}
+			subject := RevenueShareSubject(run.Key.Date, p.SellerID, cur)
+			attempt := 1
+			if prev, ok, err := c.Store.LatestEffect(ctx, KindRevenueShare, subject); err != nil {
+				return err
+			} else if ok {
+				next, err := pipeline.NextAttempt(prev, c.MaxAttempts, func(a int) string { return RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, a) })
+				if err != nil {
+					d.problem("%v", err)
+					return nil
+				}
+				attempt = next.Attempt
+			}
+			e, err := c.Store.PlanPayout(ctx, run, p.SellerID, c.Channels, pipeline.Effect{RunID: run.ID, Kind: KindRevenueShare, Subject: subject,
+				Attempt: attempt, Key: RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, attempt), Currency: cur, Amount: net})
+			if err != nil {
+				if errors.Is(err, pipeline.ErrBalanceMoved) {
+					d.problem("%v", err)
+					return nil
+				}
+				return err
+			}
+			d.drive(e)
+			return nil
+		})
+	})
+}
+
+// eachKept calls fn with the payouts check kept in a currency, a page at
+// a time, by seller.
+func (d *distribution) eachKept(ctx context.Context, cur pipeline.Currency, fn func([]pipeline.PayoutCandidate) error) error {
+	after := ""
+	for {
+		ps, err := d.c.Store.PayoutCandidatesAfter(ctx, d.run.ID, KindRevenueShare, cur, after, planPage)
+		if err != nil || len(ps) == 0 {
 			return err
 		}
-		d.drive(e)
-		return nil
-	})
+		if err := fn(ps); err != nil {
+			return err
+		}
+		after = ps[len(ps)-1].SellerID
+	}
 }
 
 // todoPayout is a payout to drive: its effect's id, and its sends when

@@ -290,6 +290,7 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 			`DELETE FROM effect_events WHERE effect_id IN (SELECT id FROM effects WHERE run_id = $1)`,
 			`DELETE FROM effects WHERE run_id = $1`,
 			`DELETE FROM trade_files WHERE run_id = $1`,
+			`DELETE FROM payout_candidates WHERE run_id = $1`,
 			`DELETE FROM mismatches WHERE run_id = $1`,
 			`DELETE FROM items WHERE run_id = $1`,
 			`DELETE FROM rejects WHERE run_id = $1`,

@@ -1,0 +1,143 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/lib/pq"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// EachPayoutCandidate calls fn for every seller and currency the run may
+// pay, ordered by seller and currency: the run's items in state uploaded
+// and the channels (summing and counting only those no payout covers yet;
+// a seller whose items all wait on a payout comes with 0, so that its
+// payout is resolved), merged with every seller's open carried balance up
+// to the run's date (all sellers: the caller keeps those of its shard),
+// with the seller's account at provider (see PayoutCandidate.Account).
+// The rows stream, as the ledger was when the call began: fn may write
+// to the ledger (carry, plan) while later ones are read, and the caller
+// holds one at a time however many sellers the day has.
+func (l *Ledger) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, channels []pipeline.Channel, provider string,
+	fn func(pipeline.PayoutCandidate) error) error {
+	i := slices.Index(SellerAccounts(), provider)
+	if i < 0 {
+		return fmt.Errorf("the ledger keeps no accounts at %s", provider)
+	}
+	col := accountColumns[i]
+	rows, err := l.db.QueryContext(ctx, `
+		WITH p AS (
+			SELECT seller_id, currency, COALESCE(sum(seller_minor) FILTER (WHERE payout_key = ''), 0) AS payable,
+			       count(*) FILTER (WHERE payout_key = '') AS n
+			FROM items WHERE run_id = $1 AND channel = ANY ($2) AND state = 'uploaded'
+			GROUP BY seller_id, currency),
+		c AS (
+			SELECT seller_id, currency, sum(amount_minor) AS carried FROM adjustments
+			WHERE netted_into = '' AND business_date <= $3
+			GROUP BY seller_id, currency)
+		SELECT COALESCE(p.seller_id, c.seller_id), COALESCE(p.currency, c.currency),
+		       COALESCE(p.payable, 0), COALESCE(p.n, 0), COALESCE(c.carried, 0),
+		       COALESCE(NULLIF(rs.`+col+`, ''), CASE WHEN c.seller_id IS NOT NULL THEN
+		           (SELECT h.`+col+` FROM run_sellers h WHERE h.seller_id = c.seller_id AND h.`+col+` <> ''
+		            ORDER BY h.run_id DESC LIMIT 1) END, '')
+		FROM p FULL JOIN c ON c.seller_id = p.seller_id AND c.currency = p.currency
+		LEFT JOIN run_sellers rs ON rs.run_id = $1 AND rs.seller_id = COALESCE(p.seller_id, c.seller_id)
+		ORDER BY 1, 2`, run.ID, channelNames(channels), run.Key.Date.String())
+	if err != nil {
+		return fmt.Errorf("read what the run may pay: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p pipeline.PayoutCandidate
+		var cur string
+		if err := rows.Scan(&p.SellerID, &cur, &p.Payable, &p.Items, &p.Carried, &p.Account); err != nil {
+			return fmt.Errorf("read what the run may pay: %w", err)
+		}
+		p.Currency = pipeline.Currency(cur)
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// AddPayoutCandidates keeps candidates of the run's payouts of a kind
+// that wait on a check of their currency (payout_candidates); a candidate
+// kept already is replaced.
+func (l *Ledger) AddPayoutCandidates(ctx context.Context, runID int64, kind string, ps []pipeline.PayoutCandidate) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	var sellers, curs, accounts pq.StringArray
+	var payable, items, carried pq.Int64Array
+	for _, p := range ps {
+		sellers = append(sellers, p.SellerID)
+		curs = append(curs, string(p.Currency))
+		accounts = append(accounts, p.Account)
+		payable = append(payable, p.Payable)
+		items = append(items, p.Items)
+		carried = append(carried, p.Carried)
+	}
+	_, err := l.db.ExecContext(ctx, `INSERT INTO payout_candidates
+		(run_id, kind, seller_id, currency, payable_minor, items, carried_minor, account)
+		SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[])
+		ON CONFLICT (run_id, kind, currency, seller_id) DO UPDATE SET payable_minor = EXCLUDED.payable_minor,
+			items = EXCLUDED.items, carried_minor = EXCLUDED.carried_minor, account = EXCLUDED.account`,
+		runID, kind, sellers, curs, payable, items, carried, accounts)
+	if err != nil {
+		return fmt.Errorf("keep %d payouts to check: %w", len(ps), err)
+	}
+	return nil
+}
+
+// PayoutCandidateTotals sums the nets of the run's kept payouts of a kind
+// by currency, ordered by currency. A sum beyond int64 is an error.
+func (l *Ledger) PayoutCandidateTotals(ctx context.Context, runID int64, kind string) ([]pipeline.Money, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT currency, sum(payable_minor::numeric + carried_minor)
+		FROM payout_candidates WHERE run_id = $1 AND kind = $2 GROUP BY currency ORDER BY currency`, runID, kind)
+	if err != nil {
+		return nil, fmt.Errorf("sum the payouts to check: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.Money
+	for rows.Next() {
+		var m pipeline.Money
+		var cur string
+		if err := rows.Scan(&cur, &m.Minor); err != nil {
+			return nil, fmt.Errorf("sum the payouts to check in %s: %w", cur, err)
+		}
+		m.Currency = pipeline.Currency(cur)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// PayoutCandidatesAfter returns up to n of the run's kept payouts of a
+// kind in a currency, of sellers after afterSeller, by seller.
+func (l *Ledger) PayoutCandidatesAfter(ctx context.Context, runID int64, kind string, cur pipeline.Currency, afterSeller string, n int) ([]pipeline.PayoutCandidate, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, payable_minor, items, carried_minor, account
+		FROM payout_candidates WHERE run_id = $1 AND kind = $2 AND currency = $3 AND seller_id > $4
+		ORDER BY seller_id LIMIT $5`, runID, kind, string(cur), afterSeller, n)
+	if err != nil {
+		return nil, fmt.Errorf("read the payouts to check in %s: %w", cur, err)
+	}
+	defer rows.Close()
+	var out []pipeline.PayoutCandidate
+	for rows.Next() {
+		p := pipeline.PayoutCandidate{Currency: cur}
+		if err := rows.Scan(&p.SellerID, &p.Payable, &p.Items, &p.Carried, &p.Account); err != nil {
+			return nil, fmt.Errorf("read the payouts to check in %s: %w", cur, err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ClearPayoutCandidates forgets the run's kept payouts of a kind.
+func (l *Ledger) ClearPayoutCandidates(ctx context.Context, runID int64, kind string) error {
+	if _, err := l.db.ExecContext(ctx, `DELETE FROM payout_candidates WHERE run_id = $1 AND kind = $2`, runID, kind); err != nil {
+		return fmt.Errorf("clear the payouts to check: %w", err)
+	}
+	return nil
+}

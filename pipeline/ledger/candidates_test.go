@@ -1,0 +1,140 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// TestPayoutCandidatesMergeItemsAndCarries: what a run may pay streams by
+// seller and currency, merging the run's uploaded items with every open
+// carried balance up to its date, each with the seller's account (the
+// run's, else the last recorded); the payouts kept to check are summed by
+// currency and read back by pages.
+func TestPayoutCandidatesMergeItemsAndCarries(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	older := openRun(t, l, pipeline.Date{Year: 2026, Month: 2, Day: 1})
+	run := openRun(t, l, day)
+	later := openRun(t, l, pipeline.Date{Year: 2026, Month: 12, Day: 1})
+	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for i, s := range []struct {
+			seller string
+			cur    pipeline.Currency
+			share  int64
+		}{{"S1", "USD", 9}, {"S1", "USD", 9}, {"S1", "EUR", 5}, {"S2", "USD", 7}, {"S3", "USD", 4}, {"S4", "USD", 3}} {
+			no := fmt.Sprintf("O%03d", i)
+			o := pipeline.Order{Seq: int64(i + 1), OrderNo: no, SellerID: s.seller, Channel: chInfinia,
+				ProviderTxnID: "T" + no, Currency: s.cur, Amount: s.share + 1, PaidAt: at, ConfirmedAt: at}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: s.share}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		// Uploaded, but for S4's item, which is in a trade file still; S3's
+		// item is covered by a payout already.
+		`UPDATE items SET state = 'uploaded' WHERE run_id = ` + fmt.Sprint(run.ID) + ` AND seller_id <> 'S4'`,
+		`UPDATE items SET payout_key = 'RS-S3' WHERE seller_id = 'S3'`,
+		fmt.Sprintf(`INSERT INTO run_sellers (run_id, seller_id, infinia_seller_id) VALUES
+			(%[1]d, 'S1', 'I-S1'), (%[1]d, 'S2', ''), (%[1]d, 'S3', 'I-S3'), (%[2]d, 'C9', 'I-C9-old'), (%[2]d, 'S2', 'I-S2-old')`, run.ID, older.ID),
+		// Carried: S1 in USD owes 5 back and had 2 held; C9 (not in the run)
+		// is owed 40; S2's carry was netted; later's entry is after the
+		// run's date.
+		fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, refund_minor, commission_back, business_date, run_id, netted_into, netted_date) VALUES
+			('S1', 'USD', 'clawback', -5, 6, 1, '2026-02-01', %[1]d, '', NULL),
+			('S1', 'USD', 'held', 2, 0, 0, '2026-02-01', %[1]d, '', NULL),
+			('C9', 'EUR', 'held', 40, 0, 0, '2026-02-01', %[1]d, '', NULL),
+			('S2', 'USD', 'held', 3, 0, 0, '2026-02-01', %[1]d, 'RS/x', '2026-02-02'),
+			('C8', 'USD', 'held', 8, 0, 0, '2026-12-01', %[2]d, '', NULL)`, older.ID, later.ID),
+	} {
+		if _, err := l.DB().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []pipeline.PayoutCandidate
+	if err := l.EachPayoutCandidate(ctx, run, shareChannels, "infiniapay", func(p pipeline.PayoutCandidate) error {
+		got = append(got, p)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []pipeline.PayoutCandidate{
+		{SellerID: "C9", Currency: "EUR", Carried: 40, Account: "I-C9-old"},
+		{SellerID: "S1", Currency: "EUR", Payable: 5, Items: 1, Account: "I-S1"},
+		{SellerID: "S1", Currency: "USD", Payable: 18, Items: 2, Carried: -3, Account: "I-S1"},
+		{SellerID: "S2", Currency: "USD", Payable: 7, Items: 1, Account: ""}, // no carry: the run's account, though empty
+		{SellerID: "S3", Currency: "USD", Account: "I-S3"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("candidates\n got %+v\nwant %+v", got, want)
+	}
+	if err := l.EachPayoutCandidate(ctx, run, shareChannels, "nowhere", func(pipeline.PayoutCandidate) error { return nil }); err == nil {
+		t.Fatal("candidates with accounts at an unknown provider: no error")
+	}
+
+	// Kept to check: summed by currency, read back by seller in pages,
+	// replaced when kept again, forgotten by run and kind.
+	keep := func(kind string, ps ...pipeline.PayoutCandidate) {
+		t.Helper()
+		if err := l.AddPayoutCandidates(ctx, run.ID, kind, ps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep("revenue_share", got[0], got[1], got[2])
+	keep("revenue_share", pipeline.PayoutCandidate{SellerID: "S0", Currency: "USD", Payable: 1 << 40, Items: 1, Account: "I-S0"})
+	keep("revenue_share", pipeline.PayoutCandidate{SellerID: "S1", Currency: "EUR", Payable: 6, Items: 2, Account: "I-S1"}) // again
+	keep("other", got[3])
+	totals, err := l.PayoutCandidateTotals(ctx, run.ID, "revenue_share")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []pipeline.Money{{Minor: 46, Currency: "EUR"}, {Minor: 1<<40 + 15, Currency: "USD"}}; !reflect.DeepEqual(totals, want) {
+		t.Fatalf("totals %v, want %v", totals, want)
+	}
+	var sellers []string
+	after := ""
+	for {
+		page, err := l.PayoutCandidatesAfter(ctx, run.ID, "revenue_share", "EUR", after, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if len(page) != 1 {
+			t.Fatalf("page of %d, want 1", len(page))
+		}
+		sellers = append(sellers, page[0].SellerID)
+		after = page[0].SellerID
+		if page[0].SellerID == "S1" && page[0] != (pipeline.PayoutCandidate{SellerID: "S1", Currency: "EUR", Payable: 6, Items: 2, Account: "I-S1"}) {
+			t.Fatalf("S1 EUR kept as %+v, want it as kept last", page[0])
+		}
+	}
+	if !reflect.DeepEqual(sellers, []string{"C9", "S1"}) {
+		t.Fatalf("EUR payouts read back %v, want C9 S1", sellers)
+	}
+	// Sums beyond int64 are an error, not a wrapped number.
+	keep("revenue_share", pipeline.PayoutCandidate{SellerID: "S9", Currency: "USD", Payable: 1<<63 - 1, Account: "I-S9"})
+	if _, err := l.PayoutCandidateTotals(ctx, run.ID, "revenue_share"); err == nil {
+		t.Fatal("a currency's total beyond int64: no error")
+	}
+	if err := l.ClearPayoutCandidates(ctx, run.ID, "revenue_share"); err != nil {
+		t.Fatal(err)
+	}
+	if totals, err := l.PayoutCandidateTotals(ctx, run.ID, "revenue_share"); err != nil || len(totals) != 0 {
+		t.Fatalf("after clearing: %v, %v", totals, err)
+	}
+	if totals, err := l.PayoutCandidateTotals(ctx, run.ID, "other"); err != nil || len(totals) != 1 {
+		t.Fatalf("another kind's payouts after clearing revenue shares: %v, %v; want them kept", totals, err)
+	}
+}
