@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -84,28 +83,21 @@ func (a stageAPI) AvailableShare(ctx context.Context, requestNo, infiniaID strin
 }
 
 // sellerIDs maps a revenue share's subject (which names the platform's
-// seller) to the seller's Infinia id, from the run's recorded sellers.
+// seller) to the seller's Infinia id recorded with the effect's run: one
+// look-up by run_sellers' key for each request, rather than every seller
+// of the run held for the life of the process.
 func sellerIDs(store interface {
-	AccountsAt(ctx context.Context, runID int64, provider string) (map[string]string, error)
-}) func(pipeline.Effect) (string, error) {
-	var mu sync.Mutex
-	cache := map[int64]map[string]string{} // run -> seller -> Infinia id
-	return func(e pipeline.Effect) (string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		sellers, ok := cache[e.RunID]
-		if !ok {
-			var err error
-			if sellers, err = store.AccountsAt(context.Background(), e.RunID, SellerAccount); err != nil {
-				return "", err
-			}
-			cache[e.RunID] = sellers
-		}
+	AccountOf(ctx context.Context, runID int64, provider, sellerID string) (string, error)
+}) func(context.Context, pipeline.Effect) (string, error) {
+	return func(ctx context.Context, e pipeline.Effect) (string, error) {
 		id, err := SubjectSeller(e.Subject, e.Currency)
 		if err != nil {
 			return "", err
 		}
-		account := sellers[id]
+		account, err := store.AccountOf(ctx, e.RunID, SellerAccount, id)
+		if err != nil {
+			return "", err
+		}
 		if account == "" {
 			return "", fmt.Errorf("seller %s of %s has no Infinia seller id", id, e.Subject)
 		}

@@ -33,7 +33,7 @@ type RevenueShareSender struct {
 	// seller named in Effect.Subject (see SubjectSeller), which is right
 	// only when the platform's seller ids are the sellers' Infinia ids;
 	// otherwise map the subject's seller to its Infinia id here.
-	SellerID func(pipeline.Effect) (string, error)
+	SellerID func(context.Context, pipeline.Effect) (string, error)
 	// Answers keeps Infinia's answers for the distribute stage's check of
 	// those it adopts (StageConfig.Answers); nil: none kept.
 	Answers *ShareAnswers
@@ -48,7 +48,7 @@ var _ pipeline.EffectSender = RevenueShareSender{}
 // reported as OutcomeFailed, so that a provider that refuses a repeated
 // requestNo instead of replaying it can never make us pay twice.
 func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
-	seller, err := s.seller(e)
+	seller, err := s.seller(ctx, e)
 	if err != nil {
 		return pipeline.Outcome{}, err
 	}
@@ -96,12 +96,12 @@ func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipel
 	return outcome(res), nil
 }
 
-func (s RevenueShareSender) seller(e pipeline.Effect) (string, error) {
+func (s RevenueShareSender) seller(ctx context.Context, e pipeline.Effect) (string, error) {
 	if e.Kind != KindRevenueShare {
 		return "", fmt.Errorf("infiniapay: effect %s %s is not a %s", e.Kind, e.Key, KindRevenueShare)
 	}
 	if s.SellerID != nil {
-		return s.SellerID(e)
+		return s.SellerID(ctx, e)
 	}
 	seller, err := SubjectSeller(e.Subject, e.Currency)
 	if err != nil {

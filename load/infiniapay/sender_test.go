@@ -143,7 +143,7 @@ func TestSenderFindsTheSeller(t *testing.T) {
 	}
 	r.fake.SetBinding("SELLER-7", infiniapay.StatusActive)
 	r.fake.SetAvailable("SELLER-7", "USD", 100)
-	s.SellerID = func(pipeline.Effect) (string, error) { return "SELLER-7", nil }
+	s.SellerID = func(context.Context, pipeline.Effect) (string, error) { return "SELLER-7", nil }
 	if out, err := s.Send(ctx, effect("K5", 100)); err != nil || out.Status != pipeline.OutcomePending || r.fake.Paid("SELLER-7", "USD") != 100 {
 		t.Fatalf("custom SellerID: %+v, %v", out, err)
 	}

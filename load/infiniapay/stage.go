@@ -43,6 +43,9 @@ type Store interface {
 	// AccountsAt returns, by seller id, the run's sellers' accounts at
 	// provider (those with one).
 	AccountsAt(ctx context.Context, runID int64, provider string) (map[string]string, error)
+	// AccountOf returns one seller's account at provider recorded with
+	// the run ("" when none).
+	AccountOf(ctx context.Context, runID int64, provider, sellerID string) (string, error)
 	// EachUnfiled streams the run's items in no trade file yet, summed by
 	// seller and currency, with the last attempt of the run's files of
 	// each (0: none) and the number of groups in all.

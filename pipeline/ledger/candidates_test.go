@@ -14,7 +14,7 @@ import (
 // seller and currency, merging the run's uploaded items with every open
 // carried balance up to its date, each with the seller's account (the
 // run's, else the last recorded); the payouts kept to check are summed by
-// currency and read back by pages.
+// currency and read back by pages. AccountOf reads one seller's account.
 func TestPayoutCandidatesMergeItemsAndCarries(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
@@ -77,6 +77,15 @@ func TestPayoutCandidatesMergeItemsAndCarries(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("candidates\n got %+v\nwant %+v", got, want)
+	}
+	// One seller's account with the run: none for a seller of another run.
+	for seller, want := range map[string]string{"S1": "I-S1", "S2": "", "C9": "", "S9": ""} {
+		if got, err := l.AccountOf(ctx, run.ID, "infiniapay", seller); err != nil || got != want {
+			t.Fatalf("account of %s: %q, %v; want %q", seller, got, err, want)
+		}
+	}
+	if got, err := l.AccountOf(ctx, older.ID, "infiniapay", "C9"); err != nil || got != "I-C9-old" {
+		t.Fatalf("account of C9 with its run: %q, %v", got, err)
 	}
 	if err := l.EachPayoutCandidate(ctx, run, shareChannels, "nowhere", func(pipeline.PayoutCandidate) error { return nil }); err == nil {
 		t.Fatal("candidates with accounts at an unknown provider: no error")

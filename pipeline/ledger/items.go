@@ -198,6 +198,25 @@ func (l *Ledger) AccountsAt(ctx context.Context, runID int64, provider string) (
 	return out, rows.Err()
 }
 
+// AccountOf returns a seller's account at provider recorded with the run
+// ("" when none).
+func (l *Ledger) AccountOf(ctx context.Context, runID int64, provider, sellerID string) (string, error) {
+	i := slices.Index(SellerAccounts(), provider)
+	if i < 0 {
+		return "", fmt.Errorf("the ledger keeps no accounts at %s", provider)
+	}
+	var account string
+	err := l.queryRowPrepared(ctx, `SELECT `+accountColumns[i]+` FROM run_sellers WHERE run_id = $1 AND seller_id = $2`,
+		runID, sellerID).Scan(&account)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read seller %s's account at %s: %w", sellerID, provider, err)
+	}
+	return account, nil
+}
+
 // ReadSnapshot streams the run's snapshot in the order it was read (by
 // seq). Duplicated order numbers are found set-wise by WriteItems, so the
 // snapshot is never sorted.
