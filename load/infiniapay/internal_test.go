@@ -1,6 +1,7 @@
 // Tests of the package's unexported parts: the wait for upload statuses
-// (awaitUploads), the reconciliation's pages (askNotKept) and the
-// distribute stage's planning by pages (distribution.plan).
+// (awaitUploads), the reconciliation's pages (askNotKept,
+// matchAvailable) and the distribute stage's planning by pages
+// (distribution.plan).
 
 package infiniapay
 
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -514,5 +516,79 @@ func TestDistributePlanGoesByPages(t *testing.T) {
 	}
 	if s.kept != nil {
 		t.Fatal("the checked payouts are still kept after planning")
+	}
+}
+
+// expectedStore streams n expected shares, one a seller, every tenth with
+// no Infinia id (not asked about), and counts how many it has given.
+type expectedStore struct {
+	ReconcileStore
+	n     int
+	given atomic.Int64
+}
+
+func (s *expectedStore) EachExpectedShare(_ context.Context, _ int64, fn func(pipeline.ExpectedShare) error) error {
+	for i := range s.n {
+		x := pipeline.ExpectedShare{SellerID: fmt.Sprintf("S%06d", i), Currency: "USD", Uploaded: 100, Paid: 40}
+		if i%10 != 0 {
+			x.ProviderSellerID = "I" + x.SellerID
+		}
+		s.given.Add(1)
+		if err := fn(x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// availableAPI answers every seller's available share as the ledger
+// expects it (60) but for S000007's (59), and records how far the stream
+// of expected shares had gone at each question.
+type availableAPI struct {
+	Reconciler
+	store *expectedStore
+
+	mu    sync.Mutex
+	asked int
+	ahead int64 // the most shares given and not asked about yet, at a question
+}
+
+func (a *availableAPI) AvailableShare(_ context.Context, _, id string, _ pipeline.Currency) (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.asked++
+	a.ahead = max(a.ahead, a.store.given.Load()-int64(a.asked))
+	if id == "IS000007" {
+		return 59, nil
+	}
+	return 60, nil
+}
+
+// The available shares are asked about as the expected ones stream in, a
+// page at a time: the matcher never holds more than a page of them, asks
+// each seller with an Infinia id once, and finds the one that differs.
+func TestMatchAvailableGoesByPages(t *testing.T) {
+	t.Parallel()
+	s := &expectedStore{n: 2*askPage + 15}
+	api := &availableAPI{store: s}
+	final := &memFinal{keys: map[string]bool{}}
+	c := &MatcherConfig{Store: s, API: api, Final: final, Pacer: pipeline.NewPacer(pipeline.Limits{})}
+	found, err := matchAvailable(context.Background(), c, &pipeline.Run{ID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := s.n - (s.n+9)/10; api.asked != want {
+		t.Fatalf("%d available shares asked, want %d", api.asked, want)
+	}
+	if len(found) != 1 || found[0].SellerID != "S000007" || found[0].Theirs != pipeline.Minor(59) {
+		t.Fatalf("mismatches %+v, want S000007's alone", found)
+	}
+	// A page is askPage shares with an Infinia id, and the shares without
+	// one read while it fills (a tenth).
+	if limit := int64(askPage + askPage/9 + 1); api.ahead > limit {
+		t.Fatalf("%d expected shares read ahead of the questions, want at most a page (%d)", api.ahead, limit)
+	}
+	if final.largest > askPage {
+		t.Fatalf("%d keys asked of the final answers at once, want at most %d", final.largest, askPage)
 	}
 }

@@ -22,9 +22,9 @@ type ReconcileStore interface {
 	// whose subject begins with prefix, after (afterSubject, afterAttempt)
 	// in subject and attempt order.
 	EffectsOfKindAfter(ctx context.Context, runID int64, kind, prefix, afterSubject string, afterAttempt, n int) ([]pipeline.Effect, error)
-	// ExpectedShares returns the expected available shares of the sellers
-	// with a trade file or a revenue share in the run.
-	ExpectedShares(ctx context.Context, runID int64) ([]pipeline.ExpectedShare, error)
+	// EachExpectedShare streams the expected available shares of the
+	// sellers with a trade file or a revenue share in the run.
+	EachExpectedShare(ctx context.Context, runID int64, fn func(pipeline.ExpectedShare) error) error
 }
 
 // MatcherConfig configures the matching of Infinia's word with the
@@ -132,17 +132,7 @@ func matchShares(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([]pi
 // agreement is not kept (AvailableName, availableKey), and keeps those
 // found in agreement.
 func matchAvailable(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([]pipeline.Mismatch, error) {
-	expected, err := c.Store.ExpectedShares(ctx, run.ID)
-	if err != nil {
-		return nil, err
-	}
-	var ask []pipeline.ExpectedShare
-	for _, x := range expected {
-		if x.ProviderSellerID != "" {
-			ask = append(ask, x)
-		}
-	}
-	return askNotKept(ctx, c, AvailableName, ask, availableKey, func(ctx context.Context, x pipeline.ExpectedShare) ([]pipeline.Mismatch, bool, error) {
+	ask := func(ctx context.Context, x pipeline.ExpectedShare) ([]pipeline.Mismatch, bool, error) {
 		m, err := matchAvailableShare(ctx, c.API, x)
 		if err != nil || m != nil {
 			return mismatches(m), false, err
@@ -151,7 +141,34 @@ func matchAvailable(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([
 		// the share at Infinia without the ledger's figures moving: kept
 		// only once nothing is in flight.
 		return nil, x.InFlight == 0, nil
+	}
+	// The expected shares stream in and are asked about a page at a time:
+	// the matcher holds a page, not the run's sellers.
+	var out []pipeline.Mismatch
+	page := make([]pipeline.ExpectedShare, 0, askPage)
+	askAll := func() error {
+		found, err := askPageNotKept(ctx, c, AvailableName, page, availableKey, ask)
+		out = append(out, found...)
+		page = page[:0]
+		return err
+	}
+	err := c.Store.EachExpectedShare(ctx, run.ID, func(x pipeline.ExpectedShare) error {
+		if x.ProviderSellerID == "" {
+			return nil
+		}
+		page = append(page, x)
+		if len(page) < cap(page) {
+			return nil
+		}
+		return askAll()
 	})
+	if err == nil && len(page) > 0 {
+		err = askAll()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func mismatches(m *pipeline.Mismatch) []pipeline.Mismatch {

@@ -35,8 +35,13 @@ func (l *reconcileLedger) EffectsOfKindAfter(_ context.Context, _ int64, kind, p
 	return out, nil
 }
 
-func (l *reconcileLedger) ExpectedShares(context.Context, int64) ([]pipeline.ExpectedShare, error) {
-	return l.expected, nil
+func (l *reconcileLedger) EachExpectedShare(_ context.Context, _ int64, fn func(pipeline.ExpectedShare) error) error {
+	for _, x := range l.expected {
+		if err := fn(x); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reconcileAPI is Infinia as the matcher sees it: it counts the questions

@@ -7,14 +7,15 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// ExpectedShares returns, for every seller and currency with a trade file
-// or a revenue share in the run, what the ledger expects Infinia to show
+// EachExpectedShare calls fn for every seller and currency with a trade
+// file or a revenue share in the run, by seller and currency, with what the ledger expects Infinia to show
 // as available: accepted trade files less successful revenue shares, over
 // all dates; and, as its Activity, the count, latest id and latest change
 // of the seller's trade files and revenue shares in the currency, over all
 // dates (a file or payout recorded, changed or removed changes it). One
-// statement.
-func (l *Ledger) ExpectedShares(ctx context.Context, runID int64) ([]pipeline.ExpectedShare, error) {
+// statement, whose rows stream: the caller holds what it keeps of them,
+// not the run's sellers.
+func (l *Ledger) EachExpectedShare(ctx context.Context, runID int64, fn func(pipeline.ExpectedShare) error) error {
 	rows, err := l.db.QueryContext(ctx, `
 		WITH s AS (
 			SELECT seller_id, currency FROM trade_files WHERE run_id = $1
@@ -45,18 +46,19 @@ func (l *Ledger) ExpectedShares(ctx context.Context, runID int64) ([]pipeline.Ex
 		LEFT JOIN shares x ON x.seller_id = s.seller_id AND x.currency = s.currency
 		ORDER BY s.seller_id, s.currency`, runID)
 	if err != nil {
-		return nil, fmt.Errorf("read expected shares: %w", err)
+		return fmt.Errorf("read expected shares: %w", err)
 	}
 	defer rows.Close()
-	var out []pipeline.ExpectedShare
 	for rows.Next() {
 		var x pipeline.ExpectedShare
 		var cur string
 		if err := rows.Scan(&x.SellerID, &cur, &x.ProviderSellerID, &x.Uploaded, &x.Paid, &x.InFlight, &x.Activity); err != nil {
-			return nil, fmt.Errorf("read expected shares: %w", err)
+			return fmt.Errorf("read expected shares: %w", err)
 		}
 		x.Currency = pipeline.Currency(cur)
-		out = append(out, x)
+		if err := fn(x); err != nil {
+			return err
+		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/settlekit/settle/pipeline/ledger"
 )
 
-// Issue 12: ExpectedShares marks the seller's activity (its trade files
+// Issue 12: EachExpectedShare marks the seller's activity (its trade files
 // and revenue shares in the currency, over all dates): the mark changes
 // with every one recorded or changed, even when the expected figures do
 // not (a payout planned; a later date's file Infinia failed), and only
@@ -20,8 +20,11 @@ func TestExpectedSharesMarkTheSellersActivity(t *testing.T) {
 	run := uploadedItems(t, l, day, "A", 2, 500)
 	share := func(r *pipeline.Run) pipeline.ExpectedShare {
 		t.Helper()
-		xs, err := l.ExpectedShares(ctx, r.ID)
-		if err != nil {
+		var xs []pipeline.ExpectedShare
+		if err := l.EachExpectedShare(ctx, r.ID, func(x pipeline.ExpectedShare) error {
+			xs = append(xs, x)
+			return nil
+		}); err != nil {
 			t.Fatal(err)
 		}
 		for _, x := range xs {
