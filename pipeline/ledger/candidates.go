@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/lib/pq"
 	"github.com/settlekit/settle/pipeline"
@@ -21,11 +20,10 @@ import (
 // holds one at a time however many sellers the day has.
 func (l *Ledger) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, channels []pipeline.Channel, provider string,
 	fn func(pipeline.PayoutCandidate) error) error {
-	i := slices.Index(SellerAccounts(), provider)
-	if i < 0 {
-		return fmt.Errorf("the ledger keeps no accounts at %s", provider)
+	col, err := accountColumn(provider)
+	if err != nil {
+		return err
 	}
-	col := accountColumns[i]
 	rows, err := l.db.QueryContext(ctx, `
 		WITH p AS (
 			SELECT seller_id, currency, COALESCE(sum(seller_minor) FILTER (WHERE payout_key = ''), 0) AS payable,

@@ -108,6 +108,16 @@ func SellerAccounts() []string { return []string{"infiniapay", "wechatpay"} }
 // accountColumns are run_sellers' account columns, in SellerAccounts' order.
 var accountColumns = []string{"infinia_seller_id", "wechat_sub_mchid"}
 
+// accountColumn is run_sellers' column of the sellers' accounts at
+// provider.
+func accountColumn(provider string) (string, error) {
+	i := slices.Index(SellerAccounts(), provider)
+	if i < 0 {
+		return "", fmt.Errorf("the ledger keeps no accounts at %s", provider)
+	}
+	return accountColumns[i], nil
+}
+
 func copySellers(ctx context.Context, tx *sql.Tx, runID int64, sellers []pipeline.Seller) error {
 	stmt, err := tx.PrepareContext(ctx, `COPY run_sellers (run_id, seller_id, name, entity_type, country,
 		infinia_seller_id, wechat_sub_mchid) FROM STDIN`)
@@ -176,11 +186,10 @@ func (l *Ledger) RunSellers(ctx context.Context, runID int64) (map[string]pipeli
 // the sellers: one string a seller, not the whole Seller, so that a day of
 // tens of thousands of sellers costs each provider a megabyte or two.
 func (l *Ledger) AccountsAt(ctx context.Context, runID int64, provider string) (map[string]string, error) {
-	i := slices.Index(SellerAccounts(), provider)
-	if i < 0 {
-		return nil, fmt.Errorf("the ledger keeps no accounts at %s", provider)
+	column, err := accountColumn(provider)
+	if err != nil {
+		return nil, err
 	}
-	column := accountColumns[i]
 	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, `+column+` FROM run_sellers
 		WHERE run_id = $1 AND `+column+` <> ''`, runID)
 	if err != nil {
@@ -201,12 +210,12 @@ func (l *Ledger) AccountsAt(ctx context.Context, runID int64, provider string) (
 // AccountOf returns a seller's account at provider recorded with the run
 // ("" when none).
 func (l *Ledger) AccountOf(ctx context.Context, runID int64, provider, sellerID string) (string, error) {
-	i := slices.Index(SellerAccounts(), provider)
-	if i < 0 {
-		return "", fmt.Errorf("the ledger keeps no accounts at %s", provider)
+	column, err := accountColumn(provider)
+	if err != nil {
+		return "", err
 	}
 	var account string
-	err := l.queryRowPrepared(ctx, `SELECT `+accountColumns[i]+` FROM run_sellers WHERE run_id = $1 AND seller_id = $2`,
+	err = l.queryRowPrepared(ctx, `SELECT `+column+` FROM run_sellers WHERE run_id = $1 AND seller_id = $2`,
 		runID, sellerID).Scan(&account)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
