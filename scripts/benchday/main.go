@@ -528,24 +528,31 @@ func (b *bench) byEndpoint(from, to time.Time) string {
 	return strings.Join(out, ", ")
 }
 
-// dbCPUAt interpolates the own cluster's CPU time at t.
+// dbCPUAt interpolates the own cluster's CPU time at t between the
+// samples that measured it: a sample whose reading of /proc failed (0)
+// is skipped, not taken for a cluster that used nothing.
 func (b *bench) dbCPUAt(t time.Time) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.samples) == 0 {
+	var prev *sample
+	for i := range b.samples {
+		c := &b.samples[i]
+		if c.dbCPU == 0 {
+			continue
+		}
+		if !t.After(c.at) {
+			if prev == nil {
+				return c.dbCPU
+			}
+			f := t.Sub(prev.at).Seconds() / c.at.Sub(prev.at).Seconds()
+			return prev.dbCPU + time.Duration(f*float64(c.dbCPU-prev.dbCPU))
+		}
+		prev = c
+	}
+	if prev == nil {
 		return 0
 	}
-	if !t.After(b.samples[0].at) {
-		return b.samples[0].dbCPU
-	}
-	for i := 1; i < len(b.samples); i++ {
-		if !t.After(b.samples[i].at) {
-			a, c := b.samples[i-1], b.samples[i]
-			f := t.Sub(a.at).Seconds() / c.at.Sub(a.at).Seconds()
-			return a.dbCPU + time.Duration(f*float64(c.dbCPU-a.dbCPU))
-		}
-	}
-	return b.samples[len(b.samples)-1].dbCPU
+	return prev.dbCPU
 }
 
 // clockTicks is USER_HZ, the unit of the times in /proc/<pid>/stat (100
@@ -556,27 +563,39 @@ const clockTicks = 100
 // used: the postmaster's own, what its ended children used (cutime and
 // cstime: the postmaster waits for every backend), and what its live
 // children (backends, checkpointer, autovacuum, ...) have used so far.
+// A child reaped while its siblings are read would be in neither part (a
+// run's connections all end at once at its end: a reading then missed
+// hundreds of seconds), so the postmaster is read again after them and
+// the reading is taken again until no child was reaped in between.
 func clusterCPU(pid int) (time.Duration, error) {
-	_, own, ended, err := procStat(pid)
-	if err != nil {
-		return 0, err
-	}
-	total := own + ended
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil || child == pid {
-			continue
+	for try := 0; ; try++ {
+		_, own, ended, err := procStat(pid)
+		if err != nil {
+			return 0, err
 		}
-		ppid, used, _, err := procStat(child)
-		if err == nil && ppid == pid {
-			total += used
+		total := own + ended
+		entries, err := os.ReadDir("/proc")
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range entries {
+			child, err := strconv.Atoi(e.Name())
+			if err != nil || child == pid {
+				continue
+			}
+			ppid, used, _, err := procStat(child)
+			if err == nil && ppid == pid {
+				total += used
+			}
+		}
+		_, _, after, err := procStat(pid)
+		if err != nil {
+			return 0, err
+		}
+		if after == ended || try == 9 {
+			return time.Duration(total) * time.Second / clockTicks, nil
 		}
 	}
-	return time.Duration(total) * time.Second / clockTicks, nil
 }
 
 // procStat reads a process's parent, its CPU ticks (utime + stime) and

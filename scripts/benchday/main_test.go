@@ -115,3 +115,24 @@ func TestExitsOK(t *testing.T) {
 		}
 	}
 }
+
+// The database's CPU at a time is interpolated between the samples that
+// measured it; one whose reading failed (0) is not taken for a cluster
+// that used nothing, so that a run's total is its stages' sum.
+func TestDBCPUAtSkipsUnmeasuredSamples(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	b := &bench{samples: []sample{{at: at(0), dbCPU: 10 * time.Second}, {at: at(1), dbCPU: 20 * time.Second},
+		{at: at(2)}, {at: at(3), dbCPU: 40 * time.Second}}}
+	for _, c := range []struct {
+		s    int
+		want time.Duration
+	}{{-1, 10 * time.Second}, {0, 10 * time.Second}, {1, 20 * time.Second}, {2, 30 * time.Second}, {3, 40 * time.Second}, {9, 40 * time.Second}} {
+		if got := b.dbCPUAt(at(c.s)); got != c.want {
+			t.Errorf("at %d s: %v, want %v", c.s, got, c.want)
+		}
+	}
+	if got := (&bench{samples: []sample{{at: at(0)}}}).dbCPUAt(at(1)); got != 0 {
+		t.Errorf("no sample measured it: %v, want 0", got)
+	}
+}
