@@ -72,14 +72,20 @@ func TestRetriesAreBounded(t *testing.T) {
 	if n := r.fake.Calls(payprotocol.APIPaymentDetail); n != 5 {
 		t.Fatalf("%d calls, want 1 + MaxRetries (4)", n)
 	}
-	// Cancelling stops the retries.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	// Cancelling stops the retries, and the error still names the last
+	// answer. The deadline falls in the hour-long backoff after the first
+	// answer; it leaves that answer two seconds, which load does not cross.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	r = newRig(t, faults(fault.Rule{Endpoint: "*", Kind: fault.ServerError, Prob: 1}), func(c *payprotocol.Config) {
-		c.RetryBase, c.RetryMax, c.MaxRetries = time.Second, time.Second, 100
+		c.RetryBase, c.RetryMax, c.MaxRetries = time.Hour, time.Hour, 100
 	})
-	if _, err := r.client.PaymentDetail(ctx, "T-1", ""); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "code 500") {
-		t.Fatalf("cancelled: %v", err)
+	start := time.Now()
+	if _, err := r.client.PaymentDetail(ctx, "T-1", ""); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "code 500") || time.Since(start) > time.Minute {
+		t.Fatalf("cancelled: %v after %s", err, time.Since(start))
+	}
+	if n := r.fake.Calls(payprotocol.APIPaymentDetail); n != 1 {
+		t.Fatalf("%d calls, want 1", n)
 	}
 }
 
