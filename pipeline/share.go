@@ -13,8 +13,9 @@ type ExpectedShare struct {
 	InFlight         int64 // payouts not final yet
 	// Activity marks the ledger's latest activity that could move the
 	// share at the provider (its files and payouts of the seller in the
-	// currency, over all dates): it changes with every one recorded,
-	// changed or removed, so that an answer kept for the figures above is
-	// asked again then.
+	// currency, over all dates): it changes with every one recorded or
+	// removed and every change of its status or state, amount, seller or
+	// currency, so that an answer kept for the figures above is asked
+	// again then.
 	Activity string
 }

@@ -62,9 +62,9 @@ func (l *Ledger) RecordLateRefunds(ctx context.Context, run *pipeline.Run, rs []
 	return n, err
 }
 
-// PendingLateRefunds returns the pending late refunds with their items.
-func (l *Ledger) PendingLateRefunds(ctx context.Context) ([]pipeline.PendingLateRefund, error) {
-	rows, err := l.db.QueryContext(ctx, `
+// pendingLateRefundsQuery reads the pending late refunds with their items,
+// their orders' clawbacks and, for an order never settled, its first reject.
+const pendingLateRefundsQuery = `
 		SELECT lr.refund_no, lr.order_no, lr.seller_id, lr.amount_minor, lr.created_at, lr.state, lr.reason, lr.business_date::text,
 		       i.order_no IS NOT NULL, COALESCE(i.seller_id, ''), COALESCE(i.channel, ''), COALESCE(i.provider_txn_id, ''),
 		       COALESCE(i.currency, ''), COALESCE(i.category, ''), COALESCE(i.gross_minor, 0), COALESCE(i.refunded_minor, 0),
@@ -76,12 +76,20 @@ func (l *Ledger) PendingLateRefunds(ctx context.Context) ([]pipeline.PendingLate
 		LEFT JOIN items i ON i.order_no = lr.order_no
 		LEFT JOIN LATERAL (SELECT 'rejected on ' || r.business_date || ': ' || j.reason AS why
 		                   FROM rejects j JOIN runs r ON r.id = j.run_id
-		                   WHERE j.order_no = lr.order_no AND r.business_date <= lr.business_date
+		                   WHERE j.order_no = lr.order_no AND j.order_no <> '' AND r.business_date <= lr.business_date
 		                   ORDER BY r.business_date, j.seq LIMIT 1) j ON true
-		LEFT JOIN (SELECT order_no, sum(refund_minor) AS refund, sum(-amount_minor) AS seller_back, sum(commission_back) AS commission_back
-		           FROM adjustments WHERE kind = 'clawback' GROUP BY order_no) a ON a.order_no = lr.order_no
+		LEFT JOIN LATERAL (SELECT sum(refund_minor) AS refund, sum(-amount_minor) AS seller_back, sum(commission_back) AS commission_back
+		                   FROM adjustments WHERE kind = 'clawback' AND order_no = lr.order_no) a ON true
 		WHERE lr.state = 'pending'
-		ORDER BY lr.order_no, lr.created_at, lr.refund_no`)
+		ORDER BY lr.order_no, lr.created_at, lr.refund_no`
+
+// PendingLateRefunds returns the pending late refunds with their items.
+// Each finds its item, its order's clawbacks and, for an order never
+// settled, its first reject through an index on the order (the items' key,
+// adjustments_order, rejects_order): the cost is the pending refunds', not
+// the ledger's history.
+func (l *Ledger) PendingLateRefunds(ctx context.Context) ([]pipeline.PendingLateRefund, error) {
+	rows, err := l.db.QueryContext(ctx, pendingLateRefundsQuery)
 	if err != nil {
 		return nil, fmt.Errorf("read pending late refunds: %w", err)
 	}

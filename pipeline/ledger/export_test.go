@@ -1,5 +1,15 @@
 package ledger
 
+import (
+	"context"
+	"io/fs"
+
+	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
+
+	settlesql "github.com/settlekit/settle/sql"
+)
+
 // ItemsForTradeQuery is the per-file item query, for tests that look at
 // its plan.
 const ItemsForTradeQuery = itemsForTradeQuery
@@ -14,6 +24,14 @@ var PageQueries = map[string]string{
 	"WeChatAttemptsAfter": weChatAttemptsAfterQuery,
 	"ItemsToVerifyAfter":  itemsToVerifyAfterQuery,
 }
+
+// PendingLateRefundsQuery and ExpectedSharesQuery are the reads of the
+// whole ledger's history (late refunds, a seller's totals at Infinia), for
+// tests that look at their plans.
+const (
+	PendingLateRefundsQuery = pendingLateRefundsQuery
+	ExpectedSharesQuery     = expectedSharesQuery
+)
 
 // SetMaxHeldRejects sets how many rejects the direct way of WriteItems
 // holds, until restore is called.
@@ -33,3 +51,21 @@ const OpenTradeFilesQuery = openTradeFilesQuery
 // arguments are the run, the kind, the prefix and its end, the cursor
 // (subject, attempt) and the page's size.
 const EffectsOfKindAfterQuery = effectsOfKindAfterQuery
+
+// MigrateTo applies the embedded migrations up to version alone, for tests
+// of a migration's work on a ledger written by the versions before it.
+func (l *Ledger) MigrateTo(ctx context.Context, version int64) error {
+	if _, err := l.db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pq.QuoteIdentifier(l.schema)); err != nil {
+		return err
+	}
+	fsys, err := fs.Sub(settlesql.Migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, l.db.DB, fsys)
+	if err != nil {
+		return err
+	}
+	_, err = p.UpTo(ctx, version)
+	return err
+}
