@@ -33,6 +33,17 @@ const (
 	ExpectedSharesQuery     = expectedSharesQuery
 )
 
+// DateQueries are reads of one date, one run's window or one key that
+// the ledger's history must not slow, for tests that look at their plans.
+var DateQueries = map[string]string{
+	"SellerLines":            sellerLinesQuery,
+	"clawbackSummary":        clawbackSummaryQuery,
+	"RejectedLateRefunds":    rejectedLateRefundsQuery,
+	"lateRefundStatus":       lateRefundsOfDateQuery,
+	"SellerOfInfiniaID":      sellerOfInfiniaIDQuery,
+	"WeChatDistributedAfter": weChatDistributedAfterQuery,
+}
+
 // SetMaxHeldRejects sets how many rejects the direct way of WriteItems
 // holds, until restore is called.
 func SetMaxHeldRejects(n int) (restore func()) {

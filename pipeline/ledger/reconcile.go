@@ -92,11 +92,14 @@ func (l *Ledger) RunsToRecheck(ctx context.Context, run *pipeline.Run, days int)
 		ORDER BY r.business_date`, run.Key.Shard.Index, run.Key.Shard.Count, run.Key.Date.String(), days)
 }
 
+// rejectedLateRefundsQuery reads the rejected late refunds read on a date (its argument).
+const rejectedLateRefundsQuery = `SELECT refund_no, order_no, seller_id, amount_minor, state, reason FROM late_refunds
+		WHERE business_date = $1 AND state = 'rejected' ORDER BY refund_no`
+
 // RejectedLateRefunds returns the late refunds read by the runs of date d
 // that were rejected, by refund number.
 func (l *Ledger) RejectedLateRefunds(ctx context.Context, d pipeline.Date) ([]pipeline.LateRefund, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT refund_no, order_no, seller_id, amount_minor, state, reason FROM late_refunds
-		WHERE business_date = $1 AND state = 'rejected' ORDER BY refund_no`, d.String())
+	rows, err := l.db.QueryContext(ctx, rejectedLateRefundsQuery, d.String())
 	if err != nil {
 		return nil, fmt.Errorf("read rejected late refunds: %w", err)
 	}

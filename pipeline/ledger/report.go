@@ -161,17 +161,9 @@ func (l *Ledger) PayoutLinesWithID(ctx context.Context, d pipeline.Date, fn func
 	return rows.Err()
 }
 
-// SellerLines streams the date's sellers by seller and currency: what the
-// date's items owe them (the items a provider rejected counted apart, so
-// gross - refunded - commission = payable), the carried balance coming in,
-// the clawbacks recorded that day, what was paid for the date, the balance
-// carried forward and what is not settled yet. Payable + CarriedIn +
-// Clawback = Paid + CarriedForward + Unsettled, checked in Balanced with the
-// item sums: the carried figures come from the adjustments journal, paid
-// from the successful revenue shares and WeChat distributions, so the check
-// is not circular.
-func (l *Ledger) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipeline.SellerLine) error) error {
-	rows, err := l.db.QueryContext(ctx, `
+// sellerLinesQuery reads the sellers report of a date: its arguments are the date and
+// its revenue shares' subject prefix (RS/<YYYYMMDD>/%).
+const sellerLinesQuery = `
 		WITH it AS (
 			SELECT i.seller_id, i.currency, count(*) FILTER (WHERE i.state <> 'rejected') AS orders,
 			       sum(i.gross_minor) FILTER (WHERE i.state <> 'rejected') AS gross,
@@ -188,10 +180,16 @@ func (l *Ledger) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipel
 			       sum(a.amount_minor) FILTER (WHERE a.business_date < $1 AND (a.netted_date IS NULL OR a.netted_date >= $1)) AS carried_in,
 			       sum(a.amount_minor) FILTER (WHERE a.kind = 'clawback' AND a.business_date = $1) AS clawback,
 			       sum(a.amount_minor) FILTER (WHERE a.business_date <= $1 AND (a.netted_date IS NULL OR a.netted_date > $1)) AS carried_out,
-			       sum(a.amount_minor) FILTER (WHERE a.netted_date = $1 AND NOT EXISTS (
-			           SELECT 1 FROM effects e WHERE e.kind = 'revenue_share' AND e.subject = a.netted_into AND e.state = 'succeeded')) AS in_flight
-			FROM adjustments a
-			WHERE a.business_date <= $1 AND (a.netted_date IS NULL OR a.netted_date >= $1)
+			       sum(a.amount_minor) FILTER (WHERE a.netted_date = $1 AND p.paid IS NULL) AS in_flight
+			-- The entries open (netted_date IS NULL: netted_into = '') and
+			-- those netted on or after the date, each through its index;
+			-- each one netted on the date looks up its payout's success by
+			-- key.
+			FROM (SELECT * FROM adjustments WHERE netted_into = '' AND business_date <= $1
+			      UNION ALL
+			      SELECT * FROM adjustments WHERE netted_into <> '' AND netted_date >= $1 AND business_date <= $1) a
+			LEFT JOIN LATERAL (SELECT true AS paid FROM effects e WHERE a.netted_date = $1
+			                   AND e.kind = 'revenue_share' AND e.subject = a.netted_into AND e.state = 'succeeded' LIMIT 1) p ON true
 			GROUP BY a.seller_id, a.currency),
 		rs AS (
 			SELECT split_part(e.subject, '/', 3) AS seller_id, e.currency, sum(e.amount_minor) AS paid
@@ -203,7 +201,19 @@ func (l *Ledger) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipel
 		       COALESCE(rs.paid, 0) + COALESCE(it.paid_wx, 0), COALESCE(adj.carried_out, 0),
 		       COALESCE(it.pending, 0) + COALESCE(adj.in_flight, 0), COALESCE(it.rejected, 0), COALESCE(it.rejected_gross, 0)
 		FROM k LEFT JOIN it USING (seller_id, currency) LEFT JOIN adj USING (seller_id, currency) LEFT JOIN rs USING (seller_id, currency)
-		ORDER BY k.seller_id, k.currency`, d.String(), "RS/"+d.Compact()+"/%")
+		ORDER BY k.seller_id, k.currency`
+
+// SellerLines streams the date's sellers by seller and currency: what the
+// date's items owe them (the items a provider rejected counted apart, so
+// gross - refunded - commission = payable), the carried balance coming in,
+// the clawbacks recorded that day, what was paid for the date, the balance
+// carried forward and what is not settled yet. Payable + CarriedIn +
+// Clawback = Paid + CarriedForward + Unsettled, checked in Balanced with the
+// item sums: the carried figures come from the adjustments journal, paid
+// from the successful revenue shares and WeChat distributions, so the check
+// is not circular.
+func (l *Ledger) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipeline.SellerLine) error) error {
+	rows, err := l.db.QueryContext(ctx, sellerLinesQuery, d.String(), "RS/"+d.Compact()+"/%")
 	if err != nil {
 		return fmt.Errorf("read sellers report: %w", err)
 	}
@@ -268,11 +278,14 @@ func (l *Ledger) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipe
 	return l.clawbackSummary(ctx, d, fn)
 }
 
+// clawbackSummaryQuery sums the clawbacks recorded on a date (its argument) by currency.
+const clawbackSummaryQuery = `SELECT currency, count(*), sum(refund_minor), -sum(commission_back), sum(amount_minor)
+		FROM adjustments WHERE kind = 'clawback' AND business_date = $1 GROUP BY currency ORDER BY currency`
+
 // clawbackSummary adds a row per currency for the clawbacks recorded on
 // date d: refunded = commission given back + seller share taken back.
 func (l *Ledger) clawbackSummary(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT currency, count(*), sum(refund_minor), -sum(commission_back), sum(amount_minor)
-		FROM adjustments WHERE kind = 'clawback' AND business_date = $1 GROUP BY currency ORDER BY currency`, d.String())
+	rows, err := l.db.QueryContext(ctx, clawbackSummaryQuery, d.String())
 	if err != nil {
 		return fmt.Errorf("read summary: %w", err)
 	}

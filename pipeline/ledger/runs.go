@@ -281,8 +281,10 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 		for _, q := range []string{
 			// Entries netted into the run's unsent payouts are open again.
 			`UPDATE adjustments SET netted_into = '', netted_date = NULL
-				WHERE netted_into IN (SELECT subject FROM effects WHERE run_id = $1)`,
-			`UPDATE items SET carry_id = NULL WHERE run_id = $1`,
+				WHERE netted_into <> '' AND netted_into IN (SELECT subject FROM effects WHERE run_id = $1)`,
+			// Only the items that carry: a million-item run's others stay
+			// as they are, not rewritten.
+			`UPDATE items SET carry_id = NULL WHERE run_id = $1 AND carry_id IS NOT NULL`,
 			`DELETE FROM adjustments WHERE run_id = $1 AND kind = 'held'`,
 			// The intents of effects never sent go with them (the history
 			// allows it only here, only for what never left).

@@ -304,12 +304,15 @@ func (l *Ledger) effectsStatus(ctx context.Context, d pipeline.Date) (EffectsSta
 	return es, rows.Err()
 }
 
+// lateRefundsOfDateQuery reads the late refunds read on a date (its argument).
+const lateRefundsOfDateQuery = `SELECT refund_no, order_no, seller_id, amount_minor, state FROM late_refunds
+		WHERE business_date = $1 ORDER BY refund_no`
+
 // lateRefundStatus counts the late refunds read on date d by state and
 // lists the first ones still waiting.
 func (l *Ledger) lateRefundStatus(ctx context.Context, d pipeline.Date) (LateRefundStatus, error) {
 	ls := LateRefundStatus{ByState: map[string]int{}, Waiting: []LateRefundWaiting{}}
-	rows, err := l.db.QueryContext(ctx, `SELECT refund_no, order_no, seller_id, amount_minor, state FROM late_refunds
-		WHERE business_date = $1 ORDER BY refund_no`, d.String())
+	rows, err := l.db.QueryContext(ctx, lateRefundsOfDateQuery, d.String())
 	if err != nil {
 		return ls, fmt.Errorf("read late refunds: %w", err)
 	}

@@ -371,14 +371,17 @@ func (l *Ledger) KnownSellers(ctx context.Context) ([]pipeline.Binding, error) {
 	return out, rows.Err()
 }
 
+// sellerOfInfiniaIDQuery finds the seller of an Infinia id (its argument).
+const sellerOfInfiniaIDQuery = `SELECT seller_id FROM (
+		SELECT seller_id FROM seller_bindings WHERE infinia_seller_id = $1
+		UNION ALL SELECT seller_id FROM run_sellers WHERE infinia_seller_id = $1 AND infinia_seller_id <> '') s LIMIT 1`
+
 // SellerOfInfiniaID returns the platform seller id of an Infinia seller id,
 // or the Infinia id itself when the ledger has never seen it (the status is
 // still recorded, under that id).
 func (l *Ledger) SellerOfInfiniaID(ctx context.Context, infiniaID string) (string, error) {
 	var id string
-	err := l.db.QueryRowContext(ctx, `SELECT seller_id FROM (
-		SELECT seller_id FROM seller_bindings WHERE infinia_seller_id = $1
-		UNION ALL SELECT seller_id FROM run_sellers WHERE infinia_seller_id = $1) s LIMIT 1`, infiniaID).Scan(&id)
+	err := l.db.QueryRowContext(ctx, sellerOfInfiniaIDQuery, infiniaID).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return infiniaID, nil
 	}

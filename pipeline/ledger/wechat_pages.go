@@ -150,6 +150,21 @@ func (l *Ledger) WeChatAttemptsByKey(ctx context.Context, runID int64, ch pipeli
 		runID, string(ch), pq.Array(kinds), pq.Array(keys))
 }
 
+// weChatDistributedAfterQuery finds each effect's item and seller by their
+// keys (the LATERAL joins, which the planner keeps as look-ups): the
+// succeeded effects in the window drive it. Joined plainly, with the
+// sub-merchants of a small shard, the planner began from them instead - no
+// index on a sub-merchant - and read every item and every run's sellers of
+// the ledger for each page.
+const weChatDistributedAfterQuery = `SELECT ` + weChatAttemptColumns + `
+	FROM effects e
+	JOIN LATERAL (SELECT * FROM items i WHERE i.order_no = substr(e.subject, 13) LIMIT 1) i
+	  ON e.subject = 'WX/' || to_char(i.business_date, 'YYYYMMDD') || '/' || i.order_no
+	JOIN LATERAL (SELECT * FROM run_sellers s WHERE s.run_id = e.run_id AND s.seller_id = i.seller_id LIMIT 1) s ON true
+	WHERE e.kind = $1 AND e.state = 'succeeded' AND e.amount_minor > 0 AND e.created_at < $3 AND e.updated_at >= $2
+	  AND s.wechat_sub_mchid = ANY ($4) AND NOT (i.run_id = $5 AND i.channel = $6) AND e.idem_key > $7
+	ORDER BY e.idem_key LIMIT $8`
+
 // WeChatDistributedAfter returns at most limit (0: every one) of the
 // succeeded effects of kind (the stage's distributions) with a positive
 // amount, of any run and date but those at the items of run exceptRun's
@@ -158,10 +173,5 @@ func (l *Ledger) WeChatAttemptsByKey(ctx context.Context, runID int64, ch pipeli
 // succeeded at or after from: every other one WeChat Pay may have accepted
 // in [from, to). Those whose key comes after `after`, by key.
 func (l *Ledger) WeChatDistributedAfter(ctx context.Context, kind string, subMchIDs []string, from, to time.Time, exceptRun int64, ch pipeline.Channel, after string, limit int) ([]pipeline.Attempt, error) {
-	return l.weChatAttempts(ctx, `SELECT `+weChatAttemptColumns+`
-		FROM effects e JOIN items i ON `+weChatSubject+`
-		JOIN run_sellers s ON s.run_id = e.run_id AND s.seller_id = i.seller_id
-		WHERE e.kind = $1 AND e.state = 'succeeded' AND e.amount_minor > 0 AND e.created_at < $3 AND e.updated_at >= $2
-		  AND s.wechat_sub_mchid = ANY ($4) AND NOT (i.run_id = $5 AND i.channel = $6) AND e.idem_key > $7
-		ORDER BY e.idem_key LIMIT $8`, kind, from, to, pq.Array(subMchIDs), exceptRun, string(ch), after, limitOf(limit))
+	return l.weChatAttempts(ctx, weChatDistributedAfterQuery, kind, from, to, pq.Array(subMchIDs), exceptRun, string(ch), after, limitOf(limit))
 }
