@@ -30,7 +30,8 @@ const expectedSharesQuery = `
 // less successful revenue shares, over all dates; and, as its Activity,
 // the counts of the seller's trade files and revenue shares in the
 // currency and the number of changes to them, over all dates (a file or
-// payout recorded, changed or removed changes it). The figures come from
+// payout recorded or removed, or a change of its status, state or amount,
+// changes it). The figures come from
 // share_totals (migration 00013), which triggers keep with every trade
 // file and revenue share: the statement reads the run's files and revenue
 // shares and a row of totals for each, whatever the ledger's history. Its
