@@ -289,6 +289,15 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 			// The intents of effects never sent go with them (the history
 			// allows it only here, only for what never left).
 			`SELECT set_config('settle.reextract', 'on', true) WHERE $1::bigint IS NOT NULL`,
+			// Removing the run's files and payouts moves their sellers'
+			// totals (share_totals' triggers), in the order the rows are
+			// found: two re-extracts of dates that share sellers would
+			// take those rows each in its own order, and could deadlock.
+			// Both take them here first, in one order.
+			`SELECT 1 FROM share_totals WHERE (seller_id, currency) IN (
+				SELECT seller_id, currency FROM trade_files WHERE run_id = $1
+				UNION SELECT split_part(subject, '/', 3), currency FROM effects WHERE run_id = $1 AND kind = 'revenue_share')
+				ORDER BY seller_id, currency FOR NO KEY UPDATE`,
 			`DELETE FROM effect_events WHERE effect_id IN (SELECT id FROM effects WHERE run_id = $1)`,
 			`DELETE FROM effects WHERE run_id = $1`,
 			`DELETE FROM trade_files WHERE run_id = $1`,

@@ -3,8 +3,12 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -193,5 +197,89 @@ func TestReextractDropsWhatWasNotSentAndRefusesOnceSomethingWas(t *testing.T) {
 		if n := count(`SELECT count(*) FROM items WHERE run_id = $1`, tc.run.ID); n != items || n == 0 {
 			t.Errorf("run %d: a refused reextract changed its items (%d, was %d)", tc.run.ID, n, items)
 		}
+	}
+}
+
+// Two re-extracts of dates whose runs share sellers, each run's trade
+// files recorded in the other's order, both queued behind the sellers'
+// totals (share_totals, which removing a file moves): each takes those
+// rows in one order, so PostgreSQL never has to break a deadlock between
+// them. Before, each took them in its files' order, and the schedule
+// below ended with one of them refused: "deadlock detected".
+func TestConcurrentReextractsSharingSellersDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	db := l.DB()
+	r1, r2 := openRun(t, l, day), openRun(t, l, day.AddDays(1))
+	for _, f := range []struct {
+		run    *pipeline.Run
+		seller string
+	}{{r1, "S1"}, {r1, "S2"}, {r2, "S2"}, {r2, "S1"}} {
+		if _, err := db.ExecContext(ctx, `INSERT INTO trade_files (run_id, business_date, seller_id, currency, request_no, name, sha256, rows, bytes, seller_minor, status)
+			VALUES ($1, $2, $3, 'USD', $4, $4, 'x', 1, 1, 100, 'BUILT')`, f.run.ID, f.run.Key.Date.String(), f.seller, fmt.Sprintf("TF%d%s", f.run.ID, f.seller)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// hold locks a seller's totals in a transaction of its own until
+	// the returned function commits it.
+	hold := func(seller string) (pid int, release func()) {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback() }) // a test stopped early lets the re-extracts go
+		if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid() FROM share_totals WHERE seller_id = $1 FOR UPDATE`, seller).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return pid, func() {
+			if err := tx.Commit(); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	errs := make(chan error, 2)
+	pid1, release1 := hold("S1")
+	pid2, release2 := hold("S2")
+	// until waits for the two re-extracts to wait on locks, neither of
+	// them on a backend in not (one that let go of its lock).
+	until := func(what string, not ...int) {
+		t.Helper()
+		for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+			var n int
+			if err := db.GetContext(ctx, &n, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid NOT IN ($1, $2)
+				  AND cardinality(pg_blocking_pids(pid)) > 0 AND NOT (pg_blocking_pids(pid) && coalesce($3::int[], '{}'))`, pid1, pid2, pq.Array(not)); err != nil {
+				t.Fatal(err)
+			}
+			if n == 2 {
+				return
+			}
+			if time.Since(start) > time.Minute {
+				var seen []string
+				_ = db.SelectContext(ctx, &seen, `SELECT pid || ' ' || coalesce(wait_event_type, '-') || ' blocked by ' || pg_blocking_pids(pid)::text || ': ' || left(query, 60)
+					FROM pg_stat_activity WHERE datname = current_database()`)
+				t.Log(strings.Join(seen, "\n"))
+				t.Fatalf("%s: %d re-extracts waiting after a minute", what, n)
+			}
+		}
+	}
+	for _, r := range []*pipeline.Run{r1, r2} {
+		go func() { errs <- l.Reextract(ctx, r.ID) }()
+	}
+	until("queued behind both sellers")
+	// One of them gets S1 and goes on to S2; without one order the first
+	// run then holds S1 and waits for S2, the second the other way round.
+	release1()
+	until("S1 let go", pid1)
+	release2()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("re-extract: %v", err)
+		}
+	}
+	var files, n int64
+	if err := db.QueryRowContext(ctx, `SELECT sum(files), count(*) FROM share_totals`).Scan(&files, &n); err != nil || files != 0 || n != 2 {
+		t.Errorf("totals after both re-extracts: %d files in %d rows (%v), want 0 in 2", files, n, err)
 	}
 }

@@ -25,6 +25,9 @@
 -- never removed: a pair whose files and payouts are all gone keeps zeros.
 -- Shards own disjoint sellers, so two shards never move the same row; two
 -- dates' runs of one seller at once take turns on its row, one write each.
+-- The one write of the job that moves many pairs at once, a re-extract's
+-- removal of a run's files and payouts, locks their rows first, in one
+-- order (Ledger.Reextract), so that two of them never deadlock.
 
 -- +goose Up
 CREATE TABLE share_totals (
