@@ -19,6 +19,11 @@ func TestInfiniaErrorsClassifiedForThePipeline(t *testing.T) {
 	}{
 		"not found": {err: &Error{API: "account-binding/query", Code: "BIZ-404", Err: ErrNotFound}, notFound: true},
 		"layout":    {err: fmt.Errorf("error file: %w", ErrLayout), refused: true},
+		// An answer about the subject that cannot be used concerns that
+		// subject; an envelope that does not open concerns every request.
+		"answer":    {err: &Error{API: "account-binding/query", Err: fmt.Errorf("%w: unknown binding status %q", ErrAnswer, "SUSPENDED")}, refused: true},
+		"envelope":  {err: &Error{API: "account-binding/query", Err: fmt.Errorf("%w: not a response envelope", ErrEnvelope)}},
+		"signature": {err: &Error{API: "account-binding/query", Err: fmt.Errorf("%w: does not verify", ErrSignature)}},
 		"usage":     {err: pipeline.E(pipeline.KindUsage, "", fmt.Errorf("x: %w", ErrCredentials)), kind: pipeline.KindUsage},
 		"network":   {err: errors.New("connection refused")},
 	} {

@@ -185,7 +185,7 @@ func (c *Client) BindAccount(ctx context.Context, r BindRequest) (string, error)
 		return "", err
 	}
 	if out.RedirectURL == "" {
-		return "", sp.fail(failBadAnswer, fmt.Errorf("%w: no redirectUrl", ErrEnvelope))
+		return "", sp.fail(failBadAnswer, fmt.Errorf("%w: no redirectUrl", ErrAnswer))
 	}
 	return out.RedirectURL, nil
 }
@@ -200,10 +200,10 @@ func (c *Client) BindingStatus(ctx context.Context, requestNo, sellerID string) 
 		return Binding{}, err
 	}
 	if !slices.Contains(bindingStatuses, out.Status) {
-		return Binding{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown binding status %q", ErrEnvelope, clip(out.Status)))
+		return Binding{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown binding status %q", ErrAnswer, clip(out.Status)))
 	}
 	if out.SellerID != "" && out.SellerID != sellerID {
-		return Binding{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for seller %q", ErrEnvelope, clip(out.SellerID)))
+		return Binding{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for seller %q", ErrAnswer, clip(out.SellerID)))
 	}
 	return Binding{SellerID: sellerID, Status: out.Status}, nil
 }
@@ -217,16 +217,16 @@ func (c *Client) UploadStatus(ctx context.Context, requestNo string) (Upload, er
 		return Upload{}, err
 	}
 	if !slices.Contains(uploadStatuses, out.Status) {
-		return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown upload status %q", ErrEnvelope, clip(out.Status)))
+		return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown upload status %q", ErrAnswer, clip(out.Status)))
 	}
 	if out.RequestNo != "" && out.RequestNo != requestNo {
-		return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrEnvelope, clip(out.RequestNo)))
+		return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrAnswer, clip(out.RequestNo)))
 	}
 	var cur pipeline.Currency
 	if out.Currency != "" {
 		var err error
 		if cur, err = c.cfg.Currencies.In(out.Currency); err != nil {
-			return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrEnvelope, err))
+			return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrAnswer, err))
 		}
 	}
 	return Upload{RequestNo: requestNo, SellerID: out.SellerID, Currency: cur,
@@ -242,12 +242,12 @@ func (c *Client) Balance(ctx context.Context, requestNo string, cur pipeline.Cur
 		return Balance{}, err
 	}
 	if out.Currency != code {
-		return Balance{}, sp.fail(failBadAnswer, fmt.Errorf("%w: balance in %q, asked for %s", ErrEnvelope, clip(out.Currency), code))
+		return Balance{}, sp.fail(failBadAnswer, fmt.Errorf("%w: balance in %q, asked for %s", ErrAnswer, clip(out.Currency), code))
 	}
 	avail, err1 := pipeline.ParseMinor(out.Available, cur)
 	frozen, err2 := pipeline.ParseMinor(out.Frozen, cur)
 	if err := errors.Join(err1, err2); err != nil {
-		return Balance{}, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrEnvelope, err))
+		return Balance{}, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrAnswer, err))
 	}
 	return Balance{Currency: cur, Available: avail, Frozen: frozen}, nil
 }
@@ -262,11 +262,11 @@ func (c *Client) AvailableShare(ctx context.Context, requestNo, sellerID string,
 		return 0, err
 	}
 	if out.Currency != code || (out.SellerID != "" && out.SellerID != sellerID) {
-		return 0, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for another seller or currency", ErrEnvelope))
+		return 0, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for another seller or currency", ErrAnswer))
 	}
 	v, err := pipeline.ParseMinor(out.Available, cur)
 	if err != nil {
-		return 0, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrEnvelope, err))
+		return 0, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrAnswer, err))
 	}
 	return v, nil
 }
@@ -314,20 +314,20 @@ func (c *Client) RevenueShareStatus(ctx context.Context, requestNo string) (Reve
 
 func (c *Client) shareResult(sp spec, out wireShareResult) (RevenueShareResult, *Error) {
 	if !slices.Contains(shareStatuses, out.Status) {
-		return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown revenue-sharing status %q", ErrEnvelope, clip(out.Status)))
+		return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown revenue-sharing status %q", ErrAnswer, clip(out.Status)))
 	}
 	if out.RequestNo != "" && out.RequestNo != sp.requestNo {
-		return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrEnvelope, clip(out.RequestNo)))
+		return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrAnswer, clip(out.RequestNo)))
 	}
 	res := RevenueShareResult{RequestNo: sp.requestNo, SellerID: clip(out.SellerID), Status: out.Status, Reference: out.Reference, FailReason: clip(out.FailReason)}
 	if out.Currency != "" {
 		cur, err := c.cfg.Currencies.In(out.Currency)
 		if err != nil {
-			return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrEnvelope, err))
+			return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrAnswer, err))
 		}
 		amount, err := pipeline.ParseMinor(out.Amount, cur)
 		if err != nil {
-			return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: amount: %v", ErrEnvelope, err))
+			return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: amount: %v", ErrAnswer, err))
 		}
 		res.Currency, res.Amount = cur, amount
 	}

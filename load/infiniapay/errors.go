@@ -22,6 +22,12 @@ var (
 	ErrSignature = errors.New("bad signature")
 	// ErrEnvelope: an envelope that is not what the format says.
 	ErrEnvelope = errors.New("malformed envelope")
+	// ErrAnswer: an answer, opened and verified, about the request's
+	// subject that cannot be used - a status this client does not know,
+	// an answer about another seller, requestNo or currency, an amount
+	// that does not parse. It concerns that subject alone (the stages
+	// hold it for a person; the others go on). It wraps ErrEnvelope.
+	ErrAnswer = fmt.Errorf("%w: an answer that cannot be used", ErrEnvelope)
 	// ErrCredentials: Infinia refused our signature or appId (or answered
 	// with a key we do not hold): a configuration error, never retried.
 	// Errors wrapping it are of kind pipeline.KindUsage.
