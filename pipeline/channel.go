@@ -18,6 +18,11 @@ type ChannelSpec struct {
 	// AccountName says what that account is, for the reason of an order
 	// rejected because its seller has none (e.g. "sub_mchid").
 	AccountName string
+	// CheckAccount, when set, says why a seller's account id cannot be
+	// used by the provider that holds it (nil: it can): an order whose
+	// seller's id it refuses is rejected with that reason, as one without
+	// an account is, rather than stopping a later stage for every seller.
+	CheckAccount func(id string) error
 	// TxnRequired: its orders settle per provider transaction, so
 	// provider_txn_id is required; otherwise it may be NULL or empty.
 	TxnRequired bool

@@ -8,7 +8,8 @@ import (
 
 // CheckSeller returns why an order cannot be settled for want of its
 // seller's account at the provider that pays its channel (the channel's
-// spec in channels names it), or "" when it can. known says whether the
+// spec in channels names it) - none, or one that provider cannot use -
+// or "" when it can. known says whether the
 // platform knows the seller at all.
 func CheckSeller(o pipeline.Order, s pipeline.Seller, known bool, channels pipeline.Channels) string {
 	if !known {
@@ -18,12 +19,21 @@ func CheckSeller(o pipeline.Order, s pipeline.Seller, known bool, channels pipel
 	if !ok {
 		return fmt.Sprintf("unknown provider %q", o.Channel)
 	}
-	if spec.Account != "" && s.Account(spec.Account) == "" {
-		what := spec.AccountName
-		if what == "" {
-			what = spec.Account + " account"
-		}
+	if spec.Account == "" {
+		return ""
+	}
+	what := spec.AccountName
+	if what == "" {
+		what = spec.Account + " account"
+	}
+	id := s.Account(spec.Account)
+	if id == "" {
 		return fmt.Sprintf("seller %s has no %s (needed to pay %s orders)", o.SellerID, what, o.Channel)
+	}
+	if spec.CheckAccount != nil {
+		if err := spec.CheckAccount(id); err != nil {
+			return fmt.Sprintf("seller %s's %s cannot be used to pay %s orders: %v", o.SellerID, what, o.Channel, err)
+		}
 	}
 	return ""
 }

@@ -1,6 +1,8 @@
 package transform
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,8 +26,25 @@ func TestCheckSeller(t *testing.T) {
 		{chWeChat, pipeline.Seller{ID: "S1", Accounts: map[string]string{"infiniapay": "INF1"}}, true, "no WeChat Pay sub_mchid"},
 		{chWeChat, pipeline.Seller{ID: "S1", Accounts: map[string]string{"wechatpay": ""}}, true, "no WeChat Pay sub_mchid (needed to pay wechatpay orders)"},
 		{"alipay", full, true, `unknown provider "alipay"`},
+		// The provider that holds the account refuses its id: the order is
+		// rejected with its word; a channel without a check takes any id.
+		{chInfinia, pipeline.Seller{ID: "S1", Accounts: map[string]string{"infiniapay": "INF_1"}}, true,
+			`seller S1's Infinia Pay seller id cannot be used to pay infiniapay orders: "INF_1" is not ours`},
+		{chPayProtocol, pipeline.Seller{ID: "S1", Accounts: map[string]string{"infiniapay": "INF_1"}}, true, `"INF_1" is not ours`},
+		{chWeChat, pipeline.Seller{ID: "S1", Accounts: map[string]string{"wechatpay": "19_00"}}, true, ""},
 	} {
-		got := CheckSeller(pipeline.Order{SellerID: "S1", Channel: tc.ch}, tc.s, tc.known, testChannels)
+		channels := slices.Clone(testChannels)
+		for i := range channels {
+			if channels[i].Account == "infiniapay" {
+				channels[i].CheckAccount = func(id string) error {
+					if strings.Contains(id, "_") {
+						return fmt.Errorf("%q is not ours", id)
+					}
+					return nil
+				}
+			}
+		}
+		got := CheckSeller(pipeline.Order{SellerID: "S1", Channel: tc.ch}, tc.s, tc.known, channels)
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("%s %+v known=%v: %q, want %q", tc.ch, tc.s, tc.known, got, tc.want)
 		}

@@ -27,10 +27,19 @@ func knownChannels() []knownChannel {
 	return []knownChannel{
 		{infiniapay.ChannelSpec(), "--" + flagInfiniaURL, func(o *runOptions) bool { return o.infinia != nil }},
 		// Infinia pays Pay Protocol's orders, which Pay Protocol verifies.
-		{payprotocol.ChannelSpec(), "--" + flagPPURL + " (with --" + flagInfiniaURL + ")",
+		{payProtocolSpec(), "--" + flagPPURL + " (with --" + flagInfiniaURL + ")",
 			func(o *runOptions) bool { return o.infinia != nil && o.payProtocol != nil }},
 		{wechatpay.ChannelSpec(), "--" + flagWXURL, func(o *runOptions) bool { return o.wechat != nil }},
 	}
+}
+
+// payProtocolSpec is Pay Protocol's channel, its sellers' accounts (at
+// Infinia, which pays its orders) checked by Infinia's rule: a provider
+// package imports no other, cmd wires them.
+func payProtocolSpec() pipeline.ChannelSpec {
+	s := payprotocol.ChannelSpec()
+	s.CheckAccount = infiniapay.CheckSellerID
+	return s
 }
 
 // channelSpecs are the specs of the known channels: what validation, the

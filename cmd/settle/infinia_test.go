@@ -450,15 +450,25 @@ func (e *env) checkSellersReport(sim *paysim.Sim) {
 
 // Issue 13: what concerns one seller or one file never stops the others.
 // Nine of sixty sellers are unknown to Infinia (BIZ-404 on the binding
-// query), and Infinia keeps refusing the status query of one seller's
-// trade file: those are carried or held with their reason, every other
-// seller is paid once, and the run ends needing a person (exit 4).
+// query), Infinia keeps refusing the status query of one seller's trade
+// file, answers about another's binding with a status the client does not
+// know, and the platform gives a third an Infinia id that cannot name a
+// trade file: those are carried, held or rejected with their reason,
+// every other seller is paid once, and the run ends needing a person
+// (exit 4). Before, the last two stopped every seller's files or payouts.
 func TestInfiniaUnknownSellersAndAPoisonedFileStopOnlyThemselves(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "400", "--sellers", "60", "--seed", "11")
+	const suspended = 3
+	var badSeller string // the first after the poisoned file's with orders paid by Infinia
+	if err := e.db.Get(&badSeller, `SELECT min(seller_id) FROM orders WHERE provider IN ('infiniapay', 'payprotocol') AND seller_id BETWEEN 'S00008' AND 'S00051'`); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = 'INF_bad' WHERE seller_id = $1`, badSeller)
 	const balance = 1_000_000_000_00
 	sim := e.sim(nil, 51, nil, balance) // sellers 52..60: Infinia has never heard of them
+	sim.Infinia.SetBinding(seed.InfiniaID(suspended), "SUSPENDED")
 	const poisoned = 7
 	sim.Infinia.RefuseStatusOf(seed.InfiniaID(poisoned), "SYS-005", "bad format: requestNo")
 	out, code := e.runInfinia(sim, "--provider-wait", "60s", "--parallel", "8")
@@ -480,6 +490,17 @@ func TestInfiniaUnknownSellersAndAPoisonedFileStopOnlyThemselves(t *testing.T) {
 		AND state = 'held' AND reason LIKE '%refused its status query%SYS-005%'`, poisonedID)
 	if held == 0 || held != e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay'`, poisonedID) {
 		t.Errorf("poisoned file's seller: %d items held with the reason", held)
+	}
+	if rejected, items := e.count(`SELECT count(*) FROM settle.rejects WHERE seller_id = $1
+			AND reason LIKE '%Infinia Pay seller id cannot be used to pay%INF\_bad%'`, badSeller),
+		e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay'`, badSeller); rejected == 0 || items != 0 {
+		t.Errorf("seller %s with Infinia id INF_bad: %d orders rejected with the reason, %d items", badSeller, rejected, items)
+	}
+	suspendedID := fmt.Sprintf("S%05d", suspended)
+	if owed, carried := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND seller_minor > 0`, suspendedID),
+		e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND seller_minor > 0
+			AND state = 'carried' AND reason LIKE '%unknown binding status%SUSPENDED%'`, suspendedID); owed == 0 || carried != owed {
+		t.Errorf("seller %s with binding SUSPENDED: %d of %d items carried with the reason", suspendedID, carried, owed)
 	}
 	paidSellers := e.count(`SELECT count(DISTINCT seller_id) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid' AND payout_key <> ''`)
 	if paidSellers < 45 {

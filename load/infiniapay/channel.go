@@ -13,7 +13,8 @@ const SellerAccount = "infiniapay"
 // ChannelSpec is what the core knows of Channel: its seller's share is
 // paid by revenue sharing to the seller's Infinia account; the order needs
 // no provider transaction id; a late refund is clawed back from the
-// seller's next revenue share.
+// seller's next revenue share. A seller id that cannot name a trade file
+// (CheckSellerID) rejects the seller's orders.
 func ChannelSpec() pipeline.ChannelSpec {
-	return pipeline.ChannelSpec{Channel: Channel, Account: SellerAccount, AccountName: "Infinia Pay seller id"}
+	return pipeline.ChannelSpec{Channel: Channel, Account: SellerAccount, AccountName: "Infinia Pay seller id", CheckAccount: CheckSellerID}
 }

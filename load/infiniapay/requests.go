@@ -33,6 +33,19 @@ func TradeFileName(platformID, infiniaID string, cur pipeline.Currency, d pipeli
 	return fmt.Sprintf("TD_%s_%s_%s_%s_%s.csv", platformID, infiniaID, cur, d.Compact(), requestNo), nil
 }
 
+// CheckSellerID says why an Infinia seller id cannot be used (nil: it
+// can): it names the seller's trade files, so it must be 1 to 64 letters,
+// digits and "-". The channels paid to an Infinia account check their
+// sellers' ids with it at transform (pipeline.ChannelSpec.CheckAccount),
+// so that one seller's id rejects that seller's orders, not every file of
+// the day.
+func CheckSellerID(id string) error {
+	if !nameSafe(id) {
+		return fmt.Errorf("%q is not 1 to 64 letters, digits and - (it names the seller's trade files)", clip(id))
+	}
+	return nil
+}
+
 func nameSafe(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false

@@ -2,6 +2,7 @@ package infiniapay
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/settlekit/settle/pipeline"
@@ -25,6 +26,14 @@ func TestKeysAreDeterministicAndShaped(t *testing.T) {
 	for _, bad := range [][2]string{{"PLAT_1", "INF1"}, {"PLAT", "INF_1"}, {"PLAT", ""}, {"", "INF1"}} {
 		if _, err := TradeFileName(bad[0], bad[1], "USD", d, a); err == nil {
 			t.Errorf("%v accepted", bad)
+		}
+	}
+	// The seller ids transform lets through are those that name a file.
+	for id, good := range map[string]bool{"INF1": true, "a-B-9": true, strings.Repeat("x", 64): true,
+		"INF_1": false, "": false, "INF 1": false, "INF/1": false, "ÉTÉ": false, strings.Repeat("x", 65): false} {
+		_, nameErr := TradeFileName("PLAT", id, "USD", d, a)
+		if err := CheckSellerID(id); (err == nil) != good || (nameErr == nil) != good {
+			t.Errorf("seller id %q: check %v, file name %v; want usable %v", id, err, nameErr, good)
 		}
 	}
 }
