@@ -180,7 +180,8 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 // channel whose spec says its late refunds are ignored (its provider
 // refunds from the seller's own funds, say), is ignored with the reason; a
 // refund above what is left of the order is rejected for a person. Others
-// stay pending until their order settles. channels are the channels the
+// stay pending until their order settles, or, for a person, until the
+// rules split their order's date again (a rules file without it). channels are the channels the
 // run knows. It returns a summary and the problems a person must look at.
 func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels Channels, run *Run) (string, []string, error) {
 	pending, err := store.PendingLateRefunds(ctx)
@@ -235,6 +236,16 @@ func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels
 		default:
 			var adj *Adjustment
 			adj, err = clawback(it, p.LateRefund, resplit)
+			var unsplit *noSplit
+			if errors.As(err, &unsplit) {
+				// The rules give no split for this order's date (a rules
+				// file without it since): this refund waits for them, for a
+				// person; the others, and every payout, go on.
+				waiting++
+				problems = append(problems, fmt.Sprintf("late refund %s of order %s: %v: it waits until the rules split orders of %s",
+					p.RefundNo, p.OrderNo, unsplit.err, it.Date))
+				continue
+			}
 			if err != nil {
 				var bad *badRefund
 				if !errors.As(err, &bad) {
@@ -269,6 +280,18 @@ type badRefund struct{ why string }
 
 func (b *badRefund) Error() string { return b.why }
 
+// noSplit is a late refund's order that the rules no longer split.
+type noSplit struct {
+	refund, order string
+	err           error
+}
+
+func (n *noSplit) Error() string {
+	return fmt.Sprintf("late refund %s: split order %s again: %v", n.refund, n.order, n.err)
+}
+
+func (n *noSplit) Unwrap() error { return n.err }
+
 // clawback works out what a late refund takes back from the seller and
 // from the commission. The order is split again with every refund so far;
 // what changed is given back. Should that not fit (the rules changed since
@@ -290,7 +313,7 @@ func clawback(it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, erro
 	o.Refunded = refunded
 	s, err := resplit(o, it.Date)
 	if err != nil {
-		return nil, fmt.Errorf("late refund %s: split order %s again: %w", r.RefundNo, it.OrderNo, err)
+		return nil, &noSplit{refund: r.RefundNo, order: it.OrderNo, err: err}
 	}
 	sellerBack, commissionBack := sellerLeft-s.SellerShare, commissionLeft-s.Commission
 	how := "split again under " + s.Rule

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,40 @@ func TestReadLateRefundRejectsBadRows(t *testing.T) {
 		case c.want != "" && (r.State != LateRefundRejected || !strings.Contains(r.Reason, c.want) || r.Amount != 0 || r.RefundNo == ""):
 			t.Errorf("%+v: %+v, want rejected with %q", c.row, r, c.want)
 		}
+	}
+}
+
+// One late refund whose order's date the rules no longer split concerns
+// that refund alone: it waits, named for a person, and the others are
+// worked out. Before, it stopped the distribute stage for every seller.
+func TestClawBacksLeaveARefundTheRulesCannotSplitPending(t *testing.T) {
+	d, _ := ParseDate("2026-11-21")
+	run := &Run{ID: 1, Key: RunKey{Date: d, Shard: Whole}}
+	old, _ := ParseDate("2025-01-02")
+	stale := settled("OLD", cardCh, "paid", 10000, 0)
+	stale.Date = old
+	store := &memAdjust{resolved: map[string]string{}, reasons: map[string]string{},
+		pending: []PendingLateRefund{
+			{LateRefund: LateRefund{RefundNo: "R1", OrderNo: "A", SellerID: "S1", Amount: 2000}, Item: settled("A", cardCh, "paid", 10000, 0)},
+			{LateRefund: LateRefund{RefundNo: "R2", OrderNo: "OLD", SellerID: "S1", Amount: 500}, Item: stale},
+		}}
+	resplit := func(o Order, on Date) (Split, error) {
+		if on == old {
+			return Split{}, E(KindUsage, "rules", fmt.Errorf("no rule applies on %s", on))
+		}
+		return tenPercent(o, on)
+	}
+	summary, problems, err := ClawBacks(context.Background(), store, resplit, testChannels, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.resolved["R1"] != LateRefundClawed || store.resolved["R2"] != "" {
+		t.Errorf("resolved %v: want R1 clawed back, R2 pending", store.resolved)
+	}
+	if len(problems) != 1 || !strings.Contains(problems[0], "R2") || !strings.Contains(problems[0], "no rule applies on 2025-01-02") {
+		t.Errorf("problems %q", problems)
+	}
+	if !strings.Contains(summary, "1 clawed back, 0 ignored, 1 waiting") {
+		t.Errorf("summary %q", summary)
 	}
 }
