@@ -726,6 +726,12 @@ func (m *matching) bill(ctx context.Context, sub string, day pipeline.Date) ([]p
 			Expected: true, Detail: "the distribution bill of " + day.String() + " is not out yet: the day is not over in Beijing"}}, nil
 	}
 	lines, err := m.api.BillLines(ctx, sub, day)
+	if subjectError(err) {
+		// WeChat Pay will not give this sub-merchant's bill, or gives one
+		// that cannot be read: a finding about it; the others are matched.
+		return []pipeline.Mismatch{{Provider: Name, Category: pipeline.MismatchStatus, Subject: subject, SellerID: m.subSeller[sub],
+			TheirsState: "REFUSED", Detail: refusal + "the distribution bill of " + day.String() + ": " + err.Error()}}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bill of %s at %s: %w", day, sub, err)
 	}
@@ -912,6 +918,11 @@ func (m *matching) distributedPage(ctx context.Context, as []pipeline.Attempt) e
 // ledger distributed by currency.
 func (m *matching) settlements(ctx context.Context, sub string, day pipeline.Date, ours map[pipeline.Currency]int64) ([]pipeline.Mismatch, error) {
 	details, err := m.api.Settlements(ctx, sub, day)
+	if subjectError(err) {
+		// Refused or unreadable for this sub-merchant alone: a finding.
+		return []pipeline.Mismatch{{Provider: Name, Category: pipeline.MismatchStatus, Subject: "settlement/" + sub + "/" + day.String(),
+			SellerID: m.subSeller[sub], TheirsState: "REFUSED", Detail: refusal + "the settlement details of " + day.String() + ": " + err.Error()}}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("settlements of %s at %s: %w", day, sub, err)
 	}

@@ -78,6 +78,8 @@ type wxAPI struct {
 	settlements map[string][]SettlementDetail
 	err         error
 	errs        map[string]error // by out_order_no
+	billErrs    map[string]error // by sub/day: the bill's and the settlement details'
+	settleErrs  map[string]error
 
 	mu        sync.Mutex
 	billCalls int
@@ -105,10 +107,16 @@ func (a *wxAPI) BillLines(_ context.Context, sub string, day pipeline.Date) ([]B
 	a.mu.Lock()
 	a.billCalls++
 	a.mu.Unlock()
+	if err := a.billErrs[sub+"/"+day.String()]; err != nil {
+		return nil, err
+	}
 	return a.bills[sub+"/"+day.String()], nil
 }
 
 func (a *wxAPI) Settlements(_ context.Context, sub string, day pipeline.Date) ([]SettlementDetail, error) {
+	if err := a.settleErrs[sub+"/"+day.String()]; err != nil {
+		return nil, err
+	}
 	return a.settlements[sub+"/"+day.String()], nil
 }
 
@@ -411,6 +419,62 @@ func TestWeChatMatcherReportsRefusalsAndGoesOn(t *testing.T) {
 		if m.TheirsState != "REFUSED" || !strings.Contains(m.Detail, "INVALID_REQUEST") || m.Expected {
 			t.Fatalf("row %+v", m)
 		}
+	}
+}
+
+// wxUnreadable is an adapter's error for an answer that cannot be read.
+type wxUnreadable struct{}
+
+func (wxUnreadable) Error() string    { return "settlement details: invalid JSON" }
+func (wxUnreadable) Unreadable() bool { return true }
+
+// A sub-merchant's bill WeChat Pay refuses, and another's settlement
+// details it answers unreadably, are a row each; every other check of
+// both, and of the others, is made as usual. Before, either stopped the
+// WeChat matcher, and with it every report of the run.
+func TestWeChatMatcherBillOrSettlementOfOneSubMerchantStopsOnlyItself(t *testing.T) {
+	day := func() (*wxStore, *wxAPI) {
+		store, api := wxClean()
+		i3 := pipeline.ChannelItem{OrderNo: "O3", SellerID: "S2", Account: "SUB2", TransactionID: "T3", Currency: "CNY", SellerShare: 800}
+		store.items = append(store.items, i3)
+		store.attempts = append(store.attempts, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K3", Currency: "CNY", Amount: 200,
+			State: pipeline.EffectSucceeded}, Item: i3, Planned: wxAccepted, Recorded: wxAccepted.Add(time.Second)})
+		api.orders["K3"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 200}}}
+		// SUB2's bill lacks K3: one finding either way.
+		api.bills["SUB2/2026-11-24"] = []BillEntry{{Time: wxAccepted, TransactionID: "T3", OutOrderNo: "K3", Type: BillUnfreeze, Currency: "CNY", Amount: 800}}
+		api.settlements["SUB2/2026-11-24"] = []SettlementDetail{{BatchNo: "SB2", State: SettleStateSettled, Currency: "CNY", Amount: 200}}
+		return store, api
+	}
+	store, api := day()
+	alone := wxBrief(wxMatch(t, store, api, wxLater))
+	if len(alone) != 1 {
+		t.Fatalf("the day without refusals: %q, want its one finding", alone)
+	}
+	store, api = day()
+	api.billErrs = map[string]error{"SUB1/2026-11-24": fmt.Errorf("bill: %w", wxRefused{})}
+	api.settleErrs = map[string]error{"SUB2/2026-11-24": fmt.Errorf("settlements: %w", wxUnreadable{})}
+	ms := wxMatch(t, store, api, wxLater)
+	want := append([]string{"status bill/SUB1/2026-11-24 /", "status settlement/SUB2/2026-11-24 /"}, alone...)
+	slices.Sort(want)
+	if got := wxBrief(ms); !slices.Equal(got, want) {
+		t.Fatalf("mismatches %q, want %q", got, want)
+	}
+	for _, m := range ms {
+		if strings.HasPrefix(m.Subject, "bill/") || strings.HasPrefix(m.Subject, "settlement/") {
+			if m.TheirsState != "REFUSED" || m.Expected || !strings.Contains(m.Detail, "WeChat Pay: ") {
+				t.Errorf("row %+v", m)
+			}
+		}
+	}
+	if api.billCalls != 2 {
+		t.Errorf("%d bills asked, want both sub-merchants'", api.billCalls)
+	}
+	// A transient failure is still the stage's, to be run again.
+	store, api = day()
+	api.billErrs = map[string]error{"SUB2/2026-11-24": errors.New("connection reset")}
+	if _, err := Matcher(MatcherConfig{Store: store, API: api, Now: func() time.Time { return wxLater }})(context.Background(),
+		&pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: wxDate, Shard: pipeline.Whole}}); err == nil || !strings.Contains(err.Error(), "connection reset") {
+		t.Errorf("a bill that did not come: %v", err)
 	}
 }
 
