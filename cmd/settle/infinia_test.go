@@ -213,6 +213,39 @@ func TestInfiniaEndToEndPaysBoundSellersOnce(t *testing.T) {
 	e.checkPaidOnce(sim, balance)
 }
 
+// A seller whose binding Infinia rejected or froze is carried, as one
+// still binding is, but the run says a person is needed (exit 4): the
+// binding will not become ACTIVE by itself, and a nightly run ending 0
+// would leave the seller's money unpaid with nobody told. Once it is
+// ACTIVE, the next run pays it.
+func TestInfiniaRejectedOrFrozenBindingNeedsAPerson(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "150", "--sellers", "4", "--seed", "3")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 4, nil, balance)
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "REJECTED")
+	sim.Infinia.SetBinding(seed.InfiniaID(3), "FROZEN")
+	out, code := e.runInfinia(sim)
+	if code != 4 || !strings.Contains(out, "Infinia binding is REJECTED") || !strings.Contains(out, "Infinia binding is FROZEN") {
+		t.Fatalf("exit %d, want 4 naming both bindings:\n%s", code, out)
+	}
+	for _, i := range []int{2, 3} {
+		if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND state = 'paid'`, seed.SellerID(i)); n != 0 {
+			t.Errorf("seller %d paid for %d items", i, n)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id IN ($1, $2) AND channel = 'infiniapay' AND state = 'paid'`, seed.SellerID(1), seed.SellerID(4)); n == 0 {
+		t.Error("the sellers with an ACTIVE binding were not paid")
+	}
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	sim.Infinia.SetBinding(seed.InfiniaID(3), "ACTIVE")
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("once bound: exit %d:\n%s", code, out)
+	}
+	e.checkPaidOnce(sim, balance)
+}
+
 // Issue 12: the revenue shares the distribute stage saw final, in
 // agreement with the ledger, are recorded as the matcher's final answers:
 // the first run's reconciliation asks Infinia about none of them again.

@@ -273,8 +273,12 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 		if err != nil {
 			return fmt.Errorf("binding of %s: %w", p.SellerID, err)
 		}
-		if status != StatusActive {
+		switch status {
+		case StatusActive:
+		case StatusPending: // the seller is completing it: a later run pays
 			return d.hold(ctx, p, pipeline.Waits("Infinia binding is "+status))
+		default: // REJECTED, FROZEN: it will not become ACTIVE by itself
+			return d.hold(ctx, p, pipeline.NeedsAPerson("Infinia binding is "+status+": it will not become ACTIVE by itself"))
 		}
 		mu.Lock()
 		fresh = append(fresh, p)
