@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +32,9 @@ func (e *env) ppRun(orders int, extra ...string) (*paysim.Sim, *ledger.Ledger, *
 	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
 		e.t.Fatal(err)
 	}
-	if out, code := e.runInfinia(sim, extra...); code != 0 {
+	// Some of the seeded payments are pending or refunded under review:
+	// held, which the run says needs a run of the date again (exit 4).
+	if out, code := e.runInfinia(sim, extra...); code != 0 && (code != 4 || !strings.Contains(out, "Pay Protocol payments held")) {
 		e.t.Fatalf("exit %d:\n%s", code, out)
 	}
 	ctx := context.Background()

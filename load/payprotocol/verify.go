@@ -3,6 +3,7 @@ package payprotocol
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/settlekit/settle/pipeline"
@@ -72,6 +73,7 @@ func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, held *heldAnswers, run *pipeline.Run) (string, error) {
 	var mu sync.Mutex
 	counts := map[string]int{}
+	var firstHeld struct{ order, reason string } // the held order first by number, for the problem's line
 	if pacer == nil {
 		pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
@@ -98,6 +100,9 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		}
 		mu.Lock()
 		counts[to]++
+		if to == pipeline.ItemHeld && (firstHeld.order == "" || it.OrderNo < firstHeld.order) {
+			firstHeld.order, firstHeld.reason = it.OrderNo, reason
+		}
 		mu.Unlock()
 		if to == pipeline.ItemHeld && v != nil {
 			held.put(run.ID, it.ProviderTxnID, v.Order)
@@ -136,6 +141,12 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		}
 	}
 	summary := fmt.Sprintf("Pay Protocol: %d payments verified, %d held, %d rejected", counts[pipeline.ItemRecorded], counts[pipeline.ItemHeld], counts[pipeline.ItemRejected])
+	if err == nil && counts[pipeline.ItemHeld] > 0 {
+		// A held payment is verified again only by a run of this date:
+		// the run must not end as if all were done.
+		err = pipeline.NeedsPerson([]string{fmt.Sprintf("%d Pay Protocol payments held (first: order %s: %s); only a run of this date verifies them again: run it again once they are paid",
+			counts[pipeline.ItemHeld], firstHeld.order, strings.TrimPrefix(firstHeld.reason, VerifyHoldPrefix+" "))})
+	}
 	return summary, err
 }
 

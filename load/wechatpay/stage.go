@@ -178,6 +178,13 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		if len(res.Pending) > 0 {
 			return summary, pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
 		}
+		if st.waiting > 0 {
+			// They pass once WeChat Pay is ready, but nothing settles them
+			// then except a run of this date: the run must not end as if
+			// all were done.
+			st.problems = append(st.problems, fmt.Sprintf("%d WeChat transactions wait on WeChat Pay (first: order %s: %s); only a run of this date settles them: run it again once WeChat Pay is ready",
+				st.waiting, st.firstWait.order, st.firstWait.reason))
+		}
 		return summary, pipeline.NeedsPerson(st.problems)
 	}
 }
@@ -239,6 +246,8 @@ type stageRun struct {
 	mu               sync.Mutex
 	paid, sent, held int
 	problems         []string
+	waiting          int // held for WeChat Pay to be ready (a receiver under review, say)
+	firstWait        struct{ order, reason string }
 	errs             []error // a batch's planning errors: the other batches go on
 
 	// The transactions planned and not final yet (by effect subject),
@@ -256,6 +265,11 @@ func (st *stageRun) hold(ctx context.Context, it pipeline.Split, h *pipeline.Hol
 	st.held++
 	if h.NeedsPerson {
 		st.problems = append(st.problems, fmt.Sprintf("order %s: %s", it.OrderNo, h.Reason))
+	} else {
+		if st.waiting == 0 || it.OrderNo < st.firstWait.order {
+			st.firstWait.order, st.firstWait.reason = it.OrderNo, h.Reason
+		}
+		st.waiting++
 	}
 	st.mu.Unlock()
 	return st.c.Store.SetItemState(ctx, st.run.ID, it.OrderNo, pipeline.ItemRecorded, pipeline.ItemRecorded, "held: "+h.Reason)
