@@ -180,8 +180,7 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 // channel whose spec says its late refunds are ignored (its provider
 // refunds from the seller's own funds, say), is ignored with the reason; a
 // refund above what is left of the order is rejected for a person. Others
-// stay pending until their order settles, or, for a person, until the
-// rules split their order's date again (a rules file without it). channels are the channels the
+// stay pending until their order settles. channels are the channels the
 // run knows. It returns a summary and the problems a person must look at.
 func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels Channels, run *Run) (string, []string, error) {
 	pending, err := store.PendingLateRefunds(ctx)
@@ -235,16 +234,10 @@ func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels
 			continue
 		default:
 			var adj *Adjustment
-			adj, err = clawback(it, p.LateRefund, resplit)
-			var unsplit *noSplit
-			if errors.As(err, &unsplit) {
-				// The rules give no split for this order's date (a rules
-				// file without it since): this refund waits for them, for a
-				// person; the others, and every payout, go on.
-				waiting++
-				problems = append(problems, fmt.Sprintf("late refund %s of order %s: %v: it waits until the rules split orders of %s",
-					p.RefundNo, p.OrderNo, unsplit.err, it.Date))
-				continue
+			var note string
+			adj, note, err = clawback(it, p.LateRefund, resplit)
+			if note != "" {
+				problems = append(problems, note)
 			}
 			if err != nil {
 				var bad *badRefund
@@ -280,55 +273,53 @@ type badRefund struct{ why string }
 
 func (b *badRefund) Error() string { return b.why }
 
-// noSplit is a late refund's order that the rules no longer split.
-type noSplit struct {
-	refund, order string
-	err           error
-}
-
-func (n *noSplit) Error() string {
-	return fmt.Sprintf("late refund %s: split order %s again: %v", n.refund, n.order, n.err)
-}
-
-func (n *noSplit) Unwrap() error { return n.err }
-
 // clawback works out what a late refund takes back from the seller and
 // from the commission. The order is split again with every refund so far;
 // what changed is given back. Should that not fit (the rules changed since
-// the order settled), the seller gives back the refund up to its share
-// left, and the commission the rest.
-func clawback(it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, error) {
+// the order settled), or the rules split no order of its date any more (a
+// rules file without that date's rules), the seller gives back the refund
+// up to its share left, and the commission the rest; the latter is also a
+// note for a person (the rules file lost a date the ledger still needs).
+func clawback(it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, string, error) {
 	cur := it.Currency
 	refunded, err := Add(it.Refunded, it.LateRefunded)
 	if err == nil {
 		refunded, err = Add(refunded, r.Amount)
 	}
 	if err != nil || refunded > it.Amount {
-		return nil, &badRefund{fmt.Sprintf("refunds would total %s, above the order's %s",
+		return nil, "", &badRefund{fmt.Sprintf("refunds would total %s, above the order's %s",
 			Money{refunded, cur}, Money{it.Amount, cur})}
 	}
 	sellerLeft := it.SellerShare - it.LateSellerBack
 	commissionLeft := it.Commission - it.LateCommissionBack
 	o := it.Order
 	o.Refunded = refunded
-	s, err := resplit(o, it.Date)
-	if err != nil {
-		return nil, &noSplit{refund: r.RefundNo, order: it.OrderNo, err: err}
+	var sellerBack, commissionBack int64
+	var how, note string
+	if s, err := resplit(o, it.Date); err != nil {
+		how = fmt.Sprintf("seller's share first (the rules split no order of %s: %v)", it.Date, err)
+		note = fmt.Sprintf("late refund %s of order %s: the rules split no order of %s (%v): clawed back from the seller's share first; give the rules file that date's rules again",
+			r.RefundNo, it.OrderNo, it.Date, err)
+		sellerBack, commissionBack = -1, -1 // the fallback below
+	} else {
+		sellerBack, commissionBack = sellerLeft-s.SellerShare, commissionLeft-s.Commission
+		how = "split again under " + s.Rule
+		if sellerBack < 0 || commissionBack < 0 || sellerBack+commissionBack != r.Amount {
+			how = "seller's share first (the rules no longer give the order's split)"
+			sellerBack = -1
+		}
 	}
-	sellerBack, commissionBack := sellerLeft-s.SellerShare, commissionLeft-s.Commission
-	how := "split again under " + s.Rule
-	if sellerBack < 0 || commissionBack < 0 || sellerBack+commissionBack != r.Amount {
+	if sellerBack < 0 || commissionBack < 0 {
 		sellerBack = min(r.Amount, sellerLeft)
 		commissionBack = r.Amount - sellerBack
-		how = "seller's share first (the rules no longer give the order's split)"
 	}
 	if commissionBack > commissionLeft {
-		return nil, &badRefund{fmt.Sprintf("refund %s exceeds what is left of the order", Money{r.Amount, cur})}
+		return nil, "", &badRefund{fmt.Sprintf("refund %s exceeds what is left of the order", Money{r.Amount, cur})}
 	}
 	return &Adjustment{SellerID: it.SellerID, Currency: cur, Kind: AdjustClawback, Amount: -sellerBack,
 		OrderNo: it.OrderNo, RefundNo: r.RefundNo, RefundMinor: r.Amount, CommissionBack: commissionBack,
 		Reason: fmt.Sprintf("late refund %s of order %s (%s): %s back from the seller, %s of commission (%s)",
-			r.RefundNo, it.OrderNo, it.Date, Money{sellerBack, cur}, Money{commissionBack, cur}, how)}, nil
+			r.RefundNo, it.OrderNo, it.Date, Money{sellerBack, cur}, Money{commissionBack, cur}, how)}, note, nil
 }
 
 // SellerCurrency names a seller's account in one currency.

@@ -116,9 +116,9 @@ func TestClawBackFallsBackWhenTheRulesChanged(t *testing.T) {
 	// refund. The seller's share goes first instead, and the sums hold.
 	it := &SettledItem{Split: Split{Order: Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000},
 		Commission: 500, SellerShare: 9500}, State: "paid"}
-	adj, err := clawback(it, LateRefund{RefundNo: "R", Amount: 3000}, tenPercent)
-	if err != nil {
-		t.Fatal(err)
+	adj, note, err := clawback(it, LateRefund{RefundNo: "R", Amount: 3000}, tenPercent)
+	if err != nil || note != "" {
+		t.Fatal(note, err)
 	}
 	if adj.Amount != -3000 || adj.CommissionBack != 0 || !strings.Contains(adj.Reason, "seller's share first") {
 		t.Errorf("%+v", adj)
@@ -152,14 +152,16 @@ func TestReadLateRefundRejectsBadRows(t *testing.T) {
 	}
 }
 
-// One late refund whose order's date the rules no longer split concerns
-// that refund alone: it waits, named for a person, and the others are
-// worked out. Before, it stopped the distribute stage for every seller.
-func TestClawBacksLeaveARefundTheRulesCannotSplitPending(t *testing.T) {
+// A late refund of an order whose date the rules no longer split (a rules
+// file without that date's rules) is clawed back the way a split that no
+// longer fits is - the seller's share first - and named for a person, who
+// should give the rules file that date again; the others are worked out
+// as usual. Before, it stopped the distribute stage for every seller.
+func TestClawBacksWithoutTheRulesOfTheOrdersDate(t *testing.T) {
 	d, _ := ParseDate("2026-11-21")
 	run := &Run{ID: 1, Key: RunKey{Date: d, Shard: Whole}}
 	old, _ := ParseDate("2025-01-02")
-	stale := settled("OLD", cardCh, "paid", 10000, 0)
+	stale := settled("OLD", cardCh, "paid", 10000, 0) // seller 90.00, commission 10.00
 	stale.Date = old
 	store := &memAdjust{resolved: map[string]string{}, reasons: map[string]string{},
 		pending: []PendingLateRefund{
@@ -176,13 +178,18 @@ func TestClawBacksLeaveARefundTheRulesCannotSplitPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if store.resolved["R1"] != LateRefundClawed || store.resolved["R2"] != "" {
-		t.Errorf("resolved %v: want R1 clawed back, R2 pending", store.resolved)
+	if store.resolved["R1"] != LateRefundClawed || store.resolved["R2"] != LateRefundClawed {
+		t.Errorf("resolved %v: want both clawed back", store.resolved)
+	}
+	for _, a := range store.adjs {
+		if a.RefundNo == "R2" && (a.Amount != -500 || a.CommissionBack != 0 || !strings.Contains(a.Reason, "seller's share first (the rules split no order of 2025-01-02")) {
+			t.Errorf("R2: %+v", a)
+		}
 	}
 	if len(problems) != 1 || !strings.Contains(problems[0], "R2") || !strings.Contains(problems[0], "no rule applies on 2025-01-02") {
 		t.Errorf("problems %q", problems)
 	}
-	if !strings.Contains(summary, "1 clawed back, 0 ignored, 1 waiting") {
+	if !strings.Contains(summary, "2 clawed back, 0 ignored, 0 waiting") {
 		t.Errorf("summary %q", summary)
 	}
 }

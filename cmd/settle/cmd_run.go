@@ -598,7 +598,12 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 	if err != nil {
 		return err
 	}
+	// Nothing new only when every stage was done before: a stage left
+	// for a person (payments still held, say) is work not done.
 	nothingNew := len(res.Ran) == 0 && len(res.Skipped) > 0 && moved == 0
+	for _, st := range pipeline.Stages {
+		nothingNew = nothingNew && run.Done(st)
+	}
 	if cfg.json {
 		log := cfg.logger().With("run_id", run.ID, "date", run.Key.Date.String(), "shard", run.Key.Shard.String(), "stage", "summary")
 		for _, t := range totals {

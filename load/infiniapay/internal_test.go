@@ -118,7 +118,7 @@ func TestAwaitUploadsWaitBeginsAfterTheFirstWave(t *testing.T) {
 		api := &slowStatuses{took: 5 * time.Millisecond, stuck: stuck, asked: map[string]int{}}
 		c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}),
 			Wait: 50 * time.Millisecond, Poll: time.Millisecond}
-		accepted, refused, _, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1})
+		accepted, refused, _, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, &unusableAnswers{})
 		questions := 0
 		for _, q := range api.asked {
 			questions += q
@@ -231,7 +231,7 @@ func TestAwaitUploadsGoesByPages(t *testing.T) {
 	}
 	api := &slowStatuses{asked: map[string]int{}}
 	c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 8}), Wait: time.Minute, Poll: time.Millisecond}
-	accepted, refused, problems, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1})
+	accepted, refused, problems, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, &unusableAnswers{})
 	if err != nil || accepted != n-3 || refused != 3 || len(problems) != 3 {
 		t.Fatalf("accepted %d, refused %d, problems %q: %v; want %d accepted, 3 refused and named", accepted, refused, problems, err, n-3)
 	}
@@ -245,6 +245,49 @@ func TestAwaitUploadsGoesByPages(t *testing.T) {
 	}
 	if store.largest > uploadPage {
 		t.Fatalf("a page of %d files, want at most %d", store.largest, uploadPage)
+	}
+}
+
+// unusableStatus answers as slowStatuses does, but about one file with a
+// status this client does not know (as the adapter classifies it).
+type unusableStatus struct {
+	*slowStatuses
+	odd string
+}
+
+func (a unusableStatus) UploadStatus(ctx context.Context, requestNo string) (string, string, error) {
+	if requestNo == a.odd {
+		a.mu.Lock()
+		a.asked[requestNo]++
+		a.mu.Unlock()
+		return "", "", notFound(&Error{API: APIUploadStatus, Err: fmt.Errorf("%w: unknown upload status %q", ErrAnswer, "QUARANTINED")})
+	}
+	return a.slowStatuses.UploadStatus(ctx, requestNo)
+}
+
+// A status answer about one file that cannot be used leaves that file
+// open - never refused, as Infinia may have accepted it - asked once in
+// the run, and named in one problem; the other files are decided. Before,
+// it stopped the stage for every file; held as refused, its items would
+// never have been paid.
+func TestAwaitUploadsLeavesAFileWithAnUnusableAnswerOpen(t *testing.T) {
+	t.Parallel()
+	store := &statusStore{}
+	for i := range 5 {
+		store.files = append(store.files, pipeline.TradeFile{ID: int64(i + 1), RequestNo: fmt.Sprintf("R%d", i), Name: fmt.Sprintf("F%d.csv", i), Status: StatusReceived})
+	}
+	api := unusableStatus{&slowStatuses{asked: map[string]int{}}, "R2"}
+	c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 2}), Wait: time.Minute, Poll: time.Millisecond}
+	unusable := &unusableAnswers{}
+	accepted, refused, problems, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, unusable)
+	if err != nil || accepted != 4 || refused != 0 || len(problems) != 0 {
+		t.Fatalf("accepted %d, refused %d, problems %q: %v; want the 4 others accepted", accepted, refused, problems, err)
+	}
+	if st := store.files[2].Status; st != StatusReceived || api.asked["R2"] != 1 {
+		t.Fatalf("the file with the unusable answer: %s, asked %d times; want it left open, asked once", st, api.asked["R2"])
+	}
+	if p := unusable.problem(); !strings.Contains(p, "1 trade files") || !strings.Contains(p, "F2.csv") || !strings.Contains(p, "QUARANTINED") {
+		t.Fatalf("problem %q", p)
 	}
 }
 

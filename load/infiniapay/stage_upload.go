@@ -52,6 +52,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 			}
 		}
 		up := &uploads{c: &c, run: run, sellers: sellers, since: began, files: map[string]*uploading{}}
+		unusable := &unusableAnswers{}
 		var uploaded atomic.Int64
 		progress := pipeline.ProgressFrom(ctx)
 		progress.Restart(int64(open))
@@ -73,6 +74,14 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 					return fmt.Errorf("upload %s: %w", e.Key, err)
 				}
 				f := u.file
+				if errors.Is(err, ErrAnswer) {
+					// Infinia answered about this file what cannot be used:
+					// its upload stays unknown, asked again by the next run
+					// (never sent again blindly), for a person; the others go on.
+					progress.Add(1)
+					unusable.add(f.Name, err)
+					return nil
+				}
 				if pipeline.SubjectOnly(err) {
 					// Infinia refuses to answer about this one file: hold it.
 					progress.Add(1)
@@ -88,9 +97,12 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		if err := pipeline.StillProcessing("trade file uploads", "Infinia's SFTP server", c.Wait, res.Pending); err != nil {
 			return "", err
 		}
-		accepted, refused, problems, err := awaitUploads(ctx, &c, run)
+		accepted, refused, problems, err := awaitUploads(ctx, &c, run, unusable)
 		if err != nil {
 			return "", err
+		}
+		if p := unusable.problem(); p != "" {
+			problems = append(problems, p)
 		}
 		summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", open, uploaded.Load(), accepted, refused)
 		return summary, pipeline.NeedsPerson(problems)
@@ -311,10 +323,12 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 	if err != nil {
 		return pipeline.Outcome{}, err
 	}
-	if _, _, err := u.c.API.UploadStatus(ctx, f.RequestNo); err == nil {
+	_, _, qerr := u.c.API.UploadStatus(ctx, f.RequestNo)
+	if qerr == nil {
 		return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
-	} else if !errors.Is(err, pipeline.ErrNotFound) {
-		return pipeline.Outcome{}, err
+	}
+	if !errors.Is(qerr, pipeline.ErrNotFound) && !errors.Is(qerr, ErrAnswer) {
+		return pipeline.Outcome{}, qerr
 	}
 	size, ok, err := u.c.SFTP.Stat(ctx, f.Name)
 	if err != nil {
@@ -322,6 +336,9 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 	}
 	if ok && size == f.Bytes {
 		return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
+	}
+	if qerr != nil && !errors.Is(qerr, pipeline.ErrNotFound) {
+		return pipeline.Outcome{}, qerr // Infinia said something of it: not "never arrived"
 	}
 	return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
 }
@@ -338,7 +355,7 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 // still processing is asked again about c.Poll after its last question
 // (or a wave's time after, if a wave takes longer), a bounded number of
 // times.
-func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run) (accepted, refused int, problems []string, err error) {
+func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusable *unusableAnswers) (accepted, refused int, problems []string, err error) {
 	var deadline time.Time
 	for {
 		start := time.Now()
@@ -358,7 +375,17 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run) (accep
 			}
 			after = open[len(open)-1].ID
 			err = c.Pacer.Each(ctx, len(open), nil, func(ctx context.Context, i int) error {
+				if unusable.has(open[i].Name) {
+					return nil // asked again by the next run
+				}
 				f, err := checkUpload(ctx, c, run, open[i])
+				if errors.Is(err, ErrAnswer) {
+					// An answer about this file that cannot be used: the
+					// file stays open, for a person and the next run; the
+					// other files go on.
+					unusable.add(f.Name, err)
+					return nil
+				}
 				if err != nil || f.Status == StatusSuccess || f.Status == StatusFailed {
 					return err
 				}
@@ -422,11 +449,16 @@ func holdFile(ctx context.Context, c *StageConfig, f pipeline.TradeFile, reason 
 	return c.Store.FinishTradeFile(ctx, f, nil, "held", "held: "+reason)
 }
 
-// checkUpload asks Infinia about one file and records a final answer.
+// checkUpload asks Infinia about one file and records a final answer. An
+// answer it cannot use (ErrAnswer: a status this client does not know,
+// say) is returned as the error, with nothing recorded.
 func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipeline.TradeFile) (pipeline.TradeFile, error) {
 	status, url, err := c.API.UploadStatus(ctx, f.RequestNo)
 	if errors.Is(err, pipeline.ErrNotFound) {
 		return f, nil // landed, not yet picked up
+	}
+	if errors.Is(err, ErrAnswer) {
+		return f, err
 	}
 	if pipeline.SubjectOnly(err) {
 		final := f
@@ -466,4 +498,44 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 	default:
 		return f, nil // still processing
 	}
+}
+
+// unusableAnswers are the trade files whose upload or status Infinia
+// answered about with what cannot be used (ErrAnswer) in this run: they
+// are left as they are - open, their upload unknown - asked again by the
+// next run, and counted in one problem for a person. Never held as
+// refused: Infinia may have accepted them.
+type unusableAnswers struct {
+	mu    sync.Mutex
+	files map[string]bool
+	first struct{ name, why string }
+}
+
+func (u *unusableAnswers) add(name string, err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.files == nil {
+		u.files = map[string]bool{}
+	}
+	if len(u.files) == 0 || name < u.first.name {
+		u.first.name, u.first.why = name, err.Error()
+	}
+	u.files[name] = true
+}
+
+func (u *unusableAnswers) has(name string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.files[name]
+}
+
+// problem is the line for a person, or "" when every answer was usable.
+func (u *unusableAnswers) problem() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.files) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d trade files whose status Infinia answered with what cannot be used (first: %s: %s): left open, asked again by the next run of this date",
+		len(u.files), u.first.name, u.first.why)
 }
