@@ -196,7 +196,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			// Finished what it safely could; a person must look. The stage
 			// stays not done, so a re-run after the fix picks it up; the
 			// later stages (the reports) still run.
-			log.Warn("NEEDS A PERSON: "+err.Error(), "stage", st, "summary", summary)
+			log.Warn("NEEDS A PERSON: "+err.Error(), "stage", st, "summary", summary, "took", r.now().Sub(start).Round(time.Millisecond))
 			attention = append(attention, fmt.Errorf("stage %s: %w", st, err))
 			continue
 		}

@@ -277,8 +277,8 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 		case StatusActive:
 		case StatusPending: // the seller is completing it: a later run pays
 			return d.hold(ctx, p, pipeline.Waits("Infinia binding is "+status))
-		default: // REJECTED, FROZEN: it will not become ACTIVE by itself
-			return d.hold(ctx, p, pipeline.NeedsAPerson("Infinia binding is "+status+": it will not become ACTIVE by itself"))
+		default: // REJECTED, FROZEN: a person must act; a nightly run does not wait quietly
+			return d.hold(ctx, p, pipeline.NeedsAPerson("Infinia binding is "+status+": the seller or Infinia must act before it is paid"))
 		}
 		mu.Lock()
 		fresh = append(fresh, p)

@@ -144,8 +144,10 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 	if err == nil && counts[pipeline.ItemHeld] > 0 {
 		// A held payment is verified again only by a run of this date:
 		// the run must not end as if all were done.
-		err = pipeline.NeedsPerson([]string{fmt.Sprintf("%d Pay Protocol payments held (first: order %s: %s); only a run of this date verifies them again: run it again once they are paid",
-			counts[pipeline.ItemHeld], firstHeld.order, strings.TrimPrefix(firstHeld.reason, VerifyHoldPrefix+" "))})
+		n := counts[pipeline.ItemHeld]
+		err = pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Total: n, List: []string{fmt.Sprintf(
+			"%d Pay Protocol payments held (first: order %s: %s); only a run of this date verifies them again: run it again once Pay Protocol has settled them",
+			n, firstHeld.order, strings.TrimPrefix(firstHeld.reason, VerifyHoldPrefix+" "))}})
 	}
 	return summary, err
 }

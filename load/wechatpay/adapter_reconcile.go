@@ -54,7 +54,7 @@ func (a *Adapter) BillLines(ctx context.Context, subMchID string, day pipeline.D
 	}
 	lines, err := ParseBill(data)
 	if err != nil {
-		return nil, fmt.Errorf("bill of %s at %s: %w", day, subMchID, err)
+		return nil, unusable{fmt.Errorf("bill of %s at %s: %w", day, subMchID, err)}
 	}
 	out := make([]BillEntry, 0, len(lines))
 	for _, l := range lines {
@@ -88,7 +88,7 @@ func (a *Adapter) Settlements(ctx context.Context, subMchID string, day pipeline
 			case day.Before(s.TradeStart) || s.TradeEnd.Before(day):
 				continue // another trade day's
 			case s.TradeStart != day || s.TradeEnd != day:
-				return nil, fmt.Errorf("settlement %s of %s covers trades of %s to %s: a detail per day was assumed", s.BatchID, subMchID, s.TradeStart, s.TradeEnd)
+				return nil, unusable{fmt.Errorf("settlement %s of %s covers trades of %s to %s: a detail per day was assumed", s.BatchID, subMchID, s.TradeStart, s.TradeEnd)}
 			}
 			amount := s.Amount.Settled
 			if state == SettleStateUnsettled {
@@ -99,3 +99,13 @@ func (a *Adapter) Settlements(ctx context.Context, subMchID string, day pipeline
 	}
 	return out, nil
 }
+
+// unusable is an answer about one sub-merchant's day that the adapter
+// cannot use once read (a bill that does not parse, a settlement detail
+// over several days): it concerns that sub-merchant alone, as a signed
+// answer the client cannot read does (Error.Unreadable).
+type unusable struct{ err error }
+
+func (u unusable) Error() string    { return u.err.Error() }
+func (u unusable) Unwrap() error    { return u.err }
+func (u unusable) Unreadable() bool { return true }

@@ -630,3 +630,15 @@ func TestWeChatMatcherPagesFindTheSame(t *testing.T) {
 		}
 	}
 }
+
+// What the adapter cannot use of a bill or settlement detail it read is
+// about that sub-merchant alone, as an unreadable signed answer is; a
+// transient failure or a refused credential is not.
+func TestAdapterUnusableAnswersConcernTheirSubMerchant(t *testing.T) {
+	if !subjectError(fmt.Errorf("reconcile: %w", unusable{errors.New("bill of 2026-11-24 at SUB1: no header")})) {
+		t.Error("an unparseable bill stops every sub-merchant's matching")
+	}
+	if subjectError(errors.New("connection reset")) || subjectError(pipeline.E(pipeline.KindUsage, "", unusable{errors.New("x")})) {
+		t.Error("a transient or configuration error taken for one sub-merchant's")
+	}
+}

@@ -182,8 +182,9 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			// They pass once WeChat Pay is ready, but nothing settles them
 			// then except a run of this date: the run must not end as if
 			// all were done.
-			st.problems = append(st.problems, fmt.Sprintf("%d WeChat transactions wait on WeChat Pay (first: order %s: %s); only a run of this date settles them: run it again once WeChat Pay is ready",
+			problems := append(st.problems, fmt.Sprintf("%d WeChat transactions wait on WeChat Pay (first: order %s: %s); only a run of this date settles them: run it again once WeChat Pay is ready",
 				st.waiting, st.firstWait.order, st.firstWait.reason))
+			return summary, pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{List: problems, Total: len(st.problems) + st.waiting})
 		}
 		return summary, pipeline.NeedsPerson(st.problems)
 	}
