@@ -412,7 +412,7 @@ func TestDemo(t *testing.T) {
 	if _, err := os.Stat(os.Getenv("SETTLE_OUT")); err == nil {
 		t.Fatal("the demo wrote reports where SETTLE_OUT says")
 	}
-	for _, want := range []string{"== first run", "== the same date again", "nothing new", "== summary", "sent no money request again", "reconciled against all three providers: 0 unexpected"} {
+	for _, want := range []string{"== first run", "== the same date again", "0 new money movements", "== summary", "sent no money request again", "reconciled against all three providers: 0 unexpected"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

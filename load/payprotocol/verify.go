@@ -145,9 +145,9 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		// A held payment is verified again only by a run of this date:
 		// the run must not end as if all were done.
 		n := counts[pipeline.ItemHeld]
-		err = pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Total: n, List: []string{fmt.Sprintf(
-			"%d Pay Protocol payments held (first: order %s: %s); only a run of this date verifies them again: run it again once Pay Protocol has settled them",
-			n, firstHeld.order, strings.TrimPrefix(firstHeld.reason, VerifyHoldPrefix+" "))}})
+		err = pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Total: n,
+			Summary: fmt.Sprintf("%d Pay Protocol payments held: only a run of this date verifies them again (run it again once Pay Protocol has settled them)", n),
+			List:    []string{fmt.Sprintf("order %s: %s", firstHeld.order, strings.TrimPrefix(firstHeld.reason, VerifyHoldPrefix+" "))}})
 	}
 	return summary, err
 }

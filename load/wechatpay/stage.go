@@ -182,9 +182,12 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			// They pass once WeChat Pay is ready, but nothing settles them
 			// then except a run of this date: the run must not end as if
 			// all were done.
-			problems := append(st.problems, fmt.Sprintf("%d WeChat transactions wait on WeChat Pay (first: order %s: %s); only a run of this date settles them: run it again once WeChat Pay is ready",
-				st.waiting, st.firstWait.order, st.firstWait.reason))
-			return summary, pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{List: problems, Total: len(st.problems) + st.waiting})
+			problems := append([]string{fmt.Sprintf("order %s: %s", st.firstWait.order, st.firstWait.reason)}, st.problems...)
+			what := fmt.Sprintf("%d WeChat transactions wait on WeChat Pay: only a run of this date settles them (run it again once WeChat Pay is ready)", st.waiting)
+			if len(st.problems) > 0 {
+				what += fmt.Sprintf(", and %d other problem(s)", len(st.problems))
+			}
+			return summary, pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Summary: what, List: problems, Total: len(st.problems) + st.waiting})
 		}
 		return summary, pipeline.NeedsPerson(st.problems)
 	}
