@@ -294,24 +294,21 @@ func clawback(it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, stri
 	commissionLeft := it.Commission - it.LateCommissionBack
 	o := it.Order
 	o.Refunded = refunded
-	var sellerBack, commissionBack int64
+	// The seller's share first, unless the order splits again and fits.
+	sellerBack := min(r.Amount, sellerLeft)
+	commissionBack := r.Amount - sellerBack
 	var how, note string
-	if s, err := resplit(o, it.Date); err != nil {
+	s, err := resplit(o, it.Date)
+	switch {
+	case err != nil:
 		how = fmt.Sprintf("seller's share first (the rules split no order of %s: %v)", it.Date, err)
 		note = fmt.Sprintf("late refund %s of order %s: the rules split no order of %s (%v): clawed back from the seller's share first; give the rules file that date's rules again",
 			r.RefundNo, it.OrderNo, it.Date, err)
-		sellerBack, commissionBack = -1, -1 // the fallback below
-	} else {
+	case sellerLeft-s.SellerShare < 0 || commissionLeft-s.Commission < 0 || sellerLeft-s.SellerShare+commissionLeft-s.Commission != r.Amount:
+		how = "seller's share first (the rules no longer give the order's split)"
+	default:
 		sellerBack, commissionBack = sellerLeft-s.SellerShare, commissionLeft-s.Commission
 		how = "split again under " + s.Rule
-		if sellerBack < 0 || commissionBack < 0 || sellerBack+commissionBack != r.Amount {
-			how = "seller's share first (the rules no longer give the order's split)"
-			sellerBack = -1
-		}
-	}
-	if sellerBack < 0 || commissionBack < 0 {
-		sellerBack = min(r.Amount, sellerLeft)
-		commissionBack = r.Amount - sellerBack
 	}
 	if commissionBack > commissionLeft {
 		return nil, "", &badRefund{fmt.Sprintf("refund %s exceeds what is left of the order", Money{r.Amount, cur})}
