@@ -324,7 +324,8 @@ func Pace(ctx context.Context) error {
 // provider's limits and the lane of i (lane nil: one lane): every call
 // takes a token as one request, whether it sends one or not (see
 // EachAsNeeded for calls that may send none). It returns
-// the errors joined. Lanes start side by side, so that one slow lane
+// the errors joined. Lanes go side by side (up to MaxInFlight of them,
+// and no fewer than DefaultMaxInFlight, at once), so that one slow lane
 // never holds back the others. It stops starting new calls once ctx is
 // done or fn returned a configuration error (KindUsage: refused
 // credentials), which it then returns alone: one line, not one per
@@ -370,50 +371,70 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 		}
 		lanes[k] = append(lanes[k], i)
 	}
-	for _, k := range order {
-		wg.Add(1)
-		go func(k string, idx []int) {
-			defer wg.Done()
-			lim := p.lane(k)
-			for _, i := range idx {
-				if stopCtx.Err() != nil {
+	// A lane is walked by one goroutine, at most MaxInFlight of them at
+	// once and no fewer than DefaultMaxInFlight (each takes the next lane
+	// when its own is done): lanes still go side by side, enough of them
+	// to reach the provider's rate under their own buckets (256 lanes at
+	// WeChat's 30/s are 25 times its 300/s), but a wave over thousands of
+	// sub-merchants does not hold a goroutine, and its stack, for each.
+	var next int // order's next lane to walk, under mu
+	walk := func(k string, idx []int) {
+		lim := p.lane(k)
+		for _, i := range idx {
+			if stopCtx.Err() != nil {
+				return
+			}
+			var t *ticket // nil in a paced call: Pace within it returns at once
+			if paced {
+				if p.start(stopCtx, lim) != nil {
 					return
 				}
-				var t *ticket // nil in a paced call: Pace within it returns at once
-				if paced {
-					if p.start(stopCtx, lim) != nil {
-						return
-					}
-				} else {
-					if p.enterCall(stopCtx, k) != nil {
-						return
-					}
-					t = &ticket{p: p, lane: lim, stop: stopCtx}
+			} else {
+				if p.enterCall(stopCtx, k) != nil {
+					return
 				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					began := time.Now()
-					err := fn(context.WithValue(ctx, ticketKey{}, t), i)
-					if paced {
-						p.release(time.Since(began))
-					} else {
-						t.done()
-						p.leaveCall(k)
-					}
-					if err == nil || errors.Is(err, errPaceStopped) {
-						return // stopped: the reason is returned below
-					}
-					mu.Lock()
-					defer mu.Unlock()
-					errs = append(errs, err)
-					if usage == nil && KindOf(err) == KindUsage {
-						usage = err
-						stop()
-					}
-				}()
+				t = &ticket{p: p, lane: lim, stop: stopCtx}
 			}
-		}(k, lanes[k])
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				began := time.Now()
+				err := fn(context.WithValue(ctx, ticketKey{}, t), i)
+				if paced {
+					p.release(time.Since(began))
+				} else {
+					t.done()
+					p.leaveCall(k)
+				}
+				if err == nil || errors.Is(err, errPaceStopped) {
+					return // stopped: the reason is returned below
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				errs = append(errs, err)
+				if usage == nil && KindOf(err) == KindUsage {
+					usage = err
+					stop()
+				}
+			}()
+		}
+	}
+	for range min(len(order), max(p.limits.MaxInFlight, DefaultMaxInFlight)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for stopCtx.Err() == nil {
+				mu.Lock()
+				if next == len(order) {
+					mu.Unlock()
+					return
+				}
+				k := order[next]
+				next++
+				mu.Unlock()
+				walk(k, lanes[k])
+			}
+		}()
 	}
 	wg.Wait()
 	if usage != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -735,6 +737,54 @@ func BenchmarkEachAsNeededManyLanes(b *testing.B) {
 		})
 		if err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestEachWalksThousandsOfLanesWithFewGoroutines: a wave over thousands
+// of lanes (a day of 2,000 sub-merchants) walks them with at most
+// DefaultMaxInFlight goroutines besides its calls, not one each, and
+// still reaches every element once.
+func TestEachWalksThousandsOfLanesWithFewGoroutines(t *testing.T) {
+	const lanes, perLane = 3000, 2
+	for _, asNeeded := range []bool{false, true} {
+		p := NewPacer(Limits{MaxInFlight: 4})
+		var (
+			mu   sync.Mutex
+			seen = make([]int, lanes*perLane)
+			most int
+		)
+		base := runtime.NumGoroutine()
+		fn := func(ctx context.Context, i int) error {
+			if err := Pace(ctx); err != nil {
+				return err
+			}
+			mu.Lock()
+			seen[i]++
+			most = max(most, runtime.NumGoroutine()-base)
+			mu.Unlock()
+			runtime.Gosched()
+			return nil
+		}
+		lane := func(i int) string { return strconv.Itoa(i % lanes) }
+		var err error
+		if asNeeded {
+			err = p.EachAsNeeded(context.Background(), lanes*perLane, lane, fn)
+		} else {
+			err = p.Each(context.Background(), lanes*perLane, lane, fn)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range seen {
+			if n != 1 {
+				t.Fatalf("element %d called %d times", i, n)
+			}
+		}
+		// The lane walkers, the calls running (at most twice MaxInFlight),
+		// and a margin for the runtime's own.
+		if limit := DefaultMaxInFlight + 2*4 + 16; most > limit {
+			t.Fatalf("as needed %v: %d goroutines for %d lanes, want at most %d", asNeeded, most, lanes, limit)
 		}
 	}
 }
