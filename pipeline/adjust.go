@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"time"
 )
@@ -133,9 +132,11 @@ type AdjustStore interface {
 	// RecordLateRefunds records refunds not seen before (by refund_no) and
 	// returns how many were new.
 	RecordLateRefunds(ctx context.Context, run *Run, rs []LateRefund) (int, error)
-	// PendingLateRefunds returns every pending late refund, with its item,
-	// ordered by order, creation time and refund number.
-	PendingLateRefunds(ctx context.Context) ([]PendingLateRefund, error)
+	// PendingLateRefunds returns the pending late refunds of the first
+	// orders orders numbered after after (byte order), every pending
+	// refund of each, with its item, ordered by order, creation time and
+	// refund number.
+	PendingLateRefunds(ctx context.Context, after string, orders int) ([]PendingLateRefund, error)
 	// ResolveLateRefund sets a pending late refund's state and reason and,
 	// for a clawback, records adj, in one transaction. A clawback was
 	// worked out from the order's earlier clawbacks of prior refunds in
@@ -183,13 +184,35 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 // stay pending until their order settles. channels are the channels the
 // run knows. It returns a summary and the problems a person must look at.
 func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels Channels, run *Run) (string, []string, error) {
-	pending, err := store.PendingLateRefunds(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	sort.SliceStable(pending, func(i, j int) bool { return pending[i].OrderNo < pending[j].OrderNo })
 	var clawed, ignored, waiting int
 	var problems []string
+	for after := ""; ; {
+		pending, err := store.PendingLateRefunds(ctx, after, lateRefundOrdersPage)
+		if err != nil {
+			return "", nil, err
+		}
+		if len(pending) == 0 {
+			break
+		}
+		after = pending[len(pending)-1].OrderNo
+		c, i, w, probs, err := clawBackPage(ctx, store, resplit, channels, run, pending)
+		clawed, ignored, waiting, problems = clawed+c, ignored+i, waiting+w, append(problems, probs...)
+		if err != nil {
+			return "", nil, err
+		}
+	}
+	return fmt.Sprintf("late refunds: %d clawed back, %d ignored, %d waiting for their order", clawed, ignored, waiting), problems, nil
+}
+
+// lateRefundOrdersPage is how many orders' pending late refunds ClawBacks
+// reads at a time: what it holds does not grow with the refunds waiting
+// in the ledger (a busy day's, or those of orders not settled yet).
+const lateRefundOrdersPage = 1000
+
+// clawBackPage resolves one page of pending late refunds (every pending
+// refund of each of its orders, in order) and counts what it did.
+func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, channels Channels, run *Run,
+	pending []PendingLateRefund) (clawed, ignored, waiting int, problems []string, err error) {
 	// Earlier refunds of an order resolved in this pass count for the next.
 	done := map[string]*SettledItem{}
 	for _, p := range pending {
@@ -210,7 +233,7 @@ func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels
 			ignored++
 			if err := store.ResolveLateRefund(ctx, run, p.RefundNo, LateRefundIgnored,
 				"the order was rejected at the source, nothing was paid on it: "+p.SourceRejected, nil, 0); err != nil {
-				return "", nil, err
+				return clawed, ignored, waiting, problems, err
 			}
 			continue
 		}
@@ -242,7 +265,7 @@ func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels
 			if err != nil {
 				var bad *badRefund
 				if !errors.As(err, &bad) {
-					return "", nil, err
+					return clawed, ignored, waiting, problems, err
 				}
 				problems = append(problems, fmt.Sprintf("late refund %s of order %s: %s", p.RefundNo, p.OrderNo, bad.why))
 				err = resolve(LateRefundRejected, bad.why, nil)
@@ -263,10 +286,10 @@ func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels
 			}
 		}
 		if err != nil {
-			return "", nil, err
+			return clawed, ignored, waiting, problems, err
 		}
 	}
-	return fmt.Sprintf("late refunds: %d clawed back, %d ignored, %d waiting for their order", clawed, ignored, waiting), problems, nil
+	return clawed, ignored, waiting, problems, nil
 }
 
 type badRefund struct{ why string }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,13 +15,29 @@ type memAdjust struct {
 	resolved map[string]string // refund -> state
 	reasons  map[string]string
 	adjs     []Adjustment
+	pages    int // pages read
 }
 
 func (m *memAdjust) RecordLateRefunds(context.Context, *Run, []LateRefund) (int, error) {
 	return 0, nil
 }
-func (m *memAdjust) PendingLateRefunds(context.Context) ([]PendingLateRefund, error) {
-	return m.pending, nil
+func (m *memAdjust) PendingLateRefunds(_ context.Context, after string, orders int) ([]PendingLateRefund, error) {
+	all := slices.Clone(m.pending)
+	slices.SortStableFunc(all, func(a, b PendingLateRefund) int { return strings.Compare(a.OrderNo, b.OrderNo) })
+	var page []PendingLateRefund
+	for _, p := range all {
+		if p.OrderNo <= after || m.resolved[p.RefundNo] != "" {
+			continue
+		}
+		if len(page) > 0 && page[len(page)-1].OrderNo != p.OrderNo {
+			if orders--; orders == 0 {
+				break
+			}
+		}
+		page = append(page, p)
+	}
+	m.pages++
+	return page, nil
 }
 func (m *memAdjust) ResolveLateRefund(_ context.Context, _ *Run, no, state, reason string, adj *Adjustment, _ int64) error {
 	m.resolved[no], m.reasons[no] = state, reason
@@ -191,5 +208,46 @@ func TestClawBacksWithoutTheRulesOfTheOrdersDate(t *testing.T) {
 	}
 	if !strings.Contains(summary, "2 clawed back, 0 ignored, 0 waiting") {
 		t.Errorf("summary %q", summary)
+	}
+}
+
+// TestClawBacksReadPagesOfWholeOrders: the pending late refunds are read
+// a page of orders at a time, never splitting an order's refunds between
+// pages (the second of an order is worked out from the first's clawback),
+// and every page is resolved.
+func TestClawBacksReadPagesOfWholeOrders(t *testing.T) {
+	d, _ := ParseDate("2026-11-21")
+	run := &Run{ID: 1, Key: RunKey{Date: d, Shard: Whole}}
+	const orders = 2*lateRefundOrdersPage + 500
+	store := &memAdjust{resolved: map[string]string{}, reasons: map[string]string{}}
+	for i := range orders {
+		no := fmt.Sprintf("O%05d", i)
+		it := settled(no, cardCh, "paid", 1500, 0)
+		for j, amount := range []int64{400, 300} {
+			store.pending = append(store.pending, PendingLateRefund{LateRefund: LateRefund{
+				RefundNo: fmt.Sprintf("R%05d-%d", i, j), OrderNo: no, SellerID: "S1", Amount: amount}, Item: it})
+		}
+	}
+	summary, problems, err := ClawBacks(context.Background(), store, tenPercent, testChannels, run)
+	if err != nil || len(problems) != 0 {
+		t.Fatal(err, problems)
+	}
+	if want := fmt.Sprintf("%d clawed back, 0 ignored, 0 waiting", 2*orders); !strings.Contains(summary, want) {
+		t.Errorf("summary %q, want %q", summary, want)
+	}
+	if store.pages != 4 {
+		t.Errorf("%d pages read, want 3 and the empty one", store.pages)
+	}
+	// 15.00 with 1.50 commission; refunded 4.00 then 7.00 in all, the
+	// commission 1.10 then the 1.00 minimum: the seller gives back 3.60
+	// then 2.90 (2.70 were the second worked out without the first).
+	back := map[string]int64{}
+	for _, a := range store.adjs {
+		back[a.OrderNo] -= a.Amount
+	}
+	for i := range orders {
+		if no := fmt.Sprintf("O%05d", i); back[no] != 650 {
+			t.Fatalf("order %s: the seller gave back %d, want 650", no, back[no])
+		}
 	}
 }

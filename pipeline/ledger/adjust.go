@@ -72,7 +72,9 @@ const pendingLateRefundsQuery = `
 		       COALESCE(i.business_date::text, ''), COALESCE(i.state, ''),
 		       COALESCE(a.refund, 0), COALESCE(a.seller_back, 0), COALESCE(a.commission_back, 0),
 		       CASE WHEN i.order_no IS NULL THEN COALESCE(j.why, '') ELSE '' END
-		FROM late_refunds lr
+		FROM (SELECT DISTINCT order_no FROM late_refunds
+		      WHERE state = 'pending' AND order_no > $1 ORDER BY order_no LIMIT $2) n
+		JOIN late_refunds lr ON lr.order_no = n.order_no
 		LEFT JOIN items i ON i.order_no = lr.order_no
 		LEFT JOIN LATERAL (SELECT 'rejected on ' || r.business_date || ': ' || j.reason AS why
 		                   FROM rejects j JOIN runs r ON r.id = j.run_id
@@ -83,13 +85,15 @@ const pendingLateRefundsQuery = `
 		WHERE lr.state = 'pending'
 		ORDER BY lr.order_no, lr.created_at, lr.refund_no`
 
-// PendingLateRefunds returns the pending late refunds with their items.
-// Each finds its item, its order's clawbacks and, for an order never
-// settled, its first reject through an index on the order (the items' key,
-// adjustments_order, rejects_order): the cost is the pending refunds', not
-// the ledger's history.
-func (l *Ledger) PendingLateRefunds(ctx context.Context) ([]pipeline.PendingLateRefund, error) {
-	rows, err := l.db.QueryContext(ctx, pendingLateRefundsQuery)
+// PendingLateRefunds returns the pending late refunds of the first
+// orders orders numbered after after, each order's whole, with their
+// items. The orders come from the open refunds' index (late_refunds_open);
+// each refund finds its item, its order's clawbacks and, for an order
+// never settled, its first reject through an index on the order (the
+// items' key, adjustments_order, rejects_order): the cost is the page's,
+// not the ledger's history.
+func (l *Ledger) PendingLateRefunds(ctx context.Context, after string, orders int) ([]pipeline.PendingLateRefund, error) {
+	rows, err := l.db.QueryContext(ctx, pendingLateRefundsQuery, after, orders)
 	if err != nil {
 		return nil, fmt.Errorf("read pending late refunds: %w", err)
 	}

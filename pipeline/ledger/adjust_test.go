@@ -189,9 +189,12 @@ func TestClawbacksOfOneOrderAreWorkedOutOnFreshSums(t *testing.T) {
 	if n, err := l.RecordLateRefunds(ctx, run, []pipeline.LateRefund{fixed, refunds[0]}); err != nil || n != 1 {
 		t.Fatalf("read again: %d replaced, %v; want 1", n, err)
 	}
-	pending, err := l.PendingLateRefunds(ctx)
+	pending, err := l.PendingLateRefunds(ctx, "", 10)
 	if err != nil || len(pending) != 1 || pending[0].RefundNo != "R3" || pending[0].Amount != 500 || pending[0].Item == nil ||
 		pending[0].Item.LateRefunded != 3000 {
 		t.Fatalf("pending %+v %v", pending, err)
+	}
+	if pending, err := l.PendingLateRefunds(ctx, "Aa", 10); err != nil || len(pending) != 0 {
+		t.Fatalf("pending after the last order: %+v %v", pending, err)
 	}
 }

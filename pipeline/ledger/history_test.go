@@ -82,7 +82,7 @@ func TestHistoryReadsAreBoundedByTheRun(t *testing.T) {
 		args []any
 	}{
 		"expected shares":      {ledger.ExpectedSharesQuery, []any{mid.ID}},
-		"pending late refunds": {ledger.PendingLateRefundsQuery, nil},
+		"pending late refunds": {ledger.PendingLateRefundsQuery, []any{"", 1000}},
 		"SellerLines":          {ledger.DateQueries["SellerLines"], []any{tonight.Key.Date.String(), "RS/" + tonight.Key.Date.Compact() + "/%"}},
 		"clawbackSummary":      {ledger.DateQueries["clawbackSummary"], []any{tonight.Key.Date.String()}},
 		"RejectedLateRefunds":  {ledger.DateQueries["RejectedLateRefunds"], []any{tonight.Key.Date.String()}},
@@ -117,9 +117,28 @@ func TestHistoryReadsAreBoundedByTheRun(t *testing.T) {
 	}
 	// And they still read right: the late refunds of orders never settled
 	// say which reject, and those of clawed orders carry their clawbacks.
-	pending, err := l.PendingLateRefunds(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// Read in pages of 3 orders, each order whole in one page.
+	var pending []pipeline.PendingLateRefund
+	for after := ""; ; {
+		page, err := l.PendingLateRefunds(ctx, after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		orders := map[string]bool{}
+		for _, p := range page {
+			if p.OrderNo <= after {
+				t.Fatalf("order %s in the page after %s", p.OrderNo, after)
+			}
+			orders[p.OrderNo] = true
+		}
+		if len(orders) > 3 {
+			t.Fatalf("a page of %d orders, want at most 3", len(orders))
+		}
+		after = page[len(page)-1].OrderNo
+		pending = append(pending, page...)
 	}
 	if len(pending) != 20 {
 		t.Fatalf("%d pending late refunds, want 20", len(pending))

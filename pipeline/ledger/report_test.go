@@ -206,7 +206,7 @@ func TestLateRefundOfAnOrderRejectedAtTheSourceIsIgnored(t *testing.T) {
 	if state != "ignored" || reason != want {
 		t.Errorf("RF1: %s %q, want ignored %q", state, reason, want)
 	}
-	pending, err := l.PendingLateRefunds(ctx)
+	pending, err := l.PendingLateRefunds(ctx, "", 100)
 	if err != nil || len(pending) != 1 || pending[0].RefundNo != "RF2" {
 		t.Errorf("pending after: %+v %v; want only RF2", pending, err)
 	}
