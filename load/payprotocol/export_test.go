@@ -10,3 +10,11 @@ func SetVerifyBatch(n int) (restore func()) {
 	verifyBatch = n
 	return func() { verifyBatch = old }
 }
+
+// SetHeldAnswersMax sets how many answers about held payments the
+// verification keeps for the run's reconcile, until restore is called.
+func SetHeldAnswersMax(n int) (restore func()) {
+	old := heldAnswersMax
+	heldAnswersMax = n
+	return func() { heldAnswersMax = old }
+}

@@ -286,12 +286,20 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reas
 // still under way): the matcher reports such an item's timing gap from
 // that answer, minutes old, rather than ask Pay Protocol the same question
 // again. Only the items of the run verified in this process, still held;
-// a recheck from a later date and --reconcile-all ask. It holds the day's
-// held payments, no more; each answer is taken once. nil keeps nothing.
+// a recheck from a later date and --reconcile-all ask. It holds at most
+// heldAnswersMax answers (the first the verification met): the matcher
+// asks about the rest, so a day with many payments under way costs a few
+// more queries, not memory that grows with the day. Each answer is taken
+// once. nil keeps nothing.
 type heldAnswers struct {
 	mu     sync.Mutex
 	orders map[heldKey]Order
 }
+
+// heldAnswersMax bounds heldAnswers: about 2 MB of answers. A day of
+// 1,000,000 orders in the benchmark holds some 18,000 payments. A
+// variable for the tests.
+var heldAnswersMax = 10_000
 
 type heldKey struct {
 	run int64
@@ -304,6 +312,9 @@ func (h *heldAnswers) put(run int64, txn string, o Order) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if len(h.orders) >= heldAnswersMax {
+		return // the matcher asks about this one
+	}
 	if h.orders == nil {
 		h.orders = map[heldKey]Order{}
 	}

@@ -286,8 +286,18 @@ func TestVerify(t *testing.T) {
 // found in agreement, it asks the latest refund alone, and the payment
 // too only when Pay Protocol shows a refund (one we do not know is
 // found); the held ones it asks in full. A reconciliation asking all
-// (--reconcile-all) asks them all, and finds the same.
+// (--reconcile-all) asks them all, and finds the same. The verification
+// keeps its answers about held payments up to a bound: kept down to one,
+// the reconciliation asks the other held payment (T4) in full.
 func TestNewProvider(t *testing.T) {
+	t.Run("all held kept", func(t *testing.T) { testNewProvider(t, false) })
+	t.Run("one held kept", func(t *testing.T) {
+		defer payprotocol.SetHeldAnswersMax(1)()
+		testNewProvider(t, true)
+	})
+}
+
+func testNewProvider(t *testing.T, oneKept bool) {
 	ctx := context.Background()
 	r := newRig(t, payprotocoltest.Options{Polls: 50}, func(c *payprotocol.Config) {
 		var err error
@@ -371,8 +381,12 @@ func TestNewProvider(t *testing.T) {
 	// Matched with the verification's answers, the held T3 and T4 take no
 	// token of the pacer either: only T6 is asked, with its token (the
 	// first question of a matcher goes alone, but paced).
-	if n := tokens.n.Load() - taken; n != 1 {
-		t.Errorf("the run's reconciliation took %d tokens of the pacer, want 1 (T6 alone is asked)", n)
+	asked := 1 // T6
+	if oneKept {
+		asked = 2 // and T4, held, whose answer was not kept
+	}
+	if n := tokens.n.Load() - taken; n != int32(asked) {
+		t.Errorf("the run's reconciliation took %d tokens of the pacer, want %d (T6 alone is asked, and T4 when not kept)", n, asked)
 	}
 	if len(ms) != 3 || ms[0].Subject != "T3" || ms[1].Subject != "T4" || !ms[0].Expected || !ms[1].Expected ||
 		ms[2].Subject != "T6" || ms[2].Expected || ms[2].Category != pipeline.MismatchAmount || ms[2].Ours != "0" || ms[2].Theirs != "50" {
@@ -381,8 +395,8 @@ func TestNewProvider(t *testing.T) {
 	// T1 was kept ahead, and the held T3 and T4 are matched with what
 	// the verification was told of them: only T6 (a finding) is asked
 	// again. Asking all (below) finds the same.
-	if payments != 1 || refunds != 1 {
-		t.Errorf("the run's reconciliation asked %d payment and %d refund details, want 1 and 1 (T6)", payments, refunds)
+	if payments != asked || refunds != asked {
+		t.Errorf("the run's reconciliation asked %d payment and %d refund details, want %d and %d (T6, and T4 when not kept)", payments, refunds, asked, asked)
 	}
 	all := payprotocol.Matcher(payprotocol.MatcherConfig{Store: store, API: payprotocol.Adapter{Client: r.client}, Pacer: pacer,
 		Final: pipeline.AskAll{Store: final}})
