@@ -88,6 +88,16 @@ const maxListed = 10
 // Count is the number of subjects.
 func (p *Problems) Count() int { return max(p.Total, len(p.List)) }
 
+// Add counts one more subject, and lists it while fewer than a message
+// shows are listed: a day with a hundred thousand findings holds ten
+// lines (the reports hold them all).
+func (p *Problems) Add(s string) {
+	p.Total = p.Count() + 1
+	if len(p.List) < maxListed {
+		p.List = append(p.List, s)
+	}
+}
+
 func (p *Problems) Error() string {
 	msg := p.Summary
 	if msg == "" {

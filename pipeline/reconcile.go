@@ -141,7 +141,8 @@ type MismatchStore interface {
 // nightly run of one date closes the gaps of the dates before it.
 func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error), recheck int) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
-		summary, problems, err := reconcile(ctx, store, matchers, write, run)
+		problems := &Problems{} // the first few listed, all counted: a bad day's findings are in the reports
+		summary, err := reconcile(ctx, store, matchers, write, run, problems, "")
 		if err != nil {
 			return "", err
 		}
@@ -158,57 +159,60 @@ func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx cont
 			if err != nil {
 				return "", err
 			}
-			s, p, err := reconcile(context.WithValue(ctx, recheckKey{}, true), store, matchers, write, r)
+			s, err := reconcile(context.WithValue(ctx, recheckKey{}, true), store, matchers, write, r, problems, r.Key.Date.String()+": ")
 			release()
 			if err != nil {
 				return "", fmt.Errorf("reconcile %s again: %w", r.Key, err)
 			}
 			summary += fmt.Sprintf("; %s again: %s", r.Key.Date, s)
-			for _, x := range p {
-				problems = append(problems, r.Key.Date.String()+": "+x)
-			}
 		}
-		return summary, NeedsPerson(problems)
+		if problems.Count() == 0 {
+			return summary, nil
+		}
+		return summary, E(KindNeedsPerson, "", problems)
 	}
 }
 
-func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error), run *Run) (string, []string, error) {
+// reconcile matches run, records and reports its findings, and adds to
+// problems (each line starting with prefix) what needs a person.
+func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error), run *Run, problems *Problems, prefix string) (string, error) {
 	all, err := matchAll(ctx, matchers, run)
 	if err != nil {
-		return "", nil, fmt.Errorf("reconcile: %w", err)
+		return "", fmt.Errorf("reconcile: %w", err)
 	}
 	if err := store.ReplaceMismatches(ctx, run.ID, all); err != nil {
-		return "", nil, fmt.Errorf("reconcile: %w", err)
+		return "", fmt.Errorf("reconcile: %w", err)
 	}
 	wrote, err := write(ctx, run)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
 	var unexpected, expected int
-	var problems []string
 	for _, m := range all {
 		if m.Expected {
 			expected++
 			continue
 		}
 		unexpected++
-		problems = append(problems, fmt.Sprintf("%s %s %s: ours %s %s, theirs %s %s%s", m.Provider, m.Category, m.Subject,
+		problems.Add(fmt.Sprintf("%s%s %s %s: ours %s %s, theirs %s %s%s", prefix, m.Provider, m.Category, m.Subject,
 			m.Ours, m.OursState, m.Theirs, m.TheirsState, detail(m.Detail)))
 	}
 	failed, err := store.FailedPayouts(ctx, run.Key.Date)
 	if err != nil {
-		return "", nil, fmt.Errorf("reconcile: %w", err)
+		return "", fmt.Errorf("reconcile: %w", err)
 	}
 	if failed > 0 {
-		problems = append(problems, fmt.Sprintf("%d payout(s) of %s failed (see payouts.csv)", failed, run.Key.Date))
+		problems.Add(fmt.Sprintf("%s%d payout(s) of %s failed (see payouts.csv)", prefix, failed, run.Key.Date))
 	}
 	unbalanced, err := store.Unbalanced(ctx, run.Key.Date)
 	if err != nil {
-		return "", nil, fmt.Errorf("reconcile: %w", err)
+		return "", fmt.Errorf("reconcile: %w", err)
 	}
-	problems = append(problems, unbalanced...)
+	for _, u := range unbalanced {
+		problems.Add(prefix + u)
+	}
 	summary := fmt.Sprintf("%d unexpected mismatches, %d expected (timing), %d failed payouts; %s", unexpected, expected, failed, wrote)
-	return summary, problems, nil
+	return summary, nil
 }
 
 // matchAll runs the matchers side by side - each asks its own provider,
@@ -230,9 +234,14 @@ func matchAll(ctx context.Context, matchers []Matcher, run *Run) ([]Mismatch, er
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	var all []Mismatch
+	n := 0
 	for _, ms := range found {
+		n += len(ms)
+	}
+	all := make([]Mismatch, 0, n) // once, at its size; each matcher's findings let go as copied
+	for i, ms := range found {
 		all = append(all, ms...)
+		found[i] = nil
 	}
 	SortMismatches(all)
 	return all, nil

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -105,5 +106,60 @@ func TestAMatcherErrorCancelsTheOthers(t *testing.T) {
 	}
 	if len(store.found) != 1 || store.found[0].Subject != "kept" {
 		t.Fatalf("a failed reconciliation replaced the findings: %+v", store.found)
+	}
+}
+
+// manyFindings is a mismatchStore whose date has a failed payout and an
+// unbalanced report line, and one earlier run to reconcile again.
+type manyFindings struct {
+	mismatchStore
+	earlier *Run
+}
+
+func (s *manyFindings) FailedPayouts(context.Context, Date) (int64, error) { return 1, nil }
+func (s *manyFindings) Unbalanced(context.Context, Date) ([]string, error) {
+	return []string{"sellers.csv line 2 does not balance"}, nil
+}
+func (s *manyFindings) RunsToRecheck(context.Context, *Run, int) ([]*Run, error) {
+	return []*Run{s.earlier}, nil
+}
+func (s *manyFindings) Lock(context.Context, RunKey) (func() error, error) {
+	return func() error { return nil }, nil
+}
+
+// TestReconcileCountsEveryProblemAndListsTheFirst: a day of 25,000
+// unexpected findings, reconciled with an earlier date that has as many,
+// needs a person for all of them (and each date's failed payout and
+// unbalanced line), but the error lists the first few alone, with the
+// count of the rest: it does not hold a line per finding.
+func TestReconcileCountsEveryProblemAndListsTheFirst(t *testing.T) {
+	const n = 25_000
+	var ms []Mismatch
+	for i := range n {
+		ms = append(ms, Mismatch{Provider: "p", Category: MismatchAmount, Subject: fmt.Sprintf("s%05d", i), Ours: "1", Theirs: "2"})
+	}
+	matcher := func(context.Context, *Run) ([]Mismatch, error) { return ms, nil }
+	earlier, err := ParseDate("2026-11-22")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &manyFindings{earlier: &Run{ID: 1, Key: RunKey{Date: earlier}}}
+	write := func(context.Context, *Run) (string, error) { return "written", nil }
+	_, err = ReconcileStage(store, []Matcher{matcher}, write, 1)(context.Background(), &Run{ID: 2})
+	var p *Problems
+	if KindOf(err) != KindNeedsPerson || !errors.As(err, &p) {
+		t.Fatalf("%v, want the findings needing a person", err)
+	}
+	if want := 2 * (n + 2); p.Count() != want || len(p.List) != maxListed || p.List[0] != "p amount s00000: ours 1 , theirs 2 " {
+		t.Fatalf("%d problems, %d listed, first %q; want %d, %d listed, s00000 first", p.Count(), len(p.List), p.List[0], want, maxListed)
+	}
+	if first, count := ProblemsOf(err, 3); count != 2*(n+2) || len(first) != 3 {
+		t.Errorf("ProblemsOf: %d, %q", count, first)
+	}
+	if !strings.HasSuffix(err.Error(), fmt.Sprintf("; ... %d more (see the reports)", 2*(n+2)-maxListed)) {
+		t.Errorf("message ends %q", err.Error()[max(0, len(err.Error())-80):])
+	}
+	if len(store.found) != n {
+		t.Errorf("%d findings recorded, want %d", len(store.found), n)
 	}
 }
