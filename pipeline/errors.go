@@ -82,8 +82,9 @@ type Problems struct {
 	Total   int      // how many subjects in all; 0 for len(List)
 }
 
-// maxListed is how many subjects a Problems message lists.
-const maxListed = 10
+// ProblemsListed is how many subjects a Problems message lists: a list
+// longer than that is only counted.
+const ProblemsListed = 10
 
 // Count is the number of subjects.
 func (p *Problems) Count() int { return max(p.Total, len(p.List)) }
@@ -93,9 +94,18 @@ func (p *Problems) Count() int { return max(p.Total, len(p.List)) }
 // lines (the reports hold them all).
 func (p *Problems) Add(s string) {
 	p.Total = p.Count() + 1
-	if len(p.List) < maxListed {
+	if len(p.List) < ProblemsListed {
 		p.List = append(p.List, s)
 	}
+}
+
+// NeedsPerson is p as a problem for a person (KindNeedsPerson), or nil
+// when it counts none.
+func (p *Problems) NeedsPerson() error {
+	if p.Count() == 0 {
+		return nil
+	}
+	return E(KindNeedsPerson, "", p)
 }
 
 func (p *Problems) Error() string {
@@ -104,12 +114,12 @@ func (p *Problems) Error() string {
 		msg = fmt.Sprintf("%d problem(s)", p.Count())
 	}
 	for i, s := range p.List {
-		if i == maxListed {
+		if i == ProblemsListed {
 			break
 		}
 		msg += "; " + s
 	}
-	if shown := min(len(p.List), maxListed); p.Count() > shown {
+	if shown := min(len(p.List), ProblemsListed); p.Count() > shown {
 		msg += fmt.Sprintf("; ... %d more (see the reports)", p.Count()-shown)
 	}
 	return msg

@@ -166,10 +166,7 @@ func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx cont
 			}
 			summary += fmt.Sprintf("; %s again: %s", r.Key.Date, s)
 		}
-		if problems.Count() == 0 {
-			return summary, nil
-		}
-		return summary, E(KindNeedsPerson, "", problems)
+		return summary, problems.NeedsPerson()
 	}
 }
 

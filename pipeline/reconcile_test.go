@@ -150,13 +150,13 @@ func TestReconcileCountsEveryProblemAndListsTheFirst(t *testing.T) {
 	if KindOf(err) != KindNeedsPerson || !errors.As(err, &p) {
 		t.Fatalf("%v, want the findings needing a person", err)
 	}
-	if want := 2 * (n + 2); p.Count() != want || len(p.List) != maxListed || p.List[0] != "p amount s00000: ours 1 , theirs 2 " {
-		t.Fatalf("%d problems, %d listed, first %q; want %d, %d listed, s00000 first", p.Count(), len(p.List), p.List[0], want, maxListed)
+	if want := 2 * (n + 2); p.Count() != want || len(p.List) != ProblemsListed || p.List[0] != "p amount s00000: ours 1 , theirs 2 " {
+		t.Fatalf("%d problems, %d listed, first %q; want %d, %d listed, s00000 first", p.Count(), len(p.List), p.List[0], want, ProblemsListed)
 	}
 	if first, count := ProblemsOf(err, 3); count != 2*(n+2) || len(first) != 3 {
 		t.Errorf("ProblemsOf: %d, %q", count, first)
 	}
-	if !strings.HasSuffix(err.Error(), fmt.Sprintf("; ... %d more (see the reports)", 2*(n+2)-maxListed)) {
+	if !strings.HasSuffix(err.Error(), fmt.Sprintf("; ... %d more (see the reports)", 2*(n+2)-ProblemsListed)) {
 		t.Errorf("message ends %q", err.Error()[max(0, len(err.Error())-80):])
 	}
 	if len(store.found) != n {

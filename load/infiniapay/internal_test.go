@@ -58,12 +58,12 @@ func (s *statusStore) TradeFileCounts(context.Context, int64) (all, accepted, re
 	return len(s.files), accepted, refused, nil
 }
 
-func (s *statusStore) RefusedTradeFiles(context.Context, int64) ([]pipeline.TradeFile, error) {
+func (s *statusStore) RefusedTradeFiles(_ context.Context, _ int64, n int) ([]pipeline.TradeFile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []pipeline.TradeFile
 	for _, f := range s.files {
-		if f.Status == StatusFailed {
+		if f.Status == StatusFailed && len(out) < n {
 			out = append(out, f)
 		}
 	}
@@ -118,7 +118,7 @@ func TestAwaitUploadsWaitBeginsAfterTheFirstWave(t *testing.T) {
 		api := &slowStatuses{took: 5 * time.Millisecond, stuck: stuck, asked: map[string]int{}}
 		c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}),
 			Wait: 50 * time.Millisecond, Poll: time.Millisecond}
-		accepted, refused, _, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, &unusableAnswers{})
+		accepted, refused, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, &unusableAnswers{}, &pipeline.Problems{})
 		questions := 0
 		for _, q := range api.asked {
 			questions += q
@@ -217,26 +217,29 @@ func TestAskNotKeptGoesByPages(t *testing.T) {
 // A wave of status questions walks the open files a page at a time:
 // over several pages every file is asked about until it is final, no
 // page is larger than uploadPage, and the files refused before are
-// counted and named.
+// counted, the first few named.
 func TestAwaitUploadsGoesByPages(t *testing.T) {
 	t.Parallel()
 	n := 2*uploadPage + 7
 	store := &statusStore{}
 	for i := range n {
 		f := pipeline.TradeFile{ID: int64(i + 1), RequestNo: fmt.Sprintf("R%05d", i), Name: fmt.Sprintf("F%05d.csv", i), Status: StatusReceived}
-		if i%1000 == 3 {
+		if i%100 == 3 {
 			f.Status, f.Reason = StatusFailed, "3 rows refused"
 		}
 		store.files = append(store.files, f)
 	}
 	api := &slowStatuses{asked: map[string]int{}}
 	c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 8}), Wait: time.Minute, Poll: time.Millisecond}
-	accepted, refused, problems, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, &unusableAnswers{})
-	if err != nil || accepted != n-3 || refused != 3 || len(problems) != 3 {
-		t.Fatalf("accepted %d, refused %d, problems %q: %v; want %d accepted, 3 refused and named", accepted, refused, problems, err, n-3)
+	problems := &pipeline.Problems{}
+	accepted, refused, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, &unusableAnswers{}, problems)
+	if err != nil || accepted != n-21 || refused != 21 || problems.Count() != 21 || len(problems.List) != pipeline.ProblemsListed ||
+		problems.List[0] != "trade file F00003.csv refused by Infinia: 3 rows refused" {
+		t.Fatalf("accepted %d, refused %d, problems %d %q: %v; want %d accepted, 21 refused and counted, the first %d named",
+			accepted, refused, problems.Count(), problems.List, err, n-21, pipeline.ProblemsListed)
 	}
-	if len(api.asked) != n-3 {
-		t.Fatalf("%d files asked about, want the %d open", len(api.asked), n-3)
+	if len(api.asked) != n-21 {
+		t.Fatalf("%d files asked about, want the %d open", len(api.asked), n-21)
 	}
 	for no, q := range api.asked {
 		if q != 2 {
@@ -279,9 +282,10 @@ func TestAwaitUploadsLeavesAFileWithAnUnusableAnswerOpen(t *testing.T) {
 	api := unusableStatus{&slowStatuses{asked: map[string]int{}}, "R2"}
 	c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 2}), Wait: time.Minute, Poll: time.Millisecond}
 	unusable := &unusableAnswers{}
-	accepted, refused, problems, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, unusable)
-	if err != nil || accepted != 4 || refused != 0 || len(problems) != 0 {
-		t.Fatalf("accepted %d, refused %d, problems %q: %v; want the 4 others accepted", accepted, refused, problems, err)
+	problems := &pipeline.Problems{}
+	accepted, refused, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, unusable, problems)
+	if err != nil || accepted != 4 || refused != 0 || problems.Count() != 0 {
+		t.Fatalf("accepted %d, refused %d, problems %q: %v; want the 4 others accepted", accepted, refused, problems.List, err)
 	}
 	if st := store.files[2].Status; st != StatusReceived || api.asked["R2"] != 1 {
 		t.Fatalf("the file with the unusable answer: %s, asked %d times; want it left open, asked once", st, api.asked["R2"])

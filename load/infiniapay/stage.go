@@ -56,10 +56,10 @@ type Store interface {
 	// OpenTradeFiles returns up to n of the run's files Infinia has not
 	// decided yet, with ids above after, by id; TradeFileCounts counts the
 	// run's files, all, accepted and refused; RefusedTradeFiles lists the
-	// refused ones.
+	// first n refused ones, by id.
 	OpenTradeFiles(ctx context.Context, runID, after int64, n int) ([]pipeline.TradeFile, error)
 	TradeFileCounts(ctx context.Context, runID int64) (all, accepted, refused int, err error)
-	RefusedTradeFiles(ctx context.Context, runID int64) ([]pipeline.TradeFile, error)
+	RefusedTradeFiles(ctx context.Context, runID int64, n int) ([]pipeline.TradeFile, error)
 	SetItemsState(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, from, to, reason, payoutKey, ref string) (int64, error)
 	SetBinding(ctx context.Context, b pipeline.Binding) error
 	// EachPayoutCandidate streams what the run may pay each seller in

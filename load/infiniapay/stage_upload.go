@@ -97,15 +97,16 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		if err := pipeline.StillProcessing("trade file uploads", "Infinia's SFTP server", c.Wait, res.Pending); err != nil {
 			return "", err
 		}
-		accepted, refused, problems, err := awaitUploads(ctx, &c, run, unusable)
+		problems := &pipeline.Problems{}
+		accepted, refused, err = awaitUploads(ctx, &c, run, unusable, problems)
 		if err != nil {
 			return "", err
 		}
 		if p := unusable.problem(); p != "" {
-			problems = append(problems, p)
+			problems.Add(p)
 		}
 		summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", open, uploaded.Load(), accepted, refused)
-		return summary, pipeline.NeedsPerson(problems)
+		return summary, problems.NeedsPerson()
 	}
 }
 
@@ -355,7 +356,10 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 // still processing is asked again about c.Poll after its last question
 // (or a wave's time after, if a wave takes longer), a bounded number of
 // times.
-func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusable *unusableAnswers) (accepted, refused int, problems []string, err error) {
+//
+// Each refused file is a problem for a person: problems counts them all
+// and names the first few (by id), which is all a message shows.
+func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusable *unusableAnswers, problems *pipeline.Problems) (accepted, refused int, err error) {
 	var deadline time.Time
 	for {
 		start := time.Now()
@@ -368,7 +372,7 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 		for {
 			open, err := c.Store.OpenTradeFiles(ctx, run.ID, after, uploadPage)
 			if err != nil {
-				return 0, 0, nil, err
+				return 0, 0, err
 			}
 			if len(open) == 0 {
 				break
@@ -397,7 +401,7 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 				return nil
 			})
 			if err != nil {
-				return 0, 0, nil, err
+				return 0, 0, err
 			}
 		}
 		if pending == 0 {
@@ -408,7 +412,7 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 		}
 		next := start.Add(c.Poll)
 		if next.After(deadline) {
-			return 0, 0, nil, fmt.Errorf("%w: %d trade files still processing at Infinia after %s (first: %s); re-run to resolve",
+			return 0, 0, fmt.Errorf("%w: %d trade files still processing at Infinia after %s (first: %s); re-run to resolve",
 				pipeline.ErrStillProcessing, pending, c.Wait, first)
 		}
 		if d := time.Until(next); d > 0 {
@@ -416,25 +420,26 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return 0, 0, nil, ctx.Err()
+				return 0, 0, ctx.Err()
 			case <-t.C:
 			}
 		}
 	}
 	_, accepted, refused, err = c.Store.TradeFileCounts(ctx, run.ID)
 	if err != nil {
-		return 0, 0, nil, err
+		return 0, 0, err
 	}
 	if refused > 0 {
-		files, err := c.Store.RefusedTradeFiles(ctx, run.ID)
+		files, err := c.Store.RefusedTradeFiles(ctx, run.ID, pipeline.ProblemsListed)
 		if err != nil {
-			return 0, 0, nil, err
+			return 0, 0, err
 		}
 		for _, f := range files {
-			problems = append(problems, fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
+			problems.Add(fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
 		}
+		problems.Total += refused - len(files) // counted, not listed
 	}
-	return accepted, refused, problems, nil
+	return accepted, refused, nil
 }
 
 // holdFile records f as refused for this run with reason: its items not

@@ -170,11 +170,11 @@ func (l *Ledger) OpenTradeFiles(ctx context.Context, runID, after int64, n int) 
 	return l.tradeFiles(ctx, openTradeFilesQuery, runID, after, n)
 }
 
-// RefusedTradeFiles returns the run's trade files Infinia refused
-// (FAILED), ordered by id.
-func (l *Ledger) RefusedTradeFiles(ctx context.Context, runID int64) ([]pipeline.TradeFile, error) {
+// RefusedTradeFiles returns the first n of the run's trade files Infinia
+// refused (FAILED), ordered by id.
+func (l *Ledger) RefusedTradeFiles(ctx context.Context, runID int64, n int) ([]pipeline.TradeFile, error) {
 	return l.tradeFiles(ctx, `SELECT `+tradeFileColumns+` FROM trade_files
-		WHERE run_id = $1 AND status = 'FAILED' ORDER BY id`, runID)
+		WHERE run_id = $1 AND status = 'FAILED' ORDER BY id LIMIT $2`, runID, n)
 }
 
 func (l *Ledger) tradeFiles(ctx context.Context, q string, args ...any) ([]pipeline.TradeFile, error) {

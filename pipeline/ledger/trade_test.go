@@ -148,9 +148,12 @@ func TestTradeFilesOfARunGoByPages(t *testing.T) {
 	if err != nil || all != sellers+1 || accepted != 9 || refused != 3 {
 		t.Fatalf("counts: %d files, %d accepted, %d refused (%v); want %d, 9, 3", all, accepted, refused, err, sellers+1)
 	}
-	bad, err := l.RefusedTradeFiles(ctx, run.ID)
+	bad, err := l.RefusedTradeFiles(ctx, run.ID, 10)
 	if err != nil || len(bad) != 3 || bad[0].SellerID != "S004" || bad[0].Reason != "2 rows refused" {
 		t.Fatalf("refused %+v (%v), want S004, S014, S024", bad, err)
+	}
+	if bad, err := l.RefusedTradeFiles(ctx, run.ID, 2); err != nil || len(bad) != 2 || bad[1].SellerID != "S014" {
+		t.Fatalf("the first two refused %+v (%v), want S004, S014", bad, err)
 	}
 
 	var plan []string
