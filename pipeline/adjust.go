@@ -182,10 +182,11 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 // refunds from the seller's own funds, say), is ignored with the reason; a
 // refund above what is left of the order is rejected for a person. Others
 // stay pending until their order settles. channels are the channels the
-// run knows. It returns a summary and the problems a person must look at.
-func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels Channels, run *Run) (string, []string, error) {
+// run knows. It returns a summary and the problems a person must look at
+// (all counted, the first few listed).
+func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels Channels, run *Run) (string, *Problems, error) {
 	var clawed, ignored, waiting int
-	var problems []string
+	problems := &Problems{}
 	for after := ""; ; {
 		pending, err := store.PendingLateRefunds(ctx, after, lateRefundOrdersPage)
 		if err != nil {
@@ -195,8 +196,8 @@ func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels
 			break
 		}
 		after = pending[len(pending)-1].OrderNo
-		c, i, w, probs, err := clawBackPage(ctx, store, resplit, channels, run, pending)
-		clawed, ignored, waiting, problems = clawed+c, ignored+i, waiting+w, append(problems, probs...)
+		c, i, w, err := clawBackPage(ctx, store, resplit, channels, run, pending, problems)
+		clawed, ignored, waiting = clawed+c, ignored+i, waiting+w
 		if err != nil {
 			return "", nil, err
 		}
@@ -210,9 +211,10 @@ func ClawBacks(ctx context.Context, store AdjustStore, resplit Resplit, channels
 const lateRefundOrdersPage = 1000
 
 // clawBackPage resolves one page of pending late refunds (every pending
-// refund of each of its orders, in order) and counts what it did.
+// refund of each of its orders, in order), counts what it did and adds to
+// problems what needs a person.
 func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, channels Channels, run *Run,
-	pending []PendingLateRefund) (clawed, ignored, waiting int, problems []string, err error) {
+	pending []PendingLateRefund, problems *Problems) (clawed, ignored, waiting int, err error) {
 	// Earlier refunds of an order resolved in this pass count for the next.
 	done := map[string]*SettledItem{}
 	for _, p := range pending {
@@ -233,7 +235,7 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 			ignored++
 			if err := store.ResolveLateRefund(ctx, run, p.RefundNo, LateRefundIgnored,
 				"the order was rejected at the source, nothing was paid on it: "+p.SourceRejected, nil, 0); err != nil {
-				return clawed, ignored, waiting, problems, err
+				return clawed, ignored, waiting, err
 			}
 			continue
 		}
@@ -260,14 +262,14 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 			var note string
 			adj, note, err = clawback(it, p.LateRefund, resplit)
 			if note != "" {
-				problems = append(problems, note)
+				problems.Add(note)
 			}
 			if err != nil {
 				var bad *badRefund
 				if !errors.As(err, &bad) {
-					return clawed, ignored, waiting, problems, err
+					return clawed, ignored, waiting, err
 				}
-				problems = append(problems, fmt.Sprintf("late refund %s of order %s: %s", p.RefundNo, p.OrderNo, bad.why))
+				problems.Add(fmt.Sprintf("late refund %s of order %s: %s", p.RefundNo, p.OrderNo, bad.why))
 				err = resolve(LateRefundRejected, bad.why, nil)
 				break
 			}
@@ -286,10 +288,10 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 			}
 		}
 		if err != nil {
-			return clawed, ignored, waiting, problems, err
+			return clawed, ignored, waiting, err
 		}
 	}
-	return clawed, ignored, waiting, problems, nil
+	return clawed, ignored, waiting, nil
 }
 
 type badRefund struct{ why string }
@@ -396,6 +398,6 @@ func ClawBackStage(store AdjustStore, src LateRefundSource, w func(Date) Window,
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%d late refunds read; %s", n, summary), NeedsPerson(problems)
+		return fmt.Sprintf("%d late refunds read; %s", n, summary), problems.NeedsPerson()
 	}
 }

@@ -192,8 +192,8 @@ func TestLateRefundOfAnOrderRejectedAtTheSourceIsIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	summary, problems, err := pipeline.ClawBacks(ctx, l, nil, nil, r2)
-	if err != nil || len(problems) != 0 {
-		t.Fatal(summary, problems, err)
+	if err != nil || problems.Count() != 0 {
+		t.Fatal(summary, problems.List, err)
 	}
 	if summary != "late refunds: 0 clawed back, 1 ignored, 1 waiting for their order" {
 		t.Errorf("summary %q", summary)
