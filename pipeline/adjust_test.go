@@ -212,9 +212,10 @@ func TestClawBacksWithoutTheRulesOfTheOrdersDate(t *testing.T) {
 }
 
 // TestClawBacksReadPagesOfWholeOrders: the pending late refunds are read
-// a page of orders at a time, never splitting an order's refunds between
-// pages (the second of an order is worked out from the first's clawback),
-// and every page is resolved.
+// a page of orders at a time, each order's refunds in one page (as
+// memAdjust gives them; the ledger's query is held to it by
+// TestPendingLateRefundsPagesHoldWholeOrders), the second refund of an
+// order worked out from the first's clawback, and every page is resolved.
 func TestClawBacksReadPagesOfWholeOrders(t *testing.T) {
 	d, _ := ParseDate("2026-11-21")
 	run := &Run{ID: 1, Key: RunKey{Date: d, Shard: Whole}}

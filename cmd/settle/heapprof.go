@@ -13,14 +13,16 @@ import (
 // heapProfileEnv names the environment variable that, when set to a file
 // path, makes settle write a heap profile to <path>.<pid> each time its
 // live heap reaches a new high (by 5%), so the file ends holding the
-// profile at the process's peak. A diagnostic for memory work (README,
-// Performance); off when unset.
+// profile at the process's peak, and <path>.<pid>.mem and
+// <path>.<pid>.goroutines at the peak of what the runtime holds (see
+// profileHeapPeaks). A diagnostic for memory work (README, Performance);
+// off when unset.
 const heapProfileEnv = "SETTLE_HEAPPROFILE"
 
 // profileHeapPeaks samples the live heap (as the last GC measured it,
 // like the profile) every 100ms until ctx is done
-// and writes a heap profile to path.<pid> at each new high. At each new
-// high of what the runtime holds from the system (all its memory
+// and writes a heap profile to path.<pid> at each new high (by 5%). At
+// each new high (by 2%) of what the runtime holds from the system (all its memory
 // classes less what it has released) it also writes path.<pid>.mem: that
 // breakdown by class, the goroutines, and the process's resident set
 // (and path.<pid>.goroutines, their stacks counted), so

@@ -437,7 +437,7 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 		for _, f := range files {
 			problems.Add(fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
 		}
-		problems.Total += refused - len(files) // counted, not listed
+		problems.Total += refused - len(files) // counted, not listed (problems held nothing before these files)
 	}
 	return accepted, refused, nil
 }

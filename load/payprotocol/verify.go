@@ -312,13 +312,14 @@ func (h *heldAnswers) put(run int64, txn string, o Order) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.orders) >= heldAnswersMax {
+	k := heldKey{run, txn}
+	if _, kept := h.orders[k]; !kept && len(h.orders) >= heldAnswersMax {
 		return // the matcher asks about this one
 	}
 	if h.orders == nil {
 		h.orders = map[heldKey]Order{}
 	}
-	h.orders[heldKey{run, txn}] = o
+	h.orders[k] = o // a newer answer replaces the one kept
 }
 
 // take returns, and forgets, the answer about the held item it of run.

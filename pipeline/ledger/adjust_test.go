@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -196,5 +197,56 @@ func TestClawbacksOfOneOrderAreWorkedOutOnFreshSums(t *testing.T) {
 	}
 	if pending, err := l.PendingLateRefunds(ctx, "Aa", 10); err != nil || len(pending) != 0 {
 		t.Fatalf("pending after the last order: %+v %v", pending, err)
+	}
+}
+
+// TestPendingLateRefundsPagesHoldWholeOrders: read a page of one order or
+// of two at a time, every pending refund comes once, and an order's
+// refunds all in the same page, in the order they were made.
+func TestPendingLateRefundsPagesHoldWholeOrders(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := uploadedItems(t, l, day, "A", 3, 9000)
+	now := time.Now()
+	var refunds []pipeline.LateRefund
+	want := map[string][]string{"Aa": {"Ra1", "Ra2", "Ra3"}, "Ab": {"Rb1"}, "Ac": {"Rc1", "Rc2"}}
+	for _, no := range []string{"Aa", "Ab", "Ac"} {
+		for i, r := range want[no] {
+			refunds = append(refunds, pipeline.LateRefund{Date: day, RefundNo: r, OrderNo: no, SellerID: "S1", Amount: 100,
+				CreatedAt: now.Add(time.Duration(i) * time.Second), State: pipeline.LateRefundPending})
+		}
+	}
+	if n, err := l.RecordLateRefunds(ctx, run, refunds); err != nil || n != len(refunds) {
+		t.Fatalf("recorded %d: %v", n, err)
+	}
+	for _, orders := range []int{1, 2} {
+		got := map[string][]string{}
+		pages := 0
+		for after := ""; ; {
+			page, err := l.PendingLateRefunds(ctx, after, orders)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			pages++
+			inPage := map[string]bool{}
+			for _, p := range page {
+				if p.OrderNo <= after || p.Item == nil {
+					t.Fatalf("pages of %d orders: %s (item %v) in the page after %q", orders, p.OrderNo, p.Item, after)
+				}
+				inPage[p.OrderNo] = true
+				got[p.OrderNo] = append(got[p.OrderNo], p.RefundNo)
+			}
+			if len(inPage) > orders {
+				t.Fatalf("pages of %d orders: a page of %d", orders, len(inPage))
+			}
+			after = page[len(page)-1].OrderNo
+		}
+		if wantPages := (3 + orders - 1) / orders; pages != wantPages || !reflect.DeepEqual(got, want) {
+			t.Errorf("pages of %d orders: %d pages, %v; want %d pages, %v", orders, pages, got, wantPages, want)
+		}
 	}
 }
