@@ -92,15 +92,6 @@ func ForEach[T any](ctx context.Context, n int, xs []T, fn func(T) error) error 
 	return errors.Join(errs...)
 }
 
-// NeedsPerson returns the problems as one error that needs a person
-// (KindNeedsPerson, exit 4), or nil when there are none.
-func NeedsPerson(problems []string) error {
-	if len(problems) == 0 {
-		return nil
-	}
-	return E(KindNeedsPerson, "", &Problems{List: problems})
-}
-
 // EachFirstAlonePaced runs fn on the first of xs alone, then on the others,
 // every one paced by p (the first takes its token too): refused
 // credentials or the provider down show on the first question, before any

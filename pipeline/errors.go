@@ -99,8 +99,8 @@ func (p *Problems) Add(s string) {
 	}
 }
 
-// NeedsPerson is p as a problem for a person (KindNeedsPerson), or nil
-// when it counts none.
+// NeedsPerson is p as one error that needs a person (KindNeedsPerson,
+// exit 4), or nil when it counts none.
 func (p *Problems) NeedsPerson() error {
 	if p.Count() == 0 {
 		return nil

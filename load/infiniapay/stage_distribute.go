@@ -42,7 +42,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			return "", err
 		}
 		summary := fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.carried)
-		return summary, pipeline.NeedsPerson(d.problems)
+		return summary, d.problems.NeedsPerson()
 	}
 }
 
@@ -56,7 +56,7 @@ type distribution struct {
 
 	mu                  sync.Mutex
 	paid, sent, carried int
-	problems            []string
+	problems            pipeline.Problems         // for a person: all counted, the first few named
 	bindings            map[string]*sellerBinding // Infinia seller id -> its binding, asked once a run
 }
 
@@ -98,7 +98,7 @@ func (d *distribution) binding(ctx context.Context, p pipeline.PayoutCandidate) 
 func (d *distribution) problem(format string, args ...any) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.problems = append(d.problems, fmt.Sprintf(format, args...))
+	d.problems.Add(fmt.Sprintf(format, args...))
 }
 
 // held counts a seller's revenue share held (carried to a later one)
@@ -109,7 +109,7 @@ func (d *distribution) held(seller string, cur pipeline.Currency, h *pipeline.Ho
 	defer d.mu.Unlock()
 	d.carried++
 	if h.NeedsPerson {
-		d.problems = append(d.problems, fmt.Sprintf("seller %s %s: %s", seller, cur, h.Reason))
+		d.problems.Add(fmt.Sprintf("seller %s %s: %s", seller, cur, h.Reason))
 	}
 }
 

@@ -182,14 +182,14 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			// They pass once WeChat Pay is ready, but nothing settles them
 			// then except a run of this date: the run must not end as if
 			// all were done.
-			problems := append([]string{fmt.Sprintf("order %s: %s", st.firstWait.order, st.firstWait.reason)}, st.problems...)
+			problems := append([]string{fmt.Sprintf("order %s: %s", st.firstWait.order, st.firstWait.reason)}, st.problems.List...)
 			what := fmt.Sprintf("%d WeChat transactions wait on WeChat Pay: only a run of this date settles them (run it again once WeChat Pay is ready)", st.waiting)
-			if len(st.problems) > 0 {
-				what += fmt.Sprintf(", and %d other problem(s)", len(st.problems))
+			if n := st.problems.Count(); n > 0 {
+				what += fmt.Sprintf(", and %d other problem(s)", n)
 			}
-			return summary, pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Summary: what, List: problems, Total: len(st.problems) + st.waiting})
+			return summary, pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Summary: what, List: problems, Total: st.problems.Count() + st.waiting})
 		}
-		return summary, pipeline.NeedsPerson(st.problems)
+		return summary, st.problems.NeedsPerson()
 	}
 }
 
@@ -249,8 +249,8 @@ type stageRun struct {
 
 	mu               sync.Mutex
 	paid, sent, held int
-	problems         []string
-	waiting          int // held for WeChat Pay to be ready (a receiver under review, say)
+	problems         pipeline.Problems // held for a person: all counted, the first few named
+	waiting          int               // held for WeChat Pay to be ready (a receiver under review, say)
 	firstWait        struct{ order, reason string }
 	errs             []error // a batch's planning errors: the other batches go on
 
@@ -268,7 +268,7 @@ func (st *stageRun) hold(ctx context.Context, it pipeline.Split, h *pipeline.Hol
 	st.mu.Lock()
 	st.held++
 	if h.NeedsPerson {
-		st.problems = append(st.problems, fmt.Sprintf("order %s: %s", it.OrderNo, h.Reason))
+		st.problems.Add(fmt.Sprintf("order %s: %s", it.OrderNo, h.Reason))
 	} else {
 		if st.waiting == 0 || it.OrderNo < st.firstWait.order {
 			st.firstWait.order, st.firstWait.reason = it.OrderNo, h.Reason
