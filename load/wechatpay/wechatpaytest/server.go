@@ -70,9 +70,14 @@ type Options struct {
 	MaxRequests int
 	// ProviderQPS and SubMerchantQPS are the token buckets (rate per second
 	// and burst) for all requests and for each sub_mchid. Defaults 300 and
-	// 30; negative: unlimited. They run on the real clock.
+	// 30; negative: unlimited. They run on LimitClock.
 	ProviderQPS    int
 	SubMerchantQPS int
+	// LimitClock is the QPS buckets' clock: default time.Now, the real
+	// clock the client's own limiter keeps to (not Now, which tests set
+	// to a test clock). A test fixes it to see a burst refused exactly,
+	// however slowly the machine serves it.
+	LimitClock func() time.Time
 	// Latency is waited before every answer, and OrderDelay keeps a
 	// distribution or unfreeze PROCESSING until that long after it was
 	// accepted (on Now), besides the Polls: the timing model of
@@ -174,6 +179,9 @@ func New(o Options) *Server {
 	}
 	if o.SubMerchantQPS == 0 {
 		o.SubMerchantQPS = 30
+	}
+	if o.LimitClock == nil {
+		o.LimitClock = time.Now
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -130,14 +130,15 @@ func (s *Server) limit(c call) (reply, bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	limited := s.provider != nil && !s.provider.Allow()
+	now := s.o.LimitClock()
+	limited := s.provider != nil && !s.provider.AllowN(now, 1)
 	if !limited && sub != "" && s.o.SubMerchantQPS > 0 {
 		l := s.subs[sub]
 		if l == nil {
 			l = rate.NewLimiter(rate.Limit(s.o.SubMerchantQPS), s.o.SubMerchantQPS)
 			s.subs[sub] = l
 		}
-		limited = !l.Allow()
+		limited = !l.AllowN(now, 1)
 	}
 	if limited {
 		s.count429++
