@@ -23,7 +23,9 @@ type Limits struct {
 	// Rate is Limit's rate in requests per second. With the latency
 	// observed it sizes how many requests are in flight: by Little's law
 	// rate x latency are needed to reach the rate, and a few more hide
-	// the latency's variance. 0: MaxInFlight.
+	// the latency's variance (the latency taken at most twice the
+	// fastest seen of late: what is only queueing widens nothing).
+	// 0: MaxInFlight.
 	Rate float64
 	// Lane returns the bucket of one lane under the provider's (a
 	// sub-merchant the provider limits on its own); nil, or a nil
@@ -44,13 +46,21 @@ const DefaultMaxInFlight = 256
 type Pacer struct {
 	limits Limits
 
-	mu        sync.Mutex
-	lanes     map[string]Limiter
-	latency   time.Duration // exponentially weighted moving average
-	inFlight  int
-	peak      int
-	calls     int            // calls of EachAsNeeded running
-	laneCalls map[string]int // the same, per lane
+	mu      sync.Mutex
+	lanes   map[string]Limiter
+	latency time.Duration // exponentially weighted moving average
+	// The least latency observed in this period of fastestPeriod and in
+	// the one before (0: none yet): what a request takes when nothing
+	// queues. The window is sized by at most twice it, so that latency
+	// that is only waiting (for a CPU, a connection, the provider's own
+	// queue) does not widen the window, which would queue more still.
+	fastest, fastestBefore time.Duration
+	periodBegan            time.Time
+	now                    func() time.Time
+	inFlight               int
+	peak                   int
+	calls                  int            // calls of EachAsNeeded running
+	laneCalls              map[string]int // the same, per lane
 	// Who waits for a place in flight (acquire), and for a call's place
 	// (enterCall), in the order they came: a place freed is given to the
 	// first that may take it, under p.mu, so that thousands of lanes
@@ -71,8 +81,13 @@ func NewPacer(l Limits) *Pacer {
 	if l.MaxInFlight <= 0 {
 		l.MaxInFlight = DefaultMaxInFlight
 	}
-	return &Pacer{limits: l, lanes: map[string]Limiter{}, laneCalls: map[string]int{}}
+	return &Pacer{limits: l, lanes: map[string]Limiter{}, laneCalls: map[string]int{}, now: time.Now}
 }
+
+// fastestPeriod is how long the least latency observed is kept: a
+// provider that became slower for good widens the window within two
+// periods.
+const fastestPeriod = 10 * time.Second
 
 // pacerOr returns p, or an unlimited Pacer when p is nil.
 func pacerOr(p *Pacer) *Pacer {
@@ -83,15 +98,30 @@ func pacerOr(p *Pacer) *Pacer {
 }
 
 // window is how many requests may be in flight now:
-// ceil(rate x latency x 1.5) + 1, within [1, MaxInFlight]. Until a
-// latency is observed it is MaxInFlight (the bucket still paces).
+// ceil(rate x latency x 1.5) + 1, within [1, MaxInFlight], where latency
+// is the moving average but at most twice the fastest of the last
+// periods. Until a latency is observed it is MaxInFlight (the bucket
+// still paces).
 func (p *Pacer) window() int {
 	l := p.limits
 	if l.Rate <= 0 || p.latency <= 0 {
 		return l.MaxInFlight
 	}
-	n := int(math.Ceil(l.Rate*p.latency.Seconds()*1.5)) + 1
+	lat := p.latency
+	if f := p.fastestRecent(); f > 0 {
+		lat = min(lat, 2*f)
+	}
+	n := int(math.Ceil(l.Rate*lat.Seconds()*1.5)) + 1
 	return max(1, min(n, l.MaxInFlight))
+}
+
+// fastestRecent is the least latency of this period and the one before
+// (0: none observed).
+func (p *Pacer) fastestRecent() time.Duration {
+	if p.fastestBefore > 0 && (p.fastest == 0 || p.fastestBefore < p.fastest) {
+		return p.fastestBefore
+	}
+	return p.fastest
 }
 
 // Window reports how many requests may be in flight now.
@@ -200,6 +230,11 @@ func (p *Pacer) release(took time.Duration) {
 		p.latency = took
 	} else {
 		p.latency = (4*p.latency + took) / 5
+	}
+	if now := p.now(); now.Sub(p.periodBegan) >= fastestPeriod {
+		p.fastestBefore, p.fastest, p.periodBegan = p.fastest, took, now
+	} else if took < p.fastest || p.fastest == 0 {
+		p.fastest = took
 	}
 	p.grant()
 }

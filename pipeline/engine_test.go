@@ -808,3 +808,42 @@ func TestEachWalksThousandsOfLanesWithFewGoroutines(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowIsBoundedByTheFastestLatency: latency that is only queueing
+// (a busy machine, a saturated provider) does not widen the window past
+// twice the fastest latency of the last periods; a provider slower for
+// good widens it within two periods.
+func TestWindowIsBoundedByTheFastestLatency(t *testing.T) {
+	p := NewPacer(Limits{Rate: 100})
+	clock := time.Unix(1_000_000, 0)
+	p.now = func() time.Time { return clock }
+	took := func(d time.Duration, n int) {
+		for range n {
+			p.mu.Lock()
+			p.inFlight++
+			p.mu.Unlock()
+			p.release(d)
+		}
+	}
+	took(50*time.Millisecond, 1)
+	if w := p.Window(); w != 9 { // ceil(100 x 0.05 x 1.5) + 1
+		t.Fatalf("window %d after one answer in 50ms, want 9", w)
+	}
+	took(time.Second, 40) // the average climbs to about 1 s
+	if l := p.Latency(); l < 900*time.Millisecond {
+		t.Fatalf("average latency %s, want about 1s", l)
+	}
+	if w := p.Window(); w != 16 { // ceil(100 x 2 x 0.05 x 1.5) + 1, not 151
+		t.Fatalf("window %d with the fastest answer 50ms ago, want 16", w)
+	}
+	clock = clock.Add(fastestPeriod)
+	took(time.Second, 1) // a new period: the 50 ms is the period before's
+	if w := p.Window(); w != 16 {
+		t.Fatalf("window %d one period on, want 16", w)
+	}
+	clock = clock.Add(fastestPeriod)
+	took(time.Second, 1) // two periods of 1 s: slower for good
+	if w := p.Window(); w < 140 {
+		t.Fatalf("window %d after two periods of 1s answers, want about 151", w)
+	}
+}
