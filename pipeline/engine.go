@@ -212,7 +212,7 @@ func (p *Pacer) grant() {
 	for e := p.inFlightQ.Front(); e != nil && p.takeInFlight(nil); e = p.inFlightQ.Front() {
 		close(p.inFlightQ.Remove(e).(*waiter).granted)
 	}
-	for e := p.callQ.Front(); e != nil && p.calls < 2*p.limits.MaxInFlight; {
+	for e := p.callQ.Front(); e != nil && p.calls < 2*p.window(); {
 		next := e.Next()
 		if w := e.Value.(*waiter); p.takeCall(w) {
 			close(p.callQ.Remove(e).(*waiter).granted)
@@ -266,13 +266,15 @@ func (p *Pacer) start(ctx context.Context, lane Limiter) error {
 
 // enterCall waits until one more call of EachAsNeeded may run in lane:
 // at most the window per lane (so that calls waiting on a busy lane's
-// bucket never hold back the other lanes) and twice MaxInFlight in all.
+// bucket never hold back the other lanes) and twice the window in all (a
+// call beyond the window only waits for a place in flight; the waiters
+// are served in turn, so the lanes share the places).
 func (p *Pacer) enterCall(ctx context.Context, lane string) error {
 	return p.await(ctx, &p.callQ, &waiter{lane: lane}, p.takeCall, p.giveCall)
 }
 
 func (p *Pacer) takeCall(w *waiter) bool {
-	if p.calls >= 2*p.limits.MaxInFlight || p.laneCalls[w.lane] >= p.window() {
+	if p.calls >= 2*p.window() || p.laneCalls[w.lane] >= p.window() {
 		return false
 	}
 	p.calls++
@@ -374,8 +376,8 @@ func (p *Pacer) Each(ctx context.Context, n int, lane func(i int) string, fn fun
 // final in the ledger, a re-run of a finished day): a call takes no token
 // until it calls Pace, before each request it sends, so a call that sends
 // nothing waits on no bucket, and its time does not count as latency.
-// Calls run side by side up to the window per lane (and twice MaxInFlight
-// in all); the requests keep every limit of Each.
+// Calls run side by side up to the window per lane and twice the window
+// in all; the requests keep every limit of Each.
 func (p *Pacer) EachAsNeeded(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error) error {
 	return p.each(ctx, n, lane, fn, false)
 }

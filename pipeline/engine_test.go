@@ -847,3 +847,52 @@ func TestWindowIsBoundedByTheFastestLatency(t *testing.T) {
 		t.Fatalf("window %d after two periods of 1s answers, want about 151", w)
 	}
 }
+
+// TestEachAsNeededCallsFollowTheWindow: once the window is known, the
+// calls of EachAsNeeded running at once are at most twice it (about 31 at
+// 1,000/s and 20 ms), not twice MaxInFlight (512: all 800 at once), and the
+// lanes still share them: 20 lanes of 40 requests at 20 a second each go
+// side by side (about 2 s; three lanes at a time would take 13 s).
+func TestEachAsNeededCallsFollowTheWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := NewPacer(Limits{Limit: newBucket(1000), Rate: 1000,
+		Lane: func(string) Limiter { return newBucket(20) }})
+	var running, most, widest atomic.Int64
+	raise := func(v *atomic.Int64, n int64) {
+		for m := v.Load(); n > m && !v.CompareAndSwap(m, n); m = v.Load() {
+		}
+	}
+	call := func(ctx context.Context, i int) error {
+		raise(&most, running.Add(1))
+		defer running.Add(-1)
+		raise(&widest, int64(p.Window()))
+		if err := Pace(ctx); err != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+		return nil
+	}
+	if err := p.EachAsNeeded(ctx, 20, nil, call); err != nil { // the latency observed
+		t.Fatal(err)
+	}
+	w := p.Window()
+	if w >= DefaultMaxInFlight {
+		t.Fatalf("window %d: no latency observed", w)
+	}
+	most.Store(0)
+	widest.Store(0)
+	const lanes, perLane = 20, 40
+	began := time.Now()
+	err := p.EachAsNeeded(ctx, lanes*perLane, func(i int) string { return strconv.Itoa(i % lanes) }, call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > 6*time.Second {
+		t.Fatalf("took %s for %d lanes of %d at 20/s each, want about 2s", took, lanes, perLane)
+	}
+	// The window moves with the latency (at most twice the fastest).
+	if m, w := most.Load(), widest.Load(); m > 2*w || m > 200 {
+		t.Fatalf("%d calls at once, want at most twice the window (at most %d)", m, w)
+	}
+}
