@@ -221,11 +221,18 @@ func (p *Pacer) grant() {
 	}
 }
 
-// release gives the place back with the latency the request took.
-func (p *Pacer) release(took time.Duration) {
+// release gives the place back with the latency the request took. A
+// request that failed (an error) is not observed: its time may be no
+// round trip's (a connection refused at once) and would narrow the
+// window, or a timeout's, and widen it.
+func (p *Pacer) release(took time.Duration, failed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.inFlight--
+	if failed {
+		p.grant()
+		return
+	}
 	if p.latency == 0 {
 		p.latency = took
 	} else {
@@ -333,12 +340,12 @@ func (t *ticket) take() error {
 
 // done gives the call's place in flight back, if it took one, with the
 // time since (the latency of its requests: calls that sent nothing do not
-// count).
-func (t *ticket) done() {
+// count) and whether the call failed.
+func (t *ticket) done(failed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.began.IsZero() {
-		t.p.release(time.Since(t.began))
+		t.p.release(time.Since(t.began), failed)
 	}
 }
 
@@ -438,9 +445,9 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 				began := time.Now()
 				err := fn(context.WithValue(ctx, ticketKey{}, t), i)
 				if paced {
-					p.release(time.Since(began))
+					p.release(time.Since(began), err != nil)
 				} else {
-					t.done()
+					t.done(err != nil)
 					p.leaveCall(k)
 				}
 				if err == nil || errors.Is(err, errPaceStopped) {

@@ -822,7 +822,7 @@ func TestWindowIsBoundedByTheFastestLatency(t *testing.T) {
 			p.mu.Lock()
 			p.inFlight++
 			p.mu.Unlock()
-			p.release(d)
+			p.release(d, false)
 		}
 	}
 	took(50*time.Millisecond, 1)
@@ -840,6 +840,15 @@ func TestWindowIsBoundedByTheFastestLatency(t *testing.T) {
 	took(time.Second, 1) // a new period: the 50 ms is the period before's
 	if w := p.Window(); w != 16 {
 		t.Fatalf("window %d one period on, want 16", w)
+	}
+	// A call that failed at once (a connection refused) is no round trip:
+	// it narrows nothing, nor moves the average.
+	p.mu.Lock()
+	p.inFlight++
+	p.mu.Unlock()
+	p.release(time.Millisecond, true)
+	if w, l := p.Window(), p.Latency(); w != 16 || l < 900*time.Millisecond {
+		t.Fatalf("window %d, latency %s after a failure in 1ms, want 16 and about 1s", w, l)
 	}
 	clock = clock.Add(fastestPeriod)
 	took(time.Second, 1) // two periods of 1 s: slower for good
