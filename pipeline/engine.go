@@ -100,20 +100,29 @@ func pacerOr(p *Pacer) *Pacer {
 // window is how many requests may be in flight now:
 // ceil(rate x latency x 1.5) + 1, within [1, MaxInFlight], where latency
 // is the moving average but at most twice the fastest of the last
-// periods. Until a latency is observed it is MaxInFlight (the bucket
-// still paces).
+// periods - a bound that never takes the window below
+// windowBoundedFrom. Until a latency is observed it is MaxInFlight (the
+// bucket still paces).
 func (p *Pacer) window() int {
 	l := p.limits
 	if l.Rate <= 0 || p.latency <= 0 {
 		return l.MaxInFlight
 	}
-	lat := p.latency
-	if f := p.fastestRecent(); f > 0 {
-		lat = min(lat, 2*f)
+	sized := func(lat time.Duration) int {
+		return max(1, min(int(math.Ceil(l.Rate*lat.Seconds()*1.5))+1, l.MaxInFlight))
 	}
-	n := int(math.Ceil(l.Rate*lat.Seconds()*1.5)) + 1
-	return max(1, min(n, l.MaxInFlight))
+	n := sized(p.latency)
+	if f := p.fastestRecent(); f > 0 && 2*f < p.latency {
+		n = max(sized(2*f), min(n, windowBoundedFrom))
+	}
+	return n
 }
+
+// windowBoundedFrom is the window below which the fastest latency bounds
+// nothing: so few requests in flight cost no memory to speak of, and
+// latencies of a millisecond or two (a provider in the same process)
+// vary by more than twice from the scheduling alone.
+const windowBoundedFrom = 32
 
 // fastestRecent is the least latency of this period and the one before
 // (0: none observed).

@@ -812,48 +812,58 @@ func TestEachWalksThousandsOfLanesWithFewGoroutines(t *testing.T) {
 // TestWindowIsBoundedByTheFastestLatency: latency that is only queueing
 // (a busy machine, a saturated provider) does not widen the window past
 // twice the fastest latency of the last periods; a provider slower for
-// good widens it within two periods.
+// good widens it within two periods; a failed call is not observed; and
+// the bound never narrows the window below windowBoundedFrom.
 func TestWindowIsBoundedByTheFastestLatency(t *testing.T) {
-	p := NewPacer(Limits{Rate: 100})
 	clock := time.Unix(1_000_000, 0)
-	p.now = func() time.Time { return clock }
-	took := func(d time.Duration, n int) {
-		for range n {
-			p.mu.Lock()
-			p.inFlight++
-			p.mu.Unlock()
-			p.release(d, false)
+	pacer := func(rate float64) (*Pacer, func(d time.Duration, n int, failed bool)) {
+		p := NewPacer(Limits{Rate: rate})
+		p.now = func() time.Time { return clock }
+		return p, func(d time.Duration, n int, failed bool) {
+			for range n {
+				p.mu.Lock()
+				p.inFlight++
+				p.mu.Unlock()
+				p.release(d, failed)
+			}
 		}
 	}
-	took(50*time.Millisecond, 1)
-	if w := p.Window(); w != 9 { // ceil(100 x 0.05 x 1.5) + 1
-		t.Fatalf("window %d after one answer in 50ms, want 9", w)
+	p, took := pacer(400)
+	took(50*time.Millisecond, 1, false)
+	if w := p.Window(); w != 31 { // ceil(400 x 0.05 x 1.5) + 1
+		t.Fatalf("window %d after one answer in 50ms, want 31", w)
 	}
-	took(time.Second, 40) // the average climbs to about 1 s
+	took(time.Second, 40, false) // the average climbs to about 1 s
 	if l := p.Latency(); l < 900*time.Millisecond {
 		t.Fatalf("average latency %s, want about 1s", l)
 	}
-	if w := p.Window(); w != 16 { // ceil(100 x 2 x 0.05 x 1.5) + 1, not 151
-		t.Fatalf("window %d with the fastest answer 50ms ago, want 16", w)
+	if w := p.Window(); w != 61 { // ceil(400 x 2 x 0.05 x 1.5) + 1, not 256
+		t.Fatalf("window %d with the fastest answer 50ms ago, want 61", w)
 	}
 	clock = clock.Add(fastestPeriod)
-	took(time.Second, 1) // a new period: the 50 ms is the period before's
-	if w := p.Window(); w != 16 {
-		t.Fatalf("window %d one period on, want 16", w)
+	took(time.Second, 1, false) // a new period: the 50 ms is the period before's
+	if w := p.Window(); w != 61 {
+		t.Fatalf("window %d one period on, want 61", w)
 	}
 	// A call that failed at once (a connection refused) is no round trip:
 	// it narrows nothing, nor moves the average.
-	p.mu.Lock()
-	p.inFlight++
-	p.mu.Unlock()
-	p.release(time.Millisecond, true)
-	if w, l := p.Window(), p.Latency(); w != 16 || l < 900*time.Millisecond {
-		t.Fatalf("window %d, latency %s after a failure in 1ms, want 16 and about 1s", w, l)
+	took(time.Millisecond, 1, true)
+	if w, l := p.Window(), p.Latency(); w != 61 || l < 900*time.Millisecond {
+		t.Fatalf("window %d, latency %s after a failure in 1ms, want 61 and about 1s", w, l)
 	}
 	clock = clock.Add(fastestPeriod)
-	took(time.Second, 1) // two periods of 1 s: slower for good
-	if w := p.Window(); w < 140 {
-		t.Fatalf("window %d after two periods of 1s answers, want about 151", w)
+	took(time.Second, 1, false) // two periods of 1 s: slower for good
+	if w := p.Window(); w != DefaultMaxInFlight {
+		t.Fatalf("window %d after two periods of 1s answers, want %d (601, capped)", w, DefaultMaxInFlight)
+	}
+
+	// A provider in the process: 1 ms at best, 20 ms on average. The
+	// average's window, 10, is below windowBoundedFrom: kept.
+	p, took = pacer(300)
+	took(time.Millisecond, 1, false)
+	took(20*time.Millisecond, 40, false)
+	if w := p.Window(); w != 10 { // ceil(300 x 0.02 x 1.5) + 1, not 3
+		t.Fatalf("window %d for 20ms on average, 1ms at best, want 10", w)
 	}
 }
 
