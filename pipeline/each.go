@@ -113,11 +113,12 @@ func EachFirstAlonePaced[T any](ctx context.Context, p *Pacer, xs []T, fn func(T
 		mu    sync.Mutex
 		first error
 	)
-	err := p.Each(ctx, len(xs)-1, nil, func(_ context.Context, i int) error {
+	err := p.Each(ctx, len(xs)-1, nil, func(ctx context.Context, i int) error {
 		mu.Lock()
 		stopped := first != nil
 		mu.Unlock()
 		if stopped {
+			unobserved(ctx) // skipped: no request, no latency
 			return nil
 		}
 		if err := fn(xs[i+1]); err != nil {

@@ -154,6 +154,7 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 		}
 		out, err := sender.Query(ctx, e)
 		if err != nil {
+			unobserved(ctx) // an Engine.Error may keep it from the pacer: no latency
 			return e, fmt.Errorf("query %s %s: %w", e.Kind, e.Key, err)
 		}
 		if out.Status != OutcomeNotFound {
@@ -177,6 +178,7 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 	defer cancel()
 	out, err := sender.Send(sendCtx, e)
 	if err != nil {
+		unobserved(ctx) // not this call's error: no latency either
 		// The request may have been applied: unknown until a query says.
 		msg := err.Error()
 		if rerr := recordOutcome(context.WithoutCancel(ctx), store, e.ID, EffectUnknown, "", msg, CauseSendError); rerr != nil {

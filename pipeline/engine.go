@@ -31,6 +31,11 @@ type Limits struct {
 	// sub-merchant the provider limits on its own); nil, or a nil
 	// Limiter: the lane has no limit of its own.
 	Lane func(lane string) Limiter
+	// LaneRate is the rate of Lane's buckets, in requests per second: it
+	// sizes how many calls of EachAsNeeded one lane may hold at once (they
+	// wait on its bucket) as Rate sizes the window, so that a few busy
+	// lanes never hold every call's place. 0: the window.
+	LaneRate float64
 	// MaxInFlight caps the requests in flight at once (default 256).
 	MaxInFlight int
 }
@@ -108,14 +113,42 @@ func (p *Pacer) window() int {
 	if l.Rate <= 0 || p.latency <= 0 {
 		return l.MaxInFlight
 	}
-	sized := func(lat time.Duration) int {
-		return max(1, min(int(math.Ceil(l.Rate*lat.Seconds()*1.5))+1, l.MaxInFlight))
-	}
-	n := sized(p.latency)
+	n := p.sized(l.Rate, p.latency)
 	if f := p.fastestRecent(); f > 0 && 2*f < p.latency {
-		n = max(sized(2*f), min(n, windowBoundedFrom))
+		n = max(p.sized(l.Rate, 2*f), min(n, windowBoundedFrom))
 	}
 	return n
+}
+
+// sized is ceil(rate x lat x 1.5) + 1 within [1, MaxInFlight].
+func (p *Pacer) sized(rate float64, lat time.Duration) int {
+	return max(1, min(int(math.Ceil(rate*lat.Seconds()*1.5))+1, p.limits.MaxInFlight))
+}
+
+// laneWindow is how many calls of EachAsNeeded one lane may hold at once:
+// sized by LaneRate as the window by Rate (taking a second for the
+// latency until one is observed), at most the window.
+func (p *Pacer) laneWindow() int {
+	w := p.window()
+	if r := p.limits.LaneRate; r > 0 {
+		lat := time.Second
+		if p.latency > 0 {
+			lat = p.latency
+			if f := p.fastestRecent(); f > 0 {
+				lat = min(lat, 2*f)
+			}
+		}
+		w = min(w, p.sized(r, lat))
+	}
+	return w
+}
+
+// callCap is how many calls of EachAsNeeded may run at once: twice the
+// window, and no fewer than twice windowBoundedFrom (a call holds its
+// place through its ledger work too, which no latency observed counts),
+// within twice MaxInFlight.
+func (p *Pacer) callCap() int {
+	return 2 * min(max(p.window(), windowBoundedFrom), p.limits.MaxInFlight)
 }
 
 // windowBoundedFrom is the window below which the fastest latency bounds
@@ -221,7 +254,7 @@ func (p *Pacer) grant() {
 	for e := p.inFlightQ.Front(); e != nil && p.takeInFlight(nil); e = p.inFlightQ.Front() {
 		close(p.inFlightQ.Remove(e).(*waiter).granted)
 	}
-	for e := p.callQ.Front(); e != nil && p.calls < 2*p.window(); {
+	for e := p.callQ.Front(); e != nil && p.calls < p.callCap(); {
 		next := e.Next()
 		if w := e.Value.(*waiter); p.takeCall(w) {
 			close(p.callQ.Remove(e).(*waiter).granted)
@@ -248,7 +281,11 @@ func (p *Pacer) release(took time.Duration, failed bool) {
 		p.latency = (4*p.latency + took) / 5
 	}
 	if now := p.now(); now.Sub(p.periodBegan) >= fastestPeriod {
-		p.fastestBefore, p.fastest, p.periodBegan = p.fastest, took, now
+		p.fastestBefore, p.fastest = p.fastest, took
+		if now.Sub(p.periodBegan) >= 2*fastestPeriod {
+			p.fastestBefore = 0 // a period went by with nothing observed
+		}
+		p.periodBegan = now
 	} else if took < p.fastest || p.fastest == 0 {
 		p.fastest = took
 	}
@@ -281,16 +318,15 @@ func (p *Pacer) start(ctx context.Context, lane Limiter) error {
 }
 
 // enterCall waits until one more call of EachAsNeeded may run in lane:
-// at most the window per lane (so that calls waiting on a busy lane's
-// bucket never hold back the other lanes) and twice the window in all (a
-// call beyond the window only waits for a place in flight; the waiters
-// are served in turn, so the lanes share the places).
+// at most the lane's window (laneWindow: calls waiting on a busy lane's
+// bucket hold no more places than its rate needs) and callCap in all (the
+// waiters are served in turn, so the lanes share the places).
 func (p *Pacer) enterCall(ctx context.Context, lane string) error {
 	return p.await(ctx, &p.callQ, &waiter{lane: lane}, p.takeCall, p.giveCall)
 }
 
 func (p *Pacer) takeCall(w *waiter) bool {
-	if p.calls >= 2*p.window() || p.laneCalls[w.lane] >= p.window() {
+	if p.calls >= p.callCap() || p.laneCalls[w.lane] >= p.laneWindow() {
 		return false
 	}
 	p.calls++
@@ -320,12 +356,14 @@ var errPaceStopped = fmt.Errorf("stopped before the request: %w", context.Cancel
 // ticket is one call of EachAsNeeded: the requests it makes take their
 // tokens through Pace; its place in flight is taken with the first.
 type ticket struct {
-	p    *Pacer
-	lane Limiter
-	stop context.Context // EachAsNeeded's: done, nothing new starts
+	p     *Pacer
+	lane  Limiter
+	stop  context.Context // EachAsNeeded's: done, nothing new starts
+	paced bool            // a call of Each: its tokens and place taken before it started
 
-	mu    sync.Mutex
-	began time.Time // when the call took its place in flight; zero: not yet
+	mu         sync.Mutex
+	began      time.Time // when the call took its place in flight; zero: not yet
+	unobserved bool      // its time is no request's latency (unobserved)
 }
 
 type ticketKey struct{}
@@ -333,6 +371,9 @@ type ticketKey struct{}
 // take waits for the tokens of one request, and the call's place in
 // flight with its first.
 func (t *ticket) take() error {
+	if t.paced {
+		return nil
+	}
 	if t.stop.Err() != nil || t.p.tokens(t.stop, t.lane) != nil {
 		return errPaceStopped
 	}
@@ -349,12 +390,25 @@ func (t *ticket) take() error {
 
 // done gives the call's place in flight back, if it took one, with the
 // time since (the latency of its requests: calls that sent nothing do not
-// count) and whether the call failed.
+// count), not observed when the call failed or was marked unobserved.
 func (t *ticket) done(failed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.began.IsZero() {
-		t.p.release(time.Since(t.began), failed)
+		t.p.release(time.Since(t.began), failed || t.unobserved)
+	}
+}
+
+// unobserved marks the call of Each or EachAsNeeded that ctx belongs to
+// as one whose time is no request's latency: a request that failed (its
+// error may have come at once, a connection refused, or after a timeout)
+// or a call that sent nothing after all. Its place is given back as
+// always; its time moves no window.
+func unobserved(ctx context.Context) {
+	if t, _ := ctx.Value(ticketKey{}).(*ticket); t != nil {
+		t.mu.Lock()
+		t.unobserved = true
+		t.mu.Unlock()
 	}
 }
 
@@ -437,7 +491,7 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 			if stopCtx.Err() != nil {
 				return
 			}
-			var t *ticket // nil in a paced call: Pace within it returns at once
+			t := &ticket{p: p, lane: lim, stop: stopCtx, paced: paced} // paced: Pace within it returns at once
 			if paced {
 				if p.start(stopCtx, lim) != nil {
 					return
@@ -446,7 +500,6 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 				if p.enterCall(stopCtx, k) != nil {
 					return
 				}
-				t = &ticket{p: p, lane: lim, stop: stopCtx}
 			}
 			wg.Add(1)
 			go func() {
@@ -454,7 +507,9 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 				began := time.Now()
 				err := fn(context.WithValue(ctx, ticketKey{}, t), i)
 				if paced {
-					p.release(time.Since(began), err != nil)
+					t.mu.Lock()
+					p.release(time.Since(began), err != nil || t.unobserved)
+					t.mu.Unlock()
 				} else {
 					t.done(err != nil)
 					p.leaveCall(k)

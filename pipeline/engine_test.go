@@ -857,6 +857,22 @@ func TestWindowIsBoundedByTheFastestLatency(t *testing.T) {
 		t.Fatalf("window %d after two periods of 1s answers, want %d (601, capped)", w, DefaultMaxInFlight)
 	}
 
+	// The bound takes no window below windowBoundedFrom: 10 ms at best,
+	// 100 ms on average at 400/s are 61 by the average, 13 by the bound.
+	p, took = pacer(400)
+	took(10*time.Millisecond, 1, false)
+	took(100*time.Millisecond, 40, false)
+	if w := p.Window(); w != windowBoundedFrom {
+		t.Fatalf("window %d for 100ms on average, 10ms at best, want %d", w, windowBoundedFrom)
+	}
+	// A fastest older than a whole period is forgotten: after an idle
+	// stretch (between two stages) the first answers are the bound.
+	clock = clock.Add(3 * fastestPeriod)
+	took(100*time.Millisecond, 1, false)
+	if w := p.Window(); w != 61 {
+		t.Fatalf("window %d after an idle stretch, answers of 100ms, want 61", w)
+	}
+
 	// A provider in the process: 1 ms at best, 20 ms on average. The
 	// average's window, 10, is below windowBoundedFrom: kept.
 	p, took = pacer(300)
@@ -913,5 +929,86 @@ func TestEachAsNeededCallsFollowTheWindow(t *testing.T) {
 	// The window moves with the latency (at most twice the fastest).
 	if m, w := most.Load(), widest.Load(); m > 2*w || m > 200 {
 		t.Fatalf("%d calls at once, want at most twice the window (at most %d)", m, w)
+	}
+}
+
+// TestEngineFailedSendsMoveNoWindow: a send refused at once (recorded
+// unknown, so the call itself returns no error) and the query after it,
+// refused too, are no round trips: they do not narrow the window sized by
+// answers of 300 ms.
+func TestEngineFailedSendsMoveNoWindow(t *testing.T) {
+	t.Parallel()
+	s, p := newMemEffects(), newSlowProvider(300*time.Millisecond, 0)
+	pacer := NewPacer(Limits{Limit: newBucket(300), Rate: 300})
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Pacer: pacer}
+	if _, err := en.Run(context.Background(), plan(t, s, 20)); err != nil {
+		t.Fatal(err)
+	}
+	before := pacer.Window() // about ceil(300 x 0.3 x 1.5) + 1 = 136
+	if before < 100 {
+		t.Fatalf("window %d after answers of 300ms at 300/s, want about 136", before)
+	}
+	e, err := s.PlanEffect(context.Background(), Effect{Kind: "test", Subject: "R", Attempt: 1, Key: "R1", Amount: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	en = &Engine{Store: s, Sender: func(Effect) EffectSender { return refusingSender{} }, Pacer: pacer,
+		FirstPoll: time.Millisecond, Poll: time.Millisecond}
+	if _, err := en.Run(context.Background(), []Effect{e}); err == nil {
+		t.Fatal("a query refused: no error")
+	}
+	if w := pacer.Window(); w < before-5 {
+		t.Fatalf("window %d after one send refused at once, want about %d", w, before)
+	}
+}
+
+// refusingSender refuses every request at once, as a closed port does.
+type refusingSender struct{}
+
+func (refusingSender) Send(context.Context, Effect) (Outcome, error) {
+	return Outcome{}, errors.New("connection refused")
+}
+
+func (refusingSender) Query(context.Context, Effect) (Outcome, error) {
+	return Outcome{}, errors.New("connection refused")
+}
+
+// TestEachAsNeededLaneHoldsWhatItsRateNeeds: from the first call, before
+// any latency is observed (when the window is MaxInFlight), a lane holds
+// at most what its own rate needs (LaneRate 20 and a second: 31 calls),
+// not every call it has, so two busy sub-merchants cannot take all the
+// places.
+func TestEachAsNeededLaneHoldsWhatItsRateNeeds(t *testing.T) {
+	t.Parallel()
+	p := NewPacer(Limits{Limit: newBucket(10000), Rate: 10000, LaneRate: 20,
+		Lane: func(string) Limiter { return newBucket(20) }})
+	const lanes, perLane = 20, 40
+	var (
+		mu      sync.Mutex
+		running = map[string]int{}
+		most    int
+	)
+	lane := func(i int) string { return strconv.Itoa(i % lanes) }
+	err := p.EachAsNeeded(context.Background(), lanes*perLane, lane, func(ctx context.Context, i int) error {
+		mu.Lock()
+		running[lane(i)]++
+		most = max(most, running[lane(i)])
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			running[lane(i)]--
+			mu.Unlock()
+		}()
+		if err := Pace(ctx); err != nil {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if most > 31 {
+		t.Fatalf("a lane held %d calls at once, want at most 31 (20/s for a second, x 1.5, + 1)", most)
 	}
 }

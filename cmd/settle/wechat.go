@@ -130,6 +130,7 @@ func pacer(qps, subQPS float64, maxInFlight int) *pipeline.Pacer {
 	}
 	if subQPS > 0 {
 		l.Lane = func(string) pipeline.Limiter { return rate.NewLimiter(rate.Limit(subQPS), 1) }
+		l.LaneRate = subQPS
 	}
 	return pipeline.NewPacer(l)
 }
