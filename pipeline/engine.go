@@ -446,8 +446,9 @@ func (p *Pacer) Each(ctx context.Context, n int, lane func(i int) string, fn fun
 // final in the ledger, a re-run of a finished day): a call takes no token
 // until it calls Pace, before each request it sends, so a call that sends
 // nothing waits on no bucket, and its time does not count as latency.
-// Calls run side by side up to the window per lane and twice the window
-// in all; the requests keep every limit of Each.
+// Calls run side by side up to the lane's window per lane (Limits.LaneRate)
+// and twice the window in all (no fewer than 64, no more than twice
+// MaxInFlight); the requests keep every limit of Each.
 func (p *Pacer) EachAsNeeded(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error) error {
 	return p.each(ctx, n, lane, fn, false)
 }
