@@ -114,10 +114,19 @@ func (p *Pacer) window() int {
 		return l.MaxInFlight
 	}
 	n := p.sized(l.Rate, p.latency)
-	if f := p.fastestRecent(); f > 0 && 2*f < p.latency {
-		n = max(p.sized(l.Rate, 2*f), min(n, windowBoundedFrom))
+	if b := p.boundedLatency(); b < p.latency {
+		n = max(p.sized(l.Rate, b), min(n, windowBoundedFrom))
 	}
 	return n
+}
+
+// boundedLatency is the moving average of the latency, at most twice the
+// fastest of the last periods.
+func (p *Pacer) boundedLatency() time.Duration {
+	if f := p.fastestRecent(); f > 0 {
+		return min(p.latency, 2*f)
+	}
+	return p.latency
 }
 
 // sized is ceil(rate x lat x 1.5) + 1 within [1, MaxInFlight].
@@ -133,10 +142,7 @@ func (p *Pacer) laneWindow() int {
 	if r := p.limits.LaneRate; r > 0 {
 		lat := time.Second
 		if p.latency > 0 {
-			lat = p.latency
-			if f := p.fastestRecent(); f > 0 {
-				lat = min(lat, 2*f)
-			}
+			lat = p.boundedLatency()
 		}
 		w = min(w, p.sized(r, lat))
 	}
@@ -354,7 +360,9 @@ func (p *Pacer) leaveCall(lane string) {
 var errPaceStopped = fmt.Errorf("stopped before the request: %w", context.Canceled)
 
 // ticket is one call of EachAsNeeded: the requests it makes take their
-// tokens through Pace; its place in flight is taken with the first.
+// tokens through Pace; its place in flight is taken with the first. A call
+// of Each has one too (paced: its tokens and place were taken before it
+// started, and Pace returns at once), to be marked unobserved.
 type ticket struct {
 	p     *Pacer
 	lane  Limiter
