@@ -490,9 +490,9 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 	// A lane is walked by one goroutine, at most MaxInFlight of them at
 	// once and no fewer than DefaultMaxInFlight (each takes the next lane
 	// when its own is done): lanes still go side by side, enough of them
-	// to reach the provider's rate under their own buckets (256 lanes at
-	// WeChat's 30/s are 25 times its 300/s), but a wave over thousands of
-	// sub-merchants does not hold a goroutine, and its stack, for each.
+	// to reach the provider's rate under their own buckets (256 lanes of
+	// 30/s are 25 times a provider's 300/s), but a wave over thousands of
+	// lanes does not hold a goroutine, and its stack, for each.
 	var next int // order's next lane to walk, under mu
 	walk := func(k string, idx []int) {
 		lim := p.lane(k)
