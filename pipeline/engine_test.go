@@ -739,7 +739,7 @@ func TestEngineFeedHoldsAWindowAndOverlapsPages(t *testing.T) {
 }
 
 // BenchmarkEachAsNeededManyLanes: a call per lane over 20,000 lanes (a
-// WeChat day with a sub-merchant per seller) under a small window. The
+// provider limiting each of 20,000 sub-accounts on its own) under a small window. The
 // lanes wait their turn in a queue; a broadcast that woke every waiting
 // lane at every request made this quadratic:
 //
