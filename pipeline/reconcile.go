@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -80,6 +81,32 @@ type FinalAnswers interface {
 	// RecordFinal records keys as final for matcher.
 	RecordFinal(ctx context.Context, matcher string, keys []string) error
 }
+
+// KeepFinal records keys as final for matcher in f (nil: none kept): the
+// answers a page of a matching found final and in agreement, err being how
+// the page's questions ended. Each key stands alone, so the answers got
+// before a failure are kept too (the run stopping, the provider down past
+// its retries): a re-run asks only what was not answered, where it used to
+// ask the failed page whole (10,000 orders, 8 minutes at 20 questions a
+// second). After a failure the record is made on a context that outlives
+// the run's cancellation by a few seconds, and err is returned whatever
+// the record did; else the record's error.
+func KeepFinal(ctx context.Context, f FinalAnswers, matcher string, keys []string, err error) error {
+	if f == nil || len(keys) == 0 {
+		return err
+	}
+	if err == nil {
+		return f.RecordFinal(ctx, matcher, keys)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keepFinalGrace)
+	defer cancel()
+	_ = f.RecordFinal(rctx, matcher, keys) // best effort: the matching failed anyway
+	return err
+}
+
+// keepFinalGrace is how long KeepFinal may take to record the answers of a
+// failed page.
+const keepFinalGrace = 5 * time.Second
 
 // FinalAnswersForgetting is FinalAnswers that can also forget keys.
 type FinalAnswersForgetting interface {

@@ -163,3 +163,35 @@ func TestReconcileCountsEveryProblemAndListsTheFirst(t *testing.T) {
 		t.Errorf("%d findings recorded, want %d", len(store.found), n)
 	}
 }
+
+// ctxFinal records keys only on a context not canceled, as a ledger would.
+type ctxFinal struct{ kept []string }
+
+func (f *ctxFinal) FinalKeys(context.Context, string, []string) (map[string]bool, error) {
+	return nil, nil
+}
+func (f *ctxFinal) RecordFinal(ctx context.Context, _ string, keys []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.kept = append(f.kept, keys...)
+	return nil
+}
+
+// KeepFinal records a failed page's answers even once the run is stopping
+// (its context canceled), and returns the page's error; a page that did
+// not fail returns the record's error.
+func TestKeepFinalAfterAFailure(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f := &ctxFinal{}
+	if err := KeepFinal(ctx, f, "m", []string{"a", "b"}, context.Canceled); !errors.Is(err, context.Canceled) || !reflect.DeepEqual(f.kept, []string{"a", "b"}) {
+		t.Fatalf("%v, kept %q; want the page's error and both kept", err, f.kept)
+	}
+	if err := KeepFinal(ctx, f, "m", []string{"c"}, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("%v, want the record's error", err)
+	}
+	if err := KeepFinal(ctx, nil, "m", []string{"c"}, nil); err != nil {
+		t.Fatalf("no answers kept: %v", err)
+	}
+}

@@ -214,6 +214,48 @@ func TestAskNotKeptGoesByPages(t *testing.T) {
 	}
 }
 
+// An answer that fails as Infinia down would fails askNotKept with its
+// error, and the answers found clean beside it, in its page too, are kept:
+// asked again, only what was not answered is asked.
+func TestAskNotKeptKeepsWhatWasAnsweredBeforeAFailure(t *testing.T) {
+	t.Parallel()
+	items := make([]int, 50)
+	for i := range items {
+		items[i] = i
+	}
+	final := &memFinal{keys: map[string]bool{}}
+	// One in flight: the items are asked in order, and 30 fails.
+	var mu sync.Mutex
+	c := &MatcherConfig{Final: final, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1})}
+	key := func(i int) string { return fmt.Sprintf("K%d", i) }
+	var asked []int
+	ask := func(fail int) func(context.Context, int) ([]pipeline.Mismatch, bool, error) {
+		return func(_ context.Context, i int) ([]pipeline.Mismatch, bool, error) {
+			mu.Lock()
+			asked = append(asked, i)
+			mu.Unlock()
+			if i == fail {
+				return nil, false, errors.New("infinia down")
+			}
+			return nil, true, nil
+		}
+	}
+	if _, err := askNotKept(context.Background(), c, "test", items, key, ask(30)); err == nil || err.Error() != "infinia down" {
+		t.Fatalf("%v, want Infinia's failure", err)
+	}
+	if len(final.keys) != len(asked)-1 || !final.keys["K29"] || final.keys["K30"] {
+		t.Fatalf("kept %d of the %d answered (K29 %v, K30 %v)", len(final.keys), len(asked)-1, final.keys["K29"], final.keys["K30"])
+	}
+	before := len(asked)
+	asked = nil
+	if _, err := askNotKept(context.Background(), c, "test", items, key, ask(-1)); err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != len(items)-(before-1) || asked[0] != 30 {
+		t.Fatalf("asked again %v, want 30 and those not asked before", asked)
+	}
+}
+
 // A wave of status questions walks the open files a page at a time:
 // over several pages every file is asked about until it is final, no
 // page is larger than uploadPage, and the files refused before are

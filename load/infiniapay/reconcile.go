@@ -220,14 +220,11 @@ func askPageNotKept[T any](ctx context.Context, c *MatcherConfig, name string, i
 	}
 	found := make([][]pipeline.Mismatch, len(items))
 	clean := make([]bool, len(items))
-	err := c.Pacer.Each(ctx, len(items), nil, func(ctx context.Context, i int) error {
+	asked := c.Pacer.Each(ctx, len(items), nil, func(ctx context.Context, i int) error {
 		var err error
 		found[i], clean[i], err = ask(ctx, items[i])
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
 	var out []pipeline.Mismatch
 	var final []string
 	for i, ms := range found {
@@ -236,10 +233,12 @@ func askPageNotKept[T any](ctx context.Context, c *MatcherConfig, name string, i
 			final = append(final, key(items[i]))
 		}
 	}
-	if c.Final != nil && len(final) > 0 {
-		if err := c.Final.RecordFinal(ctx, name, final); err != nil {
-			return nil, fmt.Errorf("final answers: %w", err)
+	// What was answered before a failure is kept too (KeepFinal).
+	if err := pipeline.KeepFinal(ctx, c.Final, name, final, asked); err != nil {
+		if asked != nil {
+			return nil, err
 		}
+		return nil, fmt.Errorf("final answers: %w", err)
 	}
 	return out, nil
 }

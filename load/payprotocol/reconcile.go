@@ -161,7 +161,8 @@ type MatcherConfig struct {
 // listed, for a person to check on Pay Protocol's console. A failure that
 // concerns every order (refused credentials, Pay Protocol down past its
 // retries) fails the matcher: findings are never guessed (the final
-// answers of the pages matched before it stay kept: each agreed).
+// answers got before it stay kept, of its page too: each agreed, and a
+// re-run asks only the rest; pipeline.KeepFinal).
 //
 // The items are read a page at a time (c.PageSize), so the matcher's
 // memory does not grow with the day; the findings are the same, sorted
@@ -272,7 +273,7 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 			send = append(send, i)
 		}
 	}
-	err = pipeline.EachFirstAlonePaced(ctx, c.Pacer, send, func(i int) error {
+	asked := pipeline.EachFirstAlonePaced(ctx, c.Pacer, send, func(i int) error {
 		it := items[i]
 		var o Order
 		var err error
@@ -283,9 +284,6 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 		}
 		return match(i, o, err)
 	})
-	if err != nil {
-		return nil, err
-	}
 	var out []pipeline.Mismatch
 	var clean []string
 	for i, ms := range found {
@@ -294,10 +292,12 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 			clean = append(clean, keys[i])
 		}
 	}
-	if c.Final != nil && len(clean) > 0 {
-		if err := c.Final.RecordFinal(ctx, Name, clean); err != nil {
-			return nil, fmt.Errorf("record the final Pay Protocol answers of run %d: %w", run.ID, err)
+	// What was answered before a failure is kept too (KeepFinal).
+	if err := pipeline.KeepFinal(ctx, c.Final, Name, clean, asked); err != nil {
+		if asked != nil {
+			return nil, err
 		}
+		return nil, fmt.Errorf("record the final Pay Protocol answers of run %d: %w", run.ID, err)
 	}
 	return out, nil
 }

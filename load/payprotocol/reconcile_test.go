@@ -430,15 +430,23 @@ func TestPayProtocolMatcherAsksOnlyWhatCanStillChange(t *testing.T) {
 	if p := pacer.PeakInFlight(); p > 2 || p < 1 {
 		t.Fatalf("peak in flight %d, want 1..2", p)
 	}
-	// A matching that fails keeps nothing.
+	// A matching that fails keeps what was answered before the failure,
+	// in its page too (one page of all): T-21, asked before T-25, which
+	// fails as Pay Protocol down would; a re-run asks only the rest.
 	before := final.Len()
-	items[21].Refunded = 50
-	orders["T-21"] = ppPaid(1000, &payprotocol.OrderRefund{ID: "21", Status: payprotocol.RefundSuccess.String(), Amount: 50})
-	api := &ppAPI{orders: orders, fail: "T-15"}
-	if _, err := payprotocol.Matcher(payprotocol.MatcherConfig{Store: ppStore{items: items}, API: api, Pacer: pacer, Final: final})(context.Background(), &pipeline.Run{ID: 42}); err == nil {
-		t.Fatal("Pay Protocol down did not stop the matcher")
+	for _, i := range []int{21, 25} {
+		no := fmt.Sprintf("T-%02d", i)
+		items[i].Refunded = 50
+		orders[no] = ppPaid(1000, &payprotocol.OrderRefund{ID: no, Status: payprotocol.RefundSuccess.String(), Amount: 50})
 	}
-	if final.Len() != before {
-		t.Fatalf("a failed matching kept %d final answers", final.Len()-before)
+	failing := payprotocol.MatcherConfig{Store: ppStore{items: items}, API: &ppAPI{orders: orders, fail: "T-25"}, Pacer: pacer, Final: final}
+	if _, err := payprotocol.Matcher(failing)(context.Background(), &pipeline.Run{ID: 42}); err == nil || !strings.Contains(err.Error(), "OT-25") {
+		t.Fatalf("Pay Protocol down: %v, want the matcher stopped at OT-25", err)
+	}
+	if got, _ := final.FinalKeys(context.Background(), payprotocol.Name, []string{payprotocol.FinalKey(items[21])}); final.Len() != before+1 || !got[payprotocol.FinalKey(items[21])] {
+		t.Fatalf("a failed matching kept %d final answers, want 1 (T-21's)", final.Len()-before)
+	}
+	if _, asked := match(items); !reflect.DeepEqual(asked, []string{"T-05", "T-07", "T-09", "T-15", "T-25"}) {
+		t.Fatalf("after the failure asked %v, want the 4 that can still change and T-25", asked)
 	}
 }

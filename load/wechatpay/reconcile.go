@@ -467,26 +467,24 @@ func (m *matching) ordersPage(ctx context.Context, as []pipeline.Attempt) ([]pip
 		an.clean, _ = agreedKey(a, st, an.at)
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	var out []pipeline.Mismatch
 	var clean []string
-	for i, a := range as {
-		out = append(out, ans[i].rows...)
+	for i := range as {
 		if ans[i].clean != "" {
 			clean = append(clean, ans[i].clean)
 		}
+	}
+	slices.Sort(clean)
+	// What was answered before a failure is kept too (KeepFinal).
+	if err := pipeline.KeepFinal(ctx, m.final, FinalAnswersName, clean, err); err != nil {
+		return nil, err
+	}
+	var out []pipeline.Mismatch
+	for i, a := range as {
+		out = append(out, ans[i].rows...)
 		if a.Item.Account != "" {
 			if err := m.fold(a, ans[i]); err != nil {
 				return nil, err
 			}
-		}
-	}
-	if m.final != nil && len(clean) > 0 {
-		slices.Sort(clean)
-		if err := m.final.RecordFinal(ctx, FinalAnswersName, clean); err != nil {
-			return nil, err
 		}
 	}
 	return out, nil

@@ -2,6 +2,7 @@ package wechatpay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -82,6 +83,26 @@ func TestWeChatMatcherKeepsFinalAnswers(t *testing.T) {
 	store.attempts[1].State = pipeline.EffectFailed
 	if ms, asked = wxMatchWith(t, store, api, c); !slices.Equal(asked, []string{"K2"}) || len(ms) == 0 {
 		t.Fatalf("K2's state changed in the ledger: %v, asked %q, want K2 and its findings", wxBrief(ms), asked)
+	}
+}
+
+// A matching that fails (WeChat Pay down for one query, past its retries)
+// still keeps the answers it got final and in agreement, so that the
+// re-run asks only what was not answered.
+func TestWeChatMatcherFailingKeepsWhatWasAnswered(t *testing.T) {
+	store, api := wxClean()
+	api.errs = map[string]error{"K2": errors.New("connection reset")}
+	final := &wxFinal{}
+	c := MatcherConfig{Store: store, API: api, Final: final, Now: func() time.Time { return wxLater }}
+	if _, err := Matcher(c)(context.Background(), &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: wxDate, Shard: pipeline.Whole}}); err == nil || !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("K2 not answered: %v, want the matching failed", err)
+	}
+	if kept := final.recorded(); !slices.Equal(kept, []string{"K1"}) {
+		t.Fatalf("kept %q, want K1", kept)
+	}
+	api.errs = nil
+	if ms, asked := wxMatchWith(t, store, api, MatcherConfig{Final: final}); len(ms) != 0 || !slices.Equal(asked, []string{"K2"}) {
+		t.Fatalf("the re-run: %v, asked %q, want K2 alone", wxBrief(ms), asked)
 	}
 }
 
