@@ -224,7 +224,8 @@ func TestAskNotKeptKeepsWhatWasAnsweredBeforeAFailure(t *testing.T) {
 		items[i] = i
 	}
 	final := &memFinal{keys: map[string]bool{}}
-	// One in flight: the items are asked in order, and 30 fails.
+	// One in flight, the items asked in order: 30 fails, the others are
+	// asked all the same.
 	var mu sync.Mutex
 	c := &MatcherConfig{Final: final, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1})}
 	key := func(i int) string { return fmt.Sprintf("K%d", i) }

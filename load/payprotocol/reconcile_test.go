@@ -439,7 +439,9 @@ func TestPayProtocolMatcherAsksOnlyWhatCanStillChange(t *testing.T) {
 		items[i].Refunded = 50
 		orders[no] = ppPaid(1000, &payprotocol.OrderRefund{ID: no, Status: payprotocol.RefundSuccess.String(), Amount: 50})
 	}
-	failing := payprotocol.MatcherConfig{Store: ppStore{items: items}, API: &ppAPI{orders: orders, fail: "T-25"}, Pacer: pacer, Final: final}
+	// One in flight: T-25 starts once T-21 is answered.
+	failing := payprotocol.MatcherConfig{Store: ppStore{items: items}, API: &ppAPI{orders: orders, fail: "T-25"},
+		Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}), Final: final}
 	if _, err := payprotocol.Matcher(failing)(context.Background(), &pipeline.Run{ID: 42}); err == nil || !strings.Contains(err.Error(), "OT-25") {
 		t.Fatalf("Pay Protocol down: %v, want the matcher stopped at OT-25", err)
 	}
