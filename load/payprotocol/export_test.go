@@ -18,3 +18,6 @@ func SetHeldAnswersMax(n int) (restore func()) {
 	heldAnswersMax = n
 	return func() { heldAnswersMax = old }
 }
+
+// AskAhead is askAhead, for the tests.
+var AskAhead = askAhead

@@ -2,6 +2,8 @@ package payprotocol
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -57,7 +59,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Matchers: []pipeline.Matcher{match},
 	}
 	if c.Final != nil && !all {
-		p.Distribute = askAhead(Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, WentOn: true}))
+		p.Distribute = askAhead(Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, WentOn: true}), askAheadTries, askAheadPause)
 	}
 	return p
 }
@@ -78,14 +80,42 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 // from the ledger as it is then - and so is an error: nothing is decided
 // here, and what could not be asked ahead is asked by reconcile, which
 // fails the run if Pay Protocol cannot answer.
-func askAhead(match pipeline.Matcher) pipeline.StageFunc {
+//
+// A pass that fails (one question timing out past its retries on a busy
+// machine: a million-order day's stopped after its first page, leaving
+// 125,000 questions to reconcile) is tried again after pause, up to tries
+// passes in all; the answers kept by the passes before are not asked
+// again (pipeline.KeepFinal). Refused credentials are not tried again.
+func askAhead(match pipeline.Matcher, tries int, pause time.Duration) pipeline.StageFunc {
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
-		if _, err := match(ctx, run); err != nil {
-			if ctx.Err() != nil {
+		for try := 1; ; try++ {
+			_, err := match(ctx, run)
+			switch {
+			case err == nil:
+				return "Pay Protocol: reconciled ahead", nil
+			case ctx.Err() != nil:
+				return "", ctx.Err()
+			case try >= tries || pipeline.KindOf(err) == pipeline.KindUsage:
+				passes := "1 pass"
+				if try > 1 {
+					passes = fmt.Sprintf("%d passes", try)
+				}
+				return fmt.Sprintf("Pay Protocol: not reconciled ahead (%s; %s); reconcile asks", passes, pipeline.OneLine(err.Error())), nil
+			}
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
 				return "", ctx.Err()
 			}
-			return "Pay Protocol: not reconciled ahead (" + pipeline.OneLine(err.Error()) + "); reconcile asks", nil
 		}
-		return "Pay Protocol: reconciled ahead", nil
 	}
 }
+
+// askAheadTries and askAheadPause are askAhead's passes at most and the
+// pause after a pass that failed.
+const (
+	askAheadTries = 3
+	askAheadPause = 30 * time.Second
+)
