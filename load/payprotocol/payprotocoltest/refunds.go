@@ -91,14 +91,19 @@ func (s *Server) findRefund(outTradeNo, id string) (*refund, reply, bool) {
 		}
 		return rf, reply{}, true
 	case outTradeNo != "":
-		for i := len(s.refundList) - 1; i >= 0; i-- {
-			if rf := s.refunds[s.refundList[i]]; rf.outTradeNo == outTradeNo {
-				return rf, reply{}, true
-			}
+		if rf := s.latest[outTradeNo]; rf != nil {
+			return rf, reply{}, true
 		}
 		return nil, s.notFound("refund"), false
 	}
 	return nil, refuse(payprotocol.CodeBadRequest, "missing parameter: outTradeNo or refundId"), false
+}
+
+// addRefund keeps a new refund, the latest of its order. s.mu is held.
+func (s *Server) addRefund(rf *refund) {
+	s.refunds[rf.id] = rf
+	s.refundList = append(s.refundList, rf.id)
+	s.latest[rf.outTradeNo] = rf
 }
 
 // advance moves a refund on: pending approval to under review, under
@@ -178,8 +183,7 @@ func (s *Server) createRefundOrder(r request) reply {
 		rf.address = "0xbuyer" + p.wallet[2:12]
 	}
 	p.reserved.Add(p.reserved, amount)
-	s.refunds[rf.id] = rf
-	s.refundList = append(s.refundList, rf.id)
+	s.addRefund(rf)
 	if s.polls == 0 {
 		s.advance(rf)
 	}

@@ -84,6 +84,11 @@ type Server struct {
 	payments   map[string]*payment // by outTradeNo
 	refunds    map[string]*refund  // by refundId
 	refundList []string
+	// latest is each order's latest refund, by outTradeNo: the detail
+	// by outTradeNo finds it at once, as Pay Protocol's index would (a
+	// scan of every refund under the lock made a million-order day's
+	// questions wait on each other past their timeouts).
+	latest     map[string]*refund
 	seq        int
 	deliveries []Delivery
 
@@ -173,7 +178,7 @@ func New(o Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{o: o, polls: polls, calls: map[string]int{}, payments: map[string]*payment{},
-		refunds: map[string]*refund{}, ctx: ctx, cancel: cancel}
+		refunds: map[string]*refund{}, latest: map[string]*refund{}, ctx: ctx, cancel: cancel}
 	s.limit = fault.NewLimit(o.QPS, 0, o.Now)
 	return s
 }

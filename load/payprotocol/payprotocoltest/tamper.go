@@ -43,8 +43,7 @@ func (s *Server) AddRefund(outTradeNo, amount string, status payprotocol.RefundS
 	s.seq++
 	rf := &refund{id: strconv.Itoa(s.seq), outTradeNo: p.outTradeNo, outPayment: p.outPayment, amount: v,
 		status: status, left: s.polls, notifyURL: s.o.NotifyURL, address: "0xbuyer" + p.wallet[2:12], chainID: p.chainID, created: s.o.Now()}
-	s.refunds[rf.id] = rf
-	s.refundList = append(s.refundList, rf.id)
+	s.addRefund(rf)
 	switch {
 	case status == payprotocol.RefundSuccess:
 		p.reserved.Add(p.reserved, v)
@@ -66,6 +65,7 @@ func (s *Server) RemovePayment(outTradeNo string) error {
 		return fmt.Errorf("payprotocoltest: no order %s", outTradeNo)
 	}
 	delete(s.payments, outTradeNo)
+	delete(s.latest, outTradeNo)
 	kept := s.refundList[:0]
 	for _, id := range s.refundList {
 		if s.refunds[id].outTradeNo == outTradeNo {
