@@ -59,13 +59,7 @@ func (f *failFirst) fails(no string) bool {
 // only what the failed pass did not answer; the summary says it
 // reconciled ahead.
 func TestAskAheadTriesAgain(t *testing.T) {
-	var items []pipeline.RefundedItem
-	orders := map[string]payprotocol.Order{}
-	for i := range 30 {
-		no := fmt.Sprintf("T-%02d", i)
-		items = append(items, pipeline.RefundedItem{OrderNo: "O" + no, SellerID: "S", ProviderTxnID: no, Currency: "USD", Gross: 1000, State: itemPaid})
-		orders[no] = ppPaid(1000, nil)
-	}
+	items, orders := paidOrders(30)
 	api := &failFirst{ppAPI: &ppAPI{orders: orders}, no: "T-12"}
 	final := &finaltest.Answers{}
 	// One in flight, pages of 10: the first pass answers T-00..T-11 and

@@ -360,19 +360,26 @@ func (s *recheckStore) Lock(context.Context, pipeline.RunKey) (func() error, err
 	return func() error { return nil }, nil
 }
 
+// paidOrders returns n items paid, T-00, T-01, ..., and Pay Protocol's
+// answers about them, each paid in agreement.
+func paidOrders(n int) ([]pipeline.RefundedItem, map[string]payprotocol.Order) {
+	var items []pipeline.RefundedItem
+	orders := map[string]payprotocol.Order{}
+	for i := range n {
+		no := fmt.Sprintf("T-%02d", i)
+		items = append(items, pipeline.RefundedItem{OrderNo: "O" + no, SellerID: "S", ProviderTxnID: no, Currency: "USD", Gross: 1000, State: itemPaid})
+		orders[no] = ppPaid(1000, nil)
+	}
+	return items, orders
+}
+
 // TestPayProtocolMatcherAsksOnlyWhatCanStillChange: an order whose payment
 // is paid (or refunded whole) and agrees with the ledger is not asked
 // about again by a later matching, until the ledger says something else
 // of it (a late refund); every other order is asked every time, and the
 // findings stay the same. The queries keep to the pacer's limit.
 func TestPayProtocolMatcherAsksOnlyWhatCanStillChange(t *testing.T) {
-	var items []pipeline.RefundedItem
-	orders := map[string]payprotocol.Order{}
-	for i := range 30 {
-		no := fmt.Sprintf("T-%02d", i)
-		items = append(items, pipeline.RefundedItem{OrderNo: "O" + no, SellerID: "S", ProviderTxnID: no, Currency: "USD", Gross: 1000, State: itemPaid})
-		orders[no] = ppPaid(1000, nil)
-	}
+	items, orders := paidOrders(30)
 	orders["T-05"] = ppPaid(999, nil) // amount
 	items[7].Refunded = 200           // a refund still awaiting approval
 	orders["T-07"] = ppPaid(1000, &payprotocol.OrderRefund{ID: "7", Status: payprotocol.RefundPendingApproval.String(), Amount: 200})
