@@ -81,9 +81,9 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 // here, and what could not be asked ahead is asked by reconcile, which
 // fails the run if Pay Protocol cannot answer.
 //
-// A pass that fails (one question timing out past its retries on a busy
-// machine: a million-order day's stopped after its first page, leaving
-// 125,000 questions to reconcile) is tried again after pause, up to tries
+// A pass that fails (one question timing out past its retries: a
+// million-order day's stopped 8,000 questions in, leaving 125,000 to
+// reconcile) is tried again after pause, up to tries
 // passes in all; the answers kept by the passes before are not asked
 // again (pipeline.KeepFinal). Refused credentials are not tried again.
 func askAhead(match pipeline.Matcher, tries int, pause time.Duration) pipeline.StageFunc {
