@@ -85,11 +85,29 @@ const (
 	after  = "9"
 )
 
+// check names the first option out of range, with its value.
+func (o Options) check() error {
+	var what string
+	switch {
+	case o.Orders < 0 || o.Orders > MaxOrders:
+		what = fmt.Sprintf("orders %d: want 0 to %d", o.Orders, MaxOrders)
+	case o.Sellers < 1:
+		what = fmt.Sprintf("sellers %d: want at least 1", o.Sellers)
+	case o.BadRows < 0 || o.BadRows > o.Orders:
+		what = fmt.Sprintf("bad rows %d: want 0 to the orders (%d)", o.BadRows, o.Orders)
+	case o.SubMerchants < 0:
+		what = fmt.Sprintf("sub-merchants %d: want 0 or more", o.SubMerchants)
+	default:
+		return nil
+	}
+	return pipeline.Errorf(pipeline.KindUsage, "seed", "%s", what)
+}
+
 // Generate writes the data. Seeding a date again replaces that date's
 // seeded orders and refunds; sellers are added when missing.
 func Generate(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
-	if o.Orders < 0 || o.Orders > MaxOrders || o.Sellers < 1 || o.BadRows < 0 || o.BadRows > o.Orders || o.SubMerchants < 0 {
-		return Result{}, pipeline.Errorf(pipeline.KindUsage, "seed", "want 0 <= orders <= %d, sellers >= 1, 0 <= bad rows <= orders, sub-merchants >= 0", MaxOrders)
+	if err := o.check(); err != nil {
+		return Result{}, err
 	}
 	if o.Location == nil {
 		o.Location = time.UTC

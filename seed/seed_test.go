@@ -2,6 +2,8 @@ package seed_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,5 +194,26 @@ func TestSellersShareSubMerchants(t *testing.T) {
 	}
 	if seed.WeChatSubMchID(7, 0) != "1900000007" || seed.WeChatSubMchID(5, 4) != "1900000001" {
 		t.Fatal("WeChatSubMchID")
+	}
+}
+
+// TestOptionsOutOfRangeAreNamed: each option out of range is a usage error
+// naming the option and its value, before the database is touched.
+func TestOptionsOutOfRangeAreNamed(t *testing.T) {
+	for _, c := range []struct {
+		o    seed.Options
+		want string
+	}{
+		{seed.Options{Orders: -1, Sellers: 1}, "orders -1: want 0 to"},
+		{seed.Options{Orders: seed.MaxOrders + 1, Sellers: 1}, fmt.Sprintf("orders %d: want 0 to %d", seed.MaxOrders+1, seed.MaxOrders)},
+		{seed.Options{Orders: 10, Sellers: 0}, "sellers 0: want at least 1"},
+		{seed.Options{Orders: 0, Sellers: 1, BadRows: 8}, "bad rows 8: want 0 to the orders (0)"},
+		{seed.Options{Orders: 10, Sellers: 1, BadRows: -1}, "bad rows -1"},
+		{seed.Options{Orders: 10, Sellers: 1, SubMerchants: -2}, "sub-merchants -2: want 0 or more"},
+	} {
+		_, err := seed.Generate(context.Background(), nil, c.o)
+		if pipeline.KindOf(err) != pipeline.KindUsage || err == nil || !strings.Contains(err.Error(), "seed: "+c.want) {
+			t.Errorf("%+v: %v, want a usage error %q", c.o, err, c.want)
+		}
 	}
 }
