@@ -48,7 +48,7 @@ func demoCommand(cfg *config) *cli.Command {
 			&cli.StringFlag{Name: flagDate, Usage: "business date to settle (default: yesterday in --tz)"},
 			&cli.IntFlag{Name: "orders", Value: 2000, Usage: "orders to seed"},
 			&cli.IntFlag{Name: "sellers", Value: 40, Usage: "sellers to seed"},
-			&cli.IntFlag{Name: "bad-rows", Value: 8, Usage: "bad rows among the orders"},
+			&cli.IntFlag{Name: "bad-rows", Value: 8, Usage: "bad rows among the orders (unset: 8, or a tenth of fewer than 80 orders, within the run's reject limit)"},
 			&cli.IntFlag{Name: "polls", Usage: "status queries each simulated provider answers PROCESSING before the final status (0: the first answer is final)"},
 		},
 		Action: func(c *cli.Context) error { return cfg.demo(c) },
@@ -92,7 +92,7 @@ func (cfg *config) demo(c *cli.Context) error {
 	}
 
 	if err := cfg.seed(ctx, url, seed.Options{Date: d, Location: loc, Orders: c.Int("orders"),
-		Sellers: c.Int("sellers"), Seed: demoSeed, BadRows: c.Int("bad-rows")}); err != nil {
+		Sellers: c.Int("sellers"), Seed: demoSeed, BadRows: demoBadRows(c)}); err != nil {
 		return err
 	}
 	l, err := openLedger(ctx, c, true)
@@ -222,6 +222,17 @@ func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline
 	}
 	fmt.Fprintf(w, "carried to the sellers' next revenue share (not bound, or below the minimum): %d balances; settle status lists them\n", len(carries))
 	return nil
+}
+
+// demoBadRows is --bad-rows when given; unset, 8 (one of each kind), or a
+// tenth of a smaller day: 8 bad rows of 10 orders are over the run's
+// reject limit (--max-reject-ratio, 20%), and a demo of 10 orders would
+// end refusing its day.
+func demoBadRows(c *cli.Context) int {
+	if c.IsSet("bad-rows") {
+		return c.Int("bad-rows")
+	}
+	return min(c.Int("bad-rows"), max(c.Int("orders"), 0)/10)
 }
 
 // demoSim is the simulator with the demo's state: most sellers bound, some

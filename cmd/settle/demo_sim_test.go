@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/settlekit/settle/load/wechatpay"
 )
 
@@ -41,6 +43,28 @@ func TestDemoSimulatorAnswersAtOnce(t *testing.T) {
 		}
 		if processing != want {
 			t.Errorf("--polls %d: %d PROCESSING answers before FINISHED, want %d", polls, processing, want)
+		}
+	}
+}
+
+// TestDemoBadRowsFitTheDay: unset, --bad-rows is 8, or a tenth of a day
+// under 80 orders (8 of 10 would be over the run's reject limit, and the
+// demo would end refusing its day); given, it is what was given.
+func TestDemoBadRowsFitTheDay(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 8}, {[]string{"--orders", "80"}, 8}, {[]string{"--orders", "79"}, 7}, {[]string{"--orders", "10"}, 1},
+		{[]string{"--orders", "9"}, 0}, {[]string{"--orders", "0"}, 0}, {[]string{"--orders", "10", "--bad-rows", "10"}, 10},
+		{[]string{"--bad-rows", "0"}, 0},
+	} {
+		cmd := demoCommand(&config{})
+		got := -1
+		cmd.Action = func(c *cli.Context) error { got = demoBadRows(c); return nil }
+		app := &cli.App{Commands: []*cli.Command{cmd}}
+		if err := app.Run(append([]string{"settle", "demo"}, c.args...)); err != nil || got != c.want {
+			t.Errorf("%v: %d bad rows (%v), want %d", c.args, got, err, c.want)
 		}
 	}
 }
