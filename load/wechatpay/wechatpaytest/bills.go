@@ -74,8 +74,8 @@ func (s *Server) Settle() {
 // the order they were accepted.
 func (s *Server) bill(subMchID string, day pipeline.Date) []wechatpay.BillLine {
 	var out []wechatpay.BillLine
-	for _, o := range s.orders {
-		if o.subMchID != subMchID || pipeline.DateOf(o.at.In(wechatpay.Beijing)) != day {
+	for _, o := range s.orders[subMchID] {
+		if pipeline.DateOf(o.at.In(wechatpay.Beijing)) != day {
 			continue
 		}
 		typ := wechatpay.BillDistribution

@@ -176,7 +176,7 @@ func (s *Server) checkOrder(subMchID, transactionID, outOrderNo string) (reply, 
 // when it is the same request, a refusal when it is another one. done is
 // false for a new out_order_no.
 func (s *Server) replay(subMchID, outOrderNo, req string) (*order, reply, bool) {
-	o := s.orders[subMchID+"/"+outOrderNo]
+	o := s.orders[subMchID][outOrderNo]
 	switch {
 	case o == nil:
 		return nil, reply{}, false
@@ -205,7 +205,10 @@ func (s *Server) newOrder(t *txn, transactionID, outOrderNo, req string) *order 
 	t.requests++
 	o := &order{subMchID: t.subMchID, txnID: transactionID, outOrderNo: outOrderNo, req: req, left: s.o.Polls,
 		orderID: fmt.Sprintf("30%018d", s.next()), at: s.o.Now(), cur: t.currency, ready: fault.Ready(s.o.Now, s.o.OrderDelay)}
-	s.orders[t.subMchID+"/"+outOrderNo] = o
+	if s.orders[t.subMchID] == nil {
+		s.orders[t.subMchID] = map[string]*order{}
+	}
+	s.orders[t.subMchID][outOrderNo] = o
 	return o
 }
 
@@ -223,7 +226,7 @@ func (s *Server) queryOrder(c call) reply {
 	if a, ok := require([2]string{"sub_mchid", sub}, [2]string{"transaction_id", txnID}); !ok {
 		return a
 	}
-	o := s.orders[sub+"/"+no]
+	o := s.orders[sub][no]
 	if o == nil || o.txnID != txnID {
 		return notFound("out_order_no")
 	}

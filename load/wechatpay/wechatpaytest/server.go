@@ -108,7 +108,7 @@ type Server struct {
 	poisoned  map[string]string // transaction id -> code refusing it
 	subs      map[string]*rate.Limiter
 	txns      map[string]*txn
-	orders    map[string]*order // sub_mchid + "/" + out_order_no
+	orders    map[string]map[string]*order // sub_mchid -> out_order_no -> order: a bill reads its sub-merchant's only
 	receivers map[string]*receiver
 	failing   map[string]string // account -> fail_reason
 	marks     map[string]bool
@@ -187,7 +187,7 @@ func New(o Options) *Server {
 		o.Now = time.Now
 	}
 	s := &Server{o: o, calls: map[string]int{}, subs: map[string]*rate.Limiter{}, txns: map[string]*txn{},
-		orders: map[string]*order{}, receivers: map[string]*receiver{}, failing: map[string]string{},
+		orders: map[string]map[string]*order{}, receivers: map[string]*receiver{}, failing: map[string]string{},
 		marks: map[string]bool{}, bills: map[string]billFile{}, poisoned: map[string]string{}}
 	if o.ProviderQPS > 0 {
 		s.provider = rate.NewLimiter(rate.Limit(o.ProviderQPS), o.ProviderQPS)

@@ -342,3 +342,46 @@ func TestSetReportedAmount(t *testing.T) {
 		t.Fatal("reporting another amount moved money")
 	}
 }
+
+// A bill lists its own sub-merchant's distributions only, an out_order_no
+// another sub-merchant used too included (the fake keeps orders by
+// sub-merchant, so that a bill reads only its own).
+func TestBillListsItsSubMerchantOnly(t *testing.T) {
+	fake, c, d := distributed(t)
+	const other = "1900000110"
+	fake.SetReceiver(other, wechatpay.TypeMerchantID, "1900009999", wechatpay.ReceiverEffective)
+	fake.AddTransaction(other, "T9", "CNY", 100)
+	if _, err := c.Distribute(context.Background(), wechatpay.Distribution{SubMchID: other, TransactionID: "T9", OutOrderNo: "D-1", UnfreezeUnsplit: true,
+		Receivers: []wechatpay.Share{{Type: wechatpay.TypeMerchantID, Account: "1900009999", Currency: "CNY", Amount: 20, Description: "commission"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, b, _ := reported(t, c, d); !maps.Equal(b, map[string]int64{"D-1 DISTRIBUTION": 30, "U-1 UNFREEZE": 50}) {
+		t.Fatalf("bill of %s: %v", sub, b)
+	}
+	bill := func() map[string]int64 {
+		u, err := c.BillDownloadURL(context.Background(), other, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := c.DownloadBill(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := wechatpay.ParseBill(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int64{}
+		for _, l := range lines {
+			m[l.Sponsor+" "+l.OutOrderNo+" "+l.Type] = l.Amount
+		}
+		return m
+	}
+	if b := bill(); !maps.Equal(b, map[string]int64{other + " D-1 DISTRIBUTION": 20}) {
+		t.Fatalf("bill of %s: %v", other, b)
+	}
+	fake.ForgetOrder("D-1") // at whichever sub-merchant: both
+	if b := bill(); len(b) != 0 {
+		t.Fatalf("bill of %s after D-1 forgotten: %v", other, b)
+	}
+}

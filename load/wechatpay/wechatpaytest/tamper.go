@@ -20,11 +20,15 @@ import (
 func (s *Server) ForgetOrder(outOrderNo string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, o := range s.orders {
-		if o.outOrderNo != outOrderNo {
+	for sub, orders := range s.orders {
+		o := orders[outOrderNo]
+		if o == nil {
 			continue
 		}
-		delete(s.orders, k)
+		delete(orders, outOrderNo)
+		if len(orders) == 0 {
+			delete(s.orders, sub)
+		}
 		b := o.batch
 		if b == nil {
 			continue
@@ -48,8 +52,8 @@ func (s *Server) ForgetOrder(outOrderNo string) {
 func (s *Server) SetReportedAmount(outOrderNo string, minor int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, o := range s.orders {
-		if o.outOrderNo == outOrderNo && len(o.lines) > 0 {
+	for _, orders := range s.orders {
+		if o := orders[outOrderNo]; o != nil && len(o.lines) > 0 {
 			o.lines[0].reported = &minor
 		}
 	}
