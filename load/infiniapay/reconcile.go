@@ -196,8 +196,9 @@ func askNotKept[T any](ctx context.Context, c *MatcherConfig, name string, items
 }
 
 // askPage is how many items askNotKept asks about at a time: what it
-// holds beside the items is a page's keys and answers.
-const askPage = 10000
+// holds beside the items is a page's keys and answers. The size of
+// payprotocol.DefaultPageSize, and for the same reason.
+const askPage = 5000
 
 func askPageNotKept[T any](ctx context.Context, c *MatcherConfig, name string, items []T, key func(T) string,
 	ask func(context.Context, T) ([]pipeline.Mismatch, bool, error)) ([]pipeline.Mismatch, error) {

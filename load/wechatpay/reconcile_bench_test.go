@@ -151,7 +151,7 @@ func (d benchDay) Settlements(_ context.Context, sub string, _ pipeline.Date) ([
 // BenchmarkMatcherPeakHeap measures the most live heap (as the GC
 // measures it) above the ledger and WeChat Pay (here in memory, built
 // before) while the matcher reconciles a settled day of n transactions
-// (asking every order: no final answer kept), read in pages of 10,000
+// (asking every order: no final answer kept), read in pages of 5,000
 // (the default) or as one page:
 //
 //	go test ./load/wechatpay/ -run '^$' -bench MatcherPeakHeap -benchtime 1x
