@@ -196,9 +196,8 @@ func askNotKept[T any](ctx context.Context, c *MatcherConfig, name string, items
 }
 
 // askPage is how many items askNotKept asks about at a time: what it
-// holds beside the items is a page's keys and answers. The size of
-// payprotocol.DefaultPageSize, and for the same reason.
-const askPage = 5000
+// holds beside the items is a page's keys and answers.
+const askPage = pipeline.MatchPage
 
 func askPageNotKept[T any](ctx context.Context, c *MatcherConfig, name string, items []T, key func(T) string,
 	ask func(context.Context, T) ([]pipeline.Mismatch, bool, error)) ([]pipeline.Mismatch, error) {

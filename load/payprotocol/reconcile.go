@@ -20,14 +20,8 @@ type ReconcileStore interface {
 }
 
 // DefaultPageSize is how many items the matcher reads, asks about and
-// holds at a time unless MatcherConfig.PageSize says otherwise. The
-// three providers' matchers hold a page each side by side as reconcile
-// begins: at 10,000 that was the peak of a 1,000,000-order day's memory
-// (123.1 MiB), at 5,000 reconcile stays below distribute's peak (104.3
-// MiB) and took no longer (README, "The million again, on smaller
-// reconcile pages"); a page costs one read and one look at the final
-// answers.
-const DefaultPageSize = 5_000
+// holds at a time unless MatcherConfig.PageSize says otherwise.
+const DefaultPageSize = pipeline.MatchPage
 
 // Order is Pay Protocol's word on one of our orders: its payment detail
 // and, for a paid payment, its latest refund.

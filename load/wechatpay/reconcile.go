@@ -131,9 +131,8 @@ type MatcherConfig struct {
 }
 
 // DefaultPage is how many items, attempts or bill lines the matcher reads
-// and matches at a time when MatcherConfig.Page is 0: the size of
-// payprotocol.DefaultPageSize, and for the same reason.
-const DefaultPage = 5000
+// and matches at a time when MatcherConfig.Page is 0.
+const DefaultPage = pipeline.MatchPage
 
 // FinalAnswersName names the matcher's order answers in
 // pipeline.FinalAnswers.
