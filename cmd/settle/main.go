@@ -20,6 +20,7 @@ import (
 )
 
 func main() {
+	execWithFixedStackStart()
 	releaseAfterMigrate = true
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
