@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -136,27 +137,71 @@ func (c *Client) wait(ctx context.Context, sp spec) error {
 	if err := ctx.Err(); err != nil {
 		return sp.fail(failLocal, err)
 	}
-	for _, l := range []*rate.Limiter{c.cfg.Limiter, c.subLimiter(sp.subMchID)} {
-		if l == nil {
-			continue
-		}
+	if l := c.cfg.Limiter; l != nil {
 		if err := l.Wait(ctx); err != nil {
 			return sp.fail(failLocal, fmt.Errorf("rate limit: %w", err))
 		}
 	}
+	if err := c.waitSub(ctx, sp.subMchID); err != nil {
+		return sp.fail(failLocal, fmt.Errorf("rate limit: %w", err))
+	}
 	return nil
 }
 
-func (c *Client) subLimiter(subMchID string) *rate.Limiter {
+// waitSub takes a token from subMchID's bucket (none when
+// SubMerchantLimit is 0 or the request names no sub-merchant). The token
+// is reserved under c.mu, where dropFull looks, so a bucket is never
+// forgotten between being found and being drawn from.
+func (c *Client) waitSub(ctx context.Context, subMchID string) error {
 	if c.cfg.SubMerchantLimit == 0 || subMchID == "" {
 		return nil
 	}
+	now := time.Now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	l := c.subs[subMchID]
 	if l == nil {
+		if len(c.subs) >= c.sweepAt {
+			c.dropFull(now)
+			c.sweepAt = max(subSweepFrom, 2*len(c.subs))
+		}
 		l = rate.NewLimiter(c.cfg.SubMerchantLimit, c.cfg.SubMerchantBurst)
 		c.subs[subMchID] = l
 	}
-	return l
+	r := l.ReserveN(now, 1)
+	c.mu.Unlock()
+	if !r.OK() {
+		return fmt.Errorf("sub-merchant %s: no token can be had (burst %d)", subMchID, c.cfg.SubMerchantBurst)
+	}
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return ctx.Err()
+	}
 }
+
+// dropFull forgets the sub-merchants' buckets that are full at now: a full
+// bucket is what a new one is, so a sub-merchant asked again draws on the
+// same tokens, and the client holds a bucket for the sub-merchants asked
+// lately rather than for every one of the day (2,000 at a million orders).
+// The caller holds c.mu.
+func (c *Client) dropFull(now time.Time) {
+	for id, l := range c.subs {
+		if l.TokensAt(now) >= float64(l.Burst()) {
+			delete(c.subs, id)
+		}
+	}
+}
+
+// subSweepFrom is how many sub-merchants' buckets the client holds before
+// it first looks for full ones to drop; after a sweep it looks again when
+// the buckets are twice as many as it kept, so the sweeps cost a constant
+// per bucket made.
+const subSweepFrom = 64

@@ -122,8 +122,9 @@ type Client struct {
 	base   *url.URL
 	encKey *rsa.PublicKey
 
-	mu   sync.Mutex
-	subs map[string]*rate.Limiter // sub_mchid -> its bucket
+	mu      sync.Mutex
+	subs    map[string]*rate.Limiter // sub_mchid -> its bucket, while not full (waitSub)
+	sweepAt int                      // len(subs) at which waitSub next drops the full buckets
 }
 
 // New checks cfg, fills in its defaults and returns a Client.
@@ -144,7 +145,7 @@ func New(cfg Config) (*Client, error) {
 	case cfg.HTTP == nil:
 		return nil, errors.New("wechatpay: no HTTP client: make one with NewHTTPClient")
 	}
-	c := &Client{base: u, subs: map[string]*rate.Limiter{}}
+	c := &Client{base: u, subs: map[string]*rate.Limiter{}, sweepAt: subSweepFrom}
 	cfg.PlatformKeys = maps.Clone(cfg.PlatformKeys)
 	if cfg.EncryptSerial == "" && len(cfg.PlatformKeys) == 1 {
 		for serial := range cfg.PlatformKeys {
