@@ -25,23 +25,31 @@ func (s *SourceScan) Dest(seq *int64) []any {
 	return append(d, &s.ts[0], &s.ts[1])
 }
 
-// Fill sets r's columns from what was scanned (NULL stays nil).
+// Fill sets r's columns from what was scanned (NULL stays nil). The
+// row's values share one allocation, not one each (ten a row were a
+// twentieth of the day's CPU in settle).
 func (s *SourceScan) Fill(r *SourceRow) {
-	str := func(n sql.NullString) *string {
-		if !n.Valid {
-			return nil
+	v := new(sourceValues)
+	text := []**string{&r.OrderNo, &r.SellerID, &r.Provider, &r.ProviderTxnID,
+		&r.Currency, &r.AmountMinor, &r.RefundedMinor, &r.Category}
+	for i, dst := range text {
+		*dst = nil
+		if s.text[i].Valid {
+			v.text[i] = s.text[i].String
+			*dst = &v.text[i]
 		}
-		v := n.String
-		return &v
 	}
-	ts := func(n sql.NullTime) *time.Time {
-		if !n.Valid {
-			return nil
+	for i, dst := range []**time.Time{&r.PaidAt, &r.ConfirmedAt} {
+		*dst = nil
+		if s.ts[i].Valid {
+			v.ts[i] = s.ts[i].Time
+			*dst = &v.ts[i]
 		}
-		v := n.Time
-		return &v
 	}
-	r.OrderNo, r.SellerID, r.Provider, r.ProviderTxnID = str(s.text[0]), str(s.text[1]), str(s.text[2]), str(s.text[3])
-	r.Currency, r.AmountMinor, r.RefundedMinor, r.Category = str(s.text[4]), str(s.text[5]), str(s.text[6]), str(s.text[7])
-	r.PaidAt, r.ConfirmedAt = ts(s.ts[0]), ts(s.ts[1])
+}
+
+// sourceValues holds the values of one filled SourceRow.
+type sourceValues struct {
+	text [8]string
+	ts   [2]time.Time
 }

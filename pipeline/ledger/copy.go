@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/lib/pq"
 )
@@ -129,9 +130,12 @@ func (s *lineSender) start() *copyLine {
 
 // send sends the line begun by start. CopyData is given no cancellable
 // context (it would watch it with a goroutine per line): the stage's
-// reading side stops on cancellation, and with it the COPY.
+// reading side stops on cancellation, and with it the COPY. The line goes
+// as a string over the line's own bytes, not a copy of them: CopyData
+// appends it to its buffer before it returns, and the bytes change only at
+// the next start (a copy per line was a tenth of settle's allocations).
 func (s *lineSender) send() error {
-	_, err := s.cd.CopyData(context.Background(), string(s.line.b))
+	_, err := s.cd.CopyData(context.Background(), unsafe.String(unsafe.SliceData(s.line.b), len(s.line.b)))
 	return err
 }
 
