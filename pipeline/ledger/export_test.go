@@ -25,6 +25,10 @@ var PageQueries = map[string]string{
 	"ItemsToVerifyAfter":  itemsToVerifyAfterQuery,
 }
 
+// ProviderRejectsQuery is ProviderRejectsOfRun's, for tests that look at
+// its plan.
+const ProviderRejectsQuery = providerRejectsQuery
+
 // PendingLateRefundsQuery and ExpectedSharesQuery are the reads of the
 // whole ledger's history (late refunds, a seller's totals at Infinia), for
 // tests that look at their plans.

@@ -368,6 +368,7 @@ type directCopy struct {
 	date    string
 	items   int64
 	rejects []pipeline.Reject
+	totals  runTotals
 }
 
 func (c *directCopy) Split(s pipeline.Split) error {
@@ -377,6 +378,7 @@ func (c *directCopy) Split(s pipeline.Split) error {
 	}
 	state := itemStart(s)
 	c.items++
+	c.totals.add(s)
 	l := c.ls.start()
 	l.str(s.OrderNo)
 	l.int(c.runID)
@@ -454,6 +456,9 @@ func finishDirect(ctx context.Context, tx *sql.Tx, run *pipeline.Run, c *directC
 			FROM item_stage WHERE kind = 'reject'`, run.ID); err != nil {
 			return false, fmt.Errorf("record rejects: %w", err)
 		}
+	}
+	if err := c.totals.record(ctx, tx, run.ID); err != nil {
+		return false, err
 	}
 	counts.Items = c.items
 	return true, nil
@@ -575,7 +580,7 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 			return fmt.Errorf("record orders settled elsewhere: %w", err)
 		}
 	}
-	return nil
+	return recordTotalsFromItems(ctx, tx, run.ID)
 }
 
 // findDuplicates fills two temporary tables: item_keys, the order number of
@@ -611,6 +616,90 @@ func findDuplicates(ctx context.Context, tx *sql.Tx, runID int64, all bool) erro
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("find duplicated orders: %w", err)
 		}
+	}
+	return nil
+}
+
+// runTotals sums the splits the direct way COPYs into items, by channel and
+// currency, to be added to the run's totals with them (run_totals,
+// migration 00016): what a run's end and every re-run print, without
+// reading the day's items again. The run's totals are its items' sums
+// after every transaction that records items: added to by the direct way,
+// summed again from the items by the staged way (which may remove items).
+type runTotals struct {
+	by       map[totalsKey]*pipeline.Totals
+	overflow bool // a sum left int64: the totals are summed from the items instead
+}
+
+type totalsKey struct {
+	channel  pipeline.Channel
+	currency pipeline.Currency
+}
+
+func (r *runTotals) add(s pipeline.Split) {
+	if r.by == nil {
+		r.by = map[totalsKey]*pipeline.Totals{}
+	}
+	k := totalsKey{s.Channel, s.Currency}
+	t := r.by[k]
+	if t == nil {
+		t = &pipeline.Totals{Channel: s.Channel, Currency: s.Currency}
+		r.by[k] = t
+	}
+	t.Orders++
+	for _, f := range []struct {
+		sum *int64
+		v   int64
+	}{{&t.Gross, s.Amount}, {&t.Refunded, s.Refunded}, {&t.Commission, s.Commission}, {&t.Seller, s.SellerShare}} {
+		sum := *f.sum + f.v // wraps on overflow, which this sees
+		if (f.v > 0 && sum < *f.sum) || (f.v < 0 && sum > *f.sum) {
+			r.overflow = true
+		}
+		*f.sum = sum
+	}
+}
+
+// record adds the sums to the run's totals (in tx, with the items).
+func (r *runTotals) record(ctx context.Context, tx *sql.Tx, runID int64) error {
+	if r.overflow {
+		return recordTotalsFromItems(ctx, tx, runID)
+	}
+	if len(r.by) == 0 {
+		return nil
+	}
+	q := `INSERT INTO run_totals (run_id, channel, currency, orders, gross_minor, refunded_minor, commission_minor, seller_minor) VALUES `
+	args := []any{runID}
+	for _, t := range r.by {
+		if len(args) > 1 {
+			q += ", "
+		}
+		n := len(args)
+		q += fmt.Sprintf("($1, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+		args = append(args, string(t.Channel), string(t.Currency), t.Orders, t.Gross, t.Refunded, t.Commission, t.Seller)
+	}
+	q += ` ON CONFLICT (run_id, channel, currency) DO UPDATE SET orders = run_totals.orders + EXCLUDED.orders,
+		gross_minor = run_totals.gross_minor + EXCLUDED.gross_minor,
+		refunded_minor = run_totals.refunded_minor + EXCLUDED.refunded_minor,
+		commission_minor = run_totals.commission_minor + EXCLUDED.commission_minor,
+		seller_minor = run_totals.seller_minor + EXCLUDED.seller_minor`
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("record the run's totals: %w", err)
+	}
+	return nil
+}
+
+// recordTotalsFromItems sets the run's totals (in tx, with its items) to
+// its items' sums: the staged way, where the items are inserted and
+// removed set-wise, and a day whose sums leave int64.
+func recordTotalsFromItems(ctx context.Context, tx *sql.Tx, runID int64) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM run_totals WHERE run_id = $1`, runID); err != nil {
+		return fmt.Errorf("record the run's totals: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO run_totals (run_id, channel, currency, orders, gross_minor, refunded_minor, commission_minor, seller_minor)
+		SELECT $1, channel, currency, count(*), sum(gross_minor), sum(refunded_minor), sum(commission_minor), sum(seller_minor)
+		FROM items WHERE run_id = $1 GROUP BY channel, currency`, runID); err != nil {
+		return fmt.Errorf("record the run's totals: %w", err)
 	}
 	return nil
 }

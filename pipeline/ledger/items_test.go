@@ -102,7 +102,113 @@ func outcome(t *testing.T, l *ledger.Ledger, run *pipeline.Run) (rejects, items 
 	if err := l.DB().Select(&is, `SELECT order_no FROM items WHERE run_id = $1 ORDER BY order_no`, run.ID); err != nil {
 		t.Fatal(err)
 	}
+	checkRunTotals(t, l, run.ID)
 	return strings.Join(rs, "|"), strings.Join(is, ",")
+}
+
+// checkRunTotals checks that the totals recorded with a run's items are
+// its items' sums (whichever way the items went in).
+func checkRunTotals(t *testing.T, l *ledger.Ledger, runID int64) {
+	t.Helper()
+	const sums = `SELECT channel, currency, count(*) AS orders, sum(gross_minor)::text AS gross, sum(refunded_minor)::text AS refunded,
+		sum(commission_minor)::text AS commission, sum(seller_minor)::text AS seller FROM items WHERE run_id = $1
+		GROUP BY channel, currency ORDER BY channel, currency`
+	const recorded = `SELECT channel, currency, orders, gross_minor::text AS gross, refunded_minor::text AS refunded,
+		commission_minor::text AS commission, seller_minor::text AS seller FROM run_totals WHERE run_id = $1
+		ORDER BY channel, currency`
+	type line struct {
+		Channel, Currency                   string
+		Orders                              int64
+		Gross, Refunded, Commission, Seller string
+	}
+	var want, got []line
+	if err := l.DB().Select(&want, sums, runID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DB().Select(&got, recorded, runID); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("run %d: totals recorded %+v, its items sum to %+v", runID, got, want)
+	}
+}
+
+// A run's totals are recorded with its items, by channel and currency,
+// exactly (a sum past int64 too); a run with none recorded (before
+// migration 00016) has them summed from its items; a re-extract drops them
+// with the items.
+func TestRunTotalsRecordedWithTheItems(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 12}
+	at := time.Date(2026, 11, 12, 12, 0, 0, 0, time.UTC)
+	write := func(run *pipeline.Run, splits []pipeline.Split) {
+		t.Helper()
+		if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+			for _, s := range splits {
+				if err := w.Split(s); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	split := func(no string, ch pipeline.Channel, cur pipeline.Currency, amount, refunded, commission int64) pipeline.Split {
+		o := pipeline.Order{Seq: int64(len(no)), OrderNo: no, SellerID: "S1", Channel: ch, Currency: cur, Amount: amount,
+			Refunded: refunded, PaidAt: at, ConfirmedAt: at}
+		return pipeline.Split{Order: o, Rule: "r", Commission: commission, SellerShare: amount - refunded - commission}
+	}
+	run := openRun(t, l, d)
+	write(run, []pipeline.Split{
+		split("A1", chInfinia, "USD", 1000, 100, 30), split("A2", chInfinia, "USD", 7, 0, 1),
+		split("A3", chInfinia, "EUR", 500, 0, 5), split("A4", "wechatpay", "CNY", 12345, 45, 300),
+		split("A5", "wechatpay", "CNY", 1, 1, 0),
+	})
+	checkRunTotals(t, l, run.ID)
+	want := []pipeline.Totals{
+		{Channel: chInfinia, Currency: "EUR", Orders: 1, Gross: 500, Commission: 5, Seller: 495},
+		{Channel: chInfinia, Currency: "USD", Orders: 2, Gross: 1007, Refunded: 100, Commission: 31, Seller: 876},
+		{Channel: "wechatpay", Currency: "CNY", Orders: 2, Gross: 12346, Refunded: 46, Commission: 300, Seller: 12000},
+	}
+	got, err := l.TotalsOfRun(ctx, run.ID)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("totals %+v (%v), want %+v", got, err, want)
+	}
+	// More items for the run: added to its totals.
+	write(run, []pipeline.Split{split("A6", chInfinia, "EUR", 20, 0, 2)})
+	checkRunTotals(t, l, run.ID)
+	want[0] = pipeline.Totals{Channel: chInfinia, Currency: "EUR", Orders: 2, Gross: 520, Commission: 7, Seller: 513}
+	// Without recorded totals (a run from before they were kept): the same, from the items.
+	if _, err := l.DB().Exec(`DELETE FROM run_totals WHERE run_id = $1`, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.TotalsOfRun(ctx, run.ID); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("totals summed from the items %+v (%v), want %+v", got, err, want)
+	}
+
+	// Sums past int64 are recorded exactly (summed by the database); reading
+	// them as int64 fails rather than wraps.
+	big := openRun(t, l, pipeline.Date{Year: 2026, Month: 11, Day: 13})
+	write(big, []pipeline.Split{split("B1", chInfinia, "USD", 5e18, 0, 0), split("B2", chInfinia, "USD", 5e18, 0, 0)})
+	checkRunTotals(t, l, big.ID)
+	var gross string
+	if err := l.DB().Get(&gross, `SELECT gross_minor::text FROM run_totals WHERE run_id = $1`, big.ID); err != nil || gross != "10000000000000000000" {
+		t.Fatalf("gross recorded %q (%v)", gross, err)
+	}
+	if got, err := l.TotalsOfRun(ctx, big.ID); err == nil {
+		t.Fatalf("totals past int64 read as %+v", got)
+	}
+
+	// A re-extract drops the run's totals with its items.
+	if err := l.Reextract(ctx, big.ID); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := l.DB().Get(&n, `SELECT count(*) FROM run_totals WHERE run_id = $1`, big.ID); err != nil || n != 0 {
+		t.Fatalf("%d totals left after a re-extract (%v)", n, err)
+	}
 }
 
 // Every row whose order number another row shares is rejected, however far
@@ -501,6 +607,15 @@ func TestItemPagesWalkTheRunInOrder(t *testing.T) {
 				t.Errorf("%s after %q does not walk the run's items in order from its cursor:\n%s", name, after, p)
 			}
 		}
+	}
+	// The run's orders a provider rejected, listed at every run's end,
+	// are read by their own index, not by walking the run's items.
+	var plan []string
+	if err := l.DB().Select(&plan, `EXPLAIN `+ledger.ProviderRejectsQuery, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if p := strings.Join(plan, "\n"); !strings.Contains(p, "items_run_rejected") || strings.Contains(p, "Seq Scan") {
+		t.Errorf("the provider's rejects of a run are not read by their index:\n%s", p)
 	}
 	// The pages still give every item once, in order.
 	var got []string

@@ -53,11 +53,25 @@ func (l *Ledger) OrderLines(ctx context.Context, d pipeline.Date, fn func(pipeli
 	return rows.Err()
 }
 
-// TotalsOfRun sums a run's items by channel and currency.
+// TotalsOfRun returns a run's items summed by channel and currency: as
+// recorded with them (run_totals), or summed from the items for a run
+// recorded before the ledger kept its totals (or with none yet).
 func (l *Ledger) TotalsOfRun(ctx context.Context, runID int64) ([]pipeline.Totals, error) {
-	rows, err := l.db.QueryContext(ctx, `
+	out, err := l.totals(ctx, `
+		SELECT channel, currency, orders, gross_minor, refunded_minor, commission_minor, seller_minor
+		FROM run_totals WHERE run_id = $1 ORDER BY channel, currency`, runID)
+	if err != nil || len(out) > 0 {
+		return out, err
+	}
+	return l.totals(ctx, `
 		SELECT channel, currency, count(*), sum(gross_minor), sum(refunded_minor), sum(commission_minor), sum(seller_minor)
 		FROM items WHERE run_id = $1 GROUP BY channel, currency ORDER BY channel, currency`, runID)
+}
+
+// totals reads (channel, currency, orders, gross, refunded, commission,
+// seller) rows.
+func (l *Ledger) totals(ctx context.Context, query string, runID int64) ([]pipeline.Totals, error) {
+	rows, err := l.db.QueryContext(ctx, query, runID)
 	if err != nil {
 		return nil, fmt.Errorf("read totals: %w", err)
 	}

@@ -182,9 +182,13 @@ func (l *Ledger) FinishRun(ctx context.Context, runID int64, state pipeline.RunS
 // on them; the reject gate and the run's summary count them with the rows
 // transform rejected.
 func (l *Ledger) ProviderRejectsOfRun(ctx context.Context, runID int64) ([]RejectReason, error) {
-	return l.rejectReasons(ctx, "orders rejected by providers", `SELECT reason, count(*), min(order_no) FROM items
-		WHERE run_id = $1 AND state = 'rejected' GROUP BY reason ORDER BY count(*) DESC, reason`, runID)
+	return l.rejectReasons(ctx, "orders rejected by providers", providerRejectsQuery, runID)
 }
+
+// providerRejectsQuery reads the run's rejected items by their own index
+// (items_run_rejected, migration 00017): what every run's end asks.
+const providerRejectsQuery = `SELECT reason, count(*), min(order_no) FROM items
+	WHERE run_id = $1 AND state = 'rejected' GROUP BY reason ORDER BY count(*) DESC, reason`
 
 // WaitingByChannel counts, by channel, the run's orders still waiting for
 // their provider: recorded (not paid, held or carried yet) or not verified.
@@ -305,6 +309,7 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 			`DELETE FROM mismatches WHERE run_id = $1`,
 			`DELETE FROM items WHERE run_id = $1`,
 			`DELETE FROM rejects WHERE run_id = $1`,
+			`DELETE FROM run_totals WHERE run_id = $1`,
 			`DELETE FROM source_rows WHERE run_id = $1`,
 			`DELETE FROM run_sellers WHERE run_id = $1`,
 			`UPDATE runs SET stages_done = '{}', state = 'running', last_error = '', finished_at = NULL, updated_at = now()
