@@ -28,7 +28,9 @@
 // cluster of its own, e.g.
 // postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable; the
 // benchmark creates and drops the database settle_benchday on it; the
-// database's CPU time is then not measured),
+// database's CPU time is then not measured, unless BENCH_PG_PID names its
+// postmaster's process id on this machine: a server started with
+// pg_stat_statements, say, to see what each statement costs),
 // BENCH_PAYSIM_ARGS (extra paysim flags, e.g. "--upload-delay 2s"; the
 // default is --timing internet), BENCH_SETTLE_ARGS (extra flags of settle
 // run; without --provider-rate the job sends to Infinia and Pay Protocol at
@@ -80,7 +82,7 @@ type bench struct {
 	root, dir, settle, paysim string
 	dbURL, date               string
 	orders, sellers, subs     int
-	pgPID                     int // the own cluster's postmaster; 0: a server of BENCH_PG
+	pgPID                     int // the postmaster whose CPU is measured; 0: not measured
 	paysimArgs, settleArgs    []string
 	env                       []string // the job's environment (paysim's exports, database, ...)
 	requestsURL, stateURL     string
@@ -168,7 +170,19 @@ func run() error {
 		}
 	}
 	admin := os.Getenv("BENCH_PG")
-	if admin == "" {
+	own := admin == ""
+	if !own && os.Getenv("BENCH_PG_PID") != "" {
+		pid, err := strconv.Atoi(os.Getenv("BENCH_PG_PID"))
+		if err != nil {
+			return fmt.Errorf("BENCH_PG_PID: %w", err)
+		}
+		if _, err := clusterCPU(pid); err != nil {
+			return fmt.Errorf("BENCH_PG_PID %d: %w", pid, err)
+		}
+		b.pgPID = pid
+		fmt.Printf("# PostgreSQL: the server of BENCH_PG (postmaster %d), its CPU time measured from /proc\n", pid)
+	}
+	if own {
 		srv, err := pgserver.Start(context.Background(), "", nil)
 		if err != nil {
 			return fmt.Errorf("start a PostgreSQL cluster (or set BENCH_PG): %w", err)
@@ -180,7 +194,7 @@ func run() error {
 	if err := b.createDB(admin); err != nil {
 		return err
 	}
-	if !keep && b.pgPID == 0 {
+	if !keep && !own {
 		defer dropDB(admin)
 	}
 	b.env = append(os.Environ(), "SETTLE_DATABASE_URL="+b.dbURL, "SETTLE_LOG_FORMAT=json",
