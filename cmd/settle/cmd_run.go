@@ -380,7 +380,8 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	if res != nil && res.Run != nil {
 		sendsAfter, serr := l.Sends(ctx, o.key.Date, plugged.Pays)
 		if serr == nil {
-			serr = cfg.printRunSummary(ctx, l, res, sendsAfter-sendsBefore)
+			serr = cfg.printRunSummary(ctx, l, res, ledger.Sent{Requests: sendsAfter.Requests - sendsBefore.Requests,
+				Effects: sendsAfter.Effects - sendsBefore.Effects})
 		}
 		if serr != nil && err == nil {
 			err = serr
@@ -584,7 +585,12 @@ func parseSkipChannels(values []string) (map[pipeline.Channel]bool, error) {
 	return out, nil
 }
 
-func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *pipeline.Result, moved int64) error {
+// printRunSummary prints the run's totals, what was rejected and what the
+// run sent: its new money movements (effects sent for the first time, each
+// under its own idempotency key) and, when they differ, the requests (a
+// request whose outcome was unknown and that the provider never received
+// is sent again under the same key: two requests, one movement).
+func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *pipeline.Result, sent ledger.Sent) error {
 	run := res.Run
 	totals, err := l.TotalsOfRun(ctx, run.ID)
 	if err != nil {
@@ -600,7 +606,7 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 	}
 	// Nothing new only when every stage was done before: a stage left
 	// for a person (payments still held, say) is work not done.
-	nothingNew := len(res.Ran) == 0 && len(res.Skipped) > 0 && moved == 0
+	nothingNew := len(res.Ran) == 0 && len(res.Skipped) > 0 && sent.Requests == 0
 	for _, st := range pipeline.Stages {
 		nothingNew = nothingNew && run.Done(st)
 	}
@@ -616,7 +622,7 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 		for _, r := range byProvider {
 			log.Warn("rejected by the provider", "reason", r.Reason, "orders", r.Count, "example", r.Sample)
 		}
-		log.Info("done", "new_money_movements", moved, "nothing_new", nothingNew)
+		log.Info("done", "new_money_movements", sent.Effects, "requests_sent", sent.Requests, "nothing_new", nothingNew)
 		return nil
 	}
 	printTotals(cfg.stdout, totals)
@@ -625,7 +631,11 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 	if nothingNew {
 		fmt.Fprint(cfg.stdout, "nothing new: every stage of this date was done earlier; ")
 	}
-	fmt.Fprintf(cfg.stdout, "%d new money movements\n", moved)
+	fmt.Fprintf(cfg.stdout, "%d new money movements", sent.Effects)
+	if r := sent.Resent(); r != 0 {
+		fmt.Fprintf(cfg.stdout, "; requests sent: %d, of which %d again under the same idempotency key after an unknown outcome", sent.Requests, r)
+	}
+	fmt.Fprintln(cfg.stdout)
 	return nil
 }
 

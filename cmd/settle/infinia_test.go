@@ -377,6 +377,37 @@ func TestInfiniaFaults(t *testing.T) {
 	}
 }
 
+// TestSummaryCountsAResendApart: a revenue share whose request never
+// reached Infinia (the connection reset) is found missing by the query and
+// sent again under its key. The summary counts it once among the money
+// movements and says that one more request went out; the re-run sends
+// nothing and says so.
+func TestSummaryCountsAResendApart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", "8")
+	const balance = 1_000_000_000_00
+	sim := e.sim(fault.New(1, fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Reset, Calls: []int{1}}), 3, nil, balance)
+	out, code := e.runInfinia(sim)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	effects := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND sends > 0`)
+	sends := e.count(`SELECT sum(sends) FROM settle.effects WHERE kind = 'revenue_share'`)
+	if effects == 0 || sends != effects+1 {
+		t.Fatalf("%d revenue shares sent in %d requests, want one resend", effects, sends)
+	}
+	want := fmt.Sprintf("\n%d new money movements; requests sent: %d, of which 1 again under the same idempotency key after an unknown outcome\n", effects, sends)
+	if !strings.Contains(out, want) {
+		t.Fatalf("want %q in:\n%s", want, out)
+	}
+	e.checkPaidOnce(sim, balance)
+	again, code := e.runInfinia(sim)
+	if code != 0 || !strings.Contains(again, " 0 new money movements\n") || strings.Contains(again, "requests sent") {
+		t.Fatalf("re-run: exit %d, want 0 new money movements and no request:\n%s", code, again)
+	}
+}
+
 func TestInfiniaChangedHostKeyIsRefusedAndNothingUploaded(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -230,12 +230,28 @@ func (l *Ledger) queryEffects(ctx context.Context, query string, args ...any) ([
 	return out, rows.Err()
 }
 
+// Sent counts what was sent for effects of some kinds in every run of a
+// date. Its difference across a run is what the run sent.
+type Sent struct {
+	// Requests is every request sent, resends included: an effect whose
+	// outcome was unknown and that the provider's query then said it never
+	// received is sent again with the same idempotency key.
+	Requests int64
+	// Effects is the effects sent at least once: the money movements asked
+	// for, each under its own idempotency key, whatever became of them.
+	Effects int64
+}
+
+// Resent is the requests of s that sent an effect again.
+func (s Sent) Resent() int64 { return s.Requests - s.Effects }
+
 // Sends counts the requests sent for effects of the given kinds in every
-// run of a date: the difference across a run is its new money movements.
-func (l *Ledger) Sends(ctx context.Context, d pipeline.Date, kinds []string) (int64, error) {
-	var n int64
-	err := l.db.QueryRowContext(ctx, `SELECT COALESCE(sum(e.sends), 0) FROM effects e JOIN runs r ON r.id = e.run_id
-		WHERE r.business_date = $1 AND e.kind = ANY ($2)`, d.String(), pq.Array(kinds)).Scan(&n)
+// run of a date, and the effects they were for.
+func (l *Ledger) Sends(ctx context.Context, d pipeline.Date, kinds []string) (Sent, error) {
+	var n Sent
+	err := l.db.QueryRowContext(ctx, `SELECT COALESCE(sum(e.sends), 0), count(*) FILTER (WHERE e.sends > 0)
+		FROM effects e JOIN runs r ON r.id = e.run_id
+		WHERE r.business_date = $1 AND e.kind = ANY ($2)`, d.String(), pq.Array(kinds)).Scan(&n.Requests, &n.Effects)
 	return n, err
 }
 
