@@ -96,7 +96,7 @@ type sample struct {
 	total    map[string]int
 	tooMany  map[string]int
 	requests paysim.Requests
-	dbCPU    time.Duration // the own cluster's CPU time so far; 0: not measured
+	dbCPU    time.Duration // the measured server's CPU time so far; 0: not measured
 }
 
 // runResult is one settle run.
