@@ -28,11 +28,14 @@ const VerifyHoldPrefix = "held: Pay Protocol"
 
 // VerifyStore is what the verification needs of the ledger.
 type VerifyStore interface {
-	// ItemsToVerifyAfter returns at most limit of the run's unverified
-	// items of channel ch and those an earlier verification held (their
-	// reason starts with heldPrefix) whose order number comes after
-	// `after`, by order number (one page of a keyset pagination).
-	ItemsToVerifyAfter(ctx context.Context, runID int64, ch pipeline.Channel, heldPrefix, after string, limit int) ([]pipeline.VerifyItem, error)
+	// ItemsToVerifyAfter walks the next limit of the run's items of
+	// channel ch whose order number comes after `after`, by order number
+	// (one page of a keyset pagination), and returns the unverified ones
+	// and those an earlier verification held (their reason starts with
+	// heldPrefix), by order number; next is where the next page starts,
+	// "" when no item follows the walk.
+	ItemsToVerifyAfter(ctx context.Context, runID int64, ch pipeline.Channel, heldPrefix, after string, limit int) (
+		items []pipeline.VerifyItem, next string, err error)
 	SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error
 }
 
@@ -124,14 +127,12 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 	)
 	for err == nil {
 		var items []pipeline.VerifyItem
-		if items, err = store.ItemsToVerifyAfter(ctx, run.ID, Channel, VerifyHoldPrefix, after, verifyBatch); err != nil || len(items) == 0 {
+		if items, after, err = store.ItemsToVerifyAfter(ctx, run.ID, Channel, VerifyHoldPrefix, after, verifyBatch); err != nil {
 			break
 		}
-		after = items[len(items)-1].OrderNo
 		seen += int64(len(items))
 		progress.SetTotal(seen)
-		err = pipeline.EachFirstAlonePaced(ctx, pacer, items, check)
-		if len(items) < verifyBatch {
+		if err = pipeline.EachFirstAlonePaced(ctx, pacer, items, check); after == "" {
 			break
 		}
 	}

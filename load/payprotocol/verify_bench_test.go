@@ -25,13 +25,13 @@ func newPagedVerifyStore(n int) *pagedVerifyStore {
 	return s
 }
 
-func (s *pagedVerifyStore) ItemsToVerifyAfter(_ context.Context, _ int64, _ pipeline.Channel, _, after string, limit int) ([]pipeline.VerifyItem, error) {
+func (s *pagedVerifyStore) ItemsToVerifyAfter(_ context.Context, _ int64, _ pipeline.Channel, _, after string, limit int) ([]pipeline.VerifyItem, string, error) {
 	i := sort.Search(len(s.items), func(i int) bool { return s.items[i].OrderNo > after })
-	j := len(s.items)
-	if limit > 0 {
-		j = min(j, i+limit)
+	j, next := len(s.items), ""
+	if limit > 0 && i+limit <= j {
+		j, next = i+limit, s.items[i+limit-1].OrderNo
 	}
-	return slices.Clone(s.items[i:j]), nil
+	return slices.Clone(s.items[i:j]), next, nil
 }
 
 func (s *pagedVerifyStore) SetItemState(context.Context, int64, string, string, string, string) error {

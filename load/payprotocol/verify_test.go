@@ -28,9 +28,9 @@ type verifyStore struct {
 	pages, largest int               // pages read, and the most items in one
 }
 
-func (s *verifyStore) ItemsToVerifyAfter(_ context.Context, runID int64, ch pipeline.Channel, heldPrefix, after string, limit int) ([]pipeline.VerifyItem, error) {
+func (s *verifyStore) ItemsToVerifyAfter(_ context.Context, runID int64, ch pipeline.Channel, heldPrefix, after string, limit int) ([]pipeline.VerifyItem, string, error) {
 	if runID != 42 {
-		return nil, fmt.Errorf("run %d", runID)
+		return nil, "", fmt.Errorf("run %d", runID)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -42,12 +42,13 @@ func (s *verifyStore) ItemsToVerifyAfter(_ context.Context, runID int64, ch pipe
 		}
 	}
 	slices.SortFunc(out, func(a, b pipeline.VerifyItem) int { return strings.Compare(a.OrderNo, b.OrderNo) })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
+	next := ""
+	if limit > 0 && len(out) >= limit {
+		out, next = out[:limit], out[limit-1].OrderNo
 	}
 	s.pages++
 	s.largest = max(s.largest, len(out))
-	return out, nil
+	return out, next, nil
 }
 
 func (s *verifyStore) SetItemState(_ context.Context, runID int64, orderNo, from, to, reason string) error {

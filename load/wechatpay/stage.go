@@ -50,10 +50,13 @@ type Store interface {
 	// AccountsAt returns, by seller id, the run's sellers' accounts at
 	// provider (those with one).
 	AccountsAt(ctx context.Context, runID int64, provider string) (map[string]string, error)
-	// ItemsInStateAfter returns at most limit of a run's items of a
-	// channel in a state whose order number comes after `after`, by order
-	// number (one page of a keyset pagination).
-	ItemsInStateAfter(ctx context.Context, runID int64, ch pipeline.Channel, state, after string, limit int) ([]pipeline.Split, error)
+	// ItemsInStateAfter walks the next limit of a run's items of a
+	// channel whose order number comes after `after`, by order number
+	// (one page of a keyset pagination), and returns those in the state,
+	// by order number; next is where the next page starts, "" when no
+	// item follows the walk.
+	ItemsInStateAfter(ctx context.Context, runID int64, ch pipeline.Channel, state, after string, limit int) (
+		items []pipeline.Split, next string, err error)
 	SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKey, ref string) error
 	SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error
 }
@@ -218,18 +221,21 @@ func (c *StageConfig) defaults() {
 // it returns.
 func recordedBatches(ctx context.Context, c *StageConfig, runID int64, progress *pipeline.Progress, fn func([]pipeline.Split) error) error {
 	var (
-		after string // the last order number read: the next batch starts after it
+		after string // the last order number walked: the next batch starts after it
 		seen  int64
 	)
 	for {
-		items, err := c.Store.ItemsInStateAfter(ctx, runID, Channel, pipeline.ItemRecorded, after, c.Batch)
-		if err != nil || len(items) == 0 {
+		items, next, err := c.Store.ItemsInStateAfter(ctx, runID, Channel, pipeline.ItemRecorded, after, c.Batch)
+		if err != nil {
 			return err
 		}
-		after = items[len(items)-1].OrderNo
+		after = next
 		seen += int64(len(items))
 		progress.SetTotal(seen)
-		if err := fn(items); err != nil || len(items) < c.Batch {
+		if len(items) > 0 {
+			err = fn(items)
+		}
+		if err != nil || after == "" {
 			return err
 		}
 	}
@@ -289,21 +295,20 @@ func (st *stageRun) order(it pipeline.Split) Txn {
 // its effects; a batch with nothing to send is passed over.
 func (st *stageRun) feed() pipeline.Feed {
 	var (
-		after string // the last order number read: the next batch starts after it
+		after string // the last order number walked: the next batch starts after it
 		seen  int64
 		done  bool
 	)
 	return func(ctx context.Context) ([]pipeline.Effect, error) {
 		for !done {
-			items, err := st.c.Store.ItemsInStateAfter(ctx, st.run.ID, Channel, pipeline.ItemRecorded, after, st.c.Batch)
+			items, next, err := st.c.Store.ItemsInStateAfter(ctx, st.run.ID, Channel, pipeline.ItemRecorded, after, st.c.Batch)
 			if err != nil {
 				return nil, err
 			}
-			done = len(items) < st.c.Batch
+			after, done = next, next == ""
 			if len(items) == 0 {
-				break
+				continue
 			}
-			after = items[len(items)-1].OrderNo
 			seen += int64(len(items))
 			st.progress.SetTotal(seen)
 			todo, err := st.planBatch(ctx, items)

@@ -46,18 +46,25 @@ func newBatchStore(n int) *batchStore {
 	return s
 }
 
-func (s *batchStore) ItemsInStateAfter(_ context.Context, _ int64, ch pipeline.Channel, state, after string, limit int) ([]pipeline.Split, error) {
+func (s *batchStore) ItemsInStateAfter(_ context.Context, _ int64, ch pipeline.Channel, state, after string, limit int) ([]pipeline.Split, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var nos []string
+	var walked []string // the channel's items after the cursor, whatever their state
 	for no, it := range s.items {
-		if it.Channel == ch && s.state[no] == state && no > after {
-			nos = append(nos, no)
+		if it.Channel == ch && no > after {
+			walked = append(walked, no)
 		}
 	}
-	sort.Strings(nos)
-	if limit > 0 && len(nos) > limit {
-		nos = nos[:limit]
+	sort.Strings(walked)
+	next := ""
+	if limit > 0 && len(walked) >= limit {
+		walked, next = walked[:limit], walked[limit-1]
+	}
+	var nos []string
+	for _, no := range walked {
+		if s.state[no] == state {
+			nos = append(nos, no)
+		}
 	}
 	out := make([]pipeline.Split, 0, len(nos))
 	for _, no := range nos {
@@ -70,7 +77,7 @@ func (s *batchStore) ItemsInStateAfter(_ context.Context, _ int64, ch pipeline.C
 	}
 	s.pages++
 	s.largest = max(s.largest, len(out))
-	return out, nil
+	return out, next, nil
 }
 
 func (s *batchStore) AccountsAt(_ context.Context, _ int64, provider string) (map[string]string, error) {

@@ -18,11 +18,18 @@ const ItemsForTradeQuery = itemsForTradeQuery
 // at their plans: each query's arguments are the run, the channel, then
 // those the function named gives it.
 var PageQueries = map[string]string{
-	"ItemsInStateAfter":   itemsInStateAfterQuery,
 	"RefundedItemsAfter":  refundedItemsAfterQuery,
 	"WeChatItemsAfter":    weChatItemsAfterQuery,
 	"WeChatAttemptsAfter": weChatAttemptsAfterQuery,
-	"ItemsToVerifyAfter":  itemsToVerifyAfterQuery,
+	"walk":                itemsWalkQuery, // ItemsInStateAfter's and ItemsToVerifyAfter's
+}
+
+// WalkedPageQueries read the items in a state of a page's walk, for tests
+// that look at their plans: their arguments are the run, the channel, the
+// state or hold prefix, and the walk's bounds.
+var WalkedPageQueries = map[string]string{
+	"ItemsInStateAfter":  itemsInStateQuery,
+	"ItemsToVerifyAfter": itemsToVerifyQuery,
 }
 
 // ProviderRejectsQuery is ProviderRejectsOfRun's, for tests that look at

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -517,26 +518,33 @@ func TestItemsInStateAfterPagesByOrderNo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	after := ""
-	for page := 0; ; page++ {
-		items, err := l.ItemsInStateAfter(ctx, run.ID, chPayProtocol, ledger.ItemRecorded, after, 3)
+	// Two of them are paid already: a page walks them and leaves them out.
+	for _, no := range []string{"P-02", "P-06"} {
+		if err := l.SetItemPaid(ctx, run.ID, no, "K", "R"); err != nil {
+			t.Fatal(err)
+		}
+		want = slices.DeleteFunc(want, func(s string) bool { return s == no })
+	}
+	var got, pages []string
+	for after := ""; ; {
+		items, next, err := l.ItemsInStateAfter(ctx, run.ID, chPayProtocol, ledger.ItemRecorded, after, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(items) > 3 || page > 3 {
-			t.Fatalf("page %d holds %d items, want at most 3 and 3 pages", page, len(items))
+		var page []string
+		for _, it := range items {
+			got, page = append(got, it.OrderNo), append(page, it.OrderNo)
 		}
-		if len(items) == 0 {
+		pages = append(pages, strings.Join(page, ",")+" to "+next)
+		if after = next; next == "" || len(pages) > 3 {
 			break
 		}
-		for _, it := range items {
-			got = append(got, it.OrderNo)
-		}
-		after = items[len(items)-1].OrderNo
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("pages gave %v, want %v", got, want)
+	}
+	if w := []string{"P-01,P-03 to P-03", "P-04,P-05 to P-06", "P-07 to "}; !slices.Equal(pages, w) {
+		t.Errorf("pages %q, want %q (three walks of at most 3 items each)", pages, w)
 	}
 }
 
@@ -545,14 +553,18 @@ func TestItemsInStateAfterPagesByOrderNo(t *testing.T) {
 // in order, not every item of the run sorted for each page (what it did
 // with items_run alone once the ledger held several days), and finds a
 // WeChat item's attempts by their subject, not by reading every effect of
-// the ledger (what the attempts' page did, whatever the index). The days
-// here interleave their order numbers, as a platform numbering orders when
-// they are placed and releasing them over several days would.
+// the ledger (what the attempts' page did, whatever the index). A page of
+// the items in a state walks the run's items and reads those in the state
+// between its bounds: asked for the next ones in the state, the planner
+// guessed few in a ledger whose other days are settled, and read and
+// sorted every item of the run after the cursor. The days here interleave
+// their order numbers, as a platform numbering orders when they are placed
+// and releasing them over several days would.
 func TestItemPagesWalkTheRunInOrder(t *testing.T) {
 	l, _ := open(t)
 	ctx := context.Background()
 	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	const days, n = 4, 3000
+	const days, n = 20, 3000
 	channels := []pipeline.Channel{chInfinia, chWeChat, chPayProtocol}
 	var runs []*pipeline.Run
 	for d := range days {
@@ -580,18 +592,29 @@ func TestItemPagesWalkTheRunInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := runs[1]
-	args := map[string]func(after string) []any{
-		"ItemsInStateAfter":   func(after string) []any { return []any{ledger.ItemRecorded, after} },
-		"RefundedItemsAfter":  func(after string) []any { return []any{ledger.ItemUnverified, ledger.ItemRejected, after} },
-		"WeChatItemsAfter":    func(after string) []any { return []any{after} },
-		"WeChatAttemptsAfter": func(after string) []any { return []any{pq.Array([]string{"wechat_distribution"}), after, ""} },
-		"ItemsToVerifyAfter":  func(after string) []any { return []any{"held: ", after} },
+	// The other days are settled, as in a ledger of many days: the planner
+	// guesses that few of the run's items are in any open state. A few of
+	// every day's Pay Protocol payments were rejected.
+	if _, err := l.DB().Exec(fmt.Sprintf(`UPDATE items SET state = 'paid' WHERE run_id <> %d;
+		UPDATE items SET state = 'rejected', reason = 'unknown payment' WHERE channel = 'payprotocol' AND order_no LIKE '%%00';
+		ANALYZE items; ANALYZE items_rejected`, run.ID)); err != nil {
+		t.Fatal(err)
 	}
-	// The verification's page, of Pay Protocol's open items (unverified
-	// or held), walks their own index (migration 00010).
-	channelOf := map[string]pipeline.Channel{"ItemsToVerifyAfter": chPayProtocol}
-	indexOf := map[string]string{"ItemsToVerifyAfter": "items_run_payprotocol_open_order"}
-	for name, query := range ledger.PageQueries {
+	args := map[string]func(after string) []any{
+		"RefundedItemsAfter":   func(after string) []any { return []any{ledger.ItemUnverified, ledger.ItemRejected, after} },
+		"WeChatItemsAfter":     func(after string) []any { return []any{after} },
+		"WeChatAttemptsAfter":  func(after string) []any { return []any{pq.Array([]string{"wechat_distribution"}), after, ""} },
+		"walk":                 func(after string) []any { return []any{after} },
+		"walk of Pay Protocol": func(after string) []any { return []any{after} },
+	}
+	// The walk of a page of the verification goes by the run's Pay
+	// Protocol items' own index (migration 00018), not every item of the
+	// run.
+	queries := maps.Clone(ledger.PageQueries)
+	queries["walk of Pay Protocol"] = queries["walk"]
+	channelOf := map[string]pipeline.Channel{"walk of Pay Protocol": chPayProtocol}
+	indexOf := map[string]string{"walk of Pay Protocol": "items_run_payprotocol"}
+	for name, query := range queries {
 		for _, after := range []string{"", fmt.Sprintf("O%07d", n*days/2)} {
 			a := append(append([]any{run.ID, string(cmp.Or(channelOf[name], chWeChat))}, args[name](after)...), 100)
 			var plan []string
@@ -602,20 +625,38 @@ func TestItemPagesWalkTheRunInOrder(t *testing.T) {
 			// An incremental sort of each order's attempts is fine; a sort
 			// of everything after the cursor, or a scan of a whole table,
 			// is not.
-			if !strings.Contains(p, "Index Scan using "+cmp.Or(indexOf[name], "items_run_order")) || !regexp.MustCompile(`Index Cond: \(\(run_id = .*\) AND \(order_no >=? `).MatchString(p) ||
+			if !regexp.MustCompile(`Index (Only )?Scan using `+cmp.Or(indexOf[name], "items_run_order")+" ").MatchString(p) || !regexp.MustCompile(`Index Cond: \(\(run_id = .*\) AND \(order_no >=? `).MatchString(p) ||
 				regexp.MustCompile(`(^|->  )Sort  `).MatchString(p) || strings.Contains(p, "Seq Scan") {
 				t.Errorf("%s after %q does not walk the run's items in order from its cursor:\n%s", name, after, p)
 			}
 		}
 	}
+	// The items in a state are read between the walk's bounds, however
+	// few the planner guesses there are: almost none, in a ledger whose
+	// other days are settled.
+	walked := map[string][]any{"ItemsInStateAfter": {chWeChat, ledger.ItemRecorded}, "ItemsToVerifyAfter": {chPayProtocol, "held: "}}
+	for name, query := range ledger.WalkedPageQueries {
+		for _, bounds := range [][2]string{{"", fmt.Sprintf("O%07d", 300)}, {fmt.Sprintf("O%07d", n*days/2), fmt.Sprintf("O%07d", n*days/2+300)}} {
+			var plan []string
+			if err := l.DB().Select(&plan, `EXPLAIN `+query, run.ID, walked[name][0], walked[name][1], bounds[0], bounds[1]); err != nil {
+				t.Fatal(err)
+			}
+			if p := strings.Join(plan, "\n"); !regexp.MustCompile(`Index Cond: \(\(run_id = .*\) AND \(order_no > .*\) AND \(order_no <= `).MatchString(p) ||
+				strings.Contains(p, "Seq Scan") {
+				t.Errorf("%s does not read the items of its walk %v between its bounds:\n%s", name, bounds, p)
+			}
+		}
+	}
 	// The run's orders a provider rejected, listed at every run's end,
-	// are read by their own index, not by walking the run's items.
+	// are read from their notes (migration 00018), each item by its key,
+	// not by walking the run's items.
 	var plan []string
 	if err := l.DB().Select(&plan, `EXPLAIN `+ledger.ProviderRejectsQuery, run.ID); err != nil {
 		t.Fatal(err)
 	}
-	if p := strings.Join(plan, "\n"); !strings.Contains(p, "items_run_rejected") || strings.Contains(p, "Seq Scan") {
-		t.Errorf("the provider's rejects of a run are not read by their index:\n%s", p)
+	if p := strings.Join(plan, "\n"); !strings.Contains(p, "items_rejected") || !strings.Contains(p, "order_no = r.order_no") ||
+		regexp.MustCompile(`Seq Scan on items( |$)`).MatchString(p) {
+		t.Errorf("the provider's rejects of a run are not read from their notes:\n%s", p)
 	}
 	// The pages still give every item once, in order.
 	var got []string

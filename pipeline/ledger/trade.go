@@ -393,78 +393,132 @@ func (l *Ledger) SellerOfInfiniaID(ctx context.Context, infiniaID string) (strin
 // still confirming, a refund awaiting approval: its reason starts with
 // heldPrefix) - by order number.
 func (l *Ledger) ItemsToVerify(ctx context.Context, runID int64, ch pipeline.Channel, heldPrefix string) ([]pipeline.VerifyItem, error) {
-	return l.ItemsToVerifyAfter(ctx, runID, ch, heldPrefix, "", 0)
+	items, _, err := l.ItemsToVerifyAfter(ctx, runID, ch, heldPrefix, "", 0)
+	return items, err
 }
 
-// itemsToVerifyAfterQuery is ItemsToVerifyAfter's page: items_run_order
-// starts it at its cursor and ends it at its limit.
-const itemsToVerifyAfterQuery = `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
+// The pages of a run's items in one state (the verification's, the WeChat
+// distribution's) each walk the next `limit` of the run's items of their
+// channel by order number, all of them, and return those in the state
+// among them. An item's state is indexed nowhere (no index of items may
+// name it: the items' updates would not be HOT), and a page that asked
+// the planner for the next `limit` items in a state would be planned on
+// its guess of how many there are: in a ledger of many days, whose items
+// are almost all settled, it guesses few, and reads every item of the run
+// after the cursor, and sorts them, for every page. Bounded by its walk, a
+// page costs what it walks, however the planner reads it: a first run
+// reads each of the day's items of the channel once (almost all in the
+// state), a re-run of a finished day too, to find none.
+const (
+	// itemsWalkQuery is where a page's walk ends (NULL: nothing after the
+	// cursor) and how many items it walked: by the run's items in order
+	// (items_run_order, migration 00008), or its Pay Protocol ones
+	// (items_run_payprotocol, migration 00018).
+	itemsWalkQuery = `SELECT max(order_no), count(*) FROM (SELECT order_no FROM items
+		WHERE run_id = $1 AND channel = $2 AND order_no > $3 ORDER BY order_no LIMIT $4) w`
+	// itemsToVerifyQuery reads the items to verify of a walk ($4, $5]:
+	// unverified, or held with a reason starting with $3.
+	itemsToVerifyQuery = `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
 	gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, reason
 	FROM items WHERE run_id = $1 AND channel = $2
 	  AND (state = 'unverified' OR (state = 'held' AND starts_with(reason, $3)))
-	  AND order_no > $4
-	ORDER BY order_no LIMIT $5`
+	  AND order_no > $4 AND order_no <= $5
+	ORDER BY order_no`
+	// itemsInStateQuery reads the items in state $3 of a walk ($4, $5].
+	itemsInStateQuery = `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
+	gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at
+	FROM items WHERE run_id = $1 AND channel = $2 AND state = $3 AND order_no > $4 AND order_no <= $5
+	ORDER BY order_no`
+)
 
-// ItemsToVerifyAfter is ItemsToVerify's keyset page: at most limit (0:
-// every one) of those items whose order number comes after `after`, by
-// order number, so that a verification holds one page at a time.
-func (l *Ledger) ItemsToVerifyAfter(ctx context.Context, runID int64, ch pipeline.Channel, heldPrefix, after string, limit int) ([]pipeline.VerifyItem, error) {
+// walk walks the next limit (0: every one) of the run's items of channel
+// ch after `after`: end is the last order number walked (ok false: no
+// item follows `after`), next the cursor of the page after this one, end
+// again, or "" when the walk reached the run's last item.
+func (l *Ledger) walk(ctx context.Context, runID int64, ch pipeline.Channel, after string, limit int) (end, next string, ok bool, err error) {
 	n := sql.NullInt64{Int64: int64(limit), Valid: limit > 0}
-	rows, err := l.db.QueryContext(ctx, itemsToVerifyAfterQuery, runID, string(ch), heldPrefix, after, n)
+	var last sql.NullString
+	var walked int64
+	if err := l.db.QueryRowContext(ctx, itemsWalkQuery, runID, string(ch), after, n).Scan(&last, &walked); err != nil || !last.Valid {
+		return "", "", false, err
+	}
+	if limit > 0 && walked == int64(limit) {
+		next = last.String
+	}
+	return last.String, next, true, nil
+}
+
+// ItemsToVerifyAfter is ItemsToVerify's keyset page: of the next limit (0:
+// every one) items of the run's channel whose order number comes after
+// `after`, those to verify, by order number, so that a verification holds
+// one page at a time. next is the cursor of the next page, the last order
+// number walked; "" when the walk reached the run's last item.
+func (l *Ledger) ItemsToVerifyAfter(ctx context.Context, runID int64, ch pipeline.Channel, heldPrefix, after string, limit int) (
+	items []pipeline.VerifyItem, next string, err error) {
+	end, next, ok, err := l.walk(ctx, runID, ch, after, limit)
+	if err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("read items to verify: %w", err)
+		}
+		return nil, "", err
+	}
+	rows, err := l.db.QueryContext(ctx, itemsToVerifyQuery, runID, string(ch), heldPrefix, after, end)
 	if err != nil {
-		return nil, fmt.Errorf("read items to verify: %w", err)
+		return nil, "", fmt.Errorf("read items to verify: %w", err)
 	}
 	defer rows.Close()
-	var out []pipeline.VerifyItem
 	for rows.Next() {
 		var v pipeline.VerifyItem
 		s := &v.Split
 		var c, cur string
 		if err := rows.Scan(&s.OrderNo, &s.SellerID, &c, &s.ProviderTxnID, &cur, &s.Category, &s.Amount, &s.Refunded,
 			&s.Commission, &s.SellerShare, &s.Rule, &s.PaidAt, &s.ConfirmedAt, &v.State, &v.Reason); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		s.Channel, s.Currency = pipeline.Channel(c), pipeline.Currency(cur)
-		out = append(out, v)
+		items = append(items, v)
 	}
-	return out, rows.Err()
+	return items, next, rows.Err()
 }
 
 // ItemsInState returns a run's items of one channel in one state, by order
 // number.
 func (l *Ledger) ItemsInState(ctx context.Context, runID int64, ch pipeline.Channel, state string) ([]pipeline.Split, error) {
-	return l.ItemsInStateAfter(ctx, runID, ch, state, "", 0)
+	items, _, err := l.ItemsInStateAfter(ctx, runID, ch, state, "", 0)
+	return items, err
 }
 
-// itemsInStateAfterQuery is ItemsInStateAfter's page: items_run_order
-// starts it at its cursor and ends it at its limit (migration 00008).
-const itemsInStateAfterQuery = `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
-	gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at
-	FROM items WHERE run_id = $1 AND channel = $2 AND state = $3 AND order_no > $4 ORDER BY order_no LIMIT $5`
-
-// ItemsInStateAfter returns at most limit (0: every one) of a run's items
-// of one channel in one state whose order number comes after `after`, by
-// order number: one page of a keyset pagination, so that a stage reading
-// a day's items holds one page at a time.
-func (l *Ledger) ItemsInStateAfter(ctx context.Context, runID int64, ch pipeline.Channel, state, after string, limit int) ([]pipeline.Split, error) {
-	n := sql.NullInt64{Int64: int64(limit), Valid: limit > 0}
-	rows, err := l.db.QueryContext(ctx, itemsInStateAfterQuery, runID, string(ch), state, after, n)
+// ItemsInStateAfter is ItemsInState's keyset page: of the next limit (0:
+// every one) items of the run's channel whose order number comes after
+// `after`, those in the state, by order number, so that a stage reading a
+// day's items holds one page at a time. next is the cursor of the next
+// page, the last order number walked; "" when the walk reached the run's
+// last item.
+func (l *Ledger) ItemsInStateAfter(ctx context.Context, runID int64, ch pipeline.Channel, state, after string, limit int) (
+	items []pipeline.Split, next string, err error) {
+	end, next, ok, err := l.walk(ctx, runID, ch, after, limit)
+	if err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("read %s items: %w", state, err)
+		}
+		return nil, "", err
+	}
+	rows, err := l.db.QueryContext(ctx, itemsInStateQuery, runID, string(ch), state, after, end)
 	if err != nil {
-		return nil, fmt.Errorf("read %s items: %w", state, err)
+		return nil, "", fmt.Errorf("read %s items: %w", state, err)
 	}
 	defer rows.Close()
-	var out []pipeline.Split
 	for rows.Next() {
 		var s pipeline.Split
 		var c, cur string
 		if err := rows.Scan(&s.OrderNo, &s.SellerID, &c, &s.ProviderTxnID, &cur, &s.Category, &s.Amount, &s.Refunded,
 			&s.Commission, &s.SellerShare, &s.Rule, &s.PaidAt, &s.ConfirmedAt); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		s.Channel, s.Currency = pipeline.Channel(c), pipeline.Currency(cur)
-		out = append(out, s)
+		items = append(items, s)
 	}
-	return out, rows.Err()
+	return items, next, rows.Err()
 }
 
 // SetItemState moves one item of a run from state `from` to `to`.
