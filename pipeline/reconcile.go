@@ -65,7 +65,7 @@ func SortMismatches(ms []Mismatch) {
 // reads and asks about at a time by default. The providers' matchers each
 // hold a page side by side as reconcile begins: at 10,000 that was the
 // peak of a 1,000,000-order day's memory (123.1 MiB); at 5,000 reconcile
-// stays below distribute's peak (104.3 MiB) and took no longer (README,
+// stays below distribute's peak (104.3 MiB) and took no longer (PERFORMANCE.md,
 // "The million again, on smaller reconcile pages"). A page costs one
 // read and one look at the final answers.
 const MatchPage = 5000

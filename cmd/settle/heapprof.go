@@ -15,7 +15,7 @@ import (
 // live heap reaches a new high (by 5%), so the file ends holding the
 // profile at the process's peak, and <path>.<pid>.mem and
 // <path>.<pid>.goroutines at the peak of what the runtime holds (see
-// profileHeapPeaks). A diagnostic for memory work (README, Performance);
+// profileHeapPeaks). A diagnostic for memory work (PERFORMANCE.md);
 // off when unset.
 const heapProfileEnv = "SETTLE_HEAPPROFILE"
 
@@ -92,7 +92,7 @@ func profileHeapPeaks(ctx context.Context, path string) {
 
 // cpuProfileEnv names the environment variable that, when set to a file
 // path, makes settle write a CPU profile of the whole process to
-// <path>.<pid>. A diagnostic for speed work (README, Performance); off
+// <path>.<pid>. A diagnostic for speed work (PERFORMANCE.md); off
 // when unset.
 const cpuProfileEnv = "SETTLE_CPUPROFILE"
 

@@ -43,8 +43,8 @@ func main() {
 // is not set: half the 256 MiB the manifests request for the pod. Without
 // it the heap may grow to twice what is live before a collection (GOGC),
 // so a day's peak RSS follows its largest transient garbage rather than
-// what the run holds. What the run holds stays well under it (README,
-// Performance); were it over, the runtime lets the heap grow past the
+// what the run holds. What the run holds stays well under it (PERFORMANCE.md,
+// "Memory"); were it over, the runtime lets the heap grow past the
 // limit rather than collect without end. GOMEMLIMIT (e.g. "off", or the
 // pod's own figure) overrides it.
 const defaultMemoryLimit = 128 << 20

@@ -15,7 +15,7 @@ import (
 // goroutine starts at 16 KiB and keeps it (a stack shrinks only below a
 // quarter used). A 1,000,000-order day crossed it and a 100,000-order day
 // did not: 1,075 goroutines held 17.5 MB of stacks at the million's peak,
-// 16 KiB each, against 10.3 MB for 1,047 at 100,000 (README, "Stacks at
+// 16 KiB each, against 10.3 MB for 1,047 at 100,000 (PERFORMANCE.md, "Stacks at
 // the size they need"). With the setting off a goroutine starts at the
 // runtime's minimum and grows to what it uses, so the stacks follow what
 // the goroutines do, not the size of the day.
