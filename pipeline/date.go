@@ -44,9 +44,18 @@ func (d Date) Before(o Date) bool { return d.Time(time.UTC).Before(o.Time(time.U
 // IsZero reports whether d is the zero Date.
 func (d Date) IsZero() bool { return d == Date{} }
 
-// Time returns midnight at the start of d in loc.
+// Time returns the first instant of d in loc: midnight, or, where a
+// daylight-saving change skips midnight (America/Santiago, America/Havana),
+// the instant the clocks jump to, as PostgreSQL dates a local time.
+// time.Date leaves a missing midnight's resolution unspecified (it gives
+// 23:00 of the day before), which would date that hour wrong.
 func (d Date) Time(loc *time.Location) time.Time {
-	return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, loc)
+	t := time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, loc)
+	if y, m, day := t.Date(); y != d.Year || m != d.Month || day != d.Day {
+		_, jump := t.ZoneBounds()
+		return jump
+	}
+	return t
 }
 
 // Window is the half-open interval [Start, End) of confirmation times that
@@ -56,8 +65,9 @@ type Window struct {
 	End   time.Time // exclusive
 }
 
-// WindowOf returns [D 00:00, D+1 00:00) in loc. Across a daylight-saving
-// change the window is 23 or 25 hours long, as the calendar day is.
+// WindowOf returns [D 00:00, D+1 00:00) in loc, each the first instant of
+// its day (Date.Time). Across a daylight-saving change the window is 23 or
+// 25 hours long, as the calendar day is.
 func WindowOf(d Date, loc *time.Location) Window {
 	return Window{Start: d.Time(loc), End: d.AddDays(1).Time(loc)}
 }

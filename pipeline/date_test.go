@@ -28,6 +28,60 @@ func TestWindowIsHalfOpenAndFollowsTheCalendarDay(t *testing.T) {
 	}
 }
 
+// Where a daylight-saving change skips midnight the day begins at the
+// jump (as PostgreSQL dates a local time), not at 23:00 of the day before
+// (time.Date's unspecified choice): an order confirmed at 23:30 on the
+// eve belongs to the eve. And in every zone, every day of a year, the
+// windows tile the time line and each begins on its own date.
+func TestWindowBeginsWhereItsDayBegins(t *testing.T) {
+	santiago, err := time.LoadLocation("America/Santiago")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eve, jump := WindowOf(Date{2026, 9, 5}, santiago), WindowOf(Date{2026, 9, 6}, santiago)
+	if got := jump.Start.Format(time.RFC3339); got != "2026-09-06T01:00:00-03:00" {
+		t.Fatalf("2026-09-06 in Santiago starts at %s, want 01:00 -03 (midnight does not exist)", got)
+	}
+	if eve.End != jump.Start || eve.End.Sub(eve.Start) != 24*time.Hour || jump.End.Sub(jump.Start) != 23*time.Hour {
+		t.Fatalf("eve %v, jump day %v", eve, jump)
+	}
+	late := time.Date(2026, 9, 5, 23, 30, 0, 0, santiago)
+	if late.In(santiago).Day() != 5 || !eve.Contains(late) || jump.Contains(late) {
+		t.Fatalf("23:30 on the eve (%s) is not in the eve's window", late)
+	}
+	for _, name := range []string{"America/Santiago", "America/Havana", "America/Asuncion", "Africa/Cairo",
+		"America/New_York", "Europe/London", "Australia/Lord_Howe", "Pacific/Apia", "Asia/Shanghai", "UTC"} {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, year := range []int{2011, 2026} {
+			for d := (Date{year, 1, 1}); d.Year == year; d = d.AddDays(1) {
+				w, next := WindowOf(d, loc), WindowOf(d.AddDays(1), loc)
+				if w.End != next.Start || w.End.Before(w.Start) {
+					t.Fatalf("%s %s: %v and the next day's %v do not tile", name, d, w, next)
+				}
+				if y, m, day := w.Start.Add(-time.Nanosecond).In(loc).Date(); !(Date{y, m, day}).Before(d) {
+					t.Fatalf("%s %s: the instant before its start is on %d-%d-%d", name, d, y, m, day)
+				}
+				y, m, day := w.Start.In(loc).Date()
+				if skipped := w.End.Equal(w.Start); !skipped && (Date{y, m, day}) != d {
+					t.Fatalf("%s %s starts on %d-%d-%d", name, d, y, m, day)
+				}
+			}
+		}
+	}
+	// A date the zone skipped altogether (Samoa crossed the date line
+	// after 2011-12-29) has an empty window: nothing was confirmed on it.
+	apia, err := time.LoadLocation("Pacific/Apia")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := WindowOf(Date{2011, 12, 30}, apia); !w.End.Equal(w.Start) {
+		t.Fatalf("Apia's 2011-12-30 lasts %s", w.End.Sub(w.Start))
+	}
+}
+
 func TestDates(t *testing.T) {
 	for _, bad := range []string{"2026-13-01", "2026-02-30", "20261123", "", "2026-1-1"} {
 		if _, err := ParseDate(bad); err == nil {
