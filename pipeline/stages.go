@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Source streams one business day's orders from the platform.
@@ -337,10 +338,36 @@ func Settle(rows func(func(SourceRow) error) error, classify Classifier, w ItemW
 	return flush()
 }
 
-// RejectOf makes a reject of a raw row, keeping what can be read of it.
+// RejectOf makes a reject of a raw row, keeping what can be read of it
+// (RejectText of each value: the snapshot keeps the row whole).
 func RejectOf(r SourceRow, reason string) Reject {
-	return Reject{Seq: r.Seq, OrderNo: deref(r.OrderNo), SellerID: deref(r.SellerID), Provider: deref(r.Provider),
-		Currency: deref(r.Currency), Amount: deref(r.AmountMinor), Refunded: deref(r.RefundedMinor), Reason: reason}
+	return Reject{Seq: r.Seq, OrderNo: RejectText(deref(r.OrderNo)), SellerID: RejectText(deref(r.SellerID)),
+		Provider: RejectText(deref(r.Provider)), Currency: RejectText(deref(r.Currency)),
+		Amount: RejectText(deref(r.AmountMinor)), Refunded: RejectText(deref(r.RefundedMinor)), Reason: reason}
+}
+
+// MaxRejectText is the most characters a reject keeps of a raw value.
+const MaxRejectText = 128
+
+// RejectText is a raw value as a reject keeps it: valid UTF-8 (a byte
+// that is not becomes U+FFFD; the ledger's text is UTF-8) and at most
+// MaxRejectText characters (a longer value keeps its first 127 and "…"),
+// so that no value of a bad row can keep its reject from being recorded
+// (an index entry holds at most about 2,700 bytes). The ledger clips a
+// value it reads back from the snapshot the same way.
+func RejectText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= MaxRejectText {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == MaxRejectText-1 {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
 }
 
 func deref(s *string) string {

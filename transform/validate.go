@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -23,28 +25,34 @@ import (
 // Nothing is trimmed or guessed: order_no, provider, currency and
 // provider_txn_id with leading or trailing space are rejects; provider must be
 // one of channels and currency a known currency, spelt exactly; amounts are
-// base-10 integers that fit int64, amount_minor > 0 and
-// 0 <= refunded_minor <= amount_minor; confirmed_at must fall in w
+// base-10 integers, 0 < amount_minor <= MaxAmountMinor and
+// 0 <= refunded_minor <= amount_minor; order_no, seller_id and
+// provider_txn_id are at most MaxIdentifier bytes of UTF-8 without control
+// characters, and category is UTF-8 (neither may hold U+FFFD, which marks
+// bytes that were not); confirmed_at must fall in w
 // (half-open) and paid_at must not be after confirmed_at.
 //
-// The Reject keeps whatever could be read of the row, as text.
+// The Reject keeps whatever could be read of the row, as text
+// (pipeline.RejectOf).
 func Validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Channels) (pipeline.Order, *pipeline.Reject) {
-	rej := &pipeline.Reject{
-		Seq:      row.Seq,
-		OrderNo:  deref(row.OrderNo),
-		SellerID: deref(row.SellerID),
-		Provider: deref(row.Provider),
-		Currency: deref(row.Currency),
-		Amount:   deref(row.AmountMinor),
-		Refunded: deref(row.RefundedMinor),
-	}
 	o, err := validate(row, w, channels)
 	if err != nil {
-		rej.Reason = err.Error()
-		return pipeline.Order{}, rej
+		rej := pipeline.RejectOf(row, err.Error())
+		return pipeline.Order{}, &rej
 	}
 	return o, nil
 }
+
+// MaxIdentifier is the most bytes an order number, a seller id or a
+// provider transaction id may have: more than any provider's field takes,
+// and well under what an index entry of the ledger holds.
+const MaxIdentifier = 128
+
+// MaxAmountMinor is the largest amount_minor an order may carry (10^12
+// minor units: 10 billion US dollars, 6.25 million at Indonesian rupiah's
+// two decimals). A day of up to 9 million orders at it still sums within
+// int64, so no sum of a day, a seller or a file can overflow.
+const MaxAmountMinor = 1_000_000_000_000
 
 func validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Channels) (pipeline.Order, error) {
 	var o pipeline.Order
@@ -52,7 +60,13 @@ func validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 	if o.OrderNo, err = exact("order_no", row.OrderNo); err != nil {
 		return o, err
 	}
+	if err := identifier("order_no", o.OrderNo); err != nil {
+		return o, err
+	}
 	if o.SellerID, err = required("seller_id", row.SellerID); err != nil {
+		return o, err
+	}
+	if err := identifier("seller_id", o.SellerID); err != nil {
 		return o, err
 	}
 	if strings.Contains(o.SellerID, "/") {
@@ -71,6 +85,9 @@ func validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 	if o.ProviderTxnID, err = txnID(spec, row.ProviderTxnID); err != nil {
 		return o, err
 	}
+	if err := identifier("provider_txn_id", o.ProviderTxnID); err != nil {
+		return o, err
+	}
 	cur, err := exact("currency", row.Currency)
 	if err != nil {
 		return o, err
@@ -84,6 +101,9 @@ func validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 	if o.Amount <= 0 {
 		return o, fmt.Errorf("amount_minor must be positive, got %d", o.Amount)
 	}
+	if o.Amount > MaxAmountMinor {
+		return o, fmt.Errorf("amount_minor %d is more than an order may carry (%d)", o.Amount, int64(MaxAmountMinor))
+	}
 	if row.RefundedMinor != nil {
 		if o.Refunded, err = amount("refunded_minor", row.RefundedMinor); err != nil {
 			return o, err
@@ -96,6 +116,9 @@ func validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 		return o, fmt.Errorf("refunded_minor %d exceeds amount_minor %d", o.Refunded, o.Amount)
 	}
 	o.Category = deref(row.Category)
+	if err := utf8Text("category", o.Category); err != nil {
+		return o, err
+	}
 	return o, validateTimes(&o, row, w)
 }
 
@@ -106,6 +129,14 @@ func validateTimes(o *pipeline.Order, row pipeline.SourceRow, w pipeline.Window)
 	}
 	if row.ConfirmedAt == nil {
 		return errors.New("confirmed_at is NULL")
+	}
+	for _, c := range []struct {
+		col string
+		t   time.Time
+	}{{"paid_at", *row.PaidAt}, {"confirmed_at", *row.ConfirmedAt}} {
+		if inf := pipeline.TimeInfinity(c.t); inf != "" {
+			return fmt.Errorf("%s is %s", c.col, inf)
+		}
 	}
 	o.PaidAt, o.ConfirmedAt = *row.PaidAt, *row.ConfirmedAt
 	loc := w.Start.Location()
@@ -152,6 +183,37 @@ func exact(col string, p *string) (string, error) {
 		err = fmt.Errorf("%s has leading or trailing space: %q", col, s)
 	}
 	return s, err
+}
+
+// identifier checks an identifier's value (empty passes: required says
+// where it may not be): at most MaxIdentifier bytes of UTF-8 with no
+// control character. Anything else is a corrupt key, which would go as it
+// is into the providers' files and requests.
+func identifier(col, s string) error {
+	if len(s) > MaxIdentifier {
+		return fmt.Errorf("%s is %d bytes long, more than an identifier may have (%d)", col, len(s), MaxIdentifier)
+	}
+	if err := utf8Text(col, s); err != nil {
+		return err
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%s contains the control character %U: %q", col, r, s)
+		}
+	}
+	return nil
+}
+
+// utf8Text checks that s was read as UTF-8: the source scan turns bytes
+// that are not into U+FFFD (pipeline.SourceScan), so a value holding it,
+// or bytes that are not UTF-8, is a value the platform did not store as
+// text. The reason is the same either way (a resumed run classifies the
+// snapshot's U+FFFD).
+func utf8Text(col, s string) error {
+	if !utf8.ValidString(s) || strings.ContainsRune(s, utf8.RuneError) {
+		return fmt.Errorf("%s is not valid UTF-8 (U+FFFD marks what was not): %q", col, strings.ToValidUTF8(s, "\uFFFD"))
+	}
+	return nil
 }
 
 // txnID checks provider_txn_id: required where the channel settles per

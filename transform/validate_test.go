@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -83,8 +84,13 @@ func TestValidate(t *testing.T) {
 			r.ConfirmedAt = tp(time.Date(2024, 3, 1, 15, 59, 59, 0, time.UTC)) // 23:59:59 +08:00
 		}, func(o pipeline.Order) bool { return true }},
 		{"paid when confirmed", func(r *pipeline.SourceRow) { r.PaidAt = r.ConfirmedAt }, func(o pipeline.Order) bool { return true }},
-		{"max amount", func(r *pipeline.SourceRow) { r.AmountMinor = sp("9223372036854775807") },
-			func(o pipeline.Order) bool { return o.Amount == 9223372036854775807 }},
+		{"max amount", func(r *pipeline.SourceRow) { r.AmountMinor, r.RefundedMinor = sp("1000000000000"), nil },
+			func(o pipeline.Order) bool { return o.Amount == MaxAmountMinor }},
+		{"identifiers of the most bytes, and not ASCII", func(r *pipeline.SourceRow) {
+			r.OrderNo, r.SellerID, r.ProviderTxnID = sp(strings.Repeat("O", 128)), sp(strings.Repeat("商", 42)+"AB"), sp(strings.Repeat("9", 128))
+		}, func(o pipeline.Order) bool {
+			return len(o.OrderNo) == 128 && len(o.SellerID) == 128 && len(o.ProviderTxnID) == 128
+		}},
 		{"JPY", func(r *pipeline.SourceRow) { r.Currency = sp("JPY") }, func(o pipeline.Order) bool { return o.Currency == "JPY" }},
 	}
 	for _, tt := range accepted {
@@ -133,6 +139,19 @@ func TestValidateRejects(t *testing.T) {
 		{func(r *pipeline.SourceRow) { r.AmountMinor = sp("1e3") }, `amount_minor is not an integer: "1e3"`},
 		{func(r *pipeline.SourceRow) { r.AmountMinor = sp("9223372036854775808") }, `amount_minor overflows int64: "9223372036854775808"`},
 		{func(r *pipeline.SourceRow) { r.AmountMinor = sp("-9223372036854775809") }, `amount_minor overflows int64: "-9223372036854775809"`},
+		{func(r *pipeline.SourceRow) { r.AmountMinor = sp("1000000000001") }, "amount_minor 1000000000001 is more than an order may carry (1000000000000)"},
+		{func(r *pipeline.SourceRow) { r.AmountMinor = sp("9223372036854775807") }, "amount_minor 9223372036854775807 is more than an order may carry (1000000000000)"},
+		{func(r *pipeline.SourceRow) { r.OrderNo = sp(strings.Repeat("O", 129)) }, "order_no is 129 bytes long, more than an identifier may have (128)"},
+		{func(r *pipeline.SourceRow) { r.OrderNo = sp(strings.Repeat("0123456789abcdef", 400)) }, "order_no is 6400 bytes long, more than an identifier may have (128)"},
+		{func(r *pipeline.SourceRow) { r.OrderNo = sp("O\x01") }, `order_no contains the control character U+0001: "O\x01"`},
+		{func(r *pipeline.SourceRow) { r.OrderNo = sp("O\t1") }, `order_no contains the control character U+0009: "O\t1"`},
+		{func(r *pipeline.SourceRow) { r.OrderNo = sp("BAD-\xff\xfe") }, "order_no is not valid UTF-8 (U+FFFD marks what was not): \"BAD-\ufffd\""},
+		{func(r *pipeline.SourceRow) { r.OrderNo = sp("BAD-\ufffd") }, "order_no is not valid UTF-8 (U+FFFD marks what was not): \"BAD-\ufffd\""},
+		{func(r *pipeline.SourceRow) { r.SellerID = sp("s\n1") }, `seller_id contains the control character U+000A: "s\n1"`},
+		{func(r *pipeline.SourceRow) { r.SellerID = sp(strings.Repeat("s", 129)) }, "seller_id is 129 bytes long, more than an identifier may have (128)"},
+		{func(r *pipeline.SourceRow) { r.ProviderTxnID = sp("4\u00852") }, `provider_txn_id contains the control character U+0085: "4\u00852"`},
+		{func(r *pipeline.SourceRow) { r.ProviderTxnID = sp(strings.Repeat("4", 129)) }, "provider_txn_id is 129 bytes long, more than an identifier may have (128)"},
+		{func(r *pipeline.SourceRow) { r.Category = sp("b\xc3ooks") }, "category is not valid UTF-8 (U+FFFD marks what was not): \"b\ufffdooks\""},
 		{func(r *pipeline.SourceRow) { r.AmountMinor = sp("0") }, "amount_minor must be positive, got 0"},
 		{func(r *pipeline.SourceRow) { r.AmountMinor = sp("-5") }, "amount_minor must be positive, got -5"},
 		{func(r *pipeline.SourceRow) { r.RefundedMinor = sp("") }, "refunded_minor is empty"},
@@ -163,7 +182,7 @@ func TestValidateRejects(t *testing.T) {
 		if o != (pipeline.Order{}) {
 			t.Errorf("%q: order not zero: %+v", tt.reason, o)
 		}
-		want := pipeline.Reject{Seq: 7, OrderNo: deref(r.OrderNo), SellerID: deref(r.SellerID),
+		want := pipeline.Reject{Seq: 7, OrderNo: pipeline.RejectText(deref(r.OrderNo)), SellerID: pipeline.RejectText(deref(r.SellerID)),
 			Provider: deref(r.Provider), Currency: deref(r.Currency), Amount: deref(r.AmountMinor),
 			Refunded: deref(r.RefundedMinor), Reason: tt.reason}
 		if *rej != want {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -372,6 +373,76 @@ func TestOrderSettlesOnceEverAcrossDates(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = 'O20261123-00000010'`); n != 1 {
 		t.Fatalf("order recorded %d times", n)
 	}
+}
+
+// Values no order can have are rejects naming the column, never a reason
+// to stop the day: an over-long order number (twice: its duplicates' rejects
+// keep it cut short, as every reject does), a control character in a key,
+// infinite timestamps, amounts whose sums would leave int64. The good
+// orders settle, and a transform redone from the snapshot classifies the
+// same rows the same way.
+func TestBadValuesAreRejectsNotFatal(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(200, 0)
+	long := strings.Repeat("0123456789abcdef", 125) // 2,000 bytes: the platform's index takes it
+	const like = `INSERT INTO orders SELECT %s FROM orders WHERE order_no = 'O20261123-00000010'`
+	cols := map[string]string{"order_no": "order_no", "seller_id": "seller_id", "provider": "provider",
+		"provider_txn_id": "provider_txn_id", "currency": "currency", "amount_minor": "amount_minor", "category": "category",
+		"buyer_country": "buyer_country", "paid_at": "paid_at", "confirmed_at": "confirmed_at"}
+	bad := []map[string]string{
+		{"order_no": "'" + long + "'", "provider_txn_id": "'L1'"},
+		{"order_no": "'" + long + "'", "provider_txn_id": "'L2'"},
+		{"order_no": `E'BAD\x01KEY'`, "provider_txn_id": "'C1'"},
+		{"order_no": "'NEG-INF'", "provider_txn_id": "'I1'", "paid_at": "'-infinity'"},
+		{"order_no": "'POS-INF'", "provider_txn_id": "'I2'", "paid_at": "'infinity'"},
+		{"order_no": "'HUGE-1'", "provider_txn_id": "'H1'", "amount_minor": "5000000000000000000"},
+		{"order_no": "'HUGE-2'", "provider_txn_id": "'H2'", "amount_minor": "5000000000000000000"},
+	}
+	for _, b := range bad {
+		var sel []string
+		for _, c := range []string{"order_no", "seller_id", "provider", "provider_txn_id", "currency", "amount_minor", "category", "buyer_country", "paid_at", "confirmed_at"} {
+			v := cols[c]
+			if o, ok := b[c]; ok {
+				v = o
+			}
+			sel = append(sel, v)
+		}
+		e.db.MustExec(fmt.Sprintf(like, strings.Join(sel, ", ")))
+	}
+	want := map[string]string{
+		long[:127] + "…": "duplicate order_no: 2 rows share it",
+		`BAD\x01KEY`:     `order_no contains the control character U+0001: "BAD\x01KEY"`,
+		"NEG-INF":        "paid_at is -infinity",
+		"POS-INF":        "paid_at is infinity",
+		"HUGE-1":         "amount_minor 5000000000000000000 is more than an order may carry (1000000000000)",
+		"HUGE-2":         "amount_minor 5000000000000000000 is more than an order may carry (1000000000000)",
+	}
+	check := func(stage string) {
+		t.Helper()
+		var rejects []struct{ OrderNo, Reason string }
+		if err := e.db.Select(&rejects, `SELECT replace(order_no, E'\x01', '\x01') AS orderno, reason FROM settle.rejects ORDER BY seq`); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, r := range rejects {
+			if _, seen := got[r.OrderNo]; seen && got[r.OrderNo] != r.Reason {
+				t.Fatalf("%s: %q rejected as %q and as %q", stage, r.OrderNo, got[r.OrderNo], r.Reason)
+			}
+			got[r.OrderNo] = r.Reason
+		}
+		if !reflect.DeepEqual(got, want) || len(rejects) != len(bad) {
+			t.Fatalf("%s: rejects (%d)\n%q\nwant\n%q", stage, len(rejects), got, want)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.items`); n != 200 {
+			t.Fatalf("%s: %d items, want the 200 good orders", stage, n)
+		}
+	}
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform")
+	check("one pass")
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "extract", "--reextract")
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform")
+	check("transform from the snapshot")
 }
 
 // TestDemo is not parallel: it exports SETTLE_DATABASE_URL and SETTLE_OUT,

@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"github.com/lib/pq"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // copyLine builds one line of COPY's text format. The day's bulk COPYs
@@ -69,6 +71,10 @@ func (c *copyLine) int(v int64) {
 func (c *copyLine) time(t time.Time) {
 	c.sep()
 	if y := t.Year(); y < 1 || y > 9999 {
+		if inf := pipeline.TimeInfinity(t); inf != "" {
+			c.b = append(c.b, inf...) // a source row's, as read
+			return
+		}
 		c.b = append(c.b, pq.FormatTimestamp(t)...)
 		return
 	}

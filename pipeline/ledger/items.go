@@ -546,12 +546,12 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 	if _, err := tx.ExecContext(ctx, `
 			INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
 			SELECT $1, u.seq,
-			       CASE WHEN r.seq IS NULL THEN u.order_no ELSE COALESCE(r.order_no, '') END,
-			       CASE WHEN r.seq IS NULL THEN u.seller_id ELSE COALESCE(r.seller_id, '') END,
-			       CASE WHEN r.seq IS NULL THEN u.channel ELSE COALESCE(r.provider, '') END,
-			       CASE WHEN r.seq IS NULL THEN u.currency ELSE COALESCE(r.currency, '') END,
-			       CASE WHEN r.seq IS NULL THEN u.gross ELSE COALESCE(r.amount_minor, '') END,
-			       CASE WHEN r.seq IS NULL THEN u.refunded ELSE COALESCE(r.refunded_minor, '') END,
+			       CASE WHEN r.seq IS NULL THEN u.order_no ELSE `+rejectText("r.order_no")+` END,
+			       CASE WHEN r.seq IS NULL THEN u.seller_id ELSE `+rejectText("r.seller_id")+` END,
+			       CASE WHEN r.seq IS NULL THEN u.channel ELSE `+rejectText("r.provider")+` END,
+			       CASE WHEN r.seq IS NULL THEN u.currency ELSE `+rejectText("r.currency")+` END,
+			       CASE WHEN r.seq IS NULL THEN u.gross ELSE `+rejectText("r.amount_minor")+` END,
+			       CASE WHEN r.seq IS NULL THEN u.refunded ELSE `+rejectText("r.refunded_minor")+` END,
 			       'duplicate order_no: ' || u.n || ' rows share it'
 			FROM (SELECT s.*, d.n FROM item_stage s JOIN item_dups d ON d.order_no = s.order_no WHERE s.kind = 'item'
 			      UNION ALL
@@ -581,6 +581,13 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 		}
 	}
 	return recordTotalsFromItems(ctx, tx, run.ID)
+}
+
+// rejectText is pipeline.RejectText in SQL, of a snapshot column (NULL:
+// empty): what a reject keeps of a value read back from the snapshot.
+func rejectText(col string) string {
+	return fmt.Sprintf(`(CASE WHEN length(%[1]s) > %[2]d THEN left(%[1]s, %[3]d) || '…' ELSE COALESCE(%[1]s, '') END)`,
+		col, pipeline.MaxRejectText, pipeline.MaxRejectText-1)
 }
 
 // findDuplicates fills two temporary tables: item_keys, the order number of
