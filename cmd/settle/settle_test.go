@@ -445,6 +445,51 @@ func TestBadValuesAreRejectsNotFatal(t *testing.T) {
 	check("transform from the snapshot")
 }
 
+// Two orders naming one provider transaction are both rejected: with one
+// payment behind them, neither can be trusted (a copy of a Pay Protocol
+// order under a new number was verified against the same payment and paid
+// twice). An order of a later date naming a transaction already settled is
+// rejected too.
+func TestOneTransactionTwoOrdersSettlesNeither(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(200, 0)
+	var orig, txn string
+	if err := e.db.QueryRow(`SELECT order_no, provider_txn_id FROM orders WHERE provider = 'payprotocol' ORDER BY order_no LIMIT 1`).Scan(&orig, &txn); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`INSERT INTO orders SELECT 'PP-COPY', seller_id, provider, provider_txn_id, currency, amount_minor, category, buyer_country,
+		paid_at, confirmed_at FROM orders WHERE order_no = $1`, orig)
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform")
+	var reasons []string
+	if err := e.db.Select(&reasons, `SELECT order_no || ': ' || reason FROM settle.rejects ORDER BY order_no`); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{orig + ": duplicate provider_txn_id: 2 orders name it", "PP-COPY: duplicate provider_txn_id: 2 orders name it"}
+	if !reflect.DeepEqual(reasons, want) {
+		t.Fatalf("rejects %q, want %q", reasons, want)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE provider_txn_id = $1`, txn); n != 0 {
+		t.Fatalf("%d items of the shared transaction", n)
+	}
+
+	// The next day, an order naming a transaction the first day settled.
+	var settled, settledTxn string
+	if err := e.db.QueryRow(`SELECT order_no, provider_txn_id FROM settle.items WHERE channel = 'wechatpay' ORDER BY order_no LIMIT 1`).Scan(&settled, &settledTxn); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`INSERT INTO orders SELECT 'WX-LATER', seller_id, provider, provider_txn_id, currency, amount_minor, category, buyer_country,
+		paid_at, confirmed_at + interval '1 day' FROM orders WHERE order_no = $1`, settled)
+	e.mustSettle("run", "--date", "2026-11-24", "--rules", e.rules, "--until", "transform")
+	var reason string
+	if err := e.db.Get(&reason, `SELECT reason FROM settle.rejects WHERE order_no = 'WX-LATER'`); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(reason, "provider_txn_id already settled with order "+settled+" on 2026-11-23 by run ") {
+		t.Fatalf("reason %q", reason)
+	}
+}
+
 // TestDemo is not parallel: it exports SETTLE_DATABASE_URL and SETTLE_OUT,
 // as an operator's shell might, and checks that the demo writes to neither:
 // it starts its own throwaway server, and removes it when done.

@@ -25,7 +25,7 @@ func uploadedItems(t *testing.T, l *ledger.Ledger, d pipeline.Date, prefix strin
 	_, err = l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
 		for i := range n {
 			o := pipeline.Order{OrderNo: prefix + string(rune('a'+i)), SellerID: "S1", Channel: chInfinia,
-				ProviderTxnID: "T", Currency: "USD", Amount: owed + 100, Category: "c", PaidAt: now, ConfirmedAt: now}
+				ProviderTxnID: "T" + prefix + string(rune('a'+i)), Currency: "USD", Amount: owed + 100, Category: "c", PaidAt: now, ConfirmedAt: now}
 			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 100, SellerShare: owed}); err != nil {
 				return err
 			}

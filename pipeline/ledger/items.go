@@ -510,7 +510,7 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 			       s.gross::bigint, s.refunded::bigint, s.commission, s.seller, s.rule, s.paid_at, s.confirmed_at,
 			       s.state
 			FROM item_stage s WHERE s.kind = 'item'
-			ON CONFLICT (order_no) DO NOTHING`,
+			ON CONFLICT DO NOTHING`,
 		run.ID, run.Key.Date.String())
 	if err != nil {
 		return fmt.Errorf("record items: %w", err)
@@ -519,10 +519,11 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 	if err != nil {
 		return err
 	}
-	// A staged item that did not go in shares its order number with
-	// another staged item or with an item already in the ledger: only
-	// then is every staged row looked at; otherwise only the rejected
-	// rows can share an order number (with each other or an item).
+	// A staged item that did not go in shares its order number or its
+	// provider transaction with another staged item or with an item
+	// already in the ledger: only then is every staged row looked at;
+	// otherwise only the rejected rows can share an order number (with
+	// each other or an item).
 	seen := inserted < c.items
 	if seen {
 		if _, err := tx.ExecContext(ctx, `ANALYZE item_stage`); err != nil {
@@ -579,8 +580,66 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 				  AND NOT EXISTS (SELECT 1 FROM item_dups d WHERE d.order_no = s.order_no)`, run.ID); err != nil {
 			return fmt.Errorf("record orders settled elsewhere: %w", err)
 		}
+		n, err := rejectSharedTransactions(ctx, tx, run.ID)
+		if err != nil {
+			return err
+		}
+		counts.Items -= n
 	}
 	return recordTotalsFromItems(ctx, tx, run.ID)
+}
+
+// rejectSharedTransactions applies "a provider transaction settles once,
+// ever" (migration 00019) to a staged day whose items did not all go in:
+// every staged item naming a transaction another staged item of its
+// channel names is rejected (the items that went in are taken out again),
+// and so is one naming a transaction an item of another run settled. A
+// row already rejected for its order number keeps that reason. It returns
+// the number of items taken out.
+func rejectSharedTransactions(ctx context.Context, tx *sql.Tx, runID int64) (int64, error) {
+	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE txn_dups ON COMMIT DROP AS
+		SELECT channel COLLATE "C" AS channel, provider_txn_id COLLATE "C" AS provider_txn_id, count(*) AS n
+		FROM item_stage WHERE kind = 'item' AND provider_txn_id <> ''
+		GROUP BY 1, 2 HAVING count(*) > 1`); err != nil {
+		return 0, fmt.Errorf("find shared provider transactions: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `ANALYZE txn_dups`); err != nil {
+		return 0, err
+	}
+	removed, err := tx.ExecContext(ctx, `DELETE FROM items i USING txn_dups d
+		WHERE i.run_id = $1 AND i.channel COLLATE "C" = d.channel AND i.provider_txn_id COLLATE "C" = d.provider_txn_id
+		  AND i.provider_txn_id <> ''`, runID)
+	if err != nil {
+		return 0, fmt.Errorf("reject shared provider transactions: %w", err)
+	}
+	gone, err := removed.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
+		SELECT $1, s.seq, s.order_no, s.seller_id, s.channel, s.currency, s.gross, s.refunded,
+		       'duplicate provider_txn_id: ' || d.n || ' orders name it'
+		FROM item_stage s JOIN txn_dups d ON d.channel = s.channel COLLATE "C" AND d.provider_txn_id = s.provider_txn_id COLLATE "C"
+		WHERE s.kind = 'item' AND NOT EXISTS (SELECT 1 FROM rejects r WHERE r.run_id = $1 AND r.seq = s.seq)`, runID); err != nil {
+		return 0, fmt.Errorf("record shared provider transactions: %w", err)
+	}
+	// What did not go in and is not rejected yet names a transaction an
+	// item of another run settled (any other conflict is rejected above;
+	// an item that went in beside one the rule leaves out, settled before
+	// it, stays).
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
+		SELECT $1, s.seq, s.order_no, s.seller_id, s.channel, s.currency, s.gross, s.refunded,
+		       'provider_txn_id already settled with order ' || i.order_no || ' on ' || i.business_date || ' by run ' || i.run_id
+		FROM item_stage s JOIN items i ON i.channel COLLATE "C" = s.channel COLLATE "C"
+		     AND i.provider_txn_id COLLATE "C" = s.provider_txn_id COLLATE "C" AND i.provider_txn_id <> ''
+		WHERE s.kind = 'item' AND s.provider_txn_id <> '' AND i.run_id <> $1
+		  AND NOT EXISTS (SELECT 1 FROM rejects r WHERE r.run_id = $1 AND r.seq = s.seq)
+		  AND NOT EXISTS (SELECT 1 FROM items m WHERE m.order_no = s.order_no AND m.run_id = $1)`, runID); err != nil {
+		return 0, fmt.Errorf("record provider transactions settled elsewhere: %w", err)
+	}
+	return gone, nil
 }
 
 // rejectText is pipeline.RejectText in SQL, of a snapshot column (NULL:

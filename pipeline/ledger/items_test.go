@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/settlekit/settle/internal/pgtest"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
@@ -278,6 +280,120 @@ func TestTransformRejectsDuplicatesSetWise(t *testing.T) {
 	want = fmt.Sprintf("1:%[1]s|2:bad amount|3:order_no is NULL|5:order_no is empty|6:%[1]s", dup)
 	if rejects, items := outcome(t, l, run); rejects != want || items != "R" || summary != "1 items recorded, 5 rejected" {
 		t.Fatalf("rejects\n got %s\nwant %s\nitems %s, want R; %s", rejects, want, items, summary)
+	}
+}
+
+// A provider transaction settles once, ever (migration 00019): every
+// order of a day naming a transaction another order of that day names is
+// rejected (a row rejected for its order number keeps that reason, and
+// still counts), and so is an order naming a transaction another date
+// settled. No transaction (an Infinia order may have none) names nothing,
+// and the same transaction id at another channel is another transaction.
+func TestProviderTransactionSettlesOnce(t *testing.T) {
+	l, _ := open(t)
+	type txnRow struct{ orderNo, channel, txn string }
+	run := func(d pipeline.Date, rows []txnRow) (*pipeline.Run, string) {
+		t.Helper()
+		ctx := context.Background()
+		at := time.Date(d.Year, time.Month(d.Month), d.Day, 12, 0, 0, 0, time.UTC)
+		r := openRun(t, l, d)
+		if _, err := l.WriteSnapshot(ctx, r.ID, func(add func(pipeline.SourceRow) error, addSeller func(pipeline.Seller) error) error {
+			for i, row := range rows {
+				if err := add(pipeline.SourceRow{Seq: int64(i + 1), OrderNo: sp(row.orderNo), SellerID: sp("S1"), Provider: sp(row.channel),
+					ProviderTxnID: sp(row.txn), Currency: sp("USD"), AmountMinor: sp("10"), RefundedMinor: sp("0"), PaidAt: &at, ConfirmedAt: &at}); err != nil {
+					return err
+				}
+			}
+			return addSeller(pipeline.Seller{ID: "S1", Name: "one"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		classify := func(sr pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
+			o := pipeline.Order{Seq: sr.Seq, OrderNo: *sr.OrderNo, SellerID: "S1", Channel: pipeline.Channel(*sr.Provider),
+				ProviderTxnID: *sr.ProviderTxnID, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
+			return pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}, nil, nil
+		}
+		summary, err := pipeline.TransformStage(l, func(map[string]pipeline.Seller) pipeline.Classifier { return classify })(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, summary
+	}
+	earlier := pipeline.Date{Year: 2026, Month: 11, Day: 22}
+	first, summary := run(earlier, []txnRow{{"E", "wechatpay", "TE"}, {"F", "infiniapay", ""}, {"G", "infiniapay", ""}})
+	if rejects, items := outcome(t, l, first); rejects != "" || items != "E,F,G" || summary != "3 items recorded, 0 rejected" {
+		t.Fatalf("a day sharing no transaction: rejects %q, items %s (%s)", rejects, items, summary)
+	}
+
+	r, summary := run(day, []txnRow{
+		{"A", "wechatpay", "T1"}, {"B", "wechatpay", "T1"}, // one transaction, two orders
+		{"C", "wechatpay", "TE"},                                                           // settled on the earlier date with E
+		{"D", "payprotocol", "T2"}, {"D", "payprotocol", "T3"}, {"H", "payprotocol", "T2"}, // D twice, and H shares D's T2
+		{"I", "infiniapay", ""}, {"J", "infiniapay", ""}, // no transaction
+		{"K", "payprotocol", "T1"}, // T1 at another channel
+		{"L", "wechatpay", "T4"},
+	})
+	want := fmt.Sprintf("1:duplicate provider_txn_id: 2 orders name it|2:duplicate provider_txn_id: 2 orders name it|"+
+		"3:provider_txn_id already settled with order E on 2026-11-22 by run %d|"+
+		"4:duplicate order_no: 2 rows share it|5:duplicate order_no: 2 rows share it|6:duplicate provider_txn_id: 2 orders name it", first.ID)
+	rejects, items := outcome(t, l, r)
+	if rejects != want || items != "I,J,K,L" || summary != "4 items recorded, 6 rejected" {
+		t.Fatalf("rejects\n got %s\nwant %s\nitems %s, want I,J,K,L (%s)", rejects, want, items, summary)
+	}
+	if _, items := outcome(t, l, first); items != "E,F,G" {
+		t.Fatalf("the earlier run's items changed: %s", items)
+	}
+	// The rule holds in the database, whoever writes.
+	_, err := l.DB().Exec(`INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
+		category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at)
+		VALUES ('Z', $1, '2026-11-23', 'S1', 'wechatpay', 'T4', 'USD', '', 10, 0, 1, 9, 'r', now(), now())`, r.ID)
+	if pe, ok := err.(*pq.Error); !ok || pe.Code != "23505" || pe.Constraint != "items_provider_txn" {
+		t.Fatalf("a second item of transaction T4: %v", err)
+	}
+}
+
+// Migration 00019 on a ledger whose items already share transactions
+// (settled before the rule): it never fails, leaves those items out of the
+// rule by name and lists them for a person; every other transaction is
+// held to it at once.
+func TestProviderTransactionRuleKeepsWhatWasSettledBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, pgtest.URL(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if err := l.MigrateTo(ctx, 18); err != nil {
+		t.Fatal(err)
+	}
+	r := openRun(t, l, day)
+	insert := `INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
+		category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at)
+		VALUES ($1, $2, '2026-11-23', 'S1', $3, $4, 'USD', '', 10, 0, 1, 9, 'r', now(), now())`
+	for _, it := range [][3]string{{"A", "wechatpay", "T1"}, {"B", "wechatpay", "T1"}, {"C", "wechatpay", "T2"},
+		{"D", "payprotocol", "T1"}, {"E", "infiniapay", ""}, {"F", "infiniapay", ""}} {
+		if _, err := l.DB().Exec(insert, it[0], r.ID, it[1], it[2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var shared []string
+	if err := l.DB().Select(&shared, `SELECT channel || '/' || provider_txn_id || '/' || order_no FROM items_txn_shared_before ORDER BY 1`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(shared, ",") != "wechatpay/T1/A,wechatpay/T1/B" {
+		t.Fatalf("listed as shared before the rule: %v", shared)
+	}
+	for _, c := range []struct{ order, channel, txn string }{{"G", "wechatpay", "T2"}, {"H", "payprotocol", "T1"}, {"I", "wechatpay", "T3"}, {"J", "wechatpay", "T3"}, {"K", "infiniapay", ""}} {
+		_, err := l.DB().Exec(insert, c.order, r.ID, c.channel, c.txn)
+		var pe *pq.Error
+		refused := errors.As(err, &pe) && pe.Code == "23505" && pe.Constraint == "items_provider_txn"
+		if want := c.order == "G" || c.order == "H" || c.order == "J"; refused != want || (err != nil && !refused) {
+			t.Errorf("item %s of %s/%s: %v", c.order, c.channel, c.txn, err)
+		}
 	}
 }
 
