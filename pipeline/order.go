@@ -63,6 +63,10 @@ type Split struct {
 	// confirm the payment first (its channel's spec says so); otherwise it
 	// starts ItemRecorded.
 	Unverified bool
+	// TxnOnce: its provider transaction settles once, ever (its channel
+	// settles per provider transaction: the spec's TxnRequired); no other
+	// order may name it.
+	TxnOnce bool
 }
 
 // Balanced reports whether the split conserves the order's gross amount.

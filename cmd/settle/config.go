@@ -312,7 +312,7 @@ func classifier(rules *transform.Rules, d pipeline.Date, w pipeline.Window) func
 			sp, rej, err := split(o, row, rules, d)
 			if rej == nil && err == nil {
 				spec, _ := channels.Spec(o.Channel) // known: Validate checked
-				sp.Unverified = spec.Unverified
+				sp.Unverified, sp.TxnOnce = spec.Unverified, spec.TxnRequired
 			}
 			return sp, rej, err
 		}

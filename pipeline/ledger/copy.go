@@ -66,6 +66,16 @@ func (c *copyLine) int(v int64) {
 	c.b = strconv.AppendInt(c.b, v, 10)
 }
 
+// bool adds a boolean.
+func (c *copyLine) bool(v bool) {
+	c.sep()
+	if v {
+		c.b = append(c.b, 't')
+	} else {
+		c.b = append(c.b, 'f')
+	}
+}
+
 // time adds a timestamptz: the instant in UTC, ISO 8601 (years outside
 // 1-9999 as lib/pq formats them, with their era).
 func (c *copyLine) time(t time.Time) {

@@ -277,13 +277,13 @@ func (c *itemCopy) Split(s pipeline.Split) error {
 	c.items++
 	_, err := c.stmt.ExecContext(c.ctx, "item", s.Seq, s.OrderNo, s.SellerID, string(s.Channel), s.ProviderTxnID,
 		string(s.Currency), s.Category, strconv.FormatInt(s.Amount, 10), strconv.FormatInt(s.Refunded, 10),
-		s.Commission, s.SellerShare, s.Rule, s.PaidAt, s.ConfirmedAt, nil, itemStart(s))
+		s.Commission, s.SellerShare, s.Rule, s.PaidAt, s.ConfirmedAt, nil, itemStart(s), s.TxnOnce)
 	return err
 }
 
 func (c *itemCopy) Reject(r pipeline.Reject) error {
 	_, err := c.stmt.ExecContext(c.ctx, "reject", r.Seq, r.OrderNo, r.SellerID, r.Provider, nil,
-		r.Currency, nil, r.Amount, r.Refunded, nil, nil, nil, nil, nil, r.Reason, nil)
+		r.Currency, nil, r.Amount, r.Refunded, nil, nil, nil, nil, nil, r.Reason, nil, nil)
 	return err
 }
 
@@ -348,7 +348,7 @@ func createStage(ctx context.Context, tx *sql.Tx) error {
 	_, err := tx.ExecContext(ctx, `CREATE TEMP TABLE item_stage (
 		kind text, seq bigint, order_no text COLLATE "C", seller_id text COLLATE "C", channel text, provider_txn_id text,
 		currency text COLLATE "C", category text, gross text, refunded text, commission bigint, seller bigint,
-		rule text, paid_at timestamptz, confirmed_at timestamptz, reason text, state text) ON COMMIT DROP`)
+		rule text, paid_at timestamptz, confirmed_at timestamptz, reason text, state text, txn_once boolean) ON COMMIT DROP`)
 	return err
 }
 
@@ -393,6 +393,7 @@ func (c *directCopy) Split(s pipeline.Split) error {
 	l.time(s.PaidAt)
 	l.time(s.ConfirmedAt)
 	l.str(state)
+	l.bool(s.TxnOnce)
 	return c.ls.send()
 }
 
@@ -406,7 +407,7 @@ func (c *directCopy) Reject(r pipeline.Reject) error {
 
 // copyItems is the COPY of directCopy's lines.
 const copyItems = `COPY items (order_no, run_id, business_date, seller_id, channel, provider_txn_id,
-	currency, category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state) FROM STDIN`
+	currency, category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, txn_once) FROM STDIN`
 
 // writeItemsDirect is WriteItems' way for a day whose order numbers are
 // all distinct and new: items straight into items, then the rejects. It
@@ -505,10 +506,10 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 	}
 	res, err := tx.ExecContext(ctx, `
 			INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
-				category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state)
+				category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, txn_once)
 			SELECT s.order_no, $1, $2, s.seller_id, s.channel, s.provider_txn_id, s.currency, s.category,
 			       s.gross::bigint, s.refunded::bigint, s.commission, s.seller, s.rule, s.paid_at, s.confirmed_at,
-			       s.state
+			       s.state, s.txn_once
 			FROM item_stage s WHERE s.kind = 'item'
 			ON CONFLICT DO NOTHING`,
 		run.ID, run.Key.Date.String())
@@ -590,16 +591,16 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 }
 
 // rejectSharedTransactions applies "a provider transaction settles once,
-// ever" (migration 00019) to a staged day whose items did not all go in:
-// every staged item naming a transaction another staged item of its
-// channel names is rejected (the items that went in are taken out again),
-// and so is one naming a transaction an item of another run settled. A
-// row already rejected for its order number keeps that reason. It returns
-// the number of items taken out.
+// ever" (migration 00019: items whose split says TxnOnce) to a staged day
+// whose items did not all go in: every staged item naming a transaction
+// another staged item of its channel names is rejected (the items that
+// went in are taken out again), and so is one naming a transaction an item
+// of another run settled. A row already rejected for its order number
+// keeps that reason. It returns the number of items taken out.
 func rejectSharedTransactions(ctx context.Context, tx *sql.Tx, runID int64) (int64, error) {
 	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE txn_dups ON COMMIT DROP AS
 		SELECT channel COLLATE "C" AS channel, provider_txn_id COLLATE "C" AS provider_txn_id, count(*) AS n
-		FROM item_stage WHERE kind = 'item' AND provider_txn_id <> ''
+		FROM item_stage WHERE kind = 'item' AND txn_once AND provider_txn_id <> ''
 		GROUP BY 1, 2 HAVING count(*) > 1`); err != nil {
 		return 0, fmt.Errorf("find shared provider transactions: %w", err)
 	}
@@ -608,7 +609,7 @@ func rejectSharedTransactions(ctx context.Context, tx *sql.Tx, runID int64) (int
 	}
 	removed, err := tx.ExecContext(ctx, `DELETE FROM items i USING txn_dups d
 		WHERE i.run_id = $1 AND i.channel COLLATE "C" = d.channel AND i.provider_txn_id COLLATE "C" = d.provider_txn_id
-		  AND i.provider_txn_id <> ''`, runID)
+		  AND i.txn_once AND i.provider_txn_id <> ''`, runID)
 	if err != nil {
 		return 0, fmt.Errorf("reject shared provider transactions: %w", err)
 	}
@@ -621,20 +622,18 @@ func rejectSharedTransactions(ctx context.Context, tx *sql.Tx, runID int64) (int
 		SELECT $1, s.seq, s.order_no, s.seller_id, s.channel, s.currency, s.gross, s.refunded,
 		       'duplicate provider_txn_id: ' || d.n || ' orders name it'
 		FROM item_stage s JOIN txn_dups d ON d.channel = s.channel COLLATE "C" AND d.provider_txn_id = s.provider_txn_id COLLATE "C"
-		WHERE s.kind = 'item' AND NOT EXISTS (SELECT 1 FROM rejects r WHERE r.run_id = $1 AND r.seq = s.seq)`, runID); err != nil {
+		WHERE s.kind = 'item' AND s.txn_once AND NOT EXISTS (SELECT 1 FROM rejects r WHERE r.run_id = $1 AND r.seq = s.seq)`, runID); err != nil {
 		return 0, fmt.Errorf("record shared provider transactions: %w", err)
 	}
 	// What did not go in and is not rejected yet names a transaction an
-	// item of another run settled (any other conflict is rejected above;
-	// an item that went in beside one the rule leaves out, settled before
-	// it, stays).
+	// item of another run settled (any other conflict is rejected above).
 	if _, err := tx.ExecContext(ctx, `
 		INSERT INTO rejects (run_id, seq, order_no, seller_id, provider, currency, amount, refunded, reason)
 		SELECT $1, s.seq, s.order_no, s.seller_id, s.channel, s.currency, s.gross, s.refunded,
 		       'provider_txn_id already settled with order ' || i.order_no || ' on ' || i.business_date || ' by run ' || i.run_id
 		FROM item_stage s JOIN items i ON i.channel COLLATE "C" = s.channel COLLATE "C"
-		     AND i.provider_txn_id COLLATE "C" = s.provider_txn_id COLLATE "C" AND i.provider_txn_id <> ''
-		WHERE s.kind = 'item' AND s.provider_txn_id <> '' AND i.run_id <> $1
+		     AND i.provider_txn_id COLLATE "C" = s.provider_txn_id COLLATE "C" AND i.txn_once AND i.provider_txn_id <> ''
+		WHERE s.kind = 'item' AND s.txn_once AND s.provider_txn_id <> '' AND i.run_id <> $1
 		  AND NOT EXISTS (SELECT 1 FROM rejects r WHERE r.run_id = $1 AND r.seq = s.seq)
 		  AND NOT EXISTS (SELECT 1 FROM items m WHERE m.order_no = s.order_no AND m.run_id = $1)`, runID); err != nil {
 		return 0, fmt.Errorf("record provider transactions settled elsewhere: %w", err)

@@ -311,7 +311,7 @@ func TestProviderTransactionSettlesOnce(t *testing.T) {
 		classify := func(sr pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
 			o := pipeline.Order{Seq: sr.Seq, OrderNo: *sr.OrderNo, SellerID: "S1", Channel: pipeline.Channel(*sr.Provider),
 				ProviderTxnID: *sr.ProviderTxnID, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
-			return pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}, nil, nil
+			return pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9, TxnOnce: o.Channel != chInfinia}, nil, nil
 		}
 		summary, err := pipeline.TransformStage(l, func(map[string]pipeline.Seller) pipeline.Classifier { return classify })(ctx, r)
 		if err != nil {
@@ -332,31 +332,31 @@ func TestProviderTransactionSettlesOnce(t *testing.T) {
 		{"I", "infiniapay", ""}, {"J", "infiniapay", ""}, // no transaction
 		{"K", "payprotocol", "T1"}, // T1 at another channel
 		{"L", "wechatpay", "T4"},
+		{"M", "infiniapay", "P1"}, {"N", "infiniapay", "P1"}, // one Infinia payment for two orders: Infinia settles per order
 	})
 	want := fmt.Sprintf("1:duplicate provider_txn_id: 2 orders name it|2:duplicate provider_txn_id: 2 orders name it|"+
 		"3:provider_txn_id already settled with order E on 2026-11-22 by run %d|"+
 		"4:duplicate order_no: 2 rows share it|5:duplicate order_no: 2 rows share it|6:duplicate provider_txn_id: 2 orders name it", first.ID)
 	rejects, items := outcome(t, l, r)
-	if rejects != want || items != "I,J,K,L" || summary != "4 items recorded, 6 rejected" {
-		t.Fatalf("rejects\n got %s\nwant %s\nitems %s, want I,J,K,L (%s)", rejects, want, items, summary)
+	if rejects != want || items != "I,J,K,L,M,N" || summary != "6 items recorded, 6 rejected" {
+		t.Fatalf("rejects\n got %s\nwant %s\nitems %s, want I,J,K,L,M,N (%s)", rejects, want, items, summary)
 	}
 	if _, items := outcome(t, l, first); items != "E,F,G" {
 		t.Fatalf("the earlier run's items changed: %s", items)
 	}
 	// The rule holds in the database, whoever writes.
 	_, err := l.DB().Exec(`INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
-		category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at)
-		VALUES ('Z', $1, '2026-11-23', 'S1', 'wechatpay', 'T4', 'USD', '', 10, 0, 1, 9, 'r', now(), now())`, r.ID)
+		category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, txn_once)
+		VALUES ('Z', $1, '2026-11-23', 'S1', 'wechatpay', 'T4', 'USD', '', 10, 0, 1, 9, 'r', now(), now(), true)`, r.ID)
 	if pe, ok := err.(*pq.Error); !ok || pe.Code != "23505" || pe.Constraint != "items_provider_txn" {
 		t.Fatalf("a second item of transaction T4: %v", err)
 	}
 }
 
-// Migration 00019 on a ledger whose items already share transactions
-// (settled before the rule): it never fails, leaves those items out of the
-// rule by name and lists them for a person; every other transaction is
-// held to it at once.
-func TestProviderTransactionRuleKeepsWhatWasSettledBefore(t *testing.T) {
+// Migration 00019 on a ledger written before it: the items it holds are
+// not marked (even where they share a transaction), and the rule holds
+// from the first items recorded after it, whichever way they are written.
+func TestProviderTransactionRuleHoldsFromTheMigrationOn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	l, err := ledger.Open(ctx, pgtest.URL(t), "")
@@ -368,31 +368,29 @@ func TestProviderTransactionRuleKeepsWhatWasSettledBefore(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := openRun(t, l, day)
-	insert := `INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
+	before := `INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
 		category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at)
-		VALUES ($1, $2, '2026-11-23', 'S1', $3, $4, 'USD', '', 10, 0, 1, 9, 'r', now(), now())`
-	for _, it := range [][3]string{{"A", "wechatpay", "T1"}, {"B", "wechatpay", "T1"}, {"C", "wechatpay", "T2"},
-		{"D", "payprotocol", "T1"}, {"E", "infiniapay", ""}, {"F", "infiniapay", ""}} {
-		if _, err := l.DB().Exec(insert, it[0], r.ID, it[1], it[2]); err != nil {
+		VALUES ($1, $2, '2026-11-23', 'S1', 'wechatpay', $3, 'USD', '', 10, 0, 1, 9, 'r', now(), now())`
+	for _, it := range [][2]string{{"A", "T1"}, {"B", "T1"}} {
+		if _, err := l.DB().Exec(before, it[0], r.ID, it[1]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := l.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var shared []string
-	if err := l.DB().Select(&shared, `SELECT channel || '/' || provider_txn_id || '/' || order_no FROM items_txn_shared_before ORDER BY 1`); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(shared, ",") != "wechatpay/T1/A,wechatpay/T1/B" {
-		t.Fatalf("listed as shared before the rule: %v", shared)
-	}
-	for _, c := range []struct{ order, channel, txn string }{{"G", "wechatpay", "T2"}, {"H", "payprotocol", "T1"}, {"I", "wechatpay", "T3"}, {"J", "wechatpay", "T3"}, {"K", "infiniapay", ""}} {
-		_, err := l.DB().Exec(insert, c.order, r.ID, c.channel, c.txn)
+	after := `INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
+		category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, txn_once)
+		VALUES ($1, $2, '2026-11-23', 'S1', 'wechatpay', $3, 'USD', '', 10, 0, 1, 9, 'r', now(), now(), $4)`
+	for _, c := range []struct {
+		order, txn    string
+		once, refused bool
+	}{{"C", "T1", true, false}, {"D", "T1", true, true}, {"E", "T1", false, false}, {"F", "T2", true, false}, {"G", "T2", true, true}} {
+		_, err := l.DB().Exec(after, c.order, r.ID, c.txn, c.once)
 		var pe *pq.Error
 		refused := errors.As(err, &pe) && pe.Code == "23505" && pe.Constraint == "items_provider_txn"
-		if want := c.order == "G" || c.order == "H" || c.order == "J"; refused != want || (err != nil && !refused) {
-			t.Errorf("item %s of %s/%s: %v", c.order, c.channel, c.txn, err)
+		if refused != c.refused || (err != nil && !refused) {
+			t.Errorf("item %s of %s (txn_once %v): %v", c.order, c.txn, c.once, err)
 		}
 	}
 }
