@@ -74,6 +74,11 @@ func runCommand(cfg *config) *cli.Command {
 			if c.Bool(flagReextract) && (len(dates) > 1 || c.Bool("dry-run")) {
 				return pipeline.Errorf(pipeline.KindUsage, "--"+flagReextract, "reads one date again: give --date, without --from/--to or --dry-run")
 			}
+			if !c.Bool("dry-run") {
+				if err := cfg.checkOver(c, dates[len(dates)-1]); err != nil {
+					return err
+				}
+			}
 			var l *ledger.Ledger
 			defer func() {
 				if l != nil {
@@ -178,6 +183,21 @@ type runOptions struct {
 
 // maxBackfill bounds --from/--to: a typo should not start a year of runs.
 const maxBackfill = 366
+
+// checkOver refuses to settle a date that is not over yet in --tz: its
+// orders are still being confirmed, and a run records the day it read as
+// done, so the rest would never be settled (a dry run may look at it).
+func (cfg *config) checkOver(c *cli.Context, d pipeline.Date) error {
+	loc, err := location(c)
+	if err != nil {
+		return err
+	}
+	if end := pipeline.WindowOf(d, loc).End; end.After(cfg.clock()) {
+		return pipeline.Errorf(pipeline.KindUsage, "--date", "%s is not over yet in %s (it ends at %s): a date is settled once its day is over",
+			d, loc, end.Format(time.RFC3339))
+	}
+	return nil
+}
 
 // runDates is --date (or yesterday), or every date of --from..--to.
 func (cfg *config) runDates(c *cli.Context) ([]pipeline.Date, error) {
