@@ -136,7 +136,8 @@ const InFlightGrace = 15 * time.Second
 //   - planned: marked sent, then sent;
 //   - sent or unknown: queried with the same key; an answer the provider knows
 //     is adopted; "not found" means it never arrived, so it is sent again
-//     with the same key (safe: same key);
+//     with the same key (safe: same key), unless ctx says not to
+//     (withoutResend);
 //   - an error while sending leaves it unknown, to be resolved by query;
 //   - final states are returned as they are.
 //
@@ -159,6 +160,9 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 		}
 		if out.Status != OutcomeNotFound {
 			return record(ctx, store, e, out, CauseQuery)
+		}
+		if noResend(ctx) {
+			return e, nil // never arrived; sent again by a later run
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -189,6 +193,19 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 	}
 	return record(ctx, store, e, out, CauseAnswer)
 }
+
+type noResendKey struct{}
+
+// withoutResend marks ctx: ApplyEffect leaves an effect a query finds
+// never arrived as it is (sent or unknown) rather than send it again. The
+// engine asks so once its wait is over: what was sent before is still
+// asked about once, and nothing goes out again (a request that keeps
+// failing would otherwise be sent, asked about and sent again for ever).
+func withoutResend(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noResendKey{}, true)
+}
+
+func noResend(ctx context.Context) bool { return ctx.Value(noResendKey{}) != nil }
 
 func record(ctx context.Context, store EffectStore, e Effect, out Outcome, cause EffectCause) (Effect, error) {
 	state := EffectSent

@@ -673,8 +673,9 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 		pending  []waiting
 		errs     []error
 		deadline time.Time
-		sent     time.Time // when the feed was done and its effects sent
-		fed      bool      // the feed is done
+		sent     time.Time         // when the feed was done and its effects sent
+		fed      bool              // the feed is done
+		failed   = map[int64]int{} // sends in a row that got no answer, by effect (under mu)
 	)
 	laneOf := func([]Effect) func(int) string { return nil }
 	if en.Lane != nil {
@@ -717,7 +718,7 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 		due := time.Now().Add(poll / 2)
 		kept, fresh := pending[:0], len(wave)
 		for _, w := range pending {
-			if w.eligible(deadline) && !w.due.After(due) {
+			if w.eligible(deadline) && !w.dueBy(deadline).After(due) {
 				wave = append(wave, w.e)
 			} else {
 				kept = append(kept, w)
@@ -729,7 +730,11 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 			res.Waves++ // a wave of queries
 		}
 		if len(wave) > 0 {
-			if err := en.send(ctx, p, wave, laneOf(wave), first, poll, &mu, &res, &pending); err != nil {
+			sendCtx := ctx
+			if !deadline.IsZero() && !time.Now().Before(deadline) {
+				sendCtx = withoutResend(ctx) // the wait is over: ask, send nothing again
+			}
+			if err := en.send(sendCtx, p, wave, laneOf(wave), first, poll, &mu, &res, &pending, failed); err != nil {
 				if KindOf(err) == KindUsage || ctx.Err() != nil {
 					return en.left(res, pending), err
 				}
@@ -748,8 +753,8 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 		}
 		var next time.Time
 		for _, w := range pending {
-			if w.eligible(deadline) && (next.IsZero() || w.due.Before(next)) {
-				next = w.due
+			if at := w.dueBy(deadline); w.eligible(deadline) && (next.IsZero() || at.Before(next)) {
+				next = at
 			}
 		}
 		if next.IsZero() {
@@ -772,12 +777,19 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 	return res, errors.Join(errs...)
 }
 
+// maxSendBackoff bounds how long a request whose sends keep getting no
+// answer waits before it is asked about (and sent) again.
+const maxSendBackoff = 5 * time.Minute
+
 // send makes a wave's requests, each as its turn comes under the pacer
 // (ApplyEffect takes the tokens: a query answered "not found" and sent
 // again costs two), and adds what is not final to pending, due first
-// after it was sent, poll after it was asked.
+// after it was sent, poll after it was asked. A request whose send got no
+// answer (unknown) waits twice as long after each such send in a row
+// (failed counts them), up to maxSendBackoff: one that keeps failing is
+// not sent once a poll interval until the wait is over.
 func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(int) string, first, poll time.Duration,
-	mu *sync.Mutex, res *EngineResult, pending *[]waiting) error {
+	mu *sync.Mutex, res *EngineResult, pending *[]waiting, failed map[int64]int) error {
 	return p.EachAsNeeded(ctx, len(wave), lane, func(ctx context.Context, i int) error {
 		e := wave[i]
 		before := e.Sends
@@ -793,18 +805,27 @@ func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(i
 		case err != nil:
 			return err
 		case next.State.Final():
+			mu.Lock()
+			delete(failed, next.ID)
+			mu.Unlock()
 			if en.Final != nil {
 				return en.Final(ctx, next)
 			}
 			return nil
 		}
 		delay := poll
+		mu.Lock()
+		defer mu.Unlock()
 		if next.Sends > before {
 			delay = first // just sent: the provider needs its time
+			if next.State == EffectUnknown {
+				failed[next.ID]++
+				delay = min(first<<min(failed[next.ID]-1, 16), max(first, maxSendBackoff))
+			} else {
+				delete(failed, next.ID)
+			}
 		}
-		mu.Lock()
 		*pending = append(*pending, waiting{e: next, due: time.Now().Add(delay), asked: next.Sends == before})
-		mu.Unlock()
 		return nil
 	})
 }
@@ -821,6 +842,16 @@ type waiting struct {
 // at least one question, however long the sending took).
 func (w waiting) eligible(deadline time.Time) bool {
 	return deadline.IsZero() || !w.asked || !w.due.After(deadline)
+}
+
+// dueBy is when w is next asked about: when it is due, but a request
+// never asked about since it was sent is asked at the deadline at the
+// latest (its backoff may reach past it).
+func (w waiting) dueBy(deadline time.Time) time.Time {
+	if !deadline.IsZero() && !w.asked && w.due.After(deadline) {
+		return deadline
+	}
+	return w.due
 }
 
 func (en *Engine) left(res EngineResult, pending []waiting) EngineResult {

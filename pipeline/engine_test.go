@@ -351,6 +351,53 @@ func TestEngineDeadlineLeavesPendingRecorded(t *testing.T) {
 	}
 }
 
+// failingSender's sends never get an answer, and its queries never find
+// them: a request the provider keeps refusing to take (a file the server
+// will not open, a 500 every time).
+type failingSender struct{ sends, queries atomic.Int64 }
+
+func (f *failingSender) Send(context.Context, Effect) (Outcome, error) {
+	f.sends.Add(1)
+	return Outcome{}, errors.New("permission denied")
+}
+
+func (f *failingSender) Query(context.Context, Effect) (Outcome, error) {
+	f.queries.Add(1)
+	return Outcome{Status: OutcomeNotFound}, nil
+}
+
+// A request whose every send fails is sent again with its key only as
+// its queries find it never arrived, waiting twice as long after each
+// failed send, and not at all once the wait is over: the engine ends at
+// its deadline with the request pending (unknown, exit 1 to the caller),
+// where it used to send it, ask and send again for ever.
+func TestEngineRequestThatKeepsFailingEndsAtTheWait(t *testing.T) {
+	t.Parallel()
+	s, f := newMemEffects(), &failingSender{}
+	wait := 400 * time.Millisecond
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return f }, Poll: 10 * time.Millisecond, Wait: wait}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	began := time.Now()
+	res, err := en.Run(ctx, plan(t, s, 1))
+	if err != nil || ctx.Err() != nil {
+		t.Fatalf("err %v (%v)", err, ctx.Err())
+	}
+	if len(res.Pending) != 1 || res.Pending[0].State != EffectUnknown {
+		t.Fatalf("pending %+v, want the request, unknown", res.Pending)
+	}
+	// Sent at 0, then asked and sent again after 10, 20, 40, 80, 160 ms
+	// of backoff (310 ms), the next after 320 ms more: past the wait,
+	// when it is asked once and not sent. However slow the machine, never
+	// more; once a poll interval through the wait would be 40.
+	if n := f.sends.Load(); n < 2 || n > 7 {
+		t.Fatalf("%d sends in %s", n, time.Since(began))
+	}
+	if q := f.queries.Load(); q != f.sends.Load() {
+		t.Fatalf("%d queries for %d sends: each send but the first follows a query, and the last query sends nothing", q, f.sends.Load())
+	}
+}
+
 // TestEngineLanesKeepTheirOwnLimit: a lane's bucket (a sub-merchant's)
 // paces that lane only; the others go at the provider's rate.
 func TestEngineLanesKeepTheirOwnLimit(t *testing.T) {
