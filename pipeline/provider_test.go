@@ -109,6 +109,18 @@ func TestBesideStopsTheHelpersWithMain(t *testing.T) {
 		t.Fatalf("%q, %v; want both summaries and no error", summary, err)
 	}
 
+	// A helper whose stop its database driver reports as an error of its
+	// own (lib/pq's "canceling statement due to user request", 57014, not
+	// context.Canceled): the stop all the same, not the stage's failure.
+	driver := func(ctx context.Context, _ *Run) (string, error) {
+		<-ctx.Done()
+		return "", errors.New("pq: canceling statement due to user request")
+	}
+	quick := func(context.Context, *Run) (string, error) { return "main", nil }
+	if summary, err := Beside(quick, driver)(context.Background(), &Run{}); err != nil || summary != "main" {
+		t.Fatalf("%q, %v; want main's summary and no error", summary, err)
+	}
+
 	broken := errors.New("ledger down")
 	failing := func(context.Context, *Run) (string, error) { return "", broken }
 	slow := func(ctx context.Context, _ *Run) (string, error) {
