@@ -383,10 +383,10 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 					return nil // asked again by the next run
 				}
 				f, err := checkUpload(ctx, c, run, open[i])
-				if errors.Is(err, ErrAnswer) {
-					// An answer about this file that cannot be used: the
-					// file stays open, for a person and the next run; the
-					// other files go on.
+				if errors.Is(err, ErrAnswer) || pipeline.SubjectOnly(err) {
+					// An answer about this file that cannot be used, or
+					// none (the query refused): the file stays open, for a
+					// person and the next run; the other files go on.
 					unusable.add(f.Name, err)
 					return nil
 				}
@@ -456,7 +456,9 @@ func holdFile(ctx context.Context, c *StageConfig, f pipeline.TradeFile, reason 
 
 // checkUpload asks Infinia about one file and records a final answer. An
 // answer it cannot use (ErrAnswer: a status this client does not know,
-// say) is returned as the error, with nothing recorded.
+// say), or a refusal to answer about this file alone
+// (pipeline.SubjectOnly), is returned as the error, with nothing
+// recorded.
 func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipeline.TradeFile) (pipeline.TradeFile, error) {
 	status, url, err := c.API.UploadStatus(ctx, f.RequestNo)
 	if errors.Is(err, pipeline.ErrNotFound) {
@@ -466,9 +468,10 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 		return f, err
 	}
 	if pipeline.SubjectOnly(err) {
-		final := f
-		final.Status, final.Reason = StatusFailed, fmt.Sprintf("status query refused: %v", err)
-		return final, holdFile(ctx, c, final, "trade file "+f.Name+": Infinia refused its status query: "+err.Error())
+		// A refusal to say, not of the file: Infinia may have accepted
+		// it. It stays open, for a person and the next run, as an
+		// answer that cannot be used does.
+		return f, fmt.Errorf("Infinia refused its status query: %w", err)
 	}
 	if err != nil {
 		return f, fmt.Errorf("upload status of %s: %w", f.Name, err)
@@ -506,7 +509,8 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 }
 
 // unusableAnswers are the trade files whose upload or status Infinia
-// answered about with what cannot be used (ErrAnswer) in this run: they
+// answered about with what cannot be used (ErrAnswer), or refused to
+// answer about (its status query), in this run: they
 // are left as they are - open, their upload unknown - asked again by the
 // next run, and counted in one problem for a person. Never held as
 // refused: Infinia may have accepted them.
@@ -541,6 +545,6 @@ func (u *unusableAnswers) problem() string {
 	if len(u.files) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d trade files whose status Infinia answered with what cannot be used (first: %s: %s): left open, asked again by the next run of this date",
+	return fmt.Sprintf("%d trade files whose status Infinia did not give in an answer that can be used (first: %s: %s): left open, asked again by the next run of this date",
 		len(u.files), u.first.name, u.first.why)
 }

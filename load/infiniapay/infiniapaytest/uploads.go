@@ -86,12 +86,16 @@ func (s *Server) RefuseOrder(orderNo, reason string) {
 // RefuseStatusOf makes every upload-status query about a file of sellerID
 // answer code (a definite refusal, e.g. SYS-005) with message: a trade file
 // Infinia keeps refusing to report on (for tests of one poisoned file among
-// many).
+// many). An empty code makes it answer again.
 func (s *Server) RefuseStatusOf(sellerID, code, message string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.refuseStatus == nil {
 		s.refuseStatus = map[string]answer{}
+	}
+	if code == "" {
+		delete(s.refuseStatus, sellerID) // answers again
+		return
 	}
 	s.refuseStatus[sellerID] = refuse(code, "%s", message)
 }
