@@ -193,6 +193,18 @@ func identifier(col, s string) error {
 	if len(s) > MaxIdentifier {
 		return fmt.Errorf("%s is %d bytes long, more than an identifier may have (%d)", col, len(s), MaxIdentifier)
 	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf {
+			return identifierText(col, s) // not ASCII: rune by rune
+		} else if c < 0x20 || c == 0x7f {
+			return fmt.Errorf("%s contains the control character %U: %q", col, rune(c), s)
+		}
+	}
+	return nil // ASCII without a control character, as nearly every key is
+}
+
+// identifierText is identifier's check of a value that is not all ASCII.
+func identifierText(col, s string) error {
 	if err := utf8Text(col, s); err != nil {
 		return err
 	}
