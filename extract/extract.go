@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -98,6 +99,8 @@ type Sellers struct {
 
 // Sellers calls fn for every seller of ids the platform knows, with its
 // accounts (SellerAccounts); a NULL or empty account column is no account.
+// A seller the query gives in rows that disagree is not given (the same
+// row twice is given once).
 func (s *Sellers) Sellers(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
 	batch := s.Batch
 	if batch <= 0 {
@@ -123,6 +126,12 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 		return pipeline.E(pipeline.KindUsage, "sellers query "+name(s.Name), err)
 	}
 	providers := SellerAccounts()
+	// A query that joins another table may give a seller more than once:
+	// the same row again is the seller; rows that disagree (two accounts
+	// at one provider, say) make it a seller the platform does not give,
+	// whose orders are rejected, never paid to either account.
+	got, twice := map[string]pipeline.Seller{}, map[string]bool{}
+	var order []string
 	for rows.Next() {
 		var id string
 		var nm, et, country sql.NullString
@@ -143,11 +152,27 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 				seller.Accounts[providers[i]] = a.String
 			}
 		}
-		if err := fn(seller); err != nil {
+		if prev, seen := got[id]; seen {
+			if !reflect.DeepEqual(prev, seller) {
+				twice[id] = true
+			}
+			continue
+		}
+		got[id] = seller
+		order = append(order, id)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range order {
+		if twice[id] {
+			continue // its rows disagree: no account of it can be trusted
+		}
+		if err := fn(got[id]); err != nil {
 			return err
 		}
 	}
-	return rows.Err()
+	return nil
 }
 
 func name(s string) string {

@@ -97,4 +97,23 @@ func TestSellersReadsAccounts(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("sellers\n got %+v\nwant %+v", got, want)
 	}
+
+	// A query joining an accounts table gives a seller twice: the same
+	// row again is the seller once; rows that disagree (two Infinia
+	// accounts) are no seller at all, and the others are given still.
+	src.Query = `SELECT * FROM (VALUES
+			('S1'::text, 'One'::text, 'Corporate'::text, 'CHN'::text, 'INF1'::text, '1900'::text),
+			('S1', 'One', 'Corporate', 'CHN', 'INF1', '1900'),
+			('S2', 'Two', NULL, NULL, 'INF2', NULL),
+			('S2', 'Two', NULL, NULL, 'INF2-OLD', NULL),
+			('S3', 'Three', 'Individual', 'USA', '', 'SUB3')
+		) AS v (seller_id, name, entity_type, country, infinia_seller_id, wechat_sub_mchid) WHERE seller_id = ANY ($1)`
+	var calls []string
+	err = src.Sellers(context.Background(), []string{"S1", "S2", "S3"}, func(s pipeline.Seller) error {
+		calls = append(calls, s.ID)
+		return nil
+	})
+	if err != nil || fmt.Sprint(calls) != "[S1 S3]" {
+		t.Fatalf("sellers given %v (%v), want S1 once and S3", calls, err)
+	}
 }

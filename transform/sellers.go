@@ -13,7 +13,7 @@ import (
 // platform knows the seller at all.
 func CheckSeller(o pipeline.Order, s pipeline.Seller, known bool, channels pipeline.Channels) string {
 	if !known {
-		return fmt.Sprintf("seller %s is not in the platform's sellers", o.SellerID)
+		return fmt.Sprintf("seller %s is not in the platform's sellers (its sellers query gave no row for it, or rows that disagree)", o.SellerID)
 	}
 	spec, ok := channels.Spec(o.Channel)
 	if !ok {
