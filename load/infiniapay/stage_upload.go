@@ -471,7 +471,7 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 		// A refusal to say, not of the file: Infinia may have accepted
 		// it. It stays open, for a person and the next run, as an
 		// answer that cannot be used does.
-		return f, fmt.Errorf("Infinia refused its status query: %w", err)
+		return f, fmt.Errorf("status query refused by Infinia: %w", err)
 	}
 	if err != nil {
 		return f, fmt.Errorf("upload status of %s: %w", f.Name, err)
