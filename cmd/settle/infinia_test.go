@@ -580,6 +580,16 @@ func TestInfiniaUnknownSellersAndAPoisonedFileStopOnlyThemselves(t *testing.T) {
 	if !strings.Contains(out, "does not know seller") || !strings.Contains(out, "SYS-005") {
 		t.Errorf("the run's output does not name the problems:\n%s", out)
 	}
+	// A re-run that finds the file's upload unknown (as a run killed while
+	// sending it would leave it) asks Infinia, which still refuses: the
+	// file stays open all the same, and is found under its name.
+	e.db.MustExec(`UPDATE settle.effects SET state = 'unknown' WHERE kind = 'upload' AND subject LIKE $1`, "TD/%/"+poisonedID+"/%")
+	if out, code := e.runInfinia(sim, "--provider-wait", "60s", "--parallel", "8"); code != 4 || !strings.Contains(out, "SYS-005") {
+		t.Fatalf("re-run with the upload unknown: exit %d, want 4 naming SYS-005:\n%s", code, out)
+	}
+	if held := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND state = 'held'`, poisonedID); held != 0 {
+		t.Fatalf("%d of the poisoned file's items held once its upload was unknown", held)
+	}
 	// Infinia answers again: the next run of the date asks about the
 	// file, and its seller is paid, once.
 	sim.Infinia.RefuseStatusOf(seed.InfiniaID(poisoned), "", "")

@@ -74,18 +74,14 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 					return fmt.Errorf("upload %s: %w", e.Key, err)
 				}
 				f := u.file
-				if errors.Is(err, ErrAnswer) {
-					// Infinia answered about this file what cannot be used:
+				if errors.Is(err, ErrAnswer) || pipeline.SubjectOnly(err) {
+					// Infinia answered about this file what cannot be used,
+					// or refused to answer about it (it may have the file):
 					// its upload stays unknown, asked again by the next run
 					// (never sent again blindly), for a person; the others go on.
 					progress.Add(1)
 					unusable.add(f.Name, err)
 					return nil
-				}
-				if pipeline.SubjectOnly(err) {
-					// Infinia refuses to answer about this one file: hold it.
-					progress.Add(1)
-					return holdFile(ctx, &c, f, fmt.Sprintf("upload of %s could not be confirmed: %v", f.Name, err))
 				}
 				return fmt.Errorf("upload %s: %w", f.Name, err)
 			},
@@ -318,7 +314,8 @@ func (u *uploads) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome
 }
 
 // Query asks Infinia about e's file, then looks for it under its final
-// name (EffectSender).
+// name (EffectSender): also when Infinia answers what cannot be used or
+// refuses to answer about it, so that a file that landed is uploaded.
 func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	f, _, err := u.file(e)
 	if err != nil {
@@ -328,7 +325,7 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 	if qerr == nil {
 		return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
 	}
-	if !errors.Is(qerr, pipeline.ErrNotFound) && !errors.Is(qerr, ErrAnswer) {
+	if !errors.Is(qerr, pipeline.ErrNotFound) && !errors.Is(qerr, ErrAnswer) && !pipeline.SubjectOnly(qerr) {
 		return pipeline.Outcome{}, qerr
 	}
 	size, ok, err := u.c.SFTP.Stat(ctx, f.Name)
