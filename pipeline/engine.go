@@ -813,7 +813,7 @@ func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(i
 			}
 			return nil
 		}
-		delay := poll
+		delay, backoff := poll, false
 		mu.Lock()
 		defer mu.Unlock()
 		if next.Sends > before {
@@ -821,20 +821,22 @@ func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(i
 			if next.State == EffectUnknown {
 				failed[next.ID]++
 				delay = min(first<<min(failed[next.ID]-1, 16), max(first, maxSendBackoff))
+				backoff = delay > first
 			} else {
 				delete(failed, next.ID)
 			}
 		}
-		*pending = append(*pending, waiting{e: next, due: time.Now().Add(delay), asked: next.Sends == before})
+		*pending = append(*pending, waiting{e: next, due: time.Now().Add(delay), asked: next.Sends == before, backoff: backoff})
 		return nil
 	})
 }
 
 // waiting is a pending effect and when it is next asked about.
 type waiting struct {
-	e     Effect
-	due   time.Time
-	asked bool // asked about since it was last sent
+	e       Effect
+	due     time.Time
+	asked   bool // asked about since it was last sent
+	backoff bool // due later than the first poll: its sends keep failing
 }
 
 // eligible reports whether w may still be asked about: before the
@@ -845,10 +847,10 @@ func (w waiting) eligible(deadline time.Time) bool {
 }
 
 // dueBy is when w is next asked about: when it is due, but a request
-// never asked about since it was sent is asked at the deadline at the
-// latest (its backoff may reach past it).
+// backing off, never asked about since it was last sent, is asked at the
+// deadline at the latest (its backoff may reach minutes past it).
 func (w waiting) dueBy(deadline time.Time) time.Time {
-	if !deadline.IsZero() && !w.asked && w.due.After(deadline) {
+	if !deadline.IsZero() && !w.asked && w.backoff && w.due.After(deadline) {
 		return deadline
 	}
 	return w.due

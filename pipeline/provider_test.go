@@ -120,6 +120,15 @@ func TestBesideStopsTheHelpersWithMain(t *testing.T) {
 	if summary, err := Beside(quick, driver)(context.Background(), &Run{}); err != nil || summary != "main" {
 		t.Fatalf("%q, %v; want main's summary and no error", summary, err)
 	}
+	// A configuration error a helper ends with once stopped is still the
+	// stage's.
+	refused := func(ctx context.Context, _ *Run) (string, error) {
+		<-ctx.Done()
+		return "", Errorf(KindUsage, "credentials", "refused by the provider")
+	}
+	if _, err := Beside(quick, refused)(context.Background(), &Run{}); KindOf(err) != KindUsage {
+		t.Fatalf("%v; want the helper's configuration error", err)
+	}
 
 	broken := errors.New("ledger down")
 	failing := func(context.Context, *Run) (string, error) { return "", broken }

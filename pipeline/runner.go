@@ -466,10 +466,11 @@ func joinParts(ctx context.Context, summaries []string, errs []error) (string, e
 // other providers' uploads, Provider.Prepare), so that a helper never holds the
 // stage longer than main. Once main is done the helpers are stopped (their
 // context canceled) and waited for; a helper stopped so returns what it
-// did, and the cancellation is not an error of the stage, nor is any
-// error a helper returns once stopped so (a driver may report the stop
+// did, and the cancellation is not an error of the stage, nor is a
+// failure a helper returns once stopped so (a driver may report the stop
 // as its own error: PostgreSQL's "canceling statement due to user
-// request"). Main is not
+// request"), though a configuration error or a problem for a person is.
+// Main is not
 // stopped by a helper's error, which is the stage's once main is done.
 // Summaries are joined, main's first, and errors as Concurrent's. Each
 // counts its progress in a part of the stage's.
@@ -491,10 +492,12 @@ func Beside(main StageFunc, helpers ...StageFunc) StageFunc {
 			go func() {
 				defer wg.Done()
 				summaries[1+i], errs[1+i] = fn(pctx, run)
-				if err := errs[1+i]; err != nil && hctx.Err() != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-					// Stopped with main done: whatever the stop made of its
-					// work (a database driver's own "canceling statement"),
-					// it is the stop, and a later stage does the rest.
+				if err := errs[1+i]; err != nil && hctx.Err() != nil && ctx.Err() == nil && KindOf(err) == KindFailed && !errors.Is(err, context.Canceled) {
+					// Stopped with main done: a failure it ends with is what
+					// the stop made of its work (a database driver's own
+					// "canceling statement"), and a later stage does the
+					// rest. A configuration error or a problem for a person
+					// is still the stage's.
 					errs[1+i] = fmt.Errorf("%w: %w", context.Canceled, err)
 				}
 			}()
