@@ -353,10 +353,11 @@ func TestProviderTransactionSettlesOnce(t *testing.T) {
 	}
 }
 
-// Migration 00019 on a ledger written before it: the items it holds are
-// not marked (even where they share a transaction), and the rule holds
-// from the first items recorded after it, whichever way they are written.
-func TestProviderTransactionRuleHoldsFromTheMigrationOn(t *testing.T) {
+// Migration 00019 on a ledger written before it: the items of the
+// channels that settle per transaction are held to the rule at once, but
+// for those that already share a transaction (settled before the rule),
+// which it leaves out and lists for a person; it never fails.
+func TestProviderTransactionRuleCoversTheLedgerBeforeIt(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	l, err := ledger.Open(ctx, pgtest.URL(t), "")
@@ -370,27 +371,45 @@ func TestProviderTransactionRuleHoldsFromTheMigrationOn(t *testing.T) {
 	r := openRun(t, l, day)
 	before := `INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
 		category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at)
-		VALUES ($1, $2, '2026-11-23', 'S1', 'wechatpay', $3, 'USD', '', 10, 0, 1, 9, 'r', now(), now())`
-	for _, it := range [][2]string{{"A", "T1"}, {"B", "T1"}} {
-		if _, err := l.DB().Exec(before, it[0], r.ID, it[1]); err != nil {
+		VALUES ($1, $2, '2026-11-23', 'S1', $3, $4, 'USD', '', 10, 0, 1, 9, 'r', now(), now())`
+	for _, it := range [][3]string{{"A", "wechatpay", "T1"}, {"B", "wechatpay", "T1"}, {"C", "wechatpay", "T2"},
+		{"D", "payprotocol", "T1"}, {"E", "infiniapay", "P1"}, {"F", "infiniapay", "P1"}} {
+		if _, err := l.DB().Exec(before, it[0], r.ID, it[1], it[2]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := l.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	var shared, marked []string
+	if err := l.DB().Select(&shared, `SELECT channel || '/' || provider_txn_id || '/' || order_no FROM items_txn_shared_before ORDER BY 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DB().Select(&marked, `SELECT order_no FROM items WHERE txn_once ORDER BY 1`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(shared, ",") != "wechatpay/T1/A,wechatpay/T1/B" || strings.Join(marked, ",") != "C,D" {
+		t.Fatalf("listed as shared before the rule %v, held to it %v", shared, marked)
+	}
 	after := `INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
 		category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, txn_once)
-		VALUES ($1, $2, '2026-11-23', 'S1', 'wechatpay', $3, 'USD', '', 10, 0, 1, 9, 'r', now(), now(), $4)`
+		VALUES ($1, $2, '2026-11-23', 'S1', $3, $4, 'USD', '', 10, 0, 1, 9, 'r', now(), now(), $5)`
 	for _, c := range []struct {
-		order, txn    string
-		once, refused bool
-	}{{"C", "T1", true, false}, {"D", "T1", true, true}, {"E", "T1", false, false}, {"F", "T2", true, false}, {"G", "T2", true, true}} {
-		_, err := l.DB().Exec(after, c.order, r.ID, c.txn, c.once)
+		order, channel, txn string
+		once, refused       bool
+	}{
+		{"G", "wechatpay", "T2", true, true},   // C settled T2 before the migration
+		{"H", "payprotocol", "T1", true, true}, // D settled it at Pay Protocol
+		{"I", "wechatpay", "T1", true, false},  // A and B are left out
+		{"J", "wechatpay", "T3", true, false},
+		{"K", "wechatpay", "T3", true, true},
+		{"L", "infiniapay", "P1", false, false}, // Infinia settles per order
+	} {
+		_, err := l.DB().Exec(after, c.order, r.ID, c.channel, c.txn, c.once)
 		var pe *pq.Error
 		refused := errors.As(err, &pe) && pe.Code == "23505" && pe.Constraint == "items_provider_txn"
 		if refused != c.refused || (err != nil && !refused) {
-			t.Errorf("item %s of %s (txn_once %v): %v", c.order, c.txn, c.once, err)
+			t.Errorf("item %s of %s/%s: %v", c.order, c.channel, c.txn, err)
 		}
 	}
 }

@@ -22,15 +22,40 @@
 -- random. Over the items of the two channels alone (half of the
 -- benchmark's day), about half of that.
 --
--- Items recorded before this migration are not marked: the rule holds from
--- the first day settled after it (adding the column rewrites nothing, and
--- the index starts empty).
+-- The items a ledger already holds are marked as their channel's spec
+-- marks them today (the two channels that settle per transaction are
+-- named here, once, for the items written before the spec said so), so
+-- that a copy of an order settled before this migration cannot be paid
+-- again under a new number; where two of them already share a
+-- transaction (settled before the rule), neither is marked, and both are
+-- listed in items_txn_shared_before for a person to look at. The migration
+-- never fails on a ledger's data. It rewrites those channels' items once
+-- and reads items twice, while reads and writes of items wait: on this
+-- machine, a ledger of a million items, 600,000 of them of the two
+-- channels, 14.3-14.6 s (about 4 minutes for each 16 million items of a
+-- longer ledger: run `settle migrate` at the deploy, outside the nightly
+-- run, on a ledger of years).
 
 -- +goose Up
 ALTER TABLE items ADD COLUMN txn_once boolean NOT NULL DEFAULT false;
+CREATE TABLE items_txn_shared_before (
+    channel          text COLLATE "C" NOT NULL,
+    provider_txn_id  text COLLATE "C" NOT NULL,
+    order_no         text COLLATE "C" NOT NULL,
+    PRIMARY KEY (channel, provider_txn_id, order_no)
+);
+INSERT INTO items_txn_shared_before (channel, provider_txn_id, order_no)
+SELECT channel, provider_txn_id, order_no FROM (
+    SELECT channel, provider_txn_id, order_no, count(*) OVER (PARTITION BY channel, provider_txn_id) AS n
+    FROM items WHERE channel IN ('wechatpay', 'payprotocol') AND provider_txn_id <> '') i
+WHERE n > 1;
+UPDATE items SET txn_once = true
+WHERE channel IN ('wechatpay', 'payprotocol') AND provider_txn_id <> ''
+  AND NOT EXISTS (SELECT 1 FROM items_txn_shared_before s WHERE s.order_no = items.order_no);
 CREATE UNIQUE INDEX items_provider_txn ON items (channel COLLATE "C", provider_txn_id COLLATE "C")
     WHERE txn_once AND provider_txn_id <> '';
 
 -- +goose Down
 DROP INDEX items_provider_txn;
+DROP TABLE items_txn_shared_before;
 ALTER TABLE items DROP COLUMN txn_once;
