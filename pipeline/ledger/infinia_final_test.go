@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/settlekit/settle/internal/pgtest"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
@@ -312,14 +311,7 @@ func shareWrites(t *testing.T, l *ledger.Ledger, rnd *rand.Rand, runs []*pipelin
 func TestShareTotalsFollowEveryWrite(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	l, err := ledger.Open(ctx, pgtest.URL(t), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	if err := l.MigrateTo(ctx, 12); err != nil {
-		t.Fatal(err)
-	}
+	l := openAt(t, 12)
 	rnd := rand.New(rand.NewPCG(14, 13))
 	var runs []*pipeline.Run
 	for i := range 3 {

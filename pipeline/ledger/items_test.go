@@ -15,7 +15,6 @@ import (
 
 	"github.com/lib/pq"
 
-	"github.com/settlekit/settle/internal/pgtest"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
@@ -360,14 +359,7 @@ func TestProviderTransactionSettlesOnce(t *testing.T) {
 func TestProviderTransactionRuleCoversTheLedgerBeforeIt(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	l, err := ledger.Open(ctx, pgtest.URL(t), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	if err := l.MigrateTo(ctx, 18); err != nil {
-		t.Fatal(err)
-	}
+	l := openAt(t, 18)
 	r := openRun(t, l, day)
 	before := `INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
 		category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at)

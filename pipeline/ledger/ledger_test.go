@@ -41,6 +41,21 @@ func open(t *testing.T) (*ledger.Ledger, string) {
 	return l, url
 }
 
+// openAt opens a ledger of its own migrated up to version alone, for a
+// test of a later migration's work on what the versions before it wrote.
+func openAt(t *testing.T, version int64) *ledger.Ledger {
+	t.Helper()
+	l, err := ledger.Open(context.Background(), pgtest.URL(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if err := l.MigrateTo(context.Background(), version); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 var day = pipeline.Date{Year: 2026, Month: 11, Day: 23}
 
 func TestMigrateConcurrentlyAndTwice(t *testing.T) {
