@@ -206,8 +206,12 @@ func TestEngineThroughputFollowsTheLimit(t *testing.T) {
 	if took < 1900*time.Millisecond || took > 3*time.Second {
 		t.Fatalf("took %s, want about 2s (200 at 100/s)", took)
 	}
-	if p.peak < 4 || p.peak > 12 {
-		t.Fatalf("%d in flight at most, want about 100/s x 50ms = 5 (+ margin)", p.peak)
+	// About 100/s x 50ms = 5 in flight; the window follows the latency
+	// observed (the moving average, at most twice the fastest, and that
+	// bound never below 32), so a machine under load, whose 50 ms sleeps
+	// overrun, sees more (15 under CI's -race load): never the 200.
+	if p.peak < 4 || p.peak > 32 {
+		t.Fatalf("%d in flight at most, want about 100/s x 50ms = 5 (up to the window's 32 under load)", p.peak)
 	}
 	if len(f.n) != 200 {
 		t.Fatalf("%d effects final, want 200", len(f.n))
