@@ -34,6 +34,19 @@ type SourceRow struct {
 	Category      *string
 	PaidAt        *time.Time
 	ConfirmedAt   *time.Time
+	// OtherShard marks a row of another shard's seller, kept in a shard's
+	// snapshot only for its keys (OtherShardKeys): never classified, it
+	// counts when the transform looks for an order number or a provider
+	// transaction that rows share.
+	OtherShard bool
+}
+
+// OtherShardKeys is what a shard's snapshot keeps of a row of another
+// shard's seller: its order number and provider transaction, marked
+// OtherShard. ok is false when the row names neither (nothing to share).
+func (r SourceRow) OtherShardKeys() (keys SourceRow, ok bool) {
+	keys = SourceRow{Seq: r.Seq, OrderNo: r.OrderNo, Provider: r.Provider, ProviderTxnID: r.ProviderTxnID, OtherShard: true}
+	return keys, r.OrderNo != nil || (r.ProviderTxnID != nil && *r.ProviderTxnID != "")
 }
 
 // Order is a validated source row: one order whose escrow was released on the

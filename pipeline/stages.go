@@ -39,17 +39,21 @@ type ItemCounts struct {
 type Snapshot interface {
 	// WriteSnapshot replaces the run's snapshot with the rows and sellers
 	// fill adds and records StageExtract done, in one transaction. It
-	// returns the count of rows.
+	// returns the count of rows, not counting those marked OtherShard.
 	WriteSnapshot(ctx context.Context, runID int64, fill func(add func(SourceRow) error, addSeller func(Seller) error) error) (int64, error)
 	// RunSellers returns the sellers recorded with the run's snapshot.
 	RunSellers(ctx context.Context, runID int64) (map[string]Seller, error)
-	// ReadSnapshot calls fn for each snapshot row, by Seq.
+	// ReadSnapshot calls fn for each snapshot row, by Seq, but those
+	// marked OtherShard.
 	ReadSnapshot(ctx context.Context, runID int64, fn func(SourceRow) error) error
 	// WriteItems records the run's items and rejects and StageTransform
 	// done, in one transaction, replacing rejects of an earlier attempt.
 	// Rows may come in any order: every row whose order number another row
-	// of the snapshot shares is rejected ("duplicate order_no: N rows share
-	// it"), whatever its own outcome; an order already settled by another
+	// of the snapshot shares (an OtherShard row included) is rejected
+	// ("duplicate order_no: N rows share it"), whatever its own outcome, and
+	// so is every item naming a provider transaction of a channel that
+	// settles per transaction that another item or OtherShard row of that
+	// channel names; an order already settled by another
 	// run becomes a reject naming it. fill may be called a second time
 	// (from the start) when a first, faster way finds an order number
 	// shared: it must give the same rows again.
@@ -62,7 +66,8 @@ type Snapshot interface {
 type Classifier func(row SourceRow) (Split, *Reject, error)
 
 // ExtractStage reads the day's orders of the run's shard into the snapshot,
-// with the sellers they name.
+// with the sellers they name, and the keys of the other shards' rows
+// (SourceRow.OtherShardKeys).
 func ExtractStage(src Source, sellers SellerSource, snap Snapshot, w func(Date) Window) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		var skipped int64
@@ -72,7 +77,7 @@ func ExtractStage(src Source, sellers SellerSource, snap Snapshot, w func(Date) 
 			err := src.Orders(ctx, w(run.Key.Date), func(row SourceRow) error {
 				if !run.Key.Shard.Owns(deref(row.SellerID)) {
 					skipped++
-					return nil
+					return addOtherShard(add, row)
 				}
 				if row.SellerID != nil {
 					ids[*row.SellerID] = true
@@ -98,6 +103,18 @@ func ExtractStage(src Source, sellers SellerSource, snap Snapshot, w func(Date) 
 		}
 		return fmt.Sprintf("%d orders read", n), nil
 	}
+}
+
+// addOtherShard adds to a shard's snapshot the keys of a row of another
+// shard's seller (SourceRow.OtherShardKeys): an order number or a provider
+// transaction that rows of two shards share is then rejected in both, as
+// an unsharded run rejects every row sharing it, whichever shard runs
+// first.
+func addOtherShard(add func(SourceRow) error, row SourceRow) error {
+	if keys, ok := row.OtherShardKeys(); ok {
+		return add(keys)
+	}
+	return nil
 }
 
 // TransformStage classifies the snapshot and records items and rejects.
@@ -247,7 +264,7 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 			err := src.Orders(ctx, w(run.Key.Date), func(row SourceRow) error {
 				if !run.Key.Shard.Owns(deref(row.SellerID)) {
 					skipped++
-					return nil
+					return addOtherShard(add, row)
 				}
 				progress.Add(1)
 				if err := add(row); err != nil {

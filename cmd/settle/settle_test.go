@@ -325,13 +325,74 @@ func TestTooManyRejectsExit3AndSendNothing(t *testing.T) {
 	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--max-reject-ratio", "0.5", skipAll)
 }
 
+// shareKeysAcrossShards adds to a seeded day rows whose keys rows of
+// another shard's sellers (of 4) name: an Infinia Pay order number, a
+// WeChat Pay and a Pay Protocol transaction (on sellers with both
+// accounts, so that the copy alone would be an item), and an order number
+// that a copy with a bad amount names. It returns the order numbers
+// involved.
+func shareKeysAcrossShards(e *env) []string {
+	e.t.Helper()
+	var sellers []string
+	if err := e.db.Select(&sellers, `SELECT seller_id FROM sellers
+		WHERE infinia_seller_id IS NOT NULL AND wechat_sub_mchid IS NOT NULL ORDER BY seller_id`); err != nil {
+		e.t.Fatal(err)
+	}
+	shard := func(seller string) int {
+		for i := 0; i < 4; i++ {
+			if (pipeline.Shard{Index: i, Count: 4}).Owns(seller) {
+				return i
+			}
+		}
+		return -1
+	}
+	elsewhere := func(seller string) string {
+		for _, s := range sellers {
+			if shard(s) != shard(seller) {
+				return s
+			}
+		}
+		e.t.Fatalf("every seller with both accounts is in the shard of %s", seller)
+		return ""
+	}
+	var involved []string
+	copyOf := func(provider, orderNo, amount string, n int) {
+		var orig, seller string
+		if err := e.db.QueryRow(`SELECT order_no, seller_id FROM orders o
+			WHERE provider = $1 AND seller_id = ANY ($2) AND amount_minor > 0
+			  AND confirmed_at >= '2026-11-23 00:00:00+08' AND confirmed_at < '2026-11-24 00:00:00+08'
+			  AND (SELECT count(*) FROM orders d WHERE d.order_no = o.order_no) = 1
+			ORDER BY order_no OFFSET $3 LIMIT 1`, provider, pq.Array(sellers), n).Scan(&orig, &seller); err != nil {
+			e.t.Fatal(err)
+		}
+		if orderNo == "" {
+			orderNo = orig
+		}
+		e.db.MustExec(`INSERT INTO orders SELECT $2, $3, provider, provider_txn_id, currency, COALESCE(NULLIF($4, '')::numeric, amount_minor),
+			category, buyer_country, paid_at, confirmed_at FROM orders WHERE order_no = $1`, orig, orderNo, elsewhere(seller), amount)
+		involved = append(involved, orig, orderNo)
+	}
+	copyOf("infiniapay", "", "", 0)
+	copyOf("wechatpay", "WX-OTHER-SHARD", "", 0)
+	copyOf("payprotocol", "PP-OTHER-SHARD", "", 0)
+	copyOf("infiniapay", "", "-5", 1)
+	return involved
+}
+
 func TestShardsSettleExactlyTheItemsOfAWholeRun(t *testing.T) {
 	t.Parallel()
 	whole, sharded := newEnv(t), newEnv(t)
 	whole.seed(2000, 16)
 	sharded.seed(2000, 16)
+	// Keys that rows of two shards share are rejected whole, as an
+	// unsharded run rejects them, whichever shard runs first.
+	involved := shareKeysAcrossShards(whole)
+	shareKeysAcrossShards(sharded)
 	whole.mustSettle("run", "--date", testDate, "--rules", whole.rules, "--until", "transform")
 	for i := 0; i < 4; i++ {
+		if i%2 == 1 { // the stages one by one: the transform from the snapshot
+			sharded.mustSettle("run", "--date", testDate, "--rules", sharded.rules, "--until", "extract", "--shard", fmt.Sprintf("%d/4", i))
+		}
 		sharded.mustSettle("run", "--date", testDate, "--rules", sharded.rules, "--until", "transform", "--shard", fmt.Sprintf("%d/4", i))
 	}
 	dump := func(e *env) string {
@@ -349,6 +410,14 @@ func TestShardsSettleExactlyTheItemsOfAWholeRun(t *testing.T) {
 	a, b := dump(whole), dump(sharded)
 	if a != b {
 		t.Fatalf("sharded items differ from the whole run's")
+	}
+	for _, e := range []*env{whole, sharded} {
+		if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = ANY ($1)`, pq.Array(involved)); n != 0 {
+			t.Fatalf("%d items of orders sharing a key", n)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.rejects WHERE order_no = ANY ($1) AND reason LIKE 'duplicate %: 2 %'`, pq.Array(involved)); n != 8 {
+			t.Fatalf("%d rows rejected as sharing a key with one other, want 8", n)
+		}
 	}
 	if n := sharded.count(`SELECT count(DISTINCT run_id) FROM settle.items`); n != 4 {
 		t.Fatalf("items came from %d runs, want 4 shards", n)

@@ -64,7 +64,9 @@ func (l *Ledger) WriteDay(ctx context.Context, run *pipeline.Run, fill func(add 
 	var fillErr error
 	err = copyFrom(ctx, snapConn, copySnapshot, func(snap *lineSender) error {
 		add := func(r pipeline.SourceRow) error {
-			out.Rows++
+			if !r.OtherShard {
+				out.Rows++
+			}
 			return sendSourceRow(snap, run.ID, r)
 		}
 		addSeller := func(s pipeline.Seller) error {
@@ -165,7 +167,7 @@ func finishItems(ctx context.Context, tx *sql.Tx, run *pipeline.Run, c *directCo
 		return counts, err
 	}
 	if !ok {
-		return counts, errors.New("a rejected row shares its order number with another row")
+		return counts, errors.New("a rejected row shares its order number with another row, or an item a key with a row of another shard")
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM rejects WHERE run_id = $1`, run.ID).Scan(&counts.Rejects); err != nil {
 		return counts, err
@@ -226,8 +228,11 @@ func (d *dayItems) Abandon(why error) {
 		return
 	}
 	var pe *pq.Error
-	if errors.As(why, &pe) && pe.Code == "23505" { // unique_violation
-		why = errors.New("an order number is shared or settled by another run")
+	switch {
+	case errors.As(why, &pe) && pe.Code == "23505": // unique_violation
+		why = errors.New("an order number or a provider transaction is shared or settled by another run")
+	case errors.As(why, &pe) && pe.Code == "40P01": // deadlock_detected
+		why = errors.New("a key shared with a row of another shard, written by both shards at once")
 	}
 	d.why = why
 }

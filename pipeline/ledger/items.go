@@ -34,7 +34,9 @@ func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add f
 		err := copyFrom(ctx, conn, copySnapshot,
 			func(ls *lineSender) error {
 				return fill(func(r pipeline.SourceRow) error {
-					n++
+					if !r.OtherShard {
+						n++
+					}
 					return sendSourceRow(ls, runID, r)
 				}, func(s pipeline.Seller) error {
 					sellers = append(sellers, s)
@@ -57,9 +59,10 @@ func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add f
 
 // copySnapshot is the COPY of sendSourceRow's lines.
 const copySnapshot = `COPY source_rows (run_id, seq, order_no, seller_id, provider,
-	provider_txn_id, currency, amount_minor, refunded_minor, category, paid_at, confirmed_at) FROM STDIN`
+	provider_txn_id, currency, amount_minor, refunded_minor, category, paid_at, confirmed_at, other_shard) FROM STDIN`
 
-// sendSourceRow sends a snapshot row, as read.
+// sendSourceRow sends a snapshot row, as read (a row marked OtherShard:
+// its keys, migration 00020).
 func sendSourceRow(ls *lineSender, runID int64, r pipeline.SourceRow) error {
 	c := ls.start()
 	c.int(runID)
@@ -70,6 +73,7 @@ func sendSourceRow(ls *lineSender, runID int64, r pipeline.SourceRow) error {
 	}
 	c.timeOrNull(r.PaidAt)
 	c.timeOrNull(r.ConfirmedAt)
+	c.bool(r.OtherShard)
 	return ls.send()
 }
 
@@ -227,12 +231,12 @@ func (l *Ledger) AccountOf(ctx context.Context, runID int64, provider, sellerID 
 }
 
 // ReadSnapshot streams the run's snapshot in the order it was read (by
-// seq). Duplicated order numbers are found set-wise by WriteItems, so the
-// snapshot is never sorted.
+// seq), but the keys of other shards' rows. Duplicated order numbers are
+// found set-wise by WriteItems, so the snapshot is never sorted.
 func (l *Ledger) ReadSnapshot(ctx context.Context, runID int64, fn func(pipeline.SourceRow) error) error {
 	rows, err := l.db.QueryContext(ctx, `SELECT seq, order_no, seller_id, provider, provider_txn_id, currency,
 		amount_minor, refunded_minor, category, paid_at, confirmed_at
-		FROM source_rows WHERE run_id = $1 ORDER BY seq`, runID)
+		FROM source_rows WHERE run_id = $1 AND NOT other_shard ORDER BY seq`, runID)
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
@@ -422,7 +426,10 @@ func writeItemsDirect(ctx context.Context, conn *sql.Conn, tx *sql.Tx, run *pipe
 		})
 	if err != nil {
 		var pe *pq.Error
-		if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation: an order number seen before
+		if errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "40P01") {
+			// unique_violation: an order number seen before; deadlock_detected:
+			// shards of the day that COPYed keys they share in opposite orders
+			// (the staged way never writes such keys).
 			return false, nil
 		}
 		if errors.Is(err, errManyRejects) {
@@ -437,11 +444,20 @@ func writeItemsDirect(ctx context.Context, conn *sql.Conn, tx *sql.Tx, run *pipe
 // in: it reports false, recording nothing, when a rejected row shares its
 // order number with another row. The run's snapshot must be visible to tx.
 func finishDirect(ctx context.Context, tx *sql.Tx, run *pipeline.Run, c *directCopy, counts *pipeline.ItemCounts) (bool, error) {
+	if sharded(run) {
+		var shared bool
+		if err := tx.QueryRowContext(ctx, sharedWithOtherShards, run.ID).Scan(&shared); err != nil {
+			return false, fmt.Errorf("find keys shared with other shards: %w", err)
+		}
+		if shared {
+			return false, nil
+		}
+	}
 	if len(c.rejects) > 0 {
 		if err := stageRejects(ctx, tx, c.rejects); err != nil {
 			return false, err
 		}
-		if err := findDuplicates(ctx, tx, run.ID, false); err != nil {
+		if err := findDuplicates(ctx, tx, run.ID, false, sharded(run)); err != nil {
 			return false, err
 		}
 		var shared bool
@@ -464,6 +480,21 @@ func finishDirect(ctx context.Context, tx *sql.Tx, run *pipeline.Run, c *directC
 	counts.Items = c.items
 	return true, nil
 }
+
+// sharded reports whether the run is a shard of its day: its snapshot may
+// hold keys of the other shards' rows (migration 00020).
+func sharded(run *pipeline.Run) bool { return run.Key.Shard.Count > 1 }
+
+// sharedWithOtherShards asks whether an item of a shard's run ($1) shares
+// its order number, or its provider transaction where its channel settles
+// once per transaction, with a row of another shard's seller.
+const sharedWithOtherShards = `SELECT EXISTS (
+		SELECT 1 FROM source_rows r JOIN items i ON i.order_no = r.order_no
+		WHERE r.run_id = $1 AND r.other_shard AND i.run_id = $1)
+	OR EXISTS (
+		SELECT 1 FROM source_rows r JOIN items i
+		  ON i.channel COLLATE "C" = r.provider COLLATE "C" AND i.provider_txn_id COLLATE "C" = r.provider_txn_id COLLATE "C"
+		WHERE r.run_id = $1 AND r.other_shard AND i.run_id = $1 AND i.txn_once AND i.provider_txn_id <> '')`
 
 // stageRejects COPYs rejects into item_stage.
 func stageRejects(ctx context.Context, tx *sql.Tx, rejects []pipeline.Reject) error {
@@ -510,7 +541,7 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 			SELECT s.order_no, $1, $2, s.seller_id, s.channel, s.provider_txn_id, s.currency, s.category,
 			       s.gross::bigint, s.refunded::bigint, s.commission, s.seller, s.rule, s.paid_at, s.confirmed_at,
 			       s.state, s.txn_once
-			FROM item_stage s WHERE s.kind = 'item'
+			FROM item_stage s WHERE s.kind = 'item'`+notSharedWithOtherShards(run)+`
 			ON CONFLICT DO NOTHING`,
 		run.ID, run.Key.Date.String())
 	if err != nil {
@@ -531,7 +562,7 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 			return err
 		}
 	}
-	if err := findDuplicates(ctx, tx, run.ID, seen); err != nil {
+	if err := findDuplicates(ctx, tx, run.ID, seen, sharded(run)); err != nil {
 		return err
 	}
 	removed, err := tx.ExecContext(ctx, `DELETE FROM items i USING item_dups d WHERE i.order_no = d.order_no AND i.run_id = $1`, run.ID)
@@ -581,7 +612,7 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 				  AND NOT EXISTS (SELECT 1 FROM item_dups d WHERE d.order_no = s.order_no)`, run.ID); err != nil {
 			return fmt.Errorf("record orders settled elsewhere: %w", err)
 		}
-		n, err := rejectSharedTransactions(ctx, tx, run.ID)
+		n, err := rejectSharedTransactions(ctx, tx, run.ID, sharded(run))
 		if err != nil {
 			return err
 		}
@@ -590,18 +621,55 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 	return recordTotalsFromItems(ctx, tx, run.ID)
 }
 
+// notSharedWithOtherShards is the condition, for a shard's run ($1), that
+// a staged item s shares no key with another shard's row: the staged way
+// does not write those items into items at all, so that two shards of the
+// day never wait on each other's uncommitted keys, and rejects them as
+// duplicates (findDuplicates, rejectSharedTransactions count those rows).
+func notSharedWithOtherShards(run *pipeline.Run) string {
+	if !sharded(run) {
+		return ""
+	}
+	return `
+			  AND NOT EXISTS (SELECT 1 FROM source_rows r WHERE r.run_id = $1 AND r.other_shard AND r.order_no = s.order_no)
+			  AND NOT (s.txn_once AND s.provider_txn_id <> '' AND EXISTS (SELECT 1 FROM source_rows r
+			      WHERE r.run_id = $1 AND r.other_shard
+			        AND r.provider COLLATE "C" = s.channel COLLATE "C" AND r.provider_txn_id COLLATE "C" = s.provider_txn_id COLLATE "C"))`
+}
+
 // rejectSharedTransactions applies "a provider transaction settles once,
 // ever" (migration 00019: items whose split says TxnOnce) to a staged day
 // whose items did not all go in: every staged item naming a transaction
-// another staged item of its channel names is rejected (the items that
-// went in are taken out again), and so is one naming a transaction an item
-// of another run settled. A row already rejected for its order number
+// another staged item of its channel names (or, with shards, a row of
+// another shard's seller: its keys in the snapshot) is rejected (the items
+// that went in are taken out again), and so is one naming a transaction an
+// item of another run settled. A row already rejected for its order number
 // keeps that reason. It returns the number of items taken out.
-func rejectSharedTransactions(ctx context.Context, tx *sql.Tx, runID int64) (int64, error) {
-	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE txn_dups ON COMMIT DROP AS
-		SELECT channel COLLATE "C" AS channel, provider_txn_id COLLATE "C" AS provider_txn_id, count(*) AS n
-		FROM item_stage WHERE kind = 'item' AND txn_once AND provider_txn_id <> ''
-		GROUP BY 1, 2 HAVING count(*) > 1`); err != nil {
+//
+// A row of another shard counts whatever its own outcome (it is not
+// classified here), where an unsharded run counts only the rows that
+// became items: a transaction two orders name is rejected in a shard even
+// when the other order is rejected for a reason of its own.
+func rejectSharedTransactions(ctx context.Context, tx *sql.Tx, runID int64, shards bool) (int64, error) {
+	others := ""
+	if shards {
+		others = `
+			UNION ALL
+			SELECT r.provider COLLATE "C", r.provider_txn_id COLLATE "C" FROM source_rows r
+			WHERE r.run_id = $1 AND r.other_shard AND r.provider_txn_id <> ''
+			  AND EXISTS (SELECT 1 FROM item_stage s WHERE s.kind = 'item' AND s.txn_once
+			      AND s.channel COLLATE "C" = r.provider COLLATE "C" AND s.provider_txn_id COLLATE "C" = r.provider_txn_id COLLATE "C")`
+	}
+	q := `CREATE TEMP TABLE txn_dups ON COMMIT DROP AS
+		SELECT channel, provider_txn_id, count(*) AS n FROM (
+			SELECT channel COLLATE "C" AS channel, provider_txn_id COLLATE "C" AS provider_txn_id
+			FROM item_stage WHERE kind = 'item' AND txn_once AND provider_txn_id <> ''` + others + `) k
+		GROUP BY 1, 2 HAVING count(*) > 1`
+	var args []any
+	if shards {
+		args = append(args, runID)
+	}
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return 0, fmt.Errorf("find shared provider transactions: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `ANALYZE txn_dups`); err != nil {
@@ -654,8 +722,10 @@ func rejectText(col string) string {
 // row of the snapshot has, with their count. With all, every staged row is
 // keyed (a staged item did not go in); without, only the rejected rows and
 // the items they name, found by the items' primary key: every staged item
-// went in, so no two of them share an order number.
-func findDuplicates(ctx context.Context, tx *sql.Tx, runID int64, all bool) error {
+// went in, so no two of them share an order number. With shards, the rows
+// of other shards' sellers naming one of those order numbers are keyed too
+// (with a NULL seq, as the items named).
+func findDuplicates(ctx context.Context, tx *sql.Tx, runID int64, all, shards bool) error {
 	// A rejected row's order number as read: the snapshot knows a NULL from
 	// an empty string (a writer given no snapshot row: empty is NULL).
 	steps := []string{`CREATE TEMP TABLE item_keys ON COMMIT DROP AS
@@ -670,6 +740,11 @@ func findDuplicates(ctx context.Context, tx *sql.Tx, runID int64, all bool) erro
 		// Each item a rejected row names is one more row of the snapshot.
 		steps = append(steps, `INSERT INTO item_keys SELECT NULL, i.order_no
 			FROM (SELECT DISTINCT order_no FROM item_keys) k JOIN items i ON i.order_no = k.order_no WHERE i.run_id = $1`)
+	}
+	if shards {
+		steps = append(steps, `ANALYZE item_keys`, `INSERT INTO item_keys SELECT NULL, r.order_no
+			FROM source_rows r WHERE r.run_id = $1 AND r.other_shard
+			  AND r.order_no IN (SELECT order_no FROM item_keys WHERE seq IS NOT NULL)`)
 	}
 	steps = append(steps, `ANALYZE item_keys`, `CREATE TEMP TABLE item_dups ON COMMIT DROP AS
 		SELECT order_no, count(*) AS n FROM item_keys GROUP BY order_no HAVING count(*) > 1`, `ANALYZE item_dups`)

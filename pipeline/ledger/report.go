@@ -122,10 +122,11 @@ func (l *Ledger) rejectReasons(ctx context.Context, what, query string, runID in
 	return out, rows.Err()
 }
 
-// SnapshotCount is how many source rows the run's extract stage recorded.
+// SnapshotCount is how many source rows the run's extract stage recorded
+// (of its shard's sellers: not counting the other shards' keys).
 func (l *Ledger) SnapshotCount(ctx context.Context, runID int64) (int64, error) {
 	var n int64
-	err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM source_rows WHERE run_id = $1`, runID).Scan(&n)
+	err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM source_rows WHERE run_id = $1 AND NOT other_shard`, runID).Scan(&n)
 	return n, err
 }
 
