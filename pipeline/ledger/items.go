@@ -445,9 +445,9 @@ func writeItemsDirect(ctx context.Context, conn *sql.Conn, tx *sql.Tx, run *pipe
 // order number with another row. The run's snapshot must be visible to tx.
 func finishDirect(ctx context.Context, tx *sql.Tx, run *pipeline.Run, c *directCopy, counts *pipeline.ItemCounts) (bool, error) {
 	if sharded(run) {
-		var shared bool
-		if err := tx.QueryRowContext(ctx, sharedWithOtherShards, run.ID).Scan(&shared); err != nil {
-			return false, fmt.Errorf("find keys shared with other shards: %w", err)
+		shared, err := sharedWithOtherShards(ctx, tx, run.ID)
+		if err != nil {
+			return false, err
 		}
 		if shared {
 			return false, nil
@@ -485,16 +485,85 @@ func finishDirect(ctx context.Context, tx *sql.Tx, run *pipeline.Run, c *directC
 // hold keys of the other shards' rows (migration 00020).
 func sharded(run *pipeline.Run) bool { return run.Key.Shard.Count > 1 }
 
-// sharedWithOtherShards asks whether an item of a shard's run ($1) shares
-// its order number, or its provider transaction where its channel settles
-// once per transaction, with a row of another shard's seller.
-const sharedWithOtherShards = `SELECT EXISTS (
-		SELECT 1 FROM source_rows r JOIN items i ON i.order_no = r.order_no
-		WHERE r.run_id = $1 AND r.other_shard AND i.run_id = $1)
-	OR EXISTS (
-		SELECT 1 FROM source_rows r JOIN items i
-		  ON i.channel COLLATE "C" = r.provider COLLATE "C" AND i.provider_txn_id COLLATE "C" = r.provider_txn_id COLLATE "C"
-		WHERE r.run_id = $1 AND r.other_shard AND i.run_id = $1 AND i.txn_once AND i.provider_txn_id <> '')`
+// otherShardKeys fills other_keys, a temporary table of the keys of the
+// other shards' rows in a shard's snapshot (migration 00020), analyzed:
+// every query comparing them with the shard's own rows joins this table,
+// whose size the planner knows. It must not join source_rows or items by
+// the run: their statistics may predate it (the pass analyzes after its
+// commits; the items are this transaction's), and a plan that took the
+// run's rows for one walked the 300,000 of the other shards for each of
+// 100,000 items.
+func otherShardKeys(ctx context.Context, tx *sql.Tx, runID int64) error {
+	for _, q := range []string{`CREATE TEMP TABLE IF NOT EXISTS other_keys ON COMMIT DROP AS
+		SELECT order_no, provider COLLATE "C" AS channel, provider_txn_id COLLATE "C" AS provider_txn_id
+		FROM source_rows WHERE run_id = $1 AND other_shard`, `ANALYZE other_keys`} {
+		var args []any
+		if strings.Contains(q, "$1") {
+			args = append(args, runID)
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("read the other shards' keys: %w", err)
+		}
+	}
+	return nil
+}
+
+// sharedWithOtherShards reports whether an item a shard's run wrote into
+// items shares its order number, or its provider transaction where its
+// channel settles once per transaction, with a row of another shard's
+// seller. It fills other_keys (otherShardKeys) and compares the run's
+// items' keys with it, both analyzed.
+func sharedWithOtherShards(ctx context.Context, tx *sql.Tx, runID int64) (bool, error) {
+	if err := otherShardKeys(ctx, tx, runID); err != nil {
+		return false, err
+	}
+	for _, q := range []string{`CREATE TEMP TABLE run_keys ON COMMIT DROP AS
+		SELECT order_no, CASE WHEN txn_once AND provider_txn_id <> '' THEN channel COLLATE "C" END AS channel,
+		       provider_txn_id COLLATE "C" AS provider_txn_id
+		FROM items WHERE run_id = $1`,
+		`ANALYZE run_keys`} {
+		var args []any
+		if strings.Contains(q, "$1") {
+			args = append(args, runID)
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return false, fmt.Errorf("find keys shared with other shards: %w", err)
+		}
+	}
+	// Counted, not EXISTS: a plan for the first match walks every pair
+	// when there is none.
+	var shared int64
+	err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM run_keys i JOIN other_keys r ON r.order_no = i.order_no)
+		+ (SELECT count(*) FROM run_keys i JOIN other_keys r ON r.channel = i.channel AND r.provider_txn_id = i.provider_txn_id)`).Scan(&shared)
+	if err != nil {
+		return false, fmt.Errorf("find keys shared with other shards: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `DROP TABLE run_keys`)
+	return shared > 0, err
+}
+
+// stagedSharedWithOtherShards fills shard_shared, the seq of every staged
+// item sharing a key with a row of another shard (other_keys, filled and
+// analyzed first, as item_stage is), analyzed: the staged way leaves those
+// items out of items with an anti-join on a table whose size the planner
+// knows (an anti-join straight on other_keys was estimated at one row and
+// run as a nested loop over every pair).
+func stagedSharedWithOtherShards(ctx context.Context, tx *sql.Tx, runID int64) error {
+	if err := otherShardKeys(ctx, tx, runID); err != nil {
+		return err
+	}
+	for _, q := range []string{`ANALYZE item_stage`, `CREATE TEMP TABLE shard_shared ON COMMIT DROP AS
+		SELECT s.seq FROM item_stage s JOIN other_keys r ON r.order_no = s.order_no WHERE s.kind = 'item'
+		UNION
+		SELECT s.seq FROM item_stage s JOIN other_keys r
+		  ON r.channel = s.channel COLLATE "C" AND r.provider_txn_id = s.provider_txn_id COLLATE "C"
+		WHERE s.kind = 'item' AND s.txn_once AND s.provider_txn_id <> ''`, `ANALYZE shard_shared`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("find keys shared with other shards: %w", err)
+		}
+	}
+	return nil
+}
 
 // stageRejects COPYs rejects into item_stage.
 func stageRejects(ctx context.Context, tx *sql.Tx, rejects []pipeline.Reject) error {
@@ -534,6 +603,11 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 	}
 	if err := stmt.Close(); err != nil {
 		return err
+	}
+	if sharded(run) {
+		if err := stagedSharedWithOtherShards(ctx, tx, run.ID); err != nil {
+			return err
+		}
 	}
 	res, err := tx.ExecContext(ctx, `
 			INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
@@ -621,27 +695,25 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 	return recordTotalsFromItems(ctx, tx, run.ID)
 }
 
-// notSharedWithOtherShards is the condition, for a shard's run ($1), that
-// a staged item s shares no key with another shard's row: the staged way
-// does not write those items into items at all, so that two shards of the
-// day never wait on each other's uncommitted keys, and rejects them as
-// duplicates (findDuplicates, rejectSharedTransactions count those rows).
+// notSharedWithOtherShards is the condition, for a shard's run, that a
+// staged item s shares no key with another shard's row (not in
+// shard_shared, stagedSharedWithOtherShards): the staged way does not
+// write those items into items at all, so that it never waits on another
+// shard's uncommitted keys, and rejects them as duplicates
+// (findDuplicates, rejectSharedTransactions count those rows).
 func notSharedWithOtherShards(run *pipeline.Run) string {
 	if !sharded(run) {
 		return ""
 	}
 	return `
-			  AND NOT EXISTS (SELECT 1 FROM source_rows r WHERE r.run_id = $1 AND r.other_shard AND r.order_no = s.order_no)
-			  AND NOT (s.txn_once AND s.provider_txn_id <> '' AND EXISTS (SELECT 1 FROM source_rows r
-			      WHERE r.run_id = $1 AND r.other_shard
-			        AND r.provider COLLATE "C" = s.channel COLLATE "C" AND r.provider_txn_id COLLATE "C" = s.provider_txn_id COLLATE "C"))`
+			  AND NOT EXISTS (SELECT 1 FROM shard_shared x WHERE x.seq = s.seq)`
 }
 
 // rejectSharedTransactions applies "a provider transaction settles once,
 // ever" (migration 00019: items whose split says TxnOnce) to a staged day
 // whose items did not all go in: every staged item naming a transaction
 // another staged item of its channel names (or, with shards, a row of
-// another shard's seller: its keys in the snapshot) is rejected (the items
+// another shard's seller: other_keys, filled before) is rejected (the items
 // that went in are taken out again), and so is one naming a transaction an
 // item of another run settled. A row already rejected for its order number
 // keeps that reason. It returns the number of items taken out.
@@ -655,21 +727,17 @@ func rejectSharedTransactions(ctx context.Context, tx *sql.Tx, runID int64, shar
 	if shards {
 		others = `
 			UNION ALL
-			SELECT r.provider COLLATE "C", r.provider_txn_id COLLATE "C" FROM source_rows r
-			WHERE r.run_id = $1 AND r.other_shard AND r.provider_txn_id <> ''
+			SELECT r.channel, r.provider_txn_id FROM other_keys r
+			WHERE r.provider_txn_id <> ''
 			  AND EXISTS (SELECT 1 FROM item_stage s WHERE s.kind = 'item' AND s.txn_once
-			      AND s.channel COLLATE "C" = r.provider COLLATE "C" AND s.provider_txn_id COLLATE "C" = r.provider_txn_id COLLATE "C")`
+			      AND s.channel COLLATE "C" = r.channel AND s.provider_txn_id COLLATE "C" = r.provider_txn_id)`
 	}
 	q := `CREATE TEMP TABLE txn_dups ON COMMIT DROP AS
 		SELECT channel, provider_txn_id, count(*) AS n FROM (
 			SELECT channel COLLATE "C" AS channel, provider_txn_id COLLATE "C" AS provider_txn_id
 			FROM item_stage WHERE kind = 'item' AND txn_once AND provider_txn_id <> ''` + others + `) k
 		GROUP BY 1, 2 HAVING count(*) > 1`
-	var args []any
-	if shards {
-		args = append(args, runID)
-	}
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+	if _, err := tx.ExecContext(ctx, q); err != nil {
 		return 0, fmt.Errorf("find shared provider transactions: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `ANALYZE txn_dups`); err != nil {
@@ -724,7 +792,8 @@ func rejectText(col string) string {
 // the items they name, found by the items' primary key: every staged item
 // went in, so no two of them share an order number. With shards, the rows
 // of other shards' sellers naming one of those order numbers are keyed too
-// (with a NULL seq, as the items named).
+// (with a NULL seq, as the items named), from other_keys (otherShardKeys,
+// filled before).
 func findDuplicates(ctx context.Context, tx *sql.Tx, runID int64, all, shards bool) error {
 	// A rejected row's order number as read: the snapshot knows a NULL from
 	// an empty string (a writer given no snapshot row: empty is NULL).
@@ -743,8 +812,7 @@ func findDuplicates(ctx context.Context, tx *sql.Tx, runID int64, all, shards bo
 	}
 	if shards {
 		steps = append(steps, `ANALYZE item_keys`, `INSERT INTO item_keys SELECT NULL, r.order_no
-			FROM source_rows r WHERE r.run_id = $1 AND r.other_shard
-			  AND r.order_no IN (SELECT order_no FROM item_keys WHERE seq IS NOT NULL)`)
+			FROM other_keys r WHERE r.order_no IN (SELECT order_no FROM item_keys WHERE seq IS NOT NULL)`)
 	}
 	steps = append(steps, `ANALYZE item_keys`, `CREATE TEMP TABLE item_dups ON COMMIT DROP AS
 		SELECT order_no, count(*) AS n FROM item_keys GROUP BY order_no HAVING count(*) > 1`, `ANALYZE item_dups`)
