@@ -296,11 +296,21 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	if err != nil {
 		return nil, err
 	}
-	return &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
+	o := &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
 		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), reconcileAll: c.Bool(flagReconcileAll), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
-	}, nil
+	}
+	// --skip-channel leaves unpaid the orders of a channel nobody pays:
+	// with its provider configured they would be paid all the same.
+	configured := o.configured()
+	for _, spec := range channelSpecs() {
+		if ch := spec.Channel; skip[ch] && configured[ch] {
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagSkipChannel,
+				"channel %s has its provider configured (%s), which pays its orders: to leave them unpaid, leave that unset", ch, channelFlag(ch))
+		}
+	}
+	return o, nil
 }
 
 // shard is --shard, else JOB_COMPLETION_INDEX of N=SETTLE_SHARDS (a

@@ -222,6 +222,15 @@ func TestPayProtocolOrdersAreNeverPaidUnverified(t *testing.T) {
 	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "9")
 	sim := e.sim(nil, 5, nil, 1_000_000_000_00)
 	sim.Config.PayProtocolURL = "" // Infinia configured, Pay Protocol not
+	// A channel whose provider is configured cannot be skipped: it would be
+	// paid all the same. Refused before anything is read or sent.
+	if out, code := e.settle(append(e.infiniaArgs(sim), "--skip-channel", "wechatpay,infiniapay")...); code != 2 ||
+		!strings.Contains(out, "channel infiniapay has its provider configured") {
+		t.Fatalf("--skip-channel of a configured channel: exit %d, want 2:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM pg_namespace WHERE nspname = 'settle'`); n != 0 {
+		t.Fatal("a refused --skip-channel reached the ledger")
+	}
 	// Its orders are work left undone: exit 4 naming the channel and count.
 	if out, code := e.settle(append(e.infiniaArgs(sim), "--skip-channel", "wechatpay")...); code != 4 || !strings.Contains(out, "channel payprotocol: ") || !strings.Contains(out, "no provider configured") {
 		t.Fatalf("exit %d, want 4 naming the payprotocol channel:\n%s", code, out)
