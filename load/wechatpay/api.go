@@ -335,6 +335,9 @@ func readOrder(w wireOrder, outOrderNo, transactionID string) (Order, error) {
 		if err := errors.Join(err1, err2); err != nil {
 			return Order{}, fmt.Errorf("receiver %d: %w", i+1, err)
 		}
+		if finished.Year() <= 1970 {
+			finished = time.Time{} // a PENDING line's finish_time is 1970-01-01T08:00:00+08:00
+		}
 		o.Receivers = append(o.Receivers, ShareResult{Type: r.Type, Account: r.Account, Amount: r.Amount,
 			Description: r.Description, Result: r.Result, FailReason: clip(r.FailReason), DetailID: r.DetailID,
 			CreateTime: created, FinishTime: finished, SettlementCurrency: pipeline.Currency(r.SettlementCurrency),

@@ -71,7 +71,7 @@ func (s DistributionSender) SendOrder(ctx context.Context, e pipeline.Effect) (p
 		o, err = s.Client.Unfreeze(ctx, Unfreeze{SubMchID: d.SubMchID, TransactionID: d.TransactionID, OutOrderNo: e.Key, Description: desc})
 	}
 	if err == nil {
-		out, err := outcome(e, o)
+		out, err := outcome(e, d.SubMchID, o)
 		return out, o, err
 	}
 	var we *Error
@@ -82,7 +82,7 @@ func (s DistributionSender) SendOrder(ctx context.Context, e pipeline.Effect) (p
 	found, qerr := s.Client.QueryOrder(ctx, d.SubMchID, d.TransactionID, e.Key)
 	switch {
 	case qerr == nil:
-		out, err := outcome(e, found)
+		out, err := outcome(e, d.SubMchID, found)
 		return out, found, err
 	case errors.Is(qerr, ErrNotFound):
 		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(we.Code + " " + we.Message)}, Order{}, nil
@@ -110,7 +110,7 @@ func (s DistributionSender) QueryOrder(ctx context.Context, e pipeline.Effect) (
 	if err != nil {
 		return pipeline.Outcome{}, Order{}, err
 	}
-	out, err := outcome(e, o)
+	out, err := outcome(e, d.SubMchID, o)
 	return out, o, err
 }
 
@@ -138,15 +138,23 @@ func (s DistributionSender) distribution(e pipeline.Effect) (Distribution, error
 	return d, nil
 }
 
-// outcome maps an Order to the pipeline's outcome. A distribution whose
-// receivers add up to another amount than the effect's is not ours (a key
-// reused with other parameters): that is an error, never an outcome.
-func outcome(e pipeline.Effect, o Order) (pipeline.Outcome, error) {
+// outcome maps an Order of the sub-merchant subMchID to the pipeline's
+// outcome. A distribution is judged by its receivers' lines: WeChat Pay's
+// answer to one sent with unfreeze_unsplit also lists the rest going back
+// to the seller ("解冻给分账方": a MERCHANT_ID line to the sub-merchant
+// itself, which is never a receiver of its own distribution), which is not
+// what the effect moves. A distribution whose receivers add up to another
+// amount than the effect's is not ours (a key reused with other
+// parameters): that is an error, never an outcome.
+func outcome(e pipeline.Effect, subMchID string, o Order) (pipeline.Outcome, error) {
 	out := pipeline.Outcome{Status: pipeline.OutcomePending, Ref: o.OrderID}
 	var total int64
 	var closed, paid []string
 	pending := false
 	for _, r := range o.Receivers {
+		if e.Kind == KindDistribution && r.Type == TypeMerchantID && r.Account == subMchID {
+			continue // the rest, unfrozen to the seller
+		}
 		total += r.Amount
 		switch r.Result {
 		case ResultClosed:

@@ -440,7 +440,7 @@ func (st *stageRun) engine() *pipeline.Engine {
 				}
 				return nil
 			default:
-				return st.hold(ctx, t.it, pipeline.NeedsAPerson(fmt.Sprintf("%s %s CLOSED: %s (a re-run tries a new request)", e.Kind, e.Key, e.LastError)))
+				return st.hold(ctx, t.it, pipeline.NeedsAPerson(fmt.Sprintf("%s %s CLOSED: %s (sent with unfreeze_unsplit, it released the rest of the transaction to the seller: a re-run asks WeChat Pay what is left to distribute, and if nothing is, the commission is to be recovered outside WeChat Pay)", e.Kind, e.Key, e.LastError)))
 			}
 		},
 		Error: func(ctx context.Context, e pipeline.Effect, err error) error {

@@ -78,13 +78,13 @@ func (s *Server) bill(subMchID string, day pipeline.Date) []wechatpay.BillLine {
 		if pipeline.DateOf(o.at.In(wechatpay.Beijing)) != day {
 			continue
 		}
-		typ := wechatpay.BillDistribution
-		if o.unfreeze {
-			typ = wechatpay.BillUnfreeze
-		}
 		for _, l := range o.lines {
 			if l.result != wechatpay.ResultSuccess {
 				continue
+			}
+			typ := wechatpay.BillDistribution
+			if o.unfreeze || l.rest {
+				typ = wechatpay.BillUnfreeze
 			}
 			out = append(out, wechatpay.BillLine{Time: o.at, Initiator: s.mchID(), Sponsor: subMchID, TransactionID: o.txnID,
 				OutOrderNo: o.outOrderNo, OrderID: o.orderID, DetailID: l.detailID, Type: typ, ReceiverType: l.typ,

@@ -93,11 +93,20 @@ func (s *Server) distribute(c call) reply {
 		o.lines = append(o.lines, l)
 	}
 	if in.UnfreezeUnsplit {
+		if t.frozen > 0 {
+			o.lines = append(o.lines, line{typ: wechatpay.TypeMerchantID, account: in.SubMchID, desc: RestDescription,
+				amount: t.frozen, result: wechatpay.ResultSuccess, detailID: fmt.Sprintf("36%018d", s.next()), rest: true})
+		}
 		t.unfrozen += t.frozen
 		t.frozen = 0
 	}
 	return ok(o.view(s.processing(o)))
 }
+
+// RestDescription is the description of the line WeChat Pay adds to a
+// distribution sent with unfreeze_unsplit: the rest, released to the
+// seller (published answers show it so).
+const RestDescription = "解冻给分账方"
 
 // checkShare checks a receiver line and decrypts its name in place.
 func (s *Server) checkShare(c call, r *wireShare) (reply, bool) {

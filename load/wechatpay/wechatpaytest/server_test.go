@@ -255,7 +255,12 @@ func reported(t *testing.T, c *wechatpay.Client, d pipeline.Date) (queries, bill
 		if errors.Is(err, wechatpay.ErrNotFound) {
 			continue
 		}
-		if err != nil || o.State != wechatpay.StateFinished || len(o.Receivers) != 1 || o.Receivers[0].SettlementAmount != o.Receivers[0].Amount {
+		// One line: a distribution's receiver or an unfreeze's; a
+		// distribution with unfreeze_unsplit also answers the rest
+		// released to the seller, as WeChat Pay does.
+		if err != nil || o.State != wechatpay.StateFinished || len(o.Receivers) == 0 || len(o.Receivers) > 2 ||
+			o.Receivers[0].SettlementAmount != o.Receivers[0].Amount ||
+			len(o.Receivers) == 2 && (o.Receivers[1].Account != sub || o.Receivers[1].Description != wechatpaytest.RestDescription) {
 			t.Fatalf("query %s: %+v, %v", no, o, err)
 		}
 		queries[no] = o.Receivers[0].Amount
@@ -292,7 +297,7 @@ func reported(t *testing.T, c *wechatpay.Client, d pipeline.Date) (queries, bill
 func TestUntamperedReportsWhatMoved(t *testing.T) {
 	_, c, d := distributed(t)
 	q, b, s := reported(t, c, d)
-	if !maps.Equal(q, map[string]int64{"D-1": 30, "U-1": 50}) || !maps.Equal(b, map[string]int64{"D-1 DISTRIBUTION": 30, "U-1 UNFREEZE": 50}) ||
+	if !maps.Equal(q, map[string]int64{"D-1": 30, "U-1": 50}) || !maps.Equal(b, map[string]int64{"D-1 DISTRIBUTION": 30, "D-1 UNFREEZE": 70, "U-1 UNFREEZE": 50}) ||
 		!slices.Equal(s, []string{"UNSETTLE 30"}) {
 		t.Fatalf("queries %v, bill %v, settlements %q", q, b, s)
 	}
@@ -302,7 +307,7 @@ func TestForgetOrder(t *testing.T) {
 	fake, c, d := distributed(t)
 	fake.ForgetOrder("U-1")
 	q, b, s := reported(t, c, d)
-	if !maps.Equal(q, map[string]int64{"D-1": 30}) || !maps.Equal(b, map[string]int64{"D-1 DISTRIBUTION": 30}) || !slices.Equal(s, []string{"UNSETTLE 30"}) {
+	if !maps.Equal(q, map[string]int64{"D-1": 30}) || !maps.Equal(b, map[string]int64{"D-1 DISTRIBUTION": 30, "D-1 UNFREEZE": 70}) || !slices.Equal(s, []string{"UNSETTLE 30"}) {
 		t.Fatalf("U-1 forgotten: queries %v, bill %v, settlements %q", q, b, s)
 	}
 	fake.Settle()
@@ -334,7 +339,7 @@ func TestSetReportedAmount(t *testing.T) {
 	fake.SetReportedAmount("D-1", 29)
 	fake.SetReportedAmount("U-1", 51)
 	q, b, s := reported(t, c, d)
-	if !maps.Equal(q, map[string]int64{"D-1": 29, "U-1": 51}) || !maps.Equal(b, map[string]int64{"D-1 DISTRIBUTION": 29, "U-1 UNFREEZE": 51}) ||
+	if !maps.Equal(q, map[string]int64{"D-1": 29, "U-1": 51}) || !maps.Equal(b, map[string]int64{"D-1 DISTRIBUTION": 29, "D-1 UNFREEZE": 70, "U-1 UNFREEZE": 51}) ||
 		!slices.Equal(s, []string{"UNSETTLE 30"}) {
 		t.Fatalf("queries %v, bill %v, settlements %q (settlement keeps what moved)", q, b, s)
 	}
@@ -355,7 +360,7 @@ func TestBillListsItsSubMerchantOnly(t *testing.T) {
 		Receivers: []wechatpay.Share{{Type: wechatpay.TypeMerchantID, Account: "1900009999", Currency: "CNY", Amount: 20, Description: "commission"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, b, _ := reported(t, c, d); !maps.Equal(b, map[string]int64{"D-1 DISTRIBUTION": 30, "U-1 UNFREEZE": 50}) {
+	if _, b, _ := reported(t, c, d); !maps.Equal(b, map[string]int64{"D-1 DISTRIBUTION": 30, "D-1 UNFREEZE": 70, "U-1 UNFREEZE": 50}) {
 		t.Fatalf("bill of %s: %v", sub, b)
 	}
 	bill := func() map[string]int64 {
@@ -377,7 +382,7 @@ func TestBillListsItsSubMerchantOnly(t *testing.T) {
 		}
 		return m
 	}
-	if b := bill(); !maps.Equal(b, map[string]int64{other + " D-1 DISTRIBUTION": 20}) {
+	if b := bill(); !maps.Equal(b, map[string]int64{other + " D-1 DISTRIBUTION": 20, other + " D-1 UNFREEZE": 80}) {
 		t.Fatalf("bill of %s: %v", other, b)
 	}
 	fake.ForgetOrder("D-1") // at whichever sub-merchant: both

@@ -40,6 +40,11 @@ type line struct {
 	result, reason     string
 	detailID           string
 	reported           *int64 // the amount queries and bills show instead (SetReportedAmount)
+	// rest marks the line of a distribution sent with unfreeze_unsplit
+	// that releases the rest to the seller ("解冻给分账方", as WeChat Pay
+	// answers it): not a receiver's, in no settlement batch, an unfreeze
+	// line in the bill.
+	rest bool
 }
 
 // shown is the amount queries and bills report for the line.

@@ -34,7 +34,7 @@ func (s *Server) ForgetOrder(outOrderNo string) {
 			continue
 		}
 		for _, l := range o.lines {
-			if l.result == wechatpay.ResultSuccess {
+			if l.result == wechatpay.ResultSuccess && !l.rest {
 				b.amount -= l.amount
 			}
 		}
