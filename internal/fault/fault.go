@@ -45,6 +45,10 @@ type Rule struct {
 	Delay    time.Duration
 	Polls    int   // Stuck: polls to stay PROCESSING (default 3)
 	Bytes    int64 // Disconnect: bytes accepted before the drop (default 1 KiB)
+	// Code: ServerError answered as the provider's own error code (in its
+	// signed envelope, nothing applied) instead of a bare HTTP 500, where
+	// the fake speaks codes.
+	Code string
 }
 
 // Fault is what a fake must play for one call. The zero Fault is no fault.
@@ -54,6 +58,7 @@ type Fault struct {
 	Polls      int
 	Bytes      int64
 	RetryAfter time.Duration
+	Code       string
 }
 
 // Injector hands out faults. It is safe for concurrent use; a nil
@@ -96,7 +101,7 @@ func (in *Injector) Next(endpoint string) Fault {
 			continue
 		}
 		in.played[r.Kind]++
-		f := Fault{Kind: r.Kind, Delay: r.Delay, Polls: r.Polls, Bytes: r.Bytes, RetryAfter: time.Second}
+		f := Fault{Kind: r.Kind, Delay: r.Delay, Polls: r.Polls, Bytes: r.Bytes, RetryAfter: time.Second, Code: r.Code}
 		if f.Kind == Stuck && f.Polls == 0 {
 			f.Polls = 3
 		}

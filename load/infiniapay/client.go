@@ -292,9 +292,15 @@ func (c *Client) do(ctx context.Context, sp spec, attempt func(context.Context) 
 }
 
 // mayBeApplied reports whether a failed attempt may still have been
-// processed by Infinia: no answer, an answer we cannot trust, or a bare 5xx.
+// processed by Infinia: no answer, an answer we cannot trust, a bare 5xx,
+// or SYS-001 ("Database operation failed") or SYS-003 ("Internal server
+// error"), which Infinia does not document as "not processed" (only
+// SYS-008, "Service unavailable. Please try again later", says to send
+// again): a money request that got one is resolved by its status query,
+// never resent blindly.
 func (e *Error) mayBeApplied() bool {
-	return e.kind == failNoAnswer || e.kind == failBadAnswer || (e.kind == failHTTP && e.HTTPStatus >= 500)
+	return e.kind == failNoAnswer || e.kind == failBadAnswer || (e.kind == failHTTP && e.HTTPStatus >= 500) ||
+		(e.kind == failCode && (e.Code == CodeDatabase || e.Code == CodeInternal))
 }
 
 func unknown(err error) error {

@@ -70,8 +70,9 @@ const (
 	CodeNotFound         = "BIZ-404" // assumed; see Config.NotFoundCodes
 )
 
-// TransientCode reports whether Infinia's code says the request was not
-// processed and may be sent again as it is.
+// TransientCode reports whether Infinia's code says a query may be sent
+// again as it is. A money request is sent again only on SYS-008: after
+// SYS-001 or SYS-003 its status is asked first (Error.mayBeApplied).
 func TransientCode(code string) bool {
 	return code == CodeDatabase || code == CodeInternal || code == CodeUnavailable
 }

@@ -102,10 +102,16 @@ func TestRevenueShareLostAnswerIsUnknownNotResent(t *testing.T) {
 	}
 }
 
+// A reset, a bare 500, and SYS-001 or SYS-003 (which Infinia does not
+// document as "not processed", unlike SYS-008) leave a revenue share
+// unknown: asked about, never resent blindly.
 func TestRevenueShareResetAndServerErrorAreUnknown(t *testing.T) {
 	ctx := context.Background()
-	for _, kind := range []fault.Kind{fault.Reset, fault.ServerError} {
-		r := newRig(t, faults(fault.Rule{Endpoint: "revenue-sharing/request", Kind: kind, Calls: []int{1}}), nil, nil)
+	for _, rule := range []fault.Rule{{Kind: fault.Reset}, {Kind: fault.ServerError},
+		{Kind: fault.ServerError, Code: infiniapay.CodeDatabase}, {Kind: fault.ServerError, Code: infiniapay.CodeInternal}} {
+		kind := string(rule.Kind) + " " + rule.Code
+		rule.Endpoint, rule.Calls = "revenue-sharing/request", []int{1}
+		r := newRig(t, faults(rule), nil, nil)
 		payable(r)
 		if _, err := r.client.RevenueShare(ctx, share); !errors.Is(err, infiniapay.ErrUnknownOutcome) {
 			t.Fatalf("%s: %v", kind, err)

@@ -252,6 +252,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, rt route) {
 	case fault.Latency:
 		f.Sleep(r)
 	case fault.ServerError:
+		if f.Code != "" {
+			s.respond(w, refuse(f.Code, "internal server error"))
+			return
+		}
 		http.Error(w, "internal server error", http.StatusInternalServerError)
 		return
 	case fault.Unavailable:
