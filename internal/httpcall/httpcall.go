@@ -27,13 +27,22 @@ type Policy struct {
 	RetryMax      time.Duration // longest backoff
 	MaxRetries    int           // attempts after the first
 	MaxRetryAfter time.Duration // a longer Retry-After ends the call instead
-	Now           func() time.Time
+	// MaxRateLimited is how long in all a call waits out answers that
+	// say it was rate limited (Verdict.RateLimited) without spending its
+	// retries: a provider whose limit is below our rate slows the call,
+	// it does not fail it. 0: those answers spend retries like any other
+	// (and so they do when MaxRetries allows none).
+	MaxRateLimited time.Duration
+	Now            func() time.Time
 }
 
 // Verdict is what the client makes of one attempt's error.
 type Verdict struct {
 	Retry      bool          // the same request may be sent again
 	RetryAfter time.Duration // what the provider asked us to wait (0: nothing)
+	// RateLimited: the provider refused the attempt for its rate (HTTP
+	// 429), so it was not processed; see Policy.MaxRateLimited.
+	RateLimited bool
 }
 
 // Loop calls before and then attempt (under the per-attempt timeout)
@@ -55,6 +64,7 @@ func Loop(ctx context.Context, p Policy, before func(context.Context) error, att
 	)
 	b := backoff.WithContext(backoff.WithMaxRetries(exp, uint64(max(p.MaxRetries, 0))), ctx)
 	b.Reset()
+	var limited time.Duration // waited out on rate limits so far
 	for {
 		if before != nil {
 			if err := before(ctx); err != nil {
@@ -71,8 +81,16 @@ func Loop(ctx context.Context, p Policy, before func(context.Context) error, att
 		if !v.Retry {
 			return err
 		}
-		wait := b.NextBackOff()
-		if wait == backoff.Stop {
+		var wait time.Duration
+		if v.RateLimited && p.MaxRetries > 0 && limited < p.MaxRateLimited {
+			// Waited out without spending a retry: the provider's wait,
+			// or the first backoff (a call allowed no retries gets none).
+			if v.RetryAfter > p.MaxRetryAfter {
+				return err
+			}
+			wait = max(v.RetryAfter, p.RetryBase)
+			limited += wait
+		} else if wait = b.NextBackOff(); wait == backoff.Stop {
 			return gaveUp(ctx, err)
 		}
 		if v.RetryAfter > wait {

@@ -191,3 +191,23 @@ func TestLoopWaitsAtLeastTheBackoff(t *testing.T) {
 		t.Fatalf("err %v, waited %v; want at least the backoff (30ms with jitter)", err, time.Since(start))
 	}
 }
+
+// Answers that say the call was rate limited are waited out without
+// spending its retries, up to MaxRateLimited of waiting in all (counted
+// as the waits asked: the provider's Retry-After, or RetryBase); then they
+// spend retries like any other. Without MaxRateLimited they always do.
+func TestLoopWaitsOutRateLimitsWithoutSpendingRetries(t *testing.T) {
+	limited := func(error) Verdict { return Verdict{Retry: true, RateLimited: true} }
+	for _, c := range []struct {
+		max      time.Duration
+		attempts int
+	}{{0, 1 + 3}, {20 * time.Millisecond, 1 + 20 + 3}} {
+		p := fast
+		p.MaxRateLimited = c.max
+		n := 0
+		err := Loop(context.Background(), p, nil, func(context.Context) error { n++; return errors.New("429") }, limited)
+		if err == nil || n != c.attempts {
+			t.Errorf("MaxRateLimited %s: %d attempts (%v), want %d", c.max, n, err, c.attempts)
+		}
+	}
+}

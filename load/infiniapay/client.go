@@ -115,6 +115,12 @@ type Config struct {
 	// MaxRetryAfter is the longest Retry-After we wait for; a 429 asking
 	// for more ends the call with the error. Default 1 minute.
 	MaxRetryAfter time.Duration
+	// MaxRateLimited is how long in all a call waits out 429s (each
+	// Retry-After, or RetryBase) before they spend its retries, so that a
+	// provider whose rate limit is below ours slows a call rather than
+	// failing it. Default 2 minutes; negative: never (429s spend retries,
+	// as they do when MaxRetries is negative).
+	MaxRateLimited time.Duration
 	// NotFoundCodes are the codes meaning "no such requestNo/seller";
 	// they map to ErrNotFound. Default ["BIZ-404"] (assumed).
 	NotFoundCodes []string
@@ -166,6 +172,9 @@ func New(cfg Config) (*Client, error) {
 	def(&cfg.RetryBase, 500*time.Millisecond)
 	def(&cfg.RetryMax, 10*time.Second)
 	def(&cfg.MaxRetryAfter, time.Minute)
+	if cfg.MaxRateLimited == 0 {
+		cfg.MaxRateLimited = 2 * time.Minute
+	}
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = 4
 	}
@@ -281,10 +290,10 @@ func (c *Client) do(ctx context.Context, sp spec, attempt func(context.Context) 
 		if sp.money && e.mayBeApplied() {
 			return httpcall.Verdict{}
 		}
-		return httpcall.Verdict{Retry: e.retryable(sp.money), RetryAfter: e.RetryAfter}
+		return httpcall.Verdict{Retry: e.retryable(sp.money), RetryAfter: e.RetryAfter, RateLimited: e.HTTPStatus == http.StatusTooManyRequests}
 	}
 	err := httpcall.Loop(ctx, httpcall.Policy{Timeout: c.cfg.Timeout, RetryBase: c.cfg.RetryBase, RetryMax: c.cfg.RetryMax,
-		MaxRetries: c.cfg.MaxRetries, MaxRetryAfter: c.cfg.MaxRetryAfter, Now: c.cfg.Now}, before, once, judge)
+		MaxRetries: c.cfg.MaxRetries, MaxRetryAfter: c.cfg.MaxRetryAfter, MaxRateLimited: c.cfg.MaxRateLimited, Now: c.cfg.Now}, before, once, judge)
 	if errors.Is(err, ErrCredentials) {
 		return pipeline.E(pipeline.KindUsage, "", err)
 	}

@@ -100,10 +100,10 @@ func (c *Client) do(ctx context.Context, sp spec, accept func(answer) *Error) (a
 	}
 	judge := func(err error) httpcall.Verdict {
 		e := err.(*Error)
-		return httpcall.Verdict{Retry: e.retryable(sp.once, sp.keyed), RetryAfter: e.RetryAfter}
+		return httpcall.Verdict{Retry: e.retryable(sp.once, sp.keyed), RetryAfter: e.RetryAfter, RateLimited: e.HTTPStatus == http.StatusTooManyRequests}
 	}
 	err := httpcall.Loop(ctx, httpcall.Policy{Timeout: c.cfg.Timeout, RetryBase: c.cfg.RetryBase, RetryMax: c.cfg.RetryMax,
-		MaxRetries: c.cfg.MaxRetries, MaxRetryAfter: c.cfg.MaxRetryAfter, Now: c.cfg.Now},
+		MaxRetries: c.cfg.MaxRetries, MaxRetryAfter: c.cfg.MaxRetryAfter, MaxRateLimited: c.cfg.MaxRateLimited, Now: c.cfg.Now},
 		func(ctx context.Context) error { return c.wait(ctx, sp) }, once, judge)
 	if err != nil {
 		var e *Error

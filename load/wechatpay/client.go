@@ -93,6 +93,12 @@ type Config struct {
 	// MaxRetryAfter is the longest Retry-After we wait for; a 429 asking
 	// for more ends the call with the error. Default 1 minute.
 	MaxRetryAfter time.Duration
+	// MaxRateLimited is how long in all a call waits out 429s (each
+	// Retry-After, or RetryBase) before they spend its retries, so that a
+	// provider whose rate limit is below ours slows a call rather than
+	// failing it. Default 2 minutes; negative: never (429s spend retries,
+	// as they do when MaxRetries is negative).
+	MaxRateLimited time.Duration
 	// NotFoundCodes are the codes meaning "no such object" besides HTTP
 	// 404; they map to ErrNotFound. Default ["RESOURCE_NOT_EXISTS"] (assumed).
 	NotFoundCodes []string
@@ -167,6 +173,9 @@ func New(cfg Config) (*Client, error) {
 	def(&cfg.RetryBase, 500*time.Millisecond)
 	def(&cfg.RetryMax, 10*time.Second)
 	def(&cfg.MaxRetryAfter, time.Minute)
+	if cfg.MaxRateLimited == 0 {
+		cfg.MaxRateLimited = 2 * time.Minute
+	}
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = 4
 	}
