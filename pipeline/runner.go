@@ -69,11 +69,13 @@ type Runner struct {
 	// payout goes out. Its error stops the run with its own kind (a
 	// KindUsage error is exit 2).
 	Preflight func(ctx context.Context) error
-	// Reextract, when set, is called under the lock once the run is
-	// opened: it drops what extract and transform recorded (refusing, with
-	// a KindUsage error, once anything of the run was sent), so that both
-	// run again on the platform's current data.
-	Reextract func(ctx context.Context, run *Run) error
+	// Reextract, when set, is called under the lock before the run is
+	// opened: it drops what extract and transform of key's run recorded, if
+	// there is one (refusing, with a KindUsage error, once anything of the
+	// run was sent), so that both run again on the platform's current
+	// data. A refusal leaves the run as it was: no attempt counted, its
+	// state and what needs a person kept.
+	Reextract func(ctx context.Context, key RunKey) error
 	Log       *slog.Logger // one line per stage; every line carries the run, date and shard
 	// ProgressEvery is the interval of progress lines while a stage runs
 	// (default 5s; negative: none).
@@ -116,6 +118,11 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	}
 	defer release()
 
+	if r.Reextract != nil {
+		if err := r.Reextract(ctx, key); err != nil {
+			return nil, err
+		}
+	}
 	run, created, err := r.Store.OpenRun(ctx, key, p)
 	if err != nil {
 		return nil, err
@@ -127,12 +134,6 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		log.Warn("the rules changed since this run began; splits already recorded stand")
 	}
 	if r.Reextract != nil {
-		if err := r.Reextract(ctx, run); err != nil {
-			if run.State != RunDone {
-				r.fail(run, StageExtract, err)
-			}
-			return res, err
-		}
 		log.Info("reading the date again: the run's snapshot, items and rejects were dropped")
 		run.StagesDone, run.State = nil, RunRunning
 	}

@@ -155,7 +155,7 @@ func TestReextractRunsExtractAndTransformAgain(t *testing.T) {
 	tr.calls = nil
 	r := tr.runner(store)
 	dropped := 0
-	r.Reextract = func(context.Context, *Run) error {
+	r.Reextract = func(context.Context, RunKey) error {
 		dropped++
 		store.run.StagesDone = nil
 		return nil
@@ -166,11 +166,16 @@ func TestReextractRunsExtractAndTransformAgain(t *testing.T) {
 	if got := strings.Join(tr.calls, " "); dropped != 1 || got != "extract transform" {
 		t.Fatalf("dropped %d, calls %s", dropped, got)
 	}
-	// Refused: nothing runs, the refusal is the error.
+	// Refused: nothing runs, the refusal is the error, and the run is as
+	// it was (no attempt counted, its state kept).
 	tr.calls = nil
-	r.Reextract = func(context.Context, *Run) error { return Errorf(KindUsage, "--reextract", "refused") }
+	before := *store.run
+	r.Reextract = func(context.Context, RunKey) error { return Errorf(KindUsage, "--reextract", "refused") }
 	if _, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile); KindOf(err) != KindUsage || len(tr.calls) != 0 {
 		t.Fatalf("err %v, calls %v", err, tr.calls)
+	}
+	if store.run.Attempts != before.Attempts || store.run.State != before.State || store.run.LastError != before.LastError {
+		t.Fatalf("a refused reextract changed the run: %+v, was %+v", *store.run, before)
 	}
 }
 

@@ -373,7 +373,13 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		Repeat: map[pipeline.Stage]bool{pipeline.StageUpload: true, pipeline.StageDistribute: true, pipeline.StageReconcile: true},
 	}
 	if o.reextract {
-		runner.Reextract = func(ctx context.Context, run *pipeline.Run) error { return l.Reextract(ctx, run.ID) }
+		runner.Reextract = func(ctx context.Context, key pipeline.RunKey) error {
+			run, err := l.GetRun(ctx, key)
+			if err != nil || run == nil { // nothing recorded yet: nothing to drop
+				return err
+			}
+			return l.Reextract(ctx, run.ID)
+		}
 	}
 	// The configured providers, each built by its own package: their
 	// upload parts in order, their distribute chains side by side after

@@ -753,7 +753,7 @@ func TestReextractReadsTheDateAgainUntilSomethingIsSent(t *testing.T) {
 	if out, code := f.runInfinia(sim); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	items := f.count(`SELECT count(*) FROM settle.items`)
+	items, attempts := f.count(`SELECT count(*) FROM settle.items`), f.count(`SELECT attempts FROM settle.runs`)
 	out, code = f.runInfinia(sim, "--reextract")
 	if code != 2 || !strings.Contains(out, "refused") || !strings.Contains(out, "side effects sent (") || !strings.Contains(out, "trade files uploaded") {
 		t.Fatalf("--reextract after sending: exit %d, want 2 naming what was sent:\n%s", code, out)
@@ -764,8 +764,11 @@ func TestReextractReadsTheDateAgainUntilSomethingIsSent(t *testing.T) {
 	if n := f.count(`SELECT count(*) FROM settle.items`); n != items {
 		t.Fatalf("a refused --reextract changed the items: %d, was %d", n, items)
 	}
-	if n := f.count(`SELECT count(*) FROM settle.runs WHERE state = 'done'`); n != 1 {
+	if n := f.count(`SELECT count(*) FROM settle.runs WHERE state = 'done' AND last_error = ''`); n != 1 {
 		t.Fatal("a refused --reextract changed the run's state")
+	}
+	if n := f.count(`SELECT attempts FROM settle.runs`); n != attempts {
+		t.Fatalf("a refused --reextract counted an attempt: %d, was %d", n, attempts)
 	}
 }
 
