@@ -318,8 +318,17 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 func (cfg *config) shard(c *cli.Context) (pipeline.Shard, error) {
 	s := c.String(flagShard)
 	if s == "" {
-		if idx, n := cfg.getenv("JOB_COMPLETION_INDEX"), cfg.getenv("SETTLE_SHARDS"); idx != "" && n != "" {
+		idx, n := cfg.getenv("JOB_COMPLETION_INDEX"), cfg.getenv("SETTLE_SHARDS")
+		switch {
+		case idx != "" && n != "":
 			s = idx + "/" + n
+		case n != "":
+			// Every pod would settle the whole day.
+			return pipeline.Shard{}, pipeline.Errorf(pipeline.KindUsage, "--shard",
+				"SETTLE_SHARDS=%s is set without JOB_COMPLETION_INDEX (a Kubernetes Indexed Job sets it): give --shard I/N, or unset SETTLE_SHARDS", n)
+		case idx != "" && idx != "0":
+			return pipeline.Shard{}, pipeline.Errorf(pipeline.KindUsage, "--shard",
+				"JOB_COMPLETION_INDEX=%s is set without SETTLE_SHARDS: set SETTLE_SHARDS to the Job's completions, or give --shard I/N", idx)
 		}
 	}
 	if s == "" {
