@@ -341,6 +341,29 @@ func (cfg *config) shard(c *cli.Context) (pipeline.Shard, error) {
 	return sh, nil
 }
 
+// sameSharding refuses to run key when its date was run in another number
+// of shards: each would reject the other's orders as settled, and the
+// date's reports would hold both.
+func sameSharding(ctx context.Context, l *ledger.Ledger, key pipeline.RunKey) error {
+	runs, err := l.RunsOn(ctx, key.Date)
+	if err != nil {
+		return err
+	}
+	way := func(s pipeline.Shard) string {
+		if s.Count <= 1 {
+			return "unsharded (without --shard)"
+		}
+		return fmt.Sprintf("in %d shards (--shard I/%d)", s.Count, s.Count)
+	}
+	for _, r := range runs {
+		if r.Key.Shard.Count != key.Shard.Count {
+			return pipeline.Errorf(pipeline.KindUsage, "--shard", "%s was run %s (run %d): a date is settled one way; run it %s again",
+				key.Date, way(r.Key.Shard), r.ID, way(r.Key.Shard))
+		}
+	}
+	return nil
+}
+
 // settle runs (or resumes) the date and prints what happened.
 func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) error {
 	src, err := openDB(ctx, o.sourceURL)
@@ -411,6 +434,9 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	}
 	runner.Stages[pipeline.StageDistribute] = plugged.Distribute
 	runner.Stages[pipeline.StageReconcile] = cfg.pruningFinal(l, pipeline.ReconcileStage(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), o.reports.stage(l), o.recheckDays))
+	if err := sameSharding(ctx, l, o.key); err != nil {
+		return err
+	}
 	sendsBefore, err := l.Sends(ctx, o.key.Date, plugged.Pays)
 	if err != nil {
 		return err

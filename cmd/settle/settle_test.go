@@ -422,6 +422,11 @@ func TestShardsSettleExactlyTheItemsOfAWholeRun(t *testing.T) {
 	if n := sharded.count(`SELECT count(DISTINCT run_id) FROM settle.items`); n != 4 {
 		t.Fatalf("items came from %d runs, want 4 shards", n)
 	}
+	// A date is settled one way: unsharded after shards is refused.
+	if out, code := sharded.settle("run", "--date", testDate, "--rules", sharded.rules, "--until", "transform"); code != 2 ||
+		!strings.Contains(out, testDate+" was run in 4 shards") {
+		t.Fatalf("an unsharded run after shards: exit %d, want 2:\n%s", code, out)
+	}
 	// Each shard holds its own sellers only.
 	if n := sharded.count(`SELECT count(*) FROM (SELECT seller_id FROM settle.items GROUP BY seller_id HAVING count(DISTINCT run_id) > 1) s`); n != 0 {
 		t.Fatalf("%d sellers split across shards", n)
