@@ -27,6 +27,21 @@ func reportCommand(cfg *config) *cli.Command {
 				return err
 			}
 			defer l.Close()
+			// Reports of a date nobody ran would be empty files that read
+			// as "nothing to pay".
+			migrated, err := l.Migrated(c.Context)
+			if err != nil {
+				return err
+			}
+			var runs []*pipeline.Run
+			if migrated {
+				if runs, err = l.RunsOn(c.Context, d); err != nil {
+					return err
+				}
+			}
+			if len(runs) == 0 {
+				return pipeline.Errorf(pipeline.KindUsage, "--date", "%s: no run recorded, nothing to report (settle run --date %s first)", d, d)
+			}
 			path, err := reportWriter{reports: reportsFor(c)}.write(c.Context, l, d)
 			if err != nil {
 				return err

@@ -261,6 +261,10 @@ func TestBadRulesAndConfigurationExit2BeforeAnything(t *testing.T) {
 	if status := e.mustSettle("status", "--date", testDate); !strings.Contains(status, "no run recorded") {
 		t.Fatalf("a configuration error still recorded a run:\n%s", status)
 	}
+	// Nor are there reports to write: empty files would read as "nothing to pay".
+	if out, code := e.settle("report", "--date", testDate, "--out", e.reports); code != 2 || !strings.Contains(out, "no run recorded, nothing to report") {
+		t.Fatalf("report of a date never run: exit %d, want 2:\n%s", code, out)
+	}
 	// A database URL without sslmode is a configuration error too.
 	var out, errb bytes.Buffer
 	cliMu.Lock()
