@@ -437,6 +437,14 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	if err := sameSharding(ctx, l, o.key); err != nil {
 		return err
 	}
+	// The day's window and its late refunds' follow the time zone: a run
+	// resumed in another would read other hours than its first attempt.
+	if run, err := l.GetRun(ctx, o.key); err != nil {
+		return err
+	} else if run != nil && run.TimeZone != o.tz {
+		return pipeline.Errorf(pipeline.KindUsage, "--tz", "%s was opened in time zone %s (run %d), not %s: run it with --tz %s",
+			o.key, run.TimeZone, run.ID, o.tz, run.TimeZone)
+	}
 	sendsBefore, err := l.Sends(ctx, o.key.Date, plugged.Pays)
 	if err != nil {
 		return err

@@ -455,6 +455,12 @@ func TestOrderSettlesOnceEverAcrossDates(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = 'O20261123-00000010'`); n != 1 {
 		t.Fatalf("order recorded %d times", n)
 	}
+	// A date is run in the time zone it was opened in: another would read
+	// other hours (its window, its late refunds).
+	if out, code := e.settle("run", "--date", "2026-11-24", "--tz", "UTC", "--rules", e.rules, "--until", "transform"); code != 2 ||
+		!strings.Contains(out, "was opened in time zone Asia/Shanghai") {
+		t.Fatalf("a run in another time zone: exit %d, want 2:\n%s", code, out)
+	}
 }
 
 // Values no order can have are rejects naming the column, never a reason
