@@ -228,6 +228,15 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		_ = r.Store.FinishRun(fctx, run.ID, state, NeedsPersonNote+errors.Join(attention...).Error())
 		return res, err
 	}
+	// A run stopped before anything is sent is told what the gate will
+	// say: data rejected beyond tolerance ends it as the whole run would
+	// (exit 3), not with "all is well". Not recorded as a failure: the
+	// stages it was asked for are done.
+	if until.Index() < StageUpload.Index() && r.Gate != nil && run.Done(StageTransform) && !run.Done(StageUpload) {
+		if err := r.Gate(ctx, run); err != nil {
+			return res, err
+		}
+	}
 	switch {
 	case until == StageReconcile && len(res.NotBuilt) == 0:
 		if err := r.Store.FinishRun(ctx, run.ID, RunDone, ""); err != nil {

@@ -312,6 +312,10 @@ func TestTooManyRejectsExit3AndSendNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.seed(100, 20)
+	// Stopped before anything is sent, the run says so too.
+	if out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--until", "transform"); code != 3 || !strings.Contains(out, "rows rejected") {
+		t.Fatalf("--until transform: exit %d, want 3:\n%s", code, out)
+	}
 	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports)
 	if code != 3 || !strings.Contains(out, "rows rejected") {
 		t.Fatalf("exit %d, want 3:\n%s", code, out)
@@ -444,7 +448,7 @@ func TestOrderSettlesOnceEverAcrossDates(t *testing.T) {
 	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform")
 	// The platform moves an already settled order to the next day.
 	e.db.MustExec(`UPDATE orders SET confirmed_at = confirmed_at + interval '1 day' WHERE order_no = 'O20261123-00000010'`)
-	e.mustSettle("run", "--date", "2026-11-24", "--rules", e.rules, "--until", "transform")
+	e.mustSettle("run", "--date", "2026-11-24", "--rules", e.rules, "--until", "transform", "--max-reject-ratio", "1") // a day of three rows, one rejected
 	var reason string
 	if err := e.db.Get(&reason, `SELECT reason FROM settle.rejects WHERE order_no = 'O20261123-00000010'`); err != nil {
 		t.Fatal(err)
@@ -568,7 +572,7 @@ func TestOneTransactionTwoOrdersSettlesNeither(t *testing.T) {
 	}
 	e.db.MustExec(`INSERT INTO orders SELECT 'WX-LATER', seller_id, provider, provider_txn_id, currency, amount_minor, category, buyer_country,
 		paid_at, confirmed_at + interval '1 day' FROM orders WHERE order_no = $1`, settled)
-	e.mustSettle("run", "--date", "2026-11-24", "--rules", e.rules, "--until", "transform")
+	e.mustSettle("run", "--date", "2026-11-24", "--rules", e.rules, "--until", "transform", "--max-reject-ratio", "1") // a day of three rows, one rejected
 	var reason string
 	if err := e.db.Get(&reason, `SELECT reason FROM settle.rejects WHERE order_no = 'WX-LATER'`); err != nil {
 		t.Fatal(err)
