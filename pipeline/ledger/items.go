@@ -494,15 +494,21 @@ func sharded(run *pipeline.Run) bool { return run.Key.Shard.Count > 1 }
 // run's rows for one walked the 300,000 of the other shards for each of
 // 100,000 items.
 func otherShardKeys(ctx context.Context, tx *sql.Tx, runID int64) error {
-	for _, q := range []string{`CREATE TEMP TABLE IF NOT EXISTS other_keys ON COMMIT DROP AS
+	return execSteps(ctx, tx, runID, "read the other shards' keys", `CREATE TEMP TABLE IF NOT EXISTS other_keys ON COMMIT DROP AS
 		SELECT order_no, provider COLLATE "C" AS channel, provider_txn_id COLLATE "C" AS provider_txn_id
-		FROM source_rows WHERE run_id = $1 AND other_shard`, `ANALYZE other_keys`} {
+		FROM source_rows WHERE run_id = $1 AND other_shard`, `ANALYZE other_keys`)
+}
+
+// execSteps runs statements in order in tx, giving runID to those that
+// take $1; an error names what they do.
+func execSteps(ctx context.Context, tx *sql.Tx, runID int64, what string, steps ...string) error {
+	for _, q := range steps {
 		var args []any
 		if strings.Contains(q, "$1") {
 			args = append(args, runID)
 		}
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("read the other shards' keys: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	return nil
@@ -517,18 +523,12 @@ func sharedWithOtherShards(ctx context.Context, tx *sql.Tx, runID int64) (bool, 
 	if err := otherShardKeys(ctx, tx, runID); err != nil {
 		return false, err
 	}
-	for _, q := range []string{`CREATE TEMP TABLE run_keys ON COMMIT DROP AS
+	if err := execSteps(ctx, tx, runID, "find keys shared with other shards", `CREATE TEMP TABLE run_keys ON COMMIT DROP AS
 		SELECT order_no, CASE WHEN txn_once AND provider_txn_id <> '' THEN channel COLLATE "C" END AS channel,
 		       provider_txn_id COLLATE "C" AS provider_txn_id
 		FROM items WHERE run_id = $1`,
-		`ANALYZE run_keys`} {
-		var args []any
-		if strings.Contains(q, "$1") {
-			args = append(args, runID)
-		}
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return false, fmt.Errorf("find keys shared with other shards: %w", err)
-		}
+		`ANALYZE run_keys`); err != nil {
+		return false, err
 	}
 	// Counted, not EXISTS: a plan for the first match walks every pair
 	// when there is none.
@@ -552,17 +552,12 @@ func stagedSharedWithOtherShards(ctx context.Context, tx *sql.Tx, runID int64) e
 	if err := otherShardKeys(ctx, tx, runID); err != nil {
 		return err
 	}
-	for _, q := range []string{`ANALYZE item_stage`, `CREATE TEMP TABLE shard_shared ON COMMIT DROP AS
+	return execSteps(ctx, tx, runID, "find keys shared with other shards", `ANALYZE item_stage`, `CREATE TEMP TABLE shard_shared ON COMMIT DROP AS
 		SELECT s.seq FROM item_stage s JOIN other_keys r ON r.order_no = s.order_no WHERE s.kind = 'item'
 		UNION
 		SELECT s.seq FROM item_stage s JOIN other_keys r
 		  ON r.channel = s.channel COLLATE "C" AND r.provider_txn_id = s.provider_txn_id COLLATE "C"
-		WHERE s.kind = 'item' AND s.txn_once AND s.provider_txn_id <> ''`, `ANALYZE shard_shared`} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("find keys shared with other shards: %w", err)
-		}
-	}
-	return nil
+		WHERE s.kind = 'item' AND s.txn_once AND s.provider_txn_id <> ''`, `ANALYZE shard_shared`)
 }
 
 // stageRejects COPYs rejects into item_stage.
@@ -816,16 +811,7 @@ func findDuplicates(ctx context.Context, tx *sql.Tx, runID int64, all, shards bo
 	}
 	steps = append(steps, `ANALYZE item_keys`, `CREATE TEMP TABLE item_dups ON COMMIT DROP AS
 		SELECT order_no, count(*) AS n FROM item_keys GROUP BY order_no HAVING count(*) > 1`, `ANALYZE item_dups`)
-	for _, q := range steps {
-		var args []any
-		if strings.Contains(q, "$1") {
-			args = append(args, runID)
-		}
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("find duplicated orders: %w", err)
-		}
-	}
-	return nil
+	return execSteps(ctx, tx, runID, "find duplicated orders", steps...)
 }
 
 // runTotals sums the splits the direct way COPYs into items, by channel and
