@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,7 +15,7 @@ import (
 	_ "time/tzdata" // the image may have no zoneinfo: embed it
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq"
+	"github.com/lib/pq"
 	"github.com/urfave/cli/v2"
 
 	"github.com/settlekit/settle/extract"
@@ -203,7 +204,7 @@ func openLedger(ctx context.Context, c *cli.Context, migrate bool) (*ledger.Ledg
 	}
 	l, err := ledger.Open(ctx, url, c.String(flagSchema))
 	if err != nil {
-		return nil, err
+		return nil, refusedConnection("the ledger's database", err)
 	}
 	if migrate {
 		applied, err := l.Migrate(ctx)
@@ -231,9 +232,20 @@ func openDB(ctx context.Context, url string) (*sqlx.DB, error) {
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("connect to the platform database: %w", err)
+		return nil, refusedConnection("the platform database", fmt.Errorf("connect to the platform database: %w", err))
 	}
 	return db, nil
+}
+
+// refusedConnection makes a connection PostgreSQL refused for what the URL
+// says - a database that does not exist, a role or password it does not
+// accept - a configuration error (exit 2): running again cannot help.
+func refusedConnection(what string, err error) error {
+	var pe *pq.Error
+	if errors.As(err, &pe) && (pe.Code == "3D000" || pe.Code == "28P01" || pe.Code == "28000") {
+		return pipeline.E(pipeline.KindUsage, what, err)
+	}
+	return err
 }
 
 // sourceQuery returns the text of --source-query, or the built-in query.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -272,6 +273,15 @@ func TestBadRulesAndConfigurationExit2BeforeAnything(t *testing.T) {
 	cliMu.Unlock()
 	if code := exitCode(err, &errb); code != 2 || !strings.Contains(errb.String(), "sslmode") {
 		t.Errorf("URL without sslmode: exit %d: %s", code, errb.String())
+	}
+	// So is a database that does not exist: running again cannot help.
+	missing, err := url.Parse(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing.Path = "/settle_no_such_database"
+	if got, code := e.raw("settle", "status", "--date", testDate, "--database-url", missing.String()); code != 2 || !strings.Contains(got, "does not exist") {
+		t.Errorf("a database that does not exist: exit %d:\n%s", code, got)
 	}
 	// A source query with the wrong columns names them.
 	q := filepath.Join(t.TempDir(), "q.sql")
