@@ -322,7 +322,7 @@ func (cfg *config) shard(c *cli.Context) (pipeline.Shard, error) {
 		switch {
 		case idx != "" && n != "":
 			s = idx + "/" + n
-		case n != "":
+		case n != "" && n != "1" && n != "0":
 			// Every pod would settle the whole day.
 			return pipeline.Shard{}, pipeline.Errorf(pipeline.KindUsage, "--shard",
 				"SETTLE_SHARDS=%s is set without JOB_COMPLETION_INDEX (a Kubernetes Indexed Job sets it): give --shard I/N, or unset SETTLE_SHARDS", n)
@@ -339,29 +339,6 @@ func (cfg *config) shard(c *cli.Context) (pipeline.Shard, error) {
 		return sh, pipeline.E(pipeline.KindUsage, "--shard", err)
 	}
 	return sh, nil
-}
-
-// sameSharding refuses to run key when its date was run in another number
-// of shards: each would reject the other's orders as settled, and the
-// date's reports would hold both.
-func sameSharding(ctx context.Context, l *ledger.Ledger, key pipeline.RunKey) error {
-	runs, err := l.RunsOn(ctx, key.Date)
-	if err != nil {
-		return err
-	}
-	way := func(s pipeline.Shard) string {
-		if s.Count <= 1 {
-			return "unsharded (without --shard)"
-		}
-		return fmt.Sprintf("in %d shards (--shard I/%d)", s.Count, s.Count)
-	}
-	for _, r := range runs {
-		if r.Key.Shard.Count != key.Shard.Count {
-			return pipeline.Errorf(pipeline.KindUsage, "--shard", "%s was run %s (run %d): a date is settled one way; run it %s again",
-				key.Date, way(r.Key.Shard), r.ID, way(r.Key.Shard))
-		}
-	}
-	return nil
 }
 
 // settle runs (or resumes) the date and prints what happened.
@@ -434,16 +411,18 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	}
 	runner.Stages[pipeline.StageDistribute] = plugged.Distribute
 	runner.Stages[pipeline.StageReconcile] = cfg.pruningFinal(l, pipeline.ReconcileStage(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), o.reports.stage(l), o.recheckDays))
-	if err := sameSharding(ctx, l, o.key); err != nil {
-		return err
-	}
-	// The day's window and its late refunds' follow the time zone: a run
-	// resumed in another would read other hours than its first attempt.
+	// A date resumed in another time zone than it was opened in reads what
+	// it still has to read (the day, if extract is not done; its late
+	// refunds) in other hours: said loudly, not refused, so that the next
+	// run in the right zone puts a mistaken --tz right.
 	if run, err := l.GetRun(ctx, o.key); err != nil {
 		return err
 	} else if run != nil && run.TimeZone != o.tz {
-		return pipeline.Errorf(pipeline.KindUsage, "--tz", "%s was opened in time zone %s (run %d), not %s: run it with --tz %s",
-			o.key, run.TimeZone, run.ID, o.tz, run.TimeZone)
+		loc, err := time.LoadLocation(run.TimeZone)
+		if w := pipeline.WindowOf(o.key.Date, loc); err != nil || !w.Start.Equal(o.window.Start) || !w.End.Equal(o.window.End) {
+			cfg.logger().Warn(fmt.Sprintf("%s was opened in time zone %s (run %d): this run reads in %s, another window; run it with --tz %s unless that is meant",
+				o.key, run.TimeZone, run.ID, o.tz, run.TimeZone))
+		}
 	}
 	sendsBefore, err := l.Sends(ctx, o.key.Date, plugged.Pays)
 	if err != nil {

@@ -238,11 +238,13 @@ func openDB(ctx context.Context, url string) (*sqlx.DB, error) {
 }
 
 // refusedConnection makes a connection PostgreSQL refused for what the URL
-// says - a database that does not exist, a role or password it does not
-// accept - a configuration error (exit 2): running again cannot help.
+// says - a database that does not exist, a host or role its pg_hba.conf
+// does not let in - a configuration error (exit 2): running again cannot
+// help. A refused password stays a failure to retry: a rotated password
+// reaches a mounted secret file a little after the server.
 func refusedConnection(what string, err error) error {
 	var pe *pq.Error
-	if errors.As(err, &pe) && (pe.Code == "3D000" || pe.Code == "28P01" || pe.Code == "28000") {
+	if errors.As(err, &pe) && (pe.Code == "3D000" || pe.Code == "28000") {
 		return pipeline.E(pipeline.KindUsage, what, err)
 	}
 	return err

@@ -759,8 +759,11 @@ func (m *matching) bill(ctx context.Context, sub string, day pipeline.Date) ([]p
 				r.Ours, r.OursState = pipeline.Minor(expected(a)), string(a.State)
 			}
 			switch {
-			case have && a.State == pipeline.EffectSucceeded && a.Kind == KindDistribution && l.Type == BillUnfreeze:
-				continue // the rest released with unfreeze_unsplit: not recorded by the ledger
+			case have && a.Kind == KindDistribution && l.Type == BillUnfreeze:
+				// The rest released with unfreeze_unsplit, whether the
+				// receiver's line succeeded or closed: not recorded by the
+				// ledger (the distribution's own line is checked).
+				continue
 			case !have || a.State != pipeline.EffectSucceeded:
 				r.Category, r.Detail = pipeline.MismatchMissingInLedger, fmt.Sprintf("WeChat Pay moved money of transaction %s that the ledger has no succeeded request for", l.TransactionID)
 				out = append(out, r)
