@@ -413,13 +413,18 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	runner.Stages[pipeline.StageReconcile] = cfg.pruningFinal(l, pipeline.ReconcileStage(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), o.reports.stage(l), o.recheckDays))
 	// A date resumed in another time zone than it was opened in reads what
 	// it still has to read (the day, if extract is not done; its late
-	// refunds) in other hours: said loudly, not refused, so that the next
-	// run in the right zone puts a mistaken --tz right.
+	// refunds) in other hours: said loudly, not refused, so that a
+	// mistaken --tz can be put right (with --reextract, in the right zone,
+	// if it read the day and sent nothing).
 	if run, err := l.GetRun(ctx, o.key); err != nil {
 		return err
 	} else if run != nil && run.TimeZone != o.tz {
-		loc, err := time.LoadLocation(run.TimeZone)
-		if w := pipeline.WindowOf(o.key.Date, loc); err != nil || !w.Start.Equal(o.window.Start) || !w.End.Equal(o.window.End) {
+		same := false
+		if loc, err := time.LoadLocation(run.TimeZone); err == nil {
+			w := pipeline.WindowOf(o.key.Date, loc)
+			same = w.Start.Equal(o.window.Start) && w.End.Equal(o.window.End)
+		}
+		if !same {
 			cfg.logger().Warn(fmt.Sprintf("%s was opened in time zone %s (run %d): this run reads in %s, another window; run it with --tz %s unless that is meant",
 				o.key, run.TimeZone, run.ID, o.tz, run.TimeZone))
 		}
