@@ -96,6 +96,88 @@ func (k RunKey) String() string {
 	return k.Date.String() + " shard " + k.Shard.String()
 }
 
+// count is the shard's number of shards, a whole day's being 1.
+func (s Shard) count() int { return max(s.Count, 1) }
+
+// A date is settled in one sharding: every run of it whole, or every run
+// one of N shards of it. A run in another sharding would find every order
+// the date's runs settled "already settled" and leave their unfinished work
+// undone (the Runner's store refuses to open it). A run asked for the
+// whole date (no --shard) of a date run in shards runs those shards, one
+// after another: that is how a sharded date is re-run by hand.
+
+// ShardsToRun is what a run asked for key should run, given the runs the
+// ledger holds of key's date: key itself, unless key is the whole date
+// and the date was run in N shards and never whole, when it is the N
+// shards, in order (those never started too).
+func ShardsToRun(runs []*Run, key RunKey) []RunKey {
+	if key.Shard.count() > 1 || len(runs) == 0 {
+		return []RunKey{key}
+	}
+	n := 0
+	for _, r := range runs {
+		switch c := r.Key.Shard.count(); {
+		case c == 1:
+			return []RunKey{key}
+		case n == 0:
+			n = c
+		case n != c:
+			// Runs in two shardings (a ledger from before the rule): the
+			// store refuses the whole run with both named.
+			return []RunKey{key}
+		}
+	}
+	keys := make([]RunKey, n)
+	for i := range keys {
+		keys[i] = RunKey{Date: key.Date, Shard: Shard{Index: i, Count: n}}
+	}
+	return keys
+}
+
+// OtherSharding says why key cannot be opened beside runs (the runs of its
+// date, in the order of their number of shards), or returns nil: when key
+// is among them, or they are all in its sharding.
+func OtherSharding(runs []*Run, key RunKey) error {
+	n := key.Shard.count()
+	var counts []int
+	ids := map[int][]string{}
+	for _, r := range runs {
+		c := r.Key.Shard.count()
+		if c == n && r.Key.Shard.Index == key.Shard.Index {
+			return nil
+		}
+		if c == n {
+			continue
+		}
+		if ids[c] == nil {
+			counts = append(counts, c)
+		}
+		ids[c] = append(ids[c], strconv.FormatInt(r.ID, 10))
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	var was []string
+	for _, c := range counts {
+		if c == 1 {
+			was = append(was, "whole (run "+strings.Join(ids[c], ", ")+")")
+		} else {
+			was = append(was, fmt.Sprintf("in %d shards (runs %s)", c, strings.Join(ids[c], ", ")))
+		}
+	}
+	var how string
+	switch c := counts[len(counts)-1]; {
+	case c == 1:
+		how = "run it without --shard, SETTLE_SHARDS and JOB_COMPLETION_INDEX"
+	case n == 1:
+		how = fmt.Sprintf("run it in those %d shards (--shard I/%d, or SETTLE_SHARDS=%d in the Indexed Job)", c, c, c)
+	default:
+		how = fmt.Sprintf("run it in those %d shards (--shard I/%d, or SETTLE_SHARDS=%d in the Indexed Job), or without --shard, which runs them one after another", c, c, c)
+	}
+	return fmt.Errorf("%s was run %s, and a date is settled in one sharding (in another, every order its runs settled would be rejected as already settled, and their unfinished work left undone): %s",
+		key.Date, strings.Join(was, " and "), how)
+}
+
 // RunState is the state of a run as recorded in the ledger.
 type RunState string
 

@@ -22,7 +22,9 @@ type RunStore interface {
 	// wrapping ErrLocked at once if another process holds it.
 	Lock(ctx context.Context, key RunKey) (release func() error, err error)
 	// OpenRun returns the run for key, creating it (state running) when new,
-	// and counts an attempt. created reports whether it was new.
+	// and counts an attempt. created reports whether it was new. It refuses
+	// (KindUsage) a new run of a date whose runs are in another sharding
+	// (OtherSharding).
 	OpenRun(ctx context.Context, key RunKey, p RunParams) (run *Run, created bool, err error)
 	// CompleteStage records that stage s of the run is done. Idempotent.
 	CompleteStage(ctx context.Context, runID int64, s Stage) error

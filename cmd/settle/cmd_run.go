@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -100,6 +101,14 @@ func runCommand(cfg *config) *cli.Command {
 						return err
 					}
 				}
+				// A date run in shards is re-run in those shards.
+				runs, err := l.RunsOn(c.Context, d)
+				if err != nil {
+					return err
+				}
+				if keys := pipeline.ShardsToRun(runs, opts.key); len(keys) > 1 {
+					return cfg.settleShards(c.Context, l, opts, keys)
+				}
 				return cfg.settle(c.Context, l, opts)
 			})
 		},
@@ -141,6 +150,42 @@ func backfill(dates []pipeline.Date, settle func(pipeline.Date) error) error {
 				len(attention), len(dates), strings.Join(attention, ", "), first))
 	}
 	return nil
+}
+
+// settleShards settles a date that was run in shards, asked for as a whole
+// (a re-run by hand, or a backfill, of an Indexed Job's date): its shards,
+// one after another, each as its own pod would. Their sellers are apart, so
+// a shard that fails does not stop the next. The date's error is the one
+// that matters most to whoever runs it: a failure a retry may cure (exit 1,
+// 75) before a configuration error (2), rejected input (3) and work that
+// needs a person (4), the shards that ended otherwise named with it.
+func (cfg *config) settleShards(ctx context.Context, l *ledger.Ledger, o *runOptions, keys []pipeline.RunKey) error {
+	cfg.note(fmt.Sprintf("%s was run in %d shards: settling them one after another", o.key.Date, len(keys)),
+		"date", o.key.Date.String(), "shards", len(keys))
+	var (
+		worst  error
+		failed []string
+	)
+	rank := func(err error) int { return slices.Index([]int{1, 75, 2, 3, 4}, codeOf(err)) }
+	for _, k := range keys {
+		so := *o
+		so.key = k
+		err := cfg.settle(ctx, l, &so)
+		if err == nil {
+			continue
+		}
+		failed = append(failed, fmt.Sprintf("%s (exit %d)", k.Shard, codeOf(err)))
+		if worst == nil || rank(err) < rank(worst) {
+			worst = fmt.Errorf("shard %s: %w", k.Shard, err)
+		}
+		if ctx.Err() != nil {
+			break // interrupted: the rest waits for the next run
+		}
+	}
+	if worst == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %d of %d shards did not finish, %s; %w", o.key.Date, len(failed), len(keys), strings.Join(failed, ", "), worst)
 }
 
 // runOptions is everything a run needs, resolved from flags.

@@ -83,22 +83,75 @@ func scanRun(row interface{ Scan(...any) error }, extra ...any) (*pipeline.Run, 
 
 // OpenRun returns the run for key, creating it when new; a resumed run
 // counts one more attempt and is marked running again.
+//
+// A date is run in one sharding: a new run of a date whose runs are in
+// another number of shards (a whole-day run after an Indexed Job's shards,
+// or the reverse) is refused (KindUsage). It would find every order the
+// other runs settled "already settled", leave their unfinished work
+// undone, and mix both into the date's reports. The check and the insert
+// hold a lock on the date's openings, so that two runs of different
+// shardings starting at once cannot both pass it.
 func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.RunParams) (*pipeline.Run, bool, error) {
-	var created bool
-	row := l.db.QueryRowContext(ctx, `
-		INSERT INTO runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (business_date, shard_index, shard_count) DO UPDATE
-		SET attempts = runs.attempts + 1,
-		    state = CASE WHEN runs.state = 'done' THEN 'done' ELSE 'running' END,
-		    updated_at = now()
-		RETURNING `+runColumns+`, (xmax = 0) AS created`,
-		key.Date.String(), key.Shard.Index, key.Shard.Count, p.TimeZone, p.RulesHash, p.ConfigHash)
-	r, err := scanRun(row, &created)
+	var (
+		r       *pipeline.Run
+		created bool
+	)
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
+			fmt.Sprintf("settle/%s/open/%s", l.schema, key.Date)); err != nil {
+			return err
+		}
+		if err := sameSharding(ctx, tx, key); err != nil {
+			return err
+		}
+		row := tx.QueryRowContext(ctx, `
+			INSERT INTO runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (business_date, shard_index, shard_count) DO UPDATE
+			SET attempts = runs.attempts + 1,
+			    state = CASE WHEN runs.state = 'done' THEN 'done' ELSE 'running' END,
+			    updated_at = now()
+			RETURNING `+runColumns+`, (xmax = 0) AS created`,
+			key.Date.String(), key.Shard.Index, key.Shard.Count, p.TimeZone, p.RulesHash, p.ConfigHash)
+		var err error
+		r, err = scanRun(row, &created)
+		return err
+	})
+	if pipeline.KindOf(err) == pipeline.KindUsage {
+		return nil, false, err
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("open run %s: %w", key, err)
 	}
 	return r, created, nil
+}
+
+// sameSharding refuses a new run of key's date when the date's runs are in
+// another number of shards. A run already recorded under key is resumed
+// whatever else the date holds (a ledger from before the check may hold
+// both shardings).
+func sameSharding(ctx context.Context, tx *sql.Tx, key pipeline.RunKey) error {
+	var runs []*pipeline.Run
+	rows, err := tx.QueryContext(ctx, `SELECT `+runColumns+` FROM runs
+		WHERE business_date = $1 ORDER BY shard_count, shard_index`, key.Date.String())
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if other := pipeline.OtherSharding(runs, key); other != nil {
+		return pipeline.E(pipeline.KindUsage, "run "+key.String(), other)
+	}
+	return nil
 }
 
 // GetRun returns the run for key, or nil when there is none.

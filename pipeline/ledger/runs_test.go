@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -281,5 +282,73 @@ func TestConcurrentReextractsSharingSellersDoNotDeadlock(t *testing.T) {
 	var files, n int64
 	if err := db.QueryRowContext(ctx, `SELECT sum(files), count(*) FROM share_totals`).Scan(&files, &n); err != nil || files != 0 || n != 2 {
 		t.Errorf("totals after both re-extracts: %d files in %d rows (%v), want 0 in 2", files, n, err)
+	}
+}
+
+// TestADateIsSettledInOneSharding: a run of a date in another number of
+// shards than its runs is refused (a usage error, nothing opened), a run
+// already recorded is resumed, and runs of different shardings opening at
+// the same moment cannot both get in.
+func TestADateIsSettledInOneSharding(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	p := pipeline.RunParams{TimeZone: "UTC"}
+	key := func(d pipeline.Date, shard string) pipeline.RunKey {
+		sh, err := pipeline.ParseShard(shard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pipeline.RunKey{Date: d, Shard: sh}
+	}
+	mustOpen := func(k pipeline.RunKey) {
+		t.Helper()
+		if _, _, err := l.OpenRun(ctx, k, p); err != nil {
+			t.Fatalf("open %s: %v", k, err)
+		}
+	}
+	refused := func(k pipeline.RunKey, want string) {
+		t.Helper()
+		_, _, err := l.OpenRun(ctx, k, p)
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), want) {
+			t.Fatalf("open %s: %v, want a usage error saying %q", k, err, want)
+		}
+		if run, err := l.GetRun(ctx, k); err != nil || run != nil {
+			t.Fatalf("open %s was refused but recorded %v (%v)", k, run, err)
+		}
+	}
+	mustOpen(key(day, "0/2"))
+	refused(key(day, "0/1"), "was run in 2 shards")
+	refused(key(day, "2/3"), "run it in those 2 shards (--shard I/2")
+	mustOpen(key(day, "1/2"))
+	mustOpen(key(day, "0/2")) // resumed
+
+	next := day.AddDays(1)
+	mustOpen(key(next, "0/1"))
+	refused(key(next, "3/4"), "was run whole (run ")
+	mustOpen(key(next, "0/1"))
+
+	// Eight runs of one new date, in four shardings, open at once: the
+	// date ends up in one sharding.
+	later := day.AddDays(2)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := i%4 + 1
+			_, _, err := l.OpenRun(ctx, key(later, fmt.Sprintf("%d/%d", i%n, n)), p)
+			if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	runs, err := l.RunsOn(ctx, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) == 0 || runs[0].Key.Shard.Count != runs[len(runs)-1].Key.Shard.Count {
+		t.Fatalf("runs of one date in several shardings: %v", runs)
 	}
 }
