@@ -81,4 +81,3 @@ func keysOf(runs []*Run) []RunKey {
 	}
 	return ks
 }
-
