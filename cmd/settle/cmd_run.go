@@ -106,7 +106,14 @@ func runCommand(cfg *config) *cli.Command {
 				if err != nil {
 					return err
 				}
-				if keys := pipeline.ShardsToRun(runs, opts.key); len(keys) > 1 {
+				keys := pipeline.ShardsToRun(runs, opts.key)
+				if len(dates) > 1 && finished(runs, keys) {
+					// A backfill run again resumes where it stopped.
+					cfg.note(fmt.Sprintf("%s: done earlier, with nothing left for a person; skipped (settle run --date %s runs it again)", d, d),
+						"date", d.String(), "skipped", true)
+					return nil
+				}
+				if len(keys) > 1 {
 					return cfg.settleShards(c.Context, l, opts, keys)
 				}
 				return cfg.settle(c.Context, l, opts)
@@ -150,6 +157,21 @@ func backfill(dates []pipeline.Date, settle func(pipeline.Date) error) error {
 				len(attention), len(dates), strings.Join(attention, ", "), first))
 	}
 	return nil
+}
+
+// finished reports whether every run of keys is among runs, done, with
+// nothing left for a person: a backfill run again skips its date rather
+// than upload, distribute and reconcile it again (what a re-run of the date
+// alone does). A date done whose reconcile found something for a person is
+// run again: its exit says so.
+func finished(runs []*pipeline.Run, keys []pipeline.RunKey) bool {
+	for _, k := range keys {
+		i := slices.IndexFunc(runs, func(r *pipeline.Run) bool { return r.Key == k })
+		if i < 0 || runs[i].State != pipeline.RunDone || runs[i].LastError != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // settleShards settles a date that was run in shards, asked for as a whole

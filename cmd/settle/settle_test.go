@@ -682,6 +682,26 @@ func TestBackfillSettlesEachDateInOrder(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM settle.items`); n != 156 {
 		t.Fatalf("%d items, want 156", n)
 	}
+	// The whole range to the end (no provider configured: every channel
+	// skipped), then again after the middle date's run failed: the backfill
+	// resumes there, skipping the dates done with nothing left.
+	full := []string{"run", "--from", "2026-11-21", "--to", "2026-11-23", "--rules", e.rules,
+		"--skip-channel", "infiniapay", "--skip-channel", "wechatpay", "--skip-channel", "payprotocol"}
+	e.mustSettle(full...)
+	if n := e.count(`SELECT count(*) FROM settle.runs WHERE state = 'done' AND last_error = ''`); n != 3 {
+		t.Fatalf("%d runs done, want 3", n)
+	}
+	e.db.MustExec(`UPDATE settle.runs SET state = 'failed', last_error = 'stage reconcile: interrupted' WHERE business_date = '2026-11-22'`)
+	out = e.mustSettle(full...)
+	for _, want := range []string{"2026-11-21: done earlier, with nothing left for a person; skipped", "settle run 2026-11-22",
+		"2026-11-23: done earlier, with nothing left for a person; skipped"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("the backfill again does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "settle run 2026-11-21") || strings.Contains(out, "settle run 2026-11-23") {
+		t.Fatalf("the backfill again ran a date done with nothing left:\n%s", out)
+	}
 	for _, bad := range [][]string{{"--from", "2026-11-23", "--to", "2026-11-21"}, {"--from", "2026-11-21"}, {"--from", "2020-01-01", "--to", "2026-01-01"}} {
 		if _, code := e.settle(append([]string{"run", "--rules", e.rules}, bad...)...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", bad, code)
