@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocarina/gocsv"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/settlekit/settle/internal/fault"
@@ -59,8 +60,9 @@ func (e *env) checkWeChatOnce(sim *paysim.Sim) int {
 		Txn        string `db:"provider_txn_id"`
 		Commission int64  `db:"commission_minor"`
 		State      string `db:"state"`
+		Reason     string `db:"reason"`
 	}
-	if err := e.db.Select(&rows, `SELECT provider_txn_id, commission_minor, state FROM settle.items WHERE channel = 'wechatpay'`); err != nil {
+	if err := e.db.Select(&rows, `SELECT provider_txn_id, commission_minor, state, reason FROM settle.items WHERE channel = 'wechatpay'`); err != nil {
 		e.t.Fatal(err)
 	}
 	paid := 0
@@ -73,6 +75,13 @@ func (e *env) checkWeChatOnce(sim *paysim.Sim) int {
 			continue
 		}
 		paid++
+		if strings.HasPrefix(r.Reason, "released to the seller") {
+			// The platform's line closed: all of it went to the seller.
+			if f := sim.WeChat.Frozen(r.Txn); f != 0 || dist != 0 {
+				e.t.Errorf("%s released to the seller: %d still frozen, %d distributed", r.Txn, f, dist)
+			}
+			continue
+		}
 		if f := sim.WeChat.Frozen(r.Txn); f != 0 || dist != r.Commission {
 			e.t.Errorf("%s: %d still frozen, %d distributed, commission %d", r.Txn, f, dist, r.Commission)
 		}
@@ -318,5 +327,73 @@ func TestWeChatLostReceiverAddIsResolvedInTheRun(t *testing.T) {
 	capped := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND reason LIKE 'held: commission % above WeChat''s cap%'`)
 	if paid, want := e.checkWeChatOnce(sim), e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`); int64(paid)+capped != want || paid == 0 {
 		t.Fatalf("%d of %d settled in the run (%d above the cap):\n%s", paid, want, capped, out)
+	}
+}
+
+// TestAClosedDistributionIsReleasedToTheSeller: WeChat Pay closes the line
+// to the platform's receiver (an abnormal account). Sent with
+// unfreeze_unsplit, the distribution leaves the commission with the seller
+// and unfreezes it with the rest: the seller has its share, so the item is
+// paid - released to the seller - and the commission not collected needs a
+// person, on this run and on every re-run (a failed payout of the date),
+// which sends nothing again.
+func TestAClosedDistributionIsReleasedToTheSeller(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "2", "--seed", "14")
+	sim := e.weChatSim(nil, 0)
+	sim.WeChat.FailReceiver(sim.Config.WeChatReceiverAccount, "ACCOUNT_ABNORMAL")
+	out, code := e.runWeChat(sim)
+	if code != 4 || !strings.Contains(out, "released whole to the seller (the commission not collected)") {
+		t.Fatalf("exit %d, want 4 saying what was released\n%s", code, out)
+	}
+	var released []struct {
+		Txn    string `db:"provider_txn_id"`
+		Amount int64  `db:"amount"`
+		Reason string `db:"reason"`
+	}
+	if err := e.db.Select(&released, `SELECT provider_txn_id, gross_minor - refunded_minor AS amount, reason FROM settle.items
+		WHERE channel = 'wechatpay' AND commission_minor > 0`); err != nil {
+		t.Fatal(err)
+	}
+	if len(released) == 0 {
+		t.Fatal("no WeChat transaction with a commission")
+	}
+	for _, r := range released {
+		if !strings.HasPrefix(r.Reason, "released to the seller by WeChat Pay with the commission (distribution ") ||
+			!strings.Contains(r.Reason, "ACCOUNT_ABNORMAL") || !strings.Contains(r.Reason, "not collected, to be recovered outside WeChat Pay") {
+			t.Fatalf("%s: reason %q", r.Txn, r.Reason)
+		}
+		if u := sim.WeChat.Unfrozen(r.Txn); u != r.Amount {
+			t.Fatalf("%s: WeChat unfroze %d to the seller, the order is %d", r.Txn, u, r.Amount)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND state <> 'paid'`); n != 0 {
+		t.Fatalf("%d WeChat items not paid", n)
+	}
+	e.checkWeChatOnce(sim)
+	// The reports say where the money is: the seller shares paid.
+	var lines []pipeline.SummaryLine
+	if err := gocsv.UnmarshalBytes(readFile(t, filepath.Join(e.reports, testDate, "summary.csv")), &lines); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		if l.Channel == "wechatpay" && (l.Paid != l.Seller || l.Held != 0 || l.InProgress != 0 || !l.Balanced) {
+			t.Fatalf("summary.csv: %+v, want every seller share paid", l)
+		}
+	}
+	sends := e.count(`SELECT COALESCE(sum(sends), 0) FROM settle.effects`)
+	out, code = e.runWeChat(sim)
+	if code != 4 || e.count(`SELECT COALESCE(sum(sends), 0) FROM settle.effects`) != sends {
+		t.Fatalf("re-run: exit %d, want 4 and nothing sent\n%s", code, out)
+	}
+	// Items an earlier version held after the closed distribution: a
+	// re-run finds them released, and sends nothing.
+	e.db.MustExec(`UPDATE settle.items SET state = 'recorded', reason = 'held: closed', payout_key = '', provider_ref = ''
+		WHERE channel = 'wechatpay' AND commission_minor > 0`)
+	out, code = e.runWeChat(sim)
+	if code != 4 || e.count(`SELECT COALESCE(sum(sends), 0) FROM settle.effects`) != sends ||
+		e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND (state <> 'paid' OR commission_minor > 0 AND reason NOT LIKE 'released to the seller%')`) != 0 {
+		t.Fatalf("re-run of held items: exit %d, want 4, them released and nothing sent\n%s", code, out)
 	}
 }

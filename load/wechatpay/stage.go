@@ -57,7 +57,7 @@ type Store interface {
 	// item follows the walk.
 	ItemsInStateAfter(ctx context.Context, runID int64, ch pipeline.Channel, state, after string, limit int) (
 		items []pipeline.Split, next string, err error)
-	SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKey, ref string) error
+	SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKey, ref, reason string) error
 	SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error
 }
 
@@ -178,6 +178,9 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			return "", err
 		}
 		summary := fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", st.paid, st.sent, st.held)
+		if st.released > 0 {
+			summary += fmt.Sprintf(", %d released whole to the seller (the commission not collected)", st.released)
+		}
 		if len(res.Pending) > 0 {
 			return summary, pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
 		}
@@ -255,6 +258,7 @@ type stageRun struct {
 
 	mu               sync.Mutex
 	paid, sent, held int
+	released         int               // closed distributions released whole to the seller
 	problems         pipeline.Problems // held for a person: all counted, the first few named
 	waiting          int               // held for WeChat Pay to be ready (a receiver under review, say)
 	firstWait        struct{ order, reason string }
@@ -362,6 +366,10 @@ func (st *stageRun) planBatch(ctx context.Context, items []pipeline.Split) ([]pi
 			progress.Add(1)
 			return st.hold(ctx, it, outcome)
 		}
+		if e.State == pipeline.EffectFailed {
+			progress.Add(1)
+			return st.closed(ctx, it, o, e)
+		}
 		mu.Lock()
 		todo = append(todo, e)
 		mu.Unlock()
@@ -430,7 +438,7 @@ func (st *stageRun) engine() *pipeline.Engine {
 					st.sent++
 				}
 				st.mu.Unlock()
-				if err := c.Store.SetItemPaid(ctx, run.ID, t.it.OrderNo, e.Key, e.ProviderRef); err != nil {
+				if err := c.Store.SetItemPaid(ctx, run.ID, t.it.OrderNo, e.Key, e.ProviderRef, ""); err != nil {
 					return err
 				}
 				st.tmu.Lock()
@@ -440,7 +448,7 @@ func (st *stageRun) engine() *pipeline.Engine {
 				}
 				return nil
 			default:
-				return st.hold(ctx, t.it, pipeline.NeedsAPerson(fmt.Sprintf("%s %s CLOSED: %s (sent with unfreeze_unsplit, it released the rest of the transaction to the seller: a re-run asks WeChat Pay what is left to distribute, and if nothing is, the commission is to be recovered outside WeChat Pay)", e.Kind, e.Key, e.LastError)))
+				return st.closed(ctx, t.it, t.order, e)
 			}
 		},
 		Error: func(ctx context.Context, e pipeline.Effect, err error) error {
@@ -456,6 +464,51 @@ func (st *stageRun) engine() *pipeline.Engine {
 			return fmt.Errorf("order %s: %w", t.it.OrderNo, err)
 		},
 	}
+}
+
+// closed settles the item of a request WeChat Pay closed (FINISHED with
+// its receiver's line CLOSED). A distribution is sent with
+// unfreeze_unsplit: the amount of a line that closes stays with the
+// seller's sub-merchant, and is unfrozen with the rest. So when WeChat Pay
+// holds nothing more of the transaction, the seller has its share and the
+// commission: the item is paid, released to the seller, and the commission
+// not collected needs a person (recovered outside WeChat Pay; the closed
+// distribution is also a failed payout of the date, exit 4 on every
+// re-run, and stays in payouts.csv). When WeChat Pay still holds the
+// order's amount, the item waits for a re-run, which distributes it again
+// under a new key; anything else, or a closed unfreeze, is held for a
+// person.
+func (st *stageRun) closed(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect) error {
+	what := fmt.Sprintf("%s %s CLOSED: %s", e.Kind, e.Key, e.LastError)
+	if e.Kind != KindDistribution {
+		return st.hold(ctx, it, pipeline.NeedsAPerson(what))
+	}
+	left, err := st.c.API.Remaining(ctx, o.SubMchID, o.TransactionID)
+	switch {
+	case err != nil && !subjectError(err) && !pipeline.IsNotFound(err) && !errors.Is(err, ErrNotReady):
+		return fmt.Errorf("order %s: remaining amount of %s: %w", it.OrderNo, o.TransactionID, err)
+	case err != nil:
+		return st.hold(ctx, it, pipeline.NeedsAPerson(fmt.Sprintf("%s; what WeChat Pay holds of transaction %s: %v", what, o.TransactionID, err)))
+	case left == 0:
+		return st.release(ctx, it, o, e, what)
+	case left == it.Amount-it.Refunded:
+		return st.hold(ctx, it, pipeline.Waits(what+"; WeChat Pay still holds the transaction: a re-run distributes it again"))
+	}
+	return st.hold(ctx, it, pipeline.NeedsAPerson(fmt.Sprintf("%s; WeChat Pay holds %s of transaction %s, the order says %s",
+		what, pipeline.Money{Minor: left, Currency: o.Currency}, o.TransactionID, pipeline.Money{Minor: it.Amount - it.Refunded, Currency: o.Currency})))
+}
+
+// release records the item of a distribution WeChat Pay closed and
+// released whole to the seller (closed): paid, its commission a problem
+// for a person.
+func (st *stageRun) release(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect, what string) error {
+	commission := pipeline.Money{Minor: o.Commission, Currency: o.Currency}
+	reason := fmt.Sprintf("released to the seller by WeChat Pay with the commission (%s, sent with unfreeze_unsplit): commission %s not collected, to be recovered outside WeChat Pay", what, commission)
+	st.mu.Lock()
+	st.released++
+	st.problems.Add(fmt.Sprintf("order %s: %s", it.OrderNo, reason))
+	st.mu.Unlock()
+	return st.c.Store.SetItemPaid(ctx, st.run.ID, it.OrderNo, e.Key, e.ProviderRef, reason)
 }
 
 // refusal starts the reason of a transaction held for WeChat Pay's
@@ -481,13 +534,24 @@ func subjectError(err error) bool {
 
 // plan returns the transaction's effect to drive - the one in
 // flight, or a new attempt planned (intent recorded) once the checks pass
-// - or why it is held.
+// - or why it is held; or a distribution WeChat Pay closed and released
+// whole to the seller (failed, and WeChat Pay holds nothing more of the
+// transaction), which the caller settles as such (stageRun.closed).
 func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (pipeline.Effect, *pipeline.Hold, error) {
 	next := firstAttempt(run, it, o)
 	keyFor := func(attempt int) string { return OutOrderNo(run.Key.Date, it.OrderNo, attempt) }
 	e, ok, err := c.Store.LatestEffect(ctx, next.Kind, next.Subject)
 	if err != nil || (ok && e.State != pipeline.EffectFailed) {
 		return e, nil, err
+	}
+	if ok && e.Kind == KindDistribution {
+		// Closed: released to the seller (nothing left), or sent again.
+		if err := pipeline.Pace(ctx); err != nil {
+			return pipeline.Effect{}, nil, err
+		}
+		if left, err := c.API.Remaining(ctx, o.SubMchID, o.TransactionID); err == nil && left == 0 {
+			return e, nil, nil
+		}
 	}
 	if h, err := check(ctx, c, it, o); err != nil || h != nil {
 		return pipeline.Effect{}, h, err

@@ -127,7 +127,7 @@ func (s *batchStore) RecordOutcome(_ context.Context, id int64, state pipeline.E
 	return nil
 }
 
-func (s *batchStore) SetItemPaid(_ context.Context, _ int64, orderNo, _, _ string) error {
+func (s *batchStore) SetItemPaid(_ context.Context, _ int64, orderNo, _, _, _ string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state[orderNo] == pipeline.ItemRecorded {

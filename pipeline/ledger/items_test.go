@@ -645,7 +645,7 @@ func TestItemsInStateAfterPagesByOrderNo(t *testing.T) {
 	}
 	// Two of them are paid already: a page walks them and leaves them out.
 	for _, no := range []string{"P-02", "P-06"} {
-		if err := l.SetItemPaid(ctx, run.ID, no, "K", "R"); err != nil {
+		if err := l.SetItemPaid(ctx, run.ID, no, "K", "R", ""); err != nil {
 			t.Fatal(err)
 		}
 		want = slices.DeleteFunc(want, func(s string) bool { return s == no })

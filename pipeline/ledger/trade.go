@@ -529,9 +529,10 @@ func (l *Ledger) SetItemState(ctx context.Context, runID int64, orderNo, from, t
 }
 
 // SetItemPaid marks one recorded item of a run paid by the request key with
-// the provider's reference.
-func (l *Ledger) SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKey, ref string) error {
-	_, err := l.execPrepared(ctx, `UPDATE items SET state = 'paid', reason = '', payout_key = $3, provider_ref = $4
-		WHERE run_id = $1 AND order_no = $2 AND state = 'recorded'`, runID, orderNo, payoutKey, ref)
+// the provider's reference, and why when it is not the usual way (reason
+// "" otherwise).
+func (l *Ledger) SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKey, ref, reason string) error {
+	_, err := l.execPrepared(ctx, `UPDATE items SET state = 'paid', reason = $5, payout_key = $3, provider_ref = $4
+		WHERE run_id = $1 AND order_no = $2 AND state = 'recorded'`, runID, orderNo, payoutKey, ref, reason)
 	return err
 }
