@@ -248,8 +248,10 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 			return err
 		case blocked[pipeline.SellerCurrency{SellerID: p.SellerID, Currency: cur}] != "":
 			// Never pay on bad data: what the seller owes back is unknown.
-			// The platform matcher reports the late refund (bad_data, exit 4).
-			return d.hold(ctx, p, pipeline.Waits(fmt.Sprintf("late refund %s of one of its orders cannot be right: carried until it is corrected",
+			// The platform matcher reports the late refund (bad_data) on
+			// the date that read it; every run that carries the seller for
+			// it needs a person too (exit 4), as it does not pass by itself.
+			return d.hold(ctx, p, pipeline.NeedsAPerson(fmt.Sprintf("late refund %s of one of its orders cannot be right: carried until it is corrected",
 				blocked[pipeline.SellerCurrency{SellerID: p.SellerID, Currency: cur}])))
 		case net < 0:
 			return d.hold(ctx, p, pipeline.Waits(fmt.Sprintf("net %s is negative (clawbacks exceed what is owed): carried, never sent", pipeline.Money{Minor: net, Currency: cur})))
