@@ -273,7 +273,15 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 				err = resolve(LateRefundRejected, bad.why, nil)
 				break
 			}
+			// Dated the day the run that records it settles, not before
+			// the refund was read: that run writes its date's reports, so
+			// the clawback is in them, and an earlier date's reports,
+			// written before it existed, stay true (a refund read on one
+			// date and clawed back by a later date's run).
 			adj.Date = p.Date
+			if p.Date.Before(run.Key.Date) {
+				adj.Date = run.Key.Date
+			}
 			if err = resolve(LateRefundClawed, adj.Reason, adj); errors.Is(err, ErrBalanceMoved) {
 				waiting++ // another run clawed back a refund of the order meanwhile: the next run works it out again
 				continue
