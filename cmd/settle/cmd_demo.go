@@ -151,8 +151,9 @@ func (cfg *config) demo(c *cli.Context) error {
 	}
 	fmt.Fprintln(w, "\n== first run")
 	start := time.Now()
-	if err := cfg.settle(ctx, l, opts); err != nil && pipeline.KindOf(err) != pipeline.KindNeedsPerson {
-		return err
+	firstErr := cfg.settle(ctx, l, opts)
+	if firstErr != nil && pipeline.KindOf(firstErr) != pipeline.KindNeedsPerson {
+		return firstErr
 	}
 	first := time.Since(start)
 	fmt.Fprintln(w, "\n== the same date again (must send no money again)")
@@ -161,8 +162,9 @@ func (cfg *config) demo(c *cli.Context) error {
 		return err
 	}
 	start = time.Now()
-	if err := cfg.settle(ctx, l, opts); err != nil && pipeline.KindOf(err) != pipeline.KindNeedsPerson {
-		return err
+	againErr := cfg.settle(ctx, l, opts)
+	if againErr != nil && pipeline.KindOf(againErr) != pipeline.KindNeedsPerson {
+		return againErr
 	}
 	again := time.Since(start)
 	after, err := moneyEffects(ctx, l, d)
@@ -178,7 +180,7 @@ func (cfg *config) demo(c *cli.Context) error {
 	if due > 0 {
 		fmt.Fprintf(w, "the re-run sent %d money requests newly due (payments confirmed since the first run), none again\n", due)
 	}
-	if err := cfg.demoSummary(ctx, l, d, c.String(flagOut), first, again); err != nil {
+	if err := cfg.demoSummary(ctx, l, d, c.String(flagOut), first, again, codeOf(firstErr), codeOf(againErr), due); err != nil {
 		return err
 	}
 	if err := cfg.demoMoney(ctx, l, d, sim, before); err != nil {
@@ -193,17 +195,23 @@ func (cfg *config) demo(c *cli.Context) error {
 // orders is more than the production default of 5%.
 const demoMaxRejectRatio = 0.2
 
-func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline.Date, out string, first, again time.Duration) error {
+func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline.Date, out string, first, again time.Duration, firstCode, againCode, due int) error {
 	run, err := l.GetRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole})
 	if err != nil || run == nil {
 		return fmt.Errorf("demo: run not recorded: %v", err)
 	}
 	w := cfg.stdout
 	fmt.Fprintf(w, "\n== summary\n")
-	fmt.Fprintf(w, "date %s settled in %s; re-run took %s and sent no money request again (run attempts: %d);\n",
-		d, first.Round(time.Millisecond), again.Round(time.Millisecond), run.Attempts)
-	fmt.Fprintln(w, "Pay Protocol payments confirmed since the first run went out in further trade files, carried to")
-	fmt.Fprintln(w, "their sellers' next revenue share (the date's is paid)")
+	fmt.Fprintf(w, "date %s run in %s (exit %d); re-run took %s (exit %d) and sent no money request again (run attempts: %d)\n",
+		d, first.Round(time.Millisecond), firstCode, again.Round(time.Millisecond), againCode, run.Attempts)
+	if firstCode == 4 || againCode == 4 {
+		fmt.Fprintln(w, "exit 4: the demo's day has problems for a person on purpose (bad rows, payments held, refused")
+		fmt.Fprintln(w, "answers); the run's last lines and the reports name each")
+	}
+	if due > 0 {
+		fmt.Fprintln(w, "Pay Protocol payments confirmed since the first run went out in further trade files, carried to")
+		fmt.Fprintln(w, "their sellers' next revenue share (the date's is paid)")
+	}
 	fmt.Fprintf(w, "reports: %s\n", filepath.Join(out, d.String()))
 	fmt.Fprintln(w, "Infinia Pay is simulated in-process (internal/paysim): the job speaks its real envelope and SFTP to it.")
 	fmt.Fprintln(w, "Pay Protocol is simulated too: its payments come in every status; only verified ones are paid,")
