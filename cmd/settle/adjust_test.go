@@ -489,6 +489,53 @@ func TestRerunOfAnEarlierDateNetsOnlyWhatIsDueByThen(t *testing.T) {
 	}
 }
 
+// TestAClawbackIsDatedByTheRunThatRecordsIt: a late refund read on day 2
+// while its order (day 1, uploaded, not paid yet) is not settled waits;
+// day 1 is paid; day 3's run claws it back, dated day 3, so that the
+// sellers.csv of day 2 (written before the clawback existed) still carries
+// forward what day 3's carries in, and day 3's shows the clawback.
+func TestAClawbackIsDatedByTheRunThatRecordsIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	e.runDay(sim, scenarioDays[0], "--until", "upload")
+	e.runDay(sim, scenarioDays[1]) // R1 read: waits for O1
+	e.runDay(sim, scenarioDays[0]) // O1 paid
+	day2 := e.sellersReport(scenarioDays[1])["S00001"]
+	e.runDay(sim, scenarioDays[2]) // R1 clawed back
+	day3 := e.sellersReport(scenarioDays[2])["S00001"]
+	if day2.Held != day3.CarriedIn {
+		t.Errorf("S1: day 2's sellers.csv carries forward %d, day 3's carries in %d", day2.Held, day3.CarriedIn)
+	}
+	var dated string
+	if err := e.db.Get(&dated, `SELECT business_date::text FROM settle.adjustments WHERE refund_no = 'R1'`); err != nil || dated != scenarioDays[2] {
+		t.Errorf("R1's clawback dated %q (%v), want %s", dated, err, scenarioDays[2])
+	}
+}
+
+// TestASellerBlockedByABadLateRefundNeedsAPersonOnEveryDate: a late
+// refund above its order blocks its seller's payouts until corrected; every
+// run that carries the seller for it says so (exit 4), not only the one
+// that read it, as it does not pass by itself.
+func TestASellerBlockedByABadLateRefundNeedsAPersonOnEveryDate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
+		t.Fatalf("day 1: exit %d\n%s", code, out)
+	}
+	e.db.MustExec(`INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) VALUES ('RB', 'O4', 5000, '2026-11-21 09:30Z')`) // 50.00 of a 30.00 order
+	if out, code := e.runDay(sim, scenarioDays[1]); code != 4 {
+		t.Fatalf("day 2: exit %d, want 4\n%s", code, out)
+	}
+	out, code := e.runDay(sim, scenarioDays[2])
+	if code != 4 || !strings.Contains(out, "late refund RB of one of its orders cannot be right") {
+		t.Fatalf("day 3 carries S3 for RB: exit %d, want 4 naming RB\n%s", code, out)
+	}
+}
+
 func TestABadLateRefundStopsForAPersonUntilCorrected(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
