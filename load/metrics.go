@@ -36,6 +36,51 @@ type RunMetrics struct {
 	LastSuccess time.Time
 }
 
+// Combine is the metrics of a date's shards run one after another by one
+// process (a sharded date re-run as a whole), for the one textfile it
+// writes: durations, counts, amounts and effects summed, exitCode the
+// process's, and the last success the oldest of the shards' (none while one
+// of them never finished), so that an alert on its age fires while any
+// shard lags.
+func Combine(ms []RunMetrics, exitCode int) RunMetrics {
+	c := RunMetrics{Shard: pipeline.Whole, ExitCode: exitCode, Effects: map[string]map[pipeline.EffectState]int{}}
+	at := map[[2]string]int{} // channel and currency -> index in c.Totals
+	for i, m := range ms {
+		c.Date = m.Date
+		c.Duration += m.Duration
+		c.Items += m.Items
+		c.Rejects += m.Rejects
+		c.NeedsPerson += m.NeedsPerson
+		for _, t := range m.Totals {
+			k := [2]string{string(t.Channel), string(t.Currency)}
+			j, ok := at[k]
+			if !ok {
+				j = len(c.Totals)
+				at[k] = j
+				c.Totals = append(c.Totals, pipeline.Totals{Channel: t.Channel, Currency: t.Currency})
+			}
+			sum := &c.Totals[j]
+			sum.Orders += t.Orders
+			sum.Gross += t.Gross
+			sum.Refunded += t.Refunded
+			sum.Commission += t.Commission
+			sum.Seller += t.Seller
+		}
+		for kind, states := range m.Effects {
+			if c.Effects[kind] == nil {
+				c.Effects[kind] = map[pipeline.EffectState]int{}
+			}
+			for st, n := range states {
+				c.Effects[kind][st] += n
+			}
+		}
+		if i == 0 || (!c.LastSuccess.IsZero() && (m.LastSuccess.IsZero() || m.LastSuccess.Before(c.LastSuccess))) {
+			c.LastSuccess = m.LastSuccess
+		}
+	}
+	return c
+}
+
 // registry builds a fresh registry holding m's values: a batch job reports
 // gauges of its last run, not counters of a long-lived process.
 func (m RunMetrics) registry() *prometheus.Registry {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -118,5 +119,32 @@ func TestMetricsFileParsesAsPrometheusText(t *testing.T) {
 		if mf.GetType() != dto.MetricType_GAUGE || mf.GetHelp() == "" {
 			t.Errorf("%s: type %v, help %q", name, mf.GetType(), mf.GetHelp())
 		}
+	}
+}
+
+// TestCombineShardsOfADate: the textfile of a date whose shards one
+// process ran one after another sums them, and its last success is the
+// oldest shard's, none while a shard never finished.
+func TestCombineShardsOfADate(t *testing.T) {
+	a, b := sampleMetrics(), sampleMetrics()
+	b.Shard = pipeline.Shard{Index: 2, Count: 4}
+	b.Totals = append(b.Totals, pipeline.Totals{Channel: "wechatpay", Currency: "CNY", Orders: 1, Gross: 100, Seller: 100})
+	b.Effects = map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 1}, "distribution": {pipeline.EffectUnknown: 2}}
+	b.ExitCode, b.NeedsPerson, b.LastSuccess = 0, 0, a.LastSuccess.Add(-time.Hour)
+	c := Combine([]RunMetrics{a, b}, 4)
+	want := RunMetrics{Date: a.Date, Shard: pipeline.Whole, Duration: 6 * time.Second, Items: 1980, Rejects: 20,
+		Totals: []pipeline.Totals{{Channel: "infiniapay", Currency: "USD", Orders: 1980, Gross: 200000, Refunded: 10000, Commission: 9500, Seller: 180500},
+			{Channel: "wechatpay", Currency: "CNY", Orders: 1, Gross: 100, Seller: 100}},
+		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 13, pipeline.EffectFailed: 1}, "distribution": {pipeline.EffectUnknown: 2}},
+		ExitCode: 4, NeedsPerson: 3, LastSuccess: b.LastSuccess}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("combined\n%+v\nwant\n%+v", c, want)
+	}
+	b.LastSuccess = time.Time{}
+	if c := Combine([]RunMetrics{a, b}, 0); !c.LastSuccess.IsZero() {
+		t.Fatalf("last success %v while a shard never finished", c.LastSuccess)
+	}
+	if c := Combine([]RunMetrics{b, a}, 0); !c.LastSuccess.IsZero() {
+		t.Fatalf("last success %v while the first shard never finished", c.LastSuccess)
 	}
 }

@@ -107,24 +107,22 @@ func (s Shard) count() int { return max(s.Count, 1) }
 // after another: that is how a sharded date is re-run by hand.
 
 // ShardsToRun is what a run asked for key should run, given the runs the
-// ledger holds of key's date: key itself, unless key is the whole date
-// and the date was run in N shards and never whole, when it is the N
-// shards, in order (those never started too).
+// ledger holds of key's date: key itself, unless key is the whole date and
+// the date was run otherwise. A date run in N shards runs its N shards, in
+// order (those never started too); a date run in more than one sharding
+// (by a version before the rule) resumes each of its runs and opens none.
 func ShardsToRun(runs []*Run, key RunKey) []RunKey {
 	if key.Shard.count() > 1 || len(runs) == 0 {
 		return []RunKey{key}
 	}
-	n := 0
+	n := runs[0].Key.Shard.count()
 	for _, r := range runs {
-		switch c := r.Key.Shard.count(); {
-		case c == 1:
-			return []RunKey{key}
-		case n == 0:
-			n = c
-		case n != c:
-			// Runs in two shardings (a ledger from before the rule): the
-			// store refuses the whole run with both named.
-			return []RunKey{key}
+		if r.Key.Shard.count() != n {
+			keys := make([]RunKey, len(runs))
+			for i, r := range runs {
+				keys[i] = r.Key
+			}
+			return keys
 		}
 	}
 	keys := make([]RunKey, n)
@@ -146,27 +144,27 @@ func OtherSharding(runs []*Run, key RunKey) error {
 		if c == n && r.Key.Shard.Index == key.Shard.Index {
 			return nil
 		}
-		if c == n {
-			continue
-		}
 		if ids[c] == nil {
 			counts = append(counts, c)
 		}
 		ids[c] = append(ids[c], strconv.FormatInt(r.ID, 10))
 	}
-	if len(counts) == 0 {
-		return nil
-	}
 	var was []string
 	for _, c := range counts {
-		if c == 1 {
+		switch {
+		case c == n:
+		case c == 1:
 			was = append(was, "whole (run "+strings.Join(ids[c], ", ")+")")
-		} else {
+		default:
 			was = append(was, fmt.Sprintf("in %d shards (runs %s)", c, strings.Join(ids[c], ", ")))
 		}
 	}
-	var how string
-	switch c := counts[len(counts)-1]; {
+	if len(was) == 0 {
+		return nil
+	}
+	how := "run it without --shard, SETTLE_SHARDS and JOB_COMPLETION_INDEX, which resumes each of its runs"
+	switch c := counts[0]; {
+	case len(counts) > 1:
 	case c == 1:
 		how = "run it without --shard, SETTLE_SHARDS and JOB_COMPLETION_INDEX"
 	case n == 1:

@@ -41,9 +41,10 @@ func TestADateIsRunInItsSharding(t *testing.T) {
 		// A shard asked for is run as asked (the store refuses it if the
 		// date is in another sharding).
 		{runs("0/2"), RunKey{Date: d, Shard: Shard{Index: 1, Count: 4}}, "1/4"},
-		// Two shardings (a ledger from before the rule) are not guessed at.
-		{runs("0/1", "0/2"), whole, "0/1"},
-		{runs("0/2", "0/3"), whole, "0/1"},
+		// Two shardings (a ledger from before the rule): each run is
+		// resumed, none opened.
+		{runs("0/1", "0/2"), whole, "0/1 0/2"},
+		{runs("0/2", "1/2", "1/3"), whole, "0/2 1/2 1/3"},
 	} {
 		if got := keys(ShardsToRun(tc.runs, tc.key)); got != tc.want {
 			t.Errorf("runs %v, asked %s: ran %s, want %s", keys(keysOf(tc.runs)), tc.key.Shard, got, tc.want)
@@ -65,6 +66,12 @@ func TestADateIsRunInItsSharding(t *testing.T) {
 		{runs("0/1"), "1/4", "was run whole (run 1), and a date"},
 		{runs("0/1"), "1/4", "run it without --shard, SETTLE_SHARDS and JOB_COMPLETION_INDEX"},
 		{runs("0/1", "0/2", "1/2"), "0/3", "was run whole (run 1) and in 2 shards (runs 2, 3)"},
+		// Every refusal names a way that runs: without --shard a date in two
+		// shardings resumes each run.
+		{runs("0/1", "0/2", "1/2"), "0/3", "run it without --shard, SETTLE_SHARDS and JOB_COMPLETION_INDEX, which resumes each of its runs"},
+		{runs("0/2", "1/2", "0/4"), "1/4", "was run in 2 shards (runs 1, 2), and a date"},
+		{runs("0/2", "1/2", "0/4"), "1/4", "which resumes each of its runs"},
+		{runs("0/2", "1/2", "0/4"), "0/1", "which resumes each of its runs"},
 	} {
 		sh, _ := ParseShard(tc.key)
 		err := OtherSharding(tc.runs, RunKey{Date: d, Shard: sh})

@@ -86,13 +86,15 @@ func runCommand(cfg *config) *cli.Command {
 					l.Close()
 				}
 			}()
-			return backfill(dates, func(d pipeline.Date) error {
+			sink := &metricsSink{}
+			err = backfill(dates, func(d pipeline.Date) error {
 				// The options first: a configuration error is exit 2
 				// before the database is touched.
 				opts, err := cfg.runOptions(c, d)
 				if err != nil {
 					return err
 				}
+				opts.metrics = sink
 				if c.Bool("dry-run") {
 					return cfg.dryRun(c, opts)
 				}
@@ -101,12 +103,26 @@ func runCommand(cfg *config) *cli.Command {
 						return err
 					}
 				}
-				// A date run in shards is re-run in those shards.
+				// A whole date holds the date's lock while it reads what
+				// ran before and runs it: a date run in shards is run in
+				// those shards, one after another, and no pod of an
+				// Indexed Job runs beside them.
+				if opts.key.Shard.Count <= 1 {
+					release, err := l.LockDate(c.Context, d)
+					if err != nil {
+						return err
+					}
+					defer release()
+				}
 				runs, err := l.RunsOn(c.Context, d)
 				if err != nil {
 					return err
 				}
 				keys := pipeline.ShardsToRun(runs, opts.key)
+				if opts.reextract && len(keys) > 1 {
+					return pipeline.Errorf(pipeline.KindUsage, "--"+flagReextract,
+						"%s was run in shards (%s): --reextract reads one of them again, give its --shard (one that sent nothing can be read again)", d, shardList(keys))
+				}
 				if len(dates) > 1 && finished(runs, keys) {
 					// A backfill run again resumes where it stopped.
 					cfg.note(fmt.Sprintf("%s: done earlier, with nothing left for a person; skipped (settle run --date %s runs it again)", d, d),
@@ -118,6 +134,8 @@ func runCommand(cfg *config) *cli.Command {
 				}
 				return cfg.settle(c.Context, l, opts)
 			})
+			sink.flush(c.Context, cfg, l, c.String("metrics-pushgateway"), c.String("metrics-file"), err)
+			return err
 		},
 	}
 }
@@ -176,38 +194,139 @@ func finished(runs []*pipeline.Run, keys []pipeline.RunKey) bool {
 
 // settleShards settles a date that was run in shards, asked for as a whole
 // (a re-run by hand, or a backfill, of an Indexed Job's date): its shards,
-// one after another, each as its own pod would. Their sellers are apart, so
-// a shard that fails does not stop the next. The date's error is the one
-// that matters most to whoever runs it: a failure a retry may cure (exit 1,
-// 75) before a configuration error (2), rejected input (3) and work that
-// needs a person (4), the shards that ended otherwise named with it.
+// one after another, each as its own pod would, under the date's lock. Their
+// sellers are apart, so a shard that fails does not stop the next, but for
+// a configuration error (exit 2: the next would meet it too) or an
+// interruption. The date's error is the one that matters most to whoever
+// runs it: a failure a retry may cure (exit 1, 75) before a configuration
+// error (2), rejected input (3) and work that needs a person (4), the shards
+// that did not finish named with it. The output ends with the date's count
+// of new money movements; the metrics file holds the shards together (the
+// Pushgateway gets each shard's group, as from the Indexed Job's pods).
 func (cfg *config) settleShards(ctx context.Context, l *ledger.Ledger, o *runOptions, keys []pipeline.RunKey) error {
-	cfg.note(fmt.Sprintf("%s was run in %d shards: settling them one after another", o.key.Date, len(keys)),
-		"date", o.key.Date.String(), "shards", len(keys))
+	d := o.key.Date
+	cfg.note(fmt.Sprintf("%s was run in shards: settling %s one after another", d, shardList(keys)),
+		"date", d.String(), "shards", shardList(keys))
 	var (
-		worst  error
-		failed []string
+		ran          shardsRan
+		worst        error
+		failed, left []string
 	)
-	rank := func(err error) int { return slices.Index([]int{1, 75, 2, 3, 4}, codeOf(err)) }
-	for _, k := range keys {
+	for i, k := range keys {
 		so := *o
-		so.key = k
+		so.key, so.shards = k, &ran
 		err := cfg.settle(ctx, l, &so)
 		if err == nil {
 			continue
 		}
 		failed = append(failed, fmt.Sprintf("%s (exit %d)", k.Shard, codeOf(err)))
-		if worst == nil || rank(err) < rank(worst) {
-			worst = fmt.Errorf("shard %s: %w", k.Shard, err)
+		if worst == nil || worseExit(codeOf(err), codeOf(worst)) != codeOf(worst) {
+			worst = fmt.Errorf("%s: %w", k, err)
 		}
-		if ctx.Err() != nil {
-			break // interrupted: the rest waits for the next run
+		if ctx.Err() != nil || pipeline.KindOf(err) == pipeline.KindUsage {
+			for _, k := range keys[i+1:] {
+				left = append(left, k.Shard.String())
+			}
+			break
 		}
+	}
+	if cfg.json {
+		cfg.logger().Info("done", "date", d.String(), "stage", "summary", "runs", len(keys),
+			"new_money_movements", ran.sent.Effects, "requests_sent", ran.sent.Requests)
+	} else {
+		fmt.Fprintf(cfg.stdout, "%s, %d runs: %d new money movements", d, len(keys), ran.sent.Effects)
+		if r := ran.sent.Resent(); r != 0 {
+			fmt.Fprintf(cfg.stdout, "; requests sent: %d, of which %d again under the same idempotency key after an unknown outcome", ran.sent.Requests, r)
+		}
+		fmt.Fprintln(cfg.stdout)
 	}
 	if worst == nil {
 		return nil
 	}
-	return fmt.Errorf("%s: %d of %d shards did not finish, %s; %w", o.key.Date, len(failed), len(keys), strings.Join(failed, ", "), worst)
+	msg := fmt.Sprintf("%s: %d of %d runs did not finish: %s", d, len(failed)+len(left), len(keys), strings.Join(failed, ", "))
+	if len(left) > 0 {
+		msg += "; not run: " + strings.Join(left, ", ")
+	}
+	return fmt.Errorf("%s; %w", msg, worst)
+}
+
+// shardsRan is what the runs of a date run in shards sent, summed.
+type shardsRan struct{ sent ledger.Sent }
+
+// worseExit is the exit code that matters more to whoever runs settle: a
+// failure a retry may cure (1, 75) before a configuration error (2),
+// rejected input (3) and work that needs a person (4), and any before 0.
+func worseExit(a, b int) int {
+	order := []int{1, 75, 2, 3, 4}
+	ia, ib := slices.Index(order, a), slices.Index(order, b)
+	switch {
+	case ia < 0:
+		return b
+	case ib < 0 || ia < ib:
+		return a
+	}
+	return b
+}
+
+// metricsSink gathers the metrics of every run of one invocation (the
+// dates of a backfill, the shards of a date run one after another). Each
+// run's are reported as it ends; when there was more than one, the
+// invocation's are reported again at its end (flush), so that the last
+// word is the invocation's and not its last run's.
+type metricsSink struct{ runs []load.RunMetrics }
+
+// flush reports the invocation's metrics when it ran more than one run:
+// to the Pushgateway, each shard's group summed over its runs (their worst
+// exit, the shard's last success read again); to the metrics file, all of
+// them summed with the invocation's exit code (the oldest shard's last
+// success).
+func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, pushURL, file string, err error) {
+	if s == nil || len(s.runs) < 2 || l == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	var shards []pipeline.Shard
+	byShard := map[pipeline.Shard][]load.RunMetrics{}
+	for _, m := range s.runs {
+		if byShard[m.Shard] == nil {
+			shards = append(shards, m.Shard)
+		}
+		byShard[m.Shard] = append(byShard[m.Shard], m)
+	}
+	var groups []load.RunMetrics
+	for _, sh := range shards {
+		code := 0
+		for _, m := range byShard[sh] {
+			code = worseExit(code, m.ExitCode)
+		}
+		g := load.Combine(byShard[sh], code)
+		g.Shard = sh
+		if last, _, err := l.LastSuccess(ctx, sh); err == nil {
+			g.LastSuccess = last
+		}
+		groups = append(groups, g)
+		if pushURL != "" {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := load.PushMetrics(pctx, &http.Client{Timeout: 10 * time.Second}, pushURL, g); err != nil {
+				cfg.warn("metrics", err)
+			}
+			cancel()
+		}
+	}
+	if file != "" {
+		if err := load.WriteMetricsFile(file, load.Combine(groups, codeOf(err))); err != nil {
+			cfg.warn("metrics", err) // metrics never fail a run
+		}
+	}
+}
+
+// shardList lists the keys' shards, "0/4, 1/4, 2/4, 3/4".
+func shardList(keys []pipeline.RunKey) string {
+	var s []string
+	for _, k := range keys {
+		s = append(s, k.Shard.String())
+	}
+	return strings.Join(s, ", ")
 }
 
 // runOptions is everything a run needs, resolved from flags.
@@ -242,6 +361,11 @@ type runOptions struct {
 	skip map[pipeline.Channel]bool
 	// reextract reads the date again (drops extract and transform).
 	reextract bool
+	// shards, for a run of a date run in shards one after another, sums
+	// what each sent, for the date's last line.
+	shards *shardsRan
+	// metrics gathers the metrics of every run of the invocation.
+	metrics *metricsSink
 	// preflights are cheap authenticated calls to the configured
 	// providers, made once at the start of the first sending stage of each
 	// invocation, before anything is sent (a KindUsage error: exit 2).
@@ -496,7 +620,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 				o.key, run.TimeZone, run.ID, o.tz, run.TimeZone))
 		}
 	}
-	sendsBefore, err := l.Sends(ctx, o.key.Date, plugged.Pays)
+	sendsBefore, err := l.Sends(ctx, o.key, plugged.Pays)
 	if err != nil {
 		return err
 	}
@@ -508,10 +632,14 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		}
 	}
 	if res != nil && res.Run != nil {
-		sendsAfter, serr := l.Sends(ctx, o.key.Date, plugged.Pays)
+		sendsAfter, serr := l.Sends(ctx, o.key, plugged.Pays)
 		if serr == nil {
-			serr = cfg.printRunSummary(ctx, l, res, ledger.Sent{Requests: sendsAfter.Requests - sendsBefore.Requests,
-				Effects: sendsAfter.Effects - sendsBefore.Effects})
+			sent := ledger.Sent{Requests: sendsAfter.Requests - sendsBefore.Requests, Effects: sendsAfter.Effects - sendsBefore.Effects}
+			if o.shards != nil {
+				o.shards.sent.Requests += sent.Requests
+				o.shards.sent.Effects += sent.Effects
+			}
+			serr = cfg.printRunSummary(ctx, l, res, sent)
 		}
 		if serr != nil && err == nil {
 			err = serr
@@ -858,6 +986,9 @@ func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOp
 	// An order a provider rejected is counted as rejected, not as an item.
 	m.Rejects = sumRejects(reasons) + sumRejects(byProvider)
 	m.Items -= sumRejects(byProvider)
+	if o.metrics != nil {
+		o.metrics.runs = append(o.metrics.runs, m)
+	}
 	if o.metricsFile != "" {
 		if err := load.WriteMetricsFile(o.metricsFile, m); err != nil {
 			return err

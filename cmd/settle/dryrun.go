@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/urfave/cli/v2"
 
@@ -96,19 +97,33 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	if err != nil {
 		return err
 	}
-	var run *pipeline.Run
+	var runs []*pipeline.Run
 	if migrated {
-		if run, err = l.GetRun(ctx, o.key); err != nil {
+		if runs, err = l.RunsOn(ctx, o.key.Date); err != nil {
 			return err
 		}
 	}
+	keys := pipeline.ShardsToRun(runs, o.key)
 	switch {
 	case !migrated:
 		fmt.Fprintln(w, "ledger: no schema yet (nothing settled)")
-	case run == nil:
+	case len(runs) == 0:
 		fmt.Fprintln(w, "ledger: this date has not been run")
+	case len(keys) == 1 && pipeline.OtherSharding(runs, o.key) != nil:
+		fmt.Fprintf(w, "ledger: a real run is refused: %v\n", pipeline.OtherSharding(runs, o.key))
 	default:
-		fmt.Fprintf(w, "ledger: run %s is %s, stages done: %v; a real run resumes from there\n", run.Key, run.State, run.StagesDone)
+		if len(keys) > 1 {
+			fmt.Fprintf(w, "ledger: the date was run in shards: a real run settles %s one after another (the plan above is the whole day's)\n", shardList(keys))
+		}
+		for _, k := range keys {
+			i := slices.IndexFunc(runs, func(r *pipeline.Run) bool { return r.Key == k })
+			if i < 0 {
+				fmt.Fprintf(w, "ledger: run %s has not started\n", k)
+				continue
+			}
+			run := runs[i]
+			fmt.Fprintf(w, "ledger: run %s is %s, stages done: %v; a real run resumes from there\n", run.Key, run.State, run.StagesDone)
+		}
 	}
 	if migrated {
 		carries, err := l.OpenCarries(ctx, o.key.Date)

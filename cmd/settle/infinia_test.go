@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/seed"
 )
 
@@ -600,4 +602,86 @@ func TestInfiniaUnknownSellersAndAPoisonedFileStopOnlyThemselves(t *testing.T) {
 	if paid := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND state = 'paid'`, poisonedID); paid != poisonedItems {
 		t.Errorf("after the re-run, %d of the poisoned file's seller's %d items paid", paid, poisonedItems)
 	}
+}
+
+// TestADateRunInShardsIsReRunWhole: an Indexed Job of 2 read the day, and
+// one pod settled its shard (1/2) while the other (0/2) stopped before
+// sending. `settle run --date D` runs both shards, one after another, under
+// the date's lock: it waits for a pod still running (75, nothing sent),
+// refuses --reextract without a shard, and ends with the exit of the shard
+// that needs a person (a trade file Infinia refused), a last line counting
+// the date's new money movements, and one metrics file for both shards.
+func TestADateRunInShardsIsReRunWhole(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "6")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 5, nil, balance)
+	refused := ""
+	rows, err := e.db.Query(`SELECT order_no, seller_id FROM orders WHERE provider = 'infiniapay' AND seller_id IS NOT NULL
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08' ORDER BY order_no`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() && refused == "" {
+		var order, seller string
+		if err := rows.Scan(&order, &seller); err != nil {
+			t.Fatal(err)
+		}
+		if (pipeline.Shard{Index: 0, Count: 2}).Owns(seller) {
+			refused = order
+		}
+	}
+	rows.Close()
+	sim.Infinia.RefuseOrder(refused, "product type not allowed")
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform", "--shard", "0/2")
+	if out, code := e.runInfinia(sim, "--shard", "1/2"); code != 0 {
+		t.Fatalf("shard 1/2: exit %d\n%s", code, out)
+	}
+	shares := len(sim.Infinia.RevenueShares())
+
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	release, err := l.Lock(ctx, pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Shard{Index: 1, Count: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.runInfinia(sim); code != 75 || len(sim.Infinia.RevenueShares()) != shares {
+		t.Fatalf("beside a running pod: exit %d, %d revenue shares sent; want 75, none\n%s", code, len(sim.Infinia.RevenueShares())-shares, out)
+	}
+	release()
+
+	if out, code := e.runInfinia(sim, "--reextract"); code != 2 || !strings.Contains(out, "was run in shards (0/2, 1/2): --reextract reads one of them again, give its --shard") {
+		t.Fatalf("--reextract of the date: exit %d, want 2\n%s", code, out)
+	}
+
+	file := filepath.Join(t.TempDir(), "settle.prom")
+	out, code := e.runInfinia(sim, "--metrics-file", file)
+	sent := len(sim.Infinia.RevenueShares()) - shares
+	for _, want := range []string{"was run in shards: settling 0/2, 1/2 one after another",
+		fmt.Sprintf("2026-11-23, 2 runs: %d new money movements\n", sent),
+		"2026-11-23: 1 of 2 runs did not finish: 0/2 (exit 4); 2026-11-23 shard 0/2: ", "refused by Infinia"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("exit %d; the output lacks %q:\n%s", code, want, out)
+		}
+	}
+	if code != 4 || sent == 0 {
+		t.Fatalf("exit %d, %d revenue shares sent; want 4 and shard 0/2's\n%s", code, sent, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.runs`); n != 2 {
+		t.Fatalf("%d runs, want the two shards'", n)
+	}
+	items := e.count(`SELECT count(*) FROM settle.items WHERE state <> 'rejected'`)
+	metrics, _ := os.ReadFile(file)
+	for _, want := range []string{"settle_exit_code 4\n", "settle_needs_person_subjects 1\n",
+		fmt.Sprintf("settle_orders{outcome=\"item\"} %d\n", items)} {
+		if !strings.Contains(string(metrics), want) {
+			t.Fatalf("the metrics file lacks %q:\n%s", want, metrics)
+		}
+	}
+	e.checkPaidOnce(sim, balance)
 }

@@ -430,8 +430,24 @@ func TestShardsSettleExactlyTheItemsOfAWholeRun(t *testing.T) {
 			t.Fatalf("--shard %s of a date run otherwise: exit %d, want 2 saying %q:\n%s", tc.shard, code, tc.want, out)
 		}
 	}
+	// The dry run says what a real run would do.
+	for shard, want := range map[string][]string{
+		"":    {"ledger: the date was run in shards: a real run settles 0/4, 1/4, 2/4, 3/4 one after another", "ledger: run " + testDate + " shard 3/4 has not started"},
+		"0/2": {"ledger: a real run is refused: " + testDate + " was run in 4 shards (runs "},
+	} {
+		args := []string{"run", "--date", testDate, "--rules", sharded.rules, "--dry-run"}
+		if shard != "" {
+			args = append(args, "--shard", shard)
+		}
+		out := sharded.mustSettle(args...)
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Fatalf("the dry run (--shard %q) does not say %q:\n%s", shard, w, out)
+			}
+		}
+	}
 	out := sharded.mustSettle("run", "--date", testDate, "--rules", sharded.rules, "--until", "transform")
-	if !strings.Contains(out, "was run in 4 shards: settling them one after another") || strings.Count(out, "settle run "+testDate+" shard ") != 4 {
+	if !strings.Contains(out, "was run in shards: settling 0/4, 1/4, 2/4, 3/4 one after another") || strings.Count(out, "settle run "+testDate+" shard ") != 4 {
 		t.Fatalf("the whole date did not run its four shards:\n%s", out)
 	}
 	if n := sharded.count(`SELECT count(*) FROM settle.runs`); n != 4 {
@@ -467,6 +483,19 @@ func TestShardsSettleExactlyTheItemsOfAWholeRun(t *testing.T) {
 	// Each shard holds its own sellers only.
 	if n := sharded.count(`SELECT count(*) FROM (SELECT seller_id FROM settle.items GROUP BY seller_id HAVING count(DISTINCT run_id) > 1) s`); n != 0 {
 		t.Fatalf("%d sellers split across shards", n)
+	}
+	// A ledger from before the rule, where a whole-day run was opened
+	// beside the shards: the date asked whole resumes every run and opens
+	// none (the whole run finds every order settled by the shards).
+	items := sharded.count(`SELECT count(*) FROM settle.items`)
+	sharded.db.MustExec(`INSERT INTO settle.runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash)
+		VALUES ($1, 0, 1, 'Asia/Shanghai', '', '')`, testDate)
+	out = sharded.mustSettle("run", "--date", testDate, "--rules", sharded.rules, "--until", "transform", "--max-reject-ratio", "1")
+	if !strings.Contains(out, "was run in shards: settling 0/1, 0/4, 1/4, 2/4, 3/4 one after another") {
+		t.Fatalf("the date in two shardings did not resume its runs:\n%s", out)
+	}
+	if n := sharded.count(`SELECT count(*) FROM settle.runs`); n != 5 || sharded.count(`SELECT count(*) FROM settle.items`) != items {
+		t.Fatalf("%d runs, %d items; want 5 and %d", n, sharded.count(`SELECT count(*) FROM settle.items`), items)
 	}
 }
 

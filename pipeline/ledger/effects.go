@@ -245,13 +245,15 @@ type Sent struct {
 // Resent is the requests of s that sent an effect again.
 func (s Sent) Resent() int64 { return s.Requests - s.Effects }
 
-// Sends counts the requests sent for effects of the given kinds in every
-// run of a date, and the effects they were for.
-func (l *Ledger) Sends(ctx context.Context, d pipeline.Date, kinds []string) (Sent, error) {
+// Sends counts the requests sent for effects of the given kinds by the run
+// of key, and the effects they were for: the shards of a date running side
+// by side each count their own.
+func (l *Ledger) Sends(ctx context.Context, key pipeline.RunKey, kinds []string) (Sent, error) {
 	var n Sent
 	err := l.db.QueryRowContext(ctx, `SELECT COALESCE(sum(e.sends), 0), count(*) FILTER (WHERE e.sends > 0)
 		FROM effects e JOIN runs r ON r.id = e.run_id
-		WHERE r.business_date = $1 AND e.kind = ANY ($2)`, d.String(), pq.Array(kinds)).Scan(&n.Requests, &n.Effects)
+		WHERE r.business_date = $1 AND r.shard_index = $2 AND r.shard_count = $3 AND e.kind = ANY ($4)`,
+		key.Date.String(), key.Shard.Index, key.Shard.Count, pq.Array(kinds)).Scan(&n.Requests, &n.Effects)
 	return n, err
 }
 

@@ -39,6 +39,9 @@ type Ledger struct {
 	db     *sqlx.DB
 	schema string
 	stmts  sync.Map // query text -> *sql.Stmt: see prepared
+
+	mu    sync.Mutex
+	dates map[pipeline.Date]bool // dates whose lock this Ledger holds (LockDate)
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value

@@ -230,6 +230,37 @@ func TestLockExcludesSecondRunAndDiesWithConnection(t *testing.T) {
 	if _, err := other.Lock(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Shard{Index: 1, Count: 2}}); !errors.Is(err, pipeline.ErrLocked) {
 		t.Fatalf("same shard twice: got %v, want ErrLocked", err)
 	}
+
+	// The date's lock of a whole re-run: not while a shard runs; held, its
+	// own runs of the date take their shard's lock under it, and no other
+	// process runs any of the date.
+	if _, err := l.LockDate(ctx, day); !errors.Is(err, pipeline.ErrLocked) {
+		t.Fatalf("date lock while shards run: got %v, want ErrLocked", err)
+	}
+	next := day.AddDays(1)
+	relDate, err := l.LockDate(ctx, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		k := pipeline.RunKey{Date: next, Shard: pipeline.Shard{Index: i, Count: 2}}
+		if _, err := other.Lock(ctx, k); !errors.Is(err, pipeline.ErrLocked) {
+			t.Fatalf("another process's shard under the date's lock: got %v, want ErrLocked", err)
+		}
+		rel, err := l.Lock(ctx, k)
+		if err != nil {
+			t.Fatalf("a shard under its own process's date lock: %v", err)
+		}
+		rel()
+	}
+	if err := relDate(); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := other.Lock(ctx, pipeline.RunKey{Date: next, Shard: pipeline.Whole})
+	if err != nil {
+		t.Fatalf("the date once released: %v", err)
+	}
+	rel()
 }
 
 func TestOpenRunResumes(t *testing.T) {

@@ -17,29 +17,66 @@ import (
 // date's lock (exclusive for an unsharded run, shared for a shard) and the
 // shard's own. A second run of the same date or shard gets ErrLocked at once.
 // The locks die with the connection, so a killed process leaves none behind.
+// While this Ledger holds the date's lock (LockDate), a run of the date
+// takes its shard's lock alone.
 func (l *Ledger) Lock(ctx context.Context, key pipeline.RunKey) (func() error, error) {
-	conn, err := l.db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", key, err)
-	}
 	dateKey, shardKey := l.lockKeys(key)
 	fn := "pg_try_advisory_lock"
 	if key.Shard.Count > 1 {
 		fn = "pg_try_advisory_lock_shared"
 	}
-	keys := []struct{ fn, key string }{
-		{fn, dateKey},
-		{"pg_try_advisory_lock", shardKey},
+	keys := []advisoryLock{{fn, dateKey}, {"pg_try_advisory_lock", shardKey}}
+	l.mu.Lock()
+	if l.dates[key.Date] {
+		keys = keys[1:]
+	}
+	l.mu.Unlock()
+	return l.lock(ctx, key.String(), keys)
+}
+
+// LockDate takes the date's lock exclusively, as an unsharded run does, and
+// holds it until release: every run of the date this Ledger opens meanwhile
+// (the shards of a date re-run as a whole, one after another) runs under
+// it, and no other process runs any of the date.
+func (l *Ledger) LockDate(ctx context.Context, d pipeline.Date) (func() error, error) {
+	dateKey, _ := l.lockKeys(pipeline.RunKey{Date: d})
+	release, err := l.lock(ctx, d.String(), []advisoryLock{{"pg_try_advisory_lock", dateKey}})
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	if l.dates == nil {
+		l.dates = map[pipeline.Date]bool{}
+	}
+	l.dates[d] = true
+	l.mu.Unlock()
+	return func() error {
+		l.mu.Lock()
+		delete(l.dates, d)
+		l.mu.Unlock()
+		return release()
+	}, nil
+}
+
+// advisoryLock is an advisory lock's key and the function that takes it.
+type advisoryLock struct{ fn, key string }
+
+// lock takes keys on a dedicated connection, for the run (or date) named
+// what.
+func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (func() error, error) {
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", what, err)
 	}
 	for _, k := range keys {
 		var ok bool
 		if err := conn.QueryRowContext(ctx, `SELECT `+k.fn+`(hashtextextended($1, 0))`, k.key).Scan(&ok); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("lock %s: %w", key, err)
+			return nil, fmt.Errorf("lock %s: %w", what, err)
 		}
 		if !ok {
 			conn.Close()
-			return nil, pipeline.E(pipeline.KindLocked, "run "+key.String(), fmt.Errorf("%w for this date; not starting a second one", pipeline.ErrLocked))
+			return nil, pipeline.E(pipeline.KindLocked, "run "+what, fmt.Errorf("%w for this date; not starting a second one", pipeline.ErrLocked))
 		}
 	}
 	release := func() error {
@@ -380,11 +417,13 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 }
 
 // LastSuccess returns when a run of shard (any date) last finished in state
-// done; ok is false when none has. A later failed run does not hide it.
+// done with nothing for a person (a re-run whose reconcile found something
+// leaves its run done, with a note: not a success); ok is false when none
+// has. A later failed run of another date does not hide it.
 func (l *Ledger) LastSuccess(ctx context.Context, shard pipeline.Shard) (at time.Time, ok bool, err error) {
 	var t sql.NullTime
 	err = l.db.QueryRowContext(ctx, `SELECT max(finished_at) FROM runs
-		WHERE state = 'done' AND shard_index = $1 AND shard_count = $2`, shard.Index, shard.Count).Scan(&t)
+		WHERE state = 'done' AND last_error = '' AND shard_index = $1 AND shard_count = $2`, shard.Index, shard.Count).Scan(&t)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("read the last successful run: %w", err)
 	}

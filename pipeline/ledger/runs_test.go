@@ -328,27 +328,96 @@ func TestADateIsSettledInOneSharding(t *testing.T) {
 	refused(key(next, "3/4"), "was run whole (run ")
 	mustOpen(key(next, "0/1"))
 
-	// Eight runs of one new date, in four shardings, open at once: the
-	// date ends up in one sharding.
-	later := day.AddDays(2)
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n := i%4 + 1
-			_, _, err := l.OpenRun(ctx, key(later, fmt.Sprintf("%d/%d", i%n, n)), p)
-			if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
-				t.Error(err)
+	// Eight runs of a new date, in four shardings, open at once: the date
+	// ends up in one sharding. Twenty dates, so that a missing lock shows.
+	for n := range 20 {
+		d := day.AddDays(2 + n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := i%4 + 1
+				<-start
+				_, _, err := l.OpenRun(ctx, key(d, fmt.Sprintf("%d/%d", i%c, c)), p)
+				if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
+					t.Error(err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		runs, err := l.RunsOn(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var shards []string
+		for _, r := range runs {
+			shards = append(shards, r.Key.Shard.String())
+		}
+		if len(runs) == 0 || runs[0].Key.Shard.Count != runs[len(runs)-1].Key.Shard.Count {
+			t.Fatalf("%s: runs in several shardings: %v", d, shards)
+		}
+	}
+}
+
+// TestSendsCountTheRunsOwn: shards of a date running side by side each
+// count the requests they sent, not the other's.
+func TestSendsCountTheRunsOwn(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	for i, sends := range []int{2, 3} {
+		key := pipeline.RunKey{Date: day, Shard: pipeline.Shard{Index: i, Count: 2}}
+		run, _, err := l.OpenRun(ctx, key, pipeline.RunParams{TimeZone: "UTC"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := range sends {
+			subject := fmt.Sprintf("RS/%d/%d", i, n)
+			e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "revenue_share", Subject: subject, Attempt: 1,
+				Key: "k-" + subject, Currency: "CNY", Amount: 100})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}()
+			if err := l.MarkSent(ctx, e.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	wg.Wait()
-	runs, err := l.RunsOn(ctx, later)
-	if err != nil {
-		t.Fatal(err)
+	for i, want := range []int64{2, 3} {
+		got, err := l.Sends(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Shard{Index: i, Count: 2}}, []string{"revenue_share"})
+		if err != nil || got.Effects != want || got.Requests != want {
+			t.Fatalf("shard %d/2: %+v, %v; want %d sent", i, got, err, want)
+		}
 	}
-	if len(runs) == 0 || runs[0].Key.Shard.Count != runs[len(runs)-1].Key.Shard.Count {
-		t.Fatalf("runs of one date in several shardings: %v", runs)
+}
+
+// TestLastSuccessIsARunWithNothingForAPerson: a run done whose re-run's
+// reconcile found something for a person (done, with a note) is not a
+// success: the metric an alert watches does not move for it.
+func TestLastSuccessIsARunWithNothingForAPerson(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	finish := func(d pipeline.Date, note string) {
+		t.Helper()
+		run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.FinishRun(ctx, run.ID, pipeline.RunDone, note); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finish(day, "")
+	first, ok, err := l.LastSuccess(ctx, pipeline.Whole)
+	if err != nil || !ok {
+		t.Fatalf("after a clean run: %v, %v", ok, err)
+	}
+	finish(day.AddDays(1), pipeline.NeedsPersonNote+"mismatch with Infinia Pay")
+	if last, _, err := l.LastSuccess(ctx, pipeline.Whole); err != nil || !last.Equal(first) {
+		t.Fatalf("after a run done needing a person: last success %v (%v), want %v", last, err, first)
 	}
 }
