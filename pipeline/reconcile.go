@@ -149,9 +149,9 @@ func (a AskAll) RecordFinal(ctx context.Context, matcher string, keys []string) 
 type MismatchStore interface {
 	// ReplaceMismatches replaces the run's mismatches with ms.
 	ReplaceMismatches(ctx context.Context, runID int64, ms []Mismatch) error
-	// FailedPayouts counts the money requests of the run's date whose
+	// FailedPayouts counts the money requests of the run of key whose
 	// latest attempt failed.
-	FailedPayouts(ctx context.Context, d Date) (int64, error)
+	FailedPayouts(ctx context.Context, key RunKey) (int64, error)
 	// RunsToRecheck returns the runs of the same shard dated in the days
 	// before run's date whose findings still include timing gaps, oldest
 	// first.
@@ -230,12 +230,12 @@ func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, wri
 		problems.Add(fmt.Sprintf("%s%s %s %s: ours %s %s, theirs %s %s%s", prefix, m.Provider, m.Category, m.Subject,
 			m.Ours, m.OursState, m.Theirs, m.TheirsState, detail(m.Detail)))
 	}
-	failed, err := store.FailedPayouts(ctx, run.Key.Date)
+	failed, err := store.FailedPayouts(ctx, run.Key)
 	if err != nil {
 		return "", fmt.Errorf("reconcile: %w", err)
 	}
 	if failed > 0 {
-		problems.Add(fmt.Sprintf("%s%d payout(s) of %s failed (see payouts.csv)", prefix, failed, run.Key.Date))
+		problems.Add(fmt.Sprintf("%s%d payout(s) of %s failed (see payouts.csv)", prefix, failed, run.Key))
 	}
 	unbalanced, err := store.Unbalanced(ctx, run.Key.Date)
 	if err != nil {

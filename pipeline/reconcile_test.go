@@ -17,7 +17,7 @@ func (s *mismatchStore) ReplaceMismatches(_ context.Context, _ int64, ms []Misma
 	s.found = ms
 	return nil
 }
-func (s *mismatchStore) FailedPayouts(context.Context, Date) (int64, error)       { return 0, nil }
+func (s *mismatchStore) FailedPayouts(context.Context, RunKey) (int64, error)     { return 0, nil }
 func (s *mismatchStore) RunsToRecheck(context.Context, *Run, int) ([]*Run, error) { return nil, nil }
 func (s *mismatchStore) Unbalanced(context.Context, Date) ([]string, error)       { return nil, nil }
 func (s *mismatchStore) Lock(context.Context, RunKey) (release func() error, err error) {
@@ -116,7 +116,7 @@ type manyFindings struct {
 	earlier *Run
 }
 
-func (s *manyFindings) FailedPayouts(context.Context, Date) (int64, error) { return 1, nil }
+func (s *manyFindings) FailedPayouts(context.Context, RunKey) (int64, error) { return 1, nil }
 func (s *manyFindings) Unbalanced(context.Context, Date) ([]string, error) {
 	return []string{"sellers.csv line 2 does not balance"}, nil
 }

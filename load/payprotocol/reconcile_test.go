@@ -351,7 +351,7 @@ func (s *recheckStore) ReplaceMismatches(_ context.Context, runID int64, ms []pi
 	s.found[runID] = ms
 	return nil
 }
-func (s *recheckStore) FailedPayouts(context.Context, pipeline.Date) (int64, error) { return 0, nil }
+func (s *recheckStore) FailedPayouts(context.Context, pipeline.RunKey) (int64, error) { return 0, nil }
 func (s *recheckStore) RunsToRecheck(context.Context, *pipeline.Run, int) ([]*pipeline.Run, error) {
 	return []*pipeline.Run{s.earlier}, nil
 }

@@ -58,22 +58,23 @@ func (l *Ledger) MismatchCounts(ctx context.Context, d pipeline.Date) (unexpecte
 	return unexpected, expected, err
 }
 
-// FailedPayouts counts the money requests of date d whose latest attempt
+// FailedPayouts counts the money requests of the run of key (its date and
+// shard: another shard's are its own run's to report) whose latest attempt
 // failed and whose money is still owed: a WeChat distribution or unfreeze
 // not retried with success, or a revenue share whose items are still
 // carried (once a later revenue share pays them, the failure no longer
 // needs anyone).
-func (l *Ledger) FailedPayouts(ctx context.Context, d pipeline.Date) (int64, error) {
+func (l *Ledger) FailedPayouts(ctx context.Context, key pipeline.RunKey) (int64, error) {
 	var n int64
 	err := l.db.QueryRowContext(ctx, `
 		WITH latest AS (
 			SELECT DISTINCT ON (e.kind, e.subject) e.kind, e.subject, e.currency, e.state
 			FROM effects e JOIN runs r ON r.id = e.run_id
-			WHERE r.business_date = $1 AND e.kind IN ('revenue_share', 'distribution', 'unfreeze')
+			WHERE r.business_date = $1 AND r.shard_index = $2 AND r.shard_count = $3 AND e.kind IN ('revenue_share', 'distribution', 'unfreeze')
 			ORDER BY e.kind, e.subject, e.attempt DESC)
 		SELECT count(*) FROM latest x
 		WHERE x.state = 'failed' AND (x.kind <> 'revenue_share' OR EXISTS (
-			SELECT 1 FROM adjustments a WHERE a.netted_into = '' AND a.kind = 'held' AND a.subject = x.subject))`, d.String()).Scan(&n)
+			SELECT 1 FROM adjustments a WHERE a.netted_into = '' AND a.kind = 'held' AND a.subject = x.subject))`, key.Date.String(), key.Shard.Index, key.Shard.Count).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count failed payouts: %w", err)
 	}

@@ -421,3 +421,34 @@ func TestLastSuccessIsARunWithNothingForAPerson(t *testing.T) {
 		t.Fatalf("after a run done needing a person: last success %v (%v), want %v", last, err, first)
 	}
 }
+
+// TestFailedPayoutsAreTheRunsOwn: a shard's reconcile names its own failed
+// payouts, not another shard's of the same date.
+func TestFailedPayoutsAreTheRunsOwn(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	keys := []pipeline.RunKey{{Date: day, Shard: pipeline.Shard{Index: 0, Count: 2}}, {Date: day, Shard: pipeline.Shard{Index: 1, Count: 2}}}
+	run, _, err := l.OpenRun(ctx, keys[0], pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.OpenRun(ctx, keys[1], pipeline.RunParams{TimeZone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "distribution", Subject: "WX/x", Attempt: 1, Key: "k-x", Currency: "CNY", Amount: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkSent(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectFailed, "", "CLOSED"); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int64{1, 0} {
+		if n, err := l.FailedPayouts(ctx, keys[i]); err != nil || n != want {
+			t.Fatalf("shard %s: %d failed payouts (%v), want %d", keys[i].Shard, n, err, want)
+		}
+	}
+}
