@@ -521,11 +521,7 @@ func TestAClawbackIsDatedByTheRunThatRecordsIt(t *testing.T) {
 func TestASellerBlockedByABadLateRefundNeedsAPersonOnEveryDate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	sim := e.scenario()
-	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
-	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
-		t.Fatalf("day 1: exit %d\n%s", code, out)
-	}
+	sim := e.scenarioDayOneSettled()
 	e.db.MustExec(`INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) VALUES ('RB', 'O4', 5000, '2026-11-21 09:30Z')`) // 50.00 of a 30.00 order
 	if out, code := e.runDay(sim, scenarioDays[1]); code != 4 {
 		t.Fatalf("day 2: exit %d, want 4\n%s", code, out)
@@ -536,14 +532,22 @@ func TestASellerBlockedByABadLateRefundNeedsAPersonOnEveryDate(t *testing.T) {
 	}
 }
 
-func TestABadLateRefundStopsForAPersonUntilCorrected(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+// scenarioDayOneSettled is the adjustments scenario with seller 2 bound
+// and its first day settled.
+func (e *env) scenarioDayOneSettled() *paysim.Sim {
+	e.t.Helper()
 	sim := e.scenario()
 	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
 	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
-		t.Fatalf("day 1: exit %d\n%s", code, out)
+		e.t.Fatalf("day 1: exit %d\n%s", code, out)
 	}
+	return sim
+}
+
+func TestABadLateRefundStopsForAPersonUntilCorrected(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenarioDayOneSettled()
 	// The platform records a refund of O4 (S3, owed 27.00, carried) with
 	// a zero amount.
 	e.db.MustExec(`INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) VALUES ('RB', 'O4', 0, '2026-11-21 09:30Z')`)
