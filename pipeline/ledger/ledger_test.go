@@ -335,3 +335,36 @@ func TestCarryReferenceKept(t *testing.T) {
 		t.Fatalf("delete an adjustment that carries nothing: %v", err)
 	}
 }
+
+// TestARefusedShardLockLetsGoOfTheDate: a shard's Lock refused on the
+// shard's own lock (a pod of it runs) after it took the date's shared lock
+// lets go of that too: once the pod ends, the date can be run whole.
+func TestARefusedShardLockLetsGoOfTheDate(t *testing.T) {
+	t.Parallel()
+	l, url := open(t)
+	ctx := context.Background()
+	pod, err := ledger.Open(ctx, url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pod.Close()
+	third, err := ledger.Open(ctx, url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	k := pipeline.RunKey{Date: day, Shard: pipeline.Shard{Index: 1, Count: 2}}
+	rel, err := pod.Lock(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Lock(ctx, k); !errors.Is(err, pipeline.ErrLocked) {
+		t.Fatalf("got %v, want ErrLocked", err)
+	}
+	rel() // the pod ends
+	relDate, err := third.LockDate(ctx, day)
+	if err != nil {
+		t.Fatalf("the date's lock, no run of it under way: %v", err)
+	}
+	relDate()
+}

@@ -68,22 +68,24 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", what, err)
 	}
+	// Closing a sql.Conn returns it to the pool, its session and locks
+	// with it: the locks taken are let go first (a shard's lock refused
+	// after its date's shared lock was taken would otherwise keep the date
+	// locked for as long as the process lives).
+	release := func() error {
+		_, _ = conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock_all()`)
+		return conn.Close()
+	}
 	for _, k := range keys {
 		var ok bool
 		if err := conn.QueryRowContext(ctx, `SELECT `+k.fn+`(hashtextextended($1, 0))`, k.key).Scan(&ok); err != nil {
-			conn.Close()
+			release()
 			return nil, fmt.Errorf("lock %s: %w", what, err)
 		}
 		if !ok {
-			conn.Close()
+			release()
 			return nil, pipeline.E(pipeline.KindLocked, "run "+what, fmt.Errorf("%w for this date; not starting a second one", pipeline.ErrLocked))
 		}
-	}
-	release := func() error {
-		// Closing the connection releases its locks; unlocking first returns
-		// a pooled connection clean, should the driver ever keep it.
-		_, _ = conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock_all()`)
-		return conn.Close()
 	}
 	return release, nil
 }
