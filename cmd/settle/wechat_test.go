@@ -344,7 +344,7 @@ func TestAClosedDistributionIsReleasedToTheSeller(t *testing.T) {
 	sim := e.weChatSim(nil, 0)
 	sim.WeChat.FailReceiver(sim.Config.WeChatReceiverAccount, "ACCOUNT_ABNORMAL")
 	out, code := e.runWeChat(sim)
-	if code != 4 || !strings.Contains(out, "released whole to the seller (the commission not collected)") {
+	if code != 4 || !strings.Contains(out, "released to the seller with the platform's line closed (the commission not collected)") {
 		t.Fatalf("exit %d, want 4 saying what was released\n%s", code, out)
 	}
 	var released []struct {
@@ -360,7 +360,7 @@ func TestAClosedDistributionIsReleasedToTheSeller(t *testing.T) {
 		t.Fatal("no WeChat transaction with a commission")
 	}
 	for _, r := range released {
-		if !strings.HasPrefix(r.Reason, "released to the seller by WeChat Pay with the commission (distribution ") ||
+		if !strings.HasPrefix(r.Reason, "released to the seller by WeChat Pay: the platform's line of distribution ") ||
 			!strings.Contains(r.Reason, "ACCOUNT_ABNORMAL") || !strings.Contains(r.Reason, "not collected, to be recovered outside WeChat Pay") {
 			t.Fatalf("%s: reason %q", r.Txn, r.Reason)
 		}

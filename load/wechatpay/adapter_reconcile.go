@@ -35,6 +35,7 @@ func (a *Adapter) status(o Order) OrderStatus {
 			st.AcceptedAt = l.CreateTime
 		}
 		st.Lines = append(st.Lines, OrderLine{Platform: a.platform(l.Type, l.Account), Result: l.Result,
+			Rest:       o.SubMchID != "" && l.Type == TypeMerchantID && l.Account == o.SubMchID,
 			FailReason: l.FailReason, Amount: l.Amount})
 	}
 	return st

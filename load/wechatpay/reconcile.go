@@ -37,6 +37,7 @@ type OrderStatus struct {
 // OrderLine is one receiver line of a OrderStatus.
 type OrderLine struct {
 	Platform   bool   // the line pays the platform's receiver (else another receiver, or the seller for an unfreeze)
+	Rest       bool   // the line releases the rest of a distribution to the seller (unfreeze_unsplit: 解冻给分账方)
 	Result     string // ResultPending, ResultSuccess or ResultClosed
 	FailReason string // with ResultClosed
 	Amount     int64  // minor units

@@ -179,7 +179,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		}
 		summary := fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", st.paid, st.sent, st.held)
 		if st.released > 0 {
-			summary += fmt.Sprintf(", %d released whole to the seller (the commission not collected)", st.released)
+			summary += fmt.Sprintf(", %d released to the seller with the platform's line closed (the commission not collected)", st.released)
 		}
 		if len(res.Pending) > 0 {
 			return summary, pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
@@ -368,7 +368,11 @@ func (st *stageRun) planBatch(ctx context.Context, items []pipeline.Split) ([]pi
 		}
 		if e.State == pipeline.EffectFailed {
 			progress.Add(1)
-			return st.closed(ctx, it, o, e)
+			_, answer, err := c.API.Query(ctx, e, o)
+			if err != nil {
+				return fmt.Errorf("order %s: %w", it.OrderNo, err)
+			}
+			return st.closed(ctx, it, o, e, answer)
 		}
 		mu.Lock()
 		todo = append(todo, e)
@@ -448,7 +452,10 @@ func (st *stageRun) engine() *pipeline.Engine {
 				}
 				return nil
 			default:
-				return st.closed(ctx, t.it, t.order, e)
+				st.tmu.Lock()
+				answer := st.finished[e.Key]
+				st.tmu.Unlock()
+				return st.closed(ctx, t.it, t.order, e, answer)
 			}
 		},
 		Error: func(ctx context.Context, e pipeline.Effect, err error) error {
@@ -466,44 +473,52 @@ func (st *stageRun) engine() *pipeline.Engine {
 	}
 }
 
-// closed settles the item of a request WeChat Pay closed (FINISHED with
-// its receiver's line CLOSED). A distribution is sent with
-// unfreeze_unsplit: the amount of a line that closes stays with the
-// seller's sub-merchant, and is unfrozen with the rest. So when WeChat Pay
-// holds nothing more of the transaction, the seller has its share and the
-// commission: the item is paid, released to the seller, and the commission
-// not collected needs a person (recovered outside WeChat Pay; the closed
-// distribution is also a failed payout of the date, exit 4 on every
-// re-run, and stays in payouts.csv). When WeChat Pay still holds the
-// order's amount, the item waits for a re-run, which distributes it again
-// under a new key; anything else, or a closed unfreeze, is held for a
-// person.
-func (st *stageRun) closed(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect) error {
-	what := fmt.Sprintf("%s %s CLOSED: %s", e.Kind, e.Key, e.LastError)
-	if e.Kind != KindDistribution {
-		return st.hold(ctx, it, pipeline.NeedsAPerson(what))
+// closed settles the item of a request that failed: WeChat Pay closed it
+// (FINISHED with its receiver's line CLOSED) or refused it. A distribution
+// is sent with unfreeze_unsplit: when WeChat Pay's order (answer, the last
+// FINISHED one; zero when there was none) shows the platform's line CLOSED
+// and the rest released to the seller (its line SUCCESS, at least the
+// seller's share), the seller has its share: the item is paid, released to
+// the seller, and the commission not collected needs a person (WeChat Pay
+// returns a closed line's amount to the seller; it is recovered outside
+// WeChat Pay; the closed distribution is also a failed payout of the date,
+// exit 4 on every re-run, and stays in payouts.csv). Anything else is held
+// for a person with the request's answer: a re-run asks again what is left
+// to distribute, and sends the distribution again under a new key while
+// WeChat Pay still holds the order's amount.
+func (st *stageRun) closed(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect, answer OrderStatus) error {
+	what := fmt.Sprintf("%s %s failed: %s", e.Kind, e.Key, e.LastError)
+	if e.Kind == KindDistribution {
+		if platform, ok := released(answer, it.SellerShare); ok {
+			return st.release(ctx, it, o, e, platform)
+		}
 	}
-	left, err := st.c.API.Remaining(ctx, o.SubMchID, o.TransactionID)
-	switch {
-	case err != nil && !subjectError(err) && !pipeline.IsNotFound(err) && !errors.Is(err, ErrNotReady):
-		return fmt.Errorf("order %s: remaining amount of %s: %w", it.OrderNo, o.TransactionID, err)
-	case err != nil:
-		return st.hold(ctx, it, pipeline.NeedsAPerson(fmt.Sprintf("%s; what WeChat Pay holds of transaction %s: %v", what, o.TransactionID, err)))
-	case left == 0:
-		return st.release(ctx, it, o, e, what)
-	case left == it.Amount-it.Refunded:
-		return st.hold(ctx, it, pipeline.Waits(what+"; WeChat Pay still holds the transaction: a re-run distributes it again"))
-	}
-	return st.hold(ctx, it, pipeline.NeedsAPerson(fmt.Sprintf("%s; WeChat Pay holds %s of transaction %s, the order says %s",
-		what, pipeline.Money{Minor: left, Currency: o.Currency}, o.TransactionID, pipeline.Money{Minor: it.Amount - it.Refunded, Currency: o.Currency})))
+	return st.hold(ctx, it, pipeline.NeedsAPerson(what+" (a re-run asks WeChat Pay what is left to distribute, and distributes it again while it holds the order's amount)"))
 }
 
-// release records the item of a distribution WeChat Pay closed and
-// released whole to the seller (closed): paid, its commission a problem
+// released reports whether WeChat Pay's order of a distribution closed
+// the platform's line (returned) and released at least share to the
+// seller.
+func released(o OrderStatus, share int64) (platform OrderLine, ok bool) {
+	var rest int64
+	closed := false
+	for _, l := range o.Lines {
+		switch {
+		case l.Platform && l.Result == ResultClosed:
+			platform, closed = l, true
+		case l.Rest && l.Result == ResultSuccess:
+			rest += l.Amount
+		}
+	}
+	return platform, o.State == StateFinished && closed && rest >= share
+}
+
+// release records the item of a distribution WeChat Pay closed and whose
+// rest it released to the seller (closed): paid, its commission a problem
 // for a person.
-func (st *stageRun) release(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect, what string) error {
-	commission := pipeline.Money{Minor: o.Commission, Currency: o.Currency}
-	reason := fmt.Sprintf("released to the seller by WeChat Pay with the commission (%s, sent with unfreeze_unsplit): commission %s not collected, to be recovered outside WeChat Pay", what, commission)
+func (st *stageRun) release(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect, platform OrderLine) error {
+	reason := fmt.Sprintf("released to the seller by WeChat Pay: the platform's line of %s %s CLOSED (%s), the rest unfrozen to the seller: commission %s not collected, to be recovered outside WeChat Pay",
+		e.Kind, e.Key, cmp.Or(platform.FailReason, "no reason given"), pipeline.Money{Minor: o.Commission, Currency: o.Currency})
 	st.mu.Lock()
 	st.released++
 	st.problems.Add(fmt.Sprintf("order %s: %s", it.OrderNo, reason))
@@ -534,9 +549,9 @@ func subjectError(err error) bool {
 
 // plan returns the transaction's effect to drive - the one in
 // flight, or a new attempt planned (intent recorded) once the checks pass
-// - or why it is held; or a distribution WeChat Pay closed and released
-// whole to the seller (failed, and WeChat Pay holds nothing more of the
-// transaction), which the caller settles as such (stageRun.closed).
+// - or why it is held; or a distribution WeChat Pay closed, releasing the
+// rest to the seller (failed, its order says so: released), which the
+// caller settles as such (stageRun.release).
 func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (pipeline.Effect, *pipeline.Hold, error) {
 	next := firstAttempt(run, it, o)
 	keyFor := func(attempt int) string { return OutOrderNo(run.Key.Date, it.OrderNo, attempt) }
@@ -545,12 +560,14 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 		return e, nil, err
 	}
 	if ok && e.Kind == KindDistribution {
-		// Closed: released to the seller (nothing left), or sent again.
+		// Closed and released to the seller (stageRun.closed), or sent again.
 		if err := pipeline.Pace(ctx); err != nil {
 			return pipeline.Effect{}, nil, err
 		}
-		if left, err := c.API.Remaining(ctx, o.SubMchID, o.TransactionID); err == nil && left == 0 {
-			return e, nil, nil
+		if _, answer, err := c.API.Query(ctx, e, o); err == nil {
+			if _, ok := released(answer, it.SellerShare); ok {
+				return e, nil, nil
+			}
 		}
 	}
 	if h, err := check(ctx, c, it, o); err != nil || h != nil {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,5 +305,45 @@ func BenchmarkDistributeStagePeakHeap(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// refusedAPI: WeChat Pay holds the order's amount when the stage checks it,
+// then refuses the distribution outright (NOT_ENOUGH: the buyer was
+// refunded in full meanwhile, which WeChat takes from the unsplit funds),
+// and holds nothing more. Nothing was ever released to the seller.
+type refusedAPI struct {
+	batchAPI
+	sent atomic.Bool
+}
+
+func (a *refusedAPI) Remaining(context.Context, string, string) (int64, error) {
+	if a.sent.Load() {
+		return 0, nil
+	}
+	return 1000, nil
+}
+
+func (a *refusedAPI) Send(context.Context, pipeline.Effect, wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
+	a.sent.Store(true)
+	// What DistributionSender.SendOrder returns for a definite refusal
+	// confirmed by a NOT_FOUND query.
+	return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: "NOT_ENOUGH the amount exceeds what is left to distribute"}, wechatpay.OrderStatus{}, nil
+}
+
+// TestARefusedDistributionIsNotReleased: only an order WeChat Pay
+// FINISHED with the platform's line CLOSED and the rest released to the
+// seller makes the item paid; a refused distribution (nothing left, as a
+// full refund leaves it) is held for a person.
+func TestARefusedDistributionIsNotReleased(t *testing.T) {
+	store := newBatchStore(1)
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: &refusedAPI{}, Poll: time.Millisecond})
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}}}
+	summary, err := stage(context.Background(), run)
+	if pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(summary, "1 held") {
+		t.Fatalf("summary %q, err %v; want the item held for a person", summary, err)
+	}
+	if n := store.count(pipeline.ItemPaid); n != 0 {
+		t.Fatalf("a distribution WeChat refused (nothing released to the seller) marked the item paid: %d paid", n)
 	}
 }
