@@ -123,11 +123,15 @@ func runCommand(cfg *config) *cli.Command {
 					return pipeline.Errorf(pipeline.KindUsage, "--"+flagReextract,
 						"%s was run in shards (%s): --reextract reads one of them again, give its --shard (one that sent nothing can be read again)", d, shardList(keys))
 				}
-				if len(dates) > 1 && finished(runs, keys) {
+				if len(dates) > 1 {
 					// A backfill run again resumes where it stopped.
-					cfg.note(fmt.Sprintf("%s: done earlier, with nothing left for a person; skipped (settle run --date %s runs it again)", d, d),
-						"date", d.String(), "skipped", true)
-					return nil
+					if done, err := finished(c.Context, l, runs, keys); err != nil || done {
+						if done {
+							cfg.note(fmt.Sprintf("%s: done earlier, with nothing left for a person; skipped (settle run --date %s runs it again)", d, d),
+								"date", d.String(), "skipped", true)
+						}
+						return err
+					}
 				}
 				if len(keys) > 1 {
 					return cfg.settleShards(c.Context, l, opts, keys)
@@ -178,18 +182,23 @@ func backfill(dates []pipeline.Date, settle func(pipeline.Date) error) error {
 }
 
 // finished reports whether every run of keys is among runs, done, with
-// nothing left for a person: a backfill run again skips its date rather
-// than upload, distribute and reconcile it again (what a re-run of the date
-// alone does). A date done whose reconcile found something for a person is
-// run again: its exit says so.
-func finished(runs []*pipeline.Run, keys []pipeline.RunKey) bool {
+// nothing left for a person and no item still to settle: a backfill run
+// again skips its date rather than upload, distribute and reconcile it
+// again (what a re-run of the date alone does). A date done whose reconcile
+// found something for a person is run again (its exit says so), and so is
+// one with items still recorded (of a channel skipped then, whose provider
+// may be configured now).
+func finished(ctx context.Context, l *ledger.Ledger, runs []*pipeline.Run, keys []pipeline.RunKey) (bool, error) {
 	for _, k := range keys {
 		i := slices.IndexFunc(runs, func(r *pipeline.Run) bool { return r.Key == k })
 		if i < 0 || runs[i].State != pipeline.RunDone || runs[i].LastError != "" {
-			return false
+			return false, nil
+		}
+		if open, err := l.ItemsToSettle(ctx, runs[i].ID); err != nil || open {
+			return false, err
 		}
 	}
-	return true
+	return true, nil
 }
 
 // settleShards settles a date that was run in shards, asked for as a whole
@@ -275,13 +284,15 @@ func worseExit(a, b int) int {
 // word is the invocation's and not its last run's.
 type metricsSink struct{ runs []load.RunMetrics }
 
-// flush reports the invocation's metrics when it ran more than one run:
+// flush reports the invocation's metrics when it ran more than one run, or
+// ended otherwise than its one run (a backfill stopped at a date refused
+// before its run opened):
 // to the Pushgateway, each shard's group summed over its runs (their worst
 // exit, the shard's last success read again); to the metrics file, all of
 // them summed with the invocation's exit code (the oldest shard's last
 // success).
 func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, pushURL, file string, err error) {
-	if s == nil || len(s.runs) < 2 || l == nil {
+	if s == nil || len(s.runs) == 0 || len(s.runs) == 1 && s.runs[0].ExitCode == codeOf(err) || l == nil {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)

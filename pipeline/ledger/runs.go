@@ -418,6 +418,18 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 	})
 }
 
+// ItemsToSettle reports whether the run has items not settled yet
+// (recorded or uploaded, held ones included): a run done with such items
+// left them on purpose (a channel skipped) or waits on a provider.
+func (l *Ledger) ItemsToSettle(ctx context.Context, runID int64) (bool, error) {
+	var open bool
+	err := l.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM items WHERE run_id = $1 AND state IN ('recorded', 'uploaded'))`, runID).Scan(&open)
+	if err != nil {
+		return false, fmt.Errorf("items to settle of run %d: %w", runID, err)
+	}
+	return open, nil
+}
+
 // LastSuccess returns when a run of shard (any date) last finished in state
 // done with nothing for a person (a re-run whose reconcile found something
 // leaves its run done, with a note: not a success); ok is false when none
