@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -111,6 +112,9 @@ func printStatus(w io.Writer, s *ledger.DateStatus) {
 		s.Mismatches.Unexpected, s.Mismatches.Expected)
 	printLateRefunds(w, s.LateRefunds)
 	printCarried(w, s.Carried)
+	for _, r := range s.Resolved {
+		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Note)
+	}
 }
 
 // printShares prints where the date's seller shares are, by currency.

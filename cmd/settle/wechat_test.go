@@ -396,4 +396,35 @@ func TestAClosedDistributionIsReleasedToTheSeller(t *testing.T) {
 		e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND (state <> 'paid' OR commission_minor > 0 AND reason NOT LIKE 'released to the seller%')`) != 0 {
 		t.Fatalf("re-run of held items: exit %d, want 4, them released and nothing sent\n%s", code, out)
 	}
+	// A person recovers the commissions and says so: the date then ends 0.
+	var failed []string
+	if err := e.db.Select(&failed, `SELECT subject FROM settle.effects WHERE state = 'failed' ORDER BY subject`); err != nil || len(failed) == 0 {
+		t.Fatalf("failed distributions: %v, %v", failed, err)
+	}
+	var paid string
+	if err := e.db.Get(&paid, `SELECT subject FROM settle.effects WHERE state = 'succeeded' LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	resolve := func(subject, note string) (string, int) {
+		return e.settle("resolve", "--date", testDate, "--subject", subject, "--note", note)
+	}
+	for _, bad := range [][2]string{{failed[0], ""}, {paid, "x"}, {"WX/20261123/NOPE", "x"}} {
+		if out, code := resolve(bad[0], bad[1]); code != 2 {
+			t.Fatalf("resolve %q with note %q: exit %d, want 2\n%s", bad[0], bad[1], code, out)
+		}
+	}
+	for _, subject := range failed {
+		if out, code := resolve(subject, "commission invoiced to the seller, INV-7"); code != 0 || !strings.HasPrefix(out, "resolved distribution "+subject) {
+			t.Fatalf("resolve %s: exit %d\n%s", subject, code, out)
+		}
+	}
+	if out, code := resolve(failed[0], "another note"); code != 0 || !strings.HasPrefix(out, "already resolved") || !strings.Contains(out, "INV-7") {
+		t.Fatalf("resolved again: exit %d\n%s", code, out)
+	}
+	if out, code := e.runWeChat(sim); code != 0 || e.count(`SELECT COALESCE(sum(sends), 0) FROM settle.effects`) != sends {
+		t.Fatalf("once resolved: exit %d, want 0 and nothing sent\n%s", code, out)
+	}
+	if out := e.mustSettle("status", "--date", testDate); !strings.Contains(out, "resolved by a person: distribution "+failed[0]) {
+		t.Fatalf("status does not list the resolutions:\n%s", out)
+	}
 }

@@ -3,7 +3,10 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -63,18 +66,21 @@ func (l *Ledger) MismatchCounts(ctx context.Context, d pipeline.Date) (unexpecte
 // failed and whose money is still owed: a WeChat distribution or unfreeze
 // not retried with success, or a revenue share whose items are still
 // carried (once a later revenue share pays them, the failure no longer
-// needs anyone).
+// needs anyone). A WeChat payout a person resolved (Resolve) is not
+// counted.
 func (l *Ledger) FailedPayouts(ctx context.Context, key pipeline.RunKey) (int64, error) {
 	var n int64
 	err := l.db.QueryRowContext(ctx, `
 		WITH latest AS (
-			SELECT DISTINCT ON (e.kind, e.subject) e.kind, e.subject, e.currency, e.state
+			SELECT DISTINCT ON (e.kind, e.subject) e.kind, e.subject, e.idem_key, e.currency, e.state
 			FROM effects e JOIN runs r ON r.id = e.run_id
 			WHERE r.business_date = $1 AND r.shard_index = $2 AND r.shard_count = $3 AND e.kind IN ('revenue_share', 'distribution', 'unfreeze')
 			ORDER BY e.kind, e.subject, e.attempt DESC)
 		SELECT count(*) FROM latest x
 		WHERE x.state = 'failed' AND (x.kind <> 'revenue_share' OR EXISTS (
-			SELECT 1 FROM adjustments a WHERE a.netted_into = '' AND a.kind = 'held' AND a.subject = x.subject))`, key.Date.String(), key.Shard.Index, key.Shard.Count).Scan(&n)
+			SELECT 1 FROM adjustments a WHERE a.netted_into = '' AND a.kind = 'held' AND a.subject = x.subject))
+		  AND NOT EXISTS (SELECT 1 FROM resolutions s WHERE s.kind = x.kind AND s.subject = x.subject AND s.idem_key = x.idem_key)`,
+		key.Date.String(), key.Shard.Index, key.Shard.Count).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count failed payouts: %w", err)
 	}
@@ -138,4 +144,68 @@ func (l *Ledger) Unbalanced(ctx context.Context, d pipeline.Date) ([]string, err
 		return nil
 	})
 	return out, err
+}
+
+// Resolution is a failed payout a person settled outside settle.
+type Resolution struct {
+	Kind       string    `json:"kind" db:"kind"`
+	Subject    string    `json:"subject" db:"subject"`
+	Key        string    `json:"key" db:"idem_key"`
+	Note       string    `json:"note" db:"note"`
+	ResolvedAt time.Time `json:"resolved_at" db:"resolved_at"`
+}
+
+// Resolve records that a person settled outside settle the failed WeChat
+// Pay payout of subject, of a run of date d (its latest attempt, failed:
+// a distribution or an unfreeze), with note saying how. It returns the
+// resolution, and whether it was recorded before (the same attempt
+// resolved again keeps its first note). Anything else is refused
+// (pipeline.KindUsage): a subject of no run of d, one whose latest attempt
+// did not fail, a revenue share (its balance stays carried, and the next
+// payout of the seller pays it: resolving it by hand could pay it twice).
+func (l *Ledger) Resolve(ctx context.Context, d pipeline.Date, subject, note string) (Resolution, bool, error) {
+	if strings.TrimSpace(note) == "" {
+		return Resolution{}, false, pipeline.Errorf(pipeline.KindUsage, "--note", "say how the payout was settled")
+	}
+	var (
+		r     Resolution
+		state string
+	)
+	err := l.db.QueryRowContext(ctx, `SELECT e.kind, e.subject, e.idem_key, e.state FROM effects e JOIN runs r ON r.id = e.run_id
+		WHERE r.business_date = $1 AND e.subject = $2 AND e.kind IN ('revenue_share', 'distribution', 'unfreeze')
+		ORDER BY e.attempt DESC LIMIT 1`, d.String(), subject).Scan(&r.Kind, &r.Subject, &r.Key, &state)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return r, false, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no payout of %s has this subject (payouts.csv lists them)", subject, d)
+	case err != nil:
+		return r, false, fmt.Errorf("resolve %s: %w", subject, err)
+	case r.Kind == "revenue_share":
+		return r, false, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s is a revenue share: its balance stays carried and the seller's next payout pays it; fix the cause and run again", subject)
+	case state != string(pipeline.EffectFailed):
+		return r, false, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its latest attempt (%s) is %s, not failed: nothing to resolve", subject, r.Key, state)
+	}
+	var created bool
+	err = l.db.QueryRowContext(ctx, `WITH ins AS (
+			INSERT INTO resolutions (kind, subject, idem_key, note) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (kind, subject, idem_key) DO NOTHING RETURNING note, resolved_at)
+		SELECT note, resolved_at, true FROM ins
+		UNION ALL SELECT note, resolved_at, false FROM resolutions WHERE kind = $1 AND subject = $2 AND idem_key = $3
+		LIMIT 1`, r.Kind, r.Subject, r.Key, note).Scan(&r.Note, &r.ResolvedAt, &created)
+	if err != nil {
+		return r, false, fmt.Errorf("resolve %s: %w", subject, err)
+	}
+	return r, !created, nil
+}
+
+// Resolutions returns the failed payouts of date d's runs a person
+// resolved, by subject.
+func (l *Ledger) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution, error) {
+	var out []Resolution
+	err := l.db.SelectContext(ctx, &out, `SELECT DISTINCT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
+		FROM resolutions s JOIN effects e ON e.kind = s.kind AND e.subject = s.subject AND e.idem_key = s.idem_key
+		JOIN runs r ON r.id = e.run_id WHERE r.business_date = $1 ORDER BY s.subject`, d.String())
+	if err != nil {
+		return nil, fmt.Errorf("read resolutions of %s: %w", d, err)
+	}
+	return out, nil
 }

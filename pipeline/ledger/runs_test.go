@@ -452,3 +452,52 @@ func TestFailedPayoutsAreTheRunsOwn(t *testing.T) {
 		}
 	}
 }
+
+// TestAResolvedPayoutIsNoLongerFailed: a failed WeChat payout a person
+// resolved is not counted, until a later attempt of it fails; a revenue
+// share is never resolved by hand (its balance stays carried).
+func TestAResolvedPayoutIsNoLongerFailed(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	run, _, err := l.OpenRun(ctx, key, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := func(kind, subject string, attempt int) {
+		t.Helper()
+		e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: kind, Subject: subject, Attempt: attempt,
+			Key: fmt.Sprintf("k-%s-%d", subject, attempt), Currency: "CNY", Amount: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.MarkSent(ctx, e.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectFailed, "", "CLOSED"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failed := func(want int64) {
+		t.Helper()
+		if n, err := l.FailedPayouts(ctx, key); err != nil || n != want {
+			t.Fatalf("%d failed payouts (%v), want %d", n, err, want)
+		}
+	}
+	fail("distribution", "WX/1", 1)
+	fail("revenue_share", "RS/1", 1)
+	failed(1) // the revenue share carried nothing: not counted
+	if _, _, err := l.Resolve(ctx, day, "RS/1", "paid by hand"); pipeline.KindOf(err) != pipeline.KindUsage {
+		t.Fatalf("resolving a revenue share: %v, want a usage error", err)
+	}
+	if _, _, err := l.Resolve(ctx, day.AddDays(1), "WX/1", "recovered"); pipeline.KindOf(err) != pipeline.KindUsage {
+		t.Fatalf("resolving on another date: %v, want a usage error", err)
+	}
+	if _, before, err := l.Resolve(ctx, day, "WX/1", "recovered, INV-1"); err != nil || before {
+		t.Fatalf("resolve: %v (before %v)", err, before)
+	}
+	failed(0)
+	fail("distribution", "WX/1", 2)
+	failed(1)
+}

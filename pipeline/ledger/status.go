@@ -24,6 +24,7 @@ type DateStatus struct {
 	Mismatches  MismatchStatus      `json:"mismatches"`       // what the reconcile stage found
 	LateRefunds LateRefundStatus    `json:"late_refunds"`     // those read on this date
 	Carried     []CarriedBalance    `json:"carried_balances"` // every open balance, all dates
+	Resolved    []Resolution        `json:"resolved"`         // failed payouts a person settled outside settle
 }
 
 // RunStatus is one run of the date.
@@ -251,6 +252,9 @@ func (l *Ledger) DateStatus(ctx context.Context, d pipeline.Date) (*DateStatus, 
 	}
 	for _, c := range carries {
 		s.Carried = append(s.Carried, CarriedBalance{SellerID: c.SellerID, Currency: string(c.Currency), Entries: c.Entries, Amount: c.Amount})
+	}
+	if s.Resolved, err = l.Resolutions(ctx, d); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
