@@ -138,7 +138,7 @@ func runCommand(cfg *config) *cli.Command {
 				}
 				return cfg.settle(c.Context, l, opts)
 			})
-			sink.flush(c.Context, cfg, l, c.String("metrics-pushgateway"), c.String("metrics-file"), err)
+			sink.flush(c.Context, cfg, l, c.String("metrics-pushgateway"), c.String("metrics-file"), dates[len(dates)-1], err)
 			return err
 		},
 	}
@@ -286,16 +286,32 @@ type metricsSink struct{ runs []load.RunMetrics }
 
 // flush reports the invocation's metrics when it ran more than one run, or
 // ended otherwise than its one run (a backfill stopped at a date refused
-// before its run opened):
+// before its run opened), or ran none with its ledger open (every date of a
+// backfill skipped as done, or the first refused before its run opened:
+// the textfile then says so, dated last, with the whole day's last
+// success):
 // to the Pushgateway, each shard's group summed over its runs (their worst
 // exit, the shard's last success read again); to the metrics file, all of
 // them summed with the invocation's exit code (the oldest shard's last
 // success).
-func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, pushURL, file string, err error) {
-	if s == nil || len(s.runs) == 0 || len(s.runs) == 1 && s.runs[0].ExitCode == codeOf(err) || l == nil {
+func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, pushURL, file string, last pipeline.Date, err error) {
+	if s == nil || l == nil || len(s.runs) == 1 && s.runs[0].ExitCode == codeOf(err) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
+	if len(s.runs) == 0 {
+		if file == "" {
+			return
+		}
+		m := load.RunMetrics{Date: last, Shard: pipeline.Whole, ExitCode: codeOf(err)}
+		if at, _, err := l.LastSuccess(ctx, pipeline.Whole); err == nil {
+			m.LastSuccess = at
+		}
+		if err := load.WriteMetricsFile(file, m); err != nil {
+			cfg.warn("metrics", err)
+		}
+		return
+	}
 	var shards []pipeline.Shard
 	byShard := map[pipeline.Shard][]load.RunMetrics{}
 	for _, m := range s.runs {

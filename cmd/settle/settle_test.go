@@ -735,9 +735,18 @@ func TestBackfillSettlesEachDateInOrder(t *testing.T) {
 	if got := ran(e.mustSettle(full...)); len(got) != 3 {
 		t.Fatalf("the backfill again ran %v, want every date: their items are still to settle", got)
 	}
+	// Pay Protocol's payments still unverified (its channel skipped): the
+	// same.
+	e.db.MustExec(`UPDATE settle.items SET state = 'rejected', reason = 'rejected by the provider' WHERE state IN ('recorded', 'uploaded')`)
+	if n := e.count(`SELECT count(DISTINCT business_date) FROM settle.items WHERE state = 'unverified'`); n != 3 {
+		t.Fatalf("unverified items on %d dates, want 3", n)
+	}
+	if got := ran(e.mustSettle(full...)); len(got) != 3 {
+		t.Fatalf("the backfill again ran %v, want every date: their Pay Protocol items are still to settle", got)
+	}
 	// Settled (as if their providers had rejected them), one date's run failed and one
 	// done needing a person: those two run again, the other is skipped.
-	e.db.MustExec(`UPDATE settle.items SET state = 'rejected', reason = 'rejected by the provider' WHERE state IN ('recorded', 'uploaded')`)
+	e.db.MustExec(`UPDATE settle.items SET state = 'rejected', reason = 'rejected by the provider' WHERE state = 'unverified'`)
 	e.db.MustExec(`UPDATE settle.runs SET state = 'failed', last_error = 'stage reconcile: interrupted' WHERE business_date = '2026-11-22'`)
 	e.db.MustExec(`UPDATE settle.runs SET last_error = $1 WHERE business_date = '2026-11-21'`, pipeline.NeedsPersonNote+"a mismatch")
 	if got := strings.Join(ran(e.mustSettle(full...)), " "); got != "2026-11-21 2026-11-22" {

@@ -427,4 +427,10 @@ func TestAClosedDistributionIsReleasedToTheSeller(t *testing.T) {
 	if out := e.mustSettle("status", "--date", testDate); !strings.Contains(out, "resolved by a person: distribution "+failed[0]) {
 		t.Fatalf("status does not list the resolutions:\n%s", out)
 	}
+	// A failed distribution WeChat did not release to the seller (as if
+	// refused) is not resolved by hand: a re-run may still pay it.
+	e.db.MustExec(`UPDATE settle.effects SET state = 'failed' WHERE subject = $1`, paid)
+	if out, code := resolve(paid, "paid by bank transfer"); code != 2 || !strings.Contains(out, "WeChat Pay did not release its order to the seller") {
+		t.Fatalf("resolve of a distribution not released: exit %d, want 2\n%s", code, out)
+	}
 }

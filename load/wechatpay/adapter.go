@@ -1,6 +1,7 @@
 package wechatpay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -156,6 +157,7 @@ func (a *Adapter) sender(o Txn) DistributionSender {
 // the matcher reads it (zero when it answered none).
 func (a *Adapter) Send(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, OrderStatus, error) {
 	out, ord, err := a.sender(o).SendOrder(ctx, e)
+	ord.SubMchID = cmp.Or(ord.SubMchID, o.SubMchID)
 	return out, a.status(ord), err
 }
 
@@ -163,6 +165,7 @@ func (a *Adapter) Send(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.
 // returns its order as the matcher reads it (zero when it answered none).
 func (a *Adapter) Query(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, OrderStatus, error) {
 	out, ord, err := a.sender(o).QueryOrder(ctx, e)
+	ord.SubMchID = cmp.Or(ord.SubMchID, o.SubMchID)
 	return out, a.status(ord), err
 }
 

@@ -348,7 +348,7 @@ func (st *stageRun) planBatch(ctx context.Context, items []pipeline.Split) ([]pi
 	err := c.Pacer.EachAsNeeded(ctx, len(items), func(i int) string { return st.order(items[i]).SubMchID }, func(ctx context.Context, i int) error {
 		it := items[i]
 		o := st.order(it)
-		e, outcome, err := plan(ctx, c, run, it, o)
+		e, outcome, answer, err := plan(ctx, c, run, it, o)
 		if err != nil && subjectError(err) {
 			// WeChat Pay refused this transaction, or answered about it
 			// what cannot be read: it is held with the answer; the
@@ -368,10 +368,6 @@ func (st *stageRun) planBatch(ctx context.Context, items []pipeline.Split) ([]pi
 		}
 		if e.State == pipeline.EffectFailed {
 			progress.Add(1)
-			_, answer, err := c.API.Query(ctx, e, o)
-			if err != nil {
-				return fmt.Errorf("order %s: %w", it.OrderNo, err)
-			}
 			return st.closed(ctx, it, o, e, answer)
 		}
 		mu.Lock()
@@ -489,36 +485,58 @@ func (st *stageRun) engine() *pipeline.Engine {
 func (st *stageRun) closed(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect, answer OrderStatus) error {
 	what := fmt.Sprintf("%s %s failed: %s", e.Kind, e.Key, e.LastError)
 	if e.Kind == KindDistribution {
-		if platform, ok := released(answer, it.SellerShare); ok {
+		switch platform, rel := releaseOf(answer, it.SellerShare); rel {
+		case released:
 			return st.release(ctx, it, o, e, platform)
+		case releasing:
+			return st.hold(ctx, it, pipeline.Waits(what+"; WeChat Pay is still releasing the rest to the seller: a re-run asks again"))
 		}
 	}
 	return st.hold(ctx, it, pipeline.NeedsAPerson(what+" (a re-run asks WeChat Pay what is left to distribute, and distributes it again while it holds the order's amount)"))
 }
 
-// released reports whether WeChat Pay's order of a distribution closed
-// the platform's line (returned) and released at least share to the
-// seller.
-func released(o OrderStatus, share int64) (platform OrderLine, ok bool) {
+// release is what WeChat Pay's order says of a failed distribution's rest.
+type release int
+
+const (
+	notReleased release = iota
+	releasing           // the platform's line CLOSED, the rest to the seller still PENDING
+	released            // the platform's line CLOSED, at least the seller's share released to it
+)
+
+// releaseOf reads WeChat Pay's order of a failed distribution: whether it
+// closed the platform's line (returned) and released at least share to
+// the seller, or is still releasing the rest.
+func releaseOf(o OrderStatus, share int64) (platform OrderLine, rel release) {
 	var rest int64
-	closed := false
+	closed, pending := false, false
 	for _, l := range o.Lines {
 		switch {
 		case l.Platform && l.Result == ResultClosed:
 			platform, closed = l, true
 		case l.Rest && l.Result == ResultSuccess:
 			rest += l.Amount
+		case l.Rest && l.Result == ResultPending:
+			pending = true
 		}
 	}
-	return platform, o.State == StateFinished && closed && rest >= share
+	switch {
+	case o.State != StateFinished || !closed:
+		return platform, notReleased
+	case rest >= share:
+		return platform, released
+	case pending:
+		return platform, releasing
+	}
+	return platform, notReleased
 }
 
 // release records the item of a distribution WeChat Pay closed and whose
 // rest it released to the seller (closed): paid, its commission a problem
 // for a person.
 func (st *stageRun) release(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect, platform OrderLine) error {
-	reason := fmt.Sprintf("released to the seller by WeChat Pay: the platform's line of %s %s CLOSED (%s), the rest unfrozen to the seller: commission %s not collected, to be recovered outside WeChat Pay",
-		e.Kind, e.Key, cmp.Or(platform.FailReason, "no reason given"), pipeline.Money{Minor: o.Commission, Currency: o.Currency})
+	reason := fmt.Sprintf("%s: the platform's line of %s %s CLOSED (%s), the rest unfrozen to the seller: commission %s not collected, to be recovered outside WeChat Pay (settle resolve)",
+		pipeline.ReleasedToSeller, e.Kind, e.Key, cmp.Or(platform.FailReason, "no reason given"), pipeline.Money{Minor: o.Commission, Currency: o.Currency})
 	st.mu.Lock()
 	st.released++
 	st.problems.Add(fmt.Sprintf("order %s: %s", it.OrderNo, reason))
@@ -549,38 +567,41 @@ func subjectError(err error) bool {
 
 // plan returns the transaction's effect to drive - the one in
 // flight, or a new attempt planned (intent recorded) once the checks pass
-// - or why it is held; or a distribution WeChat Pay closed, releasing the
-// rest to the seller (failed, its order says so: released), which the
-// caller settles as such (stageRun.release).
-func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (pipeline.Effect, *pipeline.Hold, error) {
+// - or why it is held; or a distribution WeChat Pay closed and released,
+// or is releasing, to the seller (failed, with WeChat Pay's order saying
+// so), which the caller settles as such (stageRun.closed).
+func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (pipeline.Effect, *pipeline.Hold, OrderStatus, error) {
 	next := firstAttempt(run, it, o)
 	keyFor := func(attempt int) string { return OutOrderNo(run.Key.Date, it.OrderNo, attempt) }
 	e, ok, err := c.Store.LatestEffect(ctx, next.Kind, next.Subject)
 	if err != nil || (ok && e.State != pipeline.EffectFailed) {
-		return e, nil, err
+		return e, nil, OrderStatus{}, err
 	}
 	if ok && e.Kind == KindDistribution {
-		// Closed and released to the seller (stageRun.closed), or sent again.
+		// Closed: released to the seller, or still releasing
+		// (stageRun.closed); else asked about and sent again below.
 		if err := pipeline.Pace(ctx); err != nil {
-			return pipeline.Effect{}, nil, err
+			return pipeline.Effect{}, nil, OrderStatus{}, err
 		}
-		if _, answer, err := c.API.Query(ctx, e, o); err == nil {
-			if _, ok := released(answer, it.SellerShare); ok {
-				return e, nil, nil
-			}
+		_, answer, err := c.API.Query(ctx, e, o)
+		if err != nil {
+			return pipeline.Effect{}, nil, OrderStatus{}, fmt.Errorf("distribution %s: %w", e.Key, err)
+		}
+		if _, rel := releaseOf(answer, it.SellerShare); rel != notReleased {
+			return e, nil, answer, nil
 		}
 	}
 	if h, err := check(ctx, c, it, o); err != nil || h != nil {
-		return pipeline.Effect{}, h, err
+		return pipeline.Effect{}, h, OrderStatus{}, err
 	}
 	if ok {
 		if next, err = pipeline.NextAttempt(e, c.MaxRequests, keyFor); err != nil {
-			return e, pipeline.NeedsAPerson(err.Error()), nil
+			return e, pipeline.NeedsAPerson(err.Error()), OrderStatus{}, nil
 		}
 		next.RunID = run.ID
 	}
 	e, err = c.Store.PlanEffect(ctx, next)
-	return e, nil, err
+	return e, nil, OrderStatus{}, err
 }
 
 // firstAttempt is the first request of the item's transaction in run: a

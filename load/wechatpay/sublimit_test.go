@@ -58,3 +58,33 @@ func TestSubMerchantBucketsFollowTheSubMerchantsAsked(t *testing.T) {
 		t.Error("a cancelled wait for a token returned nil")
 	}
 }
+
+// TestReleaseOfAClosedDistribution: a failed distribution released the
+// seller's share only when WeChat Pay's order is FINISHED with the
+// platform's line CLOSED and the rest line to the seller SUCCESS for at
+// least the share (the closed amount inside it or apart); the rest still
+// PENDING is releasing; anything else (a refusal: no order) is not.
+func TestReleaseOfAClosedDistribution(t *testing.T) {
+	closed := OrderLine{Platform: true, Result: ResultClosed, FailReason: "ACCOUNT_ABNORMAL", Amount: 10}
+	rest := func(result string, amount int64) OrderLine {
+		return OrderLine{Rest: true, Result: result, Amount: amount}
+	}
+	for _, tc := range []struct {
+		name  string
+		order OrderStatus
+		want  release
+	}{
+		{"the closed amount inside the rest", OrderStatus{State: StateFinished, Lines: []OrderLine{closed, rest(ResultSuccess, 997)}}, released},
+		{"the closed amount apart", OrderStatus{State: StateFinished, Lines: []OrderLine{closed, rest(ResultSuccess, 987)}}, released},
+		{"the rest below the share", OrderStatus{State: StateFinished, Lines: []OrderLine{closed, rest(ResultSuccess, 986)}}, notReleased},
+		{"the rest pending", OrderStatus{State: StateFinished, Lines: []OrderLine{closed, rest(ResultPending, 987)}}, releasing},
+		{"still processing", OrderStatus{State: StateProcessing, Lines: []OrderLine{closed, rest(ResultSuccess, 987)}}, notReleased},
+		{"the platform's line paid", OrderStatus{State: StateFinished, Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 10}, rest(ResultSuccess, 987)}}, notReleased},
+		{"another receiver's line, not the seller's", OrderStatus{State: StateFinished, Lines: []OrderLine{closed, {Result: ResultSuccess, Amount: 987}}}, notReleased},
+		{"no order (refused)", OrderStatus{}, notReleased},
+	} {
+		if _, got := releaseOf(tc.order, 987); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -155,46 +156,64 @@ type Resolution struct {
 	ResolvedAt time.Time `json:"resolved_at" db:"resolved_at"`
 }
 
-// Resolve records that a person settled outside settle the failed WeChat
-// Pay payout of subject, of a run of date d (its latest attempt, failed:
-// a distribution or an unfreeze), with note saying how. It returns the
-// resolution, and whether it was recorded before (the same attempt
+// Resolve records that a person settled outside settle the commission of
+// a WeChat Pay distribution of a run of date d that WeChat closed and whose
+// rest it released to the seller (its item paid, "released to the seller":
+// the latest attempt of subject, failed), with note saying how. It returns
+// the resolution, and whether it was recorded before (the same attempt
 // resolved again keeps its first note). Anything else is refused
-// (pipeline.KindUsage): a subject of no run of d, one whose latest attempt
-// did not fail, a revenue share (its balance stays carried, and the next
-// payout of the seller pays it: resolving it by hand could pay it twice).
+// (pipeline.KindUsage), as settle may still pay it: a subject of no run of
+// d, one whose latest attempt did not fail, one whose item is not paid (a
+// re-run may send it again), a revenue share (its balance stays carried,
+// and the seller's next payout pays it).
 func (l *Ledger) Resolve(ctx context.Context, d pipeline.Date, subject, note string) (Resolution, bool, error) {
 	if strings.TrimSpace(note) == "" {
-		return Resolution{}, false, pipeline.Errorf(pipeline.KindUsage, "--note", "say how the payout was settled")
+		return Resolution{}, false, pipeline.Errorf(pipeline.KindUsage, "--note", "say how the commission was recovered")
 	}
 	var (
-		r     Resolution
-		state string
+		r       Resolution
+		created bool
 	)
-	err := l.db.QueryRowContext(ctx, `SELECT e.kind, e.subject, e.idem_key, e.state FROM effects e JOIN runs r ON r.id = e.run_id
-		WHERE r.business_date = $1 AND e.subject = $2 AND e.kind IN ('revenue_share', 'distribution', 'unfreeze')
-		ORDER BY e.attempt DESC LIMIT 1`, d.String(), subject).Scan(&r.Kind, &r.Subject, &r.Key, &state)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return r, false, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no payout of %s has this subject (payouts.csv lists them)", subject, d)
-	case err != nil:
-		return r, false, fmt.Errorf("resolve %s: %w", subject, err)
-	case r.Kind == "revenue_share":
-		return r, false, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s is a revenue share: its balance stays carried and the seller's next payout pays it; fix the cause and run again", subject)
-	case state != string(pipeline.EffectFailed):
-		return r, false, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its latest attempt (%s) is %s, not failed: nothing to resolve", subject, r.Key, state)
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		var state, item, reason string
+		err := tx.QueryRowContext(ctx, `SELECT e.kind, e.subject, e.idem_key, e.state,
+				COALESCE((SELECT i.state FROM items i WHERE i.payout_key = e.idem_key AND i.run_id = e.run_id LIMIT 1), ''),
+				COALESCE((SELECT i.reason FROM items i WHERE i.payout_key = e.idem_key AND i.run_id = e.run_id LIMIT 1), '')
+			FROM effects e JOIN runs r ON r.id = e.run_id
+			WHERE r.business_date = $1 AND e.subject = $2 AND e.kind IN ('revenue_share', 'distribution', 'unfreeze')
+			ORDER BY e.attempt DESC LIMIT 1 FOR UPDATE OF e`, d.String(), subject).Scan(&r.Kind, &r.Subject, &r.Key, &state, &item, &reason)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no payout of %s has this subject (payouts.csv lists them)", subject, d)
+		case err != nil:
+			return err
+		case r.Kind == "revenue_share":
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s is a revenue share: its balance stays carried and the seller's next payout pays it; fix the cause and run again", subject)
+		case state != string(pipeline.EffectFailed):
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its latest attempt (%s) is %s, not failed: nothing to resolve", subject, r.Key, state)
+		case item != string(pipeline.ItemPaid) || !strings.HasPrefix(reason, pipeline.ReleasedToSeller):
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: WeChat Pay did not release its order to the seller (the item is %s): settle may still pay it; fix the cause and run the date again",
+				subject, cmp.Or(item, "not recorded with it"))
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO resolutions (kind, subject, idem_key, note) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (kind, subject, idem_key) DO NOTHING`, r.Kind, r.Subject, r.Key, note)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		created = n == 1
+		// A statement of its own: it sees a resolution another person
+		// committed meanwhile (read committed).
+		return tx.QueryRowContext(ctx, `SELECT note, resolved_at FROM resolutions WHERE kind = $1 AND subject = $2 AND idem_key = $3`,
+			r.Kind, r.Subject, r.Key).Scan(&r.Note, &r.ResolvedAt)
+	})
+	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
+		err = fmt.Errorf("resolve %s: %w", subject, err)
 	}
-	var created bool
-	err = l.db.QueryRowContext(ctx, `WITH ins AS (
-			INSERT INTO resolutions (kind, subject, idem_key, note) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (kind, subject, idem_key) DO NOTHING RETURNING note, resolved_at)
-		SELECT note, resolved_at, true FROM ins
-		UNION ALL SELECT note, resolved_at, false FROM resolutions WHERE kind = $1 AND subject = $2 AND idem_key = $3
-		LIMIT 1`, r.Kind, r.Subject, r.Key, note).Scan(&r.Note, &r.ResolvedAt, &created)
-	if err != nil {
-		return r, false, fmt.Errorf("resolve %s: %w", subject, err)
-	}
-	return r, !created, nil
+	return r, !created, err
 }
 
 // Resolutions returns the failed payouts of date d's runs a person

@@ -419,11 +419,12 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 }
 
 // ItemsToSettle reports whether the run has items not settled yet
-// (recorded or uploaded, held ones included): a run done with such items
+// (unverified, recorded, uploaded or held): a run done with such items
 // left them on purpose (a channel skipped) or waits on a provider.
 func (l *Ledger) ItemsToSettle(ctx context.Context, runID int64) (bool, error) {
 	var open bool
-	err := l.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM items WHERE run_id = $1 AND state IN ('recorded', 'uploaded'))`, runID).Scan(&open)
+	err := l.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM items WHERE run_id = $1
+		AND state IN ('unverified', 'recorded', 'uploaded', 'held'))`, runID).Scan(&open)
 	if err != nil {
 		return false, fmt.Errorf("items to settle of run %d: %w", runID, err)
 	}

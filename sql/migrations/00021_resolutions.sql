@@ -6,11 +6,13 @@
 -- dealt with).
 --
 -- `settle resolve` records one row per attempt a person resolved: the
--- latest attempt of a WeChat distribution or unfreeze, failed, with the
--- person's note. A failed payout so resolved is no longer counted
--- (FailedPayouts); a later attempt of the same subject that fails is
--- counted again. Revenue shares are not resolved by hand: their balance
--- stays carried, and the next payout of the seller pays it.
+-- latest attempt of a WeChat distribution, failed, whose item is paid by
+-- WeChat's release of the rest to the seller, with the person's note. A
+-- failed payout so resolved is no longer counted (FailedPayouts); a later
+-- attempt of the same subject that fails is counted again. Nothing settle
+-- may still pay is resolved by hand: a revenue share (its balance stays
+-- carried, and the next payout of the seller pays it), a distribution or
+-- unfreeze whose item is not paid (a re-run may send it again).
 
 -- +goose Up
 CREATE TABLE resolutions (
