@@ -95,6 +95,7 @@ func runCommand(cfg *config) *cli.Command {
 					return err
 				}
 				opts.metrics = sink
+				sink.date, sink.shard = d, opts.key.Shard
 				if c.Bool("dry-run") {
 					return cfg.dryRun(c, opts)
 				}
@@ -138,7 +139,7 @@ func runCommand(cfg *config) *cli.Command {
 				}
 				return cfg.settle(c.Context, l, opts)
 			})
-			sink.flush(c.Context, cfg, l, c.String("metrics-pushgateway"), c.String("metrics-file"), dates[len(dates)-1], err)
+			sink.flush(c.Context, cfg, l, c.String("metrics-pushgateway"), c.String("metrics-file"), err)
 			return err
 		},
 	}
@@ -282,29 +283,32 @@ func worseExit(a, b int) int {
 // run's are reported as it ends; when there was more than one, the
 // invocation's are reported again at its end (flush), so that the last
 // word is the invocation's and not its last run's.
-type metricsSink struct{ runs []load.RunMetrics }
+type metricsSink struct {
+	runs []load.RunMetrics
+	// The date the invocation got to, and its shard.
+	date  pipeline.Date
+	shard pipeline.Shard
+}
 
 // flush reports the invocation's metrics when it ran more than one run, or
 // ended otherwise than its one run (a backfill stopped at a date refused
-// before its run opened), or ran none with its ledger open (every date of a
-// backfill skipped as done, or the first refused before its run opened:
-// the textfile then says so, dated last, with the whole day's last
-// success):
+// before its run opened), or failed before any run (the textfile then says
+// so, dated the date it got to, with its shard's last success):
 // to the Pushgateway, each shard's group summed over its runs (their worst
 // exit, the shard's last success read again); to the metrics file, all of
 // them summed with the invocation's exit code (the oldest shard's last
 // success).
-func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, pushURL, file string, last pipeline.Date, err error) {
+func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, pushURL, file string, err error) {
 	if s == nil || l == nil || len(s.runs) == 1 && s.runs[0].ExitCode == codeOf(err) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
 	if len(s.runs) == 0 {
-		if file == "" {
-			return
+		if file == "" || err == nil {
+			return // nothing ran: every date was done, and the file says how it ended
 		}
-		m := load.RunMetrics{Date: last, Shard: pipeline.Whole, ExitCode: codeOf(err)}
-		if at, _, err := l.LastSuccess(ctx, pipeline.Whole); err == nil {
+		m := load.RunMetrics{Date: s.date, Shard: s.shard, ExitCode: codeOf(err)}
+		if at, _, err := l.LastSuccess(ctx, s.shard); err == nil {
 			m.LastSuccess = at
 		}
 		if err := load.WriteMetricsFile(file, m); err != nil {

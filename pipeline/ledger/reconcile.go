@@ -176,12 +176,14 @@ func (l *Ledger) Resolve(ctx context.Context, d pipeline.Date, subject, note str
 	)
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
 		var state, item, reason string
-		err := tx.QueryRowContext(ctx, `SELECT e.kind, e.subject, e.idem_key, e.state,
-				COALESCE((SELECT i.state FROM items i WHERE i.payout_key = e.idem_key AND i.run_id = e.run_id LIMIT 1), ''),
-				COALESCE((SELECT i.reason FROM items i WHERE i.payout_key = e.idem_key AND i.run_id = e.run_id LIMIT 1), '')
+		// The item of a WeChat subject (WX/<date>/<order_no>) by its
+		// order number, paid by this very attempt.
+		_, orderNo, _ := strings.Cut(strings.TrimPrefix(subject, "WX/"), "/")
+		err := tx.QueryRowContext(ctx, `SELECT e.kind, e.subject, e.idem_key, e.state, COALESCE(i.state, ''), COALESCE(i.reason, '')
 			FROM effects e JOIN runs r ON r.id = e.run_id
+			LEFT JOIN items i ON i.order_no = $3 AND i.run_id = e.run_id AND i.payout_key = e.idem_key
 			WHERE r.business_date = $1 AND e.subject = $2 AND e.kind IN ('revenue_share', 'distribution', 'unfreeze')
-			ORDER BY e.attempt DESC LIMIT 1 FOR UPDATE OF e`, d.String(), subject).Scan(&r.Kind, &r.Subject, &r.Key, &state, &item, &reason)
+			ORDER BY e.attempt DESC LIMIT 1`, d.String(), subject, orderNo).Scan(&r.Kind, &r.Subject, &r.Key, &state, &item, &reason)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no payout of %s has this subject (payouts.csv lists them)", subject, d)
