@@ -12,6 +12,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 )
 
 // TestRunStateNeverContradictsItsStages drives the Runner over the real
@@ -436,16 +437,7 @@ func TestFailedPayoutsAreTheRunsOwn(t *testing.T) {
 	if _, _, err := l.OpenRun(ctx, keys[1], pipeline.RunParams{TimeZone: "UTC"}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "distribution", Subject: "WX/x", Attempt: 1, Key: "k-x", Currency: "CNY", Amount: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.MarkSent(ctx, e.ID); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectFailed, "", "CLOSED"); err != nil {
-		t.Fatal(err)
-	}
+	failEffect(t, l, run.ID, "distribution", "WX/x", 1)
 	for i, want := range []int64{1, 0} {
 		if n, err := l.FailedPayouts(ctx, keys[i]); err != nil || n != want {
 			t.Fatalf("shard %s: %d failed payouts (%v), want %d", keys[i].Shard, n, err, want)
@@ -465,20 +457,7 @@ func TestAResolvedPayoutIsNoLongerFailed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fail := func(kind, subject string, attempt int) {
-		t.Helper()
-		e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: kind, Subject: subject, Attempt: attempt,
-			Key: fmt.Sprintf("k-%s-%d", subject, attempt), Currency: "CNY", Amount: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.MarkSent(ctx, e.ID); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectFailed, "", "CLOSED"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fail := func(kind, subject string, attempt int) { failEffect(t, l, run.ID, kind, subject, attempt) }
 	failed := func(want int64) {
 		t.Helper()
 		if n, err := l.FailedPayouts(ctx, key); err != nil || n != want {
@@ -508,4 +487,22 @@ func TestAResolvedPayoutIsNoLongerFailed(t *testing.T) {
 	failed(0)
 	fail("distribution", "WX/1", 2)
 	failed(1)
+}
+
+// failEffect records an attempt of a payout of the run, keyed
+// k-<subject>-<attempt>, sent and failed.
+func failEffect(t *testing.T, l *ledger.Ledger, runID int64, kind, subject string, attempt int) {
+	t.Helper()
+	ctx := context.Background()
+	e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: runID, Kind: kind, Subject: subject, Attempt: attempt,
+		Key: fmt.Sprintf("k-%s-%d", subject, attempt), Currency: "CNY", Amount: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkSent(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectFailed, "", "CLOSED"); err != nil {
+		t.Fatal(err)
+	}
 }
