@@ -614,7 +614,7 @@ func TestInfiniaUnknownSellersAndAPoisonedFileStopOnlyThemselves(t *testing.T) {
 func TestADateRunInShardsIsReRunWhole(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "6")
+	e.mustSettle("seed", "--date", testDate, "--orders", "80", "--sellers", "5", "--seed", "6")
 	const balance = 1_000_000_000_00
 	sim := e.sim(nil, 5, nil, balance)
 	refused := ""

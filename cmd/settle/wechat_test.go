@@ -340,7 +340,7 @@ func TestWeChatLostReceiverAddIsResolvedInTheRun(t *testing.T) {
 func TestAClosedDistributionIsReleasedToTheSeller(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "2", "--seed", "14")
+	e.mustSettle("seed", "--date", testDate, "--orders", "30", "--sellers", "2", "--seed", "14")
 	sim := e.weChatSim(nil, 0)
 	sim.WeChat.FailReceiver(sim.Config.WeChatReceiverAccount, "ACCOUNT_ABNORMAL")
 	out, code := e.runWeChat(sim)
@@ -382,13 +382,10 @@ func TestAClosedDistributionIsReleasedToTheSeller(t *testing.T) {
 			t.Fatalf("summary.csv: %+v, want every seller share paid", l)
 		}
 	}
-	sends := e.count(`SELECT COALESCE(sum(sends), 0) FROM settle.effects`)
-	out, code = e.runWeChat(sim)
-	if code != 4 || e.count(`SELECT COALESCE(sum(sends), 0) FROM settle.effects`) != sends {
-		t.Fatalf("re-run: exit %d, want 4 and nothing sent\n%s", code, out)
-	}
 	// Items an earlier version held after the closed distribution: a
-	// re-run finds them released, and sends nothing.
+	// re-run finds them released, sends nothing, and still ends 4 (the
+	// commissions).
+	sends := e.count(`SELECT COALESCE(sum(sends), 0) FROM settle.effects`)
 	e.db.MustExec(`UPDATE settle.items SET state = 'recorded', reason = 'held: closed', payout_key = '', provider_ref = ''
 		WHERE channel = 'wechatpay' AND commission_minor > 0`)
 	out, code = e.runWeChat(sim)
