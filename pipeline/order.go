@@ -21,9 +21,9 @@ const (
 
 // ReleasedToSeller starts the reason of an item paid by its provider's
 // release of the whole transaction to the seller while the commission was
-// not collected (a WeChat Pay distribution whose platform line was
-// closed): the only failed payout a person may resolve (settle resolve).
-const ReleasedToSeller = "released to the seller by WeChat Pay"
+// not collected (a distribution whose line to the platform was closed):
+// the only failed payout a person may resolve (settle resolve).
+const ReleasedToSeller = "released to the seller"
 
 // SourceRow is one row of the source query exactly as read, before any
 // validation. A nil field was NULL. Amounts stay text so that a value too

@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -33,7 +34,9 @@ func resolveCommand(cfg *config) *cli.Command {
 				return err
 			}
 			defer l.Close()
-			r, before, err := l.Resolve(c.Context, d, c.String("subject"), c.String("note"))
+			// A WeChat Pay subject names its order ("" for any other: refused).
+			orderNo, _ := wechatpay.OrderOfSubject(c.String("subject"))
+			r, before, err := l.Resolve(c.Context, d, c.String("subject"), orderNo, c.String("note"))
 			if err != nil {
 				return err
 			}

@@ -427,7 +427,7 @@ func TestAClosedDistributionIsReleasedToTheSeller(t *testing.T) {
 	// A failed distribution WeChat did not release to the seller (as if
 	// refused) is not resolved by hand: a re-run may still pay it.
 	e.db.MustExec(`UPDATE settle.effects SET state = 'failed' WHERE subject = $1`, paid)
-	if out, code := resolve(paid, "paid by bank transfer"); code != 2 || !strings.Contains(out, "WeChat Pay did not release its order to the seller") {
+	if out, code := resolve(paid, "paid by bank transfer"); code != 2 || !strings.Contains(out, "its provider did not release its order to the seller") {
 		t.Fatalf("resolve of a distribution not released: exit %d, want 2\n%s", code, out)
 	}
 }

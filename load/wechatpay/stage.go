@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,6 +101,17 @@ const Name = "wechatpay"
 // effects to items by it).
 func Subject(d pipeline.Date, orderNo string) string {
 	return fmt.Sprintf("WX/%s/%s", d.Compact(), orderNo)
+}
+
+// OrderOfSubject is the order number of a Subject; ok is false for a
+// subject of another provider.
+func OrderOfSubject(subject string) (orderNo string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, "WX/")
+	if !ok {
+		return "", false
+	}
+	_, orderNo, ok = strings.Cut(rest, "/")
+	return orderNo, ok
 }
 
 // OutOrderNo is the deterministic out_order_no of an attempt at an order's
@@ -535,7 +547,7 @@ func releaseOf(o OrderStatus, share int64) (platform OrderLine, rel release) {
 // rest it released to the seller (closed): paid, its commission a problem
 // for a person.
 func (st *stageRun) release(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect, platform OrderLine) error {
-	reason := fmt.Sprintf("%s: the platform's line of %s %s CLOSED (%s), the rest unfrozen to the seller: commission %s not collected, to be recovered outside WeChat Pay (settle resolve)",
+	reason := fmt.Sprintf("%s by WeChat Pay: the platform's line of %s %s CLOSED (%s), the rest unfrozen to the seller: commission %s not collected, to be recovered outside WeChat Pay (settle resolve)",
 		pipeline.ReleasedToSeller, e.Kind, e.Key, cmp.Or(platform.FailReason, "no reason given"), pipeline.Money{Minor: o.Commission, Currency: o.Currency})
 	st.mu.Lock()
 	st.released++

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // A client asked for thousands of sub-merchants keeps buckets only for the
@@ -86,5 +88,15 @@ func TestReleaseOfAClosedDistribution(t *testing.T) {
 		if _, got := releaseOf(tc.order, 987); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestOrderOfSubject(t *testing.T) {
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	if o, ok := OrderOfSubject(Subject(d, "O-1/2")); !ok || o != "O-1/2" {
+		t.Fatalf("order of %s: %q, %v", Subject(d, "O-1/2"), o, ok)
+	}
+	if _, ok := OrderOfSubject("RS/20261123/S1/CNY"); ok {
+		t.Fatal("a revenue share's subject read as WeChat's")
 	}
 }

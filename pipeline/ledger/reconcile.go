@@ -157,16 +157,17 @@ type Resolution struct {
 }
 
 // Resolve records that a person settled outside settle the commission of
-// a WeChat Pay distribution of a run of date d that WeChat closed and whose
-// rest it released to the seller (its item paid, "released to the seller":
-// the latest attempt of subject, failed), with note saying how. It returns
+// a distribution of a run of date d that its provider closed and whose
+// rest it released to the seller (the item orderNo paid by the latest
+// attempt of subject, failed, its reason pipeline.ReleasedToSeller), with
+// note saying how. It returns
 // the resolution, and whether it was recorded before (the same attempt
 // resolved again keeps its first note). Anything else is refused
 // (pipeline.KindUsage), as settle may still pay it: a subject of no run of
 // d, one whose latest attempt did not fail, one whose item is not paid (a
 // re-run may send it again), a revenue share (its balance stays carried,
 // and the seller's next payout pays it).
-func (l *Ledger) Resolve(ctx context.Context, d pipeline.Date, subject, note string) (Resolution, bool, error) {
+func (l *Ledger) Resolve(ctx context.Context, d pipeline.Date, subject, orderNo, note string) (Resolution, bool, error) {
 	if strings.TrimSpace(note) == "" {
 		return Resolution{}, false, pipeline.Errorf(pipeline.KindUsage, "--note", "say how the commission was recovered")
 	}
@@ -176,9 +177,7 @@ func (l *Ledger) Resolve(ctx context.Context, d pipeline.Date, subject, note str
 	)
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
 		var state, item, reason string
-		// The item of a WeChat subject (WX/<date>/<order_no>) by its
-		// order number, paid by this very attempt.
-		_, orderNo, _ := strings.Cut(strings.TrimPrefix(subject, "WX/"), "/")
+		// The item by its order number, paid by this very attempt.
 		err := tx.QueryRowContext(ctx, `SELECT e.kind, e.subject, e.idem_key, e.state, COALESCE(i.state, ''), COALESCE(i.reason, '')
 			FROM effects e JOIN runs r ON r.id = e.run_id
 			LEFT JOIN items i ON i.order_no = $3 AND i.run_id = e.run_id AND i.payout_key = e.idem_key
@@ -194,7 +193,7 @@ func (l *Ledger) Resolve(ctx context.Context, d pipeline.Date, subject, note str
 		case state != string(pipeline.EffectFailed):
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its latest attempt (%s) is %s, not failed: nothing to resolve", subject, r.Key, state)
 		case item != string(pipeline.ItemPaid) || !strings.HasPrefix(reason, pipeline.ReleasedToSeller):
-			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: WeChat Pay did not release its order to the seller (the item is %s): settle may still pay it; fix the cause and run the date again",
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its provider did not release its order to the seller (the item is %s): settle may still pay it; fix the cause and run the date again",
 				subject, cmp.Or(item, "not recorded with it"))
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO resolutions (kind, subject, idem_key, note) VALUES ($1, $2, $3, $4)

@@ -474,9 +474,9 @@ func TestAResolvedPayoutIsNoLongerFailed(t *testing.T) {
 		{day, "RS/1", "is a revenue share"},
 		{day.AddDays(1), "WX/1", "no payout of"},
 		// No item paid by its release: settle may still pay it.
-		{day, "WX/1", "WeChat Pay did not release its order to the seller"},
+		{day, "WX/1", "its provider did not release its order to the seller"},
 	} {
-		if _, _, err := l.Resolve(ctx, tc.d, tc.subject, "paid by hand"); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), tc.want) {
+		if _, _, err := l.Resolve(ctx, tc.d, tc.subject, "1", "paid by hand"); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), tc.want) {
 			t.Fatalf("resolve %s of %s: %v, want a usage error saying %q", tc.subject, tc.d, err, tc.want)
 		}
 	}
