@@ -218,13 +218,13 @@ func (cfg *config) settleShards(ctx context.Context, l *ledger.Ledger, o *runOpt
 	cfg.note(fmt.Sprintf("%s was run in shards: settling %s one after another", d, shardList(keys)),
 		"date", d.String(), "shards", shardList(keys))
 	var (
-		ran          shardsRan
+		sent         ledger.Sent
 		worst        error
 		failed, left []string
 	)
 	for i, k := range keys {
 		so := *o
-		so.key, so.shards = k, &ran
+		so.key, so.dateSent = k, &sent
 		err := cfg.settle(ctx, l, &so)
 		if err == nil {
 			continue
@@ -242,11 +242,11 @@ func (cfg *config) settleShards(ctx context.Context, l *ledger.Ledger, o *runOpt
 	}
 	if cfg.json {
 		cfg.logger().Info("done", "date", d.String(), "stage", "summary", "runs", len(keys),
-			"new_money_movements", ran.sent.Effects, "requests_sent", ran.sent.Requests)
+			"new_money_movements", sent.Effects, "requests_sent", sent.Requests)
 	} else {
-		fmt.Fprintf(cfg.stdout, "%s, %d runs: %d new money movements", d, len(keys), ran.sent.Effects)
-		if r := ran.sent.Resent(); r != 0 {
-			fmt.Fprintf(cfg.stdout, "; requests sent: %d, of which %d again under the same idempotency key after an unknown outcome", ran.sent.Requests, r)
+		fmt.Fprintf(cfg.stdout, "%s, %d runs: %d new money movements", d, len(keys), sent.Effects)
+		if r := sent.Resent(); r != 0 {
+			fmt.Fprintf(cfg.stdout, "; requests sent: %d, of which %d again under the same idempotency key after an unknown outcome", sent.Requests, r)
 		}
 		fmt.Fprintln(cfg.stdout)
 	}
@@ -259,9 +259,6 @@ func (cfg *config) settleShards(ctx context.Context, l *ledger.Ledger, o *runOpt
 	}
 	return fmt.Errorf("%s; %w", msg, worst)
 }
-
-// shardsRan is what the runs of a date run in shards sent, summed.
-type shardsRan struct{ sent ledger.Sent }
 
 // worseExit is the exit code that matters more to whoever runs settle: a
 // failure a retry may cure (1, 75) before a configuration error (2),
@@ -392,9 +389,9 @@ type runOptions struct {
 	skip map[pipeline.Channel]bool
 	// reextract reads the date again (drops extract and transform).
 	reextract bool
-	// shards, for a run of a date run in shards one after another, sums
+	// dateSent, for a run of a date run in shards one after another, sums
 	// what each sent, for the date's last line.
-	shards *shardsRan
+	dateSent *ledger.Sent
 	// metrics gathers the metrics of every run of the invocation.
 	metrics *metricsSink
 	// preflights are cheap authenticated calls to the configured
@@ -666,9 +663,9 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		sendsAfter, serr := l.Sends(ctx, o.key, plugged.Pays)
 		if serr == nil {
 			sent := ledger.Sent{Requests: sendsAfter.Requests - sendsBefore.Requests, Effects: sendsAfter.Effects - sendsBefore.Effects}
-			if o.shards != nil {
-				o.shards.sent.Requests += sent.Requests
-				o.shards.sent.Effects += sent.Effects
+			if o.dateSent != nil {
+				o.dateSent.Requests += sent.Requests
+				o.dateSent.Effects += sent.Effects
 			}
 			serr = cfg.printRunSummary(ctx, l, res, sent)
 		}
