@@ -170,21 +170,8 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 // whatever else the date holds (a ledger from before the check may hold
 // both shardings).
 func sameSharding(ctx context.Context, tx *sql.Tx, key pipeline.RunKey) error {
-	var runs []*pipeline.Run
-	rows, err := tx.QueryContext(ctx, `SELECT `+runColumns+` FROM runs
-		WHERE business_date = $1 ORDER BY shard_count, shard_index`, key.Date.String())
+	runs, err := queryRuns(ctx, tx, `WHERE business_date = $1 ORDER BY shard_count, shard_index`, key.Date.String())
 	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return err
-		}
-		runs = append(runs, r)
-	}
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	if other := pipeline.OtherSharding(runs, key); other != nil {
@@ -220,7 +207,14 @@ func (l *Ledger) RunsOn(ctx context.Context, d pipeline.Date) ([]*pipeline.Run, 
 }
 
 func (l *Ledger) runs(ctx context.Context, where string, args ...any) ([]*pipeline.Run, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+runColumns+` FROM runs r `+where, args...)
+	return queryRuns(ctx, l.db, where, args...)
+}
+
+// queryRuns reads the runs where says, in a transaction or not.
+func queryRuns(ctx context.Context, db interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}, where string, args ...any) ([]*pipeline.Run, error) {
+	rows, err := db.QueryContext(ctx, `SELECT `+runColumns+` FROM runs r `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read runs: %w", err)
 	}
