@@ -25,6 +25,16 @@ const (
 // the only failed payout a person may resolve (settle resolve).
 const ReleasedToSeller = "released to the seller"
 
+// SettledOutside starts the reason of an item a person settled with its
+// provider outside settle while settle held it (settle resolve --order):
+// the provider held nothing of it any more when the person said so, and
+// settle never sends anything for it again.
+const SettledOutside = "settled outside settle"
+
+// HeldPrefix starts the reason of an item its provider's stage holds in
+// ItemRecorded (a later run looks at it again).
+const HeldPrefix = "held: "
+
 // SourceRow is one row of the source query exactly as read, before any
 // validation. A nil field was NULL. Amounts stay text so that a value too
 // large for int64 is reported, not wrapped.

@@ -1,39 +1,51 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 )
 
-// resolveCommand records that a person settled a failed WeChat Pay payout
-// outside settle (ledger.Resolve): the date's runs stop counting it as a
-// failed payout, so that a run of the date can end 0 once nothing else is
-// left.
+// resolveCommand records what a person settled outside settle, so that a
+// run of the date can end 0 once nothing else is left:
+//
+//   - --subject: a failed WeChat Pay payout whose order WeChat Pay released
+//     to the seller (ledger.Resolve): the date's runs stop counting it as a
+//     failed payout;
+//   - --order: a WeChat Pay transaction settle holds, which a person then
+//     settled with WeChat Pay by hand (settleHeldOutside).
 func resolveCommand(cfg *config) *cli.Command {
+	flags := append(databaseFlags(), dateFlag("business date YYYY-MM-DD (required)"),
+		&cli.StringFlag{Name: "subject", Usage: "a failed payout's subject, as payouts.csv gives it"},
+		&cli.StringFlag{Name: "order", Usage: "a held WeChat Pay order, as orders.csv gives it, that a person settled with WeChat Pay by hand (needs the --wechat-* flags: settle asks WeChat Pay that it holds nothing of it any more)"},
+		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"})
 	return &cli.Command{
 		Name:  "resolve",
-		Usage: "record that a failed WeChat Pay payout of a date was settled outside settle (--subject from payouts.csv, --note how)",
-		Flags: append(databaseFlags(), dateFlag("business date YYYY-MM-DD (required)"),
-			&cli.StringFlag{Name: "subject", Usage: "the payout's subject, as payouts.csv gives it (required)"},
-			&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"}),
+		Usage: "record that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle (--note how)",
+		Flags: append(flags, weChatFlags()...),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
 			if err != nil {
 				return err
 			}
-			if c.String("subject") == "" {
-				return pipeline.Errorf(pipeline.KindUsage, "--subject", "required: the failed payout's subject, as payouts.csv gives it")
+			if (c.String("subject") == "") == (c.String("order") == "") {
+				return pipeline.Errorf(pipeline.KindUsage, "--subject", "give exactly one of --subject (a failed payout, as payouts.csv gives it) and --order (a held order, as orders.csv gives it)")
 			}
 			l, err := openLedger(c.Context, c, true)
 			if err != nil {
 				return err
 			}
 			defer l.Close()
+			if c.String("order") != "" {
+				return settleHeldOutside(c, cfg, l, d)
+			}
 			// A WeChat Pay subject names its order ("" for any other: refused).
 			orderNo, _ := wechatpay.OrderOfSubject(c.String("subject"))
 			r, before, err := l.Resolve(c.Context, d, c.String("subject"), orderNo, c.String("note"))
@@ -49,4 +61,64 @@ func resolveCommand(cfg *config) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// settleHeldOutside records that a person settled by hand, with WeChat
+// Pay, a WeChat Pay order settle holds (ledger.SettleOutside): under the
+// date's lock, so that no run of it works meanwhile, and only once WeChat
+// Pay answers that it holds nothing of the order's transaction any more
+// (while it holds some, settle can still settle it). The item is then
+// paid, its reason saying so with the note, its failed request (if any)
+// resolved, and no run sends anything for it again.
+func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
+	ctx, orderNo := c.Context, c.String("order")
+	if strings.TrimSpace(c.String("note")) == "" {
+		return pipeline.Errorf(pipeline.KindUsage, "--note", "say how the order was settled: who, where, the reference")
+	}
+	w, err := weChatFromFlags(c)
+	if err != nil {
+		return err
+	}
+	if w == nil {
+		return pipeline.Errorf(pipeline.KindUsage, "--"+flagWXURL, "required with --order: settle asks WeChat Pay what it still holds of the order")
+	}
+	release, err := l.LockDate(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer release()
+	it, err := l.Item(ctx, d, orderNo)
+	if err != nil {
+		return err
+	}
+	if it.Channel != wechatpay.Channel || it.State != pipeline.ItemRecorded || !strings.HasPrefix(it.Reason, pipeline.HeldPrefix) {
+		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is a %s order, %s (%s): only a WeChat Pay order settle holds is settled by hand",
+			orderNo, it.Channel, it.State, cmp.Or(it.Reason, "no reason recorded"))
+	}
+	sub, err := l.AccountOf(ctx, it.RunID, wechatpay.SellerAccount, it.SellerID)
+	if err != nil {
+		return err
+	}
+	if sub == "" {
+		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: its seller %s has no WeChat Pay sub-merchant recorded with its run", orderNo, it.SellerID)
+	}
+	left, err := w.client.RemainingAmount(ctx, sub, it.TransactionID)
+	if err != nil {
+		return fmt.Errorf("order %s: what WeChat Pay holds of transaction %s at sub-merchant %s: %w (nothing recorded)", orderNo, it.TransactionID, sub, err)
+	}
+	if left.Amount != 0 {
+		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: WeChat Pay still holds %s of transaction %s at sub-merchant %s (the order's amount less refunds is %s): settle can still settle it; nothing recorded",
+			orderNo, pipeline.Money{Minor: left.Amount, Currency: it.Currency}, it.TransactionID, sub, pipeline.Money{Minor: it.Gross - it.Refunded, Currency: it.Currency})
+	}
+	proof := fmt.Sprintf("WeChat Pay held nothing of transaction %s at sub-merchant %s at %s", it.TransactionID, sub, cfg.clock().UTC().Format(time.RFC3339))
+	it, res, err := l.SettleOutside(ctx, d, wechatpay.Channel, orderNo, wechatpay.Subject(d, orderNo), proof, c.String("note"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.stdout, "order %s (transaction %s) is paid: %s\n", orderNo, it.TransactionID, it.Reason)
+	if res != nil {
+		fmt.Fprintf(cfg.stdout, "resolved its failed %s %s (%s)\n", res.Kind, res.Subject, res.Key)
+	}
+	fmt.Fprintf(cfg.stdout, "no run of %s sends anything for it again\n", d)
+	return nil
 }

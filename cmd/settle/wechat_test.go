@@ -13,8 +13,10 @@ import (
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 	settlesql "github.com/settlekit/settle/sql"
 )
 
@@ -42,13 +44,18 @@ func (e *env) runWeChat(sim *paysim.Sim, extra ...string) (string, int) {
 
 // runWeChatOn runs date day with only WeChat Pay configured.
 func (e *env) runWeChatOn(sim *paysim.Sim, day string, extra ...string) (string, int) {
-	c := sim.Config
 	args := []string{"run", "--date", day, "--rules", e.rules, "--out", e.reports, "--provider-wait", "3s", "--provider-poll", "20ms",
-		"--wechat-url", c.WeChatURL, "--wechat-mchid", c.WeChatMchID, "--wechat-serial", c.WeChatSerial,
+		"--skip-channel", "infiniapay,payprotocol"}
+	return e.settle(append(append(args, weChatArgs(sim)...), extra...)...)
+}
+
+// weChatArgs are the flags of the simulator's WeChat Pay.
+func weChatArgs(sim *paysim.Sim) []string {
+	c := sim.Config
+	return []string{"--wechat-url", c.WeChatURL, "--wechat-mchid", c.WeChatMchID, "--wechat-serial", c.WeChatSerial,
 		"--wechat-private-key-file", c.WeChatKeyFile, "--wechat-platform-key-file", c.WeChatPlatformKeyFile,
 		"--wechat-platform-serial", c.WeChatPlatformSerial, "--wechat-receiver-account", c.WeChatReceiverAccount,
-		"--wechat-receiver-name", c.WeChatReceiverName, "--skip-channel", "infiniapay,payprotocol"}
-	return e.settle(append(args, extra...)...)
+		"--wechat-receiver-name", c.WeChatReceiverName}
 }
 
 // checkWeChatOnce verifies every settled WeChat transaction: nothing left
@@ -429,5 +436,118 @@ func TestAClosedDistributionIsReleasedToTheSeller(t *testing.T) {
 	e.db.MustExec(`UPDATE settle.effects SET state = 'failed' WHERE subject = $1`, paid)
 	if out, code := resolve(paid, "paid by bank transfer"); code != 2 || !strings.Contains(out, "its provider did not release its order to the seller") {
 		t.Fatalf("resolve of a distribution not released: exit %d, want 2\n%s", code, out)
+	}
+}
+
+// TestAHeldOrderSettledByHandWithWeChat: WeChat Pay refuses a
+// transaction, so settle holds its order and every run of the date ends 4.
+// A person settles it with WeChat Pay by hand and says so with settle
+// resolve --order: refused while WeChat Pay does not answer or still holds
+// the order's money (settle can still settle it); once it holds nothing,
+// the item is paid with the person's note, and the next run ends 0 and
+// sends nothing.
+func TestAHeldOrderSettledByHandWithWeChat(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "30", "--sellers", "2", "--seed", "14")
+	sim := e.weChatSim(nil, 0)
+	var held struct {
+		OrderNo string `db:"order_no"`
+		Txn     string `db:"provider_txn_id"`
+		Sub     string `db:"wechat_sub_mchid"`
+	}
+	if err := e.db.Get(&held, `SELECT o.order_no, o.provider_txn_id, s.wechat_sub_mchid FROM orders o JOIN sellers s USING (seller_id)
+		WHERE o.provider = 'wechatpay' AND s.wechat_sub_mchid IS NOT NULL AND o.provider_txn_id IS NOT NULL
+		ORDER BY o.amount_minor DESC LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	sim.WeChat.Poison(held.Txn, "INVALID_REQUEST")
+	if out, code := e.runWeChat(sim); code != 4 || !strings.Contains(out, "order "+held.OrderNo) {
+		t.Fatalf("exit %d, want 4 naming order %s\n%s", code, held.OrderNo, out)
+	}
+	sends := e.count(`SELECT COALESCE(sum(sends), 0) FROM settle.effects`)
+	resolve := func(order, note string, flags ...string) (string, int) {
+		return e.settle(append([]string{"resolve", "--date", testDate, "--order", order, "--note", note}, flags...)...)
+	}
+	stillHeld := func(when string) {
+		t.Helper()
+		if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'recorded' AND reason LIKE 'held: %'`, held.OrderNo); n != 1 {
+			t.Fatalf("%s: order %s is no longer held", when, held.OrderNo)
+		}
+	}
+	wx := weChatArgs(sim)
+	for _, bad := range []struct {
+		order, note string
+		flags       []string
+		says        string
+	}{
+		{held.OrderNo, "by hand", nil, "--wechat-url"},
+		{held.OrderNo, " ", wx, "--note"},
+		{"NOPE-1", "by hand", wx, "no item of " + testDate},
+	} {
+		if out, code := resolve(bad.order, bad.note, bad.flags...); code != 2 || !strings.Contains(out, bad.says) {
+			t.Fatalf("resolve --order %s --note %q: exit %d, want 2 saying %q\n%s", bad.order, bad.note, code, bad.says, out)
+		}
+	}
+	if out, code := e.settle("resolve", "--date", testDate, "--order", held.OrderNo, "--subject", "WX/x", "--note", "x"); code != 2 {
+		t.Fatalf("--order with --subject: exit %d, want 2\n%s", code, out)
+	}
+	// WeChat Pay refuses to say what it holds: nothing recorded.
+	if out, code := resolve(held.OrderNo, "by hand", wx...); code == 0 || !strings.Contains(out, "nothing recorded") {
+		t.Fatalf("resolve while WeChat Pay refuses the transaction: exit %d\n%s", code, out)
+	}
+	stillHeld("WeChat Pay refused to answer")
+	// WeChat Pay answers again and still holds the order's money.
+	sim.WeChat.Cure(held.Txn)
+	if out, code := resolve(held.OrderNo, "by hand", wx...); code != 2 || !strings.Contains(out, "WeChat Pay still holds") {
+		t.Fatalf("resolve while WeChat Pay holds the money: exit %d, want 2\n%s", code, out)
+	}
+	stillHeld("WeChat Pay holds the money")
+	// A paid order is not settled by hand.
+	var paid string
+	if err := e.db.Get(&paid, `SELECT order_no FROM settle.items WHERE channel = 'wechatpay' AND state = 'paid' LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := resolve(paid, "by hand", wx...); code != 2 || !strings.Contains(out, "only a WeChat Pay order settle holds") {
+		t.Fatalf("resolve of a paid order: exit %d, want 2\n%s", code, out)
+	}
+	// The person releases the whole transaction to the seller by hand.
+	client, err := wechatpay.New(sim.WeChat.ClientConfig(sim.Config.WeChatURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Unfreeze(context.Background(), wechatpay.Unfreeze{SubMchID: held.Sub, TransactionID: held.Txn,
+		OutOrderNo: "MANUAL-" + held.OrderNo, Description: "released by hand"}); err != nil {
+		t.Fatal(err)
+	}
+	// While a run of the date works, nothing is recorded.
+	l, err := ledger.Open(context.Background(), e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	release, err := l.Lock(context.Background(), pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, code := resolve(held.OrderNo, "by hand", wx...); code != 75 {
+		t.Fatalf("resolve beside a run of the date: exit %d, want 75\n%s", code, out)
+	}
+	stillHeld("a run of the date works")
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	out, code := resolve(held.OrderNo, "unfrozen by hand in the merchant portal, ticket OPS-12", wx...)
+	if code != 0 || !strings.Contains(out, "order "+held.OrderNo+" (transaction "+held.Txn+") is paid: settled outside settle (WeChat Pay held nothing") {
+		t.Fatalf("resolve once WeChat Pay holds nothing: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'paid' AND reason LIKE 'settled outside settle (%OPS-12%; was held: WeChat Pay: %INVALID_REQUEST%'`, held.OrderNo); n != 1 {
+		t.Fatalf("the item is not paid with the note and what held it:\n%s", out)
+	}
+	if out, code := resolve(held.OrderNo, "again", wx...); code != 2 || !strings.Contains(out, "only a WeChat Pay order settle holds") {
+		t.Fatalf("resolve again: exit %d, want 2\n%s", code, out)
+	}
+	if out, code := e.runWeChat(sim); code != 0 || e.count(`SELECT COALESCE(sum(sends), 0) FROM settle.effects`) != sends {
+		t.Fatalf("the run after: exit %d, want 0 and nothing sent\n%s", code, out)
 	}
 }

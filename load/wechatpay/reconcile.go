@@ -357,7 +357,7 @@ func (m *matching) items(ctx context.Context) ([]pipeline.Mismatch, error) {
 			} else {
 				m.subSeller[it.Account] = it.SellerID
 			}
-			reason, held := strings.CutPrefix(it.Reason, "held: ")
+			reason, held := strings.CutPrefix(it.Reason, pipeline.HeldPrefix)
 			if it.State != pipeline.ItemRecorded || !held || !strings.HasPrefix(reason, refusal) {
 				continue
 			}

@@ -298,7 +298,7 @@ func (st *stageRun) hold(ctx context.Context, it pipeline.Split, h *pipeline.Hol
 		st.waiting++
 	}
 	st.mu.Unlock()
-	return st.c.Store.SetItemState(ctx, st.run.ID, it.OrderNo, pipeline.ItemRecorded, pipeline.ItemRecorded, "held: "+h.Reason)
+	return st.c.Store.SetItemState(ctx, st.run.ID, it.OrderNo, pipeline.ItemRecorded, pipeline.ItemRecorded, pipeline.HeldPrefix+h.Reason)
 }
 
 // order is what the item's transaction moves.

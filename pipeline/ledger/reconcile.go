@@ -217,6 +217,117 @@ func (l *Ledger) Resolve(ctx context.Context, d pipeline.Date, subject, orderNo,
 	return r, !created, err
 }
 
+// HeldItem is an item of a date a provider's stage holds (ItemRecorded,
+// its reason pipeline.HeldPrefix), as SettleOutside reads it.
+type HeldItem struct {
+	RunID         int64
+	OrderNo       string
+	SellerID      string
+	Channel       pipeline.Channel
+	TransactionID string
+	Currency      pipeline.Currency
+	Gross         int64
+	Refunded      int64
+	Commission    int64
+	SellerShare   int64
+	State         string
+	Reason        string
+}
+
+// heldItemQuery reads an item of a date by its order number ($1, $2 the
+// date), locked when it ends FOR UPDATE.
+const heldItemQuery = `SELECT i.run_id, i.order_no, i.seller_id, i.channel, i.provider_txn_id, i.currency, i.gross_minor,
+	i.refunded_minor, i.commission_minor, i.seller_minor, i.state, i.reason
+	FROM items i WHERE i.order_no = $1 AND i.business_date = $2`
+
+// scanItem reads a row of heldItemQuery.
+func scanItem(row *sql.Row) (HeldItem, error) {
+	var it HeldItem
+	err := row.Scan(&it.RunID, &it.OrderNo, &it.SellerID, &it.Channel, &it.TransactionID, &it.Currency, &it.Gross,
+		&it.Refunded, &it.Commission, &it.SellerShare, &it.State, &it.Reason)
+	return it, err
+}
+
+// Item returns the item of order orderNo settled on date d, or a usage
+// error naming the order when d settled none.
+func (l *Ledger) Item(ctx context.Context, d pipeline.Date, orderNo string) (HeldItem, error) {
+	it, err := scanItem(l.db.QueryRowContext(ctx, heldItemQuery, orderNo, d.String()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return it, pipeline.Errorf(pipeline.KindUsage, "--order", "%s: no item of %s has this order number (orders.csv lists them)", orderNo, d)
+	}
+	if err != nil {
+		return it, fmt.Errorf("read the item of order %s: %w", orderNo, err)
+	}
+	return it, nil
+}
+
+// SettleOutside records that a person settled outside settle the item of
+// order orderNo of date d, which a stage of its channel ch holds
+// (ItemRecorded, its reason pipeline.HeldPrefix), once its provider holds
+// nothing of it any more (proof says what the provider answered, asked by
+// the caller): in one transaction the item becomes paid, its reason
+// pipeline.SettledOutside with the proof and note, so that no run sends
+// anything for it again, and the latest request of subject (the item's
+// payout subject at its provider), when it failed, is resolved with note
+// (FailedPayouts no longer counts it). It is refused (pipeline.KindUsage)
+// when the item is not of ch or not held, or when a request of subject is
+// still in flight or succeeded: a re-run settles those. The caller holds
+// the date's lock (LockDate), so that no run of d works meanwhile.
+func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline.Channel, orderNo, subject, proof, note string) (HeldItem, *Resolution, error) {
+	if strings.TrimSpace(note) == "" {
+		return HeldItem{}, nil, pipeline.Errorf(pipeline.KindUsage, "--note", "say how the order was settled: who, where, the reference")
+	}
+	var (
+		it  HeldItem
+		res *Resolution
+	)
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, orderLockClass, orderNo); err != nil {
+			return err
+		}
+		var err error
+		it, err = scanItem(tx.QueryRowContext(ctx, heldItemQuery+` FOR UPDATE`, orderNo, d.String()))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: no item of %s has this order number (orders.csv lists them)", orderNo, d)
+		case err != nil:
+			return err
+		case it.Channel != ch:
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is a %s order, not %s", orderNo, it.Channel, ch)
+		case it.State != pipeline.ItemRecorded || !strings.HasPrefix(it.Reason, pipeline.HeldPrefix):
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is %s, not held (%s): nothing to settle by hand", orderNo, it.State, cmp.Or(it.Reason, "no reason recorded"))
+		}
+		var r Resolution
+		var state string
+		err = tx.QueryRowContext(ctx, `SELECT e.kind, e.subject, e.idem_key, e.state FROM effects e JOIN runs r ON r.id = e.run_id
+			WHERE r.business_date = $1 AND e.subject = $2 ORDER BY e.attempt DESC LIMIT 1`, d.String(), subject).Scan(&r.Kind, &r.Subject, &r.Key, &state)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case state != string(pipeline.EffectFailed):
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: its request %s is %s: run the date again, settle finds out what became of it", orderNo, r.Key, state)
+		default:
+			if _, err := tx.ExecContext(ctx, `INSERT INTO resolutions (kind, subject, idem_key, note) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (kind, subject, idem_key) DO NOTHING`, r.Kind, r.Subject, r.Key, note); err != nil {
+				return err
+			}
+			if err := tx.QueryRowContext(ctx, `SELECT note, resolved_at FROM resolutions WHERE kind = $1 AND subject = $2 AND idem_key = $3`,
+				r.Kind, r.Subject, r.Key).Scan(&r.Note, &r.ResolvedAt); err != nil {
+				return err
+			}
+			res = &r
+		}
+		it.State, it.Reason = pipeline.ItemPaid, fmt.Sprintf("%s (%s): %s; was %s", pipeline.SettledOutside, proof, note, it.Reason)
+		_, err = tx.ExecContext(ctx, `UPDATE items SET state = $2, reason = $3 WHERE order_no = $1`, orderNo, it.State, it.Reason)
+		return err
+	})
+	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
+		err = fmt.Errorf("settle order %s outside settle: %w", orderNo, err)
+	}
+	return it, res, err
+}
+
 // Resolutions returns the failed payouts of date d's runs a person
 // resolved, by subject.
 func (l *Ledger) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution, error) {

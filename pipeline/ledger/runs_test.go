@@ -489,6 +489,68 @@ func TestAResolvedPayoutIsNoLongerFailed(t *testing.T) {
 	failed(1)
 }
 
+// TestAHeldItemSettledOutside: only an item a stage holds is settled by
+// hand, never while a request of it is in flight; it becomes paid with the
+// proof and the note, and its failed request is resolved (no longer a
+// failed payout of the date).
+func TestAHeldItemSettledOutside(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	run, _, err := l.OpenRun(ctx, key, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeDay(t, l, run, "H", 2, 1, false)
+	if err := l.SetItemState(ctx, run.ID, "H0000", pipeline.ItemRecorded, pipeline.ItemRecorded, pipeline.HeldPrefix+"refused"); err != nil {
+		t.Fatal(err)
+	}
+	settle := func(orderNo string, ch pipeline.Channel, note string) (ledger.HeldItem, *ledger.Resolution, error) {
+		return l.SettleOutside(ctx, day, ch, orderNo, "X/"+orderNo, "nothing held", note)
+	}
+	refused := func(orderNo string, ch pipeline.Channel, note, want string) {
+		t.Helper()
+		if _, _, err := settle(orderNo, ch, note); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), want) {
+			t.Fatalf("settle %s outside: %v, want a usage error saying %q", orderNo, err, want)
+		}
+	}
+	refused("H0000", chInfinia, " ", "say how")
+	refused("H9999", chInfinia, "by hand", "no item of")
+	refused("H0000", chPayProtocol, "by hand", "not "+string(chPayProtocol))
+	refused("H0001", chInfinia, "by hand", "not held")
+	// A request of it in flight: a re-run finds out what became of it.
+	e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "distribution", Subject: "X/H0000", Attempt: 1, Key: "k-X/H0000-1", Currency: "USD", Amount: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused("H0000", chInfinia, "by hand", "is planned")
+	if err := l.MarkSent(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectFailed, "", "CLOSED"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.FailedPayouts(ctx, key); err != nil || n != 1 {
+		t.Fatalf("%d failed payouts (%v), want 1", n, err)
+	}
+	it, res, err := settle("H0000", chInfinia, "unfrozen by hand, OPS-1")
+	if err != nil || res == nil || res.Key != "k-X/H0000-1" || res.Note != "unfrozen by hand, OPS-1" {
+		t.Fatalf("settled outside: %+v, %v", res, err)
+	}
+	want := pipeline.SettledOutside + " (nothing held): unfrozen by hand, OPS-1; was held: refused"
+	if it.State != pipeline.ItemPaid || it.Reason != want {
+		t.Fatalf("item %s %q, want paid %q", it.State, it.Reason, want)
+	}
+	if got, err := l.Item(ctx, day, "H0000"); err != nil || got.State != pipeline.ItemPaid || got.Reason != want {
+		t.Fatalf("the ledger's item: %+v, %v", got, err)
+	}
+	if n, err := l.FailedPayouts(ctx, key); err != nil || n != 0 {
+		t.Fatalf("%d failed payouts (%v) once settled outside, want 0", n, err)
+	}
+	refused("H0000", chInfinia, "again", "not held")
+}
+
 // failEffect records an attempt of a payout of the run, keyed
 // k-<subject>-<attempt>, sent and failed.
 func failEffect(t *testing.T, l *ledger.Ledger, runID int64, kind, subject string, attempt int) {

@@ -69,6 +69,15 @@ func (s *Server) Poison(transactionID, code string) {
 	s.poisoned[transactionID] = code
 }
 
+// Cure undoes Poison and Garble of transaction transactionID: WeChat Pay
+// answers about it again.
+func (s *Server) Cure(transactionID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.poisoned, transactionID)
+	delete(s.poisoned, "garbled@"+transactionID)
+}
+
 // Garble makes WeChat Pay answer, signed, what cannot be read about
 // transaction transactionID's remaining amount.
 func (s *Server) Garble(transactionID string) {
