@@ -15,7 +15,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cenkalti/backoff/v4"
 )
@@ -158,3 +160,21 @@ func JSONProblem(err error, otherwise string) string {
 type clock func() time.Time
 
 func (f clock) Now() time.Time { return f() }
+
+// Clip keeps a provider's text short in our errors, the ledger and the
+// reports: at most 200 bytes of it, cut between characters, then "...";
+// bytes that are not UTF-8 become U+FFFD, as the ledger's PostgreSQL
+// refuses to store them (one order's answer would otherwise stop the
+// stage that records it).
+func Clip(s string) string {
+	const max = 200
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}

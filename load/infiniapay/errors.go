@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/settlekit/settle/internal/httpcall"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -170,11 +172,6 @@ func (e *Error) retryable(money bool) bool {
 	return false
 }
 
-// clip keeps a provider's message short in our errors and reports.
-func clip(s string) string {
-	const max = 200
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
-}
+// clip keeps a provider's text short, and UTF-8, in our errors, the
+// ledger and the reports (httpcall.Clip).
+var clip = httpcall.Clip

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/settlekit/settle/internal/httpcall"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -202,11 +204,6 @@ func unknown(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 }
 
-// clip keeps a provider's text short in our errors and reports.
-func clip(s string) string {
-	const max = 200
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
-}
+// clip keeps a provider's text short, and UTF-8, in our errors, the
+// ledger and the reports (httpcall.Clip).
+var clip = httpcall.Clip

@@ -1,0 +1,98 @@
+package payprotocol_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/settlekit/settle/internal/pgtest"
+	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// pgVerifyStore is verifyStore writing each verdict's reason to a real
+// PostgreSQL text column, as the ledger's SetItemState does.
+type pgVerifyStore struct {
+	*verifyStore
+	exec func(reason string) error
+}
+
+func (s pgVerifyStore) SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error {
+	if err := s.exec(reason); err != nil {
+		return err
+	}
+	return s.verifyStore.SetItemState(ctx, runID, orderNo, from, to, reason)
+}
+
+// TestALongNonASCIIRefusalHoldsOnlyItsOrder: Pay Protocol answers one
+// order with a definite refusal (code 400) whose msg is a sentence in
+// Chinese longer than 200 bytes. Clipped in the middle of a character, the
+// hold reason was not UTF-8, PostgreSQL refused to store it, and the whole
+// verification (hence the upload stage, Infinia's files too) stopped, on
+// every run (found by a review). The reason is cut between characters:
+// that order alone is held, the others verified, and the reconcile
+// stage's row about it is stored too.
+func TestALongNonASCIIRefusalHoldsOnlyItsOrder(t *testing.T) {
+	t.Parallel()
+	db := pgtest.DB(t)
+	if _, err := db.Exec(`CREATE TABLE items (reason text)`); err != nil {
+		t.Fatal(err)
+	}
+	msg := strings.Repeat("订单参数错误", 12) // 72 runes, 216 bytes
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/mer/payment/detail", func(w http.ResponseWriter, r *http.Request) {
+		no := r.URL.Query().Get("outTradeNo")
+		w.Header().Set("Content-Type", "application/json")
+		if no == "T2" {
+			w.Write([]byte(`{"code":400,"msg":"` + msg + `","data":null}`))
+			return
+		}
+		w.Write([]byte(`{"code":200,"msg":"success","data":{"chainId":1,"outTradeNo":"` + no + `","outPaymentNo":"P` + no +
+			`","isLegalTender":1,"quoteCurrencySymbol":"USD","quoteAmount":"10.00","paymentStatus":0,"expectedAmount":"10000000",` +
+			`"settlementAmount":"10000000","settlementCurrencySymbol":"USDT"}}`))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	c, err := payprotocol.New(payprotocol.Config{BaseURL: srv.URL + "/api/mer", APIKey: testKey, APISecret: testSecret,
+		HTTP: payprotocol.NewHTTPClient(5 * time.Second), RetryBase: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	store := pgVerifyStore{verifyStore: &verifyStore{states: map[string]string{},
+		items: []pipeline.VerifyItem{toVerify("T1", 0), toVerify("T2", 0), toVerify("T3", 0)}},
+		exec: func(reason string) error {
+			reasons = append(reasons, reason)
+			_, err := db.Exec(`INSERT INTO items VALUES ($1)`, reason)
+			return err
+		}}
+	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1})
+	_, err = payprotocol.Verify(context.Background(), store, payprotocol.Adapter{Client: c}, pacer, nil, &pipeline.Run{ID: 42})
+	for _, r := range reasons {
+		if !utf8.ValidString(r) {
+			t.Errorf("reason is not UTF-8: %q", r)
+		}
+	}
+	if err != nil && pipeline.KindOf(err) != pipeline.KindNeedsPerson {
+		t.Errorf("one order's answer stopped the verification of all: %v (states %v)", err, store.states)
+	}
+	if got := store.states["OT3"]; got != "recorded: " {
+		t.Errorf("T3, paid, is %q", got)
+	}
+	// The reconcile stage's row about the same order (recorded in the
+	// ledger's mismatches table, and mismatches.csv) is not UTF-8 either.
+	store.states = map[string]string{"OT1": "paid: ", "OT2": "held: x", "OT3": "paid: "}
+	ms, err := payprotocol.Matcher(payprotocol.MatcherConfig{Store: store, API: payprotocol.Adapter{Client: c}})(context.Background(), &pipeline.Run{ID: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if _, err := db.Exec(`INSERT INTO items VALUES ($1)`, m.Detail); err != nil {
+			t.Errorf("mismatch about %s cannot be recorded: %v", m.Subject, err)
+		}
+	}
+}
