@@ -599,3 +599,53 @@ func TestABadLateRefundStopsForAPersonUntilCorrected(t *testing.T) {
 		}
 	}
 }
+
+// TestAnItemUploadedWhileTheDatesShareIsInFlightIsCarried: S2's trade
+// file of day 2 is held on the first run (Infinia will not say what became
+// of it), and the date's revenue share to S2 goes out on its carried
+// balance alone and is still in flight when the run ends. On the re-run
+// Infinia accepts the file: O6 cannot join that revenue share, so it is
+// carried to S2's next one - it was left uploaded, covered by no payout,
+// and the re-run ended 0, while later dates pay only their own items and
+// the carried balances (found by a review). Day 3's revenue share to S2
+// then pays it.
+func TestAnItemUploadedWhileTheDatesShareIsInFlightIsCarried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
+		t.Fatalf("day 1: exit %d\n%s", code, out)
+	}
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	sim.Infinia.RefuseStatusOf(seed.InfiniaID(2), "SYS-005", "bad format: requestNo")
+	if out, code := e.runDay(sim, scenarioDays[1], "--until", "upload"); code != 4 {
+		t.Fatalf("day 2 upload: exit %d, want 4 (S2's file held)\n%s", code, out)
+	}
+	// Distribute with a wait so short that the revenue shares are still
+	// PROCESSING when it is over.
+	if out, code := e.runDay(sim, scenarioDays[1], "--provider-wait", "1ms", "--provider-poll", "50ms"); code == 0 {
+		t.Fatalf("day 2, short wait: exit 0, want the revenue shares still in flight\n%s", out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE subject = 'RS/20261121/S00002/USD' AND state IN ('planned', 'sent', 'unknown')`); n != 1 {
+		t.Fatalf("want S2's day-2 revenue share (its carried 180.00) in flight, got %d", n)
+	}
+	sim.Infinia.RefuseStatusOf(seed.InfiniaID(2), "", "")
+	out, code := e.runDay(sim, scenarioDays[1])
+	var state, reason string
+	if err := e.db.QueryRow(`SELECT state, reason FROM settle.items WHERE order_no = 'O6'`).Scan(&state, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if state != "carried" || !strings.Contains(reason, "uploaded after revenue share") {
+		t.Fatalf("re-run of day 2 (exit %d): O6 is %s (%q), want carried to S2's next revenue share\n%s", code, state, reason, out)
+	}
+	// O6's 18.00 is in S2's carried balance (below the 50.00 minimum on
+	// its own: day 3 carries it on), never lost between the two.
+	if out, code := e.runDay(sim, scenarioDays[2]); code != 0 {
+		t.Fatalf("day 3: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.adjustments a JOIN settle.items i ON i.carry_id = a.id
+		WHERE i.order_no = 'O6' AND a.amount_minor = i.seller_minor AND (a.netted_into = '' OR EXISTS (
+			SELECT 1 FROM settle.effects f WHERE f.idem_key = a.netted_into AND f.state = 'succeeded'))`); n != 1 {
+		t.Fatalf("after day 3, O6's 18.00 is neither carried nor paid")
+	}
+}

@@ -223,11 +223,18 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 			// Planned, in flight or paid: resolve it, whatever it is. What
 			// came up since waits for the next revenue share: new carries
 			// stay open, and items uploaded after a revenue share of the
-			// date was paid (Pay Protocol payments verified late) are
-			// carried to it.
+			// date was planned (Pay Protocol payments verified late, a
+			// trade file Infinia decided late) are carried to it - now,
+			// whether it is paid or still in flight: it covers only the
+			// items it was planned on, and later dates pay only their own
+			// runs' items and the carried balances.
 			d.drive(e)
-			if e.State == pipeline.EffectSucceeded && p.Items > 0 {
-				return d.hold(ctx, p, pipeline.Waits(fmt.Sprintf("uploaded after revenue share %s of the date was paid", e.Key)))
+			if p.Items > 0 {
+				when := "was paid"
+				if e.State != pipeline.EffectSucceeded {
+					when = "was in flight (" + string(e.State) + ")"
+				}
+				return d.hold(ctx, p, pipeline.Waits(fmt.Sprintf("uploaded after revenue share %s of the date %s", e.Key, when)))
 			}
 			return nil
 		case ok && e.Attempt >= c.MaxAttempts:
