@@ -379,9 +379,10 @@ type PayoutCandidate struct {
 	Payable  int64 // the run's items, minor units
 	Items    int64
 	Carried  int64 // the open carried balance, signed minor units
-	// Account is the seller's account at the paying provider: the run's,
-	// else (a seller with only a carried balance) the last recorded; ""
-	// when none.
+	// Account is the seller's account at the paying provider: the run's
+	// ("" when the run recorded the seller with none), else (a seller
+	// with only a carried balance, not in the run's snapshot) the last
+	// recorded; "" when none. The payout is sent to it (ledger AccountOf).
 	Account string
 }
 

@@ -649,3 +649,32 @@ func TestAnItemUploadedWhileTheDatesShareIsInFlightIsCarried(t *testing.T) {
 		t.Fatalf("after day 3, O6's 18.00 is neither carried nor paid")
 	}
 }
+
+// TestACarriedOnlySellerIsPaid: S2, bound only after day 1, sells nothing
+// on day 2: day 2's run pays it the 180.00 carried from day 1. The
+// revenue share was planned to the seller's last recorded Infinia id, but
+// its sender looked the id up in day 2's sellers only, found none, and
+// the request looped "unknown" without ever leaving: exit 1 on every run,
+// the balance netted into it for good (found by a review).
+func TestACarriedOnlySellerIsPaid(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	if _, err := e.db.Exec(`DELETE FROM orders WHERE order_no = 'O6'`); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
+		t.Fatalf("day 1: exit %d\n%s", code, out)
+	}
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	out, code := e.runDay(sim, scenarioDays[1])
+	var got []int64
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.SellerID == seed.InfiniaID(2) {
+			got = append(got, s.Amount)
+		}
+	}
+	if code != 0 || len(got) != 1 || got[0] != 18000 {
+		t.Fatalf("day 2: exit %d, revenue shares to S2 %v; want exit 0 and one of 18000\n%s", code, got, out)
+	}
+}

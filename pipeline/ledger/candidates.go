@@ -36,7 +36,7 @@ func (l *Ledger) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, cha
 			GROUP BY seller_id, currency)
 		SELECT COALESCE(p.seller_id, c.seller_id), COALESCE(p.currency, c.currency),
 		       COALESCE(p.payable, 0), COALESCE(p.n, 0), COALESCE(c.carried, 0),
-		       COALESCE(NULLIF(rs.`+col+`, ''), CASE WHEN c.seller_id IS NOT NULL THEN
+		       COALESCE(CASE WHEN rs.seller_id IS NOT NULL THEN rs.`+col+` ELSE
 		           (SELECT h.`+col+` FROM run_sellers h WHERE h.seller_id = c.seller_id AND h.`+col+` <> ''
 		            ORDER BY h.run_id DESC LIMIT 1) END, '')
 		FROM p FULL JOIN c ON c.seller_id = p.seller_id AND c.currency = p.currency

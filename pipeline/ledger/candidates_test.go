@@ -78,8 +78,9 @@ func TestPayoutCandidatesMergeItemsAndCarries(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("candidates\n got %+v\nwant %+v", got, want)
 	}
-	// One seller's account with the run: none for a seller of another run.
-	for seller, want := range map[string]string{"S1": "I-S1", "S2": "", "C9": "", "S9": ""} {
+	// One seller's account with the run (S2's empty one too), else its
+	// latest (C9, paid only its carried balance): as the candidates have it.
+	for seller, want := range map[string]string{"S1": "I-S1", "S2": "", "C9": "I-C9-old", "S9": ""} {
 		if got, err := l.AccountOf(ctx, run.ID, "infiniapay", seller); err != nil || got != want {
 			t.Fatalf("account of %s: %q, %v; want %q", seller, got, err, want)
 		}

@@ -212,18 +212,20 @@ func (l *Ledger) AccountsAt(ctx context.Context, runID int64, provider string) (
 }
 
 // AccountOf returns a seller's account at provider recorded with the run
-// ("" when none).
+// ("" when none), or, for a seller the run did not record, the latest one
+// recorded with any run: a run pays a seller with no order that day its
+// carried balance, and the seller is then recorded with earlier runs only
+// (EachPayoutCandidate finds the account the same way; the payout is sent
+// to the one it was planned for).
 func (l *Ledger) AccountOf(ctx context.Context, runID int64, provider, sellerID string) (string, error) {
 	column, err := accountColumn(provider)
 	if err != nil {
 		return "", err
 	}
 	var account string
-	err = l.queryRowPrepared(ctx, `SELECT `+column+` FROM run_sellers WHERE run_id = $1 AND seller_id = $2`,
+	err = l.queryRowPrepared(ctx, `SELECT COALESCE((SELECT `+column+` FROM run_sellers WHERE run_id = $1 AND seller_id = $2),
+		(SELECT h.`+column+` FROM run_sellers h WHERE h.seller_id = $2 AND h.`+column+` <> '' ORDER BY h.run_id DESC LIMIT 1), '')`,
 		runID, sellerID).Scan(&account)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
 	if err != nil {
 		return "", fmt.Errorf("read seller %s's account at %s: %w", sellerID, provider, err)
 	}
