@@ -273,6 +273,16 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reas
 	switch {
 	case r == nil:
 		return pipeline.ItemRejected, "the order shows a refund Pay Protocol does not know", nil, nil
+	case r.Status == RefundSuccess.String() && r.AmountProblem != "":
+		return pipeline.ItemRejected, "Pay Protocol refund " + r.ID + " is in an amount that cannot be checked (" + r.AmountProblem + ")", nil, nil
+	case r.Status == RefundSuccess.String() && r.Amount > it.Refunded:
+		// The seller's share would be paid out of money the platform no
+		// longer holds. A latest refund smaller than what the order nets
+		// is taken: Pay Protocol shows no earlier refund of the order, and
+		// the platform then holds more than it pays (the reconciliation
+		// compares).
+		return pipeline.ItemRejected, fmt.Sprintf("Pay Protocol refund %s returned %s, more than the %s the order nets", r.ID,
+			pipeline.Money{Minor: r.Amount, Currency: o.Quote.Currency}, pipeline.Money{Minor: it.Refunded, Currency: it.Currency}), nil, nil
 	case r.Status == RefundSuccess.String():
 		return pipeline.ItemRecorded, "", &verified{Order: o, refundRead: true}, nil
 	case refundInProgress(r.Status):

@@ -81,6 +81,7 @@ type verifyAPI struct {
 	quotes         map[string]int64  // outTradeNo -> quote in USD cents (default 1000)
 	refunds        map[string]string // outTradeNo -> latest refund's status
 	refundAmounts  map[string]int64  // outTradeNo -> latest refund's amount (default 100)
+	refundProblems map[string]string // outTradeNo -> why the latest refund's amount could not be read
 	fail           map[string]error
 	failRefund     map[string]error
 	active, maxAct atomic.Int32
@@ -128,7 +129,7 @@ func (a *verifyAPI) Refund(_ context.Context, no string, o payprotocol.Order) (*
 	if !ok {
 		amount = 100
 	}
-	return &payprotocol.OrderRefund{ID: "R" + no, Status: r, Amount: amount}, nil
+	return &payprotocol.OrderRefund{ID: "R" + no, Status: r, Amount: amount, AmountProblem: a.refundProblems[no]}, nil
 }
 
 // orderlyFinal is final answers that check, as each is recorded, that the
@@ -162,35 +163,38 @@ func toVerify(no string, refunded int64) pipeline.VerifyItem {
 // order that cannot be used holds that order alone), at most the pacer's
 // limit at a time; what concerns every order stops the verification.
 func TestVerify(t *testing.T) {
-	defer payprotocol.SetVerifyBatch(4)() // 13 items: four pages
+	defer payprotocol.SetVerifyBatch(4)() // 16 items: five pages (the last one empty)
 	paid, pending, failed := payprotocol.PaymentPaid.String(), payprotocol.PaymentPending.String(), payprotocol.PaymentFailed.String()
 	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T1", 0), toVerify("T2", 0),
 		toVerify("T3", 0), toVerify("T4", 0), toVerify("T5", 100), toVerify("T6", 100), toVerify("T7", 100), toVerify("T8", 0), toVerify("T9", 0),
-		toVerify("T10", 0), toVerify("T11", 0), toVerify("T12", 0), toVerify("T13", 100)}}
+		toVerify("T10", 0), toVerify("T11", 0), toVerify("T12", 0), toVerify("T13", 100),
+		toVerify("T14", 100), toVerify("T15", 100), toVerify("T16", 100)}}
 	held := store.items[2]
 	held.State, held.Reason = pipeline.ItemHeld, payprotocol.VerifyHoldPrefix+" payment is pending"
 	store.items[2] = held
 	api := &verifyAPI{
 		payments: map[string]string{"T1": paid, "T2": paid, "T3": pending, "T5": paid, "T6": paid, "T7": paid, "T8": paid, "T9": failed,
-			"T10": paid, "T11": paid, "T12": paid, "T13": paid},
+			"T10": paid, "T11": paid, "T12": paid, "T13": paid, "T14": paid, "T15": paid, "T16": paid},
 		quotes: map[string]int64{"T2": 999},
 		refunds: map[string]string{"T6": payprotocol.RefundPendingApproval.String(), "T7": payprotocol.RefundSuccess.String(),
-			"T10": payprotocol.RefundSuccess.String(), "T12": payprotocol.RefundUnderReview.String(), "T13": payprotocol.RefundSuccess.String()},
-		refundAmounts: map[string]int64{"T10": 50, "T13": 90},
-		fail:          map[string]error{"T8": errors.New("malformed answer:\n settlementAmount \"1e6\"")},
-		failRefund:    map[string]error{"T11": errors.New("malformed answer: refundAmount")},
+			"T10": payprotocol.RefundSuccess.String(), "T12": payprotocol.RefundUnderReview.String(), "T13": payprotocol.RefundSuccess.String(),
+			"T14": payprotocol.RefundSuccess.String(), "T15": payprotocol.RefundSuccess.String(), "T16": payprotocol.RefundSuccess.String()},
+		refundAmounts:  map[string]int64{"T10": 50, "T13": 90, "T14": 900, "T15": 0, "T16": 101},
+		refundProblems: map[string]string{"T15": "decimals of USDT on chain 1 are not configured"},
+		fail:           map[string]error{"T8": errors.New("malformed answer:\n settlementAmount \"1e6\"")},
+		failRefund:     map[string]error{"T11": errors.New("malformed answer: refundAmount")},
 	}
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 2})
 	final := &orderlyFinal{t: t, store: store}
 	summary, err := payprotocol.Verify(context.Background(), store, api, pacer, final, &pipeline.Run{ID: 42})
-	if summary != "Pay Protocol: 6 payments verified, 3 held, 4 rejected" || !heldForAPerson(err, "3 Pay Protocol payments held") || !strings.Contains(err.Error(), "order OT3: payment is pending") {
+	if summary != "Pay Protocol: 6 payments verified, 3 held, 7 rejected" || !heldForAPerson(err, "3 Pay Protocol payments held") || !strings.Contains(err.Error(), "order OT3: payment is pending") {
 		t.Fatalf("%q, %v", summary, err)
 	}
 	if store.asked != "payprotocol "+payprotocol.VerifyHoldPrefix {
 		t.Errorf("asked the ledger for %q", store.asked)
 	}
-	if store.pages != 4 || store.largest != 4 {
-		t.Errorf("%d pages read, the largest of %d items; want the 13 items in 4 pages of at most 4", store.pages, store.largest)
+	if store.pages != 5 || store.largest != 4 {
+		t.Errorf("%d pages read, the largest of %d items; want the 16 items in 5 pages of at most 4", store.pages, store.largest)
 	}
 	want := map[string]string{
 		"OT1": "recorded: ",
@@ -207,8 +211,13 @@ func TestVerify(t *testing.T) {
 		"OT10": "recorded: ",
 		"OT11": "recorded: ",
 		"OT12": "recorded: ",
-		// The refund's amount is the reconciliation's business.
+		// A latest refund smaller than what the order nets is taken (Pay
+		// Protocol shows no earlier one); a larger one, or one that cannot
+		// be checked, would pay the seller out of money refunded.
 		"OT13": "recorded: ",
+		"OT14": "rejected: Pay Protocol refund RT14 returned 9.00 USD, more than the 1.00 USD the order nets",
+		"OT15": "rejected: Pay Protocol refund RT15 is in an amount that cannot be checked (decimals of USDT on chain 1 are not configured)",
+		"OT16": "rejected: Pay Protocol refund RT16 returned 1.01 USD, more than the 1.00 USD the order nets",
 	}
 	for no, w := range want {
 		if g := store.states[no]; g != w {
@@ -221,7 +230,7 @@ func TestVerify(t *testing.T) {
 	// The latest refund asked only of the payments paid in our amount
 	// whose order has a refund we net.
 	slices.Sort(api.refundsAsked)
-	if want := []string{"T13", "T5", "T6", "T7"}; !reflect.DeepEqual(api.refundsAsked, want) {
+	if want := []string{"T13", "T14", "T15", "T16", "T5", "T6", "T7"}; !reflect.DeepEqual(api.refundsAsked, want) {
 		t.Errorf("refunds asked of %v, want %v", api.refundsAsked, want)
 	}
 	// Kept for the reconciliation, under the matcher's key for the item

@@ -11,6 +11,7 @@ import (
 
 	"github.com/settlekit/settle/internal/pgtest"
 	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/load/payprotocol/payprotocoltest"
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -94,5 +95,38 @@ func TestALongNonASCIIRefusalHoldsOnlyItsOrder(t *testing.T) {
 		if _, err := db.Exec(`INSERT INTO items VALUES ($1)`, m.Detail); err != nil {
 			t.Errorf("mismatch about %s cannot be recorded: %v", m.Subject, err)
 		}
+	}
+}
+
+// TestARefundLargerThanNettedIsNotPaid: the platform nets a 1.00 USD
+// refund of a 10.00 USD order, but Pay Protocol shows a successful refund
+// of 9 USDT (9.00 USD, one to one): only 1.00 USD is left in the
+// sub-contract address. The item was recorded and its seller paid on
+// 9.00 USD (found by a review); it is rejected, with both amounts.
+func TestARefundLargerThanNettedIsNotPaid(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, payprotocoltest.Options{Polls: -1}, func(c *payprotocol.Config) {
+		var err error
+		if c.Decimals, err = payprotocol.ParseDecimals("1:USDT=6"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if _, err := r.fake.AddPayment("T1", "USDT", 6, "10000000", payprotocol.PaymentPaid); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.fake.SetQuote("T1", "USD", "10.00", true); err != nil {
+		t.Fatal(err)
+	}
+	id, err := r.fake.AddRefund("T1", "9000000", payprotocol.RefundSuccess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T1", 100)}}
+	if _, err := payprotocol.Verify(context.Background(), store, payprotocol.Adapter{Client: r.client}, nil, nil, &pipeline.Run{ID: 42}); err != nil {
+		t.Fatal(err)
+	}
+	want := "rejected: Pay Protocol refund " + id + " returned 9.00 USD, more than the 1.00 USD the order nets"
+	if got := store.states["OT1"]; got != want {
+		t.Fatalf("item %q, want %q", got, want)
 	}
 }
