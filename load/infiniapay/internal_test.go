@@ -75,7 +75,7 @@ func (s *statusStore) FinishTradeFile(_ context.Context, f pipeline.TradeFile, _
 	defer s.mu.Unlock()
 	for i := range s.files {
 		if s.files[i].RequestNo == f.RequestNo {
-			s.files[i].Status = f.Status
+			s.files[i].Status, s.files[i].Reason = f.Status, f.Reason
 		}
 	}
 	return nil

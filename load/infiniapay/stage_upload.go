@@ -451,6 +451,20 @@ func holdFile(ctx context.Context, c *StageConfig, f pipeline.TradeFile, reason 
 	return c.Store.FinishTradeFile(ctx, f, nil, "held", "held: "+reason)
 }
 
+// errorFileOnly reports whether err, reading the error file of a refused
+// trade file, concerns that file alone and will not pass by itself: a
+// refusal about it, or a failure that is not transient (an error file in
+// another layout or not CSV, a link missing or not http(s), an HTTP
+// status such as an expired link's 403). Configuration errors and a
+// stopped run are not.
+func errorFileOnly(err error) bool {
+	if pipeline.KindOf(err) == pipeline.KindUsage || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var e *Error
+	return pipeline.SubjectOnly(err) || errors.As(err, &e) && !e.Transient()
+}
+
 // checkUpload asks Infinia about one file and records a final answer. An
 // answer it cannot use (ErrAnswer: a status this client does not know,
 // say), or a refusal to answer about this file alone
@@ -483,14 +497,20 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 		return final, nil
 	case StatusFailed:
 		rows, err := c.API.ErrorRows(ctx, url)
-		if pipeline.SubjectOnly(err) {
+		switch {
+		case err == nil:
+		case errorFileOnly(err):
 			// Refused, but its error file cannot be read (another layout,
-			// say): the whole file is held, with what was wrong.
+			// not CSV, a link that is missing, malformed or refused):
+			// the whole file is held, with what was wrong.
 			final.Reason = fmt.Sprintf("refused; its error file could not be read: %v", err)
 			return final, holdFile(ctx, c, final, "trade file "+f.Name+" was refused by Infinia, and its error file could not be read: "+err.Error())
-		}
-		if err != nil {
+		case pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil:
 			return f, fmt.Errorf("error file of %s: %w", f.Name, err)
+		default:
+			// Not now (the link's server does not answer): the file
+			// stays open, asked again by the next run; the others go on.
+			return f, fmt.Errorf("%w: refused, and its error file could not be read now: %w", ErrAnswer, err)
 		}
 		final.Reason = fmt.Sprintf("%d rows refused", len(rows))
 		if len(rows) > 0 {
