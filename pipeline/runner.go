@@ -140,7 +140,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		run.StagesDone, run.State = nil, RunRunning
 	}
 	preflown := false
-	var attention []error
+	var attention, pending []error
 	passed := map[Stage]bool{} // stages done by a pass of this invocation
 	for _, st := range Stages {
 		if st.Index() > until.Index() {
@@ -203,6 +203,17 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			attention = append(attention, fmt.Errorf("stage %s: %w", st, err))
 			continue
 		}
+		if err != nil && errors.Is(err, ErrStillProcessing) {
+			// Work a provider had not decided when the wait was over (a
+			// trade file still processing, say): the stage stays not
+			// done, and a re-run resolves it by query. The later stages
+			// go on with what is decided - they pay only what the
+			// provider accepted - so that one file, payout or provider
+			// still processing holds back no one else; the run ends 1.
+			log.Warn("STILL PROCESSING: "+err.Error(), "stage", st, "summary", summary, "took", r.now().Sub(start).Round(time.Millisecond))
+			pending = append(pending, fmt.Errorf("stage %s: %w", st, err))
+			continue
+		}
 		if err != nil {
 			r.fail(run, st, err)
 			return res, fmt.Errorf("stage %s: %w", st, err)
@@ -215,6 +226,15 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			res.Ran = append(res.Ran, st)
 		}
 		log.Info(summary, "stage", st, "took", r.now().Sub(start).Round(time.Millisecond))
+	}
+	if len(pending) > 0 {
+		// Resumable (exit 1): what still processes comes first, then
+		// what needs a person.
+		all := errors.Join(append(pending, attention...)...)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = r.Store.FinishRun(fctx, run.ID, RunFailed, all.Error())
+		return res, E(KindFailed, "run "+key.String(), all)
 	}
 	if len(attention) > 0 {
 		err := E(KindNeedsPerson, "run "+key.String(), errors.Join(attention...))

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -244,5 +245,31 @@ func TestPassDoesItsStagesAtOnceOnlyWhenNoneIsDone(t *testing.T) {
 	}
 	if !store.run.Done(StageExtract) || store.run.Done(StageTransform) || !strings.HasPrefix(store.lastErr, "stage transform: boom") {
 		t.Fatalf("done %v, last error %q", store.run.StagesDone, store.lastErr)
+	}
+}
+
+// TestAStageStillProcessingHoldsBackNoOne: upload's wait is over with a
+// trade file still processing at the provider; distribute and reconcile
+// run all the same (they pay only what the provider accepted), upload
+// stays not done for a re-run, and the run ends failed and resumable
+// (exit 1), saying so before what needs a person. It stopped the run
+// before distribute, so one file held back every seller (found by a
+// review).
+func TestAStageStillProcessingHoldsBackNoOne(t *testing.T) {
+	tr := &tracer{}
+	store := &memStore{}
+	r := tr.runner(store)
+	r.Stages[StageUpload] = tr.stage("upload", fmt.Errorf("%w: 1 trade file still processing", ErrStillProcessing))
+	r.Stages[StageDistribute] = tr.stage("distribute", E(KindNeedsPerson, "", errors.New("a seller's binding is FROZEN")))
+	_, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile)
+	if KindOf(err) != KindFailed || !errors.Is(err, ErrStillProcessing) || !strings.Contains(err.Error(), "binding is FROZEN") {
+		t.Fatalf("err %v (kind %d), want a resumable failure saying what still processes and what needs a person", err, KindOf(err))
+	}
+	if got, want := strings.Join(tr.calls, " "), "extract transform gate upload gate distribute reconcile"; got != want {
+		t.Fatalf("calls\n got %s\nwant %s", got, want)
+	}
+	if store.run.State != RunFailed || store.run.Done(StageUpload) || !store.run.Done(StageReconcile) ||
+		!strings.HasPrefix(store.lastErr, "stage upload: still processing") {
+		t.Fatalf("run %s, stages done %v, last error %q", store.run.State, store.run.StagesDone, store.lastErr)
 	}
 }

@@ -685,3 +685,43 @@ func TestADateRunInShardsIsReRunWhole(t *testing.T) {
 	}
 	e.checkPaidOnce(sim, balance)
 }
+
+// TestOneStuckTradeFileHoldsBackNoOtherSeller: Infinia keeps one trade
+// file PROCESSING past --provider-wait and accepts the others: their
+// sellers are paid, and the stuck file's items wait for a re-run (exit 1,
+// resumable). The run stopped before distribute, so no seller of the date
+// was paid while one file was undecided (found by a review).
+func TestOneStuckTradeFileHoldsBackNoOtherSeller(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "80", "--sellers", "5", "--seed", "6")
+	faults := fault.New(1, fault.Rule{Endpoint: "trade-details/query", Kind: fault.Stuck, Calls: []int{1}, Polls: 1_000_000})
+	sim := e.sim(faults, 5, nil, 1_000_000_000_00)
+	out, code := e.runInfinia(sim, "--provider-wait", "1s")
+	open := e.count(`SELECT count(*) FROM settle.trade_files WHERE status NOT IN ('SUCCESS', 'FAILED')`)
+	if code != 1 || open != 1 || !strings.Contains(out, "still processing") {
+		t.Fatalf("exit %d with %d files open, want 1 with one still processing\n%s", code, open, out)
+	}
+	paid := map[string]bool{}
+	for _, s := range sim.Infinia.RevenueShares() {
+		paid[s.SellerID] = true
+	}
+	var accepted []string
+	if err := e.db.Select(&accepted, `SELECT DISTINCT rs.infinia_seller_id FROM settle.trade_files f
+		JOIN settle.run_sellers rs ON rs.run_id = f.run_id AND rs.seller_id = f.seller_id WHERE f.status = 'SUCCESS'`); err != nil || len(accepted) == 0 {
+		t.Fatal(accepted, err)
+	}
+	for _, s := range accepted {
+		if !paid[s] {
+			t.Fatalf("seller %s, whose file Infinia accepted, was not paid (paid: %v)\n%s", s, paid, out)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items i JOIN settle.trade_files f ON i.provider_ref IN (f.name, f.request_no)
+		WHERE f.status NOT IN ('SUCCESS', 'FAILED') AND i.state <> 'recorded'`); n != 0 {
+		t.Fatalf("%d items of the stuck file moved on", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items i JOIN settle.trade_files f ON i.provider_ref IN (f.name, f.request_no)
+		WHERE f.status NOT IN ('SUCCESS', 'FAILED')`); n == 0 {
+		t.Fatal("the stuck file has no items")
+	}
+}
