@@ -110,14 +110,10 @@ func Sub(a, b int64) (int64, error) {
 // and den > 0, computed in 128 bits so the product cannot wrap; ErrOverflow
 // when the result does not fit int64.
 func MulDivHalfEven(x, num, den int64) (int64, error) {
-	if x < 0 || num < 0 || den <= 0 {
-		return 0, fmt.Errorf("MulDivHalfEven(%d, %d, %d): operands out of range", x, num, den)
+	q, r, err := mulDiv("MulDivHalfEven", x, num, den)
+	if err != nil {
+		return 0, err
 	}
-	hi, lo := bits.Mul64(uint64(x), uint64(num))
-	if hi >= uint64(den) {
-		return 0, ErrOverflow
-	}
-	q, r := bits.Div64(hi, lo, uint64(den))
 	// Round half to even: compare 2r with den.
 	twice := 2 * r // r < den <= MaxInt64, so 2r fits in uint64
 	if twice > uint64(den) || (twice == uint64(den) && q%2 == 1) {
@@ -127,4 +123,31 @@ func MulDivHalfEven(x, num, den int64) (int64, error) {
 		return 0, ErrOverflow
 	}
 	return int64(q), nil
+}
+
+// MulDivFloor returns floor(x * num / den) for x >= 0, num >= 0 and
+// den > 0, as MulDivHalfEven computes it: the most a cap of num/den of x
+// allows in whole minor units.
+func MulDivFloor(x, num, den int64) (int64, error) {
+	q, _, err := mulDiv("MulDivFloor", x, num, den)
+	if err != nil {
+		return 0, err
+	}
+	if q > math.MaxInt64 {
+		return 0, ErrOverflow
+	}
+	return int64(q), nil
+}
+
+// mulDiv is x * num / den in 128 bits: quotient and remainder.
+func mulDiv(name string, x, num, den int64) (q, r uint64, err error) {
+	if x < 0 || num < 0 || den <= 0 {
+		return 0, 0, fmt.Errorf("%s(%d, %d, %d): operands out of range", name, x, num, den)
+	}
+	hi, lo := bits.Mul64(uint64(x), uint64(num))
+	if hi >= uint64(den) {
+		return 0, 0, ErrOverflow
+	}
+	q, r = bits.Div64(hi, lo, uint64(den))
+	return q, r, nil
 }

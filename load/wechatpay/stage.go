@@ -382,6 +382,13 @@ func (st *stageRun) planBatch(ctx context.Context, items []pipeline.Split) ([]pi
 			progress.Add(1)
 			return st.closed(ctx, it, o, e, answer)
 		}
+		if e.State == pipeline.EffectSucceeded {
+			// Succeeded on an earlier run, its item not paid (held for
+			// the seller's share, or the run stopped before): settled
+			// from WeChat Pay's order, asked again by plan.
+			progress.Add(1)
+			return st.succeeded(ctx, it, o, e, answer, false)
+		}
 		mu.Lock()
 		todo = append(todo, e)
 		mu.Unlock()
@@ -424,7 +431,7 @@ func (st *stageRun) recordKept(ctx context.Context) error {
 
 // engine is the Engine that sends and resolves the planned requests.
 func (st *stageRun) engine() *pipeline.Engine {
-	c, run, progress := st.c, st.run, st.progress
+	c, progress := st.c, st.progress
 	return &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
 		Sender: func(e pipeline.Effect) pipeline.EffectSender {
 			return effectSender{api: c.API, order: st.txn(e).order, answered: func(o OrderStatus) {
@@ -444,21 +451,10 @@ func (st *stageRun) engine() *pipeline.Engine {
 			defer st.done(e)
 			switch e.State {
 			case pipeline.EffectSucceeded:
-				st.mu.Lock()
-				st.paid++
-				if e.Sends > t.before {
-					st.sent++
-				}
-				st.mu.Unlock()
-				if err := c.Store.SetItemPaid(ctx, run.ID, t.it.OrderNo, e.Key, e.ProviderRef, ""); err != nil {
-					return err
-				}
 				st.tmu.Lock()
-				defer st.tmu.Unlock()
-				if k, ok := AgreedKey(e, t.order, t.it.SellerShare, st.finished[e.Key]); ok {
-					st.kept = append(st.kept, k) // the ledger holds e succeeded: recorded with the next batch
-				}
-				return nil
+				answer := st.finished[e.Key]
+				st.tmu.Unlock()
+				return st.succeeded(ctx, t.it, t.order, e, answer, e.Sends > t.before)
 			default:
 				st.tmu.Lock()
 				answer := st.finished[e.Key]
@@ -479,6 +475,112 @@ func (st *stageRun) engine() *pipeline.Engine {
 			return fmt.Errorf("order %s: %w", t.it.OrderNo, err)
 		},
 	}
+}
+
+// succeeded settles the item of a request that succeeded. A distribution
+// collects the commission and, sent with unfreeze_unsplit, releases the
+// rest to the seller on a line of its own, which outcome does not judge:
+// WeChat Pay's order (answer, the last FINISHED one) must show it released
+// (restOf) before the item is paid. A release WeChat Pay CLOSED leaves the
+// seller's share frozen at WeChat Pay: held for a person, who releases it
+// there (then settle resolve --order); one still PENDING waits for a
+// re-run. The item was paid from the platform's line alone, with exit 0
+// (found by a review). sentNow says the request was sent by this run.
+func (st *stageRun) succeeded(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect, answer OrderStatus, sentNow bool) error {
+	c, run := st.c, st.run
+	if e.Kind == KindDistribution && it.SellerShare > 0 {
+		if answer.State != StateFinished {
+			// Decided on an earlier run, or from an answer not kept.
+			if err := pipeline.Pace(ctx); err != nil {
+				return err
+			}
+			_, a, err := c.API.Query(ctx, e, o)
+			if subjectError(err) {
+				return st.hold(ctx, it, pipeline.NeedsAPerson(refusal+err.Error()))
+			}
+			if err != nil {
+				return fmt.Errorf("order %s: distribution %s: %w", it.OrderNo, e.Key, err)
+			}
+			answer = a
+		}
+		what := fmt.Sprintf("%s%s %s collected the commission %s, but the release of the seller's share %s", refusal, e.Kind, e.Key,
+			pipeline.Money{Minor: o.Commission, Currency: o.Currency}, pipeline.Money{Minor: it.SellerShare, Currency: o.Currency})
+		switch rest, released, why := restOf(answer, it.SellerShare); rest {
+		case restClosed:
+			return st.hold(ctx, it, pipeline.NeedsAPerson(what+" is CLOSED ("+why+"): it is still frozen at WeChat Pay; release it there, then settle resolve --order"))
+		case restPending:
+			return st.hold(ctx, it, pipeline.Waits(what+" is still PENDING at WeChat Pay: a re-run asks again"))
+		case restMissing:
+			// No line of the order says it: released when WeChat Pay
+			// holds nothing of the transaction any more.
+			if err := pipeline.Pace(ctx); err != nil {
+				return err
+			}
+			left, err := c.API.Remaining(ctx, o.SubMchID, o.TransactionID)
+			if subjectError(err) || pipeline.IsNotFound(err) || errors.Is(err, ErrNotReady) {
+				return st.hold(ctx, it, pipeline.NeedsAPerson(fmt.Sprintf("%s is not in WeChat Pay's order, nor what it holds of transaction %s: %v", what, o.TransactionID, err)))
+			}
+			if err != nil {
+				return fmt.Errorf("order %s: remaining amount of %s: %w", it.OrderNo, o.TransactionID, err)
+			}
+			if left != 0 {
+				return st.hold(ctx, it, pipeline.NeedsAPerson(fmt.Sprintf("%s is not in WeChat Pay's order (%s released on its lines), and WeChat Pay still holds %s of transaction %s",
+					what, pipeline.Money{Minor: released, Currency: o.Currency}, pipeline.Money{Minor: left, Currency: o.Currency}, o.TransactionID)))
+			}
+		}
+	}
+	st.mu.Lock()
+	st.paid++
+	if sentNow {
+		st.sent++
+	}
+	st.mu.Unlock()
+	if err := c.Store.SetItemPaid(ctx, run.ID, it.OrderNo, e.Key, e.ProviderRef, ""); err != nil {
+		return err
+	}
+	st.tmu.Lock()
+	defer st.tmu.Unlock()
+	if k, ok := AgreedKey(e, o, it.SellerShare, answer); ok {
+		st.kept = append(st.kept, k) // the ledger holds e succeeded: recorded with the next batch
+	}
+	return nil
+}
+
+// What WeChat Pay's order of a FINISHED distribution says of the release
+// of the rest to the seller (restOf).
+const (
+	restReleased = iota // SUCCESS, at least the seller's share
+	restPending         // still PENDING
+	restClosed          // CLOSED
+	restMissing         // no line releases it, or less than the share
+)
+
+// restOf reads the release of the rest to the seller in WeChat Pay's
+// order of a distribution: how far it is, what its SUCCESS lines
+// released, and WeChat Pay's reasons for closing it.
+func restOf(o OrderStatus, share int64) (state int, released int64, why string) {
+	var closed []string
+	pending := false
+	for _, l := range o.Lines {
+		switch {
+		case !l.Rest:
+		case l.Result == ResultSuccess:
+			released += l.Amount
+		case l.Result == ResultClosed:
+			closed = append(closed, cmp.Or(l.FailReason, "no reason given"))
+		default:
+			pending = true
+		}
+	}
+	switch {
+	case released >= share:
+		return restReleased, released, ""
+	case len(closed) > 0:
+		return restClosed, released, strings.Join(closed, ", ")
+	case pending:
+		return restPending, released, ""
+	}
+	return restMissing, released, ""
 }
 
 // closed settles the item of a request that failed: WeChat Pay closed it
@@ -586,6 +688,18 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 	next := firstAttempt(run, it, o)
 	keyFor := func(attempt int) string { return OutOrderNo(run.Key.Date, it.OrderNo, attempt) }
 	e, ok, err := c.Store.LatestEffect(ctx, next.Kind, next.Subject)
+	if err == nil && ok && e.State == pipeline.EffectSucceeded && e.Kind == KindDistribution {
+		// Its item is still recorded: whether the seller's share was
+		// released is in WeChat Pay's order (stageRun.succeeded).
+		if err := pipeline.Pace(ctx); err != nil {
+			return pipeline.Effect{}, nil, OrderStatus{}, err
+		}
+		_, answer, err := c.API.Query(ctx, e, o)
+		if err != nil {
+			return pipeline.Effect{}, nil, OrderStatus{}, fmt.Errorf("distribution %s: %w", e.Key, err)
+		}
+		return e, nil, answer, nil
+	}
 	if err != nil || (ok && e.State != pipeline.EffectFailed) {
 		return e, nil, OrderStatus{}, err
 	}
@@ -655,7 +769,7 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 	if base := it.Amount - it.Refunded; left != base {
 		return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s", pipeline.Money{Minor: left, Currency: o.Currency}, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency})), nil
 	}
-	capMinor, err := pipeline.MulDivHalfEven(it.Amount, c.MaxRatioBps, 10000)
+	capMinor, err := pipeline.MulDivFloor(it.Amount, c.MaxRatioBps, 10000)
 	if err != nil {
 		return nil, err
 	}

@@ -168,19 +168,24 @@ func (batchAPI) EnsureReceiver(context.Context, string) (string, error) {
 
 func (batchAPI) Remaining(context.Context, string, string) (int64, error) { return 1000, nil }
 
-func (a batchAPI) Send(context.Context, pipeline.Effect, wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
-	return a.answer(), wechatpay.OrderStatus{}, nil
+func (a batchAPI) Send(_ context.Context, e pipeline.Effect, _ wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
+	out, o := a.answer(e)
+	return out, o, nil
 }
 
-func (a batchAPI) Query(context.Context, pipeline.Effect, wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
-	return a.answer(), wechatpay.OrderStatus{}, nil
+func (a batchAPI) Query(_ context.Context, e pipeline.Effect, _ wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
+	out, o := a.answer(e)
+	return out, o, nil
 }
 
-func (a batchAPI) answer() pipeline.Outcome {
+// answer is the outcome of e and WeChat Pay's order: finished, the
+// commission to the platform and the rest (each item's 900) to the seller.
+func (a batchAPI) answer(e pipeline.Effect) (pipeline.Outcome, wechatpay.OrderStatus) {
 	if a.pending {
-		return pipeline.Outcome{Status: pipeline.OutcomePending}
+		return pipeline.Outcome{Status: pipeline.OutcomePending}, wechatpay.OrderStatus{State: wechatpay.StateProcessing}
 	}
-	return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: "R"}
+	return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: "R"}, wechatpay.OrderStatus{State: wechatpay.StateFinished, Lines: []wechatpay.OrderLine{
+		{Platform: true, Result: wechatpay.ResultSuccess, Amount: e.Amount}, {Rest: true, Result: wechatpay.ResultSuccess, Amount: 900}}}
 }
 
 // TestDistributeStageHoldsOneBatchNotTheDay: the stage reads the day's
@@ -224,13 +229,14 @@ func (a *pagesAtQueryAPI) Send(context.Context, pipeline.Effect, wechatpay.Txn) 
 	return pipeline.Outcome{Status: pipeline.OutcomePending}, wechatpay.OrderStatus{}, nil
 }
 
-func (a *pagesAtQueryAPI) Query(context.Context, pipeline.Effect, wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
+func (a *pagesAtQueryAPI) Query(_ context.Context, e pipeline.Effect, _ wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
 	a.once.Do(func() {
 		a.store.mu.Lock()
 		a.pages = a.store.pages
 		a.store.mu.Unlock()
 	})
-	return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: "R"}, wechatpay.OrderStatus{}, nil
+	out, o := a.batchAPI.answer(e)
+	return out, o, nil
 }
 
 // TestDistributeStageReadsTheNextBatchWhileOneWaits: the batches' requests

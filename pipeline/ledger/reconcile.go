@@ -271,7 +271,8 @@ func (l *Ledger) Item(ctx context.Context, d pipeline.Date, orderNo string) (Hel
 // payout subject at its provider), when it failed, is resolved with note
 // (FailedPayouts no longer counts it). It is refused (pipeline.KindUsage)
 // when the item is not of ch or not held, or when a request of subject is
-// still in flight or succeeded: a re-run settles those. The caller holds
+// still in flight: a re-run finds out what became of it. A request that
+// succeeded stands (the item was held for what it did not do). The caller holds
 // the date's lock (LockDate), so that no run of d works meanwhile.
 func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline.Channel, orderNo, subject, proof, note string) (HeldItem, *Resolution, error) {
 	if strings.TrimSpace(note) == "" {
@@ -305,6 +306,9 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return err
+		case state == string(pipeline.EffectSucceeded):
+			// It moved what it was sent for (a commission), and the
+			// item was held for the rest (a release WeChat Pay closed).
 		case state != string(pipeline.EffectFailed):
 			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: its request %s is %s: run the date again, settle finds out what became of it", orderNo, r.Key, state)
 		default:

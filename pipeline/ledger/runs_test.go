@@ -549,6 +549,24 @@ func TestAHeldItemSettledOutside(t *testing.T) {
 		t.Fatalf("%d failed payouts (%v) once settled outside, want 0", n, err)
 	}
 	refused("H0000", chInfinia, "again", "not held")
+	// Its request succeeded, the item held for what it did not do (a
+	// release to the seller WeChat Pay closed): settled, nothing resolved.
+	e, err = l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "distribution", Subject: "X/H0001", Attempt: 1, Key: "k-X/H0001-1", Currency: "USD", Amount: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkSent(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectSucceeded, "ref", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetItemState(ctx, run.ID, "H0001", pipeline.ItemRecorded, pipeline.ItemRecorded, pipeline.HeldPrefix+"rest closed"); err != nil {
+		t.Fatal(err)
+	}
+	if it, res, err := settle("H0001", chInfinia, "released by hand"); err != nil || res != nil || it.State != pipeline.ItemPaid {
+		t.Fatalf("settled outside after a request that succeeded: %+v, %+v, %v", it, res, err)
+	}
 }
 
 // failEffect records an attempt of a payout of the run, keyed

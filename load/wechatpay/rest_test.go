@@ -1,0 +1,153 @@
+package wechatpay_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/load/wechatpay"
+	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// reviewRig is a rig whose fake's answers pass through edit (then signed
+// again with the platform key at the rig's clock), and a distribute
+// stage over the real Adapter and Client with an in-memory ledger of n
+// items (amount 1000, commission 100, share 900) at sub-merchant subMchID,
+// each transaction frozen at the fake and the platform's receiver
+// EFFECTIVE.
+func reviewRig(t *testing.T, o wechatpaytest.Options, edit func(body []byte) []byte, n int) (*rig, *reasonStore, pipeline.StageFunc, *wechatpay.Adapter) {
+	t.Helper()
+	var r *rig
+	at := func() time.Time { return r.clock.Now() }
+	keys := testKeys(t)
+	r = newRig(t, o, rewrite(func(h http.Header, body []byte) []byte {
+		if h.Get(wechatpay.HeaderSignature) == "" {
+			return body // a bill file: unsigned
+		}
+		body = edit(body)
+		ts := strconv.FormatInt(at().Unix(), 10)
+		sig, _ := wechatpay.Sign(keys.PlatformPrivate, wechatpay.ResponseMessage(ts, h.Get(wechatpay.HeaderNonce), body))
+		h.Set(wechatpay.HeaderTimestamp, ts)
+		h.Set(wechatpay.HeaderSignature, sig)
+		return body
+	}), nil)
+	store := &reasonStore{batchStore: newBatchStore(n), reasons: map[string]string{}}
+	store.sub, store.now = subMchID, r.clock.Now
+	for _, it := range store.items {
+		r.fake.AddTransaction(subMchID, it.ProviderTxnID, "CNY", it.Amount)
+	}
+	r.fake.SetReceiver(subMchID, wechatpay.TypeMerchantID, "1900009999", wechatpay.ReceiverEffective)
+	api := wechatpay.NewAdapter(r.client, wechatpay.NewReceiver{Type: wechatpay.TypeMerchantID, Account: "1900009999",
+		Name: "Platform Ltd", RelationType: wechatpay.RelationDistributor})
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, Poll: time.Millisecond, Wait: 5 * time.Second})
+	return r, store, stage, api
+}
+
+// editJSON decodes an answer, lets f change it, and encodes it again
+// (answers that are not JSON objects pass as they are).
+func editJSON(f func(m map[string]any)) func([]byte) []byte {
+	return func(b []byte) []byte {
+		var m map[string]any
+		if json.Unmarshal(b, &m) != nil {
+			return b
+		}
+		f(m)
+		out, _ := json.Marshal(m)
+		return out
+	}
+}
+
+// TestARestReleaseWeChatClosedIsNotPaid: WeChat Pay FINISHES a
+// distribution (sent with unfreeze_unsplit) with the platform's line
+// SUCCESS but the line releasing the rest to the seller (解冻给分账方)
+// CLOSED, or still PENDING: the seller's share is not released. The item
+// was paid and the stage ended well (found by a review); it is held, on
+// the run that sends it and on a re-run (exit 4 on both).
+func TestARestReleaseWeChatClosedIsNotPaid(t *testing.T) {
+	for _, tc := range []struct{ result, want string }{
+		{wechatpay.ResultClosed, "is CLOSED (ACCOUNT_ABNORMAL): it is still frozen at WeChat Pay"},
+		{wechatpay.ResultPending, "is still PENDING at WeChat Pay: a re-run asks again"},
+	} {
+		t.Run(tc.result, func(t *testing.T) {
+			edit := editJSON(func(m map[string]any) {
+				if lines, ok := m["receivers"].([]any); ok {
+					for _, l := range lines {
+						if l := l.(map[string]any); l["description"] == wechatpaytest.RestDescription {
+							l["result"], l["fail_reason"] = tc.result, "ACCOUNT_ABNORMAL"
+						}
+					}
+				}
+			})
+			_, store, stage, _ := reviewRig(t, wechatpaytest.Options{Polls: -1}, edit, 1)
+			run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+			// The run that sends it, then a re-run that finds it succeeded.
+			for i := range 2 {
+				summary, err := stage(context.Background(), run)
+				if paid := store.count(pipeline.ItemPaid); paid != 0 || !strings.Contains(store.reasonOf(), "the release of the seller's share 9.00 CNY "+tc.want) {
+					t.Fatalf("run %d: %d paid, held %q; summary %q, err %v", i+1, paid, store.reasonOf(), summary, err)
+				}
+				if pipeline.KindOf(err) != pipeline.KindNeedsPerson {
+					t.Fatalf("run %d: err %v (kind %d), want the run to end needing a person (exit 4)", i+1, err, pipeline.KindOf(err))
+				}
+			}
+		})
+	}
+}
+
+// TestACommissionOverTheCapByRoundingIsHeldBeforeSending: WeChat caps
+// what a transaction sends out at order amount x ratio (floor(25 x 30%) =
+// 7 fen). The stage's own cap check rounded half-even (7.5 -> 8), so a
+// commission of 8 passed it: the distribution was sent and refused, and
+// every re-run sent another under a new out_order_no (found by a review).
+func TestACommissionOverTheCapByRoundingIsHeldBeforeSending(t *testing.T) {
+	r, store, stage, _ := reviewRig(t, wechatpaytest.Options{Polls: -1}, func(b []byte) []byte { return b }, 1)
+	it := store.items["ORD-00000"]
+	it.Amount, it.Commission, it.SellerShare = 25, 8, 17
+	r.fake.AddTransaction(subMchID, it.ProviderTxnID, "CNY", 25)
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	for range 3 {
+		summary, err := stage(context.Background(), run)
+		if pipeline.KindOf(err) != pipeline.KindNeedsPerson {
+			t.Fatalf("summary %q, err %v", summary, err)
+		}
+	}
+	if sent := r.fake.Calls(wechatpay.APIOrders); sent != 0 || !strings.Contains(store.reasonOf(), "above WeChat's cap") {
+		t.Fatalf("a commission of 8 on an order of 25 (WeChat's cap at 30%%: 7) was sent %d times (one new out_order_no a run), held as %q; want it held before sending, above the cap",
+			sent, store.reasonOf())
+	}
+}
+
+// reasonStore is a batchStore that keeps the reasons items were held or
+// paid with.
+type reasonStore struct {
+	*batchStore
+	rmu     sync.Mutex
+	reasons map[string]string
+}
+
+func (s *reasonStore) SetItemState(ctx context.Context, runID int64, orderNo, from, to, reason string) error {
+	s.rmu.Lock()
+	s.reasons[orderNo] = reason
+	s.rmu.Unlock()
+	return s.batchStore.SetItemState(ctx, runID, orderNo, from, to, reason)
+}
+
+func (s *reasonStore) SetItemPaid(ctx context.Context, runID int64, orderNo, key, ref, reason string) error {
+	s.rmu.Lock()
+	s.reasons[orderNo] = "paid: " + reason
+	s.rmu.Unlock()
+	return s.batchStore.SetItemPaid(ctx, runID, orderNo, key, ref, reason)
+}
+
+// reasonOf is the reason of the (only) item ORD-00000.
+func (s *reasonStore) reasonOf() string {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	return s.reasons["ORD-00000"]
+}
