@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -549,5 +550,37 @@ func TestAHeldOrderSettledByHandWithWeChat(t *testing.T) {
 	}
 	if out, code := e.runWeChat(sim); code != 0 || e.count(`SELECT COALESCE(sum(sends), 0) FROM settle.effects`) != sends {
 		t.Fatalf("the run after: exit %d, want 0 and nothing sent\n%s", code, out)
+	}
+}
+
+// TestAWeChatTxnIDWeChatCannotTakeIsHeldAlone: one WeChat order's
+// provider_txn_id passes the source validation (printable, at most 128
+// bytes) but is no WeChat transaction id ([0-9A-Za-z_-], at most 64): the
+// client refuses it before sending. That order is held for a person, the
+// others are settled, and the run ends 4 with its reports; every run ended
+// 1 before reconcile, with no reports (found by a review).
+func TestAWeChatTxnIDWeChatCannotTakeIsHeldAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "30", "--sellers", "2", "--seed", "14")
+	var bad string
+	if err := e.db.Get(&bad, `SELECT o.order_no FROM orders o JOIN sellers s USING (seller_id)
+		WHERE o.provider = 'wechatpay' AND s.wechat_sub_mchid IS NOT NULL AND o.provider_txn_id IS NOT NULL
+		ORDER BY o.amount_minor DESC LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE orders SET provider_txn_id = provider_txn_id || '.1' WHERE order_no = $1`, bad)
+	sim := e.weChatSim(nil, 0)
+	for run := 1; run <= 2; run++ {
+		out, code := e.runWeChat(sim)
+		if _, err := os.Stat(filepath.Join(e.reports, testDate, "orders.csv")); code != 4 || err != nil || !strings.Contains(out, "order "+bad) {
+			t.Fatalf("run %d: exit %d (orders.csv: %v), want 4 with order %s held and the reports written\n%s", run, code, err, bad, out)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'recorded' AND reason LIKE 'held: WeChat Pay: %cannot take%'`, bad); n != 1 {
+		t.Fatalf("order %s is not held with the reason", bad)
+	}
+	if paid := e.checkWeChatOnce(sim); int64(paid) != e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`)-1 {
+		t.Fatalf("%d settled, want every other WeChat order", paid)
 	}
 }

@@ -351,8 +351,8 @@ func readOrder(w wireOrder, outOrderNo, transactionID string) (Order, error) {
 func (c *Client) RemainingAmount(ctx context.Context, subMchID, transactionID string) (Unsplit, error) {
 	q := url.Values{"sub_mchid": {subMchID}}
 	sp := c.spec(APIAmounts, http.MethodGet, distributionPrefix+"transactions/"+transactionID+"/amounts", q, transactionID, subMchID)
-	if subMchID == "" || !validAccount(transactionID) {
-		return Unsplit{}, sp.fail(failLocal, errors.New("want a sub_mchid and a transaction id of [0-9A-Za-z_-]"))
+	if err := checkTxnKeys(subMchID, transactionID); err != nil {
+		return Unsplit{}, sp.fail(failLocal, err)
 	}
 	var out wireUnsplit
 	if err := c.call(ctx, sp, nil, &out); err != nil {
@@ -368,13 +368,19 @@ func (c *Client) RemainingAmount(ctx context.Context, subMchID, transactionID st
 }
 
 func checkOrderKeys(subMchID, transactionID, outOrderNo string) error {
+	if !ValidOutOrderNo(outOrderNo) {
+		return fmt.Errorf("%w: out_order_no %q: want 1 to %d characters of [0-9A-Za-z_-]", ErrBadKeys, clip(outOrderNo), MaxOutOrderNo)
+	}
+	return checkTxnKeys(subMchID, transactionID)
+}
+
+// checkTxnKeys checks a transaction's sub-merchant and id (ErrBadKeys).
+func checkTxnKeys(subMchID, transactionID string) error {
 	switch {
 	case subMchID == "":
-		return errors.New("no sub_mchid")
-	case !validAccount(transactionID):
-		return errors.New("want a transaction id of [0-9A-Za-z_-]")
-	case !ValidOutOrderNo(outOrderNo):
-		return fmt.Errorf("out_order_no %q: want 1 to %d characters of [0-9A-Za-z_-]", clip(outOrderNo), MaxOutOrderNo)
+		return fmt.Errorf("%w: no sub_mchid", ErrBadKeys)
+	case transactionID == "" || !validAccount(transactionID):
+		return fmt.Errorf("%w: transaction id %q: want 1 to 64 characters of [0-9A-Za-z_-]", ErrBadKeys, clip(transactionID))
 	}
 	return nil
 }

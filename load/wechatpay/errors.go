@@ -33,6 +33,10 @@ var (
 	ErrStale = errors.New("stale signature")
 	// ErrAnswer: a signed answer that does not say what the API documents.
 	ErrAnswer = errors.New("malformed answer")
+	// ErrBadKeys: a sub_mchid, transaction id or out_order_no WeChat Pay
+	// cannot take (empty, too long, characters outside [0-9A-Za-z_-]),
+	// refused before anything is sent: it concerns that transaction alone.
+	ErrBadKeys = errors.New("keys WeChat Pay cannot take")
 )
 
 // Error codes WeChat Pay answers with an HTTP status. The ones marked

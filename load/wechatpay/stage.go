@@ -664,12 +664,17 @@ const refusal = "WeChat Pay: "
 
 // subjectError reports whether err concerns only the transaction it
 // came from: WeChat Pay definitely refused a request about it (Refused),
-// or answered about it something that cannot be read (Unreadable). A
-// configuration error (refused credentials), the ledger, the network or a
-// WeChat Pay that does not answer concern every transaction.
+// or answered about it something that cannot be read (Unreadable), or its
+// keys are ones WeChat Pay cannot take (ErrBadKeys: a transaction id of
+// other characters, say). A configuration error (refused credentials),
+// the ledger, the network or a WeChat Pay that does not answer concern
+// every transaction.
 func subjectError(err error) bool {
 	if pipeline.KindOf(err) == pipeline.KindUsage || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
+	}
+	if errors.Is(err, ErrBadKeys) {
+		return true
 	}
 	var refused interface{ Refused() bool }
 	if errors.As(err, &refused) && refused.Refused() {
