@@ -973,3 +973,26 @@ func TestPayProtocolRejectionsDuringUploadStopTheMoneyAtTheGate(t *testing.T) {
 		t.Fatalf("--reextract after uploads: exit %d, want 2:\n%s", code, out)
 	}
 }
+
+// TestReextractKeepsAnOrderALaterDateRejectedAsSettled: the platform moves
+// an order's confirmation to the next day after its first date recorded
+// it; the next day rejects its row as settled on the first. Reading the
+// first date again would drop the order there too: settled nowhere, its
+// only trace a reject naming a settlement gone (found by a review). The
+// re-extract is refused, naming the order and the date that rejected it.
+func TestReextractKeepsAnOrderALaterDateRejectedAsSettled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(200, 0)
+	const x = "O20261123-00000010"
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform")
+	e.db.MustExec(`UPDATE orders SET confirmed_at = confirmed_at + interval '1 day' WHERE order_no = $1`, x)
+	e.mustSettle("run", "--date", "2026-11-24", "--rules", e.rules, "--until", "transform", "--max-reject-ratio", "1")
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--until", "transform", "--reextract")
+	if code != 2 || !strings.Contains(out, "rows another date rejected as settled by this run ("+x+" (2026-11-24))") {
+		t.Fatalf("--reextract: exit %d, want 2 naming %s and the date that rejected it\n%s", code, x, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1`, x); n != 1 {
+		t.Fatalf("order %s has %d items after the refused re-extract", x, n)
+	}
+}

@@ -359,6 +359,11 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 					OR lr.order_no IN (SELECT order_no FROM rejects WHERE run_id = $1 AND order_no <> ''
 						AND reason NOT LIKE 'already settled on %'))
 				ORDER BY lr.refund_no`},
+			// Another date's run rejected these rows as settled by this
+			// run: read again, an order (or transaction) this date no
+			// longer holds would be settled nowhere (found by a review).
+			{"rows another date rejected as settled by this run", `SELECT j.order_no || ' (' || r.business_date || ')' FROM rejects j JOIN runs r ON r.id = j.run_id
+				WHERE j.run_id <> $1 AND j.reason LIKE '%already settled % by run ' || $1::text ORDER BY r.business_date, j.order_no`},
 		}
 		for _, c := range checks {
 			if err := collect(c.what, c.q); err != nil {
