@@ -144,6 +144,22 @@ type AdjustStore interface {
 	// the order meanwhile), nothing is recorded and the error wraps
 	// ErrBalanceMoved.
 	ResolveLateRefund(ctx context.Context, run *Run, refundNo, state, reason string, adj *Adjustment, prior int64) error
+	// MovedOrderRefunds returns, as late refunds pending (RefundNo
+	// MovedRefundNo), what the run's rows rejected as already settled on
+	// an earlier date show refunded beyond what the ledger knows of their
+	// orders (the item's refund and every late refund recorded but those
+	// rejected): the platform moved such an order to this date after its
+	// settlement, so the late-refunds query, which reads the refunds of
+	// orders confirmed before the window, never returns its refunds.
+	MovedOrderRefunds(ctx context.Context, run *Run) ([]LateRefund, error)
+}
+
+// MovedRefundNo is the refund number settle gives the refunds of an
+// order it read again on date d, moved there by the platform after its
+// settlement (AdjustStore.MovedOrderRefunds): one a date, never a
+// platform's refund number.
+func MovedRefundNo(orderNo string, d Date) string {
+	return "settle:moved:" + orderNo + ":" + d.String()
 }
 
 // Resplit recomputes an order's split under the rules of date d (the
@@ -399,9 +415,31 @@ var ErrBalanceMoved = errors.New("the seller's carried balance changed while the
 // run knows: their specs say whose late refunds are ignored.
 func ClawBackStage(store AdjustStore, src LateRefundSource, w func(Date) Window, resplit Resplit, channels Channels) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
-		n, err := ReadLateRefunds(ctx, src, store, run, w(run.Key.Date))
+		win := w(run.Key.Date)
+		n, err := ReadLateRefunds(ctx, src, store, run, win)
 		if err != nil {
 			return "", err
+		}
+		// The refunds of orders the platform moved here after their
+		// settlement: no late-refunds query returns them (found by a
+		// review; the seller kept the share of a refunded order).
+		moved, err := store.MovedOrderRefunds(ctx, run)
+		if err != nil {
+			return "", err
+		}
+		var mine []LateRefund
+		for _, r := range moved {
+			if run.Key.Shard.Owns(r.SellerID) {
+				r.CreatedAt = win.Start
+				mine = append(mine, r)
+			}
+		}
+		if len(mine) > 0 {
+			k, err := store.RecordLateRefunds(ctx, run, mine)
+			if err != nil {
+				return "", err
+			}
+			n += k
 		}
 		summary, problems, err := ClawBacks(ctx, store, resplit, channels, run)
 		if err != nil {

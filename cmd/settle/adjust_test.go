@@ -678,3 +678,41 @@ func TestACarriedOnlySellerIsPaid(t *testing.T) {
 		t.Fatalf("day 2: exit %d, revenue shares to S2 %v; want exit 0 and one of 18000\n%s", code, got, out)
 	}
 }
+
+// TestARefundOfAnOrderMovedToALaterDateIsClawedBack: O1 is settled and
+// paid on day 1; the platform then moves its confirmation to day 2 and
+// refunds it in full there. Day 2's row is rejected as already settled,
+// and the late-refunds query reads only the refunds of orders confirmed
+// before the day: nothing clawed the refund back, the run ended 0 and the
+// seller kept the share of a refunded order (found by a review). Day 2
+// now records the refund its row shows beyond what the ledger knew, and
+// claws it back; a re-run records nothing more.
+func TestARefundOfAnOrderMovedToALaterDateIsClawedBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
+		t.Fatalf("day 1: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = 'O1' AND state = 'paid' AND refunded_minor = 0`); n != 1 {
+		t.Fatalf("O1 not paid, unrefunded, on day 1")
+	}
+	e.db.MustExec(`UPDATE orders SET confirmed_at = '2026-11-21 09:00Z' WHERE order_no = 'O1'`)
+	for i := range 2 {
+		out, _ := e.runDay(sim, scenarioDays[1], "--max-reject-ratio", "1") // a day of 4 rows; on a real day, 1 of thousands
+		var got []struct {
+			State  string `db:"state"`
+			Amount int64  `db:"amount_minor"`
+		}
+		if err := e.db.Select(&got, `SELECT state, amount_minor FROM settle.late_refunds WHERE order_no = 'O1'`); err != nil {
+			t.Fatal(err)
+		}
+		refunded := e.count(`SELECT COALESCE(sum(amount_minor), 0) FROM refunds WHERE order_no = 'O1'`)
+		if len(got) != 1 || got[0].State != "clawed" || got[0].Amount != refunded {
+			t.Fatalf("day 2, run %d: O1's late refunds %+v, want one of %d clawed\n%s", i+1, got, refunded, out)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE kind = 'clawback' AND order_no = 'O1'`); n != 1 {
+			t.Fatalf("day 2, run %d: %d clawbacks of O1, want 1", i+1, n)
+		}
+	}
+}

@@ -62,6 +62,41 @@ func (l *Ledger) RecordLateRefunds(ctx context.Context, run *pipeline.Run, rs []
 	return n, err
 }
 
+// MovedOrderRefunds returns what the run's rows rejected as already
+// settled on an earlier date show refunded beyond what the ledger knows
+// of their orders, as pending late refunds (pipeline.AdjustStore).
+func (l *Ledger) MovedOrderRefunds(ctx context.Context, run *pipeline.Run) ([]pipeline.LateRefund, error) {
+	rows, err := l.db.QueryContext(ctx, `
+		SELECT j.order_no, i.seller_id, i.business_date::text, i.refunded_minor, COALESCE(lr.known, 0), j.refunded
+		FROM (SELECT order_no, currency, CASE WHEN refunded ~ '^[0-9]{1,18}$' THEN refunded::bigint END AS refunded
+		      FROM rejects WHERE run_id = $1 AND reason LIKE 'already settled on %') j
+		JOIN items i ON i.order_no = j.order_no AND i.business_date < $2 AND i.currency = j.currency
+		LEFT JOIN LATERAL (SELECT sum(amount_minor) AS known FROM late_refunds
+		                   WHERE order_no = j.order_no AND state <> 'rejected') lr ON true
+		WHERE j.refunded > i.refunded_minor + COALESCE(lr.known, 0)
+		ORDER BY j.order_no`, run.ID, run.Key.Date.String())
+	if err != nil {
+		return nil, fmt.Errorf("read the refunds of orders moved to %s: %w", run.Key.Date, err)
+	}
+	defer rows.Close()
+	var out []pipeline.LateRefund
+	for rows.Next() {
+		var (
+			r                pipeline.LateRefund
+			settled          string
+			netted, known, n int64
+		)
+		if err := rows.Scan(&r.OrderNo, &r.SellerID, &settled, &netted, &known, &n); err != nil {
+			return nil, fmt.Errorf("read the refunds of orders moved to %s: %w", run.Key.Date, err)
+		}
+		r.Date, r.RefundNo, r.State, r.Amount = run.Key.Date, pipeline.MovedRefundNo(r.OrderNo, run.Key.Date), pipeline.LateRefundPending, n-netted-known
+		r.Reason = fmt.Sprintf("refunded after the platform moved order %s to %s: its row shows %d refunded, its settlement on %s netted %d and later refunds %d",
+			r.OrderNo, run.Key.Date, n, settled, netted, known)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // pendingLateRefundsQuery reads the pending late refunds with their items,
 // their orders' clawbacks and, for an order never settled, its first reject.
 const pendingLateRefundsQuery = `
