@@ -116,6 +116,21 @@ func (s *Sellers) Sellers(ctx context.Context, ids []string, fn func(pipeline.Se
 	return nil
 }
 
+// MaxAccount bounds a seller's account id as read: a longer value is no
+// id any provider takes, and would not fit the ledger's index of the
+// accounts (one such seller stopped the whole day).
+const MaxAccount = 256
+
+// boundAccount is an account value as recorded: itself, or, longer than
+// MaxAccount, a short note of its length that every provider's account
+// check refuses, so that the seller's orders are rejected with a reason.
+func boundAccount(v string) string {
+	if len(v) <= MaxAccount {
+		return v
+	}
+	return fmt.Sprintf("(unusable: %d bytes)", len(v))
+}
+
 func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
 	rows, err := s.DB.QueryContext(ctx, s.Query, pq.Array(ids))
 	if err != nil {
@@ -149,7 +164,7 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 				if seller.Accounts == nil {
 					seller.Accounts = make(map[string]string, len(acc))
 				}
-				seller.Accounts[providers[i]] = a.String
+				seller.Accounts[providers[i]] = boundAccount(a.String)
 			}
 		}
 		if prev, seen := got[id]; seen {

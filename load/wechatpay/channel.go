@@ -1,6 +1,10 @@
 package wechatpay
 
-import "github.com/settlekit/settle/pipeline"
+import (
+	"fmt"
+
+	"github.com/settlekit/settle/pipeline"
+)
 
 // Channel is the channel of the orders whose payment is frozen in the
 // seller's WeChat Pay sub-merchant account: the source's provider column.
@@ -16,5 +20,16 @@ const SellerAccount = "wechatpay"
 // nothing is clawed back.
 func ChannelSpec() pipeline.ChannelSpec {
 	return pipeline.ChannelSpec{Channel: Channel, Account: SellerAccount, AccountName: "WeChat Pay sub_mchid", TxnRequired: true,
-		LateRefundIgnored: "paid through WeChat Pay: the refund comes out of the sub-merchant's own funds there"}
+		LateRefundIgnored: "paid through WeChat Pay: the refund comes out of the sub-merchant's own funds there", CheckAccount: CheckSubMchID}
+}
+
+// CheckSubMchID says why id cannot be a sub-merchant's sub_mchid in
+// WeChat Pay's requests (1 to 64 characters of [0-9A-Za-z_-]), or nil: a
+// seller with such an id has its orders rejected at transform, not held
+// at every distribute.
+func CheckSubMchID(id string) error {
+	if id == "" || !validAccount(id) {
+		return fmt.Errorf("%q is not 1 to 64 characters of [0-9A-Za-z_-]", clip(id))
+	}
+	return nil
 }
