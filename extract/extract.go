@@ -37,7 +37,11 @@ func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 		return fmt.Errorf("read orders: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, s.Query, w.Start, w.End)
+	q, err := asBytes(ctx, tx, s.Query, Columns, 8) // all but the two timestamps
+	if err != nil {
+		return fmt.Errorf("read orders: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, q, w.Start, w.End)
 	if err != nil {
 		return pipeline.E(pipeline.KindUsage, "source query "+s.name(), err)
 	}
@@ -66,6 +70,36 @@ func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 }
 
 func (s *Source) name() string { return name(s.Name) }
+
+// queryer runs a query: a transaction or a database.
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// asBytes returns query as it is, or, on a SQL_ASCII database (which
+// holds any bytes as text, and whose text PostgreSQL refuses to send to a
+// UTF-8 client when it is not UTF-8: one such value stopped the whole
+// day), wrapped to return each of the text columns as the bytes it holds
+// (convert_to, a bytea), which the readers make UTF-8 (pipeline.ValidText,
+// U+FFFD for the rest) so that only the row or seller holding them is
+// rejected. The columns keep their names and order.
+func asBytes(ctx context.Context, q queryer, query string, cols []string, text int) (string, error) {
+	var enc string
+	if err := q.QueryRowContext(ctx, `SHOW server_encoding`).Scan(&enc); err != nil {
+		return "", fmt.Errorf("server encoding: %w", err)
+	}
+	if enc != "SQL_ASCII" {
+		return query, nil
+	}
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = "s." + pq.QuoteIdentifier(c)
+		if i < text {
+			out[i] = fmt.Sprintf(`convert_to(s.%[1]s::text, 'SQL_ASCII') AS %[1]s`, pq.QuoteIdentifier(c))
+		}
+	}
+	return `SELECT ` + strings.Join(out, ", ") + ` FROM (` + strings.TrimRight(strings.TrimSpace(query), "; \n\t") + `) s`, nil
+}
 
 // checkColumns checks that a query returns the columns want, in order.
 func checkColumns(rows *sql.Rows, want []string) error {
@@ -132,7 +166,11 @@ func boundAccount(v string) string {
 }
 
 func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
-	rows, err := s.DB.QueryContext(ctx, s.Query, pq.Array(ids))
+	q, err := asBytes(ctx, s.DB, s.Query, SellerColumns, len(SellerColumns))
+	if err != nil {
+		return fmt.Errorf("read sellers: %w", err)
+	}
+	rows, err := s.DB.QueryContext(ctx, q, pq.Array(ids))
 	if err != nil {
 		return pipeline.E(pipeline.KindUsage, "sellers query "+name(s.Name), err)
 	}
@@ -158,13 +196,14 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read sellers: %w", err)
 		}
-		seller := pipeline.Seller{ID: id, Name: nm.String, EntityType: et.String, Country: country.String}
+		id = pipeline.ValidText(id)
+		seller := pipeline.Seller{ID: id, Name: pipeline.ValidText(nm.String), EntityType: pipeline.ValidText(et.String), Country: pipeline.ValidText(country.String)}
 		for i, a := range acc {
 			if a.String != "" {
 				if seller.Accounts == nil {
 					seller.Accounts = make(map[string]string, len(acc))
 				}
-				seller.Accounts[providers[i]] = boundAccount(a.String)
+				seller.Accounts[providers[i]] = boundAccount(pipeline.ValidText(a.String))
 			}
 		}
 		if prev, seen := got[id]; seen {
@@ -217,7 +256,11 @@ func (s *LateRefunds) LateRefunds(ctx context.Context, w pipeline.Window, fn fun
 		return fmt.Errorf("read late refunds: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, s.Query, w.Start, w.End)
+	q, err := asBytes(ctx, tx, s.Query, LateRefundColumns, 4) // all but created_at
+	if err != nil {
+		return fmt.Errorf("read late refunds: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, q, w.Start, w.End)
 	if err != nil {
 		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
 	}
@@ -231,6 +274,11 @@ func (s *LateRefunds) LateRefunds(ctx context.Context, w pipeline.Window, fn fun
 		r := pipeline.LateRefundRow{Seq: seq}
 		if err := rows.Scan(&r.RefundNo, &r.OrderNo, &r.SellerID, &r.AmountMinor, &r.CreatedAt); err != nil {
 			return fmt.Errorf("read late refunds: row %d: %w", seq, err)
+		}
+		for _, v := range []*string{r.RefundNo, r.OrderNo, r.SellerID, r.AmountMinor} {
+			if v != nil {
+				*v = pipeline.ValidText(*v)
+			}
 		}
 		if err := fn(r); err != nil {
 			return err

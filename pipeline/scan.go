@@ -89,8 +89,8 @@ func (s *SourceScan) Dest(seq *int64) []any {
 // Fill sets r's columns from what was scanned (NULL stays nil). The
 // row's values share one allocation, not one each (ten a row were a
 // twentieth of the day's CPU in settle). Bytes of a text value that are
-// not UTF-8 (a SQL_ASCII platform database passes any) become U+FFFD
-// here, before the row is recorded or classified: the ledger's text is
+// not UTF-8 (a SQL_ASCII platform database holds any, and extract reads
+// them as bytes there) become U+FFFD here, before the row is recorded or classified: the ledger's text is
 // UTF-8, and the classification must see the row as the snapshot keeps it
 // (the transform rejects an identifier holding U+FFFD).
 func (s *SourceScan) Fill(r *SourceRow) {
@@ -100,7 +100,7 @@ func (s *SourceScan) Fill(r *SourceRow) {
 	for i, dst := range text {
 		*dst = nil
 		if s.text[i].Valid {
-			v.text[i] = validText(s.text[i].String)
+			v.text[i] = ValidText(s.text[i].String)
 			*dst = &v.text[i]
 		}
 	}
@@ -119,9 +119,9 @@ type sourceValues struct {
 	ts   [2]time.Time
 }
 
-// validText is s with each run of bytes that are not UTF-8 replaced by
+// ValidText is s with each run of bytes that are not UTF-8 replaced by
 // U+FFFD (s itself when it is UTF-8, as nearly every value is).
-func validText(s string) string {
+func ValidText(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}
