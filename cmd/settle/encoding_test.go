@@ -55,4 +55,3 @@ func TestTextNotUTF8InASQLASCIIPlatformStopsNoDay(t *testing.T) {
 		t.Fatalf("%d sellers recorded with U+FFFD in their name, want 1", n)
 	}
 }
-
