@@ -98,7 +98,8 @@ func asBytes(ctx context.Context, q queryer, query string, cols []string, text i
 			out[i] = fmt.Sprintf(`convert_to(s.%[1]s::text, 'SQL_ASCII') AS %[1]s`, pq.QuoteIdentifier(c))
 		}
 	}
-	return `SELECT ` + strings.Join(out, ", ") + ` FROM (` + strings.TrimRight(strings.TrimSpace(query), "; \n\t") + `) s`, nil
+	// The query on lines of its own: one ending in a -- comment keeps it.
+	return `SELECT ` + strings.Join(out, ", ") + " FROM (\n" + strings.TrimRight(strings.TrimSpace(query), "; \n\t") + "\n) s", nil
 }
 
 // checkColumns checks that a query returns the columns want, in order.

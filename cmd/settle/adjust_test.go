@@ -716,3 +716,26 @@ func TestARefundOfAnOrderMovedToALaterDateIsClawedBack(t *testing.T) {
 		}
 	}
 }
+
+// TestAMovedOrdersRefundCountsOnlyTheRefundsOfItsRow: O1 is paid on day
+// 1; the platform moves it to day 2 and refunds 40.00 there, then 30.00
+// on day 3. Day 2 stops after transform (its row shows 40.00 refunded);
+// day 3 runs first and claws back its own 30.00. Day 2 then counted day
+// 3's refund against its row, which never included it, and clawed back
+// only 10.00 (found by a review): it claws back the 40.00.
+func TestAMovedOrdersRefundCountsOnlyTheRefundsOfItsRow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenarioDayOneSettled()
+	e.db.MustExec(`UPDATE orders SET confirmed_at = '2026-11-21 09:00Z' WHERE order_no = 'O1'`)
+	e.db.MustExec(`UPDATE refunds SET amount_minor = 4000 WHERE refund_no = 'R1'`)
+	e.db.MustExec(`INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) VALUES ('R1B', 'O1', 3000, '2026-11-22 08:30Z')`)
+	if out, code := e.runDay(sim, scenarioDays[1], "--until", "transform", "--max-reject-ratio", "1"); code != 0 {
+		t.Fatalf("day 2 until transform: exit %d\n%s", code, out)
+	}
+	out3, _ := e.runDay(sim, scenarioDays[2], "--max-reject-ratio", "1")
+	out2, _ := e.runDay(sim, scenarioDays[1], "--max-reject-ratio", "1")
+	if n := e.count(`SELECT COALESCE(sum(amount_minor), 0) FROM settle.late_refunds WHERE order_no = 'O1' AND state = 'clawed'`); n != 7000 {
+		t.Fatalf("O1 refunded 70.00 after its settlement; its late refunds clawed back add up to %d\nday 3:\n%s\nday 2:\n%s", n, out3, out2)
+	}
+}

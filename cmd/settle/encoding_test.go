@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -53,5 +55,22 @@ func TestTextNotUTF8InASQLASCIIPlatformStopsNoDay(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM settle.run_sellers WHERE name LIKE '%' || chr(65533) || '%'`); n != 1 {
 		t.Fatalf("%d sellers recorded with U+FFFD in their name, want 1", n)
+	}
+}
+
+// TestASQLASCIIPlatformTakesAQueryEndingInAComment: a sellers query whose
+// last line is a comment, as a platform's own file may have: wrapped on a
+// SQL_ASCII platform, the comment swallowed the wrapper's end and every
+// run stopped with exit 2 (found by a review).
+func TestASQLASCIIPlatformTakesAQueryEndingInAComment(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	src := asciiPlatform(e)
+	q := filepath.Join(t.TempDir(), "sellers.sql")
+	if err := os.WriteFile(q, []byte("SELECT seller_id, name, entity_type, country, infinia_seller_id, wechat_sub_mchid\nFROM sellers\nWHERE seller_id = ANY ($1) -- the platform's sellers"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--until", "transform", "--source-database-url", src, "--sellers-query", q); code != 0 {
+		t.Fatalf("a sellers query ending in a comment, on a SQL_ASCII platform: exit %d\n%s", code, out)
 	}
 }

@@ -64,7 +64,9 @@ func (l *Ledger) RecordLateRefunds(ctx context.Context, run *pipeline.Run, rs []
 
 // MovedOrderRefunds returns what the run's rows rejected as already
 // settled on an earlier date show refunded beyond what the ledger knows
-// of their orders, as pending late refunds (pipeline.AdjustStore).
+// of their orders up to the run's date (the item's refund and the late
+// refunds read by dates up to it: a later date's, run first, is not in the
+// row), as pending late refunds (pipeline.AdjustStore).
 func (l *Ledger) MovedOrderRefunds(ctx context.Context, run *pipeline.Run) ([]pipeline.LateRefund, error) {
 	rows, err := l.db.QueryContext(ctx, `
 		SELECT j.order_no, i.seller_id, i.business_date::text, i.refunded_minor, COALESCE(lr.known, 0), j.refunded
@@ -72,7 +74,7 @@ func (l *Ledger) MovedOrderRefunds(ctx context.Context, run *pipeline.Run) ([]pi
 		      FROM rejects WHERE run_id = $1 AND reason LIKE 'already settled on %') j
 		JOIN items i ON i.order_no = j.order_no AND i.business_date < $2 AND i.currency = j.currency
 		LEFT JOIN LATERAL (SELECT sum(amount_minor) AS known FROM late_refunds
-		                   WHERE order_no = j.order_no AND state <> 'rejected') lr ON true
+		                   WHERE order_no = j.order_no AND state <> 'rejected' AND business_date <= $2) lr ON true
 		WHERE j.refunded > i.refunded_minor + COALESCE(lr.known, 0)
 		ORDER BY j.order_no`, run.ID, run.Key.Date.String())
 	if err != nil {
