@@ -195,14 +195,6 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		}
 		start := r.now()
 		summary, err := r.runStage(ctx, log.With("stage", st), st, fn, run)
-		if err != nil && KindOf(err) == KindNeedsPerson {
-			// Finished what it safely could; a person must look. The stage
-			// stays not done, so a re-run after the fix picks it up; the
-			// later stages (the reports) still run.
-			log.Warn("NEEDS A PERSON: "+err.Error(), "stage", st, "summary", summary, "took", r.now().Sub(start).Round(time.Millisecond))
-			attention = append(attention, fmt.Errorf("stage %s: %w", st, err))
-			continue
-		}
 		if err != nil && errors.Is(err, ErrStillProcessing) {
 			// Work a provider had not decided when the wait was over (a
 			// trade file still processing, say): the stage stays not
@@ -212,6 +204,14 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			// still processing holds back no one else; the run ends 1.
 			log.Warn("STILL PROCESSING: "+err.Error(), "stage", st, "summary", summary, "took", r.now().Sub(start).Round(time.Millisecond))
 			pending = append(pending, fmt.Errorf("stage %s: %w", st, err))
+			continue
+		}
+		if err != nil && KindOf(err) == KindNeedsPerson {
+			// Finished what it safely could; a person must look. The stage
+			// stays not done, so a re-run after the fix picks it up; the
+			// later stages (the reports) still run.
+			log.Warn("NEEDS A PERSON: "+err.Error(), "stage", st, "summary", summary, "took", r.now().Sub(start).Round(time.Millisecond))
+			attention = append(attention, fmt.Errorf("stage %s: %w", st, err))
 			continue
 		}
 		if err != nil {
@@ -485,6 +485,9 @@ func joinParts(ctx context.Context, summaries []string, errs []error) (string, e
 			return summary, stopping[0]
 		}
 		return summary, errors.Join(stopping...)
+	case len(pending) > 0 && len(attention) > 0:
+		// Resumable (exit 1), and saying what needs a person too.
+		return summary, E(KindFailed, "", errors.Join(errors.Join(pending...), E(KindNeedsPerson, "", errors.Join(attention...))))
 	case len(pending) > 0:
 		return summary, errors.Join(pending...)
 	case len(attention) > 0:

@@ -273,3 +273,24 @@ func TestAStageStillProcessingHoldsBackNoOne(t *testing.T) {
 		t.Fatalf("run %s, stages done %v, last error %q", store.run.State, store.run.StagesDone, store.lastErr)
 	}
 }
+
+// TestStillProcessingBesideAPersonsProblemInOneStage: in one stage made of
+// parts (distribute: Infinia's chain beside WeChat Pay's), one part is
+// still processing and the other holds a transaction for a person: the
+// run ends resumable (exit 1) and says both; what needs a person was
+// dropped (found by a review).
+func TestStillProcessingBesideAPersonsProblemInOneStage(t *testing.T) {
+	tr := &tracer{}
+	store := &memStore{}
+	r := tr.runner(store)
+	r.Stages[StageDistribute] = Concurrent(
+		tr.stage("infinia", fmt.Errorf("%w: 1 revenue share still processing", ErrStillProcessing)),
+		tr.stage("wechat", E(KindNeedsPerson, "", errors.New("order O7: WeChat Pay refused the transaction"))))
+	_, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile)
+	if KindOf(err) != KindFailed || !errors.Is(err, ErrStillProcessing) {
+		t.Fatalf("err %v (kind %d), want a resumable failure", err, KindOf(err))
+	}
+	if !strings.Contains(err.Error(), "WeChat Pay refused") || !strings.Contains(store.lastErr, "WeChat Pay refused") || store.run.Done(StageDistribute) {
+		t.Fatalf("the run's error and note drop what needs a person:\n err  %v\n note %q", err, store.lastErr)
+	}
+}

@@ -86,9 +86,11 @@ func (a stageAPI) AvailableShare(ctx context.Context, requestNo, infiniaID strin
 }
 
 // sellerIDs maps a revenue share's subject (which names the platform's
-// seller) to the seller's Infinia id recorded with the effect's run: one
-// look-up by run_sellers' key for each request, rather than every seller
-// of the run held for the life of the process.
+// seller) to the seller's Infinia id recorded with the effect's run, or
+// the latest recorded for a seller the run did not record (Store.AccountOf,
+// as the candidates it was planned from have it): one look-up by index
+// for each request, rather than every seller of the run held for the life
+// of the process.
 func sellerIDs(store interface {
 	AccountOf(ctx context.Context, runID int64, provider, sellerID string) (string, error)
 }) func(context.Context, pipeline.Effect) (string, error) {

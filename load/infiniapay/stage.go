@@ -44,7 +44,8 @@ type Store interface {
 	// provider (those with one).
 	AccountsAt(ctx context.Context, runID int64, provider string) (map[string]string, error)
 	// AccountOf returns one seller's account at provider recorded with
-	// the run ("" when none).
+	// the run ("" when none), or, for a seller the run did not record
+	// (paid only its carried balance), the latest one recorded.
 	AccountOf(ctx context.Context, runID int64, provider, sellerID string) (string, error)
 	// EachUnfiled streams the run's items in no trade file yet, summed by
 	// seller and currency, with the last attempt of the run's files of
