@@ -158,6 +158,10 @@ func TestReadLateRefundRejectsBadRows(t *testing.T) {
 		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), AmountMinor: s("1.5"), CreatedAt: &now}, "not an integer"},
 		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), AmountMinor: s("99999999999999999999"), CreatedAt: &now}, "overflows"},
 		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), AmountMinor: s("0"), CreatedAt: &now}, "must be positive"},
+		// Corrupt keys: kept short (no index would take a huge one).
+		{LateRefundRow{RefundNo: s(strings.Repeat("R", 3000)), OrderNo: s("O"), AmountMinor: s("150"), CreatedAt: &now}, "refund_no is 3000 bytes long"},
+		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O\n1"), AmountMinor: s("150"), CreatedAt: &now}, "order_no contains the control character U+000A"},
+		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), SellerID: s(strings.Repeat("S", 200)), AmountMinor: s("150"), CreatedAt: &now}, "seller_id is 200 bytes long"},
 	}
 	for _, c := range cases {
 		r := ReadLateRefund(c.row, 9)
@@ -166,6 +170,8 @@ func TestReadLateRefundRejectsBadRows(t *testing.T) {
 			t.Errorf("%+v: %+v", c.row, r)
 		case c.want != "" && (r.State != LateRefundRejected || !strings.Contains(r.Reason, c.want) || r.Amount != 0 || r.RefundNo == ""):
 			t.Errorf("%+v: %+v, want rejected with %q", c.row, r, c.want)
+		case len(r.RefundNo) > 3*MaxRejectText || len(r.OrderNo) > 3*MaxRejectText || len(r.SellerID) > 3*MaxRejectText:
+			t.Errorf("%+v: a key kept whole: %+v", c.row, r)
 		}
 	}
 }
