@@ -607,8 +607,8 @@ func TestABadLateRefundStopsForAPersonUntilCorrected(t *testing.T) {
 // Infinia accepts the file: O6 cannot join that revenue share, so it is
 // carried to S2's next one - it was left uploaded, covered by no payout,
 // and the re-run ended 0, while later dates pay only their own items and
-// the carried balances (found by a review). Day 3's revenue share to S2
-// then pays it.
+// the carried balances (found by a review). Day 3 carries it on (below
+// the minimum payout on its own), never losing it.
 func TestAnItemUploadedWhileTheDatesShareIsInFlightIsCarried(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/pipeline"
-	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/seed"
 )
 
@@ -640,16 +638,7 @@ func TestADateRunInShardsIsReRunWhole(t *testing.T) {
 	}
 	shares := len(sim.Infinia.RevenueShares())
 
-	ctx := context.Background()
-	l, err := ledger.Open(ctx, e.url, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	release, err := l.Lock(ctx, pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Shard{Index: 1, Count: 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	release := e.holdLock(pipeline.Shard{Index: 1, Count: 2})
 	if out, code := e.runInfinia(sim); code != 75 || len(sim.Infinia.RevenueShares()) != shares {
 		t.Fatalf("beside a running pod: exit %d, %d revenue shares sent; want 75, none\n%s", code, len(sim.Infinia.RevenueShares())-shares, out)
 	}

@@ -297,15 +297,7 @@ func TestSecondRunOfSameDateExits75(t *testing.T) {
 	e := newEnv(t)
 	e.seed(50, 0)
 	e.mustSettle("migrate")
-	l, err := ledger.Open(context.Background(), e.url, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	release, err := l.Lock(context.Background(), pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole})
-	if err != nil {
-		t.Fatal(err)
-	}
+	release := e.holdLock(pipeline.Whole)
 	out, code := e.settle("run", "--date", testDate, "--rules", e.rules)
 	if code != 75 || !strings.Contains(out, "holds the lock") {
 		t.Fatalf("exit %d, want 75 with a clear message:\n%s", code, out)
@@ -1027,4 +1019,21 @@ func TestASellersUnusableAccountRejectsOnlyItsOrders(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id <> $1`, seller); n == 0 {
 		t.Fatal("no other seller's orders recorded")
 	}
+}
+
+// holdLock takes the lock of testDate's run in shard sh, as a run of it
+// in another process holds it, until the release it returns (or the end
+// of the test).
+func (e *env) holdLock(sh pipeline.Shard) func() error {
+	e.t.Helper()
+	l, err := ledger.Open(context.Background(), e.url, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { l.Close() })
+	release, err := l.Lock(context.Background(), pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: sh})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return release
 }

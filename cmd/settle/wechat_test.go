@@ -17,7 +17,6 @@ import (
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
 	"github.com/settlekit/settle/pipeline"
-	"github.com/settlekit/settle/pipeline/ledger"
 	settlesql "github.com/settlekit/settle/sql"
 )
 
@@ -522,15 +521,7 @@ func TestAHeldOrderSettledByHandWithWeChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	// While a run of the date works, nothing is recorded.
-	l, err := ledger.Open(context.Background(), e.url, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	release, err := l.Lock(context.Background(), pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole})
-	if err != nil {
-		t.Fatal(err)
-	}
+	release := e.holdLock(pipeline.Whole)
 	if out, code := resolve(held.OrderNo, "by hand", wx...); code != 75 {
 		t.Fatalf("resolve beside a run of the date: exit %d, want 75\n%s", code, out)
 	}
