@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -130,6 +131,9 @@ type Sellers struct {
 	Query string // $1 = text[] of seller ids
 	Name  string
 	Batch int // ids per query, default 1000
+
+	mu        sync.Mutex
+	query, of string // the query as run (asBytes) of Query of
 }
 
 // Sellers calls fn for every seller of ids the platform knows, with its
@@ -167,11 +171,18 @@ func boundAccount(v string) string {
 }
 
 func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
-	q, err := asBytes(ctx, s.DB, s.Query, SellerColumns, len(SellerColumns))
-	if err != nil {
-		return fmt.Errorf("read sellers: %w", err)
+	s.mu.Lock()
+	if s.of != s.Query || s.query == "" {
+		q, err := asBytes(ctx, s.DB, s.Query, SellerColumns, len(SellerColumns))
+		if err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("read sellers: %w", err)
+		}
+		s.query, s.of = q, s.Query
 	}
-	rows, err := s.DB.QueryContext(ctx, q, pq.Array(ids))
+	query := s.query
+	s.mu.Unlock()
+	rows, err := s.DB.QueryContext(ctx, query, pq.Array(ids))
 	if err != nil {
 		return pipeline.E(pipeline.KindUsage, "sellers query "+name(s.Name), err)
 	}
