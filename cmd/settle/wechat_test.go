@@ -542,6 +542,10 @@ func TestAHeldOrderSettledByHandWithWeChat(t *testing.T) {
 	if out, code := e.runWeChat(sim); code != 0 || e.count(`SELECT COALESCE(sum(sends), 0) FROM settle.effects`) != sends {
 		t.Fatalf("the run after: exit %d, want 0 and nothing sent\n%s", code, out)
 	}
+	if out := e.mustSettle("status", "--date", testDate); !strings.Contains(out, "resolved by a person: settled_outside WX/") ||
+		!strings.Contains(out, "("+held.OrderNo+")") || !strings.Contains(out, "OPS-12") {
+		t.Fatalf("status does not list the order settled by hand:\n%s", out)
+	}
 }
 
 // TestAWeChatTxnIDWeChatCannotTakeIsHeldAlone: one WeChat order's

@@ -323,7 +323,12 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 			res = &r
 		}
 		it.State, it.Reason = pipeline.ItemPaid, fmt.Sprintf("%s (%s): %s; was %s", pipeline.SettledOutside, proof, note, it.Reason)
-		_, err = tx.ExecContext(ctx, `UPDATE items SET state = $2, reason = $3 WHERE order_no = $1`, orderNo, it.State, it.Reason)
+		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = $2, reason = $3 WHERE order_no = $1`, orderNo, it.State, it.Reason); err != nil {
+			return err
+		}
+		// Listed with the date's resolutions (Resolutions), by order.
+		_, err = tx.ExecContext(ctx, `INSERT INTO resolutions (kind, subject, idem_key, note) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (kind, subject, idem_key) DO NOTHING`, KindSettledOutside, subject, orderNo, note)
 		return err
 	})
 	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
@@ -332,13 +337,25 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 	return it, res, err
 }
 
-// Resolutions returns the failed payouts of date d's runs a person
-// resolved, by subject.
+// KindSettledOutside is the kind of the resolution SettleOutside records
+// of an item (its key the order number), beside the failed request it
+// resolves: what a person settled by hand is listed whether or not a
+// request of it failed.
+const KindSettledOutside = "settled_outside"
+
+// Resolutions returns what a person resolved of date d's runs: failed
+// payouts, and items settled outside settle (KindSettledOutside), by
+// subject.
 func (l *Ledger) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution, error) {
 	var out []Resolution
-	err := l.db.SelectContext(ctx, &out, `SELECT DISTINCT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
+	err := l.db.SelectContext(ctx, &out, `SELECT * FROM (
+		SELECT DISTINCT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
 		FROM resolutions s JOIN effects e ON e.kind = s.kind AND e.subject = s.subject AND e.idem_key = s.idem_key
-		JOIN runs r ON r.id = e.run_id WHERE r.business_date = $1 ORDER BY s.subject`, d.String())
+		JOIN runs r ON r.id = e.run_id WHERE r.business_date = $1
+		UNION ALL
+		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
+		FROM resolutions s JOIN items i ON i.order_no = s.idem_key AND i.business_date = $1
+		WHERE s.kind = '`+KindSettledOutside+`') x ORDER BY subject, kind`, d.String())
 	if err != nil {
 		return nil, fmt.Errorf("read resolutions of %s: %w", d, err)
 	}
