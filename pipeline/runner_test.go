@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -47,12 +48,18 @@ func (m *memStore) FinishRun(_ context.Context, _ int64, state RunState, lastErr
 	return nil
 }
 
-// tracer records the order of stages, gates and pre-flights.
-type tracer struct{ calls []string }
+// tracer records the order of stages, gates and pre-flights (stages
+// run side by side by Concurrent too).
+type tracer struct {
+	mu    sync.Mutex
+	calls []string
+}
 
 func (t *tracer) stage(name string, err error) StageFunc {
 	return func(context.Context, *Run) (string, error) {
+		t.mu.Lock()
 		t.calls = append(t.calls, name)
+		t.mu.Unlock()
 		return name + " done", err
 	}
 }
