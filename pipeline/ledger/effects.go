@@ -94,8 +94,12 @@ var (
 
 // MarkSent records, before the request leaves, that it is being sent; its
 // history says whether it is the first send or a send again with the same
-// key.
+// key. It refuses once a lock this Ledger holds was lost (checkLocks).
 func (l *Ledger) MarkSent(ctx context.Context, id int64) error {
+	// Under the run's lock still (checkLocks), or not at all.
+	if err := l.checkLocks(ctx); err != nil {
+		return fmt.Errorf("mark effect %d sent: %w", id, err)
+	}
 	var n int
 	err := l.queryRowPrepared(ctx, markSentSQL, id).Scan(&n)
 	if err != nil {

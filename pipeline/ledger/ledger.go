@@ -42,6 +42,11 @@ type Ledger struct {
 
 	mu    sync.Mutex
 	dates map[pipeline.Date]bool // dates whose lock this Ledger holds (LockDate)
+	// held are the sessions holding this Ledger's run and date locks, by
+	// what they lock; lost is why one of them ended while held (sticky):
+	// MarkSent asks them before every send (checkLocks).
+	held map[*sql.Conn]string
+	lost error
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value

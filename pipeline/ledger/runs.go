@@ -73,9 +73,16 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 	// after its date's shared lock was taken would otherwise keep the date
 	// locked for as long as the process lives).
 	release := func() error {
+		l.mu.Lock()
+		delete(l.held, conn)
+		l.mu.Unlock()
 		_, _ = conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock_all()`)
 		return conn.Close()
 	}
+	// The session holds the locks for the whole run, idle: a server that
+	// ends idle sessions would let them go (PostgreSQL 14+; older servers
+	// know no such setting).
+	_, _ = conn.ExecContext(ctx, `SET idle_session_timeout = 0`)
 	for _, k := range keys {
 		var ok bool
 		if err := conn.QueryRowContext(ctx, `SELECT `+k.fn+`(hashtextextended($1, 0))`, k.key).Scan(&ok); err != nil {
@@ -87,7 +94,48 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 			return nil, pipeline.E(pipeline.KindLocked, "run "+what, fmt.Errorf("%w for this date; not starting a second one", pipeline.ErrLocked))
 		}
 	}
+	l.mu.Lock()
+	if l.held == nil {
+		l.held = map[*sql.Conn]string{}
+	}
+	l.held[conn] = what
+	l.mu.Unlock()
 	return release, nil
+}
+
+// checkLocks returns an error when a session holding one of this Ledger's
+// locks has ended (the server terminated it, a failover, the network):
+// its locks went with it, and another run of the date may hold them now,
+// so nothing more may be sent (found by a review: a run whose lock session
+// ended went on sending beside a second run of its date). Asked before
+// every send (MarkSent), on the locks' own sessions, which a server that
+// ended them cannot answer from; once lost, always lost.
+func (l *Ledger) checkLocks(ctx context.Context) error {
+	l.mu.Lock()
+	if l.lost != nil || len(l.held) == 0 {
+		defer l.mu.Unlock()
+		return l.lost
+	}
+	held := make(map[*sql.Conn]string, len(l.held))
+	for c, what := range l.held {
+		held[c] = what
+	}
+	l.mu.Unlock()
+	for c, what := range held {
+		if _, err := c.ExecContext(ctx, `SELECT 1`); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			lost := fmt.Errorf("the lock of run %s was lost (its database session ended: %v): nothing more is sent; run the date again", what, err)
+			l.mu.Lock()
+			if l.lost == nil {
+				l.lost = lost
+			}
+			l.mu.Unlock()
+			return lost
+		}
+	}
+	return nil
 }
 
 // lockKeys are the advisory lock keys of a run: its date's and its shard's.

@@ -586,3 +586,77 @@ func failEffect(t *testing.T, l *ledger.Ledger, runID int64, kind, subject strin
 		t.Fatal(err)
 	}
 }
+
+// TestALostLockStopsTheSends: the session holding a run's lock ends while
+// the run works (the server terminated it, a failover): its lock went with
+// it, and a second run of the date can take it. The first run then sent
+// on beside the second (found by a review); now nothing more is marked
+// sent. A server that ends idle sessions does not end the lock's.
+func TestALostLockStopsTheSends(t *testing.T) {
+	t.Parallel()
+	l, url := open(t)
+	ctx := context.Background()
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	lockHolders := func() []int {
+		var pids []int
+		if err := l.DB().Select(&pids, `SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+			t.Fatal(err)
+		}
+		return pids
+	}
+	// Idle sessions of the database end after a second: the lock's is not
+	// one of them.
+	var db string
+	if err := l.DB().Get(&db, `SELECT current_database()`); err != nil {
+		t.Fatal(err)
+	}
+	l.DB().MustExec(`ALTER DATABASE ` + pq.QuoteIdentifier(db) + ` SET idle_session_timeout = '1s'`)
+	locked, err := ledger.Open(ctx, url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { locked.Close() })
+	release, err := locked.Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	run, _, err := locked.OpenRun(ctx, key, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := func(n int) pipeline.Effect {
+		e, err := locked.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "revenue_share", Subject: fmt.Sprintf("RS/%d", n), Attempt: 1,
+			Key: fmt.Sprintf("k-%d", n), Currency: "USD", Amount: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := locked.MarkSent(ctx, plan(1).ID); err != nil {
+		t.Fatalf("after an idle second: %v", err)
+	}
+	if n := len(lockHolders()); n != 1 {
+		t.Fatalf("%d sessions hold advisory locks after an idle second, want the run's", n)
+	}
+	// The lock's session is terminated: the run sends nothing more.
+	l.DB().MustExec(`SELECT pg_terminate_backend($1)`, lockHolders()[0])
+	for range 50 {
+		if len(lockHolders()) == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e := plan(2)
+	for range 2 {
+		if err := locked.MarkSent(ctx, e.ID); err == nil || !strings.Contains(err.Error(), "lock of run "+key.String()+" was lost") {
+			t.Fatalf("sent after the lock's session ended: %v", err)
+		}
+	}
+	var sends int
+	if err := l.DB().Get(&sends, `SELECT sends FROM effects WHERE id = $1`, e.ID); err != nil || sends != 0 {
+		t.Fatalf("the effect was marked sent %d times (%v)", sends, err)
+	}
+}
