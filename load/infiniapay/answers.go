@@ -69,7 +69,8 @@ func recordAdopted(ctx context.Context, final pipeline.FinalAnswers, answers *Sh
 	if final == nil || !ok {
 		return nil
 	}
-	if _, clean, _ := compareShare(e, theirs, nil); !clean {
+	// The sender keeps only answers about the seller it paid (ours).
+	if _, clean, _ := compareShare(e, "", theirs, nil); !clean {
 		return nil
 	}
 	if err := final.RecordFinal(ctx, FinalName, []string{finalKey(e)}); err != nil {

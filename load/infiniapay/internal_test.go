@@ -682,3 +682,20 @@ func TestMatchAvailableGoesByPages(t *testing.T) {
 		t.Fatalf("%d keys asked of the final answers at once, want at most %d", final.largest, askPage)
 	}
 }
+
+// TestCompareShareComparesTheSeller: the matcher found a payout Infinia
+// reports made to another seller clean, recorded it final and never asked
+// again (found by a review).
+func TestCompareShareComparesTheSeller(t *testing.T) {
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	e := pipeline.Effect{RunID: 1, Kind: KindRevenueShare, Attempt: 1, Subject: RevenueShareSubject(d, "S1", "USD"),
+		Key: RevenueShareRequestNo(d, "S1", "USD", 1), Currency: "USD", Amount: 12600, State: pipeline.EffectSucceeded}
+	theirs := RevenueShareResult{RequestNo: e.Key, SellerID: "INF-SOMEONE-ELSE", Status: StatusSuccess, Currency: "USD", Amount: 12600}
+	if ms, clean, err := compareShare(e, "INF-S1", theirs, nil); err != nil || clean || len(ms) != 1 || !strings.Contains(ms[0].Detail, "INF-SOMEONE-ELSE") {
+		t.Fatalf("a payout Infinia reports made to INF-SOMEONE-ELSE: mismatches %v, clean %v, %v", ms, clean, err)
+	}
+	theirs.SellerID = "INF-S1"
+	if ms, clean, err := compareShare(e, "INF-S1", theirs, nil); err != nil || !clean || len(ms) != 0 {
+		t.Fatalf("our own payout: mismatches %v, clean %v, %v", ms, clean, err)
+	}
+}

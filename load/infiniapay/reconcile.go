@@ -25,6 +25,9 @@ type ReconcileStore interface {
 	// EachExpectedShare streams the expected available shares of the
 	// sellers with a trade file or a revenue share in the run.
 	EachExpectedShare(ctx context.Context, runID int64, fn func(pipeline.ExpectedShare) error) error
+	// AccountOf returns the seller's Infinia id a revenue share of the run
+	// pays (Store.AccountOf).
+	AccountOf(ctx context.Context, runID int64, provider, sellerID string) (string, error)
 }
 
 // MatcherConfig configures the matching of Infinia's word with the
@@ -118,7 +121,11 @@ func matchShares(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([]pi
 			}
 		}
 		found, err := askNotKept(ctx, c, FinalName, ask, finalKey, func(ctx context.Context, e pipeline.Effect) ([]pipeline.Mismatch, bool, error) {
-			return matchShare(ctx, c.API, e)
+			account, err := c.Store.AccountOf(ctx, e.RunID, SellerAccount, subjectSeller(e.Subject))
+			if err != nil {
+				return nil, false, err
+			}
+			return matchShare(ctx, c.API, e, account)
 		})
 		if err != nil {
 			return nil, err
@@ -280,17 +287,19 @@ func matchAvailableShare(ctx context.Context, api Reconciler, x pipeline.Expecte
 // matchShare asks Infinia about one revenue share and compares its answer
 // with the ledger's; clean reports an answer that is final at Infinia
 // (SUCCESS or FAILED) and agrees with the ledger in everything.
-func matchShare(ctx context.Context, api Reconciler, e pipeline.Effect) (ms []pipeline.Mismatch, clean bool, err error) {
+func matchShare(ctx context.Context, api Reconciler, e pipeline.Effect, account string) (ms []pipeline.Mismatch, clean bool, err error) {
 	theirs, err := api.RevenueShareStatus(ctx, e.Key)
-	return compareShare(e, theirs, err)
+	return compareShare(e, account, theirs, err)
 }
 
 // compareShare compares Infinia's answer about one revenue share (theirs,
 // or the error of the status query) with the ledger's effect e: the
 // mismatches, and clean when the answer is final at Infinia (SUCCESS or
 // FAILED) and agrees with the ledger in everything (state, currency,
-// amount). The distribute stage checks with it the answer it adopts.
-func compareShare(e pipeline.Effect, theirs RevenueShareResult, err error) (ms []pipeline.Mismatch, clean bool, _ error) {
+// amount, and the seller when Infinia echoes it: account is the Infinia
+// id e pays, "" when not known). The distribute stage checks with it the
+// answer it adopts.
+func compareShare(e pipeline.Effect, account string, theirs RevenueShareResult, err error) (ms []pipeline.Mismatch, clean bool, _ error) {
 	seller := subjectSeller(e.Subject)
 	m := pipeline.Mismatch{Provider: Name, Subject: e.Key, SellerID: seller, Currency: string(e.Currency),
 		Ours: pipeline.Minor(e.Amount), OursState: string(e.State)}
@@ -327,6 +336,9 @@ func compareShare(e pipeline.Effect, theirs RevenueShareResult, err error) (ms [
 		add(pipeline.MismatchStatus, "we recorded it paid: "+theirs.FailReason, false)
 	case e.State == pipeline.EffectFailed && theirs.Status == StatusSuccess:
 		add(pipeline.MismatchStatus, "Infinia paid it, we recorded it failed and carried its amount: it could be paid twice", false)
+	}
+	if theirs.SellerID != "" && account != "" && theirs.SellerID != account {
+		add(pipeline.MismatchStatus, fmt.Sprintf("Infinia reports it for seller %s, we sent it to %s", theirs.SellerID, account), false)
 	}
 	if theirs.Status == StatusSuccess && theirs.Currency != "" {
 		if theirs.Currency != e.Currency {

@@ -19,6 +19,7 @@ import (
 type reconcileLedger struct {
 	effects  []pipeline.Effect
 	expected []pipeline.ExpectedShare
+	accounts map[string]string // seller -> Infinia id ("" when absent: not compared)
 }
 
 func (l *reconcileLedger) EffectsOfKindAfter(_ context.Context, _ int64, kind, prefix, afterSubject string, afterAttempt, n int) ([]pipeline.Effect, error) {
@@ -33,6 +34,10 @@ func (l *reconcileLedger) EffectsOfKindAfter(_ context.Context, _ int64, kind, p
 		}
 	}
 	return out, nil
+}
+
+func (l *reconcileLedger) AccountOf(_ context.Context, _ int64, _, sellerID string) (string, error) {
+	return l.accounts[sellerID], nil
 }
 
 func (l *reconcileLedger) EachExpectedShare(_ context.Context, _ int64, fn func(pipeline.ExpectedShare) error) error {

@@ -56,6 +56,11 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 		RequestNo: e.Key, SellerID: seller, Currency: e.Currency, Amount: e.Amount, Note: e.Subject,
 	})
 	if err == nil {
+		if err := ours(APIRevenueShare, res, seller, e); err != nil {
+			s.Answers.forget(e.Key)
+			err.Err = unknown(err.Err) // not our request's answer: says nothing of the money
+			return pipeline.Outcome{}, err
+		}
 		s.Answers.put(e.Key, res)
 		return outcome(res), nil
 	}
@@ -66,6 +71,11 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 	}
 	// Infinia refused. Make sure it holds nothing under this key.
 	found, qerr := s.Client.RevenueShareStatus(ctx, e.Key)
+	if qerr == nil {
+		if oerr := ours(APIRevenueShareStatus, found, seller, e); oerr != nil {
+			qerr = oerr
+		}
+	}
 	switch {
 	case qerr == nil:
 		s.Answers.put(e.Key, found)
@@ -82,6 +92,15 @@ func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipel
 		return pipeline.Outcome{}, fmt.Errorf("infiniapay: effect %s %s is not a %s", e.Kind, e.Key, KindRevenueShare)
 	}
 	res, err := s.Client.RevenueShareStatus(ctx, e.Key)
+	if err == nil {
+		seller, serr := s.seller(ctx, e)
+		if serr != nil {
+			return pipeline.Outcome{}, serr
+		}
+		if oerr := ours(APIRevenueShareStatus, res, seller, e); oerr != nil {
+			err = oerr
+		}
+	}
 	if err != nil {
 		s.Answers.forget(e.Key)
 	} else {
@@ -108,6 +127,26 @@ func (s RevenueShareSender) seller(ctx context.Context, e pipeline.Effect) (stri
 		return "", fmt.Errorf("infiniapay: effect %s: %w", e.Key, err)
 	}
 	return seller, nil
+}
+
+// ours returns an error (ErrAnswer, an answer we cannot use) when
+// Infinia's answer about e's requestNo echoes another seller (seller is
+// the Infinia id e pays), currency or amount than e's: a signed SUCCESS
+// about another payout was taken as this one (found by a review).
+// Fields the answer does not echo are not compared.
+func ours(api string, r RevenueShareResult, seller string, e pipeline.Effect) *Error {
+	var why string
+	switch {
+	case r.SellerID != "" && r.SellerID != seller:
+		why = fmt.Sprintf("answer about seller %q, the request pays %q", r.SellerID, seller)
+	case r.Currency != "" && r.Currency != e.Currency:
+		why = fmt.Sprintf("answer in %s, the request pays %s", r.Currency, e.Currency)
+	case r.Currency != "" && r.Amount != e.Amount:
+		why = fmt.Sprintf("answer of %s, the request pays %s", pipeline.Money{Minor: r.Amount, Currency: r.Currency}, pipeline.Money{Minor: e.Amount, Currency: e.Currency})
+	default:
+		return nil
+	}
+	return &Error{API: api, RequestNo: e.Key, kind: failBadAnswer, Err: fmt.Errorf("%w: %s", ErrAnswer, why)}
 }
 
 func outcome(r RevenueShareResult) pipeline.Outcome {

@@ -85,7 +85,9 @@ func TestSenderUnknownOutcomeIsAnError(t *testing.T) {
 
 // TestSenderConfirmsRefusalsByQuery: a definite refusal is OutcomeFailed
 // only when Infinia holds nothing under the key; if it does (a provider
-// that refuses a repeated requestNo), its status is adopted.
+// that refuses a repeated requestNo), its status is adopted - when it is
+// our payout's: under the key, another amount is an answer we cannot use
+// (adopted, it marked 9.99 paid where 1.00 went out).
 func TestSenderConfirmsRefusalsByQuery(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, infiniapaytest.Options{}, nil, nil)
@@ -94,11 +96,14 @@ func TestSenderConfirmsRefusalsByQuery(t *testing.T) {
 	if _, err := s.Send(ctx, effect("RS-1", 100)); err != nil {
 		t.Fatal(err)
 	}
-	// Same key, other amount: the fake refuses with SYS-002...
-	out, err := s.Send(ctx, effect("RS-1", 999))
-	// ...and the sender reports what Infinia holds under RS-1.
-	if err != nil || out.Status != pipeline.OutcomePending {
-		t.Fatalf("Send = %+v, %v; want the first request's status", out, err)
+	// The same request again: replayed, its status reported.
+	if out, err := s.Send(ctx, effect("RS-1", 100)); err != nil || out.Status != pipeline.OutcomePending {
+		t.Fatalf("Send again = %+v, %v; want the first request's status", out, err)
+	}
+	// Same key, other amount: the fake refuses with SYS-002, and what
+	// it holds under RS-1 is not this payout.
+	if out, err := s.Send(ctx, effect("RS-1", 999)); !errors.Is(err, infiniapay.ErrAnswer) {
+		t.Fatalf("Send of another amount under RS-1 = %+v, %v; want an answer that cannot be used", out, err)
 	}
 	if r.fake.Paid("S1", "USD") != 100 {
 		t.Fatal("paid twice")
@@ -117,7 +122,7 @@ func TestSenderConfirmsRefusalsByQuery(t *testing.T) {
 	}
 	r = newRig(t, infiniapaytest.Options{}, refuse, nil)
 	s = infiniapay.RevenueShareSender{Client: r.client}
-	out, err = s.Send(ctx, effect("RS-9", 100))
+	out, err := s.Send(ctx, effect("RS-9", 100))
 	if err != nil || out.Status != pipeline.OutcomeFailed || out.Reason != "SYS-006 amount out of range" {
 		t.Fatalf("Send = %+v, %v", out, err)
 	}

@@ -1,0 +1,97 @@
+package infiniapay_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// reseal rewrites the decrypted answer data of the fake on one API with
+// edit, then encrypts and signs it again as Infinia would (a genuine,
+// verifiable answer whose content differs).
+func reseal(t *testing.T, api string, edit func(map[string]string)) func(http.Handler) http.Handler {
+	k := keys(t)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasSuffix(r.URL.Path, api) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			var env infiniapay.ResponseEnvelope
+			if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || env.ResponseData == "" {
+				w.WriteHeader(rec.Code)
+				w.Write(rec.Body.Bytes())
+				return
+			}
+			plain, err := infiniapay.Decrypt(k.PlatformPrivate, env.ResponseData)
+			if err != nil {
+				t.Errorf("reseal: %v", err)
+				return
+			}
+			var m map[string]string
+			json.Unmarshal(plain, &m)
+			edit(m)
+			plain, _ = json.Marshal(m)
+			env.ResponseData, _ = infiniapay.Encrypt(k.PlatformPublic, plain, 117)
+			env.Signature, _ = infiniapay.Sign(k.InfiniaPrivate, env.ResponseData)
+			json.NewEncoder(w).Encode(env)
+		})
+	}
+}
+
+// TestARevenueShareAnswerAboutAnotherSellerIsNotOurs: a signed answer to
+// our revenue share that echoes another seller was taken as this seller's
+// payout, succeeded (found by a review): it is an answer we cannot use,
+// and the outcome stays unknown, for a status query.
+func TestARevenueShareAnswerAboutAnotherSellerIsNotOurs(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, infiniapaytest.Options{Polls: -1}, reseal(t, "revenue-sharing/request", func(m map[string]string) {
+		m["sellerId"] = "S-SOMEONE-ELSE"
+	}), nil)
+	payable(r)
+	s := infiniapay.RevenueShareSender{Client: r.client}
+	out, err := s.Send(ctx, effect("RS-OTHER-SELLER", 500))
+	if err == nil && out.Status == pipeline.OutcomeSucceeded {
+		t.Fatalf("answer about seller S-SOMEONE-ELSE adopted as S1's payout: %+v", out)
+	}
+	if !errors.Is(err, infiniapay.ErrAnswer) || !errors.Is(err, infiniapay.ErrUnknownOutcome) {
+		t.Fatalf("want ErrAnswer, outcome unknown; got %+v, %v", out, err)
+	}
+}
+
+// TestARevenueShareStatusAboutAnotherPayoutIsNotOurs: the same on the
+// status query (the resolution of an unknown outcome): another seller,
+// currency or amount is not our payout's answer.
+func TestARevenueShareStatusAboutAnotherPayoutIsNotOurs(t *testing.T) {
+	ctx := context.Background()
+	for name, edit := range map[string]func(map[string]string){
+		"seller":   func(m map[string]string) { m["sellerId"] = "S-SOMEONE-ELSE" },
+		"currency": func(m map[string]string) { m["currency"] = "HKD" },
+		"amount":   func(m map[string]string) { m["amount"] = "0.01" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, infiniapaytest.Options{Polls: -1}, reseal(t, "revenue-sharing/query", edit), nil)
+			payable(r)
+			s := infiniapay.RevenueShareSender{Client: r.client}
+			e := effect("RS-Q-"+name, 500)
+			if _, err := s.Send(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+			e.State = pipeline.EffectUnknown
+			out, err := s.Query(ctx, e)
+			if err == nil || !errors.Is(err, infiniapay.ErrAnswer) {
+				t.Fatalf("status answer about another %s adopted as S1's 5.00 USD payout: %+v, %v", name, out, err)
+			}
+		})
+	}
+}
