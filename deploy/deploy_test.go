@@ -121,23 +121,31 @@ func checkJob(t *testing.T, file string, s *batchv1.JobSpec) {
 	if s.Template.Spec.RestartPolicy != corev1.RestartPolicyNever {
 		t.Errorf("%s: restartPolicy %q, want Never", file, s.Template.Spec.RestartPolicy)
 	}
-	checkFailurePolicy(t, file, s.PodFailurePolicy)
+	checkFailurePolicy(t, file, s.PodFailurePolicy, indexed)
+	if indexed && s.MaxFailedIndexes != nil && *s.MaxFailedIndexes < *s.Completions {
+		t.Errorf("%s: maxFailedIndexes %d: a shard's failure would stop the shards still paying", file, *s.MaxFailedIndexes)
+	}
 	checkPod(t, file, &s.Template.Spec)
 }
 
 // checkFailurePolicy: exit 2, 3 and 4 fail the Job (a retry cannot help),
-// exit 1 is retried (counted), disruptions are ignored.
-func checkFailurePolicy(t *testing.T, file string, p *batchv1.PodFailurePolicy) {
+// exit 1 is retried (counted), disruptions are ignored. In an indexed Job
+// exit 3 and 4 fail their index alone (FailJob would terminate the other
+// shards mid-run: found by a review), exit 2 the Job.
+func checkFailurePolicy(t *testing.T, file string, p *batchv1.PodFailurePolicy, indexed bool) {
 	t.Helper()
 	if p == nil {
 		t.Errorf("%s: podFailurePolicy missing", file)
 		return
 	}
-	var failJob []int32
+	var failJob, failIndex []int32
 	ignoresDisruption := false
 	for _, r := range p.Rules {
 		if r.OnExitCodes != nil && r.Action == batchv1.PodFailurePolicyActionFailJob && r.OnExitCodes.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn {
 			failJob = append(failJob, r.OnExitCodes.Values...)
+		}
+		if r.OnExitCodes != nil && r.Action == batchv1.PodFailurePolicyActionFailIndex && r.OnExitCodes.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn {
+			failIndex = append(failIndex, r.OnExitCodes.Values...)
 		}
 		if r.OnExitCodes != nil && slices.Contains(r.OnExitCodes.Values, 1) && r.Action != batchv1.PodFailurePolicyActionCount {
 			t.Errorf("%s: exit 1 (retry is safe) must be retried", file)
@@ -149,7 +157,11 @@ func checkFailurePolicy(t *testing.T, file string, p *batchv1.PodFailurePolicy) 
 		}
 	}
 	slices.Sort(failJob)
-	if !slices.Equal(failJob, []int32{2, 3, 4}) {
+	slices.Sort(failIndex)
+	switch {
+	case indexed && (!slices.Equal(failJob, []int32{2}) || !slices.Equal(failIndex, []int32{3, 4})):
+		t.Errorf("%s: FailJob on exit codes %v and FailIndex on %v, want [2] and [3 4]", file, failJob, failIndex)
+	case !indexed && (!slices.Equal(failJob, []int32{2, 3, 4}) || len(failIndex) > 0):
 		t.Errorf("%s: FailJob on exit codes %v, want [2 3 4]", file, failJob)
 	}
 	if !ignoresDisruption {
