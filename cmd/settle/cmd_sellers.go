@@ -139,11 +139,19 @@ func (cfg *config) sellersSync(c *cli.Context) error {
 	}
 	tw := tabwriter.NewWriter(cfg.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "seller\tinfinia id\tstatus\twas")
+	problems := &pipeline.Problems{Summary: "bindings Infinia would not give"}
 	for _, s := range known {
 		b, err := inf.client.BindingStatus(c.Context, pipeline.QueryRequestNo("ABQ"), s.ProviderSellerID)
 		status := b.Status
 		if errors.Is(err, infiniapay.ErrNotFound) {
 			status, err = "UNKNOWN", nil
+		}
+		if err != nil && infiniapay.SubjectOnly(err) {
+			// This seller's answer alone: the others are refreshed
+			// (one stopped them all: found by a review).
+			problems.Add(fmt.Sprintf("seller %s (Infinia %s): %v", s.SellerID, s.ProviderSellerID, err))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.SellerID, s.ProviderSellerID, "NOT REFRESHED", s.Status)
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("binding of %s: %w", s.SellerID, err)
@@ -154,8 +162,8 @@ func (cfg *config) sellersSync(c *cli.Context) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.SellerID, s.ProviderSellerID, status, s.Status)
 	}
 	tw.Flush()
-	fmt.Fprintf(cfg.stdout, "%d sellers refreshed\n", len(known))
-	return nil
+	fmt.Fprintf(cfg.stdout, "%d sellers refreshed\n", len(known)-problems.Count())
+	return problems.NeedsPerson()
 }
 
 // bindingWebhook is the seller-status webhook handler, recording statuses
@@ -168,15 +176,18 @@ func bindingWebhook(l *ledger.Ledger, inf *infiniaSetup) (http.Handler, error) {
 		return b.Status, err
 	}
 	return infiniapay.WebhookHandler(inf.ourKey, inf.theirKey, confirm, func(ctx context.Context, st infiniapay.SellerStatus) error {
-		first, err := l.FirstDelivery(ctx, st.RequestNo)
-		if err != nil || !first {
+		seen, err := l.Delivered(ctx, st.RequestNo)
+		if err != nil || seen {
 			return err
 		}
 		sellerID, err := l.SellerOfInfiniaID(ctx, st.SellerID)
 		if err != nil {
 			return err
 		}
-		return l.SetBinding(ctx, pipeline.Binding{SellerID: sellerID, ProviderSellerID: st.SellerID, Status: st.Status, RequestNo: st.RequestNo, Source: "webhook"})
+		if err := l.SetBinding(ctx, pipeline.Binding{SellerID: sellerID, ProviderSellerID: st.SellerID, Status: st.Status, RequestNo: st.RequestNo, Source: "webhook"}); err != nil {
+			return err
+		}
+		return l.RecordDelivery(ctx, st.RequestNo)
 	}), nil
 }
 

@@ -38,6 +38,12 @@ func notFound(err error) error {
 	return err
 }
 
+// SubjectOnly reports whether err, from a call about one seller or
+// request, concerns it alone: Infinia does not know it, refused it
+// definitely, or answered about it what cannot be used (the callers going
+// through many go on with the others).
+func SubjectOnly(err error) bool { return pipeline.SubjectOnly(notFound(err)) }
+
 // classified is an EffectSender whose errors are classified by notFound.
 type classified struct{ pipeline.EffectSender }
 

@@ -332,15 +332,22 @@ func (l *Ledger) Bindings(ctx context.Context) ([]pipeline.Binding, error) {
 	return out, rows.Err()
 }
 
-// FirstDelivery records a webhook delivery's requestNo and reports whether
-// it is the first delivery of it.
-func (l *Ledger) FirstDelivery(ctx context.Context, requestNo string) (bool, error) {
-	res, err := l.db.ExecContext(ctx, `INSERT INTO webhook_events (request_no) VALUES ($1) ON CONFLICT DO NOTHING`, requestNo)
-	if err != nil {
-		return false, err
-	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+// Delivered reports whether a webhook delivery of requestNo was recorded
+// (RecordDelivery) already.
+func (l *Ledger) Delivered(ctx context.Context, requestNo string) (bool, error) {
+	var seen bool
+	err := l.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_events WHERE request_no = $1)`, requestNo).Scan(&seen)
+	return seen, err
+}
+
+// RecordDelivery records that the webhook delivery of requestNo was dealt
+// with: only once what it prompted is recorded, so that a delivery whose
+// recording failed is dealt with again when Infinia delivers it again
+// (recorded first, a failed recording was lost for good: found by a
+// review). Recording it twice is harmless.
+func (l *Ledger) RecordDelivery(ctx context.Context, requestNo string) error {
+	_, err := l.db.ExecContext(ctx, `INSERT INTO webhook_events (request_no) VALUES ($1) ON CONFLICT DO NOTHING`, requestNo)
+	return err
 }
 
 // KnownSellers returns every seller the ledger knows an Infinia id for - from

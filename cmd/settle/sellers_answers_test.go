@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+	"github.com/settlekit/settle/seed"
+)
+
+// TestSellersSyncOneBadAnswerStopsNoOther: one seller whose binding
+// query answers something unusable (a status the client does not know)
+// stopped `settle sellers sync` for every seller after it (found by a
+// review); it is listed not refreshed, the others are, and sync ends 4.
+func TestSellersSyncOneBadAnswerStopsNoOther(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "20", "--sellers", "3")
+	e.mustSettle("migrate")
+	sim := e.sim(nil, 0, nil, 0)
+	l, err := ledger.Open(context.Background(), e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	for i, id := range []string{"S00001", "S00002"} {
+		if err := l.SetBinding(ctx, pipeline.Binding{SellerID: id, ProviderSellerID: seed.InfiniaID(i + 1), Status: "PENDING", Source: "bind"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sim.Infinia.SetBinding(seed.InfiniaID(1), "CLOSED") // unknown to us: ErrAnswer, for S00001 alone
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	out, code := e.settleSub(append([]string{"sellers", "sync"}, sim.Config.Args()...)...)
+	b, _, _ := l.GetBinding(ctx, "S00002")
+	if b.Status != "ACTIVE" || code != 4 || !strings.Contains(out, "NOT REFRESHED") || !strings.Contains(out, "seller S00001") {
+		t.Fatalf("exit %d, S00002 %s; want 4, S00002 ACTIVE and S00001 named not refreshed:\n%s", code, b.Status, out)
+	}
+}
+
+// TestAWebhookWhoseRecordingFailedIsDealtWithWhenDeliveredAgain: a
+// notification whose recording fails (a passing database error) is
+// answered 500, and Infinia delivers it again. The delivery was marked
+// seen first, so the repeat was answered SUCCESS with nothing recorded
+// (found by a review); it is recorded now.
+func TestAWebhookWhoseRecordingFailedIsDealtWithWhenDeliveredAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "20", "--sellers", "3")
+	e.mustSettle("migrate")
+	sim := e.sim(nil, 0, nil, 0)
+	l, err := ledger.Open(context.Background(), e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	if err := l.SetBinding(ctx, pipeline.Binding{SellerID: "S00002", ProviderSellerID: seed.InfiniaID(2), Status: "PENDING", Source: "bind"}); err != nil {
+		t.Fatal(err)
+	}
+	inf, err := newInfinia(infiniaParams{URL: sim.Config.InfiniaURL, AppID: sim.Config.AppID, PlatformID: sim.Config.PlatformID,
+		KeyFile: sim.Config.OurKeyFile, PublicKeyFile: sim.Config.InfiniaPublicKeyFile, SFTPAddr: sim.Config.SFTPAddr,
+		SFTPUser: sim.Config.SFTPUser, SFTPKey: sim.Config.SFTPKeyFile, KnownHosts: sim.Config.KnownHostsFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := bindingWebhook(l, inf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "FROZEN")
+	// A passing database failure on the bindings table.
+	e.db.MustExec(`ALTER TABLE settle.seller_bindings ADD CONSTRAINT review_fail CHECK (status <> 'FROZEN')`)
+	body, err := sim.Infinia.Notification("WH-LOST", seed.InfiniaID(2), "FROZEN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver := func() int {
+		// A fresh handler each time, as after a restart, or the same one: both lose it.
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if code := deliver(); code != http.StatusInternalServerError {
+		t.Fatalf("first delivery: %d, want 500 (not recorded)", code)
+	}
+	e.db.MustExec(`ALTER TABLE settle.seller_bindings DROP CONSTRAINT review_fail`)
+	code := deliver() // Infinia delivers again
+	b, _, _ := l.GetBinding(ctx, "S00002")
+	if b.Status != "FROZEN" {
+		t.Fatalf("redelivery answered %d but the FROZEN status was never recorded (binding %+v)", code, b)
+	}
+}
