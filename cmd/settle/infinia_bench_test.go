@@ -21,7 +21,7 @@ import (
 // first status question, at once: the upload stage's own work alone.
 type acceptingInfinia struct{ infiniapay.API }
 
-func (acceptingInfinia) UploadStatus(context.Context, string) (string, string, error) {
+func (acceptingInfinia) UploadStatus(context.Context, pipeline.TradeFile) (string, string, error) {
 	return infiniapay.StatusSuccess, "", nil
 }
 

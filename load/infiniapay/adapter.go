@@ -57,8 +57,24 @@ func (c classified) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outc
 	return o, notFound(err)
 }
 
-func (a stageAPI) UploadStatus(ctx context.Context, requestNo string) (string, string, error) {
-	u, err := a.c.UploadStatus(ctx, requestNo)
+func (a stageAPI) UploadStatus(ctx context.Context, f pipeline.TradeFile) (string, string, error) {
+	u, err := a.c.UploadStatus(ctx, f.RequestNo)
+	if err == nil {
+		// The answer's seller names this file (as its name does), and its
+		// currency is the file's: a SUCCESS about another seller's file
+		// made these items uploaded, to be paid (found by a review).
+		var why string
+		if u.Currency != "" && u.Currency != f.Currency {
+			why = fmt.Sprintf("answer in %s, the file is in %s", u.Currency, f.Currency)
+		} else if u.SellerID != "" {
+			if name, nerr := a.c.TradeFileName(u.SellerID, f.Currency, f.Date, f.RequestNo); nerr != nil || name != f.Name {
+				why = fmt.Sprintf("answer about seller %q, not the seller of %s", u.SellerID, f.Name)
+			}
+		}
+		if why != "" {
+			err = &Error{API: APIUploadStatus, RequestNo: f.RequestNo, kind: failBadAnswer, Err: fmt.Errorf("%w: %s", ErrAnswer, why)}
+		}
+	}
 	return u.Status, u.ErrorFileURL, notFound(err)
 }
 

@@ -19,8 +19,8 @@ type failedOne struct {
 	failed, url string
 }
 
-func (a failedOne) UploadStatus(_ context.Context, requestNo string) (string, string, error) {
-	if requestNo == a.failed {
+func (a failedOne) UploadStatus(_ context.Context, f pipeline.TradeFile) (string, string, error) {
+	if f.RequestNo == a.failed {
 		return StatusFailed, a.url, nil
 	}
 	return StatusSuccess, "", nil

@@ -91,7 +91,8 @@ type slowStatuses struct {
 	asked map[string]int
 }
 
-func (a *slowStatuses) UploadStatus(_ context.Context, requestNo string) (string, string, error) {
+func (a *slowStatuses) UploadStatus(_ context.Context, f pipeline.TradeFile) (string, string, error) {
+	requestNo := f.RequestNo
 	time.Sleep(a.took)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -301,14 +302,15 @@ type unusableStatus struct {
 	odd string
 }
 
-func (a unusableStatus) UploadStatus(ctx context.Context, requestNo string) (string, string, error) {
+func (a unusableStatus) UploadStatus(ctx context.Context, f pipeline.TradeFile) (string, string, error) {
+	requestNo := f.RequestNo
 	if requestNo == a.odd {
 		a.mu.Lock()
 		a.asked[requestNo]++
 		a.mu.Unlock()
 		return "", "", notFound(&Error{API: APIUploadStatus, Err: fmt.Errorf("%w: unknown upload status %q", ErrAnswer, "QUARANTINED")})
 	}
-	return a.slowStatuses.UploadStatus(ctx, requestNo)
+	return a.slowStatuses.UploadStatus(ctx, f)
 }
 
 // A status answer about one file that cannot be used leaves that file

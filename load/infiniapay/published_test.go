@@ -3,6 +3,7 @@ package infiniapay_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // Infinia's published examples (doc.infiniax.com), verbatim.
@@ -43,7 +45,7 @@ func publishedPeer(t *testing.T, data string, seen func(map[string]string)) *inf
 		json.NewEncoder(w).Encode(infiniapay.ResponseEnvelope{AppID: "APP", Code: "SUC-200", Message: "success", ResponseData: enc, Signature: sig})
 	}))
 	t.Cleanup(srv.Close)
-	c, err := infiniapay.New(infiniapay.Config{BaseURL: srv.URL, AppID: "APP", OurKey: k.PlatformPrivate, InfiniaKey: k.InfiniaPublic, HTTP: srv.Client()})
+	c, err := infiniapay.New(infiniapay.Config{BaseURL: srv.URL, AppID: "APP", PlatformID: "PLAT", OurKey: k.PlatformPrivate, InfiniaKey: k.InfiniaPublic, HTTP: srv.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,5 +95,33 @@ func TestPublishedUploadStatus(t *testing.T) {
 	want := infiniapay.Upload{RequestNo: "TDU-20250903-0001", SellerID: "SELLER-123456", Currency: "CNY", Status: "FAILED", ErrorFileURL: "https://.../errors/xxxx"}
 	if u != want {
 		t.Fatalf("%+v, want %+v", u, want)
+	}
+}
+
+// TestAnUploadStatusAboutAnotherFileIsNotOurs: the published answer
+// echoes the file's seller and currency; one about another seller or
+// currency made the file's items uploaded, to be paid (found by a review):
+// it is an answer that cannot be used, and the file stays open.
+func TestAnUploadStatusAboutAnotherFileIsNotOurs(t *testing.T) {
+	d := pipeline.Date{Year: 2025, Month: 9, Day: 3}
+	for _, tc := range []struct {
+		answer string
+		ok     bool
+	}{
+		{`{"status":"SUCCESS","requestNo":"TDU-20250903-0001","sellerId":"SELLER-123456","currency":"CNH","errorFileUrl":""}`, true},
+		{`{"status":"SUCCESS","requestNo":"TDU-20250903-0001","errorFileUrl":""}`, true},
+		{`{"status":"SUCCESS","requestNo":"TDU-20250903-0001","sellerId":"SELLER-999999","currency":"CNH","errorFileUrl":""}`, false},
+		{`{"status":"SUCCESS","requestNo":"TDU-20250903-0001","sellerId":"SELLER-123456","currency":"USD","errorFileUrl":""}`, false},
+	} {
+		c := publishedPeer(t, tc.answer, func(map[string]string) {})
+		name, err := c.TradeFileName("SELLER-123456", "CNY", d, "TDU-20250903-0001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := pipeline.TradeFile{RequestNo: "TDU-20250903-0001", Name: name, Currency: "CNY", Date: d}
+		status, _, err := infiniapay.StageAPIOf(c).UploadStatus(context.Background(), f)
+		if tc.ok != (err == nil) || !tc.ok && (!errors.Is(err, infiniapay.ErrAnswer) || !pipeline.SubjectOnly(err)) {
+			t.Errorf("%s: status %q, %v; want ok %v", tc.answer, status, err, tc.ok)
+		}
 	}
 }

@@ -11,10 +11,11 @@ import (
 // API is what the Infinia stages need of Infinia Pay's API. Amounts are
 // minor units; sellers are named by their Infinia seller id.
 type API interface {
-	// UploadStatus returns the status of a trade-details upload and, when
-	// FAILED, the link to its error file; pipeline.ErrNotFound if Infinia has never
-	// seen the requestNo.
-	UploadStatus(ctx context.Context, requestNo string) (status, errorURL string, err error)
+	// UploadStatus returns the status of trade file f's upload and, when
+	// FAILED, the link to its error file; pipeline.ErrNotFound if Infinia
+	// has never seen its requestNo. An answer about another seller or
+	// currency than f's is one that cannot be used (ErrAnswer).
+	UploadStatus(ctx context.Context, f pipeline.TradeFile) (status, errorURL string, err error)
 	// ErrorRows fetches a failed upload's error file.
 	ErrorRows(ctx context.Context, url string) ([]pipeline.ProviderReject, error)
 	// BindingStatus returns a seller's binding status (PENDING, ACTIVE, ...).

@@ -321,7 +321,7 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 	if err != nil {
 		return pipeline.Outcome{}, err
 	}
-	_, _, qerr := u.c.API.UploadStatus(ctx, f.RequestNo)
+	_, _, qerr := u.c.API.UploadStatus(ctx, f)
 	if qerr == nil {
 		return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
 	}
@@ -471,7 +471,7 @@ func errorFileOnly(err error) bool {
 // (pipeline.SubjectOnly), is returned as the error, with nothing
 // recorded.
 func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipeline.TradeFile) (pipeline.TradeFile, error) {
-	status, url, err := c.API.UploadStatus(ctx, f.RequestNo)
+	status, url, err := c.API.UploadStatus(ctx, f)
 	if errors.Is(err, pipeline.ErrNotFound) {
 		return f, nil // landed, not yet picked up
 	}
