@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -27,7 +28,7 @@ func sellersCommand(cfg *config) *cli.Command {
 				ArgsUsage: "SELLER_ID",
 				Flags: append(flags,
 					&cli.StringFlag{Name: "cert-no", Usage: "the seller's registration or identity number (default: the seller id)"},
-					&cli.StringFlag{Name: "store-url", Usage: "the seller's store URL"},
+					&cli.StringFlag{Name: "store-url", Usage: "the seller's store URL (required: Infinia's binding takes it)"},
 					&cli.StringFlag{Name: "currency", Value: "USD", Usage: "the account's currency"},
 					&cli.StringFlag{Name: "backlink-url", Usage: "where Infinia sends the seller back to"},
 				),
@@ -113,10 +114,19 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 	if err != nil {
 		return pipeline.E(pipeline.KindUsage, "--currency", err)
 	}
-	reqNo := infiniapay.BindingRequestNo("ABR", pipeline.DateOf(cfg.clock()), seller.ID)
-	redirect, err := inf.client.BindAccount(c.Context, infiniapay.BindRequest{RequestNo: reqNo, SellerID: infiniaID,
+	if c.String("store-url") == "" {
+		return pipeline.Errorf(pipeline.KindUsage, "--store-url", "required: Infinia's account binding takes the seller's store URL")
+	}
+	req := infiniapay.BindRequest{SellerID: infiniaID,
 		SellerCertNo: certNo, SellerName: seller.Name, StoreName: seller.Name, StoreURL: c.String("store-url"),
-		EntityType: seller.EntityType, Country: seller.Country, Currency: cur, BacklinkURL: c.String("backlink-url")})
+		EntityType: seller.EntityType, Country: seller.Country, Currency: cur, BacklinkURL: c.String("backlink-url")}
+	// One requestNo a seller, day and content: the same request again is
+	// replayed, a corrected one (another currency, say) is a new request
+	// (it reused the first's requestNo: found by a review).
+	req.RequestNo = infiniapay.BindingRequestNo("ABR", pipeline.DateOf(cfg.clock()), strings.Join([]string{seller.ID, req.SellerID, req.SellerCertNo,
+		req.SellerName, req.StoreName, req.StoreURL, req.EntityType, req.Country, string(req.Currency), req.BacklinkURL}, "\x00"))
+	reqNo := req.RequestNo
+	redirect, err := inf.client.BindAccount(c.Context, req)
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", id, err)
 	}

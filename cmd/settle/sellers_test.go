@@ -26,8 +26,21 @@ func TestSellersBindSyncAndWebhook(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "send the seller to: http") {
 		t.Fatalf("bind: exit %d:\n%s", code, out)
 	}
-	if _, code := e.settleSub(args("bind", "S99999")...); code != 2 {
+	if _, code := e.settleSub(args("bind", "--store-url", "https://shop.example/x", "S99999")...); code != 2 {
 		t.Fatal("binding an unknown seller must be a usage error")
+	}
+	// Without the store URL Infinia requires: a usage error, nothing sent.
+	if out, code := e.settleSub(args("bind", "S00002")...); code != 2 || !strings.Contains(out, "--store-url") {
+		t.Fatalf("bind without --store-url: exit %d, want 2\n%s", code, out)
+	}
+	// The same request again is replayed; corrected the same day (another
+	// currency), it is a new request (it reused the first's requestNo and
+	// was refused: found by a review).
+	if out, code := e.settleSub(args("bind", "--store-url", "https://shop.example/s2", "S00002")...); code != 0 {
+		t.Fatalf("the same bind again: exit %d\n%s", code, out)
+	}
+	if out, code := e.settleSub(args("bind", "--store-url", "https://shop.example/s2", "--currency", "CNY", "S00002")...); code != 0 {
+		t.Fatalf("a corrected bind the same day: exit %d\n%s", code, out)
 	}
 	// Infinia activates the seller; sync brings the status home.
 	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
