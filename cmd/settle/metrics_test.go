@@ -77,3 +77,25 @@ func TestMetricsOfARunThatNeedsAPerson(t *testing.T) {
 		t.Errorf("no subject needing a person counted:\n%s", b)
 	}
 }
+
+// TestMetricsCountTheChannelsLeftUnpaid: a run with no provider
+// configured ends 4 for the orders of every channel left unpaid; the
+// metrics counted no subject for it, so an alert on
+// settle_needs_person_subjects never fired (found by a review).
+func TestMetricsCountTheChannelsLeftUnpaid(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(60, 0)
+	file := filepath.Join(t.TempDir(), "settle.prom")
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--metrics-file", file)
+	if code != 4 {
+		t.Fatalf("exit %d, want 4:\n%s", code, out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "settle_needs_person_subjects 3\n") {
+		t.Errorf("want the three channels left unpaid counted:\n%s", b)
+	}
+}
