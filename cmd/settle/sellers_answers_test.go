@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/seed"
@@ -20,14 +21,7 @@ import (
 func TestSellersSyncOneBadAnswerStopsNoOther(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "20", "--sellers", "3")
-	e.mustSettle("migrate")
-	sim := e.sim(nil, 0, nil, 0)
-	l, err := ledger.Open(context.Background(), e.url, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	sim, l := e.sellersDay()
 	ctx := context.Background()
 	for i, id := range []string{"S00001", "S00002"} {
 		if err := l.SetBinding(ctx, pipeline.Binding{SellerID: id, ProviderSellerID: seed.InfiniaID(i + 1), Status: "PENDING", Source: "bind"}); err != nil {
@@ -51,14 +45,7 @@ func TestSellersSyncOneBadAnswerStopsNoOther(t *testing.T) {
 func TestAWebhookWhoseRecordingFailedIsDealtWithWhenDeliveredAgain(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "20", "--sellers", "3")
-	e.mustSettle("migrate")
-	sim := e.sim(nil, 0, nil, 0)
-	l, err := ledger.Open(context.Background(), e.url, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	sim, l := e.sellersDay()
 	ctx := context.Background()
 	if err := l.SetBinding(ctx, pipeline.Binding{SellerID: "S00002", ProviderSellerID: seed.InfiniaID(2), Status: "PENDING", Source: "bind"}); err != nil {
 		t.Fatal(err)
@@ -96,4 +83,19 @@ func TestAWebhookWhoseRecordingFailedIsDealtWithWhenDeliveredAgain(t *testing.T)
 	if b.Status != "FROZEN" {
 		t.Fatalf("redelivery answered %d but the FROZEN status was never recorded (binding %+v)", code, b)
 	}
+}
+
+// sellersDay seeds a small day of three sellers and starts the simulator;
+// it returns the simulator and the migrated ledger (closed with the test).
+func (e *env) sellersDay() (*paysim.Sim, *ledger.Ledger) {
+	e.t.Helper()
+	e.mustSettle("seed", "--date", testDate, "--orders", "20", "--sellers", "3")
+	e.mustSettle("migrate")
+	sim := e.sim(nil, 0, nil, 0)
+	l, err := ledger.Open(context.Background(), e.url, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { l.Close() })
+	return sim, l
 }

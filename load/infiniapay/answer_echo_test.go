@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/settlekit/settle/load/infiniapay"
@@ -19,34 +17,22 @@ import (
 // verifiable answer whose content differs).
 func reseal(t *testing.T, api string, edit func(map[string]string)) func(http.Handler) http.Handler {
 	k := keys(t)
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !strings.HasSuffix(r.URL.Path, api) {
-				next.ServeHTTP(w, r)
-				return
-			}
-			rec := httptest.NewRecorder()
-			next.ServeHTTP(rec, r)
-			var env infiniapay.ResponseEnvelope
-			if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || env.ResponseData == "" {
-				w.WriteHeader(rec.Code)
-				w.Write(rec.Body.Bytes())
-				return
-			}
-			plain, err := infiniapay.Decrypt(k.PlatformPrivate, env.ResponseData)
-			if err != nil {
-				t.Errorf("reseal: %v", err)
-				return
-			}
-			var m map[string]string
-			json.Unmarshal(plain, &m)
-			edit(m)
-			plain, _ = json.Marshal(m)
-			env.ResponseData, _ = infiniapay.Encrypt(k.PlatformPublic, plain, 117)
-			env.Signature, _ = infiniapay.Sign(k.InfiniaPrivate, env.ResponseData)
-			json.NewEncoder(w).Encode(env)
-		})
-	}
+	return tamper(api, func(env *infiniapay.ResponseEnvelope) {
+		if env.ResponseData == "" {
+			return
+		}
+		plain, err := infiniapay.Decrypt(k.PlatformPrivate, env.ResponseData)
+		if err != nil {
+			t.Errorf("reseal: %v", err)
+			return
+		}
+		var m map[string]string
+		json.Unmarshal(plain, &m)
+		edit(m)
+		plain, _ = json.Marshal(m)
+		env.ResponseData, _ = infiniapay.Encrypt(k.PlatformPublic, plain, 117)
+		env.Signature, _ = infiniapay.Sign(k.InfiniaPrivate, env.ResponseData)
+	})
 }
 
 // TestARevenueShareAnswerAboutAnotherSellerIsNotOurs: a signed answer to
