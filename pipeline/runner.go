@@ -386,7 +386,8 @@ func (r *Runner) now() time.Time {
 
 // Combine runs several stage functions as one stage, in order: their
 // summaries are joined; problems that need a person are gathered from all of
-// them; any other error stops at once.
+// them; any other error stops at once (work still processing at a provider
+// says the problems gathered before it too).
 func Combine(fns ...StageFunc) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		var summaries []string
@@ -397,6 +398,11 @@ func Combine(fns ...StageFunc) StageFunc {
 				summaries = append(summaries, s)
 			}
 			if err != nil && KindOf(err) != KindNeedsPerson {
+				if errors.Is(err, ErrStillProcessing) && KindOf(err) != KindUsage && len(attention) > 0 {
+					// Resumable, and saying what needs a person too (as
+					// joinParts does).
+					err = E(KindFailed, "", errors.Join(err, E(KindNeedsPerson, "", errors.Join(attention...))))
+				}
 				return strings.Join(summaries, "; "), err
 			}
 			if err != nil {

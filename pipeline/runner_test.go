@@ -288,16 +288,20 @@ func TestAStageStillProcessingHoldsBackNoOne(t *testing.T) {
 // dropped (found by a review).
 func TestStillProcessingBesideAPersonsProblemInOneStage(t *testing.T) {
 	tr := &tracer{}
-	store := &memStore{}
-	r := tr.runner(store)
-	r.Stages[StageDistribute] = Concurrent(
-		tr.stage("infinia", fmt.Errorf("%w: 1 revenue share still processing", ErrStillProcessing)),
-		tr.stage("wechat", E(KindNeedsPerson, "", errors.New("order O7: WeChat Pay refused the transaction"))))
-	_, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile)
-	if KindOf(err) != KindFailed || !errors.Is(err, ErrStillProcessing) {
-		t.Fatalf("err %v (kind %d), want a resumable failure", err, KindOf(err))
-	}
-	if !strings.Contains(err.Error(), "WeChat Pay refused") || !strings.Contains(store.lastErr, "WeChat Pay refused") || store.run.Done(StageDistribute) {
-		t.Fatalf("the run's error and note drop what needs a person:\n err  %v\n note %q", err, store.lastErr)
+	stillProcessing := tr.stage("infinia", fmt.Errorf("%w: 1 revenue share still processing", ErrStillProcessing))
+	person := tr.stage("wechat", E(KindNeedsPerson, "", errors.New("order O7: WeChat Pay refused the transaction")))
+	// Side by side (Concurrent), and one after the other (Combine: a
+	// provider's verification before its upload, say).
+	for _, stage := range []StageFunc{Concurrent(stillProcessing, person), Combine(person, stillProcessing)} {
+		store := &memStore{}
+		r := tr.runner(store)
+		r.Stages[StageDistribute] = stage
+		_, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile)
+		if KindOf(err) != KindFailed || !errors.Is(err, ErrStillProcessing) {
+			t.Fatalf("err %v (kind %d), want a resumable failure", err, KindOf(err))
+		}
+		if !strings.Contains(err.Error(), "WeChat Pay refused") || !strings.Contains(store.lastErr, "WeChat Pay refused") || store.run.Done(StageDistribute) {
+			t.Fatalf("the run's error and note drop what needs a person:\n err  %v\n note %q", err, store.lastErr)
+		}
 	}
 }
