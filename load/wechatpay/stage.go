@@ -491,15 +491,12 @@ func (st *stageRun) succeeded(ctx context.Context, it pipeline.Split, o Txn, e p
 	if e.Kind == KindDistribution && it.SellerShare > 0 {
 		if answer.State != StateFinished {
 			// Decided on an earlier run, or from an answer not kept.
-			if err := pipeline.Pace(ctx); err != nil {
-				return err
-			}
-			_, a, err := c.API.Query(ctx, e, o)
+			a, err := askOrder(ctx, c, e, o)
 			if subjectError(err) {
 				return st.hold(ctx, it, pipeline.NeedsAPerson(refusal+err.Error()))
 			}
 			if err != nil {
-				return fmt.Errorf("order %s: distribution %s: %w", it.OrderNo, e.Key, err)
+				return fmt.Errorf("order %s: %w", it.OrderNo, err)
 			}
 			answer = a
 		}
@@ -693,34 +690,23 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 	next := firstAttempt(run, it, o)
 	keyFor := func(attempt int) string { return OutOrderNo(run.Key.Date, it.OrderNo, attempt) }
 	e, ok, err := c.Store.LatestEffect(ctx, next.Kind, next.Subject)
-	if err == nil && ok && e.State == pipeline.EffectSucceeded && e.Kind == KindDistribution {
-		// Its item is still recorded: whether the seller's share was
-		// released is in WeChat Pay's order (stageRun.succeeded).
-		if err := pipeline.Pace(ctx); err != nil {
+	switch {
+	case err != nil:
+		return pipeline.Effect{}, nil, OrderStatus{}, err
+	case ok && e.Kind == KindDistribution && (e.State == pipeline.EffectSucceeded || e.State == pipeline.EffectFailed):
+		// WeChat Pay's order says the rest: succeeded, whether the
+		// seller's share was released (stageRun.succeeded); failed,
+		// whether it was closed and released, or is releasing
+		// (stageRun.closed), else it is sent again below.
+		answer, err := askOrder(ctx, c, e, o)
+		if err != nil {
 			return pipeline.Effect{}, nil, OrderStatus{}, err
 		}
-		_, answer, err := c.API.Query(ctx, e, o)
-		if err != nil {
-			return pipeline.Effect{}, nil, OrderStatus{}, fmt.Errorf("distribution %s: %w", e.Key, err)
-		}
-		return e, nil, answer, nil
-	}
-	if err != nil || (ok && e.State != pipeline.EffectFailed) {
-		return e, nil, OrderStatus{}, err
-	}
-	if ok && e.Kind == KindDistribution {
-		// Closed: released to the seller, or still releasing
-		// (stageRun.closed); else asked about and sent again below.
-		if err := pipeline.Pace(ctx); err != nil {
-			return pipeline.Effect{}, nil, OrderStatus{}, err
-		}
-		_, answer, err := c.API.Query(ctx, e, o)
-		if err != nil {
-			return pipeline.Effect{}, nil, OrderStatus{}, fmt.Errorf("distribution %s: %w", e.Key, err)
-		}
-		if _, rel := releaseOf(answer, it.SellerShare); rel != notReleased {
+		if _, rel := releaseOf(answer, it.SellerShare); e.State == pipeline.EffectSucceeded || rel != notReleased {
 			return e, nil, answer, nil
 		}
+	case ok && e.State != pipeline.EffectFailed:
+		return e, nil, OrderStatus{}, nil
 	}
 	if h, err := check(ctx, c, it, o); err != nil || h != nil {
 		return pipeline.Effect{}, h, OrderStatus{}, err
@@ -733,6 +719,19 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 	}
 	e, err = c.Store.PlanEffect(ctx, next)
 	return e, nil, OrderStatus{}, err
+}
+
+// askOrder asks WeChat Pay for its order of request e of transaction o,
+// taking one token of c.Pacer (pipeline.Pace).
+func askOrder(ctx context.Context, c *StageConfig, e pipeline.Effect, o Txn) (OrderStatus, error) {
+	if err := pipeline.Pace(ctx); err != nil {
+		return OrderStatus{}, err
+	}
+	_, answer, err := c.API.Query(ctx, e, o)
+	if err != nil {
+		return OrderStatus{}, fmt.Errorf("%s %s: %w", e.Kind, e.Key, err)
+	}
+	return answer, nil
 }
 
 // firstAttempt is the first request of the item's transaction in run: a

@@ -196,25 +196,33 @@ func (l *Ledger) Resolve(ctx context.Context, d pipeline.Date, subject, orderNo,
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its provider did not release its order to the seller (the item is %s): settle may still pay it; fix the cause and run the date again",
 				subject, cmp.Or(item, "not recorded with it"))
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO resolutions (kind, subject, idem_key, note) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (kind, subject, idem_key) DO NOTHING`, r.Kind, r.Subject, r.Key, note)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		created = n == 1
-		// A statement of its own: it sees a resolution another person
-		// committed meanwhile (read committed).
-		return tx.QueryRowContext(ctx, `SELECT note, resolved_at FROM resolutions WHERE kind = $1 AND subject = $2 AND idem_key = $3`,
-			r.Kind, r.Subject, r.Key).Scan(&r.Note, &r.ResolvedAt)
+		created, err = recordResolution(ctx, tx, &r, note)
+		return err
 	})
 	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
 		err = fmt.Errorf("resolve %s: %w", subject, err)
 	}
 	return r, !created, err
+}
+
+// recordResolution records r (its kind, subject and key) with note,
+// unless it was recorded before, and reads it back into r - in a
+// statement of its own, which sees a resolution another person committed
+// meanwhile (read committed), whose first note stands. It reports whether
+// this call recorded it.
+func recordResolution(ctx context.Context, tx *sql.Tx, r *Resolution, note string) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO resolutions (kind, subject, idem_key, note) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (kind, subject, idem_key) DO NOTHING`, r.Kind, r.Subject, r.Key, note)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	err = tx.QueryRowContext(ctx, `SELECT note, resolved_at FROM resolutions WHERE kind = $1 AND subject = $2 AND idem_key = $3`,
+		r.Kind, r.Subject, r.Key).Scan(&r.Note, &r.ResolvedAt)
+	return n == 1, err
 }
 
 // HeldItem is an item of a date a provider's stage holds (ItemRecorded,
@@ -312,12 +320,7 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 		case state != string(pipeline.EffectFailed):
 			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: its request %s is %s: run the date again, settle finds out what became of it", orderNo, r.Key, state)
 		default:
-			if _, err := tx.ExecContext(ctx, `INSERT INTO resolutions (kind, subject, idem_key, note) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (kind, subject, idem_key) DO NOTHING`, r.Kind, r.Subject, r.Key, note); err != nil {
-				return err
-			}
-			if err := tx.QueryRowContext(ctx, `SELECT note, resolved_at FROM resolutions WHERE kind = $1 AND subject = $2 AND idem_key = $3`,
-				r.Kind, r.Subject, r.Key).Scan(&r.Note, &r.ResolvedAt); err != nil {
+			if _, err := recordResolution(ctx, tx, &r, note); err != nil {
 				return err
 			}
 			res = &r
@@ -327,8 +330,7 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 			return err
 		}
 		// Listed with the date's resolutions (Resolutions), by order.
-		_, err = tx.ExecContext(ctx, `INSERT INTO resolutions (kind, subject, idem_key, note) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (kind, subject, idem_key) DO NOTHING`, KindSettledOutside, subject, orderNo, note)
+		_, err = recordResolution(ctx, tx, &Resolution{Kind: KindSettledOutside, Subject: subject, Key: orderNo}, note)
 		return err
 	})
 	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {

@@ -551,16 +551,7 @@ func TestAHeldItemSettledOutside(t *testing.T) {
 	refused("H0000", chInfinia, "again", "not held")
 	// Its request succeeded, the item held for what it did not do (a
 	// release to the seller WeChat Pay closed): settled, nothing resolved.
-	e, err = l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "distribution", Subject: "X/H0001", Attempt: 1, Key: "k-X/H0001-1", Currency: "USD", Amount: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.MarkSent(ctx, e.ID); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectSucceeded, "ref", ""); err != nil {
-		t.Fatal(err)
-	}
+	finishEffect(t, l, run.ID, "distribution", "X/H0001", 1, pipeline.EffectSucceeded)
 	if err := l.SetItemState(ctx, run.ID, "H0001", pipeline.ItemRecorded, pipeline.ItemRecorded, pipeline.HeldPrefix+"rest closed"); err != nil {
 		t.Fatal(err)
 	}
@@ -573,6 +564,13 @@ func TestAHeldItemSettledOutside(t *testing.T) {
 // k-<subject>-<attempt>, sent and failed.
 func failEffect(t *testing.T, l *ledger.Ledger, runID int64, kind, subject string, attempt int) {
 	t.Helper()
+	finishEffect(t, l, runID, kind, subject, attempt, pipeline.EffectFailed)
+}
+
+// finishEffect records an attempt of a payout of the run, keyed
+// k-<subject>-<attempt>, sent and final in state.
+func finishEffect(t *testing.T, l *ledger.Ledger, runID int64, kind, subject string, attempt int, state pipeline.EffectState) {
+	t.Helper()
 	ctx := context.Background()
 	e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: runID, Kind: kind, Subject: subject, Attempt: attempt,
 		Key: fmt.Sprintf("k-%s-%d", subject, attempt), Currency: "CNY", Amount: 100})
@@ -582,7 +580,11 @@ func failEffect(t *testing.T, l *ledger.Ledger, runID int64, kind, subject strin
 	if err := l.MarkSent(ctx, e.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectFailed, "", "CLOSED"); err != nil {
+	lastErr := ""
+	if state == pipeline.EffectFailed {
+		lastErr = "CLOSED"
+	}
+	if err := l.RecordOutcome(ctx, e.ID, state, "", lastErr); err != nil {
 		t.Fatal(err)
 	}
 }
