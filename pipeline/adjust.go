@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-	"unicode"
 )
 
 // LateRefundRow is one row of the late-refunds query exactly as read: a
@@ -66,9 +65,9 @@ func ReadLateRefund(row LateRefundRow, runID int64) LateRefund {
 	// A corrupt key is kept as a reject keeps it (RejectText): one huge
 	// refund number stopped distribute on every run (no index takes it).
 	for _, k := range []struct{ col, v string }{{"refund_no", r.RefundNo}, {"order_no", r.OrderNo}, {"seller_id", r.SellerID}} {
-		if why := keyProblem(k.col, k.v); why != "" {
+		if err := CheckIdentifier(k.col, k.v); err != nil {
 			r.RefundNo, r.OrderNo, r.SellerID = RejectText(r.RefundNo), RejectText(r.OrderNo), RejectText(r.SellerID)
-			return reject(why)
+			return reject(err.Error())
 		}
 	}
 	if row.CreatedAt == nil {
@@ -90,20 +89,6 @@ func ReadLateRefund(row LateRefundRow, runID int64) LateRefund {
 	}
 	r.Amount = v
 	return r
-}
-
-// keyProblem says why a late refund's key cannot be right, or "": more
-// than MaxRejectText bytes, or a control character.
-func keyProblem(col, v string) string {
-	if len(v) > MaxRejectText {
-		return fmt.Sprintf("%s is %d bytes long, more than a key may have (%d)", col, len(v), MaxRejectText)
-	}
-	for _, c := range v {
-		if unicode.IsControl(c) {
-			return fmt.Sprintf("%s contains the control character %U: %q", col, c, RejectText(v))
-		}
-	}
-	return ""
 }
 
 // Adjustment kinds: a payout held (owed to the seller, positive) and a

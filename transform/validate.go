@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -44,9 +42,8 @@ func Validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 }
 
 // MaxIdentifier is the most bytes an order number, a seller id or a
-// provider transaction id may have: more than any provider's field takes,
-// and well under what an index entry of the ledger holds.
-const MaxIdentifier = 128
+// provider transaction id may have (pipeline.CheckIdentifier).
+const MaxIdentifier = pipeline.MaxIdentifier
 
 // MaxAmountMinor is the largest amount_minor an order may carry (10^12
 // minor units: 10 billion US dollars, 6.25 million at Indonesian rupiah's
@@ -60,13 +57,13 @@ func validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 	if o.OrderNo, err = exact("order_no", row.OrderNo); err != nil {
 		return o, err
 	}
-	if err := identifier("order_no", o.OrderNo); err != nil {
+	if err := pipeline.CheckIdentifier("order_no", o.OrderNo); err != nil {
 		return o, err
 	}
 	if o.SellerID, err = required("seller_id", row.SellerID); err != nil {
 		return o, err
 	}
-	if err := identifier("seller_id", o.SellerID); err != nil {
+	if err := pipeline.CheckIdentifier("seller_id", o.SellerID); err != nil {
 		return o, err
 	}
 	if strings.Contains(o.SellerID, "/") {
@@ -85,7 +82,7 @@ func validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 	if o.ProviderTxnID, err = txnID(spec, row.ProviderTxnID); err != nil {
 		return o, err
 	}
-	if err := identifier("provider_txn_id", o.ProviderTxnID); err != nil {
+	if err := pipeline.CheckIdentifier("provider_txn_id", o.ProviderTxnID); err != nil {
 		return o, err
 	}
 	cur, err := exact("currency", row.Currency)
@@ -116,7 +113,7 @@ func validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 		return o, fmt.Errorf("refunded_minor %d exceeds amount_minor %d", o.Refunded, o.Amount)
 	}
 	o.Category = deref(row.Category)
-	if err := utf8Text("category", o.Category); err != nil {
+	if err := pipeline.CheckText("category", o.Category); err != nil {
 		return o, err
 	}
 	return o, validateTimes(&o, row, w)
@@ -183,49 +180,6 @@ func exact(col string, p *string) (string, error) {
 		err = fmt.Errorf("%s has leading or trailing space: %q", col, s)
 	}
 	return s, err
-}
-
-// identifier checks an identifier's value (empty passes: required says
-// where it may not be): at most MaxIdentifier bytes of UTF-8 with no
-// control character. Anything else is a corrupt key, which would go as it
-// is into the providers' files and requests.
-func identifier(col, s string) error {
-	if len(s) > MaxIdentifier {
-		return fmt.Errorf("%s is %d bytes long, more than an identifier may have (%d)", col, len(s), MaxIdentifier)
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= utf8.RuneSelf {
-			return identifierText(col, s) // not ASCII: rune by rune
-		} else if c < 0x20 || c == 0x7f {
-			return fmt.Errorf("%s contains the control character %U: %q", col, rune(c), s)
-		}
-	}
-	return nil // ASCII without a control character, as nearly every key is
-}
-
-// identifierText is identifier's check of a value that is not all ASCII.
-func identifierText(col, s string) error {
-	if err := utf8Text(col, s); err != nil {
-		return err
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("%s contains the control character %U: %q", col, r, s)
-		}
-	}
-	return nil
-}
-
-// utf8Text checks that s was read as UTF-8: the source scan turns bytes
-// that are not into U+FFFD (pipeline.SourceScan), so a value holding it,
-// or bytes that are not UTF-8, is a value the platform did not store as
-// text. The reason is the same either way (a resumed run classifies the
-// snapshot's U+FFFD).
-func utf8Text(col, s string) error {
-	if !utf8.ValidString(s) || strings.ContainsRune(s, utf8.RuneError) {
-		return fmt.Errorf("%s is not valid UTF-8 (U+FFFD marks what was not): %q", col, strings.ToValidUTF8(s, "\uFFFD"))
-	}
-	return nil
 }
 
 // txnID checks provider_txn_id: required where the channel settles per
