@@ -121,11 +121,7 @@ func matchShares(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([]pi
 			}
 		}
 		found, err := askNotKept(ctx, c, FinalName, ask, finalKey, func(ctx context.Context, e pipeline.Effect) ([]pipeline.Mismatch, bool, error) {
-			account, err := c.Store.AccountOf(ctx, e.RunID, SellerAccount, subjectSeller(e.Subject))
-			if err != nil {
-				return nil, false, err
-			}
-			return matchShare(ctx, c.API, e, account)
+			return matchShare(ctx, c, e)
 		})
 		if err != nil {
 			return nil, err
@@ -287,8 +283,14 @@ func matchAvailableShare(ctx context.Context, api Reconciler, x pipeline.Expecte
 // matchShare asks Infinia about one revenue share and compares its answer
 // with the ledger's; clean reports an answer that is final at Infinia
 // (SUCCESS or FAILED) and agrees with the ledger in everything.
-func matchShare(ctx context.Context, api Reconciler, e pipeline.Effect, account string) (ms []pipeline.Mismatch, clean bool, err error) {
-	theirs, err := api.RevenueShareStatus(ctx, e.Key)
+func matchShare(ctx context.Context, c *MatcherConfig, e pipeline.Effect) (ms []pipeline.Mismatch, clean bool, err error) {
+	theirs, err := c.API.RevenueShareStatus(ctx, e.Key)
+	account := ""
+	if err == nil && theirs.SellerID != "" { // the seller e pays, looked up only when Infinia echoes one
+		if account, err = c.Store.AccountOf(ctx, e.RunID, SellerAccount, subjectSeller(e.Subject)); err != nil {
+			return nil, false, err
+		}
+	}
 	return compareShare(e, account, theirs, err)
 }
 

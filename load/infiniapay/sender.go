@@ -93,9 +93,11 @@ func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipel
 	}
 	res, err := s.Client.RevenueShareStatus(ctx, e.Key)
 	if err == nil {
-		seller, serr := s.seller(ctx, e)
-		if serr != nil {
-			return pipeline.Outcome{}, serr
+		seller := ""
+		if res.SellerID != "" { // the seller it pays, looked up only when Infinia echoes one
+			if seller, err = s.seller(ctx, e); err != nil {
+				return pipeline.Outcome{}, err
+			}
 		}
 		if oerr := ours(APIRevenueShareStatus, res, seller, e); oerr != nil {
 			err = oerr
