@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,10 +15,17 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// documents returns every YAML document of the manifests, by file.
+// documents returns every YAML document of the manifests, by file: k8s/
+// and its folders (sharded/, manual/).
 func documents(t *testing.T) map[string][][]byte {
 	t.Helper()
-	files, err := filepath.Glob("k8s/*.yaml")
+	var files []string
+	err := filepath.WalkDir("k8s", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".yaml") {
+			files = append(files, path)
+		}
+		return err
+	})
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests: %v", err)
 	}
@@ -81,8 +89,69 @@ func TestManifestsDecodeStrictlyAndKeepThePolicies(t *testing.T) {
 			}
 		}
 	}
-	if seen["CronJob"] != 1 || seen["Job"] != 3 || seen["PersistentVolumeClaim"] != 1 {
-		t.Fatalf("kinds %v: want the CronJob, the re-run, backfill and indexed Jobs, and the reports' claim", seen)
+	if seen["CronJob"] != 2 || seen["Job"] != 2 || seen["PersistentVolumeClaim"] != 1 {
+		t.Fatalf("kinds %v: want the nightly CronJobs (whole-day and sharded), the re-run and backfill Jobs, and the reports' claim", seen)
+	}
+}
+
+// TestApplyingTheFolderStartsOnlyTheNightlyRun: "kubectl apply -f
+// deploy/k8s/" (not recursive) must create the one nightly CronJob and no
+// Job: the re-run and backfill Jobs start the moment they are created, and
+// the sharded CronJob is the whole-day one's alternative (a date is settled
+// in one sharding). They live in manual/ and sharded/.
+func TestApplyingTheFolderStartsOnlyTheNightlyRun(t *testing.T) {
+	kinds := map[string]int{}
+	for file, docs := range documents(t) {
+		if filepath.Dir(file) != "k8s" {
+			continue
+		}
+		for _, doc := range docs {
+			var tm typeMeta
+			if err := yaml.Unmarshal(doc, &tm); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			kinds[tm.Kind]++
+		}
+	}
+	if kinds["CronJob"] != 1 || kinds["Job"] != 0 {
+		t.Errorf("deploy/k8s/ itself holds %v: want one CronJob and no Job (those go in manual/ or sharded/)", kinds)
+	}
+}
+
+// TestEveryPodOfANightSettlesOneDate: a nightly run settles yesterday in
+// SETTLE_TZ, computed when each pod starts. A night's pods - a retry, or a
+// shard of the Indexed Job started late - start between the schedule and
+// the schedule plus startingDeadlineSeconds plus activeDeadlineSeconds;
+// all of that must fall on the same day in SETTLE_TZ, the CronJob's time
+// zone, or the pods of one Job settle two dates (shards split over them, a
+// retry after midnight settling the next date while the first stays half
+// done).
+func TestEveryPodOfANightSettlesOneDate(t *testing.T) {
+	tz := settleConfig(t)["SETTLE_TZ"]
+	for name, cj := range objects[batchv1.CronJob](t, "CronJob") {
+		s := cj.Spec
+		if s.TimeZone == nil || *s.TimeZone != tz {
+			t.Errorf("%s: timeZone %v, want SETTLE_TZ %q: yesterday is taken in SETTLE_TZ", name, s.TimeZone, tz)
+		}
+		f := strings.Fields(s.Schedule)
+		hour, herr := strconv.Atoi(f[min(1, len(f)-1)])
+		minute, merr := strconv.Atoi(f[0])
+		if len(f) != 5 || herr != nil || merr != nil || !slices.Equal(f[2:], []string{"*", "*", "*"}) {
+			t.Errorf("%s: schedule %q: want a daily \"M H * * *\"", name, s.Schedule)
+			continue
+		}
+		for _, c := range s.JobTemplate.Spec.Template.Spec.Containers {
+			if slices.Contains(c.Args, "--date") || slices.Contains(c.Args, "--from") || hasEnv([]corev1.Container{c}, "SETTLE_DATE", func(string) bool { return true }) {
+				t.Errorf("%s: a nightly run settles yesterday: no --date, --from or SETTLE_DATE", name)
+			}
+		}
+		if s.StartingDeadlineSeconds == nil || s.JobTemplate.Spec.ActiveDeadlineSeconds == nil {
+			continue // checkCronJob and checkJob say so
+		}
+		last := int64(hour*3600+minute*60) + *s.StartingDeadlineSeconds + *s.JobTemplate.Spec.ActiveDeadlineSeconds
+		if last >= 24*3600 {
+			t.Errorf("%s: a pod may start as late as %d s after the midnight before its schedule %q (schedule + startingDeadlineSeconds + activeDeadlineSeconds): past the next midnight it settles the next date", name, last, s.Schedule)
+		}
 	}
 }
 
