@@ -34,6 +34,13 @@ type RunMetrics struct {
 	// read from the ledger (zero: never): kept after a failed run, so an
 	// alert on its age keeps working.
 	LastSuccess time.Time
+	// Unsettled counts the shard's runs (one a date) that have not
+	// finished without error, and OldestUnsettled is the earliest of their
+	// dates (zero: none), read from the ledger: a re-run of an older date
+	// overwrites the shard's exit code and moves its last success, but a
+	// newer date left failed stays counted here.
+	Unsettled       int
+	OldestUnsettled pipeline.Date
 }
 
 // Combine is the metrics of a date's shards run one after another by one
@@ -41,7 +48,7 @@ type RunMetrics struct {
 // writes: durations, counts, amounts and effects summed, exitCode the
 // process's, and the last success the oldest of the shards' (none while one
 // of them never finished), so that an alert on its age fires while any
-// shard lags.
+// shard lags; the unsettled runs summed, with the oldest of their dates.
 func Combine(ms []RunMetrics, exitCode int) RunMetrics {
 	c := RunMetrics{Shard: pipeline.Whole, ExitCode: exitCode, Effects: map[string]map[pipeline.EffectState]int{}}
 	at := map[[2]string]int{} // channel and currency -> index in c.Totals
@@ -74,6 +81,10 @@ func Combine(ms []RunMetrics, exitCode int) RunMetrics {
 				c.Effects[kind][st] += n
 			}
 		}
+		c.Unsettled += m.Unsettled
+		if !m.OldestUnsettled.IsZero() && (c.OldestUnsettled.IsZero() || m.OldestUnsettled.Before(c.OldestUnsettled)) {
+			c.OldestUnsettled = m.OldestUnsettled
+		}
 		if i == 0 || (!c.LastSuccess.IsZero() && (m.LastSuccess.IsZero() || m.LastSuccess.Before(c.LastSuccess))) {
 			c.LastSuccess = m.LastSuccess
 		}
@@ -91,7 +102,7 @@ func (m RunMetrics) registry() *prometheus.Registry {
 		return g
 	}
 	gauge("run_duration_seconds", "Wall time of the last run.").WithLabelValues().Set(m.Duration.Seconds())
-	gauge("run_business_date", "Business date of the last run, as YYYYMMDD.").WithLabelValues().Set(float64(m.Date.Year*10000 + int(m.Date.Month)*100 + m.Date.Day))
+	gauge("run_business_date", "Business date of the last run, as YYYYMMDD.").WithLabelValues().Set(yyyymmdd(m.Date))
 	rows := gauge("orders", "Orders of the last run by outcome.", "outcome")
 	rows.WithLabelValues("item").Set(float64(m.Items))
 	rows.WithLabelValues("rejected").Set(float64(m.Rejects))
@@ -112,7 +123,14 @@ func (m RunMetrics) registry() *prometheus.Registry {
 	if !m.LastSuccess.IsZero() {
 		gauge("last_success_timestamp_seconds", "When a run of this shard last finished without error (from the ledger).").WithLabelValues().Set(float64(m.LastSuccess.Unix()))
 	}
+	gauge("unsettled_runs", "Runs (a date of this shard each) not finished without error, from the ledger: failed, needing a person, stopped early or running.").WithLabelValues().Set(float64(m.Unsettled))
+	gauge("oldest_unsettled_business_date", "Earliest business date among the unsettled runs, as YYYYMMDD (0: none).").WithLabelValues().Set(yyyymmdd(m.OldestUnsettled))
 	return reg
+}
+
+// yyyymmdd is d as the number YYYYMMDD (0 for the zero date).
+func yyyymmdd(d pipeline.Date) float64 {
+	return float64(d.Year*10000 + int(d.Month)*100 + d.Day)
 }
 
 // PushMetrics adds m to a Pushgateway at url under job "settle", grouped by

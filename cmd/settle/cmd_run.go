@@ -287,6 +287,11 @@ type metricsSink struct {
 	shard pipeline.Shard
 }
 
+// setHealth puts what the ledger says of the shard into its metrics.
+func setHealth(m *load.RunMetrics, h ledger.ShardHealth) {
+	m.LastSuccess, m.Unsettled, m.OldestUnsettled = h.LastSuccess, h.Unsettled, h.OldestUnsettled
+}
+
 // flush reports the invocation's metrics when it ran more than one run, or
 // ended otherwise than its one run (a backfill stopped at a date refused
 // before its run opened), or failed before any run (the textfile then says
@@ -305,8 +310,8 @@ func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, 
 			return // nothing ran: every date was done, and the file says how it ended
 		}
 		m := load.RunMetrics{Date: s.date, Shard: s.shard, ExitCode: codeOf(err)}
-		if at, _, err := l.LastSuccess(ctx, s.shard); err == nil {
-			m.LastSuccess = at
+		if h, err := l.ShardHealth(ctx, s.shard); err == nil {
+			setHealth(&m, h)
 		}
 		if err := load.WriteMetricsFile(file, m); err != nil {
 			cfg.warn("metrics", err)
@@ -329,8 +334,8 @@ func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, 
 		}
 		g := load.Combine(byShard[sh], code)
 		g.Shard = sh
-		if last, _, err := l.LastSuccess(ctx, sh); err == nil {
-			g.LastSuccess = last
+		if h, err := l.ShardHealth(ctx, sh); err == nil {
+			setHealth(&g, h)
 		}
 		groups = append(groups, g)
 		if pushURL != "" {
@@ -998,12 +1003,13 @@ func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOp
 	if err != nil {
 		return err
 	}
-	last, _, err := l.LastSuccess(ctx, run.Key.Shard)
+	health, err := l.ShardHealth(ctx, run.Key.Shard)
 	if err != nil {
 		return err
 	}
 	m := load.RunMetrics{Date: run.Key.Date, Shard: run.Key.Shard, Duration: took, Totals: totals, Effects: effects,
-		ExitCode: codeOf(runErr), LastSuccess: last}
+		ExitCode: codeOf(runErr)}
+	setHealth(&m, health)
 	if pipeline.KindOf(runErr) == pipeline.KindNeedsPerson {
 		_, m.NeedsPerson = pipeline.ProblemsOf(runErr, 0)
 	}

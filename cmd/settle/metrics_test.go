@@ -68,6 +68,7 @@ func TestMetricsOfARunThatNeedsAPerson(t *testing.T) {
 		fmt.Sprintf(`settle_orders{outcome="rejected"} %d`, refused),
 		"settle_exit_code 4",
 		fmt.Sprintf("settle_last_success_timestamp_seconds %g", float64(success.Unix())),
+		"settle_unsettled_runs 1", "settle_oldest_unsettled_business_date 2.0261123e+07",
 	} {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("metrics lack %q:\n%s", want, b)

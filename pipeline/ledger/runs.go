@@ -478,16 +478,40 @@ func (l *Ledger) ItemsToSettle(ctx context.Context, runID int64) (bool, error) {
 	return open, nil
 }
 
-// LastSuccess returns when a run of shard (any date) last finished in state
-// done with nothing for a person (a re-run whose reconcile found something
-// leaves its run done, with a note: not a success); ok is false when none
-// has. A later failed run of another date does not hide it.
-func (l *Ledger) LastSuccess(ctx context.Context, shard pipeline.Shard) (at time.Time, ok bool, err error) {
-	var t sql.NullTime
-	err = l.db.QueryRowContext(ctx, `SELECT max(finished_at) FROM runs
-		WHERE state = 'done' AND last_error = '' AND shard_index = $1 AND shard_count = $2`, shard.Index, shard.Count).Scan(&t)
+// ShardHealth is what the ledger says of a shard for the metrics an alert
+// watches, whatever date the run reporting it settled.
+type ShardHealth struct {
+	// LastSuccess is when a run of the shard (any date) last finished in
+	// state done with nothing for a person (a re-run whose reconcile found
+	// something leaves its run done, with a note: not a success); zero
+	// when none has. A later failed run of another date does not hide it.
+	LastSuccess time.Time
+	// Unsettled counts the shard's runs (one a date) not finished so:
+	// failed, needing a person, stopped early or still running. A
+	// successful re-run of an older date leaves a failed newer one
+	// counted, where the last success moves on.
+	Unsettled int
+	// OldestUnsettled is the earliest date of those (zero when none).
+	OldestUnsettled pipeline.Date
+}
+
+// ShardHealth reads the shard's health from its runs (one row a date).
+func (l *Ledger) ShardHealth(ctx context.Context, shard pipeline.Shard) (ShardHealth, error) {
+	var (
+		h      ShardHealth
+		last   sql.NullTime
+		oldest sql.NullTime
+	)
+	err := l.db.QueryRowContext(ctx, `SELECT max(finished_at) FILTER (WHERE state = 'done' AND last_error = ''),
+		count(*) FILTER (WHERE state <> 'done' OR last_error <> ''),
+		min(business_date) FILTER (WHERE state <> 'done' OR last_error <> '')
+		FROM runs WHERE shard_index = $1 AND shard_count = $2`, shard.Index, shard.Count).Scan(&last, &h.Unsettled, &oldest)
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("read the last successful run: %w", err)
+		return ShardHealth{}, fmt.Errorf("read the shard's runs: %w", err)
 	}
-	return t.Time, t.Valid, nil
+	h.LastSuccess = last.Time
+	if oldest.Valid {
+		h.OldestUnsettled = pipeline.DateOf(oldest.Time)
+	}
+	return h, nil
 }

@@ -413,13 +413,48 @@ func TestLastSuccessIsARunWithNothingForAPerson(t *testing.T) {
 		}
 	}
 	finish(day, "")
-	first, ok, err := l.LastSuccess(ctx, pipeline.Whole)
-	if err != nil || !ok {
-		t.Fatalf("after a clean run: %v, %v", ok, err)
+	h, err := l.ShardHealth(ctx, pipeline.Whole)
+	if err != nil || h.LastSuccess.IsZero() || h.Unsettled != 0 || !h.OldestUnsettled.IsZero() {
+		t.Fatalf("after a clean run: %+v, %v", h, err)
 	}
+	first := h.LastSuccess
 	finish(day.AddDays(1), pipeline.NeedsPersonNote+"mismatch with Infinia Pay")
-	if last, _, err := l.LastSuccess(ctx, pipeline.Whole); err != nil || !last.Equal(first) {
-		t.Fatalf("after a run done needing a person: last success %v (%v), want %v", last, err, first)
+	if h, err := l.ShardHealth(ctx, pipeline.Whole); err != nil || !h.LastSuccess.Equal(first) {
+		t.Fatalf("after a run done needing a person: last success %v (%v), want %v", h.LastSuccess, err, first)
+	}
+}
+
+// TestAnOlderDatesReRunLeavesANewerFailureCounted: the shard's last
+// success moves with any date's clean run, so a re-run of an older date
+// made it look healthy while the newest date had failed; the unsettled
+// runs, and the oldest of their dates, still say so. Another shard's runs
+// are not counted.
+func TestAnOlderDatesReRunLeavesANewerFailureCounted(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	finish := func(d pipeline.Date, sh pipeline.Shard, state pipeline.RunState, note string) {
+		t.Helper()
+		run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: sh}, pipeline.RunParams{TimeZone: "UTC"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.FinishRun(ctx, run.ID, state, note); err != nil {
+			t.Fatal(err)
+		}
+	}
+	older, newer := day, day.AddDays(3)
+	finish(older, pipeline.Whole, pipeline.RunFailed, "stage upload: connection refused")
+	finish(newer, pipeline.Whole, pipeline.RunFailed, "stage distribute: connection refused")
+	finish(day.AddDays(1), pipeline.Shard{Index: 0, Count: 2}, pipeline.RunFailed, "another shard")
+	h, err := l.ShardHealth(ctx, pipeline.Whole)
+	if err != nil || h.Unsettled != 2 || h.OldestUnsettled != older || !h.LastSuccess.IsZero() {
+		t.Fatalf("two failed dates: %+v (%v), want 2 unsettled from %s and no success", h, err, older)
+	}
+	finish(older, pipeline.Whole, pipeline.RunDone, "")
+	h, err = l.ShardHealth(ctx, pipeline.Whole)
+	if err != nil || h.Unsettled != 1 || h.OldestUnsettled != newer || h.LastSuccess.IsZero() {
+		t.Fatalf("the older date re-run well: %+v (%v), want the newer date still unsettled", h, err)
 	}
 }
 
