@@ -195,6 +195,9 @@ type TradeFile struct {
 	Status           string
 	ErrorURL         string
 	Reason           string
+	// Uploaded is when its upload was last recorded succeeded (zero: not
+	// uploaded yet).
+	Uploaded time.Time
 }
 
 // Payable is what a run owes one seller in one currency: the sum of the

@@ -36,6 +36,7 @@ const (
 	flagParallel       = "parallel"
 	flagInfiniaCur     = "infinia-currencies"
 	flagInfiniaLayout  = "infinia-layout"
+	flagLostAfter      = "infinia-lost-after"
 )
 
 func infiniaFlags() []cli.Flag {
@@ -56,6 +57,8 @@ func infiniaFlags() []cli.Flag {
 			Usage: "how long a stage waits for final statuses once its requests are sent, for all of them together (not for each); what is still processing then is left to the next run (exit 1)"},
 		&cli.DurationFlag{Name: flagProviderPoll, EnvVars: []string{"SETTLE_PROVIDER_POLL"}, Value: time.Second,
 			Usage: "interval between waves of status queries"},
+		&cli.DurationFlag{Name: flagLostAfter, EnvVars: []string{"SETTLE_INFINIA_LOST_AFTER"}, Value: infiniapay.DefaultLostAfter,
+			Usage: "how long after its upload a trade file Infinia says it does not know is waited on as not picked up yet; past it, the file is taken as lost and held for a person (exit 4), never uploaded again"},
 		&cli.DurationFlag{Name: flagFirstPoll, EnvVars: []string{"SETTLE_PROVIDER_FIRST_POLL"},
 			Usage: "how long after a request is sent it is first asked about: the provider's typical processing time (0: --provider-poll)"},
 		&cli.Float64Flag{Name: flagProviderRate, EnvVars: []string{"SETTLE_PROVIDER_RATE"}, Value: 20,
@@ -95,6 +98,7 @@ type infiniaSetup struct {
 	wait       time.Duration
 	poll       time.Duration
 	firstPoll  time.Duration
+	lostAfter  time.Duration
 	rate       float64 // requests per second to Infinia, this shard's part
 	parallel   int
 }
@@ -107,7 +111,7 @@ type infiniaParams struct {
 	WorkDir                                          string
 	Currencies                                       string // "": infiniapay.DefaultCurrencies
 	LayoutFile                                       string // "": infiniapay.DefaultLayout
-	Wait, Poll, FirstPoll                            time.Duration
+	Wait, Poll, FirstPoll, LostAfter                 time.Duration
 	Rate                                             float64 // this shard's part
 	Parallel                                         int
 }
@@ -119,7 +123,7 @@ func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 		SFTPUser: c.String(flagSFTPUser), SFTPKey: c.String(flagSFTPKey), KnownHosts: c.String(flagSFTPKnownHosts),
 		SFTPDir: c.String(flagSFTPDir), WorkDir: c.String(flagWorkDir), Wait: c.Duration(flagProviderWait), Poll: c.Duration(flagProviderPoll),
 		Rate: c.Float64(flagProviderRate) / float64(shardCount(c)), Parallel: c.Int(flagParallel), FirstPoll: c.Duration(flagFirstPoll),
-		Currencies: c.String(flagInfiniaCur), LayoutFile: c.String(flagInfiniaLayout),
+		Currencies: c.String(flagInfiniaCur), LayoutFile: c.String(flagInfiniaLayout), LostAfter: c.Duration(flagLostAfter),
 	}
 	if p.URL == "" {
 		if c.String(flagPPURL) != "" {
@@ -182,7 +186,7 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 		client: client, ourKey: ours, theirKey: theirs,
 		sftp: load.NewSFTPSession(load.SFTPConfig{Addr: p.SFTPAddr, User: p.SFTPUser, Signer: signer,
 			KnownHostsFile: p.KnownHosts, Dir: p.SFTPDir}),
-		platformID: p.PlatformID, workDir: p.WorkDir, wait: p.Wait, poll: p.Poll, firstPoll: p.FirstPoll, rate: p.Rate, parallel: p.Parallel,
+		platformID: p.PlatformID, workDir: p.WorkDir, wait: p.Wait, poll: p.Poll, firstPoll: p.FirstPoll, lostAfter: p.LostAfter, rate: p.Rate, parallel: p.Parallel,
 	}, nil
 }
 
@@ -201,7 +205,7 @@ func (s *infiniaSetup) provider(l *ledger.Ledger, late pipeline.LateRefundSource
 		// it too, for every call); --parallel, when set, caps the requests
 		// in flight and the SFTP uploads at once.
 		Pacer: pacer(s.rate, 0, s.parallel), Parallel: s.parallel,
-		Wait: s.wait, Poll: s.poll, FirstPoll: s.firstPoll, MinPayout: minPayout,
+		Wait: s.wait, Poll: s.poll, FirstPoll: s.firstPoll, LostAfter: s.lostAfter, MinPayout: minPayout,
 		Before: pipeline.ClawBackStage(l, late, window, resplit(rules), channelSpecs()),
 	})
 }

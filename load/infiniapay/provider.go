@@ -47,6 +47,7 @@ type ProviderConfig struct {
 	Parallel   int
 	Wait, Poll time.Duration // see StageConfig
 	FirstPoll  time.Duration
+	LostAfter  time.Duration // see StageConfig
 	MinPayout  map[pipeline.Currency]int64
 	// Before runs first in the distribute chain (the clawbacks of late
 	// refunds, which the revenue shares net); nil: none.
@@ -70,7 +71,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Payouts: classified{RevenueShareSender{Client: c.Client, SellerID: sellerIDs(c.Store), Answers: answers}},
 		Answers: answers, Final: c.Final,
 		PlatformID: c.PlatformID, WorkDir: c.WorkDir, Rows: c.Rows, Pacer: c.Pacer, Parallel: c.Parallel,
-		Wait: c.Wait, Poll: c.Poll, FirstPoll: c.FirstPoll, MinPayout: c.MinPayout,
+		Wait: c.Wait, Poll: c.Poll, FirstPoll: c.FirstPoll, LostAfter: c.LostAfter, MinPayout: c.MinPayout,
 		// Infinia's layout and currency codes: the client writes and names
 		// the files (CNY as CNH by default).
 		WriteFile: c.Client.WriteTradeFile,

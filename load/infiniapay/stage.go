@@ -99,6 +99,11 @@ const (
 // by the link, not by round trips.
 const DefaultUploads = 32
 
+// DefaultLostAfter is StageConfig.LostAfter's default: Infinia picks a
+// trade file up within minutes (assumed; PROVIDERS.md), so a file it
+// still does not know a day after its upload is lost, not late.
+const DefaultLostAfter = 24 * time.Hour
+
 // StageConfig configures the Infinia stages.
 type StageConfig struct {
 	Store   Store
@@ -143,6 +148,14 @@ type StageConfig struct {
 	// is the interval between later waves of queries (default 1s).
 	FirstPoll, Poll time.Duration
 	MaxAttempts     int // revenue-share attempts per payout (default 3)
+	// LostAfter is how long after its upload a trade file Infinia says it
+	// does not know (not found) is taken as landed and not yet picked up
+	// (default 24h); past it, as lost by Infinia: held for a person with
+	// that reason (exit 4), asked again by every run, never uploaded
+	// again by settle. Now is the clock it is measured with (nil:
+	// time.Now).
+	LostAfter time.Duration
+	Now       func() time.Time
 	// MinPayout is the smallest revenue share sent per currency (minor
 	// units); a smaller net is carried to the seller's next one.
 	MinPayout map[pipeline.Currency]int64
@@ -163,6 +176,12 @@ func (c *StageConfig) defaults() {
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 3
+	}
+	if c.LostAfter <= 0 {
+		c.LostAfter = DefaultLostAfter
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.FileName == nil {
 		c.FileName = TradeFileName

@@ -473,6 +473,14 @@ func errorFileOnly(err error) bool {
 func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipeline.TradeFile) (pipeline.TradeFile, error) {
 	status, url, err := c.API.UploadStatus(ctx, f)
 	if errors.Is(err, pipeline.ErrNotFound) {
+		if !f.Uploaded.IsZero() && c.Now().Sub(f.Uploaded) > c.LostAfter {
+			// Not late any more: lost. Held for a person (the file stays
+			// open and is asked again by every run), not waited on by
+			// every run as still processing, and not uploaded again: only
+			// Infinia can say whether it has the first copy.
+			return f, fmt.Errorf("%w: Infinia does not know trade file %s (requestNo %s), uploaded %s ago at %s: ask Infinia whether it received it",
+				ErrAnswer, f.Name, f.RequestNo, c.Now().Sub(f.Uploaded).Round(time.Minute), f.Uploaded.UTC().Format(time.RFC3339))
+		}
 		return f, nil // landed, not yet picked up
 	}
 	if errors.Is(err, ErrAnswer) {

@@ -67,15 +67,16 @@ func (l *Ledger) ItemsForTrade(ctx context.Context, runID int64, sellerID string
 }
 
 const tradeFileColumns = `id, run_id, business_date, seller_id, currency, attempt, request_no, name, sha256, rows,
-	bytes, seller_minor, status, error_file_url, reason`
+	bytes, seller_minor, status, error_file_url, reason,
+	(SELECT e.updated_at FROM effects e WHERE e.idem_key = trade_files.request_no AND e.state = 'succeeded')`
 
 func scanTradeFile(row interface{ Scan(...any) error }) (pipeline.TradeFile, error) {
 	var f pipeline.TradeFile
-	var d sql.NullTime
+	var d, uploaded sql.NullTime
 	var cur string
 	err := row.Scan(&f.ID, &f.RunID, &d, &f.SellerID, &cur, &f.Attempt, &f.RequestNo, &f.Name, &f.SHA256, &f.Rows,
-		&f.Bytes, &f.SellerMinor, &f.Status, &f.ErrorURL, &f.Reason)
-	f.Date, f.Currency = pipeline.DateOf(d.Time), pipeline.Currency(cur)
+		&f.Bytes, &f.SellerMinor, &f.Status, &f.ErrorURL, &f.Reason, &uploaded)
+	f.Date, f.Currency, f.Uploaded = pipeline.DateOf(d.Time), pipeline.Currency(cur), uploaded.Time
 	return f, err
 }
 

@@ -228,3 +228,44 @@ func TestRevenueSharesOfADateGoByPages(t *testing.T) {
 		t.Fatalf("the page of a date's revenue shares does not walk the effects' key from its cursor:\n%s", p)
 	}
 }
+
+// TestAnOpenTradeFileSaysWhenItWasUploaded: the upload stage tells a file
+// Infinia has lost from one it has not picked up yet by when its upload
+// succeeded, read with the file from the upload's effect (keyed by the
+// file's requestNo); zero until then.
+func TestAnOpenTradeFileSaysWhenItWasUploaded(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := openRun(t, l, day)
+	req := tradeKey(day, "S1", "USD", 1)
+	if _, err := l.RecordTradeFile(ctx, pipeline.TradeFile{RunID: run.ID, Date: day, SellerID: "S1", Currency: "USD", Attempt: 1,
+		RequestNo: req, Name: "TD_" + req + ".csv", SHA256: "x"}, shareChannels); err != nil {
+		t.Fatal(err)
+	}
+	uploaded := func() time.Time {
+		t.Helper()
+		files, err := l.OpenTradeFiles(ctx, run.ID, 0, 10)
+		if err != nil || len(files) != 1 {
+			t.Fatalf("open files %v: %v", files, err)
+		}
+		return files[0].Uploaded
+	}
+	e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "trade_upload", Subject: "TD/" + req, Attempt: 1, Key: req, Currency: "USD"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkSent(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if at := uploaded(); !at.IsZero() {
+		t.Fatalf("uploaded at %v while its upload is in flight", at)
+	}
+	before := time.Now()
+	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectSucceeded, "TD_"+req+".csv", ""); err != nil {
+		t.Fatal(err)
+	}
+	if at := uploaded(); at.Before(before.Add(-time.Minute)) || at.After(time.Now().Add(time.Minute)) {
+		t.Fatalf("uploaded at %v, want about %v", at, before)
+	}
+}

@@ -1,0 +1,72 @@
+package infiniapay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// unknownOne answers SUCCESS for every file but one, which Infinia says
+// it does not know (not found).
+type unknownOne struct {
+	stageAPI
+	unknown string
+}
+
+func (a unknownOne) UploadStatus(_ context.Context, f pipeline.TradeFile) (string, string, error) {
+	if f.RequestNo == a.unknown {
+		return "", "", fmt.Errorf("%w: BIZ-404", pipeline.ErrNotFound)
+	}
+	return StatusSuccess, "", nil
+}
+
+// TestAFileInfiniaLostNeedsAPerson: a trade file Infinia does not know
+// shortly after its upload has landed and is not picked up yet: waited
+// on, and left to the next run as still processing (exit 1). Past
+// LostAfter it is lost: before, every run waited on it again and ended 1,
+// the CronJob retrying it night after night; now it is held for a person
+// with what happened (exit 4), the file open and asked again by the next
+// run, and the other files accepted.
+func TestAFileInfiniaLostNeedsAPerson(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		ago  time.Duration
+		lost bool
+	}{{"an hour after its upload", time.Hour, false}, {"two days after", 48 * time.Hour, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &statusStore{}
+			for i := range 4 {
+				store.files = append(store.files, pipeline.TradeFile{ID: int64(i + 1), RequestNo: fmt.Sprintf("R%d", i), Name: fmt.Sprintf("F%d.csv", i),
+					Status: StatusReceived, Uploaded: now.Add(-tc.ago)})
+			}
+			c := &StageConfig{Store: store, API: unknownOne{unknown: "R0"}, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}),
+				Wait: 5 * time.Millisecond, Poll: time.Millisecond, Now: func() time.Time { return now }}
+			c.defaults()
+			problems, unusable := &pipeline.Problems{}, &unusableAnswers{}
+			accepted, refused, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, unusable, problems)
+			if !tc.lost {
+				if !errors.Is(err, pipeline.ErrStillProcessing) || unusable.has("F0.csv") {
+					t.Fatalf("err %v, held %v: want it still processing, not held", err, unusable.has("F0.csv"))
+				}
+				return
+			}
+			if err != nil || accepted != 3 || refused != 0 {
+				t.Fatalf("accepted %d, refused %d, err %v: want the 3 others accepted and F0 held", accepted, refused, err)
+			}
+			why := unusable.problem()
+			if !unusable.has("F0.csv") || !strings.Contains(why, "does not know trade file F0.csv") || !strings.Contains(why, "48h0m0s ago") {
+				t.Fatalf("F0 held: %v, problem %q", unusable.has("F0.csv"), why)
+			}
+			if store.files[0].Status != StatusReceived {
+				t.Fatalf("F0 %s, want it open for the next run", store.files[0].Status)
+			}
+		})
+	}
+}
