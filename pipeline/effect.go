@@ -177,9 +177,18 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 	e.State, e.Sends = EffectSent, e.Sends+1
 	// A request that has started is let finish (within InFlightGrace) even
 	// when the run is being stopped: its answer is worth more than a prompt
-	// exit, which would leave the outcome unknown.
-	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), InFlightGrace)
+	// exit, which would leave the outcome unknown. The grace starts when
+	// the run is told to stop, not with the send: a send that simply takes
+	// long (a large trade file over SFTP) is bounded by its client's own
+	// timeouts and keepalives. Before, every send was cut at 15 s, and a
+	// file that took longer could never be uploaded (found by a review).
+	sendCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	stopGrace := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(InFlightGrace, cancel)
+		context.AfterFunc(sendCtx, func() { t.Stop() })
+	})
+	defer stopGrace()
 	out, err := sender.Send(sendCtx, e)
 	if err != nil {
 		unobserved(ctx) // not this call's error: no latency either
