@@ -739,3 +739,40 @@ func TestAMovedOrdersRefundCountsOnlyTheRefundsOfItsRow(t *testing.T) {
 		t.Fatalf("O1 refunded 70.00 after its settlement; its late refunds clawed back add up to %d\nday 3:\n%s\nday 2:\n%s", n, out3, out2)
 	}
 }
+
+// TestACarriedOnlyRevenueShareInFlightIsResolvedByTheReRun: a revenue
+// share that pays a carried balance alone (S2 sells nothing on day 2) and
+// is still PROCESSING when the wait is over was never asked about again:
+// its planning netted the balance, so on the re-run S2 has neither an
+// uploaded item nor an open carry and is no candidate, and only
+// candidates' payouts were driven; the re-run ended 0 with it in flight
+// (found by a review). Had Infinia failed it, the balance stayed netted
+// into a dead payout. Now every open revenue share of the run is driven.
+func TestACarriedOnlyRevenueShareInFlightIsResolvedByTheReRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	if _, err := e.db.Exec(`DELETE FROM orders WHERE order_no = 'O6'`); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
+		t.Fatalf("day 1: exit %d\n%s", code, out)
+	}
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	// The wait is over before Infinia decides.
+	if out, code := e.runDay(sim, scenarioDays[1], "--provider-wait", "1ms", "--provider-poll", "50ms"); code != 1 {
+		t.Fatalf("day 2, short wait: exit %d, want 1 with the revenue share still in flight\n%s", code, out)
+	}
+	const subject = `RS/20261121/S00002/USD`
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE subject = $1 AND state IN ('sent', 'unknown')`, subject); n != 1 {
+		t.Fatalf("want S2's carried-only revenue share in flight after the short wait, got %d", n)
+	}
+	out, code := e.runDay(sim, scenarioDays[1])
+	var state string
+	if err := e.db.Get(&state, `SELECT state FROM settle.effects WHERE subject = $1 ORDER BY attempt DESC LIMIT 1`, subject); err != nil {
+		t.Fatal(err)
+	}
+	if state != "succeeded" {
+		t.Fatalf("re-run of day 2 (exit %d): S2's revenue share is still %s, never asked about again\n%s", code, state, out)
+	}
+}

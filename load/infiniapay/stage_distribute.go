@@ -198,7 +198,31 @@ func (d *distribution) plan(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := d.driveOpen(ctx); err != nil {
+		return err
+	}
 	return c.Store.ClearPayoutCandidates(ctx, run.ID, KindRevenueShare)
+}
+
+// driveOpen drives every revenue share of the run not final yet, whether
+// or not its seller is a candidate now: one that paid a carried balance
+// alone netted that balance, and its seller, with no item of the run, is
+// no candidate any more. Left out, it was never asked about again and the
+// run ended 0 with it in flight; had Infinia failed it, the balance stayed
+// netted into a dead payout (found by a review). A payout found twice is
+// driven once (pay).
+func (d *distribution) driveOpen(ctx context.Context) error {
+	var after int64
+	for {
+		open, err := d.c.Store.OpenEffectsAfter(ctx, d.run.ID, KindRevenueShare, after, payoutPage)
+		if err != nil || len(open) == 0 {
+			return err
+		}
+		for _, e := range open {
+			d.drive(e)
+		}
+		after = open[len(open)-1].ID
+	}
 }
 
 // check decides for each candidate of a page whether it is resolved (a

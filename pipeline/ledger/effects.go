@@ -191,6 +191,15 @@ func (l *Ledger) LatestFailed(ctx context.Context, runID int64, kind string) ([]
 		ORDER BY subject, attempt DESC) latest WHERE state = 'failed' ORDER BY subject`, runID, kind)
 }
 
+// OpenEffectsAfter returns up to n of the run's effects of kind not final
+// yet (planned, sent or unknown) with an id above after, by id: keyset
+// pages over the few the index of open effects (effects_one_open) holds.
+func (l *Ledger) OpenEffectsAfter(ctx context.Context, runID int64, kind string, after int64, n int) ([]pipeline.Effect, error) {
+	return l.queryEffects(ctx, `SELECT `+effectColumns+` FROM effects
+		WHERE kind = $2 AND state IN ('planned', 'sent', 'unknown') AND run_id = $1 AND id > $3
+		ORDER BY id LIMIT $4`, runID, kind, after, n)
+}
+
 // EffectsOfKind returns a run's effects of one kind, by subject and
 // attempt.
 func (l *Ledger) EffectsOfKind(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error) {
