@@ -450,6 +450,11 @@ func (s *planStore) LatestEffect(context.Context, string, string) (pipeline.Effe
 
 func (s *planStore) SetBinding(context.Context, pipeline.Binding) error { return nil }
 
+// OpenEffectsAfter: nothing planned before.
+func (s *planStore) OpenEffectsAfter(context.Context, int64, string, int64, int) ([]pipeline.Effect, error) {
+	return nil, nil
+}
+
 func (s *planStore) EachPayoutCandidate(_ context.Context, _ *pipeline.Run, _ []pipeline.Channel, _ string, fn func(pipeline.PayoutCandidate) error) error {
 	for _, p := range s.cands {
 		if err := fn(p); err != nil {
