@@ -712,3 +712,57 @@ func TestOneStuckTradeFileHoldsBackNoOtherSeller(t *testing.T) {
 		t.Fatal("the stuck file has no items")
 	}
 }
+
+// TestOneFailingUploadHoldsBackNoOtherSeller: one trade file whose upload
+// keeps failing (the SFTP server cannot create its temporary name) is
+// left pending by the engine at the wait; the upload stage returned
+// "still processing" at once, so no other file's status was asked and no
+// seller of the date was paid, on every run while that file failed (found
+// by a review). Now the others are asked, accepted and paid, and the run
+// still ends 1 for the one file.
+func TestOneFailingUploadHoldsBackNoOtherSeller(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "80", "--sellers", "5", "--seed", "6")
+	sim := e.sim(nil, 5, nil, 1_000_000_000_00)
+	if out, code := e.runInfinia(sim, "--until", "transform"); code != 0 {
+		t.Fatalf("transform: exit %d\n%s", code, out)
+	}
+	// One seller's file in a currency Infinia does not rename.
+	var pick struct {
+		Seller  string `db:"seller_id"`
+		Infinia string `db:"infinia_seller_id"`
+		Cur     string `db:"currency"`
+	}
+	if err := e.db.Get(&pick, `SELECT i.seller_id, s.infinia_seller_id, i.currency FROM settle.items i
+		JOIN settle.run_sellers s ON s.run_id = i.run_id AND s.seller_id = i.seller_id
+		WHERE i.channel = 'infiniapay' AND i.currency <> 'CNY' ORDER BY 1, 3 LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	d, err := pipeline.ParseDate(testDate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := infiniapay.TradeFileName(sim.Config.PlatformID, pick.Infinia, pipeline.Currency(pick.Cur), d,
+		infiniapay.TradeRequestNo(d, pick.Seller, pipeline.Currency(pick.Cur), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(filepath.Dir(sim.Config.KnownHostsFile), "..", "sftp", "upload")
+	// The server cannot open this file's temporary name for writing.
+	if err := os.MkdirAll(filepath.Join(dir, "."+name+".part"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 2; run++ {
+		out, code := e.runInfinia(sim, "--provider-wait", "1s")
+		if code != 1 || !strings.Contains(out, "still processing") {
+			t.Fatalf("run %d: exit %d, want 1 with the failing upload still processing\n%s", run, code, out)
+		}
+		files := e.count(`SELECT count(*) FROM settle.trade_files`)
+		accepted := e.count(`SELECT count(*) FROM settle.trade_files WHERE status = 'SUCCESS'`)
+		if files < 2 || accepted == 0 || len(sim.Infinia.RevenueShares()) == 0 {
+			t.Fatalf("run %d: %d trade files, %d accepted, %d revenue shares: one failing upload held back every other seller\n%s",
+				run, files, accepted, len(sim.Infinia.RevenueShares()), out)
+		}
+	}
+}

@@ -90,18 +90,32 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		if err != nil {
 			return "", err
 		}
-		if err := pipeline.StillProcessing("trade file uploads", "Infinia's SFTP server", c.Wait, res.Pending); err != nil {
-			return "", err
+		// Uploads not done when the wait was over (a file the SFTP server
+		// keeps refusing, say) are left to the next run; the other files'
+		// statuses are asked all the same, so that one file holds back no
+		// other seller (before, the stage stopped here, and every seller
+		// of the date went unpaid on every run while one upload failed:
+		// found by a review). Those files are not asked about: they are
+		// not uploaded.
+		stuck := pipeline.StillProcessing("trade file uploads", "Infinia's SFTP server", c.Wait, res.Pending)
+		for _, e := range res.Pending {
+			if u, ok := up.done(e.Key); ok {
+				unusable.skip(u.file.Name)
+			}
 		}
 		problems := &pipeline.Problems{}
 		accepted, refused, err = awaitUploads(ctx, &c, run, unusable, problems)
-		if err != nil {
+		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
 			return "", err
 		}
 		if p := unusable.problem(); p != "" {
 			problems.Add(p)
 		}
 		summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", open, uploaded.Load(), accepted, refused)
+		if stuck != nil || err != nil {
+			// Resumable (exit 1) before what needs a person.
+			return summary, errors.Join(stuck, err, problems.NeedsPerson())
+		}
 		return summary, problems.NeedsPerson()
 	}
 }
@@ -540,9 +554,10 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 // next run, and counted in one problem for a person. Never held as
 // refused: Infinia may have accepted them.
 type unusableAnswers struct {
-	mu    sync.Mutex
-	files map[string]bool
-	first struct{ name, why string }
+	mu      sync.Mutex
+	files   map[string]bool
+	skipped map[string]bool // not uploaded: not asked, not reported here
+	first   struct{ name, why string }
 }
 
 func (u *unusableAnswers) add(name string, err error) {
@@ -557,10 +572,21 @@ func (u *unusableAnswers) add(name string, err error) {
 	u.files[name] = true
 }
 
+// skip leaves the file name out of this run's status questions without
+// an answer to report: its upload is not done.
+func (u *unusableAnswers) skip(name string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.skipped == nil {
+		u.skipped = map[string]bool{}
+	}
+	u.skipped[name] = true
+}
+
 func (u *unusableAnswers) has(name string) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.files[name]
+	return u.files[name] || u.skipped[name]
 }
 
 // problem is the line for a person, or "" when every answer was usable.
