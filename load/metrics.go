@@ -2,8 +2,10 @@ package load
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -133,13 +135,29 @@ func yyyymmdd(d pipeline.Date) float64 {
 	return float64(d.Year*10000 + int(d.Month)*100 + d.Day)
 }
 
-// PushMetrics adds m to a Pushgateway at url under job "settle", grouped by
-// shard (POST: other groups and metrics are kept, not replaced).
-func PushMetrics(ctx context.Context, hc *http.Client, url string, m RunMetrics) error {
-	p := push.New(url, "settle").Client(hc).Gatherer(m.registry()).
+// PushMetrics adds m to a Pushgateway at gateway under job "settle",
+// grouped by shard (POST: other groups and metrics are kept, not
+// replaced). Credentials in the URL (http://user:password@host) go as
+// basic auth, never into an error: a failed push is logged.
+func PushMetrics(ctx context.Context, hc *http.Client, gateway string, m RunMetrics) error {
+	u, err := url.Parse(gateway)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL
+		}
+		return fmt.Errorf("push metrics: the Pushgateway's URL: %w", err)
+	}
+	user := u.User
+	u.User = nil
+	p := push.New(u.String(), "settle").Client(hc).Gatherer(m.registry()).
 		Grouping("shard", fmt.Sprintf("%d-of-%d", m.Shard.Index, m.Shard.Count))
+	if user != nil {
+		pass, _ := user.Password()
+		p = p.BasicAuth(user.Username(), pass)
+	}
 	if err := p.AddContext(ctx); err != nil {
-		return fmt.Errorf("push metrics to %s: %w", url, err)
+		return fmt.Errorf("push metrics to %s: %w", u.Redacted(), err)
 	}
 	return nil
 }

@@ -151,3 +151,32 @@ func TestCombineShardsOfADate(t *testing.T) {
 		t.Fatalf("last success %v while the first shard never finished", c.LastSuccess)
 	}
 }
+
+// TestPushMetricsKeepsTheCredentialsOutOfErrors: a Pushgateway behind
+// basic auth is given as http://user:password@host. The credentials go as
+// basic auth; a failed push, which is logged, quoted the URL with them
+// (found by a review).
+func TestPushMetricsKeepsTheCredentialsOutOfErrors(t *testing.T) {
+	const secret = "PushS3cret"
+	var mu sync.Mutex
+	var user, pass string
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		user, pass, _ = r.BasicAuth()
+		mu.Unlock()
+		http.Error(w, "nope", http.StatusInternalServerError)
+	}))
+	defer gw.Close()
+	err := PushMetrics(context.Background(), gw.Client(), strings.Replace(gw.URL, "http://", "http://metrics:"+secret+"@", 1), sampleMetrics())
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Fatalf("error %v: want the push's failure without the password", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if user != "metrics" || pass != secret {
+		t.Fatalf("basic auth %q/%q, want metrics and the password", user, pass)
+	}
+	if err := PushMetrics(context.Background(), gw.Client(), "http://metrics:"+secret+"@host:bad/", sampleMetrics()); err == nil || strings.Contains(err.Error(), secret) {
+		t.Fatalf("a URL that does not parse: %v", err)
+	}
+}

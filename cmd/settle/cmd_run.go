@@ -40,8 +40,7 @@ func runCommand(cfg *config) *cli.Command {
 			&cli.StringFlag{Name: flagRules, EnvVars: []string{"SETTLE_RULES"}, Usage: "commission rules CSV file (required)"},
 			&cli.StringFlag{Name: flagSourceQuery, EnvVars: []string{"SETTLE_SOURCE_QUERY"},
 				Usage: "SQL file returning the source columns for $1 (window start) and $2 (window end)"},
-			&cli.StringFlag{Name: flagSellersQuery, EnvVars: []string{"SETTLE_SELLERS_QUERY"},
-				Usage: "SQL file returning the seller columns for $1 (a text[] of seller ids)"},
+			sellersQueryFlag(),
 			&cli.StringFlag{Name: flagLateRefundsQ, EnvVars: []string{"SETTLE_LATE_REFUNDS_QUERY"},
 				Usage: "SQL file returning refund_no, order_no, seller_id, amount_minor, created_at: refunds recorded in [$1, $2) for orders confirmed before $1"},
 			&cli.StringFlag{Name: flagMinPayout, EnvVars: []string{"SETTLE_MIN_PAYOUT"},
@@ -86,10 +85,11 @@ func runCommand(cfg *config) *cli.Command {
 					l.Close()
 				}
 			}()
-			sink := &metricsSink{}
+			sink := &metricsSink{shard: pipeline.Whole}
 			err = backfill(dates, func(d pipeline.Date) error {
 				// The options first: a configuration error is exit 2
 				// before the database is touched.
+				sink.date = d
 				opts, err := cfg.runOptions(c, d)
 				if err != nil {
 					return err
@@ -139,6 +139,16 @@ func runCommand(cfg *config) *cli.Command {
 				}
 				return cfg.settle(c.Context, l, opts)
 			})
+			if l == nil && err != nil && c.String("metrics-file") != "" {
+				// Failed before the ledger was opened (a rules file that
+				// cannot be read, say): the textfile still gets the exit
+				// code, with the shard's health if the ledger answers.
+				octx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), 5*time.Second)
+				if opened, err := openLedger(octx, c, false); err == nil {
+					l = opened
+				}
+				cancel()
+			}
 			sink.flush(c.Context, cfg, l, c.String("metrics-pushgateway"), c.String("metrics-file"), err)
 			return err
 		},
@@ -301,7 +311,7 @@ func setHealth(m *load.RunMetrics, h ledger.ShardHealth) {
 // them summed with the invocation's exit code (the oldest shard's last
 // success).
 func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, pushURL, file string, err error) {
-	if s == nil || l == nil || len(s.runs) == 1 && s.runs[0].ExitCode == codeOf(err) {
+	if s == nil || len(s.runs) == 1 && s.runs[0].ExitCode == codeOf(err) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -310,8 +320,10 @@ func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, 
 			return // nothing ran: every date was done, and the file says how it ended
 		}
 		m := load.RunMetrics{Date: s.date, Shard: s.shard, ExitCode: codeOf(err)}
-		if h, err := l.ShardHealth(ctx, s.shard); err == nil {
-			setHealth(&m, h)
+		if l != nil { // else it could not be opened: the exit code alone
+			if h, err := l.ShardHealth(ctx, s.shard); err == nil {
+				setHealth(&m, h)
+			}
 		}
 		if err := load.WriteMetricsFile(file, m); err != nil {
 			cfg.warn("metrics", err)
@@ -504,8 +516,13 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 		return nil, err
 	}
 	ratio := c.Float64("max-reject-ratio")
-	if ratio < 0 || ratio > 1 {
+	if !(ratio >= 0 && ratio <= 1) { // NaN too: it would open the gate
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--max-reject-ratio", "want a number from 0 to 1, got %v", ratio)
+	}
+	for _, f := range []string{flagProviderRate, flagWXQPS, flagWXSubQPS} {
+		if _, err := rateFlag(c, f); err != nil { // also of a provider not configured: a typo is one
+			return nil, err
+		}
 	}
 	inf, err := infiniaFromFlags(c)
 	if err != nil {

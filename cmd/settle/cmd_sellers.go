@@ -31,6 +31,7 @@ func sellersCommand(cfg *config) *cli.Command {
 					&cli.StringFlag{Name: "store-url", Usage: "the seller's store URL (required: Infinia's binding takes it)"},
 					&cli.StringFlag{Name: "currency", Value: "USD", Usage: "the account's currency"},
 					&cli.StringFlag{Name: "backlink-url", Usage: "where Infinia sends the seller back to"},
+					sellersQueryFlag(),
 				),
 				Action: func(c *cli.Context) error { return cfg.sellersBind(c) },
 			},

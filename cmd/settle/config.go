@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,12 +165,37 @@ func sourceURL(c *cli.Context, fallback string) (string, error) {
 	return url, ledger.CheckDSN(url)
 }
 
+// location is --tz, an IANA zone. "" (a SETTLE_TZ set empty) is UTC to
+// time.LoadLocation and "Local" the machine's zone: either silently moves
+// the business day's window (after nights in Asia/Shanghai, a UTC date
+// leaves 8 hours of orders in no window), so both are refused.
 func location(c *cli.Context) (*time.Location, error) {
-	loc, err := time.LoadLocation(c.String(flagTZ))
+	name := c.String(flagTZ)
+	if name == "" || name == "Local" {
+		return nil, pipeline.Errorf(pipeline.KindUsage, "--tz", "%q: name the business day's IANA time zone (Asia/Shanghai, UTC)", name)
+	}
+	loc, err := time.LoadLocation(name)
 	if err != nil {
 		return nil, pipeline.E(pipeline.KindUsage, "--tz", err)
 	}
 	return loc, nil
+}
+
+// rateFlag is a requests-per-second flag: 0 is no limit; a negative, NaN
+// or infinite rate is refused (it was taken as no limit).
+func rateFlag(c *cli.Context, name string) (float64, error) {
+	v := c.Float64(name)
+	if !(v >= 0) || math.IsInf(v, 0) {
+		return 0, pipeline.Errorf(pipeline.KindUsage, "--"+name, "want requests per second, 0 or more (0: no limit), got %v", v)
+	}
+	return v, nil
+}
+
+// sellersQueryFlag is --sellers-query, of run and of sellers bind: both
+// read the platform's sellers.
+func sellersQueryFlag() cli.Flag {
+	return &cli.StringFlag{Name: flagSellersQuery, EnvVars: []string{"SETTLE_SELLERS_QUERY"},
+		Usage: "SQL file returning the seller columns for $1 (a text[] of seller ids)"}
 }
 
 // businessDate is --date, or yesterday in loc.
@@ -225,7 +251,15 @@ func openLedger(ctx context.Context, c *cli.Context, migrate bool) (*ledger.Ledg
 // process beside each other, do not force those collections.
 var releaseAfterMigrate bool
 
+// openDB connects to the platform's database. The URL is checked and
+// parsed first (ledger.WithParam, which names the connection settle): a
+// URL that does not parse is configuration (exit 2), and its error never
+// quotes the URL, password and all, as lib/pq's does.
 func openDB(ctx context.Context, url string) (*sqlx.DB, error) {
+	url, err := ledger.WithParam(url, "application_name", "settle")
+	if err != nil {
+		return nil, err
+	}
 	db, err := sqlx.Open("postgres", url)
 	if err != nil {
 		return nil, pipeline.E(pipeline.KindUsage, "database URL", err)

@@ -62,7 +62,7 @@ func infiniaFlags() []cli.Flag {
 		&cli.DurationFlag{Name: flagFirstPoll, EnvVars: []string{"SETTLE_PROVIDER_FIRST_POLL"},
 			Usage: "how long after a request is sent it is first asked about: the provider's typical processing time (0: --provider-poll)"},
 		&cli.Float64Flag{Name: flagProviderRate, EnvVars: []string{"SETTLE_PROVIDER_RATE"}, Value: 20,
-			Usage: "requests per second to Infinia, and to Pay Protocol (token buckets; with --shard I/N each shard takes 1/N)"},
+			Usage: "requests per second to Infinia, and to Pay Protocol (token buckets; with --shard I/N each shard takes 1/N; 0: no limit)"},
 		&cli.IntFlag{Name: flagParallel, EnvVars: []string{"SETTLE_PARALLEL"}, Value: 0,
 			Usage: "deprecated: a cap on the requests in flight to each provider (0: sized by the provider's rate x its observed latency, at most 256)"},
 		&cli.StringFlag{Name: flagInfiniaCur, EnvVars: []string{"SETTLE_INFINIA_CURRENCIES"}, Value: infiniapay.DefaultCurrencies().String(),
@@ -117,12 +117,16 @@ type infiniaParams struct {
 }
 
 func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
+	rate, err := rateFlag(c, flagProviderRate)
+	if err != nil {
+		return nil, err
+	}
 	p := infiniaParams{
 		URL: c.String(flagInfiniaURL), AppID: c.String(flagInfiniaAppID), PlatformID: c.String(flagPlatformID),
 		KeyFile: c.String(flagInfiniaKey), PublicKeyFile: c.String(flagInfiniaPub), SFTPAddr: c.String(flagSFTPAddr),
 		SFTPUser: c.String(flagSFTPUser), SFTPKey: c.String(flagSFTPKey), KnownHosts: c.String(flagSFTPKnownHosts),
 		SFTPDir: c.String(flagSFTPDir), WorkDir: c.String(flagWorkDir), Wait: c.Duration(flagProviderWait), Poll: c.Duration(flagProviderPoll),
-		Rate: c.Float64(flagProviderRate) / float64(shardCount(c)), Parallel: c.Int(flagParallel), FirstPoll: c.Duration(flagFirstPoll),
+		Rate: rate / float64(shardCount(c)), Parallel: c.Int(flagParallel), FirstPoll: c.Duration(flagFirstPoll),
 		Currencies: c.String(flagInfiniaCur), LayoutFile: c.String(flagInfiniaLayout), LostAfter: c.Duration(flagLostAfter),
 	}
 	if p.URL == "" {

@@ -53,7 +53,11 @@ func payProtocolFromFlags(c *cli.Context) (*payProtocolSetup, error) {
 	if c.String(flagPPKey) == "" || c.String(flagPPSecret) == "" {
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagPPURL, "needs --%s and --%s", flagPPKey, flagPPSecret)
 	}
-	pp, err := newPayProtocol(base, c.String(flagPPKey), c.String(flagPPSecret), c.String(flagPPDecimals), c.Float64(flagProviderRate)/float64(shardCount(c)))
+	rate, err := rateFlag(c, flagProviderRate)
+	if err != nil {
+		return nil, err
+	}
+	pp, err := newPayProtocol(base, c.String(flagPPKey), c.String(flagPPSecret), c.String(flagPPDecimals), rate/float64(shardCount(c)))
 	if err != nil {
 		return nil, err
 	}

@@ -43,8 +43,8 @@ func weChatFlags() []cli.Flag {
 			Usage: "relation_type of the platform's receiver"},
 		&cli.Int64Flag{Name: flagWXRatio, EnvVars: []string{"SETTLE_WECHAT_MAX_RATIO_BPS"}, Value: 3000,
 			Usage: "WeChat's cap on what a transaction may send out, in basis points of its amount (assumed 30%); a commission above it is held"},
-		&cli.Float64Flag{Name: flagWXQPS, EnvVars: []string{"SETTLE_WECHAT_QPS"}, Value: 300, Usage: "requests per second to WeChat Pay (service provider)"},
-		&cli.Float64Flag{Name: flagWXSubQPS, EnvVars: []string{"SETTLE_WECHAT_SUB_MERCHANT_QPS"}, Value: 30, Usage: "requests per second per sub-merchant"},
+		&cli.Float64Flag{Name: flagWXQPS, EnvVars: []string{"SETTLE_WECHAT_QPS"}, Value: 300, Usage: "requests per second to WeChat Pay (service provider; 0: no limit)"},
+		&cli.Float64Flag{Name: flagWXSubQPS, EnvVars: []string{"SETTLE_WECHAT_SUB_MERCHANT_QPS"}, Value: 30, Usage: "requests per second per sub-merchant (0: no limit)"},
 	}
 }
 
@@ -79,7 +79,15 @@ func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 		PlatformKeys: map[string]*rsa.PublicKey{serial: pub}, EncryptSerial: serial, HTTP: wechatpay.NewHTTPClient(30 * time.Second)}
 	// The shards of a day share WeChat Pay's limits: each takes its part.
 	n := float64(shardCount(c))
-	w, err := newWeChat(cfg, c.Float64(flagWXQPS)/n, c.Float64(flagWXSubQPS)/n, c.String(flagWXReceiver), c.String(flagWXRecvName), c.String(flagWXRelation), c.Int64(flagWXRatio))
+	qps, err := rateFlag(c, flagWXQPS)
+	if err != nil {
+		return nil, err
+	}
+	subQPS, err := rateFlag(c, flagWXSubQPS)
+	if err != nil {
+		return nil, err
+	}
+	w, err := newWeChat(cfg, qps/n, subQPS/n, c.String(flagWXReceiver), c.String(flagWXRecvName), c.String(flagWXRelation), c.Int64(flagWXRatio))
 	if w != nil {
 		w.firstPoll = c.Duration(flagFirstPoll)
 	}

@@ -1,0 +1,150 @@
+package main
+
+// Checks of the command line as an operator meets it, each a defect a
+// review found: secrets in errors, values that silently switch a guard off,
+// a flag a subcommand ignored, metrics that kept the last night's word.
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// unreachableDB names a server nobody listens on: the commands below must
+// stop before they would connect to it.
+const unreachableDB = "postgres://settle@127.0.0.1:1/nowhere?sslmode=disable"
+
+// validRules writes a valid rules file and returns its path.
+func validRules(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "rules.csv")
+	if err := os.WriteFile(p, demoRules, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDatabasePasswordNeverInErrors: a platform database URL that
+// does not parse (a password with a stray '%', a port typo) must not be
+// printed with its password; and it is a configuration error (exit 2),
+// not "failed, retry is safe" (exit 1). openDB hands the URL to lib/pq,
+// whose url.Parse error quotes the whole URL.
+func TestDatabasePasswordNeverInErrors(t *testing.T) {
+	t.Parallel()
+	const secret = "S3cretPw"
+	rules := validRules(t)
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"run --dry-run, bad port in the source URL", []string{"run", "--date", "2026-11-23", "--rules", rules, "--dry-run", skipAll,
+			"--database-url", unreachableDB, "--source-database-url", "postgres://reader:" + secret + "@127.0.0.1:abc/platform?sslmode=disable"}},
+		{"run --dry-run, bad escape in the source URL", []string{"run", "--date", "2026-11-23", "--rules", rules, "--dry-run", skipAll,
+			"--database-url", unreachableDB, "--source-database-url", "postgres://reader:" + secret + "%zz@127.0.0.1:5432/platform?sslmode=disable"}},
+		{"seed, bad port", []string{"seed", "--date", "2026-11-23", "--database-url", "postgres://settle:" + secret + "@127.0.0.1:abc/platform?sslmode=disable"}},
+	}
+	for _, tc := range cases {
+		stdout, stderr, code := invoke(nil, tc.args...)
+		all := stdout + stderr
+		if strings.Contains(all, secret) {
+			t.Errorf("%s: the password is printed:\n%s", tc.name, all)
+		}
+		if code != 2 {
+			t.Errorf("%s: exit %d, want 2 (a URL that does not parse is configuration):\n%s", tc.name, code, all)
+		}
+	}
+}
+
+// TestEmptyTimeZoneIsRefused: --tz "" (or SETTLE_TZ set to an empty
+// string by a template) is time.LoadLocation(""), UTC: the run settles
+// [D 00:00Z, D+1 00:00Z) and records "UTC" as the date's zone, silently.
+// After nights in Asia/Shanghai the first UTC date leaves 8 hours of
+// orders in no window at all. "Local" is the machine's zone, as bad.
+func TestEmptyTimeZoneIsRefused(t *testing.T) {
+	t.Parallel()
+	rules := validRules(t)
+	for _, tz := range []string{"", "Local"} {
+		stdout, stderr, code := invoke(nil, "run", "--date", "2026-11-23", "--rules", rules, "--dry-run", skipAll,
+			"--database-url", unreachableDB, "--tz", tz)
+		all := stdout + stderr
+		if code != 2 || !strings.Contains(all, "--tz") {
+			t.Errorf("--tz %q: exit %d, want 2 naming --tz:\n%s", tz, code, all)
+		}
+	}
+}
+
+// TestNaNRejectRatioIsRefused: --max-reject-ratio NaN passes the
+// check "ratio < 0 || ratio > 1" (every comparison with NaN is false), and
+// the gate's "rejected > ratio x read" is then never true: a day with a
+// fifth of its rows rejected goes on to send money.
+func TestNaNRejectRatioIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(100, 20)
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--until", "transform", "--max-reject-ratio", "NaN")
+	if code != 2 && code != 3 {
+		t.Fatalf("--max-reject-ratio NaN: exit %d, want 2 (refused) or 3 (gated), as with the default 0.05:\n%s", code, out)
+	}
+}
+
+// TestNegativeRatesAreRefused: a negative --provider-rate is taken
+// as "no limit" (newInfinia, newPayProtocol and pacer make a limiter only
+// for a rate > 0), so a typo lifts Infinia's and Pay Protocol's token
+// buckets instead of being refused; so do --wechat-qps and
+// --wechat-sub-merchant-qps (newWeChat, pacer: WeChat answers
+// FREQUENCY_LIMITED above 300/s and 30/s per sub-merchant).
+func TestNegativeRatesAreRefused(t *testing.T) {
+	t.Parallel()
+	rules := validRules(t)
+	for _, flag := range []string{"--provider-rate=-5", "--wechat-qps=-300", "--wechat-sub-merchant-qps=-30"} {
+		name := strings.SplitN(flag, "=", 2)[0]
+		stdout, stderr, code := invoke(nil, "run", "--date", "2026-11-23", "--rules", rules, "--dry-run", skipAll,
+			"--database-url", unreachableDB, flag)
+		all := stdout + stderr
+		if code != 2 || !strings.Contains(all, name) {
+			t.Errorf("%s: exit %d, want 2 naming %s:\n%s", flag, code, name, all)
+		}
+	}
+}
+
+// TestMetricsFileOfARunThatFailedBeforeTheLedger: the README says
+// the textfile gets the invocation's exit code when it "failed before any
+// run opened". A rules file the nightly job cannot read (exit 2) fails
+// before the ledger is opened, and metricsSink.flush returns at once when
+// there is no ledger: the textfile keeps the previous night's
+// settle_exit_code 0.
+func TestMetricsFileOfARunThatFailedBeforeTheLedger(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	file := filepath.Join(t.TempDir(), "settle.prom")
+	out, code := e.settle("run", "--date", testDate, "--rules", filepath.Join(t.TempDir(), "missing.csv"), "--out", e.reports, "--metrics-file", file, skipAll)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2:\n%s", code, out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("no metrics file for a run that failed with exit 2: %v", err)
+	}
+	if !strings.Contains(string(b), "settle_exit_code 2\n") {
+		t.Errorf("metrics file lacks settle_exit_code 2:\n%s", b)
+	}
+}
+
+// TestSellersBindReadsTheSellersQuery: "settle run" reads the
+// platform's sellers with --sellers-query (SETTLE_SELLERS_QUERY), for a
+// platform with its own schema; "settle sellers bind" reads the same
+// sellers but defines no such flag, so c.String(flagSellersQuery) is ""
+// and it always runs the built-in query on the reference schema
+// (SETTLE_SELLERS_QUERY in the job's environment is ignored).
+func TestSellersBindReadsTheSellersQuery(t *testing.T) {
+	t.Parallel()
+	q := filepath.Join(t.TempDir(), "sellers.sql")
+	if err := os.WriteFile(q, []byte("SELECT 1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, _ := invoke(nil, "sellers", "bind", "--database-url", unreachableDB, "--sellers-query", q, "--store-url", "https://s.example", "S1")
+	if all := stdout + stderr; strings.Contains(all, "flag provided but not defined") {
+		t.Errorf("sellers bind has no --sellers-query (nor SETTLE_SELLERS_QUERY):\n%s", all)
+	}
+}
