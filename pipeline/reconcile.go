@@ -157,8 +157,9 @@ type MismatchStore interface {
 	// first.
 	RunsToRecheck(ctx context.Context, run *Run, days int) ([]*Run, error)
 	// Unbalanced describes every line of the date's sellers and summary
-	// reports whose conservation check fails: a cent appeared or vanished.
-	Unbalanced(ctx context.Context, d Date) ([]string, error)
+	// reports whose conservation check fails (a cent appeared or
+	// vanished), as the run of key judges them: its shard's sellers.
+	Unbalanced(ctx context.Context, key RunKey) ([]string, error)
 	// Lock takes a run's lock (see RunStore): an earlier date is
 	// reconciled again only while no run of it is under way.
 	Lock(ctx context.Context, key RunKey) (release func() error, err error)
@@ -237,7 +238,7 @@ func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, wri
 	if failed > 0 {
 		problems.Add(fmt.Sprintf("%s%d payout(s) of %s failed (see payouts.csv)", prefix, failed, run.Key))
 	}
-	unbalanced, err := store.Unbalanced(ctx, run.Key.Date)
+	unbalanced, err := store.Unbalanced(ctx, run.Key)
 	if err != nil {
 		return "", fmt.Errorf("reconcile: %w", err)
 	}

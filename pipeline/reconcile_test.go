@@ -19,7 +19,7 @@ func (s *mismatchStore) ReplaceMismatches(_ context.Context, _ int64, ms []Misma
 }
 func (s *mismatchStore) FailedPayouts(context.Context, RunKey) (int64, error)     { return 0, nil }
 func (s *mismatchStore) RunsToRecheck(context.Context, *Run, int) ([]*Run, error) { return nil, nil }
-func (s *mismatchStore) Unbalanced(context.Context, Date) ([]string, error)       { return nil, nil }
+func (s *mismatchStore) Unbalanced(context.Context, RunKey) ([]string, error)     { return nil, nil }
 func (s *mismatchStore) Lock(context.Context, RunKey) (release func() error, err error) {
 	return nil, nil
 }
@@ -117,7 +117,7 @@ type manyFindings struct {
 }
 
 func (s *manyFindings) FailedPayouts(context.Context, RunKey) (int64, error) { return 1, nil }
-func (s *manyFindings) Unbalanced(context.Context, Date) ([]string, error) {
+func (s *manyFindings) Unbalanced(context.Context, RunKey) ([]string, error) {
 	return []string{"sellers.csv line 2 does not balance"}, nil
 }
 func (s *manyFindings) RunsToRecheck(context.Context, *Run, int) ([]*Run, error) {

@@ -360,7 +360,7 @@ func (l *Ledger) PayoutFailed(ctx context.Context, run *pipeline.Run, sellerID s
 		if err := lockCarry(ctx, tx, sellerID, cur); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE adjustments SET netted_into = '', netted_date = NULL WHERE netted_into = $1`, e.Subject); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE adjustments SET netted_into = '', netted_date = NULL, reopened_from = $1 WHERE netted_into = $1`, e.Subject); err != nil {
 			return err
 		}
 		_, _, err := carryItems(ctx, tx, run, sellerID, cur, channels, e.Key, e.Subject, reason)
