@@ -57,8 +57,15 @@ type reportWriter struct {
 	reports load.Reports
 }
 
-// write writes the date's reports and returns the orders report's path.
+// write writes the date's reports and returns the orders report's path,
+// under the date's report lock (ledger.LockReports): one writer of the
+// date's files at a time.
 func (r reportWriter) write(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (string, error) {
+	release, err := l.LockReports(ctx, d)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	path, err := r.reports.WriteOrders(ctx, d, func(fn func(pipeline.OrderLine) error) error {
 		return l.OrderLines(ctx, d, fn)
 	})

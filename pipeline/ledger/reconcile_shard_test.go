@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 )
 
 // TestAShardsReconcileJudgesOnlyItsOwnSellers: a shard's reconcile stage
@@ -127,4 +128,40 @@ func TestAFailedBalanceOnlyRevenueShareIsCounted(t *testing.T) {
 	if n, err := l.FailedPayouts(ctx, r2.Key); err != nil || n != 0 {
 		t.Errorf("after day 3 paid the balance: FailedPayouts of %s = %d (%v), want 0", d2, n, err)
 	}
+}
+
+// TestReportWritersOfADateGoOneAfterAnother: the shards of an Indexed Job
+// write the same report files; a writer whose read began before another
+// shard's last payouts could rename its files over that shard's newer ones
+// (found by a review). The date's report lock makes them wait for each
+// other; another date's writer does not wait.
+func TestReportWritersOfADateGoOneAfterAnother(t *testing.T) {
+	t.Parallel()
+	l, url := open(t)
+	other, err := ledger.Open(context.Background(), url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	release, err := l.LockReports(context.Background(), day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if r, err := other.LockReports(ctx, day); err == nil {
+		r()
+		t.Fatal("a second writer of the date's reports went on beside the first")
+	}
+	r, err := other.LockReports(context.Background(), day.AddDays(1))
+	if err != nil {
+		t.Fatalf("another date's writer: %v", err)
+	}
+	r()
+	release()
+	r, err = other.LockReports(context.Background(), day)
+	if err != nil {
+		t.Fatalf("after the first writer: %v", err)
+	}
+	r()
 }

@@ -58,6 +58,30 @@ func (l *Ledger) LockDate(ctx context.Context, d pipeline.Date) (func() error, e
 	}, nil
 }
 
+// LockReports waits for date d's report lock and holds it, on a connection
+// of its own, until release: the writers of a date's reports (the shards
+// of an Indexed Job write the same files, and settle report) write one
+// after another, each reading the ledger after the one before it renamed
+// its files into place, so the last files written have read everything
+// committed before they began. Without it a shard that began reading
+// before another shard's last payouts, and renamed after that shard's
+// complete reports, left the older read in place (found by a review).
+func (l *Ledger) LockReports(ctx context.Context, d pipeline.Date) (release func(), err error) {
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock the reports of %s: %w", d, err)
+	}
+	key := fmt.Sprintf("settle/%s/reports/%s", l.schema, d)
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, key); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("lock the reports of %s: %w", d, err)
+	}
+	return func() {
+		_, _ = conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
+		conn.Close()
+	}, nil
+}
+
 // advisoryLock is an advisory lock's key and the function that takes it.
 type advisoryLock struct{ fn, key string }
 
