@@ -440,7 +440,7 @@ type planStore struct {
 	planned  map[string]int64
 }
 
-func (s *planStore) BlockedByLateRefunds(context.Context) (map[pipeline.SellerCurrency]string, error) {
+func (s *planStore) BlockedByLateRefunds(context.Context, []pipeline.Channel) (map[pipeline.SellerCurrency]string, error) {
 	return nil, nil
 }
 

@@ -155,7 +155,7 @@ const planPage = 1000
 // currency's balance check. Planning holds a page, whatever the day.
 func (d *distribution) plan(ctx context.Context) error {
 	c, run := d.c, d.run
-	blocked, err := c.Store.BlockedByLateRefunds(ctx)
+	blocked, err := c.Store.BlockedByLateRefunds(ctx, c.Channels)
 	if err != nil {
 		return err
 	}

@@ -369,11 +369,16 @@ func (l *Ledger) PayoutFailed(ctx context.Context, run *pipeline.Run, sellerID s
 }
 
 // BlockedByLateRefunds returns, for every seller and currency with a late
-// refund that cannot be right (rejected) on a settled order, one such
-// refund's number: what the seller owes back is unknown.
-func (l *Ledger) BlockedByLateRefunds(ctx context.Context) (map[pipeline.SellerCurrency]string, error) {
+// refund that cannot be right (rejected) on an order of channels (those a
+// clawback nets into: paid by revenue sharing) that a provider did not
+// reject, one such refund's number: what the seller owes back is unknown.
+// A bad refund of a WeChat order (WeChat refunds from the sub-merchant's
+// own funds: nothing is clawed back) or of an order never paid blocked
+// the seller's revenue shares too (found by a review).
+func (l *Ledger) BlockedByLateRefunds(ctx context.Context, channels []pipeline.Channel) (map[pipeline.SellerCurrency]string, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT i.seller_id, i.currency, min(lr.refund_no) FROM late_refunds lr
-		JOIN items i ON i.order_no = lr.order_no WHERE lr.state = 'rejected' GROUP BY 1, 2`)
+		JOIN items i ON i.order_no = lr.order_no WHERE lr.state = 'rejected' AND i.channel = ANY ($1) AND i.state <> 'rejected'
+		GROUP BY 1, 2`, channelNames(channels))
 	if err != nil {
 		return nil, fmt.Errorf("read rejected late refunds: %w", err)
 	}

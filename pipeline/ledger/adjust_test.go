@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"reflect"
 	"sync"
 	"testing"
@@ -248,5 +249,49 @@ func TestPendingLateRefundsPagesHoldWholeOrders(t *testing.T) {
 		if wantPages := (3 + orders - 1) / orders; pages != wantPages || !reflect.DeepEqual(got, want) {
 			t.Errorf("pages of %d orders: %d pages, %v; want %d pages, %v", orders, pages, got, wantPages, want)
 		}
+	}
+}
+
+// TestOnlyABadRefundOfAnOrderPaidByRevenueSharingBlocksItsSeller: a late
+// refund that cannot be right blocks its seller's revenue shares in its
+// currency (what the seller owes back is unknown); one of a WeChat order
+// (nothing is clawed back: WeChat refunds from the sub-merchant's funds)
+// or of an order a provider rejected (never paid) blocked them too (found
+// by a review).
+func TestOnlyABadRefundOfAnOrderPaidByRevenueSharingBlocksItsSeller(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := openRun(t, l, day)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for i, o := range []struct {
+			no, seller string
+			ch         pipeline.Channel
+		}{{"OI", "SI", chInfinia}, {"OW", "SW", chWeChat}, {"OR", "SR", chInfinia}} {
+			if err := w.Split(pipeline.Split{Order: pipeline.Order{Seq: int64(i + 1), OrderNo: o.no, SellerID: o.seller, Channel: o.ch,
+				ProviderTxnID: "T" + o.no, Currency: "USD", Amount: 1000, PaidAt: now, ConfirmedAt: now}, Rule: "r", Commission: 100, SellerShare: 900}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DB().Exec(`UPDATE items SET state = 'rejected' WHERE order_no = 'OR'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DB().Exec(`INSERT INTO late_refunds (refund_no, order_no, seller_id, amount_minor, run_id, business_date, state, reason)
+		SELECT 'R' || o, o, 'S' || substr(o, 2), 0, $1, $2, 'rejected', 'amount_minor: not a number' FROM unnest(ARRAY['OI', 'OW', 'OR']) o`,
+		run.ID, day.String()); err != nil {
+		t.Fatal(err)
+	}
+	blocked, err := l.BlockedByLateRefunds(ctx, shareChannels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[pipeline.SellerCurrency]string{{SellerID: "SI", Currency: "USD"}: "ROI"}
+	if !maps.Equal(blocked, want) {
+		t.Fatalf("blocked %v, want only SI's (ROI)", blocked)
 	}
 }
