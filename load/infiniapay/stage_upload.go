@@ -394,6 +394,15 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 					return nil // asked again by the next run
 				}
 				f, err := checkUpload(ctx, c, run, open[i])
+				var notNow *errorFileNotNow
+				if errors.As(err, &notNow) {
+					mu.Lock()
+					defer mu.Unlock()
+					if pending++; first == "" || f.Name < first {
+						first = f.Name + " (" + err.Error() + ")"
+					}
+					return nil
+				}
 				if errors.Is(err, ErrAnswer) || pipeline.SubjectOnly(err) {
 					// An answer about this file that cannot be used, or
 					// none (the query refused): the file stays open, for a
@@ -531,8 +540,10 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 			return f, fmt.Errorf("error file of %s: %w", f.Name, err)
 		default:
 			// Not now (the link's server does not answer): the file
-			// stays open, asked again by the next run; the others go on.
-			return f, fmt.Errorf("%w: refused, and its error file could not be read now: %w", ErrAnswer, err)
+			// stays open, asked again in the next wave and by the next
+			// run, as one still processing (exit 1: a retry may read it);
+			// the others go on.
+			return f, &errorFileNotNow{err}
 		}
 		final.Reason = fmt.Sprintf("%d rows refused", len(rows))
 		if len(rows) > 0 {
@@ -546,6 +557,16 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 		return f, nil // still processing
 	}
 }
+
+// errorFileNotNow is the error file of a refused trade file that could not
+// be read now (its server did not answer): the file is waited on as one
+// still processing, not held for a person (a retry may read it).
+type errorFileNotNow struct{ err error }
+
+func (e *errorFileNotNow) Error() string {
+	return "refused, and its error file could not be read now: " + e.err.Error()
+}
+func (e *errorFileNotNow) Unwrap() error { return e.err }
 
 // unusableAnswers are the trade files whose upload or status Infinia
 // answered about with what cannot be used (ErrAnswer), or refused to
