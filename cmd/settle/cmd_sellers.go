@@ -44,8 +44,9 @@ func sellersCommand(cfg *config) *cli.Command {
 			{
 				Name:  "webhook",
 				Usage: "serve Infinia's seller-status webhook, recording statuses in the ledger",
-				Flags: append(flags, &cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to listen on"},
-					&cli.StringFlag{Name: "path", Value: "/infinia/seller-status", Usage: "path of the webhook"}),
+				Flags: append(flags, &cli.StringFlag{Name: "listen", EnvVars: []string{"SETTLE_WEBHOOK_LISTEN"}, Value: "127.0.0.1:8080",
+					Usage: "address to listen on (in a pod, :8080 for the Service to reach it)"},
+					&cli.StringFlag{Name: "path", EnvVars: []string{"SETTLE_WEBHOOK_PATH"}, Value: "/infinia/seller-status", Usage: "path of the webhook"}),
 				Action: func(c *cli.Context) error { return cfg.sellersWebhook(c) },
 			},
 		},
