@@ -355,7 +355,9 @@ func (s *recheckStore) FailedPayouts(context.Context, pipeline.RunKey) (int64, e
 func (s *recheckStore) RunsToRecheck(context.Context, *pipeline.Run, int) ([]*pipeline.Run, error) {
 	return []*pipeline.Run{s.earlier}, nil
 }
-func (s *recheckStore) Unbalanced(context.Context, pipeline.RunKey) ([]string, error) { return nil, nil }
+func (s *recheckStore) Unbalanced(context.Context, pipeline.RunKey) ([]string, error) {
+	return nil, nil
+}
 func (s *recheckStore) Lock(context.Context, pipeline.RunKey) (func() error, error) {
 	return func() error { return nil }, nil
 }

@@ -165,7 +165,13 @@ func outcome(e pipeline.Effect, subMchID string, o Order) (pipeline.Outcome, err
 			pending = true
 		}
 	}
-	if e.Kind == KindDistribution && len(o.Receivers) > 0 && total != e.Amount {
+	// The lines must move what we asked: once there are any, and once the
+	// order is FINISHED in any case - the published schema makes
+	// receivers optional (wechatpay-go v0.2.20, services/profitsharing,
+	// OrdersEntity.Receivers omitempty), and a FINISHED answer without the
+	// platform's line says nothing of the commission (it was taken as
+	// paid; found by a review).
+	if e.Kind == KindDistribution && (len(o.Receivers) > 0 || o.State == StateFinished) && total != e.Amount {
 		return pipeline.Outcome{}, &Error{API: APIQueryOrder, Key: e.Key, kind: failBadAnswer,
 			Err: fmt.Errorf("%w: WeChat Pay's order moves %d, the effect %d: not the request we sent", ErrAnswer, total, e.Amount)}
 	}
