@@ -37,6 +37,7 @@ const (
 	flagInfiniaCur     = "infinia-currencies"
 	flagInfiniaLayout  = "infinia-layout"
 	flagLostAfter      = "infinia-lost-after"
+	flagInfiniaStatus  = "infinia-statuses"
 )
 
 func infiniaFlags() []cli.Flag {
@@ -67,6 +68,8 @@ func infiniaFlags() []cli.Flag {
 			Usage: "deprecated: a cap on the requests in flight to each provider (0: sized by the provider's rate x its observed latency, at most 256)"},
 		&cli.StringFlag{Name: flagInfiniaCur, EnvVars: []string{"SETTLE_INFINIA_CURRENCIES"}, Value: infiniapay.DefaultCurrencies().String(),
 			Usage: "currency codes Infinia spells differently, PLATFORM=INFINIA,... (\"none\": none); the ledger and reports keep the platform's"},
+		&cli.StringFlag{Name: flagInfiniaStatus, EnvVars: []string{"SETTLE_INFINIA_STATUSES"},
+			Usage: "status words Infinia writes for the ones settle assumed, INFINIA=OURS,... (e.g. SUCCEEDED=SUCCESS; ours: PENDING, ACTIVE, FROZEN, REJECTED, RECEIVED, PROCESSING, SUCCESS, FAILED)"},
 		&cli.StringFlag{Name: flagInfiniaLayout, EnvVars: []string{"SETTLE_INFINIA_LAYOUT"},
 			Usage: "JSON file with the trade-file columns and the error-file columns to match Infinia's templates (empty: our layout, see the README)"},
 	)
@@ -111,6 +114,7 @@ type infiniaParams struct {
 	WorkDir                                          string
 	Currencies                                       string // "": infiniapay.DefaultCurrencies
 	LayoutFile                                       string // "": infiniapay.DefaultLayout
+	Statuses                                         string // "": none mapped
 	Wait, Poll, FirstPoll, LostAfter                 time.Duration
 	Rate                                             float64 // this shard's part
 	Parallel                                         int
@@ -128,6 +132,7 @@ func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 		SFTPDir: c.String(flagSFTPDir), WorkDir: c.String(flagWorkDir), Wait: c.Duration(flagProviderWait), Poll: c.Duration(flagProviderPoll),
 		Rate: rate / float64(shardCount(c)), Parallel: c.Int(flagParallel), FirstPoll: c.Duration(flagFirstPoll),
 		Currencies: c.String(flagInfiniaCur), LayoutFile: c.String(flagInfiniaLayout), LostAfter: c.Duration(flagLostAfter),
+		Statuses: c.String(flagInfiniaStatus),
 	}
 	if p.URL == "" {
 		if c.String(flagPPURL) != "" {
@@ -171,6 +176,10 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 			return nil, usage(flagInfiniaCur, err)
 		}
 	}
+	statuses, err := infiniapay.ParseStatuses(p.Statuses)
+	if err != nil {
+		return nil, usage(flagInfiniaStatus, err)
+	}
 	var layout infiniapay.Layout
 	if p.LayoutFile != "" {
 		if layout, err = infiniapay.LoadLayout(p.LayoutFile); err != nil {
@@ -179,7 +188,7 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	}
 	client, err := infiniapay.New(infiniapay.Config{BaseURL: p.URL, AppID: p.AppID, PlatformID: p.PlatformID,
 		OurKey: ours, InfiniaKey: theirs, HTTP: infiniapay.NewHTTPClient(30 * time.Second), Limiter: limiter,
-		Currencies: currencies, Layout: layout})
+		Currencies: currencies, Layout: layout, Statuses: statuses})
 	if err != nil {
 		return nil, usage(flagInfiniaURL, err)
 	}

@@ -199,6 +199,7 @@ func (c *Client) BindingStatus(ctx context.Context, requestNo, sellerID string) 
 	if err := c.call(ctx, sp, wireQuery{RequestNo: requestNo, SellerID: sellerID}, &out); err != nil {
 		return Binding{}, err
 	}
+	out.Status = c.cfg.Statuses.In(out.Status)
 	if !slices.Contains(bindingStatuses, out.Status) {
 		return Binding{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown binding status %q", ErrAnswer, clip(out.Status)))
 	}
@@ -216,6 +217,7 @@ func (c *Client) UploadStatus(ctx context.Context, requestNo string) (Upload, er
 	if err := c.call(ctx, sp, wireQuery{RequestNo: requestNo}, &out); err != nil {
 		return Upload{}, err
 	}
+	out.Status = c.cfg.Statuses.In(out.Status)
 	if !slices.Contains(uploadStatuses, out.Status) {
 		return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown upload status %q", ErrAnswer, clip(out.Status)))
 	}
@@ -313,6 +315,7 @@ func (c *Client) RevenueShareStatus(ctx context.Context, requestNo string) (Reve
 }
 
 func (c *Client) shareResult(sp spec, out wireShareResult) (RevenueShareResult, *Error) {
+	out.Status = c.cfg.Statuses.In(out.Status)
 	if !slices.Contains(shareStatuses, out.Status) {
 		return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown revenue-sharing status %q", ErrAnswer, clip(out.Status)))
 	}

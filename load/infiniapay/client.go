@@ -136,6 +136,9 @@ type Config struct {
 	// Layout is the trade-file and error-file layout; the zero Layout is
 	// DefaultLayout.
 	Layout Layout
+	// Statuses maps status words Infinia writes to the ones the client
+	// knows (see Statuses); nil maps none.
+	Statuses Statuses
 	// PreflightCurrency is the currency of Preflight's balance query;
 	// default USD.
 	PreflightCurrency pipeline.Currency

@@ -62,6 +62,10 @@ type Options struct {
 	// Layout is the trade-file and error-file layout the fake expects and
 	// writes; the zero Layout is infiniapay.DefaultLayout.
 	Layout infiniapay.Layout
+	// Spell writes these status words for settle's assumed ones in every
+	// answer (SUCCESS -> SUCCEEDED, say): an Infinia whose words differ
+	// from the assumption, for the client's Config.Statuses.
+	Spell map[string]string
 	// SignNotifications signs seller status notifications; by default they
 	// are sent as Infinia's documented example shows them, unsigned.
 	SignNotifications bool
@@ -319,6 +323,9 @@ func (s *Server) decode(r *http.Request, c *call) (answer, bool) {
 // signed with Infinia's private key.
 func (s *Server) respond(w http.ResponseWriter, a answer) {
 	env := infiniapay.ResponseEnvelope{AppID: s.o.AppID, Code: a.code, Message: a.message}
+	if w := s.o.Spell[a.data["status"]]; w != "" {
+		a.data["status"] = w
+	}
 	if a.data != nil {
 		plain, err := json.Marshal(a.data)
 		if err == nil {
