@@ -35,6 +35,14 @@ type SFTPConfig struct {
 	// 30s. A peer that has not answered one within the next interval is
 	// dead: the connection is closed and every call fails at once.
 	KeepAlive time.Duration
+	// OpTimeout and MinRate bound one upload or stat: one not done within
+	// OpTimeout plus its size at MinRate bytes a second is stalled, and
+	// its connection is closed (an SFTPSession then dials again). sshd
+	// answers keepalives while its sftp-server is stuck (a hung file
+	// system), so the keepalive alone never ends such a call. Defaults 2m
+	// and 64 KiB/s.
+	OpTimeout time.Duration
+	MinRate   int64
 	// Concurrency is the number of SFTP write requests in flight per file,
 	// default 64.
 	Concurrency int
@@ -51,6 +59,8 @@ const (
 	DefaultHandshakeTimeout = 15 * time.Second
 	DefaultKeepAlive        = 30 * time.Second
 	DefaultSFTPConcurrency  = 64
+	DefaultSFTPOpTimeout    = 2 * time.Minute
+	DefaultSFTPMinRate      = 64 << 10
 )
 
 const (
@@ -131,6 +141,12 @@ func (cfg SFTPConfig) withDefaults() SFTPConfig {
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultSFTPConcurrency
+	}
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = DefaultSFTPOpTimeout
+	}
+	if cfg.MinRate <= 0 {
+		cfg.MinRate = DefaultSFTPMinRate
 	}
 	return cfg
 }
@@ -263,15 +279,20 @@ func (s *SFTP) start() error {
 		}
 	}
 	s.client = client
+	// The server's configuration, not a passing failure (exit 2, never
+	// dialled again): no atomic rename, no upload directory.
 	if _, ok := client.HasExtension("posix-rename@openssh.com"); !ok {
-		return errors.New("the server does not support posix-rename@openssh.com: uploads cannot be made atomic")
+		return configErr("the server does not support posix-rename@openssh.com: uploads cannot be made atomic")
 	}
 	fi, err := client.Stat(s.cfg.Dir)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+		return configErr("remote directory %s: %w", s.cfg.Dir, err)
+	}
 	if err != nil {
 		return fmt.Errorf("remote directory %s: %w", s.cfg.Dir, err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("remote directory %s: not a directory", s.cfg.Dir)
+		return configErr("remote directory %s: not a directory", s.cfg.Dir)
 	}
 	return nil
 }

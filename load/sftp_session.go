@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/pkg/sftp"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -70,9 +74,22 @@ func (s *SFTPSession) Connect(ctx context.Context) error {
 }
 
 // Upload uploads a file atomically (SFTP.Upload), on a new connection
-// when the one it used was lost.
+// when the one it used was lost. When the connection was lost after the
+// rename into place was asked for, the new one first looks whether it
+// took place (SFTP.landed) and uploads again only if not: a lost answer to
+// the rename uploaded a file that had landed a second time (found by a
+// review).
 func (s *SFTPSession) Upload(ctx context.Context, name string, size int64, sha string, open func() (io.ReadCloser, error)) error {
-	return s.do(ctx, func(c *SFTP) error { return c.Upload(ctx, name, size, sha, open) })
+	renameSent := false
+	return s.do(ctx, func(c *SFTP) error {
+		if renameSent {
+			if done, err := c.landed(ctx, name, size); err != nil || done {
+				return err
+			}
+			renameSent = false
+		}
+		return c.uploadTracked(ctx, name, size, sha, open, &renameSent)
+	})
 }
 
 // Stat reports whether name exists under its final name and its size
@@ -113,7 +130,7 @@ func (s *SFTPSession) do(ctx context.Context, op func(*SFTP) error) error {
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil || conn.alive(ctx) {
+		if ctx.Err() != nil || !conn.lost(err) {
 			return err // the connection is fine: the error is the operation's
 		}
 		s.drop(conn)
@@ -145,18 +162,20 @@ func (s *SFTPSession) Close() error {
 	return err
 }
 
-// alive reports whether the connection still answers: a round trip
-// (realpath of ".") within a few seconds.
-func (s *SFTP) alive(ctx context.Context) bool {
+// lost reports whether err, of a call on the connection, came from losing
+// the connection: closed (a keepalive unanswered, a call stalled, Close),
+// or the server gone. Any other error is the call's own, and the
+// connection, shared by the other files' uploads, is kept: a probe of it
+// that waited behind their data closed it (found by a review).
+func (s *SFTP) lost(err error) bool {
 	if s.broken.Load() != nil {
-		return false
+		return true
 	}
 	select {
 	case <-s.done:
-		return false
+		return true
 	default:
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return s.guard(ctx, func() error { _, err := s.client.Getwd(); return err }) == nil
+	return errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/sync/errgroup"
@@ -30,19 +31,38 @@ import (
 //     always whole.
 //
 // Cancelling ctx closes the connection, and Upload returns an error
-// wrapping ctx.Err(). Nothing is retried: after an error, what is under the
+// wrapping ctx.Err(); so does an upload stalled past OpTimeout plus its
+// size at MinRate. Nothing is retried: after an error, what is under the
 // final name is what was there before, or the whole file if the error came
 // after the rename (an answer lost with the connection); a temporary file
 // may be left, which the next upload of the name starts over.
 func (s *SFTP) Upload(ctx context.Context, name string, size int64, wantSHA256 string, open func() (io.ReadCloser, error)) error {
-	err := s.guard(ctx, func() error { return s.upload(name, size, wantSHA256, open) })
+	return s.uploadTracked(ctx, name, size, wantSHA256, open, nil)
+}
+
+// uploadTracked is Upload; renameSent, when not nil, is set once the
+// rename into place has been asked for.
+func (s *SFTP) uploadTracked(ctx context.Context, name string, size int64, wantSHA256 string, open func() (io.ReadCloser, error), renameSent *bool) error {
+	ctx, cancel := s.bounded(ctx, size)
+	defer cancel()
+	err := s.guard(ctx, func() error { return s.upload(name, size, wantSHA256, open, renameSent) })
 	if err != nil {
 		return fmt.Errorf("upload %s to %s: %w", name, s.cfg.Addr, err)
 	}
 	return nil
 }
 
-func (s *SFTP) upload(name string, size int64, wantSHA256 string, open func() (io.ReadCloser, error)) error {
+// errStalled is the cause of a call cut at its bound (bounded).
+var errStalled = fmt.Errorf("stalled: %w", context.DeadlineExceeded)
+
+// bounded is ctx with the bound of a call moving size bytes: OpTimeout
+// plus the size at MinRate.
+func (s *SFTP) bounded(ctx context.Context, size int64) (context.Context, context.CancelFunc) {
+	limit := s.cfg.OpTimeout + time.Duration(float64(size)/float64(s.cfg.MinRate)*float64(time.Second))
+	return context.WithTimeoutCause(ctx, limit, fmt.Errorf("%w: not done within %s", errStalled, limit.Round(time.Second)))
+}
+
+func (s *SFTP) upload(name string, size int64, wantSHA256 string, open func() (io.ReadCloser, error), renameSent *bool) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -86,6 +106,9 @@ func (s *SFTP) upload(name string, size int64, wantSHA256 string, open func() (i
 	}
 	if fi.Size() != size {
 		return s.discard(tmp, fmt.Errorf("%s has %d bytes after the upload, want %d", tmp, fi.Size(), size))
+	}
+	if renameSent != nil {
+		*renameSent = true
 	}
 	if err := s.client.PosixRename(tmp, final); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmp, final, err)
@@ -159,9 +182,36 @@ func checkName(name string) error {
 	return nil
 }
 
+// landed reports whether an upload of name whose rename was asked for on a
+// connection since lost took place: the final name holds size bytes, or
+// the temporary file is gone (renamed, and the file taken away from the
+// directory since, as Infinia takes what it receives). A temporary file
+// still there was never renamed.
+func (s *SFTP) landed(ctx context.Context, name string, size int64) (bool, error) {
+	got, exists, err := s.Stat(ctx, name)
+	if err != nil || exists && got == size {
+		return err == nil, err
+	}
+	ctx, cancel := s.bounded(ctx, 0)
+	defer cancel()
+	var tmpGone bool
+	err = s.guard(ctx, func() error {
+		_, err := s.client.Stat(path.Join(s.cfg.Dir, "."+name+".part"))
+		tmpGone = errors.Is(err, os.ErrNotExist)
+		if tmpGone {
+			return nil
+		}
+		return err
+	})
+	return tmpGone && !exists, err
+}
+
 // Stat reports whether name exists in the remote directory under its final
-// name, and its size. Cancelling ctx closes the connection.
+// name, and its size. Cancelling ctx closes the connection, as does a stat
+// not done within OpTimeout.
 func (s *SFTP) Stat(ctx context.Context, name string) (size int64, exists bool, err error) {
+	ctx, cancel := s.bounded(ctx, 0)
+	defer cancel()
 	err = s.guard(ctx, func() error {
 		if err := checkName(name); err != nil {
 			return err
@@ -196,7 +246,7 @@ func (s *SFTP) guard(ctx context.Context, op func() error) error {
 		return nil
 	}
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 	if why := s.broken.Load(); why != nil {
 		return fmt.Errorf("connection closed (%s): %w", *why, err)

@@ -1,0 +1,459 @@
+package load
+
+// Defects of the SFTP client a review found, each shown against the
+// in-process server or OpenSSH: an unanswered request hung an upload for
+// ever, a lost answer to the rename uploaded a landed file again, one
+// file's error closed the connection the others shared, and a server
+// without the upload directory was retried as if it would pass.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/load/sftptest"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// TestAnUnansweredRequestIsCutAndTriedOnANewConnection: the only bound
+// on an SFTP request was the keepalive, which the SSH daemon answers while
+// its sftp-server is stuck (a hung file system); the engine gives a send
+// no deadline, so the upload stage, and every seller of the date after it,
+// waited until the Job's activeDeadlineSeconds killed the run. A call not
+// done within OpTimeout plus its size at MinRate is now stalled: its
+// connection is closed and the session uploads on a new one.
+func TestAnUnansweredRequestIsCutAndTriedOnANewConnection(t *testing.T) {
+	t.Parallel()
+	// Call 1 at the upload endpoint: the open of the temporary file is
+	// answered only after 4 s (a server stuck on its storage).
+	faults := fault.New(1, fault.Rule{Endpoint: sftptest.Endpoint, Kind: fault.Latency, Calls: []int{1}, Delay: 4 * time.Second})
+	p := startSFTPTest(t, faults)
+	cfg := p.config()
+	cfg.KeepAlive, cfg.OpTimeout = 200*time.Millisecond, time.Second
+	s := NewSFTPSession(cfg)
+	defer s.Close()
+	if err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := randomContent(1000, 7)
+	done := make(chan error, 1)
+	begin := time.Now()
+	go func() { done <- s.Upload(context.Background(), "TD_hang.csv", int64(len(c)), c.sha(), c.open) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("after %s: %v; want it uploaded on a new connection", time.Since(begin), err)
+		}
+	case <-time.After(3 * time.Second):
+		err := <-done
+		t.Fatalf("Upload was still waiting on an unanswered SFTP request 3s in (OpTimeout 1s): it returned only when the server answered, after %s (%v)", time.Since(begin).Round(time.Second), err)
+	}
+}
+
+// TestAStuckOpenSSHSFTPServerIsLeft: the same against OpenSSH, its
+// sftp-server process stopped (as one blocked on a hung file system is)
+// while sshd answers the keepalives: the upload is cut at its bound and
+// made on a new connection (a new sftp-server).
+func TestAStuckOpenSSHSFTPServerIsLeft(t *testing.T) {
+	t.Parallel()
+	p := startSSHDSubsystem(t, "/usr/lib/openssh/sftp-server")
+	cfg := p.config()
+	cfg.KeepAlive, cfg.OpTimeout = 200*time.Millisecond, time.Second
+	s := NewSFTPSession(cfg)
+	defer s.Close()
+	if err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pid := descendant(t, p.pid, "sftp-server")
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	c := randomContent(1000, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Upload(ctx, "TD_hang.csv", int64(len(c)), c.sha(), c.open) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%v; want it uploaded on a new connection", err)
+		}
+	case <-time.After(8 * time.Second):
+		cancel() // only a cancellation from outside ends it
+		t.Fatalf("Upload still waiting 8s after OpenSSH's sftp-server stopped answering (OpTimeout 1s): %v", <-done)
+	}
+}
+
+// TestALostAnswerToTheRenameUploadsTheFileOnce: the session reconnected
+// and uploaded the file again, renaming it onto its final name a second
+// time, without looking whether the first rename landed. A server that
+// takes a file as it is renamed in (Infinia picking it up, here moving it
+// to its archive) got the trade file twice; with a repeated requestNo
+// refused by Infinia (PROVIDERS.md: "the client must work either way"),
+// the second copy turned an accepted file FAILED.
+func TestALostAnswerToTheRenameUploadsTheFileOnce(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	upload, archive := filepath.Join(root, "upload"), filepath.Join(root, "archive")
+	for _, d := range []string{upload, archive} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, _ := newClientKey(t)
+	var proxy *dropper
+	var deliveries atomic.Int32
+	srv, err := sftptest.Start(sftptest.Config{Root: root, AuthorizedKeys: []ssh.PublicKey{key.PublicKey()},
+		OnRename: func(path string) {
+			if !strings.HasPrefix(filepath.Base(path), "TD_") {
+				return
+			}
+			n := deliveries.Add(1)
+			// Infinia takes the file (moves it out of upload/) ...
+			_ = os.Rename(filepath.Join(root, path), filepath.Join(archive, fmt.Sprintf("%d-%s", n, filepath.Base(path))))
+			// ... and the answer to the first rename is lost with the connection.
+			if n == 1 {
+				proxy.dropAll()
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	proxy = newDropper(t, srv.Addr())
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, []byte(knownhosts.Line([]string{proxy.addr()}, srv.HostKey())+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := NewSFTPSession(SFTPConfig{Addr: proxy.addr(), User: "settle", Signer: key, KnownHostsFile: kh, HandshakeTimeout: 10 * time.Second})
+	defer s.Close()
+	c := randomContent(5000, 9)
+	if err = s.Upload(context.Background(), "TD_1_S1_USD_20250101_TDU-1.csv", int64(len(c)), c.sha(), c.open); err != nil {
+		t.Fatalf("Upload: %v; want it done (the rename took place)", err)
+	}
+	entries, _ := os.ReadDir(archive)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if n := deliveries.Load(); n != 1 {
+		t.Fatalf("the trade file was renamed into upload/ %d times (taken by the server as %v): a lost answer re-uploaded a file that had landed", n, names)
+	}
+}
+
+// dropper forwards TCP connections to a server and can drop them all.
+type dropper struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newDropper(t testing.TB, target string) *dropper {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dropper{ln: ln}
+	t.Cleanup(func() { ln.Close(); d.dropAll() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			d.mu.Lock()
+			d.conns = append(d.conns, c, s)
+			d.mu.Unlock()
+			go func() { _, _ = copyConn(s, c) }()
+			go func() { _, _ = copyConn(c, s) }()
+		}
+	}()
+	return d
+}
+
+func (d *dropper) addr() string { return d.ln.Addr().String() }
+
+func (d *dropper) dropAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.conns {
+		c.Close()
+	}
+	d.conns = nil
+}
+
+func copyConn(dst, src net.Conn) (int64, error) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	var n int64
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return n, werr
+			}
+			n += int64(k)
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// startSSHDSubsystem is startSSHD with another sftp subsystem command (an
+// external sftp-server, a process of its own).
+func startSSHDSubsystem(tb testing.TB, subsystem string) *peer {
+	tb.Helper()
+	requireOpenSSH(tb, sshdPath)
+	if _, err := os.Stat(subsystem); err != nil {
+		tb.Skipf("no %s", subsystem)
+	}
+	u, err := user.Current()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	root := filepath.Join(dir, "root")
+	p := &peer{name: "openssh-external", user: u.Username, upload: filepath.Join(root, "upload")}
+	if err := os.MkdirAll(p.upload, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	p.key, p.keyPEM = newClientKey(tb)
+	writeFile(tb, filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(p.key.PublicKey()))
+	hostKey, hostPEM := newClientKey(tb)
+	writeFile(tb, filepath.Join(dir, "host_ed25519"), hostPEM)
+	if os.Geteuid() == 0 {
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	var lastErr error
+	for range 5 {
+		port, err := freePort()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		config := strings.Join([]string{
+			"ListenAddress " + p.addr,
+			"HostKey " + filepath.Join(dir, "host_ed25519"),
+			"AuthorizedKeysFile " + filepath.Join(dir, "authorized_keys"),
+			"AuthenticationMethods publickey",
+			"PubkeyAuthentication yes",
+			"PasswordAuthentication no",
+			"KbdInteractiveAuthentication no",
+			"PermitRootLogin prohibit-password",
+			"StrictModes no",
+			"UsePAM no",
+			"PidFile none",
+			"LogLevel VERBOSE",
+			"Subsystem sftp " + subsystem + " -d " + root,
+		}, "\n") + "\n"
+		cfgFile := filepath.Join(dir, "sshd_config")
+		writeFile(tb, cfgFile, []byte(config))
+		if p.pid, lastErr = runSSHD(tb, cfgFile, p.addr); lastErr == nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		tb.Fatal(lastErr)
+	}
+	p.knownHosts = filepath.Join(dir, "known_hosts")
+	writeFile(tb, p.knownHosts, []byte(knownhosts.Line([]string{p.addr}, hostKey.PublicKey())+"\n"))
+	return p
+}
+
+// descendant finds the process named comm among the descendants of pid.
+func descendant(t testing.TB, pid int, comm string) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		parents := map[int]int{}
+		names := map[int]string{}
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			n, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			if err != nil {
+				continue
+			}
+			// pid (comm) state ppid ...
+			s := string(stat)
+			open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+			if open < 0 || close < 0 {
+				continue
+			}
+			names[n] = s[open+1 : close]
+			f := strings.Fields(s[close+1:])
+			if len(f) > 1 {
+				parents[n], _ = strconv.Atoi(f[1])
+			}
+		}
+		for n, name := range names {
+			if name != comm {
+				continue
+			}
+			for q := parents[n]; q > 1; q = parents[q] {
+				if q == pid {
+					return n
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no %s under process %d", comm, pid)
+	return 0
+}
+
+// TestAMissingRemoteDirectoryIsAConfigurationError: a remote directory
+// that does not exist (SETTLE_SFTP_DIR wrong, or not made at onboarding)
+// is configuration retrying cannot fix (exit 2); it was dialled three
+// times and the run ended 1 on every run.
+func TestAMissingRemoteDirectoryIsAConfigurationError(t *testing.T) {
+	t.Parallel()
+	p := startSFTPTest(t, nil)
+	cfg := p.config()
+	cfg.Dir = "no-such-dir"
+	s, dials := countingSession(p)
+	s.cfg = cfg
+	err := s.Connect(context.Background())
+	if err == nil {
+		t.Fatal("connected to a directory that does not exist")
+	}
+	if k := pipeline.KindOf(err); k != pipeline.KindUsage || dials.Load() != 1 {
+		t.Fatalf("missing remote directory: kind %v after %d dials, want KindUsage (exit 2) after 1: %v", k, dials.Load(), err)
+	}
+}
+
+// TestOneFilesErrorKeepsTheSharedConnection: one file's upload failing
+// for a reason of its own (its temporary name cannot be opened) made the
+// session probe the connection with a Getwd due within 5 s; on a
+// connection busy with other uploads over a slow link the probe waited
+// behind their data and its timeout closed the shared connection, cutting
+// every upload in flight. Only an error of the connection is one now.
+func TestOneFilesErrorKeepsTheSharedConnection(t *testing.T) {
+	t.Parallel()
+	p := startSFTPTest(t, nil)
+	slow := newThrottle(t, p.addr, 256<<10) // 256 KiB/s towards the server
+	cfg := p.config()
+	cfg.Addr = slow.addr()
+	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
+	var dials atomic.Int32
+	s := NewSFTPSession(cfg)
+	s.Dial = func(ctx context.Context, cfg SFTPConfig) (*SFTP, error) { dials.Add(1); return DialSFTP(ctx, cfg) }
+	defer s.Close()
+	if err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The other file's temporary name is a directory: its open fails.
+	if err := os.Mkdir(filepath.Join(p.upload, ".TD_small.csv.part"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	big := randomContent(8<<20, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bigDone := make(chan error, 1)
+	go func() { bigDone <- s.Upload(ctx, "TD_big.csv", int64(len(big)), big.sha(), big.open) }()
+	// Wait until the big upload streams.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if fi, err := os.Stat(filepath.Join(p.upload, ".TD_big.csv.part")); err == nil && fi.Size() > 256<<10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the big upload did not start")
+		}
+	}
+	small := randomContent(100, 11)
+	begin := time.Now()
+	err := s.Upload(context.Background(), "TD_small.csv", int64(len(small)), small.sha(), small.open)
+	t.Logf("small upload, after %s: %v", time.Since(begin).Round(time.Millisecond), err)
+	n := dials.Load()
+	cancel()
+	berr := <-bigDone
+	t.Logf("big upload: %v", berr)
+	if n != 1 {
+		t.Fatalf("a file's own error closed the healthy shared connection: %d connections dialled (want 1); the big upload in flight was cut each time: %v", n, berr)
+	}
+}
+
+// throttle forwards TCP connections to target, client to server at rate
+// bytes per second.
+type throttle struct{ ln net.Listener }
+
+func newThrottle(t testing.TB, target string, rate int) *throttle {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, s)
+			mu.Unlock()
+			go func() {
+				defer s.Close()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						if _, werr := s.Write(buf[:n]); werr != nil {
+							return
+						}
+						time.Sleep(time.Duration(n) * time.Second / time.Duration(rate))
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			go func() { _, _ = copyConn(c, s) }()
+		}
+	}()
+	return &throttle{ln: ln}
+}
+
+func (th *throttle) addr() string { return th.ln.Addr().String() }
