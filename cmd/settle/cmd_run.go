@@ -85,17 +85,20 @@ func runCommand(cfg *config) *cli.Command {
 					l.Close()
 				}
 			}()
-			sink := &metricsSink{shard: pipeline.Whole}
+			sink := &metricsSink{}
 			err = backfill(dates, func(d pipeline.Date) error {
 				// The options first: a configuration error is exit 2
 				// before the database is touched.
 				sink.date = d
+				if sh, err := cfg.shard(c); err == nil {
+					sink.shard, sink.shardKnown = sh, true
+				}
 				opts, err := cfg.runOptions(c, d)
 				if err != nil {
 					return err
 				}
 				opts.metrics = sink
-				sink.date, sink.shard = d, opts.key.Shard
+				sink.date, sink.shard, sink.shardKnown = d, opts.key.Shard, true
 				if c.Bool("dry-run") {
 					return cfg.dryRun(c, opts)
 				}
@@ -292,9 +295,11 @@ func worseExit(a, b int) int {
 // word is the invocation's and not its last run's.
 type metricsSink struct {
 	runs []load.RunMetrics
-	// The date the invocation got to, and its shard.
-	date  pipeline.Date
-	shard pipeline.Shard
+	// The date the invocation got to, and its shard (shardKnown: the
+	// shard's flags could be read).
+	date       pipeline.Date
+	shard      pipeline.Shard
+	shardKnown bool
 }
 
 // setHealth puts what the ledger says of the shard into its metrics.
@@ -320,7 +325,9 @@ func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, 
 			return // nothing ran: every date was done, and the file says how it ended
 		}
 		m := load.RunMetrics{Date: s.date, Shard: s.shard, ExitCode: codeOf(err)}
-		if l != nil { // else it could not be opened: the exit code alone
+		// Without the ledger, or the shard (its flags are what failed), the
+		// exit code alone: another shard's health would say all is well.
+		if l != nil && s.shardKnown {
 			if h, err := l.ShardHealth(ctx, s.shard); err == nil {
 				setHealth(&m, h)
 			}

@@ -100,3 +100,45 @@ func TestMetricsCountTheChannelsLeftUnpaid(t *testing.T) {
 		t.Errorf("want the three channels left unpaid counted:\n%s", b)
 	}
 }
+
+// TestMetricsFileOfAShardThatFailedBeforeTheLedgerIsTheShards: a pod of
+// the sharded nightly run (--shard 1/2, or JOB_COMPLETION_INDEX and
+// SETTLE_SHARDS) that fails before its options are read (a rules file it
+// cannot read, exit 2) wrote the textfile with the health of the whole
+// day's "shard", which a sharded ledger has no run of: settle_unsettled_runs
+// 0 and no last success, although the shard had a failed date (found by a
+// review). It reads its own shard's.
+func TestMetricsFileOfAShardThatFailedBeforeTheLedgerIsTheShards(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sh := pipeline.Shard{Index: 1, Count: 2}
+	failed, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 22}, Shard: sh}, pipeline.RunParams{TimeZone: "Asia/Shanghai"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishRun(ctx, failed.ID, pipeline.RunFailed, "stage distribute: connection refused"); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "settle.prom")
+	out, code := e.settle("run", "--date", testDate, "--shard", "1/2", "--rules", filepath.Join(t.TempDir(), "missing.csv"),
+		"--out", e.reports, "--metrics-file", file, skipAll)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2:\n%s", code, out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "settle_unsettled_runs 1\n") {
+		t.Errorf("the textfile of shard 1/2 does not count its failed date (the whole day's health was read):\n%s", b)
+	}
+}
