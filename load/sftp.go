@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -35,14 +36,14 @@ type SFTPConfig struct {
 	// 30s. A peer that has not answered one within the next interval is
 	// dead: the connection is closed and every call fails at once.
 	KeepAlive time.Duration
-	// OpTimeout and MinRate bound one upload or stat: one not done within
-	// OpTimeout plus its size at MinRate bytes a second is stalled, and
-	// its connection is closed (an SFTPSession then dials again). sshd
-	// answers keepalives while its sftp-server is stuck (a hung file
-	// system), so the keepalive alone never ends such a call. Defaults 2m
-	// and 64 KiB/s.
+	// OpTimeout bounds one upload or stat that makes no progress: one that
+	// has had no answer for its data, nor finished, for that long is
+	// stalled, and its connection is closed (an SFTPSession then dials
+	// again). sshd answers keepalives while its sftp-server is stuck (a
+	// hung file system), so the keepalive alone never ends such a call. A
+	// slow upload that moves goes on: 32 files sharing a slow link each
+	// move slowly. Default 2m.
 	OpTimeout time.Duration
-	MinRate   int64
 	// Concurrency is the number of SFTP write requests in flight per file,
 	// default 64.
 	Concurrency int
@@ -60,7 +61,6 @@ const (
 	DefaultKeepAlive        = 30 * time.Second
 	DefaultSFTPConcurrency  = 64
 	DefaultSFTPOpTimeout    = 2 * time.Minute
-	DefaultSFTPMinRate      = 64 << 10
 )
 
 const (
@@ -81,6 +81,7 @@ type SFTP struct {
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 	broken    atomic.Pointer[string] // why the connection was closed, when it was not Close
+	answered  atomic.Int64           // when the server last sent SFTP data (UnixNano)
 }
 
 // LoadSigner reads an unencrypted private key (OpenSSH, PKCS#1, PKCS#8 or
@@ -144,9 +145,6 @@ func (cfg SFTPConfig) withDefaults() SFTPConfig {
 	}
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = DefaultSFTPOpTimeout
-	}
-	if cfg.MinRate <= 0 {
-		cfg.MinRate = DefaultSFTPMinRate
 	}
 	return cfg
 }
@@ -297,15 +295,52 @@ func (s *SFTP) start() error {
 	return nil
 }
 
+// newClient starts the SFTP subsystem on a session of its own, as
+// sftp.NewClient does, reading the server's answers through a reader that
+// notes when they come (answered: what a call's watch goes by).
 func (s *SFTP) newClient() (*sftp.Client, error) {
-	c, err := sftp.NewClient(s.conn,
+	fail := func(err error) (*sftp.Client, error) { return nil, fmt.Errorf("start SFTP subsystem: %w", err) }
+	sess, err := s.conn.NewSession()
+	if err != nil {
+		return fail(err)
+	}
+	pw, err := sess.StdinPipe()
+	if err != nil {
+		sess.Close()
+		return fail(err)
+	}
+	pr, err := sess.StdoutPipe()
+	if err != nil {
+		sess.Close()
+		return fail(err)
+	}
+	if err := sess.RequestSubsystem("sftp"); err != nil {
+		sess.Close()
+		return fail(err)
+	}
+	c, err := sftp.NewClientPipe(answers{pr, &s.answered}, pw,
 		sftp.UseConcurrentWrites(true),
 		sftp.MaxConcurrentRequestsPerFile(s.cfg.Concurrency),
 		sftp.MaxPacketUnchecked(s.packet))
 	if err != nil {
-		return nil, fmt.Errorf("start SFTP subsystem: %w", err)
+		sess.Close()
+		return fail(err)
 	}
 	return c, nil
+}
+
+// answers is the SFTP server's side of the session, noting when it sends.
+type answers struct {
+	r  io.Reader
+	at *atomic.Int64
+}
+
+func (a answers) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.at.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 // keepAlive sends keepalive@openssh.com requests and closes the connection

@@ -33,9 +33,10 @@ import (
 // on an SFTP request was the keepalive, which the SSH daemon answers while
 // its sftp-server is stuck (a hung file system); the engine gives a send
 // no deadline, so the upload stage, and every seller of the date after it,
-// waited until the Job's activeDeadlineSeconds killed the run. A call not
-// done within OpTimeout plus its size at MinRate is now stalled: its
-// connection is closed and the session uploads on a new one.
+// waited until the Job's activeDeadlineSeconds killed the run. A call
+// during which the server answers nothing on the connection for OpTimeout
+// is now stalled: its connection is closed and the session uploads on a
+// new one.
 func TestAnUnansweredRequestIsCutAndTriedOnANewConnection(t *testing.T) {
 	t.Parallel()
 	// Call 1 at the upload endpoint: the open of the temporary file is
@@ -457,3 +458,29 @@ func newThrottle(t testing.TB, target string, rate int) *throttle {
 }
 
 func (th *throttle) addr() string { return th.ln.Addr().String() }
+
+// TestASlowUploadThatMovesIsNotCut: the watch goes by the server's
+// answers, not by a deadline: an upload over a slow link that takes many
+// times OpTimeout, the server answering its writes all along, is let
+// finish on its first connection.
+func TestASlowUploadThatMovesIsNotCut(t *testing.T) {
+	t.Parallel()
+	p := startSFTPTest(t, nil)
+	slow := newThrottle(t, p.addr, 256<<10) // 256 KiB/s towards the server
+	cfg := p.config()
+	cfg.Addr = slow.addr()
+	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
+	cfg.OpTimeout = 300 * time.Millisecond
+	var dials atomic.Int32
+	s := NewSFTPSession(cfg)
+	s.Dial = func(ctx context.Context, cfg SFTPConfig) (*SFTP, error) { dials.Add(1); return DialSFTP(ctx, cfg) }
+	defer s.Close()
+	c := randomContent(768<<10, 12) // about 3 s at 256 KiB/s: ten times OpTimeout
+	begin := time.Now()
+	if err := s.Upload(context.Background(), "TD_slow.csv", int64(len(c)), c.sha(), c.open); err != nil {
+		t.Fatal(err)
+	}
+	if took, n := time.Since(begin), dials.Load(); took < time.Second || n != 1 {
+		t.Fatalf("took %s on %d connections: want a slow upload (well over OpTimeout) on one", took.Round(time.Millisecond), n)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -31,8 +32,8 @@ import (
 //     always whole.
 //
 // Cancelling ctx closes the connection, and Upload returns an error
-// wrapping ctx.Err(); so does an upload stalled past OpTimeout plus its
-// size at MinRate. Nothing is retried: after an error, what is under the
+// wrapping ctx.Err(); so does an upload during which the server answered
+// nothing on the connection for OpTimeout (stalled: it is closed). Nothing is retried: after an error, what is under the
 // final name is what was there before, or the whole file if the error came
 // after the rename (an answer lost with the connection); a temporary file
 // may be left, which the next upload of the name starts over.
@@ -43,8 +44,8 @@ func (s *SFTP) Upload(ctx context.Context, name string, size int64, wantSHA256 s
 // uploadTracked is Upload; renameSent, when not nil, is set once the
 // rename into place has been asked for.
 func (s *SFTP) uploadTracked(ctx context.Context, name string, size int64, wantSHA256 string, open func() (io.ReadCloser, error), renameSent *bool) error {
-	ctx, cancel := s.bounded(ctx, size)
-	defer cancel()
+	ctx, stop := s.watched(ctx)
+	defer stop()
 	err := s.guard(ctx, func() error { return s.upload(name, size, wantSHA256, open, renameSent) })
 	if err != nil {
 		return fmt.Errorf("upload %s to %s: %w", name, s.cfg.Addr, err)
@@ -52,14 +53,45 @@ func (s *SFTP) uploadTracked(ctx context.Context, name string, size int64, wantS
 	return nil
 }
 
-// errStalled is the cause of a call cut at its bound (bounded).
+// errStalled is the cause of a call cut for making no progress (watched).
 var errStalled = fmt.Errorf("stalled: %w", context.DeadlineExceeded)
 
-// bounded is ctx with the bound of a call moving size bytes: OpTimeout
-// plus the size at MinRate.
-func (s *SFTP) bounded(ctx context.Context, size int64) (context.Context, context.CancelFunc) {
-	limit := s.cfg.OpTimeout + time.Duration(float64(size)/float64(s.cfg.MinRate)*float64(time.Second))
-	return context.WithTimeoutCause(ctx, limit, fmt.Errorf("%w: not done within %s", errStalled, limit.Round(time.Second)))
+// watched is ctx for one call, cancelled with errStalled once OpTimeout
+// has passed since the call began, or since the server last answered an
+// SFTP request on the connection, whichever is later: a server answering
+// the connection's calls is working, however slowly (32 files share one
+// link), and one answering none for that long is stuck. stop ends the
+// watch.
+func (s *SFTP) watched(ctx context.Context) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	began := time.Now().UnixNano()
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	var check func()
+	check = func() {
+		idle := time.Since(time.Unix(0, max(began, s.answered.Load())))
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if idle >= s.cfg.OpTimeout {
+			cancel(fmt.Errorf("%w: no answer from the SFTP server for %s", errStalled, idle.Round(time.Millisecond)))
+			return
+		}
+		t = time.AfterFunc(s.cfg.OpTimeout-idle, check)
+	}
+	mu.Lock()
+	t = time.AfterFunc(s.cfg.OpTimeout, check)
+	mu.Unlock()
+	return ctx, func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+		cancel(nil)
+	}
 }
 
 func (s *SFTP) upload(name string, size int64, wantSHA256 string, open func() (io.ReadCloser, error), renameSent *bool) error {
@@ -192,8 +224,8 @@ func (s *SFTP) landed(ctx context.Context, name string, size int64) (bool, error
 	if err != nil || exists && got == size {
 		return err == nil, err
 	}
-	ctx, cancel := s.bounded(ctx, 0)
-	defer cancel()
+	ctx, stop := s.watched(ctx)
+	defer stop()
 	var tmpGone bool
 	err = s.guard(ctx, func() error {
 		_, err := s.client.Stat(path.Join(s.cfg.Dir, "."+name+".part"))
@@ -210,8 +242,8 @@ func (s *SFTP) landed(ctx context.Context, name string, size int64) (bool, error
 // name, and its size. Cancelling ctx closes the connection, as does a stat
 // not done within OpTimeout.
 func (s *SFTP) Stat(ctx context.Context, name string) (size int64, exists bool, err error) {
-	ctx, cancel := s.bounded(ctx, 0)
-	defer cancel()
+	ctx, stop := s.watched(ctx)
+	defer stop()
 	err = s.guard(ctx, func() error {
 		if err := checkName(name); err != nil {
 			return err
