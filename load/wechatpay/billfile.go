@@ -145,7 +145,7 @@ func (l BillLayout) Parse(data []byte) ([]BillLine, error) {
 	var total int64
 	for {
 		rec, err := r.Read()
-		line, _ := r.FieldPos(0)
+		line := csvLine(r, rec, err)
 		if err == io.EOF {
 			return nil, &BillError{Line: line, Err: errors.New("no summary lines: the bill may be cut short")}
 		}
@@ -181,10 +181,18 @@ func (l BillLayout) line(rec []string, idx map[string]int) (BillLine, error) {
 	if err != nil {
 		return BillLine{}, err
 	}
+	// The bill's amounts are in yuan (WeChat Pay, "API Download Address
+	// for Bill": "The unit of amount in the bill is Yuan (CNY)"), and its
+	// summary totals them as such: a line in another currency cannot be
+	// read as published (it was read in that currency's minor units and
+	// added to the yuan; found by a review).
 	cur := pipeline.Currency("CNY")
 	if c := get(l.Currency); c != "" {
 		if cur, err = pipeline.ParseCurrency(c); err != nil {
 			return BillLine{}, err
+		}
+		if cur != "CNY" {
+			return BillLine{}, fmt.Errorf("%s %s: the bill's amounts are published in yuan (CNY)", l.Currency, cur)
 		}
 	}
 	amount, err := pipeline.ParseMinor(get(l.Amount), cur)
@@ -216,11 +224,27 @@ func parseBillTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("time %q: want %s (Beijing) or RFC 3339", clip(s), BillTimeLayout)
 }
 
+// csvLine is the line of the record a Read returned (rec, err): a parse
+// error's own, else the record's first field's. FieldPos panics when the
+// last Read recorded no field (a bare quote in a record's first field: a
+// malformed bill crashed the process; found by a review).
+func csvLine(r *csv.Reader, rec []string, err error) int {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return pe.StartLine
+	}
+	if err != nil || len(rec) == 0 {
+		return 0
+	}
+	line, _ := r.FieldPos(0)
+	return line
+}
+
 // checkSummary reads the summary values: the count of rows and their total
 // in yuan (the bill's unit).
 func checkSummary(r *csv.Reader, count int, total int64) error {
 	rec, err := r.Read()
-	line, _ := r.FieldPos(0)
+	line := csvLine(r, rec, err)
 	if err != nil || len(rec) < 2 {
 		return &BillError{Line: line, Err: errors.New("want the summary values: count and total amount")}
 	}
@@ -238,8 +262,7 @@ func checkSummary(r *csv.Reader, count int, total int64) error {
 			return nil
 		}
 		if err != nil || strings.TrimSpace(strings.Join(rec, "")) != "" {
-			l, _ := r.FieldPos(0)
-			return &BillError{Line: l, Err: errors.New("data after the summary")}
+			return &BillError{Line: csvLine(r, rec, err), Err: errors.New("data after the summary")}
 		}
 	}
 }

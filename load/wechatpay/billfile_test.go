@@ -69,3 +69,47 @@ func TestFormatBillRoundTrip(t *testing.T) {
 		t.Fatalf("header %q is not the published one", strings.SplitN(string(data), "\n", 2)[0])
 	}
 }
+
+// TestABareQuoteInABillsFirstFieldIsABillError: a bill whose row (or
+// summary) starts with a bare quote is a malformed file from the network:
+// ParseBill returns a BillError; it panicked (encoding/csv leaves no field
+// position for a record whose first field failed), and the process with
+// it (found by a review).
+func TestABareQuoteInABillsFirstFieldIsABillError(t *testing.T) {
+	for name, bill := range map[string]string{
+		"data row": strings.Replace(reorderedBill, "`commission,", "`com\"mission,", 1),
+		"summary":  strings.Replace(reorderedBill, "`2,`100.00", "`2\",`100.00", 1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Fatalf("ParseBill panicked on a malformed bill: %v", p)
+				}
+			}()
+			_, err := wechatpay.ParseBill([]byte(bill))
+			var be *wechatpay.BillError
+			if !errors.As(err, &be) {
+				t.Fatalf("%v, want a BillError", err)
+			}
+		})
+	}
+}
+
+// TestABillAddsNoUnlikeCurrencies: WeChat Pay: "The unit of amount in the
+// bill is Yuan (CNY)" (API Download Address for Bill). ParseBill read each
+// amount in the exponent of the row's currency column and added the rows'
+// minor units whatever their currency, then compared them with the
+// summary read as CNY: 100 JPY (100 minor units) and 1.00 USD (100) "added
+// up" to a 2.00 yuan summary (found by a review). A line in another
+// currency than yuan is now refused.
+func TestABillAddsNoUnlikeCurrencies(t *testing.T) {
+	mixed := "create_time,transaction_id,out_order_no,receiver_type,receiver_account,amount,currency,business_type\n" +
+		"`2025-09-03 10:00:00,`T1,`WX1,`MERCHANT_ID,`1900000100,`100,`JPY,`DISTRIBUTION\n" +
+		"`2025-09-03 10:00:00,`T2,`WX2,`MERCHANT_ID,`1900000100,`1.00,`USD,`DISTRIBUTION\n" +
+		"total_count,total_amount\n" +
+		"`2,`2.00\n"
+	lines, err := wechatpay.ParseBill([]byte(mixed))
+	if err == nil {
+		t.Fatalf("bill of 100 JPY and 1.00 USD accepted against a summary total of 2.00 yuan: %+v", lines)
+	}
+}
