@@ -228,7 +228,9 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 			ExpectContinueTimeout: time.Second,
 		},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if via[0].Method != http.MethodGet || len(via) >= 5 {
+			// Never from https down to plain http (a download's token and
+			// content would travel in the clear).
+			if via[0].Method != http.MethodGet || len(via) >= 5 || req.URL.Scheme != "https" && via[len(via)-1].URL.Scheme == "https" {
 				return http.ErrUseLastResponse
 			}
 			return nil

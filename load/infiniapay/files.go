@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,12 +33,18 @@ const maxErrorFile = 64 << 20
 
 // ErrorFile downloads and parses the error file of a FAILED upload (a plain
 // GET of Upload.ErrorFileURL, retried like a query). Errors show the URL
-// without its query string, which may hold a token.
+// without its query string, which may hold a token. The file is unsigned
+// and decides which of a refused file's items are rejected: it is fetched
+// over https only (plain http only from a loopback host: the simulator),
+// and a redirect to plain http is not followed (found by a review).
 func (c *Client) ErrorFile(ctx context.Context, fileURL string) ([]ErrorRow, error) {
 	u, err := url.Parse(fileURL)
 	sp := spec{api: APIErrorFile}
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, sp.fail(failLocal, errors.New("error file URL is not an http(s) URL"))
+	}
+	if u.Scheme == "http" && !loopback(u.Hostname()) {
+		return nil, sp.fail(failLocal, fmt.Errorf("error file URL %s://%s%s: plain http; the error file is fetched over https only", u.Scheme, u.Host, u.Path))
 	}
 	sp.requestNo = u.Scheme + "://" + u.Host + u.Path
 	var rows []ErrorRow
@@ -47,6 +54,15 @@ func (c *Client) ErrorFile(ctx context.Context, fileURL string) ([]ErrorRow, err
 		return e
 	})
 	return rows, err
+}
+
+// loopback reports whether host is this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Client) getErrorFile(ctx context.Context, sp spec, fileURL string) ([]ErrorRow, *Error) {

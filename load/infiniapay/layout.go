@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 	"time"
 
 	"github.com/settlekit/settle/pipeline"
@@ -291,6 +292,15 @@ func (l Layout) ParseErrorFile(r io.Reader, cur Currencies) ([]ErrorRow, error) 
 			return nil, fmt.Errorf("error file: %w", err)
 		}
 		at, _ := cr.FieldPos(0)
+		for _, f := range rec {
+			// Another encoding (GBK, as Chinese exports often are) or a
+			// NUL: text the ledger cannot store, which stopped the stage
+			// on every run (found by a review). The file is held with the
+			// reason, as one in another layout.
+			if !utf8.ValidString(f) || strings.ContainsRune(f, 0) {
+				return nil, fmt.Errorf("error file line %d: not UTF-8 text: %w (another encoding?)", at, ErrLayout)
+			}
+		}
 		row := ErrorRow{OrderNo: rec[order], Reason: rec[reason]}
 		if line >= 0 {
 			n, err := strconv.Atoi(rec[line])
