@@ -26,6 +26,7 @@ const (
 	flagWXRatio      = "wechat-max-ratio-bps"
 	flagWXQPS        = "wechat-qps"
 	flagWXSubQPS     = "wechat-sub-merchant-qps"
+	flagWXBillLayout = "wechat-bill-layout"
 )
 
 func weChatFlags() []cli.Flag {
@@ -45,6 +46,8 @@ func weChatFlags() []cli.Flag {
 			Usage: "WeChat's cap on what a transaction may send out, in basis points of its amount (assumed 30%); a commission above it is held"},
 		&cli.Float64Flag{Name: flagWXQPS, EnvVars: []string{"SETTLE_WECHAT_QPS"}, Value: 300, Usage: "requests per second to WeChat Pay (service provider; 0: no limit)"},
 		&cli.Float64Flag{Name: flagWXSubQPS, EnvVars: []string{"SETTLE_WECHAT_SUB_MERCHANT_QPS"}, Value: 30, Usage: "requests per second per sub-merchant (0: no limit)"},
+		&cli.StringFlag{Name: flagWXBillLayout, EnvVars: []string{"SETTLE_WECHAT_BILL_LAYOUT"},
+			Usage: "JSON file of the distribution bill's column names, business types and summary row, wechatpay.BillLayout's fields (empty: the published header and our assumptions)"},
 	}
 }
 
@@ -56,6 +59,7 @@ type weChatSetup struct {
 
 	qps, subQPS float64       // WeChat Pay's limits, this shard's part
 	firstPoll   time.Duration // --provider-first-poll
+	billLayout  wechatpay.BillLayout
 }
 
 func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
@@ -88,10 +92,16 @@ func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 		return nil, err
 	}
 	w, err := newWeChat(cfg, qps/n, subQPS/n, c.String(flagWXReceiver), c.String(flagWXRecvName), c.String(flagWXRelation), c.Int64(flagWXRatio))
-	if w != nil {
-		w.firstPoll = c.Duration(flagFirstPoll)
+	if err != nil {
+		return nil, err
 	}
-	return w, err
+	w.firstPoll = c.Duration(flagFirstPoll)
+	if f := c.String(flagWXBillLayout); f != "" {
+		if w.billLayout, err = wechatpay.LoadBillLayout(f); err != nil {
+			return nil, pipeline.E(pipeline.KindUsage, "--"+flagWXBillLayout, err)
+		}
+	}
+	return w, nil
 }
 
 func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relation string, ratio int64) (*weChatSetup, error) {
@@ -123,7 +133,7 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 func (w *weChatSetup) provider(l *ledger.Ledger, final pipeline.FinalAnswers, parallel int, wait, poll time.Duration, now func() time.Time) pipeline.Provider {
 	c := wechatpay.ProviderConfig{Client: w.client, Receiver: w.receiver, MaxRatioBps: w.ratio,
 		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll, Store: l, Now: now,
-		Final: final}
+		Final: final, BillLayout: w.billLayout}
 	return wechatpay.NewProvider(c)
 }
 

@@ -21,6 +21,9 @@ type Adapter struct {
 	// Now is the adapter's clock (default time.Now): how long ago a
 	// receiver was found under review.
 	Now func() time.Time
+	// BillLayout is the distribution bill's layout; the zero BillLayout
+	// is DefaultBillLayout.
+	BillLayout BillLayout
 
 	mu        sync.Mutex
 	subs      map[string]*sync.Mutex // one receiver check at a time per sub-merchant

@@ -42,8 +42,8 @@ func (a *Adapter) status(o Order) OrderStatus {
 }
 
 // BillLines downloads, checks and reads a sub-merchant's distribution bill
-// of a day, in DefaultBillLayout (the published header; its
-// unpublished parts assumed, see the README).
+// of a day, in a.BillLayout (DefaultBillLayout when zero: the published
+// header; its unpublished parts assumed, see the README).
 func (a *Adapter) BillLines(ctx context.Context, subMchID string, day pipeline.Date) ([]BillEntry, error) {
 	b, err := a.client.BillDownloadURL(ctx, subMchID, day)
 	if err != nil {
@@ -53,7 +53,11 @@ func (a *Adapter) BillLines(ctx context.Context, subMchID string, day pipeline.D
 	if err != nil {
 		return nil, err
 	}
-	lines, err := ParseBill(data)
+	layout := a.BillLayout
+	if layout == (BillLayout{}) {
+		layout = DefaultBillLayout
+	}
+	lines, err := layout.Parse(data)
 	if err != nil {
 		return nil, unusable{fmt.Errorf("bill of %s at %s: %w", day, subMchID, err)}
 	}

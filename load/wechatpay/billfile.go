@@ -3,9 +3,11 @@ package wechatpay
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +49,31 @@ var DefaultBillLayout = BillLayout{
 	ReceiverType: "receiver_type", Account: "receiver_account", Amount: "amount", Currency: "currency",
 	ExchangeRate: "exchange_rate", BusinessType: "business_type", Status: "status", Description: "description",
 	Distribution: BillDistribution, Unfreeze: BillUnfreeze, Summary: "total_count",
+}
+
+// LoadBillLayout reads a bill layout from a JSON file whose keys are
+// BillLayout's field names (Time, Amount, Summary, ...); a field left out
+// keeps DefaultBillLayout's, and an unknown key is an error. For a bill
+// whose headers (Chinese ones, say) or business types are not the
+// assumed ones: a file at onboarding, not a release.
+func LoadBillLayout(path string) (BillLayout, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return BillLayout{}, fmt.Errorf("bill layout: %w", err)
+	}
+	l := DefaultBillLayout
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return BillLayout{}, fmt.Errorf("bill layout %s: %w", path, err)
+	}
+	for name, v := range map[string]string{"Time": l.Time, "TransactionID": l.TransactionID, "OutOrderNo": l.OutOrderNo,
+		"Amount": l.Amount, "BusinessType": l.BusinessType, "Distribution": l.Distribution, "Unfreeze": l.Unfreeze, "Summary": l.Summary} {
+		if strings.TrimSpace(v) == "" {
+			return BillLayout{}, fmt.Errorf("bill layout %s: %s is empty", path, name)
+		}
+	}
+	return l, nil
 }
 
 // BillTimeLayout is the bill's time format (Beijing time); RFC 3339 is

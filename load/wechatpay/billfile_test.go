@@ -2,6 +2,8 @@ package wechatpay_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +113,44 @@ func TestABillAddsNoUnlikeCurrencies(t *testing.T) {
 	lines, err := wechatpay.ParseBill([]byte(mixed))
 	if err == nil {
 		t.Fatalf("bill of 100 JPY and 1.00 USD accepted against a summary total of 2.00 yuan: %+v", lines)
+	}
+}
+
+// TestABillInOtherHeadersIsReadWithALayoutFile: the bill's column names,
+// business types and summary row are partly assumed; a bill with other
+// headers (Chinese ones) made every bill of every sub-merchant unusable
+// until a release, as no configuration took a layout (found by a review).
+// A layout file names them; a field it leaves out keeps the default, and
+// an unknown key or an empty required name is refused.
+func TestABillInOtherHeadersIsReadWithALayoutFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	l, err := wechatpay.LoadBillLayout(write("zh.json", `{"Time": "分账发起时间", "TransactionID": "微信订单号", "OutOrderNo": "商户分账单号",
+		"ReceiverType": "分账接收方类型", "Account": "分账接收方", "Amount": "金额", "Currency": "币种",
+		"BusinessType": "业务类型", "Distribution": "分账", "Unfreeze": "解冻给分账方", "Summary": "总条数"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bill := "分账发起时间,微信订单号,商户分账单号,分账接收方类型,分账接收方,金额,币种,业务类型\n" +
+		"`2025-09-03 10:00:00,`T1,`WX1,`MERCHANT_ID,`1900000100,`30.00,`CNY,`分账\n" +
+		"总条数,总金额\n`1,`30.00\n"
+	if _, err := wechatpay.ParseBill([]byte(bill)); err == nil {
+		t.Fatal("the default layout read the Chinese headers")
+	}
+	lines, err := l.Parse([]byte(bill))
+	if err != nil || len(lines) != 1 || lines[0].Type != wechatpay.BillDistribution || lines[0].Amount != 30_00 || lines[0].OutOrderNo != "WX1" {
+		t.Fatalf("%+v, %v", lines, err)
+	}
+	for name, body := range map[string]string{"unknown.json": `{"Amonut": "x"}`, "empty.json": `{"Amount": " "}`} {
+		if _, err := wechatpay.LoadBillLayout(write(name, body)); err == nil {
+			t.Errorf("%s accepted", name)
+		}
 	}
 }

@@ -41,6 +41,9 @@ type ProviderConfig struct {
 	// Now is the clock (default time.Now): it tells whether a day is over
 	// in Beijing, and how long ago a receiver was found under review.
 	Now func() time.Time
+	// BillLayout is the distribution bill's layout (zero:
+	// DefaultBillLayout).
+	BillLayout BillLayout
 }
 
 // NewProvider returns WeChat Pay as a provider of a run: its pre-flight
@@ -56,7 +59,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	api.Now = c.Now
+	api.Now, api.BillLayout = c.Now, c.BillLayout
 	stage := StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, Pacer: c.Pacer,
 		Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final}
 	return pipeline.Provider{
