@@ -74,21 +74,31 @@ func (s *SFTPSession) Connect(ctx context.Context) error {
 }
 
 // Upload uploads a file atomically (SFTP.Upload), on a new connection
-// when the one it used was lost. When the connection was lost after the
-// rename into place was asked for, the new one first looks whether it
-// took place (SFTP.landed) and uploads again only if not: a lost answer to
-// the rename uploaded a file that had landed a second time (found by a
-// review).
+// when the one it used was lost, each attempt under a temporary name of
+// its own. When the connection was lost after the rename into place was
+// asked for, the new one does not upload again: it ends that rename
+// (SFTP.finishRename), and when it cannot tell whether the file landed,
+// says so (errRenameUnknown: the upload's outcome is then the server's to
+// tell). A lost answer to the rename uploaded a file that had landed a
+// second time, and a late rename of the lost connection could move a file
+// being written again (found by reviews).
 func (s *SFTPSession) Upload(ctx context.Context, name string, size int64, sha string, open func() (io.ReadCloser, error)) error {
-	renameSent := false
+	attempt, renamed := 0, "" // renamed: the temporary name whose rename a lost connection asked for
 	return s.do(ctx, func(c *SFTP) error {
-		if renameSent {
-			if done, err := c.landed(ctx, name, size); err != nil || done {
-				return err
+		var err error
+		if renamed != "" {
+			err = c.finishRename(ctx, name, renamed, size)
+		} else {
+			attempt++
+			sent := false
+			if err = c.uploadTracked(ctx, name, attempt, size, sha, open, &sent); err != nil && sent {
+				renamed = tempName(name, attempt)
 			}
-			renameSent = false
 		}
-		return c.uploadTracked(ctx, name, size, sha, open, &renameSent)
+		if err == nil && attempt > 1 {
+			c.removeTemps(ctx, name, attempt-1) // what the lost attempts left
+		}
+		return err
 	})
 }
 

@@ -38,15 +38,26 @@ import (
 // after the rename (an answer lost with the connection); a temporary file
 // may be left, which the next upload of the name starts over.
 func (s *SFTP) Upload(ctx context.Context, name string, size int64, wantSHA256 string, open func() (io.ReadCloser, error)) error {
-	return s.uploadTracked(ctx, name, size, wantSHA256, open, nil)
+	return s.uploadTracked(ctx, name, 1, size, wantSHA256, open, nil)
 }
 
-// uploadTracked is Upload; renameSent, when not nil, is set once the
-// rename into place has been asked for.
-func (s *SFTP) uploadTracked(ctx context.Context, name string, size int64, wantSHA256 string, open func() (io.ReadCloser, error), renameSent *bool) error {
+// tempName is the temporary name of attempt n (from 1) of an upload of
+// name: .NAME.part, then .NAME.n.part. An attempt after a lost connection
+// writes a name of its own, so that a rename the lost connection asked
+// for, arriving late, cannot move a file being written again.
+func tempName(name string, n int) string {
+	if n <= 1 {
+		return "." + name + ".part"
+	}
+	return fmt.Sprintf(".%s.%d.part", name, n)
+}
+
+// uploadTracked is Upload as attempt n; renameSent, when not nil, is set
+// once the rename into place has been asked for.
+func (s *SFTP) uploadTracked(ctx context.Context, name string, n int, size int64, wantSHA256 string, open func() (io.ReadCloser, error), renameSent *bool) error {
 	ctx, stop := s.watched(ctx)
 	defer stop()
-	err := s.guard(ctx, func() error { return s.upload(name, size, wantSHA256, open, renameSent) })
+	err := s.guard(ctx, func() error { return s.upload(name, tempName(name, n), size, wantSHA256, open, renameSent) })
 	if err != nil {
 		return fmt.Errorf("upload %s to %s: %w", name, s.cfg.Addr, err)
 	}
@@ -94,7 +105,7 @@ func (s *SFTP) watched(ctx context.Context) (_ context.Context, stop func()) {
 	}
 }
 
-func (s *SFTP) upload(name string, size int64, wantSHA256 string, open func() (io.ReadCloser, error), renameSent *bool) error {
+func (s *SFTP) upload(name, tmpName string, size int64, wantSHA256 string, open func() (io.ReadCloser, error), renameSent *bool) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -110,7 +121,7 @@ func (s *SFTP) upload(name string, size int64, wantSHA256 string, open func() (i
 		return fmt.Errorf("open source: %w", err)
 	}
 	defer src.Close()
-	tmp, final := path.Join(s.cfg.Dir, "."+name+".part"), path.Join(s.cfg.Dir, name)
+	tmp, final := path.Join(s.cfg.Dir, tmpName), path.Join(s.cfg.Dir, name)
 	f, err := s.client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
@@ -214,28 +225,47 @@ func checkName(name string) error {
 	return nil
 }
 
-// landed reports whether an upload of name whose rename was asked for on a
-// connection since lost took place: the final name holds size bytes, or
-// the temporary file is gone (renamed, and the file taken away from the
-// directory since, as Infinia takes what it receives). A temporary file
-// still there was never renamed.
-func (s *SFTP) landed(ctx context.Context, name string, size int64) (bool, error) {
-	got, exists, err := s.Stat(ctx, name)
-	if err != nil || exists && got == size {
-		return err == nil, err
-	}
+// removeTemps removes, as it can, the temporary files of attempts 1 to n
+// of an upload of name (left by connections lost while they wrote).
+func (s *SFTP) removeTemps(ctx context.Context, name string, n int) {
 	ctx, stop := s.watched(ctx)
 	defer stop()
-	var tmpGone bool
-	err = s.guard(ctx, func() error {
-		_, err := s.client.Stat(path.Join(s.cfg.Dir, "."+name+".part"))
-		tmpGone = errors.Is(err, os.ErrNotExist)
-		if tmpGone {
-			return nil
+	_ = s.guard(ctx, func() error {
+		for i := 1; i <= n; i++ {
+			_ = s.client.Remove(path.Join(s.cfg.Dir, tempName(name, i)))
 		}
-		return err
+		return nil
 	})
-	return tmpGone && !exists, err
+}
+
+// errRenameUnknown: an upload whose rename into place was asked for on a
+// connection since lost, of which neither the temporary file nor the file
+// under its final name is there: the server took it (Infinia takes what
+// it receives) or removed it. Only the server can say.
+var errRenameUnknown = errors.New("the rename into place was asked for on a connection since lost")
+
+// finishRename ends, on a new connection, an upload of name whose rename
+// of tmpName into place was asked for on a connection since lost: it
+// renames tmpName into place itself (done: the old rename never
+// happened, and cannot now, arriving late, as tmpName is gone); when
+// tmpName is not there, the old rename took place if the final name holds
+// size bytes; else the outcome is errRenameUnknown, for the server's word
+// (the upload's status) to settle, never a second upload.
+func (s *SFTP) finishRename(ctx context.Context, name, tmpName string, size int64) error {
+	wctx, stop := s.watched(ctx)
+	err := s.guard(wctx, func() error { return s.client.PosixRename(path.Join(s.cfg.Dir, tmpName), path.Join(s.cfg.Dir, name)) })
+	stop()
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	got, exists, err := s.Stat(ctx, name)
+	switch {
+	case err != nil:
+		return err
+	case exists && got == size:
+		return nil
+	}
+	return fmt.Errorf("upload %s to %s: %w, and neither %s nor the file is there now: taken by the server, or removed", name, s.cfg.Addr, errRenameUnknown, tmpName)
 }
 
 // Stat reports whether name exists in the remote directory under its final

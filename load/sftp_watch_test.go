@@ -1,0 +1,347 @@
+package load
+
+// The watch on a stuck server and the end of a rename a lost connection
+// asked for, as a second review tried them: uploads sharing a slow link,
+// a temporary file removed while its rename was lost, a rename of the
+// lost connection arriving late.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/load/sftptest"
+)
+
+// TestUploadsSharingASlowLinkAreNotCut: a first bound of an upload,
+// OpTimeout plus its size at a minimum rate, assumed the file alone got
+// that rate, but the upload stage puts 32 files at once on one connection,
+// which share the link: every one was cut, the cut closed the shared
+// connection, and on the new one all started over together and were cut
+// again (found by a review). The watch goes by the server's answers on the
+// connection: 8 files of 512 KiB sharing a 1 MiB/s link, OpTimeout 0.5 s,
+// take about 4 s together, on one connection.
+func TestUploadsSharingASlowLinkAreNotCut(t *testing.T) {
+	t.Parallel()
+	p := startSFTPTest(t, nil)
+	slow := newThrottle(t, p.addr, 1<<20)
+	cfg := p.config()
+	cfg.Addr = slow.addr()
+	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
+	cfg.OpTimeout = 500 * time.Millisecond
+	var dials atomic.Int32
+	s := NewSFTPSession(cfg)
+	s.Dial = func(ctx context.Context, cfg SFTPConfig) (*SFTP, error) { dials.Add(1); return DialSFTP(ctx, cfg) }
+	defer s.Close()
+	if err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := randomContent(512<<10, uint64(100+i))
+			errs[i] = s.Upload(ctx, fmt.Sprintf("TD_%d.csv", i), int64(len(c)), c.sha(), c.open)
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("TD_%d.csv: %v", i, err))
+		}
+	}
+	if len(failed) > 0 || dials.Load() != 1 {
+		t.Fatalf("%d of %d uploads sharing the link failed after %s, %d connections dialled (want all on 1). First: %v",
+			len(failed), n, time.Since(begin).Round(time.Second), dials.Load(), failed)
+	}
+}
+
+// TestATemporaryFileGoneWithoutTheRenameIsNotLanded: a first fix took the
+// temporary file being gone as the rename having taken place. Here the
+// rename request never reaches the server (the connection dies with it in
+// the pipe), and the server removes the partial upload its dead session
+// left (as ingest servers that clean up abandoned uploads do): Upload said
+// done, and nothing was delivered (found by a review). Its outcome is now
+// unknown (errRenameUnknown), for the server's word to settle.
+func TestATemporaryFileGoneWithoutTheRenameIsNotLanded(t *testing.T) {
+	t.Parallel()
+	// Stat calls: 1 the directory check at connect, 2 the upload's stat of
+	// its temporary file, answered after 1 s.
+	faults := fault.New(1, fault.Rule{Endpoint: sftptest.StatEndpoint, Kind: fault.Latency, Calls: []int{2}, Delay: time.Second})
+	p := startSFTPTest(t, faults)
+	m := newMuter(t, p.addr)
+	cfg := p.config()
+	cfg.Addr = m.addr()
+	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
+	cfg.OpTimeout = 3 * time.Second
+	s := NewSFTPSession(cfg)
+	defer s.Close()
+	if err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := randomContent(5000, 14)
+	tmp := filepath.Join(p.upload, ".TD_gone.csv.part")
+	go func() {
+		// Once the temporary file is whole, its stat is being answered (1 s):
+		// from now on nothing the client sends on this connection arrives
+		// (the rename is lost with it); the server drops the partial upload.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if fi, err := os.Stat(tmp); err == nil && fi.Size() == int64(len(c)) {
+				break
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		m.muteAll()
+		// After the stat's answer (and the rename sent into the void),
+		// before the upload's bound (3 s) closes the connection.
+		time.Sleep(1200 * time.Millisecond)
+		_ = os.Remove(tmp)
+	}()
+	err := s.Upload(context.Background(), "TD_gone.csv", int64(len(c)), c.sha(), c.open)
+	renames := p.renamed()["upload/TD_gone.csv"]
+	_, statErr := os.Stat(filepath.Join(p.upload, "TD_gone.csv"))
+	if !errors.Is(err, errRenameUnknown) || len(renames) != 0 {
+		t.Fatalf("Upload: %v, %d renames (final name: %v); want the outcome unknown and no rename", err, len(renames), statErr)
+	}
+}
+
+// muter forwards TCP connections to target; muteAll stops the client's
+// data of the connections open at the time from reaching the server
+// (the server's still reach the client). Later connections are forwarded.
+type muter struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []*atomic.Bool
+}
+
+func newMuter(t testing.TB, target string) *muter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &muter{ln: ln}
+	var cmu sync.Mutex
+	var all []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		cmu.Lock()
+		defer cmu.Unlock()
+		for _, c := range all {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			cmu.Lock()
+			all = append(all, c, s)
+			cmu.Unlock()
+			muted := new(atomic.Bool)
+			m.mu.Lock()
+			m.conns = append(m.conns, muted)
+			m.mu.Unlock()
+			go func() {
+				defer s.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 && !muted.Load() {
+						if _, werr := s.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			go func() { _, _ = copyConn(c, s) }()
+		}
+	}()
+	return m
+}
+
+func (m *muter) addr() string { return m.ln.Addr().String() }
+
+func (m *muter) muteAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range m.conns {
+		b.Store(true)
+	}
+}
+
+// TestALateRenameOfTheOldConnectionDoesNotDeliverTwice: the old
+// connection's rename can still be on its way after a new connection
+// looked: a TCP connection closed by abort() still sends what its kernel
+// buffer holds. A first fix then uploaded again into the same .NAME.part,
+// and the old rename, landing late, moved the file being rewritten into
+// place (found by a review). Now the new connection renames the old
+// attempt's temporary file itself, and a late old rename finds nothing to
+// move. Here the client's bytes of the old connection are held and
+// delivered once the new connection has ended the rename.
+func TestALateRenameOfTheOldConnectionDoesNotDeliverTwice(t *testing.T) {
+	t.Parallel()
+	// Stat calls: 1 the directory check at connect, 2 the upload's stat of
+	// its temporary file, answered after 1 s.
+	faults := fault.New(1, fault.Rule{Endpoint: sftptest.StatEndpoint, Kind: fault.Latency, Calls: []int{2}, Delay: time.Second})
+	p := startSFTPTest(t, faults)
+	h := newHolder(t, p.addr, 512<<10)
+	cfg := p.config()
+	cfg.Addr = h.addr()
+	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
+	cfg.OpTimeout = 1500 * time.Millisecond
+	s := NewSFTPSession(cfg)
+	defer s.Close()
+	if err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := randomContent(1<<20, 15)
+	tmp := filepath.Join(p.upload, ".TD_late.csv.part")
+	go func() {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if fi, err := os.Stat(tmp); err == nil && fi.Size() == int64(len(c)) {
+				break
+			}
+		}
+		time.Sleep(300 * time.Millisecond) // the stat is being answered: the rename will be held
+		h.hold()
+		// The new connection ends the rename (the temporary file moved).
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if _, err := os.Stat(tmp); errors.Is(err, os.ErrNotExist) {
+				break
+			}
+		}
+		h.release()
+	}()
+	err := s.Upload(context.Background(), "TD_late.csv", int64(len(c)), c.sha(), c.open)
+	time.Sleep(500 * time.Millisecond)
+	renames := p.renamed()["upload/TD_late.csv"]
+	if err != nil || len(renames) != 1 || renames[0] != c.sha() {
+		t.Logf("Upload: %v", err)
+		t.Fatalf("the file was renamed into place %d times, with sha256 %v (want once, %s): the old connection's rename landed after landed() looked", len(renames), renames, c.sha())
+	}
+}
+
+// holder forwards TCP connections to target, client to server at rate
+// bytes a second; hold() keeps the client's later bytes of the
+// connections open at the time (delivered on release(), even after the
+// client closed, as a kernel sends what a closed socket still holds).
+type holder struct {
+	ln       net.Listener
+	mu       sync.Mutex
+	holds    []*atomic.Bool
+	released chan struct{}
+}
+
+func newHolder(t testing.TB, target string, rate int) *holder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &holder{ln: ln, released: make(chan struct{})}
+	var cmu sync.Mutex
+	var all []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		h.release()
+		cmu.Lock()
+		defer cmu.Unlock()
+		for _, c := range all {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			cmu.Lock()
+			all = append(all, c, s)
+			cmu.Unlock()
+			held := new(atomic.Bool)
+			h.mu.Lock()
+			h.holds = append(h.holds, held)
+			h.mu.Unlock()
+			go func() {
+				defer s.Close()
+				buf := make([]byte, 4096)
+				var kept []byte
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						if held.Load() {
+							kept = append(kept, buf[:n]...)
+						} else {
+							if _, werr := s.Write(buf[:n]); werr != nil {
+								return
+							}
+							time.Sleep(time.Duration(n) * time.Second / time.Duration(rate))
+						}
+					}
+					if err != nil {
+						if len(kept) > 0 {
+							<-h.released
+							_, _ = s.Write(kept)
+							time.Sleep(500 * time.Millisecond)
+						}
+						return
+					}
+				}
+			}()
+			go func() { _, _ = copyConn(c, s) }()
+		}
+	}()
+	return h
+}
+
+func (h *holder) addr() string { return h.ln.Addr().String() }
+
+func (h *holder) hold() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, b := range h.holds {
+		b.Store(true)
+	}
+}
+
+func (h *holder) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	select {
+	case <-h.released:
+	default:
+		close(h.released)
+	}
+}
