@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+
+	"github.com/settlekit/settle/pipeline"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -242,7 +244,7 @@ func (s *SFTP) removeTemps(ctx context.Context, name string, n int) {
 // connection since lost, of which neither the temporary file nor the file
 // under its final name is there: the server took it (Infinia takes what
 // it receives) or removed it. Only the server can say.
-var errRenameUnknown = errors.New("the rename into place was asked for on a connection since lost")
+var errRenameUnknown = fmt.Errorf("the rename into place was asked for on a connection since lost: %w", pipeline.ErrDeliveryUnknown)
 
 // finishRename ends, on a new connection, an upload of name whose rename
 // of tmpName into place was asked for on a connection since lost: it

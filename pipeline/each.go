@@ -16,6 +16,22 @@ import (
 // know a key (a requestNo, an order).
 var ErrNotFound = errors.New("not found at the provider")
 
+// ErrDeliveryUnknown is what a sender wraps when it cannot tell whether
+// its request reached the provider and cannot ask (a file renamed into a
+// drop box on a connection since lost, and no longer there: taken by the
+// provider, or removed). The engine records the send's error as the
+// effect's LastError; the sender's Query, finding the provider does not
+// know the key, answers still pending rather than "never arrived" for
+// such an effect (IsDeliveryUnknown): only the provider's word settles it,
+// never a second delivery.
+var ErrDeliveryUnknown = errors.New("whether it was delivered is unknown")
+
+// IsDeliveryUnknown reports whether an effect's last error (its text, as
+// recorded) says its delivery is unknown.
+func IsDeliveryUnknown(lastError string) bool {
+	return strings.Contains(lastError, ErrDeliveryUnknown.Error())
+}
+
 // IsNotFound reports whether err says the provider does not know the key.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 

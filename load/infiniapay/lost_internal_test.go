@@ -70,3 +70,33 @@ func TestAFileInfiniaLostNeedsAPerson(t *testing.T) {
 		})
 	}
 }
+
+// goneFile is an SFTP server on which no file is, under any name.
+type goneFile struct{ FileUploader }
+
+func (goneFile) Stat(context.Context, string) (int64, bool, error) { return 0, false, nil }
+
+// TestAnUploadWhoseDeliveryIsUnknownIsNotSentAgain: an upload whose rename
+// into place was asked for on a connection since lost, the file no longer
+// there (taken by Infinia, or removed), is asked about while Infinia does
+// not know it yet, and is not uploaded a second time: still pending.
+// Without that mark, a file Infinia does not know and that is not there
+// never arrived, and is sent again.
+func TestAnUploadWhoseDeliveryIsUnknownIsNotSentAgain(t *testing.T) {
+	t.Parallel()
+	f := pipeline.TradeFile{ID: 1, RequestNo: "R0", Name: "F0.csv", Status: StatusReceived}
+	for _, tc := range []struct {
+		lastError string
+		want      pipeline.OutcomeStatus
+	}{
+		{"upload F0.csv to sftp:22: the rename into place was asked for on a connection since lost: " + pipeline.ErrDeliveryUnknown.Error() + ", and neither ...", pipeline.OutcomePending},
+		{"upload F0.csv to sftp:22: connection lost", pipeline.OutcomeNotFound},
+	} {
+		c := &StageConfig{API: unknownOne{unknown: "R0"}, SFTP: goneFile{}}
+		u := &uploads{c: c, files: map[string]*uploading{"R0": {file: f}}}
+		out, err := u.Query(context.Background(), pipeline.Effect{Kind: KindUpload, Key: "R0", State: pipeline.EffectUnknown, LastError: tc.lastError})
+		if err != nil || out.Status != tc.want {
+			t.Errorf("last error %q: %+v, %v; want %v", tc.lastError, out, err, tc.want)
+		}
+	}
+}

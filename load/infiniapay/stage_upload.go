@@ -352,6 +352,12 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 	if qerr != nil && !errors.Is(qerr, pipeline.ErrNotFound) {
 		return pipeline.Outcome{}, qerr // Infinia said something of it: not "never arrived"
 	}
+	if pipeline.IsDeliveryUnknown(e.LastError) {
+		// Renamed into place on a connection since lost, perhaps, and taken
+		// by Infinia before it knows the file: asked again (the run ends
+		// still processing), never uploaded a second time.
+		return pipeline.Outcome{Status: pipeline.OutcomePending}, nil
+	}
 	return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
 }
 
