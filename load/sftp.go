@@ -314,6 +314,14 @@ func (s *SFTP) newClient() (*sftp.Client, error) {
 		sess.Close()
 		return fail(err)
 	}
+	perr, err := sess.StderrPipe()
+	if err != nil {
+		sess.Close()
+		return fail(err)
+	}
+	// Drained, as sftp.NewClient does: unread, it would fill the channel's
+	// window and stall the connection.
+	go func() { _, _ = io.Copy(io.Discard, perr) }()
 	if err := sess.RequestSubsystem("sftp"); err != nil {
 		sess.Close()
 		return fail(err)
@@ -345,7 +353,9 @@ func (a answers) Read(p []byte) (int, error) {
 
 // keepAlive sends keepalive@openssh.com requests and closes the connection
 // when one is not answered (even with a failure, as OpenSSH answers) within
-// the next interval.
+// the next interval and nothing else came from the server meanwhile: on a
+// slow link the keepalive waits behind the uploads' data while the server
+// answers their writes (a live server; found by a review).
 func (s *SFTP) keepAlive() {
 	every := s.cfg.KeepAlive
 	tick := time.NewTicker(every)
@@ -361,20 +371,35 @@ func (s *SFTP) keepAlive() {
 			_, _, err := s.conn.SendRequest("keepalive@openssh.com", true, nil)
 			answer <- err
 		}()
+		if !s.awaitKeepAlive(answer, every) {
+			return
+		}
+	}
+}
+
+// awaitKeepAlive waits for a keepalive's answer, interval after interval
+// while the server sends SFTP answers; false when the connection is done
+// or was aborted.
+func (s *SFTP) awaitKeepAlive(answer <-chan error, every time.Duration) bool {
+	for {
+		since := time.Now().UnixNano()
 		timeout := time.NewTimer(every)
 		select {
 		case <-s.done:
 			timeout.Stop()
-			return
+			return false
 		case err := <-answer:
 			timeout.Stop()
 			if err != nil {
 				s.abort(fmt.Sprintf("keepalive failed: %v", err))
-				return
+				return false
 			}
+			return true
 		case <-timeout.C:
-			s.abort(fmt.Sprintf("the server did not answer a keepalive within %s", every))
-			return
+			if s.answered.Load() < since {
+				s.abort(fmt.Sprintf("the server did not answer a keepalive within %s", every))
+				return false
+			}
 		}
 	}
 }

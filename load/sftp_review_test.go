@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/user"
@@ -361,6 +362,7 @@ func TestAMissingRemoteDirectoryIsAConfigurationError(t *testing.T) {
 // connection busy with other uploads over a slow link the probe waited
 // behind their data and its timeout closed the shared connection, cutting
 // every upload in flight. Only an error of the connection is one now.
+// Here the file's source cannot be read.
 func TestOneFilesErrorKeepsTheSharedConnection(t *testing.T) {
 	t.Parallel()
 	p := startSFTPTest(t, nil)
@@ -375,10 +377,6 @@ func TestOneFilesErrorKeepsTheSharedConnection(t *testing.T) {
 	if err := s.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// The other file's temporary name is a directory: its open fails.
-	if err := os.Mkdir(filepath.Join(p.upload, ".TD_small.csv.part"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	big := randomContent(8<<20, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -386,16 +384,22 @@ func TestOneFilesErrorKeepsTheSharedConnection(t *testing.T) {
 	go func() { bigDone <- s.Upload(ctx, "TD_big.csv", int64(len(big)), big.sha(), big.open) }()
 	// Wait until the big upload streams.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if fi, err := os.Stat(filepath.Join(p.upload, ".TD_big.csv.part")); err == nil && fi.Size() > 256<<10 {
+		if fi, err := os.Stat(tempOf(p.upload, "TD_big.csv")); err == nil && fi.Size() > 256<<10 {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the big upload did not start")
 		}
 	}
+	// The other file fails on its own: its source cannot be read.
 	small := randomContent(100, 11)
 	begin := time.Now()
-	err := s.Upload(context.Background(), "TD_small.csv", int64(len(small)), small.sha(), small.open)
+	err := s.Upload(context.Background(), "TD_small.csv", int64(len(small)), small.sha(), func() (io.ReadCloser, error) {
+		return nil, errors.New("the trade file cannot be read")
+	})
+	if err == nil {
+		t.Fatal("an upload whose source cannot be read succeeded")
+	}
 	t.Logf("small upload, after %s: %v", time.Since(begin).Round(time.Millisecond), err)
 	n := dials.Load()
 	cancel()
@@ -488,4 +492,14 @@ func TestASlowUploadThatMovesIsNotCut(t *testing.T) {
 	if took, n := time.Since(begin), dials.Load(); took < time.Second || n != 1 {
 		t.Fatalf("took %s on %d connections: want a slow upload (well over OpTimeout) on one", took.Round(time.Millisecond), n)
 	}
+}
+
+// tempOf is the path of a temporary file of an upload of name in dir (a
+// session's attempts write names of their own), or "" while there is none.
+func tempOf(dir, name string) string {
+	m, _ := filepath.Glob(filepath.Join(dir, "."+name+".*.part"))
+	if len(m) == 0 {
+		return ""
+	}
+	return m[0]
 }

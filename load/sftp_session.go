@@ -2,6 +2,8 @@ package load
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -83,23 +85,39 @@ func (s *SFTPSession) Connect(ctx context.Context) error {
 // second time, and a late rename of the lost connection could move a file
 // being written again (found by reviews).
 func (s *SFTPSession) Upload(ctx context.Context, name string, size int64, sha string, open func() (io.ReadCloser, error)) error {
-	attempt, renamed := 0, "" // renamed: the temporary name whose rename a lost connection asked for
-	return s.do(ctx, func(c *SFTP) error {
+	call := callTag()
+	var temps []string // the temporary names written, in order
+	renamed := ""      // the temporary name whose rename a lost connection asked for
+	err := s.do(ctx, func(c *SFTP) error {
 		var err error
 		if renamed != "" {
 			err = c.finishRename(ctx, name, renamed, size)
 		} else {
-			attempt++
+			tmp := tempName(name, call, len(temps)+1)
+			temps = append(temps, tmp)
 			sent := false
-			if err = c.uploadTracked(ctx, name, attempt, size, sha, open, &sent); err != nil && sent {
-				renamed = tempName(name, attempt)
+			if err = c.uploadTracked(ctx, name, tmp, size, sha, open, &sent); err != nil && sent && c.lost(err) {
+				renamed = tmp // asked for, and the answer lost with the connection (a refusal is an answer)
 			}
 		}
-		if err == nil && attempt > 1 {
-			c.removeTemps(ctx, name, attempt-1) // what the lost attempts left
+		if err == nil && len(temps) > 1 {
+			c.removeTemps(ctx, temps[:len(temps)-1]) // what the lost attempts left
 		}
 		return err
 	})
+	if err != nil && renamed != "" && !errors.Is(err, pipeline.ErrDeliveryUnknown) {
+		// Given up with the rename asked for: whether it landed is unknown,
+		// whatever failed last (never sent again blindly).
+		err = fmt.Errorf("%w; %w", err, errRenameUnknown)
+	}
+	return err
+}
+
+// callTag is a random tag for one Upload call's temporary names.
+func callTag() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Stat reports whether name exists under its final name and its size

@@ -40,26 +40,27 @@ import (
 // after the rename (an answer lost with the connection); a temporary file
 // may be left, which the next upload of the name starts over.
 func (s *SFTP) Upload(ctx context.Context, name string, size int64, wantSHA256 string, open func() (io.ReadCloser, error)) error {
-	return s.uploadTracked(ctx, name, 1, size, wantSHA256, open, nil)
+	return s.uploadTracked(ctx, name, tempName(name, "", 1), size, wantSHA256, open, nil)
 }
 
 // tempName is the temporary name of attempt n (from 1) of an upload of
-// name: .NAME.part, then .NAME.n.part. An attempt after a lost connection
-// writes a name of its own, so that a rename the lost connection asked
-// for, arriving late, cannot move a file being written again.
-func tempName(name string, n int) string {
-	if n <= 1 {
+// name by the call tagged call ("": .NAME.part, SFTP.Upload's): every
+// attempt of every SFTPSession.Upload call writes a name of its own, so
+// that a rename a lost connection asked for, arriving late, can only move
+// the whole file that attempt verified, never one being written again.
+func tempName(name, call string, n int) string {
+	if call == "" {
 		return "." + name + ".part"
 	}
-	return fmt.Sprintf(".%s.%d.part", name, n)
+	return fmt.Sprintf(".%s.%s-%d.part", name, call, n)
 }
 
-// uploadTracked is Upload as attempt n; renameSent, when not nil, is set
-// once the rename into place has been asked for.
-func (s *SFTP) uploadTracked(ctx context.Context, name string, n int, size int64, wantSHA256 string, open func() (io.ReadCloser, error), renameSent *bool) error {
+// uploadTracked is Upload through the temporary name tmp; renameSent, when
+// not nil, is set once the rename into place has been asked for.
+func (s *SFTP) uploadTracked(ctx context.Context, name, tmp string, size int64, wantSHA256 string, open func() (io.ReadCloser, error), renameSent *bool) error {
 	ctx, stop := s.watched(ctx)
 	defer stop()
-	err := s.guard(ctx, func() error { return s.upload(name, tempName(name, n), size, wantSHA256, open, renameSent) })
+	err := s.guard(ctx, func() error { return s.upload(name, tmp, size, wantSHA256, open, renameSent) })
 	if err != nil {
 		return fmt.Errorf("upload %s to %s: %w", name, s.cfg.Addr, err)
 	}
@@ -227,14 +228,14 @@ func checkName(name string) error {
 	return nil
 }
 
-// removeTemps removes, as it can, the temporary files of attempts 1 to n
-// of an upload of name (left by connections lost while they wrote).
-func (s *SFTP) removeTemps(ctx context.Context, name string, n int) {
+// removeTemps removes, as it can, the temporary files names (left by
+// connections lost while they wrote).
+func (s *SFTP) removeTemps(ctx context.Context, names []string) {
 	ctx, stop := s.watched(ctx)
 	defer stop()
 	_ = s.guard(ctx, func() error {
-		for i := 1; i <= n; i++ {
-			_ = s.client.Remove(path.Join(s.cfg.Dir, tempName(name, i)))
+		for _, n := range names {
+			_ = s.client.Remove(path.Join(s.cfg.Dir, n))
 		}
 		return nil
 	})

@@ -95,13 +95,13 @@ func TestATemporaryFileGoneWithoutTheRenameIsNotLanded(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := randomContent(5000, 14)
-	tmp := filepath.Join(p.upload, ".TD_gone.csv.part")
+	tmp := func() string { return tempOf(p.upload, "TD_gone.csv") }
 	go func() {
 		// Once the temporary file is whole, its stat is being answered (1 s):
 		// from now on nothing the client sends on this connection arrives
 		// (the rename is lost with it); the server drops the partial upload.
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if fi, err := os.Stat(tmp); err == nil && fi.Size() == int64(len(c)) {
+			if fi, err := os.Stat(tmp()); err == nil && fi.Size() == int64(len(c)) {
 				break
 			}
 		}
@@ -110,7 +110,7 @@ func TestATemporaryFileGoneWithoutTheRenameIsNotLanded(t *testing.T) {
 		// After the stat's answer (and the rename sent into the void),
 		// before the upload's bound (3 s) closes the connection.
 		time.Sleep(1200 * time.Millisecond)
-		_ = os.Remove(tmp)
+		_ = os.Remove(tmp())
 	}()
 	err := s.Upload(context.Background(), "TD_gone.csv", int64(len(c)), c.sha(), c.open)
 	renames := p.renamed()["upload/TD_gone.csv"]
@@ -221,10 +221,10 @@ func TestALateRenameOfTheOldConnectionDoesNotDeliverTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := randomContent(1<<20, 15)
-	tmp := filepath.Join(p.upload, ".TD_late.csv.part")
+	tmp := func() string { return tempOf(p.upload, "TD_late.csv") }
 	go func() {
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if fi, err := os.Stat(tmp); err == nil && fi.Size() == int64(len(c)) {
+			if fi, err := os.Stat(tmp()); err == nil && fi.Size() == int64(len(c)) {
 				break
 			}
 		}
@@ -232,7 +232,7 @@ func TestALateRenameOfTheOldConnectionDoesNotDeliverTwice(t *testing.T) {
 		h.hold()
 		// The new connection ends the rename (the temporary file moved).
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if _, err := os.Stat(tmp); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(tmp()); errors.Is(err, os.ErrNotExist) {
 				break
 			}
 		}

@@ -1,0 +1,77 @@
+package infiniapay
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// takenFile is Infinia's SFTP server as load.SFTPSession shows it when the
+// answer to the rename into place was lost with the connection and Infinia
+// took the file at once (moved it out of upload/): the first Upload
+// returns the session's errRenameUnknown, and the file is not under its
+// final name any more. Each Upload that returns puts a copy at Infinia.
+type takenFile struct{ delivered int }
+
+func (f *takenFile) Connect(context.Context) error { return nil }
+func (f *takenFile) Upload(_ context.Context, name string, _ int64, _ string, _ func() (io.ReadCloser, error)) error {
+	f.delivered++
+	if f.delivered == 1 {
+		return fmt.Errorf("upload %s to sftp:22: the rename into place was asked for on a connection since lost: %w, and neither .%s.part nor the file is there now: taken by the server, or removed",
+			name, pipeline.ErrDeliveryUnknown, name)
+	}
+	return nil
+}
+func (f *takenFile) Stat(context.Context, string) (int64, bool, error) { return 0, false, nil }
+
+// notYetKnown is Infinia's status API a few seconds after it took a file:
+// it does not know the requestNo yet (checkUpload waits LostAfter, a day
+// by default, on exactly this answer).
+type notYetKnown struct{ stageAPI }
+
+func (notYetKnown) UploadStatus(context.Context, pipeline.TradeFile) (string, string, error) {
+	return "", "", fmt.Errorf("%w: BIZ-404", pipeline.ErrNotFound)
+}
+
+type oneEffect struct{ e pipeline.Effect }
+
+func (s *oneEffect) PlanEffect(_ context.Context, e pipeline.Effect) (pipeline.Effect, error) {
+	return e, nil
+}
+func (s *oneEffect) MarkSent(context.Context, int64) error { s.e.Sends++; return nil }
+func (s *oneEffect) RecordOutcome(_ context.Context, _ int64, st pipeline.EffectState, _, lastErr string) error {
+	s.e.State, s.e.LastError = st, lastErr
+	return nil
+}
+
+// TestAnUploadWhoseRenameIsUnknownIsNotSentAgain: the SFTP session says
+// its delivery is unknown ("for the server's word to settle, never a
+// second upload"); the engine records the send's error as unknown, and the
+// first query a poll later found Infinia's status API not knowing the
+// file yet and the file gone from upload/ (Infinia took it): "never
+// arrived", and the engine sent the file again (found by a review). It is
+// still pending now.
+func TestAnUploadWhoseRenameIsUnknownIsNotSentAgain(t *testing.T) {
+	t.Parallel()
+	sftp := &takenFile{}
+	c := &StageConfig{API: notYetKnown{}, SFTP: sftp, WorkDir: t.TempDir()}
+	c.defaults()
+	f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
+	up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+	store := &oneEffect{}
+	e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo, State: pipeline.EffectPlanned}
+	// The engine's first wave: sent; the session's error makes it unknown.
+	e, err := pipeline.ApplyEffect(context.Background(), store, up, e)
+	if err != nil || e.State != pipeline.EffectUnknown {
+		t.Fatalf("first send: %v, %s", err, e.State)
+	}
+	// The engine's next wave (a poll later): asked about.
+	e, err = pipeline.ApplyEffect(context.Background(), store, up, e)
+	if sftp.delivered != 1 {
+		t.Fatalf("the trade file was uploaded %d times (effect %s, sends %d, err %v): after errRenameUnknown, a status query that does not know the file yet and a file gone from upload/ sent it again", sftp.delivered, e.State, e.Sends, err)
+	}
+}
