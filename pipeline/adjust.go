@@ -258,7 +258,7 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 			// nothing to take back, and waiting would be forever.
 			ignored++
 			if err := store.ResolveLateRefund(ctx, run, p.RefundNo, LateRefundIgnored,
-				"the order was rejected at the source, nothing was paid on it: "+p.SourceRejected, nil, 0); err != nil {
+				"the order was rejected at the source, nothing was paid on it: "+p.SourceRejected, nil, 0); err != nil && !errors.Is(err, ErrAlreadyResolved) {
 				return clawed, ignored, waiting, err
 			}
 			continue
@@ -310,6 +310,9 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 				waiting++ // another run clawed back a refund of the order meanwhile: the next run works it out again
 				continue
 			}
+			if errors.Is(err, ErrAlreadyResolved) {
+				continue // another run worked it out: nothing recorded here
+			}
 			clawed++
 			if err == nil {
 				next := *it
@@ -318,6 +321,9 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 				next.LateCommissionBack += adj.CommissionBack
 				done[p.OrderNo] = &next
 			}
+		}
+		if errors.Is(err, ErrAlreadyResolved) {
+			err = nil // by another run meanwhile (two dates' runs read the same pending refund)
 		}
 		if err != nil {
 			return clawed, ignored, waiting, err
@@ -412,6 +418,12 @@ type PayoutCandidate struct {
 
 // Net is what the payout would send: the items and the carried balance.
 func (p PayoutCandidate) Net() (int64, error) { return Add(p.Payable, p.Carried) }
+
+// ErrAlreadyResolved is what the ledger wraps when a late refund a run
+// worked out is no longer pending: another run (of another date, at the
+// same time) resolved it first. Nothing is recorded; it is not an error of
+// the run (it stopped the stage, exit 1: found by a review).
+var ErrAlreadyResolved = errors.New("no longer pending: another run resolved it")
 
 // ErrBalanceMoved is what the ledger wraps when a seller's payable and
 // carried balance no longer add up to the amount checked before planning.

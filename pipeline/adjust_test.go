@@ -15,7 +15,8 @@ type memAdjust struct {
 	resolved map[string]string // refund -> state
 	reasons  map[string]string
 	adjs     []Adjustment
-	pages    int // pages read
+	pages    int             // pages read
+	taken    map[string]bool // refunds another run resolves first
 }
 
 func (m *memAdjust) RecordLateRefunds(context.Context, *Run, []LateRefund) (int, error) {
@@ -41,6 +42,9 @@ func (m *memAdjust) PendingLateRefunds(_ context.Context, after string, orders i
 	return page, nil
 }
 func (m *memAdjust) ResolveLateRefund(_ context.Context, _ *Run, no, state, reason string, adj *Adjustment, _ int64) error {
+	if m.taken[no] {
+		return fmt.Errorf("resolve late refund %s: %w", no, ErrAlreadyResolved)
+	}
 	m.resolved[no], m.reasons[no] = state, reason
 	if adj != nil {
 		m.adjs = append(m.adjs, *adj)
@@ -265,5 +269,29 @@ func TestClawBacksReadPagesOfWholeOrders(t *testing.T) {
 		if no := fmt.Sprintf("O%05d", i); back[no] != 650 {
 			t.Fatalf("order %s: the seller gave back %d, want 650", no, back[no])
 		}
+	}
+}
+
+// TestALateRefundAnotherRunResolvedIsNoError: two dates' runs at the same
+// time read the same pending late refund; the second to resolve it found
+// it no longer pending, and its distribute stage stopped, exit 1 (found by
+// a review). Nothing is recorded for it and the run goes on.
+func TestALateRefundAnotherRunResolvedIsNoError(t *testing.T) {
+	d, _ := ParseDate("2026-11-21")
+	run := &Run{ID: 1, Key: RunKey{Date: d, Shard: Whole}}
+	late := func(no, order string, it *SettledItem) PendingLateRefund {
+		return PendingLateRefund{LateRefund: LateRefund{RefundNo: no, OrderNo: order, SellerID: "S1", Amount: 500}, Item: it}
+	}
+	store := &memAdjust{resolved: map[string]string{}, reasons: map[string]string{}, taken: map[string]bool{"R1": true, "R2": true},
+		pending: []PendingLateRefund{
+			late("R1", "A", settled("A", cardCh, "paid", 10000, 0)),   // a clawback
+			late("R2", "B", settled("B", walletCh, "paid", 10000, 0)), // ignored
+			late("R3", "C", settled("C", cardCh, "paid", 10000, 0)),
+		}}
+	if _, _, err := ClawBacks(context.Background(), store, tenPercent, testChannels, run); err != nil {
+		t.Fatalf("%v; want the refunds another run resolved left to it", err)
+	}
+	if len(store.adjs) != 1 || store.adjs[0].RefundNo != "R3" || store.resolved["R3"] != LateRefundClawed {
+		t.Fatalf("adjustments %+v, resolved %v: want R3's alone", store.adjs, store.resolved)
 	}
 }

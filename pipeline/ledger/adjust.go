@@ -186,7 +186,7 @@ func (l *Ledger) ResolveLateRefund(ctx context.Context, run *pipeline.Run, refun
 			return fmt.Errorf("resolve late refund %s: %w", refundNo, err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("resolve late refund %s: it is no longer pending (another run resolved it)", refundNo)
+			return fmt.Errorf("resolve late refund %s: %w", refundNo, pipeline.ErrAlreadyResolved)
 		}
 		if adj == nil {
 			return nil

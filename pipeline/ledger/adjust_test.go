@@ -185,6 +185,18 @@ func TestClawbacksOfOneOrderAreWorkedOutOnFreshSums(t *testing.T) {
 	if b := openBalance(t, l); b != -3000 {
 		t.Errorf("open balance %d, want -3000", b)
 	}
+	// A run that worked out a refund another run resolved meanwhile is
+	// told so (pipeline.ErrAlreadyResolved: not an error of its run; it
+	// stopped the stage, exit 1), and records nothing.
+	if err := l.ResolveLateRefund(ctx, run, "R2", pipeline.LateRefundClawed, "", claw("R2", 2000), 3000); !errors.Is(err, pipeline.ErrAlreadyResolved) {
+		t.Fatalf("a clawed refund worked out again: %v, want ErrAlreadyResolved", err)
+	}
+	if err := l.ResolveLateRefund(ctx, run, "R1", pipeline.LateRefundIgnored, "WeChat", nil, 0); !errors.Is(err, pipeline.ErrAlreadyResolved) {
+		t.Fatalf("a clawed refund ignored again: %v, want ErrAlreadyResolved", err)
+	}
+	if b := openBalance(t, l); b != -3000 {
+		t.Errorf("open balance %d after the late resolutions, want -3000", b)
+	}
 	// A rejected row read again, corrected, replaces the rejection; a
 	// valid one read again changes nothing.
 	fixed := pipeline.LateRefund{Date: day, RefundNo: "R3", OrderNo: "Aa", SellerID: "S1", Amount: 500, CreatedAt: now, State: pipeline.LateRefundPending}
