@@ -243,10 +243,13 @@ const maxSettlementPages = 10000
 // Settlements returns every settlement detail q selects, fetching page
 // after page (Config.SettlementPageSize a page) until a short or empty page
 // or the total is reached. An error ends the iteration: it is yielded
-// with a zero Settlement.
+// with a zero Settlement. A detail met again (offset pages over a list
+// that moved between two pages) is yielded once; met again with other
+// figures, it is an answer that cannot be used.
 func (c *Client) Settlements(ctx context.Context, q SettlementQuery) iter.Seq2[Settlement, error] {
 	return func(yield func(Settlement, error) bool) {
 		limit, offset := c.cfg.SettlementPageSize, 0
+		seen := map[string]Settlement{}
 		for range maxSettlementPages {
 			p, err := c.SettlementPage(ctx, q, offset, limit)
 			if err != nil {
@@ -254,6 +257,15 @@ func (c *Client) Settlements(ctx context.Context, q SettlementQuery) iter.Seq2[S
 				return
 			}
 			for _, s := range p.Items {
+				if before, ok := seen[s.BatchID]; ok {
+					if before != s {
+						yield(Settlement{}, &Error{API: APISettlements, Key: q.SubMchID, kind: failBadAnswer,
+							Err: fmt.Errorf("%w: settlement batch %s listed twice with other figures", ErrAnswer, clip(s.BatchID))})
+						return
+					}
+					continue
+				}
+				seen[s.BatchID] = s
 				if !yield(s, nil) {
 					return
 				}

@@ -205,7 +205,11 @@ func (s *Server) settlements(c call) reply {
 	}
 	slices.SortStableFunc(sel, func(a, b *batch) int { return cmp.Compare(a.day.String(), b.day.String()) })
 	page := []wireSettlement{}
-	for _, b := range sel[min(offset, len(sel)):min(offset+limit, len(sel))] {
+	from0 := offset
+	if offset > 0 {
+		from0 = max(0, offset-s.o.SettlementShift)
+	}
+	for _, b := range sel[min(from0, len(sel)):min(from0+limit, len(sel))] {
 		page = append(page, b.view())
 	}
 	return ok(map[string]any{"offset": offset, "limit": limit, "total_count": len(sel), "data": page})

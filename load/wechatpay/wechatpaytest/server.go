@@ -55,6 +55,10 @@ type Options struct {
 	// Polls is how many order queries answer PROCESSING before FINISHED.
 	// Default 2; negative: FINISHED at once.
 	Polls int
+	// SettlementShift starts every settlement page after the first that
+	// many details early (a list that grew at its head between two offset
+	// pages): the page repeats the previous page's last details.
+	SettlementShift int
 	// ReviewPolls is how many receiver result queries answer INIT before
 	// EFFECTIVE. Default 1; negative: EFFECTIVE when added.
 	ReviewPolls int
