@@ -21,9 +21,10 @@ import (
 // (infiniapay.FileUploader): a connection dialled on first use and dialled
 // again when it is lost - a connection dropped while a file's status is
 // checked, or between two files, costs a reconnect, not the run. Upload
-// and Stat are safe to repeat (an upload starts its temporary file over and
-// renames atomically), so after a lost connection they are repeated on a
-// new one, up to Attempts times in all. A configuration error (host key,
+// and Stat are safe to repeat (each attempt of an upload writes a
+// temporary name of its own and renames atomically; one whose rename was
+// asked for is ended, not repeated: see Upload), so after a lost
+// connection they are repeated on a new one, up to Attempts times in all. A configuration error (host key,
 // authentication, an incomplete config: kind pipeline.KindUsage) is never
 // retried. Its methods are safe for concurrent use.
 type SFTPSession struct {

@@ -256,9 +256,12 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 		if it == nil && p.SourceRejected != "" {
 			// An order settles once, ever: one rejected at the source has
 			// nothing to take back, and waiting would be forever.
-			ignored++
-			if err := store.ResolveLateRefund(ctx, run, p.RefundNo, LateRefundIgnored,
-				"the order was rejected at the source, nothing was paid on it: "+p.SourceRejected, nil, 0); err != nil && !errors.Is(err, ErrAlreadyResolved) {
+			err := store.ResolveLateRefund(ctx, run, p.RefundNo, LateRefundIgnored,
+				"the order was rejected at the source, nothing was paid on it: "+p.SourceRejected, nil, 0)
+			switch {
+			case err == nil:
+				ignored++
+			case !errors.Is(err, ErrAlreadyResolved):
 				return clawed, ignored, waiting, err
 			}
 			continue
@@ -273,11 +276,13 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 		spec, _ := channels.Spec(it.Channel)
 		switch {
 		case spec.LateRefundIgnored != "":
-			ignored++
-			err = resolve(LateRefundIgnored, spec.LateRefundIgnored, nil)
+			if err = resolve(LateRefundIgnored, spec.LateRefundIgnored, nil); err == nil {
+				ignored++
+			}
 		case it.State == "rejected":
-			ignored++
-			err = resolve(LateRefundIgnored, "the order was rejected: nothing was paid on it", nil)
+			if err = resolve(LateRefundIgnored, "the order was rejected: nothing was paid on it", nil); err == nil {
+				ignored++
+			}
 		case it.State != "paid" && it.State != "carried":
 			waiting++
 			continue
@@ -285,16 +290,19 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 			var adj *Adjustment
 			var note string
 			adj, note, err = clawback(it, p.LateRefund, resplit)
-			if note != "" {
-				problems.Add(note)
-			}
 			if err != nil {
 				var bad *badRefund
 				if !errors.As(err, &bad) {
 					return clawed, ignored, waiting, err
 				}
-				problems.Add(fmt.Sprintf("late refund %s of order %s: %s", p.RefundNo, p.OrderNo, bad.why))
-				err = resolve(LateRefundRejected, bad.why, nil)
+				// Noted for a person once recorded here (another run may
+				// have resolved it meanwhile).
+				if err = resolve(LateRefundRejected, bad.why, nil); err == nil {
+					problems.Add(fmt.Sprintf("late refund %s of order %s: %s", p.RefundNo, p.OrderNo, bad.why))
+					if note != "" {
+						problems.Add(note)
+					}
+				}
 				break
 			}
 			// Dated the day the run that records it settles, not before
@@ -312,6 +320,9 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 			}
 			if errors.Is(err, ErrAlreadyResolved) {
 				continue // another run worked it out: nothing recorded here
+			}
+			if err == nil && note != "" {
+				problems.Add(note)
 			}
 			clawed++
 			if err == nil {

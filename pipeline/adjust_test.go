@@ -275,7 +275,7 @@ func TestClawBacksReadPagesOfWholeOrders(t *testing.T) {
 // TestALateRefundAnotherRunResolvedIsNoError: two dates' runs at the same
 // time read the same pending late refund; the second to resolve it found
 // it no longer pending, and its distribute stage stopped, exit 1 (found by
-// a review). Nothing is recorded for it and the run goes on.
+// a review). Nothing is recorded or counted for it, and the run goes on.
 func TestALateRefundAnotherRunResolvedIsNoError(t *testing.T) {
 	d, _ := ParseDate("2026-11-21")
 	run := &Run{ID: 1, Key: RunKey{Date: d, Shard: Whole}}
@@ -288,8 +288,12 @@ func TestALateRefundAnotherRunResolvedIsNoError(t *testing.T) {
 			late("R2", "B", settled("B", walletCh, "paid", 10000, 0)), // ignored
 			late("R3", "C", settled("C", cardCh, "paid", 10000, 0)),
 		}}
-	if _, _, err := ClawBacks(context.Background(), store, tenPercent, testChannels, run); err != nil {
+	summary, _, err := ClawBacks(context.Background(), store, tenPercent, testChannels, run)
+	if err != nil {
 		t.Fatalf("%v; want the refunds another run resolved left to it", err)
+	}
+	if !strings.Contains(summary, "1 clawed back, 0 ignored") {
+		t.Errorf("summary %q: want R3 alone counted", summary)
 	}
 	if len(store.adjs) != 1 || store.adjs[0].RefundNo != "R3" || store.resolved["R3"] != LateRefundClawed {
 		t.Fatalf("adjustments %+v, resolved %v: want R3's alone", store.adjs, store.resolved)

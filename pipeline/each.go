@@ -22,8 +22,9 @@ var ErrNotFound = errors.New("not found at the provider")
 // provider, or removed). The engine records the send's error as the
 // effect's LastError; the sender's Query, finding the provider does not
 // know the key, answers still pending rather than "never arrived" for
-// such an effect (IsDeliveryUnknown): only the provider's word settles it,
-// never a second delivery.
+// such an effect (IsDeliveryUnknown), keeping the mark as its reason: only
+// the provider's word settles it (or, long after, a person), never a
+// second delivery.
 var ErrDeliveryUnknown = errors.New("whether it was delivered is unknown")
 
 // IsDeliveryUnknown reports whether an effect's last error (its text, as

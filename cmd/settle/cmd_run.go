@@ -673,8 +673,12 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			same = w.Start.Equal(o.window.Start) && w.End.Equal(o.window.End)
 		}
 		if !same {
-			cfg.logger().Warn(fmt.Sprintf("%s was opened in time zone %s (run %d): this run reads in %s, another window; run it with --tz %s unless that is meant",
-				o.key, run.TimeZone, run.ID, o.tz, run.TimeZone))
+			advice := "run it with --tz " + run.TimeZone
+			if run.TimeZone == "Local" {
+				advice = "run it with --tz naming the zone that machine had (Local is refused now)"
+			}
+			cfg.logger().Warn(fmt.Sprintf("%s was opened in time zone %s (run %d): this run reads in %s, another window; %s unless that is meant",
+				o.key, run.TimeZone, run.ID, o.tz, advice))
 		}
 	}
 	sendsBefore, err := l.Sends(ctx, o.key, plugged.Pays)

@@ -93,6 +93,7 @@ func TestAnUploadWhoseDeliveryIsUnknownIsNotSentAgain(t *testing.T) {
 		{"upload F0.csv to sftp:22: connection lost", pipeline.OutcomeNotFound},
 	} {
 		c := &StageConfig{API: unknownOne{unknown: "R0"}, SFTP: goneFile{}}
+		c.defaults()
 		u := &uploads{c: c, files: map[string]*uploading{"R0": {file: f}}}
 		out, err := u.Query(context.Background(), pipeline.Effect{Kind: KindUpload, Key: "R0", State: pipeline.EffectUnknown, LastError: tc.lastError})
 		if err != nil || out.Status != tc.want {

@@ -2,10 +2,12 @@ package infiniapay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -73,5 +75,38 @@ func TestAnUploadWhoseRenameIsUnknownIsNotSentAgain(t *testing.T) {
 	e, err = pipeline.ApplyEffect(context.Background(), store, up, e)
 	if sftp.delivered != 1 {
 		t.Fatalf("the trade file was uploaded %d times (effect %s, sends %d, err %v): after errRenameUnknown, a status query that does not know the file yet and a file gone from upload/ sent it again", sftp.delivered, e.State, e.Sends, err)
+	}
+}
+
+// TestAnUploadWhoseDeliveryStaysUnknownIsForAPerson: the pending answer
+// wiped the mark (its reason, empty, became the effect's last error), and
+// the next question sent the file again (found by a review); the mark is
+// kept, with when the delivery was first found unknown. Past LostAfter,
+// Infinia still not knowing the file is for a person (an answer that
+// cannot be used: held, exit 4, asked again by the next run), never a
+// second upload.
+func TestAnUploadWhoseDeliveryStaysUnknownIsForAPerson(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	sftp := &takenFile{}
+	c := &StageConfig{API: notYetKnown{}, SFTP: sftp, WorkDir: t.TempDir(), Now: func() time.Time { return now }}
+	c.defaults()
+	f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
+	up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+	store := &oneEffect{}
+	e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo, State: pipeline.EffectPlanned}
+	var err error
+	for i := range 4 { // a send, then three waves of questions
+		if e, err = pipeline.ApplyEffect(context.Background(), store, up, e); err != nil {
+			t.Fatalf("apply %d: %v", i, err)
+		}
+	}
+	if sftp.delivered != 1 || !pipeline.IsDeliveryUnknown(e.LastError) || !strings.Contains(e.LastError, "since 2026-11-25T03:00:00Z") {
+		t.Fatalf("uploaded %d times (effect %s, last error %q): want once, the mark kept with its time", sftp.delivered, e.State, e.LastError)
+	}
+	now = now.Add(c.LostAfter + time.Minute)
+	_, err = pipeline.ApplyEffect(context.Background(), store, up, e)
+	if !errors.Is(err, ErrAnswer) || !strings.Contains(err.Error(), "ask Infinia") || sftp.delivered != 1 {
+		t.Fatalf("a day later: %v, uploaded %d times; want it for a person, never uploaded again", err, sftp.delivered)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -355,10 +356,42 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 	if pipeline.IsDeliveryUnknown(e.LastError) {
 		// Renamed into place on a connection since lost, perhaps, and taken
 		// by Infinia before it knows the file: asked again (the run ends
-		// still processing), never uploaded a second time.
-		return pipeline.Outcome{Status: pipeline.OutcomePending}, nil
+		// still processing), never uploaded a second time. The mark is
+		// kept as the answer's reason (a pending answer's reason is what
+		// the effect's last error becomes: an empty one wiped the mark and
+		// the next query sent the file again; found by a review), with when
+		// the delivery was first found unknown; past LostAfter, Infinia not
+		// knowing the file is for a person, as for a file lost after its
+		// upload.
+		since, ok := deliveryUnknownSince(e.LastError)
+		if !ok {
+			since = u.c.Now().UTC()
+			return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: e.LastError + deliverySinceMark + since.Format(time.RFC3339) + ")"}, nil
+		}
+		if u.c.Now().Sub(since) > u.c.LostAfter {
+			return pipeline.Outcome{}, &Error{API: APIUploadStatus, RequestNo: f.RequestNo, kind: failBadAnswer,
+				Err: fmt.Errorf("%w: Infinia does not know trade file %s (requestNo %s), whose delivery has been unknown since %s (its rename into place was asked for on a connection since lost, and the file is gone from the server): ask Infinia whether it received it",
+					ErrAnswer, f.Name, f.RequestNo, since.Format(time.RFC3339))}
+		}
+		return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: e.LastError}, nil
 	}
 	return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
+}
+
+// deliverySinceMark begins, in an upload's last error, when its delivery
+// was first found unknown.
+const deliverySinceMark = " (delivery unknown since "
+
+// deliveryUnknownSince reads the time deliverySinceMark gives in an
+// upload's last error.
+func deliveryUnknownSince(lastError string) (time.Time, bool) {
+	_, rest, ok := strings.Cut(lastError, deliverySinceMark)
+	if !ok {
+		return time.Time{}, false
+	}
+	stamp, _, _ := strings.Cut(rest, ")")
+	t, err := time.Parse(time.RFC3339, stamp)
+	return t, err == nil
 }
 
 // awaitUploads asks Infinia about every uploaded file that is not final,

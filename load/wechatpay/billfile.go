@@ -68,7 +68,8 @@ func LoadBillLayout(path string) (BillLayout, error) {
 		return BillLayout{}, fmt.Errorf("bill layout %s: %w", path, err)
 	}
 	for name, v := range map[string]string{"Time": l.Time, "TransactionID": l.TransactionID, "OutOrderNo": l.OutOrderNo,
-		"Amount": l.Amount, "BusinessType": l.BusinessType, "Distribution": l.Distribution, "Unfreeze": l.Unfreeze, "Summary": l.Summary} {
+		"ReceiverType": l.ReceiverType, "Account": l.Account, "Amount": l.Amount, "BusinessType": l.BusinessType,
+		"Distribution": l.Distribution, "Unfreeze": l.Unfreeze, "Summary": l.Summary} {
 		if strings.TrimSpace(v) == "" {
 			return BillLayout{}, fmt.Errorf("bill layout %s: %s is empty", path, name)
 		}

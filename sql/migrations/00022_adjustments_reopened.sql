@@ -10,7 +10,9 @@
 -- reopened_from keeps the subject of the failed revenue share that opened
 -- an entry again; FailedPayouts counts the failure while such an entry is
 -- still open. A constant default: the column is added without rewriting
--- the table.
+-- the table. Entries opened again before this migration cannot be told
+-- (their old netted_into was cleared): such a failure stays uncounted,
+-- as before, until the next revenue share of the seller pays them.
 
 -- +goose Up
 ALTER TABLE adjustments ADD COLUMN reopened_from text COLLATE "C" NOT NULL DEFAULT '';

@@ -56,8 +56,10 @@ type Options struct {
 	// Default 2; negative: FINISHED at once.
 	Polls int
 	// SettlementShift starts every settlement page after the first that
-	// many details early (a list that grew at its head between two offset
-	// pages): the page repeats the previous page's last details.
+	// many details early: the page repeats the previous page's last
+	// details, as a list that moved between two offset pages would (its
+	// total_count unchanged: the last details of a list longer than the
+	// pages read are not reached).
 	SettlementShift int
 	// ReviewPolls is how many receiver result queries answer INIT before
 	// EFFECTIVE. Default 1; negative: EFFECTIVE when added.
