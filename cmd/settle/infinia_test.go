@@ -714,7 +714,7 @@ func TestOneStuckTradeFileHoldsBackNoOtherSeller(t *testing.T) {
 }
 
 // TestOneFailingUploadHoldsBackNoOtherSeller: one trade file whose upload
-// keeps failing (the SFTP server cannot create its temporary name) is
+// keeps failing (the SFTP server cannot rename it into place) is
 // left pending by the engine at the wait; the upload stage returned
 // "still processing" at once, so no other file's status was asked and no
 // seller of the date was paid, on every run while that file failed (found
@@ -749,8 +749,8 @@ func TestOneFailingUploadHoldsBackNoOtherSeller(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(filepath.Dir(sim.Config.KnownHostsFile), "..", "sftp", "upload")
-	// The server cannot open this file's temporary name for writing.
-	if err := os.MkdirAll(filepath.Join(dir, "."+name+".part"), 0o755); err != nil {
+	// The server cannot rename this file into place: its name is a directory.
+	if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for run := 1; run <= 2; run++ {

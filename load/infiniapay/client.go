@@ -228,9 +228,11 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 			ExpectContinueTimeout: time.Second,
 		},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			// Never from https down to plain http (a download's token and
-			// content would travel in the clear).
-			if via[0].Method != http.MethodGet || len(via) >= 5 || req.URL.Scheme != "https" && via[len(via)-1].URL.Scheme == "https" {
+			// Never down from https to plain http, nor to plain http off
+			// this machine (the simulator's): a download's token and
+			// content would travel in the clear.
+			if via[0].Method != http.MethodGet || len(via) >= 5 ||
+				req.URL.Scheme != "https" && (via[len(via)-1].URL.Scheme == "https" || !loopback(req.URL.Hostname())) {
 				return http.ErrUseLastResponse
 			}
 			return nil
