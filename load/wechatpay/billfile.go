@@ -188,7 +188,10 @@ func (l BillLayout) Parse(data []byte) ([]BillLine, error) {
 		}
 		bl, err := l.line(rec, idx)
 		if err == nil {
-			total, err = pipeline.Add(total, bl.Amount)
+			var milli int64
+			if milli, err = checksumAmount(cell(rec[idx[l.Amount]])); err == nil {
+				total, err = pipeline.Add(total, milli)
+			}
 		}
 		if err != nil {
 			return nil, &BillError{Line: line, Err: err}
@@ -209,18 +212,10 @@ func (l BillLayout) line(rec []string, idx map[string]int) (BillLine, error) {
 	if err != nil {
 		return BillLine{}, err
 	}
-	// The bill's amounts are in yuan (WeChat Pay, "API Download Address
-	// for Bill": "The unit of amount in the bill is Yuan (CNY)"), and its
-	// summary totals them as such: a line in another currency cannot be
-	// read as published (it was read in that currency's minor units and
-	// added to the yuan; found by a review).
 	cur := pipeline.Currency("CNY")
 	if c := get(l.Currency); c != "" {
 		if cur, err = pipeline.ParseCurrency(c); err != nil {
 			return BillLine{}, err
-		}
-		if cur != "CNY" {
-			return BillLine{}, fmt.Errorf("%s %s: the bill's amounts are published in yuan (CNY)", l.Currency, cur)
 		}
 	}
 	amount, err := pipeline.ParseMinor(get(l.Amount), cur)
@@ -252,6 +247,16 @@ func parseBillTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("time %q: want %s (Beijing) or RFC 3339", clip(s), BillTimeLayout)
 }
 
+// checksumUnit is the scale of the bill's total check: thousandths, so that
+// the amount column adds up as the decimal numbers it holds, whatever the
+// lines' currencies (a JPY "100" and a USD "1.00" are 101.00, not 2.00 as
+// their minor units added up: found by a review). The total is the file's
+// check, not a sum of money.
+const checksumUnit pipeline.Currency = "KWD" // three decimals
+
+// checksumAmount is a bill amount in thousandths (checksumUnit).
+func checksumAmount(s string) (int64, error) { return pipeline.ParseMinor(s, checksumUnit) }
+
 // csvLine is the line of the record a Read returned (rec, err): a parse
 // error's own, else the record's first field's. FieldPos panics when the
 // last Read recorded no field (a bare quote in a record's first field: a
@@ -280,9 +285,9 @@ func checkSummary(r *csv.Reader, count int, total int64) error {
 	if err != nil || n != count {
 		return &BillError{Line: line, Err: fmt.Errorf("summary count %q, the bill has %d rows", clip(rec[0]), count)}
 	}
-	sum, err := pipeline.ParseMinor(cell(rec[1]), "CNY")
+	sum, err := checksumAmount(cell(rec[1]))
 	if err != nil || sum != total {
-		return &BillError{Line: line, Err: fmt.Errorf("summary total %q, the rows add up to %s", clip(rec[1]), pipeline.FormatMinor(total, "CNY"))}
+		return &BillError{Line: line, Err: fmt.Errorf("summary total %q, the rows' amounts add up to %s", clip(rec[1]), pipeline.FormatMinor(total, checksumUnit))}
 	}
 	for {
 		rec, err := r.Read()

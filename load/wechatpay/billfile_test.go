@@ -97,13 +97,12 @@ func TestABareQuoteInABillsFirstFieldIsABillError(t *testing.T) {
 	}
 }
 
-// TestABillAddsNoUnlikeCurrencies: WeChat Pay: "The unit of amount in the
-// bill is Yuan (CNY)" (API Download Address for Bill). ParseBill read each
-// amount in the exponent of the row's currency column and added the rows'
-// minor units whatever their currency, then compared them with the
-// summary read as CNY: 100 JPY (100 minor units) and 1.00 USD (100) "added
-// up" to a 2.00 yuan summary (found by a review). A line in another
-// currency than yuan is now refused.
+// TestABillAddsNoUnlikeCurrencies: ParseBill read each amount in the
+// exponent of the row's currency column and added the rows' minor units
+// whatever their currency, then compared them with the summary: 100 JPY
+// (100 minor units) and 1.00 USD (100) "added up" to a 2.00 summary (found
+// by a review). The total check now adds the amount column as the decimal
+// numbers it holds (101.00 here), the file's own check.
 func TestABillAddsNoUnlikeCurrencies(t *testing.T) {
 	mixed := "create_time,transaction_id,out_order_no,receiver_type,receiver_account,amount,currency,business_type\n" +
 		"`2025-09-03 10:00:00,`T1,`WX1,`MERCHANT_ID,`1900000100,`100,`JPY,`DISTRIBUTION\n" +
