@@ -19,7 +19,7 @@ import (
 func TestAKeepaliveBehindASlowUploadIsNotTakenForADeadServer(t *testing.T) {
 	t.Parallel()
 	p := startSFTPTest(t, nil)
-	slow := newThrottle(t, p.addr, 256<<10)
+	slow := newTCPProxy(t, p.addr, 256<<10)
 	cfg := p.config()
 	cfg.Addr = slow.addr()
 	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))

@@ -27,7 +27,7 @@ func TestALateRenameDoesNotMoveTheResentUploadInPart(t *testing.T) {
 	// its temporary file, answered after 1 s.
 	faults := fault.New(1, fault.Rule{Endpoint: sftptest.StatEndpoint, Kind: fault.Latency, Calls: []int{2}, Delay: time.Second})
 	p := startSFTPTest(t, faults)
-	h := newHolder(t, p.addr, 512<<10)
+	h := newTCPProxy(t, p.addr, 512<<10)
 	cfg := p.config()
 	cfg.Addr = h.addr()
 	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))

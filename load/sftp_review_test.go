@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -121,7 +120,7 @@ func TestALostAnswerToTheRenameUploadsTheFileOnce(t *testing.T) {
 		}
 	}
 	key, _ := newClientKey(t)
-	var proxy *dropper
+	var proxy *tcpProxy
 	var deliveries atomic.Int32
 	srv, err := sftptest.Start(sftptest.Config{Root: root, AuthorizedKeys: []ssh.PublicKey{key.PublicKey()},
 		OnRename: func(path string) {
@@ -140,7 +139,7 @@ func TestALostAnswerToTheRenameUploadsTheFileOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	proxy = newDropper(t, srv.Addr())
+	proxy = newTCPProxy(t, srv.Addr(), 0)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	if err := os.WriteFile(kh, []byte(knownhosts.Line([]string{proxy.addr()}, srv.HostKey())+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -160,71 +159,6 @@ func TestALostAnswerToTheRenameUploadsTheFileOnce(t *testing.T) {
 	}
 	if n := deliveries.Load(); n != 1 {
 		t.Fatalf("the trade file was renamed into upload/ %d times (taken by the server as %v): a lost answer re-uploaded a file that had landed", n, names)
-	}
-}
-
-// dropper forwards TCP connections to a server and can drop them all.
-type dropper struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newDropper(t testing.TB, target string) *dropper {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &dropper{ln: ln}
-	t.Cleanup(func() { ln.Close(); d.dropAll() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			d.mu.Lock()
-			d.conns = append(d.conns, c, s)
-			d.mu.Unlock()
-			go func() { _, _ = copyConn(s, c) }()
-			go func() { _, _ = copyConn(c, s) }()
-		}
-	}()
-	return d
-}
-
-func (d *dropper) addr() string { return d.ln.Addr().String() }
-
-func (d *dropper) dropAll() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, c := range d.conns {
-		c.Close()
-	}
-	d.conns = nil
-}
-
-func copyConn(dst, src net.Conn) (int64, error) {
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	var n int64
-	for {
-		k, err := src.Read(buf)
-		if k > 0 {
-			if _, werr := dst.Write(buf[:k]); werr != nil {
-				return n, werr
-			}
-			n += int64(k)
-		}
-		if err != nil {
-			return n, err
-		}
 	}
 }
 
@@ -366,7 +300,7 @@ func TestAMissingRemoteDirectoryIsAConfigurationError(t *testing.T) {
 func TestOneFilesErrorKeepsTheSharedConnection(t *testing.T) {
 	t.Parallel()
 	p := startSFTPTest(t, nil)
-	slow := newThrottle(t, p.addr, 256<<10) // 256 KiB/s towards the server
+	slow := newTCPProxy(t, p.addr, 256<<10) // 256 KiB/s towards the server
 	cfg := p.config()
 	cfg.Addr = slow.addr()
 	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
@@ -410,64 +344,6 @@ func TestOneFilesErrorKeepsTheSharedConnection(t *testing.T) {
 	}
 }
 
-// throttle forwards TCP connections to target, client to server at rate
-// bytes per second.
-type throttle struct{ ln net.Listener }
-
-func newThrottle(t testing.TB, target string, rate int) *throttle {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, s)
-			mu.Unlock()
-			go func() {
-				defer s.Close()
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						if _, werr := s.Write(buf[:n]); werr != nil {
-							return
-						}
-						time.Sleep(time.Duration(n) * time.Second / time.Duration(rate))
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-			go func() { _, _ = copyConn(c, s) }()
-		}
-	}()
-	return &throttle{ln: ln}
-}
-
-func (th *throttle) addr() string { return th.ln.Addr().String() }
-
 // TestASlowUploadThatMovesIsNotCut: the watch goes by the server's
 // answers, not by a deadline: an upload over a slow link that takes many
 // times OpTimeout, the server answering its writes all along, is let
@@ -475,7 +351,7 @@ func (th *throttle) addr() string { return th.ln.Addr().String() }
 func TestASlowUploadThatMovesIsNotCut(t *testing.T) {
 	t.Parallel()
 	p := startSFTPTest(t, nil)
-	slow := newThrottle(t, p.addr, 256<<10) // 256 KiB/s towards the server
+	slow := newTCPProxy(t, p.addr, 256<<10) // 256 KiB/s towards the server
 	cfg := p.config()
 	cfg.Addr = slow.addr()
 	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))

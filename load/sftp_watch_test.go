@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -32,7 +31,7 @@ import (
 func TestUploadsSharingASlowLinkAreNotCut(t *testing.T) {
 	t.Parallel()
 	p := startSFTPTest(t, nil)
-	slow := newThrottle(t, p.addr, 1<<20)
+	slow := newTCPProxy(t, p.addr, 1<<20)
 	cfg := p.config()
 	cfg.Addr = slow.addr()
 	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
@@ -84,7 +83,7 @@ func TestATemporaryFileGoneWithoutTheRenameIsNotLanded(t *testing.T) {
 	// its temporary file, answered after 1 s.
 	faults := fault.New(1, fault.Rule{Endpoint: sftptest.StatEndpoint, Kind: fault.Latency, Calls: []int{2}, Delay: time.Second})
 	p := startSFTPTest(t, faults)
-	m := newMuter(t, p.addr)
+	m := newTCPProxy(t, p.addr, 0)
 	cfg := p.config()
 	cfg.Addr = m.addr()
 	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
@@ -120,81 +119,6 @@ func TestATemporaryFileGoneWithoutTheRenameIsNotLanded(t *testing.T) {
 	}
 }
 
-// muter forwards TCP connections to target; muteAll stops the client's
-// data of the connections open at the time from reaching the server
-// (the server's still reach the client). Later connections are forwarded.
-type muter struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []*atomic.Bool
-}
-
-func newMuter(t testing.TB, target string) *muter {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &muter{ln: ln}
-	var cmu sync.Mutex
-	var all []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		cmu.Lock()
-		defer cmu.Unlock()
-		for _, c := range all {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			cmu.Lock()
-			all = append(all, c, s)
-			cmu.Unlock()
-			muted := new(atomic.Bool)
-			m.mu.Lock()
-			m.conns = append(m.conns, muted)
-			m.mu.Unlock()
-			go func() {
-				defer s.Close()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 && !muted.Load() {
-						if _, werr := s.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-			go func() { _, _ = copyConn(c, s) }()
-		}
-	}()
-	return m
-}
-
-func (m *muter) addr() string { return m.ln.Addr().String() }
-
-func (m *muter) muteAll() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, b := range m.conns {
-		b.Store(true)
-	}
-}
-
 // TestALateRenameOfTheOldConnectionDoesNotDeliverTwice: the old
 // connection's rename can still be on its way after a new connection
 // looked: a TCP connection closed by abort() still sends what its kernel
@@ -210,7 +134,7 @@ func TestALateRenameOfTheOldConnectionDoesNotDeliverTwice(t *testing.T) {
 	// its temporary file, answered after 1 s.
 	faults := fault.New(1, fault.Rule{Endpoint: sftptest.StatEndpoint, Kind: fault.Latency, Calls: []int{2}, Delay: time.Second})
 	p := startSFTPTest(t, faults)
-	h := newHolder(t, p.addr, 512<<10)
+	h := newTCPProxy(t, p.addr, 512<<10)
 	cfg := p.config()
 	cfg.Addr = h.addr()
 	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
@@ -244,104 +168,5 @@ func TestALateRenameOfTheOldConnectionDoesNotDeliverTwice(t *testing.T) {
 	if err != nil || len(renames) != 1 || renames[0] != c.sha() {
 		t.Logf("Upload: %v", err)
 		t.Fatalf("the file was renamed into place %d times, with sha256 %v (want once, %s): the old connection's rename landed after landed() looked", len(renames), renames, c.sha())
-	}
-}
-
-// holder forwards TCP connections to target, client to server at rate
-// bytes a second; hold() keeps the client's later bytes of the
-// connections open at the time (delivered on release(), even after the
-// client closed, as a kernel sends what a closed socket still holds).
-type holder struct {
-	ln       net.Listener
-	mu       sync.Mutex
-	holds    []*atomic.Bool
-	released chan struct{}
-}
-
-func newHolder(t testing.TB, target string, rate int) *holder {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &holder{ln: ln, released: make(chan struct{})}
-	var cmu sync.Mutex
-	var all []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		h.release()
-		cmu.Lock()
-		defer cmu.Unlock()
-		for _, c := range all {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			cmu.Lock()
-			all = append(all, c, s)
-			cmu.Unlock()
-			held := new(atomic.Bool)
-			h.mu.Lock()
-			h.holds = append(h.holds, held)
-			h.mu.Unlock()
-			go func() {
-				defer s.Close()
-				buf := make([]byte, 4096)
-				var kept []byte
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						if held.Load() {
-							kept = append(kept, buf[:n]...)
-						} else {
-							if _, werr := s.Write(buf[:n]); werr != nil {
-								return
-							}
-							time.Sleep(time.Duration(n) * time.Second / time.Duration(rate))
-						}
-					}
-					if err != nil {
-						if len(kept) > 0 {
-							<-h.released
-							_, _ = s.Write(kept)
-							time.Sleep(500 * time.Millisecond)
-						}
-						return
-					}
-				}
-			}()
-			go func() { _, _ = copyConn(c, s) }()
-		}
-	}()
-	return h
-}
-
-func (h *holder) addr() string { return h.ln.Addr().String() }
-
-func (h *holder) hold() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, b := range h.holds {
-		b.Store(true)
-	}
-}
-
-func (h *holder) release() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	select {
-	case <-h.released:
-	default:
-		close(h.released)
 	}
 }
