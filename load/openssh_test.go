@@ -69,14 +69,30 @@ func (s *syncBuffer) String() string {
 // its start directory; it is killed when tb ends.
 func startSSHD(tb testing.TB) *peer {
 	tb.Helper()
+	return startSSHDWith(tb, "openssh", "internal-sftp")
+}
+
+// startSSHDWith is startSSHD serving SFTP with the subsystem command (its
+// -d option added): internal-sftp, or an external sftp-server, a process
+// of its own per connection.
+func startSSHDWith(tb testing.TB, name, subsystem string) *peer {
+	tb.Helper()
 	requireOpenSSH(tb, sshdPath)
+	if subsystem != "internal-sftp" {
+		if _, err := os.Stat(subsystem); err != nil {
+			if os.Getenv("CI") == "true" {
+				tb.Fatalf("no %s", subsystem)
+			}
+			tb.Skipf("no %s", subsystem)
+		}
+	}
 	u, err := user.Current()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	dir := tb.TempDir()
 	root := filepath.Join(dir, "root")
-	p := &peer{name: "openssh", user: u.Username, upload: filepath.Join(root, "upload")}
+	p := &peer{name: name, user: u.Username, upload: filepath.Join(root, "upload")}
 	if err := os.MkdirAll(p.upload, 0o755); err != nil {
 		tb.Fatal(err)
 	}
@@ -112,7 +128,7 @@ func startSSHD(tb testing.TB) *peer {
 			"UsePAM no",
 			"PidFile none",
 			"LogLevel VERBOSE",
-			"Subsystem sftp internal-sftp -d " + root,
+			"Subsystem sftp " + subsystem + " -d " + root,
 		}, "\n") + "\n"
 		cfgFile := filepath.Join(dir, "sshd_config")
 		writeFile(tb, cfgFile, []byte(config))

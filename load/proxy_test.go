@@ -1,6 +1,7 @@
 package load
 
 import (
+	"context"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -141,4 +142,23 @@ func copyConn(dst, src net.Conn) (int64, error) {
 			return n, err
 		}
 	}
+}
+
+// behindProxy is a session to the peer p through a tcpProxy at rate (0:
+// as the bytes come), its configuration changed by mod, counting the
+// connections it dials; it is closed with the test.
+func behindProxy(t testing.TB, p *peer, rate int, mod func(*SFTPConfig)) (*tcpProxy, *SFTPSession, *atomic.Int32) {
+	t.Helper()
+	proxy := newTCPProxy(t, p.addr, rate)
+	cfg := p.config()
+	cfg.Addr = proxy.addr()
+	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
+	if mod != nil {
+		mod(&cfg)
+	}
+	dials := new(atomic.Int32)
+	s := NewSFTPSession(cfg)
+	s.Dial = func(ctx context.Context, cfg SFTPConfig) (*SFTP, error) { dials.Add(1); return DialSFTP(ctx, cfg) }
+	t.Cleanup(func() { s.Close() })
+	return proxy, s, dials
 }

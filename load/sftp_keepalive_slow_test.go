@@ -2,7 +2,6 @@ package load
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -19,15 +18,7 @@ import (
 func TestAKeepaliveBehindASlowUploadIsNotTakenForADeadServer(t *testing.T) {
 	t.Parallel()
 	p := startSFTPTest(t, nil)
-	slow := newTCPProxy(t, p.addr, 256<<10)
-	cfg := p.config()
-	cfg.Addr = slow.addr()
-	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
-	cfg.KeepAlive = 300 * time.Millisecond
-	var dials atomic.Int32
-	s := NewSFTPSession(cfg)
-	s.Dial = func(ctx context.Context, cfg SFTPConfig) (*SFTP, error) { dials.Add(1); return DialSFTP(ctx, cfg) }
-	defer s.Close()
+	_, s, dials := behindProxy(t, p, 256<<10, func(cfg *SFTPConfig) { cfg.KeepAlive = 300 * time.Millisecond })
 	c := randomContent(1<<20, 40) // 4 s at 256 KiB/s
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

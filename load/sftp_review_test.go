@@ -11,9 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -72,7 +70,7 @@ func TestAnUnansweredRequestIsCutAndTriedOnANewConnection(t *testing.T) {
 // made on a new connection (a new sftp-server).
 func TestAStuckOpenSSHSFTPServerIsLeft(t *testing.T) {
 	t.Parallel()
-	p := startSSHDSubsystem(t, "/usr/lib/openssh/sftp-server")
+	p := startSSHDWith(t, "openssh-external", "/usr/lib/openssh/sftp-server")
 	cfg := p.config()
 	cfg.KeepAlive, cfg.OpTimeout = 200*time.Millisecond, time.Second
 	s := NewSFTPSession(cfg)
@@ -162,69 +160,6 @@ func TestALostAnswerToTheRenameUploadsTheFileOnce(t *testing.T) {
 	}
 }
 
-// startSSHDSubsystem is startSSHD with another sftp subsystem command (an
-// external sftp-server, a process of its own).
-func startSSHDSubsystem(tb testing.TB, subsystem string) *peer {
-	tb.Helper()
-	requireOpenSSH(tb, sshdPath)
-	if _, err := os.Stat(subsystem); err != nil {
-		tb.Skipf("no %s", subsystem)
-	}
-	u, err := user.Current()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	dir := tb.TempDir()
-	root := filepath.Join(dir, "root")
-	p := &peer{name: "openssh-external", user: u.Username, upload: filepath.Join(root, "upload")}
-	if err := os.MkdirAll(p.upload, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	p.key, p.keyPEM = newClientKey(tb)
-	writeFile(tb, filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(p.key.PublicKey()))
-	hostKey, hostPEM := newClientKey(tb)
-	writeFile(tb, filepath.Join(dir, "host_ed25519"), hostPEM)
-	if os.Geteuid() == 0 {
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	var lastErr error
-	for range 5 {
-		port, err := freePort()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		config := strings.Join([]string{
-			"ListenAddress " + p.addr,
-			"HostKey " + filepath.Join(dir, "host_ed25519"),
-			"AuthorizedKeysFile " + filepath.Join(dir, "authorized_keys"),
-			"AuthenticationMethods publickey",
-			"PubkeyAuthentication yes",
-			"PasswordAuthentication no",
-			"KbdInteractiveAuthentication no",
-			"PermitRootLogin prohibit-password",
-			"StrictModes no",
-			"UsePAM no",
-			"PidFile none",
-			"LogLevel VERBOSE",
-			"Subsystem sftp " + subsystem + " -d " + root,
-		}, "\n") + "\n"
-		cfgFile := filepath.Join(dir, "sshd_config")
-		writeFile(tb, cfgFile, []byte(config))
-		if p.pid, lastErr = runSSHD(tb, cfgFile, p.addr); lastErr == nil {
-			break
-		}
-	}
-	if lastErr != nil {
-		tb.Fatal(lastErr)
-	}
-	p.knownHosts = filepath.Join(dir, "known_hosts")
-	writeFile(tb, p.knownHosts, []byte(knownhosts.Line([]string{p.addr}, hostKey.PublicKey())+"\n"))
-	return p
-}
-
 // descendant finds the process named comm among the descendants of pid.
 func descendant(t testing.TB, pid int, comm string) int {
 	t.Helper()
@@ -300,14 +235,7 @@ func TestAMissingRemoteDirectoryIsAConfigurationError(t *testing.T) {
 func TestOneFilesErrorKeepsTheSharedConnection(t *testing.T) {
 	t.Parallel()
 	p := startSFTPTest(t, nil)
-	slow := newTCPProxy(t, p.addr, 256<<10) // 256 KiB/s towards the server
-	cfg := p.config()
-	cfg.Addr = slow.addr()
-	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
-	var dials atomic.Int32
-	s := NewSFTPSession(cfg)
-	s.Dial = func(ctx context.Context, cfg SFTPConfig) (*SFTP, error) { dials.Add(1); return DialSFTP(ctx, cfg) }
-	defer s.Close()
+	_, s, dials := behindProxy(t, p, 256<<10, nil) // 256 KiB/s towards the server
 	if err := s.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -351,16 +279,8 @@ func TestOneFilesErrorKeepsTheSharedConnection(t *testing.T) {
 func TestASlowUploadThatMovesIsNotCut(t *testing.T) {
 	t.Parallel()
 	p := startSFTPTest(t, nil)
-	slow := newTCPProxy(t, p.addr, 256<<10) // 256 KiB/s towards the server
-	cfg := p.config()
-	cfg.Addr = slow.addr()
-	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
-	cfg.OpTimeout = 300 * time.Millisecond
-	var dials atomic.Int32
-	s := NewSFTPSession(cfg)
-	s.Dial = func(ctx context.Context, cfg SFTPConfig) (*SFTP, error) { dials.Add(1); return DialSFTP(ctx, cfg) }
-	defer s.Close()
-	c := randomContent(768<<10, 12) // about 3 s at 256 KiB/s: ten times OpTimeout
+	_, s, dials := behindProxy(t, p, 256<<10, func(cfg *SFTPConfig) { cfg.OpTimeout = 300 * time.Millisecond }) // 256 KiB/s towards the server
+	c := randomContent(768<<10, 12)                                                                             // about 3 s at 256 KiB/s: ten times OpTimeout
 	begin := time.Now()
 	if err := s.Upload(context.Background(), "TD_slow.csv", int64(len(c)), c.sha(), c.open); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,15 +30,7 @@ import (
 func TestUploadsSharingASlowLinkAreNotCut(t *testing.T) {
 	t.Parallel()
 	p := startSFTPTest(t, nil)
-	slow := newTCPProxy(t, p.addr, 1<<20)
-	cfg := p.config()
-	cfg.Addr = slow.addr()
-	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
-	cfg.OpTimeout = 500 * time.Millisecond
-	var dials atomic.Int32
-	s := NewSFTPSession(cfg)
-	s.Dial = func(ctx context.Context, cfg SFTPConfig) (*SFTP, error) { dials.Add(1); return DialSFTP(ctx, cfg) }
-	defer s.Close()
+	_, s, dials := behindProxy(t, p, 1<<20, func(cfg *SFTPConfig) { cfg.OpTimeout = 500 * time.Millisecond })
 	if err := s.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -83,13 +74,7 @@ func TestATemporaryFileGoneWithoutTheRenameIsNotLanded(t *testing.T) {
 	// its temporary file, answered after 1 s.
 	faults := fault.New(1, fault.Rule{Endpoint: sftptest.StatEndpoint, Kind: fault.Latency, Calls: []int{2}, Delay: time.Second})
 	p := startSFTPTest(t, faults)
-	m := newTCPProxy(t, p.addr, 0)
-	cfg := p.config()
-	cfg.Addr = m.addr()
-	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
-	cfg.OpTimeout = 3 * time.Second
-	s := NewSFTPSession(cfg)
-	defer s.Close()
+	m, s, _ := behindProxy(t, p, 0, func(cfg *SFTPConfig) { cfg.OpTimeout = 3 * time.Second })
 	if err := s.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
