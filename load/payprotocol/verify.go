@@ -98,6 +98,14 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 			// asked about again by the next run; the others go on.
 			to, reason = pipeline.ItemHeld, VerifyHoldPrefix+" answer about "+it.ProviderTxnID+" could not be used: "+pipeline.OneLine(err.Error())
 		}
+		if to == pipeline.ItemRejected && it.State == pipeline.ItemHeld && strings.HasPrefix(reason, unknownPayment) {
+			// A payment Pay Protocol reported before (the item held as
+			// pending) and does not know now contradicts its own word: held
+			// for a person and asked again, not rejected for good on what
+			// may be a passing fault (found by an operator's walkthrough).
+			to, reason = pipeline.ItemHeld, VerifyHoldPrefix+" Pay Protocol does not know payment "+it.ProviderTxnID+" any more, which it reported before ("+
+				strings.TrimPrefix(it.Reason, VerifyHoldPrefix+" ")+"): ask Pay Protocol"
+		}
 		if err := store.SetItemState(ctx, run.ID, it.OrderNo, it.State, to, reason); err != nil {
 			return err
 		}
@@ -234,6 +242,10 @@ func (k *keptAnswers) record(ctx context.Context, keys []string) error {
 	return nil
 }
 
+// unknownPayment begins the reason of an item whose payment Pay Protocol
+// does not know.
+const unknownPayment = "Pay Protocol does not know payment "
+
 // verdict is what the verification decides of one item, with Pay
 // Protocol's answer about its order when the payment was verified or held
 // for a payment or a refund still under way (nil otherwise): the answer
@@ -241,7 +253,7 @@ func (k *keptAnswers) record(ctx context.Context, keys []string) error {
 func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reason string, a *verified, err error) {
 	o, err := api.Payment(ctx, it.ProviderTxnID)
 	if pipeline.IsNotFound(err) {
-		return pipeline.ItemRejected, "Pay Protocol does not know payment " + it.ProviderTxnID, nil, nil
+		return pipeline.ItemRejected, unknownPayment + it.ProviderTxnID, nil, nil
 	}
 	if err != nil {
 		return "", "", nil, err

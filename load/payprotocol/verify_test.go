@@ -435,3 +435,26 @@ func heldForAPerson(err error, what string) bool {
 	return pipeline.KindOf(err) == pipeline.KindNeedsPerson && strings.Contains(err.Error(), what) &&
 		strings.Contains(err.Error(), "only a run of this date verifies them again")
 }
+
+// TestAPaymentPayProtocolForgotIsNotRejected: a payment Pay Protocol
+// reported pending (its item held) and does not know at the next run
+// contradicts its own word; the item was rejected for good, the seller
+// never paid, on what may be a passing fault (found by an operator's
+// walkthrough: the simulator restarted without its state). It is held for
+// a person and asked again; a payment it never knew is still rejected.
+func TestAPaymentPayProtocolForgotIsNotRejected(t *testing.T) {
+	held := toVerify("T1", 0)
+	held.State, held.Reason = pipeline.ItemHeld, payprotocol.VerifyHoldPrefix+" payment is pending"
+	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{held, toVerify("T2", 0)}}
+	api := &verifyAPI{payments: map[string]string{}}
+	_, err := payprotocol.Verify(context.Background(), store, api, nil, nil, &pipeline.Run{ID: 42})
+	if !heldForAPerson(err, "1 Pay Protocol payments held") {
+		t.Fatalf("%v", err)
+	}
+	if got := store.states["OT1"]; !strings.HasPrefix(got, "held: "+payprotocol.VerifyHoldPrefix) || !strings.Contains(got, "does not know payment T1 any more") || !strings.Contains(got, "payment is pending") {
+		t.Errorf("OT1: %q; want it held, with what Pay Protocol said before", got)
+	}
+	if got := store.states["OT2"]; !strings.HasPrefix(got, "rejected: ") {
+		t.Errorf("OT2: %q; want a payment Pay Protocol never knew rejected", got)
+	}
+}
