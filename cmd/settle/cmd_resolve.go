@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -103,6 +104,15 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: its seller %s has no WeChat Pay sub-merchant recorded with its run", orderNo, it.SellerID)
 	}
 	left, err := w.client.RemainingAmount(ctx, sub, it.TransactionID)
+	var we *wechatpay.Error
+	if errors.As(err, &we) && we.Refused() {
+		// A definite refusal (a transaction WeChat Pay does not know, say):
+		// asking again will not change it, and settle cannot check that
+		// WeChat Pay holds nothing of it (exit 2, not 1: found by an
+		// operator's walkthrough).
+		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: WeChat Pay refuses to say what it holds of transaction %s at sub-merchant %s (%v): settle cannot check that it was settled; nothing recorded. Settle it with WeChat Pay; the order stays held",
+			orderNo, it.TransactionID, sub, err)
+	}
 	if err != nil {
 		return fmt.Errorf("order %s: what WeChat Pay holds of transaction %s at sub-merchant %s: %w (nothing recorded)", orderNo, it.TransactionID, sub, err)
 	}

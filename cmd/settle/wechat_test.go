@@ -492,9 +492,10 @@ func TestAHeldOrderSettledByHandWithWeChat(t *testing.T) {
 	if out, code := e.settle("resolve", "--date", testDate, "--order", held.OrderNo, "--subject", "WX/x", "--note", "x"); code != 2 {
 		t.Fatalf("--order with --subject: exit %d, want 2\n%s", code, out)
 	}
-	// WeChat Pay refuses to say what it holds: nothing recorded.
-	if out, code := resolve(held.OrderNo, "by hand", wx...); code == 0 || !strings.Contains(out, "nothing recorded") {
-		t.Fatalf("resolve while WeChat Pay refuses the transaction: exit %d\n%s", code, out)
+	// WeChat Pay refuses to say what it holds: nothing recorded, exit 2
+	// (asking again will not change a refusal: it was exit 1, "retry").
+	if out, code := resolve(held.OrderNo, "by hand", wx...); code != 2 || !strings.Contains(out, "refuses to say") || !strings.Contains(out, "nothing recorded") {
+		t.Fatalf("resolve while WeChat Pay refuses the transaction: exit %d, want 2\n%s", code, out)
 	}
 	stillHeld("WeChat Pay refused to answer")
 	// WeChat Pay answers again and still holds the order's money.
