@@ -76,6 +76,10 @@ func printStatus(w io.Writer, s *ledger.DateStatus) {
 			state += " (a process holds it now)"
 		case run.State == string(pipeline.RunRunning):
 			state = "stopped (no process holds it: killed, or ended before its last stage; settle run resumes it)"
+		case run.State == string(pipeline.RunFailed) && run.NeedsPerson != "":
+			// Ended needing a person (exit 4): what it could do is done;
+			// "failed" read as nothing paid, or a retry helping.
+			state = "needs a person (what it could do is done; the stages below pending wait on it)"
 		}
 		fmt.Fprintf(w, "run %s shard %s: %s, attempt %d, started %s", s.Date, run.Shard, state, run.Attempts, run.StartedAt.Format(stamp))
 		if run.FinishedAt != nil {
