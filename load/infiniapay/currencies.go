@@ -27,16 +27,12 @@ func DefaultCurrencies() Currencies { return Currencies{"CNY": "CNH"} }
 // platform code is sent as).
 func ParseCurrencies(s string) (Currencies, error) {
 	m := Currencies{}
-	s = strings.TrimSpace(s)
-	if s == "" || s == "none" {
-		return m, nil
+	pairs, err := mappingPairs(s, "currency mapping", "PLATFORM=INFINIA, e.g. CNY=CNH")
+	if err != nil {
+		return nil, err
 	}
-	for _, pair := range strings.Split(s, ",") {
-		from, to, ok := strings.Cut(strings.TrimSpace(pair), "=")
-		from, to = strings.TrimSpace(from), strings.TrimSpace(to)
-		if !ok {
-			return nil, fmt.Errorf("currency mapping %q: want PLATFORM=INFINIA, e.g. CNY=CNH", pair)
-		}
+	for _, p := range pairs {
+		pair, from, to := p.text, p.from, p.to
 		cur, err := pipeline.ParseCurrency(from)
 		if err != nil {
 			return nil, fmt.Errorf("currency mapping %q: %w", pair, err)
@@ -50,6 +46,30 @@ func ParseCurrencies(s string) (Currencies, error) {
 		m[cur] = to
 	}
 	return m, m.check()
+}
+
+// mappingPair is one FROM=TO of a mapping written "A=B,C=D", as written
+// and trimmed.
+type mappingPair struct{ text, from, to string }
+
+// mappingPairs reads a mapping written "A=B,C=D" (spaces allowed; "" or
+// "none": no pair) into its pairs, in order; a pair without "=" or with
+// nothing before it is an error naming what and the form wanted.
+func mappingPairs(s, what, want string) ([]mappingPair, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "none" {
+		return nil, nil
+	}
+	var out []mappingPair
+	for _, pair := range strings.Split(s, ",") {
+		from, to, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		from, to = strings.TrimSpace(from), strings.TrimSpace(to)
+		if !ok || from == "" {
+			return nil, fmt.Errorf("%s %q: want %s", what, pair, want)
+		}
+		out = append(out, mappingPair{pair, from, to})
+	}
+	return out, nil
 }
 
 func isCode(s string) bool {

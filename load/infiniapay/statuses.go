@@ -25,16 +25,13 @@ var knownStatuses = []string{StatusPending, StatusActive, StatusFrozen, StatusRe
 // (spaces allowed); "" or "none" is no mapping.
 func ParseStatuses(s string) (Statuses, error) {
 	m := Statuses{}
-	s = strings.TrimSpace(s)
-	if s == "" || s == "none" {
-		return m, nil
+	pairs, err := mappingPairs(s, "status mapping", "INFINIA=OURS, e.g. SUCCEEDED=SUCCESS")
+	if err != nil {
+		return nil, err
 	}
-	for _, pair := range strings.Split(s, ",") {
-		from, to, ok := strings.Cut(strings.TrimSpace(pair), "=")
-		from, to = strings.TrimSpace(from), strings.TrimSpace(to)
+	for _, p := range pairs {
+		pair, from, to := p.text, p.from, p.to
 		switch {
-		case !ok || from == "":
-			return nil, fmt.Errorf("status mapping %q: want INFINIA=OURS, e.g. SUCCEEDED=SUCCESS", pair)
 		case !slices.Contains(knownStatuses, to):
 			return nil, fmt.Errorf("status mapping %q: %q is not one of %s", pair, to, strings.Join(knownStatuses, ", "))
 		case slices.Contains(knownStatuses, from):
