@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,20 +26,13 @@ func TestALateRenameDoesNotMoveTheResentUploadInPart(t *testing.T) {
 	// its temporary file, answered after 1 s.
 	faults := fault.New(1, fault.Rule{Endpoint: sftptest.StatEndpoint, Kind: fault.Latency, Calls: []int{2}, Delay: time.Second})
 	p := startSFTPTest(t, faults)
-	h := newTCPProxy(t, p.addr, 512<<10)
-	cfg := p.config()
-	cfg.Addr = h.addr()
-	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
-	cfg.OpTimeout = 1500 * time.Millisecond
-	var dials atomic.Int32
-	s := NewSFTPSession(cfg)
+	h, s, dials := behindProxy(t, p, 512<<10, func(cfg *SFTPConfig) { cfg.OpTimeout = 1500 * time.Millisecond })
 	s.Dial = func(ctx context.Context, cfg SFTPConfig) (*SFTP, error) {
 		if n := dials.Add(1); n == 2 || n == 3 {
 			return nil, errors.New("connect: network is unreachable")
 		}
 		return DialSFTP(ctx, cfg)
 	}
-	defer s.Close()
 	c := randomContent(1<<20, 21)
 	waitSize := func(ok func(int64) bool) {
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {

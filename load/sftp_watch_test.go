@@ -119,13 +119,7 @@ func TestALateRenameOfTheOldConnectionDoesNotDeliverTwice(t *testing.T) {
 	// its temporary file, answered after 1 s.
 	faults := fault.New(1, fault.Rule{Endpoint: sftptest.StatEndpoint, Kind: fault.Latency, Calls: []int{2}, Delay: time.Second})
 	p := startSFTPTest(t, faults)
-	h := newTCPProxy(t, p.addr, 512<<10)
-	cfg := p.config()
-	cfg.Addr = h.addr()
-	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
-	cfg.OpTimeout = 1500 * time.Millisecond
-	s := NewSFTPSession(cfg)
-	defer s.Close()
+	h, s, _ := behindProxy(t, p, 512<<10, func(cfg *SFTPConfig) { cfg.OpTimeout = 1500 * time.Millisecond })
 	if err := s.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}

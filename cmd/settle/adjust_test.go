@@ -659,14 +659,7 @@ func TestAnItemUploadedWhileTheDatesShareIsInFlightIsCarried(t *testing.T) {
 func TestACarriedOnlySellerIsPaid(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	sim := e.scenario()
-	if _, err := e.db.Exec(`DELETE FROM orders WHERE order_no = 'O6'`); err != nil {
-		t.Fatal(err)
-	}
-	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
-		t.Fatalf("day 1: exit %d\n%s", code, out)
-	}
-	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	sim := e.carriedOnlySeller()
 	out, code := e.runDay(sim, scenarioDays[1])
 	var got []int64
 	for _, s := range sim.Infinia.RevenueShares() {
@@ -751,14 +744,7 @@ func TestAMovedOrdersRefundCountsOnlyTheRefundsOfItsRow(t *testing.T) {
 func TestACarriedOnlyRevenueShareInFlightIsResolvedByTheReRun(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	sim := e.scenario()
-	if _, err := e.db.Exec(`DELETE FROM orders WHERE order_no = 'O6'`); err != nil {
-		t.Fatal(err)
-	}
-	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
-		t.Fatalf("day 1: exit %d\n%s", code, out)
-	}
-	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	sim := e.carriedOnlySeller()
 	// The wait is over before Infinia decides.
 	if out, code := e.runDay(sim, scenarioDays[1], "--provider-wait", "1ms", "--provider-poll", "50ms"); code != 1 {
 		t.Fatalf("day 2, short wait: exit %d, want 1 with the revenue share still in flight\n%s", code, out)
@@ -775,4 +761,20 @@ func TestACarriedOnlyRevenueShareInFlightIsResolvedByTheReRun(t *testing.T) {
 	if state != "succeeded" {
 		t.Fatalf("re-run of day 2 (exit %d): S2's revenue share is still %s, never asked about again\n%s", code, state, out)
 	}
+}
+
+// carriedOnlySeller is the adjustments scenario with its first day settled
+// while S2 was not bound (its 180.00 carried), O6 gone (S2 sells nothing
+// on day 2) and S2 bound since: day 2 pays S2 its carried balance alone.
+func (e *env) carriedOnlySeller() *paysim.Sim {
+	e.t.Helper()
+	sim := e.scenario()
+	if _, err := e.db.Exec(`DELETE FROM orders WHERE order_no = 'O6'`); err != nil {
+		e.t.Fatal(err)
+	}
+	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
+		e.t.Fatalf("day 1: exit %d\n%s", code, out)
+	}
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	return sim
 }

@@ -30,24 +30,9 @@ func TestMetricsOfARunThatNeedsAPerson(t *testing.T) {
 	sim.Infinia.RefuseOrder(orderNo, "product type not allowed")
 
 	// An earlier date of the same shard finished well.
-	ctx := context.Background()
-	l, err := ledger.Open(ctx, e.url, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if _, err := l.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	earlier, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 22}, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "Asia/Shanghai"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.FinishRun(ctx, earlier.ID, pipeline.RunDone, ""); err != nil {
-		t.Fatal(err)
-	}
+	earlier := e.recordRun(pipeline.Date{Year: 2026, Month: 11, Day: 22}, pipeline.Whole, pipeline.RunDone, "")
 	success := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
-	if _, err := e.db.Exec(`UPDATE settle.runs SET finished_at = $2 WHERE id = $1`, earlier.ID, success); err != nil {
+	if _, err := e.db.Exec(`UPDATE settle.runs SET finished_at = $2 WHERE id = $1`, earlier, success); err != nil {
 		t.Fatal(err)
 	}
 
@@ -111,23 +96,7 @@ func TestMetricsCountTheChannelsLeftUnpaid(t *testing.T) {
 func TestMetricsFileOfAShardThatFailedBeforeTheLedgerIsTheShards(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ctx := context.Background()
-	l, err := ledger.Open(ctx, e.url, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if _, err := l.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	sh := pipeline.Shard{Index: 1, Count: 2}
-	failed, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 22}, Shard: sh}, pipeline.RunParams{TimeZone: "Asia/Shanghai"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.FinishRun(ctx, failed.ID, pipeline.RunFailed, "stage distribute: connection refused"); err != nil {
-		t.Fatal(err)
-	}
+	e.recordRun(pipeline.Date{Year: 2026, Month: 11, Day: 22}, pipeline.Shard{Index: 1, Count: 2}, pipeline.RunFailed, "stage distribute: connection refused")
 	file := filepath.Join(t.TempDir(), "settle.prom")
 	out, code := e.settle("run", "--date", testDate, "--shard", "1/2", "--rules", filepath.Join(t.TempDir(), "missing.csv"),
 		"--out", e.reports, "--metrics-file", file, skipAll)
@@ -141,4 +110,28 @@ func TestMetricsFileOfAShardThatFailedBeforeTheLedgerIsTheShards(t *testing.T) {
 	if !strings.Contains(string(b), "settle_unsettled_runs 1\n") {
 		t.Errorf("the textfile of shard 1/2 does not count its failed date (the whole day's health was read):\n%s", b)
 	}
+}
+
+// recordRun records a run of date d and shard in the env's ledger (migrated
+// first), finished in state with note as its last error, and returns its
+// id.
+func (e *env) recordRun(d pipeline.Date, shard pipeline.Shard, state pipeline.RunState, note string) int64 {
+	e.t.Helper()
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Migrate(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: shard}, pipeline.RunParams{TimeZone: "Asia/Shanghai"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := l.FinishRun(ctx, run.ID, state, note); err != nil {
+		e.t.Fatal(err)
+	}
+	return run.ID
 }
