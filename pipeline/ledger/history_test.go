@@ -61,8 +61,8 @@ func TestHistoryReadsAreBoundedByTheRun(t *testing.T) {
 		SELECT r.id, r.business_date, 'held', 'S' || s, 'USD', 100, 'RS/x', 'RS/' || to_char(r.business_date, 'YYYYMMDD') || '/S' || s || '/USD', r.business_date
 		FROM runs r, generate_series(1, $3) s WHERE r.id BETWEEN $1 AND $2;
 		INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency, category,
-		                   gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state)
-		SELECT 'O' || r.id || '-' || s, r.id, r.business_date, 'S' || s, 'wechatpay', 'T' || r.id || '-' || s, 'USD', 'c', 100, 0, 1, 99, 'r', now(), now(), 'paid'
+		                   gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, txn_once)
+		SELECT 'O' || r.id || '-' || s, r.id, r.business_date, 'S' || s, 'wechatpay', 'T' || r.id || '-' || s, 'USD', 'c', 100, 0, 1, 99, 'r', now(), now(), 'paid', true
 		FROM runs r, generate_series(1, $3) s WHERE r.id BETWEEN $1 AND $2;
 		INSERT INTO run_sellers (run_id, seller_id, infinia_seller_id, wechat_sub_mchid)
 		SELECT r.id, 'S' || s, 'INF' || s, 'SUB' || (s % 10) FROM runs r, generate_series(1, $3) s WHERE r.id BETWEEN $1 AND $2;

@@ -406,6 +406,36 @@ func TestProviderTransactionRuleCoversTheLedgerBeforeIt(t *testing.T) {
 	}
 }
 
+// An older binary on the migrated ledger: a settle built before
+// migration 00019 writes items without txn_once, and such an item was
+// outside the rule (a copy of its order under another number could be
+// paid again). Migration 00023 leaves the column no default, so its write
+// is refused whole; and a binary from then on refuses a ledger migrated
+// past what it knows, before it reads a day.
+func TestAnOlderBinaryCannotWriteOutsideTheRules(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := open(t)
+	r := openRun(t, l, day)
+	// What a binary from before 00019 writes: the columns it knows.
+	_, err := l.DB().Exec(`INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
+		category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at)
+		VALUES ('A', $1, '2026-11-23', 'S1', 'wechatpay', 'T1', 'USD', '', 10, 0, 1, 9, 'r', now(), now())`, r.ID)
+	var pe *pq.Error
+	if !errors.As(err, &pe) || pe.Code != "23502" || pe.Column != "txn_once" {
+		t.Fatalf("an item written without txn_once: %v", err)
+	}
+
+	// A ledger a newer settle migrated.
+	if _, err := l.DB().Exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES (9999, true)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Migrate(ctx)
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "at migration 9999, newer than this settle knows") {
+		t.Fatalf("migrating a ledger a newer settle migrated: %v", err)
+	}
+}
+
 // The bulk tables no longer check their run row by row: every bulk write
 // checks it once, and a run can never be deleted from under its rows.
 func TestBulkWritesHoldTheirRun(t *testing.T) {

@@ -214,11 +214,37 @@ func (l *Ledger) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	if err := l.checkVersion(ctx, p); err != nil {
+		return nil, err
+	}
 	var applied []string
 	for _, r := range results {
 		applied = append(applied, r.Source.Path)
 	}
 	return applied, nil
+}
+
+// checkVersion refuses a ledger migrated past the newest migration this
+// binary embeds: an older binary writes rows the newer rules do not see
+// (migration 00023 is what that cost once), so a rolled-back image or a
+// Job started before the deploy stops here, before it reads or writes a
+// day (exit 2), instead of running on a schema it does not know.
+func (l *Ledger) checkVersion(ctx context.Context, p *goose.Provider) error {
+	sources := p.ListSources()
+	if len(sources) == 0 {
+		return nil
+	}
+	known := sources[len(sources)-1].Version
+	current, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: read the ledger's version: %w", err)
+	}
+	if current > known {
+		return pipeline.Errorf(pipeline.KindUsage, "migrate",
+			"the ledger in schema %s is at migration %d, newer than this settle knows (%d): a newer settle migrated it, and this one would write rows its rules do not see; run the newer settle (README, \"Upgrades go one way\")",
+			l.schema, current, known)
+	}
+	return nil
 }
 
 // ReleaseParseBuffers lets go of the buffers goose parsed the migrations

@@ -310,8 +310,8 @@ func TestCarryReferenceKept(t *testing.T) {
 		}
 	}
 	insert := `INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency, category,
-		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, carry_id)
-		VALUES ($1, $2, $3, 'S1', 'infiniapay', 'T' || $1::text, 'USD', 'c', 100, 0, 10, 90, 'r', now(), now(), $4)`
+		gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, carry_id, txn_once)
+		VALUES ($1, $2, $3, 'S1', 'infiniapay', 'T' || $1::text, 'USD', 'c', 100, 0, 10, 90, 'r', now(), now(), $4, false)`
 	if _, err := db.Exec(insert, "O1", run.ID, day.String(), nil); err != nil {
 		t.Fatal(err)
 	}
