@@ -21,31 +21,49 @@ import (
 //     to the seller (ledger.Resolve): the date's runs stop counting it as a
 //     failed payout;
 //   - --order: a WeChat Pay transaction settle holds, which a person then
-//     settled with WeChat Pay by hand (settleHeldOutside).
+//     settled with WeChat Pay by hand (settleHeldOutside);
+//   - --trade-file: a trade file Infinia refused, whose held orders (and
+//     with --refused-rows the rows Infinia refused) a person sends again
+//     once the cause is fixed (ledger.SendAgain): the next run of the date
+//     uploads them in a further trade file.
 func resolveCommand(cfg *config) *cli.Command {
 	flags := append(databaseFlags(), dateFlag("business date YYYY-MM-DD (required)"),
 		&cli.StringFlag{Name: "subject", Usage: "a failed payout's subject, as payouts.csv gives it"},
 		&cli.StringFlag{Name: "order", Usage: "a held WeChat Pay order, as orders.csv gives it, that a person settled with WeChat Pay by hand (needs the --wechat-* flags: settle asks WeChat Pay that it holds nothing of it any more)"},
+		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file)"},
+		&cli.BoolFlag{Name: "refused-rows", Usage: "with --trade-file: send again the rows Infinia refused too (their cause fixed), not only the held rest"},
 		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"})
 	return &cli.Command{
 		Name:  "resolve",
-		Usage: "record that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle (--note how)",
+		Usage: "record that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle, or that a trade file Infinia refused (--trade-file) can go out again (--note how)",
 		Flags: append(flags, weChatFlags()...),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
 			if err != nil {
 				return err
 			}
-			if (c.String("subject") == "") == (c.String("order") == "") {
-				return pipeline.Errorf(pipeline.KindUsage, "--subject", "give exactly one of --subject (a failed payout, as payouts.csv gives it) and --order (a held order, as orders.csv gives it)")
+			given := 0
+			for _, f := range []string{"subject", "order", "trade-file"} {
+				if c.String(f) != "" {
+					given++
+				}
+			}
+			if given != 1 {
+				return pipeline.Errorf(pipeline.KindUsage, "--subject", "give exactly one of --subject (a failed payout, as payouts.csv gives it), --order (a held order, as orders.csv gives it) and --trade-file (a refused trade file, as orders.csv gives it)")
+			}
+			if c.Bool("refused-rows") && c.String("trade-file") == "" {
+				return pipeline.Errorf(pipeline.KindUsage, "--refused-rows", "only with --trade-file")
 			}
 			l, err := openLedger(c.Context, c, true)
 			if err != nil {
 				return err
 			}
 			defer l.Close()
-			if c.String("order") != "" {
+			switch {
+			case c.String("order") != "":
 				return settleHeldOutside(c, cfg, l, d)
+			case c.String("trade-file") != "":
+				return sendTradeFileAgain(c, cfg, l, d)
 			}
 			// A WeChat Pay subject names its order ("" for any other: refused).
 			orderNo, _ := wechatpay.OrderOfSubject(c.String("subject"))
@@ -130,5 +148,31 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		fmt.Fprintf(cfg.stdout, "resolved its failed %s %s (%s)\n", res.Kind, res.Subject, res.Key)
 	}
 	fmt.Fprintf(cfg.stdout, "no run of %s sends anything for it again\n", d)
+	return nil
+}
+
+// sendTradeFileAgain returns the held orders of a trade file Infinia
+// refused (and with --refused-rows the rows it refused) to the date's
+// orders in no trade file (ledger.SendAgain), under the date's lock, so
+// that no run of it works meanwhile: the next run of the date builds them
+// into a further trade file and uploads it.
+func sendTradeFileAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
+	release, err := l.LockDate(c.Context, d)
+	if err != nil {
+		return err
+	}
+	defer release()
+	s, err := l.SendAgain(c.Context, d, c.String("trade-file"), c.String("note"), c.Bool("refused-rows"))
+	if err != nil {
+		return err
+	}
+	if s.Before {
+		fmt.Fprintf(cfg.stdout, "trade file %s (requestNo %s) was sent again before, at %s: %s\nnothing moved now\n",
+			s.File.Name, s.File.RequestNo, s.Resolution.ResolvedAt.UTC().Format(time.RFC3339), s.Resolution.Note)
+		return nil
+	}
+	fmt.Fprintf(cfg.stdout, "trade file %s (requestNo %s, refused by Infinia: %s): %d orders of seller %s in %s go out again\n",
+		s.File.Name, s.File.RequestNo, cmp.Or(s.File.Reason, "no reason recorded"), s.Orders, s.File.SellerID, s.File.Currency)
+	fmt.Fprintf(cfg.stdout, "the next run of %s uploads them in a further trade file; the seller's revenue share pays them (the date's, or the seller's next one if the date's went out already)\n", d)
 	return nil
 }

@@ -476,6 +476,43 @@ func TestInfiniaRefusedFileRejectsItsRowsAndHoldsTheSeller(t *testing.T) {
 		t.Fatal("orders.csv does not show Infinia's reason")
 	}
 	e.checkPaidOnce(sim, balance)
+
+	// A run again sends nothing of it; once the cause is fixed, a person
+	// sends the file's orders again, the refused row with them, and the
+	// next run pays them in a further file of the date.
+	var name string
+	if err := e.db.Get(&name, `SELECT name FROM settle.trade_files WHERE status = 'FAILED'`); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(report), "held: trade file "+name+" was refused by Infinia") {
+		t.Fatalf("orders.csv does not name the refused file %s", name)
+	}
+	files := e.count(`SELECT count(*) FROM settle.trade_files`)
+	if out, code := e.runInfinia(sim); code != 4 || e.count(`SELECT count(*) FROM settle.trade_files`) != files {
+		t.Fatalf("run again before a person: exit %d, want 4 and no file sent again:\n%s", code, out)
+	}
+	sim.Infinia.RefuseOrder(orderNo, "")
+	if out, code := e.settle("resolve", "--date", testDate, "--trade-file", name, "--refused-rows"); code != 2 || !strings.Contains(out, "--note") {
+		t.Fatalf("resolve without a note: exit %d\n%s", code, out)
+	}
+	out = e.mustSettle("resolve", "--date", testDate, "--trade-file", name, "--refused-rows", "--note", "Infinia ticket 7: took none of it; product type mapped")
+	if !strings.Contains(out, "orders of seller "+sellerID+" in "+cur+" go out again") {
+		t.Fatalf("resolve --trade-file:\n%s", out)
+	}
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("the run after the file was sent again: exit %d, want 0\n%s", code, out)
+	}
+	e.db.QueryRow(`SELECT state, reason FROM settle.items WHERE order_no = $1`, orderNo).Scan(&state, &reason)
+	if state != "paid" {
+		t.Fatalf("the refused order after it was sent again: %s %q", state, reason)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND currency = $2 AND channel = 'infiniapay' AND state <> 'paid'`, sellerID, cur); n != 0 {
+		t.Fatalf("%d items of the file sent again are not paid", n)
+	}
+	if out := e.mustSettle("status", "--date", testDate); !strings.Contains(out, "resolved by a person: trade_file_sent_again "+name) {
+		t.Fatalf("status does not list the file sent again:\n%s", out)
+	}
+	e.checkPaidOnce(sim, balance)
 }
 
 // checkSellersReport verifies sellers.csv against the provider: per

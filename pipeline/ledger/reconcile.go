@@ -357,8 +357,8 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 const KindSettledOutside = "settled_outside"
 
 // Resolutions returns what a person resolved of date d's runs: failed
-// payouts, and items settled outside settle (KindSettledOutside), by
-// subject.
+// payouts, items settled outside settle (KindSettledOutside), and refused
+// trade files sent again (KindSentAgain), by subject.
 func (l *Ledger) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution, error) {
 	var out []Resolution
 	err := l.db.SelectContext(ctx, &out, `SELECT * FROM (
@@ -368,7 +368,11 @@ func (l *Ledger) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution
 		UNION ALL
 		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
 		FROM resolutions s JOIN items i ON i.order_no = s.idem_key AND i.business_date = $1
-		WHERE s.kind = '`+KindSettledOutside+`') x ORDER BY subject, kind`, d.String())
+		WHERE s.kind = '`+KindSettledOutside+`'
+		UNION ALL
+		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
+		FROM resolutions s JOIN trade_files t ON t.name = s.subject AND t.request_no = s.idem_key AND t.business_date = $1
+		WHERE s.kind = '`+KindSentAgain+`') x ORDER BY subject, kind`, d.String())
 	if err != nil {
 		return nil, fmt.Errorf("read resolutions of %s: %w", d, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/lib/pq"
 
@@ -125,6 +126,10 @@ func (l *Ledger) RecordTradeFile(ctx context.Context, f pipeline.TradeFile, chan
 	return stored, nil
 }
 
+// infiniaRefusedRow begins the reason of an item whose row of its trade
+// file Infinia refused.
+const infiniaRefusedRow = "Infinia refused the trade detail: "
+
 // FinishTradeFile records Infinia's final answer on a trade file and
 // applies it to the file's items, in one transaction (a file is never
 // final with its items left behind, nor the other way round): the rows
@@ -135,7 +140,7 @@ func (l *Ledger) FinishTradeFile(ctx context.Context, f pipeline.TradeFile, refu
 		for _, r := range refused {
 			if _, err := tx.ExecContext(ctx, `UPDATE items SET state = 'rejected', reason = $4
 				WHERE run_id = $1 AND provider_ref = $2 AND order_no = $3 AND state = 'recorded'`,
-				f.RunID, f.RequestNo, r.OrderNo, "Infinia refused the trade detail: "+r.Reason); err != nil {
+				f.RunID, f.RequestNo, r.OrderNo, infiniaRefusedRow+r.Reason); err != nil {
 				return err
 			}
 		}
@@ -171,11 +176,16 @@ func (l *Ledger) OpenTradeFiles(ctx context.Context, runID, after int64, n int) 
 	return l.tradeFiles(ctx, openTradeFilesQuery, runID, after, n)
 }
 
+// sentAgain is the SQL condition of a trade file whose held items a
+// person sent again (SendAgain): refused, but no longer for a person.
+const sentAgain = `EXISTS (SELECT 1 FROM resolutions s WHERE s.kind = '` + KindSentAgain + `'
+		AND s.subject = trade_files.name AND s.idem_key = trade_files.request_no)`
+
 // RefusedTradeFiles returns the first n of the run's trade files Infinia
-// refused (FAILED), ordered by id.
+// refused (FAILED), ordered by id, but those a person sent again.
 func (l *Ledger) RefusedTradeFiles(ctx context.Context, runID int64, n int) ([]pipeline.TradeFile, error) {
 	return l.tradeFiles(ctx, `SELECT `+tradeFileColumns+` FROM trade_files
-		WHERE run_id = $1 AND status = 'FAILED' ORDER BY id LIMIT $2`, runID, n)
+		WHERE run_id = $1 AND status = 'FAILED' AND NOT `+sentAgain+` ORDER BY id LIMIT $2`, runID, n)
 }
 
 func (l *Ledger) tradeFiles(ctx context.Context, q string, args ...any) ([]pipeline.TradeFile, error) {
@@ -196,10 +206,13 @@ func (l *Ledger) tradeFiles(ctx context.Context, q string, args ...any) ([]pipel
 }
 
 // TradeFileCounts counts the run's trade files: all of them, those
-// Infinia accepted (SUCCESS) and those it refused (FAILED).
+// Infinia accepted (SUCCESS) and those it refused (FAILED). A refused file
+// whose held items a person sent again (SendAgain) is in none of the
+// counts: it is neither open nor for a person any more.
 func (l *Ledger) TradeFileCounts(ctx context.Context, runID int64) (all, accepted, refused int, err error) {
-	err = l.db.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE status = 'SUCCESS'), count(*) FILTER (WHERE status = 'FAILED')
-		FROM trade_files WHERE run_id = $1`, runID).Scan(&all, &accepted, &refused)
+	err = l.db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE NOT resent), count(*) FILTER (WHERE status = 'SUCCESS'),
+		       count(*) FILTER (WHERE status = 'FAILED' AND NOT resent)
+		FROM (SELECT status, status = 'FAILED' AND `+sentAgain+` AS resent FROM trade_files WHERE run_id = $1) f`, runID).Scan(&all, &accepted, &refused)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("count trade files: %w", err)
 	}
@@ -543,4 +556,80 @@ func (l *Ledger) SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKe
 	_, err := l.execPrepared(ctx, `UPDATE items SET state = 'paid', reason = $5, payout_key = $3, provider_ref = $4
 		WHERE run_id = $1 AND order_no = $2 AND state = 'recorded'`, runID, orderNo, payoutKey, ref, reason)
 	return err
+}
+
+// KindSentAgain is the kind of the resolution SendAgain records of a
+// refused trade file: its subject the file's name, its key the file's
+// requestNo.
+const KindSentAgain = "trade_file_sent_again"
+
+// SentAgain is what SendAgain did with a refused trade file.
+type SentAgain struct {
+	File       pipeline.TradeFile
+	Orders     int64 // the file's items now in no file again, to go out in a further file of the date
+	Resolution Resolution
+	Before     bool // sent again before: nothing moved now
+}
+
+// SendAgain returns the items of trade file name of date d, which Infinia
+// refused (FAILED), to the items of its run in no trade file, so that the
+// next run of the date builds them into a further file of the seller and
+// currency (the next attempt: a new name and requestNo) and uploads it:
+// the held items (the rows Infinia did not refuse), and with refusedRows
+// also the rows Infinia refused. It is what a person does once the cause is
+// fixed (the trade file's layout, say, or the platform's data) and Infinia
+// confirms it took none of the file: settle never sends a refused file's
+// orders again by itself, as only Infinia can say what it took of a
+// refused file. The file is then no longer for a person (RefusedTradeFiles,
+// TradeFileCounts), and the resolution is recorded with note, once: a
+// second call moves nothing (Before). Refused (pipeline.KindUsage): a
+// file that is not refused, one with nothing to send again.
+func (l *Ledger) SendAgain(ctx context.Context, d pipeline.Date, name, note string, refusedRows bool) (SentAgain, error) {
+	var out SentAgain
+	if strings.TrimSpace(note) == "" {
+		return out, pipeline.Errorf(pipeline.KindUsage, "--note", "say why the file's orders can go out again: who confirmed with Infinia that it took none of the file, the reference, what was fixed")
+	}
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out.File, err = scanTradeFile(tx.QueryRowContext(ctx, `SELECT `+tradeFileColumns+` FROM trade_files
+			WHERE business_date = $1 AND name = $2 FOR UPDATE OF trade_files`, d.String(), name))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return pipeline.Errorf(pipeline.KindUsage, "--trade-file", "%s: no trade file of %s has this name (the run's output and orders.csv name a refused one: \"held: trade file NAME was refused by Infinia\")", name, d)
+		case err != nil:
+			return err
+		case out.File.Status == "SUCCESS":
+			return pipeline.Errorf(pipeline.KindUsage, "--trade-file", "%s: Infinia accepted it; its orders are paid by their seller's revenue share", name)
+		case out.File.Status != "FAILED":
+			return pipeline.Errorf(pipeline.KindUsage, "--trade-file", "%s: Infinia has not refused it (%s): every run asks Infinia about it again; nothing to send again", name, out.File.Status)
+		}
+		out.Resolution = Resolution{Kind: KindSentAgain, Subject: name, Key: out.File.RequestNo}
+		created, err := recordResolution(ctx, tx, &out.Resolution, note)
+		if err != nil || !created {
+			out.Before = !created
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE items SET state = 'recorded', reason = '', provider_ref = ''
+			WHERE business_date = $1 AND seller_id = $2 AND currency = $3 AND run_id = $4 AND provider_ref = $5 AND payout_key = ''
+			  AND (state = 'held' OR $6 AND state = 'rejected' AND starts_with(reason, $7))`,
+			d.String(), out.File.SellerID, string(out.File.Currency), out.File.RunID, out.File.RequestNo, refusedRows, infiniaRefusedRow)
+		if err != nil {
+			return err
+		}
+		if out.Orders, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		if out.Orders == 0 {
+			what := "the rows Infinia refused stay rejected; --refused-rows sends them too"
+			if refusedRows {
+				what = "none of its orders is held or refused by Infinia now"
+			}
+			return pipeline.Errorf(pipeline.KindUsage, "--trade-file", "%s: nothing to send again (%s); nothing recorded", name, what)
+		}
+		return nil
+	})
+	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
+		err = fmt.Errorf("send trade file %s again: %w", name, err)
+	}
+	return out, err
 }

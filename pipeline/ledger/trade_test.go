@@ -269,3 +269,173 @@ func TestAnOpenTradeFileSaysWhenItWasUploaded(t *testing.T) {
 		t.Fatalf("uploaded at %v, want about %v", at, before)
 	}
 }
+
+// A trade file Infinia refused is sent again only when a person says so
+// (SendAgain): its held items, and with refusedRows the rows Infinia
+// refused, are in no file again, for the next attempt; the file is no
+// longer for a person; the resolution is recorded once; and nothing else
+// is sent again - a file Infinia accepted or has not decided, one of
+// another date, a paid item.
+func TestARefusedTradeFileIsSentAgainOnlyByAPerson(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	run := openRun(t, l, day)
+	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for i := range 12 {
+			no := fmt.Sprintf("O%02d", i)
+			o := pipeline.Order{Seq: int64(i + 1), OrderNo: no, SellerID: fmt.Sprintf("S%d", i%3), Channel: chInfinia,
+				ProviderTxnID: "T" + no, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]pipeline.TradeFile{}
+	for _, seller := range []string{"S0", "S1", "S2"} {
+		req := tradeKey(day, seller, "USD", 1)
+		f, err := l.RecordTradeFile(ctx, pipeline.TradeFile{RunID: run.ID, Date: day, SellerID: seller, Currency: "USD", Attempt: 1,
+			RequestNo: req, Name: "TD_" + req + ".csv", SHA256: "x", SellerMinor: 36, Items: 4}, shareChannels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[seller] = f
+	}
+	// S0's file: Infinia refused O00's row and the file; S1's accepted;
+	// S2's not decided yet.
+	refused := files["S0"]
+	refused.Status, refused.Reason = "FAILED", "1 rows refused, first O00: product type not allowed"
+	if err := l.FinishTradeFile(ctx, refused, []pipeline.ProviderReject{{OrderNo: "O00", Reason: "product type not allowed"}}, ledger.ItemHeld, "held: trade file x was refused by Infinia"); err != nil {
+		t.Fatal(err)
+	}
+	accepted := files["S1"]
+	accepted.Status = "SUCCESS"
+	if err := l.FinishTradeFile(ctx, accepted, nil, ledger.ItemUploaded, ""); err != nil {
+		t.Fatal(err)
+	}
+	counts := func() string {
+		t.Helper()
+		all, acc, ref, err := l.TradeFileCounts(ctx, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed, err := l.RefusedTradeFiles(ctx, run.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%d all, %d accepted, %d refused, %d listed", all, acc, ref, len(listed))
+	}
+	states := func() string {
+		t.Helper()
+		var s []string
+		if err := l.DB().Select(&s, `SELECT order_no || ' ' || state || ' ' || provider_ref FROM items WHERE seller_id = 'S0' ORDER BY order_no`); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(s, ", ")
+	}
+	if got := counts(); got != "3 all, 1 accepted, 1 refused, 1 listed" {
+		t.Fatalf("before: %s", got)
+	}
+
+	usage := func(what, name, note, want string) {
+		t.Helper()
+		_, err := l.SendAgain(ctx, day, name, note, true)
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("%s: %v, want a usage error saying %q", what, err, want)
+		}
+	}
+	usage("an accepted file", accepted.Name, "n", "Infinia accepted it")
+	usage("an open file", files["S2"].Name, "n", "Infinia has not refused it (BUILT)")
+	usage("an unknown name", "TD_nothing.csv", "n", "no trade file of 2026-11-23 has this name")
+	usage("no note", refused.Name, " ", "say why")
+	if _, err := l.SendAgain(ctx, day.AddDays(1), refused.Name, "n", false); pipeline.KindOf(err) != pipeline.KindUsage {
+		t.Errorf("the file under another date: %v", err)
+	}
+	if got := states(); got != "O00 rejected "+refused.RequestNo+", O03 held "+refused.RequestNo+", O06 held "+refused.RequestNo+", O09 held "+refused.RequestNo {
+		t.Fatalf("a refused send moved items: %s", got)
+	}
+
+	s, err := l.SendAgain(ctx, day, refused.Name, "Infinia ticket 42: took none of it", false)
+	if err != nil || s.Before || s.Orders != 3 || s.Resolution.Kind != ledger.KindSentAgain || s.Resolution.Key != refused.RequestNo {
+		t.Fatalf("sent again: %+v, %v", s, err)
+	}
+	if got := states(); got != "O00 rejected "+refused.RequestNo+", O03 recorded , O06 recorded , O09 recorded " {
+		t.Fatalf("after: %s", got)
+	}
+	if got := counts(); got != "2 all, 1 accepted, 0 refused, 0 listed" {
+		t.Fatalf("after: %s", got)
+	}
+	var next map[string]int
+	if err := l.EachUnfiled(ctx, run.ID, shareChannels, func(p pipeline.Payable, last, _ int) error {
+		if p.SellerID != "S0" || p.Items != 3 || p.Amount != 27 || last != 1 {
+			return fmt.Errorf("unfiled %+v after attempt %d, want S0's 3 items of 27 after attempt 1", p, last)
+		}
+		next = map[string]int{p.SellerID: last}
+		return nil
+	}); err != nil || next == nil {
+		t.Fatalf("unfiled: %v %v", next, err)
+	}
+	res, err := l.Resolutions(ctx, day)
+	if err != nil || len(res) != 1 || res[0].Subject != refused.Name || res[0].Note != "Infinia ticket 42: took none of it" {
+		t.Fatalf("resolutions %+v: %v", res, err)
+	}
+	// Asked again: recorded before, nothing moved, the first note stands.
+	if again, err := l.SendAgain(ctx, day, refused.Name, "another note", true); err != nil || !again.Before || again.Orders != 0 ||
+		again.Resolution.Note != "Infinia ticket 42: took none of it" {
+		t.Fatalf("sent again twice: %+v, %v", again, err)
+	}
+	if got := states(); !strings.HasPrefix(got, "O00 rejected") {
+		t.Fatalf("the refused row moved on the second call: %s", got)
+	}
+}
+
+// With refusedRows the rows Infinia refused go out again too; a file whose
+// rows Infinia all refused has nothing held, and without it nothing moves.
+func TestARefusedTradeFileSendsItsRefusedRowsWhenAsked(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	run := openRun(t, l, day)
+	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for i := range 2 {
+			no := fmt.Sprintf("O%02d", i)
+			o := pipeline.Order{Seq: int64(i + 1), OrderNo: no, SellerID: "S0", Channel: chInfinia,
+				ProviderTxnID: "T" + no, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	req := tradeKey(day, "S0", "USD", 1)
+	f, err := l.RecordTradeFile(ctx, pipeline.TradeFile{RunID: run.ID, Date: day, SellerID: "S0", Currency: "USD", Attempt: 1,
+		RequestNo: req, Name: "TD_" + req + ".csv", SHA256: "x", SellerMinor: 18, Items: 2}, shareChannels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Status = "FAILED"
+	if err := l.FinishTradeFile(ctx, f, []pipeline.ProviderReject{{OrderNo: "O00", Reason: "bad"}, {OrderNo: "O01", Reason: "bad"}}, ledger.ItemHeld, "held"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.SendAgain(ctx, day, f.Name, "n", false); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "--refused-rows sends them too") {
+		t.Fatalf("nothing held, refused rows not asked for: %v", err)
+	}
+	if res, _ := l.Resolutions(ctx, day); len(res) != 0 {
+		t.Fatalf("a send that moved nothing was recorded: %+v", res)
+	}
+	s, err := l.SendAgain(ctx, day, f.Name, "layout fixed", true)
+	if err != nil || s.Orders != 2 {
+		t.Fatalf("with the refused rows: %+v, %v", s, err)
+	}
+	var left int
+	if err := l.DB().Get(&left, `SELECT count(*) FROM items WHERE state = 'recorded' AND provider_ref = '' AND reason = ''`); err != nil || left != 2 {
+		t.Fatalf("%d items in no file, want 2: %v", left, err)
+	}
+}

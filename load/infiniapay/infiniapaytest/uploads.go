@@ -73,10 +73,15 @@ func (s *Server) Upload(requestNo string) (FileUpload, bool) {
 
 // RefuseOrder makes every later trade file that lists orderNo FAILED, with
 // reason for that row in its error file: how Infinia refuses a trade it
-// will not take (for tests of the refused-file path).
+// will not take (for tests of the refused-file path). An empty reason
+// takes it again.
 func (s *Server) RefuseOrder(orderNo, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if reason == "" {
+		delete(s.refused, orderNo)
+		return
+	}
 	if s.refused == nil {
 		s.refused = map[string]string{}
 	}
