@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -24,19 +25,21 @@ import (
 //     settled with WeChat Pay by hand (settleHeldOutside);
 //   - --trade-file: a trade file Infinia refused, whose held orders (and
 //     with --refused-rows the rows Infinia refused) a person sends again
-//     once the cause is fixed (ledger.SendAgain): the next run of the date
-//     uploads them in a further trade file.
+//     once the cause is fixed, or one Infinia lost (infiniapay's
+//     Client.LostFile asks Infinia), whose orders a person sends again
+//     (ledger.SendAgain): the next run of the date uploads them in a
+//     further trade file.
 func resolveCommand(cfg *config) *cli.Command {
 	flags := append(databaseFlags(), dateFlag("business date YYYY-MM-DD (required)"),
 		&cli.StringFlag{Name: "subject", Usage: "a failed payout's subject, as payouts.csv gives it"},
 		&cli.StringFlag{Name: "order", Usage: "a held WeChat Pay order, as orders.csv gives it, that a person settled with WeChat Pay by hand (needs the --wechat-* flags: settle asks WeChat Pay that it holds nothing of it any more)"},
-		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file)"},
+		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file); or one Infinia lost (it does not know it --infinia-lost-after after its upload; needs the --infinia-* flags: settle asks Infinia)"},
 		&cli.BoolFlag{Name: "refused-rows", Usage: "with --trade-file: send again the rows Infinia refused too (their cause fixed), not only the held rest"},
 		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"})
 	return &cli.Command{
 		Name:  "resolve",
 		Usage: "record that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle, or that a trade file Infinia refused (--trade-file) can go out again (--note how)",
-		Flags: append(flags, weChatFlags()...),
+		Flags: append(append(flags, weChatFlags()...), infiniaFlags()...),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
 			if err != nil {
@@ -162,7 +165,30 @@ func sendTradeFileAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipelin
 		return err
 	}
 	defer release()
-	s, err := l.SendAgain(c.Context, d, c.String("trade-file"), c.String("note"), c.Bool("refused-rows"))
+	ask := ledger.SendAgainRequest{Name: c.String("trade-file"), Note: c.String("note"), RefusedRows: c.Bool("refused-rows")}
+	f, ok, err := l.TradeFileNamed(c.Context, d, ask.Name)
+	if err != nil {
+		return err
+	}
+	if ok && f.Status != infiniapay.StatusSuccess && f.Status != infiniapay.StatusFailed && strings.TrimSpace(ask.Note) != "" {
+		// Not decided by Infinia: sent again only once Infinia lost it,
+		// as the upload stage holds it (Client.LostFile asks Infinia now).
+		inf, err := infiniaFromFlags(c)
+		if err != nil {
+			return err
+		}
+		if inf == nil {
+			return pipeline.Errorf(pipeline.KindUsage, "--"+flagInfiniaURL, "required with --trade-file for a file Infinia has not decided (%s is %s): settle asks Infinia that it does not know it", f.Name, f.Status)
+		}
+		up, found, err := l.LatestEffect(c.Context, infiniapay.KindUpload, infiniapay.UploadSubject(d, f.SellerID, f.Currency, f.Attempt))
+		if err != nil {
+			return err
+		}
+		if ask.Lost, err = inf.client.LostFile(c.Context, f, up, found, cfg.clock(), c.Duration(flagLostAfter)); err != nil {
+			return err
+		}
+	}
+	s, err := l.SendAgain(c.Context, d, ask)
 	if err != nil {
 		return err
 	}
@@ -171,8 +197,12 @@ func sendTradeFileAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipelin
 			s.File.Name, s.File.RequestNo, s.Resolution.ResolvedAt.UTC().Format(time.RFC3339), s.Resolution.Note)
 		return nil
 	}
-	fmt.Fprintf(cfg.stdout, "trade file %s (requestNo %s, refused by Infinia: %s): %d orders of seller %s in %s go out again\n",
-		s.File.Name, s.File.RequestNo, cmp.Or(s.File.Reason, "no reason recorded"), s.Orders, s.File.SellerID, s.File.Currency)
+	how := "refused by Infinia: " + cmp.Or(s.File.Reason, "no reason recorded")
+	if ask.Lost != "" {
+		how = "given up: " + ask.Lost
+	}
+	fmt.Fprintf(cfg.stdout, "trade file %s (requestNo %s, %s): %d orders of seller %s in %s go out again\n",
+		s.File.Name, s.File.RequestNo, how, s.Orders, s.File.SellerID, s.File.Currency)
 	fmt.Fprintf(cfg.stdout, "the next run of %s uploads them in a further trade file; the seller's revenue share pays them (the date's, or the seller's next one if the date's went out already)\n", d)
 	return nil
 }

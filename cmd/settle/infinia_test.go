@@ -803,3 +803,70 @@ func TestOneFailingUploadHoldsBackNoOtherSeller(t *testing.T) {
 		}
 	}
 }
+
+// A trade file Infinia lost (it still does not know it
+// --infinia-lost-after after its upload) is held for a person, never
+// uploaded again by settle; a person who learns from Infinia that it has
+// none of it sends its orders again with resolve --trade-file, which asks
+// Infinia first, and the next run pays them in a further file of the date.
+func TestALostTradeFileGoesOutAgainOnceAPersonSaysSo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "6")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 5, nil, balance)
+	lost := seed.InfiniaID(2)
+	sim.Infinia.LoseFilesOf(lost, true)
+	out, code := e.runInfinia(sim, "--infinia-lost-after", "1ms")
+	if code != 4 || !strings.Contains(out, "does not know trade file") {
+		t.Fatalf("exit %d, want 4 naming the lost file:\n%s", code, out)
+	}
+	var names []string
+	if err := e.db.Select(&names, `SELECT name FROM settle.trade_files WHERE status NOT IN ('SUCCESS', 'FAILED') ORDER BY name`); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if !strings.Contains(n, "_"+lost+"_") {
+			t.Fatalf("the open file %s is not %s's", n, lost)
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("no open file")
+	}
+	name := names[0]
+	resolve := append([]string{"resolve", "--date", testDate, "--trade-file", name, "--note", "Infinia ticket 9: never received it"}, sim.Config.Args()...)
+	// Not yet lost by the configured wait; then not without asking Infinia.
+	if out, code := e.settle(append(resolve, "--infinia-lost-after", "24h")...); code != 2 || !strings.Contains(out, "Infinia may not have picked it up yet") {
+		t.Fatalf("resolve within --infinia-lost-after: exit %d\n%s", code, out)
+	}
+	if out, code := e.settle("resolve", "--date", testDate, "--trade-file", name, "--note", "n"); code != 2 || !strings.Contains(out, "--infinia-url") {
+		t.Fatalf("resolve of an undecided file without Infinia: exit %d\n%s", code, out)
+	}
+	out = e.mustSettle(append(resolve, "--infinia-lost-after", "1ms")...)
+	if !strings.Contains(out, "given up: Infinia did not know requestNo") || !strings.Contains(out, "go out again") {
+		t.Fatalf("resolve --trade-file of a lost file:\n%s", out)
+	}
+	var state, last string
+	if err := e.db.QueryRow(`SELECT e.state, e.last_error FROM settle.effects e JOIN settle.trade_files t ON t.request_no = e.idem_key
+		WHERE t.name = $1`, name).Scan(&state, &last); err != nil {
+		t.Fatal(err)
+	}
+	if state != "succeeded" {
+		t.Fatalf("the lost file's upload, which did land: %s %q", state, last)
+	}
+	for _, n := range names[1:] {
+		e.mustSettle(append([]string{"resolve", "--date", testDate, "--trade-file", n, "--note", "Infinia ticket 9", "--infinia-lost-after", "1ms"}, sim.Config.Args()...)...)
+	}
+	sim.Infinia.LoseFilesOf(lost, false)
+	if out, code := e.runInfinia(sim, "--infinia-lost-after", "1ms"); code != 0 {
+		t.Fatalf("the run after the file was sent again: exit %d, want 0\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items i JOIN settle.run_sellers s ON s.run_id = i.run_id AND s.seller_id = i.seller_id
+		WHERE s.infinia_seller_id = $1 AND i.channel = 'infiniapay' AND i.state <> 'paid'`, lost); n != 0 {
+		t.Fatalf("%d items of the lost file are not paid", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.trade_files WHERE name LIKE '%_' || $1 || '_%' AND status = 'SUCCESS'`, lost); n == 0 {
+		t.Fatal("no further file of the seller was accepted")
+	}
+	e.checkPaidOnce(sim, balance)
+}

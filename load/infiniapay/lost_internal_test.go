@@ -101,3 +101,60 @@ func TestAnUploadWhoseDeliveryIsUnknownIsNotSentAgain(t *testing.T) {
 		}
 	}
 }
+
+// knownAs answers every upload-status query with one answer.
+type knownAs struct {
+	stageAPI
+	status string
+	err    error
+}
+
+func (a knownAs) UploadStatus(context.Context, pipeline.TradeFile) (string, string, error) {
+	return a.status, "", a.err
+}
+
+// LostFile, for resolve --trade-file: a file is lost only when Infinia
+// says now that it does not know it and it was uploaded, or its delivery
+// found unknown, more than LostAfter ago; anything else is refused with
+// what to do, or (Infinia not answering now) returned to ask again.
+func TestALostFileIsOneInfiniaDoesNotKnowPastLostAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	notFound := knownAs{err: fmt.Errorf("%w: BIZ-404", pipeline.ErrNotFound)}
+	uploaded := pipeline.TradeFile{Name: "F.csv", RequestNo: "R1", Status: StatusReceived, Uploaded: now.Add(-48 * time.Hour)}
+	sent := pipeline.Effect{State: pipeline.EffectSucceeded, Sends: 1}
+	unknownSince := pipeline.TradeFile{Name: "F.csv", RequestNo: "R1", Status: StatusReceived}
+	marked := pipeline.Effect{State: pipeline.EffectUnknown, Sends: 2,
+		LastError: "whether it was delivered is unknown" + deliverySinceMark + now.Add(-30*time.Hour).Format(time.RFC3339) + ")"}
+	for _, tc := range []struct {
+		name  string
+		api   API
+		f     pipeline.TradeFile
+		up    pipeline.Effect
+		found bool
+		want  string // in the proof, or in the error
+		usage bool   // refused (exit 2)
+		ok    bool
+	}{
+		{"uploaded two days ago, not known", notFound, uploaded, sent, true, "did not know requestNo R1 at 2026-11-25T03:00:00Z, uploaded 48h0m0s before", false, true},
+		{"delivery unknown for 30 hours, not known", notFound, unknownSince, marked, true, "its delivery unknown 30h0m0s before", false, true},
+		{"uploaded an hour ago", notFound, pipeline.TradeFile{Name: "F.csv", Uploaded: now.Add(-time.Hour)}, sent, true, "Infinia may not have picked it up yet", true, false},
+		{"never sent", notFound, pipeline.TradeFile{Name: "F.csv"}, pipeline.Effect{State: pipeline.EffectPlanned}, true, "never uploaded", true, false},
+		{"no upload planned", notFound, pipeline.TradeFile{Name: "F.csv"}, pipeline.Effect{}, false, "never uploaded", true, false},
+		{"sent, its end not known", notFound, unknownSince, pipeline.Effect{State: pipeline.EffectUnknown, Sends: 1}, true, "not known yet (unknown)", true, false},
+		{"Infinia knows it", knownAs{status: StatusProcessing}, uploaded, sent, true, "Infinia knows it (PROCESSING)", true, false},
+		{"an answer that cannot be used", knownAs{err: fmt.Errorf("%w: about another seller", ErrAnswer)}, uploaded, sent, true, "cannot be taken as not knowing it", true, false},
+		{"Infinia not answering now", knownAs{err: &Error{kind: failNoAnswer, Err: errors.New("connection reset")}}, uploaded, sent, true, "connection reset", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proof, err := lostFile(context.Background(), tc.api, tc.f, tc.up, tc.found, now, DefaultLostAfter)
+			got := proof
+			if err != nil {
+				got = err.Error()
+			}
+			if (err == nil) != tc.ok || (pipeline.KindOf(err) == pipeline.KindUsage) != tc.usage || !strings.Contains(got, tc.want) {
+				t.Fatalf("got %q (%v), want it to say %q, usage %v, lost %v", got, pipeline.KindOf(err), tc.want, tc.usage, tc.ok)
+			}
+		})
+	}
+}

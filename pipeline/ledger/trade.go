@@ -563,7 +563,7 @@ func (l *Ledger) SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKe
 // requestNo.
 const KindSentAgain = "trade_file_sent_again"
 
-// SentAgain is what SendAgain did with a refused trade file.
+// SentAgain is what SendAgain did with a trade file.
 type SentAgain struct {
 	File       pipeline.TradeFile
 	Orders     int64 // the file's items now in no file again, to go out in a further file of the date
@@ -571,48 +571,90 @@ type SentAgain struct {
 	Before     bool // sent again before: nothing moved now
 }
 
-// SendAgain returns the items of trade file name of date d, which Infinia
-// refused (FAILED), to the items of its run in no trade file, so that the
-// next run of the date builds them into a further file of the seller and
-// currency (the next attempt: a new name and requestNo) and uploads it:
-// the held items (the rows Infinia did not refuse), and with refusedRows
-// also the rows Infinia refused. It is what a person does once the cause is
-// fixed (the trade file's layout, say, or the platform's data) and Infinia
-// confirms it took none of the file: settle never sends a refused file's
-// orders again by itself, as only Infinia can say what it took of a
-// refused file. The file is then no longer for a person (RefusedTradeFiles,
-// TradeFileCounts), and the resolution is recorded with note, once: a
-// second call moves nothing (Before). Refused (pipeline.KindUsage): a
-// file that is not refused, one with nothing to send again.
-func (l *Ledger) SendAgain(ctx context.Context, d pipeline.Date, name, note string, refusedRows bool) (SentAgain, error) {
+// SendAgainRequest is what a person asks of SendAgain.
+type SendAgainRequest struct {
+	Name string // the trade file's name
+	Note string // who confirmed with Infinia that it took none of the file, the reference, what was fixed
+	// RefusedRows sends again the rows Infinia refused too, not only the
+	// held rest of the file.
+	RefusedRows bool
+	// Lost is, for a file Infinia has not decided, what shows that
+	// Infinia lost it (infiniapay.Client.LostFile): such a file is given
+	// up (FAILED, its upload failed with the proof) and sent again. Empty:
+	// only a file Infinia refused is sent again.
+	Lost string
+}
+
+// SendAgain returns the items of trade file r.Name of date d to the items
+// of its run in no trade file, so that the next run of the date builds
+// them into a further file of the seller and currency (the next attempt:
+// a new name and requestNo) and uploads it. The file is one Infinia
+// refused (FAILED): its held items go (the rows Infinia did not refuse),
+// and with r.RefusedRows the rows it refused too; or one Infinia lost
+// (r.Lost): it is given up first - refused for this run with the proof,
+// its upload failed - and all its items go. It is what a person does once
+// the cause is fixed (the trade file's layout, say, or the platform's
+// data) and Infinia confirms it took none of the file: settle never sends
+// a file's orders again by itself, as only Infinia can say what it took
+// of a file. The file is then no longer for a person (RefusedTradeFiles,
+// TradeFileCounts), and the resolution is recorded with the note, once: a
+// second call moves nothing (Before). Refused (pipeline.KindUsage): a file
+// Infinia accepted or has not decided (without r.Lost), one with nothing
+// to send again.
+func (l *Ledger) SendAgain(ctx context.Context, d pipeline.Date, r SendAgainRequest) (SentAgain, error) {
 	var out SentAgain
-	if strings.TrimSpace(note) == "" {
+	if strings.TrimSpace(r.Note) == "" {
 		return out, pipeline.Errorf(pipeline.KindUsage, "--note", "say why the file's orders can go out again: who confirmed with Infinia that it took none of the file, the reference, what was fixed")
 	}
+	name := r.Name
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		out.File, err = scanTradeFile(tx.QueryRowContext(ctx, `SELECT `+tradeFileColumns+` FROM trade_files
 			WHERE business_date = $1 AND name = $2 FOR UPDATE OF trade_files`, d.String(), name))
+		f := &out.File
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return pipeline.Errorf(pipeline.KindUsage, "--trade-file", "%s: no trade file of %s has this name (the run's output and orders.csv name a refused one: \"held: trade file NAME was refused by Infinia\")", name, d)
 		case err != nil:
 			return err
-		case out.File.Status == "SUCCESS":
+		case f.Status == "SUCCESS":
 			return pipeline.Errorf(pipeline.KindUsage, "--trade-file", "%s: Infinia accepted it; its orders are paid by their seller's revenue share", name)
-		case out.File.Status != "FAILED":
-			return pipeline.Errorf(pipeline.KindUsage, "--trade-file", "%s: Infinia has not refused it (%s): every run asks Infinia about it again; nothing to send again", name, out.File.Status)
+		case f.Status != "FAILED" && r.Lost == "":
+			return pipeline.Errorf(pipeline.KindUsage, "--trade-file", "%s: Infinia has not refused it (%s): every run asks Infinia about it again; nothing to send again", name, f.Status)
 		}
-		out.Resolution = Resolution{Kind: KindSentAgain, Subject: name, Key: out.File.RequestNo}
-		created, err := recordResolution(ctx, tx, &out.Resolution, note)
+		out.Resolution = Resolution{Kind: KindSentAgain, Subject: name, Key: f.RequestNo}
+		created, err := recordResolution(ctx, tx, &out.Resolution, r.Note)
 		if err != nil || !created {
 			out.Before = !created
 			return err
 		}
+		if f.Status != "FAILED" {
+			// Lost: given up, so that no run asks about it or uploads it
+			// again (the upload stage feeds only open files).
+			f.Status, f.Reason = "FAILED", "lost by Infinia, given up by a person: "+r.Lost
+			if _, err := tx.ExecContext(ctx, `UPDATE trade_files SET status = $2, reason = $3, updated_at = now() WHERE id = $1`,
+				f.ID, f.Status, f.Reason); err != nil {
+				return err
+			}
+			var id int64
+			err := tx.QueryRowContext(ctx, `SELECT id FROM effects WHERE run_id = $1 AND idem_key = $2 AND state NOT IN ('succeeded', 'failed')`,
+				f.RunID, f.RequestNo).Scan(&id)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return err
+			default:
+				var n int
+				if err := tx.QueryRowContext(ctx, recordOutcomeSQL, id, string(pipeline.CauseGivenUp), string(pipeline.EffectFailed), "",
+					"given up by a person ("+r.Lost+"): "+r.Note).Scan(&n); err != nil {
+					return err
+				}
+			}
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE items SET state = 'recorded', reason = '', provider_ref = ''
 			WHERE business_date = $1 AND seller_id = $2 AND currency = $3 AND run_id = $4 AND provider_ref = $5 AND payout_key = ''
-			  AND (state = 'held' OR $6 AND state = 'rejected' AND starts_with(reason, $7))`,
-			d.String(), out.File.SellerID, string(out.File.Currency), out.File.RunID, out.File.RequestNo, refusedRows, infiniaRefusedRow)
+			  AND (state IN ('held', 'recorded') OR $6 AND state = 'rejected' AND starts_with(reason, $7))`,
+			d.String(), f.SellerID, string(f.Currency), f.RunID, f.RequestNo, r.RefusedRows, infiniaRefusedRow)
 		if err != nil {
 			return err
 		}
@@ -621,7 +663,7 @@ func (l *Ledger) SendAgain(ctx context.Context, d pipeline.Date, name, note stri
 		}
 		if out.Orders == 0 {
 			what := "the rows Infinia refused stay rejected; --refused-rows sends them too"
-			if refusedRows {
+			if r.RefusedRows {
 				what = "none of its orders is held or refused by Infinia now"
 			}
 			return pipeline.Errorf(pipeline.KindUsage, "--trade-file", "%s: nothing to send again (%s); nothing recorded", name, what)
@@ -632,4 +674,18 @@ func (l *Ledger) SendAgain(ctx context.Context, d pipeline.Date, name, note stri
 		err = fmt.Errorf("send trade file %s again: %w", name, err)
 	}
 	return out, err
+}
+
+// TradeFileNamed returns the trade file of date d named name, ok false
+// when there is none.
+func (l *Ledger) TradeFileNamed(ctx context.Context, d pipeline.Date, name string) (pipeline.TradeFile, bool, error) {
+	f, err := scanTradeFile(l.db.QueryRowContext(ctx, `SELECT `+tradeFileColumns+` FROM trade_files
+		WHERE business_date = $1 AND name = $2`, d.String(), name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, false, nil
+	}
+	if err != nil {
+		return f, false, fmt.Errorf("read trade file %s: %w", name, err)
+	}
+	return f, true, nil
 }

@@ -343,7 +343,7 @@ func TestARefusedTradeFileIsSentAgainOnlyByAPerson(t *testing.T) {
 
 	usage := func(what, name, note, want string) {
 		t.Helper()
-		_, err := l.SendAgain(ctx, day, name, note, true)
+		_, err := l.SendAgain(ctx, day, ledger.SendAgainRequest{Name: name, Note: note, RefusedRows: true})
 		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), want) {
 			t.Errorf("%s: %v, want a usage error saying %q", what, err, want)
 		}
@@ -352,14 +352,14 @@ func TestARefusedTradeFileIsSentAgainOnlyByAPerson(t *testing.T) {
 	usage("an open file", files["S2"].Name, "n", "Infinia has not refused it (BUILT)")
 	usage("an unknown name", "TD_nothing.csv", "n", "no trade file of 2026-11-23 has this name")
 	usage("no note", refused.Name, " ", "say why")
-	if _, err := l.SendAgain(ctx, day.AddDays(1), refused.Name, "n", false); pipeline.KindOf(err) != pipeline.KindUsage {
+	if _, err := l.SendAgain(ctx, day.AddDays(1), ledger.SendAgainRequest{Name: refused.Name, Note: "n"}); pipeline.KindOf(err) != pipeline.KindUsage {
 		t.Errorf("the file under another date: %v", err)
 	}
 	if got := states(); got != "O00 rejected "+refused.RequestNo+", O03 held "+refused.RequestNo+", O06 held "+refused.RequestNo+", O09 held "+refused.RequestNo {
 		t.Fatalf("a refused send moved items: %s", got)
 	}
 
-	s, err := l.SendAgain(ctx, day, refused.Name, "Infinia ticket 42: took none of it", false)
+	s, err := l.SendAgain(ctx, day, ledger.SendAgainRequest{Name: refused.Name, Note: "Infinia ticket 42: took none of it"})
 	if err != nil || s.Before || s.Orders != 3 || s.Resolution.Kind != ledger.KindSentAgain || s.Resolution.Key != refused.RequestNo {
 		t.Fatalf("sent again: %+v, %v", s, err)
 	}
@@ -384,7 +384,7 @@ func TestARefusedTradeFileIsSentAgainOnlyByAPerson(t *testing.T) {
 		t.Fatalf("resolutions %+v: %v", res, err)
 	}
 	// Asked again: recorded before, nothing moved, the first note stands.
-	if again, err := l.SendAgain(ctx, day, refused.Name, "another note", true); err != nil || !again.Before || again.Orders != 0 ||
+	if again, err := l.SendAgain(ctx, day, ledger.SendAgainRequest{Name: refused.Name, Note: "another note", RefusedRows: true}); err != nil || !again.Before || again.Orders != 0 ||
 		again.Resolution.Note != "Infinia ticket 42: took none of it" {
 		t.Fatalf("sent again twice: %+v, %v", again, err)
 	}
@@ -424,18 +424,91 @@ func TestARefusedTradeFileSendsItsRefusedRowsWhenAsked(t *testing.T) {
 	if err := l.FinishTradeFile(ctx, f, []pipeline.ProviderReject{{OrderNo: "O00", Reason: "bad"}, {OrderNo: "O01", Reason: "bad"}}, ledger.ItemHeld, "held"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.SendAgain(ctx, day, f.Name, "n", false); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "--refused-rows sends them too") {
+	if _, err := l.SendAgain(ctx, day, ledger.SendAgainRequest{Name: f.Name, Note: "n"}); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "--refused-rows sends them too") {
 		t.Fatalf("nothing held, refused rows not asked for: %v", err)
 	}
 	if res, _ := l.Resolutions(ctx, day); len(res) != 0 {
 		t.Fatalf("a send that moved nothing was recorded: %+v", res)
 	}
-	s, err := l.SendAgain(ctx, day, f.Name, "layout fixed", true)
+	s, err := l.SendAgain(ctx, day, ledger.SendAgainRequest{Name: f.Name, Note: "layout fixed", RefusedRows: true})
 	if err != nil || s.Orders != 2 {
 		t.Fatalf("with the refused rows: %+v, %v", s, err)
 	}
 	var left int
 	if err := l.DB().Get(&left, `SELECT count(*) FROM items WHERE state = 'recorded' AND provider_ref = '' AND reason = ''`); err != nil || left != 2 {
 		t.Fatalf("%d items in no file, want 2: %v", left, err)
+	}
+}
+
+// A trade file Infinia lost is given up when a person sends it again with
+// the proof (SendAgainRequest.Lost): refused for its run with the proof,
+// its upload - here of a delivery left unknown - failed with the cause in
+// its history, and every item of it in no file again.
+func TestALostTradeFileIsGivenUpAndSentAgain(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	run := openRun(t, l, day)
+	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for i := range 3 {
+			no := fmt.Sprintf("O%02d", i)
+			o := pipeline.Order{Seq: int64(i + 1), OrderNo: no, SellerID: "S0", Channel: chInfinia,
+				ProviderTxnID: "T" + no, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	req := tradeKey(day, "S0", "USD", 1)
+	f, err := l.RecordTradeFile(ctx, pipeline.TradeFile{RunID: run.ID, Date: day, SellerID: "S0", Currency: "USD", Attempt: 1,
+		RequestNo: req, Name: "TD_" + req + ".csv", SHA256: "x", SellerMinor: 27, Items: 3}, shareChannels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "upload", Subject: "TD/" + req, Attempt: 1, Key: req, Currency: "USD"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkSent(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectUnknown, "", "whether it was delivered is unknown"); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := l.TradeFileNamed(ctx, day, f.Name); err != nil || !ok || got.ID != f.ID {
+		t.Fatalf("the file by its name: %+v %v %v", got, ok, err)
+	}
+	const proof = "Infinia did not know requestNo x at T"
+	s, err := l.SendAgain(ctx, day, ledger.SendAgainRequest{Name: f.Name, Note: "ticket 9", Lost: proof})
+	if err != nil || s.Orders != 3 || s.File.Status != "FAILED" {
+		t.Fatalf("sent again: %+v, %v", s, err)
+	}
+	files, err := l.OpenTradeFiles(ctx, run.ID, 0, 10)
+	if err != nil || len(files) != 0 {
+		t.Fatalf("open files after it was given up: %v %v", files, err)
+	}
+	var status, reason string
+	if err := l.DB().QueryRow(`SELECT status, reason FROM trade_files WHERE id = $1`, f.ID).Scan(&status, &reason); err != nil ||
+		status != "FAILED" || !strings.Contains(reason, "lost by Infinia, given up by a person: "+proof) {
+		t.Fatalf("the file: %s %q %v", status, reason, err)
+	}
+	after, _, err := l.LatestEffect(ctx, "upload", "TD/"+req)
+	if err != nil || after.State != pipeline.EffectFailed || !strings.Contains(after.LastError, proof) || !strings.Contains(after.LastError, "ticket 9") {
+		t.Fatalf("its upload: %+v %v", after, err)
+	}
+	history, err := l.EffectHistory(ctx, e.ID)
+	if err != nil || history[len(history)-1].Cause != pipeline.CauseGivenUp {
+		t.Fatalf("its upload's history %+v: %v", history, err)
+	}
+	if all, _, refused, err := l.TradeFileCounts(ctx, run.ID); err != nil || all != 0 || refused != 0 {
+		t.Fatalf("counted after it was sent again: %d all, %d refused, %v", all, refused, err)
+	}
+	var unfiled int
+	if err := l.DB().Get(&unfiled, `SELECT count(*) FROM items WHERE state = 'recorded' AND provider_ref = ''`); err != nil || unfiled != 3 {
+		t.Fatalf("%d items in no file, want 3: %v", unfiled, err)
 	}
 }

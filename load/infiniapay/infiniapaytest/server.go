@@ -101,6 +101,7 @@ type Server struct {
 	shareOrder   []string
 	uploads      map[string]*upload
 	refused      map[string]string // order_no -> reason: rows the fake refuses
+	lose         map[string]bool   // sellerId -> its trade files are lost (LoseFilesOf)
 	refuseStatus map[string]answer // sellerId -> the answer to its upload-status queries
 	errorFiles   map[string][]byte
 	refs         int

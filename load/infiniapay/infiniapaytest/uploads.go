@@ -71,6 +71,19 @@ func (s *Server) Upload(requestNo string) (FileUpload, bool) {
 	return u.FileUpload, true
 }
 
+// LoseFilesOf makes the fake lose every later trade file of Infinia
+// seller sellerID (lose false: take them again): taken from the SFTP
+// server and never known, its status query answering not found, as a file
+// Infinia lost (for tests of the lost-file path).
+func (s *Server) LoseFilesOf(sellerID string, lose bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lose == nil {
+		s.lose = map[string]bool{}
+	}
+	s.lose[sellerID] = lose
+}
+
 // RefuseOrder makes every later trade file that lists orderNo FAILED, with
 // reason for that row in its error file: how Infinia refuses a trade it
 // will not take (for tests of the refused-file path). An empty reason
@@ -119,8 +132,12 @@ func (s *Server) ReceiveFile(name string, r io.Reader) error {
 		return err
 	}
 	s.mu.Lock()
-	refused := maps.Clone(s.refused)
+	refused, lose := maps.Clone(s.refused), s.lose[u.SellerID]
 	s.mu.Unlock()
+	if lose {
+		_, err := io.Copy(io.Discard, r)
+		return err
+	}
 	h := sha256.New()
 	problems, err := s.validate(io.TeeReader(r, h), u, refused)
 	if err != nil {
