@@ -73,7 +73,13 @@ func isFlagError(err error) bool {
 	return strings.Contains(msg, "Required flag") || strings.Contains(msg, "flag provided but not defined")
 }
 
-// yesterday is the default business date: the day before now in loc.
+// yesterday is the default business date: the day that ended at the
+// start of today in loc - the date of the last instant before today
+// began. That is the calendar day before today but where a day was
+// skipped (Pacific/Apia crossed the date line: 2011-12-29 was followed by
+// 2011-12-31), where "today minus one" names a day with no hours, and the
+// day that did end would never be settled by a nightly run.
 func yesterday(now time.Time, loc *time.Location) pipeline.Date {
-	return pipeline.DateOf(now.In(loc)).AddDays(-1)
+	start := pipeline.DateOf(now.In(loc)).Time(loc)
+	return pipeline.DateOf(start.Add(-time.Nanosecond).In(loc))
 }

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// TestYesterdayIsTheDayThatJustEnded: the nightly run settles the day
+// that ended at the last midnight in --tz. Where a calendar day was
+// skipped (Pacific/Apia crossed the date line: 2011-12-29 was followed by
+// 2011-12-31), "today's date minus one" names the skipped day, whose window
+// is empty, and the day that did end (2011-12-29) was never settled by a
+// nightly run.
+func TestYesterdayIsTheDayThatJustEnded(t *testing.T) {
+	apia, err := time.LoadLocation("Pacific/Apia")
+	if err != nil {
+		t.Skip(err)
+	}
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	ny, _ := time.LoadLocation("America/New_York")
+	for _, c := range []struct {
+		now  time.Time
+		loc  *time.Location
+		want string
+	}{
+		{time.Date(2011, 12, 31, 2, 30, 0, 0, apia), apia, "2011-12-29"},
+		{time.Date(2011, 12, 29, 2, 30, 0, 0, apia), apia, "2011-12-28"},
+		{time.Date(2012, 1, 1, 2, 30, 0, 0, apia), apia, "2011-12-31"},
+		{time.Date(2026, 3, 2, 2, 30, 0, 0, sh), sh, "2026-03-01"},
+		{time.Date(2024, 3, 11, 0, 0, 0, 0, ny), ny, "2024-03-10"},
+		{time.Date(2024, 11, 4, 0, 30, 0, 0, ny), ny, "2024-11-03"},
+	} {
+		got := yesterday(c.now, c.loc)
+		if got.String() != c.want {
+			t.Errorf("yesterday at %s: %s, want %s", c.now, got, c.want)
+		}
+		// The date settled is over and is not empty: its window ends at
+		// or before today's start.
+		if w := pipeline.WindowOf(got, c.loc); w.End.After(c.now) || !w.End.After(w.Start) {
+			t.Errorf("yesterday at %s: %s, window %v", c.now, got, w)
+		}
+	}
+}
