@@ -307,10 +307,13 @@ func (l BillLayout) Format(lines []BillLine) ([]byte, error) {
 	w := csv.NewWriter(&buf)
 	w.Write([]string{l.Time, l.Initiator, l.Sponsor, l.TransactionID, l.OrderID, l.OutOrderNo, l.DetailID, l.ReceiverType,
 		l.Account, l.Amount, l.Currency, l.ExchangeRate, l.BusinessType, l.Status, l.Description})
-	var total int64
+	var total int64 // thousandths (checksumUnit), as Parse adds the column up
 	for _, b := range lines {
-		var err error
-		if total, err = pipeline.Add(total, b.Amount); err != nil {
+		milli, err := checksumAmount(pipeline.FormatMinor(b.Amount, b.Currency))
+		if err == nil {
+			total, err = pipeline.Add(total, milli)
+		}
+		if err != nil {
 			return nil, err
 		}
 		typ := l.Distribution
@@ -326,9 +329,18 @@ func (l BillLayout) Format(lines []BillLine) ([]byte, error) {
 		w.Write(rec)
 	}
 	w.Write([]string{l.Summary, "total_amount"})
-	w.Write([]string{"`" + strconv.Itoa(len(lines)), "`" + pipeline.FormatMinor(total, "CNY")})
+	w.Write([]string{"`" + strconv.Itoa(len(lines)), "`" + formatChecksum(total)})
 	w.Flush()
 	return buf.Bytes(), w.Error()
+}
+
+// formatChecksum writes a total in thousandths with the yuan's two
+// decimals when it has no third (as WeChat Pay writes it), else three.
+func formatChecksum(milli int64) string {
+	if milli%10 == 0 {
+		return pipeline.FormatMinor(milli/10, "CNY")
+	}
+	return pipeline.FormatMinor(milli, checksumUnit)
 }
 
 // FormatBill writes lines as a bill in DefaultBillLayout.

@@ -153,3 +153,35 @@ func TestABillInOtherHeadersIsReadWithALayoutFile(t *testing.T) {
 		}
 	}
 }
+
+// TestFormatBillTotalsAmountsAsWritten: the fake's bills (FormatBill) sum
+// the amount column as the decimals it holds, as ParseBill checks them. A
+// bill with a JPY line (0 decimals) or a KWD one (3) had its total written
+// as the lines' minor units read as yuan cents (1 JPY + 1.000 KWD written
+// "10.01"), so the simulator's bill of any sub-merchant with such an order
+// did not parse and the run reported it unreadable.
+func TestFormatBillTotalsAmountsAsWritten(t *testing.T) {
+	at := time.Date(2025, 9, 3, 10, 0, 0, 0, wechatpay.Beijing)
+	for name, lines := range map[string][]wechatpay.BillLine{
+		"JPY": {{Time: at, TransactionID: "T1", OutOrderNo: "WX1", Type: wechatpay.BillDistribution, ReceiverType: "MERCHANT_ID", Account: "1900000100", Currency: "JPY", Amount: 150}},
+		"KWD and CNY": {
+			{Time: at, TransactionID: "T1", OutOrderNo: "WX1", Type: wechatpay.BillDistribution, ReceiverType: "MERCHANT_ID", Account: "1900000100", Currency: "KWD", Amount: 1500},
+			{Time: at, TransactionID: "T2", OutOrderNo: "WX2", Type: wechatpay.BillUnfreeze, ReceiverType: "MERCHANT_ID", Account: "1900000109", Currency: "CNY", Amount: 1234},
+		},
+	} {
+		data, err := wechatpay.FormatBill(lines)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := wechatpay.ParseBill(data)
+		if err != nil || len(out) != len(lines) {
+			t.Errorf("%s: %v\n%s", name, err, data)
+			continue
+		}
+		for i := range out {
+			if out[i].Amount != lines[i].Amount || out[i].Currency != lines[i].Currency {
+				t.Errorf("%s: line %d reads %d %s, wrote %d %s", name, i, out[i].Amount, out[i].Currency, lines[i].Amount, lines[i].Currency)
+			}
+		}
+	}
+}
