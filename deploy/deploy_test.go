@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -148,10 +150,48 @@ func TestEveryPodOfANightSettlesOneDate(t *testing.T) {
 		if s.StartingDeadlineSeconds == nil || s.JobTemplate.Spec.ActiveDeadlineSeconds == nil {
 			continue // checkCronJob and checkJob say so
 		}
-		last := int64(hour*3600+minute*60) + *s.StartingDeadlineSeconds + *s.JobTemplate.Spec.ActiveDeadlineSeconds
-		if last >= 24*3600 {
-			t.Errorf("%s: a pod may start as late as %d s after the midnight before its schedule %q (schedule + startingDeadlineSeconds + activeDeadlineSeconds): past the next midnight it settles the next date", name, last, s.Schedule)
+		span := time.Duration(*s.StartingDeadlineSeconds+*s.JobTemplate.Spec.ActiveDeadlineSeconds) * time.Second
+		if err := nightEndsBeforeMidnight(tz, hour, minute, span); err != nil {
+			t.Errorf("%s: schedule %q: %v", name, s.Schedule, err)
 		}
+	}
+}
+
+// nightEndsBeforeMidnight checks that a night started at hour:minute in
+// zone tz and lasting span (startingDeadlineSeconds plus
+// activeDeadlineSeconds) ends before the next midnight there on every day
+// of two years: counted in seconds from a 24-hour midnight, a night that
+// crosses a daylight-saving change (a 23-hour day) ran an hour past it,
+// and its last pods settled the next date.
+func nightEndsBeforeMidnight(tz string, hour, minute int, span time.Duration) error {
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return err
+	}
+	for d := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 2027; d = d.AddDate(0, 0, 1) {
+		start := time.Date(d.Year(), d.Month(), d.Day(), hour, minute, 0, 0, loc)
+		if start.Day() != d.Day() {
+			continue // the schedule falls in a gap that day
+		}
+		next := time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, loc)
+		if last := start.Add(span); !last.Before(next) {
+			return fmt.Errorf("the night of %s in %s starts at %s and may start a pod as late as %s (schedule + startingDeadlineSeconds + activeDeadlineSeconds): past midnight it settles the next date",
+				d.Format(time.DateOnly), tz, start.Format("15:04 MST"), last.In(loc).Format("2006-01-02 15:04 MST"))
+		}
+	}
+	return nil
+}
+
+// TestANightIsMeasuredInItsZonesHours: a night over a daylight-saving
+// change is an hour shorter; 24 hours counted from midnight let it through.
+func TestANightIsMeasuredInItsZonesHours(t *testing.T) {
+	// 01:30 + 22h is 23:30 by the clock on most days, and 00:30 the next
+	// day on 2025-03-09 in New York (02:00 skipped).
+	if err := nightEndsBeforeMidnight("America/New_York", 1, 30, 22*time.Hour); err == nil {
+		t.Error("a night of 22 hours from 01:30 in America/New_York passed: on the spring-forward day it ends after midnight")
+	}
+	if err := nightEndsBeforeMidnight("Asia/Shanghai", 2, 30, 5*time.Hour); err != nil {
+		t.Error(err)
 	}
 }
 
