@@ -34,6 +34,12 @@ const (
 	LateRefundRejected = "rejected" // cannot be right (reason says why): a person decides
 )
 
+// LateRefundOfRejected is the reason of a late refund ignored because its
+// order's item was rejected by its provider: nothing was paid on it. An
+// item sent again (ledger.SendAgain, --refused-rows) is paid after all, and
+// its late refunds ignored so are pending again, to be clawed back.
+const LateRefundOfRejected = "the order was rejected: nothing was paid on it"
+
 // LateRefund is a late refund as the ledger keeps it.
 type LateRefund struct {
 	Date      Date // the business date of the run that read it
@@ -280,7 +286,7 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 				ignored++
 			}
 		case it.State == "rejected":
-			if err = resolve(LateRefundIgnored, "the order was rejected: nothing was paid on it", nil); err == nil {
+			if err = resolve(LateRefundIgnored, LateRefundOfRejected, nil); err == nil {
 				ignored++
 			}
 		case it.State != "paid" && it.State != "carried":

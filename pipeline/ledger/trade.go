@@ -651,6 +651,20 @@ func (l *Ledger) SendAgain(ctx context.Context, d pipeline.Date, r SendAgainRequ
 				}
 			}
 		}
+		if r.RefusedRows {
+			// A late refund of a refused row's order was ignored while the
+			// order was rejected (nothing was paid on it): the order is
+			// paid after all now, so its refund is pending again, clawed
+			// back once the order is paid (else the seller kept it).
+			if _, err := tx.ExecContext(ctx, `UPDATE late_refunds lr SET state = $8, reason = ''
+				FROM items i WHERE lr.order_no = i.order_no AND lr.state = $9 AND lr.reason = $10
+				  AND i.business_date = $1 AND i.seller_id = $2 AND i.currency = $3 AND i.run_id = $4 AND i.provider_ref = $5
+				  AND i.payout_key = '' AND $6 AND i.state = 'rejected' AND starts_with(i.reason, $7)`,
+				d.String(), f.SellerID, string(f.Currency), f.RunID, f.RequestNo, r.RefusedRows, infiniaRefusedRow,
+				pipeline.LateRefundPending, pipeline.LateRefundIgnored, pipeline.LateRefundOfRejected); err != nil {
+				return err
+			}
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE items SET state = 'recorded', reason = '', provider_ref = ''
 			WHERE business_date = $1 AND seller_id = $2 AND currency = $3 AND run_id = $4 AND provider_ref = $5 AND payout_key = ''
 			  AND (state IN ('held', 'recorded') OR $6 AND state = 'rejected' AND starts_with(reason, $7))`,
