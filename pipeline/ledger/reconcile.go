@@ -372,7 +372,7 @@ func (l *Ledger) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution
 		UNION ALL
 		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
 		FROM resolutions s JOIN trade_files t ON t.name = s.subject AND t.request_no = s.idem_key AND t.business_date = $1
-		WHERE s.kind = '`+KindSentAgain+`') x ORDER BY subject, kind`, d.String())
+		WHERE s.kind IN ('`+KindSentAgain+`', '`+KindRefusedRowsSentAgain+`')) x ORDER BY subject, kind`, d.String())
 	if err != nil {
 		return nil, fmt.Errorf("read resolutions of %s: %w", d, err)
 	}

@@ -560,8 +560,12 @@ func (l *Ledger) SetItemPaid(ctx context.Context, runID int64, orderNo, payoutKe
 
 // KindSentAgain is the kind of the resolution SendAgain records of a
 // refused trade file: its subject the file's name, its key the file's
-// requestNo.
-const KindSentAgain = "trade_file_sent_again"
+// requestNo. KindRefusedRowsSentAgain is the one it records when the rows
+// Infinia refused go on a later call than the file's held rows.
+const (
+	KindSentAgain            = "trade_file_sent_again"
+	KindRefusedRowsSentAgain = "trade_file_refused_rows_sent_again"
+)
 
 // SentAgain is what SendAgain did with a trade file.
 type SentAgain struct {
@@ -598,7 +602,9 @@ type SendAgainRequest struct {
 // a file's orders again by itself, as only Infinia can say what it took
 // of a file. The file is then no longer for a person (RefusedTradeFiles,
 // TradeFileCounts), and the resolution is recorded with the note, once: a
-// second call moves nothing (Before). Refused (pipeline.KindUsage): a file
+// second call moves nothing (Before), but for the rows Infinia refused
+// when the first call left them and this one asks for them (recorded as
+// KindRefusedRowsSentAgain, once). Refused (pipeline.KindUsage): a file
 // Infinia accepted or has not decided (without r.Lost), one with nothing
 // to send again.
 func (l *Ledger) SendAgain(ctx context.Context, d pipeline.Date, r SendAgainRequest) (SentAgain, error) {
@@ -624,9 +630,23 @@ func (l *Ledger) SendAgain(ctx context.Context, d pipeline.Date, r SendAgainRequ
 		}
 		out.Resolution = Resolution{Kind: KindSentAgain, Subject: name, Key: f.RequestNo}
 		created, err := recordResolution(ctx, tx, &out.Resolution, r.Note)
-		if err != nil || !created {
-			out.Before = !created
+		if err != nil {
 			return err
+		}
+		again := !created // sent again before: only its refused rows may go now
+		if again {
+			if !r.RefusedRows {
+				out.Before = true
+				return nil
+			}
+			// Sent again before without the rows Infinia refused: they go
+			// now, under a resolution of their own (with this note), once.
+			rows := Resolution{Kind: KindRefusedRowsSentAgain, Subject: name, Key: f.RequestNo}
+			if created, err = recordResolution(ctx, tx, &rows, r.Note); err != nil || !created {
+				out.Before, out.Resolution = !created, rows
+				return err
+			}
+			out.Resolution = rows
 		}
 		if f.Status != "FAILED" {
 			// Lost: given up, so that no run asks about it or uploads it
@@ -667,8 +687,8 @@ func (l *Ledger) SendAgain(ctx context.Context, d pipeline.Date, r SendAgainRequ
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE items SET state = 'recorded', reason = '', provider_ref = ''
 			WHERE business_date = $1 AND seller_id = $2 AND currency = $3 AND run_id = $4 AND provider_ref = $5 AND payout_key = ''
-			  AND (state IN ('held', 'recorded') OR $6 AND state = 'rejected' AND starts_with(reason, $7))`,
-			d.String(), f.SellerID, string(f.Currency), f.RunID, f.RequestNo, r.RefusedRows, infiniaRefusedRow)
+			  AND (NOT $8 AND state IN ('held', 'recorded') OR $6 AND state = 'rejected' AND starts_with(reason, $7))`,
+			d.String(), f.SellerID, string(f.Currency), f.RunID, f.RequestNo, r.RefusedRows, infiniaRefusedRow, again)
 		if err != nil {
 			return err
 		}

@@ -384,12 +384,27 @@ func TestARefusedTradeFileIsSentAgainOnlyByAPerson(t *testing.T) {
 		t.Fatalf("resolutions %+v: %v", res, err)
 	}
 	// Asked again: recorded before, nothing moved, the first note stands.
-	if again, err := l.SendAgain(ctx, day, ledger.SendAgainRequest{Name: refused.Name, Note: "another note", RefusedRows: true}); err != nil || !again.Before || again.Orders != 0 ||
+	if again, err := l.SendAgain(ctx, day, ledger.SendAgainRequest{Name: refused.Name, Note: "another note"}); err != nil || !again.Before || again.Orders != 0 ||
 		again.Resolution.Note != "Infinia ticket 42: took none of it" {
 		t.Fatalf("sent again twice: %+v, %v", again, err)
 	}
 	if got := states(); !strings.HasPrefix(got, "O00 rejected") {
 		t.Fatalf("the refused row moved on the second call: %s", got)
+	}
+	// The rows Infinia refused, left by the first call, go on a later one
+	// that asks for them, under a resolution of their own; then no more.
+	rows, err := l.SendAgain(ctx, day, ledger.SendAgainRequest{Name: refused.Name, Note: "O00's product type fixed", RefusedRows: true})
+	if err != nil || rows.Before || rows.Orders != 1 || rows.Resolution.Kind != ledger.KindRefusedRowsSentAgain || rows.Resolution.Note != "O00's product type fixed" {
+		t.Fatalf("the refused rows on a later call: %+v, %v", rows, err)
+	}
+	if got := states(); !strings.HasPrefix(got, "O00 recorded ,") {
+		t.Fatalf("the refused row after it was sent again: %s", got)
+	}
+	if again, err := l.SendAgain(ctx, day, ledger.SendAgainRequest{Name: refused.Name, Note: "n", RefusedRows: true}); err != nil || !again.Before || again.Orders != 0 {
+		t.Fatalf("sent again a third time: %+v, %v", again, err)
+	}
+	if res, err := l.Resolutions(ctx, day); err != nil || len(res) != 2 {
+		t.Fatalf("resolutions after the rows went too: %+v, %v", res, err)
 	}
 }
 
