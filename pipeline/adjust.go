@@ -281,6 +281,15 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 		}
 		spec, _ := channels.Spec(it.Channel)
 		switch {
+		case !p.Date.IsZero() && !it.Date.Before(p.Date):
+			// Read on p.Date (created in its window) while its order had no
+			// item, and the order settled since on a date no earlier (the
+			// platform moved it there): that date's source row counts every
+			// refund recorded before its window's end, this one among them.
+			// Clawing it back too took it from the seller twice.
+			if err = resolve(LateRefundIgnored, fmt.Sprintf("netted by the order's settlement on %s (its refunds up to that day's end)", it.Date), nil); err == nil {
+				ignored++
+			}
 		case spec.LateRefundIgnored != "":
 			if err = resolve(LateRefundIgnored, spec.LateRefundIgnored, nil); err == nil {
 				ignored++
