@@ -40,3 +40,35 @@ func TestALateRefundNettedByItsOrdersLaterSettlementIsNotClawedBack(t *testing.T
 		t.Errorf("R1 not ignored (netted by its order's settlement)")
 	}
 }
+
+// TestACarriedOnlyRevenueShareSucceededIsAppliedByTheReRun: day 2's
+// revenue share to S2 pays its carried 180.00 (O3, carried on day 1)
+// alone. The run is killed after the engine recorded it succeeded and
+// before PayoutSucceeded marked O3 paid (the state is set up as the kill
+// leaves it). On the re-run S2 has no uploaded item and no open entry (it
+// was netted), so it is no candidate, and driveOpen drives only payouts
+// not final: O3 stayed carried for good, orders.csv never showed it paid
+// by the revenue share that paid it.
+func TestACarriedOnlyRevenueShareSucceededIsAppliedByTheReRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.carriedOnlySeller()
+	if out, code := e.runDay(sim, scenarioDays[1]); code != 0 {
+		t.Fatalf("day 2: exit %d\n%s", code, out)
+	}
+	const subject = `RS/20261121/S00002/USD`
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE subject = $1 AND state = 'succeeded'`, subject); n != 1 {
+		t.Fatalf("S2's carried-only revenue share of day 2 did not succeed")
+	}
+	// As a kill between the engine's record of the success and
+	// PayoutSucceeded leaves it.
+	e.db.MustExec(`UPDATE settle.items SET state = 'carried', payout_key = '' WHERE order_no = 'O3'`)
+	out, code := e.runDay(sim, scenarioDays[1])
+	var state, key string
+	if err := e.db.QueryRow(`SELECT state, payout_key FROM settle.items WHERE order_no = 'O3'`).Scan(&state, &key); err != nil {
+		t.Fatal(err)
+	}
+	if state != "paid" || key == "" {
+		t.Fatalf("re-run of day 2 (exit %d): O3 is %s (payout key %q), its carried share paid by %s\n%s", code, state, key, subject, out)
+	}
+}

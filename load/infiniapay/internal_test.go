@@ -455,6 +455,11 @@ func (s *planStore) OpenEffectsAfter(context.Context, int64, string, int64, int)
 	return nil, nil
 }
 
+// UnappliedPayouts: nothing paid before.
+func (s *planStore) UnappliedPayouts(context.Context, int64, string) ([]pipeline.Effect, error) {
+	return nil, nil
+}
+
 func (s *planStore) EachPayoutCandidate(_ context.Context, _ *pipeline.Run, _ []pipeline.Channel, _ string, fn func(pipeline.PayoutCandidate) error) error {
 	for _, p := range s.cands {
 		if err := fn(p); err != nil {

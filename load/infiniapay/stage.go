@@ -83,6 +83,10 @@ type Store interface {
 	// OpenEffectsAfter pages, by id, through the run's effects of a kind
 	// not final yet.
 	OpenEffectsAfter(ctx context.Context, runID int64, kind string, after int64, n int) ([]pipeline.Effect, error)
+	// UnappliedPayouts returns the run's succeeded revenue shares whose
+	// netted carried items are not marked paid yet (the run stopped in
+	// between).
+	UnappliedPayouts(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error)
 	BlockedByLateRefunds(ctx context.Context, channels []pipeline.Channel) (map[pipeline.SellerCurrency]string, error)
 	CarryItems(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, subject, reason string) (amount, items int64, err error)
 	PlanPayout(ctx context.Context, run *pipeline.Run, sellerID string, channels []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error)

@@ -212,6 +212,16 @@ func (d *distribution) plan(ctx context.Context) error {
 // netted into a dead payout (found by a review). A payout found twice is
 // driven once (pay).
 func (d *distribution) driveOpen(ctx context.Context) error {
+	// A revenue share that succeeded while the run stopped before its
+	// carried items were marked paid is applied again (its Final): one
+	// that paid a carried balance alone brings no candidate back.
+	done, err := d.c.Store.UnappliedPayouts(ctx, d.run.ID, KindRevenueShare)
+	if err != nil {
+		return err
+	}
+	for _, e := range done {
+		d.drive(e)
+	}
 	var after int64
 	for {
 		open, err := d.c.Store.OpenEffectsAfter(ctx, d.run.ID, KindRevenueShare, after, payoutPage)

@@ -200,6 +200,19 @@ func (l *Ledger) OpenEffectsAfter(ctx context.Context, runID int64, kind string,
 		ORDER BY id LIMIT $4`, runID, kind, after, n)
 }
 
+// UnappliedPayouts returns the run's revenue shares that succeeded while
+// carried items whose entries they netted are still carried: the run
+// stopped between recording the success and applying it
+// (PayoutSucceeded). A revenue share that paid a carried balance alone has
+// no item of the run to bring its seller back as a candidate.
+func (l *Ledger) UnappliedPayouts(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error) {
+	return l.queryEffects(ctx, `SELECT `+effectColumns+` FROM effects e
+		WHERE e.run_id = $1 AND e.kind = $2 AND e.state = 'succeeded' AND EXISTS (
+			SELECT 1 FROM adjustments a JOIN items i ON i.carry_id = a.id
+			WHERE a.netted_into = e.subject AND i.state = 'carried')
+		ORDER BY e.id`, runID, kind)
+}
+
 // EffectsOfKind returns a run's effects of one kind, by subject and
 // attempt.
 func (l *Ledger) EffectsOfKind(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error) {
