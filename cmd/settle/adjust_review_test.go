@@ -72,3 +72,28 @@ func TestACarriedOnlyRevenueShareSucceededIsAppliedByTheReRun(t *testing.T) {
 		t.Fatalf("re-run of day 2 (exit %d): O3 is %s (payout key %q), its carried share paid by %s\n%s", code, state, key, subject, out)
 	}
 }
+
+// TestARefundOfAnOrderMovedTwiceIsClawedBackOnce: O1 is paid on day 1;
+// the platform moves it to day 2 and refunds 40.00 there (R1). Day 2 stops
+// after transform (its row shows 40.00 refunded: the reject gate, say);
+// the platform moves O1 again, to day 3, and day 3 runs: its row shows
+// the same 40.00, rejected as already settled, and records it as day 3's
+// moved refund. Day 2 then ran on and recorded its row's 40.00 again -
+// day 3's moved refund, of a later date, was left out of what the ledger
+// knew - and the seller gave back 72.00 for a 40.00 refund.
+func TestARefundOfAnOrderMovedTwiceIsClawedBackOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenarioDayOneSettled()
+	e.db.MustExec(`UPDATE orders SET confirmed_at = '2026-11-21 09:00Z' WHERE order_no = 'O1'`)
+	e.db.MustExec(`UPDATE refunds SET amount_minor = 4000 WHERE refund_no = 'R1'`)
+	if out, code := e.runDay(sim, scenarioDays[1], "--until", "transform", "--max-reject-ratio", "1"); code != 0 {
+		t.Fatalf("day 2 until transform: exit %d\n%s", code, out)
+	}
+	e.db.MustExec(`UPDATE orders SET confirmed_at = '2026-11-22 09:00Z' WHERE order_no = 'O1'`)
+	out3, _ := e.runDay(sim, scenarioDays[2], "--max-reject-ratio", "1")
+	out2, _ := e.runDay(sim, scenarioDays[1], "--max-reject-ratio", "1")
+	if n := e.count(`SELECT COALESCE(sum(refund_minor), 0) FROM settle.adjustments WHERE kind = 'clawback' AND order_no = 'O1'`); n != 4000 {
+		t.Fatalf("O1 was refunded 40.00 after its settlement; its clawbacks take back refunds of %d\nday 3:\n%s\nday 2:\n%s", n, out3, out2)
+	}
+}

@@ -66,7 +66,9 @@ func (l *Ledger) RecordLateRefunds(ctx context.Context, run *pipeline.Run, rs []
 // settled on an earlier date show refunded beyond what the ledger knows
 // of their orders up to the run's date (the item's refund and the late
 // refunds read by dates up to it: a later date's, run first, is not in the
-// row), as pending late refunds (pipeline.AdjustStore).
+// row), as pending late refunds (pipeline.AdjustStore). An order a later
+// date recorded a moved refund of has none here: that date's row held
+// every refund this one holds.
 func (l *Ledger) MovedOrderRefunds(ctx context.Context, run *pipeline.Run) ([]pipeline.LateRefund, error) {
 	rows, err := l.db.QueryContext(ctx, `
 		SELECT j.order_no, i.seller_id, i.business_date::text, i.refunded_minor, COALESCE(lr.known, 0), j.refunded
@@ -76,6 +78,12 @@ func (l *Ledger) MovedOrderRefunds(ctx context.Context, run *pipeline.Run) ([]pi
 		LEFT JOIN LATERAL (SELECT sum(amount_minor) AS known FROM late_refunds
 		                   WHERE order_no = j.order_no AND state <> 'rejected' AND business_date <= $2) lr ON true
 		WHERE j.refunded > i.refunded_minor + COALESCE(lr.known, 0)
+		  -- A later date's moved refund of the order was worked out from a
+		  -- row that holds every refund this one does (refunds up to its
+		  -- own day's end): it covered them already (an order moved twice,
+		  -- the later date run first).
+		  AND NOT EXISTS (SELECT 1 FROM late_refunds m WHERE m.order_no = j.order_no AND m.state <> 'rejected'
+		                  AND m.refund_no LIKE 'settle:moved:%' AND m.business_date > $2)
 		ORDER BY j.order_no`, run.ID, run.Key.Date.String())
 	if err != nil {
 		return nil, fmt.Errorf("read the refunds of orders moved to %s: %w", run.Key.Date, err)
