@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"io/fs"
+	"time"
 
 	"github.com/lib/pq"
 	"github.com/pressly/goose/v3"
@@ -91,3 +92,6 @@ func (l *Ledger) MigrateTo(ctx context.Context, version int64) error {
 	_, err = p.UpTo(ctx, version)
 	return err
 }
+
+// SetMigrateLockWait sets how long l's migrations wait for a lock.
+func (l *Ledger) SetMigrateLockWait(d time.Duration) { l.lockWait = d }

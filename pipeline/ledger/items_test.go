@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"maps"
@@ -433,6 +434,41 @@ func TestAnOlderBinaryCannotWriteOutsideTheRules(t *testing.T) {
 	_, err = l.Migrate(ctx)
 	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "at migration 9999, newer than this settle knows") {
 		t.Fatalf("migrating a ledger a newer settle migrated: %v", err)
+	}
+}
+
+// A migration that needs a table a running job holds gives up after its
+// lock wait (exit 1, to be run again) instead of queueing its exclusive
+// lock in front of every other session of the table; nothing of it is
+// applied, and it applies once the table is free.
+func TestAMigrationDoesNotWaitForeverOnABusyTable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openAt(t, 22)
+	l.SetMigrateLockWait(300 * time.Millisecond)
+	busy, err := l.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Rollback()
+	if _, err := busy.ExecContext(ctx, `LOCK TABLE items IN ACCESS SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	// Bounded here too, so that a migration that would wait forever fails
+	// the test rather than hanging it.
+	bounded, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_, err = l.Migrate(bounded)
+	if err == nil || !strings.Contains(err.Error(), "run it again when no run is active") || pipeline.KindOf(err) != pipeline.KindFailed {
+		t.Fatalf("migrating while items is held: %v", err)
+	}
+	var def sql.NullString
+	if err := l.DB().Get(&def, `SELECT column_default FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'txn_once'`); err != nil || !def.Valid {
+		t.Fatalf("00023 applied in part or at all (default %v): %v", def, err)
+	}
+	busy.Rollback()
+	if applied, err := l.Migrate(ctx); err != nil || len(applied) != 1 {
+		t.Fatalf("once the table is free: %v %v", applied, err)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -36,9 +37,13 @@ var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // Ledger is the job's state in one PostgreSQL schema. It is safe for
 // concurrent use.
 type Ledger struct {
-	db     *sqlx.DB
-	schema string
-	stmts  sync.Map // query text -> *sql.Stmt: see prepared
+	db  *sqlx.DB
+	dsn string // db's, for the migrations' own pool (Migrate)
+	// lockWait is how long a migration waits for a lock (Migrate):
+	// migrateLockTimeout but in tests.
+	lockWait time.Duration
+	schema   string
+	stmts    sync.Map // query text -> *sql.Stmt: see prepared
 
 	mu    sync.Mutex
 	dates map[pipeline.Date]bool // dates whose lock this Ledger holds (LockDate)
@@ -76,7 +81,7 @@ func Open(ctx context.Context, dsn, schema string) (*Ledger, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to ledger database: %w", err)
 	}
-	return &Ledger{db: db, schema: schema}, nil
+	return &Ledger{db: db, dsn: withPath, schema: schema, lockWait: migrateLockTimeout}, nil
 }
 
 // DB is the underlying pool, for status and report queries.
@@ -183,6 +188,10 @@ func redactErr(err error) error {
 	return err
 }
 
+// migrateLockTimeout is how long a migration waits for a lock on a table
+// before it gives up (Migrate).
+const migrateLockTimeout = time.Minute
+
 // migrateLockKey serializes migrations of all settle processes on a database.
 const migrateLockKey = "settle/migrate"
 
@@ -206,11 +215,31 @@ func (l *Ledger) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, l.db.DB, fsys)
+	// The migrations run on a pool of their own whose sessions wait at
+	// most a minute (migrateLockTimeout) for a lock: a migration that alters a table
+	// a running job holds (items, in a day's transaction) gives up (exit
+	// 1, to be run again once no run is active) instead of queueing its
+	// exclusive lock in front of every other reader and writer of the
+	// table - the running job's other sessions too, which it may be
+	// waiting on: nothing would move until someone killed one.
+	dsn, err := WithParam(l.dsn, "lock_timeout", fmt.Sprint(l.lockWait.Milliseconds()))
+	if err != nil {
+		return nil, err
+	}
+	mdb, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	defer mdb.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, mdb, fsys)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	results, err := p.Up(ctx)
+	var pe *pq.Error
+	if errors.As(err, &pe) && pe.Code == "55P03" { // lock_not_available
+		return nil, fmt.Errorf("migrate: a migration waited %s for a table a running settle (or another session) holds, and gave up: run it again when no run is active (%w)", l.lockWait, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}

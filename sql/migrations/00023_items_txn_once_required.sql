@@ -14,10 +14,9 @@
 -- what they know (Ledger.Migrate), so a later rule needs no such guard.
 --
 -- Dropping a default rewrites nothing: it takes items' lock for a moment,
--- waiting at most lock_timeout for a run that holds it.
+-- waiting at most a minute for a run that holds it (Ledger.Migrate).
 
 -- +goose Up
-SET LOCAL lock_timeout = '30s';
 ALTER TABLE items ALTER COLUMN txn_once DROP DEFAULT;
 
 -- +goose Down
