@@ -270,6 +270,39 @@ func TestAnOpenTradeFileSaysWhenItWasUploaded(t *testing.T) {
 	}
 }
 
+// infiniaDay records n Infinia items of the day in run, O00, O01, ..., of
+// sellers S0..S<sellers-1> in turn, 10 USD each, 9 of it the seller's.
+func infiniaDay(t *testing.T, l *ledger.Ledger, run *pipeline.Run, n, sellers int) {
+	t.Helper()
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	if _, err := l.WriteItems(context.Background(), run, func(w pipeline.ItemWriter) error {
+		for i := range n {
+			no := fmt.Sprintf("O%02d", i)
+			o := pipeline.Order{Seq: int64(i + 1), OrderNo: no, SellerID: fmt.Sprintf("S%d", i%sellers), Channel: chInfinia,
+				ProviderTxnID: "T" + no, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// firstFile records seller's first trade file of the run's day in USD,
+// of its items items.
+func firstFile(t *testing.T, l *ledger.Ledger, run *pipeline.Run, seller string, items int) pipeline.TradeFile {
+	t.Helper()
+	req := tradeKey(day, seller, "USD", 1)
+	f, err := l.RecordTradeFile(context.Background(), pipeline.TradeFile{RunID: run.ID, Date: day, SellerID: seller, Currency: "USD", Attempt: 1,
+		RequestNo: req, Name: "TD_" + req + ".csv", SHA256: "x", SellerMinor: 9 * int64(items), Items: items}, shareChannels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // A trade file Infinia refused is sent again only when a person says so
 // (SendAgain): its held items, and with refusedRows the rows Infinia
 // refused, are in no file again, for the next attempt; the file is no
@@ -280,30 +313,11 @@ func TestARefusedTradeFileIsSentAgainOnlyByAPerson(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
 	ctx := context.Background()
-	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	run := openRun(t, l, day)
-	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
-		for i := range 12 {
-			no := fmt.Sprintf("O%02d", i)
-			o := pipeline.Order{Seq: int64(i + 1), OrderNo: no, SellerID: fmt.Sprintf("S%d", i%3), Channel: chInfinia,
-				ProviderTxnID: "T" + no, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
-			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	infiniaDay(t, l, run, 12, 3)
 	files := map[string]pipeline.TradeFile{}
 	for _, seller := range []string{"S0", "S1", "S2"} {
-		req := tradeKey(day, seller, "USD", 1)
-		f, err := l.RecordTradeFile(ctx, pipeline.TradeFile{RunID: run.ID, Date: day, SellerID: seller, Currency: "USD", Attempt: 1,
-			RequestNo: req, Name: "TD_" + req + ".csv", SHA256: "x", SellerMinor: 36, Items: 4}, shareChannels)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[seller] = f
+		files[seller] = firstFile(t, l, run, seller, 4)
 	}
 	// S0's file: Infinia refused O00's row and the file; S1's accepted;
 	// S2's not decided yet.
@@ -414,27 +428,9 @@ func TestARefusedTradeFileSendsItsRefusedRowsWhenAsked(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
 	ctx := context.Background()
-	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	run := openRun(t, l, day)
-	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
-		for i := range 2 {
-			no := fmt.Sprintf("O%02d", i)
-			o := pipeline.Order{Seq: int64(i + 1), OrderNo: no, SellerID: "S0", Channel: chInfinia,
-				ProviderTxnID: "T" + no, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
-			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	req := tradeKey(day, "S0", "USD", 1)
-	f, err := l.RecordTradeFile(ctx, pipeline.TradeFile{RunID: run.ID, Date: day, SellerID: "S0", Currency: "USD", Attempt: 1,
-		RequestNo: req, Name: "TD_" + req + ".csv", SHA256: "x", SellerMinor: 18, Items: 2}, shareChannels)
-	if err != nil {
-		t.Fatal(err)
-	}
+	infiniaDay(t, l, run, 2, 1)
+	f := firstFile(t, l, run, "S0", 2)
 	f.Status = "FAILED"
 	if err := l.FinishTradeFile(ctx, f, []pipeline.ProviderReject{{OrderNo: "O00", Reason: "bad"}, {OrderNo: "O01", Reason: "bad"}}, ledger.ItemHeld, "held"); err != nil {
 		t.Fatal(err)
@@ -463,27 +459,10 @@ func TestALostTradeFileIsGivenUpAndSentAgain(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
 	ctx := context.Background()
-	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	run := openRun(t, l, day)
-	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
-		for i := range 3 {
-			no := fmt.Sprintf("O%02d", i)
-			o := pipeline.Order{Seq: int64(i + 1), OrderNo: no, SellerID: "S0", Channel: chInfinia,
-				ProviderTxnID: "T" + no, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
-			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	req := tradeKey(day, "S0", "USD", 1)
-	f, err := l.RecordTradeFile(ctx, pipeline.TradeFile{RunID: run.ID, Date: day, SellerID: "S0", Currency: "USD", Attempt: 1,
-		RequestNo: req, Name: "TD_" + req + ".csv", SHA256: "x", SellerMinor: 27, Items: 3}, shareChannels)
-	if err != nil {
-		t.Fatal(err)
-	}
+	infiniaDay(t, l, run, 3, 1)
+	f := firstFile(t, l, run, "S0", 3)
+	req := f.RequestNo
 	e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "upload", Subject: "TD/" + req, Attempt: 1, Key: req, Currency: "USD"})
 	if err != nil {
 		t.Fatal(err)
