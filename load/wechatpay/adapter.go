@@ -130,18 +130,18 @@ func (a *Adapter) reviewing(subMchID string) (string, bool) {
 }
 
 // Remaining returns what is still frozen for distribution in a
-// transaction (minor units): ErrNotReady when WeChat Pay cannot distribute
+// transaction, in its currency: ErrNotReady when WeChat Pay cannot distribute
 // it yet, pipeline.ErrNotFound when it does not know it.
-func (a *Adapter) Remaining(ctx context.Context, subMchID, transactionID string) (int64, error) {
+func (a *Adapter) Remaining(ctx context.Context, subMchID, transactionID string) (pipeline.Money, error) {
 	u, err := a.client.RemainingAmount(ctx, subMchID, transactionID)
 	var we *Error
 	if errors.As(err, &we) && we.Code == CodeOrderNotReady {
-		return 0, fmt.Errorf("%w: %v", ErrNotReady, err)
+		return pipeline.Money{}, fmt.Errorf("%w: %v", ErrNotReady, err)
 	}
 	if errors.Is(err, ErrNotFound) {
-		return 0, fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
+		return pipeline.Money{}, fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
 	}
-	return u.Amount, err
+	return pipeline.Money{Minor: u.Amount, Currency: u.Currency}, err
 }
 
 func (a *Adapter) sender(o Txn) DistributionSender {

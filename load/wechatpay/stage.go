@@ -34,8 +34,9 @@ type API interface {
 	// sub-merchant, adding it first when it is missing.
 	EnsureReceiver(ctx context.Context, subMchID string) (state string, err error)
 	// Remaining returns what is still frozen for distribution in the
-	// transaction (minor units); ErrNotReady when it cannot be distributed yet.
-	Remaining(ctx context.Context, subMchID, transactionID string) (int64, error)
+	// transaction, in the currency WeChat Pay holds it in; ErrNotReady
+	// when it cannot be distributed yet.
+	Remaining(ctx context.Context, subMchID, transactionID string) (pipeline.Money, error)
 	// Send and Query perform and ask about one distribution or unfreeze,
 	// keyed by e.Key (out_order_no), as EffectSender does, and return
 	// WeChat Pay's order as the matcher reads it (zero when it answered
@@ -520,9 +521,9 @@ func (st *stageRun) succeeded(ctx context.Context, it pipeline.Split, o Txn, e p
 			if err != nil {
 				return fmt.Errorf("order %s: remaining amount of %s: %w", it.OrderNo, o.TransactionID, err)
 			}
-			if left != 0 {
+			if left.Minor != 0 {
 				return st.hold(ctx, it, pipeline.NeedsAPerson(fmt.Sprintf("%s is not in WeChat Pay's order (%s released on its lines), and WeChat Pay still holds %s of transaction %s",
-					what, pipeline.Money{Minor: released, Currency: o.Currency}, pipeline.Money{Minor: left, Currency: o.Currency}, o.TransactionID)))
+					what, pipeline.Money{Minor: released, Currency: o.Currency}, left, o.TransactionID)))
 			}
 		}
 	}
@@ -770,8 +771,12 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 	if err != nil {
 		return nil, fmt.Errorf("remaining amount of %s: %w", o.TransactionID, err)
 	}
-	if base := it.Amount - it.Refunded; left != base {
-		return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s", pipeline.Money{Minor: left, Currency: o.Currency}, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency})), nil
+	// The currency too: WeChat Pay's answer names it, and an order whose
+	// currency WeChat contradicts is bad data, whatever the minor units
+	// (1000 JPY is not 10.00 CNY; an unfreeze sends no currency, so
+	// nothing else would catch it: found by a review).
+	if base := it.Amount - it.Refunded; left.Minor != base || left.Currency != o.Currency {
+		return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s", left, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency})), nil
 	}
 	capMinor, err := pipeline.MulDivFloor(it.Amount, c.MaxRatioBps, 10000)
 	if err != nil {

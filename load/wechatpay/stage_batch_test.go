@@ -166,7 +166,9 @@ func (batchAPI) EnsureReceiver(context.Context, string) (string, error) {
 	return wechatpay.ReceiverEffective, nil
 }
 
-func (batchAPI) Remaining(context.Context, string, string) (int64, error) { return 1000, nil }
+func (batchAPI) Remaining(context.Context, string, string) (pipeline.Money, error) {
+	return pipeline.Money{Minor: 1000, Currency: "CNY"}, nil
+}
 
 func (a batchAPI) Send(_ context.Context, e pipeline.Effect, _ wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
 	out, o := a.answer(e)
@@ -323,11 +325,11 @@ type refusedAPI struct {
 	sent atomic.Bool
 }
 
-func (a *refusedAPI) Remaining(context.Context, string, string) (int64, error) {
+func (a *refusedAPI) Remaining(context.Context, string, string) (pipeline.Money, error) {
 	if a.sent.Load() {
-		return 0, nil
+		return pipeline.Money{Currency: "CNY"}, nil
 	}
-	return 1000, nil
+	return pipeline.Money{Minor: 1000, Currency: "CNY"}, nil
 }
 
 func (a *refusedAPI) Send(context.Context, pipeline.Effect, wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {

@@ -24,17 +24,17 @@ type countingAPI struct {
 	remaining, sends, asks int
 }
 
-func (a *countingAPI) Remaining(_ context.Context, _, txn string) (int64, error) {
+func (a *countingAPI) Remaining(_ context.Context, _, txn string) (pipeline.Money, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.remaining++
 	if a.refuse {
-		return 0, pipeline.E(pipeline.KindUsage, "WeChat Pay", errors.New("SIGN_ERROR: the signature was refused"))
+		return pipeline.Money{}, pipeline.E(pipeline.KindUsage, "WeChat Pay", errors.New("SIGN_ERROR: the signature was refused"))
 	}
 	if txn == a.disagrees {
-		return 999, nil
+		return pipeline.Money{Minor: 999, Currency: "CNY"}, nil
 	}
-	return 1000, nil
+	return pipeline.Money{Minor: 1000, Currency: "CNY"}, nil
 }
 
 func (a *countingAPI) Send(ctx context.Context, e pipeline.Effect, o wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
@@ -173,7 +173,7 @@ type stoppingAPI struct {
 	stop  context.CancelFunc
 }
 
-func (a *stoppingAPI) Remaining(ctx context.Context, sub, txn string) (int64, error) {
+func (a *stoppingAPI) Remaining(ctx context.Context, sub, txn string) (pipeline.Money, error) {
 	left, err := a.countingAPI.Remaining(ctx, sub, txn)
 	if r, _, _ := a.counts(); r == a.after {
 		a.stop()
