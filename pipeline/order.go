@@ -96,6 +96,10 @@ type Split struct {
 	// settles per provider transaction: the spec's TxnRequired); no other
 	// order may name it.
 	TxnOnce bool
+	// Held: read from the ledger, the item is in its state with a hold
+	// as its reason (HeldPrefix) from an earlier run; a stage that
+	// settles it after all says so (the reports showed the old hold).
+	Held bool
 }
 
 // Balanced reports whether the split conserves the order's gross amount.

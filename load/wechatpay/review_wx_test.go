@@ -2,8 +2,10 @@ package wechatpay_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
@@ -29,5 +31,47 @@ func TestATransactionWeChatHoldsInAnotherCurrencyIsHeld(t *testing.T) {
 	}
 	if pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(store.reasonOf(), "CNY") {
 		t.Fatalf("err %v, reason %q: want it held for a person naming WeChat's currency", err, store.reasonOf())
+	}
+}
+
+// heldReasonStore is a reasonStore whose items carry whether their
+// reason is a hold, as the ledger's do.
+type heldReasonStore struct{ *reasonStore }
+
+func (s heldReasonStore) ItemsInStateAfter(ctx context.Context, runID int64, ch pipeline.Channel, state, after string, limit int) ([]pipeline.Split, string, error) {
+	items, next, err := s.reasonStore.ItemsInStateAfter(ctx, runID, ch, state, after, limit)
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	for i := range items {
+		items[i].Held = strings.HasPrefix(s.reasons[items[i].OrderNo], pipeline.HeldPrefix)
+	}
+	return items, next, err
+}
+
+// TestAHoldCuredIsNoLongerReportedWhileItsRequestIsInFlight: WeChat Pay
+// refused the transaction on the first run (held: "WeChat Pay: ..."); it
+// answers again on the second, whose distribution goes out and is still
+// PROCESSING when the wait is over (exit 1). The item kept the first
+// run's hold as its reason: orders.csv showed it held for a refusal,
+// summary.csv counted it held and not in progress, and the matcher
+// reported WeChat Pay refusing a transaction whose distribution it was
+// processing (an unexpected mismatch).
+func TestAHoldCuredIsNoLongerReportedWhileItsRequestIsInFlight(t *testing.T) {
+	r, rs, _, api := reviewRig(t, wechatpaytest.Options{Polls: 1 << 20}, func(b []byte) []byte { return b }, 1)
+	store := heldReasonStore{rs}
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, Poll: time.Millisecond, Wait: 200 * time.Millisecond})
+	it := store.items["ORD-00000"]
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	r.fake.Poison(it.ProviderTxnID, "INVALID_REQUEST")
+	if _, err := stage(context.Background(), run); pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.HasPrefix(store.reasonOf(), "held: WeChat Pay: ") {
+		t.Fatalf("first run: err %v, reason %q; want it held for WeChat Pay's refusal", err, store.reasonOf())
+	}
+	r.fake.Cure(it.ProviderTxnID)
+	_, err := stage(context.Background(), run)
+	if !errors.Is(err, pipeline.ErrStillProcessing) || r.fake.Calls(wechatpay.APIOrders) != 1 {
+		t.Fatalf("second run: err %v, %d distributions sent; want one sent and still processing", err, r.fake.Calls(wechatpay.APIOrders))
+	}
+	if reason := store.reasonOf(); strings.HasPrefix(reason, pipeline.HeldPrefix) {
+		t.Fatalf("the item's distribution is in flight, its reason still says %q", reason)
 	}
 }

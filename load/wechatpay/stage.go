@@ -390,6 +390,15 @@ func (st *stageRun) planBatch(ctx context.Context, items []pipeline.Split) ([]pi
 			progress.Add(1)
 			return st.succeeded(ctx, it, o, e, answer, false)
 		}
+		if it.Held {
+			// Held by an earlier run, its request goes out (or is asked
+			// about) now: the hold no longer says why it is not paid. Left,
+			// orders.csv and summary.csv showed it held, and the matcher a
+			// refusal, while the request was in flight (found by a review).
+			if err := c.Store.SetItemState(ctx, run.ID, it.OrderNo, pipeline.ItemRecorded, pipeline.ItemRecorded, ""); err != nil {
+				return fmt.Errorf("order %s: %w", it.OrderNo, err)
+			}
+		}
 		mu.Lock()
 		todo = append(todo, e)
 		mu.Unlock()

@@ -447,7 +447,7 @@ const (
 	ORDER BY order_no`
 	// itemsInStateQuery reads the items in state $3 of a walk ($4, $5].
 	itemsInStateQuery = `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
-	gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at
+	gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, starts_with(reason, 'held: ')
 	FROM items WHERE run_id = $1 AND channel = $2 AND state = $3 AND order_no > $4 AND order_no <= $5
 	ORDER BY order_no`
 )
@@ -533,7 +533,7 @@ func (l *Ledger) ItemsInStateAfter(ctx context.Context, runID int64, ch pipeline
 		var s pipeline.Split
 		var c, cur string
 		if err := rows.Scan(&s.OrderNo, &s.SellerID, &c, &s.ProviderTxnID, &cur, &s.Category, &s.Amount, &s.Refunded,
-			&s.Commission, &s.SellerShare, &s.Rule, &s.PaidAt, &s.ConfirmedAt); err != nil {
+			&s.Commission, &s.SellerShare, &s.Rule, &s.PaidAt, &s.ConfirmedAt, &s.Held); err != nil {
 			return nil, "", err
 		}
 		s.Channel, s.Currency = pipeline.Channel(c), pipeline.Currency(cur)
