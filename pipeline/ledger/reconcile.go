@@ -92,16 +92,22 @@ func (l *Ledger) FailedPayouts(ctx context.Context, key pipeline.RunKey) (int64,
 	return n, nil
 }
 
-// RunsToRecheck returns the runs of run's shard dated in the days before
-// run's date whose mismatches still include an expected (timing) one,
-// oldest first.
+// RunsToRecheck returns the runs dated in the days before run's date whose
+// mismatches still include an expected (timing) one, oldest first: those
+// of run's shard, and, for shard 0 (or a whole run), every run of a date
+// in another sharding. Each earlier run is thus rechecked by exactly one
+// run of a later date's sharding: when the number of shards changed
+// between nights, no run of the later date was "the same shard" and the
+// earlier date's timing gaps were never reconciled again (found by a
+// review).
 func (l *Ledger) RunsToRecheck(ctx context.Context, run *pipeline.Run, days int) ([]*pipeline.Run, error) {
 	if days <= 0 {
 		return nil, nil
 	}
-	return l.runs(ctx, `WHERE r.shard_index = $1 AND r.shard_count = $2 AND r.business_date < $3 AND r.business_date >= $3::date - $4::int
+	return l.runs(ctx, `WHERE ((r.shard_index = $1 AND r.shard_count = $2) OR ($1 = 0 AND r.shard_count <> $2))
+		  AND r.business_date < $3 AND r.business_date >= $3::date - $4::int
 		  AND EXISTS (SELECT 1 FROM mismatches m WHERE m.run_id = r.id AND m.expected)
-		ORDER BY r.business_date`, run.Key.Shard.Index, run.Key.Shard.Count, run.Key.Date.String(), days)
+		ORDER BY r.business_date, r.shard_count, r.shard_index`, run.Key.Shard.Index, run.Key.Shard.Count, run.Key.Date.String(), days)
 }
 
 // rejectedLateRefundsQuery reads the rejected late refunds read on a date (its argument).
