@@ -69,6 +69,9 @@ func statusCommand(cfg *config) *cli.Command {
 // printStatus prints a date's status as text.
 func printStatus(w io.Writer, s *ledger.DateStatus) {
 	const stamp = "2006-01-02 15:04:05 MST"
+	for _, sh := range s.NotStarted {
+		fmt.Fprintf(w, "run %s shard %s: not started (its sellers are not settled, nor in the figures below; settle run --date %s runs it)\n", s.Date, sh, s.Date)
+	}
 	for _, run := range s.Runs {
 		state := run.State
 		switch {

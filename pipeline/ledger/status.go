@@ -18,13 +18,14 @@ import (
 type DateStatus struct {
 	Date        string              `json:"date"`
 	Runs        []RunStatus         `json:"runs"`
-	Summary     []StatusSummaryLine `json:"summary"`          // summary.csv's rows
-	Totals      []StatusTotal       `json:"totals"`           // the summary's rows by currency
-	Effects     EffectsStatus       `json:"effects"`          // side effects of the date's runs
-	Mismatches  MismatchStatus      `json:"mismatches"`       // what the reconcile stage found
-	LateRefunds LateRefundStatus    `json:"late_refunds"`     // those read on this date
-	Carried     []CarriedBalance    `json:"carried_balances"` // every open balance, all dates
-	Resolved    []Resolution        `json:"resolved"`         // failed payouts a person settled outside settle
+	NotStarted  []string            `json:"not_started,omitempty"` // shards of the date's sharding with no run yet
+	Summary     []StatusSummaryLine `json:"summary"`               // summary.csv's rows
+	Totals      []StatusTotal       `json:"totals"`                // the summary's rows by currency
+	Effects     EffectsStatus       `json:"effects"`               // side effects of the date's runs
+	Mismatches  MismatchStatus      `json:"mismatches"`            // what the reconcile stage found
+	LateRefunds LateRefundStatus    `json:"late_refunds"`          // those read on this date
+	Carried     []CarriedBalance    `json:"carried_balances"`      // every open balance, all dates
+	Resolved    []Resolution        `json:"resolved"`              // failed payouts a person settled outside settle
 }
 
 // RunStatus is one run of the date.
@@ -204,6 +205,14 @@ func (l *Ledger) DateStatus(ctx context.Context, d pipeline.Date) (*DateStatus, 
 			rs.Rejects = []RejectReason{}
 		}
 		s.Runs = append(s.Runs, rs)
+	}
+	// A date run in shards is not done while one of its shards has no run
+	// (its pod never opened it): its sellers' orders are in none of the
+	// figures below, which balance all the same.
+	for _, k := range pipeline.ShardsToRun(runs, pipeline.RunKey{Date: d, Shard: pipeline.Whole}) {
+		if !slices.ContainsFunc(runs, func(r *pipeline.Run) bool { return r.Key == k }) && len(runs) > 0 {
+			s.NotStarted = append(s.NotStarted, k.Shard.String())
+		}
 	}
 	byCur := map[string]*StatusTotal{}
 	var curs []string
