@@ -75,7 +75,7 @@ func ExtractStage(src Source, sellers SellerSource, snap Snapshot, w func(Date) 
 		n, err := snap.WriteSnapshot(ctx, run.ID, func(add func(SourceRow) error, addSeller func(Seller) error) error {
 			ids := map[string]bool{}
 			err := src.Orders(ctx, w(run.Key.Date), func(row SourceRow) error {
-				if !run.Key.Shard.Owns(deref(row.SellerID)) {
+				if !run.Key.Shard.OwnsRow(row.SellerID, row.OrderNo) {
 					skipped++
 					return addOtherShard(add, row)
 				}
@@ -262,7 +262,7 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 				return nil
 			}
 			err := src.Orders(ctx, w(run.Key.Date), func(row SourceRow) error {
-				if !run.Key.Shard.Owns(deref(row.SellerID)) {
+				if !run.Key.Shard.OwnsRow(row.SellerID, row.OrderNo) {
 					skipped++
 					return addOtherShard(add, row)
 				}

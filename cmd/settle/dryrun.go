@@ -45,7 +45,7 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	var plan pipeline.Plan
 	err = pipeline.Settle(func(fn func(pipeline.SourceRow) error) error {
 		return src.Orders(ctx, o.window, func(r pipeline.SourceRow) error {
-			if !o.key.Shard.Owns(derefOr(r.SellerID)) {
+			if !o.key.Shard.OwnsRow(r.SellerID, r.OrderNo) {
 				return nil
 			}
 			return fn(r)
@@ -152,13 +152,6 @@ func sampleOf(rejects []pipeline.Reject, reason string) string {
 		}
 	}
 	return ""
-}
-
-func derefOr(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // printUnconfigured says which channels of the plan have no provider
