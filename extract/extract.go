@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -48,6 +49,9 @@ func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 	}
 	defer rows.Close()
 	if err := checkColumns(rows, Columns); err != nil {
+		return pipeline.E(pipeline.KindUsage, "source query "+s.name(), err)
+	}
+	if err := checkTimes(rows, "paid_at", "confirmed_at"); err != nil {
 		return pipeline.E(pipeline.KindUsage, "source query "+s.name(), err)
 	}
 	var seq int64
@@ -111,6 +115,25 @@ func checkColumns(rows *sql.Rows, want []string) error {
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		return fmt.Errorf("returns columns (%s), want (%s)", strings.Join(got, ", "), strings.Join(want, ", "))
+	}
+	return nil
+}
+
+// timeTypes are the types a query's timestamp column may have: others
+// (text, say) cannot be read as instants, and stopped the day at its first
+// row as a failure to retry (exit 1) rather than a query to fix.
+var timeTypes = map[string]bool{"TIMESTAMPTZ": true, "TIMESTAMP": true, "DATE": true}
+
+// checkTimes checks that the named columns of a query are timestamps.
+func checkTimes(rows *sql.Rows, names ...string) error {
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return err
+	}
+	for _, t := range types {
+		if slices.Contains(names, t.Name()) && !timeTypes[t.DatabaseTypeName()] {
+			return fmt.Errorf("returns %s as %s, want a timestamptz", t.Name(), strings.ToLower(t.DatabaseTypeName()))
+		}
 	}
 	return nil
 }
@@ -278,6 +301,9 @@ func (s *LateRefunds) LateRefunds(ctx context.Context, w pipeline.Window, fn fun
 	}
 	defer rows.Close()
 	if err := checkColumns(rows, LateRefundColumns); err != nil {
+		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
+	}
+	if err := checkTimes(rows, "created_at"); err != nil {
 		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
 	}
 	var seq int64

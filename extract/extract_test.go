@@ -68,6 +68,30 @@ func TestOrdersRefusesOtherColumns(t *testing.T) {
 	}
 }
 
+// A source query returning a timestamp column as text (confirmed_at::text)
+// stopped the day at its first row with exit 1, a failure to retry, on
+// every run: it is a query to fix (exit 2), said before any row, naming
+// the column. The late-refunds query's created_at likewise.
+func TestQueriesRefuseATimestampColumnOfAnotherType(t *testing.T) {
+	db := pgtest.DB(t)
+	src := &extract.Source{DB: db, Name: "q.sql", Query: `
+		SELECT 'A'::text AS order_no, 'S1'::text AS seller_id, 'infiniapay'::text AS provider, NULL::text AS provider_txn_id,
+			'USD'::text AS currency, 1200 AS amount_minor, 0 AS refunded_minor, 'c'::text AS category,
+			$1::timestamptz AS paid_at, $1::timestamptz::text AS confirmed_at WHERE $1::timestamptz < $2::timestamptz`}
+	w := pipeline.Window{Start: time.Now(), End: time.Now().Add(time.Hour)}
+	err := src.Orders(context.Background(), w, func(pipeline.SourceRow) error { return nil })
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "confirmed_at as text") {
+		t.Fatalf("source query with confirmed_at as text: got %v (kind %v), want a usage error naming the column", err, pipeline.KindOf(err))
+	}
+	late := &extract.LateRefunds{DB: db, Name: "l.sql", Query: `
+		SELECT 'R1'::text AS refund_no, 'A'::text AS order_no, 'S1'::text AS seller_id, '5'::text AS amount_minor,
+			$1::timestamptz::text AS created_at WHERE $1::timestamptz < $2::timestamptz`}
+	err = late.LateRefunds(context.Background(), w, func(pipeline.LateRefundRow) error { return nil })
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "created_at as text") {
+		t.Fatalf("late-refunds query with created_at as text: got %v (kind %v), want a usage error naming the column", err, pipeline.KindOf(err))
+	}
+}
+
 // Sellers reads the account columns into the seller's accounts, by the
 // provider each column names (SellerAccounts); NULL or empty is none.
 func TestSellersReadsAccounts(t *testing.T) {
