@@ -187,11 +187,23 @@ type Resplit func(o Order, d Date) (Split, error)
 func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStore, run *Run, w Window) (int, error) {
 	var rs []LateRefund
 	var seq int64
+	// A refund number the query gives in rows that disagree (the platform
+	// holds two orders under the refund's order number, of two sellers,
+	// say) is no refund settle can take back from anyone.
+	first := map[string]LateRefund{}
+	rows, disagree := map[string]int{}, map[string]bool{}
 	err := src.LateRefunds(ctx, w, func(row LateRefundRow) error {
 		seq++
 		row.Seq = seq
 		r := ReadLateRefund(row, run.ID)
 		r.Date = run.Key.Date
+		rows[r.RefundNo]++
+		if prev, seen := first[r.RefundNo]; !seen {
+			first[r.RefundNo] = r
+		} else if prev.OrderNo != r.OrderNo || prev.SellerID != r.SellerID || prev.Amount != r.Amount ||
+			!prev.CreatedAt.Equal(r.CreatedAt) || prev.State != r.State || prev.Reason != r.Reason {
+			disagree[r.RefundNo] = true
+		}
 		if run.Key.Shard.Owns(r.SellerID) {
 			rs = append(rs, r)
 		}
@@ -199,6 +211,12 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 	})
 	if err != nil {
 		return 0, fmt.Errorf("late refunds: %w", err)
+	}
+	for i, r := range rs {
+		if disagree[r.RefundNo] {
+			rs[i].State, rs[i].Amount = LateRefundRejected, 0
+			rs[i].Reason = fmt.Sprintf("the late-refunds query gives refund_no %s in %d rows that disagree (order, seller, amount or time)", r.RefundNo, rows[r.RefundNo])
+		}
 	}
 	return store.RecordLateRefunds(ctx, run, rs)
 }
@@ -301,6 +319,15 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 		case it.State != "paid" && it.State != "carried":
 			waiting++
 			continue
+		case p.SellerID != it.SellerID:
+			// The refund is of an order of another seller than the one
+			// its number settled to (another order under the same number,
+			// rejected as already settled): taking it back from this
+			// seller took a refund of an order it never sold.
+			why := fmt.Sprintf("the refund is of seller %q's order, and order %s settled to seller %s on %s", p.SellerID, p.OrderNo, it.SellerID, it.Date)
+			if err = resolve(LateRefundRejected, why, nil); err == nil {
+				problems.Add(fmt.Sprintf("late refund %s of order %s: %s", p.RefundNo, p.OrderNo, why))
+			}
 		default:
 			var adj *Adjustment
 			var note string

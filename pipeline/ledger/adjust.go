@@ -66,13 +66,15 @@ func (l *Ledger) RecordLateRefunds(ctx context.Context, run *pipeline.Run, rs []
 // settled on an earlier date show refunded beyond what the ledger knows
 // of their orders up to the run's date (the item's refund and the late
 // refunds read by dates up to it: a later date's, run first, is not in the
-// row), as pending late refunds (pipeline.AdjustStore). An order a later
+// row), as pending late refunds (pipeline.AdjustStore), each with the
+// seller of the row (the clawback refuses one of another seller than the
+// item's: another order under the same number). An order a later
 // date recorded a moved refund of has none here: that date's row held
 // every refund this one holds.
 func (l *Ledger) MovedOrderRefunds(ctx context.Context, run *pipeline.Run) ([]pipeline.LateRefund, error) {
 	rows, err := l.db.QueryContext(ctx, `
-		SELECT j.order_no, i.seller_id, i.business_date::text, i.refunded_minor, COALESCE(lr.known, 0), j.refunded
-		FROM (SELECT order_no, currency, CASE WHEN refunded ~ '^[0-9]{1,18}$' THEN refunded::bigint END AS refunded
+		SELECT j.order_no, j.seller_id, i.business_date::text, i.refunded_minor, COALESCE(lr.known, 0), j.refunded
+		FROM (SELECT order_no, seller_id, currency, CASE WHEN refunded ~ '^[0-9]{1,18}$' THEN refunded::bigint END AS refunded
 		      FROM rejects WHERE run_id = $1 AND reason LIKE 'already settled on %') j
 		JOIN items i ON i.order_no = j.order_no AND i.business_date < $2 AND i.currency = j.currency
 		LEFT JOIN LATERAL (SELECT sum(amount_minor) AS known FROM late_refunds
