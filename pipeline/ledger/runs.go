@@ -431,6 +431,13 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 					OR lr.order_no IN (SELECT order_no FROM rejects WHERE run_id = $1 AND order_no <> ''
 						AND reason NOT LIKE 'already settled on %'))
 				ORDER BY lr.refund_no`},
+			// The refunds of orders the platform moved to this date, worked
+			// out from this run's rows rejected as already settled: read
+			// again, those rows may be gone, and the platform's own refund
+			// then comes back through the late-refunds query and is taken
+			// back a second time (found by a review).
+			{"refunds of orders moved to this date clawed back", `SELECT lr.refund_no || ' ' || lr.state FROM late_refunds lr
+				WHERE lr.run_id = $1 AND lr.refund_no LIKE 'settle:moved:%' AND lr.state = 'clawed' ORDER BY lr.refund_no`},
 			// Another date's run rejected these rows as settled by this
 			// run: read again, an order (or transaction) this date no
 			// longer holds would be settled nowhere (found by a review).
@@ -474,6 +481,9 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 			`DELETE FROM mismatches WHERE run_id = $1`,
 			`DELETE FROM items WHERE run_id = $1`,
 			`DELETE FROM items_rejected WHERE run_id = $1`,
+			// Derived from its rows rejected as already settled, none
+			// clawed back (checked above): the rows read again say anew.
+			`DELETE FROM late_refunds WHERE run_id = $1 AND refund_no LIKE 'settle:moved:%'`,
 			`DELETE FROM rejects WHERE run_id = $1`,
 			`DELETE FROM run_totals WHERE run_id = $1`,
 			`DELETE FROM source_rows WHERE run_id = $1`,
