@@ -173,9 +173,15 @@ func TestSplitOrderErrors(t *testing.T) {
 	t.Parallel()
 	rs := mustParse(t, `seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from
 ,,,500,,,,2024-01-01
-,,USD,100,9223372036854775807,,,2024-01-01
 `)
 	d := date(t, "2024-03-01")
+	// A rules file refuses a fixed fee no order could carry; the split
+	// still guards its sums against one built otherwise.
+	overflowing, errs := newRules([]Rule{{RateBps: 500, EffectiveFrom: date(t, "2024-01-01")},
+		{Currency: "USD", RateBps: 100, FixedMinor: math.MaxInt64, EffectiveFrom: date(t, "2024-01-01")}}, "test")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
 	tests := []struct {
 		name string
 		o    pipeline.Order
@@ -192,7 +198,11 @@ func TestSplitOrderErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, err := SplitOrder(tt.o, rs, tt.d)
+			rules := rs
+			if tt.name == "overflow" {
+				rules = overflowing
+			}
+			s, err := SplitOrder(tt.o, rules, tt.d)
 			if err == nil {
 				t.Fatalf("SplitOrder = %+v, want error", s)
 			}

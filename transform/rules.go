@@ -242,6 +242,12 @@ func parseRule(f [numCols]string, source string, line int) (Rule, []error) {
 		default:
 			fail(c, "must be a non-negative integer of minor units, got %q", f[c])
 		}
+		if good && c != colMax && v > MaxAmountMinor {
+			// No order could carry it (a typo, or an amount in major
+			// units): refused here (exit 2), not as every order of the
+			// rule rejected for a commission that overflows (exit 3).
+			fail(c, "%d is above the largest amount an order may carry (%d minor units)", v, int64(MaxAmountMinor))
+		}
 		ok[c] = good
 		switch c {
 		case colFixed:
