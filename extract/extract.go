@@ -104,7 +104,7 @@ func asBytes(ctx context.Context, q queryer, query string, cols []string, text i
 		}
 	}
 	// The query on lines of its own: one ending in a -- comment keeps it.
-	return `SELECT ` + strings.Join(out, ", ") + " FROM (\n" + strings.TrimRight(strings.TrimSpace(query), "; \n\t") + "\n) s", nil
+	return `SELECT ` + strings.Join(out, ", ") + " FROM (\n" + pipeline.QueryBody(query) + "\n) s", nil
 }
 
 // checkColumns checks that a query returns the columns want, in order.

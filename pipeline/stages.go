@@ -467,6 +467,53 @@ func (p *Plan) Totals() []Totals {
 // order_no (NULL first), as Settle needs for a dry run that reads the
 // platform directly.
 func SortedSourceQuery(q string) string {
-	q = strings.TrimRight(strings.TrimSpace(q), ";")
-	return "SELECT * FROM (\n" + q + "\n) AS q ORDER BY order_no NULLS FIRST"
+	return "SELECT * FROM (\n" + QueryBody(q) + "\n) AS q ORDER BY order_no NULLS FIRST"
+}
+
+// QueryBody is query without what may end it but cannot stand inside a
+// subquery: its last semicolons and whatever follows them when that is
+// only blanks and comments ("SELECT ...; -- the day's orders"), which a
+// query run as it is accepts. What is left goes on lines of its own in a
+// wrapping query: a -- comment it ends with then ends before the wrap.
+func QueryBody(query string) string {
+	q := strings.TrimSpace(query)
+	for end := len(q); end > 0; {
+		i := strings.LastIndexByte(q[:end], ';')
+		if i < 0 {
+			return q
+		}
+		if onlyComments(q[i+1:]) {
+			q = strings.TrimSpace(q[:i]) // and any semicolon before it
+			end = len(q)
+			continue
+		}
+		end = i // a semicolon in a comment or a string: look further left
+	}
+	return q
+}
+
+// onlyComments reports whether s holds nothing but blanks and SQL
+// comments (-- to the end of a line, /* to */).
+func onlyComments(s string) bool {
+	for {
+		s = strings.TrimSpace(s)
+		switch {
+		case s == "":
+			return true
+		case strings.HasPrefix(s, "--"):
+			end := strings.IndexByte(s, '\n')
+			if end < 0 {
+				return true
+			}
+			s = s[end+1:]
+		case strings.HasPrefix(s, "/*"):
+			end := strings.Index(s[2:], "*/")
+			if end < 0 {
+				return false
+			}
+			s = s[2+end+2:]
+		default:
+			return false
+		}
+	}
 }

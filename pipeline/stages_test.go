@@ -65,3 +65,23 @@ func TestSortedSourceQuery(t *testing.T) {
 		t.Fatalf("%q", q)
 	}
 }
+
+// A query that a run accepts as it is can be wrapped: its last
+// semicolons go, with the comments after them, and nothing else.
+func TestQueryBody(t *testing.T) {
+	for in, want := range map[string]string{
+		"SELECT 1":                          "SELECT 1",
+		"SELECT 1;":                         "SELECT 1",
+		"SELECT 1;;\n":                      "SELECT 1",
+		"SELECT 1; -- the day's orders":     "SELECT 1",
+		"SELECT 1; -- a\n/* b; */ \n-- c\n": "SELECT 1",
+		"SELECT 1 -- note;\n":               "SELECT 1 -- note",
+		"SELECT ';' AS x":                   "SELECT ';' AS x",
+		"SELECT 1; /* not closed":           "SELECT 1; /* not closed",
+		"SELECT 1 /* a */ ; -- b":           "SELECT 1 /* a */",
+	} {
+		if got := QueryBody(in); got != want {
+			t.Errorf("QueryBody(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
