@@ -833,6 +833,17 @@ func TestALostTradeFileGoesOutAgainOnceAPersonSaysSo(t *testing.T) {
 	if len(names) == 0 {
 		t.Fatal("no open file")
 	}
+	// The run names every lost file, as lost, and what a person does
+	// about it (before, a "malformed envelope" naming the first alone).
+	for _, n := range names {
+		if !strings.Contains(out, n) {
+			t.Errorf("the run's output does not name the lost file %s:\n%s", n, out)
+		}
+	}
+	if !strings.Contains(out, "lost by Infinia") || !strings.Contains(out, "settle resolve --date "+testDate+" --trade-file NAME") ||
+		strings.Contains(out, "malformed envelope") {
+		t.Errorf("the run's output does not say the files are lost and how to send them again:\n%s", out)
+	}
 	name := names[0]
 	resolve := append([]string{"resolve", "--date", testDate, "--trade-file", name, "--note", "Infinia ticket 9: never received it"}, sim.Config.Args()...)
 	// Not yet lost by the configured wait; then not without asking Infinia.

@@ -61,7 +61,8 @@ func TestAFileInfiniaLostNeedsAPerson(t *testing.T) {
 				t.Fatalf("accepted %d, refused %d, err %v: want the 3 others accepted and F0 held", accepted, refused, err)
 			}
 			why := unusable.problem()
-			if !unusable.has("F0.csv") || !strings.Contains(why, "does not know trade file F0.csv") || !strings.Contains(why, "48h0m0s ago") {
+			if !unusable.has("F0.csv") || !strings.Contains(why, "does not know trade file F0.csv") || !strings.Contains(why, "48h0m0s ago") ||
+				!strings.Contains(why, "1 trade files lost by Infinia") || strings.Contains(why, "malformed envelope") {
 				t.Fatalf("F0 held: %v, problem %q", unusable.has("F0.csv"), why)
 			}
 			if store.files[0].Status != StatusReceived {

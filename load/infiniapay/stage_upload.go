@@ -1,14 +1,17 @@
 package infiniapay
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,7 +56,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 			}
 		}
 		up := &uploads{c: &c, run: run, sellers: sellers, since: began, files: map[string]*uploading{}}
-		unusable := &unusableAnswers{}
+		unusable := &unusableAnswers{lostDate: run.Key.Date.String()}
 		var uploaded atomic.Int64
 		progress := pipeline.ProgressFrom(ctx)
 		progress.Restart(int64(open))
@@ -370,8 +373,8 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 		}
 		if u.c.Now().Sub(since) > u.c.LostAfter {
 			return pipeline.Outcome{}, &Error{API: APIUploadStatus, RequestNo: f.RequestNo, kind: failBadAnswer,
-				Err: fmt.Errorf("%w: Infinia does not know trade file %s (requestNo %s), whose delivery has been unknown since %s (its rename into place was asked for on a connection since lost, and the file is gone from the server): ask Infinia whether it received it",
-					ErrAnswer, f.Name, f.RequestNo, since.Format(time.RFC3339))}
+				Err: &lostByInfinia{fmt.Sprintf("Infinia does not know trade file %s (requestNo %s), whose delivery has been unknown since %s (its rename into place was asked for on a connection since lost, and the file is gone from the server): ask Infinia whether it received it",
+					f.Name, f.RequestNo, since.Format(time.RFC3339))}}
 		}
 		return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: e.LastError}, nil
 	}
@@ -540,8 +543,8 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 			// open and is asked again by every run), not waited on by
 			// every run as still processing, and not uploaded again: only
 			// Infinia can say whether it has the first copy.
-			return f, fmt.Errorf("%w: Infinia does not know trade file %s (requestNo %s), uploaded %s ago at %s: ask Infinia whether it received it",
-				ErrAnswer, f.Name, f.RequestNo, c.Now().Sub(f.Uploaded).Round(time.Minute), f.Uploaded.UTC().Format(time.RFC3339))
+			return f, &lostByInfinia{fmt.Sprintf("Infinia does not know trade file %s (requestNo %s), uploaded %s ago at %s: ask Infinia whether it received it",
+				f.Name, f.RequestNo, c.Now().Sub(f.Uploaded).Round(time.Minute), f.Uploaded.UTC().Format(time.RFC3339))}
 		}
 		return f, nil // landed, not yet picked up
 	}
@@ -618,15 +621,44 @@ type unusableAnswers struct {
 	files   map[string]bool
 	skipped map[string]bool // not uploaded: not asked, not reported here
 	first   struct{ name, why string }
+	// lost are the files among them Infinia lost (lostByInfinia): reported on
+	// a line of their own, each by name, with what a person does about
+	// them (before, they were counted with the unusable answers as a
+	// "malformed envelope", the first named alone: an operator with
+	// several lost files could not tell which to resolve; found by an
+	// operator's walkthrough).
+	lost      map[string]bool
+	lostFirst string // the first lost file's name, and why
+	lostWhy   string
+	lostDate  string // the run's date, for the resolve command
 }
+
+// lostByInfinia is the error of a trade file Infinia lost: it still does not
+// know it --infinia-lost-after after its upload (or after its delivery
+// was found unknown). It is an answer that cannot be used (ErrAnswer) for
+// the stages - held for a person, asked again by every run, never
+// uploaded again - without reading as a malformed one.
+type lostByInfinia struct{ msg string }
+
+func (e *lostByInfinia) Error() string { return e.msg }
+func (e *lostByInfinia) Unwrap() error { return ErrAnswer }
 
 func (u *unusableAnswers) add(name string, err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.files == nil {
-		u.files = map[string]bool{}
+		u.files, u.lost = map[string]bool{}, map[string]bool{}
 	}
-	if len(u.files) == 0 || name < u.first.name {
+	var lost *lostByInfinia
+	if errors.As(err, &lost) {
+		if len(u.lost) == 0 || name < u.lostFirst {
+			u.lostFirst, u.lostWhy = name, lost.Error()
+		}
+		u.lost[name] = true
+		u.files[name] = true
+		return
+	}
+	if u.first.name == "" || name < u.first.name {
 		u.first.name, u.first.why = name, err.Error()
 	}
 	u.files[name] = true
@@ -653,9 +685,25 @@ func (u *unusableAnswers) has(name string) bool {
 func (u *unusableAnswers) problem() string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if len(u.files) == 0 {
-		return ""
+	var lines []string
+	if n := len(u.files) - len(u.lost); n > 0 {
+		lines = append(lines, fmt.Sprintf("%d trade files whose status Infinia did not give in an answer that can be used (first: %s: %s): left open, asked again by the next run of this date",
+			n, u.first.name, u.first.why))
 	}
-	return fmt.Sprintf("%d trade files whose status Infinia did not give in an answer that can be used (first: %s: %s): left open, asked again by the next run of this date",
-		len(u.files), u.first.name, u.first.why)
+	if len(u.lost) > 0 {
+		names := slices.Sorted(maps.Keys(u.lost))
+		const listed = 20
+		list := strings.Join(names[:min(len(names), listed)], ", ")
+		if len(names) > listed {
+			list += fmt.Sprintf(" and %d more (payouts.csv names each upload's file)", len(names)-listed)
+		}
+		why := u.lostWhy
+		if len(names) > 1 {
+			why = "first: " + why
+		}
+		date := cmp.Or(u.lostDate, "D")
+		lines = append(lines, fmt.Sprintf("%d trade files lost by Infinia (%s): %s: held for a person, asked again by every run of this date, never uploaded again by settle; once Infinia confirms it has none of a file, settle resolve --date %s --trade-file NAME --note \"who confirmed it, the reference\" (with the --infinia-* flags of the run) sends its orders again",
+			len(names), why, list, date))
+	}
+	return strings.Join(lines, "; ")
 }
