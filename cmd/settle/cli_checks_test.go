@@ -148,3 +148,24 @@ func TestSellersBindReadsTheSellersQuery(t *testing.T) {
 		t.Errorf("sellers bind has no --sellers-query (nor SETTLE_SELLERS_QUERY):\n%s", all)
 	}
 }
+
+// A ledger a newer settle migrated: a real run is refused (exit 2); its
+// dry run says so, rather than which runs a real run would resume (found
+// by an operator's walkthrough: it read as if the run would go on).
+func TestADryRunOnANewerLedgerSaysTheRunIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "10", "--sellers", "2")
+	e.mustSettle("migrate")
+	if _, err := e.db.Exec(`INSERT INTO settle.goose_db_version (version_id, is_applied) VALUES (9999, true)`); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.settle("run", "--date", testDate, "--rules", e.rules, skipAll); code != 2 || !strings.Contains(out, "newer than this settle knows") {
+		t.Fatalf("a run on a newer ledger: exit %d\n%s", code, out)
+	}
+	out := e.mustSettle("run", "--date", testDate, "--rules", e.rules, skipAll, "--dry-run")
+	if !strings.Contains(out, "ledger: a real run is refused") || !strings.Contains(out, "at migration 9999, newer than this settle knows") ||
+		strings.Contains(out, "has not been run") {
+		t.Fatalf("the dry run on a newer ledger:\n%s", out)
+	}
+}

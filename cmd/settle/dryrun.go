@@ -97,6 +97,17 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	if err != nil {
 		return err
 	}
+	if migrated {
+		// A ledger a newer settle migrated: a real run is refused (exit 2)
+		// before it reads a day; the dry run says so rather than what
+		// the run would resume (found by an operator's walkthrough).
+		if err := l.CheckVersion(ctx); pipeline.KindOf(err) == pipeline.KindUsage {
+			fmt.Fprintf(w, "ledger: a real run is refused: %v\n", err)
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
 	var runs []*pipeline.Run
 	if migrated {
 		if runs, err = l.RunsOn(ctx, o.key.Date); err != nil {

@@ -253,6 +253,21 @@ func (l *Ledger) Migrate(ctx context.Context) ([]string, error) {
 	return applied, nil
 }
 
+// CheckVersion refuses, as Migrate does, a ledger migrated past the
+// newest migration this binary embeds, without migrating anything: for a
+// command that only reads it (a dry run says a real run is refused).
+func (l *Ledger) CheckVersion(ctx context.Context) error {
+	fsys, err := fs.Sub(settlesql.Migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, l.db.DB, fsys)
+	if err != nil {
+		return fmt.Errorf("read the ledger's version: %w", err)
+	}
+	return l.checkVersion(ctx, p)
+}
+
 // checkVersion refuses a ledger migrated past the newest migration this
 // binary embeds: an older binary writes rows the newer rules do not see
 // (migration 00023 is what that cost once), so a rolled-back image or a
