@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/urfave/cli/v2"
 
@@ -47,6 +48,15 @@ func reportCommand(cfg *config) *cli.Command {
 				return err
 			}
 			fmt.Fprintf(cfg.stdout, "wrote %s (and payouts.csv, sellers.csv, summary.csv, mismatches.csv)\n", path)
+			// A date run in shards one of whose shards has no run: its
+			// sellers are in none of the reports, whose lines balance all
+			// the same (settle status says so; the reports did not: found
+			// by an operator's walkthrough).
+			for _, k := range pipeline.ShardsToRun(runs, pipeline.RunKey{Date: d, Shard: pipeline.Whole}) {
+				if !slices.ContainsFunc(runs, func(r *pipeline.Run) bool { return r.Key == k }) {
+					fmt.Fprintf(cfg.stdout, "run %s shard %s: not started: its sellers are not settled, nor in these reports (settle run --date %s runs it)\n", d, k.Shard, d)
+				}
+			}
 			return nil
 		},
 	}

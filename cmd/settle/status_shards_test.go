@@ -35,9 +35,16 @@ func TestStatusNamesTheShardsNotStarted(t *testing.T) {
 	if len(doc.NotStarted) != 1 || doc.NotStarted[0] != "3/4" {
 		t.Fatalf("status -o json: not_started %v, want [3/4]", doc.NotStarted)
 	}
+	// settle report, whose files balance without the shard, says so too.
+	if out := e.mustSettle("report", "--date", testDate, "--out", e.reports); !strings.Contains(out, "shard 3/4: not started") {
+		t.Fatalf("report does not say shard 3/4 never started:\n%s", out)
+	}
 	// Once it ran, nothing is named.
 	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform", "--max-reject-ratio", "1", "--shard", "3/4")
 	if out := e.mustSettle("status", "--date", testDate); strings.Contains(out, "not started") {
 		t.Fatalf("status after every shard ran:\n%s", out)
+	}
+	if out := e.mustSettle("report", "--date", testDate, "--out", e.reports); strings.Contains(out, "not started") {
+		t.Fatalf("report after every shard ran:\n%s", out)
 	}
 }
