@@ -845,6 +845,12 @@ func TestALostTradeFileGoesOutAgainOnceAPersonSaysSo(t *testing.T) {
 		t.Errorf("the run's output does not say the files are lost and how to send them again:\n%s", out)
 	}
 	name := names[0]
+	// Held for a person, their orders say so: held, naming their file.
+	var held int
+	if err := e.db.Get(&held, `SELECT count(*) FROM settle.items i JOIN settle.trade_files t ON t.request_no = i.provider_ref
+		WHERE t.name = $1 AND i.state = 'recorded' AND i.reason LIKE 'held: trade file ' || t.name || ' was lost by Infinia%'`, name); err != nil || held == 0 {
+		t.Fatalf("%d orders of the lost file %s held with its name: %v", held, name, err)
+	}
 	resolve := append([]string{"resolve", "--date", testDate, "--trade-file", name, "--note", "Infinia ticket 9: never received it"}, sim.Config.Args()...)
 	// Not yet lost by the configured wait; then not without asking Infinia.
 	if out, code := e.settle(append(resolve, "--infinia-lost-after", "24h")...); code != 2 || !strings.Contains(out, "Infinia may not have picked it up yet") {

@@ -55,6 +55,9 @@ type Store interface {
 	ItemsForTrade(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, requestNo string, fn func(pipeline.Split) error) error
 	RecordTradeFile(ctx context.Context, f pipeline.TradeFile, channels []pipeline.Channel) (pipeline.TradeFile, error)
 	FinishTradeFile(ctx context.Context, f pipeline.TradeFile, refused []pipeline.ProviderReject, to, reason string) error
+	// HoldFileItems gives the items still in file f a hold as their
+	// reason, leaving them in the file (a file Infinia lost).
+	HoldFileItems(ctx context.Context, f pipeline.TradeFile, reason string) error
 	// OpenTradeFiles returns up to n of the run's files Infinia has not
 	// decided yet, with ids above after, by id; TradeFileCounts counts the
 	// run's files, all, accepted and refused; RefusedTradeFiles lists the

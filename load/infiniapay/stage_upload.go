@@ -85,7 +85,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 					// (never sent again blindly), for a person; the others go on.
 					progress.Add(1)
 					unusable.add(f.Name, err)
-					return nil
+					return holdLost(ctx, &c, f, err)
 				}
 				return fmt.Errorf("upload %s: %w", f.Name, err)
 			},
@@ -450,7 +450,7 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 					// none (the query refused): the file stays open, for a
 					// person and the next run; the other files go on.
 					unusable.add(f.Name, err)
-					return nil
+					return holdLost(ctx, c, f, err)
 				}
 				if err != nil || f.Status == StatusSuccess || f.Status == StatusFailed {
 					return err
@@ -631,6 +631,18 @@ type unusableAnswers struct {
 	lostFirst string // the first lost file's name, and why
 	lostWhy   string
 	lostDate  string // the run's date, for the resolve command
+}
+
+// holdLost gives the orders of f, when err says Infinia lost it, a hold
+// as their reason, so that orders.csv names the file and summary.csv
+// counts them held, not in progress (found by an operator's walkthrough);
+// any other error leaves them as they are.
+func holdLost(ctx context.Context, c *StageConfig, f pipeline.TradeFile, err error) error {
+	var lost *lostByInfinia
+	if !errors.As(err, &lost) {
+		return nil
+	}
+	return c.Store.HoldFileItems(ctx, f, pipeline.HeldPrefix+"trade file "+f.Name+" was lost by Infinia (it does not know it): settle resolve --trade-file sends its orders again once Infinia confirms it has none")
 }
 
 // lostByInfinia is the error of a trade file Infinia lost: it still does not

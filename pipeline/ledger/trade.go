@@ -161,6 +161,22 @@ func (l *Ledger) FinishTradeFile(ctx context.Context, f pipeline.TradeFile, refu
 	return nil
 }
 
+// HoldFileItems gives the items of trade file f still in it (recorded)
+// reason, a hold (pipeline.HeldPrefix): a file Infinia lost, held for a
+// person, whose orders the reports then show held, not in progress. The
+// items stay in the file: Infinia's answer about it (SUCCESS, FAILED)
+// moves them as it does any file's (FinishTradeFile), and SendAgain
+// takes them out of it.
+func (l *Ledger) HoldFileItems(ctx context.Context, f pipeline.TradeFile, reason string) error {
+	if _, err := l.db.ExecContext(ctx, `UPDATE items SET reason = $6
+		WHERE business_date = $1 AND seller_id = $2 AND currency = $3 AND run_id = $4 AND provider_ref = $5
+		  AND state = 'recorded' AND reason <> $6`,
+		f.Date.String(), f.SellerID, string(f.Currency), f.RunID, f.RequestNo, reason); err != nil {
+		return fmt.Errorf("hold the items of trade file %s: %w", f.Name, err)
+	}
+	return nil
+}
+
 // openTradeFile is the SQL condition of a trade file Infinia has not
 // decided yet (migration 00011 indexes the run's open files by it).
 const openTradeFile = `status NOT IN ('SUCCESS', 'FAILED')`
