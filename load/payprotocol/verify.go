@@ -262,6 +262,15 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reas
 	case PaymentPaid.String():
 	case PaymentPending.String(), PaymentBlockConfirmation.String(), PaymentPartiallyPaid.String():
 		return pipeline.ItemHeld, VerifyHoldPrefix + " payment is " + o.Status, &verified{Order: o}, nil
+	case PaymentRefunded.String():
+		// All of it went back to the buyer. That agrees with an order the
+		// platform refunded whole before it settled (its seller's share
+		// is 0), as the matcher finds (Match): such an order was not
+		// refused by Pay Protocol. Any other refunded payment is.
+		if o.QuoteProblem == "" && o.Quote.Currency == it.Currency && o.Quote.Minor == it.Amount && it.Refunded == it.Amount {
+			return pipeline.ItemRecorded, "", &verified{Order: o, refundRead: true}, nil
+		}
+		return pipeline.ItemRejected, "Pay Protocol payment is " + o.Status, nil, nil
 	default:
 		return pipeline.ItemRejected, "Pay Protocol payment is " + o.Status, nil, nil
 	}
