@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -28,7 +29,7 @@ func (a Adapter) Payment(ctx context.Context, outTradeNo string) (Order, error) 
 	if err != nil {
 		return Order{}, err
 	}
-	o := Order{Status: p.Status.String(), chain: p.ChainID, settlement: p.SettlementCurrency}
+	o := Order{Status: p.Status.String(), chain: p.ChainID, settlement: p.SettlementCurrency, expected: p.ExpectedAmount}
 	if o.Quote, err = p.Quote(); err != nil {
 		o.Quote, o.QuoteProblem = pipeline.Money{}, err.Error()
 	}
@@ -81,12 +82,39 @@ func (a Adapter) refundOf(r Refund, o Order) *OrderRefund {
 	case !known:
 		out.AmountProblem = fmt.Sprintf("the decimals of %q on chain %d are not configured (--payprotocol-decimals)", o.settlement, chain)
 	default:
-		var err error
-		if out.Amount, err = ToMinor(r.Amount.String(), decimals, o.Quote.Currency); err != nil {
-			out.Amount, out.AmountProblem = 0, err.Error()
-		}
+		out.Amount, out.AmountProblem = refundInQuote(r.Amount, decimals, o)
 	}
 	return out
+}
+
+// refundInQuote reads a refund's amount, scaled by 10^decimals of the
+// payment's settlement currency, in minor units of the payment's quote
+// currency, at the rate the payment itself was settled: expectedAmount (in
+// the settlement currency) for the quote. A payment settled one to one
+// (a dollar stable coin for a dollar quote) is read as ToMinor reads it;
+// any other (a yen or yuan quote settled in USDT) at its own rate, never
+// one to one: 50 USDT of a payment of 100 USDT for 15000 JPY is 7500 JPY,
+// not 50. Exactly or not at all: the second value says why not.
+func refundInQuote(scaled *big.Int, decimals int, o Order) (int64, string) {
+	if par, err := FromMinor(o.Quote.Minor, decimals, o.Quote.Currency); err == nil && par == o.expected {
+		v, err := ToMinor(scaled.String(), decimals, o.Quote.Currency)
+		if err != nil {
+			return 0, err.Error()
+		}
+		return v, ""
+	}
+	expected, err := parseScaled(o.expected, decimals)
+	if err != nil || expected.Sign() == 0 || o.Quote.Minor <= 0 {
+		return 0, fmt.Sprintf("the payment's expectedAmount %q does not give the rate of its %s quote (%s)", clip(o.expected), o.settlement, o.Quote)
+	}
+	v, rem := new(big.Int).QuoRem(new(big.Int).Mul(scaled, big.NewInt(o.Quote.Minor)), expected, new(big.Int))
+	switch {
+	case rem.Sign() != 0:
+		return 0, fmt.Sprintf("amount %s at the payment's rate (%s %s for %s) is not a whole number of minor units", scaled, expected, o.settlement, o.Quote)
+	case !v.IsInt64():
+		return 0, fmt.Sprintf("amount %s at the payment's rate: out of range", scaled)
+	}
+	return v.Int64(), ""
 }
 
 // Order asks for the payment detail (Payment) and, for a paid payment, the

@@ -38,9 +38,10 @@ type Order struct {
 	Refund *OrderRefund
 
 	// What Refund needs of the payment detail to read a refund's amount:
-	// its chain and settlement currency.
+	// its chain, settlement currency and expected amount.
 	chain      int
 	settlement string
+	expected   string // expectedAmount, scaled in settlement: with Quote, the rate the payment was settled at
 }
 
 // OrderRefund is one refund as Pay Protocol reports it.
