@@ -103,8 +103,13 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 			// pending) and does not know now contradicts its own word: held
 			// for a person and asked again, not rejected for good on what
 			// may be a passing fault (found by an operator's walkthrough).
-			to, reason = pipeline.ItemHeld, VerifyHoldPrefix+" Pay Protocol does not know payment "+it.ProviderTxnID+" any more, which it reported before ("+
+			to, reason = pipeline.ItemHeld, VerifyHoldPrefix+" "+unknownPayment+it.ProviderTxnID+" any more, which it reported before ("+
 				strings.TrimPrefix(it.Reason, VerifyHoldPrefix+" ")+"): ask Pay Protocol"
+			if strings.HasPrefix(it.Reason, VerifyHoldPrefix+" "+unknownPayment) {
+				// Still not known: the reason an earlier run wrote says
+				// what Pay Protocol reported before; it is kept as it is.
+				reason = it.Reason
+			}
 		}
 		if err := store.SetItemState(ctx, run.ID, it.OrderNo, it.State, to, reason); err != nil {
 			return err
