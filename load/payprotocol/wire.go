@@ -156,6 +156,9 @@ func (w wireRefund) refund() (Refund, error) {
 	if r.Amount, err = amount("refundAmount", w.RefundAmount, r.Status == RefundSuccess); err != nil {
 		return r, fmt.Errorf("%w: refund %s: %v", ErrAnswer, clip(r.RefundID), err)
 	}
+	if w.RefundAmount == "" {
+		r.Amount = nil // null before it succeeds: unknown, not zero
+	}
 	if r.Fee, err = amount("refundFee", w.RefundFee, false); err != nil {
 		return r, fmt.Errorf("%w: refund %s: %v", ErrAnswer, clip(r.RefundID), err)
 	}
