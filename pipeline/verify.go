@@ -7,4 +7,9 @@ type VerifyItem struct {
 	Split
 	State  string
 	Reason string
+	// LateRefunded is what the late refunds of the order the ledger
+	// holds (pending, or clawed back) add up to, read for an order that
+	// nets a refund: a refund at the provider larger than the order nets
+	// may be one the platform recorded since, late.
+	LateRefunded int64
 }

@@ -85,7 +85,7 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 	progress.Restart(0)
 	check := func(it pipeline.VerifyItem) error {
 		defer progress.Add(1)
-		to, reason, v, err := verdict(ctx, api, it.Split)
+		to, reason, v, err := verdict(ctx, api, it.Split, it.LateRefunded)
 		if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
 			return err // configuration: says it all, about every order
 		}
@@ -254,8 +254,10 @@ const unknownPayment = "Pay Protocol does not know payment "
 // verdict is what the verification decides of one item, with Pay
 // Protocol's answer about its order when the payment was verified or held
 // for a payment or a refund still under way (nil otherwise): the answer
-// Adapter.Order gives, the refund read when the payment is paid.
-func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reason string, a *verified, err error) {
+// Adapter.Order gives, the refund read when the payment is paid. late is
+// what the order's late refunds in the ledger add up to
+// (pipeline.VerifyItem.LateRefunded).
+func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) (state, reason string, a *verified, err error) {
 	o, err := api.Payment(ctx, it.ProviderTxnID)
 	if pipeline.IsNotFound(err) {
 		return pipeline.ItemRejected, unknownPayment + it.ProviderTxnID, nil, nil
@@ -301,14 +303,27 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split) (state, reas
 		return pipeline.ItemRejected, "the order shows a refund Pay Protocol does not know", nil, nil
 	case r.Status == RefundSuccess.String() && r.AmountProblem != "":
 		return pipeline.ItemRejected, "Pay Protocol refund " + r.ID + " is in an amount that cannot be checked (" + r.AmountProblem + ")", nil, nil
-	case r.Status == RefundSuccess.String() && r.Amount > it.Refunded:
+	case r.Status == RefundSuccess.String() && r.Amount > it.Refunded+late:
 		// The seller's share would be paid out of money the platform no
-		// longer holds. A latest refund smaller than what the order nets
-		// is taken: Pay Protocol shows no earlier refund of the order, and
-		// the platform then holds more than it pays (the reconciliation
-		// compares).
-		return pipeline.ItemRejected, fmt.Sprintf("Pay Protocol refund %s returned %s, more than the %s the order nets", r.ID,
-			pipeline.Money{Minor: r.Amount, Currency: o.Quote.Currency}, pipeline.Money{Minor: it.Refunded, Currency: it.Currency}), nil, nil
+		// longer holds: not verified. Held, not rejected: the platform may
+		// record the refund since, late (a later date's late refunds
+		// read it), and the order is verified again by every run of its
+		// date; rejected, the seller lost the rest of the order for good
+		// (found by a review). A latest refund smaller than what the
+		// order nets is taken: Pay Protocol shows no earlier refund of
+		// the order, and the platform then holds more than it pays (the
+		// reconciliation compares).
+		known := pipeline.Money{Minor: it.Refunded, Currency: it.Currency}.String() + " the order nets"
+		if late > 0 {
+			known += fmt.Sprintf(" and the %s of its late refunds", pipeline.Money{Minor: late, Currency: it.Currency})
+		}
+		return pipeline.ItemHeld, fmt.Sprintf("%s refund %s returned %s, more than the %s: verified again once the platform records the refund",
+			VerifyHoldPrefix, r.ID, pipeline.Money{Minor: r.Amount, Currency: o.Quote.Currency}, known), &verified{Order: o, refundRead: true}, nil
+	case r.Status == RefundSuccess.String() && r.Amount > it.Refunded:
+		// Larger than the order nets, but the platform recorded the rest
+		// since, as late refunds: verified; they are clawed back from the
+		// seller once the order is paid.
+		return pipeline.ItemRecorded, "", &verified{Order: o}, nil
 	case r.Status == RefundSuccess.String():
 		return pipeline.ItemRecorded, "", &verified{Order: o, refundRead: true}, nil
 	case refundInProgress(r.Status):

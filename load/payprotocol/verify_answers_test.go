@@ -102,7 +102,10 @@ func TestALongNonASCIIRefusalHoldsOnlyItsOrder(t *testing.T) {
 // refund of a 10.00 USD order, but Pay Protocol shows a successful refund
 // of 9 USDT (9.00 USD, one to one): only 1.00 USD is left in the
 // sub-contract address. The item was recorded and its seller paid on
-// 9.00 USD (found by a review); it is rejected, with both amounts.
+// 9.00 USD (found by a review); it is not verified, with both amounts:
+// held until the platform's late refunds account for Pay Protocol's
+// (rejected, the seller lost the rest of the order for good: found by a
+// later review).
 func TestARefundLargerThanNettedIsNotPaid(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, payprotocoltest.Options{Polls: -1}, func(c *payprotocol.Config) {
@@ -122,11 +125,31 @@ func TestARefundLargerThanNettedIsNotPaid(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T1", 100)}}
-	if _, err := payprotocol.Verify(context.Background(), store, payprotocol.Adapter{Client: r.client}, nil, nil, &pipeline.Run{ID: 42}); err != nil {
+	if _, err := payprotocol.Verify(context.Background(), store, payprotocol.Adapter{Client: r.client}, nil, nil, &pipeline.Run{ID: 42}); pipeline.KindOf(err) != pipeline.KindNeedsPerson {
 		t.Fatal(err)
 	}
-	want := "rejected: Pay Protocol refund " + id + " returned 9.00 USD, more than the 1.00 USD the order nets"
+	want := "held: held: Pay Protocol refund " + id + " returned 9.00 USD, more than the 1.00 USD the order nets: verified again once the platform records the refund"
 	if got := store.states["OT1"]; got != want {
 		t.Fatalf("item %q, want %q", got, want)
+	}
+
+	// The platform records the rest since, as late refunds (7.00 pending,
+	// 0.50 clawed back, and more than both together): still held while
+	// they fall short, verified once they cover Pay Protocol's refund;
+	// they are clawed back from the seller as any late refund is.
+	for _, c := range []struct {
+		late int64
+		want string
+	}{{750, "held: held: Pay Protocol refund " + id + " returned 9.00 USD, more than the 1.00 USD the order nets and the 7.50 USD of its late refunds"},
+		{800, "recorded: "}, {850, "recorded: "}} {
+		it := toVerify("T1", 100)
+		it.LateRefunded = c.late
+		store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{it}}
+		if _, err := payprotocol.Verify(context.Background(), store, payprotocol.Adapter{Client: r.client}, nil, nil, &pipeline.Run{ID: 42}); (err != nil) != (c.late < 800) {
+			t.Fatalf("late refunds of %d: %v", c.late, err)
+		}
+		if got := store.states["OT1"]; !strings.HasPrefix(got, c.want) {
+			t.Errorf("late refunds of %d: item %q, want %q", c.late, got, c.want)
+		}
 	}
 }

@@ -187,7 +187,7 @@ func TestVerify(t *testing.T) {
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 2})
 	final := &orderlyFinal{t: t, store: store}
 	summary, err := payprotocol.Verify(context.Background(), store, api, pacer, final, &pipeline.Run{ID: 42})
-	if summary != "Pay Protocol: 6 payments verified, 3 held, 7 rejected" || !heldForAPerson(err, "3 Pay Protocol payments held") || !strings.Contains(err.Error(), "order OT3: payment is pending") {
+	if summary != "Pay Protocol: 6 payments verified, 5 held, 5 rejected" || !heldForAPerson(err, "5 Pay Protocol payments held") || !strings.Contains(err.Error(), "order OT14: refund RT14 returned") {
 		t.Fatalf("%q, %v", summary, err)
 	}
 	if store.asked != "payprotocol "+payprotocol.VerifyHoldPrefix {
@@ -213,11 +213,13 @@ func TestVerify(t *testing.T) {
 		"OT12": "recorded: ",
 		// A latest refund smaller than what the order nets is taken (Pay
 		// Protocol shows no earlier one); a larger one, or one that cannot
-		// be checked, would pay the seller out of money refunded.
+		// be checked, would pay the seller out of money refunded: the
+		// larger one is held until the platform records the refund, the
+		// other rejected.
 		"OT13": "recorded: ",
-		"OT14": "rejected: Pay Protocol refund RT14 returned 9.00 USD, more than the 1.00 USD the order nets",
+		"OT14": "held: held: Pay Protocol refund RT14 returned 9.00 USD, more than the 1.00 USD the order nets: verified again once the platform records the refund",
 		"OT15": "rejected: Pay Protocol refund RT15 is in an amount that cannot be checked (decimals of USDT on chain 1 are not configured)",
-		"OT16": "rejected: Pay Protocol refund RT16 returned 1.01 USD, more than the 1.00 USD the order nets",
+		"OT16": "held: held: Pay Protocol refund RT16 returned 1.01 USD, more than the 1.00 USD the order nets: verified again once the platform records the refund",
 	}
 	for no, w := range want {
 		if g := store.states[no]; g != w {

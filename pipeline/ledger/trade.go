@@ -456,7 +456,9 @@ const (
 	// itemsToVerifyQuery reads the items to verify of a walk ($4, $5]:
 	// unverified, or held with a reason starting with $3.
 	itemsToVerifyQuery = `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
-	gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, reason
+	gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, reason,
+	CASE WHEN refunded_minor > 0 THEN (SELECT COALESCE(sum(lr.amount_minor), 0) FROM late_refunds lr
+	     WHERE lr.order_no = items.order_no AND lr.state IN ('pending', 'clawed')) ELSE 0 END
 	FROM items WHERE run_id = $1 AND channel = $2
 	  AND (state = 'unverified' OR (state = 'held' AND starts_with(reason, $3)))
 	  AND order_no > $4 AND order_no <= $5
@@ -509,7 +511,7 @@ func (l *Ledger) ItemsToVerifyAfter(ctx context.Context, runID int64, ch pipelin
 		s := &v.Split
 		var c, cur string
 		if err := rows.Scan(&s.OrderNo, &s.SellerID, &c, &s.ProviderTxnID, &cur, &s.Category, &s.Amount, &s.Refunded,
-			&s.Commission, &s.SellerShare, &s.Rule, &s.PaidAt, &s.ConfirmedAt, &v.State, &v.Reason); err != nil {
+			&s.Commission, &s.SellerShare, &s.Rule, &s.PaidAt, &s.ConfirmedAt, &v.State, &v.Reason, &v.LateRefunded); err != nil {
 			return nil, "", err
 		}
 		s.Channel, s.Currency = pipeline.Channel(c), pipeline.Currency(cur)

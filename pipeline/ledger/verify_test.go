@@ -60,4 +60,18 @@ func TestItemsToVerify(t *testing.T) {
 	if got, err := l.ItemsToVerify(ctx, run.ID, pp, "held: %"); err != nil || len(got) != 2 {
 		t.Fatalf("a prefix with %%: %d items, %v; want the 2 unverified", len(got), err)
 	}
+	// An order that nets a refund comes with what its late refunds in the
+	// ledger add up to, pending or clawed back (not ignored or rejected).
+	if _, err := l.DB().Exec(`UPDATE items SET refunded_minor = 100, seller_minor = 900 WHERE order_no IN ('O1', 'O4')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DB().Exec(`INSERT INTO late_refunds (refund_no, order_no, seller_id, amount_minor, created_at, run_id, business_date, state)
+		SELECT 'R' || s, 'O1', 'S1', s * 10, now(), $1, $2, (ARRAY['pending', 'clawed', 'ignored', 'rejected'])[s]
+		FROM generate_series(1, 4) s`, run.ID, day.String()); err != nil {
+		t.Fatal(err)
+	}
+	got, err = l.ItemsToVerify(ctx, run.ID, pp, "held: checked%")
+	if err != nil || len(got) != 3 || got[0].LateRefunded != 30 || got[2].LateRefunded != 0 {
+		t.Fatalf("late refunds of O1 (10 pending, 20 clawed), of O4 (none): %+v, %v", got, err)
+	}
 }
