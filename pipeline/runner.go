@@ -13,7 +13,7 @@ import (
 
 // ErrLocked is returned (wrapped, KindLocked) when another process holds the
 // run's lock.
-var ErrLocked = errors.New("another settle run holds the lock")
+var ErrLocked = errors.New("another settle process (a run of the date, or a resolve) holds the lock")
 
 // RunStore is what the Runner needs of the ledger.
 type RunStore interface {

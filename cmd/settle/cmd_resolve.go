@@ -52,7 +52,7 @@ func resolveCommand(cfg *config) *cli.Command {
 				}
 			}
 			if given != 1 {
-				return pipeline.Errorf(pipeline.KindUsage, "--subject", "give exactly one of --subject (a failed payout, as payouts.csv gives it), --order (a held order, as orders.csv gives it) and --trade-file (a refused trade file, as orders.csv gives it)")
+				return pipeline.Errorf(pipeline.KindUsage, "resolve", "give exactly one of --subject (a failed payout, as payouts.csv gives it), --order (a held order, as orders.csv gives it) and --trade-file (a refused trade file, as orders.csv gives it)")
 			}
 			if c.Bool("refused-rows") && c.String("trade-file") == "" {
 				return pipeline.Errorf(pipeline.KindUsage, "--refused-rows", "only with --trade-file")
@@ -173,12 +173,12 @@ func sendTradeFileAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipelin
 	if ok && f.Status != infiniapay.StatusSuccess && f.Status != infiniapay.StatusFailed && strings.TrimSpace(ask.Note) != "" {
 		// Not decided by Infinia: sent again only once Infinia lost it,
 		// as the upload stage holds it (Client.LostFile asks Infinia now).
+		if c.String(flagInfiniaURL) == "" {
+			return pipeline.Errorf(pipeline.KindUsage, "--"+flagInfiniaURL, "required with --trade-file for a file Infinia has not decided (%s, last status %s): settle asks Infinia that it does not know it (give the --infinia-* flags of the run)", f.Name, f.Status)
+		}
 		inf, err := infiniaFromFlags(c)
 		if err != nil {
 			return err
-		}
-		if inf == nil {
-			return pipeline.Errorf(pipeline.KindUsage, "--"+flagInfiniaURL, "required with --trade-file for a file Infinia has not decided (%s is %s): settle asks Infinia that it does not know it", f.Name, f.Status)
 		}
 		up, found, err := l.LatestEffect(c.Context, infiniapay.KindUpload, infiniapay.UploadSubject(d, f.SellerID, f.Currency, f.Attempt))
 		if err != nil {
@@ -195,6 +195,9 @@ func sendTradeFileAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipelin
 	if s.Before {
 		fmt.Fprintf(cfg.stdout, "trade file %s (requestNo %s) was sent again before, at %s: %s\nnothing moved now\n",
 			s.File.Name, s.File.RequestNo, s.Resolution.ResolvedAt.UTC().Format(time.RFC3339), s.Resolution.Note)
+		if s.RefusedLeft > 0 {
+			fmt.Fprintf(cfg.stdout, "%d of its rows Infinia refused are still rejected: --refused-rows sends them too, once their cause is fixed\n", s.RefusedLeft)
+		}
 		return nil
 	}
 	how := "refused by Infinia: " + cmp.Or(s.File.Reason, "no reason recorded")

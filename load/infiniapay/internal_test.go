@@ -280,7 +280,8 @@ func TestAwaitUploadsGoesByPages(t *testing.T) {
 	problems := &pipeline.Problems{}
 	accepted, refused, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, &unusableAnswers{}, problems)
 	if err != nil || accepted != n-21 || refused != 21 || problems.Count() != 21 || len(problems.List) != pipeline.ProblemsListed ||
-		problems.List[0] != "trade file F00003.csv refused by Infinia: 3 rows refused" {
+		!strings.HasPrefix(problems.List[0], "trade file F00003.csv refused by Infinia: 3 rows refused (its orders are held; ") ||
+		!strings.Contains(problems.List[0], "settle resolve --date") || problems.List[1] != "trade file F00103.csv refused by Infinia: 3 rows refused" {
 		t.Fatalf("accepted %d, refused %d, problems %d %q: %v; want %d accepted, 21 refused and counted, the first %d named",
 			accepted, refused, problems.Count(), problems.List, err, n-21, pipeline.ProblemsListed)
 	}

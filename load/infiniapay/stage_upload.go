@@ -496,8 +496,13 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 		if err != nil {
 			return 0, 0, err
 		}
-		for _, f := range files {
-			problems.Add(fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason))
+		for i, f := range files {
+			line := fmt.Sprintf("trade file %s refused by Infinia: %s", f.Name, f.Reason)
+			if i == 0 {
+				// What a person does, said once.
+				line += fmt.Sprintf(" (its orders are held; once the cause is fixed and Infinia confirms it took none of a file, settle resolve --date %s --trade-file NAME [--refused-rows] --note \"who confirmed it, what was fixed\" sends them again)", run.Key.Date)
+			}
+			problems.Add(line)
 		}
 		problems.Total += refused - len(files) // counted, not listed (problems held nothing before these files)
 	}

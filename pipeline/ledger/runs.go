@@ -115,7 +115,7 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 		}
 		if !ok {
 			release()
-			return nil, pipeline.E(pipeline.KindLocked, "run "+what, fmt.Errorf("%w for this date; not starting a second one", pipeline.ErrLocked))
+			return nil, pipeline.E(pipeline.KindLocked, "run "+what, fmt.Errorf("%w for this date; try again once it ended (settle status shows the runs working)", pipeline.ErrLocked))
 		}
 	}
 	l.mu.Lock()

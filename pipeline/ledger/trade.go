@@ -591,6 +591,9 @@ type SentAgain struct {
 	Orders     int64 // the file's items now in no file again, to go out in a further file of the date
 	Resolution Resolution
 	Before     bool // sent again before: nothing moved now
+	// RefusedLeft counts, when Before, the file's rows Infinia refused
+	// that are still rejected: --refused-rows sends them.
+	RefusedLeft int64
 }
 
 // SendAgainRequest is what a person asks of SendAgain.
@@ -655,7 +658,9 @@ func (l *Ledger) SendAgain(ctx context.Context, d pipeline.Date, r SendAgainRequ
 		if again {
 			if !r.RefusedRows {
 				out.Before = true
-				return nil
+				return tx.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE business_date = $1 AND seller_id = $2 AND currency = $3
+					AND run_id = $4 AND provider_ref = $5 AND payout_key = '' AND state = 'rejected' AND starts_with(reason, $6)`,
+					d.String(), f.SellerID, string(f.Currency), f.RunID, f.RequestNo, infiniaRefusedRow).Scan(&out.RefusedLeft)
 			}
 			// Sent again before without the rows Infinia refused: they go
 			// now, under a resolution of their own (with this note), once.

@@ -399,7 +399,7 @@ func TestARefusedTradeFileIsSentAgainOnlyByAPerson(t *testing.T) {
 	}
 	// Asked again: recorded before, nothing moved, the first note stands.
 	if again, err := l.SendAgain(ctx, day, ledger.SendAgainRequest{Name: refused.Name, Note: "another note"}); err != nil || !again.Before || again.Orders != 0 ||
-		again.Resolution.Note != "Infinia ticket 42: took none of it" {
+		again.Resolution.Note != "Infinia ticket 42: took none of it" || again.RefusedLeft != 1 {
 		t.Fatalf("sent again twice: %+v, %v", again, err)
 	}
 	if got := states(); !strings.HasPrefix(got, "O00 rejected") {
