@@ -386,16 +386,25 @@ func (r *Runner) now() time.Time {
 
 // Combine runs several stage functions as one stage, in order: their
 // summaries are joined; problems that need a person are gathered from all of
-// them; any other error stops at once (work still processing at a provider
-// says the problems gathered before it too).
+// them; work left for the next run (ErrStillProcessing: a provider still
+// processing, or not answering) lets the later ones go on with what was
+// decided, and is returned (exit 1) with the problems once all are done;
+// any other error stops at once.
 func Combine(fns ...StageFunc) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		var summaries []string
-		var attention []error
+		var attention, pending []error
 		for _, fn := range fns {
 			s, err := fn(ctx, run)
 			if s != "" {
 				summaries = append(summaries, s)
+			}
+			if err != nil && errors.Is(err, ErrStillProcessing) && KindOf(err) == KindFailed && ctx.Err() == nil {
+				// Left for the next run (a provider still processing, or
+				// not answering): the later parts go on with what was
+				// decided, as the runner's later stages do.
+				pending = append(pending, err)
+				continue
 			}
 			if err != nil && KindOf(err) != KindNeedsPerson {
 				if errors.Is(err, ErrStillProcessing) && KindOf(err) != KindUsage && len(attention) > 0 {
@@ -408,6 +417,13 @@ func Combine(fns ...StageFunc) StageFunc {
 			if err != nil {
 				attention = append(attention, err)
 			}
+		}
+		if len(pending) > 0 {
+			err := errors.Join(pending...)
+			if len(attention) > 0 {
+				err = errors.Join(err, E(KindNeedsPerson, "", errors.Join(attention...)))
+			}
+			return strings.Join(summaries, "; "), E(KindFailed, "", err)
 		}
 		if len(attention) > 0 {
 			return strings.Join(summaries, "; "), E(KindNeedsPerson, "", errors.Join(attention...))

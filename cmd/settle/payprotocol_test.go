@@ -12,6 +12,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/load/payprotocol/payprotocoltest"
 	"github.com/settlekit/settle/pipeline"
@@ -212,6 +213,50 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 	var st string
 	if err := e.db.Get(&st, `SELECT state FROM settle.items WHERE provider_txn_id = $1`, poisoned); err != nil || st == "held" || st == "unverified" || st == "rejected" {
 		t.Errorf("once readable, the poisoned payment %s is %q (%v)", poisoned, st, err)
+	}
+	e.checkPaidOnce(sim, balance)
+}
+
+// Pay Protocol down for a whole run (every payment query answered 503,
+// past the client's retries): its orders wait unverified for the next
+// run, and every other order goes on - the trade files of Infinia's
+// orders are uploaded and their sellers paid - with the run ending 1.
+// Before, the upload stage stopped at Pay Protocol and no seller of the
+// date was paid. Once Pay Protocol answers, the next run verifies its
+// payments and nothing is paid twice.
+func TestAPayProtocolOutageHoldsBackOnlyItsOrders(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "6", "--seed", "10")
+	const balance = 1_000_000_000_00
+	down := fault.New(1, fault.Rule{Endpoint: payprotocol.APIPaymentDetail, Kind: fault.Unavailable, Prob: 1})
+	sim := e.sim(down, 6, nil, balance)
+	withPayProtocol(sim)
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	d, _ := pipeline.ParseDate(testDate)
+	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
+		t.Fatal(err)
+	}
+	pp := []string{"--payprotocol-url", sim.Config.PayProtocolURL, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
+		"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile}
+	out, code := e.runInfinia(sim, pp...)
+	if code != 1 || !strings.Contains(out, "Pay Protocol did not answer") {
+		t.Fatalf("Pay Protocol down: exit %d, want 1 saying so\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state <> 'unverified'`); n != 0 {
+		t.Fatalf("%d Pay Protocol items moved on while Pay Protocol did not answer", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid'`); n == 0 {
+		t.Fatal("no Infinia order was paid while Pay Protocol was down")
+	}
+	e.checkPaidOnce(sim, balance)
+
+	down.Clear()
+	if out, code := e.runInfinia(sim, pp...); code != 0 && code != 4 {
+		t.Fatalf("Pay Protocol back: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state = 'unverified'`); n != 0 {
+		t.Fatalf("%d Pay Protocol items still unverified once it answered", n)
 	}
 	e.checkPaidOnce(sim, balance)
 }

@@ -83,6 +83,13 @@ func (in *Injector) Add(rules ...Rule) {
 	in.rules = append(in.rules, rules...)
 }
 
+// Clear drops every rule: the faults stop (the calls are still counted).
+func (in *Injector) Clear() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.rules = nil
+}
+
 // Next counts a call of endpoint and returns the fault to play for it: the
 // first rule that selects the call wins.
 func (in *Injector) Next(endpoint string) Fault {

@@ -2,6 +2,7 @@ package payprotocol
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,11 +51,20 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	}
 	match := Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, held: held})
 	p := pipeline.Provider{
-		Name:      Name,
-		Settles:   []pipeline.Channel{Channel},
-		Preflight: c.Client.Preflight,
+		Name:    Name,
+		Settles: []pipeline.Channel{Channel},
+		Preflight: func(ctx context.Context) error {
+			// Not answering now is no configuration error: the run goes
+			// on, and the verification leaves Pay Protocol's payments for
+			// the next run (notAnswering) while the other orders go on.
+			if err := c.Client.Preflight(ctx); err != nil && !errors.Is(notAnswering(ctx, err), pipeline.ErrStillProcessing) {
+				return err
+			}
+			return nil
+		},
 		Upload: func(ctx context.Context, run *pipeline.Run) (string, error) {
-			return verify(ctx, c.Store, api, c.Pacer, c.Final, held, run)
+			s, err := verify(ctx, c.Store, api, c.Pacer, c.Final, held, run)
+			return s, notAnswering(ctx, err)
 		},
 		Matchers: []pipeline.Matcher{match},
 	}
@@ -62,6 +72,25 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		p.Distribute = askAhead(Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, WentOn: true}), askAheadTries, askAheadPause)
 	}
 	return p
+}
+
+// notAnswering makes err, when it says Pay Protocol did not answer (a
+// transient failure after the client's retries: down, overloaded), work
+// left for the next run (pipeline.ErrStillProcessing): the payments not
+// verified yet stay unverified, and the other providers' work goes on -
+// the trade files of the orders that need no verification, WeChat Pay's
+// distributions, the revenue shares - instead of every seller of the date
+// waiting on Pay Protocol (found by a review). The run still ends 1; a
+// payment verified by a later run goes out in a further trade file of
+// its date and is paid by its seller's next revenue share.
+func notAnswering(ctx context.Context, err error) error {
+	var t interface{ Transient() bool }
+	if err == nil || ctx.Err() != nil || pipeline.KindOf(err) != pipeline.KindFailed || errors.Is(err, pipeline.ErrStillProcessing) ||
+		!errors.As(err, &t) || !t.Transient() {
+		return err
+	}
+	return fmt.Errorf("%w: Pay Protocol did not answer, so its payments not verified yet wait for the next run of this date (the other orders went on): %w",
+		pipeline.ErrStillProcessing, err)
 }
 
 // askAhead is Pay Protocol's chain of the distribute stage. Pay Protocol
