@@ -13,24 +13,34 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/load/payprotocol/payprotocoltest"
 	"github.com/settlekit/settle/pipeline"
 	settlesql "github.com/settlekit/settle/sql"
 )
 
+// payProtocolSim starts the simulator with Pay Protocol (faults, sellers
+// and the platform balance as e.sim takes them) and gives Pay Protocol the
+// payments of the seeded day's orders.
+func (e *env) payProtocolSim(faults *fault.Injector, sellers int, balance int64) *paysim.Sim {
+	e.t.Helper()
+	sim := e.sim(faults, sellers, nil, balance)
+	withPayProtocol(sim)
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	d, _ := pipeline.ParseDate(testDate)
+	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
+		e.t.Fatal(err)
+	}
+	return sim
+}
+
 func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "600", "--sellers", "10", "--seed", "8")
 	const balance = 1_000_000_000_00
-	sim := e.sim(nil, 10, nil, balance)
-	withPayProtocol(sim)
-	sh, _ := time.LoadLocation("Asia/Shanghai")
-	d, _ := pipeline.ParseDate(testDate)
-	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
-		t.Fatal(err)
-	}
+	sim := e.payProtocolSim(nil, 10, balance)
 	// One paid order whose amount at Pay Protocol disagrees with ours.
 	var mismatch string
 	if err := e.db.Get(&mismatch, `SELECT provider_txn_id FROM orders WHERE provider = 'payprotocol' AND provider_txn_id IS NOT NULL
@@ -230,13 +240,7 @@ func TestAPayProtocolOutageHoldsBackOnlyItsOrders(t *testing.T) {
 	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "6", "--seed", "10")
 	const balance = 1_000_000_000_00
 	down := fault.New(1, fault.Rule{Endpoint: payprotocol.APIPaymentDetail, Kind: fault.Unavailable, Prob: 1})
-	sim := e.sim(down, 6, nil, balance)
-	withPayProtocol(sim)
-	sh, _ := time.LoadLocation("Asia/Shanghai")
-	d, _ := pipeline.ParseDate(testDate)
-	if _, err := sim.SeedPayProtocol(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
-		t.Fatal(err)
-	}
+	sim := e.payProtocolSim(down, 6, balance)
 	pp := []string{"--payprotocol-url", sim.Config.PayProtocolURL, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
 		"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile}
 	out, code := e.runInfinia(sim, pp...)
