@@ -458,7 +458,10 @@ const (
 	itemsToVerifyQuery = `SELECT order_no, seller_id, channel, provider_txn_id, currency, category,
 	gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, reason,
 	CASE WHEN refunded_minor > 0 THEN (SELECT COALESCE(sum(lr.amount_minor), 0) FROM late_refunds lr
-	     WHERE lr.order_no = items.order_no AND lr.state IN ('pending', 'clawed')) ELSE 0 END
+	     WHERE lr.order_no = items.order_no AND lr.state IN ('pending', 'clawed')
+	       -- read by a later date: one read on a date no later than the
+	       -- item's is netted by its row (the clawbacks ignore it)
+	       AND lr.business_date > items.business_date) ELSE 0 END
 	FROM items WHERE run_id = $1 AND channel = $2
 	  AND (state = 'unverified' OR (state = 'held' AND starts_with(reason, $3)))
 	  AND order_no > $4 AND order_no <= $5

@@ -67,11 +67,50 @@ func TestItemsToVerify(t *testing.T) {
 	}
 	if _, err := l.DB().Exec(`INSERT INTO late_refunds (refund_no, order_no, seller_id, amount_minor, created_at, run_id, business_date, state)
 		SELECT 'R' || s, 'O1', 'S1', s * 10, now(), $1, $2, (ARRAY['pending', 'clawed', 'ignored', 'rejected'])[s]
-		FROM generate_series(1, 4) s`, run.ID, day.String()); err != nil {
+		FROM generate_series(1, 4) s`, run.ID, day.AddDays(1).String()); err != nil {
 		t.Fatal(err)
 	}
 	got, err = l.ItemsToVerify(ctx, run.ID, pp, "held: checked%")
 	if err != nil || len(got) != 3 || got[0].LateRefunded != 30 || got[2].LateRefunded != 0 {
 		t.Fatalf("late refunds of O1 (10 pending, 20 clawed), of O4 (none): %+v, %v", got, err)
+	}
+}
+
+// TestItemsToVerifyCountsNoRefundItsOrderNetted: a late refund read on a
+// date no later than its order's settlement (read while the order had no
+// item; the platform then moved the order to the date that settled it) is
+// in that date's source row already: the item's refunded_minor nets it,
+// and the clawbacks ignore it as "netted by the order's settlement"
+// (pipeline.ClawBacks). The verification's sum of the order's late
+// refunds counted it a second time while it was still pending (the
+// upload stage verifies before distribute resolves it): a Pay Protocol
+// refund larger than everything the platform recorded passed as covered,
+// and the seller was paid out of money refunded.
+func TestItemsToVerifyCountsNoRefundItsOrderNetted(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := openRun(t, l, day)
+	at := time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)
+	_, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		return w.Split(pipeline.Split{Order: pipeline.Order{OrderNo: "O1", SellerID: "S1", Channel: chPayProtocol, ProviderTxnID: "TO1",
+			Currency: "USD", Amount: 1000, Refunded: 300, Category: "c", PaidAt: at, ConfirmedAt: at}, Rule: "r", SellerShare: 700, Unverified: true})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// R1 (300, netted by O1's row of day) was read on the day before, while
+	// O1 had no item; R2 (50) is a refund read by the day after: late.
+	if _, err := l.DB().Exec(`INSERT INTO late_refunds (refund_no, order_no, seller_id, amount_minor, created_at, run_id, business_date, state)
+		VALUES ('R1', 'O1', 'S1', 300, now(), $1, $2, 'pending'), ('R2', 'O1', 'S1', 50, now(), $1, $3, 'pending')`,
+		run.ID, day.AddDays(-1).String(), day.AddDays(1).String()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.ItemsToVerify(ctx, run.ID, chPayProtocol, "held: Pay Protocol")
+	if err != nil || len(got) != 1 {
+		t.Fatalf("%+v, %v", got, err)
+	}
+	if got[0].LateRefunded != 50 {
+		t.Fatalf("O1 nets 300 (R1) and has 50 of late refunds (R2): LateRefunded %d, want 50", got[0].LateRefunded)
 	}
 }
