@@ -205,13 +205,24 @@ func (l *Ledger) OpenEffectsAfter(ctx context.Context, runID int64, kind string,
 // stopped between recording the success and applying it
 // (PayoutSucceeded). A revenue share that paid a carried balance alone has
 // no item of the run to bring its seller back as a candidate.
+//
+// Its cost follows the run's succeeded payouts: each looks up the entries
+// it netted (adjustments_netted, whose condition it repeats, netted_into
+// not empty) and their items (items_carry), the LIMIT keeping the lookup a
+// loop of its own. Written as EXISTS, the
+// planner read every item of the ledger instead (a whole scan of items on
+// every distribute: 1.3 s at 300,000 items, found by a review).
 func (l *Ledger) UnappliedPayouts(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error) {
-	return l.queryEffects(ctx, `SELECT `+effectColumns+` FROM effects e
-		WHERE e.run_id = $1 AND e.kind = $2 AND e.state = 'succeeded' AND EXISTS (
-			SELECT 1 FROM adjustments a JOIN items i ON i.carry_id = a.id
-			WHERE a.netted_into = e.subject AND i.state = 'carried')
-		ORDER BY e.id`, runID, kind)
+	return l.queryEffects(ctx, unappliedPayoutsQuery, runID, kind)
 }
+
+// unappliedPayoutsQuery is UnappliedPayouts' statement ($1 the run, $2 the
+// kind).
+const unappliedPayoutsQuery = `SELECT ` + effectColumns + ` FROM effects e CROSS JOIN LATERAL (
+		SELECT 1 FROM adjustments a JOIN items i ON i.carry_id = a.id
+		WHERE a.netted_into = e.subject AND a.netted_into <> '' AND i.state = 'carried' LIMIT 1) unapplied
+	WHERE e.run_id = $1 AND e.kind = $2 AND e.state = 'succeeded'
+	ORDER BY e.id`
 
 // EffectsOfKind returns a run's effects of one kind, by subject and
 // attempt.

@@ -95,3 +95,7 @@ func (l *Ledger) MigrateTo(ctx context.Context, version int64) error {
 
 // SetMigrateLockWait sets how long l's migrations wait for a lock.
 func (l *Ledger) SetMigrateLockWait(d time.Duration) { l.lockWait = d }
+
+// UnappliedPayoutsQuery is UnappliedPayouts' statement, for a test of
+// its plan.
+const UnappliedPayoutsQuery = unappliedPayoutsQuery

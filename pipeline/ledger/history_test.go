@@ -149,3 +149,46 @@ func TestHistoryReadsAreBoundedByTheRun(t *testing.T) {
 		}
 	}
 }
+
+// UnappliedPayouts, on every distribute, costs what the run's succeeded
+// payouts cost, not what the ledger holds: a month of dates whose
+// revenue shares netted carried balances (300 a date, ten items each,
+// all paid since) and the run's own, one of whose items is still
+// carried. As an EXISTS, the planner read every item of the ledger.
+func TestUnappliedPayoutsIsBoundedByTheRun(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	var runs []int64
+	for d := range 30 {
+		runs = append(runs, openRun(t, l, day.AddDays(d)).ID)
+	}
+	first, last := runs[0], runs[len(runs)-1]
+	if _, err := l.DB().Exec(strings.NewReplacer("$1", fmt.Sprint(first), "$2", fmt.Sprint(last)).Replace(`
+		INSERT INTO adjustments (run_id, business_date, kind, seller_id, currency, amount_minor, subject, netted_into, netted_date)
+		SELECT r.id, r.business_date, 'held', 'S' || s, 'USD', 100, 'RS/x', 'RS/' || to_char(r.business_date, 'YYYYMMDD') || '/S' || s || '/USD', r.business_date
+		FROM runs r, generate_series(1, 300) s WHERE r.id BETWEEN $1 AND $2;
+		INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency, category,
+		                   gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, txn_once, carry_id)
+		SELECT 'O' || a.id || '-' || k, a.run_id, a.business_date, a.seller_id, 'infiniapay', 'T' || a.id || '-' || k, 'USD', 'c', 100, 0, 1, 99, 'r', now(), now(),
+		       CASE WHEN a.run_id = $2 AND a.seller_id = 'S7' AND k = 1 THEN 'carried' ELSE 'paid' END, false, a.id
+		FROM adjustments a, generate_series(1, 10) k;
+		INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor, state)
+		SELECT r.id, 'revenue_share', 'RS/' || to_char(r.business_date, 'YYYYMMDD') || '/S' || s || '/USD', 1, 'K' || r.id || '-' || s, 'USD', 100, 'succeeded'
+		FROM runs r, generate_series(1, 300) s WHERE r.id BETWEEN $1 AND $2;
+		ANALYZE`)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.UnappliedPayouts(ctx, last, "revenue_share")
+	if err != nil || len(got) != 1 || !strings.HasSuffix(got[0].Subject, "/S7/USD") {
+		t.Fatalf("unapplied payouts %+v, %v; want S7's alone", got, err)
+	}
+	var plan []string
+	if err := l.DB().Select(&plan, `EXPLAIN `+ledger.UnappliedPayoutsQuery, last, "revenue_share"); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	if strings.Contains(text, "Seq Scan on items") || strings.Contains(text, "Seq Scan on adjustments") || !strings.Contains(text, "carry_id = a.id") {
+		t.Fatalf("UnappliedPayouts reads more than the run's payouts:\n%s", text)
+	}
+}
