@@ -215,6 +215,17 @@ func (l *Ledger) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A ledger up to date (every run's case) is only checked, on the
+	// ledger's pool.
+	p, err := goose.NewProvider(goose.DialectPostgres, l.db.DB, fsys)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if pending, err := p.HasPending(ctx); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	} else if !pending {
+		return nil, l.checkVersion(ctx, p)
+	}
 	// The migrations run on a pool of their own whose sessions wait at
 	// most a minute (migrateLockTimeout) for a lock: a migration that alters a table
 	// a running job holds (items, in a day's transaction) gives up (exit
@@ -231,8 +242,7 @@ func (l *Ledger) Migrate(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	defer mdb.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, mdb, fsys)
-	if err != nil {
+	if p, err = goose.NewProvider(goose.DialectPostgres, mdb, fsys); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	results, err := p.Up(ctx)
