@@ -56,7 +56,8 @@ type Store interface {
 	RecordTradeFile(ctx context.Context, f pipeline.TradeFile, channels []pipeline.Channel) (pipeline.TradeFile, error)
 	FinishTradeFile(ctx context.Context, f pipeline.TradeFile, refused []pipeline.ProviderReject, to, reason string) error
 	// HoldFileItems gives the items still in file f a hold as their
-	// reason, leaving them in the file (a file Infinia lost).
+	// reason, leaving them in the file (a file Infinia lost); an empty
+	// reason releases that lost hold alone (Infinia knows the file now).
 	HoldFileItems(ctx context.Context, f pipeline.TradeFile, reason string) error
 	// OpenTradeFiles returns up to n of the run's files Infinia has not
 	// decided yet, with ids above after, by id; TradeFileCounts counts the

@@ -414,6 +414,9 @@ func deliveryUnknownSince(lastError string) (time.Time, bool) {
 // and names the first few (by id), which is all a message shows.
 func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusable *unusableAnswers, problems *pipeline.Problems) (accepted, refused int, err error) {
 	var deadline time.Time
+	// released are the files Infinia knows (still processing) whose lost
+	// hold this run has cleared: once a file, not on every poll.
+	var released map[string]bool
 	for {
 		start := time.Now()
 		var (
@@ -422,6 +425,9 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 			first   string // the first file still processing
 			after   int64
 		)
+		if released == nil {
+			released = map[string]bool{}
+		}
 		for {
 			open, err := c.Store.OpenTradeFiles(ctx, run.ID, after, uploadPage)
 			if err != nil {
@@ -435,7 +441,7 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 				if unusable.has(open[i].Name) {
 					return nil // asked again by the next run
 				}
-				f, err := checkUpload(ctx, c, run, open[i])
+				f, known, err := checkUpload(ctx, c, run, open[i])
 				var notNow *errorFileNotNow
 				if errors.As(err, &notNow) {
 					mu.Lock()
@@ -457,6 +463,16 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 				}
 				mu.Lock()
 				defer mu.Unlock()
+				if known && !released[f.Name] {
+					// Infinia knows it now (it picked it up late): a hold an
+					// earlier run gave its orders as lost no longer says why
+					// they are not paid; they are in progress, as the run
+					// says of the file.
+					released[f.Name] = true
+					if err := c.Store.HoldFileItems(ctx, f, ""); err != nil {
+						return err
+					}
+				}
 				if pending++; first == "" || f.Name < first {
 					first = f.Name
 				}
@@ -540,7 +556,7 @@ func errorFileOnly(err error) bool {
 // say), or a refusal to answer about this file alone
 // (pipeline.SubjectOnly), is returned as the error, with nothing
 // recorded.
-func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipeline.TradeFile) (pipeline.TradeFile, error) {
+func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipeline.TradeFile) (_ pipeline.TradeFile, known bool, err error) {
 	status, url, err := c.API.UploadStatus(ctx, f)
 	if errors.Is(err, pipeline.ErrNotFound) {
 		if !f.Uploaded.IsZero() && c.Now().Sub(f.Uploaded) > c.LostAfter {
@@ -548,31 +564,31 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 			// open and is asked again by every run), not waited on by
 			// every run as still processing, and not uploaded again: only
 			// Infinia can say whether it has the first copy.
-			return f, &lostByInfinia{fmt.Sprintf("Infinia does not know trade file %s (requestNo %s), uploaded %s ago at %s: ask Infinia whether it received it",
+			return f, false, &lostByInfinia{fmt.Sprintf("Infinia does not know trade file %s (requestNo %s), uploaded %s ago at %s: ask Infinia whether it received it",
 				f.Name, f.RequestNo, c.Now().Sub(f.Uploaded).Round(time.Minute), f.Uploaded.UTC().Format(time.RFC3339))}
 		}
-		return f, nil // landed, not yet picked up
+		return f, false, nil // landed, not yet picked up
 	}
 	if errors.Is(err, ErrAnswer) {
-		return f, err
+		return f, false, err
 	}
 	if pipeline.SubjectOnly(err) {
 		// A refusal to say, not of the file: Infinia may have accepted
 		// it. It stays open, for a person and the next run, as an
 		// answer that cannot be used does.
-		return f, fmt.Errorf("status query refused by Infinia: %w", err)
+		return f, false, fmt.Errorf("status query refused by Infinia: %w", err)
 	}
 	if err != nil {
-		return f, fmt.Errorf("upload status of %s: %w", f.Name, err)
+		return f, false, fmt.Errorf("upload status of %s: %w", f.Name, err)
 	}
 	final := f
 	final.Status, final.ErrorURL = status, url
 	switch status {
 	case StatusSuccess:
 		if err := c.Store.FinishTradeFile(ctx, final, nil, "uploaded", ""); err != nil {
-			return f, err
+			return f, false, err
 		}
-		return final, nil
+		return final, false, nil
 	case StatusFailed:
 		rows, err := c.API.ErrorRows(ctx, url)
 		switch {
@@ -582,26 +598,26 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 			// not CSV, a link that is missing, malformed or refused):
 			// the whole file is held, with what was wrong.
 			final.Reason = fmt.Sprintf("refused; its error file could not be read: %v", err)
-			return final, holdFile(ctx, c, final, "trade file "+f.Name+" was refused by Infinia, and its error file could not be read: "+err.Error())
+			return final, false, holdFile(ctx, c, final, "trade file "+f.Name+" was refused by Infinia, and its error file could not be read: "+err.Error())
 		case pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil:
-			return f, fmt.Errorf("error file of %s: %w", f.Name, err)
+			return f, false, fmt.Errorf("error file of %s: %w", f.Name, err)
 		default:
 			// Not now (the link's server does not answer): the file
 			// stays open, asked again in the next wave and by the next
 			// run, as one still processing (exit 1: a retry may read it);
 			// the others go on.
-			return f, &errorFileNotNow{err}
+			return f, false, &errorFileNotNow{err}
 		}
 		final.Reason = fmt.Sprintf("%d rows refused", len(rows))
 		if len(rows) > 0 {
 			final.Reason += fmt.Sprintf(", first %s: %s", rows[0].OrderNo, rows[0].Reason)
 		}
 		if err := c.Store.FinishTradeFile(ctx, final, rows, "held", "held: trade file "+f.Name+" was refused by Infinia"); err != nil {
-			return f, err
+			return f, false, err
 		}
-		return final, nil
+		return final, false, nil
 	default:
-		return f, nil // still processing
+		return f, true, nil // still processing: Infinia knows it
 	}
 }
 
