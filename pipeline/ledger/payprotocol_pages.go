@@ -16,7 +16,11 @@ const refundedItemsAfterQuery = `SELECT i.order_no, i.seller_id, i.provider_txn_
 	FROM items i
 	LEFT JOIN LATERAL (SELECT sum(amount_minor) AS amount, count(*) AS n,
 		(array_agg(amount_minor ORDER BY created_at DESC, refund_no DESC))[1] AS last FROM late_refunds
-		WHERE order_no = i.order_no AND state <> 'rejected') lr ON true
+		WHERE order_no = i.order_no AND state <> 'rejected'
+		  -- read by a later date: one read on a date no later than the
+		  -- item's (while the order had no item) is netted by its row
+		  -- already, as the verification and the clawbacks take it
+		  AND business_date > i.business_date) lr ON true
 	WHERE i.run_id = $1 AND i.channel = $2 AND i.state NOT IN ($3, $4) AND i.order_no > $5
 	ORDER BY i.order_no LIMIT $6`
 
@@ -27,7 +31,9 @@ const refundedItemsAfterQuery = `SELECT i.order_no, i.seller_id, i.provider_txn_
 // of a day's payments holds one page at a time. Each comes with our
 // refunded total: the refunds netted when it settled plus its late refunds
 // that were not rejected (pending, clawed or ignored: the platform says the
-// money went back to the buyer, whatever the seller owes for it), how many
+// money went back to the buyer, whatever the seller owes for it) read by a
+// date after the item's (one read earlier, while the order had no item, is
+// in the item's refunded total already), how many
 // late refunds that counts and the latest of them.
 func (l *Ledger) RefundedItemsAfter(ctx context.Context, runID int64, ch pipeline.Channel, after string, limit int) ([]pipeline.RefundedItem, error) {
 	n := sql.NullInt64{Int64: int64(limit), Valid: limit > 0}

@@ -10,11 +10,13 @@ import (
 	"github.com/settlekit/settle/pipeline/ledger"
 )
 
-// addLateRefund records a late refund of order.
+// addLateRefund records a late refund of order, read by the next date (a
+// late refund of an order is read after its date: one read on its own date
+// or earlier is netted by its row).
 func addLateRefund(t *testing.T, l *ledger.Ledger, runID int64, refundNo, orderNo string, amount int64, state string) {
 	t.Helper()
 	l.DB().MustExec(`INSERT INTO late_refunds (refund_no, order_no, amount_minor, created_at, run_id, business_date, state, seller_id)
-		VALUES ($1, $2, $3, '2026-11-23 12:00+08', $4, '2026-11-23', $5, 'S1')`, refundNo, orderNo, amount, runID, state)
+		VALUES ($1, $2, $3, '2026-11-24 12:00+08', $4, '2026-11-24', $5, 'S1')`, refundNo, orderNo, amount, runID, state)
 }
 
 func TestRefundedItems(t *testing.T) {
