@@ -277,6 +277,14 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 		if o.QuoteProblem == "" && o.Quote.Currency == it.Currency && o.Quote.Minor == it.Amount && it.Refunded == it.Amount {
 			return pipeline.ItemRecorded, "", &verified{Order: o, refundRead: true}, nil
 		}
+		if o.QuoteProblem == "" && o.Quote.Currency == it.Currency && o.Quote.Minor == it.Amount && late > 0 && it.Refunded+late == it.Amount {
+			// The order nets part of it and the platform recorded the
+			// rest since, as late refunds (clawed back from the seller
+			// once the order is paid): the matcher, counting them, agrees,
+			// as it does for a refund above what the order nets that its
+			// late refunds make up.
+			return pipeline.ItemRecorded, "", &verified{Order: o}, nil
+		}
 		return pipeline.ItemRejected, "Pay Protocol payment is " + o.Status, nil, nil
 	default:
 		return pipeline.ItemRejected, "Pay Protocol payment is " + o.Status, nil, nil
