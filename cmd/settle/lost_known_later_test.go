@@ -14,7 +14,7 @@ import (
 // orders as lost; once Infinia knows it after all (it picked the file up
 // late, and is processing it), the orders are in progress again, not held
 // as lost by a file Infinia is working on.
-func TestRevLostFileKnownLaterIsNotHeld(t *testing.T) {
+func TestALostFileInfiniaKnowsLaterIsNoLongerHeld(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "6")
