@@ -98,7 +98,7 @@ const (
 	CauseSendError EffectCause = "send error" // the answer never arrived: outcome unknown
 	CauseAnswer    EffectCause = "answer"     // the provider's answer to the send
 	CauseQuery     EffectCause = "query"      // a status query with the same key
-	CauseGivenUp   EffectCause = "given up"   // a person gave it up (a trade file Infinia lost, sent again)
+	CauseGivenUp   EffectCause = "given up"   // a person gave it up: its provider lost it, and it went again under a new key
 )
 
 // EffectEvent is one change in an effect's history, as the ledger recorded
