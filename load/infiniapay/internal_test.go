@@ -70,7 +70,9 @@ func (s *statusStore) RefusedTradeFiles(_ context.Context, _ int64, n int) ([]pi
 	return out, nil
 }
 
-func (s *statusStore) HoldFileItems(context.Context, pipeline.TradeFile, string) error { return nil }
+func (s *statusStore) SetFileItemsReason(context.Context, pipeline.TradeFile, string, string) error {
+	return nil
+}
 
 func (s *statusStore) FinishTradeFile(_ context.Context, f pipeline.TradeFile, _ []pipeline.ProviderReject, _, _ string) error {
 	s.mu.Lock()

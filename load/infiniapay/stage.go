@@ -55,10 +55,11 @@ type Store interface {
 	ItemsForTrade(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, requestNo string, fn func(pipeline.Split) error) error
 	RecordTradeFile(ctx context.Context, f pipeline.TradeFile, channels []pipeline.Channel) (pipeline.TradeFile, error)
 	FinishTradeFile(ctx context.Context, f pipeline.TradeFile, refused []pipeline.ProviderReject, to, reason string) error
-	// HoldFileItems gives the items still in file f a hold as their
-	// reason, leaving them in the file (a file Infinia lost); an empty
-	// reason releases that lost hold alone (Infinia knows the file now).
-	HoldFileItems(ctx context.Context, f pipeline.TradeFile, reason string) error
+	// SetFileItemsReason gives the items still in file f whose reason
+	// begins with from ("": any) the reason to, leaving them in the file:
+	// the hold of a file Infinia lost, and its release once Infinia
+	// knows the file.
+	SetFileItemsReason(ctx context.Context, f pipeline.TradeFile, from, to string) error
 	// OpenTradeFiles returns up to n of the run's files Infinia has not
 	// decided yet, with ids above after, by id; TradeFileCounts counts the
 	// run's files, all, accepted and refused; RefusedTradeFiles lists the

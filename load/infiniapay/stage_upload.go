@@ -416,7 +416,11 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 	var deadline time.Time
 	// released are the files Infinia knows (still processing) whose lost
 	// hold this run has cleared: once a file, not on every poll.
-	var released map[string]bool
+	released := map[string]bool{}
+	now := c.Now
+	if now == nil {
+		now = time.Now
+	}
 	for {
 		start := time.Now()
 		var (
@@ -425,9 +429,6 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 			first   string // the first file still processing
 			after   int64
 		)
-		if released == nil {
-			released = map[string]bool{}
-		}
 		for {
 			open, err := c.Store.OpenTradeFiles(ctx, run.ID, after, uploadPage)
 			if err != nil {
@@ -461,18 +462,18 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 				if err != nil || f.Status == StatusSuccess || f.Status == StatusFailed {
 					return err
 				}
-				mu.Lock()
-				defer mu.Unlock()
-				if known && !released[f.Name] {
-					// Infinia knows it now (it picked it up late): a hold an
-					// earlier run gave its orders as lost no longer says why
-					// they are not paid; they are in progress, as the run
-					// says of the file.
-					released[f.Name] = true
-					if err := c.Store.HoldFileItems(ctx, f, ""); err != nil {
+				// Infinia knows it now: if an earlier run held its orders
+				// as lost (only a file past LostAfter can have been), that
+				// no longer says why they are not paid; they are in
+				// progress, as the run says of the file. Asked once a run,
+				// outside the lock.
+				if known && now().Sub(f.Uploaded) > c.LostAfter && firstRelease(&mu, released, f.Name) {
+					if err := c.Store.SetFileItemsReason(ctx, f, lostHold(f.Name), ""); err != nil {
 						return err
 					}
 				}
+				mu.Lock()
+				defer mu.Unlock()
 				if pending++; first == "" || f.Name < first {
 					first = f.Name
 				}
@@ -663,7 +664,25 @@ func holdLost(ctx context.Context, c *StageConfig, f pipeline.TradeFile, err err
 	if !errors.As(err, &lost) {
 		return nil
 	}
-	return c.Store.HoldFileItems(ctx, f, pipeline.HeldPrefix+"trade file "+f.Name+" was lost by Infinia (it does not know it): settle resolve --trade-file sends its orders again once Infinia confirms it has none")
+	return c.Store.SetFileItemsReason(ctx, f, "", lostHold(f.Name)+" (it does not know it): settle resolve --trade-file sends its orders again once Infinia confirms it has none")
+}
+
+// lostHold begins the reason of the orders of trade file name, held
+// because Infinia lost it (holdLost), until Infinia knows the file.
+func lostHold(name string) string {
+	return pipeline.HeldPrefix + "trade file " + name + " was lost by Infinia"
+}
+
+// firstRelease reports, under mu, whether name is not in released yet,
+// and adds it.
+func firstRelease(mu *sync.Mutex, released map[string]bool, name string) bool {
+	mu.Lock()
+	defer mu.Unlock()
+	if released[name] {
+		return false
+	}
+	released[name] = true
+	return true
 }
 
 // lostByInfinia is the error of a trade file Infinia lost: it still does not

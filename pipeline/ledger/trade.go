@@ -161,30 +161,21 @@ func (l *Ledger) FinishTradeFile(ctx context.Context, f pipeline.TradeFile, refu
 	return nil
 }
 
-// HoldFileItems gives the items of trade file f still in it (recorded)
-// reason, a hold (pipeline.HeldPrefix): a file Infinia lost, held for a
-// person, whose orders the reports then show held, not in progress. The
-// items stay in the file: Infinia's answer about it (SUCCESS, FAILED)
-// moves them as it does any file's (FinishTradeFile), and SendAgain
-// takes them out of it.
-//
-// An empty reason releases that hold (Infinia knows the file after all,
-// and is processing it): the items whose reason is the file's lost hold
-// (LostFileHold) are in progress again; no other reason is touched.
-func (l *Ledger) HoldFileItems(ctx context.Context, f pipeline.TradeFile, reason string) error {
+// SetFileItemsReason gives the items of trade file f still in it
+// (recorded) whose reason begins with from ("": whatever it is) the
+// reason to. The items stay in the file: the provider's answer about it
+// moves them as it does any file's (FinishTradeFile), and SendAgain takes
+// them out of it. The upload stage holds so the orders of a file its
+// provider lost (the reports then show them held, not in progress), and
+// lets them go once the provider knows the file.
+func (l *Ledger) SetFileItemsReason(ctx context.Context, f pipeline.TradeFile, from, to string) error {
 	if _, err := l.db.ExecContext(ctx, `UPDATE items SET reason = $6
 		WHERE business_date = $1 AND seller_id = $2 AND currency = $3 AND run_id = $4 AND provider_ref = $5
-		  AND state = 'recorded' AND reason <> $6 AND ($6 <> '' OR starts_with(reason, $7))`,
-		f.Date.String(), f.SellerID, string(f.Currency), f.RunID, f.RequestNo, reason, LostFileHold(f.Name)); err != nil {
-		return fmt.Errorf("hold the items of trade file %s: %w", f.Name, err)
+		  AND state = 'recorded' AND reason <> $6 AND starts_with(reason, $7)`,
+		f.Date.String(), f.SellerID, string(f.Currency), f.RunID, f.RequestNo, to, from); err != nil {
+		return fmt.Errorf("set the reason of the items of trade file %s: %w", f.Name, err)
 	}
 	return nil
-}
-
-// LostFileHold begins the reason of an item of trade file name that
-// Infinia lost (the upload stage's hold, HoldFileItems).
-func LostFileHold(name string) string {
-	return pipeline.HeldPrefix + "trade file " + name + " was lost by Infinia"
 }
 
 // openTradeFile is the SQL condition of a trade file Infinia has not
