@@ -8,9 +8,11 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// platform reports whether a receiver is the platform's own.
+// platform reports whether a receiver is the platform's own. typ "" (a
+// bill line: the published bill has no receiver type column) is judged by
+// the account alone.
 func (a *Adapter) platform(typ, account string) bool {
-	return typ == a.receiver.Type && account == a.receiver.Account
+	return (typ == "" || typ == a.receiver.Type) && account == a.receiver.Account
 }
 
 // Order queries a distribution or unfreeze (read by status).

@@ -22,11 +22,16 @@ import (
 // and one that lacks a column we need is an error naming it.
 //
 // WeChat Pay publishes the bill's header as "create_time, initiator,
-// sponsor, ..., exchange_rate, business_type, status, description" (API
-// Download Address for Bill, 2022): those names are DefaultBillLayout's.
-// The middle columns, the business_type values, the time format and the
-// summary lines could not be read in the published page; ours are
-// assumed (see the README) and are data, to be matched at onboarding.
+// sponsor, sub_mchid, transaction_id, order_id, out_order_no, detail_id,
+// receiver_account, amount, currency, settlement_amount,
+// settlement_currency, exchange_rate, business_type, status, description"
+// (API Download Address for Bill, chapter3_9 of 2022; chapter4_1_9 spells
+// detail_id "detaill_id"): those names are DefaultBillLayout's. It has no
+// receiver type column: ReceiverType is read when a bill has one, and
+// without it a line is the platform's by its account alone. The
+// business_type values, the time format and the summary lines could not be
+// read in the published page; ours are assumed (see the README) and are
+// data, to be matched at onboarding.
 type BillLayout struct {
 	Time, Initiator, Sponsor                     string
 	TransactionID, OutOrderNo, OrderID, DetailID string
@@ -68,7 +73,7 @@ func LoadBillLayout(path string) (BillLayout, error) {
 		return BillLayout{}, fmt.Errorf("bill layout %s: %w", path, err)
 	}
 	for name, v := range map[string]string{"Time": l.Time, "TransactionID": l.TransactionID, "OutOrderNo": l.OutOrderNo,
-		"ReceiverType": l.ReceiverType, "Account": l.Account, "Amount": l.Amount, "BusinessType": l.BusinessType,
+		"Account": l.Account, "Amount": l.Amount, "BusinessType": l.BusinessType,
 		"Distribution": l.Distribution, "Unfreeze": l.Unfreeze, "Summary": l.Summary} {
 		if strings.TrimSpace(v) == "" {
 			return BillLayout{}, fmt.Errorf("bill layout %s: %s is empty", path, name)
@@ -103,7 +108,7 @@ type BillLine struct {
 	OrderID       string
 	DetailID      string
 	Type          string // BillDistribution or BillUnfreeze (from business_type)
-	ReceiverType  string
+	ReceiverType  string // "" when the bill has no such column (the published header has none)
 	Account       string
 	Currency      pipeline.Currency // CNY when the bill has no currency column
 	Amount        int64             // minor units
@@ -140,9 +145,12 @@ func (l BillLayout) columns(header []string) (map[string]int, error) {
 		at[strings.ToLower(cell(h))] = i
 	}
 	idx := map[string]int{}
-	required := []string{l.Time, l.TransactionID, l.OutOrderNo, l.ReceiverType, l.Account, l.Amount, l.BusinessType}
-	optional := []string{l.Initiator, l.Sponsor, l.OrderID, l.DetailID, l.Currency, l.ExchangeRate, l.Status, l.Description}
+	required := []string{l.Time, l.TransactionID, l.OutOrderNo, l.Account, l.Amount, l.BusinessType}
+	optional := []string{l.Initiator, l.Sponsor, l.OrderID, l.DetailID, l.ReceiverType, l.Currency, l.ExchangeRate, l.Status, l.Description}
 	for i, name := range append(required, optional...) {
+		if name == "" {
+			continue // an optional column the layout does not name
+		}
 		j, ok := at[strings.ToLower(name)]
 		switch {
 		case ok:

@@ -185,3 +185,44 @@ func TestFormatBillTotalsAmountsAsWritten(t *testing.T) {
 		}
 	}
 }
+
+// WeChat Pay's published bill header ("API Download Address for Bill",
+// pay.weixin.qq.com/wiki/doc/api/wxpay/ch/profitsharing/chapter3_9.shtml
+// and api_external/ch/apis/chapter4_1_9.shtml, which spells detail_id
+// "detaill_id") has no receiver type column: such a bill is read, its lines
+// without a receiver type. Requiring receiver_type refused every real bill.
+func TestABillInThePublishedHeaderIsRead(t *testing.T) {
+	for _, detail := range []string{"detail_id", "detaill_id"} {
+		bill := "create_time,initiator,sponsor,sub_mchid,transaction_id,order_id,out_order_no," + detail + ",receiver_account,amount,currency," +
+			"settlement_amount,settlement_currency,exchange_rate,business_type,status,description\n" +
+			"`2025-09-03 10:00:00,`1900000100,`1900000109,`1900000109,`T1,`O1,`WX1,`D1,`1900009999,`30.00,`CNY,`30.00,`CNY,`1,`DISTRIBUTION,`SUCCESS,`commission\n" +
+			"`2025-09-03 10:00:01,`1900000100,`1900000109,`1900000109,`T1,`O1,`WX1,`D2,`1900000109,`70.00,`CNY,`70.00,`CNY,`1,`UNFREEZE,`SUCCESS,`rest\n" +
+			"total_count,total_amount\n" +
+			"`2,`100.00\n"
+		lines, err := wechatpay.ParseBill([]byte(bill))
+		if err != nil || len(lines) != 2 {
+			t.Fatalf("%s: %+v, %v", detail, lines, err)
+		}
+		if l := lines[0]; l.Type != wechatpay.BillDistribution || l.Account != "1900009999" || l.Amount != 30_00 || l.ReceiverType != "" || l.OutOrderNo != "WX1" {
+			t.Fatalf("%s: line = %+v", detail, l)
+		}
+		if l := lines[1]; l.Type != wechatpay.BillUnfreeze || l.Account != "1900000109" || l.Amount != 70_00 {
+			t.Fatalf("%s: line 2 = %+v", detail, l)
+		}
+	}
+}
+
+// A layout file may leave the receiver type out, as the published bill does.
+func TestABillLayoutMayNameNoReceiverType(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "layout.json")
+	if err := os.WriteFile(path, []byte(`{"ReceiverType": ""}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := wechatpay.LoadBillLayout(path)
+	if err != nil || l.ReceiverType != "" {
+		t.Fatalf("%+v, %v", l, err)
+	}
+	if _, err := l.Parse([]byte(reorderedBill)); err != nil {
+		t.Fatal(err)
+	}
+}
