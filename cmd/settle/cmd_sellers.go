@@ -203,6 +203,43 @@ func bindingWebhook(l *ledger.Ledger, inf *infiniaSetup) (http.Handler, error) {
 	}), nil
 }
 
+// webhookLimits bound what one caller of the webhook can hold of it: the
+// listener faces the network and its notifications may be unsigned, so a
+// caller that sends its headers or its body slowly (or never), or keeps an
+// idle connection open, must not hold a connection and a goroutine for
+// ever, and a delivery whose confirmation hangs is answered (503: Infinia
+// delivers it again) rather than waited on without end.
+type webhookLimits struct {
+	header  time.Duration // reading a request's headers
+	request time.Duration // reading a whole request, body included
+	handler time.Duration // confirming and recording one delivery
+	idle    time.Duration // a kept-alive connection between requests
+}
+
+// defaultWebhookLimits are sellers webhook's limits. The handler's bound
+// leaves the binding status query its retries; the write deadline is set a
+// little past it, so that the 503 still reaches the caller.
+var defaultWebhookLimits = webhookLimits{header: 10 * time.Second, request: 30 * time.Second, handler: 90 * time.Second, idle: time.Minute}
+
+// webhookMaxHeader bounds a request's headers (the body is bounded by the
+// handler, infiniapay's 1 MiB).
+const webhookMaxHeader = 64 << 10
+
+// newWebhookServer is the webhook's server on addr, with lim's deadlines:
+// the handler's context is cancelled, and 503 answered, once lim.handler is
+// over.
+func newWebhookServer(addr string, h http.Handler, lim webhookLimits) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           http.TimeoutHandler(h, lim.handler, "not recorded in time, deliver again"),
+		ReadHeaderTimeout: lim.header,
+		ReadTimeout:       lim.request,
+		WriteTimeout:      lim.request + lim.handler,
+		IdleTimeout:       lim.idle,
+		MaxHeaderBytes:    webhookMaxHeader,
+	}
+}
+
 func (cfg *config) sellersWebhook(c *cli.Context) error {
 	l, inf, done, err := sellerTools(c)
 	if err != nil {
@@ -215,7 +252,7 @@ func (cfg *config) sellersWebhook(c *cli.Context) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST "+c.String("path"), h)
-	srv := &http.Server{Addr: c.String("listen"), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newWebhookServer(c.String("listen"), mux, defaultWebhookLimits)
 	go func() {
 		<-c.Context.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
