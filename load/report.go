@@ -22,7 +22,9 @@ import (
 
 // Reports writes the reconciliation CSVs of a date under Dir/DATE/. A text
 // cell a spreadsheet would take for a formula is written as text
-// (formulaSafe): the reports carry the platform's and the providers' words.
+// (formulaSafe), and a row with a cell that a spreadsheet splitting at ';'
+// would make a formula of is written quoted (formulaAfterSeparator): the
+// reports carry the platform's and the providers' words.
 type Reports struct {
 	Dir string // default "reports"
 }
@@ -111,14 +113,60 @@ func isNumber(s string) bool {
 	return digits(whole) && (!dot || digits(frac))
 }
 
-// safeCells writes every cell through formulaSafe.
-type safeCells struct{ *csv.Writer }
+// formulaAfterSeparator reports whether a part of cell after a ';' would
+// be a formula: a spreadsheet whose list separator is ';' (Excel in most of
+// continental Europe) splits an unquoted cell there, so "S1;=cmd|..." is
+// two cells to it, the second a formula (OWASP: the separator, not only the
+// first character). Leading spaces of the part are not trusted to keep it
+// text, nor is a number: the cell there runs on past the ','s to the next
+// ';' ("-5,,," is no number).
+func formulaAfterSeparator(cell string) bool {
+	_, rest, found := strings.Cut(cell, ";")
+	for found {
+		var part string
+		part, rest, found = strings.Cut(rest, ";")
+		part = strings.TrimLeft(part, " ")
+		if part != "" && strings.ContainsRune("=+-@\t\r", rune(part[0])) {
+			return true
+		}
+	}
+	return false
+}
+
+// safeCells writes every cell through formulaSafe. A row one of whose cells
+// holds a formula after a ';' (formulaAfterSeparator) is written with every
+// cell quoted, which a spreadsheet never splits; any other row is
+// encoding/csv's, byte for byte.
+type safeCells struct {
+	*csv.Writer
+	raw io.Writer // what the csv.Writer writes to
+}
 
 func (w safeCells) Write(row []string) error {
+	quote := false
 	for i, c := range row {
 		row[i] = formulaSafe(c)
+		quote = quote || formulaAfterSeparator(row[i])
 	}
-	return w.Writer.Write(row)
+	if !quote {
+		return w.Writer.Write(row)
+	}
+	w.Writer.Flush()
+	if err := w.Writer.Error(); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for i, c := range row {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(strings.ReplaceAll(c, `"`, `""`))
+		b.WriteByte('"')
+	}
+	b.WriteByte('\n')
+	_, err := io.WriteString(w.raw, b.String())
+	return err
 }
 
 // writeCSV streams the rows produce emits into dir/name with gocsv, in
@@ -152,9 +200,9 @@ func writeCSV[T any](dir, name string, produce func(func(T) error) error, safe b
 		var err error
 		switch {
 		case safe && header:
-			err = gocsv.MarshalCSV(buf, safeCells{csv.NewWriter(bw)})
+			err = gocsv.MarshalCSV(buf, safeCells{csv.NewWriter(bw), bw})
 		case safe:
-			err = gocsv.MarshalCSVWithoutHeaders(buf, safeCells{csv.NewWriter(bw)})
+			err = gocsv.MarshalCSVWithoutHeaders(buf, safeCells{csv.NewWriter(bw), bw})
 		case header:
 			err = gocsv.Marshal(buf, bw)
 		default:

@@ -168,3 +168,61 @@ func TestReportCellsAreNotFormulas(t *testing.T) {
 		t.Errorf("trade file changed:\n%s", b)
 	}
 }
+
+// A spreadsheet whose list separator is ';' (Excel in most of continental
+// Europe) splits an unquoted cell at each ';': a seller id or order number
+// "S1;=cmd|..." from the platform was written as it is, and became a
+// formula cell there. Such a row is written quoted; a ';' followed by text
+// is left as encoding/csv writes it.
+func TestReportCellsAreNotFormulasAfterASemicolon(t *testing.T) {
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	r := Reports{Dir: t.TempDir()}
+	evil := []pipeline.OrderLine{
+		{OrderNo: "O1;=1+cmd|' /C calc'!A0", SellerID: "S1", Action: "rejected", State: "rejected", Reason: "seller_id is NULL"},
+		{OrderNo: "O2", SellerID: "S2; @SUM(1+1)*cmd|' /C calc'!A0", Action: "rejected", State: "rejected", Reason: "x"},
+		{OrderNo: "O3", SellerID: "S3", Action: "rejected", State: "rejected", Reason: "held; -HYPERLINK(1)"},
+	}
+	plain := pipeline.OrderLine{OrderNo: "O4", SellerID: "S4", Action: "settle", State: "carried", Reason: "carried; below the minimum"}
+	p, err := r.WriteOrders(context.Background(), d, func(fn func(pipeline.OrderLine) error) error {
+		for _, l := range append(evil, plain) {
+			if err := fn(l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read as a ';' spreadsheet would: no cell is a formula.
+	semi := csv.NewReader(strings.NewReader(string(b)))
+	semi.Comma, semi.LazyQuotes, semi.FieldsPerRecord = ';', true, -1
+	recs, err := semi.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rec := range recs[1:] {
+		for _, cell := range rec {
+			cell = strings.TrimLeft(cell, " ")
+			if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
+				t.Errorf("row %d read with ';' has the formula cell %q", i+1, cell)
+			}
+		}
+	}
+	// Read as CSV: every cell as it was given.
+	recs, err = csv.NewReader(strings.NewReader(string(b))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 5 || recs[1][0] != evil[0].OrderNo || recs[2][1] != evil[1].SellerID || recs[3][10] != evil[2].Reason || recs[4][10] != plain.Reason {
+		t.Errorf("cells changed: %q", recs)
+	}
+	// A row without such a cell: encoding/csv's bytes.
+	if !strings.Contains(string(b), "\nO4,S4,,,,,,,settle,carried,carried; below the minimum,,,,,\n") {
+		t.Errorf("a plain row is not written as before:\n%s", b)
+	}
+}
