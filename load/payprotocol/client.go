@@ -181,7 +181,9 @@ func New(cfg Config) (*Client, error) {
 // NewHTTPClient returns an HTTP client for Pay Protocol: its own transport
 // (TLS 1.2 or later, pooled connections), the given overall timeout, and no
 // redirects followed except for GETs (a POST that creates an order is never
-// replayed elsewhere).
+// replayed elsewhere), and those only on the same scheme and host: every
+// request carries X-PAY-KEY and a signature in headers that Go's client
+// copies to wherever a redirect points, plain http or another host too.
 func NewHTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
@@ -197,7 +199,8 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 			ExpectContinueTimeout: time.Second,
 		},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if via[0].Method != http.MethodGet || len(via) >= 5 {
+			if via[0].Method != http.MethodGet || len(via) >= 5 ||
+				req.URL.Scheme != via[0].URL.Scheme || req.URL.Host != via[0].URL.Host {
 				return http.ErrUseLastResponse
 			}
 			return nil
