@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -12,9 +13,20 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
+// parsing lets one run at a time parse its command line: urfave/cli writes
+// its package-level help flag (cli.HelpFlag) and sets up its package-level
+// help command while it parses. A command's action releases it, so runs in
+// one process (the tests') parse in turn and work side by side.
+var parsing sync.Mutex
+
 // run builds the command line application and runs it with args. It reads
-// the environment only through getenv.
+// the environment only through getenv. It is safe to call from several
+// goroutines at once.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	parsing.Lock()
+	var once sync.Once
+	parsed := func() { once.Do(parsing.Unlock) }
+	defer parsed()
 	cfg := &config{getenv: getenv, stdout: stdout, stderr: stderr}
 	cfg.logger() // decide the log format before anything prints
 	app := &cli.App{
@@ -53,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
 	}
+	app.Action = afterParsing(app.Action, parsed)
+	releaseWhenParsed(app.Commands, parsed)
 	err := app.RunContext(ctx, args)
 	if err != nil && pipeline.KindOf(err) == pipeline.KindFailed && isFlagError(err) {
 		err = usageError(err)
@@ -64,6 +78,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = pipeline.Errorf(pipeline.KindUsage, "usage", "%v (settle --help lists the commands)", err)
 	}
 	return cfg.logFailure(err)
+}
+
+// releaseWhenParsed makes every command's action, subcommands' too, call
+// parsed first.
+func releaseWhenParsed(cmds []*cli.Command, parsed func()) {
+	for _, c := range cmds {
+		c.Action = afterParsing(c.Action, parsed)
+		releaseWhenParsed(c.Subcommands, parsed)
+	}
+}
+
+// afterParsing returns action calling parsed first (nil stays nil).
+func afterParsing(action cli.ActionFunc, parsed func()) cli.ActionFunc {
+	if action == nil {
+		return nil
+	}
+	return func(c *cli.Context) error {
+		parsed()
+		return action(c)
+	}
 }
 
 // isFlagError recognises the errors urfave/cli returns for missing required

@@ -18,9 +18,7 @@ import (
 // database unless the arguments name one).
 func invoke(env map[string]string, args ...string) (stdout, stderr string, code int) {
 	var out, errb bytes.Buffer
-	cliMu.Lock()
 	err := run(context.Background(), append([]string{"settle"}, args...), func(k string) string { return env[k] }, &out, &errb)
-	cliMu.Unlock()
 	code = exitCode(err, &errb)
 	return out.String(), errb.String(), code
 }

@@ -26,10 +26,8 @@ func TestJSONLogsOfAFailingRun(t *testing.T) {
 		}
 		return ""
 	}
-	cliMu.Lock()
 	err := run(context.Background(), []string{"settle", "run", "--database-url", e.url, "--date", testDate,
 		"--rules", e.rules, "--out", e.reports}, getenv, &out, &errb)
-	cliMu.Unlock()
 	if code := exitCode(err, &errb); code != 3 {
 		t.Fatalf("exit %d, want 3\n%s%s", code, out.String(), errb.String())
 	}

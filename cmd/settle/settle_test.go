@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,8 +25,6 @@ import (
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-var cliMu sync.Mutex
 
 const testDate = "2026-11-23"
 
@@ -76,11 +73,7 @@ func (e *env) raw(full ...string) (string, int) {
 	e.t.Helper()
 	var out, errb bytes.Buffer
 	cfg := func(string) string { return "" }
-	// urfave/cli mutates its package-level help flag while parsing: in one
-	// process (the tests, not production) invocations must take turns.
-	cliMu.Lock()
 	err := run(context.Background(), full, cfg, &out, &errb)
-	cliMu.Unlock()
 	code := exitCode(err, &errb)
 	return out.String() + errb.String(), code
 }
@@ -268,9 +261,7 @@ func TestBadRulesAndConfigurationExit2BeforeAnything(t *testing.T) {
 	}
 	// A database URL without sslmode is a configuration error too.
 	var out, errb bytes.Buffer
-	cliMu.Lock()
 	err := run(context.Background(), []string{"settle", "run", "--database-url", "postgres://x@127.0.0.1/db", "--rules", e.rules}, os.Getenv, &out, &errb)
-	cliMu.Unlock()
 	if code := exitCode(err, &errb); code != 2 || !strings.Contains(errb.String(), "sslmode") {
 		t.Errorf("URL without sslmode: exit %d: %s", code, errb.String())
 	}
