@@ -226,6 +226,11 @@ func writeCSV[T any](dir, name string, produce func(func(T) error) error, safe b
 		err = bw.Flush()
 	}
 	if err == nil {
+		// On disk before it takes the report's name: after a crash of the
+		// node the name holds the old report or the whole new one.
+		err = f.Sync()
+	}
+	if err == nil {
 		err = f.Close()
 	}
 	if err == nil {
