@@ -151,9 +151,17 @@ type failedRow struct{ err error }
 func (r failedRow) Scan(...any) error { return r.err }
 
 // CheckDSN returns a usage error unless dsn names its sslmode: the job talks
-// to production databases, so TLS is never left to a default.
+// to production databases, so TLS is never left to a default. The sslmode
+// is the one lib/pq reads (pq.NewConfig: the URL's query parameter, a key of
+// a key=value string, or PGSSLMODE), not the text "sslmode=" anywhere: in a
+// password or another value it does not count.
 func CheckDSN(dsn string) error {
-	if !strings.Contains(dsn, "sslmode=") {
+	cfg, err := pq.NewConfig(dsn)
+	if err != nil {
+		// lib/pq's words may quote the URL, password and all.
+		return pipeline.Errorf(pipeline.KindUsage, "database URL", "lib/pq cannot read it (its text is not shown: it may hold a password)")
+	}
+	if cfg.SSLMode == "" {
 		return pipeline.Errorf(pipeline.KindUsage, "database URL", "set sslmode explicitly (disable for a loopback or socket connection, verify-full in production)")
 	}
 	return nil

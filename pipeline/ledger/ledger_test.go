@@ -157,6 +157,27 @@ func TestOpenRefusesURLWithoutSSLMode(t *testing.T) {
 	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "sslmode") {
 		t.Fatalf("got %v, want a usage error about sslmode", err)
 	}
+	// "sslmode=" as text elsewhere is not the parameter: lib/pq would
+	// connect with its default (require, the server's certificate
+	// unchecked).
+	for _, dsn := range []string{
+		"postgres://u:sslmode=disable@127.0.0.1:1/db",
+		"postgres://u@127.0.0.1:1/db?application_name=sslmode=disable",
+		"host=127.0.0.1 port=1 user=u password='x sslmode=disable'",
+	} {
+		if err := ledger.CheckDSN(dsn); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "sslmode") {
+			t.Errorf("%s: got %v, want a usage error about sslmode", dsn, err)
+		}
+	}
+	for _, dsn := range []string{"postgres://u@127.0.0.1:1/db?sslmode=verify-full", "host=127.0.0.1 sslmode = 'disable' user=u"} {
+		if err := ledger.CheckDSN(dsn); err != nil {
+			t.Errorf("%s: %v", dsn, err)
+		}
+	}
+	// One lib/pq cannot read is refused without its text (a password).
+	if err := ledger.CheckDSN("host=127.0.0.1 password='S3cret sslmode=disable"); pipeline.KindOf(err) != pipeline.KindUsage || strings.Contains(err.Error(), "S3cret") {
+		t.Errorf("unterminated quote: got %v, want a usage error without the password", err)
+	}
 	_, err = ledger.Open(context.Background(), "postgres://u@127.0.0.1:1/db?sslmode=disable", "Bad-Schema")
 	if pipeline.KindOf(err) != pipeline.KindUsage {
 		t.Fatalf("bad schema: got %v, want a usage error", err)
