@@ -285,6 +285,14 @@ func checkPod(t *testing.T, file string, pod *corev1.PodSpec) {
 	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
 		t.Errorf("%s: the pod must run as non-root", file)
 	}
+	if pod.SecurityContext == nil || pod.SecurityContext.SeccompProfile == nil || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("%s: the pod must run under the runtime's default seccomp profile", file)
+	}
+	// settle never calls the Kubernetes API: a token in the pod is a
+	// credential for whoever takes it over.
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Errorf("%s: automountServiceAccountToken must be false", file)
+	}
 	var secretVol, rulesVol bool
 	for _, v := range pod.Volumes {
 		secretVol = secretVol || v.Secret != nil
