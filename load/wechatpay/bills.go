@@ -30,7 +30,10 @@ const (
 )
 
 // SettlementQuery selects a sub-merchant's fund settlement details by state
-// and by settlement date (both dates inclusive; sent as yyyyMMdd).
+// and, SETTLED, by settlement date (both dates inclusive; sent as
+// yyyyMMdd). WeChat Pay publishes the dates as required for SETTLED and
+// "invalid" for UNSETTLE: an UNSETTLE query sends none and answers every
+// detail of the sub-merchant not settled yet, whatever Start and End say.
 type SettlementQuery struct {
 	SubMchID string
 	State    string // SettleStateSettled or SettleStateUnsettled
@@ -167,13 +170,18 @@ func (c *Client) DownloadBill(ctx context.Context, b Bill) ([]byte, error) {
 // SettlementPage returns one page of settlement details: limit of them from
 // offset (0-based).
 func (c *Client) SettlementPage(ctx context.Context, q SettlementQuery, offset, limit int) (SettlementPage, error) {
-	v := url.Values{"sub_mchid": {q.SubMchID}, "settle_state": {q.State}, "settle_start_date": {q.Start.Compact()},
-		"settle_end_date": {q.End.Compact()}, "offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(limit)}}
-	sp := c.spec(APISettlements, http.MethodGet, settlementsPath, v, q.Start.String()+".."+q.End.String(), q.SubMchID)
+	v := url.Values{"sub_mchid": {q.SubMchID}, "settle_state": {q.State}, "offset": {strconv.Itoa(offset)}, "limit": {strconv.Itoa(limit)}}
+	subject := q.State
+	if q.State == SettleStateSettled {
+		v.Set("settle_start_date", q.Start.Compact())
+		v.Set("settle_end_date", q.End.Compact())
+		subject = q.Start.String() + ".." + q.End.String()
+	}
+	sp := c.spec(APISettlements, http.MethodGet, settlementsPath, v, subject, q.SubMchID)
 	switch {
 	case q.SubMchID == "" || (q.State != SettleStateSettled && q.State != SettleStateUnsettled):
 		return SettlementPage{}, sp.fail(failLocal, errors.New("want a sub_mchid and a state SETTLED or UNSETTLE"))
-	case q.Start.IsZero() || q.End.IsZero() || q.End.Before(q.Start):
+	case q.State == SettleStateSettled && (q.Start.IsZero() || q.End.IsZero() || q.End.Before(q.Start)):
 		return SettlementPage{}, sp.fail(failLocal, errors.New("want a start date on or before the end date"))
 	case offset < 0 || limit < 1:
 		return SettlementPage{}, sp.fail(failLocal, errors.New("want offset >= 0 and limit >= 1"))

@@ -128,11 +128,14 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 	}
 
 	// Settlement details: distributed funds are UNSETTLE until settled.
-	q := wechatpay.SettlementQuery{SubMchID: subMchID, State: wechatpay.SettleStateUnsettled, Start: day, End: day.AddDays(1)}
+	// WeChat publishes the dates as "invalid" for UNSETTLE: none is sent,
+	// and the answer holds every unsettled detail, whatever the dates.
+	q := wechatpay.SettlementQuery{SubMchID: subMchID, State: wechatpay.SettleStateUnsettled, Start: day.AddDays(5), End: day.AddDays(6)}
 	if got := collect(t, c, q); len(got) != 1 || got[0].Amount.Unsettled != 30_00 || got[0].Amount.Settled != 0 || got[0].Amount.Currency != "CNY" ||
 		got[0].State != wechatpay.SettleStateUnsettled || got[0].TradeStart != day || got[0].TradeEnd != day || got[0].BatchID == "" {
 		t.Fatalf("UNSETTLE = %+v", got)
 	}
+	q.Start, q.End = day, day.AddDays(1)
 	r.fake.Settle()
 	if got := collect(t, c, q); len(got) != 0 {
 		t.Fatalf("UNSETTLE after Settle = %+v", got)
@@ -215,7 +218,7 @@ func TestSettlementsFetchesEveryPage(t *testing.T) {
 		t.Fatalf("%d calls after an early break, want 4", n)
 	}
 	// An error ends the iteration with it.
-	q.End = first.AddDays(-1)
+	q.State, q.End = wechatpay.SettleStateSettled, first.AddDays(-1)
 	for _, err := range r.client.Settlements(ctx, q) {
 		if err == nil {
 			t.Fatal("an end before the start was accepted")

@@ -37,6 +37,14 @@ func TestPublishedSettlementAnswer(t *testing.T) {
 	if r := s.requests(); len(r) != 1 || r[0].uri != "/v3/global/settle/settlements?limit=10&offset=0&settle_end_date=20250910&settle_start_date=20250903&settle_state=SETTLED&sub_mchid="+subMchID {
 		t.Fatalf("request %+v", r)
 	}
+	// UNSETTLE: the dates are published as "invalid" for it; none is sent.
+	q.State = wechatpay.SettleStateUnsettled
+	if _, err := c.SettlementPage(context.Background(), q, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.requests(); len(r) != 2 || r[1].uri != "/v3/global/settle/settlements?limit=10&offset=0&settle_state=UNSETTLE&sub_mchid="+subMchID {
+		t.Fatalf("request %+v", r)
+	}
 }
 
 // Bill download address: download_url alone, on a WeChat Pay host.

@@ -176,12 +176,17 @@ func (b *batch) view() wireSettlement {
 }
 
 // settlements answers a page of a sub-merchant's settlement details by
-// state and settlement date range (yyyyMMdd), oldest first.
+// state, oldest first: SETTLED ones by settlement date range (yyyyMMdd,
+// required), UNSETTLE ones all of them (the dates are published as
+// "invalid" for UNSETTLE: ignored when sent).
 func (s *Server) settlements(c call) reply {
 	q := c.query
 	sub, state := q.Get("sub_mchid"), q.Get("settle_state")
-	if a, ok := require([2]string{"sub_mchid", sub}, [2]string{"settle_state", state},
-		[2]string{"settle_start_date", q.Get("settle_start_date")}, [2]string{"settle_end_date", q.Get("settle_end_date")}); !ok {
+	if a, ok := require([2]string{"sub_mchid", sub}, [2]string{"settle_state", state}); !ok {
+		return a
+	}
+	settled := state == wechatpay.SettleStateSettled
+	if a, ok := require([2]string{"settle_start_date", q.Get("settle_start_date")}, [2]string{"settle_end_date", q.Get("settle_end_date")}); settled && !ok {
 		return a
 	}
 	start, err1 := time.Parse("20060102", q.Get("settle_start_date"))
@@ -189,9 +194,9 @@ func (s *Server) settlements(c call) reply {
 	offset, err3 := strconv.Atoi(cmp.Or(q.Get("offset"), "0"))
 	limit, err4 := strconv.Atoi(cmp.Or(q.Get("limit"), "10"))
 	switch {
-	case err1 != nil || err2 != nil || end.Before(start):
+	case settled && (err1 != nil || err2 != nil || end.Before(start)):
 		return paramError("settle_start_date and settle_end_date: want yyyyMMdd, start <= end")
-	case state != wechatpay.SettleStateSettled && state != wechatpay.SettleStateUnsettled:
+	case !settled && state != wechatpay.SettleStateUnsettled:
 		return paramError("settle_state: want SETTLED or UNSETTLE")
 	case err3 != nil || err4 != nil || offset < 0 || limit < 1 || limit > maxSettlementLimit:
 		return paramError(fmt.Sprintf("offset >= 0 and limit 1..%d", maxSettlementLimit))
@@ -199,7 +204,7 @@ func (s *Server) settlements(c call) reply {
 	from, to := pipeline.DateOf(start), pipeline.DateOf(end)
 	var sel []*batch
 	for _, b := range s.batches {
-		if d := b.settlementDate(); b.subMchID == sub && b.state == state && !d.Before(from) && !to.Before(d) {
+		if d := b.settlementDate(); b.subMchID == sub && b.state == state && (!settled || !d.Before(from) && !to.Before(d)) {
 			sel = append(sel, b)
 		}
 	}
