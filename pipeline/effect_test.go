@@ -1,0 +1,40 @@
+package pipeline
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestANewAttemptIsPlannedOnlyAfterADefiniteFailure: an attempt planned,
+// sent, unknown or succeeded can still move money, so no new key is made
+// for it (two keys for one payout could both succeed); a failed one gets
+// the next attempt with a new key, up to max attempts in all.
+func TestANewAttemptIsPlannedOnlyAfterADefiniteFailure(t *testing.T) {
+	key := func(a int) string { return fmt.Sprintf("RS-20261123-ABC-%d", a) }
+	prev := Effect{ID: 7, Kind: "revenue_share", Subject: "RS/20261123/S1/USD", Attempt: 1, Key: key(1),
+		Currency: "USD", Amount: 1234, ProviderRef: "P1", LastError: "FAILED: frozen", Sends: 2}
+	for _, s := range []EffectState{EffectPlanned, EffectSent, EffectUnknown, EffectSucceeded} {
+		prev.State = s
+		if next, err := NextAttempt(prev, 3, key); err == nil {
+			t.Errorf("attempt 1 %s: new attempt %+v planned", s, next)
+		}
+	}
+	prev.State = EffectFailed
+	next, err := NextAttempt(prev, 3, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Effect{Kind: "revenue_share", Subject: "RS/20261123/S1/USD", Attempt: 2, Key: key(2),
+		Currency: "USD", Amount: 1234, State: EffectPlanned}
+	if next != want {
+		t.Errorf("next attempt %+v, want %+v", next, want)
+	}
+	prev.Attempt, prev.Key = 2, key(2)
+	if _, err := NextAttempt(prev, 3, key); err != nil {
+		t.Errorf("attempt 2 of 3 failed: %v", err)
+	}
+	prev.Attempt, prev.Key = 3, key(3)
+	if next, err := NextAttempt(prev, 3, key); err == nil {
+		t.Errorf("attempt 3 of 3 failed: attempt %d planned", next.Attempt)
+	}
+}
