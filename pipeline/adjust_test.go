@@ -299,3 +299,35 @@ func TestALateRefundAnotherRunResolvedIsNoError(t *testing.T) {
 		t.Fatalf("adjustments %+v, resolved %v: want R3's alone", store.adjs, store.resolved)
 	}
 }
+
+// TestClawBackFromTheSellersShareFirstTakesOnlyWhatIsLeftOfIt: when the
+// split is not worked out again (here the rules changed), the seller gives
+// back at most what earlier late refunds left of its share, and the
+// commission the rest; never the seller's original share a second time.
+func TestClawBackFromTheSellersShareFirstTakesOnlyWhatIsLeftOfIt(t *testing.T) {
+	// Settled at 5% (seller 95.00, commission 5.00); an earlier late refund
+	// took 90.00 back from the seller: 5.00 of its share is left. The rules
+	// file no longer has the order's date.
+	it := &SettledItem{Split: Split{Order: Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000},
+		Commission: 500, SellerShare: 9500}, State: "paid", LateRefunded: 9000, LateSellerBack: 9000}
+	noRules := func(Order, Date) (Split, error) { return Split{}, E(KindUsage, "rules", fmt.Errorf("no rule applies")) }
+	adj, note, err := clawback(it, LateRefund{RefundNo: "R2", Amount: 800}, noRules)
+	if err != nil || note == "" {
+		t.Fatal(note, err)
+	}
+	if adj.Amount != -500 || adj.CommissionBack != 300 || adj.RefundMinor != 800 {
+		t.Errorf("seller back %d, commission back %d of a refund of %d; want 500 and 300 of 800 (%s)",
+			-adj.Amount, adj.CommissionBack, adj.RefundMinor, adj.Reason)
+	}
+}
+
+// TestAPayoutNetsTheCarriedBalanceWithItsSign: a clawback carried
+// (negative) lowers what is sent, a payout held (positive) raises it.
+func TestAPayoutNetsTheCarriedBalanceWithItsSign(t *testing.T) {
+	for _, tc := range []struct{ payable, carried, want int64 }{{1000, -300, 700}, {1000, 250, 1250}, {0, -5, -5}, {100, 0, 100}} {
+		p := PayoutCandidate{SellerID: "S1", Currency: "USD", Payable: tc.payable, Items: 1, Carried: tc.carried}
+		if got, err := p.Net(); err != nil || got != tc.want {
+			t.Errorf("payable %d, carried %d: net %d, %v; want %d", tc.payable, tc.carried, got, err, tc.want)
+		}
+	}
+}
