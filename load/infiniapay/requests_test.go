@@ -37,3 +37,40 @@ func TestKeysAreDeterministicAndShaped(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryMoneyRequestNoIsAFunctionOfDateSellerCurrencyAndAttempt: two
+// requests that differ in any of date, seller, currency or attempt never
+// share a requestNo (Infinia would take the second for the first: a
+// seller's EUR share answered as its USD one, a retry after FAILED as the
+// failed attempt, one date's payout as another's), and a requestNo is the
+// same in every version of settle, so that a re-run after an upgrade asks
+// about what an earlier one sent.
+func TestEveryMoneyRequestNoIsAFunctionOfDateSellerCurrencyAndAttempt(t *testing.T) {
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	next := pipeline.Date{Year: 2026, Month: 11, Day: 24}
+	for name, key := range map[string]func(pipeline.Date, string, pipeline.Currency, int) string{
+		"trade upload": TradeRequestNo, "revenue share": RevenueShareRequestNo} {
+		base := key(d, "S1", "USD", 1)
+		if key(d, "S1", "USD", 1) != base {
+			t.Errorf("%s: requestNo not deterministic", name)
+		}
+		for what, other := range map[string]string{
+			"date": key(next, "S1", "USD", 1), "seller": key(d, "S2", "USD", 1),
+			"currency": key(d, "S1", "EUR", 1), "attempt": key(d, "S1", "USD", 2),
+		} {
+			if other == base {
+				t.Errorf("%s: another %s, the same requestNo %s", name, what, base)
+			}
+		}
+	}
+	for got, want := range map[string]string{
+		TradeRequestNo(d, "S1", "USD", 1):        "TDU-20261123-7170B1C9197C-1",
+		RevenueShareRequestNo(d, "S1", "USD", 1): "RS-20261123-9194DF78CAA3-1",
+		RevenueShareRequestNo(d, "S1", "USD", 2): "RS-20261123-9194DF78CAA3-2",
+		BindingRequestNo("ABQ", d, "S1"):         "ABQ-20261123-2808482B9332",
+	} {
+		if got != want {
+			t.Errorf("requestNo %s, want %s as every earlier version made it", got, want)
+		}
+	}
+}
