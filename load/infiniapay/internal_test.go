@@ -626,6 +626,53 @@ func TestDistributePlanGoesByPages(t *testing.T) {
 	}
 }
 
+// shareAPI is planAPI with each seller's available share at Infinia
+// given by its Infinia id.
+type shareAPI struct {
+	*planAPI
+	available map[string]int64
+}
+
+func (a *shareAPI) AvailableShare(_ context.Context, _, id string, _ pipeline.Currency) (int64, error) {
+	return a.available[id], nil
+}
+
+// TestAPayoutIsSentFromTheMinimumAndUpToTheAvailableShareAndNetOfItsCarry:
+// a net at the currency's minimum payout is sent and one a unit below it
+// carried; a net Infinia's available share covers exactly is sent and one
+// it misses by a unit carried; a carried clawback is netted (sent less),
+// and a net it makes negative is carried, never sent.
+func TestAPayoutIsSentFromTheMinimumAndUpToTheAvailableShareAndNetOfItsCarry(t *testing.T) {
+	s := &planStore{carried: map[string]string{}, planned: map[string]int64{}, cands: []pipeline.PayoutCandidate{
+		{SellerID: "AT-MIN", Currency: "USD", Payable: 500, Items: 1, Account: "I1"},
+		{SellerID: "BELOW-MIN", Currency: "USD", Payable: 499, Items: 1, Account: "I2"},
+		{SellerID: "COVERED", Currency: "USD", Payable: 1000, Items: 1, Account: "I3"},
+		{SellerID: "SHORT", Currency: "USD", Payable: 1000, Items: 1, Account: "I4"},
+		{SellerID: "CLAWED", Currency: "USD", Payable: 1000, Items: 1, Carried: -300, Account: "I5"},
+		{SellerID: "NEGATIVE", Currency: "USD", Payable: 100, Items: 1, Carried: -300, Account: "I6"},
+	}}
+	api := &shareAPI{planAPI: &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"USD": 1 << 40}},
+		available: map[string]int64{"I1": 500, "I2": 1 << 40, "I3": 1000, "I4": 999, "I5": 700, "I6": 1 << 40}}
+	c := StageConfig{Store: s, API: api, MinPayout: map[pipeline.Currency]int64{"USD": 500}}
+	c.defaults()
+	d := &distribution{c: &c, run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 12, Day: 1}, Shard: pipeline.Whole}}}
+	if err := d.plan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantPlanned := map[string]int64{"AT-MIN USD": 500, "COVERED USD": 1000, "CLAWED USD": 700}
+	if !maps.Equal(s.planned, wantPlanned) {
+		t.Errorf("planned %v, want %v", s.planned, wantPlanned)
+	}
+	for k, why := range map[string]string{"BELOW-MIN USD": "below the minimum payout", "SHORT USD": "available", "NEGATIVE USD": "negative"} {
+		if !strings.Contains(s.carried[k], why) {
+			t.Errorf("%s carried %q, want it carried as %q", k, s.carried[k], why)
+		}
+	}
+	if len(s.carried) != 3 {
+		t.Errorf("carried %v, want 3", s.carried)
+	}
+}
+
 // expectedStore streams n expected shares, one a seller, every tenth with
 // no Infinia id (not asked about), and counts how many it has given.
 type expectedStore struct {
