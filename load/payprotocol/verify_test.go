@@ -77,11 +77,12 @@ func (s *verifyStore) RefundedItemsAfter(_ context.Context, runID int64, ch pipe
 
 // verifyAPI is an in-memory Pay Protocol for the verification.
 type verifyAPI struct {
-	payments       map[string]string // outTradeNo -> status
-	quotes         map[string]int64  // outTradeNo -> quote in USD cents (default 1000)
-	refunds        map[string]string // outTradeNo -> latest refund's status
-	refundAmounts  map[string]int64  // outTradeNo -> latest refund's amount (default 100)
-	refundProblems map[string]string // outTradeNo -> why the latest refund's amount could not be read
+	payments       map[string]string            // outTradeNo -> status
+	quotes         map[string]int64             // outTradeNo -> quote in USD cents (default 1000)
+	quoteCurs      map[string]pipeline.Currency // outTradeNo -> the quote's currency (default USD)
+	refunds        map[string]string            // outTradeNo -> latest refund's status
+	refundAmounts  map[string]int64             // outTradeNo -> latest refund's amount (default 100)
+	refundProblems map[string]string            // outTradeNo -> why the latest refund's amount could not be read
 	fail           map[string]error
 	failRefund     map[string]error
 	active, maxAct atomic.Int32
@@ -108,7 +109,11 @@ func (a *verifyAPI) Payment(_ context.Context, no string) (payprotocol.Order, er
 	if !ok {
 		q = 1000
 	}
-	return payprotocol.Order{Status: st, Quote: pipeline.Money{Minor: q, Currency: "USD"}}, nil
+	cur, ok := a.quoteCurs[no]
+	if !ok {
+		cur = "USD"
+	}
+	return payprotocol.Order{Status: st, Quote: pipeline.Money{Minor: q, Currency: cur}}, nil
 }
 
 func (a *verifyAPI) Refund(_ context.Context, no string, o payprotocol.Order) (*payprotocol.OrderRefund, error) {
@@ -284,6 +289,38 @@ func TestVerify(t *testing.T) {
 		}
 		if pipeline.KindOf(stop) == pipeline.KindUsage && pipeline.KindOf(err) != pipeline.KindUsage {
 			t.Errorf("refused credentials: kind %v", pipeline.KindOf(err))
+		}
+	}
+}
+
+// TestVerifyAPaymentInAnotherCurrencyIsRejectedAndOneUnderWayHeld: a
+// payment paid in our minor units but in another currency (1000 EUR
+// cents for an order of 1000 USD cents) is not the order's payment:
+// rejected. One partially paid, pending or confirming on chain is held, to
+// be verified again, never rejected nor taken as paid.
+func TestVerifyAPaymentInAnotherCurrencyIsRejectedAndOneUnderWayHeld(t *testing.T) {
+	paid := payprotocol.PaymentPaid.String()
+	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("C1", 0), toVerify("C2", 0),
+		toVerify("C3", 0), toVerify("C4", 0), toVerify("C5", 0)}}
+	api := &verifyAPI{
+		payments: map[string]string{"C1": paid, "C2": paid, "C3": payprotocol.PaymentPartiallyPaid.String(),
+			"C4": payprotocol.PaymentPending.String(), "C5": payprotocol.PaymentBlockConfirmation.String()},
+		quoteCurs: map[string]pipeline.Currency{"C2": "EUR"},
+	}
+	summary, err := payprotocol.Verify(context.Background(), store, api, nil, nil, &pipeline.Run{ID: 42})
+	if summary != "Pay Protocol: 1 payments verified, 3 held, 1 rejected" || !heldForAPerson(err, "3 Pay Protocol payments held") {
+		t.Fatalf("%q, %v", summary, err)
+	}
+	want := map[string]string{
+		"OC1": "recorded: ",
+		"OC2": "rejected: Pay Protocol says 10.00 EUR was paid, the order says 10.00 USD",
+		"OC3": "held: held: Pay Protocol payment is " + payprotocol.PaymentPartiallyPaid.String(),
+		"OC4": "held: held: Pay Protocol payment is " + payprotocol.PaymentPending.String(),
+		"OC5": "held: held: Pay Protocol payment is " + payprotocol.PaymentBlockConfirmation.String(),
+	}
+	for no, w := range want {
+		if g := store.states[no]; g != w {
+			t.Errorf("%s: %q, want %q", no, g, w)
 		}
 	}
 }
