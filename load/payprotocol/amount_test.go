@@ -134,6 +134,7 @@ func TestDecimalHelpers(t *testing.T) {
 	}{
 		{"12340000", 6, "12.34"}, {"1", 6, "0.000001"}, {"0", 6, "0"}, {"12000000", 6, "12"}, {"12", 0, "12"},
 		{"12500000000000000000", 18, "12.5"},
+		{"123456", 6, "0.123456"}, {"500000", 6, "0.5"}, // as many digits as decimals: a whole part of 0
 	} {
 		if got, err := payprotocol.DecimalFromScaled(tc.scaled, tc.decimals); err != nil || got != tc.dec {
 			t.Errorf("DecimalFromScaled(%q, %d) = %q, %v; want %q", tc.scaled, tc.decimals, got, err, tc.dec)

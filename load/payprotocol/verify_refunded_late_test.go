@@ -18,10 +18,10 @@ import (
 // rejects (reject gate, orders.csv, summary.csv).
 func TestVerifyAWholeRefundTheLateRefundsMakeUpIsNotRejected(t *testing.T) {
 	refunded := payprotocol.PaymentRefunded.String()
-	covered, short := toVerify("L1", 100), toVerify("L2", 100)
-	covered.LateRefunded, short.LateRefunded = 900, 800
-	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{covered, short}}
-	api := &verifyAPI{payments: map[string]string{"L1": refunded, "L2": refunded}}
+	covered, short, unitShort := toVerify("L1", 100), toVerify("L2", 100), toVerify("L3", 100)
+	covered.LateRefunded, short.LateRefunded, unitShort.LateRefunded = 900, 800, 899
+	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{covered, short, unitShort}}
+	api := &verifyAPI{payments: map[string]string{"L1": refunded, "L2": refunded, "L3": refunded}}
 	summary, err := payprotocol.Verify(context.Background(), store, api, nil, nil, &pipeline.Run{ID: 42})
 	if err != nil {
 		t.Fatalf("%q: %v", summary, err)
@@ -29,6 +29,7 @@ func TestVerifyAWholeRefundTheLateRefundsMakeUpIsNotRejected(t *testing.T) {
 	want := map[string]string{
 		"OL1": "recorded: ",
 		"OL2": "rejected: Pay Protocol payment is refunded",
+		"OL3": "rejected: Pay Protocol payment is refunded", // a unit short of the whole
 	}
 	for no, w := range want {
 		if g := store.states[no]; g != w {
