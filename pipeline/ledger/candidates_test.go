@@ -56,6 +56,10 @@ func TestPayoutCandidatesMergeItemsAndCarries(t *testing.T) {
 			('C9', 'EUR', 'held', 40, 0, 0, '2026-02-01', %[1]d, '', NULL),
 			('S2', 'USD', 'held', 3, 0, 0, '2026-02-01', %[1]d, 'RS/x', '2026-02-02'),
 			('C8', 'USD', 'held', 8, 0, 0, '2026-12-01', %[2]d, '', NULL)`, older.ID, later.ID),
+		// S2 owes 2 back by a late refund the run read: dated the run's own
+		// date, netted by its payout.
+		fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, refund_no, refund_minor, commission_back, business_date, run_id, netted_into, netted_date) VALUES
+			('S2', 'USD', 'clawback', -2, 'LR-S2', 3, 1, '%s', %d, '', NULL)`, day, run.ID),
 	} {
 		if _, err := l.DB().Exec(q); err != nil {
 			t.Fatal(err)
@@ -72,7 +76,7 @@ func TestPayoutCandidatesMergeItemsAndCarries(t *testing.T) {
 		{SellerID: "C9", Currency: "EUR", Carried: 40, Account: "I-C9-old"},
 		{SellerID: "S1", Currency: "EUR", Payable: 5, Items: 1, Account: "I-S1"},
 		{SellerID: "S1", Currency: "USD", Payable: 18, Items: 2, Carried: -3, Account: "I-S1"},
-		{SellerID: "S2", Currency: "USD", Payable: 7, Items: 1, Account: ""}, // no carry: the run's account, though empty
+		{SellerID: "S2", Currency: "USD", Payable: 7, Items: 1, Carried: -2, Account: ""}, // the run's date's carry: the run's account, though empty
 		{SellerID: "S3", Currency: "USD", Account: "I-S3"},
 	}
 	if !reflect.DeepEqual(got, want) {
