@@ -75,3 +75,61 @@ func TestAHoldCuredIsNoLongerReportedWhileItsRequestIsInFlight(t *testing.T) {
 		t.Fatalf("the item's distribution is in flight, its reason still says %q", reason)
 	}
 }
+
+// TestAPartlyRefundedTransactionIsSettledOnWhatWeChatStillHolds: an order
+// of 1000 with 300 refunded nets 700. WeChat Pay holding 700 of its
+// transaction agrees (the refund went back to the buyer out of it): the
+// commission is distributed and the rest unfrozen. WeChat still holding
+// the whole 1000 does not: the refund has not reached it, and unfreezing
+// the rest would hand the seller money refunded to the buyer. Held for a
+// person, nothing sent. (A mutation test found nothing checking either.)
+func TestAPartlyRefundedTransactionIsSettledOnWhatWeChatStillHolds(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		holds int64
+		paid  bool
+	}{{"WeChat holds the net", 700, true}, {"WeChat holds the gross", 1000, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, store, stage, _ := reviewRig(t, wechatpaytest.Options{Polls: -1}, func(b []byte) []byte { return b }, 1)
+			it := store.items["ORD-00000"]
+			it.Amount, it.Refunded, it.Commission, it.SellerShare = 1000, 300, 70, 630
+			r.fake.AddTransaction(subMchID, it.ProviderTxnID, "CNY", tc.holds)
+			run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+			_, err := stage(context.Background(), run)
+			sent := r.fake.Calls(wechatpay.APIUnfreeze) + r.fake.Calls(wechatpay.APIOrders)
+			if tc.paid {
+				if err != nil || sent == 0 || store.count(pipeline.ItemPaid) != 1 {
+					t.Fatalf("err %v, %d sent, %d paid (reason %q): want it settled", err, sent, store.count(pipeline.ItemPaid), store.reasonOf())
+				}
+				return
+			}
+			if sent != 0 || store.count(pipeline.ItemPaid) != 0 || pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(store.reasonOf(), "WeChat holds") {
+				t.Fatalf("err %v, %d sent, %d paid (reason %q): want it held for a person, nothing sent", err, sent, store.count(pipeline.ItemPaid), store.reasonOf())
+			}
+		})
+	}
+}
+
+// TestACommissionAtWeChatsCapIsSent: WeChat's cap (--wechat-max-ratio-bps,
+// 30% by default) is on what a transaction may send out: a commission of
+// exactly 30% of the order is within it and goes out; a unit more is held.
+// (A mutation test found nothing telling "at the cap" from "above it".)
+func TestACommissionAtWeChatsCapIsSent(t *testing.T) {
+	for _, tc := range []struct {
+		commission int64
+		paid       bool
+	}{{300, true}, {301, false}} {
+		r, store, stage, _ := reviewRig(t, wechatpaytest.Options{Polls: -1}, func(b []byte) []byte { return b }, 1)
+		it := store.items["ORD-00000"]
+		it.Amount, it.Commission, it.SellerShare = 1000, tc.commission, 1000-tc.commission
+		r.fake.AddTransaction(subMchID, it.ProviderTxnID, "CNY", 1000)
+		run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+		_, err := stage(context.Background(), run)
+		if paid := store.count(pipeline.ItemPaid) == 1; paid != tc.paid {
+			t.Fatalf("commission %d of 1000: paid %v (err %v, reason %q), want %v", tc.commission, paid, err, store.reasonOf(), tc.paid)
+		}
+		if !tc.paid && (pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(store.reasonOf(), "above WeChat's cap")) {
+			t.Fatalf("commission %d: err %v, reason %q: want it held above the cap", tc.commission, err, store.reasonOf())
+		}
+	}
+}
