@@ -1,6 +1,8 @@
-// Package extract reads the platform's orders for a business day from its
-// PostgreSQL database, streaming: rows are handed on one at a time and never
-// collected, so memory stays flat however large the day.
+// Package extract reads the platform's PostgreSQL database: the orders of a
+// business day (Source), the sellers with their provider accounts
+// (Sellers) and the late refunds of a window (LateRefunds), streaming: rows
+// are handed on one at a time and never collected, so memory stays flat
+// however large the day.
 package extract
 
 import (

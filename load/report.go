@@ -1,6 +1,10 @@
-// Package load holds settle's side effects out of the process: report
-// writers now; the SFTP uploader and the retry and rate-limit decorators of
-// the provider clients as they come.
+// Package load holds settle's side effects out of the process that are
+// not a provider's own: the report writers and the trade-file writer (CSV,
+// written under a temporary name and renamed into place), the SFTP uploader
+// (SFTP, SFTPSession: host key pinned by known_hosts, temporary name,
+// posix-rename, keepalives and a stall watch), and the run's metrics
+// (a Pushgateway, or a textfile for node exporter). The provider clients'
+// retries and rate limits are internal/httpcall's and each client's own.
 package load
 
 import (

@@ -1,7 +1,8 @@
 // Package sql embeds the SQL that settle ships: the job's own schema
 // migrations (applied with goose by "settle migrate", "run" and "demo"), the
 // reference platform schema used by demo, tests and benchmarks, and the
-// default source query that reads one business day's orders.
+// default platform queries: the source query that reads one business day's
+// orders, the sellers query and the late-refunds query.
 //
 // Importers usually name it settlesql to keep database/sql readable.
 package sql
@@ -16,7 +17,8 @@ import "embed"
 var Migrations embed.FS
 
 // PlatformSchema is the reference platform schema (sellers, orders, refunds).
-// A real platform has its own; settle only reads it through SourceQuery.
+// A real platform has its own; settle only reads it through the source,
+// sellers and late-refunds queries.
 //
 //go:embed platform/schema.sql
 var PlatformSchema string
