@@ -10,7 +10,6 @@
 // The core knows a channel by the ChannelSpec its provider's package
 // declares, and a provider by the Provider it builds.
 //
-// It imports only the standard library and golang.org/x/sync/errgroup (the
-// matchers of reconcile run side by side). Adapters (extract, transform, load,
+// It imports only the standard library. Adapters (extract, transform, load,
 // the ledger and the provider clients) import it; only cmd wires them.
 package pipeline

@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Mismatch categories: what disagrees between the ledger and a provider.
@@ -257,16 +256,25 @@ func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, wri
 // findings give the same bytes whichever matcher finished first.
 func matchAll(ctx context.Context, matchers []Matcher, run *Run) ([]Mismatch, error) {
 	found := make([][]Mismatch, len(matchers))
-	g, gctx := errgroup.WithContext(ctx)
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
 	for i, m := range matchers {
-		g.Go(func() error {
+		wg.Go(func() {
 			ms, err := m(gctx, run)
 			found[i] = ms
-			return err
+			if err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+	wg.Wait()
+	if first != nil {
+		return nil, first
 	}
 	n := 0
 	for _, ms := range found {
