@@ -232,7 +232,8 @@ func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline
 	return nil
 }
 
-// demoBadRows is --bad-rows when given; unset, 8 (one of each kind), or a
+// demoBadRows is --bad-rows when given; unset, 8 (one of each of the first
+// eight of seed.BadKinds: the ninth, an unknown seller, needs a ninth), or a
 // tenth of a smaller day: 8 bad rows of 10 orders are over the run's
 // reject limit (--max-reject-ratio, 20%), and a demo of 10 orders would
 // end refusing its day.

@@ -15,7 +15,7 @@ const installRoot = "/usr/lib/postgresql"
 
 // ErrNotInstalled is returned (wrapped) by Start when no PostgreSQL server
 // binaries are found.
-var ErrNotInstalled = errors.New(`no PostgreSQL server binaries found (looked for initdb in PATH and /usr/lib/postgresql/*/bin): install them with "apt-get install postgresql" or set SETTLE_DATABASE_URL`)
+var ErrNotInstalled = errors.New(`no PostgreSQL server binaries found (looked for initdb in PATH and /usr/lib/postgresql/*/bin): install them with "apt-get install postgresql", or name a running server (settle demo --database-url URL; the tests' SETTLE_TEST_DATABASE_URL)`)
 
 // binaries are the absolute paths of the server programs Start runs.
 type binaries struct {
