@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // memStore is an in-memory RunStore for the runner's own tests.
@@ -303,5 +304,77 @@ func TestStillProcessingBesideAPersonsProblemInOneStage(t *testing.T) {
 		if !strings.Contains(err.Error(), "WeChat Pay refused") || !strings.Contains(store.lastErr, "WeChat Pay refused") || store.run.Done(StageDistribute) {
 			t.Fatalf("the run's error and note drop what needs a person:\n err  %v\n note %q", err, store.lastErr)
 		}
+	}
+}
+
+// TestAPartThatNeedsAPersonKeepsItsStageNotDone: upload made of parts
+// (Pay Protocol's verification before Infinia's upload) where one part
+// holds an item for a person and the other is fine: the run ends needing
+// a person (exit 4), upload stays not done and the run failed, so that the
+// date is run again and the held item goes out once it may. It guards
+// Combine and Concurrent against dropping what needs a person when
+// nothing else went wrong (a mutation test found that untested): the
+// stage was recorded done, the run done with no note, and the exit 0.
+func TestAPartThatNeedsAPersonKeepsItsStageNotDone(t *testing.T) {
+	tr := &tracer{}
+	fine := tr.stage("infinia", nil)
+	person := tr.stage("payprotocol", E(KindNeedsPerson, "", errors.New("1 payment still confirming: held")))
+	for _, stage := range []StageFunc{Combine(person, fine), Combine(fine, person), Concurrent(fine, person)} {
+		store := &memStore{}
+		r := tr.runner(store)
+		r.Stages[StageUpload] = stage
+		_, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile)
+		if KindOf(err) != KindNeedsPerson || !strings.Contains(err.Error(), "still confirming") {
+			t.Fatalf("err %v (kind %d), want one that needs a person", err, KindOf(err))
+		}
+		if store.run.Done(StageUpload) || !store.run.Done(StageReconcile) || store.run.State != RunFailed ||
+			!strings.Contains(store.lastErr, "still confirming") {
+			t.Fatalf("run %s, stages done %v, last error %q: want upload not done and the run failed with the note",
+				store.run.State, store.run.StagesDone, store.lastErr)
+		}
+	}
+}
+
+// TestAChainThatNeedsAPersonStopsNoOtherChain: distribute's chains run
+// side by side (Concurrent); one holding a seller for a person must not
+// cancel the others, which pay their sellers meanwhile. Only an error that
+// stops the stage does (a mutation test found cancelling on a person's
+// problem untested: one frozen binding at one provider stopped every
+// other provider's payouts).
+func TestAChainThatNeedsAPersonStopsNoOtherChain(t *testing.T) {
+	person := func(context.Context, *Run) (string, error) {
+		return "", E(KindNeedsPerson, "", errors.New("a seller's binding is FROZEN"))
+	}
+	var canceled bool
+	other := func(ctx context.Context, _ *Run) (string, error) {
+		select {
+		case <-ctx.Done():
+			canceled = true
+			return "", ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+			return "3 paid", nil
+		}
+	}
+	summary, err := Concurrent(person, other)(context.Background(), &Run{ID: 1, Key: day})
+	if canceled || summary != "3 paid" {
+		t.Fatalf("the other chain was canceled (%v), summary %q", canceled, summary)
+	}
+	if KindOf(err) != KindNeedsPerson || !strings.Contains(err.Error(), "FROZEN") {
+		t.Fatalf("err %v (kind %d), want one that needs a person", err, KindOf(err))
+	}
+}
+
+// TestConcurrentPartsStoppedWithTheRunAreNoSuccess: the run is told to
+// stop while its chains run; each returns its context's error. The stage
+// must say so, never succeed (it would be recorded done with nothing
+// sent). It guards joinParts' silence about a canceled part, which is
+// only for one stopped because another part failed (a mutation test
+// found dropping the "run still going" condition untested).
+func TestConcurrentPartsStoppedWithTheRunAreNoSuccess(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	stopped := func(ctx context.Context, _ *Run) (string, error) { return "", ctx.Err() }
+	if _, err := Concurrent(stopped, stopped)(ctx, &Run{ID: 1, Key: day}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want the run's cancellation", err)
 	}
 }
