@@ -280,7 +280,8 @@ func TestOnlyABadRefundOfAnOrderPaidByRevenueSharingBlocksItsSeller(t *testing.T
 		for i, o := range []struct {
 			no, seller string
 			ch         pipeline.Channel
-		}{{"OI", "SI", chInfinia}, {"OW", "SW", chWeChat}, {"OR", "SR", chInfinia}} {
+		}{{"OI", "SI", chInfinia}, {"OW", "SW", chWeChat}, {"OR", "SR", chInfinia},
+			{"OP", "SP", chInfinia}, {"OC", "SC", chInfinia}, {"OG", "SG", chInfinia}} {
 			if err := w.Split(pipeline.Split{Order: pipeline.Order{Seq: int64(i + 1), OrderNo: o.no, SellerID: o.seller, Channel: o.ch,
 				ProviderTxnID: "T" + o.no, Currency: "USD", Amount: 1000, PaidAt: now, ConfirmedAt: now}, Rule: "r", Commission: 100, SellerShare: 900}); err != nil {
 				return err
@@ -295,6 +296,15 @@ func TestOnlyABadRefundOfAnOrderPaidByRevenueSharingBlocksItsSeller(t *testing.T
 	}
 	if _, err := l.DB().Exec(`INSERT INTO late_refunds (refund_no, order_no, seller_id, amount_minor, run_id, business_date, state, reason)
 		SELECT 'R' || o, o, 'S' || substr(o, 2), 0, $1, $2, 'rejected', 'amount_minor: not a number' FROM unnest(ARRAY['OI', 'OW', 'OR']) o`,
+		run.ID, day.String()); err != nil {
+		t.Fatal(err)
+	}
+	// Late refunds that are right (pending, clawed back, ignored) block
+	// no one: only a rejected one does (a mutation test found dropping
+	// the state from the query untested: every seller with a late refund
+	// would be carried, exit 4, for ever).
+	if _, err := l.DB().Exec(`INSERT INTO late_refunds (refund_no, order_no, seller_id, amount_minor, run_id, business_date, state, reason)
+		SELECT 'R' || o, o, 'S' || substr(o, 2), 100, $1, $2, s, '' FROM unnest(ARRAY['OP', 'OC', 'OG'], ARRAY['pending', 'clawed', 'ignored']) AS t(o, s)`,
 		run.ID, day.String()); err != nil {
 		t.Fatal(err)
 	}
