@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -504,5 +505,58 @@ func TestALostTradeFileIsGivenUpAndSentAgain(t *testing.T) {
 	var unfiled int
 	if err := l.DB().Get(&unfiled, `SELECT count(*) FROM items WHERE state = 'recorded' AND provider_ref = ''`); err != nil || unfiled != 3 {
 		t.Fatalf("%d items in no file, want 3: %v", unfiled, err)
+	}
+}
+
+// TestATradeFileTakesOnlyTheItemsInNoFile: a further trade file of a
+// seller's date (an item verified late, a refused one sent again) takes
+// the items in no file, never one of an earlier file (it would be sent to
+// Infinia twice, and paid by either file's outcome), and one built from
+// other items than the ledger's is refused, recording nothing. It guards
+// RecordTradeFile's empty provider_ref and its count of the items it took
+// (a mutation test found both untested).
+func TestATradeFileTakesOnlyTheItemsInNoFile(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := openRun(t, l, day)
+	infiniaDay(t, l, run, 12, 3) // S0: O00, O03, O06, O09
+	first := firstFile(t, l, run, "S0", 4)
+	if _, err := l.DB().Exec(`UPDATE items SET provider_ref = '' WHERE order_no = 'O09'`); err != nil {
+		t.Fatal(err)
+	}
+	record := func(attempt, items int) error {
+		req := tradeKey(day, "S0", "USD", attempt)
+		_, err := l.RecordTradeFile(ctx, pipeline.TradeFile{RunID: run.ID, Date: day, SellerID: "S0", Currency: "USD", Attempt: attempt,
+			RequestNo: req, Name: "TD_" + req + ".csv", SHA256: "x", SellerMinor: 9 * int64(items), Items: items}, shareChannels)
+		return err
+	}
+	// Built from two items while one alone is in no file: refused.
+	if err := record(2, 2); err == nil || !strings.Contains(err.Error(), "moved while the file was built") {
+		t.Fatalf("a file of 2 items recorded over 1 in no file: %v", err)
+	}
+	if err := record(2, 1); err != nil {
+		t.Fatal(err)
+	}
+	refs := map[string]string{}
+	rows, err := l.DB().Query(`SELECT order_no, provider_ref FROM items WHERE seller_id = 'S0' ORDER BY order_no`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var no, ref string
+		if err := rows.Scan(&no, &ref); err != nil {
+			t.Fatal(err)
+		}
+		refs[no] = ref
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	second := tradeKey(day, "S0", "USD", 2)
+	want := map[string]string{"O00": first.RequestNo, "O03": first.RequestNo, "O06": first.RequestNo, "O09": second}
+	if !maps.Equal(refs, want) {
+		t.Fatalf("items' files %v, want %v", refs, want)
 	}
 }
