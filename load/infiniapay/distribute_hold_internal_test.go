@@ -1,0 +1,68 @@
+package infiniapay
+
+import (
+	"context"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// heldStore is planStore with a late refund that cannot be right of one
+// seller's orders, and a revenue share of the date already paid to
+// another.
+type heldStore struct {
+	*planStore
+	blocked map[pipeline.SellerCurrency]string
+	paid    map[string]pipeline.Effect // by subject
+}
+
+func (s *heldStore) BlockedByLateRefunds(context.Context, []pipeline.Channel) (map[pipeline.SellerCurrency]string, error) {
+	return s.blocked, nil
+}
+
+func (s *heldStore) LatestEffect(_ context.Context, _, subject string) (pipeline.Effect, bool, error) {
+	e, ok := s.paid[subject]
+	return e, ok, nil
+}
+
+// TestASellerIsCarriedOnBadDataAndItemsAfterItsRevenueShare: a seller one
+// of whose late refunds cannot be right is carried, never paid (what it
+// owes back is unknown), and needs a person; items of a seller uploaded
+// after the date's revenue share was paid are carried to its next one,
+// never left uploaded with no payout to pay them. It guards the blocked
+// check and the carry of late items in distribute's planning (a mutation
+// test found both untested in this package).
+func TestASellerIsCarriedOnBadDataAndItemsAfterItsRevenueShare(t *testing.T) {
+	day := pipeline.Date{Year: 2026, Month: 12, Day: 1}
+	ps := &planStore{carried: map[string]string{}, planned: map[string]int64{}, cands: []pipeline.PayoutCandidate{
+		{SellerID: "BLOCKED", Currency: "USD", Payable: 1000, Items: 1, Account: "I1"},
+		{SellerID: "LATE", Currency: "USD", Payable: 300, Items: 1, Account: "I2"},
+		{SellerID: "PLAIN", Currency: "USD", Payable: 1000, Items: 1, Account: "I3"},
+	}}
+	subject := RevenueShareSubject(day, "LATE", "USD")
+	s := &heldStore{planStore: ps,
+		blocked: map[pipeline.SellerCurrency]string{{SellerID: "BLOCKED", Currency: "USD"}: "R-BAD"},
+		paid: map[string]pipeline.Effect{subject: {ID: 9, Kind: KindRevenueShare, Subject: subject, Attempt: 1,
+			Key: RevenueShareRequestNo(day, "LATE", "USD", 1), Currency: "USD", Amount: 700, State: pipeline.EffectSucceeded}}}
+	api := &shareAPI{planAPI: &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"USD": 1 << 40}},
+		available: map[string]int64{"I1": 1 << 40, "I2": 1 << 40, "I3": 1 << 40}}
+	c := StageConfig{Store: s, API: api}
+	c.defaults()
+	d := &distribution{c: &c, run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: day, Shard: pipeline.Whole}}}
+	if err := d.plan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{"PLAIN USD": 1000}; !maps.Equal(ps.planned, want) {
+		t.Errorf("planned %v, want %v", ps.planned, want)
+	}
+	for k, why := range map[string]string{"BLOCKED USD": "late refund R-BAD", "LATE USD": "uploaded after revenue share"} {
+		if !strings.Contains(ps.carried[k], why) {
+			t.Errorf("%s carried %q, want it carried as %q", k, ps.carried[k], why)
+		}
+	}
+	if p := d.problems.NeedsPerson(); p == nil || !strings.Contains(p.Error(), "R-BAD") {
+		t.Errorf("problems %v, want the blocked seller for a person", p)
+	}
+}
