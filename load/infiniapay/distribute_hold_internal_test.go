@@ -3,6 +3,7 @@ package infiniapay
 import (
 	"context"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -64,5 +65,52 @@ func TestASellerIsCarriedOnBadDataAndItemsAfterItsRevenueShare(t *testing.T) {
 	}
 	if p := d.problems.NeedsPerson(); p == nil || !strings.Contains(p.Error(), "R-BAD") {
 		t.Errorf("problems %v, want the blocked seller for a person", p)
+	}
+}
+
+// failedStore is planStore whose run has a revenue share that failed
+// (LatestFailed), recording when its failure is applied again and when
+// the candidates are read.
+type failedStore struct {
+	*planStore
+	failed pipeline.Effect
+	events []string
+}
+
+func (s *failedStore) LatestFailed(context.Context, int64, string) ([]pipeline.Effect, error) {
+	return []pipeline.Effect{s.failed}, nil
+}
+
+func (s *failedStore) PayoutFailed(_ context.Context, _ *pipeline.Run, seller string, cur pipeline.Currency, _ []pipeline.Channel, e pipeline.Effect, reason string) error {
+	s.events = append(s.events, "failed "+seller+" "+string(cur)+" "+e.Key+": "+reason)
+	return nil
+}
+
+func (s *failedStore) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, chs []pipeline.Channel, shard string, fn func(pipeline.PayoutCandidate) error) error {
+	s.events = append(s.events, "candidates")
+	return s.planStore.EachPayoutCandidate(ctx, run, chs, shard, fn)
+}
+
+// TestAFailedRevenueShareIsUndoneBeforePlanning: the process may die
+// between recording a revenue share failed and applying its failure
+// (re-opening the balance it netted, carrying its items). Every distribute
+// applies it again first, before it reads the candidates, so that the
+// balance is paid by the next payout rather than left netted into a dead
+// one and the items stuck. (A mutation test found nothing calling for it.)
+func TestAFailedRevenueShareIsUndoneBeforePlanning(t *testing.T) {
+	day := pipeline.Date{Year: 2026, Month: 12, Day: 1}
+	subject := RevenueShareSubject(day, "S1", "USD")
+	key := RevenueShareRequestNo(day, "S1", "USD", 1)
+	s := &failedStore{planStore: &planStore{carried: map[string]string{}, planned: map[string]int64{}},
+		failed: pipeline.Effect{ID: 7, Kind: KindRevenueShare, Subject: subject, Attempt: 1, Key: key, Currency: "USD", Amount: 500,
+			State: pipeline.EffectFailed, LastError: "FAILED: account closed"}}
+	c := StageConfig{Store: s, API: &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{}}}
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: day, Shard: pipeline.Whole}}
+	if _, err := DistributeStage(c)(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"failed S1 USD " + key + ": revenue share " + key + " failed: FAILED: account closed", "candidates"}
+	if !slices.Equal(s.events, want) {
+		t.Fatalf("events %q, want %q", s.events, want)
 	}
 }
