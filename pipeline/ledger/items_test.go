@@ -688,7 +688,7 @@ func TestRunSellersKeepAccounts(t *testing.T) {
 // once, in order, and none is larger than its limit.
 func TestItemsInStateAfterPagesByOrderNo(t *testing.T) {
 	t.Parallel()
-	l, _ := open(t)
+	l, url := open(t)
 	ctx := context.Background()
 	d := pipeline.Date{Year: 2026, Month: 9, Day: 3}
 	run := openRun(t, l, d)
@@ -736,6 +736,22 @@ func TestItemsInStateAfterPagesByOrderNo(t *testing.T) {
 	}
 	if w := []string{"P-01,P-03 to P-03", "P-04,P-05 to P-06", "P-07 to "}; !slices.Equal(pages, w) {
 		t.Errorf("pages %q, want %q (three walks of at most 3 items each)", pages, w)
+	}
+	// An item is paid once: marking it paid again (another request's
+	// answer, read late) leaves the request that paid it (a mutation test
+	// found SetItemPaid's state = 'recorded' untested).
+	if err := l.SetItemPaid(ctx, run.ID, "P-02", "K2", "R2", "again"); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var key, ref, reason string
+	if err := db.QueryRow(`SELECT payout_key, provider_ref, reason FROM settle.items WHERE order_no = 'P-02'`).Scan(&key, &ref, &reason); err != nil ||
+		key != "K" || ref != "R" || reason != "" {
+		t.Errorf("paid again: payout_key %q, provider_ref %q, reason %q (%v); want the first payment's K, R and no reason", key, ref, reason, err)
 	}
 }
 
