@@ -63,7 +63,7 @@ func TestAGBKErrorFileHoldsItsFileAlone(t *testing.T) {
 		inner.files = append(inner.files, pipeline.TradeFile{ID: int64(i + 1), RequestNo: fmt.Sprintf("R%d", i), Name: fmt.Sprintf("F%d.csv", i), Status: StatusReceived})
 	}
 	api := failedOne{stageAPI: stageAPI{client}, failed: "R0", url: srv.URL + "/error-files/R0.csv"}
-	c := &StageConfig{Store: utf8Store{inner}, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}), Wait: time.Minute, Poll: 10 * time.Millisecond}
+	c := &StageConfig{Store: utf8Store{inner}, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}), Wait: time.Minute, Poll: 10 * time.Millisecond, Now: time.Now}
 	problems, unusable := &pipeline.Problems{}, &unusableAnswers{}
 	accepted, refused, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, unusable, problems)
 	if err != nil || accepted != 4 || refused != 1 {

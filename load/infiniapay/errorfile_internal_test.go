@@ -72,7 +72,7 @@ func TestAnUnreadableErrorFileHoldsItsFileAlone(t *testing.T) {
 			if name == "not now (503)" {
 				wait = 50 * time.Millisecond // asked again in waves until the wait is over
 			}
-			c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}), Wait: wait, Poll: 10 * time.Millisecond}
+			c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}), Wait: wait, Poll: 10 * time.Millisecond, Now: time.Now}
 			problems, unusable := &pipeline.Problems{}, &unusableAnswers{}
 			accepted, refused, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, unusable, problems)
 			if name == "not now (503)" {

@@ -122,7 +122,7 @@ func TestAwaitUploadsWaitBeginsAfterTheFirstWave(t *testing.T) {
 		}
 		api := &slowStatuses{took: 5 * time.Millisecond, stuck: stuck, asked: map[string]int{}}
 		c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}),
-			Wait: 50 * time.Millisecond, Poll: time.Millisecond}
+			Wait: 50 * time.Millisecond, Poll: time.Millisecond, Now: time.Now}
 		accepted, refused, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, &unusableAnswers{}, &pipeline.Problems{})
 		questions := 0
 		for _, q := range api.asked {
@@ -278,7 +278,7 @@ func TestAwaitUploadsGoesByPages(t *testing.T) {
 		store.files = append(store.files, f)
 	}
 	api := &slowStatuses{asked: map[string]int{}}
-	c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 8}), Wait: time.Minute, Poll: time.Millisecond}
+	c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 8}), Wait: time.Minute, Poll: time.Millisecond, Now: time.Now}
 	problems := &pipeline.Problems{}
 	accepted, refused, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, &unusableAnswers{}, problems)
 	if err != nil || accepted != n-21 || refused != 21 || problems.Count() != 21 || len(problems.List) != pipeline.ProblemsListed ||
@@ -330,7 +330,7 @@ func TestAwaitUploadsLeavesAFileWithAnUnusableAnswerOpen(t *testing.T) {
 		store.files = append(store.files, pipeline.TradeFile{ID: int64(i + 1), RequestNo: fmt.Sprintf("R%d", i), Name: fmt.Sprintf("F%d.csv", i), Status: StatusReceived})
 	}
 	api := unusableStatus{&slowStatuses{asked: map[string]int{}}, "R2"}
-	c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 2}), Wait: time.Minute, Poll: time.Millisecond}
+	c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 2}), Wait: time.Minute, Poll: time.Millisecond, Now: time.Now}
 	unusable := &unusableAnswers{}
 	problems := &pipeline.Problems{}
 	accepted, refused, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, unusable, problems)

@@ -417,10 +417,6 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 	// released are the files Infinia knows (still processing) whose lost
 	// hold this run has cleared: once a file, not on every poll.
 	released := map[string]bool{}
-	now := c.Now
-	if now == nil {
-		now = time.Now
-	}
 	for {
 		start := time.Now()
 		var (
@@ -467,7 +463,7 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 				// no longer says why they are not paid; they are in
 				// progress, as the run says of the file. Asked once a run,
 				// outside the lock.
-				if known && now().Sub(f.Uploaded) > c.LostAfter && firstRelease(&mu, released, f.Name) {
+				if known && c.Now().Sub(f.Uploaded) > c.LostAfter && firstRelease(&mu, released, f.Name) {
 					if err := c.Store.SetFileItemsReason(ctx, f, lostHold(f.Name), ""); err != nil {
 						return err
 					}
