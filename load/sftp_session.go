@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -108,10 +109,67 @@ func (s *SFTPSession) Upload(ctx context.Context, name string, size int64, sha s
 	})
 	if err != nil && renamed != "" && !errors.Is(err, pipeline.ErrDeliveryUnknown) {
 		// Given up with the rename asked for: whether it landed is unknown,
-		// whatever failed last (never sent again blindly).
-		err = fmt.Errorf("%w; %w", err, errRenameUnknown)
+		// whatever failed last (never sent again blindly). The error names
+		// the temporary file, for FinishUpload to end the rename later.
+		err = fmt.Errorf("%w; %w%s%s)", err, errRenameUnknown, tempMark, renamed)
 	}
 	return err
+}
+
+// tempMark begins, in the error of an upload given up with its rename
+// into place asked for, the temporary name that rename was to move
+// (FinishUpload reads it back from the error as the ledger keeps it).
+const tempMark = " (its temporary file: "
+
+// FinishUpload ends, on the session's connection, an upload of name that
+// Upload gave up with its delivery unknown, from its error as the ledger
+// keeps it (lastError): the upload's own rename into place was asked for
+// on a connection since lost. When the temporary file that rename was to
+// move is still there, the rename never happened (a rename moves it): it
+// is renamed into place now (SFTP.finishRename), and a rename of the old
+// connection arriving late finds nothing to move. landed is true then,
+// and when the file is under its final name with size bytes. False: the
+// error names no temporary file, or it is gone and the file is not under
+// its final name (taken by the server, or removed): only the server's
+// word can settle it, never a second upload. Before, such an upload
+// stayed unknown however many runs followed (--infinia-lost-after, a
+// day, and then a person), its temporary file whole on the server: three
+// connections lost in one Upload call, the rename asked on the last
+// (found by the fault matrix in CI).
+func (s *SFTPSession) FinishUpload(ctx context.Context, name string, size int64, lastError string) (landed bool, err error) {
+	tmp, ok := askedRename(name, lastError)
+	if !ok {
+		return false, nil
+	}
+	err = s.do(ctx, func(c *SFTP) error { return c.finishRename(ctx, name, tmp, size) })
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, errRenameUnknown):
+		return false, nil
+	}
+	return false, err
+}
+
+// askedRename reads from an upload's error the temporary name of name
+// whose rename into place was asked for (tempMark): one of Upload's own
+// temporary names of name, or nothing.
+func askedRename(name, lastError string) (string, bool) {
+	_, rest, ok := strings.Cut(lastError, tempMark)
+	if !ok {
+		return "", false
+	}
+	prefix := "." + name + "."
+	rest, ok = strings.CutPrefix(rest, prefix)
+	if !ok {
+		return "", false
+	}
+	mid, _, ok := strings.Cut(rest, ".part)")
+	call, n, found := strings.Cut(mid, "-")
+	if !ok || !found || len(call) != 8 || strings.Trim(call, "0123456789abcdef") != "" || n == "" || strings.Trim(n, "0123456789") != "" {
+		return "", false
+	}
+	return prefix + mid + ".part", true
 }
 
 // callTag is a random tag for one Upload call's temporary names.

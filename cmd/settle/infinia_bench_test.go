@@ -39,6 +39,10 @@ func (acceptingInfinia) Upload(_ context.Context, _ string, _ int64, _ string, o
 
 func (acceptingInfinia) Stat(context.Context, string) (int64, bool, error) { return 0, false, nil }
 
+func (acceptingInfinia) FinishUpload(context.Context, string, int64, string) (bool, error) {
+	return false, nil
+}
+
 // BenchmarkInfiniaUploadPeakHeap measures the most live heap while
 // Infinia's upload stage builds, uploads and confirms the trade files of a
 // day of n sellers (one file each), on a real ledger, with an Infinia that

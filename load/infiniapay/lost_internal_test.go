@@ -76,6 +76,9 @@ func TestAFileInfiniaLostNeedsAPerson(t *testing.T) {
 type goneFile struct{ FileUploader }
 
 func (goneFile) Stat(context.Context, string) (int64, bool, error) { return 0, false, nil }
+func (goneFile) FinishUpload(context.Context, string, int64, string) (bool, error) {
+	return false, nil
+}
 
 // TestAnUploadWhoseDeliveryIsUnknownIsNotSentAgain: an upload whose rename
 // into place was asked for on a connection since lost, the file no longer

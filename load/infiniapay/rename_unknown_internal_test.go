@@ -29,6 +29,9 @@ func (f *takenFile) Upload(_ context.Context, name string, _ int64, _ string, _ 
 	return nil
 }
 func (f *takenFile) Stat(context.Context, string) (int64, bool, error) { return 0, false, nil }
+func (f *takenFile) FinishUpload(context.Context, string, int64, string) (bool, error) {
+	return false, nil // taken: no temporary file left
+}
 
 // notYetKnown is Infinia's status API a few seconds after it took a file:
 // it does not know the requestNo yet (checkUpload waits LostAfter, a day
@@ -108,5 +111,48 @@ func TestAnUploadWhoseDeliveryStaysUnknownIsForAPerson(t *testing.T) {
 	_, err = pipeline.ApplyEffect(context.Background(), store, up, e)
 	if !errors.Is(err, ErrAnswer) || !strings.Contains(err.Error(), "ask Infinia") || sftp.delivered != 1 {
 		t.Fatalf("a day later: %v, uploaded %d times; want it for a person, never uploaded again", err, sftp.delivered)
+	}
+}
+
+// strandedFile is Infinia's SFTP server when the answer to the rename
+// into place was lost with the upload call's last connection, and the
+// rename never happened: the temporary file the error names is still
+// there, and FinishUpload renames it into place.
+type strandedFile struct {
+	takenFile
+	finished []string // the last errors FinishUpload was given
+}
+
+func (f *strandedFile) FinishUpload(_ context.Context, _ string, _ int64, lastError string) (bool, error) {
+	f.finished = append(f.finished, lastError)
+	return true, nil
+}
+
+// TestAnUploadWhoseRenameNeverHappenedIsFinishedByTheNextQuestion: a
+// stranded upload stayed unknown on every run until LostAfter, then went
+// to a person, though its temporary file was whole on the server (found
+// by the fault matrix in CI). The question that finds Infinia not
+// knowing the file and no file under its final name has the session end
+// the rename, from the upload's error: the upload succeeded, sent once.
+func TestAnUploadWhoseRenameNeverHappenedIsFinishedByTheNextQuestion(t *testing.T) {
+	t.Parallel()
+	sftp := &strandedFile{}
+	c := &StageConfig{API: notYetKnown{}, SFTP: sftp, WorkDir: t.TempDir()}
+	c.defaults()
+	f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
+	up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+	store := &oneEffect{}
+	e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo, State: pipeline.EffectPlanned}
+	e, err := pipeline.ApplyEffect(context.Background(), store, up, e)
+	if err != nil || e.State != pipeline.EffectUnknown {
+		t.Fatalf("first send: %v, %s", err, e.State)
+	}
+	sent := e.LastError
+	e, err = pipeline.ApplyEffect(context.Background(), store, up, e)
+	if err != nil || e.State != pipeline.EffectSucceeded || e.ProviderRef != f.Name || sftp.delivered != 1 {
+		t.Fatalf("asked: %v, %s, ref %q, uploaded %d times; want it finished, uploaded once", err, e.State, e.ProviderRef, sftp.delivered)
+	}
+	if len(sftp.finished) != 1 || sftp.finished[0] != sent {
+		t.Fatalf("FinishUpload was given %q, want the upload's error %q", sftp.finished, sent)
 	}
 }

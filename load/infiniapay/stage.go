@@ -35,6 +35,13 @@ type FileUploader interface {
 	Upload(ctx context.Context, name string, size int64, sha256 string, open func() (io.ReadCloser, error)) error
 	// Stat reports whether the file exists under its final name, and its size.
 	Stat(ctx context.Context, name string) (int64, bool, error)
+	// FinishUpload ends an upload of size bytes whose error (lastError,
+	// wrapping pipeline.ErrDeliveryUnknown) said its delivery was unknown,
+	// when what the error names shows it never happened and can be ended
+	// now (load.SFTPSession: the temporary file whose rename into place was
+	// asked for is still there, and is renamed). landed: the file is under
+	// its final name now; false: only Infinia can tell.
+	FinishUpload(ctx context.Context, name string, size int64, lastError string) (landed bool, err error)
 }
 
 // Store is what the Infinia stages need of the ledger.

@@ -357,6 +357,15 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 		return pipeline.Outcome{}, qerr // Infinia said something of it: not "never arrived"
 	}
 	if pipeline.IsDeliveryUnknown(e.LastError) {
+		// The rename into place never happened when the file it was to move
+		// is still there: it is ended now, and the file has landed.
+		landed, err := u.c.SFTP.FinishUpload(ctx, f.Name, f.Bytes, e.LastError)
+		if err != nil {
+			return pipeline.Outcome{}, err
+		}
+		if landed {
+			return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
+		}
 		// Renamed into place on a connection since lost, perhaps, and taken
 		// by Infinia before it knows the file: asked again (the run ends
 		// still processing), never uploaded a second time. The mark is

@@ -74,6 +74,9 @@ func (s *absentFile) Upload(context.Context, string, int64, string, func() (io.R
 	return nil
 }
 func (s *absentFile) Stat(context.Context, string) (int64, bool, error) { return 0, false, nil }
+func (s *absentFile) FinishUpload(context.Context, string, int64, string) (bool, error) {
+	return false, nil
+}
 
 // TestAnUploadInfiniaAnswersUnusablyIsNotSentAgain: an upload whose answer
 // was lost (unknown) is asked about; Infinia answers its status with what
