@@ -17,7 +17,7 @@ func receiversCommand(cfg *config) *cli.Command {
 				if c.NArg() != 1 {
 					return pipeline.Errorf(pipeline.KindUsage, "receivers "+name, "want exactly one SUB_MCHID (flags first)")
 				}
-				w, err := weChatFromFlags(c)
+				w, err := cfg.weChatFromFlags(c)
 				if err != nil {
 					return err
 				}

@@ -97,7 +97,7 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 	if strings.TrimSpace(c.String("note")) == "" {
 		return pipeline.Errorf(pipeline.KindUsage, "--note", "say how the order was settled: who, where, the reference")
 	}
-	w, err := weChatFromFlags(c)
+	w, err := cfg.weChatFromFlags(c)
 	if err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func sendTradeFileAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipelin
 		if c.String(flagInfiniaURL) == "" {
 			return pipeline.Errorf(pipeline.KindUsage, "--"+flagInfiniaURL, "required with --trade-file for a file Infinia has not decided (%s, last status %s): settle asks Infinia that it does not know it (give the --infinia-* flags of the run)", f.Name, f.Status)
 		}
-		inf, err := infiniaFromFlags(c)
+		inf, err := cfg.infiniaFromFlags(c)
 		if err != nil {
 			return err
 		}

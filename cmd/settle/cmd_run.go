@@ -531,16 +531,16 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 			return nil, err
 		}
 	}
-	inf, err := infiniaFromFlags(c)
+	inf, err := cfg.infiniaFromFlags(c)
 	if err != nil {
 		return nil, err
 	}
-	pp, err := payProtocolFromFlags(c)
+	pp, err := cfg.payProtocolFromFlags(c)
 	if err != nil {
 		return nil, err
 	}
 	w := pipeline.WindowOf(d, loc)
-	wx, err := weChatFromFlags(c)
+	wx, err := cfg.weChatFromFlags(c)
 	if err != nil {
 		return nil, err
 	}

@@ -54,8 +54,8 @@ func sellersCommand(cfg *config) *cli.Command {
 }
 
 // sellerTools opens the ledger and the Infinia client the seller commands use.
-func sellerTools(c *cli.Context) (*ledger.Ledger, *infiniaSetup, func(), error) {
-	inf, err := infiniaFromFlags(c)
+func (cfg *config) sellerTools(c *cli.Context) (*ledger.Ledger, *infiniaSetup, func(), error) {
+	inf, err := cfg.infiniaFromFlags(c)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -74,7 +74,7 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 	if id == "" || c.NArg() != 1 {
 		return pipeline.Errorf(pipeline.KindUsage, "sellers bind", "want exactly one SELLER_ID")
 	}
-	l, inf, done, err := sellerTools(c)
+	l, inf, done, err := cfg.sellerTools(c)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 }
 
 func (cfg *config) sellersSync(c *cli.Context) error {
-	l, inf, done, err := sellerTools(c)
+	l, inf, done, err := cfg.sellerTools(c)
 	if err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func newWebhookServer(addr string, h http.Handler, lim webhookLimits) *http.Serv
 }
 
 func (cfg *config) sellersWebhook(c *cli.Context) error {
-	l, inf, done, err := sellerTools(c)
+	l, inf, done, err := cfg.sellerTools(c)
 	if err != nil {
 		return err
 	}

@@ -19,13 +19,12 @@ func TestShardsShareTheProvidersLimits(t *testing.T) {
 	}{{"", "", 1}, {"1/4", "", 4}, {"", "3", 3}, {"0/2", "5", 2}} {
 		set := flag.NewFlagSet("run", flag.ContinueOnError)
 		set.String(flagShard, tc.shard, "")
+		env := map[string]string{}
 		if tc.shards != "" {
-			t.Setenv("JOB_COMPLETION_INDEX", "0")
-			t.Setenv("SETTLE_SHARDS", tc.shards)
-		} else {
-			t.Setenv("SETTLE_SHARDS", "")
+			env["JOB_COMPLETION_INDEX"], env["SETTLE_SHARDS"] = "1", tc.shards
 		}
-		if got := shardCount(cli.NewContext(cli.NewApp(), set, nil)); got != tc.want {
+		cfg := &config{getenv: func(k string) string { return env[k] }}
+		if got := cfg.shardCount(cli.NewContext(cli.NewApp(), set, nil)); got != tc.want {
 			t.Errorf("--shard %q, SETTLE_SHARDS %q: %d shards, want %d", tc.shard, tc.shards, got, tc.want)
 		}
 	}

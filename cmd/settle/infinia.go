@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/rsa"
-	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -75,15 +74,12 @@ func infiniaFlags() []cli.Flag {
 	)
 }
 
-// shardCount is N of --shard I/N (or of SETTLE_SHARDS with
-// JOB_COMPLETION_INDEX), 1 without: the shards of a day run at the same
+// shardCount is N of the run's shard (cfg.shard: --shard I/N, or
+// SETTLE_SHARDS with JOB_COMPLETION_INDEX), 1 without or when they do
+// not read (the run refuses them): the shards of a day run at the same
 // time and share each provider's limits, so each takes 1/N of each.
-func shardCount(c *cli.Context) int {
-	s := c.String(flagShard)
-	if s == "" && os.Getenv("JOB_COMPLETION_INDEX") != "" && os.Getenv("SETTLE_SHARDS") != "" {
-		s = "0/" + os.Getenv("SETTLE_SHARDS")
-	}
-	if sh, err := pipeline.ParseShard(s); err == nil && sh.Count > 0 {
+func (cfg *config) shardCount(c *cli.Context) int {
+	if sh, err := cfg.shard(c); err == nil && sh.Count > 0 {
 		return sh.Count
 	}
 	return 1
@@ -120,7 +116,7 @@ type infiniaParams struct {
 	Parallel                                         int
 }
 
-func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
+func (cfg *config) infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 	rate, err := rateFlag(c, flagProviderRate)
 	if err != nil {
 		return nil, err
@@ -130,7 +126,7 @@ func infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 		KeyFile: c.String(flagInfiniaKey), PublicKeyFile: c.String(flagInfiniaPub), SFTPAddr: c.String(flagSFTPAddr),
 		SFTPUser: c.String(flagSFTPUser), SFTPKey: c.String(flagSFTPKey), KnownHosts: c.String(flagSFTPKnownHosts),
 		SFTPDir: c.String(flagSFTPDir), WorkDir: c.String(flagWorkDir), Wait: c.Duration(flagProviderWait), Poll: c.Duration(flagProviderPoll),
-		Rate: rate / float64(shardCount(c)), Parallel: c.Int(flagParallel), FirstPoll: c.Duration(flagFirstPoll),
+		Rate: rate / float64(cfg.shardCount(c)), Parallel: c.Int(flagParallel), FirstPoll: c.Duration(flagFirstPoll),
 		Currencies: c.String(flagInfiniaCur), LayoutFile: c.String(flagInfiniaLayout), LostAfter: c.Duration(flagLostAfter),
 		Statuses: c.String(flagInfiniaStatus),
 	}

@@ -45,7 +45,7 @@ type payProtocolSetup struct {
 // configured. It takes this shard's part of --provider-rate (as Infinia
 // does); its orders are paid through Infinia, which infiniaFromFlags
 // requires.
-func payProtocolFromFlags(c *cli.Context) (*payProtocolSetup, error) {
+func (cfg *config) payProtocolFromFlags(c *cli.Context) (*payProtocolSetup, error) {
 	base := c.String(flagPPURL)
 	if base == "" {
 		return nil, nil
@@ -57,7 +57,7 @@ func payProtocolFromFlags(c *cli.Context) (*payProtocolSetup, error) {
 	if err != nil {
 		return nil, err
 	}
-	pp, err := newPayProtocol(base, c.String(flagPPKey), c.String(flagPPSecret), c.String(flagPPDecimals), rate/float64(shardCount(c)))
+	pp, err := newPayProtocol(base, c.String(flagPPKey), c.String(flagPPSecret), c.String(flagPPDecimals), rate/float64(cfg.shardCount(c)))
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ type weChatSetup struct {
 	billLayout  wechatpay.BillLayout
 }
 
-func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
+func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 	if c.String(flagWXURL) == "" {
 		return nil, nil
 	}
@@ -79,10 +79,10 @@ func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 	if err != nil {
 		return nil, pipeline.E(pipeline.KindUsage, "--"+flagWXPlatKey, err)
 	}
-	cfg := wechatpay.Config{BaseURL: c.String(flagWXURL), MchID: c.String(flagWXMchID), SerialNo: c.String(flagWXSerial), PrivateKey: key,
+	wcfg := wechatpay.Config{BaseURL: c.String(flagWXURL), MchID: c.String(flagWXMchID), SerialNo: c.String(flagWXSerial), PrivateKey: key,
 		PlatformKeys: map[string]*rsa.PublicKey{serial: pub}, EncryptSerial: serial, HTTP: wechatpay.NewHTTPClient(30 * time.Second)}
 	// The shards of a day share WeChat Pay's limits: each takes its part.
-	n := float64(shardCount(c))
+	n := float64(cfg.shardCount(c))
 	qps, err := rateFlag(c, flagWXQPS)
 	if err != nil {
 		return nil, err
@@ -91,7 +91,7 @@ func weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := newWeChat(cfg, qps/n, subQPS/n, c.String(flagWXReceiver), c.String(flagWXRecvName), c.String(flagWXRelation), c.Int64(flagWXRatio))
+	w, err := newWeChat(wcfg, qps/n, subQPS/n, c.String(flagWXReceiver), c.String(flagWXRecvName), c.String(flagWXRelation), c.Int64(flagWXRatio))
 	if err != nil {
 		return nil, err
 	}
