@@ -179,7 +179,8 @@ func (cfg *config) sellersSync(c *cli.Context) error {
 }
 
 // bindingWebhook is the seller-status webhook handler, recording statuses
-// in the ledger; deliveries are deduplicated by requestNo across restarts.
+// in the ledger; deliveries are deduplicated by requestNo across restarts
+// (the ledger's, before the confirmation).
 // A notification is only a prompt: the status recorded is the binding
 // status query's answer.
 func bindingWebhook(l *ledger.Ledger, inf *infiniaSetup) (http.Handler, error) {
@@ -187,11 +188,7 @@ func bindingWebhook(l *ledger.Ledger, inf *infiniaSetup) (http.Handler, error) {
 		b, err := inf.client.BindingStatus(ctx, pipeline.QueryRequestNo("ABQ"), infiniaID)
 		return b.Status, err
 	}
-	return infiniapay.WebhookHandler(inf.ourKey, inf.theirKey, confirm, func(ctx context.Context, st infiniapay.SellerStatus) error {
-		seen, err := l.Delivered(ctx, st.RequestNo)
-		if err != nil || seen {
-			return err
-		}
+	h := infiniapay.WebhookHandler(inf.ourKey, inf.theirKey, confirm, func(ctx context.Context, st infiniapay.SellerStatus) error {
 		sellerID, err := l.SellerOfInfiniaID(ctx, st.SellerID)
 		if err != nil {
 			return err
@@ -200,7 +197,9 @@ func bindingWebhook(l *ledger.Ledger, inf *infiniaSetup) (http.Handler, error) {
 			return err
 		}
 		return l.RecordDelivery(ctx, st.RequestNo)
-	}), nil
+	})
+	h.Seen = l.Delivered // a delivery dealt with before a restart is not confirmed again
+	return h, nil
 }
 
 // webhookLimits bound what one caller of the webhook can hold of it: the

@@ -86,6 +86,24 @@ func TestSellersBindSyncAndWebhook(t *testing.T) {
 	if b, _, _ := l.GetBinding(context.Background(), "S00002"); b.Status != "ACTIVE" {
 		t.Fatalf("a repeated delivery was applied again: %+v", b)
 	}
+	// After a restart (a new handler), the ledger knows the delivery: it is
+	// answered without a binding query.
+	restarted, err := bindingWebhook(l, inf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv2 := httptest.NewServer(restarted)
+	defer srv2.Close()
+	queries := sim.Infinia.Calls("account-binding/query")
+	if err := sim.Infinia.Notify(context.Background(), &http.Client{}, srv2.URL, "WH-1", seed.InfiniaID(2), "FROZEN"); err != nil {
+		t.Fatal(err)
+	}
+	if n := sim.Infinia.Calls("account-binding/query") - queries; n != 0 {
+		t.Fatalf("a delivery dealt with before the restart cost %d binding queries", n)
+	}
+	if b, _, _ := l.GetBinding(context.Background(), "S00002"); b.Status != "ACTIVE" {
+		t.Fatalf("a repeated delivery was applied again after a restart: %+v", b)
+	}
 	// A notification (unsigned, as documented) is never acted on alone: it
 	// claims FROZEN, the binding query says ACTIVE, ACTIVE is recorded.
 	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -39,27 +40,58 @@ const maxWebhook = 1 << 20
 // envelope or signature (the same answer whatever failed); 500 when the
 // confirmation or onStatus fails, so that Infinia delivers it again.
 //
-// Repeats are remembered in memory, for the life of the handler: onStatus
-// must still be idempotent, since a restart forgets them. Concurrent
-// deliveries of one requestNo wait for each other.
+// Repeats are remembered in memory (the latest maxRemembered requestNos),
+// and, across restarts, by Webhook.Seen: onStatus must still be
+// idempotent. Concurrent deliveries of one requestNo wait for each other.
+//
+// Anyone holding our public key can make a notification that decrypts, so
+// what one costs is bounded: a requestNo already dealt with costs no
+// query (Seen), and at most Webhook.MaxConfirming are confirmed at a
+// time; a delivery beyond them is answered 503 at once (Infinia delivers
+// it again later, and the runs query every seller's binding anyway),
+// rather than every one holding a goroutine in the queue of Infinia's
+// rate limit, shared with the confirmations that matter.
 func WebhookHandler(ourKey *rsa.PrivateKey, infiniaKey *rsa.PublicKey, confirm func(ctx context.Context, sellerID string) (string, error),
-	onStatus func(context.Context, SellerStatus) error) http.Handler {
-	return &webhook{ourKey: ourKey, infiniaKey: infiniaKey, confirm: confirm, onStatus: onStatus,
-		done: map[string]bool{}, busy: map[string]chan struct{}{}}
+	onStatus func(context.Context, SellerStatus) error) *Webhook {
+	return &Webhook{ourKey: ourKey, infiniaKey: infiniaKey, confirm: confirm, onStatus: onStatus,
+		done: map[string]bool{}, busy: map[string]chan struct{}{}, remembers: maxRemembered}
 }
 
-type webhook struct {
+// Webhook is WebhookHandler's handler.
+type Webhook struct {
+	// Seen reports whether the delivery of requestNo was dealt with
+	// before (by an earlier process): answered SUCCESS, not confirmed.
+	// nil: only this handler's memory.
+	Seen func(ctx context.Context, requestNo string) (bool, error)
+	// MaxConfirming bounds the deliveries confirmed at a time (default
+	// DefaultMaxConfirming).
+	MaxConfirming int
+
 	ourKey     *rsa.PrivateKey
 	infiniaKey *rsa.PublicKey
 	confirm    func(context.Context, string) (string, error)
 	onStatus   func(context.Context, SellerStatus) error
 
-	mu   sync.Mutex
-	done map[string]bool          // requestNos recorded by onStatus
-	busy map[string]chan struct{} // requestNos being recorded; closed when done
+	mu         sync.Mutex
+	done       map[string]bool          // requestNos recorded by onStatus
+	order      []string                 // done's requestNos, a ring from oldest
+	oldest     int                      // order's oldest, once it is full
+	remembers  int                      // order's size: maxRemembered
+	busy       map[string]chan struct{} // requestNos being recorded; closed when done
+	confirming int                      // deliveries being confirmed and recorded
 }
 
-func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// DefaultMaxConfirming is how many deliveries a Webhook confirms at a time
+// by default.
+const DefaultMaxConfirming = 8
+
+// maxRemembered bounds the requestNos a Webhook remembers as dealt with.
+const maxRemembered = 1 << 16
+
+// errWebhookBusy: MaxConfirming deliveries are being confirmed.
+var errWebhookBusy = errors.New("busy confirming other notifications")
+
+func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
@@ -70,17 +102,20 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad notification", http.StatusBadRequest)
 		return
 	}
-	switch h.record(r.Context(), st) {
-	case nil:
+	switch err := h.record(r.Context(), st); {
+	case err == nil:
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "SUCCESS")
+	case errors.Is(err, errWebhookBusy):
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "busy, deliver again", http.StatusServiceUnavailable)
 	default:
 		http.Error(w, "not recorded, deliver again", http.StatusInternalServerError)
 	}
 }
 
 // read opens the envelope; it says only whether it could.
-func (h *webhook) read(r *http.Request) (SellerStatus, bool) {
+func (h *Webhook) read(r *http.Request) (SellerStatus, bool) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxWebhook+1))
 	if err != nil || len(body) > maxWebhook {
 		return SellerStatus{}, false
@@ -109,7 +144,11 @@ func (h *webhook) read(r *http.Request) (SellerStatus, bool) {
 }
 
 // record calls onStatus once per requestNo that it accepts.
-func (h *webhook) record(ctx context.Context, st SellerStatus) error {
+func (h *Webhook) record(ctx context.Context, st SellerStatus) error {
+	limit := h.MaxConfirming
+	if limit <= 0 {
+		limit = DefaultMaxConfirming
+	}
 	mine := make(chan struct{})
 	for {
 		h.mu.Lock()
@@ -119,7 +158,12 @@ func (h *webhook) record(ctx context.Context, st SellerStatus) error {
 		}
 		other, inFlight := h.busy[st.RequestNo]
 		if !inFlight {
+			if h.confirming >= limit {
+				h.mu.Unlock()
+				return errWebhookBusy
+			}
 			h.busy[st.RequestNo] = mine
+			h.confirming++
 			h.mu.Unlock()
 			break
 		}
@@ -130,17 +174,43 @@ func (h *webhook) record(ctx context.Context, st SellerStatus) error {
 			return ctx.Err()
 		}
 	}
-	status, err := h.confirm(ctx, st.SellerID)
-	if err == nil {
-		st.Status = status
-		err = h.onStatus(ctx, st)
-	}
+	err := h.confirmAndRecord(ctx, st)
 	h.mu.Lock()
 	delete(h.busy, st.RequestNo)
+	h.confirming--
 	if err == nil {
-		h.done[st.RequestNo] = true
+		h.remember(st.RequestNo)
 	}
 	h.mu.Unlock()
 	close(mine)
 	return err
+}
+
+// confirmAndRecord confirms st by query and records it, unless Seen says
+// it was dealt with before.
+func (h *Webhook) confirmAndRecord(ctx context.Context, st SellerStatus) error {
+	if h.Seen != nil {
+		if seen, err := h.Seen(ctx, st.RequestNo); err != nil || seen {
+			return err
+		}
+	}
+	status, err := h.confirm(ctx, st.SellerID)
+	if err != nil {
+		return err
+	}
+	st.Status = status
+	return h.onStatus(ctx, st)
+}
+
+// remember marks requestNo dealt with, forgetting the oldest beyond
+// h.remembers (Seen still knows them). h.mu is held.
+func (h *Webhook) remember(requestNo string) {
+	h.done[requestNo] = true
+	if len(h.order) < h.remembers {
+		h.order = append(h.order, requestNo)
+		return
+	}
+	delete(h.done, h.order[h.oldest])
+	h.order[h.oldest] = requestNo
+	h.oldest = (h.oldest + 1) % len(h.order)
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
@@ -110,6 +111,7 @@ func TestWebhookConcurrentDeliveriesRecordOnce(t *testing.T) {
 		calls.Add(1)
 		return nil
 	})
+	h.MaxConfirming = 1 // deliveries of one requestNo wait for each other: they are not refused as busy
 	body, _ := fake.Notification("N-1", "S1", "ACTIVE")
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
@@ -175,5 +177,83 @@ func TestWebhookUnsignedConfirmedByQuery(t *testing.T) {
 	empty, _ := json.Marshal(map[string]string{"version": "1.0", "requestData": junk})
 	if code := post(empty); code != http.StatusBadRequest || len(got) != 1 {
 		t.Fatalf("malformed notification: answer %d, recorded %+v", code, got)
+	}
+}
+
+// TestWebhookConfirmsABoundedNumberAtATime: anyone with our public key can
+// make a notification that decrypts, each costing a binding query. Beyond
+// MaxConfirming deliveries being confirmed, one is answered 503 at once
+// (Infinia delivers it again), not queued behind Infinia's rate limit.
+func TestWebhookConfirmsABoundedNumberAtATime(t *testing.T) {
+	k := keys(t)
+	fake := infiniapaytest.New(infiniapaytest.Options{Keys: k})
+	fake.SetBinding("S1", "ACTIVE")
+	fake.SetBinding("S2", "ACTIVE")
+	release, asked := make(chan struct{}), make(chan string, 4)
+	confirm := func(ctx context.Context, seller string) (string, error) {
+		asked <- seller
+		<-release
+		return confirmer(fake)(ctx, seller)
+	}
+	var recorded atomic.Int32
+	h := infiniapay.WebhookHandler(k.PlatformPrivate, k.InfiniaPublic, confirm, func(context.Context, infiniapay.SellerStatus) error {
+		recorded.Add(1)
+		return nil
+	})
+	h.MaxConfirming = 1
+	post := func(requestNo, seller string) *httptest.ResponseRecorder {
+		body, err := fake.Notification(requestNo, seller, "ACTIVE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		return rec
+	}
+	first := make(chan *httptest.ResponseRecorder)
+	go func() { first <- post("N-1", "S1") }()
+	<-asked // N-1 is being confirmed
+	second := make(chan *httptest.ResponseRecorder, 1)
+	go func() { second <- post("N-2", "S2") }()
+	select {
+	case rec := <-second:
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("a delivery beyond MaxConfirming: answer %d %q, want 503 with Retry-After", rec.Code, rec.Body.String())
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("a delivery beyond MaxConfirming was not answered at once: it waits on the confirmations")
+	}
+	close(release)
+	if rec := <-first; rec.Code != http.StatusOK {
+		t.Fatalf("N-1: answer %d", rec.Code)
+	}
+	if rec := post("N-2", "S2"); rec.Code != http.StatusOK || recorded.Load() != 2 || len(asked) != 1 {
+		t.Fatalf("N-2 delivered again: answer %d, %d recorded, %d queries; want it confirmed and recorded", rec.Code, recorded.Load(), len(asked)+1)
+	}
+}
+
+// TestWebhookAsksSeenBeforeConfirming: a delivery the ledger dealt with
+// before a restart costs no binding query.
+func TestWebhookAsksSeenBeforeConfirming(t *testing.T) {
+	k := keys(t)
+	fake := infiniapaytest.New(infiniapaytest.Options{Keys: k})
+	fake.SetBinding("S1", "ACTIVE")
+	var queries, recorded atomic.Int32
+	h := infiniapay.WebhookHandler(k.PlatformPrivate, k.InfiniaPublic, func(ctx context.Context, seller string) (string, error) {
+		queries.Add(1)
+		return confirmer(fake)(ctx, seller)
+	}, func(context.Context, infiniapay.SellerStatus) error { recorded.Add(1); return nil })
+	h.Seen = func(_ context.Context, requestNo string) (bool, error) { return requestNo == "N-OLD", nil }
+	for _, n := range []string{"N-OLD", "N-NEW"} {
+		body, _ := fake.Notification(n, "S1", "ACTIVE")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		if rec.Code != http.StatusOK || rec.Body.String() != "SUCCESS" {
+			t.Fatalf("%s: answer %d %q", n, rec.Code, rec.Body.String())
+		}
+	}
+	if queries.Load() != 1 || recorded.Load() != 1 {
+		t.Fatalf("%d queries, %d recorded; want the new delivery's alone", queries.Load(), recorded.Load())
 	}
 }
