@@ -48,7 +48,7 @@ func demoCommand(cfg *config) *cli.Command {
 			&cli.StringFlag{Name: flagDate, Usage: "business date to settle (default: yesterday in --tz)"},
 			&cli.IntFlag{Name: "orders", Value: 2000, Usage: "orders to seed"},
 			&cli.IntFlag{Name: "sellers", Value: 40, Usage: "sellers to seed"},
-			&cli.IntFlag{Name: "bad-rows", Value: 8, Usage: "bad rows among the orders (unset: 8, or a tenth of fewer than 80 orders, within the run's reject limit)"},
+			&cli.IntFlag{Name: "bad-rows", Value: 9, Usage: "bad rows among the orders (unset: 9, one of each kind, or a tenth of fewer than 90 orders, within the run's reject limit)"},
 			&cli.IntFlag{Name: "polls", Usage: "status queries each simulated provider answers PROCESSING before the final status (0: the first answer is final)"},
 		},
 		Action: func(c *cli.Context) error { return cfg.demo(c) },
@@ -232,9 +232,9 @@ func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline
 	return nil
 }
 
-// demoBadRows is --bad-rows when given; unset, 8 (one of each of the first
-// eight of seed.BadKinds: the ninth, an unknown seller, needs a ninth), or a
-// tenth of a smaller day: 8 bad rows of 10 orders are over the run's
+// demoBadRows is --bad-rows when given; unset, 9 (one of each of
+// seed.BadKinds, the unknown seller too), or a
+// tenth of a smaller day: 9 bad rows of 10 orders are over the run's
 // reject limit (--max-reject-ratio, 20%), and a demo of 10 orders would
 // end refusing its day.
 func demoBadRows(c *cli.Context) int {

@@ -47,15 +47,15 @@ func TestDemoSimulatorAnswersAtOnce(t *testing.T) {
 	}
 }
 
-// TestDemoBadRowsFitTheDay: unset, --bad-rows is 8, or a tenth of a day
-// under 80 orders (8 of 10 would be over the run's reject limit, and the
+// TestDemoBadRowsFitTheDay: unset, --bad-rows is 9 (one of each kind), or
+// a tenth of a day under 90 orders (9 of 10 would be over the run's reject limit, and the
 // demo would end refusing its day); given, it is what was given.
 func TestDemoBadRowsFitTheDay(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		want int
 	}{
-		{nil, 8}, {[]string{"--orders", "80"}, 8}, {[]string{"--orders", "79"}, 7}, {[]string{"--orders", "10"}, 1},
+		{nil, 9}, {[]string{"--orders", "90"}, 9}, {[]string{"--orders", "89"}, 8}, {[]string{"--orders", "10"}, 1},
 		{[]string{"--orders", "9"}, 0}, {[]string{"--orders", "0"}, 0}, {[]string{"--orders", "10", "--bad-rows", "10"}, 10},
 		{[]string{"--bad-rows", "0"}, 0},
 	} {
