@@ -54,6 +54,8 @@ func runCommand(cfg *config) *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"SETTLE_DRY_RUN"}, Usage: "compute and print the plan; write and send nothing"},
 			&cli.StringFlag{Name: flagShard, EnvVars: []string{"SETTLE_SHARD"},
 				Usage: "I/N: settle only the sellers of shard I of N (default: from JOB_COMPLETION_INDEX and SETTLE_SHARDS, else 0/1)"},
+			&cli.DurationFlag{Name: flagLockWait, EnvVars: []string{"SETTLE_LOCK_WAIT"},
+				Usage: "while another settle process holds the date (a manual run of it, say), try again every few seconds for this long before exit 75 (0: exit 75 at once)"},
 			&cli.Float64Flag{Name: "max-reject-ratio", EnvVars: []string{"SETTLE_MAX_REJECT_RATIO"}, Value: 0.05,
 				Usage: "stop before anything is sent (exit 3) when more than this share of the day's rows is rejected"},
 			outFlag(),
@@ -86,7 +88,7 @@ func runCommand(cfg *config) *cli.Command {
 				}
 			}()
 			sink := &metricsSink{}
-			err = backfill(dates, func(d pipeline.Date) error {
+			err = backfill(dates, cfg.whileLocked(c, func(d pipeline.Date) error {
 				// The options first: a configuration error is exit 2
 				// before the database is touched.
 				sink.date = d
@@ -141,7 +143,7 @@ func runCommand(cfg *config) *cli.Command {
 					return cfg.settleShards(c.Context, l, opts, keys)
 				}
 				return cfg.settle(c.Context, l, opts)
-			})
+			}))
 			if l == nil && err != nil && c.String("metrics-file") != "" {
 				// Failed before the ledger was opened (a rules file that
 				// cannot be read, say): the textfile still gets the exit
@@ -155,6 +157,44 @@ func runCommand(cfg *config) *cli.Command {
 			sink.flush(c.Context, cfg, l, c.String("metrics-pushgateway"), c.String("metrics-file"), err)
 			return err
 		},
+	}
+}
+
+// lockRetry is how often a run waiting for its date's lock (--lock-wait)
+// tries it again.
+const lockRetry = 2 * time.Second
+
+// whileLocked is settle, run again every lockRetry while another process
+// holds the date's lock (KindLocked), until --lock-wait is over: a nightly
+// run that finds a person's run of its date working waits for it, and
+// then goes on (a re-run of a finished date sends nothing), rather than
+// fail the Job after three quick retries. Taking the lock is the first
+// thing a run of a date does, so a refused one did nothing.
+func (cfg *config) whileLocked(c *cli.Context, settle func(pipeline.Date) error) func(pipeline.Date) error {
+	return func(d pipeline.Date) error {
+		wait := c.Duration(flagLockWait)
+		deadline := time.Now().Add(wait)
+		for waited := false; ; waited = true {
+			err := settle(d)
+			left := time.Until(deadline)
+			if pipeline.KindOf(err) != pipeline.KindLocked || left <= 0 {
+				if waited && err == nil {
+					cfg.note(fmt.Sprintf("%s: the other run ended; this one went on", d), "date", d.String())
+				}
+				return err
+			}
+			if !waited {
+				cfg.note(fmt.Sprintf("%s: another settle process holds the date; waiting for it, up to --lock-wait %s", d, wait),
+					"date", d.String(), "lock_wait", wait.String())
+			}
+			t := time.NewTimer(min(lockRetry, left))
+			select {
+			case <-c.Context.Done():
+				t.Stop()
+				return err
+			case <-t.C:
+			}
+		}
 	}
 }
 

@@ -98,6 +98,7 @@ const (
 	flagRecheckDays     = "recheck-days"
 	flagReconcileAll    = "reconcile-all"
 	flagReextract       = "reextract"
+	flagLockWait        = "lock-wait"
 	flagSkipChannel     = "skip-channel"
 )
 

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// signalWriter keeps what is written and closes seen once it holds want.
+type signalWriter struct {
+	want string
+	seen chan struct{}
+
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	had := strings.Contains(w.buf.String(), w.want)
+	w.buf.Write(p)
+	if !had && strings.Contains(w.buf.String(), w.want) {
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+func (w *signalWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// TestARunWaitsForItsDateWithLockWait: a nightly run that found a
+// person's run of its date working exited 75 at once, and the Job's three
+// quick retries failed it (an alert, with nothing wrong). With --lock-wait
+// it tries again until the other run ends, then goes on; without it, or
+// past it, it still exits 75, having done nothing.
+func TestARunWaitsForItsDateWithLockWait(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(200, 0)
+	e.mustSettle("migrate")
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d, _ := pipeline.ParseDate(testDate)
+	release, err := l.LockDate(ctx, d) // another process's run of the date
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--until", "transform"}
+	for _, extra := range [][]string{nil, {"--lock-wait", "1s"}} {
+		if out, code := e.settle(append(args, extra...)...); code != 75 || e.count(`SELECT count(*) FROM settle.runs`) != 0 {
+			t.Fatalf("%v beside a run of the date: exit %d, %d runs; want 75 and nothing done\n%s", extra, code, e.count(`SELECT count(*) FROM settle.runs`), out)
+		}
+	}
+	w := &signalWriter{want: "waiting for it", seen: make(chan struct{})}
+	done := make(chan int, 1)
+	go func() {
+		var errb bytes.Buffer
+		err := run(ctx, append([]string{"settle", "run", "--database-url", e.url}, append(args[1:], "--lock-wait", "10m")...),
+			func(string) string { return "" }, w, &errb)
+		done <- exitCode(err, &errb)
+	}()
+	select {
+	case <-w.seen:
+	case code := <-done:
+		t.Fatalf("exit %d without waiting:\n%s", code, w)
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("no word of waiting:\n%s", w)
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != 0 || !strings.Contains(w.String(), "the other run ended") || e.count(`SELECT count(*) FROM settle.items`) == 0 {
+		t.Fatalf("once the other run ended: exit %d, %d items; want 0 and the day read\n%s", code, e.count(`SELECT count(*) FROM settle.items`), w)
+	}
+}
