@@ -100,3 +100,37 @@ func TestAnUploadInfiniaAnswersUnusablyIsNotSentAgain(t *testing.T) {
 		t.Fatalf("%v, uploaded %d times, effect %s: want Infinia's answer as the error, nothing uploaded, still unknown", err, sftp.delivered, e.State)
 	}
 }
+
+// partFile is an SFTP server on which a file of another size than the
+// upload's is under its final name (an older upload of the name, say).
+type partFile struct {
+	absentFile
+	size int64
+}
+
+func (s *partFile) Stat(context.Context, string) (int64, bool, error) { return s.size, true, nil }
+
+// TestAFileOfAnotherSizeIsNotTakenAsUploaded: an upload whose answer was
+// lost is asked about; Infinia does not know it, and a file under its
+// final name has another size than the upload's. That is not the upload
+// (a mutation test found the size check untested: such a file counted as
+// uploaded, and Infinia was waited on for a file it never got): it never
+// arrived, and is sent again under its key.
+func TestAFileOfAnotherSizeIsNotTakenAsUploaded(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int64{99, 100} {
+		sftp := &partFile{size: size}
+		c := &StageConfig{API: notYetKnown{}, SFTP: sftp, WorkDir: t.TempDir()}
+		c.defaults()
+		f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
+		up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+		store := &oneEffect{}
+		e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo,
+			State: pipeline.EffectUnknown, Sends: 1, LastError: "connection reset by peer"}
+		e, err := pipeline.ApplyEffect(context.Background(), store, up, e)
+		if want := 1 - int(size/100); err != nil || sftp.delivered != want || e.State != pipeline.EffectSucceeded {
+			t.Fatalf("a file of %d bytes under the name, the upload's %d: %v, uploaded %d times, effect %s; want uploaded %d times, succeeded",
+				size, f.Bytes, err, sftp.delivered, e.State, want)
+		}
+	}
+}
