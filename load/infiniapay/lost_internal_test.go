@@ -39,12 +39,18 @@ func TestAFileInfiniaLostNeedsAPerson(t *testing.T) {
 		name string
 		ago  time.Duration
 		lost bool
-	}{{"an hour after its upload", time.Hour, false}, {"two days after", 48 * time.Hour, true}} {
+	}{{"an hour after its upload", time.Hour, false}, {"two days after", 48 * time.Hour, true},
+		// No upload time recorded: not known to be late, so not lost (a
+		// mutation test found the check untested: held at once, exit 4).
+		{"no upload time", -1, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := &statusStore{}
 			for i := range 4 {
 				store.files = append(store.files, pipeline.TradeFile{ID: int64(i + 1), RequestNo: fmt.Sprintf("R%d", i), Name: fmt.Sprintf("F%d.csv", i),
 					Status: StatusReceived, Uploaded: now.Add(-tc.ago)})
+				if tc.ago < 0 {
+					store.files[i].Uploaded = time.Time{}
+				}
 			}
 			c := &StageConfig{Store: store, API: unknownOne{unknown: "R0"}, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}),
 				Wait: 5 * time.Millisecond, Poll: time.Millisecond, Now: func() time.Time { return now }}
