@@ -156,3 +156,84 @@ func TestAnUploadWhoseRenameNeverHappenedIsFinishedByTheNextQuestion(t *testing.
 		t.Fatalf("FinishUpload was given %q, want the upload's error %q", sftp.finished, sent)
 	}
 }
+
+// refusesToSay is Infinia's status API answering a requestNo it never
+// received with a refusal of its own (a code that is not one of
+// NotFoundCodes: "not found" has no published code), or with an answer
+// that cannot be used.
+type refusesToSay struct {
+	stageAPI
+	err error
+}
+
+func (a refusesToSay) UploadStatus(context.Context, pipeline.TradeFile) (string, string, error) {
+	return "", "", a.err
+}
+
+// TestAStrandedUploadIsFinishedWhateverInfiniaSaysOfIt: the rename into
+// place was asked for on a connection since lost and never happened (its
+// temporary file is whole on the server), and Infinia's status API
+// answers about the requestNo it never received with a refusal (SYS-002:
+// "not found" has no published code) or an answer that cannot be used.
+// The question returned that answer before FinishUpload was asked, so the
+// upload was held for a person on every run (and, once the server
+// cleaned up its temporary files, waited until --infinia-lost-after),
+// though the temporary file proved the rename never happened. Ending it
+// sends nothing again: it is this upload's own rename.
+func TestAStrandedUploadIsFinishedWhateverInfiniaSaysOfIt(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"refused", fmt.Errorf("%w: infiniapay trade-details/query TDU-1: SYS-002 invalid parameter", pipeline.ErrRefused)},
+		{"unusable", fmt.Errorf("%w: infiniapay trade-details/query TDU-1: status %q", ErrAnswer, "WHATEVER")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sftp := &strandedFile{}
+			c := &StageConfig{API: refusesToSay{err: tc.err}, SFTP: sftp, WorkDir: t.TempDir()}
+			c.defaults()
+			f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
+			up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+			store := &oneEffect{}
+			e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo, State: pipeline.EffectPlanned}
+			e, err := pipeline.ApplyEffect(context.Background(), store, up, e)
+			if err != nil || e.State != pipeline.EffectUnknown {
+				t.Fatalf("first send: %v, %s", err, e.State)
+			}
+			e, err = pipeline.ApplyEffect(context.Background(), store, up, e)
+			if err != nil || e.State != pipeline.EffectSucceeded || e.ProviderRef != f.Name || sftp.delivered != 1 || len(sftp.finished) != 1 {
+				t.Fatalf("asked: %v, %s, ref %q, uploaded %d times, finished %d times; want it finished, uploaded once", err, e.State, e.ProviderRef, sftp.delivered, len(sftp.finished))
+			}
+		})
+	}
+}
+
+// failingFinish is a stranded upload whose server cannot be reached to
+// end it now.
+type failingFinish struct{ takenFile }
+
+func (f *failingFinish) FinishUpload(context.Context, string, int64, string) (bool, error) {
+	return false, errors.New("sftp sftp:22: 3 connections lost or refused")
+}
+
+// TestAStrandedUploadInfiniaRefusesToSayOfStaysForAPerson: when the
+// session cannot end the rename now, Infinia's refusal still says what
+// the upload is (for a person, never sent again), the session's error
+// beside it.
+func TestAStrandedUploadInfiniaRefusesToSayOfStaysForAPerson(t *testing.T) {
+	t.Parallel()
+	sftp := &failingFinish{}
+	refusal := fmt.Errorf("%w: infiniapay trade-details/query TDU-1: SYS-002 invalid parameter", pipeline.ErrRefused)
+	c := &StageConfig{API: refusesToSay{err: refusal}, SFTP: sftp, WorkDir: t.TempDir()}
+	c.defaults()
+	f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
+	up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+	store := &oneEffect{}
+	e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo, State: pipeline.EffectPlanned}
+	e, _ = pipeline.ApplyEffect(context.Background(), store, up, e)
+	e, err := pipeline.ApplyEffect(context.Background(), store, up, e)
+	if !pipeline.SubjectOnly(err) || !strings.Contains(err.Error(), "connections lost") || e.State != pipeline.EffectUnknown || sftp.delivered != 1 {
+		t.Fatalf("asked: %v, %s, uploaded %d times; want Infinia's refusal and the session's error, the upload unknown, sent once", err, e.State, sftp.delivered)
+	}
+}

@@ -333,7 +333,11 @@ func (u *uploads) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome
 
 // Query asks Infinia about e's file, then looks for it under its final
 // name (EffectSender): also when Infinia answers what cannot be used or
-// refuses to answer about it, so that a file that landed is uploaded.
+// refuses to answer about it, so that a file that landed is uploaded. An
+// upload whose delivery is unknown (its rename into place asked for on a
+// connection since lost) is then ended by the SFTP session when its
+// temporary file is still there (FileUploader.FinishUpload), whatever
+// Infinia answered; it is never sent again.
 func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	f, _, err := u.file(e)
 	if err != nil {
@@ -353,19 +357,32 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 	if ok && size == f.Bytes {
 		return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
 	}
-	if qerr != nil && !errors.Is(qerr, pipeline.ErrNotFound) {
-		return pipeline.Outcome{}, qerr // Infinia said something of it: not "never arrived"
-	}
+	said := !errors.Is(qerr, pipeline.ErrNotFound) // Infinia said something of it: not "never arrived"
 	if pipeline.IsDeliveryUnknown(e.LastError) {
 		// The rename into place never happened when the file it was to move
-		// is still there: it is ended now, and the file has landed.
+		// is still there: it is ended now, and the file has landed. So
+		// also when Infinia refuses to say, or says what cannot be used
+		// (its answer to a requestNo it never received may be a refusal:
+		// "not found" has no published code): ending this upload's own
+		// rename sends nothing again. Before, that answer was returned
+		// first, and the upload was held for a person on every run though
+		// its temporary file proved the rename never happened (found by a
+		// review).
 		landed, err := u.c.SFTP.FinishUpload(ctx, f.Name, f.Bytes, e.LastError)
+		if err != nil && said {
+			return pipeline.Outcome{}, errors.Join(qerr, fmt.Errorf("end its rename into place: %w", err)) // still Infinia's answer first
+		}
 		if err != nil {
 			return pipeline.Outcome{}, err
 		}
 		if landed {
 			return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
 		}
+	}
+	if said {
+		return pipeline.Outcome{}, qerr
+	}
+	if pipeline.IsDeliveryUnknown(e.LastError) {
 		// Renamed into place on a connection since lost, perhaps, and taken
 		// by Infinia before it knows the file: asked again (the run ends
 		// still processing), never uploaded a second time. The mark is
