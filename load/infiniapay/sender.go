@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -37,6 +38,12 @@ type RevenueShareSender struct {
 	// Answers keeps Infinia's answers for the distribute stage's check of
 	// those it adopts (StageConfig.Answers); nil: none kept.
 	Answers *ShareAnswers
+	// KnownAfter is how long Infinia may take to know a request it got
+	// (default 24h, the upload stage's LostAfter): a request sent again
+	// under its requestNo after an unknown outcome that Infinia refuses,
+	// and whose requestNo it does not know, is failed only once it has
+	// not known it for this long (see Send).
+	KnownAfter time.Duration
 }
 
 var _ pipeline.EffectSender = RevenueShareSender{}
@@ -47,6 +54,16 @@ var _ pipeline.EffectSender = RevenueShareSender{}
 // refusal (a non-transient code) is confirmed by a status query before it is
 // reported as OutcomeFailed, so that a provider that refuses a repeated
 // requestNo instead of replaying it can never make us pay twice.
+//
+// A refusal of a request sent again under its requestNo (Effect.Sends > 1:
+// an earlier send had an unknown outcome) is not final even when the query
+// does not know the requestNo: Infinia may refuse the repeat ("duplicate",
+// or a balance the first send spent) while its status query does not know
+// the first yet. Failed then, the payout's balance went to a new
+// requestNo, and the first could still pay it (found by a review). It is
+// pending instead, asked again by every run, and failed only once Infinia
+// has not known the requestNo for KnownAfter since it refused it: by then
+// the first send never arrived.
 func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	seller, err := s.seller(ctx, e)
 	if err != nil {
@@ -80,6 +97,8 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 	case qerr == nil:
 		s.Answers.put(e.Key, found)
 		return outcome(found), nil
+	case errors.Is(qerr, ErrNotFound) && e.Sends > 1:
+		return s.refusedAgain(e, strings.TrimSpace(ie.Code+" "+ie.Message)), nil
 	case errors.Is(qerr, ErrNotFound):
 		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(ie.Code + " " + ie.Message)}, nil
 	}
@@ -109,12 +128,54 @@ func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipel
 		s.Answers.put(e.Key, res)
 	}
 	if errors.Is(err, ErrNotFound) {
+		if _, refused := refusedSince(e.LastError); refused {
+			return s.refusedAgain(e, ""), nil // not sent a third time
+		}
 		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
 	}
 	if err != nil {
 		return pipeline.Outcome{}, err
 	}
 	return outcome(res), nil
+}
+
+// refusedMark begins, in a revenue share's last error, when Infinia
+// refused it sent again without knowing its requestNo (refusedAgain).
+const refusedMark = " (refused sent again, requestNo unknown since "
+
+// refusedSince reads the time refusedMark gives in a last error.
+func refusedSince(lastError string) (time.Time, bool) {
+	_, rest, ok := strings.Cut(lastError, refusedMark)
+	if !ok {
+		return time.Time{}, false
+	}
+	stamp, _, _ := strings.Cut(rest, ")")
+	t, err := time.Parse(time.RFC3339, stamp)
+	return t, err == nil
+}
+
+// refusedAgain is the outcome of e, sent again under its requestNo after
+// an unknown outcome, refused by Infinia (refusal, its code and message;
+// "" when asked later), whose requestNo Infinia does not know: pending,
+// the time marked in its reason, until Infinia has not known it for
+// KnownAfter; failed then.
+func (s RevenueShareSender) refusedAgain(e pipeline.Effect, refusal string) pipeline.Outcome {
+	now := s.Client.cfg.Now().UTC()
+	since, marked := refusedSince(e.LastError)
+	if !marked {
+		return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: fmt.Sprintf(
+			"Infinia refused requestNo %s sent again after an unknown outcome (%s) and does not know it: the first send may yet show%s%s)",
+			e.Key, refusal, refusedMark, now.Format(time.RFC3339))}
+	}
+	after := s.KnownAfter
+	if after <= 0 {
+		after = 24 * time.Hour
+	}
+	if now.Sub(since) <= after {
+		return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: e.LastError}
+	}
+	return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: fmt.Sprintf("%s; Infinia still does not know it %s later: the first send never arrived",
+		e.LastError, now.Sub(since).Round(time.Minute))}
 }
 
 func (s RevenueShareSender) seller(ctx context.Context, e pipeline.Effect) (string, error) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/infiniapay"
@@ -154,5 +155,61 @@ func TestSenderFindsTheSeller(t *testing.T) {
 	}
 	if got, err := infiniapay.SubjectSeller("RS/20250903/S-1/USD", "USD"); err != nil || got != "S-1" {
 		t.Fatalf("SubjectSeller = %q, %v", got, err)
+	}
+}
+
+// TestSenderRefusedResendWaitsForInfiniaToKnowTheFirst: a revenue share
+// sent again under its requestNo after an unknown outcome, refused by an
+// Infinia that refuses repeats (PROVIDERS.md: replay or refusal, assumed
+// either way) while its status query does not know the first send yet,
+// was failed: its balance went to a new requestNo while the first could
+// still pay (found by a review). It is pending now, asked again (never
+// sent a third time), and failed once Infinia has not known the requestNo
+// for KnownAfter. A first send refused is failed at once, as before.
+func TestSenderRefusedResendWaitsForInfiniaToKnowTheFirst(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	answer := func(w http.ResponseWriter, code, msg string) {
+		sig, _ := infiniapay.Sign(keys(t).InfiniaPrivate, "")
+		json.NewEncoder(w).Encode(infiniapay.ResponseEnvelope{Code: code, Message: msg, Signature: sig})
+	}
+	var requests int
+	lagging := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			switch {
+			case strings.HasSuffix(req.URL.Path, "revenue-sharing/request"):
+				requests++
+				answer(w, infiniapay.CodeInvalidParameter, "duplicate requestNo")
+			case strings.HasSuffix(req.URL.Path, "revenue-sharing/query"):
+				answer(w, infiniapay.CodeNotFound, "no such request")
+			default:
+				next.ServeHTTP(w, req)
+			}
+		})
+	}
+	r := newRig(t, infiniapaytest.Options{}, lagging, func(c *infiniapay.Config) { c.Now = func() time.Time { return now } })
+	s := infiniapay.RevenueShareSender{Client: r.client, KnownAfter: 24 * time.Hour}
+	e := effect("RS-1", 100)
+	e.Sends = 1
+	if out, err := s.Send(ctx, e); err != nil || out.Status != pipeline.OutcomeFailed {
+		t.Fatalf("a first send refused: %+v, %v; want failed", out, err)
+	}
+	e.Sends, e.State, e.LastError = 2, pipeline.EffectUnknown, "connection reset by peer"
+	out, err := s.Send(ctx, e)
+	if err != nil || out.Status != pipeline.OutcomePending || !strings.Contains(out.Reason, "duplicate requestNo") {
+		t.Fatalf("sent again and refused: %+v, %v; want pending, the refusal named", out, err)
+	}
+	e.State, e.LastError = pipeline.EffectSent, out.Reason
+	now = now.Add(time.Hour)
+	if out, err := s.Query(ctx, e); err != nil || out.Status != pipeline.OutcomePending || out.Reason != e.LastError {
+		t.Fatalf("asked an hour later: %+v, %v; want still pending (not \"not found\": no third send)", out, err)
+	}
+	now = now.Add(24 * time.Hour)
+	out, err = s.Query(ctx, e)
+	if err != nil || out.Status != pipeline.OutcomeFailed || !strings.Contains(out.Reason, "never arrived") {
+		t.Fatalf("asked a day later: %+v, %v; want failed", out, err)
+	}
+	if requests != 2 {
+		t.Fatalf("%d requests sent, want 2", requests)
 	}
 }
