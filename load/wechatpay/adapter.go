@@ -135,7 +135,7 @@ func (a *Adapter) reviewing(subMchID string) (string, bool) {
 func (a *Adapter) Remaining(ctx context.Context, subMchID, transactionID string) (pipeline.Money, error) {
 	u, err := a.client.RemainingAmount(ctx, subMchID, transactionID)
 	var we *Error
-	if errors.As(err, &we) && we.Code == CodeOrderNotReady {
+	if errors.As(err, &we) && we.NotReady() {
 		return pipeline.Money{}, fmt.Errorf("%w: %v", ErrNotReady, err)
 	}
 	if errors.Is(err, ErrNotFound) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rsa"
 	"errors"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -131,3 +133,36 @@ func newAdapter(t testing.TB, cfg wechatpay.Config) *wechatpay.Adapter {
 
 // The ledger is the store of the stage and the matcher.
 var _ wechatpay.ProviderStore = (*ledger.Ledger)(nil)
+
+// TestRemainingTakesEveryNotReadyCode: Config.NotReadyCodes lists the codes
+// meaning "not distributable yet" (ORDER_NOT_READY is assumed); the
+// remaining-amount check knew ORDER_NOT_READY alone, so another code
+// configured failed the run (exit 1) where the transaction was to wait
+// (found by a review).
+func TestRemainingTakesEveryNotReadyCode(t *testing.T) {
+	const code = "TRADE_NOT_SETTLED"
+	notYet := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasSuffix(r.URL.Path, "/amounts") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"code":%q,"message":"the transaction is not settled yet"}`, code)
+		})
+	}
+	for _, configured := range []bool{true, false} {
+		r := newRig(t, wechatpaytest.Options{}, notYet, func(c *wechatpay.Config) {
+			if configured {
+				c.NotReadyCodes = []string{wechatpay.CodeOrderNotReady, code}
+			}
+		})
+		api := wechatpay.NewAdapter(r.client, wechatpay.NewReceiver{Type: wechatpay.TypeMerchantID, Account: "1900009999",
+			Name: "Platform Ltd", RelationType: wechatpay.RelationDistributor})
+		_, err := api.Remaining(context.Background(), subMchID, "T1")
+		if errors.Is(err, wechatpay.ErrNotReady) != configured {
+			t.Fatalf("%s answered, configured as not ready %v: %v", code, configured, err)
+		}
+	}
+}

@@ -136,6 +136,12 @@ func (e *Error) Transient() bool {
 	return false
 }
 
+// NotReady reports whether WeChat Pay answered that it cannot distribute
+// the transaction yet: one of Config.NotReadyCodes.
+func (e *Error) NotReady() bool {
+	return e.kind == failCode && slices.Contains(e.notReady, e.Code)
+}
+
 // Refused reports whether WeChat Pay definitely refused the request: a
 // signed 4xx answer other than 429 that is not Transient, nor a refusal of
 // our credentials (401, which concerns every request, not this one).
