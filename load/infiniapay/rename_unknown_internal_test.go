@@ -63,10 +63,7 @@ func (s *oneEffect) RecordOutcome(_ context.Context, _ int64, st pipeline.Effect
 func TestAnUploadWhoseRenameIsUnknownIsNotSentAgain(t *testing.T) {
 	t.Parallel()
 	sftp := &takenFile{}
-	c := &StageConfig{API: notYetKnown{}, SFTP: sftp, WorkDir: t.TempDir()}
-	c.defaults()
-	f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
-	up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+	up, f := oneUpload(t, notYetKnown{}, sftp, nil)
 	store := &oneEffect{}
 	e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo, State: pipeline.EffectPlanned}
 	// The engine's first wave: sent; the session's error makes it unknown.
@@ -92,10 +89,7 @@ func TestAnUploadWhoseDeliveryStaysUnknownIsForAPerson(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 	sftp := &takenFile{}
-	c := &StageConfig{API: notYetKnown{}, SFTP: sftp, WorkDir: t.TempDir(), Now: func() time.Time { return now }}
-	c.defaults()
-	f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
-	up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+	up, f := oneUpload(t, notYetKnown{}, sftp, func() time.Time { return now })
 	store := &oneEffect{}
 	e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo, State: pipeline.EffectPlanned}
 	var err error
@@ -107,7 +101,7 @@ func TestAnUploadWhoseDeliveryStaysUnknownIsForAPerson(t *testing.T) {
 	if sftp.delivered != 1 || !pipeline.IsDeliveryUnknown(e.LastError) || !strings.Contains(e.LastError, "since 2026-11-25T03:00:00Z") {
 		t.Fatalf("uploaded %d times (effect %s, last error %q): want once, the mark kept with its time", sftp.delivered, e.State, e.LastError)
 	}
-	now = now.Add(c.LostAfter + time.Minute)
+	now = now.Add(up.c.LostAfter + time.Minute)
 	_, err = pipeline.ApplyEffect(context.Background(), store, up, e)
 	if !errors.Is(err, ErrAnswer) || !strings.Contains(err.Error(), "ask Infinia") || sftp.delivered != 1 {
 		t.Fatalf("a day later: %v, uploaded %d times; want it for a person, never uploaded again", err, sftp.delivered)
@@ -137,10 +131,7 @@ func (f *strandedFile) FinishUpload(_ context.Context, _ string, _ int64, lastEr
 func TestAnUploadWhoseRenameNeverHappenedIsFinishedByTheNextQuestion(t *testing.T) {
 	t.Parallel()
 	sftp := &strandedFile{}
-	c := &StageConfig{API: notYetKnown{}, SFTP: sftp, WorkDir: t.TempDir()}
-	c.defaults()
-	f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
-	up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+	up, f := oneUpload(t, notYetKnown{}, sftp, nil)
 	store := &oneEffect{}
 	e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo, State: pipeline.EffectPlanned}
 	e, err := pipeline.ApplyEffect(context.Background(), store, up, e)
@@ -191,10 +182,7 @@ func TestAStrandedUploadIsFinishedWhateverInfiniaSaysOfIt(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sftp := &strandedFile{}
-			c := &StageConfig{API: refusesToSay{err: tc.err}, SFTP: sftp, WorkDir: t.TempDir()}
-			c.defaults()
-			f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
-			up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+			up, f := oneUpload(t, refusesToSay{err: tc.err}, sftp, nil)
 			store := &oneEffect{}
 			e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo, State: pipeline.EffectPlanned}
 			e, err := pipeline.ApplyEffect(context.Background(), store, up, e)
@@ -225,10 +213,7 @@ func TestAStrandedUploadInfiniaRefusesToSayOfStaysForAPerson(t *testing.T) {
 	t.Parallel()
 	sftp := &failingFinish{}
 	refusal := fmt.Errorf("%w: infiniapay trade-details/query TDU-1: SYS-002 invalid parameter", pipeline.ErrRefused)
-	c := &StageConfig{API: refusesToSay{err: refusal}, SFTP: sftp, WorkDir: t.TempDir()}
-	c.defaults()
-	f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
-	up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+	up, f := oneUpload(t, refusesToSay{err: refusal}, sftp, nil)
 	store := &oneEffect{}
 	e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo, State: pipeline.EffectPlanned}
 	e, _ = pipeline.ApplyEffect(context.Background(), store, up, e)
@@ -236,4 +221,14 @@ func TestAStrandedUploadInfiniaRefusesToSayOfStaysForAPerson(t *testing.T) {
 	if !pipeline.SubjectOnly(err) || !strings.Contains(err.Error(), "connections lost") || e.State != pipeline.EffectUnknown || sftp.delivered != 1 {
 		t.Fatalf("asked: %v, %s, uploaded %d times; want Infinia's refusal and the session's error, the upload unknown, sent once", err, e.State, sftp.delivered)
 	}
+}
+
+// oneUpload is the upload stage's sender of one trade file of 100 bytes
+// (requestNo TDU-1) over api and sftp, on the clock now (nil: the
+// default).
+func oneUpload(t testing.TB, api API, sftp FileUploader, now func() time.Time) (*uploads, pipeline.TradeFile) {
+	c := &StageConfig{API: api, SFTP: sftp, WorkDir: t.TempDir(), Now: now}
+	c.defaults()
+	f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
+	return &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}, f
 }

@@ -144,15 +144,7 @@ func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipel
 const refusedMark = " (refused sent again, requestNo unknown since "
 
 // refusedSince reads the time refusedMark gives in a last error.
-func refusedSince(lastError string) (time.Time, bool) {
-	_, rest, ok := strings.Cut(lastError, refusedMark)
-	if !ok {
-		return time.Time{}, false
-	}
-	stamp, _, _ := strings.Cut(rest, ")")
-	t, err := time.Parse(time.RFC3339, stamp)
-	return t, err == nil
-}
+func refusedSince(lastError string) (time.Time, bool) { return markedTime(lastError, refusedMark) }
 
 // refusedAgain is the outcome of e, sent again under its requestNo after
 // an unknown outcome, refused by Infinia (refusal, its code and message;

@@ -414,7 +414,13 @@ const deliverySinceMark = " (delivery unknown since "
 // deliveryUnknownSince reads the time deliverySinceMark gives in an
 // upload's last error.
 func deliveryUnknownSince(lastError string) (time.Time, bool) {
-	_, rest, ok := strings.Cut(lastError, deliverySinceMark)
+	return markedTime(lastError, deliverySinceMark)
+}
+
+// markedTime reads the time (RFC 3339) that follows mark in a last error,
+// up to the closing parenthesis.
+func markedTime(lastError, mark string) (time.Time, bool) {
+	_, rest, ok := strings.Cut(lastError, mark)
 	if !ok {
 		return time.Time{}, false
 	}

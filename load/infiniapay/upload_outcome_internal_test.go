@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"testing"
 
 	"github.com/settlekit/settle/pipeline"
@@ -88,10 +87,7 @@ func (s *absentFile) FinishUpload(context.Context, string, int64, string) (bool,
 func TestAnUploadInfiniaAnswersUnusablyIsNotSentAgain(t *testing.T) {
 	t.Parallel()
 	sftp := &absentFile{}
-	c := &StageConfig{API: refusedFile{unusable: true}, SFTP: sftp, WorkDir: t.TempDir()}
-	c.defaults()
-	f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
-	up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+	up, f := oneUpload(t, refusedFile{unusable: true}, sftp, nil)
 	store := &oneEffect{}
 	e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo,
 		State: pipeline.EffectUnknown, Sends: 1, LastError: "connection reset by peer"}
@@ -120,10 +116,7 @@ func TestAFileOfAnotherSizeIsNotTakenAsUploaded(t *testing.T) {
 	t.Parallel()
 	for _, size := range []int64{99, 100} {
 		sftp := &partFile{size: size}
-		c := &StageConfig{API: notYetKnown{}, SFTP: sftp, WorkDir: t.TempDir()}
-		c.defaults()
-		f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
-		up := &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}
+		up, f := oneUpload(t, notYetKnown{}, sftp, nil)
 		store := &oneEffect{}
 		e := pipeline.Effect{ID: 1, RunID: 1, Kind: KindUpload, Subject: "U/1", Attempt: 1, Key: f.RequestNo,
 			State: pipeline.EffectUnknown, Sends: 1, LastError: "connection reset by peer"}
