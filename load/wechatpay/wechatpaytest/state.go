@@ -65,6 +65,18 @@ func (s *Server) AddTransaction(subMchID, transactionID string, cur pipeline.Cur
 		readyAt: s.o.Now().Add(max(s.o.ReadyAfter, 0)), never: s.o.ReadyAfter < 0}
 }
 
+// Refund returns amount (minor units) of a transaction to the buyer out of
+// what is still frozen, as a refund before its distribution does: the
+// transaction holds less, and its order amount, the ratio cap's base,
+// stays what the buyer paid. A refund of more than is frozen is ignored.
+func (s *Server) Refund(transactionID string, amount int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.txns[transactionID]; t != nil && amount > 0 && amount <= t.frozen {
+		t.frozen -= amount
+	}
+}
+
 // SetReady makes a transaction distributable now.
 func (s *Server) SetReady(transactionID string) {
 	s.mu.Lock()
