@@ -38,12 +38,7 @@ func TestAnUploadGivenUpWithItsRenameAskedIsFinishedLater(t *testing.T) {
 	const name = "TD_finish.csv"
 	c := randomContent(5000, 31)
 	go func() {
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if fi, err := os.Stat(tempOf(p.upload, name)); err == nil && fi.Size() == int64(len(c)) {
-				break
-			}
-		}
-		time.Sleep(300 * time.Millisecond) // the stat is being answered: the rename will be held
+		statAsked(faults, 2) // the stat is being answered (1 s): the rename will be held
 		h.hold()
 	}()
 	err := s.Upload(context.Background(), name, int64(len(c)), c.sha(), c.open)
@@ -72,6 +67,17 @@ func TestAnUploadGivenUpWithItsRenameAskedIsFinishedLater(t *testing.T) {
 		t.Fatalf("renamed into place %d times, with sha256 %v (want once, %s)", len(renames), renames, c.sha())
 	}
 	p.noTempFiles(t)
+}
+
+// statAsked waits (up to a minute) until the SFTP server has had n stat
+// calls: the upload's stat of its temporary file is the second, which the
+// tests delay a second, so that what the client sends next (the rename)
+// can be held or lost. Waiting for the temporary file to be whole and a
+// further 300 ms guessed when the stat had arrived.
+func statAsked(faults *fault.Injector, n int) {
+	for deadline := time.Now().Add(time.Minute); faults.Calls(sftptest.StatEndpoint) < n && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // TestFinishUploadEndsOnlyWhatTheErrorNames: FinishUpload renames only

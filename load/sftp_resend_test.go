@@ -3,7 +3,6 @@ package load
 import (
 	"context"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -34,16 +33,8 @@ func TestALateRenameDoesNotMoveTheResentUploadInPart(t *testing.T) {
 		return DialSFTP(ctx, cfg)
 	}
 	c := randomContent(1<<20, 21)
-	waitSize := func(ok func(int64) bool) {
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-			if fi, err := os.Stat(tempOf(p.upload, "TD_resend.csv")); err == nil && ok(fi.Size()) {
-				return
-			}
-		}
-	}
 	go func() {
-		waitSize(func(n int64) bool { return n == int64(len(c)) })
-		time.Sleep(300 * time.Millisecond) // the stat is being answered: the rename will be held
+		statAsked(faults, 2) // the stat is being answered (1 s): the rename will be held
 		h.hold()
 	}()
 	err := s.Upload(context.Background(), "TD_resend.csv", int64(len(c)), c.sha(), c.open)

@@ -81,19 +81,14 @@ func TestATemporaryFileGoneWithoutTheRenameIsNotLanded(t *testing.T) {
 	c := randomContent(5000, 14)
 	tmp := func() string { return tempOf(p.upload, "TD_gone.csv") }
 	go func() {
-		// Once the temporary file is whole, its stat is being answered (1 s):
+		// Once the stat of the whole temporary file has arrived (answered 1 s later):
 		// from now on nothing the client sends on this connection arrives
 		// (the rename is lost with it); the server drops the partial upload.
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if fi, err := os.Stat(tmp()); err == nil && fi.Size() == int64(len(c)) {
-				break
-			}
-		}
-		time.Sleep(300 * time.Millisecond)
+		statAsked(faults, 2)
 		m.muteAll()
-		// After the stat's answer (and the rename sent into the void),
-		// before the upload's bound (3 s) closes the connection.
-		time.Sleep(1200 * time.Millisecond)
+		// After the stat's answer (1 s; and the rename sent into the void),
+		// before the upload's bound (3 s after it) closes the connection.
+		time.Sleep(1500 * time.Millisecond)
 		_ = os.Remove(tmp())
 	}()
 	err := s.Upload(context.Background(), "TD_gone.csv", int64(len(c)), c.sha(), c.open)
@@ -126,12 +121,7 @@ func TestALateRenameOfTheOldConnectionDoesNotDeliverTwice(t *testing.T) {
 	c := randomContent(1<<20, 15)
 	tmp := func() string { return tempOf(p.upload, "TD_late.csv") }
 	go func() {
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if fi, err := os.Stat(tmp()); err == nil && fi.Size() == int64(len(c)) {
-				break
-			}
-		}
-		time.Sleep(300 * time.Millisecond) // the stat is being answered: the rename will be held
+		statAsked(faults, 2) // the stat is being answered (1 s): the rename will be held
 		h.hold()
 		// The new connection ends the rename (the temporary file moved).
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
