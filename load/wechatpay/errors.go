@@ -131,7 +131,7 @@ func (e *Error) Transient() bool {
 	case failNotSent, failNoAnswer:
 		return true
 	case failHTTP, failCode:
-		return e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500 || slices.Contains(e.notReady, e.Code)
+		return e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500 || e.NotReady()
 	}
 	return false
 }
