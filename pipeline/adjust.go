@@ -146,6 +146,11 @@ type AdjustStore interface {
 	// RecordLateRefunds records refunds not seen before (by refund_no) and
 	// returns how many were new.
 	RecordLateRefunds(ctx context.Context, run *Run, rs []LateRefund) (int, error)
+	// LateRefundsRecordedOtherwise returns, of rs, the refunds whose
+	// refund_no the ledger holds, not rejected, for another refund: one of
+	// another order, seller or amount. Each comes back as the ledger holds
+	// it (RecordLateRefunds keeps the first, and drops rs's).
+	LateRefundsRecordedOtherwise(ctx context.Context, rs []LateRefund) ([]LateRefund, error)
 	// PendingLateRefunds returns the pending late refunds of the first
 	// orders orders numbered after after (byte order), every pending
 	// refund of each, with its item, ordered by order, creation time and
@@ -183,8 +188,12 @@ type Resplit func(o Order, d Date) (Split, error)
 // ReadLateRefunds records the late refunds of the run's window for the
 // sellers of its shard. It is idempotent: a refund is keyed by refund_no;
 // one recorded as rejected (bad data) is replaced when read again, so a
-// corrected platform row counts once the date runs again.
-func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStore, run *Run, w Window) (int, error) {
+// corrected platform row counts once the date runs again. It returns how
+// many were new, and for a person each refund it could not record because
+// the ledger holds its number for another refund (a platform that numbers
+// refunds per order, or changed a refund after it was taken back):
+// dropped, it was a refund the seller kept.
+func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStore, run *Run, w Window) (int, []string, error) {
 	var rs []LateRefund
 	var seq int64
 	// A refund number the query gives in rows that disagree (the platform
@@ -210,7 +219,7 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("late refunds: %w", err)
+		return 0, nil, fmt.Errorf("late refunds: %w", err)
 	}
 	for i, r := range rs {
 		if disagree[r.RefundNo] {
@@ -218,7 +227,23 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 			rs[i].Reason = fmt.Sprintf("the late-refunds query gives refund_no %s in %d rows that disagree (order, seller, amount or time)", r.RefundNo, rows[r.RefundNo])
 		}
 	}
-	return store.RecordLateRefunds(ctx, run, rs)
+	n, err := store.RecordLateRefunds(ctx, run, rs)
+	if err != nil {
+		return n, nil, err
+	}
+	held, err := store.LateRefundsRecordedOtherwise(ctx, rs)
+	if err != nil {
+		return n, nil, err
+	}
+	var problems []string
+	for _, h := range held {
+		r := first[h.RefundNo]
+		problems = append(problems, fmt.Sprintf("late refund %s of order %s (seller %q, amount_minor %d): the ledger holds refund_no %s for another refund "+
+			"(order %s, seller %q, amount_minor %d, read on %s, %s), so nothing is taken back for this one: "+
+			"a refund number must name one refund (give it a number of its own, then run the date again)",
+			r.RefundNo, r.OrderNo, r.SellerID, r.Amount, h.RefundNo, h.OrderNo, h.SellerID, h.Amount, h.Date, h.State))
+	}
+	return n, problems, nil
 }
 
 // ClawBacks resolves the pending late refunds of the run's shard: a refund
@@ -489,7 +514,7 @@ var ErrBalanceMoved = errors.New("the seller's carried balance changed while the
 func ClawBackStage(store AdjustStore, src LateRefundSource, w func(Date) Window, resplit Resplit, channels Channels) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		win := w(run.Key.Date)
-		n, err := ReadLateRefunds(ctx, src, store, run, win)
+		n, held, err := ReadLateRefunds(ctx, src, store, run, win)
 		if err != nil {
 			return "", err
 		}
@@ -517,6 +542,9 @@ func ClawBackStage(store AdjustStore, src LateRefundSource, w func(Date) Window,
 		summary, problems, err := ClawBacks(ctx, store, resplit, channels, run)
 		if err != nil {
 			return "", err
+		}
+		for _, h := range held {
+			problems.Add(h)
 		}
 		return fmt.Sprintf("%d late refunds read; %s", n, summary), problems.NeedsPerson()
 	}

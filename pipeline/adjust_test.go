@@ -22,6 +22,9 @@ type memAdjust struct {
 func (m *memAdjust) RecordLateRefunds(context.Context, *Run, []LateRefund) (int, error) {
 	return 0, nil
 }
+func (m *memAdjust) LateRefundsRecordedOtherwise(context.Context, []LateRefund) ([]LateRefund, error) {
+	return nil, nil
+}
 func (m *memAdjust) MovedOrderRefunds(context.Context, *Run) ([]LateRefund, error) { return nil, nil }
 func (m *memAdjust) PendingLateRefunds(_ context.Context, after string, orders int) ([]PendingLateRefund, error) {
 	all := slices.Clone(m.pending)

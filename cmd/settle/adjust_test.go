@@ -997,3 +997,33 @@ func TestReextractKeepsNoRefundOfAMovedOrderTwice(t *testing.T) {
 		t.Fatalf("--reextract after a moved order's refund was clawed back: exit %d, want 2\n%s", code, out)
 	}
 }
+
+// A platform whose refund numbers are not unique across orders (numbered
+// per order, say) gives on day 3 a refund of O4 (S3, paid on day 2) under
+// R1, the number of O1's refund clawed back on day 2. The ledger keeps a
+// late refund once by its number, so the second one was dropped without a
+// word: "0 late refunds read", exit 0, and S3 kept the 10.00 the buyer got
+// back (found by an adversarial data review). It is for a person until the
+// platform gives it a number of its own; then it is clawed back.
+func TestALateRefundUnderANumberTheLedgerHoldsForAnotherRefundNeedsAPerson(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenarioDayOneSettled()
+	if out, code := e.runDay(sim, scenarioDays[1]); code != 0 {
+		t.Fatalf("day 2: exit %d\n%s", code, out)
+	}
+	e.db.MustExec(`ALTER TABLE refunds DROP CONSTRAINT refunds_pkey`)
+	e.db.MustExec(`INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) VALUES ('R1', 'O4', 1000, '2026-11-22 14:00Z')`)
+	out, code := e.runDay(sim, scenarioDays[2])
+	if code != 4 || !strings.Contains(out, "late refund R1 of order O4") {
+		t.Fatalf("day 3: exit %d, want 4 naming R1 of O4\n%s", code, out)
+	}
+	e.db.MustExec(`UPDATE refunds SET refund_no = 'O4-R1' WHERE order_no = 'O4'`)
+	if out, code := e.runDay(sim, scenarioDays[2]); code != 0 {
+		t.Fatalf("day 3 with the refund renumbered: exit %d\n%s", code, out)
+	}
+	// 30.00 - 10.00: commission 2.00 of 3.00, the seller gives back 9.00.
+	if n := e.count(`SELECT COALESCE(sum(-amount_minor), 0) FROM settle.adjustments WHERE kind = 'clawback' AND order_no = 'O4'`); n != 900 {
+		t.Errorf("S3 gave back %d for O4's refund, want 900", n)
+	}
+}

@@ -62,6 +62,46 @@ func (l *Ledger) RecordLateRefunds(ctx context.Context, run *pipeline.Run, rs []
 	return n, err
 }
 
+// LateRefundsRecordedOtherwise returns, of rs, the refunds whose number
+// the ledger holds, not rejected, for another refund: another order,
+// seller or amount (pipeline.AdjustStore). RecordLateRefunds left those
+// rows as they were. The same refund read again (a re-run of its date, or
+// its time changed by the platform) is not another refund.
+func (l *Ledger) LateRefundsRecordedOtherwise(ctx context.Context, rs []pipeline.LateRefund) ([]pipeline.LateRefund, error) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	nos, orders, sellers := make(pq.StringArray, len(rs)), make(pq.StringArray, len(rs)), make(pq.StringArray, len(rs))
+	amounts := make(pq.Int64Array, len(rs))
+	for i, r := range rs {
+		nos[i], orders[i], sellers[i], amounts[i] = r.RefundNo, r.OrderNo, r.SellerID, r.Amount
+	}
+	rows, err := l.db.QueryContext(ctx, `
+		SELECT DISTINCT l.refund_no, l.order_no, l.seller_id, l.amount_minor, l.business_date::text, l.state
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS r(refund_no, order_no, seller_id, amount_minor)
+		JOIN late_refunds l ON l.refund_no = r.refund_no
+		WHERE l.state <> 'rejected'
+		  AND (l.order_no, l.seller_id, l.amount_minor) IS DISTINCT FROM (r.order_no, r.seller_id, r.amount_minor)
+		ORDER BY l.refund_no`, nos, orders, sellers, amounts)
+	if err != nil {
+		return nil, fmt.Errorf("read the late refunds recorded under the numbers read: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.LateRefund
+	for rows.Next() {
+		var r pipeline.LateRefund
+		var date string
+		if err := rows.Scan(&r.RefundNo, &r.OrderNo, &r.SellerID, &r.Amount, &date, &r.State); err != nil {
+			return nil, fmt.Errorf("read the late refunds recorded under the numbers read: %w", err)
+		}
+		if r.Date, err = pipeline.ParseDate(date); err != nil {
+			return nil, fmt.Errorf("late refund %s: %w", r.RefundNo, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // MovedOrderRefunds returns what the run's rows rejected as already
 // settled on an earlier date show refunded beyond what the ledger knows
 // of their orders up to the run's date (the item's refund and the late
