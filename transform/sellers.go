@@ -13,7 +13,9 @@ import (
 // platform knows the seller at all.
 func CheckSeller(o pipeline.Order, s pipeline.Seller, known bool, channels pipeline.Channels) string {
 	if !known {
-		return fmt.Sprintf("seller %s is not in the platform's sellers (its sellers query gave no row for it, or rows that disagree)", o.SellerID)
+		// Quoted: the sellers query is asked for the id exactly as the
+		// order has it, so " S1" is not S1, and the reason must show it.
+		return fmt.Sprintf("seller %q is not in the platform's sellers (its sellers query gave no row for it, or rows that disagree)", o.SellerID)
 	}
 	spec, ok := channels.Spec(o.Channel)
 	if !ok {

@@ -50,3 +50,14 @@ func TestCheckSeller(t *testing.T) {
 		}
 	}
 }
+
+// A seller id with spaces around it is looked up as it is, and the reason
+// shows them: "seller   S1  is not in the platform's sellers" left the
+// reader of orders.csv looking for a seller S1 the platform has (found by
+// an adversarial data review).
+func TestCheckSellerQuotesAnUnknownSellerID(t *testing.T) {
+	got := CheckSeller(pipeline.Order{SellerID: "  S1 ", Channel: chInfinia}, pipeline.Seller{}, false, testChannels)
+	if want := `seller "  S1 " is not in the platform's sellers`; !strings.Contains(got, want) {
+		t.Errorf("%q, want it to contain %q", got, want)
+	}
+}

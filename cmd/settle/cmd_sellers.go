@@ -102,7 +102,7 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 		return err
 	}
 	if seller == nil {
-		return pipeline.Errorf(pipeline.KindUsage, "sellers bind", "seller %s is not in the platform's sellers", id)
+		return pipeline.Errorf(pipeline.KindUsage, "sellers bind", "seller %q is not in the platform's sellers", id)
 	}
 	infiniaID := seller.Account(infiniapay.SellerAccount)
 	if infiniaID == "" {
