@@ -426,7 +426,11 @@ func parseMinPayout(s string) (map[pipeline.Currency]int64, error) {
 			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagMinPayout, "%s given twice", cur)
 		}
 		minor, err := pipeline.ParseMinor(strings.TrimSpace(v), cur)
-		if err != nil || minor < 0 {
+		if err != nil {
+			// Its reason: "JPY=10.5" is non-negative, and has a decimal JPY has not.
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagMinPayout, "%q: %v", part, err)
+		}
+		if minor < 0 {
 			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagMinPayout, "%q: want a non-negative amount in %s", part, cur)
 		}
 		out[cur] = minor
