@@ -169,3 +169,36 @@ func TestADryRunOnANewerLedgerSaysTheRunIsRefused(t *testing.T) {
 		t.Fatalf("the dry run on a newer ledger:\n%s", out)
 	}
 }
+
+// TestDatabaseURLAndItsFileTogetherAreRefused: a URL and a file naming
+// one (--database-url and --database-url-file, or their variables) were
+// both accepted and the URL won, the file silently ignored: an operator
+// who gave --database-url-file of the production secret in a shell that
+// exports SETTLE_DATABASE_URL of another database ran on that other one
+// (found by an operator's review). Both set is configuration, exit 2,
+// naming both; nothing is connected to.
+func TestDatabaseURLAndItsFileTogetherAreRefused(t *testing.T) {
+	t.Parallel()
+	rules := validRules(t)
+	file := filepath.Join(t.TempDir(), "database-url")
+	if err := os.WriteFile(file, []byte(unreachableDB+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ url, fileFlag string }{
+		{"--database-url", "--database-url-file"},
+		{"--source-database-url", "--source-database-url-file"},
+	} {
+		cmds := [][]string{{"run", "--date", "2026-11-23", "--rules", rules, "--dry-run", skipAll}}
+		if tc.url == "--database-url" {
+			cmds = append(cmds, []string{"status", "--date", "2026-11-23"}) // reads the ledger alone
+		}
+		for _, args := range cmds {
+			args = append(args, "--database-url", unreachableDB, tc.url, unreachableDB, tc.fileFlag, file)
+			stdout, stderr, code := invoke(nil, args...)
+			all := stdout + stderr
+			if code != 2 || !strings.Contains(all, tc.fileFlag) || !strings.Contains(all, tc.url+" (") {
+				t.Errorf("%s: exit %d, want 2 naming %s and %s:\n%s", strings.Join(args, " "), code, tc.fileFlag, tc.url, all)
+			}
+		}
+	}
+}

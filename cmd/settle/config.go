@@ -132,12 +132,20 @@ func outFlag() cli.Flag {
 }
 
 // secret returns the value of flag, or the trimmed contents of the file named
-// by fileFlag.
+// by fileFlag. Both set is refused: the value won and the file was ignored,
+// silently, so that "--database-url-file /secrets/prod" in a shell that
+// exports SETTLE_DATABASE_URL (another database's) ran on that other one.
 func secret(c *cli.Context, flag, fileFlag string) (string, error) {
-	if v := c.String(flag); v != "" {
+	v, path := c.String(flag), c.String(fileFlag)
+	if v != "" && path != "" {
+		return "", pipeline.Errorf(pipeline.KindUsage, "--"+fileFlag,
+			"both --%s (%s) and --%s (%s) are set: give one of the two, settle does not choose between them",
+			fileFlag, envName(fileFlag), flag, envName(flag))
+	}
+	if v != "" {
 		return v, nil
 	}
-	if path := c.String(fileFlag); path != "" {
+	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return "", pipeline.E(pipeline.KindUsage, "--"+fileFlag, err)
@@ -145,6 +153,13 @@ func secret(c *cli.Context, flag, fileFlag string) (string, error) {
 		return strings.TrimSpace(string(b)), nil
 	}
 	return "", nil
+}
+
+// envName is the environment variable of a flag of settle's
+// configuration: SETTLE_ and its name in capitals ("database-url":
+// SETTLE_DATABASE_URL).
+func envName(flag string) string {
+	return "SETTLE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 func databaseURL(c *cli.Context) (string, error) {
