@@ -29,6 +29,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer parsed()
 	cfg := &config{getenv: getenv, stdout: stdout, stderr: stderr}
 	cfg.logger() // decide the log format before anything prints
+	if f := getenv(logFormatEnv); f != "" && f != "json" && f != "text" {
+		// Taken as text, it left a pod's log without its JSON lines (the
+		// last one, with exit_code, is what alerts read), silently.
+		return cfg.logFailure(pipeline.Errorf(pipeline.KindUsage, logFormatEnv,
+			"%q: want json or text (unset: JSON when stdout is not a terminal, text on one)", f))
+	}
 	app := &cli.App{
 		Name:                 "settle",
 		Usage:                "settle a marketplace's orders with its payment providers, one business day at a time",

@@ -38,6 +38,9 @@ type config struct {
 	live           io.Writer // a terminal, for live progress lines; nil elsewhere
 }
 
+// logFormatEnv names the log format: json or text.
+const logFormatEnv = "SETTLE_LOG_FORMAT"
+
 // logger is the run's logger: JSON on stdout when stdout is not a terminal
 // (a Kubernetes pod), readable text on a terminal, or as SETTLE_LOG_FORMAT
 // says (json | text). Writers that are not files (tests) get text.
@@ -45,7 +48,7 @@ func (c *config) logger() *slog.Logger {
 	if c.log != nil {
 		return c.log
 	}
-	format := c.getenv("SETTLE_LOG_FORMAT")
+	format := c.getenv(logFormatEnv)
 	terminal := false
 	if f, ok := c.stdout.(*os.File); ok {
 		if st, err := f.Stat(); err == nil {

@@ -91,3 +91,23 @@ func TestJSONLogLinesInSeconds(t *testing.T) {
 		t.Fatalf("warning: %v", second)
 	}
 }
+
+// TestUnknownLogFormatIsRefused: SETTLE_LOG_FORMAT=JSON (or any word but
+// json and text) was taken as text, silently: a pod's log lost its JSON
+// lines, the last one with exit_code among them (found by an operator's
+// review). It is configuration, exit 2, on one line naming the variable.
+func TestUnknownLogFormatIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, f := range []string{"JSON", "xml"} {
+		stdout, stderr, code := invoke(map[string]string{"SETTLE_LOG_FORMAT": f}, "version")
+		if code != 2 || !strings.Contains(stderr, "SETTLE_LOG_FORMAT") || !strings.Contains(stderr, "want json or text") ||
+			strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("SETTLE_LOG_FORMAT=%s: exit %d, want 2 and one line naming it:\n%s%s", f, code, stdout, stderr)
+		}
+	}
+	for _, f := range []string{"", "json", "text"} {
+		if _, stderr, code := invoke(map[string]string{"SETTLE_LOG_FORMAT": f}, "version"); code != 0 {
+			t.Errorf("SETTLE_LOG_FORMAT=%q: exit %d, want 0:\n%s", f, code, stderr)
+		}
+	}
+}
