@@ -185,7 +185,7 @@ func (cfg *config) whileLocked(c *cli.Context, settle func(pipeline.Date) error)
 			}
 			if !waited {
 				cfg.note(fmt.Sprintf("%s: another settle process holds the date; waiting for it, up to --lock-wait %s", d, wait),
-					"date", d.String(), "lock_wait", wait.String())
+					"date", d.String(), "lock_wait", wait)
 			}
 			t := time.NewTimer(min(lockRetry, left))
 			select {

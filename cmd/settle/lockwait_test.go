@@ -70,7 +70,12 @@ func TestARunWaitsForItsDateWithLockWait(t *testing.T) {
 	go func() {
 		var errb bytes.Buffer
 		err := run(ctx, append([]string{"settle", "run", "--database-url", e.url}, append(args[1:], "--lock-wait", "10m")...),
-			func(string) string { return "" }, w, &errb)
+			func(k string) string { // JSON, as in a pod
+				if k == "SETTLE_LOG_FORMAT" {
+					return "json"
+				}
+				return ""
+			}, w, &errb)
 		done <- exitCode(err, &errb)
 	}()
 	select {
@@ -79,6 +84,10 @@ func TestARunWaitsForItsDateWithLockWait(t *testing.T) {
 		t.Fatalf("exit %d without waiting:\n%s", code, w)
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("no word of waiting:\n%s", w)
+	}
+	// A duration is in seconds under a _seconds key (README), not "10m0s".
+	if out := w.String(); !strings.Contains(out, `"lock_wait_seconds":600`) {
+		t.Errorf("the waiting line does not give --lock-wait as lock_wait_seconds:\n%s", out)
 	}
 	if err := release(); err != nil {
 		t.Fatal(err)
