@@ -202,3 +202,43 @@ func TestDatabaseURLAndItsFileTogetherAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitsAndTheWeChatCapThatMeanNothingAreRefused: --provider-wait,
+// --provider-poll and --infinia-lost-after of 0 or less were put back to
+// their defaults by the stages, silently (SETTLE_PROVIDER_WAIT=0 waited
+// ten minutes; settle resolve --trade-file took a lost-after of 0 as
+// given), a negative --provider-first-poll or --parallel was taken as 0,
+// and --wechat-max-ratio-bps 0 or less became 3000 while one above 10000
+// capped nothing (found by an operator's review). Each is configuration,
+// exit 2, naming the flag.
+func TestWaitsAndTheWeChatCapThatMeanNothingAreRefused(t *testing.T) {
+	t.Parallel()
+	rules := validRules(t)
+	for _, flag := range []string{"--provider-wait=0", "--provider-wait=-1m", "--provider-poll=0", "--provider-poll=-1s",
+		"--infinia-lost-after=0", "--infinia-lost-after=-1h", "--provider-first-poll=-1s", "--parallel=-3",
+		"--wechat-max-ratio-bps=0", "--wechat-max-ratio-bps=-1", "--wechat-max-ratio-bps=10001"} {
+		name := strings.SplitN(flag, "=", 2)[0]
+		stdout, stderr, code := invoke(nil, "run", "--date", "2026-11-23", "--rules", rules, "--dry-run", skipAll,
+			"--database-url", unreachableDB, flag)
+		all := stdout + stderr
+		if code != 2 || !strings.Contains(all, name) {
+			t.Errorf("%s: exit %d, want 2 naming %s:\n%s", flag, code, name, all)
+		}
+	}
+	for _, args := range [][]string{
+		{"resolve", "--date", "2026-11-23", "--trade-file", "F.csv", "--note", "n", "--infinia-lost-after=0"},
+		{"sellers", "sync", "--provider-poll=0"},
+	} {
+		stdout, stderr, code := invoke(nil, append(args, "--database-url", unreachableDB)...)
+		if all := stdout + stderr; code != 2 || !strings.Contains(all, "--infinia-lost-after") && !strings.Contains(all, "--provider-poll") {
+			t.Errorf("%s: exit %d, want 2 naming the flag:\n%s", strings.Join(args, " "), code, all)
+		}
+	}
+	for _, flag := range []string{"--provider-first-poll=0", "--parallel=0", "--wechat-max-ratio-bps=10000", "--provider-wait=1s"} {
+		stdout, stderr, code := invoke(nil, "run", "--date", "2026-11-23", "--rules", rules, "--dry-run", skipAll,
+			"--database-url", unreachableDB, flag)
+		if all := stdout + stderr; code == 2 {
+			t.Errorf("%s: refused, want it taken:\n%s", flag, all)
+		}
+	}
+}

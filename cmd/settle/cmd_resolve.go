@@ -57,6 +57,12 @@ func resolveCommand(cfg *config) *cli.Command {
 			if c.Bool("refused-rows") && c.String("trade-file") == "" {
 				return pipeline.Errorf(pipeline.KindUsage, "--refused-rows", "only with --trade-file")
 			}
+			if c.String("trade-file") != "" {
+				// --infinia-lost-after decides whether a file is given up.
+				if err := checkWaits(c); err != nil {
+					return err
+				}
+			}
 			l, err := openLedger(c.Context, c, true)
 			if err != nil {
 				return err

@@ -102,6 +102,28 @@ type infiniaSetup struct {
 	parallel   int
 }
 
+// checkWaits refuses the waits of every provider that would not mean what
+// was asked: a --provider-wait, --provider-poll or --infinia-lost-after of
+// 0 or less was put back to its default (10m, 1s, 24h) by the stages, so
+// "SETTLE_PROVIDER_WAIT=0" waited ten minutes, while settle resolve
+// --trade-file took the lost-after as given, and a file uploaded a minute
+// before could be given up as lost; a negative --provider-first-poll was
+// taken as --provider-poll.
+func checkWaits(c *cli.Context) error {
+	for _, f := range []struct{ name, usual string }{{flagProviderWait, "10m"}, {flagProviderPoll, "1s"}, {flagLostAfter, "24h"}} {
+		if d := c.Duration(f.name); d <= 0 {
+			return pipeline.Errorf(pipeline.KindUsage, "--"+f.name, "want a duration above 0 (the default: %s), got %s", f.usual, d)
+		}
+	}
+	if d := c.Duration(flagFirstPoll); d < 0 {
+		return pipeline.Errorf(pipeline.KindUsage, "--"+flagFirstPoll, "want a duration of 0 or more (0: --%s), got %s", flagProviderPoll, d)
+	}
+	if n := c.Int(flagParallel); n < 0 {
+		return pipeline.Errorf(pipeline.KindUsage, "--"+flagParallel, "want 0 or more (0: sized by rate x latency), got %d", n)
+	}
+	return nil
+}
+
 // infiniaParams are the Infinia connection's settings, from flags or from
 // the simulator.
 type infiniaParams struct {
@@ -119,6 +141,9 @@ type infiniaParams struct {
 func (cfg *config) infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 	rate, err := rateFlag(c, flagProviderRate)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkWaits(c); err != nil {
 		return nil, err
 	}
 	p := infiniaParams{

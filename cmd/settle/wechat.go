@@ -63,6 +63,11 @@ type weChatSetup struct {
 }
 
 func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
+	if r := c.Int64(flagWXRatio); r <= 0 || r > 10000 {
+		// 0 or less was put back to 3000 by the stage, silently; above
+		// 10000 is no cap.
+		return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagWXRatio, "want basis points from 1 to 10000 (3000: 30%%), got %d", r)
+	}
 	if c.String(flagWXURL) == "" {
 		return nil, nil
 	}
