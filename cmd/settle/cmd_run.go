@@ -77,7 +77,11 @@ func runCommand(cfg *config) *cli.Command {
 				return pipeline.Errorf(pipeline.KindUsage, "--"+flagReextract, "reads one date again: give --date, without --from/--to or --dry-run")
 			}
 			if !c.Bool("dry-run") {
-				if err := cfg.checkOver(c, dates[len(dates)-1]); err != nil {
+				flag := "--date"
+				if c.String("to") != "" {
+					flag = "--to" // the last date of a backfill
+				}
+				if err := cfg.checkOver(c, flag, dates[len(dates)-1]); err != nil {
 					return err
 				}
 			}
@@ -470,13 +474,14 @@ const maxBackfill = 366
 // checkOver refuses to settle a date that is not over yet in --tz: its
 // orders are still being confirmed, and a run records the day it read as
 // done, so the rest would never be settled (a dry run may look at it).
-func (cfg *config) checkOver(c *cli.Context, d pipeline.Date) error {
+// flag is the flag that gave d, named in the error.
+func (cfg *config) checkOver(c *cli.Context, flag string, d pipeline.Date) error {
 	loc, err := location(c)
 	if err != nil {
 		return err
 	}
 	if end := pipeline.WindowOf(d, loc).End; end.After(cfg.clock()) {
-		return pipeline.Errorf(pipeline.KindUsage, "--date", "%s is not over yet in %s (it ends at %s): a date is settled once its day is over",
+		return pipeline.Errorf(pipeline.KindUsage, flag, "%s is not over yet in %s (it ends at %s): a date is settled once its day is over",
 			d, loc, end.Format(time.RFC3339))
 	}
 	return nil
