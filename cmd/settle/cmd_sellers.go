@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"text/tabwriter"
@@ -258,8 +259,15 @@ func (cfg *config) sellersWebhook(c *cli.Context) error {
 		defer cancel()
 		srv.Shutdown(ctx)
 	}()
-	fmt.Fprintf(cfg.stdout, "listening on %s%s\n", c.String("listen"), c.String("path"))
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	// Listen first: "listening on" was printed before the address was
+	// taken, and a port in use then failed the command (exit 1, "a retry
+	// is safe") right after saying it listened.
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return pipeline.E(pipeline.KindUsage, "--listen", err)
+	}
+	fmt.Fprintf(cfg.stdout, "listening on %s%s\n", ln.Addr(), c.String("path"))
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -126,4 +127,25 @@ func TestSellersBindSyncAndWebhook(t *testing.T) {
 func (e *env) settleSub(args ...string) (string, int) {
 	e.t.Helper()
 	return e.raw(append([]string{"settle", args[0], args[1], "--database-url", e.url}, args[2:]...)...)
+}
+
+// TestSellersWebhookOnAnAddressInUse: the webhook printed "listening on
+// ADDR" before it took the address, then failed with exit 1 ("a retry is
+// safe") when the address was in use: one line said it listened, the next
+// that it could not (found by an operator's review). It takes the address
+// first: one in use is configuration (exit 2, naming --listen) and nothing
+// claims to listen.
+func TestSellersWebhookOnAnAddressInUse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.sim(nil, 0, nil, 0)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	out, code := e.settleSub(append(append([]string{"sellers", "webhook"}, sim.Config.Args()...), "--listen", busy.Addr().String())...)
+	if code != 2 || strings.Contains(out, "listening on") || !strings.Contains(out, "--listen") {
+		t.Fatalf("webhook on an address in use: exit %d, want 2 naming --listen and no word of listening:\n%s", code, out)
+	}
 }
