@@ -3,6 +3,7 @@ package payprotocol
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -76,7 +77,7 @@ func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, held *heldAnswers, run *pipeline.Run) (string, error) {
 	var mu sync.Mutex
 	counts := map[string]int{}
-	var firstHeld struct{ order, reason string } // the held order first by number, for the problem's line
+	var firstHeld []heldLine // the held orders first by number, for the problem's lines
 	if pacer == nil {
 		pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
@@ -116,8 +117,8 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		}
 		mu.Lock()
 		counts[to]++
-		if to == pipeline.ItemHeld && (firstHeld.order == "" || it.OrderNo < firstHeld.order) {
-			firstHeld.order, firstHeld.reason = it.OrderNo, reason
+		if to == pipeline.ItemHeld {
+			firstHeld = keepFirst(firstHeld, heldLine{it.OrderNo, reason})
 		}
 		mu.Unlock()
 		if to == pipeline.ItemHeld && v != nil {
@@ -159,11 +160,33 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		// A held payment is verified again only by a run of this date:
 		// the run must not end as if all were done.
 		n := counts[pipeline.ItemHeld]
+		list := make([]string, len(firstHeld))
+		for i, h := range firstHeld {
+			list[i] = fmt.Sprintf("order %s: %s", h.order, strings.TrimPrefix(h.reason, VerifyHoldPrefix+" "))
+		}
 		err = pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Total: n,
 			Summary: fmt.Sprintf("%d Pay Protocol payments held: only a run of this date verifies them again (run it again once Pay Protocol has settled them)", n),
-			List:    []string{fmt.Sprintf("order %s: %s", firstHeld.order, strings.TrimPrefix(firstHeld.reason, VerifyHoldPrefix+" "))}})
+			List:    list})
 	}
 	return summary, err
+}
+
+// heldLine is a held order and its reason, for the problem's lines.
+type heldLine struct{ order, reason string }
+
+// keepFirst adds h to first, the held orders first by number, keeping
+// pipeline.ProblemsListed of them: the run's last line names the first
+// few held payments, not one (found by an operator's review).
+func keepFirst(first []heldLine, h heldLine) []heldLine {
+	i, _ := slices.BinarySearchFunc(first, h.order, func(e heldLine, order string) int { return strings.Compare(e.order, order) })
+	if i >= pipeline.ProblemsListed {
+		return first
+	}
+	first = slices.Insert(first, i, h)
+	if len(first) > pipeline.ProblemsListed {
+		first = first[:pipeline.ProblemsListed]
+	}
+	return first
 }
 
 // verifyBatch is how many items the verification reads at a time.

@@ -195,6 +195,16 @@ func TestVerify(t *testing.T) {
 	if summary != "Pay Protocol: 6 payments verified, 5 held, 5 rejected" || !heldForAPerson(err, "5 Pay Protocol payments held") || !strings.Contains(err.Error(), "order OT14: refund RT14 returned") {
 		t.Fatalf("%q, %v", summary, err)
 	}
+	// The run's last line names the first held orders by number, each with
+	// its reason, not the first alone (found by an operator's review).
+	first, n := pipeline.ProblemsOf(err, pipeline.ProblemsListed)
+	var orders []string
+	for _, s := range first {
+		orders = append(orders, strings.SplitN(s, ":", 2)[0])
+	}
+	if want := []string{"order OT14", "order OT16", "order OT3", "order OT6", "order OT8"}; n != 5 || !reflect.DeepEqual(orders, want) {
+		t.Errorf("the problem lists %v of %d, want %v of 5", orders, n, want)
+	}
 	if store.asked != "payprotocol "+payprotocol.VerifyHoldPrefix {
 		t.Errorf("asked the ledger for %q", store.asked)
 	}
