@@ -103,6 +103,36 @@ func (o Options) check() error {
 	return pipeline.Errorf(pipeline.KindUsage, "seed", "%s", what)
 }
 
+// seededOrder matches every order number a seeding writes (OrderPrefix,
+// then digits): the check of OnlySeeded.
+const seededOrder = `^O[0-9]{8}-[0-9]+$`
+
+// OnlySeeded refuses (KindUsage) a database whose orders table holds an
+// order no seeding wrote: it is a platform's, or a trial's with orders of
+// its own, and the next run of that date would settle the synthetic orders
+// Generate writes among the real ones. A database without an orders table
+// is fine. settle seed reads SETTLE_DATABASE_URL, which a production
+// shell or pod exports (found by an operator's review).
+func OnlySeeded(ctx context.Context, db *sqlx.DB) error {
+	var exists bool
+	if err := db.GetContext(ctx, &exists, `SELECT to_regclass('orders') IS NOT NULL`); err != nil {
+		return fmt.Errorf("seed: look for an orders table: %w", err)
+	}
+	if !exists {
+		return nil
+	}
+	var other []string
+	if err := db.SelectContext(ctx, &other, `SELECT order_no FROM orders WHERE order_no IS NOT NULL AND order_no !~ $1 LIMIT 1`, seededOrder); err != nil {
+		return fmt.Errorf("seed: read the orders there: %w", err)
+	}
+	if len(other) == 0 {
+		return nil
+	}
+	return pipeline.Errorf(pipeline.KindUsage, "seed",
+		"the database's orders table holds orders no seeding wrote (order %q, for one): seeding it would put synthetic orders among them, "+
+			"for the next run of their date to settle; seed a trial database (or give --allow-other-orders if these are a trial's own)", other[0])
+}
+
 // Generate writes the data. Seeding a date again replaces that date's
 // seeded orders and refunds; sellers are added when missing.
 func Generate(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {

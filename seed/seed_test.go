@@ -217,3 +217,28 @@ func TestOptionsOutOfRangeAreNamed(t *testing.T) {
 		}
 	}
 }
+
+// OnlySeeded takes a database with no orders table, or with orders every
+// one of which a seeding wrote (bad rows and those just outside the day
+// included), and refuses one holding an order no seeding wrote, naming it:
+// settle seed in a shell that exports a platform's SETTLE_DATABASE_URL
+// put synthetic orders among its real ones (found by an operator's
+// review).
+func TestOnlySeededRefusesAPlatformsOrders(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.DB(t)
+	if err := seed.OnlySeeded(ctx, db); err != nil {
+		t.Fatalf("an empty database: %v", err)
+	}
+	generate(t, db, 3, 200, len(seed.BadKinds))
+	if err := seed.OnlySeeded(ctx, db); err != nil {
+		t.Fatalf("a seeded database: %v", err)
+	}
+	db.MustExec(`INSERT INTO orders (order_no, seller_id, provider, provider_txn_id, currency, amount_minor, paid_at, confirmed_at)
+		VALUES ('ORD-2026-000017', 'S00001', 'infiniapay', 'T17', 'USD', 1000, now(), now())`)
+	err := seed.OnlySeeded(ctx, db)
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), `"ORD-2026-000017"`) {
+		t.Fatalf("a platform's order among the seeded: %v, want a usage error naming it", err)
+	}
+}

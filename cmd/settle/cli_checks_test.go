@@ -242,3 +242,30 @@ func TestWaitsAndTheWeChatCapThatMeanNothingAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestSeedRefusesAPlatformsDatabase: settle seed reads
+// SETTLE_DATABASE_URL, which a production shell or pod exports, and
+// wrote synthetic orders among a platform's own for the next run of their
+// date to settle (found by an operator's review). A database holding an
+// order no seeding wrote is refused, exit 2, naming it, and nothing is
+// written; --allow-other-orders seeds a trial's database all the same.
+func TestSeedRefusesAPlatformsDatabase(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "20", "--sellers", "2")
+	e.mustSettle("seed", "--date", testDate, "--orders", "30", "--sellers", "2") // seeded again: its own orders
+	e.db.MustExec(`INSERT INTO orders SELECT 'ORD-REAL-1', seller_id, provider, provider_txn_id, currency, amount_minor, category,
+		buyer_country, paid_at, confirmed_at FROM orders WHERE order_no = 'O20261123-00000001'`)
+	before := e.count(`SELECT count(*) FROM orders`)
+	out, code := e.settle("seed", "--date", "2026-11-24", "--orders", "20", "--sellers", "2")
+	if code != 2 || !strings.Contains(out, `"ORD-REAL-1"`) || !strings.Contains(out, "--allow-other-orders") {
+		t.Fatalf("seed beside a platform's order: exit %d, want 2 naming it\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM orders`); n != before {
+		t.Fatalf("%d orders after the refused seeding, want %d", n, before)
+	}
+	e.mustSettle("seed", "--date", "2026-11-24", "--orders", "20", "--sellers", "2", "--allow-other-orders")
+	if n := e.count(`SELECT count(*) FROM orders WHERE order_no LIKE 'O20261124-%'`); n < 20 {
+		t.Fatalf("%d orders of 2026-11-24 seeded with --allow-other-orders, want 20 or more", n)
+	}
+}

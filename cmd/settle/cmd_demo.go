@@ -91,7 +91,7 @@ func (cfg *config) demo(c *cli.Context) error {
 		return err
 	}
 
-	if err := cfg.seed(ctx, url, seed.Options{Date: d, Location: loc, Orders: c.Int("orders"),
+	if err := cfg.seed(ctx, url, false, seed.Options{Date: d, Location: loc, Orders: c.Int("orders"),
 		Sellers: c.Int("sellers"), Seed: demoSeed, BadRows: demoBadRows(c)}); err != nil {
 		return err
 	}

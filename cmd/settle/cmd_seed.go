@@ -21,6 +21,7 @@ func seedCommand(cfg *config) *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed: the same seed writes the same data"},
 			&cli.IntFlag{Name: "bad-rows", Value: 0, Usage: "how many of the orders are bad rows of every kind"},
 			&cli.IntFlag{Name: "sub-merchants", Value: 0, Usage: "WeChat Pay sub-merchants the sellers share (0: one per seller)"},
+			&cli.BoolFlag{Name: "allow-other-orders", Usage: "seed a database whose orders table holds orders no seeding wrote (a trial's own; refused by default: a platform's)"},
 		),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
@@ -39,18 +40,23 @@ func seedCommand(cfg *config) *cli.Command {
 			if err != nil {
 				return err
 			}
-			return cfg.seed(c.Context, src, seed.Options{Date: d, Location: loc, Orders: c.Int("orders"),
+			return cfg.seed(c.Context, src, c.Bool("allow-other-orders"), seed.Options{Date: d, Location: loc, Orders: c.Int("orders"),
 				Sellers: c.Int("sellers"), Seed: c.Uint64("seed"), BadRows: c.Int("bad-rows"), SubMerchants: c.Int("sub-merchants")})
 		},
 	}
 }
 
-func (cfg *config) seed(ctx context.Context, url string, o seed.Options) error {
+func (cfg *config) seed(ctx context.Context, url string, allowOthers bool, o seed.Options) error {
 	db, err := openDB(ctx, url)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if !allowOthers {
+		if err := seed.OnlySeeded(ctx, db); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	res, err := seed.Generate(ctx, db, o)
 	if err != nil {
