@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -47,6 +48,14 @@ func receiversCommand(cfg *config) *cli.Command {
 				func(c *cli.Context, w *weChatSetup, subMchID string) error {
 					st, err := w.client.ReceiverResult(c.Context, wechatpay.ReceiverRef{SubMchID: subMchID, AppID: w.receiver.AppID,
 						SubAppID: w.receiver.SubAppID, Type: w.receiver.Type, Account: w.receiver.Account})
+					if errors.Is(err, wechatpay.ErrNotFound) {
+						// WeChat's definite answer, not a failure to retry
+						// (it was exit 1, "retry is safe": found by an
+						// operator's review).
+						fmt.Fprintf(cfg.stdout, "receiver %s at sub-merchant %s: not added (WeChat Pay does not know it; settle receivers add %s adds it)\n",
+							w.receiver.Account, subMchID, subMchID)
+						return nil
+					}
 					if err != nil {
 						return fmt.Errorf("receiver at %s: %w", subMchID, err)
 					}
@@ -56,6 +65,12 @@ func receiversCommand(cfg *config) *cli.Command {
 			sub("delete", "remove the platform's receiver from a sub-merchant (it can no longer be paid)",
 				func(c *cli.Context, w *weChatSetup, subMchID string) error {
 					err := w.client.DeleteReceiver(c.Context, wechatpay.ReceiverRef{SubMchID: subMchID, Type: w.receiver.Type, Account: w.receiver.Account})
+					if errors.Is(err, wechatpay.ErrNotFound) {
+						// Not there (never added, or a lost answer's delete
+						// removed it): what was asked holds.
+						fmt.Fprintf(cfg.stdout, "receiver %s at sub-merchant %s: not there, nothing to delete\n", w.receiver.Account, subMchID)
+						return nil
+					}
 					if err != nil {
 						return fmt.Errorf("delete receiver at %s: %w", subMchID, err)
 					}

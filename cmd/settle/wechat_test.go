@@ -240,6 +240,13 @@ func TestReceiversAddStatusDelete(t *testing.T) {
 	if state, _, found := sim.WeChat.Receiver("1900000042", "MERCHANT_ID", c.WeChatReceiverAccount); found && state == "EFFECTIVE" {
 		t.Fatalf("receiver still %s after delete", state)
 	}
+	// WeChat's "not found" is an answer, not a failure to retry (exit 1).
+	if out, code := do("status"); code != 0 || !strings.Contains(out, "not added") {
+		t.Fatalf("status after delete: exit %d: %s", code, out)
+	}
+	if out, code := do("delete"); code != 0 || !strings.Contains(out, "nothing to delete") {
+		t.Fatalf("delete again: exit %d: %s", code, out)
+	}
 	if _, code := e.raw("settle", "receivers", "add", "1900000042"); code != 2 {
 		t.Fatal("receivers without --wechat-url must be a usage error")
 	}
