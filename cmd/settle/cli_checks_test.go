@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/settlekit/settle/internal/paysim"
 )
 
 // unreachableDB names a server nobody listens on: the commands below must
@@ -267,5 +269,44 @@ func TestSeedRefusesAPlatformsDatabase(t *testing.T) {
 	e.mustSettle("seed", "--date", "2026-11-24", "--orders", "20", "--sellers", "2", "--allow-other-orders")
 	if n := e.count(`SELECT count(*) FROM orders WHERE order_no LIKE 'O20261124-%'`); n < 20 {
 		t.Fatalf("%d orders of 2026-11-24 seeded with --allow-other-orders, want 20 or more", n)
+	}
+}
+
+// TestAReportsOrWorkDirectoryThatCannotBeWrittenIsRefusedFirst: an --out
+// that could not be written failed the reconcile stage, exit 1 ("retry is
+// safe"), after the day's money had moved, and failed every retry the
+// same way (found by an operator's review). It is configuration, exit 2
+// naming the flag, before the ledger is opened; so is Infinia's
+// --work-dir.
+func TestAReportsOrWorkDirectoryThatCannotBeWrittenIsRefusedFirst(t *testing.T) {
+	t.Parallel()
+	rules := validRules(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(extra ...string) (string, int) {
+		stdout, stderr, code := invoke(nil, append([]string{"run", "--date", "2026-11-23", "--rules", rules,
+			"--database-url", unreachableDB}, extra...)...)
+		return stdout + stderr, code
+	}
+	if out, code := run(skipAll, "--out", filepath.Join(file, "reports")); code != 2 || !strings.Contains(out, "--out") {
+		t.Errorf("--out under a file: exit %d, want 2 naming --out\n%s", code, out)
+	}
+	if out, code := run(skipAll, "--out", filepath.Join(dir, "reports")); code == 2 || strings.Contains(out, "--out") {
+		t.Errorf("--out that can be written: exit %d, want it taken (the database is what fails)\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "reports")); err != nil {
+		t.Errorf("the reports directory was not made: %v", err)
+	}
+	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	infinia := append(sim.Config.Args(), "--out", filepath.Join(dir, "reports"), "--work-dir", filepath.Join(file, "work"))
+	if out, code := run(infinia...); code != 2 || !strings.Contains(out, "--work-dir") {
+		t.Errorf("--work-dir under a file: exit %d, want 2 naming --work-dir\n%s", code, out)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -107,6 +109,9 @@ func runCommand(cfg *config) *cli.Command {
 				sink.date, sink.shard, sink.shardKnown = d, opts.key.Shard, true
 				if c.Bool("dry-run") {
 					return cfg.dryRun(c, opts)
+				}
+				if err := opts.writableDirs(); err != nil {
+					return err
 				}
 				if l == nil {
 					if l, err = openLedger(c.Context, c, true); err != nil {
@@ -845,6 +850,41 @@ func sumRejects(reasons []ledger.RejectReason) int64 {
 		n += r.Count
 	}
 	return n
+}
+
+// writableDirs refuses (exit 2) a reports directory, or Infinia's work
+// directory, that cannot be written, before anything is done: found at the
+// reconcile stage it was exit 1, "retry is safe", after the day's money
+// had moved, and every retry failed the same way (found by an operator's
+// review). Each is made when missing, as the stages would.
+func (o *runOptions) writableDirs() error {
+	dirs := [][2]string{{flagOut, filepath.Dir(o.reports.reports.DateDir(o.key.Date))}}
+	if o.infinia != nil {
+		dirs = append(dirs, [2]string{flagWorkDir, o.infinia.workDir})
+	}
+	for _, d := range dirs {
+		if err := writableDir(d[1]); err != nil {
+			return pipeline.Errorf(pipeline.KindUsage, "--"+d[0], "%s cannot be written: %v", d[1], err)
+		}
+	}
+	return nil
+}
+
+// writableDir makes dir ("": the working directory) when missing, and
+// writes and removes a file in it.
+func writableDir(dir string) error {
+	if dir == "" {
+		dir = "."
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".settle-write-check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // preflight calls each provider's pre-flight in turn; the first error stops.
