@@ -172,6 +172,24 @@ func TestADryRunOnANewerLedgerSaysTheRunIsRefused(t *testing.T) {
 	}
 }
 
+// A dry run checks the ledger's configuration as a real run does: a
+// --schema that is no identifier was "ledger: not reachable", exit 0,
+// while the real run is refused, exit 2 (found by an operator's review).
+func TestADryRunRefusesTheLedgersConfigurationAsARunDoes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "10", "--sellers", "2")
+	for _, dry := range []bool{false, true} {
+		args := []string{"run", "--date", testDate, "--rules", e.rules, skipAll, "--schema", "Not An-Identifier"}
+		if dry {
+			args = append(args, "--dry-run")
+		}
+		if out, code := e.settle(args...); code != 2 || !strings.Contains(out, "want a lower-case SQL identifier") {
+			t.Errorf("dry run %v with a bad --schema: exit %d, want 2 naming it\n%s", dry, code, out)
+		}
+	}
+}
+
 // TestDatabaseURLAndItsFileTogetherAreRefused: a URL and a file naming
 // one (--database-url and --database-url-file, or their variables) were
 // both accepted and the URL won, the file silently ignored: an operator

@@ -88,6 +88,12 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	}
 	fmt.Fprintf(w, "late refunds in the window: %d (%d that cannot be right)\n", late, lateBad)
 	l, err := openLedger(ctx, c, false)
+	if pipeline.KindOf(err) == pipeline.KindUsage {
+		// The ledger's configuration (its schema's name, say): a real run
+		// is refused, exit 2, and so is the dry run that checks it (it was
+		// "not reachable", exit 0: found by an operator's review).
+		return err
+	}
 	if err != nil {
 		fmt.Fprintf(w, "ledger: not reachable (%v)\n", err)
 		return nil
