@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -15,6 +17,12 @@ type Date struct {
 // ParseDate parses YYYY-MM-DD.
 func ParseDate(s string) (Date, error) {
 	t, err := time.Parse(time.DateOnly, s)
+	var pe *time.ParseError
+	if errors.As(err, &pe) && strings.HasSuffix(pe.Message, " out of range") {
+		// In the form, not in the calendar: "2026-13-01" is "month out
+		// of range", "2026-02-30" "day out of range".
+		return Date{}, fmt.Errorf("date %q: %s", s, strings.TrimPrefix(pe.Message, ": "))
+	}
 	if err != nil {
 		return Date{}, fmt.Errorf("date %q: want YYYY-MM-DD", s)
 	}

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,9 +85,13 @@ func TestWindowBeginsWhereItsDayBegins(t *testing.T) {
 }
 
 func TestDates(t *testing.T) {
-	for _, bad := range []string{"2026-13-01", "2026-02-30", "20261123", "", "2026-1-1"} {
-		if _, err := ParseDate(bad); err == nil {
-			t.Errorf("ParseDate(%q) accepted", bad)
+	// Each refused with what is wrong: a date in the form but not in the
+	// calendar says which part ("want YYYY-MM-DD" of 2026-13-01 left the
+	// operator looking at a date in that form: an operator's review).
+	for bad, why := range map[string]string{"2026-13-01": "month out of range", "2026-02-30": "day out of range",
+		"20261123": "want YYYY-MM-DD", "": "want YYYY-MM-DD", "2026-1-1": "want YYYY-MM-DD", "2026-11-23x": "want YYYY-MM-DD"} {
+		if _, err := ParseDate(bad); err == nil || !strings.Contains(err.Error(), why) || !strings.Contains(err.Error(), fmt.Sprintf("%q", bad)) {
+			t.Errorf("ParseDate(%q): %v, want an error naming it and saying %q", bad, err, why)
 		}
 	}
 	d := Date{2026, 12, 31}

@@ -72,6 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		c.OnUsageError = app.OnUsageError
 	}
 	app.Action = afterParsing(app.Action, parsed)
+	noStrayArguments(app.Commands, "")
 	releaseWhenParsed(app.Commands, parsed)
 	err := app.RunContext(ctx, args)
 	if err != nil && pipeline.KindOf(err) == pipeline.KindFailed && isFlagError(err) {
@@ -92,6 +93,29 @@ func releaseWhenParsed(cmds []*cli.Command, parsed func()) {
 	for _, c := range cmds {
 		c.Action = afterParsing(c.Action, parsed)
 		releaseWhenParsed(c.Subcommands, parsed)
+	}
+}
+
+// noStrayArguments makes each command of cmds (and of their subcommands)
+// that takes no arguments (no ArgsUsage) refuse any, exit 2: urfave/cli
+// ends the flags at the first word that is not one, so "settle status
+// --date D x -o json" showed text, its "-o json" silently an argument
+// (found by an operator's review: status and migrate took stray words).
+func noStrayArguments(cmds []*cli.Command, parent string) {
+	for _, c := range cmds {
+		name := strings.TrimSpace(parent + " " + c.Name)
+		noStrayArguments(c.Subcommands, name)
+		if c.Action == nil || c.ArgsUsage != "" {
+			continue
+		}
+		action := c.Action
+		c.Action = func(ctx *cli.Context) error {
+			if ctx.NArg() > 0 {
+				return pipeline.Errorf(pipeline.KindUsage, "usage", "%s takes no arguments, got %q (flags go before any other word; a date is --date YYYY-MM-DD)",
+					name, ctx.Args().First())
+			}
+			return action(ctx)
+		}
 	}
 }
 

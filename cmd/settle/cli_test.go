@@ -39,6 +39,16 @@ func TestCLIManners(t *testing.T) {
 		{name: "unknown help topic", args: []string{"help", "sttle"}, code: 2, want: []string{"No help topic for 'sttle'"}},
 		{name: "unknown subcommand", args: []string{"sellers", "unbind"}, code: 2, want: []string{"No help topic for 'unbind'"}},
 		{name: "a date without --date", args: []string{"run", "2026-11-23"}, code: 2, want: []string{`run takes no arguments, got "2026-11-23"`, "--date"}},
+		// A word before the flags it hid: "-o json" was an argument, and
+		// status printed text (an operator's review).
+		{name: "a stray word before flags", args: []string{"status", "--date", "2026-11-23", "today", "-o", "json"}, code: 2,
+			want: []string{`status takes no arguments, got "today"`}},
+		{name: "a stray word of a subcommand", args: []string{"sellers", "sync", "now"}, code: 2,
+			want: []string{`sellers sync takes no arguments, got "now"`}},
+		{name: "a stray word after migrate", args: []string{"migrate", "up"}, code: 2,
+			want: []string{`migrate takes no arguments, got "up"`}},
+		{name: "a command of the ledger alone lists no platform database", args: []string{"status", "--help"}, code: 0,
+			want: []string{"--database-url"}, dontWant: []string{"--source-database-url"}},
 		{name: "exit codes in --help", args: []string{"--help"}, code: 0,
 			want: []string{"EXIT CODES", "3   input", "4   finished", "75  another run", "version"}},
 		{name: "exit codes and groups in run --help", args: []string{"run", "--help"}, code: 0,

@@ -10,7 +10,7 @@ func migrateCommand(cfg *config) *cli.Command {
 	return &cli.Command{
 		Name:  "migrate",
 		Usage: "apply the job's schema migrations (safe to run from several processes at once)",
-		Flags: databaseFlags(),
+		Flags: ledgerFlags(ledgerURLUsage),
 		Action: func(c *cli.Context) error {
 			l, err := openLedger(c.Context, c, false)
 			if err != nil {

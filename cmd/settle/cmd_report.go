@@ -17,7 +17,7 @@ func reportCommand(cfg *config) *cli.Command {
 	return &cli.Command{
 		Name:  "report",
 		Usage: "(re)write the reports of a date from the ledger",
-		Flags: append(databaseFlags(), dateFlag("business date YYYY-MM-DD (required)"), outFlag()),
+		Flags: append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"), outFlag()),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
 			if err != nil {

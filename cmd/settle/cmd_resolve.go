@@ -30,7 +30,7 @@ import (
 //     (ledger.SendAgain): the next run of the date uploads them in a
 //     further trade file.
 func resolveCommand(cfg *config) *cli.Command {
-	flags := append(databaseFlags(), dateFlag("business date YYYY-MM-DD (required)"),
+	flags := append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
 		&cli.StringFlag{Name: "subject", Usage: "a failed payout's subject, as payouts.csv gives it"},
 		&cli.StringFlag{Name: "order", Usage: "a held WeChat Pay order, as orders.csv gives it, that a person settled with WeChat Pay by hand (needs the --wechat-* flags: settle asks WeChat Pay that it holds nothing of it any more)"},
 		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file); or one Infinia lost (it does not know it --infinia-lost-after after its upload; needs the --infinia-* flags: settle asks Infinia)"},

@@ -19,7 +19,7 @@ func statusCommand(cfg *config) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show what the runs of a date did: stages, totals, paid/carried/held, side effects and their history, rejects",
-		Flags: append(databaseFlags(), dateFlag("business date YYYY-MM-DD (required)"),
+		Flags: append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json (one JSON document of the same figures)"}),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)

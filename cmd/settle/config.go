@@ -106,19 +106,29 @@ const (
 )
 
 func databaseFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: flagDatabaseURL, EnvVars: []string{"SETTLE_DATABASE_URL"},
-			Usage: "PostgreSQL URL of the job's ledger (and, unless --source-database-url, of the platform); must name its sslmode"},
-		&cli.StringFlag{Name: flagDatabaseURLFile, EnvVars: []string{"SETTLE_DATABASE_URL_FILE"},
-			Usage: "read --database-url from this file (for a mounted secret)"},
+	return append(ledgerFlags("PostgreSQL URL of the job's ledger (and, unless --source-database-url, of the platform); must name its sslmode"),
 		&cli.StringFlag{Name: flagSourceURL, EnvVars: []string{"SETTLE_SOURCE_DATABASE_URL"},
 			Usage: "PostgreSQL URL of the platform's database, for a read-only role (default: --database-url)"},
 		&cli.StringFlag{Name: flagSourceURLFile, EnvVars: []string{"SETTLE_SOURCE_DATABASE_URL_FILE"},
-			Usage: "read --source-database-url from this file"},
+			Usage: "read --source-database-url from this file"})
+}
+
+// ledgerFlags are the flags of the ledger's database alone, for the
+// commands that never read the platform (status, report, resolve,
+// migrate): their help listed --source-database-url, which they ignored
+// (found by an operator's review).
+func ledgerFlags(urlUsage string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagDatabaseURL, EnvVars: []string{"SETTLE_DATABASE_URL"}, Usage: urlUsage},
+		&cli.StringFlag{Name: flagDatabaseURLFile, EnvVars: []string{"SETTLE_DATABASE_URL_FILE"},
+			Usage: "read --database-url from this file (for a mounted secret)"},
 		&cli.StringFlag{Name: flagSchema, EnvVars: []string{"SETTLE_SCHEMA"}, Value: ledger.DefaultSchema,
 			Usage: "schema of the job's own tables"},
 	}
 }
+
+// ledgerURLUsage is --database-url's help in the commands of the ledger alone.
+const ledgerURLUsage = "PostgreSQL URL of the job's ledger; must name its sslmode"
 
 func tzFlag() cli.Flag {
 	return &cli.StringFlag{Name: flagTZ, EnvVars: []string{"SETTLE_TZ"}, Value: "Asia/Shanghai",
