@@ -69,6 +69,8 @@ func TestCLIManners(t *testing.T) {
 			args: []string{"run", "--date", "2026-11-23", "--rules", "x.csv"}, code: 2, want: []string{"SETTLE_SHARDS=4 is set without JOB_COMPLETION_INDEX"}},
 		{name: "JOB_COMPLETION_INDEX without SETTLE_SHARDS", env: map[string]string{"JOB_COMPLETION_INDEX": "2"},
 			args: []string{"run", "--date", "2026-11-23", "--rules", "x.csv"}, code: 2, want: []string{"JOB_COMPLETION_INDEX=2 is set without SETTLE_SHARDS"}},
+		{name: "SETTLE_SHARDS that is no number", env: map[string]string{"JOB_COMPLETION_INDEX": "2", "SETTLE_SHARDS": "x"},
+			args: []string{"run", "--date", "2026-11-23", "--rules", "x.csv"}, code: 2, want: []string{"JOB_COMPLETION_INDEX/SETTLE_SHARDS", `"2/x"`}},
 		{name: "--from and --to from the environment", env: map[string]string{"SETTLE_FROM": "2026-11-23", "SETTLE_TO": "2026-11-21"},
 			args: []string{"run"}, code: 2, want: []string{"2026-11-23 is after 2026-11-21"}},
 		{name: "--dry-run from the environment", env: map[string]string{"SETTLE_DRY_RUN": "true"},

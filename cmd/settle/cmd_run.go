@@ -633,6 +633,11 @@ func (cfg *config) shard(c *cli.Context) (pipeline.Shard, error) {
 		return pipeline.Whole, nil
 	}
 	sh, err := pipeline.ParseShard(s)
+	if err != nil && c.String(flagShard) == "" {
+		// Read from the Job's variables: named, not --shard, which was
+		// not given (found by an operator's review).
+		return sh, pipeline.E(pipeline.KindUsage, "JOB_COMPLETION_INDEX/SETTLE_SHARDS", err)
+	}
 	if err != nil {
 		return sh, pipeline.E(pipeline.KindUsage, "--shard", err)
 	}
