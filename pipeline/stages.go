@@ -340,8 +340,9 @@ func Settle(rows func(func(SourceRow) error) error, classify Classifier, w ItemW
 		return nil
 	}
 	err := rows(func(r SourceRow) error {
-		// NULL order numbers are not duplicates of each other.
-		if len(group) > 0 && (r.OrderNo == nil || group[0].OrderNo == nil || *r.OrderNo != *group[0].OrderNo) {
+		// NULL or empty order numbers are not duplicates of each other:
+		// each is rejected for what it is.
+		if len(group) > 0 && (deref(r.OrderNo) == "" || deref(group[0].OrderNo) == "" || *r.OrderNo != *group[0].OrderNo) {
 			if err := flush(); err != nil {
 				return err
 			}

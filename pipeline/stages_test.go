@@ -12,6 +12,8 @@ func TestSettleRejectsEveryCopyOfADuplicateAndClassifiesTheRest(t *testing.T) {
 	rows := []SourceRow{
 		{Seq: 5, OrderNo: nil},
 		{Seq: 6, OrderNo: nil},
+		{Seq: 8, OrderNo: str("")}, // an empty order number shares none either
+		{Seq: 9, OrderNo: str("")},
 		{Seq: 1, OrderNo: str("A")},
 		{Seq: 2, OrderNo: str("B")},
 		{Seq: 4, OrderNo: str("B")},
@@ -21,6 +23,10 @@ func TestSettleRejectsEveryCopyOfADuplicateAndClassifiesTheRest(t *testing.T) {
 	classify := func(r SourceRow) (Split, *Reject, error) {
 		if r.OrderNo == nil {
 			rej := RejectOf(r, "order_no is NULL")
+			return Split{}, &rej, nil
+		}
+		if *r.OrderNo == "" {
+			rej := RejectOf(r, "order_no is empty")
 			return Split{}, &rej, nil
 		}
 		return Split{Order: Order{OrderNo: *r.OrderNo, Amount: 10}, SellerShare: 10}, nil, nil
@@ -44,7 +50,7 @@ func TestSettleRejectsEveryCopyOfADuplicateAndClassifiesTheRest(t *testing.T) {
 	for _, r := range plan.Rejects {
 		got = append(got, fmt.Sprintf("%d:%s", r.Seq, r.Reason))
 	}
-	want := "5:order_no is NULL|6:order_no is NULL|2:duplicate order_no: 3 rows share it|4:duplicate order_no: 3 rows share it|7:duplicate order_no: 3 rows share it"
+	want := "5:order_no is NULL|6:order_no is NULL|8:order_no is empty|9:order_no is empty|2:duplicate order_no: 3 rows share it|4:duplicate order_no: 3 rows share it|7:duplicate order_no: 3 rows share it"
 	if strings.Join(got, "|") != want {
 		t.Fatalf("rejects\n got %s\nwant %s", strings.Join(got, "|"), want)
 	}

@@ -782,8 +782,10 @@ func rejectText(col string) string {
 }
 
 // findDuplicates fills two temporary tables: item_keys, the order number of
-// each staged row that can share one (seq, order_no as read: a NULL order
-// number shares nothing), and item_dups, the order numbers more than one
+// each staged row that can share one (seq, order_no as read: a NULL or
+// empty order number shares nothing: two rows without one were "duplicate
+// order_no", not "order_no is empty", found by an adversarial data
+// review), and item_dups, the order numbers more than one
 // row of the snapshot has, with their count. With all, every staged row is
 // keyed (a staged item did not go in); without, only the rejected rows and
 // the items they name, found by the items' primary key: every staged item
@@ -798,7 +800,7 @@ func findDuplicates(ctx context.Context, tx *sql.Tx, runID int64, all, shards bo
 		SELECT seq, order_no FROM (
 			SELECT s.seq, CASE WHEN r.seq IS NULL THEN NULLIF(s.order_no, '') ELSE r.order_no END AS order_no
 			FROM item_stage s LEFT JOIN source_rows r ON r.run_id = $1 AND r.seq = s.seq WHERE s.kind = 'reject') k
-		WHERE order_no IS NOT NULL`,
+		WHERE order_no <> ''`,
 		`ANALYZE item_keys`}
 	if all {
 		steps = append(steps, `INSERT INTO item_keys SELECT seq, order_no FROM item_stage WHERE kind = 'item'`)

@@ -230,7 +230,10 @@ func TestTransformRejectsDuplicatesSetWise(t *testing.T) {
 		{sp("C"), "bad"}, {sp("C"), "10"}, {sp("E"), "10"}, {sp("F"), "10"}, {sp("F"), "10"}, {sp("G"), "10"},
 	})
 	dup := "duplicate order_no: 2 rows share it"
-	want := fmt.Sprintf("1:%[1]s|3:order_no is NULL|4:%[1]s|5:order_no is NULL|6:%[1]s|7:%[1]s|8:%[1]s|9:%[1]s|"+
+	// Rows without an order number share none: the two NULLs and the two
+	// empty ones are each rejected for what they are (the empty ones were
+	// "duplicate order_no", found by an adversarial data review).
+	want := fmt.Sprintf("1:%[1]s|3:order_no is NULL|4:%[1]s|5:order_no is NULL|6:order_no is empty|7:order_no is empty|8:%[1]s|9:%[1]s|"+
 		"10:already settled on 2026-11-22 by run %[2]d|11:%[1]s|12:%[1]s", dup, first.ID)
 	rejects, items := outcome(t, l, run)
 	if rejects != want || items != "B,G" {
