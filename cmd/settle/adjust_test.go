@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -511,6 +512,84 @@ func TestAClawbackIsDatedByTheRunThatRecordsIt(t *testing.T) {
 	var dated string
 	if err := e.db.Get(&dated, `SELECT business_date::text FROM settle.adjustments WHERE refund_no = 'R1'`); err != nil || dated != scenarioDays[2] {
 		t.Errorf("R1's clawback dated %q (%v), want %s", dated, err, scenarioDays[2])
+	}
+	// Each date's orders.csv gives the parts of the clawbacks its
+	// summary.csv and sellers.csv count, and no others: R1's are on day 3,
+	// the date of its clawback; day 2, which read it, names that date.
+	// Before, day 2's rows (rewritten by day 3's recheck or `settle
+	// report`) showed R1's parts, which no report of day 2 counted, and day
+	// 3's summary counted a clawback that its orders.csv did not show.
+	e.mustSettle("report", "--date", scenarioDays[1], "--out", e.reports)
+	for _, day := range scenarioDays[1:] {
+		e.checkLateRefundRowsAreTheClawbacks(day)
+	}
+	if r1 := e.lateRefundRows(scenarioDays[1])["O1"]; len(r1) != 1 || r1[0].Seller != "" ||
+		!strings.Contains(r1[0].Reason, "clawed back on "+scenarioDays[2]) {
+		t.Errorf("%s: R1's row %+v, want it without parts, naming %s", scenarioDays[1], r1, scenarioDays[2])
+	}
+	if r1 := e.lateRefundRows(scenarioDays[2])["O1"]; len(r1) != 1 || r1[0].Seller != "-9000" || r1[0].Commission != "-1000" ||
+		!strings.Contains(r1[0].Reason, "read on "+scenarioDays[1]) {
+		t.Errorf("%s: R1's row %+v, want its parts, read on %s", scenarioDays[2], r1, scenarioDays[1])
+	}
+}
+
+// lateRefundRows reads the late_refund rows of day's orders.csv, by order.
+func (e *env) lateRefundRows(day string) map[string][]pipeline.OrderLine {
+	e.t.Helper()
+	var lines []pipeline.OrderLine
+	if err := gocsv.UnmarshalBytes(readFile(e.t, filepath.Join(e.reports, day, "orders.csv")), &lines); err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string][]pipeline.OrderLine{}
+	for _, l := range lines {
+		if l.Action == "late_refund" {
+			out[l.OrderNo] = append(out[l.OrderNo], l)
+		}
+	}
+	return out
+}
+
+// checkLateRefundRowsAreTheClawbacks checks that the parts of day's
+// late_refund rows in orders.csv add up, per currency, to the clawbacks row
+// of its summary.csv and to the clawback column of its sellers.csv.
+func (e *env) checkLateRefundRowsAreTheClawbacks(day string) {
+	e.t.Helper()
+	type parts struct{ refunded, commission, seller int64 }
+	rows, summary, sellers := map[string]parts{}, map[string]parts{}, map[string]int64{}
+	for _, ls := range e.lateRefundRows(day) {
+		for _, l := range ls {
+			if l.Seller == "" {
+				continue // ignored, waiting, or clawed back on another date
+			}
+			var p [3]int64
+			for i, v := range []string{l.Refunded, l.Commission, l.Seller} {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					e.t.Fatalf("%s orders.csv: %+v: %v", day, l, err)
+				}
+				p[i] = n
+			}
+			r := rows[l.Currency]
+			rows[l.Currency] = parts{r.refunded + p[0], r.commission + p[1], r.seller + p[2]}
+		}
+	}
+	for _, l := range e.checkReportsBalance(day, day) {
+		if l.Channel == "(late refunds clawed back)" {
+			summary[l.Currency] = parts{l.Refunded, l.Commission, l.Seller}
+		}
+	}
+	for _, l := range e.sellersReport(day) {
+		sellers[l.Currency] += l.Clawback
+	}
+	for cur, s := range summary {
+		if rows[cur] != s || sellers[cur] != s.seller {
+			e.t.Errorf("%s %s: orders.csv's late refunds give back %+v, summary.csv's clawbacks %+v, sellers.csv's %d", day, cur, rows[cur], s, sellers[cur])
+		}
+	}
+	for cur, r := range rows {
+		if _, ok := summary[cur]; !ok {
+			e.t.Errorf("%s %s: orders.csv's late refunds give back %+v, summary.csv has no clawback", day, cur, r)
+		}
 	}
 }
 

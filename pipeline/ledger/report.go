@@ -10,7 +10,12 @@ import (
 
 // OrderLines streams every order considered on date d by any of its runs -
 // settled items and rejects - ordered by order_no then source position, for
-// the orders report.
+// the orders report, and the late refunds: each on the date that read it,
+// with the parts it took back when its clawback is dated that date too. A
+// clawback dated later (its order settled after the refund was read) has
+// its parts on its own date's row, where summary.csv and sellers.csv count
+// it, so that a date's late_refund rows add up to its clawbacks; the
+// reading date's row names that date.
 func (l *Ledger) OrderLines(ctx context.Context, d pipeline.Date, fn func(pipeline.OrderLine) error) error {
 	rows, err := l.db.QueryContext(ctx, `
 		SELECT i.order_no, i.seller_id, i.channel, i.currency, i.gross_minor::text, i.refunded_minor::text,
@@ -25,13 +30,26 @@ func (l *Ledger) OrderLines(ctx context.Context, d pipeline.Date, fn func(pipeli
 		WHERE r.business_date = $1
 		UNION ALL
 		SELECT lr.order_no, lr.seller_id, COALESCE(i.channel, ''), COALESCE(i.currency, ''), '', lr.amount_minor::text,
-		       COALESCE((-a.commission_back)::text, ''), COALESCE(a.amount_minor::text, ''), 'late_refund', lr.state,
-		       CASE WHEN a.id IS NULL THEN 'late refund ' || lr.refund_no || ': ' || lr.reason ELSE a.reason END,
+		       CASE WHEN a.business_date = lr.business_date THEN (-a.commission_back)::text ELSE '' END,
+		       CASE WHEN a.business_date = lr.business_date THEN a.amount_minor::text ELSE '' END, 'late_refund', lr.state,
+		       CASE WHEN a.id IS NULL AND lr.state = 'pending' AND lr.reason = ''
+		            THEN 'late refund ' || lr.refund_no || ': waiting for its order to be paid or carried; clawed back then'
+		            WHEN a.id IS NULL THEN 'late refund ' || lr.refund_no || ': ' || lr.reason
+		            WHEN a.business_date = lr.business_date THEN a.reason
+		            ELSE a.reason || '; clawed back on ' || a.business_date::text || ': in that date''s reports' END,
 		       '', '', '', r.shard_index || '/' || r.shard_count, 0
 		FROM late_refunds lr JOIN runs r ON r.id = lr.run_id
 		LEFT JOIN items i ON i.order_no = lr.order_no
 		LEFT JOIN adjustments a ON a.kind = 'clawback' AND a.refund_no = lr.refund_no
 		WHERE lr.business_date = $1
+		UNION ALL
+		SELECT lr.order_no, lr.seller_id, COALESCE(i.channel, ''), COALESCE(i.currency, ''), '', lr.amount_minor::text,
+		       (-a.commission_back)::text, a.amount_minor::text, 'late_refund', lr.state,
+		       a.reason || '; read on ' || lr.business_date::text || ', clawed back on this date',
+		       '', '', '', r.shard_index || '/' || r.shard_count, 0
+		FROM adjustments a JOIN late_refunds lr ON lr.refund_no = a.refund_no JOIN runs r ON r.id = a.run_id
+		LEFT JOIN items i ON i.order_no = lr.order_no
+		WHERE a.kind = 'clawback' AND a.business_date = $1 AND lr.business_date <> $1
 		ORDER BY 1, 9, 16, 15, 11, 6`, d.String())
 	if err != nil {
 		return fmt.Errorf("read order lines: %w", err)
