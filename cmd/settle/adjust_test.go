@@ -502,6 +502,10 @@ func TestAClawbackIsDatedByTheRunThatRecordsIt(t *testing.T) {
 	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
 	e.runDay(sim, scenarioDays[0], "--until", "upload")
 	e.runDay(sim, scenarioDays[1]) // R1 read: waits for O1
+	if r1 := e.lateRefundRows(scenarioDays[1])["O1"]; len(r1) != 1 || r1[0].State != "pending" ||
+		!strings.HasSuffix(r1[0].Reason, ": waiting for its order to be paid or carried; clawed back then") {
+		t.Errorf("%s: R1's row %+v, want it waiting, saying for what", scenarioDays[1], r1)
+	}
 	e.runDay(sim, scenarioDays[0]) // O1 paid
 	day2 := e.sellersReport(scenarioDays[1])["S00001"]
 	e.runDay(sim, scenarioDays[2]) // R1 clawed back
