@@ -24,7 +24,14 @@ import (
 	"github.com/settlekit/settle/pipeline/ledger"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	pgtest.Main(m)
+	// The binary the process tests built (binary): each run of the
+	// package left one in the temporary directory (found by a flake hunt).
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+}
 
 const testDate = "2026-11-23"
 
