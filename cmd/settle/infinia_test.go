@@ -360,9 +360,10 @@ func TestInfiniaFaults(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "6", "--seed", fmt.Sprint(10+i))
+			n := faultSeed(t, i)
+			e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "6", "--seed", fmt.Sprint(10+n))
 			const balance = 1_000_000_000_00
-			sim := e.sim(fault.New(uint64(i), sc.rules...), 6, nil, balance)
+			sim := e.sim(fault.New(uint64(n), sc.rules...), 6, nil, balance)
 			var out string
 			code := -1
 			for try := 0; try < 8 && code != 0; try++ {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,28 @@ func TestMain(m *testing.M) {
 }
 
 const testDate = "2026-11-23"
+
+// faultSeedEnv shifts the seeds of the fault matrices (their data and
+// their faults), to try them on other seeds and to replay a failure: a
+// failing scenario logs the seed it ran with (found useful by a flake
+// hunt, which had to patch the tests to vary them).
+const faultSeedEnv = "SETTLE_TEST_FAULT_SEED_OFFSET"
+
+// faultSeed is scenario n's seed: n shifted by faultSeedEnv, logged when
+// shifted.
+func faultSeed(t *testing.T, n int) int {
+	t.Helper()
+	v := os.Getenv(faultSeedEnv)
+	if v == "" {
+		return n
+	}
+	off, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("%s=%q: want an integer", faultSeedEnv, v)
+	}
+	t.Logf("seed %d (%s=%d)", n+off, faultSeedEnv, off)
+	return n + off
+}
 
 // skipAll says that no provider is configured on purpose: without it, a run
 // with orders and no provider ends with exit 4 (work left undone).

@@ -163,6 +163,7 @@ func TestWeChatFaults(t *testing.T) {
 			t.Run(ep+"/"+string(k), func(t *testing.T) {
 				t.Parallel()
 				e := newEnv(t)
+				seedN := faultSeed(t, seedN)
 				e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", fmt.Sprint(40+seedN))
 				sim := e.weChatSim(fault.New(uint64(seedN), fault.Rule{Endpoint: ep, Kind: k, Calls: []int{1, 2, 4}, Polls: 3}), 0)
 				code := -1
