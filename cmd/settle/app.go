@@ -100,7 +100,8 @@ func releaseWhenParsed(cmds []*cli.Command, parsed func()) {
 // that takes no arguments (no ArgsUsage) refuse any, exit 2: urfave/cli
 // ends the flags at the first word that is not one, so "settle status
 // --date D x -o json" showed text, its "-o json" silently an argument
-// (found by an operator's review: status and migrate took stray words).
+// (found by an operator's review: status and migrate took stray words),
+// and "settle run 2026-11-23" must not settle yesterday.
 func noStrayArguments(cmds []*cli.Command, parent string) {
 	for _, c := range cmds {
 		name := strings.TrimSpace(parent + " " + c.Name)

@@ -67,10 +67,6 @@ func runCommand(cfg *config) *cli.Command {
 				Usage: "write the run's metrics to this file, for node exporter's textfile collector"},
 		), append(infiniaFlags(), weChatFlags()...)...)),
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				// "settle run 2026-11-23" must not settle yesterday.
-				return pipeline.Errorf(pipeline.KindUsage, "usage", "run takes no arguments, got %q (a date is --date YYYY-MM-DD)", c.Args().First())
-			}
 			dates, err := cfg.runDates(c)
 			if err != nil {
 				return err
