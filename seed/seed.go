@@ -8,6 +8,7 @@ package seed
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -129,9 +130,12 @@ func OnlySeeded(ctx context.Context, db *sqlx.DB) error {
 		return nil
 	}
 	return pipeline.Errorf(pipeline.KindUsage, "seed",
-		"the database's orders table holds orders no seeding wrote (order %q, for one): seeding it would put synthetic orders among them, "+
-			"for the next run of their date to settle; seed a trial database (or give --allow-other-orders if these are a trial's own)", other[0])
+		"%w (order %q, for one): seeding it would put synthetic orders among them, "+
+			"for the next run of their date to settle; seed a trial database", ErrOtherOrders, other[0])
 }
+
+// ErrOtherOrders is OnlySeeded's refusal.
+var ErrOtherOrders = errors.New("the database's orders table holds orders no seeding wrote")
 
 // Generate writes the data. Seeding a date again replaces that date's
 // seeded orders and refunds; sellers are added when missing.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,8 +41,12 @@ func seedCommand(cfg *config) *cli.Command {
 			if err != nil {
 				return err
 			}
-			return cfg.seed(c.Context, src, c.Bool("allow-other-orders"), seed.Options{Date: d, Location: loc, Orders: c.Int("orders"),
+			err = cfg.seed(c.Context, src, c.Bool("allow-other-orders"), seed.Options{Date: d, Location: loc, Orders: c.Int("orders"),
 				Sellers: c.Int("sellers"), Seed: c.Uint64("seed"), BadRows: c.Int("bad-rows"), SubMerchants: c.Int("sub-merchants")})
+			if errors.Is(err, seed.ErrOtherOrders) {
+				return fmt.Errorf("%w (or give --allow-other-orders if these are a trial's own)", err)
+			}
+			return err
 		},
 	}
 }
