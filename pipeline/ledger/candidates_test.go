@@ -152,3 +152,62 @@ func TestPayoutCandidatesMergeItemsAndCarries(t *testing.T) {
 		t.Fatalf("another kind's payouts after clearing revenue shares: %v, %v; want them kept", totals, err)
 	}
 }
+
+// TestKnownSellersGivesEachSellersLatestInfiniaID: a seller the platform
+// gave another Infinia id since an earlier run is known by the id of its
+// latest run (the one its payouts go to), not by whichever of its runs'
+// rows came first (settle sellers sync asked Infinia about the old id and
+// recorded its status under it); a recorded binding still comes first.
+func TestKnownSellersGivesEachSellersLatestInfiniaID(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	var runs []*pipeline.Run
+	for d := 1; d <= 4; d++ {
+		runs = append(runs, openRun(t, l, pipeline.Date{Year: 2026, Month: 3, Day: d}))
+	}
+	// Written oldest first, as the runs record them.
+	if _, err := l.DB().Exec(fmt.Sprintf(`INSERT INTO run_sellers (run_id, seller_id, infinia_seller_id) VALUES
+		(%[1]d, 'S1', 'I-S1-old'), (%[2]d, 'S1', 'I-S1-mid'), (%[3]d, 'S1', 'I-S1-new'), (%[3]d, 'S2', ''), (%[1]d, 'S2', 'I-S2'),
+		(%[1]d, 'S3', 'I-S3-run'), (%[4]d, 'S1', '')`, runs[0].ID, runs[1].ID, runs[2].ID, runs[3].ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetBinding(ctx, pipeline.Binding{SellerID: "S3", ProviderSellerID: "I-S3-bound", Status: "ACTIVE", Source: "bind"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.KnownSellers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []pipeline.Binding{{SellerID: "S1", ProviderSellerID: "I-S1-new"}, {SellerID: "S2", ProviderSellerID: "I-S2"},
+		{SellerID: "S3", ProviderSellerID: "I-S3-bound", Status: "ACTIVE"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("known sellers\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestSellerOfInfiniaIDIsItsLatestSellers: an Infinia id the platform
+// moved from one seller to another (a corrected sellers row) is the
+// second's, as its latest run gave it; a binding's seller comes first.
+func TestSellerOfInfiniaIDIsItsLatestSellers(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	first := openRun(t, l, pipeline.Date{Year: 2026, Month: 3, Day: 1})
+	second := openRun(t, l, pipeline.Date{Year: 2026, Month: 3, Day: 2})
+	if _, err := l.DB().Exec(fmt.Sprintf(`INSERT INTO run_sellers (run_id, seller_id, infinia_seller_id) VALUES
+		(%[1]d, 'A', 'I-X'), (%[2]d, 'A', 'I-Y'), (%[2]d, 'B', 'I-X')`, first.ID, second.ID)); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"I-X": "B", "I-Y": "A", "I-Z": "I-Z"} {
+		if got, err := l.SellerOfInfiniaID(ctx, id); err != nil || got != want {
+			t.Fatalf("seller of %s: %q, %v; want %q", id, got, err, want)
+		}
+	}
+	if err := l.SetBinding(ctx, pipeline.Binding{SellerID: "A", ProviderSellerID: "I-X", Status: "ACTIVE", Source: "bind"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.SellerOfInfiniaID(ctx, "I-X"); err != nil || got != "A" {
+		t.Fatalf("seller of I-X bound to A: %q, %v", got, err)
+	}
+}

@@ -381,17 +381,19 @@ func (l *Ledger) RecordDelivery(ctx context.Context, requestNo string) error {
 	return err
 }
 
-// KnownSellers returns every seller the ledger knows an Infinia id for - from
-// the runs' sellers and the recorded bindings - with its recorded status
-// ("" when none), by seller id.
+// KnownSellers returns every seller the ledger knows an Infinia id for - its
+// recorded binding's, else its latest run's (the id the platform gave it
+// last) - with its recorded status ("" when none), by seller id.
 func (l *Ledger) KnownSellers(ctx context.Context) ([]pipeline.Binding, error) {
+	// Among a seller's runs, the latest: the first row of the seller's
+	// runs was the one taken, often its oldest id (found by a review).
 	rows, err := l.db.QueryContext(ctx, `
 		SELECT k.seller_id, k.infinia_seller_id, COALESCE(b.status, '') FROM (
 			SELECT DISTINCT ON (seller_id) seller_id, infinia_seller_id FROM (
-				SELECT seller_id, infinia_seller_id, 1 AS pref FROM seller_bindings WHERE infinia_seller_id <> ''
+				SELECT seller_id, infinia_seller_id, 1 AS pref, 0::bigint AS run_id FROM seller_bindings WHERE infinia_seller_id <> ''
 				UNION ALL
-				SELECT seller_id, infinia_seller_id, 2 FROM run_sellers WHERE infinia_seller_id <> ''
-			) u ORDER BY seller_id, pref) k
+				SELECT seller_id, infinia_seller_id, 2, run_id FROM run_sellers WHERE infinia_seller_id <> ''
+			) u ORDER BY seller_id, pref, run_id DESC) k
 		LEFT JOIN seller_bindings b USING (seller_id)
 		ORDER BY k.seller_id`)
 	if err != nil {
@@ -409,10 +411,13 @@ func (l *Ledger) KnownSellers(ctx context.Context) ([]pipeline.Binding, error) {
 	return out, rows.Err()
 }
 
-// sellerOfInfiniaIDQuery finds the seller of an Infinia id (its argument).
+// sellerOfInfiniaIDQuery finds the seller of an Infinia id (its argument):
+// the seller whose binding has it, else the seller of the latest run that
+// gave it (an id the platform moved to another seller is the other's).
 const sellerOfInfiniaIDQuery = `SELECT seller_id FROM (
-		SELECT seller_id FROM seller_bindings WHERE infinia_seller_id = $1
-		UNION ALL SELECT seller_id FROM run_sellers WHERE infinia_seller_id = $1 AND infinia_seller_id <> '') s LIMIT 1`
+		SELECT seller_id, 1 AS pref, 0::bigint AS run_id FROM seller_bindings WHERE infinia_seller_id = $1
+		UNION ALL SELECT seller_id, 2, run_id FROM run_sellers WHERE infinia_seller_id = $1 AND infinia_seller_id <> '') s
+		ORDER BY pref, run_id DESC LIMIT 1`
 
 // SellerOfInfiniaID returns the platform seller id of an Infinia seller id,
 // or the Infinia id itself when the ledger has never seen it (the status is
