@@ -1,6 +1,9 @@
 package pipeline
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Channel is the payment channel of an order: the source's provider column.
 type Channel string
@@ -23,6 +26,12 @@ type ChannelSpec struct {
 	// seller's id it refuses is rejected with that reason, as one without
 	// an account is, rather than stopping a later stage for every seller.
 	CheckAccount func(id string) error
+	// OneSellerAnAccount: an account at the provider that holds it is one
+	// seller's (what is paid to it is that seller's), so two sellers with
+	// the same account there are bad data: their orders of the channel
+	// are rejected (SharedWith), never paid to an account that may not be
+	// theirs.
+	OneSellerAnAccount bool
 	// TxnRequired: its orders settle per provider transaction, so
 	// provider_txn_id is required; otherwise it may be NULL or empty.
 	TxnRequired bool
@@ -64,4 +73,80 @@ func (cs Channels) Names() string {
 		return strings.Join(names, "")
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// oneSellerProviders are the providers whose accounts the channels pay as
+// one seller's (ChannelSpec.OneSellerAnAccount), each once, in order.
+func (cs Channels) oneSellerProviders() []string {
+	var out []string
+	for _, s := range cs {
+		if s.OneSellerAnAccount && s.Account != "" && !slices.Contains(out, s.Account) {
+			out = append(out, s.Account)
+		}
+	}
+	return out
+}
+
+// MarkShared sets, in each seller of sellers whose account at a provider
+// the channels pay as one seller's is another seller's of sellers too,
+// SharedWith: the other sellers with that account, by provider.
+func (cs Channels) MarkShared(sellers map[string]Seller) {
+	for _, provider := range cs.oneSellerProviders() {
+		owners := map[string][]string{}
+		for id, s := range sellers {
+			if acc := s.Account(provider); acc != "" {
+				owners[acc] = append(owners[acc], id)
+			}
+		}
+		for _, ids := range owners {
+			if len(ids) < 2 {
+				continue
+			}
+			slices.Sort(ids)
+			for _, id := range ids {
+				s := sellers[id]
+				if s.SharedWith == nil {
+					s.SharedWith = map[string][]string{}
+				}
+				s.SharedWith[provider] = slices.DeleteFunc(slices.Clone(ids), func(o string) bool { return o == id })
+				sellers[id] = s
+			}
+		}
+	}
+}
+
+// AccountOwners finds, among sellers seen one after another, two with the
+// same account at a provider the channels pay as one seller's: what a
+// pass that meets the day's sellers as they come checks, where MarkShared
+// needs them all.
+type AccountOwners struct {
+	providers []string
+	owner     []map[string]string // by provider's index: account -> first seller seen with it
+}
+
+// NewAccountOwners returns an empty AccountOwners for the channels.
+func (cs Channels) NewAccountOwners() *AccountOwners {
+	a := &AccountOwners{providers: cs.oneSellerProviders()}
+	a.owner = make([]map[string]string, len(a.providers))
+	for i := range a.owner {
+		a.owner[i] = map[string]string{}
+	}
+	return a
+}
+
+// See records s and returns a provider and the seller seen before s with
+// the same account there ("", "" when none).
+func (a *AccountOwners) See(s Seller) (provider, other string) {
+	for i, p := range a.providers {
+		acc := s.Account(p)
+		if acc == "" {
+			continue
+		}
+		if o, ok := a.owner[i][acc]; !ok {
+			a.owner[i][acc] = s.ID
+		} else if o != s.ID {
+			return p, o
+		}
+	}
+	return "", ""
 }

@@ -161,6 +161,10 @@ type Seller struct {
 	// provider's name (ChannelSpec.Account). A provider absent, or an empty
 	// id, means the seller has no account there.
 	Accounts map[string]string
+	// SharedWith names, by provider, the other sellers of the run with
+	// the same account there, where an account is one seller's
+	// (Channels.MarkShared): the seller's orders paid to it are rejected.
+	SharedWith map[string][]string
 }
 
 // Account returns the seller's account at provider; "" when it has none.

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -37,5 +38,22 @@ func CheckSeller(o pipeline.Order, s pipeline.Seller, known bool, channels pipel
 			return fmt.Sprintf("seller %s's %s cannot be used to pay %s orders: %v", o.SellerID, what, o.Channel, err)
 		}
 	}
+	if others := s.SharedWith[spec.Account]; spec.OneSellerAnAccount && len(others) > 0 {
+		return fmt.Sprintf("seller %s's %s %q is also %s's in the platform's sellers: an account is one seller's, so no order of either is paid to it until the platform corrects its sellers",
+			o.SellerID, what, id, sellerList(others))
+	}
 	return ""
+}
+
+// sellerList names sellers for a reason: "seller B", "sellers B and C",
+// "sellers B, C, D and 2 more".
+func sellerList(ids []string) string {
+	switch n := len(ids); {
+	case n == 1:
+		return "seller " + ids[0]
+	case n <= 3:
+		return "sellers " + strings.Join(ids[:n-1], ", ") + " and " + ids[n-1]
+	default:
+		return fmt.Sprintf("sellers %s and %d more", strings.Join(ids[:3], ", "), n-3)
+	}
 }

@@ -61,3 +61,31 @@ func TestCheckSellerQuotesAnUnknownSellerID(t *testing.T) {
 		t.Errorf("%q, want it to contain %q", got, want)
 	}
 }
+
+// A seller whose Infinia id another seller of the run has too
+// (SharedWith, where an account is one seller's): its orders paid to that
+// account are rejected naming the others; a WeChat order goes on.
+func TestCheckSellerRejectsAnAccountSharedWhereItIsOneSellers(t *testing.T) {
+	channels := slices.Clone(testChannels)
+	for i := range channels {
+		channels[i].OneSellerAnAccount = channels[i].Account == "infiniapay"
+	}
+	s := pipeline.Seller{ID: "S1", Accounts: map[string]string{"infiniapay": "INF1", "wechatpay": "1900"},
+		SharedWith: map[string][]string{"infiniapay": {"S2", "S3", "S4", "S5", "S6"}, "wechatpay": {"S9"}}}
+	for ch, want := range map[pipeline.Channel]string{
+		chInfinia:     `seller S1's Infinia Pay seller id "INF1" is also sellers S2, S3, S4 and 2 more's in the platform's sellers`,
+		chPayProtocol: "no order of either is paid to it",
+		chWeChat:      "",
+	} {
+		if got := CheckSeller(pipeline.Order{SellerID: "S1", Channel: ch}, s, true, channels); (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("%s: %q, want %q", ch, got, want)
+		}
+	}
+	s.SharedWith["infiniapay"] = []string{"S2"}
+	if got := CheckSeller(pipeline.Order{SellerID: "S1", Channel: chInfinia}, s, true, channels); !strings.Contains(got, `"INF1" is also seller S2's`) {
+		t.Errorf("one other: %q", got)
+	}
+	if got := CheckSeller(pipeline.Order{SellerID: "S1", Channel: chInfinia}, s, true, testChannels); got != "" {
+		t.Errorf("an account that may be shared: %q", got)
+	}
+}

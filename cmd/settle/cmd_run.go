@@ -655,6 +655,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			o.window.Start.Format("2006-01-02 15:04:05"), o.window.End.Format("2006-01-02 15:04:05"), o.tz)
 	}
 	window := func(pipeline.Date) pipeline.Window { return o.window }
+	watch := &sharedWatch{SellerSource: sellerSource(src, o.sellersQ, o.sellersName)}
 	runner := &pipeline.Runner{
 		Store: l,
 		Log:   cfg.logger(),
@@ -670,8 +671,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		// A fresh run through transform reads, records and classifies the
 		// day in one pass; a resumed one runs the stages one by one.
 		Passes: map[pipeline.Stage]pipeline.Pass{pipeline.StageExtract: {Through: pipeline.StageTransform,
-			Run: pipeline.ExtractTransform(extractSource(src, o.query, o.queryName),
-				sellerSource(src, o.sellersQ, o.sellersName), l, window, o.classify)}},
+			Run: pipeline.ExtractTransform(extractSource(src, o.query, o.queryName), watch, l, window, watch.classifier(o.classify))}},
 		Gate: rejectGate(l, o.maxRejectRt),
 		// Upload, distribute and reconcile run again on every invocation:
 		// Pay Protocol payments held while confirming are verified again

@@ -396,11 +396,60 @@ func classifier(rules *transform.Rules, d pipeline.Date, w pipeline.Window) func
 	}
 }
 
-// fromMap looks sellers up in a run's recorded sellers.
+// fromMap looks sellers up in a run's recorded sellers, each marked with
+// the others that share an account with it where an account is one
+// seller's (its orders paid to it are rejected).
 func fromMap(m map[string]pipeline.Seller) func(string) (pipeline.Seller, bool, error) {
+	channelSpecs().MarkShared(m)
 	return func(id string) (pipeline.Seller, bool, error) {
 		s, ok := m[id]
 		return s, ok, nil
+	}
+}
+
+// errSharedAccount is a pass's classifier error when a seller shares an
+// account another seller of the day has where an account is one seller's.
+type errSharedAccount struct{ provider, account, first, second string }
+
+func (e errSharedAccount) Error() string {
+	return fmt.Sprintf("sellers %s and %s have the same %s account %q (their orders are rejected)", e.first, e.second, e.provider, e.account)
+}
+
+// sharedWatch is the sellers source of the one-pass extract and transform,
+// which meets the day's sellers as its rows come: it notes the first
+// seller whose account an earlier seller of the day has too, where an
+// account is one seller's, and from then on its classifier's lookup is an
+// error, so that the pass leaves the items to the transform stage, which
+// sees every seller of the run at once (fromMap) and rejects both
+// sellers' orders (the earlier one's are already classified here).
+type sharedWatch struct {
+	pipeline.SellerSource
+	owners *pipeline.AccountOwners
+	found  error
+}
+
+// Sellers looks sellers up, seeing each.
+func (w *sharedWatch) Sellers(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
+	return w.SellerSource.Sellers(ctx, ids, func(s pipeline.Seller) error {
+		if provider, other := w.owners.See(s); other != "" && w.found == nil {
+			w.found = errSharedAccount{provider, s.Account(provider), other, s.ID}
+		}
+		return fn(s)
+	})
+}
+
+// classifier is the pass's classifier: classify's, with a lookup that
+// fails once two sellers share an account. A pass starts with it, and
+// with no seller seen.
+func (w *sharedWatch) classifier(classify func(func(string) (pipeline.Seller, bool, error)) pipeline.Classifier) func(func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
+	return func(lookup func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
+		w.owners, w.found = channelSpecs().NewAccountOwners(), nil
+		return classify(func(id string) (pipeline.Seller, bool, error) {
+			if w.found != nil {
+				return pipeline.Seller{}, false, w.found
+			}
+			return lookup(id)
+		})
 	}
 }
 

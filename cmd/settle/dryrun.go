@@ -25,6 +25,11 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	src := extractSource(db, pipeline.SortedSourceQuery(o.query), o.queryName)
 	sellers := sellerSource(db, o.sellersQ, o.sellersName)
 	known := map[string]*pipeline.Seller{} // nil: looked up, not found
+	// Sellers sharing an account where an account is one seller's are
+	// marked as the second is met: the first's orders before it are
+	// planned as items, which a real run rejects (it sees every seller of
+	// the run at once); the plan says so.
+	owners, shared := channelSpecs().NewAccountOwners(), []string{}
 	lookup := func(id string) (pipeline.Seller, bool, error) {
 		if s, ok := known[id]; ok {
 			if s == nil {
@@ -39,6 +44,16 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 		})
 		if err != nil || known[id] == nil {
 			return pipeline.Seller{}, false, err
+		}
+		if provider, other := owners.See(*known[id]); other != "" {
+			for _, pair := range [][2]string{{id, other}, {other, id}} {
+				s := known[pair[0]]
+				if s.SharedWith == nil {
+					s.SharedWith = map[string][]string{}
+				}
+				s.SharedWith[provider] = append(s.SharedWith[provider], pair[1])
+			}
+			shared = append(shared, errSharedAccount{provider, known[id].Account(provider), other, id}.Error())
 		}
 		return *known[id], true, nil
 	}
@@ -72,6 +87,9 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 		grouped = append(grouped, ledger.RejectReason{Reason: reason, Count: reasons[reason], Sample: sampleOf(plan.Rejects, reason)})
 	}
 	printRejects(w, grouped, 20)
+	for _, s := range shared {
+		fmt.Fprintf(w, "%s: a real run rejects all of them; the first's orders planned before the second's were met are counted as items above\n", s)
+	}
 	var late, lateBad int
 	err = (&extract.LateRefunds{DB: db, Query: o.lateQ, Name: o.lateName}).LateRefunds(ctx, o.window, func(row pipeline.LateRefundRow) error {
 		r := pipeline.ReadLateRefund(row, 0)

@@ -14,7 +14,9 @@ const SellerAccount = "infiniapay"
 // paid by revenue sharing to the seller's Infinia account; the order needs
 // no provider transaction id; a late refund is clawed back from the
 // seller's next revenue share. A seller id that cannot name a trade file
-// (CheckSellerID) rejects the seller's orders.
+// (CheckSellerID), or that another seller of the run has too (an Infinia
+// account is one seller's), rejects the seller's orders.
 func ChannelSpec() pipeline.ChannelSpec {
-	return pipeline.ChannelSpec{Channel: Channel, Account: SellerAccount, AccountName: "Infinia Pay seller id", CheckAccount: CheckSellerID}
+	return pipeline.ChannelSpec{Channel: Channel, Account: SellerAccount, AccountName: "Infinia Pay seller id", CheckAccount: CheckSellerID,
+		OneSellerAnAccount: true}
 }

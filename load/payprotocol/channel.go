@@ -18,5 +18,6 @@ const paidThrough = "infiniapay"
 // sharing to the seller's Infinia account, and a late refund is clawed
 // back the same way.
 func ChannelSpec() pipeline.ChannelSpec {
-	return pipeline.ChannelSpec{Channel: Channel, Account: paidThrough, AccountName: "Infinia Pay seller id", TxnRequired: true, Unverified: true}
+	return pipeline.ChannelSpec{Channel: Channel, Account: paidThrough, AccountName: "Infinia Pay seller id", TxnRequired: true, Unverified: true,
+		OneSellerAnAccount: true}
 }
