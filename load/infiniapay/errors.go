@@ -79,6 +79,18 @@ func TransientCode(code string) bool {
 	return code == CodeDatabase || code == CodeInternal || code == CodeUnavailable
 }
 
+// RefusalCode reports whether code is one Infinia publishes as a refusal
+// of the request itself (doc-7369157: invalid or missing parameter, bad
+// format, out of range, payload too large): the request was not taken. A
+// code Infinia does not publish says nothing of that.
+func RefusalCode(code string) bool {
+	switch code {
+	case CodeInvalidParameter, CodeMissingParameter, CodeBadFormat, CodeOutOfRange, CodeTooLarge:
+		return true
+	}
+	return false
+}
+
 // failure says how an attempt failed, which decides whether it is retried.
 type failure int
 

@@ -98,7 +98,14 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 		s.Answers.put(e.Key, found)
 		return outcome(found), nil
 	case errors.Is(qerr, ErrNotFound) && e.Sends > 1:
-		return s.refusedAgain(e, strings.TrimSpace(ie.Code+" "+ie.Message)), nil
+		return s.refusedAgain(e, "sent again after an unknown outcome", strings.TrimSpace(ie.Code+" "+ie.Message)), nil
+	case errors.Is(qerr, ErrNotFound) && !errors.Is(ie, ErrNotFound) && !RefusalCode(ie.Code):
+		// A code Infinia does not publish (not SUC-200, not SYS-001..008)
+		// says nothing of whether the payout was taken: read as a refusal,
+		// the payout failed on a status query that may lag behind it, and
+		// its balance went out under a new requestNo beside it (found by a
+		// review). It waits like a refused repeat.
+		return s.refusedAgain(e, "answered with a code Infinia does not publish", strings.TrimSpace(ie.Code+" "+ie.Message)), nil
 	case errors.Is(qerr, ErrNotFound):
 		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(ie.Code + " " + ie.Message)}, nil
 	}
@@ -129,7 +136,7 @@ func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipel
 	}
 	if errors.Is(err, ErrNotFound) {
 		if _, refused := refusedSince(e.LastError); refused {
-			return s.refusedAgain(e, ""), nil // not sent a third time
+			return s.refusedAgain(e, "", ""), nil // not sent a third time
 		}
 		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
 	}
@@ -146,18 +153,20 @@ const refusedMark = " (refused sent again, requestNo unknown since "
 // refusedSince reads the time refusedMark gives in a last error.
 func refusedSince(lastError string) (time.Time, bool) { return markedTime(lastError, refusedMark) }
 
-// refusedAgain is the outcome of e, sent again under its requestNo after
-// an unknown outcome, refused by Infinia (refusal, its code and message;
-// "" when asked later), whose requestNo Infinia does not know: pending,
-// the time marked in its reason, until Infinia has not known it for
-// KnownAfter; failed then.
-func (s RevenueShareSender) refusedAgain(e pipeline.Effect, refusal string) pipeline.Outcome {
+// refusedAgain is the outcome of e refused by Infinia (refusal, its code
+// and message; "" when asked later) when the refusal does not prove the
+// payout was not taken - sent again under its requestNo after an unknown
+// outcome, or answered with a code Infinia does not publish (how says
+// which) - and whose requestNo Infinia does not know: pending, the time
+// marked in its reason, until Infinia has not known it for KnownAfter;
+// failed then.
+func (s RevenueShareSender) refusedAgain(e pipeline.Effect, how, refusal string) pipeline.Outcome {
 	now := s.Client.cfg.Now().UTC()
 	since, marked := refusedSince(e.LastError)
 	if !marked {
 		return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: fmt.Sprintf(
-			"Infinia refused requestNo %s sent again after an unknown outcome (%s) and does not know it: the first send may yet show%s%s)",
-			e.Key, refusal, refusedMark, now.Format(time.RFC3339))}
+			"Infinia refused requestNo %s %s (%s) and does not know it: the first send may yet show%s%s)",
+			e.Key, how, refusal, refusedMark, now.Format(time.RFC3339))}
 	}
 	after := s.KnownAfter
 	if after <= 0 {

@@ -213,3 +213,57 @@ func TestSenderRefusedResendWaitsForInfiniaToKnowTheFirst(t *testing.T) {
 		t.Fatalf("%d requests sent, want 2", requests)
 	}
 }
+
+// TestSenderUnpublishedCodeIsNotARefusal: a revenue share answered with a
+// code Infinia does not publish (not SUC-200, not SYS-001..SYS-008) was
+// read as a definite refusal, and failed at once on a status query that
+// did not know the requestNo yet: its balance was then paid under a new
+// requestNo while the first could still pay. It waits as a refused repeat
+// does (pending, never sent again by Query), failed once Infinia has not
+// known it for KnownAfter; a published refusal (SYS-006) still fails at
+// once.
+func TestSenderUnpublishedCodeIsNotARefusal(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	code := "SYS-009"
+	var requests int
+	lagging := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			sig, _ := infiniapay.Sign(keys(t).InfiniaPrivate, "")
+			switch {
+			case strings.HasSuffix(req.URL.Path, "revenue-sharing/request"):
+				requests++
+				json.NewEncoder(w).Encode(infiniapay.ResponseEnvelope{Code: code, Message: "request timed out", Signature: sig})
+			case strings.HasSuffix(req.URL.Path, "revenue-sharing/query"):
+				json.NewEncoder(w).Encode(infiniapay.ResponseEnvelope{Code: infiniapay.CodeNotFound, Message: "no such request", Signature: sig})
+			default:
+				next.ServeHTTP(w, req)
+			}
+		})
+	}
+	r := newRig(t, infiniapaytest.Options{}, lagging, func(c *infiniapay.Config) { c.Now = func() time.Time { return now } })
+	s := infiniapay.RevenueShareSender{Client: r.client, KnownAfter: 24 * time.Hour}
+	e := effect("RS-1", 100)
+	e.Sends = 1
+	out, err := s.Send(ctx, e)
+	if err != nil || out.Status != pipeline.OutcomePending || !strings.Contains(out.Reason, "SYS-009 request timed out") {
+		t.Fatalf("a first send answered SYS-009: %+v, %v; want pending, the answer named", out, err)
+	}
+	e.State, e.LastError = pipeline.EffectSent, out.Reason
+	now = now.Add(time.Hour)
+	if out, err := s.Query(ctx, e); err != nil || out.Status != pipeline.OutcomePending {
+		t.Fatalf("asked an hour later: %+v, %v; want still pending, not sent again", out, err)
+	}
+	now = now.Add(24 * time.Hour)
+	if out, err := s.Query(ctx, e); err != nil || out.Status != pipeline.OutcomeFailed {
+		t.Fatalf("asked a day later: %+v, %v; want failed", out, err)
+	}
+	if requests != 1 {
+		t.Fatalf("%d requests sent, want 1", requests)
+	}
+
+	code = infiniapay.CodeOutOfRange
+	if out, err := s.Send(ctx, effect("RS-2", 100)); err != nil || out.Status != pipeline.OutcomeFailed {
+		t.Fatalf("a first send refused with SYS-006: %+v, %v; want failed", out, err)
+	}
+}
