@@ -121,20 +121,33 @@ func checkColumns(rows *sql.Rows, want []string) error {
 	return nil
 }
 
-// timeTypes are the types a query's timestamp column may have: others
-// (text, say) cannot be read as instants, and stopped the day at its first
-// row as a failure to retry (exit 1) rather than a query to fix.
-var timeTypes = map[string]bool{"TIMESTAMPTZ": true, "TIMESTAMP": true, "DATE": true}
-
-// checkTimes checks that the named columns of a query are timestamps.
+// checkTimes checks that the named columns of a query are timestamptz:
+// instants. Another type (text, say) cannot be read as one, and stopped
+// the day at its first row as a failure to retry (exit 1) rather than a
+// query to fix. A timestamp without time zone or a date is a wall clock
+// whose zone only the query's author knows: lib/pq reads it as UTC, while
+// the query's comparisons with $1 and $2 drop their offset, so a day was
+// chosen by the wall clock and its rows dated hours off (a Beijing wall
+// clock: the last 8 hours of every day rejected as outside the window,
+// the others recorded 8 hours off); the query converts it, at the zone its
+// values are in.
 func checkTimes(rows *sql.Rows, names ...string) error {
 	types, err := rows.ColumnTypes()
 	if err != nil {
 		return err
 	}
 	for _, t := range types {
-		if slices.Contains(names, t.Name()) && !timeTypes[t.DatabaseTypeName()] {
-			return fmt.Errorf("returns %s as %s, want a timestamptz", t.Name(), strings.ToLower(t.DatabaseTypeName()))
+		if !slices.Contains(names, t.Name()) {
+			continue
+		}
+		switch typ := t.DatabaseTypeName(); typ {
+		case "TIMESTAMPTZ":
+		case "TIMESTAMP", "DATE":
+			return fmt.Errorf("returns %[1]s as %[2]s (without time zone), want a timestamptz: settle cannot know the zone of a wall clock; "+
+				"convert it in the query, where it is returned and where it is compared with $1 and $2, at the zone its values are in "+
+				"(%[1]s AT TIME ZONE 'Asia/Shanghai')", t.Name(), strings.ToLower(typ))
+		default:
+			return fmt.Errorf("returns %s as %s, want a timestamptz", t.Name(), strings.ToLower(typ))
 		}
 	}
 	return nil

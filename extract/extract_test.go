@@ -92,6 +92,66 @@ func TestQueriesRefuseATimestampColumnOfAnotherType(t *testing.T) {
 	}
 }
 
+// A platform whose times are timestamp without time zone (a wall clock,
+// Beijing time say) was read as if its values were UTC instants, while the
+// default query's comparisons with $1 and $2 (timestamptz, cast to the
+// column's type) dropped their offset: the day's rows were chosen by the
+// wall clock and then dated 8 hours off, so the transform rejected the
+// last 8 hours of every day as outside the window (exit 3 every night,
+// those orders never paid) and recorded the others with times 8 hours off
+// (the trade files' trade_time too). Only the query's author knows the
+// zone such a value is in: it is a query to fix (exit 2), said before any
+// row, naming the column; a date column likewise.
+func TestQueriesRefuseATimestampWithoutTimeZone(t *testing.T) {
+	db := pgtest.DB(t)
+	if _, err := db.Exec(`CREATE TABLE orders (order_no text, seller_id text, provider text, provider_txn_id text, currency text,
+			amount_minor numeric, category text, paid_at timestamp, confirmed_at timestamp, confirmed_on date);
+		CREATE TABLE refunds (refund_no text, order_no text, amount_minor numeric, created_at timestamp);
+		INSERT INTO orders VALUES ('A', 'S1', 'infiniapay', NULL, 'CNY', 1200, 'c', '2026-11-23 19:00', '2026-11-23 20:00', '2026-11-23');
+		INSERT INTO refunds VALUES ('R1', 'A', 100, '2026-11-23 21:00')`); err != nil {
+		t.Fatal(err)
+	}
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pipeline.WindowOf(pipeline.Date{Year: 2026, Month: time.November, Day: 23}, shanghai)
+	const cols = `o.order_no, o.seller_id, o.provider, o.provider_txn_id, o.currency, o.amount_minor, 0 AS refunded_minor, o.category, o.paid_at, `
+	for _, c := range []struct{ query, col, typ string }{
+		{`SELECT ` + cols + `o.confirmed_at FROM orders o WHERE o.confirmed_at >= $1 AND o.confirmed_at < $2`, "paid_at", "timestamp"},
+		{`SELECT ` + cols + `o.confirmed_on AS confirmed_at FROM orders o WHERE o.confirmed_on >= $1 AND o.confirmed_on < $2`, "paid_at", "timestamp"},
+		{`SELECT ` + strings.Replace(cols, "o.paid_at", "o.paid_at AT TIME ZONE 'Asia/Shanghai' AS paid_at", 1) +
+			`o.confirmed_on AS confirmed_at FROM orders o WHERE o.confirmed_on >= $1 AND o.confirmed_on < $2`, "confirmed_at", "date"},
+	} {
+		var read []string
+		err := (&extract.Source{DB: db, Name: "q.sql", Query: c.query}).Orders(context.Background(), w, func(r pipeline.SourceRow) error {
+			read = append(read, fmt.Sprintf("%s confirmed %s", *r.OrderNo, r.ConfirmedAt.In(shanghai).Format(time.RFC3339)))
+			return nil
+		})
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), c.col+" as "+c.typ) {
+			t.Errorf("source query returning %s as %s: got %v (kind %v, rows %q), want a usage error naming the column", c.col, c.typ, err, pipeline.KindOf(err), read)
+		}
+	}
+	// Converted by the query, at the zone its values are in, it reads the
+	// wall clock's instants.
+	var read []string
+	err = (&extract.Source{DB: db, Name: "q.sql", Query: `SELECT ` + strings.Replace(cols, "o.paid_at", "o.paid_at AT TIME ZONE 'Asia/Shanghai' AS paid_at", 1) +
+		`o.confirmed_at AT TIME ZONE 'Asia/Shanghai' AS confirmed_at FROM orders o
+		WHERE o.confirmed_at AT TIME ZONE 'Asia/Shanghai' >= $1 AND o.confirmed_at AT TIME ZONE 'Asia/Shanghai' < $2`}).Orders(context.Background(), w, func(r pipeline.SourceRow) error {
+		read = append(read, fmt.Sprintf("%s confirmed %s", *r.OrderNo, r.ConfirmedAt.In(shanghai).Format(time.RFC3339)))
+		return nil
+	})
+	if err != nil || len(read) != 1 || read[0] != "A confirmed 2026-11-23T20:00:00+08:00" {
+		t.Errorf("converted query: got %q, %v; want A confirmed at 20:00 in Shanghai", read, err)
+	}
+	late := &extract.LateRefunds{DB: db, Name: "l.sql", Query: `SELECT r.refund_no, r.order_no, o.seller_id, r.amount_minor::text, r.created_at
+		FROM refunds r JOIN orders o ON o.order_no = r.order_no WHERE r.created_at >= $1 AND r.created_at < $2`}
+	err = late.LateRefunds(context.Background(), w, func(pipeline.LateRefundRow) error { return nil })
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "created_at as timestamp") {
+		t.Errorf("late-refunds query with created_at as timestamp: got %v (kind %v), want a usage error naming the column", err, pipeline.KindOf(err))
+	}
+}
+
 // Sellers reads the account columns into the seller's accounts, by the
 // provider each column names (SellerAccounts); NULL or empty is none.
 func TestSellersReadsAccounts(t *testing.T) {
