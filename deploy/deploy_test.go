@@ -162,7 +162,11 @@ func TestEveryPodOfANightSettlesOneDate(t *testing.T) {
 // activeDeadlineSeconds) ends before the next midnight there on every day
 // of two years: counted in seconds from a 24-hour midnight, a night that
 // crosses a daylight-saving change (a 23-hour day) ran an hour past it,
-// and its last pods settled the next date.
+// and its last pods settled the next date. It also checks that every day
+// has hour:minute: the CronJob controller (robfig/cron) skips a schedule
+// the clocks jump over (02:30 in America/New_York on the spring-forward
+// day) rather than run it late, so that night's date was never settled -
+// and no run of it recorded, so no metric counted it unsettled.
 func nightEndsBeforeMidnight(tz string, hour, minute int, span time.Duration) error {
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
@@ -170,8 +174,9 @@ func nightEndsBeforeMidnight(tz string, hour, minute int, span time.Duration) er
 	}
 	for d := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 2027; d = d.AddDate(0, 0, 1) {
 		start := time.Date(d.Year(), d.Month(), d.Day(), hour, minute, 0, 0, loc)
-		if start.Day() != d.Day() {
-			continue // the schedule falls in a gap that day
+		if start.Day() != d.Day() || start.Hour() != hour || start.Minute() != minute {
+			return fmt.Errorf("%02d:%02d does not exist on %s in %s (the clocks jump over it): the CronJob skips that night, and the date before it is never settled (nor counted unsettled, as no run of it is recorded); schedule the night at a time every day has",
+				hour, minute, d.Format(time.DateOnly), tz)
 		}
 		next := time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, loc)
 		if last := start.Add(span); !last.Before(next) {
@@ -192,6 +197,29 @@ func TestANightIsMeasuredInItsZonesHours(t *testing.T) {
 	}
 	if err := nightEndsBeforeMidnight("Asia/Shanghai", 2, 30, 5*time.Hour); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestANightTheClocksSkipIsRefused: Kubernetes' CronJob controller
+// (robfig/cron) does not run a schedule that falls in a daylight-saving
+// gap that day, nor later: with SETTLE_TZ and timeZone America/New_York
+// and the schedule 02:30, the night of the spring-forward day never
+// started, and the date before it was never settled by the nightly run,
+// silently (a date with no run is in no metric). The zone's other hours,
+// and Lord Howe's half-hour gap's other half, pass.
+func TestANightTheClocksSkipIsRefused(t *testing.T) {
+	for _, c := range []struct {
+		tz           string
+		hour, minute int
+		skipped      bool
+	}{
+		{"America/New_York", 2, 30, true}, {"Europe/Berlin", 2, 30, true}, {"Australia/Lord_Howe", 2, 15, true},
+		{"America/New_York", 3, 30, false}, {"America/New_York", 1, 30, false}, {"Australia/Lord_Howe", 2, 45, false},
+	} {
+		err := nightEndsBeforeMidnight(c.tz, c.hour, c.minute, 4*time.Hour)
+		if got := err != nil && strings.Contains(err.Error(), "does not exist"); got != c.skipped {
+			t.Errorf("%02d:%02d in %s: got %v, want refused %v", c.hour, c.minute, c.tz, err, c.skipped)
+		}
 	}
 }
 
