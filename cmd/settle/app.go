@@ -23,11 +23,17 @@ var parsing sync.Mutex
 // the environment only through getenv. It is safe to call from several
 // goroutines at once.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runAt(ctx, nil, args, getenv, stdout, stderr)
+}
+
+// runAt is run with the clock now (nil: the machine's), for tests of what
+// a run does on its own date ("yesterday").
+func runAt(ctx context.Context, now func() time.Time, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	parsing.Lock()
 	var once sync.Once
 	parsed := func() { once.Do(parsing.Unlock) }
 	defer parsed()
-	cfg := &config{getenv: getenv, stdout: stdout, stderr: stderr}
+	cfg := &config{getenv: getenv, stdout: stdout, stderr: stderr, now: now}
 	cfg.logger() // decide the log format before anything prints
 	if f := getenv(logFormatEnv); f != "" && f != "json" && f != "text" {
 		// Taken as text, it left a pod's log without its JSON lines (the

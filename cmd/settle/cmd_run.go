@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -149,6 +150,14 @@ func runCommand(cfg *config) *cli.Command {
 				}
 				return cfg.settle(c.Context, l, opts)
 			}))
+			if nightly := c.String(flagDate) == "" && c.String("from") == "" && !c.Bool("dry-run"); nightly && l != nil &&
+				(err == nil || pipeline.KindOf(err) == pipeline.KindNeedsPerson) {
+				missed, merr := missedNights(c.Context, l, dates[0])
+				if merr != nil {
+					cfg.logger().Warn("could not look for missed nights", "error", merr.Error())
+				}
+				err = errors.Join(err, missed)
+			}
 			if l == nil && err != nil && c.String("metrics-file") != "" {
 				// Failed before the ledger was opened (a rules file that
 				// cannot be read, say): the textfile still gets the exit
@@ -163,6 +172,47 @@ func runCommand(cfg *config) *cli.Command {
 			return err
 		},
 	}
+}
+
+// missedLookback is how far back a nightly run looks for dates with no
+// run: a night or a week the schedule missed (the controller down past
+// startingDeadlineSeconds, a suspended CronJob), which the next night's
+// success would otherwise hide; a longer pause is what the alert on
+// settle_last_success_timestamp_seconds is for.
+const missedLookback = 31
+
+// missedNights is a problem for a person (exit 4) naming the dates of the
+// missedLookback before d that have no run while an earlier one of them
+// has: a nightly run settles yesterday only, so a date whose night was
+// missed is never settled unless a person runs it. nil when there are none
+// (or no date of the lookback was ever run: a new ledger).
+func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (problem, err error) {
+	run, err := l.DatesRun(ctx, d.AddDays(-missedLookback), d)
+	if err != nil || len(run) == 0 {
+		return nil, err
+	}
+	var missed []pipeline.Date
+	for day, i := run[0], 0; day.Before(d); day = day.AddDays(1) {
+		if i < len(run) && run[i] == day {
+			i++
+			continue
+		}
+		missed = append(missed, day)
+	}
+	if len(missed) == 0 {
+		return nil, nil
+	}
+	first, last := missed[0], missed[len(missed)-1]
+	names := first.String()
+	if len(missed) > 1 {
+		names = fmt.Sprintf("%d dates from %s to %s", len(missed), first, last)
+	}
+	p := &pipeline.Problems{Summary: fmt.Sprintf("%s before %s never run (a night the schedule missed?): settle run --from %s --to %s settles them (dates done already are skipped)",
+		names, d, first, last)}
+	for _, m := range missed {
+		p.Add("date " + m.String() + " has no run")
+	}
+	return p.NeedsPerson(), nil
 }
 
 // lockRetry is how often a run waiting for its date's lock (--lock-wait)

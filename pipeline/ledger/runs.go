@@ -278,6 +278,24 @@ func (l *Ledger) RunsOn(ctx context.Context, d pipeline.Date) ([]*pipeline.Run, 
 	return l.runs(ctx, `WHERE business_date = $1 ORDER BY shard_count, shard_index`, d.String())
 }
 
+// DatesRun returns the dates from since up to before (not included) that
+// have a run of any shard, in order.
+func (l *Ledger) DatesRun(ctx context.Context, since, before pipeline.Date) ([]pipeline.Date, error) {
+	var days []string
+	err := l.db.SelectContext(ctx, &days, `SELECT DISTINCT to_char(business_date, 'YYYY-MM-DD') FROM runs
+		WHERE business_date >= $1 AND business_date < $2 ORDER BY 1`, since.String(), before.String())
+	if err != nil {
+		return nil, fmt.Errorf("read the dates run: %w", err)
+	}
+	out := make([]pipeline.Date, len(days))
+	for i, s := range days {
+		if out[i], err = pipeline.ParseDate(s); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 func (l *Ledger) runs(ctx context.Context, where string, args ...any) ([]*pipeline.Run, error) {
 	return queryRuns(ctx, l.db, where, args...)
 }
