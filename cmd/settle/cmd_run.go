@@ -37,6 +37,8 @@ func runCommand(cfg *config) *cli.Command {
 			// set in a scheduled job's environment.
 			&cli.BoolFlag{Name: flagReextract,
 				Usage: "read the date again: drop the run's snapshot, items and rejects and redo extract and transform (refused once anything of the run was sent; command line only)"},
+			&cli.BoolFlag{Name: flagNewTZ,
+				Usage: "open the date in --tz though a date beside it was run in another zone: the zone changes for good here, and the orders between the two windows are read by neither (or by both: the second rejects them as settled); command line only"},
 			&cli.StringSliceFlag{Name: flagSkipChannel, EnvVars: []string{"SETTLE_SKIP_CHANNEL"},
 				Usage: "leave this channel's orders unpaid on purpose (" + channelSpecs().Names() + "; repeat or comma-separate); without it, orders of a channel whose provider is not configured end the run with exit 4"},
 			tzFlag(),
@@ -172,6 +174,45 @@ func runCommand(cfg *config) *cli.Command {
 			return err
 		},
 	}
+}
+
+// checkNeighbours refuses (exit 2) to open a date whose window does not
+// meet the windows of the dates beside it that were run in another time
+// zone: the orders between the two windows would be read by no run (or by
+// both, the second rejecting them as settled) - a person's run with
+// SETTLE_TZ unset, say, takes the default zone beside nights run in
+// another. --new-tz opens it all the same, when the zone changes for good.
+func checkNeighbours(ctx context.Context, l *ledger.Ledger, o *runOptions) error {
+	d := o.key.Date
+	for _, side := range []struct {
+		date             pipeline.Date
+		theirEnd, ourEnd string
+		meets            func(w pipeline.Window) (theirs, ours time.Time)
+	}{
+		{d.AddDays(-1), "ends", "starts", func(w pipeline.Window) (time.Time, time.Time) { return w.End, o.window.Start }},
+		{d.AddDays(1), "starts", "ends", func(w pipeline.Window) (time.Time, time.Time) { return w.Start, o.window.End }},
+	} {
+		runs, err := l.RunsOn(ctx, side.date)
+		if err != nil {
+			return err
+		}
+		for _, r := range runs {
+			if r.TimeZone == o.tz {
+				continue
+			}
+			loc, err := time.LoadLocation(r.TimeZone)
+			if err != nil {
+				continue // a zone this machine does not know (Local): nothing to compare
+			}
+			if theirs, ours := side.meets(pipeline.WindowOf(side.date, loc)); !theirs.Equal(ours) {
+				return pipeline.Errorf(pipeline.KindUsage, "--"+flagTZ,
+					"%s was run in time zone %s: its window %s at %s, and this run's of %s in %s %s at %s, so the orders between would be read by neither run (or by both); "+
+						"run %s with --tz %s (SETTLE_TZ), or with --%s if the zone changes for good here",
+					side.date, r.TimeZone, side.theirEnd, theirs.UTC().Format(time.RFC3339), d, o.tz, side.ourEnd, ours.UTC().Format(time.RFC3339), d, r.TimeZone, flagNewTZ)
+			}
+		}
+	}
+	return nil
 }
 
 // missedLookback is how far back a nightly run looks for dates with no
@@ -508,6 +549,9 @@ type runOptions struct {
 	skip map[pipeline.Channel]bool
 	// reextract reads the date again (drops extract and transform).
 	reextract bool
+	// newTZ opens the date in its zone though a date beside it was run in
+	// another (checkNeighbours).
+	newTZ bool
 	// dateSent, for a run of a date run in shards one after another, sums
 	// what each sent, for the date's last line.
 	dateSent *ledger.Sent
@@ -640,7 +684,7 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	if err != nil {
 		return nil, err
 	}
-	o := &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
+	o := &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), newTZ: c.Bool(flagNewTZ), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
 		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), reconcileAll: c.Bool(flagReconcileAll), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
@@ -767,6 +811,10 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	// if it read the day and sent nothing).
 	if run, err := l.GetRun(ctx, o.key); err != nil {
 		return err
+	} else if run == nil && !o.newTZ {
+		if err := checkNeighbours(ctx, l, o); err != nil {
+			return err
+		}
 	} else if run != nil && run.TimeZone != o.tz {
 		same := false
 		if loc, err := time.LoadLocation(run.TimeZone); err == nil {

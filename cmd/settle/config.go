@@ -101,6 +101,7 @@ const (
 	flagRecheckDays     = "recheck-days"
 	flagReconcileAll    = "reconcile-all"
 	flagReextract       = "reextract"
+	flagNewTZ           = "new-tz"
 	flagLockWait        = "lock-wait"
 	flagSkipChannel     = "skip-channel"
 )

@@ -50,3 +50,39 @@ func TestANightlyRunNamesTheNightsMissed(t *testing.T) {
 		t.Fatalf("night after the backfill: exit %d, want 0:\n%s", code, out)
 	}
 }
+
+// TestADateBesideOneRunInAnotherZoneIsRefused: a person's run with
+// SETTLE_TZ unset (the default zone) of a date beside nights run in UTC
+// read a window that did not meet theirs: the orders between were read by
+// no run. Opening it is refused (exit 2), naming the zone to give; a zone
+// whose windows meet theirs (another name for it) is taken, and so is
+// --new-tz, for a zone that changes for good.
+func TestADateBesideOneRunInAnotherZoneIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
+	run := func(d, tz string, extra ...string) (string, int) {
+		return e.settle(append([]string{"run", "--date", d, "--tz", tz, "--rules", e.rules, "--out", e.reports, "--until", "transform"}, extra...)...)
+	}
+	for _, d := range []string{"2026-11-20", "2026-11-22"} {
+		if out, code := run(d, "UTC"); code != 0 {
+			t.Fatalf("run of %s: exit %d:\n%s", d, code, out)
+		}
+	}
+	out, code := run("2026-11-21", "Asia/Shanghai")
+	if want := "2026-11-20 was run in time zone UTC: its window ends at 2026-11-21T00:00:00Z, and this run's of 2026-11-21 in Asia/Shanghai starts at 2026-11-20T16:00:00Z"; code != 2 || !strings.Contains(out, want) || !strings.Contains(out, "--tz UTC") {
+		t.Fatalf("a date between two run in UTC, in Shanghai: exit %d, want 2 with %q:\n%s", code, want, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.runs WHERE business_date = '2026-11-21'`); n != 0 {
+		t.Fatalf("%d runs of the refused date recorded", n)
+	}
+	if out, code := run("2026-11-23", "Etc/UTC"); code != 0 {
+		t.Fatalf("another name of the same zone: exit %d:\n%s", code, out)
+	}
+	// Its window overlaps the UTC date before it: the orders both read
+	// are rejected as settled by it, within this test's tolerance.
+	if out, code := run("2026-11-21", "Asia/Shanghai", "--new-tz", "--max-reject-ratio", "1"); code != 0 ||
+		e.count(`SELECT count(*) FROM settle.rejects WHERE reason LIKE '%settled%'`) == 0 {
+		t.Fatalf("--new-tz: exit %d:\n%s", code, out)
+	}
+}
