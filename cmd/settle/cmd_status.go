@@ -84,9 +84,9 @@ func printStatus(w io.Writer, s *ledger.DateStatus) {
 			// "failed" read as nothing paid, or a retry helping.
 			state = "needs a person (what it could do is done; the stages below pending wait on it)"
 		}
-		fmt.Fprintf(w, "run %s shard %s: %s, attempt %d, started %s", s.Date, run.Shard, state, run.Attempts, run.StartedAt.Format(stamp))
+		fmt.Fprintf(w, "run %s shard %s: %s, attempt %d, started %s", s.Date, run.Shard, state, run.Attempts, run.StartedAt.UTC().Format(stamp))
 		if run.FinishedAt != nil {
-			fmt.Fprintf(w, ", finished %s", run.FinishedAt.Format(stamp))
+			fmt.Fprintf(w, ", finished %s", run.FinishedAt.UTC().Format(stamp))
 		}
 		fmt.Fprintln(w)
 		var stages []string

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +85,23 @@ func TestADateBesideOneRunInAnotherZoneIsRefused(t *testing.T) {
 	if out, code := run("2026-11-21", "Asia/Shanghai", "--new-tz", "--max-reject-ratio", "1"); code != 0 ||
 		e.count(`SELECT count(*) FROM settle.rejects WHERE reason LIKE '%settled%'`) == 0 {
 		t.Fatalf("--new-tz: exit %d:\n%s", code, out)
+	}
+}
+
+// TestStatusTimesAreUTC: settle status printed a run's start (and end) in
+// the ledger session's zone ("+14" on a server in Pacific/Kiritimati),
+// its other times in UTC.
+func TestStatusTimesAreUTC(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "5", "--sellers", "1")
+	e.mustSettle("run", "--date", "2026-11-21", "--rules", e.rules, "--out", e.reports, "--until", "transform")
+	sep := "?"
+	if strings.Contains(e.url, "?") {
+		sep = "&"
+	}
+	out, code := e.raw("settle", "status", "--database-url", e.url+sep+"timezone=Pacific/Kiritimati", "--date", "2026-11-21")
+	if code != 0 || !regexp.MustCompile(`started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\b`).MatchString(out) {
+		t.Fatalf("status: exit %d, want the run's times in UTC:\n%s", code, out)
 	}
 }
