@@ -139,6 +139,8 @@ func TestLayoutFile(t *testing.T) {
 		"twice":         `{"columns":[{"header":"a","field":"order_no"},{"header":"a","field":"amount"}]}`,
 		"both":          `{"columns":[{"header":"a","field":"order_no","value":"x"}]}`,
 		"no columns":    `{}`,
+		"unknown zone":  `{"columns":[{"header":"a","field":"order_no"}],"timeZone":"Mars/Olympus"}`,
+		"local zone":    `{"columns":[{"header":"a","field":"order_no"}],"timeZone":"Local"}`,
 		"not JSON":      `columns: a`,
 	} {
 		write(bad)
@@ -187,6 +189,28 @@ func TestLayoutEndToEnd(t *testing.T) {
 		"O2,Sales,CNH,5.00,1.00,4.00,2026-11-23 03:00:00,ONLINE\n"
 	if string(body) != want {
 		t.Fatalf("trade file:\n%s\nwant:\n%s", body, want)
+	}
+	// The same rows with the times in Beijing's wall clock, as a template
+	// without an offset may want them.
+	bj := l
+	bj.TimeZone = "Asia/Shanghai"
+	if bj, err = bj.WithDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	r2 := newRig(t, infiniapaytest.Options{Polls: -1, Layout: bj}, nil, func(c *infiniapay.Config) { c.PlatformID = "P"; c.Layout = bj })
+	local, _, _, _, err := r2.client.WriteTradeFile(t.TempDir(), name, func(emit func(pipeline.TradeRow) error) error {
+		for _, row := range rows {
+			if err := emit(row); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, _ := os.ReadFile(local); !strings.Contains(string(body), ",2026-11-23 18:00:00,ONLINE\n") || !strings.Contains(string(body), ",2026-11-23 11:00:00,ONLINE\n") {
+		t.Fatalf("trade file with timeZone Asia/Shanghai:\n%s", body)
 	}
 	f, _ := os.Open(path)
 	defer f.Close()

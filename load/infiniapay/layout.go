@@ -34,9 +34,14 @@ type Layout struct {
 	// TradeTypes maps our trade types (SALE, REFUND) to Infinia's words;
 	// a type not listed is written as it is.
 	TradeTypes map[string]string `json:"tradeTypes,omitempty"`
-	// TimeFormat is the Go time layout of trade_time, in UTC; default
+	// TimeFormat is the Go time layout of trade_time; default
 	// time.RFC3339.
 	TimeFormat string `json:"timeFormat,omitempty"`
+	// TimeZone is the IANA zone trade_time is written in (a format with
+	// no offset, such as "2006-01-02 15:04:05", says nothing of it);
+	// default UTC.
+	TimeZone string `json:"timeZone,omitempty"`
+	loc      *time.Location // TimeZone's, set by WithDefaults; nil: UTC
 	// ErrorFile names the columns of Infinia's error file.
 	ErrorFile ErrorLayout `json:"errorFile"`
 }
@@ -100,7 +105,7 @@ func LoadLayout(path string) (Layout, error) {
 // WithDefaults returns l checked, with the defaults of DefaultLayout for
 // what it leaves empty (the zero Layout is DefaultLayout).
 func (l Layout) WithDefaults() (Layout, error) {
-	if len(l.Columns) == 0 && len(l.TradeTypes) == 0 && l.TimeFormat == "" && l.ErrorFile == (ErrorLayout{}) {
+	if len(l.Columns) == 0 && len(l.TradeTypes) == 0 && l.TimeFormat == "" && l.TimeZone == "" && l.ErrorFile == (ErrorLayout{}) {
 		return DefaultLayout(), nil
 	}
 	d := DefaultLayout()
@@ -112,6 +117,14 @@ func (l Layout) WithDefaults() (Layout, error) {
 	}
 	if l.ErrorFile == (ErrorLayout{}) {
 		l.ErrorFile = d.ErrorFile
+	}
+	if l.TimeZone != "" {
+		// Named, never Local: the file must not depend on the machine.
+		loc, err := time.LoadLocation(l.TimeZone)
+		if err != nil || l.TimeZone == "Local" {
+			return l, fmt.Errorf("timeZone %q: want an IANA zone name, such as Asia/Shanghai", l.TimeZone)
+		}
+		l.loc = loc
 	}
 	headers := map[string]bool{}
 	hasOrder := false
@@ -177,7 +190,12 @@ func (l Layout) record(r pipeline.TradeRow, cur Currencies) ([]string, error) {
 			if err != nil {
 				return nil, fmt.Errorf("order %s: trade_time %q: %w", r.OrderNo, r.TradeTime, err)
 			}
-			out[i] = t.UTC().Format(l.TimeFormat)
+			if l.loc != nil {
+				t = t.In(l.loc)
+			} else {
+				t = t.UTC()
+			}
+			out[i] = t.Format(l.TimeFormat)
 		}
 	}
 	return out, nil
