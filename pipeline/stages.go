@@ -72,12 +72,17 @@ func ExtractStage(src Source, sellers SellerSource, snap Snapshot, w func(Date) 
 	return func(ctx context.Context, run *Run) (string, error) {
 		var skipped int64
 		progress := ProgressFrom(ctx)
+		others, err := newOtherShards(ctx, run, snap)
+		if err != nil {
+			return "", fmt.Errorf("extract: %w", err)
+		}
 		n, err := snap.WriteSnapshot(ctx, run.ID, func(add func(SourceRow) error, addSeller func(Seller) error) error {
 			ids := map[string]bool{}
+			others.to(add, func(SourceRow) error { return nil })
 			err := src.Orders(ctx, w(run.Key.Date), func(row SourceRow) error {
 				if !run.Key.Shard.OwnsRow(row.SellerID, row.OrderNo) {
 					skipped++
-					return addOtherShard(add, row)
+					return others.row(ctx, row)
 				}
 				if row.SellerID != nil {
 					ids[*row.SellerID] = true
@@ -85,6 +90,9 @@ func ExtractStage(src Source, sellers SellerSource, snap Snapshot, w func(Date) 
 				progress.Add(1)
 				return add(row)
 			})
+			if err == nil {
+				err = others.flush(ctx)
+			}
 			if err != nil {
 				return err
 			}
@@ -125,7 +133,7 @@ func TransformStage(snap Snapshot, classifier func(map[string]Seller) Classifier
 		if err != nil {
 			return "", fmt.Errorf("transform: %w", err)
 		}
-		inner, progress := classifier(sellers), ProgressFrom(ctx)
+		inner, progress := shardClassifier(run, classifier(sellers)), ProgressFrom(ctx)
 		classify := func(row SourceRow) (Split, *Reject, error) {
 			progress.Add(1)
 			return inner(row)
@@ -210,6 +218,10 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 	return func(ctx context.Context, run *Run) ([]string, error) {
 		var skipped int64
 		progress := ProgressFrom(ctx)
+		others, err := newOtherShards(ctx, run, day)
+		if err != nil {
+			return nil, fmt.Errorf("extract: %w", err)
+		}
 		counts, err := day.WriteDay(ctx, run, func(add func(SourceRow) error, addSeller func(Seller) error, items ItemStream) error {
 			known := map[string]*Seller{} // nil: looked up, not found
 			lookup := func(id string) (Seller, bool, error) {
@@ -218,7 +230,7 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 				}
 				return Seller{}, false, nil
 			}
-			classify := classifier(lookup)
+			classify := shardClassifier(run, classifier(lookup))
 			var waiting []SourceRow
 			want := map[string]bool{}
 			write := func(r SourceRow) {
@@ -261,10 +273,17 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 				waiting = waiting[:0]
 				return nil
 			}
+			// A row no run would settle is the run's to reject.
+			others.to(add, func(r SourceRow) error {
+				if !items.Abandoned() {
+					write(r)
+				}
+				return nil
+			})
 			err := src.Orders(ctx, w(run.Key.Date), func(row SourceRow) error {
 				if !run.Key.Shard.OwnsRow(row.SellerID, row.OrderNo) {
 					skipped++
-					return addOtherShard(add, row)
+					return others.row(ctx, row)
 				}
 				progress.Add(1)
 				if err := add(row); err != nil {
@@ -287,6 +306,9 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 				}
 				return nil
 			})
+			if err == nil {
+				err = others.flush(ctx)
+			}
 			if err != nil {
 				return err
 			}
@@ -516,5 +538,132 @@ func onlyComments(s string) bool {
 		default:
 			return false
 		}
+	}
+}
+
+// ShardReads is what a shard's extract asks the ledger (a Snapshot or
+// DayWriter that has it) about the other shards of its date, to find the
+// rows no run of the date would settle: a row of another shard whose run
+// recorded its items before this read, without the row (the platform
+// changed it since: a seller id corrected after a shard stopped with exit
+// 3, read again with --reextract, to a seller of a shard that had paid
+// already). That shard never reads the date again, so the row was settled
+// by no run and was in no report (found by a review).
+type ShardReads interface {
+	// ShardsRead returns, by shard index, the runs of run's date in its
+	// sharding, run aside, whose transform stage is done.
+	ShardsRead(ctx context.Context, run *Run) (map[int]int64, error)
+	// Holding returns which of the order numbers are held: an item of
+	// any run, or a reject of the run given with it (runs[i] for
+	// orderNos[i]).
+	Holding(ctx context.Context, orderNos []string, runs []int64) (map[string]bool, error)
+}
+
+// RowShard is the index of the shard of s's sharding that owns a row
+// (OwnsRow).
+func (s Shard) RowShard(sellerID, orderNo *string) int {
+	for i := range s.count() {
+		if (Shard{Index: i, Count: s.count()}).OwnsRow(sellerID, orderNo) {
+			return i
+		}
+	}
+	return 0
+}
+
+// unreadPage is how many rows of other shards a shard's extract asks the
+// ledger about at a time.
+const unreadPage = 1000
+
+// otherShards is what a shard's extract does with the rows of the other
+// shards: their keys go into its snapshot (addOtherShard), but for a row
+// whose shard's run recorded its items without it (ShardReads): that row
+// goes in whole, as the shard's own, for its transform to reject
+// (shardClassifier). Unsharded, or with a store that cannot say, every
+// row is another shard's.
+type otherShards struct {
+	run     *Run
+	reads   ShardReads
+	read    map[int]int64 // the shards whose runs recorded their items
+	waiting []SourceRow   // rows of those shards, to ask about
+	add     func(SourceRow) error
+	lost    func(SourceRow) error // a row no run would settle, after add
+}
+
+// newOtherShards asks store which shards of the run's date recorded their
+// items already, before the run reads the date.
+func newOtherShards(ctx context.Context, run *Run, store any) (*otherShards, error) {
+	o := &otherShards{run: run}
+	if reads, ok := store.(ShardReads); ok && run.Key.Shard.count() > 1 {
+		read, err := reads.ShardsRead(ctx, run)
+		if err != nil {
+			return nil, err
+		}
+		o.reads, o.read = reads, read
+	}
+	return o, nil
+}
+
+// to starts a read of the day: rows go to add, and then a row no run would
+// settle to lost.
+func (o *otherShards) to(add, lost func(SourceRow) error) {
+	o.add, o.lost, o.waiting = add, lost, o.waiting[:0]
+}
+
+// row takes a row of another shard.
+func (o *otherShards) row(ctx context.Context, r SourceRow) error {
+	if len(o.read) == 0 || r.OrderNo == nil || *r.OrderNo == "" {
+		return addOtherShard(o.add, r)
+	}
+	if _, read := o.read[o.run.Key.Shard.RowShard(r.SellerID, r.OrderNo)]; !read {
+		return addOtherShard(o.add, r)
+	}
+	o.waiting = append(o.waiting, r)
+	if len(o.waiting) >= unreadPage {
+		return o.flush(ctx)
+	}
+	return nil
+}
+
+// flush asks about the rows waiting and adds them.
+func (o *otherShards) flush(ctx context.Context) error {
+	if len(o.waiting) == 0 {
+		return nil
+	}
+	nos, runs := make([]string, len(o.waiting)), make([]int64, len(o.waiting))
+	for i, r := range o.waiting {
+		nos[i], runs[i] = *r.OrderNo, o.read[o.run.Key.Shard.RowShard(r.SellerID, r.OrderNo)]
+	}
+	held, err := o.reads.Holding(ctx, nos, runs)
+	if err != nil {
+		return fmt.Errorf("rows of other shards: %w", err)
+	}
+	for _, r := range o.waiting {
+		if held[*r.OrderNo] {
+			err = addOtherShard(o.add, r)
+		} else if err = o.add(r); err == nil {
+			err = o.lost(r)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	o.waiting = o.waiting[:0]
+	return nil
+}
+
+// shardClassifier rejects, for a shard's run, a row of its snapshot that
+// another shard owns (put there whole by otherShards: that shard's run
+// recorded its items without it), and classifies the others with inner.
+func shardClassifier(run *Run, inner Classifier) Classifier {
+	if run.Key.Shard.count() <= 1 {
+		return inner
+	}
+	return func(r SourceRow) (Split, *Reject, error) {
+		if run.Key.Shard.OwnsRow(r.SellerID, r.OrderNo) {
+			return inner(r)
+		}
+		rej := RejectOf(r, fmt.Sprintf("settled by no run: its seller's shard %d/%d recorded its items without this order, which the platform changed since (run %s shard %s read it); a person settles it",
+			run.Key.Shard.RowShard(r.SellerID, r.OrderNo), run.Key.Shard.Count, run.Key.Date, run.Key.Shard))
+		return Split{}, &rej, nil
 	}
 }

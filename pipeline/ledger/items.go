@@ -901,3 +901,48 @@ func recordTotalsFromItems(ctx context.Context, tx *sql.Tx, runID int64) error {
 	}
 	return nil
 }
+
+// ShardsRead returns, by shard index, the runs of run's date in its
+// sharding, run aside, whose transform stage is done
+// (pipeline.ShardReads).
+func (l *Ledger) ShardsRead(ctx context.Context, run *pipeline.Run) (map[int]int64, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT shard_index, id FROM runs
+		WHERE business_date = $1 AND shard_count = $2 AND id <> $3 AND 'transform' = ANY (stages_done)`,
+		run.Key.Date.String(), run.Key.Shard.Count, run.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read the shards of %s: %w", run.Key.Date, err)
+	}
+	defer rows.Close()
+	out := map[int]int64{}
+	for rows.Next() {
+		var i int
+		var id int64
+		if err := rows.Scan(&i, &id); err != nil {
+			return nil, err
+		}
+		out[i] = id
+	}
+	return out, rows.Err()
+}
+
+// Holding returns which of the order numbers are held: an item of any run,
+// or a reject of runs[i] for orderNos[i] (pipeline.ShardReads).
+func (l *Ledger) Holding(ctx context.Context, orderNos []string, runs []int64) (map[string]bool, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT u.order_no FROM unnest($1::text[], $2::bigint[]) u (order_no, run_id)
+		WHERE EXISTS (SELECT 1 FROM items i WHERE i.order_no = u.order_no)
+		   OR EXISTS (SELECT 1 FROM rejects j WHERE j.order_no = u.order_no AND j.order_no <> '' AND j.run_id = u.run_id)`,
+		pq.Array(orderNos), pq.Array(runs))
+	if err != nil {
+		return nil, fmt.Errorf("orders held: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]bool, len(orderNos))
+	for rows.Next() {
+		var no string
+		if err := rows.Scan(&no); err != nil {
+			return nil, err
+		}
+		out[no] = true
+	}
+	return out, rows.Err()
+}
