@@ -205,10 +205,12 @@ func (l *Ledger) Resolve(ctx context.Context, d pipeline.Date, subject, orderNo,
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no payout of %s has this subject (payouts.csv lists them)", subject, d)
 		case err != nil:
 			return err
+		case state != string(pipeline.EffectFailed):
+			// Before the revenue share's answer: one paid (by a later
+			// attempt, say) has no balance left carried.
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its latest attempt (%s) is %s, not failed: nothing to resolve", subject, r.Key, state)
 		case r.Kind == "revenue_share":
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s is a revenue share: its balance stays carried and the seller's next payout pays it; fix the cause and run again", subject)
-		case state != string(pipeline.EffectFailed):
-			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its latest attempt (%s) is %s, not failed: nothing to resolve", subject, r.Key, state)
 		case item != string(pipeline.ItemPaid) || !strings.HasPrefix(reason, pipeline.ReleasedToSeller):
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its provider did not release its order to the seller (the item is %s): settle may still pay it; fix the cause and run the date again",
 				subject, cmp.Or(item, "not recorded with it"))

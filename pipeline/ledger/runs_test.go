@@ -501,12 +501,16 @@ func TestAResolvedPayoutIsNoLongerFailed(t *testing.T) {
 	}
 	fail("distribution", "WX/1", 1)
 	fail("revenue_share", "RS/1", 1)
-	failed(1) // the revenue share carried nothing: not counted
+	fail("revenue_share", "RS/2", 1)
+	finishEffect(t, l, run.ID, "revenue_share", "RS/2", 2, pipeline.EffectSucceeded)
+	failed(1) // the revenue shares carried nothing: not counted
 	for _, tc := range []struct {
 		d             pipeline.Date
 		subject, want string
 	}{
 		{day, "RS/1", "is a revenue share"},
+		// Paid by its second attempt: nothing stays carried, nothing to resolve.
+		{day, "RS/2", "(k-RS/2-2) is succeeded, not failed: nothing to resolve"},
 		{day.AddDays(1), "WX/1", "no payout of"},
 		// No item paid by its release: settle may still pay it.
 		{day, "WX/1", "its provider did not release its order to the seller"},
