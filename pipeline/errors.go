@@ -80,6 +80,7 @@ type Problems struct {
 	Summary string   // what the problems add up to; "" for "N problem(s)"
 	List    []string // the subjects, each with what is wrong; may be the first few only
 	Total   int      // how many subjects in all; 0 for len(List)
+	told    int      // the subjects the listed lines tell of, once AddMany counted several under one (0: one a line)
 }
 
 // ProblemsListed is how many subjects a Problems message lists: a list
@@ -92,11 +93,23 @@ func (p *Problems) Count() int { return max(p.Total, len(p.List)) }
 // Add counts one more subject, and lists it while fewer than a message
 // shows are listed: a day with a hundred thousand findings holds ten
 // lines (the reports hold them all).
-func (p *Problems) Add(s string) {
-	p.Total = p.Count() + 1
-	if len(p.List) < ProblemsListed {
-		p.List = append(p.List, s)
+func (p *Problems) Add(s string) { p.AddMany(s, 1) }
+
+// AddMany counts n more subjects (n > 0) under one line s, listed as Add
+// lists it: several files with one cause, say, told once and counted each.
+func (p *Problems) AddMany(s string, n int) {
+	if n <= 0 {
+		return
 	}
+	count := p.Count()
+	if len(p.List) < ProblemsListed {
+		if p.told == 0 {
+			p.told = len(p.List)
+		}
+		p.List = append(p.List, s)
+		p.told += n
+	}
+	p.Total = count + n
 }
 
 // NeedsPerson is p as one error that needs a person (KindNeedsPerson,
@@ -119,8 +132,8 @@ func (p *Problems) Error() string {
 		}
 		msg += "; " + s
 	}
-	if shown := min(len(p.List), ProblemsListed); p.Count() > shown {
-		msg += fmt.Sprintf("; ... %d more (see the reports)", p.Count()-shown)
+	if told := max(p.told, min(len(p.List), ProblemsListed)); p.Count() > told {
+		msg += fmt.Sprintf("; ... %d more (see the reports)", p.Count()-told)
 	}
 	return msg
 }

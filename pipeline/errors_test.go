@@ -26,6 +26,21 @@ func TestProblemsMessageAndGathering(t *testing.T) {
 	if n != 52 || strings.Join(first, ",") != "order O0: refused,order O1: refused,order O2: refused" {
 		t.Fatalf("ProblemsOf: %v, %d", first, n)
 	}
+	// Several subjects told on one line are counted each, and are not
+	// "more" than the lines tell.
+	c := &Problems{}
+	c.Add("order A: refused")
+	c.AddMany("4 files lost: F1, F2, F3, F4", 4)
+	c.AddMany("nothing", 0)
+	if got := c.Error(); c.Count() != 5 || got != "5 problem(s); order A: refused; 4 files lost: F1, F2, F3, F4" {
+		t.Fatalf("AddMany: %d, %q", c.Count(), got)
+	}
+	for i := range ProblemsListed {
+		c.AddMany(fmt.Sprintf("line %d", i), 2)
+	}
+	if got := c.Error(); c.Count() != 5+2*ProblemsListed || !strings.HasSuffix(got, "line 7; ... 4 more (see the reports)") {
+		t.Fatalf("AddMany past the lines listed: %d, %q", c.Count(), got)
+	}
 	if first, n := ProblemsOf(errors.New("plain"), 3); n != 0 || first != nil {
 		t.Fatalf("ProblemsOf a plain error: %v, %d", first, n)
 	}

@@ -168,3 +168,24 @@ func TestALostFileIsOneInfiniaDoesNotKnowPastLostAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryLostFileIsASubject: the files whose answers cannot be used and
+// the files Infinia lost are told on a line each, and each file counts as
+// a subject (four lost files counted one in the last log line and in
+// settle_needs_person_subjects; found by an on-call walk of the runbook).
+func TestEveryLostFileIsASubject(t *testing.T) {
+	u := &unusableAnswers{lostDate: "2026-11-23"}
+	for _, name := range []string{"F3.csv", "F1.csv", "F2.csv", "F4.csv"} {
+		u.add(name, &lostByInfinia{"Infinia does not know trade file " + name})
+	}
+	u.add("G1.csv", fmt.Errorf("%w: a status we do not know", ErrAnswer))
+	u.add("G2.csv", fmt.Errorf("%w: a status we do not know", ErrAnswer))
+	problems := &pipeline.Problems{}
+	u.addTo(problems)
+	if problems.Count() != 6 || len(problems.List) != 2 || !strings.Contains(problems.List[1], "4 trade files lost by Infinia (first: Infinia does not know trade file F1.csv): F1.csv, F2.csv, F3.csv, F4.csv") {
+		t.Fatalf("%d subjects in %d lines, want 6 in 2:\n%s", problems.Count(), len(problems.List), strings.Join(problems.List, "\n"))
+	}
+	if first, n := pipeline.ProblemsOf(problems.NeedsPerson(), 3); n != 6 || len(first) != 2 {
+		t.Fatalf("ProblemsOf: %d, %v", n, first)
+	}
+}

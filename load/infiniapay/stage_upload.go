@@ -112,9 +112,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
 			return "", err
 		}
-		if p := unusable.problem(); p != "" {
-			problems.Add(p)
-		}
+		unusable.addTo(problems)
 		summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", open, uploaded.Load(), accepted, refused)
 		if stuck != nil || err != nil {
 			// Resumable (exit 1) before what needs a person.
@@ -762,13 +760,38 @@ func (u *unusableAnswers) has(name string) bool {
 }
 
 // problem is the line for a person, or "" when every answer was usable.
+// problem is what addTo adds, as one line.
 func (u *unusableAnswers) problem() string {
+	var lines []string
+	for _, l := range u.lines() {
+		lines = append(lines, l.text)
+	}
+	return strings.Join(lines, "; ")
+}
+
+// addTo adds the files to problems, a line for the unusable answers and
+// one for the lost files, each file counted (before, the lost files of a
+// date counted as one subject in the last log line and the metric: found
+// by an on-call walk of the runbook).
+func (u *unusableAnswers) addTo(problems *pipeline.Problems) {
+	for _, l := range u.lines() {
+		problems.AddMany(l.text, l.files)
+	}
+}
+
+// problemLine is a line of the problems, with the files it counts.
+type problemLine struct {
+	text  string
+	files int
+}
+
+func (u *unusableAnswers) lines() []problemLine {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	var lines []string
+	var lines []problemLine
 	if n := len(u.files) - len(u.lost); n > 0 {
-		lines = append(lines, fmt.Sprintf("%d trade files whose status Infinia did not give in an answer that can be used (first: %s: %s): left open, asked again by the next run of this date",
-			n, u.first.name, u.first.why))
+		lines = append(lines, problemLine{fmt.Sprintf("%d trade files whose status Infinia did not give in an answer that can be used (first: %s: %s): left open, asked again by the next run of this date",
+			n, u.first.name, u.first.why), n})
 	}
 	if len(u.lost) > 0 {
 		names := slices.Sorted(maps.Keys(u.lost))
@@ -782,8 +805,8 @@ func (u *unusableAnswers) problem() string {
 			why = "first: " + why
 		}
 		date := cmp.Or(u.lostDate, "D")
-		lines = append(lines, fmt.Sprintf("%d trade files lost by Infinia (%s): %s: held for a person, asked again by every run of this date, never uploaded again by settle; once Infinia confirms it has none of a file, settle resolve --date %s --trade-file NAME --note \"who confirmed it, the reference\" (with the --infinia-* flags of the run) sends its orders again",
-			len(names), why, list, date))
+		lines = append(lines, problemLine{fmt.Sprintf("%d trade files lost by Infinia (%s): %s: held for a person, asked again by every run of this date, never uploaded again by settle; once Infinia confirms it has none of a file, settle resolve --date %s --trade-file NAME --note \"who confirmed it, the reference\" (with the --infinia-* flags of the run) sends its orders again",
+			len(names), why, list, date), len(names)})
 	}
-	return strings.Join(lines, "; ")
+	return lines
 }
