@@ -635,10 +635,7 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 			// the others go on.
 			return f, false, &errorFileNotNow{err}
 		}
-		final.Reason = fmt.Sprintf("%d rows refused", len(rows))
-		if len(rows) > 0 {
-			final.Reason += fmt.Sprintf(", first %s: %s", rows[0].OrderNo, rows[0].Reason)
-		}
+		final.Reason = refusedReason(rows)
 		if err := c.Store.FinishTradeFile(ctx, final, rows, "held", "held: trade file "+f.Name+" was refused by Infinia"); err != nil {
 			return f, false, err
 		}
@@ -646,6 +643,32 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 	default:
 		return f, true, nil // still processing: Infinia knows it
 	}
+}
+
+// refusedReason says what Infinia's error file refused: its rows naming
+// orders, counted, the first named; a row naming no order refuses the
+// file as a whole (its header, say), said so, not as "first : why".
+func refusedReason(rows []pipeline.ProviderReject) string {
+	var orders, whole []pipeline.ProviderReject
+	for _, r := range rows {
+		if r.OrderNo == "" {
+			whole = append(whole, r)
+		} else {
+			orders = append(orders, r)
+		}
+	}
+	var parts []string
+	if len(whole) > 0 {
+		parts = append(parts, "refused as a whole: "+whole[0].Reason)
+	}
+	if len(orders) > 0 || len(whole) == 0 {
+		what := fmt.Sprintf("%d rows refused", len(orders))
+		if len(orders) > 0 {
+			what += fmt.Sprintf(", first %s: %s", orders[0].OrderNo, orders[0].Reason)
+		}
+		parts = append(parts, what)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // errorFileNotNow is the error file of a refused trade file that could not

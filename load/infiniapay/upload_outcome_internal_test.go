@@ -63,6 +63,26 @@ func TestARefusedTradeFileHoldsItsItems(t *testing.T) {
 	}
 }
 
+// TestARefusedFilesReasonSaysWhatWasRefused: an error file whose row
+// names no order refuses the file as a whole (its header, say): the
+// reason said "1 rows refused, first : header is not ..." (found by an
+// on-call walk of the runbook).
+func TestARefusedFilesReasonSaysWhatWasRefused(t *testing.T) {
+	for _, tc := range []struct {
+		rows []pipeline.ProviderReject
+		want string
+	}{
+		{[]pipeline.ProviderReject{{Reason: "header is not order_no,..."}}, "refused as a whole: header is not order_no,..."},
+		{[]pipeline.ProviderReject{{OrderNo: "O1", Reason: "bad amount"}, {OrderNo: "O2", Reason: "bad type"}}, "2 rows refused, first O1: bad amount"},
+		{[]pipeline.ProviderReject{{OrderNo: "O1", Reason: "bad amount"}, {Reason: "too many rows"}}, "refused as a whole: too many rows; 1 rows refused, first O1: bad amount"},
+		{nil, "0 rows refused"},
+	} {
+		if got := refusedReason(tc.rows); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.rows, got, tc.want)
+		}
+	}
+}
+
 // absentFile is an SFTP server where the trade file is not (Infinia took
 // it, or it never arrived); each Upload puts a copy at Infinia.
 type absentFile struct{ delivered int }
