@@ -40,7 +40,7 @@ type Layout struct {
 	// TimeZone is the IANA zone trade_time is written in (a format with
 	// no offset, such as "2006-01-02 15:04:05", says nothing of it);
 	// default UTC.
-	TimeZone string `json:"timeZone,omitempty"`
+	TimeZone string         `json:"timeZone,omitempty"`
 	loc      *time.Location // TimeZone's, set by WithDefaults; nil: UTC
 	// ErrorFile names the columns of Infinia's error file.
 	ErrorFile ErrorLayout `json:"errorFile"`

@@ -592,7 +592,7 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 			// every run as still processing, and not uploaded again: only
 			// Infinia can say whether it has the first copy.
 			return f, false, &lostByInfinia{fmt.Sprintf("Infinia does not know trade file %s (requestNo %s), uploaded %s ago at %s: ask Infinia whether it received it",
-				f.Name, f.RequestNo, c.Now().Sub(f.Uploaded).Round(time.Minute), f.Uploaded.UTC().Format(time.RFC3339))}
+				f.Name, f.RequestNo, roundAge(c.Now().Sub(f.Uploaded)), f.Uploaded.UTC().Format(time.RFC3339))}
 		}
 		return f, false, nil // landed, not yet picked up
 	}
@@ -643,6 +643,15 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 	default:
 		return f, true, nil // still processing: Infinia knows it
 	}
+}
+
+// roundAge is an age for a message: to the minute from an hour on, to the
+// second below (a short --infinia-lost-after said "uploaded 0s ago").
+func roundAge(d time.Duration) time.Duration {
+	if d >= time.Hour {
+		return d.Round(time.Minute)
+	}
+	return d.Round(time.Second)
 }
 
 // refusedReason says what Infinia's error file refused: its rows naming

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -79,6 +80,14 @@ func TestARefusedFilesReasonSaysWhatWasRefused(t *testing.T) {
 	} {
 		if got := refusedReason(tc.rows); got != tc.want {
 			t.Errorf("%v: %q, want %q", tc.rows, got, tc.want)
+		}
+	}
+}
+
+func TestRoundAge(t *testing.T) {
+	for d, want := range map[time.Duration]string{29 * time.Second: "29s", 61500 * time.Millisecond: "1m2s", 48*time.Hour + 31*time.Second: "48h1m0s"} {
+		if got := roundAge(d).String(); got != want {
+			t.Errorf("roundAge(%s) = %s, want %s", d, got, want)
 		}
 	}
 }
