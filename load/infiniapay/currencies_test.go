@@ -171,17 +171,21 @@ func TestLayoutEndToEnd(t *testing.T) {
 		{OrderNo: "O2", TradeType: "SALE", ProductType: "ARMS", Currency: "CNY", Amount: "5.00", Commission: "1.00", SellerAmount: "4.00", TradeTime: "2026-11-23T11:00:00+08:00"},
 	}
 	name, _ := r.client.TradeFileName("S1", "CNY", pipeline.Date{Year: 2026, Month: 11, Day: 23}, "TDU-9")
-	path, _, _, _, err := r.client.WriteTradeFile(t.TempDir(), name, func(emit func(pipeline.TradeRow) error) error {
-		for _, row := range rows {
-			if err := emit(row); err != nil {
-				return err
+	write := func(c *infiniapay.Client) string {
+		path, _, _, _, err := c.WriteTradeFile(t.TempDir(), name, func(emit func(pipeline.TradeRow) error) error {
+			for _, row := range rows {
+				if err := emit(row); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		return path
 	}
+	path := write(r.client)
 	body, _ := os.ReadFile(path)
 	want := "Order ID,Type,Currency,Amount,Commission,Net,Time,Channel\n" +
 		"O1,Sales,CNH,10.00,1.00,9.00,2026-11-23 10:00:00,ONLINE\n" +
@@ -194,22 +198,8 @@ func TestLayoutEndToEnd(t *testing.T) {
 	// without an offset may want them.
 	bj := l
 	bj.TimeZone = "Asia/Shanghai"
-	if bj, err = bj.WithDefaults(); err != nil {
-		t.Fatal(err)
-	}
 	r2 := newRig(t, infiniapaytest.Options{Polls: -1, Layout: bj}, nil, func(c *infiniapay.Config) { c.PlatformID = "P"; c.Layout = bj })
-	local, _, _, _, err := r2.client.WriteTradeFile(t.TempDir(), name, func(emit func(pipeline.TradeRow) error) error {
-		for _, row := range rows {
-			if err := emit(row); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body, _ := os.ReadFile(local); !strings.Contains(string(body), ",2026-11-23 18:00:00,ONLINE\n") || !strings.Contains(string(body), ",2026-11-23 11:00:00,ONLINE\n") {
+	if body, _ := os.ReadFile(write(r2.client)); !strings.Contains(string(body), ",2026-11-23 18:00:00,ONLINE\n") || !strings.Contains(string(body), ",2026-11-23 11:00:00,ONLINE\n") {
 		t.Fatalf("trade file with timeZone Asia/Shanghai:\n%s", body)
 	}
 	f, _ := os.Open(path)
