@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -34,7 +35,8 @@ func resolveCommand(cfg *config) *cli.Command {
 		&cli.StringFlag{Name: "subject", Usage: "a failed payout's subject, as payouts.csv gives it"},
 		&cli.StringFlag{Name: "order", Usage: "a held WeChat Pay order, as orders.csv gives it, that a person settled with WeChat Pay by hand (needs the --wechat-* flags: settle asks WeChat Pay that it holds nothing of it any more)"},
 		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file); or one Infinia lost (it does not know it --infinia-lost-after after its upload; needs the --infinia-* flags: settle asks Infinia)"},
-		&cli.BoolFlag{Name: "refused-rows", Usage: "with --trade-file: send again the rows Infinia refused too (their cause fixed), not only the held rest"},
+		&cli.BoolFlag{Name: "all-refused", Usage: "every trade file of the date Infinia refused and no person sent again (after a layout mistake, say: once Infinia confirms it took none of them), each as --trade-file would, with the one --note"},
+		&cli.BoolFlag{Name: "refused-rows", Usage: "with --trade-file or --all-refused: send again the rows Infinia refused too (their cause fixed), not only the held rest"},
 		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"})
 	return &cli.Command{
 		Name:  "resolve",
@@ -51,11 +53,15 @@ func resolveCommand(cfg *config) *cli.Command {
 					given++
 				}
 			}
-			if given != 1 {
-				return pipeline.Errorf(pipeline.KindUsage, "resolve", "give exactly one of --subject (a failed payout, as payouts.csv gives it), --order (a held order, as orders.csv gives it) and --trade-file (a refused trade file, as orders.csv gives it)")
+			files := c.String("trade-file") != "" || c.Bool("all-refused")
+			if c.Bool("all-refused") {
+				given++
 			}
-			if c.Bool("refused-rows") && c.String("trade-file") == "" {
-				return pipeline.Errorf(pipeline.KindUsage, "--refused-rows", "only with --trade-file")
+			if given != 1 {
+				return pipeline.Errorf(pipeline.KindUsage, "resolve", "give exactly one of --subject (a failed payout, as payouts.csv gives it), --order (a held order, as orders.csv gives it), --trade-file (a refused trade file, as orders.csv gives it) and --all-refused")
+			}
+			if c.Bool("refused-rows") && !files {
+				return pipeline.Errorf(pipeline.KindUsage, "--refused-rows", "only with --trade-file or --all-refused")
 			}
 			if c.String("trade-file") != "" {
 				// --infinia-lost-after decides whether a file is given up.
@@ -73,6 +79,8 @@ func resolveCommand(cfg *config) *cli.Command {
 				return settleHeldOutside(c, cfg, l, d)
 			case c.String("trade-file") != "":
 				return sendTradeFileAgain(c, cfg, l, d)
+			case c.Bool("all-refused"):
+				return sendRefusedFilesAgain(c, cfg, l, d)
 			}
 			// A WeChat Pay subject names its order ("" for any other: refused).
 			orderNo, _ := wechatpay.OrderOfSubject(c.String("subject"))
@@ -194,9 +202,66 @@ func sendTradeFileAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipelin
 			return err
 		}
 	}
-	s, err := l.SendAgain(c.Context, d, ask)
+	_, err = sendAgain(c, cfg, l, d, ask)
+	return err
+}
+
+// sendRefusedFilesAgain is sendTradeFileAgain for every trade file of the
+// date Infinia refused that no person sent again, under one lock: after a
+// layout mistake every file of a date is refused, and a person sent them
+// again one name at a time (found by an on-call walk of the runbook). A
+// file with nothing to send again is said and passed; any other error
+// stops it, what was sent again staying so (a second call goes on from
+// there).
+func sendRefusedFilesAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
+	if strings.TrimSpace(c.String("note")) == "" {
+		return pipeline.Errorf(pipeline.KindUsage, "--note", "say why the files' orders can go out again: who confirmed with Infinia that it took none of them, the reference, what was fixed")
+	}
+	release, err := l.LockDate(c.Context, d)
 	if err != nil {
 		return err
+	}
+	defer release()
+	runs, err := l.RunsOn(c.Context, d)
+	if err != nil {
+		return err
+	}
+	var files []pipeline.TradeFile
+	for _, r := range runs {
+		fs, err := l.RefusedTradeFiles(c.Context, r.ID, math.MaxInt32)
+		if err != nil {
+			return err
+		}
+		files = append(files, fs...)
+	}
+	if len(files) == 0 {
+		return pipeline.Errorf(pipeline.KindUsage, "--all-refused", "%s has no trade file Infinia refused that is not sent again already (settle status --date %s)", d, d)
+	}
+	var sent, nothing int
+	var orders int64
+	for _, f := range files {
+		s, err := sendAgain(c, cfg, l, d, ledger.SendAgainRequest{Name: f.Name, Note: c.String("note"), RefusedRows: c.Bool("refused-rows")})
+		if pipeline.KindOf(err) == pipeline.KindUsage {
+			fmt.Fprintf(cfg.stdout, "%v\n", err)
+			nothing++
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("after %d of %d refused trade files sent again: %w", sent, len(files), err)
+		}
+		sent++
+		orders += s.Orders
+	}
+	fmt.Fprintf(cfg.stdout, "%d of %d refused trade files of %s sent again (%d orders); %d with nothing to send again\n", sent, len(files), d, orders, nothing)
+	return nil
+}
+
+// sendAgain sends one trade file's orders again (ledger.SendAgain) and
+// says what it did.
+func sendAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date, ask ledger.SendAgainRequest) (ledger.SentAgain, error) {
+	s, err := l.SendAgain(c.Context, d, ask)
+	if err != nil {
+		return s, err
 	}
 	if s.Before {
 		fmt.Fprintf(cfg.stdout, "trade file %s (requestNo %s) was sent again before, at %s: %s\nnothing moved now\n",
@@ -204,7 +269,7 @@ func sendTradeFileAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipelin
 		if s.RefusedLeft > 0 {
 			fmt.Fprintf(cfg.stdout, "%d of its rows Infinia refused are still rejected: --refused-rows sends them too, once their cause is fixed\n", s.RefusedLeft)
 		}
-		return nil
+		return s, nil
 	}
 	how := "refused by Infinia: " + cmp.Or(s.File.Reason, "no reason recorded")
 	if ask.Lost != "" {
@@ -213,5 +278,5 @@ func sendTradeFileAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipelin
 	fmt.Fprintf(cfg.stdout, "trade file %s (requestNo %s, %s): %d orders of seller %s in %s go out again\n",
 		s.File.Name, s.File.RequestNo, how, s.Orders, s.File.SellerID, s.File.Currency)
 	fmt.Fprintf(cfg.stdout, "the next run of %s uploads them in a further trade file; the seller's revenue share pays them (the date's, or the seller's next one if the date's went out already)\n", d)
-	return nil
+	return s, nil
 }

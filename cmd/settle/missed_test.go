@@ -105,3 +105,49 @@ func TestStatusTimesAreUTC(t *testing.T) {
 		t.Fatalf("status: exit %d, want the run's times in UTC:\n%s", code, out)
 	}
 }
+
+// TestAllRefusedFilesAreSentAgainAtOnce: after a mistake that has Infinia
+// refuse many files of a date (a layout, say), a person sent them again
+// one name at a time (found by an on-call walk of the runbook). resolve
+// --all-refused sends every refused file of the date again with one note,
+// the next run pays them, once; a second call finds none left.
+func TestAllRefusedFilesAreSentAgainAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "6")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 5, nil, balance)
+	var refused []string
+	if err := e.db.Select(&refused, `SELECT DISTINCT ON (seller_id, currency) order_no FROM orders WHERE provider = 'infiniapay'
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08' ORDER BY seller_id, currency, order_no LIMIT 3`); err != nil || len(refused) != 3 {
+		t.Fatalf("three orders of three files: %v %v", refused, err)
+	}
+	for _, o := range refused {
+		sim.Infinia.RefuseOrder(o, "product type not allowed")
+	}
+	if out, code := e.runInfinia(sim); code != 4 || e.count(`SELECT count(*) FROM settle.trade_files WHERE status = 'FAILED'`) != 3 {
+		t.Fatalf("exit %d, want 4 with three files refused:\n%s", code, out)
+	}
+	for _, o := range refused {
+		sim.Infinia.RefuseOrder(o, "")
+	}
+	if out, code := e.settle("resolve", "--date", testDate, "--all-refused", "--trade-file", "x"); code != 2 || !strings.Contains(out, "exactly one of") {
+		t.Fatalf("--all-refused with --trade-file: exit %d:\n%s", code, out)
+	}
+	out := e.mustSettle("resolve", "--date", testDate, "--all-refused", "--refused-rows", "--note", "Infinia ticket 11: took none; product types mapped")
+	if !strings.Contains(out, "3 of 3 refused trade files of "+testDate+" sent again") {
+		t.Fatalf("resolve --all-refused:\n%s", out)
+	}
+	if out, code := e.settle("resolve", "--date", testDate, "--all-refused", "--note", "again"); code != 2 || !strings.Contains(out, "no trade file Infinia refused that is not sent again") {
+		t.Fatalf("a second --all-refused: exit %d, want 2:\n%s", code, out)
+	}
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("the run after the files were sent again: exit %d, want 0:\n%s", code, out)
+	}
+	for _, o := range refused {
+		if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'paid'`, o); n != 1 {
+			t.Errorf("order %s refused, then sent again: not paid", o)
+		}
+	}
+	e.checkPaidOnce(sim, balance)
+}
