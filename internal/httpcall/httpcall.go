@@ -178,3 +178,16 @@ func Clip(s string) string {
 	}
 	return s[:cut] + "..."
 }
+
+// Loopback reports whether host (a URL's Hostname) is this machine:
+// "localhost" or a loopback address. Plain http is for such a host only
+// (the simulator, a test's server): an answer read over plain http from
+// anywhere else could be anyone's, and the answers the providers' clients
+// act on are paid from.
+func Loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -151,11 +151,21 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		"no keys":        func(c *infiniapay.Config) { c.OurKey = nil },
 		"no appId":       func(c *infiniapay.Config) { c.AppID = "" },
 		"bad URL":        func(c *infiniapay.Config) { c.BaseURL = "ftp://x" },
+		// Infinia's answers need not be signed: read over plain http,
+		// anyone on the way could say a revenue share succeeded.
+		"plain http off this machine": func(c *infiniapay.Config) { c.BaseURL = "http://openapi.infiniax.com/api/" },
 	} {
 		cfg := good
 		mod(&cfg)
 		if _, err := infiniapay.New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+	for _, local := range []string{"http://127.0.0.1:8700/api/", "http://localhost:8700/api/", "http://[::1]:8700/api/"} {
+		cfg := good
+		cfg.BaseURL = local
+		if _, err := infiniapay.New(cfg); err != nil {
+			t.Errorf("%s (the simulator): %v", local, err)
 		}
 	}
 }

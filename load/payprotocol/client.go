@@ -138,6 +138,8 @@ func New(cfg Config) (*Client, error) {
 	switch {
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
 		return nil, fmt.Errorf("payprotocol: base URL %q: want an http or https URL with a host and no query", cfg.BaseURL)
+	case u.Scheme == "http" && !httpcall.Loopback(u.Hostname()):
+		return nil, fmt.Errorf("payprotocol: base URL %q: plain http is for this machine only (the simulator): want https", cfg.BaseURL)
 	case cfg.APIKey == "":
 		return nil, errors.New("payprotocol: no API key")
 	case cfg.APISecret == "":

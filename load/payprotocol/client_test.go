@@ -239,9 +239,17 @@ func TestNewChecksConfig(t *testing.T) {
 		"no client":              {BaseURL: "https://x/api/mer", APIKey: "k", APISecret: "s"},
 		"bad decimals":           {BaseURL: "https://x/api/mer", APIKey: "k", APISecret: "s", HTTP: hc, Decimals: map[string]int{"1:USDT": -1}},
 		"decimals without chain": {BaseURL: "https://x/api/mer", APIKey: "k", APISecret: "s", HTTP: hc, Decimals: map[string]int{"USDT": 6}},
+		// Pay Protocol's answers are not signed: read over plain http,
+		// anyone on the way could say an unpaid order was paid.
+		"plain http off this machine": {BaseURL: "http://api.payprotocol.network/api/mer", APIKey: "k", APISecret: "s", HTTP: hc},
 	} {
 		if _, err := payprotocol.New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+	for _, local := range []string{"http://127.0.0.1:8700/api/mer", "http://localhost:8700/api/mer", "http://[::1]:8700/api/mer"} {
+		if _, err := payprotocol.New(payprotocol.Config{BaseURL: local, APIKey: "k", APISecret: "s", HTTP: hc}); err != nil {
+			t.Errorf("%s (the simulator): %v", local, err)
 		}
 	}
 }

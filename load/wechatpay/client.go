@@ -47,6 +47,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/settlekit/settle/internal/httpcall"
 )
 
 // DefaultBaseURL is WeChat Pay Global's API host for merchants outside
@@ -142,6 +144,8 @@ func New(cfg Config) (*Client, error) {
 	switch {
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "":
 		return nil, fmt.Errorf("wechatpay: base URL %q: want an http or https URL with a host and no query", cfg.BaseURL)
+	case u.Scheme == "http" && !httpcall.Loopback(u.Hostname()):
+		return nil, fmt.Errorf("wechatpay: base URL %q: plain http is for this machine only (the simulator): want https", cfg.BaseURL)
 	case !tokenChars(cfg.MchID) || !tokenChars(cfg.SerialNo):
 		return nil, errors.New("wechatpay: a merchant id and our certificate serial ([0-9A-Za-z_-]) are required")
 	case cfg.PrivateKey == nil:

@@ -390,12 +390,13 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		t.Fatalf("good config: %v", err)
 	}
 	for name, mod := range map[string]func(*wechatpay.Config){
-		"no HTTP client":    func(c *wechatpay.Config) { c.HTTP = nil },
-		"no private key":    func(c *wechatpay.Config) { c.PrivateKey = nil },
-		"no platform key":   func(c *wechatpay.Config) { c.PlatformKeys = nil },
-		"no mchid":          func(c *wechatpay.Config) { c.MchID = "" },
-		"bad base URL":      func(c *wechatpay.Config) { c.BaseURL = "ftp://x" },
-		"unknown encryptor": func(c *wechatpay.Config) { c.EncryptSerial = "NOPE" },
+		"no HTTP client":              func(c *wechatpay.Config) { c.HTTP = nil },
+		"no private key":              func(c *wechatpay.Config) { c.PrivateKey = nil },
+		"no platform key":             func(c *wechatpay.Config) { c.PlatformKeys = nil },
+		"no mchid":                    func(c *wechatpay.Config) { c.MchID = "" },
+		"bad base URL":                func(c *wechatpay.Config) { c.BaseURL = "ftp://x" },
+		"unknown encryptor":           func(c *wechatpay.Config) { c.EncryptSerial = "NOPE" },
+		"plain http off this machine": func(c *wechatpay.Config) { c.BaseURL = "http://apihk.mch.weixin.qq.com" },
 	} {
 		c := good
 		mod(&c)
@@ -403,6 +404,13 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		} else {
 			noSecrets(t, err)
+		}
+	}
+	for _, local := range []string{"http://127.0.0.1:8700", "http://localhost:8700", "http://[::1]:8700"} {
+		c := good
+		c.BaseURL = local
+		if _, err := wechatpay.New(c); err != nil {
+			t.Errorf("%s (the simulator): %v", local, err)
 		}
 	}
 	// Two platform keys: which one requests name (Wechatpay-Serial) and
