@@ -3,6 +3,7 @@ package infiniapay
 import (
 	"context"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,6 +27,15 @@ type wireSellerStatus struct {
 
 // maxWebhook bounds a webhook body.
 const maxWebhook = 1 << 20
+
+// maxNotificationBlocks bounds the RSA blocks of a notification's data.
+// Each block costs a private-key operation to decrypt, and an unsigned
+// notification is anyone's to send who holds our public key: a body of
+// maxWebhook in blocks that decrypt took over 3 s of a core to open,
+// before MaxConfirming bounds anything. A seller status notification
+// ({requestNo, sellerId, status}) is a few blocks at Infinia's 64-byte
+// chunks; 64 blocks hold 4 KiB of it.
+const maxNotificationBlocks = 64
 
 // WebhookHandler receives Infinia's seller status notifications: the
 // request envelope, encrypted with our public key (decrypted with ourKey).
@@ -126,11 +136,17 @@ func (h *Webhook) read(r *http.Request) (SellerStatus, bool) {
 		ResponseData string `json:"responseData"`
 	}
 	var env RequestEnvelope
-	if json.Unmarshal(body, &env) == nil && env.RequestData == "" && json.Unmarshal(body, &alt) == nil && alt.ResponseData != "" {
+	if json.Unmarshal(body, &env) != nil {
+		return SellerStatus{}, false
+	}
+	if env.RequestData == "" && json.Unmarshal(body, &alt) == nil && alt.ResponseData != "" {
 		env.RequestData = alt.ResponseData
 		if body, err = json.Marshal(env); err != nil {
 			return SellerStatus{}, false
 		}
+	}
+	if h.ourKey == nil || len(env.RequestData) > base64.StdEncoding.EncodedLen(maxNotificationBlocks*h.ourKey.Size()) {
+		return SellerStatus{}, false // not decrypted: see maxNotificationBlocks
 	}
 	_, plain, err := OpenNotification(body, h.ourKey, h.infiniaKey)
 	if err != nil {

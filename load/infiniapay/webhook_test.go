@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -255,5 +256,38 @@ func TestWebhookAsksSeenBeforeConfirming(t *testing.T) {
 	}
 	if queries.Load() != 1 || recorded.Load() != 1 {
 		t.Fatalf("%d queries, %d recorded; want the new delivery's alone", queries.Load(), recorded.Load())
+	}
+}
+
+// TestWebhookRefusesLargeNotificationsUndecrypted: anyone with our public
+// key can make an unsigned notification that decrypts, and each RSA block
+// costs a private-key operation: a 1 MiB body of them took over 3 s of a
+// core, before MaxConfirming bounds anything (found by a security review).
+// A notification of more blocks than a status needs is refused unopened;
+// one of a usual size is taken.
+func TestWebhookRefusesLargeNotificationsUndecrypted(t *testing.T) {
+	k := keys(t)
+	confirms := 0
+	h := infiniapay.WebhookHandler(k.PlatformPrivate, k.InfiniaPublic, func(context.Context, string) (string, error) {
+		confirms++
+		return infiniapay.StatusActive, nil
+	}, func(context.Context, infiniapay.SellerStatus) error { return nil })
+	post := func(requestNo string, pad int) int {
+		t.Helper()
+		plain := `{"requestNo":"` + requestNo + `","sellerId":"S1","status":"ACTIVE"}` + strings.Repeat(" ", pad)
+		data, err := infiniapay.Encrypt(k.PlatformPublic, []byte(plain), infiniapay.DefaultChunkSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(map[string]string{"version": "1.0", "appId": "APP-TEST", "dataType": "JSON", "requestData": data})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		return rec.Code
+	}
+	if code := post("N-SMALL", 2000); code != http.StatusOK || confirms != 1 {
+		t.Fatalf("a notification of 2 KiB: answer %d, %d confirmations; want 200, 1", code, confirms)
+	}
+	if code := post("N-LARGE", 64<<10); code != http.StatusBadRequest || confirms != 1 {
+		t.Fatalf("a notification of 64 KiB (over 1,000 blocks to decrypt): answer %d, %d confirmations; want 400, none more", code, confirms)
 	}
 }
