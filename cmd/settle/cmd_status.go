@@ -59,7 +59,7 @@ func statusCommand(cfg *config) *cli.Command {
 			case len(s.Runs) == 0:
 				fmt.Fprintf(cfg.stdout, "%s: no run recorded\n", d)
 			default:
-				printStatus(cfg.stdout, s)
+				printStatus(controlSafe(cfg.stdout), s)
 			}
 			return nil
 		},
