@@ -1165,6 +1165,7 @@ func printTotals(w io.Writer, totals []pipeline.Totals) {
 }
 
 func printRejects(w io.Writer, reasons []ledger.RejectReason, max int) {
+	w = controlSafe(w) // the platform's and the providers' words
 	var n int64
 	for _, r := range reasons {
 		n += r.Count
@@ -1186,6 +1187,7 @@ func printRejects(w io.Writer, reasons []ledger.RejectReason, max int) {
 // printProviderRejects lists the orders a provider rejected after
 // transform (nothing is paid on them); nothing when there are none.
 func printProviderRejects(w io.Writer, reasons []ledger.RejectReason, max int) {
+	w = controlSafe(w) // the providers' words
 	n := sumRejects(reasons)
 	if n == 0 {
 		return

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/settlekit/settle/pipeline/ledger"
 )
 
 // TestControlSafe: control characters but newline and tab come out as
@@ -35,5 +37,17 @@ func TestStatusEscapesControlCharacters(t *testing.T) {
 	out := e.mustSettle("status", "--date", "2026-11-21")
 	if strings.Contains(out, "\x1b") || !strings.Contains(out, `refused \x1b[2J by the provider`) {
 		t.Fatalf("status:\n%q", out)
+	}
+}
+
+// TestRejectListsEscapeControlCharacters: the run's lists of rejects (the
+// platform's and the providers' words) escape control characters too.
+func TestRejectListsEscapeControlCharacters(t *testing.T) {
+	var b bytes.Buffer
+	reasons := []ledger.RejectReason{{Reason: "refused \x1b[2J", Count: 1, Sample: "O\x07"}}
+	printRejects(&b, reasons, 10)
+	printProviderRejects(&b, reasons, 10)
+	if out := b.String(); strings.Contains(out, "\x1b") || strings.Count(out, `refused \x1b[2J (e.g. O\x07)`) != 2 {
+		t.Fatalf("%q", out)
 	}
 }
