@@ -220,7 +220,15 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 	}
 	query := s.query
 	s.mu.Unlock()
-	rows, err := s.DB.QueryContext(ctx, query, pq.Array(ids))
+	// Read-only, as the orders and late-refunds queries are: a sellers
+	// query (the operator's SQL) writes nothing, also where the platform
+	// and the ledger share a database and settle's role could.
+	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("read sellers: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, query, pq.Array(ids))
 	if err != nil {
 		return pipeline.E(pipeline.KindUsage, "sellers query "+name(s.Name), err)
 	}

@@ -201,3 +201,22 @@ func TestSellersReadsAccounts(t *testing.T) {
 		t.Fatalf("sellers given %v (%v), want S1 once and S3", calls, err)
 	}
 }
+
+// A sellers query runs read-only, as the orders and late-refunds queries
+// do: one that writes is refused (exit 2), and what it wrote is not kept.
+func TestSellersQueryIsReadOnly(t *testing.T) {
+	db := pgtest.DB(t)
+	db.MustExec(`CREATE TABLE seller_reads (n int)`)
+	src := &extract.Sellers{DB: db, Name: "writes.sql", Query: `
+		WITH w AS (INSERT INTO seller_reads VALUES (1) RETURNING n)
+		SELECT 'S1'::text AS seller_id, 'One'::text AS name, 'Corporate'::text AS entity_type, 'CHN'::text AS country,
+		       'INF1'::text AS infinia_seller_id, ''::text AS wechat_sub_mchid FROM w WHERE 'S1' = ANY ($1)`}
+	err := src.Sellers(context.Background(), []string{"S1"}, func(pipeline.Seller) error { return nil })
+	var n int
+	if cerr := db.Get(&n, `SELECT count(*) FROM seller_reads`); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "read-only") || n != 0 {
+		t.Fatalf("a sellers query that writes: %v (kind %v), %d rows written; want refused as read-only, none written", err, pipeline.KindOf(err), n)
+	}
+}
