@@ -35,6 +35,7 @@ const (
 	flagParallel       = "parallel"
 	flagInfiniaCur     = "infinia-currencies"
 	flagInfiniaLayout  = "infinia-layout"
+	flagInfiniaSigned  = "infinia-require-signature"
 	flagLostAfter      = "infinia-lost-after"
 	flagInfiniaStatus  = "infinia-statuses"
 )
@@ -71,6 +72,8 @@ func infiniaFlags() []cli.Flag {
 			Usage: "status words Infinia writes for the ones settle assumed, INFINIA=OURS,... (e.g. SUCCEEDED=SUCCESS; ours: PENDING, ACTIVE, FROZEN, REJECTED, RECEIVED, PROCESSING, SUCCESS, FAILED)"},
 		&cli.StringFlag{Name: flagInfiniaLayout, EnvVars: []string{"SETTLE_INFINIA_LAYOUT"},
 			Usage: "JSON file with the trade-file columns and the error-file columns to match Infinia's templates (empty: our layout, see the README)"},
+		&cli.BoolFlag{Name: flagInfiniaSigned, EnvVars: []string{"SETTLE_INFINIA_REQUIRE_SIGNATURE"},
+			Usage: "refuse an answer of Infinia's that carries no signature (its published answers show none: set it once Infinia confirms it signs them)"},
 	)
 }
 
@@ -136,6 +139,7 @@ type infiniaParams struct {
 	Wait, Poll, FirstPoll, LostAfter                 time.Duration
 	Rate                                             float64 // this shard's part
 	Parallel                                         int
+	RequireSignature                                 bool // refuse Infinia's unsigned answers
 }
 
 func (cfg *config) infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
@@ -153,7 +157,7 @@ func (cfg *config) infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 		SFTPDir: c.String(flagSFTPDir), WorkDir: c.String(flagWorkDir), Wait: c.Duration(flagProviderWait), Poll: c.Duration(flagProviderPoll),
 		Rate: rate / float64(cfg.shardCount(c)), Parallel: c.Int(flagParallel), FirstPoll: c.Duration(flagFirstPoll),
 		Currencies: c.String(flagInfiniaCur), LayoutFile: c.String(flagInfiniaLayout), LostAfter: c.Duration(flagLostAfter),
-		Statuses: c.String(flagInfiniaStatus),
+		Statuses: c.String(flagInfiniaStatus), RequireSignature: c.Bool(flagInfiniaSigned),
 	}
 	if p.URL == "" {
 		if c.String(flagPPURL) != "" {
@@ -209,7 +213,7 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	}
 	client, err := infiniapay.New(infiniapay.Config{BaseURL: p.URL, AppID: p.AppID, PlatformID: p.PlatformID,
 		OurKey: ours, InfiniaKey: theirs, HTTP: infiniapay.NewHTTPClient(30 * time.Second), Limiter: limiter,
-		Currencies: currencies, Layout: layout, Statuses: statuses})
+		Currencies: currencies, Layout: layout, Statuses: statuses, RequireResponseSignature: p.RequireSignature})
 	if err != nil {
 		return nil, usage(flagInfiniaURL, err)
 	}

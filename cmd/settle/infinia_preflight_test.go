@@ -1,10 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,5 +150,62 @@ func TestInfiniaLayoutAndCurrencyFlags(t *testing.T) {
 		if _, err := newInfinia(bad); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "--"+flag) {
 			t.Errorf("bad --%s: %v", flag, err)
 		}
+	}
+}
+
+// TestInfiniaRequireSignatureRefusesUnsignedAnswers: Infinia's published
+// answers show no signature, so an unsigned one is taken; once Infinia
+// confirms it signs them, --infinia-require-signature refuses one that
+// comes without (the pre-flight finds it: exit 2, nothing sent), as an
+// answer anyone on the way could have written (found by the security
+// review: the client could, no flag asked it to).
+func TestInfiniaRequireSignatureRefusesUnsignedAnswers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.sim(nil, 0, nil, 0)
+	target, err := url.Parse(sim.Config.InfiniaURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(r *http.Response) error { // Infinia's answers without their signature
+		var env map[string]any
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return err
+		}
+		if json.Unmarshal(body, &env) == nil {
+			delete(env, "signature")
+			body, _ = json.Marshal(env)
+		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		r.Header.Del("Content-Length")
+		return nil
+	}
+	front := httptest.NewServer(proxy)
+	defer front.Close()
+	params := infiniaParams{URL: front.URL + target.Path, AppID: sim.Config.AppID, PlatformID: sim.Config.PlatformID,
+		KeyFile: sim.Config.OurKeyFile, PublicKeyFile: sim.Config.InfiniaPublicKeyFile, SFTPAddr: sim.Config.SFTPAddr,
+		SFTPUser: sim.Config.SFTPUser, SFTPKey: sim.Config.SFTPKeyFile, KnownHosts: sim.Config.KnownHostsFile}
+	for _, require := range []bool{false, true} {
+		params.RequireSignature = require
+		inf, err := newInfinia(params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = infiniapay.Preflight(context.Background(), inf.client, inf.sftp)
+		inf.sftp.Close()
+		if !require && err != nil {
+			t.Fatalf("unsigned answers, not required: %v", err)
+		}
+		if require && (pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "signature")) {
+			t.Fatalf("unsigned answers, signature required: kind %v: %v; want a configuration error naming the signature", pipeline.KindOf(err), err)
+		}
+	}
+	// The flag reaches the client.
+	e.mustSettle("seed", "--date", testDate, "--orders", "5", "--sellers", "1")
+	out, code := e.settle(append(e.infiniaArgs(sim), "--infinia-url", front.URL+target.Path, "--infinia-require-signature", "--skip-channel", "wechatpay", "--skip-channel", "payprotocol")...)
+	if code != 2 || !strings.Contains(out, "signature") {
+		t.Fatalf("run with --infinia-require-signature against unsigned answers: exit %d, want 2:\n%s", code, out)
 	}
 }
