@@ -216,8 +216,24 @@ func (l *Ledger) Migrate(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("migrate: take lock: %w", err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, migrateLockKey)
-	if _, err := conn.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pq.QuoteIdentifier(l.schema)); err != nil {
-		return nil, fmt.Errorf("migrate: create schema %s: %w", l.schema, err)
+	// CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when
+	// the schema is there: a role given a schema of its own and nothing
+	// more (README, "Pointing it at a real database") could never migrate.
+	// The schema is created only when it is missing.
+	var exists bool
+	if err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, l.schema).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("migrate: look for schema %s: %w", l.schema, err)
+	}
+	if !exists {
+		if _, err := conn.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pq.QuoteIdentifier(l.schema)); err != nil {
+			var pe *pq.Error
+			if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege
+				return nil, pipeline.Errorf(pipeline.KindUsage, "migrate",
+					"schema %s does not exist and this role may not create it (%s): create it for the role (CREATE SCHEMA %s AUTHORIZATION <role>, README \"Pointing it at a real database\"), or name the schema it owns with --schema",
+					l.schema, pe.Message, pq.QuoteIdentifier(l.schema))
+			}
+			return nil, fmt.Errorf("migrate: create schema %s: %w", l.schema, err)
+		}
 	}
 	fsys, err := fs.Sub(settlesql.Migrations, "migrations")
 	if err != nil {

@@ -2,7 +2,9 @@ package ledger_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -388,4 +390,60 @@ func TestARefusedShardLockLetsGoOfTheDate(t *testing.T) {
 		t.Fatalf("the date's lock, no run of it under way: %v", err)
 	}
 	relDate()
+}
+
+// TestMigrateIntoASchemaTheRoleOwns: a role given a schema of its own and
+// no CREATE on the database (README, "Pointing it at a real database")
+// migrates it; CREATE SCHEMA IF NOT EXISTS needs CREATE on the database
+// even when the schema exists, and refused every such role (exit 1). A
+// schema missing that the role may not create is a usage error naming it.
+func TestMigrateIntoASchemaTheRoleOwns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := pgtest.URL(t)
+	adb, err := sql.Open("postgres", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adb.Close()
+	role := "settle_t_role_" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+	for _, q := range []string{
+		`CREATE ROLE ` + role + ` LOGIN`,
+		`REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
+		`CREATE SCHEMA ledger_own AUTHORIZATION ` + role,
+	} {
+		if _, err := adb.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("postgres", admin)
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		db.Exec(`DROP OWNED BY ` + role)
+		db.Exec(`DROP ROLE ` + role)
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	for _, c := range []struct {
+		schema, want string
+	}{{"ledger_own", ""}, {"ledger_missing", "schema ledger_missing does not exist and this role may not create it"}} {
+		l, err := ledger.Open(ctx, u.String(), c.schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = l.Migrate(ctx)
+		l.Close()
+		switch {
+		case c.want == "" && err != nil:
+			t.Fatalf("migrate schema %s the role owns, without CREATE on the database: %v", c.schema, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || pipeline.KindOf(err) != pipeline.KindUsage):
+			t.Fatalf("migrate schema %s the role may not create: %v (kind %v), want a usage error containing %q", c.schema, err, pipeline.KindOf(err), c.want)
+		}
+	}
 }
