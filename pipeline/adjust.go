@@ -193,9 +193,18 @@ type Resplit func(o Order, d Date) (Split, error)
 // the ledger holds its number for another refund (a platform that numbers
 // refunds per order, or changed a refund after it was taken back):
 // dropped, it was a refund the seller kept.
-func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStore, run *Run, w Window) (int, []string, error) {
+//
+// A refund whose created_at is outside w is not recorded: the source query
+// netted every refund created before its order's window ended into the
+// order's refunded_minor, so a late-refunds query that returns refunds
+// from before its window (one that forgot its lower bound, say) had each
+// of them clawed back a second time, exit 0. Each is for a person
+// (outside: the first few lines and how many in all) on every run that
+// reads it, until the query is fixed; nothing is taken back for it.
+func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStore, run *Run, w Window) (int, []string, OutsideWindow, error) {
 	var rs []LateRefund
 	var seq int64
+	var outside OutsideWindow
 	// A refund number the query gives in rows that disagree (the platform
 	// holds two orders under the refund's order number, of two sellers,
 	// say) is no refund settle can take back from anyone.
@@ -206,6 +215,12 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 		row.Seq = seq
 		r := ReadLateRefund(row, run.ID)
 		r.Date = run.Key.Date
+		if r.State == LateRefundPending && !w.Contains(r.CreatedAt) {
+			if run.Key.Shard.Owns(r.SellerID) {
+				outside.add(r, w)
+			}
+			return nil
+		}
 		rows[r.RefundNo]++
 		if prev, seen := first[r.RefundNo]; !seen {
 			first[r.RefundNo] = r
@@ -219,7 +234,7 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 		return nil
 	})
 	if err != nil {
-		return 0, nil, fmt.Errorf("late refunds: %w", err)
+		return 0, nil, outside, fmt.Errorf("late refunds: %w", err)
 	}
 	for i, r := range rs {
 		if disagree[r.RefundNo] {
@@ -229,11 +244,11 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 	}
 	n, err := store.RecordLateRefunds(ctx, run, rs)
 	if err != nil {
-		return n, nil, err
+		return n, nil, outside, err
 	}
 	held, err := store.LateRefundsRecordedOtherwise(ctx, rs)
 	if err != nil {
-		return n, nil, err
+		return n, nil, outside, err
 	}
 	var problems []string
 	for _, h := range held {
@@ -243,7 +258,40 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 			"a refund number must name one refund (give it a number of its own, then run the date again)",
 			r.RefundNo, r.OrderNo, r.SellerID, r.Amount, h.RefundNo, h.OrderNo, h.SellerID, h.Amount, h.Date, h.State))
 	}
-	return n, problems, nil
+	return n, problems, outside, nil
+}
+
+// OutsideWindow counts the rows of a late-refunds query whose created_at
+// is outside its window, and describes the first few.
+type OutsideWindow struct {
+	Lines []string // the first ProblemsListed
+	N     int
+}
+
+func (o *OutsideWindow) add(r LateRefund, w Window) {
+	o.N++
+	if len(o.Lines) < ProblemsListed {
+		o.Lines = append(o.Lines, fmt.Sprintf("late refund %s of order %s: %s", r.RefundNo, r.OrderNo, OutsideWindowReason(r.CreatedAt, w)))
+	}
+}
+
+// AddTo adds the refunds outside the window to p, each counted.
+func (o OutsideWindow) AddTo(p *Problems) {
+	for _, l := range o.Lines {
+		p.Add(l)
+	}
+	if rest := o.N - len(o.Lines); rest > 0 {
+		p.AddMany(fmt.Sprintf("%d more late refunds outside the window", rest), rest)
+	}
+}
+
+// OutsideWindowReason says why a late refund created at t, outside w, is
+// not recorded.
+func OutsideWindowReason(t time.Time, w Window) string {
+	loc := w.Start.Location()
+	return fmt.Sprintf("created_at %s is outside the late-refunds query's window [%s, %s): not recorded, nothing taken back "+
+		"(one created before it was netted by its order's refunded_minor or is an earlier window's late refund); the query must return the refunds created in its window alone: fix it and run the date again",
+		t.In(loc).Format(time.RFC3339Nano), w.Start.In(loc).Format(time.RFC3339Nano), w.End.In(loc).Format(time.RFC3339Nano))
 }
 
 // ClawBacks resolves the pending late refunds of the run's shard: a refund
@@ -514,7 +562,7 @@ var ErrBalanceMoved = errors.New("the seller's carried balance changed while the
 func ClawBackStage(store AdjustStore, src LateRefundSource, w func(Date) Window, resplit Resplit, channels Channels) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		win := w(run.Key.Date)
-		n, held, err := ReadLateRefunds(ctx, src, store, run, win)
+		n, held, outside, err := ReadLateRefunds(ctx, src, store, run, win)
 		if err != nil {
 			return "", err
 		}
@@ -546,6 +594,7 @@ func ClawBackStage(store AdjustStore, src LateRefundSource, w func(Date) Window,
 		for _, h := range held {
 			problems.Add(h)
 		}
+		outside.AddTo(problems)
 		return fmt.Sprintf("%d late refunds read; %s", n, summary), problems.NeedsPerson()
 	}
 }

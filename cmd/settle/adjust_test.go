@@ -1110,3 +1110,35 @@ func TestALateRefundUnderANumberTheLedgerHoldsForAnotherRefundNeedsAPerson(t *te
 		t.Errorf("S3 gave back %d for O4's refund, want 900", n)
 	}
 }
+
+// TestALateRefundOutsideItsWindowIsNeverTakenBackTwice: a late-refunds
+// query that returns refunds created before its window (its lower bound
+// forgotten: an integrator's first query) returned R0, the refund of O2
+// netted by O2's own day: it was clawed back from S1 a second time, exit
+// 0. Such a row is not recorded and needs a person, naming it, while the
+// window's own refunds (R1) are clawed back as before.
+func TestALateRefundOutsideItsWindowIsNeverTakenBackTwice(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenarioDayOneSettled()
+	q := filepath.Join(t.TempDir(), "late.sql")
+	if err := os.WriteFile(q, []byte(`SELECT r.refund_no, r.order_no, o.seller_id, r.amount_minor, r.created_at
+FROM refunds r JOIN orders o ON o.order_no = r.order_no
+WHERE r.created_at < $2 AND o.confirmed_at < $1`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.runDay(sim, scenarioDays[1], "--late-refunds-query", q)
+	if code != 4 || !strings.Contains(out, "late refund R0 of order O2: created_at 2026-11-20T15:00:00Z is outside the late-refunds query's window") {
+		t.Fatalf("day 2 with R0 of day 1 in the late refunds: exit %d, want 4 naming R0\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.late_refunds WHERE refund_no = 'R0'`); n != 0 {
+		t.Fatalf("R0, netted by O2's own day, recorded as a late refund (%d rows)", n)
+	}
+	if n := e.count(`SELECT COALESCE(sum(amount_minor), 0) FROM settle.adjustments WHERE kind = 'clawback' AND seller_id = 'S00001'`); n != -9000 {
+		t.Fatalf("S1's clawbacks %d, want -9000 (R1 alone)", n)
+	}
+	dry, code := e.settle("run", "--date", scenarioDays[1], "--tz", "UTC", "--rules", e.rules, "--dry-run", "--late-refunds-query", q)
+	if code != 0 || !strings.Contains(dry, "late refunds outside the window: 1, never taken back") {
+		t.Fatalf("dry run: exit %d, want it to count R0 outside the window\n%s", code, dry)
+	}
+}

@@ -90,10 +90,17 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	for _, s := range shared {
 		fmt.Fprintf(w, "%s: a real run rejects all of them; the first's orders planned before the second's were met are counted as items above\n", s)
 	}
-	var late, lateBad int
+	var late, lateBad, lateOutside int
+	var outsideFirst string
 	err = (&extract.LateRefunds{DB: db, Query: o.lateQ, Name: o.lateName}).LateRefunds(ctx, o.window, func(row pipeline.LateRefundRow) error {
 		r := pipeline.ReadLateRefund(row, 0)
 		if !o.key.Shard.Owns(r.SellerID) {
+			return nil
+		}
+		if r.State == pipeline.LateRefundPending && !o.window.Contains(r.CreatedAt) {
+			if lateOutside++; lateOutside == 1 {
+				outsideFirst = fmt.Sprintf("late refund %s of order %s: %s", r.RefundNo, r.OrderNo, pipeline.OutsideWindowReason(r.CreatedAt, o.window))
+			}
 			return nil
 		}
 		if late++; r.State == pipeline.LateRefundRejected {
@@ -105,6 +112,9 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 		return err
 	}
 	fmt.Fprintf(w, "late refunds in the window: %d (%d that cannot be right)\n", late, lateBad)
+	if lateOutside > 0 {
+		fmt.Fprintf(w, "late refunds outside the window: %d, never taken back (a real run ends with exit 4); the first: %s\n", lateOutside, outsideFirst)
+	}
 	l, err := openLedger(ctx, c, false)
 	if pipeline.KindOf(err) == pipeline.KindUsage {
 		// The ledger's configuration (its schema's name, say): a real run
