@@ -244,9 +244,8 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 	got, twice := map[string]pipeline.Seller{}, map[string]bool{}
 	var order []string
 	for rows.Next() {
-		var id string
-		var nm, et, country sql.NullString
-		dest := []any{&id, &nm, &et, &country}
+		var nid, nm, et, country sql.NullString
+		dest := []any{&nid, &nm, &et, &country}
 		acc := make([]sql.NullString, len(providers))
 		for i := range acc {
 			dest = append(dest, &acc[i])
@@ -254,7 +253,15 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read sellers: %w", err)
 		}
-		id = pipeline.ValidText(id)
+		if !nid.Valid {
+			// A row naming no seller (a LEFT JOIN from an accounts table
+			// to a seller filtered out, say) is no seller's: it stopped
+			// the day as a scan error, exit 1 on every retry. The orders
+			// of a seller it was meant to be are rejected as of a seller
+			// the query gives no row for.
+			continue
+		}
+		id := pipeline.ValidText(nid.String)
 		seller := pipeline.Seller{ID: id, Name: pipeline.ValidText(nm.String), EntityType: pipeline.ValidText(et.String), Country: pipeline.ValidText(country.String)}
 		for i, a := range acc {
 			if a.String != "" {

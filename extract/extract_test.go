@@ -220,3 +220,23 @@ func TestSellersQueryIsReadOnly(t *testing.T) {
 		t.Fatalf("a sellers query that writes: %v (kind %v), %d rows written; want refused as read-only, none written", err, pipeline.KindOf(err), n)
 	}
 }
+
+// A sellers query row whose seller_id is NULL (a LEFT JOIN from an accounts
+// table to a seller it filtered out) is no seller's: it stopped the day
+// with a scan error, exit 1 on every retry; the other sellers are given.
+func TestSellersSkipsARowWithoutASellerID(t *testing.T) {
+	db := pgtest.DB(t)
+	src := &extract.Sellers{DB: db, Name: "test", Query: `
+		SELECT * FROM (VALUES
+			('S1'::text, 'One'::text, 'Corporate'::text, 'CHN'::text, 'INF1'::text, NULL::text),
+			(NULL, NULL, NULL, NULL, 'INF2', NULL)
+		) AS v (seller_id, name, entity_type, country, infinia_seller_id, wechat_sub_mchid) WHERE $1::text[] IS NOT NULL`}
+	var calls []string
+	err := src.Sellers(context.Background(), []string{"S1", "S2"}, func(s pipeline.Seller) error {
+		calls = append(calls, s.ID)
+		return nil
+	})
+	if err != nil || fmt.Sprint(calls) != "[S1]" {
+		t.Fatalf("sellers given %v (%v), want S1 alone", calls, err)
+	}
+}
