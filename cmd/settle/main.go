@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"unicode/utf8"
 
+	"github.com/lib/pq"
+
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -79,8 +81,19 @@ func codeOf(err error) int {
 		return 0
 	case kind != pipeline.KindUsage && errors.Is(err, context.Canceled):
 		return 1
+	case kind == pipeline.KindFailed && privilegeRefused(err):
+		return pipeline.KindUsage.ExitCode()
 	}
 	return kind.ExitCode()
+}
+
+// privilegeRefused reports whether err is PostgreSQL refusing the role a
+// privilege (insufficient_privilege): a grant to make, which no retry
+// gives (a ledger role without TEMP on its database failed every run's
+// transform, exit 1, "a retry is safe").
+func privilegeRefused(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Code == "42501"
 }
 
 // oneLine is msg on one line of at most max bytes: its first line, with a

@@ -1058,3 +1058,37 @@ func (e *env) holdLock(sh pipeline.Shard) func() error {
 	}
 	return release
 }
+
+// TestALedgerRoleWithoutAPrivilegeExits2: a ledger role the database
+// refuses a privilege it needs (TEMP, which the transform's staging tables
+// use, revoked from PUBLIC by a hardened database) failed every run with
+// exit 1, "a retry is safe": it is a grant to make, exit 2.
+func TestALedgerRoleWithoutAPrivilegeExits2(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(20, 0)
+	u, err := url.Parse(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbname := strings.TrimPrefix(u.Path, "/")
+	role := "settle_t_notemp_" + strings.TrimPrefix(dbname, "settle_t_")
+	for _, q := range []string{
+		`CREATE ROLE ` + role + ` LOGIN`,
+		`CREATE SCHEMA ledger_own AUTHORIZATION ` + role,
+		`REVOKE TEMP ON DATABASE ` + dbname + ` FROM PUBLIC`,
+		`GRANT CONNECT ON DATABASE ` + dbname + ` TO ` + role,
+	} {
+		e.db.MustExec(q)
+	}
+	t.Cleanup(func() {
+		e.db.Exec(`DROP OWNED BY ` + role)
+		e.db.Exec(`DROP ROLE ` + role)
+	})
+	u.User = url.User(role)
+	out, code := e.raw("settle", "run", "--database-url", u.String(), "--source-database-url", e.url, "--schema", "ledger_own",
+		"--date", testDate, "--rules", e.rules, "--out", e.reports, "--until", "transform")
+	if code != 2 || !strings.Contains(out, "permission denied to create temporary tables") {
+		t.Fatalf("exit %d, want 2 naming the privilege:\n%s", code, out)
+	}
+}
