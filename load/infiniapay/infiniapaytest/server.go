@@ -103,6 +103,7 @@ type Server struct {
 	refused      map[string]string // order_no -> reason: rows the fake refuses
 	lose         map[string]bool   // sellerId -> its trade files are lost (LoseFilesOf)
 	refuseStatus map[string]answer // sellerId -> the answer to its upload-status queries
+	failShares   map[string]string // sellerId -> why its revenue shares fail (FailSharesOf)
 	errorFiles   map[string][]byte
 	refs         int
 	count429     int

@@ -63,6 +63,31 @@ func (s *Server) SetBinding(sellerID, status string) {
 	s.bindings[sellerID] = status
 }
 
+// RemoveBinding drops a seller's binding: Infinia no longer knows the
+// seller, and its binding and available-share queries answer not found.
+func (s *Server) RemoveBinding(sellerID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.bindings, sellerID)
+}
+
+// FailSharesOf makes every later revenue share to seller sellerID FAILED
+// with reason, however its binding, the balance and its available share
+// stand: a payout Infinia fails after the job's checks passed (for
+// rehearsing a failed payout). An empty reason lets them succeed again.
+func (s *Server) FailSharesOf(sellerID, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if reason == "" {
+		delete(s.failShares, sellerID)
+		return
+	}
+	if s.failShares == nil {
+		s.failShares = map[string]string{}
+	}
+	s.failShares[sellerID] = reason
+}
+
 // Binding returns a seller's binding status, and whether there is one.
 func (s *Server) Binding(sellerID string) (string, bool) {
 	s.mu.Lock()
@@ -230,6 +255,8 @@ func (s *Server) revenueShare(c call) answer {
 		Reference: fmt.Sprintf("IRS%010d", s.refs)}, req: c.req, left: s.polls, ready: fault.Ready(s.o.Now, s.o.ShareDelay)}
 	acct := account{sh.SellerID, cur}
 	switch {
+	case s.failShares[sh.SellerID] != "":
+		sh.Status, sh.FailReason = infiniapay.StatusFailed, s.failShares[sh.SellerID]
 	case s.bindings[sh.SellerID] != infiniapay.StatusActive:
 		sh.Status, sh.FailReason = infiniapay.StatusFailed, "seller not ACTIVE"
 	case s.balances[cur] < amount:
