@@ -4,6 +4,9 @@
 // simulations, for trying the job against something that behaves like the
 // providers; paysim prints the environment the job needs to reach them (as
 // lines a shell can source) and shows what it holds at GET /paysim/state.
+// Its situation flags (--refuse-order, --binding, --wechat-refuse, ...)
+// put the providers in the situations of the job's runbook, at start or,
+// with `paysim ctl`, while it runs.
 package main
 
 import (
@@ -12,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"regexp"
@@ -43,6 +47,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "ctl" {
+		return ctl(ctx, args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("paysim", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	fs.Usage = func() { usage(fs) }
@@ -54,7 +61,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	seedN := fs.Uint64("seed", 1, "seed of the probabilistic faults")
 	polls := fs.Int("polls", 2, "status polls that answer PROCESSING before the final status (with a timing model: 0 unless given)")
 	sellers := fs.Int("bind-sellers", 50, "bind the seed's sellers 1..N (ACTIVE), as settle seed names them")
-	balance := fs.Int64("balance", 1_000_000_000_00, "platform balance in minor units, in every currency")
 	platformDB := fs.String("platform-db", "", "with --date: create the providers' side of the orders settle seed wrote there: the Pay Protocol payments (in every status) and the WeChat Pay transactions")
 	date := fs.String("date", "", "business date of --platform-db's orders, YYYY-MM-DD")
 	tz := fs.String("tz", "Asia/Shanghai", "time zone of --date")
@@ -67,6 +73,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	ppQPS := fs.Float64("payprotocol-qps", 0, "Pay Protocol's rate limit in requests/s, HTTP 429 beyond it; 0: unlimited (default from --timing)")
 	wxQPS := fs.Int("wechat-qps", 300, "WeChat Pay's rate limit per service provider in requests/s, 429 FREQUENCY_LIMITED beyond it; negative: unlimited")
 	wxSubQPS := fs.Int("wechat-sub-merchant-qps", 30, "WeChat Pay's rate limit per sub-merchant in requests/s; negative: unlimited")
+	var settings paysim.Settings
+	settings.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -133,7 +141,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		sim.Infinia.SetBinding(seed.InfiniaID(i), "ACTIVE")
 	}
 	for _, cur := range paysim.Currencies {
-		sim.Infinia.SetBalance(cur, *balance)
+		sim.Infinia.SetBalance(cur, paysim.DefaultBalance)
 	}
 	if *platformDB != "" {
 		day, err := seedDay(ctx, sim, *platformDB, *date, *tz)
@@ -146,6 +154,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 				len(day.Duplicates), strings.Join(day.Duplicates, " "))
 		}
 	}
+	// After the day is seeded: the WeChat and Pay Protocol settings name
+	// its transactions and payments.
+	if err := sim.Apply(settings); err != nil {
+		return err
+	}
+	for _, st := range settings {
+		fmt.Fprintf(stdout, "# situation: --%s %s\n", st.Name, shellQuote(st.Value))
+	}
 	fmt.Fprintf(stdout, "# paysim: simulated Infinia Pay (API %s, SFTP %s), Pay Protocol and WeChat Pay; %d fault rules; Ctrl-C to stop\n",
 		sim.Config.InfiniaURL, sim.Config.SFTPAddr, len(rules))
 	if timed {
@@ -154,6 +170,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			timing.WeChatQPS, timing.WeChatSubMerchantQPS)
 	}
 	fmt.Fprintf(stdout, "# what it holds (balances, revenue shares, files, distributions, payments, requests and 429s): curl -s %s\n", sim.StateURL())
+	fmt.Fprintf(stdout, "# change the situations while it runs (from this machine): paysim ctl --url %s --refuse-order ORDER=REASON ...\n",
+		strings.TrimSuffix(sim.ControlURL(), paysim.ControlPath))
 	fmt.Fprintln(stdout, "# the job's configuration (save this output and source it):")
 	for _, line := range exports(sim.Config.Env()) {
 		fmt.Fprintln(stdout, line)
@@ -207,14 +225,69 @@ func shellQuote(v string) string {
 	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }
 
+// ctl sends situation settings to a running paysim.
+func ctl(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("paysim ctl", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	url := fs.String("url", "http://127.0.0.1:8700", "the running paysim's HTTP address (its --http-addr); it takes settings from loopback peers only")
+	var settings paysim.Settings
+	settings.AddFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stdout, "Usage: paysim ctl [--url URL] SITUATION-FLAGS...")
+		fmt.Fprintln(stdout, "Changes the situations of a running paysim (a simulator of the payment providers, not the real ones),")
+		fmt.Fprintln(stdout, "with the situation flags paysim takes at start, applied in the order given.")
+		usageOf(fs, func(string) bool { return true })
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("ctl: unexpected argument %q (see paysim ctl --help)", fs.Arg(0))
+	}
+	if len(settings) == 0 {
+		return errors.New("ctl: no situation flags given (see paysim ctl --help)")
+	}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	msg, err := paysim.PostSettings(ctx, hc, *url, settings)
+	if err != nil {
+		return fmt.Errorf("ctl: %w", err)
+	}
+	fmt.Fprintln(stdout, msg)
+	return nil
+}
+
 // usage prints the flags with two dashes, as settle's: Go's flag package
 // accepts -flag and --flag alike.
 func usage(fs *flag.FlagSet) {
 	w := fs.Output()
 	fmt.Fprintln(w, "Usage: paysim [flags]")
-	fmt.Fprintln(w, "Runs the simulated providers and prints the environment settle needs to reach them.")
+	fmt.Fprintln(w, "       paysim ctl [--url URL] SITUATION-FLAGS...")
+	fmt.Fprintln(w, "Runs SIMULATED payment providers - stateful fakes of Infinia Pay (API and SFTP), WeChat Pay Global and")
+	fmt.Fprintln(w, "Pay Protocol on loopback ports, for trying and rehearsing settle; they are not the real services and no")
+	fmt.Fprintln(w, "money moves. Prints the environment settle needs to reach them. The situation flags put the simulated")
+	fmt.Fprintln(w, "providers in the situations of settle's runbook; paysim ctl changes them while paysim runs.")
 	fmt.Fprintln(w, "Flags:")
+	usageOf(fs, func(name string) bool { return !isSituation(name) })
+	fmt.Fprintln(w, "Situation flags (repeatable, applied in order, after --bind-sellers and the day's seeding):")
+	usageOf(fs, isSituation)
+}
+
+func isSituation(name string) bool {
+	for _, c := range paysim.Controls {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// usageOf prints the flags of fs that show says to.
+func usageOf(fs *flag.FlagSet, show func(string) bool) {
+	w := fs.Output()
 	fs.VisitAll(func(f *flag.Flag) {
+		if !show(f.Name) {
+			return
+		}
 		name, use := flag.UnquoteUsage(f)
 		line := "  --" + f.Name
 		if name != "" {

@@ -3,7 +3,9 @@
 // listeners on the loopback interface - Infinia Pay's HTTP API and its SFTP
 // server, Pay Protocol's and WeChat Pay Global's APIs - and writes the keys
 // and files the job needs to talk to them. It creates the providers' side of
-// a seeded day (SeedDay) and shows what it holds (GET /paysim/state). The
+// a seeded day (SeedDay), shows what it holds (GET /paysim/state), and
+// takes Settings that put the providers in the situations of the job's
+// runbook (Apply; POST /paysim/control while it runs, from loopback). The
 // paysim command, settle demo and the end-to-end tests use it.
 package paysim
 
@@ -190,6 +192,7 @@ func Start(o Options) (*Sim, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /paysim/state", http.HandlerFunc(s.serveState))
 	mux.Handle("GET /paysim/requests", http.HandlerFunc(s.serveRequests))
+	mux.Handle("POST "+ControlPath, http.HandlerFunc(s.serveControl))
 	mux.Handle("/v3/", s.WeChat)
 	mux.Handle("/api/mer/", s.PayProtocol)
 	mux.Handle("/", s.Infinia)
