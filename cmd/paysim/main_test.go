@@ -196,3 +196,58 @@ func TestPaysimExportsCanBeSourced(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestPaysimSituationFlagsAndCtl: the situation flags are applied at
+// start and said so; paysim ctl changes them while paysim runs, through
+// its control endpoint; what cannot be applied is refused, at start and
+// by ctl.
+func TestPaysimSituationFlagsAndCtl(t *testing.T) {
+	stateURL := startPaysim(t, "--balance", "5000", "--balance", "KWD=1", "--binding", "INF00000003=REJECTED", "--binding", "INF00000004=NONE")
+	state := func() paysim.State {
+		t.Helper()
+		resp, err := http.Get(stateURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st paysim.State
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if b := state().Infinia.Balances; b["USD"] != 5000 || b["KWD"] != 1 {
+		t.Fatalf("balances %v: want 5000, and KWD 1", b)
+	}
+	base := strings.TrimSuffix(stateURL, "/paysim/state")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"ctl", "--url", base, "--balance", "KWD=100000", "--refuse-order", "O1=product type not allowed"}, &out); err != nil ||
+		!strings.Contains(out.String(), "applied 2 settings") {
+		t.Fatalf("ctl: %v\n%s", err, out.String())
+	}
+	if b := state().Infinia.Balances; b["KWD"] != 100000 || b["USD"] != 5000 {
+		t.Fatalf("balances after ctl %v: want KWD 100000, USD 5000", b)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ctl", "--url", base, "--payprotocol-status", "PPO-NONE=pending"}, "no payment PPO-NONE at Pay Protocol"},
+		{[]string{"ctl", "--url", base, "--wechat-refuse", "4200-NONE=INVALID_REQUEST"}, "WeChat Pay holds no transaction 4200-NONE"},
+		{[]string{"ctl", "--url", base, "--binding", "INF00000001=SLEEPY"}, "want ACTIVE, PENDING, REJECTED, FROZEN or NONE"},
+		{[]string{"ctl", "--url", base}, "no situation flags"},
+		{[]string{"--dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0", "--wechat-refund", "4200-NONE=100"}, "WeChat Pay holds no transaction 4200-NONE"},
+		{[]string{"--balance", "XXX=1"}, `unknown currency "XXX"`},
+	} {
+		err := run(context.Background(), c.args, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+	var help bytes.Buffer
+	run(context.Background(), []string{"--help"}, &help)
+	if !strings.Contains(help.String(), "SIMULATED payment providers") || !strings.Contains(help.String(), "not the real services") ||
+		!strings.Contains(help.String(), "Situation flags") || !strings.Contains(help.String(), "  --refuse-order ORDER=REASON") {
+		t.Fatalf("help:\n%s", help.String())
+	}
+}

@@ -162,7 +162,7 @@ func PostSettings(ctx context.Context, hc *http.Client, url string, set Settings
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	msg := strings.TrimSpace(string(b))
+	msg := strings.TrimPrefix(strings.TrimSpace(string(b)), "paysim: ")
 	if resp.StatusCode != http.StatusOK {
 		return "", errors.New(msg)
 	}
@@ -342,7 +342,7 @@ func parsePayProtocolStatus(v string) (func(*Sim) error, error) {
 	}
 	return func(s *Sim) error {
 		if _, ok := s.PayProtocol.Payment(no); !ok {
-			return fmt.Errorf("Pay Protocol holds no payment %s (see /paysim/state)", no)
+			return fmt.Errorf("no payment %s at Pay Protocol (see /paysim/state)", no)
 		}
 		return s.PayProtocol.SetPaymentStatus(no, st)
 	}, nil

@@ -2,8 +2,11 @@ package paysim
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -63,5 +66,47 @@ func TestConfigPathsAreAbsolute(t *testing.T) {
 		if !filepath.IsAbs(p) {
 			t.Errorf("%s is relative", p)
 		}
+	}
+}
+
+// TestControlEndpointIsLoopbackOnly: the control endpoint applies
+// settings posted as JSON from a loopback peer, refuses another peer and
+// another content type (a browser's form post), and says which setting it
+// could not apply.
+func TestControlEndpointIsLoopbackOnly(t *testing.T) {
+	s, err := Start(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	post := func(remote, ctype, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, ControlPath, strings.NewReader(body))
+		r.RemoteAddr, r.Header["Content-Type"] = remote, []string{ctype}
+		w := httptest.NewRecorder()
+		s.serveControl(w, r)
+		return w
+	}
+	set := `[{"name":"binding","value":"INF1=FROZEN"},{"name":"lose-files-of","value":"INF2"}]`
+	if w := post("10.1.2.3:5555", "application/json", set); w.Code != http.StatusForbidden {
+		t.Fatalf("a peer off loopback: %d %s", w.Code, w.Body)
+	}
+	if w := post("127.0.0.1:5555", "text/plain", set); w.Code != http.StatusUnsupportedMediaType {
+		t.Fatalf("text/plain: %d %s", w.Code, w.Body)
+	}
+	if st, _ := s.Infinia.Binding("INF1"); st != "" {
+		t.Fatalf("a refused post applied a setting: binding %q", st)
+	}
+	if w := post("[::1]:5555", "application/json", set); w.Code != http.StatusOK {
+		t.Fatalf("from loopback: %d %s", w.Code, w.Body)
+	}
+	if st, _ := s.Infinia.Binding("INF1"); st != "FROZEN" {
+		t.Fatalf("binding %q after the post, want FROZEN", st)
+	}
+	if w := post("127.0.0.1:5555", "application/json", `[{"name":"binding","value":"INF1=NONE"},{"name":"nonsense","value":"x"}]`); w.Code != http.StatusBadRequest ||
+		!strings.Contains(w.Body.String(), `unknown setting "nonsense"`) {
+		t.Fatalf("an unknown setting: %d %s", w.Code, w.Body)
+	}
+	if _, bound := s.Infinia.Binding("INF1"); bound {
+		t.Fatal("--binding INF1=NONE: Infinia still knows the seller")
 	}
 }
