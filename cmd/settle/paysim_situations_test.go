@@ -225,3 +225,23 @@ func TestPaysimClosedReceiverRehearsesACommissionRecoveredByHand(t *testing.T) {
 		t.Fatalf("once resolved: exit %d, want 0:\n%s", code, out)
 	}
 }
+
+// TestPaysimAvailableShareRehearsesAShortShare: --available set between a
+// run stopped after its uploads and the next, below what settle owes the
+// seller, holds the seller's payout for a person (exit 4) and reports the
+// difference.
+func TestPaysimAvailableShareRehearsesAShortShare(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "40", "--sellers", "3", "--bad-rows", "0", "--seed", "1")
+	sim := e.situationSim(3)
+	sim.Config.WeChatURL, sim.Config.PayProtocolURL = "", "" // Infinia alone
+	if out, code := e.runInfinia(sim, "--until", "upload"); code != 0 {
+		t.Fatalf("--until upload: exit %d\n%s", code, out)
+	}
+	e.situations(sim, "--available", seed.InfiniaID(1)+":USD=100")
+	out, code := e.runInfinia(sim)
+	if code != 4 || !strings.Contains(out, "seller S00001 USD: Infinia shows 1.00 USD available, we owe ") {
+		t.Fatalf("exit %d, want 4 with S00001's USD payout held:\n%s", code, out)
+	}
+}

@@ -42,6 +42,7 @@ var Controls = []Control{
 	{"balance", "the platform's Infinia balance, `[CUR=]MINOR`: minor units in CUR, or in every currency without CUR= (repeatable; paysim starts with " +
 		strconv.FormatInt(DefaultBalance, 10) + " in every currency)", parseBalance},
 	{"binding", "a seller's Infinia binding, `INFINIA_ID=STATUS`: ACTIVE, PENDING, REJECTED, FROZEN, or NONE for a seller Infinia does not know (BIZ-404) (repeatable; applied after --bind-sellers)", parseBinding},
+	{"available", "Infinia's available share of a seller in a currency, `INFINIA_ID:CUR=MINOR`, from now on (a later accepted trade file adds to it, a revenue share takes from it): below what settle owes the seller, its payout is held (repeatable)", parseAvailable},
 	{"refuse-order", "Infinia refuses every later trade file listing an order, `ORDER=REASON`, with REASON on the order's row of its error file (repeatable; ORDER= takes it again)", parseRefuseOrder},
 	{"lose-files-of", "Infinia loses every later trade file of seller `INFINIA_ID`: taken from the SFTP server, never known (repeatable)", sellerSwitch(true)},
 	{"take-files-of", "undoes --lose-files-of: Infinia takes the later trade files of seller `INFINIA_ID` again (repeatable)", sellerSwitch(false)},
@@ -220,6 +221,19 @@ func parseBinding(v string) (func(*Sim) error, error) {
 		}
 		return nil
 	}, nil
+}
+
+func parseAvailable(v string) (func(*Sim) error, error) {
+	k, amount, err := cut(v, "INFINIA_ID:CUR=MINOR")
+	id, cur, ok := strings.Cut(k, ":")
+	if err != nil || !ok || id == "" || !pipeline.Currency(cur).Valid() {
+		return nil, fmt.Errorf("want INFINIA_ID:CUR=MINOR, CUR a currency code, not %q", v)
+	}
+	minor, err := strconv.ParseInt(amount, 10, 64)
+	if err != nil || minor < 0 {
+		return nil, fmt.Errorf("want INFINIA_ID:CUR=MINOR, MINOR an integer >= 0 (minor units), not %q", v)
+	}
+	return func(s *Sim) error { s.Infinia.SetAvailable(id, pipeline.Currency(cur), minor); return nil }, nil
 }
 
 func parseRefuseOrder(v string) (func(*Sim) error, error) {
