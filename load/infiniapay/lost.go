@@ -52,7 +52,7 @@ func lostFile(ctx context.Context, api API, f pipeline.TradeFile, up pipeline.Ef
 	switch {
 	case errors.Is(err, pipeline.ErrNotFound):
 		return fmt.Sprintf("Infinia did not know requestNo %s at %s, %s %s before (at %s)", f.RequestNo, now.UTC().Format(time.RFC3339),
-			what, now.Sub(since).Round(time.Minute), since.UTC().Format(time.RFC3339)), nil
+			what, roundAge(now.Sub(since)), since.UTC().Format(time.RFC3339)), nil
 	case err == nil:
 		return "", usage("Infinia knows it (%s): every run of %s asks Infinia about it again; nothing to send again", status, f.Date)
 	case errors.Is(err, ErrAnswer), pipeline.SubjectOnly(err), errors.As(err, &ie) && ie.Definite():
