@@ -178,6 +178,25 @@ func TestADryRunOnANewerLedgerSaysTheRunIsRefused(t *testing.T) {
 	}
 }
 
+// A run that migrates the ledger on its way (no one ran "settle migrate"
+// at the deploy) says which migrations it applied and how long they took:
+// some hold items for minutes, and the run's log said nothing of it (found
+// by a review of the upgrade path). A run on a ledger up to date says
+// nothing of migrations.
+func TestARunThatMigratesTheLedgerSaysSo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "10", "--sellers", "2")
+	out := e.mustSettle("run", "--date", testDate, "--rules", e.rules, skipAll, "--until", "extract")
+	if !strings.Contains(out, "migrated the ledger") || !strings.Contains(out, "00001_ledger.sql") ||
+		!strings.Contains(out, "00023_items_txn_once_required.sql") || !strings.Contains(out, " took=") {
+		t.Fatalf("a run that migrated the ledger does not say so:\n%s", out)
+	}
+	if out := e.mustSettle("run", "--date", testDate, "--rules", e.rules, skipAll, "--until", "extract"); strings.Contains(out, "migrated the ledger") {
+		t.Fatalf("a run on a ledger up to date says it migrated it:\n%s", out)
+	}
+}
+
 // A dry run checks the ledger's configuration as a real run does: a
 // --schema that is no identifier was "ledger: not reachable", exit 0,
 // while the real run is refused, exit 2 (found by an operator's review).

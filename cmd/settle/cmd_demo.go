@@ -95,7 +95,7 @@ func (cfg *config) demo(c *cli.Context) error {
 		Sellers: c.Int("sellers"), Seed: demoSeed, BadRows: demoBadRows(c)}); err != nil {
 		return err
 	}
-	l, err := openLedger(ctx, c, true)
+	l, err := cfg.openLedger(ctx, c, true)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ func migrateCommand(cfg *config) *cli.Command {
 		Usage: "apply the job's schema migrations (safe to run from several processes at once)",
 		Flags: ledgerFlags(ledgerURLUsage),
 		Action: func(c *cli.Context) error {
-			l, err := openLedger(c.Context, c, false)
+			l, err := cfg.openLedger(c.Context, c, false)
 			if err != nil {
 				return err
 			}

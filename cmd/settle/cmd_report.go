@@ -23,7 +23,7 @@ func reportCommand(cfg *config) *cli.Command {
 			if err != nil {
 				return err
 			}
-			l, err := openLedger(c.Context, c, false)
+			l, err := cfg.openLedger(c.Context, c, false)
 			if err != nil {
 				return err
 			}

@@ -69,7 +69,7 @@ func resolveCommand(cfg *config) *cli.Command {
 					return err
 				}
 			}
-			l, err := openLedger(c.Context, c, true)
+			l, err := cfg.openLedger(c.Context, c, true)
 			if err != nil {
 				return err
 			}

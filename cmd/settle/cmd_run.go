@@ -113,7 +113,7 @@ func runCommand(cfg *config) *cli.Command {
 					return err
 				}
 				if l == nil {
-					if l, err = openLedger(c.Context, c, true); err != nil {
+					if l, err = cfg.openLedger(c.Context, c, true); err != nil {
 						return err
 					}
 				}
@@ -165,7 +165,7 @@ func runCommand(cfg *config) *cli.Command {
 				// cannot be read, say): the textfile still gets the exit
 				// code, with the shard's health if the ledger answers.
 				octx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), 5*time.Second)
-				if opened, err := openLedger(octx, c, false); err == nil {
+				if opened, err := cfg.openLedger(octx, c, false); err == nil {
 					l = opened
 				}
 				cancel()

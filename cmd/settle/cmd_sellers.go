@@ -63,7 +63,7 @@ func (cfg *config) sellerTools(c *cli.Context) (*ledger.Ledger, *infiniaSetup, f
 	if inf == nil {
 		return nil, nil, nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagInfiniaURL, "required for the sellers commands")
 	}
-	l, err := openLedger(c.Context, c, true)
+	l, err := cfg.openLedger(c.Context, c, true)
 	if err != nil {
 		return nil, nil, nil, err
 	}

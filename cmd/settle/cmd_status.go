@@ -30,7 +30,7 @@ func statusCommand(cfg *config) *cli.Command {
 			if format != "text" && format != "json" {
 				return pipeline.Errorf(pipeline.KindUsage, "--output", "%q: want text or json", format)
 			}
-			l, err := openLedger(c.Context, c, false)
+			l, err := cfg.openLedger(c.Context, c, false)
 			if err != nil {
 				return err
 			}

@@ -115,7 +115,7 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	if lateOutside > 0 {
 		fmt.Fprintf(w, "late refunds outside the window: %d, never taken back (a real run ends with exit 4); the first: %s\n", lateOutside, outsideFirst)
 	}
-	l, err := openLedger(ctx, c, false)
+	l, err := cfg.openLedger(ctx, c, false)
 	if pipeline.KindOf(err) == pipeline.KindUsage {
 		// The ledger's configuration (its schema's name, say): a real run
 		// is refused, exit 2, and so is the dry run that checks it (it was
