@@ -36,8 +36,20 @@
 -- longer ledger: run `settle migrate` at the deploy, outside the nightly
 -- run, on a ledger of years).
 
+-- The column is left with no default as soon as it is added (as
+-- migration 00023 leaves it on a ledger that applied this one before):
+-- a binary from before this migration, a pod of a Job started before the
+-- deploy say, writes items without it, and they took the default, false,
+-- outside the rule. Left to 00023, the ledger was open to such writes
+-- between this migration and that one, each in its own transaction, for
+-- as long as the migrations in between waited (a minute, Ledger.Migrate)
+-- and then gave up on a table that pod held: the next "settle migrate"
+-- came too late for the items it wrote meanwhile (found by a review of
+-- the upgrade path).
+
 -- +goose Up
 ALTER TABLE items ADD COLUMN txn_once boolean NOT NULL DEFAULT false;
+ALTER TABLE items ALTER COLUMN txn_once DROP DEFAULT;
 CREATE TABLE items_txn_shared_before (
     channel          text COLLATE "C" NOT NULL,
     provider_txn_id  text COLLATE "C" NOT NULL,
