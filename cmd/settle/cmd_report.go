@@ -34,6 +34,11 @@ func reportCommand(cfg *config) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if migrated {
+				if err := l.CheckMigrated(c.Context); err != nil {
+					return err
+				}
+			}
 			var runs []*pipeline.Run
 			if migrated {
 				if runs, err = l.RunsOn(c.Context, d); err != nil {

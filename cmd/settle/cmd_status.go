@@ -39,6 +39,11 @@ func statusCommand(cfg *config) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if migrated {
+				if err := l.CheckMigrated(c.Context); err != nil {
+					return err
+				}
+			}
 			var s *ledger.DateStatus
 			if migrated {
 				if s, err = l.DateStatus(c.Context, d); err != nil {

@@ -302,6 +302,43 @@ func (l *Ledger) CheckVersion(ctx context.Context) error {
 	return l.checkVersion(ctx, p)
 }
 
+// CheckMigrated refuses a ledger older than this binary, for the commands
+// that read it without migrating it (status, report): their queries name
+// what the newer migrations added, and on a ledger an older settle left
+// (the image deployed before "settle migrate" ran) they failed with
+// PostgreSQL's words, "column other_shard does not exist", exit 1 (found
+// by a review of the upgrade path). A ledger with no runs table is not
+// refused: the commands say there is no run.
+func (l *Ledger) CheckMigrated(ctx context.Context) error {
+	fsys, err := fs.Sub(settlesql.Migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, l.db.DB, fsys)
+	if err != nil {
+		return fmt.Errorf("read the ledger's version: %w", err)
+	}
+	sources := p.ListSources()
+	if len(sources) == 0 {
+		return nil
+	}
+	known := sources[len(sources)-1].Version
+	var versioned bool
+	if err := l.db.QueryRowContext(ctx, `SELECT to_regclass('goose_db_version') IS NOT NULL`).Scan(&versioned); err != nil || !versioned {
+		return err
+	}
+	var current sql.NullInt64
+	if err := l.db.QueryRowContext(ctx, `SELECT max(version_id) FROM goose_db_version`).Scan(&current); err != nil {
+		return fmt.Errorf("read the ledger's version: %w", err)
+	}
+	if current.Valid && current.Int64 < known {
+		return pipeline.Errorf(pipeline.KindUsage, "migrate",
+			"the ledger in schema %s is at migration %d, older than this settle (%d): run \"settle migrate\" with this settle first (README, \"Upgrades go one way\")",
+			l.schema, current.Int64, known)
+	}
+	return nil
+}
+
 // checkVersion refuses a ledger migrated past the newest migration this
 // binary embeds: an older binary writes rows the newer rules do not see
 // (migration 00023 is what that cost once), so a rolled-back image or a
