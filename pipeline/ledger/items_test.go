@@ -480,8 +480,8 @@ func TestALedgerMigratedInPartRefusesAnOlderBinarysItems(t *testing.T) {
 		t.Fatalf("an item written without txn_once on a ledger at 00019: %v", err)
 	}
 	busy.Rollback()
-	if applied, err := l.Migrate(ctx); err != nil || len(applied) != 4 {
-		t.Fatalf("once the table is free: %v %v", applied, err)
+	if applied, err := l.Migrate(ctx); err != nil || len(applied) == 0 || !strings.HasPrefix(applied[0], "00020_") {
+		t.Fatalf("once the table is free: %v %v; want 00020 on", applied, err)
 	}
 }
 
@@ -515,8 +515,8 @@ func TestAMigrationDoesNotWaitForeverOnABusyTable(t *testing.T) {
 		t.Fatalf("00023 applied in part or at all (version %d): %v", version, err)
 	}
 	busy.Rollback()
-	if applied, err := l.Migrate(ctx); err != nil || len(applied) != 1 {
-		t.Fatalf("once the table is free: %v %v", applied, err)
+	if applied, err := l.Migrate(ctx); err != nil || len(applied) == 0 || !strings.HasPrefix(applied[0], "00023_") {
+		t.Fatalf("once the table is free: %v %v; want 00023 on", applied, err)
 	}
 }
 
