@@ -87,6 +87,12 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 		grouped = append(grouped, ledger.RejectReason{Reason: reason, Count: reasons[reason], Sample: sampleOf(plan.Rejects, reason)})
 	}
 	printRejects(w, grouped, 20)
+	if rows, rejected := plan.Items+int64(len(plan.Rejects)), int64(len(plan.Rejects)); rows > 0 && float64(rejected) > o.maxRejectRt*float64(rows) {
+		// What the run's reject gate does with these rows (rejectGate):
+		// the dry run said nothing of it, exit 0 with every row rejected.
+		fmt.Fprintf(w, "a real run stops before anything is sent, exit 3: %d of %d rows rejected, more than %.2f%% (--max-reject-ratio)\n",
+			rejected, rows, 100*o.maxRejectRt)
+	}
 	for _, s := range shared {
 		fmt.Fprintf(w, "%s: a real run rejects all of them; the first's orders planned before the second's were met are counted as items above\n", s)
 	}

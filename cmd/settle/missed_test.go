@@ -151,3 +151,23 @@ func TestAllRefusedFilesAreSentAgainAtOnce(t *testing.T) {
 	}
 	e.checkPaidOnce(sim, balance)
 }
+
+// TestADryRunSaysARealRunWouldStopOnItsRejects: a day whose rows are
+// rejected beyond --max-reject-ratio stops a real run before anything is
+// sent (exit 3); the dry run listed the rejects and said nothing of that
+// (found by a platform integrator's review: 173 of 173 rows rejected, and
+// the plan read as if it would pay).
+func TestADryRunSaysARealRunWouldStopOnItsRejects(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "20", "--sellers", "2", "--bad-rows", "4")
+	dry := func(ratio string) string {
+		return e.mustSettle("run", "--date", "2026-11-21", "--rules", e.rules, "--dry-run", "--max-reject-ratio", ratio)
+	}
+	if out := dry("0.05"); !regexp.MustCompile(`a real run stops before anything is sent, exit 3: \d+ of 2\d rows rejected, more than 5\.00%`).MatchString(out) {
+		t.Fatalf("dry run of a day beyond the tolerance:\n%s", out)
+	}
+	if out := dry("1"); strings.Contains(out, "a real run stops") {
+		t.Fatalf("dry run within the tolerance says a real run stops:\n%s", out)
+	}
+}
