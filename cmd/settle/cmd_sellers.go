@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -186,11 +187,18 @@ func (cfg *config) sellersSync(c *cli.Context) error {
 // status query's answer.
 func bindingWebhook(l *ledger.Ledger, inf *infiniaSetup) (http.Handler, error) {
 	confirm := func(ctx context.Context, infiniaID string) (string, error) {
+		// A seller the ledger has never known is not asked about (a
+		// notification anyone with our public key can make had settle
+		// ask Infinia about any id and record it; found by a security
+		// review): the run that first pays it asks Infinia itself.
+		if _, ok, err := l.SellerOfInfiniaID(ctx, infiniaID); err != nil || !ok {
+			return "", cmp.Or(err, infiniapay.ErrNotOurs)
+		}
 		b, err := inf.client.BindingStatus(ctx, pipeline.QueryRequestNo("ABQ"), infiniaID)
 		return b.Status, err
 	}
 	h := infiniapay.WebhookHandler(inf.ourKey, inf.theirKey, confirm, func(ctx context.Context, st infiniapay.SellerStatus) error {
-		sellerID, err := l.SellerOfInfiniaID(ctx, st.SellerID)
+		sellerID, _, err := l.SellerOfInfiniaID(ctx, st.SellerID)
 		if err != nil {
 			return err
 		}

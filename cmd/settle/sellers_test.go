@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,6 +120,20 @@ func TestSellersBindSyncAndWebhook(t *testing.T) {
 	resp.Body.Close()
 	if b, _, _ := l.GetBinding(context.Background(), "S00002"); b.Status != "ACTIVE" || b.RequestNo != "WH-2" {
 		t.Fatalf("binding after an unconfirmed notification: %+v", b)
+	}
+	// A notification about an Infinia id the ledger has never known
+	// (anyone with our public key can make one) is answered SUCCESS,
+	// neither asked of Infinia nor recorded (found by a security review:
+	// it cost a binding query on our appId's rate and a row, for any id).
+	queries = sim.Infinia.Calls("account-binding/query")
+	if err := sim.Infinia.Notify(context.Background(), &http.Client{}, srv.URL, "WH-3", "INF_NOT_OURS", "FROZEN"); err != nil {
+		t.Fatalf("a notification about an id not ours: %v", err)
+	}
+	if n := sim.Infinia.Calls("account-binding/query") - queries; n != 0 {
+		t.Fatalf("a notification about an id not ours cost %d binding queries", n)
+	}
+	if n, err := l.Bindings(context.Background()); err != nil || slices.ContainsFunc(n, func(b pipeline.Binding) bool { return b.ProviderSellerID == "INF_NOT_OURS" }) {
+		t.Fatalf("an id not ours recorded: %+v, %v", n, err)
 	}
 }
 

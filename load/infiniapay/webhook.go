@@ -98,6 +98,14 @@ const DefaultMaxConfirming = 8
 // maxRemembered bounds the requestNos a Webhook remembers as dealt with.
 const maxRemembered = 1 << 16
 
+// ErrNotOurs is what a Webhook's confirm returns for a seller that is none
+// of ours (an Infinia id the ledger has never known): the delivery is
+// answered SUCCESS, neither confirmed with Infinia nor recorded. Anyone
+// with our public key can make a notification that decrypts: one about
+// any id made settle ask Infinia about it, on our appId's rate, and
+// record it; a seller of ours is asked about by the run that pays it.
+var ErrNotOurs = errors.New("not a seller of ours")
+
 // errWebhookBusy: MaxConfirming deliveries are being confirmed.
 var errWebhookBusy = errors.New("busy confirming other notifications")
 
@@ -211,6 +219,9 @@ func (h *Webhook) confirmAndRecord(ctx context.Context, st SellerStatus) error {
 		}
 	}
 	status, err := h.confirm(ctx, st.SellerID)
+	if errors.Is(err, ErrNotOurs) {
+		return nil // answered SUCCESS: nothing to ask, nothing to record
+	}
 	if err != nil {
 		return err
 	}

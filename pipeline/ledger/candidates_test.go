@@ -199,15 +199,15 @@ func TestSellerOfInfiniaIDIsItsLatestSellers(t *testing.T) {
 		(%[1]d, 'A', 'I-X'), (%[2]d, 'A', 'I-Y'), (%[2]d, 'B', 'I-X')`, first.ID, second.ID)); err != nil {
 		t.Fatal(err)
 	}
-	for id, want := range map[string]string{"I-X": "B", "I-Y": "A", "I-Z": "I-Z"} {
-		if got, err := l.SellerOfInfiniaID(ctx, id); err != nil || got != want {
-			t.Fatalf("seller of %s: %q, %v; want %q", id, got, err, want)
+	for id, want := range map[string]string{"I-X": "B", "I-Y": "A", "I-Z": ""} {
+		if got, ok, err := l.SellerOfInfiniaID(ctx, id); err != nil || got != want || ok != (want != "") {
+			t.Fatalf("seller of %s: %q, %v, %v; want %q", id, got, ok, err, want)
 		}
 	}
 	if err := l.SetBinding(ctx, pipeline.Binding{SellerID: "A", ProviderSellerID: "I-X", Status: "ACTIVE", Source: "bind"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := l.SellerOfInfiniaID(ctx, "I-X"); err != nil || got != "A" {
+	if got, _, err := l.SellerOfInfiniaID(ctx, "I-X"); err != nil || got != "A" {
 		t.Fatalf("seller of I-X bound to A: %q, %v", got, err)
 	}
 }

@@ -420,15 +420,14 @@ const sellerOfInfiniaIDQuery = `SELECT seller_id FROM (
 		ORDER BY pref, run_id DESC LIMIT 1`
 
 // SellerOfInfiniaID returns the platform seller id of an Infinia seller id,
-// or the Infinia id itself when the ledger has never seen it (the status is
-// still recorded, under that id).
-func (l *Ledger) SellerOfInfiniaID(ctx context.Context, infiniaID string) (string, error) {
-	var id string
-	err := l.db.QueryRowContext(ctx, sellerOfInfiniaIDQuery, infiniaID).Scan(&id)
+// ok false when the ledger has never known the id (no binding, no run's
+// seller has it).
+func (l *Ledger) SellerOfInfiniaID(ctx context.Context, infiniaID string) (id string, ok bool, err error) {
+	err = l.db.QueryRowContext(ctx, sellerOfInfiniaIDQuery, infiniaID).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return infiniaID, nil
+		return "", false, nil
 	}
-	return id, err
+	return id, err == nil, err
 }
 
 // ItemsToVerify returns a run's items of channel ch whose payment is to be
