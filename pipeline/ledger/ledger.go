@@ -291,15 +291,25 @@ func (l *Ledger) Migrate(ctx context.Context) ([]string, error) {
 // newest migration this binary embeds, without migrating anything: for a
 // command that only reads it (a dry run says a real run is refused).
 func (l *Ledger) CheckVersion(ctx context.Context) error {
-	fsys, err := fs.Sub(settlesql.Migrations, "migrations")
+	p, err := l.versions()
 	if err != nil {
 		return err
 	}
+	return l.checkVersion(ctx, p)
+}
+
+// versions is a goose provider of the embedded migrations on the ledger's
+// pool, to read its version with.
+func (l *Ledger) versions() (*goose.Provider, error) {
+	fsys, err := fs.Sub(settlesql.Migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
 	p, err := goose.NewProvider(goose.DialectPostgres, l.db.DB, fsys)
 	if err != nil {
-		return fmt.Errorf("read the ledger's version: %w", err)
+		return nil, fmt.Errorf("read the ledger's version: %w", err)
 	}
-	return l.checkVersion(ctx, p)
+	return p, nil
 }
 
 // CheckMigrated refuses a ledger older than this binary, for the commands
@@ -310,13 +320,9 @@ func (l *Ledger) CheckVersion(ctx context.Context) error {
 // by a review of the upgrade path). A ledger with no runs table is not
 // refused: the commands say there is no run.
 func (l *Ledger) CheckMigrated(ctx context.Context) error {
-	fsys, err := fs.Sub(settlesql.Migrations, "migrations")
+	p, err := l.versions()
 	if err != nil {
 		return err
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, l.db.DB, fsys)
-	if err != nil {
-		return fmt.Errorf("read the ledger's version: %w", err)
 	}
 	sources := p.ListSources()
 	if len(sources) == 0 {
