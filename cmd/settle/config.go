@@ -428,8 +428,8 @@ func (e errSharedAccount) Error() string {
 // sharedWatch is the sellers source of the one-pass extract and transform,
 // which meets the day's sellers as its rows come: it notes the first
 // seller whose account an earlier seller of the day has too, where an
-// account is one seller's, and from then on its classifier's lookup is an
-// error, so that the pass leaves the items to the transform stage, which
+// account is one seller's, and from then on its classifier fails every row
+// (an error), so that the pass leaves the items to the transform stage, which
 // sees every seller of the run at once (fromMap) and rejects both
 // sellers' orders (the earlier one's are already classified here).
 type sharedWatch struct {
@@ -448,18 +448,23 @@ func (w *sharedWatch) Sellers(ctx context.Context, ids []string, fn func(pipelin
 	})
 }
 
-// classifier is the pass's classifier: classify's, with a lookup that
-// fails once two sellers share an account. A pass starts with it, and
-// with no seller seen.
+// classifier is the pass's classifier: classify's, failing every row once
+// two sellers share an account. A pass starts with it, and with no seller
+// seen. Every row fails, not only a row whose seller is looked up: the
+// second seller's rows may all be rejected before their seller is looked
+// up (no amount, say), and the pass, no lookup failing, kept the items it
+// had, the first seller's orders among them, which the transform stage
+// rejects (found by a review).
 func (w *sharedWatch) classifier(classify func(func(string) (pipeline.Seller, bool, error)) pipeline.Classifier) func(func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
 	return func(lookup func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
 		w.owners, w.found = channelSpecs().NewAccountOwners(), nil
-		return classify(func(id string) (pipeline.Seller, bool, error) {
+		inner := classify(lookup)
+		return func(row pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
 			if w.found != nil {
-				return pipeline.Seller{}, false, w.found
+				return pipeline.Split{}, nil, w.found
 			}
-			return lookup(id)
-		})
+			return inner(row)
+		}
 	}
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,4 +61,52 @@ func TestSellersSharingAnInfiniaIDAreNotPaid(t *testing.T) {
 		t.Errorf("only %d sellers paid", paid)
 	}
 	e.checkPaidOnce(sim, balance)
+}
+
+// TestASharedInfiniaIDMetLateIsRejectedByTheOnePass: the one-pass extract
+// and transform met the second seller of an Infinia seller id in a later
+// batch of sellers than the first (past the first 4096 rows), with rows
+// that are rejected before their seller is looked up (no amount, say): no
+// lookup failed after the second seller was seen, so the pass kept its
+// items, and the first seller's Infinia orders were recorded to be paid to
+// the shared account, where the transform stage, run from the same
+// snapshot, rejects them naming the other seller. The pass now leaves the
+// items to the transform stage whichever rows the second seller has.
+func TestASharedInfiniaIDMetLateIsRejectedByTheOnePass(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "4300", "--sellers", "5", "--seed", "5")
+	var first, account string
+	if err := e.db.Get(&first, `SELECT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY order_no LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, first); err != nil || account == "" {
+		t.Fatalf("seller %s's Infinia id %q: %v", first, account, err)
+	}
+	e.db.MustExec(`INSERT INTO sellers (seller_id, name, infinia_seller_id) VALUES ('SLATE', 'Late', $1)`, account)
+	e.db.MustExec(`INSERT INTO orders (order_no, seller_id, provider, currency, amount_minor, category, paid_at, confirmed_at)
+		VALUES ('ZZZZ-LATE', 'SLATE', 'infiniapay', 'USD', NULL, 'c', '2026-11-23 12:00+08', '2026-11-23 12:00+08')`)
+	// The platform's rows in order number order: the second seller's last.
+	q := filepath.Join(t.TempDir(), "source.sql")
+	if err := os.WriteFile(q, []byte(`SELECT o.order_no, o.seller_id, o.provider, o.provider_txn_id, o.currency, o.amount_minor,
+       COALESCE(r.refunded_minor, 0) AS refunded_minor, o.category, o.paid_at, o.confirmed_at
+FROM orders o
+LEFT JOIN (SELECT order_no, sum(amount_minor) AS refunded_minor FROM refunds WHERE created_at < $2 GROUP BY order_no) r ON r.order_no = o.order_no
+WHERE o.confirmed_at >= $1 AND o.confirmed_at < $2
+ORDER BY o.order_no`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT count(*) FROM orders WHERE confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08'`); n <= 4096 {
+		t.Fatalf("%d orders on the date: the second seller must come after the first batch", n)
+	}
+	out := e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--until", "transform", skipAll,
+		"--source-query", q, "--max-reject-ratio", "1")
+	orders := e.count(`SELECT count(*) FROM orders WHERE seller_id = $1 AND provider IN ('infiniapay', 'payprotocol')
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08'`, first)
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay'`, first); orders == 0 || n != 0 {
+		t.Errorf("seller %s: %d of its %d Infinia-paid orders recorded as items, to be paid to the account seller SLATE has too:\n%s", first, n, orders, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.rejects WHERE seller_id = $1 AND reason LIKE '%is also seller SLATE''s%'`, first); n != orders {
+		t.Errorf("seller %s: %d of its %d Infinia-paid orders rejected naming SLATE", first, n, orders)
+	}
 }
