@@ -804,18 +804,26 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	}
 	runner.Stages[pipeline.StageDistribute] = plugged.Distribute
 	runner.Stages[pipeline.StageReconcile] = cfg.pruningFinal(l, pipeline.ReconcileStage(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), o.reports.stage(l), o.recheckDays))
+	// A run that reads the day now - a new one, or one read again with
+	// --reextract - is refused a window that does not meet its
+	// neighbours' (a --reextract in another zone read the day with a
+	// warning alone, and the orders between the windows by no run: found
+	// by a review).
+	run, err := l.GetRun(ctx, o.key)
+	if err != nil {
+		return err
+	}
+	if (run == nil || o.reextract) && !o.newTZ {
+		if err := checkNeighbours(ctx, l, o); err != nil {
+			return err
+		}
+	}
 	// A date resumed in another time zone than it was opened in reads what
 	// it still has to read (the day, if extract is not done; its late
 	// refunds) in other hours: said loudly, not refused, so that a
 	// mistaken --tz can be put right (with --reextract, in the right zone,
 	// if it read the day and sent nothing).
-	if run, err := l.GetRun(ctx, o.key); err != nil {
-		return err
-	} else if run == nil && !o.newTZ {
-		if err := checkNeighbours(ctx, l, o); err != nil {
-			return err
-		}
-	} else if run != nil && run.TimeZone != o.tz {
+	if run != nil && run.TimeZone != o.tz {
 		same := false
 		if loc, err := time.LoadLocation(run.TimeZone); err == nil {
 			w := pipeline.WindowOf(o.key.Date, loc)

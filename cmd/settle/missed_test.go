@@ -171,3 +171,35 @@ func TestADryRunSaysARealRunWouldStopOnItsRejects(t *testing.T) {
 		t.Fatalf("dry run within the tolerance says a real run stops:\n%s", out)
 	}
 }
+
+// TestAReextractBesideADateRunInAnotherZoneIsRefused: --reextract reads
+// the date again, in the zone it is given: a person's --reextract with
+// SETTLE_TZ unset (the default zone) of a date between nights run in UTC
+// read a window that does not meet theirs, with a warning only, and the
+// orders between the windows were read by no run. It is refused as the
+// date's first run is (exit 2, nothing read again); in the neighbours'
+// zone it reads the date again.
+func TestAReextractBesideADateRunInAnotherZoneIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
+	run := func(d, tz string, extra ...string) (string, int) {
+		return e.settle(append([]string{"run", "--date", d, "--tz", tz, "--rules", e.rules, "--out", e.reports, "--until", "transform", "--max-reject-ratio", "1"}, extra...)...)
+	}
+	for _, d := range []string{"2026-11-20", "2026-11-21", "2026-11-22"} {
+		if out, code := run(d, "UTC"); code != 0 {
+			t.Fatalf("run of %s: exit %d:\n%s", d, code, out)
+		}
+	}
+	read := e.count(`SELECT count(*) FROM settle.source_rows s JOIN settle.runs r ON r.id = s.run_id WHERE r.business_date = '2026-11-21'`)
+	out, code := run("2026-11-21", "Asia/Shanghai", "--reextract")
+	if want := "2026-11-20 was run in time zone UTC"; code != 2 || !strings.Contains(out, want) || !strings.Contains(out, "--tz UTC") {
+		t.Fatalf("--reextract in Shanghai between two dates run in UTC: exit %d, want 2 with %q:\n%s", code, want, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.source_rows s JOIN settle.runs r ON r.id = s.run_id WHERE r.business_date = '2026-11-21'`); n != read {
+		t.Fatalf("the refused --reextract changed the date's snapshot: %d rows, had %d", n, read)
+	}
+	if out, code := run("2026-11-21", "UTC", "--reextract"); code != 0 {
+		t.Fatalf("--reextract in the neighbours' zone: exit %d:\n%s", code, out)
+	}
+}
