@@ -200,9 +200,12 @@ func checkNeighbours(ctx context.Context, l *ledger.Ledger, o *runOptions) error
 			if r.TimeZone == o.tz {
 				continue
 			}
+			// A zone this machine does not know, or Local (an older
+			// settle's machine's zone, which LoadLocation would take as
+			// this machine's): nothing to compare.
 			loc, err := time.LoadLocation(r.TimeZone)
-			if err != nil {
-				continue // a zone this machine does not know (Local): nothing to compare
+			if err != nil || r.TimeZone == "Local" {
+				continue
 			}
 			if theirs, ours := side.meets(pipeline.WindowOf(side.date, loc)); !theirs.Equal(ours) {
 				return pipeline.Errorf(pipeline.KindUsage, "--"+flagTZ,

@@ -203,3 +203,29 @@ func TestAReextractBesideADateRunInAnotherZoneIsRefused(t *testing.T) {
 		t.Fatalf("--reextract in the neighbours' zone: exit %d:\n%s", code, out)
 	}
 }
+
+// TestANeighbourRunInLocalIsNotComparedWithThisMachinesZone: a date
+// beside one an older settle ran in time zone "Local" (that machine's
+// zone, which no one recorded) was compared with this machine's zone, as
+// time.LoadLocation("Local") names it: refused (exit 2) advising --tz
+// Local, which is refused. Such a neighbour has nothing to compare, as
+// checkNeighbours says.
+func TestANeighbourRunInLocalIsNotComparedWithThisMachinesZone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
+	run := func(d, tz string) (string, int) {
+		return e.settle("run", "--date", d, "--tz", tz, "--rules", e.rules, "--out", e.reports, "--until", "transform", "--max-reject-ratio", "1")
+	}
+	if out, code := run("2026-11-20", "Asia/Shanghai"); code != 0 {
+		t.Fatalf("run of 2026-11-20: exit %d:\n%s", code, out)
+	}
+	e.db.MustExec(`UPDATE settle.runs SET time_zone = 'Local' WHERE business_date = '2026-11-20'`)
+	tz := "Pacific/Kiritimati" // a zone whose days meet no day of this machine's zone
+	if time.Local.String() == tz {
+		tz = "Pacific/Pago_Pago"
+	}
+	if out, code := run("2026-11-21", tz); code != 0 || strings.Contains(out, "--tz Local") {
+		t.Fatalf("beside a date run in Local: exit %d, want 0:\n%s", code, out)
+	}
+}
