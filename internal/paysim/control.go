@@ -116,7 +116,7 @@ func (s *Sim) Apply(set Settings) error {
 const ControlPath = "/paysim/control"
 
 // ControlURL is where the simulator takes settings while it runs.
-func (s *Sim) ControlURL() string { return "http://" + s.ln.Addr().String() + ControlPath }
+func (s *Sim) ControlURL() string { return httpBase(s.ln) + ControlPath }
 
 // serveControl applies the posted settings. Only a loopback peer may, and
 // only with a JSON body (a browser's form post to loopback is refused).

@@ -159,7 +159,7 @@ func Start(o Options) (*Sim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("paysim: listen: %w", err)
 	}
-	url := "http://" + ln.Addr().String() + "/api/"
+	url := httpBase(ln) + "/api/"
 	s := &Sim{ln: ln, timing: o.Timing}
 	tm := o.Timing
 	if tm.Now == nil {
@@ -187,7 +187,7 @@ func Start(o Options) (*Sim, error) {
 		review = -1
 	}
 	s.WeChat = wechatpaytest.New(wechatpaytest.Options{Keys: wxKeys, MchID: "1900000100", Faults: o.Faults, Polls: o.Polls,
-		ReviewPolls: review, BaseURL: "http://" + ln.Addr().String(), Latency: tm.Latency, OrderDelay: tm.DistributionDelay,
+		ReviewPolls: review, BaseURL: httpBase(ln), Latency: tm.Latency, OrderDelay: tm.DistributionDelay,
 		ProviderQPS: tm.WeChatQPS, SubMerchantQPS: tm.WeChatSubMerchantQPS, Now: tm.Now})
 	mux := http.NewServeMux()
 	mux.Handle("GET /paysim/state", http.HandlerFunc(s.serveState))
@@ -218,8 +218,8 @@ func Start(o Options) (*Sim, error) {
 	s.Config = Config{InfiniaURL: url, AppID: o.AppID, PlatformID: o.PlatformID,
 		OurKeyFile: filepath.Join(keysDir, "platform_private.pem"), InfiniaPublicKeyFile: filepath.Join(keysDir, "infinia_public.pem"),
 		SFTPAddr: s.SFTP.Addr(), SFTPUser: "settle", SFTPKeyFile: filepath.Join(keysDir, "sftp_client_ed25519"), KnownHostsFile: known,
-		PayProtocolURL: "http://" + ln.Addr().String() + "/api/mer", PayProtocolAPIKey: "PPKEY-DEMO", PayProtocolSecretFile: secretFile,
-		WeChatURL: "http://" + ln.Addr().String(), WeChatMchID: "1900000100", WeChatSerial: wxKeys.MerchantSerial,
+		PayProtocolURL: httpBase(ln) + "/api/mer", PayProtocolAPIKey: "PPKEY-DEMO", PayProtocolSecretFile: secretFile,
+		WeChatURL: httpBase(ln), WeChatMchID: "1900000100", WeChatSerial: wxKeys.MerchantSerial,
 		WeChatKeyFile: filepath.Join(wxDir, wechatpaytest.MerchantKeyFile), WeChatPlatformKeyFile: filepath.Join(wxDir, wechatpaytest.PlatformPublicFile),
 		WeChatPlatformSerial: wxKeys.PlatformSerial, WeChatReceiverAccount: "1900009999", WeChatReceiverName: "Demo Marketplace Ltd"}
 	return s, nil
@@ -281,4 +281,19 @@ func writeSSHKey(path string, priv ed25519.PrivateKey) (ssh.PublicKey, error) {
 		return nil, err
 	}
 	return pub, nil
+}
+
+// httpBase is the URL of the simulator's HTTP listener as a client on
+// this machine dials it: one listening on every address (--http-addr
+// :8700, 0.0.0.0 or [::]) is reached at 127.0.0.1, a loopback address,
+// which settle takes over plain http ("http://[::]:8700" is none, and
+// settle refused it: found by a review).
+func httpBase(ln net.Listener) string {
+	addr := ln.Addr().String()
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	return "http://" + addr
 }

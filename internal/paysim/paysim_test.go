@@ -69,6 +69,28 @@ func TestConfigPathsAreAbsolute(t *testing.T) {
 	}
 }
 
+// TestAnEveryAddressListenerIsDialledOnLoopback: a simulator listening on
+// every address (--http-addr :PORT) gave the job "http://[::]:PORT" URLs,
+// which settle refuses over plain http off this machine: they name
+// 127.0.0.1, and the providers' clients take them.
+func TestAnEveryAddressListenerIsDialledOnLoopback(t *testing.T) {
+	s, err := Start(Options{Dir: t.TempDir(), HTTPAddr: ":0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, u := range []string{s.Config.InfiniaURL, s.Config.PayProtocolURL, s.Config.WeChatURL, s.StateURL(), s.ControlURL()} {
+		if !strings.HasPrefix(u, "http://127.0.0.1:") {
+			t.Errorf("%s: want http://127.0.0.1:PORT", u)
+		}
+	}
+	resp, err := http.Get(s.StateURL())
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("state at %s: %v %v", s.StateURL(), resp, err)
+	}
+	resp.Body.Close()
+}
+
 // TestControlEndpointIsLoopbackOnly: the control endpoint applies
 // settings posted as JSON from a loopback peer, refuses another peer and
 // another content type (a browser's form post), and says which setting it

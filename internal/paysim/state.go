@@ -170,7 +170,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 // StateURL is where the simulator shows its state.
-func (s *Sim) StateURL() string { return "http://" + s.ln.Addr().String() + "/paysim/state" }
+func (s *Sim) StateURL() string { return httpBase(s.ln) + "/paysim/state" }
 
 // Day is what SeedDay created for a seeded day.
 type Day struct {
