@@ -210,21 +210,30 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 	// say) is no refund settle can take back from anyone.
 	first := map[string]LateRefund{}
 	rows, disagree := map[string]int{}, map[string]bool{}
+	outsideOnly := map[string]bool{} // refund numbers first met outside the window
 	err := src.LateRefunds(ctx, w, func(row LateRefundRow) error {
 		seq++
 		row.Seq = seq
 		r := ReadLateRefund(row, run.ID)
 		r.Date = run.Key.Date
+		rows[r.RefundNo]++
 		if r.State == LateRefundPending && !w.Contains(r.CreatedAt) {
 			if run.Key.Shard.Owns(r.SellerID) {
 				outside.add(r, w)
 			}
+			// A row of the refund number in the window as well is one
+			// that disagrees (its time): neither is taken back.
+			if _, seen := first[r.RefundNo]; seen {
+				disagree[r.RefundNo] = true
+			} else {
+				first[r.RefundNo] = r
+				outsideOnly[r.RefundNo] = true
+			}
 			return nil
 		}
-		rows[r.RefundNo]++
 		if prev, seen := first[r.RefundNo]; !seen {
 			first[r.RefundNo] = r
-		} else if prev.OrderNo != r.OrderNo || prev.SellerID != r.SellerID || prev.Amount != r.Amount ||
+		} else if outsideOnly[r.RefundNo] || prev.OrderNo != r.OrderNo || prev.SellerID != r.SellerID || prev.Amount != r.Amount ||
 			!prev.CreatedAt.Equal(r.CreatedAt) || prev.State != r.State || prev.Reason != r.Reason {
 			disagree[r.RefundNo] = true
 		}

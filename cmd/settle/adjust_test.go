@@ -1142,3 +1142,32 @@ WHERE r.created_at < $2 AND o.confirmed_at < $1`), 0o600); err != nil {
 		t.Fatalf("dry run: exit %d, want it to count R0 outside the window\n%s", code, dry)
 	}
 }
+
+// TestALateRefundGivenInAndOutsideItsWindowIsNotTakenBack: a refund number
+// the late-refunds query gives twice, once in its window and once outside
+// it (another time), is rows that disagree: neither is taken back, and the
+// run needs a person. Before, the row outside was set aside first, and the
+// one inside was clawed back as if the query agreed with itself (found by
+// a review).
+func TestALateRefundGivenInAndOutsideItsWindowIsNotTakenBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenarioDayOneSettled()
+	q := filepath.Join(t.TempDir(), "late.sql")
+	if err := os.WriteFile(q, []byte(`SELECT r.refund_no, r.order_no, o.seller_id, r.amount_minor, t.created_at
+FROM refunds r JOIN orders o ON o.order_no = r.order_no,
+     LATERAL (VALUES (r.created_at), (r.created_at - interval '2 days')) AS t (created_at)
+WHERE r.created_at >= $1 AND r.created_at < $2 AND o.confirmed_at < $1`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.runDay(sim, scenarioDays[1], "--late-refunds-query", q)
+	if code != 4 || !strings.Contains(out, "late refund R1 of order") {
+		t.Fatalf("day 2 with R1 given in and outside the window: exit %d, want 4 naming R1\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.late_refunds WHERE refund_no = 'R1' AND state = 'rejected' AND reason LIKE '%rows that disagree%'`); n != 1 {
+		t.Fatalf("R1 recorded %d times as rows that disagree, want once", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE kind = 'clawback' AND refund_no = 'R1'`); n != 0 {
+		t.Fatalf("R1 clawed back %d times, want none", n)
+	}
+}
