@@ -236,27 +236,46 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (probl
 		return nil, err
 	}
 	var missed []pipeline.Date
-	for day, i := run[0], 0; day.Before(d); day = day.AddDays(1) {
-		if i < len(run) && run[i] == day {
+	p := &pipeline.Problems{}
+	for day, i := run[0].Date, 0; day.Before(d); day = day.AddDays(1) {
+		if i < len(run) && run[i].Date == day {
+			if m := run[i].Missing; len(m) > 0 {
+				// A pod of the night's Indexed Job that never started:
+				// its sellers of the date were never settled.
+				p.AddMany(fmt.Sprintf("date %s: %s never run (settle run --date %s runs them)", day, shardNames(m), day), len(m))
+			}
 			i++
 			continue
 		}
 		missed = append(missed, day)
 	}
-	if len(missed) == 0 {
-		return nil, nil
-	}
-	first, last := missed[0], missed[len(missed)-1]
-	names := first.String()
-	if len(missed) > 1 {
-		names = fmt.Sprintf("%d dates from %s to %s", len(missed), first, last)
-	}
-	p := &pipeline.Problems{Summary: fmt.Sprintf("%s before %s never run (a night the schedule missed?): settle run --from %s --to %s settles them (dates done already are skipped)",
-		names, d, first, last)}
-	for _, m := range missed {
-		p.Add("date " + m.String() + " has no run")
+	if len(missed) > 0 {
+		first, last := missed[0], missed[len(missed)-1]
+		names := first.String()
+		if len(missed) > 1 {
+			names = fmt.Sprintf("%d dates from %s to %s", len(missed), first, last)
+		}
+		p.Summary = fmt.Sprintf("%s before %s never run (a night the schedule missed?): settle run --from %s --to %s settles them (dates done already are skipped)",
+			names, d, first, last)
+		for _, m := range missed {
+			p.Add("date " + m.String() + " has no run")
+		}
+	} else if p.Count() > 0 {
+		p.Summary = fmt.Sprintf("shards of dates before %s never run", d)
 	}
 	return p.NeedsPerson(), nil
+}
+
+// shardNames names shards for a message: "shard 1/4", "shards 1/4, 3/4".
+func shardNames(shards []pipeline.Shard) string {
+	names := make([]string, len(shards))
+	for i, s := range shards {
+		names[i] = s.String()
+	}
+	if len(names) == 1 {
+		return "shard " + names[0]
+	}
+	return "shards " + strings.Join(names, ", ")
 }
 
 // lockRetry is how often a run waiting for its date's lock (--lock-wait)

@@ -19,12 +19,12 @@ func TestANightlyRunNamesTheNightsMissed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
-	now := func() time.Time { return time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC) } // yesterday: 2026-11-25
+	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC) // yesterday: 2026-11-25
 	at := func(args ...string) (string, int) {
 		var out, errb bytes.Buffer
 		full := append([]string{"settle", "run", "--database-url", e.url, "--tz", "UTC", "--rules", e.rules, "--out", e.reports,
 			"--until", "transform"}, args...)
-		err := runAt(context.Background(), now, full, func(string) string { return "" }, &out, &errb)
+		err := runAt(context.Background(), func() time.Time { return now }, full, func(string) string { return "" }, &out, &errb)
 		code := exitCode(err, &errb)
 		return out.String() + errb.String(), code
 	}
@@ -49,6 +49,21 @@ func TestANightlyRunNamesTheNightsMissed(t *testing.T) {
 	}
 	if out, code := at(); code != 0 {
 		t.Fatalf("night after the backfill: exit %d, want 0:\n%s", code, out)
+	}
+	// A date an Indexed Job of two ran in one shard alone (the other pod
+	// never started): the next night names the shard never run.
+	now = now.AddDate(0, 0, 2) // yesterday: 2026-11-27
+	if out, code := at("--date", "2026-11-26", "--shard", "0/2"); code != 0 {
+		t.Fatalf("shard 0/2 of 2026-11-26: exit %d:\n%s", code, out)
+	}
+	if out, code := at(); code != 4 || !strings.Contains(out, "date 2026-11-26: shard 1/2 never run (settle run --date 2026-11-26 runs them)") {
+		t.Fatalf("night after a date with a shard never run: exit %d, want 4 naming it:\n%s", code, out)
+	}
+	if out, code := at("--date", "2026-11-26", "--shard", "1/2"); code != 0 {
+		t.Fatalf("shard 1/2 of 2026-11-26: exit %d:\n%s", code, out)
+	}
+	if out, code := at(); code != 0 {
+		t.Fatalf("night after the shard ran: exit %d, want 0:\n%s", code, out)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -278,22 +279,52 @@ func (l *Ledger) RunsOn(ctx context.Context, d pipeline.Date) ([]*pipeline.Run, 
 	return l.runs(ctx, `WHERE business_date = $1 ORDER BY shard_count, shard_index`, d.String())
 }
 
+// DateRun is a date with a run, and the shards of its sharding with none
+// (a pod of an Indexed Job that never started, say): empty when every
+// shard has a run, or the date was run whole.
+type DateRun struct {
+	Date    pipeline.Date
+	Missing []pipeline.Shard
+}
+
 // DatesRun returns the dates from since up to before (not included) that
-// have a run of any shard, in order.
-func (l *Ledger) DatesRun(ctx context.Context, since, before pipeline.Date) ([]pipeline.Date, error) {
-	var days []string
-	err := l.db.SelectContext(ctx, &days, `SELECT DISTINCT to_char(business_date, 'YYYY-MM-DD') FROM runs
-		WHERE business_date >= $1 AND business_date < $2 ORDER BY 1`, since.String(), before.String())
+// have a run of any shard, in order, each with its shards that have none.
+func (l *Ledger) DatesRun(ctx context.Context, since, before pipeline.Date) ([]DateRun, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT to_char(business_date, 'YYYY-MM-DD'), shard_count, array_agg(shard_index ORDER BY shard_index)
+		FROM runs WHERE business_date >= $1 AND business_date < $2 GROUP BY business_date, shard_count ORDER BY 1, 2`, since.String(), before.String())
 	if err != nil {
 		return nil, fmt.Errorf("read the dates run: %w", err)
 	}
-	out := make([]pipeline.Date, len(days))
-	for i, s := range days {
-		if out[i], err = pipeline.ParseDate(s); err != nil {
+	defer rows.Close()
+	var out []DateRun
+	for rows.Next() {
+		var day string
+		var count int
+		var indexes pq.Int64Array
+		if err := rows.Scan(&day, &count, &indexes); err != nil {
+			return nil, fmt.Errorf("read the dates run: %w", err)
+		}
+		d, err := pipeline.ParseDate(day)
+		if err != nil {
 			return nil, err
 		}
+		var missing []pipeline.Shard
+		for i := range count {
+			if !slices.Contains(indexes, int64(i)) {
+				missing = append(missing, pipeline.Shard{Index: i, Count: count})
+			}
+		}
+		if n := len(out); n > 0 && out[n-1].Date == d {
+			// Runs of the date in two shardings (an older one's left):
+			// whole when either is.
+			if len(missing) == 0 || len(out[n-1].Missing) == 0 {
+				out[n-1].Missing = nil
+			}
+			continue
+		}
+		out = append(out, DateRun{Date: d, Missing: missing})
 	}
-	return out, nil
+	return out, rows.Err()
 }
 
 func (l *Ledger) runs(ctx context.Context, where string, args ...any) ([]*pipeline.Run, error) {
