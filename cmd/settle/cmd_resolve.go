@@ -35,7 +35,7 @@ func resolveCommand(cfg *config) *cli.Command {
 		&cli.StringFlag{Name: "subject", Usage: "a failed payout's subject, as payouts.csv gives it"},
 		&cli.StringFlag{Name: "order", Usage: "a held WeChat Pay order, as orders.csv gives it, that a person settled with WeChat Pay by hand (needs the --wechat-* flags: settle asks WeChat Pay that it holds nothing of it any more)"},
 		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file); or one Infinia lost (it does not know it --infinia-lost-after after its upload; needs the --infinia-* flags: settle asks Infinia)"},
-		&cli.BoolFlag{Name: "all-refused", Usage: "every trade file of the date Infinia refused and no person sent again (after a layout mistake, say: once Infinia confirms it took none of them), each as --trade-file would, with the one --note"},
+		&cli.BoolFlag{Name: "all-refused", Usage: "every trade file of the date Infinia refused and no person sent again (after a layout mistake, say: once Infinia confirms it took none of them), each as --trade-file would, with the one --note; with --refused-rows, the refused rows of those sent again without them too"},
 		&cli.BoolFlag{Name: "refused-rows", Usage: "with --trade-file or --all-refused: send again the rows Infinia refused too (their cause fixed), not only the held rest"},
 		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"})
 	return &cli.Command{
@@ -207,7 +207,8 @@ func sendTradeFileAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipelin
 }
 
 // sendRefusedFilesAgain is sendTradeFileAgain for every trade file of the
-// date Infinia refused that no person sent again, under one lock: after a
+// date Infinia refused that no person sent again (with --refused-rows,
+// and the refused rows of those sent again without them), under one lock: after a
 // layout mistake every file of a date is refused, and a person sent them
 // again one name at a time (found by an on-call walk of the runbook). A
 // file with nothing to send again is said and passed; any other error
@@ -233,6 +234,15 @@ func sendRefusedFilesAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipe
 			return err
 		}
 		files = append(files, fs...)
+		if c.Bool("refused-rows") {
+			// A file a person sent again by name, before the cause of
+			// its refused rows was fixed: its refused rows go too (they
+			// were passed over, and stayed rejected).
+			if fs, err = l.RefusedRowsLeftFiles(c.Context, r.ID); err != nil {
+				return err
+			}
+			files = append(files, fs...)
+		}
 	}
 	if len(files) == 0 {
 		return pipeline.Errorf(pipeline.KindUsage, "--all-refused", "%s has no trade file Infinia refused that is not sent again already (settle status --date %s)", d, d)

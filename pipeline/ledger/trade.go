@@ -205,6 +205,22 @@ func (l *Ledger) RefusedTradeFiles(ctx context.Context, runID int64, n int) ([]p
 		WHERE run_id = $1 AND status = 'FAILED' AND NOT `+sentAgain+` ORDER BY id LIMIT $2`, runID, n)
 }
 
+// RefusedRowsLeftFiles returns the run's refused (FAILED) trade files a
+// person sent again without the rows Infinia refused, those rows still
+// rejected, ordered by id: what resolve --all-refused --refused-rows sends
+// again besides RefusedTradeFiles (it passed them over, and their refused
+// rows stayed rejected, the seller never paid for them).
+func (l *Ledger) RefusedRowsLeftFiles(ctx context.Context, runID int64) ([]pipeline.TradeFile, error) {
+	return l.tradeFiles(ctx, `SELECT `+tradeFileColumns+` FROM trade_files
+		WHERE run_id = $1 AND status = 'FAILED' AND `+sentAgain+`
+		  AND NOT EXISTS (SELECT 1 FROM resolutions s WHERE s.kind = '`+KindRefusedRowsSentAgain+`'
+			AND s.subject = trade_files.name AND s.idem_key = trade_files.request_no)
+		  AND EXISTS (SELECT 1 FROM items i WHERE i.business_date = trade_files.business_date AND i.seller_id = trade_files.seller_id
+			AND i.currency = trade_files.currency AND i.run_id = trade_files.run_id AND i.provider_ref = trade_files.request_no
+			AND i.payout_key = '' AND i.state = 'rejected' AND starts_with(i.reason, $2))
+		ORDER BY id`, runID, infiniaRefusedRow)
+}
+
 func (l *Ledger) tradeFiles(ctx context.Context, q string, args ...any) ([]pipeline.TradeFile, error) {
 	rows, err := l.db.QueryContext(ctx, q, args...)
 	if err != nil {
