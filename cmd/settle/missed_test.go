@@ -298,3 +298,68 @@ func TestAllRefusedRowsOfAFileSentAgainBeforeGoToo(t *testing.T) {
 	}
 	e.checkPaidOnce(sim, balance)
 }
+
+// TestANightlyRunJudgesADateOfTwoShardingsByItsSellers: a date an older
+// settle ran in two shardings (shard 0/2, then 1/4 and 3/4: every seller's
+// hash is in one of them) was judged by its first sharding alone once
+// neither had every shard, so the nightly named shard 1/2 never run and
+// ended 4 on every night of the month, advising a run that opens no shard
+// of such a date. It is whole when every seller's hash is in a run; a
+// date that is not names the shards left, without that advice.
+func TestANightlyRunJudgesADateOfTwoShardingsByItsSellers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
+	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC) // yesterday: 2026-11-25
+	at := func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		full := append([]string{"settle", "run", "--database-url", e.url, "--tz", "UTC", "--rules", e.rules, "--out", e.reports,
+			"--until", "transform"}, args...)
+		err := runAt(context.Background(), func() time.Time { return now }, full, func(string) string { return "" }, &out, &errb)
+		code := exitCode(err, &errb)
+		return out.String() + errb.String(), code
+	}
+	for _, d := range []string{"2026-11-22", "2026-11-24"} {
+		if out, code := at("--date", d); code != 0 {
+			t.Fatalf("run of %s: exit %d:\n%s", d, code, out)
+		}
+	}
+	// 2026-11-23 as an older settle left it: shard 0/2, then 1/4 and 3/4.
+	e.db.MustExec(`INSERT INTO settle.runs (business_date, shard_index, shard_count, state, time_zone, rules_hash, config_hash)
+		VALUES ('2026-11-23', 0, 2, 'done', 'UTC', '', ''), ('2026-11-23', 1, 4, 'done', 'UTC', '', ''), ('2026-11-23', 3, 4, 'done', 'UTC', '', '')`)
+	if out, code := at(); code != 0 || strings.Contains(out, "never run") {
+		t.Fatalf("night after a date whose two shardings ran every seller: exit %d, want 0:\n%s", code, out)
+	}
+	// 2026-11-26 in 0/2 and 1/4: the sellers of shard 3/4 in no run.
+	now = now.AddDate(0, 0, 2) // yesterday: 2026-11-27
+	e.db.MustExec(`INSERT INTO settle.runs (business_date, shard_index, shard_count, state, time_zone, rules_hash, config_hash)
+		VALUES ('2026-11-26', 0, 2, 'done', 'UTC', '', ''), ('2026-11-26', 1, 4, 'done', 'UTC', '', '')`)
+	out, code := at()
+	if code != 4 || !strings.Contains(out, "date 2026-11-26: shard 3/4 never run") || strings.Contains(out, "shard 1/2") ||
+		strings.Contains(out, "2026-11-23") || strings.Contains(out, "settle run --date 2026-11-26 runs them") {
+		t.Fatalf("night after a date of two shardings with sellers of shard 3/4 in no run: exit %d, want 4 naming 3/4 alone:\n%s", code, out)
+	}
+}
+
+// TestAReextractInItsRunsOwnZoneAfterAZoneChangeIsTaken: the date a zone
+// changed for good on was opened with --new-tz beside a date run in the
+// old zone; --reextract of it in its own zone reads the window its run
+// read, and was refused (exit 2) advising the old zone, which would have
+// moved its window (and had the next night, in the new zone, refused).
+func TestAReextractInItsRunsOwnZoneAfterAZoneChangeIsTaken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
+	run := func(d, tz string, extra ...string) (string, int) {
+		return e.settle(append([]string{"run", "--date", d, "--tz", tz, "--rules", e.rules, "--out", e.reports, "--until", "transform", "--max-reject-ratio", "1"}, extra...)...)
+	}
+	if out, code := run("2026-11-20", "UTC"); code != 0 {
+		t.Fatalf("run of 2026-11-20: exit %d:\n%s", code, out)
+	}
+	if out, code := run("2026-11-21", "Asia/Shanghai", "--new-tz"); code != 0 {
+		t.Fatalf("run of 2026-11-21 with --new-tz: exit %d:\n%s", code, out)
+	}
+	if out, code := run("2026-11-21", "Asia/Shanghai", "--reextract"); code != 0 {
+		t.Fatalf("--reextract of 2026-11-21 in the zone its run read it in: exit %d, want 0:\n%s", code, out)
+	}
+}
