@@ -239,7 +239,12 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (probl
 	p := &pipeline.Problems{}
 	for day, i := run[0].Date, 0; day.Before(d); day = day.AddDays(1) {
 		if i < len(run) && run[i].Date == day {
-			if m := run[i].Missing; len(m) > 0 {
+			if m := run[i].Missing; len(m) > 0 && run[i].Mixed {
+				// Runs of the date in two shardings (an older settle's):
+				// settle opens no new run of it.
+				p.AddMany(fmt.Sprintf("date %s: %s never run, its runs in several shardings (an older settle's), of which settle opens no new run: their sellers' orders of the date are for a person",
+					day, shardNames(m)), len(m))
+			} else if len(m) > 0 {
 				// A pod of the night's Indexed Job that never started:
 				// its sellers of the date were never settled.
 				p.AddMany(fmt.Sprintf("date %s: %s never run (settle run --date %s runs them)", day, shardNames(m), day), len(m))

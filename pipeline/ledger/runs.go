@@ -281,11 +281,20 @@ func (l *Ledger) RunsOn(ctx context.Context, d pipeline.Date) ([]*pipeline.Run, 
 
 // DateRun is a date with a run, and the shards of its sharding with none
 // (a pod of an Indexed Job that never started, say): empty when every
-// shard has a run, or the date was run whole.
+// shard has a run, or the date was run whole. A date an older settle ran
+// in several shardings (Mixed) is whole when every seller's hash is in a
+// run of one of them; else Missing are the shards of its finest sharding
+// that hold sellers in no run (settle opens no new run of such a date).
 type DateRun struct {
 	Date    pipeline.Date
 	Missing []pipeline.Shard
+	Mixed   bool
 }
+
+// maxShardingsLCM bounds the hashes modulo which the runs of a date in
+// several shardings are compared (the least common multiple of their
+// numbers of shards).
+const maxShardingsLCM = 1 << 20
 
 // DatesRun returns the dates from since up to before (not included) that
 // have a run of any shard, in order, each with its shards that have none.
@@ -297,6 +306,7 @@ func (l *Ledger) DatesRun(ctx context.Context, since, before pipeline.Date) ([]D
 	}
 	defer rows.Close()
 	var out []DateRun
+	var shardings []sharding // the last date's
 	for rows.Next() {
 		var day string
 		var count int
@@ -308,23 +318,70 @@ func (l *Ledger) DatesRun(ctx context.Context, since, before pipeline.Date) ([]D
 		if err != nil {
 			return nil, err
 		}
-		var missing []pipeline.Shard
-		for i := range count {
-			if !slices.Contains(indexes, int64(i)) {
-				missing = append(missing, pipeline.Shard{Index: i, Count: count})
-			}
-		}
 		if n := len(out); n > 0 && out[n-1].Date == d {
-			// Runs of the date in two shardings (an older one's left):
-			// whole when either is.
-			if len(missing) == 0 || len(out[n-1].Missing) == 0 {
-				out[n-1].Missing = nil
-			}
+			shardings = append(shardings, sharding{count, indexes})
+			out[n-1].Missing, out[n-1].Mixed = missingOf(shardings), true
 			continue
 		}
-		out = append(out, DateRun{Date: d, Missing: missing})
+		shardings = []sharding{{count, indexes}}
+		out = append(out, DateRun{Date: d, Missing: missingOf(shardings)})
 	}
 	return out, rows.Err()
+}
+
+// sharding is a date's runs in one number of shards: their indexes.
+type sharding struct {
+	count   int
+	indexes []int64
+}
+
+// missingOf returns the shards of a date's runs in shardings (ordered by
+// number of shards) that hold sellers in no run: in one sharding, its
+// shards with no run; in several (an older settle's), the shards of the
+// finest whose sellers' hashes, modulo the least common multiple of the
+// numbers of shards, are in no run of any (0/2 and 1/4 and 3/4 leave
+// none: they are judged by their sellers, not by one sharding).
+func missingOf(shardings []sharding) []pipeline.Shard {
+	lcm := 1
+	for _, s := range shardings {
+		lcm = lcm / gcd(lcm, s.count) * s.count
+		if lcm > maxShardingsLCM {
+			lcm = 0
+			break
+		}
+	}
+	finest := shardings[len(shardings)-1]
+	var missing []pipeline.Shard
+	for i := range finest.count {
+		ran := func(h int) bool { // a hash h's seller is in some run
+			for _, s := range shardings {
+				if slices.Contains(s.indexes, int64(h%s.count)) {
+					return true
+				}
+			}
+			return false
+		}
+		left := false
+		if lcm == 0 {
+			// Too many hashes to compare: a shard of the finest with no
+			// run of its own, whatever the others ran.
+			left = !slices.Contains(finest.indexes, int64(i))
+		}
+		for h := i; lcm > 0 && h < lcm && !left; h += finest.count {
+			left = !ran(h)
+		}
+		if left {
+			missing = append(missing, pipeline.Shard{Index: i, Count: finest.count})
+		}
+	}
+	return missing
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 func (l *Ledger) runs(ctx context.Context, where string, args ...any) ([]*pipeline.Run, error) {
