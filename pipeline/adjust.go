@@ -151,6 +151,12 @@ type AdjustStore interface {
 	// another order, seller or amount. Each comes back as the ledger holds
 	// it (RecordLateRefunds keeps the first, and drops rs's).
 	LateRefundsRecordedOtherwise(ctx context.Context, rs []LateRefund) ([]LateRefund, error)
+	// RenumberedSince resolves (ignored, with the reason) the refunds the
+	// run's date kept under a number of settle's (RenumberRefundNo) for
+	// the sellers of the run's shard that the date's late refunds no
+	// longer give so: the platform gave them a number of their own, read
+	// and worked out as any other. keep are those it still gives so.
+	RenumberedSince(ctx context.Context, run *Run, keep []LateRefund) error
 	// PendingLateRefunds returns the pending late refunds of the first
 	// orders orders numbered after after (byte order), every pending
 	// refund of each, with its item, ordered by order, creation time and
@@ -260,15 +266,44 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 		return n, nil, outside, err
 	}
 	var problems []string
+	renumber := make([]LateRefund, 0, len(held))
 	for _, h := range held {
 		r := first[h.RefundNo]
 		problems = append(problems, fmt.Sprintf("late refund %s of order %s (seller %q, amount_minor %d): the ledger holds refund_no %s for another refund "+
 			"(order %s, seller %q, amount_minor %d, read on %s, %s), so nothing is taken back for this one: "+
 			"a refund number must name one refund (give it a number of its own, then run the date again)",
 			r.RefundNo, r.OrderNo, r.SellerID, r.Amount, h.RefundNo, h.OrderNo, h.SellerID, h.Amount, h.Date, h.State))
+		// Kept in the ledger under a number of settle's, rejected, so
+		// that the date's reports show it (orders.csv, a bad_data row of
+		// mismatches.csv) and the seller is not paid on it, as for any
+		// late refund that cannot be right: before, it was in the run's
+		// message alone, and the reports read as if nothing was refunded.
+		x := r
+		x.RefundNo, x.State = RenumberRefundNo(r.RefundNo, r.OrderNo), LateRefundRejected
+		x.Reason = fmt.Sprintf("refund_no %s is the ledger's for another refund (order %s, seller %q, amount_minor %d, read on %s, %s): "+
+			"nothing is taken back for this one until the platform gives it a number of its own and the date runs again",
+			h.RefundNo, h.OrderNo, h.SellerID, h.Amount, h.Date, h.State)
+		renumber = append(renumber, x)
+	}
+	if _, err := store.RecordLateRefunds(ctx, run, renumber); err != nil {
+		return n, nil, outside, err
+	}
+	if err := store.RenumberedSince(ctx, run, renumber); err != nil {
+		return n, nil, outside, err
 	}
 	return n, problems, outside, nil
 }
+
+// RenumberRefundNo is the number under which the ledger keeps, rejected,
+// a late refund the platform gave under refundNo, a number the ledger
+// holds for another refund: one per refund number and order, never a
+// platform's refund number.
+func RenumberRefundNo(refundNo, orderNo string) string {
+	return "settle:renumber:" + refundNo + ":" + orderNo
+}
+
+// RenumberPrefix begins every RenumberRefundNo.
+const RenumberPrefix = "settle:renumber:"
 
 // OutsideWindow counts the rows of a late-refunds query whose created_at
 // is outside its window, and describes the first few.

@@ -25,6 +25,7 @@ func (m *memAdjust) RecordLateRefunds(context.Context, *Run, []LateRefund) (int,
 func (m *memAdjust) LateRefundsRecordedOtherwise(context.Context, []LateRefund) ([]LateRefund, error) {
 	return nil, nil
 }
+func (m *memAdjust) RenumberedSince(context.Context, *Run, []LateRefund) error     { return nil }
 func (m *memAdjust) MovedOrderRefunds(context.Context, *Run) ([]LateRefund, error) { return nil, nil }
 func (m *memAdjust) PendingLateRefunds(_ context.Context, after string, orders int) ([]PendingLateRefund, error) {
 	all := slices.Clone(m.pending)

@@ -1171,3 +1171,61 @@ WHERE r.created_at >= $1 AND r.created_at < $2 AND o.confirmed_at < $1`), 0o600)
 		t.Fatalf("R1 clawed back %d times, want none", n)
 	}
 }
+
+// TestALateRefundUnderANumberTheLedgerHoldsIsInTheReports: the refund of
+// O4 given under R1, the number of O1's refund clawed back on day 2, was
+// in the run's message alone: day 3's orders.csv had no row for it and its
+// mismatches.csv nothing, so the reports read as if O4 was never refunded,
+// and S3 was paid on as if it owed nothing back (found by a finance review
+// of the reports). It is a late_refund row, rejected, and a bad_data
+// mismatch of its date until the platform gives it a number of its own;
+// then the row says so and the refund is clawed back under its number.
+func TestALateRefundUnderANumberTheLedgerHoldsIsInTheReports(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenarioDayOneSettled()
+	if out, code := e.runDay(sim, scenarioDays[1]); code != 0 {
+		t.Fatalf("day 2: exit %d\n%s", code, out)
+	}
+	e.db.MustExec(`ALTER TABLE refunds DROP CONSTRAINT refunds_pkey`)
+	e.db.MustExec(`INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) VALUES ('R1', 'O4', 1000, '2026-11-22 14:00Z')`)
+	out, code := e.runDay(sim, scenarioDays[2])
+	if code != 4 {
+		t.Fatalf("day 3: exit %d, want 4\n%s", code, out)
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(e.reports, scenarioDays[2], name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	row := func(report, prefix string) string {
+		for _, l := range strings.Split(report, "\n") {
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+		return ""
+	}
+	if l := row(read("orders.csv"), "O4,S00003,infiniapay,USD,,1000,,,late_refund,rejected,"); !strings.Contains(l, "refund_no R1 is the ledger's for another refund (order O1") {
+		t.Errorf("day 3's orders.csv has no rejected late_refund row of O4's refund under R1:\n%s", read("orders.csv"))
+	}
+	if l := row(read("mismatches.csv"), "platform,bad_data,settle:renumber:R1:O4,O4,S00003,"); l == "" {
+		t.Errorf("day 3's mismatches.csv has no bad_data row of O4's refund under R1:\n%s", read("mismatches.csv"))
+	}
+	e.db.MustExec(`UPDATE refunds SET refund_no = 'O4-R1' WHERE order_no = 'O4'`)
+	if out, code := e.runDay(sim, scenarioDays[2]); code != 0 {
+		t.Fatalf("day 3 with the refund renumbered: exit %d\n%s", code, out)
+	}
+	if l := row(read("mismatches.csv"), "platform,bad_data,"); l != "" {
+		t.Errorf("day 3's mismatches.csv after the refund was renumbered: %s", l)
+	}
+	orders := read("orders.csv")
+	if l := row(orders, "O4,S00003,infiniapay,USD,,1000,,,late_refund,ignored,"); !strings.Contains(l, "read again under its own number") {
+		t.Errorf("day 3's orders.csv: the row of the refund under R1 does not say it was renumbered:\n%s", orders)
+	}
+	if l := row(orders, "O4,S00003,infiniapay,USD,,1000,-100,-900,late_refund,clawed,"); l == "" {
+		t.Errorf("day 3's orders.csv: no clawback of O4-R1:\n%s", orders)
+	}
+}

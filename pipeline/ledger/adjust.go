@@ -102,6 +102,56 @@ func (l *Ledger) LateRefundsRecordedOtherwise(ctx context.Context, rs []pipeline
 	return out, rows.Err()
 }
 
+// RenumberedSince resolves, ignored, the refunds of the run's date kept
+// under a number of settle's (pipeline.RenumberRefundNo) for the sellers
+// of the run's shard that keep does not list (pipeline.AdjustStore).
+func (l *Ledger) RenumberedSince(ctx context.Context, run *pipeline.Run, keep []pipeline.LateRefund) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT refund_no, seller_id FROM late_refunds
+		WHERE business_date = $1 AND state = 'rejected' AND starts_with(refund_no, $2) ORDER BY refund_no`,
+		run.Key.Date.String(), pipeline.RenumberPrefix)
+	if err != nil {
+		return fmt.Errorf("read the late refunds kept under a number of settle's: %w", err)
+	}
+	kept := map[string]bool{}
+	for _, k := range keep {
+		kept[k.RefundNo] = true
+	}
+	var gone pq.StringArray
+	for rows.Next() {
+		var no, seller string
+		if err := rows.Scan(&no, &seller); err != nil {
+			rows.Close()
+			return fmt.Errorf("read the late refunds kept under a number of settle's: %w", err)
+		}
+		if !kept[no] && run.Key.Shard.Owns(seller) {
+			gone = append(gone, no)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	// One whose amount could not be read (amount 0, a bad row) cannot be
+	// kept as ignored (late_refunds' CHECK): it was nothing to take back.
+	return l.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM late_refunds WHERE refund_no = ANY ($1) AND state = 'rejected' AND amount_minor = 0`, gone); err != nil {
+			return fmt.Errorf("resolve the late refunds given a number of their own: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE late_refunds SET state = 'ignored',
+			reason = 'the platform no longer gives this refund under a number the ledger holds for another refund: read again under its own number, worked out there; was: ' || reason
+			WHERE refund_no = ANY ($1) AND state = 'rejected'`, gone)
+		if err != nil {
+			return fmt.Errorf("resolve the late refunds given a number of their own: %w", err)
+		}
+		return nil
+	})
+}
+
 // MovedOrderRefunds returns what the run's rows rejected as already
 // settled on an earlier date show refunded beyond what the ledger knows
 // of their orders up to the run's date (the item's refund and the late
