@@ -776,7 +776,16 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			o.window.Start.Format("2006-01-02 15:04:05"), o.window.End.Format("2006-01-02 15:04:05"), o.tz)
 	}
 	window := func(pipeline.Date) pipeline.Window { return o.window }
-	watch := &sharedWatch{SellerSource: sellerSource(src, o.sellersQ, o.sellersName)}
+	// The sellers of the date's other shards that read it before this
+	// one: a seller of this shard with an Infinia seller id one of theirs
+	// has is rejected as two of one shard are.
+	var others map[string]pipeline.Seller
+	if o.key.Shard.Count > 1 {
+		if others, err = l.OtherShardSellers(ctx, o.key); err != nil {
+			return err
+		}
+	}
+	watch := &sharedWatch{SellerSource: sellerSource(src, o.sellersQ, o.sellersName), others: others}
 	runner := &pipeline.Runner{
 		Store: l,
 		Log:   cfg.logger(),
@@ -786,7 +795,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			pipeline.StageExtract: pipeline.ExtractStage(extractSource(src, o.query, o.queryName),
 				sellerSource(src, o.sellersQ, o.sellersName), l, window),
 			pipeline.StageTransform: pipeline.TransformStage(l, func(m map[string]pipeline.Seller) pipeline.Classifier {
-				return o.classify(fromMap(m))
+				return o.classify(fromMap(m, others))
 			}),
 		},
 		// A fresh run through transform reads, records and classifies the

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // the image may have no zoneinfo: embed it
@@ -408,11 +410,25 @@ func classifier(rules *transform.Rules, d pipeline.Date, w pipeline.Window) func
 
 // fromMap looks sellers up in a run's recorded sellers, each marked with
 // the others that share an account with it where an account is one
-// seller's (its orders paid to it are rejected).
-func fromMap(m map[string]pipeline.Seller) func(string) (pipeline.Seller, bool, error) {
-	channelSpecs().MarkShared(m)
+// seller's (its orders paid to it are rejected), among them and the
+// sellers of the date's other shards (others: their rows are not this
+// run's to classify).
+func fromMap(m, others map[string]pipeline.Seller) func(string) (pipeline.Seller, bool, error) {
+	all := m
+	if len(others) > 0 {
+		all = maps.Clone(m)
+		for id, s := range others {
+			if _, mine := all[id]; !mine {
+				all[id] = s
+			}
+		}
+	}
+	channelSpecs().MarkShared(all)
 	return func(id string) (pipeline.Seller, bool, error) {
-		s, ok := m[id]
+		if _, mine := m[id]; !mine {
+			return pipeline.Seller{}, false, nil
+		}
+		s, ok := all[id]
 		return s, ok, nil
 	}
 }
@@ -434,6 +450,10 @@ func (e errSharedAccount) Error() string {
 // sellers' orders (the earlier one's are already classified here).
 type sharedWatch struct {
 	pipeline.SellerSource
+	// others are the sellers the date's other shards recorded: seen
+	// first, so that a seller of this shard with one of their accounts
+	// leaves the items to the transform stage too.
+	others map[string]pipeline.Seller
 	owners *pipeline.AccountOwners
 	found  error
 }
@@ -458,6 +478,9 @@ func (w *sharedWatch) Sellers(ctx context.Context, ids []string, fn func(pipelin
 func (w *sharedWatch) classifier(classify func(func(string) (pipeline.Seller, bool, error)) pipeline.Classifier) func(func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
 	return func(lookup func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
 		w.owners, w.found = channelSpecs().NewAccountOwners(), nil
+		for _, id := range slices.Sorted(maps.Keys(w.others)) {
+			w.owners.See(w.others[id])
+		}
 		inner := classify(lookup)
 		return func(row pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
 			if w.found != nil {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // TestSellersSharingAnInfiniaIDAreNotPaid: the platform gives two sellers
@@ -109,4 +111,58 @@ ORDER BY o.order_no`), 0o600); err != nil {
 	if n := e.count(`SELECT count(*) FROM settle.rejects WHERE seller_id = $1 AND reason LIKE '%is also seller SLATE''s%'`, first); n != orders {
 		t.Errorf("seller %s: %d of its %d Infinia-paid orders rejected naming SLATE", first, n, orders)
 	}
+}
+
+// TestSellersSharingAnInfiniaIDAcrossShardsAreNotBothPaid: two sellers
+// with one Infinia seller id in two shards of a date were both paid to it,
+// each shard seeing its own sellers alone (found by a finance review).
+// The shard that reads the day after the other rejects its seller's
+// Infinia-paid orders, naming the other shard's seller; nothing more is
+// paid to the shared account.
+func TestSellersSharingAnInfiniaIDAcrossShardsAreNotBothPaid(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
+	// Two sellers paid by Infinia, one in each shard of two.
+	var ids []string
+	if err := e.db.Select(&ids, `SELECT DISTINCT seller_id FROM orders WHERE provider IN ('infiniapay', 'payprotocol') ORDER BY 1`); err != nil {
+		t.Fatal(err)
+	}
+	first, second := "", ""
+	for _, id := range ids {
+		switch sh := (pipeline.Shard{Index: 0, Count: 2}); {
+		case first == "" && sh.Owns(id):
+			first = id
+		case second == "" && !sh.Owns(id):
+			second = id
+		}
+	}
+	if first == "" || second == "" {
+		t.Fatalf("no seller in each shard among %v", ids)
+	}
+	var account string
+	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, first); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, second)
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 30, nil, balance)
+	for _, shard := range []string{"0/2", "1/2"} {
+		if out, code := e.runInfinia(sim, "--shard", shard, "--max-reject-ratio", "1"); code != 0 {
+			t.Fatalf("shard %s: exit %d:\n%s", shard, code, out)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay'`, first); n == 0 {
+		t.Fatalf("seller %s of the shard that read the day first: no Infinia-paid items", first)
+	}
+	orders := e.count(`SELECT count(*) FROM orders WHERE seller_id = $1 AND provider IN ('infiniapay', 'payprotocol')`, second)
+	rejected := e.count(`SELECT count(*) FROM settle.rejects WHERE seller_id = $1 AND reason LIKE $2`, second,
+		"%\""+account+"\" is also seller "+first+"'s in the platform's sellers%")
+	if orders == 0 || rejected != orders {
+		t.Errorf("seller %s of the shard that read the day second: %d of its %d Infinia-paid orders rejected naming %s", second, rejected, orders, first)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay'`, second); n != 0 {
+		t.Errorf("seller %s: %d Infinia-paid items recorded", second, n)
+	}
+	e.checkPaidOnce(sim, balance)
 }

@@ -153,8 +153,26 @@ func copySellers(ctx context.Context, tx *sql.Tx, runID int64, sellers []pipelin
 // RunSellers returns the sellers recorded with the run's snapshot, by id,
 // with their accounts (SellerAccounts; an empty column is none).
 func (l *Ledger) RunSellers(ctx context.Context, runID int64) (map[string]pipeline.Seller, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, name, entity_type, country, infinia_seller_id,
+	return l.sellers(ctx, `SELECT seller_id, name, entity_type, country, infinia_seller_id,
 		wechat_sub_mchid FROM run_sellers WHERE run_id = $1`, runID)
+}
+
+// OtherShardSellers returns the sellers the date's other shards of key's
+// sharding recorded with their snapshots (those that read the day before
+// this one), by id, with their accounts: two sellers with one Infinia
+// seller id in two shards were both paid to it, each shard seeing its own
+// sellers alone (found by a review).
+func (l *Ledger) OtherShardSellers(ctx context.Context, key pipeline.RunKey) (map[string]pipeline.Seller, error) {
+	return l.sellers(ctx, `SELECT rs.seller_id, rs.name, rs.entity_type, rs.country, rs.infinia_seller_id, rs.wechat_sub_mchid
+		FROM run_sellers rs JOIN runs r ON r.id = rs.run_id
+		WHERE r.business_date = $1 AND r.shard_count = $2 AND r.shard_index <> $3`,
+		key.Date.String(), key.Shard.Count, key.Shard.Index)
+}
+
+// sellers reads sellers with their accounts (q's columns: id, name, entity
+// type, country, then the accounts in SellerAccounts' order), by id.
+func (l *Ledger) sellers(ctx context.Context, q string, args ...any) (map[string]pipeline.Seller, error) {
+	rows, err := l.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read sellers: %w", err)
 	}
