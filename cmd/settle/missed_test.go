@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/settlekit/settle/internal/paysim"
 )
 
 // TestANightlyRunNamesTheNightsMissed: a nightly run settles yesterday
@@ -20,14 +22,7 @@ func TestANightlyRunNamesTheNightsMissed(t *testing.T) {
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
 	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC) // yesterday: 2026-11-25
-	at := func(args ...string) (string, int) {
-		var out, errb bytes.Buffer
-		full := append([]string{"settle", "run", "--database-url", e.url, "--tz", "UTC", "--rules", e.rules, "--out", e.reports,
-			"--until", "transform"}, args...)
-		err := runAt(context.Background(), func() time.Time { return now }, full, func(string) string { return "" }, &out, &errb)
-		code := exitCode(err, &errb)
-		return out.String() + errb.String(), code
-	}
+	at := e.runAtClock(&now)
 	// A new ledger: nothing before the night to compare with.
 	if out, code := at(); code != 0 || strings.Contains(out, "never run") {
 		t.Fatalf("first night: exit %d, want 0:\n%s", code, out)
@@ -128,21 +123,7 @@ func TestStatusTimesAreUTC(t *testing.T) {
 // the next run pays them, once; a second call finds none left.
 func TestAllRefusedFilesAreSentAgainAtOnce(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "6")
-	const balance = 1_000_000_000_00
-	sim := e.sim(nil, 5, nil, balance)
-	var refused []string
-	if err := e.db.Select(&refused, `SELECT DISTINCT ON (seller_id, currency) order_no FROM orders WHERE provider = 'infiniapay'
-		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08' ORDER BY seller_id, currency, order_no LIMIT 3`); err != nil || len(refused) != 3 {
-		t.Fatalf("three orders of three files: %v %v", refused, err)
-	}
-	for _, o := range refused {
-		sim.Infinia.RefuseOrder(o, "product type not allowed")
-	}
-	if out, code := e.runInfinia(sim); code != 4 || e.count(`SELECT count(*) FROM settle.trade_files WHERE status = 'FAILED'`) != 3 {
-		t.Fatalf("exit %d, want 4 with three files refused:\n%s", code, out)
-	}
+	e, sim, refused := threeRefusedFiles(t)
 	for _, o := range refused {
 		sim.Infinia.RefuseOrder(o, "")
 	}
@@ -156,15 +137,51 @@ func TestAllRefusedFilesAreSentAgainAtOnce(t *testing.T) {
 	if out, code := e.settle("resolve", "--date", testDate, "--all-refused", "--note", "again"); code != 2 || !strings.Contains(out, "no trade file Infinia refused that is not sent again") {
 		t.Fatalf("a second --all-refused: exit %d, want 2:\n%s", code, out)
 	}
+	e.paidAfterAll(sim, refused)
+}
+
+// threeRefusedFiles seeds a day of five sellers, has Infinia refuse an
+// order of each of three trade files (each with another order to hold),
+// and runs the date: exit 4, three files refused. It returns the refused
+// orders, first of each file.
+func threeRefusedFiles(t *testing.T) (*env, *paysim.Sim, []string) {
+	t.Helper()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "6")
+	sim := e.sim(nil, 5, nil, refusedBalance)
+	var refused []string
+	if err := e.db.Select(&refused, `SELECT DISTINCT ON (seller_id, currency) order_no FROM orders o WHERE provider = 'infiniapay'
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08'
+		AND (SELECT count(*) FROM orders p WHERE p.seller_id = o.seller_id AND p.currency = o.currency AND p.provider = 'infiniapay'
+		     AND p.confirmed_at >= '2026-11-23 00:00+08' AND p.confirmed_at < '2026-11-24 00:00+08') > 1
+		ORDER BY seller_id, currency, order_no LIMIT 3`); err != nil || len(refused) != 3 {
+		t.Fatalf("three orders of three files: %v %v", refused, err)
+	}
+	for _, o := range refused {
+		sim.Infinia.RefuseOrder(o, "product type not allowed")
+	}
+	if out, code := e.runInfinia(sim); code != 4 || e.count(`SELECT count(*) FROM settle.trade_files WHERE status = 'FAILED'`) != 3 {
+		t.Fatalf("exit %d, want 4 with three files refused:\n%s", code, out)
+	}
+	return e, sim, refused
+}
+
+// refusedBalance is threeRefusedFiles' platform balance.
+const refusedBalance = 1_000_000_000_00
+
+// paidAfterAll runs the date after its refused files were sent again:
+// exit 0, every refused order paid, each once.
+func (e *env) paidAfterAll(sim *paysim.Sim, refused []string) {
+	e.t.Helper()
 	if out, code := e.runInfinia(sim); code != 0 {
-		t.Fatalf("the run after the files were sent again: exit %d, want 0:\n%s", code, out)
+		e.t.Fatalf("the run after the files were sent again: exit %d, want 0:\n%s", code, out)
 	}
 	for _, o := range refused {
 		if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'paid'`, o); n != 1 {
-			t.Errorf("order %s refused, then sent again: not paid", o)
+			e.t.Errorf("order %s refused, then sent again: not paid", o)
 		}
 	}
-	e.checkPaidOnce(sim, balance)
+	e.checkPaidOnce(sim, refusedBalance)
 }
 
 // TestADryRunSaysARealRunWouldStopOnItsRejects: a day whose rows are
@@ -254,24 +271,7 @@ func TestANeighbourRunInLocalIsNotComparedWithThisMachinesZone(t *testing.T) {
 // refused file, exit 2). Its refused rows go with the others'.
 func TestAllRefusedRowsOfAFileSentAgainBeforeGoToo(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "6")
-	const balance = 1_000_000_000_00
-	sim := e.sim(nil, 5, nil, balance)
-	var refused []string
-	if err := e.db.Select(&refused, `SELECT DISTINCT ON (seller_id, currency) order_no FROM orders o WHERE provider = 'infiniapay'
-		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08'
-		AND (SELECT count(*) FROM orders p WHERE p.seller_id = o.seller_id AND p.currency = o.currency AND p.provider = 'infiniapay'
-		     AND p.confirmed_at >= '2026-11-23 00:00+08' AND p.confirmed_at < '2026-11-24 00:00+08') > 1
-		ORDER BY seller_id, currency, order_no LIMIT 3`); err != nil || len(refused) != 3 {
-		t.Fatalf("three orders of three files: %v %v", refused, err)
-	}
-	for _, o := range refused {
-		sim.Infinia.RefuseOrder(o, "product type not allowed")
-	}
-	if out, code := e.runInfinia(sim); code != 4 || e.count(`SELECT count(*) FROM settle.trade_files WHERE status = 'FAILED'`) != 3 {
-		t.Fatalf("exit %d, want 4 with three files refused:\n%s", code, out)
-	}
+	e, sim, refused := threeRefusedFiles(t)
 	var first string
 	if err := e.db.Get(&first, `SELECT f.name FROM settle.items i JOIN settle.trade_files f ON f.request_no = i.provider_ref WHERE i.order_no = $1`, refused[0]); err != nil {
 		t.Fatal(err)
@@ -288,15 +288,7 @@ func TestAllRefusedRowsOfAFileSentAgainBeforeGoToo(t *testing.T) {
 	if !strings.Contains(out, "3 of 3 refused trade files of "+testDate+" sent again") {
 		t.Errorf("resolve --all-refused --refused-rows after one file was sent again without its refused rows:\n%s", out)
 	}
-	if out, code := e.runInfinia(sim); code != 0 {
-		t.Fatalf("the run after the files were sent again: exit %d, want 0:\n%s", code, out)
-	}
-	for _, o := range refused {
-		if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'paid'`, o); n != 1 {
-			t.Errorf("order %s refused, then sent again with --all-refused --refused-rows: not paid", o)
-		}
-	}
-	e.checkPaidOnce(sim, balance)
+	e.paidAfterAll(sim, refused)
 }
 
 // TestANightlyRunJudgesADateOfTwoShardingsByItsSellers: a date an older
@@ -311,14 +303,7 @@ func TestANightlyRunJudgesADateOfTwoShardingsByItsSellers(t *testing.T) {
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
 	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC) // yesterday: 2026-11-25
-	at := func(args ...string) (string, int) {
-		var out, errb bytes.Buffer
-		full := append([]string{"settle", "run", "--database-url", e.url, "--tz", "UTC", "--rules", e.rules, "--out", e.reports,
-			"--until", "transform"}, args...)
-		err := runAt(context.Background(), func() time.Time { return now }, full, func(string) string { return "" }, &out, &errb)
-		code := exitCode(err, &errb)
-		return out.String() + errb.String(), code
-	}
+	at := e.runAtClock(&now)
 	for _, d := range []string{"2026-11-22", "2026-11-24"} {
 		if out, code := at("--date", d); code != 0 {
 			t.Fatalf("run of %s: exit %d:\n%s", d, code, out)
@@ -361,5 +346,18 @@ func TestAReextractInItsRunsOwnZoneAfterAZoneChangeIsTaken(t *testing.T) {
 	}
 	if out, code := run("2026-11-21", "Asia/Shanghai", "--reextract"); code != 0 {
 		t.Fatalf("--reextract of 2026-11-21 in the zone its run read it in: exit %d, want 0:\n%s", code, out)
+	}
+}
+
+// runAtClock runs `settle run` in UTC through transform with the clock at
+// *now (a test moves it), and returns its output and exit code.
+func (e *env) runAtClock(now *time.Time) func(args ...string) (string, int) {
+	return func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		full := append([]string{"settle", "run", "--database-url", e.url, "--tz", "UTC", "--rules", e.rules, "--out", e.reports,
+			"--until", "transform"}, args...)
+		err := runAt(context.Background(), func() time.Time { return *now }, full, func(string) string { return "" }, &out, &errb)
+		code := exitCode(err, &errb)
+		return out.String() + errb.String(), code
 	}
 }
