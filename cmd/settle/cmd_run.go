@@ -777,15 +777,11 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	}
 	window := func(pipeline.Date) pipeline.Window { return o.window }
 	// The sellers of the date's other shards that read it before this
-	// one: a seller of this shard with an Infinia seller id one of theirs
-	// has is rejected as two of one shard are.
+	// one (read below, when this invocation reads the day): a seller of
+	// this shard with an Infinia seller id one of theirs has is rejected
+	// as two of one shard are.
 	var others map[string]pipeline.Seller
-	if o.key.Shard.Count > 1 {
-		if others, err = l.OtherShardSellers(ctx, o.key); err != nil {
-			return err
-		}
-	}
-	watch := &sharedWatch{SellerSource: sellerSource(src, o.sellersQ, o.sellersName), others: others}
+	watch := &sharedWatch{SellerSource: sellerSource(src, o.sellersQ, o.sellersName)}
 	runner := &pipeline.Runner{
 		Store: l,
 		Log:   cfg.logger(),
@@ -850,6 +846,12 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	run, err := l.GetRun(ctx, o.key)
 	if err != nil {
 		return err
+	}
+	if o.key.Shard.Count > 1 && (run == nil || o.reextract || !run.Done(pipeline.StageTransform)) {
+		if others, err = l.OtherShardSellers(ctx, o.key); err != nil {
+			return err
+		}
+		watch.others = others
 	}
 	if (run == nil || o.reextract && run.TimeZone != o.tz) && !o.newTZ {
 		if err := checkNeighbours(ctx, l, o); err != nil {
