@@ -285,8 +285,10 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 			h.RefundNo, h.OrderNo, h.SellerID, h.Amount, h.Date, h.State)
 		renumber = append(renumber, x)
 	}
-	if _, err := store.RecordLateRefunds(ctx, run, renumber); err != nil {
-		return n, nil, outside, err
+	if len(renumber) > 0 {
+		if _, err := store.RecordLateRefunds(ctx, run, renumber); err != nil {
+			return n, nil, outside, err
+		}
 	}
 	if err := store.RenumberedSince(ctx, run, renumber); err != nil {
 		return n, nil, outside, err

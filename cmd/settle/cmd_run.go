@@ -273,14 +273,10 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (probl
 
 // shardNames names shards for a message: "shard 1/4", "shards 1/4, 3/4".
 func shardNames(shards []pipeline.Shard) string {
-	names := make([]string, len(shards))
-	for i, s := range shards {
-		names[i] = s.String()
+	if len(shards) == 1 {
+		return "shard " + joinShards(shards)
 	}
-	if len(names) == 1 {
-		return "shard " + names[0]
-	}
-	return "shards " + strings.Join(names, ", ")
+	return "shards " + joinShards(shards)
 }
 
 // lockRetry is how often a run waiting for its date's lock (--lock-wait)
@@ -537,9 +533,18 @@ func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, 
 
 // shardList lists the keys' shards, "0/4, 1/4, 2/4, 3/4".
 func shardList(keys []pipeline.RunKey) string {
-	var s []string
-	for _, k := range keys {
-		s = append(s, k.Shard.String())
+	shards := make([]pipeline.Shard, len(keys))
+	for i, k := range keys {
+		shards[i] = k.Shard
+	}
+	return joinShards(shards)
+}
+
+// joinShards lists shards for a message: "1/4, 3/4".
+func joinShards(shards []pipeline.Shard) string {
+	s := make([]string, len(shards))
+	for i, sh := range shards {
+		s[i] = sh.String()
 	}
 	return strings.Join(s, ", ")
 }

@@ -176,7 +176,7 @@ func (s RevenueShareSender) refusedAgain(e pipeline.Effect, how, refusal string)
 		return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: e.LastError}
 	}
 	return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: fmt.Sprintf("%s; Infinia still does not know it %s later: the first send never arrived",
-		e.LastError, now.Sub(since).Round(time.Minute))}
+		e.LastError, roundAge(now.Sub(since)))}
 }
 
 func (s RevenueShareSender) seller(ctx context.Context, e pipeline.Effect) (string, error) {
