@@ -103,7 +103,10 @@ func TestConfigMapConfiguresEveryProvider(t *testing.T) {
 	required := map[string][]string{
 		"Infinia Pay": {"SETTLE_INFINIA_URL", "SETTLE_INFINIA_APP_ID", "SETTLE_PLATFORM_ID", "SETTLE_INFINIA_PRIVATE_KEY_FILE",
 			"SETTLE_INFINIA_PUBLIC_KEY_FILE", "SETTLE_SFTP_ADDR", "SETTLE_SFTP_USER", "SETTLE_SFTP_KEY_FILE", "SETTLE_SFTP_KNOWN_HOSTS"},
-		"Pay Protocol": {"SETTLE_PAYPROTOCOL_URL", "SETTLE_PAYPROTOCOL_API_KEY", "SETTLE_PAYPROTOCOL_SECRET_FILE"},
+		// Without the decimals a Pay Protocol refund's amount cannot be
+		// read, and every order netting one is rejected (its seller is
+		// never paid it): settle starts without them, the orders do not.
+		"Pay Protocol": {"SETTLE_PAYPROTOCOL_URL", "SETTLE_PAYPROTOCOL_API_KEY", "SETTLE_PAYPROTOCOL_SECRET_FILE", "SETTLE_PAYPROTOCOL_DECIMALS"},
 		"WeChat Pay": {"SETTLE_WECHAT_URL", "SETTLE_WECHAT_MCHID", "SETTLE_WECHAT_SERIAL", "SETTLE_WECHAT_PRIVATE_KEY_FILE",
 			"SETTLE_WECHAT_PLATFORM_KEY_FILE", "SETTLE_WECHAT_RECEIVER_ACCOUNT", "SETTLE_WECHAT_RECEIVER_NAME"},
 	}
