@@ -351,3 +351,33 @@ func hasEnv(cs []corev1.Container, name string, ok func(string) bool) bool {
 	}
 	return false
 }
+
+// TestTheImageRunsAsTheManifestsUser: the image's USER is numeric and the
+// user every pod runs as. With a name (distroless's "nonroot:nonroot") the
+// kubelet cannot verify runAsNonRoot: a pod without runAsUser - a
+// platform's own manifest, or these with runAsUser left out - fails to
+// start ("image has non-numeric user (nonroot), cannot verify user is
+// non-root").
+func TestTheImageRunsAsTheManifestsUser(t *testing.T) {
+	b, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var user string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && strings.EqualFold(f[0], "USER") {
+			user = f[1] // the last one is the final stage's
+		}
+	}
+	uid, gid, _ := strings.Cut(user, ":")
+	u, uerr := strconv.ParseInt(uid, 10, 64)
+	_, gerr := strconv.ParseInt(gid, 10, 64)
+	if uerr != nil || gid != "" && gerr != nil || u == 0 {
+		t.Fatalf("Dockerfile: USER %q: want a numeric non-root uid[:gid]", user)
+	}
+	for name, pod := range pods(t) {
+		if sc := pod.SecurityContext; sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != u {
+			t.Errorf("%s: runAsUser is not the image's user %d", name, u)
+		}
+	}
+}
