@@ -2,9 +2,11 @@ package deploy
 
 import (
 	"fmt"
-	"os"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"path/filepath"
-	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -95,9 +97,9 @@ func TestReportsOutliveThePod(t *testing.T) {
 }
 
 // TestConfigMapConfiguresEveryProvider: settle-config sets up Infinia Pay,
-// Pay Protocol and WeChat Pay with everything settle requires of each;
-// every key is one settle reads (no typo is silently ignored); every file
-// it names under the secrets mount is a key of settle-secrets.
+// Pay Protocol and WeChat Pay with everything settle requires of each
+// (TestEveryPodSetsWhatRunReads checks that settle reads every key, and
+// that every file it names is mounted).
 func TestConfigMapConfiguresEveryProvider(t *testing.T) {
 	cfg := settleConfig(t)
 	required := map[string][]string{
@@ -117,46 +119,232 @@ func TestConfigMapConfiguresEveryProvider(t *testing.T) {
 			}
 		}
 	}
-	read := envVarsOfSettle(t)
-	var secretKeys map[string]string
-	for _, s := range objects[corev1.Secret](t, "Secret") {
-		if s.Name == "settle-secrets" {
-			secretKeys = s.StringData
-		}
-	}
-	for k, v := range cfg {
-		if !read[k] {
-			t.Errorf("settle-config sets %s, which settle does not read", k)
-		}
-		if rest, ok := strings.CutPrefix(v, "/etc/settle/secrets/"); ok {
-			if _, ok := secretKeys[rest]; !ok {
-				t.Errorf("%s=%s: settle-secrets has no key %q", k, v, rest)
-			}
-		}
-	}
 }
 
-// envVarsOfSettle returns the environment variables settle's sources name
-// (EnvVars of its flags, getenv calls).
-func envVarsOfSettle(t *testing.T) map[string]bool {
+// runReads returns the environment variables "settle run" reads: the
+// EnvVars of the flags in the run command's Flags (followed into the
+// functions called there: databaseFlags, infiniaFlags, ...), and the
+// variables settle reads with getenv (GOMEMLIMIT, SETTLE_SHARDS, ...). A
+// variable of another command (sellers webhook's SETTLE_WEBHOOK_LISTEN)
+// set in a run's pod is set for nothing.
+func runReads(t *testing.T) map[string]bool {
 	t.Helper()
 	files, err := filepath.Glob("../cmd/settle/*.go")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("settle's sources: %v", err)
 	}
-	re := regexp.MustCompile(`"((?:SETTLE|JOB)_[A-Z0-9_]+)"`)
-	out := map[string]bool{}
+	fset := token.NewFileSet()
+	funcs := map[string]*ast.FuncDecl{}
+	consts := map[string]string{}
+	var parsed []*ast.File
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
 		}
-		b, err := os.ReadFile(f)
+		file, err := parser.ParseFile(fset, f, nil, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range re.FindAllSubmatch(b, -1) {
-			out[string(m[1])] = true
+		parsed = append(parsed, file)
+		for _, d := range file.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if d.Recv == nil {
+					funcs[d.Name.Name] = d
+				}
+			case *ast.GenDecl:
+				for _, sp := range d.Specs {
+					if vs, ok := sp.(*ast.ValueSpec); ok && d.Tok == token.CONST {
+						for i, n := range vs.Names {
+							if i < len(vs.Values) {
+								if v, ok := stringLit(vs.Values[i]); ok {
+									consts[n.Name] = v
+								}
+							}
+						}
+					}
+				}
+			}
 		}
 	}
+	out := map[string]bool{}
+	seen := map[string]bool{}
+	// flagsOf collects the EnvVars under n, and those of the package's
+	// functions it calls.
+	var flagsOf func(n ast.Node)
+	flagsOf = func(n ast.Node) {
+		ast.Inspect(n, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.KeyValueExpr:
+				if k, ok := n.Key.(*ast.Ident); ok && k.Name == "EnvVars" {
+					ast.Inspect(n.Value, func(n ast.Node) bool {
+						if v, ok := stringLit(n); ok {
+							out[v] = true
+						}
+						return true
+					})
+				}
+			case *ast.CallExpr:
+				if id, ok := n.Fun.(*ast.Ident); ok && funcs[id.Name] != nil && !seen[id.Name] {
+					seen[id.Name] = true
+					flagsOf(funcs[id.Name].Body)
+				}
+			}
+			return true
+		})
+	}
+	found := false
+	for _, file := range parsed {
+		ast.Inspect(file, func(n ast.Node) bool {
+			lit, ok := n.(*ast.CompositeLit)
+			if !ok {
+				return true
+			}
+			var name string
+			var flags ast.Expr
+			for _, e := range lit.Elts {
+				if kv, ok := e.(*ast.KeyValueExpr); ok {
+					if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Name" {
+						name, _ = stringLit(kv.Value)
+					} else if ok && k.Name == "Flags" {
+						flags = kv.Value
+					}
+				}
+			}
+			if name == "run" && flags != nil {
+				found = true
+				flagsOf(flags)
+			}
+			return true
+		})
+		// getenv("X"), cfg.getenv(X), os.Getenv(X): read by every command.
+		ast.Inspect(file, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) != 1 {
+				return true
+			}
+			var fn string
+			switch f := call.Fun.(type) {
+			case *ast.Ident:
+				fn = f.Name
+			case *ast.SelectorExpr:
+				fn = f.Sel.Name
+			}
+			if fn != "getenv" && fn != "Getenv" && fn != "LookupEnv" {
+				return true
+			}
+			if v, ok := stringLit(call.Args[0]); ok {
+				out[v] = true
+			} else if id, ok := call.Args[0].(*ast.Ident); ok && consts[id.Name] != "" {
+				out[consts[id.Name]] = true
+			}
+			return true
+		})
+	}
+	if !found || !out["SETTLE_RULES"] || !out["GOMEMLIMIT"] || !out["SETTLE_SHARDS"] {
+		t.Fatalf("settle's sources: the run command's flags or settle's getenv calls were not found (%d variables)", len(out))
+	}
 	return out
+}
+
+func stringLit(n ast.Node) (string, bool) {
+	b, ok := n.(*ast.BasicLit)
+	if !ok || b.Kind != token.STRING {
+		return "", false
+	}
+	v, err := strconv.Unquote(b.Value)
+	return v, err == nil
+}
+
+// TestEveryPodSetsWhatRunReads: in every pod, each variable its container
+// gets (env, and the keys of the ConfigMaps of its envFrom) is one "settle
+// run" reads, by its flags or getenv; the run's required configuration
+// (the rules, a database) is set; and every file or directory a variable
+// names is under one of the container's mounts, a file of a ConfigMap or
+// Secret being one of its keys. The ConfigMap alone was checked, against
+// every string of settle's sources: a variable of another command, or one
+// set in a pod's own env, passed.
+func TestEveryPodSetsWhatRunReads(t *testing.T) {
+	reads := runReads(t)
+	maps := map[string]map[string]string{}
+	for _, cm := range objects[corev1.ConfigMap](t, "ConfigMap") {
+		maps[cm.Name] = cm.Data
+	}
+	secrets := map[string]map[string]string{}
+	for _, s := range objects[corev1.Secret](t, "Secret") {
+		secrets[s.Name] = s.StringData
+	}
+	for name, pod := range pods(t) {
+		volumes := map[string]corev1.Volume{}
+		for _, v := range pod.Volumes {
+			volumes[v.Name] = v
+		}
+		for _, c := range pod.Containers {
+			if len(c.Args) == 0 || c.Args[0] != "run" {
+				t.Errorf("%s: container %s runs %q, want settle run", name, c.Name, c.Args)
+				continue
+			}
+			env := containerEnv(t, name, c, maps)
+			for k := range env {
+				if !reads[k] {
+					t.Errorf("%s: %s is set, and settle run does not read it", name, k)
+				}
+			}
+			if env["SETTLE_RULES"] == "" || env["SETTLE_DATABASE_URL"] == "" && env["SETTLE_DATABASE_URL_FILE"] == "" {
+				t.Errorf("%s: settle run needs SETTLE_RULES and SETTLE_DATABASE_URL(_FILE)", name)
+			}
+			for k, v := range env {
+				if !strings.HasPrefix(v, "/") {
+					continue
+				}
+				var best corev1.VolumeMount
+				for _, m := range c.VolumeMounts {
+					p := filepath.Clean(m.MountPath)
+					if (v == p || strings.HasPrefix(v, p+"/")) && len(p) > len(best.MountPath) {
+						best = m
+					}
+				}
+				if best.Name == "" {
+					t.Errorf("%s: %s=%s is on no mount: the image has no such file, and its root is read-only", name, k, v)
+					continue
+				}
+				key := strings.TrimPrefix(v, filepath.Clean(best.MountPath)+"/")
+				vol := volumes[best.Name]
+				switch {
+				case vol.ConfigMap != nil:
+					if _, ok := maps[vol.ConfigMap.Name][key]; !ok {
+						t.Errorf("%s: %s=%s: ConfigMap %s has no key %q", name, k, v, vol.ConfigMap.Name, key)
+					}
+				case vol.Secret != nil:
+					if _, ok := secrets[vol.Secret.SecretName][key]; !ok {
+						t.Errorf("%s: %s=%s: Secret %s has no key %q", name, k, v, vol.Secret.SecretName, key)
+					}
+				}
+			}
+		}
+	}
+}
+
+// containerEnv is c's environment as the kubelet makes it: the keys of
+// its envFrom ConfigMaps, then its env, which wins.
+func containerEnv(t *testing.T, pod string, c corev1.Container, maps map[string]map[string]string) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for _, from := range c.EnvFrom {
+		if from.ConfigMapRef == nil || from.Prefix != "" {
+			t.Errorf("%s: envFrom %+v: want a ConfigMap of the manifests, without prefix", pod, from)
+			continue
+		}
+		data, ok := maps[from.ConfigMapRef.Name]
+		if !ok {
+			t.Errorf("%s: envFrom ConfigMap %s is not in the manifests", pod, from.ConfigMapRef.Name)
+		}
+		for k, v := range data {
+			env[k] = v
+		}
+	}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	return env
 }
