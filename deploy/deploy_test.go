@@ -129,11 +129,33 @@ func TestApplyingTheFolderStartsOnlyTheNightlyRun(t *testing.T) {
 // retry after midnight settling the next date while the first stays half
 // done).
 func TestEveryPodOfANightSettlesOneDate(t *testing.T) {
-	tz := settleConfig(t)["SETTLE_TZ"]
+	maps := map[string]map[string]string{}
+	for _, cm := range objects[corev1.ConfigMap](t, "ConfigMap") {
+		maps[cm.Name] = cm.Data
+	}
 	for name, cj := range objects[batchv1.CronJob](t, "CronJob") {
 		s := cj.Spec
+		// The zone and the dates each container gets, from its env or the
+		// ConfigMaps of its envFrom (a SETTLE_DATE there settled one date
+		// every night).
+		tz := ""
+		for _, c := range s.JobTemplate.Spec.Template.Spec.Containers {
+			env := containerEnv(t, name, c, maps)
+			for _, k := range []string{"SETTLE_DATE", "SETTLE_FROM", "SETTLE_TO"} {
+				if _, ok := env[k]; ok {
+					t.Errorf("%s: %s is set: a nightly run settles yesterday", name, k)
+				}
+			}
+			if i := slices.Index(c.Args, "--tz"); i >= 0 && i+1 < len(c.Args) {
+				env["SETTLE_TZ"] = c.Args[i+1]
+			}
+			if z, ok := env["SETTLE_TZ"]; !ok || z == "" || tz != "" && z != tz {
+				t.Errorf("%s: container %s: SETTLE_TZ %q: want the zone set, the same in every container", name, c.Name, z)
+			}
+			tz = env["SETTLE_TZ"]
+		}
 		if s.TimeZone == nil || *s.TimeZone != tz {
-			t.Errorf("%s: timeZone %v, want SETTLE_TZ %q: yesterday is taken in SETTLE_TZ", name, s.TimeZone, tz)
+			t.Errorf("%s: timeZone %q, want SETTLE_TZ %q: yesterday is taken in SETTLE_TZ", name, zoneOf(s.TimeZone), tz)
 		}
 		f := strings.Fields(s.Schedule)
 		hour, herr := strconv.Atoi(f[min(1, len(f)-1)])
@@ -143,7 +165,7 @@ func TestEveryPodOfANightSettlesOneDate(t *testing.T) {
 			continue
 		}
 		for _, c := range s.JobTemplate.Spec.Template.Spec.Containers {
-			if slices.Contains(c.Args, "--date") || slices.Contains(c.Args, "--from") || hasEnv([]corev1.Container{c}, "SETTLE_DATE", func(string) bool { return true }) {
+			if slices.Contains(c.Args, "--date") || slices.Contains(c.Args, "--from") {
 				t.Errorf("%s: a nightly run settles yesterday: no --date, --from or SETTLE_DATE", name)
 			}
 		}
@@ -380,4 +402,11 @@ func TestTheImageRunsAsTheManifestsUser(t *testing.T) {
 			t.Errorf("%s: runAsUser is not the image's user %d", name, u)
 		}
 	}
+}
+
+func zoneOf(z *string) string {
+	if z == nil {
+		return "(unset)"
+	}
+	return *z
 }
