@@ -410,3 +410,38 @@ func zoneOf(z *string) string {
 	}
 	return *z
 }
+
+// TestTheBuildContextLeavesOutWhatGitDoes: docker build -f deploy/Dockerfile
+// . sends the checkout; COPY . . put the reports of local runs (sellers and
+// their amounts), a local PostgreSQL's data directory and paysim's keys in
+// a layer of the build stage (in a registry's build cache, too). Every
+// .gitignore entry must be in .dockerignore, written for the context's
+// root (a pattern at any depth as **/).
+func TestTheBuildContextLeavesOutWhatGitDoes(t *testing.T) {
+	lines := func(name string) []string {
+		b, err := os.ReadFile(filepath.Join("..", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	ignored := lines(".dockerignore")
+	for _, g := range lines(".gitignore") {
+		want := strings.TrimPrefix(g, "/")
+		if !strings.HasPrefix(g, "/") && !strings.Contains(strings.TrimSuffix(g, "/"), "/") {
+			want = "**/" + g // .gitignore matches a bare name at any depth
+		}
+		if !slices.Contains(ignored, want) {
+			t.Errorf(".gitignore leaves out %s, the image's build context does not: want %q in .dockerignore", g, want)
+		}
+	}
+	if slices.Contains(ignored, ".git") || slices.Contains(ignored, ".git/") {
+		t.Error(".dockerignore leaves out .git: settle version loses its revision")
+	}
+}
