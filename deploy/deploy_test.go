@@ -15,6 +15,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // documents returns every YAML document of the manifests, by file: k8s/
@@ -352,6 +354,15 @@ func checkPod(t *testing.T, file string, pod *corev1.PodSpec) {
 	}
 	if pod.SecurityContext == nil || pod.SecurityContext.SeccompProfile == nil || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("%s: the pod must run under the runtime's default seccomp profile", file)
+	}
+	// On SIGTERM (a drain, the deadline) settle lets the requests in
+	// flight answer for pipeline.InFlightGrace, records their outcomes and
+	// the run's (5 s at most), then pushes its metrics (10 s at most):
+	// killed before, an answer that came is recorded unknown, and asked
+	// again by the next run. Kubernetes' default grace is 30 s.
+	need := pipeline.InFlightGrace + 5*time.Second + 10*time.Second
+	if g := pod.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second < need+10*time.Second {
+		t.Errorf("%s: terminationGracePeriodSeconds must leave settle %s after SIGTERM, with 10 s to spare", file, need)
 	}
 	// settle never calls the Kubernetes API: a token in the pod is a
 	// credential for whoever takes it over.
