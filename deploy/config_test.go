@@ -5,10 +5,12 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -347,4 +349,47 @@ func containerEnv(t *testing.T, pod string, c corev1.Container, maps map[string]
 		env[e.Name] = e.Value
 	}
 	return env
+}
+
+// TestADeadPodsLocksAreLetGo: a run holds its date's locks in a PostgreSQL
+// session, idle for the whole run. When its node vanishes (a VM gone, no
+// FIN sent) the server keeps that session, locks and all, until TCP
+// keepalive finds it dead: by default the kernel's 2 hours and 11
+// minutes, while the Job's next pod waits SETTLE_LOCK_WAIT for the lock,
+// ends 75, and so on to the deadline. The database URLs of settle-secrets
+// set the server's keepalives for the session (run-time parameters),
+// finding a dead peer well within the lock wait.
+func TestADeadPodsLocksAreLetGo(t *testing.T) {
+	wait, err := time.ParseDuration(settleConfig(t)["SETTLE_LOCK_WAIT"])
+	if err != nil {
+		t.Fatalf("SETTLE_LOCK_WAIT: %v", err)
+	}
+	urls := 0
+	for _, s := range objects[corev1.Secret](t, "Secret") {
+		for key, v := range s.StringData {
+			if !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+				continue
+			}
+			urls++
+			u, err := url.Parse(v)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", s.Name, key, err)
+			}
+			q := u.Query()
+			num := func(k string) time.Duration {
+				n, err := strconv.Atoi(q.Get(k))
+				if err != nil || n <= 0 {
+					t.Errorf("%s/%s: %s=%q: want a positive number (the server's default is the kernel's)", s.Name, key, k, q.Get(k))
+				}
+				return time.Duration(n)
+			}
+			dead := (num("tcp_keepalives_idle") + num("tcp_keepalives_interval")*num("tcp_keepalives_count")) * time.Second
+			if dead > wait/4 {
+				t.Errorf("%s/%s: a dead peer is found after %s: want a quarter of SETTLE_LOCK_WAIT (%s) at most", s.Name, key, dead, wait)
+			}
+		}
+	}
+	if urls == 0 {
+		t.Fatal("no database URL in the manifests' Secrets")
+	}
 }
