@@ -32,9 +32,14 @@ const (
 	Lost        Kind = "lost"       // applied, then the connection closed: the answer is lost
 	Stuck       Kind = "stuck"      // a status stays PROCESSING for Fault.Polls more polls
 	Disconnect  Kind = "disconnect" // SFTP: the connection drops after Fault.Bytes bytes of a file
+	// Held: applied, then the answer is held back for Fault.Delay
+	// (default 1 minute) or until the caller hangs up: a process killed
+	// meanwhile was killed between the provider's acceptance and its
+	// own record of it.
+	Held Kind = "held"
 )
 
-var kinds = []Kind{Latency, ServerError, Unavailable, TooMany, Reset, Lost, Stuck, Disconnect}
+var kinds = []Kind{Latency, ServerError, Unavailable, TooMany, Reset, Lost, Stuck, Disconnect, Held}
 
 // Rule says when to play a fault at an endpoint.
 type Rule struct {
@@ -117,6 +122,9 @@ func (in *Injector) Next(endpoint string) Fault {
 		}
 		if f.Kind == Latency && f.Delay == 0 {
 			f.Delay = 50 * time.Millisecond
+		}
+		if f.Kind == Held && f.Delay == 0 {
+			f.Delay = time.Minute
 		}
 		return f
 	}
@@ -253,9 +261,10 @@ func DropConnection(w http.ResponseWriter) {
 	http.Error(w, "fault: connection dropped", http.StatusBadGateway)
 }
 
-// Sleep waits for f.Delay (Latency), or until the request is cancelled.
+// Sleep waits for f.Delay (Latency, and Held once the fake applied the
+// request), or until the request is cancelled.
 func (f Fault) Sleep(r *http.Request) {
-	if f.Kind != Latency || f.Delay <= 0 {
+	if (f.Kind != Latency && f.Kind != Held) || f.Delay <= 0 {
 		return
 	}
 	t := time.NewTimer(f.Delay)

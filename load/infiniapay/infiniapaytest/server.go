@@ -285,6 +285,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, rt route) {
 		fault.DropConnection(w) // applied; the answer never arrives
 		return
 	}
+	if f.Kind == fault.Held {
+		f.Sleep(r) // applied; the answer waits
+	}
 	s.respond(w, a)
 }
 

@@ -65,6 +65,9 @@ func (s *Server) serve(w http.ResponseWriter, c call, endpoint string, handle fu
 		fault.DropConnection(w) // applied; the answer never arrives
 		return
 	}
+	if c.fault.Kind == fault.Held {
+		c.fault.Sleep(c.r) // applied; the answer waits
+	}
 	s.respond(w, a)
 }
 
