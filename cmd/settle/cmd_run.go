@@ -228,7 +228,10 @@ const missedLookback = 31
 // missedNights is a problem for a person (exit 4) naming the dates of the
 // missedLookback before d that have no run while an earlier one of them
 // has: a nightly run settles yesterday only, so a date whose night was
-// missed is never settled unless a person runs it. nil when there are none
+// missed is never settled unless a person runs it. It names too the runs
+// of those dates that stopped with requests in flight (a night's pods
+// killed past the Job's backoffLimit): the next night drives its own
+// run's requests alone, and ended 0 with them unknown. nil when there are none
 // (or no date of the lookback was ever run: a new ledger).
 func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (problem, err error) {
 	run, err := l.DatesRun(ctx, d.AddDays(-missedLookback), d)
@@ -254,6 +257,19 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (probl
 		}
 		missed = append(missed, day)
 	}
+	shards := p.Count()
+	stopped, err := l.StoppedInFlight(ctx, d.AddDays(-missedLookback), d)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range stopped {
+		which, shard := "its run", ""
+		if s.Key.Shard.Count > 1 {
+			which, shard = "shard "+s.Key.Shard.String(), " --shard "+s.Key.Shard.String()
+		}
+		p.Add(fmt.Sprintf("date %s: %s stopped with %d requests sent and never answered (killed, or ended before its provider answered, and not run again): settle run --date %s%s asks the providers about them",
+			s.Key.Date, which, s.InFlight, s.Key.Date, shard))
+	}
 	if len(missed) > 0 {
 		first, last := missed[0], missed[len(missed)-1]
 		names := first.String()
@@ -265,8 +281,10 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (probl
 		for _, m := range missed {
 			p.Add("date " + m.String() + " has no run")
 		}
-	} else if p.Count() > 0 {
+	} else if shards > 0 {
 		p.Summary = fmt.Sprintf("shards of dates before %s never run", d)
+	} else if p.Count() > 0 {
+		p.Summary = fmt.Sprintf("runs of dates before %s stopped with requests in flight: only a run of their date asks about them", d)
 	}
 	return p.NeedsPerson(), nil
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -157,5 +159,55 @@ func TestKilledAfterWeChatAcceptedARequest(t *testing.T) {
 				t.Fatalf("%d effects not succeeded after the re-run:\n%s", n, again)
 			}
 		})
+	}
+}
+
+// TestANightlyRunNamesADateStoppedWithRequestsInFlight: the night's run of
+// a date killed between Infinia's acceptance of a revenue share and the
+// ledger's record of it, and not run again (the Job's retries spent), left
+// the revenue share unknown: only a run of its date asks Infinia about it.
+// The next night's run drives its own run's requests alone, and ended 0.
+// It now ends needing a person, naming the date; once the date is run
+// again, the night after ends 0.
+func TestANightlyRunNamesADateStoppedWithRequestsInFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(300, 0)
+	const balance = 1_000_000_000_00
+	faults := fault.New(1, fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Held, Calls: []int{2}})
+	sim := e.sim(faults, 30, nil, balance)
+	flags := append([]string{"--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m",
+		"--rules", e.rules, "--out", e.reports, "--skip-channel", "wechatpay,payprotocol"}, sim.Config.Args()...)
+	e.killAtHeld(e.command(append([]string{"run", "--date", testDate}, flags...)...), faults)
+	e.checkKilledRunIsUnfinished("revenue_share")
+	// The next night: yesterday is the day after testDate in Asia/Shanghai.
+	now := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC)
+	nightly := func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		full := append([]string{"settle", "run", "--database-url", e.url}, append(args, flags...)...)
+		for i := 0; i < 50; i++ {
+			out.Reset()
+			errb.Reset()
+			err := runAt(context.Background(), func() time.Time { return now }, full, func(string) string { return "" }, &out, &errb)
+			if code := exitCode(err, &errb); code != 75 {
+				return out.String() + errb.String(), code
+			}
+			time.Sleep(200 * time.Millisecond) // the killed process's backend goes when PostgreSQL notices
+		}
+		return out.String() + errb.String(), 75
+	}
+	want := regexp.MustCompile(`date ` + testDate + `: its run stopped with [1-9][0-9]* requests sent and never answered .*: settle run --date ` + testDate + ` asks the providers`)
+	if out, code := nightly(); code != 4 || !want.MatchString(out) {
+		t.Fatalf("next night: exit %d, want 4 naming %s stopped with a request in flight:\n%s", code, testDate, out)
+	}
+	if out, code := nightly("--date", testDate); code != 0 {
+		t.Fatalf("the date run again: exit %d:\n%s", code, out)
+	}
+	e.checkPaidOnce(sim, balance)
+	if out, code := nightly(); code != 0 || strings.Contains(out, "never answered") {
+		t.Fatalf("the night after the date was run again: exit %d, want 0:\n%s", code, out)
 	}
 }

@@ -329,6 +329,64 @@ func (l *Ledger) DatesRun(ctx context.Context, since, before pipeline.Date) ([]D
 	return out, rows.Err()
 }
 
+// StoppedInFlight is a run of an earlier date that no process holds and
+// that left requests whose outcome is unknown (sent, never answered).
+type StoppedInFlight struct {
+	Key      pipeline.RunKey
+	InFlight int64
+}
+
+// StoppedInFlight returns the runs of the dates from since to before
+// (exclusive) that no process holds now and that have requests sent with
+// no answer recorded: killed between a provider's acceptance and the
+// ledger's record, or ended (exit 1) before the provider answered and not
+// run again. Only a run of their own date asks about them (the next
+// night's run drives its own run's requests alone), and the balances
+// netted into an unknown revenue share wait on it. It reads the open
+// effects through their partial index (effects_one_open): the few left
+// open, not the window's requests.
+func (l *Ledger) StoppedInFlight(ctx context.Context, since, before pipeline.Date) ([]StoppedInFlight, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT to_char(r.business_date, 'YYYY-MM-DD'), r.shard_index, r.shard_count, o.n
+		FROM (SELECT run_id, count(*) AS n FROM effects WHERE state IN ('sent', 'unknown') GROUP BY run_id) o
+		JOIN runs r ON r.id = o.run_id
+		WHERE r.business_date >= $1 AND r.business_date < $2
+		ORDER BY r.business_date, r.shard_count, r.shard_index`, since.String(), before.String())
+	if err != nil {
+		return nil, fmt.Errorf("read the runs stopped with requests in flight: %w", err)
+	}
+	var found []StoppedInFlight
+	for rows.Next() {
+		var s StoppedInFlight
+		var day string
+		if err := rows.Scan(&day, &s.Key.Shard.Index, &s.Key.Shard.Count, &s.InFlight); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read the runs stopped with requests in flight: %w", err)
+		}
+		if s.Key.Date, err = pipeline.ParseDate(day); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		found = append(found, s)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []StoppedInFlight
+	for _, s := range found {
+		active, err := l.runActive(ctx, s.Key)
+		if err != nil {
+			return nil, err
+		}
+		if !active {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // sharding is a date's runs in one number of shards: their indexes.
 type sharding struct {
 	count   int
