@@ -2,6 +2,7 @@ package payprotocol
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -50,9 +51,11 @@ type VerifyStore interface {
 // mismatched payment rejects it. Each verdict is recorded at once, so a
 // resumed run asks only about what is left. An answer about one order that
 // cannot be used (or a definite refusal of it) holds that order with the
-// reason and the others go on; only what concerns every order (refused
-// credentials, Pay Protocol down past its retries, the run stopping)
-// stops the verification.
+// reason and the others go on; one Pay Protocol does not answer about
+// past the client's retries stays unverified, for the next run (the
+// error is then transient), and the others go on; only what concerns
+// every order (refused credentials, Pay Protocol down: downAfter orders
+// in a row unanswered, the run stopping) stops the verification.
 //
 // The latest refund is asked only of a payment paid in our amount whose
 // order has a refund we net. Once the ledger has an item recorded, what
@@ -65,7 +68,7 @@ type VerifyStore interface {
 // that order's latest refund alone.
 //
 // The questions go out as fast as pacer allows (Pay Protocol's limits; nil:
-// no limit), after the first alone. The items are read 10,000 at a
+// no limit), one at a time until Pay Protocol answers one. The items are read 10,000 at a
 // time by order number (keyset pagination): the verification holds one
 // page, however large the day.
 func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, run *pipeline.Run) (string, error) {
@@ -81,6 +84,7 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 	if pacer == nil {
 		pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
+	var ans answers
 	kept := map[string]*keptAnswers{Name: {final: final, name: Name}, PaymentAnswersName: {final: final, name: PaymentAnswersName}}
 	progress := pipeline.ProgressFrom(ctx) // the stage's first phase: the payments verified
 	progress.Restart(0)
@@ -91,8 +95,17 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 			return err // configuration: says it all, about every order
 		}
 		if err != nil && pipeline.ConcernsEveryone(ctx, err) {
-			return fmt.Errorf("verify %s with Pay Protocol: %w", it.OrderNo, err)
+			err = fmt.Errorf("verify %s with Pay Protocol: %w", it.OrderNo, err)
+			if ctx.Err() != nil || !transient(err) {
+				return err
+			}
+			// No answer about this order after its retries: Pay Protocol
+			// down, or failing on this order alone. It stays as it is,
+			// for the next run; the others are asked until downAfter in
+			// a row go unanswered.
+			return ans.failed(err)
 		}
+		ans.answered()
 		if err != nil {
 			// An answer about this order we cannot use, or a definite
 			// refusal of it: the order waits, with the reason, and is
@@ -146,7 +159,16 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		}
 		seen += int64(len(items))
 		progress.SetTotal(seen)
-		if err = pipeline.EachFirstAlonePaced(ctx, pacer, items, check); after == "" {
+		// One at a time until Pay Protocol answers one (it may fail on
+		// the first order alone), then the others at the pacer's rate.
+		i := 0
+		for ; err == nil && i < len(items) && !ans.isUp(); i++ {
+			err = pipeline.EachFirstAlonePaced(ctx, pacer, items[i:i+1], check)
+		}
+		if err == nil {
+			err = pipeline.EachFirstAlonePaced(ctx, pacer, items[i:], check)
+		}
+		if after == "" {
 			break
 		}
 	}
@@ -156,7 +178,15 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		}
 	}
 	summary := fmt.Sprintf("Pay Protocol: %d payments verified, %d held, %d rejected", counts[pipeline.ItemRecorded], counts[pipeline.ItemHeld], counts[pipeline.ItemRejected])
-	if err == nil && counts[pipeline.ItemHeld] > 0 {
+	var unanswered error
+	if err == nil && ans.unanswered > 0 {
+		// Transient: the caller leaves them for the next run (exit 1)
+		// while everything else goes on.
+		summary += fmt.Sprintf(", %d not answered", ans.unanswered)
+		unanswered = fmt.Errorf("Pay Protocol did not answer about %d payments, left unverified for the next run of this date (first: %w)", ans.unanswered, ans.first)
+		err = unanswered
+	}
+	if (err == nil || err == unanswered) && counts[pipeline.ItemHeld] > 0 {
 		// A held payment is verified again only by a run of this date:
 		// the run must not end as if all were done.
 		n := counts[pipeline.ItemHeld]
@@ -164,11 +194,68 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		for i, h := range firstHeld {
 			list[i] = fmt.Sprintf("order %s: %s", h.order, strings.TrimPrefix(h.reason, VerifyHoldPrefix+" "))
 		}
-		err = pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Total: n,
+		problems := pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Total: n,
 			Summary: fmt.Sprintf("%d Pay Protocol payments held: only a run of this date verifies them again (run it again once Pay Protocol has settled them)", n),
 			List:    list})
+		err = problems
+		if unanswered != nil {
+			// Resumable (exit 1), and saying what needs a person too.
+			err = pipeline.E(pipeline.KindFailed, "", errors.Join(unanswered, problems))
+		}
 	}
 	return summary, err
+}
+
+// downAfter is how many orders in a row Pay Protocol may leave without an
+// answer (each after the client's retries) before the verification takes
+// it for down and stops; fewer concern those orders alone.
+const downAfter = 3
+
+// answers tells Pay Protocol down from Pay Protocol failing on a few
+// orders: a 5xx or a time-out on one order, every time, stopped the whole
+// verification, and on every later run that order came first, asked
+// alone, so no payment of the date was verified again (found by a
+// review).
+type answers struct {
+	mu         sync.Mutex
+	up         bool  // Pay Protocol answered a question of this verification
+	streak     int   // orders in a row left without an answer since its last one
+	unanswered int   // orders left without an answer, unverified
+	first      error // the first of them
+}
+
+func (a *answers) answered() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.up, a.streak = true, 0
+}
+
+func (a *answers) isUp() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.up
+}
+
+// failed counts an order left without an answer (err); it returns err
+// once downAfter orders in a row were: Pay Protocol is down.
+func (a *answers) failed(err error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.streak++; a.streak >= downAfter {
+		return err
+	}
+	a.unanswered++
+	if a.first == nil {
+		a.first = err
+	}
+	return nil
+}
+
+// transient reports whether err says the same question may be answered
+// later.
+func transient(err error) bool {
+	var t interface{ Transient() bool }
+	return errors.As(err, &t) && t.Transient()
 }
 
 // heldLine is a held order and its reason, for the problem's lines.
