@@ -183,7 +183,7 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		// Transient: the caller leaves them for the next run (exit 1)
 		// while everything else goes on.
 		summary += fmt.Sprintf(", %d not answered", ans.unanswered)
-		unanswered = fmt.Errorf("Pay Protocol did not answer about %d payments, left unverified for the next run of this date (first: %w)", ans.unanswered, ans.first)
+		unanswered = fmt.Errorf("no answer from Pay Protocol about %d payments, left unverified for the next run of this date (first: %w)", ans.unanswered, ans.first)
 		err = unanswered
 	}
 	if (err == nil || err == unanswered) && counts[pipeline.ItemHeld] > 0 {
