@@ -15,14 +15,14 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// failFirst is a ReconcileAPI whose question about one order fails, as
-// Pay Protocol timing out past its retries would, the first time it is
+// failFirst is a ReconcileAPI whose questions about some orders fail, as
+// Pay Protocol timing out past its retries would, the first time each is
 // asked; every other answer is api's.
 type failFirst struct {
 	*ppAPI
-	no     string
+	nos    []string
 	mu     sync.Mutex
-	failed bool
+	failed map[string]bool
 }
 
 func (f *failFirst) OrderPaid(ctx context.Context, no string, paid payprotocol.Order) (payprotocol.Order, error) {
@@ -43,8 +43,13 @@ func (f *failFirst) Order(ctx context.Context, no string) (payprotocol.Order, er
 // as asked.
 func (f *failFirst) fails(no string) bool {
 	f.mu.Lock()
-	fail := no == f.no && !f.failed
-	f.failed = f.failed || fail
+	fail := slices.Contains(f.nos, no) && !f.failed[no]
+	if fail {
+		if f.failed == nil {
+			f.failed = map[string]bool{}
+		}
+		f.failed[no] = true
+	}
 	f.mu.Unlock()
 	if fail {
 		f.ppAPI.mu.Lock()
@@ -54,16 +59,16 @@ func (f *failFirst) fails(no string) bool {
 	return fail
 }
 
-// TestAskAheadTriesAgain: a pass of the ask-ahead that fails (one question
-// timing out past its retries) is tried again after the pause, and asks
-// only what the failed pass did not answer; the summary says it
-// reconciled ahead.
+// TestAskAheadTriesAgain: a pass of the ask-ahead that fails (three
+// questions in a row timing out past their retries: Pay Protocol down) is
+// tried again after the pause, and asks only what the failed pass did not
+// answer; the summary says it reconciled ahead.
 func TestAskAheadTriesAgain(t *testing.T) {
 	items, orders := paidOrders(30)
-	api := &failFirst{ppAPI: &ppAPI{orders: orders}, no: "T-12"}
+	api := &failFirst{ppAPI: &ppAPI{orders: orders}, nos: []string{"T-12", "T-13", "T-14"}}
 	final := &finaltest.Answers{}
 	// One in flight, pages of 10: the first pass answers T-00..T-11 and
-	// fails at T-12.
+	// fails at T-12, T-13 and T-14.
 	m := payprotocol.Matcher(payprotocol.MatcherConfig{Store: ppStore{items: items}, API: api,
 		Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}), Final: final, PageSize: 10, WentOn: true})
 	s, err := payprotocol.AskAhead(m, 3, time.Millisecond)(context.Background(), &pipeline.Run{ID: 42})
@@ -74,8 +79,8 @@ func TestAskAheadTriesAgain(t *testing.T) {
 		t.Fatalf("%d answers kept, want 30", n)
 	}
 	slices.Sort(api.asked)
-	if len(api.asked) != 31 || len(slices.Compact(slices.Clone(api.asked))) != 30 {
-		t.Fatalf("asked %v, want each order once and T-12 twice", api.asked)
+	if len(api.asked) != 33 || len(slices.Compact(slices.Clone(api.asked))) != 30 {
+		t.Fatalf("asked %v, want each order once and T-12, T-13, T-14 twice", api.asked)
 	}
 }
 

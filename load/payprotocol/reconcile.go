@@ -155,13 +155,16 @@ type MatcherConfig struct {
 //     under review or confirming on chain.
 //
 //   - unverifiable (not expected): Pay Protocol's answer about the order
-//     could not be used (unreadable, or the order refused definitely).
+//     could not be used (unreadable, or the order refused definitely), or
+//     Pay Protocol did not answer about it past the client's retries
+//     while it answered other orders.
 //
 // Pay Protocol shows only an order's latest refund; when our total is above
 // a successful latest refund the row says that earlier refunds cannot be
 // listed, for a person to check on Pay Protocol's console. A failure that
 // concerns every order (refused credentials, Pay Protocol down past its
-// retries) fails the matcher: findings are never guessed (the final
+// retries: downAfter orders in a row unanswered, asked one at a time
+// until it answers one) fails the matcher: findings are never guessed (the final
 // answers got before it stay kept, of its page too: each agreed, and a
 // re-run asks only the rest; pipeline.KeepFinal).
 //
@@ -178,13 +181,14 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 	}
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
 		var out []pipeline.Mismatch
+		var ans answers
 		after := ""
 		for {
 			items, err := c.Store.RefundedItemsAfter(ctx, run.ID, Channel, after, size)
 			if err != nil {
 				return nil, fmt.Errorf("read the Pay Protocol items of run %d: %w", run.ID, err)
 			}
-			found, err := c.matchPage(ctx, run, items)
+			found, err := c.matchPage(ctx, run, items, &ans)
 			if err != nil {
 				return nil, err
 			}
@@ -194,6 +198,9 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 			}
 			after = items[len(items)-1].OrderNo
 		}
+		if err := ans.down(); err != nil {
+			return nil, err // no order answered: Pay Protocol is down, not failing on these
+		}
 		pipeline.SortMismatches(out)
 		return out, nil
 	}
@@ -201,7 +208,9 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 
 // matchPage matches one page of the run's items (see Matcher) and records
 // the answers found final, so that a page is held in memory at a time.
-func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items []pipeline.RefundedItem) ([]pipeline.Mismatch, error) {
+// ans tells Pay Protocol down from Pay Protocol failing on a few orders,
+// over the pages of one matching.
+func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items []pipeline.RefundedItem, ans *answers) ([]pipeline.Mismatch, error) {
 	if c.WentOn {
 		items = slices.DeleteFunc(slices.Clone(items), func(it pipeline.RefundedItem) bool { return it.State == pipeline.ItemHeld })
 	}
@@ -241,7 +250,22 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 			return err // configuration: says it all, about every order
 		}
 		if err != nil && pipeline.ConcernsEveryone(ctx, err) {
-			return fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
+			err = fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
+			if ctx.Err() != nil || !transient(err) {
+				return err
+			}
+			if err := ans.failed(err); err != nil {
+				return err // downAfter orders in a row: Pay Protocol is down
+			}
+			// Not answered about this order alone, past the client's
+			// retries, while it answers the others: a row for a person
+			// (not kept: the next reconciliation asks again), the others
+			// matched. It failed the whole reconciliation, every
+			// provider's, on every run that rechecked the date (found by
+			// a review).
+			found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchUnverifiable, pipeline.Minor(it.Gross), "", "no answer",
+				"Pay Protocol did not answer about "+it.ProviderTxnID+" past its retries, while it answered other orders: "+pipeline.OneLine(err.Error()))}
+			return nil
 		}
 		if err != nil {
 			// About this order alone: a row for a person, the others go on.
@@ -274,7 +298,7 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 			send = append(send, i)
 		}
 	}
-	asked := pipeline.EachFirstAlonePaced(ctx, c.Pacer, send, func(i int) error {
+	ask1 := func(i int) error {
 		it := items[i]
 		var o Order
 		var err error
@@ -283,8 +307,21 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 		} else {
 			o, err = c.API.Order(ctx, it.ProviderTxnID)
 		}
+		if err == nil || !transient(err) {
+			ans.answered()
+		}
 		return match(i, o, err)
-	})
+	}
+	// One at a time until Pay Protocol answers one (it may fail on the
+	// first order alone), then the others at the pacer's rate.
+	var asked error
+	j := 0
+	for ; asked == nil && j < len(send) && !ans.isUp(); j++ {
+		asked = pipeline.EachFirstAlonePaced(ctx, c.Pacer, send[j:j+1], ask1)
+	}
+	if asked == nil {
+		asked = pipeline.EachFirstAlonePaced(ctx, c.Pacer, send[j:], ask1)
+	}
 	var out []pipeline.Mismatch
 	var clean []string
 	for i, ms := range found {

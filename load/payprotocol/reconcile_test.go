@@ -158,6 +158,7 @@ func pageOf(items []pipeline.RefundedItem, after string, limit int) []pipeline.R
 type ppAPI struct {
 	orders         map[string]payprotocol.Order
 	fail           string // this order's query fails as Pay Protocol down would (transient, after retries)
+	failFrom       string // so does every order's from this one on (Pay Protocol going down)
 	poison         string // this order's answer cannot be used
 	active, maxAct atomic.Int32
 	mu             sync.Mutex
@@ -177,7 +178,7 @@ func (a *ppAPI) Order(_ context.Context, no string) (payprotocol.Order, error) {
 	a.mu.Lock()
 	a.asked = append(a.asked, no)
 	a.mu.Unlock()
-	if no == a.fail {
+	if no == a.fail || (a.failFrom != "" && no >= a.failFrom) {
 		return payprotocol.Order{}, transientErr{"connection reset"}
 	}
 	if no == a.poison {
@@ -193,7 +194,7 @@ func (a *ppAPI) Order(_ context.Context, no string) (payprotocol.Order, error) {
 // OrderPaid answers as the Adapter does: the kept payment when the order
 // has no refund here, Order otherwise.
 func (a *ppAPI) OrderPaid(ctx context.Context, no string, paid payprotocol.Order) (payprotocol.Order, error) {
-	if o, ok := a.orders[no]; no != a.fail && no != a.poison && (!ok || o.Refund == nil) {
+	if o, ok := a.orders[no]; no != a.fail && (a.failFrom == "" || no < a.failFrom) && no != a.poison && (!ok || o.Refund == nil) {
 		a.mu.Lock()
 		a.asked = append(a.asked, no)
 		a.mu.Unlock()
@@ -220,12 +221,19 @@ func TestPayProtocolMatcherGoesOnPastOneUnreadableAnswer(t *testing.T) {
 		!strings.Contains(got[0].Detail, "could not be used") || !strings.Contains(got[0].Detail, "1e6") {
 		t.Fatalf("got %+v, %v; want one unverifiable row for T-2 and T-1 matched", got, err)
 	}
-	// A refusal of everyone still stops the stage.
+	// No answer about one order while the other is answered: a row of
+	// its own too.
 	api.poison, api.fail = "", "T-2"
+	got, err = matcher(ppStore{items: []pipeline.RefundedItem{a, b}}, api, 2)(context.Background(), &pipeline.Run{ID: 42})
+	if err != nil || len(got) != 1 || got[0].Subject != "T-2" || got[0].Category != pipeline.MismatchUnverifiable || got[0].Expected {
+		t.Fatalf("got %+v, %v; want one unverifiable row for T-2", got, err)
+	}
+	// No answer about any order still stops the stage.
+	api.fail, api.failFrom = "", "T-1"
 	if _, err := matcher(ppStore{items: []pipeline.RefundedItem{a, b}}, api, 2)(context.Background(), &pipeline.Run{ID: 42}); err == nil {
 		t.Fatal("Pay Protocol down did not stop the matcher")
 	}
-	api.fail = ""
+	api.failFrom = ""
 	api.orders["T-2"] = payprotocol.Order{}
 	usage := &ppUsageAPI{}
 	if _, err := matcher(ppStore{items: []pipeline.RefundedItem{a}}, usage, 1)(context.Background(), &pipeline.Run{ID: 42}); pipeline.KindOf(err) != pipeline.KindUsage {
@@ -440,24 +448,25 @@ func TestPayProtocolMatcherAsksOnlyWhatCanStillChange(t *testing.T) {
 		t.Fatalf("peak in flight %d, want 1..2", p)
 	}
 	// A matching that fails keeps what was answered before the failure,
-	// in its page too (one page of all): T-21, asked before T-25, which
-	// fails as Pay Protocol down would; a re-run asks only the rest.
+	// in its page too (one page of all): T-21, asked before T-25, T-27
+	// and T-29, which fail as Pay Protocol down would (3 in a row); a
+	// re-run asks only the rest.
 	before := final.Len()
-	for _, i := range []int{21, 25} {
+	for _, i := range []int{21, 25, 27, 29} {
 		no := fmt.Sprintf("T-%02d", i)
 		items[i].Refunded = 50
 		orders[no] = ppPaid(1000, &payprotocol.OrderRefund{ID: no, Status: payprotocol.RefundSuccess.String(), Amount: 50})
 	}
 	// One in flight: T-25 starts once T-21 is answered.
-	failing := payprotocol.MatcherConfig{Store: ppStore{items: items}, API: &ppAPI{orders: orders, fail: "T-25"},
+	failing := payprotocol.MatcherConfig{Store: ppStore{items: items}, API: &ppAPI{orders: orders, failFrom: "T-25"},
 		Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}), Final: final}
-	if _, err := payprotocol.Matcher(failing)(context.Background(), &pipeline.Run{ID: 42}); err == nil || !strings.Contains(err.Error(), "OT-25") {
-		t.Fatalf("Pay Protocol down: %v, want the matcher stopped at OT-25", err)
+	if _, err := payprotocol.Matcher(failing)(context.Background(), &pipeline.Run{ID: 42}); err == nil || !strings.Contains(err.Error(), "OT-29") {
+		t.Fatalf("Pay Protocol down: %v, want the matcher stopped at OT-29", err)
 	}
 	if got, _ := final.FinalKeys(context.Background(), payprotocol.Name, []string{payprotocol.FinalKey(items[21])}); final.Len() != before+1 || !got[payprotocol.FinalKey(items[21])] {
 		t.Fatalf("a failed matching kept %d final answers, want 1 (T-21's)", final.Len()-before)
 	}
-	if _, asked := match(items); !reflect.DeepEqual(asked, []string{"T-05", "T-07", "T-09", "T-15", "T-25"}) {
-		t.Fatalf("after the failure asked %v, want the 4 that can still change and T-25", asked)
+	if _, asked := match(items); !reflect.DeepEqual(asked, []string{"T-05", "T-07", "T-09", "T-15", "T-25", "T-27", "T-29"}) {
+		t.Fatalf("after the failure asked %v, want the 4 that can still change and T-25, T-27, T-29", asked)
 	}
 }

@@ -251,6 +251,18 @@ func (a *answers) failed(err error) error {
 	return nil
 }
 
+// down returns the first failure when Pay Protocol answered no question
+// at all (fewer orders than downAfter, none answered): that says nothing
+// about those orders but about Pay Protocol.
+func (a *answers) down() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.up {
+		return nil
+	}
+	return a.first
+}
+
 // transient reports whether err says the same question may be answered
 // later.
 func transient(err error) bool {
