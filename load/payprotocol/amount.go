@@ -122,6 +122,52 @@ func ScaledFromDecimal(dec string, decimals int) (string, error) {
 	return v.String(), nil
 }
 
+// maxExponent bounds the exponent decimalNumber reads: no price needs
+// more, and 10^n stays small.
+const maxExponent = 64
+
+// decimalNumber reads a non-negative decimal number written as digits,
+// optionally a point and more digits, and optionally an exponent ("e" or
+// "E", a sign, digits): "313.5", "313.500000", "3.135E+2", "1e3". It
+// returns the digits as an integer m and the scale k, the number being
+// m x 10^-k, exactly. A sign, a point without digits on both sides, an
+// exponent beyond maxExponent and anything else are errors.
+func decimalNumber(s string) (m *big.Int, scale int, err error) {
+	bad := func(why string) (*big.Int, int, error) {
+		return nil, 0, fmt.Errorf("amount %s: %s", strconv.Quote(clip(s)), why)
+	}
+	if len(s) > maxDigits {
+		return bad(fmt.Sprintf("longer than %d characters", maxDigits))
+	}
+	num, e, hasExp := strings.Cut(strings.ReplaceAll(s, "E", "e"), "e")
+	whole, frac, dot := strings.Cut(num, ".")
+	if !digits(whole) || (dot && !digits(frac)) {
+		return bad("want digits, optionally a point and more digits, optionally an exponent")
+	}
+	shift := 0
+	if hasExp {
+		sign := 1
+		switch {
+		case strings.HasPrefix(e, "+"):
+			e = e[1:]
+		case strings.HasPrefix(e, "-"):
+			e, sign = e[1:], -1
+		}
+		n, err := strconv.Atoi(e)
+		if !digits(e) || err != nil || n > maxExponent {
+			return bad(fmt.Sprintf("want an exponent of at most %d", maxExponent))
+		}
+		shift = sign * n
+	}
+	m, _ = new(big.Int).SetString(whole+frac, 10)
+	scale = len(frac) - shift
+	if scale < 0 {
+		m.Mul(m, pow10(-scale))
+		scale = 0
+	}
+	return m, scale, nil
+}
+
 // DecimalFromScaled is the inverse of ScaledFromDecimal: an integer string
 // scaled by 10^decimals as a decimal string without trailing zeros
 // ("12340000" with 6 decimals is "12.34"; "0" is "0").

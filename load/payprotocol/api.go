@@ -140,24 +140,32 @@ func (p Payment) Quote() (pipeline.Money, error) {
 	return pipeline.Money{Minor: minor, Currency: cur}, nil
 }
 
-// QuoteMinor reads a decimal quote amount ("313.5", "313.500000", "313")
-// in minor units of cur, exactly: trailing zeros beyond cur's exponent are
-// accepted, any other digit there is an error, and so are a sign, an
-// exponent and a value outside int64.
+// QuoteMinor reads a decimal quote amount ("313.5", "313.500000", "313",
+// "3.135E+2") in minor units of cur, exactly: it is compared as a number,
+// as Pay Protocol's own plugin compares it (PHP's == on numeric strings,
+// to which "1E+3" is 1000: what Java's BigDecimal.toString writes once
+// trailing zeros are stripped), so an exponent is read too. Digits beyond
+// cur's exponent are accepted only when zeros; a sign, anything that is
+// not a decimal number (decimalNumber) and a value outside int64 are
+// errors.
 func QuoteMinor(dec string, cur pipeline.Currency) (int64, error) {
 	exp, err := exponent(cur)
 	if err != nil {
 		return 0, err
 	}
-	scaled, err := ScaledFromDecimal(dec, exp)
+	m, scale, err := decimalNumber(dec)
 	if err != nil {
 		return 0, err
 	}
-	v, _ := new(big.Int).SetString(scaled, 10)
-	if !v.IsInt64() {
+	if shift := exp - scale; shift >= 0 {
+		m.Mul(m, pow10(shift))
+	} else if _, rem := m.QuoRem(m, pow10(-shift), new(big.Int)); rem.Sign() != 0 {
+		return 0, fmt.Errorf("amount %s: more than %d decimals", strconv.Quote(clip(dec)), exp)
+	}
+	if !m.IsInt64() {
 		return 0, fmt.Errorf("amount %q: %w", clip(dec), pipeline.ErrOverflow)
 	}
-	return v.Int64(), nil
+	return m.Int64(), nil
 }
 
 // Settled returns SettlementAmount as a decimal string in major units of

@@ -221,12 +221,15 @@ func TestPublishedPaymentDetailShapes(t *testing.T) {
 	if err != nil || q != (pipeline.Money{Minor: 31350, Currency: "USD"}) {
 		t.Fatalf("Quote = %v, %v", q, err)
 	}
-	for dec, want := range map[string]int64{"313.5": 31350, "313.50": 31350, "313.500000": 31350, "313": 31300, "0.01": 1} {
+	// An exponent is read too, exactly, as the plugin's PHP == reads it
+	// (and Java's BigDecimal.toString writes it once zeros are stripped).
+	for dec, want := range map[string]int64{"313.5": 31350, "313.50": 31350, "313.500000": 31350, "313": 31300, "0.01": 1,
+		"3.135e2": 31350, "3.135E+2": 31350, "1E+3": 100000, "31350e-2": 31350, "0.3135E3": 31350} {
 		if v, err := payprotocol.QuoteMinor(dec, "USD"); err != nil || v != want {
 			t.Errorf("QuoteMinor(%s) = %d, %v; want %d", dec, v, err, want)
 		}
 	}
-	for _, dec := range []string{"313.505", "313.5000001", "-313.5", "3.135e2", "", "313,5", "+313.5"} {
+	for _, dec := range []string{"313.505", "313.5000001", "-313.5", "3.13505e2", "1e-3", "1e", "1e+", "1E+65", "1e2.5", "", "313,5", "+313.5", ".5", "5.", "1e2e3"} {
 		if v, err := payprotocol.QuoteMinor(dec, "USD"); err == nil {
 			t.Errorf("QuoteMinor(%q) = %d, want an error", dec, v)
 		}

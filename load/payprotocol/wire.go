@@ -114,6 +114,15 @@ func (w wirePayment) payment() (Payment, error) {
 			return p, fmt.Errorf("%w: payment %s: %v", ErrAnswer, clip(w.OutTradeNo), err)
 		}
 	}
+	if w.QuoteAmount != "" {
+		// Not a number at all (a sign, garbage): an answer that cannot be
+		// used, the order held and asked again; one that is a number but
+		// not the order's price (finer than its currency's minor unit)
+		// is for Payment.Quote to refuse.
+		if _, _, err := decimalNumber(string(w.QuoteAmount)); err != nil {
+			return p, fmt.Errorf("%w: payment %s: quoteAmount: %v", ErrAnswer, clip(w.OutTradeNo), err)
+		}
+	}
 	return p, nil
 }
 
