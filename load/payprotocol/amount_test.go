@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -249,6 +250,49 @@ func FuzzScaledRoundTrip(f *testing.F) {
 		again, err := payprotocol.ScaledFromDecimal(dec, decimals)
 		if err != nil || again != orig.String() {
 			t.Fatalf("%q -> %q -> %q, %v", s, dec, again, err)
+		}
+	})
+}
+
+// quoteNumber is the shape QuoteMinor reads: digits, optionally a point
+// and digits, optionally an exponent (its size is checked apart).
+var quoteNumber = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+
+// FuzzQuoteMinor: a quote amount QuoteMinor reads is in minor units its
+// exact value (big.Rat is the oracle); one is refused exactly when it is
+// not a plain decimal number (an exponent allowed, at most 64, and at most
+// 80 characters) whose value is a whole number of the currency's minor
+// units within int64.
+func FuzzQuoteMinor(f *testing.F) {
+	for _, s := range []string{"313.5", "313.500000", "3.135E+2", "1E+3", "1e-2", "1e-3", "31350e-2", "-1", "1e65", "1e64", ".5", "5.",
+		"1e", "1e+", "9.223372036854775807E+16", "9.223372036854775808E+16", "0E+99"} {
+		for _, c := range []string{"USD", "JPY", "KWD"} {
+			f.Add(s, c)
+		}
+	}
+	f.Fuzz(func(t *testing.T, s, c string) {
+		cur := pipeline.Currency(c)
+		exp, known := cur.Exponent()
+		minor, err := payprotocol.QuoteMinor(s, cur)
+		exact, ok := new(big.Rat), false
+		if known && len(s) <= 80 && quoteNumber.MatchString(s) {
+			n, nerr := 0, error(nil)
+			if _, e, hasExp := strings.Cut(strings.ToLower(s), "e"); hasExp {
+				n, nerr = strconv.Atoi(strings.TrimLeft(e, "+-"))
+			}
+			if _, parsed := exact.SetString(s); parsed && nerr == nil && n <= 64 {
+				exact.Mul(exact, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(exp)), nil)))
+				ok = exact.IsInt() && exact.Num().IsInt64()
+			}
+		}
+		if !ok {
+			if err == nil {
+				t.Fatalf("QuoteMinor(%q, %s) = %d, want an error", s, c, minor)
+			}
+			return
+		}
+		if err != nil || minor != exact.Num().Int64() {
+			t.Fatalf("QuoteMinor(%q, %s) = %d, %v; exact value %s minor units", s, c, minor, err, exact.Num())
 		}
 	})
 }
