@@ -68,9 +68,9 @@ type VerifyStore interface {
 // that order's latest refund alone.
 //
 // The questions go out as fast as pacer allows (Pay Protocol's limits; nil:
-// no limit), one at a time until Pay Protocol answers one. The items are read 10,000 at a
-// time by order number (keyset pagination): the verification holds one
-// page, however large the day.
+// no limit), one at a time until Pay Protocol answers one. The items are
+// read 10,000 at a time by order number (keyset pagination): the
+// verification holds one page, however large the day.
 func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, run *pipeline.Run) (string, error) {
 	return verify(ctx, store, api, pacer, final, nil, run)
 }
