@@ -231,7 +231,9 @@ func (r *Run) Done(s Stage) bool {
 
 // RunParams are what a run records about how it was configured.
 type RunParams struct {
-	TimeZone   string
+	TimeZone string
+	// RulesHash identifies the rules file (transform.Rules.Hash). The run
+	// keeps the one its transform stage was done with (Store.OpenRun).
 	RulesHash  string
 	ConfigHash string
 }

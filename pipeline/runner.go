@@ -22,7 +22,9 @@ type RunStore interface {
 	// wrapping ErrLocked at once if another process holds it.
 	Lock(ctx context.Context, key RunKey) (release func() error, err error)
 	// OpenRun returns the run for key, creating it (state running) when new,
-	// and counts an attempt. created reports whether it was new. It refuses
+	// and counts an attempt. created reports whether it was new. A resumed
+	// run records p.RulesHash unless its transform stage is done: the hash
+	// names the rules its items were split under. It refuses
 	// (KindUsage) a new run of a date whose runs are in another sharding
 	// (OtherSharding).
 	OpenRun(ctx context.Context, key RunKey, p RunParams) (run *Run, created bool, err error)
@@ -133,7 +135,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	log := r.logger().With("run_id", run.ID, "date", key.Date.String(), "shard", key.Shard.String())
 	log.Info("run opened", "attempt", run.Attempts, "new", created, "time_zone", run.TimeZone, "until", string(until))
 	if !created && run.RulesHash != p.RulesHash {
-		log.Warn("the rules changed since this run began; splits already recorded stand")
+		log.Warn("the rules changed since this run's transform stage; splits already recorded stand")
 	}
 	if r.Reextract != nil {
 		log.Info("reading the date again: the run's snapshot, items and rejects were dropped")

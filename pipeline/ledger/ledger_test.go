@@ -309,8 +309,21 @@ func TestOpenRunResumes(t *testing.T) {
 	if !again.Done(pipeline.StageExtract) || len(again.StagesDone) != 1 || again.Done(pipeline.StageTransform) {
 		t.Fatalf("stages done %v, want [extract]", again.StagesDone)
 	}
-	if again.RulesHash != "r1" {
-		t.Fatalf("rules hash %q: a resumed run keeps what it started with", again.RulesHash)
+	// Its transform stage not done, the day is split under the rules of
+	// this attempt: the run names them, not those of an extract-only
+	// attempt (or of the run before --reextract).
+	if again.RulesHash != "r2" {
+		t.Fatalf("rules hash %q before transform, want r2: the rules the items will be split under", again.RulesHash)
+	}
+	if err := l.CompleteStage(ctx, run.ID, pipeline.StageTransform); err != nil {
+		t.Fatal(err)
+	}
+	third, _, err := l.OpenRun(ctx, key, pipeline.RunParams{TimeZone: "Asia/Shanghai", RulesHash: "r3", ConfigHash: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.RulesHash != "r2" {
+		t.Fatalf("rules hash %q after transform, want r2: a resumed run keeps the rules that split its day", third.RulesHash)
 	}
 }
 

@@ -194,7 +194,11 @@ func scanRun(row interface{ Scan(...any) error }, extra ...any) (*pipeline.Run, 
 }
 
 // OpenRun returns the run for key, creating it when new; a resumed run
-// counts one more attempt and is marked running again.
+// counts one more attempt and is marked running again. The run's rules
+// hash names the rules that split its day: a resumed run whose transform
+// stage is not done yet (stopped after extract, or read again with
+// --reextract) records p's, as its items will be split under them; once
+// the stage is done, the hash it was done with stays.
 //
 // A date is run in one sharding: a new run of a date whose runs are in
 // another number of shards (a whole-day run after an Indexed Job's shards,
@@ -222,6 +226,8 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 			ON CONFLICT (business_date, shard_index, shard_count) DO UPDATE
 			SET attempts = runs.attempts + 1,
 			    state = CASE WHEN runs.state = 'done' THEN 'done' ELSE 'running' END,
+			    rules_hash = CASE WHEN 'transform' = ANY (runs.stages_done) THEN runs.rules_hash
+			                      ELSE EXCLUDED.rules_hash END,
 			    updated_at = now()
 			RETURNING `+runColumns+`, (xmax = 0) AS created`,
 			key.Date.String(), key.Shard.Index, key.Shard.Count, p.TimeZone, p.RulesHash, p.ConfigHash)
