@@ -510,11 +510,14 @@ func (b *badRefund) Error() string { return b.why }
 
 // clawback works out what a late refund takes back from the seller and
 // from the commission. The order is split again with every refund so far;
-// what changed is given back. Should that not fit (the rules changed since
-// the order settled), or the rules split no order of its date any more (a
-// rules file without that date's rules), the seller gives back the refund
-// up to its share left, and the commission the rest; the latter is also a
-// note for a person (the rules file lost a date the ledger still needs).
+// what changed is given back. Should the rules no longer give the split
+// the order settled with (a rule of its date changed since), should the
+// new split not fit, or should the rules split no order of its date any
+// more (a rules file without that date's rules), the seller gives back the
+// refund up to its share left, and the commission the rest; a changed or
+// lost rule is also a note for a person (the rules file changed or lost a
+// date the ledger still needs). A split again under a changed rule would
+// have priced the part of the order the buyer kept anew, as if refunded.
 func clawback(it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, string, error) {
 	cur := it.Currency
 	refunded, err := Add(it.Refunded, it.LateRefunded)
@@ -534,11 +537,20 @@ func clawback(it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, stri
 	commissionBack := r.Amount - sellerBack
 	var how, note string
 	s, err := resplit(o, it.Date)
+	var settled Split
+	if err == nil {
+		settled, err = resplit(it.Order, it.Date)
+	}
 	switch {
 	case err != nil:
 		how = fmt.Sprintf("seller's share first (the rules split no order of %s: %v)", it.Date, err)
 		note = fmt.Sprintf("late refund %s of order %s: the rules split no order of %s (%v): clawed back from the seller's share first; give the rules file that date's rules again",
 			r.RefundNo, it.OrderNo, it.Date, err)
+	case settled.Commission != it.Commission || settled.SellerShare != it.SellerShare:
+		how = fmt.Sprintf("seller's share first (the rules now give the order a commission of %s under %s, it settled with %s under %s)",
+			Money{settled.Commission, cur}, settled.Rule, Money{it.Commission, cur}, it.Rule)
+		note = fmt.Sprintf("late refund %s of order %s: the rules now split the order otherwise than it settled on %s (commission %s under %s, settled with %s under %s): clawed back from the seller's share first; give the rules file that date's rules again",
+			r.RefundNo, it.OrderNo, it.Date, Money{settled.Commission, cur}, settled.Rule, Money{it.Commission, cur}, it.Rule)
 	case sellerLeft-s.SellerShare < 0 || commissionLeft-s.Commission < 0 || sellerLeft-s.SellerShare+commissionLeft-s.Commission != r.Amount:
 		how = "seller's share first (the rules no longer give the order's split)"
 	default:

@@ -139,15 +139,54 @@ func TestClawBacksDecideEachLateRefund(t *testing.T) {
 func TestClawBackFallsBackWhenTheRulesChanged(t *testing.T) {
 	// The order settled at 5% (seller 95.00); the rules now say 10%: split
 	// again, the seller would give back 95.00 - 63.00 = 32.00 of a 30.00
-	// refund. The seller's share goes first instead, and the sums hold.
+	// refund. The seller's share goes first instead, the sums hold, and a
+	// person is told the rules of the order's date changed.
 	it := &SettledItem{Split: Split{Order: Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000},
-		Commission: 500, SellerShare: 9500}, State: "paid"}
+		Rule: "rules.csv:2", Commission: 500, SellerShare: 9500}, State: "paid"}
 	adj, note, err := clawback(it, LateRefund{RefundNo: "R", Amount: 3000}, tenPercent)
-	if err != nil || note != "" {
+	if err != nil || !strings.Contains(note, "otherwise than it settled") {
 		t.Fatal(note, err)
 	}
 	if adj.Amount != -3000 || adj.CommissionBack != 0 || !strings.Contains(adj.Reason, "seller's share first") {
 		t.Errorf("%+v", adj)
+	}
+}
+
+// TestClawBackDoesNotPriceAnOrderAnewUnderAChangedRule: a rule of the
+// order's date changed since it settled (10% then, 11% now), and the new
+// split fits. Split again, half the order refunded, the seller gave back
+// 45.50 and the platform 4.50: 0.50 of commission charged on the 50.00 the
+// buyer kept, under a rule the order never settled with, and said to be
+// "split again". The rules changed under the order: the seller's share
+// goes first, as when they lost its date, and a person is told.
+func TestClawBackDoesNotPriceAnOrderAnewUnderAChangedRule(t *testing.T) {
+	rate := func(bps int64) Resplit {
+		return func(o Order, _ Date) (Split, error) {
+			base := o.Amount - o.Refunded
+			c, err := MulDivHalfEven(base, bps, 10000)
+			return Split{Order: o, Rule: fmt.Sprintf("rules.csv:%d", bps), Commission: c, SellerShare: base - c}, err
+		}
+	}
+	o := Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000}
+	s, _ := rate(1000)(o, Date{})
+	it := &SettledItem{Split: s, State: "paid"}
+	r := LateRefund{RefundNo: "R", Amount: 5000}
+
+	adj, note, err := clawback(it, r, rate(1000)) // the rules it settled with
+	if err != nil || note != "" || adj.Amount != -4500 || adj.CommissionBack != 500 || !strings.Contains(adj.Reason, "split again") {
+		t.Fatalf("same rules: %+v %q %v; want 45.00 from the seller, 5.00 of commission, split again", adj, note, err)
+	}
+	adj, note, err = clawback(it, r, rate(1100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if adj.Amount != -5000 || adj.CommissionBack != 0 || !strings.Contains(adj.Reason, "seller's share first") ||
+		!strings.Contains(adj.Reason, "10.00 USD under rules.csv:1000") {
+		t.Errorf("changed rule: seller back %d, commission back %d (%s); want the seller's share first, naming the split it settled with",
+			-adj.Amount, adj.CommissionBack, adj.Reason)
+	}
+	if !strings.Contains(note, "late refund R of order A") || !strings.Contains(note, "11.00 USD under rules.csv:1100") {
+		t.Errorf("note %q: want the refund, the order and the rules' split for a person", note)
 	}
 }
 
