@@ -46,8 +46,8 @@ func Validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 const MaxIdentifier = pipeline.MaxIdentifier
 
 // MaxAmountMinor is the largest amount_minor an order may carry (10^12
-// minor units: 10 billion US dollars, 6.25 million at Indonesian rupiah's
-// two decimals). A day of up to 9 million orders at it still sums within
+// minor units: 10 billion US dollars; at Indonesian rupiah's two decimals,
+// 10 billion rupiah, some 600 thousand dollars). A day of up to 9 million orders at it still sums within
 // int64, so no sum of a day, a seller or a file can overflow.
 const MaxAmountMinor = 1_000_000_000_000
 
