@@ -231,3 +231,30 @@ func refCommission(r Rule, base int64) (int64, bool) {
 	}
 	return min(max(c, 0), base), false
 }
+
+// FuzzCommissionStepsWithTheBase: one more minor unit of base raises the
+// commission by 0 or 1, so neither the commission nor the seller's share
+// ever falls as the base grows. A late refund's clawback relies on it
+// (pipeline's clawback): split again with a larger refund, the order gives
+// back from both parts, never to either.
+func FuzzCommissionStepsWithTheBase(f *testing.F) {
+	f.Add(int64(25), int64(5000), int64(0), int64(0), int64(0))
+	f.Add(int64(99), int64(10000), int64(3), int64(50), int64(60))
+	f.Add(int64(MaxAmountMinor-1), int64(9999), int64(MaxAmountMinor), int64(0), int64(0))
+	f.Add(int64(0), int64(1), int64(0), int64(1), int64(1))
+	f.Add(int64(99), int64(100), int64(3), int64(0), int64(0))
+	f.Fuzz(func(t *testing.T, base, rate, fixed, minC, maxC int64) {
+		r := Rule{Source: "f.csv", Line: 2, Currency: "USD", RateBps: rate, FixedMinor: fixed, MinMinor: minC, MaxMinor: maxC}
+		if checkRule(r) != nil || base < 0 || base >= MaxAmountMinor || fixed > MaxAmountMinor || minC > MaxAmountMinor {
+			t.Skip()
+		}
+		c0, err0 := Commission(r, base)
+		c1, err1 := Commission(r, base+1)
+		if err0 != nil || err1 != nil {
+			t.Fatal(err0, err1)
+		}
+		if d := c1 - c0; d != 0 && d != 1 {
+			t.Fatalf("rule %+v: commission %d on %d, %d on %d", r, c0, base, c1, base+1)
+		}
+	})
+}
