@@ -174,6 +174,12 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 			}
 			run := runs[i]
 			fmt.Fprintf(w, "ledger: run %s is %s, stages done: %v; a real run resumes from there\n", run.Key, run.State, run.StagesDone)
+			if run.Done(pipeline.StageTransform) && run.RulesHash != o.rulesHash {
+				// The plan above is split under the rules given; a real run
+				// pays the splits recorded under the others.
+				fmt.Fprintf(w, "ledger: run %s split its day under other rules than these (rules hash %.12s, these %.12s): its splits stand, and a real run pays them, not the plan's\n",
+					run.Key, run.RulesHash, o.rulesHash)
+			}
 		}
 	}
 	if migrated {

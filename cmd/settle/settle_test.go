@@ -243,6 +243,17 @@ func TestDryRunWritesNothing(t *testing.T) {
 	if n := e.count(`SELECT attempts FROM settle.runs`); n != 1 {
 		t.Fatalf("dry run touched the run (attempts %d)", n)
 	}
+	if strings.Contains(out, "under other rules") {
+		t.Fatalf("dry run with the rules the date was split under says they differ:\n%s", out)
+	}
+	// Other rules than those the date was split under: the plan is
+	// theirs, what a real run pays is not; the dry run says so.
+	other := filepath.Join(t.TempDir(), "rules.csv")
+	os.WriteFile(other, []byte("seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n,,,900,,,,2020-01-01\n"), 0o600)
+	out = e.mustSettle("run", "--date", testDate, "--rules", other, "--dry-run")
+	if !strings.Contains(out, "split its day under other rules than these") || !strings.Contains(out, "a real run pays them, not the plan's") {
+		t.Fatalf("dry run with other rules than the date's splits does not say so:\n%s", out)
+	}
 }
 
 func TestBadRulesAndConfigurationExit2BeforeAnything(t *testing.T) {
