@@ -875,6 +875,9 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			return err
 		}
 		watch.others = others
+		if err := warnOtherShardsRules(ctx, cfg, l, o); err != nil {
+			return err
+		}
 	}
 	if (run == nil || o.reextract && run.TimeZone != o.tz) && !o.newTZ {
 		if err := checkNeighbours(ctx, l, o); err != nil {
@@ -1320,6 +1323,25 @@ func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOp
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		return load.PushMetrics(ctx, &http.Client{Timeout: 10 * time.Second}, o.pushURL, m)
+	}
+	return nil
+}
+
+// warnOtherShardsRules warns, before a shard splits its orders, of the
+// date's other shards that split theirs under other rules (the rules file
+// changed while the pods of an Indexed Job started, say): the date's
+// sellers would be priced by two rules files. Said, not refused: the
+// other shards' splits stand, and this shard's rules may be the right ones.
+func warnOtherShardsRules(ctx context.Context, cfg *config, l *ledger.Ledger, o *runOptions) error {
+	runs, err := l.RunsOn(ctx, o.key.Date)
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		if r.Key != o.key && r.Key.Shard.Count == o.key.Shard.Count && r.Done(pipeline.StageTransform) && r.RulesHash != o.rulesHash {
+			cfg.logger().Warn(fmt.Sprintf("%s split its orders under other rules than these (rules hash %.12s, these %.12s): the date's sellers are priced by two rules files unless this shard is given the same",
+				r.Key, r.RulesHash, o.rulesHash))
+		}
 	}
 	return nil
 }

@@ -1103,3 +1103,25 @@ func TestALedgerRoleWithoutAPrivilegeExits2(t *testing.T) {
 		t.Fatalf("exit %d, want 2 naming the privilege:\n%s", code, out)
 	}
 }
+
+// TestAShardSplitUnderOtherRulesThanItsDatesOtherShardsIsWarnedAbout: the
+// rules file changed while the shards of a date started: the shard given
+// other rules than those another shard split its orders under says so
+// before it splits its own, and says nothing once given the same.
+func TestAShardSplitUnderOtherRulesThanItsDatesOtherShardsIsWarnedAbout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(60, 0)
+	other := filepath.Join(t.TempDir(), "rules.csv")
+	os.WriteFile(other, []byte("seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n,,,900,,,,2020-01-01\n"), 0o600)
+	const warning = "shard 0/2 split its orders under other rules than these"
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform", "--shard", "0/2")
+	out := e.mustSettle("run", "--date", testDate, "--rules", other, "--until", "transform", "--shard", "1/2")
+	if !strings.Contains(out, warning) {
+		t.Fatalf("shard 1/2 under other rules than shard 0/2's does not say so:\n%s", out)
+	}
+	out = e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform", "--shard", "1/2", "--reextract")
+	if strings.Contains(out, "under other rules") {
+		t.Fatalf("shard 1/2 read again under shard 0/2's rules still warns:\n%s", out)
+	}
+}
