@@ -267,7 +267,14 @@ func parseRule(f [numCols]string, source string, line int) (Rule, []error) {
 	if f[colFrom] == "" {
 		fail(colFrom, "is required (YYYY-MM-DD)")
 	} else if d, err := pipeline.ParseDate(f[colFrom]); err != nil {
-		fail(colFrom, "must be a valid date YYYY-MM-DD, got %q", f[colFrom])
+		// A date in the form but not in the calendar says which part is
+		// wrong ("2024-02-30": day out of range), else one would look for
+		// what is wrong with its form.
+		why := ""
+		if _, after, ok := strings.Cut(err.Error(), ": "); ok && strings.HasSuffix(after, "out of range") {
+			why = ": " + after
+		}
+		fail(colFrom, "must be a valid date YYYY-MM-DD, got %q%s", f[colFrom], why)
 	} else {
 		r.EffectiveFrom = d
 	}
