@@ -81,6 +81,7 @@ func (a Adapter) refundOf(r Refund, o Order) *OrderRefund {
 		out.AmountProblem = "Pay Protocol shows no refundAmount"
 	case !known:
 		out.AmountProblem = fmt.Sprintf("the decimals of %q on chain %d are not configured (--payprotocol-decimals)", o.settlement, chain)
+		out.Unconfigured = true
 	default:
 		out.Amount, out.AmountProblem = refundInQuote(r.Amount, decimals, o)
 	}

@@ -53,6 +53,10 @@ type OrderRefund struct {
 	// then zero.
 	Amount        int64
 	AmountProblem string
+	// Unconfigured says AmountProblem is settle's configuration, not Pay
+	// Protocol's answer: the decimals of the refund's currency on its
+	// chain are not in --payprotocol-decimals.
+	Unconfigured bool
 }
 
 // ReconcileAPI is what the reconciliation needs of Pay Protocol's API

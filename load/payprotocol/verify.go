@@ -431,6 +431,14 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 	switch {
 	case r == nil:
 		return pipeline.ItemRejected, "the order shows a refund Pay Protocol does not know", nil, nil
+	case r.Status == RefundSuccess.String() && r.AmountProblem != "" && r.Unconfigured:
+		// Settle's configuration, not the payment: held, verified again by
+		// every run of its date, paid once the decimals are configured.
+		// Rejected, its seller lost the order for good over a missing
+		// setting (found by a review of the deployment, whose ConfigMap
+		// left --payprotocol-decimals out).
+		return pipeline.ItemHeld, VerifyHoldPrefix + " refund " + r.ID + " is in an amount settle cannot read (" + r.AmountProblem + "): configure them, then run the date again",
+			&verified{Order: o, refundRead: true}, nil
 	case r.Status == RefundSuccess.String() && r.AmountProblem != "":
 		return pipeline.ItemRejected, "Pay Protocol refund " + r.ID + " is in an amount that cannot be checked (" + r.AmountProblem + ")", nil, nil
 	case r.Status == RefundSuccess.String() && r.Amount > it.Refunded+late:

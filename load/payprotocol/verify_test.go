@@ -83,6 +83,7 @@ type verifyAPI struct {
 	refunds        map[string]string            // outTradeNo -> latest refund's status
 	refundAmounts  map[string]int64             // outTradeNo -> latest refund's amount (default 100)
 	refundProblems map[string]string            // outTradeNo -> why the latest refund's amount could not be read
+	unconfigured   map[string]bool              // outTradeNo -> that reason is settle's configuration (the decimals)
 	fail           map[string]error
 	failRefund     map[string]error
 	active, maxAct atomic.Int32
@@ -134,7 +135,7 @@ func (a *verifyAPI) Refund(_ context.Context, no string, o payprotocol.Order) (*
 	if !ok {
 		amount = 100
 	}
-	return &payprotocol.OrderRefund{ID: "R" + no, Status: r, Amount: amount, AmountProblem: a.refundProblems[no]}, nil
+	return &payprotocol.OrderRefund{ID: "R" + no, Status: r, Amount: amount, AmountProblem: a.refundProblems[no], Unconfigured: a.unconfigured[no]}, nil
 }
 
 // orderlyFinal is final answers that check, as each is recorded, that the
@@ -173,26 +174,27 @@ func TestVerify(t *testing.T) {
 	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T1", 0), toVerify("T2", 0),
 		toVerify("T3", 0), toVerify("T4", 0), toVerify("T5", 100), toVerify("T6", 100), toVerify("T7", 100), toVerify("T8", 0), toVerify("T9", 0),
 		toVerify("T10", 0), toVerify("T11", 0), toVerify("T12", 0), toVerify("T13", 100),
-		toVerify("T14", 100), toVerify("T15", 100), toVerify("T16", 100)}}
+		toVerify("T14", 100), toVerify("T15", 100), toVerify("T16", 100), toVerify("T17", 100)}}
 	held := store.items[2]
 	held.State, held.Reason = pipeline.ItemHeld, payprotocol.VerifyHoldPrefix+" payment is pending"
 	store.items[2] = held
 	api := &verifyAPI{
 		payments: map[string]string{"T1": paid, "T2": paid, "T3": pending, "T5": paid, "T6": paid, "T7": paid, "T8": paid, "T9": failed,
-			"T10": paid, "T11": paid, "T12": paid, "T13": paid, "T14": paid, "T15": paid, "T16": paid},
+			"T10": paid, "T11": paid, "T12": paid, "T13": paid, "T14": paid, "T15": paid, "T16": paid, "T17": paid},
 		quotes: map[string]int64{"T2": 999},
 		refunds: map[string]string{"T6": payprotocol.RefundPendingApproval.String(), "T7": payprotocol.RefundSuccess.String(),
 			"T10": payprotocol.RefundSuccess.String(), "T12": payprotocol.RefundUnderReview.String(), "T13": payprotocol.RefundSuccess.String(),
-			"T14": payprotocol.RefundSuccess.String(), "T15": payprotocol.RefundSuccess.String(), "T16": payprotocol.RefundSuccess.String()},
-		refundAmounts:  map[string]int64{"T10": 50, "T13": 90, "T14": 900, "T15": 0, "T16": 101},
-		refundProblems: map[string]string{"T15": "decimals of USDT on chain 1 are not configured"},
+			"T14": payprotocol.RefundSuccess.String(), "T15": payprotocol.RefundSuccess.String(), "T16": payprotocol.RefundSuccess.String(), "T17": payprotocol.RefundSuccess.String()},
+		refundAmounts:  map[string]int64{"T10": 50, "T13": 90, "T14": 900, "T15": 0, "T16": 101, "T17": 0},
+		refundProblems: map[string]string{"T15": "Pay Protocol shows no refundAmount", "T17": "the decimals of \"USDT\" on chain 1 are not configured (--payprotocol-decimals)"},
+		unconfigured:   map[string]bool{"T17": true},
 		fail:           map[string]error{"T8": errors.New("malformed answer:\n settlementAmount \"1e6\"")},
 		failRefund:     map[string]error{"T11": errors.New("malformed answer: refundAmount")},
 	}
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 2})
 	final := &orderlyFinal{t: t, store: store}
 	summary, err := payprotocol.Verify(context.Background(), store, api, pacer, final, &pipeline.Run{ID: 42})
-	if summary != "Pay Protocol: 6 payments verified, 5 held, 5 rejected" || !heldForAPerson(err, "5 Pay Protocol payments held") || !strings.Contains(err.Error(), "order OT14: refund RT14 returned") {
+	if summary != "Pay Protocol: 6 payments verified, 6 held, 5 rejected" || !heldForAPerson(err, "6 Pay Protocol payments held") || !strings.Contains(err.Error(), "order OT14: refund RT14 returned") {
 		t.Fatalf("%q, %v", summary, err)
 	}
 	// The run's last line names the first held orders by number, each with
@@ -202,8 +204,8 @@ func TestVerify(t *testing.T) {
 	for _, s := range first {
 		orders = append(orders, strings.SplitN(s, ":", 2)[0])
 	}
-	if want := []string{"order OT14", "order OT16", "order OT3", "order OT6", "order OT8"}; n != 5 || !reflect.DeepEqual(orders, want) {
-		t.Errorf("the problem lists %v of %d, want %v of 5", orders, n, want)
+	if want := []string{"order OT14", "order OT16", "order OT17", "order OT3", "order OT6", "order OT8"}; n != 6 || !reflect.DeepEqual(orders, want) {
+		t.Errorf("the problem lists %v of %d, want %v of 6", orders, n, want)
 	}
 	if store.asked != "payprotocol "+payprotocol.VerifyHoldPrefix {
 		t.Errorf("asked the ledger for %q", store.asked)
@@ -233,7 +235,10 @@ func TestVerify(t *testing.T) {
 		// other rejected.
 		"OT13": "recorded: ",
 		"OT14": "held: held: Pay Protocol refund RT14 returned 9.00 USD, more than the 1.00 USD the order nets: verified again once the platform records the refund",
-		"OT15": "rejected: Pay Protocol refund RT15 is in an amount that cannot be checked (decimals of USDT on chain 1 are not configured)",
+		"OT15": "rejected: Pay Protocol refund RT15 is in an amount that cannot be checked (Pay Protocol shows no refundAmount)",
+		// Settle's configuration, not the payment: held until it is
+		// configured (rejected, its seller lost the order for good).
+		"OT17": `held: held: Pay Protocol refund RT17 is in an amount settle cannot read (the decimals of "USDT" on chain 1 are not configured (--payprotocol-decimals)): configure them, then run the date again`,
 		"OT16": "held: held: Pay Protocol refund RT16 returned 1.01 USD, more than the 1.00 USD the order nets: verified again once the platform records the refund",
 	}
 	for no, w := range want {
@@ -247,7 +252,7 @@ func TestVerify(t *testing.T) {
 	// The latest refund asked only of the payments paid in our amount
 	// whose order has a refund we net.
 	slices.Sort(api.refundsAsked)
-	if want := []string{"T13", "T14", "T15", "T16", "T5", "T6", "T7"}; !reflect.DeepEqual(api.refundsAsked, want) {
+	if want := []string{"T13", "T14", "T15", "T16", "T17", "T5", "T6", "T7"}; !reflect.DeepEqual(api.refundsAsked, want) {
 		t.Errorf("refunds asked of %v, want %v", api.refundsAsked, want)
 	}
 	// Kept for the reconciliation, under the matcher's key for the item
