@@ -162,3 +162,49 @@ func TestCheckSubMchID(t *testing.T) {
 		}
 	}
 }
+
+// TestAnUnfreezeWhoseOrderShowsNoReleaseIsNotPaid: an order with no
+// commission is settled by a plain unfreeze. WeChat Pay answers it
+// FINISHED with no line releasing the seller's share (the published schema
+// makes receivers optional), and still holds the whole transaction. The
+// item was paid on the order's state alone, while a distribution's was
+// held on the same answer (found by a review): the unfreeze's release is
+// judged as a distribution's rest is. WeChat Pay holding nothing any more
+// says it was released.
+func TestAnUnfreezeWhoseOrderShowsNoReleaseIsNotPaid(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		holds bool // WeChat Pay still holds the transaction after the unfreeze
+		paid  bool
+	}{{"WeChat Pay still holds it", true, false}, {"WeChat Pay holds nothing", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var amount int64
+			edit := editJSON(func(m map[string]any) {
+				if _, ok := m["out_order_no"]; ok {
+					delete(m, "receivers") // the order: FINISHED, no line
+				}
+				if _, ok := m["unsplit_amount"]; ok && tc.holds {
+					m["unsplit_amount"] = amount
+				}
+			})
+			_, store, stage, _ := reviewRig(t, wechatpaytest.Options{Polls: -1}, edit, 1)
+			it := store.items["ORD-00000"]
+			it.Commission, it.SellerShare = 0, it.Amount
+			amount = it.Amount
+			run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+			for i := range 2 { // the run that sends it, then a re-run that finds it succeeded
+				summary, err := stage(context.Background(), run)
+				paid := store.count(pipeline.ItemPaid) == 1
+				if paid != tc.paid {
+					t.Fatalf("run %d: paid %v (reason %q; summary %q, err %v), want %v", i+1, paid, store.reasonOf(), summary, err, tc.paid)
+				}
+				if !tc.paid && (pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(store.reasonOf(), "WeChat Pay still holds")) {
+					t.Fatalf("run %d: err %v, reason %q: want it held for a person, naming what WeChat Pay still holds", i+1, err, store.reasonOf())
+				}
+				if tc.paid {
+					break
+				}
+			}
+		})
+	}
+}

@@ -495,10 +495,14 @@ func (st *stageRun) engine() *pipeline.Engine {
 // seller's share frozen at WeChat Pay: held for a person, who releases it
 // there (then settle resolve --order); one still PENDING waits for a
 // re-run. The item was paid from the platform's line alone, with exit 0
-// (found by a review). sentNow says the request was sent by this run.
+// (found by a review). An unfreeze is judged the same way: its line
+// releasing the share to the seller, or WeChat Pay holding nothing of the
+// transaction any more (it was paid on the order's FINISHED state alone,
+// lines or none: found by a review). sentNow says the request was sent
+// by this run.
 func (st *stageRun) succeeded(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect, answer OrderStatus, sentNow bool) error {
 	c, run := st.c, st.run
-	if e.Kind == KindDistribution && it.SellerShare > 0 {
+	if (e.Kind == KindDistribution || e.Kind == KindUnfreeze) && it.SellerShare > 0 {
 		if answer.State != StateFinished {
 			// Decided on an earlier run, or from an answer not kept.
 			a, err := askOrder(ctx, c, e, o)
@@ -512,6 +516,10 @@ func (st *stageRun) succeeded(ctx context.Context, it pipeline.Split, o Txn, e p
 		}
 		what := fmt.Sprintf("%s%s %s collected the commission %s, but the release of the seller's share %s", refusal, e.Kind, e.Key,
 			pipeline.Money{Minor: o.Commission, Currency: o.Currency}, pipeline.Money{Minor: it.SellerShare, Currency: o.Currency})
+		if e.Kind == KindUnfreeze {
+			what = fmt.Sprintf("%s%s %s is FINISHED, but the release of the seller's share %s", refusal, e.Kind, e.Key,
+				pipeline.Money{Minor: it.SellerShare, Currency: o.Currency})
+		}
 		switch rest, released, why := restOf(answer, it.SellerShare); rest {
 		case restClosed:
 			return st.hold(ctx, it, pipeline.NeedsAPerson(what+" is CLOSED ("+why+"): it is still frozen at WeChat Pay; release it there, then settle resolve --order"))
