@@ -204,7 +204,7 @@ type (
 	}
 	wireUnsplit struct {
 		TransactionID string `json:"transaction_id,omitempty"`
-		UnsplitAmount int64  `json:"unsplit_amount"`
+		UnsplitAmount *int64 `json:"unsplit_amount"` // required: missing is not 0
 		Currency      string `json:"currency"`
 	}
 )
@@ -361,10 +361,14 @@ func (c *Client) RemainingAmount(ctx context.Context, subMchID, transactionID st
 	switch {
 	case out.TransactionID != "" && out.TransactionID != transactionID:
 		return Unsplit{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for transaction %q", ErrAnswer, clip(out.TransactionID)))
-	case out.UnsplitAmount < 0 || !pipeline.Currency(out.Currency).Valid():
-		return Unsplit{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unsplit amount %d %q", ErrAnswer, out.UnsplitAmount, clip(out.Currency)))
+	case out.UnsplitAmount == nil:
+		// Read as 0 it said WeChat Pay holds nothing, which the stage
+		// takes as the seller's share released.
+		return Unsplit{}, sp.fail(failBadAnswer, fmt.Errorf("%w: no unsplit_amount", ErrAnswer))
+	case *out.UnsplitAmount < 0 || !pipeline.Currency(out.Currency).Valid():
+		return Unsplit{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unsplit amount %d %q", ErrAnswer, *out.UnsplitAmount, clip(out.Currency)))
 	}
-	return Unsplit{TransactionID: transactionID, Currency: pipeline.Currency(out.Currency), Amount: out.UnsplitAmount}, nil
+	return Unsplit{TransactionID: transactionID, Currency: pipeline.Currency(out.Currency), Amount: *out.UnsplitAmount}, nil
 }
 
 func checkOrderKeys(subMchID, transactionID, outOrderNo string) error {

@@ -6,6 +6,7 @@ package wechatpay_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -131,5 +132,19 @@ func TestReceiverResultSendsTheAppID(t *testing.T) {
 	}
 	if n := len(s.requests()); n != 1 {
 		t.Fatalf("%d requests: a query without its app id was sent", n)
+	}
+}
+
+// Remaining amount without unsplit_amount, which the published answer
+// always carries: read as 0, it said WeChat Pay holds nothing of the
+// transaction, which the distribute stage takes as the seller's share
+// released (an item paid on a field that was not there). An answer that
+// lacks it cannot be used.
+func TestAnAmountsAnswerWithoutTheAmountIsUnreadable(t *testing.T) {
+	c := sdkRig(t, &sdkSigned{body: `{"transaction_id":"4208450740201411110007820472","currency":"CNY"}`})
+	u, err := c.RemainingAmount(context.Background(), subMchID, "4208450740201411110007820472")
+	var we *wechatpay.Error
+	if !errors.As(err, &we) || !we.Unreadable() {
+		t.Fatalf("RemainingAmount = %+v, %v: want an answer that cannot be read", u, err)
 	}
 }
