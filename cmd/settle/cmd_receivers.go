@@ -32,12 +32,14 @@ func receiversCommand(cfg *config) *cli.Command {
 		Name:  "receivers",
 		Usage: "manage the platform's WeChat Pay receiver relationship with a sub-merchant, outside the nightly run",
 		Subcommands: []*cli.Command{
-			sub("add", "add the platform's receiver to a sub-merchant (it is paid once WeChat's review makes it EFFECTIVE); one already there is shown",
+			sub("add", "add the platform's receiver to a sub-merchant (it is paid once WeChat's review makes it EFFECTIVE); one already there is shown, one whose review failed is added again",
 				func(c *cli.Context, w *weChatSetup, subMchID string) error {
 					r := w.receiver
 					r.SubMchID = subMchID
-					// A lost answer is resolved by the result query, not reported.
-					st, err := w.client.EnsureReceiver(c.Context, r)
+					// A lost answer is resolved by the result query, not
+					// reported. One whose review failed is added again (WeChat
+					// takes it again; it showed the failed state as "added").
+					st, err := w.client.ReAddReceiver(c.Context, r)
 					if err != nil {
 						return fmt.Errorf("add receiver at %s: %w", subMchID, err)
 					}

@@ -248,6 +248,15 @@ func TestReceiversAddStatusDelete(t *testing.T) {
 	if out, code := do("delete"); code != 0 || !strings.Contains(out, "nothing to delete") {
 		t.Fatalf("delete again: exit %d: %s", code, out)
 	}
+	// A receiver whose review WeChat did not approve is added again (it
+	// printed the failed state as "added", and nothing could add it).
+	sim.WeChat.SetReceiver("1900000042", "MERCHANT_ID", c.WeChatReceiverAccount, "FAILED")
+	if out, code := do("add"); code != 0 || !strings.Contains(out, "INIT") {
+		t.Fatalf("add after a failed review: exit %d: %s", code, out)
+	}
+	if state, _, found := sim.WeChat.Receiver("1900000042", "MERCHANT_ID", c.WeChatReceiverAccount); !found || state != "INIT" {
+		t.Fatalf("after add: %s %v, want it under review again", state, found)
+	}
 	if _, code := e.raw("settle", "receivers", "add", "1900000042"); code != 2 {
 		t.Fatal("receivers without --wechat-url must be a usage error")
 	}

@@ -25,6 +25,17 @@ const (
 	ReceiverEffective = "EFFECTIVE"
 )
 
+// ReviewFailed reports whether a receiver's state says WeChat Pay's
+// review ended without approving it: any state but INIT (under review)
+// and EFFECTIVE (approved), which is all WeChat Pay publishes of the
+// states ("Adding Receiver": INIT once added, EFFECTIVE once approved;
+// after a failed review the receiver is added again, with new materials,
+// while INIT and EFFECTIVE ones cannot be). Such a receiver never becomes
+// EFFECTIVE by itself: a person adds it again (ReAddReceiver).
+func ReviewFailed(state string) bool {
+	return state != ReceiverInit && state != ReceiverEffective
+}
+
 // NewReceiver adds a receiver for a sub-merchant's distributions.
 type NewReceiver struct {
 	SubMchID          string
@@ -163,27 +174,56 @@ func (c *Client) DeleteReceiver(ctx context.Context, r ReceiverRef) error {
 // (ErrUnknownOutcome), or that WeChat Pay refused (a receiver added in the
 // meantime is refused as a duplicate), is resolved by the receiver result
 // query: found, its state is the answer; still not found after a lost
-// answer, the add was never applied and is sent once more.
+// answer, the add was never applied and is sent once more. A receiver
+// WeChat Pay knows is returned in whatever state it is: one whose review
+// failed (ReviewFailed) is added again by a person, once its new
+// materials are uploaded (ReAddReceiver), never by the nightly run.
 func (c *Client) EnsureReceiver(ctx context.Context, r NewReceiver) (ReceiverStatus, error) {
-	ref := ReceiverRef{SubMchID: r.SubMchID, AppID: r.AppID, SubAppID: r.SubAppID, Type: r.Type, Account: r.Account}
-	st, err := c.ReceiverResult(ctx, ref)
+	st, err := c.ReceiverResult(ctx, refOf(r))
 	if !errors.Is(err, ErrNotFound) {
 		return st, err
 	}
+	return c.addResolved(ctx, r)
+}
+
+// ReAddReceiver adds again a receiver whose review WeChat Pay did not
+// approve (ReviewFailed): WeChat Pay takes it again, under review (INIT),
+// once its new materials are uploaded (r's file ids). A receiver WeChat
+// Pay does not know is added; one INIT or EFFECTIVE is returned as it is,
+// nothing sent (WeChat Pay refuses to add it again). A lost answer is
+// resolved by the receiver result query, as by EnsureReceiver.
+func (c *Client) ReAddReceiver(ctx context.Context, r NewReceiver) (ReceiverStatus, error) {
+	st, err := c.ReceiverResult(ctx, refOf(r))
+	if err == nil && !ReviewFailed(st.State) || err != nil && !errors.Is(err, ErrNotFound) {
+		return st, err
+	}
+	return c.addResolved(ctx, r)
+}
+
+func refOf(r NewReceiver) ReceiverRef {
+	return ReceiverRef{SubMchID: r.SubMchID, AppID: r.AppID, SubAppID: r.SubAppID, Type: r.Type, Account: r.Account}
+}
+
+// addResolved adds r, resolving an add whose answer was lost, or that
+// WeChat Pay refused, by the receiver result query: found under review or
+// approved, it was added (by this add, or in the meantime); not found, or
+// found as before the add (its review failed), after a lost answer, the
+// add was never applied and is sent once more.
+func (c *Client) addResolved(ctx context.Context, r NewReceiver) (ReceiverStatus, error) {
 	for try := 0; ; try++ {
 		st, err := c.AddReceiver(ctx, r)
 		var we *Error
 		if err == nil || !errors.As(err, &we) || !(errors.Is(err, ErrUnknownOutcome) || we.Refused()) {
 			return st, err
 		}
-		found, qerr := c.ReceiverResult(ctx, ref)
+		found, qerr := c.ReceiverResult(ctx, refOf(r))
 		switch {
-		case qerr == nil:
+		case qerr == nil && !ReviewFailed(found.State):
 			return found, nil
-		case !errors.Is(qerr, ErrNotFound):
+		case qerr != nil && !errors.Is(qerr, ErrNotFound):
 			return ReceiverStatus{}, errors.Join(err, qerr)
 		case we.Refused() || try > 0:
-			return ReceiverStatus{}, err // refused, and not there: the refusal stands
+			return ReceiverStatus{}, err // refused, and not added: the refusal stands
 		}
 		// The lost add was never applied: send it again.
 	}

@@ -208,3 +208,23 @@ func TestAnUnfreezeWhoseOrderShowsNoReleaseIsNotPaid(t *testing.T) {
 		})
 	}
 }
+
+// TestAReceiverWhoseReviewFailedIsForAPerson: the platform's receiver at
+// a sub-merchant is neither INIT (under review) nor EFFECTIVE: WeChat
+// Pay's review did not approve it, and it never becomes EFFECTIVE by
+// itself. Its transactions waited, "run the date again once WeChat Pay is
+// ready", with nothing saying a person must add it again. They are held
+// for a person naming what to do; the run adds nothing itself.
+func TestAReceiverWhoseReviewFailedIsForAPerson(t *testing.T) {
+	r, store, stage, _ := reviewRig(t, wechatpaytest.Options{Polls: -1}, func(b []byte) []byte { return b }, 1)
+	r.fake.SetReceiver(subMchID, wechatpay.TypeMerchantID, "1900009999", "FAILED")
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	summary, err := stage(context.Background(), run)
+	if sent := r.fake.Calls(wechatpay.APIOrders) + r.fake.Calls(wechatpay.APIAddReceiver); sent != 0 || store.count(pipeline.ItemPaid) != 0 {
+		t.Fatalf("%d requests sent, %d paid (summary %q, err %v): want nothing sent", sent, store.count(pipeline.ItemPaid), summary, err)
+	}
+	if pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(store.reasonOf(), "review did not approve it") ||
+		!strings.Contains(store.reasonOf(), "settle receivers add "+subMchID) || strings.Contains(err.Error(), "once WeChat Pay is ready") {
+		t.Fatalf("err %v, reason %q: want it held for a person, naming settle receivers add", err, store.reasonOf())
+	}
+}

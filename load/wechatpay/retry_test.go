@@ -1,6 +1,7 @@
 package wechatpay_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/rsa"
 	"errors"
@@ -302,6 +303,46 @@ func TestPreflight(t *testing.T) {
 				t.Fatalf("%v (%d calls)", err, r.fake.Calls(wechatpay.APIQueryOrder))
 			}
 			noSecrets(t, err)
+		})
+	}
+}
+
+// TestReAddReceiverAfterAFailedReview: WeChat Pay publishes that a
+// receiver whose review failed is added again (with new materials), while
+// an INIT or EFFECTIVE one cannot be. The fake refused every second add
+// and the client had no way to add one again: EnsureReceiver returned the
+// failed state, and settle receivers add printed it as "added". The
+// nightly EnsureReceiver still leaves it to a person; ReAddReceiver adds
+// it again once, resolving a lost answer by the result query.
+func TestReAddReceiverAfterAFailedReview(t *testing.T) {
+	for _, kind := range []fault.Kind{"", fault.Lost, fault.Reset} {
+		t.Run(cmp.Or(string(kind), "answered"), func(t *testing.T) {
+			o := wechatpaytest.Options{ReviewPolls: 1 << 20}
+			if kind != "" {
+				o = faults(fault.Rule{Endpoint: wechatpay.APIAddReceiver, Kind: kind, Calls: []int{1}})
+				o.ReviewPolls = 1 << 20
+			}
+			r := newRig(t, o, nil, nil)
+			ctx := context.Background()
+			nr := wechatpay.NewReceiver{SubMchID: subMchID, Type: wechatpay.TypeMerchantID, Account: mchID, Name: "Platform Ltd",
+				RelationType: wechatpay.RelationDistributor}
+			r.fake.SetReceiver(subMchID, wechatpay.TypeMerchantID, mchID, "FAILED")
+			if st, err := r.client.EnsureReceiver(ctx, nr); err != nil || st.State != "FAILED" || !wechatpay.ReviewFailed(st.State) ||
+				r.fake.Calls(wechatpay.APIAddReceiver) != 0 {
+				t.Fatalf("EnsureReceiver = %+v, %v after %d adds: want the failed review shown, nothing added", st, err, r.fake.Calls(wechatpay.APIAddReceiver))
+			}
+			st, err := r.client.ReAddReceiver(ctx, nr)
+			wantAdds := map[fault.Kind]int{"": 1, fault.Lost: 1, fault.Reset: 2}[kind]
+			if err != nil || st.State != wechatpay.ReceiverInit || r.fake.Calls(wechatpay.APIAddReceiver) != wantAdds {
+				t.Fatalf("ReAddReceiver = %+v, %v after %d adds; want INIT after %d", st, err, r.fake.Calls(wechatpay.APIAddReceiver), wantAdds)
+			}
+			if state, _, found := r.fake.Receiver(subMchID, wechatpay.TypeMerchantID, mchID); !found || state != wechatpay.ReceiverInit {
+				t.Fatalf("at the fake: %s %v", state, found)
+			}
+			// Under review now: nothing is added again.
+			if st, err := r.client.ReAddReceiver(ctx, nr); err != nil || st.State != wechatpay.ReceiverInit || r.fake.Calls(wechatpay.APIAddReceiver) != wantAdds {
+				t.Fatalf("again: %+v, %v after %d adds", st, err, r.fake.Calls(wechatpay.APIAddReceiver))
+			}
 		})
 	}
 }

@@ -774,7 +774,14 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 		if err != nil {
 			return nil, fmt.Errorf("platform receiver at %s: %w", o.SubMchID, err)
 		}
-		if state != ReceiverEffective {
+		switch {
+		case ReviewFailed(state):
+			// Not under review: it never becomes EFFECTIVE by itself
+			// (it waited, "run it again once WeChat Pay is ready").
+			return pipeline.NeedsAPerson(fmt.Sprintf("the platform's receiver at sub-merchant %s is %q, neither under review (INIT) nor EFFECTIVE: "+
+				"WeChat Pay's review did not approve it; see settle receivers status %s, upload new materials, then settle receivers add %s adds it again",
+				o.SubMchID, state, o.SubMchID, o.SubMchID)), nil
+		case state != ReceiverEffective:
 			return pipeline.Waits("the platform's receiver at sub-merchant " + o.SubMchID + " is " + state), nil
 		}
 	}

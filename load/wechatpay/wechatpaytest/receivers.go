@@ -73,7 +73,8 @@ func (r *receiver) view() wireReceiver {
 }
 
 // addReceiver adds a receiver INIT (EFFECTIVE at once when ReviewPolls is
-// negative). Adding one that exists is refused.
+// negative). Adding one that is INIT or EFFECTIVE is refused; one whose
+// review failed (another state, set by SetReceiver) is added again.
 func (s *Server) addReceiver(c call) reply {
 	var in struct {
 		SubMchID          string `json:"sub_mchid"`
@@ -116,7 +117,9 @@ func (s *Server) addReceiver(c call) reply {
 		r.name = name
 	}
 	k := receiverKey(in.SubMchID, in.Type, in.Account)
-	if s.receivers[k] != nil {
+	if old := s.receivers[k]; old != nil && !wechatpay.ReviewFailed(old.state) {
+		// Published: an INIT or EFFECTIVE receiver cannot be added again;
+		// one whose review failed is, with new materials.
 		return refuse(http.StatusBadRequest, wechatpay.CodeInvalidRequest, "the receiver was already added")
 	}
 	if r.left < 0 {

@@ -18,7 +18,8 @@
 // transaction not yet distributable; 400 PARAM_ERROR above the maximum
 // ratio; 400 NOT_ENOUGH above the unsplit amount; 400 INVALID_REQUEST for
 // a 51st request on a transaction, a reused out_order_no with other
-// parameters, or adding a receiver twice; a receiver that is not EFFECTIVE
+// parameters, or adding a receiver that is INIT or EFFECTIVE (one whose
+// review failed is added again, as published); a receiver that is not EFFECTIVE
 // is paid nothing (its line is CLOSED with NO_RELATION). Every amount stays
 // in the transaction's currency (settlement rate 1). The outcome of a
 // request is decided when it is accepted and shown after the polls; so are
