@@ -203,6 +203,34 @@ const migrateLockTimeout = time.Minute
 // migrateLockKey serializes migrations of all settle processes on a database.
 const migrateLockKey = "settle/migrate"
 
+// migrateLockPoll is how often a migration waiting for another to end
+// asks for the lock again.
+const migrateLockPoll = 200 * time.Millisecond
+
+// waitAdvisoryLock takes the session advisory lock of key on conn, asking
+// again every migrateLockPoll until it is free or ctx ends. It does not
+// wait inside pg_advisory_lock: a session waiting in a statement holds a
+// snapshot, and CREATE INDEX CONCURRENTLY (migration 00025) waits for
+// every older snapshot of the database - the migrations queued behind the
+// one building the index would hold it until its lock_timeout, and it
+// would fail (found with TestMigrateConcurrentlyAndTwice).
+func waitAdvisoryLock(ctx context.Context, conn *sql.Conn, key string) error {
+	for {
+		var ok bool
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(migrateLockPoll):
+		}
+	}
+}
+
 // Migrate creates the schema if needed and applies the embedded migrations
 // with goose. Two processes migrating at once are serialized by an advisory
 // lock, so both succeed.
@@ -212,7 +240,7 @@ func (l *Ledger) Migrate(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, migrateLockKey); err != nil {
+	if err := waitAdvisoryLock(ctx, conn, migrateLockKey); err != nil {
 		return nil, fmt.Errorf("migrate: take lock: %w", err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, migrateLockKey)
