@@ -53,6 +53,7 @@ var DateQueries = map[string]string{
 	"RejectedLateRefunds":    rejectedLateRefundsQuery,
 	"lateRefundStatus":       lateRefundsOfDateQuery,
 	"SellerOfInfiniaID":      sellerOfInfiniaIDQuery,
+	"KnownSellers":           knownSellersQuery,
 	"WeChatDistributedAfter": weChatDistributedAfterQuery,
 }
 

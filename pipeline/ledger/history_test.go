@@ -192,3 +192,57 @@ func TestUnappliedPayoutsIsBoundedByTheRun(t *testing.T) {
 		t.Fatalf("UnappliedPayouts reads more than the run's payouts:\n%s", text)
 	}
 }
+
+// The sellers' reads of the latest Infinia id - an id's seller (every
+// binding webhook), every seller's id (settle sellers sync) - cost what
+// they return, not the nights each seller sold: on 60 nights of 100
+// sellers, the seller of an id reads one row of run_sellers, and the
+// known sellers about two a seller. Before migration 00025 the first read
+// every run of the id (60) and sorted them, the second every row of
+// run_sellers (6,000) and sorted them.
+func TestSellerReadsCostTheSellersNotTheNights(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	const days, sellers = 60, 100
+	var runs []*pipeline.Run
+	for d := range days {
+		runs = append(runs, openRun(t, l, day.AddDays(d)))
+	}
+	if _, err := l.DB().Exec(fmt.Sprintf(`INSERT INTO run_sellers (run_id, seller_id, infinia_seller_id)
+		SELECT r.id, 'S' || lpad(s::text, 3, '0'), 'INF' || s FROM runs r, generate_series(1, %d) s
+		WHERE r.id BETWEEN %d AND %d ORDER BY r.id, s; ANALYZE run_sellers`, sellers, runs[0].ID, runs[days-1].ID)); err != nil {
+		t.Fatal(err)
+	}
+	// rows=N loops=M of every node reading run_sellers.
+	node := regexp.MustCompile(`(Scan|Scan Backward)( using \S+)? on run_sellers\b.*actual time=\S+ rows=(\d+) loops=(\d+)`)
+	read := func(name, q string, args ...any) int {
+		var plan []string
+		if err := l.DB().Select(&plan, `EXPLAIN (ANALYZE, COSTS OFF) `+q, args...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		n := 0
+		for _, line := range plan {
+			if m := node.FindStringSubmatch(line); m != nil {
+				var rows, loops int
+				fmt.Sscan(m[3], &rows)
+				fmt.Sscan(m[4], &loops)
+				n += rows * loops
+			}
+		}
+		t.Logf("%s: %d rows of run_sellers read\n%s", name, n, strings.Join(plan, "\n"))
+		return n
+	}
+	if n := read("SellerOfInfiniaID", ledger.DateQueries["SellerOfInfiniaID"], "INF7"); n > 1 {
+		t.Errorf("the seller of an Infinia id read %d rows of run_sellers, want 1 (its latest run's)", n)
+	}
+	if n := read("KnownSellers", ledger.DateQueries["KnownSellers"]); n > 3*sellers {
+		t.Errorf("the known sellers read %d rows of run_sellers for %d sellers of %d nights, want at most %d", n, sellers, days, 3*sellers)
+	}
+	if got, ok, err := l.SellerOfInfiniaID(context.Background(), "INF7"); err != nil || !ok || got != "S007" {
+		t.Fatalf("seller of INF7: %q, %v, %v", got, ok, err)
+	}
+	known, err := l.KnownSellers(context.Background())
+	if err != nil || len(known) != sellers || known[0].SellerID != "S001" || known[0].ProviderSellerID != "INF1" {
+		t.Fatalf("known sellers: %d, first %+v, %v", len(known), known[0], err)
+	}
+}
