@@ -67,6 +67,17 @@ func Open(ctx context.Context, dsn, schema string) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
+	// No JIT compilation on the ledger's sessions. Every ledger statement
+	// is a look-up or a read of one run, date or page that takes
+	// milliseconds, planned anew at each call; but on a ledger of years
+	// the planner's estimates of some of them (a subplan over the open
+	// carried entries, say) pass jit_above_cost, and the server's default
+	// compiles, inlines and optimizes them at every call: on two years of
+	// nights FailedPayouts (every reconcile) took 1.2-3.3 s, of which the
+	// query 7 ms and the rest JIT (PERFORMANCE.md, "A ledger of two years").
+	if withPath, err = WithParam(withPath, "jit", "off"); err != nil {
+		return nil, err
+	}
 	db, err := sqlx.Open("postgres", withPath)
 	if err != nil {
 		return nil, pipeline.E(pipeline.KindUsage, "open ledger", err)

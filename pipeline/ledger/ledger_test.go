@@ -460,3 +460,53 @@ func TestMigrateIntoASchemaTheRoleOwns(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerSessionsCompileNothing: every session of the ledger's pool runs
+// with JIT off. Its statements take milliseconds, but on a ledger of years
+// the estimates of some pass jit_above_cost, and the server compiled them
+// at every call (FailedPayouts, 7 ms of query, took 1.2 s and more).
+func TestLedgerSessionsCompileNothing(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	var conns []*sql.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 3 {
+		c, err := l.DB().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		var jit string
+		if err := c.QueryRowContext(ctx, `SHOW jit`).Scan(&jit); err != nil || jit != "off" {
+			t.Fatalf("a ledger session's jit: %q, %v; want off", jit, err)
+		}
+		// Even for a statement whose estimate passes every threshold.
+		if _, err := c.ExecContext(ctx, `SET jit_above_cost = 0`); err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		rows, err := c.QueryContext(ctx, `EXPLAIN (ANALYZE) SELECT count(*) FROM generate_series(1, 1000) s WHERE s % 7 = 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, line)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "\n"); strings.Contains(p, "JIT:") {
+			t.Fatalf("compiled:\n%s", p)
+		}
+		if _, err := c.ExecContext(ctx, `RESET jit_above_cost`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
