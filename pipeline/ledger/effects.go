@@ -245,8 +245,16 @@ func (l *Ledger) EffectsOfKindAfter(ctx context.Context, runID int64, kind, pref
 	return l.queryEffects(ctx, effectsOfKindAfterQuery, runID, kind, prefix, end, afterSubject, afterAttempt, n)
 }
 
+// effectsOfKindAfterQuery is EffectsOfKindAfter's page. The cursor is
+// taken no lower than the prefix: the index scan starts from the row
+// comparison's bound, not from subject >= $3 beside it, and the first
+// page's cursor (empty, 0) walked every effect of the kind of every earlier
+// date before the prefix's (the first page of a reconcile's revenue
+// shares, on two years of nights: 15,500 buffers, 437 ms; from the
+// prefix, 136 and 1 ms). An attempt is 1 or more: (prefix, 0) leaves
+// none out.
 const effectsOfKindAfterQuery = `SELECT ` + effectColumns + ` FROM effects
-	WHERE kind = $2 AND subject >= $3 AND subject < $4 AND (subject, attempt) > ($5, $6) AND run_id = $1
+	WHERE kind = $2 AND subject >= $3 AND subject < $4 AND (subject, attempt) > (GREATEST($5 COLLATE "C", $3), $6) AND run_id = $1
 	ORDER BY subject, attempt LIMIT $7`
 
 // queryEffects returns the effects query selects (effectColumns).

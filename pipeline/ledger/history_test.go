@@ -246,3 +246,63 @@ func TestSellerReadsCostTheSellersNotTheNights(t *testing.T) {
 		t.Fatalf("known sellers: %d, first %+v, %v", len(known), known[0], err)
 	}
 }
+
+// The first page of a date's revenue shares (every reconcile's, its cursor
+// empty) starts at the date's: on 30 nights of 600 revenue shares, it
+// reads a few pages of the effects' key and the page's rows, not the key
+// of every earlier night's. Each night has its WeChat distributions too
+// (4,000), as a real one: a run's effects are then too many for the
+// planner to read them all by effects_run, and it walks the key. Before, the B-tree began from the row
+// comparison's bound (the empty cursor), beside subject >= the prefix,
+// and walked them all.
+func TestTheFirstPageOfADatesRevenueSharesStartsAtItsDate(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	const days, sellers = 30, 600
+	var runs []*pipeline.Run
+	for d := range days {
+		runs = append(runs, openRun(t, l, day.AddDays(d)))
+	}
+	if _, err := l.DB().Exec(fmt.Sprintf(`INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor, state)
+		SELECT r.id, 'revenue_share', 'RS/' || to_char(r.business_date, 'YYYYMMDD') || '/S' || lpad(s::text, 4, '0') || '/USD', 1,
+		       'RS-' || r.id || '-' || s, 'USD', 100, 'succeeded'
+		FROM runs r, generate_series(1, %[1]d) s WHERE r.id BETWEEN %[2]d AND %[3]d
+		UNION ALL
+		SELECT r.id, 'distribution', 'WX/' || to_char(r.business_date, 'YYYYMMDD') || '/O' || lpad(s::text, 5, '0'), 1,
+		       'WX-' || r.id || '-' || s, 'USD', 10, 'succeeded'
+		FROM runs r, generate_series(1, 4000) s WHERE r.id BETWEEN %[2]d AND %[3]d
+		ORDER BY 1, 3; ANALYZE effects`,
+		sellers, runs[0].ID, runs[days-1].ID)); err != nil {
+		t.Fatal(err)
+	}
+	last := runs[days-1]
+	prefix := "RS/" + last.Key.Date.Compact() + "/"
+	var plan []string
+	if err := l.DB().Select(&plan, `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) `+ledger.EffectsOfKindAfterQuery, last.ID, "revenue_share",
+		prefix, "RS/"+last.Key.Date.Compact()+"0", "", 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	buffers := regexp.MustCompile(`Buffers: shared(?: hit=(\d+))?(?: read=(\d+))?`)
+	n := 0
+	for _, line := range plan {
+		if strings.HasPrefix(line, "Planning") {
+			break // the planner's own reads of the catalog
+		}
+		if m := buffers.FindStringSubmatch(line); m != nil && strings.Contains(line, "Buffers") {
+			var hit, read int
+			fmt.Sscan(m[1]+" 0", &hit)
+			fmt.Sscan(m[2]+" 0", &read)
+			if hit+read > n {
+				n = hit + read
+			}
+		}
+	}
+	if n == 0 || n > 60 {
+		t.Fatalf("the first page of a date's 600 revenue shares among %d dates' read %d buffers, want at most 60:\n%s",
+			days, n, strings.Join(plan, "\n"))
+	}
+	page, err := l.EffectsOfKindAfter(context.Background(), last.ID, "revenue_share", prefix, "", 0, 100)
+	if err != nil || len(page) != 100 || page[0].Subject != prefix+"S0001/USD" {
+		t.Fatalf("first page: %d, %v", len(page), err)
+	}
+}
