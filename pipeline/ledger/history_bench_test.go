@@ -97,6 +97,10 @@ func BenchmarkHistoryReads(b *testing.B) {
 		{"EachExpectedShare", func() error {
 			return l.EachExpectedShare(ctx, run.ID, func(pipeline.ExpectedShare) error { return nil })
 		}},
+		{"EffectsOfKindAfter/first-page", func() error {
+			_, err := l.EffectsOfKindAfter(ctx, run.ID, "revenue_share", "RS/"+tonight.Compact()+"/", "", 0, 500)
+			return err
+		}},
 		{"Bindings", func() error { _, err := l.Bindings(ctx); return err }},
 		{"CheckMigrated", func() error { return l.CheckMigrated(ctx) }},
 		{"Lock", func() error {
