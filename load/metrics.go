@@ -43,6 +43,16 @@ type RunMetrics struct {
 	// newer date left failed stays counted here.
 	Unsettled       int
 	OldestUnsettled pipeline.Date
+	// NoRun: the invocation opened no run of the shard (it failed before,
+	// or ended worse than its runs: a night that finds nights missed). Only
+	// its exit code, its date and the shard's health are reported; a
+	// Pushgateway keeps the last run's other figures (POST replaces only
+	// the families pushed).
+	NoRun bool
+	// NoHealth: the shard's health could not be read from the ledger. Its
+	// gauges (last success, unsettled runs) are left out rather than
+	// reported as "none unsettled".
+	NoHealth bool
 }
 
 // Combine is the metrics of a date's shards run one after another by one
@@ -50,12 +60,16 @@ type RunMetrics struct {
 // writes: durations, counts, amounts and effects summed, exitCode the
 // process's, and the last success the oldest of the shards' (none while one
 // of them never finished), so that an alert on its age fires while any
-// shard lags; the unsettled runs summed, with the oldest of their dates.
+// shard lags; the unsettled runs summed, with the oldest of their dates
+// (none when a shard's health is unknown: NoHealth), and NoRun when none of
+// them ran.
 func Combine(ms []RunMetrics, exitCode int) RunMetrics {
-	c := RunMetrics{Shard: pipeline.Whole, ExitCode: exitCode, Effects: map[string]map[pipeline.EffectState]int{}}
+	c := RunMetrics{Shard: pipeline.Whole, ExitCode: exitCode, Effects: map[string]map[pipeline.EffectState]int{}, NoRun: len(ms) > 0}
 	at := map[[2]string]int{} // channel and currency -> index in c.Totals
 	for i, m := range ms {
 		c.Date = m.Date
+		c.NoRun = c.NoRun && m.NoRun
+		c.NoHealth = c.NoHealth || m.NoHealth
 		c.Duration += m.Duration
 		c.Items += m.Items
 		c.Rejects += m.Rejects
@@ -103,8 +117,19 @@ func (m RunMetrics) registry() *prometheus.Registry {
 		reg.MustRegister(g)
 		return g
 	}
-	gauge("run_duration_seconds", "Wall time of the last run.").WithLabelValues().Set(m.Duration.Seconds())
 	gauge("run_business_date", "Business date of the last run, as YYYYMMDD.").WithLabelValues().Set(yyyymmdd(m.Date))
+	gauge("exit_code", "Exit code of the last run (0: done; 4: needs a person; see the README).").WithLabelValues().Set(float64(m.ExitCode))
+	if !m.NoHealth {
+		if !m.LastSuccess.IsZero() {
+			gauge("last_success_timestamp_seconds", "When a run of this shard last finished without error (from the ledger).").WithLabelValues().Set(float64(m.LastSuccess.Unix()))
+		}
+		gauge("unsettled_runs", "Runs (a date of this shard each) not finished without error, from the ledger: failed, needing a person, stopped early or running.").WithLabelValues().Set(float64(m.Unsettled))
+		gauge("oldest_unsettled_business_date", "Earliest business date among the unsettled runs, as YYYYMMDD (0: none).").WithLabelValues().Set(yyyymmdd(m.OldestUnsettled))
+	}
+	if m.NoRun {
+		return reg
+	}
+	gauge("run_duration_seconds", "Wall time of the last run.").WithLabelValues().Set(m.Duration.Seconds())
 	rows := gauge("orders", "Orders of the last run by outcome.", "outcome")
 	rows.WithLabelValues("item").Set(float64(m.Items))
 	rows.WithLabelValues("rejected").Set(float64(m.Rejects))
@@ -120,13 +145,7 @@ func (m RunMetrics) registry() *prometheus.Registry {
 			effects.WithLabelValues(kind, string(state)).Set(float64(n))
 		}
 	}
-	gauge("exit_code", "Exit code of the last run (0: done; 4: needs a person; see the README).").WithLabelValues().Set(float64(m.ExitCode))
 	gauge("needs_person_subjects", "Subjects (orders, sellers, files, payouts) the last run left for a person.").WithLabelValues().Set(float64(m.NeedsPerson))
-	if !m.LastSuccess.IsZero() {
-		gauge("last_success_timestamp_seconds", "When a run of this shard last finished without error (from the ledger).").WithLabelValues().Set(float64(m.LastSuccess.Unix()))
-	}
-	gauge("unsettled_runs", "Runs (a date of this shard each) not finished without error, from the ledger: failed, needing a person, stopped early or running.").WithLabelValues().Set(float64(m.Unsettled))
-	gauge("oldest_unsettled_business_date", "Earliest business date among the unsettled runs, as YYYYMMDD (0: none).").WithLabelValues().Set(yyyymmdd(m.OldestUnsettled))
 	return reg
 }
 

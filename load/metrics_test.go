@@ -180,3 +180,42 @@ func TestPushMetricsKeepsTheCredentialsOutOfErrors(t *testing.T) {
 		t.Fatalf("a URL that does not parse: %v", err)
 	}
 }
+
+// TestMetricsOfAnInvocationWithoutARun: an invocation that opened no run
+// (it failed before one) reports its exit code and date, and the shard's
+// health only when it was read: "0 unsettled runs" from a ledger that was
+// never asked said all was well. Nothing of a run is reported, so a
+// Pushgateway keeps the last run's figures.
+func TestMetricsOfAnInvocationWithoutARun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "settle.prom")
+	m := RunMetrics{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, ExitCode: 2, NoRun: true, NoHealth: true}
+	if err := WriteMetricsFile(path, m); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	for _, want := range []string{"settle_exit_code 2\n", "settle_run_business_date 2.0261123e+07\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("lacks %q:\n%s", want, b)
+		}
+	}
+	for _, not := range []string{"settle_unsettled_runs", "settle_oldest_unsettled", "settle_orders", "settle_run_duration", "settle_needs_person"} {
+		if strings.Contains(string(b), not) {
+			t.Errorf("an invocation without a run or health reports %s:\n%s", not, b)
+		}
+	}
+	m.NoHealth, m.Unsettled, m.OldestUnsettled = false, 1, pipeline.Date{Year: 2026, Month: 11, Day: 22}
+	if err := WriteMetricsFile(path, m); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(path)
+	if !strings.Contains(string(b), "settle_unsettled_runs 1\n") || strings.Contains(string(b), "settle_orders") {
+		t.Errorf("with the shard's health read, want it and no run's figures:\n%s", b)
+	}
+	if c := Combine([]RunMetrics{sampleMetrics(), m}, 4); c.NoRun || c.NoHealth {
+		t.Errorf("a run and a health read combined: NoRun %v, NoHealth %v", c.NoRun, c.NoHealth)
+	}
+	m.NoHealth = true
+	if c := Combine([]RunMetrics{sampleMetrics(), m}, 4); !c.NoHealth {
+		t.Errorf("a shard's health unknown combined into a known one")
+	}
+}

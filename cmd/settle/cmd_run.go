@@ -160,9 +160,9 @@ func runCommand(cfg *config) *cli.Command {
 				}
 				err = errors.Join(err, missed)
 			}
-			if l == nil && err != nil && c.String("metrics-file") != "" {
+			if l == nil && err != nil && (c.String("metrics-file") != "" || c.String("metrics-pushgateway") != "") {
 				// Failed before the ledger was opened (a rules file that
-				// cannot be read, say): the textfile still gets the exit
+				// cannot be read, say): the metrics still get the exit
 				// code, with the shard's health if the ledger answers.
 				octx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), 5*time.Second)
 				if opened, err := cfg.openLedger(octx, c, false); err == nil {
@@ -486,41 +486,38 @@ func setHealth(m *load.RunMetrics, h ledger.ShardHealth) {
 
 // flush reports the invocation's metrics when it ran more than one run, or
 // ended otherwise than its one run (a backfill stopped at a date refused
-// before its run opened), or failed before any run (the textfile then says
-// so, dated the date it got to, with its shard's last success):
-// to the Pushgateway, each shard's group summed over its runs (their worst
-// exit, the shard's last success read again); to the metrics file, all of
-// them summed with the invocation's exit code (the oldest shard's last
-// success).
+// before its run opened, a night that found nights missed), or failed
+// before any run (then only its exit code, dated the date it got to, with
+// its shard's health when the ledger gives it): to the Pushgateway, each
+// shard's group summed over its runs (their worst exit, the shard's last
+// success read again), the invocation's shard's with the invocation's exit
+// when that is worse; to the metrics file, all of them summed with the
+// invocation's exit code (the oldest shard's last success).
 func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, pushURL, file string, err error) {
 	if s == nil || len(s.runs) == 1 && s.runs[0].ExitCode == codeOf(err) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
-	if len(s.runs) == 0 {
-		if file == "" || err == nil {
-			return // nothing ran: every date was done, and the file says how it ended
-		}
-		m := load.RunMetrics{Date: s.date, Shard: s.shard, ExitCode: codeOf(err)}
-		// Without the ledger, or the shard (its flags are what failed), the
-		// exit code alone: another shard's health would say all is well.
-		if l != nil && s.shardKnown {
-			if h, err := l.ShardHealth(ctx, s.shard); err == nil {
-				setHealth(&m, h)
-			}
-		}
-		if err := load.WriteMetricsFile(file, m); err != nil {
-			cfg.warn("metrics", err)
-		}
-		return
+	if len(s.runs) == 0 && err == nil {
+		return // nothing ran: every date was done, and the file says how it ended
 	}
 	var shards []pipeline.Shard
 	byShard := map[pipeline.Shard][]load.RunMetrics{}
+	worst := 0
 	for _, m := range s.runs {
 		if byShard[m.Shard] == nil {
 			shards = append(shards, m.Shard)
 		}
 		byShard[m.Shard] = append(byShard[m.Shard], m)
+		worst = worseExit(worst, m.ExitCode)
+	}
+	// What the invocation ended with beyond its runs (failed before one
+	// opened, nights missed) is its shard's: without that, its group said
+	// the last run's 0 while the Job failed.
+	inv := codeOf(err)
+	beyond := inv != worst && worseExit(worst, inv) == inv
+	if beyond && s.shardKnown && byShard[s.shard] == nil {
+		shards = append(shards, s.shard)
 	}
 	var groups []load.RunMetrics
 	for _, sh := range shards {
@@ -530,8 +527,18 @@ func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, 
 		}
 		g := load.Combine(byShard[sh], code)
 		g.Shard = sh
-		if h, err := l.ShardHealth(ctx, sh); err == nil {
-			setHealth(&g, h)
+		if len(byShard[sh]) == 0 {
+			g.Date, g.NoRun = s.date, true
+		}
+		if beyond && s.shardKnown && sh == s.shard {
+			g.ExitCode = worseExit(code, inv)
+		}
+		g.NoHealth = true
+		if l != nil {
+			if h, err := l.ShardHealth(ctx, sh); err == nil {
+				setHealth(&g, h)
+				g.NoHealth = false
+			}
 		}
 		groups = append(groups, g)
 		if pushURL != "" {
@@ -542,10 +549,21 @@ func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, 
 			cancel()
 		}
 	}
-	if file != "" {
-		if err := load.WriteMetricsFile(file, load.Combine(groups, codeOf(err))); err != nil {
-			cfg.warn("metrics", err) // metrics never fail a run
+	if file == "" {
+		return
+	}
+	m := load.Combine(groups, inv)
+	if len(s.runs) == 0 {
+		// Without the ledger, or the shard (its flags are what failed), the
+		// exit code alone: another shard's health would say all is well.
+		m = load.RunMetrics{Date: s.date, Shard: s.shard, ExitCode: inv, NoRun: true, NoHealth: true}
+		if len(groups) == 1 {
+			m = groups[0]
+			m.ExitCode = inv
 		}
+	}
+	if err := load.WriteMetricsFile(file, m); err != nil {
+		cfg.warn("metrics", err) // metrics never fail a run
 	}
 }
 

@@ -3,11 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -134,4 +141,108 @@ func (e *env) recordRun(d pipeline.Date, shard pipeline.Shard, state pipeline.Ru
 		e.t.Fatal(err)
 	}
 	return run.ID
+}
+
+// pushgateway plays a Pushgateway: it keeps the last families pushed to
+// each group's path.
+type pushgateway struct {
+	*httptest.Server
+	mu     sync.Mutex
+	groups map[string]map[string]*dto.MetricFamily
+}
+
+func newPushgateway(t *testing.T) *pushgateway {
+	gw := &pushgateway{groups: map[string]map[string]*dto.MetricFamily{}}
+	gw.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dec := expfmt.NewDecoder(r.Body, expfmt.ResponseFormat(r.Header))
+		got := map[string]*dto.MetricFamily{}
+		for {
+			var mf dto.MetricFamily
+			if err := dec.Decode(&mf); err == io.EOF {
+				break
+			} else if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			got[mf.GetName()] = &mf
+		}
+		gw.mu.Lock()
+		gw.groups[r.URL.Path] = got
+		gw.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(gw.Close)
+	return gw
+}
+
+// last is the value of the gauge name (no labels) last pushed to path,
+// and whether it was pushed.
+func (gw *pushgateway) last(path, name string) (float64, bool) {
+	gw.mu.Lock()
+	defer gw.mu.Unlock()
+	mf, ok := gw.groups[path][name]
+	if !ok || len(mf.GetMetric()) != 1 {
+		return 0, false
+	}
+	return mf.GetMetric()[0].GetGauge().GetValue(), true
+}
+
+func (gw *pushgateway) forget() {
+	gw.mu.Lock()
+	defer gw.mu.Unlock()
+	clear(gw.groups)
+}
+
+// TestThePushgatewayHearsHowTheInvocationEnded: the Pushgateway (the
+// deployment's metrics) got a run's metrics only. A nightly run that
+// settled its date (exit 0 pushed) and then found a night missed ended 4
+// with the Job failed, while its group still said 0; an invocation that
+// failed before it opened a run (a rules file it cannot read, exit 2)
+// pushed nothing, leaving the last night's 0. An alert on
+// settle_exit_code fired for neither (found by a review). The shard's
+// group now gets the invocation's exit code, with the shard's health, and
+// keeps the last run's other figures.
+func TestThePushgatewayHearsHowTheInvocationEnded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-23", "--orders", "10", "--sellers", "2")
+	gw := newPushgateway(t)
+	const group = "/metrics/job/settle/shard/0-of-1"
+	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC) // yesterday: 2026-11-25
+	at := e.runAtClock(&now)
+	if out, code := at("--date", "2026-11-23", "--metrics-pushgateway", gw.URL); code != 0 {
+		t.Fatalf("run of 2026-11-23: exit %d:\n%s", code, out)
+	}
+	if v, ok := gw.last(group, "settle_exit_code"); !ok || v != 0 {
+		t.Fatalf("after a good run the group says exit %v (pushed: %v), want 0: %v", v, ok, gw.groups)
+	}
+	gw.forget()
+	out, code := at("--metrics-pushgateway", gw.URL)
+	if code != 4 || !strings.Contains(out, "2026-11-24 before 2026-11-25 never run") {
+		t.Fatalf("night with 2026-11-24 never run: exit %d, want 4:\n%s", code, out)
+	}
+	if v, ok := gw.last(group, "settle_exit_code"); v != 4 {
+		t.Errorf("the night ended 4 (a night missed), its group says exit %v (pushed: %v)", v, ok)
+	}
+	if _, ok := gw.last(group, "settle_unsettled_runs"); !ok {
+		t.Errorf("the invocation's push lacks the shard's health")
+	}
+
+	gw.forget()
+	out, code = at("--date", "2026-11-23", "--rules", filepath.Join(t.TempDir(), "missing.csv"), "--metrics-pushgateway", gw.URL)
+	if code != 2 {
+		t.Fatalf("rules file missing: exit %d, want 2:\n%s", code, out)
+	}
+	if v, ok := gw.last(group, "settle_exit_code"); v != 2 {
+		t.Errorf("the invocation failed before its run (exit 2), its group says exit %v (pushed: %v)", v, ok)
+	}
+	if v, ok := gw.last(group, "settle_run_business_date"); v != 20261123 {
+		t.Errorf("the failed invocation's date: %v (pushed: %v), want 20261123", v, ok)
+	}
+	if _, ok := gw.last(group, "settle_unsettled_runs"); !ok {
+		t.Errorf("the failed invocation's push lacks the shard's health")
+	}
+	if _, ok := gw.last(group, "settle_orders"); ok {
+		t.Errorf("a push without a run replaces the last run's orders")
+	}
 }
