@@ -1,7 +1,8 @@
 // Package deploy holds the container image and the Kubernetes manifests of
 // settle (k8s/: the common objects and the nightly CronJob; k8s/sharded/: the
 // nightly CronJob of an Indexed Job instead; k8s/manual/: the re-run and
-// backfill Jobs), and the test that decodes every manifest strictly into the
-// Kubernetes API types and checks the policies the job relies on. It has no
-// code of its own.
+// backfill Jobs; prometheus/: the alert rules), the test that decodes every
+// manifest strictly into the Kubernetes API types and checks the policies
+// the job relies on, and the one that checks the alert rules name only
+// metrics settle writes. It has no code of its own.
 package deploy

@@ -1,0 +1,332 @@
+package deploy
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"sigs.k8s.io/yaml"
+
+	"github.com/settlekit/settle/load"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// ruleFile is a Prometheus rule file.
+type ruleFile struct {
+	Groups []struct {
+		Name  string `json:"name"`
+		Rules []struct {
+			Alert       string            `json:"alert"`
+			Expr        string            `json:"expr"`
+			For         string            `json:"for"`
+			Labels      map[string]string `json:"labels"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"rules"`
+	} `json:"groups"`
+}
+
+// emitted is what settle writes: each metric family's label names and
+// the values seen for each, from a run with every figure set.
+func emitted(t *testing.T) map[string]map[string][]string {
+	t.Helper()
+	states := map[pipeline.EffectState]int{}
+	for _, s := range []pipeline.EffectState{pipeline.EffectPlanned, pipeline.EffectSent, pipeline.EffectUnknown, pipeline.EffectSucceeded, pipeline.EffectFailed} {
+		states[s] = 1
+	}
+	m := load.RunMetrics{
+		Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Shard{Index: 1, Count: 4},
+		Duration: time.Second, Items: 9, Rejects: 1,
+		Totals:   []pipeline.Totals{{Channel: "infiniapay", Currency: "USD", Orders: 9, Gross: 1000, Refunded: 100, Commission: 90, Seller: 810}},
+		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": states},
+		ExitCode: 4, NeedsPerson: 1, LastSuccess: time.Unix(1795000000, 0),
+		Unsettled: 1, OldestUnsettled: pipeline.Date{Year: 2026, Month: 11, Day: 22},
+	}
+	path := filepath.Join(t.TempDir(), "settle.prom")
+	if err := load.WriteMetricsFile(path, m); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string][]string{}
+	for name, mf := range families {
+		labels := map[string][]string{}
+		for _, metric := range mf.GetMetric() {
+			for _, lp := range metric.GetLabel() {
+				labels[lp.GetName()] = append(labels[lp.GetName()], lp.GetValue())
+			}
+		}
+		if mf.GetType() != dto.MetricType_GAUGE {
+			t.Errorf("%s: %v, want a gauge", name, mf.GetType())
+		}
+		out[name] = labels
+	}
+	return out
+}
+
+// Labels the scrape or the Pushgateway's grouping adds to every series.
+var addedLabels = []string{"job", "instance", "shard"}
+
+// Labels whose values are open (a provider's kind of effect, a channel, a
+// currency): their values are not checked against the sample's.
+var openLabels = []string{"kind", "channel", "currency"}
+
+// selector is a metric named in an expression with its label matchers.
+type selector struct {
+	metric   string
+	matchers map[string]string // label -> value of an = or != matcher
+}
+
+var promKeywords = []string{"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right", "inf", "nan",
+	// aggregations, which may take "by (...)" before their parentheses
+	"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk", "quantile", "limitk", "limit_ratio"}
+
+// parseExpr lexes a PromQL expression far enough to find its selectors
+// and the label names of its by/without/on/ignoring lists. A name followed
+// by '(' is a function; durations in [] and strings are skipped.
+func parseExpr(expr string) (sels []selector, grouping []string, err error) {
+	r := []rune(expr)
+	i := 0
+	skipSpace := func() {
+		for i < len(r) && unicode.IsSpace(r[i]) {
+			i++
+		}
+	}
+	ident := func() string {
+		start := i
+		for i < len(r) && (r[i] == '_' || r[i] == ':' || unicode.IsLetter(r[i]) || unicode.IsDigit(r[i]) && i > start) {
+			i++
+		}
+		return string(r[start:i])
+	}
+	str := func() (string, error) {
+		q := r[i]
+		i++
+		var b strings.Builder
+		for i < len(r) && r[i] != q {
+			if r[i] == '\\' {
+				i++
+			}
+			if i < len(r) {
+				b.WriteRune(r[i])
+			}
+			i++
+		}
+		if i >= len(r) {
+			return "", strconv.ErrSyntax
+		}
+		i++
+		return b.String(), nil
+	}
+	matchers := func(s *selector) error {
+		i++ // {
+		for {
+			skipSpace()
+			if i < len(r) && r[i] == '}' {
+				i++
+				return nil
+			}
+			name := ident()
+			skipSpace()
+			op := ""
+			for i < len(r) && strings.ContainsRune("=!~", r[i]) {
+				op += string(r[i])
+				i++
+			}
+			skipSpace()
+			if name == "" || op == "" || i >= len(r) || r[i] != '"' && r[i] != '\'' {
+				return strconv.ErrSyntax
+			}
+			v, err := str()
+			if err != nil {
+				return err
+			}
+			if op == "=" || op == "!=" {
+				s.matchers[name] = v
+			} else {
+				s.matchers[name] = "" // a regular expression: name only
+			}
+			skipSpace()
+			if i < len(r) && r[i] == ',' {
+				i++
+			}
+		}
+	}
+	for i < len(r) {
+		c := r[i]
+		switch {
+		case unicode.IsSpace(c):
+			i++
+		case c == '"' || c == '\'':
+			if _, err := str(); err != nil {
+				return nil, nil, err
+			}
+		case c == '[':
+			for i < len(r) && r[i] != ']' {
+				i++
+			}
+			i++
+		case unicode.IsDigit(c) || c == '.':
+			for i < len(r) && (unicode.IsDigit(r[i]) || unicode.IsLetter(r[i]) || r[i] == '.') {
+				i++
+			}
+		case c == '_' || c == ':' || unicode.IsLetter(c):
+			name := ident()
+			skipSpace()
+			next := rune(0)
+			if i < len(r) {
+				next = r[i]
+			}
+			switch {
+			case slices.Contains([]string{"by", "without", "on", "ignoring", "group_left", "group_right"}, name) && next == '(':
+				end := strings.IndexRune(string(r[i:]), ')')
+				if end < 0 {
+					return nil, nil, strconv.ErrSyntax
+				}
+				for _, l := range strings.Split(string(r[i+1:i+end]), ",") {
+					if l = strings.TrimSpace(l); l != "" {
+						grouping = append(grouping, l)
+					}
+				}
+				i += end + 1
+			case next == '(' || slices.Contains(promKeywords, strings.ToLower(name)):
+			default:
+				s := selector{metric: name, matchers: map[string]string{}}
+				if next == '{' {
+					if err := matchers(&s); err != nil {
+						return nil, nil, err
+					}
+				}
+				sels = append(sels, s)
+			}
+		case c == '{':
+			return nil, nil, strconv.ErrSyntax // a selector without a name
+		default:
+			i++
+		}
+	}
+	return sels, grouping, nil
+}
+
+func TestParseExprFindsSelectors(t *testing.T) {
+	sels, grouping, err := parseExpr(`sum by (shard) (rate(settle_orders{outcome="rejected", job=~"s.*"}[5m] offset 1h)) > 0 and on(shard) time() - settle_x > 28 * 3600`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sels) != 2 || sels[0].metric != "settle_orders" || sels[0].matchers["outcome"] != "rejected" || sels[1].metric != "settle_x" {
+		t.Fatalf("selectors %+v", sels)
+	}
+	if !slices.Equal(grouping, []string{"shard", "shard"}) {
+		t.Fatalf("grouping %v", grouping)
+	}
+}
+
+// TestAlertRulesNameWhatSettleWrites: every metric, label and label value
+// an alert rule names is one settle writes (an alert on a misspelt name
+// never fires, and nobody notices), every rule has a severity and a
+// summary, and every exit code the README documents other than 0 has a rule
+// on settle_exit_code, as have a night with no success and a date left
+// unsettled.
+func TestAlertRulesNameWhatSettleWrites(t *testing.T) {
+	families := emitted(t)
+	files, err := filepath.Glob("prometheus/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no alert rules in deploy/prometheus: %v", err)
+	}
+	used := map[string]bool{}
+	exitCodes := map[string]bool{}
+	exitRule := regexp.MustCompile(`settle_exit_code\s*==\s*(\d+)`)
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rf ruleFile
+		if err := yaml.UnmarshalStrict(b, &rf); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, g := range rf.Groups {
+			for _, rule := range g.Rules {
+				where := file + ": " + rule.Alert
+				if rule.Alert == "" || rule.Expr == "" || rule.Labels["severity"] == "" || rule.Annotations["summary"] == "" {
+					t.Errorf("%s: a rule needs alert, expr, a severity label and a summary: %+v", where, rule)
+				}
+				if rule.For != "" {
+					if _, err := model.ParseDuration(rule.For); err != nil {
+						t.Errorf("%s: for %q: %v", where, rule.For, err)
+					}
+				}
+				for _, m := range exitRule.FindAllStringSubmatch(rule.Expr, -1) {
+					exitCodes[m[1]] = true
+				}
+				sels, grouping, err := parseExpr(rule.Expr)
+				if err != nil {
+					t.Errorf("%s: expr %q: %v", where, rule.Expr, err)
+					continue
+				}
+				var known []string
+				for _, s := range sels {
+					labels, ok := families[s.metric]
+					if !ok {
+						t.Errorf("%s: settle writes no metric %s", where, s.metric)
+						continue
+					}
+					used[s.metric] = true
+					for name, value := range s.matchers {
+						values, ok := labels[name]
+						switch {
+						case !ok && !slices.Contains(addedLabels, name):
+							t.Errorf("%s: %s has no label %s", where, s.metric, name)
+						case ok && value != "" && !slices.Contains(openLabels, name) && !slices.Contains(values, value):
+							t.Errorf("%s: %s{%s} is never %q (written: %v)", where, s.metric, name, value, values)
+						}
+					}
+					for name := range labels {
+						known = append(known, name)
+					}
+				}
+				for _, name := range grouping {
+					if !slices.Contains(known, name) && !slices.Contains(addedLabels, name) {
+						t.Errorf("%s: groups by %s, a label none of its metrics has", where, name)
+					}
+				}
+			}
+		}
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, codes, _ := strings.Cut(string(readme), "\n## Exit codes\n")
+	codes, _, _ = strings.Cut(codes, "\n## ")
+	documented := regexp.MustCompile(`(?m)^\| (\d+) \|`).FindAllStringSubmatch(codes, -1)
+	if len(documented) < 5 {
+		t.Fatalf("the README's exit codes not found: %v", documented)
+	}
+	for _, m := range documented {
+		if m[1] != "0" && !exitCodes[m[1]] {
+			t.Errorf("exit %s (README) has no alert rule on settle_exit_code", m[1])
+		}
+	}
+	for _, name := range []string{"settle_exit_code", "settle_last_success_timestamp_seconds", "settle_unsettled_runs"} {
+		if !used[name] {
+			t.Errorf("no alert rule on %s", name)
+		}
+	}
+}
