@@ -13,8 +13,10 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,34 +47,87 @@ func (r Reports) DateDir(d pipeline.Date) string {
 // WriteOrders writes orders.csv from the lines lines emits, streaming, in
 // the order given (the caller sorts: same input, same bytes). The file is
 // written under a temporary name and renamed into place, so a reader never
-// sees half a report.
-func (r Reports) WriteOrders(ctx context.Context, d pipeline.Date, lines func(func(pipeline.OrderLine) error) error) (string, error) {
-	w, err := writeCSV(r.DateDir(d), "orders.csv", lines, true)
-	return w.Path, err
+// sees half a report; a reader knows a whole set of a date's reports by
+// its manifest (BeginSet, WriteManifest).
+func (r Reports) WriteOrders(ctx context.Context, d pipeline.Date, lines func(func(pipeline.OrderLine) error) error) (Written, error) {
+	return writeCSV(r.DateDir(d), "orders.csv", lines, true)
 }
 
 // WritePayouts writes payouts.csv.
-func (r Reports) WritePayouts(d pipeline.Date, lines func(func(pipeline.PayoutLine) error) error) (string, error) {
-	w, err := writeCSV(r.DateDir(d), "payouts.csv", lines, true)
-	return w.Path, err
+func (r Reports) WritePayouts(d pipeline.Date, lines func(func(pipeline.PayoutLine) error) error) (Written, error) {
+	return writeCSV(r.DateDir(d), "payouts.csv", lines, true)
 }
 
 // WriteSellers writes sellers.csv.
-func (r Reports) WriteSellers(d pipeline.Date, lines func(func(pipeline.SellerLine) error) error) (string, error) {
-	w, err := writeCSV(r.DateDir(d), "sellers.csv", lines, true)
-	return w.Path, err
+func (r Reports) WriteSellers(d pipeline.Date, lines func(func(pipeline.SellerLine) error) error) (Written, error) {
+	return writeCSV(r.DateDir(d), "sellers.csv", lines, true)
 }
 
 // WriteSummary writes summary.csv.
-func (r Reports) WriteSummary(d pipeline.Date, lines func(func(pipeline.SummaryLine) error) error) (string, error) {
-	w, err := writeCSV(r.DateDir(d), "summary.csv", lines, true)
-	return w.Path, err
+func (r Reports) WriteSummary(d pipeline.Date, lines func(func(pipeline.SummaryLine) error) error) (Written, error) {
+	return writeCSV(r.DateDir(d), "summary.csv", lines, true)
 }
 
 // WriteMismatches writes mismatches.csv.
-func (r Reports) WriteMismatches(d pipeline.Date, lines func(func(pipeline.Mismatch) error) error) (string, error) {
-	w, err := writeCSV(r.DateDir(d), "mismatches.csv", lines, true)
-	return w.Path, err
+func (r Reports) WriteMismatches(d pipeline.Date, lines func(func(pipeline.Mismatch) error) error) (Written, error) {
+	return writeCSV(r.DateDir(d), "mismatches.csv", lines, true)
+}
+
+// ManifestName is the file that says a date's set of reports is whole.
+const ManifestName = "manifest.csv"
+
+// ManifestLine is one row of a date's manifest: one report of the set, as
+// written.
+type ManifestLine struct {
+	File   string `csv:"file"`
+	Rows   int    `csv:"rows"` // data rows, header excluded
+	Bytes  int64  `csv:"bytes"`
+	SHA256 string `csv:"sha256"` // hex
+}
+
+// BeginSet removes the date's manifest before its reports are written
+// again: the reports are renamed into place one by one, and a writer that
+// stops between two (a crash, a lost database) leaves a set that mixes
+// two writings. Without a manifest a reader knows the set is not whole.
+func (r Reports) BeginSet(d pipeline.Date) error {
+	err := os.Remove(filepath.Join(r.DateDir(d), ManifestName))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("write %s: %w", ManifestName, err)
+	}
+	return nil
+}
+
+// WriteManifest writes the date's manifest.csv last, once every report of
+// the set is in place (files, as written): each file's name, rows, bytes
+// and sha256, in the order given. Same reports, same bytes; a set written
+// again with other contents has another manifest.
+func (r Reports) WriteManifest(d pipeline.Date, files ...Written) (Written, error) {
+	dir := r.DateDir(d)
+	// The reports' renames on disk before the manifest that vouches for them.
+	if err := syncDir(dir); err != nil {
+		return Written{}, fmt.Errorf("write %s: %w", ManifestName, err)
+	}
+	w, err := writeCSV(dir, ManifestName, func(fn func(ManifestLine) error) error {
+		for _, f := range files {
+			if err := fn(ManifestLine{File: filepath.Base(f.Path), Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, true)
+	if err == nil {
+		err = syncDir(dir)
+	}
+	return w, err
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // Written describes a file written by this package.

