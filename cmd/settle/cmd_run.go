@@ -170,7 +170,12 @@ func runCommand(cfg *config) *cli.Command {
 				}
 				cancel()
 			}
-			sink.flush(c.Context, cfg, l, c.String("metrics-pushgateway"), c.String("metrics-file"), err)
+			if !c.Bool("dry-run") {
+				// A dry run settles nothing: its end is not the shard's
+				// last run (an operator's mistyped flag would page as the
+				// night's configuration refused, and replace its exit).
+				sink.flush(c.Context, cfg, l, c.String("metrics-pushgateway"), c.String("metrics-file"), err)
+			}
 			return err
 		},
 	}

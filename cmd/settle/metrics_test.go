@@ -246,3 +246,29 @@ func TestThePushgatewayHearsHowTheInvocationEnded(t *testing.T) {
 		t.Errorf("a push without a run replaces the last run's orders")
 	}
 }
+
+// TestADryRunReportsNoMetrics: a dry run that failed (a rules file it
+// cannot read, exit 2) wrote its exit code to the metrics file, and with
+// the Pushgateway reached by the invocation's exit code, to the shard's
+// group: an operator's dry run in a pod of the deployment (whose ConfigMap
+// names the Pushgateway) replaced the night's exit code and paged as a
+// configuration refused. A dry run settles nothing and reports no metrics.
+func TestADryRunReportsNoMetrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	gw := newPushgateway(t)
+	file := filepath.Join(t.TempDir(), "settle.prom")
+	out, code := e.settle("run", "--date", testDate, "--dry-run", "--rules", filepath.Join(t.TempDir(), "missing.csv"),
+		"--out", e.reports, "--metrics-file", file, "--metrics-pushgateway", gw.URL, skipAll)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2:\n%s", code, out)
+	}
+	if _, err := os.Stat(file); err == nil {
+		t.Errorf("a dry run wrote the metrics file")
+	}
+	gw.mu.Lock()
+	defer gw.mu.Unlock()
+	if len(gw.groups) != 0 {
+		t.Errorf("a dry run pushed metrics: %v", gw.groups)
+	}
+}
