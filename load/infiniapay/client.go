@@ -403,7 +403,11 @@ func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error 
 		return sp.fail(failBadAnswer, fmt.Errorf("%w: responseData: %w: %w", ErrEnvelope, errNotOurKey, err))
 	}
 	if err := json.Unmarshal(plain, out); err != nil {
-		return sp.fail(failBadAnswer, fmt.Errorf("%w: responseData: %s", ErrEnvelope, httpcall.JSONProblem(err, "invalid JSON")))
+		// Opened and verified: an answer about this request's subject
+		// that cannot be used, that subject's alone (a malformed
+		// envelope concerns every request: one seller's odd answer
+		// stopped the stage for all; found by a review).
+		return sp.fail(failBadAnswer, fmt.Errorf("%w: responseData: %s", ErrAnswer, httpcall.JSONProblem(err, "invalid JSON")))
 	}
 	return nil
 }
