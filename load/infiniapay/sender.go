@@ -63,7 +63,8 @@ var _ pipeline.EffectSender = RevenueShareSender{}
 // requestNo, and the first could still pay it (found by a review). It is
 // pending instead, asked again by every run, and failed only once Infinia
 // has not known the requestNo for KnownAfter since it refused it: by then
-// the first send never arrived.
+// the first send never arrived. So too a repeat answered with the status
+// FAILED (failedAgain): it counts once the status query confirms it.
 func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	seller, err := s.seller(ctx, e)
 	if err != nil {
@@ -77,6 +78,9 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 			s.Answers.forget(e.Key)
 			err.Err = unknown(err.Err) // not our request's answer: says nothing of the money
 			return pipeline.Outcome{}, err
+		}
+		if res.Status == StatusFailed && e.Sends > 1 {
+			return s.failedAgain(ctx, e, seller, res)
 		}
 		s.Answers.put(e.Key, res)
 		return outcome(res), nil
@@ -110,6 +114,33 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(ie.Code + " " + ie.Message)}, nil
 	}
 	return pipeline.Outcome{}, errors.Join(err, qerr)
+}
+
+// failedAgain confirms by a status query a FAILED answer to e sent again
+// under its requestNo after an unknown outcome (Effect.Sends > 1): an
+// Infinia that refuses a repeat may say so in the answer's status
+// ("duplicate requestNo") rather than with a code, while its status query
+// does not know the first send yet. Failed then, the payout's balance
+// went to a new requestNo while the first could still pay it (found by a
+// review). The query's answer about e is taken; one that does not know
+// e's requestNo leaves it pending as a refused repeat (refusedAgain).
+func (s RevenueShareSender) failedAgain(ctx context.Context, e pipeline.Effect, seller string, res RevenueShareResult) (pipeline.Outcome, error) {
+	found, err := s.Client.RevenueShareStatus(ctx, e.Key)
+	if err == nil {
+		if oerr := ours(APIRevenueShareStatus, found, seller, e); oerr != nil {
+			err = oerr
+		}
+	}
+	switch {
+	case err == nil:
+		s.Answers.put(e.Key, found)
+		return outcome(found), nil
+	case errors.Is(err, ErrNotFound):
+		s.Answers.forget(e.Key)
+		return s.refusedAgain(e, "sent again after an unknown outcome", strings.TrimSpace(StatusFailed+" "+res.FailReason)), nil
+	}
+	s.Answers.forget(e.Key)
+	return pipeline.Outcome{}, unknown(err) // the repeat's FAILED is not confirmed: says nothing of the first send
 }
 
 // Query asks Infinia about e.Key: ErrNotFound is OutcomeNotFound.

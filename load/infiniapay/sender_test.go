@@ -267,3 +267,59 @@ func TestSenderUnpublishedCodeIsNotARefusal(t *testing.T) {
 		t.Fatalf("a first send refused with SYS-006: %+v, %v; want failed", out, err)
 	}
 }
+
+// TestSenderFailedResendIsConfirmedByQuery: a revenue share sent again
+// under its requestNo after an unknown outcome, answered SUC-200 with
+// status FAILED ("duplicate requestNo": an Infinia that refuses a repeat
+// in the answer's status rather than with a code) while its status query
+// does not know the first send yet, was failed at once: its balance went
+// to a new requestNo while the first could still pay it (found by a
+// review). A FAILED answer to a repeat is confirmed by the status query
+// as a refusal is: unknown there, it waits (pending) for KnownAfter; a
+// first send answered FAILED is failed at once, as before.
+func TestSenderFailedResendIsConfirmedByQuery(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	k := keys(t)
+	var requests, queries int
+	lagging := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			var env infiniapay.ResponseEnvelope
+			switch {
+			case strings.HasSuffix(req.URL.Path, "revenue-sharing/request"):
+				requests++
+				data := `{"requestNo":"RS-1","sellerId":"S1","currency":"USD","amount":"1.00","status":"FAILED","failReason":"duplicate requestNo"}`
+				env.Code, env.Message = infiniapay.CodeSuccess, "success"
+				env.ResponseData, _ = infiniapay.Encrypt(k.PlatformPublic, []byte(data), 117)
+			case strings.HasSuffix(req.URL.Path, "revenue-sharing/query"):
+				queries++
+				env.Code, env.Message = infiniapay.CodeNotFound, "no such request"
+			default:
+				next.ServeHTTP(w, req)
+				return
+			}
+			env.Signature, _ = infiniapay.Sign(k.InfiniaPrivate, env.ResponseData)
+			json.NewEncoder(w).Encode(env)
+		})
+	}
+	r := newRig(t, infiniapaytest.Options{}, lagging, func(c *infiniapay.Config) { c.Now = func() time.Time { return now } })
+	s := infiniapay.RevenueShareSender{Client: r.client, KnownAfter: 24 * time.Hour}
+	e := effect("RS-1", 100)
+	e.Sends = 1
+	if out, err := s.Send(ctx, e); err != nil || out.Status != pipeline.OutcomeFailed || queries != 0 {
+		t.Fatalf("a first send answered FAILED: %+v, %v (%d queries); want failed at once", out, err, queries)
+	}
+	e.Sends, e.State, e.LastError = 2, pipeline.EffectUnknown, "connection reset by peer"
+	out, err := s.Send(ctx, e)
+	if err != nil || out.Status != pipeline.OutcomePending || !strings.Contains(out.Reason, "duplicate requestNo") {
+		t.Fatalf("sent again and answered FAILED, the first unknown to the query: %+v, %v; want pending, the answer named", out, err)
+	}
+	e.State, e.LastError = pipeline.EffectSent, out.Reason
+	now = now.Add(25 * time.Hour)
+	if out, err := s.Query(ctx, e); err != nil || out.Status != pipeline.OutcomeFailed {
+		t.Fatalf("asked a day later: %+v, %v; want failed", out, err)
+	}
+	if requests != 2 {
+		t.Fatalf("%d requests sent, want 2", requests)
+	}
+}
