@@ -163,12 +163,12 @@ func (f clock) Now() time.Time { return f() }
 
 // Clip keeps a provider's text short in our errors, the ledger and the
 // reports: at most 200 bytes of it, cut between characters, then "...";
-// bytes that are not UTF-8 become U+FFFD, as the ledger's PostgreSQL
-// refuses to store them (one order's answer would otherwise stop the
-// stage that records it).
+// bytes that are not UTF-8, and NUL (JSON's "\u0000" decodes to one),
+// become U+FFFD, as the ledger's PostgreSQL refuses to store them (one
+// order's answer would otherwise stop the stage that records it).
 func Clip(s string) string {
 	const max = 200
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 	if len(s) <= max {
 		return s
 	}

@@ -60,3 +60,50 @@ func TestAnAnswerOfAnotherShapeConcernsItsSubjectAlone(t *testing.T) {
 		t.Fatalf("binding status 1: %v; want an answer that cannot be used, about this seller alone", err)
 	}
 }
+
+// TestInfiniasTextIsKeptAsTheLedgerCanStoreIt: a NUL in Infinia's words
+// (JSON's "\u0000": a revenue share's reference or failReason, an upload's
+// errorFileUrl) went as it was to the ledger, whose PostgreSQL refuses
+// it: recording that one payout's outcome failed and stopped the stage,
+// on every run. The reference was not clipped at all. What is kept holds
+// no NUL; an errorFileUrl with one is an answer about that file that
+// cannot be used.
+func TestInfiniasTextIsKeptAsTheLedgerCanStoreIt(t *testing.T) {
+	ctx := context.Background()
+	k := keys(t)
+	long := strings.Repeat("R", 10_000)
+	for name, data := range map[string]string{
+		"failReason": `{"requestNo":"RS-NUL","sellerId":"S1","currency":"USD","amount":"5.00","status":"FAILED","reference":"IRS1","failReason":"no\u0000pe"}`,
+		"reference":  `{"requestNo":"RS-NUL","sellerId":"S1","currency":"USD","amount":"5.00","status":"SUCCESS","reference":"IRS\u00001"}`,
+		"long":       `{"requestNo":"RS-NUL","sellerId":"S1","currency":"USD","amount":"5.00","status":"SUCCESS","reference":"` + long + `"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			swap := func(env *infiniapay.ResponseEnvelope) {
+				env.ResponseData, _ = infiniapay.Encrypt(k.PlatformPublic, []byte(data), 117)
+				env.Signature, _ = infiniapay.Sign(k.InfiniaPrivate, env.ResponseData)
+			}
+			r := newRig(t, infiniapaytest.Options{Polls: -1}, tamper("revenue-sharing/request", swap), nil)
+			payable(r)
+			s := infiniapay.RevenueShareSender{Client: r.client}
+			out, err := s.Send(ctx, effect("RS-NUL", 500))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.ContainsRune(out.Ref+out.Reason, 0) || len(out.Ref) > 300 {
+				t.Fatalf("outcome %q / %q (%d bytes): the ledger cannot store it", clipped(out.Ref), out.Reason, len(out.Ref))
+			}
+		})
+	}
+	swap := func(env *infiniapay.ResponseEnvelope) {
+		data := `{"status":"FAILED","requestNo":"TDU-1","errorFileUrl":"https://infinia.example/e\u0000rrors/1.csv"}`
+		env.Code, env.Message = infiniapay.CodeSuccess, "success"
+		env.ResponseData, _ = infiniapay.Encrypt(k.PlatformPublic, []byte(data), 117)
+		env.Signature, _ = infiniapay.Sign(k.InfiniaPrivate, env.ResponseData)
+	}
+	r := newRig(t, infiniapaytest.Options{}, tamper("trade-details/query", swap), nil)
+	if u, err := r.client.UploadStatus(ctx, "TDU-1"); !errors.Is(err, infiniapay.ErrAnswer) {
+		t.Fatalf("errorFileUrl with a NUL: %+v, %v; want an answer that cannot be used", u, err)
+	}
+}
+
+func clipped(s string) string { return s[:min(len(s), 40)] }

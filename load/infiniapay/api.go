@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -224,6 +225,10 @@ func (c *Client) UploadStatus(ctx context.Context, requestNo string) (Upload, er
 	if out.RequestNo != "" && out.RequestNo != requestNo {
 		return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrAnswer, clip(out.RequestNo)))
 	}
+	if strings.ContainsRune(out.ErrorFileURL, 0) {
+		// Kept in the ledger with the file: PostgreSQL's text refuses a NUL.
+		return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: errorFileUrl holds a NUL", ErrAnswer))
+	}
 	var cur pipeline.Currency
 	if out.Currency != "" {
 		var err error
@@ -322,7 +327,9 @@ func (c *Client) shareResult(sp spec, out wireShareResult) (RevenueShareResult, 
 	if out.RequestNo != "" && out.RequestNo != sp.requestNo {
 		return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrAnswer, clip(out.RequestNo)))
 	}
-	res := RevenueShareResult{RequestNo: sp.requestNo, SellerID: clip(out.SellerID), Status: out.Status, Reference: out.Reference, FailReason: clip(out.FailReason)}
+	// Infinia's words go to the ledger: clipped (a NUL or a megabyte in
+	// one payout's reference stopped the stage recording it, every run).
+	res := RevenueShareResult{RequestNo: sp.requestNo, SellerID: clip(out.SellerID), Status: out.Status, Reference: clip(out.Reference), FailReason: clip(out.FailReason)}
 	if out.Currency != "" {
 		cur, err := c.cfg.Currencies.In(out.Currency)
 		if err != nil {
