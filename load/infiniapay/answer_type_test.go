@@ -107,3 +107,42 @@ func TestInfiniasTextIsKeptAsTheLedgerCanStoreIt(t *testing.T) {
 }
 
 func clipped(s string) string { return s[:min(len(s), 40)] }
+
+// TestAmountsWithZerosBeyondTheCurrencysDecimals: Infinia writing an
+// amount with more decimals than the currency has, all of them zeros (yen
+// as "1000.00", as its CNH examples write two), was refused as an answer
+// that cannot be used: every such revenue share stayed unknown for good,
+// never recorded paid, and every balance in the currency held its
+// payouts. The value is exact: read as it is. A decimal that is not zero
+// is still refused, never rounded.
+func TestAmountsWithZerosBeyondTheCurrencysDecimals(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		wrote string
+		want  int64
+		ok    bool
+	}{
+		{"12345.00", 12345, true},
+		{"12345.0", 12345, true},
+		{"12345", 12345, true},
+		{"12345.50", 0, false},
+		{"12345.", 0, false},
+		{".00", 0, false},
+	} {
+		r := newRig(t, infiniapaytest.Options{}, reseal(t, "balance/query", func(m map[string]string) { m["available"] = tc.wrote }), nil)
+		r.fake.SetBalance("JPY", 12345)
+		b, err := r.client.Balance(ctx, "BAL-1", "JPY")
+		if tc.ok != (err == nil) || b.Available != tc.want {
+			t.Errorf("balance %q JPY: %+v, %v; want %d, ok %v", tc.wrote, b, err, tc.want, tc.ok)
+		}
+	}
+	// A revenue share of 1000 yen answered "1000.00" is that payout.
+	r := newRig(t, infiniapaytest.Options{Polls: -1}, reseal(t, "revenue-sharing/request", func(m map[string]string) { m["amount"] += ".00" }), nil)
+	r.fake.SetBinding("S1", infiniapay.StatusActive)
+	r.fake.SetBalance("JPY", 5000)
+	r.fake.SetAvailable("S1", "JPY", 5000)
+	e := pipeline.Effect{Kind: infiniapay.KindRevenueShare, Subject: "RS/20250903/S1/JPY", Attempt: 1, Key: "RS-JPY", Currency: "JPY", Amount: 1000}
+	if out, err := (infiniapay.RevenueShareSender{Client: r.client}).Send(ctx, e); err != nil || out.Status != pipeline.OutcomeSucceeded {
+		t.Fatalf("1000 JPY answered \"1000.00\": %+v, %v; want succeeded", out, err)
+	}
+}

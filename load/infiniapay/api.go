@@ -251,8 +251,8 @@ func (c *Client) Balance(ctx context.Context, requestNo string, cur pipeline.Cur
 	if out.Currency != code {
 		return Balance{}, sp.fail(failBadAnswer, fmt.Errorf("%w: balance in %q, asked for %s", ErrAnswer, clip(out.Currency), code))
 	}
-	avail, err1 := pipeline.ParseMinor(out.Available, cur)
-	frozen, err2 := pipeline.ParseMinor(out.Frozen, cur)
+	avail, err1 := parseAmount(out.Available, cur)
+	frozen, err2 := parseAmount(out.Frozen, cur)
 	if err := errors.Join(err1, err2); err != nil {
 		return Balance{}, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrAnswer, err))
 	}
@@ -271,7 +271,7 @@ func (c *Client) AvailableShare(ctx context.Context, requestNo, sellerID string,
 	if out.Currency != code || (out.SellerID != "" && out.SellerID != sellerID) {
 		return 0, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for another seller or currency", ErrAnswer))
 	}
-	v, err := pipeline.ParseMinor(out.Available, cur)
+	v, err := parseAmount(out.Available, cur)
 	if err != nil {
 		return 0, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrAnswer, err))
 	}
@@ -335,11 +335,29 @@ func (c *Client) shareResult(sp spec, out wireShareResult) (RevenueShareResult, 
 		if err != nil {
 			return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrAnswer, err))
 		}
-		amount, err := pipeline.ParseMinor(out.Amount, cur)
+		amount, err := parseAmount(out.Amount, cur)
 		if err != nil {
 			return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: amount: %v", ErrAnswer, err))
 		}
 		res.Currency, res.Amount = cur, amount
 	}
 	return res, nil
+}
+
+// parseAmount reads an amount of an answer in cur (minor units): a
+// decimal string in major units. Decimals beyond the currency's exponent
+// are taken only when they are zeros (yen written "1000.00", as Infinia's
+// examples write two decimals: exactly 1000 yen; refused, every such
+// revenue share stayed unknown for good); any other is refused, never
+// rounded.
+func parseAmount(s string, cur pipeline.Currency) (int64, error) {
+	if exp, ok := cur.Exponent(); ok {
+		if whole, frac, dot := strings.Cut(s, "."); dot && len(frac) > exp && strings.Trim(frac[exp:], "0") == "" {
+			s = whole
+			if exp > 0 {
+				s += "." + frac[:exp]
+			}
+		}
+	}
+	return pipeline.ParseMinor(s, cur)
 }
