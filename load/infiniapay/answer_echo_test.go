@@ -64,6 +64,9 @@ func TestARevenueShareStatusAboutAnotherPayoutIsNotOurs(t *testing.T) {
 		"seller":   func(m map[string]string) { m["sellerId"] = "S-SOMEONE-ELSE" },
 		"currency": func(m map[string]string) { m["currency"] = "HKD" },
 		"amount":   func(m map[string]string) { m["amount"] = "0.01" },
+		// An amount echoed without its currency was not compared at all
+		// (found by a review): it is read in the request's currency.
+		"amount without currency": func(m map[string]string) { delete(m, "currency"); m["amount"] = "0.01" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := newRig(t, infiniapaytest.Options{Polls: -1}, reseal(t, "revenue-sharing/query", edit), nil)
@@ -79,5 +82,17 @@ func TestARevenueShareStatusAboutAnotherPayoutIsNotOurs(t *testing.T) {
 				t.Fatalf("status answer about another %s adopted as S1's 5.00 USD payout: %+v, %v", name, out, err)
 			}
 		})
+	}
+	// Our own amount without the currency is our payout's answer.
+	r := newRig(t, infiniapaytest.Options{Polls: -1}, reseal(t, "revenue-sharing/query", func(m map[string]string) { delete(m, "currency") }), nil)
+	payable(r)
+	s := infiniapay.RevenueShareSender{Client: r.client}
+	e := effect("RS-Q-OURS", 500)
+	if _, err := s.Send(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	e.State = pipeline.EffectUnknown
+	if out, err := s.Query(ctx, e); err != nil || out.Status != pipeline.OutcomeSucceeded {
+		t.Fatalf("status answer of 5.00 without a currency: %+v, %v; want our payout, succeeded", out, err)
 	}
 }

@@ -100,6 +100,26 @@ type RevenueShareResult struct {
 	Status     string // StatusProcessing, StatusSuccess or StatusFailed
 	Reference  string // Infinia's reference, when given
 	FailReason string // with StatusFailed
+
+	// amountText is the amount as Infinia wrote it when it echoed no
+	// currency: read in the request's currency (reported).
+	amountText string
+}
+
+// reported returns the amount r reports, in cur, the currency of the
+// request it answers: Amount when Infinia echoed a currency (compared
+// apart), else the amount it wrote read in cur; ok false when it wrote
+// none. An amount echoed without its currency was not compared at all
+// (found by a review).
+func (r RevenueShareResult) reported(cur pipeline.Currency) (amount int64, ok bool, err error) {
+	switch {
+	case r.Currency != "":
+		return r.Amount, true, nil
+	case r.amountText != "":
+		amount, err = parseAmount(r.amountText, cur)
+		return amount, true, err
+	}
+	return 0, false, nil
 }
 
 // The wire forms: every value a string (PROVIDERS.md); field names for the
@@ -340,6 +360,8 @@ func (c *Client) shareResult(sp spec, out wireShareResult) (RevenueShareResult, 
 			return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: amount: %v", ErrAnswer, err))
 		}
 		res.Currency, res.Amount = cur, amount
+	} else {
+		res.amountText = clip(out.Amount)
 	}
 	return res, nil
 }

@@ -762,4 +762,11 @@ func TestCompareShareComparesTheSeller(t *testing.T) {
 	if ms, clean, err := compareShare(e, "INF-S1", theirs, nil); err != nil || !clean || len(ms) != 0 {
 		t.Fatalf("our own payout: mismatches %v, clean %v, %v", ms, clean, err)
 	}
+	// An amount echoed without its currency is read in ours, and compared.
+	for text, want := range map[string]bool{"126.00": true, "120.00": false, "126.005": false} {
+		theirs := RevenueShareResult{RequestNo: e.Key, Status: StatusSuccess, amountText: text}
+		if ms, clean, err := compareShare(e, "INF-S1", theirs, nil); err != nil || clean != want || len(ms) == 0 == !want {
+			t.Errorf("paid, amount %q without a currency: mismatches %v, clean %v, %v; want clean %v", text, ms, clean, err, want)
+		}
+	}
 }

@@ -322,8 +322,9 @@ func compareShare(e pipeline.Effect, account string, theirs RevenueShareResult, 
 		return nil, false, fmt.Errorf("revenue share %s: %w", e.Key, err)
 	}
 	m.TheirsState = theirs.Status
-	if theirs.Currency != "" {
-		m.Theirs = pipeline.Minor(theirs.Amount)
+	amount, reported, amountErr := theirs.reported(e.Currency)
+	if reported && amountErr == nil {
+		m.Theirs = pipeline.Minor(amount)
 	}
 	var out []pipeline.Mismatch
 	add := func(category, detail string, expected bool) {
@@ -342,11 +343,14 @@ func compareShare(e pipeline.Effect, account string, theirs RevenueShareResult, 
 	if theirs.SellerID != "" && account != "" && theirs.SellerID != account {
 		add(pipeline.MismatchStatus, fmt.Sprintf("Infinia reports it for seller %s, we sent it to %s", theirs.SellerID, account), false)
 	}
-	if theirs.Status == StatusSuccess && theirs.Currency != "" {
-		if theirs.Currency != e.Currency {
+	if theirs.Status == StatusSuccess && reported {
+		switch {
+		case theirs.Currency != "" && theirs.Currency != e.Currency:
 			add(pipeline.MismatchCurrency, fmt.Sprintf("Infinia reports %s", theirs.Currency), false)
-		} else if theirs.Amount != e.Amount {
-			add(pipeline.MismatchAmount, fmt.Sprintf("Infinia reports %s paid, we sent %s", pipeline.Money{Minor: theirs.Amount, Currency: theirs.Currency}, pipeline.Money{Minor: e.Amount, Currency: e.Currency}), false)
+		case amountErr != nil:
+			add(pipeline.MismatchAmount, fmt.Sprintf("Infinia reports an amount without a currency, not one in %s: %v", e.Currency, amountErr), false)
+		case amount != e.Amount:
+			add(pipeline.MismatchAmount, fmt.Sprintf("Infinia reports %s paid, we sent %s", pipeline.Money{Minor: amount, Currency: e.Currency}, pipeline.Money{Minor: e.Amount, Currency: e.Currency}), false)
 		}
 	}
 	final := theirs.Status == StatusSuccess || theirs.Status == StatusFailed

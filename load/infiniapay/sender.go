@@ -236,10 +236,16 @@ func ours(api string, r RevenueShareResult, seller string, e pipeline.Effect) *E
 		why = fmt.Sprintf("answer about seller %q, the request pays %q", r.SellerID, seller)
 	case r.Currency != "" && r.Currency != e.Currency:
 		why = fmt.Sprintf("answer in %s, the request pays %s", r.Currency, e.Currency)
-	case r.Currency != "" && r.Amount != e.Amount:
-		why = fmt.Sprintf("answer of %s, the request pays %s", pipeline.Money{Minor: r.Amount, Currency: r.Currency}, pipeline.Money{Minor: e.Amount, Currency: e.Currency})
 	default:
-		return nil
+		amount, ok, err := r.reported(e.Currency)
+		switch {
+		case err != nil:
+			why = fmt.Sprintf("amount without a currency, not one in %s: %v", e.Currency, err)
+		case ok && amount != e.Amount:
+			why = fmt.Sprintf("answer of %s, the request pays %s", pipeline.Money{Minor: amount, Currency: e.Currency}, pipeline.Money{Minor: e.Amount, Currency: e.Currency})
+		default:
+			return nil
+		}
 	}
 	return &Error{API: api, RequestNo: e.Key, kind: failBadAnswer, Err: fmt.Errorf("%w: %s", ErrAnswer, why)}
 }
