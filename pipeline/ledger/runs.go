@@ -343,7 +343,8 @@ type StoppedInFlight struct {
 }
 
 // StoppedInFlight returns the runs of the dates from since to before
-// (exclusive) that no process holds now and that have requests sent with
+// (exclusive) that no process holds now (neither the run's lock nor its
+// date's) and that have requests sent with
 // no answer recorded: killed between a provider's acceptance and the
 // ledger's record, or ended (exit 1) before the provider answered and not
 // run again. Only a run of their own date asks about them (the next
@@ -382,7 +383,14 @@ func (l *Ledger) StoppedInFlight(ctx context.Context, since, before pipeline.Dat
 	}
 	var out []StoppedInFlight
 	for _, s := range found {
-		active, err := l.runActive(ctx, s.Key)
+		// Not while a process works on the date: one that re-runs a date
+		// run in shards as a whole holds the date's lock and takes each
+		// shard's in turn, and asks about the shards it has not reached
+		// yet once it does.
+		active, err := l.dateActive(ctx, s.Key)
+		if err == nil && !active {
+			active, err = l.runActive(ctx, s.Key)
+		}
 		if err != nil {
 			return nil, err
 		}

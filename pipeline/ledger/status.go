@@ -349,14 +349,34 @@ func (l *Ledger) lateRefundStatus(ctx context.Context, d pipeline.Date) (LateRef
 // before its last stage).
 func (l *Ledger) runActive(ctx context.Context, key pipeline.RunKey) (bool, error) {
 	_, shard := l.lockKeys(key)
+	held, err := l.lockHeld(ctx, shard)
+	if err != nil {
+		return false, fmt.Errorf("read the lock of run %s: %w", key, err)
+	}
+	return held, nil
+}
+
+// dateActive reports whether a process holds the lock of the run's date
+// now, in either mode: a run of the date (a whole date's, or a shard of an
+// Indexed Job), or a date run in shards being run again as a whole, its
+// shards one after another (LockDate), or settle resolve.
+func (l *Ledger) dateActive(ctx context.Context, key pipeline.RunKey) (bool, error) {
+	date, _ := l.lockKeys(key)
+	held, err := l.lockHeld(ctx, date)
+	if err != nil {
+		return false, fmt.Errorf("read the lock of date %s: %w", key.Date, err)
+	}
+	return held, nil
+}
+
+// lockHeld reports whether a session of this database holds the advisory
+// lock of key (hashtextextended), in either mode.
+func (l *Ledger) lockHeld(ctx context.Context, key string) (bool, error) {
 	var held bool
 	err := l.db.QueryRowContext(ctx, `SELECT EXISTS (
 		SELECT 1 FROM pg_locks p, (SELECT hashtextextended($1, 0) AS k) x
 		WHERE p.locktype = 'advisory' AND p.granted AND p.objsubid = 1
 		  AND p.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		  AND p.classid::bigint = (x.k >> 32) & 4294967295 AND p.objid::bigint = x.k & 4294967295)`, shard).Scan(&held)
-	if err != nil {
-		return false, fmt.Errorf("read the lock of run %s: %w", key, err)
-	}
-	return held, nil
+		  AND p.classid::bigint = (x.k >> 32) & 4294967295 AND p.objid::bigint = x.k & 4294967295)`, key).Scan(&held)
+	return held, err
 }
