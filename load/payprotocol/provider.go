@@ -49,7 +49,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	if !all {
 		held = &heldAnswers{}
 	}
-	match := Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, held: held})
+	match := Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, held: held, Up: c.Client.Preflight})
 	p := pipeline.Provider{
 		Name:    Name,
 		Settles: []pipeline.Channel{Channel},
@@ -69,7 +69,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Matchers: []pipeline.Matcher{match},
 	}
 	if c.Final != nil && !all {
-		p.Distribute = askAhead(Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, WentOn: true}), askAheadTries, askAheadPause)
+		p.Distribute = askAhead(Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, WentOn: true, Up: c.Client.Preflight}), askAheadTries, askAheadPause)
 	}
 	return p
 }

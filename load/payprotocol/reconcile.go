@@ -132,6 +132,12 @@ type MatcherConfig struct {
 	// held has the answers this run's verification got about the payments
 	// it held (NewProvider's): those are matched without asking again.
 	held *heldAnswers
+	// Up asks Pay Protocol a question of its own (Client.Preflight: a
+	// payment detail of no order of ours), when a matching asked orders
+	// and got no answer about any: answered, Pay Protocol is up and fails
+	// on those orders alone, each a row; nil, or not answered, it is down
+	// and the matcher fails.
+	Up func(ctx context.Context) error
 }
 
 // Matcher compares the ledger's view of a run's Pay Protocol orders with
@@ -168,7 +174,7 @@ type MatcherConfig struct {
 // listed, for a person to check on Pay Protocol's console. A failure that
 // concerns every order (refused credentials, Pay Protocol down past its
 // retries: downAfter orders in a row unanswered, asked one at a time
-// until it answers one) fails the matcher: findings are never guessed (the final
+// until it answers one, or none answered and c.Up not answered either) fails the matcher: findings are never guessed (the final
 // answers got before it stay kept, of its page too: each agreed, and a
 // re-run asks only the rest; pipeline.KeepFinal).
 //
@@ -203,7 +209,15 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 			after = items[len(items)-1].OrderNo
 		}
 		if err := ans.down(); err != nil {
-			return nil, err // no order answered: Pay Protocol is down, not failing on these
+			// No order answered: Pay Protocol down, or failing on the few
+			// asked alone (a recheck, or a run whose verification kept
+			// the others' answers, asks one). A question of its own tells.
+			if c.Up == nil {
+				return nil, err
+			}
+			if uerr := c.Up(ctx); uerr != nil {
+				return nil, err // Pay Protocol is down, not failing on these
+			}
 		}
 		pipeline.SortMismatches(out)
 		return out, nil

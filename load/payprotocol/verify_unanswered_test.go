@@ -21,6 +21,10 @@ func failingOn(t *testing.T, fail ...string) (*payprotocol.Client, func(string) 
 	var mu sync.Mutex
 	asked := map[string]int{}
 	mux := http.NewServeMux()
+	mux.HandleFunc("/api/mer/conf/list/chain", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"code":200,"msg":"success","data":[]}`))
+	})
 	mux.HandleFunc("/api/mer/payment/detail", func(w http.ResponseWriter, r *http.Request) {
 		no := r.URL.Query().Get("outTradeNo")
 		mu.Lock()
@@ -137,5 +141,33 @@ func TestAnOrderPayProtocolFailsOnIsARowOfItsOwn(t *testing.T) {
 	}
 	if n := asked("T4") + asked("T5"); n != 0 {
 		t.Errorf("T4 and T5 asked %d times with Pay Protocol down", n)
+	}
+}
+
+// TestTheOnlyOrderAskedFailingIsARowWhilePayProtocolAnswers: on a
+// recheck, or a run whose verification kept the others' answers, the
+// matcher asks one order alone, and Pay Protocol fails on it every time.
+// Nothing was answered, which the matcher took for Pay Protocol down: it
+// failed, and with it the reconciliation of every provider and the
+// date's reports, on every run (what a row of its own was to end). Pay
+// Protocol answering another question (MatcherConfig.Up) says it is the
+// order's alone: a row, the matching done. Down, it still fails.
+func TestTheOnlyOrderAskedFailingIsARowWhilePayProtocolAnswers(t *testing.T) {
+	t.Parallel()
+	store := &verifyStore{states: map[string]string{"T1": "paid: "}, items: []pipeline.VerifyItem{toVerify("T1", 0)}}
+	c, _ := failingOn(t, "T1")
+	ms, err := payprotocol.Matcher(payprotocol.MatcherConfig{Store: store, API: payprotocol.Adapter{Client: c}, Up: c.Preflight})(context.Background(), &pipeline.Run{ID: 42})
+	if err != nil {
+		t.Fatalf("the one order asked failing failed the matcher while Pay Protocol answers: %v", err)
+	}
+	if len(ms) != 1 || ms[0].Subject != "T1" || ms[0].Category != pipeline.MismatchUnverifiable || ms[0].Expected {
+		t.Fatalf("findings %+v, want one unexpected unverifiable row about T1", ms)
+	}
+	// Pay Protocol down: the probe fails too.
+	down, _ := failingOn(t, "T1", "settle-preflight-no-such-order")
+	_, err = payprotocol.Matcher(payprotocol.MatcherConfig{Store: store, API: payprotocol.Adapter{Client: down}, Up: down.Preflight})(context.Background(), &pipeline.Run{ID: 42})
+	var e *payprotocol.Error
+	if err == nil || !errors.As(err, &e) || !e.Transient() {
+		t.Fatalf("Pay Protocol down: err = %v, want its transient failure", err)
 	}
 }
