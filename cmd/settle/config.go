@@ -315,12 +315,20 @@ func openDB(ctx context.Context, url string) (*sqlx.DB, error) {
 // refusedConnection makes a connection PostgreSQL refused for what the URL
 // says - a database that does not exist, a host or role its pg_hba.conf
 // does not let in - a configuration error (exit 2): running again cannot
-// help. A refused password stays a failure to retry: a rotated password
+// help. So is a run-time parameter of the connection the server does not
+// know (undefined_object at connect): settle sets search_path and, on the
+// ledger, jit (PostgreSQL 11 and later), and the URL may add its own (the
+// deployment's tcp_keepalives_*); a server older than 11, or a misspelt
+// parameter, refused every connection, exit 1, retried until the Job's
+// deadline. A refused password stays a failure to retry: a rotated password
 // reaches a mounted secret file a little after the server.
 func refusedConnection(what string, err error) error {
 	var pe *pq.Error
 	if errors.As(err, &pe) && (pe.Code == "3D000" || pe.Code == "28000") {
 		return pipeline.E(pipeline.KindUsage, what, err)
+	}
+	if errors.As(err, &pe) && pe.Code == "42704" {
+		return pipeline.Errorf(pipeline.KindUsage, what, "%v: the server does not know a run-time parameter of the connection (settle sets search_path, and jit on the ledger's, which needs PostgreSQL 11 or later; the database URL's other parameters are the server's settings, spelt as it spells them)", err)
 	}
 	return err
 }
