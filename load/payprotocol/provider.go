@@ -63,7 +63,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 			return nil
 		},
 		Upload: func(ctx context.Context, run *pipeline.Run) (string, error) {
-			s, err := verify(ctx, c.Store, api, c.Pacer, c.Final, held, run)
+			s, err := verify(ctx, c.Store, api, c.Pacer, c.Final, held, c.Client.Preflight, run)
 			return s, notAnswering(ctx, err)
 		},
 		Matchers: []pipeline.Matcher{match},

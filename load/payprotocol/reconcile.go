@@ -174,7 +174,8 @@ type MatcherConfig struct {
 // listed, for a person to check on Pay Protocol's console. A failure that
 // concerns every order (refused credentials, Pay Protocol down past its
 // retries: downAfter orders in a row unanswered, asked one at a time
-// until it answers one, or none answered and c.Up not answered either) fails the matcher: findings are never guessed (the final
+// until it answers one, or none answered, and c.Up not answered either)
+// fails the matcher: findings are never guessed (the final
 // answers got before it stay kept, of its page too: each agreed, and a
 // re-run asks only the rest; pipeline.KeepFinal).
 //
@@ -191,7 +192,7 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 	}
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
 		var out []pipeline.Mismatch
-		var ans answers
+		ans := answers{probe: c.Up}
 		after := ""
 		for {
 			items, err := c.Store.RefundedItemsAfter(ctx, run.ID, Channel, after, size)
@@ -272,7 +273,7 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 			if ctx.Err() != nil || !transient(err) {
 				return err
 			}
-			if err := ans.failed(err); err != nil {
+			if err := ans.failed(ctx, err); err != nil {
 				return err // downAfter orders in a row: Pay Protocol is down
 			}
 			// Not answered about this order alone, past the client's

@@ -55,7 +55,8 @@ type VerifyStore interface {
 // past the client's retries stays unverified, for the next run (the
 // error is then transient), and the others go on; only what concerns
 // every order (refused credentials, Pay Protocol down: downAfter orders
-// in a row unanswered, the run stopping) stops the verification.
+// in a row unanswered, and through NewProvider the pre-flight's question
+// not answered either; the run stopping) stops the verification.
 //
 // The latest refund is asked only of a payment paid in our amount whose
 // order has a refund we net. Once the ledger has an item recorded, what
@@ -72,19 +73,21 @@ type VerifyStore interface {
 // read 10,000 at a time by order number (keyset pagination): the
 // verification holds one page, however large the day.
 func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, run *pipeline.Run) (string, error) {
-	return verify(ctx, store, api, pacer, final, nil, run)
+	return verify(ctx, store, api, pacer, final, nil, nil, run)
 }
 
 // verify is Verify that also gives held the answers about the payments it
-// holds, for the run's own reconciliation (nil: kept nowhere).
-func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, held *heldAnswers, run *pipeline.Run) (string, error) {
+// holds, for the run's own reconciliation (nil: kept nowhere), and asks
+// Pay Protocol a question of its own with up (nil: none) before it takes
+// downAfter orders in a row unanswered for Pay Protocol down (answers).
+func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, held *heldAnswers, up func(context.Context) error, run *pipeline.Run) (string, error) {
 	var mu sync.Mutex
 	counts := map[string]int{}
 	var firstHeld []heldLine // the held orders first by number, for the problem's lines
 	if pacer == nil {
 		pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
-	var ans answers
+	ans := answers{probe: up}
 	kept := map[string]*keptAnswers{Name: {final: final, name: Name}, PaymentAnswersName: {final: final, name: PaymentAnswersName}}
 	progress := pipeline.ProgressFrom(ctx) // the stage's first phase: the payments verified
 	progress.Restart(0)
@@ -103,7 +106,7 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 			// down, or failing on this order alone. It stays as it is,
 			// for the next run; the others are asked until downAfter in
 			// a row go unanswered.
-			return ans.failed(err)
+			return ans.failed(ctx, err)
 		}
 		ans.answered()
 		if err != nil {
@@ -222,6 +225,13 @@ type answers struct {
 	streak     int   // orders in a row left without an answer since its last one
 	unanswered int   // orders left without an answer, unverified
 	first      error // the first of them
+	// probe asks Pay Protocol a question of its own (Client.Preflight),
+	// once, when downAfter orders in a row go unanswered: answered, those
+	// orders fail alone (the first unverified ones by number failing on
+	// every run stopped every run there, found by a review) and the
+	// others are asked; nil or not answered, Pay Protocol is down.
+	probe  func(context.Context) error
+	probed bool
 }
 
 func (a *answers) answered() {
@@ -237,12 +247,20 @@ func (a *answers) isUp() bool {
 }
 
 // failed counts an order left without an answer (err); it returns err
-// once downAfter orders in a row were: Pay Protocol is down.
-func (a *answers) failed(err error) error {
+// once downAfter orders in a row were and Pay Protocol does not answer
+// its probe either (asked once): Pay Protocol is down.
+func (a *answers) failed(ctx context.Context, err error) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.streak++; a.streak >= downAfter {
-		return err
+		if a.probe == nil || a.probed {
+			return err
+		}
+		a.probed = true
+		if a.probe(ctx) != nil {
+			return err
+		}
+		a.up, a.streak = true, 0 // it answers: these orders fail alone
 	}
 	a.unanswered++
 	if a.first == nil {

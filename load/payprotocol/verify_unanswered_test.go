@@ -3,6 +3,7 @@ package payprotocol_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -169,5 +170,59 @@ func TestTheOnlyOrderAskedFailingIsARowWhilePayProtocolAnswers(t *testing.T) {
 	var e *payprotocol.Error
 	if err == nil || !errors.As(err, &e) || !e.Transient() {
 		t.Fatalf("Pay Protocol down: err = %v, want its transient failure", err)
+	}
+}
+
+// TestTheFirstOrdersFailingDoNotStopTheVerificationWhilePayProtocolAnswers:
+// the verification asks one order at a time until Pay Protocol answers
+// one, and took 3 unanswered in a row for Pay Protocol down. When the
+// first 3 unverified orders by number are ones Pay Protocol fails on
+// every time, every run of the date stopped there, and no payment after
+// them was ever verified. Pay Protocol answering a question of its own
+// (the pre-flight's) says those orders fail alone: the others are
+// verified. Down, it still stops after a few questions.
+func TestTheFirstOrdersFailingDoNotStopTheVerificationWhilePayProtocolAnswers(t *testing.T) {
+	t.Parallel()
+	items := []pipeline.VerifyItem{toVerify("T1", 0), toVerify("T2", 0), toVerify("T3", 0), toVerify("T4", 0), toVerify("T5", 0)}
+	c, _ := failingOn(t, "T1", "T2", "T3")
+	store := &verifyStore{states: map[string]string{}, items: items}
+	p := payprotocol.NewProvider(payprotocol.ProviderConfig{Client: c, Store: store})
+	_, err := p.Upload(context.Background(), &pipeline.Run{ID: 42})
+	if !errors.Is(err, pipeline.ErrStillProcessing) {
+		t.Fatalf("err = %v, want the unanswered left for the next run", err)
+	}
+	for _, no := range []string{"OT4", "OT5"} {
+		if got := store.states[no]; got != "recorded: " {
+			t.Errorf("%s is %q, want recorded", no, got)
+		}
+	}
+	for _, no := range []string{"OT1", "OT2", "OT3"} {
+		if got, ok := store.states[no]; ok {
+			t.Errorf("%s, not answered about, became %q", no, got)
+		}
+	}
+
+	var names []string
+	for i := 1; i <= 12; i++ {
+		names = append(names, fmt.Sprintf("T%02d", i))
+	}
+	items = nil
+	for _, no := range names {
+		items = append(items, toVerify(no, 0))
+	}
+	down, asked := failingOn(t, append(names, "settle-preflight-no-such-order")...)
+	store = &verifyStore{states: map[string]string{}, items: items}
+	_, err = payprotocol.NewProvider(payprotocol.ProviderConfig{Client: down, Store: store}).Upload(context.Background(), &pipeline.Run{ID: 42})
+	if !errors.Is(err, pipeline.ErrStillProcessing) {
+		t.Fatalf("Pay Protocol down: err = %v, want the payments left for the next run", err)
+	}
+	n := 0
+	for _, no := range names {
+		if asked(no) > 0 {
+			n++
+		}
+	}
+	if n > 3 {
+		t.Errorf("%d orders asked with Pay Protocol down, want 3", n)
 	}
 }
