@@ -221,10 +221,9 @@ const migrateLockPoll = 200 * time.Millisecond
 // waitAdvisoryLock takes the session advisory lock of key on conn, asking
 // again every migrateLockPoll until it is free or ctx ends. It does not
 // wait inside pg_advisory_lock: a session waiting in a statement holds a
-// snapshot, and CREATE INDEX CONCURRENTLY (migration 00025) waits for
-// every older snapshot of the database - the migrations queued behind the
-// one building the index would hold it until its lock_timeout, and it
-// would fail (found with TestMigrateConcurrentlyAndTwice).
+// snapshot, and a CREATE INDEX CONCURRENTLY anywhere in the database (the
+// platform's own, where the ledger shares its database) waits for every
+// older snapshot - until the migration ahead ends, up to its lock wait.
 func waitAdvisoryLock(ctx context.Context, conn *sql.Conn, key string) error {
 	for {
 		var ok bool

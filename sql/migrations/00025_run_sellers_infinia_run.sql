@@ -5,19 +5,19 @@
 -- the run in the key the latest is the index's last entry for the id.
 -- It replaces run_sellers_infinia, its prefix.
 --
--- Built CONCURRENTLY (so outside a transaction): run_sellers is written by
--- every run's extract, and a plain CREATE INDEX would hold those writes
--- for the whole build. A build that failed (lock_timeout while a run's
--- transaction was open, say) leaves an invalid index behind: the first
--- statement drops it, so the migration, run again, builds it anew.
+-- Built in the migration's transaction, not CONCURRENTLY: a concurrent
+-- build waits for every snapshot older than its own in the whole database,
+-- and where the ledger shares the platform's database any platform query
+-- running longer than the migration's lock wait failed it (exit 1, the
+-- night retried, an invalid index left behind). A plain build holds
+-- run_sellers against writes, which only settle's runs make, for the
+-- build's seconds (2.8 s on two years of nights, 1.4 million rows) and
+-- waits, as every migration, for a run's open transaction on the table.
 
--- +goose NO TRANSACTION
 -- +goose Up
-DROP INDEX CONCURRENTLY IF EXISTS run_sellers_infinia_run;
-CREATE INDEX CONCURRENTLY run_sellers_infinia_run ON run_sellers (infinia_seller_id, run_id) WHERE infinia_seller_id <> '';
-DROP INDEX CONCURRENTLY IF EXISTS run_sellers_infinia;
+CREATE INDEX run_sellers_infinia_run ON run_sellers (infinia_seller_id, run_id) WHERE infinia_seller_id <> '';
+DROP INDEX run_sellers_infinia;
 
 -- +goose Down
-DROP INDEX CONCURRENTLY IF EXISTS run_sellers_infinia;
-CREATE INDEX CONCURRENTLY run_sellers_infinia ON run_sellers (infinia_seller_id) WHERE infinia_seller_id <> '';
-DROP INDEX CONCURRENTLY IF EXISTS run_sellers_infinia_run;
+CREATE INDEX run_sellers_infinia ON run_sellers (infinia_seller_id) WHERE infinia_seller_id <> '';
+DROP INDEX run_sellers_infinia_run;
