@@ -241,6 +241,16 @@ func (c *Client) receiver(ctx context.Context, sp spec, in any, typ, account str
 		}
 		return ReceiverStatus{}, e
 	}
+	if out.State == "" {
+		// No state is no answer about the review: read as one that
+		// failed (ReviewFailed), it was held for a person as "not
+		// approved", and settle receivers add added it again.
+		e := sp.fail(failBadAnswer, fmt.Errorf("%w: receiver %q with no state", ErrAnswer, clip(account)))
+		if sp.once {
+			e.Err = unknown(e.Err)
+		}
+		return ReceiverStatus{}, e
+	}
 	return ReceiverStatus{SubMchID: out.SubMchID, Type: typ, Account: account, RelationType: out.RelationType,
 		CustomRelation: out.CustomRelation, State: clip(out.State), FailReason: clip(out.FailReason)}, nil
 }

@@ -228,3 +228,21 @@ func TestAReceiverWhoseReviewFailedIsForAPerson(t *testing.T) {
 		t.Fatalf("err %v, reason %q: want it held for a person, naming settle receivers add", err, store.reasonOf())
 	}
 }
+
+// TestAReceiverAnswerWithoutAStateCannotBeUsed: a receiver's answer that
+// names no state is an answer that cannot be used, that sub-merchant's
+// transactions held with it, not a review that failed (ReviewFailed of
+// "" held them for a person as "not approved", and settle receivers add
+// would have added the receiver again).
+func TestAReceiverAnswerWithoutAStateCannotBeUsed(t *testing.T) {
+	r, store, stage, _ := reviewRig(t, wechatpaytest.Options{Polls: -1}, func(b []byte) []byte { return b }, 1)
+	r.fake.SetReceiver(subMchID, wechatpay.TypeMerchantID, "1900009999", "")
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	summary, err := stage(context.Background(), run)
+	if sent := r.fake.Calls(wechatpay.APIOrders) + r.fake.Calls(wechatpay.APIAddReceiver); sent != 0 || store.count(pipeline.ItemPaid) != 0 {
+		t.Fatalf("%d requests sent, %d paid (summary %q, err %v): want nothing sent", sent, store.count(pipeline.ItemPaid), summary, err)
+	}
+	if err == nil || strings.Contains(store.reasonOf(), "review did not approve it") || !strings.Contains(store.reasonOf()+err.Error(), "no state") {
+		t.Fatalf("err %v, reason %q: want the answer taken as unusable (no state), not a failed review", err, store.reasonOf())
+	}
+}
