@@ -10,6 +10,12 @@ import (
 // seller's WeChat Pay sub-merchant account: the source's provider column.
 const Channel pipeline.Channel = "wechatpay"
 
+// DistributionCurrency is the one currency WeChat Pay Global's funds
+// distribution publishes for a receiver line (receivers[].currency: "CNY
+// today"), the currency its remaining-amount answer reports: an order in
+// another is not one WeChat Pay distributes (StageConfig.Currencies).
+const DistributionCurrency pipeline.Currency = "CNY"
+
 // SellerAccount is the key of a seller's sub_mchid in
 // pipeline.Seller.Accounts.
 const SellerAccount = "wechatpay"

@@ -65,11 +65,6 @@ func (s *Server) distribute(c call) reply {
 	if !ok2 {
 		return a
 	}
-	for _, r := range in.Receivers {
-		if r.Currency != string(t.currency) {
-			return paramError("receiver currency " + r.Currency + " is not the transaction's " + string(t.currency))
-		}
-	}
 	switch {
 	case total > t.frozen:
 		return refuse(http.StatusBadRequest, wechatpay.CodeNotEnough, "the amount exceeds what is left to distribute")
@@ -117,6 +112,9 @@ func (s *Server) checkShare(c call, r *wireShare) (reply, bool) {
 		return paramError("receivers: account, currency and description are required"), false
 	case r.Amount <= 0:
 		return paramError("receivers: amount must be positive"), false
+	case r.Currency != string(wechatpay.DistributionCurrency):
+		// Published: receivers[].currency is CNY (only, today).
+		return paramError("receivers: currency " + r.Currency + " is not supported: funds are distributed in " + string(wechatpay.DistributionCurrency) + " only"), false
 	}
 	if r.Name == "" {
 		return reply{}, true

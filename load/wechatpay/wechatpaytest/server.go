@@ -20,8 +20,13 @@
 // a 51st request on a transaction, a reused out_order_no with other
 // parameters, or adding a receiver that is INIT or EFFECTIVE (one whose
 // review failed is added again, as published); a receiver that is not EFFECTIVE
-// is paid nothing (its line is CLOSED with NO_RELATION). Every amount stays
-// in the transaction's currency (settlement rate 1). The outcome of a
+// is paid nothing (its line is CLOSED with NO_RELATION). Funds are
+// distributed in CNY only, as published (receivers[].currency "CNY
+// today"): a receiver line in another currency is refused 400 PARAM_ERROR,
+// and a transaction is held in CNY fen whatever it was paid in (at a rate
+// of 1: the fake does not model WeChat Pay's exchange rate), so its unsplit
+// amount, its order lines (settlement rate 1), bills and settlement details
+// are CNY. The outcome of a
 // request is decided when it is accepted and shown after the polls; so are
 // its bill lines and settlement details.
 //

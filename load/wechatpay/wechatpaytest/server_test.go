@@ -390,3 +390,41 @@ func TestBillListsItsSubMerchantOnly(t *testing.T) {
 		t.Fatalf("bill of %s after D-1 forgotten: %v", other, b)
 	}
 }
+
+// TestDistributesInCNYOnly: WeChat Pay publishes a receiver's currency as
+// CNY (only, today). A distribution with a line in another currency is
+// refused 400 PARAM_ERROR, saying so, and moves nothing; a transaction
+// paid in HKD is held, and reported, in CNY. (The fake distributed an HKD
+// transaction in HKD, as settle's seed and demo assumed WeChat Pay would.)
+func TestDistributesInCNYOnly(t *testing.T) {
+	ctx := context.Background()
+	fake, _, c := start(t, wechatpaytest.Options{Polls: -1}, "")
+	fake.SetReceiver(sub, wechatpay.TypeMerchantID, "1900009999", wechatpay.ReceiverEffective)
+	fake.AddTransaction(sub, "T1", "HKD", 1000)
+	left, err := c.RemainingAmount(ctx, sub, "T1")
+	if err != nil || left.Currency != "CNY" || left.Amount != 1000 {
+		t.Fatalf("remaining amount of an HKD transaction: %+v, %v; want 1000 CNY fen", left, err)
+	}
+	for _, cur := range []pipeline.Currency{"HKD", "USD"} {
+		_, err := c.Distribute(ctx, wechatpay.Distribution{SubMchID: sub, TransactionID: "T1", OutOrderNo: "D-" + string(cur), UnfreezeUnsplit: true,
+			Receivers: []wechatpay.Share{{Type: wechatpay.TypeMerchantID, Account: "1900009999", Currency: cur, Amount: 30, Description: "commission"}}})
+		var we *wechatpay.Error
+		if !errors.As(err, &we) || we.HTTPStatus != http.StatusBadRequest || we.Code != wechatpay.CodeParamError ||
+			!strings.Contains(we.Message, "currency "+string(cur)+" is not supported: funds are distributed in CNY only") {
+			t.Fatalf("a receiver line in %s: %v; want 400 PARAM_ERROR saying CNY only", cur, err)
+		}
+	}
+	if fake.Requests("T1") != 0 || fake.Frozen("T1") != 1000 || fake.Distributed("T1") != 0 {
+		t.Fatalf("refused requests moved money: %d requests, %d frozen, %d distributed", fake.Requests("T1"), fake.Frozen("T1"), fake.Distributed("T1"))
+	}
+	o, err := c.Distribute(ctx, wechatpay.Distribution{SubMchID: sub, TransactionID: "T1", OutOrderNo: "D-CNY", UnfreezeUnsplit: true,
+		Receivers: []wechatpay.Share{{Type: wechatpay.TypeMerchantID, Account: "1900009999", Currency: "CNY", Amount: 30, Description: "commission"}}})
+	if err != nil || fake.Distributed("T1") != 30 || fake.Frozen("T1") != 0 {
+		t.Fatalf("a CNY line: %v, %d distributed, %d frozen; want 30 distributed, the rest unfrozen", err, fake.Distributed("T1"), fake.Frozen("T1"))
+	}
+	for _, l := range o.Receivers {
+		if l.SettlementCurrency != "CNY" {
+			t.Errorf("line %+v: settlement currency %s, want CNY", l, l.SettlementCurrency)
+		}
+	}
+}

@@ -4,18 +4,20 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 )
 
-// txn is a paid transaction whose funds are frozen for distribution.
+// txn is a paid transaction whose funds are frozen for distribution, in
+// CNY fen (wechatpay.DistributionCurrency), whatever it was paid in.
 type txn struct {
 	subMchID    string
-	currency    pipeline.Currency
-	amount      int64 // the order amount: the ratio cap's base
-	frozen      int64 // still to distribute or unfreeze
-	distributed int64 // paid to receivers (SUCCESS lines)
-	unfrozen    int64 // released to the seller
-	requests    int   // distinct distribution and unfreeze requests accepted
+	currency    pipeline.Currency // what it is held and distributed in: CNY
+	amount      int64             // the order amount: the ratio cap's base
+	frozen      int64             // still to distribute or unfreeze
+	distributed int64             // paid to receivers (SUCCESS lines)
+	unfrozen    int64             // released to the seller
+	requests    int               // distinct distribution and unfreeze requests accepted
 	readyAt     time.Time
 	never       bool // waits for SetReady
 }
@@ -56,12 +58,16 @@ func (l line) shown() int64 {
 }
 
 // AddTransaction records a paid transaction of a sub-merchant: amount
-// (minor units of cur) is frozen for distribution, which becomes possible
-// Options.ReadyAfter later (or after SetReady).
-func (s *Server) AddTransaction(subMchID, transactionID string, cur pipeline.Currency, amount int64) {
+// (minor units of paidIn) is frozen for distribution, which becomes possible
+// Options.ReadyAfter later (or after SetReady). WeChat Pay holds and
+// distributes it in CNY whatever paidIn is: a transaction paid in another
+// currency is held as that many CNY fen (the fake's rate is 1, as its
+// settlement rate; WeChat Pay converts at its own), so that its amounts
+// answer says CNY, not the order's currency.
+func (s *Server) AddTransaction(subMchID, transactionID string, paidIn pipeline.Currency, amount int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.txns[transactionID] = &txn{subMchID: subMchID, currency: cur, amount: amount, frozen: amount,
+	s.txns[transactionID] = &txn{subMchID: subMchID, currency: wechatpay.DistributionCurrency, amount: amount, frozen: amount,
 		readyAt: s.o.Now().Add(max(s.o.ReadyAfter, 0)), never: s.o.ReadyAfter < 0}
 }
 
