@@ -22,6 +22,10 @@ type ProviderConfig struct {
 	// basis points of its amount (default 3000): a commission above it is
 	// held.
 	MaxRatioBps int64
+	// Currencies are those WeChat Pay distributes (default
+	// DistributionCurrency alone): an order in another is held for a
+	// person, nothing sent (StageConfig.Currencies).
+	Currencies []pipeline.Currency
 	// Pacer keeps every request of the run to WeChat Pay's limits: the
 	// service provider's bucket, and one per sub-merchant (its lanes are
 	// sub-merchant ids). The stage and the matcher share it. nil: no
@@ -60,7 +64,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		c.Now = time.Now
 	}
 	api.Now, api.BillLayout = c.Now, c.BillLayout
-	stage := StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, Pacer: c.Pacer,
+	stage := StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, Currencies: c.Currencies, Pacer: c.Pacer,
 		Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final}
 	return pipeline.Provider{
 		Name:       Name,

@@ -69,6 +69,11 @@ type StageConfig struct {
 	API         API
 	MaxRatioBps int64 // the most a transaction may send out, in basis points of its amount (default 3000)
 	MaxRequests int   // distribution and unfreeze requests per transaction (default 50)
+	// Currencies are those WeChat Pay distributes (default
+	// DistributionCurrency alone, as published): an order in another is
+	// held for a person before any request about it, its transaction to
+	// be settled by hand at WeChat Pay (then settle resolve --order).
+	Currencies []pipeline.Currency
 	// Pacer keeps to WeChat Pay's limits: the service provider's bucket,
 	// and one per sub-merchant (its lanes are sub-merchant ids). nil: no
 	// limit but Parallel (or DefaultMaxInFlight) in flight.
@@ -134,7 +139,9 @@ type driven struct {
 // transaction frozen at the seller's sub-merchant - by one funds
 // distribution sending the commission to the platform's receiver and
 // unfreezing the rest, or by a plain unfreeze when the commission is zero.
-// It first makes sure the platform's receiver is EFFECTIVE for the
+// It first makes sure the order is in a currency WeChat Pay distributes
+// (c.Currencies, CNY alone by default; else it is held for a person
+// before any request), the platform's receiver is EFFECTIVE for the
 // sub-merchant (added when missing), that the transaction can be
 // distributed and still holds the order's amount, and that the commission
 // stays within WeChat's ratio cap; otherwise the item is held, with the
@@ -219,6 +226,9 @@ func (c *StageConfig) defaults() {
 	}
 	if c.MaxRequests <= 0 {
 		c.MaxRequests = 50
+	}
+	if len(c.Currencies) == 0 {
+		c.Currencies = []pipeline.Currency{DistributionCurrency}
 	}
 	if c.Wait <= 0 {
 		c.Wait = 10 * time.Minute
@@ -764,8 +774,12 @@ func firstAttempt(run *pipeline.Run, it pipeline.Split, o Txn) pipeline.Effect {
 }
 
 // check returns why a transaction cannot be settled now, or nil. It
-// takes one token of c.Pacer (pipeline.Pace) for its questions.
+// takes one token of c.Pacer (pipeline.Pace) for its questions; an order
+// in a currency WeChat Pay does not distribute is held before any.
 func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipeline.Hold, error) {
+	if h := c.currencyHold(o); h != nil {
+		return h, nil
+	}
 	if err := pipeline.Pace(ctx); err != nil {
 		return nil, err
 	}
@@ -810,6 +824,27 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 		return pipeline.NeedsAPerson(fmt.Sprintf("commission %s is above WeChat's cap of %d bps of the order (%s)", pipeline.Money{Minor: o.Commission, Currency: o.Currency}, c.MaxRatioBps, pipeline.Money{Minor: capMinor, Currency: o.Currency})), nil
 	}
 	return nil, nil
+}
+
+// currencyHold holds, for a person, a transaction whose order is in a
+// currency WeChat Pay does not distribute (c.Currencies): a distribution
+// of it would be refused (its receiver line names the order's currency),
+// and what WeChat Pay holds of it is in CNY, not the order's amount. No
+// request is sent; a person settles it at WeChat Pay by hand, then says so
+// with settle resolve --order (which asks WeChat Pay that it holds nothing
+// of it any more). Without the check, a seeded HKD order was distributed
+// in HKD by the fake, and would have been refused by WeChat Pay on every
+// run.
+func (c *StageConfig) currencyHold(o Txn) *pipeline.Hold {
+	if slices.Contains(c.Currencies, o.Currency) {
+		return nil
+	}
+	names := make([]string, len(c.Currencies))
+	for i, cur := range c.Currencies {
+		names[i] = string(cur)
+	}
+	return pipeline.NeedsAPerson(fmt.Sprintf("WeChat Pay distributes in %s only (--wechat-currencies), not %s: nothing is sent for transaction %s; "+
+		"settle it by hand at WeChat Pay (sub-merchant %s), then settle resolve --order", strings.Join(names, ", "), o.Currency, o.TransactionID, o.SubMchID))
 }
 
 // effectSender binds an order to the WeChat API as an EffectSender, and

@@ -18,8 +18,13 @@ import (
 // alone (WeChat's answer names the currency, and it was dropped): the
 // unfreeze went out and the item was recorded paid 1000 JPY to the
 // seller, on data the provider contradicts.
+//
+// JPY is configured as distributable here (StageConfig.Currencies), so
+// that the check of WeChat's answer is what holds it.
 func TestATransactionWeChatHoldsInAnotherCurrencyIsHeld(t *testing.T) {
-	r, store, stage, _ := reviewRig(t, wechatpaytest.Options{Polls: -1}, func(b []byte) []byte { return b }, 1)
+	r, store, _, api := reviewRig(t, wechatpaytest.Options{Polls: -1}, func(b []byte) []byte { return b }, 1)
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, Currencies: []pipeline.Currency{"CNY", "JPY"},
+		Poll: time.Millisecond, Wait: 5 * time.Second})
 	it := store.items["ORD-00000"]
 	it.Currency, it.Amount, it.Commission, it.SellerShare = "JPY", 1000, 0, 1000
 	r.fake.AddTransaction(subMchID, it.ProviderTxnID, "CNY", 1000)
@@ -31,6 +36,42 @@ func TestATransactionWeChatHoldsInAnotherCurrencyIsHeld(t *testing.T) {
 	}
 	if pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(store.reasonOf(), "CNY") {
 		t.Fatalf("err %v, reason %q: want it held for a person naming WeChat's currency", err, store.reasonOf())
+	}
+}
+
+// TestAnOrderInACurrencyWeChatDoesNotDistributeIsHeldBeforeAnyRequest:
+// WeChat Pay distributes in CNY only (a receiver line in HKD is refused,
+// and what it holds of a transaction it reports in CNY). An HKD order of
+// the run is held for a person with the reason - by the upload stage's
+// checks and by distribute's - and nothing is asked or sent about its
+// transaction, while the run's CNY order is paid.
+func TestAnOrderInACurrencyWeChatDoesNotDistributeIsHeldBeforeAnyRequest(t *testing.T) {
+	r, store, stage, api := reviewRig(t, wechatpaytest.Options{Polls: -1}, func(b []byte) []byte { return b }, 2)
+	hkd, cny := store.items["ORD-00000"], store.items["ORD-00001"]
+	hkd.Currency = "HKD"
+	r.fake.AddTransaction(subMchID, hkd.ProviderTxnID, "HKD", hkd.Amount)
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	prepare := wechatpay.PrepareStage(wechatpay.StageConfig{Store: store, API: api, Poll: time.Millisecond, Wait: 5 * time.Second})
+	if _, err := prepare(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	_, err := stage(context.Background(), run)
+	if pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(err.Error(), "order ORD-00000: WeChat Pay distributes in CNY only") {
+		t.Fatalf("err %v: want the run to need a person for order ORD-00000", err)
+	}
+	want := "held: WeChat Pay distributes in CNY only (--wechat-currencies), not HKD: nothing is sent for transaction " + hkd.ProviderTxnID +
+		"; settle it by hand at WeChat Pay (sub-merchant " + subMchID + "), then settle resolve --order"
+	if reason := store.reasonOf(); reason != want || store.state["ORD-00000"] != pipeline.ItemRecorded {
+		t.Fatalf("order ORD-00000 (HKD): %s, reason %q; want recorded, %q", store.state["ORD-00000"], reason, want)
+	}
+	// One question about the CNY transaction (its remaining amount), one
+	// distribution of it; none about the HKD one.
+	if n, asked, sent := r.fake.Requests(hkd.ProviderTxnID), r.fake.Calls(wechatpay.APIAmounts), r.fake.Calls(wechatpay.APIOrders)+r.fake.Calls(wechatpay.APIUnfreeze); n != 0 || asked != 1 || sent != 1 {
+		t.Fatalf("%d requests about the HKD transaction, %d remaining amounts asked, %d requests sent: want 0, 1 and 1", n, asked, sent)
+	}
+	if store.state["ORD-00001"] != pipeline.ItemPaid || r.fake.Distributed(cny.ProviderTxnID) != cny.Commission || r.fake.Frozen(cny.ProviderTxnID) != 0 {
+		t.Fatalf("order ORD-00001 (CNY): %s, %d distributed, %d frozen; want paid, its commission %d distributed",
+			store.state["ORD-00001"], r.fake.Distributed(cny.ProviderTxnID), r.fake.Frozen(cny.ProviderTxnID), cny.Commission)
 	}
 }
 

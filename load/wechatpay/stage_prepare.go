@@ -11,8 +11,9 @@ import (
 // PrepareStage is WeChat Pay's part of the upload stage
 // (pipeline.Provider.Prepare): it runs beside the other providers' upload
 // parts and sends no money. For each recorded wechatpay item with no
-// request yet it makes DistributeStage's checks (the platform's receiver
-// EFFECTIVE at the sub-merchant, the transaction distributable and still
+// request yet it makes DistributeStage's checks (the order in a currency
+// WeChat Pay distributes, the platform's receiver EFFECTIVE at the
+// sub-merchant, the transaction distributable and still
 // holding the order's amount, the commission within the cap) and, when
 // they pass, records the intent of its distribution or unfreeze (attempt
 // 1, planned: nothing sent). DistributeStage, after the reject gate,
@@ -21,7 +22,8 @@ import (
 // the trade files and their statuses.
 //
 // What it cannot settle it leaves as it was, for DistributeStage to check
-// again and hold with the reason (a receiver still under review, a
+// again and hold with the reason (an order in a currency WeChat Pay does
+// not distribute, a receiver still under review, a
 // transaction not distributable yet, an amount that disagrees, an answer
 // that cannot be read or did not come). It stops only for refused
 // credentials (pipeline.KindUsage), its context, or the ledger. An intent
