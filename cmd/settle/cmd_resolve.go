@@ -153,7 +153,7 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 	}
 	if left.Amount != 0 {
 		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: WeChat Pay still holds %s of transaction %s at sub-merchant %s (the order's amount less refunds is %s): settle can still settle it; nothing recorded",
-			orderNo, pipeline.Money{Minor: left.Amount, Currency: it.Currency}, it.TransactionID, sub, pipeline.Money{Minor: it.Gross - it.Refunded, Currency: it.Currency})
+			orderNo, pipeline.Money{Minor: left.Amount, Currency: left.Currency}, it.TransactionID, sub, pipeline.Money{Minor: it.Gross - it.Refunded, Currency: it.Currency})
 	}
 	proof := fmt.Sprintf("WeChat Pay held nothing of transaction %s at sub-merchant %s at %s", it.TransactionID, sub, cfg.clock().UTC().Format(time.RFC3339))
 	it, res, err := l.SettleOutside(ctx, d, wechatpay.Channel, orderNo, wechatpay.Subject(d, orderNo), proof, c.String("note"))

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/settlekit/settle/extract"
+	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
@@ -74,6 +76,7 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	fmt.Fprintf(w, "would record %d items:\n", plan.Items)
 	printTotals(w, plan.Totals())
 	printUnconfigured(w, plan.Totals(), o.configured(), o.skip)
+	printNotDistributed(w, plan.Totals(), o.wechat)
 	reasons := map[string]int64{}
 	var order []string
 	for _, r := range plan.Rejects {
@@ -228,6 +231,26 @@ func printUnconfigured(w io.Writer, totals []pipeline.Totals, configured, skip m
 		default:
 			fmt.Fprintf(w, "channel %s: %d orders and no provider configured (%s): a real run ends with exit 4 unless --%s %s\n",
 				ch, orders[ch], channelFlag(ch), flagSkipChannel, ch)
+		}
+	}
+}
+
+// printNotDistributed says how many of the plan's WeChat Pay orders are in
+// a currency WeChat Pay does not distribute (--wechat-currencies): a real
+// run records them and holds each for a person, nothing sent (exit 4).
+// Nothing when WeChat Pay is not configured (printUnconfigured says so).
+func printNotDistributed(w io.Writer, totals []pipeline.Totals, wx *weChatSetup) {
+	if wx == nil {
+		return
+	}
+	names := make([]string, len(wx.currencies))
+	for i, cur := range wx.currencies {
+		names[i] = string(cur)
+	}
+	for _, t := range totals {
+		if t.Channel == wechatpay.Channel && !wx.distributes(t.Currency) {
+			fmt.Fprintf(w, "channel %s: %d orders in %s, which WeChat Pay does not distribute (--%s %s): a real run holds each for a person, nothing sent for it, exit 4; settle them by hand at WeChat Pay, then settle resolve --order\n",
+				t.Channel, t.Orders, t.Currency, flagWXCurrencies, strings.Join(names, ","))
 		}
 	}
 }

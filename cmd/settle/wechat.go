@@ -2,6 +2,8 @@ package main
 
 import (
 	"crypto/rsa"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -27,6 +29,7 @@ const (
 	flagWXQPS        = "wechat-qps"
 	flagWXSubQPS     = "wechat-sub-merchant-qps"
 	flagWXBillLayout = "wechat-bill-layout"
+	flagWXCurrencies = "wechat-currencies"
 )
 
 func weChatFlags() []cli.Flag {
@@ -46,6 +49,8 @@ func weChatFlags() []cli.Flag {
 			Usage: "WeChat's cap on what a transaction may send out, in basis points of its amount (assumed 30%); a commission above it is held"},
 		&cli.Float64Flag{Name: flagWXQPS, EnvVars: []string{"SETTLE_WECHAT_QPS"}, Value: 300, Usage: "requests per second to WeChat Pay (service provider; 0: no limit)"},
 		&cli.Float64Flag{Name: flagWXSubQPS, EnvVars: []string{"SETTLE_WECHAT_SUB_MERCHANT_QPS"}, Value: 30, Usage: "requests per second per sub-merchant (0: no limit)"},
+		&cli.StringFlag{Name: flagWXCurrencies, EnvVars: []string{"SETTLE_WECHAT_CURRENCIES"}, Value: string(wechatpay.DistributionCurrency),
+			Usage: "the currencies WeChat Pay distributes, comma-separated ISO 4217 codes (CNY only, as published); an order in another is held for a person, nothing sent"},
 		&cli.StringFlag{Name: flagWXBillLayout, EnvVars: []string{"SETTLE_WECHAT_BILL_LAYOUT"},
 			Usage: "JSON file of the distribution bill's column names, business types and summary row, wechatpay.BillLayout's fields (empty: the published header and our assumptions)"},
 	}
@@ -56,6 +61,8 @@ type weChatSetup struct {
 	client   *wechatpay.Client
 	receiver wechatpay.NewReceiver // SubMchID filled per call
 	ratio    int64
+	// currencies are those WeChat Pay distributes (--wechat-currencies).
+	currencies []pipeline.Currency
 
 	qps, subQPS float64       // WeChat Pay's limits, this shard's part
 	firstPoll   time.Duration // --provider-first-poll
@@ -67,6 +74,10 @@ func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 		// 0 or less was put back to 3000 by the stage, silently; above
 		// 10000 is no cap.
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagWXRatio, "want basis points from 1 to 10000 (3000: 30%%), got %d", r)
+	}
+	currencies, err := parseWeChatCurrencies(c.String(flagWXCurrencies))
+	if err != nil {
+		return nil, err
 	}
 	if c.String(flagWXURL) == "" {
 		return nil, nil
@@ -101,6 +112,7 @@ func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 		return nil, err
 	}
 	w.firstPoll = c.Duration(flagFirstPoll)
+	w.currencies = currencies
 	if f := c.String(flagWXBillLayout); f != "" {
 		if w.billLayout, err = wechatpay.LoadBillLayout(f); err != nil {
 			return nil, pipeline.E(pipeline.KindUsage, "--"+flagWXBillLayout, err)
@@ -126,7 +138,7 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 	if relation == wechatpay.RelationCustom {
 		r.CustomRelation = "marketplace platform"
 	}
-	return &weChatSetup{client: client, receiver: r, ratio: ratio, qps: qps, subQPS: subQPS}, nil
+	return &weChatSetup{client: client, receiver: r, ratio: ratio, currencies: []pipeline.Currency{wechatpay.DistributionCurrency}, qps: qps, subQPS: subQPS}, nil
 }
 
 // provider returns WeChat Pay as a provider of the run over the ledger
@@ -136,10 +148,35 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 // parallel (deprecated --parallel) as a cap on requests in flight; now
 // tells whether a day is over in Beijing.
 func (w *weChatSetup) provider(l *ledger.Ledger, final pipeline.FinalAnswers, parallel int, wait, poll time.Duration, now func() time.Time) pipeline.Provider {
-	c := wechatpay.ProviderConfig{Client: w.client, Receiver: w.receiver, MaxRatioBps: w.ratio,
+	c := wechatpay.ProviderConfig{Client: w.client, Receiver: w.receiver, MaxRatioBps: w.ratio, Currencies: w.currencies,
 		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll, Store: l, Now: now,
 		Final: final, BillLayout: w.billLayout}
 	return wechatpay.NewProvider(c)
+}
+
+// parseWeChatCurrencies reads --wechat-currencies: one or more known ISO
+// 4217 codes, upper case, comma-separated, each once. A code settle does
+// not know, or none at all, is a usage error (exit 2): a typo would hold
+// every WeChat order, or let through one WeChat Pay refuses.
+func parseWeChatCurrencies(s string) ([]pipeline.Currency, error) {
+	var out []pipeline.Currency
+	for part := range strings.SplitSeq(s, ",") {
+		cur := pipeline.Currency(strings.TrimSpace(part))
+		switch {
+		case !cur.Valid():
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagWXCurrencies, "%q: want ISO 4217 codes settle knows, upper case, comma-separated (WeChat Pay distributes in CNY)", part)
+		case slices.Contains(out, cur):
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagWXCurrencies, "%s given twice", cur)
+		}
+		out = append(out, cur)
+	}
+	return out, nil
+}
+
+// distributes reports whether WeChat Pay, as configured, distributes cur
+// (the stage holds an order in another).
+func (w *weChatSetup) distributes(cur pipeline.Currency) bool {
+	return slices.Contains(w.currencies, cur)
 }
 
 // pacer returns the effect engine's pacer for a provider allowing qps

@@ -597,3 +597,90 @@ func TestAWeChatTxnIDWeChatCannotTakeIsHeldAlone(t *testing.T) {
 		t.Fatalf("%d settled, want every other WeChat order", paid)
 	}
 }
+
+// TestWeChatHoldsAnOrderInACurrencyWeChatDoesNotDistribute: WeChat Pay
+// distributes in CNY only. One WeChat order of the day is in HKD: the dry
+// run says a real run holds it; the run holds it for a person with the
+// reason (exit 4, on every run), nothing asked or sent about its
+// transaction, while the day's CNY orders are paid (--wechat-currencies
+// CNY,HKD lets it reach WeChat Pay's check, which holds it too: WeChat
+// Pay holds it in CNY). Settled by hand at
+// WeChat Pay, settle resolve --order records it paid. A bad
+// --wechat-currencies is exit 2.
+func TestWeChatHoldsAnOrderInACurrencyWeChatDoesNotDistribute(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "30", "--sellers", "2", "--seed", "14")
+	var hkd struct {
+		OrderNo string `db:"order_no"`
+		Txn     string `db:"provider_txn_id"`
+		Sub     string `db:"wechat_sub_mchid"`
+	}
+	if err := e.db.Get(&hkd, `SELECT o.order_no, o.provider_txn_id, s.wechat_sub_mchid FROM orders o JOIN sellers s USING (seller_id)
+		WHERE o.provider = 'wechatpay' AND s.wechat_sub_mchid IS NOT NULL AND o.provider_txn_id IS NOT NULL
+		ORDER BY o.amount_minor DESC LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE orders SET currency = 'HKD' WHERE order_no = $1`, hkd.OrderNo)
+	sim := e.weChatSim(nil, 0)
+	for _, bad := range []string{"CNY,XYZ", "", "cny", "CNY,CNY"} {
+		if out, code := e.runWeChat(sim, "--wechat-currencies", bad); code != 2 || !strings.Contains(out, "--wechat-currencies") {
+			t.Fatalf("--wechat-currencies %q: exit %d, want 2 naming the flag\n%s", bad, code, out)
+		}
+	}
+	dry, code := e.runWeChat(sim, "--dry-run")
+	if code != 0 || !strings.Contains(dry, "channel wechatpay: 1 orders in HKD, which WeChat Pay does not distribute (--wechat-currencies CNY): a real run holds each for a person") {
+		t.Fatalf("dry run: exit %d, want 0 saying the HKD order is held\n%s", code, dry)
+	}
+	// Configured as distributable (wrongly), the HKD order is checked
+	// against what WeChat Pay holds of it, in CNY: held, nothing sent.
+	if out, code := e.runWeChat(sim, "--wechat-currencies", "CNY, HKD"); code != 4 ||
+		!strings.Contains(out, "order "+hkd.OrderNo+": WeChat holds ") || !strings.Contains(out, " CNY for transaction "+hkd.Txn+", the order says ") {
+		t.Fatalf("--wechat-currencies CNY,HKD: exit %d, want 4 with order %s held for what WeChat Pay holds in CNY\n%s", code, hkd.OrderNo, out)
+	}
+	reason := "WeChat Pay distributes in CNY only (--wechat-currencies), not HKD: nothing is sent for transaction " + hkd.Txn +
+		"; settle it by hand at WeChat Pay (sub-merchant " + hkd.Sub + "), then settle resolve --order"
+	for run := 1; run <= 2; run++ {
+		out, code := e.runWeChat(sim)
+		if code != 4 || !strings.Contains(out, "order "+hkd.OrderNo+": "+reason) {
+			t.Fatalf("run %d: exit %d, want 4 naming order %s and why\n%s", run, code, hkd.OrderNo, out)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'recorded' AND reason = $2`, hkd.OrderNo, "held: "+reason); n != 1 {
+			t.Fatalf("run %d: order %s is not held with the reason\n%s", run, hkd.OrderNo, out)
+		}
+		if n, sent := sim.WeChat.Requests(hkd.Txn), e.count(`SELECT count(*) FROM settle.effects WHERE subject = $1`, wechatpay.Subject(pipeline.Date{Year: 2026, Month: 11, Day: 23}, hkd.OrderNo)); n != 0 || sent != 0 {
+			t.Fatalf("run %d: %d requests about the HKD transaction at WeChat Pay, %d in the ledger; want none", run, n, sent)
+		}
+		if paid, want := e.checkWeChatOnce(sim), e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`)-1; int64(paid) != want || want == 0 {
+			t.Fatalf("run %d: %d WeChat orders paid, want every CNY one (%d)", run, paid, want)
+		}
+	}
+	// WeChat Pay holds the transaction in CNY: resolve says so while it
+	// holds it (it named the order's currency), and records it paid once a
+	// person released it at WeChat Pay.
+	wx := weChatArgs(sim)
+	resolve := func() (string, int) {
+		return e.settle(append([]string{"resolve", "--date", testDate, "--order", hkd.OrderNo, "--note", "unfrozen by hand, ticket OPS-7"}, wx...)...)
+	}
+	if out, code := resolve(); code != 2 || !strings.Contains(out, fmt.Sprintf("WeChat Pay still holds %s of transaction %s",
+		pipeline.Money{Minor: sim.WeChat.Frozen(hkd.Txn), Currency: "CNY"}, hkd.Txn)) {
+		t.Fatalf("resolve while WeChat Pay holds the transaction: exit %d, want 2 naming what it holds in CNY\n%s", code, out)
+	}
+	client, err := wechatpay.New(sim.WeChat.ClientConfig(sim.Config.WeChatURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Unfreeze(context.Background(), wechatpay.Unfreeze{SubMchID: hkd.Sub, TransactionID: hkd.Txn,
+		OutOrderNo: "MANUAL-" + hkd.OrderNo, Description: "released by hand"}); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := resolve(); code != 0 || !strings.Contains(out, "order "+hkd.OrderNo+" (transaction "+hkd.Txn+") is paid: settled outside settle") {
+		t.Fatalf("resolve once WeChat Pay holds nothing: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'paid' AND reason LIKE '%OPS-7%was held: WeChat Pay distributes in CNY only%'`, hkd.OrderNo); n != 1 {
+		t.Fatal("the item is not paid with the note and what held it")
+	}
+	if out, code := e.runWeChat(sim); code != 0 {
+		t.Fatalf("the run after: exit %d, want 0\n%s", code, out)
+	}
+}
