@@ -252,7 +252,9 @@ func demoBadRows(c *cli.Context) int {
 // Pay's 300 requests a second per transaction, and the demo waited on them.
 type demoSim struct{ *paysim.Sim }
 
-var demoCurrencies = []pipeline.Currency{"CNY", "EUR", "HKD", "JPY", "KWD", "USD"}
+// demoCurrencies are the currencies the seed pays through Infinia (its
+// platform balances, funded and shown).
+var demoCurrencies = []pipeline.Currency{"CNY", "EUR", "JPY", "KWD", "USD"}
 
 func startDemoSimulator(dir string, sellers, polls int) (demoSim, error) {
 	if polls <= 0 {
