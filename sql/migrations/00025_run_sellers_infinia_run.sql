@@ -13,11 +13,13 @@
 -- run_sellers against writes, which only settle's runs make, for the
 -- build's seconds (2.8 s on two years of nights, 1.4 million rows) and
 -- waits, as every migration, for a run's open transaction on the table.
+-- IF (NOT) EXISTS: a ledger whose version table was set back by hand past
+-- it (as a test of the upgrade path does) migrates again.
 
 -- +goose Up
-CREATE INDEX run_sellers_infinia_run ON run_sellers (infinia_seller_id, run_id) WHERE infinia_seller_id <> '';
-DROP INDEX run_sellers_infinia;
+CREATE INDEX IF NOT EXISTS run_sellers_infinia_run ON run_sellers (infinia_seller_id, run_id) WHERE infinia_seller_id <> '';
+DROP INDEX IF EXISTS run_sellers_infinia;
 
 -- +goose Down
-CREATE INDEX run_sellers_infinia ON run_sellers (infinia_seller_id) WHERE infinia_seller_id <> '';
-DROP INDEX run_sellers_infinia_run;
+CREATE INDEX IF NOT EXISTS run_sellers_infinia ON run_sellers (infinia_seller_id) WHERE infinia_seller_id <> '';
+DROP INDEX IF EXISTS run_sellers_infinia_run;
