@@ -84,9 +84,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 // payment verified by a later run goes out in a further trade file of
 // its date and is paid by its seller's next revenue share.
 func notAnswering(ctx context.Context, err error) error {
-	var t interface{ Transient() bool }
-	if err == nil || ctx.Err() != nil || pipeline.KindOf(err) != pipeline.KindFailed || errors.Is(err, pipeline.ErrStillProcessing) ||
-		!errors.As(err, &t) || !t.Transient() {
+	if err == nil || ctx.Err() != nil || pipeline.KindOf(err) != pipeline.KindFailed || errors.Is(err, pipeline.ErrStillProcessing) || !transient(err) {
 		return err
 	}
 	return fmt.Errorf("%w: Pay Protocol did not answer, so its payments not verified yet wait for the next run of this date (the other orders went on): %w",
