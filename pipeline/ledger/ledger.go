@@ -35,8 +35,11 @@ const DefaultSchema = "settle"
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // Ledger is the job's state in one PostgreSQL schema. It is safe for
-// concurrent use.
+// concurrent use. Its Reader reads the lines of a date's reports on the
+// pool, each read as the ledger is when it begins; View reads a set of
+// them at one instant.
 type Ledger struct {
+	Reader
 	db  *sqlx.DB
 	dsn string // db's, for the migrations' own pool (Migrate)
 	// lockWait is how long a migration waits for a lock (Migrate):
@@ -92,7 +95,7 @@ func Open(ctx context.Context, dsn, schema string) (*Ledger, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to ledger database: %w", err)
 	}
-	return &Ledger{db: db, dsn: withPath, schema: schema, lockWait: migrateLockTimeout}, nil
+	return &Ledger{Reader: Reader{db}, db: db, dsn: withPath, schema: schema, lockWait: migrateLockTimeout}, nil
 }
 
 // DB is the underlying pool, for status and report queries.

@@ -33,8 +33,8 @@ func (l *Ledger) ReplaceMismatches(ctx context.Context, runID int64, ms []pipeli
 
 // MismatchLines streams the mismatches of every run of date d, in report
 // order.
-func (l *Ledger) MismatchLines(ctx context.Context, d pipeline.Date, fn func(pipeline.Mismatch) error) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT m.provider, m.category, m.subject, m.order_no, m.seller_id, m.currency,
+func (r Reader) MismatchLines(ctx context.Context, d pipeline.Date, fn func(pipeline.Mismatch) error) error {
+	rows, err := r.q.QueryContext(ctx, `SELECT m.provider, m.category, m.subject, m.order_no, m.seller_id, m.currency,
 		COALESCE(m.ours_minor::text, ''), COALESCE(m.theirs_minor::text, ''), m.ours_state, m.theirs_state, m.expected, m.detail
 		FROM mismatches m JOIN runs r ON r.id = m.run_id WHERE r.business_date = $1
 		ORDER BY m.provider, m.subject, m.category, m.order_no, m.detail, r.shard_index, m.seq`, d.String())

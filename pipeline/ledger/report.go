@@ -16,8 +16,8 @@ import (
 // its parts on its own date's row, where summary.csv and sellers.csv count
 // it, so that a date's late_refund rows add up to its clawbacks; the
 // reading date's row names that date.
-func (l *Ledger) OrderLines(ctx context.Context, d pipeline.Date, fn func(pipeline.OrderLine) error) error {
-	rows, err := l.db.QueryContext(ctx, `
+func (r Reader) OrderLines(ctx context.Context, d pipeline.Date, fn func(pipeline.OrderLine) error) error {
+	rows, err := r.q.QueryContext(ctx, `
 		SELECT i.order_no, i.seller_id, i.channel, i.currency, i.gross_minor::text, i.refunded_minor::text,
 		       i.commission_minor::text, i.seller_minor::text, 'settle', i.state, i.reason, i.rule,
 		       i.payout_key, i.provider_ref, r.shard_index || '/' || r.shard_count, 0 AS seq
@@ -167,13 +167,13 @@ const (
 
 // PayoutLines streams every effect of the date's runs, by kind, subject and
 // attempt, each with the path of states of its history.
-func (l *Ledger) PayoutLines(ctx context.Context, d pipeline.Date, fn func(pipeline.PayoutLine) error) error {
-	return l.PayoutLinesWithID(ctx, d, func(_ int64, p pipeline.PayoutLine) error { return fn(p) })
+func (r Reader) PayoutLines(ctx context.Context, d pipeline.Date, fn func(pipeline.PayoutLine) error) error {
+	return r.PayoutLinesWithID(ctx, d, func(_ int64, p pipeline.PayoutLine) error { return fn(p) })
 }
 
 // PayoutLinesWithID is PayoutLines with each effect's id.
-func (l *Ledger) PayoutLinesWithID(ctx context.Context, d pipeline.Date, fn func(int64, pipeline.PayoutLine) error) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT e.id, e.kind, e.subject, e.attempt, e.idem_key, e.currency, e.amount_minor, e.state,
+func (r Reader) PayoutLinesWithID(ctx context.Context, d pipeline.Date, fn func(int64, pipeline.PayoutLine) error) error {
+	rows, err := r.q.QueryContext(ctx, `SELECT e.id, e.kind, e.subject, e.attempt, e.idem_key, e.currency, e.amount_minor, e.state,
 		`+pathSQL+`, e.provider_ref, e.last_error, e.sends FROM effects e JOIN runs r ON r.id = e.run_id
 		WHERE r.business_date = $1 ORDER BY e.kind, e.subject, e.attempt`, d.String())
 	if err != nil {
@@ -245,8 +245,8 @@ const sellerLinesQuery = `
 // item sums: the carried figures come from the adjustments journal, paid
 // from the successful revenue shares and WeChat distributions, so the check
 // is not circular.
-func (l *Ledger) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipeline.SellerLine) error) error {
-	rows, err := l.db.QueryContext(ctx, sellerLinesQuery, d.String(), "RS/"+d.Compact()+"/%")
+func (r Reader) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipeline.SellerLine) error) error {
+	rows, err := r.q.QueryContext(ctx, sellerLinesQuery, d.String(), "RS/"+d.Compact()+"/%")
 	if err != nil {
 		return fmt.Errorf("read sellers report: %w", err)
 	}
@@ -268,11 +268,11 @@ func (l *Ledger) SellerLines(ctx context.Context, d pipeline.Date, fn func(pipel
 // SummaryLines streams the date's totals by channel and currency, with the
 // conservation checks, a row for the rejected source rows, and a row per
 // currency for the clawbacks recorded on the date.
-func (l *Ledger) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
+func (r Reader) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
 	sum := func(class string) string {
 		return `COALESCE(sum(i.seller_minor) FILTER (WHERE ` + class + `), 0)`
 	}
-	rows, err := l.db.QueryContext(ctx, `
+	rows, err := r.q.QueryContext(ctx, `
 		SELECT i.channel, i.currency, count(*), sum(i.gross_minor), sum(i.refunded_minor), sum(i.commission_minor), sum(i.seller_minor),
 		       `+sum(paidSQL)+`, `+sum(carriedSQL)+`, `+sum(heldSQL)+`, `+sum(unverifiedSQL)+`, `+sum(rejectedSQL)+`,
 		       `+sum(progressSQL)+`, `+sum(laterSQL)+`,
@@ -300,7 +300,7 @@ func (l *Ledger) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipe
 		return err
 	}
 	var rejected int64
-	if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM rejects j JOIN runs r ON r.id = j.run_id WHERE r.business_date = $1`, d.String()).Scan(&rejected); err != nil {
+	if err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM rejects j JOIN runs r ON r.id = j.run_id WHERE r.business_date = $1`, d.String()).Scan(&rejected); err != nil {
 		return err
 	}
 	if rejected > 0 {
@@ -308,7 +308,7 @@ func (l *Ledger) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipe
 			return err
 		}
 	}
-	return l.clawbackSummary(ctx, d, fn)
+	return r.clawbackSummary(ctx, d, fn)
 }
 
 // clawbackSummaryQuery sums the clawbacks recorded on a date (its argument) by currency.
@@ -317,8 +317,8 @@ const clawbackSummaryQuery = `SELECT currency, count(*), sum(refund_minor), -sum
 
 // clawbackSummary adds a row per currency for the clawbacks recorded on
 // date d: refunded = commission given back + seller share taken back.
-func (l *Ledger) clawbackSummary(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
-	rows, err := l.db.QueryContext(ctx, clawbackSummaryQuery, d.String())
+func (r Reader) clawbackSummary(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
+	rows, err := r.q.QueryContext(ctx, clawbackSummaryQuery, d.String())
 	if err != nil {
 		return fmt.Errorf("read summary: %w", err)
 	}
