@@ -70,12 +70,18 @@ func reportCommand(cfg *config) *cli.Command {
 // reportWriter writes a date's reports from the ledger.
 type reportWriter struct {
 	reports load.Reports
+	// written, when set (tests), is called after each report of a set is
+	// in place, before the next is read.
+	written func(ctx context.Context, w load.Written) error
 }
 
 // write writes the date's reports and returns the orders report's path,
 // under the date's report lock (ledger.LockReports): one writer of the
 // date's files at a time. The manifest goes first and comes back last
 // (load.Reports.BeginSet, WriteManifest): a set without one is not whole.
+// The reports of the set are read at one instant (ledger.View): a payout
+// another shard records while they are written is in all of them or in
+// none, so their totals agree across files.
 func (r reportWriter) write(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (string, error) {
 	release, err := l.LockReports(ctx, d)
 	if err != nil {
@@ -87,24 +93,31 @@ func (r reportWriter) write(ctx context.Context, l *ledger.Ledger, d pipeline.Da
 	}
 	var set []load.Written
 	add := func(w load.Written, err error) error {
+		if err != nil {
+			return err
+		}
 		set = append(set, w)
-		return err
+		if r.written != nil {
+			return r.written(ctx, w)
+		}
+		return nil
 	}
-	if err := add(r.reports.WriteOrders(ctx, d, func(fn func(pipeline.OrderLine) error) error {
-		return l.OrderLines(ctx, d, fn)
-	})); err != nil {
-		return "", err
-	}
-	if err := add(r.reports.WritePayouts(d, func(fn func(pipeline.PayoutLine) error) error { return l.PayoutLines(ctx, d, fn) })); err != nil {
-		return "", err
-	}
-	if err := add(r.reports.WriteSellers(d, func(fn func(pipeline.SellerLine) error) error { return l.SellerLines(ctx, d, fn) })); err != nil {
-		return "", err
-	}
-	if err := add(r.reports.WriteSummary(d, func(fn func(pipeline.SummaryLine) error) error { return l.SummaryLines(ctx, d, fn) })); err != nil {
-		return "", err
-	}
-	if err := add(r.reports.WriteMismatches(d, func(fn func(pipeline.Mismatch) error) error { return l.MismatchLines(ctx, d, fn) })); err != nil {
+	err = l.View(ctx, func(v ledger.Reader) error {
+		if err := add(r.reports.WriteOrders(ctx, d, func(fn func(pipeline.OrderLine) error) error { return v.OrderLines(ctx, d, fn) })); err != nil {
+			return err
+		}
+		if err := add(r.reports.WritePayouts(d, func(fn func(pipeline.PayoutLine) error) error { return v.PayoutLines(ctx, d, fn) })); err != nil {
+			return err
+		}
+		if err := add(r.reports.WriteSellers(d, func(fn func(pipeline.SellerLine) error) error { return v.SellerLines(ctx, d, fn) })); err != nil {
+			return err
+		}
+		if err := add(r.reports.WriteSummary(d, func(fn func(pipeline.SummaryLine) error) error { return v.SummaryLines(ctx, d, fn) })); err != nil {
+			return err
+		}
+		return add(r.reports.WriteMismatches(d, func(fn func(pipeline.Mismatch) error) error { return v.MismatchLines(ctx, d, fn) }))
+	})
+	if err != nil {
 		return "", err
 	}
 	if _, err := r.reports.WriteManifest(d, set...); err != nil {

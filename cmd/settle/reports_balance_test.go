@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"path/filepath"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/gocarina/gocsv"
 
+	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/seed"
 )
 
@@ -231,4 +234,70 @@ func TestReportsOfAShardedDayAddUpAcrossFiles(t *testing.T) {
 	if len(currencies) < 3 || states == 0 {
 		t.Errorf("the day is not the one meant (several currencies, paid, carried and rejected items):\n%s", before["summary.csv"])
 	}
+}
+
+// TestReportSetIsReadAtOneInstant: a revenue share recorded succeeded while
+// a date's reports are written (another shard's payout, between payouts.csv
+// and sellers.csv) is in none of that set, whose files still add up across
+// each other (sellers.csv's paid is payouts.csv's revenue shares that
+// succeeded); the set written next has it in both.
+func TestReportSetIsReadAtOneInstant(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(60, 0)
+	// One revenue share stays PROCESSING past --provider-wait: the run
+	// ends with it sent, its outcome not recorded.
+	faults := fault.New(1, fault.Rule{Endpoint: "revenue-sharing/query", Kind: fault.Stuck, Calls: []int{1}, Polls: 1_000_000})
+	sim := e.sim(faults, 30, nil, 1_000_000_000_00)
+	out, code := e.runInfinia(sim, "--provider-wait", "1s")
+	var id int64
+	var subject string
+	if err := e.db.QueryRow(`SELECT id, subject FROM settle.effects WHERE kind = 'revenue_share' AND state IN ('sent', 'unknown')`).Scan(&id, &subject); err != nil {
+		t.Fatalf("exit %d, no revenue share left in flight (%v):\n%s", code, err, out)
+	}
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d, _ := pipeline.ParseDate(testDate)
+	state := func() string {
+		t.Helper()
+		var payouts []pipeline.PayoutLine
+		if err := gocsv.UnmarshalBytes(readFile(t, filepath.Join(e.reports, testDate, "payouts.csv")), &payouts); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range payouts {
+			if p.Kind == "revenue_share" && p.Subject == subject {
+				return p.State
+			}
+		}
+		return ""
+	}
+	recorded := false
+	w := reportWriter{reports: load.Reports{Dir: e.reports}, written: func(ctx context.Context, w load.Written) error {
+		if filepath.Base(w.Path) != "payouts.csv" {
+			return nil
+		}
+		recorded = true
+		return l.RecordOutcome(ctx, id, pipeline.EffectSucceeded, "REF-"+subject, "")
+	}}
+	if _, err := w.write(ctx, l, d); err != nil {
+		t.Fatal(err)
+	}
+	if !recorded || state() == string(pipeline.EffectSucceeded) {
+		t.Fatalf("the payout was not recorded between the reports (%v), or before payouts.csv was read (%s)", recorded, state())
+	}
+	e.checkReportsAgree(testDate)
+	e.checkManifest(testDate)
+	w.written = nil
+	if _, err := w.write(ctx, l, d); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(); s != string(pipeline.EffectSucceeded) {
+		t.Errorf("the set written next shows %s %s, not succeeded", subject, s)
+	}
+	e.checkReportsAgree(testDate)
+	e.checkManifest(testDate)
 }
