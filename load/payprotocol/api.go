@@ -52,7 +52,9 @@ func (s PaymentStatus) String() string {
 func (s PaymentStatus) Valid() bool { return s >= 0 && int(s) < len(paymentStatusNames) }
 
 // Final reports whether the payment will not move on by itself: paid,
-// failed or refunded. Only PaymentPaid means the money arrived in full.
+// failed or refunded. Only PaymentPaid means the money arrived in full;
+// a failed payment may still be paid late, on chain, and Pay Protocol
+// then answers paid (the verification holds it, HeldFailedPayment).
 func (s PaymentStatus) Final() bool {
 	return s == PaymentPaid || s == PaymentFailed || s == PaymentRefunded
 }

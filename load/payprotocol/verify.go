@@ -28,6 +28,12 @@ type VerifyAPI interface {
 // later run verifies it again.
 const VerifyHoldPrefix = "held: Pay Protocol"
 
+// HeldFailedPayment starts the reason of an item the verification held
+// because Pay Protocol answered its payment failed: a later run verifies
+// it again (a late payment turns it paid), until a person rejects it for
+// good (settle resolve --order --reject).
+const HeldFailedPayment = VerifyHoldPrefix + " payment is failed"
+
 // VerifyStore is what the verification needs of the ledger.
 type VerifyStore interface {
 	// ItemsToVerifyAfter walks the next limit of the run's items of
@@ -47,8 +53,10 @@ type VerifyStore interface {
 // successful. Verified items are recorded (and the provider that pays Pay
 // Protocol's orders files them); a payment still pending, confirming or
 // partially paid, or a refund awaiting approval, holds the item, and every
-// later run of the date verifies it again until it is decided; a failed, refunded or
-// mismatched payment rejects it. Each verdict is recorded at once, so a
+// later run of the date verifies it again until it is decided; so does
+// a failed payment (it may be paid late, on chain: HeldFailedPayment),
+// until it is paid or a person rejects it; a refunded or mismatched
+// payment rejects it. Each verdict is recorded at once, so a
 // resumed run asks only about what is left. An answer about one order that
 // cannot be used (or a definite refusal of it) holds that order with the
 // reason and the others go on; one Pay Protocol does not answer about
@@ -409,6 +417,17 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 	case PaymentPaid.String():
 	case PaymentPending.String(), PaymentBlockConfirmation.String(), PaymentPartiallyPaid.String():
 		return pipeline.ItemHeld, VerifyHoldPrefix + " payment is " + o.Status, &verified{Order: o}, nil
+	case PaymentFailed.String():
+		// The platform released the order's escrow, so it believes the
+		// buyer paid, and a failed payment can still be paid late, on
+		// chain: Pay Protocol then answers paid (its own WooCommerce
+		// plugin reopens an order it cancelled as failed when a later
+		// answer says paid). Held, verified again by every run of its
+		// date and settled once paid; a person rejects it for good when
+		// the payment will never arrive (settle resolve --order
+		// --reject). Rejected here, its seller was never paid for it.
+		return pipeline.ItemHeld, HeldFailedPayment + ": verified again by every run of its date until it is paid; if it never will be, settle resolve --order --reject",
+			&verified{Order: o}, nil
 	case PaymentRefunded.String():
 		// All of it went back to the buyer. That agrees with an order the
 		// platform refunded whole before it settled (its seller's share

@@ -164,8 +164,8 @@ func toVerify(no string, refunded int64) pipeline.VerifyItem {
 }
 
 // TestVerify: each payment's verdict is recorded with its reason (paid in
-// our amount, and any refund we net successful: recorded; in progress:
-// held, to be verified again; anything else: rejected; an answer about one
+// our amount, and any refund we net successful: recorded; in progress or
+// failed: held, to be verified again; anything else: rejected; an answer about one
 // order that cannot be used holds that order alone), at most the pacer's
 // limit at a time; what concerns every order stops the verification.
 func TestVerify(t *testing.T) {
@@ -194,7 +194,7 @@ func TestVerify(t *testing.T) {
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 2})
 	final := &orderlyFinal{t: t, store: store}
 	summary, err := payprotocol.Verify(context.Background(), store, api, pacer, final, &pipeline.Run{ID: 42})
-	if summary != "Pay Protocol: 6 payments verified, 6 held, 5 rejected" || !heldForAPerson(err, "6 Pay Protocol payments held") || !strings.Contains(err.Error(), "order OT14: refund RT14 returned") {
+	if summary != "Pay Protocol: 6 payments verified, 7 held, 4 rejected" || !heldForAPerson(err, "7 Pay Protocol payments held") || !strings.Contains(err.Error(), "order OT14: refund RT14 returned") {
 		t.Fatalf("%q, %v", summary, err)
 	}
 	// The run's last line names the first held orders by number, each with
@@ -204,8 +204,8 @@ func TestVerify(t *testing.T) {
 	for _, s := range first {
 		orders = append(orders, strings.SplitN(s, ":", 2)[0])
 	}
-	if want := []string{"order OT14", "order OT16", "order OT17", "order OT3", "order OT6", "order OT8"}; n != 6 || !reflect.DeepEqual(orders, want) {
-		t.Errorf("the problem lists %v of %d, want %v of 6", orders, n, want)
+	if want := []string{"order OT14", "order OT16", "order OT17", "order OT3", "order OT6", "order OT8", "order OT9"}; n != 7 || !reflect.DeepEqual(orders, want) {
+		t.Errorf("the problem lists %v of %d, want %v of 7", orders, n, want)
 	}
 	if store.asked != "payprotocol "+payprotocol.VerifyHoldPrefix {
 		t.Errorf("asked the ledger for %q", store.asked)
@@ -222,7 +222,9 @@ func TestVerify(t *testing.T) {
 		"OT6": "held: held: Pay Protocol refund is pending approval",
 		"OT7": "recorded: ",
 		"OT8": `held: held: Pay Protocol answer about T8 could not be used: malformed answer: settlementAmount "1e6"`,
-		"OT9": "rejected: Pay Protocol payment is failed",
+		// Failed, yet the platform released the escrow: it may still be
+		// paid late, on chain; held until it is, or a person rejects it.
+		"OT9": "held: held: Pay Protocol payment is failed: verified again by every run of its date until it is paid; if it never will be, settle resolve --order --reject",
 		// Verified as before, whatever their refunds: the verdict does not
 		// need them.
 		"OT10": "recorded: ",
@@ -519,5 +521,47 @@ func TestAPaymentPayProtocolForgotIsNotRejected(t *testing.T) {
 	}
 	if got := store.states["OT2"]; !strings.HasPrefix(got, "rejected: ") {
 		t.Errorf("OT2: %q; want a payment Pay Protocol never knew rejected", got)
+	}
+}
+
+// TestAFailedPaymentIsHeldUntilPaid: a payment Pay Protocol answers
+// failed (paymentStatus 4) for an order whose escrow the platform released
+// was rejected for good, its seller never paid; but the buyer may still
+// pay it late, on chain, and Pay Protocol then answers paid (its own
+// WooCommerce plugin reopens an order it cancelled as failed). It is held,
+// for a person (exit 4), verified again by every later run, and recorded
+// once paid in our amount; paid in another amount, it is rejected as any
+// paid payment would be.
+func TestAFailedPaymentIsHeldUntilPaid(t *testing.T) {
+	failed, paid := payprotocol.PaymentFailed.String(), payprotocol.PaymentPaid.String()
+	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("F1", 0), toVerify("F2", 0)}}
+	api := &verifyAPI{payments: map[string]string{"F1": failed, "F2": failed}, quotes: map[string]int64{"F2": 999}}
+	run := &pipeline.Run{ID: 42}
+	for i := range 2 {
+		summary, err := payprotocol.Verify(context.Background(), store, api, nil, nil, run)
+		if summary != "Pay Protocol: 0 payments verified, 2 held, 0 rejected" || !heldForAPerson(err, "2 Pay Protocol payments held") ||
+			!strings.Contains(err.Error(), "order OF1: payment is failed") {
+			t.Fatalf("run %d: %q, %v", i+1, summary, err)
+		}
+		for j, it := range store.items {
+			got := store.states[it.OrderNo]
+			if !strings.HasPrefix(got, "held: "+payprotocol.HeldFailedPayment) || !strings.Contains(got, "settle resolve --order --reject") {
+				t.Fatalf("run %d: %s: %q; want it held for its failed payment", i+1, it.OrderNo, got)
+			}
+			it.State, it.Reason, _ = strings.Cut(got, ": ")
+			store.items[j] = it
+		}
+	}
+	// Paid since, late: F1 in our amount, F2 in another.
+	api.payments["F1"], api.payments["F2"] = paid, paid
+	summary, err := payprotocol.Verify(context.Background(), store, api, nil, nil, run)
+	if summary != "Pay Protocol: 1 payments verified, 0 held, 1 rejected" || err != nil {
+		t.Fatalf("paid since: %q, %v", summary, err)
+	}
+	if got := store.states["OF1"]; got != "recorded: " {
+		t.Errorf("OF1 paid since: %q, want recorded", got)
+	}
+	if got := store.states["OF2"]; got != "rejected: Pay Protocol says 9.99 USD was paid, the order says 10.00 USD" {
+		t.Errorf("OF2 paid since in another amount: %q", got)
 	}
 }
