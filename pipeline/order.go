@@ -31,6 +31,12 @@ const ReleasedToSeller = "released to the seller"
 // settle never sends anything for it again.
 const SettledOutside = "settled outside settle"
 
+// RejectedByPerson starts the reason of an item a person rejected for
+// good while settle held it (settle resolve --order --reject): a Pay
+// Protocol order whose failed payment will never arrive. It is never paid,
+// and no run verifies it again.
+const RejectedByPerson = "rejected by a person"
+
 // HeldPrefix starts the reason of an item its provider's stage holds in
 // ItemRecorded (a later run looks at it again).
 const HeldPrefix = "held: "

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -23,7 +24,10 @@ import (
 //     to the seller (ledger.Resolve): the date's runs stop counting it as a
 //     failed payout;
 //   - --order: a WeChat Pay transaction settle holds, which a person then
-//     settled with WeChat Pay by hand (settleHeldOutside);
+//     settled with WeChat Pay by hand (settleHeldOutside); with --reject,
+//     a Pay Protocol order settle holds for its failed payment, which a
+//     person says will never be paid (rejectHeldFailed): rejected for
+//     good, no longer verified nor counted as held;
 //   - --trade-file: a trade file Infinia refused, whose held orders (and
 //     with --refused-rows the rows Infinia refused) a person sends again
 //     once the cause is fixed, or one Infinia lost (infiniapay's
@@ -33,14 +37,15 @@ import (
 func resolveCommand(cfg *config) *cli.Command {
 	flags := append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
 		&cli.StringFlag{Name: "subject", Usage: "a failed payout's subject, as payouts.csv gives it"},
-		&cli.StringFlag{Name: "order", Usage: "a held WeChat Pay order, as orders.csv gives it, that a person settled with WeChat Pay by hand (needs the --wechat-* flags: settle asks WeChat Pay that it holds nothing of it any more)"},
+		&cli.StringFlag{Name: "order", Usage: "a held WeChat Pay order, as orders.csv gives it, that a person settled with WeChat Pay by hand (needs the --wechat-* flags: settle asks WeChat Pay that it holds nothing of it any more); with --reject, a Pay Protocol order held for its failed payment"},
+		&cli.BoolFlag{Name: "reject", Usage: "with --order: a Pay Protocol order settle holds because its payment failed, which will never be paid (the buyer will not pay it late): rejected for good, its seller not paid for it (needs the --payprotocol-* flags: settle asks Pay Protocol that the payment is still failed)"},
 		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file); or one Infinia lost (it does not know it --infinia-lost-after after its upload; needs the --infinia-* flags: settle asks Infinia)"},
 		&cli.BoolFlag{Name: "all-refused", Usage: "every trade file of the date Infinia refused and no person sent again (after a layout mistake, say: once Infinia confirms it took none of them), each as --trade-file would, with the one --note; with --refused-rows, the refused rows of those sent again without them too"},
 		&cli.BoolFlag{Name: "refused-rows", Usage: "with --trade-file or --all-refused: send again the rows Infinia refused too (their cause fixed), not only the held rest"},
 		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"})
 	return &cli.Command{
 		Name:  "resolve",
-		Usage: "record that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle, or that a trade file Infinia refused (--trade-file) can go out again (--note how)",
+		Usage: "record that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle, that a Pay Protocol order held for its failed payment will never be paid (--order --reject), or that a trade file Infinia refused (--trade-file) can go out again (--note how)",
 		Flags: append(append(flags, weChatFlags()...), infiniaFlags()...),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
@@ -60,6 +65,9 @@ func resolveCommand(cfg *config) *cli.Command {
 			if given != 1 {
 				return pipeline.Errorf(pipeline.KindUsage, "resolve", "give exactly one of --subject (a failed payout, as payouts.csv gives it), --order (a held order, as orders.csv gives it), --trade-file (a refused trade file, as orders.csv gives it) and --all-refused")
 			}
+			if c.Bool("reject") && c.String("order") == "" {
+				return pipeline.Errorf(pipeline.KindUsage, "--reject", "only with --order (a Pay Protocol order held for its failed payment, as orders.csv gives it)")
+			}
 			if c.Bool("refused-rows") && !files {
 				return pipeline.Errorf(pipeline.KindUsage, "--refused-rows", "only with --trade-file or --all-refused")
 			}
@@ -75,6 +83,8 @@ func resolveCommand(cfg *config) *cli.Command {
 			}
 			defer l.Close()
 			switch {
+			case c.Bool("reject"):
+				return rejectHeldFailed(c, cfg, l, d)
 			case c.String("order") != "":
 				return settleHeldOutside(c, cfg, l, d)
 			case c.String("trade-file") != "":
@@ -128,8 +138,12 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		return err
 	}
 	if it.Channel != wechatpay.Channel || it.State != pipeline.ItemRecorded || !strings.HasPrefix(it.Reason, pipeline.HeldPrefix) {
-		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is a %s order, %s (%s): only a WeChat Pay order settle holds is settled by hand",
-			orderNo, it.Channel, it.State, cmp.Or(it.Reason, "no reason recorded"))
+		hint := ""
+		if it.Channel == payprotocol.Channel && it.State == pipeline.ItemHeld && strings.HasPrefix(it.Reason, payprotocol.HeldFailedPayment) {
+			hint = "; if its payment will never arrive, --reject rejects it for good"
+		}
+		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is a %s order, %s (%s): only a WeChat Pay order settle holds is settled by hand%s",
+			orderNo, it.Channel, it.State, cmp.Or(it.Reason, "no reason recorded"), hint)
 	}
 	sub, err := l.AccountOf(ctx, it.RunID, wechatpay.SellerAccount, it.SellerID)
 	if err != nil {
@@ -165,6 +179,67 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		fmt.Fprintf(cfg.stdout, "resolved its failed %s %s (%s)\n", res.Kind, res.Subject, res.Key)
 	}
 	fmt.Fprintf(cfg.stdout, "no run of %s sends anything for it again\n", d)
+	return nil
+}
+
+// rejectHeldFailed records that a person rejected for good a Pay
+// Protocol order settle holds because Pay Protocol answered its payment
+// failed (payprotocol.HeldFailedPayment), the payment never to arrive
+// (ledger.RejectHeld): under the date's lock, so that no run of it works
+// meanwhile, and only once Pay Protocol answers that the payment is still
+// failed (paid since, settle settles it: a run of the date verifies it).
+// The item is then rejected, its reason saying so with the note, and no
+// run verifies, pays or counts it as held again; its seller is not paid
+// for it. An order a person rejected before is said and left as it is.
+func rejectHeldFailed(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
+	ctx, orderNo := c.Context, c.String("order")
+	if strings.TrimSpace(c.String("note")) == "" {
+		return pipeline.Errorf(pipeline.KindUsage, "--note", "say why the payment will never arrive: who, what Pay Protocol or the buyer said, the reference")
+	}
+	pp, err := cfg.payProtocolFromFlags(c)
+	if err != nil {
+		return err
+	}
+	if pp == nil {
+		return pipeline.Errorf(pipeline.KindUsage, "--"+flagPPURL, "required with --order --reject: settle asks Pay Protocol that the payment is still failed")
+	}
+	release, err := l.LockDate(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer release()
+	it, err := l.Item(ctx, d, orderNo)
+	if err != nil {
+		return err
+	}
+	proof := ""
+	if it.State != pipeline.ItemRejected {
+		// Checked before Pay Protocol is asked (RejectHeld checks again,
+		// in its transaction).
+		if it.Channel != payprotocol.Channel || it.State != pipeline.ItemHeld || !strings.HasPrefix(it.Reason, payprotocol.HeldFailedPayment) {
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is a %s order, %s (%s): only a Pay Protocol order settle holds for its failed payment is rejected by hand",
+				orderNo, it.Channel, it.State, cmp.Or(it.Reason, "no reason recorded"))
+		}
+		p, err := pp.client.PaymentDetail(ctx, it.TransactionID, "")
+		if err != nil {
+			return fmt.Errorf("order %s: Pay Protocol's payment detail of %s: %w (nothing recorded)", orderNo, it.TransactionID, err)
+		}
+		if p.Status != payprotocol.PaymentFailed {
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: Pay Protocol answers its payment %s %s now, not failed: run the date again, settle verifies it; nothing recorded",
+				orderNo, it.TransactionID, p.Status)
+		}
+		proof = fmt.Sprintf("Pay Protocol answered payment %s failed at %s", it.TransactionID, cfg.clock().UTC().Format(time.RFC3339))
+	}
+	it, before, err := l.RejectHeld(ctx, d, payprotocol.Channel, orderNo, payprotocol.HeldFailedPayment, proof, c.String("note"))
+	if err != nil {
+		return err
+	}
+	when := "is rejected"
+	if before {
+		when = "was rejected before"
+	}
+	fmt.Fprintf(cfg.stdout, "order %s (Pay Protocol payment %s) %s: %s\n", orderNo, it.TransactionID, when, it.Reason)
+	fmt.Fprintf(cfg.stdout, "no run of %s verifies it again; its seller is not paid for it\n", d)
 	return nil
 }
 

@@ -358,6 +358,64 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 	return it, res, err
 }
 
+// RejectHeld records that a person rejected for good the item of order
+// orderNo of date d, of channel ch, which settle holds with a reason
+// starting with heldPrefix (a Pay Protocol order whose payment failed and
+// will never arrive), proof saying what its provider answered when the
+// caller asked it: in one transaction the item becomes rejected, its
+// reason pipeline.RejectedByPerson with the proof and note, so that no run
+// verifies, pays or counts it as held again, and the resolution is
+// recorded (KindRejectedHeld, its subject the provider's transaction, its
+// key the order number; Resolutions lists it). It returns the item, and
+// whether a person rejected it before (the item is then as that person
+// left it, and nothing changes). It is refused (pipeline.KindUsage) when
+// the item is not of ch, or not held for that reason. The caller holds
+// the date's lock (LockDate), so that no run of d works meanwhile.
+func (l *Ledger) RejectHeld(ctx context.Context, d pipeline.Date, ch pipeline.Channel, orderNo, heldPrefix, proof, note string) (HeldItem, bool, error) {
+	if strings.TrimSpace(note) == "" {
+		return HeldItem{}, false, pipeline.Errorf(pipeline.KindUsage, "--note", "say why the order will never be paid: who, what the provider said, the reference")
+	}
+	var (
+		it     HeldItem
+		before bool
+	)
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, orderLockClass, orderNo); err != nil {
+			return err
+		}
+		var err error
+		it, err = scanItem(tx.QueryRowContext(ctx, heldItemQuery+` FOR UPDATE`, orderNo, d.String()))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: no item of %s has this order number (orders.csv lists them)", orderNo, d)
+		case err != nil:
+			return err
+		case it.Channel != ch:
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is a %s order, not %s", orderNo, it.Channel, ch)
+		case it.State == pipeline.ItemRejected && strings.HasPrefix(it.Reason, pipeline.RejectedByPerson):
+			before = true
+			return nil
+		case it.State != pipeline.ItemHeld || !strings.HasPrefix(it.Reason, heldPrefix):
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is %s (%s), not held for %q: nothing to reject",
+				orderNo, it.State, cmp.Or(it.Reason, "no reason recorded"), strings.TrimPrefix(heldPrefix, pipeline.HeldPrefix))
+		}
+		it.State, it.Reason = pipeline.ItemRejected, fmt.Sprintf("%s (%s): %s; was %s", pipeline.RejectedByPerson, proof, note, it.Reason)
+		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = $2, reason = $3 WHERE order_no = $1`, orderNo, it.State, it.Reason); err != nil {
+			return err
+		}
+		_, err = recordResolution(ctx, tx, &Resolution{Kind: KindRejectedHeld, Subject: it.TransactionID, Key: orderNo}, note)
+		return err
+	})
+	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
+		err = fmt.Errorf("reject order %s: %w", orderNo, err)
+	}
+	return it, before, err
+}
+
+// KindRejectedHeld is the kind of the resolution RejectHeld records of an
+// item (its key the order number).
+const KindRejectedHeld = "rejected_held"
+
 // KindSettledOutside is the kind of the resolution SettleOutside records
 // of an item (its key the order number), beside the failed request it
 // resolves: what a person settled by hand is listed whether or not a
@@ -365,7 +423,8 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 const KindSettledOutside = "settled_outside"
 
 // Resolutions returns what a person resolved of date d's runs: failed
-// payouts, items settled outside settle (KindSettledOutside), and refused
+// payouts, items settled outside settle (KindSettledOutside) or rejected
+// while held (KindRejectedHeld), and refused
 // trade files sent again (KindSentAgain), by subject.
 func (l *Ledger) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution, error) {
 	var out []Resolution
@@ -376,7 +435,7 @@ func (l *Ledger) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution
 		UNION ALL
 		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
 		FROM resolutions s JOIN items i ON i.order_no = s.idem_key AND i.business_date = $1
-		WHERE s.kind = '`+KindSettledOutside+`'
+		WHERE s.kind IN ('`+KindSettledOutside+`', '`+KindRejectedHeld+`')
 		UNION ALL
 		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
 		FROM resolutions s JOIN trade_files t ON t.name = s.subject AND t.request_no = s.idem_key AND t.business_date = $1

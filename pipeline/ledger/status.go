@@ -25,7 +25,7 @@ type DateStatus struct {
 	Mismatches  MismatchStatus      `json:"mismatches"`            // what the reconcile stage found
 	LateRefunds LateRefundStatus    `json:"late_refunds"`          // those read on this date
 	Carried     []CarriedBalance    `json:"carried_balances"`      // every open balance, all dates
-	Resolved    []Resolution        `json:"resolved"`              // failed payouts a person settled outside settle
+	Resolved    []Resolution        `json:"resolved"`              // what a person resolved (Resolutions)
 }
 
 // RunStatus is one run of the date.

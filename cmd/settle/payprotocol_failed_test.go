@@ -1,0 +1,112 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// failedPaymentDay seeds a small day whose only Pay Protocol order (the
+// others, and their refunds, taken out of the platform's tables) has no
+// refund, and starts the simulator with that order's payment failed (set
+// through its control endpoint, as paysim ctl --payprotocol-status does).
+// It returns the simulator, the order, its payment (outTradeNo) and the
+// balance the platform starts with.
+func (e *env) failedPaymentDay() (sim *paysim.Sim, order, txn string, balance int64) {
+	e.t.Helper()
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "4", "--bad-rows", "0", "--seed", "3")
+	order = e.first(`SELECT order_no FROM orders o WHERE provider = 'payprotocol' AND provider_txn_id IS NOT NULL
+		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08'
+		AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.order_no = o.order_no)`)
+	e.db.MustExec(`DELETE FROM refunds WHERE order_no IN (SELECT order_no FROM orders WHERE provider = 'payprotocol' AND order_no <> $1)`, order)
+	e.db.MustExec(`DELETE FROM orders WHERE provider = 'payprotocol' AND order_no <> $1`, order)
+	txn = e.first(`SELECT provider_txn_id FROM orders WHERE order_no = $1`, order)
+	balance = 1_000_000_000_00
+	sim = e.payProtocolSim(nil, 4, balance)
+	e.situations(sim, "--payprotocol-status", txn+"=failed")
+	return sim, order, txn, balance
+}
+
+// itemOf returns the state and reason of order's item.
+func (e *env) itemOf(order string) (state, reason string) {
+	e.t.Helper()
+	if err := e.db.QueryRow(`SELECT state, reason FROM settle.items WHERE order_no = $1`, order).Scan(&state, &reason); err != nil {
+		e.t.Fatalf("item of %s: %v", order, err)
+	}
+	return state, reason
+}
+
+// TestAFailedPayProtocolPaymentRejectedByAPerson: an order held for its
+// failed payment stays held (exit 4) until Pay Protocol answers paid, or a
+// person says the payment will never arrive: settle resolve --order
+// --reject rejects it for good, with the note in the ledger, once Pay
+// Protocol answers that the payment is still failed; it is then neither
+// verified nor counted as held, and the date's next run ends 0. Anything
+// else is refused, nothing recorded.
+func TestAFailedPayProtocolPaymentRejectedByAPerson(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim, order, txn, balance := e.failedPaymentDay()
+	if out, code := e.runInfinia(sim); code != 4 || !strings.Contains(out, "order "+order+": payment is failed") {
+		t.Fatalf("payment failed: exit %d, want 4 naming the order:\n%s", code, out)
+	}
+	resolve := func(order string, extra ...string) (string, int) {
+		return e.settle(append(append([]string{"resolve", "--date", testDate, "--order", order, "--reject", "--note", "buyer never paid, ticket PP-77"},
+			sim.Config.Args()...), extra...)...)
+	}
+	// Refused, nothing recorded: an order not held for its failed payment;
+	// a payment Pay Protocol answers paid now; no Pay Protocol to ask.
+	infinia := e.first(`SELECT order_no FROM settle.items WHERE channel = 'infiniapay'`)
+	if out, code := resolve(infinia); code != 2 || !strings.Contains(out, "only a Pay Protocol order settle holds for its failed payment") {
+		t.Errorf("an Infinia order: exit %d, want 2:\n%s", code, out)
+	}
+	e.situations(sim, "--payprotocol-status", txn+"=paid")
+	if out, code := resolve(order); code != 2 || !strings.Contains(out, "answers its payment "+txn+" paid now") {
+		t.Errorf("paid now: exit %d, want 2:\n%s", code, out)
+	}
+	e.situations(sim, "--payprotocol-status", txn+"=failed")
+	if out, code := e.settle("resolve", "--date", testDate, "--order", order, "--reject", "--note", "n"); code != 2 || !strings.Contains(out, "--payprotocol-url") {
+		t.Errorf("without Pay Protocol: exit %d, want 2:\n%s", code, out)
+	}
+	if out, code := e.settle(append([]string{"resolve", "--date", testDate, "--order", order, "--reject"}, sim.Config.Args()...)...); code != 2 || !strings.Contains(out, "--note") {
+		t.Errorf("without a note: exit %d, want 2:\n%s", code, out)
+	}
+	if state, _ := e.itemOf(order); state != pipeline.ItemHeld || e.count(`SELECT count(*) FROM settle.resolutions`) != 0 {
+		t.Fatalf("a refused resolve changed the ledger: %s is %s", order, state)
+	}
+
+	out, code := resolve(order)
+	if code != 0 || !strings.Contains(out, "is rejected") {
+		t.Fatalf("resolve --reject: exit %d:\n%s", code, out)
+	}
+	state, reason := e.itemOf(order)
+	if state != pipeline.ItemRejected || !strings.HasPrefix(reason, pipeline.RejectedByPerson) || !strings.Contains(reason, "buyer never paid, ticket PP-77") ||
+		!strings.Contains(reason, "failed") {
+		t.Fatalf("rejected by a person: %s is %s %q", order, state, reason)
+	}
+	// Again: said, nothing changed.
+	if out, code := resolve(order); code != 0 || !strings.Contains(out, "was rejected before") {
+		t.Errorf("resolve --reject again: exit %d:\n%s", code, out)
+	}
+	if _, again := e.itemOf(order); again != reason {
+		t.Errorf("resolved again: reason %q, was %q", again, reason)
+	}
+	before := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail)
+	if out, code := e.runInfinia(sim); code != 0 || strings.Contains(out, "order "+order+": payment is failed") || !strings.Contains(out, "rejected by a person") {
+		t.Fatalf("after the person rejected it: exit %d, want 0, %s no longer held but rejected by a person:\n%s", code, order, out)
+	}
+	if n := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail) - before; n > 1 {
+		t.Errorf("the run asked Pay Protocol %d payment details, want at most its own pre-flight's", n)
+	}
+	if state, _ := e.itemOf(order); state != pipeline.ItemRejected {
+		t.Errorf("after the run %s is %s", order, state)
+	}
+	status := e.mustSettle("status", "--date", testDate)
+	if !strings.Contains(status, "resolved by a person: rejected_held "+txn+" ("+order+")") || !strings.Contains(status, "buyer never paid, ticket PP-77") {
+		t.Errorf("settle status does not list the rejection:\n%s", status)
+	}
+	e.checkPaidOnce(sim, balance)
+}
