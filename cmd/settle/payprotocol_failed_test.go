@@ -39,6 +39,56 @@ func (e *env) itemOf(order string) (state, reason string) {
 	return state, reason
 }
 
+// TestAFailedPayProtocolPaymentPaidLateSettlesOnce: an order whose Pay
+// Protocol payment answers failed (paymentStatus 4) was rejected for good,
+// its seller never paid, though the platform released its escrow and a
+// failed payment can still be paid late, on chain (Pay Protocol's own
+// plugin reopens such an order). It is held: not paid, the run not ending
+// 0 (exit 4, naming it, as settle status does), verified again by every
+// run of its date; once Pay Protocol answers paid it settles, once, and
+// the date's next run ends 0 with nothing more sent.
+func TestAFailedPayProtocolPaymentPaidLateSettlesOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim, order, txn, balance := e.failedPaymentDay()
+	for run := 1; run <= 2; run++ {
+		before := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail)
+		out, code := e.runInfinia(sim)
+		if code != 4 || !strings.Contains(out, "order "+order+": payment is failed") {
+			t.Fatalf("run %d, payment failed: exit %d, want 4 naming the order:\n%s", run, code, out)
+		}
+		if state, reason := e.itemOf(order); state != pipeline.ItemHeld || !strings.HasPrefix(reason, payprotocol.HeldFailedPayment) {
+			t.Fatalf("run %d: %s is %s %q, want held for its failed payment", run, order, state, reason)
+		}
+		if sim.PayProtocol.Calls(payprotocol.APIPaymentDetail) == before {
+			t.Fatalf("run %d did not ask Pay Protocol about the held payment", run)
+		}
+		e.checkPaidOnce(sim, balance)
+	}
+	if out := e.mustSettle("status", "--date", testDate); !strings.Contains(out, "order "+order+": payment is failed") {
+		t.Errorf("settle status does not name the held order:\n%s", out)
+	}
+
+	// Paid late, on chain.
+	e.situations(sim, "--payprotocol-status", txn+"=paid")
+	out, code := e.runInfinia(sim)
+	if code != 0 {
+		t.Fatalf("paid since: exit %d, want 0:\n%s", code, out)
+	}
+	if state, reason := e.itemOf(order); state != pipeline.ItemPaid && state != "carried" {
+		t.Fatalf("paid since: %s is %s %q, want paid (or carried to its seller's next payout)", order, state, reason)
+	}
+	e.checkPaidOnce(sim, balance)
+	sends := e.count(`SELECT count(*) FROM settle.effects`)
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("the date again: exit %d, want 0:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects`); n != sends {
+		t.Errorf("the date again recorded %d side effects more", n-sends)
+	}
+	e.checkPaidOnce(sim, balance)
+}
+
 // TestAFailedPayProtocolPaymentRejectedByAPerson: an order held for its
 // failed payment stays held (exit 4) until Pay Protocol answers paid, or a
 // person says the payment will never arrive: settle resolve --order
