@@ -161,8 +161,9 @@ type MatcherConfig struct {
 //     refunds not rejected);
 //
 //   - timing, expected: a held item whose payment is still pending,
-//     confirming or partially paid, or a refund still awaiting approval,
-//     under review or confirming on chain.
+//     confirming or partially paid, or failed (it may still be paid late;
+//     the run names it for a person), or a refund still awaiting
+//     approval, under review or confirming on chain.
 //
 //   - unverifiable (not expected): Pay Protocol's answer about the order
 //     could not be used (unreadable, or the order refused definitely), or
@@ -462,6 +463,13 @@ func Match(it pipeline.RefundedItem, o Order) []pipeline.Mismatch {
 	case paymentInProgress(o.Status) && it.State == pipeline.ItemHeld:
 		return append(out, expectedRow(it, pipeline.Minor(it.Gross), quote, o.Status,
 			"payment: Pay Protocol's payment is still "+o.Status+"; the item stays held"))
+	case o.Status == PaymentFailed.String() && it.State == pipeline.ItemHeld:
+		// Held, nothing paid, and the verification asks again (it may be
+		// paid late, on chain): the ledger and Pay Protocol agree that
+		// nothing moved. The run names it for a person (the verification's
+		// problem) until it is paid or a person rejects it.
+		return append(out, expectedRow(it, pipeline.Minor(it.Gross), quote, o.Status,
+			"payment: Pay Protocol's payment is failed; the item stays held until it is paid late, or a person rejects it (settle resolve --order --reject)"))
 	case o.Status == PaymentRefunded.String() && quote != "":
 		// All of it went back to the buyer: that agrees when we count
 		// the whole order refunded.

@@ -63,7 +63,7 @@ func TestMatchPayProtocol(t *testing.T) {
 		{"failed", ppItem(itemPaid, 10000, 0), payprotocol.Order{Status: payprotocol.PaymentFailed.String(), Quote: pipeline.Money{Minor: 10000, Currency: "USD"}},
 			[]want{{pipeline.MismatchStatus, "10000", "10000", "failed", false, "the ledger has the item paid, Pay Protocol's payment is failed"}}},
 		{"failed while held", ppItem(pipeline.ItemHeld, 10000, 0), payprotocol.Order{Status: payprotocol.PaymentFailed.String(), Quote: pipeline.Money{Minor: 10000, Currency: "USD"}},
-			[]want{{pipeline.MismatchStatus, "10000", "10000", "failed", false, "is failed"}}},
+			[]want{{pipeline.MismatchTiming, "10000", "10000", "failed", true, "the item stays held until it is paid late, or a person rejects it"}}},
 		{"pending while held", ppItem(pipeline.ItemHeld, 10000, 0), payprotocol.Order{Status: payprotocol.PaymentPending.String(), Quote: pipeline.Money{Minor: 10000, Currency: "USD"}},
 			[]want{{pipeline.MismatchTiming, "10000", "10000", "pending", true, "payment is still pending"}}},
 		{"partially paid while held", ppItem(pipeline.ItemHeld, 10000, 0), payprotocol.Order{Status: payprotocol.PaymentPartiallyPaid.String(), Quote: pipeline.Money{Minor: 10000, Currency: "USD"}},
