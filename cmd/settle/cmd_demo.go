@@ -191,8 +191,9 @@ func (cfg *config) demo(c *cli.Context) error {
 
 // demoMaxRejectRatio is the demo's reject tolerance: its day has bad rows
 // of every kind and Pay Protocol payments in every status on purpose (some
-// failed or refunded: rejected by the provider), which at a few hundred
-// orders is more than the production default of 5%.
+// refunded: rejected by the provider; the failed ones are held, as they
+// may still be paid late), which at a few hundred orders is more than the
+// production default of 5%.
 const demoMaxRejectRatio = 0.2
 
 func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline.Date, out string, first, again time.Duration, firstCode, againCode, due int) error {
