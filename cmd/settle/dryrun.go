@@ -177,6 +177,12 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 			}
 			run := runs[i]
 			fmt.Fprintf(w, "ledger: run %s is %s, stages done: %v; a real run resumes from there\n", run.Key, run.State, run.StagesDone)
+			if note, ok := strings.CutPrefix(run.LastError, pipeline.NeedsPersonNote); ok {
+				// What its last run left for a person (held payments, by
+				// order, say): a real run looks at them again, as settle
+				// status names them.
+				fmt.Fprintf(controlSafe(w), "ledger: run %s ended needing a person: %s\n", run.Key, note)
+			}
 			if run.Done(pipeline.StageTransform) && run.RulesHash != o.rulesHash {
 				// The plan above is split under the rules given; a real run
 				// pays the splits recorded under the others.

@@ -75,6 +75,9 @@ func TestAFailedPayProtocolPaymentPaidLateSettlesOnce(t *testing.T) {
 	if out := e.mustSettle("status", "--date", testDate); !strings.Contains(out, "order "+order+": payment is failed") {
 		t.Errorf("settle status does not name the held order:\n%s", out)
 	}
+	if out, code := e.runInfinia(sim, "--dry-run"); code != 0 || !strings.Contains(out, "ended needing a person: ") || !strings.Contains(out, "order "+order+": payment is failed") {
+		t.Errorf("the dry run does not name the held order: exit %d\n%s", code, out)
+	}
 
 	// Paid late, on chain.
 	e.situations(sim, "--payprotocol-status", txn+"=paid")
