@@ -599,6 +599,64 @@ func TestAHeldItemSettledOutside(t *testing.T) {
 	}
 }
 
+// TestAHeldItemRejectedByAPerson: only an item held for the reason given
+// (a Pay Protocol payment failed) is rejected by hand; it becomes
+// rejected with the proof and the note, no longer an item to verify, its
+// resolution listed with the date's; said again, nothing changes.
+func TestAHeldItemRejectedByAPerson(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeDay(t, l, run, "F", 3, 1, true)
+	const failed = "held: Pay Protocol payment is failed"
+	for no, reason := range map[string]string{"F0000": failed + ": verified again", "F0001": "held: Pay Protocol payment is pending"} {
+		if err := l.SetItemState(ctx, run.ID, no, pipeline.ItemUnverified, pipeline.ItemHeld, reason); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reject := func(orderNo string, ch pipeline.Channel, note string) (ledger.HeldItem, bool, error) {
+		return l.RejectHeld(ctx, day, ch, orderNo, failed, "still failed", note)
+	}
+	refused := func(orderNo string, ch pipeline.Channel, note, want string) {
+		t.Helper()
+		if _, _, err := reject(orderNo, ch, note); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), want) {
+			t.Fatalf("reject %s: %v, want a usage error saying %q", orderNo, err, want)
+		}
+	}
+	refused("F0000", chPayProtocol, " ", "say why")
+	refused("F9999", chPayProtocol, "never paid", "no item of")
+	refused("F0000", chInfinia, "never paid", "not "+string(chInfinia))
+	refused("F0001", chPayProtocol, "never paid", "not held for")
+	refused("F0002", chPayProtocol, "never paid", "unverified")
+	it, before, err := reject("F0000", chPayProtocol, "buyer never paid, OPS-2")
+	want := pipeline.RejectedByPerson + " (still failed): buyer never paid, OPS-2; was " + failed + ": verified again"
+	if err != nil || before || it.State != pipeline.ItemRejected || it.Reason != want || it.TransactionID != "TF0000" {
+		t.Fatalf("rejected: %+v, %v, %v; want rejected %q", it, before, err, want)
+	}
+	if got, err := l.Item(ctx, day, "F0000"); err != nil || got.State != pipeline.ItemRejected || got.Reason != want {
+		t.Fatalf("the ledger's item: %+v, %v", got, err)
+	}
+	items, err := l.ItemsToVerify(ctx, run.ID, chPayProtocol, "held: Pay Protocol")
+	if err != nil || len(items) != 2 || items[0].OrderNo != "F0001" || items[1].OrderNo != "F0002" {
+		t.Fatalf("to verify after the rejection: %+v, %v; want F0001 and F0002", items, err)
+	}
+	rs, err := l.Resolutions(ctx, day)
+	if err != nil || len(rs) != 1 || rs[0].Kind != ledger.KindRejectedHeld || rs[0].Subject != "TF0000" || rs[0].Key != "F0000" || rs[0].Note != "buyer never paid, OPS-2" {
+		t.Fatalf("resolutions: %+v, %v", rs, err)
+	}
+	// Again, with another note: said, nothing changes.
+	if it, before, err := reject("F0000", chPayProtocol, "again"); err != nil || !before || it.Reason != want {
+		t.Fatalf("rejected again: %+v, %v, %v", it, before, err)
+	}
+	if rs, err := l.Resolutions(ctx, day); err != nil || len(rs) != 1 || rs[0].Note != "buyer never paid, OPS-2" {
+		t.Fatalf("resolutions after a second rejection: %+v, %v", rs, err)
+	}
+}
+
 // failEffect records an attempt of a payout of the run, keyed
 // k-<subject>-<attempt>, sent and failed.
 func failEffect(t *testing.T, l *ledger.Ledger, runID int64, kind, subject string, attempt int) {
