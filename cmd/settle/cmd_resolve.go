@@ -125,9 +125,6 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 	if err != nil {
 		return err
 	}
-	if w == nil {
-		return pipeline.Errorf(pipeline.KindUsage, "--"+flagWXURL, "required with --order: settle asks WeChat Pay what it still holds of the order")
-	}
 	release, err := l.LockDate(ctx, d)
 	if err != nil {
 		return err
@@ -144,6 +141,12 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		}
 		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is a %s order, %s (%s): only a WeChat Pay order settle holds is settled by hand%s",
 			orderNo, it.Channel, it.State, cmp.Or(it.Reason, "no reason recorded"), hint)
+	}
+	if w == nil {
+		// Asked after the order is read: one that is no held WeChat Pay
+		// order says so (a Pay Protocol order held for its failed payment
+		// is rejected with --reject, not settled by hand).
+		return pipeline.Errorf(pipeline.KindUsage, "--"+flagWXURL, "required with --order: settle asks WeChat Pay what it still holds of the order")
 	}
 	sub, err := l.AccountOf(ctx, it.RunID, wechatpay.SellerAccount, it.SellerID)
 	if err != nil {

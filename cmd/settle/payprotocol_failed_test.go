@@ -123,6 +123,10 @@ func TestAFailedPayProtocolPaymentRejectedByAPerson(t *testing.T) {
 	if out, code := resolve(infinia); code != 2 || !strings.Contains(out, "only a Pay Protocol order settle holds for its failed payment") {
 		t.Errorf("an Infinia order: exit %d, want 2:\n%s", code, out)
 	}
+	if out, code := e.settle(append([]string{"resolve", "--date", testDate, "--order", order, "--note", "n"}, sim.Config.Args()...)...); code != 2 ||
+		!strings.Contains(out, "--reject rejects it for good") {
+		t.Errorf("without --reject: exit %d, want 2 pointing to it:\n%s", code, out)
+	}
 	e.situations(sim, "--payprotocol-status", txn+"=paid")
 	if out, code := resolve(order); code != 2 || !strings.Contains(out, "answers its payment "+txn+" paid now") {
 		t.Errorf("paid now: exit %d, want 2:\n%s", code, out)
