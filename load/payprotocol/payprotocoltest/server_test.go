@@ -216,3 +216,25 @@ func TestWrongMethodAndPath(t *testing.T) {
 		}
 	}
 }
+
+// TestAFailedPaymentPaidLate: a payment failed (status 4) and paid late,
+// on chain, answers as Pay Protocol would: failed, nothing settled and no
+// transfer; then paid, its whole amount settled with a transfer hash.
+func TestAFailedPaymentPaidLate(t *testing.T) {
+	fake, c, _ := start(t, payprotocoltest.Options{}, nil)
+	ctx := context.Background()
+	if _, err := fake.AddPayment("T-1", "USDT", 6, "2500000", payprotocol.PaymentFailed); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.PaymentDetail(ctx, "T-1", "")
+	if err != nil || p.Status != payprotocol.PaymentFailed || p.SettlementAmount != "0" || p.TxHash != "" {
+		t.Fatalf("failed: %+v, %v", p, err)
+	}
+	if err := fake.SetPaymentStatus("T-1", payprotocol.PaymentPaid); err != nil {
+		t.Fatal(err)
+	}
+	p, err = c.PaymentDetail(ctx, "T-1", "")
+	if err != nil || p.Status != payprotocol.PaymentPaid || p.SettlementAmount != "2500000" || p.ExpectedAmount != "2500000" || p.TxHash == "" {
+		t.Fatalf("paid late: %+v, %v", p, err)
+	}
+}

@@ -94,7 +94,8 @@ func (s *Server) newPayment(outTradeNo string, chain int, legal bool, quoteCur, 
 
 // SetPaymentStatus moves a payment to status, as the chain would: paid
 // settles the whole amount, partially paid half of it, pending and failed
-// none. A change of status sends the payment callback.
+// none. Any status may follow any other: a failed payment paid late, on
+// chain, is paid. A change of status sends the payment callback.
 func (s *Server) SetPaymentStatus(outTradeNo string, status payprotocol.PaymentStatus) error {
 	if !status.Valid() {
 		return fmt.Errorf("payprotocoltest: status %d", status)
