@@ -990,7 +990,8 @@ func (c *config) pruningFinal(l *ledger.Ledger, stage pipeline.StageFunc) pipeli
 // rejectGate stops a run before a sending stage when too much of the day
 // was rejected: paying on bad data is worse than paying late. It counts the
 // rows rejected by transform and the orders a provider rejected since (Pay
-// Protocol payments it does not know, rows of a refused trade file).
+// Protocol payments it does not know, rows of a refused trade file), not
+// those a person rejected (pipeline.RejectedByPerson).
 func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipeline.Run) error {
 	return func(ctx context.Context, run *pipeline.Run) error {
 		read, err := l.SnapshotCount(ctx, run.ID)
@@ -1005,6 +1006,10 @@ func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipel
 		if err != nil {
 			return err
 		}
+		// An order a person rejected (settle resolve --order --reject: a
+		// payment that will never arrive) is a decision, not bad data:
+		// counted, it stopped the rest of the date at this gate for good.
+		byProvider = slices.DeleteFunc(byProvider, func(r ledger.RejectReason) bool { return strings.HasPrefix(r.Reason, pipeline.RejectedByPerson) })
 		rows, provider := sumRejects(reasons), sumRejects(byProvider)
 		rejected := rows + provider
 		if read > 0 && float64(rejected) > maxRatio*float64(read) {
