@@ -401,7 +401,8 @@ const unknownPayment = "Pay Protocol does not know payment "
 
 // verdict is what the verification decides of one item, with Pay
 // Protocol's answer about its order when the payment was verified or held
-// for a payment or a refund still under way (nil otherwise): the answer
+// for a payment or a refund still under way, or a payment failed (nil
+// otherwise): the answer
 // Adapter.Order gives, the refund read when the payment is paid. late is
 // what the order's late refunds in the ledger add up to
 // (pipeline.VerifyItem.LateRefunded).
@@ -425,7 +426,7 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 		// answer says paid). Held, verified again by every run of its
 		// date and settled once paid; a person rejects it for good when
 		// the payment will never arrive (settle resolve --order
-		// --reject). Rejected here, its seller was never paid for it.
+		// --reject). Rejected, as it was, its seller was never paid for it.
 		return pipeline.ItemHeld, HeldFailedPayment + ": verified again by every run of its date until it is paid; if it never will be, settle resolve --order --reject",
 			&verified{Order: o}, nil
 	case PaymentRefunded.String():
