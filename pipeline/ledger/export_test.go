@@ -100,3 +100,6 @@ func (l *Ledger) SetMigrateLockWait(d time.Duration) { l.lockWait = d }
 // UnappliedPayoutsQuery is UnappliedPayouts' statement, for a test of
 // its plan.
 const UnappliedPayoutsQuery = unappliedPayoutsQuery
+
+// LeftUndoneQuery is LeftUndone's read, for tests that look at its plan.
+const LeftUndoneQuery = leftUndoneQuery

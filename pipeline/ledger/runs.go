@@ -335,45 +335,90 @@ func (l *Ledger) DatesRun(ctx context.Context, since, before pipeline.Date) ([]D
 	return out, rows.Err()
 }
 
-// StoppedInFlight is a run of an earlier date that no process holds and
-// that left requests whose outcome is unknown (sent, never answered).
-type StoppedInFlight struct {
-	Key      pipeline.RunKey
+// LeftUndone is a run of an earlier date that no process holds and that
+// left work only a run of its date does: the next night's run settles its
+// own date alone, and the balances netted into a payout planned or in
+// flight wait on that date's run.
+type LeftUndone struct {
+	Key   pipeline.RunKey
+	State pipeline.RunState
+	// StagesDone are the stages the run finished.
+	StagesDone []pipeline.Stage
+	// LastError is the run's recorded last error, or its note of what
+	// needs a person (pipeline.NeedsPersonNote).
+	LastError string
+	// InFlight counts its requests sent with no answer recorded (sent,
+	// unknown): only a status query of a run of the date settles them.
 	InFlight int64
+	// Planned counts its requests recorded as intents and never sent.
+	Planned int64
 }
 
-// StoppedInFlight returns the runs of the dates from since to before
+// Stopped reports whether the run never ended: recorded running with no
+// process holding it (killed, its pod evicted, past the Job's deadline, or
+// run with --until a stage before reconcile).
+func (u LeftUndone) Stopped() bool { return u.State == pipeline.RunRunning }
+
+// Failed reports whether the run ended on an error (exit 1, 2 or 3: a
+// stage failed, a provider still processing past --provider-wait,
+// configuration refused, input rejected) rather than finishing with a
+// note for a person.
+func (u LeftUndone) Failed() bool {
+	return u.State == pipeline.RunFailed && !strings.HasPrefix(u.LastError, pipeline.NeedsPersonNote)
+}
+
+// leftUndoneQuery reads the runs of the dates from $1 to $2 (exclusive)
+// that stopped ($3 running), ended failed on an error (their last error
+// not starting with $4, pipeline.NeedsPersonNote), or left requests
+// planned or in flight. The runs are read by their date (the unique index
+// on date and shard: a month's runs), the open effects through their
+// partial index (effects_one_open): the few left open, not the window's
+// requests.
+const leftUndoneQuery = `SELECT to_char(r.business_date, 'YYYY-MM-DD'), r.shard_index, r.shard_count, r.state, r.stages_done, r.last_error,
+		COALESCE(o.in_flight, 0), COALESCE(o.planned, 0)
+	FROM runs r
+	LEFT JOIN (SELECT run_id, count(*) FILTER (WHERE state <> 'planned') AS in_flight, count(*) FILTER (WHERE state = 'planned') AS planned
+		FROM effects WHERE state IN ('planned', 'sent', 'unknown') GROUP BY run_id) o ON o.run_id = r.id
+	WHERE r.business_date >= $1 AND r.business_date < $2
+	  AND (o.run_id IS NOT NULL OR r.state = $3 OR (r.state = 'failed' AND NOT starts_with(r.last_error, $4)))
+	ORDER BY r.business_date, r.shard_count, r.shard_index`
+
+// LeftUndone returns the runs of the dates from since to before
 // (exclusive) that no process holds now (neither the run's lock nor its
-// date's) and that have requests sent with
-// no answer recorded: killed between a provider's acceptance and the
-// ledger's record, or ended (exit 1) before the provider answered and not
-// run again. Only a run of their own date asks about them (the next
-// night's run drives its own run's requests alone), and the balances
-// netted into an unknown revenue share wait on it. It reads the open
-// effects through their partial index (effects_one_open): the few left
-// open, not the window's requests.
-func (l *Ledger) StoppedInFlight(ctx context.Context, since, before pipeline.Date) ([]StoppedInFlight, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT to_char(r.business_date, 'YYYY-MM-DD'), r.shard_index, r.shard_count, o.n
-		FROM (SELECT run_id, count(*) AS n FROM effects WHERE state IN ('sent', 'unknown') GROUP BY run_id) o
-		JOIN runs r ON r.id = o.run_id
-		WHERE r.business_date >= $1 AND r.business_date < $2
-		ORDER BY r.business_date, r.shard_count, r.shard_index`, since.String(), before.String())
+// date's) and that left work undone for a run of their date: stopped
+// before their end (killed, or run with --until: their later stages not
+// reached, perhaps payouts planned and never sent), ended failed on an
+// error and not run again (exit 1 past the Job's retries, 2 or 3), or
+// with requests planned or sent and never answered (whatever their state:
+// a re-run of a date done, killed). A run that ended with only a note for
+// a person (exit 4: held, for a person) and nothing open is not listed:
+// it waits on that person, who was told by its run. Oldest first.
+func (l *Ledger) LeftUndone(ctx context.Context, since, before pipeline.Date) ([]LeftUndone, error) {
+	rows, err := l.db.QueryContext(ctx, leftUndoneQuery, since.String(), before.String(), string(pipeline.RunRunning), pipeline.NeedsPersonNote)
 	if err != nil {
-		return nil, fmt.Errorf("read the runs stopped with requests in flight: %w", err)
+		return nil, fmt.Errorf("read the runs left undone: %w", err)
 	}
-	var found []StoppedInFlight
+	var found []LeftUndone
 	for rows.Next() {
-		var s StoppedInFlight
-		var day string
-		if err := rows.Scan(&day, &s.Key.Shard.Index, &s.Key.Shard.Count, &s.InFlight); err != nil {
+		var (
+			u      LeftUndone
+			day    string
+			state  string
+			stages pq.StringArray
+		)
+		if err := rows.Scan(&day, &u.Key.Shard.Index, &u.Key.Shard.Count, &state, &stages, &u.LastError, &u.InFlight, &u.Planned); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("read the runs stopped with requests in flight: %w", err)
+			return nil, fmt.Errorf("read the runs left undone: %w", err)
 		}
-		if s.Key.Date, err = pipeline.ParseDate(day); err != nil {
+		if u.Key.Date, err = pipeline.ParseDate(day); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		found = append(found, s)
+		u.State = pipeline.RunState(state)
+		for _, s := range stages {
+			u.StagesDone = append(u.StagesDone, pipeline.Stage(s))
+		}
+		found = append(found, u)
 	}
 	if err := rows.Close(); err != nil {
 		return nil, err
@@ -381,21 +426,21 @@ func (l *Ledger) StoppedInFlight(ctx context.Context, since, before pipeline.Dat
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	var out []StoppedInFlight
-	for _, s := range found {
+	var out []LeftUndone
+	for _, u := range found {
 		// Not while a process works on the date: one that re-runs a date
 		// run in shards as a whole holds the date's lock and takes each
-		// shard's in turn, and asks about the shards it has not reached
+		// shard's in turn, and finishes the shards it has not reached
 		// yet once it does.
-		active, err := l.dateActive(ctx, s.Key)
+		active, err := l.dateActive(ctx, u.Key)
 		if err == nil && !active {
-			active, err = l.runActive(ctx, s.Key)
+			active, err = l.runActive(ctx, u.Key)
 		}
 		if err != nil {
 			return nil, err
 		}
 		if !active {
-			out = append(out, s)
+			out = append(out, u)
 		}
 	}
 	return out, nil
