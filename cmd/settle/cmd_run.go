@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/urfave/cli/v2"
@@ -234,10 +235,17 @@ const missedLookback = 31
 // missedLookback before d that have no run while an earlier one of them
 // has: a nightly run settles yesterday only, so a date whose night was
 // missed is never settled unless a person runs it. It names too the runs
-// of those dates that stopped with requests in flight (a night's pods
-// killed past the Job's backoffLimit): the next night drives its own
-// run's requests alone, and ended 0 with them unknown. nil when there are none
-// (or no date of the lookback was ever run: a new ledger).
+// of those dates that no process holds and that only a run of their date
+// finishes (ledger.LeftUndone): stopped before their end (a night's pods
+// killed past the Job's backoffLimit or deadline, or a person's run with
+// --until), ended failed (exit 1 past the Job's retries, 2 or 3) and not
+// run again, or with requests planned or in flight - the next night
+// drives its own run's alone, and ended 0 with them, the balances netted
+// into them waiting. A run that ended needing a person (exit 4) with
+// nothing open is not named: its work is held for that person, who was
+// told then (settle_unsettled_runs keeps counting it), and naming it
+// every night would teach the night's exit 4 to be ignored. nil when
+// there are none (or no date of the lookback was ever run: a new ledger).
 func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (problem, err error) {
 	run, err := l.DatesRun(ctx, d.AddDays(-missedLookback), d)
 	if err != nil || len(run) == 0 {
@@ -263,17 +271,12 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (probl
 		missed = append(missed, day)
 	}
 	shards := p.Count()
-	stopped, err := l.StoppedInFlight(ctx, d.AddDays(-missedLookback), d)
+	undone, err := l.LeftUndone(ctx, d.AddDays(-missedLookback), d)
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range stopped {
-		which, shard := "its run", ""
-		if s.Key.Shard.Count > 1 {
-			which, shard = "shard "+s.Key.Shard.String(), " --shard "+s.Key.Shard.String()
-		}
-		p.Add(fmt.Sprintf("date %s: %s stopped with %d requests sent and never answered (killed, or ended before its provider answered, and not run again): settle run --date %s%s asks the providers about them",
-			s.Key.Date, which, s.InFlight, s.Key.Date, shard))
+	for _, u := range undone {
+		p.Add(leftUndoneLine(u))
 	}
 	if len(missed) > 0 {
 		first, last := missed[0], missed[len(missed)-1]
@@ -289,9 +292,62 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (probl
 	} else if shards > 0 {
 		p.Summary = fmt.Sprintf("shards of dates before %s never run", d)
 	} else if p.Count() > 0 {
-		p.Summary = fmt.Sprintf("runs of dates before %s stopped with requests in flight: only a run of their date asks about them", d)
+		p.Summary = fmt.Sprintf("runs of dates before %s left work undone (stopped, failed, or with requests planned or in flight) and not run again: only a run of their date finishes it", d)
 	}
 	return p.NeedsPerson(), nil
+}
+
+// leftUndoneLine names a run of an earlier date left undone for a person,
+// with what it left and the command that finishes it.
+func leftUndoneLine(u ledger.LeftUndone) string {
+	which, shard := "its run", ""
+	if u.Key.Shard.Count > 1 {
+		which, shard = "shard "+u.Key.Shard.String(), " --shard "+u.Key.Shard.String()
+	}
+	planned := ""
+	if u.Planned > 0 {
+		planned = fmt.Sprintf(", %d requests planned and never sent", u.Planned)
+	}
+	switch {
+	case u.InFlight > 0:
+		return fmt.Sprintf("date %s: %s stopped with %d requests sent and never answered (killed, or ended before its provider answered, and not run again)%s: settle run --date %s%s asks the providers about them",
+			u.Key.Date, which, u.InFlight, planned, u.Key.Date, shard)
+	case u.Stopped():
+		at := "before any stage"
+		for _, st := range pipeline.Stages {
+			if !slices.Contains(u.StagesDone, st) {
+				at = "before its " + string(st) + " stage"
+				break
+			}
+		}
+		return fmt.Sprintf("date %s: %s stopped %s%s and was not run again (killed, or run with --until): settle run --date %s%s finishes it",
+			u.Key.Date, which, at, planned, u.Key.Date, shard)
+	case u.Planned > 0:
+		return fmt.Sprintf("date %s: %s left %d requests planned and never sent (a run of it stopped before sending them; what they net waits on them): settle run --date %s%s sends them",
+			u.Key.Date, which, u.Planned, u.Key.Date, shard)
+	default:
+		return fmt.Sprintf("date %s: %s failed and was not run again (%s): settle run --date %s%s runs it again",
+			u.Key.Date, which, firstLine(u.LastError, 200), u.Key.Date, shard)
+	}
+}
+
+// firstLine is the first line of s, cut to at most n bytes at a rune's
+// start ("..." added when cut).
+func firstLine(s string, n int) string {
+	cut := false
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s, cut = s[:i], true
+	}
+	if len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s, cut = s[:n], true
+	}
+	if cut {
+		s += "..."
+	}
+	return s
 }
 
 // shardNames names shards for a message: "shard 1/4", "shards 1/4, 3/4".

@@ -62,6 +62,48 @@ func TestANightlyRunNamesTheNightsMissed(t *testing.T) {
 	}
 }
 
+// TestANightlyRunNamesEarlierDatesLeftUndone: a nightly run settles its
+// own date alone, so an earlier date whose run stopped before its end
+// (killed, its pods past the Job's deadline, with nothing sent yet) or
+// ended failed (exit 1 past the Job's retries) is finished by nobody, its
+// orders unpaid and the balances netted into its planned payouts waiting.
+// The night named only the runs stopped with requests in flight, and
+// ended 0 over these. It now ends needing a person, naming each with the
+// run that finishes it; a date that ended needing a person (exit 4,
+// held for that person, who was told then) is not named every night.
+func TestANightlyRunNamesEarlierDatesLeftUndone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
+	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC) // yesterday: 2026-11-25
+	at := e.runAtClockStopped(&now)
+	for _, d := range []string{"2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24"} {
+		if out, code := at("--date", d); code != 0 {
+			t.Fatalf("run of %s: exit %d:\n%s", d, code, out)
+		}
+	}
+	// 2026-11-21 done; 2026-11-22 stopped before its upload stage (as
+	// --until transform, or a kill, leaves it); 2026-11-23 ended 1 on its
+	// last retry; 2026-11-24 ended 4, held for a person.
+	e.db.MustExec(`UPDATE settle.runs SET state = 'done', finished_at = now() WHERE business_date = '2026-11-21'`)
+	e.db.MustExec(`UPDATE settle.runs SET state = 'failed', last_error = 'stage upload: Infinia: connection refused' WHERE business_date = '2026-11-23'`)
+	e.db.MustExec(`UPDATE settle.runs SET state = 'failed', last_error = 'needs a person: stage distribute: seller S00001 USD: Infinia binding is FROZEN' WHERE business_date = '2026-11-24'`)
+	out, code := at()
+	stopped := "date 2026-11-22: its run stopped before its upload stage and was not run again (killed, or run with --until): settle run --date 2026-11-22 finishes it"
+	failed := "date 2026-11-23: its run failed and was not run again (stage upload: Infinia: connection refused): settle run --date 2026-11-23 runs it again"
+	if code != 4 || !strings.Contains(out, stopped) || !strings.Contains(out, failed) ||
+		strings.Contains(out, "2026-11-24") || strings.Contains(out, "date 2026-11-21") {
+		t.Fatalf("night after a date stopped and one failed: exit %d, want 4 naming them (not the one for a person):\n%s", code, out)
+	}
+	// Those two run again to their end: the next night ends 0, the date
+	// held for a person left to the person.
+	e.db.MustExec(`UPDATE settle.runs SET state = 'done', last_error = '', finished_at = now() WHERE business_date IN ('2026-11-22', '2026-11-23', '2026-11-25')`)
+	now = now.AddDate(0, 0, 1) // yesterday: 2026-11-26
+	if out, code := at(); code != 0 {
+		t.Fatalf("night after they ran again: exit %d, want 0:\n%s", code, out)
+	}
+}
+
 // TestADateBesideOneRunInAnotherZoneIsRefused: a person's run with
 // SETTLE_TZ unset (the default zone) of a date beside nights run in UTC
 // read a window that did not meet theirs: the orders between were read by
@@ -350,8 +392,22 @@ func TestAReextractInItsRunsOwnZoneAfterAZoneChangeIsTaken(t *testing.T) {
 }
 
 // runAtClock runs `settle run` in UTC through transform with the clock at
-// *now (a test moves it), and returns its output and exit code.
+// *now (a test moves it), and returns its output and exit code. The runs
+// it opens stop after transform, for speed, and are then recorded done,
+// as a whole run would leave them: a nightly run names an earlier date's
+// run stopped before its end (runAtClockStopped leaves them so).
 func (e *env) runAtClock(now *time.Time) func(args ...string) (string, int) {
+	run := e.runAtClockStopped(now)
+	return func(args ...string) (string, int) {
+		out, code := run(args...)
+		e.db.MustExec(`UPDATE settle.runs SET state = 'done', finished_at = now() WHERE state = 'running'`)
+		return out, code
+	}
+}
+
+// runAtClockStopped is runAtClock leaving its runs as --until transform
+// does: recorded running, stopped before their upload stage.
+func (e *env) runAtClockStopped(now *time.Time) func(args ...string) (string, int) {
 	return func(args ...string) (string, int) {
 		var out, errb bytes.Buffer
 		full := append([]string{"settle", "run", "--database-url", e.url, "--tz", "UTC", "--rules", e.rules, "--out", e.reports,
