@@ -306,10 +306,13 @@ func leftUndoneLine(u ledger.LeftUndone) string {
 	}
 	planned := ""
 	if u.Planned > 0 {
-		planned = fmt.Sprintf(", %d requests planned and never sent", u.Planned)
+		planned = fmt.Sprintf(" with %d requests planned and never sent", u.Planned)
 	}
 	switch {
 	case u.InFlight > 0:
+		if planned != "" {
+			planned = fmt.Sprintf(", and %d requests planned and never sent", u.Planned)
+		}
 		return fmt.Sprintf("date %s: %s stopped with %d requests sent and never answered (killed, or ended before its provider answered, and not run again)%s: settle run --date %s%s asks the providers about them",
 			u.Key.Date, which, u.InFlight, planned, u.Key.Date, shard)
 	case u.Stopped():

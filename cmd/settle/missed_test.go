@@ -82,22 +82,26 @@ func TestANightlyRunNamesEarlierDatesLeftUndone(t *testing.T) {
 			t.Fatalf("run of %s: exit %d:\n%s", d, code, out)
 		}
 	}
-	// 2026-11-21 done; 2026-11-22 stopped before its upload stage (as
-	// --until transform, or a kill, leaves it); 2026-11-23 ended 1 on its
-	// last retry; 2026-11-24 ended 4, held for a person.
+	// 2026-11-21 done, then re-run and killed after planning a revenue
+	// share (the run stays done); 2026-11-22 stopped before its upload
+	// stage (as --until transform, or a kill, leaves it); 2026-11-23
+	// ended 1 on its last retry; 2026-11-24 ended 4, held for a person.
 	e.db.MustExec(`UPDATE settle.runs SET state = 'done', finished_at = now() WHERE business_date = '2026-11-21'`)
+	e.db.MustExec(`INSERT INTO settle.effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor)
+		SELECT id, 'revenue_share', 'RS/20261121/S00001/USD', 1, 'RS2026112100001USD01', 'USD', 1000 FROM settle.runs WHERE business_date = '2026-11-21'`)
 	e.db.MustExec(`UPDATE settle.runs SET state = 'failed', last_error = 'stage upload: Infinia: connection refused' WHERE business_date = '2026-11-23'`)
 	e.db.MustExec(`UPDATE settle.runs SET state = 'failed', last_error = 'needs a person: stage distribute: seller S00001 USD: Infinia binding is FROZEN' WHERE business_date = '2026-11-24'`)
 	out, code := at()
 	stopped := "date 2026-11-22: its run stopped before its upload stage and was not run again (killed, or run with --until): settle run --date 2026-11-22 finishes it"
 	failed := "date 2026-11-23: its run failed and was not run again (stage upload: Infinia: connection refused): settle run --date 2026-11-23 runs it again"
-	if code != 4 || !strings.Contains(out, stopped) || !strings.Contains(out, failed) ||
-		strings.Contains(out, "2026-11-24") || strings.Contains(out, "date 2026-11-21") {
-		t.Fatalf("night after a date stopped and one failed: exit %d, want 4 naming them (not the one for a person):\n%s", code, out)
+	planned := "date 2026-11-21: its run left 1 requests planned and never sent (a run of it stopped before sending them; what they net waits on them): settle run --date 2026-11-21 sends them"
+	if code != 4 || !strings.Contains(out, stopped) || !strings.Contains(out, failed) || !strings.Contains(out, planned) || strings.Contains(out, "2026-11-24") {
+		t.Fatalf("night after a date stopped, one failed and one with a payout planned: exit %d, want 4 naming them (not the one for a person):\n%s", code, out)
 	}
-	// Those two run again to their end: the next night ends 0, the date
-	// held for a person left to the person.
+	// Those run again to their end: the next night ends 0, the date held
+	// for a person left to the person.
 	e.db.MustExec(`UPDATE settle.runs SET state = 'done', last_error = '', finished_at = now() WHERE business_date IN ('2026-11-22', '2026-11-23', '2026-11-25')`)
+	e.db.MustExec(`UPDATE settle.effects SET state = 'succeeded', sends = 1`)
 	now = now.AddDate(0, 0, 1) // yesterday: 2026-11-26
 	if out, code := at(); code != 0 {
 		t.Fatalf("night after they ran again: exit %d, want 0:\n%s", code, out)
