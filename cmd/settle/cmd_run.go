@@ -316,7 +316,7 @@ func leftUndoneLine(u ledger.LeftUndone) string {
 		return fmt.Sprintf("date %s: %s stopped with %d requests sent and never answered (killed, or ended before its provider answered, and not run again)%s: settle run --date %s%s asks the providers about them",
 			u.Key.Date, which, u.InFlight, planned, u.Key.Date, shard)
 	case u.Stopped():
-		at := "before any stage"
+		at := "after its last stage, before its end was recorded"
 		for _, st := range pipeline.Stages {
 			if !slices.Contains(u.StagesDone, st) {
 				at = "before its " + string(st) + " stage"

@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
 
 // TestFirstLineCutsAFailedRunsErrorForTheNightsLine: a run that ended
 // failed with several errors joined (a trade file still processing and an
@@ -19,6 +24,27 @@ func TestFirstLineCutsAFailedRunsErrorForTheNightsLine(t *testing.T) {
 	} {
 		if got := firstLine(c.in, c.n); got != c.want {
 			t.Errorf("firstLine(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
+
+// TestLeftUndoneLineSaysWhereTheRunStopped: a run killed after its last
+// stage and before its end was recorded was said to have stopped "before
+// any stage"; a shard is named with the --shard that finishes it.
+func TestLeftUndoneLineSaysWhereTheRunStopped(t *testing.T) {
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 22}
+	for _, c := range []struct {
+		u    ledger.LeftUndone
+		want string
+	}{
+		{ledger.LeftUndone{Key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, State: pipeline.RunRunning, StagesDone: pipeline.Stages},
+			"date 2026-11-22: its run stopped after its last stage, before its end was recorded and was not run again (killed, or run with --until): settle run --date 2026-11-22 finishes it"},
+		{ledger.LeftUndone{Key: pipeline.RunKey{Date: d, Shard: pipeline.Shard{Index: 1, Count: 4}}, State: pipeline.RunRunning,
+			StagesDone: []pipeline.Stage{pipeline.StageExtract, pipeline.StageTransform, pipeline.StageUpload}, Planned: 3},
+			"date 2026-11-22: shard 1/4 stopped before its distribute stage with 3 requests planned and never sent and was not run again (killed, or run with --until): settle run --date 2026-11-22 --shard 1/4 finishes it"},
+	} {
+		if got := leftUndoneLine(c.u); got != c.want {
+			t.Errorf("got  %s\nwant %s", got, c.want)
 		}
 	}
 }
