@@ -315,7 +315,10 @@ func leftUndoneLine(u ledger.LeftUndone) string {
 		}
 		return fmt.Sprintf("date %s: %s stopped with %d requests sent and never answered (killed, or ended before its provider answered, and not run again)%s: settle run --date %s%s asks the providers about them",
 			u.Key.Date, which, u.InFlight, planned, u.Key.Date, shard)
-	case u.Stopped():
+	case u.Stopped && u.State == pipeline.RunDone:
+		return fmt.Sprintf("date %s: %s, done, was run again and stopped before its end%s (killed, or run with --until), and was not run again: settle run --date %s%s finishes it",
+			u.Key.Date, which, planned, u.Key.Date, shard)
+	case u.Stopped:
 		at := "after its last stage, before its end was recorded"
 		for _, st := range pipeline.Stages {
 			if !slices.Contains(u.StagesDone, st) {

@@ -30,18 +30,21 @@ func TestFirstLineCutsAFailedRunsErrorForTheNightsLine(t *testing.T) {
 
 // TestLeftUndoneLineSaysWhereTheRunStopped: a run killed after its last
 // stage and before its end was recorded was said to have stopped "before
-// any stage"; a shard is named with the --shard that finishes it.
+// any stage"; a run done, run again and killed, is said so; a shard is
+// named with the --shard that finishes it.
 func TestLeftUndoneLineSaysWhereTheRunStopped(t *testing.T) {
 	d := pipeline.Date{Year: 2026, Month: 11, Day: 22}
 	for _, c := range []struct {
 		u    ledger.LeftUndone
 		want string
 	}{
-		{ledger.LeftUndone{Key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, State: pipeline.RunRunning, StagesDone: pipeline.Stages},
+		{ledger.LeftUndone{Key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, State: pipeline.RunRunning, StagesDone: pipeline.Stages, Stopped: true},
 			"date 2026-11-22: its run stopped after its last stage, before its end was recorded and was not run again (killed, or run with --until): settle run --date 2026-11-22 finishes it"},
 		{ledger.LeftUndone{Key: pipeline.RunKey{Date: d, Shard: pipeline.Shard{Index: 1, Count: 4}}, State: pipeline.RunRunning,
-			StagesDone: []pipeline.Stage{pipeline.StageExtract, pipeline.StageTransform, pipeline.StageUpload}, Planned: 3},
+			StagesDone: []pipeline.Stage{pipeline.StageExtract, pipeline.StageTransform, pipeline.StageUpload}, Planned: 3, Stopped: true},
 			"date 2026-11-22: shard 1/4 stopped before its distribute stage with 3 requests planned and never sent and was not run again (killed, or run with --until): settle run --date 2026-11-22 --shard 1/4 finishes it"},
+		{ledger.LeftUndone{Key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, State: pipeline.RunDone, StagesDone: pipeline.Stages, Stopped: true},
+			"date 2026-11-22: its run, done, was run again and stopped before its end (killed, or run with --until), and was not run again: settle run --date 2026-11-22 finishes it"},
 	} {
 		if got := leftUndoneLine(c.u); got != c.want {
 			t.Errorf("got  %s\nwant %s", got, c.want)

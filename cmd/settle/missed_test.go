@@ -404,7 +404,7 @@ func (e *env) runAtClock(now *time.Time) func(args ...string) (string, int) {
 	run := e.runAtClockStopped(now)
 	return func(args ...string) (string, int) {
 		out, code := run(args...)
-		e.db.MustExec(`UPDATE settle.runs SET state = 'done', finished_at = now() WHERE state = 'running'`)
+		e.db.MustExec(`UPDATE settle.runs SET state = 'done', finished_at = now() WHERE state = 'running' OR updated_at > finished_at`)
 		return out, code
 	}
 }

@@ -352,12 +352,13 @@ type LeftUndone struct {
 	InFlight int64
 	// Planned counts its requests recorded as intents and never sent.
 	Planned int64
+	// Stopped is true when the run never ended: recorded running with no
+	// process holding it (killed, its pod evicted, past the Job's
+	// deadline, or run with --until a stage before reconcile), or done
+	// and opened again since its end was recorded (a re-run of it killed:
+	// a run done stays done while it runs again).
+	Stopped bool
 }
-
-// Stopped reports whether the run never ended: recorded running with no
-// process holding it (killed, its pod evicted, past the Job's deadline, or
-// run with --until a stage before reconcile).
-func (u LeftUndone) Stopped() bool { return u.State == pipeline.RunRunning }
 
 // Failed reports whether the run ended on an error (exit 1, 2 or 3: a
 // stage failed, a provider still processing past --provider-wait,
@@ -368,31 +369,33 @@ func (u LeftUndone) Failed() bool {
 }
 
 // leftUndoneQuery reads the runs of the dates from $1 to $2 (exclusive)
-// that stopped ($3 running), ended failed on an error (their last error
-// not starting with $4, pipeline.NeedsPersonNote), or left requests
-// planned or in flight. The runs are read by their date (the unique index
+// that stopped ($3 running, or done and opened again after their end was
+// recorded: OpenRun moves updated_at, FinishRun both it and finished_at),
+// ended failed on an error (their last error not starting with $4,
+// pipeline.NeedsPersonNote), or left requests planned or in flight. The runs are read by their date (the unique index
 // on date and shard: a month's runs), the open effects through their
 // partial index (effects_one_open): the few left open, not the window's
 // requests.
 const leftUndoneQuery = `SELECT to_char(r.business_date, 'YYYY-MM-DD'), r.shard_index, r.shard_count, r.state, r.stages_done, r.last_error,
-		COALESCE(o.in_flight, 0), COALESCE(o.planned, 0)
+		COALESCE(o.in_flight, 0), COALESCE(o.planned, 0), r.state = $3 OR r.state = 'done' AND r.updated_at > r.finished_at
 	FROM runs r
 	LEFT JOIN (SELECT run_id, count(*) FILTER (WHERE state <> 'planned') AS in_flight, count(*) FILTER (WHERE state = 'planned') AS planned
 		FROM effects WHERE state IN ('planned', 'sent', 'unknown') GROUP BY run_id) o ON o.run_id = r.id
 	WHERE r.business_date >= $1 AND r.business_date < $2
-	  AND (o.run_id IS NOT NULL OR r.state = $3 OR (r.state = 'failed' AND NOT starts_with(r.last_error, $4)))
+	  AND (o.run_id IS NOT NULL OR r.state = $3 OR (r.state = 'done' AND r.updated_at > r.finished_at)
+	       OR (r.state = 'failed' AND NOT starts_with(r.last_error, $4)))
 	ORDER BY r.business_date, r.shard_count, r.shard_index`
 
 // LeftUndone returns the runs of the dates from since to before
 // (exclusive) that no process holds now (neither the run's lock nor its
 // date's) and that left work undone for a run of their date: stopped
 // before their end (killed, or run with --until: their later stages not
-// reached, perhaps payouts planned and never sent), ended failed on an
-// error and not run again (exit 1 past the Job's retries, 2 or 3), or
-// with requests planned or sent and never answered (whatever their state:
-// a re-run of a date done, killed). A run that ended with only a note for
-// a person (exit 4: held, for a person) and nothing open is not listed:
-// it waits on that person, who was told by its run. Oldest first.
+// reached, perhaps payouts planned and never sent; or a re-run of a run
+// done, killed), ended failed on an error and not run again (exit 1 past
+// the Job's retries, 2 or 3), or with requests planned or sent and never
+// answered, whatever their state. A run that ended with only a note for a
+// person (exit 4: held, for a person) and nothing open is not listed: it
+// waits on that person, who was told by its run. Oldest first.
 func (l *Ledger) LeftUndone(ctx context.Context, since, before pipeline.Date) ([]LeftUndone, error) {
 	rows, err := l.db.QueryContext(ctx, leftUndoneQuery, since.String(), before.String(), string(pipeline.RunRunning), pipeline.NeedsPersonNote)
 	if err != nil {
@@ -406,7 +409,7 @@ func (l *Ledger) LeftUndone(ctx context.Context, since, before pipeline.Date) ([
 			state  string
 			stages pq.StringArray
 		)
-		if err := rows.Scan(&day, &u.Key.Shard.Index, &u.Key.Shard.Count, &state, &stages, &u.LastError, &u.InFlight, &u.Planned); err != nil {
+		if err := rows.Scan(&day, &u.Key.Shard.Index, &u.Key.Shard.Count, &state, &stages, &u.LastError, &u.InFlight, &u.Planned, &u.Stopped); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read the runs left undone: %w", err)
 		}

@@ -91,6 +91,10 @@ func TestLeftUndoneNamesEveryRunOnlyItsDateFinishes(t *testing.T) {
 		}
 		return run
 	}
+	finish(day.AddDays(-9), pipeline.RunDone, "")
+	finish(day.AddDays(-9), pipeline.RunDone, "") // done, run again to its end
+	finish(day.AddDays(-8), pipeline.RunDone, "")
+	finish(day.AddDays(-8), pipeline.RunRunning, "")                                   // done, run again and killed: stays done
 	finish(day.AddDays(-7), pipeline.RunDone, "")                                      // done
 	finish(day.AddDays(-6), pipeline.RunFailed, pipeline.NeedsPersonNote+"held")       // for a person
 	finish(day.AddDays(-5), pipeline.RunDone, pipeline.NeedsPersonNote+"mismatch")     // for a person
@@ -116,6 +120,7 @@ func TestLeftUndoneNamesEveryRunOnlyItsDateFinishes(t *testing.T) {
 		inFlight, planned int64
 	}
 	wants := []want{
+		{day.AddDays(-8), true, false, 0, 0},
 		{day.AddDays(-4), true, false, 0, 0},
 		{day.AddDays(-3), false, true, 0, 0},
 		{day.AddDays(-2), false, false, 0, 1},
@@ -126,8 +131,8 @@ func TestLeftUndoneNamesEveryRunOnlyItsDateFinishes(t *testing.T) {
 	}
 	for i, w := range wants {
 		g := got[i]
-		if g.Key.Date != w.date || g.Stopped() != w.stopped || g.Failed() != w.failed || g.InFlight != w.inFlight || g.Planned != w.planned {
-			t.Errorf("run %d: %+v (stopped %v, failed %v), want %+v", i, g, g.Stopped(), g.Failed(), w)
+		if g.Key.Date != w.date || g.Stopped != w.stopped || g.Failed() != w.failed || g.InFlight != w.inFlight || g.Planned != w.planned {
+			t.Errorf("run %d: %+v (stopped %v, failed %v), want %+v", i, g, g.Stopped, g.Failed(), w)
 		}
 	}
 }
