@@ -372,10 +372,10 @@ func (u LeftUndone) Failed() bool {
 // that stopped ($3 running, or done and opened again after their end was
 // recorded: OpenRun moves updated_at, FinishRun both it and finished_at),
 // ended failed on an error (their last error not starting with $4,
-// pipeline.NeedsPersonNote), or left requests planned or in flight. The runs are read by their date (the unique index
-// on date and shard: a month's runs), the open effects through their
-// partial index (effects_one_open): the few left open, not the window's
-// requests.
+// pipeline.NeedsPersonNote), or left requests planned or in flight. The
+// runs are read by their date (the unique index on date and shard: a
+// month's runs), the open effects through their partial index
+// (effects_one_open): the few left open, not the window's requests.
 const leftUndoneQuery = `SELECT to_char(r.business_date, 'YYYY-MM-DD'), r.shard_index, r.shard_count, r.state, r.stages_done, r.last_error,
 		COALESCE(o.in_flight, 0), COALESCE(o.planned, 0), r.state = $3 OR r.state = 'done' AND r.updated_at > r.finished_at
 	FROM runs r
