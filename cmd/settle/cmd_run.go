@@ -155,7 +155,7 @@ func runCommand(cfg *config) *cli.Command {
 			}))
 			if nightly := c.String(flagDate) == "" && c.String("from") == "" && !c.Bool("dry-run"); nightly && l != nil &&
 				(err == nil || pipeline.KindOf(err) == pipeline.KindNeedsPerson) {
-				missed, merr := missedNights(c.Context, l, dates[0])
+				missed, merr := missedNights(c.Context, l, dates[0], cfg.note)
 				if merr != nil {
 					cfg.logger().Warn("could not look for missed nights", "error", merr.Error())
 				}
@@ -244,9 +244,10 @@ const missedLookback = 31
 // into them waiting. A run that ended needing a person (exit 4) with
 // nothing open is not named: its work is held for that person, who was
 // told then (settle_unsettled_runs keeps counting it), and naming it
-// every night would teach the night's exit 4 to be ignored. nil when
-// there are none (or no date of the lookback was ever run: a new ledger).
-func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (problem, err error) {
+// every night would teach the night's exit 4 to be ignored: note is told
+// of them in one line, which does not change the exit. nil when there are
+// none (or no date of the lookback was ever run: a new ledger).
+func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, note func(msg string, attrs ...any)) (problem, err error) {
 	run, err := l.DatesRun(ctx, d.AddDays(-missedLookback), d)
 	if err != nil || len(run) == 0 {
 		return nil, err
@@ -275,8 +276,30 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (probl
 	if err != nil {
 		return nil, err
 	}
+	named := map[pipeline.RunKey]bool{}
 	for _, u := range undone {
 		p.Add(leftUndoneLine(u))
+		named[u.Key] = true
+	}
+	waiting, err := l.WaitingOnAPerson(ctx, d.AddDays(-missedLookback), d)
+	if err != nil {
+		return nil, err
+	}
+	waiting = slices.DeleteFunc(waiting, func(k pipeline.RunKey) bool { return named[k] })
+	if len(waiting) > 0 {
+		var names []string
+		for _, k := range waiting[:min(len(waiting), waitingListMax)] {
+			name := k.Date.String()
+			if k.Shard.Count > 1 {
+				name += " shard " + k.Shard.String()
+			}
+			names = append(names, name)
+		}
+		if len(waiting) > waitingListMax {
+			names = append(names, fmt.Sprintf("and %d more", len(waiting)-waitingListMax))
+		}
+		note(fmt.Sprintf("%d runs of dates before %s wait on a person (they ended needing one, exit 4 then, and were not run again; not this night's exit): %s; settle status --date D says what is held",
+			len(waiting), d, strings.Join(names, ", ")), "waiting_on_a_person", len(waiting))
 	}
 	if len(missed) > 0 {
 		first, last := missed[0], missed[len(missed)-1]
@@ -355,6 +378,10 @@ func firstLine(s string, n int) string {
 	}
 	return s
 }
+
+// waitingListMax is how many runs waiting on a person the night's note
+// names.
+const waitingListMax = 10
 
 // shardNames names shards for a message: "shard 1/4", "shards 1/4, 3/4".
 func shardNames(shards []pipeline.Shard) string {

@@ -449,6 +449,35 @@ func (l *Ledger) LeftUndone(ctx context.Context, since, before pipeline.Date) ([
 	return out, nil
 }
 
+// WaitingOnAPerson returns the runs of the dates from since to before
+// (exclusive) that ended with a note for a person (exit 4) and were not
+// run again since (neither failed since nor opened again), oldest first:
+// their work is held for that person. LeftUndone lists those of them
+// with requests planned or in flight. Read by date, as LeftUndone's runs.
+func (l *Ledger) WaitingOnAPerson(ctx context.Context, since, before pipeline.Date) ([]pipeline.RunKey, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT to_char(business_date, 'YYYY-MM-DD'), shard_index, shard_count FROM runs
+		WHERE business_date >= $1 AND business_date < $2 AND state IN ('failed', 'done') AND starts_with(last_error, $3)
+		  AND (state = 'failed' OR updated_at <= finished_at)
+		ORDER BY business_date, shard_count, shard_index`, since.String(), before.String(), pipeline.NeedsPersonNote)
+	if err != nil {
+		return nil, fmt.Errorf("read the runs waiting on a person: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.RunKey
+	for rows.Next() {
+		var k pipeline.RunKey
+		var day string
+		if err := rows.Scan(&day, &k.Shard.Index, &k.Shard.Count); err != nil {
+			return nil, fmt.Errorf("read the runs waiting on a person: %w", err)
+		}
+		if k.Date, err = pipeline.ParseDate(day); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
 // sharding is a date's runs in one number of shards: their indexes.
 type sharding struct {
 	count   int

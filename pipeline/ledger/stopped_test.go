@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -134,6 +135,19 @@ func TestLeftUndoneNamesEveryRunOnlyItsDateFinishes(t *testing.T) {
 		if g.Key.Date != w.date || g.Stopped != w.stopped || g.Failed() != w.failed || g.InFlight != w.inFlight || g.Planned != w.planned {
 			t.Errorf("run %d: %+v (stopped %v, failed %v), want %+v", i, g, g.Stopped, g.Failed(), w)
 		}
+	}
+	// Those that ended with a note for a person and were not run again
+	// since (the one with a payout planned among them).
+	waiting, err := l.WaitingOnAPerson(ctx, day.AddDays(-31), day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dates []pipeline.Date
+	for _, k := range waiting {
+		dates = append(dates, k.Date)
+	}
+	if want := []pipeline.Date{day.AddDays(-6), day.AddDays(-5), day.AddDays(-2)}; !slices.Equal(dates, want) {
+		t.Fatalf("waiting on a person: %v, want %v", dates, want)
 	}
 }
 
