@@ -78,6 +78,7 @@ func BenchmarkHistoryReads(b *testing.B) {
 	}{
 		{"DatesRun", func() error { _, err := l.DatesRun(ctx, tonight.AddDays(-31), tonight); return err }},
 		{"LeftUndone", func() error { _, err := l.LeftUndone(ctx, tonight.AddDays(-31), tonight); return err }},
+		{"WaitingOnAPerson", func() error { _, err := l.WaitingOnAPerson(ctx, tonight.AddDays(-31), tonight); return err }},
 		{"OtherShardSellers", func() error { _, err := l.OtherShardSellers(ctx, key); return err }},
 		{"KnownSellers", func() error { _, err := l.KnownSellers(ctx); return err }},
 		{"SellerOfInfiniaID/now", func() error { _, _, err := l.SellerOfInfiniaID(ctx, newID); return err }},
