@@ -46,11 +46,16 @@ const (
 	TypePersonalSubOpenID = "PERSONAL_SUB_OPENID"
 )
 
-// Limits WeChat Pay documents.
+// Limits WeChat Pay documents (Request funds-distribution,
+// pay.weixin.qq.com/doc/global/v3/en/4012356850): a request is checked
+// against them before it is sent, and wechatpaytest refuses what crosses
+// them (PARAM_ERROR).
 const (
-	MaxReceivers   = 50 // receivers in one distribution request
-	MaxOutOrderNo  = 64 // characters of an out_order_no
-	MaxDescription = 80 // characters of a receiver line's description (mainland figure)
+	MaxReceivers     = 50 // receivers in one distribution request (receivers array[1,50])
+	MaxOutOrderNo    = 64 // characters of an out_order_no (string[1,64] of [0-9A-Za-z_-])
+	MaxTransactionID = 32 // characters of a transaction_id (string[1,32])
+	MaxSubMchID      = 32 // characters of a sub_mchid (string[1,32])
+	MaxDescription   = 80 // characters of a receiver line's description (mainland figure)
 )
 
 var (
@@ -381,10 +386,10 @@ func checkOrderKeys(subMchID, transactionID, outOrderNo string) error {
 // checkTxnKeys checks a transaction's sub-merchant and id (ErrBadKeys).
 func checkTxnKeys(subMchID, transactionID string) error {
 	switch {
-	case subMchID == "":
-		return fmt.Errorf("%w: no sub_mchid", ErrBadKeys)
-	case transactionID == "" || !validAccount(transactionID):
-		return fmt.Errorf("%w: transaction id %q: want 1 to 64 characters of [0-9A-Za-z_-]", ErrBadKeys, clip(transactionID))
+	case subMchID == "" || len(subMchID) > MaxSubMchID:
+		return fmt.Errorf("%w: sub_mchid %q: want 1 to %d characters", ErrBadKeys, clip(subMchID), MaxSubMchID)
+	case transactionID == "" || len(transactionID) > MaxTransactionID || !tokenChars(transactionID):
+		return fmt.Errorf("%w: transaction id %q: want 1 to %d characters of [0-9A-Za-z_-]", ErrBadKeys, clip(transactionID), MaxTransactionID)
 	}
 	return nil
 }

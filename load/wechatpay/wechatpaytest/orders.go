@@ -110,6 +110,8 @@ func (s *Server) checkShare(c call, r *wireShare) (reply, bool) {
 		return paramError("receivers: unknown type"), false
 	case r.Account == "" || r.Description == "" || r.Currency == "":
 		return paramError("receivers: account, currency and description are required"), false
+	case len([]rune(r.Description)) > wechatpay.MaxDescription:
+		return paramError(fmt.Sprintf("receivers: description: at most %d characters", wechatpay.MaxDescription)), false
 	case r.Amount <= 0:
 		return paramError("receivers: amount must be positive"), false
 	case r.Currency != string(wechatpay.DistributionCurrency):
@@ -146,8 +148,8 @@ func (s *Server) unfreeze(c call) reply {
 	if a, ok := s.checkOrder(in.SubMchID, in.TransactionID, in.OutOrderNo); !ok {
 		return a
 	}
-	if in.Description == "" {
-		return paramError("missing parameter: description")
+	if in.Description == "" || len([]rune(in.Description)) > wechatpay.MaxDescription {
+		return paramError(fmt.Sprintf("description: want 1 to %d characters", wechatpay.MaxDescription))
 	}
 	canon, _ := json.Marshal(in)
 	if o, a, done := s.replay(in.SubMchID, in.OutOrderNo, "unfreeze:"+string(canon)); done {
@@ -297,7 +299,7 @@ func (o *order) view(processing bool) wireOrder {
 func (s *Server) amounts(c call) reply {
 	id := strings.TrimSuffix(strings.TrimPrefix(c.path, "transactions/"), "/amounts")
 	sub := c.query.Get("sub_mchid")
-	if a, ok := require([2]string{"sub_mchid", sub}); !ok {
+	if a, ok := require([2]string{"sub_mchid", sub}, [2]string{"transaction_id", id}); !ok {
 		return a
 	}
 	t := s.txns[id]

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -215,9 +216,19 @@ func require(fields ...[2]string) (reply, bool) {
 		if f[1] == "" {
 			return paramError("missing parameter: " + f[0]), false
 		}
+		if n := publishedMax[f[0]]; n > 0 && len([]rune(f[1])) > n {
+			return paramError(fmt.Sprintf("%s: at most %d characters", f[0], n)), false
+		}
 	}
 	return reply{}, true
 }
+
+// publishedMax is the longest value WeChat Pay publishes for a field
+// (Request funds-distribution, pay.weixin.qq.com/doc/global/v3/en/4012356850:
+// sub_mchid string[1,32], transaction_id string[1,32], out_order_no
+// string[1,64]); a longer one is refused PARAM_ERROR.
+var publishedMax = map[string]int{"sub_mchid": wechatpay.MaxSubMchID, "transaction_id": wechatpay.MaxTransactionID,
+	"out_order_no": wechatpay.MaxOutOrderNo}
 
 func randomHex(n int) string {
 	b := make([]byte, n)
