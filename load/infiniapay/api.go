@@ -87,7 +87,11 @@ type RevenueShareRequest struct {
 	SellerID  string
 	Currency  pipeline.Currency
 	Amount    int64
-	Note      string // optional
+	// Note is optional: left out when the request would not fit Infinia's
+	// published requestData length with it (MaxRequestData), so that a
+	// long one (a subject naming a long platform seller id) never keeps a
+	// payout from going out. The same request always leaves it out or not.
+	Note string
 }
 
 // RevenueShareResult is Infinia's word on one revenue-sharing request.
@@ -311,6 +315,9 @@ func (c *Client) RevenueShare(ctx context.Context, r RevenueShareRequest) (Reven
 	}
 	in := wireShare{RequestNo: r.RequestNo, SellerID: r.SellerID, Currency: c.cfg.Currencies.Out(r.Currency),
 		Amount: pipeline.FormatMinor(r.Amount, r.Currency), Note: r.Note}
+	if !c.fits(in) {
+		in.Note = "" // optional: the payout goes out without it rather than not at all
+	}
 	var out wireShareResult
 	if err := c.call(ctx, sp, in, &out); err != nil {
 		return RevenueShareResult{}, err

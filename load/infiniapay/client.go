@@ -259,12 +259,37 @@ func (sp spec) fail(kind failure, err error) *Error {
 
 // call seals in, posts it with retries and opens the answer into out (nil:
 // no answer data wanted).
+// A request whose requestData would be longer than Infinia publishes
+// (MaxRequestData) is not sent: the error wraps ErrTooLarge.
 func (c *Client) call(ctx context.Context, sp spec, in, out any) error {
+	if n, err := c.requestDataLen(in); err != nil || n > MaxRequestData {
+		if err == nil {
+			err = fmt.Errorf("%w: requestData of %d characters, Infinia takes at most %d: nothing sent", ErrTooLarge, n, MaxRequestData)
+		}
+		return sp.fail(failLocal, err)
+	}
 	body, err := Seal(c.cfg.AppID, in, c.cfg.InfiniaKey, c.cfg.OurKey, c.cfg.ChunkSize)
 	if err != nil {
 		return sp.fail(failLocal, err)
 	}
 	return c.do(ctx, sp, func(ctx context.Context) *Error { return c.post(ctx, sp, body, out) })
+}
+
+// requestDataLen returns the length of the requestData that in would be
+// sent as (EncryptedLen of its JSON).
+func (c *Client) requestDataLen(in any) (int, error) {
+	plain, err := json.Marshal(in)
+	if err != nil {
+		return 0, fmt.Errorf("seal: %w", err)
+	}
+	return EncryptedLen(len(plain), c.cfg.InfiniaKey.Size(), c.cfg.ChunkSize), nil
+}
+
+// fits reports whether in would be sent: its requestData is no longer
+// than Infinia publishes (MaxRequestData).
+func (c *Client) fits(in any) bool {
+	n, err := c.requestDataLen(in)
+	return err == nil && n <= MaxRequestData
 }
 
 // do runs attempt under the rate limit and the per-attempt timeout, and

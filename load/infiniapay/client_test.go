@@ -118,18 +118,22 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 	}
 }
 
+// TestChunkSizeAndLongPayloads: a request of several blocks goes out
+// and is read back at each chunk size, up to Infinia's published
+// requestData length (MaxRequestData: six 2048-bit blocks); one chunk
+// size too small to carry a request within it is refused, nothing sent.
 func TestChunkSizeAndLongPayloads(t *testing.T) {
 	ctx := context.Background()
-	for _, chunk := range []int{1, 64, 245} {
-		r := newRig(t, infiniapaytest.Options{}, nil, func(c *infiniapay.Config) { c.ChunkSize = chunk })
-		note := strings.Repeat("long note ", 100) // > 1000 bytes of JSON: many blocks
-		if chunk == 1 {
-			note = note[:100] // still hundreds of blocks, each an RSA operation at both ends: seconds on a busy machine, not minutes
-		}
-		if _, err := r.client.BindAccount(ctx, infiniapay.BindRequest{RequestNo: "ABR-LONG", SellerID: "S1", SellerCertNo: "X",
+	for _, c := range []struct{ chunk, note int }{{1, 10}, {64, 150}, {245, 1000}} {
+		r := newRig(t, infiniapaytest.Options{}, nil, func(cfg *infiniapay.Config) { cfg.ChunkSize = c.chunk })
+		_, err := r.client.BindAccount(ctx, infiniapay.BindRequest{RequestNo: "ABR-LONG", SellerID: "S1", SellerCertNo: "X",
 			SellerName: "S", StoreName: "S", StoreURL: "https://s.example", EntityType: "Individual", Country: "USA",
-			Currency: "USD", Note: note}); err != nil {
-			t.Fatalf("chunk %d: %v", chunk, err)
+			Currency: "USD", Note: strings.Repeat("long note ", c.note/10)})
+		switch {
+		case c.chunk == 1 && !errors.Is(err, infiniapay.ErrTooLarge):
+			t.Fatalf("chunk 1: %v, want ErrTooLarge", err)
+		case c.chunk > 1 && err != nil:
+			t.Fatalf("chunk %d: %v", c.chunk, err)
 		}
 	}
 	k := keys(t)

@@ -16,7 +16,22 @@ const (
 	Version          = "1.0"
 	DataType         = "JSON"
 	DefaultChunkSize = 64 // plaintext bytes per RSA block, as in Infinia's reference helper
+
+	// MaxRequestData is the longest requestData Infinia publishes (Request
+	// and Response parameters, doc.infiniax.com/doc-7371934: requestData
+	// String, length 2048): with a 2048-bit key and 64-byte chunks, six
+	// blocks, 384 bytes of JSON (the published binding example is 359).
+	// The client never sends a longer one (Client.call), and infiniapaytest
+	// refuses it (SYS-007).
+	MaxRequestData = 2048
 )
+
+// EncryptedLen returns the length of what Encrypt makes of n bytes of
+// plaintext under a key of keySize bytes in chunks of chunkSize bytes.
+func EncryptedLen(n, keySize, chunkSize int) int {
+	blocks := (n + chunkSize - 1) / chunkSize
+	return base64.StdEncoding.EncodedLen(blocks * keySize)
+}
 
 // RequestEnvelope is the JSON body of every call to Infinia, and of
 // Infinia's webhook notifications to us.

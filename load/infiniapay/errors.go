@@ -33,6 +33,9 @@ var (
 	// ErrCredentials: Infinia refused our signature or appId (or answered
 	// with a key we do not hold): a configuration error, never retried.
 	// Errors wrapping it are of kind pipeline.KindUsage.
+	// ErrTooLarge: a request whose requestData would be longer than
+	// Infinia publishes (MaxRequestData); it was not sent.
+	ErrTooLarge    = errors.New("request too large for Infinia")
 	ErrCredentials = errors.New("refused credentials: check --infinia-app-id, our private key and Infinia's public key")
 )
 

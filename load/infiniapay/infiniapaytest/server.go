@@ -21,7 +21,8 @@
 // answered with Infinia's system codes: a bad signature or unknown appId
 // SYS-002 (with a message naming it), an unsupported currency SYS-002, a
 // missing field SYS-004, an envelope or value that does not parse
-// SYS-005, a non-positive amount SYS-006, a body over 1 MiB SYS-007; an
+// SYS-005, a non-positive amount SYS-006, a body over 1 MiB or a requestData
+// longer than Infinia publishes (infiniapay.MaxRequestData) SYS-007; an
 // unknown requestNo or seller BIZ-404 (assumed).
 package infiniapaytest
 
@@ -317,6 +318,8 @@ func (s *Server) decode(r *http.Request, c *call) (answer, bool) {
 		return refuse(infiniapay.CodeBadFormat, "bad format: want version 1.0, dataType JSON"), false
 	case s.o.AppID != "" && env.AppID != s.o.AppID:
 		return refuse(infiniapay.CodeInvalidParameter, "unknown appId"), false
+	case len(env.RequestData) > infiniapay.MaxRequestData:
+		return refuse(infiniapay.CodeTooLarge, "payload too large: requestData longer than %d characters", infiniapay.MaxRequestData), false
 	}
 	if err := json.Unmarshal(plain, &c.req); err != nil || c.req == nil {
 		return refuse(infiniapay.CodeBadFormat, "bad format: requestData must be a JSON object of strings"), false

@@ -1,0 +1,73 @@
+package infiniapay_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
+)
+
+// TestARequestLongerThanInfiniaPublishesIsNotSent: Infinia publishes
+// requestData as at most 2048 characters (six 256-byte blocks of 64-byte
+// chunks: 384 bytes of JSON; its own binding example is 359). A binding
+// request with a longer store URL was sent, for Infinia to refuse; it is
+// refused here (ErrTooLarge) with nothing sent, and the fake refuses such
+// a requestData as Infinia would (SYS-007).
+func TestARequestLongerThanInfiniaPublishesIsNotSent(t *testing.T) {
+	var calls atomic.Int32
+	r := newRig(t, infiniapaytest.Options{}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			calls.Add(1)
+			h.ServeHTTP(w, req)
+		})
+	}, nil)
+	bind := infiniapay.BindRequest{RequestNo: "ABR-20250903-0001", SellerID: "SELLER-123456", SellerCertNo: "91310108MA1KXXXXXX",
+		SellerName: "Acme Trading Ltd.", StoreName: "Acme Official Store", StoreURL: "https://store.example.com/acme/" + strings.Repeat("x", 40),
+		EntityType: "Corporate", Country: "CHN", Currency: "CNY", Note: "First-time binding",
+		BacklinkURL: "https://merchant.example.com/seller/SELLER-123456"}
+	_, err := r.client.BindAccount(context.Background(), bind)
+	if !errors.Is(err, infiniapay.ErrTooLarge) || calls.Load() != 0 {
+		t.Fatalf("err %v after %d calls: want ErrTooLarge, nothing sent", err, calls.Load())
+	}
+
+	// The fake, sent such a request, refuses it.
+	k := keys(t)
+	body, err := infiniapay.Seal("APP-TEST", bind, k.InfiniaPublic, k.PlatformPrivate, infiniapay.DefaultChunkSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := r.srv.Client().Post(r.srv.URL+"/api/v1/account-binding/request", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env infiniapay.ResponseEnvelope
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || env.Code != infiniapay.CodeTooLarge {
+		t.Fatalf("the fake answered %+v (%v): want %s", env, err, infiniapay.CodeTooLarge)
+	}
+}
+
+// TestARevenueShareWhoseNoteDoesNotFitGoesOutWithoutIt: the sender's
+// note is the payout's subject, which names the platform's seller id,
+// of any length. With a long one the request was longer than Infinia
+// publishes (MaxRequestData): refused, the seller was never paid. The
+// note is optional: the payout goes out without it.
+func TestARevenueShareWhoseNoteDoesNotFitGoesOutWithoutIt(t *testing.T) {
+	r := newRig(t, infiniapaytest.Options{}, nil, nil)
+	r.fake.SetBinding("S1", infiniapay.StatusActive)
+	r.fake.SetBalance("CNY", 100_000)
+	r.fake.SetAvailable("S1", "CNY", 100_000)
+	note := "RS/20260101/" + strings.Repeat("seller", 60) + "/CNY"
+	res, err := r.client.RevenueShare(context.Background(), infiniapay.RevenueShareRequest{RequestNo: "RS-20260101-ABCDEF012345-1",
+		SellerID: "S1", Currency: "CNY", Amount: 12_345, Note: note})
+	if err != nil || r.fake.Paid("S1", "CNY") != 12_345 {
+		t.Fatalf("%+v, err %v, %d paid: want 12345 paid", res, err, r.fake.Paid("S1", "CNY"))
+	}
+}
