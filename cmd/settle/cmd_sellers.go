@@ -131,6 +131,11 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 		req.SellerName, req.StoreName, req.StoreURL, req.EntityType, req.Country, string(req.Currency), req.BacklinkURL}, "\x00"))
 	reqNo := req.RequestNo
 	redirect, err := inf.client.BindAccount(c.Context, req)
+	if errors.Is(err, infiniapay.ErrTooLarge) {
+		// Sent again, it would be as long: the seller's data or the flags
+		// must be shorter (exit 2, not a retry).
+		return pipeline.E(pipeline.KindUsage, "sellers bind", fmt.Errorf("bind %s: %w (shorten --store-url, --backlink-url or the seller's name)", id, err))
+	}
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", id, err)
 	}

@@ -31,6 +31,13 @@ func TestSellersBindSyncAndWebhook(t *testing.T) {
 	if _, code := e.settleSub(args("bind", "--store-url", "https://shop.example/x", "S99999")...); code != 2 {
 		t.Fatal("binding an unknown seller must be a usage error")
 	}
+	// A request longer than Infinia publishes (requestData of at most 2048
+	// characters) is not sent: a usage error (it was exit 1, "retry is
+	// safe", for a request that would never fit).
+	long := "https://shop.example/" + strings.Repeat("s", 400)
+	if out, code := e.settleSub(args("bind", "--store-url", long, "S00002")...); code != 2 || !strings.Contains(out, "--store-url") {
+		t.Fatalf("bind with a store URL of %d characters: exit %d, want 2\n%s", len(long), code, out)
+	}
 	// Without the store URL Infinia requires: a usage error, nothing sent.
 	if out, code := e.settleSub(args("bind", "S00002")...); code != 2 || !strings.Contains(out, "--store-url") {
 		t.Fatalf("bind without --store-url: exit %d, want 2\n%s", code, out)
