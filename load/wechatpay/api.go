@@ -56,6 +56,11 @@ const (
 	MaxTransactionID = 32 // characters of a transaction_id (string[1,32])
 	MaxSubMchID      = 32 // characters of a sub_mchid (string[1,32])
 	MaxDescription   = 80 // characters of a receiver line's description (mainland figure)
+
+	// MaxSettlementLimit is the largest limit of a settlement details page
+	// (Query Fund Settlement Details, pay.weixin.qq.com/doc/global/v3/en/4012356469:
+	// "preferably 10 or less. The system supports up to 30 records").
+	MaxSettlementLimit = 30
 )
 
 var (

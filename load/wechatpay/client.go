@@ -109,7 +109,7 @@ type Config struct {
 	// retried within a call. Default ["ORDER_NOT_READY"] (assumed).
 	NotReadyCodes []string
 	// SettlementPageSize is the limit asked per page of settlement details;
-	// default 10 (assumed maximum).
+	// default 10, at most MaxSettlementLimit.
 	SettlementPageSize int
 	// MaxBillBytes bounds a downloaded bill; default 64 MiB.
 	MaxBillBytes int64
@@ -200,6 +200,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.SettlementPageSize <= 0 {
 		cfg.SettlementPageSize = 10
+	}
+	if cfg.SettlementPageSize > MaxSettlementLimit {
+		return nil, fmt.Errorf("wechatpay: settlement page size %d: WeChat Pay returns at most %d", cfg.SettlementPageSize, MaxSettlementLimit)
 	}
 	if cfg.MaxBillBytes <= 0 {
 		cfg.MaxBillBytes = 64 << 20

@@ -38,3 +38,20 @@ func TestATransactionIDLongerThanWeChatTakesIsHeldBeforeAnyRequest(t *testing.T)
 			store.state["ORD-00001"], r.fake.Distributed(other.ProviderTxnID), other.Commission, err)
 	}
 }
+
+// TestSettlementPagesUpToWhatWeChatPublishes: WeChat Pay publishes the
+// limit of a settlement details page as "up to 30 records". The fake
+// assumed 10 and refused more; the client took any page size and would
+// have asked WeChat for pages it refuses.
+func TestSettlementPagesUpToWhatWeChatPublishes(t *testing.T) {
+	r := newRig(t, wechatpaytest.Options{}, nil, func(c *wechatpay.Config) { c.SettlementPageSize = wechatpay.MaxSettlementLimit })
+	q := wechatpay.SettlementQuery{SubMchID: subMchID, State: wechatpay.SettleStateUnsettled}
+	if _, err := r.client.SettlementPage(context.Background(), q, 0, wechatpay.MaxSettlementLimit); err != nil {
+		t.Fatalf("a page of %d: %v", wechatpay.MaxSettlementLimit, err)
+	}
+	cfg := r.cfg
+	cfg.SettlementPageSize = wechatpay.MaxSettlementLimit + 1
+	if _, err := wechatpay.New(cfg); err == nil {
+		t.Fatalf("a settlement page size of %d was taken: WeChat Pay returns at most %d", cfg.SettlementPageSize, wechatpay.MaxSettlementLimit)
+	}
+}

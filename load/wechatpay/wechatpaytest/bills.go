@@ -22,8 +22,8 @@ const billPath = "bill-download"
 const billTTL = 30 * time.Second
 
 // maxSettlementLimit is the largest page of settlement details the fake
-// answers (assumed).
-const maxSettlementLimit = 10
+// answers, as WeChat Pay publishes (wechatpay.MaxSettlementLimit).
+const maxSettlementLimit = wechatpay.MaxSettlementLimit
 
 // batch is a sub-merchant's settlement of distributed funds for one day
 // and currency: UNSETTLE, growing with each distribution, until Settle.

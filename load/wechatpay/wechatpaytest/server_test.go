@@ -187,10 +187,11 @@ func TestSettlementPageLimit(t *testing.T) {
 	_, _, c := start(t, wechatpaytest.Options{}, "")
 	q := wechatpay.SettlementQuery{SubMchID: "1900000109", State: wechatpay.SettleStateSettled, Start: day(2025, 9, 1), End: day(2025, 9, 3)}
 	var we *wechatpay.Error
-	if _, err := c.SettlementPage(context.Background(), q, 0, 11); !errors.As(err, &we) || we.Code != wechatpay.CodeParamError {
-		t.Fatalf("limit 11: %v", err)
+	// WeChat Pay publishes "up to 30 records" a page.
+	if _, err := c.SettlementPage(context.Background(), q, 0, wechatpay.MaxSettlementLimit+1); !errors.As(err, &we) || we.Code != wechatpay.CodeParamError {
+		t.Fatalf("limit %d: %v", wechatpay.MaxSettlementLimit+1, err)
 	}
-	if p, err := c.SettlementPage(context.Background(), q, 0, 10); err != nil || len(p.Items) != 0 || p.Total != 0 {
+	if p, err := c.SettlementPage(context.Background(), q, 0, wechatpay.MaxSettlementLimit); err != nil || len(p.Items) != 0 || p.Total != 0 {
 		t.Fatalf("empty page: %+v, %v", p, err)
 	}
 }
