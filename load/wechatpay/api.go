@@ -63,6 +63,16 @@ const (
 	MaxSettlementLimit = 30
 )
 
+// FreezeWindow is how long WeChat Pay keeps a transaction's funds frozen
+// for distribution: "Please process the funds of an order within 180
+// days. After that, the WeChat Pay will automatically unfreeze the funds
+// and settle them overseas" (Funds-distribution FAQ,
+// pay.weixin.qq.com/wiki/doc/api_external/en/faq/chapter2_1_5.shtml). A
+// transaction paid longer ago than that of which WeChat Pay holds less
+// than the order is held saying so (StageConfig.Now), and wechatpaytest
+// releases it to the seller.
+const FreezeWindow = 180 * 24 * time.Hour
+
 var (
 	outOrderNo   = regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)
 	orderStates  = []string{StateProcessing, StateFinished}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
@@ -53,5 +54,37 @@ func TestSettlementPagesUpToWhatWeChatPublishes(t *testing.T) {
 	cfg.SettlementPageSize = wechatpay.MaxSettlementLimit + 1
 	if _, err := wechatpay.New(cfg); err == nil {
 		t.Fatalf("a settlement page size of %d was taken: WeChat Pay returns at most %d", cfg.SettlementPageSize, wechatpay.MaxSettlementLimit)
+	}
+}
+
+// TestATransactionPaidOver180DaysAgoIsHeldNamingWeChatsRelease: WeChat
+// Pay publishes that it releases a transaction's frozen funds to the
+// seller 180 days after payment. The fake kept them frozen for ever (a
+// distribution of an order paid a year ago went out and was paid in
+// tests), and the hold said only that WeChat held less than the order.
+// The transaction is held for a person naming the release, nothing is
+// sent for it, and the run's other order is paid.
+func TestATransactionPaidOver180DaysAgoIsHeldNamingWeChatsRelease(t *testing.T) {
+	r, store, _, api := reviewRig(t, wechatpaytest.Options{Polls: -1}, func(b []byte) []byte { return b }, 2)
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, Now: r.clock.Now, Poll: time.Millisecond, Wait: 5 * time.Second})
+	old, recent := store.items["ORD-00000"], store.items["ORD-00001"]
+	old.PaidAt = r.clock.Now().Add(-wechatpay.FreezeWindow - time.Hour)
+	recent.PaidAt = r.clock.Now().Add(-wechatpay.FreezeWindow + 24*time.Hour)
+	r.fake.SetPaidAt(old.ProviderTxnID, old.PaidAt)
+	r.fake.SetPaidAt(recent.ProviderTxnID, recent.PaidAt)
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	_, err := stage(context.Background(), run)
+	if sent := r.fake.Calls(wechatpay.APIOrders) + r.fake.Calls(wechatpay.APIUnfreeze); sent != 1 || r.fake.Requests(old.ProviderTxnID) != 0 {
+		t.Fatalf("%d requests sent, %d about the transaction paid 180 days ago: want 1, none about it", sent, r.fake.Requests(old.ProviderTxnID))
+	}
+	if reason := store.reasons["ORD-00000"]; store.state["ORD-00000"] == pipeline.ItemPaid || !strings.Contains(reason, "180 days after payment") {
+		t.Fatalf("order ORD-00000: %s, reason %q (err %v): want it held naming WeChat's release after 180 days", store.state["ORD-00000"], reason, err)
+	}
+	if pipeline.KindOf(err) != pipeline.KindNeedsPerson {
+		t.Fatalf("err %v: want the run to need a person", err)
+	}
+	if store.state["ORD-00001"] != pipeline.ItemPaid || r.fake.Distributed(recent.ProviderTxnID) != recent.Commission {
+		t.Fatalf("order ORD-00001 (paid 179 days ago): %s, %d distributed: want paid its commission %d",
+			store.state["ORD-00001"], r.fake.Distributed(recent.ProviderTxnID), recent.Commission)
 	}
 }

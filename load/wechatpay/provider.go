@@ -65,7 +65,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	}
 	api.Now, api.BillLayout = c.Now, c.BillLayout
 	stage := StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, Currencies: c.Currencies, Pacer: c.Pacer,
-		Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final}
+		Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final, Now: c.Now}
 	return pipeline.Provider{
 		Name:       Name,
 		Settles:    []pipeline.Channel{Channel},

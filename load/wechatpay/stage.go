@@ -89,6 +89,10 @@ type StageConfig struct {
 	// the stage adopted that the matcher would keep: the run's
 	// reconciliation does not ask them again. nil: none kept.
 	Final pipeline.FinalAnswers
+	// Now is the clock (default time.Now): a transaction paid
+	// FreezeWindow or longer before it of which WeChat Pay holds less
+	// than the order is held naming WeChat's release to the seller.
+	Now func() time.Time
 	// Batch is how many recorded items are read and planned at a time
 	// (default DefaultBatch). The engine reads the next batch as soon as
 	// fewer than its window of requests wait on WeChat Pay
@@ -235,6 +239,9 @@ func (c *StageConfig) defaults() {
 	}
 	if c.Pacer == nil {
 		c.Pacer = pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel})
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.Batch <= 0 {
 		c.Batch = DefaultBatch
@@ -814,6 +821,9 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 	// (1000 JPY is not 10.00 CNY; an unfreeze sends no currency, so
 	// nothing else would catch it: found by a review).
 	if base := it.Amount - it.Refunded; left.Minor != base || left.Currency != o.Currency {
+		if h := c.releasedHold(it, o, left); h != nil {
+			return h, nil
+		}
 		return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s", left, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency})), nil
 	}
 	capMinor, err := pipeline.MulDivFloor(it.Amount, c.MaxRatioBps, 10000)
@@ -824,6 +834,24 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 		return pipeline.NeedsAPerson(fmt.Sprintf("commission %s is above WeChat's cap of %d bps of the order (%s)", pipeline.Money{Minor: o.Commission, Currency: o.Currency}, c.MaxRatioBps, pipeline.Money{Minor: capMinor, Currency: o.Currency})), nil
 	}
 	return nil, nil
+}
+
+// releasedHold holds, for a person, a transaction of which WeChat Pay
+// holds less than the order (left) and that was paid FreezeWindow (180
+// days) or longer ago: WeChat Pay publishes that it then releases the
+// funds to the seller by itself, so the commission cannot be collected
+// through it any more. nil for a transaction paid since: the caller's
+// hold says what WeChat Pay holds. WeChat Pay's answer decides, not our
+// clock alone: a transaction it still holds whole is distributed.
+func (c *StageConfig) releasedHold(it pipeline.Split, o Txn, left pipeline.Money) *pipeline.Hold {
+	if it.PaidAt.IsZero() || c.Now().Sub(it.PaidAt) < FreezeWindow {
+		return nil
+	}
+	days := int(FreezeWindow / (24 * time.Hour))
+	return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, paid on %s: WeChat Pay releases a transaction's frozen funds "+
+		"to the seller %d days after payment (published), and the commission %s cannot be collected through it any more: "+
+		"collect it by hand (sub-merchant %s), then settle resolve --order", left, o.TransactionID, it.PaidAt.UTC().Format(time.DateOnly),
+		days, pipeline.Money{Minor: o.Commission, Currency: o.Currency}, o.SubMchID))
 }
 
 // currencyHold holds, for a person, a transaction whose order is in a

@@ -198,6 +198,7 @@ func (s *Server) replay(subMchID, outOrderNo, req string) (*order, reply, bool) 
 // acceptable returns the transaction a new request may use, or the refusal.
 func (s *Server) acceptable(subMchID, transactionID string) (*txn, reply, bool) {
 	t := s.txns[transactionID]
+	s.release(t)
 	switch {
 	case t == nil || t.subMchID != subMchID:
 		return nil, notFound("transaction"), false
@@ -306,6 +307,7 @@ func (s *Server) amounts(c call) reply {
 	if t == nil || t.subMchID != sub {
 		return notFound("transaction")
 	}
+	s.release(t)
 	if s.poisoned["garbled@"+id] != "" {
 		return ok(map[string]any{"transaction_id": id, "unsplit_amount": "a lot", "currency": string(t.currency)})
 	}

@@ -26,7 +26,12 @@
 // and a transaction is held in CNY fen whatever it was paid in (at a rate
 // of 1: the fake does not model WeChat Pay's exchange rate), so its unsplit
 // amount, its order lines (settlement rate 1), bills and settlement details
-// are CNY. The outcome of a
+// are CNY. As published, a sub_mchid or transaction_id longer than 32
+// characters, an out_order_no longer than 64, a description longer than
+// 80 or a settlement page of more than 30 is refused 400 PARAM_ERROR, and
+// what is still frozen of a transaction goes to the seller
+// wechatpay.FreezeWindow (180 days) after it was paid (SetPaidAt;
+// AddTransaction: now). The outcome of a
 // request is decided when it is accepted and shown after the polls; so are
 // its bill lines and settlement details.
 //

@@ -19,7 +19,18 @@ type txn struct {
 	unfrozen    int64             // released to the seller
 	requests    int               // distinct distribution and unfreeze requests accepted
 	readyAt     time.Time
-	never       bool // waits for SetReady
+	paidAt      time.Time // its frozen funds go to the seller wechatpay.FreezeWindow after
+	never       bool      // waits for SetReady
+}
+
+// release gives the seller what is still frozen of t once
+// wechatpay.FreezeWindow has passed since it was paid, as WeChat Pay
+// publishes it does.
+func (s *Server) release(t *txn) {
+	if t != nil && t.frozen > 0 && !s.o.Now().Before(t.paidAt.Add(wechatpay.FreezeWindow)) {
+		t.unfrozen += t.frozen
+		t.frozen = 0
+	}
 }
 
 // order is one distribution or unfreeze request. Its outcome is decided
@@ -68,7 +79,17 @@ func (s *Server) AddTransaction(subMchID, transactionID string, paidIn pipeline.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.txns[transactionID] = &txn{subMchID: subMchID, currency: wechatpay.DistributionCurrency, amount: amount, frozen: amount,
-		readyAt: s.o.Now().Add(max(s.o.ReadyAfter, 0)), never: s.o.ReadyAfter < 0}
+		readyAt: s.o.Now().Add(max(s.o.ReadyAfter, 0)), paidAt: s.o.Now(), never: s.o.ReadyAfter < 0}
+}
+
+// SetPaidAt says when a transaction was paid (AddTransaction: now): what
+// is still frozen of it goes to the seller wechatpay.FreezeWindow after.
+func (s *Server) SetPaidAt(transactionID string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.txns[transactionID]; t != nil {
+		t.paidAt = at
+	}
 }
 
 // Refund returns amount (minor units) of a transaction to the buyer out of
