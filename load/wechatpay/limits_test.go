@@ -2,6 +2,7 @@ package wechatpay_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,20 @@ func TestATransactionPaidOver180DaysAgoIsHeldNamingWeChatsRelease(t *testing.T) 
 	if store.state["ORD-00001"] != pipeline.ItemPaid || r.fake.Distributed(recent.ProviderTxnID) != recent.Commission {
 		t.Fatalf("order ORD-00001 (paid 179 days ago): %s, %d distributed: want paid its commission %d",
 			store.state["ORD-00001"], r.fake.Distributed(recent.ProviderTxnID), recent.Commission)
+	}
+}
+
+// TestTheRemainingAmountOfATransactionNotDistributableYetIsRefused:
+// WeChat Pay publishes that the remaining amount query errs while a
+// transaction's funds cannot be distributed yet (the first minutes after
+// payment). The fake answered the amount, and refused only the
+// distribution after it.
+func TestTheRemainingAmountOfATransactionNotDistributableYetIsRefused(t *testing.T) {
+	r := newRig(t, wechatpaytest.Options{ReadyAfter: -1}, nil, nil)
+	r.fake.AddTransaction(subMchID, "4200000000000000000000000001", "CNY", 1000)
+	_, err := r.client.RemainingAmount(context.Background(), subMchID, "4200000000000000000000000001")
+	var we *wechatpay.Error
+	if !errors.As(err, &we) || !we.NotReady() {
+		t.Fatalf("err %v: want WeChat's not-ready refusal", err)
 	}
 }

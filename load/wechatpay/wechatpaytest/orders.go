@@ -308,6 +308,11 @@ func (s *Server) amounts(c call) reply {
 		return notFound("transaction")
 	}
 	s.release(t)
+	if t.never || s.o.Now().Before(t.readyAt) {
+		// Published (Funds-distribution Mark): "When the transaction funds
+		// cannot be distributed, an error prompt will be returned".
+		return refuse(http.StatusBadRequest, wechatpay.CodeOrderNotReady, "the transaction cannot be distributed yet, retry in a few minutes")
+	}
 	if s.poisoned["garbled@"+id] != "" {
 		return ok(map[string]any{"transaction_id": id, "unsplit_amount": "a lot", "currency": string(t.currency)})
 	}
