@@ -90,6 +90,28 @@ func TestATransactionPaidOver180DaysAgoIsHeldNamingWeChatsRelease(t *testing.T) 
 	}
 }
 
+// TestATransactionThatWaitsNearWeChatsReleaseSaysWhen: a transaction
+// that waits on WeChat Pay (not distributable yet) read the same on its
+// first day and on its last, while WeChat Pay releases its funds to the
+// seller, the commission with them, 180 days after payment. Within
+// ReleaseWarning of that day, its reason names the day.
+func TestATransactionThatWaitsNearWeChatsReleaseSaysWhen(t *testing.T) {
+	r, store, _, api := reviewRig(t, wechatpaytest.Options{Polls: -1, ReadyAfter: -1}, func(b []byte) []byte { return b }, 2)
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, Now: r.clock.Now, Poll: time.Millisecond, Wait: 5 * time.Second})
+	old, recent := store.items["ORD-00000"], store.items["ORD-00001"]
+	old.PaidAt = r.clock.Now().Add(-wechatpay.FreezeWindow + 10*24*time.Hour)
+	recent.PaidAt = r.clock.Now().Add(-10 * 24 * time.Hour)
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	_, err := stage(context.Background(), run)
+	day := old.PaidAt.Add(wechatpay.FreezeWindow).UTC().Format(time.DateOnly)
+	if reason := store.reasons["ORD-00000"]; !strings.Contains(reason, "not distributable yet") || !strings.Contains(reason, "seller, the commission with them, on "+day) {
+		t.Fatalf("order ORD-00000 (released in 10 days): reason %q (err %v): want it to wait naming %s", reason, err, day)
+	}
+	if reason := store.reasons["ORD-00001"]; !strings.Contains(reason, "not distributable yet") || strings.Contains(reason, "releases") {
+		t.Fatalf("order ORD-00001 (released in 170 days): reason %q: want it to wait, no day named", reason)
+	}
+}
+
 // TestTheRemainingAmountOfATransactionNotDistributableYetIsRefused:
 // WeChat Pay publishes that the remaining amount query errs while a
 // transaction's funds cannot be distributed yet (the first minutes after

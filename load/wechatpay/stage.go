@@ -803,12 +803,12 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 				"WeChat Pay's review did not approve it; see settle receivers status %s, upload new materials, then settle receivers add %s adds it again",
 				o.SubMchID, state, o.SubMchID, o.SubMchID)), nil
 		case state != ReceiverEffective:
-			return pipeline.Waits("the platform's receiver at sub-merchant " + o.SubMchID + " is " + state), nil
+			return c.nearRelease(it, pipeline.Waits("the platform's receiver at sub-merchant "+o.SubMchID+" is "+state)), nil
 		}
 	}
 	left, err := c.API.Remaining(ctx, o.SubMchID, o.TransactionID)
 	if errors.Is(err, ErrNotReady) {
-		return pipeline.Waits("transaction " + o.TransactionID + " is not distributable yet"), nil
+		return c.nearRelease(it, pipeline.Waits("transaction "+o.TransactionID+" is not distributable yet")), nil
 	}
 	if pipeline.IsNotFound(err) {
 		return pipeline.NeedsAPerson("WeChat Pay does not know transaction " + o.TransactionID + " at sub-merchant " + o.SubMchID), nil
@@ -852,6 +852,28 @@ func (c *StageConfig) releasedHold(it pipeline.Split, o Txn, left pipeline.Money
 		"to the seller %d days after payment (published), and the commission %s cannot be collected through it any more: "+
 		"collect it by hand (sub-merchant %s), then settle resolve --order", left, o.TransactionID, it.PaidAt.UTC().Format(time.DateOnly),
 		days, pipeline.Money{Minor: o.Commission, Currency: o.Currency}, o.SubMchID))
+}
+
+// ReleaseWarning is how long before WeChat Pay releases a transaction's
+// funds to the seller (FreezeWindow after payment) a transaction that
+// waits says on which day it does.
+const ReleaseWarning = 30 * 24 * time.Hour
+
+// nearRelease adds to the reason of a transaction that waits (h) the day
+// WeChat Pay releases its funds to the seller, the commission with them,
+// once that day is ReleaseWarning or less away: a wait is otherwise the
+// same on its first day and on its last.
+func (c *StageConfig) nearRelease(it pipeline.Split, h *pipeline.Hold) *pipeline.Hold {
+	if it.PaidAt.IsZero() {
+		return h
+	}
+	at := it.PaidAt.Add(FreezeWindow)
+	if at.Sub(c.Now()) > ReleaseWarning {
+		return h
+	}
+	h.Reason += fmt.Sprintf("; WeChat Pay releases its funds to the seller, the commission with them, on %s (%d days after payment)",
+		at.UTC().Format(time.DateOnly), int(FreezeWindow/(24*time.Hour)))
+	return h
 }
 
 // currencyHold holds, for a person, a transaction whose order is in a
