@@ -107,7 +107,7 @@ func TestWeChatSettlesEachTransactionOnce(t *testing.T) {
 	if code != 4 || !strings.Contains(out, "WeChat transactions wait on WeChat Pay") || !strings.Contains(out, "is INIT") {
 		t.Fatalf("first run: exit %d, want 4 with transactions held for the receiver's review:\n%s", code, out)
 	}
-	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND state = 'recorded' AND reason LIKE 'held: the platform''s receiver at sub-merchant % is INIT'`); n == 0 {
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND state = 'recorded' AND reason LIKE 'held: the platform''s receiver at sub-merchant % is INIT%'`); n == 0 {
 		t.Fatalf("no transaction held for the receiver under review:\n%s", out)
 	}
 	e.checkWeChatOnce(sim)

@@ -91,7 +91,8 @@ type StageConfig struct {
 	Final pipeline.FinalAnswers
 	// Now is the clock (default time.Now): a transaction paid
 	// FreezeWindow or longer before it of which WeChat Pay holds less
-	// than the order is held naming WeChat's release to the seller.
+	// than the order is held naming WeChat's release to the seller, and
+	// one that waits within ReleaseWarning of that release names its day.
 	Now func() time.Time
 	// Batch is how many recorded items are read and planned at a time
 	// (default DefaultBatch). The engine reads the next batch as soon as
@@ -848,10 +849,10 @@ func (c *StageConfig) releasedHold(it pipeline.Split, o Txn, left pipeline.Money
 		return nil
 	}
 	days := int(FreezeWindow / (24 * time.Hour))
-	return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, paid on %s: WeChat Pay releases a transaction's frozen funds "+
+	return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s; it was paid on %s: WeChat Pay releases a transaction's frozen funds "+
 		"to the seller %d days after payment (published), and the commission %s cannot be collected through it any more: "+
-		"collect it by hand (sub-merchant %s), then settle resolve --order", left, o.TransactionID, it.PaidAt.UTC().Format(time.DateOnly),
-		days, pipeline.Money{Minor: o.Commission, Currency: o.Currency}, o.SubMchID))
+		"collect it by hand (sub-merchant %s), then settle resolve --order", left, o.TransactionID, pipeline.Money{Minor: it.Amount - it.Refunded, Currency: o.Currency},
+		it.PaidAt.UTC().Format(time.DateOnly), days, pipeline.Money{Minor: o.Commission, Currency: o.Currency}, o.SubMchID))
 }
 
 // ReleaseWarning is how long before WeChat Pay releases a transaction's
