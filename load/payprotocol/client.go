@@ -323,10 +323,13 @@ func DecimalsKey(chainID int, symbol string) string {
 	return strconv.Itoa(chainID) + ":" + symbol
 }
 
+// splitDecimalsKey reads a DecimalsKey. A key written otherwise than
+// DecimalsKey writes it ("01:USDT", "+1:USDT", "1: USDT") is refused: it
+// would never be looked up, and the currency would stay unconfigured.
 func splitDecimalsKey(k string) (int, string, error) {
 	c, sym, ok := strings.Cut(k, ":")
 	id, err := strconv.Atoi(c)
-	if !ok || err != nil || id <= 0 || sym == "" || strings.ToUpper(sym) != sym {
+	if !ok || err != nil || id <= 0 || c != strconv.Itoa(id) || sym == "" || strings.ToUpper(sym) != sym || strings.TrimSpace(sym) != sym {
 		return 0, "", fmt.Errorf("%q: want <chainId>:<SYMBOL>, e.g. 1:USDT", clip(k))
 	}
 	return id, sym, nil

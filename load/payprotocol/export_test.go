@@ -21,3 +21,9 @@ func SetHeldAnswersMax(n int) (restore func()) {
 
 // AskAhead is askAhead, for the tests.
 var AskAhead = askAhead
+
+// SplitDecimalsKey is splitDecimalsKey, for the tests.
+func SplitDecimalsKey(k string) (chainID int, symbol string, ok bool) {
+	id, sym, err := splitDecimalsKey(k)
+	return id, sym, err == nil
+}
