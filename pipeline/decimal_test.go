@@ -3,7 +3,10 @@ package pipeline
 import (
 	"errors"
 	"math"
+	"math/big"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -72,8 +75,9 @@ func knownCurrencies() []Currency {
 }
 
 // FuzzParseMinor checks that FormatMinor then ParseMinor round-trips every
-// int64 in every known currency, and that ParseMinor never panics and only
-// accepts what FormatMinor maps back to the same amount.
+// int64 in every known currency, that ParseMinor never panics and only
+// accepts what FormatMinor maps back to the same amount, and that it agrees
+// with math/big (oracleMinor) on what it accepts and on its value.
 func FuzzParseMinor(f *testing.F) {
 	cs := knownCurrencies()
 	f.Add(int64(0), uint8(0), "0")
@@ -82,6 +86,10 @@ func FuzzParseMinor(f *testing.F) {
 	f.Add(int64(math.MaxInt64), uint8(3), "0.001")
 	f.Add(int64(1230), uint8(4), "1e3")
 	f.Add(int64(7), uint8(5), "-92233720368547758.08")
+	for _, s := range []string{"+5", " 5", "5 ", "٣", "0x10", "1e400", "NaN", "Inf", "-0", "0005", "5.", ".5", "1.000",
+		"-92233720368547758.09", "92233720368547758.08", "00000000000000000000000000000000000000001.00"} {
+		f.Add(int64(1), uint8(0), s)
+	}
 	f.Fuzz(func(t *testing.T, minor int64, ci uint8, s string) {
 		for _, c := range []Currency{cs[int(ci)%len(cs)], "USD", "JPY", "KWD"} {
 			text := FormatMinor(minor, c)
@@ -90,6 +98,9 @@ func FuzzParseMinor(f *testing.F) {
 				t.Fatalf("ParseMinor(FormatMinor(%d, %s) = %q) = %d, %v", minor, c, text, got, err)
 			}
 			v, err := ParseMinor(s, c)
+			if want, ok := oracleMinor(s, c); ok != (err == nil) || (ok && v != want) {
+				t.Fatalf("ParseMinor(%q, %s) = %d, %v; math/big says %d, %v", s, c, v, err, want, ok)
+			}
 			if err != nil {
 				continue
 			}
@@ -98,4 +109,30 @@ func FuzzParseMinor(f *testing.F) {
 			}
 		}
 	})
+}
+
+// decimalForm is the form ParseMinor reads, decimals aside.
+var decimalForm = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
+// oracleMinor is ParseMinor's contract computed with math/big: s, an
+// optional "-", ASCII digits and optionally a point and at most c's
+// exponent of digits, is that many minor units of c when the value fits
+// int64; ok is false for anything else.
+func oracleMinor(s string, c Currency) (int64, bool) {
+	exp, known := c.Exponent()
+	if !known || !decimalForm.MatchString(s) {
+		return 0, false
+	}
+	if _, frac, dot := strings.Cut(s, "."); dot && len(frac) > exp {
+		return 0, false
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, false
+	}
+	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(exp)), nil)))
+	if !r.IsInt() || !r.Num().IsInt64() {
+		return 0, false
+	}
+	return r.Num().Int64(), true
 }
