@@ -35,14 +35,15 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 // flexInt is a JSON integer, also accepted written as a string.
 type flexInt int
 
-// UnmarshalJSON takes an integer or a string holding one.
+// UnmarshalJSON takes an integer or a string holding one, written plainly
+// as strconv.Itoa writes it: "+0", "00" or "-0" is not a status 0 (paid).
 func (f *flexInt) UnmarshalJSON(b []byte) error {
 	var s flexString
 	if err := s.UnmarshalJSON(b); err != nil {
 		return err
 	}
 	n, err := strconv.Atoi(string(s))
-	if err != nil {
+	if err != nil || strconv.Itoa(n) != string(s) {
 		return fmt.Errorf("want an integer, got %q", clip(string(s)))
 	}
 	*f = flexInt(n)
