@@ -350,6 +350,11 @@ func readOrder(w wireOrder, outOrderNo, transactionID string) (Order, error) {
 		if !slices.Contains(results, r.Result) {
 			return Order{}, fmt.Errorf("receiver %d: unknown result %q", i+1, clip(r.Result))
 		}
+		if r.Amount < 0 || r.SettlementAmount < 0 {
+			// Taken, a negative line made the others add up to the
+			// effect's amount while they moved more.
+			return Order{}, fmt.Errorf("receiver %d: negative amount %d (settlement_amount %d)", i+1, r.Amount, r.SettlementAmount)
+		}
 		created, err1 := parseTime(r.CreateTime)
 		finished, err2 := parseTime(r.FinishTime)
 		if err := errors.Join(err1, err2); err != nil {

@@ -145,7 +145,9 @@ func (s DistributionSender) distribution(e pipeline.Effect) (Distribution, error
 // itself, which is never a receiver of its own distribution), which is not
 // what the effect moves. A distribution whose receivers add up to another
 // amount than the effect's is not ours (a key reused with other
-// parameters): that is an error, never an outcome.
+// parameters): that is an error, never an outcome; so are lines that add
+// up past int64 (added as int64 they wrapped, and lines of 2^63-1,
+// 2^63-1 and 302 were taken for an effect of 300).
 func outcome(e pipeline.Effect, subMchID string, o Order) (pipeline.Outcome, error) {
 	out := pipeline.Outcome{Status: pipeline.OutcomePending, Ref: o.OrderID}
 	var total int64
@@ -155,7 +157,11 @@ func outcome(e pipeline.Effect, subMchID string, o Order) (pipeline.Outcome, err
 		if e.Kind == KindDistribution && r.Type == TypeMerchantID && r.Account == subMchID {
 			continue // the rest, unfrozen to the seller
 		}
-		total += r.Amount
+		var err error
+		if total, err = pipeline.Add(total, r.Amount); err != nil {
+			return pipeline.Outcome{}, &Error{API: APIQueryOrder, Key: e.Key, kind: failBadAnswer,
+				Err: fmt.Errorf("%w: WeChat Pay's order moves more than int64 holds: not the request we sent", ErrAnswer)}
+		}
 		switch r.Result {
 		case ResultClosed:
 			closed = append(closed, strings.TrimSpace(r.Account+" "+r.FailReason))
