@@ -90,6 +90,10 @@ func ReadLateRefund(row LateRefundRow, runID int64) LateRefund {
 		return reject(fmt.Sprintf("amount_minor overflows int64: %q", *row.AmountMinor))
 	case err != nil:
 		return reject(fmt.Sprintf("amount_minor is not an integer: %q", *row.AmountMinor))
+	case strconv.FormatInt(v, 10) != *row.AmountMinor:
+		// "+5", "05": not as PostgreSQL writes an integer (a text
+		// column, say), as the orders' amounts (transform).
+		return reject(fmt.Sprintf("amount_minor is not written as an integer: %q", *row.AmountMinor))
 	case v <= 0:
 		return reject(fmt.Sprintf("amount_minor must be positive: %d", v))
 	}

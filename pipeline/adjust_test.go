@@ -205,6 +205,8 @@ func TestReadLateRefundRejectsBadRows(t *testing.T) {
 		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), AmountMinor: s("1.5"), CreatedAt: &now}, "not an integer"},
 		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), AmountMinor: s("99999999999999999999"), CreatedAt: &now}, "overflows"},
 		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), AmountMinor: s("0"), CreatedAt: &now}, "must be positive"},
+		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), AmountMinor: s("+150"), CreatedAt: &now}, `not written as an integer: "+150"`},
+		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), AmountMinor: s("0150"), CreatedAt: &now}, `not written as an integer: "0150"`},
 		// Corrupt keys: kept short (no index would take a huge one).
 		{LateRefundRow{RefundNo: s(strings.Repeat("R", 3000)), OrderNo: s("O"), AmountMinor: s("150"), CreatedAt: &now}, "refund_no is 3000 bytes long"},
 		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O\n1"), AmountMinor: s("150"), CreatedAt: &now}, "order_no contains the control character U+000A"},

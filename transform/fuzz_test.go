@@ -258,3 +258,28 @@ func FuzzCommissionStepsWithTheBase(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSourceAmount checks the integer columns of the platform's rows
+// (amount_minor, refunded_minor) against math/big: a value is taken only
+// when written as PostgreSQL writes an integer (no "+", no leading zeros,
+// no "-0", no space, ASCII digits) and within int64, and is then exactly
+// that integer; anything else is an error naming the column.
+func FuzzSourceAmount(f *testing.F) {
+	for _, s := range []string{"100", "0", "-5", "+5", "-0", "0100", " 5", "5 ", "٣", "0x10", "1e3", "1e400", "NaN", "Inf",
+		"9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809", "", "100.00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := amount("amount_minor", &s)
+		want, ok := new(big.Int).SetString(s, 10)
+		ok = ok && want.IsInt64() && want.String() == s
+		switch {
+		case ok && (err != nil || v != want.Int64()):
+			t.Fatalf("amount(%q) = %d, %v; want %v", s, v, err, want)
+		case !ok && err == nil:
+			t.Fatalf("amount(%q) = %d, want an error", s, v)
+		case !ok && !strings.HasPrefix(err.Error(), "amount_minor "):
+			t.Fatalf("amount(%q): %v does not name the column", s, err)
+		}
+	})
+}

@@ -196,7 +196,10 @@ func txnID(spec pipeline.ChannelSpec, p *string) (string, error) {
 }
 
 // amount parses an integer column, telling "not an integer" apart from
-// "overflows".
+// "overflows". The integer must be written as PostgreSQL writes one: a
+// sign "+", leading zeros or "-0" (in a text column, say) are not an
+// amount of the platform's, and taking them would pay on what nobody
+// wrote as an amount.
 func amount(col string, p *string) (int64, error) {
 	s, err := required(col, p)
 	if err != nil {
@@ -205,6 +208,8 @@ func amount(col string, p *string) (int64, error) {
 	v, err := strconv.ParseInt(s, 10, 64)
 	var ne *strconv.NumError
 	switch {
+	case err == nil && strconv.FormatInt(v, 10) != s:
+		return 0, fmt.Errorf("%s is not written as an integer: %q", col, s)
 	case err == nil:
 		return v, nil
 	case errors.As(err, &ne) && ne.Err == strconv.ErrRange:
