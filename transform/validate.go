@@ -207,8 +207,9 @@ func amount(col string, p *string) (int64, error) {
 	}
 	v, err := strconv.ParseInt(s, 10, 64)
 	var ne *strconv.NumError
+	var plain [20]byte // written back without a heap allocation: two columns of every row
 	switch {
-	case err == nil && strconv.FormatInt(v, 10) != s:
+	case err == nil && string(strconv.AppendInt(plain[:0], v, 10)) != s:
 		return 0, fmt.Errorf("%s is not written as an integer: %q", col, s)
 	case err == nil:
 		return v, nil
