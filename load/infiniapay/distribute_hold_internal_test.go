@@ -114,3 +114,54 @@ func TestAFailedRevenueShareIsUndoneBeforePlanning(t *testing.T) {
 		t.Fatalf("events %q, want %q", s.events, want)
 	}
 }
+
+// knownShares is a revenue-share sender that only answers status
+// queries: the outcome of the requestNos Infinia holds, not found for the
+// others.
+type knownShares map[string]pipeline.OutcomeStatus
+
+func (k knownShares) Send(context.Context, pipeline.Effect) (pipeline.Outcome, error) {
+	panic("knownShares sends nothing")
+}
+
+func (k knownShares) Query(_ context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	if st, ok := k[e.Key]; ok {
+		return pipeline.Outcome{Status: st}, nil
+	}
+	return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
+}
+
+// TestARevenueShareInfiniaHoldsAlreadyIsPlannedThoughShort: a ledger
+// restored from a backup plans again the revenue shares Infinia paid
+// since, under the same requestNos, while the platform balance and the
+// sellers' available shares went to them. Those Infinia holds are planned
+// (sent again under their requestNo, they move nothing and are recorded
+// as Infinia answers); those it does not know are still carried as
+// short. Before, every one was carried, and Infinia's payments known to
+// no one but Infinia.
+func TestARevenueShareInfiniaHoldsAlreadyIsPlannedThoughShort(t *testing.T) {
+	day := pipeline.Date{Year: 2026, Month: 12, Day: 1}
+	ps := &planStore{carried: map[string]string{}, planned: map[string]int64{}, cands: []pipeline.PayoutCandidate{
+		{SellerID: "PAID", Currency: "USD", Payable: 1000, Items: 1, Account: "I1"},
+		{SellerID: "SHORT", Currency: "USD", Payable: 1000, Items: 1, Account: "I2"},
+		{SellerID: "YEN", Currency: "JPY", Payable: 700, Items: 1, Account: "I3"},
+	}}
+	// The JPY balance is short of the share Infinia paid already.
+	api := &shareAPI{planAPI: &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"USD": 1 << 40, "JPY": 100}},
+		available: map[string]int64{"I1": 0, "I2": 999, "I3": 0}}
+	c := StageConfig{Store: ps, API: api, Payouts: knownShares{
+		RevenueShareRequestNo(day, "PAID", "USD", 1): pipeline.OutcomeSucceeded,
+		RevenueShareRequestNo(day, "YEN", "JPY", 1):  pipeline.OutcomeSucceeded,
+	}}
+	c.defaults()
+	d := &distribution{c: &c, run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: day, Shard: pipeline.Whole}}}
+	if err := d.plan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{"PAID USD": 1000, "YEN JPY": 700}; !maps.Equal(ps.planned, want) {
+		t.Errorf("planned %v, want %v", ps.planned, want)
+	}
+	if len(ps.carried) != 1 || !strings.Contains(ps.carried["SHORT USD"], "available") {
+		t.Errorf("carried %v, want SHORT alone, as short", ps.carried)
+	}
+}

@@ -24,9 +24,11 @@ import (
 // a seller whose binding is not ACTIVE (refreshed from Infinia), of a
 // currency whose platform balance does not cover every new payout in it
 // (none of them is sent), or of a seller whose available revenue share at
-// Infinia is below the net. A revenue share that fails opens the balance
-// it netted again and carries its items: nothing is lost, and the next
-// run pays it. A payout already planned is always resolved first, never
+// Infinia is below the net - except what Infinia already holds under the
+// requestNo it would be sent with (a ledger restored from a backup: see
+// takenByInfinia), which is sent again under it and only asked about. A
+// revenue share that fails opens the balance it netted again and carries
+// its items: nothing is lost, and the next run pays it. A payout already planned is always resolved first, never
 // re-checked or re-planned.
 func DistributeStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
@@ -360,7 +362,16 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 		return fmt.Errorf("platform balance in %s: %w", cur, err)
 	}
 	if balance < need.Minor {
-		return holdAll(pipeline.NeedsAPerson(fmt.Sprintf("platform balance %s short of %s", pipeline.Money{Minor: balance, Currency: cur}, need)))
+		// Short: unless what Infinia paid already under the very
+		// requestNos planned now (a ledger restored from a backup, see
+		// takenByInfinia) is what it lacks.
+		taken, err := d.takenInCurrency(ctx, cur)
+		if err != nil {
+			return err
+		}
+		if balance < need.Minor-taken {
+			return holdAll(pipeline.NeedsAPerson(fmt.Sprintf("platform balance %s short of %s", pipeline.Money{Minor: balance, Currency: cur}, need)))
+		}
 	}
 	// Each seller's available share is asked and its payout planned as
 	// fast as Infinia's limits allow.
@@ -376,24 +387,21 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 			if err != nil {
 				return fmt.Errorf("available share of %s: %w", p.SellerID, err)
 			}
+			next, ok, err := d.next(ctx, p, true)
+			if err != nil || !ok {
+				return err
+			}
 			if avail < net {
 				reason := fmt.Sprintf("Infinia shows %s available, we owe %s", pipeline.Money{Minor: avail, Currency: cur}, pipeline.Money{Minor: net, Currency: cur})
-				return d.hold(ctx, p, pipeline.NeedsAPerson(reason))
-			}
-			subject := RevenueShareSubject(run.Key.Date, p.SellerID, cur)
-			attempt := 1
-			if prev, ok, err := c.Store.LatestEffect(ctx, KindRevenueShare, subject); err != nil {
-				return err
-			} else if ok {
-				next, err := pipeline.NextAttempt(prev, c.MaxAttempts, func(a int) string { return RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, a) })
+				taken, err := d.takenByInfinia(ctx, next)
 				if err != nil {
-					d.problem("%v", err)
-					return nil
+					reason += fmt.Sprintf(" (and Infinia's status of requestNo %s: %v)", next.Key, err)
 				}
-				attempt = next.Attempt
+				if !taken {
+					return d.hold(ctx, p, pipeline.NeedsAPerson(reason))
+				}
 			}
-			e, err := c.Store.PlanPayout(ctx, run, p.SellerID, c.Channels, pipeline.Effect{RunID: run.ID, Kind: KindRevenueShare, Subject: subject,
-				Attempt: attempt, Key: RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, attempt), Currency: cur, Amount: net})
+			e, err := c.Store.PlanPayout(ctx, run, p.SellerID, c.Channels, next)
 			if err != nil {
 				if errors.Is(err, pipeline.ErrBalanceMoved) {
 					d.problem("%v", err)
@@ -405,6 +413,80 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 			return nil
 		})
 	})
+}
+
+// next is the revenue share p's payout would be now: the next attempt
+// after the ledger's latest of its date, seller and currency (the first
+// when there is none). ok is false when no further attempt may be made
+// (the problem noted when note is true).
+func (d *distribution) next(ctx context.Context, p pipeline.PayoutCandidate, note bool) (e pipeline.Effect, ok bool, err error) {
+	run, cur := d.run, p.Currency
+	net, _ := p.Net()
+	subject := RevenueShareSubject(run.Key.Date, p.SellerID, cur)
+	attempt := 1
+	if prev, ok, err := d.c.Store.LatestEffect(ctx, KindRevenueShare, subject); err != nil {
+		return pipeline.Effect{}, false, err
+	} else if ok {
+		next, err := pipeline.NextAttempt(prev, d.c.MaxAttempts, func(a int) string { return RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, a) })
+		if err != nil {
+			if note {
+				d.problem("%v", err)
+			}
+			return pipeline.Effect{}, false, nil
+		}
+		attempt = next.Attempt
+	}
+	return pipeline.Effect{RunID: run.ID, Kind: KindRevenueShare, Subject: subject,
+		Attempt: attempt, Key: RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, attempt), Currency: cur, Amount: net}, true, nil
+}
+
+// takenByInfinia reports whether Infinia already holds revenue share e,
+// not planned yet, under its requestNo: paid, or paying. In a ledger
+// that holds every request it sent, it never does. A ledger restored
+// from a backup taken before the share was sent plans it again under
+// the same deterministic requestNo, while the platform balance and the
+// seller's available share at Infinia went to it already: held as short,
+// it was carried, and Infinia's payment was known to no one but Infinia.
+// Sent again under its requestNo instead, it moves nothing (Infinia
+// replays it, or refuses the repeat and the sender asks its status), and
+// the ledger records what Infinia did. A share Infinia holds under the
+// requestNo with another amount is not ours to adopt: the sender's check
+// of the answer leaves it to a person.
+func (d *distribution) takenByInfinia(ctx context.Context, e pipeline.Effect) (bool, error) {
+	if d.c.Payouts == nil {
+		return false, nil // nothing to ask (a test's planning alone)
+	}
+	o, err := d.c.Payouts.Query(ctx, e)
+	if err != nil {
+		return false, err
+	}
+	return o.Status == pipeline.OutcomeSucceeded || o.Status == pipeline.OutcomePending, nil
+}
+
+// takenInCurrency sums the nets of the payouts check kept in a currency
+// that Infinia already holds under the requestNos they would be sent
+// with (takenByInfinia): what the platform balance has paid for them
+// already. It is asked only when the balance is short of them all.
+func (d *distribution) takenInCurrency(ctx context.Context, cur pipeline.Currency) (int64, error) {
+	var (
+		mu    sync.Mutex
+		taken int64
+	)
+	err := d.eachKept(ctx, cur, func(ps []pipeline.PayoutCandidate) error {
+		return d.c.Pacer.Each(ctx, len(ps), nil, func(ctx context.Context, i int) error {
+			e, ok, err := d.next(ctx, ps[i], false)
+			if err != nil || !ok {
+				return err
+			}
+			if yes, err := d.takenByInfinia(ctx, e); err == nil && yes {
+				mu.Lock()
+				taken += e.Amount
+				mu.Unlock()
+			}
+			return nil
+		})
+	})
+	return taken, err
 }
 
 // eachKept calls fn with the payouts check kept in a currency, a page at

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// These tests restore the ledger (settle's schema) from a backup taken at
+// some point of a night's run, while the providers keep everything the
+// run did after it: the restored ledger no longer knows what was sent
+// since. Settling the date again must neither pay twice nor lose a
+// payment, and must not end 0 while the ledger and the providers disagree.
+
+// backupLedger dumps settle's schema as pg_dump would for an operator's
+// backup, and returns the dump's path.
+func (e *env) backupLedger(name string) string {
+	e.t.Helper()
+	if _, err := exec.LookPath("pg_dump"); err != nil {
+		e.t.Skip("pg_dump not installed")
+	}
+	file := filepath.Join(e.t.TempDir(), name+".dump")
+	if out, err := exec.Command("pg_dump", "--format=custom", "--schema=settle", "--file", file, e.url).CombinedOutput(); err != nil {
+		e.t.Fatalf("pg_dump: %v\n%s", err, out)
+	}
+	return file
+}
+
+// restoreLedger replaces settle's schema by the dump's.
+func (e *env) restoreLedger(file string) {
+	e.t.Helper()
+	if _, err := e.db.Exec(`DROP SCHEMA settle CASCADE`); err != nil {
+		e.t.Fatal(err)
+	}
+	if out, err := exec.Command("pg_restore", "--dbname", e.url, file).CombinedOutput(); err != nil {
+		e.t.Fatalf("pg_restore: %v\n%s", err, out)
+	}
+}
+
+// TestARestoredLedgerSettlesTheDateAgainWithoutPayingTwice: the ledger
+// is restored from a backup taken before the date's run, after its
+// transform, after its uploads, or after it finished; the run had paid
+// every revenue share. Run again, the date pays nothing new and records
+// every share paid: Infinia's platform balance and the sellers' available
+// shares no longer hold what the shares paid, and the requestNos the
+// restored ledger plans again are the ones Infinia paid (before, every
+// share was carried as Infinia's available share was short, for a
+// person, while Infinia had paid it).
+func TestARestoredLedgerSettlesTheDateAgainWithoutPayingTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restore test")
+	}
+	t.Parallel()
+	for _, point := range []string{"before", "transform", "upload", "finished"} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "8", "--seed", "8")
+			const balance = 1_000_000_000_00
+			sim := e.sim(nil, 8, nil, balance)
+			var backup string
+			switch point {
+			case "before":
+				e.mustSettle("migrate")
+				backup = e.backupLedger(point)
+			case "transform", "upload":
+				if out, code := e.runInfinia(sim, "--until", point); code != 0 {
+					t.Fatalf("run until %s: exit %d\n%s", point, code, out)
+				}
+				backup = e.backupLedger(point)
+			}
+			out, code := e.runInfinia(sim)
+			if code != 0 {
+				t.Fatalf("first run: exit %d\n%s", code, out)
+			}
+			if point == "finished" {
+				backup = e.backupLedger(point)
+			}
+			shares := len(sim.Infinia.RevenueShares())
+			e.restoreLedger(backup)
+			again, code := e.runInfinia(sim)
+			if code != 0 {
+				t.Fatalf("run after the restore: exit %d\nfirst:\n%s\nagain:\n%s", code, out, again)
+			}
+			e.checkPaidOnce(sim, balance)
+			e.checkFilesWhole(sim)
+			if n := len(sim.Infinia.RevenueShares()); n != shares {
+				t.Errorf("%d revenue shares at Infinia after the re-run, %d before", n, shares)
+			}
+			third, code := e.runInfinia(sim)
+			if code != 0 || !strings.Contains(third, "0 new money movements") {
+				t.Fatalf("third run: exit %d, want 0 moving nothing:\n%s", code, third)
+			}
+		})
+	}
+}
