@@ -95,3 +95,51 @@ func TestARestoredLedgerSettlesTheDateAgainWithoutPayingTwice(t *testing.T) {
 		})
 	}
 }
+
+// TestARestoredLedgerSettlesWeChatTransactionsOnce: the ledger is
+// restored from a backup taken before the date's run, or after its
+// uploads (its WeChat requests planned, none sent), while WeChat Pay
+// settled every transaction of the date since. Run again, the date sends
+// each transaction's request again under its out_order_no (WeChat Pay
+// answers the order it holds) and records it settled. Before, the
+// restored ledger found WeChat holding nothing of each transaction and
+// held all of them for a person ("WeChat holds 0.00 CNY, the order says
+// ..."), while WeChat Pay had settled them.
+func TestARestoredLedgerSettlesWeChatTransactionsOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restore test")
+	}
+	t.Parallel()
+	for _, point := range []string{"before", "upload"} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "4", "--seed", "14")
+			sim := e.weChatSim(nil, 0)
+			var backup string
+			if point == "before" {
+				e.mustSettle("migrate")
+				backup = e.backupLedger(point)
+			} else {
+				if out, code := e.runWeChat(sim, "--until", point); code != 0 {
+					t.Fatalf("run until %s: exit %d\n%s", point, code, out)
+				}
+				backup = e.backupLedger(point)
+			}
+			out, first := e.runWeChat(sim)
+			capped := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND reason LIKE 'held: commission % above WeChat''s cap%'`)
+			if first != 0 && !(first == 4 && capped > 0) {
+				t.Fatalf("first run: exit %d\n%s", first, out)
+			}
+			paid := e.checkWeChatOnce(sim)
+			e.restoreLedger(backup)
+			again, code := e.runWeChat(sim)
+			if code != first {
+				t.Fatalf("run after the restore: exit %d, want %d\nfirst:\n%s\nagain:\n%s", code, first, out, again)
+			}
+			if n := e.checkWeChatOnce(sim); n != paid {
+				t.Fatalf("%d transactions settled after the restore, %d before:\n%s", n, paid, again)
+			}
+		})
+	}
+}

@@ -721,7 +721,10 @@ func subjectError(err error) bool {
 // flight, or a new attempt planned (intent recorded) once the checks pass
 // - or why it is held; or a distribution WeChat Pay closed and released,
 // or is releasing, to the seller (failed, with WeChat Pay's order saying
-// so), which the caller settles as such (stageRun.closed).
+// so), which the caller settles as such (stageRun.closed). A first
+// request the checks would hold for a person is planned all the same
+// when WeChat Pay knows its out_order_no already (sentBefore: a ledger
+// restored from a backup).
 func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (pipeline.Effect, *pipeline.Hold, OrderStatus, error) {
 	next := firstAttempt(run, it, o)
 	keyFor := func(attempt int) string { return OutOrderNo(run.Key.Date, it.OrderNo, attempt) }
@@ -745,6 +748,14 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 		return e, nil, OrderStatus{}, nil
 	}
 	if h, err := check(ctx, c, it, o); err != nil || h != nil {
+		if err == nil && !ok && h.NeedsPerson && c.currencyHold(o) == nil {
+			if known, err := sentBefore(ctx, c, next, o); err != nil || known {
+				if err == nil {
+					e, err = c.Store.PlanEffect(ctx, next)
+				}
+				return e, nil, OrderStatus{}, err
+			}
+		}
 		return pipeline.Effect{}, h, OrderStatus{}, err
 	}
 	if ok {
@@ -755,6 +766,30 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 	}
 	e, err = c.Store.PlanEffect(ctx, next)
 	return e, nil, OrderStatus{}, err
+}
+
+// sentBefore reports whether WeChat Pay knows the first request of a
+// transaction the ledger holds no request of: in a ledger that holds
+// every request it sent, it never does. A ledger restored from a backup
+// taken before the request was sent finds the transaction settled since
+// (WeChat Pay holding less than the order's amount), and held it for a
+// person while WeChat Pay had settled it under the out_order_no the ledger
+// plans again. Planned again instead, it is sent again under that
+// out_order_no, which is the same request to WeChat Pay: it answers the
+// order it holds, which the stage judges as any other answer. It is asked
+// only of a transaction held for a person.
+func sentBefore(ctx context.Context, c *StageConfig, first pipeline.Effect, o Txn) (bool, error) {
+	if err := pipeline.Pace(ctx); err != nil {
+		return false, err
+	}
+	out, _, err := c.API.Query(ctx, first, o)
+	if subjectError(err) || pipeline.IsNotFound(err) {
+		return false, nil // the hold stands, with its own reason
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s %s: %w", first.Kind, first.Key, err)
+	}
+	return out.Status != pipeline.OutcomeNotFound, nil
 }
 
 // askOrder asks WeChat Pay for its order of request e of transaction o,

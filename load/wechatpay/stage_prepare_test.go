@@ -48,6 +48,10 @@ func (a *countingAPI) Query(ctx context.Context, e pipeline.Effect, o wechatpay.
 	a.mu.Lock()
 	a.asks++
 	a.mu.Unlock()
+	if o.TransactionID == a.disagrees {
+		// Never sent: WeChat Pay does not know its out_order_no.
+		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, wechatpay.OrderStatus{}, nil
+	}
 	return a.batchAPI.Query(ctx, e, o)
 }
 
