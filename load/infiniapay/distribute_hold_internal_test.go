@@ -136,29 +136,32 @@ func (k knownShares) Query(_ context.Context, e pipeline.Effect) (pipeline.Outco
 // since, under the same requestNos, while the platform balance and the
 // sellers' available shares went to them. Those Infinia holds are planned
 // (sent again under their requestNo, they move nothing and are recorded
-// as Infinia answers); those it does not know are still carried as
-// short. Before, every one was carried, and Infinia's payments known to
-// no one but Infinia.
+// as Infinia answers: one it failed, failed, and its next attempt goes
+// the same way); those it does not know are still carried as short.
+// Before, every one was carried, and Infinia's payments known to no one
+// but Infinia.
 func TestARevenueShareInfiniaHoldsAlreadyIsPlannedThoughShort(t *testing.T) {
 	day := pipeline.Date{Year: 2026, Month: 12, Day: 1}
 	ps := &planStore{carried: map[string]string{}, planned: map[string]int64{}, cands: []pipeline.PayoutCandidate{
 		{SellerID: "PAID", Currency: "USD", Payable: 1000, Items: 1, Account: "I1"},
 		{SellerID: "SHORT", Currency: "USD", Payable: 1000, Items: 1, Account: "I2"},
 		{SellerID: "YEN", Currency: "JPY", Payable: 700, Items: 1, Account: "I3"},
+		{SellerID: "FAILED", Currency: "USD", Payable: 400, Items: 1, Account: "I4"},
 	}}
 	// The JPY balance is short of the share Infinia paid already.
 	api := &shareAPI{planAPI: &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"USD": 1 << 40, "JPY": 100}},
-		available: map[string]int64{"I1": 0, "I2": 999, "I3": 0}}
+		available: map[string]int64{"I1": 0, "I2": 999, "I3": 0, "I4": 0}}
 	c := StageConfig{Store: ps, API: api, Payouts: knownShares{
-		RevenueShareRequestNo(day, "PAID", "USD", 1): pipeline.OutcomeSucceeded,
-		RevenueShareRequestNo(day, "YEN", "JPY", 1):  pipeline.OutcomeSucceeded,
+		RevenueShareRequestNo(day, "PAID", "USD", 1):   pipeline.OutcomeSucceeded,
+		RevenueShareRequestNo(day, "YEN", "JPY", 1):    pipeline.OutcomeSucceeded,
+		RevenueShareRequestNo(day, "FAILED", "USD", 1): pipeline.OutcomeFailed,
 	}}
 	c.defaults()
 	d := &distribution{c: &c, run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: day, Shard: pipeline.Whole}}}
 	if err := d.plan(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]int64{"PAID USD": 1000, "YEN JPY": 700}; !maps.Equal(ps.planned, want) {
+	if want := map[string]int64{"PAID USD": 1000, "YEN JPY": 700, "FAILED USD": 400}; !maps.Equal(ps.planned, want) {
 		t.Errorf("planned %v, want %v", ps.planned, want)
 	}
 	if len(ps.carried) != 1 || !strings.Contains(ps.carried["SHORT USD"], "available") {

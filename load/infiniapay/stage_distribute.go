@@ -26,10 +26,10 @@ import (
 // (none of them is sent), or of a seller whose available revenue share at
 // Infinia is below the net - except what Infinia already holds under the
 // requestNo it would be sent with (a ledger restored from a backup: see
-// takenByInfinia), which is sent again under it and only asked about. A
+// atInfinia), which is sent again under it, moving nothing. A
 // revenue share that fails opens the balance it netted again and carries
-// its items: nothing is lost, and the next run pays it. A payout already planned is always resolved first, never
-// re-checked or re-planned.
+// its items: nothing is lost, and the next run pays it. A payout already
+// planned is always resolved first, never re-checked or re-planned.
 func DistributeStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
@@ -364,7 +364,7 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 	if balance < need.Minor {
 		// Short: unless what Infinia paid already under the very
 		// requestNos planned now (a ledger restored from a backup, see
-		// takenByInfinia) is what it lacks.
+		// atInfinia) is what it lacks.
 		taken, err := d.takenInCurrency(ctx, cur)
 		if err != nil {
 			return err
@@ -393,11 +393,11 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 			}
 			if avail < net {
 				reason := fmt.Sprintf("Infinia shows %s available, we owe %s", pipeline.Money{Minor: avail, Currency: cur}, pipeline.Money{Minor: net, Currency: cur})
-				taken, err := d.takenByInfinia(ctx, next)
+				held, err := d.atInfinia(ctx, next)
 				if err != nil {
 					reason += fmt.Sprintf(" (and Infinia's status of requestNo %s: %v)", next.Key, err)
 				}
-				if !taken {
+				if held == pipeline.OutcomeNotFound {
 					return d.hold(ctx, p, pipeline.NeedsAPerson(reason))
 				}
 			}
@@ -440,33 +440,34 @@ func (d *distribution) next(ctx context.Context, p pipeline.PayoutCandidate, not
 		Attempt: attempt, Key: RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, attempt), Currency: cur, Amount: net}, true, nil
 }
 
-// takenByInfinia reports whether Infinia already holds revenue share e,
-// not planned yet, under its requestNo: paid, or paying. In a ledger
-// that holds every request it sent, it never does. A ledger restored
-// from a backup taken before the share was sent plans it again under
-// the same deterministic requestNo, while the platform balance and the
-// seller's available share at Infinia went to it already: held as short,
-// it was carried, and Infinia's payment was known to no one but Infinia.
-// Sent again under its requestNo instead, it moves nothing (Infinia
-// replays it, or refuses the repeat and the sender asks its status), and
-// the ledger records what Infinia did. A share Infinia holds under the
-// requestNo with another amount is not ours to adopt: the sender's check
-// of the answer leaves it to a person.
-func (d *distribution) takenByInfinia(ctx context.Context, e pipeline.Effect) (bool, error) {
+// atInfinia returns what Infinia holds under revenue share e's requestNo,
+// e not planned yet: OutcomeNotFound when nothing. In a ledger that holds
+// every request it sent, it is always nothing. A ledger restored from a
+// backup taken before the share was sent plans it again under the same
+// deterministic requestNo, while the platform balance and the seller's
+// available share at Infinia went to it already: held as short, it was
+// carried, and Infinia's payment was known to no one but Infinia. Sent
+// again under its requestNo instead, it moves nothing (Infinia replays
+// it, or refuses the repeat and the sender asks its status), and the
+// ledger records what Infinia did: paid, or failed (then the next run
+// plans the next attempt, which Infinia may hold too). A share Infinia
+// holds under the requestNo with another amount is not ours to adopt:
+// the sender's check of the answer leaves it to a person.
+func (d *distribution) atInfinia(ctx context.Context, e pipeline.Effect) (pipeline.OutcomeStatus, error) {
 	if d.c.Payouts == nil {
-		return false, nil // nothing to ask (a test's planning alone)
+		return pipeline.OutcomeNotFound, nil // nothing to ask (a test's planning alone)
 	}
 	o, err := d.c.Payouts.Query(ctx, e)
 	if err != nil {
-		return false, err
+		return pipeline.OutcomeNotFound, err
 	}
-	return o.Status == pipeline.OutcomeSucceeded || o.Status == pipeline.OutcomePending, nil
+	return o.Status, nil
 }
 
 // takenInCurrency sums the nets of the payouts check kept in a currency
-// that Infinia already holds under the requestNos they would be sent
-// with (takenByInfinia): what the platform balance has paid for them
-// already. It is asked only when the balance is short of them all.
+// that Infinia already holds, paid or paying, under the requestNos they
+// would be sent with (atInfinia): what the platform balance has paid for
+// them already. It is asked only when the balance is short of them all.
 func (d *distribution) takenInCurrency(ctx context.Context, cur pipeline.Currency) (int64, error) {
 	var (
 		mu    sync.Mutex
@@ -478,7 +479,7 @@ func (d *distribution) takenInCurrency(ctx context.Context, cur pipeline.Currenc
 			if err != nil || !ok {
 				return err
 			}
-			if yes, err := d.takenByInfinia(ctx, e); err == nil && yes {
+			if st, err := d.atInfinia(ctx, e); err == nil && (st == pipeline.OutcomeSucceeded || st == pipeline.OutcomePending) {
 				mu.Lock()
 				taken += e.Amount
 				mu.Unlock()
