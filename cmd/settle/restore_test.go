@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -141,5 +142,56 @@ func TestARestoredLedgerSettlesWeChatTransactionsOnce(t *testing.T) {
 				t.Fatalf("%d transactions settled after the restore, %d before:\n%s", n, paid, again)
 			}
 		})
+	}
+}
+
+// TestARestoredLedgerThatComputesOtherAmountsPaysNothingMore: the ledger
+// is restored from a backup taken before the date's run, and the date is
+// run again under rules changed since: every revenue share is planned
+// again under the requestNo Infinia paid, for another amount. Nothing
+// more is paid, and the run does not end 0.
+func TestARestoredLedgerThatComputesOtherAmountsPaysNothingMore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restore test")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "8", "--seed", "8")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 8, nil, balance)
+	e.mustSettle("migrate")
+	backup := e.backupLedger("before")
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("first run: exit %d\n%s", code, out)
+	}
+	shares := sim.Infinia.RevenueShares()
+	e.restoreLedger(backup)
+	rules := strings.Replace(string(demoRules), ",,,500,,,,2020-01-01", ",,,900,,,,2020-01-01", 1)
+	if err := os.WriteFile(e.rules, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again, code := e.runInfinia(sim)
+	t.Logf("after the restore, other rules: exit %d\n%s", code, again)
+	if code == 0 {
+		t.Errorf("the run after the restore ended 0 while Infinia paid other amounts under its requestNos")
+	}
+	if n := len(sim.Infinia.RevenueShares()); n != len(shares) {
+		t.Errorf("%d revenue shares at Infinia after the re-run, %d before", n, len(shares))
+	}
+	for _, cur := range demoCurrencies {
+		var paid int64
+		for _, s := range shares {
+			if s.Currency == cur && s.Status != "FAILED" {
+				paid += s.Amount
+			}
+		}
+		if got := balance - sim.Infinia.Balance(cur); got != paid {
+			t.Errorf("%s: the balance fell by %d, the first run paid %d", cur, got, paid)
+		}
+	}
+	third, code := e.runInfinia(sim)
+	t.Logf("third: exit %d\n%s", code, third)
+	if code == 0 {
+		t.Errorf("the third run ended 0")
 	}
 }
