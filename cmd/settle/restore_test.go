@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/settlekit/settle/seed"
 )
 
 // These tests restore the ledger (settle's schema) from a backup taken at
@@ -193,5 +195,46 @@ func TestARestoredLedgerThatComputesOtherAmountsPaysNothingMore(t *testing.T) {
 	t.Logf("third: exit %d\n%s", code, third)
 	if code == 0 {
 		t.Errorf("the third run ended 0")
+	}
+}
+
+// TestARestoredLedgerRunOutOfOrderPaysNothingMore: the ledger is restored
+// from a backup taken after the first of three days, whose carried
+// balances the second day paid; the third day is then run before the
+// second (a nightly run before the backfill). Nothing more is paid, and
+// neither run ends 0 while the ledger and Infinia disagree; run again in
+// their order, the days settle as they did.
+func TestARestoredLedgerRunOutOfOrderPaysNothingMore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restore test")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
+		t.Fatalf("%s: exit %d\n%s", scenarioDays[0], code, out)
+	}
+	backup := e.backupLedger("day1")
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE") // S2 binds on day two
+	for _, day := range scenarioDays[1:] {
+		if out, code := e.runDay(sim, day); code != 0 {
+			t.Fatalf("%s: exit %d\n%s", day, code, out)
+		}
+	}
+	shares := sim.Infinia.RevenueShares()
+	spent := 1_000_000_00 - sim.Infinia.Balance("USD")
+	e.restoreLedger(backup)
+	for i, day := range []string{scenarioDays[2], scenarioDays[1], scenarioDays[2]} {
+		out, code := e.runDay(sim, day)
+		t.Logf("after the restore, %s: exit %d\n%s", day, code, out)
+		if code == 0 && i == 0 {
+			t.Errorf("%s run before %s after the restore ended 0", day, scenarioDays[1])
+		}
+		if got := 1_000_000_00 - sim.Infinia.Balance("USD"); got != spent {
+			t.Fatalf("after %s: the balance fell by %d, by %d before the restore", day, got, spent)
+		}
+	}
+	if n := len(sim.Infinia.RevenueShares()); n != len(shares) {
+		t.Errorf("%d revenue shares at Infinia, %d before the restore", n, len(shares))
 	}
 }
