@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/seed"
 )
 
@@ -236,5 +238,65 @@ func TestARestoredLedgerRunOutOfOrderPaysNothingMore(t *testing.T) {
 	}
 	if n := len(sim.Infinia.RevenueShares()); n != len(shares) {
 		t.Errorf("%d revenue shares at Infinia, %d before the restore", n, len(shares))
+	}
+}
+
+// TestARestoredLedgerWithAPaymentVerifiedSincePaysNothingMore: the ledger
+// is restored to its state after transform; since then, the date's run
+// uploaded its trade files and paid its revenue shares, and a Pay
+// Protocol payment held then was paid and went out in a further trade
+// file of the date. The restored ledger verifies that payment at once:
+// the first trade file of its seller and currency is not the one Infinia
+// holds under the same requestNo. It is uploaded again all the same (the
+// ledger cannot know Infinia holds another), and the simulated Infinia
+// refuses it as a duplicate requestNo: a known limit (README, "The ledger
+// restored from a backup"). What this test holds to: nothing more is
+// paid, and no run ends 0.
+func TestARestoredLedgerWithAPaymentVerifiedSincePaysNothingMore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restore test")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "10", "--seed", "8")
+	const balance = 1_000_000_000_00
+	sim := e.payProtocolSim(nil, 10, balance)
+	if out, code := e.runInfinia(sim, "--until", "transform"); code != 0 {
+		t.Fatalf("run until transform: exit %d\n%s", code, out)
+	}
+	backup := e.backupLedger("transform")
+	if out, code := e.runInfinia(sim); code != 4 {
+		t.Fatalf("first run: exit %d, want 4 (payments held)\n%s", code, out)
+	}
+	var txn string
+	if err := e.db.Get(&txn, `SELECT provider_txn_id FROM settle.items WHERE channel = 'payprotocol' AND state = 'held'
+		AND reason LIKE 'held: Pay Protocol payment is%' AND refunded_minor = 0 ORDER BY order_no LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.PayProtocol.SetPaymentStatus(txn, payprotocol.PaymentPaid); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.runInfinia(sim); code != 4 {
+		t.Fatalf("second run: exit %d, want 4\n%s", code, out)
+	}
+	shares := len(sim.Infinia.RevenueShares())
+	spent := map[pipeline.Currency]int64{}
+	for _, cur := range demoCurrencies {
+		spent[cur] = balance - sim.Infinia.Balance(cur)
+	}
+	e.restoreLedger(backup)
+	for i := range 2 {
+		out, code := e.runInfinia(sim)
+		if code != 4 {
+			t.Errorf("run %d after the restore: exit %d, want 4\n%s", i+1, code, out)
+		}
+	}
+	if n := len(sim.Infinia.RevenueShares()); n != shares {
+		t.Errorf("%d revenue shares at Infinia after the restore, %d before", n, shares)
+	}
+	for _, cur := range demoCurrencies {
+		if got := balance - sim.Infinia.Balance(cur); got != spent[cur] {
+			t.Errorf("%s: the balance fell by %d, by %d before the restore", cur, got, spent[cur])
+		}
 	}
 }
