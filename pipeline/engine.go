@@ -864,14 +864,36 @@ func (en *Engine) left(res EngineResult, pending []waiting) EngineResult {
 }
 
 // StillProcessing is the error of effects left pending when the wait was
-// over: what, how many, the first, and that a re-run resolves them. It
-// wraps ErrStillProcessing (exit 1: resumable).
+// over: what, how many, the first, and that a re-run resolves them. When
+// some got no answer to their last request (unknown: a provider down, or
+// refusing with "retry later"), it counts them and gives the first one's
+// error, so that the log says why they are not final rather than only that
+// they are not. It wraps ErrStillProcessing (exit 1: resumable).
 func StillProcessing(what, provider string, wait time.Duration, pending []Effect) error {
 	if len(pending) == 0 {
 		return nil
 	}
-	return &stillProcessing{fmt.Sprintf("%d %s still processing at %s after %s (first: %s, %s); re-run to resolve",
-		len(pending), what, provider, wait, pending[0].Key, pending[0].State)}
+	msg := fmt.Sprintf("%d %s still processing at %s after %s (first: %s, %s)",
+		len(pending), what, provider, wait, pending[0].Key, pending[0].State)
+	var unknown int
+	var first Effect
+	for _, e := range pending {
+		if e.State == EffectUnknown {
+			if unknown == 0 {
+				first = e
+			}
+			unknown++
+		}
+	}
+	if unknown > 0 {
+		why := first.LastError
+		if why == "" {
+			why = "no answer"
+		}
+		msg += fmt.Sprintf("; %d of them got no answer to their last request, their outcome unknown (first: %s after %d sends: %s): the next run asks %s about each before sending it again",
+			unknown, first.Key, first.Sends, why, provider)
+	}
+	return &stillProcessing{msg + "; re-run to resolve"}
 }
 
 type stillProcessing struct{ msg string }

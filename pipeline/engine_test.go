@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -399,6 +400,14 @@ func TestEngineRequestThatKeepsFailingEndsAtTheWait(t *testing.T) {
 	}
 	if q := f.queries.Load(); q != f.sends.Load() {
 		t.Fatalf("%d queries for %d sends: each send but the first follows a query, and the last query sends nothing", q, f.sends.Load())
+	}
+	// The error says why it is not final: no answer, and the last error,
+	// not only "still processing" (a provider down for the whole wait
+	// left a run's log with nothing but progress lines and that).
+	err = StillProcessing("revenue shares", "the provider", wait, res.Pending)
+	if msg := err.Error(); !errors.Is(err, ErrStillProcessing) ||
+		!strings.Contains(msg, "1 of them got no answer to their last request") || !strings.Contains(msg, ": permission denied)") {
+		t.Fatalf("%q: want the unanswered request counted and its last error", msg)
 	}
 }
 
