@@ -797,6 +797,9 @@ func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(i
 		mu.Lock()
 		res.Sent += next.Sends - before
 		mu.Unlock()
+		if err == nil && next.Sends > before && next.State == EffectUnknown {
+			ProgressFrom(ctx).Unanswered(next.LastError)
+		}
 		switch {
 		case err != nil && (ctx.Err() != nil || errors.Is(err, errPaceStopped)):
 			return err

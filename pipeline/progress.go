@@ -25,6 +25,38 @@ type Progress struct {
 	base  int64       // units done when the current phase began
 	tot   int64       // total over the phases so far (0: unknown)
 	parts []*Progress // counting beside this one: added to it
+
+	// Requests sent since the last line that got no answer (a provider
+	// down, or answering "retry later"), and the last one's error: a
+	// stage waiting on a provider that does not answer says so in its
+	// progress lines, rather than showing the same count for minutes.
+	unanswered int64
+	lastError  string
+}
+
+// Unanswered counts a request that got no answer, its outcome unknown,
+// with why (the send's error).
+func (p *Progress) Unanswered(why string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.unanswered++
+	p.lastError = why
+}
+
+// takeUnanswered returns the requests that got no answer since it was
+// last called, parts included, and the last error it was told of, and
+// starts counting again.
+func (p *Progress) takeUnanswered() (n int64, last string) {
+	p.mu.Lock()
+	n, last, parts := p.unanswered, p.lastError, p.parts
+	p.unanswered, p.lastError = 0, ""
+	p.mu.Unlock()
+	for _, q := range parts {
+		if m, l := q.takeUnanswered(); m > 0 {
+			n, last = n+m, l
+		}
+	}
+	return n, last
 }
 
 // Part returns a Progress for work that runs beside other parts of the
@@ -131,7 +163,8 @@ func (s snapshot) attrs() []any {
 }
 
 // report logs p every interval until ctx is done: units done, of how many,
-// the rate, and the time left when the total is known.
+// the rate, and the time left when the total is known; and, at WARN, how
+// many requests got no answer since the last line, with the last error.
 func (p *Progress) report(ctx context.Context, log *slog.Logger, interval time.Duration) {
 	start := time.Now()
 	t := time.NewTicker(interval)
@@ -142,7 +175,13 @@ func (p *Progress) report(ctx context.Context, log *slog.Logger, interval time.D
 			return
 		case <-t.C:
 		}
-		log.Info("progress", p.snapshot(time.Since(start)).attrs()...)
+		attrs := p.snapshot(time.Since(start)).attrs()
+		if n, last := p.takeUnanswered(); n > 0 {
+			// Said at WARN: the stage is not stuck, the provider is.
+			log.Warn("progress", append(attrs, "unanswered", n, "last_error", last)...)
+			continue
+		}
+		log.Info("progress", attrs...)
 	}
 }
 

@@ -98,3 +98,30 @@ func TestProgressOfChainsSideBySide(t *testing.T) {
 		t.Fatalf("with a third part under way: %d of %d, want 45 of 50", s.done, s.total)
 	}
 }
+
+// TestProgressLinesSayWhatGetsNoAnswer: requests the engine sends that get
+// no answer show in the stage's next progress line, at WARN, with their
+// count and the last error; the line after, with none, is INFO again.
+// Before, a provider answering "retry later" to every send for 10 minutes
+// gave 120 INFO lines with the same count and nothing else.
+func TestProgressLinesSayWhatGetsNoAnswer(t *testing.T) {
+	p := &Progress{}
+	s, f := newMemEffects(), &failingSender{}
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return f }, Poll: 10 * time.Millisecond, Wait: 50 * time.Millisecond}
+	ctx := WithProgress(context.Background(), p.Part()) // a chain's part, as distribute's
+	if _, err := en.Run(ctx, plan(t, s, 2)); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	rctx, cancel := context.WithTimeout(context.Background(), 130*time.Millisecond)
+	defer cancel()
+	p.report(rctx, slog.New(slog.NewTextHandler(&logs, nil)), 50*time.Millisecond)
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) < 2 || !strings.Contains(lines[0], "level=WARN msg=progress") ||
+		!strings.Contains(lines[0], "unanswered=") || !strings.Contains(lines[0], `last_error="permission denied"`) {
+		t.Fatalf("first line after the failed sends: %q", lines)
+	}
+	if !strings.Contains(lines[1], "level=INFO msg=progress") || strings.Contains(lines[1], "unanswered") {
+		t.Fatalf("a line with no failed send since: %q", lines[1])
+	}
+}
