@@ -41,7 +41,7 @@ func (c *config) logFailure(err error) error {
 	if err == nil || !c.json {
 		return err
 	}
-	msg := err.Error()
+	msg := collapseRepeats(err.Error())
 	if pipeline.KindOf(err) == pipeline.KindUsage {
 		msg = oneLine(msg, 1000) // as on a terminal: one line says what to fix
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -109,5 +110,27 @@ func TestUnknownLogFormatIsRefused(t *testing.T) {
 		if _, stderr, code := invoke(map[string]string{"SETTLE_LOG_FORMAT": f}, "version"); code != 0 {
 			t.Errorf("SETTLE_LOG_FORMAT=%q: exit %d, want 0:\n%s", f, code, stderr)
 		}
+	}
+}
+
+// TestAFailureOfOneCauseIsOneLine: the ledger's database gone mid-stage
+// failed each of the stage's workers with the same error, and the run's
+// last line repeated it once per worker; it says it once, with the count,
+// in the JSON log as on a terminal.
+func TestAFailureOfOneCauseIsOneLine(t *testing.T) {
+	t.Parallel()
+	dial := errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+	err := fmt.Errorf("stage distribute: %w", errors.Join(errors.New("driver: bad connection"), dial, dial, dial, dial))
+	want := "stage distribute: driver: bad connection\ndial tcp 127.0.0.1:5432: connect: connection refused (4 times)"
+	var text bytes.Buffer
+	if code := exitCode(err, &text); code != 1 || text.String() != "settle: "+want+"\n" {
+		t.Fatalf("exit %d, %q; want 1, %q", code, text.String(), want)
+	}
+	var out bytes.Buffer
+	c := &config{json: true, log: slog.New(jsonLogHandler(&out))}
+	_ = c.logFailure(err)
+	var last map[string]any
+	if jerr := json.Unmarshal(out.Bytes(), &last); jerr != nil || last["error"] != want {
+		t.Fatalf("JSON line %s (%v); want the error %q", out.String(), jerr, want)
 	}
 }

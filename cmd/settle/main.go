@@ -61,9 +61,9 @@ func exitCode(err error, stderr io.Writer) int {
 		if pipeline.KindOf(err) == pipeline.KindUsage {
 			// Something to fix before running again (flags, configuration,
 			// credentials): one line says what, however many subjects it hit.
-			fmt.Fprintf(stderr, "settle: %s\n", oneLine(err.Error(), 1000))
+			fmt.Fprintf(stderr, "settle: %s\n", oneLine(collapseRepeats(err.Error()), 1000))
 		} else {
-			fmt.Fprintf(stderr, "settle: %v\n", err)
+			fmt.Fprintf(stderr, "settle: %s\n", collapseRepeats(err.Error()))
 			if errors.Is(err, context.Canceled) {
 				fmt.Fprintln(stderr, "settle: interrupted; state is recorded, run again to resume")
 			}
@@ -112,4 +112,29 @@ func oneLine(msg string, max int) string {
 		out = out[:cut] + "..."
 	}
 	return out
+}
+
+// collapseRepeats writes each line of msg once, in its first place, with
+// how many times it came when more than once: one cause many workers hit
+// (the ledger's database gone mid-stage: "dial tcp ...: connection
+// refused" from each of them) is one line, not a screenful.
+func collapseRepeats(msg string) string {
+	lines := strings.Split(msg, "\n")
+	count := make(map[string]int, len(lines))
+	var order []string
+	for _, l := range lines {
+		if count[l] == 0 {
+			order = append(order, l)
+		}
+		count[l]++
+	}
+	if len(order) == len(lines) {
+		return msg
+	}
+	for i, l := range order {
+		if n := count[l]; n > 1 {
+			order[i] = fmt.Sprintf("%s (%d times)", l, n)
+		}
+	}
+	return strings.Join(order, "\n")
 }
