@@ -227,8 +227,8 @@ func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, wri
 			continue
 		}
 		unexpected++
-		problems.Add(fmt.Sprintf("%s%s %s %s: ours %s %s, theirs %s %s%s", prefix, m.Provider, m.Category, m.Subject,
-			m.Ours, m.OursState, m.Theirs, m.TheirsState, detail(m.Detail)))
+		problems.Add(fmt.Sprintf("%s%s %s %s: ours %s, theirs %s%s", prefix, m.Provider, m.Category, m.Subject,
+			m.side(m.Ours, m.OursState), m.side(m.Theirs, m.TheirsState), detail(m.Detail)))
 	}
 	failed, err := store.FailedPayouts(ctx, run.Key)
 	if err != nil {
@@ -297,6 +297,27 @@ type recheckKey struct{}
 func Rechecking(ctx context.Context) bool {
 	v, _ := ctx.Value(recheckKey{}).(bool)
 	return v
+}
+
+// side is one side of m as a person reads it in the log: the amount with
+// its currency's decimals and code ("2002.34 EUR"), then the state. An
+// amount of a currency settle does not know, or of a currency mismatch
+// (each side in its own), is given in minor units, saying so; a side
+// with no amount says "no amount". The report (mismatches.csv) keeps
+// minor units.
+func (m Mismatch) side(amount, state string) string {
+	s := "no amount"
+	if amount != "" {
+		s = amount + " minor units"
+		cur := Currency(m.Currency)
+		if v, err := strconv.ParseInt(amount, 10, 64); err == nil && cur.Valid() && m.Category != MismatchCurrency {
+			s = Money{Minor: v, Currency: cur}.String()
+		}
+	}
+	if state != "" {
+		s += " (" + state + ")"
+	}
+	return s
 }
 
 func detail(s string) string {

@@ -150,7 +150,7 @@ func TestReconcileCountsEveryProblemAndListsTheFirst(t *testing.T) {
 	if KindOf(err) != KindNeedsPerson || !errors.As(err, &p) {
 		t.Fatalf("%v, want the findings needing a person", err)
 	}
-	if want := 2 * (n + 2); p.Count() != want || len(p.List) != ProblemsListed || p.List[0] != "p amount s00000: ours 1 , theirs 2 " {
+	if want := 2 * (n + 2); p.Count() != want || len(p.List) != ProblemsListed || p.List[0] != "p amount s00000: ours 1 minor units, theirs 2 minor units" {
 		t.Fatalf("%d problems, %d listed, first %q; want %d, %d listed, s00000 first", p.Count(), len(p.List), p.List[0], want, ProblemsListed)
 	}
 	if first, count := ProblemsOf(err, 3); count != 2*(n+2) || len(first) != 3 {
@@ -193,5 +193,37 @@ func TestKeepFinalAfterAFailure(t *testing.T) {
 	}
 	if err := KeepFinal(ctx, nil, "m", []string{"c"}, nil); err != nil {
 		t.Fatalf("no answers kept: %v", err)
+	}
+}
+
+// TestAMismatchLineGivesAmountsInTheirCurrency: the line of an unexpected
+// mismatch in the run's log gives each side's amount as money, with its
+// decimals and currency, and its state; it read "ours 200234
+// uploaded-paid, theirs  not found" (200234 what? 2,002.34 EUR).
+func TestAMismatchLineGivesAmountsInTheirCurrency(t *testing.T) {
+	ms := []Mismatch{
+		{Provider: "infiniapay", Category: MismatchMissingAtProvider, Subject: "available/S00006/EUR", Currency: "EUR",
+			Ours: "200234", OursState: "uploaded-paid", TheirsState: "not found"},
+		{Provider: "wechatpay", Category: MismatchCurrency, Subject: "T1", Currency: "CNY", Ours: "100", Theirs: "14"},
+	}
+	matcher := func(context.Context, *Run) ([]Mismatch, error) { return ms, nil }
+	write := func(context.Context, *Run) (string, error) { return "written", nil }
+	earlier, err := ParseDate("2026-11-22")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &manyFindings{earlier: &Run{ID: 1, Key: RunKey{Date: earlier}}}
+	_, err = ReconcileStage(store, []Matcher{matcher}, write, 1)(context.Background(), &Run{ID: 2})
+	var p *Problems
+	if !errors.As(err, &p) || len(p.List) < 2 {
+		t.Fatalf("%v: want the findings needing a person", err)
+	}
+	for i, want := range []string{
+		"infiniapay missing_at_provider available/S00006/EUR: ours 2002.34 EUR (uploaded-paid), theirs no amount (not found)",
+		"wechatpay currency T1: ours 100 minor units, theirs 14 minor units",
+	} {
+		if p.List[i] != want {
+			t.Errorf("line %d: %q, want %q", i, p.List[i], want)
+		}
 	}
 }
