@@ -151,6 +151,7 @@ func TestPaysimSituationsRehearseTheRunbook(t *testing.T) {
 		{"--binding FROZEN", out, "Infinia binding is FROZEN"},
 		{"--binding PENDING", sellerReasons(5), "carried: Infinia binding is PENDING"},
 		{"--binding NONE", out, "Infinia does not know seller " + seed.InfiniaID(6) + " (binding query: not found at the provider"},
+		{"--binding NONE", out, "BIZ-404 not found: seller: not found): carried; bind the seller (settle sellers bind --store-url URL S00006) and run the date again"},
 		{"--refuse-status-of", out, "status query refused by Infinia: refused by the provider: infiniapay trade-details/query"},
 		{"--refuse-status-of", out, "SYS-005 refused by paysim (--refuse-status-of)): left open, asked again by the next run of this date"},
 		{"--fail-revenue-shares", sellerReasons(9), "failed: account closed"},

@@ -311,7 +311,7 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 			// is this seller's problem only: carried, for a person.
 			reason := fmt.Sprintf("Infinia binding query for %s: %v", p.Account, err)
 			if pipeline.IsNotFound(err) {
-				reason = fmt.Sprintf("Infinia does not know seller %s (binding query: %v)", p.Account, err)
+				reason = fmt.Sprintf("Infinia does not know seller %s (binding query: %v): carried; bind the seller (settle sellers bind --store-url URL %s) and run the date again", p.Account, err, p.SellerID)
 			}
 			return d.hold(ctx, p, pipeline.NeedsAPerson(reason))
 		}
