@@ -175,7 +175,13 @@ func printEffects(w io.Writer, es ledger.EffectsStatus) {
 	fmt.Fprintf(w, "side effects worth a look (answer lost, sent again, failed or not final): %d\n", es.WorthALook)
 	for _, e := range es.Listed {
 		fmt.Fprintf(w, "  %s %s attempt %d (%s): %s, %s, %d sends\n", e.Kind, e.Subject, e.Attempt, e.Key, e.State, e.Path, e.Sends)
-		for _, h := range e.History {
+		for i, h := range e.History {
+			if left := len(e.History) - historyHead - historyTail; left > 1 && i >= historyHead && i < len(e.History)-historyTail {
+				if i == historyHead {
+					fmt.Fprintf(w, "    ... %d more events (settle status -o json lists them all)\n", left)
+				}
+				continue
+			}
 			line := fmt.Sprintf("    %s  %-9s %s", h.At.UTC().Format("2006-01-02 15:04:05.000Z"), h.To, h.Cause)
 			if h.Detail != "" {
 				line += ": " + h.Detail
@@ -187,6 +193,12 @@ func printEffects(w io.Writer, es ledger.EffectsStatus) {
 		fmt.Fprintf(w, "  ... %d more (see payouts.csv)\n", n)
 	}
 }
+
+// The events of an effect's history status prints as text: the first
+// historyHead and the last historyTail, the rest counted. A revenue share
+// Infinia answered "retry later" for the whole wait had 25 events, and 34
+// of them filled 850 lines; the first and last say what happened.
+const historyHead, historyTail = 3, 4
 
 // printLateRefunds prints the late refunds read on the date.
 func printLateRefunds(w io.Writer, lr ledger.LateRefundStatus) {

@@ -28,3 +28,27 @@ func TestAStatusSaysARunNeedsAPerson(t *testing.T) {
 		t.Fatalf("status:\n%s", out)
 	}
 }
+
+// TestAStatusShortensALongEffectHistory: an effect sent again and again
+// (a provider answering "retry later" for the whole wait) shows its first
+// and last events, the others counted, not one line each.
+func TestAStatusShortensALongEffectHistory(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	e := ledger.EffectReport{Kind: "revenue_share", Subject: "RS/20261123/S00001/CNY", Attempt: 1, Key: "RS-1", State: "unknown", Sends: 12}
+	e.History = append(e.History, ledger.StatusEvent{At: at, To: "planned", Cause: "planned"})
+	for i := range 12 {
+		e.History = append(e.History,
+			ledger.StatusEvent{At: at.Add(time.Duration(2*i+1) * time.Second), To: "sent", Cause: "sent"},
+			ledger.StatusEvent{At: at.Add(time.Duration(2*i+2) * time.Second), To: "unknown", Cause: "send error", Detail: "SYS-008 service unavailable"})
+	}
+	var b bytes.Buffer
+	printEffects(&b, ledger.EffectsStatus{Counts: map[string]map[string]int{"revenue_share": {"unknown": 1}}, WorthALook: 1,
+		Listed: []ledger.EffectReport{e}})
+	out := b.String()
+	if !strings.Contains(out, "    ... 18 more events (settle status -o json lists them all)\n") ||
+		!strings.Contains(out, "2026-11-24 03:00:00.000Z  planned") || !strings.Contains(out, "2026-11-24 03:00:24.000Z  unknown   send error: SYS-008") ||
+		strings.Count(out, "\n    2026-") != 7 {
+		t.Fatalf("status:\n%s", out)
+	}
+}
