@@ -23,6 +23,20 @@ func jsonLogHandler(w io.Writer) slog.Handler {
 	}})
 }
 
+// failureHint is what to do after err, when the error alone does not say:
+// an interruption, or a failure a retry may get past (exit 1: the ledger's
+// database or a provider gone mid-stage), after which the on-call asks
+// whether money may have moved and whether running again is safe.
+func failureHint(err error) string {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "interrupted; state is recorded, run again to resume"
+	case codeOf(err) == 1:
+		return "state is recorded; run the same command again to resume (the Job retries): a request whose answer was not recorded is asked about by its key before anything is sent again"
+	}
+	return ""
+}
+
 // failureSubjects is how many subjects the last log line of a failed run
 // names.
 const failureSubjects = 3
@@ -49,8 +63,8 @@ func (c *config) logFailure(err error) error {
 	if first, n := pipeline.ProblemsOf(err, failureSubjects); n > 0 {
 		attrs = append(attrs, "subjects", first, "count", n)
 	}
-	if errors.Is(err, context.Canceled) {
-		attrs = append(attrs, "hint", "interrupted; state is recorded, run again to resume")
+	if hint := failureHint(err); hint != "" {
+		attrs = append(attrs, "hint", hint)
 	}
 	c.logger().Error("settle failed", attrs...)
 	return loggedError{err}

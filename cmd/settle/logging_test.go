@@ -116,21 +116,23 @@ func TestUnknownLogFormatIsRefused(t *testing.T) {
 // TestAFailureOfOneCauseIsOneLine: the ledger's database gone mid-stage
 // failed each of the stage's workers with the same error, and the run's
 // last line repeated it once per worker; it says it once, with the count,
-// in the JSON log as on a terminal.
+// in the JSON log as on a terminal, with what to do.
 func TestAFailureOfOneCauseIsOneLine(t *testing.T) {
 	t.Parallel()
 	dial := errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
 	err := fmt.Errorf("stage distribute: %w", errors.Join(errors.New("driver: bad connection"), dial, dial, dial, dial))
 	want := "stage distribute: driver: bad connection\ndial tcp 127.0.0.1:5432: connect: connection refused (4 times)"
+	// And says whether running again is safe: money may have moved.
+	hint := "state is recorded; run the same command again to resume (the Job retries): a request whose answer was not recorded is asked about by its key before anything is sent again"
 	var text bytes.Buffer
-	if code := exitCode(err, &text); code != 1 || text.String() != "settle: "+want+"\n" {
-		t.Fatalf("exit %d, %q; want 1, %q", code, text.String(), want)
+	if code := exitCode(err, &text); code != 1 || text.String() != "settle: "+want+"\nsettle: "+hint+"\n" {
+		t.Fatalf("exit %d, %q; want 1, %q and the hint", code, text.String(), want)
 	}
 	var out bytes.Buffer
 	c := &config{json: true, log: slog.New(jsonLogHandler(&out))}
 	_ = c.logFailure(err)
 	var last map[string]any
-	if jerr := json.Unmarshal(out.Bytes(), &last); jerr != nil || last["error"] != want {
-		t.Fatalf("JSON line %s (%v); want the error %q", out.String(), jerr, want)
+	if jerr := json.Unmarshal(out.Bytes(), &last); jerr != nil || last["error"] != want || last["hint"] != hint {
+		t.Fatalf("JSON line %s (%v); want the error %q and the hint", out.String(), jerr, want)
 	}
 }

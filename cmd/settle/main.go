@@ -64,8 +64,8 @@ func exitCode(err error, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "settle: %s\n", oneLine(collapseRepeats(err.Error()), 1000))
 		} else {
 			fmt.Fprintf(stderr, "settle: %s\n", collapseRepeats(err.Error()))
-			if errors.Is(err, context.Canceled) {
-				fmt.Fprintln(stderr, "settle: interrupted; state is recorded, run again to resume")
+			if hint := failureHint(err); hint != "" {
+				fmt.Fprintln(stderr, "settle: "+hint)
 			}
 		}
 	}
