@@ -32,7 +32,7 @@ func failureHint(err error) string {
 	case errors.Is(err, context.Canceled):
 		return "interrupted; state is recorded, run again to resume"
 	case codeOf(err) == 1:
-		return "state is recorded; run the same command again to resume (the Job retries): a request whose answer was not recorded is asked about by its key before anything is sent again"
+		return "state is recorded; running the same command again is safe: a request whose answer was not recorded is asked about by its key before anything is sent again"
 	}
 	return ""
 }

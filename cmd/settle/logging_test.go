@@ -123,7 +123,7 @@ func TestAFailureOfOneCauseIsOneLine(t *testing.T) {
 	err := fmt.Errorf("stage distribute: %w", errors.Join(errors.New("driver: bad connection"), dial, dial, dial, dial))
 	want := "stage distribute: driver: bad connection\ndial tcp 127.0.0.1:5432: connect: connection refused (4 times)"
 	// And says whether running again is safe: money may have moved.
-	hint := "state is recorded; run the same command again to resume (the Job retries): a request whose answer was not recorded is asked about by its key before anything is sent again"
+	hint := "state is recorded; running the same command again is safe: a request whose answer was not recorded is asked about by its key before anything is sent again"
 	var text bytes.Buffer
 	if code := exitCode(err, &text); code != 1 || text.String() != "settle: "+want+"\nsettle: "+hint+"\n" {
 		t.Fatalf("exit %d, %q; want 1, %q and the hint", code, text.String(), want)
