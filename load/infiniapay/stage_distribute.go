@@ -370,7 +370,10 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 			return err
 		}
 		if balance < need.Minor-taken {
-			return holdAll(pipeline.NeedsAPerson(fmt.Sprintf("platform balance %s short of %s", pipeline.Money{Minor: balance, Currency: cur}, need)))
+			// Said so that it cannot be read as short by the balance (it
+			// read "platform balance 0.001 KWD short of 2883.805 KWD").
+			return holdAll(pipeline.NeedsAPerson(fmt.Sprintf("platform balance %s, short of the %s this run's %s payouts need: nothing sent in %s; top up the platform's Infinia account, then run the date again",
+				pipeline.Money{Minor: balance, Currency: cur}, need, cur, cur)))
 		}
 	}
 	// Each seller's available share is asked and its payout planned as
