@@ -860,7 +860,8 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 		if h := c.releasedHold(it, o, left); h != nil {
 			return h, nil
 		}
-		return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s", left, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency})), nil
+		return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s: nothing sent; find out why at WeChat Pay (sub-merchant %s: a refund the platform does not show?), "+
+			"then fix the platform's data or settle it by hand at WeChat Pay and settle resolve --order", left, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency}, o.SubMchID)), nil
 	}
 	capMinor, err := pipeline.MulDivFloor(it.Amount, c.MaxRatioBps, 10000)
 	if err != nil {

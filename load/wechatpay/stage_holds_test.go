@@ -144,7 +144,8 @@ func TestAPartlyRefundedTransactionIsSettledOnWhatWeChatStillHolds(t *testing.T)
 				}
 				return
 			}
-			if sent != 0 || store.count(pipeline.ItemPaid) != 0 || pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(store.reasonOf(), "WeChat holds") {
+			if sent != 0 || store.count(pipeline.ItemPaid) != 0 || pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(store.reasonOf(), "WeChat holds") ||
+				!strings.Contains(store.reasonOf(), ": nothing sent; find out why at WeChat Pay (sub-merchant "+subMchID+": a refund the platform does not show?), then ") {
 				t.Fatalf("err %v, %d sent, %d paid (reason %q): want it held for a person, nothing sent", err, sent, store.count(pipeline.ItemPaid), store.reasonOf())
 			}
 		})
