@@ -26,7 +26,8 @@ type RunStore interface {
 	// run records p.RulesHash unless its transform stage is done: the hash
 	// names the rules its items were split under. It refuses
 	// (KindUsage) a new run of a date whose runs are in another sharding
-	// (OtherSharding).
+	// (OtherSharding), and a resumed run configured with another provider
+	// account (p.Accounts) than the one it sent requests of that kind from.
 	OpenRun(ctx context.Context, key RunKey, p RunParams) (run *Run, created bool, err error)
 	// CompleteStage records that stage s of the run is done. Idempotent.
 	CompleteStage(ctx context.Context, runID int64, s Stage) error

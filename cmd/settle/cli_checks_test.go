@@ -209,6 +209,7 @@ func TestStatusAndReportOnAnOlderLedgerSayToMigrateIt(t *testing.T) {
 	e.mustSettle("run", "--date", testDate, "--rules", e.rules, skipAll, "--out", e.reports)
 	// Back to migration 19, as its later migrations' down sections undo them.
 	for _, q := range []string{
+		`ALTER TABLE settle.runs DROP COLUMN accounts`,
 		`CREATE INDEX run_sellers_infinia ON settle.run_sellers (infinia_seller_id) WHERE infinia_seller_id <> ''`,
 		`DROP INDEX settle.run_sellers_infinia_run`,
 		`ALTER TABLE settle.items ALTER COLUMN txn_once SET DEFAULT false`,

@@ -19,6 +19,8 @@ import (
 
 	"github.com/settlekit/settle/extract"
 	"github.com/settlekit/settle/load"
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/transform"
@@ -1021,7 +1023,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		return err
 	}
 	started := time.Now()
-	res, err := runner.Execute(ctx, o.key, pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query)}, o.until)
+	res, err := runner.Execute(ctx, o.key, pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query), Accounts: o.accounts()}, o.until)
 	if res != nil && res.Run != nil && (o.pushURL != "" || o.metricsFile != "") {
 		if merr := cfg.reportMetrics(context.WithoutCancel(ctx), l, o, res.Run, time.Since(started), err); merr != nil {
 			cfg.warn("metrics", merr) // metrics never fail a run
@@ -1220,6 +1222,20 @@ func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipel
 	}
 	if o.wechat != nil {
 		out = append(out, o.wechat.provider(l, o.finalAnswers(l), o.parallel, o.wait, o.poll, now))
+	}
+	return out
+}
+
+// accounts names, by the effect kind of each configured provider, the
+// account its requests go to (pipeline.RunParams.Accounts). Pay Protocol
+// sends nothing: it only answers queries.
+func (o *runOptions) accounts() map[string]string {
+	out := map[string]string{}
+	if o.infinia != nil {
+		out[infiniapay.KindUpload], out[infiniapay.KindRevenueShare] = o.infinia.account, o.infinia.account
+	}
+	if o.wechat != nil {
+		out[wechatpay.KindDistribution], out[wechatpay.KindUnfreeze] = o.wechat.account, o.wechat.account
 	}
 	return out
 }

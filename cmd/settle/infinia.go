@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rsa"
+	"fmt"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -103,6 +104,9 @@ type infiniaSetup struct {
 	lostAfter  time.Duration
 	rate       float64 // requests per second to Infinia, this shard's part
 	parallel   int
+	// account names the Infinia account the run's requests go to, as the
+	// settings give it (pipeline.RunParams.Accounts).
+	account string
 }
 
 // checkWaits refuses the waits of every provider that would not mean what
@@ -224,7 +228,7 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 		client: client, ourKey: ours, theirKey: theirs,
 		sftp: load.NewSFTPSession(load.SFTPConfig{Addr: p.SFTPAddr, User: p.SFTPUser, Signer: signer,
 			KnownHostsFile: p.KnownHosts, Dir: p.SFTPDir}),
-		platformID: p.PlatformID, workDir: p.WorkDir, wait: p.Wait, poll: p.Poll, firstPoll: p.FirstPoll, lostAfter: p.LostAfter, rate: p.Rate, parallel: p.Parallel,
+		platformID: p.PlatformID, account: fmt.Sprintf("--%s %s, --%s %s", flagInfiniaAppID, p.AppID, flagPlatformID, p.PlatformID), workDir: p.WorkDir, wait: p.Wait, poll: p.Poll, firstPoll: p.FirstPoll, lostAfter: p.LostAfter, rate: p.Rate, parallel: p.Parallel,
 	}, nil
 }
 

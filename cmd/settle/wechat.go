@@ -60,7 +60,11 @@ func weChatFlags() []cli.Flag {
 type weChatSetup struct {
 	client   *wechatpay.Client
 	receiver wechatpay.NewReceiver // SubMchID filled per call
-	ratio    int64
+	// account names our service provider account, as the settings give
+	// it (pipeline.RunParams.Accounts); the sub-merchant is the seller's,
+	// as the run read it.
+	account string
+	ratio   int64
 	// currencies are those WeChat Pay distributes (--wechat-currencies).
 	currencies []pipeline.Currency
 
@@ -138,7 +142,7 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 	if relation == wechatpay.RelationCustom {
 		r.CustomRelation = "marketplace platform"
 	}
-	return &weChatSetup{client: client, receiver: r, ratio: ratio, currencies: []pipeline.Currency{wechatpay.DistributionCurrency}, qps: qps, subQPS: subQPS}, nil
+	return &weChatSetup{client: client, receiver: r, account: "--" + flagWXMchID + " " + cfg.MchID, ratio: ratio, currencies: []pipeline.Currency{wechatpay.DistributionCurrency}, qps: qps, subQPS: subQPS}, nil
 }
 
 // provider returns WeChat Pay as a provider of the run over the ledger

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/url"
 	"runtime"
 	"strings"
@@ -508,5 +509,60 @@ func TestLedgerSessionsCompileNothing(t *testing.T) {
 		if _, err := c.ExecContext(ctx, `RESET jit_above_cost`); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestOpenRunKeepsTheAccountsItSentFrom: a run resumed with another
+// provider account for a kind it sent requests of is refused (KindUsage),
+// naming both; another account for a kind it only planned, or a kind not
+// configured now, opens it, and what it opens with is recorded.
+func TestOpenRunKeepsTheAccountsItSentFrom(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	params := func(accounts map[string]string) pipeline.RunParams {
+		return pipeline.RunParams{TimeZone: "UTC", RulesHash: "r", ConfigHash: "c", Accounts: accounts}
+	}
+	run, _, err := l.OpenRun(ctx, key, params(map[string]string{"revenue_share": "app A", "distribution": "mch M"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Planned, never sent: the account may still change.
+	if _, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "revenue_share", Subject: "RS/1", Attempt: 1, Key: "RS-1", Currency: "USD", Amount: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.OpenRun(ctx, key, params(map[string]string{"revenue_share": "app B", "distribution": "mch M"})); err != nil {
+		t.Fatalf("another account before anything was sent: %v", err)
+	}
+	e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "revenue_share", Subject: "RS/1", Attempt: 1, Key: "RS-1", Currency: "USD", Amount: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkSent(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = l.OpenRun(ctx, key, params(map[string]string{"revenue_share": "app C", "distribution": "mch M"}))
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "1 revenue_share requests were sent from app B") ||
+		!strings.Contains(fmt.Sprint(err), "go to app C") {
+		t.Fatalf("another account once sent: %v, want a usage error naming app B and app C", err)
+	}
+	// The kind it sent, with its account; another for a kind it sent
+	// nothing of; a provider not configured now.
+	for _, a := range []map[string]string{
+		{"revenue_share": "app B", "distribution": "mch N"},
+		{"distribution": "mch O"},
+		nil,
+	} {
+		if _, _, err := l.OpenRun(ctx, key, params(a)); err != nil {
+			t.Fatalf("accounts %v: %v", a, err)
+		}
+	}
+	var recorded string
+	if err := l.DB().QueryRowContext(ctx, `SELECT accounts::text FROM runs WHERE id = $1`, run.ID).Scan(&recorded); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"distribution": "mch O", "revenue_share": "app B"}`; recorded != want {
+		t.Fatalf("recorded %s, want %s", recorded, want)
 	}
 }

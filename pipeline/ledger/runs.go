@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -200,6 +201,10 @@ func scanRun(row interface{ Scan(...any) error }, extra ...any) (*pipeline.Run, 
 // --reextract) records p's, as its items will be split under them; once
 // the stage is done, the hash it was done with stays.
 //
+// The run records p.Accounts, the provider account of each effect kind,
+// over those it had; a resumed run whose account for a kind it sent
+// requests of differs is refused (KindUsage, sameAccounts).
+//
 // A date is run in one sharding: a new run of a date whose runs are in
 // another number of shards (a whole-day run after an Indexed Job's shards,
 // or the reverse) is refused (KindUsage). It would find every order the
@@ -220,18 +225,28 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 		if err := sameSharding(ctx, tx, key); err != nil {
 			return err
 		}
+		accounts, err := json.Marshal(p.Accounts)
+		if err != nil {
+			return err
+		}
+		if p.Accounts == nil {
+			accounts = []byte("{}")
+		}
+		if err := sameAccounts(ctx, tx, key, accounts); err != nil {
+			return err
+		}
 		row := tx.QueryRowContext(ctx, `
-			INSERT INTO runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash)
-			VALUES ($1, $2, $3, $4, $5, $6)
+			INSERT INTO runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash, accounts)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (business_date, shard_index, shard_count) DO UPDATE
 			SET attempts = runs.attempts + 1,
 			    state = CASE WHEN runs.state = 'done' THEN 'done' ELSE 'running' END,
 			    rules_hash = CASE WHEN 'transform' = ANY (runs.stages_done) THEN runs.rules_hash
 			                      ELSE EXCLUDED.rules_hash END,
+			    accounts = runs.accounts || EXCLUDED.accounts,
 			    updated_at = now()
 			RETURNING `+runColumns+`, (xmax = 0) AS created`,
-			key.Date.String(), key.Shard.Index, key.Shard.Count, p.TimeZone, p.RulesHash, p.ConfigHash)
-		var err error
+			key.Date.String(), key.Shard.Index, key.Shard.Count, p.TimeZone, p.RulesHash, p.ConfigHash, string(accounts))
 		r, err = scanRun(row, &created)
 		return err
 	})
@@ -257,6 +272,51 @@ func sameSharding(ctx context.Context, tx *sql.Tx, key pipeline.RunKey) error {
 		return pipeline.E(pipeline.KindUsage, "run "+key.String(), other)
 	}
 	return nil
+}
+
+// sameAccounts refuses (KindUsage) to resume key's run with another
+// provider account for an effect kind (accounts, JSON: kind -> account)
+// than the one the run recorded, once the run sent a request of that kind:
+// an idempotency key is known only to the account it was sent to, and the
+// run asks about its requests whose answer never came, and sends again
+// those the provider says it never saw - the other account would be asked,
+// say "not found", and be sent the request again under the same key, paid
+// from both (and a failure there would have the next attempt sent from the
+// first). A kind the run sent nothing of, a kind not configured now, and a
+// run from before the accounts were recorded are not judged; what passes
+// is recorded by OpenRun.
+func sameAccounts(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, accounts []byte) error {
+	rows, err := tx.QueryContext(ctx, `
+		SELECT e.kind, r.accounts->>e.kind, $4::jsonb->>e.kind, count(*), r.id
+		FROM runs r JOIN effects e ON e.run_id = r.id
+		WHERE r.business_date = $1 AND r.shard_index = $2 AND r.shard_count = $3
+		  AND r.accounts ? e.kind AND $4::jsonb ? e.kind AND r.accounts->>e.kind <> $4::jsonb->>e.kind
+		  AND (e.sends > 0 OR e.state <> 'planned')
+		GROUP BY 1, 2, 3, 5 ORDER BY 1`,
+		key.Date.String(), key.Shard.Index, key.Shard.Count, string(accounts))
+	if err != nil {
+		return fmt.Errorf("open run %s: read its accounts: %w", key, err)
+	}
+	defer rows.Close()
+	var was []string
+	for rows.Next() {
+		var kind, theirs, ours string
+		var n, id int64
+		if err := rows.Scan(&kind, &theirs, &ours, &n, &id); err != nil {
+			return err
+		}
+		was = append(was, fmt.Sprintf("%d %s requests were sent from %s (run %d), and this run's go to %s", n, kind, theirs, id, ours))
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(was) == 0 {
+		return nil
+	}
+	return pipeline.Errorf(pipeline.KindUsage, "run "+key.String(),
+		"%s: an idempotency key is known only to the account it was sent to, and a request whose answer never came would be asked about at the other, found missing there and sent to it again (paid twice); "+
+			"run %s with the settings it sent from (a new account takes over from a date not yet run)",
+		strings.Join(was, "; "), key.Date)
 }
 
 // GetRun returns the run for key, or nil when there is none.
