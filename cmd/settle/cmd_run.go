@@ -974,12 +974,14 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	runner.Stages[pipeline.StageDistribute] = plugged.Distribute
 	runner.Stages[pipeline.StageReconcile] = cfg.pruningFinal(l, pipeline.ReconcileStage(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), o.reports.stage(l), o.recheckDays))
 	// A run that reads the day now - a new one, or one read again with
-	// --reextract in another zone than its run's - is refused a window
-	// that does not meet its neighbours' (a --reextract in another zone
-	// read the day with a warning alone, and the orders between the
-	// windows by no run: found by a review). One read again in its run's
-	// zone reads the window it read (the date a zone changed on, opened
-	// with --new-tz, was refused, advising the old zone).
+	// --reextract or resumed before its extract stage was done, in another
+	// zone than its run's - is refused a window that does not meet its
+	// neighbours' (a --reextract in another zone read the day with a
+	// warning alone, and the orders between the windows by no run: found
+	// by a review). One read again in its run's zone reads the window it
+	// read (the date a zone changed on, opened with --new-tz, was refused,
+	// advising the old zone). The run records the zone it reads the day in
+	// (Ledger.OpenRun).
 	run, err := l.GetRun(ctx, o.key)
 	if err != nil {
 		return err
@@ -993,7 +995,8 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			return err
 		}
 	}
-	if (run == nil || o.reextract && run.TimeZone != o.tz) && !o.newTZ {
+	reads := run == nil || o.reextract || !run.Done(pipeline.StageExtract)
+	if reads && (run == nil || run.TimeZone != o.tz) && !o.newTZ {
 		if err := checkNeighbours(ctx, l, o); err != nil {
 			return err
 		}

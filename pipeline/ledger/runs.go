@@ -199,7 +199,11 @@ func scanRun(row interface{ Scan(...any) error }, extra ...any) (*pipeline.Run, 
 // hash names the rules that split its day: a resumed run whose transform
 // stage is not done yet (stopped after extract, or read again with
 // --reextract) records p's, as its items will be split under them; once
-// the stage is done, the hash it was done with stays.
+// the stage is done, the hash it was done with stays. So do its time zone
+// and config hash with its extract stage: a run resumed before the day was
+// read (or read again with --reextract) reads it in p's zone, and says so,
+// so that the windows of the dates beside it are judged against the hours
+// it read, not those it was first opened in.
 //
 // The run records p.Accounts, the provider account of each effect kind,
 // over those it had; a resumed run whose account for a kind it sent
@@ -243,6 +247,10 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 			    state = CASE WHEN runs.state = 'done' THEN 'done' ELSE 'running' END,
 			    rules_hash = CASE WHEN 'transform' = ANY (runs.stages_done) THEN runs.rules_hash
 			                      ELSE EXCLUDED.rules_hash END,
+			    time_zone = CASE WHEN 'extract' = ANY (runs.stages_done) THEN runs.time_zone
+			                     ELSE EXCLUDED.time_zone END,
+			    config_hash = CASE WHEN 'extract' = ANY (runs.stages_done) THEN runs.config_hash
+			                       ELSE EXCLUDED.config_hash END,
 			    accounts = runs.accounts || EXCLUDED.accounts,
 			    updated_at = now()
 			RETURNING `+runColumns+`, (xmax = 0) AS created`,

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/internal/paysim"
+)
+
+// TestAnotherInfiniaAccountIsRefusedOnceTheDateSent: a date whose revenue
+// share's answer was lost is run again the next morning with another appId
+// (another Infinia account). That account has never seen the requestNo:
+// asked about it, it answers not found, and the request went to it again
+// under the same key - the seller paid from both accounts. The run is
+// refused (exit 2) naming the account the date sent from, and nothing
+// reaches the other account; with the date's own account it goes on and
+// pays once.
+func TestAnotherInfiniaAccountIsRefusedOnceTheDateSent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", "8")
+	const balance = 1_000_000_000_00
+	faults := fault.New(1,
+		fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Lost, Calls: []int{1}},
+		fault.Rule{Endpoint: "revenue-sharing/query", Kind: fault.ServerError, Prob: 1})
+	first := e.sim(faults, 3, nil, balance)
+	if out, code := e.runInfinia(first); code == 0 {
+		t.Fatalf("first run: exit 0, want the lost answer left unknown:\n%s", out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND state IN ('sent', 'unknown')`); n == 0 {
+		t.Fatal("no revenue share left unknown")
+	}
+	other := e.simWith(paysim.Options{AppID: "APP-OTHER"}, 3, nil, balance)
+	out, code := e.runInfinia(other)
+	if code != 2 || !strings.Contains(out, "--infinia-app-id APP-DEMO") || !strings.Contains(out, "--infinia-app-id APP-OTHER") {
+		t.Fatalf("run with another appId: exit %d, want 2 naming both accounts:\n%s", code, out)
+	}
+	if n := len(other.Infinia.RevenueShares()); n != 0 {
+		t.Fatalf("the other account was sent %d revenue shares of the date", n)
+	}
+	faults.Clear()
+	if out, code := e.runInfinia(first); code != 0 {
+		t.Fatalf("run with the date's account: exit %d:\n%s", code, out)
+	}
+	e.checkPaidOnce(first, balance)
+}
+
+// TestADateReadAgainInAnotherZoneIsJudgedInIt: a date read again with
+// --reextract in another time zone reads its orders in that zone's hours,
+// and its run says so: the date beside it, opened in the old zone, is
+// refused as its window does not meet this one's (the run kept the zone it
+// was first opened in, and the night before was opened in Shanghai's
+// hours beside a day read in UTC's: the eight hours between read by no
+// run).
+func TestADateReadAgainInAnotherZoneIsJudgedInIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(50, 0)
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--until", "transform", skipAll)
+	e.mustSettle("run", "--date", testDate, "--tz", "UTC", "--reextract", "--rules", e.rules, "--until", "transform", skipAll, "--max-reject-ratio", "1")
+	var zone string
+	if err := e.db.Get(&zone, `SELECT time_zone FROM settle.runs WHERE business_date = $1`, testDate); err != nil || zone != "UTC" {
+		t.Fatalf("the run read again in UTC records zone %q (%v), want UTC", zone, err)
+	}
+	out, code := e.settle("run", "--date", "2026-11-22", "--rules", e.rules, "--until", "transform", skipAll, "--max-reject-ratio", "1")
+	if code != 2 || !strings.Contains(out, "2026-11-23 was run in time zone UTC") {
+		t.Fatalf("the date before, in Shanghai: exit %d, want 2 naming the zone 2026-11-23 was read in:\n%s", code, out)
+	}
+}
+
+// TestADateResumedBeforeItWasReadIsJudgedInItsNewZone: a run that stopped
+// before it read its day (the source query failed) reads it when resumed,
+// in the zone it is resumed in: a window that does not meet the date
+// before's is refused, as for a new run (it was read with a warning
+// alone).
+func TestADateResumedBeforeItWasReadIsJudgedInItsNewZone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(50, 0)
+	e.mustSettle("run", "--date", "2026-11-22", "--rules", e.rules, "--until", "transform", skipAll, "--max-reject-ratio", "1")
+	bad := filepath.Join(t.TempDir(), "source.sql")
+	if err := os.WriteFile(bad, []byte(`SELECT order_no, seller_id, provider, provider_txn_id, currency, amount_minor, refunded_minor,
+		category, paid_at, confirmed_at FROM orders WHERE confirmed_at >= $1 AND confirmed_at < $2 AND 1 / (amount_minor - amount_minor) = 1`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--until", "transform", skipAll, "--source-query", bad); code == 0 {
+		t.Fatalf("a source query that fails: exit 0:\n%s", out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.runs WHERE business_date = $1 AND stages_done = '{}'`, testDate); n != 1 {
+		t.Fatalf("%d runs of %s with nothing done, want 1", n, testDate)
+	}
+	out, code := e.settle("run", "--date", testDate, "--tz", "UTC", "--rules", e.rules, "--until", "transform", skipAll, "--max-reject-ratio", "1")
+	if code != 2 || !strings.Contains(out, "2026-11-22 was run in time zone Asia/Shanghai") {
+		t.Fatalf("resumed in UTC: exit %d, want 2 naming the zone of 2026-11-22:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.source_rows`) - e.count(`SELECT count(*) FROM settle.source_rows s JOIN settle.runs r ON r.id = s.run_id WHERE r.business_date = '2026-11-22'`); n != 0 {
+		t.Fatalf("%d rows of %s read in UTC's hours", n, testDate)
+	}
+}
