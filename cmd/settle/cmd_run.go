@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -963,7 +964,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	for _, p := range providers {
 		settles = append(settles, p.Settles...)
 	}
-	plugged := pipeline.Plug(channelCheck(l, settles, o.skip), providers...)
+	plugged := pipeline.Plug(channelCheck(l, settles, o.skip, o.accounts()), providers...)
 	runner.Preflight = preflight(append(append([]func(context.Context) error(nil), o.preflights...), plugged.Preflight))
 	runner.Stages[pipeline.StageUpload] = plugged.Upload
 	if plugged.Upload == nil {
@@ -1245,8 +1246,15 @@ func (o *runOptions) accounts() map[string]string {
 
 // channelCheck finds the run's orders waiting on a channel whose provider is
 // not configured: each such channel is a line naming it and its count, and
-// the run ends needing a person (exit 4), unless the operator skips it.
-func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipeline.Channel]bool) pipeline.StageFunc {
+// the run ends needing a person (exit 4), unless the operator skips it. It
+// finds too the run's requests sent and never answered of a kind no
+// configured provider drives (drives: the kinds of those configured, by
+// their accounts): a run again without their provider, its channels
+// skipped, asks nothing about them, and ended 0, its run done, while they
+// may have paid or not (found by a review). Skipping a channel leaves its
+// orders unpaid; it cannot leave a request that may have paid unknown, and
+// the run needs a person whatever is skipped.
+func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipeline.Channel]bool, drives map[string]string) pipeline.StageFunc {
 	configured := map[pipeline.Channel]bool{}
 	for _, ch := range settled {
 		configured[ch] = true
@@ -1269,6 +1277,16 @@ func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipelin
 			}
 			problems = append(problems, fmt.Sprintf("channel %s: %d orders and no provider configured (%s): they stay unpaid; configure it, or say --%s %s",
 				ch, n, channelFlag(ch), flagSkipChannel, ch))
+		}
+		open, err := l.InFlightByKind(ctx, run.ID)
+		if err != nil {
+			return "", err
+		}
+		for _, kind := range slices.Sorted(maps.Keys(open)) {
+			if _, ok := drives[kind]; !ok {
+				problems = append(problems, fmt.Sprintf("%d %s requests of the run were sent and never answered, and their provider is not configured: nothing asks about them; configure it, with the account they were sent from, and run the date again",
+					open[kind], kind))
+			}
 		}
 		summary := strings.Join(skipped, "; ")
 		if len(problems) > 0 {

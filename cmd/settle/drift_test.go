@@ -100,3 +100,24 @@ func TestADateResumedBeforeItWasReadIsJudgedInItsNewZone(t *testing.T) {
 		t.Fatalf("%d rows of %s read in UTC's hours", n, testDate)
 	}
 }
+
+// TestAProviderLeftOutWithItsRequestsOutIsNotAllWell: a date whose revenue
+// shares' answers were lost, run again without Infinia configured (its
+// channels skipped), drives none of them: the run does not end 0, and says
+// which requests wait on the provider it left out.
+func TestAProviderLeftOutWithItsRequestsOutIsNotAllWell(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", "8")
+	faults := fault.New(1,
+		fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Lost, Calls: []int{1}},
+		fault.Rule{Endpoint: "revenue-sharing/query", Kind: fault.ServerError, Prob: 1})
+	sim := e.sim(faults, 3, nil, 1_000_000_000_00)
+	if out, code := e.runInfinia(sim); code == 0 {
+		t.Fatalf("first run: exit 0, want the lost answer left unknown:\n%s", out)
+	}
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
+	if code != 4 || !strings.Contains(out, "revenue_share requests of the run were sent and never answered, and their provider is not configured") {
+		t.Fatalf("run without Infinia: exit %d, want 4 naming its revenue shares unknown:\n%s", code, out)
+	}
+}

@@ -694,6 +694,27 @@ func (l *Ledger) WaitingByChannel(ctx context.Context, runID int64) (map[pipelin
 	return out, rows.Err()
 }
 
+// InFlightByKind counts the run's effects sent and never answered (sent,
+// unknown), by kind: none in the map when there are none.
+func (l *Ledger) InFlightByKind(ctx context.Context, runID int64) (map[string]int64, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT kind, count(*) FROM effects
+		WHERE run_id = $1 AND state IN ('sent', 'unknown') GROUP BY kind`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("count the requests in flight: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var kind string
+		var n int64
+		if err := rows.Scan(&kind, &n); err != nil {
+			return nil, err
+		}
+		out[kind] = n
+	}
+	return out, rows.Err()
+}
+
 // Reextract drops what the run's extract and transform recorded - its
 // snapshot, sellers, items and rejects, and what later stages derived from
 // them without sending anything (planned effects never sent, trade files
