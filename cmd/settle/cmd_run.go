@@ -1002,24 +1002,30 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			return err
 		}
 	}
-	// A date resumed in another time zone than it was opened in reads what
-	// it still has to read (the day, if extract is not done; its late
-	// refunds) in other hours: said loudly, not refused, so that a
-	// mistaken --tz can be put right (with --reextract, in the right zone,
-	// if it read the day and sent nothing).
-	if run != nil && run.TimeZone != o.tz {
+	// A date resumed in another time zone than it read its day in would
+	// read its late refunds in other hours than its orders: those of the
+	// hours between the two windows by no date's run, and their clawbacks
+	// never made (it was said, and the run went on). Refused (exit 2): run
+	// in the date's zone, or, if nothing of it was sent, read it again in
+	// the new one with --reextract. A run that reads its day now records
+	// its zone (above). An older settle's Local, which names no zone, is
+	// said, not refused: no --tz could ever match it.
+	if run != nil && !reads && run.TimeZone != o.tz {
 		same := false
 		if loc, err := time.LoadLocation(run.TimeZone); err == nil {
 			w := pipeline.WindowOf(o.key.Date, loc)
 			same = w.Start.Equal(o.window.Start) && w.End.Equal(o.window.End)
 		}
-		if !same {
-			advice := "run it with --tz " + run.TimeZone
-			if run.TimeZone == "Local" {
-				advice = "run it with --tz naming the zone that machine had (Local is refused now)"
-			}
-			cfg.logger().Warn(fmt.Sprintf("%s was opened in time zone %s (run %d): this run reads in %s, another window; %s unless that is meant",
-				o.key, run.TimeZone, run.ID, o.tz, advice))
+		switch {
+		case same:
+		case run.TimeZone == "Local":
+			cfg.logger().Warn(fmt.Sprintf("%s was opened in time zone Local (run %d), an older settle's machine's: this run reads in %s; run it with --tz naming the zone that machine had unless that is meant",
+				o.key, run.ID, o.tz))
+		default:
+			return pipeline.Errorf(pipeline.KindUsage, "--"+flagTZ,
+				"%s read its day in time zone %s (run %d), and this run is in %s, other hours: its late refunds would be read in other hours than its orders (some by no date's run, their clawbacks never made); "+
+					"run it with --tz %s (SETTLE_TZ), or, if nothing of it was sent, read it again in %s with --%s",
+				o.key, run.TimeZone, run.ID, o.tz, run.TimeZone, o.tz, flagReextract)
 		}
 	}
 	sendsBefore, err := l.Sends(ctx, o.key, plugged.Pays)

@@ -541,14 +541,14 @@ func TestOrderSettlesOnceEverAcrossDates(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = 'O20261123-00000010'`); n != 1 {
 		t.Fatalf("order recorded %d times", n)
 	}
-	// A date resumed in another time zone than it was opened in says so:
-	// what it still reads, it reads in other hours.
-	if out, code := e.settle("run", "--date", "2026-11-24", "--tz", "UTC", "--rules", e.rules, "--until", "transform", "--max-reject-ratio", "1"); code != 0 ||
-		!strings.Contains(out, "was opened in time zone Asia/Shanghai (run 2): this run reads in UTC") {
-		t.Fatalf("a run in another time zone: exit %d, want 0 and a warning:\n%s", code, out)
+	// A date resumed in another time zone than it read its day in is
+	// refused: its late refunds would be read in other hours.
+	if out, code := e.settle("run", "--date", "2026-11-24", "--tz", "UTC", "--rules", e.rules, "--until", "transform", "--max-reject-ratio", "1"); code != 2 ||
+		!strings.Contains(out, "read its day in time zone Asia/Shanghai (run 2), and this run is in UTC") {
+		t.Fatalf("a run in another time zone: exit %d, want 2 naming both zones:\n%s", code, out)
 	}
 	// The same hours in another zone: nothing to say.
-	if out := e.mustSettle("run", "--date", "2026-11-24", "--tz", "Asia/Hong_Kong", "--rules", e.rules, "--until", "transform", "--max-reject-ratio", "1"); strings.Contains(out, "was opened in time zone") {
+	if out := e.mustSettle("run", "--date", "2026-11-24", "--tz", "Asia/Hong_Kong", "--rules", e.rules, "--until", "transform", "--max-reject-ratio", "1"); strings.Contains(out, "time zone") {
 		t.Fatalf("Hong Kong keeps Shanghai's hours in 2026:\n%s", out)
 	}
 }
