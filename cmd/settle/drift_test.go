@@ -121,3 +121,46 @@ func TestAProviderLeftOutWithItsRequestsOutIsNotAllWell(t *testing.T) {
 		t.Fatalf("run without Infinia: exit %d, want 4 naming its revenue shares unknown:\n%s", code, out)
 	}
 }
+
+// TestAnotherWeChatMerchantIsRefusedOnceTheDateSent: distributions whose
+// answers were lost would be asked about, by a run with another service
+// provider merchant id, as another merchant's: refused (exit 2) by what
+// the run recorded, before any request, naming both ids. (The fake knows
+// one merchant id: without the record, its pre-flight refuses the other
+// as credentials; a real service provider with two merchant ids would
+// answer for the second.)
+func TestAnotherWeChatMerchantIsRefusedOnceTheDateSent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", "41")
+	// Every query but the pre-flight's (the first) fails.
+	later := make([]int, 1000)
+	for i := range later {
+		later[i] = i + 2
+	}
+	faults := fault.New(1,
+		fault.Rule{Endpoint: "orders", Kind: fault.Lost, Calls: []int{1}},
+		fault.Rule{Endpoint: "orders/query", Kind: fault.ServerError, Calls: later})
+	sim := e.weChatSim(faults, 0)
+	first, code := e.runWeChat(sim)
+	if code == 0 {
+		t.Fatalf("first run: exit 0, want the lost answer left unknown:\n%s", first)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'distribution' AND state IN ('sent', 'unknown')`); n == 0 {
+		t.Fatalf("no distribution left unknown:\n%s", first)
+	}
+	faults.Clear()
+	calls := sim.WeChat.Calls("orders/query")
+	out, code := e.runWeChat(sim, "--wechat-mchid", "1900000999")
+	if code != 2 || !strings.Contains(out, "distribution requests were sent from --wechat-mchid "+sim.Config.WeChatMchID) ||
+		!strings.Contains(out, "go to --wechat-mchid 1900000999") {
+		t.Fatalf("run with another merchant id: exit %d, want 2 naming both:\n%s", code, out)
+	}
+	if n := sim.WeChat.Calls("orders/query"); n != calls {
+		t.Fatalf("%d queries made as the other merchant", n-calls)
+	}
+	if out, code := e.runWeChat(sim); code != 0 && code != 4 {
+		t.Fatalf("run with the date's merchant id: exit %d:\n%s", code, out)
+	}
+	e.checkWeChatOnce(sim)
+}
