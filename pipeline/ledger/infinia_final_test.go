@@ -315,11 +315,7 @@ func TestShareTotalsFollowEveryWrite(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(14, 13))
 	var runs []*pipeline.Run
 	for i := range 3 {
-		run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day.AddDays(i), Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		runs = append(runs, run)
+		runs = append(runs, openRunBefore(t, l, day.AddDays(i)))
 	}
 	// Written before the totals were kept: the migration sums them.
 	shareWrites(t, l, rnd, runs, 150)

@@ -61,6 +61,21 @@ func openRun(t *testing.T, l *ledger.Ledger, d pipeline.Date) *pipeline.Run {
 	return run
 }
 
+// openRunBefore opens the whole-day run of d in a ledger migrated in part,
+// as a binary of its version does: OpenRun writes columns of later
+// migrations (runs.accounts, 00026).
+func openRunBefore(t *testing.T, l *ledger.Ledger, d pipeline.Date) *pipeline.Run {
+	t.Helper()
+	if _, err := l.DB().Exec(`INSERT INTO runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash) VALUES ($1, 0, 1, 'UTC', '', '')`, d.String()); err != nil {
+		t.Fatal(err)
+	}
+	run, err := l.GetRun(context.Background(), pipeline.RunKey{Date: d, Shard: pipeline.Whole})
+	if err != nil || run == nil {
+		t.Fatalf("run of %s: %v", d, err)
+	}
+	return run
+}
+
 // sourceRows are rows as the source gives them, numbered from 1.
 func sourceRows(d pipeline.Date, rows []row) []pipeline.SourceRow {
 	at := time.Date(d.Year, time.Month(d.Month), d.Day, 12, 0, 0, 0, time.UTC)
@@ -364,7 +379,7 @@ func TestProviderTransactionRuleCoversTheLedgerBeforeIt(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	l := openAt(t, 18)
-	r := openRun(t, l, day)
+	r := openRunBefore(t, l, day)
 	before := `INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
 		category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at)
 		VALUES ($1, $2, '2026-11-23', 'S1', $3, $4, 'USD', '', 10, 0, 1, 9, 'r', now(), now())`
@@ -470,7 +485,7 @@ func TestALedgerMigratedInPartRefusesAnOlderBinarysItems(t *testing.T) {
 	if err := l.DB().Get(&version, `SELECT max(version_id) FROM goose_db_version`); err != nil || version != 19 {
 		t.Fatalf("the ledger is at %d, want 19 (00020 waits on source_rows): %v", version, err)
 	}
-	r := openRun(t, l, day)
+	r := openRunBefore(t, l, day)
 	// What a binary from before 00019 writes: the columns it knows.
 	_, err = l.DB().Exec(`INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
 		category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at)
