@@ -80,7 +80,10 @@ type Problems struct {
 	Summary string   // what the problems add up to; "" for "N problem(s)"
 	List    []string // the subjects, each with what is wrong; may be the first few only
 	Total   int      // how many subjects in all; 0 for len(List)
-	told    int      // the subjects the listed lines tell of, once AddMany counted several under one (0: one a line)
+	// tells are the subjects each listed line tells of, from the first
+	// (AddMany counts several under one line; a line past them, of a List
+	// given as a literal, tells of one).
+	tells []int
 }
 
 // ProblemsListed is how many subjects a Problems message lists: a list
@@ -103,13 +106,50 @@ func (p *Problems) AddMany(s string, n int) {
 	}
 	count := p.Count()
 	if len(p.List) < ProblemsListed {
-		if p.told == 0 {
-			p.told = len(p.List)
-		}
+		p.tellsEach()
 		p.List = append(p.List, s)
-		p.told += n
+		p.tells = append(p.tells, n)
 	}
 	p.Total = count + n
+}
+
+// Lead counts n more subjects (n > 0) under one line s listed before the
+// others, the last listed one giving way when the list is full (its
+// subjects still counted): a cause that holds a whole currency's payouts
+// is said first, not lost behind the sellers found before it.
+func (p *Problems) Lead(s string, n int) {
+	if n <= 0 {
+		return
+	}
+	count := p.Count()
+	p.tellsEach()
+	p.List = append([]string{s}, p.List...)
+	p.tells = append([]int{n}, p.tells...)
+	if len(p.List) > ProblemsListed {
+		p.List, p.tells = p.List[:ProblemsListed], p.tells[:ProblemsListed]
+	}
+	p.Total = count + n
+}
+
+// tellsEach gives every listed line its count: one for each line of a
+// List given as a literal.
+func (p *Problems) tellsEach() {
+	for len(p.tells) < len(p.List) {
+		p.tells = append(p.tells, 1)
+	}
+}
+
+// told is how many subjects the lines a message lists tell of.
+func (p *Problems) told() int {
+	n := 0
+	for i := range min(len(p.List), ProblemsListed) {
+		if i < len(p.tells) {
+			n += p.tells[i]
+		} else {
+			n++
+		}
+	}
+	return n
 }
 
 // NeedsPerson is p as one error that needs a person (KindNeedsPerson,
@@ -132,7 +172,7 @@ func (p *Problems) Error() string {
 		}
 		msg += "; " + s
 	}
-	if told := max(p.told, min(len(p.List), ProblemsListed)); p.Count() > told {
+	if told := p.told(); p.Count() > told {
 		msg += fmt.Sprintf("; ... %d more (see the reports)", p.Count()-told)
 	}
 	return msg

@@ -45,3 +45,29 @@ func TestProblemsMessageAndGathering(t *testing.T) {
 		t.Fatalf("ProblemsOf a plain error: %v, %d", first, n)
 	}
 }
+
+// A line Lead adds is listed first, however many were listed before it;
+// the line it pushes out of a full list is still counted, and so are its
+// subjects.
+func TestProblemsLeadIsListedFirst(t *testing.T) {
+	p := &Problems{}
+	for i := range ProblemsListed {
+		p.Add(fmt.Sprintf("seller S%d: unknown", i))
+	}
+	p.AddMany("two files lost", 2)
+	p.Lead("KWD, 30 sellers: platform balance short", 30)
+	got := p.Error()
+	want := fmt.Sprintf("%d problem(s); KWD, 30 sellers: platform balance short; seller S0: unknown; ", ProblemsListed+2+30)
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "seller S8: unknown; ... 3 more (see the reports)") {
+		t.Fatalf("Lead: %q", got)
+	}
+	if first, n := ProblemsOf(E(KindNeedsPerson, "", p), 1); n != ProblemsListed+32 || first[0] != "KWD, 30 sellers: platform balance short" {
+		t.Fatalf("ProblemsOf: %v, %d", first, n)
+	}
+	// Into a List given as a literal, each of its lines one subject.
+	q := &Problems{List: []string{"order A: refused", "order B: refused"}}
+	q.Lead("Infinia refused the balance query in JPY", 5)
+	if got := q.Error(); got != "7 problem(s); Infinia refused the balance query in JPY; order A: refused; order B: refused" {
+		t.Fatalf("Lead into a literal: %q", got)
+	}
+}
