@@ -621,6 +621,11 @@ func TestDistributePlanGoesByPages(t *testing.T) {
 	if len(d.todo) != 2*sellers || d.carried != sellers {
 		t.Fatalf("%d payouts to drive and %d carried, want %d and %d", len(d.todo), d.carried, 2*sellers, sellers)
 	}
+	// The short balance is one cause: said once, first, counted a seller.
+	if first, n := pipeline.ProblemsOf(d.problems.NeedsPerson(), 2); n != sellers || len(first) != 1 ||
+		!strings.HasPrefix(first[0], fmt.Sprintf("JPY, %d sellers' revenue shares carried: platform balance ", sellers)) {
+		t.Fatalf("problems: %d, %q; want the short JPY balance once, for %d sellers", n, first, sellers)
+	}
 	if s.kept != nil {
 		t.Fatal("the checked payouts are still kept after planning")
 	}

@@ -119,8 +119,14 @@ func (d *distribution) held(seller string, cur pipeline.Currency, h *pipeline.Ho
 // the seller's balance with h's reason, and counts it (held).
 func (d *distribution) hold(ctx context.Context, p pipeline.PayoutCandidate, h *pipeline.Hold) error {
 	d.held(p.SellerID, p.Currency, h)
+	return d.carry(ctx, p, h.Reason)
+}
+
+// carry carries the run's uploaded items of the candidate (if any) into
+// the seller's balance with the reason.
+func (d *distribution) carry(ctx context.Context, p pipeline.PayoutCandidate, reason string) error {
 	subject := RevenueShareSubject(d.run.Key.Date, p.SellerID, p.Currency)
-	_, _, err := d.c.Store.CarryItems(ctx, d.run, p.SellerID, p.Currency, d.c.Channels, subject, h.Reason)
+	_, _, err := d.c.Store.CarryItems(ctx, d.run, p.SellerID, p.Currency, d.c.Channels, subject, reason)
 	return err
 }
 
@@ -342,15 +348,28 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) error {
 	c, run := d.c, d.run
 	cur := need.Currency
+	// holdAll carries every payout of the currency with h's reason: one
+	// cause, said once, first among the stage's problems and counted for
+	// each seller, not a line a seller (a busy night's first sellers'
+	// lines hid it: found by a review of the logs).
 	holdAll := func(h *pipeline.Hold) error {
-		return d.eachKept(ctx, cur, func(ps []pipeline.PayoutCandidate) error {
+		n := 0
+		err := d.eachKept(ctx, cur, func(ps []pipeline.PayoutCandidate) error {
 			for _, p := range ps {
-				if err := d.hold(ctx, p, h); err != nil {
+				if err := d.carry(ctx, p, h.Reason); err != nil {
 					return err
 				}
+				n++
 			}
 			return nil
 		})
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.carried += n
+		if h.NeedsPerson && n > 0 {
+			d.problems.Lead(fmt.Sprintf("%s, %d sellers' revenue shares carried: %s", cur, n, h.Reason), n)
+		}
+		return err
 	}
 	balance, err := c.API.Balance(ctx, pipeline.QueryRequestNo("BQ"), cur)
 	if pipeline.SubjectOnly(err) {
