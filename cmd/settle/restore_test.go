@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -22,8 +23,13 @@ import (
 // backup, and returns the dump's path.
 func (e *env) backupLedger(name string) string {
 	e.t.Helper()
-	if _, err := exec.LookPath("pg_dump"); err != nil {
-		e.t.Skip("pg_dump not installed")
+	for _, tool := range []string{"pg_dump", "pg_restore"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+				e.t.Fatalf("CI=true: %s is not installed (PostgreSQL's client, installed by scripts/test-deps.sh): %v", tool, err)
+			}
+			e.t.Skipf("SKIPPED, %s is not installed: %v", tool, err)
+		}
 	}
 	file := filepath.Join(e.t.TempDir(), name+".dump")
 	if out, err := exec.Command("pg_dump", "--format=custom", "--schema=settle", "--file", file, e.url).CombinedOutput(); err != nil {
