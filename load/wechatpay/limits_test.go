@@ -126,3 +126,28 @@ func TestTheRemainingAmountOfATransactionNotDistributableYetIsRefused(t *testing
 		t.Fatalf("err %v: want WeChat's not-ready refusal", err)
 	}
 }
+
+// TestAnOldTransactionWeChatStillHoldsInAnotherCurrencyIsNotCalledReleased:
+// the hold naming WeChat Pay's release to the seller is for a transaction
+// of which WeChat holds less than the order. One paid over 180 days ago
+// that WeChat still holds whole, in another currency than the order's, was
+// said released ("cannot be collected through it any more: collect it by
+// hand") while WeChat held it all: the hold names the currency
+// contradiction (bad data), as for a transaction paid since.
+func TestAnOldTransactionWeChatStillHoldsInAnotherCurrencyIsNotCalledReleased(t *testing.T) {
+	r, store, _, api := reviewRig(t, wechatpaytest.Options{Polls: -1}, func(b []byte) []byte { return b }, 1)
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, Now: r.clock.Now, Currencies: []pipeline.Currency{"CNY", "JPY"},
+		Poll: time.Millisecond, Wait: 5 * time.Second})
+	it := store.items["ORD-00000"]
+	it.Currency, it.Amount, it.Commission, it.SellerShare = "JPY", 1000, 0, 1000
+	it.PaidAt = r.clock.Now().Add(-wechatpay.FreezeWindow - time.Hour)
+	r.fake.AddTransaction(subMchID, it.ProviderTxnID, "CNY", 1000) // still frozen at WeChat: paid now to the fake
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	_, err := stage(context.Background(), run)
+	if sent := r.fake.Calls(wechatpay.APIUnfreeze) + r.fake.Calls(wechatpay.APIOrders); sent != 0 || pipeline.KindOf(err) != pipeline.KindNeedsPerson {
+		t.Fatalf("%d requests sent (err %v): want none, held for a person", sent, err)
+	}
+	if reason := store.reasonOf(); strings.Contains(reason, "180 days after payment") || !strings.Contains(reason, "find out why") {
+		t.Fatalf("reason %q: want the currency contradiction, not WeChat's release to the seller", reason)
+	}
+}

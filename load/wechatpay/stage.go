@@ -877,11 +877,16 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 // holds less than the order (left) and that was paid FreezeWindow (180
 // days) or longer ago: WeChat Pay publishes that it then releases the
 // funds to the seller by itself, so the commission cannot be collected
-// through it any more. nil for a transaction paid since: the caller's
-// hold says what WeChat Pay holds. WeChat Pay's answer decides, not our
-// clock alone: a transaction it still holds whole is distributed.
+// through it any more. nil for a transaction paid since, or of which
+// WeChat Pay holds as much as the order or more, or holds it in another
+// currency: the caller's hold says what WeChat Pay holds. WeChat Pay's
+// answer decides, not our clock alone: a transaction it still holds
+// whole is distributed.
 func (c *StageConfig) releasedHold(it pipeline.Split, o Txn, left pipeline.Money) *pipeline.Hold {
-	if it.PaidAt.IsZero() || c.Now().Sub(it.PaidAt) < FreezeWindow {
+	if it.PaidAt.IsZero() || c.Now().Sub(it.PaidAt) < FreezeWindow || left.Currency != o.Currency || left.Minor >= it.Amount-it.Refunded {
+		// Not less than the order, in its currency: whatever WeChat
+		// released, it still holds this much (another currency is bad
+		// data, said by the caller's hold).
 		return nil
 	}
 	days := int(FreezeWindow / (24 * time.Hour))
