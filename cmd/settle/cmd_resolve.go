@@ -243,6 +243,9 @@ func rejectHeldFailed(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.
 	}
 	fmt.Fprintf(cfg.stdout, "order %s (Pay Protocol payment %s) %s: %s\n", orderNo, it.TransactionID, when, it.Reason)
 	fmt.Fprintf(cfg.stdout, "no run of %s verifies it again; its seller is not paid for it\n", d)
+	// The date's run still ends needing a person, and the night names it
+	// waiting on one, until a run of the date finds nothing held.
+	fmt.Fprintf(cfg.stdout, "run the date again (settle run --date %s): its last run ended needing a person, and so it stays until then\n", d)
 	return nil
 }
 

@@ -143,7 +143,7 @@ func TestAFailedPayProtocolPaymentRejectedByAPerson(t *testing.T) {
 	}
 
 	out, code := resolve(order)
-	if code != 0 || !strings.Contains(out, "is rejected") {
+	if code != 0 || !strings.Contains(out, "is rejected") || !strings.Contains(out, "settle run --date "+testDate) {
 		t.Fatalf("resolve --reject: exit %d:\n%s", code, out)
 	}
 	state, reason := e.itemOf(order)
