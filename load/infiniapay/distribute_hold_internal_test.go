@@ -134,10 +134,11 @@ func (k knownShares) Query(_ context.Context, e pipeline.Effect) (pipeline.Outco
 // TestARevenueShareInfiniaHoldsAlreadyIsPlannedThoughShort: a ledger
 // restored from a backup plans again the revenue shares Infinia paid
 // since, under the same requestNos, while the platform balance and the
-// sellers' available shares went to them. Those Infinia holds are planned
+// sellers' available shares went to them. Those Infinia paid are planned
 // (sent again under their requestNo, they move nothing and are recorded
-// as Infinia answers: one it failed, failed, and its next attempt goes
-// the same way); those it does not know are still carried as short.
+// as Infinia answers); those it does not know, or failed (nothing moved:
+// short indeed, and an answer about a requestNo never sent must not lift
+// the check), are still carried as short.
 // Before, every one was carried, and Infinia's payments known to no one
 // but Infinia.
 func TestARevenueShareInfiniaHoldsAlreadyIsPlannedThoughShort(t *testing.T) {
@@ -161,10 +162,11 @@ func TestARevenueShareInfiniaHoldsAlreadyIsPlannedThoughShort(t *testing.T) {
 	if err := d.plan(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]int64{"PAID USD": 1000, "YEN JPY": 700, "FAILED USD": 400}; !maps.Equal(ps.planned, want) {
+	if want := map[string]int64{"PAID USD": 1000, "YEN JPY": 700}; !maps.Equal(ps.planned, want) {
 		t.Errorf("planned %v, want %v", ps.planned, want)
 	}
-	if len(ps.carried) != 1 || !strings.Contains(ps.carried["SHORT USD"], "available") {
-		t.Errorf("carried %v, want SHORT alone, as short", ps.carried)
+	if len(ps.carried) != 2 || !strings.Contains(ps.carried["SHORT USD"], "available") ||
+		!strings.Contains(ps.carried["FAILED USD"], "available") || !strings.Contains(ps.carried["FAILED USD"], "Infinia failed requestNo") {
+		t.Errorf("carried %v, want SHORT and FAILED, as short", ps.carried)
 	}
 }

@@ -415,11 +415,20 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 			}
 			if avail < net {
 				reason := fmt.Sprintf("Infinia shows %s available, we owe %s", pipeline.Money{Minor: avail, Currency: cur}, pipeline.Money{Minor: net, Currency: cur})
+				// Sent only when Infinia paid it, or is paying it, under
+				// that requestNo (a restored ledger's): the money is gone
+				// to it already. One Infinia failed moved nothing, and the
+				// share is short indeed; and an answer other than "not
+				// found" about a requestNo never sent (not found has no
+				// published code) must not lift the check.
 				held, err := d.atInfinia(ctx, next)
-				if err != nil {
+				switch {
+				case err != nil:
 					reason += fmt.Sprintf(" (and Infinia's status of requestNo %s: %v)", next.Key, err)
+				case held == pipeline.OutcomeFailed:
+					reason += fmt.Sprintf(" (Infinia failed requestNo %s, this share's next: a backup of the ledger restored?)", next.Key)
 				}
-				if held == pipeline.OutcomeNotFound {
+				if err != nil || (held != pipeline.OutcomeSucceeded && held != pipeline.OutcomePending) {
 					return d.hold(ctx, p, pipeline.NeedsAPerson(reason))
 				}
 			}
@@ -471,10 +480,11 @@ func (d *distribution) next(ctx context.Context, p pipeline.PayoutCandidate, not
 // carried, and Infinia's payment was known to no one but Infinia. Sent
 // again under its requestNo instead, it moves nothing (Infinia replays
 // it, or refuses the repeat and the sender asks its status), and the
-// ledger records what Infinia did: paid, or failed (then the next run
-// plans the next attempt, which Infinia may hold too). A share Infinia
-// holds under the requestNo with another amount is not ours to adopt:
-// the sender's check of the answer leaves it to a person.
+// ledger records what Infinia did. The caller sends it only when Infinia
+// paid it or is paying it: one Infinia failed is held as short, for a
+// person. A share Infinia holds under the requestNo with another amount
+// is not ours to adopt: the sender's check of the answer leaves it to a
+// person.
 func (d *distribution) atInfinia(ctx context.Context, e pipeline.Effect) (pipeline.OutcomeStatus, error) {
 	if d.c.Payouts == nil {
 		return pipeline.OutcomeNotFound, nil // nothing to ask (a test's planning alone)
