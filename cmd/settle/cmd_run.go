@@ -21,6 +21,7 @@ import (
 	"github.com/settlekit/settle/extract"
 	"github.com/settlekit/settle/load"
 	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -1091,8 +1092,11 @@ func (c *config) pruningFinal(l *ledger.Ledger, stage pipeline.StageFunc) pipeli
 // rejectGate stops a run before a sending stage when too much of the day
 // was rejected: paying on bad data is worse than paying late. It counts the
 // rows rejected by transform and the orders a provider rejected since (Pay
-// Protocol payments it does not know, rows of a refused trade file), not
-// those a person rejected (pipeline.RejectedByPerson).
+// Protocol payments it does not know, rows of a refused trade file), and
+// the orders whose Pay Protocol payment is failed (held, as they may still
+// be paid late, but orders the platform released unpaid all the same:
+// rejected before, they were counted), not those a person rejected
+// (pipeline.RejectedByPerson).
 func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipeline.Run) error {
 	return func(ctx context.Context, run *pipeline.Run) error {
 		read, err := l.SnapshotCount(ctx, run.ID)
@@ -1111,6 +1115,11 @@ func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipel
 		// payment that will never arrive) is a decision, not bad data:
 		// counted, it stopped the rest of the date at this gate for good.
 		byProvider = slices.DeleteFunc(byProvider, func(r ledger.RejectReason) bool { return strings.HasPrefix(r.Reason, pipeline.RejectedByPerson) })
+		failed, err := l.HeldOfRun(ctx, run.ID, payprotocol.Channel, payprotocol.HeldFailedPayment)
+		if err != nil {
+			return err
+		}
+		byProvider = append(byProvider, failed...)
 		rows, provider := sumRejects(reasons), sumRejects(byProvider)
 		rejected := rows + provider
 		if read > 0 && float64(rejected) > maxRatio*float64(read) {

@@ -673,6 +673,30 @@ const providerRejectsQuery = `SELECT i.reason, count(*), min(i.order_no) FROM it
 	JOIN items i ON i.order_no = r.order_no AND i.run_id = r.run_id
 	WHERE r.run_id = $1 AND i.state = 'rejected' GROUP BY i.reason ORDER BY count(*) DESC, i.reason`
 
+// HeldOfRun groups by reason the run's items of channel ch held with a
+// reason starting with prefix (a Pay Protocol payment answered failed:
+// held, not rejected, as it may still be paid late), for the reject gate.
+// It reads the run's items of the channel (items_run_payprotocol for Pay
+// Protocol's), not the day's.
+func (l *Ledger) HeldOfRun(ctx context.Context, runID int64, ch pipeline.Channel, prefix string) ([]RejectReason, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT reason, count(*), min(order_no) FROM items
+		WHERE run_id = $1 AND channel = $2 AND state = 'held' AND starts_with(reason, $3)
+		GROUP BY reason ORDER BY count(*) DESC, reason`, runID, string(ch), prefix)
+	if err != nil {
+		return nil, fmt.Errorf("read the orders held for %q: %w", prefix, err)
+	}
+	defer rows.Close()
+	var out []RejectReason
+	for rows.Next() {
+		var r RejectReason
+		if err := rows.Scan(&r.Reason, &r.Count, &r.Sample); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // WaitingByChannel counts, by channel, the run's orders still waiting for
 // their provider: recorded (not paid, held or carried yet) or not verified.
 func (l *Ledger) WaitingByChannel(ctx context.Context, runID int64) (map[pipeline.Channel]int64, error) {
