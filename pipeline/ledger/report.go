@@ -122,9 +122,9 @@ func (l *Ledger) RejectsOfRun(ctx context.Context, runID int64) ([]RejectReason,
 		FROM rejects WHERE run_id = $1 GROUP BY reason ORDER BY count(*) DESC, reason`, runID)
 }
 
-// rejectReasons reads (reason, count, sample) rows of one run.
-func (l *Ledger) rejectReasons(ctx context.Context, what, query string, runID int64) ([]RejectReason, error) {
-	rows, err := l.db.QueryContext(ctx, query, runID)
+// rejectReasons reads (reason, count, sample) rows: query with args.
+func (l *Ledger) rejectReasons(ctx context.Context, what, query string, args ...any) ([]RejectReason, error) {
+	rows, err := l.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", what, err)
 	}

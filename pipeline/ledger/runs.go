@@ -679,22 +679,9 @@ const providerRejectsQuery = `SELECT i.reason, count(*), min(i.order_no) FROM it
 // It reads the run's items of the channel (items_run_payprotocol for Pay
 // Protocol's), not the day's.
 func (l *Ledger) HeldOfRun(ctx context.Context, runID int64, ch pipeline.Channel, prefix string) ([]RejectReason, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT reason, count(*), min(order_no) FROM items
+	return l.rejectReasons(ctx, fmt.Sprintf("the orders held for %q", prefix), `SELECT reason, count(*), min(order_no) FROM items
 		WHERE run_id = $1 AND channel = $2 AND state = 'held' AND starts_with(reason, $3)
 		GROUP BY reason ORDER BY count(*) DESC, reason`, runID, string(ch), prefix)
-	if err != nil {
-		return nil, fmt.Errorf("read the orders held for %q: %w", prefix, err)
-	}
-	defer rows.Close()
-	var out []RejectReason
-	for rows.Next() {
-		var r RejectReason
-		if err := rows.Scan(&r.Reason, &r.Count, &r.Sample); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 // WaitingByChannel counts, by channel, the run's orders still waiting for
