@@ -310,19 +310,11 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 		res *Resolution
 	)
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, orderLockClass, orderNo); err != nil {
+		var err error
+		if it, err = lockItem(ctx, tx, d, ch, orderNo); err != nil {
 			return err
 		}
-		var err error
-		it, err = scanItem(tx.QueryRowContext(ctx, heldItemQuery+` FOR UPDATE`, orderNo, d.String()))
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: no item of %s has this order number (orders.csv lists them)", orderNo, d)
-		case err != nil:
-			return err
-		case it.Channel != ch:
-			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is a %s order, not %s", orderNo, it.Channel, ch)
-		case it.State != pipeline.ItemRecorded || !strings.HasPrefix(it.Reason, pipeline.HeldPrefix):
+		if it.State != pipeline.ItemRecorded || !strings.HasPrefix(it.Reason, pipeline.HeldPrefix) {
 			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is %s, not held (%s): nothing to settle by hand", orderNo, it.State, cmp.Or(it.Reason, "no reason recorded"))
 		}
 		var r Resolution
@@ -380,18 +372,11 @@ func (l *Ledger) RejectHeld(ctx context.Context, d pipeline.Date, ch pipeline.Ch
 		before bool
 	)
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, orderLockClass, orderNo); err != nil {
+		var err error
+		if it, err = lockItem(ctx, tx, d, ch, orderNo); err != nil {
 			return err
 		}
-		var err error
-		it, err = scanItem(tx.QueryRowContext(ctx, heldItemQuery+` FOR UPDATE`, orderNo, d.String()))
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: no item of %s has this order number (orders.csv lists them)", orderNo, d)
-		case err != nil:
-			return err
-		case it.Channel != ch:
-			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is a %s order, not %s", orderNo, it.Channel, ch)
 		case it.State == pipeline.ItemRejected && strings.HasPrefix(it.Reason, pipeline.RejectedByPerson):
 			before = true
 			return nil
@@ -410,6 +395,25 @@ func (l *Ledger) RejectHeld(ctx context.Context, d pipeline.Date, ch pipeline.Ch
 		err = fmt.Errorf("reject order %s: %w", orderNo, err)
 	}
 	return it, before, err
+}
+
+// lockItem reads, for update, the item of order orderNo of date d under
+// the order's lock (orderLockClass), refusing (pipeline.KindUsage) one
+// the date does not have or of another channel than ch.
+func lockItem(ctx context.Context, tx *sql.Tx, d pipeline.Date, ch pipeline.Channel, orderNo string) (HeldItem, error) {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, orderLockClass, orderNo); err != nil {
+		return HeldItem{}, err
+	}
+	it, err := scanItem(tx.QueryRowContext(ctx, heldItemQuery+` FOR UPDATE`, orderNo, d.String()))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return HeldItem{}, pipeline.Errorf(pipeline.KindUsage, "--order", "%s: no item of %s has this order number (orders.csv lists them)", orderNo, d)
+	case err != nil:
+		return HeldItem{}, err
+	case it.Channel != ch:
+		return HeldItem{}, pipeline.Errorf(pipeline.KindUsage, "--order", "%s is a %s order, not %s", orderNo, it.Channel, ch)
+	}
+	return it, nil
 }
 
 // KindRejectedHeld is the kind of the resolution RejectHeld records of an
