@@ -79,6 +79,7 @@ func runCommand(cfg *config) *cli.Command {
 			if err != nil {
 				return err
 			}
+			cfg.dates = dates
 			if c.Bool(flagReextract) && (len(dates) > 1 || c.Bool("dry-run")) {
 				return pipeline.Errorf(pipeline.KindUsage, "--"+flagReextract, "reads one date again: give --date, without --from/--to or --dry-run")
 			}

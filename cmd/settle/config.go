@@ -38,6 +38,9 @@ type config struct {
 	log            *slog.Logger
 	json           bool      // log lines are JSON (not a terminal), not text
 	live           io.Writer // a terminal, for live progress lines; nil elsewhere
+	// dates are the business dates the command works on (settle run's),
+	// for the last log line of a failure (logFailure); nil for the others.
+	dates []pipeline.Date
 }
 
 // logFormatEnv names the log format: json or text.

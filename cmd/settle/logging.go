@@ -48,9 +48,10 @@ type loggedError struct{ error }
 func (e loggedError) Unwrap() error { return e.error }
 
 // logFailure ends a failed run's JSON log with one line at level ERROR
-// carrying the exit code and the cause: the error, and when subjects need a
-// person, the first few of them and their count. On a terminal (text logs)
-// main prints the error instead.
+// carrying the exit code, the date (or the range) settle run worked on and
+// the cause: the error, and when subjects need a person, the first few of
+// them and their count. On a terminal (text logs) main prints the error
+// instead.
 func (c *config) logFailure(err error) error {
 	if err == nil || !c.json {
 		return err
@@ -60,6 +61,15 @@ func (c *config) logFailure(err error) error {
 		msg = oneLine(msg, 1000) // as on a terminal: one line says what to fix
 	}
 	attrs := []any{"exit_code", codeOf(err), "error", msg}
+	// Which date failed: a stage's error names its stage, not its date
+	// (a backfill's and a sharded date's name theirs), and the pod's log
+	// may be all the on-call has.
+	switch n := len(c.dates); {
+	case n == 1:
+		attrs = append(attrs, "date", c.dates[0].String())
+	case n > 1:
+		attrs = append(attrs, "from", c.dates[0].String(), "to", c.dates[n-1].String())
+	}
 	if first, n := pipeline.ProblemsOf(err, failureSubjects); n > 0 {
 		attrs = append(attrs, "subjects", first, "count", n)
 	}

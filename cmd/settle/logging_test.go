@@ -61,9 +61,9 @@ func TestJSONLogsOfAFailingRun(t *testing.T) {
 	}
 	subjects, _ := last["subjects"].([]any)
 	count, _ := last["count"].(float64)
-	if last["level"] != "ERROR" || last["exit_code"] != 3.0 || count < 20 || len(subjects) == 0 || len(subjects) > 3 ||
+	if last["level"] != "ERROR" || last["exit_code"] != 3.0 || last["date"] != testDate || count < 20 || len(subjects) == 0 || len(subjects) > 3 ||
 		!strings.Contains(last["error"].(string), "rows rejected") {
-		t.Fatalf("last line %v, want ERROR with exit_code 3, the count of rejects and the first subjects", last)
+		t.Fatalf("last line %v, want ERROR with exit_code 3, the date, the count of rejects and the first subjects", last)
 	}
 }
 
