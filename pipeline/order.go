@@ -32,9 +32,9 @@ const ReleasedToSeller = "released to the seller"
 const SettledOutside = "settled outside settle"
 
 // RejectedByPerson starts the reason of an item a person rejected for
-// good while settle held it (settle resolve --order --reject): a Pay
-// Protocol order whose failed payment will never arrive. It is never paid,
-// and no run verifies it again.
+// good while settle held it (settle resolve --order --reject): an order
+// whose payment its provider answered failed and that will never arrive.
+// It is never paid, and no run verifies it again.
 const RejectedByPerson = "rejected by a person"
 
 // HeldPrefix starts the reason of an item its provider's stage holds in

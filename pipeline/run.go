@@ -237,9 +237,9 @@ type RunParams struct {
 	RulesHash  string
 	ConfigHash string
 	// Accounts names, by effect kind, the provider account the run's
-	// requests of that kind go to, as its settings give it ("--infinia-app-id
-	// A, --platform-id P"): an idempotency key is known only to the account
-	// it was sent to. Store.OpenRun refuses a resumed run whose account for
+	// requests of that kind go to, as its settings give it (the provider's
+	// own words: its merchant or app id): an idempotency key is known only
+	// to the account it was sent to. Store.OpenRun refuses a resumed run whose account for
 	// a kind differs from the one the run sent requests of it from, and
 	// records the rest.
 	Accounts map[string]string
