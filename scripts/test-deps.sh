@@ -186,7 +186,22 @@ ensure_openssl() {
 	apt_install openssl
 }
 
+# pg_dump and pg_restore: the tests that restore settle's ledger from a
+# backup, as an operator would (cmd/settle/restore_test.go). A server that
+# answers already, or one the tests start, may come without them.
+ensure_pg_client() {
+	if command -v pg_dump >/dev/null && command -v pg_restore >/dev/null; then
+		return
+	fi
+	if ! is_root; then
+		need+=("PostgreSQL's client, pg_dump and pg_restore (apt-get install postgresql-client)")
+		return
+	fi
+	apt_install postgresql-client
+}
+
 ensure_postgres
+ensure_pg_client
 ensure_openssh
 ensure_openssl
 ensure_staticcheck
