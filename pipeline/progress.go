@@ -70,14 +70,15 @@ func (p *Progress) Part() *Progress {
 	return q
 }
 
-// counts returns the units done and the total, parts included.
-func (p *Progress) counts() (done, total int64) {
+// Counts returns the units done and the total (0: unknown), parts
+// included: what the stage's next progress line says.
+func (p *Progress) Counts() (done, total int64) {
 	p.mu.Lock()
 	total, parts := p.tot, p.parts
 	p.mu.Unlock()
 	done = p.done.Load()
 	for _, q := range parts {
-		d, t := q.counts()
+		d, t := q.Counts()
 		done, total = done+d, total+t
 	}
 	return done, total
@@ -126,7 +127,7 @@ type snapshot struct {
 }
 
 func (p *Progress) snapshot(elapsed time.Duration) snapshot {
-	done, total := p.counts()
+	done, total := p.Counts()
 	s := snapshot{done: done, total: total, elapsed: elapsed}
 	if elapsed <= 0 {
 		return s

@@ -111,7 +111,7 @@ func (a *slowStatuses) UploadStatus(_ context.Context, f pipeline.TradeFile) (st
 // a first wave that takes four times the wait (one question at a time)
 // does not end the stage with files Infinia would accept at the next
 // question. A provider that never decides still ends it, each file asked
-// a bounded number of times.
+// a bounded number of times. The wait counts in the stage's progress.
 func TestAwaitUploadsWaitBeginsAfterTheFirstWave(t *testing.T) {
 	t.Parallel()
 	const n = 40
@@ -123,7 +123,15 @@ func TestAwaitUploadsWaitBeginsAfterTheFirstWave(t *testing.T) {
 		api := &slowStatuses{took: 5 * time.Millisecond, stuck: stuck, asked: map[string]int{}}
 		c := &StageConfig{Store: store, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 1}),
 			Wait: 50 * time.Millisecond, Poll: time.Millisecond, Now: time.Now}
-		accepted, refused, err := awaitUploads(context.Background(), c, &pipeline.Run{ID: 1}, &unusableAnswers{}, &pipeline.Problems{})
+		progress := &pipeline.Progress{}
+		progress.Restart(n) // the uploads' phase, done
+		progress.Add(n)
+		accepted, refused, err := awaitUploads(pipeline.WithProgress(context.Background(), progress), c, &pipeline.Run{ID: 1}, &unusableAnswers{}, &pipeline.Problems{})
+		// The wait is a phase of its own: the files asked about, counted
+		// done as Infinia decides them (none, when it never does).
+		if done, total := progress.Counts(); total != 2*n || stuck && done != n || !stuck && done != 2*n {
+			t.Fatalf("stuck %v: progress %d of %d, want the uploads' %d and the wait's %d decided of %d", stuck, done, total, n, map[bool]int{true: 0, false: n}[stuck], n)
+		}
 		questions := 0
 		for _, q := range api.asked {
 			questions += q

@@ -442,8 +442,17 @@ func markedTime(lastError, mark string) (time.Time, bool) {
 //
 // Each refused file is a problem for a person: problems counts them all
 // and names the first few (by id), which is all a message shows.
+//
+// The wait is a phase of the stage's progress of its own: its units are
+// the files asked about in the first wave, each counted done once Infinia
+// decides it (or its answer cannot be used), so that the progress lines
+// of a long wait show the files still processing going down rather than
+// the uploads' count standing still.
 func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusable *unusableAnswers, problems *pipeline.Problems) (accepted, refused int, err error) {
 	var deadline time.Time
+	progress := pipeline.ProgressFrom(ctx)
+	progress.Restart(0)
+	var asked int64 // files asked about in the first wave: the phase's total
 	// released are the files Infinia knows (still processing) whose lost
 	// hold this run has cleared: once a file, not on every poll.
 	released := map[string]bool{}
@@ -468,6 +477,12 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 				if unusable.has(open[i].Name) {
 					return nil // asked again by the next run
 				}
+				if deadline.IsZero() {
+					mu.Lock()
+					asked++
+					progress.SetTotal(asked)
+					mu.Unlock()
+				}
 				f, known, err := checkUpload(ctx, c, run, open[i])
 				var notNow *errorFileNotNow
 				if errors.As(err, &notNow) {
@@ -483,10 +498,15 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 					// none (the query refused): the file stays open, for a
 					// person and the next run; the other files go on.
 					unusable.add(f.Name, err)
+					progress.Add(1)
 					return holdLost(ctx, c, f, err)
 				}
-				if err != nil || f.Status == StatusSuccess || f.Status == StatusFailed {
+				if err != nil {
 					return err
+				}
+				if f.Status == StatusSuccess || f.Status == StatusFailed {
+					progress.Add(1)
+					return nil
 				}
 				// Infinia knows it now: if an earlier run held its orders
 				// as lost (only a file past LostAfter can have been), that
