@@ -24,7 +24,8 @@ func DefaultCurrencies() Currencies { return Currencies{"CNY": "CNH"} }
 // allowed); "" or "none" is no mapping. The platform side must be a
 // currency settle knows, Infinia's side three upper-case letters, and no
 // two platform codes may share an Infinia code (or take one another
-// platform code is sent as).
+// platform code is sent as), nor take a code settle knows with other
+// decimals than its own.
 func ParseCurrencies(s string) (Currencies, error) {
 	m := Currencies{}
 	pairs, err := mappingPairs(s, "currency mapping", "PLATFORM=INFINIA, e.g. CNY=CNH")
@@ -84,7 +85,8 @@ func isCode(s string) bool {
 	return true
 }
 
-// check refuses a mapping that cannot be read back unambiguously.
+// check refuses a mapping that cannot be read back unambiguously, or
+// that sends a currency as a known one of other decimals.
 func (m Currencies) check() error {
 	seen := map[string]pipeline.Currency{}
 	for _, cur := range m.sorted() {
@@ -93,6 +95,14 @@ func (m Currencies) check() error {
 			return fmt.Errorf("currency mapping: %s and %s both map to %s", other, cur, code)
 		}
 		seen[code] = cur
+		// Amounts go out in cur's decimals: Infinia reading them as a
+		// currency of other decimals would move the money by a power
+		// of ten (12.34 USD read as 12.34 yen).
+		if exp, known := pipeline.Currency(code).Exponent(); known {
+			if own, _ := cur.Exponent(); own != exp {
+				return fmt.Errorf("currency mapping: %s (%d decimals) maps to %s (%d decimals): amounts are sent with %s's decimals", cur, own, code, exp, cur)
+			}
+		}
 		if _, mapped := m[pipeline.Currency(code)]; code != string(cur) && pipeline.Currency(code).Valid() && !mapped {
 			return fmt.Errorf("currency mapping: %s maps to %s, which is also a platform currency sent as itself", cur, code)
 		}

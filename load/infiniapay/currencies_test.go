@@ -233,3 +233,26 @@ func TestErrorFileUnknownLayout(t *testing.T) {
 		t.Fatalf("%+v, %v", rows, err)
 	}
 }
+
+// A mapping names the same money under Infinia's code: amounts go out
+// with the platform currency's decimals, so a code Infinia reads with
+// other decimals would move money by a power of ten ("12.34" sent for
+// 1234 US cents, read as 12.34 yen, 1.234 dinars). A platform currency
+// mapped onto a known one of another exponent is refused, even when the
+// two are swapped (each then mapped, which the check for a code "also a
+// platform currency sent as itself" lets through).
+func TestParseCurrenciesRefusesAnotherExponent(t *testing.T) {
+	for _, bad := range []string{"USD=JPY,JPY=USD", "JPY=KWD,KWD=JPY", "USD=KWD,KWD=EUR"} {
+		if m, err := infiniapay.ParseCurrencies(bad); err == nil {
+			t.Errorf("%q accepted: %v", bad, m)
+		} else if !strings.Contains(err.Error(), "decimals") {
+			t.Errorf("%q: %v, want it to say the decimals differ", bad, err)
+		}
+	}
+	// Same decimals, or a code settle does not know (CNH): taken.
+	for _, good := range []string{"CNY=CNH", "JPY=JPX", "KWD=KWX,BHD=BHX"} {
+		if _, err := infiniapay.ParseCurrencies(good); err != nil {
+			t.Errorf("%q: %v", good, err)
+		}
+	}
+}
