@@ -95,7 +95,9 @@ func (a Adapter) refundOf(r Refund, o Order) *OrderRefund {
 // (a dollar stable coin for a dollar quote) is read as ToMinor reads it;
 // any other (a yen or yuan quote settled in USDT) at its own rate, never
 // one to one: 50 USDT of a payment of 100 USDT for 15000 JPY is 7500 JPY,
-// not 50. Exactly or not at all: the second value says why not.
+// not 50. Exactly, or, for a coin finer than the quote's minor unit, the
+// one whole amount of minor units it is the coin's rounding of
+// (askedInMinor), or not at all: the second value says why not.
 func refundInQuote(scaled *big.Int, decimals int, o Order) (int64, string) {
 	if par, err := FromMinor(o.Quote.Minor, decimals, o.Quote.Currency); err == nil && par == o.expected {
 		v, err := ToMinor(scaled.String(), decimals, o.Quote.Currency)
@@ -108,14 +110,43 @@ func refundInQuote(scaled *big.Int, decimals int, o Order) (int64, string) {
 	if err != nil || expected.Sign() == 0 || o.Quote.Minor <= 0 {
 		return 0, fmt.Sprintf("the payment's expectedAmount %q does not give the rate of its %s quote (%s)", clip(o.expected), o.settlement, o.Quote)
 	}
-	v, rem := new(big.Int).QuoRem(new(big.Int).Mul(scaled, big.NewInt(o.Quote.Minor)), expected, new(big.Int))
+	quote := big.NewInt(o.Quote.Minor)
+	v, rem := new(big.Int).QuoRem(new(big.Int).Mul(scaled, quote), expected, new(big.Int))
+	if rem.Sign() != 0 {
+		var ok bool
+		if v, ok = askedInMinor(v, rem, quote, expected); !ok {
+			return 0, fmt.Sprintf("amount %s at the payment's rate (%s %s for %s) is not a whole number of minor units", scaled, expected, o.settlement, o.Quote)
+		}
+	}
 	switch {
-	case rem.Sign() != 0:
-		return 0, fmt.Sprintf("amount %s at the payment's rate (%s %s for %s) is not a whole number of minor units", scaled, expected, o.settlement, o.Quote)
 	case !v.IsInt64():
 		return 0, fmt.Sprintf("amount %s at the payment's rate: out of range", scaled)
 	}
 	return v.Int64(), ""
+}
+
+// askedInMinor reads a refund that is not a whole number of the quote's
+// minor units at the payment's rate (scaled x quote = v x expected + rem,
+// 0 < rem < expected): a refund asked in the quote's minor units (1000
+// JPY of 15000 JPY settled as 100 USDT) is paid in the coin rounded to its
+// decimals (6.666667 USDT, 1000.00005 JPY at the rate), never exactly. It
+// is the whole amount m of minor units whose value in the coin
+// (m x expected / quote) is less than one unit of the coin from the
+// refund, when exactly one m is: when the coin's unit is at most half the
+// quote's minor unit (expected >= 2 x quote), v or v+1 is the only
+// candidate. Anything else (a coin coarser than that, or a refund further
+// than a unit of the coin from any whole amount) is refused: ok false.
+func askedInMinor(v, rem, quote, expected *big.Int) (*big.Int, bool) {
+	if expected.Cmp(new(big.Int).Lsh(quote, 1)) < 0 {
+		return nil, false
+	}
+	switch {
+	case rem.Cmp(quote) < 0: // v x expected is within a unit of the coin below
+		return v, true
+	case new(big.Int).Sub(expected, rem).Cmp(quote) < 0: // (v+1) x expected, above
+		return new(big.Int).Add(v, big.NewInt(1)), true
+	}
+	return nil, false
 }
 
 // Order asks for the payment detail (Payment) and, for a paid payment, the
