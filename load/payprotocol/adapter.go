@@ -65,8 +65,9 @@ func (a Adapter) latestRefund(ctx context.Context, outTradeNo string) (*Refund, 
 // are scaled integers of the payment's settlement currency
 // (settlementCurrencySymbol), whose decimals on the chain come from
 // Config.Decimals (settle's --payprotocol-decimals; an unknown one is
-// reported, never guessed); like ToMinor, they are taken one to one in the
-// quote's fiat currency (a stable coin), exactly or not at all.
+// reported, never guessed); they are read in the quote's fiat currency as
+// refundInQuote reads them: one to one for a payment settled at par, else
+// at the payment's own rate.
 func (a Adapter) refundOf(r Refund, o Order) *OrderRefund {
 	out := &OrderRefund{ID: r.RefundID, Status: r.Status.String()}
 	chain := r.ChainID
