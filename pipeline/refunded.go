@@ -14,5 +14,8 @@ type RefundedItem struct {
 	Refunded       int64
 	LateRefunds    int    // how many late refunds Refunded counts
 	LastLateRefund int64  // the latest of them (minor units)
-	State          string // the item's state in the ledger (recorded, uploaded, paid, held)
+	State          string // the item's state in the ledger (recorded, uploaded, paid, held; rejected for RejectedItemsAfter's)
+	// Reason is the item's reason in the ledger, given with a rejected
+	// item only (why it was rejected: a person, a provider's answer).
+	Reason string
 }

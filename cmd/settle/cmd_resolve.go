@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,7 +28,11 @@ import (
 //     settled with WeChat Pay by hand (settleHeldOutside); with --reject,
 //     a Pay Protocol order settle holds for its failed payment, which a
 //     person says will never be paid (rejectHeldFailed): rejected for
-//     good, no longer verified nor counted as held;
+//     good, no longer verified nor counted as held (the reconciliation
+//     still asks about it); with --reopen, such an order (or one an
+//     older settle rejected for its failed payment) that Pay Protocol
+//     answers paid since (reopenRejected): held again, for the date's
+//     next run to verify and settle once;
 //   - --trade-file: a trade file Infinia refused, whose held orders (and
 //     with --refused-rows the rows Infinia refused) a person sends again
 //     once the cause is fixed, or one Infinia lost (infiniapay's
@@ -38,6 +43,7 @@ func resolveCommand(cfg *config) *cli.Command {
 	flags := append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
 		&cli.StringFlag{Name: "subject", Usage: "a failed payout's subject, as payouts.csv gives it"},
 		&cli.StringFlag{Name: "order", Usage: "a held WeChat Pay order, as orders.csv gives it, that a person settled with WeChat Pay by hand (needs the --wechat-* flags: settle asks WeChat Pay that it holds nothing of it any more); with --reject, a Pay Protocol order held for its failed payment"},
+		&cli.BoolFlag{Name: "reopen", Usage: "with --order: a Pay Protocol order rejected for its failed payment (by --reject, or by an older settle) that Pay Protocol answers paid since, in the order's currency and amount (the reconciliation reports it): held again, so that the date's next run verifies it and settles it once (needs the --payprotocol-* flags: settle asks Pay Protocol that it is paid)"},
 		&cli.BoolFlag{Name: "reject", Usage: "with --order: a Pay Protocol order settle holds because its payment failed, which will never be paid (the buyer will not pay it late): rejected for good, its seller not paid for it (needs the --payprotocol-* flags: settle asks Pay Protocol that the payment is still failed)"},
 		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file); or one Infinia lost (it does not know it --infinia-lost-after after its upload; needs the --infinia-* flags: settle asks Infinia)"},
 		&cli.BoolFlag{Name: "all-refused", Usage: "every trade file of the date Infinia refused and no person sent again (after a layout mistake, say: once Infinia confirms it took none of them), each as --trade-file would, with the one --note; with --refused-rows, the refused rows of those sent again without them too"},
@@ -45,7 +51,7 @@ func resolveCommand(cfg *config) *cli.Command {
 		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"})
 	return &cli.Command{
 		Name:  "resolve",
-		Usage: "record that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle, that a Pay Protocol order held for its failed payment will never be paid (--order --reject), or that a trade file Infinia refused (--trade-file) can go out again (--note how)",
+		Usage: "record that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle, that a Pay Protocol order held for its failed payment will never be paid (--order --reject) or, rejected so, was paid after all (--order --reopen), or that a trade file Infinia refused (--trade-file) can go out again (--note how)",
 		Flags: append(append(flags, weChatFlags()...), infiniaFlags()...),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
@@ -64,6 +70,9 @@ func resolveCommand(cfg *config) *cli.Command {
 			}
 			if given != 1 {
 				return pipeline.Errorf(pipeline.KindUsage, "resolve", "give exactly one of --subject (a failed payout, as payouts.csv gives it), --order (a held order, as orders.csv gives it), --trade-file (a refused trade file, as orders.csv gives it) and --all-refused")
+			}
+			if c.Bool("reopen") && (c.String("order") == "" || c.Bool("reject")) {
+				return pipeline.Errorf(pipeline.KindUsage, "--reopen", "only with --order, without --reject (a Pay Protocol order rejected for its failed payment, paid since, as mismatches.csv gives it)")
 			}
 			if c.Bool("reject") && c.String("order") == "" {
 				return pipeline.Errorf(pipeline.KindUsage, "--reject", "only with --order (a Pay Protocol order held for its failed payment, as orders.csv gives it)")
@@ -85,6 +94,8 @@ func resolveCommand(cfg *config) *cli.Command {
 			switch {
 			case c.Bool("reject"):
 				return rejectHeldFailed(c, cfg, l, d)
+			case c.Bool("reopen"):
+				return reopenRejected(c, cfg, l, d)
 			case c.String("order") != "":
 				return settleHeldOutside(c, cfg, l, d)
 			case c.String("trade-file") != "":
@@ -242,10 +253,85 @@ func rejectHeldFailed(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.
 		when = "was rejected before"
 	}
 	fmt.Fprintf(cfg.stdout, "order %s (Pay Protocol payment %s) %s: %s\n", orderNo, it.TransactionID, when, it.Reason)
-	fmt.Fprintf(cfg.stdout, "no run of %s verifies it again; its seller is not paid for it\n", d)
+	fmt.Fprintf(cfg.stdout, "no run of %s verifies it again; its seller is not paid for it (the reconciliation asks Pay Protocol about it while its date is reconciled: paid after all, it is reported for a person, and --reopen settles it)\n", d)
 	// The date's run still ends needing a person, and the night names it
 	// waiting on one, until a run of the date finds nothing held.
 	fmt.Fprintf(cfg.stdout, "run the date again (settle run --date %s): its last run ended needing a person, and so it stays until then\n", d)
+	return nil
+}
+
+// reopenRejected takes back the rejection of a Pay Protocol order rejected
+// for its failed payment - by a person (rejectHeldFailed) or by an older
+// settle (payprotocol.RejectedReasons) - whose payment Pay Protocol
+// answers paid since, in the order's currency and amount (the
+// reconciliation reports it, payprotocol.MatchRejected): under the date's
+// lock, so that no run of it works meanwhile, and only once Pay Protocol
+// answers so now, the item is held again (ledger.ReopenRejected,
+// payprotocol.HeldReopened) with the note. Nothing is sent here: the
+// date's next run verifies the payment again, as it verifies any held
+// payment, and settles it once through its keyed trade file and revenue
+// share. An order reopened before and not decided since is said and left
+// as it is.
+func reopenRejected(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
+	ctx, orderNo := c.Context, c.String("order")
+	if strings.TrimSpace(c.String("note")) == "" {
+		return pipeline.Errorf(pipeline.KindUsage, "--note", "say why the order is settled after all: who checked the payment with Pay Protocol, the reference")
+	}
+	pp, err := cfg.payProtocolFromFlags(c)
+	if err != nil {
+		return err
+	}
+	if pp == nil {
+		return pipeline.Errorf(pipeline.KindUsage, "--"+flagPPURL, "required with --order --reopen: settle asks Pay Protocol that the payment is paid")
+	}
+	release, err := l.LockDate(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer release()
+	it, err := l.Item(ctx, d, orderNo)
+	if err != nil {
+		return err
+	}
+	proof := ""
+	if it.State != pipeline.ItemHeld || !strings.HasPrefix(it.Reason, payprotocol.HeldReopened) {
+		// Checked before Pay Protocol is asked (ReopenRejected checks
+		// again, in its transaction).
+		if it.Channel != payprotocol.Channel || it.State != pipeline.ItemRejected ||
+			!slices.ContainsFunc(payprotocol.RejectedReasons, func(r string) bool { return strings.HasPrefix(it.Reason, r) }) {
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is a %s order, %s (%s): only a Pay Protocol order rejected for its failed payment is reopened",
+				orderNo, it.Channel, it.State, cmp.Or(it.Reason, "no reason recorded"))
+		}
+		p, err := pp.client.PaymentDetail(ctx, it.TransactionID, "")
+		if err != nil {
+			return fmt.Errorf("order %s: Pay Protocol's payment detail of %s: %w (nothing recorded)", orderNo, it.TransactionID, err)
+		}
+		if p.Status != payprotocol.PaymentPaid {
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: Pay Protocol answers its payment %s %s now, not paid: it stays rejected; nothing recorded",
+				orderNo, it.TransactionID, p.Status)
+		}
+		order := pipeline.Money{Minor: it.Gross, Currency: it.Currency}
+		quote, err := p.Quote()
+		if err != nil || quote != order {
+			paid := fmt.Sprint(quote)
+			if err != nil {
+				paid = err.Error()
+			}
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: Pay Protocol answers its payment %s paid, but %s, the order is %s: settle would not verify it; settle it with Pay Protocol and the platform; nothing recorded",
+				orderNo, it.TransactionID, paid, order)
+		}
+		proof = fmt.Sprintf("Pay Protocol answered payment %s paid, %s, at %s", it.TransactionID, quote, cfg.clock().UTC().Format(time.RFC3339))
+	}
+	it, before, err := l.ReopenRejected(ctx, d, payprotocol.Channel, orderNo, payprotocol.RejectedReasons, payprotocol.HeldReopened, proof, c.String("note"))
+	if err != nil {
+		return err
+	}
+	when := "is held again"
+	if before {
+		when = "was reopened before"
+	}
+	fmt.Fprintf(cfg.stdout, "order %s (Pay Protocol payment %s) %s: %s\n", orderNo, it.TransactionID, when, it.Reason)
+	fmt.Fprintf(cfg.stdout, "run the date again (settle run --date %s): it verifies the payment and settles the order once, in a further trade file of the date; the seller's revenue share pays it (the date's, or the seller's next one if the date's went out already)\n", d)
 	return nil
 }
 

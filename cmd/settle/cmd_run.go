@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -960,7 +961,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	// the channel check, their matchers. Orders of a channel no provider
 	// settles are work left undone: the channel check says so (exit 4)
 	// unless the operator skips the channel on purpose.
-	providers := o.providers(l, src, window, cfg.clock)
+	providers := o.providers(l, src, window, cfg.clock, cfg.logger())
 	defer pipeline.CloseAll(providers)
 	var settles []pipeline.Channel
 	for _, p := range providers {
@@ -1230,11 +1231,12 @@ func (o *runOptions) finalAnswers(l *ledger.Ledger) pipeline.FinalAnswers {
 
 // providers returns the run's configured providers, in the order their
 // upload parts run: Pay Protocol verifies payments before Infinia files
-// them.
-func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipeline.Date) pipeline.Window, now func() time.Time) []pipeline.Provider {
+// them. log gets what a provider's reconciliation tells a person at once
+// (a rejected Pay Protocol order paid since).
+func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipeline.Date) pipeline.Window, now func() time.Time, log *slog.Logger) []pipeline.Provider {
 	var out []pipeline.Provider
 	if o.payProtocol != nil { // verifies its payments before Infinia files them
-		out = append(out, o.payProtocol.provider(l, o.finalAnswers(l)))
+		out = append(out, o.payProtocol.provider(l, o.finalAnswers(l), log))
 	}
 	if o.infinia != nil {
 		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}

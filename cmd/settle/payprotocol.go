@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -92,8 +93,11 @@ func newPayProtocol(base, key, secretFile, decimals string, ratePerSecond float6
 
 // provider returns Pay Protocol as a provider of the run over the ledger:
 // it verifies the payments of its orders before Infinia files them, and
-// reconciles them. Both keep to --provider-rate (this shard's part) and,
-// when set, --parallel in flight, on one pacer.
-func (s *payProtocolSetup) provider(l *ledger.Ledger, final pipeline.FinalAnswers) pipeline.Provider {
-	return payprotocol.NewProvider(payprotocol.ProviderConfig{Client: s.client, Store: l, Final: final, Pacer: pacer(s.rate, 0, s.parallel)})
+// reconciles them, with the orders rejected for a failed payment (by a
+// person, or by an older settle), of which one paid since is logged on
+// log. Both keep to --provider-rate (this shard's part) and, when set,
+// --parallel in flight, on one pacer.
+func (s *payProtocolSetup) provider(l *ledger.Ledger, final pipeline.FinalAnswers, log *slog.Logger) pipeline.Provider {
+	return payprotocol.NewProvider(payprotocol.ProviderConfig{Client: s.client, Store: l, Final: final, Pacer: pacer(s.rate, 0, s.parallel),
+		Rejected: l, Log: log})
 }

@@ -171,8 +171,8 @@ func TestAFailedPayProtocolPaymentRejectedByAPerson(t *testing.T) {
 	if out, code := e.runInfinia(sim, "--max-reject-ratio", "0.01"); code != 0 || strings.Contains(out, "order "+order+": payment is failed") || !strings.Contains(out, "rejected by a person") {
 		t.Fatalf("after the person rejected it: exit %d, want 0, %s no longer held but rejected by a person:\n%s", code, order, out)
 	}
-	if n := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail) - before; n > 1 {
-		t.Errorf("the run asked Pay Protocol %d payment details, want at most its own pre-flight's", n)
+	if n := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail) - before; n > 2 {
+		t.Errorf("the run asked Pay Protocol %d payment details, want at most its own pre-flight's and the reconciliation's of the rejected order", n)
 	}
 	if state, _ := e.itemOf(order); state != pipeline.ItemRejected {
 		t.Errorf("after the run %s is %s", order, state)
@@ -180,6 +180,97 @@ func TestAFailedPayProtocolPaymentRejectedByAPerson(t *testing.T) {
 	status := e.mustSettle("status", "--date", testDate)
 	if !strings.Contains(status, "resolved by a person: rejected_held "+txn+" ("+order+")") || !strings.Contains(status, "buyer never paid, ticket PP-77") {
 		t.Errorf("settle status does not list the rejection:\n%s", status)
+	}
+	e.checkPaidOnce(sim, balance)
+}
+
+// TestARejectedPayProtocolOrderPaidLaterIsReportedAndReopened: an order a
+// person rejected for its failed payment (settle resolve --order
+// --reject) that Pay Protocol answers paid later was reported nowhere: the
+// buyer had paid, the platform released the escrow, and the seller was
+// never paid, nobody told. The date's reconciliation asks about it: still
+// failed, an expected row (the run ends 0); paid, an unexpected row and a
+// line naming the order, its amount and currency and the command, exit 4,
+// nothing paid by itself. settle resolve --order --reopen (once Pay
+// Protocol answers paid) holds it again, and the date's next run settles
+// it, once, and ends 0.
+func TestARejectedPayProtocolOrderPaidLaterIsReportedAndReopened(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim, order, txn, balance := e.failedPaymentDay()
+	if _, code := e.runInfinia(sim); code != 4 {
+		t.Fatalf("payment failed: exit %d, want 4", code)
+	}
+	resolve := func(how string) (string, int) {
+		return e.settle(append([]string{"resolve", "--date", testDate, "--order", order, how, "--note", "buyer paid late, ticket PP-78"}, sim.Config.Args()...)...)
+	}
+	// Not rejected yet: nothing to reopen.
+	if out, code := resolve("--reopen"); code != 2 || !strings.Contains(out, "only a Pay Protocol order rejected for its failed payment") {
+		t.Fatalf("reopen a held order: exit %d, want 2:\n%s", code, out)
+	}
+	if out, code := resolve("--reject"); code != 0 {
+		t.Fatalf("resolve --reject: exit %d:\n%s", code, out)
+	}
+	before := sim.PayProtocol.Calls(payprotocol.APIPaymentDetail)
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("rejected, still failed: exit %d, want 0:\n%s", code, out)
+	}
+	if sim.PayProtocol.Calls(payprotocol.APIPaymentDetail) == before {
+		t.Errorf("the reconciliation did not ask Pay Protocol about the rejected order")
+	}
+	if ms := e.mismatches(testDate); len(ms) != 1 || ms[0].OrderNo != order || !ms[0].Expected || ms[0].TheirsState != "failed" {
+		t.Errorf("rejected, still failed: mismatches %+v, want the order's expected row", ms)
+	}
+	// Still failed: nothing to reopen.
+	if out, code := resolve("--reopen"); code != 2 || !strings.Contains(out, "not paid: it stays rejected") {
+		t.Errorf("reopen a payment still failed: exit %d, want 2:\n%s", code, out)
+	}
+
+	// The buyer pays late, on chain.
+	e.situations(sim, "--payprotocol-status", txn+"=paid")
+	gross := e.first(`SELECT gross_minor::text || ' ' || currency FROM settle.items WHERE order_no = $1`, order)
+	{
+		out, code := e.runInfinia(sim)
+		if code != 4 || !strings.Contains(out, payprotocol.PaidAfterRejection) || !strings.Contains(out, "settle resolve --date "+testDate+" --order "+order+" --reopen") {
+			t.Fatalf("rejected and paid since: exit %d, want 4 naming the command:\n%s", code, out)
+		}
+		ms := e.mismatches(testDate)
+		if len(ms) != 1 || ms[0].OrderNo != order || ms[0].Expected || ms[0].Category != pipeline.MismatchStatus || ms[0].TheirsState != "paid" ||
+			ms[0].Ours+" "+ms[0].Currency != gross {
+			t.Fatalf("rejected and paid since: mismatches %+v, want one unexpected status row of %s (%s)", ms, order, gross)
+		}
+		if state, _ := e.itemOf(order); state != pipeline.ItemRejected {
+			t.Fatalf("%s is %s: paid by itself after a person rejected it", order, state)
+		}
+		e.checkPaidOnce(sim, balance)
+	}
+
+	out, code := resolve("--reopen")
+	if code != 0 || !strings.Contains(out, "is held again") {
+		t.Fatalf("resolve --reopen: exit %d:\n%s", code, out)
+	}
+	if state, reason := e.itemOf(order); state != pipeline.ItemHeld || !strings.HasPrefix(reason, payprotocol.HeldReopened) || !strings.Contains(reason, "PP-78") {
+		t.Fatalf("reopened: %s is %s %q", order, state, reason)
+	}
+	if out, code := resolve("--reopen"); code != 0 || !strings.Contains(out, "was reopened before") {
+		t.Errorf("resolve --reopen again: exit %d:\n%s", code, out)
+	}
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("reopened: exit %d, want 0:\n%s", code, out)
+	}
+	if state, reason := e.itemOf(order); state != pipeline.ItemPaid && state != "carried" {
+		t.Fatalf("reopened and run: %s is %s %q, want paid", order, state, reason)
+	}
+	e.checkPaidOnce(sim, balance)
+	sends := e.count(`SELECT count(*) FROM settle.effects`)
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("the date again: exit %d, want 0:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects`); n != sends {
+		t.Errorf("the date again recorded %d side effects more", n-sends)
+	}
+	if status := e.mustSettle("status", "--date", testDate); !strings.Contains(status, "reopened_rejected "+txn+" ("+order+")") {
+		t.Errorf("settle status does not list the reopening:\n%s", status)
 	}
 	e.checkPaidOnce(sim, balance)
 }

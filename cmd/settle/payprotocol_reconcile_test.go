@@ -47,7 +47,7 @@ func (e *env) ppRun(orders int, extra ...string) (*paysim.Sim, *ledger.Ledger, *
 	if err != nil || run == nil {
 		e.t.Fatalf("run: %v, %v", run, err)
 	}
-	if n := len((&runOptions{}).providers(l, nil, nil, nil)); n != 0 {
+	if n := len((&runOptions{}).providers(l, nil, nil, nil, nil)); n != 0 {
 		e.t.Fatalf("%d providers without Pay Protocol", n)
 	}
 	return sim, l, run, e.ppMatcher(sim, l, pipeline.AskAll{Store: l})
@@ -62,7 +62,7 @@ func (e *env) ppMatcher(sim *paysim.Sim, l *ledger.Ledger, final pipeline.FinalA
 		e.t.Fatal(err)
 	}
 	pp.parallel = 4
-	ms := pp.provider(l, final).Matchers
+	ms := pp.provider(l, final, nil).Matchers
 	if len(ms) != 1 {
 		e.t.Fatalf("%d matchers for a configured Pay Protocol, want 1", len(ms))
 	}

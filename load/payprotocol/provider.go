@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/settlekit/settle/pipeline"
@@ -30,6 +31,11 @@ type ProviderConfig struct {
 	// (MatcherConfig.Final), found by the matcher or already by the
 	// verification (Verify); nil: every order is asked every time.
 	Final pipeline.FinalAnswers
+	// Rejected, when set, has the reconciliation ask about the run's
+	// orders rejected for a failed payment too (MatcherConfig.Rejected);
+	// Log gets a line for each one paid since (MatcherConfig.Log).
+	Rejected RejectedStore
+	Log      *slog.Logger
 }
 
 // NewProvider returns Pay Protocol as a provider of a run. It settles the
@@ -49,7 +55,8 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	if !all {
 		held = &heldAnswers{}
 	}
-	match := Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, held: held, Up: c.Client.Preflight})
+	match := Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, held: held, Up: c.Client.Preflight,
+		Rejected: c.Rejected, Log: c.Log})
 	p := pipeline.Provider{
 		Name:    Name,
 		Settles: []pipeline.Channel{Channel},

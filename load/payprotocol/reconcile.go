@@ -3,6 +3,7 @@ package payprotocol
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 
@@ -138,6 +139,14 @@ type MatcherConfig struct {
 	// on those orders alone, each a row; nil, or not answered, it is down
 	// and the matcher fails.
 	Up func(ctx context.Context) error
+	// Rejected, when set, has the matcher ask too about the run's orders
+	// rejected for a failed payment, by a person or by an older settle
+	// (RejectedReasons; matchRejected): a payment paid since is a row for
+	// a person. nil (and with WentOn): they are not asked.
+	Rejected RejectedStore
+	// Log, when set, gets one line for each rejected order whose payment
+	// is paid now (logPaid).
+	Log *slog.Logger
 }
 
 // Matcher compares the ledger's view of a run's Pay Protocol orders with
@@ -210,6 +219,13 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 			}
 			after = items[len(items)-1].OrderNo
 		}
+		if c.Rejected != nil && !c.WentOn {
+			found, err := c.matchRejected(ctx, run, size, &ans)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, found...)
+		}
 		if err := ans.down(); err != nil {
 			// No order answered: Pay Protocol down, or failing on the few
 			// asked alone (a recheck, or a run whose verification kept
@@ -266,32 +282,9 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 				"Pay Protocol does not know order "+it.ProviderTxnID)}
 			return nil
 		}
-		if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
-			return err // configuration: says it all, about every order
-		}
-		if err != nil && pipeline.ConcernsEveryone(ctx, err) {
-			err = fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
-			if ctx.Err() != nil || !transient(err) {
-				return err
-			}
-			if err := ans.failed(ctx, err); err != nil {
-				return err // downAfter orders in a row: Pay Protocol is down
-			}
-			// Not answered about this order alone, past the client's
-			// retries, while it answers the others: a row for a person
-			// (not kept: the next reconciliation asks again), the others
-			// matched. It failed the whole reconciliation, every
-			// provider's, on every run that rechecked the date (found by
-			// a review).
-			found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchUnverifiable, pipeline.Minor(it.Gross), "", "no answer",
-				"Pay Protocol did not answer about "+it.ProviderTxnID+" past its retries, while it answered other orders: "+pipeline.OneLine(err.Error()))}
-			return nil
-		}
 		if err != nil {
-			// About this order alone: a row for a person, the others go on.
-			found[i] = []pipeline.Mismatch{row(it, pipeline.MismatchUnverifiable, pipeline.Minor(it.Gross), "", "unreadable",
-				"Pay Protocol's answer about "+it.ProviderTxnID+" could not be used: "+pipeline.OneLine(err.Error()))}
-			return nil
+			found[i], err = unanswered(ctx, it, err, ans)
+			return err
 		}
 		found[i] = Match(it, o)
 		final[i] = finalAndAgreed(found[i], o)
@@ -358,6 +351,36 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 		return nil, fmt.Errorf("record the final Pay Protocol answers of run %d: %w", run.ID, err)
 	}
 	return out, nil
+}
+
+// unanswered is the row about item it that asking Pay Protocol about it
+// failed with err (not "not found"), or the error that fails the whole
+// matching: refused credentials, or Pay Protocol down (ans counts the
+// orders left without an answer, over one matching).
+func unanswered(ctx context.Context, it pipeline.RefundedItem, err error, ans *answers) ([]pipeline.Mismatch, error) {
+	if pipeline.KindOf(err) != pipeline.KindFailed {
+		return nil, err // configuration: says it all, about every order
+	}
+	if pipeline.ConcernsEveryone(ctx, err) {
+		err = fmt.Errorf("reconcile %s with Pay Protocol: %w", it.OrderNo, err)
+		if ctx.Err() != nil || !transient(err) {
+			return nil, err
+		}
+		if err := ans.failed(ctx, err); err != nil {
+			return nil, err // downAfter orders in a row: Pay Protocol is down
+		}
+		// Not answered about this order alone, past the client's
+		// retries, while it answers the others: a row for a person
+		// (not kept: the next reconciliation asks again), the others
+		// matched. It failed the whole reconciliation, every
+		// provider's, on every run that rechecked the date (found by
+		// a review).
+		return []pipeline.Mismatch{row(it, pipeline.MismatchUnverifiable, pipeline.Minor(it.Gross), "", "no answer",
+			"Pay Protocol did not answer about "+it.ProviderTxnID+" past its retries, while it answered other orders: "+pipeline.OneLine(err.Error()))}, nil
+	}
+	// About this order alone: a row for a person, the others go on.
+	return []pipeline.Mismatch{row(it, pipeline.MismatchUnverifiable, pipeline.Minor(it.Gross), "", "unreadable",
+		"Pay Protocol's answer about "+it.ProviderTxnID+" could not be used: "+pipeline.OneLine(err.Error()))}, nil
 }
 
 // finalKeys returns which of keys c.Final kept under name (none without

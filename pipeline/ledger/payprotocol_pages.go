@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/lib/pq"
+
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -63,4 +65,51 @@ func (l *Ledger) RefundedItemsAfter(ctx context.Context, runID int64, ch pipelin
 		out = append(out, it)
 	}
 	return out, rows.Err()
+}
+
+// rejectedItemsQuery reads the rejected items of a walk ($4, $5] whose
+// reason starts with one of $3: no late refund is counted (nothing of
+// such an order was settled).
+const rejectedItemsQuery = `SELECT order_no, seller_id, provider_txn_id, currency, gross_minor, refunded_minor, state, reason
+	FROM items WHERE run_id = $1 AND channel = $2 AND state = 'rejected'
+	  AND EXISTS (SELECT 1 FROM unnest($3::text[]) p WHERE starts_with(reason, p))
+	  AND order_no > $4 AND order_no <= $5
+	ORDER BY order_no`
+
+// RejectedItemsAfter walks the next limit (0: every one) of the run's
+// items of channel ch whose order number comes after `after` and returns
+// those rejected with a reason starting with one of reasons (a provider's
+// rejections it may yet see overturned: an order a person rejected for a
+// payment that failed, and that the buyer may still pay late), by order
+// number, each with its Reason; next is the cursor of the next page, ""
+// when the walk reached the run's last item. It walks the run's items as
+// ItemsToVerifyAfter does (an item's state is indexed nowhere), so a page
+// costs what it walks, whatever the planner guesses.
+func (l *Ledger) RejectedItemsAfter(ctx context.Context, runID int64, ch pipeline.Channel, reasons []string, after string, limit int) (
+	items []pipeline.RefundedItem, next string, err error) {
+	if len(reasons) == 0 {
+		return nil, "", nil
+	}
+	end, next, ok, err := l.walk(ctx, runID, ch, after, limit)
+	if err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("read rejected %s items: %w", ch, err)
+		}
+		return nil, "", err
+	}
+	rows, err := l.db.QueryContext(ctx, rejectedItemsQuery, runID, string(ch), pq.Array(reasons), after, end)
+	if err != nil {
+		return nil, "", fmt.Errorf("read rejected %s items: %w", ch, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var it pipeline.RefundedItem
+		var cur string
+		if err := rows.Scan(&it.OrderNo, &it.SellerID, &it.ProviderTxnID, &cur, &it.Gross, &it.Refunded, &it.State, &it.Reason); err != nil {
+			return nil, "", fmt.Errorf("read rejected %s items: %w", ch, err)
+		}
+		it.Currency = pipeline.Currency(cur)
+		items = append(items, it)
+	}
+	return items, next, rows.Err()
 }

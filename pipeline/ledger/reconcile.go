@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -397,6 +398,60 @@ func (l *Ledger) RejectHeld(ctx context.Context, d pipeline.Date, ch pipeline.Ch
 	return it, before, err
 }
 
+// ReopenRejected records that a person took back the rejection of the
+// item of order orderNo of date d, of channel ch, rejected with a reason
+// starting with one of rejected (a Pay Protocol order rejected for a
+// payment that failed, which its provider answers paid since), proof
+// saying what its provider answered when the caller asked it: in one
+// transaction the item is held again, its reason held (a hold its
+// provider's next verification of the date takes up: the run verifies
+// it, and settles it once, as any held payment paid late) with the proof
+// and note, and the resolution is recorded (KindReopened, its subject
+// the provider's transaction, its key the order number). Nothing is
+// sent here: the money goes out through the run's own keyed requests. It
+// returns the item, and whether a person reopened it before and no run
+// decided it since (the item held so: nothing changes). It is refused
+// (pipeline.KindUsage) when the item is not of ch, or not rejected for
+// one of those reasons. The caller holds the date's lock (LockDate), so
+// that no run of d works meanwhile.
+func (l *Ledger) ReopenRejected(ctx context.Context, d pipeline.Date, ch pipeline.Channel, orderNo string, rejected []string, held, proof, note string) (HeldItem, bool, error) {
+	if strings.TrimSpace(note) == "" {
+		return HeldItem{}, false, pipeline.Errorf(pipeline.KindUsage, "--note", "say why the order is settled after all: who checked the payment, the reference")
+	}
+	var (
+		it     HeldItem
+		before bool
+	)
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if it, err = lockItem(ctx, tx, d, ch, orderNo); err != nil {
+			return err
+		}
+		if it.State == pipeline.ItemHeld && strings.HasPrefix(it.Reason, held) {
+			before = true
+			return nil
+		}
+		if it.State != pipeline.ItemRejected || !slices.ContainsFunc(rejected, func(r string) bool { return strings.HasPrefix(it.Reason, r) }) {
+			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is %s (%s), not rejected for a failed payment: nothing to reopen",
+				orderNo, it.State, cmp.Or(it.Reason, "no reason recorded"))
+		}
+		it.State, it.Reason = pipeline.ItemHeld, fmt.Sprintf("%s (%s): %s; was %s", held, proof, note, it.Reason)
+		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = $2, reason = $3 WHERE order_no = $1`, orderNo, it.State, it.Reason); err != nil {
+			return err
+		}
+		_, err = recordResolution(ctx, tx, &Resolution{Kind: KindReopened, Subject: it.TransactionID, Key: orderNo}, note)
+		return err
+	})
+	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
+		err = fmt.Errorf("reopen order %s: %w", orderNo, err)
+	}
+	return it, before, err
+}
+
+// KindReopened is the kind of the resolution ReopenRejected records of an
+// item (its key the order number).
+const KindReopened = "reopened_rejected"
+
 // lockItem reads, for update, the item of order orderNo of date d under
 // the order's lock (orderLockClass), refusing (pipeline.KindUsage) one
 // the date does not have or of another channel than ch.
@@ -428,7 +483,7 @@ const KindSettledOutside = "settled_outside"
 
 // Resolutions returns what a person resolved of date d's runs: failed
 // payouts, items settled outside settle (KindSettledOutside) or rejected
-// while held (KindRejectedHeld), and refused
+// while held (KindRejectedHeld) or reopened since (KindReopened), and refused
 // trade files sent again (KindSentAgain), by subject.
 func (l *Ledger) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution, error) {
 	var out []Resolution
@@ -439,7 +494,7 @@ func (l *Ledger) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution
 		UNION ALL
 		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
 		FROM resolutions s JOIN items i ON i.order_no = s.idem_key AND i.business_date = $1
-		WHERE s.kind IN ('`+KindSettledOutside+`', '`+KindRejectedHeld+`')
+		WHERE s.kind IN ('`+KindSettledOutside+`', '`+KindRejectedHeld+`', '`+KindReopened+`')
 		UNION ALL
 		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
 		FROM resolutions s JOIN trade_files t ON t.name = s.subject AND t.request_no = s.idem_key AND t.business_date = $1
