@@ -152,8 +152,9 @@ type MismatchStore interface {
 	// latest attempt failed.
 	FailedPayouts(ctx context.Context, key RunKey) (int64, error)
 	// RunsToRecheck returns the runs of the same shard dated in the days
-	// before run's date whose findings still include timing gaps, oldest
-	// first.
+	// before run's date whose findings still include timing gaps, or a
+	// finding about an item the ledger rejected (its provider proving the
+	// rejection wrong), oldest first.
 	RunsToRecheck(ctx context.Context, run *Run, days int) ([]*Run, error)
 	// Unbalanced describes every line of the date's sellers and summary
 	// reports whose conservation check fails (a cent appeared or

@@ -92,3 +92,46 @@ func TestRecheckFollowsAChangeOfSharding(t *testing.T) {
 		}
 	}
 }
+
+// TestRecheckKeepsARejectedItemPaidSince: a Pay Protocol order rejected
+// for its failed payment that Pay Protocol answers paid since is an
+// unexpected row about a rejected item, and needs a person until one
+// acts. A run whose findings held no timing gap was rechecked no more:
+// the night that found it ended 4, and the next one 0 with the seller
+// still unpaid. It is rechecked while its date is within the window, as
+// a timing gap is, and no longer; other unexpected findings alone do not
+// make a run rechecked.
+func TestRecheckKeepsARejectedItemPaidSince(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	p := pipeline.RunParams{TimeZone: "UTC"}
+	openKey := func(d pipeline.Date) *pipeline.Run {
+		t.Helper()
+		r, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	paidSince, other := openKey(day), openKey(day.AddDays(1))
+	if err := l.ReplaceMismatches(ctx, paidSince.ID, []pipeline.Mismatch{{Provider: "payprotocol", Category: pipeline.MismatchStatus,
+		Subject: "T-1", OrderNo: "O-1", Ours: "100", Theirs: "100", OursState: pipeline.ItemRejected, TheirsState: "paid"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.ReplaceMismatches(ctx, other.ID, []pipeline.Mismatch{{Provider: "payprotocol", Category: pipeline.MismatchAmount,
+		Subject: "T-2", OrderNo: "O-2", Ours: "100", Theirs: "99", OursState: pipeline.ItemPaid, TheirsState: "paid"}}); err != nil {
+		t.Fatal(err)
+	}
+	tonight := openKey(day.AddDays(2))
+	rs, err := l.RunsToRecheck(ctx, tonight, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || rs[0].ID != paidSince.ID {
+		t.Errorf("rechecked %v, want the run with the rejected item paid since alone", rs)
+	}
+	if rs, err = l.RunsToRecheck(ctx, tonight, 1); err != nil || len(rs) != 0 {
+		t.Errorf("beyond the window: rechecked %v, %v; want none", rs, err)
+	}
+}

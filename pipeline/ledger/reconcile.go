@@ -94,7 +94,10 @@ func (l *Ledger) FailedPayouts(ctx context.Context, key pipeline.RunKey) (int64,
 }
 
 // RunsToRecheck returns the runs dated in the days before run's date whose
-// mismatches still include an expected (timing) one, oldest first: those
+// mismatches still include an expected (timing) one, or one about an item
+// the ledger rejected (its provider proving the rejection wrong: a Pay
+// Protocol order rejected for its failed payment, paid since, which needs a
+// person on every night of the window, as it did on the first), oldest first: those
 // of run's shard, and, for shard 0 (or a whole run), every run of a date
 // in another sharding. Each earlier run is thus rechecked by exactly one
 // run of a later date's sharding: when the number of shards changed
@@ -107,7 +110,7 @@ func (l *Ledger) RunsToRecheck(ctx context.Context, run *pipeline.Run, days int)
 	}
 	return l.runs(ctx, `WHERE ((r.shard_index = $1 AND r.shard_count = $2) OR ($1 = 0 AND r.shard_count <> $2))
 		  AND r.business_date < $3 AND r.business_date >= $3::date - $4::int
-		  AND EXISTS (SELECT 1 FROM mismatches m WHERE m.run_id = r.id AND m.expected)
+		  AND EXISTS (SELECT 1 FROM mismatches m WHERE m.run_id = r.id AND (m.expected OR m.ours_state = '`+pipeline.ItemRejected+`'))
 		ORDER BY r.business_date, r.shard_count, r.shard_index`, run.Key.Shard.Index, run.Key.Shard.Count, run.Key.Date.String(), days)
 }
 
