@@ -179,6 +179,11 @@ type MatcherConfig struct {
 //     Pay Protocol did not answer about it past the client's retries
 //     while it answered other orders.
 //
+// With c.Rejected it also asks about the run's orders rejected for a
+// failed payment, by a person or by an older settle, and reports what
+// MatchRejected finds of them: one paid since is a status row for a
+// person (and a line on c.Log), one still failed an expected timing row.
+//
 // Pay Protocol shows only an order's latest refund; when our total is above
 // a successful latest refund the row says that earlier refunds cannot be
 // listed, for a person to check on Pay Protocol's console. A failure that
