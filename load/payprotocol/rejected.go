@@ -33,10 +33,10 @@ const HeldReopened = VerifyHoldPrefix + " payment was paid after its order was r
 // RejectedStore is what the reconciliation needs of the ledger to ask
 // about the rejected orders of RejectedReasons.
 type RejectedStore interface {
-	// RejectedItemsAfter walks the next limit of the run's items of
-	// channel ch after `after` (by order number) and returns those
-	// rejected with a reason starting with one of reasons, each with its
-	// Reason; next is the cursor of the next page, "" at the run's end.
+	// RejectedItemsAfter walks the next limit of the run's rejected
+	// items after `after` (by order number) and returns those of channel
+	// ch rejected with a reason starting with one of reasons, each with
+	// its Reason; next is the cursor of the next page, "" at the end.
 	RejectedItemsAfter(ctx context.Context, runID int64, ch pipeline.Channel, reasons []string, after string, limit int) (
 		items []pipeline.RefundedItem, next string, err error)
 }

@@ -37,6 +37,10 @@ var WalkedPageQueries = map[string]string{
 // its plan.
 const ProviderRejectsQuery = providerRejectsQuery
 
+// RejectedItemsQuery is RejectedItemsAfter's page, for tests that look at
+// its plan.
+const RejectedItemsQuery = rejectedItemsQuery
+
 // PendingLateRefundsQuery and ExpectedSharesQuery are the reads of the
 // whole ledger's history (late refunds, a seller's totals at Infinia), for
 // tests that look at their plans.

@@ -928,6 +928,16 @@ func TestItemPagesWalkTheRunInOrder(t *testing.T) {
 		regexp.MustCompile(`Seq Scan on items( |$)`).MatchString(p) {
 		t.Errorf("the provider's rejects of a run are not read from their notes:\n%s", p)
 	}
+	// So are the rejected Pay Protocol orders every reconciliation asks
+	// about again (RejectedItemsAfter), a page of notes at a time.
+	plan = nil
+	if err := l.DB().Select(&plan, `EXPLAIN `+ledger.RejectedItemsQuery, run.ID, string(chPayProtocol), pq.Array([]string{"unknown"}), "", fmt.Sprintf("O%07d", n*days)); err != nil {
+		t.Fatal(err)
+	}
+	if p := strings.Join(plan, "\n"); !strings.Contains(p, "items_rejected") || !strings.Contains(p, "order_no = r.order_no") ||
+		regexp.MustCompile(`Seq Scan on items( |$)`).MatchString(p) {
+		t.Errorf("the rejected Pay Protocol orders of a run are not read from their notes:\n%s", p)
+	}
 	// The pages still give every item once, in order.
 	var got []string
 	for after := ""; ; {

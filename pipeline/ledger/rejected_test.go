@@ -74,6 +74,11 @@ func TestRejectedItemsAndReopen(t *testing.T) {
 	if it, before, err := l.ReopenRejected(ctx, day, pp, "O4", reasons, held, "again", "again"); err != nil || !before || !strings.Contains(it.Reason, "PP-1") {
 		t.Errorf("reopen O4 again: %+v, %v, %v", it, before, err)
 	}
+	// An item held again keeps its note: the walk checks each against its
+	// item.
+	if items, _, err := l.RejectedItemsAfter(ctx, run.ID, pp, reasons, "", 0); err != nil || len(items) != 2 || items[0].OrderNo != "O1" || items[1].OrderNo != "O5" {
+		t.Errorf("rejected items after O4 reopened: %+v, %v; want O1 and O5", items, err)
+	}
 	rs, err := l.Resolutions(ctx, day)
 	if err != nil || len(rs) != 1 || rs[0].Kind != ledger.KindReopened || rs[0].Subject != "TO4" || rs[0].Key != "O4" || rs[0].Note != "checked, PP-1" {
 		t.Errorf("resolutions %+v, %v", rs, err)
