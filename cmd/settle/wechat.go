@@ -26,6 +26,7 @@ const (
 	flagWXRecvName   = "wechat-receiver-name"
 	flagWXRelation   = "wechat-receiver-relation"
 	flagWXRatio      = "wechat-max-ratio-bps"
+	flagWXFee        = "wechat-max-fee-bps"
 	flagWXQPS        = "wechat-qps"
 	flagWXSubQPS     = "wechat-sub-merchant-qps"
 	flagWXBillLayout = "wechat-bill-layout"
@@ -47,6 +48,8 @@ func weChatFlags() []cli.Flag {
 			Usage: "relation_type of the platform's receiver"},
 		&cli.Int64Flag{Name: flagWXRatio, EnvVars: []string{"SETTLE_WECHAT_MAX_RATIO_BPS"}, Value: 3000,
 			Usage: "WeChat's cap on what a transaction may send out, in basis points of its amount (assumed 30%); a commission above it is held"},
+		&cli.Int64Flag{Name: flagWXFee, EnvVars: []string{"SETTLE_WECHAT_MAX_FEE_BPS"},
+			Usage: "the most WeChat Pay's fee takes of a transaction, in basis points of its amount (your contract's rate; 0: none): WeChat Pay holds the order's amount less its fee to distribute; holding less than the order less this much is held for a person"},
 		&cli.Float64Flag{Name: flagWXQPS, EnvVars: []string{"SETTLE_WECHAT_QPS"}, Value: 300, Usage: "requests per second to WeChat Pay (service provider; 0: no limit)"},
 		&cli.Float64Flag{Name: flagWXSubQPS, EnvVars: []string{"SETTLE_WECHAT_SUB_MERCHANT_QPS"}, Value: 30, Usage: "requests per second per sub-merchant (0: no limit)"},
 		&cli.StringFlag{Name: flagWXCurrencies, EnvVars: []string{"SETTLE_WECHAT_CURRENCIES"}, Value: string(wechatpay.DistributionCurrency),
@@ -65,6 +68,7 @@ type weChatSetup struct {
 	// as the run read it.
 	account string
 	ratio   int64
+	fee     int64 // --wechat-max-fee-bps
 	// currencies are those WeChat Pay distributes (--wechat-currencies).
 	currencies []pipeline.Currency
 
@@ -78,6 +82,9 @@ func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 		// 0 or less was put back to 3000 by the stage, silently; above
 		// 10000 is no cap.
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagWXRatio, "want basis points from 1 to 10000 (3000: 30%%), got %d", r)
+	}
+	if f := c.Int64(flagWXFee); f < 0 || f >= 10000 {
+		return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagWXFee, "want basis points from 0 to 9999 (100: 1%%), got %d", f)
 	}
 	currencies, err := parseWeChatCurrencies(c.String(flagWXCurrencies))
 	if err != nil {
@@ -116,6 +123,7 @@ func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 		return nil, err
 	}
 	w.firstPoll = c.Duration(flagFirstPoll)
+	w.fee = c.Int64(flagWXFee)
 	w.currencies = currencies
 	if f := c.String(flagWXBillLayout); f != "" {
 		if w.billLayout, err = wechatpay.LoadBillLayout(f); err != nil {
@@ -152,7 +160,7 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 // parallel (deprecated --parallel) as a cap on requests in flight; now
 // tells whether a day is over in Beijing.
 func (w *weChatSetup) provider(l *ledger.Ledger, final pipeline.FinalAnswers, parallel int, wait, poll time.Duration, now func() time.Time) pipeline.Provider {
-	c := wechatpay.ProviderConfig{Client: w.client, Receiver: w.receiver, MaxRatioBps: w.ratio, Currencies: w.currencies,
+	c := wechatpay.ProviderConfig{Client: w.client, Receiver: w.receiver, MaxRatioBps: w.ratio, MaxFeeBps: w.fee, Currencies: w.currencies,
 		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll, Store: l, Now: now,
 		Final: final, BillLayout: w.billLayout}
 	return wechatpay.NewProvider(c)

@@ -22,6 +22,10 @@ type ProviderConfig struct {
 	// basis points of its amount (default 3000): a commission above it is
 	// held.
 	MaxRatioBps int64
+	// MaxFeeBps is the most WeChat Pay's acquiring fee takes of a
+	// transaction, in basis points of its amount (StageConfig.MaxFeeBps):
+	// what WeChat Pay holds to distribute is the order's amount less it.
+	MaxFeeBps int64
 	// Currencies are those WeChat Pay distributes (default
 	// DistributionCurrency alone): an order in another is held for a
 	// person, nothing sent (StageConfig.Currencies).
@@ -64,7 +68,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		c.Now = time.Now
 	}
 	api.Now, api.BillLayout = c.Now, c.BillLayout
-	stage := StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, Currencies: c.Currencies, Pacer: c.Pacer,
+	stage := StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, MaxFeeBps: c.MaxFeeBps, Currencies: c.Currencies, Pacer: c.Pacer,
 		Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final, Now: c.Now}
 	return pipeline.Provider{
 		Name:       Name,

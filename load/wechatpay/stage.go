@@ -68,7 +68,17 @@ type StageConfig struct {
 	Store       Store
 	API         API
 	MaxRatioBps int64 // the most a transaction may send out, in basis points of its amount (default 3000)
-	MaxRequests int   // distribution and unfreeze requests per transaction (default 50)
+	// MaxFeeBps is the most WeChat Pay's acquiring fee may take of a
+	// transaction, in basis points of its amount (0: none). WeChat Pay
+	// publishes that what is left to distribute (unsplit_amount) is what
+	// the order settled less its fee (查询订单剩余可退款金额, chapter4_1_12:
+	// an order of 100 CNY at a fee of 1% leaves 99 to distribute). Before
+	// a distribution, WeChat Pay must hold from base less MaxFeeBps of it
+	// (rounded in the fee's favour) to base, base the order's amount less
+	// its refunds; less (a refund the platform does not show, or a higher
+	// fee), more, or another currency is held for a person.
+	MaxFeeBps   int64
+	MaxRequests int // distribution and unfreeze requests per transaction (default 50)
 	// Currencies are those WeChat Pay distributes (default
 	// DistributionCurrency alone, as published): an order in another is
 	// held for a person before any request about it, its transaction to
@@ -856,12 +866,23 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 	// currency WeChat contradicts is bad data, whatever the minor units
 	// (1000 JPY is not 10.00 CNY; an unfreeze sends no currency, so
 	// nothing else would catch it: found by a review).
-	if base := it.Amount - it.Refunded; left.Minor != base || left.Currency != o.Currency {
+	base := it.Amount - it.Refunded
+	lo, err := c.netOf(base)
+	if err != nil {
+		return nil, err
+	}
+	if left.Minor < lo || left.Minor > base || left.Currency != o.Currency {
 		if h := c.releasedHold(it, o, left); h != nil {
 			return h, nil
 		}
-		return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s: nothing sent; find out why at WeChat Pay (sub-merchant %s: a refund the platform does not show?), "+
-			"then fix the platform's data or settle it by hand at WeChat Pay and settle resolve --order", left, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency}, o.SubMchID)), nil
+		why := ""
+		if left.Currency == o.Currency && left.Minor < lo {
+			// WeChat Pay publishes that it holds the order's amount less
+			// its fee: a fee above MaxFeeBps reads as this too.
+			why = fmt.Sprintf(" (WeChat Pay holds the order's amount less its fee, taken here as at most %d bps of it: --wechat-max-fee-bps, your contract's rate)", c.MaxFeeBps)
+		}
+		return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s%s: nothing sent; find out why at WeChat Pay (sub-merchant %s: a refund the platform does not show?), "+
+			"then fix the platform's data or settle it by hand at WeChat Pay and settle resolve --order", left, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency}, why, o.SubMchID)), nil
 	}
 	capMinor, err := pipeline.MulDivFloor(it.Amount, c.MaxRatioBps, 10000)
 	if err != nil {
@@ -894,6 +915,19 @@ func (c *StageConfig) releasedHold(it pipeline.Split, o Txn, left pipeline.Money
 		"to the seller %d days after payment (published), and the commission %s cannot be collected through it any more: "+
 		"collect it by hand (sub-merchant %s), then settle resolve --order", left, o.TransactionID, pipeline.Money{Minor: it.Amount - it.Refunded, Currency: o.Currency},
 		it.PaidAt.UTC().Format(time.DateOnly), days, pipeline.Money{Minor: o.Commission, Currency: o.Currency}, o.SubMchID))
+}
+
+// netOf returns the least WeChat Pay may hold of a transaction of which
+// the order shows base (its amount less refunds) before any distribution:
+// base less its acquiring fee at MaxFeeBps, rounded up (WeChat Pay
+// publishes that it holds the order's amount less its fee; a refund takes
+// its share of the fee back with it).
+func (c *StageConfig) netOf(base int64) (int64, error) {
+	if base <= 0 || c.MaxFeeBps <= 0 {
+		return base, nil
+	}
+	// base - ceil(base*fee) = floor(base*(1-fee)), without overflow.
+	return pipeline.MulDivFloor(base, 10000-min(c.MaxFeeBps, 10000), 10000)
 }
 
 // ReleaseWarning is how long before WeChat Pay releases a transaction's

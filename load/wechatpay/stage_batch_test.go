@@ -355,3 +355,79 @@ func TestARefusedDistributionIsNotReleased(t *testing.T) {
 		t.Fatalf("a distribution WeChat refused (nothing released to the seller) marked the item paid: %d paid", n)
 	}
 }
+
+// netAPI is a WeChat Pay that holds each transaction's amount (1000) less
+// its acquiring fee of 1% (held), as WeChat Pay publishes it holds it
+// (查询订单剩余可退款金额, chapter4_1_12: an order of 100 CNY at 1% leaves
+// 99 to distribute): its distribution collects the commission (100) and
+// releases the rest (held - 100) to the seller, after which it holds
+// nothing.
+type netAPI struct {
+	batchAPI
+	held int64
+	sent atomic.Bool
+}
+
+func (a *netAPI) Remaining(context.Context, string, string) (pipeline.Money, error) {
+	if a.sent.Load() {
+		return pipeline.Money{Currency: "CNY"}, nil
+	}
+	return pipeline.Money{Minor: a.held, Currency: "CNY"}, nil
+}
+
+// Query answers what Send answered once it was sent, and that WeChat Pay
+// knows no such order before.
+func (a *netAPI) Query(_ context.Context, e pipeline.Effect, _ wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
+	if !a.sent.Load() {
+		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, wechatpay.OrderStatus{}, nil
+	}
+	return a.answer(e)
+}
+
+func (a *netAPI) Send(_ context.Context, e pipeline.Effect, _ wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
+	a.sent.Store(true)
+	return a.answer(e)
+}
+
+func (a *netAPI) answer(e pipeline.Effect) (pipeline.Outcome, wechatpay.OrderStatus, error) {
+	return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: "R"}, wechatpay.OrderStatus{State: wechatpay.StateFinished, Lines: []wechatpay.OrderLine{
+		{Platform: true, Result: wechatpay.ResultSuccess, Amount: e.Amount}, {Rest: true, Result: wechatpay.ResultSuccess, Amount: a.held - e.Amount}}}, nil
+}
+
+// TestWhatWeChatHoldsIsNetOfItsFee: WeChat Pay holds a transaction's
+// amount less its fee (990 of an order of 1000 at 1%): within
+// MaxFeeBps the transaction is distributed and the item paid; it was held
+// for a person ("WeChat holds 9.90 CNY ..., the order says 10.00 CNY"),
+// which would have held every WeChat transaction. Less than the fee
+// allows (a refund the platform does not show) is still held.
+func TestWhatWeChatHoldsIsNetOfItsFee(t *testing.T) {
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}}}
+	for _, tc := range []struct {
+		name    string
+		held    int64
+		feeBps  int64
+		paid    bool
+		because string
+	}{
+		{"net of 1%", 990, 100, true, ""},
+		{"gross", 1000, 100, true, ""},
+		{"more than the fee allows", 989, 100, false, "WeChat holds 9.89 CNY"},
+		{"no fee configured", 990, 0, false, "WeChat holds 9.90 CNY"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := newBatchStore(1)
+			api := &netAPI{held: tc.held}
+			stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, MaxFeeBps: tc.feeBps, Poll: time.Millisecond})
+			summary, err := stage(context.Background(), run)
+			if tc.paid {
+				if err != nil || store.count(pipeline.ItemPaid) != 1 {
+					t.Fatalf("summary %q, err %v, %d paid; want the item paid", summary, err, store.count(pipeline.ItemPaid))
+				}
+				return
+			}
+			if pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(err.Error()+summary, tc.because) || api.sent.Load() {
+				t.Fatalf("summary %q, err %v, sent %v; want it held for a person, nothing sent, naming %q", summary, err, api.sent.Load(), tc.because)
+			}
+		})
+	}
+}

@@ -175,3 +175,46 @@ func TestACommissionAtWeChatsCapIsSent(t *testing.T) {
 		}
 	}
 }
+
+// TestATransactionWeChatHoldsLessItsFeeIsDistributed: WeChat Pay
+// publishes that what is left to distribute of a transaction is its
+// amount less its acquiring fee (the fake: Options.FeeBps). With the
+// fee within StageConfig.MaxFeeBps, the order of 1000 (fee 1%: WeChat
+// holds 990) is distributed: the commission to the platform, the rest
+// (890) released to the seller, and the item paid. Without it, every
+// such transaction was held for a person; a refund the platform does not
+// show (WeChat holding less than the fee explains) still is.
+func TestATransactionWeChatHoldsLessItsFeeIsDistributed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		maxFee   int64
+		refunded int64 // at WeChat Pay, not shown by the platform
+		paid     bool
+	}{{"fee within the bound", 100, 0, true}, {"no fee allowed", 0, 0, false}, {"a refund the platform does not show", 100, 200, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, store, _, api := reviewRig(t, wechatpaytest.Options{Polls: -1, FeeBps: 100}, func(b []byte) []byte { return b }, 1)
+			stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, MaxFeeBps: tc.maxFee, Poll: time.Millisecond, Wait: 5 * time.Second})
+			it := store.items["ORD-00000"]
+			if tc.refunded > 0 {
+				r.fake.Refund(it.ProviderTxnID, tc.refunded)
+			}
+			if got := r.fake.Frozen(it.ProviderTxnID); got != 990-tc.refunded+tc.refunded/100 {
+				t.Fatalf("the fake holds %d of the transaction: want its amount less the fee", got)
+			}
+			run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+			_, err := stage(context.Background(), run)
+			sent := r.fake.Calls(wechatpay.APIUnfreeze) + r.fake.Calls(wechatpay.APIOrders)
+			if tc.paid {
+				if err != nil || store.count(pipeline.ItemPaid) != 1 || r.fake.Distributed(it.ProviderTxnID) != it.Commission ||
+					r.fake.Unfrozen(it.ProviderTxnID) != 990-it.Commission || r.fake.Frozen(it.ProviderTxnID) != 0 {
+					t.Fatalf("err %v, %d paid (reason %q), %d distributed, %d unfrozen: want the commission %d distributed, the rest %d released, the item paid",
+						err, store.count(pipeline.ItemPaid), store.reasonOf(), r.fake.Distributed(it.ProviderTxnID), r.fake.Unfrozen(it.ProviderTxnID), it.Commission, 990-it.Commission)
+				}
+				return
+			}
+			if sent != 0 || store.count(pipeline.ItemPaid) != 0 || pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(store.reasonOf(), "--wechat-max-fee-bps") {
+				t.Fatalf("err %v, %d sent, %d paid (reason %q): want it held for a person naming the fee bound, nothing sent", err, sent, store.count(pipeline.ItemPaid), store.reasonOf())
+			}
+		})
+	}
+}

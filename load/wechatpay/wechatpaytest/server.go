@@ -26,7 +26,9 @@
 // and a transaction is held in CNY fen whatever it was paid in (at a rate
 // of 1: the fake does not model WeChat Pay's exchange rate), so its unsplit
 // amount, its order lines (settlement rate 1), bills and settlement details
-// are CNY. As published, a sub_mchid or transaction_id longer than 32
+// are CNY. As published, what is left to distribute of a transaction is
+// its amount less WeChat Pay's fee (Options.FeeBps; none by default). As
+// published, a sub_mchid or transaction_id longer than 32
 // characters, an out_order_no longer than 64, a description longer than
 // 80 or a settlement page of more than 30 is refused 400 PARAM_ERROR, and
 // what is still frozen of a transaction goes to the seller
@@ -82,6 +84,15 @@ type Options struct {
 	// MaxRatio caps what a transaction may distribute, in basis points of
 	// its amount. Default 3000 (30%, assumed).
 	MaxRatio int
+	// FeeBps is WeChat Pay's acquiring fee, in basis points of a
+	// transaction's amount (default 0: none). As published (查询订单剩余可退款
+	// 金额, chapter4_1_12: an order of 100 CNY at 1% leaves 99 to
+	// distribute), what is left to distribute of a transaction is its
+	// amount less the fee, and a refund takes its share of the fee back
+	// with it; the ratio cap stays on the order amount. The fee is
+	// floor(amount * FeeBps / 10000): WeChat Pay's rounding is not
+	// published.
+	FeeBps int
 	// MaxRequests is how many distribution and unfreeze requests a
 	// transaction accepts. Default 50.
 	MaxRequests int
@@ -188,6 +199,7 @@ func New(o Options) *Server {
 	if o.MaxRatio <= 0 {
 		o.MaxRatio = 3000
 	}
+	o.FeeBps = min(max(o.FeeBps, 0), 10000)
 	if o.MaxRequests <= 0 {
 		o.MaxRequests = 50
 	}

@@ -69,7 +69,8 @@ func (l line) shown() int64 {
 }
 
 // AddTransaction records a paid transaction of a sub-merchant: amount
-// (minor units of paidIn) is frozen for distribution, which becomes possible
+// (minor units of paidIn) less WeChat Pay's fee (Options.FeeBps) is
+// frozen for distribution, which becomes possible
 // Options.ReadyAfter later (or after SetReady). WeChat Pay holds and
 // distributes it in CNY whatever paidIn is: a transaction paid in another
 // currency is held as that many CNY fen (the fake's rate is 1, as its
@@ -78,7 +79,7 @@ func (l line) shown() int64 {
 func (s *Server) AddTransaction(subMchID, transactionID string, paidIn pipeline.Currency, amount int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.txns[transactionID] = &txn{subMchID: subMchID, currency: wechatpay.DistributionCurrency, amount: amount, frozen: amount,
+	s.txns[transactionID] = &txn{subMchID: subMchID, currency: wechatpay.DistributionCurrency, amount: amount, frozen: amount - ratioCap(amount, s.o.FeeBps),
 		readyAt: s.o.Now().Add(max(s.o.ReadyAfter, 0)), paidAt: s.o.Now(), never: s.o.ReadyAfter < 0}
 }
 
@@ -94,13 +95,16 @@ func (s *Server) SetPaidAt(transactionID string, at time.Time) {
 
 // Refund returns amount (minor units) of a transaction to the buyer out of
 // what is still frozen, as a refund before its distribution does: the
-// transaction holds less, and its order amount, the ratio cap's base,
-// stays what the buyer paid. A refund of more than is frozen is ignored.
+// transaction holds less (amount less its share of WeChat Pay's fee,
+// which the refund takes back), and its order amount, the ratio cap's
+// base, stays what the buyer paid. A refund of more than is frozen is
+// ignored.
 func (s *Server) Refund(transactionID string, amount int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t := s.txns[transactionID]; t != nil && amount > 0 && amount <= t.frozen {
-		t.frozen -= amount
+	net := amount - ratioCap(amount, s.o.FeeBps)
+	if t := s.txns[transactionID]; t != nil && amount > 0 && net <= t.frozen {
+		t.frozen -= net
 	}
 }
 
