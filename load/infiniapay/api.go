@@ -70,7 +70,7 @@ type Upload struct {
 	SellerID     string
 	Currency     pipeline.Currency
 	Status       string // StatusReceived, StatusProcessing, StatusSuccess or StatusFailed
-	ErrorFileURL string // with StatusFailed: the rows Infinia refused (see ErrorFile)
+	ErrorFileURL string // with StatusFailed (published; with StatusSuccess, not described): the rows Infinia refused (see ErrorFile)
 }
 
 // Balance is the platform's Infinia account in one currency, minor units.

@@ -598,8 +598,10 @@ func errorFileOnly(err error) bool {
 	return pipeline.SubjectOnly(err) || errors.As(err, &e) && !e.Transient()
 }
 
-// checkUpload asks Infinia about one file and records a final answer. An
-// answer it cannot use (ErrAnswer: a status this client does not know,
+// checkUpload asks Infinia about one file and records a final answer (a
+// SUCCESS that comes with an error file: the rows it names refused, the
+// others uploaded; held for a person when the error file refuses the file
+// as a whole or cannot be read). An answer it cannot use (ErrAnswer: a status this client does not know,
 // say), or a refusal to answer about this file alone
 // (pipeline.SubjectOnly), is returned as the error, with nothing
 // recorded.
@@ -632,7 +634,34 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 	final.Status, final.ErrorURL = status, url
 	switch status {
 	case StatusSuccess:
-		if err := c.Store.FinishTradeFile(ctx, final, nil, "uploaded", ""); err != nil {
+		var rows []pipeline.ProviderReject
+		if url != "" {
+			// Published, the error file comes with a FAILED file; what a
+			// SUCCESS with one means is not (README, "Infinia Pay: what
+			// we assumed"). Its rows naming orders are refused, the others
+			// taken; one refusing the file as a whole, or an error file
+			// that cannot be read, holds the file for a person. It was
+			// ignored: the rows it refused were paid.
+			rows, err = c.API.ErrorRows(ctx, url)
+			switch {
+			case err == nil:
+			case errorFileOnly(err):
+				final.Status, final.Reason = StatusFailed, fmt.Sprintf("SUCCESS with an error file that could not be read: %v", err)
+				return final, false, holdFile(ctx, c, final, "trade file "+f.Name+" was accepted by Infinia with an error file that could not be read (ask Infinia what it took of it): "+err.Error())
+			case pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil:
+				return f, false, fmt.Errorf("error file of %s: %w", f.Name, err)
+			default:
+				return f, false, &errorFileNotNow{err} // asked again, as for a refused file
+			}
+			if whole := slices.IndexFunc(rows, func(r pipeline.ProviderReject) bool { return r.OrderNo == "" }); whole >= 0 {
+				final.Status, final.Reason = StatusFailed, "SUCCESS with an error file that "+refusedReason(rows)
+				return final, false, holdFile(ctx, c, final, "trade file "+f.Name+" was accepted by Infinia with an error file that "+refusedReason(rows)+" (ask Infinia what it took of it)")
+			}
+			if len(rows) > 0 {
+				final.Reason = "accepted; " + refusedReason(rows)
+			}
+		}
+		if err := c.Store.FinishTradeFile(ctx, final, rows, "uploaded", ""); err != nil {
 			return f, false, err
 		}
 		return final, false, nil

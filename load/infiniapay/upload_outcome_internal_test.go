@@ -156,3 +156,50 @@ func TestAFileOfAnotherSizeIsNotTakenAsUploaded(t *testing.T) {
 		}
 	}
 }
+
+// acceptedWithErrors is Infinia's status API for a trade file it answers
+// SUCCESS about with an error file (rows).
+type acceptedWithErrors struct {
+	API
+	rows []pipeline.ProviderReject
+}
+
+func (acceptedWithErrors) UploadStatus(context.Context, pipeline.TradeFile) (string, string, error) {
+	return StatusSuccess, "https://infinia.example/errors/R1.csv", nil
+}
+
+func (a acceptedWithErrors) ErrorRows(context.Context, string) ([]pipeline.ProviderReject, error) {
+	return a.rows, nil
+}
+
+// TestASuccessWithAnErrorFileRefusesItsRows: published, the error file
+// comes with a FAILED file; Infinia answering SUCCESS with one is not
+// described. The link was ignored and every item of the file taken as
+// uploaded, to be paid, the rows its error file refused among them. The
+// rows naming orders are refused and the others uploaded; an error file
+// refusing the file as a whole holds the file for a person.
+func TestASuccessWithAnErrorFileRefusesItsRows(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		rows    []pipeline.ProviderReject
+		to      string
+		status  string
+		refused int
+	}{
+		{"rows naming orders", []pipeline.ProviderReject{{OrderNo: "O1", Reason: "product type not allowed"}}, "uploaded", StatusSuccess, 1},
+		{"an empty error file", nil, "uploaded", StatusSuccess, 0},
+		{"refused as a whole", []pipeline.ProviderReject{{Reason: "header is not order_no,..."}}, "held", StatusFailed, 0},
+	} {
+		store := &finishedFiles{}
+		c := &StageConfig{Store: store, API: acceptedWithErrors{rows: tc.rows}}
+		f := pipeline.TradeFile{ID: 1, RequestNo: "R1", Name: "F1.csv", Status: StatusReceived}
+		final, _, err := checkUpload(context.Background(), c, &pipeline.Run{ID: 1}, f)
+		if err != nil || final.Status != tc.status {
+			t.Fatalf("%s: checkUpload: %+v, %v", tc.name, final, err)
+		}
+		if store.to != tc.to || len(store.refused) != tc.refused || tc.refused > 0 && store.refused[0].OrderNo != "O1" {
+			t.Errorf("%s: the file's items made %q, refused rows %v: want %s, %d refused", tc.name, store.to, store.refused, tc.to, tc.refused)
+		}
+	}
+}
