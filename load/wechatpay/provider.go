@@ -77,6 +77,6 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Preflight:  api.Preflight,
 		Prepare:    PrepareStage(stage),
 		Distribute: DistributeStage(stage),
-		Matchers:   []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, Now: c.Now})},
+		Matchers:   []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, Now: c.Now, MaxFeeBps: c.MaxFeeBps})},
 	}
 }

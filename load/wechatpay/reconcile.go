@@ -27,6 +27,19 @@ func expected(a pipeline.Attempt) int64 {
 	return a.Amount
 }
 
+// agrees reports whether got, what WeChat Pay's line of attempt a moved,
+// is what the ledger expects of it: a distribution's commission exactly;
+// an unfreeze's the seller's share, or less by at most feeBps of it
+// (WeChat Pay holds an order's amount less its fee: StageConfig.MaxFeeBps).
+func agrees(a pipeline.Attempt, got, feeBps int64) bool {
+	want := expected(a)
+	if a.Kind != KindUnfreeze || feeBps <= 0 || got >= want {
+		return got == want
+	}
+	lo, err := pipeline.MulDivFloor(want, 10000-min(feeBps, 10000), 10000)
+	return err == nil && got >= lo
+}
+
 // OrderStatus is WeChat Pay's word on one distribution or unfreeze.
 type OrderStatus struct {
 	State      string    // StateProcessing or StateFinished
@@ -129,6 +142,9 @@ type MatcherConfig struct {
 	// Page is how many items, attempts or bill lines the matcher reads
 	// and matches at a time (default DefaultPage).
 	Page int
+	// MaxFeeBps is the stage's (StageConfig.MaxFeeBps): an unfreeze's
+	// line may release the seller's share less at most this much of it.
+	MaxFeeBps int64
 }
 
 // DefaultPage is how many items, attempts or bill lines the matcher reads
@@ -151,7 +167,7 @@ const FinalAnswersName = Name + "/orders"
 //     distribution, the seller's for an unfreeze - CLOSED while ours
 //     succeeded, or SUCCESS while ours failed or is still open: status;
 //     SUCCESS with another amount than the commission (distribution) or
-//     the seller's share (unfreeze): amount.
+//     the seller's share, less at most MaxFeeBps of it (unfreeze): amount.
 //  2. For each sub-merchant of the run's items and each Beijing day on
 //     which WeChat accepted one of the run's attempts (the ledger's time
 //     of the answer for an attempt WeChat no longer knows), the day's
@@ -210,7 +226,7 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 		c.Page = DefaultPage
 	}
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
-		m := &matching{store: c.Store, api: c.API, pacer: c.Pacer, final: c.Final, now: c.Now, run: run, page: c.Page,
+		m := &matching{store: c.Store, api: c.API, pacer: c.Pacer, final: c.Final, now: c.Now, run: run, page: c.Page, fee: c.MaxFeeBps,
 			subSeller: map[string]string{}, days: map[pipeline.Date]bool{}, groups: map[subDay]*group{}, odd: map[string]oddity{}}
 		ms, err := m.match(ctx)
 		if err != nil {
@@ -229,6 +245,7 @@ type matching struct {
 	now   func() time.Time
 	run   *pipeline.Run
 	page  int
+	fee   int64     // MatcherConfig.MaxFeeBps
 	at    time.Time // now, once: every bill of the run is judged out or not at the same moment
 
 	subSeller map[string]string // sub-merchant -> its seller, "" when several
@@ -458,14 +475,14 @@ func (m *matching) ordersPage(ctx context.Context, as []pipeline.Attempt) ([]pip
 			an.rows = unknownOrder(a)
 			return nil
 		}
-		an.rows, an.found = compareOrder(a, st), true
+		an.rows, an.found = compareOrder(a, st, m.fee), true
 		switch {
 		case !st.AcceptedAt.IsZero():
 			an.at = st.AcceptedAt
 		case a.State == pipeline.EffectSucceeded:
 			an.at = a.Recorded
 		}
-		an.clean, _ = agreedKey(a, st, an.at)
+		an.clean, _ = agreedKey(a, st, an.at, m.fee)
 		return nil
 	})
 	var clean []string
@@ -560,8 +577,8 @@ func finalKey(a pipeline.Attempt, day string) string {
 // FINISHED, the ledger's state of a is final, and check 1 finds nothing
 // between them. at is when WeChat Pay accepted a (zero: not known, the
 // key names noDay).
-func agreedKey(a pipeline.Attempt, st OrderStatus, at time.Time) (string, bool) {
-	if st.State != StateFinished || !a.State.Final() || len(compareOrder(a, st)) > 0 {
+func agreedKey(a pipeline.Attempt, st OrderStatus, at time.Time, feeBps int64) (string, bool) {
+	if st.State != StateFinished || !a.State.Final() || len(compareOrder(a, st, feeBps)) > 0 {
 		return "", false
 	}
 	day := noDay
@@ -573,20 +590,21 @@ func agreedKey(a pipeline.Attempt, st OrderStatus, at time.Time) (string, bool) 
 
 // AgreedKey returns the key (FinalAnswersName) under which the matcher
 // keeps WeChat Pay's answer st about effect e - a distribution or unfreeze
-// of transaction o, whose seller's share is sellerShare - as the
+// of transaction o, whose seller's share is sellerShare (less at most
+// feeBps of it for an unfreeze's line: StageConfig.MaxFeeBps) - as the
 // distribute stage adopted it, and whether it may be kept: e succeeded,
 // WeChat Pay's order is FINISHED with the line to the platform's receiver
 // (distribution) or the seller (unfreeze) SUCCESS and moving what the
 // ledger says, and it names when WeChat accepted it (the day of the key).
 // The matcher finds this key for the attempt, and takes it as asked.
-func AgreedKey(e pipeline.Effect, o Txn, sellerShare int64, st OrderStatus) (string, bool) {
+func AgreedKey(e pipeline.Effect, o Txn, sellerShare int64, st OrderStatus, feeBps int64) (string, bool) {
 	a := pipeline.Attempt{Effect: e, Item: pipeline.ChannelItem{Account: o.SubMchID, TransactionID: o.TransactionID,
 		Currency: o.Currency, SellerShare: sellerShare}}
 	l, ok := lineOf(a, st.Lines)
 	if e.State != pipeline.EffectSucceeded || st.AcceptedAt.IsZero() || !ok || l.Result != ResultSuccess {
 		return "", false
 	}
-	return agreedKey(a, st, st.AcceptedAt)
+	return agreedKey(a, st, st.AcceptedAt, feeBps)
 }
 
 // finals returns the attempts among as whose final answer was kept, with
@@ -679,8 +697,9 @@ func lineOf(a pipeline.Attempt, lines []OrderLine) (OrderLine, bool) {
 	return OrderLine{}, false
 }
 
-// compareOrder compares an attempt with WeChat Pay's order.
-func compareOrder(a pipeline.Attempt, st OrderStatus) []pipeline.Mismatch {
+// compareOrder compares an attempt with WeChat Pay's order (feeBps: see
+// agrees).
+func compareOrder(a pipeline.Attempt, st OrderStatus, feeBps int64) []pipeline.Mismatch {
 	l, ok := lineOf(a, st.Lines)
 	r := attemptRow("", a)
 	r.TheirsState = st.State
@@ -701,7 +720,7 @@ func compareOrder(a pipeline.Attempt, st OrderStatus) []pipeline.Mismatch {
 		r.Category, r.Detail = pipeline.MismatchStatus, strings.TrimSpace("WeChat Pay closed the "+lineName(a)+" line: "+l.FailReason)
 	case l.Result == ResultSuccess && a.State == pipeline.EffectFailed:
 		r.Category, r.Detail = pipeline.MismatchStatus, "WeChat Pay paid the "+lineName(a)+" line the ledger recorded failed"
-	case l.Result == ResultSuccess && a.State == pipeline.EffectSucceeded && l.Amount != expected(a):
+	case l.Result == ResultSuccess && a.State == pipeline.EffectSucceeded && !agrees(a, l.Amount, feeBps):
 		r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("WeChat Pay's %s line moves another amount", lineName(a))
 	default:
 		return nil
@@ -781,7 +800,7 @@ func (m *matching) bill(ctx context.Context, sub string, day pipeline.Date) ([]p
 			switch {
 			case l.Currency != a.Currency:
 				r.Category, r.Currency, r.Detail = pipeline.MismatchCurrency, string(a.Currency), "the bill's line is in "+string(l.Currency)
-			case l.Amount != expected(a):
+			case !agrees(a, l.Amount, m.fee):
 				r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("the bill's %s line moves another amount", lineName(a))
 			default:
 				continue

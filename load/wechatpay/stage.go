@@ -583,7 +583,7 @@ func (st *stageRun) succeeded(ctx context.Context, it pipeline.Split, o Txn, e p
 	}
 	st.tmu.Lock()
 	defer st.tmu.Unlock()
-	if k, ok := AgreedKey(e, o, it.SellerShare, answer); ok {
+	if k, ok := AgreedKey(e, o, it.SellerShare, answer, c.MaxFeeBps); ok {
 		st.kept = append(st.kept, k) // the ledger holds e succeeded: recorded with the next batch
 	}
 	return nil

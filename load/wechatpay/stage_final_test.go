@@ -223,3 +223,44 @@ func TestWeChatTamperAfterTheStageKeptIt(t *testing.T) {
 		t.Fatalf("--reconcile-all: asked %d, findings %+v; want the order's line moving 1", asked, unexpected(ms))
 	}
 }
+
+// TestWeChatReconcileTakesAnUnfreezeNetOfTheFee: WeChat Pay holds a
+// transaction's amount less its fee (published; the fake's FeeBps), so
+// the unfreeze of an order with no commission releases the seller's share
+// less the fee. With the fee within MaxFeeBps every order is paid, the
+// stage keeps every answer, and reconciliation - the orders asked again
+// and the bills - finds nothing: it reported each such unfreeze as an
+// amount mismatch ("WeChat Pay's unfreeze line moves another amount").
+// A distribution's platform line is still the commission exactly.
+func TestWeChatReconcileTakesAnUnfreezeNetOfTheFee(t *testing.T) {
+	const n, fee = 8, 100
+	r := newRig(t, wechatpaytest.Options{ReviewPolls: -1, ProviderQPS: -1, SubMerchantQPS: -1, FeeBps: fee}, nil, nil)
+	store := newBatchStore(n)
+	store.sub, store.now = subMchID, r.clock.Now
+	unfreezes := 0
+	for no, it := range store.items {
+		if no[len(no)-1]%4 == 0 {
+			it.Commission, it.SellerShare = 0, it.Amount
+			unfreezes++
+		}
+		r.fake.AddTransaction(subMchID, it.ProviderTxnID, it.Currency, it.Amount)
+	}
+	d := &finalDay{r: r, store: store, api: newAdapter(t, r.cfg), final: &finaltest.Answers{},
+		run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}}
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: d.store, API: d.api, Final: d.final, Poll: time.Millisecond, MaxFeeBps: fee})
+	if _, err := stage(context.Background(), d.run); err != nil || d.store.count(pipeline.ItemPaid) != n || unfreezes == 0 {
+		t.Fatalf("distribute: %v, %d paid of %d (%d unfreezes)", err, d.store.count(pipeline.ItemPaid), n, unfreezes)
+	}
+	if kept := d.final.Keys(wechatpay.FinalAnswersName); len(kept) != n {
+		t.Errorf("the stage kept %d answers, want all %d", len(kept), n)
+	}
+	m := wechatpay.Matcher(wechatpay.MatcherConfig{Store: d.store, API: d.api, Final: pipeline.AskAll{Store: d.final}, MaxFeeBps: fee,
+		Now: func() time.Time { return d.r.clock.Now().Add(48 * time.Hour) }})
+	ms, err := m(context.Background(), d.run)
+	if err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	if u := unexpected(ms); len(u) != 0 {
+		t.Errorf("unexpected findings: %+v", u)
+	}
+}
