@@ -73,6 +73,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	ppQPS := fs.Float64("payprotocol-qps", 0, "Pay Protocol's rate limit in requests/s, HTTP 429 beyond it; 0: unlimited (default from --timing)")
 	wxQPS := fs.Int("wechat-qps", 300, "WeChat Pay's rate limit per service provider in requests/s, 429 FREQUENCY_LIMITED beyond it; negative: unlimited")
 	wxSubQPS := fs.Int("wechat-sub-merchant-qps", 30, "WeChat Pay's rate limit per sub-merchant in requests/s; negative: unlimited")
+	wxFee := fs.Int("wechat-fee-bps", 0, "WeChat Pay's fee in basis points of a transaction, 0 to 9999: it holds the amount less the fee to distribute, as published (settle takes it within --wechat-max-fee-bps)")
 	var settings paysim.Settings
 	settings.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +110,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if timing.WeChatQPS == 0 || timing.WeChatSubMerchantQPS == 0 {
 		return errors.New("--wechat-qps and --wechat-sub-merchant-qps: want a positive rate, or negative for unlimited")
 	}
+	if *wxFee < 0 || *wxFee >= 10000 {
+		return fmt.Errorf("--wechat-fee-bps: want basis points from 0 to 9999, got %d", *wxFee)
+	}
 	timed := timing.On()
 	if timed && !set["polls"] {
 		*polls = -1 // the delays decide when a status is final
@@ -132,7 +136,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	sim, err := paysim.Start(paysim.Options{Dir: *dir, Faults: fault.New(*seedN, rules...), Polls: *polls,
-		HTTPAddr: *httpAddr, SFTPAddr: *sftpAddr, Timing: timing})
+		HTTPAddr: *httpAddr, SFTPAddr: *sftpAddr, Timing: timing, WeChatFeeBps: *wxFee})
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,11 @@ type Options struct {
 	PlatformID  string // default "PLATDEMO"
 	// Timing is the timing model; the zero Timing answers at once.
 	Timing Timing
+	// WeChatFeeBps is WeChat Pay's fee, in basis points of a transaction
+	// (wechatpaytest.Options.FeeBps; default 0: none): WeChat Pay holds
+	// a transaction's amount less it to distribute, as published, which
+	// settle takes within --wechat-max-fee-bps.
+	WeChatFeeBps int
 }
 
 // Config is what the job needs to reach the simulator: the values of its
@@ -188,7 +193,7 @@ func Start(o Options) (*Sim, error) {
 	}
 	s.WeChat = wechatpaytest.New(wechatpaytest.Options{Keys: wxKeys, MchID: "1900000100", Faults: o.Faults, Polls: o.Polls,
 		ReviewPolls: review, BaseURL: httpBase(ln), Latency: tm.Latency, OrderDelay: tm.DistributionDelay,
-		ProviderQPS: tm.WeChatQPS, SubMerchantQPS: tm.WeChatSubMerchantQPS, Now: tm.Now})
+		ProviderQPS: tm.WeChatQPS, SubMerchantQPS: tm.WeChatSubMerchantQPS, Now: tm.Now, FeeBps: o.WeChatFeeBps})
 	mux := http.NewServeMux()
 	mux.Handle("GET /paysim/state", http.HandlerFunc(s.serveState))
 	mux.Handle("GET /paysim/requests", http.HandlerFunc(s.serveRequests))

@@ -132,3 +132,19 @@ func TestControlEndpointIsLoopbackOnly(t *testing.T) {
 		t.Fatal("--binding INF1=NONE: Infinia still knows the seller")
 	}
 }
+
+// TestTheWeChatFeeIsHeldBack: WeChat Pay publishes that what it holds to
+// distribute of a transaction is its amount less its fee; the simulator
+// held the whole amount whatever. With WeChatFeeBps it holds the amount
+// less the fee (1% of 347.04: 343.57 left to distribute).
+func TestTheWeChatFeeIsHeldBack(t *testing.T) {
+	s, err := Start(Options{Dir: t.TempDir(), HTTPAddr: "127.0.0.1:0", SFTPAddr: "127.0.0.1:0", WeChatFeeBps: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.WeChat.AddTransaction("1900000109", "T-FEE", "CNY", 34704)
+	if got := s.WeChat.Frozen("T-FEE"); got != 34704-347 {
+		t.Fatalf("WeChat holds %d of 34704 at a fee of 1%%: want %d", got, 34704-347)
+	}
+}
