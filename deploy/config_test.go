@@ -110,9 +110,12 @@ func TestConfigMapConfiguresEveryProvider(t *testing.T) {
 		// Without the decimals a Pay Protocol refund's amount cannot be
 		// read, and every order netting one is rejected (its seller is
 		// never paid it): settle starts without them, the orders do not.
+		// Likewise WeChat Pay's fee (SETTLE_WECHAT_MAX_FEE_BPS): without
+		// it every WeChat transaction of which WeChat holds the order's
+		// amount less its fee, as published, is held.
 		"Pay Protocol": {"SETTLE_PAYPROTOCOL_URL", "SETTLE_PAYPROTOCOL_API_KEY", "SETTLE_PAYPROTOCOL_SECRET_FILE", "SETTLE_PAYPROTOCOL_DECIMALS"},
 		"WeChat Pay": {"SETTLE_WECHAT_URL", "SETTLE_WECHAT_MCHID", "SETTLE_WECHAT_SERIAL", "SETTLE_WECHAT_PRIVATE_KEY_FILE",
-			"SETTLE_WECHAT_PLATFORM_KEY_FILE", "SETTLE_WECHAT_RECEIVER_ACCOUNT", "SETTLE_WECHAT_RECEIVER_NAME"},
+			"SETTLE_WECHAT_PLATFORM_KEY_FILE", "SETTLE_WECHAT_RECEIVER_ACCOUNT", "SETTLE_WECHAT_RECEIVER_NAME", "SETTLE_WECHAT_MAX_FEE_BPS"},
 	}
 	for provider, keys := range required {
 		for _, k := range keys {
