@@ -530,6 +530,7 @@ func (st *stageRun) engine() *pipeline.Engine {
 // by this run.
 func (st *stageRun) succeeded(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect, answer OrderStatus, sentNow bool) error {
 	c, run := st.c, st.run
+	note := "" // the item's reason once paid: "" when paid the usual way
 	if (e.Kind == KindDistribution || e.Kind == KindUnfreeze) && it.SellerShare > 0 {
 		if answer.State != StateFinished {
 			// Decided on an earlier run, or from an answer not kept.
@@ -548,7 +549,23 @@ func (st *stageRun) succeeded(ctx context.Context, it pipeline.Split, o Txn, e p
 			what = fmt.Sprintf("%s%s %s is FINISHED, but the release of the seller's share %s", refusal, e.Kind, e.Key,
 				pipeline.Money{Minor: it.SellerShare, Currency: o.Currency})
 		}
-		switch rest, released, why := restOf(answer, it.SellerShare); rest {
+		// WeChat Pay releases the seller's share less its fee (what it
+		// holds is the order's amount less the fee, all of which is the
+		// seller's once the commission is out): at least the share less
+		// the most the fee may be on the order.
+		least, err := c.shareLessFee(it)
+		if err != nil {
+			return fmt.Errorf("order %s: %w", it.OrderNo, err)
+		}
+		rest, released, why := restOf(answer, least)
+		if rest == restReleased && released < it.SellerShare {
+			// Said on the item: the seller got the share less WeChat
+			// Pay's fee, not the share the ledger computed.
+			note = fmt.Sprintf("WeChat Pay released %s to the seller: the share %s less its fee %s",
+				pipeline.Money{Minor: released, Currency: o.Currency}, pipeline.Money{Minor: it.SellerShare, Currency: o.Currency},
+				pipeline.Money{Minor: it.SellerShare - released, Currency: o.Currency})
+		}
+		switch rest {
 		case restClosed:
 			return st.hold(ctx, it, pipeline.NeedsAPerson(what+" is CLOSED ("+why+"): it is still frozen at WeChat Pay; release it there, then settle resolve --order"))
 		case restPending:
@@ -578,7 +595,7 @@ func (st *stageRun) succeeded(ctx context.Context, it pipeline.Split, o Txn, e p
 		st.sent++
 	}
 	st.mu.Unlock()
-	if err := c.Store.SetItemPaid(ctx, run.ID, it.OrderNo, e.Key, e.ProviderRef, ""); err != nil {
+	if err := c.Store.SetItemPaid(ctx, run.ID, it.OrderNo, e.Key, e.ProviderRef, note); err != nil {
 		return err
 	}
 	st.tmu.Lock()
@@ -928,6 +945,18 @@ func (c *StageConfig) netOf(base int64) (int64, error) {
 	}
 	// base - ceil(base*fee) = floor(base*(1-fee)), without overflow.
 	return pipeline.MulDivFloor(base, 10000-min(c.MaxFeeBps, 10000), 10000)
+}
+
+// shareLessFee returns the least WeChat Pay may release to the seller of
+// item it: its share less the most WeChat Pay's fee may be on the order
+// (netOf), never below 0.
+func (c *StageConfig) shareLessFee(it pipeline.Split) (int64, error) {
+	base := it.Amount - it.Refunded
+	net, err := c.netOf(base)
+	if err != nil {
+		return 0, err
+	}
+	return max(0, it.SellerShare-(base-net)), nil
 }
 
 // ReleaseWarning is how long before WeChat Pay releases a transaction's

@@ -210,6 +210,13 @@ func TestATransactionWeChatHoldsLessItsFeeIsDistributed(t *testing.T) {
 					t.Fatalf("err %v, %d paid (reason %q), %d distributed, %d unfrozen: want the commission %d distributed, the rest %d released, the item paid",
 						err, store.count(pipeline.ItemPaid), store.reasonOf(), r.fake.Distributed(it.ProviderTxnID), r.fake.Unfrozen(it.ProviderTxnID), it.Commission, 990-it.Commission)
 				}
+				// The release less the fee is the seller's share as WeChat
+				// Pay pays it: taken from its order's lines (not a second
+				// question about what is left of every transaction), and
+				// said on the item.
+				if asked := r.fake.Calls(wechatpay.APIAmounts); asked != 1 || !strings.Contains(store.reasonOf(), "less its fee 0.10 CNY") {
+					t.Fatalf("asked what is left %d times, item %q: want once (before sending), the fee on the item", asked, store.reasonOf())
+				}
 				return
 			}
 			if sent != 0 || store.count(pipeline.ItemPaid) != 0 || pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(store.reasonOf(), "--wechat-max-fee-bps") {
