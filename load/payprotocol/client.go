@@ -39,7 +39,9 @@
 //   - the codes in {code, msg, data} other than 200: 401 bad signature or
 //     timestamp, 404 no such order or refund, 429 and 5xx transient
 //     (Config.NotFoundCodes); the docs list HTTP 401, 403 and 404 without
-//     a body, and a 404 without {code, msg, data} is taken as "not found";
+//     a body, and a 404 with no body at all is taken as "not found" (one
+//     with another body - a proxy's HTML page - or reached by a redirect
+//     is not);
 //   - the decimals of each currency on each chain (Config.Decimals): no
 //     answer carries them;
 //   - with only outTradeNo, the refund detail answers the order's latest
@@ -100,8 +102,9 @@ type Config struct {
 	// as they do when MaxRetries is negative).
 	MaxRateLimited time.Duration
 	// NotFoundCodes are the codes meaning "no such order or refund"; they
-	// map to ErrNotFound. Default [404] (assumed). An HTTP 404 without a
-	// {code, msg, data} body is ErrNotFound too (the docs show none).
+	// map to ErrNotFound. Default [404] (assumed). An HTTP 404 with no
+	// body at all is ErrNotFound too (the docs show none); one with a body
+	// that is not {code, msg, data} (a proxy's HTML page) is not.
 	NotFoundCodes []int
 	// Decimals gives a crypto currency's decimals on a chain, keyed by
 	// DecimalsKey(chainId, symbol) ("1:USDT": 6). Pay Protocol's answers
@@ -304,7 +307,8 @@ const preflightOrder = "settle-preflight-no-such-order"
 func (c *Client) Preflight(ctx context.Context) error {
 	var chains []json.RawMessage
 	err := c.call(ctx, spec{api: APIChainList, method: http.MethodGet}, nil, &chains)
-	if errors.Is(err, ErrNotFound) {
+	var e *Error
+	if errors.Is(err, ErrNotFound) || errors.As(err, &e) && e.HTTPStatus == http.StatusNotFound {
 		return pipeline.Errorf(pipeline.KindUsage, "Pay Protocol", "%s/%s answers 404 Not Found: check the base URL (Pay Protocol's ends in /api/mer)", c.base, APIChainList)
 	}
 	if err != nil {
@@ -429,8 +433,15 @@ func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error 
 			e.Err = ErrUnauthorized
 		case http.StatusNotFound:
 			// The docs list 404 "Not Found" with no body: a bare 404 is
-			// "not found" too.
-			e.Err = ErrNotFound
+			// "not found" too. A 404 with a body that is not {code, msg,
+			// data} (a proxy's or load balancer's HTML page), or one of
+			// a URL a redirect led to, is not Pay Protocol's word on the
+			// order: taken for it, a passing fault rejected a paid order
+			// for good as a payment Pay Protocol does not know (found by
+			// a review of the transport).
+			if notFoundPage(resp, raw) {
+				e.Err = ErrNotFound
+			}
 		}
 		return e
 	}
@@ -462,6 +473,14 @@ func (c *Client) open(sp spec, resp *http.Response, raw []byte, out any) *Error 
 		return sp.fail(failBadAnswer, fmt.Errorf("%w: data: %s", ErrAnswer, httpcall.JSONProblem(err, clip(err.Error()))))
 	}
 	return nil
+}
+
+// notFoundPage reports whether a 404 without {code, msg, data} is Pay
+// Protocol's documented bare "Not Found": no body, and an answer to the
+// URL asked for, not one a redirect led to.
+func notFoundPage(resp *http.Response, raw []byte) bool {
+	redirected := resp.Request != nil && resp.Request.Response != nil
+	return !redirected && len(bytes.TrimSpace(raw)) == 0
 }
 
 // netFailure tells a connection that was never made (nothing sent) from

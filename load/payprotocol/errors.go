@@ -14,9 +14,11 @@ import (
 var (
 	// ErrNotFound: Pay Protocol answered one of Config.NotFoundCodes
 	// (assumed 404) for an order or refund it does not know, or HTTP 404
-	// without a {code, msg, data} body: the docs list 404 "Not Found" with
-	// no body shown. (A wrong base URL looks the same: Preflight cannot
-	// tell it apart, the create calls can.)
+	// with no body at all, not reached by a redirect: the docs list 404
+	// "Not Found" with no body shown. A 404 with another body (a proxy's
+	// or load balancer's HTML page) is not ErrNotFound: it says nothing of
+	// the order. (A wrong base URL may look the same: Preflight tells it
+	// apart by the chain list, the create calls can.)
 	ErrNotFound = errors.New("not found")
 	// ErrUnknownOutcome: a create call (payment order, refund order) may or
 	// may not have been applied: no answer, or one we cannot trust. Resolve

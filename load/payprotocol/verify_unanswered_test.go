@@ -42,6 +42,9 @@ func failingOn(t *testing.T, fail ...string) (*payprotocol.Client, func(string) 
 			`","isLegalTender":1,"quoteCurrencySymbol":"USD","quoteAmount":"10.00","paymentStatus":0,"expectedAmount":"10000000",` +
 			`"settlementAmount":"10000000","settlementCurrencySymbol":"USDT"}}`))
 	})
+	mux.HandleFunc("/api/mer/refund/detail", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound) // no refund: a bare 404, as Pay Protocol's docs list it
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	c, err := payprotocol.New(payprotocol.Config{BaseURL: srv.URL + "/api/mer", APIKey: testKey, APISecret: testSecret,
