@@ -125,10 +125,16 @@ func NotSent(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// RetryAfter reads a 429's Retry-After (seconds or an HTTP date, against
-// now); 0 for any other answer.
+// RetryAfter reads the Retry-After of a 429 or a 503 (seconds or an HTTP
+// date, against now); 0 for any other answer. A 503's says how long the
+// service (or a proxy or load balancer before it) expects to be down
+// (RFC 9110 section 10.2.3): a query retried sooner only asks again for
+// the same refusal, and one it asks to wait longer than
+// Policy.MaxRetryAfter ends the call. Whether a 503 may be retried at all
+// stays with each client (a money request that got one is asked about,
+// never sent again).
 func RetryAfter(resp *http.Response, now func() time.Time) time.Duration {
-	if resp.StatusCode != http.StatusTooManyRequests {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
 		return 0
 	}
 	v := resp.Header.Get("Retry-After")

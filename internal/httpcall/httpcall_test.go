@@ -104,7 +104,10 @@ func TestRetryAfter(t *testing.T) {
 		{r(429, now.Add(90*time.Second).Format(http.TimeFormat)), 90 * time.Second},
 		{r(429, now.Add(-time.Minute).Format(http.TimeFormat)), 0},
 		{r(429, "soon"), 0},
-		{r(503, "3"), 0},
+		{r(503, "3"), 3 * time.Second},
+		{r(503, now.Add(time.Minute).Format(http.TimeFormat)), time.Minute},
+		{r(502, "3"), 0},
+		{r(500, "3"), 0},
 	} {
 		if got := RetryAfter(c.resp, clock); got != c.want {
 			t.Errorf("%d %q: %v, want %v", c.resp.StatusCode, c.resp.Header.Get("Retry-After"), got, c.want)

@@ -75,7 +75,7 @@ type Error struct {
 	HTTPStatus int           // the HTTP status when it was not 200
 	Code       int           // Pay Protocol's code, when it answered one
 	Message    string        // Pay Protocol's msg (and description), or what went wrong
-	RetryAfter time.Duration // what a 429 asked us to wait
+	RetryAfter time.Duration // what a 429 or a 503 asked us to wait (httpcall.RetryAfter)
 	Err        error
 
 	kind failure

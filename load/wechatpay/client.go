@@ -92,8 +92,9 @@ type Config struct {
 	Nonce            func() string    // default NewNonce; [0-9A-Za-z_-], at most 32 characters
 	RetryBase        time.Duration    // first backoff interval; default 500ms
 	RetryMax         time.Duration    // longest backoff interval; default 10s
-	// MaxRetryAfter is the longest Retry-After we wait for; a 429 asking
-	// for more ends the call with the error. Default 1 minute.
+	// MaxRetryAfter is the longest Retry-After we wait for; a 429 (or,
+	// retrying a query, a 503) asking for more ends the call with the
+	// error. Default 1 minute.
 	MaxRetryAfter time.Duration
 	// MaxRateLimited is how long in all a call waits out 429s (each
 	// Retry-After, or RetryBase) before they spend its retries, so that a

@@ -80,7 +80,7 @@ type Error struct {
 	Message    string        // WeChat Pay's message, or what went wrong
 	Detail     string        // WeChat Pay's detail object, compact JSON, clipped
 	RequestID  string        // WeChat Pay's Request-ID, for its support
-	RetryAfter time.Duration // what a 429 asked us to wait
+	RetryAfter time.Duration // what a 429 or a 503 asked us to wait (httpcall.RetryAfter)
 	Err        error
 
 	kind     failure
