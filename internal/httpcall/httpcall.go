@@ -125,6 +125,20 @@ func NotSent(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
+// SendOnce keeps Go's transport from sending req again by itself: a
+// request whose body it can rewind (GetBody, which http.NewRequest sets for
+// a bytes.Reader) is sent again, unasked, when an HTTP/2 server or proxy
+// resets its stream with PROTOCOL_ERROR after it arrived (golang/go#47635),
+// and a money request would reach the provider twice without a status
+// query between. Without GetBody the transport returns the error instead
+// (and, over HTTP/1, no longer resends a request it could not write on a
+// reused connection: that too comes back as an error, an unknown outcome
+// resolved by the status query). Call it on requests that must go out at
+// most once per attempt.
+func SendOnce(req *http.Request) {
+	req.GetBody = nil
+}
+
 // RetryAfter reads the Retry-After of a 429 or a 503 (seconds or an HTTP
 // date, against now); 0 for any other answer. A 503's says how long the
 // service (or a proxy or load balancer before it) expects to be down

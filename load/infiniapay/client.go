@@ -360,6 +360,9 @@ func (c *Client) post(ctx context.Context, sp spec, body []byte, out any) *Error
 	if err != nil {
 		return sp.fail(failLocal, err)
 	}
+	if sp.money {
+		httpcall.SendOnce(req) // never sent again by the transport itself
+	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.cfg.HTTP.Do(req)

@@ -395,6 +395,9 @@ func (c *Client) attempt(ctx context.Context, sp spec, body []byte, out any) *Er
 	}
 	req.Header.Set("Accept", "application/json")
 	SignRequest(req, c.cfg.APIKey, c.cfg.APISecret, c.cfg.Now(), body)
+	if sp.create {
+		httpcall.SendOnce(req) // never sent again by the transport itself
+	}
 	resp, err := c.cfg.HTTP.Do(req)
 	if err != nil {
 		return sp.fail(netFailure(err), err)

@@ -36,6 +36,9 @@ func (c *Client) attempt(ctx context.Context, sp spec) (answer, *Error) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set(HeaderSerial, c.cfg.EncryptSerial) // on every request: the key WeChat Pay is to sign its answer with
+	if sp.once {
+		httpcall.SendOnce(req) // never sent again by the transport itself
+	}
 	resp, err := c.cfg.HTTP.Do(req)
 	if err != nil {
 		var ue *url.Error
