@@ -144,11 +144,15 @@ func (e *Error) NotReady() bool {
 
 // Refused reports whether WeChat Pay definitely refused the request: a
 // signed 4xx answer other than 429 that is not Transient, nor a refusal of
-// our credentials (401, which concerns every request, not this one).
-// Nothing was applied.
+// our credentials (401, which concerns every request, not this one), to a
+// request no earlier attempt of which may have been applied (the call
+// marks such an answer ErrUnknownOutcome: a resend after a 500 that WeChat
+// Pay had applied may be refused, NOT_ENOUGH say, while its query does not
+// know the order yet; taken as refused, the distribution was recorded
+// failed and sent again under a new key). Nothing was applied.
 func (e *Error) Refused() bool {
 	return e.kind == failCode && e.signed && e.HTTPStatus >= 400 && e.HTTPStatus < 500 &&
-		e.HTTPStatus != http.StatusUnauthorized && !e.Transient()
+		e.HTTPStatus != http.StatusUnauthorized && !e.Transient() && !errors.Is(e.Err, ErrUnknownOutcome)
 }
 
 // Unreadable reports whether WeChat Pay answered, with a valid signature,
