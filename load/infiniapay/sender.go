@@ -86,6 +86,9 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 		return outcome(res), nil
 	}
 	s.Answers.forget(e.Key)
+	if errors.Is(err, ErrTooLarge) {
+		return s.tooLarge(e, seller, err), nil
+	}
 	var ie *Error
 	if !errors.As(err, &ie) || ie.kind != failCode || ie.Transient() {
 		return pipeline.Outcome{}, err
@@ -114,6 +117,29 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(ie.Code + " " + ie.Message)}, nil
 	}
 	return pipeline.Outcome{}, errors.Join(err, qerr)
+}
+
+// tooLarge is the outcome of e when its request is too large for Infinia
+// (ErrTooLarge, err): the client sent nothing, so the outcome is not
+// unknown. Left unknown (as every send error was), it was asked about by
+// every run, found never arrived, and "sent" again as large, for ever,
+// while the run ended as if it were in flight. A first send is failed at
+// once, its reason naming the seller and the size: the stage carries its
+// balance and items and names it for a person (exit 4); sent as large
+// again it fails again, under a new requestNo, until MaxAttempts holds it.
+// A send again under the requestNo after an unknown outcome (Sends > 1)
+// is not final: the first send may have arrived (a request that fit then:
+// another key or chunk size since). It waits as a refused repeat does
+// (refusedAgain), never sent a third time, failed once Infinia has not
+// known the requestNo for KnownAfter.
+func (s RevenueShareSender) tooLarge(e pipeline.Effect, seller string, err error) pipeline.Outcome {
+	why := fmt.Sprintf("revenue share to seller %s (Infinia id %s) not sent, too large for Infinia: %v", subjectSeller(e.Subject), clip(seller), err)
+	if e.Sends <= 1 {
+		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: why}
+	}
+	return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: fmt.Sprintf(
+		"%s; requestNo %s was sent before with an unknown outcome and Infinia does not know it: the first send may yet show%s%s)",
+		why, e.Key, refusedMark, s.Client.cfg.Now().UTC().Format(time.RFC3339))}
 }
 
 // failedAgain confirms by a status query a FAILED answer to e sent again

@@ -323,3 +323,60 @@ func TestSenderFailedResendIsConfirmedByQuery(t *testing.T) {
 		t.Fatalf("%d requests sent, want 2", requests)
 	}
 }
+
+// TestSenderTooLargeIsNotSentNotUnknown: a revenue share whose request is
+// too large for Infinia (ErrTooLarge) was sent nothing, yet its error left
+// it unknown: every run asked about it, found it never arrived and "sent"
+// it again as large, for ever. A first send is failed at once, its reason
+// naming the seller and the size; a send again after an unknown outcome
+// waits (the first may have arrived) and is never sent a third time.
+func TestSenderTooLargeIsNotSentNotUnknown(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	var requests int
+	count := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if strings.HasSuffix(req.URL.Path, "revenue-sharing/request") {
+				requests++
+			}
+			next.ServeHTTP(w, req)
+		})
+	}
+	r := newRig(t, infiniapaytest.Options{}, count, func(c *infiniapay.Config) { c.Now = func() time.Time { return now } })
+	payable(r)
+	long := strings.Repeat("L", 3000) // an Infinia seller id no request can carry
+	s := infiniapay.RevenueShareSender{Client: r.client, KnownAfter: 24 * time.Hour,
+		SellerID: func(context.Context, pipeline.Effect) (string, error) { return long, nil }}
+	e := effect("RS-BIG", 100)
+	e.Sends = 1
+	out, err := s.Send(ctx, e)
+	if err != nil || out.Status != pipeline.OutcomeFailed {
+		t.Fatalf("Send of a request too large = %+v, %v; want failed (nothing sent), not an error (unknown)", out, err)
+	}
+	for _, want := range []string{"seller S1", "not sent", "too large", "characters", "at most 2048"} {
+		if !strings.Contains(out.Reason, want) {
+			t.Errorf("reason %q does not say %q", out.Reason, want)
+		}
+	}
+	if len(out.Reason) > 1000 {
+		t.Errorf("reason of %d bytes: the seller id is not clipped", len(out.Reason))
+	}
+
+	// Sent again after an unknown outcome: the first may have arrived.
+	e.Sends, e.State, e.LastError = 2, pipeline.EffectUnknown, "connection reset by peer"
+	out, err = s.Send(ctx, e)
+	if err != nil || out.Status != pipeline.OutcomePending || !strings.Contains(out.Reason, "too large") {
+		t.Fatalf("sent again, too large: %+v, %v; want pending, the size named", out, err)
+	}
+	e.State, e.LastError = pipeline.EffectSent, out.Reason
+	if out, err := s.Query(ctx, e); err != nil || out.Status != pipeline.OutcomePending {
+		t.Fatalf("asked later: %+v, %v; want still pending (not \"not found\": no third send)", out, err)
+	}
+	now = now.Add(25 * time.Hour)
+	if out, err := s.Query(ctx, e); err != nil || out.Status != pipeline.OutcomeFailed {
+		t.Fatalf("asked a day later: %+v, %v; want failed", out, err)
+	}
+	if requests != 0 {
+		t.Fatalf("%d revenue-sharing requests reached Infinia, want 0", requests)
+	}
+}
