@@ -19,11 +19,12 @@ var (
 
 // notFound classifies the client's errors for the pipeline: a requestNo or
 // seller Infinia does not know is pipeline.ErrNotFound; a definite refusal
-// of one request (a code that is not transient), an answer about its
-// subject that cannot be used (ErrAnswer: an unknown status, say) or an
-// error file in another layout is pipeline.ErrRefused, which the stages
-// record against the request's subject; refused credentials keep their
-// kind (usage). An envelope that does not open or verify concerns every
+// of one request (a code that is not transient), a request too large to
+// send (ErrTooLarge: a seller id too long, say; it concerns that seller),
+// an answer about its subject that cannot be used (ErrAnswer: an unknown
+// status, say) or an error file in another layout is pipeline.ErrRefused,
+// which the stages record against the request's subject; refused
+// credentials keep their kind (usage). An envelope that does not open or verify concerns every
 // request, and stays as it is.
 func notFound(err error) error {
 	var ie *Error
@@ -32,7 +33,7 @@ func notFound(err error) error {
 		return err
 	case errors.Is(err, ErrNotFound):
 		return fmt.Errorf("%w: %w", pipeline.ErrNotFound, err)
-	case errors.Is(err, ErrLayout), errors.Is(err, ErrAnswer), errors.As(err, &ie) && ie.Definite():
+	case errors.Is(err, ErrLayout), errors.Is(err, ErrAnswer), errors.Is(err, ErrTooLarge), errors.As(err, &ie) && ie.Definite():
 		return fmt.Errorf("%w: %w", pipeline.ErrRefused, err)
 	}
 	return err

@@ -380,3 +380,20 @@ func TestSenderTooLargeIsNotSentNotUnknown(t *testing.T) {
 		t.Fatalf("%d revenue-sharing requests reached Infinia, want 0", requests)
 	}
 }
+
+// TestTooLargeQueryConcernsItsSeller: a binding or available-share query
+// too large to send (a seller id too long) concerns that seller alone:
+// the distribute stage holds the seller for a person and pays the others.
+// Unclassified, it stopped the stage for every seller, every run.
+func TestTooLargeQueryConcernsItsSeller(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, infiniapaytest.Options{}, nil, nil)
+	api := infiniapay.StageAPIOf(r.client)
+	long := strings.Repeat("L", 3000)
+	if _, err := api.BindingStatus(ctx, "ABQ-1", long); !errors.Is(err, infiniapay.ErrTooLarge) || !pipeline.SubjectOnly(err) {
+		t.Fatalf("binding query of a seller id too long: %v; want ErrTooLarge, of the seller alone", err)
+	}
+	if _, err := api.AvailableShare(ctx, "RSA-1", long, "USD"); !errors.Is(err, infiniapay.ErrTooLarge) || !pipeline.SubjectOnly(err) {
+		t.Fatalf("available share query of a seller id too long: %v; want ErrTooLarge, of the seller alone", err)
+	}
+}
