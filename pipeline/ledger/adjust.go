@@ -315,12 +315,12 @@ func insertAdjustment(ctx context.Context, tx *sql.Tx, run *pipeline.Run, a pipe
 // OpenCarries returns every seller's open carried balance by currency -
 // the entries of dates up to upTo (zero: all) - with the seller's Infinia
 // id as last recorded, ordered by seller and currency.
-func (l *Ledger) OpenCarries(ctx context.Context, upTo pipeline.Date) ([]pipeline.Carry, error) {
+func (r Reader) OpenCarries(ctx context.Context, upTo pipeline.Date) ([]pipeline.Carry, error) {
 	bound := "9999-12-31"
 	if !upTo.IsZero() {
 		bound = upTo.String()
 	}
-	rows, err := l.db.QueryContext(ctx, `
+	rows, err := r.q.QueryContext(ctx, `
 		SELECT a.seller_id, a.currency, sum(a.amount_minor), count(*),
 		       COALESCE((SELECT rs.infinia_seller_id FROM run_sellers rs
 		                 WHERE rs.seller_id = a.seller_id AND rs.infinia_seller_id <> '' ORDER BY rs.run_id DESC LIMIT 1), '')

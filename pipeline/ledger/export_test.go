@@ -107,3 +107,7 @@ const UnappliedPayoutsQuery = unappliedPayoutsQuery
 
 // LeftUndoneQuery is LeftUndone's read, for tests that look at its plan.
 const LeftUndoneQuery = leftUndoneQuery
+
+// SetStatusHook makes DateStatus call f between its sections, with the
+// section read ("runs", "summary", "effects").
+func (l *Ledger) SetStatusHook(f func(section string)) { l.statusHook = f }

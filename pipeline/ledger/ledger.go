@@ -55,6 +55,10 @@ type Ledger struct {
 	// MarkSent asks them before every send (checkLocks).
 	held map[*sql.Conn]string
 	lost error
+
+	// statusHook, a test's, is called between the sections DateStatus
+	// reads, with the section read.
+	statusHook func(section string)
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -57,8 +59,8 @@ func (r Reader) MismatchLines(ctx context.Context, d pipeline.Date, fn func(pipe
 }
 
 // MismatchCounts counts the mismatches of date d: unexpected and expected.
-func (l *Ledger) MismatchCounts(ctx context.Context, d pipeline.Date) (unexpected, expected int64, err error) {
-	err = l.db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE NOT m.expected), count(*) FILTER (WHERE m.expected)
+func (r Reader) MismatchCounts(ctx context.Context, d pipeline.Date) (unexpected, expected int64, err error) {
+	err = r.q.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE NOT m.expected), count(*) FILTER (WHERE m.expected)
 		FROM mismatches m JOIN runs r ON r.id = m.run_id WHERE r.business_date = $1`, d.String()).Scan(&unexpected, &expected)
 	return unexpected, expected, err
 }
@@ -488,9 +490,8 @@ const KindSettledOutside = "settled_outside"
 // payouts, items settled outside settle (KindSettledOutside) or rejected
 // while held (KindRejectedHeld) or reopened since (KindReopened), and refused
 // trade files sent again (KindSentAgain), by subject.
-func (l *Ledger) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution, error) {
-	var out []Resolution
-	err := l.db.SelectContext(ctx, &out, `SELECT * FROM (
+func (r Reader) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT * FROM (
 		SELECT DISTINCT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
 		FROM resolutions s JOIN effects e ON e.kind = s.kind AND e.subject = s.subject AND e.idem_key = s.idem_key
 		JOIN runs r ON r.id = e.run_id WHERE r.business_date = $1
@@ -503,6 +504,11 @@ func (l *Ledger) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution
 		FROM resolutions s JOIN trade_files t ON t.name = s.subject AND t.request_no = s.idem_key AND t.business_date = $1
 		WHERE s.kind IN ('`+KindSentAgain+`', '`+KindRefusedRowsSentAgain+`')) x ORDER BY subject, kind`, d.String())
 	if err != nil {
+		return nil, fmt.Errorf("read resolutions of %s: %w", d, err)
+	}
+	defer rows.Close()
+	var out []Resolution
+	if err := sqlx.StructScan(rows, &out); err != nil {
 		return nil, fmt.Errorf("read resolutions of %s: %w", d, err)
 	}
 	return out, nil

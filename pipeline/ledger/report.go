@@ -74,22 +74,22 @@ func (r Reader) OrderLines(ctx context.Context, d pipeline.Date, fn func(pipelin
 // TotalsOfRun returns a run's items summed by channel and currency: as
 // recorded with them (run_totals), or summed from the items for a run
 // recorded before the ledger kept its totals (or with none yet).
-func (l *Ledger) TotalsOfRun(ctx context.Context, runID int64) ([]pipeline.Totals, error) {
-	out, err := l.totals(ctx, `
+func (r Reader) TotalsOfRun(ctx context.Context, runID int64) ([]pipeline.Totals, error) {
+	out, err := r.totals(ctx, `
 		SELECT channel, currency, orders, gross_minor, refunded_minor, commission_minor, seller_minor
 		FROM run_totals WHERE run_id = $1 ORDER BY channel, currency`, runID)
 	if err != nil || len(out) > 0 {
 		return out, err
 	}
-	return l.totals(ctx, `
+	return r.totals(ctx, `
 		SELECT channel, currency, count(*), sum(gross_minor), sum(refunded_minor), sum(commission_minor), sum(seller_minor)
 		FROM items WHERE run_id = $1 GROUP BY channel, currency ORDER BY channel, currency`, runID)
 }
 
 // totals reads (channel, currency, orders, gross, refunded, commission,
 // seller) rows.
-func (l *Ledger) totals(ctx context.Context, query string, runID int64) ([]pipeline.Totals, error) {
-	rows, err := l.db.QueryContext(ctx, query, runID)
+func (r Reader) totals(ctx context.Context, query string, runID int64) ([]pipeline.Totals, error) {
+	rows, err := r.q.QueryContext(ctx, query, runID)
 	if err != nil {
 		return nil, fmt.Errorf("read totals: %w", err)
 	}
@@ -116,15 +116,15 @@ type RejectReason struct {
 }
 
 // RejectsOfRun groups a run's rejects by reason.
-func (l *Ledger) RejectsOfRun(ctx context.Context, runID int64) ([]RejectReason, error) {
-	return l.rejectReasons(ctx, "rejects", `
+func (r Reader) RejectsOfRun(ctx context.Context, runID int64) ([]RejectReason, error) {
+	return r.rejectReasons(ctx, "rejects", `
 		SELECT reason, count(*), min(CASE WHEN order_no = '' THEN '(row ' || seq || ')' ELSE order_no END)
 		FROM rejects WHERE run_id = $1 GROUP BY reason ORDER BY count(*) DESC, reason`, runID)
 }
 
 // rejectReasons reads (reason, count, sample) rows: query with args.
-func (l *Ledger) rejectReasons(ctx context.Context, what, query string, args ...any) ([]RejectReason, error) {
-	rows, err := l.db.QueryContext(ctx, query, args...)
+func (r Reader) rejectReasons(ctx context.Context, what, query string, args ...any) ([]RejectReason, error) {
+	rows, err := r.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
@@ -142,9 +142,9 @@ func (l *Ledger) rejectReasons(ctx context.Context, what, query string, args ...
 
 // SnapshotCount is how many source rows the run's extract stage recorded
 // (of its shard's sellers: not counting the other shards' keys).
-func (l *Ledger) SnapshotCount(ctx context.Context, runID int64) (int64, error) {
+func (r Reader) SnapshotCount(ctx context.Context, runID int64) (int64, error) {
 	var n int64
-	err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM source_rows WHERE run_id = $1 AND NOT other_shard`, runID).Scan(&n)
+	err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM source_rows WHERE run_id = $1 AND NOT other_shard`, runID).Scan(&n)
 	return n, err
 }
 

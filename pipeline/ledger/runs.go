@@ -349,8 +349,8 @@ func (l *Ledger) Migrated(ctx context.Context) (bool, error) {
 }
 
 // RunsOn returns every run of a date (all shardings), oldest first.
-func (l *Ledger) RunsOn(ctx context.Context, d pipeline.Date) ([]*pipeline.Run, error) {
-	return l.runs(ctx, `WHERE business_date = $1 ORDER BY shard_count, shard_index`, d.String())
+func (r Reader) RunsOn(ctx context.Context, d pipeline.Date) ([]*pipeline.Run, error) {
+	return queryRuns(ctx, r.q, `WHERE business_date = $1 ORDER BY shard_count, shard_index`, d.String())
 }
 
 // DateRun is a date with a run, and the shards of its sharding with none

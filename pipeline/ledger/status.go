@@ -165,11 +165,32 @@ type CarriedBalance struct {
 // statusListMax bounds the lists of a status document.
 const statusListMax = 50
 
-// DateStatus gathers what `settle status` shows of date d.
+// DateStatus gathers what `settle status` shows of date d, every figure
+// read in one snapshot of the ledger (View): a payout that another
+// process (a shard's run, settle resolve) records while the status is
+// read is in all of its sections or in none. Read one after another on
+// the pool, a payout recorded between two reads was paid in the summary
+// and not yet in the side effects, or the reverse. Whether a process
+// holds a run's lock is asked as it is now: a lock is not in a snapshot.
 func (l *Ledger) DateStatus(ctx context.Context, d pipeline.Date) (*DateStatus, error) {
+	var s *DateStatus
+	err := l.View(ctx, func(r Reader) error {
+		var err error
+		s, err = l.dateStatus(ctx, r, d)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// dateStatus reads DateStatus with r. Between its sections it calls
+// l.statusRead (a test's), with the section read.
+func (l *Ledger) dateStatus(ctx context.Context, r Reader, d pipeline.Date) (*DateStatus, error) {
 	s := &DateStatus{Date: d.String(), Runs: []RunStatus{}, Summary: []StatusSummaryLine{}, Totals: []StatusTotal{},
 		Carried: []CarriedBalance{}}
-	runs, err := l.RunsOn(ctx, d)
+	runs, err := r.RunsOn(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -187,10 +208,10 @@ func (l *Ledger) DateStatus(ctx context.Context, d pipeline.Date) (*DateStatus, 
 		for _, st := range pipeline.Stages {
 			rs.Stages = append(rs.Stages, StageStatus{Stage: string(st), Done: run.Done(st)})
 		}
-		if rs.SourceRows, err = l.SnapshotCount(ctx, run.ID); err != nil {
+		if rs.SourceRows, err = r.SnapshotCount(ctx, run.ID); err != nil {
 			return nil, err
 		}
-		totals, err := l.TotalsOfRun(ctx, run.ID)
+		totals, err := r.TotalsOfRun(ctx, run.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -198,7 +219,7 @@ func (l *Ledger) DateStatus(ctx context.Context, d pipeline.Date) (*DateStatus, 
 			rs.Totals = append(rs.Totals, RunTotal{Channel: string(t.Channel), Currency: string(t.Currency), Orders: t.Orders,
 				Gross: t.Gross, Refunded: t.Refunded, Commission: t.Commission, Seller: t.Seller, Balanced: t.Balanced()})
 		}
-		if rs.Rejects, err = l.RejectsOfRun(ctx, run.ID); err != nil {
+		if rs.Rejects, err = r.RejectsOfRun(ctx, run.ID); err != nil {
 			return nil, err
 		}
 		if rs.Rejects == nil {
@@ -214,9 +235,10 @@ func (l *Ledger) DateStatus(ctx context.Context, d pipeline.Date) (*DateStatus, 
 			s.NotStarted = append(s.NotStarted, k.Shard.String())
 		}
 	}
+	l.statusRead("runs")
 	byCur := map[string]*StatusTotal{}
 	var curs []string
-	err = l.SummaryLines(ctx, d, func(x pipeline.SummaryLine) error {
+	err = r.SummaryLines(ctx, d, func(x pipeline.SummaryLine) error {
 		s.Summary = append(s.Summary, StatusSummaryLine{Channel: x.Channel, Currency: x.Currency, Orders: x.Orders, Seller: x.Seller,
 			Paid: x.Paid, Carried: x.Carried, Held: x.Held, Unverified: x.Unverified, RejectedByProvider: x.RejectedByProvider,
 			InProgress: x.InProgress, PaidLater: x.PaidLater, PaidLaterOn: x.PaidLaterOn, Rejected: x.Rejected, Balanced: x.Balanced})
@@ -246,34 +268,43 @@ func (l *Ledger) DateStatus(ctx context.Context, d pipeline.Date) (*DateStatus, 
 	for _, c := range curs {
 		s.Totals = append(s.Totals, *byCur[c])
 	}
-	if s.Effects, err = l.effectsStatus(ctx, d); err != nil {
+	l.statusRead("summary")
+	if s.Effects, err = r.effectsStatus(ctx, d); err != nil {
 		return nil, err
 	}
-	if s.Mismatches.Unexpected, s.Mismatches.Expected, err = l.MismatchCounts(ctx, d); err != nil {
+	l.statusRead("effects")
+	if s.Mismatches.Unexpected, s.Mismatches.Expected, err = r.MismatchCounts(ctx, d); err != nil {
 		return nil, err
 	}
-	if s.LateRefunds, err = l.lateRefundStatus(ctx, d); err != nil {
+	if s.LateRefunds, err = r.lateRefundStatus(ctx, d); err != nil {
 		return nil, err
 	}
-	carries, err := l.OpenCarries(ctx, pipeline.Date{})
+	carries, err := r.OpenCarries(ctx, pipeline.Date{})
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range carries {
 		s.Carried = append(s.Carried, CarriedBalance{SellerID: c.SellerID, Currency: string(c.Currency), Entries: c.Entries, Amount: c.Amount})
 	}
-	if s.Resolved, err = l.Resolutions(ctx, d); err != nil {
+	if s.Resolved, err = r.Resolutions(ctx, d); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
+// statusRead calls the test's hook, if any, once section is read.
+func (l *Ledger) statusRead(section string) {
+	if l.statusHook != nil {
+		l.statusHook(section)
+	}
+}
+
 // effectsStatus counts the date's effects and lists those worth a look.
-func (l *Ledger) effectsStatus(ctx context.Context, d pipeline.Date) (EffectsStatus, error) {
+func (r Reader) effectsStatus(ctx context.Context, d pipeline.Date) (EffectsStatus, error) {
 	es := EffectsStatus{Counts: map[string]map[string]int{}, Listed: []EffectReport{}}
 	var ids []int64
 	byID := map[int64]int{}
-	err := l.PayoutLinesWithID(ctx, d, func(id int64, p pipeline.PayoutLine) error {
+	err := r.PayoutLinesWithID(ctx, d, func(id int64, p pipeline.PayoutLine) error {
 		if es.Counts[p.Kind] == nil {
 			es.Counts[p.Kind] = map[string]int{}
 		}
@@ -299,7 +330,7 @@ func (l *Ledger) effectsStatus(ctx context.Context, d pipeline.Date) (EffectsSta
 	if err != nil || len(ids) == 0 {
 		return es, err
 	}
-	rows, err := l.db.QueryContext(ctx, `SELECT effect_id, at, from_state, to_state, cause, sends, detail
+	rows, err := r.q.QueryContext(ctx, `SELECT effect_id, at, from_state, to_state, cause, sends, detail
 		FROM effect_events WHERE effect_id = ANY ($1) ORDER BY effect_id, id`, pq.Array(ids))
 	if err != nil {
 		return es, fmt.Errorf("read effect histories: %w", err)
@@ -311,8 +342,8 @@ func (l *Ledger) effectsStatus(ctx context.Context, d pipeline.Date) (EffectsSta
 		if err := rows.Scan(&id, &h.At, &h.From, &h.To, &h.Cause, &h.Sends, &h.Detail); err != nil {
 			return es, err
 		}
-		r := &es.Listed[byID[id]]
-		r.History = append(r.History, h)
+		e := &es.Listed[byID[id]]
+		e.History = append(e.History, h)
 	}
 	return es, rows.Err()
 }
@@ -323,9 +354,9 @@ const lateRefundsOfDateQuery = `SELECT refund_no, order_no, seller_id, amount_mi
 
 // lateRefundStatus counts the late refunds read on date d by state and
 // lists the first ones still waiting.
-func (l *Ledger) lateRefundStatus(ctx context.Context, d pipeline.Date) (LateRefundStatus, error) {
+func (r Reader) lateRefundStatus(ctx context.Context, d pipeline.Date) (LateRefundStatus, error) {
 	ls := LateRefundStatus{ByState: map[string]int{}, Waiting: []LateRefundWaiting{}}
-	rows, err := l.db.QueryContext(ctx, lateRefundsOfDateQuery, d.String())
+	rows, err := r.q.QueryContext(ctx, lateRefundsOfDateQuery, d.String())
 	if err != nil {
 		return ls, fmt.Errorf("read late refunds: %w", err)
 	}

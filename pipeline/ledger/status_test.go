@@ -107,3 +107,55 @@ func TestDateStatusShowsHistoryTotalsAndOnlyItsLateRefunds(t *testing.T) {
 		t.Errorf("JSON late refunds: %s", b)
 	}
 }
+
+// TestDateStatusReadsOneSnapshot: a payout another process records while
+// the status of its date is read is in all of the status's sections or
+// in none. Each read on a snapshot of its own, the payout recorded between
+// the summary and the side effects showed as a succeeded revenue share
+// while the summary said nothing of the date was paid.
+func TestDateStatusReadsOneSnapshot(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	ch := shareChannels
+	r1 := uploadedItems(t, l, day, "P", 2, 300)
+	var wrote bool
+	l.SetStatusHook(func(section string) {
+		if section != "summary" || wrote {
+			return
+		}
+		wrote = true
+		// Another process pays the seller, committed, between two reads.
+		e, err := l.PlanPayout(ctx, r1, "S1", ch, payout(r1, 600, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e = settleOne(t, l, newProvider(), e)
+		if err := l.PayoutSucceeded(ctx, r1, "S1", "USD", ch, e); err != nil {
+			t.Fatal(err)
+		}
+	})
+	paid := func(s *ledger.DateStatus) (summary int64, effects int) {
+		for _, tot := range s.Totals {
+			summary += tot.Paid
+		}
+		return summary, s.Effects.Counts["revenue_share"]["succeeded"]
+	}
+	s, err := l.DateStatus(ctx, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !wrote {
+		t.Fatal("the hook did not run: no payout was recorded between the reads")
+	}
+	if sum, n := paid(s); sum != 0 || n != 0 {
+		t.Fatalf("status read while the payout was recorded: paid %d in the summary, %d succeeded revenue shares in the side effects; want neither (the snapshot before it)", sum, n)
+	}
+	s, err = l.DateStatus(ctx, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, n := paid(s); sum != 600 || n != 1 {
+		t.Fatalf("status read after: paid %d in the summary, %d succeeded revenue shares; want 600 and 1", sum, n)
+	}
+}
