@@ -57,10 +57,19 @@ func (c *config) logFailure(err error) error {
 		return err
 	}
 	msg := collapseRepeats(err.Error())
-	if pipeline.KindOf(err) == pipeline.KindUsage {
+	what, problems := fileProblems(err)
+	switch {
+	case problems != nil:
+		// An invalid rules file: the first problem in error, every one
+		// (each where it is) in problems.
+		msg = what + problems[0] + " (the others after it in problems)"
+	case pipeline.KindOf(err) == pipeline.KindUsage:
 		msg = oneLine(msg, 1000) // as on a terminal: one line says what to fix
 	}
 	attrs := []any{"exit_code", codeOf(err), "error", msg}
+	if problems != nil {
+		attrs = append(attrs, "problems", problems)
+	}
 	// Which date failed: a stage's error names its stage, not its date
 	// (a backfill's and a sharded date's name theirs), and the pod's log
 	// may be all the on-call has.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +135,65 @@ func TestAFailureOfOneCauseIsOneLine(t *testing.T) {
 	var last map[string]any
 	if jerr := json.Unmarshal(out.Bytes(), &last); jerr != nil || last["error"] != want || last["hint"] != hint {
 		t.Fatalf("JSON line %s (%v); want the error %q and the hint", out.String(), jerr, want)
+	}
+}
+
+// TestBadRulesFileListsEveryProblem: a rules file with several problems
+// showed only its first, as a terminal's line and as the JSON log's
+// error ("(2 more lines not shown)"): the operator fixed it one run at a
+// time. Every problem is listed, each with its line and field, at most
+// the parser's 20 and a line saying it stopped.
+func TestBadRulesFileListsEveryProblem(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := dir + "/rules.csv"
+	body := "seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n" +
+		",,,abc,0,0,0,2026-01-01\n" +
+		",,,500,x,0,0,2026-01-01\n" +
+		"S1,,,99999,0,0,0,2026-01-01\n"
+	if err := os.WriteFile(bad, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "--date", "2026-11-23", "--rules", bad, "--database-url", "postgres://127.0.0.1:1/none?sslmode=disable"}
+	want := []string{`rules.csv:2: field rate_bps: must be an integer from 0 to 10000, got "abc"`,
+		`rules.csv:3: field fixed_minor:`, `rules.csv:4: field rate_bps:`}
+
+	_, stderr, code := invoke(map[string]string{"SETTLE_LOG_FORMAT": "text"}, args...)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2:\n%s", code, stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("text: stderr lacks %q:\n%s", w, stderr)
+		}
+	}
+
+	stdout, _, code := invoke(map[string]string{"SETTLE_LOG_FORMAT": "json"}, args...)
+	var last struct {
+		Error    string   `json:"error"`
+		Problems []string `json:"problems"`
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || code != 2 {
+		t.Fatalf("exit %d, last line %q: %v", code, lines[len(lines)-1], err)
+	}
+	if len(last.Problems) != 3 || !strings.Contains(last.Error, want[0]) {
+		t.Fatalf("JSON: error %q, problems %q; want the first in error and all 3 in problems", last.Error, last.Problems)
+	}
+	for i, w := range want {
+		if !strings.Contains(last.Problems[i], w) {
+			t.Errorf("JSON problem %d %q, want %q", i, last.Problems[i], w)
+		}
+	}
+
+	// A file of nothing but bad lines: the parser's 20, and where it stopped.
+	body = "seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n" +
+		strings.Repeat(",,,abc,0,0,0,2026-01-01\n", 40)
+	if err := os.WriteFile(bad, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, _ = invoke(map[string]string{"SETTLE_LOG_FORMAT": "text"}, args...)
+	if n := strings.Count(stderr, "field rate_bps"); n != 20 || !strings.Contains(stderr, "stopped after 20 errors") {
+		t.Fatalf("%d problems listed, want 20 and where it stopped:\n%s", n, stderr)
 	}
 }

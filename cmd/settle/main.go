@@ -19,6 +19,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/transform"
 )
 
 func main() {
@@ -58,7 +59,13 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	}
 	if !errors.As(err, new(loggedError)) {
-		if pipeline.KindOf(err) == pipeline.KindUsage {
+		if what, ps := fileProblems(err); ps != nil {
+			// An invalid rules file: every problem, each where it is.
+			fmt.Fprintf(stderr, "settle: %s\n", strings.TrimSpace(what))
+			for _, p := range ps {
+				fmt.Fprintf(stderr, "  %s\n", p)
+			}
+		} else if pipeline.KindOf(err) == pipeline.KindUsage {
 			// Something to fix before running again (flags, configuration,
 			// credentials): one line says what, however many subjects it hit.
 			fmt.Fprintf(stderr, "settle: %s\n", oneLine(collapseRepeats(err.Error()), 1000))
@@ -94,6 +101,36 @@ func codeOf(err error) int {
 func privilegeRefused(err error) bool {
 	var pe *pq.Error
 	return errors.As(err, &pe) && pe.Code == "42501"
+}
+
+// maxProblemsShown bounds the problems of a rules file an error lists.
+const maxProblemsShown = 25
+
+// fileProblems returns the problems of an invalid rules file that err
+// holds when there are several (transform.RuleError, each naming its line
+// and field), at most maxProblemsShown and then a count of the rest, and
+// what err says before them ("read rules: "); no problems when err is not
+// such an error or holds one. Every one is a thing to fix: a usage error
+// cut to its first line (oneLine) had the operator fix the file one run
+// at a time.
+func fileProblems(err error) (what string, problems []string) {
+	var re *transform.RuleError
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &re) || !errors.As(err, &joined) {
+		return "", nil
+	}
+	for _, e := range joined.Unwrap() {
+		problems = append(problems, e.Error())
+	}
+	if len(problems) < 2 {
+		return "", nil
+	}
+	what = strings.TrimSuffix(err.Error(), joined.(error).Error())
+	if len(problems) > maxProblemsShown {
+		n := len(problems) - maxProblemsShown
+		problems = append(problems[:maxProblemsShown:maxProblemsShown], fmt.Sprintf("... and %d more", n))
+	}
+	return what, problems
 }
 
 // oneLine is msg on one line of at most max bytes: its first line, with a
