@@ -59,7 +59,28 @@ type Outcome struct {
 	Status OutcomeStatus
 	Ref    string // the provider's reference, when it gave one
 	Reason string // why it failed, in the provider's words
+	// NotTaken, in an answer to a send, says that this request was refused
+	// before the provider took it (a refusal of the request itself, or one
+	// never sent): it moved no money. Its history records the answer as
+	// CauseRefused, and a run's new money movements do not count it.
+	NotTaken bool
 }
+
+// ErrNotTaken, wrapped by a send's error, says that the provider did not
+// take the request ("retry later" until the retries ran out, a connection
+// never made): it moved no money. The effect is left unknown as after any
+// send error (resolved by a query with the same key), its history records
+// the send as CauseRefused, and a run's new money movements do not count
+// it.
+var ErrNotTaken = errors.New("request not taken by the provider: no money moved")
+
+// NotTaken marks err, a send's error, as ErrNotTaken, its text unchanged.
+func NotTaken(err error) error { return notTaken{err} }
+
+type notTaken struct{ error }
+
+func (e notTaken) Unwrap() error        { return e.error }
+func (e notTaken) Is(target error) bool { return target == ErrNotTaken }
 
 // EffectSender performs side effects for one kind. Implementations live with
 // each provider client.
@@ -67,6 +88,9 @@ type EffectSender interface {
 	// Send makes the request with e.Key. An error means the outcome is
 	// unknown (timeout, reset, 5xx after retries): the request may or may
 	// not have been applied. A definite rejection is an Outcome, not an error.
+	// A refusal of the request itself, which moved nothing, sets
+	// Outcome.NotTaken; an error that knows the request was not taken
+	// wraps ErrNotTaken.
 	Send(ctx context.Context, e Effect) (Outcome, error)
 	// Query asks the provider about e.Key. An error means the provider could
 	// not be asked; OutcomeNotFound means it has never seen the key.
@@ -97,6 +121,7 @@ const (
 	CauseResent    EffectCause = "sent again" // sent again with the same key: the provider did not know it
 	CauseSendError EffectCause = "send error" // the answer never arrived: outcome unknown
 	CauseAnswer    EffectCause = "answer"     // the provider's answer to the send
+	CauseRefused   EffectCause = "refused"    // the provider did not take the send (Outcome.NotTaken, ErrNotTaken): no money moved
 	CauseQuery     EffectCause = "query"      // a status query with the same key
 	CauseGivenUp   EffectCause = "given up"   // a person gave it up: its provider lost it, and it went again under a new key
 )
@@ -194,14 +219,21 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 	if err != nil {
 		unobserved(ctx) // not this call's error: no latency either
 		// The request may have been applied: unknown until a query says.
-		msg := err.Error()
-		if rerr := recordOutcome(context.WithoutCancel(ctx), store, e.ID, EffectUnknown, "", msg, CauseSendError); rerr != nil {
+		msg, cause := err.Error(), CauseSendError
+		if errors.Is(err, ErrNotTaken) {
+			cause = CauseRefused // not taken: still asked about by its key, but moved nothing
+		}
+		if rerr := recordOutcome(context.WithoutCancel(ctx), store, e.ID, EffectUnknown, "", msg, cause); rerr != nil {
 			return e, errors.Join(err, rerr)
 		}
 		e.State, e.LastError = EffectUnknown, msg
 		return e, nil
 	}
-	return record(ctx, store, e, out, CauseAnswer)
+	cause := CauseAnswer
+	if out.NotTaken {
+		cause = CauseRefused
+	}
+	return record(ctx, store, e, out, cause)
 }
 
 type noResendKey struct{}

@@ -18,8 +18,9 @@ type Provider struct {
 	// settles is work left undone.
 	Settles []Channel
 	// Pays are the effect kinds by which it moves money (a run's summary
-	// counts their sends as new money movements); none for a provider that
-	// only verifies.
+	// counts their effects sent as new money movements, but those the
+	// provider refused every send of: Outcome.NotTaken, ErrNotTaken);
+	// none for a provider that only verifies.
 	Pays []string
 	// Preflight makes one cheap authenticated call (and any login the
 	// provider needs) so that refused credentials stop the run before

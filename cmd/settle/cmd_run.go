@@ -532,13 +532,10 @@ func (cfg *config) settleShards(ctx context.Context, l *ledger.Ledger, o *runOpt
 	}
 	if cfg.json {
 		cfg.logger().Info("done", "date", d.String(), "stage", "summary", "runs", len(keys),
-			"new_money_movements", sent.Effects, "requests_sent", sent.Requests)
+			"new_money_movements", sent.Effects, "requests_sent", sent.Requests, "requests_refused", sent.Refused)
 	} else {
 		fmt.Fprintf(cfg.stdout, "%s, %d runs: %d new money movements", d, len(keys), sent.Effects)
-		if r := sent.Resent(); r != 0 {
-			fmt.Fprintf(cfg.stdout, "; requests sent: %d, of which %d again under the same idempotency key after an unknown outcome", sent.Requests, r)
-		}
-		fmt.Fprintln(cfg.stdout)
+		printSent(cfg.stdout, sent)
 	}
 	if worst == nil {
 		return nil
@@ -1045,10 +1042,12 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	if res != nil && res.Run != nil {
 		sendsAfter, serr := l.Sends(ctx, o.key, plugged.Pays)
 		if serr == nil {
-			sent := ledger.Sent{Requests: sendsAfter.Requests - sendsBefore.Requests, Effects: sendsAfter.Effects - sendsBefore.Effects}
+			sent := ledger.Sent{Requests: sendsAfter.Requests - sendsBefore.Requests, Effects: sendsAfter.Effects - sendsBefore.Effects,
+				Refused: sendsAfter.Refused - sendsBefore.Refused}
 			if o.dateSent != nil {
 				o.dateSent.Requests += sent.Requests
 				o.dateSent.Effects += sent.Effects
+				o.dateSent.Refused += sent.Refused
 			}
 			serr = cfg.printRunSummary(ctx, l, res, sent)
 		}
@@ -1339,9 +1338,11 @@ func parseSkipChannels(values []string) (map[pipeline.Channel]bool, error) {
 
 // printRunSummary prints the run's totals, what was rejected and what the
 // run sent: its new money movements (effects sent for the first time, each
-// under its own idempotency key) and, when they differ, the requests (a
-// request whose outcome was unknown and that the provider never received
-// is sent again under the same key: two requests, one movement).
+// under its own idempotency key, that the provider took or whose outcome
+// is unknown) and, when they differ, the requests (a request whose outcome
+// was unknown and that the provider never received is sent again under
+// the same key: two requests, one movement; one the provider refused,
+// "retry later" or a refusal of the request itself, moved nothing).
 func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *pipeline.Result, sent ledger.Sent) error {
 	run := res.Run
 	totals, err := l.TotalsOfRun(ctx, run.ID)
@@ -1374,7 +1375,7 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 		for _, r := range byProvider {
 			log.Warn("rejected by the provider", "reason", r.Reason, "orders", r.Count, "example", r.Sample)
 		}
-		log.Info("done", "new_money_movements", sent.Effects, "requests_sent", sent.Requests, "nothing_new", nothingNew)
+		log.Info("done", "new_money_movements", sent.Effects, "requests_sent", sent.Requests, "nothing_new", nothingNew, "requests_refused", sent.Refused)
 		return nil
 	}
 	printTotals(cfg.stdout, totals)
@@ -1384,11 +1385,22 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 		fmt.Fprint(cfg.stdout, "nothing new: every stage of this date was done earlier; ")
 	}
 	fmt.Fprintf(cfg.stdout, "%d new money movements", sent.Effects)
-	if r := sent.Resent(); r != 0 {
-		fmt.Fprintf(cfg.stdout, "; requests sent: %d, of which %d again under the same idempotency key after an unknown outcome", sent.Requests, r)
-	}
-	fmt.Fprintln(cfg.stdout)
+	printSent(cfg.stdout, sent)
 	return nil
+}
+
+// printSent ends the line of a run's new money movements with the
+// requests sent, when they are not one a movement: those sent again under
+// the same key after an unknown outcome, and those the provider refused
+// (no money moved: not movements).
+func printSent(w io.Writer, sent ledger.Sent) {
+	if r := sent.Resent(); r != 0 {
+		fmt.Fprintf(w, "; requests sent: %d, of which %d again under the same idempotency key after an unknown outcome", sent.Requests, r)
+	}
+	if sent.Refused != 0 {
+		fmt.Fprintf(w, "; %d requests refused by the provider (no money moved)", sent.Refused)
+	}
+	fmt.Fprintln(w)
 }
 
 func printTotals(w io.Writer, totals []pipeline.Totals) {

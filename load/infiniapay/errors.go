@@ -166,6 +166,26 @@ func (e *Error) Transient() bool {
 	return false
 }
 
+// notTaken reports whether the failed call was not taken by Infinia, so
+// that a money request moved nothing: nothing was sent (on our side, or
+// no connection made), or Infinia said to send it again later (HTTP 429,
+// SYS-008) - the last attempt of a call whose earlier ones were all
+// retried, which only such answers are. An outcome marked unknown is not.
+func (e *Error) notTaken() bool {
+	if errors.Is(e.Err, ErrUnknownOutcome) {
+		return false
+	}
+	switch e.kind {
+	case failLocal, failNotSent:
+		return true
+	case failHTTP:
+		return e.HTTPStatus == http.StatusTooManyRequests
+	case failCode:
+		return e.Code == CodeUnavailable
+	}
+	return false
+}
+
 // retryable reports whether the call may be sent again as it is. A money
 // request is resent only when Infinia (or its rate limiter, or a refused
 // connection) says it was not processed; anything that may have been

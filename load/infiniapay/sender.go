@@ -90,7 +90,13 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 		return s.tooLarge(e, seller, err), nil
 	}
 	var ie *Error
-	if !errors.As(err, &ie) || ie.kind != failCode || ie.Transient() {
+	if errors.As(err, &ie) && ie.notTaken() {
+		// "Retry later" to the end, or never sent: unknown to the
+		// engine as any send error (asked by its requestNo), but it
+		// moved nothing.
+		return pipeline.Outcome{}, pipeline.NotTaken(err)
+	}
+	if ie == nil || ie.kind != failCode || ie.Transient() {
 		return pipeline.Outcome{}, err
 	}
 	// Infinia refused. Make sure it holds nothing under this key.
@@ -114,7 +120,9 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 		// review). It waits like a refused repeat.
 		return s.refusedAgain(e, "answered with a code Infinia does not publish", strings.TrimSpace(ie.Code+" "+ie.Message)), nil
 	case errors.Is(qerr, ErrNotFound):
-		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(ie.Code + " " + ie.Message)}, nil
+		// A refusal of the request itself that Infinia holds nothing
+		// under: not taken, no money moved.
+		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(ie.Code + " " + ie.Message), NotTaken: true}, nil
 	}
 	return pipeline.Outcome{}, errors.Join(err, qerr)
 }
@@ -135,9 +143,9 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 func (s RevenueShareSender) tooLarge(e pipeline.Effect, seller string, err error) pipeline.Outcome {
 	why := fmt.Sprintf("revenue share to seller %s (Infinia id %s) not sent, too large for Infinia: %v", subjectSeller(e.Subject), clip(seller), err)
 	if e.Sends <= 1 {
-		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: why}
+		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: why, NotTaken: true}
 	}
-	return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: fmt.Sprintf(
+	return pipeline.Outcome{Status: pipeline.OutcomePending, NotTaken: true, Reason: fmt.Sprintf(
 		"%s; requestNo %s was sent before with an unknown outcome and Infinia does not know it: the first send may yet show%s%s)",
 		why, e.Key, refusedMark, s.Client.cfg.Now().UTC().Format(time.RFC3339))}
 }

@@ -350,8 +350,8 @@ func TestSenderTooLargeIsNotSentNotUnknown(t *testing.T) {
 	e := effect("RS-BIG", 100)
 	e.Sends = 1
 	out, err := s.Send(ctx, e)
-	if err != nil || out.Status != pipeline.OutcomeFailed {
-		t.Fatalf("Send of a request too large = %+v, %v; want failed (nothing sent), not an error (unknown)", out, err)
+	if err != nil || out.Status != pipeline.OutcomeFailed || !out.NotTaken {
+		t.Fatalf("Send of a request too large = %+v, %v; want failed, not taken (nothing sent), not an error (unknown)", out, err)
 	}
 	for _, want := range []string{"seller S1", "not sent", "too large", "characters", "at most 2048"} {
 		if !strings.Contains(out.Reason, want) {
@@ -395,5 +395,49 @@ func TestTooLargeQueryConcernsItsSeller(t *testing.T) {
 	}
 	if _, err := api.AvailableShare(ctx, "RSA-1", long, "USD"); !errors.Is(err, infiniapay.ErrTooLarge) || !pipeline.SubjectOnly(err) {
 		t.Fatalf("available share query of a seller id too long: %v; want ErrTooLarge, of the seller alone", err)
+	}
+}
+
+// TestSenderSaysWhatWasNotTaken: a revenue share Infinia answered "retry
+// later" (SYS-008) to the end of the retries, or refused as a request,
+// moved no money: the sender says so (pipeline.ErrNotTaken,
+// Outcome.NotTaken), and the run's new money movements do not count it.
+// One whose answer was lost may have been taken.
+func TestSenderSaysWhatWasNotTaken(t *testing.T) {
+	ctx := context.Background()
+	answer := func(w http.ResponseWriter, code, msg string) {
+		sig, _ := infiniapay.Sign(keys(t).InfiniaPrivate, "")
+		json.NewEncoder(w).Encode(infiniapay.ResponseEnvelope{Code: code, Message: msg, Signature: sig})
+	}
+	code := infiniapay.CodeUnavailable
+	refusing := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if strings.HasSuffix(req.URL.Path, "revenue-sharing/request") {
+				answer(w, code, "refused")
+				return
+			}
+			next.ServeHTTP(w, req)
+		})
+	}
+	r := newRig(t, infiniapaytest.Options{}, refusing, func(c *infiniapay.Config) { c.MaxRetries = 2 })
+	s := infiniapay.RevenueShareSender{Client: r.client}
+	e := effect("RS-LATER", 100)
+	e.Sends = 1
+	if _, err := s.Send(ctx, e); !errors.Is(err, pipeline.ErrNotTaken) || !strings.Contains(err.Error(), "SYS-008") {
+		t.Fatalf("SYS-008 to the end: %v; want an error that says it was not taken, with Infinia's code", err)
+	}
+	code = infiniapay.CodeOutOfRange
+	if out, err := s.Send(ctx, e); err != nil || out.Status != pipeline.OutcomeFailed || !out.NotTaken {
+		t.Fatalf("SYS-006: %+v, %v; want failed, not taken", out, err)
+	}
+
+	r = newRig(t, faults(fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Lost, Calls: []int{1}}), nil, nil)
+	payable(r)
+	s = infiniapay.RevenueShareSender{Client: r.client}
+	if _, err := s.Send(ctx, effect("RS-LOST", 100)); !errors.Is(err, infiniapay.ErrUnknownOutcome) || errors.Is(err, pipeline.ErrNotTaken) {
+		t.Fatalf("answer lost: %v; want unknown, which may have been taken", err)
+	}
+	if out, err := s.Send(ctx, effect("RS-OK", 100)); err != nil || out.NotTaken {
+		t.Fatalf("taken: %+v, %v", out, err)
 	}
 }

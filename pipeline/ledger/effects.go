@@ -282,23 +282,34 @@ type Sent struct {
 	// outcome was unknown and that the provider's query then said it never
 	// received is sent again with the same idempotency key.
 	Requests int64
-	// Effects is the effects sent at least once: the money movements asked
-	// for, each under its own idempotency key, whatever became of them.
+	// Effects is the effects sent at least once and taken, or whose
+	// outcome is unknown: the money movements asked for, each under its
+	// own idempotency key, whatever became of them. An effect all of whose
+	// sends the provider refused (pipeline.CauseRefused: a refusal of the
+	// request itself, "retry later" until the retries ran out) moved no
+	// money, and is not one.
 	Effects int64
+	// Refused is the requests the provider did not take (CauseRefused).
+	Refused int64
 }
 
-// Resent is the requests of s that sent an effect again.
-func (s Sent) Resent() int64 { return s.Requests - s.Effects }
+// Resent is the requests of s that sent an effect again after one that
+// may have been taken.
+func (s Sent) Resent() int64 { return s.Requests - s.Effects - s.Refused }
 
 // Sends counts the requests sent for effects of the given kinds by the run
-// of key, and the effects they were for: the shards of a date running side
-// by side each count their own.
+// of key, the effects they were for and the requests refused: the shards of
+// a date running side by side each count their own. A send whose answer
+// never came (or was never recorded: the process killed) counts as taken.
 func (l *Ledger) Sends(ctx context.Context, key pipeline.RunKey, kinds []string) (Sent, error) {
 	var n Sent
-	err := l.db.QueryRowContext(ctx, `SELECT COALESCE(sum(e.sends), 0), count(*) FILTER (WHERE e.sends > 0)
+	err := l.db.QueryRowContext(ctx, `SELECT COALESCE(sum(e.sends), 0), count(*) FILTER (WHERE e.sends > x.refused),
+		COALESCE(sum(x.refused), 0)
 		FROM effects e JOIN runs r ON r.id = e.run_id
+		CROSS JOIN LATERAL (SELECT count(*) AS refused FROM effect_events v
+			WHERE e.sends > 0 AND v.effect_id = e.id AND v.cause = $5) x
 		WHERE r.business_date = $1 AND r.shard_index = $2 AND r.shard_count = $3 AND e.kind = ANY ($4)`,
-		key.Date.String(), key.Shard.Index, key.Shard.Count, pq.Array(kinds)).Scan(&n.Requests, &n.Effects)
+		key.Date.String(), key.Shard.Index, key.Shard.Count, pq.Array(kinds), string(pipeline.CauseRefused)).Scan(&n.Requests, &n.Effects, &n.Refused)
 	return n, err
 }
 

@@ -759,3 +759,76 @@ func TestALostLockStopsTheSends(t *testing.T) {
 		t.Fatalf("the effect was marked sent %d times (%v)", sends, err)
 	}
 }
+
+// scriptedSender answers each send with the next of its answers (an
+// outcome, or an error), and every query "not found".
+type scriptedSender struct {
+	answers []func() (pipeline.Outcome, error)
+}
+
+func (s *scriptedSender) Send(context.Context, pipeline.Effect) (pipeline.Outcome, error) {
+	a := s.answers[0]
+	s.answers = s.answers[1:]
+	return a()
+}
+
+func (s *scriptedSender) Query(context.Context, pipeline.Effect) (pipeline.Outcome, error) {
+	return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
+}
+
+// TestSendsCountsNoRefusalAsAMovement: a request the provider refused
+// (a refusal of the request itself, or "retry later" to the end) moved no
+// money, yet counted as a new money movement: a night of "retry later"
+// printed "34 new money movements" where none was made. A movement is an
+// effect taken, or whose outcome is unknown; the refusals are counted
+// apart, and a resend after a refusal is no resend after an unknown
+// outcome.
+func TestSendsCountsNoRefusalAsAMovement(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	run, _, err := l.OpenRun(ctx, key, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retryLater := func() (pipeline.Outcome, error) {
+		return pipeline.Outcome{}, pipeline.NotTaken(errors.New("SYS-008 service unavailable, retry later"))
+	}
+	refused := func() (pipeline.Outcome, error) {
+		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: "SYS-006 amount out of range", NotTaken: true}, nil
+	}
+	taken := func() (pipeline.Outcome, error) {
+		return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: "R"}, nil
+	}
+	lost := func() (pipeline.Outcome, error) { return pipeline.Outcome{}, errors.New("timeout awaiting response") }
+	for _, c := range []struct {
+		subject string
+		answers []func() (pipeline.Outcome, error)
+	}{
+		{"RS/refused", []func() (pipeline.Outcome, error){refused}},                          // not a movement
+		{"RS/retry-later", []func() (pipeline.Outcome, error){retryLater}},                   // not a movement
+		{"RS/retry-later-then-taken", []func() (pipeline.Outcome, error){retryLater, taken}}, // one, not sent again after an unknown outcome
+		{"RS/lost-then-taken", []func() (pipeline.Outcome, error){lost, taken}},              // one, sent again after an unknown outcome
+		{"RS/taken", []func() (pipeline.Outcome, error){taken}},                              // one
+	} {
+		e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "revenue_share", Subject: c.subject, Attempt: 1,
+			Key: "k-" + c.subject, Currency: "CNY", Amount: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &scriptedSender{answers: c.answers}
+		for len(s.answers) > 0 {
+			if e, err = pipeline.ApplyEffect(ctx, l, s, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := l.Sends(ctx, key, []string{"revenue_share"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (ledger.Sent{Requests: 7, Effects: 3, Refused: 3}); got != want || got.Resent() != 1 {
+		t.Fatalf("sent %+v (resent %d), want %+v (resent 1)", got, got.Resent(), want)
+	}
+}
