@@ -1,6 +1,6 @@
 // Package load holds settle's side effects out of the process that are
-// not a provider's own: the report writers and the trade-file writer (CSV,
-// written under a temporary name and renamed into place), the SFTP uploader
+// not a provider's own: the report writers (CSV, written under a temporary
+// name and renamed into place), the SFTP uploader
 // (SFTP, SFTPSession: host key pinned by known_hosts, temporary name,
 // posix-rename, keepalives and a stall watch), and the run's metrics
 // (a Pushgateway, or a textfile for node exporter). The provider clients'
@@ -136,12 +136,6 @@ type Written struct {
 	SHA256 string // hex
 	Bytes  int64
 	Rows   int // data rows, header excluded
-}
-
-// WriteTradeFile writes a trade-detail file dir/name from rows, streaming,
-// and returns its sha256, size and row count. Same rows, same bytes.
-func WriteTradeFile(dir, name string, rows func(func(pipeline.TradeRow) error) error) (Written, error) {
-	return writeCSV(dir, name, rows, false)
 }
 
 // chunk is how many rows are marshalled at a time: memory stays flat.

@@ -66,30 +66,6 @@ func TestWriteOrdersStreamsInChunksAndIsDeterministic(t *testing.T) {
 	}
 }
 
-func TestWriteTradeFileReportsDigestSizeAndRows(t *testing.T) {
-	dir := t.TempDir()
-	rows := func(fn func(pipeline.TradeRow) error) error {
-		for _, r := range []pipeline.TradeRow{{OrderNo: "O1", TradeType: "SALE", Currency: "USD", Amount: "1.00"}, {OrderNo: "O1", TradeType: "REFUND", Currency: "USD", Amount: "0.50"}} {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	w, err := WriteTradeFile(dir, "TD_x.csv", rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := os.ReadFile(w.Path)
-	sum := sha256.Sum256(b)
-	if w.Rows != 2 || w.Bytes != int64(len(b)) || w.SHA256 != hex.EncodeToString(sum[:]) {
-		t.Fatalf("%+v for %d bytes", w, len(b))
-	}
-	if !strings.HasPrefix(string(b), "order_no,trade_type,product_type,currency,amount,commission,seller_amount,trade_time\n") {
-		t.Fatalf("header: %s", b)
-	}
-}
-
 // TestReportCellsAreNotFormulas: text from the platform's rows (a
 // rejected row keeps whatever it read: order_no, seller_id, amount text)
 // or from a provider (a reference, a refusal's words, a mismatch's detail)
@@ -166,16 +142,6 @@ func TestReportCellsAreNotFormulas(t *testing.T) {
 	}
 	if got := formulaSafe("-12"); got != "-12" {
 		t.Errorf("-12 written %q", got)
-	}
-	// A trade file is Infinia's: its cells as they are.
-	dir := t.TempDir()
-	if _, err := WriteTradeFile(dir, "TD.csv", func(emit func(pipeline.TradeRow) error) error {
-		return emit(pipeline.TradeRow{OrderNo: "=O1"})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "TD.csv")); !strings.Contains(string(b), "\n=O1,") {
-		t.Errorf("trade file changed:\n%s", b)
 	}
 }
 

@@ -95,17 +95,6 @@ func Add(a, b int64) (int64, error) {
 	return s, nil
 }
 
-// Sub returns a-b, or ErrOverflow.
-func Sub(a, b int64) (int64, error) {
-	if b == math.MinInt64 {
-		if a >= 0 {
-			return 0, ErrOverflow
-		}
-		return a - b, nil
-	}
-	return Add(a, -b)
-}
-
 // MulDivHalfEven returns round_half_even(x * num / den) for x >= 0, num >= 0
 // and den > 0, computed in 128 bits so the product cannot wrap; ErrOverflow
 // when the result does not fit int64.

@@ -42,18 +42,12 @@ func TestCurrencyExponents(t *testing.T) {
 	}
 }
 
-func TestAddSubOverflow(t *testing.T) {
+func TestAddOverflow(t *testing.T) {
 	if _, err := Add(math.MaxInt64, 1); !errors.Is(err, ErrOverflow) {
 		t.Error("MaxInt64+1 did not overflow")
 	}
 	if _, err := Add(math.MinInt64, -1); !errors.Is(err, ErrOverflow) {
 		t.Error("MinInt64-1 did not overflow")
-	}
-	if _, err := Sub(0, math.MinInt64); !errors.Is(err, ErrOverflow) {
-		t.Error("0-MinInt64 did not overflow")
-	}
-	if v, err := Sub(-1, math.MinInt64); err != nil || v != math.MaxInt64 {
-		t.Errorf("-1-MinInt64 = %d, %v", v, err)
 	}
 	if v, err := Add(math.MaxInt64-1, 1); err != nil || v != math.MaxInt64 {
 		t.Errorf("MaxInt64-1+1 = %d, %v", v, err)

@@ -1,7 +1,6 @@
 package transform
 
 import (
-	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"math"
@@ -104,53 +103,6 @@ func renderRules(rules []Rule) string {
 	}
 	w.Flush()
 	return b.String()
-}
-
-func FuzzAllocate(f *testing.F) {
-	f.Add(int64(100), []byte{0, 0, 1, 0, 1, 0, 1})
-	f.Add(int64(7), []byte{0, 0, 5, 0, 0, 0, 5})
-	f.Add(int64(0), []byte{0, 0, 0})
-	f.Add(int64(math.MaxInt64), []byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 1, 0, 0, 0, 0, 0, 0, 0})
-	f.Add(int64(-1), []byte{0, 0, 1})
-	f.Add(int64(10), []byte{})
-	f.Fuzz(func(t *testing.T, total int64, raw []byte) {
-		weights := decodeWeights(raw)
-		parts, err := Allocate(total, weights)
-		var sum big.Int
-		valid := total >= 0 && len(weights) > 0
-		for _, w := range weights {
-			valid = valid && w >= 0
-			sum.Add(&sum, big.NewInt(w))
-		}
-		valid = valid && sum.IsInt64() && (total == 0 || sum.Sign() > 0)
-		if (err == nil) != valid {
-			t.Fatalf("Allocate(%d, %v) = %v, %v; inputs valid: %v", total, weights, parts, err, valid)
-		}
-		if err == nil {
-			checkAllocation(t, total, weights, parts)
-		}
-	})
-}
-
-// decodeWeights reads weights from raw: the first byte chooses 2-byte
-// (small, even first byte) or 8-byte (any, odd) weights; at most 64.
-func decodeWeights(raw []byte) []int64 {
-	if len(raw) == 0 {
-		return nil
-	}
-	size := 2
-	if raw[0]%2 == 1 {
-		size = 8
-	}
-	var ws []int64
-	for raw = raw[1:]; len(raw) >= size && len(ws) < 64; raw = raw[size:] {
-		if size == 2 {
-			ws = append(ws, int64(binary.LittleEndian.Uint16(raw)))
-		} else {
-			ws = append(ws, int64(binary.LittleEndian.Uint64(raw)))
-		}
-	}
-	return ws
 }
 
 func FuzzCommission(f *testing.F) {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/settlekit/settle/internal/heaptest"
 	"github.com/settlekit/settle/internal/pgtest"
-	"github.com/settlekit/settle/load"
 	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/transform"
@@ -184,11 +184,19 @@ func benchInfiniaDay(b *testing.B, n int, currencies []pipeline.Currency) (*ledg
 	}); err != nil {
 		b.Fatal(err)
 	}
+	// The trade files are written as settle run writes them: by an Infinia
+	// client's layout (which sends nothing here).
+	k, err := infiniapaytest.GenerateKeys()
+	if err != nil {
+		b.Fatal(err)
+	}
+	client, err := infiniapay.New(infiniapay.Config{BaseURL: "http://127.0.0.1/", AppID: "A", OurKey: k.PlatformPrivate,
+		InfiniaKey: k.InfiniaPublic, HTTP: infiniapay.NewHTTPClient(0)})
+	if err != nil {
+		b.Fatal(err)
+	}
 	api := acceptingInfinia{}
 	return l, run, infiniapay.StageConfig{Store: l, API: api, SFTP: api, Channels: []pipeline.Channel{infiniapay.Channel},
 		PlatformID: "P1", WorkDir: b.TempDir(), Rows: transform.TradeRows, Pacer: pipeline.NewPacer(pipeline.Limits{}),
-		WriteFile: func(dir, name string, rows func(func(pipeline.TradeRow) error) error) (string, string, int64, int, error) {
-			w, err := load.WriteTradeFile(dir, name, rows)
-			return w.Path, w.SHA256, w.Bytes, w.Rows, err
-		}}
+		WriteFile: client.WriteTradeFile}
 }

@@ -158,7 +158,7 @@ func TestPayProtocolReconcileCleanDayThenTampered(t *testing.T) {
 	p, _ := pp.Payment(paid[0].Txn)
 	must(pp.SetQuote(paid[0].Txn, p.QuoteCurrency, p.QuoteAmount+"1", true)) // "12.34" -> "12.341": not exact
 	p, _ = pp.Payment(paid[1].Txn)
-	q, _ := payprotocol.ParseDecimal(p.QuoteAmount, pipeline.Currency(paid[1].Cur))
+	q, _ := pipeline.ParseMinor(p.QuoteAmount, pipeline.Currency(paid[1].Cur))
 	qs, _ := payprotocol.FormatDecimal(q+1, pipeline.Currency(paid[1].Cur))
 	must(pp.SetQuote(paid[1].Txn, p.QuoteCurrency, qs, true))
 	must(pp.SetPaymentStatus(paid[2].Txn, payprotocol.PaymentFailed))

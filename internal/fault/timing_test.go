@@ -50,22 +50,6 @@ func TestLimitBurstThenRate(t *testing.T) {
 	}
 }
 
-func TestLimitsPerKey(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
-	ls := NewLimits(2, 0, clk.now)
-	for _, k := range []string{"a", "a", "b", "b"} {
-		if !ls.Allow(k) {
-			t.Fatalf("%s refused within its burst", k)
-		}
-	}
-	if ls.Allow("a") || ls.Allow("b") || !ls.Allow("c") {
-		t.Fatal("keys must have their own buckets")
-	}
-	if ls.Denied() != 2 {
-		t.Fatalf("denied %d, want 2", ls.Denied())
-	}
-}
-
 // TestLimitRealClock runs the bucket on the real clock at a small rate:
 // over ~1 s at 20/s (burst 5) it allows about 25, with wide margins.
 func TestLimitRealClock(t *testing.T) {

@@ -253,7 +253,8 @@ func TestLoadKeys(t *testing.T) {
 		t.Fatalf("broken key: %v", err)
 	}
 	noSecrets(t, err)
-	if _, err := infiniapay.ParsePrivateKey(pemText); err == nil {
-		t.Fatal("a public key parsed as a private key")
+	os.WriteFile(p, pemText, 0o600)
+	if _, err := infiniapay.LoadPrivateKey(p); err == nil {
+		t.Fatal("a public key loaded as a private key")
 	}
 }

@@ -15,9 +15,3 @@ func LoadPrivateKey(path string) (*rsa.PrivateKey, error) { return rsakey.LoadPr
 // LoadPublicKey reads an RSA public key (Infinia's) from a file: PEM
 // ("PUBLIC KEY", X.509 SubjectPublicKeyInfo) or its bare Base64.
 func LoadPublicKey(path string) (*rsa.PublicKey, error) { return rsakey.LoadPublic(path) }
-
-// ParsePrivateKey parses what LoadPrivateKey reads.
-func ParsePrivateKey(b []byte) (*rsa.PrivateKey, error) { return rsakey.ParsePrivate(b) }
-
-// ParsePublicKey parses what LoadPublicKey reads.
-func ParsePublicKey(b []byte) (*rsa.PublicKey, error) { return rsakey.ParsePublic(b) }

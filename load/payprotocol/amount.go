@@ -81,15 +81,6 @@ func FromMinor(minor int64, decimals int, cur pipeline.Currency) (string, error)
 	return v.String(), nil
 }
 
-// ParseDecimal converts a decimal string in major units of cur (a request
-// amount such as Pay Protocol's quoteAmount) to minor units, exactly, by
-// pipeline.ParseMinor's rules: an optional "-", digits, and at most cur's
-// exponent of decimals ("1.000" USD is refused: more decimals than ISO 4217
-// gives the currency).
-func ParseDecimal(s string, cur pipeline.Currency) (int64, error) {
-	return pipeline.ParseMinor(s, cur)
-}
-
 // FormatDecimal renders minor units of cur as the decimal string Pay
 // Protocol wants in requests ("12.30" for 1230 USD cents). Unlike
 // pipeline.FormatMinor it refuses an unknown currency rather than printing

@@ -47,9 +47,6 @@ func LoadPlatformKey(path, serial string) (string, *rsa.PublicKey, error) {
 	return serial, k, nil
 }
 
-// ParsePrivateKey parses what LoadPrivateKey reads.
-func ParsePrivateKey(b []byte) (*rsa.PrivateKey, error) { return rsakey.ParsePrivate(b) }
-
 // ParsePublicKey parses a PEM "PUBLIC KEY" (X.509 SubjectPublicKeyInfo).
 func ParsePublicKey(b []byte) (*rsa.PublicKey, error) { return rsakey.ParsePublic(b) }
 
