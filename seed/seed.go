@@ -200,15 +200,6 @@ func writeSellers(ctx context.Context, tx *sql.Tx, n, subs int) error {
 	return nil
 }
 
-// WeChatSubMchID is the WeChat Pay sub-merchant id of the seed's i-th
-// seller when the sellers share subs sub-merchants (0: one each).
-func WeChatSubMchID(i, subs int) string {
-	if subs > 0 {
-		i = (i-1)%subs + 1
-	}
-	return strconv.Itoa(1900000000 + i)
-}
-
 // InfiniaID is the Infinia Pay seller id of the seed's i-th seller.
 func InfiniaID(i int) string { return fmt.Sprintf("INF%08d", i) }
 

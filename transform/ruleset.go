@@ -152,9 +152,6 @@ func hashRules(rules []Rule) string {
 // which rules produced it.
 func (rs *Rules) Hash() string { return rs.hash }
 
-// Len is the number of rules.
-func (rs *Rules) Len() int { return len(rs.rules) }
-
 // CheckDate returns a pipeline.KindUsage error when no default rule (seller_id,
 // category and currency all empty) is effective on d, that is when some order
 // of d could find no rule. A run calls it before settling anything.

@@ -4,8 +4,9 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// Select returns the rule that sets the commission of order o on business
-// date d (a valid date, as from pipeline.ParseDate).
+// selectIndex returns the index in rs.rules of the rule that sets the
+// commission of order o on business date d (a valid date, as from
+// pipeline.ParseDate).
 //
 // A rule matches when each of its seller_id, category and currency is empty
 // or equal to the order's, and its effective_from is on or before d. Of the
@@ -16,15 +17,6 @@ import (
 //
 // When no rule matches (no default rule is effective on d; see CheckDate) the
 // error is of kind pipeline.KindUsage.
-func (rs *Rules) Select(o pipeline.Order, d pipeline.Date) (Rule, error) {
-	i, err := rs.selectIndex(o, d)
-	if err != nil {
-		return Rule{}, err
-	}
-	return rs.rules[i], nil
-}
-
-// selectIndex is Select returning the rule's index in rs.rules.
 //
 // It looks the order up under each key it could match, from the most
 // specific to the least; at most eight map lookups, fewer when the order's

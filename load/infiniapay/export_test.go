@@ -1,4 +1,25 @@
 package infiniapay
 
+import (
+	"io"
+	"strings"
+)
+
 // StageAPIOf is the stages' API over c, for the package's external tests.
 func StageAPIOf(c *Client) API { return stageAPI{c} }
+
+// ParseErrorFile reads an error file in the default layout: see
+// Layout.ParseErrorFile.
+func ParseErrorFile(r io.Reader) ([]ErrorRow, error) {
+	return DefaultLayout().ParseErrorFile(r, DefaultCurrencies())
+}
+
+// problem is what addTo adds, its lines joined in one: "" when every
+// answer was usable.
+func (u *unusableAnswers) problem() string {
+	var lines []string
+	for _, l := range u.lines() {
+		lines = append(lines, l.text)
+	}
+	return strings.Join(lines, "; ")
+}

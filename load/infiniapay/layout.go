@@ -262,12 +262,6 @@ type counter struct{ n int64 }
 
 func (c *counter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 
-// ParseErrorFile reads an error file in the default layout: see
-// Layout.ParseErrorFile.
-func ParseErrorFile(r io.Reader) ([]ErrorRow, error) {
-	return DefaultLayout().ParseErrorFile(r, DefaultCurrencies())
-}
-
 // ParseErrorFile reads an error file: CSV with a header row (a UTF-8 byte
 // order mark is tolerated) holding at least the columns ErrorFile names,
 // in any order, then one row per refused line. A header without them is an

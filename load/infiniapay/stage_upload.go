@@ -840,16 +840,6 @@ func (u *unusableAnswers) has(name string) bool {
 	return u.files[name] || u.skipped[name]
 }
 
-// problem is the line for a person, or "" when every answer was usable.
-// problem is what addTo adds, as one line.
-func (u *unusableAnswers) problem() string {
-	var lines []string
-	for _, l := range u.lines() {
-		lines = append(lines, l.text)
-	}
-	return strings.Join(lines, "; ")
-}
-
 // addTo adds the files to problems, a line for the unusable answers and
 // one for the lost files, each file counted (before, the lost files of a
 // date counted as one subject in the last log line and the metric: found
