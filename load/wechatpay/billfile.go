@@ -129,9 +129,6 @@ func (e *BillError) Error() string { return fmt.Sprintf("bill line %d: %v", e.Li
 // Unwrap returns the cause.
 func (e *BillError) Unwrap() error { return e.Err }
 
-// ParseBill reads a distribution bill in DefaultBillLayout.
-func ParseBill(data []byte) ([]BillLine, error) { return DefaultBillLayout.Parse(data) }
-
 // cell normalizes a bill cell: spreadsheets' "`" prefix, a BOM, spaces.
 func cell(s string) string {
 	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(s, "\ufeff")), "`"))

@@ -21,11 +21,11 @@ func FuzzParseBill(f *testing.F) {
 	f.Add(strings.Replace(reorderedBill, "`2,`100.00", "`+2,`100.00", 1))
 	f.Add(strings.Replace(reorderedBill, "2025-09-03 10:00:00", "2025-09-03T10:00:00.5+08:00", 1))
 	f.Fuzz(func(t *testing.T, bill string) {
-		lines, err := wechatpay.ParseBill([]byte(bill))
+		lines, err := wechatpay.DefaultBillLayout.Parse([]byte(bill))
 		if err != nil {
 			var be *wechatpay.BillError
 			if !errors.As(err, &be) {
-				t.Fatalf("ParseBill: %v is not a BillError", err)
+				t.Fatalf("Parse: %v is not a BillError", err)
 			}
 			return
 		}
@@ -36,9 +36,9 @@ func FuzzParseBill(f *testing.F) {
 		}
 		data, err := wechatpay.FormatBill(lines)
 		if err != nil {
-			t.Fatalf("FormatBill of what ParseBill read: %v", err)
+			t.Fatalf("FormatBill of what Parse read: %v", err)
 		}
-		again, err := wechatpay.ParseBill(data)
+		again, err := wechatpay.DefaultBillLayout.Parse(data)
 		if err != nil || len(again) != len(lines) {
 			t.Fatalf("the bill written back does not read: %d lines, %v\n%s", len(again), err, data)
 		}

@@ -20,7 +20,7 @@ const reorderedBill = "description,status,business_type,exchange_rate,amount,rec
 	"`2,`100.00\n"
 
 func TestParseBillFindsThePublishedColumnsByName(t *testing.T) {
-	lines, err := wechatpay.ParseBill([]byte(reorderedBill))
+	lines, err := wechatpay.DefaultBillLayout.Parse([]byte(reorderedBill))
 	if err != nil || len(lines) != 2 {
 		t.Fatalf("%+v, %v", lines, err)
 	}
@@ -45,7 +45,7 @@ func TestParseBillChecksItsSummary(t *testing.T) {
 		"a type":      {strings.Replace(reorderedBill, "`UNFREEZE", "`RETURN", 1), "business_type"},
 		"after total": {reorderedBill + "`1,`2\n", "data after the summary"},
 	} {
-		_, err := wechatpay.ParseBill([]byte(tc.bill))
+		_, err := wechatpay.DefaultBillLayout.Parse([]byte(tc.bill))
 		var be *wechatpay.BillError
 		if !errors.As(err, &be) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want a BillError saying %q", name, err, tc.want)
@@ -53,9 +53,9 @@ func TestParseBillChecksItsSummary(t *testing.T) {
 	}
 }
 
-// What FormatBill writes (the fake's bills) ParseBill reads back.
+// What FormatBill writes (the fake's bills) BillLayout.Parse reads back.
 func TestFormatBillRoundTrip(t *testing.T) {
-	in, err := wechatpay.ParseBill([]byte(reorderedBill))
+	in, err := wechatpay.DefaultBillLayout.Parse([]byte(reorderedBill))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestFormatBillRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := wechatpay.ParseBill(data)
+	out, err := wechatpay.DefaultBillLayout.Parse(data)
 	if err != nil || len(out) != len(in) || out[0] != in[0] || out[1] != in[1] {
 		t.Fatalf("%+v, %v\n%s", out, err, data)
 	}
@@ -74,7 +74,7 @@ func TestFormatBillRoundTrip(t *testing.T) {
 
 // TestABareQuoteInABillsFirstFieldIsABillError: a bill whose row (or
 // summary) starts with a bare quote is a malformed file from the network:
-// ParseBill returns a BillError; it panicked (encoding/csv leaves no field
+// BillLayout.Parse returns a BillError; it panicked (encoding/csv leaves no field
 // position for a record whose first field failed), and the process with
 // it (found by a review).
 func TestABareQuoteInABillsFirstFieldIsABillError(t *testing.T) {
@@ -85,10 +85,10 @@ func TestABareQuoteInABillsFirstFieldIsABillError(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
 				if p := recover(); p != nil {
-					t.Fatalf("ParseBill panicked on a malformed bill: %v", p)
+					t.Fatalf("Parse panicked on a malformed bill: %v", p)
 				}
 			}()
-			_, err := wechatpay.ParseBill([]byte(bill))
+			_, err := wechatpay.DefaultBillLayout.Parse([]byte(bill))
 			var be *wechatpay.BillError
 			if !errors.As(err, &be) {
 				t.Fatalf("%v, want a BillError", err)
@@ -97,7 +97,7 @@ func TestABareQuoteInABillsFirstFieldIsABillError(t *testing.T) {
 	}
 }
 
-// TestABillAddsNoUnlikeCurrencies: ParseBill read each amount in the
+// TestABillAddsNoUnlikeCurrencies: BillLayout.Parse read each amount in the
 // exponent of the row's currency column and added the rows' minor units
 // whatever their currency, then compared them with the summary: 100 JPY
 // (100 minor units) and 1.00 USD (100) "added up" to a 2.00 summary (found
@@ -109,7 +109,7 @@ func TestABillAddsNoUnlikeCurrencies(t *testing.T) {
 		"`2025-09-03 10:00:00,`T2,`WX2,`MERCHANT_ID,`1900000100,`1.00,`USD,`DISTRIBUTION\n" +
 		"total_count,total_amount\n" +
 		"`2,`2.00\n"
-	lines, err := wechatpay.ParseBill([]byte(mixed))
+	lines, err := wechatpay.DefaultBillLayout.Parse([]byte(mixed))
 	if err == nil {
 		t.Fatalf("bill of 100 JPY and 1.00 USD accepted against a summary total of 2.00 yuan: %+v", lines)
 	}
@@ -140,7 +140,7 @@ func TestABillInOtherHeadersIsReadWithALayoutFile(t *testing.T) {
 	bill := "分账发起时间,微信订单号,商户分账单号,分账接收方类型,分账接收方,金额,币种,业务类型\n" +
 		"`2025-09-03 10:00:00,`T1,`WX1,`MERCHANT_ID,`1900000100,`30.00,`CNY,`分账\n" +
 		"总条数,总金额\n`1,`30.00\n"
-	if _, err := wechatpay.ParseBill([]byte(bill)); err == nil {
+	if _, err := wechatpay.DefaultBillLayout.Parse([]byte(bill)); err == nil {
 		t.Fatal("the default layout read the Chinese headers")
 	}
 	lines, err := l.Parse([]byte(bill))
@@ -155,7 +155,7 @@ func TestABillInOtherHeadersIsReadWithALayoutFile(t *testing.T) {
 }
 
 // TestFormatBillTotalsAmountsAsWritten: the fake's bills (FormatBill) sum
-// the amount column as the decimals it holds, as ParseBill checks them. A
+// the amount column as the decimals it holds, as BillLayout.Parse checks them. A
 // bill with a JPY line (0 decimals) or a KWD one (3) had its total written
 // as the lines' minor units read as yuan cents (1 JPY + 1.000 KWD written
 // "10.01"), so the simulator's bill of any sub-merchant with such an order
@@ -173,7 +173,7 @@ func TestFormatBillTotalsAmountsAsWritten(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := wechatpay.ParseBill(data)
+		out, err := wechatpay.DefaultBillLayout.Parse(data)
 		if err != nil || len(out) != len(lines) {
 			t.Errorf("%s: %v\n%s", name, err, data)
 			continue
@@ -199,7 +199,7 @@ func TestABillInThePublishedHeaderIsRead(t *testing.T) {
 			"`2025-09-03 10:00:01,`1900000100,`1900000109,`1900000109,`T1,`O1,`WX1,`D2,`1900000109,`70.00,`CNY,`70.00,`CNY,`1,`UNFREEZE,`SUCCESS,`rest\n" +
 			"total_count,total_amount\n" +
 			"`2,`100.00\n"
-		lines, err := wechatpay.ParseBill([]byte(bill))
+		lines, err := wechatpay.DefaultBillLayout.Parse([]byte(bill))
 		if err != nil || len(lines) != 2 {
 			t.Fatalf("%s: %+v, %v", detail, lines, err)
 		}

@@ -17,8 +17,8 @@ import (
 // Bill is where to download a day's distribution bill. WeChat Pay answers
 // only download_url: the URL is short lived, the file carries no hash and
 // is not signed, and it may be served from another WeChat Pay host than the
-// API's. DownloadBill checks the host; ParseBill checks the file's own
-// summary lines.
+// API's. DownloadBill checks the host; BillLayout.Parse checks the file's
+// own summary lines.
 type Bill struct {
 	URL string
 }
@@ -146,7 +146,7 @@ func (c *Client) billHostAllowed(u *url.URL) bool {
 // DownloadBill downloads a bill: a signed GET of its URL, which must be
 // HTTPS on a WeChat Pay host (Config.BillHosts) or on the API host. The
 // file is not signed (a signature, when present, must verify); its content
-// is checked by ParseBill's summary lines. The download URL never appears
+// is checked by its summary lines (BillLayout.Parse). The download URL never appears
 // in errors (it carries a token).
 func (c *Client) DownloadBill(ctx context.Context, b Bill) ([]byte, error) {
 	sp := spec{api: APIBill, method: http.MethodGet, file: true, limit: c.cfg.MaxBillBytes}

@@ -112,7 +112,7 @@ func TestEveryAPIRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines, err := wechatpay.ParseBill(data)
+	lines, err := wechatpay.DefaultBillLayout.Parse(data)
 	if err != nil || len(lines) != 2 || lines[0].Type != wechatpay.BillDistribution || lines[0].Amount != 30_00 ||
 		lines[0].OutOrderNo != "D-1" || lines[1].Type != wechatpay.BillUnfreeze || lines[1].Amount != 70_00 || lines[1].Account != subMchID {
 		t.Fatalf("bill = %+v, %v\n%s", lines, err, data)

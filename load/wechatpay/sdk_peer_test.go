@@ -148,7 +148,7 @@ func TestSDKClientCallsEveryEndpointOfTheFake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines, err := wechatpay.ParseBill(readAll(t, res.Response))
+	lines, err := wechatpay.DefaultBillLayout.Parse(readAll(t, res.Response))
 	if err != nil || len(lines) != 2 || lines[0].Sponsor != subMchID || lines[0].Initiator != mchID {
 		t.Fatalf("bill: %+v, %v", lines, err)
 	}

@@ -171,7 +171,7 @@ func TestBillURLExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, err := c.DownloadBill(ctx, b)
-	if lines, perr := wechatpay.ParseBill(data); err != nil || perr != nil || len(lines) != 0 {
+	if lines, perr := wechatpay.DefaultBillLayout.Parse(data); err != nil || perr != nil || len(lines) != 0 {
 		t.Fatalf("empty bill: %q, %v, %v", data, err, perr)
 	}
 	mu.Lock()
@@ -274,7 +274,7 @@ func reported(t *testing.T, c *wechatpay.Client, d pipeline.Date) (queries, bill
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines, err := wechatpay.ParseBill(data)
+	lines, err := wechatpay.DefaultBillLayout.Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func TestBillListsItsSubMerchantOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lines, err := wechatpay.ParseBill(data)
+		lines, err := wechatpay.DefaultBillLayout.Parse(data)
 		if err != nil {
 			t.Fatal(err)
 		}
