@@ -569,8 +569,8 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 var ErrStillProcessing = errors.New("still processing at the provider")
 
 // Engine drives effects through the intent-first protocol (ApplyEffect)
-// under a provider's limits. The ledger is the queue: the effects given to
-// Run are those a stage planned or found not final; a run stopped anywhere
+// under a provider's limits. The ledger is the queue: the effects fed to
+// RunFeed are those a stage planned or found not final; a run stopped anywhere
 // leaves each one recorded in its state, and the next run picks them up.
 //
 // Planned effects are sent as fast as the Pacer allows; the engine never
@@ -608,27 +608,16 @@ type Engine struct {
 	// Error is called when e could not be sent or asked about (err is
 	// not a cancellation): nil means the stage handled it (held the
 	// subject) and the effect leaves the engine as it is; an error is
-	// returned by Run (the others go on unless it is KindUsage). nil
+	// returned by RunFeed (the others go on unless it is KindUsage). nil
 	// Error: every such err is returned.
 	Error func(ctx context.Context, e Effect, err error) error
 }
 
-// EngineResult is what a Run did.
+// EngineResult is what a RunFeed did.
 type EngineResult struct {
 	Pending []Effect // not final when the wait was over: left in the ledger as they are
 	Sent    int      // requests sent (first sends and sends again with the same key)
 	Waves   int      // waves of queries
-}
-
-// Run drives effects until each is final, handled, or the wait is over,
-// and returns the errors joined (KindUsage alone). A cancelled ctx stops
-// it: nothing new starts, requests in flight finish and are recorded.
-func (en *Engine) Run(ctx context.Context, effects []Effect) (EngineResult, error) {
-	return en.RunFeed(ctx, func(context.Context) ([]Effect, error) {
-		page := effects
-		effects = nil
-		return page, nil
-	})
 }
 
 // Feed returns the next page of effects for RunFeed to drive (read from
@@ -649,13 +638,18 @@ func (en *Engine) window(p *Pacer, first time.Duration) int {
 	return max(DefaultWindow, int(2*p.limits.Rate*first.Seconds()))
 }
 
-// RunFeed is Run over the pages of feed: a page is read when fewer than
-// the window's effects are pending (sent and not final), so that the
-// engine holds about a window of effects however many the feed gives,
-// and keeps sending at the provider's limits while earlier pages wait on
-// the provider. The wait (Wait) begins when the feed is done and its
-// last page sent. A feed's error is returned with the others; the
-// effects already given go on to their end.
+// RunFeed drives the effects of feed until each is final, handled, or the
+// wait is over, and returns the errors joined (KindUsage alone). A
+// cancelled ctx stops it: nothing new starts, requests in flight finish
+// and are recorded.
+//
+// A page of feed is read when fewer than the window's effects are pending
+// (sent and not final), so that the engine holds about a window of
+// effects however many the feed gives, and keeps sending at the
+// provider's limits while earlier pages wait on the provider. The wait
+// (Wait) begins when the feed is done and its last page sent. A feed's
+// error is returned with the others; the effects already given go on to
+// their end.
 func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) {
 	var res EngineResult
 	p := pacerOr(en.Pacer)

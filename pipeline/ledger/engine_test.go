@@ -90,7 +90,7 @@ func TestEngineStoppedMidWaveResumesFromTheLedger(t *testing.T) {
 		return &pipeline.Engine{Store: l, Sender: func(pipeline.Effect) pipeline.EffectSender { return p }, Final: final,
 			Pacer: pipeline.NewPacer(pipeline.Limits{Limit: every(2 * time.Millisecond), Rate: 500}), Poll: 20 * time.Millisecond}
 	}
-	if _, err := engine().Run(stopCtx, effects); err == nil {
+	if _, err := engine().RunFeed(stopCtx, onePage(effects)); err == nil {
 		t.Fatal("the stopped run says nothing")
 	}
 	left, err := l.EffectsOfKind(ctx, runID, "revenue_share")
@@ -117,7 +117,7 @@ func TestEngineStoppedMidWaveResumesFromTheLedger(t *testing.T) {
 	}
 	// The next run: the ledger is the queue.
 	p.onSend = nil
-	res, err := engine().Run(ctx, todo)
+	res, err := engine().RunFeed(ctx, onePage(todo))
 	if err != nil || len(res.Pending) != 0 {
 		t.Fatalf("resumed: %v, %d pending", err, len(res.Pending))
 	}
@@ -166,3 +166,12 @@ func (b *ticker) Wait(ctx context.Context) error {
 }
 
 var _ pipeline.EffectStore = (*ledger.Ledger)(nil)
+
+// onePage feeds effects to Engine.RunFeed as one page.
+func onePage(effects []pipeline.Effect) pipeline.Feed {
+	return func(context.Context) ([]pipeline.Effect, error) {
+		page := effects
+		effects = nil
+		return page, nil
+	}
+}
