@@ -60,8 +60,8 @@ type ProviderReject struct {
 // ForEach runs fn for every element of xs with at most n at once, and
 // returns the errors joined. It stops starting new work once ctx is done,
 // or once fn returned a configuration error (KindUsage: refused
-// credentials, say), which it then returns alone: one line, not one per
-// element.
+// credentials, say) or a lost lock (ErrLockLost), which it then returns
+// alone: one line, not one per element.
 func ForEach[T any](ctx context.Context, n int, xs []T, fn func(T) error) error {
 	var (
 		mu    sync.Mutex
@@ -95,7 +95,7 @@ func ForEach[T any](ctx context.Context, n int, xs []T, fn func(T) error) error 
 			if err := fn(x); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
-				if usage == nil && KindOf(err) == KindUsage {
+				if usage == nil && stopsAll(err) {
 					usage = err
 				}
 				mu.Unlock()

@@ -443,7 +443,7 @@ func Pace(ctx context.Context) error {
 // and no fewer than DefaultMaxInFlight, at once), so that one slow lane
 // never holds back the others. It stops starting new calls once ctx is
 // done or fn returned a configuration error (KindUsage: refused
-// credentials), which it then returns alone: one line, not one per
+// credentials) or a lost lock (ErrLockLost), which it then returns alone: one line, not one per
 // element. Calls already started finish with ctx: a request that
 // has left is let finish (see ApplyEffect).
 func (p *Pacer) Each(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error) error {
@@ -529,7 +529,7 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 				mu.Lock()
 				defer mu.Unlock()
 				errs = append(errs, err)
-				if usage == nil && KindOf(err) == KindUsage {
+				if usage == nil && stopsAll(err) {
 					usage = err
 					stop()
 				}
@@ -608,7 +608,8 @@ type Engine struct {
 	// Error is called when e could not be sent or asked about (err is
 	// not a cancellation): nil means the stage handled it (held the
 	// subject) and the effect leaves the engine as it is; an error is
-	// returned by RunFeed (the others go on unless it is KindUsage). nil
+	// returned by RunFeed (the others go on unless it is KindUsage or
+	// ErrLockLost, which stop it). nil
 	// Error: every such err is returned.
 	Error func(ctx context.Context, e Effect, err error) error
 }
@@ -681,7 +682,7 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 			page, err := feed(ctx)
 			switch {
 			case err != nil:
-				if KindOf(err) == KindUsage || ctx.Err() != nil {
+				if stopsAll(err) || ctx.Err() != nil {
 					return en.left(res, pending), err
 				}
 				errs = append(errs, err)
@@ -699,7 +700,7 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 			}
 			if en.Final != nil && len(final) > 0 {
 				if err := ForEach(ctx, 8, final, func(e Effect) error { return en.Final(ctx, e) }); err != nil {
-					if KindOf(err) == KindUsage || ctx.Err() != nil {
+					if stopsAll(err) || ctx.Err() != nil {
 						return en.left(res, pending), err
 					}
 					errs = append(errs, err)
@@ -729,7 +730,7 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 				sendCtx = withoutResend(ctx) // the wait is over: ask, send nothing again
 			}
 			if err := en.send(sendCtx, p, wave, laneOf(wave), first, poll, &mu, &res, &pending, failed); err != nil {
-				if KindOf(err) == KindUsage || ctx.Err() != nil {
+				if stopsAll(err) || ctx.Err() != nil {
 					return en.left(res, pending), err
 				}
 				errs = append(errs, err)

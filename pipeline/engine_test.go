@@ -1079,3 +1079,52 @@ func TestEachAsNeededLaneHoldsWhatItsRateNeeds(t *testing.T) {
 		t.Fatalf("a lane held %d calls at once, want at most 31 (20/s for a second, x 1.5, + 1)", most)
 	}
 }
+
+// lockLostStore is memEffects whose lock is lost after its first sends:
+// MarkSent refuses from then on, as the ledger's does (checkLocks).
+type lockLostStore struct {
+	*memEffects
+	after   int
+	refused atomic.Int32
+	marked  atomic.Int32
+}
+
+func (s *lockLostStore) MarkSent(ctx context.Context, id int64) error {
+	if int(s.marked.Add(1)) > s.after {
+		s.refused.Add(1)
+		return fmt.Errorf("mark effect %d sent: %w", id, ErrLockLost)
+	}
+	return s.memEffects.MarkSent(ctx, id)
+}
+
+// TestEngineStopsAtALostLock: a run whose lock's session ended went on
+// through every effect left, taking a token for each and failing each
+// with the same words: a day of 20,000 payouts waited out the provider's
+// rate sending nothing, and its error was 20,000 lines (found by a review
+// that terminated the lock's session mid-distribute). The engine stops at
+// the first and returns it alone.
+func TestEngineStopsAtALostLock(t *testing.T) {
+	t.Parallel()
+	s := &lockLostStore{memEffects: newMemEffects(), after: 3}
+	p := newSlowProvider(time.Millisecond, 0)
+	effects := plan(t, s.memEffects, 500)
+	limit := &countingLimiter{}
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Poll: 10 * time.Millisecond,
+		Pacer: NewPacer(Limits{Limit: limit, Rate: 1000, MaxInFlight: 4})}
+	_, err := en.Run(context.Background(), effects)
+	if !errors.Is(err, ErrLockLost) {
+		t.Fatalf("err %v, want the lost lock", err)
+	}
+	if n := strings.Count(err.Error(), ErrLockLost.Error()); n != 1 {
+		t.Fatalf("the lost lock is told %d times, want once:\n%.500s", n, err)
+	}
+	if n := s.refused.Load(); n > 20 {
+		t.Fatalf("%d effects went on to be marked sent after the lock was lost, want the engine stopped", n)
+	}
+	if n := limit.n(); n > 30 {
+		t.Fatalf("%d tokens taken for 3 requests sent: the run waited out the provider's rate after its lock was lost", n)
+	}
+	if p.sends > 3 {
+		t.Fatalf("%d sent, want the 3 before the lock was lost", p.sends)
+	}
+}

@@ -62,6 +62,20 @@ func Errorf(kind Kind, op, format string, args ...any) error {
 	return &Error{Kind: kind, Op: op, Err: fmt.Errorf(format, args...)}
 }
 
+// ErrLockLost is in the chain of the error of a run whose lock ended
+// while it worked (its database session was terminated, a failover):
+// another run of its date may hold the lock now, so it sends nothing more.
+// Like a configuration error it concerns every request, not the one that
+// met it: the engine stops at it and returns it alone (stopsAll).
+var ErrLockLost = errors.New("the run's lock was lost")
+
+// stopsAll reports whether err concerns every element of a loop, which
+// then starts no more of them and returns err alone: a configuration
+// error (KindUsage) or a lost lock (ErrLockLost).
+func stopsAll(err error) bool {
+	return KindOf(err) == KindUsage || errors.Is(err, ErrLockLost)
+}
+
 // KindOf returns the kind of the outermost *Error in err's chain, KindFailed
 // when there is none.
 func KindOf(err error) Kind {

@@ -135,7 +135,9 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 // so nothing more may be sent (found by a review: a run whose lock session
 // ended went on sending beside a second run of its date). Asked before
 // every send (MarkSent), on the locks' own sessions, which a server that
-// ended them cannot answer from; once lost, always lost.
+// ended them cannot answer from; once lost, always lost. The error is
+// pipeline.ErrLockLost's, so that the engine stops at once: one line, not
+// one per request left.
 func (l *Ledger) checkLocks(ctx context.Context) error {
 	l.mu.Lock()
 	if l.lost != nil || len(l.held) == 0 {
@@ -152,7 +154,7 @@ func (l *Ledger) checkLocks(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			lost := fmt.Errorf("the lock of run %s was lost (its database session ended: %v): nothing more is sent; run the date again", what, err)
+			lost := lockLost{fmt.Sprintf("the lock of run %s was lost (its database session ended: %v): nothing more is sent; run the date again", what, err)}
 			l.mu.Lock()
 			if l.lost == nil {
 				l.lost = lost
@@ -163,6 +165,13 @@ func (l *Ledger) checkLocks(ctx context.Context) error {
 	}
 	return nil
 }
+
+// lockLost is checkLocks's error: pipeline.ErrLockLost, in words that
+// name the run and why its session ended.
+type lockLost struct{ msg string }
+
+func (e lockLost) Error() string { return e.msg }
+func (e lockLost) Unwrap() error { return pipeline.ErrLockLost }
 
 // lockKeys are the advisory lock keys of a run: its date's and its shard's.
 func (l *Ledger) lockKeys(key pipeline.RunKey) (date, shard string) {
