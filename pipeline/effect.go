@@ -165,6 +165,9 @@ const InFlightGrace = 15 * time.Second
 //     with the same key (safe: same key), unless ctx says not to
 //     (withoutResend);
 //   - an error while sending leaves it unknown, to be resolved by query;
+//   - a send or an answer the store could not record is an error with
+//     ErrNotRecorded in its chain: the send was not made, or the answer
+//     is left for a query by the next run;
 //   - final states are returned as they are.
 //
 // It sends at most once per call and never invents a new key: a failed
@@ -198,7 +201,7 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 		return e, err // stopping: not sent
 	}
 	if err := store.MarkSent(ctx, e.ID); err != nil {
-		return e, err
+		return e, notRecorded{err} // not sent: nothing leaves unrecorded
 	}
 	e.State, e.Sends = EffectSent, e.Sends+1
 	// A request that has started is let finish (within InFlightGrace) even
@@ -224,7 +227,7 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 			cause = CauseRefused // not taken: still asked about by its key, but moved nothing
 		}
 		if rerr := recordOutcome(context.WithoutCancel(ctx), store, e.ID, EffectUnknown, "", msg, cause); rerr != nil {
-			return e, errors.Join(err, rerr)
+			return e, errors.Join(err, notRecorded{rerr})
 		}
 		e.State, e.LastError = EffectUnknown, msg
 		return e, nil
@@ -260,7 +263,7 @@ func record(ctx context.Context, store EffectStore, e Effect, out Outcome, cause
 		return e, fmt.Errorf("%s %s: provider answered not found to a send", e.Kind, e.Key)
 	}
 	if err := recordOutcome(context.WithoutCancel(ctx), store, e.ID, state, out.Ref, out.Reason, cause); err != nil {
-		return e, err
+		return e, notRecorded{err} // left sent: the next run asks
 	}
 	e.State, e.ProviderRef, e.LastError = state, out.Ref, out.Reason
 	return e, nil

@@ -1080,51 +1080,82 @@ func TestEachAsNeededLaneHoldsWhatItsRateNeeds(t *testing.T) {
 	}
 }
 
-// lockLostStore is memEffects whose lock is lost after its first sends:
-// MarkSent refuses from then on, as the ledger's does (checkLocks).
-type lockLostStore struct {
+// failingStore is memEffects whose database stops answering after its
+// first sends: MarkSent fails from then on with markErr, and so does
+// RecordOutcome with recordErr when it is set.
+type failingStore struct {
 	*memEffects
-	after   int
-	refused atomic.Int32
-	marked  atomic.Int32
+	after              int
+	markErr, recordErr error
+	refused            atomic.Int32
+	marked             atomic.Int32
 }
 
-func (s *lockLostStore) MarkSent(ctx context.Context, id int64) error {
+func (s *failingStore) MarkSent(ctx context.Context, id int64) error {
 	if int(s.marked.Add(1)) > s.after {
 		s.refused.Add(1)
-		return fmt.Errorf("mark effect %d sent: %w", id, ErrLockLost)
+		return fmt.Errorf("mark effect %d sent: %w", id, s.markErr)
 	}
 	return s.memEffects.MarkSent(ctx, id)
 }
 
-// TestEngineStopsAtALostLock: a run whose lock's session ended went on
-// through every effect left, taking a token for each and failing each
-// with the same words: a day of 20,000 payouts waited out the provider's
-// rate sending nothing, and its error was 20,000 lines (found by a review
-// that terminated the lock's session mid-distribute). The engine stops at
-// the first and returns it alone.
-func TestEngineStopsAtALostLock(t *testing.T) {
+func (s *failingStore) RecordOutcomeCause(ctx context.Context, id int64, state EffectState, ref, lastErr string, cause EffectCause) error {
+	if s.recordErr != nil {
+		return fmt.Errorf("record effect %d %s: %w", id, state, s.recordErr)
+	}
+	return s.memEffects.RecordOutcomeCause(ctx, id, state, ref, lastErr, cause)
+}
+
+// TestEngineStopsWhenTheLedgerCannotRecord: a run whose lock's session
+// ended, or whose ledger database refused connections, went on through
+// every effect left, taking a token of the provider's rate for each and
+// failing each with the same words: a day of 20,000 payouts waited out
+// the rate sending nothing, and its error was 20,000 lines (found by a
+// review that terminated settle's sessions and refused connections to its
+// database mid-distribute). Nothing is sent that is not recorded first,
+// so the engine stops at the first such error and returns it alone; an
+// answer it could not record leaves its effect sent, to be asked about.
+func TestEngineStopsWhenTheLedgerCannotRecord(t *testing.T) {
 	t.Parallel()
-	s := &lockLostStore{memEffects: newMemEffects(), after: 3}
-	p := newSlowProvider(time.Millisecond, 0)
-	effects := plan(t, s.memEffects, 500)
-	limit := &countingLimiter{}
-	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Poll: 10 * time.Millisecond,
-		Pacer: NewPacer(Limits{Limit: limit, Rate: 1000, MaxInFlight: 4})}
-	_, err := en.Run(context.Background(), effects)
-	if !errors.Is(err, ErrLockLost) {
-		t.Fatalf("err %v, want the lost lock", err)
-	}
-	if n := strings.Count(err.Error(), ErrLockLost.Error()); n != 1 {
-		t.Fatalf("the lost lock is told %d times, want once:\n%.500s", n, err)
-	}
-	if n := s.refused.Load(); n > 20 {
-		t.Fatalf("%d effects went on to be marked sent after the lock was lost, want the engine stopped", n)
-	}
-	if n := limit.n(); n > 30 {
-		t.Fatalf("%d tokens taken for 3 requests sent: the run waited out the provider's rate after its lock was lost", n)
-	}
-	if p.sends > 3 {
-		t.Fatalf("%d sent, want the 3 before the lock was lost", p.sends)
+	down := errors.New(`pq: database "settle" is not currently accepting connections`)
+	for _, tc := range []struct {
+		name               string
+		markErr, recordErr error
+		want               error
+	}{
+		{"lock lost", ErrLockLost, nil, ErrLockLost},
+		{"send not recorded", down, nil, ErrNotRecorded},
+		{"answer not recorded", down, down, ErrNotRecorded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := &failingStore{memEffects: newMemEffects(), after: 3, markErr: tc.markErr, recordErr: tc.recordErr}
+			p := newSlowProvider(time.Millisecond, 0)
+			effects := plan(t, s.memEffects, 500)
+			limit := &countingLimiter{}
+			en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Poll: 10 * time.Millisecond,
+				Pacer: NewPacer(Limits{Limit: limit, Rate: 1000, MaxInFlight: 4})}
+			_, err := en.Run(context.Background(), effects)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+			if n := strings.Count(err.Error(), "effect "); n != 1 {
+				t.Fatalf("%d effects' errors returned, want the first alone:\n%.500s", n, err)
+			}
+			if n := s.refused.Load(); n > 20 {
+				t.Fatalf("%d effects went on to be marked sent after the first failure, want the engine stopped", n)
+			}
+			if n := limit.n(); n > 30 {
+				t.Fatalf("%d tokens taken for 3 requests sent: the run waited out the provider's rate sending nothing", n)
+			}
+			if p.sends > 3 {
+				t.Fatalf("%d sent, want the 3 before the ledger failed", p.sends)
+			}
+			for _, e := range s.effects {
+				if e.Sends > 0 && tc.recordErr != nil && e.State != EffectSent {
+					t.Fatalf("effect %d sent, its answer not recorded, is %s: want sent, to be asked about", e.ID, e.State)
+				}
+			}
+		})
 	}
 }

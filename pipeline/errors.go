@@ -69,11 +69,28 @@ func Errorf(kind Kind, op, format string, args ...any) error {
 // met it: the engine stops at it and returns it alone (stopsAll).
 var ErrLockLost = errors.New("the run's lock was lost")
 
+// ErrNotRecorded is in the chain of the error of an effect whose change
+// its store could not record (the ledger's database refused, was down or
+// ended the session): its send before it was sent (MarkSent), or the
+// answer after. Nothing is sent that is not recorded first, and a ledger
+// that cannot record concerns every request, so the engine stops at it
+// (stopsAll). An answer not recorded leaves its effect sent, for the next
+// run to ask about by its key.
+var ErrNotRecorded = errors.New("the ledger could not record it")
+
+// notRecorded is a store's error, wrapped so that ErrNotRecorded is in its
+// chain; its words are the store's.
+type notRecorded struct{ err error }
+
+func (e notRecorded) Error() string   { return e.err.Error() }
+func (e notRecorded) Unwrap() []error { return []error{e.err, ErrNotRecorded} }
+
 // stopsAll reports whether err concerns every element of a loop, which
 // then starts no more of them and returns err alone: a configuration
-// error (KindUsage) or a lost lock (ErrLockLost).
+// error (KindUsage), a lost lock (ErrLockLost) or a store that could not
+// record (ErrNotRecorded).
 func stopsAll(err error) bool {
-	return KindOf(err) == KindUsage || errors.Is(err, ErrLockLost)
+	return KindOf(err) == KindUsage || errors.Is(err, ErrLockLost) || errors.Is(err, ErrNotRecorded)
 }
 
 // KindOf returns the kind of the outermost *Error in err's chain, KindFailed
