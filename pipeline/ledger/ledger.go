@@ -85,6 +85,16 @@ func Open(ctx context.Context, dsn, schema string) (*Ledger, error) {
 	if withPath, err = WithParam(withPath, "jit", "off"); err != nil {
 		return nil, err
 	}
+	// The ledger's transactions are written for READ COMMITTED,
+	// PostgreSQL's default: their row and advisory locks order them, and
+	// View asks for REPEATABLE READ itself. Under a database's or role's
+	// default_transaction_isolation of serializable, the upload stage's
+	// trade files, recorded side by side, failed with serialization
+	// errors (40001) at every run, and the day was never paid (found by a
+	// review that set it on the ledger's database).
+	if withPath, err = WithParam(withPath, "default_transaction_isolation", "read committed"); err != nil {
+		return nil, err
+	}
 	db, err := sqlx.Open("postgres", withPath)
 	if err != nil {
 		return nil, pipeline.E(pipeline.KindUsage, "open ledger", err)
@@ -202,7 +212,8 @@ func WithParam(dsn, key, value string) (string, error) {
 		u.RawQuery = q.Encode()
 		return u.String(), nil
 	}
-	return dsn + " " + key + "=" + value, nil
+	// Quoted as libpq quotes a value (a space would end it).
+	return dsn + " " + key + "='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(value) + "'", nil
 }
 
 // redactErr drops a URL (which may hold a password) from a url.Parse error.

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -564,5 +565,42 @@ func TestOpenRunKeepsTheAccountsItSentFrom(t *testing.T) {
 	}
 	if want := `{"distribution": "mch O", "revenue_share": "app B"}`; recorded != want {
 		t.Fatalf("recorded %s, want %s", recorded, want)
+	}
+}
+
+// TestTheLedgerReadsCommittedWhateverTheDatabaseDefault: a database (or
+// role) whose default_transaction_isolation is serializable made every
+// run fail at its upload stage, the trade files recorded side by side
+// refused with serialization errors (40001), run after run: the day was
+// never paid (found by a review that set it on the ledger's database).
+// The ledger's sessions read committed, as its transactions are written
+// for, from a URL and from a key=value string alike.
+func TestTheLedgerReadsCommittedWhateverTheDatabaseDefault(t *testing.T) {
+	t.Parallel()
+	l, dsn := open(t)
+	ctx := context.Background()
+	var db string
+	if err := l.DB().Get(&db, `SELECT current_database()`); err != nil {
+		t.Fatal(err)
+	}
+	l.DB().MustExec(`ALTER DATABASE ` + pq.QuoteIdentifier(db) + ` SET default_transaction_isolation = 'serializable'`)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := fmt.Sprintf("host=%s port=%s dbname=%s user=%s sslmode=disable", u.Hostname(), cmp.Or(u.Port(), "5432"), strings.TrimPrefix(u.Path, "/"), u.User.Username())
+	if p, ok := u.User.Password(); ok {
+		kv += " password='" + p + "'"
+	}
+	for _, dsn := range []string{dsn, kv} {
+		other, err := ledger.Open(ctx, dsn, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		var level string
+		if err := other.DB().Get(&level, `SHOW transaction_isolation`); err != nil || level != "read committed" {
+			t.Fatalf("the ledger's sessions are %q (%v), want read committed", level, err)
+		}
 	}
 }
