@@ -655,8 +655,16 @@ func completeStage(ctx context.Context, db execer, runID int64, s pipeline.Stage
 	return nil
 }
 
-// FinishRun records the run's state and the error that ended it.
+// FinishRun records the run's state and the error that ended it. It
+// records nothing once a lock this Ledger holds was lost (checkLocks): a
+// second run of the date may have opened the run again since, and the
+// first's end would be written over the second's state (found by a review
+// that terminated the lock's session); the run is left as a killed run
+// leaves it, to be resumed.
 func (l *Ledger) FinishRun(ctx context.Context, runID int64, state pipeline.RunState, lastErr string) error {
+	if err := l.checkLocks(ctx); err != nil {
+		return fmt.Errorf("record run state: %w", err)
+	}
 	_, err := l.db.ExecContext(ctx, `UPDATE runs SET state = $2, last_error = $3, updated_at = now(),
 		finished_at = CASE WHEN $2 = 'done' THEN now() ELSE finished_at END WHERE id = $1`,
 		runID, string(state), lastErr)

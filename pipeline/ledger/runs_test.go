@@ -834,3 +834,51 @@ func TestSendsCountsNoRefusalAsAMovement(t *testing.T) {
 		t.Fatalf("sent %+v (resent %d), want %+v (resent 1)", got, got.Resent(), want)
 	}
 }
+
+// TestARunThatLostItsLockDoesNotRecordItsEnd: a run whose lock's session
+// ended recorded its end (failed, the lost lock its error) over the state
+// of the run of the date that took the lock meanwhile: settle status then
+// said failed of a run working. Its end is not recorded.
+func TestARunThatLostItsLockDoesNotRecordItsEnd(t *testing.T) {
+	t.Parallel()
+	l, url := open(t)
+	ctx := context.Background()
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	first, err := ledger.Open(ctx, url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Close() })
+	release, err := first.Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	run, _, err := first.OpenRun(ctx, key, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.DB().MustExec(`SELECT pg_terminate_backend(pid, 5000) FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	var second func() error
+	for i := 0; ; i++ {
+		if second, err = l.Lock(ctx, key); err == nil {
+			break
+		}
+		if i == 50 {
+			t.Fatalf("the second run never got the lock: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	defer second()
+	if _, _, err := l.OpenRun(ctx, key, pipeline.RunParams{TimeZone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.FinishRun(ctx, run.ID, pipeline.RunFailed, "stage distribute: the lock was lost"); !errors.Is(err, pipeline.ErrLockLost) {
+		t.Fatalf("the first run recorded its end after its lock was lost: %v", err)
+	}
+	var state string
+	if err := l.DB().Get(&state, `SELECT state FROM runs WHERE id = $1`, run.ID); err != nil || state != string(pipeline.RunRunning) {
+		t.Fatalf("the run is %q (%v), want running: the second run's state", state, err)
+	}
+}
