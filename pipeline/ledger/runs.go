@@ -134,7 +134,8 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 // its locks went with it, and another run of the date may hold them now,
 // so nothing more may be sent (found by a review: a run whose lock session
 // ended went on sending beside a second run of its date). Asked before
-// every send (MarkSent), on the locks' own sessions, which a server that
+// every send (MarkSent) and before the run's end is recorded (FinishRun),
+// on the locks' own sessions, which a server that
 // ended them cannot answer from; once lost, always lost. The error is
 // pipeline.ErrLockLost's, so that the engine stops at once: one line, not
 // one per request left.
