@@ -163,11 +163,16 @@ func (e *Error) Unreadable() bool {
 }
 
 // credentials says what of our configuration WeChat Pay's answer refused,
-// or "": our request signature (HTTP 401, SIGN_ERROR), or its answer, which
-// does not verify with the platform key we hold. Such an error is a
-// configuration error (pipeline.KindUsage), never retried.
+// or "": this machine's clock (an answer signed MaxSkew or more away from
+// it, ErrStale: WeChat Pay refuses our requests' timestamps as far off, a
+// 401 SIGN_ERROR that is no fault of the keys), our request signature
+// (HTTP 401, SIGN_ERROR), or its answer, which does not verify with the
+// platform key we hold. Such an error is a configuration error
+// (pipeline.KindUsage), never retried.
 func (e *Error) credentials() string {
 	switch {
+	case errors.Is(e.Err, ErrStale):
+		return "this machine's clock and WeChat Pay's are 5 minutes or more apart (clock skew: WeChat Pay refuses such requests, and we such answers); set the clock right (NTP), the keys are not at fault"
 	case e.HTTPStatus == http.StatusUnauthorized:
 		return "our request signature was refused (check the merchant id, our certificate serial and our API private key)"
 	case errors.Is(e.Err, ErrSignature):

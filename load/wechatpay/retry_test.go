@@ -346,3 +346,29 @@ func TestReAddReceiverAfterAFailedReview(t *testing.T) {
 		})
 	}
 }
+
+// TestClockSkewIsNamed: on a machine whose clock is 6 minutes off WeChat
+// Pay's, WeChat Pay refuses every request's timestamp (401 SIGN_ERROR, in
+// an answer signed 6 minutes away from our clock). That was reported as
+// "our request signature was refused (check the merchant id, our
+// certificate serial and our API private key)", sending an operator to
+// rotate keys that are right. It names the clock, is exit 2, and a
+// distribution so answered is unknown, never failed (asked about again).
+func TestClockSkewIsNamed(t *testing.T) {
+	ctx := context.Background()
+	for _, skew := range []time.Duration{6 * time.Minute, -6 * time.Minute} {
+		t.Run(skew.String(), func(t *testing.T) {
+			clock := newClock()
+			r := newRig(t, wechatpaytest.Options{Now: func() time.Time { return clock.Now().Add(skew) }}, nil, func(c *wechatpay.Config) { c.Now = clock.Now })
+			err := r.client.Preflight(ctx)
+			if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "clock skew") ||
+				strings.Contains(err.Error(), "check the merchant id") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("preflight: %v", err)
+			}
+			_, err = r.client.Distribute(ctx, distribution("WXD-20250903-S1-1", 20_00))
+			if !errors.Is(err, wechatpay.ErrUnknownOutcome) || pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "clock skew") {
+				t.Fatalf("distribution: %v", err)
+			}
+		})
+	}
+}
