@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -30,17 +31,40 @@ type Source struct {
 	DB    *sqlx.DB
 	Query string // with $1 = window start (inclusive), $2 = window end (exclusive), both timestamptz
 	Name  string // where the query came from, for error messages
+	// Margin is how long after a window's end the platform database's
+	// clock must be before Orders reads it: an order confirmed in the
+	// window's last moments is committed a little later, and a snapshot
+	// taken before that commit would miss it for good (a run records the
+	// day it read as read). Orders refuses (pipeline.KindUsage) a window
+	// the database's clock has not passed by Margin, whatever this
+	// machine's clock says: the database's is the one its rows were
+	// committed by.
+	Margin time.Duration
+	// Unfinished lets Orders read a window whose end (and Margin) the
+	// database's clock has not passed: a dry run may look at a day not
+	// over yet.
+	Unfinished bool
+	// Now is this machine's clock, named in the error beside the
+	// database's; default time.Now.
+	Now func() time.Time
 }
 
 // Orders streams the rows of the query for window w inside a read-only
 // REPEATABLE READ transaction, so that the day is read as one consistent
-// snapshot even while the platform keeps writing.
+// snapshot even while the platform keeps writing. Unless Unfinished, the
+// snapshot is taken once the database's clock is past w.End + Margin.
 func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline.SourceRow) error) error {
 	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 	if err != nil {
 		return fmt.Errorf("read orders: %w", err)
 	}
 	defer tx.Rollback()
+	if !s.Unfinished {
+		// The transaction's first statement: its snapshot is taken now.
+		if err := s.checkOver(ctx, tx, w); err != nil {
+			return err
+		}
+	}
 	q, err := asBytes(ctx, tx, s.Query, Columns, 8) // all but the two timestamps
 	if err != nil {
 		return fmt.Errorf("read orders: %w", err)
@@ -77,6 +101,29 @@ func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 }
 
 func (s *Source) name() string { return name(s.Name) }
+
+// checkOver refuses a window the database's clock has not passed by
+// Margin. It is the transaction's first statement, so the snapshot the
+// orders are read in is taken after the clock was read.
+func (s *Source) checkOver(ctx context.Context, tx *sqlx.Tx, w pipeline.Window) error {
+	var dbNow time.Time
+	if err := tx.QueryRowContext(ctx, `SELECT statement_timestamp()`).Scan(&dbNow); err != nil {
+		return fmt.Errorf("read orders: the platform database's clock: %w", err)
+	}
+	from := w.End.Add(s.Margin)
+	if !dbNow.Before(from) {
+		return nil
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	ours := now()
+	return pipeline.Errorf(pipeline.KindUsage, "platform database",
+		"its clock reads %s, and the day ending at %s is read from %s on (%v after its end, once the orders confirmed in its last moments are committed); this machine's clock reads %s (%v apart): if it says the day is over, one of the clocks is wrong (clock skew: check NTP)",
+		dbNow.UTC().Format(time.RFC3339), w.End.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339), s.Margin,
+		ours.UTC().Format(time.RFC3339), ours.Sub(dbNow).Abs().Round(time.Second))
+}
 
 // queryer runs a query: a transaction or a database.
 type queryer interface {

@@ -78,7 +78,7 @@ func TestQueriesRefuseATimestampColumnOfAnotherType(t *testing.T) {
 		SELECT 'A'::text AS order_no, 'S1'::text AS seller_id, 'infiniapay'::text AS provider, NULL::text AS provider_txn_id,
 			'USD'::text AS currency, 1200 AS amount_minor, 0 AS refunded_minor, 'c'::text AS category,
 			$1::timestamptz AS paid_at, $1::timestamptz::text AS confirmed_at WHERE $1::timestamptz < $2::timestamptz`}
-	w := pipeline.Window{Start: time.Now(), End: time.Now().Add(time.Hour)}
+	w := pipeline.Window{Start: time.Now().Add(-2 * time.Hour), End: time.Now().Add(-time.Hour)}
 	err := src.Orders(context.Background(), w, func(pipeline.SourceRow) error { return nil })
 	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "confirmed_at as text") {
 		t.Fatalf("source query with confirmed_at as text: got %v (kind %v), want a usage error naming the column", err, pipeline.KindOf(err))
@@ -238,5 +238,43 @@ func TestSellersSkipsARowWithoutASellerID(t *testing.T) {
 	})
 	if err != nil || fmt.Sprint(calls) != "[S1]" {
 		t.Fatalf("sellers given %v (%v), want S1 alone", calls, err)
+	}
+}
+
+// TestOrdersWaitsForTheDatabasesClock: the day is read once the platform
+// database's clock (the one its rows are committed by) is past its end by
+// Margin, whatever this machine's clock says. A pod whose clock ran ahead
+// read a day the database was still confirming orders in, and recorded it
+// as read: the orders confirmed in its last minutes were never settled. A
+// dry run (Unfinished) may look.
+func TestOrdersWaitsForTheDatabasesClock(t *testing.T) {
+	db := pgtest.DB(t)
+	var dbNow time.Time
+	if err := db.QueryRow(`SELECT now()`).Scan(&dbNow); err != nil {
+		t.Fatal(err)
+	}
+	// A day that ended a minute ago on the database's clock; this
+	// machine's clock an hour ahead of it says it is long over.
+	end := dbNow.Add(-time.Minute)
+	w := pipeline.Window{Start: end.Add(-24 * time.Hour), End: end}
+	ahead := func() time.Time { return dbNow.Add(time.Hour) }
+	q := `SELECT 'A'::text AS order_no, 'S1'::text AS seller_id, 'infiniapay'::text AS provider, NULL::text AS provider_txn_id,
+		'USD'::text AS currency, 1::bigint AS amount_minor, 0::bigint AS refunded_minor, 'c'::text AS category,
+		$1::timestamptz AS paid_at, $2::timestamptz - interval '1 second' AS confirmed_at`
+	read := func(s *extract.Source) (int, error) {
+		n := 0
+		err := s.Orders(context.Background(), w, func(pipeline.SourceRow) error { n++; return nil })
+		return n, err
+	}
+	n, err := read(&extract.Source{DB: db, Name: "q.sql", Query: q, Margin: 10 * time.Minute, Now: ahead})
+	if pipeline.KindOf(err) != pipeline.KindUsage || n != 0 || !strings.Contains(err.Error(), "clock skew") ||
+		!strings.Contains(err.Error(), end.UTC().Add(10*time.Minute).Format(time.RFC3339)) {
+		t.Fatalf("a day 1 minute over on the database's clock, 10 minutes of margin: %d rows, %v", n, err)
+	}
+	if n, err := read(&extract.Source{DB: db, Name: "q.sql", Query: q, Margin: 10 * time.Minute, Unfinished: true}); err != nil || n != 1 {
+		t.Fatalf("dry run: %d rows, %v", n, err)
+	}
+	if n, err := read(&extract.Source{DB: db, Name: "q.sql", Query: q, Margin: 30 * time.Second}); err != nil || n != 1 {
+		t.Fatalf("past its margin: %d rows, %v", n, err)
 	}
 }

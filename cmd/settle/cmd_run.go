@@ -731,18 +731,27 @@ type runOptions struct {
 // maxBackfill bounds --from/--to: a typo should not start a year of runs.
 const maxBackfill = 366
 
-// checkOver refuses to settle a date that is not over yet in --tz: its
-// orders are still being confirmed, and a run records the day it read as
-// done, so the rest would never be settled (a dry run may look at it).
-// flag is the flag that gave d, named in the error.
+// dayOverMargin is how long after its end a day is settled: the orders
+// confirmed in its last moments are committed a little later (a snapshot
+// taken before would miss them for good, as a run records the day it read
+// as read), and this machine's clock and the platform database's may be a
+// few minutes apart. Both clocks must be past it: checkOver checks this
+// machine's, extract.Source the database's as it reads the day.
+const dayOverMargin = 10 * time.Minute
+
+// checkOver refuses to settle a date that is not over yet in --tz, by
+// dayOverMargin, on this machine's clock: its orders are still being
+// confirmed, and a run records the day it read as done, so the rest would
+// never be settled (a dry run may look at it). flag is the flag that gave
+// d, named in the error.
 func (cfg *config) checkOver(c *cli.Context, flag string, d pipeline.Date) error {
 	loc, err := location(c)
 	if err != nil {
 		return err
 	}
-	if end := pipeline.WindowOf(d, loc).End; end.After(cfg.clock()) {
-		return pipeline.Errorf(pipeline.KindUsage, flag, "%s is not over yet in %s (it ends at %s): a date is settled once its day is over",
-			d, loc, end.Format(time.RFC3339))
+	if end := pipeline.WindowOf(d, loc).End; end.Add(dayOverMargin).After(cfg.clock()) {
+		return pipeline.Errorf(pipeline.KindUsage, flag, "%s is not over yet in %s (it ends at %s): a date is settled once its day is over, from %v after its end on",
+			d, loc, end.Format(time.RFC3339), dayOverMargin)
 	}
 	return nil
 }
@@ -926,7 +935,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		Live:  cfg.live,
 		Now:   cfg.now,
 		Stages: map[pipeline.Stage]pipeline.StageFunc{
-			pipeline.StageExtract: pipeline.ExtractStage(extractSource(src, o.query, o.queryName),
+			pipeline.StageExtract: pipeline.ExtractStage(cfg.extractSource(src, o.query, o.queryName, false),
 				sellerSource(src, o.sellersQ, o.sellersName), l, window),
 			pipeline.StageTransform: pipeline.TransformStage(l, func(m map[string]pipeline.Seller) pipeline.Classifier {
 				return o.classify(fromMap(m, others))
@@ -935,7 +944,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		// A fresh run through transform reads, records and classifies the
 		// day in one pass; a resumed one runs the stages one by one.
 		Passes: map[pipeline.Stage]pipeline.Pass{pipeline.StageExtract: {Through: pipeline.StageTransform,
-			Run: pipeline.ExtractTransform(extractSource(src, o.query, o.queryName), watch, l, window, watch.classifier(o.classify))}},
+			Run: pipeline.ExtractTransform(cfg.extractSource(src, o.query, o.queryName, false), watch, l, window, watch.classifier(o.classify))}},
 		Gate: rejectGate(l, o.maxRejectRt),
 		// Upload, distribute and reconcile run again on every invocation:
 		// Pay Protocol payments held while confirming are verified again

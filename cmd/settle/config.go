@@ -522,9 +522,11 @@ func configHash(tz, query string) string {
 
 func reportsFor(c *cli.Context) load.Reports { return load.Reports{Dir: c.String(flagOut)} }
 
-// extractSource builds the pipeline.Source for the platform database.
-func extractSource(db *sqlx.DB, query, name string) *extract.Source {
-	return &extract.Source{DB: db, Query: query, Name: name}
+// extractSource builds the pipeline.Source for the platform database: it
+// reads a day once the database's clock is dayOverMargin past its end,
+// or, unfinished (a dry run), at any time.
+func (cfg *config) extractSource(db *sqlx.DB, query, name string, unfinished bool) *extract.Source {
+	return &extract.Source{DB: db, Query: query, Name: name, Margin: dayOverMargin, Unfinished: unfinished, Now: cfg.clock}
 }
 
 // sellerSource builds the pipeline.SellerSource for the platform database.

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +43,36 @@ func TestYesterdayIsTheDayThatJustEnded(t *testing.T) {
 		// or before today's start.
 		if w := pipeline.WindowOf(got, c.loc); w.End.After(c.now) || !w.End.After(w.Start) {
 			t.Errorf("yesterday at %s: %s, window %v", c.now, got, w)
+		}
+	}
+}
+
+// TestADayIsSettledFromTenMinutesAfterItsEnd: a run 5 minutes after
+// midnight (by hand, or a pod whose clock runs ahead) read the day that
+// had just ended while the orders confirmed in its last moments were
+// still being committed, and recorded it as read: those orders were never
+// settled. A day is settled from dayOverMargin after its end on; the
+// check is made before anything is touched (the database's clock is
+// checked again as the day is read: extract.Source).
+func TestADayIsSettledFromTenMinutesAfterItsEnd(t *testing.T) {
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	for _, c := range []struct {
+		now     time.Time
+		args    []string
+		refused bool
+	}{
+		{time.Date(2026, 11, 24, 0, 5, 0, 0, sh), nil, true},
+		{time.Date(2026, 11, 24, 0, 5, 0, 0, sh), []string{"--date", "2026-11-23"}, true},
+		{time.Date(2026, 11, 24, 0, 9, 59, 0, sh), []string{"--from", "2026-11-22", "--to", "2026-11-23"}, true},
+		{time.Date(2026, 11, 24, 0, 10, 0, 0, sh), []string{"--date", "2026-11-23"}, false},
+		{time.Date(2026, 11, 24, 2, 30, 0, 0, sh), nil, false},
+	} {
+		var out, errb bytes.Buffer
+		args := append([]string{"settle", "run", "--tz", "Asia/Shanghai", "--rules", "/nonexistent/rules.csv"}, c.args...)
+		err := runAt(context.Background(), func() time.Time { return c.now }, args, func(string) string { return "" }, &out, &errb)
+		refused := err != nil && strings.Contains(err.Error(), "2026-11-23 is not over yet")
+		if refused != c.refused || pipeline.KindOf(err) != pipeline.KindUsage {
+			t.Errorf("run %v at %s: %v (refused %v, want %v)", c.args, c.now, err, refused, c.refused)
 		}
 	}
 }
