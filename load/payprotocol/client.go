@@ -291,7 +291,23 @@ func refused(err error) error {
 	if !errors.Is(err, ErrUnauthorized) || !errors.As(err, &e) {
 		return err
 	}
+	if e.skewKnown && e.skew.Abs() > DefaultMaxSkew-skewMargin {
+		return pipeline.Errorf(pipeline.KindUsage, "Pay Protocol", "refused our request: clock skew, this machine's clock is %v %s Pay Protocol's (its answer's Date header), and it refuses an X-PAY-TIMESTAMP more than %v off: set the clock right (NTP), the keys are not at fault: %w",
+			e.skew.Abs().Round(time.Second), aheadOrBehind(e.skew), DefaultMaxSkew, e)
+	}
 	return pipeline.Errorf(pipeline.KindUsage, "Pay Protocol", "refused our credentials: check the API key (X-PAY-KEY), the API secret that signs X-PAY-SIGN and the clock (X-PAY-TIMESTAMP): %w", e)
+}
+
+// skewMargin is how close to DefaultMaxSkew a clock difference read from
+// a Date header (whole seconds, plus the request's travel) is taken as
+// the reason a request was refused.
+const skewMargin = 5 * time.Second
+
+func aheadOrBehind(skew time.Duration) string {
+	if skew < 0 {
+		return "behind"
+	}
+	return "ahead of"
 }
 
 // preflightOrder is an order number no merchant has: Preflight asks for it.
@@ -394,7 +410,8 @@ func (c *Client) attempt(ctx context.Context, sp spec, body []byte, out any) *Er
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	SignRequest(req, c.cfg.APIKey, c.cfg.APISecret, c.cfg.Now(), body)
+	signed := c.cfg.Now()
+	SignRequest(req, c.cfg.APIKey, c.cfg.APISecret, signed, body)
 	if sp.create {
 		httpcall.SendOnce(req) // never sent again by the transport itself
 	}
@@ -410,7 +427,22 @@ func (c *Client) attempt(ctx context.Context, sp spec, body []byte, out any) *Er
 	if len(raw) > maxAnswer {
 		return sp.fail(failBadAnswer, fmt.Errorf("%w: larger than %d bytes", ErrAnswer, maxAnswer))
 	}
-	return c.open(sp, resp, raw, out)
+	e := c.open(sp, resp, raw, out)
+	if e != nil && errors.Is(e, ErrUnauthorized) {
+		e.skew, e.skewKnown = clockSkew(resp.Header, signed)
+	}
+	return e
+}
+
+// clockSkew is how far our clock (signed: when the request was signed)
+// is ahead of the answering server's, by its Date header (1 s
+// resolution, plus the request's travel); false without a Date header.
+func clockSkew(h http.Header, signed time.Time) (time.Duration, bool) {
+	at, err := http.ParseTime(h.Get("Date"))
+	if err != nil {
+		return 0, false
+	}
+	return signed.Sub(at), true
 }
 
 // answer is Pay Protocol's reply to every call.

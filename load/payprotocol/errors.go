@@ -79,6 +79,10 @@ type Error struct {
 	Err        error
 
 	kind failure
+	// skew is how far our clock was ahead of the server's Date header when
+	// a refused request was signed (skewKnown: the answer had one).
+	skew      time.Duration
+	skewKnown bool
 }
 
 // Error says which API and order failed, and how.

@@ -367,3 +367,21 @@ func TestPreflight(t *testing.T) {
 		t.Fatalf("%d calls: refused credentials were retried or asked again", n)
 	}
 }
+
+// TestClockSkewIsNamed: Pay Protocol refuses an X-PAY-TIMESTAMP more than
+// 60 s off its clock, with the same code as a wrong key or secret. On a
+// machine whose clock was 2 minutes off, the run said "refused our
+// credentials: check the API key ..., the API secret ... and the clock",
+// an operator's cue to rotate keys that were right. Its answer's Date
+// header says how far apart the clocks are: the refusal names clock skew.
+func TestClockSkewIsNamed(t *testing.T) {
+	ctx := context.Background()
+	for _, skew := range []time.Duration{2 * time.Minute, -2 * time.Minute} {
+		r := newRig(t, payprotocoltest.Options{}, func(c *payprotocol.Config) { c.Now = func() time.Time { return time.Now().Add(skew) } })
+		err := r.client.Preflight(ctx)
+		if pipeline.KindOf(err) != pipeline.KindUsage || !errors.Is(err, payprotocol.ErrUnauthorized) || strings.Contains(err.Error(), "\n") ||
+			!strings.Contains(err.Error(), "clock skew") || strings.Contains(err.Error(), "refused our credentials") {
+			t.Fatalf("clock %v off: %v (kind %v)", skew, err, pipeline.KindOf(err))
+		}
+	}
+}
