@@ -144,7 +144,8 @@ func (cfg *config) demo(c *cli.Context) error {
 	}
 	w0 := pipeline.WindowOf(d, loc)
 	opts := &runOptions{
-		key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}, window: w0, tz: loc.String(),
+		unfinished: true, // its own day, seeded: read whenever asked
+		key:        pipeline.RunKey{Date: d, Shard: pipeline.Whole}, window: w0, tz: loc.String(),
 		until: pipeline.StageReconcile, classify: classifier(rules, d, w0), rulesHash: rules.Hash(), rules: rules,
 		query: sourceQueryDefault(), sellersQ: sellersQueryDefault(), lateQ: lateRefundsQueryDefault(), sourceURL: url, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: demoMaxRejectRatio,
 		infinia: inf, payProtocol: pp, wechat: wx, wait: demoWait, poll: 20 * time.Millisecond,

@@ -684,6 +684,7 @@ func joinShards(shards []pipeline.Shard) string {
 
 // runOptions is everything a run needs, resolved from flags.
 type runOptions struct {
+	unfinished   bool // the day may be read before it is over by dayOverMargin on the database's clock: the demo's, which it seeds itself
 	key          pipeline.RunKey
 	window       pipeline.Window
 	tz           string
@@ -935,7 +936,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		Live:  cfg.live,
 		Now:   cfg.now,
 		Stages: map[pipeline.Stage]pipeline.StageFunc{
-			pipeline.StageExtract: pipeline.ExtractStage(cfg.extractSource(src, o.query, o.queryName, false),
+			pipeline.StageExtract: pipeline.ExtractStage(cfg.extractSource(src, o.query, o.queryName, o.unfinished),
 				sellerSource(src, o.sellersQ, o.sellersName), l, window),
 			pipeline.StageTransform: pipeline.TransformStage(l, func(m map[string]pipeline.Seller) pipeline.Classifier {
 				return o.classify(fromMap(m, others))
@@ -944,7 +945,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		// A fresh run through transform reads, records and classifies the
 		// day in one pass; a resumed one runs the stages one by one.
 		Passes: map[pipeline.Stage]pipeline.Pass{pipeline.StageExtract: {Through: pipeline.StageTransform,
-			Run: pipeline.ExtractTransform(cfg.extractSource(src, o.query, o.queryName, false), watch, l, window, watch.classifier(o.classify))}},
+			Run: pipeline.ExtractTransform(cfg.extractSource(src, o.query, o.queryName, o.unfinished), watch, l, window, watch.classifier(o.classify))}},
 		Gate: rejectGate(l, o.maxRejectRt),
 		// Upload, distribute and reconcile run again on every invocation:
 		// Pay Protocol payments held while confirming are verified again
