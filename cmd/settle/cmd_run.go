@@ -750,9 +750,9 @@ func (cfg *config) checkOver(c *cli.Context, flag string, d pipeline.Date) error
 	if err != nil {
 		return err
 	}
-	if end := pipeline.WindowOf(d, loc).End; end.Add(dayOverMargin).After(cfg.clock()) {
-		return pipeline.Errorf(pipeline.KindUsage, flag, "%s is not over yet in %s (it ends at %s): a date is settled once its day is over, from %v after its end on",
-			d, loc, end.Format(time.RFC3339), dayOverMargin)
+	if end, now := pipeline.WindowOf(d, loc).End, cfg.clock(); end.Add(dayOverMargin).After(now) {
+		return pipeline.Errorf(pipeline.KindUsage, flag, "%s is not over yet in %s (it ends at %s; this machine's clock reads %s): a date is settled once its day is over, from %v after its end on",
+			d, loc, end.Format(time.RFC3339), now.In(loc).Format(time.RFC3339), dayOverMargin)
 	}
 	return nil
 }
