@@ -123,6 +123,9 @@ func runCommand(cfg *config) *cli.Command {
 					if l, err = cfg.openLedger(c.Context, c, true); err != nil {
 						return err
 					}
+					if err := checkLedgerClock(c.Context, l); err != nil {
+						return err
+					}
 				}
 				// A whole date holds the date's lock while it reads what
 				// ran before and runs it: a date run in shards is run in
@@ -731,6 +734,39 @@ type runOptions struct {
 
 // maxBackfill bounds --from/--to: a typo should not start a year of runs.
 const maxBackfill = 366
+
+// ledgerSkew is how far this machine's clock and the ledger database's may
+// be apart: the stages compare the times the ledger records (its
+// database's clock: when a trade file was uploaded, when a request was
+// last answered) with this machine's, to take a trade file Infinia does
+// not know as lost after --infinia-lost-after, or a refused repeat as
+// failed after its wait. Infinia signs no time, so nothing else would
+// catch a pod a day ahead holding every file of the night as lost.
+const ledgerSkew = 5 * time.Minute
+
+// wallClockKey carries, in a test's context, the clock checkLedgerClock
+// reads instead of the machine's: cfg.now is the business date's clock,
+// days away from the database's in the tests of a date's own night.
+type wallClockKey struct{}
+
+// checkLedgerClock refuses a run (exit 2) on a machine whose clock is
+// more than ledgerSkew from the ledger database's, naming both.
+func checkLedgerClock(ctx context.Context, l *ledger.Ledger) error {
+	db, err := l.Clock(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if f, ok := ctx.Value(wallClockKey{}).(func() time.Time); ok {
+		now = f()
+	}
+	if d := now.Sub(db); d > ledgerSkew || d < -ledgerSkew {
+		return pipeline.Errorf(pipeline.KindUsage, "clock", "clock skew: this machine's clock reads %s, the ledger database's %s (%s apart, more than %s): "+
+			"the stages judge the times the ledger records (a trade file's upload, a request's last answer) by this machine's clock; "+
+			"set the clocks right (NTP) and run again: nothing was sent", now.UTC().Format(time.RFC3339), db.UTC().Format(time.RFC3339), d.Abs().Round(time.Second), ledgerSkew)
+	}
+	return nil
+}
 
 // dayOverMargin is how long after its end a day is settled: the orders
 // confirmed in its last moments are committed a little later (a snapshot

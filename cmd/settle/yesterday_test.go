@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,28 @@ func TestADayIsSettledFromTenMinutesAfterItsEnd(t *testing.T) {
 		if refused != c.refused || pipeline.KindOf(err) != pipeline.KindUsage {
 			t.Errorf("run %v at %s: %v (refused %v, want %v)", c.args, c.now, err, refused, c.refused)
 		}
+	}
+}
+
+// TestAMachineWhoseClockIsOffTheLedgersIsRefused: the stages judge the
+// times the ledger records (its database's clock) by this machine's: a
+// pod an hour or a day ahead took every trade file Infinia had not yet
+// picked up as lost, and every refused repeat as failed, early. A run on
+// a machine more than ledgerSkew off the ledger database's clock is
+// refused (exit 2) before it opens its run, naming clock skew.
+func TestAMachineWhoseClockIsOffTheLedgersIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, off := range []time.Duration{time.Hour, -10 * time.Minute} {
+		var out, errb bytes.Buffer
+		ctx := context.WithValue(context.Background(), wallClockKey{}, func() time.Time { return time.Now().Add(off) })
+		err := run(ctx, []string{"settle", "run", "--database-url", e.url, "--date", testDate, "--rules", e.rules, "--until", "transform", skipAll},
+			func(string) string { return "" }, &out, &errb)
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "clock skew: this machine's clock reads") {
+			t.Fatalf("a machine %s off the ledger's clock: %v, want exit 2 naming clock skew", off, err)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.runs`); n != 0 {
+		t.Fatalf("%d runs opened, want none", n)
 	}
 }

@@ -118,6 +118,18 @@ func (l *Ledger) DB() *sqlx.DB { return l.db }
 // Schema is the schema the ledger's tables live in.
 func (l *Ledger) Schema() string { return l.schema }
 
+// Clock returns the ledger database's time: the clock of every time the
+// ledger records (an effect's updated_at, its history's at), which the
+// stages compare with their own (a trade file lost after 24 hours, a
+// request known after KnownAfter).
+func (l *Ledger) Clock(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := l.db.QueryRowContext(ctx, `SELECT statement_timestamp()`).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("read the ledger database's clock: %w", err)
+	}
+	return t, nil
+}
+
 // Close closes the prepared statements and the pool.
 func (l *Ledger) Close() error {
 	l.stmts.Range(func(_, s any) bool {
