@@ -8,6 +8,7 @@ package extract
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -54,6 +55,18 @@ type Source struct {
 // snapshot even while the platform keeps writing. Unless Unfinished, the
 // snapshot is taken once the database's clock is past w.End + Margin.
 func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline.SourceRow) error) error {
+	var handed error
+	err := s.orders(ctx, w, func(r pipeline.SourceRow) error {
+		handed = fn(r)
+		return handed
+	})
+	if handed != nil {
+		return err
+	}
+	return statementTimeout("source query "+s.name(), err)
+}
+
+func (s *Source) orders(ctx context.Context, w pipeline.Window, fn func(pipeline.SourceRow) error) error {
 	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 	if err != nil {
 		return fmt.Errorf("read orders: %w", err)
@@ -226,6 +239,18 @@ type Sellers struct {
 // A seller the query gives in rows that disagree is not given (the same
 // row twice is given once).
 func (s *Sellers) Sellers(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
+	var handed error
+	err := s.sellers(ctx, ids, func(seller pipeline.Seller) error {
+		handed = fn(seller)
+		return handed
+	})
+	if handed != nil {
+		return err
+	}
+	return statementTimeout("sellers query "+name(s.Name), err)
+}
+
+func (s *Sellers) sellers(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
 	batch := s.Batch
 	if batch <= 0 {
 		batch = 1000
@@ -363,6 +388,18 @@ type LateRefunds struct {
 // LateRefunds streams the query's rows for window w, in one read-only
 // snapshot.
 func (s *LateRefunds) LateRefunds(ctx context.Context, w pipeline.Window, fn func(pipeline.LateRefundRow) error) error {
+	var handed error
+	err := s.lateRefunds(ctx, w, func(r pipeline.LateRefundRow) error {
+		handed = fn(r)
+		return handed
+	})
+	if handed != nil {
+		return err
+	}
+	return statementTimeout("late-refunds query "+name(s.Name), err)
+}
+
+func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn func(pipeline.LateRefundRow) error) error {
 	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 	if err != nil {
 		return fmt.Errorf("read late refunds: %w", err)
@@ -400,4 +437,24 @@ func (s *LateRefunds) LateRefunds(ctx context.Context, w pipeline.Window, fn fun
 		}
 	}
 	return rows.Err()
+}
+
+// statementTimeout makes err, the platform database's, a configuration
+// error (KindUsage, exit 2) naming what to change when it is a statement
+// the database cancelled after its statement_timeout (query_canceled,
+// 57014, "canceling statement due to statement timeout"; the same code
+// for a cancel a person or the run's own context asked is left as it
+// is). The same query over the same day takes as long on every run: it
+// failed every night, exit 1, "running the same command again is safe".
+// settle does not set statement_timeout on the platform's sessions itself:
+// the platform's database is its DBA's, who chose the limit, perhaps for
+// every role; it lifts it on its own ledger's (ledger.Open).
+func statementTimeout(what string, err error) error {
+	var pe *pq.Error
+	if !errors.As(err, &pe) || pe.Code != "57014" || !strings.Contains(pe.Message, "statement timeout") {
+		return err
+	}
+	return pipeline.Errorf(pipeline.KindUsage, what, "%w: the platform database's statement_timeout is shorter than this query takes, and it would end it the same way on every run: "+
+		"give settle's role a longer one or none (ALTER ROLE <settle's role> SET statement_timeout = 0, or ... IN DATABASE <db> SET ...), "+
+		"or set it on settle's connections in the database URL (statement_timeout=0, or options=-c statement_timeout=0)", err)
 }

@@ -95,6 +95,21 @@ func Open(ctx context.Context, dsn, schema string) (*Ledger, error) {
 	if withPath, err = WithParam(withPath, "default_transaction_isolation", "read committed"); err != nil {
 		return nil, err
 	}
+	// No statement timeout on the ledger's sessions. settle's own
+	// statements there - the copy of a day's snapshot, the transform's
+	// and the reports' reads of a whole day - take as long as the day is
+	// large, and every one is bounded by the run's context and by the
+	// ledger's own locks (lock_timeout on migrations); a database's or
+	// role's statement_timeout shorter than the largest of them (set for
+	// the platform's web sessions, say) failed every run at the same
+	// statement, exit 1, the day never settled. The ledger's database is
+	// settle's, so settle sets what its statements need, as it does jit
+	// and the isolation level; the platform's database is the DBA's, and
+	// a timeout there is reported as configuration (extract), not
+	// overridden.
+	if withPath, err = WithParam(withPath, "statement_timeout", "0"); err != nil {
+		return nil, err
+	}
 	db, err := sqlx.Open("postgres", withPath)
 	if err != nil {
 		return nil, pipeline.E(pipeline.KindUsage, "open ledger", err)

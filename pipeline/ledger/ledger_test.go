@@ -604,3 +604,31 @@ func TestTheLedgerReadsCommittedWhateverTheDatabaseDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestTheLedgerHasNoStatementTimeout: a database (or role) whose
+// statement_timeout is shorter than the ledger's largest statements (a
+// day's copy, a whole day's reads) failed every run at the same statement,
+// exit 1 "running again is safe". The ledger's sessions run without one,
+// whatever the database's default.
+func TestTheLedgerHasNoStatementTimeout(t *testing.T) {
+	t.Parallel()
+	l, dsn := open(t)
+	ctx := context.Background()
+	var db string
+	if err := l.DB().Get(&db, `SELECT current_database()`); err != nil {
+		t.Fatal(err)
+	}
+	l.DB().MustExec(`ALTER DATABASE ` + pq.QuoteIdentifier(db) + ` SET statement_timeout = '20ms'`)
+	other, err := ledger.Open(ctx, dsn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var timeout string
+	if err := other.DB().Get(&timeout, `SHOW statement_timeout`); err != nil || timeout != "0" {
+		t.Fatalf("the ledger's sessions' statement_timeout: %q (%v), want 0", timeout, err)
+	}
+	if _, err := other.DB().ExecContext(ctx, `SELECT pg_sleep(0.1)`); err != nil {
+		t.Fatalf("a statement longer than the database's statement_timeout: %v", err)
+	}
+}

@@ -1,0 +1,91 @@
+package extract_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/settlekit/settle/extract"
+	"github.com/settlekit/settle/internal/pgtest"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// A platform database whose statement_timeout is shorter than settle's
+// queries take ended every run at the same query, exit 1, its last line
+// saying running again was safe. Such a timeout is configuration (exit 2)
+// naming the setting and what to change, for the source, sellers and
+// late-refunds queries alike; settle does not lift the DBA's setting by
+// itself, and the URL parameter the message names does. A statement
+// cancelled otherwise (a person's pg_cancel_backend) is not configuration.
+func TestAStatementTimeoutOfThePlatformIsConfiguration(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	open := func(url string) *sqlx.DB {
+		db, err := sqlx.Open("postgres", url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	admin := open(url)
+	admin.MustExec(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET statement_timeout = %L', current_database(), '50ms'); END $$`)
+	w := pipeline.Window{Start: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)}
+	// Each query streams thousands of rows before its last one sleeps: the
+	// timeout comes mid-stream, as on a large day (rows.Err), after rows
+	// were handed on.
+	const slow = `FROM generate_series(1, 5000) g WHERE (g < 5000 OR pg_sleep(0.3)::text = '')`
+	const orders = `SELECT 'A' || g AS order_no, 'S1'::text AS seller_id, 'infiniapay'::text AS provider, repeat('x', 100) AS provider_txn_id,
+			'USD'::text AS currency, 1200 AS amount_minor, 0 AS refunded_minor, 'c'::text AS category,
+			$1::timestamptz AS paid_at, $1::timestamptz AS confirmed_at ` + slow + ` AND $1::timestamptz < $2::timestamptz`
+	const sellers = `SELECT 'S1'::text AS seller_id, repeat('x', 100) AS name, NULL::text AS entity_type, NULL::text AS country,
+			'INF1'::text AS infinia_seller_id, NULL::text AS wechat_sub_mchid ` + slow + ` AND 'S1' = ANY ($1)`
+	const refunds = `SELECT 'R' || g AS refund_no, repeat('x', 100) AS order_no, 'S1'::text AS seller_id, 100 AS amount_minor,
+			$1::timestamptz AS created_at ` + slow + ` AND $1::timestamptz < $2::timestamptz`
+	var handed int // orders and late refunds handed on
+	read := func(db *sqlx.DB, o, s, r string) []error {
+		ctx := context.Background()
+		handed = 0
+		return []error{
+			(&extract.Source{DB: db, Name: "orders.sql", Query: o}).Orders(ctx, w, func(pipeline.SourceRow) error { handed++; return nil }),
+			(&extract.Sellers{DB: db, Name: "sellers.sql", Query: s}).Sellers(ctx, []string{"S1"}, func(pipeline.Seller) error { return nil }),
+			(&extract.LateRefunds{DB: db, Name: "refunds.sql", Query: r}).LateRefunds(ctx, w, func(pipeline.LateRefundRow) error { handed++; return nil }),
+		}
+	}
+	errs := read(open(url), orders, sellers, refunds)
+	if handed == 0 {
+		t.Errorf("no row handed on before the timeout: the test does not time out mid-stream")
+	}
+	for i, err := range errs {
+		what := []string{"source query orders.sql", "sellers query sellers.sql", "late-refunds query refunds.sql"}[i]
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.HasPrefix(err.Error(), what) ||
+			!strings.Contains(err.Error(), "statement_timeout") || !strings.Contains(err.Error(), "ALTER ROLE") {
+			t.Errorf("%s under a 50ms statement_timeout: %v (kind %v), want a usage error naming the query and statement_timeout", what, err, pipeline.KindOf(err))
+		}
+	}
+	// What the message says to set on the URL lifts it.
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	for _, lifted := range []string{url + sep + "statement_timeout=0", url + sep + "options=-c%20statement_timeout%3D0"} {
+		for i, err := range read(open(lifted), orders, sellers, refunds) {
+			if err != nil || handed != 2*5000 {
+				t.Errorf("query %d with %s: %v (%d rows handed on)", i, lifted[len(url):], err, handed)
+			}
+		}
+	}
+	// A statement a person cancels is no timeout.
+	cancelled := func(q string) string {
+		return strings.Replace(q, "pg_sleep(0.3)", "pg_cancel_backend(pg_backend_pid())::text = '' OR pg_sleep(1)", 1)
+	}
+	admin.MustExec(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET statement_timeout', current_database()); END $$`)
+	for i, err := range read(open(url), cancelled(orders), cancelled(sellers), cancelled(refunds)) {
+		if err == nil || !strings.Contains(err.Error(), "user request") || strings.Contains(err.Error(), "statement_timeout") {
+			t.Errorf("query %d cancelled by a person: %v, want the cancel, not a statement timeout", i, err)
+		}
+	}
+}
