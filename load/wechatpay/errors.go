@@ -181,6 +181,26 @@ func (e *Error) credentials() string {
 	return ""
 }
 
+// notTaken reports whether WeChat Pay certainly did not take the failed
+// call, so that a money request moved nothing: nothing was sent (refused
+// on our side before sending, or no connection made), or the last answer
+// was HTTP 429 (FREQUENCY_LIMITED, "not processed") to a call whose
+// earlier attempts were all retried as not processed. An error marked
+// ErrUnknownOutcome - an attempt of the same call may have been applied
+// (a SYSTEM_ERROR resent, say: do marks it) - is not.
+func (e *Error) notTaken() bool {
+	if errors.Is(e.Err, ErrUnknownOutcome) {
+		return false
+	}
+	switch e.kind {
+	case failLocal, failNotSent:
+		return true
+	case failHTTP, failCode:
+		return e.HTTPStatus == http.StatusTooManyRequests
+	}
+	return false
+}
+
 // mayBeApplied reports whether a failed attempt may still have been
 // processed: no answer, an answer we cannot trust, or a server error.
 func (e *Error) mayBeApplied() bool {

@@ -48,6 +48,14 @@ var _ pipeline.EffectSender = DistributionSender{}
 // the effect could not be turned into a request). A definite refusal is
 // confirmed by a query before it is reported as OutcomeFailed, so that a
 // refusal of a repeated out_order_no can never make us pay twice.
+//
+// What WeChat Pay certainly did not take moved no money, and says so
+// (pipeline.NotTaken, Outcome.NotTaken: the run's new money movements do
+// not count it): an effect that could not be turned into a request, a
+// call refused before it was sent or whose connection was never made, 429
+// FREQUENCY_LIMITED until the retries ran out, and a refusal the query
+// confirms WeChat Pay holds nothing under. A call an attempt of which may
+// have been applied (ErrUnknownOutcome) is not marked.
 func (s DistributionSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	out, _, err := s.SendOrder(ctx, e)
 	return out, err
@@ -58,7 +66,7 @@ func (s DistributionSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 func (s DistributionSender) SendOrder(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, Order, error) {
 	d, err := s.distribution(e)
 	if err != nil {
-		return pipeline.Outcome{}, Order{}, err
+		return pipeline.Outcome{}, Order{}, pipeline.NotTaken(err) // nothing sent
 	}
 	var o Order
 	if e.Kind == KindDistribution {
@@ -75,7 +83,13 @@ func (s DistributionSender) SendOrder(ctx context.Context, e pipeline.Effect) (p
 		return out, o, err
 	}
 	var we *Error
-	if !errors.As(err, &we) || !we.Refused() {
+	if errors.As(err, &we) && we.notTaken() && pipeline.KindOf(err) != pipeline.KindUsage {
+		// Never sent, or "retry later" to the end: unknown to the engine
+		// as any send error (asked by its out_order_no), but it moved
+		// nothing.
+		return pipeline.Outcome{}, Order{}, pipeline.NotTaken(err)
+	}
+	if we == nil || !we.Refused() {
 		return pipeline.Outcome{}, Order{}, err
 	}
 	// WeChat Pay refused. Make sure it holds nothing under this key.
@@ -85,7 +99,9 @@ func (s DistributionSender) SendOrder(ctx context.Context, e pipeline.Effect) (p
 		out, err := outcome(e, d.SubMchID, found)
 		return out, found, err
 	case errors.Is(qerr, ErrNotFound):
-		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(we.Code + " " + we.Message)}, Order{}, nil
+		// A refusal of the request itself that WeChat Pay holds nothing
+		// under: not taken, no money moved.
+		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(we.Code + " " + we.Message), NotTaken: true}, Order{}, nil
 	}
 	return pipeline.Outcome{}, Order{}, errors.Join(err, qerr)
 }
