@@ -28,6 +28,12 @@ var (
 	// ErrSignature: an answer whose signature is missing where required,
 	// made with an unknown platform key, or not verifying.
 	ErrSignature = errors.New("bad signature")
+	// ErrNotWeChat: an answer that is clearly not WeChat Pay's (neither
+	// Wechatpay-Signature nor Wechatpay-Serial, or a Content-Type that is
+	// not JSON: a proxy's page, say) where a signed one was due. It says
+	// nothing of our keys: the call is treated as one whose answer never
+	// arrived (a query is retried; a money request's outcome is unknown).
+	ErrNotWeChat = errors.New("answer not from WeChat Pay")
 	// ErrStale: a signed answer whose timestamp is MaxSkew or more away
 	// from our clock.
 	ErrStale = errors.New("stale signature")
@@ -166,9 +172,12 @@ func (e *Error) Unreadable() bool {
 // or "": this machine's clock (an answer signed MaxSkew or more away from
 // it, ErrStale: WeChat Pay refuses our requests' timestamps as far off, a
 // 401 SIGN_ERROR that is no fault of the keys), our request signature
-// (HTTP 401, SIGN_ERROR), or its answer, which does not verify with the
-// platform key we hold. Such an error is a configuration error
-// (pipeline.KindUsage), never retried.
+// (HTTP 401, SIGN_ERROR), or its answer, which carries WeChat Pay's
+// signature headers and does not verify with the platform key we hold.
+// Such an error is a configuration error (pipeline.KindUsage), never
+// retried. An answer that is clearly not WeChat Pay's (ErrNotWeChat: a
+// proxy's page) is not one: one glitch of a proxy stopped the run as
+// "check the platform public key".
 func (e *Error) credentials() string {
 	switch {
 	case errors.Is(e.Err, ErrStale):

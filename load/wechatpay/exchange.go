@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/settlekit/settle/internal/httpcall"
 )
@@ -83,6 +85,13 @@ func (c *Client) check(sp spec, resp *http.Response, raw []byte) (answer, *Error
 	reqID := resp.Header.Get(HeaderRequestID)
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	if resp.Header.Get(HeaderSignature) != "" || (ok && !sp.file) {
+		if why := notWeChat(sp, resp); why != "" {
+			// Not WeChat Pay's answer (a proxy's page): no word on our
+			// keys, as if the answer never arrived.
+			e := sp.fail(failNoAnswer, fmt.Errorf("%w: %s", ErrNotWeChat, why))
+			e.HTTPStatus, e.RequestID = errStatus(resp.StatusCode), clip(reqID)
+			return answer{}, e
+		}
 		if err := VerifyResponse(c.cfg.PlatformKeys, resp.Header, raw, c.cfg.Now()); err != nil {
 			e := sp.fail(failBadAnswer, err)
 			e.HTTPStatus, e.RequestID = errStatus(resp.StatusCode), clip(reqID)
@@ -114,6 +123,32 @@ func (c *Client) check(sp spec, resp *http.Response, raw []byte) (answer, *Error
 		e.Err = ErrNotFound
 	}
 	return answer{}, e
+}
+
+// notWeChat says why resp, an answer whose signature is due, is clearly
+// not WeChat Pay's, or "": it carries neither of WeChat Pay's signature
+// headers (Wechatpay-Signature, Wechatpay-Serial), or a Content-Type that
+// is not JSON (a proxy's HTML page). An answer with WeChat Pay's headers
+// and a JSON body (or none) that does not verify is WeChat Pay's signed
+// with a key we do not hold: configuration (credentials). A file's answer
+// is not JSON.
+func notWeChat(sp spec, resp *http.Response) string {
+	if sp.file {
+		return ""
+	}
+	ct := resp.Header.Get("Content-Type")
+	if resp.Header.Get(HeaderSignature) == "" && resp.Header.Get(HeaderSerial) == "" {
+		return fmt.Sprintf("an HTTP %d answer without %s or %s (Content-Type %q): not WeChat Pay's, a proxy's perhaps",
+			resp.StatusCode, HeaderSignature, HeaderSerial, clip(ct))
+	}
+	if ct == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return fmt.Sprintf("an HTTP %d answer of Content-Type %q, not JSON: not WeChat Pay's, a proxy's perhaps", resp.StatusCode, clip(ct))
+	}
+	return ""
 }
 
 func errStatus(s int) int {

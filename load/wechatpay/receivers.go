@@ -276,8 +276,11 @@ const preflightKey = "SETTLE-PREFLIGHT"
 // an order that does not exist, whose signed "not found" (or any other
 // signed refusal of the question itself) is success. Refused credentials
 // (HTTP 401) or an answer that does not verify with our platform key are a
-// pipeline.KindUsage error in one line; an unsigned answer (not WeChat
-// Pay: a wrong URL, a proxy) is one too. A network failure or a 5xx is
+// pipeline.KindUsage error in one line; an unsigned 4xx answer (not WeChat
+// Pay: a wrong URL, a proxy) is one too, and so are answers not WeChat
+// Pay's to every attempt (ErrNotWeChat: the URL, or a proxy before it,
+// answers with a page of its own; one such answer is retried, and later
+// in the run one is a transport problem). A network failure or a 5xx is
 // returned as it is: WeChat Pay may be down, which says nothing of the
 // configuration.
 func (c *Client) Preflight(ctx context.Context) error {
@@ -292,6 +295,8 @@ func (c *Client) Preflight(ctx context.Context) error {
 		return nil // WeChat Pay read our signature and answered, signed, about the order
 	case e.HTTPStatus >= 400 && e.HTTPStatus < 500 && !e.signed:
 		return pipeline.E(pipeline.KindUsage, "WeChat Pay", fmt.Errorf("an unsigned HTTP %d answer: not WeChat Pay's API (check its URL): %w", e.HTTPStatus, err))
+	case errors.Is(err, ErrNotWeChat):
+		return pipeline.E(pipeline.KindUsage, "WeChat Pay", fmt.Errorf("answers that are not WeChat Pay's to every attempt (check its URL, and any proxy before it): %w", err))
 	}
 	return err
 }
