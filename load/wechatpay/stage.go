@@ -648,7 +648,8 @@ func restOf(o OrderStatus, share int64) (state int, released int64, why string) 
 // is sent with unfreeze_unsplit: when WeChat Pay's order (answer, the last
 // FINISHED one; zero when there was none) shows the platform's line CLOSED
 // and the rest released to the seller (its line SUCCESS, at least the
-// seller's share), the seller has its share: the item is paid, released to
+// seller's share less the most WeChat Pay's fee may be: shareLessFee), the
+// seller has its share: the item is paid, released to
 // the seller, and the commission not collected needs a person (WeChat Pay
 // returns a closed line's amount to the seller; it is recovered outside
 // WeChat Pay; the closed distribution is also a failed payout of the date,
@@ -659,7 +660,14 @@ func restOf(o OrderStatus, share int64) (state int, released int64, why string) 
 func (st *stageRun) closed(ctx context.Context, it pipeline.Split, o Txn, e pipeline.Effect, answer OrderStatus) error {
 	what := fmt.Sprintf("%s %s failed: %s", e.Kind, e.Key, e.LastError)
 	if e.Kind == KindDistribution {
-		switch platform, rel := releaseOf(answer, it.SellerShare); rel {
+		// What WeChat Pay releases is what it holds, the order's amount
+		// less its fee: at least the share less the most the fee may be
+		// on the order, as for a distribution that succeeded.
+		least, err := st.c.shareLessFee(it)
+		if err != nil {
+			return fmt.Errorf("order %s: %w", it.OrderNo, err)
+		}
+		switch platform, rel := releaseOf(answer, least); rel {
 		case released:
 			return st.release(ctx, it, o, e, platform)
 		case releasing:

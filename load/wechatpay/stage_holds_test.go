@@ -225,3 +225,27 @@ func TestATransactionWeChatHoldsLessItsFeeIsDistributed(t *testing.T) {
 		})
 	}
 }
+
+// TestAClosedDistributionReleasedLessItsFeeIsPaid: WeChat Pay closes the
+// platform's line of a distribution (sent with unfreeze_unsplit) and
+// releases what it holds to the seller: the order's amount less its fee.
+// With a commission below the fee (5 of 1000 at a fee of 1%: 990 held,
+// 990 released, the share 995) the seller got its share less the fee, as
+// for a distribution that succeeded (shareLessFee): the item is paid,
+// released to the seller, its commission for a person. It was compared
+// with the whole share, and held for a person as not released.
+func TestAClosedDistributionReleasedLessItsFeeIsPaid(t *testing.T) {
+	r, store, _, api := reviewRig(t, wechatpaytest.Options{Polls: -1, FeeBps: 100}, func(b []byte) []byte { return b }, 1)
+	it := store.items["ORD-00000"]
+	it.Commission, it.SellerShare = 5, 995
+	r.fake.FailReceiver("1900009999", "ACCOUNT_ABNORMAL")
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, MaxFeeBps: 100, Poll: time.Millisecond, Wait: 5 * time.Second})
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	_, err := stage(context.Background(), run)
+	if r.fake.Unfrozen(it.ProviderTxnID) != 990 || r.fake.Distributed(it.ProviderTxnID) != 0 {
+		t.Fatalf("%d unfrozen, %d distributed: want the platform's line closed and 990 released", r.fake.Unfrozen(it.ProviderTxnID), r.fake.Distributed(it.ProviderTxnID))
+	}
+	if store.count(pipeline.ItemPaid) != 1 || !strings.Contains(store.reasonOf(), pipeline.ReleasedToSeller) {
+		t.Fatalf("err %v, %d paid, reason %q: want the item paid, released to the seller", err, store.count(pipeline.ItemPaid), store.reasonOf())
+	}
+}
