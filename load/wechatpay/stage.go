@@ -776,7 +776,11 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 		if err != nil {
 			return pipeline.Effect{}, nil, OrderStatus{}, err
 		}
-		if _, rel := releaseOf(answer, it.SellerShare); e.State == pipeline.EffectSucceeded || rel != notReleased {
+		least, err := c.shareLessFee(it) // released less WeChat Pay's fee, as stageRun.closed reads it
+		if err != nil {
+			return pipeline.Effect{}, nil, OrderStatus{}, err
+		}
+		if _, rel := releaseOf(answer, least); e.State == pipeline.EffectSucceeded || rel != notReleased {
 			return e, nil, answer, nil
 		}
 	case ok && e.State != pipeline.EffectFailed:

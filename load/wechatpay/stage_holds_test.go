@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -247,5 +248,43 @@ func TestAClosedDistributionReleasedLessItsFeeIsPaid(t *testing.T) {
 	}
 	if store.count(pipeline.ItemPaid) != 1 || !strings.Contains(store.reasonOf(), pipeline.ReleasedToSeller) {
 		t.Fatalf("err %v, %d paid, reason %q: want the item paid, released to the seller", err, store.count(pipeline.ItemPaid), store.reasonOf())
+	}
+}
+
+// TestAClosedDistributionStillReleasingIsPaidLessItsFeeOnARerun: the rest
+// of a distribution whose platform line WeChat Pay CLOSED is still
+// PENDING on the run that sent it (the item waits); released since, less
+// WeChat Pay's fee (990 of a share of 995, commission 5, fee 1%), the
+// re-run finds it released and pays the item. plan compared the release
+// with the whole share, found it not released, and held the item for a
+// person as WeChat holding nothing of the order.
+func TestAClosedDistributionStillReleasingIsPaidLessItsFeeOnARerun(t *testing.T) {
+	var pending atomic.Bool
+	pending.Store(true)
+	edit := editJSON(func(m map[string]any) {
+		if lines, ok := m["receivers"].([]any); ok && pending.Load() {
+			for _, l := range lines {
+				if l := l.(map[string]any); l["description"] == wechatpaytest.RestDescription {
+					l["result"] = wechatpay.ResultPending
+				}
+			}
+		}
+	})
+	r, store, _, api := reviewRig(t, wechatpaytest.Options{Polls: -1, FeeBps: 100}, edit, 1)
+	it := store.items["ORD-00000"]
+	it.Commission, it.SellerShare = 5, 995
+	r.fake.FailReceiver("1900009999", "ACCOUNT_ABNORMAL")
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, MaxFeeBps: 100, Poll: time.Millisecond, Wait: 5 * time.Second})
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	if _, err := stage(context.Background(), run); store.count(pipeline.ItemPaid) != 0 || !strings.Contains(store.reasonOf(), "still releasing") {
+		t.Fatalf("run 1: err %v, reason %q: want the item waiting on the release", err, store.reasonOf())
+	}
+	pending.Store(false)
+	_, err := stage(context.Background(), run)
+	if store.count(pipeline.ItemPaid) != 1 || !strings.Contains(store.reasonOf(), pipeline.ReleasedToSeller) {
+		t.Fatalf("run 2: err %v, %d paid, reason %q: want the item paid, released to the seller", err, store.count(pipeline.ItemPaid), store.reasonOf())
+	}
+	if sent := r.fake.Calls(wechatpay.APIOrders); sent != 1 {
+		t.Fatalf("%d distributions sent, want 1", sent)
 	}
 }
