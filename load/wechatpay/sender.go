@@ -1,10 +1,12 @@
 package wechatpay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -36,6 +38,12 @@ type DistributionSender struct {
 	// must add up to Effect.Amount (minor units). OutOrderNo is set from
 	// Effect.Key. Required.
 	Distribution func(pipeline.Effect) (Distribution, error)
+	// KnownAfter is how long WeChat Pay may take to know a request it
+	// applied (default DefaultKnownAfter): a distribution or unfreeze
+	// sent again under its out_order_no after an unknown outcome that
+	// WeChat Pay refuses, and whose out_order_no its query does not know,
+	// is failed only once it has not known it for this long.
+	KnownAfter time.Duration
 	// UnfreezeDescription describes unfreezes; default
 	// DefaultUnfreezeDescription.
 	UnfreezeDescription string
@@ -56,6 +64,12 @@ var _ pipeline.EffectSender = DistributionSender{}
 // FREQUENCY_LIMITED until the retries ran out, and a refusal the query
 // confirms WeChat Pay holds nothing under. A call an attempt of which may
 // have been applied (ErrUnknownOutcome) is not marked.
+//
+// A refusal of a request sent again under its out_order_no (Effect.Sends
+// > 1: an earlier send's outcome was unknown) that the query does not
+// know is not final: it waits for the first send to show (refusedAgain),
+// never sent a third time, failed once WeChat Pay has not known it for
+// KnownAfter.
 func (s DistributionSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	out, _, err := s.SendOrder(ctx, e)
 	return out, err
@@ -98,12 +112,54 @@ func (s DistributionSender) SendOrder(ctx context.Context, e pipeline.Effect) (p
 	case qerr == nil:
 		out, err := outcome(e, d.SubMchID, found)
 		return out, found, err
+	case errors.Is(qerr, ErrNotFound) && e.Sends > 1:
+		// Sent again under its out_order_no after an unknown outcome: the
+		// refusal may be of the repeat (NOT_ENOUGH: the first send took
+		// the funds) while the query does not know the first yet.
+		return s.refusedAgain(e, strings.TrimSpace(we.Code+" "+we.Message)), Order{}, nil
 	case errors.Is(qerr, ErrNotFound):
 		// A refusal of the request itself that WeChat Pay holds nothing
 		// under: not taken, no money moved.
 		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: strings.TrimSpace(we.Code + " " + we.Message), NotTaken: true}, Order{}, nil
 	}
 	return pipeline.Outcome{}, Order{}, errors.Join(err, qerr)
+}
+
+// refusedMark begins, in an effect's last error, when WeChat Pay refused
+// it sent again without knowing its out_order_no (refusedAgain).
+const refusedMark = " (refused sent again, out_order_no unknown since "
+
+// DefaultKnownAfter is DistributionSender.KnownAfter's default.
+const DefaultKnownAfter = 24 * time.Hour
+
+// refusedAgain is the outcome of e, sent again under its out_order_no
+// after an unknown outcome, refused by WeChat Pay (refusal: its code and
+// message; "" when asked later) while its query does not know the
+// out_order_no: pending, the time marked in its reason, until WeChat Pay
+// has not known it for KnownAfter; failed then (the first send never
+// arrived). Failed at once, the distribution was recorded failed while
+// the first send may have been applied, and went again under a new key.
+func (s DistributionSender) refusedAgain(e pipeline.Effect, refusal string) pipeline.Outcome {
+	now := s.Client.cfg.Now().UTC()
+	_, rest, marked := strings.Cut(e.LastError, refusedMark)
+	var since time.Time
+	if marked {
+		stamp, _, _ := strings.Cut(rest, ")")
+		var err error
+		since, err = time.Parse(time.RFC3339, stamp)
+		marked = err == nil
+	}
+	if !marked {
+		return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: fmt.Sprintf(
+			"WeChat Pay refused out_order_no %s sent again after an unknown outcome (%s) and does not know it: the first send may yet show%s%s)",
+			e.Key, refusal, refusedMark, now.Format(time.RFC3339))}
+	}
+	after := cmp.Or(s.KnownAfter, DefaultKnownAfter)
+	if now.Sub(since) <= after {
+		return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: e.LastError}
+	}
+	return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: fmt.Sprintf("%s; WeChat Pay still does not know it %s later: the first send never arrived",
+		e.LastError, now.Sub(since).Round(time.Minute))}
 }
 
 // Query asks WeChat Pay about e.Key: ErrNotFound is OutcomeNotFound.
@@ -121,6 +177,9 @@ func (s DistributionSender) QueryOrder(ctx context.Context, e pipeline.Effect) (
 	}
 	o, err := s.Client.QueryOrder(ctx, d.SubMchID, d.TransactionID, e.Key)
 	if errors.Is(err, ErrNotFound) {
+		if strings.Contains(e.LastError, refusedMark) {
+			return s.refusedAgain(e, ""), Order{}, nil // a refused repeat: not sent a third time
+		}
 		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, Order{}, nil
 	}
 	if err != nil {
