@@ -798,6 +798,10 @@ func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(i
 		switch {
 		case err != nil && (ctx.Err() != nil || errors.Is(err, errPaceStopped)):
 			return err
+		case err != nil && (errors.Is(err, ErrNotRecorded) || errors.Is(err, ErrLockLost)):
+			// The ledger's failure, whatever the send's error joined with
+			// it says of its subject: not the stage's to handle.
+			return fmt.Errorf("%s %s: %w", next.Kind, next.Key, err)
 		case err != nil && en.Error != nil:
 			return en.Error(ctx, next, err)
 		case err != nil:

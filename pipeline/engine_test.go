@@ -1159,3 +1159,44 @@ func TestEngineStopsWhenTheLedgerCannotRecord(t *testing.T) {
 		})
 	}
 }
+
+// subjectRefuser refuses every send with an error that concerns its
+// subject alone (SubjectOnly), counting them.
+type subjectRefuser struct{ sends atomic.Int32 }
+
+func (s *subjectRefuser) Send(context.Context, Effect) (Outcome, error) {
+	s.sends.Add(1)
+	return Outcome{}, fmt.Errorf("refused, and the query refused too: %w", ErrRefused)
+}
+
+func (s *subjectRefuser) Query(context.Context, Effect) (Outcome, error) {
+	return Outcome{}, fmt.Errorf("refused: %w", ErrRefused)
+}
+
+// TestEngineStopsWhenASubjectsErrorCannotBeRecorded: a send's error that
+// concerns its subject alone, which a stage's Error handles (holds the
+// subject, returns nil), joined with the ledger's failure to record it,
+// was handled as the subject's: the engine went on sending what it could
+// not record (found by a review). The ledger's failure stops it.
+func TestEngineStopsWhenASubjectsErrorCannotBeRecorded(t *testing.T) {
+	t.Parallel()
+	down := errors.New(`pq: database "settle" is not currently accepting connections`)
+	s := &failingStore{memEffects: newMemEffects(), after: 1 << 20, recordErr: down}
+	effects := plan(t, s.memEffects, 200)
+	p := &subjectRefuser{}
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Poll: 10 * time.Millisecond,
+		Pacer: NewPacer(Limits{MaxInFlight: 4}),
+		Error: func(_ context.Context, _ Effect, err error) error {
+			if SubjectOnly(err) {
+				return nil // held for a person, the others go on
+			}
+			return err
+		}}
+	_, err := en.Run(context.Background(), effects)
+	if !errors.Is(err, ErrNotRecorded) {
+		t.Fatalf("err %v, want the ledger's failure to record", err)
+	}
+	if n := p.sends.Load(); n > 8 {
+		t.Fatalf("%d sent after the ledger failed to record the first, want the engine stopped", n)
+	}
+}
