@@ -207,25 +207,11 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 // for it. An order a person rejected before is said and left as it is.
 func rejectHeldFailed(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
 	ctx, orderNo := c.Context, c.String("order")
-	if strings.TrimSpace(c.String("note")) == "" {
-		return pipeline.Errorf(pipeline.KindUsage, "--note", "say why the payment will never arrive: who, what Pay Protocol or the buyer said, the reference")
-	}
-	pp, err := cfg.payProtocolFromFlags(c)
-	if err != nil {
-		return err
-	}
-	if pp == nil {
-		return pipeline.Errorf(pipeline.KindUsage, "--"+flagPPURL, "required with --order --reject: settle asks Pay Protocol that the payment is still failed")
-	}
-	release, err := l.LockDate(ctx, d)
+	pp, it, release, err := payProtocolOrder(c, cfg, l, d, "--reject", "say why the payment will never arrive: who, what Pay Protocol or the buyer said, the reference", "is still failed")
 	if err != nil {
 		return err
 	}
 	defer release()
-	it, err := l.Item(ctx, d, orderNo)
-	if err != nil {
-		return err
-	}
 	proof := ""
 	if it.State != pipeline.ItemRejected {
 		// Checked before Pay Protocol is asked (RejectHeld checks again,
@@ -260,6 +246,35 @@ func rejectHeldFailed(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.
 	return nil
 }
 
+// payProtocolOrder opens what settle resolve --order --reject and
+// --reopen (action) share: the note, which must say noteWhy; Pay
+// Protocol's client, which the command asks that the payment answers
+// (asks); the date's lock, so that no run of it works meanwhile (release
+// it); and the order's item, read under the lock.
+func payProtocolOrder(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date, action, noteWhy, asks string) (
+	*payProtocolSetup, ledger.HeldItem, func() error, error) {
+	if strings.TrimSpace(c.String("note")) == "" {
+		return nil, ledger.HeldItem{}, nil, pipeline.Errorf(pipeline.KindUsage, "--note", "%s", noteWhy)
+	}
+	pp, err := cfg.payProtocolFromFlags(c)
+	if err != nil {
+		return nil, ledger.HeldItem{}, nil, err
+	}
+	if pp == nil {
+		return nil, ledger.HeldItem{}, nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagPPURL, "required with --order %s: settle asks Pay Protocol that the payment %s", action, asks)
+	}
+	release, err := l.LockDate(c.Context, d)
+	if err != nil {
+		return nil, ledger.HeldItem{}, nil, err
+	}
+	it, err := l.Item(c.Context, d, c.String("order"))
+	if err != nil {
+		release()
+		return nil, ledger.HeldItem{}, nil, err
+	}
+	return pp, it, release, nil
+}
+
 // reopenRejected takes back the rejection of a Pay Protocol order rejected
 // for its failed payment - by a person (rejectHeldFailed) or by an older
 // settle (payprotocol.RejectedReasons) - whose payment Pay Protocol
@@ -274,25 +289,11 @@ func rejectHeldFailed(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.
 // as it is.
 func reopenRejected(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
 	ctx, orderNo := c.Context, c.String("order")
-	if strings.TrimSpace(c.String("note")) == "" {
-		return pipeline.Errorf(pipeline.KindUsage, "--note", "say why the order is settled after all: who checked the payment with Pay Protocol, the reference")
-	}
-	pp, err := cfg.payProtocolFromFlags(c)
-	if err != nil {
-		return err
-	}
-	if pp == nil {
-		return pipeline.Errorf(pipeline.KindUsage, "--"+flagPPURL, "required with --order --reopen: settle asks Pay Protocol that the payment is paid")
-	}
-	release, err := l.LockDate(ctx, d)
+	pp, it, release, err := payProtocolOrder(c, cfg, l, d, "--reopen", "say why the order is settled after all: who checked the payment with Pay Protocol, the reference", "is paid")
 	if err != nil {
 		return err
 	}
 	defer release()
-	it, err := l.Item(ctx, d, orderNo)
-	if err != nil {
-		return err
-	}
 	proof := ""
 	if it.State != pipeline.ItemHeld || !strings.HasPrefix(it.Reason, payprotocol.HeldReopened) {
 		// Checked before Pay Protocol is asked (ReopenRejected checks
