@@ -201,7 +201,11 @@ func (s *Server) Calls(api string) int {
 
 // ServeHTTP serves the seven APIs, matched on the path's end so that the fake
 // may be mounted under any prefix (normally /api/mer).
+//
+// Every answer's Date header is the fake's clock (Options.Now), as a real
+// server's is its own: the client names clock skew by it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Date", s.o.Now().UTC().Format(http.TimeFormat))
 	for _, rt := range routes {
 		if strings.HasSuffix(r.URL.Path, "/"+rt.api) {
 			if r.Method != rt.method {
