@@ -373,34 +373,16 @@ func (l *Ledger) RejectHeld(ctx context.Context, d pipeline.Date, ch pipeline.Ch
 	if strings.TrimSpace(note) == "" {
 		return HeldItem{}, false, pipeline.Errorf(pipeline.KindUsage, "--note", "say why the order will never be paid: who, what the provider said, the reference")
 	}
-	var (
-		it     HeldItem
-		before bool
-	)
-	err := l.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if it, err = lockItem(ctx, tx, d, ch, orderNo); err != nil {
-			return err
-		}
+	return l.moveItem(ctx, d, ch, orderNo, "reject", KindRejectedHeld, note, func(it HeldItem) (bool, error) {
 		switch {
 		case it.State == pipeline.ItemRejected && strings.HasPrefix(it.Reason, pipeline.RejectedByPerson):
-			before = true
-			return nil
+			return true, nil
 		case it.State != pipeline.ItemHeld || !strings.HasPrefix(it.Reason, heldPrefix):
-			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is %s (%s), not held for %q: nothing to reject",
+			return false, pipeline.Errorf(pipeline.KindUsage, "--order", "%s is %s (%s), not held for %q: nothing to reject",
 				orderNo, it.State, cmp.Or(it.Reason, "no reason recorded"), strings.TrimPrefix(heldPrefix, pipeline.HeldPrefix))
 		}
-		it.State, it.Reason = pipeline.ItemRejected, fmt.Sprintf("%s (%s): %s; was %s", pipeline.RejectedByPerson, proof, note, it.Reason)
-		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = $2, reason = $3 WHERE order_no = $1`, orderNo, it.State, it.Reason); err != nil {
-			return err
-		}
-		_, err = recordResolution(ctx, tx, &Resolution{Kind: KindRejectedHeld, Subject: it.TransactionID, Key: orderNo}, note)
-		return err
-	})
-	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
-		err = fmt.Errorf("reject order %s: %w", orderNo, err)
-	}
-	return it, before, err
+		return false, nil
+	}, pipeline.ItemRejected, fmt.Sprintf("%s (%s): %s", pipeline.RejectedByPerson, proof, note))
 }
 
 // ReopenRejected records that a person took back the rejection of the
@@ -423,34 +405,51 @@ func (l *Ledger) ReopenRejected(ctx context.Context, d pipeline.Date, ch pipelin
 	if strings.TrimSpace(note) == "" {
 		return HeldItem{}, false, pipeline.Errorf(pipeline.KindUsage, "--note", "say why the order is settled after all: who checked the payment, the reference")
 	}
+	return l.moveItem(ctx, d, ch, orderNo, "reopen", KindReopened, note, func(it HeldItem) (bool, error) {
+		switch {
+		case it.State == pipeline.ItemHeld && strings.HasPrefix(it.Reason, held):
+			return true, nil
+		case it.State != pipeline.ItemRejected || !slices.ContainsFunc(rejected, func(r string) bool { return strings.HasPrefix(it.Reason, r) }):
+			return false, pipeline.Errorf(pipeline.KindUsage, "--order", "%s is %s (%s), not rejected for a failed payment: nothing to reopen",
+				orderNo, it.State, cmp.Or(it.Reason, "no reason recorded"))
+		}
+		return false, nil
+	}, pipeline.ItemHeld, fmt.Sprintf("%s (%s): %s", held, proof, note))
+}
+
+// moveItem is what a person's decision about one item (RejectHeld,
+// ReopenRejected) does in one transaction, under the order's lock
+// (lockItem): judge says whether the item is as the decision leaves it
+// already (done: nothing changes, and moveItem returns true) or refuses
+// it; otherwise the item goes to state with reason, its earlier reason
+// kept after it ("; was ..."), and the resolution of kind is recorded
+// (its subject the provider's transaction, its key the order number;
+// Resolutions lists it). verb names the decision in an error.
+func (l *Ledger) moveItem(ctx context.Context, d pipeline.Date, ch pipeline.Channel, orderNo, verb, kind, note string,
+	judge func(HeldItem) (bool, error), state, reason string) (HeldItem, bool, error) {
 	var (
-		it     HeldItem
-		before bool
+		it   HeldItem
+		done bool
 	)
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if it, err = lockItem(ctx, tx, d, ch, orderNo); err != nil {
 			return err
 		}
-		if it.State == pipeline.ItemHeld && strings.HasPrefix(it.Reason, held) {
-			before = true
-			return nil
+		if done, err = judge(it); done || err != nil {
+			return err
 		}
-		if it.State != pipeline.ItemRejected || !slices.ContainsFunc(rejected, func(r string) bool { return strings.HasPrefix(it.Reason, r) }) {
-			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is %s (%s), not rejected for a failed payment: nothing to reopen",
-				orderNo, it.State, cmp.Or(it.Reason, "no reason recorded"))
-		}
-		it.State, it.Reason = pipeline.ItemHeld, fmt.Sprintf("%s (%s): %s; was %s", held, proof, note, it.Reason)
+		it.State, it.Reason = state, reason+"; was "+it.Reason
 		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = $2, reason = $3 WHERE order_no = $1`, orderNo, it.State, it.Reason); err != nil {
 			return err
 		}
-		_, err = recordResolution(ctx, tx, &Resolution{Kind: KindReopened, Subject: it.TransactionID, Key: orderNo}, note)
+		_, err = recordResolution(ctx, tx, &Resolution{Kind: kind, Subject: it.TransactionID, Key: orderNo}, note)
 		return err
 	})
 	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
-		err = fmt.Errorf("reopen order %s: %w", orderNo, err)
+		err = fmt.Errorf("%s order %s: %w", verb, orderNo, err)
 	}
-	return it, before, err
+	return it, done, err
 }
 
 // KindReopened is the kind of the resolution ReopenRejected records of an
