@@ -55,15 +55,7 @@ type Source struct {
 // snapshot even while the platform keeps writing. Unless Unfinished, the
 // snapshot is taken once the database's clock is past w.End + Margin.
 func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline.SourceRow) error) error {
-	var handed error
-	err := s.orders(ctx, w, func(r pipeline.SourceRow) error {
-		handed = fn(r)
-		return handed
-	})
-	if handed != nil {
-		return err
-	}
-	return statementTimeout("source query "+s.name(), err)
+	return timedOut("source query "+s.name(), fn, func(fn func(pipeline.SourceRow) error) error { return s.orders(ctx, w, fn) })
 }
 
 func (s *Source) orders(ctx context.Context, w pipeline.Window, fn func(pipeline.SourceRow) error) error {
@@ -239,15 +231,7 @@ type Sellers struct {
 // A seller the query gives in rows that disagree is not given (the same
 // row twice is given once).
 func (s *Sellers) Sellers(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
-	var handed error
-	err := s.sellers(ctx, ids, func(seller pipeline.Seller) error {
-		handed = fn(seller)
-		return handed
-	})
-	if handed != nil {
-		return err
-	}
-	return statementTimeout("sellers query "+name(s.Name), err)
+	return timedOut("sellers query "+name(s.Name), fn, func(fn func(pipeline.Seller) error) error { return s.sellers(ctx, ids, fn) })
 }
 
 func (s *Sellers) sellers(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
@@ -388,15 +372,7 @@ type LateRefunds struct {
 // LateRefunds streams the query's rows for window w, in one read-only
 // snapshot.
 func (s *LateRefunds) LateRefunds(ctx context.Context, w pipeline.Window, fn func(pipeline.LateRefundRow) error) error {
-	var handed error
-	err := s.lateRefunds(ctx, w, func(r pipeline.LateRefundRow) error {
-		handed = fn(r)
-		return handed
-	})
-	if handed != nil {
-		return err
-	}
-	return statementTimeout("late-refunds query "+name(s.Name), err)
+	return timedOut("late-refunds query "+name(s.Name), fn, func(fn func(pipeline.LateRefundRow) error) error { return s.lateRefunds(ctx, w, fn) })
 }
 
 func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn func(pipeline.LateRefundRow) error) error {
@@ -437,6 +413,22 @@ func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn fun
 		}
 	}
 	return rows.Err()
+}
+
+// timedOut runs read, which hands each row to fn, and returns its error
+// as statementTimeout makes it (what names the query), unless it is fn's
+// own: settle's handling of a row (the ledger's write, say) is not the
+// platform database's timeout.
+func timedOut[T any](what string, fn func(T) error, read func(func(T) error) error) error {
+	var handed error
+	err := read(func(x T) error {
+		handed = fn(x)
+		return handed
+	})
+	if handed != nil {
+		return err
+	}
+	return statementTimeout(what, err)
 }
 
 // statementTimeout makes err, the platform database's, a configuration
