@@ -1,11 +1,12 @@
 // Package pipeline is the core of settle: the domain types (Money, Order,
 // Split, Reject, Run, Window), the small interfaces the runner consumes, the
 // Runner that sequences the stages of a settlement day (consecutive ones at
-// once where a Pass does them in one stream), the intent-first
-// protocol every side effect follows, the Engine that drives those effects
-// at each provider's limits (Pacer: token buckets, requests in flight sized
-// by rate x latency, pending effects polled in waves), and the error kinds
-// that main maps to exit codes.
+// once where a Pass does them in one stream), the intent-first protocol
+// every side effect follows (with the rule for a request refused when sent
+// again under its key, RefusedRepeat), the Engine that drives those
+// effects at each provider's limits (Pacer: token buckets, requests in
+// flight sized by rate x latency, pending effects polled in waves), and
+// the error kinds that main maps to exit codes.
 //
 // The core knows a channel by the ChannelSpec its provider's package
 // declares, and a provider by the Provider it builds.

@@ -93,7 +93,11 @@ type EffectSender interface {
 	// wraps ErrNotTaken.
 	Send(ctx context.Context, e Effect) (Outcome, error)
 	// Query asks the provider about e.Key. An error means the provider could
-	// not be asked; OutcomeNotFound means it has never seen the key.
+	// not be asked; OutcomeNotFound means it has never seen the key
+	// (ApplyEffect sends it again under it). A sender whose provider may
+	// refuse a repeat answers its provider's "not found" with
+	// RefusedRepeat.NotFound: a refused repeat waiting for its first send
+	// is never OutcomeNotFound.
 	Query(ctx context.Context, e Effect) (Outcome, error)
 }
 
