@@ -39,10 +39,11 @@ type RevenueShareSender struct {
 	// those it adopts (StageConfig.Answers); nil: none kept.
 	Answers *ShareAnswers
 	// KnownAfter is how long Infinia may take to know a request it got
-	// (default 24h, the upload stage's LostAfter): a request sent again
-	// under its requestNo after an unknown outcome that Infinia refuses,
-	// and whose requestNo it does not know, is failed only once it has
-	// not known it for this long (see Send).
+	// (0: pipeline.DefaultKnownAfter, 24h; the distribute stage sets the
+	// upload stage's LostAfter): a request sent again under its requestNo
+	// after an unknown outcome that Infinia refuses, and whose requestNo
+	// it does not know, is failed only once it has not known it for this
+	// long (see Send; the rule is pipeline.RefusedRepeat's).
 	KnownAfter time.Duration
 }
 
@@ -63,8 +64,10 @@ var _ pipeline.EffectSender = RevenueShareSender{}
 // requestNo, and the first could still pay it (found by a review). It is
 // pending instead, asked again by every run, and failed only once Infinia
 // has not known the requestNo for KnownAfter since it refused it: by then
-// the first send never arrived. So too a repeat answered with the status
-// FAILED (failedAgain): it counts once the status query confirms it.
+// the first send never arrived (the rule of a refused repeat,
+// pipeline.RefusedRepeat, which this package gives Infinia's refusals
+// and status query). So too a repeat answered with the status FAILED
+// (failedAgain): it counts once the status query confirms it.
 func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	seller, err := s.seller(ctx, e)
 	if err != nil {
@@ -138,16 +141,16 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 // A send again under the requestNo after an unknown outcome (Sends > 1)
 // is not final: the first send may have arrived (a request that fit then:
 // another key or chunk size since). It waits as a refused repeat does
-// (refusedAgain), never sent a third time, failed once Infinia has not
-// known the requestNo for KnownAfter.
+// (pipeline.RefusedRepeat), never sent a third time, failed once Infinia
+// has not known the requestNo for KnownAfter.
 func (s RevenueShareSender) tooLarge(e pipeline.Effect, seller string, err error) pipeline.Outcome {
 	why := fmt.Sprintf("revenue share to seller %s (Infinia id %s) not sent, too large for Infinia: %v", subjectSeller(e.Subject), clip(seller), err)
 	if e.Sends <= 1 {
 		return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: why, NotTaken: true}
 	}
-	return pipeline.Outcome{Status: pipeline.OutcomePending, NotTaken: true, Reason: fmt.Sprintf(
-		"%s; requestNo %s was sent before with an unknown outcome and Infinia does not know it: the first send may yet show%s%s)",
-		why, e.Key, refusedMark, s.Client.cfg.Now().UTC().Format(time.RFC3339))}
+	out := s.refused().Refused(e, fmt.Sprintf("%s; requestNo %s was sent before with an unknown outcome and Infinia does not know it", why, e.Key))
+	out.NotTaken = true // this send moved nothing: the first is the one waited for
+	return out
 }
 
 // failedAgain confirms by a status query a FAILED answer to e sent again
@@ -177,7 +180,9 @@ func (s RevenueShareSender) failedAgain(ctx context.Context, e pipeline.Effect, 
 	return pipeline.Outcome{}, unknown(err) // the repeat's FAILED is not confirmed: says nothing of the first send
 }
 
-// Query asks Infinia about e.Key: ErrNotFound is OutcomeNotFound.
+// Query asks Infinia about e.Key: ErrNotFound is OutcomeNotFound, unless
+// e is a refused repeat waiting for its first send
+// (pipeline.RefusedRepeat.NotFound: pending, or failed after KnownAfter).
 func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	if e.Kind != KindRevenueShare {
 		return pipeline.Outcome{}, fmt.Errorf("infiniapay: effect %s %s is not a %s", e.Kind, e.Key, KindRevenueShare)
@@ -200,10 +205,7 @@ func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipel
 		s.Answers.put(e.Key, res)
 	}
 	if errors.Is(err, ErrNotFound) {
-		if _, refused := refusedSince(e.LastError); refused {
-			return s.refusedAgain(e, "", ""), nil // not sent a third time
-		}
-		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
+		return s.refused().NotFound(e), nil // a refused repeat is not sent a third time
 	}
 	if err != nil {
 		return pipeline.Outcome{}, err
@@ -211,37 +213,23 @@ func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipel
 	return outcome(res), nil
 }
 
-// refusedMark begins, in a revenue share's last error, when Infinia
-// refused it sent again without knowing its requestNo (refusedAgain).
-const refusedMark = " (refused sent again, requestNo unknown since "
-
-// refusedSince reads the time refusedMark gives in a last error.
-func refusedSince(lastError string) (time.Time, bool) { return markedTime(lastError, refusedMark) }
+// refused is the rule for a refused repeat (pipeline.RefusedRepeat) with
+// Infinia's clock and KnownAfter. Its mark names the requestNo, as it did
+// when the rule was this package's: " (refused sent again, requestNo
+// unknown since <time>)".
+func (s RevenueShareSender) refused() pipeline.RefusedRepeat {
+	return pipeline.RefusedRepeat{Provider: "Infinia", Key: "requestNo", KnownAfter: s.KnownAfter, Now: s.Client.cfg.Now}
+}
 
 // refusedAgain is the outcome of e refused by Infinia (refusal, its code
-// and message; "" when asked later) when the refusal does not prove the
-// payout was not taken - sent again under its requestNo after an unknown
-// outcome, or answered with a code Infinia does not publish (how says
-// which) - and whose requestNo Infinia does not know: pending, the time
-// marked in its reason, until Infinia has not known it for KnownAfter;
-// failed then.
+// and message) when the refusal does not prove the payout was not taken -
+// sent again under its requestNo after an unknown outcome, or answered
+// with a code Infinia does not publish (how says which) - and whose
+// requestNo Infinia does not know: the rule of a refused repeat
+// (pipeline.RefusedRepeat.Refused), pending until Infinia has not known
+// it for KnownAfter, failed then.
 func (s RevenueShareSender) refusedAgain(e pipeline.Effect, how, refusal string) pipeline.Outcome {
-	now := s.Client.cfg.Now().UTC()
-	since, marked := refusedSince(e.LastError)
-	if !marked {
-		return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: fmt.Sprintf(
-			"Infinia refused requestNo %s %s (%s) and does not know it: the first send may yet show%s%s)",
-			e.Key, how, refusal, refusedMark, now.Format(time.RFC3339))}
-	}
-	after := s.KnownAfter
-	if after <= 0 {
-		after = 24 * time.Hour
-	}
-	if now.Sub(since) <= after {
-		return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: e.LastError}
-	}
-	return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: fmt.Sprintf("%s; Infinia still does not know it %s later: the first send never arrived",
-		e.LastError, roundAge(now.Sub(since)))}
+	return s.refused().Refused(e, fmt.Sprintf("Infinia refused requestNo %s %s (%s) and does not know it", e.Key, how, refusal))
 }
 
 func (s RevenueShareSender) seller(ctx context.Context, e pipeline.Effect) (string, error) {

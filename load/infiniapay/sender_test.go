@@ -214,6 +214,38 @@ func TestSenderRefusedResendWaitsForInfiniaToKnowTheFirst(t *testing.T) {
 	}
 }
 
+// TestSenderRefusedResendMarkedByAnEarlierVersionWaits: a refused repeat
+// recorded before the rule moved into pipeline carries the mark this
+// package wrote then (the reasons below, copied from what it wrote: a
+// refused repeat, and a too large one sent again). Asked about, it keeps
+// its first refusal's time: pending, never sent a third time, until
+// Infinia has not known it for KnownAfter since then; failed after.
+func TestSenderRefusedResendMarkedByAnEarlierVersionWaits(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	r := newRig(t, infiniapaytest.Options{}, nil, func(c *infiniapay.Config) { c.Now = func() time.Time { return now } })
+	payable(r)
+	s := infiniapay.RevenueShareSender{Client: r.client, KnownAfter: 24 * time.Hour}
+	for _, lastError := range []string{
+		"Infinia refused requestNo RS-OLD sent again after an unknown outcome (SYS-005 duplicate requestNo) and does not know it: the first send may yet show (refused sent again, requestNo unknown since 2026-11-24T03:00:00Z)",
+		"revenue share to seller S1 (Infinia id LLLL) not sent, too large for Infinia: request too large; requestNo RS-OLD was sent before with an unknown outcome and Infinia does not know it: the first send may yet show (refused sent again, requestNo unknown since 2026-11-24T03:00:00Z)",
+	} {
+		e := effect("RS-OLD", 100)
+		e.Sends, e.State, e.LastError = 2, pipeline.EffectSent, lastError
+		now = time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC).Add(23 * time.Hour)
+		if out, err := s.Query(ctx, e); err != nil || out.Status != pipeline.OutcomePending || out.Reason != e.LastError {
+			t.Fatalf("asked 23h after the old mark: %+v, %v; want pending, its reason kept", out, err)
+		}
+		now = now.Add(2 * time.Hour)
+		if out, err := s.Query(ctx, e); err != nil || out.Status != pipeline.OutcomeFailed || !strings.HasPrefix(out.Reason, e.LastError+"; Infinia still does not know it 25h0m0s later") {
+			t.Fatalf("asked 25h after the old mark: %+v, %v; want failed", out, err)
+		}
+	}
+	if n := r.fake.Calls(infiniapay.APIRevenueShare); n != 0 {
+		t.Fatalf("%d revenue shares sent, want none", n)
+	}
+}
+
 // TestSenderUnpublishedCodeIsNotARefusal: a revenue share answered with a
 // code Infinia does not publish (not SUC-200, not SYS-001..SYS-008) was
 // read as a definite refusal, and failed at once on a status query that

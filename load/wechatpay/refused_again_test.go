@@ -47,3 +47,33 @@ func TestARefusedRepeatWaitsForTheFirstSend(t *testing.T) {
 		t.Fatalf("%d more sends while it waited, want none", n-sent)
 	}
 }
+
+// TestARefusedRepeatMarkedByAnEarlierVersionWaits: a refused repeat
+// recorded before the rule moved into pipeline carries the mark this
+// package wrote then (the reason below, copied from what it wrote). Asked
+// about, it keeps its first refusal's time: pending, never sent a third
+// time, until WeChat Pay has not known it for KnownAfter since then;
+// failed after.
+func TestARefusedRepeatMarkedByAnEarlierVersionWaits(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, faults(), nil, nil)
+	payable(r)
+	s := sender(r)
+	e := effect(wechatpay.KindDistribution, "WXD-OLD", 90_00)
+	e.Sends, e.State = 2, pipeline.EffectSent
+	e.LastError = "WeChat Pay refused out_order_no WXD-OLD sent again after an unknown outcome (NOT_ENOUGH 分账金额不足) and does not know it: the first send may yet show (refused sent again, out_order_no unknown since 2025-09-03T02:00:00Z)"
+	if !r.clock.Now().Equal(time.Date(2025, 9, 3, 2, 0, 0, 0, time.UTC)) {
+		t.Fatalf("the rig's clock starts at %s, not at the mark's time", r.clock.Now())
+	}
+	r.clock.Add(wechatpay.DefaultKnownAfter - time.Minute)
+	if out, err := s.Query(ctx, e); err != nil || out.Status != pipeline.OutcomePending || out.Reason != e.LastError {
+		t.Fatalf("asked within KnownAfter of the old mark: %+v, %v; want pending, its reason kept", out, err)
+	}
+	r.clock.Add(2 * time.Minute)
+	if out, err := s.Query(ctx, e); err != nil || out.Status != pipeline.OutcomeFailed || !strings.HasPrefix(out.Reason, e.LastError+"; WeChat Pay still does not know it 24h1m0s later") {
+		t.Fatalf("asked after KnownAfter of the old mark: %+v, %v; want failed", out, err)
+	}
+	if n := r.fake.Calls(wechatpay.APIOrders); n != 0 {
+		t.Fatalf("%d sends, want none", n)
+	}
+}

@@ -1,7 +1,6 @@
 package wechatpay
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,7 +41,8 @@ type DistributionSender struct {
 	// applied (default DefaultKnownAfter): a distribution or unfreeze
 	// sent again under its out_order_no after an unknown outcome that
 	// WeChat Pay refuses, and whose out_order_no its query does not know,
-	// is failed only once it has not known it for this long.
+	// is failed only once it has not known it for this long (the rule
+	// is pipeline.RefusedRepeat's).
 	KnownAfter time.Duration
 	// UnfreezeDescription describes unfreezes; default
 	// DefaultUnfreezeDescription.
@@ -67,9 +67,9 @@ var _ pipeline.EffectSender = DistributionSender{}
 //
 // A refusal of a request sent again under its out_order_no (Effect.Sends
 // > 1: an earlier send's outcome was unknown) that the query does not
-// know is not final: it waits for the first send to show (refusedAgain),
-// never sent a third time, failed once WeChat Pay has not known it for
-// KnownAfter.
+// know is not final: it waits for the first send to show (the rule of a
+// refused repeat, pipeline.RefusedRepeat), never sent a third time,
+// failed once WeChat Pay has not known it for KnownAfter.
 func (s DistributionSender) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	out, _, err := s.SendOrder(ctx, e)
 	return out, err
@@ -125,44 +125,31 @@ func (s DistributionSender) SendOrder(ctx context.Context, e pipeline.Effect) (p
 	return pipeline.Outcome{}, Order{}, errors.Join(err, qerr)
 }
 
-// refusedMark begins, in an effect's last error, when WeChat Pay refused
-// it sent again without knowing its out_order_no (refusedAgain).
-const refusedMark = " (refused sent again, out_order_no unknown since "
-
 // DefaultKnownAfter is DistributionSender.KnownAfter's default.
-const DefaultKnownAfter = 24 * time.Hour
+const DefaultKnownAfter = pipeline.DefaultKnownAfter
+
+// refused is the rule for a refused repeat (pipeline.RefusedRepeat) with
+// WeChat Pay's clock and KnownAfter. Its mark names the out_order_no, as
+// it did when the rule was this package's: " (refused sent again,
+// out_order_no unknown since <time>)".
+func (s DistributionSender) refused() pipeline.RefusedRepeat {
+	return pipeline.RefusedRepeat{Provider: "WeChat Pay", Key: "out_order_no", KnownAfter: s.KnownAfter, Now: s.Client.cfg.Now}
+}
 
 // refusedAgain is the outcome of e, sent again under its out_order_no
 // after an unknown outcome, refused by WeChat Pay (refusal: its code and
-// message; "" when asked later) while its query does not know the
-// out_order_no: pending, the time marked in its reason, until WeChat Pay
-// has not known it for KnownAfter; failed then (the first send never
+// message) while its query does not know the out_order_no: the rule of a
+// refused repeat (pipeline.RefusedRepeat.Refused), pending until WeChat
+// Pay has not known it for KnownAfter, failed then (the first send never
 // arrived). Failed at once, the distribution was recorded failed while
 // the first send may have been applied, and went again under a new key.
 func (s DistributionSender) refusedAgain(e pipeline.Effect, refusal string) pipeline.Outcome {
-	now := s.Client.cfg.Now().UTC()
-	_, rest, marked := strings.Cut(e.LastError, refusedMark)
-	var since time.Time
-	if marked {
-		stamp, _, _ := strings.Cut(rest, ")")
-		var err error
-		since, err = time.Parse(time.RFC3339, stamp)
-		marked = err == nil
-	}
-	if !marked {
-		return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: fmt.Sprintf(
-			"WeChat Pay refused out_order_no %s sent again after an unknown outcome (%s) and does not know it: the first send may yet show%s%s)",
-			e.Key, refusal, refusedMark, now.Format(time.RFC3339))}
-	}
-	after := cmp.Or(s.KnownAfter, DefaultKnownAfter)
-	if now.Sub(since) <= after {
-		return pipeline.Outcome{Status: pipeline.OutcomePending, Reason: e.LastError}
-	}
-	return pipeline.Outcome{Status: pipeline.OutcomeFailed, Reason: fmt.Sprintf("%s; WeChat Pay still does not know it %s later: the first send never arrived",
-		e.LastError, now.Sub(since).Round(time.Minute))}
+	return s.refused().Refused(e, fmt.Sprintf("WeChat Pay refused out_order_no %s sent again after an unknown outcome (%s) and does not know it", e.Key, refusal))
 }
 
-// Query asks WeChat Pay about e.Key: ErrNotFound is OutcomeNotFound.
+// Query asks WeChat Pay about e.Key: ErrNotFound is OutcomeNotFound,
+// unless e is a refused repeat waiting for its first send
+// (pipeline.RefusedRepeat.NotFound: pending, or failed after KnownAfter).
 func (s DistributionSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	out, _, err := s.QueryOrder(ctx, e)
 	return out, err
@@ -177,10 +164,7 @@ func (s DistributionSender) QueryOrder(ctx context.Context, e pipeline.Effect) (
 	}
 	o, err := s.Client.QueryOrder(ctx, d.SubMchID, d.TransactionID, e.Key)
 	if errors.Is(err, ErrNotFound) {
-		if strings.Contains(e.LastError, refusedMark) {
-			return s.refusedAgain(e, ""), Order{}, nil // a refused repeat: not sent a third time
-		}
-		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, Order{}, nil
+		return s.refused().NotFound(e), Order{}, nil // a refused repeat is not sent a third time
 	}
 	if err != nil {
 		return pipeline.Outcome{}, Order{}, err
