@@ -45,6 +45,10 @@ type Provider struct {
 	// Matchers compare the provider's word with the ledger's in the
 	// reconcile stage.
 	Matchers []Matcher
+	// Watchers ask, from a run's own reconciliation, about what earlier
+	// runs left that the provider may still prove wrong (see Watcher);
+	// none: nothing is watched.
+	Watchers []Watcher
 	// Close releases what it holds (a connection); nil: nothing.
 	Close func() error
 }
@@ -64,6 +68,8 @@ type Plugged struct {
 	Distribute StageFunc
 	// Matchers are every provider's, in order.
 	Matchers []Matcher
+	// Watchers are every provider's, in order.
+	Watchers []Watcher
 	// Settles reports the channels some provider settles.
 	Settles map[Channel]bool
 	// Pays are every provider's money effect kinds, in order.
@@ -99,6 +105,7 @@ func Plug(first StageFunc, providers ...Provider) Plugged {
 			chains = append(chains, pr.Distribute)
 		}
 		p.Matchers = append(p.Matchers, pr.Matchers...)
+		p.Watchers = append(p.Watchers, pr.Watchers...)
 	}
 	if len(checks) > 0 {
 		p.Preflight = func(ctx context.Context) error {

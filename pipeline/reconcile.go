@@ -165,27 +165,62 @@ type MismatchStore interface {
 	Lock(ctx context.Context, key RunKey) (release func() error, err error)
 }
 
-// ReconcileStage asks every matcher for its findings (side by side: see
-// matchAll), records them (so the reports, rewritten by write, show
-// them), and reports a run that needs a person: one with unexpected mismatches or failed payouts. A
-// matcher that cannot reach its provider fails the stage (exit 1: a
-// re-run reconciles again); findings are never guessed.
+// Watcher asks a provider, from a run's own reconciliation (never a
+// recheck), about what earlier runs left that the provider may still
+// prove wrong and that no reconciliation of those runs asks about any
+// more once their dates are past --recheck-days (a rejected order paid
+// late, say), and returns what needs a person about it: those rows join
+// the run's own findings (its reports, its exit). reconciled names the
+// runs this reconcile stage reconciles (the run itself and the earlier
+// runs it rechecks): their matchers ask about their own subjects, so a
+// watcher asks nothing of theirs, and nothing is asked twice in one
+// stage.
+type Watcher func(ctx context.Context, run *Run, reconciled []int64) ([]Mismatch, error)
+
+// ReconcileStage is ReconcileStageWatching with no watcher.
+func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error), recheck int) StageFunc {
+	return ReconcileStageWatching(store, matchers, nil, write, recheck)
+}
+
+// ReconcileStageWatching asks every matcher for its findings (side by
+// side: see matchAll), records them (so the reports, rewritten by write,
+// show them), and reports a run that needs a person: one with unexpected
+// mismatches or failed payouts. A matcher that cannot reach its provider
+// fails the stage (exit 1: a re-run reconciles again); findings are never
+// guessed.
 //
 // Timing gaps close by themselves - a provider's bill of a day is out once
 // its day is over, funds settle, a payout leaves PROCESSING - so the
 // stage also reconciles again the runs of the recheck days before this
 // one whose findings still include one, and rewrites their reports: the
 // nightly run of one date closes the gaps of the dates before it.
-func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error), recheck int) StageFunc {
+//
+// The watchers run beside the run's own matchers, told which runs the
+// stage reconciles (the run and those it rechecks, found first), and
+// their findings are the run's own.
+func ReconcileStageWatching(store MismatchStore, matchers []Matcher, watchers []Watcher, write func(ctx context.Context, run *Run) (string, error), recheck int) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		problems := &Problems{} // the first few listed, all counted: a bad day's findings are in the reports
-		summary, err := reconcile(ctx, store, matchers, write, run, problems, "")
-		if err != nil {
-			return "", err
-		}
+		// The runs to recheck first (their findings, not the run's, say
+		// which), so that the watchers leave them to their matchers.
 		earlier, err := store.RunsToRecheck(ctx, run, recheck)
 		if err != nil {
 			return "", fmt.Errorf("reconcile: %w", err)
+		}
+		own := matchers
+		if len(watchers) > 0 {
+			reconciled := []int64{run.ID}
+			for _, r := range earlier {
+				reconciled = append(reconciled, r.ID)
+			}
+			own = slices.Clone(matchers)
+			for _, w := range watchers {
+				own = append(own, func(ctx context.Context, run *Run) ([]Mismatch, error) { return w(ctx, run, reconciled) })
+			}
+		}
+		summary, err := reconcile(ctx, store, own, write, run, problems, "")
+		if err != nil {
+			return "", err
 		}
 		for _, r := range earlier {
 			release, err := store.Lock(ctx, r.Key)

@@ -18,4 +18,7 @@ type RefundedItem struct {
 	// Reason is the item's reason in the ledger, given with a rejected
 	// item only (why it was rejected: a person, a provider's answer).
 	Reason string
+	// Date is the item's business date, given with a watched item only
+	// (a Watcher's, of an earlier run than the one reconciled).
+	Date Date
 }

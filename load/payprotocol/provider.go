@@ -36,13 +36,22 @@ type ProviderConfig struct {
 	// Log gets a line for each one paid since (MatcherConfig.Log).
 	Rejected RejectedStore
 	Log      *slog.Logger
+	// Watch, with WatchDays above 0, has the run's own reconciliation
+	// ask too about the orders rejected for a failed payment of the
+	// WatchDays before its date whose runs it does not reconcile
+	// (Watcher): one paid since is a row for a person, reported with the
+	// run (settle run --rejected-watch-days, on a nightly run).
+	Watch     WatchStore
+	WatchDays int
 }
 
 // NewProvider returns Pay Protocol as a provider of a run. It settles the
 // payprotocol channel's orders by verifying their payments (its upload
 // part, which must run before the part of the provider that files them);
 // its pre-flight is one authenticated call; its matcher compares the
-// ledger's payments and refunds with Pay Protocol's. When answers are
+// ledger's payments and refunds with Pay Protocol's, and its watcher (with
+// c.Watch and c.WatchDays) asks about the rejected orders of earlier
+// dates that may have been paid late. When answers are
 // kept (c.Final, but not pipeline.AskAll), its chain of the distribute
 // stage asks ahead what the matcher will ask (askAhead).
 func NewProvider(c ProviderConfig) pipeline.Provider {
@@ -74,6 +83,9 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 			return s, notAnswering(ctx, err)
 		},
 		Matchers: []pipeline.Matcher{match},
+	}
+	if c.Watch != nil && c.WatchDays > 0 {
+		p.Watchers = []pipeline.Watcher{Watcher(MatcherConfig{API: api, Pacer: c.Pacer, Up: c.Client.Preflight, Log: c.Log}, c.Watch, c.WatchDays)}
 	}
 	if c.Final != nil && !all {
 		p.Distribute = askAhead(Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, WentOn: true, Up: c.Client.Preflight}), askAheadTries, askAheadPause)

@@ -126,3 +126,62 @@ func (l *Ledger) RejectedItemsAfter(ctx context.Context, runID int64, ch pipelin
 	}
 	return items, next, rows.Err()
 }
+
+// rejectedToWatchQuery reads a page of the rejected items of channel $7
+// whose reason starts with one of $8, of the runs dated in [$3, $4) but
+// those of $5, after order $6: the runs of shard $1 of $2 and, for shard 0
+// (or a whole run), those of a date run in another sharding, as
+// RunsToRecheck shares them out (each run watched by one shard of a
+// night). The runs by their date (runs' unique key), the notes of each
+// (items_rejected's key), each item by its order (items' key): what it
+// reads is the window's rejected items, never the items it settled.
+const rejectedToWatchQuery = `SELECT i.order_no, i.seller_id, i.provider_txn_id, i.currency, i.gross_minor, i.refunded_minor,
+	i.state, i.reason, i.business_date::text
+	FROM runs r JOIN items_rejected n ON n.run_id = r.id
+	JOIN items i ON i.order_no = n.order_no AND i.run_id = n.run_id
+	WHERE r.business_date >= $3 AND r.business_date < $4
+	  AND ((r.shard_index = $1 AND r.shard_count = $2) OR ($1 = 0 AND r.shard_count <> $2))
+	  AND r.id <> ALL(COALESCE($5::bigint[], '{}')) AND n.order_no > $6
+	  AND i.channel = $7 AND i.state = 'rejected'
+	  AND EXISTS (SELECT 1 FROM unnest($8::text[]) p WHERE starts_with(i.reason, p))
+	ORDER BY n.order_no LIMIT $9`
+
+// RejectedToWatch returns at most limit (0: every one) of the rejected
+// items of channel ch whose reason starts with one of reasons (as
+// RejectedItemsAfter: a provider's rejection it may yet see overturned)
+// of the runs dated from since to the day before run's date, but the runs
+// of skip (those reconciled anyway), whose order number comes after
+// `after`, by order number, each with its Reason and Date. The runs are
+// those of run's shard, and for shard 0 (or a whole run) those of a date
+// run in another sharding, as RunsToRecheck shares them out: each earlier
+// run is watched by one run of a night. It reads the notes of the runs'
+// rejected items (items_rejected), so a watch costs what the window
+// rejected.
+func (l *Ledger) RejectedToWatch(ctx context.Context, run *pipeline.Run, since pipeline.Date, skip []int64, ch pipeline.Channel, reasons []string,
+	after string, limit int) ([]pipeline.RefundedItem, error) {
+	if len(reasons) == 0 || !since.Before(run.Key.Date) {
+		return nil, nil
+	}
+	n := sql.NullInt64{Int64: int64(limit), Valid: limit > 0}
+	rows, err := l.db.QueryContext(ctx, rejectedToWatchQuery, run.Key.Shard.Index, max(run.Key.Shard.Count, 1), since.String(), run.Key.Date.String(),
+		pq.Array(skip), after, string(ch), pq.Array(reasons), n)
+	if err != nil {
+		return nil, fmt.Errorf("read the rejected %s items since %s: %w", ch, since, err)
+	}
+	defer rows.Close()
+	var items []pipeline.RefundedItem
+	for rows.Next() {
+		var it pipeline.RefundedItem
+		var cur string
+		var d string
+		if err := rows.Scan(&it.OrderNo, &it.SellerID, &it.ProviderTxnID, &cur, &it.Gross, &it.Refunded, &it.State, &it.Reason, &d); err != nil {
+			return nil, fmt.Errorf("read the rejected %s items since %s: %w", ch, since, err)
+		}
+		if it.Date, err = pipeline.ParseDate(d); err != nil {
+			return nil, fmt.Errorf("order %s: %w", it.OrderNo, err)
+		}
+		it.Currency = pipeline.Currency(cur)
+		items = append(items, it)
+	}
+	return items, rows.Err()
+}

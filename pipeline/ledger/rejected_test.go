@@ -96,3 +96,102 @@ func TestRejectedItemsAndReopen(t *testing.T) {
 		t.Errorf("after O4 reopened: %v, %v; want O1 and O5", items, err)
 	}
 }
+
+// TestRejectedToWatch: the watch of rejected orders reads, of the runs
+// dated in its window before the run's date, the rejected items of the
+// channel rejected for one of the reasons, in pages: those of the run's
+// shard and, for shard 0, those of a date run in another sharding (each
+// earlier run watched by one shard of a night, as RunsToRecheck shares
+// them), but the runs it is told to skip; none of the run's own date or
+// of one before the window.
+func TestRejectedToWatch(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	const person, older = pipeline.RejectedByPerson, "Pay Protocol payment is failed"
+	reasons := []string{person, older}
+	tonight := pipeline.Date{Year: 2027, Month: 1, Day: 10}
+	runs := map[string]*pipeline.Run{}
+	open := func(name string, d pipeline.Date, sh pipeline.Shard, items map[string]string) {
+		t.Helper()
+		run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: sh}, pipeline.RunParams{TimeZone: "UTC"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs[name] = run
+		at := d.Time(time.UTC).Add(time.Hour)
+		if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+			for no := range items {
+				ch := chPayProtocol
+				if strings.HasPrefix(no, "I") {
+					ch = chInfinia
+				}
+				if err := w.Split(pipeline.Split{Order: pipeline.Order{OrderNo: no, SellerID: "S1", Channel: ch, ProviderTxnID: "T" + no,
+					Currency: "USD", Amount: 1000, Category: "c", PaidAt: at, ConfirmedAt: at}, Rule: "r", SellerShare: 1000, Unverified: ch == chPayProtocol}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for no, reason := range items {
+			from := ledger.ItemUnverified
+			if strings.HasPrefix(no, "I") {
+				from = ledger.ItemRecorded
+			}
+			if reason != "" {
+				if err := l.SetItemState(ctx, run.ID, no, from, ledger.ItemRejected, reason); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	half0, half1 := pipeline.Shard{Index: 0, Count: 2}, pipeline.Shard{Index: 1, Count: 2}
+	open("a0", tonight.AddDays(-40), half0, map[string]string{"A1": person, "A2": older, "A3": "Pay Protocol payment is refunded", "A4": "", "I1": person})
+	open("a1", tonight.AddDays(-40), half1, map[string]string{"B1": person})
+	open("whole", tonight.AddDays(-30), pipeline.Whole, map[string]string{"C1": older})
+	open("edge", tonight.AddDays(-90), half1, map[string]string{"D1": person})
+	open("before", tonight.AddDays(-91), half1, map[string]string{"D0": person})
+	open("skipped", tonight.AddDays(-1), half0, map[string]string{"E1": person})
+	open("own", tonight, half0, map[string]string{"F1": person})
+	t0, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: tonight, Shard: half0}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: tonight, Shard: half1}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	walk := func(run *pipeline.Run, skip []int64, limit int) []string {
+		t.Helper()
+		var got []string
+		for after := ""; ; {
+			items, err := l.RejectedToWatch(ctx, run, tonight.AddDays(-90), skip, chPayProtocol, reasons, after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range items {
+				got = append(got, it.OrderNo+" "+it.Date.String()+" "+it.ProviderTxnID+" "+it.State)
+			}
+			if len(items) < limit || limit == 0 {
+				return got
+			}
+			after = items[len(items)-1].OrderNo
+		}
+	}
+	want0 := []string{"A1 2026-12-01 TA1 rejected", "A2 2026-12-01 TA2 rejected", "C1 2026-12-11 TC1 rejected"}
+	if got := walk(t0, []int64{t0.ID, runs["skipped"].ID}, 2); strings.Join(got, "|") != strings.Join(want0, "|") {
+		t.Errorf("shard 0/2 watches %q, want %q", got, want0)
+	}
+	want1 := []string{"B1 2026-12-01 TB1 rejected", "D1 2026-10-12 TD1 rejected"}
+	if got := walk(t1, nil, 0); strings.Join(got, "|") != strings.Join(want1, "|") {
+		t.Errorf("shard 1/2 watches %q, want %q", got, want1)
+	}
+	if got := walk(t0, nil, 0); len(got) != 4 || !strings.HasPrefix(got[3], "E1 ") {
+		t.Errorf("shard 0/2, nothing skipped, watches %q, want E1 too", got)
+	}
+	if items, err := l.RejectedToWatch(ctx, t0, tonight, nil, chPayProtocol, reasons, "", 0); err != nil || len(items) != 0 {
+		t.Errorf("a window of no day: %v, %v", items, err)
+	}
+}
