@@ -57,23 +57,9 @@ func (c MatcherConfig) matchRejected(ctx context.Context, run *pipeline.Run, siz
 			return nil, fmt.Errorf("read the rejected Pay Protocol items of run %d: %w", run.ID, err)
 		}
 		found := make([][]pipeline.Mismatch, len(items))
-		ask1 := func(i int) error {
-			it := items[i]
-			o, err := c.API.Order(ctx, it.ProviderTxnID)
-			if err == nil || !transient(err) {
-				ans.answered()
-			}
-			switch {
-			case pipeline.IsNotFound(err):
-				found[i] = []pipeline.Mismatch{expectedRejected(it, "", "not found", rejectedBy(it)+"; Pay Protocol does not know payment "+it.ProviderTxnID+" any more: nothing to pay")}
-			case err != nil:
-				found[i], err = unanswered(ctx, it, err, ans)
-				return err
-			default:
-				found[i] = MatchRejected(it, o, run.Key.Date)
-				c.logPaid(run, it, o, found[i])
-			}
-			return nil
+		ask1 := func(i int) (err error) {
+			found[i], err = c.askRejected(ctx, items[i], run.Key.Date, ans)
+			return err
 		}
 		if err := pipeline.EachFirstAlonePaced(ctx, c.Pacer, seq(len(items)), ask1); err != nil {
 			return nil, err
@@ -86,6 +72,26 @@ func (c MatcherConfig) matchRejected(ctx context.Context, run *pipeline.Run, siz
 		}
 		after = next
 	}
+}
+
+// askRejected asks Pay Protocol about the rejected item it of date d and
+// returns what MatchRejected finds of it (a line on c.Log for one paid
+// now), or the row saying why it could not be matched (unanswered: the
+// error returned concerns every order).
+func (c MatcherConfig) askRejected(ctx context.Context, it pipeline.RefundedItem, d pipeline.Date, ans *answers) ([]pipeline.Mismatch, error) {
+	o, err := c.API.Order(ctx, it.ProviderTxnID)
+	if err == nil || !transient(err) {
+		ans.answered()
+	}
+	switch {
+	case pipeline.IsNotFound(err):
+		return []pipeline.Mismatch{expectedRejected(it, "", "not found", rejectedBy(it)+"; Pay Protocol does not know payment "+it.ProviderTxnID+" any more: nothing to pay")}, nil
+	case err != nil:
+		return unanswered(ctx, it, err, ans)
+	}
+	found := MatchRejected(it, o, d)
+	c.logPaid(d, it, o, found)
+	return found, nil
 }
 
 // seq returns 0, 1, ... n-1.
@@ -102,15 +108,16 @@ func seq(n int) []int {
 const PaidAfterRejection = "Pay Protocol payment paid after its order was rejected: the buyer paid, the seller is not paid; a person must act"
 
 // logPaid logs, for a rejected order whose payment found says is paid now,
-// one line naming the order, its amount and currency, and the command
-// that settles it: the reconciliation's row of it may be one of many.
-func (c MatcherConfig) logPaid(run *pipeline.Run, it pipeline.RefundedItem, o Order, found []pipeline.Mismatch) {
+// one line naming the order, its date d, its amount and currency, and the
+// command that settles it: the reconciliation's row of it may be one of
+// many.
+func (c MatcherConfig) logPaid(d pipeline.Date, it pipeline.RefundedItem, o Order, found []pipeline.Mismatch) {
 	if c.Log == nil || o.Status != PaymentPaid.String() || len(found) == 0 {
 		return
 	}
-	c.Log.Warn(PaidAfterRejection, "order", it.OrderNo, "date", run.Key.Date.String(), "payment", it.ProviderTxnID,
+	c.Log.Warn(PaidAfterRejection, "order", it.OrderNo, "date", d.String(), "payment", it.ProviderTxnID,
 		"amount", pipeline.FormatMinor(it.Gross, it.Currency), "currency", string(it.Currency), "seller", it.SellerID,
-		"rejected", rejectedBy(it), "command", reopenCommand(run.Key.Date, it.OrderNo))
+		"rejected", rejectedBy(it), "command", reopenCommand(d, it.OrderNo))
 }
 
 // reopenCommand is the command that holds a rejected order again for its
