@@ -58,6 +58,8 @@ func runCommand(cfg *config) *cli.Command {
 				Usage: "smallest revenue share per currency, e.g. USD=10.00,JPY=1000; a smaller net is carried to the seller's next payout"},
 			&cli.IntFlag{Name: flagRecheckDays, EnvVars: []string{"SETTLE_RECHECK_DAYS"}, Value: 1,
 				Usage: "also reconcile again the dates of the last N days whose findings still include timing gaps (bills not out, funds UNSETTLE); each costs one more pass of the per-order queries not yet final"},
+			&cli.IntFlag{Name: flagWatchDays, EnvVars: []string{"SETTLE_REJECTED_WATCH_DAYS"}, Value: defaultWatchDays,
+				Usage: "a nightly run (no --date, --from) also asks Pay Protocol about the orders rejected for a failed payment of the last N days whose dates it does not reconcile, one question each: one paid late since is reported (exit 4) for settle resolve --order --reopen; 0: not asked"},
 			&cli.BoolFlag{Name: flagReconcileAll, EnvVars: []string{"SETTLE_RECONCILE_ALL"},
 				Usage: "ask the providers again about every order, also those whose answer was final and agreed with the ledger (kept, and not asked again, by default)"},
 			&cli.StringFlag{Name: "until", EnvVars: []string{"SETTLE_UNTIL"}, Value: string(pipeline.StageReconcile),
@@ -231,6 +233,28 @@ func checkNeighbours(ctx context.Context, l *ledger.Ledger, o *runOptions) error
 		}
 	}
 	return nil
+}
+
+// defaultWatchDays is --rejected-watch-days unless set: about a quarter,
+// as long as a buyer's late payment on chain is worth looking for; a
+// night's cost is one question per order rejected for a failed payment
+// in it, and such orders are few.
+const defaultWatchDays = 90
+
+// watchDaysFlag returns the days of rejected orders a run watches
+// (--rejected-watch-days): those of a nightly run (no --date, --from),
+// which runs once a night; 0 for a run of a date named, a backfill's
+// dates above all, each of which would ask the same orders again. A
+// negative value is refused (exit 2).
+func watchDaysFlag(c *cli.Context) (int, error) {
+	n := c.Int(flagWatchDays)
+	if n < 0 {
+		return 0, pipeline.Errorf(pipeline.KindUsage, "--"+flagWatchDays, "want 0 (not watched) or a number of days, got %d", n)
+	}
+	if c.String(flagDate) != "" || c.String("from") != "" {
+		return 0, nil
+	}
+	return n, nil
 }
 
 // missedLookback is how far back a nightly run looks for dates with no
@@ -703,6 +727,7 @@ type runOptions struct {
 	rules        *transform.Rules
 	minPayout    map[pipeline.Currency]int64
 	recheckDays  int
+	watchDays    int  // --rejected-watch-days of a nightly run; 0 otherwise
 	reconcileAll bool // --reconcile-all
 	sourceURL    string
 	reports      reportWriter
@@ -873,6 +898,10 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	if err != nil {
 		return nil, err
 	}
+	watchDays, err := watchDaysFlag(c)
+	if err != nil {
+		return nil, err
+	}
 	ratio := c.Float64("max-reject-ratio")
 	if !(ratio >= 0 && ratio <= 1) { // NaN too: it would open the gate
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--max-reject-ratio", "want a number from 0 to 1, got %v", ratio)
@@ -898,7 +927,7 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	o := &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), newTZ: c.Bool(flagNewTZ), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
-		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), reconcileAll: c.Bool(flagReconcileAll), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
+		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), watchDays: watchDays, reconcileAll: c.Bool(flagReconcileAll), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
 	}
 	// --skip-channel leaves unpaid the orders of a channel nobody pays:
 	// with its provider configured they would be paid all the same.
@@ -1019,7 +1048,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		}
 	}
 	runner.Stages[pipeline.StageDistribute] = plugged.Distribute
-	runner.Stages[pipeline.StageReconcile] = cfg.pruningFinal(l, pipeline.ReconcileStage(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), o.reports.stage(l), o.recheckDays))
+	runner.Stages[pipeline.StageReconcile] = cfg.pruningFinal(l, pipeline.ReconcileStageWatching(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), plugged.Watchers, o.reports.stage(l), o.recheckDays))
 	// A run that reads the day now - a new one, or one read again with
 	// --reextract or resumed before its extract stage was done, in another
 	// zone than its run's - is refused a window that does not meet its
@@ -1281,7 +1310,7 @@ func (o *runOptions) finalAnswers(l *ledger.Ledger) pipeline.FinalAnswers {
 func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipeline.Date) pipeline.Window, now func() time.Time, log *slog.Logger) []pipeline.Provider {
 	var out []pipeline.Provider
 	if o.payProtocol != nil { // verifies its payments before Infinia files them
-		out = append(out, o.payProtocol.provider(l, o.finalAnswers(l), log))
+		out = append(out, o.payProtocol.provider(l, o.finalAnswers(l), log, o.watchDays))
 	}
 	if o.infinia != nil {
 		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}

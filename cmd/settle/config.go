@@ -104,6 +104,7 @@ const (
 	flagLateRefundsQ    = "late-refunds-query"
 	flagMinPayout       = "min-payout"
 	flagRecheckDays     = "recheck-days"
+	flagWatchDays       = "rejected-watch-days"
 	flagReconcileAll    = "reconcile-all"
 	flagReextract       = "reextract"
 	flagNewTZ           = "new-tz"

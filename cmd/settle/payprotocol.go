@@ -95,9 +95,11 @@ func newPayProtocol(base, key, secretFile, decimals string, ratePerSecond float6
 // it verifies the payments of its orders before Infinia files them, and
 // reconciles them, with the orders rejected for a failed payment (by a
 // person, or by an older settle), of which one paid since is logged on
-// log. Both keep to --provider-rate (this shard's part) and, when set,
-// --parallel in flight, on one pacer.
-func (s *payProtocolSetup) provider(l *ledger.Ledger, final pipeline.FinalAnswers, log *slog.Logger) pipeline.Provider {
+// log; and, with watchDays above 0 (--rejected-watch-days, on a nightly
+// run), those of the watchDays before the run's date whose runs it does
+// not reconcile. All keep to --provider-rate (this shard's part) and, when
+// set, --parallel in flight, on one pacer.
+func (s *payProtocolSetup) provider(l *ledger.Ledger, final pipeline.FinalAnswers, log *slog.Logger, watchDays int) pipeline.Provider {
 	return payprotocol.NewProvider(payprotocol.ProviderConfig{Client: s.client, Store: l, Final: final, Pacer: pacer(s.rate, 0, s.parallel),
-		Rejected: l, Log: log})
+		Rejected: l, Log: log, Watch: l, WatchDays: watchDays})
 }

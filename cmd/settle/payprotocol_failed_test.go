@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/pipeline"
@@ -273,4 +275,40 @@ func TestARejectedPayProtocolOrderPaidLaterIsReportedAndReopened(t *testing.T) {
 		t.Errorf("settle status does not list the reopening:\n%s", status)
 	}
 	e.checkPaidOnce(sim, balance)
+}
+
+// TestRejectedWatchDaysFlag: --rejected-watch-days (default 90) is a
+// nightly run's alone (no --date, --from: a backfill's dates would each
+// ask the same orders again), 0 turns the watch off, and a negative value
+// is refused, exit 2.
+func TestRejectedWatchDaysFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int
+		err  bool
+	}{
+		{nil, defaultWatchDays, false},
+		{[]string{"--rejected-watch-days", "30"}, 30, false},
+		{[]string{"--rejected-watch-days", "0"}, 0, false},
+		{[]string{"--date", testDate}, 0, false},
+		{[]string{"--from", testDate, "--to", testDate}, 0, false},
+		{[]string{"--rejected-watch-days", "-1"}, 0, true},
+		{[]string{"--rejected-watch-days", "-1", "--date", testDate}, 0, true},
+	} {
+		var got int
+		var err error
+		app := &cli.App{Flags: []cli.Flag{&cli.IntFlag{Name: flagWatchDays, Value: defaultWatchDays}, &cli.StringFlag{Name: flagDate},
+			&cli.StringFlag{Name: "from"}, &cli.StringFlag{Name: "to"}},
+			Action: func(c *cli.Context) error { got, err = watchDaysFlag(c); return nil }}
+		if rerr := app.Run(append([]string{"settle"}, c.args...)); rerr != nil {
+			t.Fatal(rerr)
+		}
+		if c.err != (pipeline.KindOf(err) == pipeline.KindUsage) || got != c.want {
+			t.Errorf("%q: %d, %v; want %d (refused: %v)", c.args, got, err, c.want, c.err)
+		}
+	}
+	e := newEnv(t)
+	if out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--rejected-watch-days", "-2"); code != 2 || !strings.Contains(out, "--rejected-watch-days") {
+		t.Errorf("a negative --rejected-watch-days: exit %d, want 2 naming it:\n%s", code, out)
+	}
 }

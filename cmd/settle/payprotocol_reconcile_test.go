@@ -62,7 +62,7 @@ func (e *env) ppMatcher(sim *paysim.Sim, l *ledger.Ledger, final pipeline.FinalA
 		e.t.Fatal(err)
 	}
 	pp.parallel = 4
-	ms := pp.provider(l, final, nil).Matchers
+	ms := pp.provider(l, final, nil, 0).Matchers
 	if len(ms) != 1 {
 		e.t.Fatalf("%d matchers for a configured Pay Protocol, want 1", len(ms))
 	}

@@ -323,7 +323,7 @@ func TestPayProtocolPreflight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = pp.provider(nil, nil, nil).Preflight(ctx)
+	err = pp.provider(nil, nil, nil, 0).Preflight(ctx)
 	if pipeline.KindOf(err).ExitCode() != 2 || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "Pay Protocol") ||
 		!strings.Contains(err.Error(), "refused our credentials") || strings.Contains(err.Error(), "not-the-secret") {
 		t.Fatalf("wrong secret: %v (kind %v)", err, pipeline.KindOf(err))
@@ -335,7 +335,7 @@ func TestPayProtocolPreflight(t *testing.T) {
 	if pp, err = newPayProtocol(url, "PPKEY", good, "", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := pp.provider(nil, nil, nil).Preflight(ctx); err != nil {
+	if err := pp.provider(nil, nil, nil, 0).Preflight(ctx); err != nil {
 		t.Fatalf("right secret: %v", err)
 	}
 	if _, err := newPayProtocol(url, "PPKEY", good, "USDT=6", 0); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), flagPPDecimals) {
