@@ -3,7 +3,9 @@
 // with it (NewProvider): it verifies that each crypto payment was made
 // before its order is paid (Verify: the payment detail query, never our
 // database or the buyer's redirect alone) and reconciles the ledger's
-// payments and refunds with Pay Protocol's (Matcher). The client also
+// payments and refunds with Pay Protocol's (Matcher), watching too, from
+// a nightly run, the orders of earlier dates rejected for a failed payment
+// that a buyer may still pay late (Watcher). The client also
 // follows refunds, creates payment and refund orders, asks for callbacks
 // to be sent again, and receives callbacks (CallbackHandler).
 //
