@@ -41,6 +41,10 @@ const ProviderRejectsQuery = providerRejectsQuery
 // its plan.
 const RejectedItemsQuery = rejectedItemsQuery
 
+// RejectedToWatchQuery is the watch's page of rejected items, for the
+// test of its plan.
+const RejectedToWatchQuery = rejectedToWatchQuery
+
 // PendingLateRefundsQuery and ExpectedSharesQuery are the reads of the
 // whole ledger's history (late refunds, a seller's totals at Infinia), for
 // tests that look at their plans.

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +194,57 @@ func TestRejectedToWatch(t *testing.T) {
 	}
 	if items, err := l.RejectedToWatch(ctx, t0, tonight, nil, chPayProtocol, reasons, "", 0); err != nil || len(items) != 0 {
 		t.Errorf("a window of no day: %v, %v", items, err)
+	}
+}
+
+// TestRejectedToWatchReadsNoDaysItems: the watch's page costs what the
+// window rejected, not what it settled: on a ledger of 20 days of 3,000
+// items each, a few rejected, its plan reads the runs by their date, the
+// notes of their rejected items and each item by its key, never the
+// items table whole (EXPLAIN ANALYZE: no sequential scan of items, nor a
+// bitmap of a run's items).
+func TestRejectedToWatchReadsNoDaysItems(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	tonight := pipeline.Date{Year: 2027, Month: 1, Day: 10}
+	const days, perDay = 20, 3000
+	for k := 1; k <= days; k++ {
+		d := tonight.AddDays(-k)
+		run := openRun(t, l, d)
+		at := d.Time(time.UTC).Add(time.Hour)
+		if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+			for i := range perDay {
+				no := fmt.Sprintf("O%02d-%05d", k, i)
+				if err := w.Split(pipeline.Split{Order: pipeline.Order{Seq: int64(i + 1), OrderNo: no, SellerID: fmt.Sprintf("S%03d", i%300),
+					Channel: chPayProtocol, ProviderTxnID: "T" + no, Currency: "USD", Amount: 1000, Category: "c", PaidAt: at, ConfirmedAt: at},
+					Rule: "r", SellerShare: 1000, Unverified: true}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < perDay; i += 500 {
+			if err := l.SetItemState(ctx, run.ID, fmt.Sprintf("O%02d-%05d", k, i), ledger.ItemUnverified, ledger.ItemRejected, pipeline.RejectedByPerson+" (p): n"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := l.DB().Exec(`ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	if err := l.DB().Select(&plan, `EXPLAIN (ANALYZE, COSTS OFF) `+ledger.RejectedToWatchQuery, 0, 1, tonight.AddDays(-90).String(), tonight.String(),
+		"{}", "", string(chPayProtocol), "{"+pipeline.RejectedByPerson+"}", 5000); err != nil {
+		t.Fatal(err)
+	}
+	p := strings.Join(plan, "\n")
+	if strings.Contains(p, "Seq Scan on items ") || strings.Contains(p, "Bitmap Heap Scan on items ") || strings.Contains(p, "Parallel Seq Scan on items ") {
+		t.Errorf("the watch reads the days' items:\n%s", p)
+	}
+	if !strings.Contains(p, "rows=120 ") {
+		t.Errorf("the watch's page is not the 120 rejected items:\n%s", p)
 	}
 }
