@@ -227,3 +227,52 @@ func TestAMismatchLineGivesAmountsInTheirCurrency(t *testing.T) {
 		}
 	}
 }
+
+// byRun is a mismatchStore keeping each run's findings, with one earlier
+// run to reconcile again.
+type byRun struct {
+	manyFindings
+	found map[int64][]Mismatch
+}
+
+func (s *byRun) ReplaceMismatches(_ context.Context, id int64, ms []Mismatch) error {
+	s.found[id] = ms
+	return nil
+}
+func (s *byRun) FailedPayouts(context.Context, RunKey) (int64, error) { return 0, nil }
+func (s *byRun) Unbalanced(context.Context, RunKey) ([]string, error) { return nil, nil }
+
+// TestWatchersRunWithTheRunsOwnReconciliation: a watcher runs once per
+// stage, with the run's own reconciliation (not with the rechecks of
+// earlier runs), told the runs the stage reconciles (the run and those it
+// rechecks, so it asks nothing of theirs); its findings are the run's
+// own: recorded with them, and a person is needed for one unexpected.
+func TestWatchersRunWithTheRunsOwnReconciliation(t *testing.T) {
+	earlier, err := ParseDate("2026-11-22")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &byRun{manyFindings: manyFindings{earlier: &Run{ID: 7, Key: RunKey{Date: earlier}}}, found: map[int64][]Mismatch{}}
+	var calls [][]int64
+	watch := func(_ context.Context, run *Run, reconciled []int64) ([]Mismatch, error) {
+		calls = append(calls, append([]int64{run.ID}, reconciled...))
+		return []Mismatch{{Provider: "p", Category: MismatchStatus, Subject: "old", Detail: "order of 2026-10-01"}}, nil
+	}
+	matcher := func(_ context.Context, run *Run) ([]Mismatch, error) {
+		return []Mismatch{{Provider: "p", Category: MismatchTiming, Subject: fmt.Sprint("own ", run.ID), Expected: true}}, nil
+	}
+	write := func(context.Context, *Run) (string, error) { return "written", nil }
+	_, err = ReconcileStageWatching(store, []Matcher{matcher}, []Watcher{watch}, write, 1)(context.Background(), &Run{ID: 8})
+	if KindOf(err) != KindNeedsPerson || !strings.Contains(err.Error(), "p status old") || strings.Contains(err.Error(), "2026-11-22: p status old") {
+		t.Fatalf("%v, want the run to need a person for the watched row", err)
+	}
+	if !reflect.DeepEqual(calls, [][]int64{{8, 8, 7}}) {
+		t.Errorf("the watcher was called %v, want once for run 8, told runs 8 and 7", calls)
+	}
+	if got := store.found[8]; len(got) != 2 || got[0].Subject != "old" || got[1].Subject != "own 8" {
+		t.Errorf("run 8's findings %+v, want the watched row and its own", got)
+	}
+	if got := store.found[7]; len(got) != 1 || got[0].Subject != "own 7" {
+		t.Errorf("run 7's findings %+v, want its own alone", got)
+	}
+}
