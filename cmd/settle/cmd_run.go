@@ -166,7 +166,8 @@ func runCommand(cfg *config) *cli.Command {
 			}))
 			if nightly := c.String(flagDate) == "" && c.String("from") == "" && !c.Bool("dry-run"); nightly && l != nil &&
 				(err == nil || pipeline.KindOf(err) == pipeline.KindNeedsPerson) {
-				missed, merr := missedNights(c.Context, l, dates[0], cfg.note)
+				mine, _ := cfg.shard(c) // read above: the run got this far
+				missed, merr := missedNights(c.Context, l, dates[0], mine, cfg.note)
 				if merr != nil {
 					cfg.logger().Warn("could not look for missed nights", "error", merr.Error())
 				}
@@ -280,7 +281,14 @@ const missedLookback = 31
 // every night would teach the night's exit 4 to be ignored: note is told
 // of them in one line, which does not change the exit. nil when there are
 // none (or no date of the lookback was ever run: a new ledger).
-func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, note func(msg string, attrs ...any)) (problem, err error) {
+//
+// A night of shard mine speaks for its own shard (speaksFor): the pods of
+// an Indexed Job each name their own shard's runs and shards never run,
+// and a date with no run at all (every shard's); shard 0 (a whole night's
+// too) names those of another sharding. Before, every pod named every
+// shard's: one shard left undone failed every index of the night, each
+// shard's metrics said 4, and the alert named every shard.
+func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine pipeline.Shard, note func(msg string, attrs ...any)) (problem, err error) {
 	run, err := l.DatesRun(ctx, d.AddDays(-missedLookback), d)
 	if err != nil || len(run) == 0 {
 		return nil, err
@@ -289,7 +297,8 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, note f
 	p := &pipeline.Problems{}
 	for day, i := run[0].Date, 0; day.Before(d); day = day.AddDays(1) {
 		if i < len(run) && run[i].Date == day {
-			if m := run[i].Missing; len(m) > 0 && run[i].Mixed {
+			m := slices.DeleteFunc(slices.Clone(run[i].Missing), func(sh pipeline.Shard) bool { return !speaksFor(mine, sh) })
+			if len(m) > 0 && run[i].Mixed {
 				// Runs of the date in two shardings (an older settle's):
 				// settle opens no new run of it.
 				p.AddMany(fmt.Sprintf("date %s: %s never run, its runs in several shardings (an older settle's), of which settle opens no new run: their sellers' orders of the date are for a person",
@@ -311,14 +320,16 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, note f
 	}
 	named := map[pipeline.RunKey]bool{}
 	for _, u := range undone {
-		p.Add(leftUndoneLine(u))
 		named[u.Key] = true
+		if speaksFor(mine, u.Key.Shard) {
+			p.Add(leftUndoneLine(u))
+		}
 	}
 	waiting, err := l.WaitingOnAPerson(ctx, d.AddDays(-missedLookback), d)
 	if err != nil {
 		return nil, err
 	}
-	waiting = slices.DeleteFunc(waiting, func(k pipeline.RunKey) bool { return named[k] })
+	waiting = slices.DeleteFunc(waiting, func(k pipeline.RunKey) bool { return named[k] || !speaksFor(mine, k.Shard) })
 	if len(waiting) > 0 {
 		var names []string
 		for _, k := range waiting[:min(len(waiting), waitingListMax)] {
@@ -351,6 +362,17 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, note f
 		p.Summary = fmt.Sprintf("runs of dates before %s left work undone (stopped, failed, or with requests planned or in flight) and not run again: only a run of their date finishes it", d)
 	}
 	return p.NeedsPerson(), nil
+}
+
+// speaksFor reports whether the nightly run of shard mine names what
+// concerns shard of: its own shard's, and, from shard 0 of its sharding (a
+// whole night is 0/1), a shard of another sharding (a date run before the
+// number of shards changed), so that each is named by one pod of the night.
+func speaksFor(mine, of pipeline.Shard) bool {
+	if of.Count != mine.Count {
+		return mine.Index == 0
+	}
+	return of.Index == mine.Index
 }
 
 // leftUndoneLine names a run of an earlier date left undone for a person,

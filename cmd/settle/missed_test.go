@@ -424,3 +424,71 @@ func (e *env) runAtClockStopped(now *time.Time) func(args ...string) (string, in
 		return out.String() + errb.String(), code
 	}
 }
+
+// TestAShardsNightNamesItsOwnShard: each pod of the sharded nightly run
+// named every shard's earlier runs left undone and shards never run, so
+// one shard's failure failed every index of the night (exit 4 each, each
+// shard's metrics 4, the alert naming every shard). A shard's night names
+// its own shard's; shard 0 names those of another sharding (a whole run
+// of an earlier date) too; a date with no run at all is every shard's.
+func TestAShardsNightNamesItsOwnShard(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
+	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC) // yesterday: 2026-11-25
+	at := e.runAtClock(&now)
+	// 2026-11-21 whole, failed; 2026-11-22 in two shards, 1/2 never run;
+	// 2026-11-23 in two shards, 1/2 failed; 2026-11-24 in two shards, 0/2
+	// ended needing a person.
+	runs := [][]string{{"2026-11-21"}, {"2026-11-22", "--shard", "0/2"}, {"2026-11-23", "--shard", "0/2"},
+		{"2026-11-23", "--shard", "1/2"}, {"2026-11-24", "--shard", "0/2"}, {"2026-11-24", "--shard", "1/2"}}
+	for _, r := range runs {
+		if out, code := at(append([]string{"--date"}, r...)...); code != 0 {
+			t.Fatalf("run of %s: exit %d:\n%s", r, code, out)
+		}
+	}
+	e.db.MustExec(`UPDATE settle.runs SET state = 'failed', last_error = 'stage upload: Infinia: connection refused'
+		WHERE business_date IN ('2026-11-21', '2026-11-23') AND shard_index = shard_count - 1`)
+	e.db.MustExec(`UPDATE settle.runs SET state = 'failed', last_error = 'needs a person: stage distribute: seller S00001 USD: Infinia binding is FROZEN'
+		WHERE business_date = '2026-11-24' AND shard_index = 0`)
+	whole := "date 2026-11-21: its run failed"
+	neverRun := "date 2026-11-22: shard 1/2 never run"
+	failed := "date 2026-11-23: shard 1/2 failed"
+	waiting := "wait on a person (they ended needing one, exit 4 then, and were not run again; not this night's exit): 2026-11-24 shard 0/2;"
+	for _, c := range []struct {
+		shard         string
+		code          int
+		names, silent []string
+	}{
+		{"0/2", 4, []string{whole, waiting}, []string{neverRun, failed}},
+		{"1/2", 4, []string{neverRun, failed}, []string{whole, "wait on a person"}},
+	} {
+		out, code := at("--shard", c.shard)
+		if code != c.code {
+			t.Errorf("night of shard %s: exit %d, want %d:\n%s", c.shard, code, c.code, out)
+		}
+		for _, w := range c.names {
+			if !strings.Contains(out, w) {
+				t.Errorf("night of shard %s does not name %q:\n%s", c.shard, w, out)
+			}
+		}
+		for _, w := range c.silent {
+			if strings.Contains(out, w) {
+				t.Errorf("night of shard %s names %q, another shard's:\n%s", c.shard, w, out)
+			}
+		}
+	}
+	// The whole run of 2026-11-21 run again: shard 0's night ends 0, its
+	// own shard of 2026-11-24 in a note; shard 1's still 4 for its own.
+	e.db.MustExec(`UPDATE settle.runs SET state = 'done', last_error = '', finished_at = now() WHERE business_date = '2026-11-21'`)
+	if out, code := at("--shard", "0/2"); code != 0 || !strings.Contains(out, waiting) {
+		t.Errorf("night of shard 0/2, its own shard's runs done: exit %d, want 0 with the note:\n%s", code, out)
+	}
+	// A date with no run at all is every shard's.
+	now = now.AddDate(0, 0, 2) // yesterday: 2026-11-27, 2026-11-26 never run
+	for _, sh := range []string{"0/2", "1/2"} {
+		if out, code := at("--shard", sh); code != 4 || !strings.Contains(out, "date 2026-11-26 has no run") {
+			t.Errorf("night of shard %s after a date never run: exit %d, want 4 naming it:\n%s", sh, code, out)
+		}
+	}
+}
