@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
@@ -302,31 +303,88 @@ func TestEveryPodSetsWhatRunReads(t *testing.T) {
 				if !strings.HasPrefix(v, "/") {
 					continue
 				}
-				var best corev1.VolumeMount
-				for _, m := range c.VolumeMounts {
-					p := filepath.Clean(m.MountPath)
-					if (v == p || strings.HasPrefix(v, p+"/")) && len(p) > len(best.MountPath) {
-						best = m
-					}
+				if err := onMount(c, volumes, maps, secrets, v); err != nil {
+					t.Errorf("%s: %s=%s %v", name, k, v, err)
 				}
-				if best.Name == "" {
-					t.Errorf("%s: %s=%s is on no mount: the image has no such file, and its root is read-only", name, k, v)
-					continue
+			}
+		}
+	}
+}
+
+// onMount checks that the file or directory at path is on one of c's
+// mounts, a file of a ConfigMap or Secret being one of its keys.
+func onMount(c corev1.Container, volumes map[string]corev1.Volume, maps, secrets map[string]map[string]string, path string) error {
+	var best corev1.VolumeMount
+	for _, m := range c.VolumeMounts {
+		p := filepath.Clean(m.MountPath)
+		if (path == p || strings.HasPrefix(path, p+"/")) && len(p) > len(best.MountPath) {
+			best = m
+		}
+	}
+	if best.Name == "" {
+		return fmt.Errorf("is on no mount: the image has no such file, and its root is read-only")
+	}
+	key := strings.TrimPrefix(path, filepath.Clean(best.MountPath)+"/")
+	vol := volumes[best.Name]
+	switch {
+	case vol.ConfigMap != nil:
+		if _, ok := maps[vol.ConfigMap.Name][key]; !ok {
+			return fmt.Errorf("ConfigMap %s has no key %q", vol.ConfigMap.Name, key)
+		}
+	case vol.Secret != nil:
+		if _, ok := secrets[vol.Secret.SecretName][key]; !ok {
+			return fmt.Errorf("Secret %s has no key %q", vol.Secret.SecretName, key)
+		}
+	}
+	return nil
+}
+
+// TestTheDatabaseIsReachedOverVerifiedTLS: every database URL of the
+// manifests' Secrets connects with sslmode=verify-full against a CA file
+// (sslrootcert) that every pod has mounted, a key of its Secret or
+// ConfigMap. settle refuses a plain-text mode to another machine
+// (ledger.CheckTLS); require and verify-ca, which it takes, do not check
+// that the server is the one named, and without sslrootcert lib/pq
+// trusts the image's public roots, not the database's own CA.
+func TestTheDatabaseIsReachedOverVerifiedTLS(t *testing.T) {
+	maps := map[string]map[string]string{}
+	for _, cm := range objects[corev1.ConfigMap](t, "ConfigMap") {
+		maps[cm.Name] = cm.Data
+	}
+	secrets := map[string]map[string]string{}
+	for _, s := range objects[corev1.Secret](t, "Secret") {
+		secrets[s.Name] = s.StringData
+	}
+	urls := 0
+	for name, data := range secrets {
+		for key, v := range data {
+			if !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+				continue
+			}
+			urls++
+			cfg, err := pq.NewConfig(v)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", name, key, err)
+			}
+			if cfg.SSLMode != pq.SSLModeVerifyFull || !filepath.IsAbs(cfg.SSLRootCert) {
+				t.Errorf("%s/%s: sslmode %q, sslrootcert %q: want verify-full against the database's CA file", name, key, cfg.SSLMode, cfg.SSLRootCert)
+				continue
+			}
+			for pname, pod := range pods(t) {
+				volumes := map[string]corev1.Volume{}
+				for _, vol := range pod.Volumes {
+					volumes[vol.Name] = vol
 				}
-				key := strings.TrimPrefix(v, filepath.Clean(best.MountPath)+"/")
-				vol := volumes[best.Name]
-				switch {
-				case vol.ConfigMap != nil:
-					if _, ok := maps[vol.ConfigMap.Name][key]; !ok {
-						t.Errorf("%s: %s=%s: ConfigMap %s has no key %q", name, k, v, vol.ConfigMap.Name, key)
-					}
-				case vol.Secret != nil:
-					if _, ok := secrets[vol.Secret.SecretName][key]; !ok {
-						t.Errorf("%s: %s=%s: Secret %s has no key %q", name, k, v, vol.Secret.SecretName, key)
+				for _, c := range pod.Containers {
+					if err := onMount(c, volumes, maps, secrets, cfg.SSLRootCert); err != nil {
+						t.Errorf("%s: sslrootcert %s of %s/%s %v", pname, cfg.SSLRootCert, name, key, err)
 					}
 				}
 			}
 		}
+	}
+	if urls == 0 {
+		t.Fatal("no database URL in the manifests' Secrets")
 	}
 }
 

@@ -388,3 +388,37 @@ func TestAReportsOrWorkDirectoryThatCannotBeWrittenIsRefusedFirst(t *testing.T) 
 		t.Errorf("--work-dir under a file: exit %d, want 2 naming --work-dir\n%s", code, out)
 	}
 }
+
+// TestPlainTextToAnotherMachineIsRefused: a database URL of sslmode
+// disable (or allow, prefer) to another machine carried the password,
+// the platform's orders and the ledger in plain text, and settle took it.
+// It is refused (exit 2, one line naming the flag, the mode, the host and
+// the way out) unless --database-allow-plaintext; this machine's
+// (127.0.0.1, the tests' and the demo's) is taken as before.
+func TestPlainTextToAnotherMachineIsRefused(t *testing.T) {
+	t.Parallel()
+	rules := validRules(t)
+	const secret = "S3cretPw"
+	remote := "postgres://settle:" + secret + "@0.0.0.0:1/platform?sslmode=disable"
+	for _, tc := range []struct {
+		name, flag string
+		args       []string
+	}{
+		{"run, ledger", "--database-url", []string{"run", "--date", "2026-11-23", "--rules", rules, "--dry-run", skipAll, "--database-url", remote}},
+		{"run, platform", "--source-database-url", []string{"run", "--date", "2026-11-23", "--rules", rules, "--dry-run", skipAll,
+			"--database-url", unreachableDB, "--source-database-url", strings.Replace(remote, "disable", "prefer", 1)}},
+		{"migrate", "--database-url", []string{"migrate", "--database-url", remote}},
+		{"status", "--database-url", []string{"status", "--date", "2026-11-23", "--database-url", remote}},
+	} {
+		stdout, stderr, code := invoke(nil, tc.args...)
+		all := stdout + stderr
+		want := tc.flag + ": sslmode="
+		if code != 2 || !strings.Contains(all, want) || !strings.Contains(all, "0.0.0.0") || !strings.Contains(all, "--database-allow-plaintext (SETTLE_DATABASE_ALLOW_PLAINTEXT)") || strings.Contains(all, secret) {
+			t.Errorf("%s: exit %d, want 2 with %q, the host and the way out, without the password:\n%s", tc.name, code, want, all)
+		}
+		// Allowed: settle goes on to connect (nobody listens there).
+		if stdout, stderr, _ := invoke(nil, append(tc.args, "--database-allow-plaintext")...); strings.Contains(stdout+stderr, "plain text") {
+			t.Errorf("%s with --database-allow-plaintext: still refused:\n%s", tc.name, stdout+stderr)
+		}
+	}
+}

@@ -131,7 +131,30 @@ func ledgerFlags(urlUsage string) []cli.Flag {
 			Usage: "read --database-url from this file (for a mounted secret)"},
 		&cli.StringFlag{Name: flagSchema, EnvVars: []string{"SETTLE_SCHEMA"}, Value: ledger.DefaultSchema,
 			Usage: "schema of the job's own tables"},
+		&cli.BoolFlag{Name: flagDatabasePlaintext, EnvVars: []string{"SETTLE_DATABASE_ALLOW_PLAINTEXT"},
+			Usage: "take a database URL of sslmode disable, allow or prefer to another machine (refused without it: the password and the ledger in plain text)"},
 	}
+}
+
+// flagDatabasePlaintext lets the database URLs reach another machine
+// without TLS (ledger.CheckTLS).
+const flagDatabasePlaintext = "database-allow-plaintext"
+
+// checkTLS is ledger.CheckTLS of a database URL given with flag, plain
+// text to another machine taken with --database-allow-plaintext.
+func checkTLS(c *cli.Context, flag, url string) error {
+	err := ledger.CheckTLS(url, c.Bool(flagDatabasePlaintext))
+	if err == nil {
+		return nil
+	}
+	var pe *pipeline.Error
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if !errors.Is(err, ledger.ErrPlainText) {
+		return pipeline.E(pipeline.KindUsage, "--"+flag, err)
+	}
+	return pipeline.Errorf(pipeline.KindUsage, "--"+flag, "%v, or --%s (%s) on a network you trust", err, flagDatabasePlaintext, envName(flagDatabasePlaintext))
 }
 
 // ledgerURLUsage is --database-url's help in the commands of the ledger alone.
@@ -190,7 +213,10 @@ func databaseURL(c *cli.Context) (string, error) {
 	if url == "" {
 		return "", pipeline.Errorf(pipeline.KindUsage, "configuration", "no database: set --database-url or SETTLE_DATABASE_URL (settle demo needs none)")
 	}
-	return url, ledger.CheckDSN(url)
+	if err := ledger.CheckDSN(url); err != nil {
+		return url, err
+	}
+	return url, checkTLS(c, flagDatabaseURL, url)
 }
 
 func sourceURL(c *cli.Context, fallback string) (string, error) {
@@ -198,7 +224,10 @@ func sourceURL(c *cli.Context, fallback string) (string, error) {
 	if err != nil || url == "" {
 		return fallback, err
 	}
-	return url, ledger.CheckDSN(url)
+	if err := ledger.CheckDSN(url); err != nil {
+		return url, err
+	}
+	return url, checkTLS(c, flagSourceURL, url)
 }
 
 // location is --tz, an IANA zone. "" (a SETTLE_TZ set empty) is UTC to

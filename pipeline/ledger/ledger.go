@@ -9,11 +9,15 @@ package ledger
 
 import (
 	"context"
+	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"runtime/debug"
@@ -220,6 +224,87 @@ func CheckDSN(dsn string) error {
 		return pipeline.Errorf(pipeline.KindUsage, "database URL", "set sslmode explicitly (disable for a loopback or socket connection, verify-full in production)")
 	}
 	return nil
+}
+
+// CheckTLS returns a usage error when dsn may talk to a database on
+// another machine without TLS: sslmode disable, allow or prefer (the last
+// two fall back to plain text, or take it, without a word) to a host that
+// is not this machine's (localhost, a loopback address, a socket). Over
+// that connection go the password, the platform's orders and every
+// payout the ledger records; a network in between can read them, or
+// answer for the server. The error names the mode and the host, never the
+// URL (it may hold a password). require and verify-ca pass: encrypted,
+// though only verify-full checks the server is the one named. With
+// verify-ca or verify-full, an sslrootcert file that holds no PEM
+// certificate is refused too (checkRootCert).
+//
+// allowPlainText (an operator's word that the network is trusted) takes
+// the modes of plain text to any host.
+func CheckTLS(dsn string, allowPlainText bool) error {
+	cfg, err := pq.NewConfig(dsn)
+	if err != nil {
+		return pipeline.Errorf(pipeline.KindUsage, "database URL", "lib/pq cannot read it (its text is not shown: it may hold a password)")
+	}
+	switch cfg.SSLMode {
+	case pq.SSLModeDisable, pq.SSLModeAllow, pq.SSLModePrefer:
+		if allowPlainText {
+			return nil
+		}
+	case pq.SSLModeVerifyCA, pq.SSLModeVerifyFull:
+		return checkRootCert(cfg.SSLRootCert)
+	default:
+		return nil
+	}
+	hosts := []pq.ConfigMultihost{{Host: cfg.Host, Hostaddr: cfg.Hostaddr}}
+	hosts = append(hosts, cfg.Multi...)
+	for _, h := range hosts {
+		if !thisMachine(h.Host, h.Hostaddr) {
+			name := h.Host
+			if h.Hostaddr.IsValid() {
+				name = h.Hostaddr.String()
+			}
+			return pipeline.Errorf(pipeline.KindUsage, "database URL",
+				"sslmode=%s to %s, another machine, %w: set sslmode=verify-full (with sslrootcert=the server's CA file)", cfg.SSLMode, name, ErrPlainText)
+		}
+	}
+	return nil
+}
+
+// ErrPlainText is in the chain of CheckTLS's error about a connection
+// that may go in plain text.
+var ErrPlainText = errors.New("may send the password and the data in plain text")
+
+// checkRootCert refuses an sslrootcert file that holds no PEM certificate
+// (a mounted Secret's key left "replace-me", the wrong file): lib/pq fails
+// every connection on it, a failure to retry (exit 1) until the Job's
+// deadline, when nothing but the file can help. "" and "system" (the
+// system's roots) are lib/pq's to judge.
+func checkRootCert(path string) error {
+	if path == "" || path == "system" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return pipeline.Errorf(pipeline.KindUsage, "database URL", "sslrootcert: %v", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		return pipeline.Errorf(pipeline.KindUsage, "database URL", "sslrootcert %s holds no PEM certificate: put the database server's CA certificate there", path)
+	}
+	return nil
+}
+
+// thisMachine reports whether a connection to host (at addr, when valid)
+// stays on this machine: a socket, localhost, a loopback address. A name
+// is not resolved: one that is not localhost is another machine.
+func thisMachine(host string, addr netip.Addr) bool {
+	if addr.IsValid() {
+		return addr.IsLoopback()
+	}
+	if host == "" || filepath.IsAbs(host) || strings.HasPrefix(host, "@") || strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // WithParam returns dsn with the run-time parameter key=value added, for a
