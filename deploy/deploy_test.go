@@ -471,3 +471,60 @@ func TestTheBuildContextLeavesOutWhatGitDoes(t *testing.T) {
 		t.Error(".dockerignore leaves out .git: settle version loses its revision")
 	}
 }
+
+// TestEveryPodRunsOneBuildPinnedByDigest: a tag (registry/settle:v1,
+// :latest) is a name a push can move: a retry of the night, a shard
+// started late or a re-run the next morning could run another build than
+// the night's first pod, and what ran could not be told afterwards. Every
+// container names its image by digest (name[:tag]@sha256:<64 hex>), or
+// the placeholder @sha256:replace-me for the operator to fill (the
+// kubelet refuses it: InvalidImageName, no pod runs), and every manifest
+// names the same one, so that the manual Jobs run the nightly's build.
+func TestEveryPodRunsOneBuildPinnedByDigest(t *testing.T) {
+	images := map[string][]string{}
+	for name, pod := range pods(t) {
+		for _, c := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
+			if err := pinned(c.Image); err != nil {
+				t.Errorf("%s: container %s: %v", name, c.Name, err)
+			}
+			images[c.Image] = append(images[c.Image], name)
+		}
+	}
+	if len(images) != 1 {
+		t.Errorf("the manifests name %d images, want one build for every pod: %v", len(images), images)
+	}
+}
+
+// pinned returns an error unless image names its digest.
+func pinned(image string) error {
+	name, digest, ok := strings.Cut(image, "@")
+	hex := strings.TrimPrefix(digest, "sha256:")
+	switch {
+	case !ok || name == "" || !strings.HasPrefix(digest, "sha256:"):
+		return fmt.Errorf("image %q: want it pinned by digest, NAME@sha256:DIGEST (a tag alone can be moved by a push)", image)
+	case hex == "replace-me":
+		return nil
+	case len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "":
+		return fmt.Errorf("image %q: the digest is not 64 lower-case hex digits", image)
+	}
+	return nil
+}
+
+func TestPinnedImages(t *testing.T) {
+	for image, ok := range map[string]bool{
+		"registry.example/settle@sha256:" + strings.Repeat("ab", 32):   true,
+		"registry.example/settle:v1@sha256:" + strings.Repeat("0", 64): true,
+		"registry.example/settle:v1@sha256:replace-me":                 true,
+		"registry.example/settle:v1":                                   false,
+		"registry.example/settle:latest":                               false,
+		"registry.example/settle":                                      false,
+		"registry.example/settle@sha256:abc":                           false,
+		"registry.example/settle@sha256:" + strings.Repeat("AB", 32):   false,
+		"registry.example/settle@sha512:" + strings.Repeat("ab", 64):   false,
+		"@sha256:" + strings.Repeat("ab", 32):                          false,
+	} {
+		if err := pinned(image); (err == nil) != ok {
+			t.Errorf("%s: %v, want pinned %v", image, err, ok)
+		}
+	}
+}
