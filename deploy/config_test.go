@@ -99,6 +99,18 @@ func TestReportsOutliveThePod(t *testing.T) {
 	}
 }
 
+// TestTheReportsVolumeIsPruned: the reports' claim has a fixed size, and
+// every run adds a date's reports to it; full, the night's reports fail
+// after its money moved (exit 1, every retry the same). settle-config
+// sets SETTLE_REPORTS_KEEP_DAYS, a number of days of at least one, so that
+// each run removes the reports written before them.
+func TestTheReportsVolumeIsPruned(t *testing.T) {
+	v := settleConfig(t)["SETTLE_REPORTS_KEEP_DAYS"]
+	if n, err := strconv.Atoi(v); err != nil || n < 1 {
+		t.Errorf("settle-config: SETTLE_REPORTS_KEEP_DAYS %q: want a number of days, 1 or more: the reports' claim fills up otherwise", v)
+	}
+}
+
 // TestConfigMapConfiguresEveryProvider: settle-config sets up Infinia Pay,
 // Pay Protocol and WeChat Pay with everything settle requires of each
 // (TestEveryPodSetsWhatRunReads checks that settle reads every key, and

@@ -1,6 +1,7 @@
 // Package load holds settle's side effects out of the process that are
 // not a provider's own: the report writers (CSV, written under a temporary
-// name and renamed into place), the SFTP uploader
+// name and renamed into place) and the pruning of old dates' reports, the
+// SFTP uploader
 // (SFTP, SFTPSession: host key pinned by known_hosts, temporary name,
 // posix-rename, keepalives and a stall watch), and the run's metrics
 // (a Pushgateway, or a textfile for node exporter). The provider clients'
@@ -20,6 +21,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/gocarina/gocsv"
 
@@ -75,6 +78,131 @@ func (r Reports) WriteMismatches(d pipeline.Date, lines func(func(pipeline.Misma
 
 // ManifestName is the file that says a date's set of reports is whole.
 const ManifestName = "manifest.csv"
+
+// reportNames are the files of a date's set of reports, as Reports'
+// writers name them: the files Prune removes, the manifest first.
+var reportNames = []string{ManifestName, "orders.csv", "payouts.csv", "sellers.csv", "summary.csv", "mismatches.csv"}
+
+// isReportFile reports whether name is a file of a set of reports, or
+// the temporary file of one (writeCSV's ".NAME.*") a crash left.
+func isReportFile(name string) bool {
+	for _, r := range reportNames {
+		if name == r || strings.HasPrefix(name, "."+r+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// Prune removes the reports of every date under the reports directory
+// whose report files were all last written before cutoff, but for the
+// dates keep names (a run's own): settle's own files alone (the set's,
+// and the temporary files a crash left of them; the manifest first, so
+// that a reader takes what is left as not whole), then the date's
+// directory when nothing else is in it (a file of the operator's keeps
+// it). A directory whose name is not a date (YYYY-MM-DD) is not looked
+// into. Each date is removed holding lock(d), the date's report lock
+// (its writers' - a person's settle report of an old date - wait, or are
+// waited for), and looked at again under it. One date that cannot be
+// removed does not stop the others: their errors are joined. It returns
+// the dates removed, in order.
+func (r Reports) Prune(cutoff time.Time, keep func(pipeline.Date) bool, lock func(pipeline.Date) (release func(), err error)) ([]pipeline.Date, error) {
+	dir := r.Dir
+	if dir == "" {
+		dir = "reports"
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("prune reports: %w", err)
+	}
+	var pruned []pipeline.Date
+	var errs []error
+	for _, e := range entries {
+		d, err := pipeline.ParseDate(e.Name())
+		if !e.IsDir() || err != nil || d.String() != e.Name() || keep(d) {
+			continue
+		}
+		if old, err := writtenBefore(r.DateDir(d), cutoff); err != nil || !old {
+			errs = append(errs, err)
+			continue
+		}
+		removed, err := r.pruneDate(d, cutoff, lock)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("prune the reports of %s: %w", d, err))
+		}
+		if removed {
+			pruned = append(pruned, d)
+		}
+	}
+	return pruned, errors.Join(errs...)
+}
+
+// pruneDate removes date d's report files under its report lock, when
+// they are still all written before cutoff.
+func (r Reports) pruneDate(d pipeline.Date, cutoff time.Time, lock func(pipeline.Date) (func(), error)) (bool, error) {
+	release, err := lock(d)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	dir := r.DateDir(d)
+	if old, err := writtenBefore(dir, cutoff); err != nil || !old {
+		return false, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	// The manifest first: a reader takes the set as whole while it is there.
+	if err := os.Remove(filepath.Join(dir, ManifestName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() && isReportFile(e.Name()) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return true, err
+			}
+		}
+	}
+	// Left in place with anything else in it.
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+		return true, err
+	}
+	return true, nil
+}
+
+// writtenBefore reports whether dir holds report files (isReportFile)
+// and every one of them was last written before cutoff.
+func writtenBefore(dir string, cutoff time.Time) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	found := false
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !isReportFile(e.Name()) {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if !fi.ModTime().Before(cutoff) {
+			return false, nil
+		}
+		found = true
+	}
+	return found, nil
+}
 
 // ManifestLine is one row of a date's manifest: one report of the set, as
 // written.

@@ -29,7 +29,7 @@ var flagCategories = []struct{ prefix, category string }{
 	{"rules", "Data and rules"}, {"source-query", "Data and rules"}, {"sellers-query", "Data and rules"},
 	{"late-refunds-query", "Data and rules"}, {"min-payout", "Data and rules"}, {"recheck-days", "Data and rules"}, {"rejected-watch-days", "Data and rules"}, {"reconcile-all", "Data and rules"},
 	{"max-reject-ratio", "Data and rules"}, {"skip-channel", "Data and rules"},
-	{"out", "Reports and metrics"}, {"metrics-", "Reports and metrics"},
+	{"out", "Reports and metrics"}, {"reports-keep-days", "Reports and metrics"}, {"metrics-", "Reports and metrics"},
 	{"payprotocol-", "Pay Protocol"},
 	{"infinia-", "Infinia Pay"}, {"platform-id", "Infinia Pay"}, {"sftp-", "Infinia Pay"}, {"work-dir", "Infinia Pay"},
 	{"wechat-", "WeChat Pay"},

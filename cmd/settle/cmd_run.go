@@ -72,6 +72,8 @@ func runCommand(cfg *config) *cli.Command {
 			&cli.Float64Flag{Name: "max-reject-ratio", EnvVars: []string{"SETTLE_MAX_REJECT_RATIO"}, Value: 0.05,
 				Usage: "stop before anything is sent (exit 3) when more than this share of the day's rows is rejected"},
 			outFlag(),
+			&cli.IntFlag{Name: flagReportsKeepDays, EnvVars: []string{"SETTLE_REPORTS_KEEP_DAYS"},
+				Usage: "after the run, remove the reports of every date (settle's files of DIR/YYYY-MM-DD/) all written more than N days ago, but for the run's own; 0 keeps them all (settle report --date D writes a date's again from the ledger)"},
 			&cli.StringFlag{Name: "metrics-pushgateway", EnvVars: []string{"SETTLE_METRICS_PUSHGATEWAY"},
 				Usage: "Prometheus Pushgateway URL: the run's metrics are added there, grouped by job and shard"},
 			&cli.StringFlag{Name: "metrics-file", EnvVars: []string{"SETTLE_METRICS_FILE"},
@@ -83,6 +85,9 @@ func runCommand(cfg *config) *cli.Command {
 				return err
 			}
 			cfg.dates = dates
+			if n := c.Int(flagReportsKeepDays); n < 0 {
+				return pipeline.Errorf(pipeline.KindUsage, "--"+flagReportsKeepDays, "%d: want a number of days, 0 (keep every date's reports) or more", n)
+			}
 			if c.Bool(flagReextract) && (len(dates) > 1 || c.Bool("dry-run")) {
 				return pipeline.Errorf(pipeline.KindUsage, "--"+flagReextract, "reads one date again: give --date, without --from/--to or --dry-run")
 			}
@@ -173,6 +178,7 @@ func runCommand(cfg *config) *cli.Command {
 				}
 				err = errors.Join(err, missed)
 			}
+			ran := l != nil // the ledger opened for the runs, not for the metrics below
 			if l == nil && err != nil && (c.String("metrics-file") != "" || c.String("metrics-pushgateway") != "") {
 				// Failed before the ledger was opened (a rules file that
 				// cannot be read, say): the metrics still get the exit
@@ -188,6 +194,11 @@ func runCommand(cfg *config) *cli.Command {
 				// last run (an operator's mistyped flag would page as the
 				// night's configuration refused, and replace its exit).
 				sink.flush(c.Context, cfg, l, c.String("metrics-pushgateway"), c.String("metrics-file"), err)
+			}
+			if ran && !c.Bool("dry-run") {
+				// Last: a backlog of dates (the first night with it set)
+				// waits on no metric.
+				cfg.pruneReports(c, l, dates)
 			}
 			return err
 		},
@@ -256,6 +267,36 @@ func watchDaysFlag(c *cli.Context) (int, error) {
 		return 0, nil
 	}
 	return n, nil
+}
+
+// flagReportsKeepDays is how many days a date's reports are kept.
+const flagReportsKeepDays = "reports-keep-days"
+
+// pruneReports removes, when --reports-keep-days is set, the reports of
+// the dates all written more than that many days ago (load.Reports.Prune),
+// but for the dates of this invocation, each under the date's report lock.
+// It says what it removed in one line; a failure is a warning and leaves
+// the exit as it is: the run's work is done, and the reports of a date
+// can be written again from the ledger.
+func (cfg *config) pruneReports(c *cli.Context, l *ledger.Ledger, dates []pipeline.Date) {
+	days := c.Int(flagReportsKeepDays)
+	if days <= 0 {
+		return
+	}
+	cutoff := cfg.clock().Add(-time.Duration(days) * 24 * time.Hour)
+	pruned, err := reportsFor(c).Prune(cutoff, func(d pipeline.Date) bool { return slices.Contains(dates, d) },
+		func(d pipeline.Date) (func(), error) { return l.LockReports(c.Context, d) })
+	if len(pruned) > 0 {
+		names := pruned[0].String()
+		if len(pruned) > 1 {
+			names = fmt.Sprintf("%d dates from %s to %s", len(pruned), pruned[0], pruned[len(pruned)-1])
+		}
+		cfg.note(fmt.Sprintf("removed the reports of %s, all written before %s (--%s %d; settle report --date D writes a date's again)",
+			names, cutoff.UTC().Format(time.RFC3339), flagReportsKeepDays, days), "reports_removed", len(pruned))
+	}
+	if err != nil {
+		cfg.warn("remove old reports", err)
+	}
 }
 
 // missedLookback is how far back a nightly run looks for dates with no
