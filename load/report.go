@@ -104,8 +104,9 @@ func isReportFile(name string) bool {
 // into. Each date is removed holding lock(d), the date's report lock
 // (its writers' - a person's settle report of an old date - wait, or are
 // waited for), and looked at again under it. One date that cannot be
-// removed does not stop the others: their errors are joined. It returns
-// the dates removed, in order.
+// removed does not stop the others: their errors are joined; a lock that
+// cannot be taken (the ledger's database gone) ends the pruning, the
+// dates left to the next run. It returns the dates removed, in order.
 func (r Reports) Prune(cutoff time.Time, keep func(pipeline.Date) bool, lock func(pipeline.Date) (release func(), err error)) ([]pipeline.Date, error) {
 	dir := r.Dir
 	if dir == "" {
@@ -129,7 +130,15 @@ func (r Reports) Prune(cutoff time.Time, keep func(pipeline.Date) bool, lock fun
 			errs = append(errs, err)
 			continue
 		}
-		removed, err := r.pruneDate(d, cutoff, lock)
+		release, err := lock(d)
+		if err != nil {
+			// The ledger's, the same for every date: the others are left
+			// to the next run.
+			errs = append(errs, fmt.Errorf("prune the reports of %s: %w", d, err))
+			break
+		}
+		removed, err := r.pruneDate(d, cutoff)
+		release()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("prune the reports of %s: %w", d, err))
 		}
@@ -140,14 +149,9 @@ func (r Reports) Prune(cutoff time.Time, keep func(pipeline.Date) bool, lock fun
 	return pruned, errors.Join(errs...)
 }
 
-// pruneDate removes date d's report files under its report lock, when
+// pruneDate removes date d's report files, its report lock held, when
 // they are still all written before cutoff.
-func (r Reports) pruneDate(d pipeline.Date, cutoff time.Time, lock func(pipeline.Date) (func(), error)) (bool, error) {
-	release, err := lock(d)
-	if err != nil {
-		return false, err
-	}
-	defer release()
+func (r Reports) pruneDate(d pipeline.Date, cutoff time.Time) (bool, error) {
 	dir := r.DateDir(d)
 	if old, err := writtenBefore(dir, cutoff); err != nil || !old {
 		return false, err

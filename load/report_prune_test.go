@@ -124,6 +124,17 @@ func TestPruneRemovesOnlySettlesOldReports(t *testing.T) {
 	if err != nil || len(pruned) != 0 {
 		t.Errorf("a set written again under the lock: pruned %v (%v), want none", pruned, err)
 	}
+	// A lock that cannot be taken (the ledger's database gone) ends the
+	// pruning at once: nothing removed, one error, not one per date.
+	writeSet(t, r, date(8), old)
+	calls := 0
+	pruned, err = r.Prune(now, func(pipeline.Date) bool { return false }, func(pipeline.Date) (func(), error) {
+		calls++
+		return nil, errors.New("connection refused")
+	})
+	if err == nil || len(pruned) != 0 || calls != 1 {
+		t.Errorf("the lock refused: pruned %v after %d lock calls (%v), want none after one, and its error", pruned, calls, err)
+	}
 	// No reports directory yet: nothing to do.
 	if pruned, err := (Reports{Dir: filepath.Join(root, "none")}).Prune(cutoff, func(pipeline.Date) bool { return false }, lock); err != nil || len(pruned) != 0 {
 		t.Errorf("no directory: %v, %v", pruned, err)
