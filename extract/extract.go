@@ -76,7 +76,7 @@ func (s *Source) orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 	}
 	rows, err := tx.QueryContext(ctx, q, w.Start, w.End)
 	if err != nil {
-		return pipeline.E(pipeline.KindUsage, "source query "+s.name(), err)
+		return refused(ctx, "source query "+s.name(), err)
 	}
 	defer rows.Close()
 	if err := checkColumns(rows, Columns); err != nil {
@@ -286,7 +286,7 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, query, pq.Array(ids))
 	if err != nil {
-		return pipeline.E(pipeline.KindUsage, "sellers query "+name(s.Name), err)
+		return refused(ctx, "sellers query "+name(s.Name), err)
 	}
 	defer rows.Close()
 	if err := checkColumns(rows, SellerColumns); err != nil {
@@ -387,7 +387,7 @@ func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn fun
 	}
 	rows, err := tx.QueryContext(ctx, q, w.Start, w.End)
 	if err != nil {
-		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
+		return refused(ctx, "late-refunds query "+name(s.Name), err)
 	}
 	defer rows.Close()
 	if err := checkColumns(rows, LateRefundColumns); err != nil {
@@ -413,6 +413,22 @@ func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn fun
 		}
 	}
 	return rows.Err()
+}
+
+// refused is err, the platform database's refusal of the operator's query
+// what, as configuration (KindUsage, exit 2: the same query is refused on
+// every run), unless ctx was done: then it is the run being stopped
+// (SIGTERM: a node drained, the Job's deadline), which ends the statement
+// in flight with the same pq error as any cancel (query_canceled). That
+// is no fault of the query, and it wraps ctx's cause (exit 1, resumed by
+// the next run): as configuration, a pod stopped during its source query
+// failed the Job for good (podFailurePolicy FailJob on exit 2), drained
+// node or not (found by a review).
+func refused(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w (%w)", what, err, context.Cause(ctx))
+	}
+	return pipeline.E(pipeline.KindUsage, what, err)
 }
 
 // timedOut runs read, which hands each row to fn, and returns its error

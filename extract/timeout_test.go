@@ -2,6 +2,7 @@ package extract_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,57 @@ func TestAStatementTimeoutOfThePlatformIsConfiguration(t *testing.T) {
 	for i, err := range read(open(url), cancelled(orders), cancelled(sellers), cancelled(refunds)) {
 		if err == nil || !strings.Contains(err.Error(), "user request") || strings.Contains(err.Error(), "statement_timeout") {
 			t.Errorf("query %d cancelled by a person: %v, want the cancel, not a statement timeout", i, err)
+		}
+	}
+}
+
+// TestAQueryStoppedByTheRunIsNoConfiguration: the run told to stop
+// (SIGTERM: a node drained, the Job's deadline) while a source, sellers or
+// late-refunds query was in flight ended it with the same error as a
+// query the platform refuses, configuration (exit 2), and the Job's
+// podFailurePolicy failed the whole night for good. A query the run's
+// own context stopped is the interruption: not KindUsage, and
+// context.Canceled in its chain (exit 1, resumed by the next run).
+func TestAQueryStoppedByTheRunIsNoConfiguration(t *testing.T) {
+	t.Parallel()
+	db, err := sqlx.Open("postgres", pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := pipeline.Window{Start: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)}
+	// Each query sleeps before its first row: the stop comes while the
+	// query is being answered.
+	const slow = `FROM generate_series(1, 10) g, (SELECT pg_sleep(20)) s WHERE true`
+	const orders = `SELECT 'A' || g AS order_no, 'S1'::text AS seller_id, 'infiniapay'::text AS provider, 'T' || g AS provider_txn_id,
+			'USD'::text AS currency, 1200 AS amount_minor, 0 AS refunded_minor, 'c'::text AS category,
+			$1::timestamptz AS paid_at, $1::timestamptz AS confirmed_at ` + slow + ` AND $1::timestamptz < $2::timestamptz`
+	const sellers = `SELECT 'S1'::text AS seller_id, 'x' AS name, NULL::text AS entity_type, NULL::text AS country,
+			'INF1'::text AS infinia_seller_id, NULL::text AS wechat_sub_mchid ` + slow + ` AND 'S1' = ANY ($1)`
+	const refunds = `SELECT 'R' || g AS refund_no, 'A1' AS order_no, 'S1'::text AS seller_id, 100 AS amount_minor,
+			$1::timestamptz AS created_at ` + slow + ` AND $1::timestamptz < $2::timestamptz`
+	reads := map[string]func(context.Context) error{
+		"source query orders.sql": func(ctx context.Context) error {
+			return (&extract.Source{DB: db, Name: "orders.sql", Query: orders, Unfinished: true}).Orders(ctx, w, func(pipeline.SourceRow) error { return nil })
+		},
+		"sellers query sellers.sql": func(ctx context.Context) error {
+			return (&extract.Sellers{DB: db, Name: "sellers.sql", Query: sellers}).Sellers(ctx, []string{"S1"}, func(pipeline.Seller) error { return nil })
+		},
+		"late-refunds query refunds.sql": func(ctx context.Context) error {
+			return (&extract.LateRefunds{DB: db, Name: "refunds.sql", Query: refunds}).LateRefunds(ctx, w, func(pipeline.LateRefundRow) error { return nil })
+		},
+	}
+	for what, read := range reads {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(300*time.Millisecond, cancel)
+		start := time.Now()
+		err := read(ctx)
+		cancel()
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("%s: stopped after %s", what, took)
+		}
+		if err == nil || pipeline.KindOf(err) == pipeline.KindUsage || !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), what) {
+			t.Errorf("%s stopped by the run: %v (kind %v), want the interruption (context.Canceled, not configuration), naming the query", what, err, pipeline.KindOf(err))
 		}
 	}
 }
