@@ -359,10 +359,15 @@ func checkPod(t *testing.T, file string, pod *corev1.PodSpec) {
 	// flight answer for pipeline.InFlightGrace, records their outcomes and
 	// the run's (5 s at most), then pushes its metrics (10 s at most):
 	// killed before, an answer that came is recorded unknown, and asked
-	// again by the next run. Kubernetes' default grace is 30 s.
-	need := pipeline.InFlightGrace + 5*time.Second + 10*time.Second
-	if g := pod.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second < need+10*time.Second {
-		t.Errorf("%s: terminationGracePeriodSeconds must leave settle %s after SIGTERM, with 10 s to spare", file, need)
+	// again by the next run. Whatever hangs (a database that answers
+	// nothing), it ends by pipeline.StopTimeout (SETTLE_STOP_TIMEOUT's
+	// default) with its last log line; the kill comes after it.
+	// Kubernetes' default grace is 30 s.
+	if need := pipeline.InFlightGrace + 5*time.Second + 10*time.Second; pipeline.StopTimeout < need {
+		t.Errorf("pipeline.StopTimeout %s cuts a stop short of the %s it takes", pipeline.StopTimeout, need)
+	}
+	if g := pod.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second < pipeline.StopTimeout+10*time.Second {
+		t.Errorf("%s: terminationGracePeriodSeconds must leave settle %s (pipeline.StopTimeout) after SIGTERM, with 10 s to spare", file, pipeline.StopTimeout)
 	}
 	// settle never calls the Kubernetes API: a token in the pod is a
 	// credential for whoever takes it over.

@@ -160,6 +160,16 @@ func recordOutcome(ctx context.Context, store EffectStore, id int64, state Effec
 // the run was told to stop (SIGTERM).
 const InFlightGrace = 15 * time.Second
 
+// StopTimeout is how long settle takes at most to stop once told to
+// (SIGTERM, SIGINT): its default for SETTLE_STOP_TIMEOUT. A stop takes
+// InFlightGrace for the requests in flight, then the records of their
+// answers and of the run (5 s at most) and the metrics' push (10 s at
+// most); past StopTimeout, with a database, provider or SFTP server that
+// answers nothing, settle ends anyway (exit 1), as a kill would, with its
+// last log line. The manifests' terminationGracePeriodSeconds leave it
+// room (deploy's tests check it).
+const StopTimeout = 45 * time.Second
+
 // ApplyEffect drives one attempt through the intent-first protocol and
 // returns it in its new state:
 //

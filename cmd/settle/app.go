@@ -41,6 +41,10 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 		return cfg.logFailure(pipeline.Errorf(pipeline.KindUsage, logFormatEnv,
 			"%q: want json or text (unset: JSON when stdout is not a terminal, text on one)", f))
 	}
+	stopTimeout, err := stopTimeoutOf(getenv)
+	if err != nil {
+		return cfg.logFailure(err)
+	}
 	app := &cli.App{
 		Name:                 "settle",
 		Usage:                "settle a marketplace's orders with its payment providers, one business day at a time",
@@ -80,7 +84,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	app.Action = afterParsing(app.Action, parsed)
 	noStrayArguments(app.Commands, "")
 	releaseWhenParsed(app.Commands, parsed)
-	err := app.RunContext(ctx, args)
+	err = runStopping(ctx, stopTimeout, func() error { return app.RunContext(ctx, args) })
 	if err != nil && pipeline.KindOf(err) == pipeline.KindFailed && isFlagError(err) {
 		err = usageError(err)
 	}
@@ -90,7 +94,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	if err != nil && pipeline.KindOf(err) == pipeline.KindFailed && errors.As(err, &exit) {
 		err = pipeline.Errorf(pipeline.KindUsage, "usage", "%v (settle --help lists the commands)", err)
 	}
-	return cfg.logFailure(err)
+	return cfg.logFailure(interrupted(ctx, err))
 }
 
 // releaseWhenParsed makes every command's action, subcommands' too, call

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// stopTimeoutEnv names how long settle takes at most to stop once told to
+// (SIGTERM, SIGINT); default pipeline.StopTimeout.
+const stopTimeoutEnv = "SETTLE_STOP_TIMEOUT"
+
+// stopTimeoutOf reads stopTimeoutEnv: a positive duration ("45s").
+func stopTimeoutOf(getenv func(string) string) (time.Duration, error) {
+	v := getenv(stopTimeoutEnv)
+	if v == "" {
+		return pipeline.StopTimeout, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, pipeline.Errorf(pipeline.KindUsage, stopTimeoutEnv, "%q: want a positive duration (45s; unset: %s), shorter than the pod's terminationGracePeriodSeconds", v, pipeline.StopTimeout)
+	}
+	return d, nil
+}
+
+// runStopping runs work and returns its error, or, when work has not
+// ended timeout after ctx was done (the process told to stop), an error
+// saying so: the caller logs it as the last line and exits 1 without
+// waiting for work. Everything settle does is bounded once told to stop
+// (a request in flight by pipeline.InFlightGrace, the records and the
+// metrics' push by their timeouts), but a database that answers nothing
+// on an open connection is not: lib/pq asks it to cancel over a second
+// connection and waits for the first one's answer, and a statement on a
+// connection whose peer is gone without a word (a partition, a frozen
+// server) waits for TCP to give up, minutes later. Kubernetes kills the
+// pod at its terminationGracePeriodSeconds: it ended with no last line
+// (exit 137, no hint, no date). Ending here is what that kill does, one
+// line earlier: every side effect was recorded before it was sent, and
+// what was not answered is asked about by its key on the next run.
+func runStopping(ctx context.Context, timeout time.Duration, work func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- work() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("told to stop (%w), and still stopping %s later (%s): a database, provider or SFTP server answers nothing; ending with that work unfinished, as a kill would: what was sent and not answered is asked about by its key on the next run",
+			context.Cause(ctx), timeout, stopTimeoutEnv)
+	}
+}
+
+// interrupted is err, the error of a command ctx stopped, saying so
+// (context.Cause: "terminated signal received", which is
+// context.Canceled): the last line's hint then says the run was
+// interrupted and that running it again resumes it, where the error was
+// one the stop caused on its way (a statement it cancelled, "pq:
+// canceling statement due to user request", read as a failure of the
+// ledger's). A configuration error stays one (exit 2), and so does an
+// error that already says it (codeOf).
+func interrupted(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil || errors.Is(err, context.Canceled) || pipeline.KindOf(err) != pipeline.KindFailed {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+}
