@@ -8,8 +8,11 @@ package extract
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"reflect"
 	"slices"
 	"strings"
@@ -417,16 +420,25 @@ func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn fun
 
 // refused is err, the platform database's refusal of the operator's query
 // what, as configuration (KindUsage, exit 2: the same query is refused on
-// every run), unless ctx was done: then it is the run being stopped
-// (SIGTERM: a node drained, the Job's deadline), which ends the statement
-// in flight with the same pq error as any cancel (query_canceled). That
-// is no fault of the query, and it wraps ctx's cause (exit 1, resumed by
-// the next run): as configuration, a pod stopped during its source query
-// failed the Job for good (podFailurePolicy FailJob on exit 2), drained
-// node or not (found by a review).
+// every run), unless it is no refusal of the query:
+//
+//   - ctx was done: the run being stopped (SIGTERM: a node drained, the
+//     Job's deadline), which ends the statement in flight with the same pq
+//     error as any cancel (query_canceled). It wraps ctx's cause (exit 1,
+//     resumed by the next run): as configuration, a pod stopped during its
+//     source query failed the Job for good (podFailurePolicy FailJob on
+//     exit 2), drained node or not (found by a review);
+//   - the connection failed: a network error, or a connection the driver
+//     found broken (driver.ErrBadConn: lib/pq's word for a FATAL from the
+//     server too, a restart or failover ending the session, 57P01): a
+//     failure a retry may get past (exit 1), not the query refused.
 func refused(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w (%w)", what, err, context.Cause(ctx))
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return pipeline.E(pipeline.KindUsage, what, err)
 }

@@ -97,7 +97,8 @@ func TestAStatementTimeoutOfThePlatformIsConfiguration(t *testing.T) {
 // query the platform refuses, configuration (exit 2), and the Job's
 // podFailurePolicy failed the whole night for good. A query the run's
 // own context stopped is the interruption: not KindUsage, and
-// context.Canceled in its chain (exit 1, resumed by the next run).
+// context.Canceled in its chain (exit 1, resumed by the next run). So is
+// one whose session the server ended (a restart): a failure to retry.
 func TestAQueryStoppedByTheRunIsNoConfiguration(t *testing.T) {
 	t.Parallel()
 	db, err := sqlx.Open("postgres", pgtest.URL(t))
@@ -126,6 +127,18 @@ func TestAQueryStoppedByTheRunIsNoConfiguration(t *testing.T) {
 		"late-refunds query refunds.sql": func(ctx context.Context) error {
 			return (&extract.LateRefunds{DB: db, Name: "refunds.sql", Query: refunds}).LateRefunds(ctx, w, func(pipeline.LateRefundRow) error { return nil })
 		},
+	}
+	// The server ends the session mid-query (a restart, a failover,
+	// pg_terminate_backend): a failure a retry may get past (exit 1), not
+	// the query refused (exit 2, which failed the Job for good).
+	for what, read := range reads {
+		time.AfterFunc(300*time.Millisecond, func() {
+			db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%pg_sleep(20)%'`)
+		})
+		err := read(context.Background())
+		if err == nil || pipeline.KindOf(err) != pipeline.KindFailed || !strings.HasPrefix(err.Error(), what) {
+			t.Errorf("%s whose session the server ended: %v (kind %v), want a failure to retry naming the query", what, err, pipeline.KindOf(err))
+		}
 	}
 	for what, read := range reads {
 		ctx, cancel := context.WithCancel(context.Background())
