@@ -115,3 +115,6 @@ const LeftUndoneQuery = leftUndoneQuery
 // SetStatusHook makes DateStatus call f between its sections, with the
 // section read ("runs", "summary", "effects").
 func (l *Ledger) SetStatusHook(f func(section string)) { l.statusHook = f }
+
+// SendsQuery is Sends' statement, for tests that look at its plan.
+const SendsQuery = sendsQuery

@@ -103,6 +103,7 @@ func BenchmarkHistoryReads(b *testing.B) {
 			_, err := l.EffectsOfKindAfter(ctx, run.ID, "revenue_share", "RS/"+tonight.Compact()+"/", "", 0, 500)
 			return err
 		}},
+		{"Sends", func() error { _, err := l.Sends(ctx, key, []string{"revenue_share", "distribution"}); return err }},
 		{"Bindings", func() error { _, err := l.Bindings(ctx); return err }},
 		{"CheckMigrated", func() error { return l.CheckMigrated(ctx) }},
 		{"Lock", func() error {

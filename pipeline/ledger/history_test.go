@@ -306,3 +306,50 @@ func TestTheFirstPageOfADatesRevenueSharesStartsAtItsDate(t *testing.T) {
 		t.Fatalf("first page: %d, %v", len(page), err)
 	}
 }
+
+// TestSendsReadsTheRefusalsOnce: Sends, run twice a run over every money
+// effect of its date and shard, reads the effects' history once, by the
+// refusals' own index (migration 00027), not once an effect: looked up
+// effect by effect it cost as much again as the rest (13,000 money
+// effects: 23 ms against 10). And it still counts the refused requests
+// apart, and the effects whose every send was refused as none.
+func TestSendsReadsTheRefusalsOnce(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := openRun(t, l, day)
+	const n = 2000
+	if _, err := l.DB().Exec(fmt.Sprintf(`
+		INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor, state, sends)
+		SELECT %d, 'revenue_share', 'RS/x/S' || s, 1, 'k' || s, 'USD', 100, 'succeeded', CASE WHEN s %% 100 = 0 THEN 2 ELSE 1 END
+		FROM generate_series(1, %d) s;
+		INSERT INTO effect_events (effect_id, from_state, to_state, cause, sends)
+		SELECT id, 'sent', 'unknown', 'refused', 1 FROM effects WHERE subject LIKE 'RS/x/S%%0' AND sends = 1 OR sends = 2;
+		ANALYZE`, run.ID, n)); err != nil {
+		t.Fatal(err)
+	}
+	// 20 effects sent twice, the first refused; 180 sent once and refused.
+	got, err := l.Sends(ctx, run.Key, []string{"revenue_share"})
+	if want := (ledger.Sent{Requests: n + 20, Effects: n - 180, Refused: 200}); err != nil || got != want {
+		t.Fatalf("Sends = %+v, %v; want %+v", got, err, want)
+	}
+	var plan []string
+	if err := l.DB().Select(&plan, `EXPLAIN ANALYZE `+ledger.SendsQuery, run.Key.Date.String(), run.Key.Shard.Index, run.Key.Shard.Count,
+		pq.Array([]string{"revenue_share"})); err != nil {
+		t.Fatal(err)
+	}
+	loops := regexp.MustCompile(`loops=(\d+)`)
+	byRefusals := false
+	for _, line := range plan {
+		if !strings.Contains(line, " on effect_events") {
+			continue
+		}
+		byRefusals = byRefusals || strings.Contains(line, "on effect_events_refused ")
+		if m := loops.FindStringSubmatch(line); m == nil || m[1] != "1" {
+			t.Fatalf("Sends reads the effects' history effect by effect:\n%s", strings.Join(plan, "\n"))
+		}
+	}
+	if !byRefusals {
+		t.Errorf("Sends does not read the refusals by their index:\n%s", strings.Join(plan, "\n"))
+	}
+}
