@@ -60,7 +60,8 @@ type ProviderReject struct {
 // ForEach runs fn for every element of xs with at most n at once, and
 // returns the errors joined. It stops starting new work once ctx is done,
 // or once fn returned a configuration error (KindUsage: refused
-// credentials, say) or a lost lock (ErrLockLost), which it then returns
+// credentials, say), a lost lock (ErrLockLost) or a ledger that could not
+// record or be read (ErrNotRecorded, ErrNotRead), which it then returns
 // alone: one line, not one per element.
 func ForEach[T any](ctx context.Context, n int, xs []T, fn func(T) error) error {
 	var (

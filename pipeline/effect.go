@@ -178,7 +178,8 @@ const StopTimeout = 45 * time.Second
 //     is adopted; "not found" means it never arrived, so it is sent again
 //     with the same key (safe: same key), unless ctx says not to
 //     (withoutResend);
-//   - an error while sending leaves it unknown, to be resolved by query;
+//   - an error while sending leaves it unknown, to be resolved by query
+//     (returned too when the sender could not read the ledger: ErrNotRead);
 //   - a send or an answer the store could not record is an error with
 //     ErrNotRecorded in its chain: the send was not made, or the answer
 //     is left for a query by the next run;
@@ -244,6 +245,12 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 			return e, errors.Join(err, notRecorded{rerr})
 		}
 		e.State, e.LastError = EffectUnknown, msg
+		if errors.Is(err, ErrNotRead) {
+			// The sender could not read the ledger (what the request
+			// names): the run's failure, not the request's. Unknown, it is
+			// asked about by the next run.
+			return e, err
+		}
 		return e, nil
 	}
 	cause := CauseAnswer

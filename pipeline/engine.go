@@ -443,8 +443,9 @@ func Pace(ctx context.Context) error {
 // and no fewer than DefaultMaxInFlight, at once), so that one slow lane
 // never holds back the others. It stops starting new calls once ctx is
 // done or fn returned a configuration error (KindUsage: refused
-// credentials) or a lost lock (ErrLockLost), which it then returns alone: one line, not one per
-// element. Calls already started finish with ctx: a request that
+// credentials), a lost lock (ErrLockLost) or a ledger that could not
+// record or be read (ErrNotRecorded, ErrNotRead), which it then returns
+// alone: one line, not one per element. Calls already started finish with ctx: a request that
 // has left is let finish (see ApplyEffect).
 func (p *Pacer) Each(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error) error {
 	return p.each(ctx, n, lane, fn, true)
@@ -606,11 +607,12 @@ type Engine struct {
 	// (effects given final are passed at once). Its error is the effect's.
 	Final func(ctx context.Context, e Effect) error
 	// Error is called when e could not be sent or asked about (err is
-	// not a cancellation): nil means the stage handled it (held the
-	// subject) and the effect leaves the engine as it is; an error is
-	// returned by RunFeed (the others go on unless it is KindUsage or
-	// ErrLockLost, which stop it). nil
-	// Error: every such err is returned.
+	// not a cancellation, nor the ledger's failure - ErrNotRecorded,
+	// ErrNotRead, ErrLockLost - which stops RunFeed without it): nil means
+	// the stage handled it (held the subject) and the effect leaves the
+	// engine as it is; an error is returned by RunFeed (the others go on
+	// unless it is KindUsage, which stops it). nil Error: every such err is
+	// returned.
 	Error func(ctx context.Context, e Effect, err error) error
 }
 
@@ -798,7 +800,7 @@ func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(i
 		switch {
 		case err != nil && (ctx.Err() != nil || errors.Is(err, errPaceStopped)):
 			return err
-		case err != nil && (errors.Is(err, ErrNotRecorded) || errors.Is(err, ErrLockLost)):
+		case err != nil && (errors.Is(err, ErrNotRecorded) || errors.Is(err, ErrLockLost) || errors.Is(err, ErrNotRead)):
 			// The ledger's failure, whatever the send's error joined with
 			// it says of its subject: not the stage's to handle.
 			return fmt.Errorf("%s %s: %w", next.Kind, next.Key, err)

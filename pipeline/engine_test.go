@@ -1200,3 +1200,70 @@ func TestEngineStopsWhenASubjectsErrorCannotBeRecorded(t *testing.T) {
 		t.Fatalf("%d sent after the ledger failed to record the first, want the engine stopped", n)
 	}
 }
+
+// unreadLedger is a sender that must read the ledger for every request
+// (the Infinia seller id a revenue share pays) and cannot: each send and
+// each query fails with ErrNotRead.
+type unreadLedger struct{ sends, queries atomic.Int32 }
+
+var errLedgerDown = errors.New(`read the seller's account: pq: database "settle" is not currently accepting connections`)
+
+func (u *unreadLedger) Send(context.Context, Effect) (Outcome, error) {
+	u.sends.Add(1)
+	return Outcome{}, NotRead(errLedgerDown)
+}
+
+func (u *unreadLedger) Query(context.Context, Effect) (Outcome, error) {
+	u.queries.Add(1)
+	return Outcome{}, NotRead(errLedgerDown)
+}
+
+// TestEngineStopsWhenASenderCannotReadTheLedger: a status query (or a
+// send) that must read the ledger for its payout, and cannot, failed that
+// payout alone: the stage's Error returned it, and the run's error was
+// one line a payout, 200 lines of the same words (and the sends' were not
+// even errors: each was recorded unknown and the next one tried). The
+// ledger that cannot be read is the run's failure: the engine stops at the
+// first, told once, as for a ledger that cannot record.
+func TestEngineStopsWhenASenderCannotReadTheLedger(t *testing.T) {
+	t.Parallel()
+	for _, state := range []EffectState{EffectSent, EffectPlanned} {
+		t.Run(string(state), func(t *testing.T) {
+			t.Parallel()
+			s := newMemEffects()
+			effects := plan(t, s, 200)
+			for i := range effects {
+				if state == EffectSent {
+					if err := s.MarkSent(context.Background(), effects[i].ID); err != nil {
+						t.Fatal(err)
+					}
+					effects[i].State, effects[i].Sends = EffectSent, 1
+				}
+			}
+			u := &unreadLedger{}
+			handled := atomic.Int32{}
+			en := &Engine{Store: s, Sender: func(Effect) EffectSender { return u }, Poll: 10 * time.Millisecond,
+				Pacer: NewPacer(Limits{MaxInFlight: 4}),
+				Error: func(_ context.Context, e Effect, err error) error {
+					handled.Add(1)
+					if SubjectOnly(err) {
+						return nil
+					}
+					return fmt.Errorf("payout %s: %w", e.Key, err)
+				}}
+			_, err := en.Run(context.Background(), effects)
+			if !errors.Is(err, ErrNotRead) {
+				t.Fatalf("err %v, want the ledger's failure to read", err)
+			}
+			if n := strings.Count(err.Error(), "not currently accepting"); n != 1 {
+				t.Fatalf("the ledger's failure told %d times, want once:\n%.600s", n, err)
+			}
+			if n := u.sends.Load() + u.queries.Load(); n > 8 {
+				t.Fatalf("%d requests tried after the ledger could not be read, want the engine stopped", n)
+			}
+			if n := handled.Load(); n != 0 {
+				t.Fatalf("the stage's Error handled the ledger's failure %d times, want never (not a payout's error)", n)
+			}
+		})
+	}
+}

@@ -85,12 +85,35 @@ type notRecorded struct{ err error }
 func (e notRecorded) Error() string   { return e.err.Error() }
 func (e notRecorded) Unwrap() []error { return []error{e.err, ErrNotRecorded} }
 
+// ErrNotRead is in the chain of the error of a request whose handling
+// needed the ledger and could not read it: a status query, or a send,
+// that must look up in the ledger what it asks about (the Infinia seller
+// id a revenue share pays). A ledger that cannot be read is the run's
+// problem, not the request's: the engine and the loops over many stop at
+// it and return it alone (stopsAll), rather than one line a payout, and
+// no payout is held for a person for it.
+var ErrNotRead = errors.New("the ledger could not be read")
+
+// NotRead wraps a ledger read's error err so that ErrNotRead is in its
+// chain (nil for nil); its words are err's.
+func NotRead(err error) error {
+	if err == nil {
+		return nil
+	}
+	return notRead{err}
+}
+
+type notRead struct{ err error }
+
+func (e notRead) Error() string   { return e.err.Error() }
+func (e notRead) Unwrap() []error { return []error{e.err, ErrNotRead} }
+
 // stopsAll reports whether err concerns every element of a loop, which
 // then starts no more of them and returns err alone: a configuration
 // error (KindUsage), a lost lock (ErrLockLost) or a store that could not
-// record (ErrNotRecorded).
+// record (ErrNotRecorded) or read (ErrNotRead).
 func stopsAll(err error) bool {
-	return KindOf(err) == KindUsage || errors.Is(err, ErrLockLost) || errors.Is(err, ErrNotRecorded)
+	return KindOf(err) == KindUsage || errors.Is(err, ErrLockLost) || errors.Is(err, ErrNotRecorded) || errors.Is(err, ErrNotRead)
 }
 
 // KindOf returns the kind of the outermost *Error in err's chain, KindFailed

@@ -124,7 +124,8 @@ func sellerIDs(store interface {
 		}
 		account, err := store.AccountOf(ctx, e.RunID, SellerAccount, id)
 		if err != nil {
-			return "", err
+			// The ledger's failure, not the payout's: the run stops at it.
+			return "", pipeline.NotRead(fmt.Errorf("the Infinia seller id of %s: %w", id, err))
 		}
 		if account == "" {
 			return "", fmt.Errorf("seller %s of %s has no Infinia seller id", id, e.Subject)

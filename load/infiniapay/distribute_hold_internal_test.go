@@ -2,9 +2,12 @@ package infiniapay
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/settlekit/settle/pipeline"
@@ -168,5 +171,66 @@ func TestARevenueShareInfiniaHoldsAlreadyIsPlannedThoughShort(t *testing.T) {
 	if len(ps.carried) != 2 || !strings.Contains(ps.carried["SHORT USD"], "available") ||
 		!strings.Contains(ps.carried["FAILED USD"], "available") || !strings.Contains(ps.carried["FAILED USD"], "Infinia failed requestNo") {
 		t.Errorf("carried %v, want SHORT and FAILED, as short", ps.carried)
+	}
+}
+
+// unreadAccounts is a ledger whose seller accounts cannot be read.
+type unreadAccounts struct{ reads atomic.Int32 }
+
+func (u *unreadAccounts) AccountOf(context.Context, int64, string, string) (string, error) {
+	u.reads.Add(1)
+	return "", errors.New(`pq: database "settle" is not currently accepting connections`)
+}
+
+// accountFirst is Infinia's status query as RevenueShareSender makes it
+// when Infinia's answer names the seller: the seller's Infinia id read
+// from the ledger (sellerIDs), then the answer (none here: never reached).
+type accountFirst struct {
+	seller func(context.Context, pipeline.Effect) (string, error)
+}
+
+func (a accountFirst) Send(context.Context, pipeline.Effect) (pipeline.Outcome, error) {
+	panic("accountFirst sends nothing")
+}
+
+func (a accountFirst) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	if _, err := a.seller(ctx, e); err != nil {
+		return pipeline.Outcome{}, err
+	}
+	return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
+}
+
+// TestAShortShareIsNotHeldWhenTheLedgerCannotBeRead: a share short at
+// Infinia is asked about under its next requestNo (atInfinia), a query
+// that reads the ledger for the seller's Infinia id. A ledger that could
+// not be read carried every short payout for a person with the ledger's
+// words as its reason, one problem a payout; it is the run's failure:
+// planning stops at the first, told once, and holds no one for it.
+func TestAShortShareIsNotHeldWhenTheLedgerCannotBeRead(t *testing.T) {
+	day := pipeline.Date{Year: 2026, Month: 12, Day: 1}
+	ps := &planStore{carried: map[string]string{}, planned: map[string]int64{}}
+	available := map[string]int64{}
+	for i := range 40 {
+		ps.cands = append(ps.cands, pipeline.PayoutCandidate{SellerID: fmt.Sprintf("S%02d", i), Currency: "USD", Payable: 1000, Items: 1,
+			Account: fmt.Sprintf("I%02d", i)})
+		available[fmt.Sprintf("I%02d", i)] = 10 // short
+	}
+	api := &shareAPI{planAPI: &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"USD": 1 << 40}}, available: available}
+	ledger := &unreadAccounts{}
+	c := StageConfig{Store: ps, API: api, Payouts: classified{accountFirst{sellerIDs(ledger)}}, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 4})}
+	c.defaults()
+	d := &distribution{c: &c, run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: day, Shard: pipeline.Whole}}}
+	err := d.plan(context.Background())
+	if !errors.Is(err, pipeline.ErrNotRead) {
+		t.Fatalf("err %v, want the ledger's failure to read", err)
+	}
+	if n := strings.Count(err.Error(), "not currently accepting"); n != 1 {
+		t.Fatalf("the ledger's failure told %d times, want once:\n%.600s", n, err)
+	}
+	if len(ps.carried) != 0 || len(ps.planned) != 0 {
+		t.Errorf("carried %v, planned %v: want nothing held or planned on a ledger that cannot be read", ps.carried, ps.planned)
+	}
+	if n := ledger.reads.Load(); n > 8 {
+		t.Errorf("%d payouts read the ledger after it failed, want planning stopped", n)
 	}
 }

@@ -288,7 +288,8 @@ func matchShare(ctx context.Context, c *MatcherConfig, e pipeline.Effect) (ms []
 	account := ""
 	if err == nil && theirs.SellerID != "" { // the seller e pays, looked up only when Infinia echoes one
 		if account, err = c.Store.AccountOf(ctx, e.RunID, SellerAccount, subjectSeller(e.Subject)); err != nil {
-			return nil, false, err
+			// The ledger's failure, not the share's: the matching stops at it.
+			return nil, false, pipeline.NotRead(fmt.Errorf("the Infinia seller id of %s: %w", subjectSeller(e.Subject), err))
 		}
 	}
 	return compareShare(e, account, theirs, err)

@@ -3,10 +3,12 @@ package infiniapay_test
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +22,9 @@ type reconcileLedger struct {
 	effects  []pipeline.Effect
 	expected []pipeline.ExpectedShare
 	accounts map[string]string // seller -> Infinia id ("" when absent: not compared)
+
+	accountErr   error        // AccountOf's error (the ledger cannot be read), counted
+	accountReads atomic.Int32 // AccountOf's calls that failed
 }
 
 func (l *reconcileLedger) EffectsOfKindAfter(_ context.Context, _ int64, kind, prefix, afterSubject string, afterAttempt, n int) ([]pipeline.Effect, error) {
@@ -37,6 +42,10 @@ func (l *reconcileLedger) EffectsOfKindAfter(_ context.Context, _ int64, kind, p
 }
 
 func (l *reconcileLedger) AccountOf(_ context.Context, _ int64, _, sellerID string) (string, error) {
+	if l.accountErr != nil {
+		l.accountReads.Add(1)
+		return "", l.accountErr
+	}
 	return l.accounts[sellerID], nil
 }
 
@@ -264,5 +273,34 @@ func TestMatcherPacedAndKeepsFinalAnswers(t *testing.T) {
 	}
 	if asked = api.askedSince(); asked[clean[1]] != 2 || asked[processing] != 2 {
 		t.Errorf("without final answers: asked %v", asked)
+	}
+}
+
+// TestMatcherStopsWhenTheLedgerCannotBeRead: asking Infinia about a
+// revenue share whose answer names a seller reads the ledger for the
+// seller's Infinia id. A ledger that could not be read failed each share
+// alone, one error line a share (and a share asked for each). It is the
+// reconciliation's failure: it stops at the first, told once.
+func TestMatcherStopsWhenTheLedgerCannotBeRead(t *testing.T) {
+	t.Parallel()
+	l := &reconcileLedger{accountErr: errors.New(`pq: database "settle" is not currently accepting connections`)}
+	api := newReconcileAPI(0)
+	for i := 1; i <= 100; i++ {
+		ledgerShare(l, api, i, pipeline.EffectSucceeded, 100, infiniapay.RevenueShareResult{Status: infiniapay.StatusSuccess,
+			SellerID: fmt.Sprintf("INF%d", i), Currency: "USD", Amount: 100})
+	}
+	match := infiniapay.NewMatcher(infiniapay.MatcherConfig{Store: l, API: api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 4}),
+		Final: &finaltest.Answers{}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := match(ctx, &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: shareDay}})
+	if !errors.Is(err, pipeline.ErrNotRead) {
+		t.Fatalf("err %v, want the ledger's failure to read", err)
+	}
+	if n := strings.Count(err.Error(), "not currently accepting"); n != 1 {
+		t.Fatalf("the ledger's failure told %d times, want once:\n%.600s", n, err)
+	}
+	if n := l.accountReads.Load(); n > 8 {
+		t.Fatalf("%d shares read the ledger after it failed, want the matching stopped", n)
 	}
 }

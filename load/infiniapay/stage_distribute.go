@@ -258,7 +258,7 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 		subject := RevenueShareSubject(run.Key.Date, p.SellerID, p.Currency)
 		e, ok, err := c.Store.LatestEffect(ctx, KindRevenueShare, subject)
 		if err != nil {
-			return err
+			return pipeline.NotRead(err) // the run's failure: told once
 		}
 		switch {
 		case ok && e.State != pipeline.EffectFailed:
@@ -423,6 +423,8 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 				// published code) must not lift the check.
 				held, err := d.atInfinia(ctx, next)
 				switch {
+				case errors.Is(err, pipeline.ErrNotRead):
+					return err // the ledger's failure: the run's, no payout held for it
 				case err != nil:
 					reason += fmt.Sprintf(" (and Infinia's status of requestNo %s: %v)", next.Key, err)
 				case held == pipeline.OutcomeFailed:
@@ -456,7 +458,7 @@ func (d *distribution) next(ctx context.Context, p pipeline.PayoutCandidate, not
 	subject := RevenueShareSubject(run.Key.Date, p.SellerID, cur)
 	attempt := 1
 	if prev, ok, err := d.c.Store.LatestEffect(ctx, KindRevenueShare, subject); err != nil {
-		return pipeline.Effect{}, false, err
+		return pipeline.Effect{}, false, pipeline.NotRead(err) // the run's failure: told once
 	} else if ok {
 		next, err := pipeline.NextAttempt(prev, d.c.MaxAttempts, func(a int) string { return RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, a) })
 		if err != nil {
@@ -511,7 +513,11 @@ func (d *distribution) takenInCurrency(ctx context.Context, cur pipeline.Currenc
 			if err != nil || !ok {
 				return err
 			}
-			if st, err := d.atInfinia(ctx, e); err == nil && (st == pipeline.OutcomeSucceeded || st == pipeline.OutcomePending) {
+			st, err := d.atInfinia(ctx, e)
+			if errors.Is(err, pipeline.ErrNotRead) {
+				return err // the ledger's failure: the run's
+			}
+			if err == nil && (st == pipeline.OutcomeSucceeded || st == pipeline.OutcomePending) {
 				mu.Lock()
 				taken += e.Amount
 				mu.Unlock()
