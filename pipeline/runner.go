@@ -35,6 +35,17 @@ type RunStore interface {
 	FinishRun(ctx context.Context, runID int64, state RunState, lastErr string) error
 }
 
+// LockChecker is a RunStore that can tell cheaply whether the lock it
+// took for a run still holds: its database session may end while the run
+// works (terminated, a failover), and the lock with it. The Runner asks
+// before each stage it runs, so that a run whose lock was lost stops
+// before the next stage's work rather than at its first send or its end.
+type LockChecker interface {
+	// CheckLocks returns an error with ErrLockLost in its chain once a
+	// lock the store holds was lost.
+	CheckLocks(ctx context.Context) error
+}
+
 // StageFunc performs one stage of a run. It must be idempotent: after a crash
 // the stage is run again from its start. It returns a one-line summary.
 type StageFunc func(ctx context.Context, run *Run) (summary string, err error)
@@ -151,6 +162,12 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		}
 		if passed[st] {
 			continue
+		}
+		if !run.Done(st) || r.Repeat[st] {
+			if err := r.checkLock(ctx); err != nil {
+				r.fail(run, st, err) // refused, the lock lost: the run's end is not its to record
+				return res, fmt.Errorf("before stage %s: %w", st, err)
+			}
 		}
 		if p, ok := r.Passes[st]; ok && r.canPass(run, st, p, until) {
 			done, err := r.runPass(ctx, log, st, p, run)
@@ -277,6 +294,21 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	}
 	run.LastError = ""
 	return res, nil
+}
+
+// checkLock returns the store's error when the run's lock was lost
+// (LockChecker, ErrLockLost); nil when it holds, when the store cannot
+// tell, or when the check itself failed otherwise (ctx done: the stage
+// meets it as it would have).
+func (r *Runner) checkLock(ctx context.Context) error {
+	c, ok := r.Store.(LockChecker)
+	if !ok {
+		return nil
+	}
+	if err := c.CheckLocks(ctx); errors.Is(err, ErrLockLost) {
+		return err
+	}
+	return nil
 }
 
 // canPass reports whether the pass p starting at st is to do its stages:

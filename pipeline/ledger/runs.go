@@ -134,7 +134,8 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 // its locks went with it, and another run of the date may hold them now,
 // so nothing more may be sent (found by a review: a run whose lock session
 // ended went on sending beside a second run of its date). Asked before
-// every send (MarkSent) and before the run's end is recorded (FinishRun),
+// every send (MarkSent), before each stage (CheckLocks, by the Runner) and
+// before the run's end is recorded (FinishRun),
 // on the locks' own sessions, which a server that
 // ended them cannot answer from; once lost, always lost. The error is
 // pipeline.ErrLockLost's, so that the engine stops at once: one line, not
@@ -166,6 +167,12 @@ func (l *Ledger) checkLocks(ctx context.Context) error {
 	}
 	return nil
 }
+
+// CheckLocks returns an error with pipeline.ErrLockLost in its chain once
+// a session holding one of this Ledger's locks has ended (checkLocks): a
+// round trip on each lock's session (pipeline.LockChecker, asked by the
+// Runner before each stage).
+func (l *Ledger) CheckLocks(ctx context.Context) error { return l.checkLocks(ctx) }
 
 // lockLost is checkLocks's error: pipeline.ErrLockLost, in words that
 // name the run and why its session ended.

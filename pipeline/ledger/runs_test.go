@@ -882,3 +882,49 @@ func TestARunThatLostItsLockDoesNotRecordItsEnd(t *testing.T) {
 		t.Fatalf("the run is %q (%v), want running: the second run's state", state, err)
 	}
 }
+
+// TestARunThatLostItsLockStopsAtTheNextStage: the session holding a run's
+// lock ends while a stage that sends nothing works (the server terminated
+// it, a failover). The run went on through the next stages' work,
+// noticing only at its first send or at its end - and a run --until a
+// stage before the sends ended 0. The runner asks the lock's session
+// before each stage it runs: the run stops before the next stage, ended 1
+// (ErrLockLost) naming it, and records no end (a second run may hold the
+// date).
+func TestARunThatLostItsLockStopsAtTheNextStage(t *testing.T) {
+	t.Parallel()
+	l, url := open(t)
+	ctx := context.Background()
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	first, err := ledger.Open(ctx, url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Close() })
+	var transformed bool
+	r := &pipeline.Runner{Store: first, Stages: map[pipeline.Stage]pipeline.StageFunc{
+		pipeline.StageExtract: func(ctx context.Context, run *pipeline.Run) (string, error) {
+			// The lock's session is terminated while the stage works.
+			if _, err := l.DB().Exec(`SELECT pg_terminate_backend(pid, 5000) FROM pg_locks WHERE locktype = 'advisory' AND granted
+				AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+				return "", err
+			}
+			return "read", nil
+		},
+		pipeline.StageTransform: func(ctx context.Context, run *pipeline.Run) (string, error) {
+			transformed = true
+			return "split", nil
+		},
+	}}
+	res, err := r.Execute(ctx, key, pipeline.RunParams{TimeZone: "UTC"}, pipeline.StageTransform)
+	if !errors.Is(err, pipeline.ErrLockLost) || !strings.Contains(err.Error(), "before stage transform") {
+		t.Fatalf("err %v, want the lost lock before stage transform", err)
+	}
+	if transformed {
+		t.Fatal("stage transform ran after the run's lock was lost")
+	}
+	var state string
+	if err := l.DB().Get(&state, `SELECT state FROM runs WHERE id = $1`, res.Run.ID); err != nil || state != string(pipeline.RunRunning) {
+		t.Fatalf("the run is %q (%v), want running: its end is not recorded once its lock was lost", state, err)
+	}
+}
