@@ -165,8 +165,8 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		}
 		if !run.Done(st) || r.Repeat[st] {
 			if err := r.checkLock(ctx); err != nil {
-				r.fail(run, st, err) // refused, the lock lost: the run's end is not its to record
-				return res, fmt.Errorf("before stage %s: %w", st, err)
+				// Refused, the lock lost: the run's end is not its to record.
+				return res, unrecorded(fmt.Errorf("before stage %s: %w", st, err), r.fail(run, st, err))
 			}
 		}
 		if p, ok := r.Passes[st]; ok && r.canPass(run, st, p, until) {
@@ -186,8 +186,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		}
 		if sends(st) && !run.Done(st) && r.Gate != nil {
 			if err := r.Gate(ctx, run); err != nil {
-				r.fail(run, st, err)
-				return res, err
+				return res, unrecorded(err, r.fail(run, st, err))
 			}
 		}
 		if run.Done(st) && !r.Repeat[st] {
@@ -200,8 +199,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			preflown = true
 			if err := r.Preflight(ctx); err != nil {
 				err = fmt.Errorf("before stage %s: %w", st, err)
-				r.fail(run, st, err)
-				return res, err
+				return res, unrecorded(err, r.fail(run, st, err))
 			}
 		}
 		if fn == nil {
@@ -235,8 +233,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			continue
 		}
 		if err != nil {
-			r.fail(run, st, err)
-			return res, fmt.Errorf("stage %s: %w", st, err)
+			return res, unrecorded(fmt.Errorf("stage %s: %w", st, err), r.fail(run, st, err))
 		}
 		if !run.Done(st) {
 			if err := r.Store.CompleteStage(ctx, run.ID, st); err != nil {
@@ -253,8 +250,8 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		all := errors.Join(append(pending, attention...)...)
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_ = r.Store.FinishRun(fctx, run.ID, RunFailed, all.Error())
-		return res, E(KindFailed, "run "+key.String(), all)
+		ferr := r.Store.FinishRun(fctx, run.ID, RunFailed, all.Error())
+		return res, E(KindFailed, "run "+key.String(), unrecorded(all, ferr))
 	}
 	if len(attention) > 0 {
 		err := E(KindNeedsPerson, "run "+key.String(), errors.Join(attention...))
@@ -267,8 +264,8 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_ = r.Store.FinishRun(fctx, run.ID, state, NeedsPersonNote+errors.Join(attention...).Error())
-		return res, err
+		ferr := r.Store.FinishRun(fctx, run.ID, state, NeedsPersonNote+errors.Join(attention...).Error())
+		return res, unrecorded(err, ferr)
 	}
 	// A run stopped before anything is sent is told what the gate will
 	// say: data rejected beyond tolerance ends it as the whole run would
@@ -282,14 +279,14 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	switch {
 	case until == StageReconcile && len(res.NotBuilt) == 0:
 		if err := r.Store.FinishRun(ctx, run.ID, RunDone, ""); err != nil {
-			return res, err
+			return res, unrecorded(fmt.Errorf("record the run's end: %w", err), err)
 		}
 		run.State = RunDone
 	case run.LastError != "":
 		// This invocation ended without error: an earlier one's error is
 		// no longer the run's last word.
 		if err := r.Store.FinishRun(ctx, run.ID, run.State, ""); err != nil {
-			return res, err
+			return res, unrecorded(fmt.Errorf("record the run's end: %w", err), err)
 		}
 	}
 	run.LastError = ""
@@ -356,8 +353,7 @@ func (r *Runner) runPass(ctx context.Context, log *slog.Logger, st Stage, p Pass
 	}
 	if err != nil {
 		failed := covered[min(len(summaries), len(covered)-1)]
-		r.fail(run, failed, err)
-		return done, fmt.Errorf("stage %s: %w", failed, err)
+		return done, unrecorded(fmt.Errorf("stage %s: %w", failed, err), r.fail(run, failed, err))
 	}
 	return done, nil
 }
@@ -378,11 +374,34 @@ func allDone(run *Run) bool {
 
 // fail records a failed stage; the run stays resumable. The context may be
 // cancelled already (SIGTERM), so the record gets a short context of its own.
-func (r *Runner) fail(run *Run, st Stage, err error) {
+// It returns the record's error (the ledger down, the lock lost).
+func (r *Runner) fail(run *Run, st Stage, err error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = r.Store.FinishRun(ctx, run.ID, RunFailed, fmt.Sprintf("stage %s: %v", st, err))
+	return r.Store.FinishRun(ctx, run.ID, RunFailed, fmt.Sprintf("stage %s: %v", st, err))
 }
+
+// ErrEndNotRecorded is in the chain of the error of a run whose end (its
+// final state and error, FinishRun) the ledger could not record: its
+// database failed, or the run's lock was lost (refused: another run of the
+// date may hold it). The ledger shows the run as it last recorded it -
+// its stages done, its state as at its start - not how it ended; what the
+// operator is told after it must not say otherwise.
+var ErrEndNotRecorded = errors.New("the run's end could not be recorded")
+
+// unrecorded returns err, with ErrEndNotRecorded in its chain when the
+// record of the run's end failed (finish not nil). Its words are err's.
+func unrecorded(err, finish error) error {
+	if finish == nil || err == nil {
+		return err
+	}
+	return endNotRecorded{err}
+}
+
+type endNotRecorded struct{ err error }
+
+func (e endNotRecorded) Error() string   { return e.err.Error() }
+func (e endNotRecorded) Unwrap() []error { return []error{e.err, ErrEndNotRecorded} }
 
 // runStage runs one stage with its progress counted and logged.
 func (r *Runner) runStage(ctx context.Context, log *slog.Logger, st Stage, fn StageFunc, run *Run) (string, error) {

@@ -378,3 +378,54 @@ func TestConcurrentPartsStoppedWithTheRunAreNoSuccess(t *testing.T) {
 		t.Fatalf("err %v, want the run's cancellation", err)
 	}
 }
+
+// unrecordingStore is a memStore whose FinishRun fails with finishErr.
+type unrecordingStore struct {
+	memStore
+	finishErr error
+}
+
+func (s *unrecordingStore) FinishRun(context.Context, int64, RunState, string) error {
+	return s.finishErr
+}
+
+// TestARunWhoseEndIsNotRecordedSaysSo: the ledger refused to record how a
+// run ended (its database down as it ended, or the run's lock lost), and
+// the run's error did not say: the operator was told "state is recorded"
+// while the ledger showed the run stopped, or done. Its error carries
+// ErrEndNotRecorded, whatever ended it, with its own words; a run whose
+// end was recorded does not.
+func TestARunWhoseEndIsNotRecordedSaysSo(t *testing.T) {
+	t.Parallel()
+	down := errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+	for _, tc := range []struct {
+		name      string
+		stage     error
+		until     Stage
+		finishErr error
+		want      string // in the error
+	}{
+		{"stage failed", errors.New("upload refused"), StageReconcile, down, "stage extract: upload refused"},
+		{"lock lost", fmt.Errorf("revenue_share K: %w", ErrLockLost), StageReconcile, ErrLockLost, "stage extract: revenue_share K"},
+		{"run done", nil, StageReconcile, down, "record the run's end: dial tcp"},
+		{"stage failed, end recorded", errors.New("upload refused"), StageReconcile, nil, "stage extract: upload refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tr := &tracer{}
+			r := tr.runner(&unrecordingStore{finishErr: tc.finishErr})
+			r.Gate = nil
+			r.Stages[StageExtract] = tr.stage("extract", tc.stage)
+			_, err := r.Execute(context.Background(), RunKey{Date: Date{Year: 2026, Month: 11, Day: 23}, Shard: Whole}, RunParams{}, tc.until)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+			if got := errors.Is(err, ErrEndNotRecorded); got != (tc.finishErr != nil) {
+				t.Fatalf("ErrEndNotRecorded in the chain: %v, want %v (%v)", got, tc.finishErr != nil, err)
+			}
+			if tc.stage != nil && !errors.Is(err, tc.stage) {
+				t.Fatalf("err %v lost the stage's error", err)
+			}
+		})
+	}
+}

@@ -27,8 +27,17 @@ func jsonLogHandler(w io.Writer) slog.Handler {
 // an interruption, or a failure a retry may get past (exit 1: the ledger's
 // database or a provider gone mid-stage), after which the on-call asks
 // whether money may have moved and whether running again is safe.
+//
+// A run whose end the ledger could not record (pipeline.ErrEndNotRecorded)
+// is not told "state is recorded": its stages done are, how it ended is
+// not, and settle status shows it stopped (or as it was). One whose lock
+// was lost may have a second run of its date working beside it now.
 func failureHint(err error) string {
 	switch {
+	case errors.Is(err, pipeline.ErrEndNotRecorded) && errors.Is(err, pipeline.ErrLockLost):
+		return hintLockLost
+	case errors.Is(err, pipeline.ErrEndNotRecorded):
+		return hintEndNotRecorded
 	case errors.Is(err, context.Canceled):
 		return "interrupted; state is recorded, run again to resume"
 	case codeOf(err) == 1:
@@ -36,6 +45,17 @@ func failureHint(err error) string {
 	}
 	return ""
 }
+
+// The hints of a run whose end is not recorded (failureHint).
+const (
+	hintLockLost = "this run's lock on its date was lost (its database session ended) and its end is not recorded: " +
+		"another run of the date may hold the lock now; settle status shows whether a process holds the date " +
+		"(this run shows as stopped, or as it was before it started); once none does, running the same command again is safe: " +
+		"a request whose answer was not recorded is asked about by its key before anything is sent again"
+	hintEndNotRecorded = "the ledger could not record how this run ended: settle status shows it stopped (or as it was before it started), " +
+		"with the stages it recorded done; once the ledger answers again, running the same command again is safe: " +
+		"a request whose answer was not recorded is asked about by its key before anything is sent again"
+)
 
 // failureSubjects is how many subjects the last log line of a failed run
 // names.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // TestJSONLogsOfAFailingRun runs a day with too many bad rows (exit 3) with
@@ -195,5 +197,70 @@ func TestBadRulesFileListsEveryProblem(t *testing.T) {
 	_, stderr, _ = invoke(map[string]string{"SETTLE_LOG_FORMAT": "text"}, args...)
 	if n := strings.Count(stderr, "field rate_bps"); n != 20 || !strings.Contains(stderr, "stopped after 20 errors") {
 		t.Fatalf("%d problems listed, want 20 and where it stopped:\n%s", n, stderr)
+	}
+}
+
+// endlessStore is a run's ledger that records its stages and not its end:
+// FinishRun fails with finishErr (the database gone as the run ended, or
+// the lock lost, which the ledger refuses the record for).
+type endlessStore struct{ finishErr error }
+
+func (endlessStore) Lock(context.Context, pipeline.RunKey) (func() error, error) {
+	return func() error { return nil }, nil
+}
+
+func (endlessStore) OpenRun(_ context.Context, key pipeline.RunKey, _ pipeline.RunParams) (*pipeline.Run, bool, error) {
+	return &pipeline.Run{ID: 7, Key: key, State: pipeline.RunRunning}, true, nil
+}
+
+func (endlessStore) CompleteStage(context.Context, int64, pipeline.Stage) error { return nil }
+
+func (s endlessStore) FinishRun(context.Context, int64, pipeline.RunState, string) error {
+	return s.finishErr
+}
+
+// TestTheLastLineOfARunWhoseEndIsNotRecorded: a run whose lock was lost,
+// or whose ledger could not record how it ended, ended with the hint
+// "state is recorded; running the same command again is safe": the
+// ledger had the run stopped (or done from before), and a second run of
+// the date may have held its lock. The last line says what is recorded
+// and what to do, in the JSON log as on a terminal; a failure whose end
+// was recorded keeps the hint it had.
+func TestTheLastLineOfARunWhoseEndIsNotRecorded(t *testing.T) {
+	t.Parallel()
+	lost := fmt.Errorf("the lock of run 2026-11-23 was lost (its database session ended: driver: bad connection): nothing more is sent; run the date again: %w",
+		pipeline.ErrLockLost)
+	down := errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+	for _, tc := range []struct {
+		name             string
+		stage, finishErr error
+		hint             string
+	}{
+		{"lock lost", fmt.Errorf("revenue_share RS-1: %w", lost), lost, hintLockLost},
+		{"end not recorded", fmt.Errorf("read the day: %w", down), down, hintEndNotRecorded},
+		{"end recorded", fmt.Errorf("read the day: %w", down), nil, failureHint(errors.New("any exit 1"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := &pipeline.Runner{Store: endlessStore{tc.finishErr}, Stages: map[pipeline.Stage]pipeline.StageFunc{
+				pipeline.StageExtract: func(context.Context, *pipeline.Run) (string, error) { return "", tc.stage },
+			}}
+			_, err := r.Execute(context.Background(), pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole},
+				pipeline.RunParams{}, pipeline.StageReconcile)
+			var text bytes.Buffer
+			if code := exitCode(err, &text); code != 1 || !strings.HasSuffix(text.String(), "settle: "+tc.hint+"\n") {
+				t.Fatalf("exit %d, %q; want 1 and the hint %q", code, text.String(), tc.hint)
+			}
+			var out bytes.Buffer
+			c := &config{json: true, log: slog.New(jsonLogHandler(&out))}
+			_ = c.logFailure(err)
+			var last map[string]any
+			if jerr := json.Unmarshal(out.Bytes(), &last); jerr != nil || last["hint"] != tc.hint || last["exit_code"] != float64(1) {
+				t.Fatalf("JSON line %s (%v); want exit 1 and the hint %q", out.String(), jerr, tc.hint)
+			}
+			if tc.finishErr != nil && strings.Contains(tc.hint, "state is recorded") {
+				t.Fatalf("the hint of a run whose end is not recorded says it is: %q", tc.hint)
+			}
+		})
 	}
 }

@@ -923,6 +923,9 @@ func TestARunThatLostItsLockStopsAtTheNextStage(t *testing.T) {
 	if transformed {
 		t.Fatal("stage transform ran after the run's lock was lost")
 	}
+	if !errors.Is(err, pipeline.ErrEndNotRecorded) {
+		t.Fatalf("err %v does not say the run's end is not recorded", err)
+	}
 	var state string
 	if err := l.DB().Get(&state, `SELECT state FROM runs WHERE id = $1`, res.Run.ID); err != nil || state != string(pipeline.RunRunning) {
 		t.Fatalf("the run is %q (%v), want running: its end is not recorded once its lock was lost", state, err)
