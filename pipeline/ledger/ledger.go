@@ -56,7 +56,8 @@ type Ledger struct {
 	dates map[pipeline.Date]bool // dates whose lock this Ledger holds (LockDate)
 	// held are the sessions holding this Ledger's run and date locks, by
 	// what they lock; lost is why one of them ended while held (sticky):
-	// MarkSent asks them before every send (checkLocks).
+	// MarkSent asks them before every send, the Runner before each stage
+	// (CheckLocks), FinishRun before the run's end (checkLocks).
 	held map[*sql.Conn]string
 	lost error
 
