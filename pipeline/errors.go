@@ -87,8 +87,8 @@ func (e notRecorded) Unwrap() []error { return []error{e.err, ErrNotRecorded} }
 
 // ErrNotRead is in the chain of the error of a request whose handling
 // needed the ledger and could not read it: a status query, or a send,
-// that must look up in the ledger what it asks about (the Infinia seller
-// id a revenue share pays). A ledger that cannot be read is the run's
+// that must look up in the ledger what it asks about (the provider's account
+// a payout pays). A ledger that cannot be read is the run's
 // problem, not the request's: the engine and the loops over many stop at
 // it and return it alone (stopsAll), rather than one line a payout, and
 // no payout is held for a person for it.
