@@ -1202,7 +1202,7 @@ func TestEngineStopsWhenASubjectsErrorCannotBeRecorded(t *testing.T) {
 }
 
 // unreadLedger is a sender that must read the ledger for every request
-// (the Infinia seller id a revenue share pays) and cannot: each send and
+// (the provider's account a payout pays) and cannot: each send and
 // each query fails with ErrNotRead.
 type unreadLedger struct{ sends, queries atomic.Int32 }
 
