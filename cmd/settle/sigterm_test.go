@@ -238,7 +238,7 @@ func TestSIGTERMWhileInfiniaHoldsAnAnswer(t *testing.T) {
 	}
 	t.Parallel()
 	e := newEnv(t)
-	e.seed(300, 0)
+	e.seed(90, 0)
 	const balance = 1_000_000_000_00
 	faults := fault.New(1, fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Held, Calls: []int{3}, Delay: 2 * time.Second})
 	sim := e.sim(faults, 30, nil, balance)
@@ -292,7 +292,7 @@ func TestSIGTERMWithTheLedgerNotAnswering(t *testing.T) {
 	}
 	t.Parallel()
 	e := newEnv(t)
-	e.seed(300, 0)
+	e.seed(90, 0)
 	const balance = 1_000_000_000_00
 	sim := e.sim(fault.New(1, fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Latency, Prob: 1, Delay: 100 * time.Millisecond}), 30, nil, balance)
 	u, err := url.Parse(e.url)
@@ -337,7 +337,7 @@ func TestSIGTERMDuringAnSFTPUploadThatStalls(t *testing.T) {
 	}
 	t.Parallel()
 	e := newEnv(t)
-	e.seed(300, 0)
+	e.seed(90, 0)
 	const balance = 1_000_000_000_00
 	sim := e.sim(nil, 30, nil, balance)
 	direct, known := sim.Config.SFTPAddr, sim.Config.KnownHostsFile
