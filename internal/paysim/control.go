@@ -39,8 +39,8 @@ type Control struct {
 // Controls are the settings the simulator takes, in the order of the
 // help.
 var Controls = []Control{
-	{"balance", "the platform's Infinia balance, `[CUR=]MINOR`: minor units in CUR, or in every currency without CUR= (repeatable; paysim starts with " +
-		strconv.FormatInt(DefaultBalance, 10) + " in every currency)", parseBalance},
+	{"balance", "the platform's Infinia balance, `[CUR=]MINOR`: minor units in CUR, or without CUR= in each currency of its state (" + currencyList() + ") (repeatable; paysim starts with " +
+		strconv.FormatInt(DefaultBalance, 10) + " in each of those, and nothing in any other: a day in another currency needs --balance CUR=MINOR)", parseBalance},
 	{"binding", "a seller's Infinia binding, `INFINIA_ID=STATUS`: ACTIVE, PENDING, REJECTED, FROZEN, or NONE for a seller Infinia does not know (BIZ-404) (repeatable; applied after --bind-sellers)", parseBinding},
 	{"available", "Infinia's available share of a seller in a currency, `INFINIA_ID:CUR=MINOR`, from now on (a later accepted trade file adds to it, a revenue share takes from it): below what settle owes the seller, its payout is held (repeatable)", parseAvailable},
 	{"refuse-order", "Infinia refuses every later trade file listing an order, `ORDER=REASON`, with REASON on the order's row of its error file (repeatable; ORDER= takes it again)", parseRefuseOrder},
@@ -55,7 +55,7 @@ var Controls = []Control{
 }
 
 // DefaultBalance is the platform's balance the paysim command starts with
-// in every currency (minor units).
+// in each of Currencies (minor units).
 const DefaultBalance int64 = 1_000_000_000_00
 
 // Settings collects settings from the command line (AddFlags) in the
@@ -360,4 +360,13 @@ func parsePayProtocolStatus(v string) (func(*Sim) error, error) {
 		}
 		return s.PayProtocol.SetPaymentStatus(no, st)
 	}, nil
+}
+
+// currencyList names Currencies, comma-separated, for the help.
+func currencyList() string {
+	names := make([]string, len(Currencies))
+	for i, c := range Currencies {
+		names[i] = string(c)
+	}
+	return strings.Join(names, ", ")
 }
