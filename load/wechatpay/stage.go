@@ -910,6 +910,16 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 			// its fee: a fee above MaxFeeBps reads as this too.
 			why = fmt.Sprintf(" (WeChat Pay holds the order's amount less its fee, taken here as at most %d bps of it: --wechat-max-fee-bps, your contract's rate)", c.MaxFeeBps)
 		}
+		if left.Currency != o.Currency {
+			// Not a refund: the minor units of two currencies do not
+			// compare (a marketplace that listed its currency in
+			// --wechat-currencies while WeChat Pay holds the
+			// transaction in CNY, say).
+			return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s: nothing sent; WeChat Pay holds it in %s, not in the order's %s: "+
+				"the platform's currency for the order is wrong, or WeChat Pay does not settle it in %s (--wechat-currencies); "+
+				"fix the platform's data or settle it by hand at WeChat Pay (sub-merchant %s) and settle resolve --order",
+				left, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency}, left.Currency, o.Currency, o.Currency, o.SubMchID)), nil
+		}
 		return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s%s: nothing sent; find out why at WeChat Pay (sub-merchant %s: a refund the platform does not show?), "+
 			"then fix the platform's data or settle it by hand at WeChat Pay and settle resolve --order", left, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency}, why, o.SubMchID)), nil
 	}
