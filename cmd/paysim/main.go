@@ -153,6 +153,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "# created %d Pay Protocol payments and %d WeChat Pay transactions for the orders of %s\n", day.PayProtocol, day.WeChat, *date)
+		if len(day.Funded) > 0 {
+			names := make([]string, len(day.Funded))
+			for i, c := range day.Funded {
+				names[i] = string(c)
+			}
+			fmt.Fprintf(stdout, "# the day's orders are in %s too: the platform's Infinia balance is %d minor units in each\n", strings.Join(names, ", "), paysim.DefaultBalance)
+		}
 		if len(day.Duplicates) > 0 {
 			fmt.Fprintf(stdout, "# %d provider transaction ids are shared by several orders (created once; settle rejects the duplicates): %s\n",
 				len(day.Duplicates), strings.Join(day.Duplicates, " "))

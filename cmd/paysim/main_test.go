@@ -251,3 +251,73 @@ func TestPaysimSituationFlagsAndCtl(t *testing.T) {
 		t.Fatalf("help:\n%s", help.String())
 	}
 }
+
+// TestPaysimFundsTheDaysOtherCurrencies: a trial of another marketplace,
+// its orders paid through Infinia in EGP, against a paysim started on its
+// day: the platform's Infinia balance in EGP is the default, as in CNY
+// (it was 0, every payout held as short, while the help said "every
+// currency"), and --balance without a currency sets it too.
+func TestPaysimFundsTheDaysOtherCurrencies(t *testing.T) {
+	url := pgtest.URL(t)
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	if _, err := seed.Generate(context.Background(), db, seed.Options{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Location: sh,
+		Orders: 40, Sellers: 3, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE orders SET currency = 'EGP' WHERE provider <> 'wechatpay'`); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want int64
+	}{{nil, paysim.DefaultBalance}, {[]string{"--balance", "7000"}, 7000}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		out := &syncWriter{}
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, append([]string{"--dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0",
+				"--platform-db", url, "--date", "2026-11-23"}, tc.args...), out)
+		}()
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(out.String(), "export SETTLE_PAYPROTOCOL_URL") {
+			select {
+			case err := <-done:
+				t.Fatalf("paysim stopped: %v\n%s", err, out.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no configuration printed:\n%s", out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		var stateURL string
+		for _, line := range strings.Split(out.String(), "\n") {
+			if _, u, ok := strings.Cut(line, "curl -s "); ok {
+				stateURL = u
+			}
+		}
+		resp, err := http.Get(stateURL)
+		if err != nil {
+			t.Fatalf("state endpoint %q: %v", stateURL, err)
+		}
+		var st paysim.State
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		cancel()
+		<-done
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Infinia.Balances["EGP"] != tc.want || st.Infinia.Balances["USD"] != tc.want {
+			t.Errorf("%v: balances %v: want %d in EGP as in USD", tc.args, st.Infinia.Balances, tc.want)
+		}
+		if !strings.Contains(out.String(), "# the day's orders are in EGP too") {
+			t.Errorf("%v: the funded currency is not named:\n%s", tc.args, out.String())
+		}
+	}
+}

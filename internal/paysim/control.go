@@ -39,8 +39,8 @@ type Control struct {
 // Controls are the settings the simulator takes, in the order of the
 // help.
 var Controls = []Control{
-	{"balance", "the platform's Infinia balance, `[CUR=]MINOR`: minor units in CUR, or without CUR= in each currency of its state (" + currencyList() + ") (repeatable; paysim starts with " +
-		strconv.FormatInt(DefaultBalance, 10) + " in each of those, and nothing in any other: a day in another currency needs --balance CUR=MINOR)", parseBalance},
+	{"balance", "the platform's Infinia balance, `[CUR=]MINOR`: minor units in CUR, or without CUR= in each currency of its state (repeatable; paysim starts with " +
+		strconv.FormatInt(DefaultBalance, 10) + " in each of " + currencyList() + " and of the other currencies of --date's orders paid through Infinia)", parseBalance},
 	{"binding", "a seller's Infinia binding, `INFINIA_ID=STATUS`: ACTIVE, PENDING, REJECTED, FROZEN, or NONE for a seller Infinia does not know (BIZ-404) (repeatable; applied after --bind-sellers)", parseBinding},
 	{"available", "Infinia's available share of a seller in a currency, `INFINIA_ID:CUR=MINOR`, from now on (a later accepted trade file adds to it, a revenue share takes from it): below what settle owes the seller, its payout is held (repeatable)", parseAvailable},
 	{"refuse-order", "Infinia refuses every later trade file listing an order, `ORDER=REASON`, with REASON on the order's row of its error file (repeatable; ORDER= takes it again)", parseRefuseOrder},
@@ -180,7 +180,7 @@ func cut(v, want string) (string, string, error) {
 }
 
 func parseBalance(v string) (func(*Sim) error, error) {
-	curs := Currencies
+	var curs []pipeline.Currency // nil: each the state shows
 	amount := v
 	if k, val, ok := strings.Cut(v, "="); ok {
 		c := pipeline.Currency(k)
@@ -194,6 +194,10 @@ func parseBalance(v string) (func(*Sim) error, error) {
 		return nil, fmt.Errorf("want [CUR=]MINOR, MINOR an integer >= 0 (minor units), not %q", v)
 	}
 	return func(s *Sim) error {
+		curs := curs
+		if curs == nil {
+			curs = s.balanceCurrencies()
+		}
 		for _, c := range curs {
 			s.Infinia.SetBalance(c, minor)
 		}

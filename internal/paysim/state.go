@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
@@ -15,8 +16,22 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// Currencies are those whose platform balance the state shows.
+// Currencies are those whose platform balance the paysim command starts
+// with (DefaultBalance in each) and the state always shows; SeedDay funds
+// the seeded day's other currencies too.
 var Currencies = []pipeline.Currency{"CNY", "EUR", "HKD", "JPY", "KWD", "USD"}
+
+// balanceCurrencies returns Currencies and every other currency a platform
+// balance was set in (SeedDay, --balance CUR=MINOR).
+func (s *Sim) balanceCurrencies() []pipeline.Currency {
+	out := slices.Clone(Currencies)
+	for _, c := range s.Infinia.BalanceCurrencies() {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // seeded remembers the transactions created at the fakes, for the state.
 type seeded struct {
@@ -112,7 +127,7 @@ type PayProtocolRefund struct {
 func (s *Sim) State() State {
 	var st State
 	st.Infinia.Balances = map[pipeline.Currency]int64{}
-	for _, c := range Currencies {
+	for _, c := range s.balanceCurrencies() {
 		st.Infinia.Balances[c] = s.Infinia.Balance(c)
 	}
 	st.Infinia.RevenueShares = []RevenueShare{}
@@ -180,6 +195,11 @@ type Day struct {
 	// orders share (a seeded bad row): created once, the job rejects the
 	// duplicated orders.
 	Duplicates []string
+	// Funded are the currencies of the day's Infinia-paid orders
+	// (infiniapay, payprotocol) outside Currencies in which no platform
+	// balance was set: SeedDay gives the platform DefaultBalance in each,
+	// so that a trial day in EGP, say, is paid as one in CNY is.
+	Funded []pipeline.Currency
 }
 
 // SeedDay creates the providers' side of the platform's orders confirmed in
@@ -194,6 +214,17 @@ func (s *Sim) SeedDay(ctx context.Context, db *sqlx.DB, query string, w pipeline
 		return d, fmt.Errorf("read the day's orders: %w", err)
 	}
 	sort.Strings(d.Duplicates)
+	var curs []string
+	if err := db.SelectContext(ctx, &curs, `SELECT DISTINCT currency FROM (`+query+`) q
+		WHERE provider IN ('infiniapay', 'payprotocol') AND currency IS NOT NULL ORDER BY currency`, w.Start, w.End); err != nil {
+		return d, fmt.Errorf("read the day's currencies: %w", err)
+	}
+	for _, cur := range curs {
+		if c := pipeline.Currency(cur); c.Valid() && !slices.Contains(s.balanceCurrencies(), c) {
+			s.Infinia.SetBalance(c, DefaultBalance)
+			d.Funded = append(d.Funded, c)
+		}
+	}
 	if d.PayProtocol, err = s.SeedPayProtocol(ctx, db, query, w); err != nil {
 		return d, fmt.Errorf("create the Pay Protocol payments: %w", err)
 	}

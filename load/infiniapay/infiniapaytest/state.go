@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/settlekit/settle/internal/fault"
@@ -102,6 +103,19 @@ func (s *Server) SetBalance(cur pipeline.Currency, minor int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.balances[cur] = minor
+}
+
+// BalanceCurrencies returns the currencies a platform balance was set in
+// (SetBalance), sorted.
+func (s *Server) BalanceCurrencies() []pipeline.Currency {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]pipeline.Currency, 0, len(s.balances))
+	for c := range s.balances {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Balance returns the platform account's available balance in cur: what was
