@@ -916,9 +916,9 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 			// --wechat-currencies while WeChat Pay holds the
 			// transaction in CNY, say).
 			return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s: nothing sent; WeChat Pay holds it in %s, not in the order's %s: "+
-				"the platform's currency for the order is wrong, or WeChat Pay does not settle it in %s (--wechat-currencies); "+
-				"fix the platform's data or settle it by hand at WeChat Pay (sub-merchant %s) and settle resolve --order",
-				left, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency}, left.Currency, o.Currency, o.Currency, o.SubMchID)), nil
+				"find out why at WeChat Pay (sub-merchant %s: the platform's currency for the order is wrong, or WeChat Pay does not settle it in %s, --wechat-currencies), "+
+				"then fix the platform's data or settle it by hand at WeChat Pay and settle resolve --order",
+				left, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency}, left.Currency, o.Currency, o.SubMchID, o.Currency)), nil
 		}
 		return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s%s: nothing sent; find out why at WeChat Pay (sub-merchant %s: a refund the platform does not show?), "+
 			"then fix the platform's data or settle it by hand at WeChat Pay and settle resolve --order", left, o.TransactionID, pipeline.Money{Minor: base, Currency: o.Currency}, why, o.SubMchID)), nil
