@@ -21,8 +21,7 @@ type ChannelItem struct {
 // Attempt is one effect the ledger recorded for an item, with the item
 // and the times the ledger recorded it.
 type Attempt struct {
-	Effect               // Kind, Key, Currency, Amount, State, ...
+	Effect               // Kind, Key, Currency, Amount, State, Planned (when the intent was recorded), ...
 	Item     ChannelItem // Account: the one of the run that sent the attempt
-	Planned  time.Time   // when the intent was recorded
 	Recorded time.Time   // when the ledger last changed it: for a final attempt, when the provider's answer was recorded
 }

@@ -44,11 +44,12 @@ func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 var ErrRefused = errors.New("refused by the provider")
 
 // SubjectOnly reports whether err concerns only the subject of the
-// request that failed - the provider does not know it, or refused it for
-// good - so the others go on and the subject is held with err as its
-// reason. A configuration error (KindUsage) concerns everyone.
+// request that failed - the provider does not know it, refused it for
+// good, or no longer remembers a key that old (ErrPastMemory) - so the
+// others go on and the subject is held with err as its reason. A
+// configuration error (KindUsage) concerns everyone.
 func SubjectOnly(err error) bool {
-	return KindOf(err) != KindUsage && (errors.Is(err, ErrNotFound) || errors.Is(err, ErrRefused))
+	return KindOf(err) != KindUsage && (errors.Is(err, ErrNotFound) || errors.Is(err, ErrRefused) || errors.Is(err, ErrPastMemory))
 }
 
 // ProviderReject is one row a provider refused, with its reason.

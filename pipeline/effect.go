@@ -41,6 +41,11 @@ type Effect struct {
 	ProviderRef string
 	LastError   string
 	Sends       int // how many times the request was sent with this key
+	// Planned is when the intent was recorded (the ledger's time; zero
+	// when not known). The request left no earlier, so a key planned
+	// longer ago than a provider's status query remembers may be one that
+	// query has forgotten (PastMemory).
+	Planned time.Time
 }
 
 // OutcomeStatus is what a provider says about a request.
@@ -304,4 +309,54 @@ func NextAttempt(prev Effect, max int, keyFor func(attempt int) string) (Effect,
 	next.ID, next.Attempt, next.Key = 0, prev.Attempt+1, keyFor(prev.Attempt+1)
 	next.State, next.ProviderRef, next.LastError, next.Sends = EffectPlanned, "", "", 0
 	return next, nil
+}
+
+// ErrPastMemory is wrapped by a sender's error when its provider's status
+// query does not know a key planned longer ago than that query is taken
+// to remember (PastMemory). Within the memory, "not found" means the
+// request never arrived: it is sent again under its key, or failed once
+// the provider has not known it for a while, and its balance goes out
+// under a new key. Past it, "not found" says nothing: a provider that
+// forgot a request it paid may take the same key as a new request, and a
+// new key pays for certain. The effect is left as it is (sent or
+// unknown), neither sent again nor failed, and its subject is held for a
+// person (SubjectOnly), who checks it with the provider's own records.
+var ErrPastMemory = errors.New("not known to the provider's status query, which does not remember that long")
+
+// PastMemory returns an error wrapping ErrPastMemory when e was planned
+// longer than memory before now, and nil otherwise (also when memory is
+// 0, no limit, or when e's planning time is not known). provider names
+// the provider and the query in the error, which gives e's key and age:
+// call it when the provider's status query does not know e.Key.
+func PastMemory(e Effect, now time.Time, memory time.Duration, provider string) error {
+	if memory <= 0 || e.Planned.IsZero() {
+		return nil
+	}
+	age := now.Sub(e.Planned)
+	if age <= memory {
+		return nil
+	}
+	return &pastMemory{fmt.Sprintf("%s %s key %s, planned %s (%s ago) and last sent %d time(s), is not known to %s, "+
+		"whose status query is taken to remember %s: it may have been paid and forgotten, so it is neither sent again "+
+		"nor failed; a person checks it in %s's own records (its statements)",
+		e.Kind, e.Subject, e.Key, e.Planned.UTC().Format(time.RFC3339), RoundDays(age), e.Sends, provider, RoundDays(memory), provider)}
+}
+
+type pastMemory struct{ msg string }
+
+func (e *pastMemory) Error() string { return e.msg + ": " + ErrPastMemory.Error() }
+func (e *pastMemory) Unwrap() error { return ErrPastMemory }
+
+// RoundDays writes d in days and hours ("45d2h"), to the hour, or as
+// time.Duration does under a day.
+func RoundDays(d time.Duration) string {
+	d = d.Round(time.Hour)
+	if d < 24*time.Hour {
+		return d.String()
+	}
+	days, hours := d/(24*time.Hour), (d%(24*time.Hour))/time.Hour
+	if hours == 0 {
+		return fmt.Sprintf("%dd", days)
+	}
+	return fmt.Sprintf("%dd%dh", days, hours)
 }

@@ -297,14 +297,18 @@ func TestDatabaseURLAndItsFileTogetherAreRefused(t *testing.T) {
 // and --wechat-max-ratio-bps 0 or less became 3000 while one above 10000
 // capped nothing (found by an operator's review); a --wechat-max-fee-bps
 // below 0 or of the whole amount means no fee. Each is configuration,
-// exit 2, naming the flag.
+// exit 2, naming the flag. So is a --infinia-query-memory not above
+// --infinia-lost-after, or a --wechat-query-memory not above 24h: a
+// refused repeat is failed once the provider has not known it that long,
+// which it must still remember then.
 func TestWaitsAndTheWeChatCapThatMeanNothingAreRefused(t *testing.T) {
 	t.Parallel()
 	rules := validRules(t)
 	refusedFlags(t, rules, "--provider-wait=0", "--provider-wait=-1m", "--provider-poll=0", "--provider-poll=-1s",
 		"--infinia-lost-after=0", "--infinia-lost-after=-1h", "--provider-first-poll=-1s", "--parallel=-3",
 		"--wechat-max-ratio-bps=0", "--wechat-max-ratio-bps=-1", "--wechat-max-ratio-bps=10001",
-		"--wechat-max-fee-bps=-1", "--wechat-max-fee-bps=10000")
+		"--wechat-max-fee-bps=-1", "--wechat-max-fee-bps=10000",
+		"--infinia-query-memory=24h", "--infinia-query-memory=1h", "--wechat-query-memory=24h", "--wechat-query-memory=0")
 	for _, args := range [][]string{
 		{"resolve", "--date", "2026-11-23", "--trade-file", "F.csv", "--note", "n", "--infinia-lost-after=0"},
 		{"sellers", "sync", "--provider-poll=0"},
@@ -314,7 +318,8 @@ func TestWaitsAndTheWeChatCapThatMeanNothingAreRefused(t *testing.T) {
 			t.Errorf("%s: exit %d, want 2 naming the flag:\n%s", strings.Join(args, " "), code, all)
 		}
 	}
-	for _, flag := range []string{"--provider-first-poll=0", "--parallel=0", "--wechat-max-ratio-bps=10000", "--provider-wait=1s", "--wechat-max-fee-bps=100"} {
+	for _, flag := range []string{"--provider-first-poll=0", "--parallel=0", "--wechat-max-ratio-bps=10000", "--provider-wait=1s", "--wechat-max-fee-bps=100",
+		"--infinia-query-memory=2160h", "--wechat-query-memory=25h"} {
 		stdout, stderr, code := invoke(nil, "run", "--date", "2026-11-23", "--rules", rules, "--dry-run", skipAll,
 			"--database-url", unreachableDB, flag)
 		if all := stdout + stderr; code == 2 {

@@ -39,6 +39,7 @@ const (
 	flagInfiniaSigned  = "infinia-require-signature"
 	flagLostAfter      = "infinia-lost-after"
 	flagInfiniaStatus  = "infinia-statuses"
+	flagInfiniaMemory  = "infinia-query-memory"
 )
 
 func infiniaFlags() []cli.Flag {
@@ -61,6 +62,8 @@ func infiniaFlags() []cli.Flag {
 			Usage: "interval between waves of status queries"},
 		&cli.DurationFlag{Name: flagLostAfter, EnvVars: []string{"SETTLE_INFINIA_LOST_AFTER"}, Value: infiniapay.DefaultLostAfter,
 			Usage: "how long after its upload a trade file Infinia says it does not know is waited on as not picked up yet; past it, the file is taken as lost and held for a person (exit 4), never uploaded again"},
+		&cli.DurationFlag{Name: flagInfiniaMemory, EnvVars: []string{"SETTLE_INFINIA_QUERY_MEMORY"}, Value: infiniapay.DefaultMemory,
+			Usage: "how long Infinia's revenue-sharing status query is taken to remember a requestNo (Infinia publishes none; above --infinia-lost-after): a revenue share planned longer ago that it does not know is neither sent again nor failed but held for a person (exit 4)"},
 		&cli.DurationFlag{Name: flagFirstPoll, EnvVars: []string{"SETTLE_PROVIDER_FIRST_POLL"},
 			Usage: "how long after a request is sent it is first asked about: the provider's typical processing time (0: --provider-poll)"},
 		&cli.Float64Flag{Name: flagProviderRate, EnvVars: []string{"SETTLE_PROVIDER_RATE"}, Value: 20,
@@ -102,7 +105,8 @@ type infiniaSetup struct {
 	poll       time.Duration
 	firstPoll  time.Duration
 	lostAfter  time.Duration
-	rate       float64 // requests per second to Infinia, this shard's part
+	memory     time.Duration // --infinia-query-memory
+	rate       float64       // requests per second to Infinia, this shard's part
 	parallel   int
 	// account names the Infinia account the run's requests go to, as the
 	// settings give it (pipeline.RunParams.Accounts).
@@ -122,6 +126,9 @@ func checkWaits(c *cli.Context) error {
 			return pipeline.Errorf(pipeline.KindUsage, "--"+f.name, "want a duration above 0 (the default: %s), got %s", f.usual, d)
 		}
 	}
+	if m, lost := c.Duration(flagInfiniaMemory), c.Duration(flagLostAfter); m <= lost {
+		return pipeline.Errorf(pipeline.KindUsage, "--"+flagInfiniaMemory, "want a duration above --%s (%s), got %s: a refused repeat is failed only once Infinia has not known it that long, which it must still remember", flagLostAfter, lost, m)
+	}
 	if d := c.Duration(flagFirstPoll); d < 0 {
 		return pipeline.Errorf(pipeline.KindUsage, "--"+flagFirstPoll, "want a duration of 0 or more (0: --%s), got %s", flagProviderPoll, d)
 	}
@@ -140,7 +147,7 @@ type infiniaParams struct {
 	Currencies                                       string // "": infiniapay.DefaultCurrencies
 	LayoutFile                                       string // "": infiniapay.DefaultLayout
 	Statuses                                         string // "": none mapped
-	Wait, Poll, FirstPoll, LostAfter                 time.Duration
+	Wait, Poll, FirstPoll, LostAfter, Memory         time.Duration
 	Rate                                             float64 // this shard's part
 	Parallel                                         int
 	RequireSignature                                 bool // refuse Infinia's unsigned answers
@@ -161,7 +168,7 @@ func (cfg *config) infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 		SFTPDir: c.String(flagSFTPDir), WorkDir: c.String(flagWorkDir), Wait: c.Duration(flagProviderWait), Poll: c.Duration(flagProviderPoll),
 		Rate: rate / float64(cfg.shardCount(c)), Parallel: c.Int(flagParallel), FirstPoll: c.Duration(flagFirstPoll),
 		Currencies: c.String(flagInfiniaCur), LayoutFile: c.String(flagInfiniaLayout), LostAfter: c.Duration(flagLostAfter),
-		Statuses: c.String(flagInfiniaStatus), RequireSignature: c.Bool(flagInfiniaSigned),
+		Memory: c.Duration(flagInfiniaMemory), Statuses: c.String(flagInfiniaStatus), RequireSignature: c.Bool(flagInfiniaSigned),
 	}
 	if p.URL == "" {
 		if c.String(flagPPURL) != "" {
@@ -228,7 +235,7 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 		client: client, ourKey: ours, theirKey: theirs,
 		sftp: load.NewSFTPSession(load.SFTPConfig{Addr: p.SFTPAddr, User: p.SFTPUser, Signer: signer,
 			KnownHostsFile: p.KnownHosts, Dir: p.SFTPDir}),
-		platformID: p.PlatformID, account: fmt.Sprintf("--%s %s, --%s %s", flagInfiniaAppID, p.AppID, flagPlatformID, p.PlatformID), workDir: p.WorkDir, wait: p.Wait, poll: p.Poll, firstPoll: p.FirstPoll, lostAfter: p.LostAfter, rate: p.Rate, parallel: p.Parallel,
+		platformID: p.PlatformID, account: fmt.Sprintf("--%s %s, --%s %s", flagInfiniaAppID, p.AppID, flagPlatformID, p.PlatformID), workDir: p.WorkDir, wait: p.Wait, poll: p.Poll, firstPoll: p.FirstPoll, lostAfter: p.LostAfter, memory: p.Memory, rate: p.Rate, parallel: p.Parallel,
 	}, nil
 }
 
@@ -247,7 +254,7 @@ func (s *infiniaSetup) provider(l *ledger.Ledger, late pipeline.LateRefundSource
 		// it too, for every call); --parallel, when set, caps the requests
 		// in flight and the SFTP uploads at once.
 		Pacer: pacer(s.rate, 0, s.parallel), Parallel: s.parallel,
-		Wait: s.wait, Poll: s.poll, FirstPoll: s.firstPoll, LostAfter: s.lostAfter, MinPayout: minPayout,
+		Wait: s.wait, Poll: s.poll, FirstPoll: s.firstPoll, LostAfter: s.lostAfter, Memory: s.memory, MinPayout: minPayout,
 		Before: pipeline.ClawBackStage(l, late, window, resplit(rules), channelSpecs()),
 	})
 }

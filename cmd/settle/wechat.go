@@ -30,6 +30,7 @@ const (
 	flagWXQPS        = "wechat-qps"
 	flagWXSubQPS     = "wechat-sub-merchant-qps"
 	flagWXBillLayout = "wechat-bill-layout"
+	flagWXMemory     = "wechat-query-memory"
 	flagWXCurrencies = "wechat-currencies"
 )
 
@@ -54,6 +55,8 @@ func weChatFlags() []cli.Flag {
 		&cli.Float64Flag{Name: flagWXSubQPS, EnvVars: []string{"SETTLE_WECHAT_SUB_MERCHANT_QPS"}, Value: 30, Usage: "requests per second per sub-merchant (with --shard I/N each shard takes 1/N; 0: no limit)"},
 		&cli.StringFlag{Name: flagWXCurrencies, EnvVars: []string{"SETTLE_WECHAT_CURRENCIES"}, Value: string(wechatpay.DistributionCurrency),
 			Usage: "the currencies WeChat Pay distributes, comma-separated ISO 4217 codes (CNY only, as published); an order in another is held for a person, nothing sent"},
+		&cli.DurationFlag{Name: flagWXMemory, EnvVars: []string{"SETTLE_WECHAT_QUERY_MEMORY"}, Value: wechatpay.DefaultMemory,
+			Usage: "how long WeChat Pay's order query is taken to remember an out_order_no (none published; above 24h): a distribution or unfreeze planned longer ago that it does not know is neither sent again nor failed but its transaction held for a person (exit 4)"},
 		&cli.StringFlag{Name: flagWXBillLayout, EnvVars: []string{"SETTLE_WECHAT_BILL_LAYOUT"},
 			Usage: "JSON file of the distribution bill's column names, business types and summary row, wechatpay.BillLayout's fields (empty: the published header and our assumptions)"},
 	}
@@ -75,6 +78,7 @@ type weChatSetup struct {
 	qps, subQPS float64       // WeChat Pay's limits, this shard's part
 	firstPoll   time.Duration // --provider-first-poll
 	billLayout  wechatpay.BillLayout
+	memory      time.Duration // --wechat-query-memory
 }
 
 func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
@@ -82,6 +86,11 @@ func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 		// 0 or less was put back to 3000 by the stage, silently; above
 		// 10000 is no cap.
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagWXRatio, "want basis points from 1 to 10000 (3000: 30%%), got %d", r)
+	}
+	if m := c.Duration(flagWXMemory); m <= wechatpay.DefaultKnownAfter {
+		// A refused repeat is failed once WeChat Pay has not known it for
+		// DefaultKnownAfter, which it must still remember by then.
+		return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagWXMemory, "want a duration above %s, got %s", wechatpay.DefaultKnownAfter, m)
 	}
 	if f := c.Int64(flagWXFee); f < 0 || f >= 10000 {
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagWXFee, "want basis points from 0 to 9999 (100: 1%%), got %d", f)
@@ -125,6 +134,7 @@ func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 	w.firstPoll = c.Duration(flagFirstPoll)
 	w.fee = c.Int64(flagWXFee)
 	w.currencies = currencies
+	w.memory = c.Duration(flagWXMemory)
 	if f := c.String(flagWXBillLayout); f != "" {
 		if w.billLayout, err = wechatpay.LoadBillLayout(f); err != nil {
 			return nil, pipeline.E(pipeline.KindUsage, "--"+flagWXBillLayout, err)
@@ -162,7 +172,7 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 func (w *weChatSetup) provider(l *ledger.Ledger, final pipeline.FinalAnswers, parallel int, wait, poll time.Duration, now func() time.Time) pipeline.Provider {
 	c := wechatpay.ProviderConfig{Client: w.client, Receiver: w.receiver, MaxRatioBps: w.ratio, MaxFeeBps: w.fee, Currencies: w.currencies,
 		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll, Store: l, Now: now,
-		Final: final, BillLayout: w.billLayout}
+		Final: final, BillLayout: w.billLayout, Memory: w.memory}
 	return wechatpay.NewProvider(c)
 }
 

@@ -55,6 +55,10 @@ type Options struct {
 	// a transaction's amount less it to distribute, as published, which
 	// settle takes within --wechat-max-fee-bps.
 	WeChatFeeBps int
+	// InfiniaMemory, simulated, is how long the Infinia fake remembers a
+	// revenue share's requestNo (infiniapaytest.Options.Memory, on the
+	// Timing's clock); 0: for ever.
+	InfiniaMemory time.Duration
 }
 
 // Config is what the job needs to reach the simulator: the values of its
@@ -172,7 +176,7 @@ func Start(o Options) (*Sim, error) {
 	}
 	s.Infinia = infiniapaytest.New(infiniapaytest.Options{Keys: keys, AppID: o.AppID, PlatformID: o.PlatformID,
 		Faults: o.Faults, Polls: o.Polls, BaseURL: url, Now: tm.Now, Latency: tm.Latency, UploadDelay: tm.UploadDelay,
-		ShareDelay: tm.RevenueShareDelay, QPS: tm.InfiniaQPS})
+		ShareDelay: tm.RevenueShareDelay, QPS: tm.InfiniaQPS, Memory: o.InfiniaMemory})
 	apiSecret := sec.payProtocolSecret
 	secretFile := filepath.Join(keysDir, "payprotocol_secret")
 	if err := os.WriteFile(secretFile, []byte(apiSecret+"\n"), 0o600); err != nil {

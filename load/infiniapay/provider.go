@@ -48,7 +48,10 @@ type ProviderConfig struct {
 	Wait, Poll time.Duration // see StageConfig
 	FirstPoll  time.Duration
 	LostAfter  time.Duration // see StageConfig
-	MinPayout  map[pipeline.Currency]int64
+	// Memory is how long Infinia's status query is taken to remember a
+	// requestNo (RevenueShareSender.Memory; 0: DefaultMemory).
+	Memory    time.Duration
+	MinPayout map[pipeline.Currency]int64
 	// Before runs first in the distribute chain (the clawbacks of late
 	// refunds, which the revenue shares net); nil: none.
 	Before pipeline.StageFunc
@@ -68,7 +71,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	api := stageAPI{c.Client}
 	answers := &ShareAnswers{}
 	cfg := StageConfig{Store: c.Store, API: api, SFTP: c.SFTP, Channels: c.Channels,
-		Payouts: classified{RevenueShareSender{Client: c.Client, SellerID: sellerIDs(c.Store), Answers: answers, KnownAfter: c.LostAfter}},
+		Payouts: classified{RevenueShareSender{Client: c.Client, SellerID: sellerIDs(c.Store), Answers: answers, KnownAfter: c.LostAfter, Memory: c.Memory}},
 		Answers: answers, Final: c.Final,
 		PlatformID: c.PlatformID, WorkDir: c.WorkDir, Rows: c.Rows, Pacer: c.Pacer, Parallel: c.Parallel,
 		Wait: c.Wait, Poll: c.Poll, FirstPoll: c.FirstPoll, LostAfter: c.LostAfter, MinPayout: c.MinPayout,
@@ -90,8 +93,9 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Preflight:  func(ctx context.Context) error { return Preflight(ctx, c.Client, c.SFTP) },
 		Upload:     UploadStage(cfg),
 		Distribute: distribute,
-		Matchers:   []pipeline.Matcher{NewMatcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final})},
-		Close:      c.SFTP.Close,
+		Matchers: []pipeline.Matcher{NewMatcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final,
+			Memory: c.Memory, Now: c.Client.cfg.Now})},
+		Close: c.SFTP.Close,
 	}
 }
 

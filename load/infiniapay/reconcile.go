@@ -1,9 +1,11 @@
 package infiniapay
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -45,6 +47,14 @@ type MatcherConfig struct {
 	// while the ledger records nothing that could move them (see
 	// availableKey); nil: everything is asked every time.
 	Final pipeline.FinalAnswers
+	// Memory is how long Infinia's status query is taken to remember a
+	// requestNo (RevenueShareSender.Memory; 0: DefaultMemory), on the
+	// clock Now (default time.Now): a revenue share the ledger recorded
+	// succeeded, planned longer ago, that Infinia no longer knows is
+	// reported unverifiable (expected), not missing at Infinia - a
+	// person reading "missing" might pay it again.
+	Memory time.Duration
+	Now    func() time.Time
 }
 
 // FinalName names the matcher's revenue-share answers in
@@ -292,7 +302,37 @@ func matchShare(ctx context.Context, c *MatcherConfig, e pipeline.Effect) (ms []
 			return nil, false, pipeline.NotRead(fmt.Errorf("the Infinia seller id of %s: %w", subjectSeller(e.Subject), err))
 		}
 	}
-	return compareShare(e, account, theirs, err)
+	ms, clean, err = compareShare(e, account, theirs, err)
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	return forgottenShare(ms, e, now(), cmp.Or(c.Memory, DefaultMemory)), clean, err
+}
+
+// forgottenShare turns the finding that Infinia does not know e, a
+// revenue share the ledger recorded succeeded and planned longer than
+// memory before now, into an expected unverifiable one: its status query
+// may simply no longer remember it. Reported missing at Infinia, it
+// needed a person (exit 4) who might pay it again; it was paid, by the
+// ledger's word (its reference), and only Infinia's statements can say
+// otherwise.
+func forgottenShare(ms []pipeline.Mismatch, e pipeline.Effect, now time.Time, memory time.Duration) []pipeline.Mismatch {
+	if e.State != pipeline.EffectSucceeded {
+		return ms
+	}
+	past := pipeline.PastMemory(e, now, memory, "Infinia")
+	if past == nil {
+		return ms
+	}
+	for i, m := range ms {
+		if m.Category == pipeline.MismatchMissingAtProvider {
+			ms[i].Category, ms[i].Expected = pipeline.MismatchUnverifiable, true
+			ms[i].Detail = fmt.Sprintf("recorded succeeded (Infinia reference %s) and no longer known to Infinia's status query, planned %s ago, past the %s it is taken to remember: not a missing payment, do not pay it again; Infinia's statements of the platform account show it",
+				e.ProviderRef, pipeline.RoundDays(now.Sub(e.Planned)), pipeline.RoundDays(memory))
+		}
+	}
+	return ms
 }
 
 // compareShare compares Infinia's answer about one revenue share (theirs,

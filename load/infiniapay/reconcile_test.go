@@ -304,3 +304,41 @@ func TestMatcherStopsWhenTheLedgerCannotBeRead(t *testing.T) {
 		t.Fatalf("%d shares read the ledger after it failed, want the matching stopped", n)
 	}
 }
+
+// TestMatcherReportsAnOldPaidShareInfiniaForgotAsUnverifiable: a re-run's
+// reconciliation of a date months old (with --reconcile-all, or one never
+// reconciled clean) asked Infinia about revenue shares it paid then; an
+// Infinia whose status query no longer remembers them answered not found,
+// reported missing at Infinia for a person (exit 4), who might pay them
+// again. A succeeded share planned longer ago than Infinia's memory is
+// reported unverifiable (expected), saying not to pay it again; a recent
+// one, or one the ledger does not say succeeded, is still missing.
+func TestMatcherReportsAnOldPaidShareInfiniaForgotAsUnverifiable(t *testing.T) {
+	l := &reconcileLedger{}
+	api := newReconcileAPI(1)
+	now := time.Date(2027, 3, 1, 3, 0, 0, 0, time.UTC)
+	old := ledgerShare(l, api, 1, pipeline.EffectSucceeded, 900, infiniapay.RevenueShareResult{})
+	recent := ledgerShare(l, api, 2, pipeline.EffectSucceeded, 800, infiniapay.RevenueShareResult{})
+	unknown := ledgerShare(l, api, 3, pipeline.EffectUnknown, 700, infiniapay.RevenueShareResult{})
+	l.effects[0].Planned, l.effects[0].ProviderRef = now.Add(-90*24*time.Hour), "IRS0000000001"
+	l.effects[1].Planned = now.Add(-10 * 24 * time.Hour)
+	l.effects[2].Planned = now.Add(-90 * 24 * time.Hour)
+	match := infiniapay.NewMatcher(infiniapay.MatcherConfig{Store: l, API: api, Now: func() time.Time { return now }})
+	ms, err := match(context.Background(), &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: shareDay}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]pipeline.Mismatch{}
+	for _, m := range ms {
+		got[m.Subject] = m
+	}
+	if m := got[old]; m.Category != pipeline.MismatchUnverifiable || !m.Expected || !strings.Contains(m.Detail, "do not pay it again") || !strings.Contains(m.Detail, "IRS0000000001") || !strings.Contains(m.Detail, "90d ago") {
+		t.Errorf("a share paid 90 days ago, forgotten: %+v; want unverifiable, expected, naming its reference and age", m)
+	}
+	if m := got[recent]; m.Category != pipeline.MismatchMissingAtProvider || m.Expected {
+		t.Errorf("a share paid 10 days ago, not known: %+v; want missing at Infinia", m)
+	}
+	if m := got[unknown]; m.Category == pipeline.MismatchUnverifiable {
+		t.Errorf("a share whose outcome the ledger does not know: %+v; not unverifiable", m)
+	}
+}

@@ -1,6 +1,7 @@
 package infiniapay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +46,23 @@ type RevenueShareSender struct {
 	// it does not know, is failed only once it has not known it for this
 	// long (see Send; the rule is pipeline.RefusedRepeat's).
 	KnownAfter time.Duration
+	// Memory is how long Infinia's status query is taken to remember a
+	// requestNo (default DefaultMemory; Infinia publishes none): a
+	// revenue share planned longer ago that the query does not know is
+	// neither sent again under its requestNo (an Infinia that forgot a
+	// share it paid may pay the same requestNo again) nor failed (its
+	// balance would go out under a new requestNo): Query answers an error
+	// wrapping pipeline.ErrPastMemory, which holds the seller's payout for
+	// a person. It must be longer than KnownAfter.
+	Memory time.Duration
 }
+
+// DefaultMemory is how long Infinia's status query is assumed to remember
+// a requestNo when nothing says otherwise (RevenueShareSender.Memory):
+// Infinia publishes no retention, so thirty days, well past a nightly
+// run's resumes and KnownAfter, and short enough for any provider that
+// keeps its records a few months.
+const DefaultMemory = 30 * 24 * time.Hour
 
 var _ pipeline.EffectSender = RevenueShareSender{}
 
@@ -181,8 +198,10 @@ func (s RevenueShareSender) failedAgain(ctx context.Context, e pipeline.Effect, 
 }
 
 // Query asks Infinia about e.Key: ErrNotFound is OutcomeNotFound, unless
-// e is a refused repeat waiting for its first send
-// (pipeline.RefusedRepeat.NotFound: pending, or failed after KnownAfter).
+// e was planned longer than Memory ago (an error wrapping
+// pipeline.ErrPastMemory: held for a person) or is a refused repeat
+// waiting for its first send (pipeline.RefusedRepeat.NotFound: pending,
+// or failed after KnownAfter).
 func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	if e.Kind != KindRevenueShare {
 		return pipeline.Outcome{}, fmt.Errorf("infiniapay: effect %s %s is not a %s", e.Kind, e.Key, KindRevenueShare)
@@ -205,6 +224,9 @@ func (s RevenueShareSender) Query(ctx context.Context, e pipeline.Effect) (pipel
 		s.Answers.put(e.Key, res)
 	}
 	if errors.Is(err, ErrNotFound) {
+		if perr := pipeline.PastMemory(e, s.Client.cfg.Now(), cmp.Or(s.Memory, DefaultMemory), "Infinia"); perr != nil {
+			return pipeline.Outcome{}, perr // forgotten, perhaps: neither sent again nor failed
+		}
 		return s.refused().NotFound(e), nil // a refused repeat is not sent a third time
 	}
 	if err != nil {

@@ -24,6 +24,9 @@ type Adapter struct {
 	// BillLayout is the distribution bill's layout; the zero BillLayout
 	// is DefaultBillLayout.
 	BillLayout BillLayout
+	// Memory is how long WeChat Pay's order query is taken to remember
+	// an out_order_no (DistributionSender.Memory; 0: DefaultMemory).
+	Memory time.Duration
 
 	mu        sync.Mutex
 	subs      map[string]*sync.Mutex // one receiver check at a time per sub-merchant
@@ -145,7 +148,7 @@ func (a *Adapter) Remaining(ctx context.Context, subMchID, transactionID string)
 }
 
 func (a *Adapter) sender(o Txn) DistributionSender {
-	return DistributionSender{Client: a.client, Distribution: func(e pipeline.Effect) (Distribution, error) {
+	return DistributionSender{Client: a.client, Memory: a.Memory, Distribution: func(e pipeline.Effect) (Distribution, error) {
 		d := Distribution{SubMchID: o.SubMchID, TransactionID: o.TransactionID, UnfreezeUnsplit: true}
 		if o.Commission > 0 {
 			d.Receivers = []Share{{Type: a.receiver.Type, Account: a.receiver.Account, Currency: o.Currency,

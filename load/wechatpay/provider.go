@@ -52,6 +52,9 @@ type ProviderConfig struct {
 	// BillLayout is the distribution bill's layout (zero:
 	// DefaultBillLayout).
 	BillLayout BillLayout
+	// Memory is how long WeChat Pay's order query is taken to remember an
+	// out_order_no (DistributionSender.Memory; 0: DefaultMemory).
+	Memory time.Duration
 }
 
 // NewProvider returns WeChat Pay as a provider of a run: its pre-flight
@@ -67,7 +70,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	api.Now, api.BillLayout = c.Now, c.BillLayout
+	api.Now, api.BillLayout, api.Memory = c.Now, c.BillLayout, c.Memory
 	stage := StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, MaxFeeBps: c.MaxFeeBps, Currencies: c.Currencies, Pacer: c.Pacer,
 		Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final, Now: c.Now}
 	return pipeline.Provider{

@@ -39,7 +39,8 @@ func (d benchDay) attempt(i int) pipeline.Attempt {
 	if i%3 == 0 {
 		e.Kind, e.Amount = wechatpay.KindUnfreeze, 0
 	}
-	return pipeline.Attempt{Effect: e, Item: it, Planned: benchAccepted, Recorded: benchAccepted.Add(time.Second)}
+	e.Planned = benchAccepted
+	return pipeline.Attempt{Effect: e, Item: it, Recorded: benchAccepted.Add(time.Second)}
 }
 
 // index returns the transaction a number names (the digits after

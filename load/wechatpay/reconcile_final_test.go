@@ -136,8 +136,8 @@ func TestWeChatMatcherKeepsNoOpenOrDisagreeingAnswer(t *testing.T) {
 func TestWeChatMatcherKeptAnswersOfOtherRuns(t *testing.T) {
 	store, api := wxClean()
 	i0 := pipeline.ChannelItem{OrderNo: "O0", SellerID: "S1", Account: "SUB1", TransactionID: "T0", Currency: "CNY", SellerShare: 450}
-	k0 := pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 50, State: pipeline.EffectSucceeded},
-		Item: i0, Planned: wxAccepted, Recorded: wxAccepted.Add(time.Second)}
+	k0 := pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 50, State: pipeline.EffectSucceeded, Planned: wxAccepted},
+		Item: i0, Recorded: wxAccepted.Add(time.Second)}
 	store.others = []pipeline.Attempt{k0}
 	api.orders["K0"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 50}}}
 	api.settlements["SUB1/2026-11-24"][0].Amount = 150
@@ -222,7 +222,7 @@ func wxMany(n int) (*wxStore, *wxAPI) {
 		key := fmt.Sprintf("K%02d", i)
 		store.items = append(store.items, it)
 		store.attempts = append(store.attempts, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: key, Currency: "CNY",
-			Amount: 100, State: pipeline.EffectSucceeded}, Item: it, Planned: wxAccepted, Recorded: wxAccepted.Add(time.Second)})
+			Amount: 100, State: pipeline.EffectSucceeded, Planned: wxAccepted}, Item: it, Recorded: wxAccepted.Add(time.Second)})
 		api.orders[key] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 100}}}
 	}
 	return store, api

@@ -135,8 +135,8 @@ func wxClean() (*wxStore, *wxAPI) {
 	i2 := pipeline.ChannelItem{OrderNo: "O2", SellerID: "S1", Account: "SUB1", TransactionID: "T2", Currency: "CNY", SellerShare: 500}
 	rec := wxAccepted.Add(time.Second)
 	store := &wxStore{items: []pipeline.ChannelItem{i1, i2}, attempts: []pipeline.Attempt{
-		{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K1", Currency: "CNY", Amount: 100, State: pipeline.EffectSucceeded}, Item: i1, Planned: wxAccepted, Recorded: rec},
-		{Effect: pipeline.Effect{Kind: KindUnfreeze, Key: "K2", Currency: "CNY", Amount: 0, State: pipeline.EffectSucceeded}, Item: i2, Planned: wxAccepted, Recorded: rec},
+		{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K1", Currency: "CNY", Amount: 100, State: pipeline.EffectSucceeded, Planned: wxAccepted}, Item: i1, Recorded: rec},
+		{Effect: pipeline.Effect{Kind: KindUnfreeze, Key: "K2", Currency: "CNY", Amount: 0, State: pipeline.EffectSucceeded, Planned: wxAccepted}, Item: i2, Recorded: rec},
 	}}
 	api := &wxAPI{
 		orders: map[string]OrderStatus{
@@ -281,21 +281,21 @@ func TestWeChatMatcherFindings(t *testing.T) {
 		}, []string{"amount settlement/SUB1/2026-11-24/USD 0/3"}},
 		{"another date's run distributed the same day", func(s *wxStore, a *wxAPI) {
 			i := pipeline.ChannelItem{OrderNo: "OLD", SellerID: "S1", Account: "SUB1", TransactionID: "T0", Currency: "CNY"}
-			s.others = append(s.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: pipeline.EffectSucceeded},
-				Item: i, Planned: wxAccepted.Add(-time.Hour), Recorded: wxAccepted.Add(time.Hour)})
+			s.others = append(s.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: pipeline.EffectSucceeded, Planned: wxAccepted.Add(-time.Hour)},
+				Item: i, Recorded: wxAccepted.Add(time.Hour)})
 			a.orders["K0"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted.Add(-time.Minute), Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 30}}}
 			a.settlements["SUB1/2026-11-24"][0].Amount = 130
 		}, nil},
 		{"another date's run distributed the day before", func(s *wxStore, a *wxAPI) {
 			i := pipeline.ChannelItem{OrderNo: "OLD", SellerID: "S1", Account: "SUB1", TransactionID: "T0", Currency: "CNY"}
-			s.others = append(s.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: pipeline.EffectSucceeded},
-				Item: i, Planned: wxAccepted.Add(-2 * time.Hour), Recorded: wxAccepted})
+			s.others = append(s.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: pipeline.EffectSucceeded, Planned: wxAccepted.Add(-2 * time.Hour)},
+				Item: i, Recorded: wxAccepted})
 			a.orders["K0"] = OrderStatus{State: StateFinished, AcceptedAt: wxDay.Time(Beijing).Add(-time.Second), Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 30}}}
 		}, nil},
 		{"another date's distribution lost at WeChat counts on the ledger's day", func(s *wxStore, a *wxAPI) {
 			i := pipeline.ChannelItem{OrderNo: "OLD", SellerID: "S1", Account: "SUB1", TransactionID: "T0", Currency: "CNY"}
-			s.others = append(s.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: pipeline.EffectSucceeded},
-				Item: i, Planned: wxAccepted, Recorded: wxAccepted})
+			s.others = append(s.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K0", Currency: "CNY", Amount: 30, State: pipeline.EffectSucceeded, Planned: wxAccepted},
+				Item: i, Recorded: wxAccepted})
 		}, []string{"amount settlement/SUB1/2026-11-24/CNY 130/100"}},
 	}
 	for _, tc := range cases {
@@ -438,7 +438,7 @@ func TestWeChatMatcherBillOrSettlementOfOneSubMerchantStopsOnlyItself(t *testing
 		i3 := pipeline.ChannelItem{OrderNo: "O3", SellerID: "S2", Account: "SUB2", TransactionID: "T3", Currency: "CNY", SellerShare: 800}
 		store.items = append(store.items, i3)
 		store.attempts = append(store.attempts, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K3", Currency: "CNY", Amount: 200,
-			State: pipeline.EffectSucceeded}, Item: i3, Planned: wxAccepted, Recorded: wxAccepted.Add(time.Second)})
+			State: pipeline.EffectSucceeded, Planned: wxAccepted}, Item: i3, Recorded: wxAccepted.Add(time.Second)})
 		api.orders["K3"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 200}}}
 		// SUB2's bill lacks K3: one finding either way.
 		api.bills["SUB2/2026-11-24"] = []BillEntry{{Time: wxAccepted, TransactionID: "T3", OutOrderNo: "K3", Type: BillUnfreeze, Currency: "CNY", Amount: 800}}
@@ -509,7 +509,8 @@ func wxPagedDay(n int) (*wxStore, *wxAPI) {
 			settled[sub] += 100
 		}
 		store.items = append(store.items, it)
-		store.attempts = append(store.attempts, pipeline.Attempt{Effect: e, Item: it, Planned: wxAccepted, Recorded: wxAccepted.Add(time.Second)})
+		e.Planned = wxAccepted
+		store.attempts = append(store.attempts, pipeline.Attempt{Effect: e, Item: it, Recorded: wxAccepted.Add(time.Second)})
 		api.orders[key] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{line}}
 		api.bills[sub+"/2026-11-24"] = append(api.bills[sub+"/2026-11-24"], bill...)
 	}
@@ -543,7 +544,7 @@ func wxPagedDay(n int) (*wxStore, *wxAPI) {
 	// Another run's distribution at SUB0 on the same day.
 	old := pipeline.ChannelItem{OrderNo: "OLD", SellerID: "S0", Account: "SUB0", TransactionID: "T900", Currency: "CNY"}
 	store.others = append(store.others, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: "K900", Currency: "CNY", Amount: 30,
-		State: pipeline.EffectSucceeded}, Item: old, Planned: wxAccepted, Recorded: wxAccepted.Add(time.Second)})
+		State: pipeline.EffectSucceeded, Planned: wxAccepted}, Item: old, Recorded: wxAccepted.Add(time.Second)})
 	api.orders["K900"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 30}}}
 	return store, api
 }

@@ -2,6 +2,7 @@ package wechatpay_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,44 @@ func TestARefusedRepeatMarkedByAnEarlierVersionWaits(t *testing.T) {
 	}
 	if n := r.fake.Calls(wechatpay.APIOrders); n != 0 {
 		t.Fatalf("%d sends, want none", n)
+	}
+}
+
+// TestARequestPastWeChatsMemoryIsHeldNotFailedNorSentAgain: WeChat Pay's
+// order query does not remember an out_order_no for ever. A refused
+// repeat asked about only weeks later (the date not resumed meanwhile)
+// was failed as "never arrived" past KnownAfter, and its transaction went
+// out again under a new out_order_no, while the first send may have been
+// applied and forgotten since; an unknown one was answered "not found"
+// and sent again under its out_order_no, which a WeChat Pay that forgot
+// it may take as new. Past Memory the query answers an error wrapping
+// pipeline.ErrPastMemory naming the key and its age (its transaction
+// held for a person); within it, as before.
+func TestARequestPastWeChatsMemoryIsHeldNotFailedNorSentAgain(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, faults(), nil, nil)
+	payable(r)
+	s := sender(r)
+	s.Memory = 30 * 24 * time.Hour
+	e := effect(wechatpay.KindDistribution, "WXD-OLD", 90_00) // above what WeChat Pay holds: refused
+	e.Planned, e.Sends = r.clock.Now(), 2
+	out, err := s.Send(ctx, e)
+	if err != nil || out.Status != pipeline.OutcomePending {
+		t.Fatalf("repeat refused: %+v, %v; want pending", out, err)
+	}
+	e.State, e.LastError = pipeline.EffectSent, out.Reason
+	r.clock.Add(31 * 24 * time.Hour)
+	out, err = s.Query(ctx, e)
+	if !errors.Is(err, pipeline.ErrPastMemory) || !pipeline.SubjectOnly(err) || !strings.Contains(err.Error(), "WXD-OLD") || !strings.Contains(err.Error(), "31d ago") {
+		t.Fatalf("the refused repeat asked 31 days later: %+v, %v; want ErrPastMemory naming the key and its age", out, err)
+	}
+	unknown := effect(wechatpay.KindUnfreeze, "WXU-OLD", 0)
+	unknown.State, unknown.Sends, unknown.Planned = pipeline.EffectUnknown, 1, r.clock.Now().Add(-31*24*time.Hour)
+	if out, err := s.Query(ctx, unknown); !errors.Is(err, pipeline.ErrPastMemory) {
+		t.Fatalf("an unknown unfreeze planned 31 days ago, not known: %+v, %v; want ErrPastMemory, not \"not found\"", out, err)
+	}
+	unknown.Planned = r.clock.Now().Add(-29 * 24 * time.Hour)
+	if out, err := s.Query(ctx, unknown); err != nil || out.Status != pipeline.OutcomeNotFound {
+		t.Fatalf("an unknown unfreeze planned 29 days ago, not known: %+v, %v; want not found", out, err)
 	}
 }

@@ -1,6 +1,7 @@
 package wechatpay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,15 @@ type DistributionSender struct {
 	// is failed only once it has not known it for this long (the rule
 	// is pipeline.RefusedRepeat's).
 	KnownAfter time.Duration
+	// Memory is how long WeChat Pay's order query is taken to remember an
+	// out_order_no (default DefaultMemory): a distribution or unfreeze
+	// planned longer ago that the query does not know is neither sent
+	// again under its out_order_no (a WeChat Pay that forgot a request it
+	// applied may take the same out_order_no as new) nor failed (it would
+	// go again under a new one): Query answers an error wrapping
+	// pipeline.ErrPastMemory, which holds its transaction for a person.
+	// It must be longer than KnownAfter.
+	Memory time.Duration
 	// UnfreezeDescription describes unfreezes; default
 	// DefaultUnfreezeDescription.
 	UnfreezeDescription string
@@ -136,6 +146,13 @@ func (s DistributionSender) refused() pipeline.RefusedRepeat {
 	return pipeline.RefusedRepeat{Provider: "WeChat Pay", Key: "out_order_no", KnownAfter: s.KnownAfter, Now: s.Client.cfg.Now}
 }
 
+// DefaultMemory is DistributionSender.Memory's default: how long WeChat
+// Pay's order query is assumed to remember an out_order_no. The Global
+// API publishes no retention for it (its bills reach back a limited
+// time); thirty days is well past a nightly run's resumes and
+// KnownAfter.
+const DefaultMemory = 30 * 24 * time.Hour
+
 // refusedAgain is the outcome of e, sent again under its out_order_no
 // after an unknown outcome, refused by WeChat Pay (refusal: its code and
 // message) while its query does not know the out_order_no: the rule of a
@@ -148,7 +165,9 @@ func (s DistributionSender) refusedAgain(e pipeline.Effect, refusal string) pipe
 }
 
 // Query asks WeChat Pay about e.Key: ErrNotFound is OutcomeNotFound,
-// unless e is a refused repeat waiting for its first send
+// unless e was planned longer than Memory ago (an error wrapping
+// pipeline.ErrPastMemory: its transaction held for a person) or is a
+// refused repeat waiting for its first send
 // (pipeline.RefusedRepeat.NotFound: pending, or failed after KnownAfter).
 func (s DistributionSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	out, _, err := s.QueryOrder(ctx, e)
@@ -164,6 +183,9 @@ func (s DistributionSender) QueryOrder(ctx context.Context, e pipeline.Effect) (
 	}
 	o, err := s.Client.QueryOrder(ctx, d.SubMchID, d.TransactionID, e.Key)
 	if errors.Is(err, ErrNotFound) {
+		if perr := pipeline.PastMemory(e, s.Client.cfg.Now(), cmp.Or(s.Memory, DefaultMemory), "WeChat Pay"); perr != nil {
+			return pipeline.Outcome{}, Order{}, perr // forgotten, perhaps: neither sent again nor failed
+		}
 		return s.refused().NotFound(e), Order{}, nil // a refused repeat is not sent a third time
 	}
 	if err != nil {

@@ -741,7 +741,7 @@ func subjectError(err error) bool {
 	if pipeline.KindOf(err) == pipeline.KindUsage || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	if errors.Is(err, ErrBadKeys) {
+	if errors.Is(err, ErrBadKeys) || errors.Is(err, pipeline.ErrPastMemory) {
 		return true
 	}
 	var refused interface{ Refused() bool }

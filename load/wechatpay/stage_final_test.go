@@ -39,7 +39,8 @@ func (s *batchStore) attempts() []pipeline.Attempt {
 	for _, e := range s.effects {
 		if e.State != pipeline.EffectPlanned {
 			t := s.times[e.ID]
-			out = append(out, pipeline.Attempt{Effect: e, Item: s.channelItem(e.Subject[len("WX/20261123/"):]), Planned: t[0], Recorded: t[1]})
+			e.Planned = t[0]
+			out = append(out, pipeline.Attempt{Effect: e, Item: s.channelItem(e.Subject[len("WX/20261123/"):]), Recorded: t[1]})
 		}
 	}
 	slices.SortFunc(out, func(a, b pipeline.Attempt) int {

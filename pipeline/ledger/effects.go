@@ -12,13 +12,13 @@ import (
 )
 
 const effectColumns = `id, run_id, kind, subject, attempt, idem_key, currency, amount_minor, state,
-	provider_ref, last_error, sends`
+	provider_ref, last_error, sends, created_at`
 
 func scanEffect(row interface{ Scan(...any) error }) (pipeline.Effect, error) {
 	var e pipeline.Effect
 	var cur, state string
 	err := row.Scan(&e.ID, &e.RunID, &e.Kind, &e.Subject, &e.Attempt, &e.Key, &cur, &e.Amount, &state,
-		&e.ProviderRef, &e.LastError, &e.Sends)
+		&e.ProviderRef, &e.LastError, &e.Sends, &e.Planned)
 	e.Currency, e.State = pipeline.Currency(cur), pipeline.EffectState(state)
 	return e, err
 }

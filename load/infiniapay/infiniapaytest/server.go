@@ -81,6 +81,12 @@ type Options struct {
 	ShareDelay  time.Duration
 	QPS         float64
 	Now         func() time.Time
+	// Memory, simulated (Infinia publishes no retention): when above 0, a
+	// revenue share received longer than Memory ago (on Now) is forgotten
+	// - its status query answers not found, and its requestNo sent again
+	// is taken as a new request and pays again, as a provider that keeps
+	// its keys for a limited time would. 0: remembered for ever.
+	Memory time.Duration
 }
 
 // Server is the fake. It is safe for concurrent use.
@@ -99,7 +105,7 @@ type Server struct {
 	available    map[account]int64
 	paid         map[account]int64
 	shares       map[string]*share
-	shareOrder   []string
+	shareOrder   []*share // every revenue share taken, in order (a forgotten requestNo taken again is another)
 	uploads      map[string]*upload
 	refused      map[string]string // order_no -> reason: rows the fake refuses
 	lose         map[string]bool   // sellerId -> its trade files are lost (LoseFilesOf)

@@ -31,7 +31,15 @@ type share struct {
 	ready    time.Time // PROCESSING until then too (Options.ShareDelay)
 	reported *int64    // ReportShareAmount: what queries say was paid
 	lost     bool      // ForgetShare: queries answer not found
+	at       time.Time // received, on Options.Now (Options.Memory)
 }
+
+// forgotten reports whether the fake no longer knows sh: lost
+// (ForgetShare), or received longer than Options.Memory ago.
+func (s *Server) forgotten(sh *share) bool { return sh.lost || s.expired(sh) }
+
+// expired reports whether sh was received longer than Options.Memory ago.
+func (s *Server) expired(sh *share) bool { return s.o.Memory > 0 && s.o.Now().Sub(sh.at) > s.o.Memory }
 
 // ReportShareAmount makes status queries of the revenue share requestNo
 // report minor as its amount (tampering, for reconciliation tests); the
@@ -156,8 +164,8 @@ func (s *Server) RevenueShares() []Share {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Share, 0, len(s.shareOrder))
-	for _, no := range s.shareOrder {
-		out = append(out, s.shares[no].Share)
+	for _, sh := range s.shareOrder {
+		out = append(out, sh.Share)
 	}
 	return out
 }
@@ -241,7 +249,8 @@ func (s *Server) availableShare(c call) answer {
 // at once (debiting the balance and the seller's available share when it
 // will succeed) and shows PROCESSING for Polls status queries. A repeated
 // requestNo with the same fields answers the current status and never pays
-// again; with other fields it is refused.
+// again; with other fields it is refused. A requestNo past Options.Memory
+// is taken as new, and pays again (simulated).
 func (s *Server) revenueShare(c call) answer {
 	if a, ok := c.require("requestNo", "sellerId", "currency", "amount"); !ok {
 		return a
@@ -258,7 +267,7 @@ func (s *Server) revenueShare(c call) answer {
 		return refuse(infiniapay.CodeOutOfRange, "out of range: amount")
 	}
 	no := c.req["requestNo"]
-	if sh, seen := s.shares[no]; seen {
+	if sh, seen := s.shares[no]; seen && !s.expired(sh) {
 		if !sameRequest(sh.req, c.req) {
 			return refuse(infiniapay.CodeInvalidParameter, "invalid parameter: requestNo already used with other parameters")
 		}
@@ -266,7 +275,7 @@ func (s *Server) revenueShare(c call) answer {
 	}
 	s.refs++
 	sh := &share{Share: Share{RequestNo: no, SellerID: c.req["sellerId"], Currency: cur, Amount: amount,
-		Reference: fmt.Sprintf("IRS%010d", s.refs)}, req: c.req, left: s.polls, ready: fault.Ready(s.o.Now, s.o.ShareDelay)}
+		Reference: fmt.Sprintf("IRS%010d", s.refs)}, req: c.req, left: s.polls, ready: fault.Ready(s.o.Now, s.o.ShareDelay), at: s.o.Now()}
 	acct := account{sh.SellerID, cur}
 	switch {
 	case s.failShares[sh.SellerID] != "":
@@ -284,7 +293,7 @@ func (s *Server) revenueShare(c call) answer {
 		s.paid[acct] += amount
 	}
 	s.shares[no] = sh
-	s.shareOrder = append(s.shareOrder, no)
+	s.shareOrder = append(s.shareOrder, sh)
 	return success(sh.view(sh.left > 0 || fault.Processing(s.o.Now, sh.ready)))
 }
 
@@ -295,7 +304,7 @@ func (s *Server) revenueShareStatus(c call) answer {
 		return a
 	}
 	sh, seen := s.shares[c.req["requestNo"]]
-	if !seen || sh.lost {
+	if !seen || s.forgotten(sh) {
 		return notFound("requestNo")
 	}
 	if c.fault.Kind == fault.Stuck {
