@@ -80,6 +80,6 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Preflight:  api.Preflight,
 		Prepare:    PrepareStage(stage),
 		Distribute: DistributeStage(stage),
-		Matchers:   []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, Now: c.Now, MaxFeeBps: c.MaxFeeBps})},
+		Matchers:   []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, Now: c.Now, MaxFeeBps: c.MaxFeeBps, Memory: c.Memory})},
 	}
 }

@@ -139,6 +139,12 @@ type MatcherConfig struct {
 	Final pipeline.FinalAnswers
 	// Now is the clock: it tells whether a day is over in Beijing.
 	Now func() time.Time
+	// Memory is how long WeChat Pay's order query is taken to remember an
+	// out_order_no (DistributionSender.Memory; 0: DefaultMemory): a
+	// request the ledger recorded succeeded, planned longer ago, that
+	// WeChat Pay no longer knows is reported unverifiable (expected), not
+	// missing at WeChat Pay.
+	Memory time.Duration
 	// Page is how many items, attempts or bill lines the matcher reads
 	// and matches at a time (default DefaultPage).
 	Page int
@@ -227,6 +233,7 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 	}
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
 		m := &matching{store: c.Store, api: c.API, pacer: c.Pacer, final: c.Final, now: c.Now, run: run, page: c.Page, fee: c.MaxFeeBps,
+			memory:    cmp.Or(c.Memory, DefaultMemory),
 			subSeller: map[string]string{}, days: map[pipeline.Date]bool{}, groups: map[subDay]*group{}, odd: map[string]oddity{}}
 		ms, err := m.match(ctx)
 		if err != nil {
@@ -238,15 +245,16 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 
 // matching is one run's matching.
 type matching struct {
-	store ReconcileStore
-	api   Reconciler
-	pacer *pipeline.Pacer
-	final pipeline.FinalAnswers // nil: none kept
-	now   func() time.Time
-	run   *pipeline.Run
-	page  int
-	fee   int64     // MatcherConfig.MaxFeeBps
-	at    time.Time // now, once: every bill of the run is judged out or not at the same moment
+	store  ReconcileStore
+	api    Reconciler
+	pacer  *pipeline.Pacer
+	final  pipeline.FinalAnswers // nil: none kept
+	now    func() time.Time
+	run    *pipeline.Run
+	page   int
+	fee    int64         // MatcherConfig.MaxFeeBps
+	memory time.Duration // MatcherConfig.Memory
+	at     time.Time     // now, once: every bill of the run is judged out or not at the same moment
 
 	subSeller map[string]string // sub-merchant -> its seller, "" when several
 	subs      []string          // the run's sub-merchants, sorted
@@ -472,7 +480,7 @@ func (m *matching) ordersPage(ctx context.Context, as []pipeline.Attempt) ([]pip
 			if a.State == pipeline.EffectSucceeded {
 				an.at = a.Recorded
 			}
-			an.rows = unknownOrder(a)
+			an.rows = unknownOrder(a, m.now(), m.memory)
 			return nil
 		}
 		an.rows, an.found = compareOrder(a, st, m.fee), true
@@ -669,16 +677,32 @@ func attemptRow(category string, a pipeline.Attempt) pipeline.Mismatch {
 	return r
 }
 
-// unknownOrder compares an attempt WeChat Pay does not know.
-func unknownOrder(a pipeline.Attempt) []pipeline.Mismatch {
+// unknownOrder compares an attempt WeChat Pay does not know, at now,
+// WeChat Pay's order query taken to remember memory: one planned longer
+// ago may be forgotten. Reported missing at WeChat Pay, a succeeded one
+// needed a person (exit 4) who might distribute it again; an open one was
+// said to be sent again, which the stage no longer does.
+func unknownOrder(a pipeline.Attempt, now time.Time, memory time.Duration) []pipeline.Mismatch {
 	var r pipeline.Mismatch
+	past := pipeline.PastMemory(a.Effect, now, memory, "WeChat Pay") != nil
 	switch a.State {
 	case pipeline.EffectSucceeded:
+		if past {
+			r = attemptRow(pipeline.MismatchUnverifiable, a)
+			r.Expected = true
+			r.Detail = fmt.Sprintf("recorded succeeded (WeChat Pay order %s) and no longer known to WeChat Pay's order query, planned %s ago, past the %s it is taken to remember: "+
+				"not a missing distribution, do not distribute it again; WeChat Pay's bills and settlements show it", a.ProviderRef, pipeline.RoundDays(now.Sub(a.Planned)), pipeline.RoundDays(memory))
+			break
+		}
 		r = attemptRow(pipeline.MismatchMissingAtProvider, a)
 		r.Detail = fmt.Sprintf("WeChat Pay does not know the %s of transaction %s", a.Kind, a.Item.TransactionID)
 	case pipeline.EffectSent, pipeline.EffectUnknown:
 		r = attemptRow(pipeline.MismatchStatus, a)
 		r.Detail = fmt.Sprintf("the %s never reached WeChat Pay: a re-run of the date sends it again", a.Kind)
+		if past {
+			r.Detail = fmt.Sprintf("the %s, planned %s ago, is no longer known to WeChat Pay's order query, past the %s it is taken to remember: it may have been applied and forgotten; held for a person, never sent again",
+				a.Kind, pipeline.RoundDays(now.Sub(a.Planned)), pipeline.RoundDays(memory))
+		}
 	default:
 		return nil // refused: nothing moved, as the ledger says
 	}

@@ -643,3 +643,41 @@ func TestAdapterUnusableAnswersConcernTheirSubMerchant(t *testing.T) {
 		t.Error("a transient or configuration error taken for one sub-merchant's")
 	}
 }
+
+// TestWeChatMatcherOldDistributionForgottenIsUnverifiable: a date
+// reconciled again months later asks WeChat Pay about distributions it
+// applied then; an order query that no longer remembers them answered
+// not found, reported missing at WeChat Pay for a person (exit 4), who
+// might distribute again. Past the memory, a succeeded one is
+// unverifiable (expected), naming its order and age; an open one is
+// no longer said to be sent again.
+func TestWeChatMatcherOldDistributionForgottenIsUnverifiable(t *testing.T) {
+	store, api := wxClean()
+	delete(api.orders, "K1")
+	store.attempts[0].ProviderRef = "3000000000000000000001"
+	ms := wxMatch(t, store, api, wxAccepted.Add(60*24*time.Hour))
+	var k1 []pipeline.Mismatch
+	for _, m := range ms {
+		if m.Subject == "K1" {
+			k1 = append(k1, m)
+		}
+	}
+	if len(k1) != 1 || k1[0].Category != pipeline.MismatchUnverifiable || !k1[0].Expected ||
+		!strings.Contains(k1[0].Detail, "do not distribute it again") || !strings.Contains(k1[0].Detail, "3000000000000000000001") || !strings.Contains(k1[0].Detail, "60d ago") {
+		t.Fatalf("a distribution applied 60 days ago, forgotten: %+v; want one unverifiable row, expected, naming its order and age", k1)
+	}
+	store.attempts[0].State = pipeline.EffectUnknown
+	found := 0
+	for _, m := range wxMatch(t, store, api, wxAccepted.Add(60*24*time.Hour)) {
+		if m.Subject != "K1" || m.TheirsState != "NOT_FOUND" {
+			continue
+		}
+		found++
+		if strings.Contains(m.Detail, "sends it again") || !strings.Contains(m.Detail, "never sent again") {
+			t.Fatalf("an unknown distribution planned 60 days ago, forgotten: %+v; want it held, never sent again", m)
+		}
+	}
+	if found != 1 {
+		t.Fatalf("%d rows about the unknown distribution WeChat Pay does not know, want 1", found)
+	}
+}
