@@ -103,7 +103,7 @@ func (s *batchStore) PlanEffect(_ context.Context, e pipeline.Effect) (pipeline.
 	if i, ok := s.latest[e.Kind+"/"+e.Subject]; ok && s.effects[i].Attempt == e.Attempt {
 		return s.effects[i], nil
 	}
-	e.ID, e.State = int64(len(s.effects)+1), pipeline.EffectPlanned
+	e.ID, e.State, e.Planned = int64(len(s.effects)+1), pipeline.EffectPlanned, s.now()
 	s.times[e.ID] = [2]time.Time{s.now(), s.now()}
 	s.latest[e.Kind+"/"+e.Subject] = len(s.effects)
 	s.effects = append(s.effects, e)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
 	"github.com/settlekit/settle/pipeline"
@@ -293,5 +294,38 @@ func TestAClosedDistributionStillReleasingIsPaidLessItsFeeOnARerun(t *testing.T)
 	}
 	if sent := r.fake.Calls(wechatpay.APIOrders); sent != 1 {
 		t.Fatalf("%d distributions sent, want 1", sent)
+	}
+}
+
+// TestARequestWeChatForgotIsHeldNotSentAgain: a distribution whose answer
+// was lost, and which WeChat Pay could not be asked about, is resumed
+// forty days later, when WeChat Pay's order query (remembering thirty,
+// simulated) no longer knows its out_order_no. It was taken as never
+// arrived and sent again under the same out_order_no, which a WeChat Pay
+// that forgot it takes as a new request. Its transaction is held for a
+// person instead, naming the out_order_no and its age, and nothing is
+// sent again.
+func TestARequestWeChatForgotIsHeldNotSentAgain(t *testing.T) {
+	o := faults(fault.Rule{Endpoint: wechatpay.APIOrders, Kind: fault.Lost, Calls: []int{1}},
+		fault.Rule{Endpoint: wechatpay.APIQueryOrder, Kind: fault.ServerError, Prob: 1})
+	o.Polls, o.Memory = -1, 30*24*time.Hour
+	r, store, _, api := reviewRig(t, o, func(b []byte) []byte { return b }, 1)
+	api.Memory = 30 * 24 * time.Hour
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, Poll: time.Millisecond, Wait: 200 * time.Millisecond})
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	if _, err := stage(context.Background(), run); err == nil {
+		t.Fatal("first run: no error, want the lost answer left unknown")
+	}
+	if n := r.fake.Calls(wechatpay.APIOrders); n != 1 {
+		t.Fatalf("first run: %d distributions sent, want 1", n)
+	}
+	r.clock.Add(40 * 24 * time.Hour)
+	o.Faults.Clear()
+	_, err := stage(context.Background(), run)
+	if pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(store.reasonOf(), "40d ago") || !strings.Contains(store.reasonOf(), "neither sent again nor failed") {
+		t.Fatalf("forty days later: err %v, reason %q; want the transaction held for a person, naming the request's age", err, store.reasonOf())
+	}
+	if n := r.fake.Calls(wechatpay.APIOrders) + r.fake.Calls(wechatpay.APIUnfreeze); n != 1 {
+		t.Fatalf("forty days later: %d requests sent in all, want the first alone", n)
 	}
 }

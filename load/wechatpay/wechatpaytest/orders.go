@@ -187,7 +187,7 @@ func (s *Server) checkOrder(subMchID, transactionID, outOrderNo string) (reply, 
 func (s *Server) replay(subMchID, outOrderNo, req string) (*order, reply, bool) {
 	o := s.orders[subMchID][outOrderNo]
 	switch {
-	case o == nil:
+	case o == nil, s.forgotten(o):
 		return nil, reply{}, false
 	case o.req != req:
 		return nil, refuse(http.StatusBadRequest, wechatpay.CodeInvalidRequest, "out_order_no already used with other parameters"), true
@@ -222,6 +222,9 @@ func (s *Server) newOrder(t *txn, transactionID, outOrderNo, req string) *order 
 	return o
 }
 
+// forgotten reports whether o was accepted longer than Options.Memory ago.
+func (s *Server) forgotten(o *order) bool { return s.o.Memory > 0 && s.o.Now().Sub(o.at) > s.o.Memory }
+
 // processing reports whether o still shows PROCESSING: polls left, or its
 // OrderDelay not yet passed.
 func (s *Server) processing(o *order) bool {
@@ -237,7 +240,7 @@ func (s *Server) queryOrder(c call) reply {
 		return a
 	}
 	o := s.orders[sub][no]
-	if o == nil || o.txnID != txnID {
+	if o == nil || o.txnID != txnID || s.forgotten(o) {
 		return notFound("out_order_no")
 	}
 	if c.fault.Kind == fault.Stuck {

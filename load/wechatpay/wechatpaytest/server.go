@@ -115,6 +115,12 @@ type Options struct {
 	// Now is the fake's clock: answer timestamps, the request skew check,
 	// readiness, order and bill times. Default time.Now.
 	Now func() time.Time
+	// Memory, simulated (WeChat Pay publishes no retention for its order
+	// query): when above 0, a distribution or unfreeze accepted longer
+	// than Memory ago (on Now) is forgotten - its query answers not
+	// found, and its out_order_no sent again is taken as a new request
+	// (whatever the transaction still holds). 0: remembered for ever.
+	Memory time.Duration
 	// BaseURL is the fake's public URL, for bill download links. Empty:
 	// derived from each request's Host and path.
 	BaseURL string
