@@ -473,3 +473,51 @@ func TestSenderSaysWhatWasNotTaken(t *testing.T) {
 		t.Fatalf("taken: %+v, %v", out, err)
 	}
 }
+
+// TestSenderRefusedResendPastInfiniasMemoryIsHeld: a revenue share sent
+// again after an unknown outcome and refused, whose requestNo Infinia
+// does not know, waits KnownAfter and is then failed: its balance goes
+// out under a new requestNo. Asked only weeks later (the date not resumed
+// meanwhile), "not known" no longer says the first send never arrived:
+// Infinia may have paid it and forgotten it. Past Memory, Query answers
+// an error wrapping pipeline.ErrPastMemory, naming the requestNo and its
+// age, and nothing is failed or sent.
+func TestSenderRefusedResendPastInfiniasMemoryIsHeld(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	answer := func(w http.ResponseWriter, code, msg string) {
+		sig, _ := infiniapay.Sign(keys(t).InfiniaPrivate, "")
+		json.NewEncoder(w).Encode(infiniapay.ResponseEnvelope{Code: code, Message: msg, Signature: sig})
+	}
+	var requests int
+	forgetting := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			switch {
+			case strings.HasSuffix(req.URL.Path, "revenue-sharing/request"):
+				requests++
+				answer(w, infiniapay.CodeInvalidParameter, "duplicate requestNo")
+			case strings.HasSuffix(req.URL.Path, "revenue-sharing/query"):
+				answer(w, infiniapay.CodeNotFound, "no such request")
+			default:
+				next.ServeHTTP(w, req)
+			}
+		})
+	}
+	r := newRig(t, infiniapaytest.Options{}, forgetting, func(c *infiniapay.Config) { c.Now = func() time.Time { return now } })
+	s := infiniapay.RevenueShareSender{Client: r.client, KnownAfter: 24 * time.Hour, Memory: 30 * 24 * time.Hour}
+	e := effect("RS-OLD", 100)
+	e.Sends, e.State, e.LastError, e.Planned = 2, pipeline.EffectUnknown, "connection reset by peer", now.Add(-time.Hour)
+	out, err := s.Send(ctx, e)
+	if err != nil || out.Status != pipeline.OutcomePending {
+		t.Fatalf("sent again and refused: %+v, %v; want pending", out, err)
+	}
+	e.State, e.LastError = pipeline.EffectSent, out.Reason
+	now = now.Add(45 * 24 * time.Hour)
+	out, err = s.Query(ctx, e)
+	if !errors.Is(err, pipeline.ErrPastMemory) || !pipeline.SubjectOnly(err) || !strings.Contains(err.Error(), "RS-OLD") || !strings.Contains(err.Error(), "45d1h ago") {
+		t.Fatalf("asked 45 days later: %+v, %v; want ErrPastMemory naming the requestNo and its age (not failed)", out, err)
+	}
+	if requests != 1 {
+		t.Fatalf("%d requests sent, want 1", requests)
+	}
+}
