@@ -74,6 +74,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	wxQPS := fs.Int("wechat-qps", 300, "WeChat Pay's rate limit per service provider in requests/s, 429 FREQUENCY_LIMITED beyond it; negative: unlimited")
 	wxSubQPS := fs.Int("wechat-sub-merchant-qps", 30, "WeChat Pay's rate limit per sub-merchant in requests/s; negative: unlimited")
 	wxFee := fs.Int("wechat-fee-bps", 0, "WeChat Pay's fee in basis points of a transaction, 0 to 9999: it holds the amount less the fee to distribute, as published (settle takes it within --wechat-max-fee-bps)")
+	infMemory := fs.Duration("infinia-memory", 0, "simulated: Infinia forgets a revenue share's requestNo this long after it took it (its status query answers not found; sent again, it pays again); 0: never")
+	wxMemory := fs.Duration("wechat-memory", 0, "simulated: WeChat Pay forgets a distribution's or unfreeze's out_order_no this long after it took it (its order query answers not found; sent again, it is a new request); 0: never")
 	var settings paysim.Settings
 	settings.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -117,6 +119,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if timed && !set["polls"] {
 		*polls = -1 // the delays decide when a status is final
 	}
+	if *infMemory < 0 || *wxMemory < 0 {
+		return errors.New("--infinia-memory and --wechat-memory: want a duration >= 0 (0: never forgets)")
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
@@ -136,7 +141,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	sim, err := paysim.Start(paysim.Options{Dir: *dir, Faults: fault.New(*seedN, rules...), Polls: *polls,
-		HTTPAddr: *httpAddr, SFTPAddr: *sftpAddr, Timing: timing, WeChatFeeBps: *wxFee})
+		HTTPAddr: *httpAddr, SFTPAddr: *sftpAddr, Timing: timing, WeChatFeeBps: *wxFee,
+		InfiniaMemory: *infMemory, WeChatMemory: *wxMemory})
 	if err != nil {
 		return err
 	}

@@ -162,6 +162,15 @@ func TestPaysimFlags(t *testing.T) {
 	if !strings.Contains(help.String(), "  --platform-db string") || strings.Contains(help.String(), "\n  -platform-db") {
 		t.Fatalf("help shows single dashes:\n%s", help.String())
 	}
+	for _, flag := range []string{"--infinia-memory", "--wechat-memory"} {
+		if !strings.Contains(help.String(), "  "+flag+" duration") {
+			t.Errorf("help does not show %s", flag)
+		}
+		err := run(context.Background(), []string{flag, "-1s", "--dir", t.TempDir()}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%s -1s: %v, want it refused", flag, err)
+		}
+	}
 	for _, args := range [][]string{{"--date", "2026-11-23"}, {"--platform-db", "postgres://x"}} {
 		err := run(context.Background(), append(args, "--dir", t.TempDir()), &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), "go together") {

@@ -55,10 +55,12 @@ type Options struct {
 	// a transaction's amount less it to distribute, as published, which
 	// settle takes within --wechat-max-fee-bps.
 	WeChatFeeBps int
-	// InfiniaMemory, simulated, is how long the Infinia fake remembers a
-	// revenue share's requestNo (infiniapaytest.Options.Memory, on the
-	// Timing's clock); 0: for ever.
-	InfiniaMemory time.Duration
+	// InfiniaMemory and WeChatMemory, simulated, are how long the Infinia
+	// fake remembers a revenue share's requestNo, and the WeChat fake a
+	// distribution's or unfreeze's out_order_no
+	// (infiniapaytest.Options.Memory, wechatpaytest.Options.Memory, on
+	// the Timing's clock); 0: for ever.
+	InfiniaMemory, WeChatMemory time.Duration
 }
 
 // Config is what the job needs to reach the simulator: the values of its
@@ -197,7 +199,8 @@ func Start(o Options) (*Sim, error) {
 	}
 	s.WeChat = wechatpaytest.New(wechatpaytest.Options{Keys: wxKeys, MchID: "1900000100", Faults: o.Faults, Polls: o.Polls,
 		ReviewPolls: review, BaseURL: httpBase(ln), Latency: tm.Latency, OrderDelay: tm.DistributionDelay,
-		ProviderQPS: tm.WeChatQPS, SubMerchantQPS: tm.WeChatSubMerchantQPS, Now: tm.Now, FeeBps: o.WeChatFeeBps})
+		ProviderQPS: tm.WeChatQPS, SubMerchantQPS: tm.WeChatSubMerchantQPS, Now: tm.Now, FeeBps: o.WeChatFeeBps,
+		Memory: o.WeChatMemory})
 	mux := http.NewServeMux()
 	mux.Handle("GET /paysim/state", http.HandlerFunc(s.serveState))
 	mux.Handle("GET /paysim/requests", http.HandlerFunc(s.serveRequests))
