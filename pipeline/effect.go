@@ -133,6 +133,11 @@ const (
 	CauseRefused   EffectCause = "refused"    // the provider did not take the send (Outcome.NotTaken, ErrNotTaken): no money moved
 	CauseQuery     EffectCause = "query"      // a status query with the same key
 	CauseGivenUp   EffectCause = "given up"   // a person gave it up: its provider lost it, and it went again under a new key
+	// CauseResolved: a person recorded the outcome the provider's own
+	// records (its statements) show, its key past the memory of the
+	// provider's status query (ErrPastMemory): succeeded, or failed and
+	// paid again under a new key.
+	CauseResolved EffectCause = "resolved by a person"
 )
 
 // EffectEvent is one change in an effect's history, as the ledger recorded

@@ -33,6 +33,12 @@ import (
 //     older settle rejected for its failed payment) that Pay Protocol
 //     answers paid since (reopenRejected): held again, for the date's
 //     next run to verify and settle once;
+//   - --subject with --paid or --not-paid: an Infinia revenue share held
+//     for a person because Infinia's status query no longer knows it,
+//     planned longer ago than it remembers (pipeline.ErrPastMemory),
+//     which Infinia's statement shows paid, or never paid
+//     (resolvePastMemory): succeeded, or failed and paid again under a
+//     new requestNo by the next run;
 //   - --trade-file: a trade file Infinia refused, whose held orders (and
 //     with --refused-rows the rows Infinia refused) a person sends again
 //     once the cause is fixed, or one Infinia lost (infiniapay's
@@ -47,11 +53,13 @@ func resolveCommand(cfg *config) *cli.Command {
 		&cli.BoolFlag{Name: "reject", Usage: "with --order: a Pay Protocol order settle holds because its payment failed, which will never be paid (the buyer will not pay it late): rejected for good, its seller not paid for it (needs the --payprotocol-* flags: settle asks Pay Protocol that the payment is still failed)"},
 		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file); or one Infinia lost (it does not know it --infinia-lost-after after its upload; needs the --infinia-* flags: settle asks Infinia)"},
 		&cli.BoolFlag{Name: "all-refused", Usage: "every trade file of the date Infinia refused and no person sent again (after a layout mistake, say: once Infinia confirms it took none of them), each as --trade-file would, with the one --note; with --refused-rows, the refused rows of those sent again without them too"},
+		&cli.BoolFlag{Name: "paid", Usage: "with --subject: an Infinia revenue share held because Infinia's status query no longer knows it (planned longer ago than --infinia-query-memory) that Infinia's statement shows paid: succeeded, the seller paid by it once, never sent again (needs the --infinia-* flags: settle asks Infinia that it still does not know it)"},
+		&cli.BoolFlag{Name: "not-paid", Usage: "with --subject: such a revenue share that Infinia's statement shows never paid: failed, so that the date's next run pays the seller's balance under a new requestNo (its own is never sent again; needs the --infinia-* flags)"},
 		&cli.BoolFlag{Name: "refused-rows", Usage: "with --trade-file or --all-refused: send again the rows Infinia refused too (their cause fixed), not only the held rest"},
 		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"})
 	return &cli.Command{
 		Name:  "resolve",
-		Usage: "record that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle, that a Pay Protocol order held for its failed payment will never be paid (--order --reject) or, rejected so, was paid after all (--order --reopen), or that a trade file Infinia refused (--trade-file) can go out again (--note how)",
+		Usage: "record that a revenue share held past Infinia's memory was paid (--subject --paid) or never was (--subject --not-paid), that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle, that a Pay Protocol order held for its failed payment will never be paid (--order --reject) or, rejected so, was paid after all (--order --reopen), or that a trade file Infinia refused (--trade-file) can go out again (--note how)",
 		Flags: append(append(flags, weChatFlags()...), infiniaFlags()...),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
@@ -76,6 +84,11 @@ func resolveCommand(cfg *config) *cli.Command {
 			}
 			if c.Bool("reject") && c.String("order") == "" {
 				return pipeline.Errorf(pipeline.KindUsage, "--reject", "only with --order (a Pay Protocol order held for its failed payment, as orders.csv gives it)")
+			}
+			if c.Bool("paid") || c.Bool("not-paid") {
+				if c.String("subject") == "" || c.Bool("paid") == c.Bool("not-paid") {
+					return pipeline.Errorf(pipeline.KindUsage, "--paid", "give one of --paid and --not-paid, with --subject (a revenue share held past Infinia's memory, as the held line and payouts.csv give it)")
+				}
 			}
 			if c.Bool("refused-rows") && !files {
 				return pipeline.Errorf(pipeline.KindUsage, "--refused-rows", "only with --trade-file or --all-refused")
@@ -102,6 +115,8 @@ func resolveCommand(cfg *config) *cli.Command {
 				return sendTradeFileAgain(c, cfg, l, d)
 			case c.Bool("all-refused"):
 				return sendRefusedFilesAgain(c, cfg, l, d)
+			case c.Bool("paid") || c.Bool("not-paid"):
+				return resolvePastMemory(c, cfg, l, d)
 			}
 			// A WeChat Pay subject names its order ("" for any other: refused).
 			orderNo, _ := wechatpay.OrderOfSubject(c.String("subject"))
@@ -457,4 +472,101 @@ func sendAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date, a
 		s.File.Name, s.File.RequestNo, how, s.Orders, s.File.SellerID, s.File.Currency)
 	fmt.Fprintf(cfg.stdout, "the next run of %s uploads them in a further trade file; the seller's revenue share pays them (the date's, or the seller's next one if the date's went out already)\n", d)
 	return s, nil
+}
+
+// resolvePastMemory records what a person found in Infinia's statements
+// about a revenue share held past the memory of Infinia's status query
+// (infiniapay.RevenueShareSender.Query, pipeline.ErrPastMemory): under the
+// date's lock, so that no run of it works meanwhile, and only once
+// Infinia's status query still does not know its requestNo, planned
+// longer ago than --infinia-query-memory (asked as a run asks). --paid:
+// the share succeeds, and the next run applies it as a paid share (the
+// seller's items and carried balance it netted marked paid), sending
+// nothing; --not-paid: it fails, and the next run pays the seller's
+// balance under the next attempt's requestNo. Nothing is sent here. A
+// share resolved the same way before is said and left as it is.
+func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
+	ctx, subject, paid := c.Context, c.String("subject"), c.Bool("paid")
+	if strings.TrimSpace(c.String("note")) == "" {
+		return pipeline.Errorf(pipeline.KindUsage, "--note", "say what Infinia's statement shows: who checked it, the statement, the reference")
+	}
+	inf, err := cfg.infiniaFromFlags(c)
+	if err != nil {
+		return err
+	}
+	release, err := l.LockDate(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer release()
+	e, ok, err := l.LatestEffect(ctx, infiniapay.KindRevenueShare, subject)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no revenue share of %s has this subject (the held line and payouts.csv give it; only an Infinia revenue share is resolved with --paid or --not-paid)", subject, d)
+	}
+	proof := ""
+	if e.State == pipeline.EffectSent || e.State == pipeline.EffectUnknown {
+		// Checked before anything is recorded (a final or planned one is
+		// refused, or said as resolved before, by ResolvePastMemory).
+		if inf == nil {
+			return pipeline.Errorf(pipeline.KindUsage, "--"+flagInfiniaURL, "required with --paid and --not-paid: settle asks Infinia that it still does not know requestNo %s", e.Key)
+		}
+		out, err := infiniapay.NewRevenueShareSender(inf.client, l, nil, inf.lostAfter, inf.memory).Query(ctx, e)
+		switch {
+		case errors.Is(err, pipeline.ErrPastMemory):
+			proof = fmt.Sprintf("Infinia's status query did not know requestNo %s at %s, planned %s before, past the %s it is taken to remember",
+				e.Key, cfg.clock().UTC().Format(time.RFC3339), pipeline.RoundDays(cfg.clock().Sub(e.Planned)), pipeline.RoundDays(inf.memory))
+		case err != nil && pipeline.SubjectOnly(err):
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: Infinia refuses to answer about requestNo %s (%v): settle cannot check that it still does not know it; nothing recorded", subject, e.Key, err)
+		case err != nil:
+			return fmt.Errorf("revenue share %s: Infinia's status of requestNo %s: %w (nothing recorded)", subject, e.Key, err)
+		case out.Status == pipeline.OutcomeNotFound:
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: Infinia does not know requestNo %s, planned %s ago, within the %s its status query remembers: it never arrived, and the date's next run sends it again (or fails it); nothing recorded",
+				subject, e.Key, pipeline.RoundDays(cfg.clock().Sub(e.Planned)), pipeline.RoundDays(inf.memory))
+		default:
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: Infinia knows requestNo %s (%s): the date's next run records its answer; nothing recorded",
+				subject, e.Key, cmp.Or(out.Reason, outcomeWord(out.Status)))
+		}
+	}
+	e, r, before, err := l.ResolvePastMemory(ctx, d, subject, paid, proof, c.String("note"))
+	if err != nil {
+		return err
+	}
+	when := "is resolved"
+	if before {
+		when = "was resolved before"
+	}
+	money := pipeline.Money{Minor: e.Amount, Currency: e.Currency}
+	fmt.Fprintf(cfg.stdout, "revenue share %s (requestNo %s, %s) %s at %s: %s\n", e.Subject, e.Key, money, when, r.ResolvedAt.UTC().Format(time.RFC3339), r.Note)
+	if paid {
+		fmt.Fprintf(cfg.stdout, "it is paid (succeeded): the next run of %s sends nothing for it, and marks what it paid (the seller's items and carried balance) paid by it\n", d)
+		return nil
+	}
+	seller, err := infiniapay.SubjectSeller(e.Subject, e.Currency)
+	if err != nil {
+		return err
+	}
+	if e.Attempt >= infiniapay.DefaultMaxAttempts {
+		fmt.Fprintf(cfg.stdout, "it is failed: requestNo %s is never sent again; it was the last of %d attempts, so the next run of %s holds the seller's balance for a person (exit 4)\n",
+			e.Key, e.Attempt, d)
+		return nil
+	}
+	fmt.Fprintf(cfg.stdout, "it is failed: requestNo %s is never sent again; the next run of %s pays the seller's balance under a new requestNo (%s, attempt %d of %d)\n",
+		e.Key, d, infiniapay.RevenueShareRequestNo(d, seller, e.Currency, e.Attempt+1), e.Attempt+1, infiniapay.DefaultMaxAttempts)
+	return nil
+}
+
+// outcomeWord names an outcome's status for a person.
+func outcomeWord(s pipeline.OutcomeStatus) string {
+	switch s {
+	case pipeline.OutcomeSucceeded:
+		return "succeeded"
+	case pipeline.OutcomeFailed:
+		return "failed"
+	case pipeline.OutcomeNotFound:
+		return "not found"
+	}
+	return "pending"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -114,9 +115,7 @@ func (a stageAPI) AvailableShare(ctx context.Context, requestNo, infiniaID strin
 // as the candidates it was planned from have it): one look-up by index
 // for each request, rather than every seller of the run held for the life
 // of the process.
-func sellerIDs(store interface {
-	AccountOf(ctx context.Context, runID int64, provider, sellerID string) (string, error)
-}) func(context.Context, pipeline.Effect) (string, error) {
+func sellerIDs(store AccountStore) func(context.Context, pipeline.Effect) (string, error) {
 	return func(ctx context.Context, e pipeline.Effect) (string, error) {
 		id, err := SubjectSeller(e.Subject, e.Currency)
 		if err != nil {
@@ -132,4 +131,19 @@ func sellerIDs(store interface {
 		}
 		return account, nil
 	}
+}
+
+// AccountStore reads the provider account a run recorded for a seller
+// (the ledger's AccountOf).
+type AccountStore interface {
+	AccountOf(ctx context.Context, runID int64, provider, sellerID string) (string, error)
+}
+
+// NewRevenueShareSender is the revenue share sender of a run: the seller's
+// Infinia id read from store, answers kept in answers (nil: none),
+// knownAfter and memory as RevenueShareSender's KnownAfter and Memory.
+// settle resolve asks Infinia with it, as the run does, that a share is
+// held past the status query's memory.
+func NewRevenueShareSender(c *Client, store AccountStore, answers *ShareAnswers, knownAfter, memory time.Duration) RevenueShareSender {
+	return RevenueShareSender{Client: c, SellerID: sellerIDs(store), Answers: answers, KnownAfter: knownAfter, Memory: memory}
 }

@@ -71,7 +71,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	api := stageAPI{c.Client}
 	answers := &ShareAnswers{}
 	cfg := StageConfig{Store: c.Store, API: api, SFTP: c.SFTP, Channels: c.Channels,
-		Payouts: classified{RevenueShareSender{Client: c.Client, SellerID: sellerIDs(c.Store), Answers: answers, KnownAfter: c.LostAfter, Memory: c.Memory}},
+		Payouts: classified{NewRevenueShareSender(c.Client, c.Store, answers, c.LostAfter, c.Memory)},
 		Answers: answers, Final: c.Final,
 		PlatformID: c.PlatformID, WorkDir: c.WorkDir, Rows: c.Rows, Pacer: c.Pacer, Parallel: c.Parallel,
 		Wait: c.Wait, Poll: c.Poll, FirstPoll: c.FirstPoll, LostAfter: c.LostAfter, MinPayout: c.MinPayout,

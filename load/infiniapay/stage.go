@@ -123,6 +123,11 @@ const DefaultUploads = 32
 // still does not know a day after its upload is lost, not late.
 const DefaultLostAfter = 24 * time.Hour
 
+// DefaultMaxAttempts is how many attempts a revenue share of a seller,
+// currency and date gets (StageConfig.MaxAttempts' default): after that
+// many failed, it is held for a person.
+const DefaultMaxAttempts = 3
+
 // StageConfig configures the Infinia stages.
 type StageConfig struct {
 	Store   Store
@@ -166,7 +171,7 @@ type StageConfig struct {
 	// asked about (Infinia's typical processing time; default Poll); Poll
 	// is the interval between later waves of queries (default 1s).
 	FirstPoll, Poll time.Duration
-	MaxAttempts     int // revenue-share attempts per payout (default 3)
+	MaxAttempts     int // revenue-share attempts per payout (default DefaultMaxAttempts)
 	// LostAfter is how long after its upload a trade file Infinia says it
 	// does not know (not found) is taken as landed and not yet picked up
 	// (default 24h); past it, as lost by Infinia: held for a person with
@@ -194,7 +199,7 @@ func (c *StageConfig) defaults() {
 		c.Poll = time.Second
 	}
 	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 3
+		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.LostAfter <= 0 {
 		c.LostAfter = DefaultLostAfter

@@ -487,13 +487,19 @@ const KindSettledOutside = "settled_outside"
 
 // Resolutions returns what a person resolved of date d's runs: failed
 // payouts, items settled outside settle (KindSettledOutside) or rejected
-// while held (KindRejectedHeld) or reopened since (KindReopened), and refused
-// trade files sent again (KindSentAgain), by subject.
+// while held (KindRejectedHeld) or reopened since (KindReopened), refused
+// trade files sent again (KindSentAgain), and requests held past their
+// provider's memory a person found paid or not (KindPastMemoryPaid,
+// KindPastMemoryNotPaid), by subject.
 func (r Reader) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution, error) {
 	rows, err := r.q.QueryContext(ctx, `SELECT * FROM (
 		SELECT DISTINCT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
 		FROM resolutions s JOIN effects e ON e.kind = s.kind AND e.subject = s.subject AND e.idem_key = s.idem_key
 		JOIN runs r ON r.id = e.run_id WHERE r.business_date = $1
+		UNION ALL
+		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
+		FROM resolutions s JOIN effects e ON e.subject = s.subject AND e.idem_key = s.idem_key
+		JOIN runs r ON r.id = e.run_id WHERE r.business_date = $1 AND s.kind IN ('`+KindPastMemoryPaid+`', '`+KindPastMemoryNotPaid+`')
 		UNION ALL
 		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
 		FROM resolutions s JOIN items i ON i.order_no = s.idem_key AND i.business_date = $1
