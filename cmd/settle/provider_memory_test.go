@@ -143,6 +143,9 @@ func TestAShareHeldPastInfiniasMemoryResolvedPaidIsPaidOnce(t *testing.T) {
 	if state != "succeeded" || cause != "resolved by a person" || !strings.Contains(detail, "statement 2026-12 line 14") {
 		t.Fatalf("%s is %s, its last event %q %q: want succeeded, resolved by a person with the note", key, state, cause, detail)
 	}
+	if out := e.mustSettle("status", "--date", testDate); !strings.Contains(out, "resolved by a person: past_memory_paid "+subject+" ("+key+")") {
+		t.Fatalf("settle status: want the resolution listed:\n%s", out)
+	}
 	// A second call changes nothing; the other way is refused.
 	if out := e.mustSettle(resolveArgs(sim, subject, "--paid", "--note", "again")...); !strings.Contains(out, "was resolved before") {
 		t.Fatalf("resolve --paid again: want it said resolved before:\n%s", out)
