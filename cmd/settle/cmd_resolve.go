@@ -503,7 +503,10 @@ func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 	if err != nil {
 		return err
 	}
-	if !ok {
+	seller, serr := infiniapay.SubjectSeller(e.Subject, e.Currency)
+	if !ok || serr != nil || infiniapay.RevenueShareSubject(d, seller, e.Currency) != subject {
+		// One of another date is refused before Infinia is asked: the
+		// lock held is this date's.
 		return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no revenue share of %s has this subject (the held line and payouts.csv give it; only an Infinia revenue share is resolved with --paid or --not-paid)", subject, d)
 	}
 	proof := ""
@@ -543,10 +546,6 @@ func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 	if paid {
 		fmt.Fprintf(cfg.stdout, "it is paid (succeeded): the next run of %s sends nothing for it, and marks what it paid (the seller's items and carried balance) paid by it\n", d)
 		return nil
-	}
-	seller, err := infiniapay.SubjectSeller(e.Subject, e.Currency)
-	if err != nil {
-		return err
 	}
 	if e.Attempt >= infiniapay.DefaultMaxAttempts {
 		fmt.Fprintf(cfg.stdout, "it is failed: requestNo %s is never sent again; it was the last of %d attempts, so the next run of %s holds the seller's balance for a person (exit 4)\n",

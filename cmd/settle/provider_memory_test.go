@@ -194,6 +194,13 @@ func TestAShareHeldPastInfiniasMemoryResolvedNotPaidGoesUnderANewKey(t *testing.
 		if out, code := e.settle(resolveArgs(sim, paid, "--paid", "--note", "n")...); code != 2 || !strings.Contains(out, "is succeeded") {
 			t.Fatalf("resolve --paid of a paid share: exit %d, want 2:\n%s", code, out)
 		}
+		other := append([]string{"resolve", "--date", "2026-11-24", "--subject", subject, "--not-paid", "--note", "n"}, sim.Config.Args()...)
+		if out, code := e.settle(other...); code != 2 || !strings.Contains(out, "no revenue share of 2026-11-24") {
+			t.Fatalf("resolve --not-paid of another date's subject: exit %d, want 2:\n%s", code, out)
+		}
+		if out, code := e.settle(resolveArgs(sim, subject, "--not-paid", "--paid", "--note", "n")...); code != 2 || !strings.Contains(out, "one of --paid and --not-paid") {
+			t.Fatalf("resolve --paid --not-paid: exit %d, want 2:\n%s", code, out)
+		}
 		if n := e.count(`SELECT count(*) FROM settle.resolutions`); n != 0 {
 			t.Fatalf("%d resolutions recorded by refused resolves", n)
 		}
