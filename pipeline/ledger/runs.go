@@ -139,7 +139,9 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 // on the locks' own sessions, which a server that
 // ended them cannot answer from; once lost, always lost. The error is
 // pipeline.ErrLockLost's, so that the engine stops at once: one line, not
-// one per request left.
+// one per request left. A ctx already done is its error; a ctx done while
+// the question is asked does not interrupt it (lockCheckTimeout does):
+// lib/pq would close the lock's session, and a stopping run lose its lock.
 func (l *Ledger) checkLocks(ctx context.Context) error {
 	l.mu.Lock()
 	if l.lost != nil || len(l.held) == 0 {
@@ -152,10 +154,19 @@ func (l *Ledger) checkLocks(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	for c, what := range held {
-		if _, err := c.ExecContext(ctx, `SELECT 1`); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// Not on ctx: lib/pq closes a connection whose statement a
+		// cancelled context interrupts - here the lock's session, and the
+		// lock with it, when the run is told to stop (SIGTERM) while it
+		// asks, with requests of its still in flight. The question is
+		// bounded by a timeout of its own; past it the session is closed
+		// and the lock lost indeed.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockCheckTimeout)
+		_, err := c.ExecContext(qctx, `SELECT 1`)
+		cancel()
+		if err != nil {
 			lost := lockLost{fmt.Sprintf("the lock of run %s was lost (its database session ended: %v): nothing more is sent; run the date again", what, err)}
 			l.mu.Lock()
 			if l.lost == nil {
@@ -167,6 +178,9 @@ func (l *Ledger) checkLocks(ctx context.Context) error {
 	}
 	return nil
 }
+
+// lockCheckTimeout bounds checkLocks' question to a lock's session.
+const lockCheckTimeout = 10 * time.Second
 
 // CheckLocks returns an error with pipeline.ErrLockLost in its chain once
 // a session holding one of this Ledger's locks has ended (checkLocks): a
