@@ -427,3 +427,23 @@ func TestPlainTextToAnotherMachineIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestTheDemoRefusesPlainTextBeforeItSeeds: settle demo --database-url
+// to another machine in plain text seeded the platform's tables there
+// first, then its ledger was refused, exit 2, naming a flag
+// (--database-allow-plaintext, and its environment variable) that the
+// demo had not. The demo checks its URL before it writes anything, names
+// its own flag (it reads no environment), and takes it.
+func TestTheDemoRefusesPlainTextBeforeItSeeds(t *testing.T) {
+	t.Parallel()
+	remote := "postgres://settle@0.0.0.0:1/platform?sslmode=disable"
+	stdout, stderr, code := invoke(nil, "demo", "--database-url", remote)
+	all := stdout + stderr
+	if code != 2 || !strings.Contains(all, "--database-url: sslmode=disable to 0.0.0.0") || !strings.Contains(all, "or --database-allow-plaintext on a network you trust") {
+		t.Errorf("demo to another machine in plain text: exit %d, want 2 naming the URL's mode and the demo's way out:\n%s", code, all)
+	}
+	stdout, stderr, code = invoke(nil, "demo", "--database-url", remote, "--database-allow-plaintext")
+	if all := stdout + stderr; code == 2 || strings.Contains(all, "plain text") {
+		t.Errorf("demo with --database-allow-plaintext: exit %d, want it to go on (to a server nobody runs):\n%s", code, all)
+	}
+}

@@ -43,6 +43,7 @@ func demoCommand(cfg *config) *cli.Command {
 		// ledger run, only where its own command line says.
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: flagDatabaseURL, Usage: "PostgreSQL URL to write the demo to (default: a throwaway server); must name its sslmode"},
+			&cli.BoolFlag{Name: flagDatabasePlaintext, Usage: "take a --database-url of sslmode disable, allow or prefer to another machine (refused without it)"},
 			&cli.StringFlag{Name: flagTZ, Value: "Asia/Shanghai", Usage: "time zone of business dates"},
 			&cli.StringFlag{Name: flagOut, Value: "reports", Usage: "directory of the reports; the date's go under DIR/YYYY-MM-DD/"},
 			&cli.StringFlag{Name: flagDate, Usage: "business date to settle (default: yesterday in --tz)"},
@@ -59,6 +60,13 @@ func (cfg *config) demo(c *cli.Context) error {
 	ctx := c.Context
 	w := cfg.stdout
 	url := c.String(flagDatabaseURL)
+	if url != "" {
+		// Checked as every command checks it (TLS to another machine),
+		// before the demo's orders are written there.
+		if _, err := databaseURL(c); err != nil {
+			return err
+		}
+	}
 	if url == "" {
 		fmt.Fprintln(w, "starting a throwaway PostgreSQL (settle demo --database-url URL uses yours) ...")
 		// An empty directory: the server creates its own and removes it on

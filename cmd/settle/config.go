@@ -154,7 +154,25 @@ func checkTLS(c *cli.Context, flag, url string) error {
 	if !errors.Is(err, ledger.ErrPlainText) {
 		return pipeline.E(pipeline.KindUsage, "--"+flag, err)
 	}
-	return pipeline.Errorf(pipeline.KindUsage, "--"+flag, "%v, or --%s (%s) on a network you trust", err, flagDatabasePlaintext, envName(flagDatabasePlaintext))
+	way := "--" + flagDatabasePlaintext
+	if env := flagEnv(c, flagDatabasePlaintext); env != "" {
+		way += " (" + env + ")"
+	}
+	return pipeline.Errorf(pipeline.KindUsage, "--"+flag, "%v, or %s on a network you trust", err, way)
+}
+
+// flagEnv is the environment variable of the command's bool flag name,
+// "" when it reads none (settle demo reads no environment).
+func flagEnv(c *cli.Context, name string) string {
+	if c.Command == nil {
+		return ""
+	}
+	for _, f := range c.Command.Flags {
+		if b, ok := f.(*cli.BoolFlag); ok && b.Name == name && len(b.EnvVars) > 0 {
+			return b.EnvVars[0]
+		}
+	}
+	return ""
 }
 
 // ledgerURLUsage is --database-url's help in the commands of the ledger alone.
