@@ -31,13 +31,17 @@ func jsonLogHandler(w io.Writer) slog.Handler {
 // A run whose end the ledger could not record (pipeline.ErrEndNotRecorded)
 // is not told "state is recorded": its stages done are, how it ended is
 // not, and settle status shows it stopped (or as it was). One whose lock
-// was lost may have a second run of its date working beside it now.
+// was lost may have a second run of its date working beside it now. Nor
+// is one that ended before its work did, past SETTLE_STOP_TIMEOUT
+// (runStopping).
 func failureHint(err error) string {
 	switch {
 	case errors.Is(err, pipeline.ErrEndNotRecorded) && errors.Is(err, pipeline.ErrLockLost):
 		return hintLockLost
 	case errors.Is(err, pipeline.ErrEndNotRecorded):
 		return hintEndNotRecorded
+	case errors.Is(err, errStopTimedOut):
+		return hintStopTimedOut
 	case errors.Is(err, context.Canceled):
 		return "interrupted; state is recorded, run again to resume"
 	case codeOf(err) == 1:
@@ -51,6 +55,9 @@ const (
 	hintLockLost = "this run's lock on its date was lost (its database session ended) and its end is not recorded: " +
 		"another run of the date may hold the lock now; settle status shows whether a process holds the date " +
 		"(this run shows as stopped, or as it was before it started); once none does, running the same command again is safe: " +
+		"a request whose answer was not recorded is asked about by its key before anything is sent again"
+	hintStopTimedOut = "interrupted, and ended before its work did (" + stopTimeoutEnv + "): what the ledger had not recorded by then is not, " +
+		"how the run ended among it (settle status shows it as it last recorded it); once no process holds the date, running the same command again is safe: " +
 		"a request whose answer was not recorded is asked about by its key before anything is sent again"
 	hintEndNotRecorded = "the ledger could not record how this run ended: settle status shows it stopped (or as it was before it started), " +
 		"with the stages it recorded done; once the ledger answers again, running the same command again is safe: " +

@@ -92,8 +92,15 @@ func (e *env) signalWhen(cmd *exec.Cmd, ready func(out string) bool, sigs ...os.
 // the JSON failure line saying it was interrupted and to run it again.
 func (e *env) checkInterrupted(s stopped, bound time.Duration) {
 	e.t.Helper()
+	e.checkStopped(s, bound, "interrupted; state is recorded, run again to resume")
+}
+
+// checkStopped checks that s ended 1 within bound, its last line's hint
+// being hint.
+func (e *env) checkStopped(s stopped, bound time.Duration, hint string) {
+	e.t.Helper()
 	last := s.lastLine()
-	if s.code != 1 || s.took > bound || !strings.Contains(last, `"exit_code":1`) || !strings.Contains(last, `"hint":"interrupted; state is recorded, run again to resume"`) {
+	if s.code != 1 || s.took > bound || !strings.Contains(last, `"exit_code":1`) || !strings.Contains(last, `"hint":"`+hint+`"`) {
 		e.t.Fatalf("stopped: exit %d after %s (want 1 within %s), last line:\n%s\noutput:\n%s", s.code, s.took.Round(time.Millisecond), bound, last, s.out)
 	}
 	e.t.Logf("stopped in %s: %s", s.took.Round(time.Millisecond), last)
@@ -313,7 +320,7 @@ func TestSIGTERMWithTheLedgerNotAnswering(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // statements in flight, unanswered
 		return true
 	}, syscall.SIGTERM)
-	e.checkInterrupted(s, stopBound)
+	e.checkStopped(s, stopBound, hintStopTimedOut)
 	if !strings.Contains(s.lastLine(), "still stopping 2s later") {
 		t.Errorf("the last line does not say the stop timed out:\n%s", s.lastLine())
 	}

@@ -54,10 +54,20 @@ func runStopping(ctx context.Context, timeout time.Duration, work func() error) 
 	case err := <-done:
 		return err
 	case <-t.C:
-		return fmt.Errorf("told to stop (%w), and still stopping %s later (%s): a database, provider or SFTP server answers nothing; ending with that work unfinished, as a kill would: what was sent and not answered is asked about by its key on the next run",
-			context.Cause(ctx), timeout, stopTimeoutEnv)
+		return stopTimedOut{fmt.Errorf("told to stop (%w), and still stopping %s later (%s): a database, provider or SFTP server answers nothing; ending with that work unfinished, as a kill would: what was sent and not answered is asked about by its key on the next run",
+			context.Cause(ctx), timeout, stopTimeoutEnv)}
 	}
 }
+
+// errStopTimedOut is in the chain of runStopping's error when the work
+// did not end in time: what it had not recorded by then is not, a run's
+// end among it (failureHint does not say "state is recorded").
+var errStopTimedOut = errors.New("ended before its work did")
+
+type stopTimedOut struct{ err error }
+
+func (e stopTimedOut) Error() string   { return e.err.Error() }
+func (e stopTimedOut) Unwrap() []error { return []error{e.err, errStopTimedOut} }
 
 // interrupted is err, the error of a command ctx stopped, saying so
 // (context.Cause: "terminated signal received", which is

@@ -61,6 +61,11 @@ func TestAStopThatHangsEndsAfterTheTimeout(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second || codeOf(err) != 1 || !strings.HasPrefix(failureHint(err), "interrupted") || !strings.Contains(err.Error(), "still stopping 200ms later") {
 		t.Errorf("a stop that hangs: %v after %s, exit %d; want it left after 200ms, exit 1, interrupted", err, took, codeOf(err))
 	}
+	// The work did not end: what it had not recorded (the run's end) is
+	// not, and the hint does not say "state is recorded".
+	if h := failureHint(err); h != hintStopTimedOut {
+		t.Errorf("a stop that hangs: hint %q, want %q", h, hintStopTimedOut)
+	}
 	own := errors.New("its own")
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	cancel2()
