@@ -96,7 +96,8 @@ func TestAStopDuringTheLockCheckKeepsTheLock(t *testing.T) {
 	}
 	// Told to stop while the question is on its way.
 	p.delay.Store(int64(400 * time.Millisecond))
-	stopping, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	stopping, cancel := context.WithCancel(ctx) // as SIGTERM's: no deadline
+	time.AfterFunc(100*time.Millisecond, cancel)
 	_ = locked.CheckLocks(stopping)
 	cancel()
 	p.delay.Store(0)

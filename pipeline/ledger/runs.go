@@ -140,7 +140,8 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 // ended them cannot answer from; once lost, always lost. The error is
 // pipeline.ErrLockLost's, so that the engine stops at once: one line, not
 // one per request left. A ctx already done is its error; a ctx done while
-// the question is asked does not interrupt it (lockCheckTimeout does):
+// the question is asked does not interrupt it (lockCheckTimeout, or ctx's
+// deadline, does):
 // lib/pq would close the lock's session, and a stopping run lose its lock.
 func (l *Ledger) checkLocks(ctx context.Context) error {
 	l.mu.Lock()
@@ -161,9 +162,14 @@ func (l *Ledger) checkLocks(ctx context.Context) error {
 		// cancelled context interrupts - here the lock's session, and the
 		// lock with it, when the run is told to stop (SIGTERM) while it
 		// asks, with requests of its still in flight. The question is
-		// bounded by a timeout of its own; past it the session is closed
-		// and the lock lost indeed.
-		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockCheckTimeout)
+		// bounded by a timeout of its own, or ctx's deadline when sooner
+		// (FinishRun's short record); past it the session is closed and
+		// the lock lost indeed.
+		timeout := lockCheckTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = min(timeout, time.Until(dl))
+		}
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		_, err := c.ExecContext(qctx, `SELECT 1`)
 		cancel()
 		if err != nil {
