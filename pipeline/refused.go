@@ -96,9 +96,9 @@ func (r RefusedRepeat) judge(e Effect, now, since time.Time) Outcome {
 }
 
 // refusedMark opens the mark of a refused repeat in a reason; " unknown
-// since " and the time follow the key's name, up to ")". Both providers
-// wrote it so before the rule moved here (infiniapay with "requestNo",
-// wechatpay with "out_order_no"), and ledgers carry it: it is read and
+// since " and the time follow the key's name, up to ")". The providers
+// that judged refused repeats themselves before the rule moved here wrote
+// it so, each with its key's name, and ledgers carry it: it is read and
 // written unchanged.
 const refusedMark = " (refused sent again, "
 
