@@ -558,6 +558,13 @@ func (st *stageRun) succeeded(ctx context.Context, it pipeline.Split, o Txn, e p
 			return fmt.Errorf("order %s: %w", it.OrderNo, err)
 		}
 		rest, released, why := restOf(answer, least)
+		if len(answer.Lines) == 0 {
+			// No line says the release (an order forgotten past WeChat
+			// Pay's memory, askOrder): what WeChat Pay holds decides, also
+			// when the least released is 0 (WeChat Pay's fee at least the
+			// share).
+			rest = restMissing
+		}
 		if rest == restReleased && released < it.SellerShare {
 			// Said on the item: the seller got the share less WeChat
 			// Pay's fee, not the share the ledger computed.
@@ -832,12 +839,27 @@ func sentBefore(ctx context.Context, c *StageConfig, first pipeline.Effect, o Tx
 }
 
 // askOrder asks WeChat Pay for its order of request e of transaction o,
-// taking one token of c.Pacer (pipeline.Pace).
+// taking one token of c.Pacer (pipeline.Pace). e is final in the ledger
+// (succeeded or failed: its outcome is not asked, only its order's
+// lines): an out_order_no WeChat Pay's query no longer knows, planned
+// longer ago than it remembers (pipeline.ErrPastMemory), answers the zero
+// order, with no lines, as one within its memory that it does not know.
+// The callers read no lines as nothing known of the release, and what
+// WeChat Pay still holds of the transaction decides: a succeeded request
+// settles its item only once WeChat Pay holds nothing of it
+// (stageRun.succeeded), a failed one goes again under a new out_order_no
+// only while WeChat Pay holds the order's amount (check). Such an effect
+// is one a person resolved from WeChat Pay's records (settle resolve
+// --paid or --not-paid), or one whose item was held past the memory; it
+// was held for a person on every run, no way out (found by a review).
 func askOrder(ctx context.Context, c *StageConfig, e pipeline.Effect, o Txn) (OrderStatus, error) {
 	if err := pipeline.Pace(ctx); err != nil {
 		return OrderStatus{}, err
 	}
 	_, answer, err := c.API.Query(ctx, e, o)
+	if errors.Is(err, pipeline.ErrPastMemory) && (e.State == pipeline.EffectSucceeded || e.State == pipeline.EffectFailed) {
+		return OrderStatus{}, nil
+	}
 	if err != nil {
 		return OrderStatus{}, fmt.Errorf("%s %s: %w", e.Kind, e.Key, err)
 	}

@@ -329,3 +329,65 @@ func TestARequestWeChatForgotIsHeldNotSentAgain(t *testing.T) {
 		t.Fatalf("forty days later: %d requests sent in all, want the first alone", n)
 	}
 }
+
+// TestARequestWeChatForgotAndAPersonResolvedIsSettled: the transaction of
+// a distribution WeChat Pay forgot is held for a person, who records from
+// WeChat Pay's records what became of it (settle resolve --paid or
+// --not-paid: the ledger's effect succeeded or failed). The next run
+// settles it: applied, its item is paid once WeChat Pay holds nothing of
+// the transaction, nothing sent; never applied, it goes under the next
+// out_order_no while WeChat Pay holds the order's amount, the commission
+// distributed once. Before, the stage asked WeChat Pay's order query about
+// the resolved out_order_no for the seller's share (or for a failed one's
+// release) and held the transaction again, on every run, for ever.
+func TestARequestWeChatForgotAndAPersonResolvedIsSettled(t *testing.T) {
+	for _, c := range []struct {
+		kind  fault.Kind
+		state pipeline.EffectState
+		sends int // requests sent in all by the end
+	}{{fault.Lost, pipeline.EffectSucceeded, 1}, {fault.Reset, pipeline.EffectFailed, 2}, {fault.Reset, pipeline.EffectSucceeded, 1}} {
+		t.Run(string(c.kind)+"/"+string(c.state), func(t *testing.T) {
+			o := faults(fault.Rule{Endpoint: wechatpay.APIOrders, Kind: c.kind, Calls: []int{1}},
+				fault.Rule{Endpoint: wechatpay.APIQueryOrder, Kind: fault.ServerError, Prob: 1})
+			o.Polls, o.Memory = -1, 30*24*time.Hour
+			r, store, _, api := reviewRig(t, o, func(b []byte) []byte { return b }, 1)
+			api.Memory = 30 * 24 * time.Hour
+			stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, Poll: time.Millisecond, Wait: 200 * time.Millisecond})
+			run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+			if _, err := stage(context.Background(), run); err == nil {
+				t.Fatal("first run: no error, want the lost answer left unknown")
+			}
+			r.clock.Add(40 * 24 * time.Hour)
+			o.Faults.Clear()
+			if _, err := stage(context.Background(), run); pipeline.KindOf(err) != pipeline.KindNeedsPerson {
+				t.Fatalf("forty days later: err %v, want the transaction held for a person", err)
+			}
+			// What settle resolve records (ledger.ResolvePastMemory).
+			if err := store.RecordOutcome(context.Background(), 1, c.state, "", "resolved by a person"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := stage(context.Background(), run)
+			const txn = "TORD-00000"
+			if c.kind == fault.Reset && c.state == pipeline.EffectSucceeded {
+				// Resolved applied while WeChat Pay still holds the
+				// transaction (settle resolve refuses it; a ledger edited
+				// by hand): what WeChat Pay holds decides, held.
+				if pipeline.KindOf(err) != pipeline.KindNeedsPerson || store.count(pipeline.ItemPaid) != 0 || !strings.Contains(store.reasonOf(), "still holds") ||
+					r.fake.Calls(wechatpay.APIOrders) != 1 || r.fake.Distributed(txn) != 0 {
+					t.Fatalf("resolved applied, never applied: err %v, %d paid, %d distributed (%s); want it held, nothing sent", err, store.count(pipeline.ItemPaid), r.fake.Distributed(txn), store.reasonOf())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("run after the resolution: %v (%s)", err, store.reasonOf())
+			}
+			if store.count(pipeline.ItemPaid) != 1 || r.fake.Distributed(txn) != 100 || r.fake.Frozen(txn) != 0 {
+				t.Fatalf("after the resolution: %d items paid, %d distributed, %d frozen (%s); want it paid, the commission 100 distributed once",
+					store.count(pipeline.ItemPaid), r.fake.Distributed(txn), r.fake.Frozen(txn), store.reasonOf())
+			}
+			if n := r.fake.Calls(wechatpay.APIOrders) + r.fake.Calls(wechatpay.APIUnfreeze); n != c.sends {
+				t.Fatalf("%d requests sent in all, want %d", n, c.sends)
+			}
+		})
+	}
+}
