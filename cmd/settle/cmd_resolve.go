@@ -38,7 +38,11 @@ import (
 //     planned longer ago than it remembers (pipeline.ErrPastMemory),
 //     which Infinia's statement shows paid, or never paid
 //     (resolvePastMemory): succeeded, or failed and paid again under a
-//     new requestNo by the next run;
+//     new requestNo by the next run; or a WeChat Pay distribution or
+//     unfreeze held so, which WeChat Pay's records show applied (it
+//     holds nothing of the transaction any more) or not (it still holds
+//     some) (resolveWeChatPastMemory): succeeded, its order settled by
+//     the next run, or failed and sent under a new out_order_no;
 //   - --trade-file: a trade file Infinia refused, whose held orders (and
 //     with --refused-rows the rows Infinia refused) a person sends again
 //     once the cause is fixed, or one Infinia lost (infiniapay's
@@ -53,13 +57,13 @@ func resolveCommand(cfg *config) *cli.Command {
 		&cli.BoolFlag{Name: "reject", Usage: "with --order: a Pay Protocol order settle holds because its payment failed, which will never be paid (the buyer will not pay it late): rejected for good, its seller not paid for it (needs the --payprotocol-* flags: settle asks Pay Protocol that the payment is still failed)"},
 		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file); or one Infinia lost (it does not know it --infinia-lost-after after its upload; needs the --infinia-* flags: settle asks Infinia)"},
 		&cli.BoolFlag{Name: "all-refused", Usage: "every trade file of the date Infinia refused and no person sent again (after a layout mistake, say: once Infinia confirms it took none of them), each as --trade-file would, with the one --note; with --refused-rows, the refused rows of those sent again without them too"},
-		&cli.BoolFlag{Name: "paid", Usage: "with --subject: an Infinia revenue share held because Infinia's status query no longer knows it (planned longer ago than --infinia-query-memory) that Infinia's statement shows paid: succeeded, the seller paid by it once, never sent again (needs the --infinia-* flags: settle asks Infinia that it still does not know it)"},
-		&cli.BoolFlag{Name: "not-paid", Usage: "with --subject: such a revenue share that Infinia's statement shows never paid: failed, so that the date's next run pays the seller's balance under a new requestNo (its own is never sent again; needs the --infinia-* flags)"},
+		&cli.BoolFlag{Name: "paid", Usage: "with --subject: an Infinia revenue share held because Infinia's status query no longer knows it (planned longer ago than --infinia-query-memory) that Infinia's statement shows paid: succeeded, the seller paid by it once, never sent again (needs the --infinia-* flags: settle asks Infinia that it still does not know it); or a WeChat Pay distribution or unfreeze held so (--wechat-query-memory) that WeChat Pay's records show applied, of whose transaction WeChat Pay holds nothing any more (needs the --wechat-* flags: settle asks WeChat Pay both)"},
+		&cli.BoolFlag{Name: "not-paid", Usage: "with --subject: such a revenue share that Infinia's statement shows never paid: failed, so that the date's next run pays the seller's balance under a new requestNo (its own is never sent again; needs the --infinia-* flags); or such a WeChat Pay distribution or unfreeze never applied, of whose transaction WeChat Pay still holds some: the next run sends it under a new out_order_no while WeChat Pay holds the order's amount (needs the --wechat-* flags)"},
 		&cli.BoolFlag{Name: "refused-rows", Usage: "with --trade-file or --all-refused: send again the rows Infinia refused too (their cause fixed), not only the held rest"},
 		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"})
 	return &cli.Command{
 		Name:  "resolve",
-		Usage: "record that a revenue share held past Infinia's memory was paid (--subject --paid) or never was (--subject --not-paid), that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle, that a Pay Protocol order held for its failed payment will never be paid (--order --reject) or, rejected so, was paid after all (--order --reopen), or that a trade file Infinia refused (--trade-file) can go out again (--note how)",
+		Usage: "record that a revenue share held past Infinia's memory, or a WeChat Pay distribution or unfreeze held past WeChat Pay's, was paid (--subject --paid) or never was (--subject --not-paid), that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle, that a Pay Protocol order held for its failed payment will never be paid (--order --reject) or, rejected so, was paid after all (--order --reopen), or that a trade file Infinia refused (--trade-file) can go out again (--note how)",
 		Flags: append(append(flags, weChatFlags()...), infiniaFlags()...),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
@@ -87,7 +91,7 @@ func resolveCommand(cfg *config) *cli.Command {
 			}
 			if c.Bool("paid") || c.Bool("not-paid") {
 				if c.String("subject") == "" || c.Bool("paid") == c.Bool("not-paid") {
-					return pipeline.Errorf(pipeline.KindUsage, "--paid", "give one of --paid and --not-paid, with --subject (a revenue share held past Infinia's memory, as the held line and payouts.csv give it)")
+					return pipeline.Errorf(pipeline.KindUsage, "--paid", "give one of --paid and --not-paid, with --subject (a revenue share held past Infinia's memory, or a WeChat Pay distribution or unfreeze held past WeChat Pay's, as the held line and payouts.csv give it)")
 				}
 			}
 			if c.Bool("refused-rows") && !files {
@@ -484,9 +488,13 @@ func sendAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date, a
 // seller's items and carried balance it netted marked paid), sending
 // nothing; --not-paid: it fails, and the next run pays the seller's
 // balance under the next attempt's requestNo. Nothing is sent here. A
-// share resolved the same way before is said and left as it is.
+// share resolved the same way before is said and left as it is. A WeChat
+// Pay subject is resolveWeChatPastMemory's.
 func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
 	ctx, subject, paid := c.Context, c.String("subject"), c.Bool("paid")
+	if _, ok := wechatpay.OrderOfSubject(subject); ok {
+		return resolveWeChatPastMemory(c, cfg, l, d)
+	}
 	if strings.TrimSpace(c.String("note")) == "" {
 		return pipeline.Errorf(pipeline.KindUsage, "--note", "say what Infinia's statement shows: who checked it, the statement, the reference")
 	}
@@ -568,4 +576,129 @@ func outcomeWord(s pipeline.OutcomeStatus) string {
 		return "not found"
 	}
 	return "pending"
+}
+
+// resolveWeChatPastMemory records what a person found in WeChat Pay's
+// records about the WeChat Pay distribution or unfreeze of subject
+// (wechatpay.Subject: its order's transaction) held past the memory of
+// WeChat Pay's order query (wechatpay.DistributionSender.Query,
+// pipeline.ErrPastMemory): under the date's lock, and only once the
+// order query still does not know its out_order_no, planned longer ago
+// than --wechat-query-memory (asked as a run asks), and WeChat Pay's
+// frozen funds agree: a distribution (sent with unfreeze_unsplit) or an
+// unfreeze that was applied left nothing of the transaction frozen, one
+// that never was left it all. --paid: WeChat Pay holds nothing of the
+// transaction any more; the request succeeds, and the next run settles
+// the item (paid by it), sending nothing. --not-paid: WeChat Pay still
+// holds some of it; the request fails, and the next run sends the
+// transaction's next attempt under a new out_order_no once WeChat Pay
+// holds the order's amount (the stage's check; less is held for a
+// person). A request WeChat Pay's frozen funds contradict is refused,
+// nothing recorded: they bound what can move, whatever a statement is
+// read to say.
+func resolveWeChatPastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
+	ctx, subject, paid := c.Context, c.String("subject"), c.Bool("paid")
+	if strings.TrimSpace(c.String("note")) == "" {
+		return pipeline.Errorf(pipeline.KindUsage, "--note", "say what WeChat Pay's records show: who checked them, the bill or statement, the reference")
+	}
+	w, err := cfg.weChatFromFlags(c)
+	if err != nil {
+		return err
+	}
+	release, err := l.LockDate(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer release()
+	orderNo, _ := wechatpay.OrderOfSubject(subject)
+	var e pipeline.Effect
+	found := false
+	if wechatpay.Subject(d, orderNo) == subject {
+		for _, kind := range []string{wechatpay.KindDistribution, wechatpay.KindUnfreeze} {
+			if e, found, err = l.LatestEffect(ctx, kind, subject); err != nil {
+				return err
+			}
+			if found {
+				break
+			}
+		}
+	}
+	if !found {
+		return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no WeChat Pay distribution or unfreeze of %s has this subject (the held line and payouts.csv give it)", subject, d)
+	}
+	proof := ""
+	if e.State == pipeline.EffectSent || e.State == pipeline.EffectUnknown {
+		// Checked before anything is recorded (a final or planned one is
+		// refused, or said as resolved before, by ResolvePastMemory).
+		if w == nil {
+			return pipeline.Errorf(pipeline.KindUsage, "--"+flagWXURL, "required with --paid and --not-paid: settle asks WeChat Pay that it still does not know out_order_no %s, and what it holds of the transaction", e.Key)
+		}
+		it, err := l.Item(ctx, d, orderNo)
+		if err != nil {
+			return err
+		}
+		sub, err := l.AccountOf(ctx, it.RunID, wechatpay.SellerAccount, it.SellerID)
+		if err != nil {
+			return err
+		}
+		if sub == "" {
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its seller %s has no WeChat Pay sub-merchant recorded with its run", subject, it.SellerID)
+		}
+		a := wechatpay.NewAdapter(w.client, w.receiver)
+		a.Memory = w.memory
+		txn := wechatpay.Txn{SubMchID: sub, TransactionID: it.TransactionID, Currency: e.Currency, Commission: e.Amount}
+		if e.Kind == wechatpay.KindUnfreeze {
+			txn.Commission = 0
+		}
+		out, _, err := a.Query(ctx, e, txn)
+		switch {
+		case errors.Is(err, pipeline.ErrPastMemory):
+		case err != nil && pipeline.SubjectOnly(err):
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: WeChat Pay refuses to answer about out_order_no %s (%v): settle cannot check that it still does not know it; nothing recorded", subject, e.Key, err)
+		case err != nil:
+			return fmt.Errorf("%s %s: WeChat Pay's order of out_order_no %s: %w (nothing recorded)", e.Kind, subject, e.Key, err)
+		case out.Status == pipeline.OutcomeNotFound:
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: WeChat Pay does not know out_order_no %s, planned %s ago, within the %s its order query remembers: it never arrived, and the date's next run sends it again (or fails it); nothing recorded",
+				subject, e.Key, pipeline.RoundDays(cfg.clock().Sub(e.Planned)), pipeline.RoundDays(w.memory))
+		default:
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: WeChat Pay knows out_order_no %s (%s): the date's next run records its answer; nothing recorded",
+				subject, e.Key, cmp.Or(out.Reason, outcomeWord(out.Status)))
+		}
+		left, err := w.client.RemainingAmount(ctx, sub, it.TransactionID)
+		var we *wechatpay.Error
+		if errors.As(err, &we) && we.Refused() {
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: WeChat Pay refuses to say what it holds of transaction %s at sub-merchant %s (%v): settle cannot check it; nothing recorded",
+				subject, it.TransactionID, sub, err)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: what WeChat Pay holds of transaction %s at sub-merchant %s: %w (nothing recorded)", e.Kind, subject, it.TransactionID, sub, err)
+		}
+		held := pipeline.Money{Minor: left.Amount, Currency: left.Currency}
+		switch {
+		case paid && left.Amount != 0:
+			return pipeline.Errorf(pipeline.KindUsage, "--paid", "%s: WeChat Pay still holds %s of transaction %s at sub-merchant %s: %s %s did not settle it (applied, it leaves nothing frozen); nothing recorded. If WeChat Pay's records show it never applied, --not-paid",
+				subject, held, it.TransactionID, sub, e.Kind, e.Key)
+		case !paid && left.Amount == 0:
+			return pipeline.Errorf(pipeline.KindUsage, "--not-paid", "%s: WeChat Pay holds nothing of transaction %s at sub-merchant %s any more: it was distributed or released, by %s %s or by hand; nothing recorded. If WeChat Pay's records show %s applied, --paid; if a person settled it by hand, that is for a person to reconcile with WeChat Pay",
+				subject, it.TransactionID, sub, e.Kind, e.Key, e.Key)
+		}
+		proof = fmt.Sprintf("WeChat Pay's order query did not know out_order_no %s at %s, planned %s before, past the %s it is taken to remember; it held %s of transaction %s at sub-merchant %s",
+			e.Key, cfg.clock().UTC().Format(time.RFC3339), pipeline.RoundDays(cfg.clock().Sub(e.Planned)), pipeline.RoundDays(w.memory), held, it.TransactionID, sub)
+	}
+	e, r, before, err := l.ResolvePastMemory(ctx, d, subject, paid, proof, c.String("note"))
+	if err != nil {
+		return err
+	}
+	when := "is resolved"
+	if before {
+		when = "was resolved before"
+	}
+	fmt.Fprintf(cfg.stdout, "%s %s (out_order_no %s, %s) %s at %s: %s\n", e.Kind, e.Subject, e.Key, pipeline.Money{Minor: e.Amount, Currency: e.Currency}, when, r.ResolvedAt.UTC().Format(time.RFC3339), r.Note)
+	if paid {
+		fmt.Fprintf(cfg.stdout, "it is applied (succeeded): the next run of %s sends nothing for it, and settles order %s paid by it once WeChat Pay holds nothing of its transaction\n", d, orderNo)
+		return nil
+	}
+	fmt.Fprintf(cfg.stdout, "it is failed: out_order_no %s is never sent again; the next run of %s settles order %s under a new out_order_no (%s) while WeChat Pay holds the order's amount\n",
+		e.Key, d, orderNo, wechatpay.OutOrderNo(d, orderNo, e.Attempt+1))
+	return nil
 }
