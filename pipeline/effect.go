@@ -106,6 +106,22 @@ type EffectSender interface {
 	Query(ctx context.Context, e Effect) (Outcome, error)
 }
 
+// EffectPreparer is an EffectSender that must read what a request names
+// (from the ledger) before it sends it. ApplyEffect calls Prepare before
+// it records the effect as sent (EffectStore.MarkSent), and sends with the
+// EffectSender Prepare returns: a read that fails there leaves the effect
+// as it was, not counted as sent, for nothing left. Before, a sender that
+// read the ledger inside Send (the Infinia seller id of a revenue share)
+// and failed left the effect counted as sent once though nothing went
+// out, and a later refusal of it was taken as a refused repeat (found by
+// a review).
+type EffectPreparer interface {
+	// Prepare returns the sender of e's request, e's reads done; an
+	// error (ErrNotRead in its chain when the ledger could not be read)
+	// means nothing was sent.
+	Prepare(ctx context.Context, e Effect) (EffectSender, error)
+}
+
 // EffectStore records effects durably, intent first. The ledger's keeps
 // every change of an effect in its history (EffectEvent), append-only.
 type EffectStore interface {
@@ -188,6 +204,9 @@ const StopTimeout = 45 * time.Second
 //     is adopted; "not found" means it never arrived, so it is sent again
 //     with the same key (safe: same key), unless ctx says not to
 //     (withoutResend);
+//   - a sender that reads before it sends (EffectPreparer) is asked to
+//     before the effect is marked sent: its error leaves the effect as it
+//     was, not sent, and is returned;
 //   - an error while sending leaves it unknown, to be resolved by query
 //     (returned too when the sender could not read the ledger: ErrNotRead);
 //   - a send or an answer the store could not record is an error with
@@ -221,6 +240,15 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 	}
 	if err := ctx.Err(); err != nil {
 		return e, err // do not start a new request once cancelled
+	}
+	if p, ok := sender.(EffectPreparer); ok {
+		prepared, err := p.Prepare(ctx, e)
+		if err != nil {
+			// No request made (no latency); not sent, not marked.
+			unobserved(ctx)
+			return e, fmt.Errorf("prepare %s %s: %w", e.Kind, e.Key, err)
+		}
+		sender = prepared
 	}
 	if err := Pace(ctx); err != nil {
 		return e, err // stopping: not sent

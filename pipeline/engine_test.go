@@ -1267,3 +1267,59 @@ func TestEngineStopsWhenASenderCannotReadTheLedger(t *testing.T) {
 		})
 	}
 }
+
+// preparedSender reads the ledger before each send (EffectPreparer) and
+// cannot while down is set; it counts its sends.
+type preparedSender struct {
+	down  atomic.Bool
+	sends atomic.Int32
+}
+
+func (p *preparedSender) Prepare(_ context.Context, e Effect) (EffectSender, error) {
+	if p.down.Load() {
+		return nil, NotRead(errLedgerDown)
+	}
+	return p, nil
+}
+
+func (p *preparedSender) Send(context.Context, Effect) (Outcome, error) {
+	p.sends.Add(1)
+	return Outcome{Status: OutcomeSucceeded, Ref: "R"}, nil
+}
+
+func (p *preparedSender) Query(context.Context, Effect) (Outcome, error) {
+	return Outcome{Status: OutcomeNotFound}, nil
+}
+
+// TestApplyEffectPreparesBeforeMarkingSent: a sender that reads the
+// ledger for its request (the Infinia seller id of a revenue share) read
+// it inside Send, after the effect was marked sent: a read that failed
+// left the effect counted as sent once (unknown) though nothing went out,
+// and a later refusal of it was taken as a refused repeat. Prepared before
+// MarkSent, the effect stays planned, unsent, and the next call sends it
+// once.
+func TestApplyEffectPreparesBeforeMarkingSent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newMemEffects()
+	e := plan(t, s, 1)[0]
+	p := &preparedSender{}
+	p.down.Store(true)
+	got, err := ApplyEffect(ctx, s, p, e)
+	if !errors.Is(err, ErrNotRead) {
+		t.Fatalf("err %v, want the ledger's failure to read", err)
+	}
+	stored := s.effects[e.ID]
+	if got.State != EffectPlanned || got.Sends != 0 || stored.State != EffectPlanned || stored.Sends != 0 || p.sends.Load() != 0 {
+		t.Fatalf("after a failed read: returned %s/%d, stored %s/%d, %d sends; want planned, never sent",
+			got.State, got.Sends, stored.State, stored.Sends, p.sends.Load())
+	}
+	if c := s.causes[e.ID]; len(c) != 1 {
+		t.Fatalf("history %v, want the intent alone", c)
+	}
+	p.down.Store(false)
+	got, err = ApplyEffect(ctx, s, p, got)
+	if err != nil || got.State != EffectSucceeded || got.Sends != 1 || p.sends.Load() != 1 {
+		t.Fatalf("after the ledger is back: %s/%d, %v, %d sends; want succeeded, sent once", got.State, got.Sends, err, p.sends.Load())
+	}
+}

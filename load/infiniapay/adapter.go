@@ -54,6 +54,20 @@ func (c classified) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outco
 	return o, notFound(err)
 }
 
+// Prepare is its sender's (pipeline.EffectPreparer), when it has one:
+// the seller's Infinia id read before the engine marks a share sent.
+func (c classified) Prepare(ctx context.Context, e pipeline.Effect) (pipeline.EffectSender, error) {
+	p, ok := c.EffectSender.(pipeline.EffectPreparer)
+	if !ok {
+		return c, nil
+	}
+	s, err := p.Prepare(ctx, e)
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return classified{s}, nil
+}
+
 func (c classified) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	o, err := c.EffectSender.Query(ctx, e)
 	return o, notFound(err)

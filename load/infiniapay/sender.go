@@ -66,6 +66,28 @@ const DefaultMemory = 30 * 24 * time.Hour
 
 var _ pipeline.EffectSender = RevenueShareSender{}
 
+// Prepare reads the Infinia seller id e pays (SellerID: the ledger's)
+// before the engine records e as sent (pipeline.EffectPreparer), and
+// returns the sender that pays e to it: a ledger that cannot be read
+// (pipeline.ErrNotRead) leaves e unsent, not counted as sent once
+// although nothing went out (found by a review).
+func (s RevenueShareSender) Prepare(ctx context.Context, e pipeline.Effect) (pipeline.EffectSender, error) {
+	seller, err := s.seller(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	lookup := s.SellerID
+	s.SellerID = func(ctx context.Context, x pipeline.Effect) (string, error) {
+		if x.Key == e.Key && x.Subject == e.Subject && x.Currency == e.Currency {
+			return seller, nil
+		}
+		return RevenueShareSender{SellerID: lookup}.seller(ctx, x) // not the effect prepared: read as before
+	}
+	return s, nil
+}
+
+var _ pipeline.EffectPreparer = RevenueShareSender{}
+
 // Send asks Infinia to pay the effect. PROCESSING is OutcomePending,
 // SUCCESS OutcomeSucceeded, FAILED OutcomeFailed. An error means the outcome
 // is unknown (ErrUnknownOutcome, retries exhausted, cancelled). A definite
