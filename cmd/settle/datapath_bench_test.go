@@ -52,7 +52,7 @@ func BenchmarkDataPath(b *testing.B) {
 		b.Fatalf("build settle: %v\n%s", err, out)
 	}
 	date := day.Date
-	env := append(os.Environ(), "SETTLE_DATABASE_URL="+url, "SETTLE_RULES="+sc.Rules(), "SETTLE_TZ="+day.TZ)
+	env := append(append(os.Environ(), dbEnv(url)...), "SETTLE_RULES="+sc.Rules(), "SETTLE_TZ="+day.TZ)
 	if _, err := benchMeasure(env, bin, append([]string{"seed"}, day.Args()...)...); err != nil {
 		b.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func binary(t *testing.T) string {
 
 func (e *env) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(binary(e.t), args...)
-	cmd.Env = append(os.Environ(), "SETTLE_DATABASE_URL="+e.url, "SETTLE_RULES="+e.rules, "SETTLE_OUT="+e.reports,
+	cmd.Env = append(append(os.Environ(), dbEnv(e.url)...), "SETTLE_RULES="+e.rules, "SETTLE_OUT="+e.reports,
 		"SETTLE_SKIP_CHANNEL=wechatpay,payprotocol") // the simulated day has neither WeChat transactions nor Pay Protocol payments
 	return cmd
 }
@@ -222,7 +222,7 @@ func TestNoSecretInOutputOrReports(t *testing.T) {
 	var all bytes.Buffer
 	for i := 0; i < 2; i++ {
 		cmd := e.command(append([]string{"run", "--date", testDate, "--work-dir", work, "--provider-poll", "20ms", "--provider-wait", "20s"}, sim.Config.Args()...)...)
-		cmd.Env = append(cmd.Env, "SETTLE_DATABASE_URL="+url)
+		cmd.Env = append(cmd.Env, dbEnv(url)...)
 		cmd.Stdout, cmd.Stderr = &all, &all
 		cmd.Run()
 	}

@@ -310,7 +310,7 @@ func TestSIGTERMWithTheLedgerNotAnswering(t *testing.T) {
 	u.Host = db.Addr()
 	args := append([]string{"run", "--date", testDate, "--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m"}, sim.Config.Args()...)
 	cmd := e.command(args...)
-	cmd.Env = append(cmd.Env, "SETTLE_DATABASE_URL="+u.String(), stopTimeoutEnv+"=2s")
+	cmd.Env = append(append(cmd.Env, dbEnv(u.String())...), stopTimeoutEnv+"=2s")
 	s := e.signalWhen(cmd, func(string) bool {
 		if e.count(`SELECT count(*) FROM pg_tables WHERE schemaname = 'settle' AND tablename = 'effects'`) == 0 ||
 			e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND sends > 0`) < 3 {
