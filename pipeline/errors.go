@@ -257,3 +257,52 @@ func ProblemsOf(err error, n int) (first []string, count int) {
 	walk(err)
 	return first, count
 }
+
+// ErrOfEarlierDates is in the chain of a stage's error that needs a person
+// for what concerns earlier dates alone (a watcher's findings: a rejected
+// order of an earlier date paid late), not the run's own work: the runner,
+// when every part of a stage's error is so marked, completes the stage, records the run as its own work left it (done,
+// with no note of a person), and still ends needing a person (exit 4).
+// Recorded on the run, such a finding kept the run listed as waiting on a
+// person (settle_unsettled_runs, the nights' note) after the person had
+// acted on it - reopened the order - with nothing of the run's own left
+// (found by a review); the nights that follow ask again, and tell it
+// again while it needs a person.
+var ErrOfEarlierDates = errors.New("of earlier dates, not the run's own")
+
+// OfEarlierDates marks err, a stage's KindNeedsPerson error, as
+// concerning earlier dates alone (ErrOfEarlierDates); nil stays nil.
+func OfEarlierDates(err error) error {
+	if err == nil {
+		return nil
+	}
+	return ofEarlierDates{err}
+}
+
+type ofEarlierDates struct{ error }
+
+func (e ofEarlierDates) Unwrap() error        { return e.error }
+func (e ofEarlierDates) Is(target error) bool { return target == ErrOfEarlierDates }
+
+// onlyOfEarlierDates reports whether every part of err is marked
+// OfEarlierDates: a stage's error joining one of the run's own (Combine)
+// is the run's.
+func onlyOfEarlierDates(err error) bool {
+	switch e := err.(type) {
+	case nil:
+		return false
+	case ofEarlierDates:
+		return true
+	case interface{ Unwrap() []error }:
+		parts := e.Unwrap()
+		for _, p := range parts {
+			if !onlyOfEarlierDates(p) {
+				return false
+			}
+		}
+		return len(parts) > 0
+	case interface{ Unwrap() error }:
+		return onlyOfEarlierDates(e.Unwrap())
+	}
+	return false
+}

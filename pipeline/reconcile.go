@@ -197,7 +197,10 @@ func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx cont
 //
 // The watchers run beside the run's own matchers, told which runs the
 // stage reconciles (the run and those it rechecks, found first), and
-// their findings are the run's own.
+// their findings join the run's (its reports, its exit). When they are
+// all that needs a person, the stage's error says they concern earlier
+// dates alone (ErrOfEarlierDates): the run's own work is reconciled, and
+// the runner does not record the run as waiting on a person for them.
 func ReconcileStageWatching(store MismatchStore, matchers []Matcher, watchers []Watcher, write func(ctx context.Context, run *Run) (string, error), recheck int) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		problems := &Problems{} // the first few listed, all counted: a bad day's findings are in the reports
@@ -208,6 +211,10 @@ func ReconcileStageWatching(store MismatchStore, matchers []Matcher, watchers []
 			return "", fmt.Errorf("reconcile: %w", err)
 		}
 		own := matchers
+		var (
+			mu      sync.Mutex
+			watched = map[Mismatch]int{} // the watchers' findings, by value
+		)
 		if len(watchers) > 0 {
 			reconciled := []int64{run.ID}
 			for _, r := range earlier {
@@ -215,10 +222,19 @@ func ReconcileStageWatching(store MismatchStore, matchers []Matcher, watchers []
 			}
 			own = slices.Clone(matchers)
 			for _, w := range watchers {
-				own = append(own, func(ctx context.Context, run *Run) ([]Mismatch, error) { return w(ctx, run, reconciled) })
+				own = append(own, func(ctx context.Context, run *Run) ([]Mismatch, error) {
+					ms, err := w(ctx, run, reconciled)
+					mu.Lock()
+					for _, m := range ms {
+						watched[m]++
+					}
+					mu.Unlock()
+					return ms, err
+				})
 			}
 		}
-		summary, err := reconcile(ctx, store, own, write, run, problems, "")
+		elsewhere := &Problems{} // the watchers' alone: of earlier dates
+		summary, err := reconcileWatched(ctx, store, own, write, run, problems, "", watched, elsewhere)
 		if err != nil {
 			return "", err
 		}
@@ -238,6 +254,11 @@ func ReconcileStageWatching(store MismatchStore, matchers []Matcher, watchers []
 			}
 			summary += fmt.Sprintf("; %s again: %s", r.Key.Date, s)
 		}
+		if problems.Count() == elsewhere.Count() && elsewhere.Count() > 0 {
+			// Only what the watchers found of earlier dates: the run's
+			// own work is reconciled (ErrOfEarlierDates).
+			return summary, OfEarlierDates(elsewhere.NeedsPerson())
+		}
 		return summary, problems.NeedsPerson()
 	}
 }
@@ -245,6 +266,13 @@ func ReconcileStageWatching(store MismatchStore, matchers []Matcher, watchers []
 // reconcile matches run, records and reports its findings, and adds to
 // problems (each line starting with prefix) what needs a person.
 func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error), run *Run, problems *Problems, prefix string) (string, error) {
+	return reconcileWatched(ctx, store, matchers, write, run, problems, prefix, nil, nil)
+}
+
+// reconcileWatched is reconcile, the unexpected findings of watched (the
+// watchers', by value and count) added to elsewhere too.
+func reconcileWatched(ctx context.Context, store MismatchStore, matchers []Matcher, write func(ctx context.Context, run *Run) (string, error), run *Run,
+	problems *Problems, prefix string, watched map[Mismatch]int, elsewhere *Problems) (string, error) {
 	all, err := matchAll(ctx, matchers, run)
 	if err != nil {
 		return "", fmt.Errorf("reconcile: %w", err)
@@ -263,8 +291,13 @@ func reconcile(ctx context.Context, store MismatchStore, matchers []Matcher, wri
 			continue
 		}
 		unexpected++
-		problems.Add(fmt.Sprintf("%s%s %s %s: ours %s, theirs %s%s", prefix, m.Provider, m.Category, m.Subject,
-			m.side(m.Ours, m.OursState), m.side(m.Theirs, m.TheirsState), detail(m.Detail)))
+		line := fmt.Sprintf("%s%s %s %s: ours %s, theirs %s%s", prefix, m.Provider, m.Category, m.Subject,
+			m.side(m.Ours, m.OursState), m.side(m.Theirs, m.TheirsState), detail(m.Detail))
+		problems.Add(line)
+		if watched[m] > 0 {
+			watched[m]--
+			elsewhere.Add(line)
+		}
 	}
 	failed, err := store.FailedPayouts(ctx, run.Key)
 	if err != nil {

@@ -276,3 +276,40 @@ func TestWatchersRunWithTheRunsOwnReconciliation(t *testing.T) {
 		t.Errorf("run 7's findings %+v, want its own alone", got)
 	}
 }
+
+// TestWatchedFindingsAloneAreOfEarlierDates: a run whose reconciliation
+// needs a person only for a watcher's findings (an order of an earlier
+// date paid late) says so (ErrOfEarlierDates), so that the runner does not
+// record the run as waiting on a person for them; one of its own beside
+// them is the run's.
+func TestWatchedFindingsAloneAreOfEarlierDates(t *testing.T) {
+	earlier, err := ParseDate("2026-11-22")
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := func(context.Context, *Run, []int64) ([]Mismatch, error) {
+		return []Mismatch{{Provider: "p", Category: MismatchStatus, Subject: "old", Detail: "order of 2026-10-01, watched"}}, nil
+	}
+	write := func(context.Context, *Run) (string, error) { return "written", nil }
+	for _, own := range []bool{false, true} {
+		matcher := func(_ context.Context, run *Run) ([]Mismatch, error) {
+			return []Mismatch{{Provider: "p", Category: MismatchAmount, Subject: fmt.Sprint("own ", run.ID), Expected: !own}}, nil
+		}
+		store := &byRun{manyFindings: manyFindings{earlier: &Run{ID: 7, Key: RunKey{Date: earlier}}}, found: map[int64][]Mismatch{}}
+		_, err := ReconcileStageWatching(store, []Matcher{matcher}, []Watcher{watch}, write, 1)(context.Background(), &Run{ID: 8})
+		if KindOf(err) != KindNeedsPerson || !strings.Contains(err.Error(), "p status old") {
+			t.Fatalf("own finding %v: %v, want a person needed for the watched row", own, err)
+		}
+		if got := onlyOfEarlierDates(err); got == own {
+			t.Errorf("own finding %v: of earlier dates alone %v, want %v:\n%v", own, got, !own, err)
+		}
+		if own && !strings.Contains(err.Error(), "p amount own 8") {
+			t.Errorf("the run's own finding is not told: %v", err)
+		}
+	}
+	// Joined with a stage's own (Combine), it is the run's.
+	mixed := E(KindNeedsPerson, "", errors.Join(OfEarlierDates(E(KindNeedsPerson, "", errors.New("watched"))), E(KindNeedsPerson, "", errors.New("own"))))
+	if onlyOfEarlierDates(mixed) {
+		t.Errorf("%v: taken for earlier dates alone", mixed)
+	}
+}

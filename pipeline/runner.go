@@ -154,7 +154,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		run.StagesDone, run.State = nil, RunRunning
 	}
 	preflown := false
-	var attention, pending []error
+	var attention, pending, earlier []error
 	passed := map[Stage]bool{} // stages done by a pass of this invocation
 	for _, st := range Stages {
 		if st.Index() > until.Index() {
@@ -224,6 +224,15 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			pending = append(pending, fmt.Errorf("stage %s: %w", st, err))
 			continue
 		}
+		if err != nil && KindOf(err) == KindNeedsPerson && onlyOfEarlierDates(err) {
+			// A person must look at what concerns earlier dates alone
+			// (a watcher's findings): the stage did the run's own work,
+			// and the run is recorded as that work left it. The run
+			// still ends needing a person.
+			log.Warn("NEEDS A PERSON, of earlier dates: "+err.Error(), "stage", st, "summary", summary, "took", r.now().Sub(start).Round(time.Millisecond))
+			earlier = append(earlier, fmt.Errorf("stage %s: %w", st, err))
+			err = nil
+		}
 		if err != nil && KindOf(err) == KindNeedsPerson {
 			// Finished what it safely could; a person must look. The stage
 			// stays not done, so a re-run after the fix picks it up; the
@@ -247,13 +256,14 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	if len(pending) > 0 {
 		// Resumable (exit 1): what still processes comes first, then
 		// what needs a person.
-		all := errors.Join(append(pending, attention...)...)
+		all := errors.Join(append(append(pending, attention...), earlier...)...)
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		ferr := r.Store.FinishRun(fctx, run.ID, RunFailed, all.Error())
 		return res, E(KindFailed, "run "+key.String(), unrecorded(all, ferr))
 	}
 	if len(attention) > 0 {
+		attention = append(attention, earlier...)
 		err := E(KindNeedsPerson, "run "+key.String(), errors.Join(attention...))
 		// The stages that need a person stay not done, and the run failed;
 		// when every stage is done (a re-run's reconcile found something)
@@ -290,6 +300,11 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		}
 	}
 	run.LastError = ""
+	if len(earlier) > 0 {
+		// Recorded as its own work left it; the exit still says a person
+		// must look.
+		return res, E(KindNeedsPerson, "run "+key.String(), errors.Join(earlier...))
+	}
 	return res, nil
 }
 

@@ -429,3 +429,36 @@ func TestARunWhoseEndIsNotRecordedSaysSo(t *testing.T) {
 		})
 	}
 }
+
+// TestFindingsOfEarlierDatesLeaveTheRunDone: a reconcile stage that needs
+// a person only for what concerns earlier dates (a watched order paid
+// late: ErrOfEarlierDates) was recorded as the run's own note, and the run
+// stayed listed as waiting on a person (the nights' note,
+// settle_unsettled_runs) after the person reopened the order (found by a
+// review). The stage is done, the run recorded done with no note, and the
+// run still ends needing a person; one of the run's own beside it is
+// recorded as before, with both.
+func TestFindingsOfEarlierDatesLeaveTheRunDone(t *testing.T) {
+	tr := &tracer{}
+	watched := OfEarlierDates(E(KindNeedsPerson, "", errors.New("order of 2026-10-01, watched: paid after its rejection")))
+	store := &memStore{}
+	r := tr.runner(store)
+	r.Stages[StageReconcile] = tr.stage("reconcile", watched)
+	_, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile)
+	if KindOf(err) != KindNeedsPerson || !strings.Contains(err.Error(), "paid after its rejection") {
+		t.Fatalf("err %v (kind %d), want one that needs a person, naming the watched order", err, KindOf(err))
+	}
+	if !store.run.Done(StageReconcile) || store.run.State != RunDone || store.lastErr != "" {
+		t.Fatalf("run %s, stages done %v, last error %q: want the run done, no note", store.run.State, store.run.StagesDone, store.lastErr)
+	}
+
+	store = &memStore{}
+	r = tr.runner(store)
+	r.Stages[StageReconcile] = tr.stage("reconcile", watched)
+	r.Stages[StageDistribute] = tr.stage("distribute", E(KindNeedsPerson, "", errors.New("a payout failed")))
+	_, err = r.Execute(context.Background(), day, RunParams{}, StageReconcile)
+	if KindOf(err) != KindNeedsPerson || store.run.State != RunFailed ||
+		!strings.HasPrefix(store.lastErr, NeedsPersonNote) || !strings.Contains(store.lastErr, "a payout failed") || !strings.Contains(store.lastErr, "paid after its rejection") {
+		t.Fatalf("err %v, run %s, last error %q: want the run's own note, with both", err, store.run.State, store.lastErr)
+	}
+}

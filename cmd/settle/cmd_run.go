@@ -316,12 +316,17 @@ const missedLookback = 31
 // --until), ended failed (exit 1 past the Job's retries, 2 or 3) and not
 // run again, or with requests planned or in flight - the next night
 // drives its own run's alone, and ended 0 with them, the balances netted
-// into them waiting. A run that ended needing a person (exit 4) with
+// into them waiting. It names too the earlier dates (any, not only the
+// lookback's: a watched order may be months old) whose run holds orders a
+// person reopened (settle resolve --reopen) that no run of their date has
+// settled since: only such a run does, and resolve's own line saying so
+// was all that told anyone. A run that ended needing a person (exit 4) with
 // nothing open is not named: its work is held for that person, who was
 // told then (settle_unsettled_runs keeps counting it), and naming it
 // every night would teach the night's exit 4 to be ignored: note is told
 // of them in one line, which does not change the exit. nil when there are
-// none (or no date of the lookback was ever run: a new ledger).
+// none (or, but for the reopened orders, no date of the lookback was ever
+// run: a new ledger).
 //
 // A night of shard mine speaks for its own shard (speaksFor): the pods of
 // an Indexed Job each name their own shard's runs and shards never run,
@@ -330,12 +335,32 @@ const missedLookback = 31
 // shard's: one shard left undone failed every index of the night, each
 // shard's metrics said 4, and the alert named every shard.
 func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine pipeline.Shard, note func(msg string, attrs ...any)) (problem, err error) {
-	run, err := l.DatesRun(ctx, d.AddDays(-missedLookback), d)
-	if err != nil || len(run) == 0 {
+	p := &pipeline.Problems{}
+	reopened, err := l.ReopenedHeld(ctx, payprotocol.HeldReopened)
+	if err != nil {
 		return nil, err
 	}
+	for len(reopened) > 0 {
+		k, n := reopened[0].Key, 1
+		for n < len(reopened) && reopened[n].Key == k {
+			n++
+		}
+		if speaksFor(mine, k.Shard) && k.Date.Before(d) {
+			p.Add(reopenedLine(k, reopened[:n]))
+		}
+		reopened = reopened[n:]
+	}
+	run, err := l.DatesRun(ctx, d.AddDays(-missedLookback), d)
+	if err != nil {
+		return nil, err
+	}
+	if len(run) == 0 {
+		if p.Count() > 0 {
+			p.Summary = fmt.Sprintf("runs of dates before %s hold orders a person reopened and not run again: only a run of their date settles them", d)
+		}
+		return p.NeedsPerson(), nil
+	}
 	var missed []pipeline.Date
-	p := &pipeline.Problems{}
 	for day, i := run[0].Date, 0; day.Before(d); day = day.AddDays(1) {
 		if i < len(run) && run[i].Date == day {
 			m := slices.DeleteFunc(slices.Clone(run[i].Missing), func(sh pipeline.Shard) bool { return !speaksFor(mine, sh) })
@@ -400,9 +425,28 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine p
 	} else if shards > 0 {
 		p.Summary = fmt.Sprintf("shards of dates before %s never run", d)
 	} else if p.Count() > 0 {
-		p.Summary = fmt.Sprintf("runs of dates before %s left work undone (stopped, failed, or with requests planned or in flight) and not run again: only a run of their date finishes it", d)
+		p.Summary = fmt.Sprintf("runs of dates before %s left work undone (stopped, failed, with requests planned or in flight, or holding orders a person reopened) and not run again: only a run of their date finishes it", d)
 	}
 	return p.NeedsPerson(), nil
+}
+
+// reopenedLine names the orders a person reopened (settle resolve
+// --reopen) that run k of an earlier date still holds, with the command
+// that settles them: nothing else runs that date again.
+func reopenedLine(k pipeline.RunKey, orders []ledger.Reopened) string {
+	which, shard := "its run", ""
+	if k.Shard.Count > 1 {
+		which, shard = "shard "+k.Shard.String(), " --shard "+k.Shard.String()
+	}
+	names := make([]string, 0, min(len(orders), waitingListMax))
+	for _, o := range orders[:min(len(orders), waitingListMax)] {
+		names = append(names, o.OrderNo)
+	}
+	if len(orders) > waitingListMax {
+		names = append(names, fmt.Sprintf("and %d more", len(orders)-waitingListMax))
+	}
+	return fmt.Sprintf("date %s: %s holds %d orders a person reopened (settle resolve --reopen: %s), paid and not settled: settle run --date %s%s verifies and settles them",
+		k.Date, which, len(orders), strings.Join(names, ", "), k.Date, shard)
 }
 
 // speaksFor reports whether the nightly run of shard mine names what

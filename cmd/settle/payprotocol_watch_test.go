@@ -24,8 +24,8 @@ import (
 // clock) asks about it (--rejected-watch-days, default 90): a row of its
 // own reconciliation naming the order's date and the command, the WARN
 // line, exit 4, nothing paid. Not within a window shorter than 40 days,
-// nor with the watch off; reopened by a person, it is asked no more, and
-// the run of its date settles it once.
+// nor with the watch off; reopened by a person, it is asked no more, the
+// nights name its date until a run of it settles the order once.
 func TestANightlyRunWatchesARejectedOrderPaidLongAfterItsDate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -63,7 +63,8 @@ func TestANightlyRunWatchesARejectedOrderPaidLongAfterItsDate(t *testing.T) {
 			sim.Config.Args()...), extra...)
 		var out, errb bytes.Buffer
 		err := runAt(context.Background(), func() time.Time { return now }, full, allowPlainTextFor(e.url, func(string) string { return "" }), &out, &errb)
-		return out.String() + errb.String(), exitCode(err, &errb)
+		code := exitCode(err, &errb) // first: it writes the error's lines to errb
+		return out.String() + errb.String(), code
 	}
 	resolve := func(how string) (string, int) {
 		return e.settle(append([]string{"resolve", "--date", day, "--order", order, how, "--note", "buyer paid late, ticket PP-80"}, sim.Config.Args()...)...)
@@ -103,12 +104,23 @@ func TestANightlyRunWatchesARejectedOrderPaidLongAfterItsDate(t *testing.T) {
 		t.Fatalf("%s is %s: paid by itself", order, state)
 	}
 	e.checkPaidOnce(sim, balance)
+	// The night's own work is done: its run is not recorded as waiting on
+	// a person for an order of another date (it stayed listed, and
+	// counted by settle_unsettled_runs, after the order was reopened).
+	if n := e.count(`SELECT count(*) FROM settle.runs WHERE business_date = $1 AND state = 'done' AND last_error = ''`, yesterday.String()); n != 1 {
+		t.Fatalf("tonight's run recorded needing a person for the watched order (%d runs done with no note)", n)
+	}
 
 	if out, code := resolve("--reopen"); code != 0 {
 		t.Fatalf("resolve --reopen: exit %d:\n%s", code, out)
 	}
-	if out, code := run(); code != 0 || strings.Contains(out, payprotocol.PaidAfterRejection) {
-		t.Fatalf("tonight again, the order reopened: exit %d, want 0:\n%s", code, out)
+	// Reopened, the order is held again, and only a run of its date
+	// settles it: the night names that date and the command (nothing
+	// else reminded anyone), not the payment paid late any more.
+	if out, code := run(); code != 4 || strings.Contains(out, payprotocol.PaidAfterRejection) ||
+		!strings.Contains(out, "date "+day+": its run holds 1 orders a person reopened (settle resolve --reopen: "+order+")") ||
+		!strings.Contains(out, "settle run --date "+day+" verifies and settles them") {
+		t.Fatalf("tonight again, the order reopened and its date not run: exit %d, want 4 naming the date and its command:\n%s", code, out)
 	}
 	if out, code := run("--date", day); code != 0 {
 		t.Fatalf("%s again, reopened: exit %d, want 0:\n%s", day, code, out)
@@ -117,4 +129,9 @@ func TestANightlyRunWatchesARejectedOrderPaidLongAfterItsDate(t *testing.T) {
 		t.Fatalf("reopened and run: %s is %s %q, want paid", order, state, reason)
 	}
 	e.checkPaidOnce(sim, balance)
+	// Settled, the date is named no more (tonight's run pays what its
+	// seller carries of it).
+	if out, code := run(); code != 0 || strings.Contains(out, "reopened") {
+		t.Fatalf("tonight again, the reopened order settled: exit %d, want 0, nothing named:\n%s", code, out)
+	}
 }

@@ -456,6 +456,43 @@ func (l *Ledger) moveItem(ctx context.Context, d pipeline.Date, ch pipeline.Chan
 // item (its key the order number).
 const KindReopened = "reopened_rejected"
 
+// Reopened is an order a person reopened (ReopenRejected) that its date's
+// run still holds so.
+type Reopened struct {
+	Key     pipeline.RunKey // the run of its date that holds it
+	OrderNo string
+}
+
+// ReopenedHeld returns the orders a person reopened (ReopenRejected,
+// whatever their date) that are still held with a reason starting with
+// held: no run of their date has verified and settled them since, and
+// only one does. By date, shard and order number.
+func (l *Ledger) ReopenedHeld(ctx context.Context, held string) ([]Reopened, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT DISTINCT to_char(r.business_date, 'YYYY-MM-DD'), r.shard_index, r.shard_count, i.order_no
+		FROM resolutions s JOIN items i ON i.order_no = s.idem_key JOIN runs r ON r.id = i.run_id
+		WHERE s.kind = $1 AND i.state = 'held' AND starts_with(i.reason, $2)
+		ORDER BY 1, 3, 2, 4`, KindReopened, held)
+	if err != nil {
+		return nil, fmt.Errorf("read the reopened orders still held: %w", err)
+	}
+	defer rows.Close()
+	var out []Reopened
+	for rows.Next() {
+		var (
+			o   Reopened
+			day string
+		)
+		if err := rows.Scan(&day, &o.Key.Shard.Index, &o.Key.Shard.Count, &o.OrderNo); err != nil {
+			return nil, fmt.Errorf("read the reopened orders still held: %w", err)
+		}
+		if o.Key.Date, err = pipeline.ParseDate(day); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
 // lockItem reads, for update, the item of order orderNo of date d under
 // the order's lock (orderLockClass), refusing (pipeline.KindUsage) one
 // the date does not have or of another channel than ch.
