@@ -69,13 +69,13 @@ func TestARunWaitsForItsDateWithLockWait(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		var errb bytes.Buffer
-		err := run(ctx, append([]string{"settle", "run", "--database-url", e.url}, append(args[1:], "--lock-wait", "10m")...),
-			allowPlainTextFor(e.url, func(k string) string { // JSON, as in a pod
+		err := run(ctx, plainTextArgs(append([]string{"settle", "run", "--database-url", e.url}, append(args[1:], "--lock-wait", "10m")...)),
+			func(k string) string { // JSON, as in a pod
 				if k == "SETTLE_LOG_FORMAT" {
 					return "json"
 				}
 				return ""
-			}), w, &errb)
+			}, w, &errb)
 		done <- exitCode(err, &errb)
 	}()
 	select {

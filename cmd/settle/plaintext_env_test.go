@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -34,27 +35,39 @@ func dbEnv(url string) []string {
 	return []string{"SETTLE_DATABASE_URL=" + url, envAllowPlainText + "=" + allow}
 }
 
-// allowPlainTextFor is base, the environment of an in-process run handed
-// the test database url, with SETTLE_DATABASE_ALLOW_PLAINTEXT as
-// plainTextElsewhere says.
-func allowPlainTextFor(url string, base func(string) string) func(string) string {
-	allow := plainTextElsewhere(url)
-	return func(k string) string {
-		if k != envAllowPlainText {
-			return base(k)
+// plainTextArgs is the command line of an in-process run (which reads its
+// flags' variables from the process's environment, not from the getenv
+// it is given) with --database-allow-plaintext added after each database
+// URL (--database-url, --source-database-url) that plainTextElsewhere
+// says needs it.
+func plainTextArgs(args []string) []string {
+	out := make([]string, 0, len(args)+1)
+	for i := 0; i < len(args); i++ {
+		out = append(out, args[i])
+		name, url, inline := strings.Cut(args[i], "=")
+		if name != "--"+flagDatabaseURL && name != "--source-database-url" {
+			continue
 		}
-		if allow {
-			return "true"
+		if !inline {
+			if i+1 == len(args) {
+				break
+			}
+			i++
+			url = args[i]
+			out = append(out, url)
 		}
-		return ""
+		if plainTextElsewhere(url) && !slices.Contains(out, "--"+flagDatabasePlaintext) {
+			out = append(out, "--"+flagDatabasePlaintext)
+		}
 	}
+	return out
 }
 
 // TestHarnessAllowsPlainTextOnlyToAnotherMachine: the tests hand settle
-// the test database with SETTLE_DATABASE_ALLOW_PLAINTEXT when its URL is
-// plain text to another machine (a SETTLE_TEST_DATABASE_URL elsewhere,
-// sslmode=disable: every test running settle exited 2 on it), and only
-// then.
+// the test database with SETTLE_DATABASE_ALLOW_PLAINTEXT (a process) or
+// --database-allow-plaintext (in-process) when its URL is plain text to
+// another machine (a SETTLE_TEST_DATABASE_URL elsewhere, sslmode=disable:
+// every test running settle exited 2 on it), and only then.
 func TestHarnessAllowsPlainTextOnlyToAnotherMachine(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -79,12 +92,15 @@ func TestHarnessAllowsPlainTextOnlyToAnotherMachine(t *testing.T) {
 		if env := dbEnv(tc.url); !slices.Contains(env, want) || !slices.Contains(env, "SETTLE_DATABASE_URL="+tc.url) {
 			t.Errorf("%s: process environment %q, want %s", tc.url, env, want)
 		}
-		getenv := allowPlainTextFor(tc.url, func(k string) string { return "from base " + k })
-		if got := getenv(envAllowPlainText); (got == "true") != tc.allow || (!tc.allow && got != "") {
-			t.Errorf("%s: in-process %s=%q, want it set to true only when plain text to another machine", tc.url, envAllowPlainText, got)
-		}
-		if got := getenv("SETTLE_LOG_FORMAT"); got != "from base SETTLE_LOG_FORMAT" {
-			t.Errorf("%s: the other variables are lost: %q", tc.url, got)
+		for _, args := range [][]string{
+			{"settle", "status", "--database-url", tc.url, "--date", testDate},
+			{"settle", "status", "--database-url=" + tc.url, "--date", testDate},
+			{"settle", "run", "--database-url", "postgres://x@127.0.0.1/db?sslmode=disable", "--source-database-url", tc.url},
+		} {
+			got := plainTextArgs(args)
+			if allowed := slices.Contains(got, "--"+flagDatabasePlaintext); allowed != tc.allow || len(got) != len(args)+map[bool]int{true: 1}[tc.allow] {
+				t.Errorf("%q: %q, want --%s added only for plain text to another machine", args, got, flagDatabasePlaintext)
+			}
 		}
 	}
 }

@@ -102,8 +102,8 @@ func (e *env) settle(args ...string) (string, int) {
 func (e *env) raw(full ...string) (string, int) {
 	e.t.Helper()
 	var out, errb bytes.Buffer
-	cfg := allowPlainTextFor(e.url, func(string) string { return "" })
-	err := run(context.Background(), full, cfg, &out, &errb)
+	cfg := func(string) string { return "" }
+	err := run(context.Background(), plainTextArgs(full), cfg, &out, &errb)
 	code := exitCode(err, &errb)
 	return out.String() + errb.String(), code
 }

@@ -27,7 +27,7 @@ func TestAStartupParameterTheServerRefusesIsConfiguration(t *testing.T) {
 	}
 	for _, cmd := range [][]string{{"status", "--date", testDate}, {"migrate"}} {
 		var out, errb bytes.Buffer
-		err := run(context.Background(), append(append([]string{"settle"}, cmd...), "--database-url", bad), allowPlainTextFor(bad, os.Getenv), &out, &errb)
+		err := run(context.Background(), plainTextArgs(append(append([]string{"settle"}, cmd...), "--database-url", bad)), os.Getenv, &out, &errb)
 		if code := exitCode(err, &errb); code != 2 || !strings.Contains(errb.String(), "tcp_keepalive_idle") {
 			t.Errorf("settle %s with a parameter the server does not know: exit %d, want 2 naming it:\n%s", cmd[0], code, errb.String())
 		}
