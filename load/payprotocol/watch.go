@@ -29,7 +29,9 @@ type WatchStore interface {
 // Protocol about each of them once (those of the runs it reconciles
 // itself are left to their matcher: reconciled), on c.Pacer as the
 // matcher's questions, a page of c.PageSize at a time. What needs a person
-// is returned as the run's own findings, named with the order's date: a
+// is returned as findings of the run's reconciliation (its reports, its
+// exit 4; alone, they leave the run recorded done, not waiting on a
+// person: pipeline.ErrOfEarlierDates), named with the order's date: a
 // payment paid now (MatchRejected's unexpected row, and a line on c.Log:
 // settle resolve --date D --order O --reopen holds it again, and no longer
 // rejected it is not asked again), an order Pay Protocol did not answer
