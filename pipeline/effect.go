@@ -329,8 +329,8 @@ func record(ctx context.Context, store EffectStore, e Effect, out Outcome, cause
 }
 
 // NextAttempt returns the planned next attempt after a failed one, with the
-// key made by keyFor, or an error if prev can still succeed or max attempts
-// have been made.
+// key made by keyFor (not recorded yet: no ID, no Planned), or an error if
+// prev can still succeed or max attempts have been made.
 func NextAttempt(prev Effect, max int, keyFor func(attempt int) string) (Effect, error) {
 	if prev.State != EffectFailed {
 		return Effect{}, fmt.Errorf("%s %s: attempt %d is %s, not failed: no new attempt while it can still succeed", prev.Kind, prev.Subject, prev.Attempt, prev.State)
@@ -341,6 +341,10 @@ func NextAttempt(prev Effect, max int, keyFor func(attempt int) string) (Effect,
 	next := prev
 	next.ID, next.Attempt, next.Key = 0, prev.Attempt+1, keyFor(prev.Attempt+1)
 	next.State, next.ProviderRef, next.LastError, next.Sends = EffectPlanned, "", "", 0
+	// Not recorded yet: its planning time is the ledger's, once it is.
+	// Kept, prev's would age the new key from the old one's intent
+	// (PastMemory).
+	next.Planned = time.Time{}
 	return next, nil
 }
 

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // TestANewAttemptIsPlannedOnlyAfterADefiniteFailure: an attempt planned,
@@ -12,7 +13,8 @@ import (
 func TestANewAttemptIsPlannedOnlyAfterADefiniteFailure(t *testing.T) {
 	key := func(a int) string { return fmt.Sprintf("RS-20261123-ABC-%d", a) }
 	prev := Effect{ID: 7, Kind: "revenue_share", Subject: "RS/20261123/S1/USD", Attempt: 1, Key: key(1),
-		Currency: "USD", Amount: 1234, ProviderRef: "P1", LastError: "FAILED: frozen", Sends: 2}
+		Currency: "USD", Amount: 1234, ProviderRef: "P1", LastError: "FAILED: frozen", Sends: 2,
+		Planned: time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)} // the old intent's time is not the new one's
 	for _, s := range []EffectState{EffectPlanned, EffectSent, EffectUnknown, EffectSucceeded} {
 		prev.State = s
 		if next, err := NextAttempt(prev, 3, key); err == nil {
