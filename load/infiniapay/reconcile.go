@@ -313,12 +313,14 @@ func matchShare(ctx context.Context, c *MatcherConfig, e pipeline.Effect) (ms []
 // forgottenShare turns the finding that Infinia does not know e, a
 // revenue share the ledger recorded succeeded and planned longer than
 // memory before now, into an expected unverifiable one: its status query
-// may simply no longer remember it. Reported missing at Infinia, it
+// may simply no longer remember it. Of one whose outcome the ledger does
+// not know, it says that it is held for a person, not resolved by the
+// next run's query. Reported missing at Infinia, it
 // needed a person (exit 4) who might pay it again; it was paid, by the
 // ledger's word (its reference), and only Infinia's statements can say
 // otherwise.
 func forgottenShare(ms []pipeline.Mismatch, e pipeline.Effect, now time.Time, memory time.Duration) []pipeline.Mismatch {
-	if e.State != pipeline.EffectSucceeded {
+	if e.State == pipeline.EffectFailed || e.State == pipeline.EffectPlanned {
 		return ms
 	}
 	past := pipeline.PastMemory(e, now, memory, "Infinia")
@@ -326,7 +328,13 @@ func forgottenShare(ms []pipeline.Mismatch, e pipeline.Effect, now time.Time, me
 		return ms
 	}
 	for i, m := range ms {
-		if m.Category == pipeline.MismatchMissingAtProvider {
+		if m.TheirsState == "not found" && !e.State.Final() {
+			// Not "the next run resolves it by query": the stage holds it
+			// for a person (RevenueShareSender.Query).
+			ms[i].Detail = fmt.Sprintf("our outcome is not known, and Infinia's status query no longer knows it, planned %s ago, past the %s it is taken to remember: it may have been paid and forgotten; held for a person, never sent again nor failed (settle resolve --subject %s --paid or --not-paid, from Infinia's statements)",
+				pipeline.RoundDays(now.Sub(e.Planned)), pipeline.RoundDays(memory), e.Subject)
+		}
+		if m.Category == pipeline.MismatchMissingAtProvider && e.State == pipeline.EffectSucceeded {
 			ms[i].Category, ms[i].Expected = pipeline.MismatchUnverifiable, true
 			ms[i].Detail = fmt.Sprintf("recorded succeeded (Infinia reference %s) and no longer known to Infinia's status query, planned %s ago, past the %s it is taken to remember: not a missing payment, do not pay it again; Infinia's statements of the platform account show it",
 				e.ProviderRef, pipeline.RoundDays(now.Sub(e.Planned)), pipeline.RoundDays(memory))
