@@ -57,8 +57,8 @@ func resolveCommand(cfg *config) *cli.Command {
 		&cli.BoolFlag{Name: "reject", Usage: "with --order: a Pay Protocol order settle holds because its payment failed, which will never be paid (the buyer will not pay it late): rejected for good, its seller not paid for it (needs the --payprotocol-* flags: settle asks Pay Protocol that the payment is still failed)"},
 		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file); or one Infinia lost (it does not know it --infinia-lost-after after its upload; needs the --infinia-* flags: settle asks Infinia)"},
 		&cli.BoolFlag{Name: "all-refused", Usage: "every trade file of the date Infinia refused and no person sent again (after a layout mistake, say: once Infinia confirms it took none of them), each as --trade-file would, with the one --note; with --refused-rows, the refused rows of those sent again without them too"},
-		&cli.BoolFlag{Name: "paid", Usage: "with --subject: an Infinia revenue share held because Infinia's status query no longer knows it (planned longer ago than --infinia-query-memory) that Infinia's statement shows paid: succeeded, the seller paid by it once, never sent again (needs the --infinia-* flags: settle asks Infinia that it still does not know it); or a WeChat Pay distribution or unfreeze held so (--wechat-query-memory) that WeChat Pay's records show applied, of whose transaction WeChat Pay holds nothing any more (needs the --wechat-* flags: settle asks WeChat Pay both)"},
-		&cli.BoolFlag{Name: "not-paid", Usage: "with --subject: such a revenue share that Infinia's statement shows never paid: failed, so that the date's next run pays the seller's balance under a new requestNo (its own is never sent again; needs the --infinia-* flags); or such a WeChat Pay distribution or unfreeze never applied, of whose transaction WeChat Pay still holds some: the next run sends it under a new out_order_no while WeChat Pay holds the order's amount (needs the --wechat-* flags)"},
+		&cli.BoolFlag{Name: "paid", Usage: "with --subject: an Infinia revenue share held because Infinia's status query no longer knows it (planned longer ago than --infinia-query-memory) that Infinia's statement shows paid: succeeded, the seller paid by it once, never sent again (needs the --infinia-* flags: settle asks Infinia that it still does not know it, and cannot check the statement: recorded paid when it was not, the seller is not paid for it); or a WeChat Pay distribution or unfreeze held so (--wechat-query-memory) that WeChat Pay's records show applied, of whose transaction WeChat Pay holds nothing any more (needs the --wechat-* flags: settle asks WeChat Pay both)"},
+		&cli.BoolFlag{Name: "not-paid", Usage: "with --subject: such a revenue share that Infinia's statement shows never paid: failed, so that the date's next run pays the seller's balance under a new requestNo (its own is never sent again; needs the --infinia-* flags; settle cannot check the statement: recorded not paid when Infinia paid it, the seller is paid twice unless Infinia's available share of the seller is short); or such a WeChat Pay distribution or unfreeze never applied, of whose transaction WeChat Pay still holds some: the next run sends it under a new out_order_no while WeChat Pay holds the order's amount (needs the --wechat-* flags)"},
 		&cli.BoolFlag{Name: "refused-rows", Usage: "with --trade-file or --all-refused: send again the rows Infinia refused too (their cause fixed), not only the held rest"},
 		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"})
 	return &cli.Command{
@@ -488,8 +488,14 @@ func sendAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date, a
 // seller's items and carried balance it netted marked paid), sending
 // nothing; --not-paid: it fails, and the next run pays the seller's
 // balance under the next attempt's requestNo. Nothing is sent here. A
-// share resolved the same way before is said and left as it is. A WeChat
-// Pay subject is resolveWeChatPastMemory's.
+// share resolved the same way before is said and left as it is. What the
+// statement shows is the person's word alone: Infinia holds nothing
+// settle can weigh it against (WeChat Pay's frozen funds, say), and the
+// output says what a wrong word costs (--not-paid of a share Infinia
+// paid: the seller paid twice, unless the next run finds Infinia's
+// available share of the seller short; --paid of one it did not: the
+// seller not paid for it). A WeChat Pay subject is
+// resolveWeChatPastMemory's.
 func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
 	ctx, subject, paid := c.Context, c.String("subject"), c.Bool("paid")
 	if _, ok := wechatpay.OrderOfSubject(subject); ok {
@@ -553,8 +559,14 @@ func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 	fmt.Fprintf(cfg.stdout, "revenue share %s (requestNo %s, %s) %s at %s: %s\n", e.Subject, e.Key, money, when, r.ResolvedAt.UTC().Format(time.RFC3339), r.Note)
 	if paid {
 		fmt.Fprintf(cfg.stdout, "it is paid (succeeded): the next run of %s sends nothing for it, and marks what it paid (the seller's items and carried balance) paid by it\n", d)
+		fmt.Fprintf(cfg.stdout, "settle could not check this at Infinia (its status query no longer knows requestNo %s): it rests on the statement the note names; had Infinia not paid it, seller %s is not paid these %s\n",
+			e.Key, seller, money)
 		return nil
 	}
+	// Infinia holds nothing settle can weigh this against (WeChat Pay's
+	// frozen funds, say): the person's reading of the statement is all.
+	fmt.Fprintf(cfg.stdout, "settle could not check this at Infinia (its status query no longer knows requestNo %s): it rests on the statement the note names, which must show no payment of requestNo %s from %s on; had Infinia paid it, the next run pays seller %s these %s a second time, unless Infinia's available share of the seller is short of them (then it holds the seller for a person)\n",
+		e.Key, e.Key, e.Planned.UTC().Format(time.DateOnly), seller, money)
 	if e.Attempt >= infiniapay.DefaultMaxAttempts {
 		fmt.Fprintf(cfg.stdout, "it is failed: requestNo %s is never sent again; it was the last of %d attempts, so the next run of %s holds the seller's balance for a person (exit 4)\n",
 			e.Key, e.Attempt, d)

@@ -132,8 +132,8 @@ func TestAShareHeldPastInfiniasMemoryResolvedPaidIsPaidOnce(t *testing.T) {
 		t.Fatalf("resolve --paid without --note: exit %d, want 2 asking for it:\n%s", code, out)
 	}
 	out := e.mustSettle(resolveArgs(sim, subject, "--paid", "--note", "ops: Infinia statement 2026-12 line 14")...)
-	if !strings.Contains(out, key) || !strings.Contains(out, "sends nothing for it") {
-		t.Fatalf("resolve --paid: want the requestNo and what the next run does:\n%s", out)
+	if !strings.Contains(out, key) || !strings.Contains(out, "sends nothing for it") || !strings.Contains(out, "could not check this at Infinia") || !strings.Contains(out, "is not paid these") {
+		t.Fatalf("resolve --paid: want the requestNo, what the next run does, and that settle could not check it (what a wrong word costs):\n%s", out)
 	}
 	var state, cause, detail string
 	if err := e.db.QueryRow(`SELECT e.state, v.cause, v.detail FROM settle.effects e JOIN settle.effect_events v ON v.effect_id = e.id
@@ -210,6 +210,15 @@ func TestAShareHeldPastInfiniasMemoryResolvedNotPaidGoesUnderANewKey(t *testing.
 	next := strings.TrimSuffix(key, "1") + "2"
 	if !strings.Contains(out, "never sent again") || !strings.Contains(out, next) {
 		t.Fatalf("resolve --not-paid: want the new requestNo %s named:\n%s", next, out)
+	}
+	// Infinia holds nothing to check the person's word against: the
+	// command says so, what a wrong word costs, and from when to look.
+	var planned time.Time
+	if err := e.db.Get(&planned, `SELECT created_at FROM settle.effects WHERE idem_key = $1`, key); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "could not check this at Infinia") || !strings.Contains(out, "a second time") || !strings.Contains(out, "from "+planned.UTC().Format(time.DateOnly)+" on") {
+		t.Fatalf("resolve --not-paid: want it said that settle could not check it, that a share Infinia paid is paid a second time, and the statements from the share's planning on:\n%s", out)
 	}
 	if out, code := e.runInfinia(sim); code != 0 {
 		t.Fatalf("run after resolve --not-paid: exit %d, want 0:\n%s", code, out)
