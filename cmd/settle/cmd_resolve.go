@@ -57,8 +57,8 @@ func resolveCommand(cfg *config) *cli.Command {
 		&cli.BoolFlag{Name: "reject", Usage: "with --order: a Pay Protocol order settle holds because its payment failed, which will never be paid (the buyer will not pay it late): rejected for good, its seller not paid for it (needs the --payprotocol-* flags: settle asks Pay Protocol that the payment is still failed)"},
 		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file); or one Infinia lost (it does not know it --infinia-lost-after after its upload; needs the --infinia-* flags: settle asks Infinia)"},
 		&cli.BoolFlag{Name: "all-refused", Usage: "every trade file of the date Infinia refused and no person sent again (after a layout mistake, say: once Infinia confirms it took none of them), each as --trade-file would, with the one --note; with --refused-rows, the refused rows of those sent again without them too"},
-		&cli.BoolFlag{Name: "paid", Usage: "with --subject: an Infinia revenue share held because Infinia's status query no longer knows it (planned longer ago than --infinia-query-memory) that Infinia's statement shows paid: succeeded, the seller paid by it once, never sent again (needs the --infinia-* flags: settle asks Infinia that it still does not know it, and cannot check the statement: recorded paid when it was not, the seller is not paid for it); or a WeChat Pay distribution or unfreeze held so (--wechat-query-memory) that WeChat Pay's records show applied, of whose transaction WeChat Pay holds nothing any more (needs the --wechat-* flags: settle asks WeChat Pay both)"},
-		&cli.BoolFlag{Name: "not-paid", Usage: "with --subject: such a revenue share that Infinia's statement shows never paid: failed, so that the date's next run pays the seller's balance under a new requestNo (its own is never sent again; needs the --infinia-* flags; settle cannot check the statement: recorded not paid when Infinia paid it, the seller is paid twice unless Infinia's available share of the seller is short); or such a WeChat Pay distribution or unfreeze never applied, of whose transaction WeChat Pay still holds some: the next run sends it under a new out_order_no while WeChat Pay holds the order's amount (needs the --wechat-* flags)"},
+		&cli.BoolFlag{Name: "paid", Usage: "with --subject: an Infinia revenue share held because Infinia's status query no longer knows it (planned longer ago than --infinia-query-memory) that Infinia's statement shows paid: succeeded, the seller paid by it once, never sent again (needs the --infinia-* flags: settle asks Infinia that it still does not know it, and that its available share of the seller shows it taken; beyond that it cannot check the statement: recorded paid when it was not, the seller is not paid for it); or a WeChat Pay distribution or unfreeze held so (--wechat-query-memory) that WeChat Pay's records show applied, of whose transaction WeChat Pay holds nothing any more (needs the --wechat-* flags: settle asks WeChat Pay both)"},
+		&cli.BoolFlag{Name: "not-paid", Usage: "with --subject: such a revenue share that Infinia's statement shows never paid: failed, so that the date's next run pays the seller's balance under a new requestNo (its own is never sent again; needs the --infinia-* flags; settle refuses it when Infinia's available share of the seller shows it taken, and cannot check the statement beyond that: recorded not paid when Infinia paid it, the seller is paid twice unless Infinia's available share of the seller is short); or such a WeChat Pay distribution or unfreeze never applied, of whose transaction WeChat Pay still holds some: the next run sends it under a new out_order_no while WeChat Pay holds the order's amount (needs the --wechat-* flags)"},
 		&cli.BoolFlag{Name: "refused-rows", Usage: "with --trade-file or --all-refused: send again the rows Infinia refused too (their cause fixed), not only the held rest"},
 		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"})
 	return &cli.Command{
@@ -488,14 +488,14 @@ func sendAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date, a
 // seller's items and carried balance it netted marked paid), sending
 // nothing; --not-paid: it fails, and the next run pays the seller's
 // balance under the next attempt's requestNo. Nothing is sent here. A
-// share resolved the same way before is said and left as it is. What the
-// statement shows is the person's word alone: Infinia holds nothing
-// settle can weigh it against (WeChat Pay's frozen funds, say), and the
-// output says what a wrong word costs (--not-paid of a share Infinia
-// paid: the seller paid twice, unless the next run finds Infinia's
-// available share of the seller short; --paid of one it did not: the
-// seller not paid for it). A WeChat Pay subject is
-// resolveWeChatPastMemory's.
+// share resolved the same way before is said and left as it is. Infinia's
+// available share of the seller must agree (pastMemoryAvailable: a share
+// Infinia paid took from it), else the word is refused; beyond that the
+// statement is the person's word, and the output says what a wrong word
+// costs (--not-paid of a share Infinia paid: the seller paid twice,
+// unless the next run finds Infinia's available share of the seller
+// short; --paid of one it did not: the seller not paid for it). A WeChat
+// Pay subject is resolveWeChatPastMemory's.
 func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
 	ctx, subject, paid := c.Context, c.String("subject"), c.Bool("paid")
 	if _, ok := wechatpay.OrderOfSubject(subject); ok {
@@ -523,7 +523,7 @@ func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		// lock held is this date's.
 		return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no revenue share of %s has this subject (the held line and payouts.csv give it; only an Infinia revenue share is resolved with --paid or --not-paid)", subject, d)
 	}
-	proof := ""
+	proof, avail := "", ""
 	if e.State == pipeline.EffectSent || e.State == pipeline.EffectUnknown {
 		// Checked before anything is recorded (a final or planned one is
 		// refused, or said as resolved before, by ResolvePastMemory).
@@ -546,6 +546,10 @@ func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: Infinia knows requestNo %s (%s): the date's next run records its answer; nothing recorded",
 				subject, e.Key, cmp.Or(out.Reason, outcomeWord(out.Status)))
 		}
+		if avail, err = pastMemoryAvailable(c, inf, l, e, seller, paid); err != nil {
+			return err
+		}
+		proof += "; " + avail
 	}
 	e, r, before, err := l.ResolvePastMemory(ctx, d, subject, paid, proof, c.String("note"))
 	if err != nil {
@@ -557,16 +561,22 @@ func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 	}
 	money := pipeline.Money{Minor: e.Amount, Currency: e.Currency}
 	fmt.Fprintf(cfg.stdout, "revenue share %s (requestNo %s, %s) %s at %s: %s\n", e.Subject, e.Key, money, when, r.ResolvedAt.UTC().Format(time.RFC3339), r.Note)
+	checked := "Infinia's available share of the seller, asked when it was resolved,"
+	if avail != "" {
+		fmt.Fprintf(cfg.stdout, "%s\n", avail)
+		checked = "Infinia's available share of the seller"
+	}
 	if paid {
 		fmt.Fprintf(cfg.stdout, "it is paid (succeeded): the next run of %s sends nothing for it, and marks what it paid (the seller's items and carried balance) paid by it\n", d)
-		fmt.Fprintf(cfg.stdout, "settle could not check this at Infinia (its status query no longer knows requestNo %s): it rests on the statement the note names; had Infinia not paid it, seller %s is not paid these %s\n",
-			e.Key, seller, money)
+		fmt.Fprintf(cfg.stdout, "settle cannot prove this at Infinia (its status query no longer knows requestNo %s; %s agrees, not more): it rests on the statement the note names; had Infinia not paid it, seller %s is not paid these %s\n",
+			e.Key, checked, seller, money)
 		return nil
 	}
-	// Infinia holds nothing settle can weigh this against (WeChat Pay's
-	// frozen funds, say): the person's reading of the statement is all.
-	fmt.Fprintf(cfg.stdout, "settle could not check this at Infinia (its status query no longer knows requestNo %s): it rests on the statement the note names, which must show no payment of requestNo %s from %s on; had Infinia paid it, the next run pays seller %s these %s a second time, unless Infinia's available share of the seller is short of them (then it holds the seller for a person)\n",
-		e.Key, e.Key, e.Planned.UTC().Format(time.DateOnly), seller, money)
+	// Infinia's available share refuses a word it contradicts; one it
+	// cannot tell (other shares of the seller in flight) the statement
+	// alone decides.
+	fmt.Fprintf(cfg.stdout, "settle cannot prove this at Infinia (its status query no longer knows requestNo %s; %s agrees, not more): it rests on the statement the note names, which must show no payment of requestNo %s from %s on; had Infinia paid it, the next run pays seller %s these %s a second time, unless Infinia's available share of the seller is short of them then (it holds the seller for a person)\n",
+		e.Key, checked, e.Key, e.Planned.UTC().Format(time.DateOnly), seller, money)
 	if e.Attempt >= infiniapay.DefaultMaxAttempts {
 		fmt.Fprintf(cfg.stdout, "it is failed: requestNo %s is never sent again; it was the last of %d attempts, so the next run of %s holds the seller's balance for a person (exit 4)\n",
 			e.Key, e.Attempt, d)
@@ -575,6 +585,52 @@ func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 	fmt.Fprintf(cfg.stdout, "it is failed: requestNo %s is never sent again; the next run of %s pays the seller's balance under a new requestNo (%s, attempt %d of %d)\n",
 		e.Key, d, infiniapay.RevenueShareRequestNo(d, seller, e.Currency, e.Attempt+1), e.Attempt+1, infiniapay.DefaultMaxAttempts)
 	return nil
+}
+
+// pastMemoryAvailable weighs --paid or --not-paid of revenue share e
+// (sent or unknown, its requestNo past Infinia's memory) against
+// Infinia's available share of its seller in its currency, which a
+// share Infinia paid took from: the ledger expects it at want, the
+// seller's accepted trade files less its succeeded shares (over all
+// dates), less what Infinia paid of the shares in flight - e's amount
+// and others'. Paid, e left at most want - e.Amount; not paid, at least
+// want - others. A word the figure contradicts is refused (KindUsage),
+// nothing recorded; one it cannot tell (others in flight as large as e)
+// passes, the statement deciding. It returns what Infinia showed, for
+// the proof.
+func pastMemoryAvailable(c *cli.Context, inf *infiniaSetup, l *ledger.Ledger, e pipeline.Effect, seller string, paid bool) (string, error) {
+	ctx := c.Context
+	var x pipeline.ExpectedShare
+	found := false
+	err := l.EachExpectedShare(ctx, e.RunID, func(s pipeline.ExpectedShare) error {
+		if s.SellerID == seller && s.Currency == e.Currency {
+			x, found = s, true
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if !found || x.ProviderSellerID == "" {
+		return "", pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: seller %s has no Infinia seller id recorded: settle cannot ask Infinia its available share; nothing recorded", e.Subject, seller)
+	}
+	avail, err := inf.client.AvailableShare(ctx, pipeline.QueryRequestNo("RSA"), x.ProviderSellerID, e.Currency)
+	if err != nil {
+		return "", fmt.Errorf("revenue share %s: Infinia's available share of seller %s (Infinia id %s) in %s: %w (nothing recorded)", e.Subject, seller, x.ProviderSellerID, e.Currency, err)
+	}
+	money := func(m int64) pipeline.Money { return pipeline.Money{Minor: m, Currency: e.Currency} }
+	want, others := x.Uploaded-x.Paid, x.InFlight-e.Amount
+	shown := fmt.Sprintf("Infinia showed %s available to seller %s (Infinia id %s), the ledger %s before what the %s in flight took (%s of it this share's)",
+		money(avail), seller, x.ProviderSellerID, money(want), money(x.InFlight), money(e.Amount))
+	switch {
+	case paid && avail > want-e.Amount:
+		return "", pipeline.Errorf(pipeline.KindUsage, "--paid", "%s: %s: paid, requestNo %s would have left at most %s; nothing recorded. If Infinia's statements show it never paid, --not-paid",
+			e.Subject, shown, e.Key, money(want-e.Amount))
+	case !paid && avail < want-max(others, 0):
+		return "", pipeline.Errorf(pipeline.KindUsage, "--not-paid", "%s: %s: never paid, requestNo %s would have left at least %s - Infinia took it, or Infinia's figure and the ledger's differ (the reconciliation says); nothing recorded. If Infinia's statements show it paid, --paid",
+			e.Subject, shown, e.Key, money(want-max(others, 0)))
+	}
+	return shown, nil
 }
 
 // outcomeWord names an outcome's status for a person.

@@ -131,8 +131,16 @@ func TestAShareHeldPastInfiniasMemoryResolvedPaidIsPaidOnce(t *testing.T) {
 	if out, code := e.settle(resolveArgs(sim, subject, "--paid")...); code != 2 || !strings.Contains(out, "--note") {
 		t.Fatalf("resolve --paid without --note: exit %d, want 2 asking for it:\n%s", code, out)
 	}
+	// Infinia paid it: its available share of the seller is short of
+	// what an unpaid share would leave, and --not-paid is refused.
+	if out, code := e.settle(resolveArgs(sim, subject, "--not-paid", "--note", "misread statement")...); code != 2 || !strings.Contains(out, "Infinia took it") || !strings.Contains(out, "available") {
+		t.Fatalf("resolve --not-paid of a share Infinia paid: exit %d, want 2 naming Infinia's available share:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.resolutions`); n != 0 {
+		t.Fatalf("%d resolutions recorded by a refused --not-paid", n)
+	}
 	out := e.mustSettle(resolveArgs(sim, subject, "--paid", "--note", "ops: Infinia statement 2026-12 line 14")...)
-	if !strings.Contains(out, key) || !strings.Contains(out, "sends nothing for it") || !strings.Contains(out, "could not check this at Infinia") || !strings.Contains(out, "is not paid these") {
+	if !strings.Contains(out, key) || !strings.Contains(out, "sends nothing for it") || !strings.Contains(out, "cannot prove this at Infinia") || !strings.Contains(out, "is not paid these") {
 		t.Fatalf("resolve --paid: want the requestNo, what the next run does, and that settle could not check it (what a wrong word costs):\n%s", out)
 	}
 	var state, cause, detail string
@@ -206,6 +214,11 @@ func TestAShareHeldPastInfiniasMemoryResolvedNotPaidGoesUnderANewKey(t *testing.
 		}
 	})
 	sent := len(sim.Infinia.RevenueShares())
+	// Infinia never paid it: its available share of the seller is what
+	// it was, and --paid is refused.
+	if out, code := e.settle(resolveArgs(sim, subject, "--paid", "--note", "misread statement")...); code != 2 || !strings.Contains(out, "would have left at most") {
+		t.Fatalf("resolve --paid of a share Infinia never paid: exit %d, want 2 naming Infinia's available share:\n%s", code, out)
+	}
 	out := e.mustSettle(resolveArgs(sim, subject, "--not-paid", "--note", "ops: not in Infinia's statements of November and December")...)
 	next := strings.TrimSuffix(key, "1") + "2"
 	if !strings.Contains(out, "never sent again") || !strings.Contains(out, next) {
@@ -217,7 +230,7 @@ func TestAShareHeldPastInfiniasMemoryResolvedNotPaidGoesUnderANewKey(t *testing.
 	if err := e.db.Get(&planned, `SELECT created_at FROM settle.effects WHERE idem_key = $1`, key); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "could not check this at Infinia") || !strings.Contains(out, "a second time") || !strings.Contains(out, "from "+planned.UTC().Format(time.DateOnly)+" on") {
+	if !strings.Contains(out, "cannot prove this at Infinia") || !strings.Contains(out, "a second time") || !strings.Contains(out, "from "+planned.UTC().Format(time.DateOnly)+" on") {
 		t.Fatalf("resolve --not-paid: want it said that settle could not check it, that a share Infinia paid is paid a second time, and the statements from the share's planning on:\n%s", out)
 	}
 	if out, code := e.runInfinia(sim); code != 0 {
