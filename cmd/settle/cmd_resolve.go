@@ -551,7 +551,7 @@ func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		}
 		proof += "; " + avail
 	}
-	e, r, before, err := l.ResolvePastMemory(ctx, d, subject, paid, proof, c.String("note"))
+	e, r, before, err := l.ResolvePastMemory(ctx, d, subject, e.Key, paid, proof, c.String("note"))
 	if err != nil {
 		return err
 	}
@@ -753,7 +753,7 @@ func resolveWeChatPastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pi
 		proof = fmt.Sprintf("WeChat Pay's order query did not know out_order_no %s at %s, planned %s before, past the %s it is taken to remember; it held %s of transaction %s at sub-merchant %s",
 			e.Key, cfg.clock().UTC().Format(time.RFC3339), pipeline.RoundDays(cfg.clock().Sub(e.Planned)), pipeline.RoundDays(w.memory), held, it.TransactionID, sub)
 	}
-	e, r, before, err := l.ResolvePastMemory(ctx, d, subject, paid, proof, c.String("note"))
+	e, r, before, err := l.ResolvePastMemory(ctx, d, subject, e.Key, paid, proof, c.String("note"))
 	if err != nil {
 		return err
 	}

@@ -368,3 +368,37 @@ func TestEffectChangedOutsideTheProtocolIsStillInItsHistory(t *testing.T) {
 		t.Errorf("history: %+v", hist)
 	}
 }
+
+// TestResolvePastMemoryRecordsOnlyTheAttemptItsCallerChecked: settle
+// resolve asks the provider about a subject's latest attempt, then
+// records what a person found. An attempt other than the one asked about
+// (another planned since), or a record with no answer of the provider as
+// proof, is refused, nothing recorded: the provider's word about one
+// request is not another's.
+func TestResolvePastMemoryRecordsOnlyTheAttemptItsCallerChecked(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	runID := newRun(t, l)
+	subject := "RS/20261123/S9/CNY"
+	e := plan(t, l, runID, subject, 900)
+	if err := l.MarkSent(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectUnknown, "", "timeout"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := l.ResolvePastMemory(ctx, day, subject, keyFor(subject)(2), false, "not known to the query", "n"); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), e.Key) {
+		t.Fatalf("resolve with another attempt's key: %v; want a usage error naming the latest attempt %s", err, e.Key)
+	}
+	if _, _, _, err := l.ResolvePastMemory(ctx, day, subject, e.Key, false, "", "n"); err == nil {
+		t.Fatal("resolve with no proof: recorded")
+	}
+	if got, _, _ := l.LatestEffect(ctx, "revenue_share", subject); got.State != pipeline.EffectUnknown {
+		t.Fatalf("after refused resolves: %s, want unknown", got.State)
+	}
+	got, r, before, err := l.ResolvePastMemory(ctx, day, subject, e.Key, false, "not known to the query", "statement checked")
+	if err != nil || got.State != pipeline.EffectFailed || r.Kind != ledger.KindPastMemoryNotPaid || before {
+		t.Fatalf("resolve --not-paid of the checked attempt: %+v %+v %v %v", got, r, before, err)
+	}
+}

@@ -33,9 +33,11 @@ const (
 // (KindPastMemoryPaid, KindPastMemoryNotPaid) with the note and its time,
 // once: a second call for the same attempt returns the first resolution
 // and true, changing nothing. Refused (pipeline.KindUsage): no payout of
-// d has the subject, or its latest attempt is final (unless resolved so
-// before) or only planned (never sent).
-func (l *Ledger) ResolvePastMemory(ctx context.Context, d pipeline.Date, subject string, paid bool, proof, note string) (pipeline.Effect, Resolution, bool, error) {
+// d has the subject, or its latest attempt is not key (the attempt the
+// caller asked the provider about: another was planned since), or it is
+// final (unless resolved so before) or only planned (never sent), or
+// proof is empty (the provider not asked).
+func (l *Ledger) ResolvePastMemory(ctx context.Context, d pipeline.Date, subject, key string, paid bool, proof, note string) (pipeline.Effect, Resolution, bool, error) {
 	var (
 		e   pipeline.Effect
 		r   Resolution
@@ -56,6 +58,12 @@ func (l *Ledger) ResolvePastMemory(ctx context.Context, d pipeline.Date, subject
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no payout of %s has this subject (the held line and payouts.csv give it)", subject, d)
 		case err != nil:
 			return err
+		}
+		if e.Key != key {
+			// The caller's question was about another attempt: what the
+			// provider said of it is not this one's proof.
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its latest attempt is %s %s (%s), not %s, which was checked; nothing recorded: run the command again",
+				subject, e.Kind, e.Key, e.State, key)
 		}
 		r = Resolution{Kind: KindPastMemoryNotPaid, Subject: e.Subject, Key: e.Key}
 		if paid {
@@ -81,6 +89,9 @@ func (l *Ledger) ResolvePastMemory(ctx context.Context, d pipeline.Date, subject
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: %s %s was never sent (planned): the next run sends it; nothing to resolve", subject, e.Kind, e.Key)
 		default:
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its latest attempt %s is %s: its outcome is known; nothing to resolve", subject, e.Key, e.State)
+		}
+		if strings.TrimSpace(proof) == "" {
+			return fmt.Errorf("%s %s: no answer of the provider's status query recorded as proof that it is past its memory: nothing recorded", e.Kind, e.Key)
 		}
 		state, how := pipeline.EffectFailed, "not paid"
 		if paid {
