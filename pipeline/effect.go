@@ -111,10 +111,9 @@ type EffectSender interface {
 // it records the effect as sent (EffectStore.MarkSent), and sends with the
 // EffectSender Prepare returns: a read that fails there leaves the effect
 // as it was, not counted as sent, for nothing left. Before, a sender that
-// read the ledger inside Send (the Infinia seller id of a revenue share)
-// and failed left the effect counted as sent once though nothing went
-// out, and a later refusal of it was taken as a refused repeat (found by
-// a review).
+// read the ledger inside Send (the account a payout pays, say) and failed
+// left the effect counted as sent once though nothing went out, and a
+// later refusal of it was taken as a refused repeat (found by a review).
 type EffectPreparer interface {
 	// Prepare returns the sender of e's request, e's reads done; an
 	// error (ErrNotRead in its chain when the ledger could not be read)

@@ -35,8 +35,8 @@ type RefusedRepeat struct {
 	// Provider names the provider in reasons ("<Provider> still does not
 	// know it ... later").
 	Provider string
-	// Key names the idempotency key in the mark (e.g. "requestNo"); the
-	// mark is read whatever key it names.
+	// Key names the idempotency key in the mark (the provider's own name
+	// for it); the mark is read whatever key it names.
 	Key string
 	// KnownAfter is how long the provider may take to know a request it
 	// got; 0 or less is DefaultKnownAfter.
