@@ -169,24 +169,8 @@ func TestSenderFindsTheSeller(t *testing.T) {
 func TestSenderRefusedResendWaitsForInfiniaToKnowTheFirst(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
-	answer := func(w http.ResponseWriter, code, msg string) {
-		sig, _ := infiniapay.Sign(keys(t).InfiniaPrivate, "")
-		json.NewEncoder(w).Encode(infiniapay.ResponseEnvelope{Code: code, Message: msg, Signature: sig})
-	}
 	var requests int
-	lagging := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			switch {
-			case strings.HasSuffix(req.URL.Path, "revenue-sharing/request"):
-				requests++
-				answer(w, infiniapay.CodeInvalidParameter, "duplicate requestNo")
-			case strings.HasSuffix(req.URL.Path, "revenue-sharing/query"):
-				answer(w, infiniapay.CodeNotFound, "no such request")
-			default:
-				next.ServeHTTP(w, req)
-			}
-		})
-	}
+	lagging := refusingRepeats(t, &requests)
 	r := newRig(t, infiniapaytest.Options{}, lagging, func(c *infiniapay.Config) { c.Now = func() time.Time { return now } })
 	s := infiniapay.RevenueShareSender{Client: r.client, KnownAfter: 24 * time.Hour}
 	e := effect("RS-1", 100)
@@ -485,24 +469,8 @@ func TestSenderSaysWhatWasNotTaken(t *testing.T) {
 func TestSenderRefusedResendPastInfiniasMemoryIsHeld(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
-	answer := func(w http.ResponseWriter, code, msg string) {
-		sig, _ := infiniapay.Sign(keys(t).InfiniaPrivate, "")
-		json.NewEncoder(w).Encode(infiniapay.ResponseEnvelope{Code: code, Message: msg, Signature: sig})
-	}
 	var requests int
-	forgetting := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			switch {
-			case strings.HasSuffix(req.URL.Path, "revenue-sharing/request"):
-				requests++
-				answer(w, infiniapay.CodeInvalidParameter, "duplicate requestNo")
-			case strings.HasSuffix(req.URL.Path, "revenue-sharing/query"):
-				answer(w, infiniapay.CodeNotFound, "no such request")
-			default:
-				next.ServeHTTP(w, req)
-			}
-		})
-	}
+	forgetting := refusingRepeats(t, &requests)
 	r := newRig(t, infiniapaytest.Options{}, forgetting, func(c *infiniapay.Config) { c.Now = func() time.Time { return now } })
 	s := infiniapay.RevenueShareSender{Client: r.client, KnownAfter: 24 * time.Hour, Memory: 30 * 24 * time.Hour}
 	e := effect("RS-OLD", 100)
@@ -519,5 +487,29 @@ func TestSenderRefusedResendPastInfiniasMemoryIsHeld(t *testing.T) {
 	}
 	if requests != 1 {
 		t.Fatalf("%d requests sent, want 1", requests)
+	}
+}
+
+// refusingRepeats is an Infinia that refuses every revenue share sent
+// ("duplicate requestNo", counted in *requests) and whose status query
+// knows none ("not found"): what a refused repeat meets while Infinia
+// does not know the first send yet, or has forgotten it.
+func refusingRepeats(t *testing.T, requests *int) func(http.Handler) http.Handler {
+	answer := func(w http.ResponseWriter, code, msg string) {
+		sig, _ := infiniapay.Sign(keys(t).InfiniaPrivate, "")
+		json.NewEncoder(w).Encode(infiniapay.ResponseEnvelope{Code: code, Message: msg, Signature: sig})
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			switch {
+			case strings.HasSuffix(req.URL.Path, "revenue-sharing/request"):
+				*requests++
+				answer(w, infiniapay.CodeInvalidParameter, "duplicate requestNo")
+			case strings.HasSuffix(req.URL.Path, "revenue-sharing/query"):
+				answer(w, infiniapay.CodeNotFound, "no such request")
+			default:
+				next.ServeHTTP(w, req)
+			}
+		})
 	}
 }
