@@ -261,8 +261,9 @@ func ProblemsOf(err error, n int) (first []string, count int) {
 // ErrOfEarlierDates is in the chain of a stage's error that needs a person
 // for what concerns earlier dates alone (a watcher's findings: a rejected
 // order of an earlier date paid late), not the run's own work: the runner,
-// when every part of a stage's error is so marked, completes the stage, records the run as its own work left it (done,
-// with no note of a person), and still ends needing a person (exit 4).
+// when every part of a stage's error is so marked, completes the stage,
+// records the run as its own work left it (done, with no note of a
+// person), and still ends needing a person (exit 4).
 // Recorded on the run, such a finding kept the run listed as waiting on a
 // person (settle_unsettled_runs, the nights' note) after the person had
 // acted on it - reopened the order - with nothing of the run's own left
