@@ -189,8 +189,10 @@ type driven struct {
 // What concerns one transaction stays with it: a request WeChat Pay
 // definitely refused, or an answer about it that cannot be read, holds that
 // transaction with the answer as its reason ("needs a person", exit 4) and
-// the others are settled. Refused credentials (pipeline.KindUsage) concern
-// every transaction: the stage stops at the first, with that one error.
+// the others are settled. Refused credentials (pipeline.KindUsage) and a
+// ledger that cannot be read where a transaction's request is looked up
+// (pipeline.ErrNotRead) concern every transaction: the stage stops at the
+// first, with that one error, and holds no transaction for it.
 func DistributeStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
@@ -357,7 +359,9 @@ func (st *stageRun) feed() pipeline.Feed {
 			seen += int64(len(items))
 			st.progress.SetTotal(seen)
 			todo, err := st.planBatch(ctx, items)
-			if pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
+			if pipeline.KindOf(err) == pipeline.KindUsage || errors.Is(err, pipeline.ErrNotRead) || ctx.Err() != nil {
+				// Refused credentials, or a ledger that cannot be read,
+				// concern every batch: the engine stops at it, told once.
 				return nil, cmp.Or(err, ctx.Err())
 			}
 			if err != nil {
@@ -773,7 +777,7 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 	e, ok, err := c.Store.LatestEffect(ctx, next.Kind, next.Subject)
 	switch {
 	case err != nil:
-		return pipeline.Effect{}, nil, OrderStatus{}, err
+		return pipeline.Effect{}, nil, OrderStatus{}, pipeline.NotRead(err) // the run's failure: told once
 	case ok && e.Kind == KindDistribution && (e.State == pipeline.EffectSucceeded || e.State == pipeline.EffectFailed):
 		// WeChat Pay's order says the rest: succeeded, whether the
 		// seller's share was released (stageRun.succeeded); failed,

@@ -99,12 +99,14 @@ const (
 
 // prepare checks one transaction and plans its first request, as
 // DistributeStage's plan does for a transaction with none. Only the
-// ledger's errors, refused credentials and a stopped context are
-// returned: the rest leaves the transaction to DistributeStage.
+// ledger's errors (a read that failed wraps pipeline.ErrNotRead: the
+// stage stops at the first, told once), refused credentials and a stopped
+// context are returned: the rest leaves the transaction to
+// DistributeStage.
 func prepare(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (preparedAs, error) {
 	first := firstAttempt(run, it, o)
 	if _, ok, err := c.Store.LatestEffect(ctx, first.Kind, first.Subject); err != nil {
-		return 0, err
+		return 0, pipeline.NotRead(err) // the run's failure: told once
 	} else if ok {
 		return plannedBefore, nil // a failed one too: its next attempt is distribute's to plan
 	}
