@@ -761,7 +761,14 @@ func resolveWeChatPastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pi
 	if before {
 		when = "was resolved before"
 	}
-	fmt.Fprintf(cfg.stdout, "%s %s (out_order_no %s, %s) %s at %s: %s\n", e.Kind, e.Subject, e.Key, pipeline.Money{Minor: e.Amount, Currency: e.Currency}, when, r.ResolvedAt.UTC().Format(time.RFC3339), r.Note)
+	moves := pipeline.Money{Minor: e.Amount, Currency: e.Currency}.String() // a distribution's commission
+	if e.Kind == wechatpay.KindUnfreeze {
+		// An unfreeze's effect carries no amount (no commission): it
+		// releases what WeChat Pay holds to the seller. "0.00 CNY" read
+		// as a request that moved nothing.
+		moves = "no commission: what WeChat Pay held of the transaction released to the seller"
+	}
+	fmt.Fprintf(cfg.stdout, "%s %s (out_order_no %s, %s) %s at %s: %s\n", e.Kind, e.Subject, e.Key, moves, when, r.ResolvedAt.UTC().Format(time.RFC3339), r.Note)
 	if paid {
 		fmt.Fprintf(cfg.stdout, "it is applied (succeeded): the next run of %s sends nothing for it, and settles order %s paid by it once WeChat Pay holds nothing of its transaction\n", d, orderNo)
 		return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	settlesql "github.com/settlekit/settle/sql"
 )
@@ -38,14 +39,22 @@ import (
 func heldPastWeChatsMemory(t *testing.T, e *env, kind fault.Kind) (*paysim.Sim, string, string) {
 	t.Helper()
 	e.mustSettle("seed", "--date", testDate, "--orders", "40", "--sellers", "2", "--seed", "21")
+	return heldPastWeChatsMemoryAt(t, e, kind, "orders", wechatpay.KindDistribution)
+}
+
+// heldPastWeChatsMemoryAt is heldPastWeChatsMemory of the first request
+// sent to endpoint (orders: a distribution; orders/unfreeze: an
+// unfreeze, effect kind effectKind), the date seeded already.
+func heldPastWeChatsMemoryAt(t *testing.T, e *env, kind fault.Kind, endpoint, effectKind string) (*paysim.Sim, string, string) {
+	t.Helper()
 	// Every order query but the preflight's (the first) fails: the
-	// distribution's outcome stays unknown.
+	// request's outcome stays unknown.
 	queries := make([]int, 0, 1000)
 	for i := 2; i <= 1000; i++ {
 		queries = append(queries, i)
 	}
 	faults := fault.New(1,
-		fault.Rule{Endpoint: "orders", Kind: kind, Calls: []int{1}},
+		fault.Rule{Endpoint: endpoint, Kind: kind, Calls: []int{1}},
 		fault.Rule{Endpoint: "orders/query", Kind: fault.ServerError, Calls: queries})
 	var later atomic.Int64 // how far the simulator's clock is ahead of ours
 	clock := func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
@@ -64,8 +73,8 @@ func heldPastWeChatsMemory(t *testing.T, e *env, kind fault.Kind) (*paysim.Sim, 
 		t.Fatalf("first run: exit 0, want the lost answer left unknown:\n%s", out)
 	}
 	var key, subject string
-	if err := e.db.QueryRow(`SELECT idem_key, subject FROM settle.effects WHERE kind = 'distribution' AND state IN ('sent', 'unknown')`).Scan(&key, &subject); err != nil {
-		t.Fatalf("the distribution whose answer was lost: %v\n%v\n%s", err, sim.WeChat.CallCounts(), out)
+	if err := e.db.QueryRow(`SELECT idem_key, subject FROM settle.effects WHERE kind = $1 AND state IN ('sent', 'unknown')`, effectKind).Scan(&key, &subject); err != nil {
+		t.Fatalf("the %s whose answer was lost: %v\n%v\n%s", effectKind, err, sim.WeChat.CallCounts(), out)
 	}
 	faults.Clear()
 	later.Store(int64(3 * time.Minute)) // WeChat Pay forgot it
@@ -235,4 +244,97 @@ func TestAWeChatDistributionHeldPastItsMemoryResolvedNotPaidGoesUnderANewKey(t *
 		t.Fatalf("run again: exit %d, %s sent %d times, %s %d times:\n%s", code, key, sent(key), next, sent(next), out)
 	}
 	e.checkReportsAgree(testDate)
+}
+
+// TestAWeChatUnfreezeHeldPastItsMemoryIsResolvedAgainstWhatWeChatHolds: a
+// plain unfreeze (a transaction with no commission) whose answer was lost,
+// resumed after WeChat Pay forgot its out_order_no, is held for a person
+// as a distribution is: neither sent again nor failed. What WeChat Pay
+// still holds of the transaction decides the person's word: an unfreeze
+// applied left nothing frozen (--paid taken, --not-paid refused; the next
+// run sends nothing and settles the order paid by it), one that never
+// arrived left it all (--paid refused, --not-paid taken; the next run
+// unfreezes it under the next out_order_no, once).
+func TestAWeChatUnfreezeHeldPastItsMemoryIsResolvedAgainstWhatWeChatHolds(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		kind    fault.Kind
+		applied bool
+	}{{"applied", fault.Lost, true}, {"never arrived", fault.Reset, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "4", "--seed", "14")
+			sim, key, subject := heldPastWeChatsMemoryAt(t, e, tc.kind, "orders/unfreeze", wechatpay.KindUnfreeze)
+			txn, commission := e.wxTxnOf(subject)
+			if commission != 0 {
+				t.Fatalf("%s: commission %d, want a plain unfreeze", subject, commission)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.effects WHERE subject = $1`, subject); n != 1 {
+				t.Fatalf("%d attempts at %s after the hold, want the one (neither failed nor sent again under a new key)", n, subject)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.items WHERE provider_txn_id = $1 AND state = 'recorded' AND reason LIKE 'held: %'`, txn); n != 1 {
+				t.Fatalf("%s: want its item held for a person", txn)
+			}
+			frozen := sim.WeChat.Frozen(txn)
+			if tc.applied != (frozen == 0) || sim.WeChat.Distributed(txn) != 0 {
+				t.Fatalf("%s: WeChat Pay holds %d, distributed %d; want the unfreeze applied %v, nothing distributed", txn, frozen, sim.WeChat.Distributed(txn), tc.applied)
+			}
+			word, wrong := "--paid", "--not-paid"
+			if !tc.applied {
+				word, wrong = wrong, word
+			}
+			if out, code := e.settle(wxResolveArgs(sim, subject, wrong, "--note", "n")...); code != 2 || !strings.Contains(out, "transaction "+txn) {
+				t.Fatalf("resolve %s of what WeChat Pay's frozen funds contradict: exit %d, want 2:\n%s", wrong, code, out)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.resolutions`); n != 0 {
+				t.Fatalf("%d resolutions recorded by a refused resolve", n)
+			}
+			const note = "ops: WeChat Pay's records"
+			if out := e.mustSettle(wxResolveArgs(sim, subject, word, "--note", note)...); !strings.Contains(out, "unfreeze "+subject) || strings.Contains(out, "0.00 CNY") {
+				// An unfreeze's effect carries no amount: it releases what
+				// WeChat Pay holds, not nothing.
+				t.Fatalf("resolve %s: want the unfreeze named, not as moving 0.00 CNY:\n%s", word, out)
+			}
+			state, kind := "succeeded", "past_memory_paid"
+			if !tc.applied {
+				state, kind = "failed", "past_memory_not_paid"
+			}
+			e.checkResolved(key, subject, state, kind, note)
+			sends := func() int { return sim.WeChat.Calls("orders") + sim.WeChat.Calls("orders/unfreeze") }
+			requests := sends()
+			if out, code := e.runWeChat(sim); code != 0 {
+				t.Fatalf("run after resolve %s: exit %d, want 0:\n%s", word, code, out)
+			}
+			next := strings.TrimSuffix(key, "1") + "2"
+			switch {
+			case tc.applied:
+				if n := sends(); n != requests || sim.WeChat.Requests(txn) != 1 {
+					t.Fatalf("%d requests sent by the run (%d before), %s took %d: want none sent", n, requests, txn, sim.WeChat.Requests(txn))
+				}
+				if n := e.count(`SELECT count(*) FROM settle.items WHERE payout_key = $1 AND state = 'paid'`, key); n != 1 {
+					t.Fatalf("%d items paid by %s, want its order", n, key)
+				}
+			default:
+				if sim.WeChat.Requests(txn) != 1 || e.count(`SELECT count(*) FROM settle.effects WHERE idem_key = $1 AND kind = 'unfreeze' AND state = 'succeeded' AND sends = 1`, next) != 1 {
+					t.Fatalf("%s took %d requests: want the unfreeze %s once, succeeded", txn, sim.WeChat.Requests(txn), next)
+				}
+				if n := e.count(`SELECT count(*) FROM settle.items WHERE payout_key = $1 AND state = 'paid'`, next); n != 1 {
+					t.Fatalf("%d items paid by %s, want its order", n, next)
+				}
+			}
+			if f := sim.WeChat.Frozen(txn); f != 0 || sim.WeChat.Distributed(txn) != 0 {
+				t.Fatalf("%s: WeChat Pay holds %d, distributed %d: want all unfrozen to the seller, nothing distributed", txn, f, sim.WeChat.Distributed(txn))
+			}
+			paid, want := e.checkWeChatOnce(sim), e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`)
+			if int64(paid) != want {
+				t.Fatalf("%d of %d WeChat transactions settled", paid, want)
+			}
+			if out, code := e.runWeChat(sim); code != 0 || sends() != requests+map[bool]int{true: 0, false: 1}[tc.applied] {
+				t.Fatalf("run again: exit %d, %d requests sent (%d before the first):\n%s", code, sends(), requests, out)
+			}
+			e.checkReportsAgree(testDate)
+		})
+	}
 }
