@@ -145,7 +145,12 @@ func resolveCommand(cfg *config) *cli.Command {
 // Pay answers that it holds nothing of the order's transaction any more
 // (while it holds some, settle can still settle it). The item is then
 // paid, its reason saying so with the note, its failed request (if any)
-// resolved, and no run sends anything for it again.
+// resolved, and no run sends anything for it again. A request whose
+// outcome is unknown is refused (a run finds out what became of it),
+// unless WeChat Pay's order query no longer knows it, sent longer ago than
+// it remembers (forgottenByWeChat): the stage holds that one for a person
+// on every run, and settled by hand it never applied, so it is recorded
+// failed, not applied, and resolved.
 func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
 	ctx, orderNo := c.Context, c.String("order")
 	if strings.TrimSpace(c.String("note")) == "" {
@@ -203,16 +208,60 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 			orderNo, pipeline.Money{Minor: left.Amount, Currency: left.Currency}, it.TransactionID, sub, pipeline.Money{Minor: it.Gross - it.Refunded, Currency: it.Currency})
 	}
 	proof := fmt.Sprintf("WeChat Pay held nothing of transaction %s at sub-merchant %s at %s", it.TransactionID, sub, cfg.clock().UTC().Format(time.RFC3339))
-	it, res, err := l.SettleOutside(ctx, d, wechatpay.Channel, orderNo, wechatpay.Subject(d, orderNo), proof, c.String("note"))
+	forgotten, err := forgottenByWeChat(c, cfg, l, w, d, orderNo, sub, it.TransactionID)
+	if err != nil {
+		return err
+	}
+	it, res, err := l.SettleOutside(ctx, d, wechatpay.Channel, orderNo, wechatpay.Subject(d, orderNo), proof, c.String("note"), forgotten)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(cfg.stdout, "order %s (transaction %s) is paid: %s\n", orderNo, it.TransactionID, it.Reason)
-	if res != nil {
+	switch {
+	case res != nil && forgotten != nil && res.Key == forgotten.Key:
+		fmt.Fprintf(cfg.stdout, "its %s %s (%s), which WeChat Pay no longer knows, is recorded failed, not applied: the transaction was settled by hand\n", res.Kind, res.Subject, res.Key)
+	case res != nil:
 		fmt.Fprintf(cfg.stdout, "resolved its failed %s %s (%s)\n", res.Kind, res.Subject, res.Key)
 	}
 	fmt.Fprintf(cfg.stdout, "no run of %s sends anything for it again\n", d)
 	return nil
+}
+
+// forgottenByWeChat returns the proof that WeChat Pay's order query no
+// longer knows the latest request of a held order whose outcome is unknown
+// (sent longer ago than --wechat-query-memory: the stage holds it for a
+// person, pipeline.ErrPastMemory), asked as a run asks; nil when the order
+// has no such request, or WeChat Pay knows it or answers otherwise
+// (ledger.SettleOutside then refuses a request in flight, as before). A
+// transaction settled by hand while such a request was held could only be
+// recorded by resolving the request paid (--subject --paid: WeChat Pay
+// holding nothing), which credited it with what the person moved.
+func forgottenByWeChat(c *cli.Context, cfg *config, l *ledger.Ledger, w *weChatSetup, d pipeline.Date, orderNo, sub, txnID string) (*ledger.Forgotten, error) {
+	ctx, subject := c.Context, wechatpay.Subject(d, orderNo)
+	var (
+		e     pipeline.Effect
+		found bool
+		err   error
+	)
+	for _, kind := range []string{wechatpay.KindDistribution, wechatpay.KindUnfreeze} {
+		if e, found, err = l.LatestEffect(ctx, kind, subject); err != nil || found {
+			break
+		}
+	}
+	if err != nil || !found || (e.State != pipeline.EffectSent && e.State != pipeline.EffectUnknown) {
+		return nil, err
+	}
+	a := wechatpay.NewAdapter(w.client, w.receiver)
+	a.Memory = w.memory
+	txn := wechatpay.Txn{SubMchID: sub, TransactionID: txnID, Currency: e.Currency, Commission: e.Amount}
+	if e.Kind == wechatpay.KindUnfreeze {
+		txn.Commission = 0
+	}
+	if _, _, err := a.Query(ctx, e, txn); !errors.Is(err, pipeline.ErrPastMemory) {
+		return nil, nil
+	}
+	return &ledger.Forgotten{Key: e.Key, Proof: fmt.Sprintf("WeChat Pay's order query did not know out_order_no %s at %s, planned %s before, past the %s it is taken to remember",
+		e.Key, cfg.clock().UTC().Format(time.RFC3339), pipeline.RoundDays(cfg.clock().Sub(e.Planned)), pipeline.RoundDays(w.memory))}, nil
 }
 
 // rejectHeldFailed records that a person rejected for good a Pay
@@ -747,8 +796,8 @@ func resolveWeChatPastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pi
 			return pipeline.Errorf(pipeline.KindUsage, "--paid", "%s: WeChat Pay still holds %s of transaction %s at sub-merchant %s: %s %s did not settle it (applied, it leaves nothing frozen); nothing recorded. If WeChat Pay's records show it never applied, --not-paid",
 				subject, held, it.TransactionID, sub, e.Kind, e.Key)
 		case !paid && left.Amount == 0:
-			return pipeline.Errorf(pipeline.KindUsage, "--not-paid", "%s: WeChat Pay holds nothing of transaction %s at sub-merchant %s any more: it was distributed or released, by %s %s or by hand; nothing recorded. If WeChat Pay's records show %s applied, --paid; if a person settled it by hand, that is for a person to reconcile with WeChat Pay",
-				subject, it.TransactionID, sub, e.Kind, e.Key, e.Key)
+			return pipeline.Errorf(pipeline.KindUsage, "--not-paid", "%s: WeChat Pay holds nothing of transaction %s at sub-merchant %s any more: it was distributed or released, by %s %s or by hand; nothing recorded. If WeChat Pay's records show %s applied, --paid; if a person settled it by hand, settle resolve --order %s (the request is recorded not applied)",
+				subject, it.TransactionID, sub, e.Kind, e.Key, e.Key, orderNo)
 		}
 		proof = fmt.Sprintf("WeChat Pay's order query did not know out_order_no %s at %s, planned %s before, past the %s it is taken to remember; it held %s of transaction %s at sub-merchant %s",
 			e.Key, cfg.clock().UTC().Format(time.RFC3339), pipeline.RoundDays(cfg.clock().Sub(e.Planned)), pipeline.RoundDays(w.memory), held, it.TransactionID, sub)

@@ -338,3 +338,73 @@ func TestAWeChatUnfreezeHeldPastItsMemoryIsResolvedAgainstWhatWeChatHolds(t *tes
 		})
 	}
 }
+
+// TestAWeChatTransactionSettledByHandWhileItsRequestWasForgottenIsNotCreditedToIt:
+// the distribution never arrived, WeChat Pay (remembering thirty days)
+// cannot say so, and a person, rather than wait, releases the transaction
+// to the seller by hand in the merchant portal (the commission not
+// collected). WeChat Pay then holds nothing: --not-paid is refused, and the
+// only way out was --paid, which recorded the distribution succeeded - the
+// commission collected by it, the order paid by it, the reconciliation
+// taking it as applied and forgotten - while it moved nothing. settle
+// resolve --order takes it instead, once WeChat Pay's query still does not
+// know the out_order_no: the order is settled outside settle, and its
+// distribution recorded failed, not applied (resolved: not a failed payout
+// of the date); the next run sends nothing and ends 0.
+func TestAWeChatTransactionSettledByHandWhileItsRequestWasForgottenIsNotCreditedToIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim, key, subject := heldPastWeChatsMemory(t, e, fault.Reset)
+	txn, _ := e.wxTxnOf(subject)
+	order, _ := wechatpay.OrderOfSubject(subject)
+	var sub string
+	if err := e.db.Get(&sub, `SELECT s.wechat_sub_mchid FROM orders o JOIN sellers s USING (seller_id) WHERE o.order_no = $1`, order); err != nil {
+		t.Fatal(err)
+	}
+	if sim.WeChat.Distributed(txn) != 0 || sim.WeChat.Frozen(txn) == 0 {
+		t.Fatalf("%s: WeChat Pay distributed %d, holds %d; want nothing distributed", txn, sim.WeChat.Distributed(txn), sim.WeChat.Frozen(txn))
+	}
+	// Within WeChat Pay's memory, or while it holds the transaction, an
+	// order whose request is in flight is not settled by hand.
+	if out, code := e.settle(append([]string{"resolve", "--date", testDate, "--order", order, "--note", "n"}, weChatArgs(sim)...)...); code != 2 || !strings.Contains(out, "still holds") {
+		t.Fatalf("resolve --order while WeChat Pay holds the transaction: exit %d, want 2:\n%s", code, out)
+	}
+	client, err := wechatpay.New(sim.WeChat.ClientConfig(sim.Config.WeChatURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Unfreeze(context.Background(), wechatpay.Unfreeze{SubMchID: sub, TransactionID: txn, OutOrderNo: "MANUAL-" + order, Description: "released by hand"}); err != nil {
+		t.Fatal(err)
+	}
+	if sim.WeChat.Frozen(txn) != 0 {
+		t.Fatalf("%s: WeChat Pay holds %d after the release by hand", txn, sim.WeChat.Frozen(txn))
+	}
+	if out, code := e.settle(wxResolveArgs(sim, subject, "--not-paid", "--note", "n")...); code != 2 || !strings.Contains(out, "--order "+order) {
+		t.Fatalf("resolve --not-paid once WeChat Pay holds nothing: exit %d, want 2 naming resolve --order:\n%s", code, out)
+	}
+	const note = "released to the seller by hand in the merchant portal, ticket OPS-31"
+	out := e.mustSettle(append([]string{"resolve", "--date", testDate, "--order", order, "--note", note}, weChatArgs(sim)...)...)
+	if !strings.Contains(out, "is paid: settled outside settle") || !strings.Contains(out, key+"), which WeChat Pay no longer knows, is recorded failed, not applied") {
+		t.Fatalf("resolve --order: want the order settled outside and its distribution recorded not applied:\n%s", out)
+	}
+	var state, cause, detail string
+	if err := e.db.QueryRow(`SELECT e.state, v.cause, v.detail FROM settle.effects e JOIN settle.effect_events v ON v.effect_id = e.id
+		WHERE e.idem_key = $1 ORDER BY v.id DESC LIMIT 1`, key).Scan(&state, &cause, &detail); err != nil {
+		t.Fatal(err)
+	}
+	if state != "failed" || cause != "resolved by a person" || !strings.Contains(detail, "not applied") || !strings.Contains(detail, "did not know out_order_no "+key) || !strings.Contains(detail, note) {
+		t.Fatalf("%s is %s, its last event %q %q: want failed by a person, not applied, with the proof and the note", key, state, cause, detail)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'paid' AND payout_key = '' AND reason LIKE 'settled outside settle (%OPS-31%'`, order); n != 1 {
+		t.Fatalf("order %s: want it paid, settled outside settle, credited to no request", order)
+	}
+	sends := func() int { return sim.WeChat.Calls("orders") + sim.WeChat.Calls("orders/unfreeze") }
+	requests := sends()
+	if out, code := e.runWeChat(sim); code != 0 || sends() != requests {
+		t.Fatalf("run after resolve --order: exit %d, %d requests sent (%d before), want 0 and none:\n%s", code, sends(), requests, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE subject = $1`, subject); n != 1 || sim.WeChat.Distributed(txn) != 0 {
+		t.Fatalf("%d attempts at %s, %d distributed: want the one, nothing distributed", n, subject, sim.WeChat.Distributed(txn))
+	}
+	e.checkReportsAgree(testDate)
+}

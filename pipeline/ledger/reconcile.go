@@ -250,6 +250,12 @@ func recordResolution(ctx context.Context, tx *sql.Tx, r *Resolution, note strin
 	return n == 1, err
 }
 
+// Forgotten is a caller's proof (Proof: what the provider's status query
+// answered, and when) that the provider no longer knows request Key, sent
+// longer ago than it remembers (pipeline.ErrPastMemory): SettleOutside
+// records such a request not applied.
+type Forgotten struct{ Key, Proof string }
+
 // HeldItem is an item of a date a provider's stage holds (ItemRecorded,
 // its reason pipeline.HeldPrefix), as SettleOutside reads it.
 type HeldItem struct {
@@ -305,9 +311,19 @@ func (l *Ledger) Item(ctx context.Context, d pipeline.Date, orderNo string) (Hel
 // (FailedPayouts no longer counts it). It is refused (pipeline.KindUsage)
 // when the item is not of ch or not held, or when a request of subject is
 // still in flight: a re-run finds out what became of it. A request that
-// succeeded stands (the item was held for what it did not do). The caller holds
-// the date's lock (LockDate), so that no run of d works meanwhile.
-func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline.Channel, orderNo, subject, proof, note string) (HeldItem, *Resolution, error) {
+// succeeded stands (the item was held for what it did not do). A request
+// sent whose outcome is unknown is settled too when forgotten proves that
+// the provider's status query no longer knows it (its key, past the
+// provider's memory: the caller asked): the person's word that the item
+// was settled by hand is that the request was never applied (the provider
+// would hold nothing to settle by hand otherwise), so it is recorded failed
+// by a person (pipeline.CauseResolved), with forgotten's proof, proof and
+// note, and resolved as a failed one. Credited to the request instead (the
+// only way out before: settle resolve --paid, the provider holding
+// nothing), the ledger said that it moved what the person moved by hand.
+// The caller holds the date's lock (LockDate), so that no run of d works
+// meanwhile.
+func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline.Channel, orderNo, subject, proof, note string, forgotten *Forgotten) (HeldItem, *Resolution, error) {
 	if strings.TrimSpace(note) == "" {
 		return HeldItem{}, nil, pipeline.Errorf(pipeline.KindUsage, "--note", "say how the order was settled: who, where, the reference")
 	}
@@ -324,9 +340,13 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is %s, not held (%s): nothing to settle by hand", orderNo, it.State, cmp.Or(it.Reason, "no reason recorded"))
 		}
 		var r Resolution
-		var state string
-		err = tx.QueryRowContext(ctx, `SELECT e.kind, e.subject, e.idem_key, e.state FROM effects e JOIN runs r ON r.id = e.run_id
-			WHERE r.business_date = $1 AND e.subject = $2 ORDER BY e.attempt DESC LIMIT 1`, d.String(), subject).Scan(&r.Kind, &r.Subject, &r.Key, &state)
+		var (
+			state string
+			id    int64
+		)
+		err = tx.QueryRowContext(ctx, `SELECT e.id, e.kind, e.subject, e.idem_key, e.state FROM effects e JOIN runs r ON r.id = e.run_id
+			WHERE r.business_date = $1 AND e.subject = $2 ORDER BY e.attempt DESC LIMIT 1 FOR UPDATE OF e`, d.String(), subject).Scan(&id, &r.Kind, &r.Subject, &r.Key, &state)
+		inFlight := state == string(pipeline.EffectSent) || state == string(pipeline.EffectUnknown)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
@@ -334,6 +354,21 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 		case state == string(pipeline.EffectSucceeded):
 			// It moved what it was sent for (a commission), and the
 			// item was held for the rest (a release WeChat Pay closed).
+		case inFlight && forgotten != nil && forgotten.Key == r.Key && strings.TrimSpace(forgotten.Proof) != "":
+			// Forgotten by the provider, and the transaction settled by
+			// hand: it never applied.
+			detail := fmt.Sprintf("%s: not applied, its transaction settled outside settle by a person (%s; %s): %s", pipeline.SettledOutside, forgotten.Proof, proof, note)
+			var n int
+			if err := tx.QueryRowContext(ctx, recordOutcomeSQL, id, string(pipeline.CauseResolved), string(pipeline.EffectFailed), "", detail).Scan(&n); err != nil {
+				return err
+			}
+			if n != 1 {
+				return fmt.Errorf("%s %s: already final", r.Kind, r.Key)
+			}
+			if _, err := recordResolution(ctx, tx, &r, note); err != nil {
+				return err
+			}
+			res = &r
 		case state != string(pipeline.EffectFailed):
 			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: its request %s is %s: run the date again, settle finds out what became of it", orderNo, r.Key, state)
 		default:

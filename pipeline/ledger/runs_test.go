@@ -546,7 +546,7 @@ func TestAHeldItemSettledOutside(t *testing.T) {
 		t.Fatal(err)
 	}
 	settle := func(orderNo string, ch pipeline.Channel, note string) (ledger.HeldItem, *ledger.Resolution, error) {
-		return l.SettleOutside(ctx, day, ch, orderNo, "X/"+orderNo, "nothing held", note)
+		return l.SettleOutside(ctx, day, ch, orderNo, "X/"+orderNo, "nothing held", note, nil)
 	}
 	refused := func(orderNo string, ch pipeline.Channel, note, want string) {
 		t.Helper()
@@ -929,5 +929,56 @@ func TestARunThatLostItsLockStopsAtTheNextStage(t *testing.T) {
 	var state string
 	if err := l.DB().Get(&state, `SELECT state FROM runs WHERE id = $1`, res.Run.ID); err != nil || state != string(pipeline.RunRunning) {
 		t.Fatalf("the run is %q (%v), want running: its end is not recorded once its lock was lost", state, err)
+	}
+}
+
+// TestAHeldItemWhoseRequestWasForgottenSettledOutside: an item held
+// because its request's outcome is unknown and its provider no longer
+// knows it (past the memory of its status query) that a person settled by
+// hand is settled outside, its request recorded failed by the person (not
+// applied: the provider would have held nothing to settle by hand), and
+// resolved. The only way out before was to record the request paid (settle
+// resolve --paid), which credited it with what the person moved by hand.
+// Without the caller's proof that the provider forgot that very request,
+// it is refused as any request in flight.
+func TestAHeldItemWhoseRequestWasForgottenSettledOutside(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	run, _, err := l.OpenRun(ctx, key, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeDay(t, l, run, "F", 1, 1, false)
+	if err := l.SetItemState(ctx, run.ID, "F0000", pipeline.ItemRecorded, pipeline.ItemRecorded, pipeline.HeldPrefix+"forgotten"); err != nil {
+		t.Fatal(err)
+	}
+	e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "distribution", Subject: "X/F0000", Attempt: 1, Key: "k-X/F0000-1", Currency: "CNY", Amount: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkSent(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	settle := func(f *ledger.Forgotten) (ledger.HeldItem, *ledger.Resolution, error) {
+		return l.SettleOutside(ctx, day, chInfinia, "F0000", "X/F0000", "nothing held", "unfrozen by hand, OPS-9", f)
+	}
+	for _, f := range []*ledger.Forgotten{nil, {Key: "k-X/F0000-2", Proof: "not known"}, {Key: e.Key, Proof: " "}} {
+		if _, _, err := settle(f); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "is sent") {
+			t.Fatalf("settled outside, forgotten %+v: %v, want it refused as in flight", f, err)
+		}
+	}
+	it, res, err := settle(&ledger.Forgotten{Key: e.Key, Proof: "its status query did not know k-X/F0000-1"})
+	if err != nil || res == nil || res.Key != e.Key || it.State != pipeline.ItemPaid {
+		t.Fatalf("settled outside: %+v, %+v, %v; want the item paid, its request resolved", it, res, err)
+	}
+	got, ok, err := l.LatestEffect(ctx, "distribution", "X/F0000")
+	if err != nil || !ok || got.State != pipeline.EffectFailed || !strings.Contains(got.LastError, "not applied") ||
+		!strings.Contains(got.LastError, "did not know k-X/F0000-1") || !strings.Contains(got.LastError, "OPS-9") {
+		t.Fatalf("its request: %+v, %v; want it failed, not applied, with the proof and the note", got, err)
+	}
+	if n, err := l.FailedPayouts(ctx, key); err != nil || n != 0 {
+		t.Fatalf("%d failed payouts (%v) once settled outside, want 0", n, err)
 	}
 }
