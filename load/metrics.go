@@ -26,6 +26,11 @@ type RunMetrics struct {
 	Rejects  int64
 	Totals   []pipeline.Totals
 	Effects  map[string]map[pipeline.EffectState]int // kind -> state -> count
+	// Skipped counts the run's orders still waiting of a channel it left
+	// out on purpose (--skip-channel), by channel: every channel the
+	// caller knows, 0 for one not left out, so that a Pushgateway's last
+	// figure of a channel paid since is replaced.
+	Skipped map[pipeline.Channel]int64
 	// ExitCode is the run's documented exit code (0: finished, 4: needs a
 	// person, ...).
 	ExitCode int
@@ -57,14 +62,22 @@ type RunMetrics struct {
 
 // Combine is the metrics of a date's shards run one after another by one
 // process (a sharded date re-run as a whole), for the one textfile it
-// writes: durations, counts, amounts and effects summed, exitCode the
-// process's, and the last success the oldest of the shards' (none while one
+// writes: durations, counts, amounts, effects and orders left out on
+// purpose summed, exitCode the process's, and the last success the oldest of the shards' (none while one
 // of them never finished), so that an alert on its age fires while any
 // shard lags; the unsettled runs summed, with the oldest of their dates
 // (none when a shard's health is unknown: NoHealth), and NoRun when none of
 // them ran.
 func Combine(ms []RunMetrics, exitCode int) RunMetrics {
 	c := RunMetrics{Shard: pipeline.Whole, ExitCode: exitCode, Effects: map[string]map[pipeline.EffectState]int{}, NoRun: len(ms) > 0}
+	for _, m := range ms {
+		for ch, n := range m.Skipped {
+			if c.Skipped == nil {
+				c.Skipped = map[pipeline.Channel]int64{}
+			}
+			c.Skipped[ch] += n
+		}
+	}
 	at := map[[2]string]int{} // channel and currency -> index in c.Totals
 	for i, m := range ms {
 		c.Date = m.Date
@@ -143,6 +156,12 @@ func (m RunMetrics) registry() *prometheus.Registry {
 	for kind, states := range m.Effects {
 		for state, n := range states {
 			effects.WithLabelValues(kind, string(state)).Set(float64(n))
+		}
+	}
+	if len(m.Skipped) > 0 {
+		skipped := gauge("skipped_orders", "Orders of the last run left unpaid on purpose (--skip-channel), waiting, by channel.", "channel")
+		for ch, n := range m.Skipped {
+			skipped.WithLabelValues(string(ch)).Set(float64(n))
 		}
 	}
 	gauge("needs_person_subjects", "Subjects (orders, sellers, files, payouts) the last run left for a person.").WithLabelValues().Set(float64(m.NeedsPerson))

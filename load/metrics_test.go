@@ -28,6 +28,7 @@ func sampleMetrics() RunMetrics {
 		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 12, pipeline.EffectFailed: 1}},
 		ExitCode: 4, NeedsPerson: 3, LastSuccess: time.Unix(1795000000, 0),
 		Unsettled: 2, OldestUnsettled: pipeline.Date{Year: 2026, Month: 11, Day: 20},
+		Skipped: map[pipeline.Channel]int64{"payprotocol": 7, "wechatpay": 0},
 	}
 }
 
@@ -68,7 +69,8 @@ func TestWriteMetricsFile(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	for _, want := range []string{`settle_orders{outcome="item"} 990`, `settle_amount_minor{channel="infiniapay",currency="USD",part="seller"} 90250`,
 		`settle_effects{kind="revenue_share",state="failed"} 1`, "settle_last_success_timestamp_seconds 1.795e+09",
-		"settle_exit_code 4", "settle_needs_person_subjects 3", "settle_unsettled_runs 2", "settle_oldest_unsettled_business_date 2.026112e+07"} {
+		"settle_exit_code 4", "settle_needs_person_subjects 3", "settle_unsettled_runs 2", "settle_oldest_unsettled_business_date 2.026112e+07",
+		`settle_skipped_orders{channel="payprotocol"} 7`, `settle_skipped_orders{channel="wechatpay"} 0`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics file lacks %s:\n%s", want, b)
 		}
@@ -112,7 +114,7 @@ func TestMetricsFileParsesAsPrometheusText(t *testing.T) {
 	}
 	for _, name := range []string{"settle_run_duration_seconds", "settle_run_business_date", "settle_orders", "settle_amount_minor",
 		"settle_effects", "settle_exit_code", "settle_needs_person_subjects", "settle_last_success_timestamp_seconds",
-		"settle_unsettled_runs", "settle_oldest_unsettled_business_date"} {
+		"settle_unsettled_runs", "settle_oldest_unsettled_business_date", "settle_skipped_orders"} {
 		mf, ok := families[name]
 		if !ok {
 			t.Errorf("no %s", name)
@@ -139,7 +141,8 @@ func TestCombineShardsOfADate(t *testing.T) {
 		Totals: []pipeline.Totals{{Channel: "infiniapay", Currency: "USD", Orders: 1980, Gross: 200000, Refunded: 10000, Commission: 9500, Seller: 180500},
 			{Channel: "wechatpay", Currency: "CNY", Orders: 1, Gross: 100, Seller: 100}},
 		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 13, pipeline.EffectFailed: 1}, "distribution": {pipeline.EffectUnknown: 2}},
-		ExitCode: 4, NeedsPerson: 3, LastSuccess: b.LastSuccess, Unsettled: 3, OldestUnsettled: b.OldestUnsettled}
+		ExitCode: 4, NeedsPerson: 3, LastSuccess: b.LastSuccess, Unsettled: 3, OldestUnsettled: b.OldestUnsettled,
+		Skipped: map[pipeline.Channel]int64{"payprotocol": 14, "wechatpay": 0}}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("combined\n%+v\nwant\n%+v", c, want)
 	}

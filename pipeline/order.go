@@ -284,7 +284,10 @@ type SellerLine struct {
 // RejectedByProvider and InProgress; Balanced tests both sums. The figures
 // are the date's own: an item carried on the date stays in Carried when a
 // later date's payout pays it, and PaidLater (part of Carried) with
-// PaidLaterOn (the dates of those payouts) say so.
+// PaidLaterOn (the dates of those payouts) say so. SkippedOrders and
+// Skipped (part of Unverified and InProgress) are the orders, and their
+// seller share, of a channel the date's run left out on purpose (the
+// operator's --skip-channel): waiting, and not being paid.
 type SummaryLine struct {
 	Channel            string `csv:"channel"`
 	Currency           string `csv:"currency"`
@@ -303,6 +306,8 @@ type SummaryLine struct {
 	PaidLaterOn        string `csv:"paid_later_on"`              // the dates of those payouts
 	Rejected           int64  `csv:"rejected_orders"`            // source rows rejected, or items rejected by a provider
 	Balanced           bool   `csv:"balanced"`
+	SkippedOrders      int64  `csv:"skipped_orders"` // orders of a channel left out on purpose (--skip-channel)
+	Skipped            int64  `csv:"skipped_minor"`  // their seller share: part of Unverified and InProgress
 }
 
 // Accounted is the sum of the columns the seller share is split into.

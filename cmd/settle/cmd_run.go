@@ -1452,7 +1452,11 @@ func (o *runOptions) accounts() map[string]string {
 // skipped, asks nothing about them, and ended 0, its run done, while they
 // may have paid or not (found by a review). Skipping a channel leaves its
 // orders unpaid; it cannot leave a request that may have paid unknown, and
-// the run needs a person whatever is skipped.
+// the run needs a person whatever is skipped. The channels it leaves out on
+// purpose are recorded on the run (Ledger.RecordSkipped), in place of what
+// a run of the date recorded before: the reports and `settle status` show
+// their orders as left out, not as being paid, until a run with their
+// provider configured checks the channels again.
 func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipeline.Channel]bool, drives map[string]string) pipeline.StageFunc {
 	configured := map[pipeline.Channel]bool{}
 	for _, ch := range settled {
@@ -1464,6 +1468,7 @@ func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipelin
 			return "", err
 		}
 		var problems, skipped []string
+		var left []pipeline.Channel
 		for _, spec := range channelSpecs() {
 			ch := spec.Channel
 			n := waiting[ch]
@@ -1472,6 +1477,7 @@ func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipelin
 			}
 			if skip[ch] {
 				skipped = append(skipped, fmt.Sprintf("%s: %d orders left unpaid (--%s)", ch, n, flagSkipChannel))
+				left = append(left, ch)
 				continue
 			}
 			problems = append(problems, fmt.Sprintf("channel %s: %d orders and no provider configured (%s): they stay unpaid; configure it, or say --%s %s",
@@ -1486,6 +1492,9 @@ func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipelin
 				problems = append(problems, fmt.Sprintf("%d %s requests of the run were sent and never answered, and their provider is not configured: nothing asks about them; configure it, with the account they were sent from, and run the date again",
 					open[kind], kind))
 			}
+		}
+		if err := l.RecordSkipped(ctx, run.ID, left); err != nil {
+			return "", err
 		}
 		summary := strings.Join(skipped, "; ")
 		if len(problems) > 0 {
@@ -1661,8 +1670,18 @@ func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOp
 	if err != nil {
 		return err
 	}
+	skipped, err := l.SkippedOfRun(ctx, run.ID)
+	if err != nil {
+		return err
+	}
 	m := load.RunMetrics{Date: run.Key.Date, Shard: run.Key.Shard, Duration: took, Totals: totals, Effects: effects,
-		ExitCode: codeOf(runErr)}
+		ExitCode: codeOf(runErr), Skipped: map[pipeline.Channel]int64{}}
+	for _, spec := range channelSpecs() {
+		m.Skipped[spec.Channel] = 0
+	}
+	for _, s := range skipped {
+		m.Skipped[pipeline.Channel(s.Channel)] += s.Orders
+	}
 	setHealth(&m, health)
 	if pipeline.KindOf(runErr) == pipeline.KindNeedsPerson {
 		_, m.NeedsPerson = pipeline.ProblemsOf(runErr, 0)

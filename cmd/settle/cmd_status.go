@@ -89,6 +89,7 @@ func printStatus(w io.Writer, s *ledger.DateStatus) {
 			// "failed" read as nothing paid, or a retry helping.
 			state = "needs a person (what it could do is done; the stages below pending wait on it)"
 		}
+		state += leftOut(run.Skipped)
 		fmt.Fprintf(w, "run %s shard %s: %s, attempt %d, started %s", s.Date, run.Shard, state, run.Attempts, run.StartedAt.UTC().Format(stamp))
 		if run.FinishedAt != nil {
 			fmt.Fprintf(w, ", finished %s", run.FinishedAt.UTC().Format(stamp))
@@ -136,15 +137,34 @@ func printShares(w io.Writer, totals []ledger.StatusTotal) {
 	}
 	fmt.Fprintln(w, "seller shares of the date (each minor unit in one column; late refunds' clawbacks carried; see summary.csv):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "currency\tseller share\tpaid\tcarried\theld\tunverified\trejected by provider\tin progress\tof carried, paid later\t")
+	fmt.Fprintln(tw, "currency\tseller share\tpaid\tcarried\theld\tunverified\trejected by provider\tin progress\tof carried, paid later\tof unverified and in progress, left out on purpose\t")
 	for _, t := range totals {
 		c := pipeline.Currency(t.Currency)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Currency, pipeline.FormatMinor(t.Seller, c),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Currency, pipeline.FormatMinor(t.Seller, c),
 			pipeline.FormatMinor(t.Paid, c), pipeline.FormatMinor(t.Carried, c), pipeline.FormatMinor(t.Held, c),
 			pipeline.FormatMinor(t.Unverified, c), pipeline.FormatMinor(t.RejectedByProvider, c),
-			pipeline.FormatMinor(t.InProgress, c), pipeline.FormatMinor(t.PaidLater, c))
+			pipeline.FormatMinor(t.InProgress, c), pipeline.FormatMinor(t.PaidLater, c), pipeline.FormatMinor(t.Skipped, c))
 	}
 	tw.Flush()
+}
+
+// leftOut says, after a run's state, which channels the run left out on
+// purpose (--skip-channel) and how many of their orders wait: "" when none.
+// A run done so is done by the operator's word, its orders not being paid.
+func leftOut(skipped []ledger.Skipped) string {
+	var chans []string
+	orders := map[string]int64{}
+	for _, s := range skipped {
+		if _, ok := orders[s.Channel]; !ok {
+			chans = append(chans, s.Channel)
+		}
+		orders[s.Channel] += s.Orders
+	}
+	var b strings.Builder
+	for _, ch := range chans {
+		fmt.Fprintf(&b, "; channel %s left out on purpose (%d orders unpaid, --%s: a run with its provider configured pays them)", ch, orders[ch], flagSkipChannel)
+	}
+	return b.String()
 }
 
 // printEffects prints the date's side effects: counts, and those worth a

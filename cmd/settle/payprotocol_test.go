@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/load/payprotocol/payprotocoltest"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 	settlesql "github.com/settlekit/settle/sql"
 )
 
@@ -269,8 +272,9 @@ func TestPayProtocolOrdersAreNeverPaidUnverified(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "9")
-	sim := e.sim(nil, 5, nil, 1_000_000_000_00)
-	sim.Config.PayProtocolURL = "" // Infinia configured, Pay Protocol not
+	const balance = 1_000_000_000_00
+	sim := e.payProtocolSim(nil, 5, balance) // its payments seeded, for the run that configures it
+	sim.Config.PayProtocolURL = ""           // Infinia configured, Pay Protocol not
 	// A channel whose provider is configured cannot be skipped: it would be
 	// paid all the same. Refused before anything is read or sent.
 	if out, code := e.settle(append(e.infiniaArgs(sim), "--skip-channel", "wechatpay,infiniapay")...); code != 2 ||
@@ -285,14 +289,94 @@ func TestPayProtocolOrdersAreNeverPaidUnverified(t *testing.T) {
 		t.Fatalf("exit %d, want 4 naming the payprotocol channel:\n%s", code, out)
 	}
 	// Left unpaid on purpose: exit 0.
-	if out, code := e.runInfinia(sim); code != 0 {
+	metrics := filepath.Join(t.TempDir(), "settle.prom")
+	if out, code := e.runInfinia(sim, "--metrics-file", metrics); code != 0 {
 		t.Fatalf("--skip-channel payprotocol: exit %d:\n%s", code, out)
 	}
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state <> 'unverified'`); n != 0 {
 		t.Fatalf("%d Pay Protocol items moved on without verification", n)
 	}
-	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol'`); n == 0 {
+	pp := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol'`)
+	if pp == 0 {
 		t.Fatal("no Pay Protocol items to check")
+	}
+	// Shown as left out on purpose, not as being paid: in summary.csv,
+	// settle status and the metrics. Then a run with Pay Protocol
+	// configured pays them, and nothing says they are left out.
+	e.checkLeftOut(metrics, map[string]int64{"payprotocol": pp, "wechatpay": -1})
+	withPayProtocol(sim)
+	if out, code := e.runInfinia(sim, "--metrics-file", metrics); code != 0 && code != 4 {
+		t.Fatalf("Pay Protocol configured: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state IN ('recorded', 'unverified')`); n != 0 {
+		t.Fatalf("%d Pay Protocol items still waiting once it is configured", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state IN ('paid', 'carried')`); n == 0 {
+		var states string
+		e.db.Get(&states, `SELECT string_agg(state || ' ' || reason, '; ') FROM settle.items WHERE channel = 'payprotocol'`)
+		t.Fatalf("no Pay Protocol item was settled once it is configured: %s", states)
+	}
+	e.checkLeftOut(metrics, map[string]int64{"payprotocol": 0, "wechatpay": -1})
+	e.checkPaidOnce(sim, balance)
+}
+
+// checkLeftOut checks that the date's summary.csv, settle status (text and
+// JSON) and the run's metrics file show the orders of each channel of want
+// left out on purpose (--skip-channel): want[ch] of them (-1: some), or, for
+// 0, none, and nothing saying so. Every other channel has none.
+func (e *env) checkLeftOut(metrics string, want map[string]int64) {
+	e.t.Helper()
+	got := map[string]int64{}
+	for _, l := range e.checkReportsBalance(testDate, "left out") {
+		got[l.Channel] += l.SkippedOrders
+		if n := want[l.Channel]; n != 0 && l.Skipped != l.Unverified+l.InProgress {
+			// Every order of the channel waits: all of it left out.
+			e.t.Errorf("summary.csv %s %s: %d left out on purpose, want its unverified and in progress %d", l.Channel, l.Currency,
+				l.Skipped, l.Unverified+l.InProgress)
+		}
+		if want[l.Channel] == 0 && (l.Skipped != 0 || l.SkippedOrders != 0) {
+			e.t.Errorf("summary.csv %s %s: %d orders (%d) left out on purpose, want none", l.Channel, l.Currency, l.SkippedOrders, l.Skipped)
+		}
+	}
+	text := e.mustSettle("status", "--date", testDate)
+	var doc struct {
+		Runs []struct {
+			Skipped []ledger.Skipped `json:"skipped"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(e.mustSettle("status", "--date", testDate, "-o", "json")), &doc); err != nil || len(doc.Runs) != 1 {
+		e.t.Fatalf("status -o json: %v, %d runs", err, len(doc.Runs))
+	}
+	inStatus := map[string]int64{}
+	for _, s := range doc.Runs[0].Skipped {
+		inStatus[s.Channel] += s.Orders
+	}
+	prom := string(readFile(e.t, metrics))
+	for ch, n := range want {
+		if n < 0 {
+			n = got[ch]
+			if n == 0 {
+				e.t.Errorf("summary.csv: no order of %s left out on purpose", ch)
+			}
+		}
+		if got[ch] != n || inStatus[ch] != n {
+			e.t.Errorf("%s: %d orders left out on purpose in summary.csv, %d in status -o json, want %d", ch, got[ch], inStatus[ch], n)
+		}
+		said := fmt.Sprintf("channel %s left out on purpose (%d orders", ch, n)
+		if n == 0 {
+			said = fmt.Sprintf("channel %s left out", ch)
+		}
+		if strings.Contains(text, said) != (n > 0) {
+			e.t.Errorf("settle status, %d orders of %s left out: saying %q is %v:\n%s", n, ch, said, n > 0, text)
+		}
+		if line := fmt.Sprintf("settle_skipped_orders{channel=%q} %d\n", ch, n); !strings.Contains(prom, line) {
+			e.t.Errorf("metrics lack %q:\n%s", line, prom)
+		}
+	}
+	for ch, n := range got {
+		if _, ok := want[ch]; !ok && n != 0 {
+			e.t.Errorf("summary.csv: %d orders of %s left out on purpose, want none", n, ch)
+		}
 	}
 }
 

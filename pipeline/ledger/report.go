@@ -163,6 +163,11 @@ const (
 	unverifiedSQL = `(i.state = 'unverified')`
 	rejectedSQL   = `(i.state = 'rejected')`
 	progressSQL   = `(i.state IN ('recorded', 'uploaded') AND i.reason NOT LIKE 'held:%')`
+	// skippedSQL is not a class of its own but part of unverifiedSQL and
+	// progressSQL: an item waiting (recorded or unverified, not held) of a
+	// channel its run r (JOIN runs r ON r.id = i.run_id) left out on
+	// purpose the last time it checked its channels (--skip-channel).
+	skippedSQL = `(i.state IN ('recorded', 'unverified') AND i.reason NOT LIKE 'held:%' AND i.channel = ANY (r.skipped_channels))`
 )
 
 // PayoutLines streams every effect of the date's runs, by kind, subject and
@@ -277,8 +282,8 @@ func (r Reader) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipel
 		       `+sum(paidSQL)+`, `+sum(carriedSQL)+`, `+sum(heldSQL)+`, `+sum(unverifiedSQL)+`, `+sum(rejectedSQL)+`,
 		       `+sum(progressSQL)+`, `+sum(laterSQL)+`,
 		       COALESCE(string_agg(DISTINCT c.netted_date::text, ' ' ORDER BY c.netted_date::text) FILTER (WHERE `+laterSQL+`), ''),
-		       count(*) FILTER (WHERE `+rejectedSQL+`)
-		FROM items i LEFT JOIN adjustments c ON c.id = i.carry_id
+		       count(*) FILTER (WHERE `+rejectedSQL+`), count(*) FILTER (WHERE `+skippedSQL+`), `+sum(skippedSQL)+`
+		FROM items i LEFT JOIN adjustments c ON c.id = i.carry_id JOIN runs r ON r.id = i.run_id
 		WHERE i.business_date = $1 GROUP BY i.channel, i.currency ORDER BY i.channel, i.currency`, d.String())
 	if err != nil {
 		return fmt.Errorf("read summary: %w", err)
@@ -288,7 +293,7 @@ func (r Reader) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipel
 		var s pipeline.SummaryLine
 		if err := rows.Scan(&s.Channel, &s.Currency, &s.Orders, &s.Gross, &s.Refunded, &s.Commission, &s.Seller,
 			&s.Paid, &s.Carried, &s.Held, &s.Unverified, &s.RejectedByProvider, &s.InProgress, &s.PaidLater, &s.PaidLaterOn,
-			&s.Rejected); err != nil {
+			&s.Rejected, &s.SkippedOrders, &s.Skipped); err != nil {
 			return err
 		}
 		s.Balanced = s.Gross == s.Refunded+s.Commission+s.Seller && s.Seller == s.Accounted()

@@ -750,6 +750,56 @@ func (l *Ledger) WaitingByChannel(ctx context.Context, runID int64) (map[pipelin
 	return out, rows.Err()
 }
 
+// RecordSkipped records the channels run runID leaves out on purpose
+// (--skip-channel) with orders still waiting, as its channel check finds
+// them now, in place of what an earlier run of the date recorded: a run with
+// a channel's provider configured, or one that names the channel as work
+// left undone, records it no longer. The reports and `settle status` tell
+// those orders (SkippedOfRun, SummaryLine.Skipped) from orders being paid.
+func (l *Ledger) RecordSkipped(ctx context.Context, runID int64, channels []pipeline.Channel) error {
+	names := make([]string, 0, len(channels))
+	for _, ch := range channels {
+		names = append(names, string(ch))
+	}
+	slices.Sort(names)
+	if _, err := l.db.ExecContext(ctx, `UPDATE runs SET skipped_channels = $2 WHERE id = $1`, runID, pq.StringArray(names)); err != nil {
+		return fmt.Errorf("record the channels left out on purpose: %w", err)
+	}
+	return nil
+}
+
+// Skipped is a run's orders of one channel and currency left out on
+// purpose (--skip-channel), waiting: how many, and their seller share.
+type Skipped struct {
+	Channel  string `json:"channel"`
+	Currency string `json:"currency"`
+	Orders   int64  `json:"orders"`
+	Seller   int64  `json:"seller_minor"`
+}
+
+// SkippedOfRun reads the run's orders still waiting of the channels its
+// last channel check left out on purpose (RecordSkipped), by channel and
+// currency: none once a run with the channel's provider configured checked
+// its channels, or once they are settled.
+func (r Reader) SkippedOfRun(ctx context.Context, runID int64) ([]Skipped, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT i.channel, i.currency, count(*), sum(i.seller_minor)
+		FROM items i JOIN runs r ON r.id = i.run_id
+		WHERE i.run_id = $1 AND `+skippedSQL+` GROUP BY i.channel, i.currency ORDER BY i.channel, i.currency`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("read the orders left out on purpose of run %d: %w", runID, err)
+	}
+	defer rows.Close()
+	var out []Skipped
+	for rows.Next() {
+		var s Skipped
+		if err := rows.Scan(&s.Channel, &s.Currency, &s.Orders, &s.Seller); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
 // InFlightByKind counts the run's effects sent and never answered (sent,
 // unknown), by kind: none in the map when there are none.
 func (l *Ledger) InFlightByKind(ctx context.Context, runID int64) (map[string]int64, error) {

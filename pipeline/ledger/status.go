@@ -42,6 +42,10 @@ type RunStatus struct {
 	SourceRows  int64          `json:"source_rows"`
 	Totals      []RunTotal     `json:"totals"`
 	Rejects     []RejectReason `json:"rejects"`
+	// Skipped is the run's orders still waiting of the channels its last
+	// channel check left out on purpose (--skip-channel), by channel and
+	// currency: none once a run with their provider configured checked.
+	Skipped []Skipped `json:"skipped,omitempty"`
 }
 
 // StageStatus says whether a stage of a run is done.
@@ -78,6 +82,8 @@ type StatusSummaryLine struct {
 	PaidLaterOn        string `json:"paid_later_on,omitempty"`
 	Rejected           int64  `json:"rejected_orders"`
 	Balanced           bool   `json:"balanced"`
+	SkippedOrders      int64  `json:"skipped_orders"`
+	Skipped            int64  `json:"skipped_minor"`
 }
 
 // StatusTotal is the date's seller shares in one currency, every minor unit
@@ -94,6 +100,7 @@ type StatusTotal struct {
 	RejectedByProvider int64  `json:"rejected_by_provider_minor"`
 	InProgress         int64  `json:"in_progress_minor"`
 	PaidLater          int64  `json:"paid_later_minor"`
+	Skipped            int64  `json:"skipped_minor"` // of unverified and in progress: left out on purpose (--skip-channel)
 }
 
 // EffectsStatus counts the date's side effects and lists those worth a
@@ -225,6 +232,9 @@ func (l *Ledger) dateStatus(ctx context.Context, r Reader, d pipeline.Date) (*Da
 		if rs.Rejects == nil {
 			rs.Rejects = []RejectReason{}
 		}
+		if rs.Skipped, err = r.SkippedOfRun(ctx, run.ID); err != nil {
+			return nil, err
+		}
 		s.Runs = append(s.Runs, rs)
 	}
 	// A date run in shards is not done while one of its shards has no run
@@ -241,7 +251,8 @@ func (l *Ledger) dateStatus(ctx context.Context, r Reader, d pipeline.Date) (*Da
 	err = r.SummaryLines(ctx, d, func(x pipeline.SummaryLine) error {
 		s.Summary = append(s.Summary, StatusSummaryLine{Channel: x.Channel, Currency: x.Currency, Orders: x.Orders, Seller: x.Seller,
 			Paid: x.Paid, Carried: x.Carried, Held: x.Held, Unverified: x.Unverified, RejectedByProvider: x.RejectedByProvider,
-			InProgress: x.InProgress, PaidLater: x.PaidLater, PaidLaterOn: x.PaidLaterOn, Rejected: x.Rejected, Balanced: x.Balanced})
+			InProgress: x.InProgress, PaidLater: x.PaidLater, PaidLaterOn: x.PaidLaterOn, Rejected: x.Rejected, Balanced: x.Balanced,
+			SkippedOrders: x.SkippedOrders, Skipped: x.Skipped})
 		if x.Currency == "" {
 			return nil // the rejected source rows: no money
 		}
@@ -259,6 +270,7 @@ func (l *Ledger) dateStatus(ctx context.Context, r Reader, d pipeline.Date) (*Da
 		t.RejectedByProvider += x.RejectedByProvider
 		t.InProgress += x.InProgress
 		t.PaidLater += x.PaidLater
+		t.Skipped += x.Skipped
 		return nil
 	})
 	if err != nil {
