@@ -833,6 +833,12 @@ func TestChannelWithOrdersAndNoProviderExits4UnlessSkipped(t *testing.T) {
 	if state := e.count(`SELECT count(*) FROM settle.runs WHERE state = 'done'`); state != 0 {
 		t.Fatal("the run is recorded done with work undone")
 	}
+	// Only the channel skipped reads as left out on purpose: the others
+	// are work left undone.
+	if text := e.mustSettle("status", "--date", testDate); !strings.Contains(text, fmt.Sprintf("channel infiniapay left out on purpose (%d orders", waiting("infiniapay"))) ||
+		strings.Contains(text, "channel wechatpay left out") || strings.Contains(text, "channel payprotocol left out") {
+		t.Errorf("settle status does not show infiniapay alone left out on purpose:\n%s", text)
+	}
 	// Skipped on purpose, by flag and by environment alike: exit 0, the
 	// orders stay unpaid and the summary says so.
 	out = e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--skip-channel", "infiniapay,wechatpay", "--skip-channel", "payprotocol")
