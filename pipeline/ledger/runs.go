@@ -938,8 +938,10 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 			`DELETE FROM run_totals WHERE run_id = $1`,
 			`DELETE FROM source_rows WHERE run_id = $1`,
 			`DELETE FROM run_sellers WHERE run_id = $1`,
-			`UPDATE runs SET stages_done = '{}', state = 'running', last_error = '', finished_at = NULL, updated_at = now()
-				WHERE id = $1`,
+			// The channels it left out were those of the items dropped:
+			// the run's next channel check says which it leaves out now.
+			`UPDATE runs SET stages_done = '{}', state = 'running', last_error = '', finished_at = NULL, skipped_channels = '{}',
+				updated_at = now() WHERE id = $1`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, runID); err != nil {
 				return fmt.Errorf("reextract: %w", err)

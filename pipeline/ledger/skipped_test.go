@@ -1,0 +1,99 @@
+package ledger_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// The orders of a channel a run left out on purpose (--skip-channel) read
+// so in the summary and the status while they wait and the run's last
+// channel check left the channel out; an order held is held, not left out;
+// a check that no longer leaves it out (its provider configured), and a
+// run read again (--reextract), say none.
+func TestOrdersOfAChannelLeftOutOnPurposeReadSoUntilARunChecksItAgain(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(day.Year, time.Month(day.Month), day.Day, 12, 0, 0, 0, time.UTC)
+	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for i, ch := range []pipeline.Channel{chInfinia, chInfinia, chInfinia, chPayProtocol} {
+			o := pipeline.Order{OrderNo: "O" + string(rune('a'+i)), SellerID: "S1", Channel: ch,
+				ProviderTxnID: "T" + string(rune('a'+i)), Currency: "USD", Amount: 1100, Category: "c", PaidAt: now, ConfirmedAt: now}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 100, SellerShare: 1000}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DB().ExecContext(ctx, `UPDATE items SET reason = 'held: a file refused' WHERE order_no = 'Oa'`); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, wantOrders, wantMinor int64) {
+		t.Helper()
+		var lines []pipeline.SummaryLine
+		if err := l.SummaryLines(ctx, day, func(s pipeline.SummaryLine) error {
+			lines = append(lines, s)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var orders, minor int64
+		for _, s := range lines {
+			if s.Channel != string(chInfinia) && (s.SkippedOrders != 0 || s.Skipped != 0) {
+				t.Errorf("%s: %s not left out, summary says %+v", when, s.Channel, s)
+			}
+			if s.Channel == string(chInfinia) {
+				orders, minor = s.SkippedOrders, s.Skipped
+				if !s.Balanced || s.Held != 1000 || s.InProgress != 2000 {
+					t.Errorf("%s: %+v, want 10.00 held and 20.00 in progress, balanced", when, s)
+				}
+			}
+		}
+		if orders != wantOrders || minor != wantMinor {
+			t.Errorf("%s: summary: %d orders (%d) left out, want %d (%d)", when, orders, minor, wantOrders, wantMinor)
+		}
+		st, err := l.DateStatus(ctx, day)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []ledger.Skipped
+		if wantOrders > 0 {
+			want = []ledger.Skipped{{Channel: string(chInfinia), Currency: "USD", Orders: wantOrders, Seller: wantMinor}}
+		}
+		if got := st.Runs[0].Skipped; len(got) != len(want) || (len(got) == 1 && got[0] != want[0]) {
+			t.Errorf("%s: status: %+v left out, want %+v", when, got, want)
+		}
+		if len(st.Totals) != 1 || st.Totals[0].Skipped != wantMinor {
+			t.Errorf("%s: status totals %+v, want %d left out", when, st.Totals, wantMinor)
+		}
+	}
+	check("nothing left out", 0, 0)
+	if err := l.RecordSkipped(ctx, run.ID, []pipeline.Channel{chInfinia}); err != nil {
+		t.Fatal(err)
+	}
+	check("left out", 2, 2000)
+	if err := l.RecordSkipped(ctx, run.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("checked again, its provider configured", 0, 0)
+	if err := l.RecordSkipped(ctx, run.ID, []pipeline.Channel{chInfinia}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Reextract(ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := l.DB().GetContext(ctx, &n, `SELECT cardinality(skipped_channels) FROM runs WHERE id = $1`, run.ID); err != nil || n != 0 {
+		t.Errorf("read again: %d channels still left out (%v), want none until its next channel check", n, err)
+	}
+}
