@@ -540,7 +540,8 @@ const lockRetry = 2 * time.Second
 // run that finds a person's run of its date working waits for it, and
 // then goes on (a re-run of a finished date sends nothing), rather than
 // fail the Job after three quick retries. Taking the lock is the first
-// thing a run of a date does, so a refused one did nothing.
+// thing a run of a date does, so a refused one did nothing. Told to stop
+// while it waits, it ends at once, interrupted (exit 1).
 func (cfg *config) whileLocked(c *cli.Context, settle func(pipeline.Date) error) func(pipeline.Date) error {
 	return func(d pipeline.Date) error {
 		wait := c.Duration(flagLockWait)
@@ -561,8 +562,10 @@ func (cfg *config) whileLocked(c *cli.Context, settle func(pipeline.Date) error)
 			t := time.NewTimer(min(lockRetry, left))
 			select {
 			case <-c.Context.Done():
+				// Told to stop: interrupted, exit 1, as a stop is in every
+				// stage (75 said the lock was still held past the wait).
 				t.Stop()
-				return err
+				return fmt.Errorf("%s: stopped while waiting for the date's lock, which another settle process holds (%w): nothing was done", d, context.Cause(c.Context))
 			case <-t.C:
 			}
 		}
