@@ -32,8 +32,8 @@ func jsonLogHandler(w io.Writer) slog.Handler {
 // is not told "state is recorded": its stages done are, how it ended is
 // not, and settle status shows it stopped (or as it was). One whose lock
 // was lost may have a second run of its date working beside it now. Nor
-// is one that ended before its work did, past SETTLE_STOP_TIMEOUT
-// (runStopping).
+// is one that ended before its work did, past SETTLE_STOP_TIMEOUT or at
+// a second signal (runStopping).
 func failureHint(err error) string {
 	switch {
 	case errors.Is(err, pipeline.ErrEndNotRecorded) && errors.Is(err, pipeline.ErrLockLost):
@@ -42,6 +42,8 @@ func failureHint(err error) string {
 		return hintEndNotRecorded
 	case errors.Is(err, errStopTimedOut):
 		return hintStopTimedOut
+	case errors.Is(err, errSecondSignal):
+		return hintSecondSignal
 	case errors.Is(err, context.Canceled):
 		return "interrupted; state is recorded, run again to resume"
 	case codeOf(err) == 1:
@@ -57,6 +59,9 @@ const (
 		"(this run shows as stopped, or as it was before it started); once none does, running the same command again is safe: " +
 		"a request whose answer was not recorded is asked about by its key before anything is sent again"
 	hintStopTimedOut = "interrupted, and ended before its work did (" + stopTimeoutEnv + "): what the ledger had not recorded by then is not, " +
+		"how the run ended among it (settle status shows it as it last recorded it); once no process holds the date, running the same command again is safe: " +
+		"a request whose answer was not recorded is asked about by its key before anything is sent again"
+	hintSecondSignal = "interrupted twice, and ended at the second signal before its work did: what the ledger had not recorded by then is not, " +
 		"how the run ended among it (settle status shows it as it last recorded it); once no process holds the date, running the same command again is safe: " +
 		"a request whose answer was not recorded is asked about by its key before anything is sent again"
 	hintEndNotRecorded = "the ledger could not record how this run ended: settle status shows it stopped (or as it was before it started), " +

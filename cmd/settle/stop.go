@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
+	"sync"
 	"time"
 
 	"github.com/settlekit/settle/pipeline"
@@ -40,6 +43,10 @@ func stopTimeoutOf(getenv func(string) string) (time.Duration, error) {
 // (exit 137, no hint, no date). Ending here is what that kill does, one
 // line earlier: every side effect was recorded before it was sent, and
 // what was not answered is asked about by its key on the next run.
+//
+// A second signal (an operator's second Ctrl-C; ctx's later signals,
+// notifyStop) ends it the same way at once, without waiting for the work
+// told to stop: what it had recorded stands, as after a kill.
 func runStopping(ctx context.Context, timeout time.Duration, work func() error) error {
 	done := make(chan error, 1)
 	go func() { done <- work() }()
@@ -48,14 +55,18 @@ func runStopping(ctx context.Context, timeout time.Duration, work func() error) 
 		return err
 	case <-ctx.Done():
 	}
+	stopped := time.Now()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case err := <-done:
 		return err
 	case <-t.C:
-		return stopTimedOut{fmt.Errorf("told to stop (%w), and still stopping %s later (%s): a database, provider or SFTP server answers nothing; ending with that work unfinished, as a kill would: what was sent and not answered is asked about by its key on the next run",
-			context.Cause(ctx), timeout, stopTimeoutEnv)}
+		return stopCut{fmt.Errorf("told to stop (%w), and still stopping %s later (%s): a database, provider or SFTP server answers nothing; ending with that work unfinished, as a kill would: what was sent and not answered is asked about by its key on the next run",
+			context.Cause(ctx), timeout, stopTimeoutEnv), errStopTimedOut}
+	case s := <-laterSignals(ctx):
+		return stopCut{fmt.Errorf("second signal (%s), %s after the first (%w): stopping now, not waiting for the work told to stop; state as recorded at %s (settle status shows it): what was sent and not answered is asked about by its key on the next run",
+			s, time.Since(stopped).Round(time.Millisecond), context.Cause(ctx), time.Now().UTC().Format(time.RFC3339)), errSecondSignal}
 	}
 }
 
@@ -64,10 +75,82 @@ func runStopping(ctx context.Context, timeout time.Duration, work func() error) 
 // end among it (failureHint does not say "state is recorded").
 var errStopTimedOut = errors.New("ended before its work did")
 
-type stopTimedOut struct{ err error }
+// errSecondSignal is in the chain of runStopping's error when a second
+// signal ended it before its work: as errStopTimedOut, what the work had
+// not recorded by then is not.
+var errSecondSignal = errors.New("ended at a second signal, before its work did")
 
-func (e stopTimedOut) Error() string   { return e.err.Error() }
-func (e stopTimedOut) Unwrap() []error { return []error{e.err, errStopTimedOut} }
+// stopCut is runStopping's error when it ended before its work: err says
+// why, and the chain holds why's sentinel (errStopTimedOut,
+// errSecondSignal).
+type stopCut struct{ err, why error }
+
+func (e stopCut) Error() string   { return e.err.Error() }
+func (e stopCut) Unwrap() []error { return []error{e.err, e.why} }
+
+// signalCause is the cause of the context a signal stopped ("terminated
+// signal received"): context.Canceled, as signal.NotifyContext's.
+type signalCause string
+
+func (s signalCause) Error() string        { return string(s) }
+func (s signalCause) Is(target error) bool { return target == context.Canceled }
+
+// laterSignalsKey carries, in a command's context, the signals that came
+// after the one that stopped it (notifyStop).
+type laterSignalsKey struct{}
+
+// withLaterSignals is ctx carrying later for runStopping.
+func withLaterSignals(ctx context.Context, later <-chan os.Signal) context.Context {
+	return context.WithValue(ctx, laterSignalsKey{}, later)
+}
+
+// laterSignals is the channel of ctx's later signals; nil (never ready)
+// when it has none.
+func laterSignals(ctx context.Context) <-chan os.Signal {
+	c, _ := ctx.Value(laterSignalsKey{}).(<-chan os.Signal)
+	return c
+}
+
+// notifyStop is signal.NotifyContext(parent, sigs...), whose context the
+// first of sigs cancels (its cause "terminated signal received"), but
+// for what comes after: signal.NotifyContext drops every later signal
+// (an operator's second Ctrl-C did nothing, silently), while here each is
+// handed to runStopping (laterSignals), which ends at once. stop lets
+// the signals go, as NotifyContext's.
+func notifyStop(parent context.Context, sigs ...os.Signal) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	later := make(chan os.Signal, 1)
+	quit := make(chan struct{})
+	signal.Notify(ch, sigs...)
+	go func() {
+		select {
+		case s := <-ch:
+			cancel(signalCause(s.String() + " signal received"))
+		case <-quit:
+			return
+		}
+		for {
+			select {
+			case s := <-ch:
+				select {
+				case later <- s:
+				default: // one already waits: the same word
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return withLaterSignals(ctx, later), func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(quit)
+			cancel(context.Canceled)
+		})
+	}
+}
 
 // interrupted is err, the error of a command ctx stopped, saying so
 // (context.Cause: "terminated signal received", which is

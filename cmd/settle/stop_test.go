@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,5 +82,32 @@ func TestAStopThatHangsEndsAfterTheTimeout(t *testing.T) {
 		if (err == nil) != ok || err != nil && codeOf(err) != 2 {
 			t.Errorf("%s=%q: %v", stopTimeoutEnv, v, err)
 		}
+	}
+}
+
+// TestASecondSignalStopsAtOnce: a second signal (an operator's second
+// Ctrl-C) was dropped, silently, and the stop went on waiting for its
+// work (up to SETTLE_STOP_TIMEOUT). It ends the stop at once, exit 1,
+// saying so, with a hint that what was not recorded is not.
+func TestASecondSignalStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx, stop := notifyStop(context.Background(), syscall.SIGUSR1)
+	defer stop()
+	hang := make(chan struct{})
+	defer close(hang)
+	go func() {
+		syscall.Kill(os.Getpid(), syscall.SIGUSR1)
+		<-ctx.Done()
+		time.Sleep(50 * time.Millisecond)
+		syscall.Kill(os.Getpid(), syscall.SIGUSR1)
+	}()
+	start := time.Now()
+	err := runStopping(ctx, 15*time.Second, func() error { <-hang; return nil })
+	if took := time.Since(start); took > 10*time.Second || codeOf(err) != 1 || failureHint(err) != hintSecondSignal ||
+		!strings.HasPrefix(err.Error(), "second signal (user defined signal 1)") || !strings.Contains(err.Error(), "(user defined signal 1 signal received)") {
+		t.Errorf("a second signal: %v after %s, exit %d, hint %q; want it ended at once, exit 1, saying so", err, took, codeOf(err), failureHint(err))
+	}
+	if !errors.Is(context.Cause(ctx), context.Canceled) {
+		t.Errorf("the first signal's cause %v is not context.Canceled", context.Cause(ctx))
 	}
 }
