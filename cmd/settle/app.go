@@ -85,6 +85,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	noStrayArguments(app.Commands, "")
 	releaseWhenParsed(app.Commands, parsed)
 	err = runStopping(ctx, stopTimeout, func() error { return app.RunContext(ctx, args) })
+	cfg.reportCut(err)
 	if err != nil && pipeline.KindOf(err) == pipeline.KindFailed && isFlagError(err) {
 		err = usageError(err)
 	}

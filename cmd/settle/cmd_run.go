@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -107,19 +108,24 @@ func runCommand(cfg *config) *cli.Command {
 				}
 			}()
 			sink := &metricsSink{}
+			pushURL, metricsFile := c.String("metrics-pushgateway"), c.String("metrics-file")
+			if !c.Bool("dry-run") {
+				// A stop that ends before this action does (past
+				// SETTLE_STOP_TIMEOUT, or at a second signal) reports
+				// how it ended all the same (run: reportCut).
+				cfg.setOnCut(func(ctx context.Context, err error) { sink.flush(ctx, cfg, nil, pushURL, metricsFile, err) })
+			}
 			err = backfill(dates, cfg.whileLocked(c, func(d pipeline.Date) error {
 				// The options first: a configuration error is exit 2
 				// before the database is touched.
-				sink.date = d
-				if sh, err := cfg.shard(c); err == nil {
-					sink.shard, sink.shardKnown = sh, true
-				}
+				sh, err := cfg.shard(c)
+				sink.at(d, sh, err == nil)
 				opts, err := cfg.runOptions(c, d)
 				if err != nil {
 					return err
 				}
 				opts.metrics = sink
-				sink.date, sink.shard, sink.shardKnown = d, opts.key.Shard, true
+				sink.at(d, opts.key.Shard, true)
 				if c.Bool("dry-run") {
 					return cfg.dryRun(c, opts)
 				}
@@ -193,7 +199,7 @@ func runCommand(cfg *config) *cli.Command {
 				// A dry run settles nothing: its end is not the shard's
 				// last run (an operator's mistyped flag would page as the
 				// night's configuration refused, and replace its exit).
-				sink.flush(c.Context, cfg, l, c.String("metrics-pushgateway"), c.String("metrics-file"), err)
+				sink.flush(context.WithoutCancel(c.Context), cfg, l, pushURL, metricsFile, err)
 			}
 			if ran && !c.Bool("dry-run") {
 				// Last: a backlog of dates (the first night with it set)
@@ -705,12 +711,33 @@ func worseExit(a, b int) int {
 // invocation's are reported again at its end (flush), so that the last
 // word is the invocation's and not its last run's.
 type metricsSink struct {
+	// mu guards the rest: a stop cut short (reportCut) flushes the sink
+	// while the run's goroutine may still write it.
+	mu   sync.Mutex
 	runs []load.RunMetrics
 	// The date the invocation got to, and its shard (shardKnown: the
 	// shard's flags could be read).
 	date       pipeline.Date
 	shard      pipeline.Shard
 	shardKnown bool
+}
+
+// at records the date the invocation got to, and its shard (known: its
+// flags could be read).
+func (s *metricsSink) at(d pipeline.Date, sh pipeline.Shard, known bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.date = d
+	if known {
+		s.shard, s.shardKnown = sh, true
+	}
+}
+
+// add records the metrics of a run that ended.
+func (s *metricsSink) add(m load.RunMetrics) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runs = append(s.runs, m)
 }
 
 // setHealth puts what the ledger says of the shard into its metrics.
@@ -726,12 +753,21 @@ func setHealth(m *load.RunMetrics, h ledger.ShardHealth) {
 // shard's group summed over its runs (their worst exit, the shard's last
 // success read again), the invocation's shard's with the invocation's exit
 // when that is worse; to the metrics file, all of them summed with the
-// invocation's exit code (the oldest shard's last success).
+// invocation's exit code (the oldest shard's last success). It also
+// reports a stop cut short (reportCut: l nil, the shard's health
+// unread). ctx bounds the pushes and the reading of the health: a run
+// told to stop reports after the stop (context.WithoutCancel).
 func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, pushURL, file string, err error) {
-	if s == nil || len(s.runs) == 1 && s.runs[0].ExitCode == codeOf(err) {
+	if s == nil {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
+	s.mu.Lock()
+	snap := &metricsSink{runs: slices.Clone(s.runs), date: s.date, shard: s.shard, shardKnown: s.shardKnown}
+	s.mu.Unlock()
+	s = snap
+	if len(s.runs) == 1 && s.runs[0].ExitCode == codeOf(err) {
+		return
+	}
 	if len(s.runs) == 0 && err == nil {
 		return // nothing ran: every date was done, and the file says how it ended
 	}
@@ -1700,7 +1736,7 @@ func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOp
 	m.Rejects = sumRejects(reasons) + sumRejects(byProvider)
 	m.Items -= sumRejects(byProvider)
 	if o.metrics != nil {
-		o.metrics.runs = append(o.metrics.runs, m)
+		o.metrics.add(m)
 	}
 	if o.metricsFile != "" {
 		if err := load.WriteMetricsFile(o.metricsFile, m); err != nil {

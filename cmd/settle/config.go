@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // the image may have no zoneinfo: embed it
 
@@ -41,6 +42,10 @@ type config struct {
 	// dates are the business dates the command works on (settle run's),
 	// for the last log line of a failure (logFailure); nil for the others.
 	dates []pipeline.Date
+	// onCut reports the metrics of a stop cut short (reportCut); set by
+	// settle run, guarded by mu.
+	mu    sync.Mutex
+	onCut func(ctx context.Context, err error)
 }
 
 // logFormatEnv names the log format: json or text.

@@ -289,7 +289,8 @@ func TestSIGTERMWhileInfiniaHoldsAnAnswer(t *testing.T) {
 // answer to a revenue share it applied (10 s away), the run waits for it
 // (pipeline.InFlightGrace); a second signal (an operator's second
 // Ctrl-C) was dropped, silently, and the operator waited with it. It
-// ends the run at once, exit 1, its last line saying so; the request it left sent and unanswered is asked about by its
+// ends the run at once, exit 1, its last line saying so, with its
+// metrics; the request it left sent and unanswered is asked about by its
 // key on the re-run, which pays each seller once.
 func TestSIGTERMThenSIGINTStopsAtOnce(t *testing.T) {
 	if testing.Short() {
@@ -302,7 +303,9 @@ func TestSIGTERMThenSIGINTStopsAtOnce(t *testing.T) {
 	const held = 10 * time.Second
 	faults := fault.New(1, fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Held, Calls: []int{3}, Delay: held})
 	sim := e.sim(faults, 30, nil, balance)
-	args := append([]string{"run", "--date", testDate, "--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m"}, sim.Config.Args()...)
+	metrics := filepath.Join(e.reports, "settle.prom")
+	args := append([]string{"run", "--date", testDate, "--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m",
+		"--metrics-file", metrics}, sim.Config.Args()...)
 	s := e.signalWhen(e.command(args...), func(string) bool {
 		if faults.Played(fault.Held) == 0 {
 			return false
@@ -313,6 +316,9 @@ func TestSIGTERMThenSIGINTStopsAtOnce(t *testing.T) {
 	e.checkStopped(s, held/2, hintSecondSignal)
 	if !strings.Contains(s.lastLine(), `"error":"second signal (interrupt)`) {
 		t.Errorf("the last line does not say a second signal ended the run:\n%s", s.lastLine())
+	}
+	if b, err := os.ReadFile(metrics); err != nil || !strings.Contains(string(b), "\nsettle_exit_code 1\n") {
+		t.Errorf("metrics after the second signal (%v): want settle_exit_code 1:\n%s", err, b)
 	}
 	// The held request was left sent, its answer not recorded.
 	if n := e.count(`SELECT count(*) FROM settle.effects f WHERE kind = 'revenue_share' AND sends > 0 AND NOT EXISTS (
@@ -332,7 +338,9 @@ func TestSIGTERMThenSIGINTStopsAtOnce(t *testing.T) {
 // by asking the server on a second connection, and waits for the answer
 // on the first - and Kubernetes killed the pod: no last line. Past
 // SETTLE_STOP_TIMEOUT (2 s here, 45 s by default) settle ends with its
-// last line, exit 1; the re-run, the database back, pays each seller once.
+// last line, exit 1, and its exit code pushed to the Pushgateway (it was
+// not: its push comes at the end of the work it left); the re-run, the
+// database back, pays each seller once.
 func TestSIGTERMWithTheLedgerNotAnswering(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test")
@@ -348,7 +356,9 @@ func TestSIGTERMWithTheLedgerNotAnswering(t *testing.T) {
 	}
 	db := newFreezer(t, u.Host, 0)
 	u.Host = db.Addr()
-	args := append([]string{"run", "--date", testDate, "--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m"}, sim.Config.Args()...)
+	gw := newPushgateway(t)
+	args := append([]string{"run", "--date", testDate, "--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m",
+		"--metrics-pushgateway", gw.URL}, sim.Config.Args()...)
 	cmd := e.command(args...)
 	cmd.Env = append(append(cmd.Env, dbEnv(u.String())...), stopTimeoutEnv+"=2s")
 	s := e.signalWhen(cmd, func(string) bool {
@@ -363,6 +373,11 @@ func TestSIGTERMWithTheLedgerNotAnswering(t *testing.T) {
 	e.checkStopped(s, stopBound, hintStopTimedOut)
 	if !strings.Contains(s.lastLine(), "still stopping 2s later") {
 		t.Errorf("the last line does not say the stop timed out:\n%s", s.lastLine())
+	}
+	// Its metrics were not pushed: the Pushgateway kept the night
+	// before's exit code, and the alert never saw the stopped run.
+	if v, ok := gw.last("/metrics/job/settle/shard/0-of-1", "settle_exit_code"); !ok || v != 1 {
+		t.Errorf("the stop cut short pushed exit code %v (pushed: %v), want 1", v, ok)
 	}
 	db.Close() // the dead process's connections end: its locks with them
 	again, code := e.untilNot75(nil, args...)

@@ -88,6 +88,13 @@ type stopCut struct{ err, why error }
 func (e stopCut) Error() string   { return e.err.Error() }
 func (e stopCut) Unwrap() []error { return []error{e.err, e.why} }
 
+// cutShort reports whether err is runStopping's of a stop that ended
+// before its work did: the work's own end (its metrics among it) never
+// came.
+func cutShort(err error) bool {
+	return errors.Is(err, errStopTimedOut) || errors.Is(err, errSecondSignal)
+}
+
 // signalCause is the cause of the context a signal stopped ("terminated
 // signal received"): context.Canceled, as signal.NotifyContext's.
 type signalCause string
@@ -165,4 +172,44 @@ func interrupted(ctx context.Context, err error) error {
 		return err
 	}
 	return fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+}
+
+// cutMetricsBound bounds the metrics' report of a stop cut short
+// (reportCut): past SETTLE_STOP_TIMEOUT (45 s) the pod has 15 s of its
+// grace left, and an operator's second Ctrl-C wants an end now.
+const cutMetricsBound = 5 * time.Second
+
+// setOnCut sets what reports the metrics of a stop cut short.
+func (c *config) setOnCut(f func(ctx context.Context, err error)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onCut = f
+}
+
+// reportCut reports the metrics of a command whose stop ended before its
+// work did (cutShort: past SETTLE_STOP_TIMEOUT, or at a second signal),
+// with its error, within cutMetricsBound: the work, which reports them as
+// it ends, never got there, and the Pushgateway kept the night before's
+// exit code (an alert on settle_exit_code never saw the stopped run). The
+// ledger is not asked (it may be what does not answer): only the exit
+// code and the date, as of a run that failed before it opened.
+func (c *config) reportCut(err error) {
+	c.mu.Lock()
+	f := c.onCut
+	c.mu.Unlock()
+	if f == nil || !cutShort(err) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cutMetricsBound)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(ctx, err)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		c.warn("metrics", fmt.Errorf("not reported within %s of the stop: %w", cutMetricsBound, ctx.Err()))
+	}
 }
