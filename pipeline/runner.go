@@ -286,16 +286,22 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			return res, err
 		}
 	}
+	// Its work done, the run's end is recorded as the others are: bounded,
+	// and not cancelled by a stop that came as its last stage ended (the
+	// record failed, "context canceled", and the run, its every stage
+	// done, was told its end is not recorded and left running).
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	switch {
 	case until == StageReconcile && len(res.NotBuilt) == 0:
-		if err := r.Store.FinishRun(ctx, run.ID, RunDone, ""); err != nil {
+		if err := r.Store.FinishRun(fctx, run.ID, RunDone, ""); err != nil {
 			return res, unrecorded(fmt.Errorf("record the run's end: %w", err), err)
 		}
 		run.State = RunDone
 	case run.LastError != "":
 		// This invocation ended without error: an earlier one's error is
 		// no longer the run's last word.
-		if err := r.Store.FinishRun(ctx, run.ID, run.State, ""); err != nil {
+		if err := r.Store.FinishRun(fctx, run.ID, run.State, ""); err != nil {
 			return res, unrecorded(fmt.Errorf("record the run's end: %w", err), err)
 		}
 	}

@@ -430,6 +430,40 @@ func TestARunWhoseEndIsNotRecordedSaysSo(t *testing.T) {
 	}
 }
 
+// cancellingStore is a memStore whose FinishRun fails once its context
+// is done, as the ledger's statement does.
+type cancellingStore struct{ memStore }
+
+func (m *cancellingStore) FinishRun(ctx context.Context, id int64, state RunState, lastErr string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return m.memStore.FinishRun(ctx, id, state, lastErr)
+}
+
+// TestARunStoppedAsItsLastStageEndedIsRecordedDone: told to stop (SIGTERM)
+// as its reconcile stage ended, every stage done, a run recorded its end
+// with the stopped context: the record failed ("record the run's end:
+// context canceled"), the run stayed running in the ledger, and its last
+// line said the ledger could not record how it ended. Its end is recorded,
+// done, and it ends without error.
+func TestARunStoppedAsItsLastStageEndedIsRecordedDone(t *testing.T) {
+	t.Parallel()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	tr := &tracer{}
+	store := &cancellingStore{}
+	r := tr.runner(store)
+	r.Stages[StageReconcile] = func(context.Context, *Run) (string, error) {
+		stop() // the signal, as the stage ends
+		return "reconciled", nil
+	}
+	_, err := r.Execute(ctx, RunKey{Date: Date{Year: 2026, Month: 11, Day: 23}, Shard: Whole}, RunParams{}, StageReconcile)
+	if err != nil || store.run.State != RunDone {
+		t.Fatalf("stopped as its last stage ended: %v, recorded %s; want no error, recorded done", err, store.run.State)
+	}
+}
+
 // TestFindingsOfEarlierDatesLeaveTheRunDone: a reconcile stage that needs
 // a person only for what concerns earlier dates (a watched order paid
 // late: ErrOfEarlierDates) was recorded as the run's own note, and the run
