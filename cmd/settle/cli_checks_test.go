@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/settlekit/settle/internal/paysim"
@@ -391,6 +392,26 @@ func TestAReportsOrWorkDirectoryThatCannotBeWrittenIsRefusedFirst(t *testing.T) 
 	infinia := append(sim.Config.Args(), "--out", filepath.Join(dir, "reports"), "--work-dir", filepath.Join(file, "work"))
 	if out, code := run(infinia...); code != 2 || !strings.Contains(out, "--work-dir") {
 		t.Errorf("--work-dir under a file: exit %d, want 2 naming --work-dir\n%s", code, out)
+	}
+}
+
+// TestADirectoryThatFailsAMomentIsNoConfiguration: a reports or work
+// directory that could not be made or written was configuration (exit 2,
+// the Job failed for good) whatever the failure, an I/O error of the
+// volume or a network file system's server gone a moment among them. Those
+// are failures to retry (exit 1); what says the directory cannot be
+// written (no permission, read-only, a file in its path, no space) stays
+// exit 2, naming the flag.
+func TestADirectoryThatFailsAMomentIsNoConfiguration(t *testing.T) {
+	t.Parallel()
+	for errno, want := range map[syscall.Errno]int{
+		syscall.EIO: 1, syscall.ESTALE: 1, syscall.ETIMEDOUT: 1, syscall.EINTR: 1,
+		syscall.EACCES: 2, syscall.EPERM: 2, syscall.EROFS: 2, syscall.ENOTDIR: 2, syscall.ENOSPC: 2,
+	} {
+		err := dirError(flagOut, "/var/settle/reports", &os.PathError{Op: "mkdir", Path: "/var/settle/reports", Err: errno})
+		if codeOf(err) != want || !strings.Contains(err.Error(), "--"+flagOut) {
+			t.Errorf("%v: %v, exit %d; want %d naming --%s", errno, err, codeOf(err), want, flagOut)
+		}
 	}
 }
 

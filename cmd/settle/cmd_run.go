@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -1389,7 +1390,8 @@ func sumRejects(reasons []ledger.RejectReason) int64 {
 // directory, that cannot be written, before anything is done: found at the
 // reconcile stage it was exit 1, "retry is safe", after the day's money
 // had moved, and every retry failed the same way (found by an operator's
-// review). Each is made when missing, as the stages would.
+// review). Each is made when missing, as the stages would. A failure
+// that says nothing of the directory (dirError) is one to retry.
 func (o *runOptions) writableDirs() error {
 	dirs := [][2]string{{flagOut, filepath.Dir(o.reports.reports.DateDir(o.key.Date))}}
 	if o.infinia != nil {
@@ -1397,10 +1399,27 @@ func (o *runOptions) writableDirs() error {
 	}
 	for _, d := range dirs {
 		if err := writableDir(d[1]); err != nil {
-			return pipeline.Errorf(pipeline.KindUsage, "--"+d[0], "%s cannot be written: %v", d[1], err)
+			return dirError(d[0], d[1], err)
 		}
 	}
 	return nil
+}
+
+// dirError is the error of the directory dir of --flag that could not be
+// made or written (err): configuration (exit 2) when err says so of the
+// directory - no permission, a read-only file system, a file in its path,
+// a name too long, no space or quota left, which every retry meets until
+// a person acts - and a failure a retry may get past (exit 1) otherwise:
+// an I/O error of the volume, a network file system's server gone a
+// moment (the reports' ReadWriteMany volume is one), which as exit 2
+// failed the Job for good (podFailurePolicy FailJob).
+func dirError(flag, dir string, err error) error {
+	for _, refused := range []error{os.ErrPermission, syscall.EROFS, syscall.ENOTDIR, syscall.ENAMETOOLONG, syscall.ELOOP, syscall.ENOSPC, syscall.EDQUOT} {
+		if errors.Is(err, refused) {
+			return pipeline.Errorf(pipeline.KindUsage, "--"+flag, "%s cannot be written: %v", dir, err)
+		}
+	}
+	return fmt.Errorf("--%s: %s could not be written now: %w", flag, dir, err)
 }
 
 // writableDir makes dir ("": the working directory) when missing, and
