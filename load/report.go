@@ -354,17 +354,35 @@ func (w safeCells) Write(row []string) error {
 	return err
 }
 
+// The modes of the reports and of the directories of their dates: the
+// reports hold what each seller is paid, for the process that writes them
+// and its group alone - in the deploy, the pod's fsGroup, which the
+// loaders that read them (another pod, another user) share -, never for
+// every user of the machine or of the volume's server. The files' mode is
+// set as it is, whatever the umask; a directory's is umask's to narrow.
+const (
+	ReportFileMode fs.FileMode = 0o640
+	ReportDirMode  fs.FileMode = 0o750
+)
+
 // writeCSV streams the rows produce emits into dir/name with gocsv, in
 // chunks: the header with the first chunk (alone for no rows), the rest
-// without. A report (safe) has its cells written through formulaSafe; a
-// trade file is Infinia's data, written as it is.
+// without, under a temporary name, synced, then renamed into place with
+// mode ReportFileMode. A report (safe) has its cells written through
+// formulaSafe; otherwise they are written as they are.
 func writeCSV[T any](dir, name string, produce func(func(T) error) error, safe bool) (w Written, err error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, ReportDirMode); err != nil {
 		return w, fmt.Errorf("write %s: %w", name, err)
 	}
 	w.Path = filepath.Join(dir, name)
 	f, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
+		return w, fmt.Errorf("write %s: %w", name, err)
+	}
+	// CreateTemp's 0600 let no loader read a report but settle's own user.
+	if err := f.Chmod(ReportFileMode); err != nil {
+		f.Close()
+		os.Remove(f.Name())
 		return w, fmt.Errorf("write %s: %w", name, err)
 	}
 	defer func() {
