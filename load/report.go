@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -84,10 +85,15 @@ const ManifestName = "manifest.csv"
 var reportNames = []string{ManifestName, "orders.csv", "payouts.csv", "sellers.csv", "summary.csv", "mismatches.csv"}
 
 // isReportFile reports whether name is a file of a set of reports, or
-// the temporary file of one (writeCSV's ".NAME.*") a crash left.
+// the temporary file of one a crash left: writeCSV's ".NAME.*", whose *
+// os.CreateTemp makes digits alone (an operator's ".orders.csv.bak" is
+// not settle's).
 func isReportFile(name string) bool {
 	for _, r := range reportNames {
-		if name == r || strings.HasPrefix(name, "."+r+".") {
+		if name == r {
+			return true
+		}
+		if rest, ok := strings.CutPrefix(name, "."+r+"."); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
 			return true
 		}
 	}
@@ -101,23 +107,32 @@ func isReportFile(name string) bool {
 // that a reader takes what is left as not whole), then the date's
 // directory when nothing else is in it (a file of the operator's keeps
 // it). A directory whose name is not a date (YYYY-MM-DD) is not looked
-// into. Each date is removed holding lock(d), the date's report lock
-// (its writers' - a person's settle report of an old date - wait, or are
-// waited for), and looked at again under it. One date that cannot be
-// removed does not stop the others: their errors are joined; a lock that
-// cannot be taken (the ledger's database gone) ends the pruning, the
-// dates left to the next run. It returns the dates removed, in order.
+// into, nor is a symbolic link, a date's or a file's: nothing outside the
+// reports directory, nor of another date, is removed, also when a date's
+// directory is replaced by a link while it is pruned (every file is
+// removed through the directory that was checked, os.Root). Each date is
+// removed holding lock(d), the date's report lock (its writers' - a
+// person's settle report of an old date - wait, or are waited for), and
+// looked at again under it. One date that cannot be removed does not stop
+// the others: their errors are joined; a lock that cannot be taken (the
+// ledger's database gone) ends the pruning, the dates left to the next
+// run. It returns the dates removed, in order.
 func (r Reports) Prune(cutoff time.Time, keep func(pipeline.Date) bool, lock func(pipeline.Date) (release func(), err error)) ([]pipeline.Date, error) {
 	dir := r.Dir
 	if dir == "" {
 		dir = "reports"
 	}
-	entries, err := os.ReadDir(dir)
+	root, err := os.OpenRoot(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("prune reports: %w", err)
+	}
+	defer root.Close()
+	entries, err := readDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("prune reports in %s: %w", dir, err)
 	}
 	var pruned []pipeline.Date
 	var errs []error
@@ -126,8 +141,10 @@ func (r Reports) Prune(cutoff time.Time, keep func(pipeline.Date) bool, lock fun
 		if !e.IsDir() || err != nil || d.String() != e.Name() || keep(d) {
 			continue
 		}
-		if old, err := writtenBefore(r.DateDir(d), cutoff); err != nil || !old {
-			errs = append(errs, err)
+		if old, err := dateWrittenBefore(root, e.Name(), cutoff); err != nil || !old {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("prune the reports of %s: %w", d, err))
+			}
 			continue
 		}
 		release, err := lock(d)
@@ -137,7 +154,7 @@ func (r Reports) Prune(cutoff time.Time, keep func(pipeline.Date) bool, lock fun
 			errs = append(errs, fmt.Errorf("prune the reports of %s: %w", d, err))
 			break
 		}
-		removed, err := r.pruneDate(d, cutoff)
+		removed, err := pruneDate(root, e.Name(), cutoff)
 		release()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("prune the reports of %s: %w", d, err))
@@ -149,42 +166,98 @@ func (r Reports) Prune(cutoff time.Time, keep func(pipeline.Date) bool, lock fun
 	return pruned, errors.Join(errs...)
 }
 
-// pruneDate removes date d's report files, its report lock held, when
-// they are still all written before cutoff.
-func (r Reports) pruneDate(d pipeline.Date, cutoff time.Time) (bool, error) {
-	dir := r.DateDir(d)
-	if old, err := writtenBefore(dir, cutoff); err != nil || !old {
+// readDir is os.ReadDir of a root's directory: its entries sorted by name.
+func readDir(root *os.Root) ([]fs.DirEntry, error) {
+	f, err := root.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return entries, err
+}
+
+// openDate opens the directory name of root, a date's, when it is one
+// (not a symbolic link, nor replaced by one as it is opened); ok false,
+// with a nil error, when it is not there or not a directory.
+func openDate(root *os.Root, name string) (dr *os.Root, fi fs.FileInfo, ok bool, err error) {
+	fi, err = root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, false, nil
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if !fi.IsDir() {
+		return nil, nil, false, nil
+	}
+	dr, err = root.OpenRoot(name)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	opened, err := dr.Stat(".")
+	if err != nil || !os.SameFile(fi, opened) {
+		dr.Close()
+		return nil, nil, false, err
+	}
+	return dr, fi, true, nil
+}
+
+// dateWrittenBefore is writtenBefore of root's date directory name.
+func dateWrittenBefore(root *os.Root, name string, cutoff time.Time) (bool, error) {
+	dr, _, ok, err := openDate(root, name)
+	if err != nil || !ok {
 		return false, err
 	}
-	entries, err := os.ReadDir(dir)
+	defer dr.Close()
+	return writtenBefore(dr, cutoff)
+}
+
+// pruneDate removes the report files of root's date directory name, its
+// report lock held, when they are still all written before cutoff.
+func pruneDate(root *os.Root, name string, cutoff time.Time) (bool, error) {
+	dr, fi, ok, err := openDate(root, name)
+	if err != nil || !ok {
+		return false, err
+	}
+	defer dr.Close()
+	if old, err := writtenBefore(dr, cutoff); err != nil || !old {
+		return false, err
+	}
+	entries, err := readDir(dr)
 	if err != nil {
 		return false, err
 	}
 	// The manifest first: a reader takes the set as whole while it is there.
-	if err := os.Remove(filepath.Join(dir, ManifestName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, err
+	if m, err := dr.Lstat(ManifestName); err == nil && m.Mode().IsRegular() {
+		if err := dr.Remove(ManifestName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
 	}
 	for _, e := range entries {
-		if e.Type().IsRegular() && isReportFile(e.Name()) {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if e.Name() != ManifestName && e.Type().IsRegular() && isReportFile(e.Name()) {
+			if err := dr.Remove(e.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return true, err
 			}
 		}
 	}
-	// Left in place with anything else in it.
-	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+	// Left in place with anything else in it, or when it is no longer the
+	// directory emptied.
+	if now, err := root.Lstat(name); err != nil || !os.SameFile(fi, now) {
+		return true, nil
+	}
+	if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
 		return true, err
 	}
 	return true, nil
 }
 
-// writtenBefore reports whether dir holds report files (isReportFile)
-// and every one of them was last written before cutoff.
-func writtenBefore(dir string, cutoff time.Time) (bool, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
+// writtenBefore reports whether the date directory dr holds report files
+// (isReportFile, regular files) and every one of them was last written
+// before cutoff.
+func writtenBefore(dr *os.Root, cutoff time.Time) (bool, error) {
+	entries, err := readDir(dr)
 	if err != nil {
 		return false, err
 	}
@@ -193,14 +266,14 @@ func writtenBefore(dir string, cutoff time.Time) (bool, error) {
 		if !e.Type().IsRegular() || !isReportFile(e.Name()) {
 			continue
 		}
-		fi, err := e.Info()
+		fi, err := dr.Lstat(e.Name())
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return false, err
 		}
-		if !fi.ModTime().Before(cutoff) {
+		if !fi.Mode().IsRegular() || !fi.ModTime().Before(cutoff) {
 			return false, nil
 		}
 		found = true

@@ -1,6 +1,8 @@
 package load
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,5 +53,99 @@ func TestReportsAreReadableByTheirGroupAlone(t *testing.T) {
 	}
 	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != ReportFileMode {
 		t.Errorf("sellers.csv written again: %v (%v), want %v", fi.Mode().Perm(), err, ReportFileMode)
+	}
+}
+
+// TestPruneRemovesNothingButSettlesOwnFiles: Prune follows no symbolic
+// link out of the reports directory, and removes no file that is not
+// settle's. A date's directory replaced by a link to another directory
+// while Prune waited for the date's lock (it looked at the date by its
+// path again under the lock) had that directory's orders.csv, manifest.csv
+// and the rest removed; an operator's backup named ".orders.csv.bak"
+// was taken for a temporary file of settle's and removed, and so was a
+// link named manifest.csv.
+func TestPruneRemovesNothingButSettlesOwnFiles(t *testing.T) {
+	root := t.TempDir()
+	r := Reports{Dir: filepath.Join(root, "reports")}
+	now := time.Date(2026, 12, 5, 3, 0, 0, 0, time.UTC)
+	cutoff := now.AddDate(0, 0, -30)
+	old := cutoff.Add(-time.Hour)
+	date := func(day int) pipeline.Date { return pipeline.Date{Year: 2026, Month: 10, Day: day} }
+	// Outside the reports directory, settle's names, all old.
+	outside := filepath.Join(root, "elsewhere")
+	writeSet(t, Reports{Dir: outside}, date(9), old)
+	elsewhere := Reports{Dir: outside}.DateDir(date(9))
+	// Inside: a date kept (the run's own), which a link may point at.
+	writeSet(t, r, date(4), old)
+	writeSet(t, r, date(1), old)
+	writeSet(t, r, date(2), old)
+	writeSet(t, r, date(3), old)
+	if err := os.Symlink(elsewhere, r.DateDir(date(5))); err != nil { // a date that is a link
+		t.Fatal(err)
+	}
+	bak := filepath.Join(r.DateDir(date(2)), ".orders.csv.bak")
+	crash := filepath.Join(r.DateDir(date(2)), ".orders.csv.4711")
+	for _, p := range []string{bak, crash} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(r.DateDir(date(3)), ManifestName)
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(elsewhere, ManifestName), link); err != nil {
+		t.Fatal(err)
+	}
+	// Under the lock of date 1, its directory is replaced by a link to the
+	// directory outside; under date 2's, by a link to date 4's.
+	swap := map[pipeline.Date]string{date(1): elsewhere, date(2): r.DateDir(date(4))}
+	lock := func(d pipeline.Date) (func(), error) {
+		if to, ok := swap[d]; ok {
+			moved := filepath.Join(root, "moved-"+d.String())
+			if err := os.Rename(r.DateDir(d), moved); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(to, r.DateDir(d)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return func() {}, nil
+	}
+	pruned, err := r.Prune(cutoff, func(d pipeline.Date) bool { return d == date(4) }, lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkManifest(t, elsewhere, "orders.csv", "payouts.csv", "sellers.csv", "summary.csv", "mismatches.csv")
+	checkManifest(t, r.DateDir(date(4)), "orders.csv", "payouts.csv", "sellers.csv", "summary.csv", "mismatches.csv")
+	// Date 3 is pruned but for the link, which stays, and its target.
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("%s, a link and not settle's, is gone (%v)", link, err)
+	}
+	if _, err := os.Stat(filepath.Join(r.DateDir(date(3)), "orders.csv")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("date 3's orders.csv not pruned: %v (pruned %v)", err, pruned)
+	}
+	// The backup's case, without a swap: the date's own directory.
+	swap = nil
+	if err := os.Remove(r.DateDir(date(2))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(root, "moved-"+date(2).String()), r.DateDir(date(2))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Prune(cutoff, func(d pipeline.Date) bool { return d == date(4) }, lock); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bak); err != nil {
+		t.Errorf("the operator's %s: %v", filepath.Base(bak), err)
+	}
+	if _, err := os.Stat(crash); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a crash's %s not pruned: %v", filepath.Base(crash), err)
+	}
+	if _, err := os.Stat(filepath.Join(r.DateDir(date(2)), "orders.csv")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("date 2's orders.csv not pruned: %v", err)
 	}
 }
