@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -88,8 +91,38 @@ func (r reportWriter) write(ctx context.Context, l *ledger.Ledger, d pipeline.Da
 		return "", err
 	}
 	defer release()
+	path, err := r.writeSet(ctx, l, d)
+	return path, r.notWritten(d, err)
+}
+
+// notWritten says, of an error of the filesystem (a full or read-only
+// volume, a directory that cannot be made) that stopped date d's reports,
+// which directory, in what state it leaves the set there, and what to do.
+// Before, it said "write sellers.csv: ...: no space left on device" alone.
+// Any other error (the ledger's) is returned as it is.
+func (r reportWriter) notWritten(d pipeline.Date, err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	if err == nil || !errors.As(err, &pe) && !errors.As(err, &le) {
+		return err
+	}
+	dir := r.reports.DateDir(d)
+	state := "no " + load.ManifestName + " there: what is there is not a whole set"
+	if errors.Is(err, errSetNotBegun) {
+		state = "nothing written there: the set there, if any, is the one written before (its " + load.ManifestName + " vouches for it)"
+	}
+	return fmt.Errorf("the reports of %s were not written in %s (%s): %w; once %s can be written (space on its volume, its permissions), settle report --date %s writes them again from the ledger, as does the next run of the date",
+		d, dir, state, err, dir, d)
+}
+
+// errSetNotBegun marks an error of reportWriter.writeSet before it removed
+// the set's manifest.
+var errSetNotBegun = errors.New("the set not begun")
+
+// writeSet is write, the date's report lock held.
+func (r reportWriter) writeSet(ctx context.Context, l *ledger.Ledger, d pipeline.Date) (string, error) {
 	if err := r.reports.BeginSet(d); err != nil {
-		return "", err
+		return "", notBegun{err}
 	}
 	var set []load.Written
 	add := func(w load.Written, err error) error {
@@ -102,7 +135,7 @@ func (r reportWriter) write(ctx context.Context, l *ledger.Ledger, d pipeline.Da
 		}
 		return nil
 	}
-	err = l.View(ctx, func(v ledger.Reader) error {
+	err := l.View(ctx, func(v ledger.Reader) error {
 		if err := add(r.reports.WriteOrders(ctx, d, func(fn func(pipeline.OrderLine) error) error { return v.OrderLines(ctx, d, fn) })); err != nil {
 			return err
 		}
@@ -125,6 +158,11 @@ func (r reportWriter) write(ctx context.Context, l *ledger.Ledger, d pipeline.Da
 	}
 	return set[0].Path, nil
 }
+
+// notBegun is an error of reportWriter.writeSet before the set was begun.
+type notBegun struct{ error }
+
+func (e notBegun) Unwrap() []error { return []error{e.error, errSetNotBegun} }
 
 // stage writes the reports at the end of the reconcile stage, once the
 // run's mismatches are recorded.

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/load"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// TestReportsNotWrittenSayWhereAndWhatToDo: a reports volume that fails
+// under the reports (full, read-only, a directory that cannot be made)
+// failed the run with "write sellers.csv: ...: no space left on device"
+// alone. The run still ends not 0 (1: the next run writes them), and now
+// says which date's reports, in which directory, whether the set there is
+// whole, and that settle report --date D writes them again; which it does,
+// a whole set with its manifest. Faults that hold as root too: the
+// date's directory a regular file (before the set is begun: the last set
+// is left as it was), and a report's name a directory (after: no
+// manifest, no temporary file left).
+func TestReportsNotWrittenSayWhereAndWhatToDo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(40, 0)
+	dateDir := filepath.Join(e.reports, testDate)
+	if err := os.MkdirAll(e.reports, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dateDir, []byte("in the way\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
+	for _, want := range []string{"the reports of " + testDate + " were not written in " + dateDir, "nothing written there",
+		"settle report --date " + testDate + " writes them again"} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Fatalf("the date's directory a file: exit %d, want 1 saying %q:\n%s", code, want, out)
+		}
+	}
+	if err := os.Remove(dateDir); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.settle("report", "--date", testDate, "--out", e.reports); code != 0 {
+		t.Fatalf("settle report: exit %d:\n%s", code, out)
+	}
+	e.checkManifest(testDate)
+
+	// Failing after the set is begun: sellers.csv cannot take its name.
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d, _ := pipeline.ParseDate(testDate)
+	sellers := filepath.Join(dateDir, "sellers.csv")
+	w := reportWriter{reports: load.Reports{Dir: e.reports}, written: func(_ context.Context, w load.Written) error {
+		if filepath.Base(w.Path) != "payouts.csv" {
+			return nil
+		}
+		if err := os.Remove(sellers); err != nil {
+			return err
+		}
+		return os.Mkdir(sellers, 0o755)
+	}}
+	_, err = w.write(ctx, l, d)
+	for _, want := range []string{"the reports of " + testDate + " were not written in " + dateDir, "no manifest.csv there",
+		"settle report --date " + testDate + " writes them again"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("sellers.csv a directory: %v, want an error saying %q", err, want)
+		}
+	}
+	if codeOf(err) != 1 {
+		t.Errorf("exit %d, want 1", codeOf(err))
+	}
+	if _, err := os.Stat(filepath.Join(dateDir, load.ManifestName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a set written in part has a manifest: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dateDir, ".*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	if err := os.Remove(sellers); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.settle("report", "--date", testDate, "--out", e.reports); code != 0 {
+		t.Fatalf("settle report: exit %d:\n%s", code, out)
+	}
+	e.checkManifest(testDate)
+	e.checkReportsAgree(testDate)
+}
