@@ -93,3 +93,36 @@ func TestReportsNotWrittenSayWhereAndWhatToDo(t *testing.T) {
 	e.checkManifest(testDate)
 	e.checkReportsAgree(testDate)
 }
+
+// TestARunWritesOnlyInItsDirectories: in the deploy the root filesystem is
+// read-only (readOnlyRootFilesystem) and settle runs as a user with no
+// home: a run and settle report write under --out and --work-dir alone,
+// never in the working directory, the temporary directory ($TMPDIR) or
+// $HOME. Not parallel: it sets the process's environment and directory.
+func TestARunWritesOnlyInItsDirectories(t *testing.T) {
+	e := newEnv(t)
+	e.seed(40, 0)
+	sim := e.sim(nil, 30, nil, 1_000_000_000_00)
+	watched := map[string]string{"working directory": t.TempDir(), "TMPDIR": t.TempDir(), "HOME": t.TempDir()}
+	t.Setenv("TMPDIR", watched["TMPDIR"])
+	t.Setenv("HOME", watched["HOME"])
+	t.Chdir(watched["working directory"])
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if out, code := e.settle("report", "--date", testDate, "--out", e.reports); code != 0 {
+		t.Fatalf("settle report: exit %d:\n%s", code, out)
+	}
+	for what, dir := range watched {
+		entries, err := os.ReadDir(dir)
+		if err != nil || len(entries) != 0 {
+			t.Errorf("the %s holds %v (%v), want nothing", what, entries, err)
+		}
+	}
+	// The trade files were built in the work directory, and the reports
+	// written where --out says.
+	if files, _ := filepath.Glob(filepath.Join(e.reports, "work", testDate, "*")); len(files) == 0 {
+		t.Errorf("no trade file under --work-dir")
+	}
+	e.checkManifest(testDate)
+}
