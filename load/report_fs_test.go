@@ -1,10 +1,16 @@
 package load
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,5 +153,69 @@ func TestPruneRemovesNothingButSettlesOwnFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(r.DateDir(date(2)), "orders.csv")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("date 2's orders.csv not pruned: %v", err)
+	}
+}
+
+// fsizeChild names, in a child test process, the reports directory it
+// writes with a file size limit.
+const fsizeChild = "SETTLE_TEST_REPORTS_FSIZE_DIR"
+
+// TestAFullDiskLeavesNoHalfReport: a disk that refuses the reports' bytes
+// part way (here the file size limit, RLIMIT_FSIZE, in a child process:
+// EFBIG as a full disk's ENOSPC, as root too) leaves the report before it
+// under its name, byte for byte, no temporary file, and no manifest: a
+// reader never takes half a report, nor the set, for whole. The error
+// names the report and where it was written.
+func TestAFullDiskLeavesNoHalfReport(t *testing.T) {
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	rows := func(n int) func(func(pipeline.OrderLine) error) error {
+		return func(fn func(pipeline.OrderLine) error) error {
+			for i := range n {
+				if err := fn(pipeline.OrderLine{OrderNo: fmt.Sprintf("O%07d", i), SellerID: "S1", Currency: "USD", Reason: "settled as the rules say"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	if dir := os.Getenv(fsizeChild); dir != "" {
+		r := Reports{Dir: dir}
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 1 << 16, Max: 1 << 16}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.BeginSet(d); err != nil {
+			t.Fatal(err)
+		}
+		_, err := r.WriteOrders(context.Background(), d, rows(10_000)) // some 1 MB
+		fmt.Printf("error: %v\n", err)
+		return
+	}
+	r := Reports{Dir: t.TempDir()}
+	writeSet(t, r, d, time.Now())
+	before, err := os.ReadFile(filepath.Join(r.DateDir(d), "orders.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAFullDiskLeavesNoHalfReport$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fsizeChild+"="+r.Dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "error: write orders.csv: write "+r.DateDir(d)+"/.orders.csv.") || !strings.Contains(string(out), "file too large") {
+		t.Fatalf("child, want the error of orders.csv in %s:\n%s", r.DateDir(d), out)
+	}
+	after, err := os.ReadFile(filepath.Join(r.DateDir(d), "orders.csv"))
+	if err != nil || !bytes.Equal(after, before) {
+		t.Errorf("orders.csv after a failed write: %d bytes (%v), want the %d before", len(after), err, len(before))
+	}
+	entries, err := os.ReadDir(r.DateDir(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() == ManifestName || strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("%s left after a failed write", e.Name())
+		}
 	}
 }
