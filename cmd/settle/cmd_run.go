@@ -1423,7 +1423,10 @@ func dirError(flag, dir string, err error) error {
 }
 
 // writableDir makes dir ("": the working directory) when missing, and
-// writes and removes a file in it.
+// writes a block to a file in it, syncs it and removes it. A full volume
+// still makes an empty file (an inode, no block): an empty one passed,
+// and the run moved the day's money before its reports found the volume
+// full (exit 1, and every retry the same).
 func writableDir(dir string) error {
 	if dir == "" {
 		dir = "."
@@ -1435,9 +1438,22 @@ func writableDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	f.Close()
+	defer os.Remove(f.Name())
+	_, err = f.Write(make([]byte, writeCheckBytes))
+	if err == nil {
+		err = f.Sync() // a volume over the network may say so only now
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
 	return os.Remove(f.Name())
 }
+
+// writeCheckBytes is what writableDir writes: a block of most filesystems.
+const writeCheckBytes = 4096
 
 // preflight calls each provider's pre-flight in turn; the first error stops.
 func preflight(checks []func(context.Context) error) func(context.Context) error {

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/settlekit/settle/load"
@@ -149,5 +152,42 @@ func TestADirectoryThatCannotBeWrittenIsRefusedFirst(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM pg_tables WHERE schemaname = 'settle'`); n != 0 {
 		t.Errorf("the ledger was opened (%d tables), want it untouched", n)
+	}
+}
+
+// fullChild names, in a child test process, the directory writableDir is
+// to check with a file size limit of 0.
+const fullChild = "SETTLE_TEST_WRITABLE_FULL_DIR"
+
+// TestAFullDirectoryIsNotWritable: a full volume still makes an empty file
+// (an inode, no block), so writableDir, which made one, passed it, and the
+// run moved the day's money before its reports found the volume full. A
+// directory that takes no byte - here under a file size limit of 0
+// (RLIMIT_FSIZE, in a child process: EFBIG as a full volume's ENOSPC, as
+// root too) - is refused, and no file of the check is left.
+func TestAFullDirectoryIsNotWritable(t *testing.T) {
+	if dir := os.Getenv(fullChild); dir != "" {
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 0, Max: 0}); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("writableDir: %v\n", writableDir(dir))
+		return
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	if err := writableDir(dir); err != nil {
+		t.Fatalf("a directory with room: %v", err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAFullDirectoryIsNotWritable$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fullChild+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "writableDir: write "+dir+"/.settle-write-check-") || !strings.Contains(string(out), "file too large") {
+		t.Errorf("a directory that takes no byte, want it refused:\n%s", out)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("left in the directory: %v (%v)", entries, err)
 	}
 }
