@@ -16,6 +16,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/settlekit/settle/load"
 )
 
 // objects decodes (strictly) the manifests' objects of kind.
@@ -464,5 +466,27 @@ func TestADeadPodsLocksAreLetGo(t *testing.T) {
 	}
 	if urls == 0 {
 		t.Fatal("no database URL in the manifests' Secrets")
+	}
+}
+
+// TestEveryPodsFilesAreItsGroups: settle writes under its volumes alone
+// (cmd/settle's TestARunWritesOnlyInItsDirectories), so every container's
+// root filesystem is read-only; and the reports are its group's to read
+// (0640, load.ReportFileMode): every pod runs in one group, which its
+// volumes' files take (fsGroup), and which a loader's pod joins.
+func TestEveryPodsFilesAreItsGroups(t *testing.T) {
+	for name, pod := range pods(t) {
+		sc := pod.SecurityContext
+		if sc == nil || sc.RunAsGroup == nil || sc.FSGroup == nil || *sc.FSGroup != *sc.RunAsGroup {
+			t.Errorf("%s: want runAsGroup and fsGroup set, and the same group", name)
+		}
+		for _, c := range pod.Containers {
+			if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
+				t.Errorf("%s: container %s: want readOnlyRootFilesystem", name, c.Name)
+			}
+		}
+	}
+	if load.ReportFileMode&0o007 != 0 || load.ReportFileMode&0o040 == 0 {
+		t.Errorf("the reports' mode %v: want them readable by their group, and no other user", load.ReportFileMode)
 	}
 }
