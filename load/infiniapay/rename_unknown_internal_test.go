@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -230,5 +232,14 @@ func oneUpload(t testing.TB, api API, sftp FileUploader, now func() time.Time) (
 	c := &StageConfig{API: api, SFTP: sftp, WorkDir: t.TempDir(), Now: now}
 	c.defaults()
 	f := pipeline.TradeFile{ID: 1, RequestNo: "TDU-1", Name: "TD_1_S1_USD_20250101_TDU-1.csv", Bytes: 100, SHA256: strings.Repeat("a", 64)}
+	// In the work directory, of its size, as the stage's planning leaves
+	// it (ensureTradeFile): Prepare sends it as it is.
+	path := filepath.Join(c.WorkDir, f.Date.String(), f.Name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, make([]byte, f.Bytes), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return &uploads{c: c, run: &pipeline.Run{ID: 1}, files: map[string]*uploading{f.RequestNo: {file: f}}}, f
 }

@@ -316,6 +316,32 @@ func (u *uploads) file(e pipeline.Effect) (pipeline.TradeFile, string, error) {
 	return f.file, filepath.Join(u.c.WorkDir, f.file.Date.String(), f.file.Name), nil
 }
 
+// Prepare makes sure, before e's upload is recorded sent, that its file
+// is still in the work directory as planned (pipeline.EffectPreparer): one
+// gone since (its directory emptied or removed) or of another size (cut
+// short) is rebuilt from the ledger to the recorded digest
+// (ensureTradeFile). Before, it was sent as it was, SFTP.Upload refused
+// it (not the recorded size), and the upload was recorded sent, its
+// outcome unknown, and sent again the same way until the run's wait was
+// over. A file rebuilt to another digest is refused here, nothing sent; a
+// file of the recorded size but other bytes is still refused by the
+// upload's own check, never uploaded.
+func (u *uploads) Prepare(ctx context.Context, e pipeline.Effect) (pipeline.EffectSender, error) {
+	f, path, err := u.file(e)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == f.Bytes {
+		return u, nil
+	}
+	if err := ensureTradeFile(ctx, u.c, u.run, &f, time.Time{}); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+var _ pipeline.EffectPreparer = (*uploads)(nil)
+
 // Send uploads e's file (EffectSender).
 func (u *uploads) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
 	f, path, err := u.file(e)
