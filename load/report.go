@@ -432,7 +432,8 @@ func (w safeCells) Write(row []string) error {
 // and its group alone - in the deploy, the pod's fsGroup, which the
 // loaders that read them (another pod, another user) share -, never for
 // every user of the machine or of the volume's server. The files' mode is
-// set as it is, whatever the umask; a directory's is umask's to narrow.
+// set as it is, whatever the umask (where the volume keeps modes); a
+// directory's is umask's to narrow.
 const (
 	ReportFileMode fs.FileMode = 0o640
 	ReportDirMode  fs.FileMode = 0o750
@@ -453,11 +454,10 @@ func writeCSV[T any](dir, name string, produce func(func(T) error) error, safe b
 		return w, fmt.Errorf("write %s: %w", name, err)
 	}
 	// CreateTemp's 0600 let no loader read a report but settle's own user.
-	if err := f.Chmod(ReportFileMode); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return w, fmt.Errorf("write %s: %w", name, err)
-	}
+	// A volume that keeps no modes (SMB, some FUSE mounts) may refuse:
+	// the report is written all the same, 0600 or what the mount says,
+	// never wider, rather than not at all.
+	_ = f.Chmod(ReportFileMode)
 	defer func() {
 		if err != nil {
 			f.Close()
