@@ -455,8 +455,8 @@ func writeCSV[T any](dir, name string, produce func(func(T) error) error, safe b
 	}
 	// CreateTemp's 0600 let no loader read a report but settle's own user.
 	// A volume that keeps no modes (SMB, some FUSE mounts) may refuse:
-	// the report is written all the same, 0600 or what the mount says,
-	// never wider, rather than not at all.
+	// the report is written all the same, with os.CreateTemp's 0600 or
+	// the mode the mount gives every file, rather than not at all.
 	_ = f.Chmod(ReportFileMode)
 	defer func() {
 		if err != nil {
