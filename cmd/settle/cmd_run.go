@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -1390,16 +1390,24 @@ func sumRejects(reasons []ledger.RejectReason) int64 {
 // directory, that cannot be written, before anything is done: found at the
 // reconcile stage it was exit 1, "retry is safe", after the day's money
 // had moved, and every retry failed the same way (found by an operator's
-// review). Each is made when missing, as the stages would. A failure
-// that says nothing of the directory (dirError) is one to retry.
+// review). Each is made when missing, as the stages would. Of the
+// reports, the date's own directory is checked: one that a person's
+// settle report made as another user, or a file in its place, passed the
+// check of the reports directory, and the run moved the day's money
+// before its reports failed there. A failure that says nothing of the
+// directory (dirError) is one to retry.
 func (o *runOptions) writableDirs() error {
-	dirs := [][2]string{{flagOut, filepath.Dir(o.reports.reports.DateDir(o.key.Date))}}
+	type dir struct {
+		flag, path string
+		mode       fs.FileMode
+	}
+	dirs := []dir{{flagOut, o.reports.reports.DateDir(o.key.Date), load.ReportDirMode}}
 	if o.infinia != nil {
-		dirs = append(dirs, [2]string{flagWorkDir, o.infinia.workDir})
+		dirs = append(dirs, dir{flagWorkDir, o.infinia.workDir, 0o755})
 	}
 	for _, d := range dirs {
-		if err := writableDir(d[1]); err != nil {
-			return dirError(d[0], d[1], err)
+		if err := writableDir(d.path, d.mode); err != nil {
+			return dirError(d.flag, d.path, err)
 		}
 	}
 	return nil
@@ -1422,16 +1430,16 @@ func dirError(flag, dir string, err error) error {
 	return fmt.Errorf("--%s: %s could not be written now: %w", flag, dir, err)
 }
 
-// writableDir makes dir ("": the working directory) when missing, and
+// writableDir makes dir ("": the working directory) with mode when missing, and
 // writes a block to a file in it, syncs it and removes it. A full volume
 // still makes an empty file (an inode, no block): an empty one passed,
 // and the run moved the day's money before its reports found the volume
 // full (exit 1, and every retry the same).
-func writableDir(dir string) error {
+func writableDir(dir string, mode fs.FileMode) error {
 	if dir == "" {
 		dir = "."
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, mode); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(dir, ".settle-write-check-*")

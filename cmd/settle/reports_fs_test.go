@@ -23,63 +23,25 @@ import (
 // alone. The run still ends not 0 (1: the next run writes them), and now
 // says which date's reports, in which directory, whether the set there is
 // whole, and that settle report --date D writes them again; which it does,
-// a whole set with its manifest. Faults that hold as root too: the
-// date's directory a regular file (before the set is begun: the last set
-// is left as it was), and a report's name a directory (after: no
-// manifest, no temporary file left).
+// a whole set with its manifest. Faults that hold as root too: a report's
+// name a directory (after the set is begun: no manifest, no temporary
+// file left), and the date's directory a regular file (before: the last
+// set is left as it was).
 func TestReportsNotWrittenSayWhereAndWhatToDo(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.seed(40, 0)
 	dateDir := filepath.Join(e.reports, testDate)
-	if err := os.MkdirAll(e.reports, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dateDir, []byte("in the way\n"), 0o644); err != nil {
+	orders := filepath.Join(dateDir, "orders.csv")
+	if err := os.MkdirAll(orders, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
-	for _, want := range []string{"the reports of " + testDate + " were not written in " + dateDir, "nothing written there",
-		"settle report --date " + testDate + " writes them again"} {
-		if code != 1 || !strings.Contains(out, want) {
-			t.Fatalf("the date's directory a file: exit %d, want 1 saying %q:\n%s", code, want, out)
-		}
-	}
-	if err := os.Remove(dateDir); err != nil {
-		t.Fatal(err)
-	}
-	if out, code := e.settle("report", "--date", testDate, "--out", e.reports); code != 0 {
-		t.Fatalf("settle report: exit %d:\n%s", code, out)
-	}
-	e.checkManifest(testDate)
-
-	// Failing after the set is begun: sellers.csv cannot take its name.
-	ctx := context.Background()
-	l, err := ledger.Open(ctx, e.url, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	d, _ := pipeline.ParseDate(testDate)
-	sellers := filepath.Join(dateDir, "sellers.csv")
-	w := reportWriter{reports: load.Reports{Dir: e.reports}, written: func(_ context.Context, w load.Written) error {
-		if filepath.Base(w.Path) != "payouts.csv" {
-			return nil
-		}
-		if err := os.Remove(sellers); err != nil {
-			return err
-		}
-		return os.Mkdir(sellers, 0o755)
-	}}
-	_, err = w.write(ctx, l, d)
 	for _, want := range []string{"the reports of " + testDate + " were not written in " + dateDir, "no manifest.csv there",
 		"settle report --date " + testDate + " writes them again"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("sellers.csv a directory: %v, want an error saying %q", err, want)
+		if code != 1 || !strings.Contains(out, want) {
+			t.Fatalf("orders.csv a directory: exit %d, want 1 saying %q:\n%s", code, want, out)
 		}
-	}
-	if codeOf(err) != 1 {
-		t.Errorf("exit %d, want 1", codeOf(err))
 	}
 	if _, err := os.Stat(filepath.Join(dateDir, load.ManifestName)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a set written in part has a manifest: %v", err)
@@ -87,7 +49,7 @@ func TestReportsNotWrittenSayWhereAndWhatToDo(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dateDir, ".*")); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
-	if err := os.Remove(sellers); err != nil {
+	if err := os.Remove(orders); err != nil {
 		t.Fatal(err)
 	}
 	if out, code := e.settle("report", "--date", testDate, "--out", e.reports); code != 0 {
@@ -95,6 +57,32 @@ func TestReportsNotWrittenSayWhereAndWhatToDo(t *testing.T) {
 	}
 	e.checkManifest(testDate)
 	e.checkReportsAgree(testDate)
+
+	// Failing before the set is begun: the date's directory a file.
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d, _ := pipeline.ParseDate(testDate)
+	w := reportWriter{reports: load.Reports{Dir: e.reports}}
+	if err := os.Rename(dateDir, dateDir+".kept"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dateDir, []byte("in the way\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.write(ctx, l, d)
+	for _, want := range []string{"the reports of " + testDate + " were not written in " + dateDir, "nothing written there",
+		"settle report --date " + testDate + " writes them again"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("the date's directory a file: %v, want an error saying %q", err, want)
+		}
+	}
+	if codeOf(err) != 1 {
+		t.Errorf("exit %d, want 1", codeOf(err))
+	}
 }
 
 // TestARunWritesOnlyInItsDirectories: in the deploy the root filesystem is
@@ -146,7 +134,7 @@ func TestADirectoryThatCannotBeWrittenIsRefusedFirst(t *testing.T) {
 	}
 	for _, flag := range []string{"--out", "--work-dir"} {
 		out, code := e.runInfinia(sim, flag, filepath.Join(file, "dir"))
-		if code != 2 || !strings.Contains(out, flag+": "+filepath.Join(file, "dir")+" cannot be written") {
+		if code != 2 || !strings.Contains(out, flag+": "+filepath.Join(file, "dir")) || !strings.Contains(out, "cannot be written") {
 			t.Errorf("%s under a file: exit %d, want 2 naming it:\n%s", flag, code, out)
 		}
 	}
@@ -170,12 +158,12 @@ func TestAFullDirectoryIsNotWritable(t *testing.T) {
 		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 0, Max: 0}); err != nil {
 			t.Fatal(err)
 		}
-		fmt.Printf("writableDir: %v\n", writableDir(dir))
+		fmt.Printf("writableDir: %v\n", writableDir(dir, 0o755))
 		return
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	if err := writableDir(dir); err != nil {
+	if err := writableDir(dir, 0o755); err != nil {
 		t.Fatalf("a directory with room: %v", err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestAFullDirectoryIsNotWritable$", "-test.count=1")
@@ -189,5 +177,32 @@ func TestAFullDirectoryIsNotWritable(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 		t.Errorf("left in the directory: %v (%v)", entries, err)
+	}
+}
+
+// TestADateDirectoryThatCannotBeWrittenIsRefusedFirst: the check of the
+// reports looked at the reports directory alone; a date's directory that
+// cannot be written there (one a person's settle report made as another
+// user; here a regular file in its place, which holds as root too) passed,
+// and the run moved the day's money before its reports failed (exit 1,
+// every retry the same). It is exit 2, naming --out and the directory,
+// before the ledger is opened.
+func TestADateDirectoryThatCannotBeWrittenIsRefusedFirst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(10, 0)
+	dateDir := filepath.Join(e.reports, testDate)
+	if err := os.MkdirAll(e.reports, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dateDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
+	if code != 2 || !strings.Contains(out, "--out: "+dateDir+" cannot be written") {
+		t.Errorf("the date's directory a file: exit %d, want 2 naming it:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM pg_tables WHERE schemaname = 'settle'`); n != 0 {
+		t.Errorf("the ledger was opened (%d tables), want it untouched", n)
 	}
 }
