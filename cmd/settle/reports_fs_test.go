@@ -118,31 +118,6 @@ func TestARunWritesOnlyInItsDirectories(t *testing.T) {
 	e.checkManifest(testDate)
 }
 
-// TestADirectoryThatCannotBeWrittenIsRefusedFirst: a reports or work
-// directory that cannot be made or written (here under a regular file,
-// which holds as root too, where a mode does not) is exit 2 naming its
-// flag, before the ledger is opened and anything is sent: found at the
-// reconcile stage it was exit 1 after the day's money had moved.
-func TestADirectoryThatCannotBeWrittenIsRefusedFirst(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.seed(10, 0)
-	sim := e.sim(nil, 30, nil, 1_000_000_000_00)
-	file := filepath.Join(t.TempDir(), "a-file")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, flag := range []string{"--out", "--work-dir"} {
-		out, code := e.runInfinia(sim, flag, filepath.Join(file, "dir"))
-		if code != 2 || !strings.Contains(out, flag+": "+filepath.Join(file, "dir")) || !strings.Contains(out, "cannot be written") {
-			t.Errorf("%s under a file: exit %d, want 2 naming it:\n%s", flag, code, out)
-		}
-	}
-	if n := e.count(`SELECT count(*) FROM pg_tables WHERE schemaname = 'settle'`); n != 0 {
-		t.Errorf("the ledger was opened (%d tables), want it untouched", n)
-	}
-}
-
 // fullChild names, in a child test process, the directory writableDir is
 // to check with a file size limit of 0.
 const fullChild = "SETTLE_TEST_WRITABLE_FULL_DIR"
