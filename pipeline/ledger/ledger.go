@@ -129,7 +129,51 @@ func Open(ctx context.Context, dsn, schema string) (*Ledger, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to ledger database: %w", err)
 	}
+	if err := checkSession(ctx, db, schema); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &Ledger{Reader: Reader{db}, db: db, dsn: withPath, schema: schema, lockWait: migrateLockTimeout}, nil
+}
+
+// sessionParams are the run-time parameters Open connects the ledger's
+// sessions with (but search_path, the schema's) and the values PostgreSQL
+// shows for them.
+var sessionParams = [][2]string{{"jit", "off"}, {"default_transaction_isolation", "read committed"}, {"statement_timeout", "0"}}
+
+// checkSession refuses (KindUsage) a session of db that did not get the
+// run-time parameters Open connects with: something between settle and
+// PostgreSQL dropped them - a connection pooler (PgBouncer's
+// ignore_startup_parameters, which it needs to let settle in at all). The
+// ledger's tables were then created and read in the role's default schema
+// (public) instead of schema, every statement under the role's timeout and
+// isolation, and - in the pooler's transaction mode - the date's lock, a
+// session's, held by a server session other clients are given (found by a
+// review that put settle behind PgBouncer: runs went through, into public).
+func checkSession(ctx context.Context, db *sqlx.DB, schema string) error {
+	var path string
+	got := make([]string, len(sessionParams))
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('search_path'), current_setting('jit'),
+		current_setting('default_transaction_isolation'), current_setting('statement_timeout')`).Scan(&path, &got[0], &got[1], &got[2]); err != nil {
+		return fmt.Errorf("read the ledger session's settings: %w", err)
+	}
+	var wrong []string
+	if path != schema && path != pq.QuoteIdentifier(schema) {
+		wrong = append(wrong, fmt.Sprintf("search_path is %q, not %s", path, schema))
+	}
+	for i, p := range sessionParams {
+		if got[i] != p[1] {
+			wrong = append(wrong, fmt.Sprintf("%s is %q, not %q", p[0], got[i], p[1]))
+		}
+	}
+	if len(wrong) == 0 {
+		return nil
+	}
+	return pipeline.Errorf(pipeline.KindUsage, "ledger database",
+		"its session did not get the settings settle connects with (%s): something between settle and PostgreSQL dropped them, "+
+			"a connection pooler such as PgBouncer (ignore_startup_parameters); settle needs PostgreSQL sessions of its own, "+
+			"its date's lock is a session's: connect it to PostgreSQL directly (README, \"What settle needs from its databases\")",
+		strings.Join(wrong, "; "))
 }
 
 // DB is the underlying pool, for status and report queries.

@@ -1,0 +1,176 @@
+package ledger_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/lib/pq"
+
+	"github.com/settlekit/settle/internal/pgtest"
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// droppingProxy passes connections to the PostgreSQL server of dsn (a
+// postgres:// URL with sslmode=disable) with the run-time parameters named
+// in drop taken out of their startup packets, as PgBouncer does with its
+// ignore_startup_parameters: the server never sees them, and the client is
+// not told. It returns dsn pointed at the proxy.
+func droppingProxy(t *testing.T, dsn string, drop ...string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := u.Host
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				startup, err := readStartup(c)
+				if err != nil {
+					return
+				}
+				s, err := net.Dial("tcp", upstream)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				mu.Lock()
+				conns = append(conns, c, s)
+				mu.Unlock()
+				if _, err := s.Write(withoutParams(startup, drop)); err != nil {
+					return
+				}
+				done := make(chan struct{})
+				go func() { io.Copy(s, c); s.Close(); close(done) }()
+				io.Copy(c, s)
+				c.Close()
+				<-done
+			}()
+		}
+	}()
+	u.Host = ln.Addr().String()
+	return u.String()
+}
+
+// readStartup reads a client's startup packet (length, protocol, then
+// name and value pairs), whole.
+func readStartup(c net.Conn) ([]byte, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(c, n[:]); err != nil {
+		return nil, err
+	}
+	size := binary.BigEndian.Uint32(n[:])
+	if size < 8 || size > 1<<16 {
+		return nil, errors.New("not a startup packet")
+	}
+	b := make([]byte, size)
+	copy(b, n[:])
+	if _, err := io.ReadFull(c, b[4:]); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// withoutParams is startup without the parameters named in drop.
+func withoutParams(startup []byte, drop []string) []byte {
+	fields := bytes.Split(startup[8:], []byte{0})
+	out := append([]byte(nil), startup[:8]...)
+	for i := 0; i+1 < len(fields) && len(fields[i]) > 0; i += 2 {
+		if slices.Contains(drop, string(fields[i])) {
+			continue
+		}
+		out = append(append(append(append(out, fields[i]...), 0), fields[i+1]...), 0)
+	}
+	out = append(out, 0)
+	binary.BigEndian.PutUint32(out, uint32(len(out)))
+	return out
+}
+
+// TestALedgerBehindAPoolerThatDropsItsSettingsIsRefused: a connection
+// pooler (PgBouncer) refuses the run-time parameters settle connects its
+// ledger's sessions with unless told to ignore them, and then drops them:
+// without search_path the ledger's tables were created in public, whatever
+// the schema, and the sessions ran under the role's statement_timeout and
+// isolation - and, in the pooler's transaction mode, the date's session
+// lock was held by a server session other clients share (found by putting
+// settle behind PgBouncer 1.18: runs went through, into public). Open
+// refuses such a session, naming what it lacks and the pooler, exit 2.
+func TestALedgerBehindAPoolerThatDropsItsSettingsIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.URL(t)
+	if u, _ := url.Parse(dsn); u == nil || u.Query().Get("sslmode") != "disable" {
+		t.Skip("the proxy speaks the protocol in plain text only")
+	}
+	// The database's own settings, as a DBA sets them for the platform's
+	// sessions, differ from settle's: a dropped parameter shows.
+	u, _ := url.Parse(dsn)
+	admin, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	db := pq.QuoteIdentifier(strings.TrimPrefix(u.Path, "/"))
+	for _, q := range []string{`ALTER DATABASE ` + db + ` SET statement_timeout = '30s'`, `ALTER DATABASE ` + db + ` SET default_transaction_isolation = 'repeatable read'`} {
+		if _, err := admin.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The proxy itself passes a session whose settings all arrive.
+	l, err := ledger.Open(ctx, droppingProxy(t, dsn), "")
+	if err != nil {
+		t.Fatalf("through a proxy that drops nothing: %v", err)
+	}
+	l.Close()
+	for _, drop := range [][]string{
+		{"search_path", "jit", "statement_timeout", "default_transaction_isolation"},
+		{"search_path"},
+		{"statement_timeout"},
+		{"default_transaction_isolation"},
+	} {
+		l, err := ledger.Open(ctx, droppingProxy(t, dsn, drop...), "")
+		if err == nil {
+			l.Close()
+			t.Fatalf("dropping %v: the ledger opened", drop)
+		}
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), drop[0]+" is ") || !strings.Contains(err.Error(), "pooler") {
+			t.Fatalf("dropping %v: %v (kind %v), want a usage error naming %s and the pooler", drop, err, pipeline.KindOf(err), drop[0])
+		}
+	}
+}
