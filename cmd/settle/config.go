@@ -383,6 +383,17 @@ func refusedConnection(what string, err error) error {
 	if errors.As(err, &pe) && (pe.Code == "3D000" || pe.Code == "28000") {
 		return pipeline.E(pipeline.KindUsage, what, err)
 	}
+	// PgBouncer, in any pool mode, refuses a startup parameter it does not
+	// track (protocol_violation, "unsupported startup parameter: ...")
+	// unless told to ignore it, which drops it (ledger.Open refuses that
+	// session): exit 1 was a retry until the Job's deadline, every time
+	// refused the same way (found by putting settle behind PgBouncer).
+	if errors.As(err, &pe) && pe.Code == "08P01" && strings.Contains(pe.Message, "startup parameter") {
+		return pipeline.Errorf(pipeline.KindUsage, what, "%v: a connection pooler (PgBouncer) between settle and PostgreSQL refuses the run-time parameters settle connects with "+
+			"(on the ledger's sessions search_path, jit, statement_timeout and default_transaction_isolation; the URL's own, tcp_keepalives_* say), "+
+			"and ignoring them would drop them: settle needs PostgreSQL sessions of its own, its date's lock is a session's: "+
+			"connect it to PostgreSQL directly (README, \"What settle needs from its databases\")", err)
+	}
 	if errors.As(err, &pe) && pe.Code == "42704" {
 		return pipeline.Errorf(pipeline.KindUsage, what, "%v: the server does not know a run-time parameter of the connection (settle sets search_path, and jit on the ledger's, which needs PostgreSQL 11 or later; the database URL's other parameters are the server's settings, spelt as it spells them)", err)
 	}
