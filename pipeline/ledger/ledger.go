@@ -58,7 +58,7 @@ type Ledger struct {
 	// what they lock; lost is why one of them ended while held (sticky):
 	// MarkSent asks them before every send, the Runner before each stage
 	// (CheckLocks), FinishRun before the run's end (checkLocks).
-	held map[*sql.Conn]string
+	held map[*sql.Conn]heldLock
 	lost error
 
 	// statusHook, a test's, is called between the sections DateStatus

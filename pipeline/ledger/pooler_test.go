@@ -174,3 +174,44 @@ func TestALedgerBehindAPoolerThatDropsItsSettingsIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestADateLockOnASessionThatHoldsItAlreadyIsRefused: an advisory lock is
+// re-entrant, and a pooler in transaction mode (PgBouncer) gives the
+// server session of an idle client to the next: a second run of a date
+// given the session the first run took the date's lock on was granted it
+// too, and both paid. The lock is refused on a session that holds it
+// already (exit 2, naming the pooler). The pool here has one connection,
+// whose session holds the date's lock when Lock is given it, as the
+// pooler would give it.
+func TestADateLockOnASessionThatHoldsItAlreadyIsRefused(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	l.DB().SetMaxOpenConns(1)
+	c, err := l.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, "settle/settle/date/"+day.String()); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	for _, key := range []pipeline.RunKey{{Date: day, Shard: pipeline.Whole}, {Date: day, Shard: pipeline.Shard{Index: 1, Count: 2}}} {
+		release, err := l.Lock(ctx, key)
+		if err == nil {
+			release()
+			t.Fatalf("run %s was given the date's lock its session holds for another", key)
+		}
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "holds the lock already") || !strings.Contains(err.Error(), "pooler") {
+			t.Fatalf("run %s: %v (kind %v), want a usage error naming the pooler", key, err, pipeline.KindOf(err))
+		}
+	}
+	if _, err := l.LockDate(ctx, day); pipeline.KindOf(err) != pipeline.KindUsage {
+		t.Fatalf("LockDate: %v, want a usage error naming the pooler", err)
+	}
+	// The refusals let go of nothing of the other client's.
+	var held int
+	if err := l.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()`).Scan(&held); err != nil || held != 1 {
+		t.Fatalf("the shared session holds %d advisory locks (%v), want the other client's 1", held, err)
+	}
+}

@@ -109,24 +109,72 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 	// ends idle sessions would let them go (PostgreSQL 14+; older servers
 	// know no such setting).
 	_, _ = conn.ExecContext(ctx, `SET idle_session_timeout = 0`)
+	// Each lock is taken only by a server session that does not hold it
+	// already, and by the session that took the others: an advisory lock
+	// is re-entrant, so a session a pooler in transaction mode shares
+	// between clients (PgBouncer's) would grant the date's lock to a
+	// second run of it as well - both would pay. This process never asks
+	// twice on one session (release lets go of everything), so a session
+	// that holds the lock already, or a lock taken by another session than
+	// the first, is a pooler's doing (sharedSession).
+	pid := 0
+	var taken []advisoryLock
 	for _, k := range keys {
-		var ok bool
-		if err := conn.QueryRowContext(ctx, `SELECT `+k.fn+`(hashtextextended($1, 0))`, k.key).Scan(&ok); err != nil {
+		var ok sql.NullBool
+		var on int
+		if err := conn.QueryRowContext(ctx, `SELECT CASE WHEN EXISTS (
+				SELECT 1 FROM pg_locks p, (SELECT hashtextextended($1, 0) AS k) x
+				WHERE p.locktype = 'advisory' AND p.granted AND p.objsubid = 1 AND p.pid = pg_backend_pid()
+				  AND p.classid::bigint = (x.k >> 32) & 4294967295 AND p.objid::bigint = x.k & 4294967295)
+			THEN NULL ELSE `+k.fn+`(hashtextextended($1, 0)) END, pg_backend_pid()`, k.key).Scan(&ok, &on); err != nil {
 			release()
 			return nil, fmt.Errorf("lock %s: %w", what, err)
 		}
-		if !ok {
+		if !ok.Valid || (pid != 0 && on != pid) {
+			// Not release: its pg_advisory_unlock_all would let go of
+			// the other client's locks on the shared session too.
+			for _, t := range taken {
+				_, _ = conn.ExecContext(context.Background(), `SELECT `+strings.Replace(t.fn, "try_advisory_lock", "advisory_unlock", 1)+`(hashtextextended($1, 0))`, t.key)
+			}
+			conn.Close()
+			return nil, sharedSession(what, pid, on, !ok.Valid)
+		}
+		pid = on
+		if ok.Bool {
+			taken = append(taken, k)
+		}
+		if !ok.Bool {
 			release()
 			return nil, pipeline.E(pipeline.KindLocked, "run "+what, fmt.Errorf("%w for this date; try again once it ended (settle status shows the runs working)", pipeline.ErrLocked))
 		}
 	}
 	l.mu.Lock()
 	if l.held == nil {
-		l.held = map[*sql.Conn]string{}
+		l.held = map[*sql.Conn]heldLock{}
 	}
-	l.held[conn] = what
+	l.held[conn] = heldLock{what, pid}
 	l.mu.Unlock()
 	return release, nil
+}
+
+// heldLock is what a session of a Ledger's locks locks, and the server
+// process that took them (pg_backend_pid).
+type heldLock struct {
+	what string
+	pid  int
+}
+
+// sharedSession is the error of a lock whose server session is not this
+// connection's alone (lock): a pooler in transaction mode between settle
+// and PostgreSQL. A usage error: settle is to be connected otherwise.
+func sharedSession(what string, pid, on int, held bool) error {
+	why := fmt.Sprintf("the server session that took its first lock (process %d) is not the one that took the next (process %d)", pid, on)
+	if held {
+		why = fmt.Sprintf("the server session given to it (process %d) holds the lock already, for another client", on)
+	}
+	return pipeline.Errorf(pipeline.KindUsage, "run "+what,
+		"%s: a connection pooler in transaction mode (PgBouncer) shares PostgreSQL's sessions between clients, and a date's lock is a session's: "+
+			"two runs of the date could both hold it and both pay; connect settle's ledger to PostgreSQL directly (README, \"What settle needs from its databases\")", why)
 }
 
 // checkLocks returns an error when a session holding one of this Ledger's
@@ -137,7 +185,9 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 // every send (MarkSent), before each stage (CheckLocks, by the Runner) and
 // before the run's end is recorded (FinishRun),
 // on the locks' own sessions, which a server that
-// ended them cannot answer from; once lost, always lost. The error is
+// ended them cannot answer from, and which must be answered by the server
+// process that took the lock (a pooler in transaction mode moves a
+// connection between them); once lost, always lost. The error is
 // pipeline.ErrLockLost's, so that the engine stops at once: one line, not
 // one per request left. A ctx already done is its error; a ctx done while
 // the question is asked does not interrupt it (lockCheckTimeout, or ctx's
@@ -149,12 +199,12 @@ func (l *Ledger) checkLocks(ctx context.Context) error {
 		defer l.mu.Unlock()
 		return l.lost
 	}
-	held := make(map[*sql.Conn]string, len(l.held))
-	for c, what := range l.held {
-		held[c] = what
+	held := make(map[*sql.Conn]heldLock, len(l.held))
+	for c, h := range l.held {
+		held[c] = h
 	}
 	l.mu.Unlock()
-	for c, what := range held {
+	for c, h := range held {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -170,10 +220,22 @@ func (l *Ledger) checkLocks(ctx context.Context) error {
 			timeout = min(timeout, time.Until(dl))
 		}
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-		_, err := c.ExecContext(qctx, `SELECT 1`)
+		var pid int
+		err := c.QueryRowContext(qctx, `SELECT pg_backend_pid()`).Scan(&pid)
 		cancel()
-		if err != nil {
-			lost := lockLost{fmt.Sprintf("the lock of run %s was lost (its database session ended: %v): nothing more is sent; run the date again", what, err)}
+		var lost lockLost
+		switch {
+		case err != nil:
+			lost = lockLost{fmt.Sprintf("the lock of run %s was lost (its database session ended: %v): nothing more is sent; run the date again", h.what, err)}
+		case pid != h.pid:
+			// The connection is served by another server process than
+			// the one holding the lock: a pooler in transaction mode
+			// (lock) moved it, and the lock is any client's now.
+			lost = lockLost{fmt.Sprintf("the lock of run %s is not this connection's any more: the server process that took it was %d, the one answering now %d - "+
+				"a connection pooler in transaction mode (PgBouncer) is between settle and PostgreSQL, and a date's lock is a session's: "+
+				"nothing more is sent; connect settle's ledger to PostgreSQL directly (README, \"What settle needs from its databases\"), then run the date again", h.what, h.pid, pid)}
+		}
+		if lost.msg != "" {
 			l.mu.Lock()
 			if l.lost == nil {
 				l.lost = lost
