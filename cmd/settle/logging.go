@@ -46,11 +46,19 @@ func failureHint(err error) string {
 		return hintSecondSignal
 	case errors.Is(err, context.Canceled):
 		return "interrupted; state is recorded, run again to resume"
+	case readOnlyRefused(err):
+		return hintReadOnly
 	case codeOf(err) == 1:
 		return "state is recorded; running the same command again is safe: a request whose answer was not recorded is asked about by its key before anything is sent again"
 	}
 	return ""
 }
+
+// hintReadOnly is failureHint's word on a write the database refused as
+// read-only (readOnlyRefused).
+const hintReadOnly = "the database refused a write as read-only: the ledger's database URL (--database-url) reaches a standby (a read replica), " +
+	"or its role or database has default_transaction_read_only on (SHOW default_transaction_read_only; SELECT pg_is_in_recovery()); " +
+	"point it at the primary (with several hosts in the URL, add target_session_attrs=read-write) or turn the setting off for settle's role; the refused write was not made, and running again once the ledger takes writes is safe"
 
 // The hints of a run whose end is not recorded (failureHint).
 const (

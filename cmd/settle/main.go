@@ -87,7 +87,7 @@ func codeOf(err error) int {
 		return 0
 	case kind != pipeline.KindUsage && errors.Is(err, context.Canceled):
 		return 1
-	case kind == pipeline.KindFailed && privilegeRefused(err):
+	case kind == pipeline.KindFailed && (privilegeRefused(err) || readOnlyRefused(err)):
 		return pipeline.KindUsage.ExitCode()
 	}
 	return kind.ExitCode()
@@ -100,6 +100,16 @@ func codeOf(err error) int {
 func privilegeRefused(err error) bool {
 	var pe *pq.Error
 	return errors.As(err, &pe) && pe.Code == "42501"
+}
+
+// readOnlyRefused reports whether err is PostgreSQL refusing a write as
+// read-only (read_only_sql_transaction): the ledger's URL reaches a
+// standby, or its role or database has default_transaction_read_only on.
+// That was exit 1, "a retry is safe", every retry refused the same way;
+// a URL or a setting to change (hintReadOnly).
+func readOnlyRefused(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Code == "25006"
 }
 
 // maxProblemsShown bounds the problems of a rules file an error lists.
