@@ -37,3 +37,51 @@ func TestALedgerThatRefusesWritesIsConfiguration(t *testing.T) {
 		}
 	}
 }
+
+// TestARunUnderLeastPrivilegeRoles: production roles, not the superuser
+// the other tests run as. The platform's role may only SELECT the
+// platform's tables; the ledger's run role owns nothing and holds only the
+// rows' privileges on the ledger's tables, while "settle migrate" ran as
+// the schema's owner: the run creates nothing (no schema, no table but its
+// temporary ones) and settles the day.
+func TestARunUnderLeastPrivilegeRoles(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(40, 2)
+	e.mustSettle("migrate")
+	u, err := url.Parse(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbname := strings.TrimPrefix(u.Path, "/")
+	suffix := strings.TrimPrefix(dbname, "settle_t_")
+	runRole, srcRole := "settle_t_run_"+suffix, "settle_t_src_"+suffix
+	for _, q := range []string{
+		`CREATE ROLE ` + runRole + ` LOGIN`,
+		`CREATE ROLE ` + srcRole + ` LOGIN`,
+		`GRANT CONNECT ON DATABASE ` + dbname + ` TO ` + runRole + `, ` + srcRole,
+		`GRANT USAGE ON SCHEMA settle TO ` + runRole,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA settle TO ` + runRole,
+		`GRANT USAGE ON ALL SEQUENCES IN SCHEMA settle TO ` + runRole,
+		`GRANT SELECT ON orders, refunds, sellers TO ` + srcRole,
+	} {
+		e.db.MustExec(q)
+	}
+	t.Cleanup(func() {
+		for _, r := range []string{runRole, srcRole} {
+			e.db.Exec(`DROP OWNED BY ` + r)
+			e.db.Exec(`DROP ROLE ` + r)
+		}
+	})
+	runURL, srcURL := *u, *u
+	runURL.User, srcURL.User = url.User(runRole), url.User(srcRole)
+	out, code := e.raw("settle", "run", "--database-url", runURL.String(), "--source-database-url", srcURL.String(),
+		"--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
+	if code != 0 {
+		t.Fatalf("run under least-privilege roles: exit %d, want 0:\n%s", code, out)
+	}
+	e.checkEveryOrderOnce()
+	if n := e.count(`SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = $1`, runRole); n != 0 {
+		t.Fatalf("the run role owns %d relations, want none", n)
+	}
+}
