@@ -431,13 +431,21 @@ func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn fun
 //   - the connection failed: a network error, or a connection the driver
 //     found broken (driver.ErrBadConn: lib/pq's word for a FATAL from the
 //     server too, a restart or failover ending the session, 57P01): a
-//     failure a retry may get past (exit 1), not the query refused.
+//     failure a retry may get past (exit 1), not the query refused;
+//   - the transaction was rolled back for another's sake (class 40:
+//     serialization_failure, deadlock_detected): on a hot standby,
+//     "canceling statement due to conflict with recovery", which a query
+//     needing rows the primary's vacuum removed gets. The next read is
+//     likely to pass: exit 1 (it was exit 2, the Job failed for good, when
+//     the standby cancelled the query before its first row).
 func refused(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w (%w)", what, err, context.Cause(ctx))
 	}
 	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) {
+	var pe *pq.Error
+	if errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		(errors.As(err, &pe) && pe.Code.Class() == "40") {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return pipeline.E(pipeline.KindUsage, what, err)

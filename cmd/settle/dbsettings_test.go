@@ -2,10 +2,14 @@ package main
 
 import (
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lib/pq"
+
+	settlesql "github.com/settlekit/settle/sql"
 )
 
 // TestALedgerThatRefusesWritesIsConfiguration: the ledger's URL reaching
@@ -83,5 +87,31 @@ func TestARunUnderLeastPrivilegeRoles(t *testing.T) {
 	e.checkEveryOrderOnce()
 	if n := e.count(`SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = $1`, runRole); n != 0 {
 		t.Fatalf("the run role owns %d relations, want none", n)
+	}
+}
+
+// TestAStandbysRecoveryConflictIsARetry: the platform's database read on a
+// hot standby, which cancels a query whose snapshot needs rows the
+// primary's vacuum removed, "canceling statement due to conflict with
+// recovery" (serialization_failure, 40001): the next read is likely to go
+// through, so it is exit 1, a retry, with a hint of what to change if it
+// recurs. The function here raises what the standby raises, where the
+// standby does, in the middle of the query.
+func TestAStandbysRecoveryConflictIsARetry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(20, 0)
+	e.db.MustExec(`CREATE FUNCTION recovery_conflict() RETURNS boolean LANGUAGE plpgsql AS $$
+		BEGIN
+			RAISE EXCEPTION USING ERRCODE = 'serialization_failure', MESSAGE = 'canceling statement due to conflict with recovery',
+				DETAIL = 'User query might have needed to see row versions that must be removed.';
+		END $$`)
+	query := filepath.Join(t.TempDir(), "source.sql")
+	if err := os.WriteFile(query, []byte("SELECT * FROM (\n"+settlesql.SourceQuery+"\n) s WHERE recovery_conflict()"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--source-query", query, skipAll)
+	if code != 1 || !strings.Contains(out, "conflict with recovery") || !strings.Contains(out, "max_standby_streaming_delay") {
+		t.Fatalf("exit %d, want 1 with a hint about the standby:\n%s", code, out)
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strings"
+
+	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -48,6 +51,8 @@ func failureHint(err error) string {
 		return "interrupted; state is recorded, run again to resume"
 	case readOnlyRefused(err):
 		return hintReadOnly
+	case recoveryConflict(err):
+		return hintRecoveryConflict
 	case codeOf(err) == 1:
 		return "state is recorded; running the same command again is safe: a request whose answer was not recorded is asked about by its key before anything is sent again"
 	}
@@ -59,6 +64,19 @@ func failureHint(err error) string {
 const hintReadOnly = "the database refused a write as read-only: the ledger's database URL (--database-url) reaches a standby (a read replica), " +
 	"or its role or database has default_transaction_read_only on (SHOW default_transaction_read_only; SELECT pg_is_in_recovery()); " +
 	"point it at the primary (with several hosts in the URL, add target_session_attrs=read-write) or turn the setting off for settle's role; the refused write was not made, and running again once the ledger takes writes is safe"
+
+// recoveryConflict reports whether err is a hot standby cancelling a
+// statement for a conflict with the recovery it replays (40001 in its
+// words; the platform's database read on a replica).
+func recoveryConflict(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Code == "40001" && strings.Contains(pe.Message, "conflict with recovery")
+}
+
+// hintRecoveryConflict is failureHint's word on recoveryConflict.
+const hintRecoveryConflict = "the platform's database is a hot standby (a read replica) and cancelled settle's query for a conflict with the recovery it replays; " +
+	"state is recorded and running the same command again is safe; if it recurs, give the standby hot_standby_feedback = on or a longer max_standby_streaming_delay, " +
+	"or point --source-database-url at the primary"
 
 // The hints of a run whose end is not recorded (failureHint).
 const (
