@@ -62,7 +62,19 @@ func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 }
 
 func (s *Source) orders(ctx context.Context, w pipeline.Window, fn func(pipeline.SourceRow) error) error {
-	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	conn, err := s.DB.Connx(ctx)
+	if err != nil {
+		return fmt.Errorf("read orders: %w", err)
+	}
+	defer conn.Close()
+	if !s.Unfinished {
+		// Before the transaction, on its session: what a standby has
+		// replayed by now is in the snapshot taken after.
+		if err := checkReplayed(ctx, conn, w.End.Add(s.Margin)); err != nil {
+			return err
+		}
+	}
+	tx, err := conn.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 	if err != nil {
 		return fmt.Errorf("read orders: %w", err)
 	}
@@ -131,6 +143,36 @@ func (s *Source) checkOver(ctx context.Context, tx *sqlx.Tx, w pipeline.Window) 
 		"its clock reads %s, and the day ending at %s is read from %s on (%v after its end, once the orders confirmed in its last moments are committed); this machine's clock reads %s (%v apart): if it says the day is over, one of the clocks is wrong (clock skew: check NTP)",
 		dbNow.UTC().Format(time.RFC3339), w.End.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339), s.Margin,
 		ours.UTC().Format(time.RFC3339), ours.Sub(dbNow).Abs().Round(time.Second))
+}
+
+// checkReplayed refuses (a failure to retry, exit 1) to read the day on a
+// hot standby (a read replica) that has not replayed the primary's
+// transactions up to from, the day's end and its margin: the orders the
+// primary committed in the day's last moments would not be in the
+// snapshot, and a day is read once - they were never paid (README, "Rows
+// written into a settled window afterwards", used to say only to keep the
+// replica's lag small; the standby's clock, which checkOver reads, says
+// nothing of it). Its measure is the commit time of the last transaction
+// it replayed, on the primary's clock: a primary that committed nothing
+// since from shows the same, until it commits something.
+func checkReplayed(ctx context.Context, q queryer, from time.Time) error {
+	var standby bool
+	var replayed sql.NullTime
+	if err := q.QueryRowContext(ctx, `SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()`).Scan(&standby, &replayed); err != nil {
+		return fmt.Errorf("read orders: is the platform database a standby: %w", err)
+	}
+	if !standby || (replayed.Valid && !replayed.Time.Before(from)) {
+		return nil
+	}
+	last := "none yet"
+	if replayed.Valid {
+		last = replayed.Time.UTC().Format(time.RFC3339)
+	}
+	return pipeline.Errorf(pipeline.KindFailed, "platform database",
+		"it is a standby (a read replica) whose last replayed transaction committed at %s (the primary's clock), before %s (the day's end and its margin): "+
+			"orders the primary committed since may not be on it yet, and a day is read once; running again once it caught up is safe "+
+			"(a primary that committed nothing since looks the same until it commits), or point --source-database-url at the primary",
+		last, from.UTC().Format(time.RFC3339))
 }
 
 // queryer runs a query: a transaction or a database.

@@ -106,6 +106,45 @@ func Start(ctx context.Context, dir string, logw io.Writer) (*Server, error) {
 	}
 }
 
+// StartStandby makes a hot standby of primary in dir (pg_basebackup of it,
+// streaming its WAL from then on) and starts it, returning once it accepts
+// connections: for tests of what settle reads on a read replica. dir is as
+// for Start.
+func StartStandby(ctx context.Context, primary *Server, dir string, logw io.Writer) (*Server, error) {
+	b, err := findBinaries(os.Getenv("PATH"), installRoot)
+	if err != nil {
+		return nil, err
+	}
+	who, err := unprivilegedUser()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{log: &tail{}}
+	out := io.Writer(s.log)
+	if logw != nil {
+		out = io.MultiWriter(logw, s.log)
+	}
+	if err := s.makeDir(dir, who); err != nil {
+		return nil, err
+	}
+	cmd := command(ctx, filepath.Join(filepath.Dir(b.postgres), "pg_basebackup"), who, s.dir, out,
+		"-D", s.dir, "-h", "127.0.0.1", "-p", strconv.Itoa(primary.port), "-U", "postgres", "-R", "-X", "stream", "--no-sync")
+	if err := cmd.Run(); err != nil {
+		s.removeDir()
+		return nil, fmt.Errorf("pg_basebackup into %s: %w%s", s.dir, err, s.log.suffix())
+	}
+	for attempt := 1; ; attempt++ {
+		err = s.start(ctx, b, who, out)
+		if err == nil {
+			return s, nil
+		}
+		if attempt == startAttempts || !errors.Is(err, errPortTaken) {
+			s.removeDir()
+			return nil, err
+		}
+	}
+}
+
 // URL is the connection URL of database dbname on s, as the superuser
 // "postgres" over TCP.
 func (s *Server) URL(dbname string) string {
