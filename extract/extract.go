@@ -159,7 +159,7 @@ func checkReplayed(ctx context.Context, q queryer, from time.Time) error {
 	var standby bool
 	var replayed sql.NullTime
 	if err := q.QueryRowContext(ctx, `SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()`).Scan(&standby, &replayed); err != nil {
-		return fmt.Errorf("read orders: is the platform database a standby: %w", err)
+		return fmt.Errorf("is the platform database a standby: %w", err)
 	}
 	if !standby || (replayed.Valid && !replayed.Time.Before(from)) {
 		return nil
@@ -412,6 +412,11 @@ type LateRefunds struct {
 	DB    *sqlx.DB
 	Query string // $1 = window start (inclusive), $2 = window end (exclusive)
 	Name  string
+	// Margin, when set, has a window read on a hot standby only once the
+	// standby replayed the primary's transactions past its end by Margin
+	// (checkReplayed, as Source's): a refund it had not would be read by
+	// no window. A dry run leaves it 0.
+	Margin time.Duration
 }
 
 // LateRefunds streams the query's rows for window w, in one read-only
@@ -421,7 +426,17 @@ func (s *LateRefunds) LateRefunds(ctx context.Context, w pipeline.Window, fn fun
 }
 
 func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn func(pipeline.LateRefundRow) error) error {
-	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	conn, err := s.DB.Connx(ctx)
+	if err != nil {
+		return fmt.Errorf("read late refunds: %w", err)
+	}
+	defer conn.Close()
+	if s.Margin > 0 {
+		if err := checkReplayed(ctx, conn, w.End.Add(s.Margin)); err != nil {
+			return err
+		}
+	}
+	tx, err := conn.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 	if err != nil {
 		return fmt.Errorf("read late refunds: %w", err)
 	}

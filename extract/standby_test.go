@@ -96,9 +96,22 @@ func TestOrdersWaitForAStandbyToReplayTheDay(t *testing.T) {
 	if err == nil || pipeline.KindOf(err) != pipeline.KindFailed || !strings.Contains(err.Error(), "standby") {
 		t.Fatalf("on a standby behind the day's end: rows %q, %v; want a failure to retry naming the standby", got, err)
 	}
+	late := &extract.LateRefunds{DB: sdb, Name: "late.sql", Margin: margin, Query: `SELECT order_no AS refund_no, order_no, 'S1'::text AS seller_id,
+		1::bigint AS amount_minor, confirmed_at AS created_at FROM orders WHERE confirmed_at >= $1 AND confirmed_at < $2`}
+	readLate := func() ([]string, error) {
+		var got []string
+		err := late.LateRefunds(ctx, w, func(r pipeline.LateRefundRow) error { got = append(got, *r.RefundNo); return nil })
+		return got, err
+	}
+	if got, err := readLate(); err == nil || pipeline.KindOf(err) != pipeline.KindFailed || !strings.Contains(err.Error(), "standby") {
+		t.Fatalf("late refunds on a standby behind the day's end: rows %q, %v; want a failure to retry naming the standby", got, err)
+	}
 	sdb.MustExec(`SELECT pg_wal_replay_resume()`)
 	replayed(`SELECT count(*) FROM orders WHERE order_no = 'NEXT DAY'`)
 	if got, err := read(); err != nil || strings.Join(got, ",") != "LAST" {
 		t.Fatalf("on a standby caught up: rows %q, %v; want LAST", got, err)
+	}
+	if got, err := readLate(); err != nil || strings.Join(got, ",") != "LAST" {
+		t.Fatalf("late refunds on a standby caught up: rows %q, %v; want LAST", got, err)
 	}
 }

@@ -1502,7 +1502,7 @@ func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipel
 		out = append(out, o.payProtocol.provider(l, o.finalAnswers(l), log, o.watchDays))
 	}
 	if o.infinia != nil {
-		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}
+		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName, Margin: dayOverMargin}
 		out = append(out, o.infinia.provider(l, late, window, o.rules, o.minPayout, o.finalAnswers(l)))
 	}
 	if o.wechat != nil {
