@@ -88,6 +88,14 @@ func TestARunUnderLeastPrivilegeRoles(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = $1`, runRole); n != 0 {
 		t.Fatalf("the run role owns %d relations, want none", n)
 	}
+	// A privilege missing is exit 2, PostgreSQL naming the table and
+	// settle what its roles need.
+	e.db.MustExec(`REVOKE INSERT ON settle.runs FROM ` + runRole)
+	out, code = e.raw("settle", "run", "--database-url", runURL.String(), "--source-database-url", srcURL.String(),
+		"--date", "2026-11-22", "--rules", e.rules, "--out", e.reports, skipAll)
+	if code != 2 || !strings.Contains(out, "permission denied for table runs") || !strings.Contains(out, "INSERT, UPDATE and DELETE on the ledger schema's tables") {
+		t.Fatalf("run role without INSERT on runs: exit %d, want 2 naming the table and what the role needs:\n%s", code, out)
+	}
 }
 
 // TestAStandbysRecoveryConflictIsARetry: the platform's database read on a

@@ -53,6 +53,8 @@ func failureHint(err error) string {
 		return hintReadOnly
 	case recoveryConflict(err):
 		return hintRecoveryConflict
+	case privilegeRefused(err):
+		return hintPrivilege
 	case codeOf(err) == 1:
 		return "state is recorded; running the same command again is safe: a request whose answer was not recorded is asked about by its key before anything is sent again"
 	}
@@ -77,6 +79,13 @@ func recoveryConflict(err error) bool {
 const hintRecoveryConflict = "the platform's database is a hot standby (a read replica) and cancelled settle's query for a conflict with the recovery it replays; " +
 	"state is recorded and running the same command again is safe; if it recurs, give the standby hot_standby_feedback = on or a longer max_standby_streaming_delay, " +
 	"or point --source-database-url at the primary"
+
+// hintPrivilege is failureHint's word on a privilege PostgreSQL refused
+// settle's role (privilegeRefused): PostgreSQL's message names the object,
+// not what settle needs of it.
+const hintPrivilege = "PostgreSQL refused settle's role a privilege on the object named: settle run's role needs SELECT, INSERT, UPDATE and DELETE on the ledger schema's tables, " +
+	"USAGE on the schema and its sequences, and TEMP on the database; the platform's role SELECT on what the queries read; " +
+	"settle migrate needs the role that owns the ledger's schema (README, \"What settle needs from its databases\"); nothing was written by the refused statement"
 
 // The hints of a run whose end is not recorded (failureHint).
 const (
