@@ -215,3 +215,39 @@ func TestADateLockOnASessionThatHoldsItAlreadyIsRefused(t *testing.T) {
 		t.Fatalf("the shared session holds %d advisory locks (%v), want the other client's 1", held, err)
 	}
 }
+
+// TestTheLockIsCheckedFromManySendsAtOnce: the run's sends each ask the
+// lock's session whether it is still the one that took the lock
+// (CheckLocks), many at once. Its question reads a row back, and a second
+// statement on the session while the first's row is read broke the
+// protocol ("there is already a query being processed on this
+// connection"): every demo run lost its lock at its first sends.
+func TestTheLockIsCheckedFromManySendsAtOnce(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	release, err := l.Lock(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if err := l.CheckLocks(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatalf("a lock held throughout read as lost: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lib/pq"
@@ -98,10 +99,13 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 	// with it: the locks taken are let go first (a shard's lock refused
 	// after its date's shared lock was taken would otherwise keep the date
 	// locked for as long as the process lives).
+	asking := new(sync.Mutex) // see heldLock
 	release := func() error {
 		l.mu.Lock()
 		delete(l.held, conn)
 		l.mu.Unlock()
+		asking.Lock()
+		defer asking.Unlock()
 		_, _ = conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock_all()`)
 		return conn.Close()
 	}
@@ -152,16 +156,22 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 	if l.held == nil {
 		l.held = map[*sql.Conn]heldLock{}
 	}
-	l.held[conn] = heldLock{what, pid}
+	l.held[conn] = heldLock{what, pid, asking}
 	l.mu.Unlock()
 	return release, nil
 }
 
 // heldLock is what a session of a Ledger's locks locks, and the server
-// process that took them (pg_backend_pid).
+// process that took them (pg_backend_pid). asking serializes the
+// questions to the session: checkLocks reads its answer (a row), and a
+// statement sent by another goroutine while that row is read - the run's
+// sends ask at once - fails the connection's protocol ("there is already
+// a query being processed on this connection"), which read as the lock
+// lost (found by a demo run of this very check).
 type heldLock struct {
-	what string
-	pid  int
+	what   string
+	pid    int
+	asking *sync.Mutex
 }
 
 // sharedSession is the error of a lock whose server session is not this
@@ -221,7 +231,9 @@ func (l *Ledger) checkLocks(ctx context.Context) error {
 		}
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		var pid int
+		h.asking.Lock()
 		err := c.QueryRowContext(qctx, `SELECT pg_backend_pid()`).Scan(&pid)
+		h.asking.Unlock()
 		cancel()
 		var lost lockLost
 		switch {
