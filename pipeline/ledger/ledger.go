@@ -115,6 +115,15 @@ func Open(ctx context.Context, dsn, schema string) (*Ledger, error) {
 	if withPath, err = WithParam(withPath, "statement_timeout", "0"); err != nil {
 		return nil, err
 	}
+	// Nor an idle-in-transaction timeout, for the same reasons: a
+	// transaction of the ledger's waits on settle's own work between its
+	// statements (a report's lines written out, a stage's next batch), and
+	// a role's idle_in_transaction_session_timeout shorter than that ended
+	// the session, "driver: bad connection", exit 1, at the same place on
+	// every run (a demo under 100 ms failed in its distribute stage).
+	if withPath, err = WithParam(withPath, "idle_in_transaction_session_timeout", "0"); err != nil {
+		return nil, err
+	}
 	db, err := sqlx.Open("postgres", withPath)
 	if err != nil {
 		return nil, pipeline.E(pipeline.KindUsage, "open ledger", err)
@@ -139,7 +148,7 @@ func Open(ctx context.Context, dsn, schema string) (*Ledger, error) {
 // sessionParams are the run-time parameters Open connects the ledger's
 // sessions with (but search_path, the schema's) and the values PostgreSQL
 // shows for them.
-var sessionParams = [][2]string{{"jit", "off"}, {"default_transaction_isolation", "read committed"}, {"statement_timeout", "0"}}
+var sessionParams = [][2]string{{"jit", "off"}, {"default_transaction_isolation", "read committed"}, {"statement_timeout", "0"}, {"idle_in_transaction_session_timeout", "0"}}
 
 // checkSession refuses (KindUsage) a session of db that did not get the
 // run-time parameters Open connects with: something between settle and
@@ -154,7 +163,8 @@ func checkSession(ctx context.Context, db *sqlx.DB, schema string) error {
 	var path string
 	got := make([]string, len(sessionParams))
 	if err := db.QueryRowContext(ctx, `SELECT current_setting('search_path'), current_setting('jit'),
-		current_setting('default_transaction_isolation'), current_setting('statement_timeout')`).Scan(&path, &got[0], &got[1], &got[2]); err != nil {
+		current_setting('default_transaction_isolation'), current_setting('statement_timeout'),
+		current_setting('idle_in_transaction_session_timeout')`).Scan(&path, &got[0], &got[1], &got[2], &got[3]); err != nil {
 		return fmt.Errorf("read the ledger session's settings: %w", err)
 	}
 	var wrong []string

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lib/pq"
 
@@ -249,5 +250,45 @@ func TestTheLockIsCheckedFromManySendsAtOnce(t *testing.T) {
 	close(errs)
 	if err := <-errs; err != nil {
 		t.Fatalf("a lock held throughout read as lost: %v", err)
+	}
+}
+
+// TestALedgerTransactionOutlivesTheRolesIdleTimeout: a DBA's
+// idle_in_transaction_session_timeout on settle's role or database (set
+// for the platform's web sessions) ended a ledger session whose
+// transaction waited on settle's own work between two statements - a
+// demo run under 100 ms lost its session in its distribute stage, "driver:
+// bad connection", exit 1 on every run. The ledger's sessions lift it, as
+// they lift statement_timeout. Here a View waits between two reads.
+func TestALedgerTransactionOutlivesTheRolesIdleTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.URL(t)
+	u, _ := url.Parse(dsn)
+	admin, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, `ALTER DATABASE `+pq.QuoteIdentifier(strings.TrimPrefix(u.Path, "/"))+` SET idle_in_transaction_session_timeout = '50ms'`); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(ctx, dsn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = l.View(ctx, func(r ledger.Reader) error {
+		if err := r.SummaryLines(ctx, day, func(pipeline.SummaryLine) error { return nil }); err != nil {
+			return err
+		}
+		time.Sleep(300 * time.Millisecond)
+		return r.SummaryLines(ctx, day, func(pipeline.SummaryLine) error { return nil })
+	})
+	if err != nil {
+		t.Fatalf("a view waiting 300 ms between its reads, under a 50 ms idle-in-transaction timeout: %v", err)
 	}
 }
