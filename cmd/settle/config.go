@@ -390,7 +390,7 @@ func refusedConnection(what string, err error) error {
 	// refused the same way (found by putting settle behind PgBouncer).
 	if errors.As(err, &pe) && pe.Code == "08P01" && strings.Contains(pe.Message, "startup parameter") {
 		return pipeline.Errorf(pipeline.KindUsage, what, "%v: a connection pooler (PgBouncer) between settle and PostgreSQL refuses the run-time parameters settle connects with "+
-			"(on the ledger's sessions search_path, jit, statement_timeout and default_transaction_isolation; the URL's own, tcp_keepalives_* say), "+
+			"(on the ledger's sessions search_path, jit, statement_timeout, idle_in_transaction_session_timeout and default_transaction_isolation; the URL's own, tcp_keepalives_* say), "+
 			"and ignoring them would drop them: settle needs PostgreSQL sessions of its own, its date's lock is a session's: "+
 			"connect it to PostgreSQL directly (README, \"What settle needs from its databases\")", err)
 	}
