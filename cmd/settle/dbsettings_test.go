@@ -96,6 +96,15 @@ func TestARunUnderLeastPrivilegeRoles(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "permission denied for table runs") || !strings.Contains(out, "INSERT, UPDATE and DELETE on the ledger schema's tables") {
 		t.Fatalf("run role without INSERT on runs: exit %d, want 2 naming the table and what the role needs:\n%s", code, out)
 	}
+	// A migration pending (the image deployed before settle migrate ran)
+	// is the run role's to apply, which it may not: exit 2, not a retry.
+	e.db.MustExec(`GRANT INSERT ON settle.runs TO ` + runRole)
+	e.db.MustExec(`DELETE FROM settle.goose_db_version WHERE version_id = (SELECT max(version_id) FROM settle.goose_db_version)`)
+	out, code = e.raw("settle", "run", "--database-url", runURL.String(), "--source-database-url", srcURL.String(),
+		"--date", "2026-11-22", "--rules", e.rules, "--out", e.reports, skipAll)
+	if code != 2 || !strings.Contains(out, "migrate") {
+		t.Fatalf("run role with a migration pending: exit %d, want 2 naming the migration refused:\n%s", code, out)
+	}
 }
 
 // TestAStandbysRecoveryConflictIsARetry: the platform's database read on a
