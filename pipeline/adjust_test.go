@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -374,5 +375,23 @@ func TestAPayoutNetsTheCarriedBalanceWithItsSign(t *testing.T) {
 		if got, err := p.Net(); err != nil || got != tc.want {
 			t.Errorf("payable %d, carried %d: net %d, %v; want %d", tc.payable, tc.carried, got, err, tc.want)
 		}
+	}
+}
+
+// TestAClawbackNeverGivesBackMoreCommissionThanIsLeft: an item whose
+// recorded late refunds do not add up with what was given back (its
+// seller's share and its commission both given back in full, yet refunds
+// recorded below the order's amount) leaves room for a refund under the
+// order's amount and nothing of either share to take it from. The
+// refund is refused as bad data: worked out seller's share first, all of
+// it would have been given back from a commission already given back.
+func TestAClawbackNeverGivesBackMoreCommissionThanIsLeft(t *testing.T) {
+	it := &SettledItem{Split: Split{Order: Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000},
+		Commission: 500, SellerShare: 9500}, State: "paid", LateRefunded: 500, LateSellerBack: 9500, LateCommissionBack: 500}
+	noRules := func(Order, Date) (Split, error) { return Split{}, E(KindUsage, "rules", fmt.Errorf("no rule applies")) }
+	adj, _, err := clawback(it, LateRefund{RefundNo: "R2", Amount: 300}, noRules)
+	var bad *badRefund
+	if !errors.As(err, &bad) {
+		t.Fatalf("clawback %+v, %v; want the refund refused: nothing is left of the order", adj, err)
 	}
 }
