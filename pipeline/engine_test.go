@@ -1323,3 +1323,64 @@ func TestApplyEffectPreparesBeforeMarkingSent(t *testing.T) {
 		t.Fatalf("after the ledger is back: %s/%d, %v, %d sends; want succeeded, sent once", got.State, got.Sends, err, p.sends.Load())
 	}
 }
+
+// oneRefused is a provider that refuses every request of one key
+// (ErrRefused, which concerns its subject alone) and pays the others.
+type oneRefused struct {
+	*slowProvider
+	key string
+}
+
+func (p oneRefused) Send(ctx context.Context, e Effect) (Outcome, error) {
+	if e.Key == p.key {
+		return Outcome{}, fmt.Errorf("refused: %w", ErrRefused)
+	}
+	return p.slowProvider.Send(ctx, e)
+}
+
+func (p oneRefused) Query(ctx context.Context, e Effect) (Outcome, error) {
+	if e.Key == p.key {
+		return Outcome{}, fmt.Errorf("refused: %w", ErrRefused)
+	}
+	return p.slowProvider.Query(ctx, e)
+}
+
+// TestASubjectsErrorGoesToTheStageAndTheOthersArePaid: an error of one
+// effect's request is the stage's Error's to handle (it holds the subject
+// for a person and returns nil), not the run's: the run ends without
+// error and every other effect is paid, once.
+func TestASubjectsErrorGoesToTheStageAndTheOthersArePaid(t *testing.T) {
+	t.Parallel()
+	s := newMemEffects()
+	effects := plan(t, s, 20)
+	p := oneRefused{slowProvider: newSlowProvider(0, 0), key: effects[7].Key}
+	var (
+		mu   sync.Mutex
+		held []string
+	)
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Poll: 10 * time.Millisecond,
+		Pacer: NewPacer(Limits{MaxInFlight: 4}),
+		Error: func(_ context.Context, e Effect, err error) error {
+			if !SubjectOnly(err) {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			held = append(held, e.Key)
+			return nil
+		}}
+	if _, err := en.Run(context.Background(), effects); err != nil {
+		t.Fatalf("run: %v; want the refused subject handled by the stage, no error", err)
+	}
+	if len(held) != 1 || held[0] != p.key {
+		t.Fatalf("held %v, want %s alone", held, p.key)
+	}
+	for _, e := range effects {
+		if e.Key == p.key {
+			continue
+		}
+		if got := s.effects[e.ID]; got.State != EffectSucceeded || p.applied[e.Key] != 1 {
+			t.Errorf("%s: %s, sent %d times; want paid once", e.Key, got.State, p.applied[e.Key])
+		}
+	}
+}
