@@ -374,7 +374,7 @@ func TestEffectChangedOutsideTheProtocolIsStillInItsHistory(t *testing.T) {
 // records what a person found. An attempt other than the one asked about
 // (another planned since), or a record with no answer of the provider as
 // proof, is refused, nothing recorded: the provider's word about one
-// request is not another's.
+// request is not another's. So is the contrary of what was resolved before.
 func TestResolvePastMemoryRecordsOnlyTheAttemptItsCallerChecked(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
@@ -400,5 +400,18 @@ func TestResolvePastMemoryRecordsOnlyTheAttemptItsCallerChecked(t *testing.T) {
 	got, r, before, err := l.ResolvePastMemory(ctx, day, subject, e.Key, false, "not known to the query", "statement checked")
 	if err != nil || got.State != pipeline.EffectFailed || r.Kind != ledger.KindPastMemoryNotPaid || before {
 		t.Fatalf("resolve --not-paid of the checked attempt: %+v %+v %v %v", got, r, before, err)
+	}
+	// Asked again, the same word is what was recorded before; the
+	// contrary word is refused, nothing recorded: a person's change of
+	// mind (paid after not paid) would have been answered as recorded
+	// while the ledger kept not paid, and the next attempt paid again.
+	if _, r, before, err := l.ResolvePastMemory(ctx, day, subject, e.Key, false, "not known to the query", "again"); err != nil || !before || r.Note != "statement checked" {
+		t.Fatalf("resolve --not-paid again: %+v %v %v; want the earlier resolution", r, before, err)
+	}
+	if _, _, _, err := l.ResolvePastMemory(ctx, day, subject, e.Key, true, "not known to the query", "changed my mind"); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "resolved before as not paid") {
+		t.Fatalf("resolve --paid after --not-paid: %v; want a usage error naming the earlier resolution", err)
+	}
+	if got, _, _ := l.LatestEffect(ctx, "revenue_share", subject); got.State != pipeline.EffectFailed {
+		t.Fatalf("after the contrary resolve: %s, want failed as resolved", got.State)
 	}
 }
