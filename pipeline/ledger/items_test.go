@@ -957,3 +957,33 @@ func TestItemPagesWalkTheRunInOrder(t *testing.T) {
 		t.Fatalf("%d WeChat items of day 2 paged, first %q, sorted %v; want %d", len(got), got[0], slices.IsSorted(got), n/len(channels))
 	}
 }
+
+// TestASplitThatDoesNotBalanceIsNeverWritten: the ledger writes no split
+// whose parts do not add up to its order's amount (one that pays the
+// seller a cent the buyer never paid), whatever wrote it: the transform
+// stage fails and no item of the run is written. WriteItems checks it
+// before it writes; the items' check constraint would refuse it too.
+func TestASplitThatDoesNotBalanceIsNeverWritten(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := openRun(t, l, day)
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	_, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for i, s := range []struct{ commission, seller int64 }{{1, 9}, {1, 10}} {
+			o := pipeline.Order{Seq: int64(i + 1), OrderNo: fmt.Sprintf("B%d", i), SellerID: "S1",
+				Channel: chInfinia, Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: s.commission, SellerShare: s.seller}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		t.Fatalf("write of a split of 10 into 1 + 10: %v; want it refused", err)
+	}
+	var n int
+	if err := l.DB().Get(&n, `SELECT count(*) FROM items WHERE run_id = $1`, run.ID); err != nil || n != 0 {
+		t.Fatalf("%d items written (%v), want none", n, err)
+	}
+}
