@@ -260,6 +260,33 @@ func TestLedgerRefusesTwoOpenAttemptsAndTwoSuccesses(t *testing.T) {
 	}
 }
 
+// TestAFailedEffectStaysFailed: failed is final as succeeded is. Once an
+// attempt failed, its balance may go out under the next attempt's key:
+// the failed one marked sent again (and so sent) or recorded succeeded
+// by a late answer would pay the balance twice, or count it paid twice.
+func TestAFailedEffectStaysFailed(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	runID := newRun(t, l)
+	subject := "RS/20261123/S4/CNY"
+	e := plan(t, l, runID, subject, 100)
+	if err := l.RecordOutcome(ctx, e.ID, pipeline.EffectFailed, "", "refused"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkSent(ctx, e.ID); err == nil {
+		t.Error("a failed effect was marked sent again")
+	}
+	for _, state := range []pipeline.EffectState{pipeline.EffectSucceeded, pipeline.EffectUnknown, pipeline.EffectSent} {
+		if err := l.RecordOutcome(ctx, e.ID, state, "R1", "late answer"); err == nil {
+			t.Errorf("a failed effect was recorded %s", state)
+		}
+	}
+	if got, _, _ := l.LatestEffect(ctx, "revenue_share", subject); got.State != pipeline.EffectFailed || got.Sends != 0 {
+		t.Fatalf("effect %s, sent %d times; want failed, never sent", got.State, got.Sends)
+	}
+}
+
 // TestEffectHistoryKeepsAnUnknownOutcome: a payout whose answer was lost
 // and later resolved by query keeps, append-only, every change with its
 // cause and the provider's words, and payouts.csv shows the path.
