@@ -108,7 +108,9 @@ func TestProgressLinesSayWhatGetsNoAnswer(t *testing.T) {
 	p := &Progress{}
 	s, f := newMemEffects(), &failingSender{}
 	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return f }, Poll: 10 * time.Millisecond, Wait: 50 * time.Millisecond}
-	ctx := WithProgress(context.Background(), p.Part()) // a chain's part, as distribute's
+	// Bounded: an engine that sends again past its wait never ends.
+	ctx, stop := context.WithTimeout(WithProgress(context.Background(), p.Part()), 20*time.Second) // a chain's part, as distribute's
+	defer stop()
 	if _, err := en.Run(ctx, plan(t, s, 2)); err != nil {
 		t.Fatal(err)
 	}
