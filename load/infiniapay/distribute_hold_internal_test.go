@@ -234,3 +234,50 @@ func TestAShortShareIsNotHeldWhenTheLedgerCannotBeRead(t *testing.T) {
 		t.Errorf("%d payouts read the ledger after it failed, want planning stopped", n)
 	}
 }
+
+// refusingBalance is shareAPI whose balance query Infinia refuses in one
+// currency (an error about that currency alone).
+type refusingBalance struct {
+	*shareAPI
+	refused pipeline.Currency
+}
+
+func (a *refusingBalance) Balance(ctx context.Context, id string, cur pipeline.Currency) (int64, error) {
+	if cur == a.refused {
+		return 0, fmt.Errorf("balance in %s: SYS-005 currency not supported: %w", cur, pipeline.ErrRefused)
+	}
+	return a.shareAPI.Balance(ctx, id, cur)
+}
+
+// TestABalanceRefusedInOneCurrencyHoldsBackOnlyThatCurrency: Infinia
+// refusing the platform balance query in one currency carries that
+// currency's payouts, for a person; the other currencies' payouts are
+// planned. Returned as the stage's error, it held back every seller in
+// every currency.
+func TestABalanceRefusedInOneCurrencyHoldsBackOnlyThatCurrency(t *testing.T) {
+	day := pipeline.Date{Year: 2026, Month: 12, Day: 1}
+	ps := &planStore{carried: map[string]string{}, planned: map[string]int64{}, cands: []pipeline.PayoutCandidate{
+		{SellerID: "A", Currency: "JPY", Payable: 1000, Items: 1, Account: "I1"},
+		{SellerID: "A", Currency: "USD", Payable: 500, Items: 1, Account: "I1"},
+		{SellerID: "B", Currency: "USD", Payable: 700, Items: 1, Account: "I2"},
+	}}
+	s := &heldStore{planStore: ps, blocked: map[pipeline.SellerCurrency]string{}, paid: map[string]pipeline.Effect{}}
+	api := &refusingBalance{refused: "JPY", shareAPI: &shareAPI{
+		planAPI:   &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"USD": 1 << 40, "JPY": 1 << 40}},
+		available: map[string]int64{"I1": 1 << 40, "I2": 1 << 40}}}
+	c := StageConfig{Store: s, API: api}
+	c.defaults()
+	d := &distribution{c: &c, run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: day, Shard: pipeline.Whole}}}
+	if err := d.plan(context.Background()); err != nil {
+		t.Fatalf("plan: %v; want the refused currency held, the others planned", err)
+	}
+	if want := map[string]int64{"A USD": 500, "B USD": 700}; !maps.Equal(ps.planned, want) {
+		t.Errorf("planned %v, want %v", ps.planned, want)
+	}
+	if !strings.Contains(ps.carried["A JPY"], "refused the balance query in JPY") {
+		t.Errorf("A JPY carried %q, want it carried as the balance refused", ps.carried["A JPY"])
+	}
+	if p := d.problems.NeedsPerson(); p == nil || !strings.Contains(p.Error(), "balance query in JPY") {
+		t.Errorf("problems %v, want the refused currency for a person", p)
+	}
+}
