@@ -391,6 +391,12 @@ func (t *ticket) take() error {
 		if t.p.acquire(t.stop) != nil {
 			return errPaceStopped
 		}
+		if t.stop.Err() != nil {
+			// Granted as the Each stopped (a place a stopping call gave
+			// back is handed to the next waiter): given back, not used.
+			t.p.release(0, true)
+			return errPaceStopped
+		}
 		t.began = time.Now()
 	}
 	return nil
@@ -516,6 +522,23 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 				defer wg.Done()
 				began := time.Now()
 				err := fn(context.WithValue(ctx, ticketKey{}, t), i)
+				// The error first, then the places: a call that stops the
+				// Each stops it before its place in flight is handed to a
+				// call waiting on it. The other way round, each call given
+				// the place of one that failed could fail the same way
+				// before any of them stopped the Each: under load, dozens
+				// of requests went on to be marked sent (and sent) after
+				// the ledger failed to record the first (found by a
+				// mutation review's repeated runs, -race).
+				if err != nil && !errors.Is(err, errPaceStopped) { // errPaceStopped: the reason is returned below
+					mu.Lock()
+					errs = append(errs, err)
+					if usage == nil && stopsAll(err) {
+						usage = err
+						stop()
+					}
+					mu.Unlock()
+				}
 				if paced {
 					t.mu.Lock()
 					p.release(time.Since(began), err != nil || t.unobserved)
@@ -523,16 +546,6 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 				} else {
 					t.done(err != nil)
 					p.leaveCall(k)
-				}
-				if err == nil || errors.Is(err, errPaceStopped) {
-					return // stopped: the reason is returned below
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				errs = append(errs, err)
-				if usage == nil && stopsAll(err) {
-					usage = err
-					stop()
 				}
 			}()
 		}
