@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"os/user"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 
@@ -60,7 +63,8 @@ func resolveCommand(cfg *config) *cli.Command {
 		&cli.BoolFlag{Name: "paid", Usage: "with --subject: an Infinia revenue share held because Infinia's status query no longer knows it (planned longer ago than --infinia-query-memory) that Infinia's statement shows paid: succeeded, the seller paid by it once, never sent again (needs the --infinia-* flags: settle asks Infinia that it still does not know it, and that its available share of the seller shows it taken; beyond that it cannot check the statement: recorded paid when it was not, the seller is not paid for it); or a WeChat Pay distribution or unfreeze held so (--wechat-query-memory) that WeChat Pay's records show applied, of whose transaction WeChat Pay holds nothing any more (needs the --wechat-* flags: settle asks WeChat Pay both)"},
 		&cli.BoolFlag{Name: "not-paid", Usage: "with --subject: such a revenue share that Infinia's statement shows never paid: failed, so that the date's next run pays the seller's balance under a new requestNo (its own is never sent again; needs the --infinia-* flags; settle refuses it when Infinia's available share of the seller shows it taken, and cannot check the statement beyond that: recorded not paid when Infinia paid it, the seller is paid twice unless Infinia's available share of the seller is short); or such a WeChat Pay distribution or unfreeze never applied, of whose transaction WeChat Pay still holds some: the next run sends it under a new out_order_no while WeChat Pay holds the order's amount (needs the --wechat-* flags)"},
 		&cli.BoolFlag{Name: "refused-rows", Usage: "with --trade-file or --all-refused: send again the rows Infinia refused too (their cause fixed), not only the held rest"},
-		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"})
+		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"},
+		&cli.StringFlag{Name: flagActor, EnvVars: []string{"SETTLE_ACTOR"}, Usage: "who decides this, recorded with the resolution and shown by settle status (default: the OS user running settle; \"unknown\" when it has none)"})
 	return &cli.Command{
 		Name:  "resolve",
 		Usage: "record that a revenue share held past Infinia's memory, or a WeChat Pay distribution or unfreeze held past WeChat Pay's, was paid (--subject --paid) or never was (--subject --not-paid), that a failed WeChat Pay payout (--subject) or a held WeChat Pay order (--order) of a date was settled outside settle, that a Pay Protocol order held for its failed payment will never be paid (--order --reject) or, rejected so, was paid after all (--order --reopen), or that a trade file Infinia refused (--trade-file) can go out again (--note how)",
@@ -103,11 +107,16 @@ func resolveCommand(cfg *config) *cli.Command {
 					return err
 				}
 			}
+			actor, err := actorOf(c)
+			if err != nil {
+				return err
+			}
 			l, err := cfg.openLedger(c.Context, c, true)
 			if err != nil {
 				return err
 			}
 			defer l.Close()
+			l.SetActor(actor)
 			switch {
 			case c.Bool("reject"):
 				return rejectHeldFailed(c, cfg, l, d)
@@ -132,11 +141,42 @@ func resolveCommand(cfg *config) *cli.Command {
 			if before {
 				when = "already resolved"
 			}
-			fmt.Fprintf(cfg.stdout, "%s %s %s (%s) at %s: %s\nthe next run of %s no longer counts it as a failed payout\n",
-				when, r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Note, d)
+			fmt.Fprintf(cfg.stdout, "%s %s %s (%s) at %s by %s: %s\nthe next run of %s no longer counts it as a failed payout\n",
+				when, r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note, d)
 			return nil
 		},
 	}
+}
+
+// flagActor names who decides a resolution.
+const flagActor = "actor"
+
+// actorOf is who decides what settle resolve records: --actor
+// (SETTLE_ACTOR), else the OS user running it (its name, else its uid),
+// else "unknown" - recorded with the resolution either way, so that a
+// script that names no one still works and the record says what settle
+// knew. An actor of blanks or control characters is refused (exit 2).
+func actorOf(c *cli.Context) (string, error) {
+	if c.IsSet(flagActor) {
+		a := strings.TrimSpace(c.String(flagActor))
+		if a == "" || strings.ContainsFunc(a, unicode.IsControl) {
+			return "", pipeline.Errorf(pipeline.KindUsage, "--"+flagActor, "%q: name the person deciding this (a name, an e-mail), in one line", c.String(flagActor))
+		}
+		return a, nil
+	}
+	return osUser(), nil
+}
+
+// osUser names the OS user running settle: its name, else "uid N" (a
+// container's user with no entry in its /etc/passwd), else "unknown".
+func osUser() string {
+	if u, err := user.Current(); err == nil && strings.TrimSpace(u.Username) != "" {
+		return u.Username
+	}
+	if uid := os.Getuid(); uid >= 0 {
+		return fmt.Sprintf("uid %d", uid)
+	}
+	return "unknown"
 }
 
 // settleHeldOutside records that a person settled by hand, with WeChat
@@ -510,8 +550,8 @@ func sendAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date, a
 		return s, err
 	}
 	if s.Before {
-		fmt.Fprintf(cfg.stdout, "trade file %s (requestNo %s) was sent again before, at %s: %s\nnothing moved now\n",
-			s.File.Name, s.File.RequestNo, s.Resolution.ResolvedAt.UTC().Format(time.RFC3339), s.Resolution.Note)
+		fmt.Fprintf(cfg.stdout, "trade file %s (requestNo %s) was sent again before, at %s by %s: %s\nnothing moved now\n",
+			s.File.Name, s.File.RequestNo, s.Resolution.ResolvedAt.UTC().Format(time.RFC3339), s.Resolution.Who(), s.Resolution.Note)
 		if s.RefusedLeft > 0 {
 			fmt.Fprintf(cfg.stdout, "%d of its rows Infinia refused are still rejected: --refused-rows sends them too, once their cause is fixed\n", s.RefusedLeft)
 		}
@@ -609,7 +649,7 @@ func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		when = "was resolved before"
 	}
 	money := pipeline.Money{Minor: e.Amount, Currency: e.Currency}
-	fmt.Fprintf(cfg.stdout, "revenue share %s (requestNo %s, %s) %s at %s: %s\n", e.Subject, e.Key, money, when, r.ResolvedAt.UTC().Format(time.RFC3339), r.Note)
+	fmt.Fprintf(cfg.stdout, "revenue share %s (requestNo %s, %s) %s at %s by %s: %s\n", e.Subject, e.Key, money, when, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
 	checked := "Infinia's available share of the seller, asked when it was resolved,"
 	if avail != "" {
 		fmt.Fprintf(cfg.stdout, "%s\n", avail)
@@ -817,7 +857,7 @@ func resolveWeChatPastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pi
 		// as a request that moved nothing.
 		moves = "no commission: what WeChat Pay held of the transaction released to the seller"
 	}
-	fmt.Fprintf(cfg.stdout, "%s %s (out_order_no %s, %s) %s at %s: %s\n", e.Kind, e.Subject, e.Key, moves, when, r.ResolvedAt.UTC().Format(time.RFC3339), r.Note)
+	fmt.Fprintf(cfg.stdout, "%s %s (out_order_no %s, %s) %s at %s by %s: %s\n", e.Kind, e.Subject, e.Key, moves, when, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
 	if paid {
 		fmt.Fprintf(cfg.stdout, "it is applied (succeeded): the next run of %s sends nothing for it, and settles order %s paid by it once WeChat Pay holds nothing of its transaction\n", d, orderNo)
 		return nil

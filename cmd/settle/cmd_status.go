@@ -126,7 +126,7 @@ func printStatus(w io.Writer, s *ledger.DateStatus) {
 	printLateRefunds(w, s.LateRefunds)
 	printCarried(w, s.Carried)
 	for _, r := range s.Resolved {
-		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Note)
+		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s by %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -426,27 +427,44 @@ func TestAClosedDistributionIsReleasedToTheSeller(t *testing.T) {
 	if err := e.db.Get(&paid, `SELECT subject FROM settle.effects WHERE state = 'succeeded' LIMIT 1`); err != nil {
 		t.Fatal(err)
 	}
-	resolve := func(subject, note string) (string, int) {
-		return e.settle("resolve", "--date", testDate, "--subject", subject, "--note", note)
+	resolve := func(subject, note string, more ...string) (string, int) {
+		return e.settle(append([]string{"resolve", "--date", testDate, "--subject", subject, "--note", note}, more...)...)
 	}
 	for _, bad := range [][2]string{{failed[0], ""}, {paid, "x"}, {"WX/20261123/NOPE", "x"}} {
 		if out, code := resolve(bad[0], bad[1]); code != 2 {
 			t.Fatalf("resolve %q with note %q: exit %d, want 2\n%s", bad[0], bad[1], code, out)
 		}
 	}
-	for _, subject := range failed {
-		if out, code := resolve(subject, "commission invoiced to the seller, INV-7"); code != 0 || !strings.HasPrefix(out, "resolved distribution "+subject) {
+	// Who resolves it is recorded (found by an audit review): --actor,
+	// else the OS user running settle; a blank one is refused.
+	if out, code := resolve(failed[0], "x", "--actor", " "); code != 2 || !strings.Contains(out, "--actor") {
+		t.Fatalf("resolve with a blank --actor: exit %d, want 2\n%s", code, out)
+	}
+	for i, subject := range failed {
+		var by []string
+		if i == 0 {
+			by = []string{"--actor", "bob@example.com"}
+		}
+		if out, code := resolve(subject, "commission invoiced to the seller, INV-7", by...); code != 0 || !strings.HasPrefix(out, "resolved distribution "+subject) {
 			t.Fatalf("resolve %s: exit %d\n%s", subject, code, out)
 		}
 	}
-	if out, code := resolve(failed[0], "another note"); code != 0 || !strings.HasPrefix(out, "already resolved") || !strings.Contains(out, "INV-7") {
-		t.Fatalf("resolved again: exit %d\n%s", code, out)
+	if out, code := resolve(failed[0], "another note", "--actor", "carol"); code != 0 || !strings.HasPrefix(out, "already resolved") ||
+		!strings.Contains(out, "INV-7") || !strings.Contains(out, "by bob@example.com") {
+		t.Fatalf("resolved again: exit %d, want the first resolution, by bob@example.com\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.resolutions WHERE subject = $1 AND actor = 'bob@example.com' AND db_role = session_user`, failed[0]); n != 1 {
+		t.Fatalf("%s: %d resolutions recorded by bob@example.com under the ledger's role, want 1", failed[0], n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.resolutions WHERE actor = $1`, osUser()); n != int64(len(failed)-1) {
+		t.Fatalf("%d resolutions recorded by the OS user %q, want %d (those resolved without --actor)", n, osUser(), len(failed)-1)
 	}
 	if out, code := e.runWeChat(sim); code != 0 || e.count(`SELECT COALESCE(sum(sends), 0) FROM settle.effects`) != sends {
 		t.Fatalf("once resolved: exit %d, want 0 and nothing sent\n%s", code, out)
 	}
-	if out := e.mustSettle("status", "--date", testDate); !strings.Contains(out, "resolved by a person: distribution "+failed[0]) {
-		t.Fatalf("status does not list the resolutions:\n%s", out)
+	if out := e.mustSettle("status", "--date", testDate); !strings.Contains(out, "resolved by a person: distribution "+failed[0]) ||
+		!regexp.MustCompile(`resolved by a person: distribution `+regexp.QuoteMeta(failed[0])+` \([^)]*\) at \S+ by bob@example\.com \(database role [^)]+\): commission invoiced`).MatchString(out) {
+		t.Fatalf("status does not list the resolutions with who made them:\n%s", out)
 	}
 	// A failed distribution WeChat did not release to the seller (as if
 	// refused) is not resolved by hand: a re-run may still pay it.

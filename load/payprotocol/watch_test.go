@@ -41,6 +41,7 @@ func newWatchRig(t *testing.T) *watchRig {
 	if _, err := l.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	l.SetActor("watch test") // who its resolutions are recorded with
 	r := &watchRig{l: l, asked: map[string]int{}, fail: map[string]bool{}}
 	r.fake = payprotocoltest.New(payprotocoltest.Options{APIKey: testKey, APISecret: testSecret, Faults: fault.New(1)})
 	t.Cleanup(r.fake.Close)

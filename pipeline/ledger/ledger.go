@@ -23,6 +23,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -51,6 +52,9 @@ type Ledger struct {
 	lockWait time.Duration
 	schema   string
 	stmts    sync.Map // query text -> *sql.Stmt: see prepared
+	// actor is the person whose decisions this Ledger records
+	// (SetActor): each resolution is recorded with it.
+	actor atomic.Pointer[string]
 
 	mu    sync.Mutex
 	dates map[pipeline.Date]bool // dates whose lock this Ledger holds (LockDate)
@@ -143,6 +147,20 @@ func Open(ctx context.Context, dsn, schema string) (*Ledger, error) {
 		return nil, err
 	}
 	return &Ledger{Reader: Reader{db}, db: db, dsn: withPath, schema: schema, lockWait: migrateLockTimeout}, nil
+}
+
+// SetActor names the person whose decisions this Ledger records (settle
+// resolve's --actor, or the OS user running it): every resolution it
+// records from now on is recorded with name, and one is refused while no
+// name is set - a resolution says who decided it.
+func (l *Ledger) SetActor(name string) { l.actor.Store(&name) }
+
+// Actor is the name SetActor gave, "" when none.
+func (l *Ledger) Actor() string {
+	if p := l.actor.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // sessionParams are the run-time parameters Open connects the ledger's

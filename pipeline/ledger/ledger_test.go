@@ -42,6 +42,7 @@ func open(t *testing.T) (*ledger.Ledger, string) {
 	if _, err := l.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	l.SetActor("ledger test") // who the tests' resolutions are recorded with
 	return l, url
 }
 

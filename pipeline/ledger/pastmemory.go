@@ -70,17 +70,17 @@ func (l *Ledger) ResolvePastMemory(ctx context.Context, d pipeline.Date, subject
 			r.Kind = KindPastMemoryPaid
 		}
 		var prev Resolution
-		err = tx.QueryRowContext(ctx, `SELECT kind, note, resolved_at FROM resolutions
-			WHERE kind IN ($1, $2) AND subject = $3 AND idem_key = $4`, KindPastMemoryPaid, KindPastMemoryNotPaid, e.Subject, e.Key).Scan(&prev.Kind, &prev.Note, &prev.ResolvedAt)
+		err = tx.QueryRowContext(ctx, `SELECT kind, note, resolved_at, actor, db_role FROM resolutions
+			WHERE kind IN ($1, $2) AND subject = $3 AND idem_key = $4`, KindPastMemoryPaid, KindPastMemoryNotPaid, e.Subject, e.Key).Scan(&prev.Kind, &prev.Note, &prev.ResolvedAt, &prev.Actor, &prev.DBRole)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return err
 		case prev.Kind != r.Kind:
-			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: %s %s was resolved before as %s, at %s: %s; nothing recorded",
-				subject, e.Kind, e.Key, pastMemoryWord(prev.Kind), prev.ResolvedAt.UTC().Format(time.RFC3339), prev.Note)
+			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: %s %s was resolved before as %s, at %s by %s: %s; nothing recorded",
+				subject, e.Kind, e.Key, pastMemoryWord(prev.Kind), prev.ResolvedAt.UTC().Format(time.RFC3339), prev.Who(), prev.Note)
 		default:
-			r.Note, r.ResolvedAt, old = prev.Note, prev.ResolvedAt, true
+			r.Note, r.ResolvedAt, r.Actor, r.DBRole, old = prev.Note, prev.ResolvedAt, prev.Actor, prev.DBRole, true
 			return nil
 		}
 		switch e.State {
@@ -106,7 +106,7 @@ func (l *Ledger) ResolvePastMemory(ctx context.Context, d pipeline.Date, subject
 			return fmt.Errorf("%s %s: already final", e.Kind, e.Key)
 		}
 		e.State, e.LastError = state, detail
-		_, err = recordResolution(ctx, tx, &r, note)
+		_, err = recordResolution(ctx, tx, &r, note, l.Actor())
 		return err
 	})
 	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {

@@ -170,13 +170,34 @@ func (l *Ledger) Unbalanced(ctx context.Context, key pipeline.RunKey) ([]string,
 	return out, err
 }
 
-// Resolution is a failed payout a person settled outside settle.
+// Resolution is what a person decided of a payout, an order or a trade
+// file outside a run (settle resolve): what (Kind, Subject, Key), why
+// (Note), when (ResolvedAt) and who - Actor, the person the ledger's
+// actor named (SetActor), and DBRole, the database role it was written
+// under. Both are "" in a resolution recorded before they were
+// (migration 00031). Resolutions are append-only: the database refuses
+// to change or remove one.
 type Resolution struct {
 	Kind       string    `json:"kind" db:"kind"`
 	Subject    string    `json:"subject" db:"subject"`
 	Key        string    `json:"key" db:"idem_key"`
 	Note       string    `json:"note" db:"note"`
 	ResolvedAt time.Time `json:"resolved_at" db:"resolved_at"`
+	Actor      string    `json:"actor" db:"actor"`
+	DBRole     string    `json:"db_role" db:"db_role"`
+}
+
+// Who names who made r for a person: its actor, with the database role
+// it was written under, or that neither was recorded (a resolution from
+// before they were).
+func (r Resolution) Who() string {
+	switch {
+	case r.Actor == "" && r.DBRole == "":
+		return "a person not recorded (resolved before settle recorded who)"
+	case r.DBRole == "":
+		return r.Actor
+	}
+	return fmt.Sprintf("%s (database role %s)", cmp.Or(r.Actor, "not recorded"), r.DBRole)
 }
 
 // Resolve records that a person settled outside settle the commission of
@@ -221,7 +242,7 @@ func (l *Ledger) Resolve(ctx context.Context, d pipeline.Date, subject, orderNo,
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its provider did not release its order to the seller (the item is %s): settle may still pay it; fix the cause and run the date again",
 				subject, cmp.Or(item, "not recorded with it"))
 		}
-		created, err = recordResolution(ctx, tx, &r, note)
+		created, err = recordResolution(ctx, tx, &r, note, l.Actor())
 		return err
 	})
 	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
@@ -230,14 +251,18 @@ func (l *Ledger) Resolve(ctx context.Context, d pipeline.Date, subject, orderNo,
 	return r, !created, err
 }
 
-// recordResolution records r (its kind, subject and key) with note,
-// unless it was recorded before, and reads it back into r - in a
-// statement of its own, which sees a resolution another person committed
-// meanwhile (read committed), whose first note stands. It reports whether
-// this call recorded it.
-func recordResolution(ctx context.Context, tx *sql.Tx, r *Resolution, note string) (bool, error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO resolutions (kind, subject, idem_key, note) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (kind, subject, idem_key) DO NOTHING`, r.Kind, r.Subject, r.Key, note)
+// recordResolution records r (its kind, subject and key) with note and
+// actor (the person deciding it: required), unless it was recorded
+// before, and reads it back into r - in a statement of its own, which
+// sees a resolution another person committed meanwhile (read committed),
+// whose first note and actor stand. It reports whether this call
+// recorded it.
+func recordResolution(ctx context.Context, tx *sql.Tx, r *Resolution, note, actor string) (bool, error) {
+	if strings.TrimSpace(actor) == "" {
+		return false, fmt.Errorf("%s %s: no person named to record it with (Ledger.SetActor): nothing recorded", r.Kind, r.Subject)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO resolutions (kind, subject, idem_key, note, actor) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (kind, subject, idem_key) DO NOTHING`, r.Kind, r.Subject, r.Key, note, actor)
 	if err != nil {
 		return false, err
 	}
@@ -245,8 +270,8 @@ func recordResolution(ctx context.Context, tx *sql.Tx, r *Resolution, note strin
 	if err != nil {
 		return false, err
 	}
-	err = tx.QueryRowContext(ctx, `SELECT note, resolved_at FROM resolutions WHERE kind = $1 AND subject = $2 AND idem_key = $3`,
-		r.Kind, r.Subject, r.Key).Scan(&r.Note, &r.ResolvedAt)
+	err = tx.QueryRowContext(ctx, `SELECT note, resolved_at, actor, db_role FROM resolutions WHERE kind = $1 AND subject = $2 AND idem_key = $3`,
+		r.Kind, r.Subject, r.Key).Scan(&r.Note, &r.ResolvedAt, &r.Actor, &r.DBRole)
 	return n == 1, err
 }
 
@@ -365,14 +390,14 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 			if n != 1 {
 				return fmt.Errorf("%s %s: already final", r.Kind, r.Key)
 			}
-			if _, err := recordResolution(ctx, tx, &r, note); err != nil {
+			if _, err := recordResolution(ctx, tx, &r, note, l.Actor()); err != nil {
 				return err
 			}
 			res = &r
 		case state != string(pipeline.EffectFailed):
 			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: its request %s is %s: run the date again, settle finds out what became of it", orderNo, r.Key, state)
 		default:
-			if _, err := recordResolution(ctx, tx, &r, note); err != nil {
+			if _, err := recordResolution(ctx, tx, &r, note, l.Actor()); err != nil {
 				return err
 			}
 			res = &r
@@ -382,7 +407,7 @@ func (l *Ledger) SettleOutside(ctx context.Context, d pipeline.Date, ch pipeline
 			return err
 		}
 		// Listed with the date's resolutions (Resolutions), by order.
-		_, err = recordResolution(ctx, tx, &Resolution{Kind: KindSettledOutside, Subject: subject, Key: orderNo}, note)
+		_, err = recordResolution(ctx, tx, &Resolution{Kind: KindSettledOutside, Subject: subject, Key: orderNo}, note, l.Actor())
 		return err
 	})
 	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
@@ -478,7 +503,7 @@ func (l *Ledger) moveItem(ctx context.Context, d pipeline.Date, ch pipeline.Chan
 		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = $2, reason = $3 WHERE order_no = $1`, orderNo, it.State, it.Reason); err != nil {
 			return err
 		}
-		_, err = recordResolution(ctx, tx, &Resolution{Kind: kind, Subject: it.TransactionID, Key: orderNo}, note)
+		_, err = recordResolution(ctx, tx, &Resolution{Kind: kind, Subject: it.TransactionID, Key: orderNo}, note, l.Actor())
 		return err
 	})
 	if err != nil && pipeline.KindOf(err) != pipeline.KindUsage {
@@ -565,19 +590,19 @@ const KindSettledOutside = "settled_outside"
 // KindPastMemoryNotPaid), by subject.
 func (r Reader) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution, error) {
 	rows, err := r.q.QueryContext(ctx, `SELECT * FROM (
-		SELECT DISTINCT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
+		SELECT DISTINCT s.kind, s.subject, s.idem_key, s.note, s.resolved_at, s.actor, s.db_role
 		FROM resolutions s JOIN effects e ON e.kind = s.kind AND e.subject = s.subject AND e.idem_key = s.idem_key
 		JOIN runs r ON r.id = e.run_id WHERE r.business_date = $1
 		UNION ALL
-		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
+		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at, s.actor, s.db_role
 		FROM resolutions s JOIN effects e ON e.subject = s.subject AND e.idem_key = s.idem_key
 		JOIN runs r ON r.id = e.run_id WHERE r.business_date = $1 AND s.kind IN ('`+KindPastMemoryPaid+`', '`+KindPastMemoryNotPaid+`')
 		UNION ALL
-		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
+		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at, s.actor, s.db_role
 		FROM resolutions s JOIN items i ON i.order_no = s.idem_key AND i.business_date = $1
 		WHERE s.kind IN ('`+KindSettledOutside+`', '`+KindRejectedHeld+`', '`+KindReopened+`')
 		UNION ALL
-		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at
+		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at, s.actor, s.db_role
 		FROM resolutions s JOIN trade_files t ON t.name = s.subject AND t.request_no = s.idem_key AND t.business_date = $1
 		WHERE s.kind IN ('`+KindSentAgain+`', '`+KindRefusedRowsSentAgain+`')) x ORDER BY subject, kind`, d.String())
 	if err != nil {

@@ -698,7 +698,7 @@ func (l *Ledger) SendAgain(ctx context.Context, d pipeline.Date, r SendAgainRequ
 			return pipeline.Errorf(pipeline.KindUsage, "--trade-file", "%s: Infinia has not refused it (%s): every run asks Infinia about it again; nothing to send again", name, f.Status)
 		}
 		out.Resolution = Resolution{Kind: KindSentAgain, Subject: name, Key: f.RequestNo}
-		created, err := recordResolution(ctx, tx, &out.Resolution, r.Note)
+		created, err := recordResolution(ctx, tx, &out.Resolution, r.Note, l.Actor())
 		if err != nil {
 			return err
 		}
@@ -713,7 +713,7 @@ func (l *Ledger) SendAgain(ctx context.Context, d pipeline.Date, r SendAgainRequ
 			// Sent again before without the rows Infinia refused: they go
 			// now, under a resolution of their own (with this note), once.
 			rows := Resolution{Kind: KindRefusedRowsSentAgain, Subject: name, Key: f.RequestNo}
-			if created, err = recordResolution(ctx, tx, &rows, r.Note); err != nil || !created {
+			if created, err = recordResolution(ctx, tx, &rows, r.Note, l.Actor()); err != nil || !created {
 				out.Before, out.Resolution = !created, rows
 				return err
 			}
