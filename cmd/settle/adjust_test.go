@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/internal/scenario"
+	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/seed"
 )
 
@@ -147,6 +150,29 @@ func TestAdjustmentsOverThreeDaysAccountForEveryCent(t *testing.T) {
 	}
 	if fell := 1_000_000_00 - sim.Infinia.Balance("USD"); fell != 48600 {
 		t.Errorf("platform balance fell by %d, want 48600", fell)
+	}
+	// S2's revenue share of day two, for an auditor (settle status
+	// --subject): its attempt, the order of the day it paid and the one
+	// of day one carried into it, and the carried entry netted into it.
+	d2, err := pipeline.ParseDate(scenarioDays[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := infiniapay.RevenueShareSubject(d2, "S00002", "USD")
+	var h ledger.SubjectHistory
+	if err := json.Unmarshal([]byte(e.mustSettle("status", "--date", scenarioDays[1], "--subject", subject, "-o", "json")), &h); err != nil {
+		t.Fatal(err)
+	}
+	var orders []string
+	for _, it := range h.Items {
+		if it.State != "paid" || it.PayoutKey != h.Attempts[0].Key || it.Source == nil || it.Rule == "" {
+			t.Errorf("status --subject %s: order %+v, want paid by its attempt, with its rule and source row", subject, it)
+		}
+		orders = append(orders, it.OrderNo)
+	}
+	if len(h.Attempts) != 1 || h.Attempts[0].Amount != 19800 || len(h.Attempts[0].History) == 0 || len(h.Runs) != 1 ||
+		strings.Join(orders, ",") != "O3,O6" || len(h.Adjustments) != 1 || h.Adjustments[0].Amount != 18000 || h.Adjustments[0].NettedInto != subject {
+		t.Errorf("status --subject %s: %+v\nwant its one attempt of 198.00 with its history, orders O3 (carried from day one) and O6, and the entry of 180.00 netted into it", subject, h)
 	}
 	// The clawbacks: refunds = seller share taken back + commission given back.
 	var refunds, sellerBack, commissionBack int64

@@ -20,7 +20,8 @@ func statusCommand(cfg *config) *cli.Command {
 		Name:  "status",
 		Usage: "show what the runs of a date did: stages, totals, paid/carried/held, side effects and their history, rejects",
 		Flags: append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json (one JSON document of the same figures)"}),
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json (one JSON document of the same figures)"},
+			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it: its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried with their split, rule and source row, the carried entries netted into it, and what a person resolved of it, by whom"}),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
 			if err != nil {
@@ -43,6 +44,22 @@ func statusCommand(cfg *config) *cli.Command {
 				if err := l.CheckMigrated(c.Context); err != nil {
 					return err
 				}
+			}
+			if subject := c.String("subject"); subject != "" {
+				if !migrated {
+					return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no run recorded (the ledger schema %s does not exist yet)", subject, l.Schema())
+				}
+				h, err := l.SubjectHistory(c.Context, d, subject)
+				if err != nil {
+					return err
+				}
+				if format == "json" {
+					enc := json.NewEncoder(cfg.stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(h)
+				}
+				printSubject(controlSafe(cfg.stdout), h)
+				return nil
 			}
 			var s *ledger.DateStatus
 			if migrated {
@@ -126,6 +143,89 @@ func printStatus(w io.Writer, s *ledger.DateStatus) {
 	printLateRefunds(w, s.LateRefunds)
 	printCarried(w, s.Carried)
 	for _, r := range s.Resolved {
+		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s by %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
+	}
+}
+
+// printSubject prints a subject's whole history as text (SubjectHistory).
+func printSubject(w io.Writer, h *ledger.SubjectHistory) {
+	const stamp = "2006-01-02 15:04:05.000Z"
+	fmt.Fprintf(w, "%s of %s\n", h.Subject, h.Date)
+	for _, r := range h.Runs {
+		fmt.Fprintf(w, "run %d shard %s: started %s, time zone %s, rules %s, configuration %s\n",
+			r.ID, r.Shard, r.StartedAt.UTC().Format(time.RFC3339), r.TimeZone, r.RulesHash, r.ConfigHash)
+	}
+	for _, a := range h.Attempts {
+		fmt.Fprintf(w, "%s attempt %d, key %s: %s, %s, %s, %d sends", a.Kind, a.Attempt, a.Key,
+			pipeline.Money{Minor: a.Amount, Currency: pipeline.Currency(a.Currency)}, a.State, a.Path, a.Sends)
+		if a.ProviderRef != "" {
+			fmt.Fprintf(w, ", provider reference %s", a.ProviderRef)
+		}
+		fmt.Fprintln(w)
+		for _, ev := range a.History {
+			line := fmt.Sprintf("  %s  %-9s %s, %d sends", ev.At.UTC().Format(stamp), ev.To, ev.Cause, ev.Sends)
+			if ev.Detail != "" {
+				line += ": " + ev.Detail
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+	fmt.Fprintf(w, "orders it paid or carried: %d\n", len(h.Items))
+	for _, it := range h.Items {
+		cur := pipeline.Currency(it.Currency)
+		m := func(v int64) pipeline.Money { return pipeline.Money{Minor: v, Currency: cur} }
+		fmt.Fprintf(w, "  %s seller %s %s: gross %s, refunded %s, commission %s, seller %s; rule %s; %s", it.OrderNo, it.SellerID, it.Channel,
+			m(it.Gross), m(it.Refunded), m(it.Commission), m(it.Seller), it.Rule, it.State)
+		if it.Reason != "" {
+			fmt.Fprintf(w, " (%s)", it.Reason)
+		}
+		fmt.Fprintln(w)
+		if src := it.Source; src != nil {
+			v := func(p *string) string {
+				if p == nil {
+					return "NULL"
+				}
+				return *p
+			}
+			t := func(p *time.Time) string {
+				if p == nil {
+					return "NULL"
+				}
+				return p.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "    read as row %d: seller %s, provider %s, transaction %s, currency %s, amount %s, refunded %s, category %s, paid %s, confirmed %s\n",
+				src.Seq, v(src.SellerID), v(src.Provider), v(src.ProviderTxnID), v(src.Currency), v(src.Amount), v(src.Refunded), v(src.Category),
+				t(src.PaidAt), t(src.ConfirmedAt))
+		} else {
+			fmt.Fprintln(w, "    its source row: not kept")
+		}
+	}
+	if len(h.Adjustments) > 0 {
+		fmt.Fprintf(w, "carried entries netted into it, held for it or opened again by it: %d\n", len(h.Adjustments))
+	}
+	for _, a := range h.Adjustments {
+		fmt.Fprintf(w, "  entry %d %s %s of %s", a.ID, a.Kind, pipeline.Money{Minor: a.Amount, Currency: pipeline.Currency(a.Currency)}, a.Date)
+		if a.OrderNo != "" {
+			fmt.Fprintf(w, ", order %s", a.OrderNo)
+		}
+		if a.RefundNo != "" {
+			fmt.Fprintf(w, ", refund %s", a.RefundNo)
+		}
+		switch {
+		case a.NettedInto != "":
+			fmt.Fprintf(w, ", netted into %s", a.NettedInto)
+		default:
+			fmt.Fprint(w, ", open")
+		}
+		if a.ReopenedFrom != "" {
+			fmt.Fprintf(w, ", opened again by the failure of %s", a.ReopenedFrom)
+		}
+		if a.Reason != "" {
+			fmt.Fprintf(w, ": %s", a.Reason)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, r := range h.Resolved {
 		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s by %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 	settlesql "github.com/settlekit/settle/sql"
 )
 
@@ -465,6 +467,34 @@ func TestAClosedDistributionIsReleasedToTheSeller(t *testing.T) {
 	if out := e.mustSettle("status", "--date", testDate); !strings.Contains(out, "resolved by a person: distribution "+failed[0]) ||
 		!regexp.MustCompile(`resolved by a person: distribution `+regexp.QuoteMeta(failed[0])+` \([^)]*\) at \S+ by bob@example\.com \(database role [^)]+\): commission invoiced`).MatchString(out) {
 		t.Fatalf("status does not list the resolutions with who made them:\n%s", out)
+	}
+	// One payout's whole history in one command, for an auditor: every
+	// event of its attempt, the order it was for with its rule and the
+	// row the run read, and who resolved it.
+	var order, key, rule, amount string
+	var events int
+	if err := e.db.QueryRow(`SELECT i.order_no, x.idem_key, i.rule, s.amount_minor, (SELECT count(*) FROM settle.effect_events v WHERE v.effect_id = x.id)
+		FROM settle.effects x JOIN settle.items i ON i.payout_key = x.idem_key
+		JOIN settle.source_rows s ON s.run_id = i.run_id AND s.order_no = i.order_no WHERE x.subject = $1`, failed[0]).Scan(&order, &key, &rule, &amount, &events); err != nil {
+		t.Fatal(err)
+	}
+	out = e.mustSettle("status", "--date", testDate, "--subject", failed[0])
+	for _, want := range []string{"distribution attempt 1, key " + key + ": ", order + " seller ", "; rule " + rule + "; paid", "read as row ",
+		"amount " + amount + ",", "resolved by a person: distribution " + failed[0] + " (" + key + ") at ", " by bob@example.com (database role "} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("status --subject %s does not say %q:\n%s", failed[0], want, out)
+		}
+	}
+	var h ledger.SubjectHistory
+	if err := json.Unmarshal([]byte(e.mustSettle("status", "--date", testDate, "--subject", failed[0], "-o", "json")), &h); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Attempts) != 1 || len(h.Attempts[0].History) != events || len(h.Items) != 1 || h.Items[0].Source == nil ||
+		*h.Items[0].Source.Amount != amount || len(h.Resolved) != 1 || h.Resolved[0].Actor != "bob@example.com" {
+		t.Fatalf("status --subject %s -o json: %+v, want its attempt with its %d events, its order with its source row, its resolution by bob", failed[0], h, events)
+	}
+	if out, code := e.settle("status", "--date", testDate, "--subject", "WX/20261123/NOPE"); code != 2 || !strings.Contains(out, "no side effect of") {
+		t.Fatalf("status --subject of no side effect: exit %d, want 2\n%s", code, out)
 	}
 	// A failed distribution WeChat did not release to the seller (as if
 	// refused) is not resolved by hand: a re-run may still pay it.

@@ -1,0 +1,270 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// SubjectHistory is what the ledger holds of one subject of a date (a
+// payout as payouts.csv names it: a revenue share, a distribution or an
+// unfreeze; or an uploaded file), for an auditor, in one document
+// (`settle status --subject`): the runs that recorded it, every attempt
+// with its key, amount and whole history (each change of state with its
+// time, cause and the provider's words, as effect_events keeps them), the
+// orders it paid or carried with their split, the rule that split them
+// and the source row the run read, the carried entries netted into it or
+// held for it, and what a person resolved of it, by whom.
+type SubjectHistory struct {
+	Date        string              `json:"date"`
+	Subject     string              `json:"subject"`
+	Runs        []SubjectRun        `json:"runs"`
+	Attempts    []EffectReport      `json:"attempts"`
+	Items       []SubjectItem       `json:"items"`
+	Adjustments []SubjectAdjustment `json:"adjustments"`
+	Resolved    []Resolution        `json:"resolved"`
+}
+
+// SubjectRun is a run that recorded an attempt of the subject: the hashes
+// of the rules and the configuration it ran with.
+type SubjectRun struct {
+	ID         int64     `json:"id"`
+	Shard      string    `json:"shard"`
+	TimeZone   string    `json:"time_zone"`
+	RulesHash  string    `json:"rules_hash"`
+	ConfigHash string    `json:"config_hash"`
+	StartedAt  time.Time `json:"started_at"`
+}
+
+// SubjectItem is an order an attempt of the subject paid (its payout
+// key), or whose seller share went into an entry carried for it: its
+// split, the rule that made it, its state and reason, and the source row
+// its run read (nil when the run keeps none of it: dropped by a
+// re-extract).
+type SubjectItem struct {
+	OrderNo     string         `json:"order_no"`
+	SellerID    string         `json:"seller_id"`
+	Channel     string         `json:"channel"`
+	Currency    string         `json:"currency"`
+	Gross       int64          `json:"gross_minor"`
+	Refunded    int64          `json:"refunded_minor"`
+	Commission  int64          `json:"commission_minor"`
+	Seller      int64          `json:"seller_minor"`
+	Rule        string         `json:"rule"`
+	State       string         `json:"state"`
+	Reason      string         `json:"reason,omitempty"`
+	PayoutKey   string         `json:"payout_key,omitempty"`
+	ProviderRef string         `json:"provider_ref,omitempty"`
+	Source      *SubjectSource `json:"source_row"`
+}
+
+// SubjectSource is a source row as the extract read it (amounts as text,
+// NULLs kept).
+type SubjectSource struct {
+	Seq           int64      `json:"seq"`
+	SellerID      *string    `json:"seller_id"`
+	Provider      *string    `json:"provider"`
+	ProviderTxnID *string    `json:"provider_txn_id"`
+	Currency      *string    `json:"currency"`
+	Amount        *string    `json:"amount_minor"`
+	Refunded      *string    `json:"refunded_minor"`
+	Category      *string    `json:"category"`
+	PaidAt        *time.Time `json:"paid_at"`
+	ConfirmedAt   *time.Time `json:"confirmed_at"`
+}
+
+// SubjectAdjustment is an entry of the carried-balance journal netted into
+// the subject, held for it, or opened again by its failure. Only the
+// entry's present netting is kept (netted_into is cleared when a revenue
+// share fails, reopened_from keeps the last one): the attempts' histories
+// say when each netting was sent.
+type SubjectAdjustment struct {
+	ID           int64      `json:"id"`
+	Kind         string     `json:"kind"`
+	Amount       int64      `json:"amount_minor"`
+	Currency     string     `json:"currency"`
+	OrderNo      string     `json:"order_no,omitempty"`
+	RefundNo     string     `json:"refund_no,omitempty"`
+	Reason       string     `json:"reason,omitempty"`
+	Date         string     `json:"business_date"`
+	NettedInto   string     `json:"netted_into,omitempty"`
+	NettedDate   *time.Time `json:"netted_date,omitempty"`
+	ReopenedFrom string     `json:"reopened_from,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+}
+
+// SubjectHistory reads what the ledger holds of subject of date d
+// (SubjectHistory), at one instant (View). A subject of no attempt of d
+// is refused (pipeline.KindUsage).
+func (l *Ledger) SubjectHistory(ctx context.Context, d pipeline.Date, subject string) (*SubjectHistory, error) {
+	var h *SubjectHistory
+	err := l.View(ctx, func(r Reader) error {
+		var err error
+		h, err = r.subjectHistory(ctx, d, subject)
+		return err
+	})
+	return h, err
+}
+
+func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject string) (*SubjectHistory, error) {
+	h := &SubjectHistory{Date: d.String(), Subject: subject, Runs: []SubjectRun{}, Attempts: []EffectReport{},
+		Items: []SubjectItem{}, Adjustments: []SubjectAdjustment{}, Resolved: []Resolution{}}
+	fail := func(what string, err error) error {
+		return fmt.Errorf("read the history of %s of %s: %s: %w", subject, d, what, err)
+	}
+
+	rows, err := r.q.QueryContext(ctx, `SELECT e.id, e.kind, e.subject, e.attempt, e.idem_key, e.currency, e.amount_minor, e.state,
+		`+pathSQL+`, e.provider_ref, e.last_error, e.sends
+		FROM effects e JOIN runs r ON r.id = e.run_id
+		WHERE r.business_date = $1 AND e.subject = $2 ORDER BY e.kind, e.attempt`, d.String(), subject)
+	if err != nil {
+		return nil, fail("attempts", err)
+	}
+	var ids []int64
+	var keys []string
+	byID := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var e EffectReport
+		if err := rows.Scan(&id, &e.Kind, &e.Subject, &e.Attempt, &e.Key, &e.Currency, &e.Amount, &e.State, &e.Path,
+			&e.ProviderRef, &e.LastError, &e.Sends); err != nil {
+			rows.Close()
+			return nil, fail("attempts", err)
+		}
+		e.History = []StatusEvent{}
+		byID[id] = len(h.Attempts)
+		ids, keys = append(ids, id), append(keys, e.Key)
+		h.Attempts = append(h.Attempts, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fail("attempts", err)
+	}
+	if len(ids) == 0 {
+		return nil, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no side effect of %s has this subject (payouts.csv lists them)", subject, d)
+	}
+
+	rows, err = r.q.QueryContext(ctx, `SELECT effect_id, at, from_state, to_state, cause, sends, detail
+		FROM effect_events WHERE effect_id = ANY ($1) ORDER BY effect_id, id`, pq.Array(ids))
+	if err != nil {
+		return nil, fail("histories", err)
+	}
+	for rows.Next() {
+		var id int64
+		var ev StatusEvent
+		if err := rows.Scan(&id, &ev.At, &ev.From, &ev.To, &ev.Cause, &ev.Sends, &ev.Detail); err != nil {
+			rows.Close()
+			return nil, fail("histories", err)
+		}
+		a := &h.Attempts[byID[id]]
+		a.History = append(a.History, ev)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fail("histories", err)
+	}
+
+	rows, err = r.q.QueryContext(ctx, `SELECT r.id, r.shard_index, r.shard_count, r.time_zone, r.rules_hash, r.config_hash, r.started_at
+		FROM runs r WHERE r.id IN (SELECT run_id FROM effects WHERE id = ANY ($1)) ORDER BY r.id`, pq.Array(ids))
+	if err != nil {
+		return nil, fail("runs", err)
+	}
+	for rows.Next() {
+		var run SubjectRun
+		var sh pipeline.Shard
+		if err := rows.Scan(&run.ID, &sh.Index, &sh.Count, &run.TimeZone, &run.RulesHash, &run.ConfigHash, &run.StartedAt); err != nil {
+			rows.Close()
+			return nil, fail("runs", err)
+		}
+		run.Shard = sh.String()
+		h.Runs = append(h.Runs, run)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fail("runs", err)
+	}
+
+	rows, err = r.q.QueryContext(ctx, `SELECT id, kind, amount_minor, currency, order_no, refund_no, reason,
+		to_char(business_date, 'YYYY-MM-DD'), netted_into, netted_date, reopened_from, created_at
+		FROM adjustments WHERE subject = $1 OR netted_into = $1 OR reopened_from = $1 ORDER BY id`, subject)
+	if err != nil {
+		return nil, fail("carried entries", err)
+	}
+	var carries []int64
+	for rows.Next() {
+		var a SubjectAdjustment
+		if err := rows.Scan(&a.ID, &a.Kind, &a.Amount, &a.Currency, &a.OrderNo, &a.RefundNo, &a.Reason, &a.Date,
+			&a.NettedInto, &a.NettedDate, &a.ReopenedFrom, &a.CreatedAt); err != nil {
+			rows.Close()
+			return nil, fail("carried entries", err)
+		}
+		carries = append(carries, a.ID)
+		h.Adjustments = append(h.Adjustments, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fail("carried entries", err)
+	}
+
+	// The items and, beside each, the row its run read: the date's items
+	// paid by an attempt (items_date_seller), those carried into its
+	// entries (items_carry), and one pass over their runs' snapshots
+	// (source_rows has no index by order number).
+	rows, err = r.q.QueryContext(ctx, `WITH it AS (
+			SELECT * FROM items WHERE business_date = $3 AND payout_key = ANY ($1) OR carry_id = ANY ($2)),
+		src AS (
+			SELECT s.* FROM source_rows s WHERE s.run_id IN (SELECT run_id FROM it) AND s.order_no IN (SELECT order_no FROM it))
+		SELECT i.order_no, i.seller_id, i.channel, i.currency, i.gross_minor, i.refunded_minor, i.commission_minor, i.seller_minor,
+			i.rule, i.state, i.reason, i.payout_key, i.provider_ref,
+			s.seq, s.seller_id, s.provider, s.provider_txn_id, s.currency, s.amount_minor, s.refunded_minor, s.category, s.paid_at, s.confirmed_at
+		FROM it i LEFT JOIN src s ON s.run_id = i.run_id AND s.order_no = i.order_no ORDER BY i.order_no`, pq.Array(keys), pq.Array(carries), d.String())
+	if err != nil {
+		return nil, fail("orders", err)
+	}
+	for rows.Next() {
+		var it SubjectItem
+		var src SubjectSource
+		var seq *int64
+		if err := rows.Scan(&it.OrderNo, &it.SellerID, &it.Channel, &it.Currency, &it.Gross, &it.Refunded, &it.Commission, &it.Seller,
+			&it.Rule, &it.State, &it.Reason, &it.PayoutKey, &it.ProviderRef,
+			&seq, &src.SellerID, &src.Provider, &src.ProviderTxnID, &src.Currency, &src.Amount, &src.Refunded, &src.Category,
+			&src.PaidAt, &src.ConfirmedAt); err != nil {
+			rows.Close()
+			return nil, fail("orders", err)
+		}
+		if seq != nil {
+			src.Seq, it.Source = *seq, &src
+		}
+		h.Items = append(h.Items, it)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fail("orders", err)
+	}
+
+	orders := make([]string, len(h.Items))
+	for i, it := range h.Items {
+		orders[i] = it.OrderNo
+	}
+	rows, err = r.q.QueryContext(ctx, `SELECT kind, subject, idem_key, note, resolved_at, actor, db_role FROM resolutions
+		WHERE subject = $1 OR idem_key = ANY ($2) OR idem_key = ANY ($3) ORDER BY resolved_at, kind`, subject, pq.Array(keys), pq.Array(orders))
+	if err != nil {
+		return nil, fail("resolutions", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var res Resolution
+		if err := rows.Scan(&res.Kind, &res.Subject, &res.Key, &res.Note, &res.ResolvedAt, &res.Actor, &res.DBRole); err != nil {
+			return nil, fail("resolutions", err)
+		}
+		h.Resolved = append(h.Resolved, res)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail("resolutions", err)
+	}
+	return h, nil
+}
