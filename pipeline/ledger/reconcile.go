@@ -175,7 +175,7 @@ func (l *Ledger) Unbalanced(ctx context.Context, key pipeline.RunKey) ([]string,
 // (Note), when (ResolvedAt) and who - Actor, the person the ledger's
 // actor named (SetActor), and DBRole, the database role it was written
 // under. Both are "" in a resolution recorded before they were
-// (migration 00031). Resolutions are append-only: the database refuses
+// (migration 00029). Resolutions are append-only: the database refuses
 // to change or remove one.
 type Resolution struct {
 	Kind       string    `json:"kind" db:"kind"`
