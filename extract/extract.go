@@ -51,6 +51,12 @@ type Source struct {
 	// Now is this machine's clock, named in the error beside the
 	// database's; default time.Now.
 	Now func() time.Time
+	// StandbyOfPrimary says the platform database, if a hot standby,
+	// streams its WAL straight from the primary (not from another
+	// standby): it may then be read once its WAL receiver shows it
+	// replayed all the primary had past the day's end and Margin, though
+	// the primary committed nothing since (checkReplayed).
+	StandbyOfPrimary bool
 }
 
 // Orders streams the rows of the query for window w inside a read-only
@@ -70,7 +76,7 @@ func (s *Source) orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 	if !s.Unfinished {
 		// Before the transaction, on its session: what a standby has
 		// replayed by now is in the snapshot taken after.
-		if err := checkReplayed(ctx, conn, w.End.Add(s.Margin)); err != nil {
+		if err := checkReplayed(ctx, conn, w.End.Add(s.Margin), s.StandbyOfPrimary); err != nil {
 			return err
 		}
 	}
@@ -152,28 +158,114 @@ func (s *Source) checkOver(ctx context.Context, tx *sqlx.Tx, w pipeline.Window) 
 // snapshot, and a day is read once - they were never paid (README, "Rows
 // written into a settled window afterwards", used to say only to keep the
 // replica's lag small; the standby's clock, which checkOver reads, says
-// nothing of it). Its measure is the commit time of the last transaction
-// it replayed, on the primary's clock: a primary that committed nothing
-// since from shows the same, until it commits something.
-func checkReplayed(ctx context.Context, q queryer, from time.Time) error {
+// nothing of it).
+//
+// A standby passes when the last transaction it replayed committed at or
+// after from, on the primary's clock. A primary that committed nothing
+// since from (a quiet platform) shows the same as a lagging standby, so,
+// when direct (the standby streams straight from the primary: settle is
+// told so, it cannot see it), a standby also passes when its WAL receiver
+// proves it replayed all the primary had at a moment at or after from:
+// it is streaming, the last message it received from the primary was sent
+// at or after from (last_msg_send_time, the primary's clock: the primary
+// answers the receiver's pings, every wal_receiver_timeout/2, when it has
+// nothing to send), and it replayed up to that message's end of WAL
+// (latest_end_lsn, the message's walEnd). In PostgreSQL's walsender that
+// end is, in a WAL data message, the primary's flush position read just
+// before it was sent (GetFlushRecPtr), and in a keepalive all the WAL it
+// had sent by then (sentPtr), which is the flush position whenever the
+// walsender is caught up - one sent between a flush and the walsender's
+// sending of that WAL is followed at once by the WAL, so the last message
+// must have stayed the last for receiverSettled on the standby's clock
+// (last_msg_receipt_time; checkReplayed waits for that a little). A
+// commit is flushed before it returns (not so under synchronous_commit =
+// off, which a platform whose orders matter does not set). From a cascading standby, the walEnd is its upstream
+// standby's own WAL, not the primary's, and its time the upstream's clock:
+// that upstream's lag would pass unseen, hence direct. The receiver's
+// columns are NULL to a role without pg_read_all_stats (or superuser):
+// then the first rule alone holds, and the error says what would let
+// settle see them.
+func checkReplayed(ctx context.Context, q queryer, from time.Time, direct bool) error {
 	var standby bool
-	var replayed sql.NullTime
-	if err := q.QueryRowContext(ctx, `SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()`).Scan(&standby, &replayed); err != nil {
-		return fmt.Errorf("is the platform database a standby: %w", err)
-	}
-	if !standby || (replayed.Valid && !replayed.Time.Before(from)) {
-		return nil
+	var replayed, sent sql.NullTime
+	var receiver, hidden, caughtUp sql.NullBool
+	var quietFor sql.NullFloat64
+	for attempt := 1; ; attempt++ {
+		// One row whether a WAL receiver runs or not; pg_stat_wal_receiver
+		// shows a role without the privilege its pid alone. quietFor is
+		// how long ago, on the standby's clock, its last message arrived.
+		if err := q.QueryRowContext(ctx, `SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp(),
+			r.pid IS NOT NULL, r.pid IS NOT NULL AND r.status IS NULL, r.last_msg_send_time,
+			r.status = 'streaming' AND r.last_msg_send_time >= $1::timestamptz AND pg_last_wal_replay_lsn() >= r.latest_end_lsn,
+			extract(epoch FROM clock_timestamp() - r.last_msg_receipt_time)
+			FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true`, from).Scan(&standby, &replayed, &receiver, &hidden, &sent, &caughtUp, &quietFor); err != nil {
+			return fmt.Errorf("is the platform database a standby: %w", err)
+		}
+		if !standby || (replayed.Valid && !replayed.Time.Before(from)) {
+			return nil
+		}
+		if !direct || !caughtUp.Valid || !caughtUp.Bool || !quietFor.Valid {
+			break
+		}
+		// A keepalive the walsender sent between a flush and its sending
+		// of that WAL carries the end of what it had sent: it is the last
+		// message only until the WAL data that follows it at once arrives.
+		// A last message that stayed the last for receiverSettled is not
+		// that one.
+		wait := receiverSettled - time.Duration(quietFor.Float64*float64(time.Second))
+		if wait <= 0 {
+			return nil
+		}
+		if attempt == receiverAttempts {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("is the platform database's standby caught up: %w", context.Cause(ctx))
+		case <-t.C:
+		}
 	}
 	last := "none yet"
 	if replayed.Valid {
 		last = replayed.Time.UTC().Format(time.RFC3339)
 	}
+	var quiet string
+	switch {
+	case !direct:
+		quiet = "a primary that committed nothing since looks the same until it commits (unless settle is told the standby streams straight from the primary, " +
+			"--source-standby-of-primary, and it can read its WAL receiver)"
+	case hidden.Valid && hidden.Bool:
+		quiet = "a primary that committed nothing since looks the same until it commits: settle's role cannot read the standby's WAL receiver " +
+			"(pg_stat_wal_receiver), which would tell it the standby replayed all the primary had; GRANT pg_read_all_stats TO <settle's platform role> on the primary lets it"
+	case !receiver.Bool:
+		quiet = "it is not streaming from the primary now (no WAL receiver): nothing tells settle the primary had no more"
+	case caughtUp.Valid && caughtUp.Bool:
+		quiet = fmt.Sprintf("the primary's messages to it kept coming less than %v apart, so none says the primary had no more than it sent", receiverSettled)
+	default:
+		msg := "none yet"
+		if sent.Valid {
+			msg = sent.Time.UTC().Format(time.RFC3339)
+		}
+		quiet = fmt.Sprintf("it has not replayed all the primary had when it last heard from it (its last message sent at %s)", msg)
+	}
 	return pipeline.Errorf(pipeline.KindFailed, "platform database",
-		"it is a standby (a read replica) whose last replayed transaction committed at %s (the primary's clock), before %s (the day's end and its margin): "+
-			"orders the primary committed since may not be on it yet, and a day is read once; running again once it caught up is safe "+
-			"(a primary that committed nothing since looks the same until it commits), or point --source-database-url at the primary",
-		last, from.UTC().Format(time.RFC3339))
+		"it is a standby (a read replica) whose last replayed transaction committed at %s (the primary's clock), before %s (the day's end and its margin), and %s: "+
+			"orders the primary committed since may not be on it yet, and a day is read once; running again once it caught up is safe, "+
+			"or point --source-database-url at the primary",
+		last, from.UTC().Format(time.RFC3339), quiet)
 }
+
+// receiverSettled is how long the last message a standby's WAL receiver
+// got from the primary must have stayed its last for checkReplayed to
+// trust its end of WAL; checkReplayed waits for that receiverAttempts
+// times at most (a quiet primary's keepalives come every
+// wal_receiver_timeout/2, 30 s by default).
+const (
+	receiverSettled  = time.Second
+	receiverAttempts = 4
+)
 
 // queryer runs a query: a transaction or a database.
 type queryer interface {
@@ -417,6 +509,8 @@ type LateRefunds struct {
 	// (checkReplayed, as Source's): a refund it had not would be read by
 	// no window. A dry run leaves it 0.
 	Margin time.Duration
+	// StandbyOfPrimary is as Source's.
+	StandbyOfPrimary bool
 }
 
 // LateRefunds streams the query's rows for window w, in one read-only
@@ -432,7 +526,7 @@ func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn fun
 	}
 	defer conn.Close()
 	if s.Margin > 0 {
-		if err := checkReplayed(ctx, conn, w.End.Add(s.Margin)); err != nil {
+		if err := checkReplayed(ctx, conn, w.End.Add(s.Margin), s.StandbyOfPrimary); err != nil {
 			return err
 		}
 	}

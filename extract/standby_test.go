@@ -115,3 +115,146 @@ func TestOrdersWaitForAStandbyToReplayTheDay(t *testing.T) {
 		t.Fatalf("late refunds on a standby caught up: rows %q, %v; want LAST", got, err)
 	}
 }
+
+// TestOrdersOnAStandbyOfAQuietPrimary: a standby of a primary that
+// committed nothing after the day's end and margin (a quiet platform) has
+// no replayed commit past them to show, and was refused (exit 1) on every
+// run until something committed. Told it streams straight from the
+// primary, Orders reads it once its WAL receiver shows it replayed all the
+// primary had when it last heard from it, at or after the day's end and
+// margin - and still refuses while an order committed before then is not
+// replayed (replay paused), or while settle's role cannot read the
+// receiver (pg_read_all_stats names the grant).
+func TestOrdersOnAStandbyOfAQuietPrimary(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	primary, err := pgserver.Start(ctx, "", nil)
+	if errors.Is(err, pgserver.ErrNotInstalled) {
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+			t.Fatalf("CI=true: %v", err)
+		}
+		t.Skipf("SKIPPED, PostgreSQL is not installed: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { primary.Stop() })
+	standby, err := pgserver.StartStandby(ctx, primary, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { standby.Stop() })
+	pdb, sdb := sqlx.MustOpen("postgres", primary.URL("postgres")), sqlx.MustOpen("postgres", standby.URL("postgres"))
+	defer pdb.Close()
+	defer sdb.Close()
+	pdb.MustExec(`CREATE TABLE orders (order_no text, confirmed_at timestamptz)`)
+	pdb.MustExec(`CREATE ROLE reader LOGIN`)
+	pdb.MustExec(`CREATE ROLE stats LOGIN IN ROLE pg_read_all_stats`)
+	pdb.MustExec(`GRANT SELECT ON orders TO reader, stats`)
+	replayed := func(q string) {
+		t.Helper()
+		for i := 0; ; i++ {
+			var n int
+			if err := sdb.Get(&n, q); err == nil && n > 0 {
+				return
+			}
+			if i == 200 {
+				t.Fatalf("the standby never replayed: %s", q)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	replayed(`SELECT count(*) FROM pg_roles WHERE rolname = 'stats'`)
+	replayed(`SELECT count(*) FROM pg_class WHERE relname = 'orders'`)
+	sdb.MustExec(`SELECT pg_wal_replay_pause()`)
+
+	var now time.Time
+	if err := pdb.Get(&now, `SELECT statement_timestamp()`); err != nil {
+		t.Fatal(err)
+	}
+	margin := 300 * time.Millisecond
+	w := pipeline.Window{Start: now.Add(-time.Hour), End: now.Add(300 * time.Millisecond)}
+	from := w.End.Add(margin)
+	// The day's last order, committed within the margin; then the primary
+	// commits nothing more.
+	pdb.MustExec(`INSERT INTO orders VALUES ('LAST', $1)`, w.End.Add(-time.Millisecond))
+	// The standby hears from the primary after from, its replay paused
+	// before LAST.
+	heard := func() {
+		t.Helper()
+		for i := 0; ; i++ {
+			var ok bool
+			if err := sdb.Get(&ok, `SELECT coalesce(bool_or(last_msg_send_time >= $1::timestamptz), false) FROM pg_stat_wal_receiver WHERE status = 'streaming'`, from); err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				return
+			}
+			if i == 200 {
+				t.Fatal("the standby never heard from the primary after the day's end and margin")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	heard()
+
+	query := `SELECT order_no, 'S1'::text AS seller_id, 'infiniapay'::text AS provider,
+		NULL::text AS provider_txn_id, 'USD'::text AS currency, 1::bigint AS amount_minor, 0::bigint AS refunded_minor, 'c'::text AS category,
+		confirmed_at AS paid_at, confirmed_at FROM orders WHERE confirmed_at >= $1 AND confirmed_at < $2`
+	lateQuery := `SELECT order_no AS refund_no, order_no, 'S1'::text AS seller_id,
+		1::bigint AS amount_minor, confirmed_at AS created_at FROM orders WHERE confirmed_at >= $1 AND confirmed_at < $2`
+	read := func(db *sqlx.DB, direct bool) ([]string, error) {
+		var got []string
+		src := &extract.Source{DB: db, Name: "q.sql", Margin: margin, Query: query, StandbyOfPrimary: direct}
+		err := src.Orders(ctx, w, func(r pipeline.SourceRow) error { got = append(got, *r.OrderNo); return nil })
+		return got, err
+	}
+	readLate := func(db *sqlx.DB, direct bool) ([]string, error) {
+		var got []string
+		late := &extract.LateRefunds{DB: db, Name: "late.sql", Margin: margin, Query: lateQuery, StandbyOfPrimary: direct}
+		err := late.LateRefunds(ctx, w, func(r pipeline.LateRefundRow) error { got = append(got, *r.RefundNo); return nil })
+		return got, err
+	}
+	refused := func(what string, got []string, err error, word string) {
+		t.Helper()
+		if err == nil || pipeline.KindOf(err) != pipeline.KindFailed || !strings.Contains(err.Error(), word) {
+			t.Fatalf("%s: rows %q, %v; want a failure to retry naming %q", what, got, err, word)
+		}
+	}
+	got, err := read(sdb, true)
+	refused("LAST not replayed, the primary heard from after the day's end and margin", got, err, "replayed all the primary had")
+	got, err = readLate(sdb, true)
+	refused("late refunds, LAST not replayed", got, err, "replayed all the primary had")
+
+	sdb.MustExec(`SELECT pg_wal_replay_resume()`)
+	replayed(`SELECT count(*) FROM orders WHERE order_no = 'LAST'`)
+	heard()
+	// Nothing was committed past from: the last replayed commit says
+	// nothing of it.
+	var last time.Time
+	if err := sdb.Get(&last, `SELECT pg_last_xact_replay_timestamp()`); err != nil {
+		t.Fatal(err)
+	}
+	if !last.Before(from) {
+		t.Fatalf("the primary committed at %s, after %s: the test needs it quiet", last, from)
+	}
+	got, err = read(sdb, false)
+	refused("a standby not said to stream from the primary", got, err, "--source-standby-of-primary")
+	if got, err := read(sdb, true); err != nil || strings.Join(got, ",") != "LAST" {
+		t.Fatalf("on a standby of a quiet primary, caught up: rows %q, %v; want LAST", got, err)
+	}
+	if got, err := readLate(sdb, true); err != nil || strings.Join(got, ",") != "LAST" {
+		t.Fatalf("late refunds on a standby of a quiet primary, caught up: rows %q, %v; want LAST", got, err)
+	}
+	as := func(role string) *sqlx.DB {
+		db := sqlx.MustOpen("postgres", strings.Replace(standby.URL("postgres"), "postgres@", role+"@", 1))
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	got, err = read(as("reader"), true)
+	refused("a role that cannot read the WAL receiver", got, err, "GRANT pg_read_all_stats")
+	if got, err := read(as("stats"), true); err != nil || strings.Join(got, ",") != "LAST" {
+		t.Fatalf("a role with pg_read_all_stats: rows %q, %v; want LAST", got, err)
+	}
+}

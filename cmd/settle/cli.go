@@ -23,7 +23,7 @@ const exitCodesHelp = `EXIT CODES:
 
 // flagCategories groups the flags of run in --help, by name prefix.
 var flagCategories = []struct{ prefix, category string }{
-	{"database-url", "Database"}, {"source-database-url", "Database"}, {"schema", "Database"}, {"database-allow-plaintext", "Database"},
+	{"database-url", "Database"}, {"source-database-url", "Database"}, {"source-standby-", "Database"}, {"schema", "Database"}, {"database-allow-plaintext", "Database"},
 	{"date", "Dates"}, {"from", "Dates"}, {"to", "Dates"}, {"tz", "Dates"}, {"until", "Dates"},
 	{"dry-run", "Dates"}, {"reextract", "Dates"}, {"shard", "Dates"},
 	{"rules", "Data and rules"}, {"source-query", "Data and rules"}, {"sellers-query", "Data and rules"},

@@ -53,7 +53,7 @@ func TestCLIManners(t *testing.T) {
 			want: []string{"EXIT CODES", "3   input", "4   finished", "75  another run", "version"}},
 		{name: "exit codes and groups in run --help", args: []string{"run", "--help"}, code: 0,
 			want: []string{"EXIT CODES", "Infinia Pay\n", "WeChat Pay\n", "Pay Protocol\n", "Database\n", "Dates\n",
-				"$SETTLE_FROM", "$SETTLE_TO", "$SETTLE_DRY_RUN", "$SETTLE_OUT", "$SETTLE_SKIP_CHANNEL"},
+				"$SETTLE_FROM", "$SETTLE_TO", "$SETTLE_DRY_RUN", "$SETTLE_OUT", "$SETTLE_SKIP_CHANNEL", "$SETTLE_SOURCE_STANDBY_OF_PRIMARY"},
 			dontWant: []string{"SETTLE_REEXTRACT"}},
 		{name: "unknown flag named with two dashes", args: []string{"run", "--rule", "x"}, code: 2,
 			want: []string{"flag provided but not defined: --rule"}, dontWant: []string{" -rule"}},

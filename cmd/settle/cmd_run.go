@@ -49,6 +49,8 @@ func runCommand(cfg *config) *cli.Command {
 				Usage: "open the date in --tz though a date beside it was run in another zone: the zone changes for good here, and the orders between the two windows are read by neither (or by both: the second rejects them as settled); command line only"},
 			&cli.StringSliceFlag{Name: flagSkipChannel, EnvVars: []string{"SETTLE_SKIP_CHANNEL"},
 				Usage: "leave this channel's orders unpaid on purpose (" + channelSpecs().Names() + "; repeat or comma-separate); without it, orders of a channel whose provider is not configured end the run with exit 4"},
+			&cli.BoolFlag{Name: flagSourceStandbyOfPrimary, EnvVars: []string{"SETTLE_SOURCE_STANDBY_OF_PRIMARY"},
+				Usage: "the platform's database, if a hot standby, streams straight from the primary (no cascading): a day is then read once its WAL receiver shows it replayed all the primary had past the day's end, though the primary committed nothing since (its role needs pg_read_all_stats)"},
 			tzFlag(),
 			&cli.StringFlag{Name: flagRules, EnvVars: []string{"SETTLE_RULES"}, Usage: "commission rules CSV file (required)"},
 			&cli.StringFlag{Name: flagSourceQuery, EnvVars: []string{"SETTLE_SOURCE_QUERY"},
@@ -859,6 +861,7 @@ func joinShards(shards []pipeline.Shard) string {
 // runOptions is everything a run needs, resolved from flags.
 type runOptions struct {
 	unfinished   bool // the day may be read before it is over by dayOverMargin on the database's clock: the demo's, which it seeds itself
+	standbyOfPri bool // --source-standby-of-primary
 	key          pipeline.RunKey
 	window       pipeline.Window
 	tz           string
@@ -1074,7 +1077,7 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	o := &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), newTZ: c.Bool(flagNewTZ), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
-		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), watchDays: watchDays, reconcileAll: c.Bool(flagReconcileAll), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
+		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), watchDays: watchDays, reconcileAll: c.Bool(flagReconcileAll), standbyOfPri: c.Bool(flagSourceStandbyOfPrimary), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
 	}
 	// --skip-channel leaves unpaid the orders of a channel nobody pays:
 	// with its provider configured they would be paid all the same.
@@ -1148,7 +1151,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		Live:  cfg.live,
 		Now:   cfg.now,
 		Stages: map[pipeline.Stage]pipeline.StageFunc{
-			pipeline.StageExtract: pipeline.ExtractStage(cfg.extractSource(src, o.query, o.queryName, o.unfinished),
+			pipeline.StageExtract: pipeline.ExtractStage(cfg.extractSource(src, o.query, o.queryName, o.unfinished, o.standbyOfPri),
 				sellerSource(src, o.sellersQ, o.sellersName), l, window),
 			pipeline.StageTransform: pipeline.TransformStage(l, func(m map[string]pipeline.Seller) pipeline.Classifier {
 				return o.classify(fromMap(m, others))
@@ -1157,7 +1160,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		// A fresh run through transform reads, records and classifies the
 		// day in one pass; a resumed one runs the stages one by one.
 		Passes: map[pipeline.Stage]pipeline.Pass{pipeline.StageExtract: {Through: pipeline.StageTransform,
-			Run: pipeline.ExtractTransform(cfg.extractSource(src, o.query, o.queryName, o.unfinished), watch, l, window, watch.classifier(o.classify))}},
+			Run: pipeline.ExtractTransform(cfg.extractSource(src, o.query, o.queryName, o.unfinished, o.standbyOfPri), watch, l, window, watch.classifier(o.classify))}},
 		Gate: rejectGate(l, o.maxRejectRt),
 		// Upload, distribute and reconcile run again on every invocation:
 		// Pay Protocol payments held while confirming are verified again
@@ -1502,7 +1505,7 @@ func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipel
 		out = append(out, o.payProtocol.provider(l, o.finalAnswers(l), log, o.watchDays))
 	}
 	if o.infinia != nil {
-		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName, Margin: dayOverMargin}
+		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName, Margin: dayOverMargin, StandbyOfPrimary: o.standbyOfPri}
 		out = append(out, o.infinia.provider(l, late, window, o.rules, o.minPayout, o.finalAnswers(l)))
 	}
 	if o.wechat != nil {

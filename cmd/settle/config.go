@@ -117,6 +117,11 @@ const (
 	flagSkipChannel     = "skip-channel"
 )
 
+// flagSourceStandbyOfPrimary tells settle run the platform's database, if
+// a hot standby, streams straight from the primary (extract.Source's
+// StandbyOfPrimary).
+const flagSourceStandbyOfPrimary = "source-standby-of-primary"
+
 func databaseFlags() []cli.Flag {
 	return append(ledgerFlags("PostgreSQL URL of the job's ledger (and, unless --source-database-url, of the platform); must name its sslmode"),
 		&cli.StringFlag{Name: flagSourceURL, EnvVars: []string{"SETTLE_SOURCE_DATABASE_URL"},
@@ -588,9 +593,10 @@ func reportsFor(c *cli.Context) load.Reports { return load.Reports{Dir: c.String
 
 // extractSource builds the pipeline.Source for the platform database: it
 // reads a day once the database's clock is dayOverMargin past its end,
-// or, unfinished (a dry run), at any time.
-func (cfg *config) extractSource(db *sqlx.DB, query, name string, unfinished bool) *extract.Source {
-	return &extract.Source{DB: db, Query: query, Name: name, Margin: dayOverMargin, Unfinished: unfinished, Now: cfg.clock}
+// or, unfinished (a dry run), at any time; standbyOfPrimary is
+// --source-standby-of-primary.
+func (cfg *config) extractSource(db *sqlx.DB, query, name string, unfinished, standbyOfPrimary bool) *extract.Source {
+	return &extract.Source{DB: db, Query: query, Name: name, Margin: dayOverMargin, Unfinished: unfinished, Now: cfg.clock, StandbyOfPrimary: standbyOfPrimary}
 }
 
 // sellerSource builds the pipeline.SellerSource for the platform database.

@@ -24,7 +24,7 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 		return err
 	}
 	defer db.Close()
-	src := cfg.extractSource(db, pipeline.SortedSourceQuery(o.query), o.queryName, true)
+	src := cfg.extractSource(db, pipeline.SortedSourceQuery(o.query), o.queryName, true, false)
 	sellers := sellerSource(db, o.sellersQ, o.sellersName)
 	known := map[string]*pipeline.Seller{} // nil: looked up, not found
 	// Sellers sharing an account where an account is one seller's are

@@ -109,7 +109,9 @@ func Start(ctx context.Context, dir string, logw io.Writer) (*Server, error) {
 // StartStandby makes a hot standby of primary in dir (pg_basebackup of it,
 // streaming its WAL from then on) and starts it, returning once it accepts
 // connections: for tests of what settle reads on a read replica. dir is as
-// for Start.
+// for Start. When it hears nothing from the primary for 1.5 s, it pings it
+// (wal_receiver_timeout 3 s), so pg_stat_wal_receiver shows the primary's
+// word of at most a few seconds ago even while the primary is quiet.
 func StartStandby(ctx context.Context, primary *Server, dir string, logw io.Writer) (*Server, error) {
 	b, err := findBinaries(os.Getenv("PATH"), installRoot)
 	if err != nil {
@@ -132,6 +134,15 @@ func StartStandby(ctx context.Context, primary *Server, dir string, logw io.Writ
 	if err := cmd.Run(); err != nil {
 		s.removeDir()
 		return nil, fmt.Errorf("pg_basebackup into %s: %w%s", s.dir, err, s.log.suffix())
+	}
+	// The standby pings a quiet primary after wal_receiver_timeout/2 without
+	// a message (30 s by default), and the primary answers with a keepalive:
+	// every 1.5 s here, so that a test sees the primary's latest word
+	// (pg_stat_wal_receiver) in seconds. pg_basebackup -R wrote
+	// primary_conninfo in this file; the standby reads it at its start.
+	if err := appendFile(filepath.Join(s.dir, "postgresql.auto.conf"), "wal_receiver_timeout = '3s'\n"); err != nil {
+		s.removeDir()
+		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
 		err = s.start(ctx, b, who, out)
@@ -408,4 +419,17 @@ func (t *tail) suffix() string {
 		return ""
 	}
 	return "\n--- postgres output (last lines) ---\n" + s
+}
+
+// appendFile appends text to the file at path, which exists.
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
