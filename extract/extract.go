@@ -181,24 +181,35 @@ func (s *Source) checkOver(ctx context.Context, tx *sqlx.Tx, w pipeline.Window) 
 // commit is flushed before it returns (not so under synchronous_commit =
 // off, which a platform whose orders matter does not set). From a cascading standby, the walEnd is its upstream
 // standby's own WAL, not the primary's, and its time the upstream's clock:
-// that upstream's lag would pass unseen, hence direct. The receiver's
+// that upstream's lag would pass unseen, hence direct. A WAL receiver
+// just started shows its own start (the standby's clock) as its last
+// message's time and an old end of WAL until the primary's first message:
+// no word of the primary, refused. The receiver's
 // columns are NULL to a role without pg_read_all_stats (or superuser):
 // then the first rule alone holds, and the error says what would let
 // settle see them.
 func checkReplayed(ctx context.Context, q queryer, from time.Time, direct bool) error {
 	var standby bool
 	var replayed, sent sql.NullTime
-	var receiver, hidden, caughtUp sql.NullBool
+	var receiver, hidden, heard, caughtUp sql.NullBool
 	var quietFor sql.NullFloat64
 	for attempt := 1; ; attempt++ {
 		// One row whether a WAL receiver runs or not; pg_stat_wal_receiver
 		// shows a role without the privilege its pid alone. quietFor is
 		// how long ago, on the standby's clock, its last message arrived.
+		// A WAL receiver starts with both its times at its own start, on
+		// the standby's clock, and the end of WAL of its predecessor's
+		// last message (none after a restart of the standby): until the
+		// primary's first message, they say nothing of the primary (a
+		// message sent and received at the very same microsecond is
+		// taken for that too, and waited on).
 		if err := q.QueryRowContext(ctx, `SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp(),
 			r.pid IS NOT NULL, r.pid IS NOT NULL AND r.status IS NULL, r.last_msg_send_time,
-			r.status = 'streaming' AND r.last_msg_send_time >= $1::timestamptz AND pg_last_wal_replay_lsn() >= r.latest_end_lsn,
+			r.last_msg_send_time <> r.last_msg_receipt_time,
+			r.status = 'streaming' AND r.last_msg_send_time <> r.last_msg_receipt_time
+				AND r.last_msg_send_time >= $1::timestamptz AND pg_last_wal_replay_lsn() >= r.latest_end_lsn,
 			extract(epoch FROM clock_timestamp() - r.last_msg_receipt_time)
-			FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true`, from).Scan(&standby, &replayed, &receiver, &hidden, &sent, &caughtUp, &quietFor); err != nil {
+			FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true`, from).Scan(&standby, &replayed, &receiver, &hidden, &sent, &heard, &caughtUp, &quietFor); err != nil {
 			return fmt.Errorf("is the platform database a standby: %w", err)
 		}
 		if !standby || (replayed.Valid && !replayed.Time.Before(from)) {
@@ -241,6 +252,8 @@ func checkReplayed(ctx context.Context, q queryer, from time.Time, direct bool) 
 			"(pg_stat_wal_receiver), which would tell it the standby replayed all the primary had; GRANT pg_read_all_stats TO <settle's platform role> on the primary lets it"
 	case !receiver.Bool:
 		quiet = "it is not streaming from the primary now (no WAL receiver): nothing tells settle the primary had no more"
+	case heard.Valid && !heard.Bool:
+		quiet = "its WAL receiver has heard nothing from the primary since it started (the primary answers its pings every wal_receiver_timeout/2), so nothing tells settle the primary had no more"
 	case caughtUp.Valid && caughtUp.Bool:
 		quiet = fmt.Sprintf("the primary's messages to it kept coming less than %v apart, so none says the primary had no more than it sent", receiverSettled)
 	default:

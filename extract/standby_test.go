@@ -3,6 +3,7 @@ package extract_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/extract"
 	"github.com/settlekit/settle/internal/pgserver"
@@ -257,4 +259,33 @@ func TestOrdersOnAStandbyOfAQuietPrimary(t *testing.T) {
 	if got, err := read(as("stats"), true); err != nil || strings.Join(got, ",") != "LAST" {
 		t.Fatalf("a role with pg_read_all_stats: rows %q, %v; want LAST", got, err)
 	}
+
+	// A WAL receiver restarted (here for a new primary_conninfo; a restart
+	// of the standby too) shows its own start, on the standby's clock, as
+	// its last message's time, and its predecessor's end of WAL (none
+	// after a restart of the standby), until the primary first answers
+	// its pings: 30 s apart now.
+	var conninfo string
+	var pid int
+	if err := sdb.Get(&conninfo, `SHOW primary_conninfo`); err != nil {
+		t.Fatal(err)
+	}
+	if err := sdb.Get(&pid, `SELECT pid FROM pg_stat_wal_receiver`); err != nil {
+		t.Fatal(err)
+	}
+	// The new receiver asks for WAL from the start of the segment it is
+	// in, which the primary sends at once; from the start of a new one, it
+	// has nothing to send until pinged.
+	var flushed string
+	pdb.MustExec(`SELECT pg_switch_wal()`)
+	if err := pdb.Get(&flushed, `SELECT pg_current_wal_flush_lsn()`); err != nil {
+		t.Fatal(err)
+	}
+	replayed(fmt.Sprintf(`SELECT count(*) FROM pg_stat_wal_receiver WHERE pg_last_wal_replay_lsn() >= '%s' AND latest_end_lsn >= '%s'`, flushed, flushed))
+	sdb.MustExec(`ALTER SYSTEM SET wal_receiver_timeout = '60s'`)
+	sdb.MustExec(`ALTER SYSTEM SET primary_conninfo = ` + pq.QuoteLiteral(conninfo+" application_name=restarted"))
+	sdb.MustExec(`SELECT pg_reload_conf()`)
+	replayed(fmt.Sprintf(`SELECT count(*) FROM pg_stat_wal_receiver WHERE pid <> %d AND status = 'streaming' AND last_msg_send_time = last_msg_receipt_time`, pid))
+	got, err = read(sdb, true)
+	refused("a WAL receiver that has heard nothing from the primary since it started", got, err, "heard nothing from the primary")
 }
