@@ -106,7 +106,10 @@ func isReportFile(name string) bool {
 // and the temporary files a crash left of them; the manifest first, so
 // that a reader takes what is left as not whole), then the date's
 // directory when nothing else is in it (a file of the operator's keeps
-// it). A directory whose name is not a date (YYYY-MM-DD) is not looked
+// it). A date's directory with nothing in it, last changed before cutoff,
+// is removed too: settle run's start-up check makes its date's directory,
+// and a run that stopped before its reports left it empty. A directory
+// whose name is not a date (YYYY-MM-DD) is not looked
 // into, nor is a symbolic link, a date's or a file's: nothing outside the
 // reports directory, nor of another date, is removed, also when a date's
 // directory is replaced by a link while it is pruned (every file is
@@ -255,11 +258,19 @@ func pruneDate(root *os.Root, name string, cutoff time.Time) (bool, error) {
 
 // writtenBefore reports whether the date directory dr holds report files
 // (isReportFile, regular files) and every one of them was last written
-// before cutoff.
+// before cutoff, or holds nothing at all and was last changed before
+// cutoff (made by a run that stopped before its reports).
 func writtenBefore(dr *os.Root, cutoff time.Time) (bool, error) {
 	entries, err := readDir(dr)
 	if err != nil {
 		return false, err
+	}
+	if len(entries) == 0 {
+		fi, err := dr.Stat(".")
+		if err != nil {
+			return false, err
+		}
+		return fi.ModTime().Before(cutoff), nil
 	}
 	found := false
 	for _, e := range entries {

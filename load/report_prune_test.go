@@ -140,3 +140,65 @@ func TestPruneRemovesOnlySettlesOldReports(t *testing.T) {
 		t.Errorf("no directory: %v, %v", pruned, err)
 	}
 }
+
+// TestPruneRemovesAnOldEmptyDateDirectory: settle run's start-up check
+// makes its date's reports directory, and a run that stopped before its
+// reports left it empty: with no report file in it, Prune never removed
+// it, and the reports volume filled with empty directories. An empty
+// date's directory last changed before the cutoff is removed now; not a
+// recent one, nor the run's own, nor one with anything in it (an empty
+// directory of the operator's), nor a directory whose name is not a date,
+// nor a symbolic link named as a date (nor what it points to).
+func TestPruneRemovesAnOldEmptyDateDirectory(t *testing.T) {
+	root := t.TempDir()
+	r := Reports{Dir: root}
+	now := time.Date(2026, 12, 5, 3, 0, 0, 0, time.UTC)
+	cutoff := now.AddDate(0, 0, -30)
+	old, recent := cutoff.Add(-time.Hour), cutoff.Add(time.Hour)
+	date := func(day int) pipeline.Date { return pipeline.Date{Year: 2026, Month: 10, Day: day} }
+	outside := filepath.Join(t.TempDir(), "elsewhere")
+	dirs := []struct {
+		path string
+		at   time.Time
+	}{
+		{r.DateDir(date(1)), old},                          // removed
+		{r.DateDir(date(2)), recent},                       // kept: recent
+		{r.DateDir(date(3)), old},                          // kept: the run's own
+		{filepath.Join(r.DateDir(date(4)), "drafts"), old}, // kept: not empty
+		{filepath.Join(root, "2026-10-05-old"), old},       // kept: not a date
+		{outside, old},                                     // kept: outside, linked as 2026-10-06
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d.path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, r.DateDir(date(6))); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range append(dirs, struct {
+		path string
+		at   time.Time
+	}{r.DateDir(date(4)), old}) {
+		if err := os.Chtimes(d.path, d.at, d.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var locked []pipeline.Date
+	pruned, err := r.Prune(cutoff, func(d pipeline.Date) bool { return d == date(3) }, func(d pipeline.Date) (func(), error) {
+		locked = append(locked, d)
+		return func() {}, nil
+	})
+	if want := []pipeline.Date{date(1)}; err != nil || !slices.Equal(pruned, want) || !slices.Equal(locked, want) {
+		t.Errorf("pruned %v under the locks of %v (%v), want %v under its own", pruned, locked, err, want)
+	}
+	if _, err := os.Lstat(r.DateDir(date(1))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s, old and empty: still there (%v)", r.DateDir(date(1)), err)
+	}
+	for _, p := range []string{r.DateDir(date(2)), r.DateDir(date(3)), filepath.Join(r.DateDir(date(4)), "drafts"),
+		filepath.Join(root, "2026-10-05-old"), r.DateDir(date(6)), outside} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s: %v, want it kept", p, err)
+		}
+	}
+}

@@ -77,7 +77,7 @@ func runCommand(cfg *config) *cli.Command {
 				Usage: "stop before anything is sent (exit 3) when more than this share of the day's rows is rejected"},
 			outFlag(),
 			&cli.IntFlag{Name: flagReportsKeepDays, EnvVars: []string{"SETTLE_REPORTS_KEEP_DAYS"},
-				Usage: "after the run, remove the reports of every date (settle's files of DIR/YYYY-MM-DD/) all written more than N days ago, but for the run's own; 0 keeps them all (settle report --date D writes a date's again from the ledger)"},
+				Usage: "after the run, remove the reports of every date (settle's files of DIR/YYYY-MM-DD/, or the directory left empty) all written more than N days ago, but for the run's own; 0 keeps them all (settle report --date D writes a date's again from the ledger)"},
 			&cli.StringFlag{Name: "metrics-pushgateway", EnvVars: []string{"SETTLE_METRICS_PUSHGATEWAY"},
 				Usage: "Prometheus Pushgateway URL: the run's metrics are added there, grouped by job and shard"},
 			&cli.StringFlag{Name: "metrics-file", EnvVars: []string{"SETTLE_METRICS_FILE"},
