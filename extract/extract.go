@@ -202,7 +202,7 @@ func checkReplayed(ctx context.Context, q queryer, from time.Time, direct bool) 
 		// last message (none after a restart of the standby): until the
 		// primary's first message, they say nothing of the primary (a
 		// message sent and received at the very same microsecond is
-		// taken for that too, and waited on).
+		// taken for that too: refused, the next run looks again).
 		if err := q.QueryRowContext(ctx, `SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp(),
 			r.pid IS NOT NULL, r.pid IS NOT NULL AND r.status IS NULL, r.last_msg_send_time,
 			r.last_msg_send_time <> r.last_msg_receipt_time,
