@@ -191,9 +191,15 @@ func (s *Source) checkOver(ctx context.Context, tx *sqlx.Tx, w pipeline.Window) 
 func checkReplayed(ctx context.Context, q queryer, from time.Time, direct bool) error {
 	var standby bool
 	var replayed, sent sql.NullTime
+	if err := q.QueryRowContext(ctx, `SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()`).Scan(&standby, &replayed); err != nil {
+		return fmt.Errorf("is the platform database a standby: %w", err)
+	}
+	if !standby || (replayed.Valid && !replayed.Time.Before(from)) {
+		return nil
+	}
 	var receiver, hidden, heard, caughtUp sql.NullBool
 	var quietFor sql.NullFloat64
-	for attempt := 1; ; attempt++ {
+	for attempt := 1; direct; attempt++ {
 		// One row whether a WAL receiver runs or not; pg_stat_wal_receiver
 		// shows a role without the privilege its pid alone. quietFor is
 		// how long ago, on the standby's clock, its last message arrived.
@@ -203,19 +209,15 @@ func checkReplayed(ctx context.Context, q queryer, from time.Time, direct bool) 
 		// primary's first message, they say nothing of the primary (a
 		// message sent and received at the very same microsecond is
 		// taken for that too: refused, the next run looks again).
-		if err := q.QueryRowContext(ctx, `SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp(),
-			r.pid IS NOT NULL, r.pid IS NOT NULL AND r.status IS NULL, r.last_msg_send_time,
+		if err := q.QueryRowContext(ctx, `SELECT r.pid IS NOT NULL, r.pid IS NOT NULL AND r.status IS NULL, r.last_msg_send_time,
 			r.last_msg_send_time <> r.last_msg_receipt_time,
 			r.status = 'streaming' AND r.last_msg_send_time <> r.last_msg_receipt_time
 				AND r.last_msg_send_time >= $1::timestamptz AND pg_last_wal_replay_lsn() >= r.latest_end_lsn,
 			extract(epoch FROM clock_timestamp() - r.last_msg_receipt_time)
-			FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true`, from).Scan(&standby, &replayed, &receiver, &hidden, &sent, &heard, &caughtUp, &quietFor); err != nil {
-			return fmt.Errorf("is the platform database a standby: %w", err)
+			FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true`, from).Scan(&receiver, &hidden, &sent, &heard, &caughtUp, &quietFor); err != nil {
+			return fmt.Errorf("is the platform database's standby caught up: %w", err)
 		}
-		if !standby || (replayed.Valid && !replayed.Time.Before(from)) {
-			return nil
-		}
-		if !direct || !caughtUp.Valid || !caughtUp.Bool || !quietFor.Valid {
+		if !caughtUp.Valid || !caughtUp.Bool || !quietFor.Valid {
 			break
 		}
 		// A keepalive the walsender sent between a flush and its sending
