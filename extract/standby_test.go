@@ -125,8 +125,9 @@ func TestOrdersWaitForAStandbyToReplayTheDay(t *testing.T) {
 // primary, Orders reads it once its WAL receiver shows it replayed all the
 // primary had when it last heard from it, at or after the day's end and
 // margin - and still refuses while an order committed before then is not
-// replayed (replay paused), or while settle's role cannot read the
-// receiver (pg_read_all_stats names the grant).
+// replayed (replay paused), while settle's role cannot read the receiver
+// (pg_read_all_stats names the grant), or while a receiver just restarted
+// has heard nothing from the primary yet.
 func TestOrdersOnAStandbyOfAQuietPrimary(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
