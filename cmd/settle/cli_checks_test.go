@@ -393,6 +393,20 @@ func TestAReportsOrWorkDirectoryThatCannotBeWrittenIsRefusedFirst(t *testing.T) 
 	if out, code := run(infinia...); code != 2 || !strings.Contains(out, "--work-dir") {
 		t.Errorf("--work-dir under a file: exit %d, want 2 naming --work-dir\n%s", code, out)
 	}
+	// The date's own work directory, where its trade files are built, a
+	// file (one made as another user alike): it passed, and the upload
+	// stage failed there, exit 1, on every retry.
+	work := filepath.Join(dir, "work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "2026-11-23"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	infinia = append(sim.Config.Args(), "--out", filepath.Join(dir, "reports"), "--work-dir", work)
+	if out, code := run(infinia...); code != 2 || !strings.Contains(out, "--work-dir: "+filepath.Join(work, "2026-11-23")) {
+		t.Errorf("the date's work directory a file: exit %d, want 2 naming --work-dir and it\n%s", code, out)
+	}
 }
 
 // TestADirectoryThatFailsAMomentIsNoConfiguration: a reports or work

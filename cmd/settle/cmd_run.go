@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -1394,11 +1395,11 @@ func sumRejects(reasons []ledger.RejectReason) int64 {
 // reconcile stage it was exit 1, "retry is safe", after the day's money
 // had moved, and every retry failed the same way (found by an operator's
 // review). Each is made when missing, as the stages would. Of the
-// reports, the date's own directory is checked: one that a person's
-// settle report made as another user, or a file in its place, passed the
-// check of the reports directory, and the run moved the day's money
-// before its reports failed there. A failure that says nothing of the
-// directory (dirError) is one to retry.
+// reports, and of the work directory, the date's own directory is
+// checked: one that a person's settle report made as another user, or a
+// file in its place, passed the check of the reports directory, and the
+// run moved the day's money before its reports failed there. A failure
+// that says nothing of the directory (dirError) is one to retry.
 func (o *runOptions) writableDirs() error {
 	type dir struct {
 		flag, path string
@@ -1406,7 +1407,11 @@ func (o *runOptions) writableDirs() error {
 	}
 	dirs := []dir{{flagOut, o.reports.reports.DateDir(o.key.Date), load.ReportDirMode}}
 	if o.infinia != nil {
-		dirs = append(dirs, dir{flagWorkDir, o.infinia.workDir, 0o755})
+		// The date's own directory, where the trade files are built, as
+		// the date's reports directory: one made by another user, or a
+		// file in its place, passed, and the upload stage failed there,
+		// exit 1, on every retry.
+		dirs = append(dirs, dir{flagWorkDir, filepath.Join(o.infinia.workDir, o.key.Date.String()), load.ReportDirMode})
 	}
 	for _, d := range dirs {
 		if err := writableDir(d.path, d.mode); err != nil {
