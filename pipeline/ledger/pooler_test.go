@@ -292,3 +292,75 @@ func TestALedgerTransactionOutlivesTheRolesIdleTimeout(t *testing.T) {
 		t.Fatalf("a view waiting 300 ms between its reads, under a 50 ms idle-in-transaction timeout: %v", err)
 	}
 }
+
+// TestARefusedLockLetsGoOfNothingElseOnItsSession: a date's lock held by
+// another session is refused (locked, exit 75), and the refusal let go of
+// everything its session held (pg_advisory_unlock_all) - on a session a
+// pooler shares, another client's locks too, whose run would then go on
+// without its lock while a second run of its date took it. The refusal
+// lets go of what it took alone (a sharded run's date lock, its shard's
+// refused). The pool here has one connection, whose session holds
+// another client's lock, as the pooler would give it.
+func TestARefusedLockLetsGoOfNothingElseOnItsSession(t *testing.T) {
+	t.Parallel()
+	l, dsn := open(t)
+	ctx := context.Background()
+	other, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	l.DB().SetMaxOpenConns(1)
+	c, err := l.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock(hashtextextended('another client', 0))`); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	date := "settle/settle/date/" + day.String()
+	for _, tc := range []struct {
+		key  pipeline.RunKey
+		held string // by another session
+	}{
+		{pipeline.RunKey{Date: day, Shard: pipeline.Whole}, date},
+		{pipeline.RunKey{Date: day, Shard: pipeline.Shard{Index: 1, Count: 2}}, date + "/shard/1/2"},
+	} {
+		oc, err := other.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := oc.ExecContext(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, tc.held); err != nil {
+			t.Fatal(err)
+		}
+		release, err := l.Lock(ctx, tc.key)
+		if err == nil {
+			release()
+			t.Fatalf("run %s was given a lock another session holds", tc.key)
+		}
+		if pipeline.KindOf(err) != pipeline.KindLocked {
+			t.Fatalf("run %s: %v (kind %v), want locked", tc.key, err, pipeline.KindOf(err))
+		}
+		var held []string
+		rows, err := l.DB().QueryContext(ctx, `SELECT objid::text || '/' || mode FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, s)
+		}
+		rows.Close()
+		if len(held) != 1 || !strings.HasSuffix(held[0], "/ExclusiveLock") {
+			t.Fatalf("run %s refused: its session holds %v, want the other client's lock alone", tc.key, held)
+		}
+		if _, err := oc.ExecContext(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+			t.Fatal(err)
+		}
+		oc.Close()
+	}
+}

@@ -123,6 +123,17 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 	// the first, is a pooler's doing (sharedSession).
 	pid := 0
 	var taken []advisoryLock
+	// refuse lets go of the locks taken, one by one, and returns the
+	// connection: not release, whose pg_advisory_unlock_all would let go
+	// of another client's locks on a session a pooler shares too (a lock
+	// refused there, held by another session, is one of its clients').
+	refuse := func(err error) (func() error, error) {
+		for _, t := range taken {
+			_, _ = conn.ExecContext(context.Background(), `SELECT `+strings.Replace(t.fn, "try_advisory_lock", "advisory_unlock", 1)+`(hashtextextended($1, 0))`, t.key)
+		}
+		conn.Close()
+		return nil, err
+	}
 	for _, k := range keys {
 		var ok sql.NullBool
 		var on int
@@ -134,22 +145,15 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 			release()
 			return nil, fmt.Errorf("lock %s: %w", what, err)
 		}
+		if ok.Bool {
+			taken = append(taken, k) // on session on: let go of it too if refused below
+		}
 		if !ok.Valid || (pid != 0 && on != pid) {
-			// Not release: its pg_advisory_unlock_all would let go of
-			// the other client's locks on the shared session too.
-			for _, t := range taken {
-				_, _ = conn.ExecContext(context.Background(), `SELECT `+strings.Replace(t.fn, "try_advisory_lock", "advisory_unlock", 1)+`(hashtextextended($1, 0))`, t.key)
-			}
-			conn.Close()
-			return nil, sharedSession(what, pid, on, !ok.Valid)
+			return refuse(sharedSession(what, pid, on, !ok.Valid))
 		}
 		pid = on
-		if ok.Bool {
-			taken = append(taken, k)
-		}
 		if !ok.Bool {
-			release()
-			return nil, pipeline.E(pipeline.KindLocked, "run "+what, fmt.Errorf("%w for this date; try again once it ended (settle status shows the runs working)", pipeline.ErrLocked))
+			return refuse(pipeline.E(pipeline.KindLocked, "run "+what, fmt.Errorf("%w for this date; try again once it ended (settle status shows the runs working)", pipeline.ErrLocked)))
 		}
 	}
 	l.mu.Lock()
