@@ -33,6 +33,9 @@ var WalkedPageQueries = map[string]string{
 	"ItemsToVerifyAfter": itemsToVerifyQuery,
 }
 
+// SkippedOfRunQuery is SkippedOfRun's, for tests that look at its plan.
+const SkippedOfRunQuery = skippedOfRunQuery
+
 // ProviderRejectsQuery is ProviderRejectsOfRun's, for tests that look at
 // its plan.
 const ProviderRejectsQuery = providerRejectsQuery

@@ -860,9 +860,7 @@ type Skipped struct {
 // currency: none once a run with the channel's provider configured checked
 // its channels, or once they are settled.
 func (r Reader) SkippedOfRun(ctx context.Context, runID int64) ([]Skipped, error) {
-	rows, err := r.q.QueryContext(ctx, `SELECT i.channel, i.currency, count(*), sum(i.seller_minor)
-		FROM items i JOIN runs r ON r.id = i.run_id
-		WHERE i.run_id = $1 AND `+skippedSQL+` GROUP BY i.channel, i.currency ORDER BY i.channel, i.currency`, runID)
+	rows, err := r.q.QueryContext(ctx, skippedOfRunQuery, runID)
 	if err != nil {
 		return nil, fmt.Errorf("read the orders left out on purpose of run %d: %w", runID, err)
 	}
@@ -877,6 +875,16 @@ func (r Reader) SkippedOfRun(ctx context.Context, runID int64) ([]Skipped, error
 	}
 	return out, rows.Err()
 }
+
+// skippedOfRunQuery is SkippedOfRun's. Every run's end (its metrics) and
+// settle status ask it, and a run leaves no channel out but by an
+// operator's word: the run's items are not read at all when it left none
+// out (the EXISTS, a one-time filter), where they were all read, a
+// million items' index walk (about 100 ms) to find none.
+const skippedOfRunQuery = `SELECT i.channel, i.currency, count(*), sum(i.seller_minor)
+	FROM items i JOIN runs r ON r.id = i.run_id
+	WHERE i.run_id = $1 AND EXISTS (SELECT 1 FROM runs s WHERE s.id = $1 AND s.skipped_channels <> '{}') AND ` + skippedSQL + `
+	GROUP BY i.channel, i.currency ORDER BY i.channel, i.currency`
 
 // InFlightByKind counts the run's effects sent and never answered (sent,
 // unknown), by kind: none in the map when there are none.
