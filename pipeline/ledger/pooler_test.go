@@ -293,74 +293,79 @@ func TestALedgerTransactionOutlivesTheRolesIdleTimeout(t *testing.T) {
 	}
 }
 
-// TestARefusedLockLetsGoOfNothingElseOnItsSession: a date's lock held by
-// another session is refused (locked, exit 75), and the refusal let go of
-// everything its session held (pg_advisory_unlock_all) - on a session a
-// pooler shares, another client's locks too, whose run would then go on
-// without its lock while a second run of its date took it. The refusal
-// lets go of what it took alone (a sharded run's date lock, its shard's
-// refused). The pool here has one connection, whose session holds
-// another client's lock, as the pooler would give it.
-func TestARefusedLockLetsGoOfNothingElseOnItsSession(t *testing.T) {
+// TestALockOnASessionHoldingAnotherClientsLockIsRefused: behind a
+// pooler in transaction mode with one server session (PgBouncer with
+// track_extra_parameters passes settle's settings on, and its process
+// never differs), a run of one date took its lock on the session a run of
+// another date held its own on, and the first run's end let go of both
+// (pg_advisory_unlock_all): the second date's run went on without its
+// lock while a second run of that date took it. A session holding any
+// advisory lock is refused its first (exit 2, naming the pooler), letting
+// go of nothing; a lock refused as held by another session lets go of
+// what it took alone. The pool here has one connection, whose session
+// holds another client's lock, as the pooler would give it.
+func TestALockOnASessionHoldingAnotherClientsLockIsRefused(t *testing.T) {
 	t.Parallel()
 	l, dsn := open(t)
 	ctx := context.Background()
+	l.DB().SetMaxOpenConns(1)
+	heldHere := func() []string {
+		t.Helper()
+		var held []string
+		if err := l.DB().SelectContext(ctx, &held, `SELECT objid::text || '/' || mode FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() ORDER BY 1`); err != nil {
+			t.Fatal(err)
+		}
+		return held
+	}
+	c, err := l.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock(hashtextextended('settle/settle/date/2026-11-24', 0))`); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	for _, key := range []pipeline.RunKey{{Date: day, Shard: pipeline.Whole}, {Date: day, Shard: pipeline.Shard{Index: 1, Count: 2}}} {
+		release, err := l.Lock(ctx, key)
+		if err == nil {
+			release()
+			t.Fatalf("run %s was given its lock on a session holding another date's", key)
+		}
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "pooler") {
+			t.Fatalf("run %s: %v (kind %v), want a usage error naming the pooler", key, err, pipeline.KindOf(err))
+		}
+		if held := heldHere(); len(held) != 1 || !strings.HasSuffix(held[0], "/ExclusiveLock") {
+			t.Fatalf("run %s refused: its session holds %v, want the other client's lock alone", key, held)
+		}
+	}
+	// The session free, a shard's lock held by another session: the
+	// date's lock, taken first, is let go of, and nothing else.
+	c, err = l.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ExecContext(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 	other, err := sql.Open("postgres", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	l.DB().SetMaxOpenConns(1)
-	c, err := l.DB().Conn(ctx)
-	if err != nil {
+	other.SetMaxOpenConns(1)
+	if _, err := other.ExecContext(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, "settle/settle/date/"+day.String()+"/shard/1/2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock(hashtextextended('another client', 0))`); err != nil {
-		t.Fatal(err)
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Shard{Index: 1, Count: 2}}
+	if release, err := l.Lock(ctx, key); err == nil {
+		release()
+		t.Fatalf("run %s was given a lock another session holds", key)
+	} else if pipeline.KindOf(err) != pipeline.KindLocked {
+		t.Fatalf("run %s: %v (kind %v), want locked", key, err, pipeline.KindOf(err))
 	}
-	c.Close()
-	date := "settle/settle/date/" + day.String()
-	for _, tc := range []struct {
-		key  pipeline.RunKey
-		held string // by another session
-	}{
-		{pipeline.RunKey{Date: day, Shard: pipeline.Whole}, date},
-		{pipeline.RunKey{Date: day, Shard: pipeline.Shard{Index: 1, Count: 2}}, date + "/shard/1/2"},
-	} {
-		oc, err := other.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := oc.ExecContext(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, tc.held); err != nil {
-			t.Fatal(err)
-		}
-		release, err := l.Lock(ctx, tc.key)
-		if err == nil {
-			release()
-			t.Fatalf("run %s was given a lock another session holds", tc.key)
-		}
-		if pipeline.KindOf(err) != pipeline.KindLocked {
-			t.Fatalf("run %s: %v (kind %v), want locked", tc.key, err, pipeline.KindOf(err))
-		}
-		var held []string
-		rows, err := l.DB().QueryContext(ctx, `SELECT objid::text || '/' || mode FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() ORDER BY 1`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			held = append(held, s)
-		}
-		rows.Close()
-		if len(held) != 1 || !strings.HasSuffix(held[0], "/ExclusiveLock") {
-			t.Fatalf("run %s refused: its session holds %v, want the other client's lock alone", tc.key, held)
-		}
-		if _, err := oc.ExecContext(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
-			t.Fatal(err)
-		}
-		oc.Close()
+	if held := heldHere(); len(held) != 0 {
+		t.Fatalf("run %s refused: its session holds %v, want nothing", key, held)
 	}
 }
