@@ -74,36 +74,15 @@ type Server struct {
 // Start returns an error wrapping ErrNotInstalled when no server binaries
 // are found.
 func Start(ctx context.Context, dir string, logw io.Writer) (*Server, error) {
-	b, err := findBinaries(os.Getenv("PATH"), installRoot)
+	s, b, who, out, err := prepare(dir, logw)
 	if err != nil {
-		return nil, err
-	}
-	who, err := unprivilegedUser()
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{log: &tail{}}
-	out := io.Writer(s.log)
-	if logw != nil {
-		out = io.MultiWriter(logw, s.log)
-	}
-	if err := s.makeDir(dir, who); err != nil {
 		return nil, err
 	}
 	if err := s.initdb(ctx, b, who, out); err != nil {
 		s.removeDir()
 		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
-		err = s.start(ctx, b, who, out)
-		if err == nil {
-			return s, nil
-		}
-		if attempt == startAttempts || !errors.Is(err, errPortTaken) {
-			s.removeDir()
-			return nil, err
-		}
-	}
+	return s.startRetrying(ctx, b, who, out)
 }
 
 // StartStandby makes a hot standby of primary in dir (pg_basebackup of it,
@@ -113,20 +92,8 @@ func Start(ctx context.Context, dir string, logw io.Writer) (*Server, error) {
 // (wal_receiver_timeout 3 s), so pg_stat_wal_receiver shows the primary's
 // word of at most a few seconds ago even while the primary is quiet.
 func StartStandby(ctx context.Context, primary *Server, dir string, logw io.Writer) (*Server, error) {
-	b, err := findBinaries(os.Getenv("PATH"), installRoot)
+	s, b, who, out, err := prepare(dir, logw)
 	if err != nil {
-		return nil, err
-	}
-	who, err := unprivilegedUser()
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{log: &tail{}}
-	out := io.Writer(s.log)
-	if logw != nil {
-		out = io.MultiWriter(logw, s.log)
-	}
-	if err := s.makeDir(dir, who); err != nil {
 		return nil, err
 	}
 	cmd := command(ctx, filepath.Join(filepath.Dir(b.postgres), "pg_basebackup"), who, s.dir, out,
@@ -144,8 +111,36 @@ func StartStandby(ctx context.Context, primary *Server, dir string, logw io.Writ
 		s.removeDir()
 		return nil, err
 	}
+	return s.startRetrying(ctx, b, who, out)
+}
+
+// prepare finds the server's binaries and the user to run them as, and
+// makes s's directory dir (as Start says) with its output to logw and s's
+// tail: what Start and StartStandby do before their cluster is made.
+func prepare(dir string, logw io.Writer) (s *Server, b binaries, who *account, out io.Writer, err error) {
+	if b, err = findBinaries(os.Getenv("PATH"), installRoot); err != nil {
+		return nil, b, nil, nil, err
+	}
+	if who, err = unprivilegedUser(); err != nil {
+		return nil, b, nil, nil, err
+	}
+	s = &Server{log: &tail{}}
+	out = io.Writer(s.log)
+	if logw != nil {
+		out = io.MultiWriter(logw, s.log)
+	}
+	if err := s.makeDir(dir, who); err != nil {
+		return nil, b, nil, nil, err
+	}
+	return s, b, who, out, nil
+}
+
+// startRetrying starts s's cluster, again on another port while the one
+// picked was taken (startAttempts in all); s's directory is removed when
+// it does not start.
+func (s *Server) startRetrying(ctx context.Context, b binaries, who *account, out io.Writer) (*Server, error) {
 	for attempt := 1; ; attempt++ {
-		err = s.start(ctx, b, who, out)
+		err := s.start(ctx, b, who, out)
 		if err == nil {
 			return s, nil
 		}
