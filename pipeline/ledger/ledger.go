@@ -121,10 +121,18 @@ func Open(ctx context.Context, dsn, schema string) (*Ledger, error) {
 	}
 	// Nor an idle-in-transaction timeout, for the same reasons: a
 	// transaction of the ledger's waits on settle's own work between its
-	// statements (a report's lines written out, a stage's next batch), and
-	// a role's idle_in_transaction_session_timeout shorter than that ended
-	// the session, "driver: bad connection", exit 1, at the same place on
-	// every run (a demo under 100 ms failed in its distribute stage).
+	// statements (View: a report's lines written out to disk), or, on a
+	// machine whose CPU is taken (settle signs its Infinia and WeChat Pay
+	// requests with RSA; the demo's simulator shares its process), on
+	// nothing but its turn for it - a demo's upload stage, two or three
+	// statements recording a trade file or Infinia's answer on it, sat
+	// idle in transaction 100-300 ms between them. A role's
+	// idle_in_transaction_session_timeout shorter than that ended the
+	// session, "driver: bad connection", exit 1, on every run (a demo
+	// under 100 ms). No transaction of the ledger's is held across a
+	// provider's answer (checked by sampling pg_stat_activity through a
+	// demo whose simulated providers answered in 300 ms: no idle gap
+	// reached it).
 	if withPath, err = WithParam(withPath, "idle_in_transaction_session_timeout", "0"); err != nil {
 		return nil, err
 	}
