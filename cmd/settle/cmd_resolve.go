@@ -297,8 +297,15 @@ func forgottenByWeChat(c *cli.Context, cfg *config, l *ledger.Ledger, w *weChatS
 	if e.Kind == wechatpay.KindUnfreeze {
 		txn.Commission = 0
 	}
-	if _, _, err := a.Query(ctx, e, txn); !errors.Is(err, pipeline.ErrPastMemory) {
-		return nil, nil
+	switch _, _, err := a.Query(ctx, e, txn); {
+	case err == nil:
+		return nil, nil // WeChat Pay knows it: a run learns what became of it
+	case !errors.Is(err, pipeline.ErrPastMemory):
+		// Not an answer (its order query failed a moment, or refused):
+		// "in flight, run the date again" would send the person to a run
+		// that holds the order again.
+		return nil, fmt.Errorf("%s: ask WeChat Pay's order query whether it still knows %s %s (out_order_no %s): %w; nothing recorded, ask again with the same command",
+			orderNo, e.Kind, e.Subject, e.Key, err)
 	}
 	return &ledger.Forgotten{Key: e.Key, Proof: fmt.Sprintf("WeChat Pay's order query did not know out_order_no %s at %s, planned %s before, past the %s it is taken to remember",
 		e.Key, cfg.clock().UTC().Format(time.RFC3339), pipeline.RoundDays(cfg.clock().Sub(e.Planned)), pipeline.RoundDays(w.memory))}, nil

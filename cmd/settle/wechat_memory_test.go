@@ -383,6 +383,18 @@ func TestAWeChatTransactionSettledByHandWhileItsRequestWasForgottenIsNotCredited
 		t.Fatalf("resolve --not-paid once WeChat Pay holds nothing: exit %d, want 2 naming resolve --order:\n%s", code, out)
 	}
 	const note = "released to the seller by hand in the merchant portal, ticket OPS-31"
+	// WeChat Pay's order query failing a moment is no word that it forgot
+	// the request: nothing is recorded, and the person is told to ask
+	// again, not sent to a run that would hold the order again.
+	sim.Faults.Add(fault.Rule{Endpoint: "orders/query", Kind: fault.ServerError, Prob: 1})
+	if out, code := e.settle(append([]string{"resolve", "--date", testDate, "--order", order, "--note", note}, weChatArgs(sim)...)...); code != 1 ||
+		!strings.Contains(out, "whether it still knows") || strings.Contains(out, "run the date again") {
+		t.Fatalf("resolve --order while WeChat Pay's order query fails: exit %d, want 1, asking again:\n%s", code, out)
+	}
+	sim.Faults.Clear()
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE idem_key = $1 AND state IN ('sent', 'unknown')`, key); n != 1 {
+		t.Fatalf("%s: not in flight after a resolve that could not ask WeChat Pay: something was recorded", key)
+	}
 	out := e.mustSettle(append([]string{"resolve", "--date", testDate, "--order", order, "--note", note}, weChatArgs(sim)...)...)
 	if !strings.Contains(out, "is paid: settled outside settle") || !strings.Contains(out, key+"), which WeChat Pay no longer knows, is recorded failed, not applied") {
 		t.Fatalf("resolve --order: want the order settled outside and its distribution recorded not applied:\n%s", out)

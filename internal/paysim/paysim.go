@@ -114,12 +114,15 @@ type Sim struct {
 	WeChat      *wechatpaytest.Server
 	SFTP        *sftptest.Server
 	Config      Config
-	http        *http.Server
-	ln          net.Listener
-	sftpRoot    string
-	seeded      seeded
-	timing      Timing
-	files       atomic.Int64 // trade files handed to Infinia
+	// Faults is Options.Faults, the injector every fake asks (nil: none):
+	// a test adds a rule to it between two runs.
+	Faults   *fault.Injector
+	http     *http.Server
+	ln       net.Listener
+	sftpRoot string
+	seeded   seeded
+	timing   Timing
+	files    atomic.Int64 // trade files handed to Infinia
 }
 
 // Start starts the fakes and writes their keys under o.Dir: the keys and
@@ -171,7 +174,7 @@ func Start(o Options) (*Sim, error) {
 		return nil, fmt.Errorf("paysim: listen: %w", err)
 	}
 	url := httpBase(ln) + "/api/"
-	s := &Sim{ln: ln, timing: o.Timing}
+	s := &Sim{ln: ln, timing: o.Timing, Faults: o.Faults}
 	tm := o.Timing
 	if tm.Now == nil {
 		tm.Now = time.Now
