@@ -512,6 +512,13 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 				if p.start(stopCtx, lim) != nil {
 					return
 				}
+				if stopCtx.Err() != nil {
+					// Its token and place given as the Each stopped (as
+					// ticket.take): the place given back, the call not
+					// started.
+					p.release(0, true)
+					return
+				}
 			} else {
 				if p.enterCall(stopCtx, k) != nil {
 					return

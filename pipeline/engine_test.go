@@ -1384,3 +1384,45 @@ func TestASubjectsErrorGoesToTheStageAndTheOthersArePaid(t *testing.T) {
 		}
 	}
 }
+
+// stopLimiter gives its first token at once and the next one only once
+// the Each that asks for it stopped: a token given as the Each stopped
+// (a rate.Limiter looks at its ctx only before it reserves).
+type stopLimiter struct{ n atomic.Int32 }
+
+func (l *stopLimiter) Wait(ctx context.Context) error {
+	if l.n.Add(1) > 1 {
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// TestEachStartsNoCallGrantedItsTurnAsItStopped: a call of Each that
+// stops it (a ledger that could not record) stops it for the calls whose
+// tokens and place in flight were given as it stopped, too: they give
+// the place back and never start. Before, the next call, handed its
+// token as the first failed, took a free place and ran - its request
+// sent after the ledger failed to record the one before (EachAsNeeded's
+// calls were kept from it by Pace; Each's are paced before they start).
+func TestEachStartsNoCallGrantedItsTurnAsItStopped(t *testing.T) {
+	t.Parallel()
+	p := NewPacer(Limits{Limit: &stopLimiter{}, MaxInFlight: 2})
+	var calls atomic.Int32
+	err := p.Each(context.Background(), 3, nil, func(context.Context, int) error {
+		if calls.Add(1) > 1 {
+			return nil
+		}
+		return fmt.Errorf("record: %w", ErrNotRecorded)
+	})
+	if !errors.Is(err, ErrNotRecorded) {
+		t.Fatalf("%v, want the ledger's failure", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d calls, want the one that stopped the Each alone", n)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inFlight != 0 {
+		t.Fatalf("%d places in flight after the Each, want 0", p.inFlight)
+	}
+}
