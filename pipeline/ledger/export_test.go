@@ -2,12 +2,14 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"io/fs"
 	"time"
 
 	"github.com/lib/pq"
 	"github.com/pressly/goose/v3"
 
+	"github.com/settlekit/settle/pipeline"
 	settlesql "github.com/settlekit/settle/sql"
 )
 
@@ -121,3 +123,9 @@ func (l *Ledger) SetStatusHook(f func(section string)) { l.statusHook = f }
 
 // SendsQuery is Sends' statement, for tests that look at its plan.
 const SendsQuery = sendsQuery
+
+// SubjectHistoryIn is SubjectHistory's read on tx, for tests that look at
+// what it read (pg_stat_xact_user_tables).
+func SubjectHistoryIn(ctx context.Context, tx *sql.Tx, d pipeline.Date, subject string) (*SubjectHistory, error) {
+	return Reader{tx}.subjectHistory(ctx, d, subject)
+}
