@@ -30,25 +30,7 @@ func TestOrdersWaitForAStandbyToReplayTheDay(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	primary, err := pgserver.Start(ctx, "", nil)
-	if errors.Is(err, pgserver.ErrNotInstalled) {
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			t.Fatalf("CI=true: %v", err)
-		}
-		t.Skipf("SKIPPED, PostgreSQL is not installed: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { primary.Stop() })
-	standby, err := pgserver.StartStandby(ctx, primary, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { standby.Stop() })
-	pdb, sdb := sqlx.MustOpen("postgres", primary.URL("postgres")), sqlx.MustOpen("postgres", standby.URL("postgres"))
-	defer pdb.Close()
-	defer sdb.Close()
+	_, pdb, sdb := primaryAndStandby(ctx, t)
 	pdb.MustExec(`CREATE TABLE orders (order_no text, confirmed_at timestamptz)`)
 	replayed := func(q string) {
 		t.Helper()
@@ -132,25 +114,7 @@ func TestOrdersOnAStandbyOfAQuietPrimary(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	primary, err := pgserver.Start(ctx, "", nil)
-	if errors.Is(err, pgserver.ErrNotInstalled) {
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			t.Fatalf("CI=true: %v", err)
-		}
-		t.Skipf("SKIPPED, PostgreSQL is not installed: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { primary.Stop() })
-	standby, err := pgserver.StartStandby(ctx, primary, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { standby.Stop() })
-	pdb, sdb := sqlx.MustOpen("postgres", primary.URL("postgres")), sqlx.MustOpen("postgres", standby.URL("postgres"))
-	defer pdb.Close()
-	defer sdb.Close()
+	standby, pdb, sdb := primaryAndStandby(ctx, t)
 	pdb.MustExec(`CREATE TABLE orders (order_no text, confirmed_at timestamptz)`)
 	pdb.MustExec(`CREATE ROLE reader LOGIN`)
 	pdb.MustExec(`CREATE ROLE stats LOGIN IN ROLE pg_read_all_stats`)
@@ -289,4 +253,30 @@ func TestOrdersOnAStandbyOfAQuietPrimary(t *testing.T) {
 	replayed(fmt.Sprintf(`SELECT count(*) FROM pg_stat_wal_receiver WHERE pid <> %d AND status = 'streaming' AND last_msg_send_time = last_msg_receipt_time`, pid))
 	got, err = read(sdb, true)
 	refused("a WAL receiver that has heard nothing from the primary since it started", got, err, "heard nothing from the primary")
+}
+
+// primaryAndStandby starts a primary and a hot standby streaming from it
+// (pgserver), stopped when t ends, and opens their postgres databases
+// (closed then too); it returns the standby and both databases. Under
+// CI=true a missing PostgreSQL fails t.
+func primaryAndStandby(ctx context.Context, t *testing.T) (standby *pgserver.Server, pdb, sdb *sqlx.DB) {
+	t.Helper()
+	primary, err := pgserver.Start(ctx, "", nil)
+	if errors.Is(err, pgserver.ErrNotInstalled) {
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+			t.Fatalf("CI=true: %v", err)
+		}
+		t.Skipf("SKIPPED, PostgreSQL is not installed: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { primary.Stop() })
+	if standby, err = pgserver.StartStandby(ctx, primary, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { standby.Stop() })
+	pdb, sdb = sqlx.MustOpen("postgres", primary.URL("postgres")), sqlx.MustOpen("postgres", standby.URL("postgres"))
+	t.Cleanup(func() { pdb.Close(); sdb.Close() })
+	return standby, pdb, sdb
 }
