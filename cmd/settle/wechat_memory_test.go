@@ -264,12 +264,14 @@ func TestAWeChatUnfreezeHeldPastItsMemoryIsResolvedAgainstWhatWeChatHolds(t *tes
 		applied bool
 	}{
 		{"applied", fault.Lost, true},
-		// "never arrived" (fault.Reset, false) failed once in seven runs
-		// beside the other new tests, never alone (32 runs): the held
-		// transaction showed nothing frozen and nothing distributed, as
-		// if the simulated WeChat Pay did not know it. Left out until
-		// that is understood; a distribution that never arrived, resolved
-		// --not-paid, is TestAWeChatDistributionHeldPastItsMemoryResolvedNotPaidGoesUnderANewKey's.
+		// "never arrived" (fault.Reset, false) is left out: the reset
+		// hits whichever unfreeze goes first, under load sometimes that
+		// of O20261123-00000002, refunded in full, of which WeChat Pay
+		// holds nothing whether it applied or not (failed once in seven
+		// runs beside other tests). Back once its fault picks a
+		// transaction with something frozen; a distribution that never
+		// arrived, resolved --not-paid, is
+		// TestAWeChatDistributionHeldPastItsMemoryResolvedNotPaidGoesUnderANewKey's.
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
