@@ -32,19 +32,7 @@ func TestOrdersWaitForAStandbyToReplayTheDay(t *testing.T) {
 	defer cancel()
 	_, pdb, sdb := primaryAndStandby(ctx, t)
 	pdb.MustExec(`CREATE TABLE orders (order_no text, confirmed_at timestamptz)`)
-	replayed := func(q string) {
-		t.Helper()
-		for i := 0; ; i++ {
-			var n int
-			if err := sdb.Get(&n, q); err == nil && n > 0 {
-				return
-			}
-			if i == 200 {
-				t.Fatalf("the standby never replayed: %s", q)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	replayed := func(q string) { t.Helper(); waitReplayed(t, sdb, q) }
 	replayed(`SELECT count(*) FROM pg_class WHERE relname = 'orders'`)
 	sdb.MustExec(`SELECT pg_wal_replay_pause()`)
 
@@ -119,19 +107,7 @@ func TestOrdersOnAStandbyOfAQuietPrimary(t *testing.T) {
 	pdb.MustExec(`CREATE ROLE reader LOGIN`)
 	pdb.MustExec(`CREATE ROLE stats LOGIN IN ROLE pg_read_all_stats`)
 	pdb.MustExec(`GRANT SELECT ON orders TO reader, stats`)
-	replayed := func(q string) {
-		t.Helper()
-		for i := 0; ; i++ {
-			var n int
-			if err := sdb.Get(&n, q); err == nil && n > 0 {
-				return
-			}
-			if i == 200 {
-				t.Fatalf("the standby never replayed: %s", q)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	replayed := func(q string) { t.Helper(); waitReplayed(t, sdb, q) }
 	replayed(`SELECT count(*) FROM pg_roles WHERE rolname = 'stats'`)
 	replayed(`SELECT count(*) FROM pg_class WHERE relname = 'orders'`)
 	sdb.MustExec(`SELECT pg_wal_replay_pause()`)
@@ -279,4 +255,20 @@ func primaryAndStandby(ctx context.Context, t *testing.T) (standby *pgserver.Ser
 	pdb, sdb = sqlx.MustOpen("postgres", primary.URL("postgres")), sqlx.MustOpen("postgres", standby.URL("postgres"))
 	t.Cleanup(func() { pdb.Close(); sdb.Close() })
 	return standby, pdb, sdb
+}
+
+// waitReplayed waits (up to 10 s) until q, a count, is positive on the
+// standby sdb: what the primary did has been replayed there.
+func waitReplayed(t *testing.T, sdb *sqlx.DB, q string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		var n int
+		if err := sdb.Get(&n, q); err == nil && n > 0 {
+			return
+		}
+		if i == 200 {
+			t.Fatalf("the standby never replayed: %s", q)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
