@@ -254,8 +254,7 @@ func TestAWeChatDistributionHeldPastItsMemoryResolvedNotPaidGoesUnderANewKey(t *
 // applied left nothing frozen (--paid taken, --not-paid refused; the next
 // run sends nothing and settles the order paid by it), one that never
 // arrived left it all (--paid refused, --not-paid taken; the next run
-// unfreezes it under the next out_order_no, once; that case is left out
-// for now, below).
+// unfreezes it under the next out_order_no, once).
 func TestAWeChatUnfreezeHeldPastItsMemoryIsResolvedAgainstWhatWeChatHolds(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -264,19 +263,18 @@ func TestAWeChatUnfreezeHeldPastItsMemoryIsResolvedAgainstWhatWeChatHolds(t *tes
 		applied bool
 	}{
 		{"applied", fault.Lost, true},
-		// "never arrived" (fault.Reset, false) is left out: the reset
-		// hits whichever unfreeze goes first, under load sometimes that
-		// of O20261123-00000002, refunded in full, of which WeChat Pay
-		// holds nothing whether it applied or not (failed once in seven
-		// runs beside other tests). Back once its fault picks a
-		// transaction with something frozen; a distribution that never
-		// arrived, resolved --not-paid, is
-		// TestAWeChatDistributionHeldPastItsMemoryResolvedNotPaidGoesUnderANewKey's.
+		{"never arrived", fault.Reset, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "4", "--seed", "14")
+			// Seed 15 refunds none of its WeChat Pay orders in full: the
+			// fault hits whichever unfreeze goes first, and one never
+			// arrived must leave something frozen to tell it from one
+			// applied (of a transaction refunded in full WeChat Pay holds
+			// nothing either way: resolve takes only --paid, no money
+			// moving).
+			e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "4", "--seed", "15")
 			sim, key, subject := heldPastWeChatsMemoryAt(t, e, tc.kind, "orders/unfreeze", wechatpay.KindUnfreeze)
 			txn, commission := e.wxTxnOf(subject)
 			if commission != 0 {
