@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -277,27 +278,12 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 // recorded by resolving the request paid (--subject --paid: WeChat Pay
 // holding nothing), which credited it with what the person moved.
 func forgottenByWeChat(c *cli.Context, cfg *config, l *ledger.Ledger, w *weChatSetup, d pipeline.Date, orderNo, sub, txnID string) (*ledger.Forgotten, error) {
-	ctx, subject := c.Context, wechatpay.Subject(d, orderNo)
-	var (
-		e     pipeline.Effect
-		found bool
-		err   error
-	)
-	for _, kind := range []string{wechatpay.KindDistribution, wechatpay.KindUnfreeze} {
-		if e, found, err = l.LatestEffect(ctx, kind, subject); err != nil || found {
-			break
-		}
-	}
+	ctx := c.Context
+	e, found, err := latestWeChatEffect(ctx, l, wechatpay.Subject(d, orderNo))
 	if err != nil || !found || (e.State != pipeline.EffectSent && e.State != pipeline.EffectUnknown) {
 		return nil, err
 	}
-	a := wechatpay.NewAdapter(w.client, w.receiver)
-	a.Memory = w.memory
-	txn := wechatpay.Txn{SubMchID: sub, TransactionID: txnID, Currency: e.Currency, Commission: e.Amount}
-	if e.Kind == wechatpay.KindUnfreeze {
-		txn.Commission = 0
-	}
-	switch _, _, err := a.Query(ctx, e, txn); {
+	switch _, err := askWeChat(ctx, w, e, sub, txnID); {
 	case err == nil:
 		return nil, nil // WeChat Pay knows it: a run learns what became of it
 	case !errors.Is(err, pipeline.ErrPastMemory):
@@ -309,6 +295,32 @@ func forgottenByWeChat(c *cli.Context, cfg *config, l *ledger.Ledger, w *weChatS
 	}
 	return &ledger.Forgotten{Key: e.Key, Proof: fmt.Sprintf("WeChat Pay's order query did not know out_order_no %s at %s, planned %s before, past the %s it is taken to remember",
 		e.Key, cfg.clock().UTC().Format(time.RFC3339), pipeline.RoundDays(cfg.clock().Sub(e.Planned)), pipeline.RoundDays(w.memory))}, nil
+}
+
+// latestWeChatEffect is the latest WeChat Pay request of a subject: its
+// distribution, or else its unfreeze (a transaction has one or the other).
+func latestWeChatEffect(ctx context.Context, l *ledger.Ledger, subject string) (e pipeline.Effect, found bool, err error) {
+	for _, kind := range []string{wechatpay.KindDistribution, wechatpay.KindUnfreeze} {
+		if e, found, err = l.LatestEffect(ctx, kind, subject); err != nil || found {
+			break
+		}
+	}
+	return e, found, err
+}
+
+// askWeChat asks WeChat Pay's order query what became of e, a request of
+// transaction txnID at sub-merchant sub, as a run asks (an unfreeze carries
+// no commission): pipeline.ErrPastMemory when WeChat Pay no longer knows
+// it and it was planned longer ago than --wechat-query-memory.
+func askWeChat(ctx context.Context, w *weChatSetup, e pipeline.Effect, sub, txnID string) (pipeline.Outcome, error) {
+	a := wechatpay.NewAdapter(w.client, w.receiver)
+	a.Memory = w.memory
+	txn := wechatpay.Txn{SubMchID: sub, TransactionID: txnID, Currency: e.Currency, Commission: e.Amount}
+	if e.Kind == wechatpay.KindUnfreeze {
+		txn.Commission = 0
+	}
+	out, _, err := a.Query(ctx, e, txn)
+	return out, err
 }
 
 // rejectHeldFailed records that a person rejected for good a Pay
@@ -778,13 +790,8 @@ func resolveWeChatPastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pi
 	var e pipeline.Effect
 	found := false
 	if wechatpay.Subject(d, orderNo) == subject {
-		for _, kind := range []string{wechatpay.KindDistribution, wechatpay.KindUnfreeze} {
-			if e, found, err = l.LatestEffect(ctx, kind, subject); err != nil {
-				return err
-			}
-			if found {
-				break
-			}
+		if e, found, err = latestWeChatEffect(ctx, l, subject); err != nil {
+			return err
 		}
 	}
 	if !found {
@@ -808,13 +815,7 @@ func resolveWeChatPastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pi
 		if sub == "" {
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its seller %s has no WeChat Pay sub-merchant recorded with its run", subject, it.SellerID)
 		}
-		a := wechatpay.NewAdapter(w.client, w.receiver)
-		a.Memory = w.memory
-		txn := wechatpay.Txn{SubMchID: sub, TransactionID: it.TransactionID, Currency: e.Currency, Commission: e.Amount}
-		if e.Kind == wechatpay.KindUnfreeze {
-			txn.Commission = 0
-		}
-		out, _, err := a.Query(ctx, e, txn)
+		out, err := askWeChat(ctx, w, e, sub, it.TransactionID)
 		switch {
 		case errors.Is(err, pipeline.ErrPastMemory):
 		case err != nil && pipeline.SubjectOnly(err):
