@@ -22,7 +22,10 @@
 //
 // Databases are named settle_t_<random hex>, created from template0 with
 // UTF8 encoding and the C locale, and dropped (WITH (FORCE)) when the test
-// ends.
+// ends. A package whose tests each start from the same prepared database
+// (cmd/settle's: a migrated ledger) makes it once per test binary with
+// Template and copies it for each test with URLFrom: CREATE DATABASE
+// copies its files, cheaper than running its preparation again.
 package pgtest
 
 import (
@@ -59,12 +62,26 @@ const localURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 // can be had (fails it when CI=true).
 func URL(t testing.TB) string {
 	t.Helper()
+	return newDatabase(t, "template0")
+}
+
+// URLFrom is URL of a copy of template (made by Template) instead of an
+// empty database.
+func URLFrom(t testing.TB, template string) string {
+	t.Helper()
+	return newDatabase(t, template)
+}
+
+// newDatabase creates a database for t as a copy of template, dropped when
+// t ends, and returns its URL.
+func newDatabase(t testing.TB, template string) string {
+	t.Helper()
 	c := get(t)
 	name := "settle_t_" + randomHex(8)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := c.create(ctx, name); err != nil {
-		t.Fatalf("pgtest: create database %s on %s: %v", name, c.where, err)
+	if err := c.create(ctx, name, template); err != nil {
+		t.Fatalf("pgtest: create database %s from %s on %s: %v", name, template, c.where, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -74,6 +91,54 @@ func URL(t testing.TB) string {
 		}
 	})
 	return c.url(name)
+}
+
+// Template returns the name of a database made once per test binary for
+// key: a new, empty one given to prepare (by its URL), which must close
+// every connection it opened before it returns. Copies are made with
+// URLFrom; Main drops the template at the end. A prepare that fails
+// fails every test asking for its template.
+func Template(t testing.TB, key string, prepare func(url string) error) string {
+	t.Helper()
+	c := get(t)
+	templates.mu.Lock()
+	tp := templates.made[key]
+	if tp == nil {
+		tp = &template{}
+		if templates.made == nil {
+			templates.made = map[string]*template{}
+		}
+		templates.made[key] = tp
+	}
+	templates.mu.Unlock()
+	tp.once.Do(func() {
+		name := "settle_t_tpl_" + randomHex(8)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if tp.err = c.create(ctx, name, "template0"); tp.err != nil {
+			return
+		}
+		tp.name = name
+		if err := prepare(c.url(name)); err != nil {
+			tp.err = fmt.Errorf("prepare %s: %w", key, err)
+		}
+	})
+	if tp.err != nil {
+		t.Fatalf("pgtest: template %s on %s: %v", key, c.where, tp.err)
+	}
+	return tp.name
+}
+
+// templates are the databases Template made, dropped by Main.
+var templates struct {
+	mu   sync.Mutex
+	made map[string]*template
+}
+
+type template struct {
+	once sync.Once
+	name string
+	err  error
 }
 
 // DB opens a new, empty database for t (see URL) with sqlx and the lib/pq
@@ -221,6 +286,17 @@ func stop() {
 	if shared == nil {
 		return
 	}
+	templates.mu.Lock()
+	for _, tp := range templates.made {
+		if tp.name != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := shared.drop(ctx, tp.name); err != nil {
+				fmt.Fprintf(os.Stderr, "pgtest: drop template %s: %v\n", tp.name, err)
+			}
+			cancel()
+		}
+	}
+	templates.mu.Unlock()
 	shared.db.Close()
 	if shared.server != nil {
 		if err := shared.server.Stop(); err != nil {
@@ -235,12 +311,17 @@ func (c *cluster) url(dbname string) string {
 	return u.String()
 }
 
-// create creates database name. CREATE DATABASE from template0 is safe to
-// run concurrently (no session can be connected to template0); the retry
-// covers a transient "object in use" all the same.
-func (c *cluster) create(ctx context.Context, name string) error {
-	q := "CREATE DATABASE " + pq.QuoteIdentifier(name) +
-		" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+// create creates database name as a copy of template. CREATE DATABASE
+// is safe to run concurrently from a template no session is connected to
+// (template0, or one Template prepared); the retry covers a transient
+// "object in use" (a prepare's last connection not gone yet) all the
+// same. A copy of template0 gets UTF8 and the C locale; a copy of another
+// template, the template's.
+func (c *cluster) create(ctx context.Context, name, template string) error {
+	q := "CREATE DATABASE " + pq.QuoteIdentifier(name) + " TEMPLATE " + pq.QuoteIdentifier(template)
+	if template == "template0" {
+		q += " ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if _, err = c.db.ExecContext(ctx, q); !isObjectInUse(err) {

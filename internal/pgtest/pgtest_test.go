@@ -1,8 +1,11 @@
 package pgtest_test
 
 import (
+	"database/sql"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -114,5 +117,45 @@ func TestManyConcurrent(t *testing.T) {
 			db.MustExec(`CREATE TABLE x (n int)`)
 			db.MustExec(`INSERT INTO x VALUES ($1)`, i)
 		})
+	}
+}
+
+// TestTemplateIsPreparedOnceAndCopied: every copy of a template holds what
+// its preparation wrote, the preparation runs once however many tests ask
+// at once, and a copy is its own database (a write to one is not in
+// another).
+func TestTemplateIsPreparedOnceAndCopied(t *testing.T) {
+	var prepared atomic.Int32
+	prepare := func(url string) error {
+		prepared.Add(1)
+		db, err := sql.Open("postgres", url)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		_, err = db.Exec(`CREATE TABLE prepared (n int); INSERT INTO prepared VALUES (7)`)
+		return err
+	}
+	t.Run("copies", func(t *testing.T) {
+		for i := range 4 {
+			t.Run(fmt.Sprint(i), func(t *testing.T) {
+				t.Parallel()
+				db, err := sql.Open("postgres", pgtest.URLFrom(t, pgtest.Template(t, "prepared", prepare)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				var n, rows int
+				if err := db.QueryRow(`SELECT max(n), count(*) FROM prepared`).Scan(&n, &rows); err != nil || n != 7 || rows != 1 {
+					t.Fatalf("copy holds %d in %d rows (%v), want the prepared 7 alone", n, rows, err)
+				}
+				if _, err := db.Exec(`INSERT INTO prepared VALUES ($1)`, 100+i); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	})
+	if n := prepared.Load(); n != 1 {
+		t.Fatalf("prepared %d times, want once", n)
 	}
 }
