@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
 	"github.com/settlekit/settle/load/wechatpay/wechatpaytest"
@@ -43,12 +44,16 @@ const (
 )
 
 // loadSecrets reads dir's secrets, or generates and writes them when the
-// directory has none yet.
-func loadSecrets(dir string) (*secrets, error) {
+// directory has none yet (shared: the process's shared ones).
+func loadSecrets(dir string, shared bool) (*secrets, error) {
 	path := filepath.Join(dir, secretsFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		s, err := newSecrets()
+		generate := newSecrets
+		if shared {
+			generate = sharedSecrets
+		}
+		s, err := generate()
 		if err != nil {
 			return nil, err
 		}
@@ -63,6 +68,10 @@ func loadSecrets(dir string) (*secrets, error) {
 	}
 	return s, nil
 }
+
+// sharedSecrets are the secrets of every simulator started with
+// Options.ShareKeys: generated once per process.
+var sharedSecrets = sync.OnceValues(newSecrets)
 
 func newSecrets() (*secrets, error) {
 	inf, err := infiniapaytest.GenerateKeys()

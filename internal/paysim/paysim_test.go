@@ -53,6 +53,28 @@ func TestKeysAndSerialsSurviveARestart(t *testing.T) {
 	}
 }
 
+// TestSharedKeysAreTheProcesss: simulators started with ShareKeys in new
+// directories take one set of keys; one without takes its own.
+func TestSharedKeysAreTheProcesss(t *testing.T) {
+	start := func(share bool) (Config, []byte) {
+		t.Helper()
+		s, err := Start(Options{Dir: t.TempDir(), ShareKeys: share})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		return s.Config, s.SFTP.HostKey().Marshal()
+	}
+	c1, host1 := start(true)
+	c2, host2 := start(true)
+	if c1.WeChatSerial != c2.WeChatSerial || c1.WeChatPlatformSerial != c2.WeChatPlatformSerial || !bytes.Equal(host1, host2) {
+		t.Fatal("two simulators sharing keys have different keys")
+	}
+	if c3, host3 := start(false); c3.WeChatSerial == c1.WeChatSerial || bytes.Equal(host3, host1) {
+		t.Fatal("a simulator not sharing keys took the shared ones")
+	}
+}
+
 // TestConfigPathsAreAbsolute: started with a relative --dir, the key paths
 // it prints still work for a job started in another directory.
 func TestConfigPathsAreAbsolute(t *testing.T) {
