@@ -186,7 +186,7 @@ func TestADryRunOnANewerLedgerSaysTheRunIsRefused(t *testing.T) {
 // nothing of migrations.
 func TestARunThatMigratesTheLedgerSaysSo(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newBareEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "10", "--sellers", "2")
 	out := e.mustSettle("run", "--date", testDate, "--rules", e.rules, skipAll, "--until", "extract")
 	if !strings.Contains(out, "migrated the ledger") || !strings.Contains(out, "00001_ledger.sql") ||
@@ -384,7 +384,7 @@ func TestAReportsOrWorkDirectoryThatCannotBeWrittenIsRefusedFirst(t *testing.T) 
 	if _, err := os.Stat(filepath.Join(dir, "reports")); err != nil {
 		t.Errorf("the reports directory was not made: %v", err)
 	}
-	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir()})
+	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), ShareKeys: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -270,7 +270,7 @@ func TestAPayProtocolOutageHoldsBackOnlyItsOrders(t *testing.T) {
 
 func TestPayProtocolOrdersAreNeverPaidUnverified(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newBareEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "9")
 	const balance = 1_000_000_000_00
 	sim := e.payProtocolSim(nil, 5, balance) // its payments seeded, for the run that configures it

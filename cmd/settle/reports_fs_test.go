@@ -164,7 +164,7 @@ func TestAFullDirectoryIsNotWritable(t *testing.T) {
 // before the ledger is opened.
 func TestADateDirectoryThatCannotBeWrittenIsRefusedFirst(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newBareEnv(t)
 	e.seed(10, 0)
 	dateDir := filepath.Join(e.reports, testDate)
 	if err := os.MkdirAll(e.reports, 0o755); err != nil {

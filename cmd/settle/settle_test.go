@@ -71,9 +71,35 @@ type env struct {
 	rules   string
 }
 
+// newEnv is a test's env on a copy of a ledger migrated once per test
+// binary (pgtest.Template): a test's own migration cost it about half a
+// second of PostgreSQL's time, and goose's parse of every migration a
+// sixth of a CPU-second under -race. A test of what migrating does takes
+// newBareEnv.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	url := pgtest.URL(t)
+	return envOn(t, pgtest.URLFrom(t, pgtest.Template(t, "settle-ledger", migrateLedger)))
+}
+
+// newBareEnv is newEnv on a new, empty database: nothing migrated.
+func newBareEnv(t *testing.T) *env {
+	t.Helper()
+	return envOn(t, pgtest.URL(t))
+}
+
+// migrateLedger migrates the ledger (schema settle) of the database at
+// url, as settle migrate does.
+func migrateLedger(url string) error {
+	var out, errb bytes.Buffer
+	err := run(context.Background(), plainTextArgs([]string{"settle", "migrate", "--database-url", url}), func(string) string { return "" }, &out, &errb)
+	if err != nil {
+		return fmt.Errorf("settle migrate: %w\n%s%s", err, &out, &errb)
+	}
+	return nil
+}
+
+func envOn(t *testing.T, url string) *env {
+	t.Helper()
 	db, err := sqlx.Open("postgres", url)
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +248,7 @@ func TestRunSettlesEveryOrderOnceAndReRunChangesNothing(t *testing.T) {
 
 func TestDryRunWritesNothing(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newBareEnv(t)
 	e.seed(500, 8)
 	out := e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--dry-run")
 	for _, want := range []string{"dry run", "would record 492 items", "rejected: 9 rows", "ledger: no schema yet",
@@ -672,7 +698,7 @@ func TestOneTransactionTwoOrdersSettlesNeither(t *testing.T) {
 // as an operator's shell might, and checks that the demo writes to neither:
 // it starts its own throwaway server, and removes it when done.
 func TestDemo(t *testing.T) {
-	e := newEnv(t)
+	e := newBareEnv(t)
 	operator := e.url
 	t.Setenv("SETTLE_DATABASE_URL", operator)
 	t.Setenv("SETTLE_OUT", filepath.Join(t.TempDir(), "operator-reports"))
