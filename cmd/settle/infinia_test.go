@@ -24,7 +24,7 @@ import (
 // pending, every demo currency funded with balance.
 func (e *env) sim(faults *fault.Injector, sellers int, pending map[int]bool, balance int64) *paysim.Sim {
 	e.t.Helper()
-	return e.simWith(paysim.Options{Faults: faults}, sellers, pending, balance)
+	return e.simWith(paysim.Options{Faults: faults, ShareKeys: true}, sellers, pending, balance)
 }
 
 // simWith is sim with the simulator's options o (Dir is the test's).
@@ -260,7 +260,7 @@ func TestInfiniaReconcileDoesNotAskWhatDistributeSawFinal(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "6", "--seed", "5")
-			sim := e.simWith(paysim.Options{Polls: polls}, 6, nil, 1_000_000_000_00)
+			sim := e.simWith(paysim.Options{Polls: polls, ShareKeys: true}, 6, nil, 1_000_000_000_00)
 			if out, code := e.runInfinia(sim); code != 0 {
 				t.Fatalf("exit %d:\n%s", code, out)
 			}
@@ -414,8 +414,9 @@ func TestInfiniaChangedHostKeyIsRefusedAndNothingUploaded(t *testing.T) {
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "100", "--sellers", "4", "--seed", "5")
 	sim := e.sim(nil, 4, nil, 1_000_000_000_00)
-	// known_hosts names another key for the server's address.
-	other := e.sim(nil, 0, nil, 0)
+	// known_hosts names another key for the server's address: that of a
+	// simulator with keys of its own.
+	other := e.simWith(paysim.Options{}, 0, nil, 0)
 	b, err := os.ReadFile(other.Config.KnownHostsFile)
 	if err != nil {
 		t.Fatal(err)
