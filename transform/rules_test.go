@@ -262,3 +262,18 @@ func TestParseRulesReadError(t *testing.T) {
 		t.Errorf("error %q", err)
 	}
 }
+
+// A max_minor above what any order may carry is no cap in effect, not a
+// mistake: it is taken as written, and the commission is the rate's.
+func TestParseRulesMaxAboveAnyOrder(t *testing.T) {
+	t.Parallel()
+	rs := mustParse(t, header+",,,500,,,,2024-01-01\n"+"s1,,CNY,100,,,9223372036854775807,2024-01-01\n")
+	o := pipeline.Order{OrderNo: "o1", SellerID: "s1", Currency: "CNY", Amount: 10000}
+	s, err := SplitOrder(o, rs, date(t, "2024-01-02"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Rule != "rules.csv:3" || s.Commission != 100 {
+		t.Errorf("rule %s, commission %d; want rules.csv:3, 100", s.Rule, s.Commission)
+	}
+}
