@@ -395,3 +395,38 @@ func TestAClawbackNeverGivesBackMoreCommissionThanIsLeft(t *testing.T) {
 		t.Fatalf("clawback %+v, %v; want the refund refused: nothing is left of the order", adj, err)
 	}
 }
+
+// TestAClawbackIsDatedByTheLaterOfItsRefundAndTheRun: a refund read on an
+// earlier date and clawed back by a later date's run is that run's (its
+// reports, written after, show it); one read on a later date and clawed
+// back by an earlier date's run (a re-run) keeps its own date, whose
+// reports are not written yet. A refund of another seller's order under
+// the same number is rejected for a person, nothing taken back.
+func TestAClawbackIsDatedByTheLaterOfItsRefundAndTheRun(t *testing.T) {
+	d, _ := ParseDate("2026-11-21")
+	before, _ := ParseDate("2026-11-20")
+	after, _ := ParseDate("2026-11-22")
+	orderDate, _ := ParseDate("2026-11-10")
+	run := &Run{ID: 1, Key: RunKey{Date: d, Shard: Whole}}
+	late := func(no, order, seller string, on Date) PendingLateRefund {
+		it := settled(order, cardCh, "paid", 10000, 0)
+		it.Date = orderDate
+		return PendingLateRefund{LateRefund: LateRefund{Date: on, RefundNo: no, OrderNo: order, SellerID: seller, Amount: 500}, Item: it}
+	}
+	store := &memAdjust{resolved: map[string]string{}, reasons: map[string]string{},
+		pending: []PendingLateRefund{late("R1", "A", "S1", before), late("R2", "B", "S1", after), late("R3", "C", "S2", d)}}
+	_, problems, err := ClawBacks(context.Background(), store, tenPercent, testChannels, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dates := map[string]Date{}
+	for _, a := range store.adjs {
+		dates[a.RefundNo] = a.Date
+	}
+	if len(store.adjs) != 2 || dates["R1"] != d || dates["R2"] != after {
+		t.Errorf("clawbacks dated %v, want R1 on %s (the run's) and R2 on %s (its own), none for R3", dates, d, after)
+	}
+	if store.resolved["R3"] != LateRefundRejected || problems.Count() != 1 {
+		t.Errorf("R3 %q, problems %q: want R3 rejected for a person", store.resolved["R3"], problems.List)
+	}
+}
