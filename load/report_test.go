@@ -298,3 +298,45 @@ func checkManifest(t *testing.T, dir string, want ...string) []byte {
 	}
 	return b
 }
+
+// TestEveryFormulaLeaderIsText: each character a spreadsheet starts a
+// formula with is made text, at the start of a cell and after a ';'; a
+// number, signed or not, is left as it is, and what only looks like one
+// is not. A row quoted for a formula after a ';' doubles its quotes and
+// ends its line as encoding/csv does, in its place among the rows.
+func TestEveryFormulaLeaderIsText(t *testing.T) {
+	for _, lead := range []string{"=", "+", "-", "@", "\t", "\r"} {
+		if got := formulaSafe(lead + "1+1"); got != "'"+lead+"1+1" {
+			t.Errorf("formulaSafe(%q) = %q, want it quoted", lead+"1+1", got)
+		}
+		if !formulaAfterSeparator("S1;" + lead + "1+1") {
+			t.Errorf("formulaAfterSeparator(%q) = false", "S1;"+lead+"1+1")
+		}
+	}
+	for _, c := range []string{"-", "--5", "-+5", "-1.", "-.5"} {
+		if got := formulaSafe(c); got != "'"+c {
+			t.Errorf("formulaSafe(%q) = %q: no number, want it quoted", c, got)
+		}
+	}
+	for _, c := range []string{"-12", "-9.00", "0.50", "7"} {
+		if got := formulaSafe(c); got != c {
+			t.Errorf("formulaSafe(%q) = %q: a number, want it as it is", c, got)
+		}
+	}
+	var b strings.Builder
+	cw := csv.NewWriter(&b)
+	w := safeCells{cw, &b}
+	if err := w.Write([]string{"O0", "y"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write([]string{`O1;=1`, `say "hi"`}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write([]string{"O2", "x"}); err != nil {
+		t.Fatal(err)
+	}
+	cw.Flush()
+	if want := "O0,y\n\"O1;=1\",\"say \"\"hi\"\"\"\nO2,x\n"; b.String() != want {
+		t.Errorf("written %q, want %q", b.String(), want)
+	}
+}
