@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -276,5 +277,33 @@ func TestOrdersWaitsForTheDatabasesClock(t *testing.T) {
 	}
 	if n, err := read(&extract.Source{DB: db, Name: "q.sql", Query: q, Margin: 30 * time.Second}); err != nil || n != 1 {
 		t.Fatalf("past its margin: %d rows, %v", n, err)
+	}
+}
+
+// An account value of MaxAccount bytes is the seller's account as it is;
+// one byte more is recorded as a note of its length, which every
+// provider's account check refuses (the seller's orders rejected, never
+// paid to a cut account, nor a row the ledger's index cannot take).
+func TestSellersBoundsAnAccountAtMaxAccount(t *testing.T) {
+	db := pgtest.DB(t)
+	src := &extract.Sellers{DB: db, Name: "test", Query: `
+		SELECT * FROM (VALUES
+			('S1'::text, 'One'::text, 'Corporate'::text, 'CHN'::text, repeat('a', $2::int), NULL::text),
+			('S2', 'Two', 'Corporate', 'CHN', repeat('b', $2::int + 1), NULL)
+		) AS v (seller_id, name, entity_type, country, infinia_seller_id, wechat_sub_mchid) WHERE seller_id = ANY ($1)`}
+	src.Query = strings.Replace(src.Query, "$2::int", strconv.Itoa(extract.MaxAccount), 2)
+	got := map[string]string{}
+	err := src.Sellers(context.Background(), []string{"S1", "S2"}, func(s pipeline.Seller) error {
+		got[s.ID] = s.Accounts["infiniapay"]
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["S1"] != strings.Repeat("a", extract.MaxAccount) {
+		t.Errorf("S1's account of %d bytes recorded as %q, want it as it is", extract.MaxAccount, got["S1"])
+	}
+	if want := fmt.Sprintf("(unusable: %d bytes)", extract.MaxAccount+1); got["S2"] != want {
+		t.Errorf("S2's account of %d bytes recorded as %q, want %q", extract.MaxAccount+1, got["S2"], want)
 	}
 }
