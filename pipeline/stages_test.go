@@ -10,15 +10,18 @@ func str(s string) *string { return &s }
 
 func TestSettleRejectsEveryCopyOfADuplicateAndClassifiesTheRest(t *testing.T) {
 	rows := []SourceRow{
-		{Seq: 5, OrderNo: nil},
-		{Seq: 6, OrderNo: nil},
 		{Seq: 8, OrderNo: str("")}, // an empty order number shares none either
 		{Seq: 9, OrderNo: str("")},
+		{Seq: 5, OrderNo: nil},
+		{Seq: 6, OrderNo: nil}, // then a named order
 		{Seq: 1, OrderNo: str("A")},
 		{Seq: 2, OrderNo: str("B")},
 		{Seq: 4, OrderNo: str("B")},
 		{Seq: 7, OrderNo: str("B")},
 		{Seq: 3, OrderNo: str("C")},
+		{Seq: 10, OrderNo: str("D")}, // two copies are a duplicate too
+		{Seq: 11, OrderNo: str("D")},
+		{Seq: 12, OrderNo: nil}, // a NULL after a named order (PostgreSQL sorts NULLs last)
 	}
 	classify := func(r SourceRow) (Split, *Reject, error) {
 		if r.OrderNo == nil {
@@ -50,7 +53,8 @@ func TestSettleRejectsEveryCopyOfADuplicateAndClassifiesTheRest(t *testing.T) {
 	for _, r := range plan.Rejects {
 		got = append(got, fmt.Sprintf("%d:%s", r.Seq, r.Reason))
 	}
-	want := "5:order_no is NULL|6:order_no is NULL|8:order_no is empty|9:order_no is empty|2:duplicate order_no: 3 rows share it|4:duplicate order_no: 3 rows share it|7:duplicate order_no: 3 rows share it"
+	want := "8:order_no is empty|9:order_no is empty|5:order_no is NULL|6:order_no is NULL|2:duplicate order_no: 3 rows share it|4:duplicate order_no: 3 rows share it|7:duplicate order_no: 3 rows share it|" +
+		"10:duplicate order_no: 2 rows share it|11:duplicate order_no: 2 rows share it|12:order_no is NULL"
 	if strings.Join(got, "|") != want {
 		t.Fatalf("rejects\n got %s\nwant %s", strings.Join(got, "|"), want)
 	}
