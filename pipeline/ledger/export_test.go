@@ -129,3 +129,6 @@ const SendsQuery = sendsQuery
 func SubjectHistoryIn(ctx context.Context, tx *sql.Tx, d pipeline.Date, subject string) (*SubjectHistory, error) {
 	return Reader{tx}.subjectHistory(ctx, d, subject)
 }
+
+// OrderBalanced is orderBalanced, for its own test.
+var OrderBalanced = orderBalanced
