@@ -141,6 +141,30 @@ func TestSummaryAccountsForEverySellerMinorUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Uploaded (sent, not answered yet) is in progress, or held when its
+	// stage held it: each in its column still.
+	if _, err := l.DB().ExecContext(ctx, `UPDATE items SET state = 'uploaded' WHERE order_no IN ('Xn', 'Xw')`); err != nil {
+		t.Fatal(err)
+	}
+	if s := summaryOf(t, l, d1); !s["infiniapay/USD"].Balanced || s["infiniapay/USD"].InProgress != 900 ||
+		!s["wechatpay/USD"].Balanced || s["wechatpay/USD"].Held != 900 {
+		t.Errorf("uploaded items: infiniapay %+v, wechatpay %+v; want 900 in progress and 900 held", s["infiniapay/USD"], s["wechatpay/USD"])
+	}
+	if _, err := l.DB().ExecContext(ctx, `UPDATE items SET state = 'recorded' WHERE order_no IN ('Xn', 'Xw')`); err != nil {
+		t.Fatal(err)
+	}
+	// Carried items paid by a payout of their own date are paid, not paid
+	// later.
+	if _, err := l.DB().ExecContext(ctx, `UPDATE adjustments SET netted_date = $1 WHERE netted_date = $2`, d1.String(), d2.String()); err != nil {
+		t.Fatal(err)
+	}
+	if s := summaryOf(t, l, d1)["infiniapay/USD"]; s.Paid != 2600 || s.Carried != 0 || s.PaidLater != 0 || !s.Balanced {
+		t.Errorf("carried items paid on their own date: %+v; want 2600 paid, none carried or paid later", s)
+	}
+	if _, err := l.DB().ExecContext(ctx, `UPDATE adjustments SET netted_date = $1 WHERE netted_date = $2`, d2.String(), d1.String()); err != nil {
+		t.Fatal(err)
+	}
+
 	// sellers.csv: gross - refunded - commission = payable in every row.
 	n := 0
 	if err := l.SellerLines(ctx, d1, func(s pipeline.SellerLine) error {
