@@ -48,7 +48,8 @@ func summaryOf(t *testing.T, l *ledger.Ledger, d pipeline.Date) map[string]pipel
 // sum, a date's figures stay as they were when a later date pays what it
 // carried (shown apart as paid later, with the date), and in sellers.csv
 // gross - refunded - commission = payable in every row, the items a
-// provider rejected counted apart.
+// provider rejected counted apart; a date that rejected no source row has
+// no row for them.
 func TestSummaryAccountsForEverySellerMinorUnit(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
@@ -127,6 +128,9 @@ func TestSummaryAccountsForEverySellerMinorUnit(t *testing.T) {
 	check("after day 2 paid the carried items", 2000, d2.String())
 	if s := summaryOf(t, l, d2)["infiniapay/USD"]; s.Paid != 500 || s.Seller != 500 || !s.Balanced {
 		t.Errorf("day 2: %+v (its own item paid; the carried items are day 1's)", s)
+	}
+	if s, ok := summaryOf(t, l, d2)["(source rows rejected)/"]; ok {
+		t.Errorf("day 2 rejected no source row, yet has the row %+v", s)
 	}
 
 	// An item in a state the report does not know breaks the balance: the
