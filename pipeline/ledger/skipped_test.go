@@ -14,6 +14,7 @@ import (
 // The orders of a channel a run left out on purpose (--skip-channel) read
 // so in the summary and the status while they wait and the run's last
 // channel check left the channel out; an order held is held, not left out;
+// an order of it not verified yet is left out too;
 // a check that no longer leaves it out (its provider configured), and a
 // run read again (--reextract), say none.
 func TestOrdersOfAChannelLeftOutOnPurposeReadSoUntilARunChecksItAgain(t *testing.T) {
@@ -84,6 +85,16 @@ func TestOrdersOfAChannelLeftOutOnPurposeReadSoUntilARunChecksItAgain(t *testing
 		t.Fatal(err)
 	}
 	check("left out", 2, 2000)
+	// An order of the channel not verified yet is left out as well.
+	if _, err := l.DB().ExecContext(ctx, `UPDATE items SET state = 'unverified' WHERE order_no = 'Ob'`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.SkippedOfRun(ctx, run.ID); err != nil || len(got) != 1 || got[0].Orders != 2 || got[0].Seller != 2000 {
+		t.Errorf("one left out unverified: %+v (%v), want the 2 orders (2000) still", got, err)
+	}
+	if _, err := l.DB().ExecContext(ctx, `UPDATE items SET state = 'recorded' WHERE order_no = 'Ob'`); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.RecordSkipped(ctx, run.ID, nil); err != nil {
 		t.Fatal(err)
 	}
