@@ -187,6 +187,30 @@ func TestSummaryAccountsForEverySellerMinorUnit(t *testing.T) {
 	if n != 2 {
 		t.Errorf("sellers.csv of day 1: %d rows, want 2", n)
 	}
+	// A revenue share recorded paid for more than the items owe breaks
+	// the second balance (payable + carried in + clawback = paid + carried
+	// forward + unsettled), the first still holding: the check can fail.
+	tamper := func(by int) {
+		t.Helper()
+		if _, err := l.DB().ExecContext(ctx, `UPDATE effects SET amount_minor = amount_minor + $1
+			WHERE kind = 'revenue_share' AND state = 'succeeded' AND subject LIKE $2`, by, "RS/"+d1.Compact()+"/S1/%"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tamper(1)
+	unbalanced := 0
+	if err := l.SellerLines(ctx, d1, func(s pipeline.SellerLine) error {
+		if s.SellerID == "S1" && s.Gross-s.Refunded-s.Commission == s.Payable && !s.Balanced {
+			unbalanced++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if unbalanced == 0 {
+		t.Error("sellers.csv S1 paid a cent more than its items owe still balances")
+	}
+	tamper(-1)
 }
 
 // TestLateRefundOfAnOrderRejectedAtTheSourceIsIgnored: an order rejected
