@@ -95,7 +95,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	if err != nil && pipeline.KindOf(err) == pipeline.KindFailed && errors.As(err, &exit) {
 		err = pipeline.Errorf(pipeline.KindUsage, "usage", "%v (settle --help lists the commands)", err)
 	}
-	return cfg.logFailure(interrupted(ctx, err))
+	return cfg.logFailure(interrupted(ctx, cfg.whyReadOnly(ctx, err)))
 }
 
 // releaseWhenParsed makes every command's action, subcommands' too, call

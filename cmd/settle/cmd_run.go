@@ -179,6 +179,7 @@ func runCommand(cfg *config) *cli.Command {
 				}
 				return cfg.settle(c.Context, l, opts)
 			}))
+			err = cfg.whyReadOnly(c.Context, err) // exit 1 or 2: before the metrics take the code
 			if nightly := c.String(flagDate) == "" && c.String("from") == "" && !c.Bool("dry-run"); nightly && l != nil &&
 				(err == nil || pipeline.KindOf(err) == pipeline.KindNeedsPerson) {
 				mine, _ := cfg.shard(c) // read above: the run got this far

@@ -46,6 +46,9 @@ type config struct {
 	// settle run, guarded by mu.
 	mu    sync.Mutex
 	onCut func(ctx context.Context, err error)
+	// ledgerURL and ledgerSchema are the ledger's, once openLedger was
+	// called: whyReadOnly asks that server after a refused write.
+	ledgerURL, ledgerSchema string
 }
 
 // logFormatEnv names the log format: json or text.
@@ -321,6 +324,9 @@ func (cfg *config) openLedger(ctx context.Context, c *cli.Context, migrate bool)
 	if err != nil {
 		return nil, err
 	}
+	cfg.mu.Lock()
+	cfg.ledgerURL, cfg.ledgerSchema = url, c.String(flagSchema)
+	cfg.mu.Unlock()
 	l, err := ledger.Open(ctx, url, c.String(flagSchema))
 	if err != nil {
 		return nil, refusedConnection("the ledger's database", err)
@@ -345,6 +351,47 @@ func (cfg *config) openLedger(ctx context.Context, c *cli.Context, migrate bool)
 		}
 	}
 	return l, nil
+}
+
+// whyReadOnly returns err, a write the ledger's database refused as
+// read-only (readOnlyRefused; any other err is returned as it is), marked
+// with what the ledger's server says now, on a connection of its own:
+//
+//   - in recovery (errLedgerStandby): the URL reaches a standby - a
+//     primary demoted in a failover, its address not yet moved to the new
+//     one, or a replica's address by mistake. Exit 1: the Job's retry gets
+//     past a failover (exit 2 failed the Job for good, and the night was
+//     missed until a person ran it).
+//   - not in recovery, default_transaction_read_only on for settle's role
+//     or database (errReadOnlySetting): a setting no retry changes, exit 2.
+//   - a server that takes writes now, or no answer: it left as it came, a
+//     failure a retry may get past (exit 1).
+func (cfg *config) whyReadOnly(ctx context.Context, err error) error {
+	cfg.mu.Lock()
+	url, schema := cfg.ledgerURL, cfg.ledgerSchema
+	cfg.mu.Unlock()
+	if !readOnlyRefused(err) || url == "" || errors.Is(err, errLedgerStandby) || errors.Is(err, errReadOnlySetting) {
+		return err
+	}
+	// Asked even when the run was told to stop (the answer decides
+	// whether the Job retries), within a bound of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	l, oerr := ledger.Open(ctx, url, schema)
+	if oerr != nil {
+		return err
+	}
+	defer l.Close()
+	standby, readOnly, qerr := l.ReadOnlyCause(ctx)
+	switch {
+	case qerr != nil:
+		return err
+	case standby:
+		return fmt.Errorf("%w (%w)", err, errLedgerStandby)
+	case readOnly:
+		return fmt.Errorf("%w (%w)", err, errReadOnlySetting)
+	}
+	return err
 }
 
 // releaseAfterMigrate is set by main: the settle process lets go of the

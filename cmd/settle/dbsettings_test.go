@@ -1,14 +1,20 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lib/pq"
 
+	"github.com/settlekit/settle/internal/pgserver"
 	settlesql "github.com/settlekit/settle/sql"
 )
 
@@ -130,5 +136,90 @@ func TestAStandbysRecoveryConflictIsARetry(t *testing.T) {
 	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--source-query", query, skipAll)
 	if code != 1 || !strings.Contains(out, "conflict with recovery") || !strings.Contains(out, "max_standby_streaming_delay") {
 		t.Fatalf("exit %d, want 1 with a hint about the standby:\n%s", code, out)
+	}
+}
+
+// TestALedgerOnAStandbyIsRetried: in a failover the ledger's address can
+// reach the demoted primary, now a standby, for a while after the new one
+// took over. Every write is refused there as read-only (25006), as under
+// default_transaction_read_only, and that was exit 2: the Job failed for
+// good and the night was missed until a person ran it. settle asks the
+// server which it is: a standby (in recovery) is exit 1, a failure the
+// Job's retry gets past, and the message says what to check if it keeps
+// failing; the same run against the primary then settles the day.
+func TestALedgerOnAStandbyIsRetried(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	primary, err := pgserver.Start(ctx, "", nil)
+	if errors.Is(err, pgserver.ErrNotInstalled) {
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+			t.Fatalf("CI=true: %v", err)
+		}
+		t.Skipf("SKIPPED, PostgreSQL is not installed: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { primary.Stop() })
+	standby, err := pgserver.StartStandby(ctx, primary, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { standby.Stop() })
+
+	p := envOn(t, primary.URL("postgres"))
+	p.seed(20, 0)
+	p.mustSettle("migrate")
+	s := envOn(t, standby.URL("postgres"))
+	s.rules, s.reports = p.rules, p.reports
+	for i := 0; ; i++ { // the standby has replayed the migration and the day
+		var n int
+		if err := s.db.Get(&n, `SELECT count(*) FROM settle.goose_db_version`); err == nil && n > 1 {
+			if err := s.db.Get(&n, `SELECT count(*) FROM orders`); err == nil && n > 0 {
+				break
+			}
+		}
+		if i == 200 {
+			t.Fatal("the standby never replayed the ledger's migration and the day's orders")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A ledger migrated already: the run's first write is refused (0A000,
+	// "during recovery"); one to migrate (a new schema, as at a deploy
+	// with a migration): the migration's (25006, "read-only transaction").
+	for _, args := range [][]string{nil, {"--schema", "settle_new"}} {
+		out, code := s.settle(append([]string{"run", "--date", testDate, "--rules", s.rules, "--out", s.reports, skipAll}, args...)...)
+		if code != 1 || !strings.Contains(out, "reaches a standby") || !strings.Contains(out, "running the same command again is safe") ||
+			strings.Contains(out, "default_transaction_read_only is on") {
+			t.Fatalf("a run on a standby %v: exit %d, want 1 saying the ledger is a standby and a retry is safe:\n%s", args, code, out)
+		}
+	}
+	p.mustSettle("run", "--date", testDate, "--rules", p.rules, "--out", p.reports, skipAll)
+}
+
+// TestAReadOnlyRefusalThatPassedIsRetried: a write refused as read-only by
+// a server that, asked after it, takes writes (a failover that ended in
+// between) or cannot be asked is exit 1, saying so; only a server that
+// says it is read-only by default for settle's session makes it exit 2.
+func TestAReadOnlyRefusalThatPassedIsRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	refused := fmt.Errorf("open run: %w", &pq.Error{Code: "25006", Message: "cannot execute INSERT in a read-only transaction"})
+	for _, url := range []string{e.url, "postgres://127.0.0.1:1/nothing?sslmode=disable"} {
+		cfg := &config{ledgerURL: url}
+		err := cfg.whyReadOnly(context.Background(), refused)
+		if codeOf(err) != 1 || failureHint(err) != hintReadOnlyPassed {
+			t.Fatalf("ledger %s: exit %d, hint %q; want 1 and hintReadOnlyPassed", url, codeOf(err), failureHint(err))
+		}
+	}
+	u, err := url.Parse(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`ALTER DATABASE ` + pq.QuoteIdentifier(strings.TrimPrefix(u.Path, "/")) + ` SET default_transaction_read_only = on`)
+	cfg := &config{ledgerURL: e.url}
+	if err := cfg.whyReadOnly(context.Background(), refused); codeOf(err) != 2 || failureHint(err) != hintReadOnly {
+		t.Fatalf("read-only by default: exit %d, hint %q; want 2 and hintReadOnly", codeOf(err), failureHint(err))
 	}
 }

@@ -49,8 +49,12 @@ func failureHint(err error) string {
 		return hintSecondSignal
 	case errors.Is(err, context.Canceled):
 		return "interrupted; state is recorded, run again to resume"
-	case readOnlyRefused(err):
+	case readOnlyRefused(err) && errors.Is(err, errReadOnlySetting):
 		return hintReadOnly
+	case readOnlyRefused(err) && errors.Is(err, errLedgerStandby):
+		return hintStandby
+	case readOnlyRefused(err):
+		return hintReadOnlyPassed
 	case recoveryConflict(err):
 		return hintRecoveryConflict
 	case privilegeRefused(err):
@@ -62,10 +66,21 @@ func failureHint(err error) string {
 }
 
 // hintReadOnly is failureHint's word on a write the database refused as
-// read-only (readOnlyRefused).
-const hintReadOnly = "the database refused a write as read-only: the ledger's database URL (--database-url) reaches a standby (a read replica), " +
-	"or its role or database has default_transaction_read_only on (SHOW default_transaction_read_only; SELECT pg_is_in_recovery()); " +
-	"point it at the primary (with several hosts in the URL, add target_session_attrs=read-write) or turn the setting off for settle's role; the refused write was not made, and running again once the ledger takes writes is safe"
+// read-only (readOnlyRefused) for a setting (errReadOnlySetting).
+const hintReadOnly = "the database refused a write as read-only: it is a primary, but default_transaction_read_only is on for settle's role or database " +
+	"(SHOW default_transaction_read_only; ALTER ROLE ... / ALTER DATABASE ... RESET default_transaction_read_only); " +
+	"turn the setting off for settle's role; the refused write was not made, and running again once the ledger takes writes is safe"
+
+// hintStandby is failureHint's word on a write refused by a ledger server
+// in recovery (errLedgerStandby).
+const hintStandby = "the ledger's database URL (--database-url) reaches a standby (in recovery): a failover under way, its address still at the demoted primary, " +
+	"or a read replica's address by mistake; the refused write was not made, state is recorded and running the same command again is safe (the Job's retry gets past a failover); " +
+	"if it keeps failing, point the URL at the primary (with several hosts in the URL, add target_session_attrs=read-write)"
+
+// hintReadOnlyPassed is failureHint's word on a write refused as read-only
+// by a server that takes writes when asked after it, or could not be asked.
+const hintReadOnlyPassed = "the database refused a write as read-only, and asked after it was neither a standby nor read-only by default (or did not answer): a failover that has ended? " +
+	"the refused write was not made, state is recorded and running the same command again is safe"
 
 // recoveryConflict reports whether err is a hot standby cancelling a
 // statement for a conflict with the recovery it replays (40001 in its

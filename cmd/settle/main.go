@@ -87,7 +87,7 @@ func codeOf(err error) int {
 		return 0
 	case kind != pipeline.KindUsage && errors.Is(err, context.Canceled):
 		return 1
-	case kind == pipeline.KindFailed && (privilegeRefused(err) || readOnlyRefused(err)):
+	case kind == pipeline.KindFailed && (privilegeRefused(err) || readOnlyRefused(err) && errors.Is(err, errReadOnlySetting)):
 		return pipeline.KindUsage.ExitCode()
 	}
 	return kind.ExitCode()
@@ -105,12 +105,26 @@ func privilegeRefused(err error) bool {
 // readOnlyRefused reports whether err is PostgreSQL refusing a write as
 // read-only (read_only_sql_transaction): the ledger's URL reaches a
 // standby, or its role or database has default_transaction_read_only on.
-// That was exit 1, "a retry is safe", every retry refused the same way;
-// a URL or a setting to change (hintReadOnly).
+// The second is a setting to change, exit 2 (it was exit 1, and every
+// retry was refused the same way); the first is exit 1, as a failover's
+// demoted primary is a standby for as long as its address still reaches
+// it. whyReadOnly asks the server which, and marks err with the answer.
+// A standby refuses some writes before they begin ("cannot set
+// transaction read-write mode during recovery", 0A000): the same refusal.
 func readOnlyRefused(err error) bool {
 	var pe *pq.Error
-	return errors.As(err, &pe) && pe.Code == "25006"
+	return errors.As(err, &pe) && (pe.Code == "25006" || pe.Code == "0A000" && strings.Contains(pe.Message, "during recovery"))
 }
+
+var (
+	// errLedgerStandby marks a write refused as read-only by a ledger
+	// server in recovery (whyReadOnly): exit 1, hintStandby.
+	errLedgerStandby = errors.New("the ledger's server is a standby, in recovery")
+	// errReadOnlySetting marks one refused by a server out of recovery
+	// whose default_transaction_read_only is on for settle's session:
+	// exit 2, hintReadOnly.
+	errReadOnlySetting = errors.New("the ledger's server is a primary, but default_transaction_read_only is on for this role or database")
+)
 
 // maxProblemsShown bounds the problems of a rules file an error lists.
 const maxProblemsShown = 25

@@ -650,3 +650,15 @@ func (l *Ledger) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	return tx.Commit()
 }
+
+// ReadOnlyCause asks the ledger's server why it may refuse a write as
+// read-only: standby, it is in recovery (a hot standby: a replica, or a
+// primary demoted in a failover); readOnlyDefault, this session's
+// default_transaction_read_only is on (set on the role or the database).
+func (l *Ledger) ReadOnlyCause(ctx context.Context) (standby, readOnlyDefault bool, err error) {
+	err = l.db.QueryRowContext(ctx, `SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only') = 'on'`).Scan(&standby, &readOnlyDefault)
+	if err != nil {
+		return false, false, fmt.Errorf("ask the ledger's server whether it takes writes: %w", err)
+	}
+	return standby, readOnlyDefault, nil
+}
