@@ -234,7 +234,12 @@ type RunParams struct {
 	TimeZone string
 	// RulesHash identifies the rules file (transform.Rules.Hash). The run
 	// keeps the one its transform stage was done with (Store.OpenRun).
-	RulesHash  string
+	RulesHash string
+	// RulesName and RulesBody are the rules file as read (its base name
+	// and bytes), kept with the run's rules hash: the rule each item names
+	// ("rules.csv:3") is a line of it. Empty: no file to keep.
+	RulesName  string
+	RulesBody  []byte
 	ConfigHash string
 	// Accounts names, by effect kind, the provider account the run's
 	// requests of that kind go to, as its settings give it (the provider's

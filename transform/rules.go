@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -84,8 +85,11 @@ const maxRuleErrors = 20
 // operation "read rules". The file as a whole must hold at least one default
 // rule (seller_id, category and currency all empty) and no two rules equal in
 // seller_id, category, currency and effective_from.
+//
+// The Rules keep the file as read (File): the rule IDs name its lines.
 func ParseRules(r io.Reader, source string) (*Rules, error) {
-	rules, errs, err := parseRuleRows(r, source)
+	var raw bytes.Buffer
+	rules, errs, err := parseRuleRows(io.TeeReader(r, &raw), source)
 	if err != nil {
 		return nil, pipeline.E(pipeline.KindFailed, "read rules", fmt.Errorf("%s: %w", source, err))
 	}
@@ -93,6 +97,7 @@ func ParseRules(r io.Reader, source string) (*Rules, error) {
 		var rs *Rules
 		rs, errs = newRules(rules, source)
 		if len(errs) == 0 {
+			rs.source, rs.raw = source, raw.Bytes()
 			return rs, nil
 		}
 	}

@@ -25,7 +25,13 @@ type Rules struct {
 	sellers    map[string]bool // sellers named by at least one rule
 	categories map[string]bool // categories named by at least one rule
 	hash       string
+	source     string // the file's name, as ParseRules was given it
+	raw        []byte // the file as ParseRules read it
 }
+
+// File returns the name and the bytes of the file the rules were read
+// from (ParseRules); empty for rules built otherwise.
+func (rs *Rules) File() (name string, body []byte) { return rs.source, rs.raw }
 
 // ruleKey is what a rule matches on, "" meaning any.
 type ruleKey struct {

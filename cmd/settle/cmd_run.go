@@ -1260,7 +1260,11 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		return err
 	}
 	started := time.Now()
-	res, err := runner.Execute(ctx, o.key, pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query), Accounts: o.accounts()}, o.until)
+	params := pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query), Accounts: o.accounts()}
+	if o.rules != nil {
+		params.RulesName, params.RulesBody = o.rules.File()
+	}
+	res, err := runner.Execute(ctx, o.key, params, o.until)
 	if res != nil && res.Run != nil && (o.pushURL != "" || o.metricsFile != "") {
 		if merr := cfg.reportMetrics(context.WithoutCancel(ctx), l, o, res.Run, time.Since(started), err); merr != nil {
 			cfg.warn("metrics", merr) // metrics never fail a run

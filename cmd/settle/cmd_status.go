@@ -21,6 +21,7 @@ func statusCommand(cfg *config) *cli.Command {
 		Usage: "show what the runs of a date did: stages, totals, paid/carried/held, side effects and their history, rejects",
 		Flags: append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json (one JSON document of the same figures)"},
+			&cli.BoolFlag{Name: "rules", Usage: "the rules file each run of the date split its items with, as it was read, instead (the rule an order names in orders.csv, rules.csv:3, is its line 3)"},
 			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it: its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried with their split, rule and source row, the carried entries netted into it, and what a person resolved of it, by whom"}),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
@@ -44,6 +45,31 @@ func statusCommand(cfg *config) *cli.Command {
 				if err := l.CheckMigrated(c.Context); err != nil {
 					return err
 				}
+			}
+			if c.Bool("rules") {
+				if c.String("subject") != "" {
+					return pipeline.Errorf(pipeline.KindUsage, "--rules", "give --rules or --subject, not both")
+				}
+				var rs []ledger.RunRules
+				if migrated {
+					if rs, err = l.RulesFiles(c.Context, d); err != nil {
+						return err
+					}
+				}
+				if format == "json" {
+					enc := json.NewEncoder(cfg.stdout)
+					enc.SetIndent("", "  ")
+					if rs == nil {
+						rs = []ledger.RunRules{}
+					}
+					return enc.Encode(rs)
+				}
+				if len(rs) == 0 {
+					fmt.Fprintf(cfg.stdout, "%s: no run recorded\n", d)
+					return nil
+				}
+				printRulesFiles(controlSafe(cfg.stdout), d, rs)
+				return nil
 			}
 			if subject := c.String("subject"); subject != "" {
 				if !migrated {
@@ -85,6 +111,39 @@ func statusCommand(cfg *config) *cli.Command {
 			}
 			return nil
 		},
+	}
+}
+
+// printRulesFiles prints the rules files of d's runs (RulesFiles): each
+// file once, under a line naming it and the runs that split with it, then
+// its lines as read; a run whose file was not kept, by its rules hash.
+func printRulesFiles(w io.Writer, d pipeline.Date, rs []ledger.RunRules) {
+	var order []string
+	shards := map[string][]string{}
+	byHash := map[string]ledger.RunRules{}
+	for _, r := range rs {
+		k := "not kept " + r.RulesHash
+		if r.Kept {
+			k = r.FileHash
+		}
+		if _, ok := byHash[k]; !ok {
+			order = append(order, k)
+			byHash[k] = r
+		}
+		shards[k] = append(shards[k], r.ShardName)
+	}
+	for _, k := range order {
+		r := byHash[k]
+		runs := fmt.Sprintf("run %s shard %s", d, strings.Join(shards[k], ", "))
+		if !r.Kept {
+			fmt.Fprintf(w, "== %s: rules %s; the file was not kept (a run opened before settle kept its rules files, or with none) ==\n", runs, r.RulesHash)
+			continue
+		}
+		fmt.Fprintf(w, "== %s: %s, rules %s ==\n", runs, r.Name, r.RulesHash)
+		fmt.Fprint(w, r.Body)
+		if !strings.HasSuffix(r.Body, "\n") {
+			fmt.Fprintln(w)
+		}
 	}
 }
 

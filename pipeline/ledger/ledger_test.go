@@ -649,3 +649,64 @@ func TestTheLedgerHasNoStatementTimeout(t *testing.T) {
 		t.Fatalf("a statement longer than the database's statement_timeout: %v", err)
 	}
 }
+
+// TestRulesFilesKept: a run keeps the rules file it splits its day with,
+// name and bytes as read (migration 00030), the one of the attempt that
+// did the transform stage, as its rules hash: an item's rule, "rules.csv:3",
+// is a line of that file. The same file opened again is kept once; kept
+// files are never changed; a run opened with no file says so.
+func TestRulesFilesKept(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	v1 := []byte("seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n,,,500,,,,2020-01-01\n")
+	v2 := []byte("seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n,,,700,,,,2020-01-01\n")
+	open := func(name string, body []byte, hash string) {
+		t.Helper()
+		if _, _, err := l.OpenRun(ctx, key, pipeline.RunParams{TimeZone: "UTC", RulesHash: hash, RulesName: name, RulesBody: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := func(what, name string, body []byte, hash string) {
+		t.Helper()
+		rs, err := l.RulesFiles(ctx, day)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 1 || !rs[0].Kept || rs[0].Name != name || rs[0].Body != string(body) || rs[0].RulesHash != hash || rs[0].ShardName != pipeline.Whole.String() {
+			t.Fatalf("%s: %+v, want %s's %q under rules %s", what, rs, name, body, hash)
+		}
+	}
+	open("rules.csv", v1, "h1")
+	kept("first open", "rules.csv", v1, "h1")
+	run, err := l.GetRun(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open("new.csv", v2, "h2") // before the transform stage: this attempt's rules split the day
+	kept("resumed before transform", "new.csv", v2, "h2")
+	if err := l.CompleteStage(ctx, run.ID, pipeline.StageTransform); err != nil {
+		t.Fatal(err)
+	}
+	open("rules.csv", v1, "h1") // after it: the file that split the day stays
+	kept("resumed after transform", "new.csv", v2, "h2")
+	var n int
+	if err := l.DB().Get(&n, `SELECT count(*) FROM rules_files`); err != nil || n != 2 {
+		t.Fatalf("%d rules files kept (%v), want 2: each name and bytes once", n, err)
+	}
+	for _, q := range []string{`UPDATE rules_files SET body = 'x'`, `DELETE FROM rules_files`, `TRUNCATE rules_files CASCADE`} {
+		if _, err := l.DB().Exec(q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Fatalf("%s: %v, want refused: a kept rules file is evidence", q, err)
+		}
+	}
+
+	other := pipeline.RunKey{Date: day.AddDays(1), Shard: pipeline.Whole}
+	if _, _, err := l.OpenRun(ctx, other, pipeline.RunParams{TimeZone: "UTC", RulesHash: "h3"}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := l.RulesFiles(ctx, other.Date)
+	if err != nil || len(rs) != 1 || rs[0].Kept || rs[0].RulesHash != "h3" || rs[0].Body != "" {
+		t.Fatalf("a run with no file: %+v, %v; want one not kept, rules h3", rs, err)
+	}
+}

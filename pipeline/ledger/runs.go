@@ -2,7 +2,9 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -358,14 +360,20 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 		if err := sameAccounts(ctx, tx, key, accounts); err != nil {
 			return err
 		}
+		rulesFile, err := keepRulesFile(ctx, tx, p)
+		if err != nil {
+			return err
+		}
 		row := tx.QueryRowContext(ctx, `
-			INSERT INTO runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash, accounts)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			INSERT INTO runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash, accounts, rules_file)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (business_date, shard_index, shard_count) DO UPDATE
 			SET attempts = runs.attempts + 1,
 			    state = CASE WHEN runs.state = 'done' THEN 'done' ELSE 'running' END,
 			    rules_hash = CASE WHEN 'transform' = ANY (runs.stages_done) THEN runs.rules_hash
 			                      ELSE EXCLUDED.rules_hash END,
+			    rules_file = CASE WHEN 'transform' = ANY (runs.stages_done) THEN runs.rules_file
+			                      ELSE EXCLUDED.rules_file END,
 			    time_zone = CASE WHEN 'extract' = ANY (runs.stages_done) THEN runs.time_zone
 			                     ELSE EXCLUDED.time_zone END,
 			    config_hash = CASE WHEN 'extract' = ANY (runs.stages_done) THEN runs.config_hash
@@ -373,7 +381,7 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 			    accounts = runs.accounts || EXCLUDED.accounts,
 			    updated_at = now()
 			RETURNING `+runColumns+`, (xmax = 0) AS created`,
-			key.Date.String(), key.Shard.Index, key.Shard.Count, p.TimeZone, p.RulesHash, p.ConfigHash, string(accounts))
+			key.Date.String(), key.Shard.Index, key.Shard.Count, p.TimeZone, p.RulesHash, p.ConfigHash, string(accounts), rulesFile)
 		r, err = scanRun(row, &created)
 		return err
 	})
@@ -384,6 +392,25 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 		return nil, false, fmt.Errorf("open run %s: %w", key, err)
 	}
 	return r, created, nil
+}
+
+// keepRulesFile records p's rules file (rules_files, migration 00030),
+// once for the same name and bytes, and returns its file_hash for the
+// run's rules_file: NULL when p has none.
+func keepRulesFile(ctx context.Context, tx *sql.Tx, p pipeline.RunParams) (sql.NullString, error) {
+	if p.RulesName == "" {
+		return sql.NullString{}, nil
+	}
+	h := sha256.New()
+	h.Write([]byte(p.RulesName))
+	h.Write([]byte{0})
+	h.Write(p.RulesBody)
+	fileHash := hex.EncodeToString(h.Sum(nil))
+	if _, err := tx.ExecContext(ctx, `INSERT INTO rules_files (file_hash, name, rules_hash, body) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (file_hash) DO NOTHING`, fileHash, p.RulesName, p.RulesHash, p.RulesBody); err != nil {
+		return sql.NullString{}, fmt.Errorf("keep rules file %s: %w", p.RulesName, err)
+	}
+	return sql.NullString{String: fileHash, Valid: true}, nil
 }
 
 // sameSharding refuses a new run of key's date when the date's runs are in
@@ -1090,4 +1117,43 @@ func (l *Ledger) ShardHealth(ctx context.Context, shard pipeline.Shard) (ShardHe
 		h.OldestUnsettled = pipeline.DateOf(oldest.Time)
 	}
 	return h, nil
+}
+
+// RunRules is the rules file a run of a date split its items with
+// (RulesFiles): Kept false for a run whose file was not kept (opened
+// before migration 00030, or with no file), with its rules hash alone.
+type RunRules struct {
+	RunID     int64          `json:"run_id"`
+	Shard     pipeline.Shard `json:"-"`
+	ShardName string         `json:"shard"`
+	RulesHash string         `json:"rules_hash"`
+	Kept      bool           `json:"kept"`
+	Name      string         `json:"name,omitempty"`
+	FileHash  string         `json:"file_hash,omitempty"`
+	Body      string         `json:"body,omitempty"`
+}
+
+// RulesFiles returns, for each run of d by shard, the rules file its
+// transform stage split its items with (migration 00030).
+func (r Reader) RulesFiles(ctx context.Context, d pipeline.Date) ([]RunRules, error) {
+	rows, err := r.q.QueryContext(ctx, `
+		SELECT r.id, r.shard_index, r.shard_count, r.rules_hash, f.file_hash IS NOT NULL,
+		       coalesce(f.name, ''), coalesce(f.file_hash, ''), coalesce(f.body, '')
+		FROM runs r LEFT JOIN rules_files f ON f.file_hash = r.rules_file
+		WHERE r.business_date = $1 ORDER BY r.shard_count, r.shard_index`, d.String())
+	if err != nil {
+		return nil, fmt.Errorf("read the rules files of %s: %w", d, err)
+	}
+	defer rows.Close()
+	var out []RunRules
+	for rows.Next() {
+		var rr RunRules
+		var body []byte
+		if err := rows.Scan(&rr.RunID, &rr.Shard.Index, &rr.Shard.Count, &rr.RulesHash, &rr.Kept, &rr.Name, &rr.FileHash, &body); err != nil {
+			return nil, err
+		}
+		rr.ShardName, rr.Body = rr.Shard.String(), string(body)
+		out = append(out, rr)
+	}
+	return out, rows.Err()
 }

@@ -1,0 +1,41 @@
+-- The rules files runs split their days with, kept whole (found by an
+-- audit review: a run recorded its rules' hash, and each item the rule it
+-- was split by as the file names it, "rules.csv:3" - a line of a file the
+-- ledger did not hold; asked why a seller was charged 8% on a date, a
+-- person needed the very file, kept somewhere else or not at all).
+-- One row per file as read (its base name and bytes): file_hash is the
+-- hex SHA-256 of the name, a zero byte and the bytes; rules_hash is the
+-- hash of the rules' content the run records (transform.Rules.Hash), the
+-- same for a file reordered or renamed. runs.rules_file names the file the
+-- run's transform stage split its items with, kept with rules_hash once
+-- that stage is done; NULL for a run from before this migration.
+-- Append-only, as resolutions are (00029): a kept file is evidence.
+
+-- +goose Up
+CREATE TABLE IF NOT EXISTS rules_files (
+    file_hash   text        PRIMARY KEY,
+    name        text        NOT NULL,
+    rules_hash  text        NOT NULL,
+    body        bytea       NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS rules_file text REFERENCES rules_files (file_hash);
+
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION rules_files_append_only() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    RAISE EXCEPTION 'rules_files is append-only: % refused', TG_OP;
+END
+$$;
+-- +goose StatementEnd
+DROP TRIGGER IF EXISTS rules_files_append_only ON rules_files;
+DROP TRIGGER IF EXISTS rules_files_no_truncate ON rules_files;
+CREATE TRIGGER rules_files_append_only BEFORE UPDATE OR DELETE ON rules_files
+    FOR EACH ROW EXECUTE FUNCTION rules_files_append_only();
+CREATE TRIGGER rules_files_no_truncate BEFORE TRUNCATE ON rules_files
+    FOR EACH STATEMENT EXECUTE FUNCTION rules_files_append_only();
+
+-- +goose Down
+ALTER TABLE runs DROP COLUMN IF EXISTS rules_file;
+DROP TABLE IF EXISTS rules_files;
+DROP FUNCTION IF EXISTS rules_files_append_only();
