@@ -106,9 +106,10 @@ func LoadSigner(path string) (ssh.Signer, error) {
 // starts the SFTP subsystem and checks that the server can rename
 // atomically (posix-rename@openssh.com) and that cfg.Dir is a directory.
 // A refused host key is a *HostKeyError. It, a key the server refuses
-// (authentication failed), an incomplete cfg and an unreadable known_hosts
-// file are of kind pipeline.KindUsage: retrying cannot help. Other errors
-// may be transient.
+// (authentication failed), an incomplete cfg and a known_hosts file
+// missing, refused or not valid are of kind pipeline.KindUsage: retrying
+// cannot help. Other errors may be transient, among them a failure of
+// the file system reading known_hosts (pipeline.FileSystemFailed).
 func DialSFTP(ctx context.Context, cfg SFTPConfig) (*SFTP, error) {
 	cfg = cfg.withDefaults()
 	s, err := dial(ctx, cfg)
@@ -159,6 +160,9 @@ func dial(ctx context.Context, cfg SFTPConfig) (*SFTP, error) {
 		return nil, configErr("no private key")
 	}
 	hosts, err := loadHostKeys(cfg.KnownHostsFile)
+	if pipeline.FileSystemFailed(err) {
+		return nil, err // a retry may read it (pipeline.FileError)
+	}
 	if err != nil {
 		return nil, configErr("%w", err)
 	}

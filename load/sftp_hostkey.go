@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // HostKeyError is a refused SSH server: its host key is not one that
@@ -88,7 +90,9 @@ func loadHostKeys(file string) (*hostKeys, error) {
 	}
 	cb, err := knownhosts.New(file)
 	if err != nil {
-		return nil, fmt.Errorf("read known_hosts: %w", err)
+		// Missing, refused or not valid, configuration; a failure of its
+		// file system (EIO, ESTALE), one a retry may get past.
+		return nil, pipeline.FileError("read known_hosts", err)
 	}
 	return &hostKeys{file: file, callback: cb}, nil
 }

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -1433,12 +1432,12 @@ func (o *runOptions) writableDirs() error {
 // a person acts - and a failure a retry may get past (exit 1) otherwise:
 // an I/O error of the volume, a network file system's server gone a
 // moment (the reports' ReadWriteMany volume is one), which as exit 2
-// failed the Job for good (podFailurePolicy FailJob).
+// failed the Job for good (podFailurePolicy FailJob). The files settle
+// reads at start-up are told apart the same way (pipeline.PathRefused,
+// pipeline.FileError).
 func dirError(flag, dir string, err error) error {
-	for _, refused := range []error{os.ErrPermission, syscall.EROFS, syscall.ENOTDIR, syscall.ENAMETOOLONG, syscall.ELOOP, syscall.ENOSPC, syscall.EDQUOT} {
-		if errors.Is(err, refused) {
-			return pipeline.Errorf(pipeline.KindUsage, "--"+flag, "%s cannot be written: %v", dir, err)
-		}
+	if pipeline.PathRefused(err) {
+		return pipeline.Errorf(pipeline.KindUsage, "--"+flag, "%s cannot be written: %v", dir, err)
 	}
 	return fmt.Errorf("--%s: %s could not be written now: %w", flag, dir, err)
 }

@@ -161,9 +161,12 @@ func checkTLS(c *cli.Context, flag, url string) error {
 		return nil
 	}
 	var pe *pipeline.Error
-	if errors.As(err, &pe) {
-		err = pe.Err
+	if !errors.As(err, &pe) {
+		// An sslrootcert its file system failed to read (EIO, ESTALE):
+		// a retry may read it (pipeline.FileError).
+		return fmt.Errorf("--%s: %w", flag, err)
 	}
+	err = pe.Err
 	if !errors.Is(err, ledger.ErrPlainText) {
 		return pipeline.E(pipeline.KindUsage, "--"+flag, err)
 	}
@@ -222,7 +225,7 @@ func secret(c *cli.Context, flag, fileFlag string) (string, error) {
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return "", pipeline.E(pipeline.KindUsage, "--"+fileFlag, err)
+			return "", pipeline.FileError("--"+fileFlag, err)
 		}
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -477,26 +480,34 @@ func queryFile(c *cli.Context, flag, builtin string) (query, name string, err er
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", "", pipeline.E(pipeline.KindUsage, "--"+flag, err)
+		return "", "", pipeline.FileError("--"+flag, err)
 	}
 	return string(b), path, nil
 }
 
 // loadRules reads and validates the rules file, and checks that a default
 // rule covers the date: a bad rules file stops the run before anything.
+// A file that cannot be read is configuration (exit 2) but for a failure
+// of its file system a retry may get past (pipeline.FileError): an error
+// of its reading, which ParseRules returns as a failure (exit 1), is told
+// apart the same way (a directory in its place was exit 1, "a retry is
+// safe").
 func loadRules(path string, d pipeline.Date) (*transform.Rules, error) {
 	if path == "" {
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--rules", "required: the commission rules file (see README)")
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, pipeline.E(pipeline.KindUsage, "--rules", err)
+		return nil, pipeline.FileError("--rules", err)
 	}
 	defer f.Close()
 	// The rules are named by base name: it goes into every item and report,
 	// which must not depend on where the file was mounted.
 	rules, err := transform.ParseRules(f, filepath.Base(path))
 	if err != nil {
+		if pipeline.KindOf(err) == pipeline.KindFailed {
+			err = pipeline.FileError("--rules", err)
+		}
 		return nil, err
 	}
 	if err := rules.CheckDate(d); err != nil {

@@ -188,17 +188,20 @@ func (cfg *config) infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 
 func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	usage := func(flag string, err error) error { return pipeline.E(pipeline.KindUsage, "--"+flag, err) }
+	// A key or layout file that cannot be read is configuration but for a
+	// failure of its file system a retry may get past.
+	file := func(flag string, err error) error { return pipeline.FileError("--"+flag, err) }
 	ours, err := infiniapay.LoadPrivateKey(p.KeyFile)
 	if err != nil {
-		return nil, usage(flagInfiniaKey, err)
+		return nil, file(flagInfiniaKey, err)
 	}
 	theirs, err := infiniapay.LoadPublicKey(p.PublicKeyFile)
 	if err != nil {
-		return nil, usage(flagInfiniaPub, err)
+		return nil, file(flagInfiniaPub, err)
 	}
 	signer, err := load.LoadSigner(p.SFTPKey)
 	if err != nil {
-		return nil, usage(flagSFTPKey, err)
+		return nil, file(flagSFTPKey, err)
 	}
 	var limiter *rate.Limiter
 	if p.Rate > 0 {
@@ -219,7 +222,7 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	var layout infiniapay.Layout
 	if p.LayoutFile != "" {
 		if layout, err = infiniapay.LoadLayout(p.LayoutFile); err != nil {
-			return nil, usage(flagInfiniaLayout, err)
+			return nil, file(flagInfiniaLayout, err)
 		}
 	}
 	client, err := infiniapay.New(infiniapay.Config{BaseURL: p.URL, AppID: p.AppID, PlatformID: p.PlatformID,

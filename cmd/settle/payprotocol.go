@@ -71,7 +71,7 @@ func (cfg *config) payProtocolFromFlags(c *cli.Context) (*payProtocolSetup, erro
 func newPayProtocol(base, key, secretFile, decimals string, ratePerSecond float64) (*payProtocolSetup, error) {
 	b, err := os.ReadFile(secretFile)
 	if err != nil {
-		return nil, pipeline.E(pipeline.KindUsage, "--"+flagPPSecret, err)
+		return nil, pipeline.FileError("--"+flagPPSecret, err)
 	}
 	dec, err := payprotocol.ParseDecimals(decimals)
 	if err != nil {

@@ -109,11 +109,11 @@ func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 	}
 	key, err := wechatpay.LoadPrivateKey(c.String(flagWXKey))
 	if err != nil {
-		return nil, pipeline.E(pipeline.KindUsage, "--"+flagWXKey, err)
+		return nil, pipeline.FileError("--"+flagWXKey, err)
 	}
 	serial, pub, err := wechatpay.LoadPlatformKey(c.String(flagWXPlatKey), c.String(flagWXPlatSerial))
 	if err != nil {
-		return nil, pipeline.E(pipeline.KindUsage, "--"+flagWXPlatKey, err)
+		return nil, pipeline.FileError("--"+flagWXPlatKey, err)
 	}
 	wcfg := wechatpay.Config{BaseURL: c.String(flagWXURL), MchID: c.String(flagWXMchID), SerialNo: c.String(flagWXSerial), PrivateKey: key,
 		PlatformKeys: map[string]*rsa.PublicKey{serial: pub}, EncryptSerial: serial, HTTP: wechatpay.NewHTTPClient(30 * time.Second)}
@@ -137,7 +137,7 @@ func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 	w.memory = c.Duration(flagWXMemory)
 	if f := c.String(flagWXBillLayout); f != "" {
 		if w.billLayout, err = wechatpay.LoadBillLayout(f); err != nil {
-			return nil, pipeline.E(pipeline.KindUsage, "--"+flagWXBillLayout, err)
+			return nil, pipeline.FileError("--"+flagWXBillLayout, err)
 		}
 	}
 	return w, nil

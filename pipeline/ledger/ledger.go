@@ -366,7 +366,9 @@ func checkRootCert(path string) error {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return pipeline.Errorf(pipeline.KindUsage, "database URL", "sslrootcert: %v", err)
+		// Missing or refused, configuration; a failure of its file system
+		// (EIO, ESTALE), one a retry may get past.
+		return pipeline.FileError("database URL", fmt.Errorf("sslrootcert: %w", err))
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(b) {
 		return pipeline.Errorf(pipeline.KindUsage, "database URL", "sslrootcert %s holds no PEM certificate: put the database server's CA certificate there", path)
