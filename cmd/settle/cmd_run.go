@@ -1550,7 +1550,8 @@ func (o *runOptions) accounts() map[string]string {
 // purpose are recorded on the run (Ledger.RecordSkipped), in place of what
 // a run of the date recorded before: the reports and `settle status` show
 // their orders as left out, not as being paid, until a run with their
-// provider configured checks the channels again.
+// provider configured checks the channels again; the stage's line counts
+// them as they do (SkippedOfRun).
 func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipeline.Channel]bool, drives map[string]string) pipeline.StageFunc {
 	configured := map[pipeline.Channel]bool{}
 	for _, ch := range settled {
@@ -1570,7 +1571,6 @@ func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipelin
 				continue
 			}
 			if skip[ch] {
-				skipped = append(skipped, fmt.Sprintf("%s: %d orders left unpaid (--%s)", ch, n, flagSkipChannel))
 				left = append(left, ch)
 				continue
 			}
@@ -1589,6 +1589,25 @@ func channelCheck(l *ledger.Ledger, settled []pipeline.Channel, skip map[pipelin
 		}
 		if err := l.RecordSkipped(ctx, run.ID, left); err != nil {
 			return "", err
+		}
+		// Counted as summary.csv and settle status count them
+		// (SkippedOfRun): an order of the channel held with a reason is
+		// held, not left out (the waiting orders, which the line counted,
+		// had it left unpaid).
+		if len(left) > 0 {
+			orders, err := l.SkippedOfRun(ctx, run.ID)
+			if err != nil {
+				return "", err
+			}
+			n := map[pipeline.Channel]int64{}
+			for _, o := range orders {
+				n[pipeline.Channel(o.Channel)] += o.Orders
+			}
+			for _, ch := range left {
+				if n[ch] > 0 {
+					skipped = append(skipped, fmt.Sprintf("%s: %d orders left unpaid (--%s)", ch, n[ch], flagSkipChannel))
+				}
+			}
 		}
 		summary := strings.Join(skipped, "; ")
 		if len(problems) > 0 {

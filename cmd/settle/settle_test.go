@@ -873,6 +873,41 @@ func TestChannelWithOrdersAndNoProviderExits4UnlessSkipped(t *testing.T) {
 	}
 }
 
+// TestTheSkippedChannelsLineCountsHeldOrdersAsHeld: the line of a run
+// that leaves a channel out on purpose counted its orders waiting, those
+// held with a reason (a WeChat Pay transaction its stage held, on an
+// earlier run of the date) among them, while summary.csv and settle status
+// count those held, not left out: the line counts as they do.
+func TestTheSkippedChannelsLineCountsHeldOrdersAsHeld(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(200, 0)
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--until", "transform")
+	// What the WeChat Pay stage records of a transaction it holds.
+	e.db.MustExec(`UPDATE settle.items SET reason = $1 || 'WeChat Pay holds the transaction (test)'
+		WHERE order_no IN (SELECT order_no FROM settle.items WHERE channel = 'wechatpay' AND state = 'recorded' ORDER BY order_no LIMIT 3)`, pipeline.HeldPrefix)
+	left := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND state IN ('recorded', 'unverified') AND reason NOT LIKE 'held:%'`)
+	if held := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND reason LIKE 'held:%'`); held != 3 || left == 0 {
+		t.Fatalf("%d WeChat Pay orders held, %d waiting: want 3 held and some waiting", held, left)
+	}
+	out := e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
+	if want := fmt.Sprintf("wechatpay: %d orders left unpaid (--skip-channel)", left); !strings.Contains(out, want) {
+		t.Errorf("the run's output lacks %q:\n%s", want, out)
+	}
+	if text, want := e.mustSettle("status", "--date", testDate), fmt.Sprintf("channel wechatpay left out on purpose (%d orders", left); !strings.Contains(text, want) {
+		t.Errorf("settle status lacks %q:\n%s", want, text)
+	}
+	var inSummary int64
+	for _, l := range e.checkReportsBalance(testDate, "held and left out") {
+		if l.Channel == "wechatpay" {
+			inSummary += l.SkippedOrders
+		}
+	}
+	if inSummary != left {
+		t.Errorf("summary.csv: %d wechatpay orders left out on purpose, want %d", inSummary, left)
+	}
+}
+
 func TestProviderRejectionsCountInTheGateTheSummaryAndTheMetrics(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
