@@ -2,10 +2,7 @@ package extract_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/settlekit/settle/extract"
 	"github.com/settlekit/settle/internal/pgserver"
+	"github.com/settlekit/settle/internal/pgtest"
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -232,26 +230,11 @@ func TestOrdersOnAStandbyOfAQuietPrimary(t *testing.T) {
 }
 
 // primaryAndStandby starts a primary and a hot standby streaming from it
-// (pgserver), stopped when t ends, and opens their postgres databases
-// (closed then too); it returns the standby and both databases. Under
-// CI=true a missing PostgreSQL fails t.
-func primaryAndStandby(ctx context.Context, t *testing.T) (standby *pgserver.Server, pdb, sdb *sqlx.DB) {
+// (pgtest.PrimaryAndStandby) and opens their postgres databases (closed
+// when t ends); it returns the standby and both databases.
+func primaryAndStandby(_ context.Context, t *testing.T) (standby *pgserver.Server, pdb, sdb *sqlx.DB) {
 	t.Helper()
-	primary, err := pgserver.Start(ctx, "", nil)
-	if errors.Is(err, pgserver.ErrNotInstalled) {
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			t.Fatalf("CI=true: %v", err)
-		}
-		t.Skipf("SKIPPED, PostgreSQL is not installed: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { primary.Stop() })
-	if standby, err = pgserver.StartStandby(ctx, primary, "", nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { standby.Stop() })
+	primary, standby := pgtest.PrimaryAndStandby(t)
 	pdb, sdb = sqlx.MustOpen("postgres", primary.URL("postgres")), sqlx.MustOpen("postgres", standby.URL("postgres"))
 	t.Cleanup(func() { pdb.Close(); sdb.Close() })
 	return standby, pdb, sdb

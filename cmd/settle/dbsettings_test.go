@@ -2,19 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lib/pq"
 
-	"github.com/settlekit/settle/internal/pgserver"
+	"github.com/settlekit/settle/internal/pgtest"
 	settlesql "github.com/settlekit/settle/sql"
 )
 
@@ -149,24 +147,7 @@ func TestAStandbysRecoveryConflictIsARetry(t *testing.T) {
 // failing; the same run against the primary then settles the day.
 func TestALedgerOnAStandbyIsRetried(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	primary, err := pgserver.Start(ctx, "", nil)
-	if errors.Is(err, pgserver.ErrNotInstalled) {
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			t.Fatalf("CI=true: %v", err)
-		}
-		t.Skipf("SKIPPED, PostgreSQL is not installed: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { primary.Stop() })
-	standby, err := pgserver.StartStandby(ctx, primary, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { standby.Stop() })
-
+	primary, standby := pgtest.PrimaryAndStandby(t)
 	p := envOn(t, primary.URL("postgres"))
 	p.seed(20, 0)
 	p.mustSettle("migrate")

@@ -129,6 +129,32 @@ func Template(t testing.TB, key string, prepare func(url string) error) string {
 	return tp.name
 }
 
+// PrimaryAndStandby starts a cluster of its own and a hot standby streaming
+// from it (pgserver.Start, pgserver.StartStandby), both stopped when t
+// ends: for tests of what settle does on a read replica, or a failover's
+// demoted primary. Without the server binaries t is skipped, and fails
+// under CI=true.
+func PrimaryAndStandby(t testing.TB) (primary, standby *pgserver.Server) {
+	t.Helper()
+	ctx := context.Background()
+	primary, err := pgserver.Start(ctx, "", nil)
+	if errors.Is(err, pgserver.ErrNotInstalled) {
+		if isCI() {
+			t.Fatalf("CI=true: %v", err)
+		}
+		t.Skipf("SKIPPED, PostgreSQL is not installed: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { primary.Stop() })
+	if standby, err = pgserver.StartStandby(ctx, primary, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { standby.Stop() })
+	return primary, standby
+}
+
 // templates are the databases Template made, dropped by Main.
 var templates struct {
 	mu   sync.Mutex

@@ -9,7 +9,9 @@
 -- same for a file reordered or renamed. runs.rules_file names the file the
 -- run's transform stage split its items with, kept with rules_hash once
 -- that stage is done; NULL for a run from before this migration.
--- Append-only, as resolutions are (00029): a kept file is evidence.
+-- Append-only, as resolutions are (00029): a kept file is evidence. Its
+-- trigger function names the table it refuses for (TG_TABLE_NAME), for
+-- the append-only tables to come.
 
 -- +goose Up
 CREATE TABLE IF NOT EXISTS rules_files (
@@ -22,20 +24,20 @@ CREATE TABLE IF NOT EXISTS rules_files (
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS rules_file text REFERENCES rules_files (file_hash);
 
 -- +goose StatementBegin
-CREATE OR REPLACE FUNCTION rules_files_append_only() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+CREATE OR REPLACE FUNCTION append_only() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
-    RAISE EXCEPTION 'rules_files is append-only: % refused', TG_OP;
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP;
 END
 $$;
 -- +goose StatementEnd
 DROP TRIGGER IF EXISTS rules_files_append_only ON rules_files;
 DROP TRIGGER IF EXISTS rules_files_no_truncate ON rules_files;
 CREATE TRIGGER rules_files_append_only BEFORE UPDATE OR DELETE ON rules_files
-    FOR EACH ROW EXECUTE FUNCTION rules_files_append_only();
+    FOR EACH ROW EXECUTE FUNCTION append_only();
 CREATE TRIGGER rules_files_no_truncate BEFORE TRUNCATE ON rules_files
-    FOR EACH STATEMENT EXECUTE FUNCTION rules_files_append_only();
+    FOR EACH STATEMENT EXECUTE FUNCTION append_only();
 
 -- +goose Down
 ALTER TABLE runs DROP COLUMN IF EXISTS rules_file;
 DROP TABLE IF EXISTS rules_files;
-DROP FUNCTION IF EXISTS rules_files_append_only();
+DROP FUNCTION IF EXISTS append_only();
