@@ -367,14 +367,14 @@ func (cfg *config) openLedger(ctx context.Context, c *cli.Context, migrate bool)
 //     missed until a person ran it).
 //   - not in recovery, default_transaction_read_only on for settle's role
 //     or database (errReadOnlySetting): a setting no retry changes, exit 2.
-//   - a server that takes writes now, or no answer: it left as it came, a
+//   - a server that takes writes now, or no answer (errReadOnlyPassed): a
 //     failure a retry may get past (exit 1).
 func (cfg *config) whyReadOnly(ctx context.Context, err error) error {
 	cfg.mu.Lock()
 	url, schema := cfg.ledgerURL, cfg.ledgerSchema
 	cfg.mu.Unlock()
-	if !readOnlyRefused(err) || url == "" || errors.Is(err, errLedgerStandby) || errors.Is(err, errReadOnlySetting) {
-		return err
+	if !readOnlyRefused(err) || url == "" || errors.Is(err, errLedgerStandby) || errors.Is(err, errReadOnlySetting) || errors.Is(err, errReadOnlyPassed) {
+		return err // asked once: the run's action asks, then runAt for every command
 	}
 	// Asked even when the run was told to stop (the answer decides
 	// whether the Job retries), within a bound of its own.
@@ -382,19 +382,19 @@ func (cfg *config) whyReadOnly(ctx context.Context, err error) error {
 	defer cancel()
 	l, oerr := ledger.Open(ctx, url, schema)
 	if oerr != nil {
-		return err
+		return fmt.Errorf("%w (%w)", err, errReadOnlyPassed)
 	}
 	defer l.Close()
 	standby, readOnly, qerr := l.ReadOnlyCause(ctx)
 	switch {
 	case qerr != nil:
-		return err
+		return fmt.Errorf("%w (%w)", err, errReadOnlyPassed)
 	case standby:
 		return fmt.Errorf("%w (%w)", err, errLedgerStandby)
 	case readOnly:
 		return fmt.Errorf("%w (%w)", err, errReadOnlySetting)
 	}
-	return err
+	return fmt.Errorf("%w (%w)", err, errReadOnlyPassed)
 }
 
 // releaseAfterMigrate is set by main: the settle process lets go of the

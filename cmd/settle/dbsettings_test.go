@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -190,8 +191,12 @@ func TestAReadOnlyRefusalThatPassedIsRetried(t *testing.T) {
 	for _, url := range []string{e.url, "postgres://127.0.0.1:1/nothing?sslmode=disable"} {
 		cfg := &config{ledgerURL: url}
 		err := cfg.whyReadOnly(context.Background(), refused)
-		if codeOf(err) != 1 || failureHint(err) != hintReadOnlyPassed {
-			t.Fatalf("ledger %s: exit %d, hint %q; want 1 and hintReadOnlyPassed", url, codeOf(err), failureHint(err))
+		if codeOf(err) != 1 || failureHint(err) != hintReadOnlyPassed || !errors.Is(err, errReadOnlyPassed) {
+			t.Fatalf("ledger %s: exit %d, hint %q (%v); want 1 and hintReadOnlyPassed", url, codeOf(err), failureHint(err), err)
+		}
+		cfg.ledgerURL = "postgres://127.0.0.1:1/asked-once?sslmode=disable"
+		if again := cfg.whyReadOnly(context.Background(), err); again != err {
+			t.Fatalf("asked again: %v", again) // the run's action asks, then runAt: once
 		}
 	}
 	u, err := url.Parse(e.url)

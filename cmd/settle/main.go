@@ -124,6 +124,9 @@ var (
 	// whose default_transaction_read_only is on for settle's session:
 	// exit 2, hintReadOnly.
 	errReadOnlySetting = errors.New("the ledger's server is a primary, but default_transaction_read_only is on for this role or database")
+	// errReadOnlyPassed marks one refused by a server that, asked after
+	// it, takes writes, or could not be asked: exit 1, hintReadOnlyPassed.
+	errReadOnlyPassed = errors.New("asked after it, the ledger's server takes writes, or did not answer")
 )
 
 // maxProblemsShown bounds the problems of a rules file an error lists.
