@@ -174,6 +174,16 @@ func TestAdjustmentsOverThreeDaysAccountForEveryCent(t *testing.T) {
 		strings.Join(orders, ",") != "O3,O6" || len(h.Adjustments) != 1 || h.Adjustments[0].Amount != 18000 || h.Adjustments[0].NettedInto != subject {
 		t.Errorf("status --subject %s: %+v\nwant its one attempt of 198.00 with its history, orders O3 (carried from day one) and O6, and the entry of 180.00 netted into it", subject, h)
 	}
+	// Its trade file of day two, the same way: the order the file listed
+	// (the carried one was listed in day one's), paid since by the share.
+	up := infiniapay.UploadSubject(d2, "S00002", "USD", 1)
+	var uh ledger.SubjectHistory
+	if err := json.Unmarshal([]byte(e.mustSettle("status", "--date", scenarioDays[1], "--subject", up, "-o", "json")), &uh); err != nil {
+		t.Fatal(err)
+	}
+	if len(uh.Items) != 1 || uh.Items[0].OrderNo != "O6" || uh.Items[0].State != "paid" || len(uh.Attempts) != 1 || uh.Attempts[0].Key == "" {
+		t.Errorf("status --subject %s: %+v\nwant its one attempt and the order it listed, O6, paid", up, uh)
+	}
 	// The clawbacks: refunds = seller share taken back + commission given back.
 	var refunds, sellerBack, commissionBack int64
 	e.db.QueryRow(`SELECT sum(refund_minor), -sum(amount_minor), sum(commission_back) FROM settle.adjustments WHERE kind = 'clawback'`).

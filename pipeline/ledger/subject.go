@@ -16,9 +16,11 @@ import (
 // (`settle status --subject`): the runs that recorded it, every attempt
 // with its key, amount and whole history (each change of state with its
 // time, cause and the provider's words, as effect_events keeps them), the
-// orders it paid or carried with their split, the rule that split them
-// and the source row the run read, the carried entries netted into it or
-// held for it, and what a person resolved of it, by whom.
+// orders it paid or carried (of an uploaded file: listed, the file each
+// item was last listed in, migration 00031) with their split, the rule
+// that split them and the source row the run read, the carried entries
+// netted into it or held for it, and what a person resolved of it, by
+// whom.
 type SubjectHistory struct {
 	Date        string              `json:"date"`
 	Subject     string              `json:"subject"`
@@ -210,7 +212,8 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 		return nil, fail("carried entries", err)
 	}
 
-	// The items: the date's paid by an attempt (items_date_seller) and
+	// The items: the date's paid by an attempt or listed in its trade
+	// file (items_date_seller) and
 	// those carried into its entries, of any date (items_carry: an order
 	// of an earlier date whose seller share went into an entry netted into
 	// it). Then, beside each, the row its run read: in one pass over their
@@ -221,7 +224,8 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 	// on a day of 100,000 took 8 s, orders times rows.
 	rows, err = r.q.QueryContext(ctx, `SELECT i.run_id, i.order_no, i.seller_id, i.channel, i.currency, i.gross_minor, i.refunded_minor, i.commission_minor, i.seller_minor,
 			i.rule, i.state, i.reason, i.payout_key, i.provider_ref
-		FROM items i WHERE (i.business_date = $3 AND i.payout_key = ANY ($1)) OR i.carry_id = ANY ($2) ORDER BY i.order_no, i.run_id`,
+		FROM items i WHERE (i.business_date = $3 AND (i.payout_key = ANY ($1) OR i.trade_file = ANY ($1))) OR i.carry_id = ANY ($2)
+		ORDER BY i.order_no, i.run_id`,
 		pq.Array(keys), pq.Array(carries), d.String())
 	if err != nil {
 		return nil, fail("orders", err)

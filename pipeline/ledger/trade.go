@@ -109,7 +109,7 @@ func (l *Ledger) RecordTradeFile(ctx context.Context, f pipeline.TradeFile, chan
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil // recorded before, with its items
 		}
-		tagged, err := tx.ExecContext(ctx, `UPDATE items SET provider_ref = $5 WHERE business_date = $6 AND seller_id = $2 AND currency = $3
+		tagged, err := tx.ExecContext(ctx, `UPDATE items SET provider_ref = $5, trade_file = $5 WHERE business_date = $6 AND seller_id = $2 AND currency = $3
 			AND run_id = $1 AND channel = ANY ($4) AND state = 'recorded' AND provider_ref = ''`,
 			f.RunID, f.SellerID, string(f.Currency), channelNames(channels), f.RequestNo, f.Date.String())
 		if err != nil {
