@@ -377,25 +377,49 @@ func (cfg *config) whyReadOnly(ctx context.Context, err error) error {
 		return err // asked once: the run's action asks, then runAt for every command
 	}
 	// Asked even when the run was told to stop (the answer decides
-	// whether the Job retries), within a bound of its own.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	// whether the Job retries), within a bound of its own: lib/pq bounds
+	// by the context the dial alone, not the TLS handshake or the startup
+	// that follow, and a server (or a proxy in front of it, in a
+	// failover) that takes the connection and never answers held the
+	// process past any bound. The probe is left to itself then: no
+	// answer, errReadOnlyPassed.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readOnlyProbeWait)
 	defer cancel()
-	l, oerr := ledger.Open(ctx, url, schema)
-	if oerr != nil {
-		return fmt.Errorf("%w (%w)", err, errReadOnlyPassed)
+	type cause struct {
+		standby, readOnly bool
+		err               error
 	}
-	defer l.Close()
-	standby, readOnly, qerr := l.ReadOnlyCause(ctx)
+	asked := make(chan cause, 1)
+	go func() {
+		l, err := ledger.Open(ctx, url, schema)
+		if err != nil {
+			asked <- cause{err: err}
+			return
+		}
+		defer l.Close()
+		var c cause
+		c.standby, c.readOnly, c.err = l.ReadOnlyCause(ctx)
+		asked <- c
+	}()
+	var c cause
+	select {
+	case c = <-asked:
+	case <-ctx.Done():
+		c.err = ctx.Err()
+	}
 	switch {
-	case qerr != nil:
+	case c.err != nil:
 		return fmt.Errorf("%w (%w)", err, errReadOnlyPassed)
-	case standby:
+	case c.standby:
 		return fmt.Errorf("%w (%w)", err, errLedgerStandby)
-	case readOnly:
+	case c.readOnly:
 		return fmt.Errorf("%w (%w)", err, errReadOnlySetting)
 	}
 	return fmt.Errorf("%w (%w)", err, errReadOnlyPassed)
 }
+
+// readOnlyProbeWait bounds whyReadOnly's question to the ledger's server.
+const readOnlyProbeWait = 5 * time.Second
 
 // releaseAfterMigrate is set by main: the settle process lets go of the
 // buffers a migration parsed with (ledger.ReleaseParseBuffers), so that a

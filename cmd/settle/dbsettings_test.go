@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,5 +209,53 @@ func TestAReadOnlyRefusalThatPassedIsRetried(t *testing.T) {
 	cfg := &config{ledgerURL: e.url}
 	if err := cfg.whyReadOnly(context.Background(), refused); codeOf(err) != 2 || failureHint(err) != hintReadOnly {
 		t.Fatalf("read-only by default: exit %d, hint %q; want 2 and hintReadOnly", codeOf(err), failureHint(err))
+	}
+}
+
+// TestTheReadOnlyProbeIsBounded: whyReadOnly asks the ledger's server
+// within a bound of its own. lib/pq bounds by the context the dial alone:
+// a server, or a proxy in front of it in a failover, that takes the
+// connection and never answers the startup held the process - a pod
+// stopping, its exit code not yet given - for as long as it kept the
+// connection open. No answer in time is errReadOnlyPassed, exit 1.
+func TestTheReadOnlyProbeIsBounded(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // taken, never answered
+			mu.Unlock()
+		}
+	}()
+	refused := fmt.Errorf("open run: %w", &pq.Error{Code: "25006", Message: "cannot execute INSERT in a read-only transaction"})
+	cfg := &config{ledgerURL: "postgres://settle@" + ln.Addr().String() + "/settle?sslmode=disable"}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- cfg.whyReadOnly(context.Background(), refused) }()
+	select {
+	case err := <-done:
+		if took := time.Since(start); took > readOnlyProbeWait+2*time.Second || codeOf(err) != 1 || !errors.Is(err, errReadOnlyPassed) {
+			t.Fatalf("after %v: exit %d (%v); want exit 1, no answer, within %v", took, codeOf(err), err, readOnlyProbeWait)
+		}
+	case <-time.After(readOnlyProbeWait + 10*time.Second):
+		t.Fatalf("whyReadOnly still waiting on a server that never answers after %v (its bound: %v)", time.Since(start), readOnlyProbeWait)
 	}
 }
