@@ -121,6 +121,9 @@ func (s *Source) orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 		}
 	}
 	if err := rows.Err(); err != nil {
+		if refusedMidway(err) {
+			return refused(ctx, "source query "+s.name(), err)
+		}
 		return fmt.Errorf("read orders: %w", err)
 	}
 	return nil
@@ -489,6 +492,9 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 		order = append(order, id)
 	}
 	if err := rows.Err(); err != nil {
+		if refusedMidway(err) {
+			return refused(ctx, "sellers query "+name(s.Name), err)
+		}
 		return err
 	}
 	for _, id := range order {
@@ -581,7 +587,12 @@ func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn fun
 			return err
 		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil && refusedMidway(err) {
+		return refused(ctx, "late-refunds query "+name(s.Name), err)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // refused is err, the platform database's refusal of the operator's query
@@ -615,6 +626,22 @@ func refused(ctx context.Context, what string, err error) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return pipeline.E(pipeline.KindUsage, what, err)
+}
+
+// refusedMidway reports whether err, the end of a query's rows
+// (rows.Err), is the platform database's error on one of its rows, for
+// refused to judge as it judges one on the query's first: lib/pq reports
+// an error of the first row from QueryContext, of any later one from
+// rows.Err, and the same refusal was exit 2 or 1 by the row it came on.
+// A source query whose later rows write (nextval, a function that logs)
+// is refused in settle's read-only transaction, 25006, on every run: as
+// exit 1, settle asked the ledger's server why it was read-only
+// (whyReadOnly) and, a primary, "a retry is safe". Connection failures
+// (lib/pq's driver.ErrBadConn for a FATAL), a cancel and class 40 stay
+// exit 1, in refused.
+func refusedMidway(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe)
 }
 
 // timedOut runs read, which hands each row to fn, and returns its error

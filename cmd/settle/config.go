@@ -357,8 +357,9 @@ func (cfg *config) openLedger(ctx context.Context, c *cli.Context, migrate bool)
 }
 
 // whyReadOnly returns err, a write the ledger's database refused as
-// read-only (readOnlyRefused; any other err is returned as it is), marked
-// with what the ledger's server says now, on a connection of its own:
+// read-only (readOnlyRefused, of kind KindFailed; any other err is
+// returned as it is), marked with what the ledger's server says now, on a
+// connection of its own:
 //
 //   - in recovery (errLedgerStandby): the URL reaches a standby - a
 //     primary demoted in a failover, its address not yet moved to the new
@@ -373,9 +374,15 @@ func (cfg *config) whyReadOnly(ctx context.Context, err error) error {
 	cfg.mu.Lock()
 	url, schema := cfg.ledgerURL, cfg.ledgerSchema
 	cfg.mu.Unlock()
-	if !readOnlyRefused(err) || url == "" || errors.Is(err, errLedgerStandby) || errors.Is(err, errReadOnlySetting) || errors.Is(err, errReadOnlyPassed) {
+	if !readOnlyRefused(err) || pipeline.KindOf(err) != pipeline.KindFailed || url == "" || errors.Is(err, errLedgerStandby) || errors.Is(err, errReadOnlySetting) || errors.Is(err, errReadOnlyPassed) {
 		return err // asked once: the run's action asks, then runAt for every command
 	}
+	// A refusal of kind KindUsage is no write of the ledger's: the
+	// platform database's refusal of the operator's query (a source query
+	// that locks rows, FOR UPDATE, or writes, in settle's read-only
+	// transaction; extract.refused), which asking the ledger's server
+	// would blame on it.
+	//
 	// Asked even when the run was told to stop (the answer decides
 	// whether the Job retries), within a bound of its own: lib/pq bounds
 	// by the context the dial alone, not the TLS handshake or the startup

@@ -259,3 +259,37 @@ func TestTheReadOnlyProbeIsBounded(t *testing.T) {
 		t.Fatalf("whyReadOnly still waiting on a server that never answers after %v (its bound: %v)", time.Since(start), readOnlyProbeWait)
 	}
 }
+
+// TestASourceQueryRefusedAsReadOnlyIsConfiguration: settle reads the
+// platform in read-only transactions, and a source query that locks rows
+// (FOR UPDATE) or writes (nextval, a function that logs) is refused there
+// as read-only, 25006, on every run. That is the query's to change, exit
+// 2, whichever row the refusal came on - lib/pq reports the first row's
+// from the query, a later one's from the end of the rows, which was exit
+// 1 - and the message is the platform database's: settle asked the
+// ledger's server why it was read-only, added its answer to the error
+// ("the ledger's server takes writes") and, for the later row, said "a
+// failover that has ended? running the same command again is safe".
+func TestASourceQueryRefusedAsReadOnlyIsConfiguration(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(20, 0)
+	e.db.MustExec(`CREATE SEQUENCE source_query_writes`)
+	base := strings.TrimRight(strings.TrimSpace(settlesql.SourceQuery), ";")
+	laterRow := strings.Replace(base, "o.category,", `o.category || CASE WHEN o.order_no = (SELECT max(order_no) FROM orders
+		WHERE confirmed_at >= $1 AND confirmed_at < $2) THEN nextval('source_query_writes')::text ELSE '' END AS category,`, 1)
+	if laterRow == base {
+		t.Fatal("the source query has no o.category to change")
+	}
+	for name, q := range map[string]string{"locks.sql": base + "\nFOR UPDATE OF o\n", "writes.sql": laterRow + "\nORDER BY o.order_no\n"} {
+		f := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(f, []byte(q), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll, "--"+flagSourceQuery, f)
+		if code != 2 || !strings.Contains(out, "source query "+f) || !strings.Contains(out, "read-only transaction") ||
+			strings.Contains(out, "ledger's server") || strings.Contains(out, "again is safe") {
+			t.Errorf("%s: exit %d, want 2 naming the source query and its refusal, not the ledger:\n%s", name, code, out)
+		}
+	}
+}

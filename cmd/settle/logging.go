@@ -53,7 +53,7 @@ func failureHint(err error) string {
 		return hintReadOnly
 	case readOnlyRefused(err) && errors.Is(err, errLedgerStandby):
 		return hintStandby
-	case readOnlyRefused(err):
+	case readOnlyRefused(err) && errors.Is(err, errReadOnlyPassed):
 		return hintReadOnlyPassed
 	case recoveryConflict(err):
 		return hintRecoveryConflict
