@@ -638,10 +638,20 @@ func refused(ctx context.Context, what string, err error) error {
 // exit 1, settle asked the ledger's server why it was read-only
 // (whyReadOnly) and, a primary, "a retry is safe". Connection failures
 // (lib/pq's driver.ErrBadConn for a FATAL), a cancel and class 40 stay
-// exit 1, in refused.
+// exit 1, in refused; so do, here, the server's own troubles - out of
+// memory or temporary file space (class 53), an operator's intervention
+// (57), a system or internal error (58, XX) - which say nothing of the
+// query, as they did before.
 func refusedMidway(err error) bool {
 	var pe *pq.Error
-	return errors.As(err, &pe)
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code.Class() {
+	case "53", "57", "58", "XX":
+		return false
+	}
+	return true
 }
 
 // timedOut runs read, which hands each row to fn, and returns its error
