@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -14,8 +16,10 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
 
 	"github.com/settlekit/settle/internal/pgtest"
+	"github.com/settlekit/settle/pipeline/ledger"
 	settlesql "github.com/settlekit/settle/sql"
 )
 
@@ -54,12 +58,16 @@ func TestALedgerThatRefusesWritesIsConfiguration(t *testing.T) {
 // platform's tables; the ledger's run role owns nothing and holds only the
 // rows' privileges on the ledger's tables, while "settle migrate" ran as
 // the schema's owner: the run creates nothing (no schema, no table but its
-// temporary ones) and settles the day.
+// temporary ones) and settles the day. The roles were granted on a ledger
+// of migration 00029, then the owner migrated it: 00030 added a table
+// every run writes (rules_files), which a grant "on all tables" made
+// before it does not cover, so the migration grants it to the roles that
+// may open a run (the first night after the deploy was exit 2).
 func TestARunUnderLeastPrivilegeRoles(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newBareEnv(t)
 	e.seed(40, 2)
-	e.mustSettle("migrate")
+	migrateTo(t, e.url, 29)
 	u, err := url.Parse(e.url)
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +92,7 @@ func TestARunUnderLeastPrivilegeRoles(t *testing.T) {
 			e.db.Exec(`DROP ROLE ` + r)
 		}
 	})
+	e.mustSettle("migrate") // the deploy's, by the schema's owner
 	runURL, srcURL := *u, *u
 	runURL.User, srcURL.User = url.User(runRole), url.User(srcRole)
 	out, code := e.raw("settle", "run", "--database-url", runURL.String(), "--source-database-url", srcURL.String(),
@@ -111,6 +120,35 @@ func TestARunUnderLeastPrivilegeRoles(t *testing.T) {
 		"--date", "2026-11-22", "--rules", e.rules, "--out", e.reports, skipAll)
 	if code != 2 || !strings.Contains(out, "migrate") {
 		t.Fatalf("run role with a migration pending: exit %d, want 2 naming the migration refused:\n%s", code, out)
+	}
+}
+
+// migrateTo applies the ledger's migrations (schema settle) at url up to
+// version alone: a ledger an older settle migrated.
+func migrateTo(t *testing.T, dbURL string, version int64) {
+	t.Helper()
+	withPath, err := ledger.WithParam(dbURL, "search_path", ledger.DefaultSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("postgres", withPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE SCHEMA IF NOT EXISTS ` + ledger.DefaultSchema); err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fs.Sub(settlesql.Migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(context.Background(), version); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -23,6 +23,27 @@ CREATE TABLE IF NOT EXISTS rules_files (
 );
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS rules_file text REFERENCES rules_files (file_hash);
 
+-- Every run writes it: the roles that may open a run (INSERT on runs: a
+-- least-privilege run role, granted its rows' privileges on the tables
+-- there were) may read and add kept files, or the first night after the
+-- deploy was exit 2, "permission denied for table rules_files" (found by
+-- a review). Only what a run does: no UPDATE or DELETE, append-only.
+-- +goose StatementBegin
+DO $$
+DECLARE
+    grantee text;
+BEGIN
+    FOR grantee IN
+        SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+        FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+        WHERE c.oid = 'runs'::regclass AND a.privilege_type = 'INSERT' AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE 'GRANT SELECT, INSERT ON rules_files TO ' || grantee;
+    END LOOP;
+END
+$$;
+-- +goose StatementEnd
+
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION append_only() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
