@@ -184,6 +184,9 @@ func TestAdjustmentsOverThreeDaysAccountForEveryCent(t *testing.T) {
 	if len(uh.Items) != 1 || uh.Items[0].OrderNo != "O6" || uh.Items[0].State != "paid" || len(uh.Attempts) != 1 || uh.Attempts[0].Key == "" {
 		t.Errorf("status --subject %s: %+v\nwant its one attempt and the order it listed, O6, paid", up, uh)
 	}
+	if text := e.mustSettle("status", "--date", scenarioDays[1], "--subject", up); !strings.Contains(text, "orders its file listed (and no later file of theirs): 1\n  O6 ") {
+		t.Errorf("status --subject %s as text: want the order its file listed:\n%s", up, text)
+	}
 	// The clawbacks: refunds = seller share taken back + commission given back.
 	var refunds, sellerBack, commissionBack int64
 	e.db.QueryRow(`SELECT sum(refund_minor), -sum(amount_minor), sum(commission_back) FROM settle.adjustments WHERE kind = 'clawback'`).

@@ -1264,6 +1264,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		params.RulesName, params.RulesBody = o.rules.File()
 	}
 	res, err := runner.Execute(ctx, o.key, params, o.until)
+	err = cfg.whyReadOnly(ctx, err) // before the run's metrics take its exit code
 	if res != nil && res.Run != nil && (o.pushURL != "" || o.metricsFile != "") {
 		if merr := cfg.reportMetrics(context.WithoutCancel(ctx), l, o, res.Run, time.Since(started), err); merr != nil {
 			cfg.warn("metrics", merr) // metrics never fail a run

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
@@ -22,7 +23,7 @@ func statusCommand(cfg *config) *cli.Command {
 		Flags: append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json (one JSON document of the same figures)"},
 			&cli.BoolFlag{Name: "rules", Usage: "the rules file each run of the date split its items with, as it was read, instead (the rule an order names in orders.csv, rules.csv:3, is its line 3)"},
-			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it: its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried with their split, rule and source row, the carried entries netted into it, and what a person resolved of it, by whom"}),
+			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it: its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried (an upload: its file listed) with their split, rule and source row, the carried entries netted into it, and what a person resolved of it, by whom"}),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
 			if err != nil {
@@ -229,7 +230,11 @@ func printSubject(w io.Writer, h *ledger.SubjectHistory) {
 			fmt.Fprintln(w, line)
 		}
 	}
-	fmt.Fprintf(w, "orders it paid or carried: %d\n", len(h.Items))
+	what := "orders it paid or carried"
+	if len(h.Attempts) > 0 && h.Attempts[0].Kind == infiniapay.KindUpload {
+		what = "orders its file listed (and no later file of theirs)" // an upload pays nothing
+	}
+	fmt.Fprintf(w, "%s: %d\n", what, len(h.Items))
 	for _, it := range h.Items {
 		cur := pipeline.Currency(it.Currency)
 		m := func(v int64) pipeline.Money { return pipeline.Money{Minor: v, Currency: cur} }
