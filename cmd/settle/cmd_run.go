@@ -257,6 +257,58 @@ func checkNeighbours(ctx context.Context, l *ledger.Ledger, o *runOptions) error
 	return nil
 }
 
+// checkZone refuses (exit 2) a run of o's date in o.tz that the date's
+// run, run (nil: none yet), and the dates beside it do not allow: one that
+// reads the day now (a new run, --reextract, or one resumed before its
+// extract stage was done) in another zone than its run's, whose window
+// does not meet the windows of the dates beside it run in another zone
+// (checkNeighbours; --new-tz opens it all the same), and one resumed
+// without reading its day in a zone of other hours than it read it in.
+// The run and the dry run (which says why a real run would be refused)
+// both ask it. It returns a warning for a date opened in an older
+// settle's Local, which no --tz can match.
+func checkZone(ctx context.Context, l *ledger.Ledger, o *runOptions, run *pipeline.Run) (warning string, err error) {
+	// A run that reads the day now - a new one, or one read again with
+	// --reextract or resumed before its extract stage was done, in another
+	// zone than its run's - is refused a window that does not meet its
+	// neighbours' (a --reextract in another zone read the day with a
+	// warning alone, and the orders between the windows by no run: found
+	// by a review). One read again in its run's zone reads the window it
+	// read (the date a zone changed on, opened with --new-tz, was refused,
+	// advising the old zone). The run records the zone it reads the day in
+	// (Ledger.OpenRun).
+	reads := run == nil || o.reextract || !run.Done(pipeline.StageExtract)
+	if reads && (run == nil || run.TimeZone != o.tz) && !o.newTZ {
+		if err := checkNeighbours(ctx, l, o); err != nil {
+			return "", err
+		}
+	}
+	// A date resumed in another time zone than it read its day in would
+	// read its late refunds in other hours than its orders: those of the
+	// hours between the two windows by no date's run, and their clawbacks
+	// never made (it was said, and the run went on). Refused (exit 2): run
+	// in the date's zone, or, if nothing of it was sent, read it again in
+	// the new one with --reextract. A run that reads its day now records
+	// its zone (above). An older settle's Local, which names no zone, is
+	// said, not refused: no --tz could ever match it.
+	if run == nil || reads || run.TimeZone == o.tz {
+		return "", nil
+	}
+	if loc, err := time.LoadLocation(run.TimeZone); err == nil {
+		if w := pipeline.WindowOf(o.key.Date, loc); w.Start.Equal(o.window.Start) && w.End.Equal(o.window.End) {
+			return "", nil
+		}
+	}
+	if run.TimeZone == "Local" {
+		return fmt.Sprintf("%s was opened in time zone Local (run %d), an older settle's machine's: this run reads in %s; run it with --tz naming the zone that machine had unless that is meant",
+			o.key, run.ID, o.tz), nil
+	}
+	return "", pipeline.Errorf(pipeline.KindUsage, "--"+flagTZ,
+		"%s read its day in time zone %s (run %d), and this run is in %s, other hours: its late refunds would be read in other hours than its orders (some by no date's run, their clawbacks never made); "+
+			"run it with --tz %s (SETTLE_TZ), or, if nothing of it was sent, read it again in %s with --%s",
+		o.key, run.TimeZone, run.ID, o.tz, run.TimeZone, o.tz, flagReextract)
+}
+
 // defaultWatchDays is --rejected-watch-days unless set: about a quarter,
 // as long as a buyer's late payment on chain is worth looking for; a
 // night's cost is one question per order rejected for a failed payment
@@ -1222,37 +1274,12 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			return err
 		}
 	}
-	reads := run == nil || o.reextract || !run.Done(pipeline.StageExtract)
-	if reads && (run == nil || run.TimeZone != o.tz) && !o.newTZ {
-		if err := checkNeighbours(ctx, l, o); err != nil {
-			return err
-		}
+	warning, err := checkZone(ctx, l, o, run)
+	if err != nil {
+		return err
 	}
-	// A date resumed in another time zone than it read its day in would
-	// read its late refunds in other hours than its orders: those of the
-	// hours between the two windows by no date's run, and their clawbacks
-	// never made (it was said, and the run went on). Refused (exit 2): run
-	// in the date's zone, or, if nothing of it was sent, read it again in
-	// the new one with --reextract. A run that reads its day now records
-	// its zone (above). An older settle's Local, which names no zone, is
-	// said, not refused: no --tz could ever match it.
-	if run != nil && !reads && run.TimeZone != o.tz {
-		same := false
-		if loc, err := time.LoadLocation(run.TimeZone); err == nil {
-			w := pipeline.WindowOf(o.key.Date, loc)
-			same = w.Start.Equal(o.window.Start) && w.End.Equal(o.window.End)
-		}
-		switch {
-		case same:
-		case run.TimeZone == "Local":
-			cfg.logger().Warn(fmt.Sprintf("%s was opened in time zone Local (run %d), an older settle's machine's: this run reads in %s; run it with --tz naming the zone that machine had unless that is meant",
-				o.key, run.ID, o.tz))
-		default:
-			return pipeline.Errorf(pipeline.KindUsage, "--"+flagTZ,
-				"%s read its day in time zone %s (run %d), and this run is in %s, other hours: its late refunds would be read in other hours than its orders (some by no date's run, their clawbacks never made); "+
-					"run it with --tz %s (SETTLE_TZ), or, if nothing of it was sent, read it again in %s with --%s",
-				o.key, run.TimeZone, run.ID, o.tz, run.TimeZone, o.tz, flagReextract)
-		}
+	if warning != "" {
+		cfg.logger().Warn(warning)
 	}
 	sendsBefore, err := l.Sends(ctx, o.key, plugged.Pays)
 	if err != nil {

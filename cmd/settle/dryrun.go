@@ -192,6 +192,23 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 		}
 	}
 	if migrated {
+		// A real run is refused (exit 2) a date beside one run in another
+		// zone whose window its own does not meet, or a date resumed in
+		// other hours than it read its day in: the dry run planned the
+		// day in --tz all the same, and said nothing of it (found by an
+		// operator's trial).
+		for _, k := range keys {
+			var run *pipeline.Run
+			if i := slices.IndexFunc(runs, func(r *pipeline.Run) bool { return r.Key == k }); i >= 0 {
+				run = runs[i]
+			}
+			if _, err := checkZone(ctx, l, o, run); pipeline.KindOf(err) == pipeline.KindUsage {
+				fmt.Fprintf(w, "ledger: a real run is refused: %v\n", err)
+				break
+			} else if err != nil {
+				return err
+			}
+		}
 		carries, err := l.OpenCarries(ctx, o.key.Date)
 		if err != nil {
 			return err

@@ -147,6 +147,42 @@ func TestADateBesideOneRunInAnotherZoneIsRefused(t *testing.T) {
 	}
 }
 
+// TestDryRunSaysARunInAnotherZoneIsRefused: the dry run of a date beside
+// one run in another zone, whose window did not meet it, planned the day
+// and said nothing of the real run's refusal (exit 2); nor of a date
+// resumed in other hours than it read its day in. It says so now, as it
+// does of a refused sharding.
+func TestDryRunSaysARunInAnotherZoneIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
+	run := func(d, tz string, extra ...string) (string, int) {
+		return e.settle(append([]string{"run", "--date", d, "--tz", tz, "--rules", e.rules, "--out", e.reports, "--until", "transform"}, extra...)...)
+	}
+	if out, code := run("2026-11-20", "UTC"); code != 0 {
+		t.Fatalf("run of 2026-11-20: exit %d:\n%s", code, out)
+	}
+	real, code := run("2026-11-21", "Asia/Shanghai")
+	if code != 2 {
+		t.Fatalf("a date beside one run in UTC, in Shanghai: exit %d, want 2:\n%s", code, real)
+	}
+	out, code := run("2026-11-21", "Asia/Shanghai", "--dry-run")
+	if want := "ledger: a real run is refused: --tz: 2026-11-20 was run in time zone UTC"; code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "--tz UTC") {
+		t.Fatalf("dry run of a date a real run is refused for its zone: exit %d, want 0 with %q:\n%s", code, want, out)
+	}
+	if out, code := run("2026-11-21", "UTC", "--dry-run"); code != 0 || strings.Contains(out, "refused") {
+		t.Fatalf("dry run in the zone of the date beside it: exit %d, want 0 and no refusal:\n%s", code, out)
+	}
+	// A date resumed in other hours than it read its day in.
+	if out, code := run("2026-11-20", "Asia/Shanghai"); code != 2 {
+		t.Fatalf("resumed in another zone: exit %d, want 2:\n%s", code, out)
+	}
+	out, code = run("2026-11-20", "Asia/Shanghai", "--dry-run")
+	if want := "ledger: a real run is refused: --tz: 2026-11-20 read its day in time zone UTC"; code != 0 || !strings.Contains(out, want) {
+		t.Fatalf("dry run of a date resumed in another zone: exit %d, want 0 with %q:\n%s", code, want, out)
+	}
+}
+
 // TestStatusTimesAreUTC: settle status printed a run's start (and end) in
 // the ledger session's zone ("+14" on a server in Pacific/Kiritimati),
 // its other times in UTC.
