@@ -51,7 +51,16 @@ func reportCommand(cfg *config) *cli.Command {
 			if len(runs) == 0 {
 				return pipeline.Errorf(pipeline.KindUsage, "--date", "%s: no run recorded, nothing to report (settle run --date %s first)", d, d)
 			}
-			path, err := reportWriter{reports: reportsFor(c)}.write(c.Context, l, d)
+			// The date's directory checked as a run checks it before its
+			// work (runOptions.writableDirs): one that cannot be written
+			// (a file in its place, no permission, a full or read-only
+			// volume) is configuration, exit 2, which every retry meets
+			// until a person acts; it was exit 1, "a retry is safe".
+			reports := reportsFor(c)
+			if err := writableDir(reports.DateDir(d), load.ReportDirMode); err != nil {
+				return dirError(flagOut, reports.DateDir(d), err)
+			}
+			path, err := reportWriter{reports: reports}.write(c.Context, l, d)
 			if err != nil {
 				return err
 			}

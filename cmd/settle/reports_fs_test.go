@@ -85,6 +85,40 @@ func TestReportsNotWrittenSayWhereAndWhatToDo(t *testing.T) {
 	}
 }
 
+// TestReportToADirectoryThatCannotBeWrittenIsExit2: settle report with
+// the date's directory a file in its place (or one it may not write)
+// ended exit 1, "a retry is safe", which every retry met the same until a
+// person acted. As a run's, the directory is checked first: exit 2,
+// naming --out and the directory; once it can be written, the reports
+// are written.
+func TestReportToADirectoryThatCannotBeWrittenIsExit2(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(10, 0)
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
+	out := filepath.Join(t.TempDir(), "out")
+	dateDir := filepath.Join(out, testDate)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dateDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, code := e.settle("report", "--date", testDate, "--out", out)
+	if code != 2 || !strings.Contains(got, "--out: "+dateDir+" cannot be written") {
+		t.Fatalf("settle report, the date's directory a file: exit %d, want 2 naming it:\n%s", code, got)
+	}
+	if err := os.Remove(dateDir); err != nil {
+		t.Fatal(err)
+	}
+	if got, code := e.settle("report", "--date", testDate, "--out", out); code != 0 {
+		t.Fatalf("settle report once the directory can be written: exit %d:\n%s", code, got)
+	}
+	if _, err := os.Stat(filepath.Join(dateDir, load.ManifestName)); err != nil {
+		t.Errorf("no whole set written: %v", err)
+	}
+}
+
 // TestARunWritesOnlyInItsDirectories: in the deploy the root filesystem is
 // read-only (readOnlyRootFilesystem) and settle runs as a user with no
 // home: a run and settle report write under --out and --work-dir alone,
