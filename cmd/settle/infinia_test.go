@@ -714,6 +714,25 @@ func TestADateRunInShardsIsReRunWhole(t *testing.T) {
 	e.checkPaidOnce(sim, balance)
 }
 
+// TestAPayoutStillProcessingHidesNoProblemForAPerson: a revenue share
+// still processing when --provider-wait was over ended the distribute
+// stage with "re-run to resolve" alone, and what its planning found for
+// a person (here a seller whose binding Infinia rejected; a platform
+// balance short, in an operator's trial) was said nowhere. The run ends
+// 1, resumable, and names both.
+func TestAPayoutStillProcessingHidesNoProblemForAPerson(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "150", "--sellers", "4", "--seed", "3")
+	faults := fault.New(1, fault.Rule{Endpoint: "revenue-sharing/query", Kind: fault.Stuck, Calls: []int{1}, Polls: 1_000_000})
+	sim := e.sim(faults, 4, nil, 1_000_000_000_00)
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "REJECTED")
+	out, code := e.runInfinia(sim, "--provider-wait", "1s")
+	if code != 1 || !strings.Contains(out, "revenue shares still processing") || !strings.Contains(out, "Infinia binding is REJECTED") {
+		t.Fatalf("exit %d, want 1 naming the revenue share still processing and the binding rejected:\n%s", code, out)
+	}
+}
+
 // TestOneStuckTradeFileHoldsBackNoOtherSeller: Infinia keeps one trade
 // file PROCESSING past --provider-wait and accepts the others: their
 // sellers are paid, and the stuck file's items wait for a re-run (exit 1,

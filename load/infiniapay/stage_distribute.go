@@ -40,10 +40,23 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		if err := d.plan(ctx); err != nil {
 			return "", err
 		}
-		if err := d.pay(ctx); err != nil {
+		err := d.pay(ctx)
+		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
 			return "", err
 		}
 		summary := fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.carried)
+		if err != nil {
+			// Resumable (exit 1) before what needs a person, as the
+			// upload stage says it: the problems planning found (a
+			// platform balance short, a binding rejected) were dropped
+			// when revenue shares were still processing at the wait's
+			// end, and the run said only "re-run" (found by an
+			// operator's trial).
+			if np := d.problems.NeedsPerson(); np != nil {
+				return summary, pipeline.E(pipeline.KindFailed, "", errors.Join(err, np))
+			}
+			return summary, err
+		}
 		return summary, d.problems.NeedsPerson()
 	}
 }

@@ -218,9 +218,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		if st.released > 0 {
 			summary += fmt.Sprintf(", %d released to the seller with the platform's line closed (the commission not collected)", st.released)
 		}
-		if len(res.Pending) > 0 {
-			return summary, pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
-		}
+		attention := st.problems.NeedsPerson()
 		if st.waiting > 0 {
 			// They pass once WeChat Pay is ready, but nothing settles them
 			// then except a run of this date: the run must not end as if
@@ -230,9 +228,19 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			if n := st.problems.Count(); n > 0 {
 				what += fmt.Sprintf(", and %d other problem(s)", n)
 			}
-			return summary, pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Summary: what, List: problems, Total: st.problems.Count() + st.waiting})
+			attention = pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Summary: what, List: problems, Total: st.problems.Count() + st.waiting})
 		}
-		return summary, st.problems.NeedsPerson()
+		if len(res.Pending) > 0 {
+			// Resumable (exit 1) before what needs a person: the
+			// transactions held for a person were dropped from the run's
+			// word when others were still processing at the wait's end.
+			stuck := pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
+			if attention != nil {
+				return summary, pipeline.E(pipeline.KindFailed, "", errors.Join(stuck, attention))
+			}
+			return summary, stuck
+		}
+		return summary, attention
 	}
 }
 

@@ -126,6 +126,25 @@ func TestAHoldCuredIsNoLongerReportedWhileItsRequestIsInFlight(t *testing.T) {
 	}
 }
 
+// TestATransactionHeldIsSaidWhileAnotherIsStillProcessing: one
+// transaction WeChat Pay refuses (held for a person) and another whose
+// distribution is still PROCESSING when the wait is over. The stage said
+// "still processing, re-run" alone, and the hold for a person was in no
+// word of the run. It is resumable (exit 1) and names the hold too.
+func TestATransactionHeldIsSaidWhileAnotherIsStillProcessing(t *testing.T) {
+	r, store, _, api := reviewRig(t, wechatpaytest.Options{Polls: 1 << 20}, func(b []byte) []byte { return b }, 2)
+	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, Poll: time.Millisecond, Wait: 200 * time.Millisecond})
+	r.fake.Poison(store.items["ORD-00000"].ProviderTxnID, "INVALID_REQUEST")
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	_, err := stage(context.Background(), run)
+	if !errors.Is(err, pipeline.ErrStillProcessing) || pipeline.KindOf(err) != pipeline.KindFailed || r.fake.Calls(wechatpay.APIOrders) != 1 {
+		t.Fatalf("err %v (kind %v), %d distributions sent; want one sent and still processing, resumable", err, pipeline.KindOf(err), r.fake.Calls(wechatpay.APIOrders))
+	}
+	if !strings.Contains(err.Error(), "ORD-00000") || !strings.Contains(err.Error(), "INVALID_REQUEST") {
+		t.Fatalf("err %v: want it to name the transaction held for a person too", err)
+	}
+}
+
 // TestAPartlyRefundedTransactionIsSettledOnWhatWeChatStillHolds: an order
 // of 1000 with 300 refunded nets 700. WeChat Pay holding 700 of its
 // transaction agrees (the refund went back to the buyer out of it): the
