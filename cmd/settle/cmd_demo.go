@@ -99,6 +99,9 @@ func (cfg *config) demo(c *cli.Context) error {
 		return err
 	}
 
+	if err := cfg.demoDateUnsettled(ctx, c, d); err != nil {
+		return err
+	}
 	if err := cfg.seed(ctx, url, false, seed.Options{Date: d, Location: loc, Orders: c.Int("orders"),
 		Sellers: c.Int("sellers"), Seed: demoSeed, BadRows: demoBadRows(c)}); err != nil {
 		return err
@@ -196,6 +199,33 @@ func (cfg *config) demo(c *cli.Context) error {
 		return err
 	}
 	return cfg.demoWeChat(ctx, l, d, sim)
+}
+
+// demoDateUnsettled refuses (exit 2), before anything is written, a demo
+// of a date its --database-url's ledger holds a run of (an earlier demo's
+// there): the demo's simulator is its own and new, it knows none of that
+// run's payouts, and its self-check compares what the ledger paid on the
+// date with what this simulator's balances moved. The demo settled
+// nothing new and ended 1, "DOES NOT MATCH the ledger", "running the same
+// command again is safe", on every run again (found by an operator's
+// trial). Nothing is migrated here: a database the demo refuses for its
+// orders is left as it was.
+func (cfg *config) demoDateUnsettled(ctx context.Context, c *cli.Context, d pipeline.Date) error {
+	l, err := cfg.openLedger(ctx, c, false)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	migrated, err := l.Migrated(ctx)
+	if err != nil || !migrated {
+		return err
+	}
+	runs, err := l.RunsOn(ctx, d)
+	if err != nil || len(runs) == 0 {
+		return err
+	}
+	return pipeline.Errorf(pipeline.KindUsage, "--"+flagDate,
+		"%s was settled on this database already (run %d): this demo's simulator is a new one that knows none of its payouts; give the demo another --date, or a new database", d, runs[0].ID)
 }
 
 // demoMaxRejectRatio is the demo's reject tolerance: its day has bad rows

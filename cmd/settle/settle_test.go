@@ -742,6 +742,35 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// TestDemoOfADateSettledOnItsDatabaseIsRefused: settle demo
+// --database-url URL of a date an earlier demo settled there settled
+// nothing new, and its self-check, comparing what the ledger paid on the
+// date with what its new simulator's balances moved, ended 1 ("DOES NOT
+// MATCH the ledger", "running the same command again is safe") on every
+// run again. It is refused, exit 2, naming the date, before anything is
+// written; another date of the same database is a demo of its own.
+func TestDemoOfADateSettledOnItsDatabaseIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newBareEnv(t)
+	demo := func(date string) (string, int) {
+		return e.raw("settle", "demo", "--database-url", e.url, "--out", e.reports, "--date", date, "--orders", "20", "--sellers", "2")
+	}
+	if out, code := demo(testDate); code != 0 {
+		t.Fatalf("first demo: exit %d:\n%s", code, out)
+	}
+	orders := e.count(`SELECT count(*) FROM orders`)
+	out, code := demo(testDate)
+	if code != 2 || !strings.Contains(out, testDate+" was settled on this database already") {
+		t.Fatalf("the same date again: exit %d, want 2 naming the date:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM orders`); n != orders {
+		t.Errorf("the refused demo seeded: %d orders, were %d", n, orders)
+	}
+	if out, code := demo("2026-11-20"); code != 0 {
+		t.Fatalf("another date: exit %d:\n%s", code, out)
+	}
+}
+
 func TestBackfillSettlesEachDateInOrder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
