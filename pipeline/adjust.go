@@ -161,6 +161,13 @@ type AdjustStore interface {
 	// longer give so: the platform gave them a number of their own, read
 	// and worked out as any other. keep are those it still gives so.
 	RenumberedSince(ctx context.Context, run *Run, keep []LateRefund) error
+	// NoLongerRead resolves the refunds the run's date recorded rejected,
+	// of the sellers of the run's shard, under a platform's number (not one
+	// of settle's) that its late-refunds query no longer gives: read are
+	// the numbers it gave now. The platform removed the row, or gave a row
+	// without a number one (kept under "(no refund_no: ...)", which no
+	// corrected row replaces): nothing of it is to take back.
+	NoLongerRead(ctx context.Context, run *Run, read []string) error
 	// PendingLateRefunds returns the pending late refunds of the first
 	// orders orders numbered after after (byte order), every pending
 	// refund of each, with its item, ordered by order, creation time and
@@ -295,6 +302,18 @@ func ReadLateRefunds(ctx context.Context, src LateRefundSource, store AdjustStor
 		}
 	}
 	if err := store.RenumberedSince(ctx, run, renumber); err != nil {
+		return n, nil, outside, err
+	}
+	// A rejected refund the query no longer gives held its seller's
+	// revenue shares in its currency on every run, for ever: one without
+	// a number (the platform gave it one since: read under it) or one the
+	// platform removed was never "corrected" by a row under its key
+	// (found by an operator's trial).
+	read := make([]string, 0, len(rows))
+	for no := range rows {
+		read = append(read, no)
+	}
+	if err := store.NoLongerRead(ctx, run, read); err != nil {
 		return n, nil, outside, err
 	}
 	return n, problems, outside, nil

@@ -27,6 +27,7 @@ func (m *memAdjust) LateRefundsRecordedOtherwise(context.Context, []LateRefund) 
 	return nil, nil
 }
 func (m *memAdjust) RenumberedSince(context.Context, *Run, []LateRefund) error     { return nil }
+func (m *memAdjust) NoLongerRead(context.Context, *Run, []string) error            { return nil }
 func (m *memAdjust) MovedOrderRefunds(context.Context, *Run) ([]LateRefund, error) { return nil, nil }
 func (m *memAdjust) PendingLateRefunds(_ context.Context, after string, orders int) ([]PendingLateRefund, error) {
 	all := slices.Clone(m.pending)

@@ -722,6 +722,64 @@ func TestABadLateRefundStopsForAPersonUntilCorrected(t *testing.T) {
 	}
 }
 
+// TestABadLateRefundTheQueryNoLongerGivesReleasesItsSeller: a late
+// refund without a number (kept as "(no refund_no: run R row N)") blocks
+// its seller's revenue shares until corrected; but no corrected row could
+// ever replace it, nor one the platform removed: once the platform gave
+// the refund a number, the date's next run clawed that one back and still
+// carried the seller for the numberless one, on every run of every date,
+// for ever (found by an operator's trial). A rejected refund the
+// late-refunds query no longer gives is nothing to take back: the seller
+// is paid.
+func TestABadLateRefundTheQueryNoLongerGivesReleasesItsSeller(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenarioDayOneSettled()
+	// The platform's query gives a refund of O4 (S3, owed 27.00, carried)
+	// without its number.
+	query := filepath.Join(t.TempDir(), "late_refunds.sql")
+	if err := os.WriteFile(query, []byte(`SELECT r.refund_no, r.order_no, o.seller_id, r.amount_minor, r.created_at
+		FROM refunds r JOIN orders o ON o.order_no = r.order_no
+		WHERE r.created_at >= $1 AND r.created_at < $2
+		  AND EXISTS (SELECT 1 FROM orders c WHERE c.order_no = r.order_no AND c.confirmed_at < $1)
+		UNION ALL SELECT NULL, o.order_no, o.seller_id, 300, $1 + interval '9 hours' FROM orders o WHERE o.order_no = 'O4'`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.runDay(sim, scenarioDays[1], "--late-refunds-query", query)
+	if code != 4 || !strings.Contains(out, "(no refund_no: run") {
+		t.Fatalf("a late refund without a number: exit %d, want 4 naming it\n%s", code, out)
+	}
+	paidS3 := func() (n int64) {
+		for _, s := range sim.Infinia.RevenueShares() {
+			if s.SellerID == seed.InfiniaID(3) && s.Status != "FAILED" {
+				n += s.Amount
+			}
+		}
+		return n
+	}
+	if n := paidS3(); n != 0 {
+		t.Fatalf("S3 was paid %d while its late refund could not be read", n)
+	}
+	// The platform gives it a number (3.00): the date's next run, with
+	// the default query, claws it back - S3 gives back 2.70 - and pays S3
+	// 27.00 + 27.00 - 2.70 = 51.30.
+	e.db.MustExec(`INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) VALUES ('RN', 'O4', 300, '2026-11-21 09:00Z')`)
+	if out, code := e.runDay(sim, scenarioDays[1]); code != 0 {
+		t.Fatalf("numbered since: exit %d, want 0\n%s", code, out)
+	}
+	if n := paidS3(); n != 5130 {
+		t.Errorf("S3 paid %d once the refund has a number, want 5130", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.late_refunds WHERE state = 'rejected'`); n != 0 {
+		t.Errorf("%d late refunds still rejected", n)
+	}
+	for _, m := range e.mismatches(scenarioDays[1]) {
+		if m.Category == pipeline.MismatchBadData {
+			t.Errorf("still reported: %+v", m)
+		}
+	}
+}
+
 // TestAnItemUploadedWhileTheDatesShareIsInFlightIsCarried: S2's trade
 // file of day 2 is held on the first run (Infinia will not say what became
 // of it), and the date's revenue share to S2 goes out on its carried

@@ -35,7 +35,9 @@ func channelNames(channels []pipeline.Channel) pq.StringArray {
 }
 
 // RecordLateRefunds records the late refunds not seen before, and
-// replaces one recorded as rejected (a platform row corrected since).
+// replaces one recorded as rejected (a platform row corrected since), or
+// ignored as no longer given (NoLongerRead: given again, by its date or
+// another's).
 func (l *Ledger) RecordLateRefunds(ctx context.Context, run *pipeline.Run, rs []pipeline.LateRefund) (int, error) {
 	n := 0
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
@@ -49,8 +51,9 @@ func (l *Ledger) RecordLateRefunds(ctx context.Context, run *pipeline.Run, rs []
 				ON CONFLICT (refund_no) DO UPDATE SET order_no = EXCLUDED.order_no, seller_id = EXCLUDED.seller_id,
 				    amount_minor = EXCLUDED.amount_minor, created_at = EXCLUDED.created_at, run_id = EXCLUDED.run_id,
 				    business_date = EXCLUDED.business_date, state = EXCLUDED.state, reason = EXCLUDED.reason
-				WHERE late_refunds.state = 'rejected' AND late_refunds.reason IS DISTINCT FROM EXCLUDED.reason`,
-				r.RefundNo, r.OrderNo, r.SellerID, r.Amount, created, run.ID, run.Key.Date.String(), r.State, r.Reason)
+				WHERE (late_refunds.state = 'rejected' OR late_refunds.state = 'ignored' AND starts_with(late_refunds.reason, $10))
+				  AND late_refunds.reason IS DISTINCT FROM EXCLUDED.reason`,
+				r.RefundNo, r.OrderNo, r.SellerID, r.Amount, created, run.ID, run.Key.Date.String(), r.State, r.Reason, noLongerGiven)
 			if err != nil {
 				return fmt.Errorf("record late refund %s: %w", r.RefundNo, err)
 			}
@@ -147,6 +150,60 @@ func (l *Ledger) RenumberedSince(ctx context.Context, run *pipeline.Run, keep []
 			WHERE refund_no = ANY ($1) AND state = 'rejected'`, gone)
 		if err != nil {
 			return fmt.Errorf("resolve the late refunds given a number of their own: %w", err)
+		}
+		return nil
+	})
+}
+
+// noLongerGiven begins the reason of a late refund NoLongerRead ignored.
+const noLongerGiven = "the late-refunds query no longer gives this refund (the platform removed or renumbered it): nothing taken back for it; was: "
+
+// NoLongerRead resolves the late refunds the run's date recorded
+// rejected, of the sellers of the run's shard, under a platform's number,
+// that the date's late-refunds query no longer gives (read: the numbers it
+// gave now; pipeline.AdjustStore): the platform removed the row, or gave
+// a row without a number one, kept under "(no refund_no: ...)", which no
+// corrected row replaces. Each held its seller's revenue shares in its
+// currency (BlockedByLateRefunds) on every run, for ever. One whose amount
+// could not be read (0) is removed (late_refunds' CHECK), the others are
+// ignored with the reason; settle's own numbers (renumbered, moved) are
+// left to their own resolution.
+func (l *Ledger) NoLongerRead(ctx context.Context, run *pipeline.Run, read []string) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT refund_no, seller_id FROM late_refunds
+		WHERE business_date = $1 AND state = 'rejected' AND NOT (refund_no = ANY ($2))
+		  AND NOT starts_with(refund_no, $3) AND NOT starts_with(refund_no, 'settle:moved:') ORDER BY refund_no`,
+		run.Key.Date.String(), pq.StringArray(read), pipeline.RenumberPrefix)
+	if err != nil {
+		return fmt.Errorf("read the rejected late refunds no longer given: %w", err)
+	}
+	var gone pq.StringArray
+	for rows.Next() {
+		var no, seller string
+		if err := rows.Scan(&no, &seller); err != nil {
+			rows.Close()
+			return fmt.Errorf("read the rejected late refunds no longer given: %w", err)
+		}
+		if run.Key.Shard.Owns(seller) {
+			gone = append(gone, no)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	return l.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM late_refunds WHERE refund_no = ANY ($1) AND state = 'rejected' AND amount_minor = 0`, gone); err != nil {
+			return fmt.Errorf("resolve the rejected late refunds no longer given: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE late_refunds SET state = 'ignored', reason = $2 || reason
+			WHERE refund_no = ANY ($1) AND state = 'rejected'`, gone, noLongerGiven)
+		if err != nil {
+			return fmt.Errorf("resolve the rejected late refunds no longer given: %w", err)
 		}
 		return nil
 	})

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"maps"
 	"reflect"
@@ -149,6 +150,64 @@ func TestCarriedBalanceIsNettedOnceAndReopenedOnFailure(t *testing.T) {
 	}
 	if b := openBalance(t, l); b != 0 {
 		t.Errorf("%d still open", b)
+	}
+}
+
+// TestARejectedLateRefundNoLongerGivenIsResolved: of the late refunds its
+// date recorded rejected, those the late-refunds query no longer gives
+// (and a run of the date's shard reads) are nothing to take back: one
+// whose amount could not be read is removed, one above its order ignored
+// with the reason, so that neither holds its seller for ever; those still
+// given, of settle's own numbers or of another shard's sellers stay. One
+// given again later is read as any other.
+func TestARejectedLateRefundNoLongerGivenIsResolved(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := uploadedItems(t, l, day, "A", 1, 9000)
+	now := time.Now()
+	rejected := func(no, seller string, amount int64) pipeline.LateRefund {
+		return pipeline.LateRefund{Date: day, RefundNo: no, OrderNo: "Aa", SellerID: seller, Amount: amount, CreatedAt: now,
+			State: pipeline.LateRefundRejected, Reason: "cannot be right"}
+	}
+	refunds := []pipeline.LateRefund{rejected("(no refund_no: run 1 row 1)", "S1", 0), rejected("RA", "S1", 99999),
+		rejected("RK", "S1", 0), rejected(pipeline.RenumberRefundNo("RX", "Aa"), "S1", 5)}
+	if _, err := l.RecordLateRefunds(ctx, run, refunds); err != nil {
+		t.Fatal(err)
+	}
+	state := func(no string) (st string) {
+		if err := l.DB().QueryRowContext(ctx, `SELECT state FROM late_refunds WHERE refund_no = $1`, no).Scan(&st); errors.Is(err, sql.ErrNoRows) {
+			return "gone"
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	// A run of another shard, whose sellers S1 is not among, leaves them.
+	other := *run
+	other.Key.Shard = pipeline.Shard{Index: 0, Count: 2}
+	if other.Key.Shard.Owns("S1") {
+		other.Key.Shard.Index = 1
+	}
+	if err := l.NoLongerRead(ctx, &other, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := state("RA"); st != pipeline.LateRefundRejected {
+		t.Fatalf("another shard's run: RA %s, want rejected", st)
+	}
+	if err := l.NoLongerRead(ctx, run, []string{"RK"}); err != nil {
+		t.Fatal(err)
+	}
+	for no, want := range map[string]string{"(no refund_no: run 1 row 1)": "gone", "RA": pipeline.LateRefundIgnored, "RK": pipeline.LateRefundRejected,
+		pipeline.RenumberRefundNo("RX", "Aa"): pipeline.LateRefundRejected} {
+		if st := state(no); st != want {
+			t.Errorf("%s: %s, want %s", no, st, want)
+		}
+	}
+	// Given again, corrected: read as any other.
+	again := pipeline.LateRefund{Date: day, RefundNo: "RA", OrderNo: "Aa", SellerID: "S1", Amount: 500, CreatedAt: now, State: pipeline.LateRefundPending}
+	if n, err := l.RecordLateRefunds(ctx, run, []pipeline.LateRefund{again}); err != nil || n != 1 || state("RA") != pipeline.LateRefundPending {
+		t.Fatalf("given again: %d recorded (%v), RA %s; want it pending", n, err, state("RA"))
 	}
 }
 
