@@ -164,9 +164,9 @@ const noLongerGiven = "the late-refunds query no longer gives this refund (the p
 // gave now; pipeline.AdjustStore): the platform removed the row, or gave
 // a row without a number one, kept under "(no refund_no: ...)", which no
 // corrected row replaces. Each held its seller's revenue shares in its
-// currency (BlockedByLateRefunds) on every run, for ever. One whose amount
-// could not be read (0) is removed (late_refunds' CHECK), the others are
-// ignored with the reason; settle's own numbers (renumbered, moved) are
+// currency (BlockedByLateRefunds) on every run, for ever. Each is ignored
+// with the reason, kept as it was read (one whose amount could not be read
+// at 0, migration 00032); settle's own numbers (renumbered, moved) are
 // left to their own resolution.
 func (l *Ledger) NoLongerRead(ctx context.Context, run *pipeline.Run, read []string) error {
 	rows, err := l.db.QueryContext(ctx, `SELECT refund_no, seller_id FROM late_refunds
@@ -196,17 +196,11 @@ func (l *Ledger) NoLongerRead(ctx context.Context, run *pipeline.Run, read []str
 	if len(gone) == 0 {
 		return nil
 	}
-	return l.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM late_refunds WHERE refund_no = ANY ($1) AND state = 'rejected' AND amount_minor = 0`, gone); err != nil {
-			return fmt.Errorf("resolve the rejected late refunds no longer given: %w", err)
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE late_refunds SET state = 'ignored', reason = $2 || reason
-			WHERE refund_no = ANY ($1) AND state = 'rejected'`, gone, noLongerGiven)
-		if err != nil {
-			return fmt.Errorf("resolve the rejected late refunds no longer given: %w", err)
-		}
-		return nil
-	})
+	if _, err := l.db.ExecContext(ctx, `UPDATE late_refunds SET state = 'ignored', reason = $2 || reason
+		WHERE refund_no = ANY ($1) AND state = 'rejected'`, gone, noLongerGiven); err != nil {
+		return fmt.Errorf("resolve the rejected late refunds no longer given: %w", err)
+	}
+	return nil
 }
 
 // MovedOrderRefunds returns what the run's rows rejected as already

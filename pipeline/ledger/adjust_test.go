@@ -155,9 +155,9 @@ func TestCarriedBalanceIsNettedOnceAndReopenedOnFailure(t *testing.T) {
 
 // TestARejectedLateRefundNoLongerGivenIsResolved: of the late refunds its
 // date recorded rejected, those the late-refunds query no longer gives
-// (and a run of the date's shard reads) are nothing to take back: one
-// whose amount could not be read is removed, one above its order ignored
-// with the reason, so that neither holds its seller for ever; those still
+// (and a run of the date's shard reads) are nothing to take back: each is
+// ignored with the reason, kept as read (one whose amount could not be
+// read at 0, migration 00032), so that neither holds its seller for ever; those still
 // given, of settle's own numbers or of another shard's sellers stay. One
 // given again later is read as any other.
 func TestARejectedLateRefundNoLongerGivenIsResolved(t *testing.T) {
@@ -198,7 +198,7 @@ func TestARejectedLateRefundNoLongerGivenIsResolved(t *testing.T) {
 	if err := l.NoLongerRead(ctx, run, []string{"RK"}); err != nil {
 		t.Fatal(err)
 	}
-	for no, want := range map[string]string{"(no refund_no: run 1 row 1)": "gone", "RA": pipeline.LateRefundIgnored, "RK": pipeline.LateRefundRejected,
+	for no, want := range map[string]string{"(no refund_no: run 1 row 1)": pipeline.LateRefundIgnored, "RA": pipeline.LateRefundIgnored, "RK": pipeline.LateRefundRejected,
 		pipeline.RenumberRefundNo("RX", "Aa"): pipeline.LateRefundRejected} {
 		if st := state(no); st != want {
 			t.Errorf("%s: %s, want %s", no, st, want)
