@@ -199,8 +199,10 @@ func MovedRefundNo(orderNo string, d Date) string {
 }
 
 // Resplit recomputes an order's split under the rules of date d (the
-// order's business date), for the refunded total the order now has.
-type Resplit func(o Order, d Date) (Split, error)
+// order's business date), for the refunded total the order now has. An
+// error with ErrNotRead in its chain (the rules of the date could not be
+// read) stops the clawbacks; any other is the rules' word on the order.
+type Resplit func(ctx context.Context, o Order, d Date) (Split, error)
 
 // ReadLateRefunds records the late refunds of the run's window for the
 // sellers of its shard. It is idempotent: a refund is keyed by refund_no;
@@ -473,7 +475,7 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 		default:
 			var adj *Adjustment
 			var note string
-			adj, note, err = clawback(it, p.LateRefund, resplit)
+			adj, note, err = clawback(ctx, it, p.LateRefund, resplit)
 			if err != nil {
 				var bad *badRefund
 				if !errors.As(err, &bad) {
@@ -541,7 +543,7 @@ func (b *badRefund) Error() string { return b.why }
 // lost rule is also a note for a person (the rules file changed or lost a
 // date the ledger still needs). A split again under a changed rule would
 // have priced the part of the order the buyer kept anew, as if refunded.
-func clawback(it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, string, error) {
+func clawback(ctx context.Context, it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, string, error) {
 	cur := it.Currency
 	refunded, err := Add(it.Refunded, it.LateRefunded)
 	if err == nil {
@@ -559,10 +561,15 @@ func clawback(it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, stri
 	sellerBack := min(r.Amount, sellerLeft)
 	commissionBack := r.Amount - sellerBack
 	var how, note string
-	s, err := resplit(o, it.Date)
+	s, err := resplit(ctx, o, it.Date)
 	var settled Split
 	if err == nil {
-		settled, err = resplit(it.Order, it.Date)
+		settled, err = resplit(ctx, it.Order, it.Date)
+	}
+	if errors.Is(err, ErrNotRead) {
+		// The rules could not be looked up (the ledger's kept file of
+		// the date): nothing to judge the split by yet, not a lost rule.
+		return nil, "", err
 	}
 	switch {
 	case err != nil:

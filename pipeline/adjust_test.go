@@ -59,7 +59,7 @@ func (m *memAdjust) ResolveLateRefund(_ context.Context, _ *Run, no, state, reas
 }
 
 // tenPercent splits like a 10% rule with a 1.00 minimum commission.
-func tenPercent(o Order, _ Date) (Split, error) {
+func tenPercent(_ context.Context, o Order, _ Date) (Split, error) {
 	base := o.Amount - o.Refunded
 	c := min(base, max(100, base/10))
 	return Split{Order: o, Rule: "r:1", Commission: c, SellerShare: base - c}, nil
@@ -67,7 +67,7 @@ func tenPercent(o Order, _ Date) (Split, error) {
 
 func settled(orderNo string, ch Channel, state string, gross, refunded int64) *SettledItem {
 	o := Order{OrderNo: orderNo, SellerID: "S1", Channel: ch, Currency: "USD", Amount: gross, Refunded: refunded}
-	s, _ := tenPercent(o, Date{})
+	s, _ := tenPercent(context.Background(), o, Date{})
 	return &SettledItem{Split: s, State: state}
 }
 
@@ -145,7 +145,7 @@ func TestClawBackFallsBackWhenTheRulesChanged(t *testing.T) {
 	// person is told the rules of the order's date changed.
 	it := &SettledItem{Split: Split{Order: Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000},
 		Rule: "rules.csv:2", Commission: 500, SellerShare: 9500}, State: "paid"}
-	adj, note, err := clawback(it, LateRefund{RefundNo: "R", Amount: 3000}, tenPercent)
+	adj, note, err := clawback(context.Background(), it, LateRefund{RefundNo: "R", Amount: 3000}, tenPercent)
 	if err != nil || !strings.Contains(note, "otherwise than it settled") {
 		t.Fatal(note, err)
 	}
@@ -163,22 +163,22 @@ func TestClawBackFallsBackWhenTheRulesChanged(t *testing.T) {
 // goes first, as when they lost its date, and a person is told.
 func TestClawBackDoesNotPriceAnOrderAnewUnderAChangedRule(t *testing.T) {
 	rate := func(bps int64) Resplit {
-		return func(o Order, _ Date) (Split, error) {
+		return func(_ context.Context, o Order, _ Date) (Split, error) {
 			base := o.Amount - o.Refunded
 			c, err := MulDivHalfEven(base, bps, 10000)
 			return Split{Order: o, Rule: fmt.Sprintf("rules.csv:%d", bps), Commission: c, SellerShare: base - c}, err
 		}
 	}
 	o := Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000}
-	s, _ := rate(1000)(o, Date{})
+	s, _ := rate(1000)(context.Background(), o, Date{})
 	it := &SettledItem{Split: s, State: "paid"}
 	r := LateRefund{RefundNo: "R", Amount: 5000}
 
-	adj, note, err := clawback(it, r, rate(1000)) // the rules it settled with
+	adj, note, err := clawback(context.Background(), it, r, rate(1000)) // the rules it settled with
 	if err != nil || note != "" || adj.Amount != -4500 || adj.CommissionBack != 500 || !strings.Contains(adj.Reason, "split again") {
 		t.Fatalf("same rules: %+v %q %v; want 45.00 from the seller, 5.00 of commission, split again", adj, note, err)
 	}
-	adj, note, err = clawback(it, r, rate(1100))
+	adj, note, err = clawback(context.Background(), it, r, rate(1100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,11 +243,11 @@ func TestClawBacksWithoutTheRulesOfTheOrdersDate(t *testing.T) {
 			{LateRefund: LateRefund{RefundNo: "R1", OrderNo: "A", SellerID: "S1", Amount: 2000}, Item: settled("A", cardCh, "paid", 10000, 0)},
 			{LateRefund: LateRefund{RefundNo: "R2", OrderNo: "OLD", SellerID: "S1", Amount: 500}, Item: stale},
 		}}
-	resplit := func(o Order, on Date) (Split, error) {
+	resplit := func(_ context.Context, o Order, on Date) (Split, error) {
 		if on == old {
 			return Split{}, E(KindUsage, "rules", fmt.Errorf("no rule applies on %s", on))
 		}
-		return tenPercent(o, on)
+		return tenPercent(context.Background(), o, on)
 	}
 	summary, problems, err := ClawBacks(context.Background(), store, resplit, testChannels, run)
 	if err != nil {
@@ -357,8 +357,10 @@ func TestClawBackFromTheSellersShareFirstTakesOnlyWhatIsLeftOfIt(t *testing.T) {
 	// file no longer has the order's date.
 	it := &SettledItem{Split: Split{Order: Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000},
 		Commission: 500, SellerShare: 9500}, State: "paid", LateRefunded: 9000, LateSellerBack: 9000}
-	noRules := func(Order, Date) (Split, error) { return Split{}, E(KindUsage, "rules", fmt.Errorf("no rule applies")) }
-	adj, note, err := clawback(it, LateRefund{RefundNo: "R2", Amount: 800}, noRules)
+	noRules := func(context.Context, Order, Date) (Split, error) {
+		return Split{}, E(KindUsage, "rules", fmt.Errorf("no rule applies"))
+	}
+	adj, note, err := clawback(context.Background(), it, LateRefund{RefundNo: "R2", Amount: 800}, noRules)
 	if err != nil || note == "" {
 		t.Fatal(note, err)
 	}
@@ -389,8 +391,10 @@ func TestAPayoutNetsTheCarriedBalanceWithItsSign(t *testing.T) {
 func TestAClawbackNeverGivesBackMoreCommissionThanIsLeft(t *testing.T) {
 	it := &SettledItem{Split: Split{Order: Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000},
 		Commission: 500, SellerShare: 9500}, State: "paid", LateRefunded: 500, LateSellerBack: 9500, LateCommissionBack: 500}
-	noRules := func(Order, Date) (Split, error) { return Split{}, E(KindUsage, "rules", fmt.Errorf("no rule applies")) }
-	adj, _, err := clawback(it, LateRefund{RefundNo: "R2", Amount: 300}, noRules)
+	noRules := func(context.Context, Order, Date) (Split, error) {
+		return Split{}, E(KindUsage, "rules", fmt.Errorf("no rule applies"))
+	}
+	adj, _, err := clawback(context.Background(), it, LateRefund{RefundNo: "R2", Amount: 300}, noRules)
 	var bad *badRefund
 	if !errors.As(err, &bad) {
 		t.Fatalf("clawback %+v, %v; want the refund refused: nothing is left of the order", adj, err)
@@ -429,5 +433,17 @@ func TestAClawbackIsDatedByTheLaterOfItsRefundAndTheRun(t *testing.T) {
 	}
 	if store.resolved["R3"] != LateRefundRejected || problems.Count() != 1 {
 		t.Errorf("R3 %q, problems %q: want R3 rejected for a person", store.resolved["R3"], problems.List)
+	}
+}
+
+// TestClawBackStopsWhenItsRulesCannotBeRead: rules that could not be read
+// (the ledger's kept file of the order's date: ErrNotRead) are no rule lost:
+// the clawback is not made seller's share first, the error is returned.
+func TestClawBackStopsWhenItsRulesCannotBeRead(t *testing.T) {
+	gone := errors.New("connection reset")
+	unread := func(context.Context, Order, Date) (Split, error) { return Split{}, NotRead(gone) }
+	adj, note, err := clawback(context.Background(), settled("A", cardCh, "paid", 10000, 0), LateRefund{RefundNo: "R", Amount: 3000}, unread)
+	if !errors.Is(err, gone) || !errors.Is(err, ErrNotRead) || adj != nil || note != "" {
+		t.Fatalf("clawback under unread rules: %+v, %q, %v; want the read's error, nothing taken back", adj, note, err)
 	}
 }

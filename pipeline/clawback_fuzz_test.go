@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/binary"
 	"strings"
 	"testing"
@@ -10,7 +11,7 @@ import (
 // this package cannot import): round_half_even(base*rate/10000) + fixed,
 // within [min, max] (max 0: no cap), then within [0, base].
 func ruleSplit(rate, fixed, minC, maxC int64) Resplit {
-	return func(o Order, _ Date) (Split, error) {
+	return func(_ context.Context, o Order, _ Date) (Split, error) {
 		base := o.Amount - o.Refunded
 		c, err := MulDivHalfEven(base, rate, 10000)
 		if err != nil {
@@ -46,7 +47,7 @@ func FuzzClawBacksUnderTheSameRules(f *testing.F) {
 		}
 		split := ruleSplit(rate, fixed, minC, maxC)
 		o := Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: amount, Refunded: refunded}
-		s, err := split(o, Date{})
+		s, err := split(context.Background(), o, Date{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +60,7 @@ func FuzzClawBacksUnderTheSameRules(f *testing.F) {
 			// A refund of 1 to what is left of the order, in steps that
 			// reach both ends.
 			r := 1 + int64(binary.LittleEndian.Uint16(raw))*(left-1)/0xffff
-			adj, note, err := clawback(it, LateRefund{RefundNo: "R", Amount: r}, split)
+			adj, note, err := clawback(context.Background(), it, LateRefund{RefundNo: "R", Amount: r}, split)
 			if err != nil || note != "" {
 				t.Fatalf("refund %d of %+v: %v %s", r, it, err, note)
 			}
@@ -75,7 +76,7 @@ func FuzzClawBacksUnderTheSameRules(f *testing.F) {
 			it.LateCommissionBack += adj.CommissionBack
 			whole := o
 			whole.Refunded = refunded + it.LateRefunded
-			want, _ := split(whole, Date{})
+			want, _ := split(context.Background(), whole, Date{})
 			if it.SellerShare-it.LateSellerBack != want.SellerShare || it.Commission-it.LateCommissionBack != want.Commission {
 				t.Fatalf("after %d refunded late, left seller %d commission %d; a split of the whole refunded total gives %d and %d",
 					it.LateRefunded, it.SellerShare-it.LateSellerBack, it.Commission-it.LateCommissionBack, want.SellerShare, want.Commission)

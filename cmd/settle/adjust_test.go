@@ -1326,3 +1326,35 @@ func TestALateRefundUnderANumberTheLedgerHoldsIsInTheReports(t *testing.T) {
 		t.Errorf("day 3's orders.csv: no clawback of O4-R1:\n%s", orders)
 	}
 }
+
+// TestALateRefundIsSplitUnderTheRulesItsOrderSettledWith: the rules file
+// given now changed the rate of a date already settled (edited in place,
+// not a new row from a later date). A late refund of an order of that date
+// was split under the file given now: "the rules now split the order
+// otherwise", the whole refund taken back from the seller's share, exit 4,
+// and no run with the right file undid it (found by an operator's trial).
+// It is split under the file its date's run split with, which the ledger
+// keeps: O4 (S3, 30.00 at 10%) refunded 3.00 gives back 2.70 from the
+// seller and 0.30 of commission, as under the rules it settled with.
+func TestALateRefundIsSplitUnderTheRulesItsOrderSettledWith(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenarioDayOneSettled()
+	e.db.MustExec(`INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) VALUES ('RB', 'O4', 300, '2026-11-21 09:30Z')`)
+	e.rules = filepath.Join(t.TempDir(), "rules.csv")
+	if err := os.WriteFile(e.rules, []byte("seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n,,,2000,,,,2020-01-01\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.runDay(sim, scenarioDays[1])
+	if code != 0 || strings.Contains(out, "otherwise than it settled") {
+		t.Fatalf("day 2 under a file that changed day 1's rate: exit %d, want 0 with day 1's late refunds split under day 1's rules\n%s", code, out)
+	}
+	var back, commission int64
+	var reason string
+	if err := e.db.QueryRow(`SELECT -amount_minor, commission_back, reason FROM settle.adjustments WHERE refund_no = 'RB'`).Scan(&back, &commission, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if back != 270 || commission != 30 || !strings.Contains(reason, "split again under rules.csv:2") {
+		t.Errorf("clawback of RB: seller %d, commission %d (%s); want 270 and 30, split again under the kept rules.csv:2", back, commission, reason)
+	}
+}

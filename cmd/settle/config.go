@@ -725,9 +725,50 @@ func parseMinPayout(s string) (map[pipeline.Currency]int64, error) {
 	return out, nil
 }
 
-// resplit splits an order again under the rules, for a late refund.
-func resplit(rules *transform.Rules) pipeline.Resplit {
-	return func(o pipeline.Order, d pipeline.Date) (pipeline.Split, error) {
+// resplit splits an order again, for a late refund: under the rules file
+// its date's run split it with, as the ledger kept it (migration 00030,
+// settle status --rules), else (a run from before, or none kept) under
+// rules, the file given now. A file given now that lost or changed the
+// order's rule had the seller give back the whole refund from its share,
+// and no later run with the right file undid it (found by an operator's
+// trial); the kept file is the one the order settled under. Each kept file
+// is parsed once, for every date that names it.
+func resplit(l *ledger.Ledger, rules *transform.Rules) pipeline.Resplit {
+	var mu sync.Mutex
+	runs := map[pipeline.Date][]ledger.RunRules{}
+	parsed := map[string]*transform.Rules{} // by file hash; nil: did not parse
+	keptFor := func(ctx context.Context, sellerID string, d pipeline.Date) (*transform.Rules, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		rs, ok := runs[d]
+		if !ok {
+			var err error
+			if rs, err = l.RulesFiles(ctx, d); err != nil {
+				return nil, pipeline.NotRead(err)
+			}
+			runs[d] = rs
+		}
+		for _, r := range rs {
+			if !r.Kept || !r.Shard.Owns(sellerID) {
+				continue
+			}
+			kept, ok := parsed[r.FileHash]
+			if !ok {
+				kept, _ = transform.ParseRules(strings.NewReader(r.Body), r.Name) // it parsed when it was kept
+				parsed[r.FileHash] = kept
+			}
+			return kept, nil
+		}
+		return nil, nil
+	}
+	return func(ctx context.Context, o pipeline.Order, d pipeline.Date) (pipeline.Split, error) {
+		kept, err := keptFor(ctx, o.SellerID, d)
+		if err != nil {
+			return pipeline.Split{}, err
+		}
+		if kept != nil {
+			return transform.SplitOrder(o, kept, d)
+		}
 		return transform.SplitOrder(o, rules, d)
 	}
 }

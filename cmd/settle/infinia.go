@@ -258,6 +258,6 @@ func (s *infiniaSetup) provider(l *ledger.Ledger, late pipeline.LateRefundSource
 		// in flight and the SFTP uploads at once.
 		Pacer: pacer(s.rate, 0, s.parallel), Parallel: s.parallel,
 		Wait: s.wait, Poll: s.poll, FirstPoll: s.firstPoll, LostAfter: s.lostAfter, Memory: s.memory, MinPayout: minPayout,
-		Before: pipeline.ClawBackStage(l, late, window, resplit(rules), channelSpecs()),
+		Before: pipeline.ClawBackStage(l, late, window, resplit(l, rules), channelSpecs()),
 	})
 }
