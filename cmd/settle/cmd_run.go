@@ -92,6 +92,14 @@ func runCommand(cfg *config) *cli.Command {
 			if n := c.Int(flagReportsKeepDays); n < 0 {
 				return pipeline.Errorf(pipeline.KindUsage, "--"+flagReportsKeepDays, "%d: want a number of days, 0 (keep every date's reports) or more", n)
 			}
+			// Taken as 0 without a word, these were the opposite of what
+			// was meant (found by an operator's trial).
+			if n := c.Int(flagRecheckDays); n < 0 {
+				return pipeline.Errorf(pipeline.KindUsage, "--"+flagRecheckDays, "%d: want a number of days, 0 (reconcile no earlier date again) or more", n)
+			}
+			if w := c.Duration(flagLockWait); w < 0 {
+				return pipeline.Errorf(pipeline.KindUsage, "--"+flagLockWait, "%s: want a duration, 0 (exit 75 at once) or more", w)
+			}
 			if c.Bool(flagReextract) && (len(dates) > 1 || c.Bool("dry-run")) {
 				return pipeline.Errorf(pipeline.KindUsage, "--"+flagReextract, "reads one date again: give --date, without --from/--to or --dry-run")
 			}
@@ -1035,13 +1043,13 @@ func (cfg *config) runDates(c *cli.Context) ([]pipeline.Date, error) {
 	if from == "" || to == "" || c.String(flagDate) != "" {
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--from/--to", "give both --from and --to, and no --date")
 	}
-	d1, err := pipeline.ParseDate(from)
+	d1, err := flagDateValue("--from", from)
 	if err != nil {
-		return nil, pipeline.E(pipeline.KindUsage, "--from", err)
+		return nil, err
 	}
-	d2, err := pipeline.ParseDate(to)
+	d2, err := flagDateValue("--to", to)
 	if err != nil {
-		return nil, pipeline.E(pipeline.KindUsage, "--to", err)
+		return nil, err
 	}
 	var dates []pipeline.Date
 	for d := d1; !d2.Before(d); d = d.AddDays(1) {

@@ -303,23 +303,34 @@ func (cfg *config) businessDate(c *cli.Context, loc *time.Location) (pipeline.Da
 	if s == "" {
 		return yesterday(cfg.clock(), loc), nil
 	}
-	d, err := pipeline.ParseDate(s)
-	if err != nil {
-		return d, pipeline.E(pipeline.KindUsage, "--date", err)
-	}
-	return d, nil
+	return flagDateValue("--date", s)
 }
 
 func requiredDate(c *cli.Context) (pipeline.Date, error) {
 	if c.String(flagDate) == "" {
 		return pipeline.Date{}, pipeline.Errorf(pipeline.KindUsage, "--date", "required (YYYY-MM-DD)")
 	}
-	d, err := pipeline.ParseDate(c.String(flagDate))
+	return flagDateValue("--date", c.String(flagDate))
+}
+
+// flagDateValue reads a business date given on the command line (flag
+// names it): a date of the calendar (pipeline.ParseDate) from minYear on.
+// A run of 0001-01-01 failed reading the date before it (year 0, no date
+// to PostgreSQL), exit 1, "a retry is safe" (found by an operator's
+// trial). A rules file's effective_from may be older ("since always").
+func flagDateValue(flag, s string) (pipeline.Date, error) {
+	d, err := pipeline.ParseDate(s)
 	if err != nil {
-		return d, pipeline.E(pipeline.KindUsage, "--date", err)
+		return d, pipeline.E(pipeline.KindUsage, flag, err)
+	}
+	if d.Year < minYear {
+		return d, pipeline.Errorf(pipeline.KindUsage, flag, "date %q: before %d, no business date", s, minYear)
 	}
 	return d, nil
 }
+
+// minYear is the first year of a business date flagDateValue takes.
+const minYear = 1900
 
 // openLedger connects to the ledger database; migrate applies the schema.
 func (cfg *config) openLedger(ctx context.Context, c *cli.Context, migrate bool) (*ledger.Ledger, error) {

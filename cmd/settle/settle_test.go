@@ -301,6 +301,12 @@ func TestBadRulesAndConfigurationExit2BeforeAnything(t *testing.T) {
 		{"unknown time zone", []string{"--rules", e.rules, "--tz", "Mars/Olympus"}, "--tz"},
 		{"bad shard", []string{"--rules", e.rules, "--shard", "4/4"}, "shard"},
 		{"bad date", []string{"--rules", e.rules, "--date", "2026-13-01"}, "--date"},
+		// The day before is year 0, no date to PostgreSQL: it was exit 1.
+		{"year 1", []string{"--rules", e.rules, "--date", "0001-01-01"}, "--date: date \"0001-01-01\": before 1900"},
+		{"a backfill from year 1", []string{"--rules", e.rules, "--from", "0001-01-01", "--to", "0001-01-02"}, "--from: "},
+		// Taken as 0 without a word before.
+		{"negative recheck days", []string{"--rules", e.rules, "--recheck-days", "-1"}, "--recheck-days"},
+		{"negative lock wait", []string{"--rules", e.rules, "--lock-wait", "-1s"}, "--lock-wait"},
 		// Its orders are still being confirmed: a run would record the
 		// day as read and never settle the rest (a dry run may look).
 		{"a date not over yet", []string{"--rules", e.rules, "--date", time.Now().AddDate(0, 0, 2).Format(time.DateOnly)}, "is not over yet in Asia/Shanghai"},
@@ -311,7 +317,7 @@ func TestBadRulesAndConfigurationExit2BeforeAnything(t *testing.T) {
 	}
 	for _, tc := range cases {
 		args := append([]string{"run", "--date", testDate}, tc.args...)
-		if tc.name == "bad date" || strings.Contains(tc.name, "not over yet") {
+		if tc.name == "bad date" || tc.name == "year 1" || strings.Contains(tc.name, "not over yet") || strings.Contains(tc.name, "from year 1") {
 			args = append([]string{"run"}, tc.args...)
 		}
 		out, code := e.settle(args...)
