@@ -691,9 +691,11 @@ func TestRulesFilesKept(t *testing.T) {
 	}
 	open("rules.csv", v1, "h1") // after it: the file that split the day stays
 	kept("resumed after transform", "new.csv", v2, "h2")
+	open("other.csv", v1, "h1") // nor is this one kept: no run may split with it
+	kept("resumed after transform with another file", "new.csv", v2, "h2")
 	var n int
 	if err := l.DB().Get(&n, `SELECT count(*) FROM rules_files`); err != nil || n != 2 {
-		t.Fatalf("%d rules files kept (%v), want 2: each name and bytes once", n, err)
+		t.Fatalf("%d rules files kept (%v), want 2: each name and bytes once, none a run did not split with", n, err)
 	}
 	for _, q := range []string{`UPDATE rules_files SET body = 'x'`, `DELETE FROM rules_files`, `TRUNCATE rules_files CASCADE`} {
 		if _, err := l.DB().Exec(q); err == nil || !strings.Contains(err.Error(), "append-only") {

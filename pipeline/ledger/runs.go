@@ -360,7 +360,7 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 		if err := sameAccounts(ctx, tx, key, accounts); err != nil {
 			return err
 		}
-		rulesFile, err := keepRulesFile(ctx, tx, p)
+		rulesFile, err := keepRulesFile(ctx, tx, key, p)
 		if err != nil {
 			return err
 		}
@@ -396,10 +396,21 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 
 // keepRulesFile records p's rules file (rules_files, migration 00030),
 // once for the same name and bytes, and returns its file_hash for the
-// run's rules_file: NULL when p has none.
-func keepRulesFile(ctx context.Context, tx *sql.Tx, p pipeline.RunParams) (sql.NullString, error) {
+// run's rules_file: NULL when p has none. A file is kept only for a run
+// that may still split with it: not for key's run once its transform
+// stage is done (it keeps the file it split with; OpenRun).
+func keepRulesFile(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, p pipeline.RunParams) (sql.NullString, error) {
 	if p.RulesName == "" {
 		return sql.NullString{}, nil
+	}
+	var split bool
+	err := tx.QueryRowContext(ctx, `SELECT 'transform' = ANY (stages_done) FROM runs
+		WHERE business_date = $1 AND shard_index = $2 AND shard_count = $3`, key.Date.String(), key.Shard.Index, key.Shard.Count).Scan(&split)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return sql.NullString{}, fmt.Errorf("keep rules file %s: %w", p.RulesName, err)
+	}
+	if split {
+		return sql.NullString{}, nil // its own stays (OpenRun's CASE)
 	}
 	h := sha256.New()
 	h.Write([]byte(p.RulesName))
