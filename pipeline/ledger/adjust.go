@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 
 	"github.com/lib/pq"
 
@@ -109,50 +110,18 @@ func (l *Ledger) LateRefundsRecordedOtherwise(ctx context.Context, rs []pipeline
 // under a number of settle's (pipeline.RenumberRefundNo) for the sellers
 // of the run's shard that keep does not list (pipeline.AdjustStore).
 func (l *Ledger) RenumberedSince(ctx context.Context, run *pipeline.Run, keep []pipeline.LateRefund) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT refund_no, seller_id FROM late_refunds
-		WHERE business_date = $1 AND state = 'rejected' AND starts_with(refund_no, $2) ORDER BY refund_no`,
-		run.Key.Date.String(), pipeline.RenumberPrefix)
-	if err != nil {
-		return fmt.Errorf("read the late refunds kept under a number of settle's: %w", err)
-	}
 	kept := map[string]bool{}
 	for _, k := range keep {
 		kept[k.RefundNo] = true
 	}
-	var gone pq.StringArray
-	for rows.Next() {
-		var no, seller string
-		if err := rows.Scan(&no, &seller); err != nil {
-			rows.Close()
-			return fmt.Errorf("read the late refunds kept under a number of settle's: %w", err)
-		}
-		if !kept[no] && run.Key.Shard.Owns(seller) {
-			gone = append(gone, no)
-		}
-	}
-	if err := rows.Close(); err != nil {
+	const what = "the late refunds kept under a number of settle's"
+	gone, err := l.rejectedOfShard(ctx, run, what, `starts_with(refund_no, $2)`, pipeline.RenumberPrefix)
+	if err != nil {
 		return err
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if len(gone) == 0 {
-		return nil
-	}
-	// One whose amount could not be read (amount 0, a bad row) cannot be
-	// kept as ignored (late_refunds' CHECK): it was nothing to take back.
-	return l.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM late_refunds WHERE refund_no = ANY ($1) AND state = 'rejected' AND amount_minor = 0`, gone); err != nil {
-			return fmt.Errorf("resolve the late refunds given a number of their own: %w", err)
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE late_refunds SET state = 'ignored',
-			reason = 'the platform no longer gives this refund under a number the ledger holds for another refund: read again under its own number, worked out there; was: ' || reason
-			WHERE refund_no = ANY ($1) AND state = 'rejected'`, gone)
-		if err != nil {
-			return fmt.Errorf("resolve the late refunds given a number of their own: %w", err)
-		}
-		return nil
-	})
+	gone = slices.DeleteFunc(gone, func(no string) bool { return kept[no] })
+	return l.ignoreRejected(ctx, gone, what,
+		"the platform no longer gives this refund under a number the ledger holds for another refund: read again under its own number, worked out there; was: ")
 }
 
 // noLongerGiven begins the reason of a late refund NoLongerRead ignored.
@@ -165,40 +134,58 @@ const noLongerGiven = "the late-refunds query no longer gives this refund (the p
 // a row without a number one, kept under "(no refund_no: ...)", which no
 // corrected row replaces. Each held its seller's revenue shares in its
 // currency (BlockedByLateRefunds) on every run, for ever. Each is ignored
-// with the reason, kept as it was read (one whose amount could not be read
-// at 0, migration 00032); settle's own numbers (renumbered, moved) are
-// left to their own resolution.
+// with the reason (ignoreRejected); settle's own numbers (renumbered,
+// moved) are left to their own resolution.
 func (l *Ledger) NoLongerRead(ctx context.Context, run *pipeline.Run, read []string) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT refund_no, seller_id FROM late_refunds
-		WHERE business_date = $1 AND state = 'rejected' AND NOT (refund_no = ANY ($2))
-		  AND NOT starts_with(refund_no, $3) AND NOT starts_with(refund_no, 'settle:moved:') ORDER BY refund_no`,
-		run.Key.Date.String(), pq.StringArray(read), pipeline.RenumberPrefix)
+	const what = "the rejected late refunds no longer given"
+	gone, err := l.rejectedOfShard(ctx, run, what,
+		`NOT (refund_no = ANY ($2)) AND NOT starts_with(refund_no, $3) AND NOT starts_with(refund_no, 'settle:moved:')`,
+		pq.StringArray(read), pipeline.RenumberPrefix)
 	if err != nil {
-		return fmt.Errorf("read the rejected late refunds no longer given: %w", err)
+		return err
 	}
-	var gone pq.StringArray
+	return l.ignoreRejected(ctx, gone, what, noLongerGiven)
+}
+
+// rejectedOfShard returns the numbers of the late refunds of the run's
+// date recorded rejected that match cond (its arguments from $2, args),
+// of the sellers of the run's shard; what names them in an error.
+func (l *Ledger) rejectedOfShard(ctx context.Context, run *pipeline.Run, what, cond string, args ...any) (pq.StringArray, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT refund_no, seller_id FROM late_refunds
+		WHERE business_date = $1 AND state = 'rejected' AND `+cond+` ORDER BY refund_no`,
+		append([]any{run.Key.Date.String()}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out pq.StringArray
 	for rows.Next() {
 		var no, seller string
 		if err := rows.Scan(&no, &seller); err != nil {
-			rows.Close()
-			return fmt.Errorf("read the rejected late refunds no longer given: %w", err)
+			return nil, fmt.Errorf("read %s: %w", what, err)
 		}
 		if run.Key.Shard.Owns(seller) {
-			gone = append(gone, no)
+			out = append(out, no)
 		}
 	}
-	if err := rows.Close(); err != nil {
-		return err
-	}
 	if err := rows.Err(); err != nil {
-		return err
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
+	return out, nil
+}
+
+// ignoreRejected resolves the rejected late refunds numbered gone as
+// ignored, why before their reason, each kept as it was read: one whose
+// amount could not be read stays at 0 (migration 00032; it was deleted,
+// and the ledger lost what it had been given). what names them in an
+// error.
+func (l *Ledger) ignoreRejected(ctx context.Context, gone pq.StringArray, what, why string) error {
 	if len(gone) == 0 {
 		return nil
 	}
 	if _, err := l.db.ExecContext(ctx, `UPDATE late_refunds SET state = 'ignored', reason = $2 || reason
-		WHERE refund_no = ANY ($1) AND state = 'rejected'`, gone, noLongerGiven); err != nil {
-		return fmt.Errorf("resolve the rejected late refunds no longer given: %w", err)
+		WHERE refund_no = ANY ($1) AND state = 'rejected'`, gone, why); err != nil {
+		return fmt.Errorf("resolve %s: %w", what, err)
 	}
 	return nil
 }

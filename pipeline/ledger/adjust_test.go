@@ -204,6 +204,18 @@ func TestARejectedLateRefundNoLongerGivenIsResolved(t *testing.T) {
 			t.Errorf("%s: %s, want %s", no, st, want)
 		}
 	}
+	// Settle's own numbers are RenumberedSince's: one not kept is ignored,
+	// its 0 kept (it was deleted), one kept stays.
+	renumbered := []pipeline.LateRefund{rejected(pipeline.RenumberRefundNo("RY", "Aa"), "S1", 0), rejected(pipeline.RenumberRefundNo("RZ", "Aa"), "S1", 0)}
+	if _, err := l.RecordLateRefunds(ctx, run, renumbered); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RenumberedSince(ctx, run, renumbered[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if y, z := state(renumbered[0].RefundNo), state(renumbered[1].RefundNo); y != pipeline.LateRefundIgnored || z != pipeline.LateRefundRejected {
+		t.Errorf("renumbered: %s not kept %s, want ignored; %s kept %s, want rejected", renumbered[0].RefundNo, y, renumbered[1].RefundNo, z)
+	}
 	// Given again, corrected: read as any other.
 	again := pipeline.LateRefund{Date: day, RefundNo: "RA", OrderNo: "Aa", SellerID: "S1", Amount: 500, CreatedAt: now, State: pipeline.LateRefundPending}
 	if n, err := l.RecordLateRefunds(ctx, run, []pipeline.LateRefund{again}); err != nil || n != 1 || state("RA") != pipeline.LateRefundPending {
