@@ -239,3 +239,56 @@ func TestASuccessfulPayoutPaysOnlyTheItemsItCovers(t *testing.T) {
 		t.Fatalf("items after the success\n got %v\nwant %v", got, want)
 	}
 }
+
+// TestOpenCarriesUpToADate: the open carried balances up to a date count
+// the open entries of that date and earlier, not a later date's nor those
+// netted; with no date, every open entry (mutants: <= as <, the date
+// dropped or ignored each survived: a dry run counted the balances of
+// later dates as balances it would net). They come by seller, then
+// currency, as settle status lists them (mutant: by currency first
+// survived), with the seller's latest Infinia id that is not empty
+// (mutants: not skipping an empty one, or taking the oldest, survived).
+func TestOpenCarriesUpToADate(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	var runs []*pipeline.Run
+	for i := -1; i <= 1; i++ {
+		runs = append(runs, openRun(t, l, day.AddDays(i)))
+	}
+	for _, q := range []string{
+		fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, business_date, run_id, netted_into, netted_date) VALUES
+			('S1', 'USD', 'held', 100, '%[1]s', %[4]d, '', NULL),
+			('S1', 'USD', 'held', 200, '%[2]s', %[5]d, '', NULL),
+			('S1', 'USD', 'held', 400, '%[3]s', %[6]d, '', NULL),
+			('S1', 'USD', 'held', 800, '%[1]s', %[4]d, 'RS/x', '%[2]s'),
+			('S0', 'USD', 'held', 3, '%[2]s', %[5]d, '', NULL),
+			('S1', 'EUR', 'held', 5, '%[2]s', %[5]d, '', NULL)`,
+			runs[0].Key.Date, runs[1].Key.Date, runs[2].Key.Date, runs[0].ID, runs[1].ID, runs[2].ID),
+		fmt.Sprintf(`INSERT INTO run_sellers (run_id, seller_id, infinia_seller_id) VALUES
+			(%d, 'S1', 'I-old'), (%d, 'S1', 'I-new'), (%d, 'S1', '')`, runs[0].ID, runs[1].ID, runs[2].ID),
+	} {
+		if _, err := l.DB().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		upTo pipeline.Date
+		want []pipeline.Carry
+	}{
+		{day, []pipeline.Carry{{SellerID: "S0", Currency: "USD", Amount: 3, Entries: 1},
+			{SellerID: "S1", Currency: "EUR", Amount: 5, Entries: 1, Account: "I-new"},
+			{SellerID: "S1", Currency: "USD", Amount: 300, Entries: 2, Account: "I-new"}}},
+		{pipeline.Date{}, []pipeline.Carry{{SellerID: "S0", Currency: "USD", Amount: 3, Entries: 1},
+			{SellerID: "S1", Currency: "EUR", Amount: 5, Entries: 1, Account: "I-new"},
+			{SellerID: "S1", Currency: "USD", Amount: 700, Entries: 3, Account: "I-new"}}},
+	} {
+		got, err := l.OpenCarries(ctx, c.upTo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("open carries up to %v\n got %+v\nwant %+v", c.upTo, got, c.want)
+		}
+	}
+}
