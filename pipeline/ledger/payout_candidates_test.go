@@ -1,0 +1,133 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// TestEachPayoutCandidateCountsOnlyItsChannelsAndTakesTheLatestAccount:
+// a run's candidates count the items of the channels the revenue shares
+// pay, not a WeChat item of the same seller (mutant: the channels dropped
+// survived, asking to pay A's WeChat share by Infinia too); they come by
+// seller, then currency (mutant: by currency first survived: the
+// distribute stage's pages keep a seller's currencies together); a
+// seller paid only its carried balance is paid to its latest account that
+// is not empty (mutants: not skipping an empty one, or taking the oldest,
+// each survived: C was carried again for want of an account, or paid to
+// an account it no longer has).
+func TestEachPayoutCandidateCountsOnlyItsChannelsAndTakesTheLatestAccount(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	first := openRun(t, l, day.AddDays(-2))
+	second := openRun(t, l, day.AddDays(-1))
+	run := openRun(t, l, day)
+	third := openRun(t, l, day.AddDays(1))
+	at := time.Date(day.Year, time.Month(day.Month), day.Day, 12, 0, 0, 0, time.UTC)
+	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		for i, it := range []struct {
+			no, seller string
+			ch         pipeline.Channel
+			cur        pipeline.Currency
+			share      int64
+		}{{"OA1", "A", chInfinia, "USD", 10}, {"OA2", "A", chWeChat, "USD", 20}, {"OB1", "B", chInfinia, "EUR", 5}} {
+			o := pipeline.Order{Seq: int64(i + 1), OrderNo: it.no, SellerID: it.seller, Channel: it.ch, ProviderTxnID: "T" + it.no,
+				Currency: it.cur, Amount: it.share + 1, PaidAt: at, ConfirmedAt: at}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: it.share}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`UPDATE items SET state = 'uploaded'`,
+		fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, business_date, run_id) VALUES ('C', 'USD', 'held', 7, '%s', %d)`,
+			second.Key.Date, second.ID),
+		fmt.Sprintf(`INSERT INTO run_sellers (run_id, seller_id, infinia_seller_id) VALUES
+			(%[1]d, 'A', 'I-A'), (%[1]d, 'B', 'I-B'), (%[2]d, 'C', 'I-C-old'), (%[3]d, 'C', 'I-C-new'), (%[4]d, 'C', '')`,
+			run.ID, first.ID, second.ID, third.ID),
+	} {
+		if _, err := l.DB().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []pipeline.PayoutCandidate
+	if err := l.EachPayoutCandidate(ctx, run, shareChannels, "infiniapay", func(p pipeline.PayoutCandidate) error {
+		got = append(got, p)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []pipeline.PayoutCandidate{
+		{SellerID: "A", Currency: "USD", Payable: 10, Items: 1, Account: "I-A"},
+		{SellerID: "B", Currency: "EUR", Payable: 5, Items: 1, Account: "I-B"},
+		{SellerID: "C", Currency: "USD", Carried: 7, Account: "I-C-new"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("candidates\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestPayoutCandidatesAreKeptByRunAndKind: the payouts kept to check are
+// the run's and the kind's: another run's (another shard's of the date,
+// running at the same time) and another kind's are neither summed, read
+// back nor cleared with them (mutants: the run dropped from the totals,
+// the pages or the clearing, and the kind from the pages, each survived).
+// Pages move on past their last seller (mutant: seller_id >= hung the
+// first test's reader for ever), and a payout kept again replaces every
+// figure, its carried balance and account too (mutants: either kept as
+// first kept survived).
+func TestPayoutCandidatesAreKeptByRunAndKind(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run, other := openRun(t, l, day), openRun(t, l, day.AddDays(1))
+	keep := func(runID int64, kind string, ps ...pipeline.PayoutCandidate) {
+		t.Helper()
+		if err := l.AddPayoutCandidates(ctx, runID, kind, ps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1 := pipeline.PayoutCandidate{SellerID: "S1", Currency: "EUR", Payable: 10, Items: 1, Carried: 1, Account: "I-S1"}
+	s2 := pipeline.PayoutCandidate{SellerID: "S2", Currency: "EUR", Payable: 20, Items: 2, Carried: -2, Account: "I-S2"}
+	keep(run.ID, kindRevenueShare, s1, s2)
+	keep(run.ID, "other", pipeline.PayoutCandidate{SellerID: "S0", Currency: "EUR", Payable: 100, Items: 1, Account: "I-S0"})
+	keep(other.ID, kindRevenueShare, pipeline.PayoutCandidate{SellerID: "S1", Currency: "EUR", Payable: 1000, Items: 1, Account: "I-S1"},
+		pipeline.PayoutCandidate{SellerID: "S3", Currency: "EUR", Payable: 2000, Items: 1, Account: "I-S3"})
+	s1.Carried, s1.Account = 4, "I-S1-new"
+	keep(run.ID, kindRevenueShare, s1)
+
+	if totals, err := l.PayoutCandidateTotals(ctx, run.ID, kindRevenueShare); err != nil ||
+		!reflect.DeepEqual(totals, []pipeline.Money{{Minor: 10 + 4 + 20 - 2, Currency: "EUR"}}) {
+		t.Fatalf("the run's totals: %v, %v; want 32 EUR", totals, err)
+	}
+	var got []pipeline.PayoutCandidate
+	for after := ""; len(got) <= 3; {
+		page, err := l.PayoutCandidatesAfter(ctx, run.ID, kindRevenueShare, "EUR", after, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, page...)
+		after = page[len(page)-1].SellerID
+	}
+	if want := []pipeline.PayoutCandidate{s1, s2}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("the run's payouts read back by pages of one\n got %+v\nwant %+v", got, want)
+	}
+	if err := l.ClearPayoutCandidates(ctx, run.ID, kindRevenueShare); err != nil {
+		t.Fatal(err)
+	}
+	if totals, err := l.PayoutCandidateTotals(ctx, other.ID, kindRevenueShare); err != nil ||
+		!reflect.DeepEqual(totals, []pipeline.Money{{Minor: 3000, Currency: "EUR"}}) {
+		t.Fatalf("the other run's totals once the run's are cleared: %v, %v; want 3000 EUR", totals, err)
+	}
+}
