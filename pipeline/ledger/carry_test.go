@@ -23,29 +23,12 @@ import (
 // S1's open balance in USD up to day.
 func carryFixture(t *testing.T, l *ledger.Ledger) *pipeline.Run {
 	t.Helper()
-	ctx := context.Background()
 	before := openRun(t, l, day.AddDays(-1))
 	run := openRun(t, l, day)
 	after := openRun(t, l, day.AddDays(1))
 	at := time.Date(day.Year, time.Month(day.Month), day.Day, 12, 0, 0, 0, time.UTC)
-	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
-		for i, it := range []struct {
-			no, seller string
-			ch         pipeline.Channel
-			cur        pipeline.Currency
-			share      int64
-		}{{"Ta", "S1", chInfinia, "USD", 1000}, {"Tb", "S1", chPayProtocol, "USD", 2000}, {"Xs", "S2", chInfinia, "USD", 4},
-			{"Xc", "S1", chInfinia, "EUR", 8}, {"Xw", "S1", chWeChat, "USD", 16}, {"Xr", "S1", chInfinia, "USD", 32}, {"Xk", "S1", chInfinia, "USD", 64}} {
-			o := pipeline.Order{Seq: int64(i + 1), OrderNo: it.no, SellerID: it.seller, Channel: it.ch, ProviderTxnID: "T" + it.no,
-				Currency: it.cur, Amount: it.share + 1, PaidAt: at, ConfirmedAt: at}
-			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: it.share}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	writeShares(t, l, run, at, []share{{"Ta", "S1", chInfinia, "USD", 1000}, {"Tb", "S1", chPayProtocol, "USD", 2000}, {"Xs", "S2", chInfinia, "USD", 4},
+		{"Xc", "S1", chInfinia, "EUR", 8}, {"Xw", "S1", chWeChat, "USD", 16}, {"Xr", "S1", chInfinia, "USD", 32}, {"Xk", "S1", chInfinia, "USD", 64}})
 	for _, q := range []string{
 		`UPDATE items SET state = 'uploaded' WHERE order_no <> 'Xr'`,
 		`UPDATE items SET payout_key = 'RS-other' WHERE order_no = 'Xk'`,
@@ -290,5 +273,31 @@ func TestOpenCarriesUpToADate(t *testing.T) {
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("open carries up to %v\n got %+v\nwant %+v", c.upTo, got, c.want)
 		}
+	}
+}
+
+// share is an order writeShares records: seller's, of channel ch in
+// currency cur, its seller share share (commission 1).
+type share struct {
+	no, seller string
+	ch         pipeline.Channel
+	cur        pipeline.Currency
+	share      int64
+}
+
+// writeShares records the run's items of shares, paid and confirmed at.
+func writeShares(t *testing.T, l *ledger.Ledger, run *pipeline.Run, at time.Time, shares []share) {
+	t.Helper()
+	if _, err := l.WriteItems(context.Background(), run, func(w pipeline.ItemWriter) error {
+		for i, it := range shares {
+			o := pipeline.Order{Seq: int64(i + 1), OrderNo: it.no, SellerID: it.seller, Channel: it.ch, ProviderTxnID: "T" + it.no,
+				Currency: it.cur, Amount: it.share + 1, PaidAt: at, ConfirmedAt: at}
+			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: it.share}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -29,23 +29,7 @@ func TestEachPayoutCandidateCountsOnlyItsChannelsAndTakesTheLatestAccount(t *tes
 	run := openRun(t, l, day)
 	third := openRun(t, l, day.AddDays(1))
 	at := time.Date(day.Year, time.Month(day.Month), day.Day, 12, 0, 0, 0, time.UTC)
-	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
-		for i, it := range []struct {
-			no, seller string
-			ch         pipeline.Channel
-			cur        pipeline.Currency
-			share      int64
-		}{{"OA1", "A", chInfinia, "USD", 10}, {"OA2", "A", chWeChat, "USD", 20}, {"OB1", "B", chInfinia, "EUR", 5}} {
-			o := pipeline.Order{Seq: int64(i + 1), OrderNo: it.no, SellerID: it.seller, Channel: it.ch, ProviderTxnID: "T" + it.no,
-				Currency: it.cur, Amount: it.share + 1, PaidAt: at, ConfirmedAt: at}
-			if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: it.share}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	writeShares(t, l, run, at, []share{{"OA1", "A", chInfinia, "USD", 10}, {"OA2", "A", chWeChat, "USD", 20}, {"OB1", "B", chInfinia, "EUR", 5}})
 	for _, q := range []string{
 		`UPDATE items SET state = 'uploaded'`,
 		fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, business_date, run_id) VALUES ('C', 'USD', 'held', 7, '%s', %d)`,
