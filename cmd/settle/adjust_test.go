@@ -656,6 +656,17 @@ func TestASellerBlockedByABadLateRefundNeedsAPersonOnEveryDate(t *testing.T) {
 
 // scenarioDayOneSettled is the adjustments scenario with seller 2 bound
 // and its first day settled.
+// revenueSharedTo is what Infinia's revenue shares to seller n (seed's
+// numbering) paid or have in flight: all but the failed ones.
+func revenueSharedTo(sim *paysim.Sim, n int) (paid int64) {
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.SellerID == seed.InfiniaID(n) && s.Status != "FAILED" {
+			paid += s.Amount
+		}
+	}
+	return paid
+}
+
 func (e *env) scenarioDayOneSettled() *paysim.Sim {
 	e.t.Helper()
 	sim := e.scenario()
@@ -687,14 +698,7 @@ func TestABadLateRefundStopsForAPersonUntilCorrected(t *testing.T) {
 		t.Fatalf("bad_data rows %+v", bad)
 	}
 	// Never paid on bad data: S3's 27.00 + 27.00 is carried meanwhile.
-	paidS3 := func() (n int64) {
-		for _, s := range sim.Infinia.RevenueShares() {
-			if s.SellerID == seed.InfiniaID(3) && s.Status != "FAILED" {
-				n += s.Amount
-			}
-		}
-		return n
-	}
+	paidS3 := func() int64 { return revenueSharedTo(sim, 3) }
 	if n := paidS3(); n != 0 {
 		t.Fatalf("S3 was paid %d while its late refund could not be read", n)
 	}
@@ -749,14 +753,7 @@ func TestABadLateRefundTheQueryNoLongerGivesReleasesItsSeller(t *testing.T) {
 	if code != 4 || !strings.Contains(out, "(no refund_no: run") {
 		t.Fatalf("a late refund without a number: exit %d, want 4 naming it\n%s", code, out)
 	}
-	paidS3 := func() (n int64) {
-		for _, s := range sim.Infinia.RevenueShares() {
-			if s.SellerID == seed.InfiniaID(3) && s.Status != "FAILED" {
-				n += s.Amount
-			}
-		}
-		return n
-	}
+	paidS3 := func() int64 { return revenueSharedTo(sim, 3) }
 	if n := paidS3(); n != 0 {
 		t.Fatalf("S3 was paid %d while its late refund could not be read", n)
 	}
