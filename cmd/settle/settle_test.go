@@ -203,6 +203,11 @@ func TestRunSettlesEveryOrderOnceAndReRunChangesNothing(t *testing.T) {
 	if items != 3000-24 {
 		t.Fatalf("items %d, want %d", items, 3000-24)
 	}
+	// The rows read, recorded with the snapshot by the day's one pass
+	// (runs.rows_read: what the reject gate reads at every run).
+	if n, want := e.count(`SELECT rows_read FROM settle.runs`), e.count(`SELECT count(*) FROM settle.source_rows`); n != want || n < 3000 {
+		t.Fatalf("rows read %d, want the snapshot's %d", n, want)
+	}
 	// The rest of the stages, then the same date again.
 	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
 	report, err := os.ReadFile(filepath.Join(e.reports, testDate, "orders.csv"))

@@ -101,7 +101,7 @@ func (l *Ledger) WriteDay(ctx context.Context, run *pipeline.Run, fill func(add 
 	if err := copySellers(ctx, snapTx, run.ID, sellers); err != nil {
 		return pipeline.DayCounts{}, err
 	}
-	if err := completeStage(ctx, snapTx, run.ID, pipeline.StageExtract); err != nil {
+	if err := completeExtract(ctx, snapTx, run.ID, out.Rows); err != nil {
 		return pipeline.DayCounts{}, err
 	}
 	if err := snapTx.Commit(); err != nil {

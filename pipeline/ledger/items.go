@@ -15,7 +15,8 @@ import (
 )
 
 // WriteSnapshot replaces the run's snapshot with the rows (by COPY,
-// streaming) and sellers fill adds, and records the extract stage done, in
+// streaming) and sellers fill adds, and records how many rows of its shard
+// it read (runs.rows_read, SnapshotCount) and the extract stage done, in
 // one transaction. The run is held (FOR KEY SHARE) for the transaction: the
 // check a foreign key would make for every row, made once. Statistics of
 // the tables it loaded are refreshed right after the commit.
@@ -49,12 +50,22 @@ func (l *Ledger) WriteSnapshot(ctx context.Context, runID int64, fill func(add f
 		if err := copySellers(ctx, tx, runID, sellers); err != nil {
 			return err
 		}
-		return completeStage(ctx, tx, runID, pipeline.StageExtract)
+		return completeExtract(ctx, tx, runID, n)
 	})
 	if err != nil {
 		return n, err
 	}
 	return n, l.analyze(ctx, "source_rows", "run_sellers")
+}
+
+// completeExtract records, in the snapshot's transaction, how many rows of
+// its shard the run's extract stage read (runs.rows_read, SnapshotCount)
+// and the stage done.
+func completeExtract(ctx context.Context, tx *sql.Tx, runID, rows int64) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET rows_read = $2 WHERE id = $1`, runID, rows); err != nil {
+		return fmt.Errorf("record the rows read: %w", err)
+	}
+	return completeStage(ctx, tx, runID, pipeline.StageExtract)
 }
 
 // copySnapshot is the COPY of sendSourceRow's lines.

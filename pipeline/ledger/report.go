@@ -141,10 +141,15 @@ func (r Reader) rejectReasons(ctx context.Context, what, query string, args ...a
 }
 
 // SnapshotCount is how many source rows the run's extract stage recorded
-// (of its shard's sellers: not counting the other shards' keys).
+// (of its shard's sellers: not counting the other shards' keys), as it
+// recorded the figure (runs.rows_read, migration 00033); counted for a run
+// extracted before. The reject gate asks it at every run: counted, a
+// re-run of a finished million-order day scanned the million rows.
 func (r Reader) SnapshotCount(ctx context.Context, runID int64) (int64, error) {
 	var n int64
-	err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM source_rows WHERE run_id = $1 AND NOT other_shard`, runID).Scan(&n)
+	err := r.q.QueryRowContext(ctx, `SELECT coalesce(r.rows_read,
+			(SELECT count(*) FROM source_rows s WHERE s.run_id = r.id AND NOT s.other_shard))
+		FROM runs r WHERE r.id = $1`, runID).Scan(&n)
 	return n, err
 }
 
