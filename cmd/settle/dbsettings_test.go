@@ -62,7 +62,8 @@ func TestALedgerThatRefusesWritesIsConfiguration(t *testing.T) {
 // of migration 00029, then the owner migrated it: 00030 added a table
 // every run writes (rules_files), which a grant "on all tables" made
 // before it does not cover, so the migration grants it to the roles that
-// may open a run (the first night after the deploy was exit 2).
+// may open a run (the first night after the deploy was exit 2); so does
+// 00034 its items_held, which every run's reject gate reads.
 func TestARunUnderLeastPrivilegeRoles(t *testing.T) {
 	t.Parallel()
 	e := newBareEnv(t)

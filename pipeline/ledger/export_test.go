@@ -42,6 +42,9 @@ const SkippedOfRunQuery = skippedOfRunQuery
 // its plan.
 const ProviderRejectsQuery = providerRejectsQuery
 
+// HeldOfRunQuery is HeldOfRun's, for tests that look at its plan.
+const HeldOfRunQuery = heldOfRunQuery
+
 // RejectedItemsQuery is RejectedItemsAfter's page, for tests that look at
 // its plan.
 const RejectedItemsQuery = rejectedItemsQuery

@@ -13,7 +13,8 @@ import (
 // HeldOfRun, which the reject gate counts, groups the run's items of one
 // channel held with a reason that starts with the prefix: not another
 // channel's, not an item in another state with such a reason, not a held
-// item with another reason.
+// item with another reason, not one held once that moved on. It reads
+// them from the notes of the items that became held (migration 00034).
 func TestHeldOfRunCountsOnlyTheChannelsItemsHeldSo(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
@@ -35,6 +36,7 @@ func TestHeldOfRunCountsOnlyTheChannelsItemsHeldSo(t *testing.T) {
 		{"O4", chPayProtocol, "held", "held: a file refused"}, // another reason
 		{"O5", chPayProtocol, "recorded", "failed: expired"},  // not held
 		{"O6", chInfinia, "held", "failed: expired"},          // another channel
+		{"O7", chPayProtocol, "held", "failed: expired"},      // paid since, below
 	}
 	if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
 		for _, it := range items {
@@ -53,6 +55,9 @@ func TestHeldOfRunCountsOnlyTheChannelsItemsHeldSo(t *testing.T) {
 			run.ID, it.state, it.reason, it.no); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := l.DB().ExecContext(ctx, `UPDATE items SET state = 'paid', reason = '' WHERE run_id = $1 AND order_no = 'O7'`, run.ID); err != nil {
+		t.Fatal(err)
 	}
 	got, err := l.HeldOfRun(ctx, run.ID, chPayProtocol, "failed:")
 	if err != nil {

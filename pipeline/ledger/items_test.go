@@ -864,10 +864,12 @@ func TestItemPagesWalkTheRunInOrder(t *testing.T) {
 	run := runs[1]
 	// The other days are settled, as in a ledger of many days: the planner
 	// guesses that few of the run's items are in any open state. A few of
-	// every day's Pay Protocol payments were rejected.
+	// every day's Pay Protocol payments were rejected, and a few held for a
+	// failed payment.
 	if _, err := l.DB().Exec(fmt.Sprintf(`UPDATE items SET state = 'paid' WHERE run_id <> %d;
 		UPDATE items SET state = 'rejected', reason = 'unknown payment' WHERE channel = 'payprotocol' AND order_no LIKE '%%00';
-		ANALYZE items; ANALYZE items_rejected`, run.ID)); err != nil {
+		UPDATE items SET state = 'held', reason = 'failed: expired' WHERE channel = 'payprotocol' AND order_no LIKE '%%50';
+		ANALYZE items; ANALYZE items_rejected; ANALYZE items_held`, run.ID)); err != nil {
 		t.Fatal(err)
 	}
 	args := map[string]func(after string) []any{
@@ -927,6 +929,17 @@ func TestItemPagesWalkTheRunInOrder(t *testing.T) {
 	if p := strings.Join(plan, "\n"); !strings.Contains(p, "items_rejected") || !strings.Contains(p, "order_no = r.order_no") ||
 		regexp.MustCompile(`Seq Scan on items( |$)`).MatchString(p) {
 		t.Errorf("the provider's rejects of a run are not read from their notes:\n%s", p)
+	}
+	// So are the orders it holds for a failed payment, which every run's
+	// reject gate counts (migration 00034), each item by its key: not a
+	// walk of the run's Pay Protocol items.
+	plan = nil
+	if err := l.DB().Select(&plan, `EXPLAIN `+ledger.HeldOfRunQuery, run.ID, string(chPayProtocol), "failed:"); err != nil {
+		t.Fatal(err)
+	}
+	if p := strings.Join(plan, "\n"); !strings.Contains(p, "items_held") || !strings.Contains(p, "order_no = h.order_no") ||
+		regexp.MustCompile(`Seq Scan on items( |$)`).MatchString(p) {
+		t.Errorf("the held orders of a run are not read from their notes:\n%s", p)
 	}
 	// So are the rejected Pay Protocol orders every reconciliation asks
 	// about again (RejectedItemsAfter), a page of notes at a time.

@@ -841,13 +841,20 @@ const providerRejectsQuery = `SELECT i.reason, count(*), min(i.order_no) FROM it
 // HeldOfRun groups by reason the run's items of channel ch held with a
 // reason starting with prefix (a Pay Protocol payment answered failed:
 // held, not rejected, as it may still be paid late), for the reject gate.
-// It reads the run's items of the channel (items_run_payprotocol for Pay
-// Protocol's), not the day's.
+// It reads the notes of the run's held items (items_held, migration
+// 00034), each item by its key: what every run's gate asks, at the cost of
+// the few it finds.
 func (l *Ledger) HeldOfRun(ctx context.Context, runID int64, ch pipeline.Channel, prefix string) ([]RejectReason, error) {
-	return l.rejectReasons(ctx, fmt.Sprintf("the orders held for %q", prefix), `SELECT reason, count(*), min(order_no) FROM items
-		WHERE run_id = $1 AND channel = $2 AND state = 'held' AND starts_with(reason, $3)
-		GROUP BY reason ORDER BY count(*) DESC, reason`, runID, string(ch), prefix)
+	return l.rejectReasons(ctx, fmt.Sprintf("the orders held for %q", prefix), heldOfRunQuery, runID, string(ch), prefix)
 }
+
+// heldOfRunQuery reads the run's held items of a channel with a reason
+// starting with a prefix from the notes the trigger of migration 00034
+// keeps (items_held), each checked against its item.
+const heldOfRunQuery = `SELECT i.reason, count(*), min(i.order_no) FROM items_held h
+	JOIN items i ON i.order_no = h.order_no AND i.run_id = h.run_id
+	WHERE h.run_id = $1 AND i.channel = $2 AND i.state = 'held' AND starts_with(i.reason, $3)
+	GROUP BY i.reason ORDER BY count(*) DESC, i.reason`
 
 // WaitingByChannel counts, by channel, the run's orders still waiting for
 // their provider: recorded (not paid, held or carried yet) or not verified.
@@ -1059,6 +1066,7 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 			`DELETE FROM mismatches WHERE run_id = $1`,
 			`DELETE FROM items WHERE run_id = $1`,
 			`DELETE FROM items_rejected WHERE run_id = $1`,
+			`DELETE FROM items_held WHERE run_id = $1`,
 			// Derived from its rows rejected as already settled, none
 			// clawed back (checked above): the rows read again say anew.
 			`DELETE FROM late_refunds WHERE run_id = $1 AND refund_no LIKE 'settle:moved:%'`,
