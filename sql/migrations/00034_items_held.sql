@@ -47,10 +47,11 @@ INSERT INTO items_held (run_id, order_no) SELECT run_id, order_no FROM items WHE
 
 -- A run writes the notes through the trigger, reads them at its gate and
 -- deletes them with its items when it reads its date again: the roles
--- that may open a run (INSERT on runs) get what a run does, as 00030's
--- rules_files, or the first night after the deploy was exit 2.
+-- that may open a run (INSERT on runs) get what a run does, as 00030 gave
+-- them rules_files, or the first night after the deploy was exit 2.
+-- grant_to_run_roles does it, for the later migrations too.
 -- +goose StatementBegin
-DO $$
+CREATE OR REPLACE FUNCTION grant_to_run_roles(tbl regclass, privileges text) RETURNS void LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     grantee text;
 BEGIN
@@ -59,11 +60,12 @@ BEGIN
         FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
         WHERE c.oid = 'runs'::regclass AND a.privilege_type = 'INSERT' AND a.grantee <> c.relowner
     LOOP
-        EXECUTE 'GRANT SELECT, INSERT, DELETE ON items_held TO ' || grantee;
+        EXECUTE format('GRANT %s ON %s TO %s', privileges, tbl, grantee);
     END LOOP;
 END
 $$;
 -- +goose StatementEnd
+SELECT grant_to_run_roles('items_held', 'SELECT, INSERT, DELETE');
 
 -- +goose Down
 -- +goose StatementBegin
@@ -79,3 +81,4 @@ DROP FUNCTION items_note_state();
 CREATE TRIGGER items_note_rejected AFTER INSERT OR UPDATE OF state, run_id, order_no ON items
     FOR EACH ROW WHEN (NEW.state = 'rejected') EXECUTE FUNCTION items_note_rejected();
 DROP TABLE items_held;
+DROP FUNCTION grant_to_run_roles(regclass, text);
