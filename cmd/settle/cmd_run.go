@@ -1479,7 +1479,8 @@ func dirError(flag, dir string, err error) error {
 }
 
 // writableDir makes dir ("": the working directory) with mode when missing, and
-// writes a block to a file in it, syncs it and removes it. A full volume
+// writes a block to a file in it, syncs it and removes it (and dir, when
+// it made it). A full volume
 // still makes an empty file (an inode, no block): an empty one passed,
 // and the run moved the day's money before its reports found the volume
 // full (exit 1, and every retry the same).
@@ -1487,8 +1488,16 @@ func writableDir(dir string, mode fs.FileMode) error {
 	if dir == "" {
 		dir = "."
 	}
+	_, missing := os.Stat(dir)
 	if err := os.MkdirAll(dir, mode); err != nil {
 		return err
+	}
+	if errors.Is(missing, fs.ErrNotExist) {
+		// Made for the check, and taken away after it: a run refused
+		// afterwards (its time zone, the date's lock, the ledger) left an
+		// empty directory of its date behind (found by an operator's
+		// trial). The stage that writes there makes it again.
+		defer os.Remove(dir)
 	}
 	f, err := os.CreateTemp(dir, ".settle-write-check-*")
 	if err != nil {

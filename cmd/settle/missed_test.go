@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -116,7 +120,8 @@ func TestANightlyRunNamesEarlierDatesLeftUndone(t *testing.T) {
 // read a window that did not meet theirs: the orders between were read by
 // no run. Opening it is refused (exit 2), naming the zone to give; a zone
 // whose windows meet theirs (another name for it) is taken, and so is
-// --new-tz, for a zone that changes for good.
+// --new-tz, for a zone that changes for good. The refused date leaves no
+// directory of its reports behind.
 func TestADateBesideOneRunInAnotherZoneIsRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -135,6 +140,10 @@ func TestADateBesideOneRunInAnotherZoneIsRefused(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM settle.runs WHERE business_date = '2026-11-21'`); n != 0 {
 		t.Fatalf("%d runs of the refused date recorded", n)
+	}
+	// Nor a directory of its reports, made to check it can be written.
+	if _, err := os.Stat(filepath.Join(e.reports, "2026-11-21")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the refused date left its reports directory: %v", err)
 	}
 	if out, code := run("2026-11-23", "Etc/UTC"); code != 0 {
 		t.Fatalf("another name of the same zone: exit %d:\n%s", code, out)
