@@ -34,6 +34,13 @@ var (
 	// nothing of our keys: the call is treated as one whose answer never
 	// arrived (a query is retried; a money request's outcome is unknown).
 	ErrNotWeChat = errors.New("answer not from WeChat Pay")
+	// ErrSignProbe: an answer whose Wechatpay-Signature starts with
+	// SignProbePrefix, WeChat Pay's signature probe: it publishes that it
+	// signs "a very few" answers and callbacks wrongly so, to check that
+	// merchants verify signatures. The answer is not trusted, and it says
+	// nothing of our keys: the call is treated as one whose answer never
+	// arrived (a query is retried; a money request's outcome is unknown).
+	ErrSignProbe = errors.New("WeChat Pay signature probe: answer not trusted")
 	// ErrStale: a signed answer whose timestamp is MaxSkew or more away
 	// from our clock.
 	ErrStale = errors.New("stale signature")

@@ -92,6 +92,14 @@ func (c *Client) check(sp spec, resp *http.Response, raw []byte) (answer, *Error
 			e.HTTPStatus, e.RequestID = errStatus(resp.StatusCode), clip(reqID)
 			return answer{}, e
 		}
+		if strings.HasPrefix(resp.Header.Get(HeaderSignature), SignProbePrefix) {
+			// WeChat Pay's signature probe: refused, as any answer that
+			// does not verify, but no word on our keys (a probe once
+			// stopped the run as "check the platform public key").
+			e := sp.fail(failNoAnswer, ErrSignProbe)
+			e.HTTPStatus, e.RequestID = errStatus(resp.StatusCode), clip(reqID)
+			return answer{}, e
+		}
 		if err := VerifyResponse(c.cfg.PlatformKeys, resp.Header, raw, c.cfg.Now()); err != nil {
 			e := sp.fail(failBadAnswer, err)
 			e.HTTPStatus, e.RequestID = errStatus(resp.StatusCode), clip(reqID)

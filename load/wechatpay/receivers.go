@@ -280,9 +280,9 @@ const preflightKey = "SETTLE-PREFLIGHT"
 // Pay: a wrong URL, a proxy) is one too, and so are answers not WeChat
 // Pay's to every attempt (ErrNotWeChat: the URL, or a proxy before it,
 // answers with a page of its own; one such answer is retried, and later
-// in the run one is a transport problem). A network failure or a 5xx is
-// returned as it is: WeChat Pay may be down, which says nothing of the
-// configuration.
+// in the run one is a transport problem). A network failure, a 5xx or
+// WeChat Pay's signature probe (ErrSignProbe) is returned as it is: it
+// says nothing of the configuration.
 func (c *Client) Preflight(ctx context.Context) error {
 	q := url.Values{"sub_mchid": {c.cfg.MchID}, "transaction_id": {preflightKey}}
 	sp := c.spec(APIPreflight, http.MethodGet, distributionPrefix+"orders/"+preflightKey, q, "", "")
@@ -293,6 +293,8 @@ func (c *Client) Preflight(ctx context.Context) error {
 		return err
 	case e.signed && e.HTTPStatus >= 400 && e.HTTPStatus < 500 && e.HTTPStatus != http.StatusTooManyRequests:
 		return nil // WeChat Pay read our signature and answered, signed, about the order
+	case errors.Is(err, ErrSignProbe):
+		return err // WeChat Pay's signature probe to every attempt: no word on the configuration
 	case e.HTTPStatus >= 400 && e.HTTPStatus < 500 && !e.signed:
 		return pipeline.E(pipeline.KindUsage, "WeChat Pay", fmt.Errorf("an unsigned HTTP %d answer: not WeChat Pay's API (check its URL): %w", e.HTTPStatus, err))
 	case errors.Is(err, ErrNotWeChat):

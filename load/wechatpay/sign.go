@@ -25,6 +25,11 @@ const AuthScheme = "WECHATPAY2-SHA256-RSA2048"
 // stale (or replayed), whatever its signature.
 const MaxSkew = 5 * time.Minute
 
+// SignProbePrefix starts the Wechatpay-Signature of WeChat Pay's
+// signature probes ("签名探测流量"): answers signed wrongly on purpose, to
+// check that the merchant verifies them (ErrSignProbe).
+const SignProbePrefix = "WECHATPAY/SIGNTEST/"
+
 // The headers of a signed answer, and the request header naming the
 // platform key that encrypted a request's sensitive fields.
 const (

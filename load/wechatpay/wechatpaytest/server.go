@@ -140,6 +140,7 @@ type Server struct {
 	count429  int
 	noSerial  int
 	poisoned  map[string]string // transaction id -> code refusing it
+	probes    map[string]int    // endpoint -> answers still to sign as a signature probe
 	subs      map[string]*rate.Limiter
 	txns      map[string]*txn
 	orders    map[string]map[string]*order // sub_mchid -> out_order_no -> order: a bill reads its sub-merchant's only
@@ -168,6 +169,7 @@ type reply struct {
 	body   any
 	file   []byte
 	after  time.Duration // Retry-After
+	probe  bool          // signed as WeChat Pay's signature probe (ProbeSignatures)
 }
 
 func ok(body any) reply { return reply{status: http.StatusOK, body: body} }
@@ -223,7 +225,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{o: o, calls: map[string]int{}, subs: map[string]*rate.Limiter{}, txns: map[string]*txn{},
 		orders: map[string]map[string]*order{}, receivers: map[string]*receiver{}, failing: map[string]string{},
-		marks: map[string]bool{}, bills: map[string]billFile{}, poisoned: map[string]string{}}
+		marks: map[string]bool{}, bills: map[string]billFile{}, poisoned: map[string]string{}, probes: map[string]int{}}
 	if o.ProviderQPS > 0 {
 		s.provider = rate.NewLimiter(rate.Limit(o.ProviderQPS), o.ProviderQPS)
 	}

@@ -128,3 +128,15 @@ func (s *Server) poison(c call) (reply, bool) {
 	}
 	return refuse(http.StatusBadRequest, code, "transaction "+txn+" refused"), false
 }
+
+// ProbeSignatures makes the next n answers of endpoint (a wechatpay API
+// name) WeChat Pay's signature probes, which it publishes it sends in "a
+// very few" answers and callbacks to check that merchants verify them:
+// Wechatpay-Signature is wechatpay.SignProbePrefix before a signature,
+// which then does not verify. Each answer is otherwise the one it would
+// be, and what its request asked is applied.
+func (s *Server) ProbeSignatures(endpoint string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.probes[endpoint] += n
+}

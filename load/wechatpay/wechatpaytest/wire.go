@@ -69,6 +69,12 @@ func (s *Server) serve(w http.ResponseWriter, c call, endpoint string, handle fu
 	if c.fault.Kind == fault.Held {
 		c.fault.Sleep(c.r) // applied; the answer waits
 	}
+	s.mu.Lock()
+	if s.probes[endpoint] > 0 {
+		s.probes[endpoint]--
+		a.probe = true
+	}
+	s.mu.Unlock()
 	s.respond(w, a)
 }
 
@@ -177,6 +183,11 @@ func (s *Server) respond(w http.ResponseWriter, a reply) {
 	if err != nil {
 		http.Error(w, "fake: "+err.Error(), http.StatusInternalServerError)
 		return
+	}
+	if a.probe {
+		// WeChat Pay's probe: the prefix before a signature, which no
+		// longer verifies.
+		sig = wechatpay.SignProbePrefix + sig
 	}
 	h.Set(wechatpay.HeaderTimestamp, ts)
 	h.Set(wechatpay.HeaderNonce, nonce)
