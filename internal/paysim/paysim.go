@@ -242,9 +242,17 @@ func Start(o Options) (*Sim, error) {
 		PayProtocolURL: httpBase(ln) + "/api/mer", PayProtocolAPIKey: "PPKEY-DEMO", PayProtocolSecretFile: secretFile,
 		WeChatURL: httpBase(ln), WeChatMchID: "1900000100", WeChatSerial: wxKeys.MerchantSerial,
 		WeChatKeyFile: filepath.Join(wxDir, wechatpaytest.MerchantKeyFile), WeChatPlatformKeyFile: filepath.Join(wxDir, wechatpaytest.PlatformPublicFile),
-		WeChatPlatformSerial: wxKeys.PlatformSerial, WeChatReceiverAccount: "1900009999", WeChatReceiverName: "Demo Marketplace Ltd"}
+		WeChatPlatformSerial: wxKeys.PlatformSerial, WeChatReceiverAccount: demoReceiverAccount, WeChatReceiverName: "Demo Marketplace Ltd"}
 	return s, nil
 }
+
+// demoReceiverAccount is the platform's WeChat Pay receiver in the
+// simulation: below the seed's sub-merchant ids (1900000001 up), so that
+// no seller is its own platform's receiver, a sponsor WeChat Pay refuses
+// as a receiver of a distribution sent with unfreeze_unsplit (as
+// wechatpaytest does). It was 1900009999, seller 9999's id when every
+// seller has its own sub-merchant.
+const demoReceiverAccount = "1800009999"
 
 // received hands a trade file that landed in upload/ to the Infinia fake,
 // as Infinia's own pick-up would.

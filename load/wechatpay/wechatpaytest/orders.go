@@ -47,10 +47,22 @@ func (s *Server) distribute(c call) reply {
 		return paramError(fmt.Sprintf("receivers: want 1 to %d", wechatpay.MaxReceivers))
 	}
 	var total int64
+	seen := map[[2]string]bool{}
 	for i := range in.Receivers {
 		r := &in.Receivers[i]
 		if a, ok := s.checkShare(c, r); !ok {
 			return a
+		}
+		// Published (Request funds-distribution, error codes): duplicate
+		// receivers are refused, and so is the sponsor (the sub-merchant)
+		// as a receiver unless unfreeze_unsplit is false.
+		switch id := [2]string{r.Type, r.Account}; {
+		case seen[id]:
+			return refuse(http.StatusBadRequest, wechatpay.CodeInvalidRequest, "duplicate IDs in the receiver list")
+		case in.UnfreezeUnsplit && r.Type == wechatpay.TypeMerchantID && r.Account == in.SubMchID:
+			return refuse(http.StatusBadRequest, wechatpay.CodeInvalidRequest, "the sponsor can be a receiver only when unfreeze_unsplit is false")
+		default:
+			seen[id] = true
 		}
 		total += r.Amount
 	}
