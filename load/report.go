@@ -33,8 +33,9 @@ import (
 // Reports writes the reconciliation CSVs of a date under Dir/DATE/. A text
 // cell a spreadsheet would take for a formula is written as text
 // (formulaSafe), and a row with a cell that a spreadsheet splitting at ';'
-// would make a formula of is written quoted (formulaAfterSeparator): the
-// reports carry the platform's and the providers' words.
+// or at tabs would make a formula of is written quoted
+// (formulaAfterSeparator): the reports carry the platform's and the
+// providers' words.
 type Reports struct {
 	Dir string // default "reports"
 }
@@ -382,19 +383,21 @@ func isNumber(s string) bool {
 	return digits(whole) && (!dot || digits(frac))
 }
 
-// formulaAfterSeparator reports whether a part of cell after a ';' would
-// be a formula: a spreadsheet whose list separator is ';' (Excel in most of
-// continental Europe) splits an unquoted cell there, so "S1;=cmd|..." is
-// two cells to it, the second a formula (OWASP: the separator, not only the
-// first character). Leading spaces of the part are not trusted to keep it
-// text, nor is a number: the cell there runs on past the ','s to the next
-// ';' ("-5,,," is no number).
+// formulaAfterSeparator reports whether a part of cell after a ';' or a tab
+// would be a formula: a spreadsheet whose list separator is ';' (Excel in
+// most of continental Europe) splits an unquoted cell there, so
+// "S1;=cmd|..." is two cells to it, the second a formula (OWASP: the
+// separator, not only the first character); one that splits at tabs too
+// (LibreOffice's text import, whose separators are ',', ';' and tab unless
+// told otherwise; Excel's Text Import Wizard, tab its default) does so at a
+// tab, also in a cell beginning with one that formulaSafe made text ("'",
+// then a tab and the formula). Leading spaces of the part are not trusted
+// to keep it text, nor is a number: the cell there runs on past the ','s to
+// the next separator ("-5,,," is no number).
 func formulaAfterSeparator(cell string) bool {
-	_, rest, found := strings.Cut(cell, ";")
-	for found {
-		var part string
-		part, rest, found = strings.Cut(rest, ";")
-		part = strings.TrimLeft(part, " ")
+	for i := strings.IndexAny(cell, ";\t"); i >= 0; i = strings.IndexAny(cell, ";\t") {
+		cell = cell[i+1:]
+		part := strings.TrimLeft(cell, " ")
 		if part != "" && strings.ContainsRune("=+-@\t\r", rune(part[0])) {
 			return true
 		}
@@ -403,9 +406,9 @@ func formulaAfterSeparator(cell string) bool {
 }
 
 // safeCells writes every cell through formulaSafe. A row one of whose cells
-// holds a formula after a ';' (formulaAfterSeparator) is written with every
-// cell quoted, which a spreadsheet never splits; any other row is
-// encoding/csv's, byte for byte.
+// holds a formula after a ';' or a tab (formulaAfterSeparator) is written
+// with every cell quoted, which a spreadsheet never splits; any other row
+// is encoding/csv's, byte for byte.
 type safeCells struct {
 	*csv.Writer
 	raw io.Writer // what the csv.Writer writes to

@@ -206,6 +206,74 @@ func TestReportCellsAreNotFormulasAfterASemicolon(t *testing.T) {
 	}
 }
 
+// A spreadsheet that splits at tabs - LibreOffice's text import, whose
+// separators are ',', ';' and tab unless told otherwise, Excel's Text
+// Import Wizard, tab its default delimiter - split an unquoted cell at
+// each tab: a provider's refusal "refused\t=HYPERLINK(...)" was written
+// as it is, and a cell beginning with a tab, made text by a leading
+// single quote, was the quote alone followed by a formula cell. Such a
+// row is written quoted, as for a ';'; a tab followed by text is left as
+// encoding/csv writes it.
+func TestReportCellsAreNotFormulasAfterATab(t *testing.T) {
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	r := Reports{Dir: t.TempDir()}
+	evil := []pipeline.PayoutLine{
+		{Kind: "revenue_share", Subject: "RS/20261123/S1/USD", Key: "RS-1", Currency: "USD", Amount: 100, State: "failed",
+			LastError: "refused\t=HYPERLINK(\"http://evil.example/\",\"x\")"},
+		{Kind: "revenue_share", Subject: "RS/20261123/S2/USD", Key: "RS-2", Currency: "USD", Amount: 100, State: "failed",
+			ProviderRef: "\t=1+cmd|' /C calc'!A0"},
+		{Kind: "revenue_share", Subject: "RS/20261123/S3/USD", Key: "RS-3", Currency: "USD", Amount: 100, State: "failed",
+			LastError: "x\t @SUM(1+1)"},
+	}
+	plain := pipeline.PayoutLine{Kind: "revenue_share", Subject: "RS/20261123/S4/USD", Key: "RS-4", Currency: "USD", Amount: 100,
+		State: "failed", LastError: "code\tmessage"}
+	w, err := r.WritePayouts(d, func(fn func(pipeline.PayoutLine) error) error {
+		for _, l := range append(evil, plain) {
+			if err := fn(l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(w.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read as a spreadsheet splitting at tabs would, line by line: no cell
+	// is a formula.
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	for i, line := range lines[1:] {
+		tab := csv.NewReader(strings.NewReader(line))
+		tab.Comma, tab.LazyQuotes, tab.FieldsPerRecord = '\t', true, -1
+		rec, err := tab.Read()
+		if err != nil {
+			t.Fatalf("row %d: %v", i+1, err)
+		}
+		for _, cell := range rec {
+			cell = strings.TrimLeft(cell, " ")
+			if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
+				t.Errorf("row %d read with tabs has the formula cell %q", i+1, cell)
+			}
+		}
+	}
+	// Read as CSV: every cell as it was given (the one beginning with a tab
+	// made text).
+	recs, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 5 || recs[1][10] != evil[0].LastError || recs[2][9] != "'"+evil[1].ProviderRef || recs[3][10] != evil[2].LastError || recs[4][10] != plain.LastError {
+		t.Errorf("cells changed: %q", recs)
+	}
+	// A row without such a cell: encoding/csv's bytes.
+	if !strings.Contains(string(b), "\nrevenue_share,RS/20261123/S4/USD,0,RS-4,USD,100,failed,,0,,code\tmessage\n") {
+		t.Errorf("a plain row is not written as before:\n%s", b)
+	}
+}
+
 // TestAReportSetIsWholeOnlyWithItsManifest: the reports of a date are
 // renamed into place one by one, so a writer stopped between two left
 // today's orders.csv beside yesterday's summary.csv, each file whole and
@@ -300,17 +368,20 @@ func checkManifest(t *testing.T, dir string, want ...string) []byte {
 }
 
 // TestEveryFormulaLeaderIsText: each character a spreadsheet starts a
-// formula with is made text, at the start of a cell and after a ';'; a
-// number, signed or not, is left as it is, and what only looks like one
-// is not. A row quoted for a formula after a ';' doubles its quotes and
-// ends its line as encoding/csv does, in its place among the rows.
+// formula with is made text, at the start of a cell and after a ';' or a
+// tab; a number, signed or not, is left as it is, and what only looks like
+// one is not. A row quoted for a formula after a separator doubles its
+// quotes and ends its line as encoding/csv does, in its place among the
+// rows.
 func TestEveryFormulaLeaderIsText(t *testing.T) {
 	for _, lead := range []string{"=", "+", "-", "@", "\t", "\r"} {
 		if got := formulaSafe(lead + "1+1"); got != "'"+lead+"1+1" {
 			t.Errorf("formulaSafe(%q) = %q, want it quoted", lead+"1+1", got)
 		}
-		if !formulaAfterSeparator("S1;" + lead + "1+1") {
-			t.Errorf("formulaAfterSeparator(%q) = false", "S1;"+lead+"1+1")
+		for _, sep := range []string{";", "\t", "; ", "\t "} {
+			if !formulaAfterSeparator("S1" + sep + lead + "1+1") {
+				t.Errorf("formulaAfterSeparator(%q) = false", "S1"+sep+lead+"1+1")
+			}
 		}
 	}
 	for _, c := range []string{"-", "--5", "-+5", "-1.", "-.5"} {
