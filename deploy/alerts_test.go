@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	batchv1 "k8s.io/api/batch/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/settlekit/settle/load"
@@ -24,13 +25,7 @@ import (
 type ruleFile struct {
 	Groups []struct {
 		Name  string `json:"name"`
-		Rules []struct {
-			Alert       string            `json:"alert"`
-			Expr        string            `json:"expr"`
-			For         string            `json:"for"`
-			Labels      map[string]string `json:"labels"`
-			Annotations map[string]string `json:"annotations"`
-		} `json:"rules"`
+		Rules []rule `json:"rules"`
 	} `json:"groups"`
 }
 
@@ -237,6 +232,39 @@ func TestParseExprFindsSelectors(t *testing.T) {
 	}
 }
 
+// rule is one alerting rule of a rule file.
+type rule = struct {
+	Alert       string            `json:"alert"`
+	Expr        string            `json:"expr"`
+	For         string            `json:"for"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+// alertRules is every rule of deploy/prometheus's rule files.
+func alertRules(t *testing.T) []rule {
+	t.Helper()
+	files, err := filepath.Glob("prometheus/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no alert rules in deploy/prometheus: %v", err)
+	}
+	var out []rule
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rf ruleFile
+		if err := yaml.UnmarshalStrict(b, &rf); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, g := range rf.Groups {
+			out = append(out, g.Rules...)
+		}
+	}
+	return out
+}
+
 // TestAlertRulesNameWhatSettleWrites: every metric, label and label value
 // an alert rule names is one settle writes (an alert on a misspelt name
 // never fires, and nobody notices), every rule has a severity and a
@@ -327,6 +355,95 @@ func TestAlertRulesNameWhatSettleWrites(t *testing.T) {
 	for _, name := range []string{"settle_exit_code", "settle_last_success_timestamp_seconds", "settle_unsettled_runs"} {
 		if !used[name] {
 			t.Errorf("no alert rule on %s", name)
+		}
+	}
+}
+
+// TestNoSuccessAlertWaitsOutTheLatestNight: the alert on the age of
+// settle_last_success_timestamp_seconds must not page while the nights
+// succeed. One night's run may finish a minute after its schedule, and the
+// next one's as late as its schedule plus startingDeadlineSeconds (the
+// Job created late) plus activeDeadlineSeconds (its retries): a day (25
+// hours in a zone's autumn change) plus both deadlines apart. 28 hours
+// paged for a night that was only late (24 + 1 + 4 = 29 hours of
+// Asia/Shanghai's). Some slack is left for the push, the scrape and the
+// rule's evaluation.
+func TestNoSuccessAlertWaitsOutTheLatestNight(t *testing.T) {
+	const slack = 15 * time.Minute
+	var need time.Duration
+	var which string
+	for name, cj := range objects[batchv1.CronJob](t, "CronJob") {
+		s := cj.Spec
+		f := strings.Fields(s.Schedule)
+		if len(f) != 5 || s.TimeZone == nil || s.StartingDeadlineSeconds == nil || s.JobTemplate.Spec.ActiveDeadlineSeconds == nil {
+			t.Fatalf("%s: schedule %q, timeZone or deadlines unset (TestEveryPodOfANightSettlesOneDate says why)", name, s.Schedule)
+		}
+		hour, herr := strconv.Atoi(f[1])
+		minute, merr := strconv.Atoi(f[0])
+		if herr != nil || merr != nil {
+			t.Fatalf("%s: schedule %q: want a daily \"M H * * *\"", name, s.Schedule)
+		}
+		day, err := longestDay(*s.TimeZone, hour, minute)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		gap := day + time.Duration(*s.StartingDeadlineSeconds+*s.JobTemplate.Spec.ActiveDeadlineSeconds)*time.Second
+		if gap > need {
+			need, which = gap, name
+		}
+	}
+	if need == 0 {
+		t.Fatal("no CronJob in the manifests")
+	}
+	threshold := regexp.MustCompile(`^\s*time\(\)\s*-\s*settle_last_success_timestamp_seconds\s*>\s*(\d+)(?:\s*\*\s*(\d+))?\s*$`)
+	found := 0
+	for _, rule := range alertRules(t) {
+		if !strings.Contains(rule.Expr, "settle_last_success_timestamp_seconds") {
+			continue
+		}
+		found++
+		m := threshold.FindStringSubmatch(rule.Expr)
+		if m == nil {
+			t.Errorf("%s: expr %q: want time() - settle_last_success_timestamp_seconds > N [* M]", rule.Alert, rule.Expr)
+			continue
+		}
+		secs, _ := strconv.ParseInt(m[1], 10, 64)
+		if m[2] != "" {
+			mul, _ := strconv.ParseInt(m[2], 10, 64)
+			secs *= mul
+		}
+		if got := time.Duration(secs) * time.Second; got < need+slack {
+			t.Errorf("%s: pages after %s without a success; %s's nights may succeed %s apart (a day, startingDeadlineSeconds, activeDeadlineSeconds): want %s or more",
+				rule.Alert, got, which, need, need+slack)
+		}
+	}
+	if found == 0 {
+		t.Error("no alert rule on the age of settle_last_success_timestamp_seconds")
+	}
+}
+
+// longestDay is the longest time between two consecutive runs of a
+// schedule at hour:minute every day in zone tz, over two years: 24 hours,
+// or 25 across a change back from daylight-saving time.
+func longestDay(tz string, hour, minute int) (time.Duration, error) {
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return 0, err
+	}
+	var longest time.Duration
+	prev := time.Date(2025, 1, 1, hour, minute, 0, 0, loc)
+	for d := prev.AddDate(0, 0, 1); d.Year() < 2027; d = d.AddDate(0, 0, 1) {
+		at := time.Date(d.Year(), d.Month(), d.Day(), hour, minute, 0, 0, loc)
+		longest = max(longest, at.Sub(prev))
+		prev = at
+	}
+	return longest, nil
+}
+
+func TestLongestDay(t *testing.T) {
+	for tz, want := range map[string]time.Duration{"Asia/Shanghai": 24 * time.Hour, "Europe/Berlin": 25 * time.Hour, "UTC": 24 * time.Hour} {
+		if got, err := longestDay(tz, 3, 30); err != nil || got != want {
+			t.Errorf("%s: %s (%v), want %s", tz, got, err, want)
 		}
 	}
 }
