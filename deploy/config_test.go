@@ -7,6 +7,7 @@ import (
 	"go/token"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -480,9 +481,25 @@ func TestEveryPodsFilesAreItsGroups(t *testing.T) {
 		if sc == nil || sc.RunAsGroup == nil || sc.FSGroup == nil || *sc.FSGroup != *sc.RunAsGroup {
 			t.Errorf("%s: want runAsGroup and fsGroup set, and the same group", name)
 		}
+		// With fsGroup alone the kubelet walks every file of the reports'
+		// claim at each pod's start (a chown and chmod of each: months of
+		// dates, on a network file system), every night and every retry.
+		// settle writes its files in its own group, so the root's group
+		// and mode are what they would be set to: OnRootMismatch skips
+		// the walk then.
+		if sc != nil && (sc.FSGroupChangePolicy == nil || *sc.FSGroupChangePolicy != corev1.FSGroupChangeOnRootMismatch) {
+			t.Errorf("%s: want fsGroupChangePolicy OnRootMismatch: the kubelet re-labels every report at each pod's start otherwise", name)
+		}
 		for _, c := range pod.Containers {
 			if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
 				t.Errorf("%s: container %s: want readOnlyRootFilesystem", name, c.Name)
+			}
+			// The restricted Pod Security Standard, which a settlement
+			// namespace should enforce, admits no pod without these.
+			if c.SecurityContext == nil || c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation ||
+				c.SecurityContext.Capabilities == nil || !slices.Contains(c.SecurityContext.Capabilities.Drop, "ALL") || len(c.SecurityContext.Capabilities.Add) > 0 ||
+				c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+				t.Errorf("%s: container %s: want allowPrivilegeEscalation false, every capability dropped and none added, not privileged", name, c.Name)
 			}
 		}
 	}
