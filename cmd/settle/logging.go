@@ -119,6 +119,28 @@ const (
 		"a request whose answer was not recorded is asked about by its key before anything is sent again"
 )
 
+// exitHint is what to do after an exit code when failureHint has nothing
+// more particular to say: the README's word for it ("Exit codes"), for the
+// last JSON line of a failure, which may be all the on-call reads of a
+// pod's log. Every failure's line carries a hint; those of exit 2, 3, 4
+// and 75 had none.
+func exitHint(code int) string {
+	switch code {
+	case 2:
+		return "configuration: fix what the error names (a flag or variable, a file, a key, credentials a provider refused, a grant; README, Exit 2), " +
+			"then run the same command again: a retry as it is fails the same way (the Job does not retry exit 2); what was done is skipped, nothing is sent twice"
+	case 3:
+		return "the platform's data was refused (rows rejected beyond --max-reject-ratio, or an amount out of range): the error and subjects name them, orders.csv and settle status list them; " +
+			"fix the platform's data, then run the date again with --reextract, or raise --max-reject-ratio if the rejects are expected"
+	case 4:
+		return "a person is needed for what the error and subjects name (mismatches.csv and orders.csv name each case; README, Exit 4): " +
+			"fix the cause (top up, settle it with the provider, settle resolve, bind the seller), then run the date again: what was done is skipped, the rest is paid"
+	case 75:
+		return "another run holds this date's lock: nothing was done; settle status shows the runs working; run the same command again once it has ended"
+	}
+	return "README, Exit codes: what the exit code means and what to do"
+}
+
 // failureSubjects is how many subjects the last log line of a failed run
 // names.
 const failureSubjects = 3
@@ -130,9 +152,10 @@ type loggedError struct{ error }
 func (e loggedError) Unwrap() error { return e.error }
 
 // logFailure ends a failed run's JSON log with one line at level ERROR
-// carrying the exit code, the date (or the range) settle run worked on and
-// the cause: the error, and when subjects need a person, the first few of
-// them and their count. On a terminal (text logs) main prints the error
+// carrying the exit code, the date (or the range) settle run worked on, the
+// cause - the error, and when subjects need a person, the first few of
+// them and their count - and a hint of what to do (failureHint, else
+// exitHint). On a terminal (text logs) main prints the error
 // instead.
 func (c *config) logFailure(err error) error {
 	if err == nil || !c.json {
@@ -164,9 +187,11 @@ func (c *config) logFailure(err error) error {
 	if first, n := pipeline.ProblemsOf(err, failureSubjects); n > 0 {
 		attrs = append(attrs, "subjects", first, "count", n)
 	}
-	if hint := failureHint(err); hint != "" {
-		attrs = append(attrs, "hint", hint)
+	hint := failureHint(err)
+	if hint == "" {
+		hint = exitHint(codeOf(err))
 	}
+	attrs = append(attrs, "hint", hint)
 	c.logger().Error("settle failed", attrs...)
 	return loggedError{err}
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -262,5 +264,38 @@ func TestTheLastLineOfARunWhoseEndIsNotRecorded(t *testing.T) {
 				t.Fatalf("the hint of a run whose end is not recorded says it is: %q", tc.hint)
 			}
 		})
+	}
+}
+
+// TestEveryFailingLineHasAHint: the last JSON line of a failure, which may
+// be all the on-call reads of a pod's log, says what to do whatever the
+// exit code: those of exit 2, 3, 4 and 75 carried exit_code and the error
+// alone (found by an SRE's review). A particular hint (a privilege refused,
+// exit 2) still wins over the exit code's.
+func TestEveryFailingLineHasAHint(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		code int
+		want string // a word of the hint
+	}{
+		{pipeline.E(pipeline.KindFailed, "stage upload", errors.New("connection reset")), 1, "running the same command again is safe"},
+		{pipeline.E(pipeline.KindUsage, "--rules", errors.New("no such file")), 2, "fix what the error names"},
+		{pipeline.E(pipeline.KindInput, "transform", errors.New("40 of 100 rows rejected")), 3, "--reextract"},
+		{pipeline.E(pipeline.KindNeedsPerson, "reconcile", errors.New("2 mismatches")), 4, "run the date again"},
+		{pipeline.E(pipeline.KindLocked, "run 2026-11-23", pipeline.ErrLocked), 75, "once it has ended"},
+		{fmt.Errorf("stage upload: %w", &pq.Error{Code: "42501", Message: "permission denied for table items"}), 2, hintPrivilege},
+	} {
+		var out bytes.Buffer
+		c := &config{json: true, log: slog.New(jsonLogHandler(&out))}
+		_ = c.logFailure(tc.err)
+		var last map[string]any
+		if err := json.Unmarshal(out.Bytes(), &last); err != nil {
+			t.Fatalf("%v: not one JSON line: %q", tc.err, out.String())
+		}
+		hint, _ := last["hint"].(string)
+		if last["exit_code"] != float64(tc.code) || !strings.Contains(hint, tc.want) {
+			t.Errorf("%v: exit_code %v, hint %q; want %d and a hint saying %q", tc.err, last["exit_code"], hint, tc.code, tc.want)
+		}
 	}
 }
