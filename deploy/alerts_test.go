@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -75,12 +76,20 @@ func emitted(t *testing.T) map[string]map[string][]string {
 	return out
 }
 
+// kubeStateMetrics are the metrics of kube-state-metrics the rules name
+// (SettleJobFailed: a Job that failed without settle's word), with their
+// labels; TestJobAlertsNameTheManifestsJobs checks the values.
+var kubeStateMetrics = map[string]map[string][]string{
+	"kube_job_failed":            {"namespace": nil, "job_name": nil, "condition": {"true", "false", "unknown"}},
+	"kube_job_status_start_time": {"namespace": nil, "job_name": nil},
+}
+
 // Labels the scrape or the Pushgateway's grouping adds to every series.
 var addedLabels = []string{"job", "instance", "shard"}
 
 // Labels whose values are open (a provider's kind of effect, a channel, a
 // currency): their values are not checked against the sample's.
-var openLabels = []string{"kind", "channel", "currency"}
+var openLabels = []string{"kind", "channel", "currency", "namespace", "job_name"}
 
 // selector is a metric named in an expression with its label matchers.
 type selector struct {
@@ -273,6 +282,9 @@ func alertRules(t *testing.T) []rule {
 // unsettled.
 func TestAlertRulesNameWhatSettleWrites(t *testing.T) {
 	families := emitted(t)
+	for name, labels := range kubeStateMetrics {
+		families[name] = labels
+	}
 	files, err := filepath.Glob("prometheus/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no alert rules in deploy/prometheus: %v", err)
@@ -445,5 +457,64 @@ func TestLongestDay(t *testing.T) {
 		if got, err := longestDay(tz, 3, 30); err != nil || got != want {
 			t.Errorf("%s: %s (%v), want %s", tz, got, err, want)
 		}
+	}
+}
+
+// TestJobAlertsNameTheManifestsJobs: a rule on kube-state-metrics' Jobs
+// selects the manifests' namespace, and its job_name pattern (anchored,
+// as Prometheus does) matches every Job the manifests create - a CronJob's
+// (its name, a dash and the schedule's minute) and the manual ones - and
+// no other: a rule on a namespace or name settle's Jobs do not have never
+// fires.
+func TestJobAlertsNameTheManifestsJobs(t *testing.T) {
+	var names []string
+	namespaces := map[string]bool{}
+	for _, cj := range objects[batchv1.CronJob](t, "CronJob") {
+		names = append(names, cj.Name+"-29412345")
+		namespaces[cj.Namespace] = true
+	}
+	for _, j := range objects[batchv1.Job](t, "Job") {
+		name := j.Name
+		if name == "" {
+			name = j.GenerateName + "x7k2q"
+		}
+		names = append(names, name)
+		namespaces[j.Namespace] = true
+	}
+	if len(namespaces) != 1 {
+		t.Fatalf("the manifests' Jobs are in namespaces %v, want one", namespaces)
+	}
+	pattern := regexp.MustCompile(`job_name\s*=~\s*"([^"]*)"`)
+	namespace := regexp.MustCompile(`namespace\s*=\s*"([^"]*)"`)
+	found := 0
+	for _, rule := range alertRules(t) {
+		if !strings.Contains(rule.Expr, "kube_job_") {
+			continue
+		}
+		found++
+		ns := namespace.FindStringSubmatch(rule.Expr)
+		if ns == nil || !namespaces[ns[1]] {
+			t.Errorf("%s: %q: want namespace=%q, the manifests'", rule.Alert, rule.Expr, slices.Collect(maps.Keys(namespaces))[0])
+		}
+		m := pattern.FindStringSubmatch(rule.Expr)
+		if m == nil {
+			t.Errorf("%s: %q: want job_name=~\"...\" selecting settle's Jobs", rule.Alert, rule.Expr)
+			continue
+		}
+		re, err := regexp.Compile("^(?:" + m[1] + ")$")
+		if err != nil {
+			t.Fatalf("%s: job_name=~%q: %v", rule.Alert, m[1], err)
+		}
+		for _, n := range names {
+			if !re.MatchString(n) {
+				t.Errorf("%s: job_name=~%q does not match the Job %s", rule.Alert, m[1], n)
+			}
+		}
+		if re.MatchString("pushgateway-7f9c") || re.MatchString("payroll-29412345") {
+			t.Errorf("%s: job_name=~%q matches Jobs other than settle's", rule.Alert, m[1])
+		}
+	}
+	if found == 0 {
+		t.Error("no alert rule on a failed Job of settle (kube_job_failed): a pod that pushed no metrics, a crash, pages nobody for 30 hours")
 	}
 }
