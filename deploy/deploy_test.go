@@ -79,6 +79,13 @@ func TestManifestsDecodeStrictlyAndKeepThePolicies(t *testing.T) {
 				var j batchv1.Job
 				decodeStrict(t, file, doc, &j)
 				checkJob(t, file, &j.Spec)
+				// A manual Job is created again for the next date or
+				// range: under a fixed name the second kubectl create -f
+				// failed (AlreadyExists) until the first Job, and its
+				// pods' logs, were deleted.
+				if j.Name != "" || j.GenerateName == "" {
+					t.Errorf("%s: name %q, generateName %q: want generateName alone, a new Job at each kubectl create -f", file, j.Name, j.GenerateName)
+				}
 			case "ConfigMap":
 				var cm corev1.ConfigMap
 				decodeStrict(t, file, doc, &cm)
