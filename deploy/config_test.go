@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/settlekit/settle/load"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // objects decodes (strictly) the manifests' objects of kind.
@@ -506,4 +507,40 @@ func TestEveryPodsFilesAreItsGroups(t *testing.T) {
 	if load.ReportFileMode&0o007 != 0 || load.ReportFileMode&0o040 == 0 {
 		t.Errorf("the reports' mode %v: want them readable by their group, and no other user", load.ReportFileMode)
 	}
+}
+
+// TestTheGraceOutlastsEachPodsStopTimeout: the grace after SIGTERM
+// (terminationGracePeriodSeconds) leaves settle its SETTLE_STOP_TIMEOUT as
+// each container gets it (its env, its ConfigMaps), with 10 s to spare
+// (the metrics of a stop cut short, 5 s); checkPod judged the default
+// alone, and a SETTLE_STOP_TIMEOUT set in settle-config past the grace
+// passed: the kubelet's kill then came first, with no last line.
+func TestTheGraceOutlastsEachPodsStopTimeout(t *testing.T) {
+	maps := map[string]map[string]string{}
+	for _, cm := range objects[corev1.ConfigMap](t, "ConfigMap") {
+		maps[cm.Name] = cm.Data
+	}
+	for name, pod := range pods(t) {
+		for _, c := range pod.Containers {
+			stop := pipeline.StopTimeout
+			if v, ok := containerEnv(t, name, c, maps)["SETTLE_STOP_TIMEOUT"]; ok {
+				d, err := time.ParseDuration(v)
+				if err != nil || d <= 0 {
+					t.Errorf("%s: SETTLE_STOP_TIMEOUT %q: want a positive duration", name, v)
+					continue
+				}
+				stop = d
+			}
+			if g := pod.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second < stop+10*time.Second {
+				t.Errorf("%s: terminationGracePeriodSeconds %v: want SETTLE_STOP_TIMEOUT (%s) and 10 s more", name, zeroIfNil(g), stop)
+			}
+		}
+	}
+}
+
+func zeroIfNil(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
