@@ -4,5 +4,6 @@
 // backfill Jobs; prometheus/: the alert rules), the test that decodes every
 // manifest strictly into the Kubernetes API types and checks the policies
 // the job relies on, and the one that checks the alert rules name only
-// metrics settle writes. It has no code of its own.
+// metrics settle writes (and kube-state-metrics' of the manifests' Jobs).
+// It has no code of its own.
 package deploy
