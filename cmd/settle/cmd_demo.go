@@ -263,7 +263,7 @@ func (cfg *config) demoSummary(ctx context.Context, l *ledger.Ledger, d pipeline
 		return err
 	}
 	fmt.Fprintf(w, "reconciled against all three providers: %d unexpected mismatches, %d expected (timing: WeChat funds\n", unexpected, expected)
-	fmt.Fprintln(w, "still UNSETTLE, bills not out until the Beijing day ends, Pay Protocol payments still confirming): mismatches.csv")
+	fmt.Fprintln(w, "still UNSETTLE, bills not out until the morning after the Beijing day, Pay Protocol payments still confirming): mismatches.csv")
 	carries, err := l.OpenCarries(ctx, pipeline.Date{})
 	if err != nil {
 		return err

@@ -335,11 +335,19 @@ func TestWeChatMatcherBillNotOutYet(t *testing.T) {
 			t.Fatalf("row %+v", m)
 		}
 	}
-	// Midnight in Beijing: the bill is out.
+	// The day is over in Beijing, but WeChat Pay publishes its bills from
+	// the next morning: asked at 02:30 (the nightly run's hour in
+	// Asia/Shanghai, rechecking yesterday's run), there is none yet.
+	for _, at := range []time.Time{wxDay.AddDays(1).Time(Beijing), wxDay.AddDays(1).Time(Beijing).Add(BillOut - time.Nanosecond)} {
+		if b := wxBrief(wxMatch(t, store, api, at)); !slices.Equal(b, want) || api.billCalls != 0 {
+			t.Fatalf("at %s: %q (%d bill downloads), want %q", at, b, api.billCalls, want)
+		}
+	}
+	// From 10:00 the next day in Beijing: the bill is out.
 	api.bills = map[string][]BillEntry{}
-	got = wxMatch(t, store, api, wxDay.AddDays(1).Time(Beijing))
+	got = wxMatch(t, store, api, time.Date(2026, 11, 25, 10, 0, 0, 0, Beijing))
 	if api.billCalls != 1 || !slices.Contains(wxBrief(got), "missing_at_provider K1 100/") {
-		t.Fatalf("at midnight: %q (%d bill downloads)", wxBrief(got), api.billCalls)
+		t.Fatalf("at 10:00 the next day: %q (%d bill downloads)", wxBrief(got), api.billCalls)
 	}
 }
 
