@@ -178,7 +178,8 @@ const FinalAnswersName = Name + "/orders"
 //     which WeChat accepted one of the run's attempts (the ledger's time
 //     of the answer for an attempt WeChat no longer knows), the day's
 //     distribution bill, once it is out, BillOut after the day is over
-//     in Beijing (before: one expected timing row). A line on one of the
+//     in Beijing (before: one expected timing row), and while WeChat Pay
+//     keeps it, BillDays (after: one expected unverifiable row). A line on one of the
 //     run's transactions whose out_order_no is no succeeded attempt of
 //     ours, or which pays a receiver the attempt did not ask for:
 //     missing_in_ledger; a succeeded attempt WeChat accepted that day with
@@ -771,6 +772,14 @@ func lineName(a pipeline.Attempt) string {
 // without the day's lines) for a finding that needs a person.
 const BillOut = 10 * time.Hour
 
+// BillDays is how many days WeChat Pay keeps a day's funds-distribution
+// bill (published: bills can only be downloaded within 90 days). From
+// BillDays after the day began (Beijing time) the bill is not asked: a
+// date reconciled again later (re-run to close its gaps,
+// --reconcile-all) asked for bills WeChat Pay no longer gives and took
+// the refusal for a finding that needs a person.
+const BillDays = 90
+
 // bill is check 2 for one sub-merchant and day, a page of the bill's
 // lines at a time.
 func (m *matching) bill(ctx context.Context, sub string, day pipeline.Date) ([]pipeline.Mismatch, error) {
@@ -778,6 +787,11 @@ func (m *matching) bill(ctx context.Context, sub string, day pipeline.Date) ([]p
 	if m.at.Before(day.AddDays(1).Time(Beijing).Add(BillOut)) {
 		return []pipeline.Mismatch{{Provider: Name, Category: pipeline.MismatchTiming, Subject: subject, SellerID: m.subSeller[sub],
 			Expected: true, Detail: "the distribution bill of " + day.String() + " is not out yet: WeChat Pay makes a day's bills the next morning, Beijing time"}}, nil
+	}
+	if !m.at.Before(day.AddDays(BillDays).Time(Beijing)) {
+		return []pipeline.Mismatch{{Provider: Name, Category: pipeline.MismatchUnverifiable, Subject: subject, SellerID: m.subSeller[sub],
+			Expected: true, Detail: fmt.Sprintf("the distribution bill of %s is not asked: WeChat Pay gives a day's bills for %d days; its settlement details and order queries are compared",
+				day, BillDays)}}, nil
 	}
 	lines, err := m.api.BillLines(ctx, sub, day)
 	if subjectError(err) {

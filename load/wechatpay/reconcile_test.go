@@ -689,3 +689,28 @@ func TestWeChatMatcherOldDistributionForgottenIsUnverifiable(t *testing.T) {
 		t.Fatalf("%d rows about the unknown distribution WeChat Pay does not know, want 1", found)
 	}
 }
+
+// TestWeChatMatcherDoesNotAskABillOlderThanWeChatKeeps: WeChat Pay
+// publishes that its funds-distribution bills can be downloaded for 90
+// days. A date reconciled again later (re-run by hand to close its gaps,
+// --reconcile-all) asked for bills WeChat Pay no longer gives, and took
+// the refusal for a finding that needs a person. The bill is not asked:
+// one row says it cannot be had (unverifiable, expected); the settlement
+// details are compared as before.
+func TestWeChatMatcherDoesNotAskABillOlderThanWeChatKeeps(t *testing.T) {
+	store, api := wxClean()
+	kept := wxDay.AddDays(BillDays).Time(Beijing)
+	if b := wxBrief(wxMatch(t, store, api, kept.Add(-time.Nanosecond))); len(b) != 0 || api.billCalls != 1 {
+		t.Fatalf("the last day WeChat Pay keeps the bill: %q (%d bill downloads), want it asked, nothing found", b, api.billCalls)
+	}
+	api.bills = nil
+	api.billErrs = map[string]error{"SUB1/2026-11-24": errors.New("bill_date: only the last 90 days")}
+	got := wxMatch(t, store, api, kept)
+	want := []string{"unverifiable bill/SUB1/2026-11-24 / expected"}
+	if b := wxBrief(got); !slices.Equal(b, want) || api.billCalls != 1 {
+		t.Fatalf("%d days later: %q (%d bill downloads), want %q and the bill not asked", BillDays, b, api.billCalls, want)
+	}
+	if got[0].SellerID != "S1" || !strings.Contains(got[0].Detail, "90 days") {
+		t.Fatalf("row %+v", got[0])
+	}
+}
