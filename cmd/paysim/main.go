@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	sellers := fs.Int("bind-sellers", 50, "bind the seed's sellers 1..N (ACTIVE), as settle seed names them")
 	platformDB := fs.String("platform-db", "", "with --date: create the providers' side of the orders settle seed wrote there: the Pay Protocol payments (in every status) and the WeChat Pay transactions")
 	date := fs.String("date", "", "business date of --platform-db's orders, YYYY-MM-DD")
-	tz := fs.String("tz", "Asia/Shanghai", "time zone of --date")
+	tz := fs.String("tz", "Asia/Shanghai", "time zone of --date (with --platform-db, exported as SETTLE_TZ)")
 	timingName := fs.String("timing", "none", "timing model: none (instant answers) or internet (latency 80ms, upload status 20s, revenue share 30s, distribution 10s, Infinia and Pay Protocol 50 requests/s); the flags below override it, and any of --latency and the delays alone selects internet")
 	latency := fs.Duration("latency", 0, "wait before every API answer (default from --timing)")
 	uploadDelay := fs.Duration("upload-delay", 0, "an Infinia trade file's upload status is final this long after the file arrived (default from --timing)")
@@ -190,7 +190,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "# change the situations while it runs (from this machine): paysim ctl --url %s --refuse-order ORDER=REASON ...\n",
 		strings.TrimSuffix(sim.ControlURL(), paysim.ControlPath))
 	fmt.Fprintln(stdout, "# the job's configuration (save this output and source it):")
-	for _, line := range exports(sim.Config.Env()) {
+	env := sim.Config.Env()
+	if *platformDB != "" {
+		// The zone of the window whose orders it created: settle must
+		// read the same one (its default is Asia/Shanghai's).
+		env = append(env, "SETTLE_TZ="+*tz)
+	}
+	for _, line := range exports(env) {
 		fmt.Fprintln(stdout, line)
 	}
 	<-ctx.Done()
@@ -209,6 +215,11 @@ func seedDay(ctx context.Context, sim *paysim.Sim, url, date, tz string) (paysim
 	d, err := pipeline.ParseDate(date)
 	if err != nil {
 		return paysim.Day{}, fmt.Errorf("--date: %w", err)
+	}
+	// As settle's --tz: "" is UTC to time.LoadLocation and Local the
+	// machine's zone, either a window settle would not read.
+	if tz == "" || tz == "Local" {
+		return paysim.Day{}, fmt.Errorf("--tz %q: name the business day's IANA time zone (Asia/Shanghai, UTC)", tz)
 	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {

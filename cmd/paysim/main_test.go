@@ -330,3 +330,58 @@ func TestPaysimFundsTheDaysOtherCurrencies(t *testing.T) {
 		}
 	}
 }
+
+// TestPaysimExportsTheZoneOfTheDayItCreated: paysim creates the
+// providers' side of the orders of --date's window in --tz, and printed
+// no SETTLE_TZ: a trial day seeded in another zone (settle seed --tz
+// America/New_York) and sourced as the README says was run in settle's
+// default zone, Asia/Shanghai, whose window holds orders paysim never
+// created (unknown to Pay Protocol and WeChat Pay) and misses some it
+// did. paysim exports the zone of its window; an empty --tz (UTC to
+// time.LoadLocation) or Local (the machine's zone) is refused, as settle
+// refuses them.
+func TestPaysimExportsTheZoneOfTheDayItCreated(t *testing.T) {
+	url := pgtest.URL(t)
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ny, _ := time.LoadLocation("America/New_York")
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 1} // 25 hours in New York
+	if _, err := seed.Generate(context.Background(), db, seed.Options{Date: d, Location: ny, Orders: 30, Sellers: 3, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tz := range []string{"", "Local"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // taken, paysim runs until stopped
+		err := run(ctx, []string{"--dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0",
+			"--platform-db", url, "--date", d.String(), "--tz", tz}, &bytes.Buffer{})
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "--tz") {
+			t.Fatalf("--tz %q: %v, want refused", tz, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncWriter{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0",
+			"--platform-db", url, "--date", d.String(), "--tz", "America/New_York"}, out)
+	}()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "export SETTLE_WECHAT_RECEIVER_NAME") {
+		select {
+		case err := <-done:
+			t.Fatalf("paysim stopped: %v\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no configuration printed:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "\nexport SETTLE_TZ=America/New_York\n") {
+		t.Fatalf("the configuration does not name the zone of the day paysim created:\n%s", out.String())
+	}
+}
