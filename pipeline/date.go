@@ -56,7 +56,12 @@ func (d Date) IsZero() bool { return d == Date{} }
 // daylight-saving change skips midnight (America/Santiago, America/Havana),
 // the instant the clocks jump to, as PostgreSQL dates a local time.
 // time.Date leaves a missing midnight's resolution unspecified (it gives
-// 23:00 of the day before), which would date that hour wrong.
+// 23:00 of the day before), which would date that hour wrong. A midnight
+// that happens twice (clocks set back from 01:00 to 00:00: Asia/Gaza and
+// Asia/Amman until 2021, no zone since) is its second occurrence, as
+// PostgreSQL reads 'D 00:00' there: the first hour from 00:00, before
+// the clocks go back, is the last of the day before. Either way
+// consecutive dates' windows meet (WindowOf).
 func (d Date) Time(loc *time.Location) time.Time {
 	t := time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, loc)
 	if y, m, day := t.Date(); y != d.Year || m != d.Month || day != d.Day {
@@ -73,9 +78,11 @@ type Window struct {
 	End   time.Time // exclusive
 }
 
-// WindowOf returns [D 00:00, D+1 00:00) in loc, each the first instant of
-// its day (Date.Time). Across a daylight-saving change the window is 23 or
-// 25 hours long, as the calendar day is.
+// WindowOf returns [D 00:00, D+1 00:00) in loc, each bound Date.Time of
+// its day, so that the window of D ends where that of D+1 begins: an
+// instant is in exactly one date's window. Across a daylight-saving change
+// the window is 23 or 25 hours long (23.5 or 24.5 in Australia/Lord_Howe),
+// as the calendar day is.
 func WindowOf(d Date, loc *time.Location) Window {
 	return Window{Start: d.Time(loc), End: d.AddDays(1).Time(loc)}
 }
