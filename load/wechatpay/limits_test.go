@@ -99,11 +99,13 @@ func TestATransactionThatWaitsNearWeChatsReleaseSaysWhen(t *testing.T) {
 	r, store, _, api := reviewRig(t, wechatpaytest.Options{Polls: -1, ReadyAfter: -1}, func(b []byte) []byte { return b }, 2)
 	stage := wechatpay.DistributeStage(wechatpay.StageConfig{Store: store, API: api, Now: r.clock.Now, Poll: time.Millisecond, Wait: 5 * time.Second})
 	old, recent := store.items["ORD-00000"], store.items["ORD-00001"]
-	old.PaidAt = r.clock.Now().Add(-wechatpay.FreezeWindow + 10*24*time.Hour)
+	// Paid at 04:00 in Beijing: 20:00 UTC the day before. WeChat Pay's
+	// day is Beijing's (the reason said the UTC date, a day early).
+	old.PaidAt = r.clock.Now().Add(-wechatpay.FreezeWindow + 10*24*time.Hour - 6*time.Hour)
 	recent.PaidAt = r.clock.Now().Add(-10 * 24 * time.Hour)
 	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
 	_, err := stage(context.Background(), run)
-	day := old.PaidAt.Add(wechatpay.FreezeWindow).UTC().Format(time.DateOnly)
+	day := old.PaidAt.Add(wechatpay.FreezeWindow).In(wechatpay.Beijing).Format(time.DateOnly) + " (Beijing time)"
 	if reason := store.reasons["ORD-00000"]; !strings.Contains(reason, "not distributable yet") || !strings.Contains(reason, "seller, the commission with them, on "+day) {
 		t.Fatalf("order ORD-00000 (released in 10 days): reason %q (err %v): want it to wait naming %s", reason, err, day)
 	}

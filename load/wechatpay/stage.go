@@ -987,7 +987,7 @@ func (c *StageConfig) releasedHold(it pipeline.Split, o Txn, left pipeline.Money
 	return pipeline.NeedsAPerson(fmt.Sprintf("WeChat holds %s for transaction %s, the order says %s; it was paid on %s: WeChat Pay releases a transaction's frozen funds "+
 		"to the seller %d days after payment (published), and the commission %s cannot be collected through it any more: "+
 		"collect it by hand (sub-merchant %s), then settle resolve --order", left, o.TransactionID, pipeline.Money{Minor: it.Amount - it.Refunded, Currency: o.Currency},
-		it.PaidAt.UTC().Format(time.DateOnly), days, pipeline.Money{Minor: o.Commission, Currency: o.Currency}, o.SubMchID))
+		beijingDay(it.PaidAt), days, pipeline.Money{Minor: o.Commission, Currency: o.Currency}, o.SubMchID))
 }
 
 // netOf returns the least WeChat Pay may hold of a transaction of which
@@ -1033,8 +1033,15 @@ func (c *StageConfig) nearRelease(it pipeline.Split, h *pipeline.Hold) *pipeline
 		return h
 	}
 	h.Reason += fmt.Sprintf("; WeChat Pay releases its funds to the seller, the commission with them, on %s (%d days after payment)",
-		at.UTC().Format(time.DateOnly), int(FreezeWindow/(24*time.Hour)))
+		beijingDay(at), int(FreezeWindow/(24*time.Hour)))
 	return h
+}
+
+// beijingDay names the day of t as WeChat Pay dates it, Beijing's: the
+// UTC date said a payment made before 08:00 in Beijing, and its release,
+// a day early.
+func beijingDay(t time.Time) string {
+	return t.In(Beijing).Format(time.DateOnly) + " (Beijing time)"
 }
 
 // currencyHold holds, for a person, a transaction whose order is in a
