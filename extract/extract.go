@@ -106,6 +106,9 @@ func (s *Source) orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 	if err := checkTimes(rows, "paid_at", "confirmed_at"); err != nil {
 		return pipeline.E(pipeline.KindUsage, "source query "+s.name(), err)
 	}
+	if err := checkAmounts(rows, "amount_minor", "refunded_minor"); err != nil {
+		return pipeline.E(pipeline.KindUsage, "source query "+s.name(), err)
+	}
 	var seq int64
 	var sc pipeline.SourceScan
 	dest := sc.Dest(new(int64))[1:]
@@ -360,6 +363,44 @@ func checkTimes(rows *sql.Rows, names ...string) error {
 	return nil
 }
 
+// checkAmounts checks that the named columns of a query can hold an
+// amount in minor units, an integer: a numeric of a declared scale above 0
+// (numeric(12,2): a decimal of the major unit, 19.99 dollars) writes every
+// value with its decimals (100.00), and money with a currency symbol, so
+// that no row of such a column is ever read as an amount. Each row was
+// rejected on its own (exit 3, "fix the platform's data", the day recorded
+// as read) where the query is what to fix. A numeric of no declared scale
+// (a sum, a cast to numeric) is judged value by value, as the transform
+// does; lib/pq gives its precision as 65535, above numeric's 1000, and a
+// negative scale (PostgreSQL 15: numeric(5,-2), integers) as 11 bits, above
+// 1000 too.
+func checkAmounts(rows *sql.Rows, names ...string) error {
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return err
+	}
+	for _, t := range types {
+		if !slices.Contains(names, t.Name()) {
+			continue
+		}
+		typ := strings.ToLower(t.DatabaseTypeName())
+		switch typ {
+		case "numeric":
+			p, sc, ok := t.DecimalSize()
+			if !ok || p > 1000 || sc < 1 || sc > 1000 {
+				continue
+			}
+			typ = fmt.Sprintf("numeric(%d,%d)", p, sc)
+		case "money":
+		default:
+			continue
+		}
+		return fmt.Errorf("returns %[1]s as %[2]s, want an integer: amounts are in the currency's minor unit (USD 19.99 is 1999, JPY 1500 is 1500, "+
+			"KWD 1.500 is 1500); convert it in the query, exactly, by the decimals of each row's currency, or return the column that holds minor units", t.Name(), typ)
+	}
+	return nil
+}
+
 // SellerColumns are the columns a sellers query must return, in this order.
 var SellerColumns = []string{"seller_id", "name", "entity_type", "country", "infinia_seller_id", "wechat_sub_mchid"}
 
@@ -569,6 +610,9 @@ func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn fun
 		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
 	}
 	if err := checkTimes(rows, "created_at"); err != nil {
+		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
+	}
+	if err := checkAmounts(rows, "amount_minor"); err != nil {
 		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
 	}
 	var seq int64

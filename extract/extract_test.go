@@ -307,3 +307,50 @@ func TestSellersBoundsAnAccountAtMaxAccount(t *testing.T) {
 		t.Errorf("S2's account of %d bytes recorded as %q, want %q", extract.MaxAccount+1, got["S2"], want)
 	}
 }
+
+// A platform whose amounts are decimals of the major unit (numeric(12,2):
+// 19.99 dollars) had every row rejected, one by one, as "not an integer"
+// (a numeric of scale 2 is written 100.00, whole or not), the day recorded
+// as read and exit 3 saying to fix the platform's data or raise the reject
+// tolerance: the query is what to fix (exit 2), said before any row is read,
+// naming the column and its type; the money type likewise (written with a
+// currency symbol). An integer numeric, numeric(20,0) or a sum of a
+// numeric's values (no declared scale: each value is judged) is read.
+func TestQueriesRefuseADecimalAmountColumn(t *testing.T) {
+	db := pgtest.DB(t)
+	w := pipeline.Window{Start: time.Now().Add(-2 * time.Hour), End: time.Now().Add(-time.Hour)}
+	source := func(amount, refunded string) string {
+		return `SELECT 'A'::text AS order_no, 'S1'::text AS seller_id, 'infiniapay'::text AS provider, NULL::text AS provider_txn_id,
+			'USD'::text AS currency, ` + amount + ` AS amount_minor, ` + refunded + ` AS refunded_minor, 'c'::text AS category,
+			$1::timestamptz AS paid_at, $1::timestamptz AS confirmed_at WHERE $1::timestamptz < $2::timestamptz`
+	}
+	for _, c := range []struct{ amount, refunded, col, typ string }{
+		{`19.99::numeric(12,2)`, `0`, "amount_minor", "numeric(12,2)"},
+		{`1999`, `0.50::numeric(12,2)`, "refunded_minor", "numeric(12,2)"},
+		{`19.99::money`, `0`, "amount_minor", "money"},
+	} {
+		read := 0
+		err := (&extract.Source{DB: db, Name: "q.sql", Query: source(c.amount, c.refunded)}).Orders(context.Background(), w,
+			func(pipeline.SourceRow) error { read++; return nil })
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "q.sql") ||
+			!strings.Contains(err.Error(), c.col+" as "+c.typ) || read != 0 {
+			t.Errorf("source query returning %s as %s: got %v (kind %v, %d rows), want a usage error naming the query and the column before any row",
+				c.col, c.typ, err, pipeline.KindOf(err), read)
+		}
+	}
+	for _, amount := range []string{`1999::numeric(20,0)`, `1999::bigint`, `1999::integer`, `sum(1999.00::numeric(12,2))`, `1999::numeric`, `1900::numeric(5,-2)`} {
+		var got []string
+		err := (&extract.Source{DB: db, Name: "q.sql", Query: source(amount, `0`)}).Orders(context.Background(), w,
+			func(r pipeline.SourceRow) error { got = append(got, *r.AmountMinor); return nil })
+		if err != nil || len(got) != 1 {
+			t.Errorf("source query returning amount_minor as %s: got %v, rows %q", amount, err, got)
+		}
+	}
+	late := &extract.LateRefunds{DB: db, Name: "l.sql", Query: `
+		SELECT 'R1'::text AS refund_no, 'A'::text AS order_no, 'S1'::text AS seller_id, 0.05::numeric(12,2) AS amount_minor,
+			$1::timestamptz AS created_at WHERE $1::timestamptz < $2::timestamptz`}
+	err := late.LateRefunds(context.Background(), w, func(pipeline.LateRefundRow) error { return nil })
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "l.sql") || !strings.Contains(err.Error(), "amount_minor as numeric(12,2)") {
+		t.Fatalf("late-refunds query with amount_minor as numeric(12,2): got %v (kind %v), want a usage error naming the query and the column", err, pipeline.KindOf(err))
+	}
+}
