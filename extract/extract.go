@@ -357,7 +357,9 @@ func checkTimes(rows *sql.Rows, names ...string) error {
 				"convert it in the query, where it is returned and where it is compared with $1 and $2, at the zone its values are in "+
 				"(%[1]s AT TIME ZONE 'Asia/Shanghai')", t.Name(), strings.ToLower(typ))
 		default:
-			return fmt.Errorf("returns %s as %s, want a timestamptz", t.Name(), strings.ToLower(typ))
+			return fmt.Errorf("returns %[1]s as %[2]s, want a timestamptz: convert it in the query, where it is returned and where it is compared with $1 and $2 "+
+				"(%[1]s::timestamptz where its values carry their offset, else %[1]s::timestamp AT TIME ZONE 'Asia/Shanghai', at the zone its values are in)",
+				t.Name(), strings.ToLower(typ))
 		}
 	}
 	return nil

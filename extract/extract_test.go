@@ -72,7 +72,8 @@ func TestOrdersRefusesOtherColumns(t *testing.T) {
 // A source query returning a timestamp column as text (confirmed_at::text)
 // stopped the day at its first row with exit 1, a failure to retry, on
 // every run: it is a query to fix (exit 2), said before any row, naming
-// the column. The late-refunds query's created_at likewise.
+// the column and how to convert it. The late-refunds query's created_at
+// likewise.
 func TestQueriesRefuseATimestampColumnOfAnotherType(t *testing.T) {
 	db := pgtest.DB(t)
 	src := &extract.Source{DB: db, Name: "q.sql", Query: `
@@ -81,7 +82,8 @@ func TestQueriesRefuseATimestampColumnOfAnotherType(t *testing.T) {
 			$1::timestamptz AS paid_at, $1::timestamptz::text AS confirmed_at WHERE $1::timestamptz < $2::timestamptz`}
 	w := pipeline.Window{Start: time.Now().Add(-2 * time.Hour), End: time.Now().Add(-time.Hour)}
 	err := src.Orders(context.Background(), w, func(pipeline.SourceRow) error { return nil })
-	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "confirmed_at as text") {
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "confirmed_at as text") ||
+		!strings.Contains(err.Error(), "confirmed_at::timestamptz where its values carry their offset") {
 		t.Fatalf("source query with confirmed_at as text: got %v (kind %v), want a usage error naming the column", err, pipeline.KindOf(err))
 	}
 	late := &extract.LateRefunds{DB: db, Name: "l.sql", Query: `
