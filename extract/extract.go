@@ -641,6 +641,62 @@ func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn fun
 	return nil
 }
 
+// Check runs the query for window w without reading a row (LIMIT 0: the
+// database plans it and names its columns; refused so, the query is run as
+// given, for the position of the error in its file) and checks what
+// LateRefunds checks of them: a query the database refuses, or whose columns or types
+// are not the contract, is a usage error (exit 2) naming it. The late
+// refunds are read in the distribute stage, after the trade files went
+// up, and only where a provider nets clawbacks: a broken query stopped a
+// day half sent (exit 2 after the upload), or was never seen at all.
+func (s *LateRefunds) Check(ctx context.Context, w pipeline.Window) error {
+	what := "late-refunds query " + name(s.Name)
+	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("check the late-refunds query: %w", err)
+	}
+	defer tx.Rollback()
+	q, err := asBytes(ctx, tx, s.Query, LateRefundColumns, 4)
+	if err != nil {
+		return fmt.Errorf("check the late-refunds query: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT check_query"); err != nil {
+		return fmt.Errorf("check the late-refunds query: %w", err)
+	}
+	// The query on lines of its own: one ending in a -- comment keeps it.
+	rows, err := tx.QueryContext(ctx, "SELECT * FROM (\n"+pipeline.QueryBody(q)+"\n) s LIMIT 0", w.Start, w.End)
+	if err != nil {
+		// The database's position of the error is in the wrapped query,
+		// a line below the operator's: the query as given is refused the
+		// same way (as it is parsed and planned, before any row), at the
+		// position in its file.
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT check_query"); rerr == nil {
+			if raw, rawErr := tx.QueryContext(ctx, q, w.Start, w.End); rawErr != nil {
+				err = rawErr
+			} else {
+				raw.Close()
+			}
+		}
+		return statementTimeout(what, refused(ctx, what, err))
+	}
+	defer rows.Close()
+	if err := checkColumns(rows, LateRefundColumns); err != nil {
+		return pipeline.E(pipeline.KindUsage, what, err)
+	}
+	if err := checkTimes(rows, "created_at"); err != nil {
+		return pipeline.E(pipeline.KindUsage, what, err)
+	}
+	if err := checkAmounts(rows, "amount_minor"); err != nil {
+		return pipeline.E(pipeline.KindUsage, what, err)
+	}
+	for rows.Next() {
+	}
+	if err := rows.Err(); err != nil {
+		return statementTimeout(what, refused(ctx, what, err))
+	}
+	return nil
+}
+
 // refused is err, the platform database's refusal of the operator's query
 // what, as configuration (KindUsage, exit 2: the same query is refused on
 // every run), unless it is no refusal of the query:

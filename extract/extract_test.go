@@ -356,3 +356,34 @@ func TestQueriesRefuseADecimalAmountColumn(t *testing.T) {
 		t.Fatalf("late-refunds query with amount_minor as numeric(12,2): got %v (kind %v), want a usage error naming the query and the column", err, pipeline.KindOf(err))
 	}
 }
+
+// Check finds what LateRefunds would refuse of a late-refunds query -
+// the database's refusal, other columns, a wall clock, a decimal amount -
+// as a usage error naming the query, without reading a row; a good query
+// passes, whatever rows it has.
+func TestLateRefundsCheck(t *testing.T) {
+	db := pgtest.DB(t)
+	if _, err := db.Exec(`CREATE TABLE refunds (refund_no text, order_no text, seller_id text, amount_minor bigint, created_at timestamptz,
+			created_local timestamp, amount numeric(12,2));
+		INSERT INTO refunds VALUES ('R1', 'A', 'S1', 150, now() - interval '90 minutes', '2026-11-23 10:00', 1.50)`); err != nil {
+		t.Fatal(err)
+	}
+	w := pipeline.Window{Start: time.Now().Add(-2 * time.Hour), End: time.Now().Add(-time.Hour)}
+	const good = `SELECT refund_no, order_no, seller_id, amount_minor, created_at FROM refunds WHERE created_at >= $1 AND created_at < $2 -- a comment`
+	if err := (&extract.LateRefunds{DB: db, Name: "l.sql", Query: good}).Check(context.Background(), w); err != nil {
+		t.Fatalf("good query: %v", err)
+	}
+	for _, c := range []struct{ query, want string }{
+		{"SELECT refund_no,\n  order_no, seller_id, amount_minor, created_at FROM refunds\n WHERE create_at >= $1", "column \"create_at\" does not exist at position 3:8"},
+		{`SELEC refund_no FROM refunds`, "syntax error at or near \"SELEC\" at column 1"},
+		{strings.Replace(good, "seller_id,", "", 1), "returns columns"},
+		{strings.Replace(good, "seller_id,", "seller_no AS seller_id,", 1), "seller_no"},
+		{strings.Replace(good, "created_at FROM", "created_local AS created_at FROM", 1), "created_at as timestamp (without time zone)"},
+		{strings.Replace(good, "amount_minor,", "amount AS amount_minor,", 1), "amount_minor as numeric(12,2)"},
+	} {
+		err := (&extract.LateRefunds{DB: db, Name: "l.sql", Query: c.query}).Check(context.Background(), w)
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "late-refunds query l.sql") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v (kind %v), want a usage error naming the query and %q", c.query, err, pipeline.KindOf(err), c.want)
+		}
+	}
+}

@@ -726,6 +726,33 @@ func TestABadLateRefundStopsForAPersonUntilCorrected(t *testing.T) {
 	}
 }
 
+// TestABrokenLateRefundsQueryStopsTheDayBeforeAnythingIsSent: the
+// late-refunds query is read in the distribute stage, after the trade
+// files went up; one the database refused (a typo in the operator's file)
+// stopped the day there, half sent. It is checked before the first
+// sending stage: exit 2 naming the file, nothing sent; fixed, the day is
+// settled.
+func TestABrokenLateRefundsQueryStopsTheDayBeforeAnythingIsSent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	query := filepath.Join(t.TempDir(), "late_refunds.sql")
+	if err := os.WriteFile(query, []byte("SELECT r.refund_no, r.order_no, o.seller_id, r.amount_minor, r.created_at\n"+
+		"FROM refunds r JOIN orders o ON o.order_no = r.order_no WHERE r.created_at >= $1 AND r.created_at < $2 AND r.refund_status = 'done'"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.runDay(sim, scenarioDays[0], "--late-refunds-query", query)
+	if code != 2 || !strings.Contains(out, "late-refunds query "+query) || !strings.Contains(out, "refund_status") {
+		t.Fatalf("a late-refunds query naming a missing column: exit %d, want 2 naming the file and the column\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects`); n != 0 {
+		t.Errorf("%d requests recorded before the late-refunds query was found broken", n)
+	}
+	if out, code := e.runDay(sim, scenarioDays[0]); code != 0 {
+		t.Fatalf("with the default query: exit %d, want 0\n%s", code, out)
+	}
+}
+
 // TestABadLateRefundTheQueryNoLongerGivesReleasesItsSeller: a late
 // refund without a number (kept as "(no refund_no: run R row N)") blocks
 // its seller's revenue shares until corrected; but no corrected row could

@@ -1251,7 +1251,15 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		settles = append(settles, p.Settles...)
 	}
 	plugged := pipeline.Plug(channelCheck(l, settles, o.skip, o.accounts()), providers...)
-	runner.Preflight = preflight(append(append([]func(context.Context) error(nil), o.preflights...), plugged.Preflight))
+	checks := append([]func(context.Context) error(nil), o.preflights...)
+	if o.infinia != nil {
+		// The late-refunds query is read in the distribute stage, after
+		// the trade files went up: checked before anything is sent, a
+		// broken one stops the day whole (exit 2), not half sent.
+		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName}
+		checks = append(checks, func(ctx context.Context) error { return late.Check(ctx, o.window) })
+	}
+	runner.Preflight = preflight(append(checks, plugged.Preflight))
 	runner.Stages[pipeline.StageUpload] = plugged.Upload
 	if plugged.Upload == nil {
 		runner.Stages[pipeline.StageUpload] = func(context.Context, *pipeline.Run) (string, error) {
