@@ -426,6 +426,8 @@ type Sellers struct {
 
 // Sellers calls fn for every seller of ids the platform knows, with its
 // accounts (SellerAccounts); a NULL or empty account column is no account.
+// An id the query cannot take (a cast of $1 refuses it: take) is given no
+// seller.
 // A seller the query gives in rows that disagree is not given (the same
 // row twice is given once).
 func (s *Sellers) Sellers(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
@@ -437,14 +439,60 @@ func (s *Sellers) sellers(ctx context.Context, ids []string, fn func(pipeline.Se
 	if batch <= 0 {
 		batch = 1000
 	}
+	tookAny := false
 	for len(ids) > 0 {
 		n := min(batch, len(ids))
-		if err := s.batch(ctx, ids[:n], fn); err != nil {
+		took, err := s.take(ctx, ids[:n], fn)
+		if err != nil && (!idsRefused(err) || !tookAny) {
+			// Not the ids' fault, or the query took none of them yet:
+			// the query is what to fix.
 			return err
 		}
+		tookAny = tookAny || took > 0
 		ids = ids[n:]
 	}
 	return nil
+}
+
+// take reads the sellers of ids (batch) and returns how many of the ids
+// the query took. The array of ids holds every seller id the day's rows
+// name, and a platform whose ids are numbers casts it (README: m.id = ANY
+// ($1::bigint[])): one id that is no number ("", "N/A") had the database
+// refuse the cast (a data exception, class 22), and the whole day stopped,
+// exit 2 on every run, where a bad value is the reject of its row. The ids
+// are then read in halves, down to the ids the query cannot take alone,
+// which are given no seller (their orders are rejected as of a seller the
+// platform does not give); the error is returned only when the query took
+// none of ids.
+func (s *Sellers) take(ctx context.Context, ids []string, fn func(pipeline.Seller) error) (int, error) {
+	err := s.batch(ctx, ids, fn)
+	if err == nil {
+		return len(ids), nil
+	}
+	if !idsRefused(err) || len(ids) == 1 {
+		return 0, err
+	}
+	took, half := 0, len(ids)/2
+	for _, part := range [][]string{ids[:half], ids[half:]} {
+		n, err := s.take(ctx, part, fn)
+		if err != nil && !idsRefused(err) {
+			return took, err
+		}
+		took += n
+	}
+	if took == 0 {
+		return 0, err
+	}
+	return took, nil
+}
+
+// idsRefused reports whether err is the database's refusal of a value, a
+// data exception (class 22: invalid_text_representation, an id cast to a
+// number that is none; numeric_value_out_of_range), which an id of the
+// array may cause.
+func idsRefused(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Code.Class() == "22"
 }
 
 // MaxAccount bounds a seller's account id as read: a longer value is no

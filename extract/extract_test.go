@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -385,5 +386,35 @@ func TestLateRefundsCheck(t *testing.T) {
 		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "late-refunds query l.sql") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v (kind %v), want a usage error naming the query and %q", c.query, err, pipeline.KindOf(err), c.want)
 		}
+	}
+}
+
+// A platform whose seller ids are numbers casts $1 (README: m.id = ANY
+// ($1::bigint[])), and the array holds every seller id the day's rows
+// name: one that is no number ("", "N/A", a text column's typo) had the
+// database refuse the cast, and the whole day stopped, exit 2 on every
+// run, where a bad value is its row's reject. The ids the query cannot
+// take are given no seller (their orders are rejected as of a seller the
+// platform does not give); the others are read. A query that fails
+// whatever its ids is still refused.
+func TestSellersPassesOverAnIDTheQueryCannotTake(t *testing.T) {
+	db := pgtest.DB(t)
+	db.MustExec(`CREATE TABLE merchants (id bigint PRIMARY KEY, name text);
+		INSERT INTO merchants SELECT i, 'M' || i FROM generate_series(1, 9) i`)
+	src := &extract.Sellers{DB: db, Name: "sellers.sql", Batch: 4, Query: `SELECT id AS seller_id, name, 'Corporate' AS entity_type, 'CHN' AS country,
+		'INF' || id AS infinia_seller_id, NULL AS wechat_sub_mchid FROM merchants WHERE id = ANY ($1::bigint[])`}
+	var calls []string
+	err := src.Sellers(context.Background(), []string{"1", "2", "", "3", "N/A", "4", "5", "99999999999999999999", "6", "7"}, func(s pipeline.Seller) error {
+		calls = append(calls, s.ID)
+		return nil
+	})
+	slices.Sort(calls)
+	if err != nil || fmt.Sprint(calls) != "[1 2 3 4 5 6 7]" {
+		t.Fatalf("sellers given %v (%v), want 1 to 7", calls, err)
+	}
+	src.Query = strings.Replace(src.Query, "WHERE id", "WHERE name::bigint > 0 AND id", 1)
+	err = src.Sellers(context.Background(), []string{"1", "2"}, func(pipeline.Seller) error { return nil })
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "sellers query sellers.sql") {
+		t.Fatalf("a sellers query that fails whatever its ids: %v (kind %v), want a usage error naming it", err, pipeline.KindOf(err))
 	}
 }
