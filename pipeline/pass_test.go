@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 )
 
 // dayRecorder is a DayWriter in memory.
@@ -132,5 +134,41 @@ func TestExtractTransformLooksSellersUpInBatches(t *testing.T) {
 		})(context.Background(), run)
 	if err != nil || len(day.rows) != rows+1 || known.ids != sellers || len(summaries) != 1 {
 		t.Fatalf("err %v, %d rows, %d sellers, summaries %q", err, len(day.rows), known.ids, summaries)
+	}
+}
+
+// A source query that gives no row says so with the window it was given
+// (its parameters swapped, a status filter the platform renamed: an empty
+// day read as one without orders, exit 0); a shard whose rows all belong
+// to other shards, or a day of rows, does not.
+func TestAnEmptyReadSaysWhichWindowItAsked(t *testing.T) {
+	w := Window{Start: time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC)}
+	id := "S1"
+	other := Shard{Index: 0, Count: 2} // a shard that does not own S1
+	if other.Owns(id) {
+		other.Index = 1
+	}
+	for _, tc := range []struct {
+		name  string
+		src   seqSource
+		shard Shard
+		empty bool
+	}{
+		{"no row", nil, Whole, true},
+		{"a row", seqSource{{Seq: 1, SellerID: &id}}, Whole, false},
+		{"another shard's rows", seqSource{{Seq: 1, SellerID: &id}}, other, false},
+	} {
+		run := &Run{ID: 1, Key: RunKey{Shard: tc.shard}}
+		summaries, err := ExtractTransform(tc.src, &evenSellers{}, &dayRecorder{}, func(Date) Window { return w },
+			func(func(string) (Seller, bool, error)) Classifier {
+				return func(SourceRow) (Split, *Reject, error) { return Split{}, nil, nil }
+			})(context.Background(), run)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		said := strings.Contains(summaries[0], "the source query gave no row for the window 2026-11-22T16:00:00Z to 2026-11-23T16:00:00Z")
+		if said != tc.empty {
+			t.Errorf("%s: %q", tc.name, summaries[0])
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -106,11 +107,27 @@ func ExtractStage(src Source, sellers SellerSource, snap Snapshot, w func(Date) 
 		if err != nil {
 			return "", fmt.Errorf("extract: %w", err)
 		}
-		if run.Key.Shard.Count > 1 {
-			return fmt.Sprintf("%d orders read for shard %s (%d belong to other shards)", n, run.Key.Shard, skipped), nil
-		}
-		return fmt.Sprintf("%d orders read", n), nil
+		return readSummary(run, w(run.Key.Date), n, skipped), nil
 	}
+}
+
+// readSummary is the extract stage's summary: n orders of the run's shard
+// read, skipped of the other shards'. A source query that gave no row at
+// all says so with the window it was given: its parameters swapped, or a
+// filter of a status the platform renamed, read an empty day as a day
+// without orders, exit 0, and once the date sent anything (a balance
+// carried from before) it could not be read again (--reextract).
+func readSummary(run *Run, w Window, n, skipped int64) string {
+	read := fmt.Sprintf("%d orders read", n)
+	if run.Key.Shard.Count > 1 {
+		read = fmt.Sprintf("%d orders read for shard %s (%d belong to other shards)", n, run.Key.Shard, skipped)
+	}
+	if n == 0 && skipped == 0 {
+		read += fmt.Sprintf(": the source query gave no row for the window %s to %s ($1 and $2); if the platform had orders then, "+
+			"check the query (its parameters, its filters) before this date sends anything, then run it again with --reextract",
+			w.Start.Format(time.RFC3339), w.End.Format(time.RFC3339))
+	}
+	return read
 }
 
 // addOtherShard adds to a shard's snapshot the keys of a row of another
@@ -317,10 +334,7 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 		if err != nil {
 			return nil, fmt.Errorf("extract: %w", err)
 		}
-		read := fmt.Sprintf("%d orders read", counts.Rows)
-		if run.Key.Shard.Count > 1 {
-			read = fmt.Sprintf("%d orders read for shard %s (%d belong to other shards)", counts.Rows, run.Key.Shard, skipped)
-		}
+		read := readSummary(run, w(run.Key.Date), counts.Rows, skipped)
 		if counts.Items == nil {
 			return []string{read + "; items left to the transform stage: " + counts.Left.Error()}, nil
 		}
