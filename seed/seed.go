@@ -144,13 +144,21 @@ func OnlySeeded(ctx context.Context, db *sqlx.DB) error {
 var ErrOtherOrders = errors.New("the database's orders table holds orders no seeding wrote")
 
 // Generate writes the data. Seeding a date again replaces that date's
-// seeded orders and refunds; sellers are added when missing.
+// seeded orders and refunds; sellers are added when missing. A date with
+// no time in Location (its clocks skipped it) takes no orders: a usage
+// error, before the database is touched.
 func Generate(ctx context.Context, db *sqlx.DB, o Options) (Result, error) {
 	if err := o.check(); err != nil {
 		return Result{}, err
 	}
 	if o.Location == nil {
 		o.Location = time.UTC
+	}
+	if w := pipeline.WindowOf(o.Date, o.Location); o.Orders > 0 && !w.End.After(w.Start) {
+		// Samoa went from 29 to 31 December 2011: no instant to confirm
+		// an order at (it was a panic, drawing one in an empty day).
+		return Result{}, pipeline.Errorf(pipeline.KindUsage, "seed",
+			"%s has no time in %s (its clocks skipped the day): no order can be confirmed on it", o.Date, o.Location)
 	}
 	var res Result
 	tx, err := db.BeginTxx(ctx, nil)

@@ -223,6 +223,31 @@ func TestOptionsOutOfRangeAreNamed(t *testing.T) {
 	}
 }
 
+// A date the clocks skipped has no time to confirm an order in (Samoa went
+// from 29 to 31 December 2011): seeding orders on it is a usage error
+// naming the date and the zone, before the database is touched. It
+// panicked (a random instant in an empty day), which exits 2 with a stack
+// trace, as a configuration error would (found trying day shapes).
+func TestADateTheClocksSkippedIsRefused(t *testing.T) {
+	apia, err := time.LoadLocation("Pacific/Apia")
+	if err != nil {
+		t.Skip(err)
+	}
+	skipped := pipeline.Date{Year: 2011, Month: 12, Day: 30}
+	if w := pipeline.WindowOf(skipped, apia); w.End.After(w.Start) {
+		t.Fatalf("%s in %s: window %v, want an empty one", skipped, apia, w)
+	}
+	db := pgtest.DB(t)
+	_, err = seed.Generate(context.Background(), db, seed.Options{Date: skipped, Location: apia, Orders: 5, Sellers: 1})
+	if pipeline.KindOf(err) != pipeline.KindUsage || err == nil || !strings.Contains(err.Error(), "2011-12-30 has no time in Pacific/Apia") {
+		t.Fatalf("%v, want a usage error naming the date and the zone", err)
+	}
+	var created bool
+	if err := db.Get(&created, `SELECT to_regclass('orders') IS NOT NULL`); err != nil || created {
+		t.Fatalf("orders table created: %v (%v), want the database untouched", created, err)
+	}
+}
+
 // OnlySeeded takes a database with no orders table, or with orders every
 // one of which a seeding wrote (bad rows and those just outside the day
 // included), and refuses one holding an order no seeding wrote, naming it:
