@@ -1371,7 +1371,9 @@ func (c *config) pruningFinal(l *ledger.Ledger, stage pipeline.StageFunc) pipeli
 // the orders whose Pay Protocol payment is failed (held, as they may still
 // be paid late, but orders the platform released unpaid all the same:
 // rejected before, they were counted), not those a person rejected
-// (pipeline.RejectedByPerson).
+// (pipeline.RejectedByPerson). Its message counts those held apart and,
+// when nothing else is over, says what ends them (paid, or rejected by a
+// person), not to fix the data and read the date again.
 func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipeline.Run) error {
 	return func(ctx context.Context, run *pipeline.Run) error {
 		read, err := l.SnapshotCount(ctx, run.ID)
@@ -1394,12 +1396,17 @@ func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipel
 		if err != nil {
 			return err
 		}
-		byProvider = append(byProvider, failed...)
-		rows, provider := sumRejects(reasons), sumRejects(byProvider)
-		rejected := rows + provider
+		rows, provider, held := sumRejects(reasons), sumRejects(byProvider), sumRejects(failed)
+		rejected := rows + provider + held
 		if read > 0 && float64(rejected) > maxRatio*float64(read) {
 			by := ""
-			if provider > 0 {
+			switch {
+			case held > 0:
+				// Held, not rejected, and no data of the platform is
+				// wrong: counted apart (they were counted "by the
+				// providers", and the summary listed none).
+				by = fmt.Sprintf(" (%d by transform, %d by the providers, %d held for a failed Pay Protocol payment)", rows, provider, held)
+			case provider > 0:
 				by = fmt.Sprintf(" (%d by transform, %d by the providers)", rows, provider)
 			}
 			effects, err := l.EffectCounts(ctx, run.ID)
@@ -1408,22 +1415,31 @@ func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipel
 			}
 			// The subjects: one example order per reason, for the last log line.
 			p := &pipeline.Problems{Total: int(rejected)}
-			for _, r := range append(reasons, byProvider...) {
+			for _, r := range append(append(reasons, byProvider...), failed...) {
 				p.List = append(p.List, fmt.Sprintf("%s: %s", r.Sample, r.Reason))
 			}
+			sent := false
 			for _, states := range effects {
 				for state, n := range states {
-					if state != pipeline.EffectPlanned && n > 0 {
-						// The date's trade files are out: it can no longer
-						// be read again.
-						p.Summary = fmt.Sprintf("%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date until the orders are corrected with the providers, or --max-reject-ratio is raised (--%s is refused: this date already sent files or requests)",
-							rejected, read, by, 100*maxRatio, flagReextract)
-						return pipeline.E(pipeline.KindInput, "input check", p)
-					}
+					// The date's trade files are out: it can no longer
+					// be read again.
+					sent = sent || state != pipeline.EffectPlanned && n > 0
 				}
 			}
-			p.Summary = fmt.Sprintf("%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date until you fix the data, then run again with --%s (reads the date again), or raise --max-reject-ratio",
-				rejected, read, by, 100*maxRatio, flagReextract)
+			const heldUntil = "the orders held for a failed Pay Protocol payment count until they are paid or rejected by a person: run the date again once they are paid, or settle resolve --order O --reject those that never will be"
+			until := fmt.Sprintf("until you fix the data, then run again with --%s (reads the date again), or raise --max-reject-ratio", flagReextract)
+			switch {
+			case rows+provider == 0:
+				// Only held orders: reading the date again changes
+				// nothing of a payment Pay Protocol answers failed.
+				until = "until " + heldUntil + "; or raise --max-reject-ratio"
+			case sent:
+				until = fmt.Sprintf("until the orders are corrected with the providers, or --max-reject-ratio is raised (--%s is refused: this date already sent files or requests)", flagReextract)
+			}
+			if held > 0 && rows+provider > 0 {
+				until += "; " + heldUntil
+			}
+			p.Summary = fmt.Sprintf("%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date %s", rejected, read, by, 100*maxRatio, until)
 			return pipeline.E(pipeline.KindInput, "input check", p)
 		}
 		return nil
@@ -1714,6 +1730,12 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 	if err != nil {
 		return err
 	}
+	// Held, not rejected, but counted by the reject gate: listed beside
+	// the rejects, so that a gate's count has its orders in the summary.
+	failed, err := l.HeldOfRun(ctx, run.ID, payprotocol.Channel, payprotocol.HeldFailedPayment)
+	if err != nil {
+		return err
+	}
 	// Nothing new only when every stage was done before: a stage left
 	// for a person (payments still held, say) is work not done.
 	nothingNew := len(res.Ran) == 0 && len(res.Skipped) > 0 && sent.Requests == 0
@@ -1732,12 +1754,16 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 		for _, r := range byProvider {
 			log.Warn("rejected by the provider", "reason", r.Reason, "orders", r.Count, "example", r.Sample)
 		}
+		for _, r := range failed {
+			log.Warn("held for a failed Pay Protocol payment", "reason", r.Reason, "orders", r.Count, "example", r.Sample)
+		}
 		log.Info("done", "new_money_movements", sent.Effects, "requests_sent", sent.Requests, "nothing_new", nothingNew, "requests_refused", sent.Refused)
 		return nil
 	}
 	printTotals(cfg.stdout, totals)
 	printRejects(cfg.stdout, reasons, 10)
 	printProviderRejects(cfg.stdout, byProvider, 10)
+	printHeldFailed(cfg.stdout, failed, 10)
 	if nothingNew {
 		fmt.Fprint(cfg.stdout, "nothing new: every stage of this date was done earlier; ")
 	}
@@ -1790,6 +1816,25 @@ func printRejects(w io.Writer, reasons []ledger.RejectReason, max int) {
 		return
 	}
 	fmt.Fprintf(w, "rejected: %d rows, nothing paid on them:\n", n)
+	for i, r := range reasons {
+		if i == max {
+			fmt.Fprintf(w, "  ... and %d more reasons (see orders.csv)\n", len(reasons)-max)
+			break
+		}
+		fmt.Fprintf(w, "  %6d  %s (e.g. %s)\n", r.Count, r.Reason, r.Sample)
+	}
+}
+
+// printHeldFailed lists the orders held for a failed Pay Protocol payment,
+// which the reject gate counts with the rejects; nothing when there are
+// none.
+func printHeldFailed(w io.Writer, reasons []ledger.RejectReason, max int) {
+	w = controlSafe(w) // the providers' words
+	n := sumRejects(reasons)
+	if n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "held for a failed Pay Protocol payment: %d orders, nothing paid on them until they are paid (the reject gate counts them):\n", n)
 	for i, r := range reasons {
 		if i == max {
 			fmt.Fprintf(w, "  ... and %d more reasons (see orders.csv)\n", len(reasons)-max)

@@ -101,6 +101,37 @@ func TestAFailedPayProtocolPaymentPaidLateSettlesOnce(t *testing.T) {
 	e.checkPaidOnce(sim, balance)
 }
 
+// TestAFailedPaymentAtTheRejectGateIsNamedHeld: an order held for its
+// failed Pay Protocol payment counts at the reject gate, but it is held,
+// not rejected, and no data of the platform is wrong: the gate's message
+// counts it apart and says what ends it (paid, or rejected by a person),
+// not "fix the data, then --reextract", which changes nothing of it; and
+// the run's summary lists it, as it lists the rejects. The gate counted
+// it "by the providers" while the summary said "rejected: none" (found on
+// a day of one order, settle demo --orders 1).
+func TestAFailedPaymentAtTheRejectGateIsNamedHeld(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim, order, _, _ := e.failedPaymentDay()
+	out, code := e.runInfinia(sim, "--max-reject-ratio", "0.01")
+	if code != 3 {
+		t.Fatalf("payment failed, beyond the tolerance: exit %d, want 3:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"(0 by transform, 0 by the providers, 1 held for a failed Pay Protocol payment)",
+		"run the date again once they are paid, or settle resolve --order O --reject",
+		"held for a failed Pay Protocol payment: 1 orders",
+		order,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "fix the data") {
+		t.Errorf("the gate asks to fix the data of a failed payment:\n%s", out)
+	}
+}
+
 // TestAFailedPayProtocolPaymentRejectedByAPerson: an order held for its
 // failed payment stays held (exit 4) until Pay Protocol answers paid, or a
 // person says the payment will never arrive: settle resolve --order
