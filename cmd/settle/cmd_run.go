@@ -1458,9 +1458,9 @@ func sumRejects(reasons []ledger.RejectReason) int64 {
 // directory, that cannot be written, before anything is done: found at the
 // reconcile stage it was exit 1, "retry is safe", after the day's money
 // had moved, and every retry failed the same way (found by an operator's
-// review). Each is made when missing, as the stages would. Of the
-// reports, and of the work directory, the date's own directory is
-// checked: one that a person's settle report made as another user, or a
+// review). One not there yet is checked through its parent, where the
+// stages make it (writableDir). Of the reports, and of the work
+// directory, the date's own directory is checked: one that a person's settle report made as another user, or a
 // file in its place, passed the check of the reports directory, and the
 // run moved the day's money before its reports failed there. A failure
 // that says nothing of the directory (dirError) is one to retry.
@@ -1502,26 +1502,27 @@ func dirError(flag, dir string, err error) error {
 	return fmt.Errorf("--%s: %s could not be written now: %w", flag, dir, err)
 }
 
-// writableDir makes dir ("": the working directory) with mode when missing, and
-// writes a block to a file in it, syncs it and removes it (and dir, when
-// it made it). A full volume
-// still makes an empty file (an inode, no block): an empty one passed,
-// and the run moved the day's money before its reports found the volume
-// full (exit 1, and every retry the same).
+// writableDir checks that dir ("": the working directory) can be written:
+// it writes a block to a file in it, syncs it and removes it. A full
+// volume still makes an empty file (an inode, no block): an empty one
+// passed, and the run moved the day's money before its reports found the
+// volume full (exit 1, and every retry the same). A dir not there yet is
+// not made: its parent, where the stage that writes there makes it, is
+// checked (made with mode when missing). A run refused after the check
+// (its time zone, the date's lock, the ledger) leaves no empty directory
+// of its date; and a directory made for the check and taken away after it
+// was, at times, the one another shard of the date, started at the same
+// moment on the shared reports volume, had just found or made and was
+// writing in (exit 1, "no such file or directory").
 func writableDir(dir string, mode fs.FileMode) error {
 	if dir == "" {
 		dir = "."
 	}
-	_, missing := os.Stat(dir)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		dir = filepath.Dir(dir)
+	}
 	if err := os.MkdirAll(dir, mode); err != nil {
 		return err
-	}
-	if errors.Is(missing, fs.ErrNotExist) {
-		// Made for the check, and taken away after it: a run refused
-		// afterwards (its time zone, the date's lock, the ledger) left an
-		// empty directory of its date behind (found by an operator's
-		// trial). The stage that writes there makes it again.
-		defer os.Remove(dir)
 	}
 	f, err := os.CreateTemp(dir, ".settle-write-check-*")
 	if err != nil {

@@ -215,3 +215,30 @@ func TestADateDirectoryThatCannotBeWrittenIsRefusedFirst(t *testing.T) {
 		t.Errorf("the ledger was opened (%d tables), want it untouched", n)
 	}
 }
+
+// TestShardsCheckingTheirDateDirectoryAtOnce: the shards of a date start
+// together and check the date's directories on the shared volume at the
+// same moment. The check made a missing directory and took it away after,
+// at times the one another shard had just found or made and was about to
+// write in: that shard's check failed, "no such file or directory" (exit
+// 1), as could its reports after the money had moved. Checked at once by
+// several, a missing directory passes every check, and none is left.
+func TestShardsCheckingTheirDateDirectoryAtOnce(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for i := range 500 {
+		dir := filepath.Join(root, "reports", fmt.Sprint(i))
+		errs := make(chan error, 6)
+		for range cap(errs) {
+			go func() { errs <- writableDir(dir, load.ReportDirMode) }()
+		}
+		for range cap(errs) {
+			if err := <-errs; err != nil {
+				t.Fatalf("check %d of a directory checked at once by %d: %v", i, cap(errs), err)
+			}
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("the check left %s: %v", dir, err)
+		}
+	}
+}
