@@ -52,9 +52,9 @@ func (d Date) Before(o Date) bool { return d.Time(time.UTC).Before(o.Time(time.U
 // IsZero reports whether d is the zero Date.
 func (d Date) IsZero() bool { return d == Date{} }
 
-// Time returns the first instant of d in loc: midnight, or, where a
-// daylight-saving change skips midnight (America/Santiago, America/Havana),
-// the instant the clocks jump to, as PostgreSQL dates a local time.
+// Time returns where d begins in loc, as PostgreSQL dates 'D 00:00':
+// midnight, or, where a daylight-saving change skips midnight
+// (America/Santiago, America/Havana), the instant the clocks jump to.
 // time.Date leaves a missing midnight's resolution unspecified (it gives
 // 23:00 of the day before), which would date that hour wrong. A midnight
 // that happens twice (clocks set back from 01:00 to 00:00: Asia/Gaza and
