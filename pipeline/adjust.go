@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -72,17 +71,7 @@ func ReadLateRefund(row LateRefundRow, runID int64) LateRefund {
 	// A corrupt key is kept as a reject keeps it (RejectText): one huge
 	// refund number stopped distribute on every run (no index takes it).
 	for _, k := range []struct{ col, v string }{{"refund_no", r.RefundNo}, {"order_no", r.OrderNo}, {"seller_id", r.SellerID}} {
-		err := CheckIdentifier(k.col, k.v)
-		if err == nil && k.v != strings.TrimSpace(k.v) {
-			// Nothing is trimmed, as in the source rows (a char(n)
-			// column pads its values): a padded order number is no
-			// order's, and its refund waited for ever without a word; a
-			// padded refund number read again unpadded (the query
-			// fixed, the date run again) was another refund, taken back
-			// twice.
-			err = fmt.Errorf("%s has leading or trailing space: %q", k.col, k.v)
-		}
-		if err != nil {
+		if err := CheckIdentifier(k.col, k.v); err != nil {
 			r.RefundNo, r.OrderNo, r.SellerID = RejectText(r.RefundNo), RejectText(r.OrderNo), RejectText(r.SellerID)
 			return reject(err.Error())
 		}
