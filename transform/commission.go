@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -70,6 +71,9 @@ func SplitOrder(o pipeline.Order, rs *Rules, d pipeline.Date) (pipeline.Split, e
 			"amount %d, refunded %d: want 0 <= refunded <= amount, amount > 0", o.Amount, o.Refunded)
 	}
 	base := o.Amount - o.Refunded // cannot overflow: 0 <= Refunded <= Amount
+	if err := rs.paddedName(o); err != nil {
+		return pipeline.Split{}, err
+	}
 	i, err := rs.selectIndex(o, d)
 	if err != nil {
 		return pipeline.Split{}, err
@@ -87,4 +91,27 @@ func SplitOrder(o pipeline.Order, rs *Rules, d pipeline.Date) (pipeline.Split, e
 			o.Amount, o.Refunded, c, s.SellerShare)
 	}
 	return s, nil
+}
+
+// paddedName refuses (KindInput: the row's reject) an order whose seller_id
+// or category has leading or trailing space where a rule names it without:
+// a char(n) column pads its values, the rules file refuses a padded name,
+// and the padded value matched no rule of its seller or category, so the
+// order took a less specific rule's rate without a word (found trying
+// settle against a platform schema of its own). A padded value that no
+// rule names trimmed splits as it always did: a platform's ids are taken
+// as it spells them, the same in every run, its sellers' carried balances
+// among them (rejecting every padded id stranded those once the query was
+// trimmed, found by a review).
+func (rs *Rules) paddedName(o pipeline.Order) error {
+	for _, f := range []struct {
+		col, v string
+		named  map[string]bool
+	}{{"seller_id", o.SellerID, rs.sellers}, {"category", o.Category, rs.categories}} {
+		if t := strings.TrimSpace(f.v); t != f.v && f.named[t] {
+			return pipeline.Errorf(pipeline.KindInput, "split order "+o.OrderNo,
+				"%s %q has leading or trailing space, and a rule names %q: return it trimmed (rtrim(col), or col::text of a char(n) column)", f.col, f.v, t)
+		}
+	}
+	return nil
 }

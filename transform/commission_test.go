@@ -3,6 +3,7 @@ package transform
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/settlekit/settle/pipeline"
@@ -220,6 +221,38 @@ func BenchmarkSplitOrder(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		if _, err := SplitOrder(orders[i%len(orders)], rs, d); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A seller_id or category padded by a char(n) column, where a rule names
+// it trimmed, is the row's reject: it matched no rule of its own and took
+// the default rate without a word. A padded value no rule names trimmed
+// splits as before (the platform's ids as it spells them).
+func TestSplitOrderRefusesAPaddedNameARuleNames(t *testing.T) {
+	t.Parallel()
+	rs := mustParse(t, `seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from
+,,,800,,,,2024-01-01
+s1,,,200,,,,2024-01-01
+,books,,0,,,,2024-01-01
+`)
+	d := date(t, "2024-03-01")
+	for _, tc := range []struct {
+		seller, category, refused string
+	}{
+		{"s1      ", "", `seller_id "s1      " has leading or trailing space, and a rule names "s1"`},
+		{" s1", "", `seller_id " s1" has leading or trailing space, and a rule names "s1"`},
+		{"s2", "books   ", `category "books   " has leading or trailing space, and a rule names "books"`},
+		{"s2      ", "toys   ", ""}, // no rule names s2 or toys: the default, as always
+		{"s1", "books", ""},
+	} {
+		o := pipeline.Order{OrderNo: "O1", SellerID: tc.seller, Category: tc.category, Currency: "USD", Amount: 10000}
+		s, err := SplitOrder(o, rs, d)
+		switch {
+		case tc.refused == "" && err != nil:
+			t.Errorf("%q/%q: %v", tc.seller, tc.category, err)
+		case tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused) || pipeline.KindOf(err) != pipeline.KindInput):
+			t.Errorf("%q/%q: split %+v, %v (kind %v), want a reject with %q", tc.seller, tc.category, s, err, pipeline.KindOf(err), tc.refused)
 		}
 	}
 }

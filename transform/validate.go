@@ -20,9 +20,10 @@ import (
 // transaction). A NULL refunded_minor is 0, a NULL category is "", a NULL
 // provider_txn_id of another channel's order is "".
 //
-// Nothing is trimmed or guessed: order_no, seller_id, provider, currency,
-// provider_txn_id and category with leading or trailing space are rejects
-// (a rule names a seller or a category unpadded); provider must be
+// Nothing is trimmed or guessed: order_no, provider, currency and
+// provider_txn_id with leading or trailing space are rejects (a padded
+// seller_id or category is one where a rule names it trimmed: SplitOrder);
+// provider must be
 // one of channels and currency a known currency, spelt exactly; amounts are
 // base-10 integers, 0 < amount_minor <= MaxAmountMinor and
 // 0 <= refunded_minor <= amount_minor; order_no, seller_id and
@@ -61,10 +62,7 @@ func validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 	if err := pipeline.CheckIdentifier("order_no", o.OrderNo); err != nil {
 		return o, err
 	}
-	// Exact, as the rules file's seller_id is (a padded value, from a
-	// char(n) column say, matched no rule of its seller: the default rate,
-	// without a word).
-	if o.SellerID, err = exact("seller_id", row.SellerID); err != nil {
+	if o.SellerID, err = required("seller_id", row.SellerID); err != nil {
 		return o, err
 	}
 	if err := pipeline.CheckIdentifier("seller_id", o.SellerID); err != nil {
@@ -119,10 +117,6 @@ func validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 	o.Category = deref(row.Category)
 	if err := pipeline.CheckText("category", o.Category); err != nil {
 		return o, err
-	}
-	if o.Category != strings.TrimSpace(o.Category) {
-		// As seller_id: no rule matches a padded category.
-		return o, fmt.Errorf("category has leading or trailing space: %q", o.Category)
 	}
 	return o, validateTimes(&o, row, w)
 }
