@@ -15,7 +15,10 @@
 -- read joined to its item, which says whether it is still held, so a note
 -- left by an item that moved on counts for nothing.
 --
--- On an existing ledger: one read of items for the held ones. Applied
+-- On an existing ledger: one read of items for the held ones, items
+-- locked all the while (its trigger is replaced: ACCESS EXCLUSIVE until
+-- the migration commits), so runs wait; on a ledger of years, minutes
+-- (00018's read of items for its rejected ones took as long). Applied
 -- again over itself (a ledger whose recorded version was set back, as a
 -- test of settle's does), it changes nothing.
 
@@ -48,24 +51,29 @@ INSERT INTO items_held (run_id, order_no) SELECT run_id, order_no FROM items WHE
 -- A run writes the notes through the trigger, reads them at its gate and
 -- deletes them with its items when it reads its date again: the roles
 -- that may open a run (INSERT on runs) get what a run does, as 00030 gave
--- them rules_files, or the first night after the deploy was exit 2.
--- grant_to_run_roles does it, for the later migrations too.
+-- them rules_files, or the first night after the deploy was exit 2. The
+-- trigger writes a note as whoever changes the item: a role that may
+-- insert or update items (a person's, for settle resolve) may insert
+-- notes, held and rejected alike. grant_like does it, for the later
+-- migrations too.
 -- +goose StatementBegin
-CREATE OR REPLACE FUNCTION grant_to_run_roles(tbl regclass, privileges text) RETURNS void LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+CREATE OR REPLACE FUNCTION grant_like(tbl regclass, privileges text, holders regclass, held text) RETURNS void LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     grantee text;
 BEGIN
     FOR grantee IN
         SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
         FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
-        WHERE c.oid = 'runs'::regclass AND a.privilege_type = 'INSERT' AND a.grantee <> c.relowner
+        WHERE c.oid = holders AND a.privilege_type = held AND a.grantee <> c.relowner
     LOOP
         EXECUTE format('GRANT %s ON %s TO %s', privileges, tbl, grantee);
     END LOOP;
 END
 $$;
 -- +goose StatementEnd
-SELECT grant_to_run_roles('items_held', 'SELECT, INSERT, DELETE');
+REVOKE EXECUTE ON FUNCTION grant_like(regclass, text, regclass, text) FROM PUBLIC;
+SELECT grant_like('items_held', 'SELECT, INSERT, DELETE', 'runs', 'INSERT');
+SELECT grant_like(t, 'INSERT', 'items', p) FROM unnest(ARRAY['items_held', 'items_rejected']::regclass[]) t, unnest(ARRAY['INSERT', 'UPDATE']) p;
 
 -- +goose Down
 -- +goose StatementBegin
@@ -81,4 +89,4 @@ DROP FUNCTION items_note_state();
 CREATE TRIGGER items_note_rejected AFTER INSERT OR UPDATE OF state, run_id, order_no ON items
     FOR EACH ROW WHEN (NEW.state = 'rejected') EXECUTE FUNCTION items_note_rejected();
 DROP TABLE items_held;
-DROP FUNCTION grant_to_run_roles(regclass, text);
+DROP FUNCTION grant_like(regclass, text, regclass, text);
