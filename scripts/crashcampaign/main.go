@@ -428,23 +428,26 @@ func (t *tool) campaign(seed uint64) (c campaignResult, err error) {
 func (w *world) untilEnd(rng *rand.Rand, c *campaignResult) (int, error) {
 	var ended bool
 	prevExit, quiet := -1, 0
-	// The first runs are stopped, most of them, at a random moment of a
-	// random stage; the others run to their end.
-	stopped := 0
-	if rng != nil {
-		stopped = 3 + rng.IntN(8)
+	// Runs are stopped at a random moment of a random stage, or after a
+	// random number of money movements, until three in a row end before
+	// their stop or the campaign's budget of stops is spent; the others
+	// run to their end.
+	killing, budget, signals, misses := rng != nil, 0, 0, 0
+	if killing {
+		budget = 4 + rng.IntN(12)
 	}
 	for n := 1; n <= *maxRuns; n++ {
 		p := plan{}
-		if n <= stopped && rng.Float64() < 0.9 {
-			p = plan{sig: syscall.SIGKILL, stage: stages[rng.IntN(len(stages))], delay: time.Duration(rng.Int64N(int64(6 * time.Second)))}
+		if killing {
+			p = plan{sig: syscall.SIGKILL, stage: stages[rng.IntN(len(stages))], delay: time.Duration(rng.Int64N(int64(3 * time.Second)))}
 			if rng.Float64() < 0.7 {
 				// Within the money movements: after the k-th of a kind
-				// (the day has some hundreds of each but unfreezes).
+				// (the day has some hundreds of each but unfreezes): a
+				// few dozen at most, so that several runs share them.
 				m := moneyCalls[rng.IntN(len(moneyCalls))]
-				p.provider, p.endpoint, p.after = m[0], m[1], 1+rng.IntN(400)
+				p.provider, p.endpoint, p.after = m[0], m[1], 1+rng.IntN(60)
 				if m[1] == "orders/unfreeze" {
-					p.after = 1 + rng.IntN(15)
+					p.after = 1 + rng.IntN(8)
 				}
 			}
 			if rng.Float64() < 0.2 {
@@ -501,12 +504,20 @@ func (w *world) untilEnd(rng *rand.Rand, c *campaignResult) (int, error) {
 			prevExit = r.exit
 			continue
 		}
-		if n <= stopped {
-			if !r.signalled && r.exit != 0 && r.exit != 1 && r.exit != 4 {
-				return 0, fmt.Errorf("run %d exited %d unsignalled (%s: %s)", n, r.exit, r.log, r.lastMessage)
+		if r.signalled {
+			if signals++; signals >= budget {
+				killing = false
 			}
+			misses = 0
 			continue
 		}
+		if killing {
+			// Its stop never came: the run ended first.
+			if misses++; misses < 3 && (r.exit == 0 || r.exit == 1 || r.exit == 4) {
+				continue
+			}
+		}
+		killing = false
 		if !r.signalled && (r.exit == 0 || r.exit == 4) {
 			ended, prevExit = true, r.exit
 			continue
