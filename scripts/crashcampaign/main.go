@@ -258,7 +258,10 @@ type result struct {
 	lastMessage string
 }
 
-var stages = []string{"upload", "distribute", "reconcile"}
+// stages are where a timed stop starts counting: a stage logs its first
+// line when it is done (or after seconds, its progress), so a stop after
+// "transform" falls in upload, one after "distribute" in reconcile.
+var stages = []string{"transform", "upload", "distribute"}
 
 // settleRun runs settle run once under p.
 func (w *world) settleRun(n int, p plan) (result, error) {
