@@ -1818,53 +1818,37 @@ func printTotals(w io.Writer, totals []pipeline.Totals) {
 }
 
 func printRejects(w io.Writer, reasons []ledger.RejectReason, max int) {
-	w = controlSafe(w) // the platform's and the providers' words
-	var n int64
-	for _, r := range reasons {
-		n += r.Count
-	}
-	if n == 0 {
-		fmt.Fprintln(w, "rejected: none")
+	if sumRejects(reasons) == 0 {
+		fmt.Fprintln(controlSafe(w), "rejected: none")
 		return
 	}
-	fmt.Fprintf(w, "rejected: %d rows, nothing paid on them:\n", n)
-	for i, r := range reasons {
-		if i == max {
-			fmt.Fprintf(w, "  ... and %d more reasons (see orders.csv)\n", len(reasons)-max)
-			break
-		}
-		fmt.Fprintf(w, "  %6d  %s (e.g. %s)\n", r.Count, r.Reason, r.Sample)
-	}
+	printReasons(w, "rejected: %d rows, nothing paid on them:\n", reasons, max)
 }
 
 // printHeldFailed lists the orders held for a failed Pay Protocol payment,
 // which the reject gate counts with the rejects; nothing when there are
 // none.
 func printHeldFailed(w io.Writer, reasons []ledger.RejectReason, max int) {
-	w = controlSafe(w) // the providers' words
-	n := sumRejects(reasons)
-	if n == 0 {
-		return
-	}
-	fmt.Fprintf(w, "held for a failed Pay Protocol payment: %d orders, nothing paid on them until they are paid (the reject gate counts them):\n", n)
-	for i, r := range reasons {
-		if i == max {
-			fmt.Fprintf(w, "  ... and %d more reasons (see orders.csv)\n", len(reasons)-max)
-			break
-		}
-		fmt.Fprintf(w, "  %6d  %s (e.g. %s)\n", r.Count, r.Reason, r.Sample)
-	}
+	printReasons(w, "held for a failed Pay Protocol payment: %d orders, nothing paid on them until they are paid (the reject gate counts them):\n", reasons, max)
 }
 
 // printProviderRejects lists the orders a provider rejected after
 // transform (nothing is paid on them); nothing when there are none.
 func printProviderRejects(w io.Writer, reasons []ledger.RejectReason, max int) {
-	w = controlSafe(w) // the providers' words
+	printReasons(w, "rejected by the providers: %d orders, nothing paid on them:\n", reasons, max)
+}
+
+// printReasons writes head (its %d the orders in all) and then the first
+// max reasons, each with its count and an example; nothing when there are
+// no orders. The reasons are the platform's and the providers' words,
+// written through controlSafe.
+func printReasons(w io.Writer, head string, reasons []ledger.RejectReason, max int) {
+	w = controlSafe(w)
 	n := sumRejects(reasons)
 	if n == 0 {
 		return
 	}
-	fmt.Fprintf(w, "rejected by the providers: %d orders, nothing paid on them:\n", n)
+	fmt.Fprintf(w, head, n)
 	for i, r := range reasons {
 		if i == max {
 			fmt.Fprintf(w, "  ... and %d more reasons (see orders.csv)\n", len(reasons)-max)
