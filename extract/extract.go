@@ -100,13 +100,7 @@ func (s *Source) orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 		return refused(ctx, "source query "+s.name(), err)
 	}
 	defer rows.Close()
-	if err := checkColumns(rows, Columns); err != nil {
-		return pipeline.E(pipeline.KindUsage, "source query "+s.name(), err)
-	}
-	if err := checkTimes(rows, "paid_at", "confirmed_at"); err != nil {
-		return pipeline.E(pipeline.KindUsage, "source query "+s.name(), err)
-	}
-	if err := checkAmounts(rows, "amount_minor", "refunded_minor"); err != nil {
+	if err := checkShape(rows, Columns, []string{"paid_at", "confirmed_at"}, []string{"amount_minor", "refunded_minor"}); err != nil {
 		return pipeline.E(pipeline.KindUsage, "source query "+s.name(), err)
 	}
 	var seq int64
@@ -331,76 +325,85 @@ func checkColumns(rows *sql.Rows, want []string) error {
 	return nil
 }
 
-// checkTimes checks that the named columns of a query are timestamptz:
-// instants. Another type (text, say) cannot be read as one, and stopped
-// the day at its first row as a failure to retry (exit 1) rather than a
-// query to fix. A timestamp without time zone or a date is a wall clock
-// whose zone only the query's author knows: lib/pq reads it as UTC, while
-// the query's comparisons with $1 and $2 drop their offset, so a day was
-// chosen by the wall clock and its rows dated hours off (a Beijing wall
-// clock: the last 8 hours of every day rejected as outside the window,
-// the others recorded 8 hours off); the query converts it, at the zone its
-// values are in.
-func checkTimes(rows *sql.Rows, names ...string) error {
+// checkShape checks what a query returns: the columns want, in order
+// (checkColumns), those named in times instants (checkTime) and those named
+// in amounts integers (checkAmount).
+func checkShape(rows *sql.Rows, want, times, amounts []string) error {
+	if err := checkColumns(rows, want); err != nil {
+		return err
+	}
 	types, err := rows.ColumnTypes()
 	if err != nil {
 		return err
 	}
 	for _, t := range types {
-		if !slices.Contains(names, t.Name()) {
-			continue
+		switch {
+		case slices.Contains(times, t.Name()):
+			err = checkTime(t)
+		case slices.Contains(amounts, t.Name()):
+			err = checkAmount(t)
 		}
-		switch typ := t.DatabaseTypeName(); typ {
-		case "TIMESTAMPTZ":
-		case "TIMESTAMP", "DATE":
-			return fmt.Errorf("returns %[1]s as %[2]s (without time zone), want a timestamptz: settle cannot know the zone of a wall clock; "+
-				"convert it in the query, where it is returned and where it is compared with $1 and $2, at the zone its values are in "+
-				"(%[1]s AT TIME ZONE 'Asia/Shanghai')", t.Name(), strings.ToLower(typ))
-		default:
-			return fmt.Errorf("returns %[1]s as %[2]s, want a timestamptz: convert it in the query, where it is returned and where it is compared with $1 and $2 "+
-				"(%[1]s::timestamptz where its values carry their offset, else %[1]s::timestamp AT TIME ZONE 'Asia/Shanghai', at the zone its values are in)",
-				t.Name(), strings.ToLower(typ))
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// checkAmounts checks that the named columns of a query can hold an
-// amount in minor units, an integer: a numeric of a declared scale above 0
-// (numeric(12,2): a decimal of the major unit, 19.99 dollars) writes every
-// value with its decimals (100.00), and money with a currency symbol, so
-// that no row of such a column is ever read as an amount. Each row was
-// rejected on its own (exit 3, "fix the platform's data", the day recorded
-// as read) where the query is what to fix. A numeric of no declared scale
-// (a sum, a cast to numeric) is judged value by value, as the transform
-// does; lib/pq gives its precision as 65535, above numeric's 1000, and a
-// negative scale (PostgreSQL 15: numeric(5,-2), integers) as 11 bits, above
-// 1000 too.
-func checkAmounts(rows *sql.Rows, names ...string) error {
-	types, err := rows.ColumnTypes()
-	if err != nil {
-		return err
+// checkLateRefundShape is checkShape of a late-refunds query.
+func checkLateRefundShape(rows *sql.Rows) error {
+	return checkShape(rows, LateRefundColumns, []string{"created_at"}, []string{"amount_minor"})
+}
+
+// checkTime checks that a column is a timestamptz: an instant. Another
+// type (text, say) cannot be read as one, and stopped the day at its first
+// row as a failure to retry (exit 1) rather than a query to fix. A
+// timestamp without time zone or a date is a wall clock whose zone only
+// the query's author knows: lib/pq reads it as UTC, while the query's
+// comparisons with $1 and $2 drop their offset, so a day was chosen by the
+// wall clock and its rows dated hours off (a Beijing wall clock: the last
+// 8 hours of every day rejected as outside the window, the others recorded
+// 8 hours off); the query converts it, at the zone its values are in.
+func checkTime(t *sql.ColumnType) error {
+	switch typ := t.DatabaseTypeName(); typ {
+	case "TIMESTAMPTZ":
+		return nil
+	case "TIMESTAMP", "DATE":
+		return fmt.Errorf("returns %[1]s as %[2]s (without time zone), want a timestamptz: settle cannot know the zone of a wall clock; "+
+			"convert it in the query, where it is returned and where it is compared with $1 and $2, at the zone its values are in "+
+			"(%[1]s AT TIME ZONE 'Asia/Shanghai')", t.Name(), strings.ToLower(typ))
+	default:
+		return fmt.Errorf("returns %[1]s as %[2]s, want a timestamptz: convert it in the query, where it is returned and where it is compared with $1 and $2 "+
+			"(%[1]s::timestamptz where its values carry their offset, else %[1]s::timestamp AT TIME ZONE 'Asia/Shanghai', at the zone its values are in)",
+			t.Name(), strings.ToLower(typ))
 	}
-	for _, t := range types {
-		if !slices.Contains(names, t.Name()) {
-			continue
+}
+
+// checkAmount checks that a column can hold an amount in minor units, an
+// integer: a numeric of a declared scale above 0 (numeric(12,2): a decimal
+// of the major unit, 19.99 dollars) writes every value with its decimals
+// (100.00), and money with a currency symbol, so that no row of such a
+// column is ever read as an amount. Each row was rejected on its own
+// (exit 3, "fix the platform's data", the day recorded as read) where the
+// query is what to fix. A numeric of no declared scale (a sum, a cast to
+// numeric) is judged value by value, as the transform does; lib/pq gives
+// its precision as 65535, above numeric's 1000, and a negative scale
+// (PostgreSQL 15: numeric(5,-2), integers) as 11 bits, above 1000 too.
+func checkAmount(t *sql.ColumnType) error {
+	typ := strings.ToLower(t.DatabaseTypeName())
+	switch typ {
+	case "numeric":
+		p, sc, ok := t.DecimalSize()
+		if !ok || p > 1000 || sc < 1 || sc > 1000 {
+			return nil
 		}
-		typ := strings.ToLower(t.DatabaseTypeName())
-		switch typ {
-		case "numeric":
-			p, sc, ok := t.DecimalSize()
-			if !ok || p > 1000 || sc < 1 || sc > 1000 {
-				continue
-			}
-			typ = fmt.Sprintf("numeric(%d,%d)", p, sc)
-		case "money":
-		default:
-			continue
-		}
-		return fmt.Errorf("returns %[1]s as %[2]s, want an integer: amounts are in the currency's minor unit (USD 19.99 is 1999, JPY 1500 is 1500, "+
-			"KWD 1.500 is 1500); convert it in the query, exactly, by the decimals of each row's currency, or return the column that holds minor units", t.Name(), typ)
+		typ = fmt.Sprintf("numeric(%d,%d)", p, sc)
+	case "money":
+	default:
+		return nil
 	}
-	return nil
+	return fmt.Errorf("returns %[1]s as %[2]s, want an integer: amounts are in the currency's minor unit (USD 19.99 is 1999, JPY 1500 is 1500, "+
+		"KWD 1.500 is 1500); convert it in the query, exactly, by the decimals of each row's currency, or return the column that holds minor units", t.Name(), typ)
 }
 
 // SellerColumns are the columns a sellers query must return, in this order.
@@ -656,13 +659,7 @@ func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn fun
 		return refused(ctx, "late-refunds query "+name(s.Name), err)
 	}
 	defer rows.Close()
-	if err := checkColumns(rows, LateRefundColumns); err != nil {
-		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
-	}
-	if err := checkTimes(rows, "created_at"); err != nil {
-		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
-	}
-	if err := checkAmounts(rows, "amount_minor"); err != nil {
+	if err := checkLateRefundShape(rows); err != nil {
 		return pipeline.E(pipeline.KindUsage, "late-refunds query "+name(s.Name), err)
 	}
 	var seq int64
@@ -728,13 +725,7 @@ func (s *LateRefunds) Check(ctx context.Context, w pipeline.Window) error {
 		return statementTimeout(what, refused(ctx, what, err))
 	}
 	defer rows.Close()
-	if err := checkColumns(rows, LateRefundColumns); err != nil {
-		return pipeline.E(pipeline.KindUsage, what, err)
-	}
-	if err := checkTimes(rows, "created_at"); err != nil {
-		return pipeline.E(pipeline.KindUsage, what, err)
-	}
-	if err := checkAmounts(rows, "amount_minor"); err != nil {
+	if err := checkLateRefundShape(rows); err != nil {
 		return pipeline.E(pipeline.KindUsage, what, err)
 	}
 	for rows.Next() {
