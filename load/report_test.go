@@ -174,24 +174,8 @@ func TestReportCellsAreNotFormulasAfterASemicolon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Read as a ';' spreadsheet would, line by line (read as one file, the
-	// first quoted row's lazy quotes ran on to the end of the file, and no
-	// row after it was looked at): no cell is a formula.
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	for i, line := range lines[1:] {
-		semi := csv.NewReader(strings.NewReader(line))
-		semi.Comma, semi.LazyQuotes, semi.FieldsPerRecord = ';', true, -1
-		rec, err := semi.Read()
-		if err != nil {
-			t.Fatalf("row %d: %v", i+1, err)
-		}
-		for _, cell := range rec {
-			cell = strings.TrimLeft(cell, " ")
-			if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
-				t.Errorf("row %d read with ';' has the formula cell %q", i+1, cell)
-			}
-		}
-	}
+	// Read as a ';' spreadsheet would: no cell is a formula.
+	noFormulaSplitAt(t, b, ';')
 	// Read as CSV: every cell as it was given.
 	recs, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
 	if err != nil {
@@ -242,23 +226,8 @@ func TestReportCellsAreNotFormulasAfterATab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Read as a spreadsheet splitting at tabs would, line by line: no cell
-	// is a formula.
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	for i, line := range lines[1:] {
-		tab := csv.NewReader(strings.NewReader(line))
-		tab.Comma, tab.LazyQuotes, tab.FieldsPerRecord = '\t', true, -1
-		rec, err := tab.Read()
-		if err != nil {
-			t.Fatalf("row %d: %v", i+1, err)
-		}
-		for _, cell := range rec {
-			cell = strings.TrimLeft(cell, " ")
-			if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
-				t.Errorf("row %d read with tabs has the formula cell %q", i+1, cell)
-			}
-		}
-	}
+	// Read as a spreadsheet splitting at tabs would: no cell is a formula.
+	noFormulaSplitAt(t, b, '\t')
 	// Read as CSV: every cell as it was given (the one beginning with a tab
 	// made text).
 	recs, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
@@ -409,5 +378,29 @@ func TestEveryFormulaLeaderIsText(t *testing.T) {
 	cw.Flush()
 	if want := "O0,y\n\"O1;=1\",\"say \"\"hi\"\"\"\nO2,x\n"; b.String() != want {
 		t.Errorf("written %q, want %q", b.String(), want)
+	}
+}
+
+// noFormulaSplitAt reads the rows of report b (its header left out) as a
+// spreadsheet splitting cells at sep would, line by line (read as one
+// file, the first quoted row's lazy quotes ran on to the end of the file,
+// and no row after it was looked at), and fails t for every cell it would
+// take for a formula.
+func noFormulaSplitAt(t *testing.T, b []byte, sep rune) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	for i, line := range lines[1:] {
+		r := csv.NewReader(strings.NewReader(line))
+		r.Comma, r.LazyQuotes, r.FieldsPerRecord = sep, true, -1
+		rec, err := r.Read()
+		if err != nil {
+			t.Fatalf("row %d: %v", i+1, err)
+		}
+		for _, cell := range rec {
+			cell = strings.TrimLeft(cell, " ")
+			if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
+				t.Errorf("row %d read with %q has the formula cell %q", i+1, sep, cell)
+			}
+		}
 	}
 }
