@@ -19,18 +19,19 @@ type ChannelSpec struct {
 	// which need not be the channel's own).
 	Account string
 	// AccountName says what that account is, for the reason of an order
-	// rejected because its seller has none (e.g. "sub_mchid").
+	// held because its seller has none (e.g. "sub_mchid").
 	AccountName string
 	// CheckAccount, when set, says why a seller's account id cannot be
 	// used by the provider that holds it (nil: it can): an order whose
-	// seller's id it refuses is rejected with that reason, as one without
-	// an account is, rather than stopping a later stage for every seller.
+	// seller's id it refuses is held with that reason, as one without an
+	// account is (SellerHoldPrefix), rather than stopping a later stage for
+	// every seller.
 	CheckAccount func(id string) error
 	// OneSellerAnAccount: an account at the provider that holds it is one
 	// seller's (what is paid to it is that seller's), so two sellers with
 	// the same account there are bad data: their orders of the channel
-	// are rejected (SharedWith), never paid to an account that may not be
-	// theirs.
+	// are held (SharedWith, SellerHoldPrefix), never paid to an account
+	// that may not be theirs.
 	OneSellerAnAccount bool
 	// TxnRequired: its orders settle per provider transaction, so
 	// provider_txn_id is required; otherwise it may be NULL or empty.

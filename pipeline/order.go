@@ -41,6 +41,14 @@ const RejectedByPerson = "rejected by a person"
 // ItemRecorded (a later run looks at it again).
 const HeldPrefix = "held: "
 
+// SellerHoldPrefix starts the reason of an item held (ItemHeld) for its
+// seller's account at the provider that pays it: none, one that provider
+// cannot use, or one another seller has too. Every run of its date reads
+// the seller again (SellerHoldStage) and releases the item once the
+// platform's sellers give it a usable account; until then nothing is paid
+// on it, and the run needs a person.
+const SellerHoldPrefix = HeldPrefix + "seller account: "
+
 // SourceRow is one row of the source query exactly as read, before any
 // validation. A nil field was NULL. Amounts stay text so that a value too
 // large for int64 is reported, not wrapped.
@@ -102,6 +110,10 @@ type Split struct {
 	// settles per provider transaction: the spec's TxnRequired); no other
 	// order may name it.
 	TxnOnce bool
+	// SellerHold, when set, holds the item for its seller's account: it
+	// starts ItemHeld, its reason SellerHoldPrefix and this (the seller
+	// check's reason), instead of ItemUnverified or ItemRecorded.
+	SellerHold string
 	// Held: read from the ledger, the item is in its state with a hold
 	// as its reason (HeldPrefix) from an earlier run; a stage that
 	// settles it after all says so (the reports showed the old hold).
@@ -169,7 +181,7 @@ type Seller struct {
 	Accounts map[string]string
 	// SharedWith names, by provider, the other sellers of the run with
 	// the same account there, where an account is one seller's
-	// (Channels.MarkShared): the seller's orders paid to it are rejected.
+	// (Channels.MarkShared): the seller's orders paid to it are held.
 	SharedWith map[string][]string
 }
 

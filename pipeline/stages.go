@@ -452,6 +452,9 @@ type Plan struct {
 	totals  map[[2]string]*Totals
 	Rejects []Reject
 	Items   int64
+	// Holds are the items held for their sellers' accounts (counted in
+	// Items and the totals too), as rejects with the hold's reason.
+	Holds []Reject
 }
 
 // Split adds a split to the plan's totals.
@@ -467,6 +470,10 @@ func (p *Plan) Split(s Split) error {
 	}
 	p.Items++
 	t.Orders++
+	if s.SellerHold != "" {
+		p.Holds = append(p.Holds, Reject{Seq: s.Seq, OrderNo: s.OrderNo, SellerID: s.SellerID, Provider: string(s.Channel),
+			Currency: string(s.Currency), Reason: s.SellerHold})
+	}
 	var err error
 	for _, add := range []struct {
 		dst *int64

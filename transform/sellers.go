@@ -7,11 +7,14 @@ import (
 	"github.com/settlekit/settle/pipeline"
 )
 
-// CheckSeller returns why an order cannot be settled for want of its
-// seller's account at the provider that pays its channel (the channel's
-// spec in channels names it) - none, or one that provider cannot use -
-// or "" when it can. known says whether the
-// platform knows the seller at all.
+// CheckSeller returns why an order cannot be paid to its seller's account
+// at the provider that pays its channel (the channel's spec in channels
+// names it) - none, one that provider cannot use, or one another seller
+// has too where an account is one seller's - or "" when it can. known says
+// whether the platform knows the seller at all. The transform rejects an
+// order of a seller it does not know and holds the others it gives a
+// reason for (pipeline.SellerHoldPrefix); the upload stage's seller check
+// (pipeline.SellerHoldStage) asks again on every run of the date.
 func CheckSeller(o pipeline.Order, s pipeline.Seller, known bool, channels pipeline.Channels) string {
 	if !known {
 		// Quoted: the sellers query is asked for the id exactly as the

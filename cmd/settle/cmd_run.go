@@ -1277,6 +1277,12 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 			return "nothing uploaded: no provider of the run uploads (Infinia Pay is not configured: --infinia-url)", nil
 		}
 	}
+	// Before anything is built or sent, on every invocation: the orders
+	// held for their sellers' accounts are released once the platform's
+	// sellers give them (the rest need a person, exit 4).
+	runner.Stages[pipeline.StageUpload] = pipeline.Combine(
+		pipeline.SellerHoldStage(l, sellerSource(src, o.sellersQ, o.sellersName), channelSpecs(), transform.CheckSeller),
+		runner.Stages[pipeline.StageUpload])
 	runner.Stages[pipeline.StageDistribute] = plugged.Distribute
 	runner.Stages[pipeline.StageReconcile] = cfg.pruningFinal(l, pipeline.ReconcileStageWatching(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), plugged.Watchers, o.reports.stage(l), o.recheckDays))
 	// A run that reads the day now - a new one, or one read again with

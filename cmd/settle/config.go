@@ -561,7 +561,8 @@ func loadRules(path string, d pipeline.Date) (*transform.Rules, error) {
 // classifier validates each row against the known channels, checks its
 // seller's account at the provider that pays it, and computes its split
 // with the rules; the split starts unverified when its channel's spec says
-// so. seller looks a seller up.
+// so, held when its seller's account cannot be paid to. seller looks a
+// seller up.
 func classifier(rules *transform.Rules, d pipeline.Date, w pipeline.Window) func(seller func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
 	channels := channelSpecs()
 	return func(seller func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
@@ -574,14 +575,22 @@ func classifier(rules *transform.Rules, d pipeline.Date, w pipeline.Window) func
 			if err != nil {
 				return pipeline.Split{}, nil, err
 			}
-			if reason := transform.CheckSeller(o, s, known, channels); reason != "" {
-				r := pipeline.RejectOf(row, reason)
+			// A seller the platform does not know is bad data: its orders
+			// are rejected. One it knows whose account at the provider
+			// that pays the order cannot be paid to (none yet, unusable,
+			// another seller's too) holds its orders, split as any, until
+			// the platform's sellers give it one (pipeline.SellerHoldStage):
+			// a seller's onboarding stops neither the others nor the
+			// day (the reject gate), and loses it nothing.
+			hold := transform.CheckSeller(o, s, known, channels)
+			if !known {
+				r := pipeline.RejectOf(row, hold)
 				return pipeline.Split{}, &r, nil
 			}
 			sp, rej, err := split(o, row, rules, d)
 			if rej == nil && err == nil {
 				spec, _ := channels.Spec(o.Channel) // known: Validate checked
-				sp.Unverified, sp.TxnOnce = spec.Unverified, spec.TxnRequired
+				sp.Unverified, sp.TxnOnce, sp.SellerHold = spec.Unverified, spec.TxnRequired, hold
 			}
 			return sp, rej, err
 		}
@@ -590,7 +599,7 @@ func classifier(rules *transform.Rules, d pipeline.Date, w pipeline.Window) func
 
 // fromMap looks sellers up in a run's recorded sellers, each marked with
 // the others that share an account with it where an account is one
-// seller's (its orders paid to it are rejected), among them and the
+// seller's (its orders paid to it are held), among them and the
 // sellers of the date's other shards (others: their rows are not this
 // run's to classify).
 func fromMap(m, others map[string]pipeline.Seller) func(string) (pipeline.Seller, bool, error) {
@@ -618,7 +627,7 @@ func fromMap(m, others map[string]pipeline.Seller) func(string) (pipeline.Seller
 type errSharedAccount struct{ provider, account, first, second string }
 
 func (e errSharedAccount) Error() string {
-	return fmt.Sprintf("sellers %s and %s have the same %s account %q (their orders are rejected)", e.first, e.second, e.provider, e.account)
+	return fmt.Sprintf("sellers %s and %s have the same %s account %q (their orders paid to it are held)", e.first, e.second, e.provider, e.account)
 }
 
 // sharedWatch is the sellers source of the one-pass extract and transform,
@@ -626,7 +635,7 @@ func (e errSharedAccount) Error() string {
 // seller whose account an earlier seller of the day has too, where an
 // account is one seller's, and from then on its classifier fails every row
 // (an error), so that the pass leaves the items to the transform stage, which
-// sees every seller of the run at once (fromMap) and rejects both
+// sees every seller of the run at once (fromMap) and holds both
 // sellers' orders (the earlier one's are already classified here).
 type sharedWatch struct {
 	pipeline.SellerSource

@@ -77,19 +77,9 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	printTotals(w, plan.Totals())
 	printUnconfigured(w, plan.Totals(), o.configured(), o.skip)
 	printNotDistributed(w, plan.Totals(), o.wechat)
-	reasons := map[string]int64{}
-	var order []string
-	for _, r := range plan.Rejects {
-		if reasons[r.Reason] == 0 {
-			order = append(order, r.Reason)
-		}
-		reasons[r.Reason]++
-	}
-	var grouped []ledger.RejectReason
-	for _, reason := range order {
-		grouped = append(grouped, ledger.RejectReason{Reason: reason, Count: reasons[reason], Sample: sampleOf(plan.Rejects, reason)})
-	}
-	printRejects(w, grouped, 20)
+	printRejects(w, groupReasons(plan.Rejects), 20)
+	printReasons(w, "held for their sellers' accounts: %d orders; a real run pays nothing on them and ends with exit 4 until the platform's sellers give the accounts:\n",
+		groupReasons(plan.Holds), 20)
 	if rows, rejected := plan.Items+int64(len(plan.Rejects)), int64(len(plan.Rejects)); rows > 0 && float64(rejected) > o.maxRejectRt*float64(rows) {
 		// What the run's reject gate does with these rows (rejectGate):
 		// the dry run said nothing of it, exit 0 with every row rejected.
@@ -97,7 +87,7 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 			rejected, rows, 100*o.maxRejectRt)
 	}
 	for _, s := range shared {
-		fmt.Fprintf(w, "%s: a real run rejects all of them; the first's orders planned before the second's were met are counted as items above\n", s)
+		fmt.Fprintf(w, "%s: a real run holds all of them; the first's orders planned before the second's were met are not counted as held above\n", s)
 	}
 	var late, lateBad, lateOutside int
 	var outsideFirst string
@@ -276,4 +266,22 @@ func printNotDistributed(w io.Writer, totals []pipeline.Totals, wx *weChatSetup)
 				t.Channel, t.Orders, t.Currency, flagWXCurrencies, strings.Join(names, ","))
 		}
 	}
+}
+
+// groupReasons groups rows by reason, in the order the reasons come, each
+// with its count and an example.
+func groupReasons(rows []pipeline.Reject) []ledger.RejectReason {
+	reasons := map[string]int64{}
+	var order []string
+	for _, r := range rows {
+		if reasons[r.Reason] == 0 {
+			order = append(order, r.Reason)
+		}
+		reasons[r.Reason]++
+	}
+	var grouped []ledger.RejectReason
+	for _, reason := range order {
+		grouped = append(grouped, ledger.RejectReason{Reason: reason, Count: reasons[reason], Sample: sampleOf(rows, reason)})
+	}
+	return grouped
 }

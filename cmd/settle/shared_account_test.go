@@ -13,9 +13,11 @@ import (
 // the same Infinia seller id (a row copied, a typo). Their trade files
 // went up under one account and both revenue shares paid it: one seller
 // was paid the other's money. Now the orders of both that Infinia pays
-// are rejected, each naming the other, in the one-pass extract (which
-// meets the second seller after the first's orders) as in the transform
-// stage; the dry run says so; every other seller is paid.
+// are held, each naming the other, in the one-pass extract (which meets
+// the second seller after the first's orders) as in the transform stage;
+// the dry run says so; every other seller is paid, and the run needs a
+// person (exit 4). Once the platform corrects the second seller's id, the
+// next run of the date pays both, each to its own account, once.
 func TestSellersSharingAnInfiniaIDAreNotPaid(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -34,24 +36,21 @@ func TestSellersSharingAnInfiniaIDAreNotPaid(t *testing.T) {
 
 	dry, code := e.settle(append(e.infiniaArgs(sim), "--dry-run")...)
 	if code != 0 || !strings.Contains(dry, "sellers "+pair[0]+" and "+pair[1]+" have the same infiniapay account") ||
-		!strings.Contains(dry, "a real run rejects all of them") {
+		!strings.Contains(dry, "a real run holds all of them") {
 		t.Errorf("dry run: exit %d, want 0 naming the two sellers:\n%s", code, dry)
 	}
 
-	out, code := e.runInfinia(sim, "--max-reject-ratio", "1")
-	if code != 0 {
-		t.Fatalf("run: exit %d, want 0 (the rejects within the tolerance):\n%s", code, out)
+	out, code := e.runInfinia(sim)
+	if code != 4 {
+		t.Fatalf("run: exit %d, want 4 (orders held for their sellers' accounts):\n%s", code, out)
 	}
 	for i, seller := range pair {
 		other := pair[1-i]
-		orders := e.count(`SELECT count(*) FROM orders WHERE seller_id = $1 AND provider IN ('infiniapay', 'payprotocol')`, seller)
-		rejected := e.count(`SELECT count(*) FROM settle.rejects WHERE seller_id = $1 AND reason LIKE $2`, seller,
-			"%Infinia Pay seller id \""+account+"\" is also seller "+other+"'s in the platform's sellers%")
-		if orders == 0 || rejected != orders {
-			t.Errorf("seller %s: %d of its %d Infinia-paid orders rejected naming %s", seller, rejected, orders, other)
-		}
-		if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay'`, seller); n != 0 {
-			t.Errorf("seller %s: %d Infinia-paid items recorded", seller, n)
+		items := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay'`, seller)
+		held := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND state = 'held' AND reason LIKE $2`, seller,
+			"held: seller account: %Infinia Pay seller id \""+account+"\" is also seller "+other+"'s in the platform's sellers%")
+		if items == 0 || held != items {
+			t.Errorf("seller %s: %d of its %d Infinia-paid items held naming %s", seller, held, items, other)
 		}
 	}
 	for _, s := range sim.Infinia.RevenueShares() {
@@ -63,18 +62,35 @@ func TestSellersSharingAnInfiniaIDAreNotPaid(t *testing.T) {
 		t.Errorf("only %d sellers paid", paid)
 	}
 	e.checkPaidOnce(sim, balance)
+
+	// The platform corrects the second seller's id: both are paid, each
+	// to its own account.
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = 'INF99999999' WHERE seller_id = $1`, pair[1])
+	sim.Infinia.SetBinding("INF99999999", "ACTIVE")
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("run after the platform corrected seller %s: exit %d, want 0:\n%s", pair[1], code, out)
+	}
+	for _, seller := range pair {
+		if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND state <> 'paid'`, seller); n != 0 {
+			t.Errorf("seller %s: %d Infinia items not paid once the platform corrected the ids", seller, n)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.run_sellers WHERE seller_id = $1 AND infinia_seller_id = 'INF99999999'`, pair[1]); n != 1 {
+		t.Errorf("the run's sellers do not record seller %s's corrected id", pair[1])
+	}
+	e.checkPaidOnce(sim, balance)
 }
 
-// TestASharedInfiniaIDMetLateIsRejectedByTheOnePass: the one-pass extract
+// TestASharedInfiniaIDMetLateIsHeldByTheOnePass: the one-pass extract
 // and transform met the second seller of an Infinia seller id in a later
 // batch of sellers than the first (past the first 4096 rows), with rows
 // that are rejected before their seller is looked up (no amount, say): no
 // lookup failed after the second seller was seen, so the pass kept its
 // items, and the first seller's Infinia orders were recorded to be paid to
 // the shared account, where the transform stage, run from the same
-// snapshot, rejects them naming the other seller. The pass now leaves the
+// snapshot, holds them naming the other seller. The pass now leaves the
 // items to the transform stage whichever rows the second seller has.
-func TestASharedInfiniaIDMetLateIsRejectedByTheOnePass(t *testing.T) {
+func TestASharedInfiniaIDMetLateIsHeldByTheOnePass(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "4300", "--sellers", "5", "--seed", "5")
@@ -105,20 +121,22 @@ ORDER BY o.order_no`), 0o600); err != nil {
 		"--source-query", q, "--max-reject-ratio", "1")
 	orders := e.count(`SELECT count(*) FROM orders WHERE seller_id = $1 AND provider IN ('infiniapay', 'payprotocol')
 		AND confirmed_at >= '2026-11-23 00:00+08' AND confirmed_at < '2026-11-24 00:00+08'`, first)
-	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay'`, first); orders == 0 || n != 0 {
-		t.Errorf("seller %s: %d of its %d Infinia-paid orders recorded as items, to be paid to the account seller SLATE has too:\n%s", first, n, orders, out)
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay' AND state <> 'held'`, first); orders == 0 || n != 0 {
+		t.Errorf("seller %s: %d of its %d Infinia-paid orders recorded to be paid to the account seller SLATE has too:\n%s", first, n, orders, out)
 	}
-	if n := e.count(`SELECT count(*) FROM settle.rejects WHERE seller_id = $1 AND reason LIKE '%is also seller SLATE''s%'`, first); n != orders {
-		t.Errorf("seller %s: %d of its %d Infinia-paid orders rejected naming SLATE", first, n, orders)
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND state = 'held' AND reason LIKE 'held: seller account: %is also seller SLATE''s%'`, first); n != orders {
+		t.Errorf("seller %s: %d of its %d Infinia-paid orders held naming SLATE", first, n, orders)
 	}
 }
 
 // TestSellersSharingAnInfiniaIDAcrossShardsAreNotBothPaid: two sellers
 // with one Infinia seller id in two shards of a date were both paid to it,
 // each shard seeing its own sellers alone (found by a finance review).
-// The shard that reads the day after the other rejects its seller's
-// Infinia-paid orders, naming the other shard's seller; nothing more is
-// paid to the shared account.
+// The shard that reads the day after the other holds its seller's
+// Infinia-paid orders, naming the other shard's seller (exit 4); nothing
+// more is paid to the shared account, and a run of that shard again,
+// the platform's sellers unchanged, still holds them: its seller check
+// reads the other shard's sellers too.
 func TestSellersSharingAnInfiniaIDAcrossShardsAreNotBothPaid(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -147,22 +165,22 @@ func TestSellersSharingAnInfiniaIDAcrossShardsAreNotBothPaid(t *testing.T) {
 	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, second)
 	const balance = 1_000_000_000_00
 	sim := e.sim(nil, 30, nil, balance)
-	for _, shard := range []string{"0/2", "1/2"} {
-		if out, code := e.runInfinia(sim, "--shard", shard, "--max-reject-ratio", "1"); code != 0 {
-			t.Fatalf("shard %s: exit %d:\n%s", shard, code, out)
+	if out, code := e.runInfinia(sim, "--shard", "0/2"); code != 0 {
+		t.Fatalf("shard 0/2: exit %d:\n%s", code, out)
+	}
+	for range 2 {
+		if out, code := e.runInfinia(sim, "--shard", "1/2"); code != 4 || !strings.Contains(out, "seller "+second+": ") {
+			t.Fatalf("shard 1/2: exit %d, want 4 naming seller %s:\n%s", code, second, out)
 		}
 	}
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay'`, first); n == 0 {
 		t.Fatalf("seller %s of the shard that read the day first: no Infinia-paid items", first)
 	}
-	orders := e.count(`SELECT count(*) FROM orders WHERE seller_id = $1 AND provider IN ('infiniapay', 'payprotocol')`, second)
-	rejected := e.count(`SELECT count(*) FROM settle.rejects WHERE seller_id = $1 AND reason LIKE $2`, second,
+	items := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay'`, second)
+	held := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND state = 'held' AND reason LIKE $2`, second,
 		"%\""+account+"\" is also seller "+first+"'s in the platform's sellers%")
-	if orders == 0 || rejected != orders {
-		t.Errorf("seller %s of the shard that read the day second: %d of its %d Infinia-paid orders rejected naming %s", second, rejected, orders, first)
-	}
-	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay'`, second); n != 0 {
-		t.Errorf("seller %s: %d Infinia-paid items recorded", second, n)
+	if items == 0 || held != items {
+		t.Errorf("seller %s of the shard that read the day second: %d of its %d Infinia-paid items held naming %s", second, held, items, first)
 	}
 	e.checkPaidOnce(sim, balance)
 }

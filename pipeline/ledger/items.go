@@ -290,10 +290,22 @@ func (l *Ledger) ReadSnapshot(ctx context.Context, runID int64, fn func(pipeline
 
 // itemStart is the state a split's item starts in.
 func itemStart(s pipeline.Split) pipeline.ItemState {
+	if s.SellerHold != "" {
+		return pipeline.ItemHeld
+	}
 	if s.Unverified {
 		return pipeline.ItemUnverified
 	}
 	return pipeline.ItemRecorded
+}
+
+// itemReason is the reason a split's item starts with: "" but for an item
+// held for its seller's account.
+func itemReason(s pipeline.Split) string {
+	if s.SellerHold != "" {
+		return pipeline.SellerHoldPrefix + s.SellerHold
+	}
+	return ""
 }
 
 // itemCopy streams splits and rejects into one temporary table: a connection
@@ -312,7 +324,7 @@ func (c *itemCopy) Split(s pipeline.Split) error {
 	c.items++
 	_, err := c.stmt.ExecContext(c.ctx, "item", s.Seq, s.OrderNo, s.SellerID, string(s.Channel), s.ProviderTxnID,
 		string(s.Currency), s.Category, strconv.FormatInt(s.Amount, 10), strconv.FormatInt(s.Refunded, 10),
-		s.Commission, s.SellerShare, s.Rule, s.PaidAt, s.ConfirmedAt, nil, itemStart(s), s.TxnOnce)
+		s.Commission, s.SellerShare, s.Rule, s.PaidAt, s.ConfirmedAt, itemReason(s), itemStart(s), s.TxnOnce)
 	return err
 }
 
@@ -427,6 +439,7 @@ func (c *directCopy) Split(s pipeline.Split) error {
 	l.str(s.Rule)
 	l.time(s.PaidAt)
 	l.time(s.ConfirmedAt)
+	l.str(itemReason(s))
 	l.str(state)
 	l.bool(s.TxnOnce)
 	return c.ls.send()
@@ -442,7 +455,7 @@ func (c *directCopy) Reject(r pipeline.Reject) error {
 
 // copyItems is the COPY of directCopy's lines.
 const copyItems = `COPY items (order_no, run_id, business_date, seller_id, channel, provider_txn_id,
-	currency, category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, txn_once) FROM STDIN`
+	currency, category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, reason, state, txn_once) FROM STDIN`
 
 // writeItemsDirect is WriteItems' way for a day whose order numbers are
 // all distinct and new: items straight into items, then the rejects. It
@@ -637,10 +650,10 @@ func writeItemsStaged(ctx context.Context, tx *sql.Tx, run *pipeline.Run, fill f
 	}
 	res, err := tx.ExecContext(ctx, `
 			INSERT INTO items (order_no, run_id, business_date, seller_id, channel, provider_txn_id, currency,
-				category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, state, txn_once)
+				category, gross_minor, refunded_minor, commission_minor, seller_minor, rule, paid_at, confirmed_at, reason, state, txn_once)
 			SELECT s.order_no, $1, $2, s.seller_id, s.channel, s.provider_txn_id, s.currency, s.category,
 			       s.gross::bigint, s.refunded::bigint, s.commission, s.seller, s.rule, s.paid_at, s.confirmed_at,
-			       s.state, s.txn_once
+			       COALESCE(s.reason, ''), s.state, s.txn_once
 			FROM item_stage s WHERE s.kind = 'item'`+notSharedWithOtherShards(run)+`
 			ON CONFLICT DO NOTHING`,
 		run.ID, run.Key.Date.String())

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestSellersWithoutAnAccountAreHeldThenPaidOnce: four sellers the
+// platform knows have no Infinia seller id yet (their onboarding is not
+// done), about a sixth of the day. Their orders were rejects: over the
+// reject gate's 5% they stopped every seller's payout (exit 3), and under
+// it they were never paid once the date sent anything (--reextract is
+// refused then). Now they are held: split and recorded as any, nothing
+// paid on them, every other seller paid, the run needing a person (exit
+// 4, naming each seller); a re-run before the platform gives the ids
+// sends nothing new; once it gives them, the next run of the date uploads
+// and pays them, once, and the one after sends nothing.
+func TestSellersWithoutAnAccountAreHeldThenPaidOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
+	type seller struct {
+		ID      string `db:"seller_id"`
+		Account string `db:"infinia_seller_id"`
+		Orders  int64  `db:"orders"`
+	}
+	var held []seller
+	if err := e.db.Select(&held, `SELECT s.seller_id, s.infinia_seller_id, count(*) AS orders FROM sellers s
+		JOIN orders o ON o.seller_id = s.seller_id AND o.provider = 'infiniapay'
+		GROUP BY 1, 2 ORDER BY count(*) DESC, 1 LIMIT 4`); err != nil || len(held) != 4 {
+		t.Fatalf("four sellers paid by Infinia: %v %v", held, err)
+	}
+	var orders int64
+	for _, s := range held {
+		orders += s.Orders
+		e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, s.ID)
+	}
+	if orders*20 <= 300 {
+		t.Fatalf("the held sellers have %d of 300 orders: not over the reject gate's 5%%", orders)
+	}
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 30, nil, balance)
+	shares := func() int { return len(sim.Infinia.RevenueShares()) }
+
+	dry, code := e.settle(append(e.infiniaArgs(sim), "--dry-run")...)
+	if code != 0 || !strings.Contains(dry, "held for their sellers' accounts: ") || strings.Contains(dry, "a real run stops") ||
+		!strings.Contains(dry, "seller "+held[0].ID+" has no Infinia Pay seller id") {
+		t.Errorf("dry run: exit %d, want 0 saying the orders are held, not stopping the day:\n%s", code, dry)
+	}
+
+	out, code := e.runInfinia(sim)
+	if code != 4 {
+		t.Fatalf("run: exit %d, want 4 (orders held for their sellers' accounts):\n%s", code, out)
+	}
+	for _, s := range held {
+		if !strings.Contains(out, "seller "+s.ID+": ") || !strings.Contains(out, "seller "+s.ID+" has no Infinia Pay seller id") {
+			t.Errorf("run output does not name held seller %s:\n%s", s.ID, out)
+		}
+		n, all := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND state = 'held' AND reason LIKE 'held: seller account: %'`, s.ID),
+			e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay'`, s.ID)
+		if n != all || n == 0 {
+			t.Errorf("seller %s: %d of its %d Infinia items held", s.ID, n, all)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.rejects WHERE reason LIKE '%Infinia Pay seller id%'`); n != 0 {
+		t.Errorf("%d orders rejected for their seller's id", n)
+	}
+	if paid := e.count(`SELECT count(DISTINCT seller_id) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid'`); paid < 20 {
+		t.Errorf("only %d sellers paid beside the held ones", paid)
+	}
+	e.checkPaidOnce(sim, balance)
+	before := shares()
+
+	// Nothing given yet: the same, nothing new sent.
+	out, code = e.runInfinia(sim)
+	if code != 4 || !strings.Contains(out, "held for their accounts") {
+		t.Fatalf("re-run before the ids are given: exit %d, want 4 saying the orders are still held:\n%s", code, out)
+	}
+	if shares() != before {
+		t.Fatalf("re-run before the ids are given sent %d revenue shares", shares()-before)
+	}
+
+	// The platform gives the ids: the next run of the date pays them.
+	for _, s := range held {
+		e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, s.Account, s.ID)
+	}
+	out, code = e.runInfinia(sim)
+	if code != 0 {
+		t.Fatalf("run after the ids were given: exit %d, want 0:\n%s", code, out)
+	}
+	if !strings.Contains(out, "released (their accounts given since)") {
+		t.Errorf("run after the ids were given does not say it released the orders:\n%s", out)
+	}
+	for _, s := range held {
+		if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND state <> 'paid'`, s.ID); n != 0 {
+			t.Errorf("seller %s: %d of its Infinia items not paid once its id was given", s.ID, n)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.run_sellers WHERE seller_id = $1 AND infinia_seller_id = $2`, s.ID, s.Account); n != 1 {
+			t.Errorf("seller %s: the run's sellers do not record its id %s", s.ID, s.Account)
+		}
+	}
+	e.checkPaidOnce(sim, balance)
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE state = 'held'`); n != 0 {
+		t.Errorf("%d items still held", n)
+	}
+	after := shares()
+	out, code = e.runInfinia(sim)
+	if code != 0 || shares() != after {
+		t.Fatalf("run after all were paid: exit %d, %d revenue shares sent:\n%s", code, shares()-after, out)
+	}
+}
+
+// TestASellerWithoutASubMerchantIsHeldThenDistributedOnce: the platform
+// gives a seller of WeChat Pay orders no sub_mchid yet. Its transactions
+// are held (nothing distributed or unfrozen for them), every other
+// seller's are settled, the run needs a person; once the platform gives
+// the sub_mchid, the next run of the date settles them, each once, and
+// its reconciliation finds nothing amiss.
+func TestASellerWithoutASubMerchantIsHeldThenDistributedOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "6", "--seed", "11")
+	var seller, sub string
+	if err := e.db.QueryRow(`SELECT s.seller_id, s.wechat_sub_mchid FROM sellers s JOIN orders o ON o.seller_id = s.seller_id
+		WHERE o.provider = 'wechatpay' GROUP BY 1, 2 ORDER BY count(*) DESC, 1 LIMIT 1`).Scan(&seller, &sub); err != nil {
+		t.Fatal(err)
+	}
+	sim := e.weChatSim(nil, 0) // WeChat Pay holds its transactions at its sub-merchant
+	e.db.MustExec(`UPDATE sellers SET wechat_sub_mchid = '' WHERE seller_id = $1`, seller)
+	out, code := e.runWeChat(sim)
+	if code != 4 || !strings.Contains(out, "seller "+seller+" has no") {
+		t.Fatalf("first run: exit %d, want 4 naming seller %s's missing sub_mchid:\n%s", code, seller, out)
+	}
+	held := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'wechatpay' AND state = 'held' AND reason LIKE 'held: seller account: %'`, seller)
+	if all := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'wechatpay'`, seller); held == 0 || held != all {
+		t.Fatalf("seller %s: %d of its %d WeChat transactions held", seller, held, all)
+	}
+	if !strings.Contains(out, "0 unexpected mismatches") {
+		t.Errorf("first run: its reconciliation finds the held transactions amiss:\n%s", out)
+	}
+	first := e.checkWeChatOnce(sim)
+	if others := e.count(`SELECT count(*) FROM settle.items WHERE seller_id <> $1 AND channel = 'wechatpay'`, seller); int64(first) != others {
+		t.Fatalf("first run: %d of the other sellers' %d WeChat transactions settled", first, others)
+	}
+	e.db.MustExec(`UPDATE sellers SET wechat_sub_mchid = $1 WHERE seller_id = $2`, sub, seller)
+	out, code = e.runWeChat(sim)
+	if code != 0 {
+		t.Fatalf("run after the sub_mchid was given: exit %d, want 0:\n%s", code, out)
+	}
+	paid := e.checkWeChatOnce(sim)
+	if want := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`); int64(paid) != want {
+		t.Fatalf("%d of %d WeChat transactions settled once the sub_mchid was given", paid, want)
+	}
+	if again, _ := e.runWeChat(sim); !strings.Contains(again, "0 new money movements") {
+		t.Fatalf("the run after moved money:\n%s", again)
+	}
+}

@@ -1,0 +1,83 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// sellerHoldsQuery reads the run's items held for their sellers' accounts
+// from the notes of its held items (items_held, migration 00034), each
+// checked against its item: what every invocation's upload stage asks, at
+// the cost of the few it finds.
+const sellerHoldsQuery = `SELECT i.seller_id, i.channel, i.currency, count(*), sum(i.seller_minor), min(i.reason)
+	FROM items_held h JOIN items i ON i.order_no = h.order_no AND i.run_id = h.run_id
+	WHERE h.run_id = $1 AND i.state = 'held' AND starts_with(i.reason, $2)
+	GROUP BY i.seller_id, i.channel, i.currency ORDER BY i.seller_id, i.channel, i.currency`
+
+// SellerHolds returns the run's items held for their sellers' accounts
+// (pipeline.SellerHoldPrefix), by seller, channel and currency, in that
+// order.
+func (l *Ledger) SellerHolds(ctx context.Context, runID int64) ([]pipeline.SellerHold, error) {
+	rows, err := l.db.QueryContext(ctx, sellerHoldsQuery, runID, pipeline.SellerHoldPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("read the orders held for their sellers' accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.SellerHold
+	for rows.Next() {
+		var h pipeline.SellerHold
+		var ch, cur, reason string
+		if err := rows.Scan(&h.SellerID, &ch, &cur, &h.Orders, &h.Share, &reason); err != nil {
+			return nil, err
+		}
+		h.Channel, h.Currency, h.Reason = pipeline.Channel(ch), pipeline.Currency(cur), reason[len(pipeline.SellerHoldPrefix):]
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// MoveSellerHolds records the accounts the platform's sellers give the
+// run's held sellers now in the run's sellers, and moves the run's items
+// held for their sellers' accounts as each move says (released, or held
+// with the reason found now), in one transaction. It returns how many
+// items it released.
+func (l *Ledger) MoveSellerHolds(ctx context.Context, run *pipeline.Run, accounts []pipeline.SellerAccount, moves []pipeline.SellerHoldMove) (int64, error) {
+	var released int64
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		for _, a := range accounts {
+			column, err := accountColumn(a.Provider)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE run_sellers SET `+column+` = $3 WHERE run_id = $1 AND seller_id = $2`,
+				run.ID, a.SellerID, a.Account); err != nil {
+				return fmt.Errorf("record seller %s's %s account: %w", a.SellerID, a.Provider, err)
+			}
+		}
+		for _, m := range moves {
+			res, err := tx.ExecContext(ctx, `UPDATE items SET state = $4, reason = $5
+				WHERE business_date = `+runDate+` AND seller_id = $2 AND run_id = $1 AND channel = $3
+				  AND state = 'held' AND starts_with(reason, $6)
+				  AND (state, reason) IS DISTINCT FROM ($4, $5)`,
+				run.ID, m.SellerID, string(m.Channel), m.State, m.Reason, pipeline.SellerHoldPrefix)
+			if err != nil {
+				return fmt.Errorf("move the orders of seller %s held for its account: %w", m.SellerID, err)
+			}
+			if m.State != pipeline.ItemHeld {
+				n, err := res.RowsAffected()
+				if err != nil {
+					return err
+				}
+				released += n
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return released, nil
+}

@@ -1,0 +1,201 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// SellerHold is what a run holds for one seller's account at the provider
+// that pays one channel: its items held with SellerHoldPrefix.
+type SellerHold struct {
+	SellerID string
+	Channel  Channel
+	Currency Currency
+	Orders   int64
+	Share    int64  // their seller shares, minor units of Currency
+	Reason   string // the hold's reason after SellerHoldPrefix (one of them, where they differ)
+}
+
+// SellerHoldMove is what a run's seller check does with one seller's held
+// items of a channel: State is the state they go to (the channel's first,
+// released; ItemHeld, still held) and Reason their reason ("" released).
+type SellerHoldMove struct {
+	SellerID string
+	Channel  Channel
+	State    ItemState
+	Reason   string
+}
+
+// SellerAccount is a seller's account at a provider, as the platform's
+// sellers give it now.
+type SellerAccount struct {
+	SellerID string
+	Provider string // the account's key in Seller.Accounts
+	Account  string
+}
+
+// SellerHoldStore is what SellerHoldStage needs of the ledger.
+type SellerHoldStore interface {
+	// SellerHolds returns the run's items held for their sellers'
+	// accounts, by seller, channel and currency.
+	SellerHolds(ctx context.Context, runID int64) ([]SellerHold, error)
+	// RunSellers returns the sellers recorded with the run's snapshot.
+	RunSellers(ctx context.Context, runID int64) (map[string]Seller, error)
+	// OtherShardSellers returns the sellers the date's other shards of
+	// key's sharding recorded.
+	OtherShardSellers(ctx context.Context, key RunKey) (map[string]Seller, error)
+	// MoveSellerHolds records, in one transaction, the accounts given
+	// since in the run's sellers and each move of the run's held items.
+	// It returns how many items were released.
+	MoveSellerHolds(ctx context.Context, run *Run, accounts []SellerAccount, moves []SellerHoldMove) (int64, error)
+}
+
+// SellerCheck says why an order of a channel cannot be paid to its seller's
+// account (transform.CheckSeller), or "" when it can.
+type SellerCheck func(o Order, s Seller, known bool, channels Channels) string
+
+// SellerHoldStage is the seller check a run makes at the start of its
+// upload stage, on every invocation, before anything is built or sent: it
+// reads again, with the platform's sellers query, the sellers whose items
+// the run holds for their accounts (transform held them: none at the
+// provider that pays them, one it cannot use, or one another seller has
+// too), and releases the items of each whose account the check now finds
+// usable - into the state their channel starts in, so that the stages
+// after it settle them as a first run would - recording the account in
+// the run's sellers. Only the account at the provider that pays the held
+// items is taken: the seller's other accounts stay as the run recorded
+// them, as a run pays to the sellers it read with its snapshot.
+//
+// Nothing is paid on a held item. The items still held are what needs a
+// person (the platform must give the account), one subject a seller:
+// the stage stays not done, the run ends with exit 4 and every run of the
+// date looks again. A run without such items reads nothing.
+func SellerHoldStage(store SellerHoldStore, src SellerSource, channels Channels, check SellerCheck) StageFunc {
+	return func(ctx context.Context, run *Run) (string, error) {
+		holds, err := store.SellerHolds(ctx, run.ID)
+		if err != nil || len(holds) == 0 {
+			return "", err
+		}
+		ids := map[string]bool{}
+		for _, h := range holds {
+			ids[h.SellerID] = true
+		}
+		now := map[string]Seller{}
+		if err := src.Sellers(ctx, slices.Sorted(maps.Keys(ids)), func(s Seller) error {
+			now[s.ID] = s
+			return nil
+		}); err != nil {
+			return "", fmt.Errorf("read again the sellers of the orders held for their accounts: %w", err)
+		}
+		mine, err := store.RunSellers(ctx, run.ID)
+		if err != nil {
+			return "", err
+		}
+		all := mine
+		if run.Key.Shard.Count > 1 {
+			others, err := store.OtherShardSellers(ctx, run.Key)
+			if err != nil {
+				return "", err
+			}
+			for id, s := range others {
+				if _, ok := all[id]; !ok {
+					all[id] = s
+				}
+			}
+		}
+		// The held sellers' accounts at the providers of their holds, as
+		// the platform gives them now.
+		var accounts []SellerAccount
+		given := map[[2]string]bool{}
+		for _, h := range holds {
+			spec, ok := channels.Spec(h.Channel)
+			fresh, read := now[h.SellerID]
+			if !ok || spec.Account == "" || !read || given[[2]string{h.SellerID, spec.Account}] {
+				continue
+			}
+			given[[2]string{h.SellerID, spec.Account}] = true
+			s := all[h.SellerID]
+			if acc := fresh.Account(spec.Account); acc != s.Account(spec.Account) {
+				accounts = append(accounts, SellerAccount{h.SellerID, spec.Account, acc})
+				s.Accounts = maps.Clone(s.Accounts)
+				if s.Accounts == nil {
+					s.Accounts = map[string]string{}
+				}
+				s.Accounts[spec.Account] = acc
+				all[h.SellerID] = s
+			}
+		}
+		for id, s := range all {
+			s.SharedWith = nil
+			all[id] = s
+		}
+		channels.MarkShared(all)
+		var moves []SellerHoldMove
+		type held struct {
+			orders int64
+			shares map[Currency]int64
+			reason string
+		}
+		still := map[string]*held{}
+		var order []string
+		released := map[string]bool{}
+		for _, h := range holds {
+			var reason string
+			if _, read := now[h.SellerID]; !read {
+				reason = fmt.Sprintf("seller %s is not in the platform's sellers now (its sellers query gives no row for it, or rows that disagree)", h.SellerID)
+			} else {
+				s, known := all[h.SellerID]
+				reason = check(Order{SellerID: h.SellerID, Channel: h.Channel}, s, known, channels)
+			}
+			m := SellerHoldMove{SellerID: h.SellerID, Channel: h.Channel, State: ItemHeld, Reason: SellerHoldPrefix + reason}
+			if reason == "" {
+				spec, _ := channels.Spec(h.Channel)
+				m.State, m.Reason = ItemRecorded, ""
+				if spec.Unverified {
+					m.State = ItemUnverified
+				}
+				released[h.SellerID] = true
+			} else {
+				x := still[h.SellerID]
+				if x == nil {
+					x = &held{reason: reason, shares: map[Currency]int64{}}
+					still[h.SellerID] = x
+					order = append(order, h.SellerID)
+				}
+				x.orders += h.Orders
+				x.shares[h.Currency] += h.Share
+			}
+			if len(moves) == 0 || moves[len(moves)-1].SellerID != m.SellerID || moves[len(moves)-1].Channel != m.Channel {
+				moves = append(moves, m) // holds come by seller and channel
+			}
+		}
+		n, err := store.MoveSellerHolds(ctx, run, accounts, moves)
+		if err != nil {
+			return "", err
+		}
+		var problems Problems
+		var orders int64
+		for _, id := range order {
+			x := still[id]
+			orders += x.orders
+			var shares []string
+			for _, cur := range slices.Sorted(maps.Keys(x.shares)) {
+				shares = append(shares, Money{x.shares[cur], cur}.String())
+			}
+			problems.Add(fmt.Sprintf("seller %s: %d orders held (seller share %s): %s", id, x.orders, strings.Join(shares, ", "), x.reason))
+		}
+		var parts []string
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%d orders of %d sellers released (their accounts given since)", n, len(released)))
+		}
+		if len(order) > 0 {
+			parts = append(parts, fmt.Sprintf("%d orders of %d sellers held for their accounts", orders, len(order)))
+			problems.Summary = fmt.Sprintf("%d orders of %d sellers held for their accounts, nothing paid on them: once the platform's sellers give each a usable account, run the date again", orders, len(order))
+		}
+		summary := "sellers' accounts: " + strings.Join(parts, ", ")
+		return summary, problems.NeedsPerson()
+	}
+}
