@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/user"
@@ -47,6 +48,11 @@ import (
 //     holds nothing of the transaction any more) or not (it still holds
 //     some) (resolveWeChatPastMemory): succeeded, its order settled by
 //     the next run, or failed and sent under a new out_order_no;
+//   - --seller with --reject: a seller whose orders settle holds for its
+//     account (none at the provider that pays them, one it cannot use, or
+//     another seller's too), which the platform will never give (the
+//     seller left, say) (rejectSellerHolds): its held orders of the date
+//     rejected for good, its seller not paid for them by settle;
 //   - --trade-file: a trade file Infinia refused, whose held orders (and
 //     with --refused-rows the rows Infinia refused) a person sends again
 //     once the cause is fixed, or one Infinia lost (infiniapay's
@@ -59,6 +65,7 @@ func resolveCommand(cfg *config) *cli.Command {
 		&cli.StringFlag{Name: "order", Usage: "a held WeChat Pay order, as orders.csv gives it, that a person settled with WeChat Pay by hand (needs the --wechat-* flags: settle asks WeChat Pay that it holds nothing of it any more); with --reject, a Pay Protocol order held for its failed payment"},
 		&cli.BoolFlag{Name: "reopen", Usage: "with --order: a Pay Protocol order rejected for its failed payment (by --reject, or by an older settle) that Pay Protocol answers paid since, in the order's currency and amount (the reconciliation reports it): held again, so that the date's next run verifies it and settles it once (needs the --payprotocol-* flags: settle asks Pay Protocol that it is paid)"},
 		&cli.BoolFlag{Name: "reject", Usage: "with --order: a Pay Protocol order settle holds because its payment failed, which will never be paid (the buyer will not pay it late): rejected for good, its seller not paid for it (needs the --payprotocol-* flags: settle asks Pay Protocol that the payment is still failed)"},
+		&cli.StringFlag{Name: "seller", Usage: "with --reject: a seller (the platform's id, as orders.csv gives it) whose orders of the date settle holds for its account, which the platform will never give: every one of them rejected for good, the seller not paid for them by settle"},
 		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file); or one Infinia lost (it does not know it --infinia-lost-after after its upload; needs the --infinia-* flags: settle asks Infinia)"},
 		&cli.BoolFlag{Name: "all-refused", Usage: "every trade file of the date Infinia refused and no person sent again (after a layout mistake, say: once Infinia confirms it took none of them), each as --trade-file would, with the one --note; with --refused-rows, the refused rows of those sent again without them too"},
 		&cli.BoolFlag{Name: "paid", Usage: "with --subject: an Infinia revenue share held because Infinia's status query no longer knows it (planned longer ago than --infinia-query-memory) that Infinia's statement shows paid: succeeded, the seller paid by it once, never sent again (needs the --infinia-* flags: settle asks Infinia that it still does not know it, and that its available share of the seller shows it taken; beyond that it cannot check the statement: recorded paid when it was not, the seller is not paid for it); or a WeChat Pay distribution or unfreeze held so (--wechat-query-memory) that WeChat Pay's records show applied, of whose transaction WeChat Pay holds nothing any more (needs the --wechat-* flags: settle asks WeChat Pay both)"},
@@ -76,7 +83,7 @@ func resolveCommand(cfg *config) *cli.Command {
 				return err
 			}
 			given := 0
-			for _, f := range []string{"subject", "order", "trade-file"} {
+			for _, f := range []string{"subject", "order", "trade-file", "seller"} {
 				if c.String(f) != "" {
 					given++
 				}
@@ -86,13 +93,16 @@ func resolveCommand(cfg *config) *cli.Command {
 				given++
 			}
 			if given != 1 {
-				return pipeline.Errorf(pipeline.KindUsage, "resolve", "give exactly one of --subject (a failed payout, as payouts.csv gives it), --order (a held order, as orders.csv gives it), --trade-file (a refused trade file, as orders.csv gives it) and --all-refused")
+				return pipeline.Errorf(pipeline.KindUsage, "resolve", "give exactly one of --subject (a failed payout, as payouts.csv gives it), --order (a held order, as orders.csv gives it), --seller (with --reject: a seller whose orders are held for its account), --trade-file (a refused trade file, as orders.csv gives it) and --all-refused")
 			}
 			if c.Bool("reopen") && (c.String("order") == "" || c.Bool("reject")) {
 				return pipeline.Errorf(pipeline.KindUsage, "--reopen", "only with --order, without --reject (a Pay Protocol order rejected for its failed payment, paid since, as mismatches.csv gives it)")
 			}
-			if c.Bool("reject") && c.String("order") == "" {
-				return pipeline.Errorf(pipeline.KindUsage, "--reject", "only with --order (a Pay Protocol order held for its failed payment, as orders.csv gives it)")
+			if c.Bool("reject") && c.String("order") == "" && c.String("seller") == "" {
+				return pipeline.Errorf(pipeline.KindUsage, "--reject", "only with --order (a Pay Protocol order held for its failed payment, as orders.csv gives it) or --seller (a seller whose orders are held for its account)")
+			}
+			if c.String("seller") != "" && !c.Bool("reject") {
+				return pipeline.Errorf(pipeline.KindUsage, "--seller", "only with --reject: settle pays a seller's orders held for its account once the platform's sellers give it one, at the date's next run")
 			}
 			if c.Bool("paid") || c.Bool("not-paid") {
 				if c.String("subject") == "" || c.Bool("paid") == c.Bool("not-paid") {
@@ -119,6 +129,8 @@ func resolveCommand(cfg *config) *cli.Command {
 			defer l.Close()
 			l.SetActor(actor)
 			switch {
+			case c.Bool("reject") && c.String("seller") != "":
+				return rejectSellerHolds(c, cfg, l, d)
 			case c.Bool("reject"):
 				return rejectHeldFailed(c, cfg, l, d)
 			case c.Bool("reopen"):
@@ -369,6 +381,51 @@ func rejectHeldFailed(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.
 	fmt.Fprintf(cfg.stdout, "no run of %s verifies it again; its seller is not paid for it (the reconciliation asks Pay Protocol about it while its date is reconciled: paid after all, it is reported for a person, and --reopen settles it)\n", d)
 	// The date's run still ends needing a person, and the night names it
 	// waiting on one, until a run of the date finds nothing held.
+	fmt.Fprintf(cfg.stdout, "run the date again (settle run --date %s): its last run ended needing a person, and so it stays until then\n", d)
+	return nil
+}
+
+// rejectSellerHolds records that a person rejected for good every order
+// of date d that settle holds for the account of seller --seller
+// (pipeline.SellerHoldPrefix), the platform never to give one: under the
+// date's lock, so that no run of it works meanwhile, each item rejected
+// with pipeline.RejectedByPerson, the hold and the note (ledger.RejectHeld,
+// one resolution an order). No run releases, pays or counts them again.
+func rejectSellerHolds(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
+	ctx, seller := c.Context, c.String("seller")
+	if strings.TrimSpace(c.String("note")) == "" {
+		return pipeline.Errorf(pipeline.KindUsage, "--note", "say why the seller will never have an account: who, what the platform said, the reference")
+	}
+	release, err := l.LockDate(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer release()
+	held, err := l.SellerHeldOrders(ctx, d, seller)
+	if err != nil {
+		return err
+	}
+	if len(held) == 0 {
+		return pipeline.Errorf(pipeline.KindUsage, "--seller", "%s: no order of %s is held for its account (orders.csv gives the held ones and their seller)", seller, d)
+	}
+	shares := map[pipeline.Currency]int64{}
+	for _, h := range held {
+		it, err := l.Item(ctx, d, h.OrderNo)
+		if err != nil {
+			return err
+		}
+		proof := fmt.Sprintf("held for its seller's account at %s: %s", cfg.clock().UTC().Format(time.RFC3339), strings.TrimPrefix(it.Reason, pipeline.SellerHoldPrefix))
+		if _, _, err := l.RejectHeld(ctx, d, h.Channel, h.OrderNo, pipeline.SellerHoldPrefix, proof, c.String("note")); err != nil {
+			return fmt.Errorf("order %s: %w (the orders before it are rejected)", h.OrderNo, err)
+		}
+		shares[it.Currency] += it.SellerShare
+	}
+	var share []string
+	for _, cur := range slices.Sorted(maps.Keys(shares)) {
+		share = append(share, pipeline.Money{Minor: shares[cur], Currency: cur}.String())
+	}
+	fmt.Fprintf(cfg.stdout, "%d orders of seller %s held for its account are rejected (seller shares %s): no run of %s pays them; the platform settles with the seller, or its buyers, outside settle\n",
+		len(held), seller, strings.Join(share, ", "), d)
 	fmt.Fprintf(cfg.stdout, "run the date again (settle run --date %s): its last run ended needing a person, and so it stays until then\n", d)
 	return nil
 }

@@ -13,8 +13,10 @@ import (
 // refused then). Now they are held: split and recorded as any, nothing
 // paid on them, every other seller paid, the run needing a person (exit
 // 4, naming each seller); a re-run before the platform gives the ids
-// sends nothing new; once it gives them, the next run of the date uploads
-// and pays them, once, and the one after sends nothing.
+// sends nothing new; a person rejects for good the orders of one that left
+// the platform (settle resolve --seller --reject); once the platform gives
+// the others' ids, the next run of the date uploads and pays them, once,
+// and the one after sends nothing.
 func TestSellersWithoutAnAccountAreHeldThenPaidOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -80,7 +82,24 @@ func TestSellersWithoutAnAccountAreHeldThenPaidOnce(t *testing.T) {
 		t.Fatalf("re-run before the ids are given sent %d revenue shares", shares()-before)
 	}
 
-	// The platform gives the ids: the next run of the date pays them.
+	// One seller left the platform and will never have an id: a person
+	// rejects its held orders for good (a --seller without --reject, or
+	// a seller with none held, is refused).
+	gone := held[len(held)-1]
+	held = held[:len(held)-1]
+	if out, code := e.settle("resolve", "--date", testDate, "--seller", gone.ID, "--note", "left"); code != 2 || !strings.Contains(out, "only with --reject") {
+		t.Errorf("resolve --seller without --reject: exit %d, want 2:\n%s", code, out)
+	}
+	if out, code := e.settle("resolve", "--date", testDate, "--seller", "S00999", "--reject", "--note", "left"); code != 2 || !strings.Contains(out, "no order of "+testDate+" is held for its account") {
+		t.Errorf("resolve --seller of a seller with nothing held: exit %d, want 2:\n%s", code, out)
+	}
+	out = e.mustSettle("resolve", "--date", testDate, "--seller", gone.ID, "--reject", "--note", "left the platform, ticket 42")
+	rejected := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND state = 'rejected' AND reason LIKE 'rejected by a person%held for its seller''s account%left the platform, ticket 42; was held: seller account: %'`, gone.ID)
+	if all := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay'`, gone.ID); rejected == 0 || rejected != all {
+		t.Fatalf("seller %s: %d of its %d Infinia-paid orders rejected by the person:\n%s", gone.ID, rejected, all, out)
+	}
+
+	// The platform gives the others' ids: the next run of the date pays them.
 	for _, s := range held {
 		e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, s.Account, s.ID)
 	}
@@ -100,6 +119,9 @@ func TestSellersWithoutAnAccountAreHeldThenPaidOnce(t *testing.T) {
 		}
 	}
 	e.checkPaidOnce(sim, balance)
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND state <> 'rejected' AND channel <> 'wechatpay'`, gone.ID); n != 0 {
+		t.Errorf("seller %s: %d of the orders a person rejected are not rejected", gone.ID, n)
+	}
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE state = 'held'`); n != 0 {
 		t.Errorf("%d items still held", n)
 	}

@@ -81,3 +81,27 @@ func (l *Ledger) MoveSellerHolds(ctx context.Context, run *pipeline.Run, account
 	}
 	return released, nil
 }
+
+// SellerHeldOrders returns the items of date d of seller sellerID held
+// for the seller's account (pipeline.SellerHoldPrefix), by order number,
+// for a person to reject them for good (settle resolve --seller --reject).
+func (l *Ledger) SellerHeldOrders(ctx context.Context, d pipeline.Date, sellerID string) ([]HeldItem, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT order_no, channel FROM items
+		WHERE business_date = $1 AND seller_id = $2 AND state = 'held' AND starts_with(reason, $3) ORDER BY order_no`,
+		d.String(), sellerID, pipeline.SellerHoldPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("read seller %s's orders held for its account: %w", sellerID, err)
+	}
+	defer rows.Close()
+	var out []HeldItem
+	for rows.Next() {
+		it := HeldItem{SellerID: sellerID}
+		var ch string
+		if err := rows.Scan(&it.OrderNo, &ch); err != nil {
+			return nil, err
+		}
+		it.Channel = pipeline.Channel(ch)
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
