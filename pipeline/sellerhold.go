@@ -110,6 +110,7 @@ func SellerHoldStage(store SellerHoldStore, src SellerSource, channels Channels,
 		// the platform gives them now.
 		var accounts []SellerAccount
 		given := map[[2]string]bool{}
+		shared := map[[2]string]bool{} // provider, account: a held seller's, as recorded or given now
 		for _, h := range holds {
 			spec, ok := channels.Spec(h.Channel)
 			fresh, read := now[h.SellerID]
@@ -118,14 +119,52 @@ func SellerHoldStage(store SellerHoldStore, src SellerSource, channels Channels,
 			}
 			given[[2]string{h.SellerID, spec.Account}] = true
 			s := all[h.SellerID]
-			if acc := fresh.Account(spec.Account); acc != s.Account(spec.Account) {
+			acc := fresh.Account(spec.Account)
+			if spec.OneSellerAnAccount {
+				shared[[2]string{spec.Account, acc}] = acc != ""
+				shared[[2]string{spec.Account, s.Account(spec.Account)}] = s.Account(spec.Account) != ""
+			}
+			if acc != s.Account(spec.Account) {
 				accounts = append(accounts, SellerAccount{h.SellerID, spec.Account, acc})
-				s.Accounts = maps.Clone(s.Accounts)
-				if s.Accounts == nil {
-					s.Accounts = map[string]string{}
+				all[h.SellerID] = withAccount(s, spec.Account, acc)
+			}
+		}
+		// The other sellers of the date that the run's record gives one of
+		// those accounts are read again too, and their account there now
+		// counts (not recorded: their orders are not this stage's to
+		// move). Compared as recorded, a seller that shared its account
+		// with one whose orders a person rejected since, or with one of no
+		// held orders, stayed held on every run of the date, whatever the
+		// platform corrected (found by a review). One the platform gives
+		// no row for keeps its recorded account.
+		var partners []string
+		for id, s := range all {
+			if ids[id] {
+				continue
+			}
+			for k, ok := range shared {
+				if ok && s.Account(k[0]) == k[1] {
+					partners = append(partners, id)
+					break
 				}
-				s.Accounts[spec.Account] = acc
-				all[h.SellerID] = s
+			}
+		}
+		if len(partners) > 0 {
+			slices.Sort(partners)
+			if err := src.Sellers(ctx, partners, func(p Seller) error {
+				s, ok := all[p.ID]
+				if !ok {
+					return nil
+				}
+				for k, ok := range shared {
+					if ok && s.Account(k[0]) == k[1] {
+						s = withAccount(s, k[0], p.Account(k[0]))
+					}
+				}
+				all[p.ID] = s
+				return nil
+			}); err != nil {
+				return "", fmt.Errorf("read again the sellers sharing an account with those whose orders are held: %w", err)
 			}
 		}
 		for id, s := range all {
@@ -198,4 +237,14 @@ func SellerHoldStage(store SellerHoldStore, src SellerSource, channels Channels,
 		summary := "sellers' accounts: " + strings.Join(parts, ", ")
 		return summary, problems.NeedsPerson()
 	}
+}
+
+// withAccount is s with its account at provider acc ("" none).
+func withAccount(s Seller, provider, acc string) Seller {
+	s.Accounts = maps.Clone(s.Accounts)
+	if s.Accounts == nil {
+		s.Accounts = map[string]string{}
+	}
+	s.Accounts[provider] = acc
+	return s
 }

@@ -184,3 +184,38 @@ func TestSellersSharingAnInfiniaIDAcrossShardsAreNotBothPaid(t *testing.T) {
 	}
 	e.checkPaidOnce(sim, balance)
 }
+
+// TestASellerSharingAnIDWithARejectedOneIsPaidOnceThePlatformCorrects:
+// two sellers have the same Infinia seller id, and both hold their
+// orders. The second is the platform's mistake (a copied row): a person
+// rejects its held orders for good (settle resolve --seller --reject) and
+// the platform takes the id from it. The first's orders are its own now,
+// and the next run of the date pays them. The seller check read again
+// only the sellers with orders still held, and compared the first's id
+// with the second's as the run recorded it: the first stayed held on every
+// run of the date, for good (a person could only reject its orders too).
+func TestASellerSharingAnIDWithARejectedOneIsPaidOnceThePlatformCorrects(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
+	var pair []string
+	if err := e.db.Select(&pair, `SELECT DISTINCT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY 1 LIMIT 2`); err != nil || len(pair) != 2 {
+		t.Fatalf("two sellers paid by Infinia: %v %v", pair, err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = (SELECT infinia_seller_id FROM sellers WHERE seller_id = $1) WHERE seller_id = $2`, pair[0], pair[1])
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 30, nil, balance)
+	if out, code := e.runInfinia(sim); code != 4 {
+		t.Fatalf("run: exit %d, want 4 (orders held for their sellers' accounts):\n%s", code, out)
+	}
+	e.mustSettle("resolve", "--date", testDate, "--seller", pair[1], "--reject", "--note", "a copied row, ticket 7")
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, pair[1])
+	out, code := e.runInfinia(sim)
+	if code != 0 {
+		t.Fatalf("run after the platform took the id from seller %s: exit %d, want 0:\n%s", pair[1], code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND state <> 'paid'`, pair[0]); n != 0 {
+		t.Errorf("seller %s: %d of its Infinia items not paid", pair[0], n)
+	}
+	e.checkPaidOnce(sim, balance)
+}
