@@ -219,3 +219,70 @@ func TestASellerSharingAnIDWithARejectedOneIsPaidOnceThePlatformCorrects(t *test
 	}
 	e.checkPaidOnce(sim, balance)
 }
+
+// TestASellerHeldForASharedIDIsNotPaidItsCarriedBalanceThere: a seller
+// whose Infinia seller id another seller has too holds its orders of the
+// date, never paid to an account that may not be its own; but it also had
+// a balance carried from before, and the date's revenue share paid that
+// balance to the shared id (the candidates take the account the run
+// recorded): the other seller's account, maybe.
+func TestASellerHeldForASharedIDIsNotPaidItsCarriedBalanceThere(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
+	var pair []string
+	if err := e.db.Select(&pair, `SELECT DISTINCT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY 1 LIMIT 2`); err != nil || len(pair) != 2 {
+		t.Fatalf("two sellers paid by Infinia: %v %v", pair, err)
+	}
+	var account string
+	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, pair[0]); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, pair[1])
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 30, nil, balance)
+	if out, code := e.runInfinia(sim); code != 4 {
+		t.Fatalf("run: exit %d, want 4 (orders held for their sellers' accounts):\n%s", code, out)
+	}
+	// A balance of the second seller carried from before (a payout below
+	// the minimum, say), open.
+	e.db.MustExec(`INSERT INTO settle.adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id)
+		SELECT $1, 'USD', 'held', 12345, 'below the minimum payout', business_date, id FROM settle.runs LIMIT 1`, pair[1])
+	// Infinia holds the id's share of earlier dates' accepted files.
+	sim.Infinia.SetAvailable(account, "USD", sim.Infinia.Available(account, "USD")+1_000_000)
+	out, code := e.runInfinia(sim)
+	if code != 4 {
+		t.Fatalf("re-run: exit %d, want 4:\n%s", code, out)
+	}
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.SellerID == account {
+			t.Errorf("revenue share %+v paid to the shared account", s)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = $1 AND netted_into = ''`, pair[1]); n != 1 {
+		t.Errorf("seller %s: its carried balance is not open any more (%d open)", pair[1], n)
+	}
+
+	// The platform corrects the second seller's id: its balance is paid
+	// there, with its orders of the date.
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = 'INF99999999' WHERE seller_id = $1`, pair[1])
+	sim.Infinia.SetBinding("INF99999999", "ACTIVE")
+	sim.Infinia.SetAvailable("INF99999999", "USD", 1_000_000_00)
+	// (Its reconciliation finds the balance carried in from nowhere the
+	// test made it: not the run's doing.)
+	if out, code := e.runInfinia(sim); code != 0 && code != 4 {
+		t.Fatalf("run after the platform corrected seller %s: exit %d, want 0:\n%s", pair[1], code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = $1 AND netted_into = ''`, pair[1]); n != 0 {
+		t.Errorf("seller %s: its carried balance still open once its id was corrected", pair[1])
+	}
+	var paid int64
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.SellerID == "INF99999999" && s.Currency == "USD" && s.Status == "SUCCESS" {
+			paid += s.Amount
+		}
+	}
+	if owed := e.count(`SELECT COALESCE(sum(seller_minor), 0) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND currency = 'USD'`, pair[1]) + 12345; paid != owed || paid == 12345 {
+		t.Errorf("seller %s: %d USD paid to its id, want its orders and its balance, %d", pair[1], paid, owed)
+	}
+}

@@ -457,6 +457,11 @@ func (s *planStore) BlockedByLateRefunds(context.Context, []pipeline.Channel) (m
 	return nil, nil
 }
 
+// SellerHolds: no order held for its seller's account.
+func (s *planStore) SellerHolds(context.Context, int64) ([]pipeline.SellerHold, error) {
+	return nil, nil
+}
+
 func (s *planStore) LatestEffect(context.Context, string, string) (pipeline.Effect, bool, error) {
 	return pipeline.Effect{}, false, nil
 }

@@ -100,6 +100,10 @@ type Store interface {
 	// between).
 	UnappliedPayouts(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error)
 	BlockedByLateRefunds(ctx context.Context, channels []pipeline.Channel) (map[pipeline.SellerCurrency]string, error)
+	// SellerHolds returns the run's items held for their sellers'
+	// accounts (pipeline.SellerHoldPrefix), by seller, channel and
+	// currency.
+	SellerHolds(ctx context.Context, runID int64) ([]pipeline.SellerHold, error)
 	CarryItems(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, subject, reason string) (amount, items int64, err error)
 	PlanPayout(ctx context.Context, run *pipeline.Run, sellerID string, channels []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error)
 	PayoutSucceeded(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect) error

@@ -73,6 +73,10 @@ type distribution struct {
 	paid, sent, carried int
 	problems            pipeline.Problems         // for a person: all counted, the first few named
 	bindings            map[string]*sellerBinding // Infinia seller id -> its binding, asked once a run
+	// heldFor says, by seller, why the run holds its orders of the
+	// channels for its account (pipeline.SellerHoldPrefix): read once by
+	// plan, before the candidates.
+	heldFor map[string]string
 }
 
 // sellerBinding is one seller's binding as planning found it.
@@ -179,6 +183,16 @@ func (d *distribution) plan(ctx context.Context) error {
 	blocked, err := c.Store.BlockedByLateRefunds(ctx, c.Channels)
 	if err != nil {
 		return err
+	}
+	holds, err := c.Store.SellerHolds(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	d.heldFor = map[string]string{}
+	for _, h := range holds {
+		if slices.Contains(c.Channels, h.Channel) {
+			d.heldFor[h.SellerID] = h.Reason
+		}
 	}
 	// What an earlier planning of the run kept and did not plan (it
 	// stopped) is checked again from the start.
@@ -297,6 +311,15 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 		}
 		if p.Items == 0 && p.Carried == 0 {
 			return nil // nothing new, nothing carried
+		}
+		if why := d.heldFor[p.SellerID]; why != "" {
+			// The run holds the seller's orders for its account (none,
+			// one Infinia cannot use, one another seller has too):
+			// neither is its carried balance paid to the account the run
+			// recorded. Planned, it paid a balance carried from earlier
+			// dates to an id another seller has too (found by a review).
+			// The seller check needs the person (exit 4).
+			return d.hold(ctx, p, pipeline.Waits("its orders of the date are held for its account ("+why+"): carried until the platform gives a usable one"))
 		}
 		net, err := p.Net()
 		if err != nil {
