@@ -49,6 +49,13 @@ const HeldPrefix = "held: "
 // on it, and the run needs a person.
 const SellerHoldPrefix = HeldPrefix + "seller account: "
 
+// RejectedSellerHold starts the reason of an item a person rejected for
+// good while it was held for its seller's account (settle resolve
+// --seller --reject: the platform will never give the seller one). Its
+// payment was never in doubt: nothing asks its provider about it again
+// as about an order rejected for a payment that failed.
+const RejectedSellerHold = RejectedByPerson + " (held for its seller's account"
+
 // SourceRow is one row of the source query exactly as read, before any
 // validation. A nil field was NULL. Amounts stay text so that a value too
 // large for int64 is reported, not wrapped.

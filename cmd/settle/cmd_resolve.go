@@ -414,6 +414,7 @@ func rejectSellerHolds(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		if err != nil {
 			return err
 		}
+		// The reason starts with pipeline.RejectedSellerHold.
 		proof := fmt.Sprintf("held for its seller's account at %s: %s", cfg.clock().UTC().Format(time.RFC3339), strings.TrimPrefix(it.Reason, pipeline.SellerHoldPrefix))
 		if _, _, err := l.RejectHeld(ctx, d, h.Channel, h.OrderNo, pipeline.SellerHoldPrefix, proof, c.String("note")); err != nil {
 			return fmt.Errorf("order %s: %w (the orders before it are rejected)", h.OrderNo, err)
@@ -483,7 +484,8 @@ func reopenRejected(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Da
 		// Checked before Pay Protocol is asked (ReopenRejected checks
 		// again, in its transaction).
 		if it.Channel != payprotocol.Channel || it.State != pipeline.ItemRejected ||
-			!slices.ContainsFunc(payprotocol.RejectedReasons, func(r string) bool { return strings.HasPrefix(it.Reason, r) }) {
+			!slices.ContainsFunc(payprotocol.RejectedReasons, func(r string) bool { return strings.HasPrefix(it.Reason, r) }) ||
+			strings.HasPrefix(it.Reason, pipeline.RejectedSellerHold) {
 			return pipeline.Errorf(pipeline.KindUsage, "--order", "%s is a %s order, %s (%s): only a Pay Protocol order rejected for its failed payment is reopened",
 				orderNo, it.Channel, it.State, cmp.Or(it.Reason, "no reason recorded"))
 		}

@@ -3,6 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // TestSellersWithoutAnAccountAreHeldThenPaidOnce: four sellers the
@@ -175,5 +178,49 @@ func TestASellerWithoutASubMerchantIsHeldThenDistributedOnce(t *testing.T) {
 	}
 	if again, _ := e.runWeChat(sim); !strings.Contains(again, "0 new money movements") {
 		t.Fatalf("the run after moved money:\n%s", again)
+	}
+}
+
+// TestPayProtocolOrdersOfASellerRejectedByAPersonAreNotReopened: a seller
+// without an Infinia seller id holds its Pay Protocol orders too (Infinia
+// pays them); a person rejects them for good (settle resolve --seller
+// --reject: the seller left). Their payments were never in doubt: Pay
+// Protocol answers them paid. The reconciliation asked Pay Protocol about
+// them as about an order a person rejected for its failed payment, found
+// each paid, and needed a person on every run of the date ("the buyer paid
+// and the seller is not paid"), advising settle resolve --order --reopen,
+// which took it and held the order again for its date's next run to pay
+// it to the seller that has no account. Now the date's next run ends 0,
+// and --reopen refuses them.
+func TestPayProtocolOrdersOfASellerRejectedByAPersonAreNotReopened(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "6", "--bad-rows", "0", "--seed", "3")
+	const balance = 1_000_000_000_00
+	sim := e.payProtocolSim(nil, 6, balance)
+	var seller string
+	if err := e.db.Get(&seller, `SELECT seller_id FROM orders WHERE provider = 'payprotocol' AND provider_txn_id IS NOT NULL
+		GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, seller)
+	if out, code := e.runInfinia(sim); code != 4 || !strings.Contains(out, "seller "+seller+" has no Infinia Pay seller id") {
+		t.Fatalf("run: exit %d, want 4 naming seller %s:\n%s", code, seller, out)
+	}
+	order := e.first(`SELECT order_no FROM settle.items WHERE seller_id = $1 AND channel = 'payprotocol' AND state = 'held'`, seller)
+	e.mustSettle("resolve", "--date", testDate, "--seller", seller, "--reject", "--note", "left the platform, ticket 9")
+	// (The day's other Pay Protocol payments, pending and the like, need
+	// a person of their own.)
+	if out, _ := e.runInfinia(sim); strings.Contains(out, payprotocol.PaidAfterRejection) || strings.Contains(out, "--reopen") {
+		t.Fatalf("run after the person rejected seller %s's orders asks to reopen them:\n%s", seller, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'payprotocol' AND state <> 'rejected'`, seller); n != 0 {
+		t.Errorf("seller %s: %d of its Pay Protocol orders not rejected", seller, n)
+	}
+	if out, code := e.settle(append([]string{"resolve", "--date", testDate, "--order", order, "--reopen", "--note", "n"}, sim.Config.Args()...)...); code != 2 {
+		t.Errorf("--reopen of an order rejected with its seller: exit %d, want 2:\n%s", code, out)
+	}
+	if state, _ := e.itemOf(order); state != pipeline.ItemRejected {
+		t.Errorf("order %s is %s, want rejected", order, state)
 	}
 }

@@ -79,6 +79,14 @@ func (c MatcherConfig) matchRejected(ctx context.Context, run *pipeline.Run, siz
 // now), or the row saying why it could not be matched (unanswered: the
 // error returned concerns every order).
 func (c MatcherConfig) askRejected(ctx context.Context, it pipeline.RefundedItem, d pipeline.Date, ans *answers) ([]pipeline.Mismatch, error) {
+	if strings.HasPrefix(it.Reason, pipeline.RejectedSellerHold) {
+		// Rejected with its seller, which will never have an account
+		// (settle resolve --seller --reject): its payment is paid, and
+		// was found "paid after its rejection" on every run of its date,
+		// for a person to reopen it and pay the seller that has no
+		// account (found by a review).
+		return nil, nil
+	}
 	o, err := c.API.Order(ctx, it.ProviderTxnID)
 	if err == nil || !transient(err) {
 		ans.answered()

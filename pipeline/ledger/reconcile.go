@@ -469,7 +469,8 @@ func (l *Ledger) ReopenRejected(ctx context.Context, d pipeline.Date, ch pipelin
 		switch {
 		case it.State == pipeline.ItemHeld && strings.HasPrefix(it.Reason, held):
 			return true, nil
-		case it.State != pipeline.ItemRejected || !slices.ContainsFunc(rejected, func(r string) bool { return strings.HasPrefix(it.Reason, r) }):
+		case it.State != pipeline.ItemRejected || !slices.ContainsFunc(rejected, func(r string) bool { return strings.HasPrefix(it.Reason, r) }) ||
+			strings.HasPrefix(it.Reason, pipeline.RejectedSellerHold):
 			return false, pipeline.Errorf(pipeline.KindUsage, "--order", "%s is %s (%s), not rejected for a failed payment: nothing to reopen",
 				orderNo, it.State, cmp.Or(it.Reason, "no reason recorded"))
 		}
