@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -88,7 +89,7 @@ func SellerHoldStage(store SellerHoldStore, src SellerSource, channels Channels,
 			now[s.ID] = s
 			return nil
 		}); err != nil {
-			return "", fmt.Errorf("read again the sellers of the orders held for their accounts: %w", err)
+			return "", sellersNotRead(ctx, "the sellers of the orders held for their accounts", err)
 		}
 		mine, err := store.RunSellers(ctx, run.ID)
 		if err != nil {
@@ -164,7 +165,7 @@ func SellerHoldStage(store SellerHoldStore, src SellerSource, channels Channels,
 				all[p.ID] = s
 				return nil
 			}); err != nil {
-				return "", fmt.Errorf("read again the sellers sharing an account with those whose orders are held: %w", err)
+				return "", sellersNotRead(ctx, "the sellers sharing an account with those whose orders are held", err)
 			}
 		}
 		for id, s := range all {
@@ -247,4 +248,19 @@ func withAccount(s Seller, provider, acc string) Seller {
 	}
 	s.Accounts[provider] = acc
 	return s
+}
+
+// sellersNotRead is the seller check's error when the platform's sellers
+// could not be read again (what). A failure a retry may get past (the
+// platform's database down, a timeout) is work left for the next run
+// (ErrStillProcessing, exit 1): the held orders stay held, and the
+// providers' uploads of every other order go on, as when a provider does
+// not answer. Before, it stopped the upload stage for every seller of
+// the date while one was held (found by a review).
+func sellersNotRead(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil || KindOf(err) != KindFailed || errors.Is(err, ErrStillProcessing) {
+		return fmt.Errorf("read again %s: %w", what, err)
+	}
+	return E(KindFailed, "", fmt.Errorf("%w: %s could not be read again, so their orders held for their accounts wait for the next run of this date (the other orders went on): %w",
+		ErrStillProcessing, what, err))
 }

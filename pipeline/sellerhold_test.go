@@ -2,7 +2,9 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/settlekit/settle/pipeline"
@@ -117,5 +119,39 @@ func TestASellerHeldForASharedAccountIsReleasedOnceTheOtherSellerNoLongerHasIt(t
 				t.Fatalf("S released while the platform gives no row for T: %v %+v", err, store.moves)
 			}
 		})
+	}
+}
+
+// down is a platform whose sellers query fails as a database gone does.
+type down struct{}
+
+func (down) Sellers(context.Context, []string, func(pipeline.Seller) error) error {
+	return errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")
+}
+
+// TestSellersNotReadAgainHoldBackOnlyTheirOrders: the platform's database
+// does not answer when the seller check reads the held sellers again. The
+// check stopped the upload stage at once, every other seller's trade
+// files and WeChat checks with it; now its held orders wait for the next
+// run (resumable, exit 1) and the providers' uploads go on.
+func TestSellersNotReadAgainHoldBackOnlyTheirOrders(t *testing.T) {
+	channels := pipeline.Channels{{Channel: "infiniapay", Account: "infiniapay", AccountName: "Infinia Pay seller id", OneSellerAnAccount: true}}
+	store := &holdStore{
+		holds: []pipeline.SellerHold{{SellerID: "S", Channel: "infiniapay", Currency: "USD", Orders: 3, Share: 300,
+			Reason: "seller S has no Infinia Pay seller id (needed to pay infiniapay orders)"}},
+		run: map[string]pipeline.Seller{"S": infinia("S", "")},
+	}
+	uploaded := false
+	upload := pipeline.Combine(pipeline.SellerHoldStage(store, down{}, channels, transform.CheckSeller),
+		func(context.Context, *pipeline.Run) (string, error) { uploaded = true; return "uploaded", nil })
+	_, err := upload(context.Background(), &pipeline.Run{ID: 1, Key: pipeline.RunKey{Shard: pipeline.Whole}})
+	if !uploaded {
+		t.Fatal("the providers' upload did not run")
+	}
+	if !errors.Is(err, pipeline.ErrStillProcessing) || pipeline.KindOf(err) != pipeline.KindFailed || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("err %v, want work left for the next run saying why", err)
+	}
+	if len(store.moves) != 0 {
+		t.Fatalf("orders moved without their sellers read: %+v", store.moves)
 	}
 }
