@@ -1748,6 +1748,16 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 	if err != nil {
 		return err
 	}
+	// Those a person rejected (settle resolve --reject) are listed apart:
+	// no provider refused them.
+	var byPerson []ledger.RejectReason
+	byProvider = slices.DeleteFunc(byProvider, func(r ledger.RejectReason) bool {
+		if strings.HasPrefix(r.Reason, pipeline.RejectedByPerson) {
+			byPerson = append(byPerson, r)
+			return true
+		}
+		return false
+	})
 	// Held, not rejected, but counted by the reject gate: listed beside
 	// the rejects, so that a gate's count has its orders in the summary.
 	failed, err := l.HeldOfRun(ctx, run.ID, payprotocol.Channel, payprotocol.HeldFailedPayment)
@@ -1772,6 +1782,9 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 		for _, r := range byProvider {
 			log.Warn("rejected by the provider", "reason", r.Reason, "orders", r.Count, "example", r.Sample)
 		}
+		for _, r := range byPerson {
+			log.Info("rejected by a person", "reason", r.Reason, "orders", r.Count, "example", r.Sample)
+		}
 		for _, r := range failed {
 			log.Warn("held for a failed Pay Protocol payment", "reason", r.Reason, "orders", r.Count, "example", r.Sample)
 		}
@@ -1781,6 +1794,7 @@ func (cfg *config) printRunSummary(ctx context.Context, l *ledger.Ledger, res *p
 	printTotals(cfg.stdout, totals)
 	printRejects(cfg.stdout, reasons, 10)
 	printProviderRejects(cfg.stdout, byProvider, 10)
+	printReasons(cfg.stdout, "rejected by a person (settle resolve): %d orders, nothing paid on them:\n", byPerson, 10)
 	printHeldFailed(cfg.stdout, failed, 10)
 	if nothingNew {
 		fmt.Fprint(cfg.stdout, "nothing new: every stage of this date was done earlier; ")

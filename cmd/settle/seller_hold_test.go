@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -112,6 +113,9 @@ func TestSellersWithoutAnAccountAreHeldThenPaidOnce(t *testing.T) {
 	}
 	if !strings.Contains(out, "released (their accounts given since)") {
 		t.Errorf("run after the ids were given does not say it released the orders:\n%s", out)
+	}
+	if !strings.Contains(out, fmt.Sprintf("rejected by a person (settle resolve): %d orders", rejected)) || strings.Contains(out, "rejected by the providers") {
+		t.Errorf("run after the ids were given does not list the orders a person rejected as such:\n%s", out)
 	}
 	for _, s := range held {
 		if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND state <> 'paid'`, s.ID); n != 0 {
