@@ -16,8 +16,10 @@ GOFILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -p
 # compute; at go test's default (GOMAXPROCS, 2 here) two waiting tests held
 # the package while the machine's CPU was half idle (cmd/settle alone:
 # 694 s at 2, 460 s at 4, one run after the other in session 43, each
-# beside other work).
-TEST_PARALLEL ?= 4
+# beside other work). Not more: each settle run holds up to 16 ledger
+# connections (ledger.maxConns), and at 4 the whole suite peaked at 87
+# connections of PostgreSQL's default 100.
+TEST_PARALLEL ?= 3
 test: deps
 	@$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout 30m ./...
