@@ -80,99 +80,10 @@ func SellerHoldStage(store SellerHoldStore, src SellerSource, channels Channels,
 		if err != nil || len(holds) == 0 {
 			return "", err
 		}
-		ids := map[string]bool{}
-		for _, h := range holds {
-			ids[h.SellerID] = true
-		}
-		now := map[string]Seller{}
-		if err := src.Sellers(ctx, slices.Sorted(maps.Keys(ids)), func(s Seller) error {
-			now[s.ID] = s
-			return nil
-		}); err != nil {
-			return "", sellersNotRead(ctx, "the sellers of the orders held for their accounts", err)
-		}
-		mine, err := store.RunSellers(ctx, run.ID)
+		accounts, reasons, err := judgeHolds(ctx, store, src, channels, check, run, holds)
 		if err != nil {
 			return "", err
 		}
-		all := mine
-		if run.Key.Shard.Count > 1 {
-			others, err := store.OtherShardSellers(ctx, run.Key)
-			if err != nil {
-				return "", err
-			}
-			for id, s := range others {
-				if _, ok := all[id]; !ok {
-					all[id] = s
-				}
-			}
-		}
-		// The held sellers' accounts at the providers of their holds, as
-		// the platform gives them now.
-		var accounts []SellerAccount
-		given := map[[2]string]bool{}
-		shared := map[[2]string]bool{} // provider, account: a held seller's, as recorded or given now
-		for _, h := range holds {
-			spec, ok := channels.Spec(h.Channel)
-			fresh, read := now[h.SellerID]
-			if !ok || spec.Account == "" || !read || given[[2]string{h.SellerID, spec.Account}] {
-				continue
-			}
-			given[[2]string{h.SellerID, spec.Account}] = true
-			s := all[h.SellerID]
-			acc := fresh.Account(spec.Account)
-			if spec.OneSellerAnAccount {
-				shared[[2]string{spec.Account, acc}] = acc != ""
-				shared[[2]string{spec.Account, s.Account(spec.Account)}] = s.Account(spec.Account) != ""
-			}
-			if acc != s.Account(spec.Account) {
-				accounts = append(accounts, SellerAccount{h.SellerID, spec.Account, acc})
-				all[h.SellerID] = withAccount(s, spec.Account, acc)
-			}
-		}
-		// The other sellers of the date that the run's record gives one of
-		// those accounts are read again too, and their account there now
-		// counts (not recorded: their orders are not this stage's to
-		// move). Compared as recorded, a seller that shared its account
-		// with one whose orders a person rejected since, or with one of no
-		// held orders, stayed held on every run of the date, whatever the
-		// platform corrected (found by a review). One the platform gives
-		// no row for keeps its recorded account.
-		var partners []string
-		for id, s := range all {
-			if ids[id] {
-				continue
-			}
-			for k, ok := range shared {
-				if ok && s.Account(k[0]) == k[1] {
-					partners = append(partners, id)
-					break
-				}
-			}
-		}
-		if len(partners) > 0 {
-			slices.Sort(partners)
-			if err := src.Sellers(ctx, partners, func(p Seller) error {
-				s, ok := all[p.ID]
-				if !ok {
-					return nil
-				}
-				for k, ok := range shared {
-					if ok && s.Account(k[0]) == k[1] {
-						s = withAccount(s, k[0], p.Account(k[0]))
-					}
-				}
-				all[p.ID] = s
-				return nil
-			}); err != nil {
-				return "", sellersNotRead(ctx, "the sellers sharing an account with those whose orders are held", err)
-			}
-		}
-		for id, s := range all {
-			s.SharedWith = nil
-			all[id] = s
-		}
-		channels.MarkShared(all)
 		var moves []SellerHoldMove
 		type held struct {
 			orders int64
@@ -182,14 +93,8 @@ func SellerHoldStage(store SellerHoldStore, src SellerSource, channels Channels,
 		still := map[string]*held{}
 		var order []string
 		released := map[string]bool{}
-		for _, h := range holds {
-			var reason string
-			if _, read := now[h.SellerID]; !read {
-				reason = fmt.Sprintf("seller %s is not in the platform's sellers now (its sellers query gives no row for it, or rows that disagree)", h.SellerID)
-			} else {
-				s, known := all[h.SellerID]
-				reason = check(Order{SellerID: h.SellerID, Channel: h.Channel}, s, known, channels)
-			}
+		for i, h := range holds {
+			reason := reasons[i]
 			m := SellerHoldMove{SellerID: h.SellerID, Channel: h.Channel, State: ItemHeld, Reason: SellerHoldPrefix + reason}
 			if reason == "" {
 				spec, _ := channels.Spec(h.Channel)
@@ -238,6 +143,145 @@ func SellerHoldStage(store SellerHoldStore, src SellerSource, channels Channels,
 		summary := "sellers' accounts: " + strings.Join(parts, ", ")
 		return summary, problems.NeedsPerson()
 	}
+}
+
+// SellerHoldsPayable says how many of the run's orders held for their
+// sellers' accounts the seller check would release now, and whose, without
+// moving or recording anything: what a nightly run asks of an earlier
+// date's run left needing a person, which only a run of that date pays.
+func SellerHoldsPayable(ctx context.Context, store SellerHoldStore, src SellerSource, channels Channels, check SellerCheck, run *Run) (int64, []string, error) {
+	holds, err := store.SellerHolds(ctx, run.ID)
+	if err != nil || len(holds) == 0 {
+		return 0, nil, err
+	}
+	_, reasons, err := judgeHolds(ctx, store, src, channels, check, run, holds)
+	if err != nil {
+		return 0, nil, err
+	}
+	var orders int64
+	var sellers []string
+	for i, h := range holds {
+		if reasons[i] == "" {
+			orders += h.Orders
+			if !slices.Contains(sellers, h.SellerID) {
+				sellers = append(sellers, h.SellerID)
+			}
+		}
+	}
+	return orders, sellers, nil
+}
+
+// judgeHolds reads again the sellers of holds (the run's, SellerHolds)
+// and says, for each hold, why its orders stay held ("" when they are
+// released now), with the held sellers' accounts the platform gives now
+// that differ from the run's record (to be recorded).
+func judgeHolds(ctx context.Context, store SellerHoldStore, src SellerSource, channels Channels, check SellerCheck, run *Run, holds []SellerHold) (
+	[]SellerAccount, []string, error) {
+	ids := map[string]bool{}
+	for _, h := range holds {
+		ids[h.SellerID] = true
+	}
+	now := map[string]Seller{}
+	if err := src.Sellers(ctx, slices.Sorted(maps.Keys(ids)), func(s Seller) error {
+		now[s.ID] = s
+		return nil
+	}); err != nil {
+		return nil, nil, sellersNotRead(ctx, "the sellers of the orders held for their accounts", err)
+	}
+	mine, err := store.RunSellers(ctx, run.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	all := mine
+	if run.Key.Shard.Count > 1 {
+		others, err := store.OtherShardSellers(ctx, run.Key)
+		if err != nil {
+			return nil, nil, err
+		}
+		for id, s := range others {
+			if _, ok := all[id]; !ok {
+				all[id] = s
+			}
+		}
+	}
+	// The held sellers' accounts at the providers of their holds, as
+	// the platform gives them now.
+	var accounts []SellerAccount
+	given := map[[2]string]bool{}
+	shared := map[[2]string]bool{} // provider, account: a held seller's, as recorded or given now
+	for _, h := range holds {
+		spec, ok := channels.Spec(h.Channel)
+		fresh, read := now[h.SellerID]
+		if !ok || spec.Account == "" || !read || given[[2]string{h.SellerID, spec.Account}] {
+			continue
+		}
+		given[[2]string{h.SellerID, spec.Account}] = true
+		s := all[h.SellerID]
+		acc := fresh.Account(spec.Account)
+		if spec.OneSellerAnAccount {
+			shared[[2]string{spec.Account, acc}] = acc != ""
+			shared[[2]string{spec.Account, s.Account(spec.Account)}] = s.Account(spec.Account) != ""
+		}
+		if acc != s.Account(spec.Account) {
+			accounts = append(accounts, SellerAccount{h.SellerID, spec.Account, acc})
+			all[h.SellerID] = withAccount(s, spec.Account, acc)
+		}
+	}
+	// The other sellers of the date that the run's record gives one of
+	// those accounts are read again too, and their account there now
+	// counts (not recorded: their orders are not this stage's to
+	// move). Compared as recorded, a seller that shared its account
+	// with one whose orders a person rejected since, or with one of no
+	// held orders, stayed held on every run of the date, whatever the
+	// platform corrected (found by a review). One the platform gives
+	// no row for keeps its recorded account.
+	var partners []string
+	for id, s := range all {
+		if ids[id] {
+			continue
+		}
+		for k, ok := range shared {
+			if ok && s.Account(k[0]) == k[1] {
+				partners = append(partners, id)
+				break
+			}
+		}
+	}
+	if len(partners) > 0 {
+		slices.Sort(partners)
+		if err := src.Sellers(ctx, partners, func(p Seller) error {
+			s, ok := all[p.ID]
+			if !ok {
+				return nil
+			}
+			for k, ok := range shared {
+				if ok && s.Account(k[0]) == k[1] {
+					s = withAccount(s, k[0], p.Account(k[0]))
+				}
+			}
+			all[p.ID] = s
+			return nil
+		}); err != nil {
+			return nil, nil, sellersNotRead(ctx, "the sellers sharing an account with those whose orders are held", err)
+		}
+	}
+	for id, s := range all {
+		s.SharedWith = nil
+		all[id] = s
+	}
+	channels.MarkShared(all)
+	reasons := make([]string, len(holds))
+	for i, h := range holds {
+		var reason string
+		if _, read := now[h.SellerID]; !read {
+			reason = fmt.Sprintf("seller %s is not in the platform's sellers now (its sellers query gives no row for it, or rows that disagree)", h.SellerID)
+		} else {
+			s, known := all[h.SellerID]
+			reason = check(Order{SellerID: h.SellerID, Channel: h.Channel}, s, known, channels)
+		}
+		reasons[i] = reason
+	}
+	return accounts, reasons, nil
 }
 
 // withAccount is s with its account at provider acc ("" none).

@@ -119,6 +119,7 @@ func runCommand(cfg *config) *cli.Command {
 				}
 			}()
 			sink := &metricsSink{}
+			var last *runOptions // the last date's: the night's source, for missedNights
 			pushURL, metricsFile := c.String("metrics-pushgateway"), c.String("metrics-file")
 			if !c.Bool("dry-run") {
 				// A stop that ends before this action does (past
@@ -136,6 +137,7 @@ func runCommand(cfg *config) *cli.Command {
 					return err
 				}
 				opts.metrics = sink
+				last = opts
 				sink.at(d, opts.key.Shard, true)
 				if c.Bool("dry-run") {
 					return cfg.dryRun(c, opts)
@@ -190,7 +192,9 @@ func runCommand(cfg *config) *cli.Command {
 			if nightly := c.String(flagDate) == "" && c.String("from") == "" && !c.Bool("dry-run"); nightly && l != nil &&
 				(err == nil || pipeline.KindOf(err) == pipeline.KindNeedsPerson) {
 				mine, _ := cfg.shard(c) // read above: the run got this far
-				missed, merr := missedNights(c.Context, l, dates[0], mine, cfg.note)
+				payable, done := sellersPayable(l, last)
+				missed, merr := missedNights(c.Context, l, dates[0], mine, cfg.note, payable)
+				done()
 				if merr != nil {
 					cfg.logger().Warn("could not look for missed nights", "error", merr.Error())
 				}
@@ -415,7 +419,8 @@ const missedLookback = 31
 // too) names those of another sharding. Before, every pod named every
 // shard's: one shard left undone failed every index of the night, each
 // shard's metrics said 4, and the alert named every shard.
-func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine pipeline.Shard, note func(msg string, attrs ...any)) (problem, err error) {
+func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine pipeline.Shard, note func(msg string, attrs ...any),
+	payable func(context.Context, pipeline.RunKey) (int64, []string, error)) (problem, err error) {
 	p := &pipeline.Problems{}
 	reopened, err := l.ReopenedHeld(ctx, payprotocol.HeldReopened)
 	if err != nil {
@@ -477,6 +482,29 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine p
 		return nil, err
 	}
 	waiting = slices.DeleteFunc(waiting, func(k pipeline.RunKey) bool { return named[k] || !speaksFor(mine, k.Shard) })
+	// Of those, the ones holding orders for their sellers' accounts that
+	// the platform's sellers give now: work a run of the date does, which
+	// nobody would start (the date waits on a person, who was told when
+	// the accounts were missing, not when they came).
+	if payable != nil {
+		waiting = slices.DeleteFunc(waiting, func(k pipeline.RunKey) bool {
+			n, sellers, err := payable(ctx, k)
+			if err != nil {
+				note(fmt.Sprintf("could not ask whether the sellers of date %s's orders held for their accounts have them now: %v", k.Date, err), "date", k.Date.String())
+				return false
+			}
+			if n == 0 {
+				return false
+			}
+			shard := ""
+			if k.Shard.Count > 1 {
+				shard = " --shard " + k.Shard.String()
+			}
+			p.Add(fmt.Sprintf("date %s: %d orders held for their sellers' accounts can be paid now, the platform's sellers give %s a usable account: settle run --date %s%s pays them",
+				k.Date, n, sellerNames(sellers), k.Date, shard))
+			return true
+		})
+	}
 	if len(waiting) > 0 {
 		var names []string
 		for _, k := range waiting[:min(len(waiting), waitingListMax)] {
@@ -506,7 +534,7 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine p
 	} else if shards > 0 {
 		p.Summary = fmt.Sprintf("shards of dates before %s never run", d)
 	} else if p.Count() > 0 {
-		p.Summary = fmt.Sprintf("runs of dates before %s left work undone (stopped, failed, with requests planned or in flight, or holding orders a person reopened) and not run again: only a run of their date finishes it", d)
+		p.Summary = fmt.Sprintf("runs of dates before %s left work undone (stopped, failed, with requests planned or in flight, holding orders a person reopened, or orders held for sellers' accounts the platform gives now) and not run again: only a run of their date finishes it", d)
 	}
 	return p.NeedsPerson(), nil
 }
@@ -543,6 +571,51 @@ func speaksFor(mine, of pipeline.Shard) bool {
 
 // leftUndoneLine names a run of an earlier date left undone for a person,
 // with what it left and the command that finishes it.
+// sellersPayable returns what missedNights asks of an earlier date's
+// run left needing a person: how many of its orders held for their
+// sellers' accounts the seller check would release now, and whose
+// (pipeline.SellerHoldsPayable), read with the night's source database
+// and sellers query (o, its last date's options; nil: not asked), opened
+// at the first run that holds such orders. done closes it.
+func sellersPayable(l *ledger.Ledger, o *runOptions) (payable func(context.Context, pipeline.RunKey) (int64, []string, error), done func()) {
+	if o == nil {
+		return nil, func() {}
+	}
+	var src *sqlx.DB
+	return func(ctx context.Context, k pipeline.RunKey) (int64, []string, error) {
+			run, err := l.GetRun(ctx, k)
+			if err != nil || run == nil {
+				return 0, nil, err
+			}
+			if holds, err := l.SellerHolds(ctx, run.ID); err != nil || len(holds) == 0 {
+				return 0, nil, err
+			}
+			if src == nil {
+				if src, err = openDB(ctx, o.sourceURL); err != nil {
+					return 0, nil, err
+				}
+			}
+			return pipeline.SellerHoldsPayable(ctx, l, sellerSource(src, o.sellersQ, o.sellersName), channelSpecs(), transform.CheckSeller, run)
+		}, func() {
+			if src != nil {
+				src.Close()
+			}
+		}
+}
+
+// sellerNames names sellers for a line: "S1", "S1 and S2", "S1, S2, S3
+// and 4 more".
+func sellerNames(ids []string) string {
+	switch n := len(ids); {
+	case n == 1:
+		return ids[0]
+	case n <= 3:
+		return strings.Join(ids[:n-1], ", ") + " and " + ids[n-1]
+	default:
+		return fmt.Sprintf("%s and %d more", strings.Join(ids[:3], ", "), n-3)
+	}
+}
+
 func leftUndoneLine(u ledger.LeftUndone) string {
 	which, shard := "its run", ""
 	if u.Key.Shard.Count > 1 {

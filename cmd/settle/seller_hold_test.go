@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/pipeline"
@@ -226,5 +229,55 @@ func TestPayProtocolOrdersOfASellerRejectedByAPersonAreNotReopened(t *testing.T)
 	}
 	if state, _ := e.itemOf(order); state != pipeline.ItemRejected {
 		t.Errorf("order %s is %s, want rejected", order, state)
+	}
+}
+
+// TestANightNamesADateWhoseHeldSellersHaveTheirAccountsNow: a date's run
+// held a seller's orders for its missing Infinia id and ended needing a
+// person; the platform gave the id days later, and nobody ran the date
+// again: the night only noted the date as waiting on a person, and the
+// seller was never paid. The night now asks the platform's sellers about
+// such a date's held sellers, and names the date (exit 4) once one of
+// them can be paid, with the run that pays it.
+func TestANightNamesADateWhoseHeldSellersHaveTheirAccountsNow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "100", "--sellers", "10", "--seed", "5")
+	var seller, account string
+	if err := e.db.QueryRow(`SELECT s.seller_id, s.infinia_seller_id FROM sellers s JOIN orders o ON o.seller_id = s.seller_id
+		WHERE o.provider = 'infiniapay' GROUP BY 1, 2 ORDER BY count(*) DESC, 1 LIMIT 1`).Scan(&seller, &account); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, seller)
+	now := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC) // yesterday in Asia/Shanghai: 2026-11-24
+	at := func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		full := append([]string{"settle", "run", "--database-url", e.url, "--rules", e.rules, "--out", e.reports,
+			"--skip-channel", "infiniapay,payprotocol,wechatpay"}, args...)
+		err := runAt(context.Background(), func() time.Time { return now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
+		code := exitCode(err, &errb) // writes the error's lines
+		return out.String() + errb.String(), code
+	}
+	if out, code := at("--date", testDate); code != 4 || !strings.Contains(out, "seller "+seller+" has no Infinia Pay seller id") {
+		t.Fatalf("run of %s: exit %d, want 4 holding seller %s's orders:\n%s", testDate, code, seller, out)
+	}
+	if out, code := at(); code != 0 || !strings.Contains(out, "1 runs of dates before 2026-11-24 wait on a person") || strings.Contains(out, "can be paid now") {
+		t.Fatalf("the night while the id is missing: exit %d, want 0 noting the date waiting:\n%s", code, out)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, seller)
+	now = now.AddDate(0, 0, 1)
+	want := "date " + testDate + ": "
+	out, code := at()
+	if code != 4 || !strings.Contains(out, want) || !strings.Contains(out, "orders held for their sellers' accounts can be paid now, the platform's sellers give "+seller+" a usable account: settle run --date "+testDate+" pays them") {
+		t.Fatalf("the night after the id was given: exit %d, want 4 naming %s:\n%s", code, testDate, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND state = 'held'`, seller); n == 0 {
+		t.Fatal("the night released the date's held orders: only a run of the date does")
+	}
+	if out, code := at("--date", testDate); code != 0 || !strings.Contains(out, "released (their accounts given since)") {
+		t.Fatalf("the date run again: exit %d, want 0 releasing the orders:\n%s", code, out)
+	}
+	if out, code := at(); code != 0 || strings.Contains(out, "can be paid now") || strings.Contains(out, "wait on a person") {
+		t.Fatalf("the night after the date ran again: exit %d, want 0 naming nothing:\n%s", code, out)
 	}
 }
