@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -192,7 +193,7 @@ func runCommand(cfg *config) *cli.Command {
 			if nightly := c.String(flagDate) == "" && c.String("from") == "" && !c.Bool("dry-run"); nightly && l != nil &&
 				(err == nil || pipeline.KindOf(err) == pipeline.KindNeedsPerson) {
 				mine, _ := cfg.shard(c) // read above: the run got this far
-				payable, done := sellersPayable(l, last)
+				payable, done := sellersPayable(l, last, sellersCheckWait)
 				missed, merr := missedNights(c.Context, l, dates[0], mine, cfg.note, payable)
 				done()
 				if merr != nil {
@@ -487,10 +488,15 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine p
 	// nobody would start (the date waits on a person, who was told when
 	// the accounts were missing, not when they came).
 	if payable != nil {
+		var unasked []string
+		var askErr error
 		waiting = slices.DeleteFunc(waiting, func(k pipeline.RunKey) bool {
 			n, sellers, err := payable(ctx, k)
 			if err != nil {
-				note(fmt.Sprintf("could not ask whether the sellers of date %s's orders held for their accounts have them now: %v", k.Date, err), "date", k.Date.String())
+				// One line for them all: the platform's database down
+				// fails every date's question alike.
+				unasked = append(unasked, k.Date.String())
+				askErr = cmp.Or(askErr, err)
 				return false
 			}
 			if n == 0 {
@@ -504,6 +510,11 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine p
 				k.Date, n, sellerNames(sellers), k.Date, shard))
 			return true
 		})
+		if len(unasked) > 0 {
+			unasked = slices.Compact(unasked) // a date's shards
+			note(fmt.Sprintf("could not ask whether the sellers of orders held for their accounts have them now, of %d dates (%s): %v",
+				len(unasked), strings.Join(unasked[:min(len(unasked), waitingListMax)], ", "), askErr), "unasked", len(unasked))
+		}
 	}
 	if len(waiting) > 0 {
 		var names []string
@@ -569,20 +580,36 @@ func speaksFor(mine, of pipeline.Shard) bool {
 	return of.Index == mine.Index
 }
 
-// leftUndoneLine names a run of an earlier date left undone for a person,
-// with what it left and the command that finishes it.
 // sellersPayable returns what missedNights asks of an earlier date's
 // run left needing a person: how many of its orders held for their
 // sellers' accounts the seller check would release now, and whose
 // (pipeline.SellerHoldsPayable), read with the night's source database
 // and sellers query (o, its last date's options; nil: not asked), opened
 // at the first run that holds such orders. done closes it.
-func sellersPayable(l *ledger.Ledger, o *runOptions) (payable func(context.Context, pipeline.RunKey) (int64, []string, error), done func()) {
+//
+// The night's own run is over when it asks, its exit decided: each
+// question is left after wait (lib/pq bounds by the context the dial
+// alone, and a database, or a proxy in front of it in a failover, that
+// takes the connection and never answers held the night there for good,
+// its exit and metrics never given), and once the database could not be
+// opened or did not answer, the night's other dates are not asked (each
+// of up to missedLookback dates opened it again, each attempt as long).
+func sellersPayable(l *ledger.Ledger, o *runOptions, wait time.Duration) (payable func(context.Context, pipeline.RunKey) (int64, []string, error), done func()) {
 	if o == nil {
 		return nil, func() {}
 	}
 	var src *sqlx.DB
+	var gaveUp error // the source could not be opened or did not answer: not asked again
+	type answer struct {
+		src     *sqlx.DB
+		orders  int64
+		sellers []string
+		err     error
+	}
 	return func(ctx context.Context, k pipeline.RunKey) (int64, []string, error) {
+			if gaveUp != nil {
+				return 0, nil, gaveUp
+			}
 			run, err := l.GetRun(ctx, k)
 			if err != nil || run == nil {
 				return 0, nil, err
@@ -590,18 +617,50 @@ func sellersPayable(l *ledger.Ledger, o *runOptions) (payable func(context.Conte
 			if holds, err := l.SellerHolds(ctx, run.ID); err != nil || len(holds) == 0 {
 				return 0, nil, err
 			}
-			if src == nil {
-				if src, err = openDB(ctx, o.sourceURL); err != nil {
-					return 0, nil, err
+			ctx, cancel := context.WithTimeout(ctx, wait)
+			defer cancel()
+			answered := make(chan answer, 1)
+			go func(db *sqlx.DB) {
+				if db == nil {
+					var err error
+					if db, err = openDB(ctx, o.sourceURL); err != nil {
+						answered <- answer{err: err}
+						return
+					}
 				}
+				n, sellers, err := pipeline.SellerHoldsPayable(ctx, l, sellerSource(db, o.sellersQ, o.sellersName), channelSpecs(), transform.CheckSeller, run)
+				answered <- answer{db, n, sellers, err}
+			}(src)
+			select {
+			case a := <-answered:
+				if a.src == nil || errors.Is(a.err, pipeline.ErrStillProcessing) {
+					gaveUp = a.err // not opened, or its sellers not read
+				}
+				if a.src != nil {
+					src = a.src
+				}
+				return a.orders, a.sellers, a.err
+			case <-ctx.Done():
+				// Left to itself: a database it opened is closed once
+				// (if ever) it answers.
+				go func(prev *sqlx.DB) {
+					if a := <-answered; a.src != nil && a.src != prev {
+						a.src.Close()
+					}
+				}(src)
+				gaveUp = fmt.Errorf("the platform's database did not answer within %v (%w)", wait, context.Cause(ctx))
+				return 0, nil, gaveUp
 			}
-			return pipeline.SellerHoldsPayable(ctx, l, sellerSource(src, o.sellersQ, o.sellersName), channelSpecs(), transform.CheckSeller, run)
 		}, func() {
 			if src != nil {
 				src.Close()
 			}
 		}
 }
+
+// sellersCheckWait bounds each of the night's questions to the platform's
+// database about an earlier date's held sellers (sellersPayable).
+const sellersCheckWait = 30 * time.Second
 
 // sellerNames names sellers for a line: "S1", "S1 and S2", "S1, S2, S3
 // and 4 more".
@@ -616,6 +675,8 @@ func sellerNames(ids []string) string {
 	}
 }
 
+// leftUndoneLine names a run of an earlier date left undone for a person,
+// with what it left and the command that finishes it.
 func leftUndoneLine(u ledger.LeftUndone) string {
 	which, shard := "its run", ""
 	if u.Key.Shard.Count > 1 {

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 )
 
 // TestSellersWithoutAnAccountAreHeldThenPaidOnce: four sellers the
@@ -279,5 +282,95 @@ func TestANightNamesADateWhoseHeldSellersHaveTheirAccountsNow(t *testing.T) {
 	}
 	if out, code := at(); code != 0 || strings.Contains(out, "can be paid now") || strings.Contains(out, "wait on a person") {
 		t.Fatalf("the night after the date ran again: exit %d, want 0 naming nothing:\n%s", code, out)
+	}
+}
+
+// TestTheNightsSellerCheckIsBoundedAndAsksOnce: the night asks the
+// platform's sellers about an earlier date's held sellers after its own
+// run is over, its exit decided. A platform database that takes the
+// connection and never answers (a failover's proxy) held the night there
+// for good - lib/pq bounds by the context the dial alone - its exit
+// code and metrics never given; and one that could not be opened was
+// opened again for each waiting date (31 of them), each an attempt as
+// long. Now the question is left after its bound, and not asked again
+// of the night's other dates.
+func TestTheNightsSellerCheckIsBoundedAndAsksOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "100", "--sellers", "10", "--seed", "5")
+	var seller string
+	if err := e.db.Get(&seller, `SELECT s.seller_id FROM sellers s JOIN orders o ON o.seller_id = s.seller_id
+		WHERE o.provider = 'infiniapay' GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, seller)
+	if out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports,
+		"--skip-channel", "infiniapay,payprotocol,wechatpay"); code != 4 {
+		t.Fatalf("run of %s: exit %d, want 4 holding seller %s's orders:\n%s", testDate, code, seller, out)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // taken, never answered
+			mu.Unlock()
+		}
+	}()
+	l, err := ledger.Open(context.Background(), e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d, err := pipeline.ParseDate(testDate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &runOptions{sourceURL: "postgres://settle@" + ln.Addr().String() + "/platform?sslmode=disable", sellersQ: sellersQueryDefault()}
+	const wait = time.Second
+	payable, done := sellersPayable(l, o, wait)
+	defer done()
+	ask := func() (time.Duration, error) {
+		start := time.Now()
+		answered := make(chan error, 1)
+		go func() {
+			_, _, err := payable(context.Background(), pipeline.RunKey{Date: d, Shard: pipeline.Whole})
+			answered <- err
+		}()
+		select {
+		case err := <-answered:
+			return time.Since(start), err
+		case <-time.After(wait + 20*time.Second):
+			t.Fatalf("the night's seller check still waiting on a platform database that never answers after %v (its bound: %v)", time.Since(start), wait)
+			return 0, nil
+		}
+	}
+	if took, err := ask(); err == nil || took > wait+5*time.Second {
+		t.Fatalf("first date: %v after %v, want an error within %v", err, took, wait)
+	}
+	if took, err := ask(); err == nil || took > time.Second {
+		t.Fatalf("second date: %v after %v, want the first's error at once", err, took)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) != 1 {
+		t.Errorf("%d connections to the platform database, want 1: asked again after it did not answer", len(conns))
 	}
 }
