@@ -286,3 +286,42 @@ func TestASellerHeldForASharedIDIsNotPaidItsCarriedBalanceThere(t *testing.T) {
 		t.Errorf("seller %s: %d USD paid to its id, want its orders and its balance, %d", pair[1], paid, owed)
 	}
 }
+
+// TestASellerRejectedWithAnIDAnotherHasIsNotPaidItsCarriedBalanceThere:
+// as above, but a person rejects the second seller's held orders for good
+// (settle resolve --seller --reject: a copied row) before the platform
+// takes the id from it. Its orders are no longer held, so the date's
+// next run no longer carried its balance from before: it was paid to the
+// id the first seller has too.
+func TestASellerRejectedWithAnIDAnotherHasIsNotPaidItsCarriedBalanceThere(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
+	var pair []string
+	if err := e.db.Select(&pair, `SELECT DISTINCT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY 1 LIMIT 2`); err != nil || len(pair) != 2 {
+		t.Fatalf("two sellers paid by Infinia: %v %v", pair, err)
+	}
+	var account string
+	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, pair[0]); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, pair[1])
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 30, nil, balance)
+	if out, code := e.runInfinia(sim); code != 4 {
+		t.Fatalf("run: exit %d, want 4 (orders held for their sellers' accounts):\n%s", code, out)
+	}
+	e.db.MustExec(`INSERT INTO settle.adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id)
+		SELECT $1, 'USD', 'held', 12345, 'below the minimum payout', business_date, id FROM settle.runs LIMIT 1`, pair[1])
+	sim.Infinia.SetAvailable(account, "USD", sim.Infinia.Available(account, "USD")+1_000_000)
+	e.mustSettle("resolve", "--date", testDate, "--seller", pair[1], "--reject", "--note", "a copied row, ticket 7")
+	out, code := e.runInfinia(sim)
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.SellerID == account {
+			t.Errorf("revenue share %+v paid to the id seller %s has too (exit %d):\n%s", s, pair[0], code, out)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = $1 AND netted_into = ''`, pair[1]); n != 1 {
+		t.Errorf("seller %s: its carried balance is not open any more (%d open)", pair[1], n)
+	}
+}

@@ -462,6 +462,11 @@ func (s *planStore) SellerHolds(context.Context, int64) ([]pipeline.SellerHold, 
 	return nil, nil
 }
 
+// SellersRejectedHeld: no order rejected with its seller.
+func (s *planStore) SellersRejectedHeld(context.Context, int64) ([]pipeline.SellerHold, error) {
+	return nil, nil
+}
+
 func (s *planStore) LatestEffect(context.Context, string, string) (pipeline.Effect, bool, error) {
 	return pipeline.Effect{}, false, nil
 }

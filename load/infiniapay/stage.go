@@ -104,6 +104,10 @@ type Store interface {
 	// accounts (pipeline.SellerHoldPrefix), by seller, channel and
 	// currency.
 	SellerHolds(ctx context.Context, runID int64) ([]pipeline.SellerHold, error)
+	// SellersRejectedHeld returns the run's items a person rejected
+	// while they were held for their sellers' accounts
+	// (pipeline.RejectedSellerHold), by seller, channel and currency.
+	SellersRejectedHeld(ctx context.Context, runID int64) ([]pipeline.SellerHold, error)
 	CarryItems(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, subject, reason string) (amount, items int64, err error)
 	PlanPayout(ctx context.Context, run *pipeline.Run, sellerID string, channels []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error)
 	PayoutSucceeded(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect) error

@@ -74,8 +74,9 @@ type distribution struct {
 	problems            pipeline.Problems         // for a person: all counted, the first few named
 	bindings            map[string]*sellerBinding // Infinia seller id -> its binding, asked once a run
 	// heldFor says, by seller, why the run holds its orders of the
-	// channels for its account (pipeline.SellerHoldPrefix): read once by
-	// plan, before the candidates.
+	// channels for its account (pipeline.SellerHoldPrefix), or why a
+	// person rejected them while they were (pipeline.RejectedSellerHold):
+	// read once by plan, before the candidates.
 	heldFor map[string]string
 }
 
@@ -191,7 +192,21 @@ func (d *distribution) plan(ctx context.Context) error {
 	d.heldFor = map[string]string{}
 	for _, h := range holds {
 		if slices.Contains(c.Channels, h.Channel) {
-			d.heldFor[h.SellerID] = h.Reason
+			d.heldFor[h.SellerID] = "its orders of the date are held for its account (" + h.Reason + "): carried until the platform gives a usable one"
+		}
+	}
+	// A seller whose held orders a person rejected (it left the
+	// platform, or is the copied row of a seller whose account it has
+	// too) has no account this run found usable either: its carried
+	// balance was paid to the one the run recorded, another seller's
+	// maybe, once its orders were no longer held (found by a review).
+	rejected, err := c.Store.SellersRejectedHeld(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	for _, h := range rejected {
+		if slices.Contains(c.Channels, h.Channel) && d.heldFor[h.SellerID] == "" {
+			d.heldFor[h.SellerID] = "a person rejected its orders of the date held for its account (" + h.Reason + "): carried, never paid to the account the run recorded"
 		}
 	}
 	// What an earlier planning of the run kept and did not plan (it
@@ -318,8 +333,10 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 			// neither is its carried balance paid to the account the run
 			// recorded. Planned, it paid a balance carried from earlier
 			// dates to an id another seller has too (found by a review).
-			// The seller check needs the person (exit 4).
-			return d.hold(ctx, p, pipeline.Waits("its orders of the date are held for its account ("+why+"): carried until the platform gives a usable one"))
+			// The seller check needs the person (exit 4); one a person
+			// rejected is carried to a later date's run that finds its
+			// account usable.
+			return d.hold(ctx, p, pipeline.Waits(why))
 		}
 		net, err := p.Net()
 		if err != nil {

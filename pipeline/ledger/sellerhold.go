@@ -39,6 +39,32 @@ func (l *Ledger) SellerHolds(ctx context.Context, runID int64) ([]pipeline.Selle
 	return out, rows.Err()
 }
 
+// SellersRejectedHeld returns the run's items a person rejected for good
+// while they were held for their sellers' accounts (settle resolve
+// --seller --reject, pipeline.RejectedSellerHold), by seller, channel and
+// currency, in that order, Reason their whole reason: the run's rejected
+// items (items_run_rejected), the few.
+func (l *Ledger) SellersRejectedHeld(ctx context.Context, runID int64) ([]pipeline.SellerHold, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, channel, currency, count(*), sum(seller_minor), min(reason) FROM items
+		WHERE run_id = $1 AND state = 'rejected' AND starts_with(reason, $2)
+		GROUP BY seller_id, channel, currency ORDER BY seller_id, channel, currency`, runID, pipeline.RejectedSellerHold)
+	if err != nil {
+		return nil, fmt.Errorf("read the orders a person rejected while held for their sellers' accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []pipeline.SellerHold
+	for rows.Next() {
+		var h pipeline.SellerHold
+		var ch, cur string
+		if err := rows.Scan(&h.SellerID, &ch, &cur, &h.Orders, &h.Share, &h.Reason); err != nil {
+			return nil, err
+		}
+		h.Channel, h.Currency = pipeline.Channel(ch), pipeline.Currency(cur)
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
 // MoveSellerHolds records the accounts the platform's sellers give the
 // run's held sellers now in the run's sellers, and moves the run's items
 // held for their sellers' accounts as each move says (released, or held
