@@ -374,3 +374,47 @@ func TestTheNightsSellerCheckIsBoundedAndAsksOnce(t *testing.T) {
 		t.Errorf("%d connections to the platform database, want 1: asked again after it did not answer", len(conns))
 	}
 }
+
+// TestANightNamesTheShardWhoseHeldSellersHaveTheirAccountsNow: the date
+// was run in two shards, the held seller in one of them. Once the platform
+// gives its id, the night's pod of that shard names it, with the run that
+// pays it (--shard I/N); the other pod names nothing of it.
+func TestANightNamesTheShardWhoseHeldSellersHaveTheirAccountsNow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "100", "--sellers", "10", "--seed", "5")
+	var seller, account string
+	if err := e.db.QueryRow(`SELECT s.seller_id, s.infinia_seller_id FROM sellers s JOIN orders o ON o.seller_id = s.seller_id
+		WHERE o.provider = 'infiniapay' GROUP BY 1, 2 ORDER BY count(*) DESC, 1 LIMIT 1`).Scan(&seller, &account); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, seller)
+	mine := pipeline.Shard{Index: 0, Count: 2}
+	if !mine.Owns(seller) {
+		mine.Index = 1
+	}
+	other := pipeline.Shard{Index: 1 - mine.Index, Count: 2}
+	now := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC) // yesterday in Asia/Shanghai: 2026-11-24
+	at := func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		full := append([]string{"settle", "run", "--database-url", e.url, "--rules", e.rules, "--out", e.reports,
+			"--skip-channel", "infiniapay,payprotocol,wechatpay"}, args...)
+		err := runAt(context.Background(), func() time.Time { return now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
+		code := exitCode(err, &errb)
+		return out.String() + errb.String(), code
+	}
+	if out, code := at("--date", testDate, "--shard", mine.String()); code != 4 || !strings.Contains(out, "seller "+seller+" has no Infinia Pay seller id") {
+		t.Fatalf("shard %s of %s: exit %d, want 4 holding seller %s's orders:\n%s", mine, testDate, code, seller, out)
+	}
+	if out, code := at("--date", testDate, "--shard", other.String()); code != 0 {
+		t.Fatalf("shard %s of %s: exit %d, want 0:\n%s", other, testDate, code, out)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, seller)
+	want := "the platform's sellers give " + seller + " a usable account: settle run --date " + testDate + " --shard " + mine.String() + " pays them"
+	if out, code := at("--shard", mine.String()); code != 4 || !strings.Contains(out, want) {
+		t.Fatalf("the night's pod %s: exit %d, want 4 naming %q:\n%s", mine, code, want, out)
+	}
+	if out, code := at("--shard", other.String()); code != 0 || strings.Contains(out, "can be paid now") {
+		t.Fatalf("the night's pod %s: exit %d, want 0 naming nothing of shard %s:\n%s", other, code, mine, out)
+	}
+}
