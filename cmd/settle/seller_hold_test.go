@@ -418,3 +418,34 @@ func TestANightNamesTheShardWhoseHeldSellersHaveTheirAccountsNow(t *testing.T) {
 		t.Fatalf("the night's pod %s: exit %d, want 0 naming nothing of shard %s:\n%s", other, code, mine, out)
 	}
 }
+
+// TestANightDoesNotNameAHeldSellerGivenAnotherSellersAccount: the platform
+// gives the held seller an Infinia id at last, but one another seller of
+// the date has too: the date's run would hold it still, and the night
+// must not say it can be paid.
+func TestANightDoesNotNameAHeldSellerGivenAnotherSellersAccount(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "100", "--sellers", "10", "--seed", "5")
+	var pair []string
+	if err := e.db.Select(&pair, `SELECT DISTINCT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY 1 LIMIT 2`); err != nil || len(pair) != 2 {
+		t.Fatalf("two sellers paid by Infinia: %v %v", pair, err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, pair[0])
+	now := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC) // yesterday in Asia/Shanghai: 2026-11-24
+	at := func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		full := append([]string{"settle", "run", "--database-url", e.url, "--rules", e.rules, "--out", e.reports,
+			"--skip-channel", "infiniapay,payprotocol,wechatpay"}, args...)
+		err := runAt(context.Background(), func() time.Time { return now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
+		code := exitCode(err, &errb)
+		return out.String() + errb.String(), code
+	}
+	if out, code := at("--date", testDate); code != 4 {
+		t.Fatalf("run of %s: exit %d, want 4 holding seller %s's orders:\n%s", testDate, code, pair[0], out)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = (SELECT infinia_seller_id FROM sellers WHERE seller_id = $1) WHERE seller_id = $2`, pair[1], pair[0])
+	if out, code := at(); code != 0 || strings.Contains(out, "can be paid now") || !strings.Contains(out, "1 runs of dates before 2026-11-24 wait on a person") {
+		t.Fatalf("the night after seller %s was given seller %s's id: exit %d, want 0 noting the date waiting:\n%s", pair[0], pair[1], code, out)
+	}
+}
