@@ -648,7 +648,10 @@ func sellersPayable(l *ledger.Ledger, o *runOptions, wait time.Duration) (payabl
 						a.src.Close()
 					}
 				}(src)
-				gaveUp = fmt.Errorf("the platform's database did not answer within %v (%w)", wait, context.Cause(ctx))
+				gaveUp = fmt.Errorf("the platform's database did not answer within %v", wait)
+				if cause := context.Cause(ctx); !errors.Is(cause, context.DeadlineExceeded) {
+					gaveUp = cause // the night stopped
+				}
 				return 0, nil, gaveUp
 			}
 		}, func() {
