@@ -626,7 +626,11 @@ type PayoutCandidate struct {
 	// Account is the seller's account at the paying provider: the run's
 	// ("" when the run recorded the seller with none), else (a seller
 	// with only a carried balance, not in the run's snapshot) the last
-	// recorded; "" when none. The payout is sent to it (ledger AccountOf).
+	// recorded; "" when none, or when the run that recorded it held the
+	// seller's orders there for that account (SellerHoldPrefix) or a
+	// person rejected them so (RejectedSellerHold): one another seller
+	// has too, or one the provider cannot use. The payout is sent to it
+	// (ledger AccountOf).
 	Account string
 }
 

@@ -325,3 +325,47 @@ func TestASellerRejectedWithAnIDAnotherHasIsNotPaidItsCarriedBalanceThere(t *tes
 		t.Errorf("seller %s: its carried balance is not open any more (%d open)", pair[1], n)
 	}
 }
+
+// TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDOnALaterDate:
+// sellers S and T have one Infinia id, so the date holds T's orders (and
+// S's); T has a balance carried from earlier dates. On the next date T has
+// no order, so its carried balance is paid to its last recorded Infinia
+// id: the one the held date recorded, S's. It is now carried for a person
+// (no Infinia seller id to pay it to) until a run records a usable one.
+func TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDOnALaterDate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
+	e.mustSettle("seed", "--date", "2026-11-24", "--orders", "300", "--sellers", "30", "--seed", "6")
+	var pair []string
+	if err := e.db.Select(&pair, `SELECT DISTINCT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY 1 LIMIT 2`); err != nil || len(pair) != 2 {
+		t.Fatalf("two sellers paid by Infinia: %v %v", pair, err)
+	}
+	var account string
+	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, pair[0]); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, pair[1])
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 30, nil, balance)
+	if out, code := e.runInfinia(sim); code != 4 {
+		t.Fatalf("run of %s: exit %d, want 4 (both sellers held):\n%s", testDate, code, out)
+	}
+	// T's balance carried from before (below the minimum payout, say).
+	e.db.MustExec(`INSERT INTO settle.adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id)
+		SELECT $1, 'USD', 'held', 12345, 'below the minimum payout', business_date, id FROM settle.runs LIMIT 1`, pair[1])
+	sim.Infinia.SetAvailable(account, "USD", sim.Infinia.Available(account, "USD")+1_000_000)
+	e.db.MustExec(`DELETE FROM orders WHERE seller_id = $1 AND confirmed_at >= '2026-11-23 16:00:00+00'`, pair[1])
+	out, code := e.runInfinia(sim, "--date", "2026-11-24")
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.SellerID == account && s.Amount == 12345 {
+			t.Errorf("next date: seller %s's carried balance paid to seller %s's id %s (exit %d):\n%s", pair[1], pair[0], account, code, out)
+		}
+	}
+	if code != 4 || !strings.Contains(out, "no Infinia seller id") {
+		t.Errorf("next date: exit %d, want 4 carrying seller %s's balance for a person:\n%s", code, pair[1], out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = $1 AND amount_minor = 12345 AND netted_into = ''`, pair[1]); n != 1 {
+		t.Errorf("seller %s's carried balance netted into a payout", pair[1])
+	}
+}

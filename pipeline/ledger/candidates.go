@@ -14,7 +14,11 @@ import (
 // a seller whose items all wait on a payout comes with 0, so that its
 // payout is resolved), merged with every seller's open carried balance up
 // to the run's date (all sellers: the caller keeps those of its shard),
-// with the seller's account at provider (see PayoutCandidate.Account).
+// with the seller's account at provider (see PayoutCandidate.Account: a
+// carried-only seller's last recorded account counts for none when its
+// run held the seller's orders at the channels for it, so that a balance
+// carried from the date a seller was held for an id another seller has
+// too is not paid there on a later date: found by a review).
 // The rows stream, as the ledger was when the call began: fn may write
 // to the ledger (carry, plan) while later ones are read, and the caller
 // holds one at a time however many sellers the day has.
@@ -37,11 +41,16 @@ func (l *Ledger) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, cha
 		SELECT COALESCE(p.seller_id, c.seller_id), COALESCE(p.currency, c.currency),
 		       COALESCE(p.payable, 0), COALESCE(p.n, 0), COALESCE(c.carried, 0),
 		       COALESCE(CASE WHEN rs.seller_id IS NOT NULL THEN rs.`+col+` ELSE
-		           (SELECT h.`+col+` FROM run_sellers h WHERE h.seller_id = c.seller_id AND h.`+col+` <> ''
+		           (SELECT CASE WHEN EXISTS (SELECT 1 FROM runs r JOIN items i ON i.business_date = r.business_date
+		                        AND i.seller_id = h.seller_id AND i.run_id = r.id
+		                    WHERE r.id = h.run_id AND i.channel = ANY ($2)
+		                      AND (i.state = 'held' AND starts_with(i.reason, $4) OR i.state = 'rejected' AND starts_with(i.reason, $5)))
+		                    THEN '' ELSE h.`+col+` END
+		            FROM run_sellers h WHERE h.seller_id = c.seller_id AND h.`+col+` <> ''
 		            ORDER BY h.run_id DESC LIMIT 1) END, '')
 		FROM p FULL JOIN c ON c.seller_id = p.seller_id AND c.currency = p.currency
 		LEFT JOIN run_sellers rs ON rs.run_id = $1 AND rs.seller_id = COALESCE(p.seller_id, c.seller_id)
-		ORDER BY 1, 2`, run.ID, channelNames(channels), run.Key.Date.String())
+		ORDER BY 1, 2`, run.ID, channelNames(channels), run.Key.Date.String(), pipeline.SellerHoldPrefix, pipeline.RejectedSellerHold)
 	if err != nil {
 		return fmt.Errorf("read what the run may pay: %w", err)
 	}
