@@ -248,3 +248,33 @@ func TestRejectedToWatchReadsNoDaysItems(t *testing.T) {
 		t.Errorf("the watch's page is not the 120 rejected items:\n%s", p)
 	}
 }
+
+// TestAnOrderRejectedWithItsSellerIsNotReopened: a Pay Protocol order a
+// person rejected with its seller (settle resolve --seller --reject: the
+// seller will never have an account) starts with a person's rejection,
+// one of the reasons ReopenRejected takes; reopened, it would be held
+// again, to be paid to a seller with no account. It is refused here too,
+// not only by the command.
+func TestAnOrderRejectedWithItsSellerIsNotReopened(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := openRun(t, l, day)
+	at := time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)
+	_, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+		return w.Split(pipeline.Split{Order: pipeline.Order{OrderNo: "O1", SellerID: "S1", Channel: chPayProtocol, ProviderTxnID: "TO1",
+			Currency: "USD", Amount: 1000, Category: "c", PaidAt: at, ConfirmedAt: at}, Rule: "r", SellerShare: 1000,
+			SellerHold: "seller S1 has no Infinia Pay seller id"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := pipeline.RejectedSellerHold + " at T: no id): left; was " + pipeline.SellerHoldPrefix + "seller S1 has no Infinia Pay seller id"
+	if err := l.SetItemState(ctx, run.ID, "O1", ledger.ItemHeld, ledger.ItemRejected, reason); err != nil {
+		t.Fatal(err)
+	}
+	reasons := []string{pipeline.RejectedByPerson, "Pay Protocol payment is failed"}
+	if _, _, err := l.ReopenRejected(ctx, day, chPayProtocol, "O1", reasons, "held: reopened", "paid at T", "checked"); pipeline.KindOf(err) != pipeline.KindUsage {
+		t.Fatalf("reopen an order rejected with its seller: %v, want refused", err)
+	}
+}
