@@ -45,6 +45,13 @@ const ProviderRejectsQuery = providerRejectsQuery
 // HeldOfRunQuery is HeldOfRun's, for tests that look at its plan.
 const HeldOfRunQuery = heldOfRunQuery
 
+// SellerHoldsQuery and SellersRejectedHeldQuery are SellerHolds' and
+// SellersRejectedHeld's, for tests that look at their plans.
+const (
+	SellerHoldsQuery         = sellerHoldsQuery
+	SellersRejectedHeldQuery = sellersRejectedHeldQuery
+)
+
 // RejectedItemsQuery is RejectedItemsAfter's page, for tests that look at
 // its plan.
 const RejectedItemsQuery = rejectedItemsQuery

@@ -941,6 +941,19 @@ func TestItemPagesWalkTheRunInOrder(t *testing.T) {
 		regexp.MustCompile(`Seq Scan on items( |$)`).MatchString(p) {
 		t.Errorf("the held orders of a run are not read from their notes:\n%s", p)
 	}
+	// So are the orders held for their sellers' accounts, which every
+	// run's upload stage reads, and those a person rejected so, which
+	// every Infinia distribute stage reads.
+	for name, q := range map[string]string{"SellerHolds": ledger.SellerHoldsQuery, "SellersRejectedHeld": ledger.SellersRejectedHeldQuery} {
+		plan = nil
+		if err := l.DB().Select(&plan, `EXPLAIN `+q, run.ID, "held: seller account: "); err != nil {
+			t.Fatal(err)
+		}
+		if p := strings.Join(plan, "\n"); !regexp.MustCompile(`items_(held|rejected) `).MatchString(p) ||
+			regexp.MustCompile(`Seq Scan on items( |$)|Index Cond: \(run_id = `+fmt.Sprint(run.ID)+`\)`).MatchString(p) {
+			t.Errorf("%s does not read the run's orders from their notes:\n%s", name, p)
+		}
+	}
 	// So are the rejected Pay Protocol orders every reconciliation asks
 	// about again (RejectedItemsAfter), a page of notes at a time.
 	plan = nil

@@ -39,15 +39,23 @@ func (l *Ledger) SellerHolds(ctx context.Context, runID int64) ([]pipeline.Selle
 	return out, rows.Err()
 }
 
+// sellersRejectedHeldQuery is SellersRejectedHeld's.
+const sellersRejectedHeldQuery = `SELECT i.seller_id, i.channel, i.currency, count(*), sum(i.seller_minor), min(i.reason)
+	FROM items_rejected r JOIN items i ON i.order_no = r.order_no AND i.run_id = r.run_id
+	WHERE r.run_id = $1 AND i.state = 'rejected' AND starts_with(i.reason, $2)
+	GROUP BY i.seller_id, i.channel, i.currency ORDER BY i.seller_id, i.channel, i.currency`
+
 // SellersRejectedHeld returns the run's items a person rejected for good
 // while they were held for their sellers' accounts (settle resolve
 // --seller --reject, pipeline.RejectedSellerHold), by seller, channel and
-// currency, in that order, Reason their whole reason: the run's rejected
-// items (items_run_rejected), the few.
+// currency, in that order, Reason their whole reason: read from the notes
+// of the run's rejected items (items_rejected, migration 00018), each
+// checked against its item, the few. Read from items by run (there is no
+// index of the run's rejected items since 00018) it walked every item of
+// the run, or the whole table, on every Infinia distribute stage (found
+// by a review).
 func (l *Ledger) SellersRejectedHeld(ctx context.Context, runID int64) ([]pipeline.SellerHold, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT seller_id, channel, currency, count(*), sum(seller_minor), min(reason) FROM items
-		WHERE run_id = $1 AND state = 'rejected' AND starts_with(reason, $2)
-		GROUP BY seller_id, channel, currency ORDER BY seller_id, channel, currency`, runID, pipeline.RejectedSellerHold)
+	rows, err := l.db.QueryContext(ctx, sellersRejectedHeldQuery, runID, pipeline.RejectedSellerHold)
 	if err != nil {
 		return nil, fmt.Errorf("read the orders a person rejected while held for their sellers' accounts: %w", err)
 	}
