@@ -369,3 +369,56 @@ func TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDOnALaterDate(t *testing
 		t.Errorf("seller %s's carried balance netted into a payout", pair[1])
 	}
 }
+
+// TestASellerWithoutInfiniaOrdersIsNotPaidItsCarriedBalanceToTheSharedID:
+// sellers S and T have one Infinia id; on the date T has WeChat Pay orders
+// only, so none of its orders is held for the id (S's are), yet the run
+// records T with it. T's balance carried from earlier dates must not be
+// paid to the id S has too, on the date nor on a later one where T has no
+// order (found by a review of 95797dc).
+func TestASellerWithoutInfiniaOrdersIsNotPaidItsCarriedBalanceToTheSharedID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
+	e.mustSettle("seed", "--date", "2026-11-24", "--orders", "300", "--sellers", "30", "--seed", "6")
+	var pair []string
+	if err := e.db.Select(&pair, `SELECT DISTINCT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY 1 LIMIT 2`); err != nil || len(pair) != 2 {
+		t.Fatalf("two sellers paid by Infinia: %v %v", pair, err)
+	}
+	var account string
+	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, pair[0]); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, pair[1])
+	// T's orders of the date are WeChat Pay's (one at least), none of them later.
+	e.db.MustExec(`UPDATE orders SET provider = 'wechatpay', provider_txn_id = NULL, currency = 'CNY'
+		WHERE seller_id = $1 AND provider <> 'wechatpay' AND confirmed_at < '2026-11-23 16:00:00+00'`, pair[1])
+	e.db.MustExec(`DELETE FROM orders WHERE seller_id = $1 AND confirmed_at >= '2026-11-23 16:00:00+00'`, pair[1])
+	// Its balance carried from an earlier date (below the minimum payout, say).
+	e.db.MustExec(`INSERT INTO settle.runs (business_date, shard_index, shard_count, state, time_zone, rules_hash, config_hash)
+		VALUES ('2026-11-20', 0, 1, 'done', 'Asia/Shanghai', '', '')`)
+	e.db.MustExec(`INSERT INTO settle.adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id)
+		VALUES ($1, 'USD', 'held', 12345, 'below the minimum payout', '2026-11-20',
+		        (SELECT id FROM settle.runs WHERE business_date = '2026-11-20'))`, pair[1])
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 30, nil, balance)
+	sim.Infinia.SetAvailable(account, "USD", sim.Infinia.Available(account, "USD")+1_000_000)
+	out, code := e.runInfinia(sim)
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.SellerID == account && s.Amount == 12345 {
+			t.Errorf("seller %s's carried balance paid to seller %s's id %s (exit %d):\n%s", pair[1], pair[0], account, code, out)
+		}
+	}
+	out, code = e.runInfinia(sim, "--date", "2026-11-24")
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.SellerID == account && s.Amount == 12345 {
+			t.Errorf("next date: seller %s's carried balance paid to seller %s's id %s (exit %d):\n%s", pair[1], pair[0], account, code, out)
+		}
+	}
+	if code != 4 || !strings.Contains(out, "no Infinia seller id") {
+		t.Errorf("next date: exit %d, want 4 carrying seller %s's balance for a person:\n%s", code, pair[1], out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = $1 AND amount_minor = 12345 AND netted_into = ''`, pair[1]); n != 1 {
+		t.Errorf("seller %s's carried balance netted into a payout", pair[1])
+	}
+}

@@ -18,7 +18,10 @@ import (
 // carried-only seller's last recorded account counts for none when its
 // run held the seller's orders at the channels for it, so that a balance
 // carried from the date a seller was held for an id another seller has
-// too is not paid there on a later date: found by a review).
+// too is not paid there on a later date: found by a review; nor, where an
+// account at provider is one seller's, when the run that recorded it, or
+// this run for a seller it recorded with nothing to pay at the channels,
+// recorded another seller of its date with it too).
 // The rows stream, as the ledger was when the call began: fn may write
 // to the ledger (carry, plan) while later ones are read, and the caller
 // holds one at a time however many sellers the day has.
@@ -27,6 +30,24 @@ func (l *Ledger) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, cha
 	col, err := accountColumn(provider)
 	if err != nil {
 		return err
+	}
+	// shared(rs): the account the run_sellers row rs records is recorded
+	// for another seller by a run of rs's date (any shard of its
+	// sharding), where an account at provider is one seller's. A seller
+	// with only a carried balance at provider that day (none of its
+	// orders paid there: none held either) was recorded with the id
+	// another seller has too, and paid its balance to it, that day or a
+	// later one (found by a review).
+	shared := func(rs string) string {
+		if !accountOneSeller[provider] {
+			return "false"
+		}
+		// By the index of the accounts (run_sellers_infinia_run: its
+		// predicate named, or the planner read run_sellers whole for
+		// each seller).
+		return `EXISTS (SELECT 1 FROM run_sellers o JOIN runs ro ON ro.id = o.run_id
+		                WHERE o.` + col + ` = ` + rs + `.` + col + ` AND o.` + col + ` <> '' AND o.seller_id <> ` + rs + `.seller_id
+		                  AND (ro.business_date, ro.shard_count) = (SELECT rr.business_date, rr.shard_count FROM runs rr WHERE rr.id = ` + rs + `.run_id))`
 	}
 	rows, err := l.db.QueryContext(ctx, `
 		WITH p AS (
@@ -40,11 +61,13 @@ func (l *Ledger) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, cha
 			GROUP BY seller_id, currency)
 		SELECT COALESCE(p.seller_id, c.seller_id), COALESCE(p.currency, c.currency),
 		       COALESCE(p.payable, 0), COALESCE(p.n, 0), COALESCE(c.carried, 0),
-		       COALESCE(CASE WHEN rs.seller_id IS NOT NULL THEN rs.`+col+` ELSE
+		       COALESCE(CASE WHEN rs.seller_id IS NOT NULL THEN
+		           CASE WHEN p.seller_id IS NULL AND `+shared("rs")+` THEN '' ELSE rs.`+col+` END ELSE
 		           (SELECT CASE WHEN EXISTS (SELECT 1 FROM runs r JOIN items i ON i.business_date = r.business_date
 		                        AND i.seller_id = h.seller_id AND i.run_id = r.id
 		                    WHERE r.id = h.run_id AND i.channel = ANY ($2)
 		                      AND (i.state = 'held' AND starts_with(i.reason, $4) OR i.state = 'rejected' AND starts_with(i.reason, $5)))
+		                      OR `+shared("h")+`
 		                    THEN '' ELSE h.`+col+` END
 		            FROM run_sellers h WHERE h.seller_id = c.seller_id AND h.`+col+` <> ''
 		            ORDER BY h.run_id DESC LIMIT 1) END, '')

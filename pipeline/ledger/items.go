@@ -123,6 +123,11 @@ func SellerAccounts() []string { return []string{"infiniapay", "wechatpay"} }
 // accountColumns are run_sellers' account columns, in SellerAccounts' order.
 var accountColumns = []string{"infinia_seller_id", "wechat_sub_mchid"}
 
+// accountOneSeller says, by provider (SellerAccounts), whether an account
+// there is one seller's (the ChannelSpec's OneSellerAnAccount of the
+// channels it pays): two sellers recorded with one is bad data.
+var accountOneSeller = map[string]bool{"infiniapay": true}
+
 // accountColumn is run_sellers' column of the sellers' accounts at
 // provider.
 func accountColumn(provider string) (string, error) {
