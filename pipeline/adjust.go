@@ -629,8 +629,10 @@ type PayoutCandidate struct {
 	// recorded; "" when none, or when the run that recorded it held the
 	// seller's orders there for that account (SellerHoldPrefix) or a
 	// person rejected them so (RejectedSellerHold): one another seller
-	// has too, or one the provider cannot use. The payout is sent to it
-	// (ledger AccountOf).
+	// has too, or one the provider cannot use; "" too, where an account
+	// is one seller's, when a seller with nothing of the run's to be paid
+	// there has one the recording run recorded for another seller of its
+	// date too. The payout is sent to it (ledger AccountOf).
 	Account string
 }
 
