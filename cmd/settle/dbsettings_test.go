@@ -259,33 +259,9 @@ func TestAReadOnlyRefusalThatPassedIsRetried(t *testing.T) {
 // connection open. No answer in time is errReadOnlyPassed, exit 1.
 func TestTheReadOnlyProbeIsBounded(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c) // taken, never answered
-			mu.Unlock()
-		}
-	}()
+	addr, _ := silentServer(t)
 	refused := fmt.Errorf("open run: %w", &pq.Error{Code: "25006", Message: "cannot execute INSERT in a read-only transaction"})
-	cfg := &config{ledgerURL: "postgres://settle@" + ln.Addr().String() + "/settle?sslmode=disable"}
+	cfg := &config{ledgerURL: "postgres://settle@" + addr + "/settle?sslmode=disable"}
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- cfg.whyReadOnly(context.Background(), refused) }()
@@ -330,5 +306,43 @@ func TestASourceQueryRefusedAsReadOnlyIsConfiguration(t *testing.T) {
 			strings.Contains(out, "ledger's server") || strings.Contains(out, "again is safe") {
 			t.Errorf("%s: exit %d, want 2 naming the source query and its refusal, not the ledger:\n%s", name, code, out)
 		}
+	}
+}
+
+// silentServer listens on a port of its own and takes every connection
+// without ever answering, as a database, or a proxy in front of one in a
+// failover, that hangs does: its address, and how many connections it
+// took so far.
+func silentServer(t *testing.T) (string, func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // taken, never answered
+			mu.Unlock()
+		}
+	}()
+	return ln.Addr().String(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns)
 	}
 }

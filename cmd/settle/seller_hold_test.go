@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -245,22 +243,9 @@ func TestPayProtocolOrdersOfASellerRejectedByAPersonAreNotReopened(t *testing.T)
 func TestANightNamesADateWhoseHeldSellersHaveTheirAccountsNow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "100", "--sellers", "10", "--seed", "5")
-	var seller, account string
-	if err := e.db.QueryRow(`SELECT s.seller_id, s.infinia_seller_id FROM sellers s JOIN orders o ON o.seller_id = s.seller_id
-		WHERE o.provider = 'infiniapay' GROUP BY 1, 2 ORDER BY count(*) DESC, 1 LIMIT 1`).Scan(&seller, &account); err != nil {
-		t.Fatal(err)
-	}
-	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, seller)
+	seller, account := e.heldInfiniaSeller()
 	now := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC) // yesterday in Asia/Shanghai: 2026-11-24
-	at := func(args ...string) (string, int) {
-		var out, errb bytes.Buffer
-		full := append([]string{"settle", "run", "--database-url", e.url, "--rules", e.rules, "--out", e.reports,
-			"--skip-channel", "infiniapay,payprotocol,wechatpay"}, args...)
-		err := runAt(context.Background(), func() time.Time { return now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
-		code := exitCode(err, &errb) // writes the error's lines
-		return out.String() + errb.String(), code
-	}
+	at := e.nightAt(&now)
 	if out, code := at("--date", testDate); code != 4 || !strings.Contains(out, "seller "+seller+" has no Infinia Pay seller id") {
 		t.Fatalf("run of %s: exit %d, want 4 holding seller %s's orders:\n%s", testDate, code, seller, out)
 	}
@@ -297,43 +282,13 @@ func TestANightNamesADateWhoseHeldSellersHaveTheirAccountsNow(t *testing.T) {
 func TestTheNightsSellerCheckIsBoundedAndAsksOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "100", "--sellers", "10", "--seed", "5")
-	var seller string
-	if err := e.db.Get(&seller, `SELECT s.seller_id FROM sellers s JOIN orders o ON o.seller_id = s.seller_id
-		WHERE o.provider = 'infiniapay' GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1`); err != nil {
-		t.Fatal(err)
-	}
-	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, seller)
+	seller, _ := e.heldInfiniaSeller()
 	if out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports,
 		"--skip-channel", "infiniapay,payprotocol,wechatpay"); code != 4 {
 		t.Fatalf("run of %s: exit %d, want 4 holding seller %s's orders:\n%s", testDate, code, seller, out)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c) // taken, never answered
-			mu.Unlock()
-		}
-	}()
+	addr, taken := silentServer(t)
 	l, err := ledger.Open(context.Background(), e.url, "")
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +298,7 @@ func TestTheNightsSellerCheckIsBoundedAndAsksOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &runOptions{sourceURL: "postgres://settle@" + ln.Addr().String() + "/platform?sslmode=disable", sellersQ: sellersQueryDefault()}
+	o := &runOptions{sourceURL: "postgres://settle@" + addr + "/platform?sslmode=disable", sellersQ: sellersQueryDefault()}
 	const wait = time.Second
 	payable, done := sellersPayable(l, o, wait)
 	defer done()
@@ -368,10 +323,8 @@ func TestTheNightsSellerCheckIsBoundedAndAsksOnce(t *testing.T) {
 	if took, err := ask(); err == nil || took > time.Second {
 		t.Fatalf("second date: %v after %v, want the first's error at once", err, took)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(conns) != 1 {
-		t.Errorf("%d connections to the platform database, want 1: asked again after it did not answer", len(conns))
+	if n := taken(); n != 1 {
+		t.Errorf("%d connections to the platform database, want 1: asked again after it did not answer", n)
 	}
 }
 
@@ -382,27 +335,14 @@ func TestTheNightsSellerCheckIsBoundedAndAsksOnce(t *testing.T) {
 func TestANightNamesTheShardWhoseHeldSellersHaveTheirAccountsNow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "100", "--sellers", "10", "--seed", "5")
-	var seller, account string
-	if err := e.db.QueryRow(`SELECT s.seller_id, s.infinia_seller_id FROM sellers s JOIN orders o ON o.seller_id = s.seller_id
-		WHERE o.provider = 'infiniapay' GROUP BY 1, 2 ORDER BY count(*) DESC, 1 LIMIT 1`).Scan(&seller, &account); err != nil {
-		t.Fatal(err)
-	}
-	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, seller)
+	seller, account := e.heldInfiniaSeller()
 	mine := pipeline.Shard{Index: 0, Count: 2}
 	if !mine.Owns(seller) {
 		mine.Index = 1
 	}
 	other := pipeline.Shard{Index: 1 - mine.Index, Count: 2}
 	now := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC) // yesterday in Asia/Shanghai: 2026-11-24
-	at := func(args ...string) (string, int) {
-		var out, errb bytes.Buffer
-		full := append([]string{"settle", "run", "--database-url", e.url, "--rules", e.rules, "--out", e.reports,
-			"--skip-channel", "infiniapay,payprotocol,wechatpay"}, args...)
-		err := runAt(context.Background(), func() time.Time { return now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
-		code := exitCode(err, &errb)
-		return out.String() + errb.String(), code
-	}
+	at := e.nightAt(&now)
 	if out, code := at("--date", testDate, "--shard", mine.String()); code != 4 || !strings.Contains(out, "seller "+seller+" has no Infinia Pay seller id") {
 		t.Fatalf("shard %s of %s: exit %d, want 4 holding seller %s's orders:\n%s", mine, testDate, code, seller, out)
 	}
@@ -433,19 +373,41 @@ func TestANightDoesNotNameAHeldSellerGivenAnotherSellersAccount(t *testing.T) {
 	}
 	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, pair[0])
 	now := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC) // yesterday in Asia/Shanghai: 2026-11-24
-	at := func(args ...string) (string, int) {
-		var out, errb bytes.Buffer
-		full := append([]string{"settle", "run", "--database-url", e.url, "--rules", e.rules, "--out", e.reports,
-			"--skip-channel", "infiniapay,payprotocol,wechatpay"}, args...)
-		err := runAt(context.Background(), func() time.Time { return now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
-		code := exitCode(err, &errb)
-		return out.String() + errb.String(), code
-	}
+	at := e.nightAt(&now)
 	if out, code := at("--date", testDate); code != 4 {
 		t.Fatalf("run of %s: exit %d, want 4 holding seller %s's orders:\n%s", testDate, code, pair[0], out)
 	}
 	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = (SELECT infinia_seller_id FROM sellers WHERE seller_id = $1) WHERE seller_id = $2`, pair[1], pair[0])
 	if out, code := at(); code != 0 || strings.Contains(out, "can be paid now") || !strings.Contains(out, "1 runs of dates before 2026-11-24 wait on a person") {
 		t.Fatalf("the night after seller %s was given seller %s's id: exit %d, want 0 noting the date waiting:\n%s", pair[0], pair[1], code, out)
+	}
+}
+
+// heldInfiniaSeller seeds testDate (100 orders of 10 sellers) and takes
+// the Infinia seller id from the seller with the most Infinia orders: the
+// seller, and the id it had.
+func (e *env) heldInfiniaSeller() (string, string) {
+	e.t.Helper()
+	e.mustSettle("seed", "--date", testDate, "--orders", "100", "--sellers", "10", "--seed", "5")
+	var seller, account string
+	if err := e.db.QueryRow(`SELECT s.seller_id, s.infinia_seller_id FROM sellers s JOIN orders o ON o.seller_id = s.seller_id
+		WHERE o.provider = 'infiniapay' GROUP BY 1, 2 ORDER BY count(*) DESC, 1 LIMIT 1`).Scan(&seller, &account); err != nil {
+		e.t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, seller)
+	return seller, account
+}
+
+// nightAt runs settle run with the clock at *now (a night, without
+// --date), every channel left out (the seller check runs all the same):
+// its output and exit code.
+func (e *env) nightAt(now *time.Time) func(args ...string) (string, int) {
+	return func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		full := append([]string{"settle", "run", "--database-url", e.url, "--rules", e.rules, "--out", e.reports,
+			"--skip-channel", "infiniapay,payprotocol,wechatpay"}, args...)
+		err := runAt(context.Background(), func() time.Time { return *now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
+		code := exitCode(err, &errb) // writes the error's lines
+		return out.String() + errb.String(), code
 	}
 }

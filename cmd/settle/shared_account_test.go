@@ -3,9 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -229,27 +231,13 @@ func TestASellerSharingAnIDWithARejectedOneIsPaidOnceThePlatformCorrects(t *test
 func TestASellerHeldForASharedIDIsNotPaidItsCarriedBalanceThere(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
-	var pair []string
-	if err := e.db.Select(&pair, `SELECT DISTINCT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY 1 LIMIT 2`); err != nil || len(pair) != 2 {
-		t.Fatalf("two sellers paid by Infinia: %v %v", pair, err)
-	}
-	var account string
-	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, pair[0]); err != nil {
-		t.Fatal(err)
-	}
-	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, pair[1])
+	pair, account := e.sharedInfiniaPair(testDate)
 	const balance = 1_000_000_000_00
 	sim := e.sim(nil, 30, nil, balance)
 	if out, code := e.runInfinia(sim); code != 4 {
 		t.Fatalf("run: exit %d, want 4 (orders held for their sellers' accounts):\n%s", code, out)
 	}
-	// A balance of the second seller carried from before (a payout below
-	// the minimum, say), open.
-	e.db.MustExec(`INSERT INTO settle.adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id)
-		SELECT $1, 'USD', 'held', 12345, 'below the minimum payout', business_date, id FROM settle.runs LIMIT 1`, pair[1])
-	// Infinia holds the id's share of earlier dates' accepted files.
-	sim.Infinia.SetAvailable(account, "USD", sim.Infinia.Available(account, "USD")+1_000_000)
+	e.carryFor(sim, pair[1], account)
 	out, code := e.runInfinia(sim)
 	if code != 4 {
 		t.Fatalf("re-run: exit %d, want 4:\n%s", code, out)
@@ -296,24 +284,13 @@ func TestASellerHeldForASharedIDIsNotPaidItsCarriedBalanceThere(t *testing.T) {
 func TestASellerRejectedWithAnIDAnotherHasIsNotPaidItsCarriedBalanceThere(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
-	var pair []string
-	if err := e.db.Select(&pair, `SELECT DISTINCT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY 1 LIMIT 2`); err != nil || len(pair) != 2 {
-		t.Fatalf("two sellers paid by Infinia: %v %v", pair, err)
-	}
-	var account string
-	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, pair[0]); err != nil {
-		t.Fatal(err)
-	}
-	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, pair[1])
+	pair, account := e.sharedInfiniaPair(testDate)
 	const balance = 1_000_000_000_00
 	sim := e.sim(nil, 30, nil, balance)
 	if out, code := e.runInfinia(sim); code != 4 {
 		t.Fatalf("run: exit %d, want 4 (orders held for their sellers' accounts):\n%s", code, out)
 	}
-	e.db.MustExec(`INSERT INTO settle.adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id)
-		SELECT $1, 'USD', 'held', 12345, 'below the minimum payout', business_date, id FROM settle.runs LIMIT 1`, pair[1])
-	sim.Infinia.SetAvailable(account, "USD", sim.Infinia.Available(account, "USD")+1_000_000)
+	e.carryFor(sim, pair[1], account)
 	e.mustSettle("resolve", "--date", testDate, "--seller", pair[1], "--reject", "--note", "a copied row, ticket 7")
 	out, code := e.runInfinia(sim)
 	for _, s := range sim.Infinia.RevenueShares() {
@@ -335,39 +312,17 @@ func TestASellerRejectedWithAnIDAnotherHasIsNotPaidItsCarriedBalanceThere(t *tes
 func TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDOnALaterDate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
-	e.mustSettle("seed", "--date", "2026-11-24", "--orders", "300", "--sellers", "30", "--seed", "6")
-	var pair []string
-	if err := e.db.Select(&pair, `SELECT DISTINCT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY 1 LIMIT 2`); err != nil || len(pair) != 2 {
-		t.Fatalf("two sellers paid by Infinia: %v %v", pair, err)
-	}
-	var account string
-	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, pair[0]); err != nil {
-		t.Fatal(err)
-	}
-	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, pair[1])
+	pair, account := e.sharedInfiniaPair(testDate, "2026-11-24")
 	const balance = 1_000_000_000_00
 	sim := e.sim(nil, 30, nil, balance)
 	if out, code := e.runInfinia(sim); code != 4 {
 		t.Fatalf("run of %s: exit %d, want 4 (both sellers held):\n%s", testDate, code, out)
 	}
 	// T's balance carried from before (below the minimum payout, say).
-	e.db.MustExec(`INSERT INTO settle.adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id)
-		SELECT $1, 'USD', 'held', 12345, 'below the minimum payout', business_date, id FROM settle.runs LIMIT 1`, pair[1])
-	sim.Infinia.SetAvailable(account, "USD", sim.Infinia.Available(account, "USD")+1_000_000)
+	e.carryFor(sim, pair[1], account)
 	e.db.MustExec(`DELETE FROM orders WHERE seller_id = $1 AND confirmed_at >= '2026-11-23 16:00:00+00'`, pair[1])
 	out, code := e.runInfinia(sim, "--date", "2026-11-24")
-	for _, s := range sim.Infinia.RevenueShares() {
-		if s.SellerID == account && s.Amount == 12345 {
-			t.Errorf("next date: seller %s's carried balance paid to seller %s's id %s (exit %d):\n%s", pair[1], pair[0], account, code, out)
-		}
-	}
-	if code != 4 || !strings.Contains(out, "no Infinia seller id") {
-		t.Errorf("next date: exit %d, want 4 carrying seller %s's balance for a person:\n%s", code, pair[1], out)
-	}
-	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = $1 AND amount_minor = 12345 AND netted_into = ''`, pair[1]); n != 1 {
-		t.Errorf("seller %s's carried balance netted into a payout", pair[1])
-	}
+	e.checkCarriedNotPaidThere(sim, pair, account, "next date", out, code)
 }
 
 // TestASellerWithoutInfiniaOrdersIsNotPaidItsCarriedBalanceToTheSharedID:
@@ -379,17 +334,7 @@ func TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDOnALaterDate(t *testing
 func TestASellerWithoutInfiniaOrdersIsNotPaidItsCarriedBalanceToTheSharedID(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
-	e.mustSettle("seed", "--date", "2026-11-24", "--orders", "300", "--sellers", "30", "--seed", "6")
-	var pair []string
-	if err := e.db.Select(&pair, `SELECT DISTINCT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY 1 LIMIT 2`); err != nil || len(pair) != 2 {
-		t.Fatalf("two sellers paid by Infinia: %v %v", pair, err)
-	}
-	var account string
-	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, pair[0]); err != nil {
-		t.Fatal(err)
-	}
-	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, pair[1])
+	pair, account := e.sharedInfiniaPair(testDate, "2026-11-24")
 	// T's orders of the date are WeChat Pay's (one at least), none of them later.
 	e.db.MustExec(`UPDATE orders SET provider = 'wechatpay', provider_txn_id = NULL, currency = 'CNY'
 		WHERE seller_id = $1 AND provider <> 'wechatpay' AND confirmed_at < '2026-11-23 16:00:00+00'`, pair[1])
@@ -404,21 +349,56 @@ func TestASellerWithoutInfiniaOrdersIsNotPaidItsCarriedBalanceToTheSharedID(t *t
 	sim := e.sim(nil, 30, nil, balance)
 	sim.Infinia.SetAvailable(account, "USD", sim.Infinia.Available(account, "USD")+1_000_000)
 	out, code := e.runInfinia(sim)
-	for _, s := range sim.Infinia.RevenueShares() {
-		if s.SellerID == account && s.Amount == 12345 {
-			t.Errorf("seller %s's carried balance paid to seller %s's id %s (exit %d):\n%s", pair[1], pair[0], account, code, out)
-		}
-	}
+	e.checkCarriedNotPaidThere(sim, pair, account, "the date", out, code)
 	out, code = e.runInfinia(sim, "--date", "2026-11-24")
+	e.checkCarriedNotPaidThere(sim, pair, account, "next date", out, code)
+}
+
+// sharedInfiniaPair seeds dates (300 orders of 30 sellers each) and gives
+// the second of the first two sellers paid by Infinia the first's Infinia
+// seller id, as a copied row does: the two, and the id.
+func (e *env) sharedInfiniaPair(dates ...string) ([]string, string) {
+	e.t.Helper()
+	for i, d := range dates {
+		e.mustSettle("seed", "--date", d, "--orders", "300", "--sellers", "30", "--seed", strconv.Itoa(5+i))
+	}
+	var pair []string
+	if err := e.db.Select(&pair, `SELECT DISTINCT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY 1 LIMIT 2`); err != nil || len(pair) != 2 {
+		e.t.Fatalf("two sellers paid by Infinia: %v %v", pair, err)
+	}
+	var account string
+	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, pair[0]); err != nil {
+		e.t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, pair[1])
+	return pair, account
+}
+
+// carryFor opens a balance of 123.45 USD carried for seller from before
+// (a payout below the minimum, say), of the first run's date, and has
+// Infinia hold enough of account's share to pay it.
+func (e *env) carryFor(sim *paysim.Sim, seller, account string) {
+	e.t.Helper()
+	e.db.MustExec(`INSERT INTO settle.adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id)
+		SELECT $1, 'USD', 'held', 12345, 'below the minimum payout', business_date, id FROM settle.runs LIMIT 1`, seller)
+	sim.Infinia.SetAvailable(account, "USD", sim.Infinia.Available(account, "USD")+1_000_000)
+}
+
+// checkCarriedNotPaidThere checks that the second seller of pair's balance
+// of 123.45 USD carried from before was not paid to account, the first's
+// Infinia id, and is carried for a person (a run's out and exit code,
+// when).
+func (e *env) checkCarriedNotPaidThere(sim *paysim.Sim, pair []string, account, when, out string, code int) {
+	e.t.Helper()
 	for _, s := range sim.Infinia.RevenueShares() {
 		if s.SellerID == account && s.Amount == 12345 {
-			t.Errorf("next date: seller %s's carried balance paid to seller %s's id %s (exit %d):\n%s", pair[1], pair[0], account, code, out)
+			e.t.Errorf("%s: seller %s's carried balance paid to seller %s's id %s (exit %d):\n%s", when, pair[1], pair[0], account, code, out)
 		}
 	}
 	if code != 4 || !strings.Contains(out, "no Infinia seller id") {
-		t.Errorf("next date: exit %d, want 4 carrying seller %s's balance for a person:\n%s", code, pair[1], out)
+		e.t.Errorf("%s: exit %d, want 4 carrying seller %s's balance for a person:\n%s", when, code, pair[1], out)
 	}
 	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = $1 AND amount_minor = 12345 AND netted_into = ''`, pair[1]); n != 1 {
-		t.Errorf("seller %s's carried balance netted into a payout", pair[1])
+		e.t.Errorf("%s: seller %s's carried balance netted into a payout", when, pair[1])
 	}
 }

@@ -21,19 +21,33 @@ const sellerHoldsQuery = `SELECT i.seller_id, i.channel, i.currency, count(*), s
 // (pipeline.SellerHoldPrefix), by seller, channel and currency, in that
 // order.
 func (l *Ledger) SellerHolds(ctx context.Context, runID int64) ([]pipeline.SellerHold, error) {
-	rows, err := l.db.QueryContext(ctx, sellerHoldsQuery, runID, pipeline.SellerHoldPrefix)
+	out, err := l.sellerHolds(ctx, sellerHoldsQuery, runID, pipeline.SellerHoldPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("read the orders held for their sellers' accounts: %w", err)
+	}
+	for i := range out {
+		out[i].Reason = out[i].Reason[len(pipeline.SellerHoldPrefix):]
+	}
+	return out, nil
+}
+
+// sellerHolds runs q, a query of a run's items by seller, channel and
+// currency (sellerHoldsQuery's columns) with its run and its reasons'
+// prefix, each row a SellerHold with its whole reason.
+func (l *Ledger) sellerHolds(ctx context.Context, q string, runID int64, prefix string) ([]pipeline.SellerHold, error) {
+	rows, err := l.db.QueryContext(ctx, q, runID, prefix)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []pipeline.SellerHold
 	for rows.Next() {
 		var h pipeline.SellerHold
-		var ch, cur, reason string
-		if err := rows.Scan(&h.SellerID, &ch, &cur, &h.Orders, &h.Share, &reason); err != nil {
+		var ch, cur string
+		if err := rows.Scan(&h.SellerID, &ch, &cur, &h.Orders, &h.Share, &h.Reason); err != nil {
 			return nil, err
 		}
-		h.Channel, h.Currency, h.Reason = pipeline.Channel(ch), pipeline.Currency(cur), reason[len(pipeline.SellerHoldPrefix):]
+		h.Channel, h.Currency = pipeline.Channel(ch), pipeline.Currency(cur)
 		out = append(out, h)
 	}
 	return out, rows.Err()
@@ -55,22 +69,11 @@ const sellersRejectedHeldQuery = `SELECT i.seller_id, i.channel, i.currency, cou
 // the run, or the whole table, on every Infinia distribute stage (found
 // by a review).
 func (l *Ledger) SellersRejectedHeld(ctx context.Context, runID int64) ([]pipeline.SellerHold, error) {
-	rows, err := l.db.QueryContext(ctx, sellersRejectedHeldQuery, runID, pipeline.RejectedSellerHold)
+	out, err := l.sellerHolds(ctx, sellersRejectedHeldQuery, runID, pipeline.RejectedSellerHold)
 	if err != nil {
 		return nil, fmt.Errorf("read the orders a person rejected while held for their sellers' accounts: %w", err)
 	}
-	defer rows.Close()
-	var out []pipeline.SellerHold
-	for rows.Next() {
-		var h pipeline.SellerHold
-		var ch, cur string
-		if err := rows.Scan(&h.SellerID, &ch, &cur, &h.Orders, &h.Share, &h.Reason); err != nil {
-			return nil, err
-		}
-		h.Channel, h.Currency = pipeline.Channel(ch), pipeline.Currency(cur)
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // MoveSellerHolds records the accounts the platform's sellers give the
