@@ -106,18 +106,7 @@ func TestPaysimCreatesTheProvidersSideOfASeededDay(t *testing.T) {
 		done <- run(ctx, []string{"--dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0",
 			"--platform-db", url, "--date", "2026-11-23", "--balance", "5000"}, out)
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "export SETTLE_PAYPROTOCOL_URL") {
-		select {
-		case err := <-done:
-			t.Fatalf("paysim stopped: %v\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no configuration printed:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitPrinted(t, out, done, "export SETTLE_PAYPROTOCOL_URL")
 	defer func() { cancel(); <-done }()
 	var pp, wx int
 	var stateURL string
@@ -292,18 +281,7 @@ func TestPaysimFundsTheDaysOtherCurrencies(t *testing.T) {
 			done <- run(ctx, append([]string{"--dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0",
 				"--platform-db", url, "--date", "2026-11-23"}, tc.args...), out)
 		}()
-		deadline := time.Now().Add(20 * time.Second)
-		for !strings.Contains(out.String(), "export SETTLE_PAYPROTOCOL_URL") {
-			select {
-			case err := <-done:
-				t.Fatalf("paysim stopped: %v\n%s", err, out.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no configuration printed:\n%s", out.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitPrinted(t, out, done, "export SETTLE_PAYPROTOCOL_URL")
 		var stateURL string
 		for _, line := range strings.Split(out.String(), "\n") {
 			if _, u, ok := strings.Cut(line, "curl -s "); ok {
@@ -369,8 +347,18 @@ func TestPaysimExportsTheZoneOfTheDayItCreated(t *testing.T) {
 			"--platform-db", url, "--date", d.String(), "--tz", "America/New_York"}, out)
 	}()
 	defer func() { cancel(); <-done }()
+	waitPrinted(t, out, done, "export SETTLE_WECHAT_RECEIVER_NAME")
+	if !strings.Contains(out.String(), "\nexport SETTLE_TZ=America/New_York\n") {
+		t.Fatalf("the configuration does not name the zone of the day paysim created:\n%s", out.String())
+	}
+}
+
+// waitPrinted waits, up to 20 s, until paysim (its run's end on done) has
+// printed marker in out; it fails t if paysim stopped or never printed it.
+func waitPrinted(t *testing.T, out *syncWriter, done <-chan error, marker string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "export SETTLE_WECHAT_RECEIVER_NAME") {
+	for !strings.Contains(out.String(), marker) {
 		select {
 		case err := <-done:
 			t.Fatalf("paysim stopped: %v\n%s", err, out.String())
@@ -380,8 +368,5 @@ func TestPaysimExportsTheZoneOfTheDayItCreated(t *testing.T) {
 			t.Fatalf("no configuration printed:\n%s", out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(out.String(), "\nexport SETTLE_TZ=America/New_York\n") {
-		t.Fatalf("the configuration does not name the zone of the day paysim created:\n%s", out.String())
 	}
 }
