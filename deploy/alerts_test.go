@@ -248,6 +248,7 @@ type rule = struct {
 	For         string            `json:"for"`
 	Labels      map[string]string `json:"labels"`
 	Annotations map[string]string `json:"annotations"`
+	File        string            `json:"-"` // the rule file it is in
 }
 
 // alertRules is every rule of deploy/prometheus's rule files.
@@ -268,7 +269,10 @@ func alertRules(t *testing.T) []rule {
 			t.Fatalf("%s: %v", file, err)
 		}
 		for _, g := range rf.Groups {
-			out = append(out, g.Rules...)
+			for _, r := range g.Rules {
+				r.File = file
+				out = append(out, r)
+			}
 		}
 	}
 	return out
@@ -285,67 +289,51 @@ func TestAlertRulesNameWhatSettleWrites(t *testing.T) {
 	for name, labels := range kubeStateMetrics {
 		families[name] = labels
 	}
-	files, err := filepath.Glob("prometheus/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no alert rules in deploy/prometheus: %v", err)
-	}
 	used := map[string]bool{}
 	exitCodes := map[string]bool{}
 	exitRule := regexp.MustCompile(`settle_exit_code\s*==\s*(\d+)`)
-	for _, file := range files {
-		b, err := os.ReadFile(file)
+	for _, rule := range alertRules(t) {
+		where := rule.File + ": " + rule.Alert
+		if rule.Alert == "" || rule.Expr == "" || rule.Labels["severity"] == "" || rule.Annotations["summary"] == "" {
+			t.Errorf("%s: a rule needs alert, expr, a severity label and a summary: %+v", where, rule)
+		}
+		if rule.For != "" {
+			if _, err := model.ParseDuration(rule.For); err != nil {
+				t.Errorf("%s: for %q: %v", where, rule.For, err)
+			}
+		}
+		for _, m := range exitRule.FindAllStringSubmatch(rule.Expr, -1) {
+			exitCodes[m[1]] = true
+		}
+		sels, grouping, err := parseExpr(rule.Expr)
 		if err != nil {
-			t.Fatal(err)
+			t.Errorf("%s: expr %q: %v", where, rule.Expr, err)
+			continue
 		}
-		var rf ruleFile
-		if err := yaml.UnmarshalStrict(b, &rf); err != nil {
-			t.Fatalf("%s: %v", file, err)
+		var known []string
+		for _, s := range sels {
+			labels, ok := families[s.metric]
+			if !ok {
+				t.Errorf("%s: settle writes no metric %s", where, s.metric)
+				continue
+			}
+			used[s.metric] = true
+			for name, value := range s.matchers {
+				values, ok := labels[name]
+				switch {
+				case !ok && !slices.Contains(addedLabels, name):
+					t.Errorf("%s: %s has no label %s", where, s.metric, name)
+				case ok && value != "" && !slices.Contains(openLabels, name) && !slices.Contains(values, value):
+					t.Errorf("%s: %s{%s} is never %q (written: %v)", where, s.metric, name, value, values)
+				}
+			}
+			for name := range labels {
+				known = append(known, name)
+			}
 		}
-		for _, g := range rf.Groups {
-			for _, rule := range g.Rules {
-				where := file + ": " + rule.Alert
-				if rule.Alert == "" || rule.Expr == "" || rule.Labels["severity"] == "" || rule.Annotations["summary"] == "" {
-					t.Errorf("%s: a rule needs alert, expr, a severity label and a summary: %+v", where, rule)
-				}
-				if rule.For != "" {
-					if _, err := model.ParseDuration(rule.For); err != nil {
-						t.Errorf("%s: for %q: %v", where, rule.For, err)
-					}
-				}
-				for _, m := range exitRule.FindAllStringSubmatch(rule.Expr, -1) {
-					exitCodes[m[1]] = true
-				}
-				sels, grouping, err := parseExpr(rule.Expr)
-				if err != nil {
-					t.Errorf("%s: expr %q: %v", where, rule.Expr, err)
-					continue
-				}
-				var known []string
-				for _, s := range sels {
-					labels, ok := families[s.metric]
-					if !ok {
-						t.Errorf("%s: settle writes no metric %s", where, s.metric)
-						continue
-					}
-					used[s.metric] = true
-					for name, value := range s.matchers {
-						values, ok := labels[name]
-						switch {
-						case !ok && !slices.Contains(addedLabels, name):
-							t.Errorf("%s: %s has no label %s", where, s.metric, name)
-						case ok && value != "" && !slices.Contains(openLabels, name) && !slices.Contains(values, value):
-							t.Errorf("%s: %s{%s} is never %q (written: %v)", where, s.metric, name, value, values)
-						}
-					}
-					for name := range labels {
-						known = append(known, name)
-					}
-				}
-				for _, name := range grouping {
-					if !slices.Contains(known, name) && !slices.Contains(addedLabels, name) {
-						t.Errorf("%s: groups by %s, a label none of its metrics has", where, name)
-					}
-				}
+		for _, name := range grouping {
+			if !slices.Contains(known, name) && !slices.Contains(addedLabels, name) {
+				t.Errorf("%s: groups by %s, a label none of its metrics has", where, name)
 			}
 		}
 	}
