@@ -74,9 +74,28 @@ func reportCommand(cfg *config) *cli.Command {
 					fmt.Fprintf(cfg.stdout, "run %s shard %s: not started: its sellers are not settled, nor in these reports (settle run --date %s runs it)\n", d, k.Shard, d)
 				}
 			}
-			return nil
+			// Reports whose lines do not balance (sellers.csv's two sums,
+			// summary.csv's) are what a run's reconcile stage ends 4 on:
+			// the ledger holds money it cannot account for. Written as
+			// they are, they were exit 0, "all is well", with false in a
+			// column nobody reads at 3 a.m.
+			return unbalancedReports(c.Context, l, d)
 		},
 	}
+}
+
+// unbalancedReports is a NeedsPerson error (exit 4) listing the lines of
+// date d's sellers.csv and summary.csv that do not balance, or nil.
+func unbalancedReports(ctx context.Context, l *ledger.Ledger, d pipeline.Date) error {
+	lines, err := l.Unbalanced(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole})
+	if err != nil || len(lines) == 0 {
+		return err
+	}
+	problems := pipeline.Problems{Summary: fmt.Sprintf("the reports of %s were written, and %d of their lines do not balance: the ledger holds money they do not account for, a person must find why (settle status --date %s; each line follows)", d, len(lines), d)}
+	for _, line := range lines {
+		problems.Add(line)
+	}
+	return problems.NeedsPerson()
 }
 
 // reportWriter writes a date's reports from the ledger.

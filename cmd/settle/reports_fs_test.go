@@ -242,3 +242,31 @@ func TestShardsCheckingTheirDateDirectoryAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestReportsThatDoNotBalanceAreExit4: settle report wrote reports with a
+// summary.csv line that does not balance (an item in a state the summary
+// does not account for) and exited 0, where the run's reconcile stage
+// ends 4 on the same line. It now writes them and ends 4 naming the line.
+func TestReportsThatDoNotBalanceAreExit4(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(10, 0)
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll)
+	if out, code := e.settle("report", "--date", testDate, "--out", e.reports); code != 0 {
+		t.Fatalf("settle report of a balanced date: exit %d:\n%s", code, out)
+	}
+	res, err := e.db.Exec(`UPDATE settle.items SET state = 'verified' WHERE order_no = (SELECT min(order_no) FROM settle.items WHERE seller_minor > 0)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("%d items changed, want 1", n)
+	}
+	out, code := e.settle("report", "--date", testDate, "--out", e.reports)
+	if code != 4 || !strings.Contains(out, "of their lines do not balance") || !strings.Contains(out, "summary.csv ") {
+		t.Fatalf("settle report, a summary line that does not balance: exit %d, want 4 naming it:\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(e.reports, testDate, load.ManifestName)); err != nil {
+		t.Errorf("the reports were not written whole: %v", err)
+	}
+}
