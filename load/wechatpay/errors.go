@@ -78,7 +78,17 @@ const (
 	failHTTP                     // an error status without a usable {code, message}
 	failCode                     // an error status with WeChat Pay's {code, message, detail}
 	failBadAnswer                // an answer we cannot use (signature, format)
+	failAccepted                 // HTTP 202: accepted, not processed yet; WeChat Pay asks for the same request again
 )
+
+// errAccepted is the cause of a signed HTTP 202 answer: WeChat Pay Global
+// publishes 202 as "服务器已接受请求,但尚未处理 - 请使用原参数重复请求一遍"
+// (accepted, not processed yet: send the same request again with the
+// same parameters; pay.weixin.qq.com/doc/global/v3/zh/4012354972). It is
+// no answer to read: a query is asked again, a request idempotent by
+// out_order_no sent again as it is, and a money request whose calls all
+// end so has an unknown outcome (it was accepted), resolved by its query.
+var errAccepted = errors.New("accepted, not processed yet (HTTP 202): WeChat Pay asks for the same request again")
 
 // Error is a failed call: which API, about what, and what WeChat Pay (or
 // the network) said. Err is the cause: ErrNotFound, ErrUnknownOutcome
@@ -141,7 +151,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // (Config.NotReadyCodes).
 func (e *Error) Transient() bool {
 	switch e.kind {
-	case failNotSent, failNoAnswer:
+	case failNotSent, failNoAnswer, failAccepted:
 		return true
 	case failHTTP, failCode:
 		return e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500 || e.NotReady()
@@ -218,10 +228,11 @@ func (e *Error) notTaken() bool {
 }
 
 // mayBeApplied reports whether a failed attempt may still have been
-// processed: no answer, an answer we cannot trust, or a server error.
+// processed: no answer, an answer we cannot trust, a server error, or
+// HTTP 202 (accepted, not processed yet).
 func (e *Error) mayBeApplied() bool {
 	switch e.kind {
-	case failNoAnswer, failBadAnswer:
+	case failNoAnswer, failBadAnswer, failAccepted:
 		return true
 	case failHTTP, failCode:
 		return e.HTTPStatus >= 500
@@ -239,6 +250,8 @@ func (e *Error) retryable(once, keyed bool) bool {
 		return true
 	case failNoAnswer:
 		return !once
+	case failAccepted:
+		return !once || keyed // "repeat with the same parameters": the same out_order_no is the same request
 	case failHTTP, failCode:
 		switch {
 		case e.HTTPStatus == http.StatusTooManyRequests:

@@ -107,6 +107,12 @@ func (c *Client) check(sp spec, resp *http.Response, raw []byte) (answer, *Error
 		}
 		a.signed = true
 	}
+	if resp.StatusCode == http.StatusAccepted {
+		// Accepted, not processed yet: no answer to read (errAccepted).
+		e := sp.fail(failAccepted, errAccepted)
+		e.HTTPStatus, e.RequestID, e.signed = resp.StatusCode, clip(reqID), a.signed
+		return answer{}, e
+	}
 	if ok {
 		return a, nil
 	}
