@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -96,6 +97,13 @@ func ExtractStage(src Source, sellers SellerSource, snap Snapshot, w func(Date) 
 			}
 			if err != nil {
 				return err
+			}
+			carried, err := carriedSellers(ctx, run, snap)
+			if err != nil {
+				return err
+			}
+			for _, id := range carried {
+				ids[id] = true
 			}
 			list := make([]string, 0, len(ids))
 			for id := range ids {
@@ -290,6 +298,20 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 				waiting = waiting[:0]
 				return nil
 			}
+			// The sellers with only a balance carried from earlier dates
+			// first: seen before the day's (sharedWatch), and recorded.
+			carried, err := carriedSellers(ctx, run, day)
+			if err != nil {
+				return err
+			}
+			for _, id := range carried {
+				want[id] = true
+			}
+			if len(want) > 0 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 			// A row no run would settle is the run's to reject.
 			others.to(add, func(r SourceRow) error {
 				if !items.Abandoned() {
@@ -297,7 +319,7 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 				}
 				return nil
 			})
-			err := src.Orders(ctx, w(run.Key.Date), func(row SourceRow) error {
+			err = src.Orders(ctx, w(run.Key.Date), func(row SourceRow) error {
 				if !run.Key.Shard.OwnsRow(row.SellerID, row.OrderNo) {
 					skipped++
 					return others.row(ctx, row)
@@ -578,6 +600,38 @@ type ShardReads interface {
 	// any run, or a reject of the run given with it (runs[i] for
 	// orderNos[i]).
 	Holding(ctx context.Context, orderNos []string, runs []int64) (map[string]bool, error)
+}
+
+// CarriedSellers is what ExtractStage and ExtractTransform ask of their
+// store, where it has it (the ledger does): the sellers with a balance
+// carried from earlier dates still open.
+//
+// A run looks those of its shard up with the sellers of the day's rows, and
+// records them with its snapshot, so that it pays a seller with only a
+// carried balance that day to the account the platform gives it now, as
+// it pays every other seller: it paid it to the account the last run that
+// read the seller recorded, which the platform may have corrected since
+// (an id that was another seller's, say), and a seller with none now was
+// paid all the same. A seller
+// the platform no longer gives keeps being paid to that last account.
+type CarriedSellers interface {
+	// CarriedSellers returns, sorted, the sellers with a carried
+	// balance of a date up to d not netted into a payout yet.
+	CarriedSellers(ctx context.Context, d Date) ([]string, error)
+}
+
+// carriedSellers is the store's CarriedSellers of run's date that run's
+// shard owns (none when the store has no CarriedSellers).
+func carriedSellers(ctx context.Context, run *Run, store any) ([]string, error) {
+	c, ok := store.(CarriedSellers)
+	if !ok {
+		return nil, nil
+	}
+	ids, err := c.CarriedSellers(ctx, run.Key.Date)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(ids, func(id string) bool { return !run.Key.Shard.Owns(id) }), nil
 }
 
 // RowShard is the index of the shard of s's sharding that owns a row

@@ -9,6 +9,7 @@ import (
 
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/seed"
 )
 
 // TestSellersSharingAnInfiniaIDAreNotPaid: the platform gives two sellers
@@ -401,4 +402,63 @@ func (e *env) checkCarriedNotPaidThere(sim *paysim.Sim, pair []string, account, 
 	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = $1 AND amount_minor = 12345 AND netted_into = ''`, pair[1]); n != 1 {
 		e.t.Errorf("%s: seller %s's carried balance netted into a payout", when, pair[1])
 	}
+}
+
+// TestASellerWithOnlyACarriedBalanceIsNotPaidToAnAccountNoLongerItsOwn: a
+// seller with no order on the date and a balance carried from an earlier
+// one was paid it to the Infinia id the last run that read the seller
+// recorded, though the platform had corrected it since: here an id that is
+// another seller's, who received the money. A run now reads such a seller
+// with its snapshot and treats it as a seller of the day whose id changed
+// ("A seller's Infinia seller id changed while a balance of it is
+// carried"): the new account's available share does not hold what the old
+// one was given, so the balance stays carried for a person (exit 4); with
+// no id now, it is carried for its id.
+func TestASellerWithOnlyACarriedBalanceIsNotPaidToAnAccountNoLongerItsOwn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
+	var other string
+	if err := e.db.Get(&other, `SELECT min(seller_id) FROM orders WHERE provider = 'infiniapay'`); err != nil {
+		t.Fatal(err)
+	}
+	var wrong string
+	if err := e.db.Get(&wrong, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, other); err != nil {
+		t.Fatal(err)
+	}
+	// SC, of no order on the date: an earlier date's run read it with
+	// the other seller's id, since corrected to its own, and carried its
+	// balance; Infinia holds it in that id's available share.
+	now := seed.InfiniaID(31)
+	e.db.MustExec(`INSERT INTO sellers (seller_id, name, infinia_seller_id) VALUES ('SC', 'Carried', $1)`, now)
+	e.db.MustExec(`INSERT INTO settle.runs (business_date, shard_index, shard_count, state, time_zone, rules_hash, config_hash)
+		VALUES ('2026-11-20', 0, 1, 'done', 'Asia/Shanghai', '', '')`)
+	e.db.MustExec(`INSERT INTO settle.run_sellers (run_id, seller_id, name, infinia_seller_id)
+		SELECT id, 'SC', 'Carried', $1 FROM settle.runs WHERE business_date = '2026-11-20'`, wrong)
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 31, nil, balance)
+	e.carryFor(sim, "SC", wrong)
+	check := func(when, want, out string, code int) {
+		t.Helper()
+		for _, s := range sim.Infinia.RevenueShares() {
+			if s.Amount == 12345 {
+				t.Errorf("%s: SC's carried balance paid to %s (SC's id now %s, seller %s's %s):\n%s", when, s.SellerID, now, other, wrong, out)
+			}
+		}
+		if code != 4 || !strings.Contains(out, want) {
+			t.Errorf("%s: exit %d, want 4 carrying SC's balance (%q):\n%s", when, code, want, out)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = 'SC' AND netted_into = ''`); n != 1 {
+			t.Errorf("%s: SC's carried balance netted into a payout", when)
+		}
+	}
+	out, code := e.runInfinia(sim)
+	check("its id corrected", "SC USD: Infinia shows", out, code)
+
+	// The platform takes SC's id away: the next date carries the balance
+	// for its id.
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = 'SC'`)
+	e.mustSettle("seed", "--date", "2026-11-24", "--orders", "300", "--sellers", "30", "--seed", "6")
+	out, code = e.runInfinia(sim, "--date", "2026-11-24")
+	check("no id now", "no Infinia seller id", out, code)
 }

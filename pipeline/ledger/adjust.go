@@ -350,6 +350,19 @@ func insertAdjustment(ctx context.Context, tx *sql.Tx, run *pipeline.Run, a pipe
 	return id, nil
 }
 
+// CarriedSellers returns, sorted, the sellers with a carried balance of a
+// date up to d not netted into a payout yet (pipeline.CarriedSellers): what
+// EachPayoutCandidate merges in as their open balances, by the index of
+// the open entries.
+func (l *Ledger) CarriedSellers(ctx context.Context, d pipeline.Date) ([]string, error) {
+	var ids []string
+	if err := l.db.SelectContext(ctx, &ids, `SELECT DISTINCT seller_id FROM adjustments
+		WHERE netted_into = '' AND business_date <= $1 ORDER BY 1`, d.String()); err != nil {
+		return nil, fmt.Errorf("read the sellers with a carried balance: %w", err)
+	}
+	return ids, nil
+}
+
 // OpenCarries returns every seller's open carried balance by currency -
 // the entries of dates up to upTo (zero: all) - with the seller's Infinia
 // id as last recorded, ordered by seller and currency.

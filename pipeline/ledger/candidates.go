@@ -14,8 +14,13 @@ import (
 // a seller whose items all wait on a payout comes with 0, so that its
 // payout is resolved), merged with every seller's open carried balance up
 // to the run's date (all sellers: the caller keeps those of its shard),
-// with the seller's account at provider (see PayoutCandidate.Account: a
-// carried-only seller's last recorded account counts for none when its
+// with the seller's account at provider: the run's record of the seller
+// (a run reads the sellers with an open carried balance of its shard with
+// the day's, pipeline.CarriedSellers), else, for one the run did not
+// record (the platform no longer gives it, or its balance was carried
+// after the run read the day), its last recorded account (see
+// PayoutCandidate.Account: a carried-only seller's last recorded account
+// counts for none when its
 // run held the seller's orders at the channels for it, so that a balance
 // carried from the date a seller was held for an id another seller has
 // too is not paid there on a later date: found by a review; nor, where an

@@ -1,0 +1,78 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// A run reads, with the day's sellers, those of its shard with a balance
+// carried from an earlier date still open, and records them with its
+// snapshot (pipeline.CarriedSellers): a seller of no order that day was
+// paid its balance to the account last recorded for it, whatever the
+// platform had corrected since. Not a balance of a later date, nor one
+// netted already, nor another shard's seller. Both ways of reading a day.
+func TestARunRecordsItsSellersWithACarriedBalance(t *testing.T) {
+	for i, way := range []string{"one pass", "stages"} {
+		t.Run(way, func(t *testing.T) {
+			l, _ := open(t)
+			ctx := context.Background()
+			d := pipeline.Date{Year: 2026, Month: 11, Day: 10 + i}
+			at := time.Date(d.Year, time.Month(d.Month), d.Day, 12, 0, 0, 0, time.UTC)
+			zero := pipeline.Shard{Index: 0, Count: 2}
+			var mine, theirs []string // sellers of shard 0, of shard 1
+			for n := 0; len(mine) < 4 || len(theirs) < 1; n++ {
+				if s := fmt.Sprintf("S%d", n); zero.Owns(s) {
+					mine = append(mine, s)
+				} else {
+					theirs = append(theirs, s)
+				}
+			}
+			earlier, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d.AddDays(-3), Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			carry := func(seller string, date pipeline.Date, netted string) {
+				l.DB().MustExec(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id, netted_into, netted_date)
+					VALUES ($1, 'USD', 'held', 100, 'below the minimum payout', $2, $3, $4, CASE WHEN $4 <> '' THEN $2::date END)`, seller, date.String(), earlier.ID, netted)
+			}
+			carry(mine[1], d.AddDays(-3), "")         // read
+			carry(mine[2], d.AddDays(1), "")          // a later date's: not
+			carry(mine[3], d.AddDays(-3), "RS/X/Y/Z") // netted: not
+			carry(theirs[0], d.AddDays(-3), "")       // another shard's: not
+			run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: zero}, pipeline.RunParams{TimeZone: "UTC"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows := rowsSource{rows: []pipeline.SourceRow{{Seq: 1, OrderNo: sp("A1"), SellerID: sp(mine[0]), Provider: sp("infiniapay"),
+				Currency: sp("USD"), AmountMinor: sp("10"), RefundedMinor: sp("0"), PaidAt: &at, ConfirmedAt: &at}}}
+			classifier := func(func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
+				return func(r pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
+					o := pipeline.Order{Seq: r.Seq, OrderNo: *r.OrderNo, SellerID: *r.SellerID, Channel: chInfinia,
+						Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
+					return pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}, nil, nil
+				}
+			}
+			window := func(pipeline.Date) pipeline.Window { return pipeline.Window{} }
+			if way == "one pass" {
+				if s, err := pipeline.ExtractTransform(rows, allSellers{}, l, window, classifier)(ctx, run); err != nil || len(s) != 2 {
+					t.Fatalf("pass: %q, %v", s, err)
+				}
+			} else if _, err := pipeline.ExtractStage(rows, allSellers{}, l, window)(ctx, run); err != nil {
+				t.Fatal(err)
+			}
+			got, err := l.RunSellers(ctx, run.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{mine[0], mine[1]}; !slices.Equal(slices.Sorted(maps.Keys(got)), want) {
+				t.Errorf("sellers recorded %v, want %v (the day's and the one with a balance carried)", slices.Sorted(maps.Keys(got)), want)
+			}
+		})
+	}
+}
