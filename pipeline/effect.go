@@ -79,6 +79,15 @@ type Outcome struct {
 // it.
 var ErrNotTaken = errors.New("request not taken by the provider: no money moved")
 
+// ErrKeyTaken is what the ledger wraps when an effect is planned under an
+// idempotency key another subject's effect holds already: the two keys'
+// short hashes collide (48 bits of the subject's parts, so two sellers'
+// or two orders' keys can be the same). Nothing is recorded. The subject
+// is held for a person, never sent under the other's key (the provider
+// would answer the other's request) and never the whole stage's failure:
+// the other subjects go on.
+var ErrKeyTaken = errors.New("its idempotency key is another subject's already (their keys collide)")
+
 // NotTaken marks err, a send's error, as ErrNotTaken, its text unchanged.
 func NotTaken(err error) error { return notTaken{err} }
 

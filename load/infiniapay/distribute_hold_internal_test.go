@@ -281,3 +281,50 @@ func TestABalanceRefusedInOneCurrencyHoldsBackOnlyThatCurrency(t *testing.T) {
 		t.Errorf("problems %v, want the refused currency for a person", p)
 	}
 }
+
+// keyTakenStore is planStore whose ledger refuses the payouts of the
+// sellers in taken: their requestNos are other sellers' already.
+type keyTakenStore struct {
+	*planStore
+	taken map[string]bool
+}
+
+func (s *keyTakenStore) PlanPayout(ctx context.Context, run *pipeline.Run, seller string, chs []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error) {
+	if s.taken[seller] {
+		return e, fmt.Errorf("plan %s %s: key %s is already %s OTHER's (attempt 1): %w", e.Kind, e.Subject, e.Key, e.Kind, pipeline.ErrKeyTaken)
+	}
+	return s.planStore.PlanPayout(ctx, run, seller, chs, e)
+}
+
+// TestARevenueShareWhoseKeyIsAnotherSellersIsCarriedAlone: two seller
+// ids whose requestNos' 48-bit hashes collide (C08131670 and C35223824 in
+// USD: found in a minute) had the ledger refuse the second's payout, and
+// that error stopped the whole distribute stage, on every run of the
+// date: no seller of the date was paid. The seller whose payout the
+// ledger refuses for its key is carried for a person; the others are
+// planned and paid.
+func TestARevenueShareWhoseKeyIsAnotherSellersIsCarriedAlone(t *testing.T) {
+	day := pipeline.Date{Year: 2026, Month: 12, Day: 1}
+	ps := &planStore{carried: map[string]string{}, planned: map[string]int64{}, cands: []pipeline.PayoutCandidate{
+		{SellerID: "A", Currency: "USD", Payable: 1000, Items: 1, Account: "I1"},
+		{SellerID: "B", Currency: "USD", Payable: 500, Items: 1, Account: "I2"},
+		{SellerID: "C", Currency: "EUR", Payable: 700, Items: 1, Account: "I3"},
+	}}
+	s := &keyTakenStore{planStore: ps, taken: map[string]bool{"B": true}}
+	c := StageConfig{Store: s, API: &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"USD": 1 << 40, "EUR": 1 << 40}}}
+	c.defaults()
+	d := &distribution{c: &c, run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: day, Shard: pipeline.Whole}}}
+	if err := d.plan(context.Background()); err != nil {
+		t.Fatalf("planning stopped: %v; want the seller whose key is taken carried, the others planned", err)
+	}
+	if want := map[string]int64{"A USD": 1000, "C EUR": 700}; !maps.Equal(ps.planned, want) {
+		t.Errorf("planned %v, want %v", ps.planned, want)
+	}
+	key := RevenueShareRequestNo(day, "B", "USD", 1)
+	if why := ps.carried["B USD"]; !strings.Contains(why, key) || !strings.Contains(why, "OTHER") {
+		t.Errorf("B USD carried %q, want it carried naming its key %s and the subject holding it", why, key)
+	}
+	if p := d.problems.NeedsPerson(); p == nil || !strings.Contains(p.Error(), "seller B USD") {
+		t.Errorf("problems %v, want seller B for a person", p)
+	}
+}

@@ -493,6 +493,12 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 					d.problem("%v", err)
 					return nil
 				}
+				if errors.Is(err, pipeline.ErrKeyTaken) {
+					// Its requestNo is another seller's: sent, it would be
+					// answered as that seller's share. This seller's alone
+					// waits, for a person; the others are paid.
+					return d.hold(ctx, p, pipeline.NeedsAPerson(fmt.Sprintf("revenue share not sent: %v", err)))
+				}
 				return err
 			}
 			d.drive(e)

@@ -480,7 +480,10 @@ func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID str
 		stored, err = scanEffect(tx.QueryRowContext(ctx, `SELECT `+effectColumns+` FROM effects WHERE idem_key = $1`, e.Key))
 		return err
 	})
-	return stored, err
+	if err != nil {
+		return stored, l.keyTaken(ctx, e, err)
+	}
+	return stored, nil
 }
 
 // PayoutSucceeded marks paid what a successful revenue share paid: the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -299,5 +300,40 @@ func writeShares(t *testing.T, l *ledger.Ledger, run *pipeline.Run, at time.Time
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAPayoutWhoseKeyIsAnotherSubjectsIsRefusedAsKeyTaken: the requestNo
+// of a revenue share is a 48-bit hash of its seller and currency, so two
+// sellers' can be the same. The ledger's unique index refuses the second;
+// PlanPayout and PlanEffect say so as pipeline.ErrKeyTaken, naming the
+// subject holding the key, and record nothing (the stage carries that
+// seller alone). Before, it was a bare unique violation, which stopped the
+// date's distribute stage on every run.
+func TestAPayoutWhoseKeyIsAnotherSubjectsIsRefusedAsKeyTaken(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := carryFixture(t, l)
+	e := payout(run, 3100, 1)
+	other := pipeline.Effect{RunID: run.ID, Kind: kindRevenueShare, Subject: shareSubject(run.Key.Date, "S9", "USD"), Attempt: 1,
+		Key: e.Key, Currency: "USD", Amount: 5}
+	if _, err := l.PlanEffect(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	before := itemRows(t, l)
+	_, err := l.PlanPayout(ctx, run, "S1", shareChannels, e)
+	if !errors.Is(err, pipeline.ErrKeyTaken) || !strings.Contains(err.Error(), other.Subject) {
+		t.Fatalf("PlanPayout under S9's key: %v; want ErrKeyTaken naming %s", err, other.Subject)
+	}
+	if got := itemRows(t, l); !reflect.DeepEqual(got, before) {
+		t.Fatalf("items after the refused payout\n got %v\nwant %v", got, before)
+	}
+	e.Subject = shareSubject(run.Key.Date, "S8", "USD")
+	if _, err := l.PlanEffect(ctx, e); !errors.Is(err, pipeline.ErrKeyTaken) {
+		t.Fatalf("PlanEffect under S9's key: %v; want ErrKeyTaken", err)
+	}
+	if _, err := l.PlanEffect(ctx, other); err != nil {
+		t.Fatalf("planning S9's own effect again: %v; want it returned as recorded", err)
 	}
 }

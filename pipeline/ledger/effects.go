@@ -32,7 +32,7 @@ func (l *Ledger) PlanEffect(ctx context.Context, e pipeline.Effect) (pipeline.Ef
 	_, err := l.execPrepared(ctx, planEffectOnceSQL,
 		e.RunID, e.Kind, e.Subject, e.Attempt, e.Key, string(e.Currency), e.Amount)
 	if err != nil {
-		return e, fmt.Errorf("plan %s %s: %w", e.Kind, e.Subject, err)
+		return e, l.keyTaken(ctx, e, fmt.Errorf("plan %s %s: %w", e.Kind, e.Subject, err))
 	}
 	stored, err := scanEffect(l.queryRowPrepared(ctx, `SELECT `+effectColumns+` FROM effects
 		WHERE kind = $1 AND subject = $2 AND attempt = $3`, e.Kind, e.Subject, e.Attempt))
@@ -45,6 +45,27 @@ func (l *Ledger) PlanEffect(ctx context.Context, e pipeline.Effect) (pipeline.Ef
 			e.Key, pipeline.Money{Minor: e.Amount, Currency: e.Currency})
 	}
 	return stored, nil
+}
+
+// keyTaken returns err, the error of planning e, as pipeline.ErrKeyTaken,
+// naming the effect that holds e's key, when the ledger's unique index of
+// idempotency keys refused e for another subject's effect (the keys'
+// short hashes collide); any other error as it is. It reads the ledger
+// outside the failed statement's transaction.
+func (l *Ledger) keyTaken(ctx context.Context, e pipeline.Effect, err error) error {
+	var pe *pq.Error
+	if !errors.As(err, &pe) || pe.Code != "23505" || pe.Constraint != "effects_idem_key_key" {
+		return err
+	}
+	var kind, subject string
+	var attempt int
+	if rerr := l.queryRowPrepared(ctx, `SELECT kind, subject, attempt FROM effects WHERE idem_key = $1`, e.Key).Scan(&kind, &subject, &attempt); rerr != nil {
+		return fmt.Errorf("plan %s %s: key %s: %w", e.Kind, e.Subject, e.Key, pipeline.ErrKeyTaken)
+	}
+	if kind == e.Kind && subject == e.Subject {
+		return err // its own key: not a collision
+	}
+	return fmt.Errorf("plan %s %s: key %s is already %s %s's (attempt %d): %w", e.Kind, e.Subject, e.Key, kind, subject, attempt, pipeline.ErrKeyTaken)
 }
 
 // planEffectOnceSQL is PlanEffect's insert.
