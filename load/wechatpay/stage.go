@@ -823,6 +823,12 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 		next.RunID = run.ID
 	}
 	e, err = c.Store.PlanEffect(ctx, next)
+	if errors.Is(err, pipeline.ErrKeyTaken) {
+		// Its out_order_no is another transaction's: sent, it would be
+		// answered as that one's. This transaction alone is held, for a
+		// person; the others go on.
+		return pipeline.Effect{}, pipeline.NeedsAPerson(fmt.Sprintf("nothing sent: %v", err)), OrderStatus{}, nil
+	}
 	return e, nil, OrderStatus{}, err
 }
 

@@ -2,6 +2,7 @@ package wechatpay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -119,6 +120,8 @@ func prepare(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline
 	case err != nil || h != nil:
 		return leftToDistribute, nil
 	}
-	_, err = c.Store.PlanEffect(ctx, first)
+	if _, err = c.Store.PlanEffect(ctx, first); errors.Is(err, pipeline.ErrKeyTaken) {
+		return leftToDistribute, nil // distribute holds it, naming the other
+	}
 	return prepared, err
 }
