@@ -908,3 +908,40 @@ func TestALostTradeFileGoesOutAgainOnceAPersonSaysSo(t *testing.T) {
 	}
 	e.checkPaidOnce(sim, balance)
 }
+
+// TestTwoSellersWhoseTradeFileKeysCollideHoldBackNoOtherSeller: a trade
+// file's requestNo is a 48-bit hash of its seller and currency, so two
+// sellers' can be the same (T23422735 and T25989123 in USD: found in a
+// minute). The ledger refused to record the second file, and that error
+// stopped the upload stage on every run of the date: no seller of the
+// date, of any channel, was paid (found by a review with hostile data).
+// Now that seller's orders wait in no file, unpaid, for a person (exit 4),
+// and every other seller is paid.
+func TestTwoSellersWhoseTradeFileKeysCollideHoldBackNoOtherSeller(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "40", "--sellers", "5", "--seed", "6")
+	if _, err := e.db.Exec(`INSERT INTO sellers (seller_id, name, infinia_seller_id) VALUES
+		('T23422735', 'TD A', 'INF00000901'), ('T25989123', 'TD B', 'INF00000902');
+		INSERT INTO orders (order_no, seller_id, provider, currency, amount_minor, category, paid_at, confirmed_at) VALUES
+		('TDC-A', 'T23422735', 'infiniapay', 'USD', 1000, 'x', '` + testDate + ` 09:00+08', '` + testDate + ` 12:00+08'),
+		('TDC-B', 'T25989123', 'infiniapay', 'USD', 2000, 'x', '` + testDate + ` 09:00+08', '` + testDate + ` 12:00+08')`); err != nil {
+		t.Fatal(err)
+	}
+	sim := e.sim(nil, 5, nil, 1_000_000_000_00)
+	sim.Infinia.SetBinding("INF00000901", "ACTIVE")
+	sim.Infinia.SetBinding("INF00000902", "ACTIVE")
+	out, code := e.runInfinia(sim)
+	if code != 4 || !strings.Contains(out, "collide") {
+		t.Fatalf("exit %d, want 4 naming the trade file whose requestNo collides\n%s", code, out)
+	}
+	waiting := e.count(`SELECT count(*) FROM settle.items WHERE order_no IN ('TDC-A', 'TDC-B') AND state = 'recorded' AND provider_ref = ''`)
+	paid := e.count(`SELECT count(*) FROM settle.items WHERE order_no IN ('TDC-A', 'TDC-B') AND state = 'paid'`)
+	if waiting != 1 || paid != 1 {
+		t.Fatalf("of the two colliding sellers' orders %d wait in no file and %d are paid; want one each\n%s", waiting, paid, out)
+	}
+	others := e.count(`SELECT count(DISTINCT seller_id) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid' AND seller_id LIKE 'S%'`)
+	if others == 0 {
+		t.Fatalf("no other seller was paid\n%s", out)
+	}
+}

@@ -42,7 +42,8 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		if err != nil {
 			return "", err
 		}
-		if err := buildTradeFiles(ctx, &c, run, sellers); err != nil {
+		unbuilt := &pipeline.Problems{}
+		if err := buildTradeFiles(ctx, &c, run, sellers, unbuilt); err != nil {
 			return "", fmt.Errorf("build trade files: %w", err)
 		}
 		all, accepted, refused, err := c.Store.TradeFileCounts(ctx, run.ID)
@@ -107,7 +108,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 				unusable.skip(u.file.Name)
 			}
 		}
-		problems := &pipeline.Problems{}
+		problems := unbuilt
 		accepted, refused, err = awaitUploads(ctx, &c, run, unusable, problems)
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
 			return "", err
@@ -131,17 +132,28 @@ const uploadPage = 1000
 // items in no file yet (the next attempt after the run's earlier files of
 // the seller and currency) and records it with its items, as the ledger's
 // sums stream in, buildParallel files at a time (each is a read of its
-// items, a file written and a commit: the commits overlap).
-func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run, sellers map[string]string) error {
+// items, a file written and a commit: the commits overlap). A file whose
+// requestNo is another file's already (pipeline.ErrKeyTaken: two sellers'
+// keys collide) is not recorded: its items wait in no file, unpaid, one of
+// unbuilt's problems (for a person), and the other files go on.
+func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run, sellers map[string]string, unbuilt *pipeline.Problems) error {
 	progress := pipeline.ProgressFrom(ctx) // a phase of its own: after a verification's
 	progress.Restart(0)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(buildParallel)
+	var mu sync.Mutex
 	err := c.Store.EachUnfiled(gctx, run.ID, c.Channels, func(p pipeline.Payable, last, groups int) error {
 		progress.SetTotal(int64(groups))
 		g.Go(func() error {
 			defer progress.Add(1)
-			return buildTradeFile(gctx, c, run, sellers[p.SellerID], p, last+1)
+			err := buildTradeFile(gctx, c, run, sellers[p.SellerID], p, last+1)
+			if errors.Is(err, pipeline.ErrKeyTaken) {
+				mu.Lock()
+				defer mu.Unlock()
+				unbuilt.Add(fmt.Sprintf("seller %s %s: trade file not uploaded, its orders wait unpaid: %v", p.SellerID, p.Currency, err))
+				return nil
+			}
+			return err
 		})
 		return gctx.Err() // a file failed: read no further
 	})

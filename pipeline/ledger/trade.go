@@ -121,6 +121,16 @@ func (l *Ledger) RecordTradeFile(ctx context.Context, f pipeline.TradeFile, chan
 		return nil
 	})
 	if err != nil {
+		var pe *pq.Error
+		if errors.As(err, &pe) && pe.Code == "23505" && pe.Constraint == "trade_files_request_no_key" {
+			// Another file's requestNo: the keys' short hashes of two
+			// sellers collide. Nothing is recorded.
+			var other string
+			if rerr := l.db.QueryRowContext(ctx, `SELECT name FROM trade_files WHERE request_no = $1`, f.RequestNo).Scan(&other); rerr != nil {
+				other = "another file"
+			}
+			return stored, fmt.Errorf("record trade file %s: its requestNo %s is %s's already: %w", f.Name, f.RequestNo, other, pipeline.ErrKeyTaken)
+		}
 		return stored, fmt.Errorf("record trade file %s: %w", f.Name, err)
 	}
 	return stored, nil
