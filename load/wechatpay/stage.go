@@ -827,7 +827,7 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 		// Its out_order_no is another transaction's: sent, it would be
 		// answered as that one's. This transaction alone is held, for a
 		// person; the others go on.
-		return pipeline.Effect{}, pipeline.NeedsAPerson(fmt.Sprintf("nothing sent: %v", err)), OrderStatus{}, nil
+		return pipeline.Effect{}, pipeline.NeedsAPerson(fmt.Sprintf("nothing sent: %v; settle it by hand at WeChat Pay, then settle resolve --order", err)), OrderStatus{}, nil
 	}
 	return e, nil, OrderStatus{}, err
 }
