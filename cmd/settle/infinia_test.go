@@ -909,39 +909,54 @@ func TestALostTradeFileGoesOutAgainOnceAPersonSaysSo(t *testing.T) {
 	e.checkPaidOnce(sim, balance)
 }
 
-// TestTwoSellersWhoseTradeFileKeysCollideHoldBackNoOtherSeller: a trade
-// file's requestNo is a 48-bit hash of its seller and currency, so two
-// sellers' can be the same (T23422735 and T25989123 in USD: found in a
-// minute). The ledger refused to record the second file, and that error
-// stopped the upload stage on every run of the date: no seller of the
-// date, of any channel, was paid (found by a review with hostile data).
-// Now that seller's orders wait in no file, unpaid, for a person (exit 4),
-// and every other seller is paid.
-func TestTwoSellersWhoseTradeFileKeysCollideHoldBackNoOtherSeller(t *testing.T) {
+// TestSellersWhoseRequestNosCollideAreAllPaid: a trade file's and a
+// revenue share's requestNo is a 48-bit hash of its seller and currency,
+// so two sellers' can be the same (found in a minute: T23422735 and
+// T25989123 for trade files in USD, C08131670 and C35223824 for revenue
+// shares). The ledger refused to record the second, and that error stopped
+// the upload or distribute stage on every run of the date: no seller of
+// the date was paid (found by a review with hostile data). The second is
+// now recorded under its requestNo "taken", and every seller is paid once.
+func TestSellersWhoseRequestNosCollideAreAllPaid(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "40", "--sellers", "5", "--seed", "6")
 	if _, err := e.db.Exec(`INSERT INTO sellers (seller_id, name, infinia_seller_id) VALUES
-		('T23422735', 'TD A', 'INF00000901'), ('T25989123', 'TD B', 'INF00000902');
+		('T23422735', 'TD A', 'INF00000901'), ('T25989123', 'TD B', 'INF00000902'),
+		('C08131670', 'RS A', 'INF00000903'), ('C35223824', 'RS B', 'INF00000904');
 		INSERT INTO orders (order_no, seller_id, provider, currency, amount_minor, category, paid_at, confirmed_at) VALUES
 		('TDC-A', 'T23422735', 'infiniapay', 'USD', 1000, 'x', '` + testDate + ` 09:00+08', '` + testDate + ` 12:00+08'),
-		('TDC-B', 'T25989123', 'infiniapay', 'USD', 2000, 'x', '` + testDate + ` 09:00+08', '` + testDate + ` 12:00+08')`); err != nil {
+		('TDC-B', 'T25989123', 'infiniapay', 'USD', 2000, 'x', '` + testDate + ` 09:00+08', '` + testDate + ` 12:00+08'),
+		('RSC-A', 'C08131670', 'infiniapay', 'USD', 3000, 'x', '` + testDate + ` 09:00+08', '` + testDate + ` 12:00+08'),
+		('RSC-B', 'C35223824', 'infiniapay', 'USD', 4000, 'x', '` + testDate + ` 09:00+08', '` + testDate + ` 12:00+08')`); err != nil {
 		t.Fatal(err)
 	}
-	sim := e.sim(nil, 5, nil, 1_000_000_000_00)
-	sim.Infinia.SetBinding("INF00000901", "ACTIVE")
-	sim.Infinia.SetBinding("INF00000902", "ACTIVE")
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	if infiniapay.TradeRequestNo(d, "T23422735", "USD", 1) != infiniapay.TradeRequestNo(d, "T25989123", "USD", 1) ||
+		infiniapay.RevenueShareRequestNo(d, "C08131670", "USD", 1) != infiniapay.RevenueShareRequestNo(d, "C35223824", "USD", 1) {
+		t.Fatal("the pairs' requestNos do not collide")
+	}
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 5, nil, balance)
+	for i := 901; i <= 904; i++ {
+		sim.Infinia.SetBinding(fmt.Sprintf("INF%08d", i), "ACTIVE")
+	}
 	out, code := e.runInfinia(sim)
-	if code != 4 || !strings.Contains(out, "collide") {
-		t.Fatalf("exit %d, want 4 naming the trade file whose requestNo collides\n%s", code, out)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0: every seller paid\n%s", code, out)
 	}
-	waiting := e.count(`SELECT count(*) FROM settle.items WHERE order_no IN ('TDC-A', 'TDC-B') AND state = 'recorded' AND provider_ref = ''`)
-	paid := e.count(`SELECT count(*) FROM settle.items WHERE order_no IN ('TDC-A', 'TDC-B') AND state = 'paid'`)
-	if waiting != 1 || paid != 1 {
-		t.Fatalf("of the two colliding sellers' orders %d wait in no file and %d are paid; want one each\n%s", waiting, paid, out)
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no IN ('TDC-A', 'TDC-B', 'RSC-A', 'RSC-B') AND state = 'paid'`); n != 4 {
+		t.Fatalf("%d of the colliding sellers' 4 orders paid\n%s", n, out)
 	}
-	others := e.count(`SELECT count(DISTINCT seller_id) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid' AND seller_id LIKE 'S%'`)
-	if others == 0 {
-		t.Fatalf("no other seller was paid\n%s", out)
+	taken := e.count(`SELECT count(*) FROM settle.trade_files WHERE request_no IN ($1, $2)`,
+		infiniapay.TradeRequestNoTaken(d, "T23422735", "USD", 1), infiniapay.TradeRequestNoTaken(d, "T25989123", "USD", 1)) +
+		e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND idem_key IN ($1, $2)`,
+			infiniapay.RevenueShareRequestNoTaken(d, "C08131670", "USD", 1), infiniapay.RevenueShareRequestNoTaken(d, "C35223824", "USD", 1))
+	if taken != 2 {
+		t.Errorf("%d trade files and revenue shares under a requestNo taken, want one of each pair", taken)
+	}
+	e.checkPaidOnce(sim, balance)
+	if out, code := e.runInfinia(sim); code != 0 || !strings.Contains(out, "0 new money movements") {
+		t.Errorf("the date again: exit %d, want 0 sending nothing\n%s", code, out)
 	}
 }

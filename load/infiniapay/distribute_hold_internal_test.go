@@ -282,49 +282,66 @@ func TestABalanceRefusedInOneCurrencyHoldsBackOnlyThatCurrency(t *testing.T) {
 	}
 }
 
-// keyTakenStore is planStore whose ledger refuses the payouts of the
-// sellers in taken: their requestNos are other sellers' already.
+// keyTakenStore is planStore whose ledger refuses the payouts planned
+// under the requestNos in taken: other sellers' already. It records the
+// key of each payout planned, by seller and currency.
 type keyTakenStore struct {
 	*planStore
 	taken map[string]bool
+	keys  map[string]string
 }
 
 func (s *keyTakenStore) PlanPayout(ctx context.Context, run *pipeline.Run, seller string, chs []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error) {
-	if s.taken[seller] {
+	if s.taken[e.Key] {
 		return e, fmt.Errorf("plan %s %s: key %s is already %s OTHER's (attempt 1): %w", e.Kind, e.Subject, e.Key, e.Kind, pipeline.ErrKeyTaken)
 	}
+	s.mu.Lock()
+	s.keys[seller+" "+string(e.Currency)] = e.Key
+	s.mu.Unlock()
 	return s.planStore.PlanPayout(ctx, run, seller, chs, e)
 }
 
-// TestARevenueShareWhoseKeyIsAnotherSellersIsCarriedAlone: two seller
-// ids whose requestNos' 48-bit hashes collide (C08131670 and C35223824 in
-// USD: found in a minute) had the ledger refuse the second's payout, and
-// that error stopped the whole distribute stage, on every run of the
-// date: no seller of the date was paid. The seller whose payout the
-// ledger refuses for its key is carried for a person; the others are
-// planned and paid.
-func TestARevenueShareWhoseKeyIsAnotherSellersIsCarriedAlone(t *testing.T) {
+// TestARevenueShareWhoseKeyIsAnotherSellersIsPlannedUnderItsTakenKey: two
+// seller ids whose requestNos' 48-bit hashes collide (C08131670 and
+// C35223824 in USD: found in a minute) had the ledger refuse the second's
+// payout, and that error stopped the whole distribute stage, on every run
+// of the date: no seller of the date was paid (found by a review with
+// hostile data). The second is planned under its requestNo "taken"
+// instead, and paid; one whose both requestNos are taken is carried for a
+// person, the others planned.
+func TestARevenueShareWhoseKeyIsAnotherSellersIsPlannedUnderItsTakenKey(t *testing.T) {
 	day := pipeline.Date{Year: 2026, Month: 12, Day: 1}
 	ps := &planStore{carried: map[string]string{}, planned: map[string]int64{}, cands: []pipeline.PayoutCandidate{
 		{SellerID: "A", Currency: "USD", Payable: 1000, Items: 1, Account: "I1"},
 		{SellerID: "B", Currency: "USD", Payable: 500, Items: 1, Account: "I2"},
 		{SellerID: "C", Currency: "EUR", Payable: 700, Items: 1, Account: "I3"},
+		{SellerID: "D", Currency: "USD", Payable: 300, Items: 1, Account: "I4"},
 	}}
-	s := &keyTakenStore{planStore: ps, taken: map[string]bool{"B": true}}
+	s := &keyTakenStore{planStore: ps, keys: map[string]string{}, taken: map[string]bool{
+		RevenueShareRequestNo(day, "B", "USD", 1):      true,
+		RevenueShareRequestNo(day, "D", "USD", 1):      true,
+		RevenueShareRequestNoTaken(day, "D", "USD", 1): true,
+	}}
 	c := StageConfig{Store: s, API: &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"USD": 1 << 40, "EUR": 1 << 40}}}
 	c.defaults()
 	d := &distribution{c: &c, run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: day, Shard: pipeline.Whole}}}
 	if err := d.plan(context.Background()); err != nil {
-		t.Fatalf("planning stopped: %v; want the seller whose key is taken carried, the others planned", err)
+		t.Fatalf("planning stopped: %v; want the seller whose keys are taken carried, the others planned", err)
 	}
-	if want := map[string]int64{"A USD": 1000, "C EUR": 700}; !maps.Equal(ps.planned, want) {
+	if want := map[string]int64{"A USD": 1000, "B USD": 500, "C EUR": 700}; !maps.Equal(ps.planned, want) {
 		t.Errorf("planned %v, want %v", ps.planned, want)
 	}
-	key := RevenueShareRequestNo(day, "B", "USD", 1)
-	if why := ps.carried["B USD"]; !strings.Contains(why, key) || !strings.Contains(why, "OTHER") {
-		t.Errorf("B USD carried %q, want it carried naming its key %s and the subject holding it", why, key)
+	if got, want := s.keys["B USD"], RevenueShareRequestNoTaken(day, "B", "USD", 1); got != want || got == RevenueShareRequestNo(day, "B", "USD", 1) {
+		t.Errorf("B USD planned under %s, want its requestNo taken %s", got, want)
 	}
-	if p := d.problems.NeedsPerson(); p == nil || !strings.Contains(p.Error(), "seller B USD") {
-		t.Errorf("problems %v, want seller B for a person", p)
+	if got, want := s.keys["A USD"], RevenueShareRequestNo(day, "A", "USD", 1); got != want {
+		t.Errorf("A USD planned under %s, want its requestNo %s", got, want)
+	}
+	key := RevenueShareRequestNoTaken(day, "D", "USD", 1)
+	if why := ps.carried["D USD"]; !strings.Contains(why, key) || !strings.Contains(why, "OTHER") {
+		t.Errorf("D USD carried %q, want it carried naming its key %s and the subject holding it", why, key)
+	}
+	if p := d.problems.NeedsPerson(); p == nil || !strings.Contains(p.Error(), "seller D USD") || strings.Contains(p.Error(), "seller B") {
+		t.Errorf("problems %v, want seller D alone for a person", p)
 	}
 }

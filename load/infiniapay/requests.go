@@ -17,6 +17,24 @@ func TradeRequestNo(d pipeline.Date, sellerID string, cur pipeline.Currency, att
 	return fmt.Sprintf("TDU-%s-%s-%d", d.Compact(), pipeline.ShortHash("TD", sellerID, string(cur)), attempt)
 }
 
+// A requestNo's hash is 48 bits of its seller and currency, so two
+// sellers' can be the same (a pair is found in a minute; among millions
+// of sellers and currencies one is likely), on every date both are paid
+// in it. The ledger refuses the second of them (pipeline.ErrKeyTaken):
+// that seller's trade file or revenue share is recorded under its
+// requestNo "taken" instead - the same shape, its hash salted - before
+// anything is sent, and keeps it (its effect and trade file hold it).
+// Every other seller keeps the requestNo it always had. Before, that
+// seller's orders of every such date waited in no file, or its revenue
+// share was carried, for a person who had no way to pay them.
+const takenSalt = "taken"
+
+// TradeRequestNoTaken is the requestNo of a trade-detail upload whose
+// TradeRequestNo another seller's file holds already (takenSalt).
+func TradeRequestNoTaken(d pipeline.Date, sellerID string, cur pipeline.Currency, attempt int) string {
+	return fmt.Sprintf("TDU-%s-%s-%d", d.Compact(), pipeline.ShortHash("TD", sellerID, string(cur), takenSalt), attempt)
+}
+
 // TradeFileName is the file name Infinia expects (assumed):
 // TD_<platformId>_<sellerId>_<currency>_<YYYYMMDD>_<requestNo>.csv, with the
 // Infinia seller id. The ids must be letters, digits and "-" so that the
@@ -61,6 +79,12 @@ func nameSafe(s string) bool {
 // RevenueShareRequestNo is the deterministic requestNo of a revenue share.
 func RevenueShareRequestNo(d pipeline.Date, sellerID string, cur pipeline.Currency, attempt int) string {
 	return fmt.Sprintf("RS-%s-%s-%d", d.Compact(), pipeline.ShortHash("RS", sellerID, string(cur)), attempt)
+}
+
+// RevenueShareRequestNoTaken is the requestNo of a revenue share whose
+// RevenueShareRequestNo another seller's holds already (takenSalt).
+func RevenueShareRequestNoTaken(d pipeline.Date, sellerID string, cur pipeline.Currency, attempt int) string {
+	return fmt.Sprintf("RS-%s-%s-%d", d.Compact(), pipeline.ShortHash("RS", sellerID, string(cur), takenSalt), attempt)
 }
 
 // BindingRequestNo is the requestNo of a binding request or status query

@@ -488,15 +488,23 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 				}
 			}
 			e, err := c.Store.PlanPayout(ctx, run, p.SellerID, c.Channels, next)
+			if errors.Is(err, pipeline.ErrKeyTaken) && next.Key == RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, next.Attempt) {
+				// Another seller's revenue share holds its requestNo
+				// (takenSalt): nothing was recorded; it is planned under
+				// its requestNo "taken".
+				next.Key = RevenueShareRequestNoTaken(run.Key.Date, p.SellerID, cur, next.Attempt)
+				e, err = c.Store.PlanPayout(ctx, run, p.SellerID, c.Channels, next)
+			}
 			if err != nil {
 				if errors.Is(err, pipeline.ErrBalanceMoved) {
 					d.problem("%v", err)
 					return nil
 				}
 				if errors.Is(err, pipeline.ErrKeyTaken) {
-					// Its requestNo is another seller's: sent, it would be
-					// answered as that seller's share. This seller's alone
-					// waits, for a person; the others are paid.
+					// Its requestNo is another seller's, and so is its
+					// requestNo "taken": sent, it would be answered as that
+					// seller's share. This seller's alone waits, for a
+					// person; the others are paid.
 					return d.hold(ctx, p, pipeline.NeedsAPerson(fmt.Sprintf("revenue share not sent: %v", err)))
 				}
 				return err

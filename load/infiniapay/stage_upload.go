@@ -134,8 +134,9 @@ const uploadPage = 1000
 // sums stream in, buildParallel files at a time (each is a read of its
 // items, a file written and a commit: the commits overlap). A file whose
 // requestNo is another file's already (pipeline.ErrKeyTaken: two sellers'
-// keys collide) is not recorded: its items wait in no file, unpaid, one of
-// unbuilt's problems (for a person), and the other files go on.
+// keys collide) is recorded under its requestNo "taken" (takenSalt); one
+// whose both are is not recorded: its items wait in no file, unpaid, one
+// of unbuilt's problems (for a person), and the other files go on.
 func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run, sellers map[string]string, unbuilt *pipeline.Problems) error {
 	progress := pipeline.ProgressFrom(ctx) // a phase of its own: after a verification's
 	progress.Restart(0)
@@ -174,15 +175,23 @@ func buildTradeFile(ctx context.Context, c *StageConfig, run *pipeline.Run, acco
 	}
 	f := pipeline.TradeFile{RunID: run.ID, Date: run.Key.Date, SellerID: p.SellerID, ProviderSellerID: account, Currency: p.Currency,
 		Attempt: attempt, SellerMinor: p.Amount, Items: int(p.Items)}
-	f.RequestNo = TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt)
 	var err error
-	if f.Name, err = c.FileName(c.PlatformID, account, f.Currency, f.Date, f.RequestNo); err != nil {
-		return pipeline.E(pipeline.KindUsage, "seller "+p.SellerID, err)
+	for _, no := range []string{TradeRequestNo(f.Date, f.SellerID, f.Currency, f.Attempt), TradeRequestNoTaken(f.Date, f.SellerID, f.Currency, f.Attempt)} {
+		f.RequestNo = no
+		if f.Name, err = c.FileName(c.PlatformID, account, f.Currency, f.Date, f.RequestNo); err != nil {
+			return pipeline.E(pipeline.KindUsage, "seller "+p.SellerID, err)
+		}
+		if err := writeTradeFile(ctx, c, run, &f, ""); err != nil {
+			return err
+		}
+		if _, err = c.Store.RecordTradeFile(ctx, f, c.Channels); !errors.Is(err, pipeline.ErrKeyTaken) {
+			return err
+		}
+		// Another seller's file holds the requestNo (takenSalt): this
+		// one, recorded nowhere, goes; the file is built again under
+		// the requestNo "taken".
+		_ = os.Remove(filepath.Join(c.WorkDir, run.Key.Date.String(), f.Name))
 	}
-	if err := writeTradeFile(ctx, c, run, &f, ""); err != nil {
-		return err
-	}
-	_, err = c.Store.RecordTradeFile(ctx, f, c.Channels)
 	return err
 }
 

@@ -143,6 +143,17 @@ func OutOrderNo(d pipeline.Date, orderNo string, attempt int) string {
 	return fmt.Sprintf("WX%s%s-%d", d.Compact(), pipeline.ShortHash("WX", orderNo), attempt)
 }
 
+// OutOrderNoTaken is the out_order_no of an attempt whose OutOrderNo
+// another transaction's request holds already: its hash is 48 bits of the
+// order number, so two orders' can be the same (about one date in 500 at
+// a million WeChat Pay orders a day). The ledger refuses the second
+// (pipeline.ErrKeyTaken), which is then planned under this one - the same
+// shape, its hash salted - before anything is sent, and keeps it. Before,
+// it was held for a person to settle by hand at WeChat Pay.
+func OutOrderNoTaken(d pipeline.Date, orderNo string, attempt int) string {
+	return fmt.Sprintf("WX%s%s-%d", d.Compact(), pipeline.ShortHash("WX", orderNo, "taken"), attempt)
+}
+
 // driven is one transaction as the stage drives it.
 type driven struct {
 	it     pipeline.Split
@@ -823,10 +834,14 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 		next.RunID = run.ID
 	}
 	e, err = c.Store.PlanEffect(ctx, next)
+	if errors.Is(err, pipeline.ErrKeyTaken) && next.Key == keyFor(next.Attempt) {
+		next.Key = OutOrderNoTaken(run.Key.Date, it.OrderNo, next.Attempt)
+		e, err = c.Store.PlanEffect(ctx, next)
+	}
 	if errors.Is(err, pipeline.ErrKeyTaken) {
-		// Its out_order_no is another transaction's: sent, it would be
-		// answered as that one's. This transaction alone is held, for a
-		// person; the others go on.
+		// Its out_order_no is another transaction's, and so is its
+		// out_order_no taken: sent, it would be answered as that one's.
+		// This transaction alone is held, for a person; the others go on.
 		return pipeline.Effect{}, pipeline.NeedsAPerson(fmt.Sprintf("nothing sent: %v; settle it by hand at WeChat Pay, then settle resolve --order", err)), OrderStatus{}, nil
 	}
 	return e, nil, OrderStatus{}, err
