@@ -18,6 +18,7 @@ const exitCodesHelp = `EXIT CODES:
    1   failed; a retry is safe (resumes where it stopped)
    2   usage: bad flags, configuration, rules file or credentials; fix, then run again
    3   input: too many rows rejected; nothing paid on the date; fix the data, then run again with --reextract
+       (refused once the date's trade files went up: the message says what instead), or raise --max-reject-ratio
    4   finished what it safely could; a person must look (settle status, mismatches.csv)
    75  another run holds the lock of this date; try again later`
 

@@ -1582,19 +1582,30 @@ func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipel
 			}
 			const heldUntil = "the orders held for a failed Pay Protocol payment count until they are paid or rejected by a person: run the date again once they are paid, or settle resolve --order O --reject those that never will be"
 			until := fmt.Sprintf("until you fix the data, then run again with --%s (reads the date again), or raise --max-reject-ratio", flagReextract)
+			// The last log line's hint says the same (gateError): the
+			// exit code's own, "fix the data, then --reextract", was
+			// refused for a date whose trade files went up, and does
+			// nothing for held payments.
+			hint := exitHint(pipeline.KindInput.ExitCode())
 			switch {
 			case rows+provider == 0:
 				// Only held orders: reading the date again changes
 				// nothing of a payment Pay Protocol answers failed.
 				until = "until " + heldUntil + "; or raise --max-reject-ratio"
+				hint = "orders held for a failed Pay Protocol payment are beyond --max-reject-ratio (the error and subjects name them, orders.csv and settle status list them): " +
+					"run the date again once they are paid, or settle resolve --date " + run.Key.Date.String() + " --order O --reject --note ... those that never will be, or raise --max-reject-ratio; " +
+					"--reextract would not change them"
 			case sent:
 				until = fmt.Sprintf("until the orders are corrected with the providers, or --max-reject-ratio is raised (--%s is refused: this date already sent files or requests)", flagReextract)
+				hint = "rows rejected beyond --max-reject-ratio (the error and subjects name them, orders.csv and settle status list them) after this date's trade files or requests went out: " +
+					"--reextract is refused now; correct the orders with the providers, or raise --max-reject-ratio if the rejects are expected, then run the date again: what was done is skipped, the rest is paid"
 			}
 			if held > 0 && rows+provider > 0 {
 				until += "; " + heldUntil
+				hint += "; " + heldUntil
 			}
 			p.Summary = fmt.Sprintf("%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date %s", rejected, read, by, 100*maxRatio, until)
-			return pipeline.E(pipeline.KindInput, "input check", p)
+			return pipeline.E(pipeline.KindInput, "input check", gateError{p, hint})
 		}
 		return nil
 	}

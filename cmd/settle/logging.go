@@ -59,11 +59,26 @@ func failureHint(err error) string {
 		return hintRecoveryConflict
 	case privilegeRefused(err):
 		return hintPrivilege
+	case errors.As(err, new(gateError)):
+		var g gateError
+		errors.As(err, &g)
+		return g.hint
 	case codeOf(err) == 1:
 		return "state is recorded; running the same command again is safe: a request whose answer was not recorded is asked about by its key before anything is sent again"
 	}
 	return ""
 }
+
+// gateError is the reject gate's error (exit 3) with what to do in its
+// case: the exit code's hint says to read the date again with --reextract,
+// which a date whose trade files went up refuses, and which changes
+// nothing of orders held for a failed payment.
+type gateError struct {
+	error
+	hint string
+}
+
+func (g gateError) Unwrap() error { return g.error }
 
 // hintReadOnly is failureHint's word on a write the database refused as
 // read-only (readOnlyRefused) for a setting (errReadOnlySetting).

@@ -122,6 +122,9 @@ func TestAFailedPaymentAtTheRejectGateIsNamedHeld(t *testing.T) {
 		"run the date again once they are paid, or settle resolve --order O --reject",
 		"held for a failed Pay Protocol payment: 1 orders",
 		order,
+		// The hint, the last JSON line's in a pod: the exit code's
+		// own said to fix the data and read the date again.
+		"settle resolve --date " + testDate + " --order O --reject",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

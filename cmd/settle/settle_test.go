@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -1099,6 +1100,27 @@ func TestPayProtocolRejectionsDuringUploadStopTheMoneyAtTheGate(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'upload' AND sends > 0`); n == 0 {
 		t.Fatal("the trade files of the verified orders were not uploaded: the test does not show the gate before distribute")
+	}
+	// The last JSON line, all a pod's log may show the on-call: its hint
+	// said "fix the platform's data, then run the date again with
+	// --reextract", which the error beside it said is refused, and which
+	// is (found by an on-call's walk through the runbook).
+	args := append([]string{"settle", "run", "--database-url", e.url}, e.infiniaArgs(sim)[1:]...)
+	args = append(args, "--skip-channel", "wechatpay")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), plainTextArgs(args), func(k string) string {
+		if k == "SETTLE_LOG_FORMAT" {
+			return "json"
+		}
+		return ""
+	}, &stdout, &stderr)
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var last map[string]any
+	if code := exitCode(err, &stderr); code != 3 || json.Unmarshal([]byte(lines[len(lines)-1]), &last) != nil {
+		t.Fatalf("run again in JSON: exit %d, want 3 and a JSON last line:\n%s%s", code, stdout.String(), stderr.String())
+	}
+	if hint, _ := last["hint"].(string); strings.Contains(hint, "again with --reextract") || !strings.Contains(hint, "--reextract is refused") {
+		t.Errorf("the last line's hint %q advises --reextract, which this date refuses (error: %v)", hint, last["error"])
 	}
 	if out, code := e.runInfinia(sim, "--reextract"); code != 2 || !strings.Contains(out, "trade files uploaded") {
 		t.Fatalf("--reextract after uploads: exit %d, want 2:\n%s", code, out)
