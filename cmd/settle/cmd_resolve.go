@@ -406,6 +406,18 @@ func rejectSellerHolds(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		return err
 	}
 	if len(held) == 0 {
+		// Said again (a retry whose answer was lost, a second person):
+		// done before, nothing to change, as --order --reject said again
+		// is; it was exit 2, "fix what the error names".
+		before, err := l.SellerRejectedHeldCount(ctx, d, seller)
+		if err != nil {
+			return err
+		}
+		if before > 0 {
+			fmt.Fprintf(cfg.stdout, "%d orders of seller %s held for its account were rejected before (settle status lists them, with the note): nothing changed; no run of %s pays them\n",
+				before, seller, d)
+			return nil
+		}
 		return pipeline.Errorf(pipeline.KindUsage, "--seller", "%s: no order of %s is held for its account (orders.csv gives the held ones and their seller)", seller, d)
 	}
 	shares := map[pipeline.Currency]int64{}

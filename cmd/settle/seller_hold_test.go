@@ -102,6 +102,12 @@ func TestSellersWithoutAnAccountAreHeldThenPaidOnce(t *testing.T) {
 		t.Errorf("resolve --seller of a seller with nothing held: exit %d, want 2:\n%s", code, out)
 	}
 	out = e.mustSettle("resolve", "--date", testDate, "--seller", gone.ID, "--reject", "--note", "left the platform, ticket 42")
+	// Said again (a retry whose answer was lost): done before, exit 0,
+	// nothing changed; it was exit 2, "no order held", with the hint to
+	// fix the configuration.
+	if again, code := e.settle("resolve", "--date", testDate, "--seller", gone.ID, "--reject", "--note", "again"); code != 0 || !strings.Contains(again, "were rejected before") {
+		t.Errorf("resolve --seller --reject said again: exit %d, want 0 saying it was done before:\n%s", code, again)
+	}
 	rejected := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND state = 'rejected' AND reason LIKE 'rejected by a person%held for its seller''s account%left the platform, ticket 42; was held: seller account: %'`, gone.ID)
 	if all := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel <> 'wechatpay'`, gone.ID); rejected == 0 || rejected != all {
 		t.Fatalf("seller %s: %d of its %d Infinia-paid orders rejected by the person:\n%s", gone.ID, rejected, all, out)

@@ -142,3 +142,18 @@ func (l *Ledger) SellerHeldOrders(ctx context.Context, d pipeline.Date, sellerID
 	}
 	return out, rows.Err()
 }
+
+// SellerRejectedHeldCount returns how many orders of date d of seller
+// sellerID a person rejected while they were held for its account
+// (pipeline.RejectedSellerHold): settle resolve --seller --reject said
+// again finds none held, and says they were rejected before.
+func (l *Ledger) SellerRejectedHeldCount(ctx context.Context, d pipeline.Date, sellerID string) (int64, error) {
+	var n int64
+	err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM items
+		WHERE business_date = $1 AND seller_id = $2 AND state = 'rejected' AND starts_with(reason, $3)`,
+		d.String(), sellerID, pipeline.RejectedSellerHold).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("read seller %s's orders rejected while held for its account: %w", sellerID, err)
+	}
+	return n, nil
+}
