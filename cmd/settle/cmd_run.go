@@ -1482,6 +1482,18 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		if serr != nil && err == nil {
 			err = serr
 		}
+		if err == nil && o.until != pipeline.StageReconcile && !res.Run.Done(pipeline.StageReconcile) {
+			// Stopped by --until, as asked: exit 0, and the output said
+			// nothing else but "0 new money movements", as a date
+			// settled would (found by an on-call's walk through the
+			// runbook).
+			shard := ""
+			if o.key.Shard != pipeline.Whole {
+				shard = " --shard " + o.key.Shard.String()
+			}
+			cfg.note(fmt.Sprintf("stopped after the %s stage (--until), as asked: %s is not settled; settle run --date %s%s without --until runs it to its end "+
+				"(until then every nightly run names it, exit 4)", o.until, o.key.Date, o.key.Date, shard), "until", string(o.until), "settled", false)
+		}
 		if pipeline.KindOf(err) == pipeline.KindInput {
 			// Still show what was rejected, so the operator can act on it.
 			if path, rerr := o.reports.write(ctx, l, o.key.Date); rerr == nil {

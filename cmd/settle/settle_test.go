@@ -1254,3 +1254,19 @@ func TestAShardSplitUnderOtherRulesThanItsDatesOtherShardsIsWarnedAbout(t *testi
 		t.Fatalf("shard 1/2 read again under shard 0/2's rules still warns:\n%s", out)
 	}
 }
+
+// TestARunStoppedByUntilSaysTheDateIsNotSettled: settle run --until
+// transform ends 0, as asked, and its output ended "0 new money
+// movements", as a date settled with nothing left would: nothing said
+// the date is not settled, nor how to finish it (found by an on-call's
+// walk through the runbook).
+func TestARunStoppedByUntilSaysTheDateIsNotSettled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(20, 0)
+	out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--until", "transform")
+	if code != 0 || !strings.Contains(out, "stopped after the transform stage (--until), as asked: "+testDate+" is not settled") ||
+		!strings.Contains(out, "settle run --date "+testDate+" without --until runs it to its end") {
+		t.Fatalf("--until transform: exit %d, want 0 saying the date is not settled and how to finish it:\n%s", code, out)
+	}
+}
