@@ -199,6 +199,14 @@ func runCommand(cfg *config) *cli.Command {
 				if merr != nil {
 					cfg.logger().Warn("could not look for missed nights", "error", merr.Error())
 				}
+				if missed != nil {
+					// The exit code's hint said "run the date again".
+					hint := hintEarlierDates
+					if err != nil {
+						hint = exitHint(pipeline.KindNeedsPerson.ExitCode()) + "; and " + hint
+					}
+					missed = hinted{missed, hint}
+				}
 				err = errors.Join(err, missed)
 			}
 			ran := l != nil // the ledger opened for the runs, not for the metrics below
@@ -1594,7 +1602,7 @@ func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipel
 			}
 			const heldUntil = "the orders held for a failed Pay Protocol payment count until they are paid or rejected by a person: run the date again once they are paid, or settle resolve --order O --reject those that never will be"
 			until := fmt.Sprintf("until you fix the data, then run again with --%s (reads the date again), or raise --max-reject-ratio", flagReextract)
-			// The last log line's hint says the same (gateError): the
+			// The last log line's hint says the same (hinted): the
 			// exit code's own, "fix the data, then --reextract", was
 			// refused for a date whose trade files went up, and does
 			// nothing for held payments.
@@ -1617,7 +1625,7 @@ func rejectGate(l *ledger.Ledger, maxRatio float64) func(context.Context, *pipel
 				hint += "; " + heldUntil
 			}
 			p.Summary = fmt.Sprintf("%d of %d rows rejected%s, more than %.2f%%: no money is sent on this date %s", rejected, read, by, 100*maxRatio, until)
-			return pipeline.E(pipeline.KindInput, "input check", gateError{p, hint})
+			return pipeline.E(pipeline.KindInput, "input check", hinted{p, hint})
 		}
 		return nil
 	}

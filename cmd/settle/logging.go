@@ -59,8 +59,8 @@ func failureHint(err error) string {
 		return hintRecoveryConflict
 	case privilegeRefused(err):
 		return hintPrivilege
-	case errors.As(err, new(gateError)):
-		var g gateError
+	case errors.As(err, new(hinted)):
+		var g hinted
 		errors.As(err, &g)
 		return g.hint
 	case codeOf(err) == 1:
@@ -69,16 +69,25 @@ func failureHint(err error) string {
 	return ""
 }
 
-// gateError is the reject gate's error (exit 3) with what to do in its
-// case: the exit code's hint says to read the date again with --reextract,
-// which a date whose trade files went up refuses, and which changes
-// nothing of orders held for a failed payment.
-type gateError struct {
+// hinted is an error with what to do in its case, when the exit code's
+// hint would say otherwise: the reject gate's (exit 3; the code's hint says
+// to read the date again with --reextract, which a date whose trade files
+// went up refuses, and which changes nothing of orders held for a failed
+// payment), and a nightly run's earlier dates left undone (exit 4; the
+// code's hint says to run the date again, and the night's own date run
+// again finishes none of them).
+type hinted struct {
 	error
 	hint string
 }
 
-func (g gateError) Unwrap() error { return g.error }
+func (g hinted) Unwrap() error { return g.error }
+
+// hintEarlierDates is the hint of a nightly run that names earlier dates
+// missed or left undone (missedNights).
+const hintEarlierDates = "earlier dates need a run of their own (running this night's date again finishes none of them): " +
+	"each subject names the command, settle run --from D1 --to D2 for the dates never run, settle run --date D for a date left undone or a shard never run; " +
+	"the next night ends 0 once they are run to their end"
 
 // hintReadOnly is failureHint's word on a write the database refused as
 // read-only (readOnlyRefused) for a setting (errReadOnlySetting).

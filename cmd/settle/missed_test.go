@@ -39,6 +39,10 @@ func TestANightlyRunNamesTheNightsMissed(t *testing.T) {
 	want := "2 dates from 2026-11-22 to 2026-11-24 before 2026-11-25 never run (a night the schedule missed?): settle run --from 2026-11-22 --to 2026-11-24"
 	if out, code := at(); code != 4 || !strings.Contains(out, want) || !strings.Contains(out, "date 2026-11-24 has no run") {
 		t.Fatalf("night with 2026-11-22 and 2026-11-24 never run: exit %d, want 4 with %q:\n%s", code, want, out)
+	} else if !strings.Contains(out, "settle: "+hintEarlierDates) {
+		// The hint, the last JSON line's in a pod, said to "run the
+		// date again": the night's own, which finishes none of them.
+		t.Errorf("night with dates never run: the hint is not that they need a run of their own:\n%s", out)
 	}
 	if out, code := at("--date", "2026-11-25"); code != 0 {
 		t.Fatalf("the same date given: exit %d, want 0 (a date given is not the nightly run):\n%s", code, out)
