@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lib/pq"
+
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/seed"
@@ -461,4 +463,41 @@ func TestASellerWithOnlyACarriedBalanceIsNotPaidToAnAccountNoLongerItsOwn(t *tes
 	e.mustSettle("seed", "--date", "2026-11-24", "--orders", "300", "--sellers", "30", "--seed", "6")
 	out, code = e.runInfinia(sim, "--date", "2026-11-24")
 	check("no id now", "no Infinia seller id", out, code)
+}
+
+// TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDWhenNeitherSells:
+// as TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDOnALaterDate, but
+// on the next date neither seller has an order. T, read with its carried
+// balance (pipeline.CarriedSellers), is recorded with the id the platform
+// still gives it, S's too, which no other seller of that date has: its
+// balance was paid there, where the date that held T's orders for that id
+// had it carried for a person (found by a review of b83e93d); and so on
+// the next date, where the record the date before made of T was taken
+// alone, and once the platform gives T no more, where it was T's last
+// record.
+func TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDWhenNeitherSells(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	pair, account := e.sharedInfiniaPair(testDate, "2026-11-24")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 30, nil, balance)
+	if out, code := e.runInfinia(sim); code != 4 {
+		t.Fatalf("run of %s: exit %d, want 4 (both sellers held):\n%s", testDate, code, out)
+	}
+	e.carryFor(sim, pair[1], account)
+	e.db.MustExec(`DELETE FROM orders WHERE seller_id = ANY ($1) AND confirmed_at >= '2026-11-23 16:00:00+00'`, pq.StringArray(pair))
+	out, code := e.runInfinia(sim, "--date", "2026-11-24")
+	e.checkCarriedNotPaidThere(sim, pair, account, "next date", out, code)
+	// And the date after, T still carried-only and the platform unchanged.
+	e.mustSettle("seed", "--date", "2026-11-25", "--orders", "300", "--sellers", "30", "--seed", "9")
+	e.db.MustExec(`DELETE FROM orders WHERE seller_id = ANY ($1) AND confirmed_at >= '2026-11-24 16:00:00+00'`, pq.StringArray(pair))
+	out, code = e.runInfinia(sim, "--date", "2026-11-25")
+	e.checkCarriedNotPaidThere(sim, pair, account, "the date after", out, code)
+	// The platform gives T no more: its balance is not paid to the
+	// account last recorded for it either.
+	e.mustSettle("seed", "--date", "2026-11-26", "--orders", "300", "--sellers", "30", "--seed", "10")
+	e.db.MustExec(`DELETE FROM sellers WHERE seller_id = $1`, pair[1])
+	e.db.MustExec(`DELETE FROM orders WHERE seller_id = ANY ($1) AND confirmed_at >= '2026-11-25 16:00:00+00'`, pq.StringArray(pair))
+	out, code = e.runInfinia(sim, "--date", "2026-11-26")
+	e.checkCarriedNotPaidThere(sim, pair, account, "once the platform gives T no more", out, code)
 }

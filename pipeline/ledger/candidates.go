@@ -54,6 +54,35 @@ func (l *Ledger) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, cha
 		                WHERE o.` + col + ` = ` + rs + `.` + col + ` AND o.` + col + ` <> '' AND o.seller_id <> ` + rs + `.seller_id
 		                  AND (ro.business_date, ro.shard_count) = (SELECT rr.business_date, rr.shard_count FROM runs rr WHERE rr.id = ` + rs + `.run_id))`
 	}
+	// voided(rs): the account the run_sellers row rs records for its
+	// seller counts for none for a balance the seller carries with no
+	// order of its own to pay at the channels, where the seller's latest
+	// record (but this run's) that says something of it - one of a run
+	// where the seller had items, or one another seller of its date had
+	// too, or one with another account - is of a run that held the
+	// seller's orders at the channels for that account (or a person
+	// rejected them so held), or one another seller of its date had too.
+	// A run records a seller with only a carried balance with the account
+	// the platform gives it then (pipeline.CarriedSellers): that record
+	// says nothing of the account, so the verdict of the date that held
+	// the seller's orders for it stands until the platform gives another,
+	// or a run pays the seller's own orders there. Taken alone, the
+	// record of a later date where no other seller had the account paid
+	// the balance there, and so did the last recorded account of a seller
+	// the platform gave no more (found by a review of b83e93d). The walk
+	// goes back over the nights the seller had only a carried balance.
+	voided := func(rs string) string {
+		items := func(extra string) string {
+			return `EXISTS (SELECT 1 FROM runs r JOIN items i ON i.business_date = r.business_date
+			                AND i.seller_id = h.seller_id AND i.run_id = r.id WHERE r.id = h.run_id` + extra + `)`
+		}
+		return `COALESCE((SELECT h.` + col + ` = ` + rs + `.` + col + ` AND (` + items(` AND i.channel = ANY ($2)
+		                  AND (i.state = 'held' AND starts_with(i.reason, $4) OR i.state = 'rejected' AND starts_with(i.reason, $5))`) + `
+		                  OR ` + shared("h") + `)
+		        FROM run_sellers h WHERE h.seller_id = ` + rs + `.seller_id AND h.` + col + ` <> '' AND h.run_id <> $1
+		          AND (h.` + col + ` <> ` + rs + `.` + col + ` OR ` + items("") + ` OR ` + shared("h") + `)
+		        ORDER BY h.run_id DESC LIMIT 1), false)`
+	}
 	rows, err := l.db.QueryContext(ctx, `
 		WITH p AS (
 			SELECT seller_id, currency, COALESCE(sum(seller_minor) FILTER (WHERE payout_key = ''), 0) AS payable,
@@ -67,15 +96,10 @@ func (l *Ledger) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, cha
 		SELECT COALESCE(p.seller_id, c.seller_id), COALESCE(p.currency, c.currency),
 		       COALESCE(p.payable, 0), COALESCE(p.n, 0), COALESCE(c.carried, 0),
 		       COALESCE(CASE WHEN rs.seller_id IS NOT NULL THEN
-		           CASE WHEN p.seller_id IS NULL AND `+shared("rs")+` THEN '' ELSE rs.`+col+` END ELSE
-		           (SELECT CASE WHEN EXISTS (SELECT 1 FROM runs r JOIN items i ON i.business_date = r.business_date
-		                        AND i.seller_id = h.seller_id AND i.run_id = r.id
-		                    WHERE r.id = h.run_id AND i.channel = ANY ($2)
-		                      AND (i.state = 'held' AND starts_with(i.reason, $4) OR i.state = 'rejected' AND starts_with(i.reason, $5)))
-		                      OR `+shared("h")+`
-		                    THEN '' ELSE h.`+col+` END
-		            FROM run_sellers h WHERE h.seller_id = c.seller_id AND h.`+col+` <> ''
-		            ORDER BY h.run_id DESC LIMIT 1) END, '')
+		           CASE WHEN p.seller_id IS NULL AND rs.`+col+` <> '' AND (`+shared("rs")+` OR `+voided("rs")+`) THEN '' ELSE rs.`+col+` END ELSE
+		           (SELECT CASE WHEN `+voided("l")+` THEN '' ELSE l.`+col+` END
+		            FROM run_sellers l WHERE l.seller_id = c.seller_id AND l.`+col+` <> ''
+		            ORDER BY l.run_id DESC LIMIT 1) END, '')
 		FROM p FULL JOIN c ON c.seller_id = p.seller_id AND c.currency = p.currency
 		LEFT JOIN run_sellers rs ON rs.run_id = $1 AND rs.seller_id = COALESCE(p.seller_id, c.seller_id)
 		ORDER BY 1, 2`, run.ID, channelNames(channels), run.Key.Date.String(), pipeline.SellerHoldPrefix, pipeline.RejectedSellerHold)
