@@ -190,6 +190,10 @@ type Seller struct {
 	// the same account there, where an account is one seller's
 	// (Channels.MarkShared): the seller's orders paid to it are held.
 	SharedWith map[string][]string
+	// CarriedOnly: the seller was read for a balance carried from an
+	// earlier date (CarriedSellers), the run's rows naming none of its
+	// orders. Recorded with the run's sellers, not read back.
+	CarriedOnly bool
 }
 
 // Account returns the seller's account at provider; "" when it has none.

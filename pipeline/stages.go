@@ -102,15 +102,21 @@ func ExtractStage(src Source, sellers SellerSource, snap Snapshot, w func(Date) 
 			if err != nil {
 				return err
 			}
+			only := map[string]bool{} // named by none of the rows
 			for _, id := range carried {
-				ids[id] = true
+				if !ids[id] {
+					ids[id], only[id] = true, true
+				}
 			}
 			list := make([]string, 0, len(ids))
 			for id := range ids {
 				list = append(list, id)
 			}
 			sort.Strings(list)
-			return sellers.Sellers(ctx, list, addSeller)
+			return sellers.Sellers(ctx, list, func(s Seller) error {
+				s.CarriedOnly = only[s.ID]
+				return addSeller(s)
+			})
 		})
 		if err != nil {
 			return "", fmt.Errorf("extract: %w", err)
@@ -258,6 +264,10 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 			classify := shardClassifier(run, classifier(lookup))
 			var waiting []SourceRow
 			want := map[string]bool{}
+			// carried: the sellers read for a balance carried from before,
+			// held back until the rows say which of them they name.
+			carried, named := map[string]bool{}, map[string]bool{}
+			var held []Seller
 			write := func(r SourceRow) {
 				split, rej, err := classify(r)
 				switch {
@@ -284,6 +294,10 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 				clear(want)
 				err := sellers.Sellers(ctx, ids, func(s Seller) error {
 					known[s.ID] = &s
+					if carried[s.ID] {
+						held = append(held, s) // recorded at the end, marked
+						return nil
+					}
 					return addSeller(s)
 				})
 				if err != nil {
@@ -300,12 +314,12 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 			}
 			// The sellers with only a balance carried from earlier dates
 			// first: seen before the day's (sharedWatch), and recorded.
-			carried, err := carriedSellers(ctx, run, day)
+			ids, err := carriedSellers(ctx, run, day)
 			if err != nil {
 				return err
 			}
-			for _, id := range carried {
-				want[id] = true
+			for _, id := range ids {
+				want[id], carried[id] = true, true
 			}
 			if len(want) > 0 {
 				if err := flush(); err != nil {
@@ -329,6 +343,9 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 					return err
 				}
 				if row.SellerID != nil {
+					if carried[*row.SellerID] {
+						named[*row.SellerID] = true
+					}
 					if _, seen := known[*row.SellerID]; !seen {
 						want[*row.SellerID] = true
 					}
@@ -348,10 +365,19 @@ func ExtractTransform(src Source, sellers SellerSource, day DayWriter, w func(Da
 			if err == nil {
 				err = others.flush(ctx)
 			}
+			if err == nil {
+				err = flush()
+			}
 			if err != nil {
 				return err
 			}
-			return flush()
+			for _, s := range held {
+				s.CarriedOnly = !named[s.ID]
+				if err := addSeller(s); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("extract: %w", err)

@@ -57,31 +57,29 @@ func (l *Ledger) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, cha
 	// voided(rs): the account the run_sellers row rs records for its
 	// seller counts for none for a balance the seller carries with no
 	// order of its own to pay at the channels, where the seller's latest
-	// record (but this run's) that says something of it - one of a run
-	// where the seller had items, or one another seller of its date had
-	// too, or one with another account - is of a run that held the
-	// seller's orders at the channels for that account (or a person
-	// rejected them so held), or one another seller of its date had too.
-	// A run records a seller with only a carried balance with the account
-	// the platform gives it then (pipeline.CarriedSellers): that record
+	// record (but this run's) of a date its rows were read has that
+	// account and is of a run that held the seller's orders at the
+	// channels for it (or a person rejected them so held), or one that
+	// another seller of its date had too. A run records a seller with
+	// only a carried balance with the account the platform gives it then
+	// (pipeline.CarriedSellers, run_sellers.carried_only): that record
 	// says nothing of the account, so the verdict of the date that held
 	// the seller's orders for it stands until the platform gives another,
 	// or a run pays the seller's own orders there. Taken alone, the
 	// record of a later date where no other seller had the account paid
 	// the balance there, and so did the last recorded account of a seller
-	// the platform gave no more (found by a review of b83e93d). The walk
-	// goes back over the nights the seller had only a carried balance.
+	// the platform gave no more (found by a review of b83e93d). By the
+	// index of the records of the dates read (run_sellers_infinia_read,
+	// migration 00035: the Infinia ids'; another provider's is read
+	// through run_sellers_seller).
 	voided := func(rs string) string {
-		items := func(extra string) string {
-			return `EXISTS (SELECT 1 FROM runs r JOIN items i ON i.business_date = r.business_date
-			                AND i.seller_id = h.seller_id AND i.run_id = r.id WHERE r.id = h.run_id` + extra + `)`
-		}
-		return `COALESCE((SELECT h.` + col + ` = ` + rs + `.` + col + ` AND (` + items(` AND i.channel = ANY ($2)
-		                  AND (i.state = 'held' AND starts_with(i.reason, $4) OR i.state = 'rejected' AND starts_with(i.reason, $5))`) + `
-		                  OR ` + shared("h") + `)
-		        FROM run_sellers h WHERE h.seller_id = ` + rs + `.seller_id AND h.` + col + ` <> '' AND h.run_id <> $1
-		          AND (h.` + col + ` <> ` + rs + `.` + col + ` OR ` + items("") + ` OR ` + shared("h") + `)
-		        ORDER BY h.run_id DESC LIMIT 1), false)`
+		return `COALESCE((SELECT d.` + col + ` = ` + rs + `.` + col + ` AND (EXISTS (SELECT 1 FROM runs r JOIN items i ON i.business_date = r.business_date
+		                          AND i.seller_id = d.seller_id AND i.run_id = r.id
+		                      WHERE r.id = d.run_id AND i.channel = ANY ($2)
+		                        AND (i.state = 'held' AND starts_with(i.reason, $4) OR i.state = 'rejected' AND starts_with(i.reason, $5)))
+		                    OR ` + shared("d") + `)
+		        FROM run_sellers d WHERE d.seller_id = ` + rs + `.seller_id AND d.` + col + ` <> '' AND NOT d.carried_only AND d.run_id <> $1
+		        ORDER BY d.run_id DESC LIMIT 1), false)`
 	}
 	rows, err := l.db.QueryContext(ctx, `
 		WITH p AS (
@@ -97,7 +95,7 @@ func (l *Ledger) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, cha
 		       COALESCE(p.payable, 0), COALESCE(p.n, 0), COALESCE(c.carried, 0),
 		       COALESCE(CASE WHEN rs.seller_id IS NOT NULL THEN
 		           CASE WHEN p.seller_id IS NULL AND rs.`+col+` <> '' AND (`+shared("rs")+` OR `+voided("rs")+`) THEN '' ELSE rs.`+col+` END ELSE
-		           (SELECT CASE WHEN `+voided("l")+` THEN '' ELSE l.`+col+` END
+		           (SELECT CASE WHEN `+shared("l")+` OR `+voided("l")+` THEN '' ELSE l.`+col+` END
 		            FROM run_sellers l WHERE l.seller_id = c.seller_id AND l.`+col+` <> ''
 		            ORDER BY l.run_id DESC LIMIT 1) END, '')
 		FROM p FULL JOIN c ON c.seller_id = p.seller_id AND c.currency = p.currency

@@ -41,6 +41,7 @@ func TestARunRecordsItsSellersWithACarriedBalance(t *testing.T) {
 				l.DB().MustExec(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id, netted_into, netted_date)
 					VALUES ($1, 'USD', 'held', 100, 'below the minimum payout', $2, $3, $4, CASE WHEN $4 <> '' THEN $2::date END)`, seller, date.String(), earlier.ID, netted)
 			}
+			carry(mine[0], d.AddDays(-3), "")         // a seller of the day's too
 			carry(mine[1], d.AddDays(-3), "")         // read
 			carry(mine[2], d.AddDays(1), "")          // a later date's: not
 			carry(mine[3], d.AddDays(-3), "RS/X/Y/Z") // netted: not
@@ -72,6 +73,15 @@ func TestARunRecordsItsSellersWithACarriedBalance(t *testing.T) {
 			}
 			if want := []string{mine[0], mine[1]}; !slices.Equal(slices.Sorted(maps.Keys(got)), want) {
 				t.Errorf("sellers recorded %v, want %v (the day's and the one with a balance carried)", slices.Sorted(maps.Keys(got)), want)
+			}
+			// The one with only a carried balance is marked so (migration
+			// 00035): its record says nothing of its account.
+			var only []string
+			if err := l.DB().Select(&only, `SELECT seller_id FROM run_sellers WHERE run_id = $1 AND carried_only`, run.ID); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(only, []string{mine[1]}) {
+				t.Errorf("sellers recorded with only a carried balance: %v, want %v", only, mine[1:2])
 			}
 		})
 	}

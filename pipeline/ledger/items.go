@@ -140,7 +140,7 @@ func accountColumn(provider string) (string, error) {
 
 func copySellers(ctx context.Context, tx *sql.Tx, runID int64, sellers []pipeline.Seller) error {
 	stmt, err := tx.PrepareContext(ctx, `COPY run_sellers (run_id, seller_id, name, entity_type, country,
-		infinia_seller_id, wechat_sub_mchid) FROM STDIN`)
+		infinia_seller_id, wechat_sub_mchid, carried_only) FROM STDIN`)
 	if err != nil {
 		return err
 	}
@@ -156,6 +156,7 @@ func copySellers(ctx context.Context, tx *sql.Tx, runID int64, sellers []pipelin
 				return fmt.Errorf("seller %s has an account at %s, which the ledger has no column for", s.ID, p)
 			}
 		}
+		args = append(args, s.CarriedOnly)
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			return err
 		}
