@@ -501,3 +501,53 @@ func TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDWhenNeitherSells(t *tes
 	out, code = e.runInfinia(sim, "--date", "2026-11-26")
 	e.checkCarriedNotPaidThere(sim, pair, account, "once the platform gives T no more", out, code)
 }
+
+// TestADaySellersIDThatACarriedOnlySellerHasIsHeldAndTheDryRunSaysSo: a
+// run reads a seller with only a balance carried from before with the
+// day's sellers (pipeline.CarriedSellers), so a seller of the day whose
+// Infinia id the platform gives it too has its orders held, as two sellers
+// of the day are, and the carried balance is not paid there. The dry run,
+// which reads no carried seller, planned the day seller's orders to be
+// paid, saying nothing (found by a review of b83e93d).
+func TestADaySellersIDThatACarriedOnlySellerHasIsHeldAndTheDryRunSaysSo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
+	var day, account string
+	if err := e.db.Get(&day, `SELECT min(seller_id) FROM orders WHERE provider = 'infiniapay'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, day); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`INSERT INTO sellers (seller_id, name, infinia_seller_id) VALUES ('SC', 'Carried', $1)`, account)
+	e.db.MustExec(`INSERT INTO settle.runs (business_date, shard_index, shard_count, state, time_zone, rules_hash, config_hash)
+		VALUES ('2026-11-20', 0, 1, 'done', 'Asia/Shanghai', '', '')`)
+	e.db.MustExec(`INSERT INTO settle.adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id)
+		SELECT 'SC', 'USD', 'held', 12345, 'below the minimum payout', business_date, id FROM settle.runs`)
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 30, nil, balance)
+	sim.Infinia.SetAvailable(account, "USD", sim.Infinia.Available(account, "USD")+1_000_000)
+
+	dry, code := e.settle(append(e.infiniaArgs(sim), "--dry-run")...)
+	if code != 0 || !strings.Contains(dry, "sellers "+day+" and SC have the same infiniapay account") {
+		t.Errorf("dry run: exit %d, want 0 naming seller %s and SC:\n%s", code, day, dry)
+	}
+	out, code := e.runInfinia(sim)
+	if code != 4 {
+		t.Fatalf("run: exit %d, want 4:\n%s", code, out)
+	}
+	items := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay'`, day)
+	held := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND channel = 'infiniapay' AND state = 'held' AND reason LIKE '%also seller SC''s%'`, day)
+	if items == 0 || held != items {
+		t.Errorf("seller %s: %d of its %d Infinia items held naming SC", day, held, items)
+	}
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.SellerID == account {
+			t.Errorf("revenue share %+v paid to the shared account", s)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = 'SC' AND netted_into = ''`); n != 1 {
+		t.Errorf("SC's carried balance netted into a payout")
+	}
+}
