@@ -237,7 +237,7 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 		out, err := sender.Query(ctx, e)
 		if err != nil {
 			unobserved(ctx) // an Engine.Error may keep it from the pacer: no latency
-			return e, fmt.Errorf("query %s %s: %w", e.Kind, e.Key, err)
+			return e, queryError{fmt.Errorf("query %s %s: %w", e.Kind, e.Key, err)}
 		}
 		if out.Status != OutcomeNotFound {
 			return record(ctx, store, e, out, CauseQuery)
@@ -305,6 +305,14 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 	}
 	return record(ctx, store, e, out, cause)
 }
+
+// queryError is ApplyEffect's error when its status query got no answer
+// it could use (the provider could not be asked: EffectSender.Query): the
+// effect is as it was, and the engine tells it from a send's or the
+// ledger's errors (unansweredQuery). Its text is the query's error.
+type queryError struct{ error }
+
+func (e queryError) Unwrap() error { return e.error }
 
 type noResendKey struct{}
 

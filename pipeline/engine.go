@@ -354,6 +354,11 @@ func (p *Pacer) leaveCall(lane string) {
 	p.grant()
 }
 
+// errStopWave is returned by a call of Each or EachAsNeeded to stop
+// starting new calls, the calls started let finish, with no error: the
+// engine's wave of questions once one got no answer after the wait.
+var errStopWave = errors.New("the wave is stopped")
+
 // errPaceStopped is Pace's error once its EachAsNeeded stops starting
 // requests (ctx done, or a configuration error): the request was not
 // sent.
@@ -537,6 +542,10 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 				// of requests went on to be marked sent (and sent) after
 				// the ledger failed to record the first (found by a
 				// mutation review's repeated runs, -race).
+				if errors.Is(err, errStopWave) {
+					stop() // nothing new starts; the calls started finish
+					err = nil
+				}
 				if err != nil && !errors.Is(err, errPaceStopped) { // errPaceStopped: the reason is returned below
 					mu.Lock()
 					errs = append(errs, err)
@@ -614,9 +623,13 @@ type Engine struct {
 	FirstPoll, Poll time.Duration
 	// Wait bounds the wait for final outcomes once the effects given
 	// are sent (RunFeed: its last page): no wave of queries starts after it
-	// (zero: no bound). What is still pending then is returned. A run
-	// thus takes the time to send at the provider's limits plus at most
-	// Wait, however many effects wait on the provider.
+	// (zero: no bound), but for the one question every request sent gets,
+	// and once it is over the first question that gets no answer stops
+	// the questions (a provider that accepts connections and never answers
+	// holds the stage for one question's retries, not one a pending
+	// effect). What is still pending then is returned. A run thus takes
+	// the time to send at the provider's limits plus about Wait, however
+	// many effects wait on the provider.
 	Wait time.Duration
 	// Window is how many pending effects (sent, not final) RunFeed holds
 	// before it reads the next page of its feed; 0: enough to keep
@@ -632,7 +645,11 @@ type Engine struct {
 	// the stage handled it (held the subject) and the effect leaves the
 	// engine as it is; an error is returned by RunFeed (the others go on
 	// unless it is KindUsage, which stops it). nil Error: every such err is
-	// returned.
+	// returned. But with a Wait, a status query that got no answer (the
+	// provider could not be asked) whose error Error returns, unless it
+	// concerns its subject alone (SubjectOnly) or stops all, is not
+	// returned: its effect stays pending as it was, counted unanswered in
+	// the progress and in EngineResult.NoAnswer.
 	Error func(ctx context.Context, e Effect, err error) error
 }
 
@@ -641,6 +658,15 @@ type EngineResult struct {
 	Pending []Effect // not final when the wait was over: left in the ledger as they are
 	Sent    int      // requests sent (first sends and sends again with the same key)
 	Waves   int      // waves of queries
+	// NoAnswer is, by id, the error of the last question about a pending
+	// effect when that question got no answer (the provider could not be
+	// asked): its outcome is as unknown as before it.
+	NoAnswer map[int64]string
+	// Unasked counts the pending effects not asked about after the wait:
+	// once it is over, the first question that gets no answer stops the
+	// rest of its wave (a provider that does not answer holds the stage
+	// no longer), and they are left as they are.
+	Unasked int
 }
 
 // Feed returns the next page of effects for RunFeed to drive (read from
@@ -690,9 +716,10 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 		pending  []waiting
 		errs     []error
 		deadline time.Time
-		sent     time.Time         // when the feed was done and its effects sent
-		fed      bool              // the feed is done
-		failed   = map[int64]int{} // sends in a row that got no answer, by effect (under mu)
+		sent     time.Time              // when the feed was done and its effects sent
+		fed      bool                   // the feed is done
+		failed   = map[int64]int{}      // sends in a row that got no answer, by effect (under mu)
+		noAnswer = map[int64]noAnswer{} // questions in a row that got no answer, by effect (under mu)
 	)
 	laneOf := func([]Effect) func(int) string { return nil }
 	if en.Lane != nil {
@@ -705,7 +732,7 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 			switch {
 			case err != nil:
 				if stopsAll(err) || ctx.Err() != nil {
-					return en.left(res, pending), err
+					return en.left(res, pending, noAnswer), err
 				}
 				errs = append(errs, err)
 				fed = true
@@ -723,7 +750,7 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 			if en.Final != nil && len(final) > 0 {
 				if err := ForEach(ctx, 8, final, func(e Effect) error { return en.Final(ctx, e) }); err != nil {
 					if stopsAll(err) || ctx.Err() != nil {
-						return en.left(res, pending), err
+						return en.left(res, pending, noAnswer), err
 					}
 					errs = append(errs, err)
 				}
@@ -751,9 +778,18 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 			if !deadline.IsZero() && !time.Now().Before(deadline) {
 				sendCtx = withoutResend(ctx) // the wait is over: ask, send nothing again
 			}
-			if err := en.send(sendCtx, p, wave, laneOf(wave), first, poll, &mu, &res, &pending, failed); err != nil {
+			stopped, err := en.send(sendCtx, p, wave, laneOf(wave), first, poll, deadline, &mu, &res, &pending, failed, noAnswer)
+			if stopped {
+				// The provider did not answer after the wait: what is
+				// pending is asked no more (every request sent was asked
+				// once, or is left for the next run to ask).
+				for i := range pending {
+					pending[i].left = true
+				}
+			}
+			if err != nil {
 				if stopsAll(err) || ctx.Err() != nil {
-					return en.left(res, pending), err
+					return en.left(res, pending, noAnswer), err
 				}
 				errs = append(errs, err)
 			}
@@ -785,12 +821,12 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return en.left(res, pending), errors.Join(append(errs, ctx.Err())...)
+				return en.left(res, pending, noAnswer), errors.Join(append(errs, ctx.Err())...)
 			case <-t.C:
 			}
 		}
 	}
-	res = en.left(res, pending)
+	res = en.left(res, pending, noAnswer)
 	return res, errors.Join(errs...)
 }
 
@@ -805,14 +841,30 @@ const maxSendBackoff = 5 * time.Minute
 // answer (unknown) waits twice as long after each such send in a row
 // (failed counts them), up to maxSendBackoff: one that keeps failing is
 // not sent once a poll interval until the wait is over.
-func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(int) string, first, poll time.Duration,
-	mu *sync.Mutex, res *EngineResult, pending *[]waiting, failed map[int64]int) error {
-	return p.EachAsNeeded(ctx, len(wave), lane, func(ctx context.Context, i int) error {
+//
+// A question that gets no answer (the provider could not be asked, and
+// the stage's Error did not handle it: unansweredQuery) leaves, with a
+// Wait, its effect pending as it was, counted in the progress as
+// unanswered, and asked again twice as long after each such question in
+// a row (noAnswer counts them) while the wait lasts. Once the wait is over (deadline),
+// the first such question stops the rest of the wave: the effects not
+// asked yet are left pending as they are (never sent again, never made
+// final without an answer), for the next run to ask. Before, each of
+// them was asked through its client's retries, a few at a time (the
+// window sized by the latency seen while the provider answered), and a
+// provider that accepts connections and never answers held the stage
+// for as long as its questions took, each an error line of its own.
+func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(int) string, first, poll time.Duration, deadline time.Time,
+	mu *sync.Mutex, res *EngineResult, pending *[]waiting, failed map[int64]int, noAnswer map[int64]noAnswer) (stopped bool, err error) {
+	handled := make([]bool, len(wave)) // under mu: the calls that left their effect final, pending or to Error
+	// stopped, under mu: the wave was stopped after the wait.
+	err = p.EachAsNeeded(ctx, len(wave), lane, func(ctx context.Context, i int) error {
 		e := wave[i]
 		before := e.Sends
 		next, err := ApplyEffect(ctx, en.Store, en.Sender(e), e)
 		mu.Lock()
 		res.Sent += next.Sends - before
+		handled[i] = !errors.Is(err, errPaceStopped) // not asked, not sent: left as it is below
 		mu.Unlock()
 		if err == nil && next.Sends > before && next.State == EffectUnknown {
 			ProgressFrom(ctx).Unanswered(next.LastError)
@@ -824,13 +876,33 @@ func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(i
 			// The ledger's failure, whatever the send's error joined with
 			// it says of its subject: not the stage's to handle.
 			return fmt.Errorf("%s %s: %w", next.Kind, next.Key, err)
-		case err != nil && en.Error != nil:
-			return en.Error(ctx, next, err)
 		case err != nil:
-			return err
+			herr := err
+			if en.Error != nil {
+				herr = en.Error(ctx, next, err)
+			}
+			if herr == nil || stopsAll(herr) || !unansweredQuery(err) || en.Wait <= 0 {
+				return herr // no Wait: nothing would end the questions of a provider down
+			}
+			// The question got no answer: the effect is as it was,
+			// pending, its outcome as unknown as before.
+			ProgressFrom(ctx).Unanswered(err.Error())
+			mu.Lock()
+			defer mu.Unlock()
+			q := noAnswer[next.ID]
+			q.n, q.err = q.n+1, err.Error()
+			noAnswer[next.ID] = q
+			delay := min(poll<<min(q.n-1, 16), max(poll, maxSendBackoff))
+			*pending = append(*pending, waiting{e: next, due: time.Now().Add(delay), asked: true})
+			if !deadline.IsZero() && !time.Now().Before(deadline) {
+				stopped = true
+				return errStopWave // the wait is over: ask no more of this wave
+			}
+			return nil
 		case next.State.Final():
 			mu.Lock()
 			delete(failed, next.ID)
+			delete(noAnswer, next.ID)
 			mu.Unlock()
 			if en.Final != nil {
 				return en.Final(ctx, next)
@@ -840,6 +912,7 @@ func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(i
 		delay, backoff := poll, false
 		mu.Lock()
 		defer mu.Unlock()
+		delete(noAnswer, next.ID) // answered, or sent since
 		if next.Sends > before {
 			delay = first // just sent: the provider needs its time
 			if next.State == EffectUnknown {
@@ -853,6 +926,35 @@ func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(i
 		*pending = append(*pending, waiting{e: next, due: time.Now().Add(delay), asked: next.Sends == before, backoff: backoff})
 		return nil
 	})
+	mu.Lock()
+	defer mu.Unlock()
+	if stopped && ctx.Err() == nil {
+		// Not asked after the wait: left pending as they are, asked no
+		// more by this run.
+		for i, e := range wave {
+			if !handled[i] {
+				*pending = append(*pending, waiting{e: e, left: true})
+				res.Unasked++
+			}
+		}
+	}
+	return stopped, err
+}
+
+// noAnswer is how many questions in a row about an effect got no answer,
+// and the last one's error.
+type noAnswer struct {
+	n   int
+	err string
+}
+
+// unansweredQuery reports whether err, ApplyEffect's, is its status
+// query's that got no answer (the provider could not be asked), and not
+// one that concerns its subject alone (a refusal to answer about it:
+// SubjectOnly) or every request (KindUsage, the ledger's failures).
+func unansweredQuery(err error) bool {
+	var q queryError
+	return errors.As(err, &q) && !SubjectOnly(err) && !stopsAll(err)
 }
 
 // waiting is a pending effect and when it is next asked about.
@@ -861,13 +963,15 @@ type waiting struct {
 	due     time.Time
 	asked   bool // asked about since it was last sent
 	backoff bool // due later than the first poll: its sends keep failing
+	left    bool // not asked after the wait, its wave stopped (send): asked no more
 }
 
 // eligible reports whether w may still be asked about: before the
 // deadline, or never asked since it was sent (every request sent gets
-// at least one question, however long the sending took).
+// at least one question, however long the sending took, unless the
+// questions after the wait stopped for want of an answer).
 func (w waiting) eligible(deadline time.Time) bool {
-	return deadline.IsZero() || !w.asked || !w.due.After(deadline)
+	return !w.left && (deadline.IsZero() || !w.asked || !w.due.After(deadline))
 }
 
 // dueBy is when w is next asked about: when it is due, but a request
@@ -880,11 +984,25 @@ func (w waiting) dueBy(deadline time.Time) time.Time {
 	return w.due
 }
 
-func (en *Engine) left(res EngineResult, pending []waiting) EngineResult {
+func (en *Engine) left(res EngineResult, pending []waiting, noAnswer map[int64]noAnswer) EngineResult {
 	for _, w := range pending {
 		res.Pending = append(res.Pending, w.e)
+		if q, ok := noAnswer[w.e.ID]; ok {
+			if res.NoAnswer == nil {
+				res.NoAnswer = map[int64]string{}
+			}
+			res.NoAnswer[w.e.ID] = q.err
+		}
 	}
 	return res
+}
+
+// StillProcessing is the error of the effects r left pending
+// (StillProcessing), which also counts those whose last question got no
+// answer, with the first one's error, and those not asked after the
+// wait; nil when none is pending.
+func (r EngineResult) StillProcessing(what, provider string, wait time.Duration) error {
+	return stillProcessingOf(what, provider, wait, r.Pending, r.NoAnswer, r.Unasked)
 }
 
 // StillProcessing is the error of effects left pending when the wait was
@@ -894,19 +1012,29 @@ func (en *Engine) left(res EngineResult, pending []waiting) EngineResult {
 // error, so that the log says why they are not final rather than only that
 // they are not. It wraps ErrStillProcessing (exit 1: resumable).
 func StillProcessing(what, provider string, wait time.Duration, pending []Effect) error {
+	return stillProcessingOf(what, provider, wait, pending, nil, 0)
+}
+
+func stillProcessingOf(what, provider string, wait time.Duration, pending []Effect, noAnswer map[int64]string, unasked int) error {
 	if len(pending) == 0 {
 		return nil
 	}
 	msg := fmt.Sprintf("%d %s still processing at %s after %s (first: %s, %s)",
 		len(pending), what, provider, wait, pending[0].Key, pending[0].State)
-	var unknown int
-	var first Effect
+	var unknown, unanswered int
+	var first, firstAsked Effect
 	for _, e := range pending {
 		if e.State == EffectUnknown {
 			if unknown == 0 {
 				first = e
 			}
 			unknown++
+		}
+		if _, ok := noAnswer[e.ID]; ok {
+			if unanswered == 0 {
+				firstAsked = e
+			}
+			unanswered++
 		}
 	}
 	if unknown > 0 {
@@ -916,6 +1044,12 @@ func StillProcessing(what, provider string, wait time.Duration, pending []Effect
 		}
 		msg += fmt.Sprintf("; %d of them got no answer to their last request, their outcome unknown (first: %s after %d sends: %s): the next run asks %s about each before sending it again",
 			unknown, first.Key, first.Sends, why, provider)
+	}
+	if unanswered > 0 {
+		msg += fmt.Sprintf("; the last question about %d of them got no answer (first: %s: %s)", unanswered, firstAsked.Key, noAnswer[firstAsked.ID])
+	}
+	if unasked > 0 {
+		msg += fmt.Sprintf("; %d not asked about after the wait, as %s did not answer", unasked, provider)
 	}
 	return &stillProcessing{msg + "; re-run to resolve"}
 }

@@ -698,5 +698,5 @@ func (d *distribution) pay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return pipeline.StillProcessing("revenue shares", "Infinia", c.Wait, res.Pending)
+	return res.StillProcessing("revenue shares", "Infinia", c.Wait)
 }

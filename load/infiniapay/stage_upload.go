@@ -102,7 +102,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		// of the date went unpaid on every run while one upload failed:
 		// found by a review). Those files are not asked about: they are
 		// not uploaded.
-		stuck := pipeline.StillProcessing("trade file uploads", "Infinia's SFTP server", c.Wait, res.Pending)
+		stuck := res.StillProcessing("trade file uploads", "Infinia's SFTP server", c.Wait)
 		for _, e := range res.Pending {
 			if u, ok := up.done(e.Key); ok {
 				unusable.skip(u.file.Name)

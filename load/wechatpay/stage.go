@@ -245,7 +245,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			// Resumable (exit 1) before what needs a person: the
 			// transactions held for a person were dropped from the run's
 			// word when others were still processing at the wait's end.
-			stuck := pipeline.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait, res.Pending)
+			stuck := res.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait)
 			if attention != nil {
 				return summary, pipeline.E(pipeline.KindFailed, "", errors.Join(stuck, attention))
 			}
