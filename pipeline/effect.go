@@ -316,16 +316,20 @@ func (e queryError) Unwrap() error { return e.error }
 
 type noResendKey struct{}
 
-// withoutResend marks ctx: ApplyEffect leaves an effect a query finds
-// never arrived as it is (sent or unknown) rather than send it again. The
-// engine asks so once its wait is over: what was sent before is still
-// asked about once, and nothing goes out again (a request that keeps
-// failing would otherwise be sent, asked about and sent again for ever).
-func withoutResend(ctx context.Context) context.Context {
-	return context.WithValue(ctx, noResendKey{}, true)
+// withoutResend marks ctx: from after on, ApplyEffect leaves an effect a
+// query finds never arrived as it is (sent or unknown) rather than send
+// it again. The engine asks so for the end of its wait: what was sent
+// before is still asked about once, and nothing goes out again (a request
+// that keeps failing would otherwise be sent, asked about and sent again
+// for ever), also from a wave of questions begun before the wait was over.
+func withoutResend(ctx context.Context, after time.Time) context.Context {
+	return context.WithValue(ctx, noResendKey{}, after)
 }
 
-func noResend(ctx context.Context) bool { return ctx.Value(noResendKey{}) != nil }
+func noResend(ctx context.Context) bool {
+	after, ok := ctx.Value(noResendKey{}).(time.Time)
+	return ok && !time.Now().Before(after)
+}
 
 func record(ctx context.Context, store EffectStore, e Effect, out Outcome, cause EffectCause) (Effect, error) {
 	state := EffectSent

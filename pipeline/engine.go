@@ -662,10 +662,10 @@ type EngineResult struct {
 	// effect when that question got no answer (the provider could not be
 	// asked): its outcome is as unknown as before it.
 	NoAnswer map[int64]string
-	// Unasked counts the pending effects not asked about after the wait:
-	// once it is over, the first question that gets no answer stops the
-	// rest of its wave (a provider that does not answer holds the stage
-	// no longer), and they are left as they are.
+	// Unasked counts the pending effects left unasked: once the wait is
+	// over, the first question that gets no answer stops the questions (a
+	// provider that does not answer holds the stage no longer), those of
+	// its wave not asked yet and those due later left as they are.
 	Unasked int
 }
 
@@ -756,6 +756,17 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 				}
 			}
 		}
+		if fed && sent.IsZero() {
+			// The feed is done, its last page sent (a page that ends it
+			// is empty): the wait begins, before the wave of questions
+			// this turn may make. Begun after it, a wave of questions to
+			// a provider that does not answer ran with no wait to stop
+			// it, for as long as its questions took.
+			sent = time.Now()
+			if en.Wait > 0 {
+				deadline = sent.Add(en.Wait)
+			}
+		}
 		// The pending effects due within half a poll interval join the
 		// wave, so that effects sent one after another are asked about
 		// together; the others stay (filtered in place).
@@ -775,14 +786,15 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 		}
 		if len(wave) > 0 {
 			sendCtx := ctx
-			if !deadline.IsZero() && !time.Now().Before(deadline) {
-				sendCtx = withoutResend(ctx) // the wait is over: ask, send nothing again
+			if !deadline.IsZero() {
+				sendCtx = withoutResend(ctx, deadline) // once the wait is over: ask, send nothing again
 			}
+			others := len(pending) // not in the wave; send appends after them
 			stopped, err := en.send(sendCtx, p, wave, laneOf(wave), first, poll, deadline, &mu, &res, &pending, failed, noAnswer)
 			if stopped {
 				// The provider did not answer after the wait: what is
-				// pending is asked no more (every request sent was asked
-				// once, or is left for the next run to ask).
+				// pending is asked no more, left for the next run to ask.
+				res.Unasked += others
 				for i := range pending {
 					pending[i].left = true
 				}
@@ -794,15 +806,8 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 				errs = append(errs, err)
 			}
 		}
-		if !fed {
-			if len(pending) < window {
-				continue // room for the next page
-			}
-		} else if sent.IsZero() {
-			sent = time.Now() // the feed is done and sent: the wait begins
-			if en.Wait > 0 {
-				deadline = sent.Add(en.Wait)
-			}
+		if !fed && len(pending) < window {
+			continue // room for the next page
 		}
 		var next time.Time
 		for _, w := range pending {
@@ -1049,7 +1054,7 @@ func stillProcessingOf(what, provider string, wait time.Duration, pending []Effe
 		msg += fmt.Sprintf("; the last question about %d of them got no answer (first: %s: %s)", unanswered, firstAsked.Key, noAnswer[firstAsked.ID])
 	}
 	if unasked > 0 {
-		msg += fmt.Sprintf("; %d not asked about after the wait, as %s did not answer", unasked, provider)
+		msg += fmt.Sprintf("; %d left unasked once %s did not answer after the wait", unasked, provider)
 	}
 	return &stillProcessing{msg + "; re-run to resolve"}
 }

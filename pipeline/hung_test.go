@@ -17,12 +17,13 @@ import (
 // their backoff) and ends with no answer, as a provider stopped
 // (SIGSTOP) that accepts connections and never answers.
 type hungProvider struct {
-	hang           time.Duration
+	hang, send     time.Duration // a query's time, a send's
 	sends, queries atomic.Int64
 }
 
 func (h *hungProvider) Send(context.Context, Effect) (Outcome, error) {
 	h.sends.Add(1)
+	time.Sleep(h.send)
 	return Outcome{Status: OutcomePending}, nil
 }
 
@@ -46,11 +47,14 @@ func (h *hungProvider) Query(ctx context.Context, e Effect) (Outcome, error) {
 // the wait is over, the first question that gets no answer stops the
 // rest: every effect is left pending as it is (sent, never resent, never
 // made final), the unanswered questions are counted, and the end is the
-// summarised "still processing" (exit 1).
+// summarised "still processing" (exit 1). The sends take a few
+// milliseconds: the first are due to be asked about when the feed ends,
+// and the wait begins before that wave of questions (begun after it, it
+// had no wait to stop it).
 func TestEngineHungProviderEndsSoonAfterTheWait(t *testing.T) {
 	t.Parallel()
 	const n, hang, wait = 27, 300 * time.Millisecond, 100 * time.Millisecond
-	s, h := newMemEffects(), &hungProvider{hang: hang}
+	s, h := newMemEffects(), &hungProvider{hang: hang, send: 3 * time.Millisecond}
 	var logs bytes.Buffer
 	progress := &Progress{}
 	ctx, cancel := context.WithCancel(WithProgress(context.Background(), progress))
@@ -95,5 +99,45 @@ func TestEngineHungProviderEndsSoonAfterTheWait(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "level=WARN msg=progress") || !strings.Contains(logs.String(), "unanswered=") {
 		t.Errorf("progress lines:\n%s\nwant a WARN line counting the questions that got no answer", logs.String())
+	}
+}
+
+// notFoundLater is a provider whose sends are lost (no answer) and whose
+// queries answer, after latency, that the request never arrived.
+type notFoundLater struct {
+	latency        time.Duration
+	sends, queries atomic.Int64
+}
+
+func (p *notFoundLater) Send(context.Context, Effect) (Outcome, error) {
+	p.sends.Add(1)
+	return Outcome{}, errors.New("connection reset")
+}
+
+func (p *notFoundLater) Query(context.Context, Effect) (Outcome, error) {
+	p.queries.Add(1)
+	time.Sleep(p.latency)
+	return Outcome{Status: OutcomeNotFound}, nil
+}
+
+// TestEngineSendsNothingAgainAfterTheWait: a question asked before the
+// wait was over whose answer, "never arrived", comes after it sent the
+// request again (the wave was told to send nothing again only when it
+// began after the wait). Nothing goes out again once the wait is over:
+// the request is left unknown, for the next run to ask.
+func TestEngineSendsNothingAgainAfterTheWait(t *testing.T) {
+	t.Parallel()
+	s, p := newMemEffects(), &notFoundLater{latency: 150 * time.Millisecond}
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, FirstPoll: 10 * time.Millisecond, Poll: 10 * time.Millisecond,
+		Wait: 50 * time.Millisecond}
+	res, err := en.Run(context.Background(), plan(t, s, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := p.sends.Load(); n != 1 {
+		t.Errorf("%d sends, want 1: the answer to the question came after the wait", n)
+	}
+	if len(res.Pending) != 1 || res.Pending[0].State != EffectUnknown || res.Pending[0].Sends != 1 {
+		t.Errorf("pending %+v, want the request left unknown after its one send", res.Pending)
 	}
 }
