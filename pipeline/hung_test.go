@@ -59,7 +59,11 @@ func TestEngineHungProviderEndsSoonAfterTheWait(t *testing.T) {
 	progress := &Progress{}
 	ctx, cancel := context.WithCancel(WithProgress(context.Background(), progress))
 	defer cancel()
-	go progress.report(ctx, slog.New(slog.NewTextHandler(&logs, nil)), 50*time.Millisecond)
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		progress.report(ctx, slog.New(slog.NewTextHandler(&logs, nil)), 50*time.Millisecond)
+	}()
 	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return h }, Pacer: NewPacer(Limits{MaxInFlight: 3}),
 		FirstPoll: 20 * time.Millisecond, Poll: 20 * time.Millisecond, Wait: wait,
 		Error: func(_ context.Context, e Effect, err error) error {
@@ -73,6 +77,7 @@ func TestEngineHungProviderEndsSoonAfterTheWait(t *testing.T) {
 	took := time.Since(began)
 	time.Sleep(120 * time.Millisecond) // a progress line after the end
 	cancel()
+	<-reported
 	if err != nil {
 		t.Fatalf("err after %s: %.300v\nwant the effects pending, no error of their own", took, err)
 	}
