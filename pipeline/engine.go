@@ -851,18 +851,18 @@ const maxSendBackoff = 5 * time.Minute
 // the stage's Error did not handle it: unansweredQuery) leaves, with a
 // Wait, its effect pending as it was, counted in the progress as
 // unanswered, and asked again twice as long after each such question in
-// a row (noAnswer counts them) while the wait lasts. Once the wait is over (deadline),
-// the first such question stops the rest of the wave: the effects not
-// asked yet are left pending as they are (never sent again, never made
-// final without an answer), for the next run to ask. Before, each of
-// them was asked through its client's retries, a few at a time (the
-// window sized by the latency seen while the provider answered), and a
-// provider that accepts connections and never answers held the stage
-// for as long as its questions took, each an error line of its own.
+// a row (noAnswer counts them) while the wait lasts. Once the wait is
+// over (deadline), the first such question stops the rest of the wave
+// (stopped): the effects not asked yet are left pending as they are
+// (never sent again, never made final without an answer), for the next
+// run to ask. Before, each of them was asked through its client's
+// retries, a few at a time (the window sized by the latency seen while
+// the provider answered), and a provider that accepts connections and
+// never answers held the stage for as long as its questions took, each
+// an error line of its own.
 func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(int) string, first, poll time.Duration, deadline time.Time,
 	mu *sync.Mutex, res *EngineResult, pending *[]waiting, failed map[int64]int, noAnswer map[int64]noAnswer) (stopped bool, err error) {
 	handled := make([]bool, len(wave)) // under mu: the calls that left their effect final, pending or to Error
-	// stopped, under mu: the wave was stopped after the wait.
 	err = p.EachAsNeeded(ctx, len(wave), lane, func(ctx context.Context, i int) error {
 		e := wave[i]
 		before := e.Sends
