@@ -1054,7 +1054,7 @@ func stillProcessingOf(what, provider string, wait time.Duration, pending []Effe
 		msg += fmt.Sprintf("; the last question about %d of them got no answer (first: %s: %s)", unanswered, firstAsked.Key, noAnswer[firstAsked.ID])
 	}
 	if unasked > 0 {
-		msg += fmt.Sprintf("; %d left unasked once %s did not answer after the wait", unasked, provider)
+		msg += fmt.Sprintf("; %d not asked again once %s did not answer after the wait", unasked, provider)
 	}
 	return &stillProcessing{msg + "; re-run to resolve"}
 }

@@ -124,7 +124,7 @@ func TestAHungInfiniaHoldsTheRevenueSharesNoLongerThanTheWait(t *testing.T) {
 	sp := res.StillProcessing("revenue shares", "Infinia", wait)
 	t.Log(sp)
 	if !errors.Is(sp, pipeline.ErrStillProcessing) || !strings.Contains(sp.Error(), fmt.Sprintf("%d revenue shares still processing at Infinia", n)) ||
-		!strings.Contains(sp.Error(), "revenue-sharing/query") || !strings.Contains(sp.Error(), "left unasked once Infinia did not answer after the wait") {
+		!strings.Contains(sp.Error(), "revenue-sharing/query") || !strings.Contains(sp.Error(), "not asked again once Infinia did not answer after the wait") {
 		t.Errorf("%v: want the summarised still processing, with the question that got no answer", sp)
 	}
 }
