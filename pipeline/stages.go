@@ -638,8 +638,8 @@ type ShardReads interface {
 // it pays every other seller: it paid it to the account the last run that
 // read the seller recorded, which the platform may have corrected since
 // (an id that was another seller's, say), and a seller with none now was
-// paid all the same. A seller
-// the platform no longer gives keeps being paid to that last account.
+// paid all the same. A seller the platform no longer gives keeps being
+// paid to that last account.
 type CarriedSellers interface {
 	// CarriedSellers returns, sorted, the sellers with a carried
 	// balance of a date up to d not netted into a payout yet.
