@@ -340,7 +340,7 @@ func TestBadRulesAndConfigurationExit2BeforeAnything(t *testing.T) {
 	}
 	// A database URL without sslmode is a configuration error too.
 	var out, errb bytes.Buffer
-	err := run(context.Background(), []string{"settle", "run", "--database-url", "postgres://x@127.0.0.1/db", "--rules", e.rules}, os.Getenv, &out, &errb)
+	err := run(context.Background(), []string{"settle", "run", "--date", testDate, "--database-url", "postgres://x@127.0.0.1/db", "--rules", e.rules}, os.Getenv, &out, &errb)
 	if code := exitCode(err, &errb); code != 2 || !strings.Contains(errb.String(), "sslmode") {
 		t.Errorf("URL without sslmode: exit %d: %s", code, errb.String())
 	}
