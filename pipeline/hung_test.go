@@ -82,8 +82,10 @@ func TestEngineHungProviderEndsSoonAfterTheWait(t *testing.T) {
 		t.Fatalf("err after %s: %.300v\nwant the effects pending, no error of their own", took, err)
 	}
 	// The first wave starts before the wait is over (20 ms): its first
-	// queries end with no answer at 300 ms, and stop the rest.
-	if took > 3*hang {
+	// queries end with no answer at 300 ms, and stop the rest. Asked
+	// through, 3 at a time, they took 9 hangs; the bound leaves the load
+	// of a busy machine (-race, other tests) its margin.
+	if took > 5*hang {
 		t.Errorf("took %s with a wait of %s and queries of %s: the hung provider held the stage", took, wait, hang)
 	}
 	if h.sends.Load() != n {

@@ -104,8 +104,9 @@ func TestAHungInfiniaHoldsTheRevenueSharesNoLongerThanTheWait(t *testing.T) {
 		t.Fatalf("after %s: %d error lines, first %.200v; want the shares pending", took, strings.Count(err.Error(), "\n")+1, err)
 	}
 	// A query takes 5 attempts of 100 ms and their backoff: the first
-	// ones end past the wait, and stop the others.
-	if took > 2*time.Second {
+	// ones end past the wait, and stop the others (0.6-0.9 s; asked
+	// through, they took 5 s: the bound leaves a busy machine its margin).
+	if took > 3*time.Second {
 		t.Errorf("took %s with a wait of %s: a hung Infinia held the stage", took, wait)
 	}
 	if got := len(r.fake.RevenueShares()); got != n {
