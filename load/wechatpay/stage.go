@@ -789,7 +789,8 @@ func subjectError(err error) bool {
 // so), which the caller settles as such (stageRun.closed). A first
 // request the checks would hold for a person is planned all the same
 // when WeChat Pay knows its out_order_no already (sentBefore: a ledger
-// restored from a backup).
+// restored from a backup; sentBeforeTaken where the ledger holds that
+// out_order_no for another transaction).
 func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (pipeline.Effect, *pipeline.Hold, OrderStatus, error) {
 	next := firstAttempt(run, it, o)
 	keyFor := func(attempt int) string { return OutOrderNo(run.Key.Date, it.OrderNo, attempt) }
@@ -821,6 +822,9 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 			if known, err := sentBefore(ctx, c, next, o); err != nil || known {
 				if err == nil {
 					e, err = c.Store.PlanEffect(ctx, next)
+				}
+				if errors.Is(err, pipeline.ErrKeyTaken) {
+					return sentBeforeTaken(ctx, c, run, it, o, next, err)
 				}
 				return e, nil, OrderStatus{}, err
 			}
@@ -869,6 +873,34 @@ func sentBefore(ctx context.Context, c *StageConfig, first pipeline.Effect, o Tx
 		return false, fmt.Errorf("%s %s: %w", first.Kind, first.Key, err)
 	}
 	return out.Status != pipeline.OutcomeNotFound, nil
+}
+
+// sentBeforeTaken plans the first request of a transaction WeChat Pay
+// knows (sentBefore) whose out_order_no the ledger refused as another
+// transaction's (taken, pipeline.ErrKeyTaken): under its out_order_no
+// taken, where WeChat Pay knows that one too (the first run planned it
+// there, the other transaction's first), the same request again. Else it
+// is held for a person, the others going on; the error stopped the stage
+// for every transaction of the date. Unlike a transaction nothing was sent
+// for (plan), it is not planned under its out_order_no taken unasked:
+// WeChat Pay holds its request under the first, and another out_order_no
+// would be a second request for a transaction it settled.
+func sentBeforeTaken(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn, first pipeline.Effect, taken error) (pipeline.Effect, *pipeline.Hold, OrderStatus, error) {
+	again := first
+	again.Key = OutOrderNoTaken(run.Key.Date, it.OrderNo, first.Attempt)
+	known, err := sentBefore(ctx, c, again, o)
+	if err != nil {
+		return pipeline.Effect{}, nil, OrderStatus{}, err
+	}
+	if known {
+		e, err := c.Store.PlanEffect(ctx, again)
+		if !errors.Is(err, pipeline.ErrKeyTaken) {
+			return e, nil, OrderStatus{}, err
+		}
+		taken = err
+	}
+	return pipeline.Effect{}, pipeline.NeedsAPerson(fmt.Sprintf("nothing sent: WeChat Pay knows %s %s of transaction %s, which the ledger does not hold (restored from a backup?): %v; "+
+		"settle it by hand at WeChat Pay, then settle resolve --order", first.Kind, first.Key, o.TransactionID, taken)), OrderStatus{}, nil
 }
 
 // askOrder asks WeChat Pay for its order of request e of transaction o,

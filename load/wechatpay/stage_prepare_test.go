@@ -244,3 +244,86 @@ func TestATransactionWhoseKeyIsAnotherOnesIsPlannedUnderItsTakenKey(t *testing.T
 		t.Errorf("sent %v, want ORD-00003's request under its out_order_no taken %s", api.sentKeys(), want)
 	}
 }
+
+// restoredAPI is countingAPI for a ledger restored from a backup taken
+// before transaction held's request was sent: WeChat Pay settled it since
+// (it holds 1 fen less than the order) and knows its request under the
+// out_order_nos in knows alone.
+type restoredAPI struct {
+	*countingAPI
+	held  string
+	knows map[string]bool
+}
+
+func (a *restoredAPI) Remaining(ctx context.Context, sub, txn string) (pipeline.Money, error) {
+	if txn == a.held {
+		return pipeline.Money{Minor: 999, Currency: "CNY"}, nil
+	}
+	return a.countingAPI.Remaining(ctx, sub, txn)
+}
+
+func (a *restoredAPI) Query(ctx context.Context, e pipeline.Effect, o wechatpay.Txn) (pipeline.Outcome, wechatpay.OrderStatus, error) {
+	if o.TransactionID == a.held && !a.knows[e.Key] {
+		return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, wechatpay.OrderStatus{}, nil
+	}
+	return a.countingAPI.Query(ctx, e, o)
+}
+
+// TestARestoredTransactionWhoseKeyIsAnotherOnesStopsNoStage: a ledger
+// restored from a backup holds no request of a transaction WeChat Pay
+// settled since (sentBefore), and its out_order_no is another
+// transaction's in the ledger (their hashes collide). Planning it again
+// under that out_order_no was refused (pipeline.ErrKeyTaken), and the
+// error stopped the stage for every transaction of the date. WeChat Pay
+// knowing its request under its out_order_no taken, it is planned under
+// that one, the same request; knowing it under the first alone, it is
+// held for a person, nothing sent: a request under another out_order_no
+// would be a second one for a transaction WeChat Pay settled. The other
+// transactions are paid either way.
+func TestARestoredTransactionWhoseKeyIsAnotherOnesStopsNoStage(t *testing.T) {
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	first, taken := wechatpay.OutOrderNo(d, "ORD-00003", 1), wechatpay.OutOrderNoTaken(d, "ORD-00003", 1)
+	for _, c := range []struct {
+		name  string
+		knows []string
+		held  bool
+	}{
+		{"known under its first out_order_no", []string{first}, true},
+		{"known under its out_order_no taken", []string{first, taken}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			store := &keyTakenStore{batchStore: newBatchStore(5), taken: map[string]bool{first: true}}
+			api := &restoredAPI{countingAPI: &countingAPI{}, held: "TORD-00003", knows: map[string]bool{}}
+			for _, k := range c.knows {
+				api.knows[k] = true
+			}
+			cfg := wechatpay.StageConfig{Store: store, API: api, Batch: 10, Poll: time.Millisecond}
+			run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: d}}
+			summary, err := wechatpay.DistributeStage(cfg)(context.Background(), run)
+			sentHeld := slices.ContainsFunc(api.sentKeys(), func(k string) bool { return k == first || k == taken })
+			if c.held {
+				if pipeline.KindOf(err) != pipeline.KindNeedsPerson || !strings.Contains(err.Error(), "ORD-00003") || !strings.Contains(err.Error(), "WX/OTHER") {
+					t.Fatalf("distribute: %q, %v; want ORD-00003 alone held for a person, naming the request holding its key", summary, err)
+				}
+				if paid := store.count(pipeline.ItemPaid); paid != 4 || !strings.Contains(summary, "1 held") {
+					t.Errorf("%d paid, summary %q; want the 4 others paid and 1 held", paid, summary)
+				}
+				if sentHeld {
+					t.Errorf("sent %v: a request of the held transaction went out", api.sentKeys())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("distribute: %q, %v; want every transaction settled", summary, err)
+			}
+			if paid := store.count(pipeline.ItemPaid); paid != 5 {
+				t.Errorf("%d paid, summary %q; want all 5", paid, summary)
+			}
+			for _, e := range store.effects {
+				if e.Subject == wechatpay.Subject(d, "ORD-00003") && e.Key != taken {
+					t.Errorf("ORD-00003's request planned under %s, want its out_order_no taken %s, the one WeChat Pay knows", e.Key, taken)
+				}
+			}
+		})
+	}
+}
