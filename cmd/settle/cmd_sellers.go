@@ -124,11 +124,7 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 	req := infiniapay.BindRequest{SellerID: infiniaID,
 		SellerCertNo: certNo, SellerName: seller.Name, StoreName: seller.Name, StoreURL: c.String("store-url"),
 		EntityType: seller.EntityType, Country: seller.Country, Currency: cur, BacklinkURL: c.String("backlink-url")}
-	// One requestNo a seller, day and content: the same request again is
-	// replayed, a corrected one (another currency, say) is a new request
-	// (it reused the first's requestNo: found by a review).
-	req.RequestNo = infiniapay.BindingRequestNo("ABR", pipeline.DateOf(cfg.clock()), strings.Join([]string{seller.ID, req.SellerID, req.SellerCertNo,
-		req.SellerName, req.StoreName, req.StoreURL, req.EntityType, req.Country, string(req.Currency), req.BacklinkURL}, "\x00"))
+	req.RequestNo = bindRequestNo(cfg.clock(), seller.ID, req)
 	reqNo := req.RequestNo
 	redirect, err := inf.client.BindAccount(c.Context, req)
 	if errors.Is(err, infiniapay.ErrTooLarge) {
@@ -144,6 +140,21 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 	}
 	fmt.Fprintf(cfg.stdout, "binding requested for %s (Infinia %s, requestNo %s)\nsend the seller to: %s\n", id, infiniaID, reqNo, redirect)
 	return nil
+}
+
+// bindRequestNo is the requestNo of binding request req of the platform's
+// seller sellerID made at now: one a seller, day and content. The same
+// request again is replayed; a corrected one (another currency, say) is a
+// new request (it reused the first's requestNo: found by a review). The
+// day is now's in UTC, not in the machine's zone: the same bind made again
+// from a machine in another zone (an operator's laptop, a pod) made
+// another request near midnight. Nothing records the requestNo before it
+// is sent, so a bind made again after the change may be a new request
+// for the hours the zones' dates differ, as one made again the next day
+// is: a binding request moves no money.
+func bindRequestNo(now time.Time, sellerID string, req infiniapay.BindRequest) string {
+	return infiniapay.BindingRequestNo("ABR", pipeline.DateOf(now.UTC()), strings.Join([]string{sellerID, req.SellerID, req.SellerCertNo,
+		req.SellerName, req.StoreName, req.StoreURL, req.EntityType, req.Country, string(req.Currency), req.BacklinkURL}, "\x00"))
 }
 
 func (cfg *config) sellersSync(c *cli.Context) error {
