@@ -422,6 +422,12 @@ type Sellers struct {
 	Query string // $1 = text[] of seller ids
 	Name  string
 	Batch int // ids per query, default 1000
+	// Refused, when set, is told each id of a lookup that the query could
+	// not take alone (take) while it took others, with the database's
+	// refusal of it, once the lookup is done: its orders are rejected as
+	// of a seller the platform does not give, and their reason cannot say
+	// what the database said.
+	Refused func(id string, err error)
 
 	mu        sync.Mutex
 	query, of string // the query as run (asBytes) of Query of
@@ -443,9 +449,10 @@ func (s *Sellers) sellers(ctx context.Context, ids []string, fn func(pipeline.Se
 		batch = 1000
 	}
 	tookAny := false
+	var refused []refusedID
 	for len(ids) > 0 {
 		n := min(batch, len(ids))
-		took, err := s.take(ctx, ids[:n], fn)
+		took, err := s.take(ctx, ids[:n], fn, &refused)
 		if err != nil && (!idsRefused(err) || !tookAny) {
 			// Not the ids' fault, or the query took none of them yet:
 			// the query is what to fix.
@@ -454,7 +461,19 @@ func (s *Sellers) sellers(ctx context.Context, ids []string, fn func(pipeline.Se
 		tookAny = tookAny || took > 0
 		ids = ids[n:]
 	}
+	if s.Refused != nil {
+		for _, r := range refused {
+			s.Refused(r.id, r.err)
+		}
+	}
 	return nil
+}
+
+// refusedID is an id the query could not take alone, and the database's
+// refusal of it.
+type refusedID struct {
+	id  string
+	err error
 }
 
 // take reads the sellers of ids (batch) and returns how many of the ids
@@ -466,18 +485,22 @@ func (s *Sellers) sellers(ctx context.Context, ids []string, fn func(pipeline.Se
 // are then read in halves, down to the ids the query cannot take alone,
 // which are given no seller (their orders are rejected as of a seller the
 // platform does not give); the error is returned only when the query took
-// none of ids.
-func (s *Sellers) take(ctx context.Context, ids []string, fn func(pipeline.Seller) error) (int, error) {
+// none of ids. Each id the query cannot take alone is added to refused,
+// with the database's refusal: given no seller unless the lookup fails.
+func (s *Sellers) take(ctx context.Context, ids []string, fn func(pipeline.Seller) error, refused *[]refusedID) (int, error) {
 	err := s.batch(ctx, ids, fn)
 	if err == nil {
 		return len(ids), nil
+	}
+	if idsRefused(err) && len(ids) == 1 {
+		*refused = append(*refused, refusedID{ids[0], err})
 	}
 	if !idsRefused(err) || len(ids) == 1 {
 		return 0, err
 	}
 	took, half := 0, len(ids)/2
 	for _, part := range [][]string{ids[:half], ids[half:]} {
-		n, err := s.take(ctx, part, fn)
+		n, err := s.take(ctx, part, fn, refused)
 		if err != nil && !idsRefused(err) {
 			return took, err
 		}

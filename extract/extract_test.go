@@ -389,6 +389,45 @@ func TestLateRefundsCheck(t *testing.T) {
 	}
 }
 
+// An id the sellers query cannot take is given no seller, its orders
+// rejected as of a seller the platform does not give ("its sellers query
+// gave no row for it"), while the others are read: the database's refusal
+// (its id "N/A" no bigint, or a row of the seller that a cast of the query
+// refuses) was dropped, and nothing told the operator what the database
+// said. Refused is told each with the database's message; a lookup that
+// fails whatever its ids returns an error with it, and tells none.
+func TestSellersTellsWhatTheDatabaseSaidOfTheIDsItRefused(t *testing.T) {
+	db := pgtest.DB(t)
+	db.MustExec(`CREATE TABLE merchants (id bigint PRIMARY KEY, name text);
+		INSERT INTO merchants SELECT i, 'M' || i FROM generate_series(1, 9) i;
+		UPDATE merchants SET name = '12,5' WHERE id = 6`)
+	var told []string
+	src := &extract.Sellers{DB: db, Name: "sellers.sql", Batch: 4, Query: `SELECT id AS seller_id, name, 'Corporate' AS entity_type, 'CHN' AS country,
+		'INF' || id AS infinia_seller_id, NULL AS wechat_sub_mchid FROM merchants WHERE id = ANY ($1::bigint[]) AND (id <> 6 OR name::numeric > 0)`,
+		Refused: func(id string, err error) { told = append(told, fmt.Sprintf("%s: %v", id, err)) }}
+	var calls []string
+	err := src.Sellers(context.Background(), []string{"1", "2", "N/A", "3", "4", "5", "6", "7"}, func(s pipeline.Seller) error {
+		calls = append(calls, s.ID)
+		return nil
+	})
+	slices.Sort(calls)
+	if err != nil || fmt.Sprint(calls) != "[1 2 3 4 5 7]" {
+		t.Fatalf("sellers given %v (%v), want all but N/A and 6", calls, err)
+	}
+	all := strings.Join(told, "\n")
+	for _, want := range []string{`N/A: sellers query sellers.sql: pq: invalid input syntax for type bigint: "N/A"`, `6: sellers query sellers.sql: pq: invalid input syntax for type numeric: "12,5"`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("told:\n%s\nwant %q", all, want)
+		}
+	}
+	src.Query = strings.Replace(src.Query, "(id <> 6 OR ", "(", 1)
+	told = nil
+	err = src.Sellers(context.Background(), []string{"6", "N/A"}, func(pipeline.Seller) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "sellers query sellers.sql: pq: invalid input syntax for type") || len(told) != 0 {
+		t.Fatalf("a lookup the query takes no id of: %v (told %v), want its error with the database's message, and nothing told", err, told)
+	}
+}
+
 // A platform whose seller ids are numbers casts $1 (README: m.id = ANY
 // ($1::bigint[])), and the array holds every seller id the day's rows
 // name: one that is no number ("", "N/A", a text column's typo) had the

@@ -636,7 +636,7 @@ func sellersPayable(l *ledger.Ledger, o *runOptions, wait time.Duration) (payabl
 						return
 					}
 				}
-				n, sellers, err := pipeline.SellerHoldsPayable(ctx, l, sellerSource(db, o.sellersQ, o.sellersName), channelSpecs(), transform.CheckSeller, run)
+				n, sellers, err := pipeline.SellerHoldsPayable(ctx, l, sellerSource(db, o.sellersQ, o.sellersName, nil), channelSpecs(), transform.CheckSeller, run)
 				answered <- answer{db, n, sellers, err}
 			}(src)
 			select {
@@ -1361,7 +1361,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	// this shard with an Infinia seller id one of theirs has is rejected
 	// as two of one shard are.
 	var others map[string]pipeline.Seller
-	watch := &sharedWatch{SellerSource: sellerSource(src, o.sellersQ, o.sellersName)}
+	watch := &sharedWatch{SellerSource: sellerSource(src, o.sellersQ, o.sellersName, cfg.logger())}
 	runner := &pipeline.Runner{
 		Store: l,
 		Log:   cfg.logger(),
@@ -1369,7 +1369,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		Now:   cfg.now,
 		Stages: map[pipeline.Stage]pipeline.StageFunc{
 			pipeline.StageExtract: pipeline.ExtractStage(cfg.extractSource(src, o.query, o.queryName, o.unfinished, o.standbyOfPri),
-				sellerSource(src, o.sellersQ, o.sellersName), l, window),
+				sellerSource(src, o.sellersQ, o.sellersName, cfg.logger()), l, window),
 			pipeline.StageTransform: pipeline.TransformStage(l, func(m map[string]pipeline.Seller) pipeline.Classifier {
 				return o.classify(fromMap(m, others))
 			}),
@@ -1426,7 +1426,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	// held for their sellers' accounts are released once the platform's
 	// sellers give them (the rest need a person, exit 4).
 	runner.Stages[pipeline.StageUpload] = pipeline.Combine(
-		pipeline.SellerHoldStage(l, sellerSource(src, o.sellersQ, o.sellersName), channelSpecs(), transform.CheckSeller),
+		pipeline.SellerHoldStage(l, sellerSource(src, o.sellersQ, o.sellersName, cfg.logger()), channelSpecs(), transform.CheckSeller),
 		runner.Stages[pipeline.StageUpload])
 	runner.Stages[pipeline.StageDistribute] = plugged.Distribute
 	runner.Stages[pipeline.StageReconcile] = cfg.pruningFinal(l, pipeline.ReconcileStageWatching(l, append(plugged.Matchers, pipeline.PlatformMatcher(l)), plugged.Watchers, o.reports.stage(l), o.recheckDays))

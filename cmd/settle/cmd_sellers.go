@@ -99,7 +99,7 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 		return err
 	}
 	var seller *pipeline.Seller
-	err = sellerSource(db, q, name).Sellers(c.Context, []string{id}, func(s pipeline.Seller) error { seller = &s; return nil })
+	err = sellerSource(db, q, name, nil).Sellers(c.Context, []string{id}, func(s pipeline.Seller) error { seller = &s; return nil })
 	if err != nil {
 		return err
 	}

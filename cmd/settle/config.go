@@ -709,8 +709,17 @@ func (cfg *config) extractSource(db *sqlx.DB, query, name string, unfinished, st
 }
 
 // sellerSource builds the pipeline.SellerSource for the platform database.
-func sellerSource(db *sqlx.DB, query, name string) *extract.Sellers {
-	return &extract.Sellers{DB: db, Query: query, Name: name}
+// A seller id the query refuses while it takes others is logged to log
+// (nil: not) with what the database said: its orders are rejected as of a
+// seller the platform does not give, a reason that cannot say it.
+func sellerSource(db *sqlx.DB, query, name string, log *slog.Logger) *extract.Sellers {
+	s := &extract.Sellers{DB: db, Query: query, Name: name}
+	if log != nil {
+		s.Refused = func(id string, err error) {
+			log.Warn("the sellers query refused a seller id: its orders are rejected as of a seller the platform does not give", "seller", id, "error", err.Error())
+		}
+	}
+	return s
 }
 
 func sourceQueryDefault() string { return settlesql.SourceQuery }

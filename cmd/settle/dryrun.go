@@ -25,7 +25,7 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	}
 	defer db.Close()
 	src := cfg.extractSource(db, pipeline.SortedSourceQuery(o.query), o.queryName, true, false)
-	sellers := sellerSource(db, o.sellersQ, o.sellersName)
+	sellers := sellerSource(db, o.sellersQ, o.sellersName, cfg.logger())
 	known := map[string]*pipeline.Seller{} // nil: looked up, not found
 	// Sellers sharing an account where an account is one seller's are
 	// marked as the second is met: the first's orders before it are
