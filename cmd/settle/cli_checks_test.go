@@ -384,7 +384,7 @@ func TestAReportsOrWorkDirectoryThatCannotBeWrittenIsRefusedFirst(t *testing.T) 
 	if _, err := os.Stat(filepath.Join(dir, "reports")); err != nil {
 		t.Errorf("the reports directory was not made: %v", err)
 	}
-	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), ShareKeys: true})
+	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), ShareKeys: true, KeyBits: testKeyBits})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func TestAFileThatFailsAMomentIsNoConfiguration(t *testing.T) {
 	eio := eioFile(t)
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing")
-	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), ShareKeys: true})
+	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), ShareKeys: true, KeyBits: testKeyBits})
 	if err != nil {
 		t.Fatal(err)
 	}

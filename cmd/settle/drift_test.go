@@ -33,7 +33,7 @@ func TestAnotherInfiniaAccountIsRefusedOnceTheDateSent(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND state IN ('sent', 'unknown')`); n == 0 {
 		t.Fatal("no revenue share left unknown")
 	}
-	other := e.simWith(paysim.Options{AppID: "APP-OTHER", ShareKeys: true}, 3, nil, balance)
+	other := e.simWith(paysim.Options{AppID: "APP-OTHER", ShareKeys: true, KeyBits: testKeyBits}, 3, nil, balance)
 	out, code := e.runInfinia(other)
 	if code != 2 || !strings.Contains(out, "--infinia-app-id APP-DEMO") || !strings.Contains(out, "--infinia-app-id APP-OTHER") {
 		t.Fatalf("run with another appId: exit %d, want 2 naming both accounts:\n%s", code, out)

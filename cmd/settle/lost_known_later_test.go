@@ -19,7 +19,7 @@ func TestALostFileInfiniaKnowsLaterIsNoLongerHeld(t *testing.T) {
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "200", "--sellers", "5", "--seed", "6")
 	const balance = 1_000_000_000_00
-	sim := e.simWith(paysim.Options{Polls: 100000, ShareKeys: true}, 5, nil, balance)
+	sim := e.simWith(paysim.Options{Polls: 100000, ShareKeys: true, KeyBits: testKeyBits}, 5, nil, balance)
 	lost := seed.InfiniaID(2)
 	sim.Infinia.LoseFilesOf(lost, true)
 	out, _ := e.runInfinia(sim, "--infinia-lost-after", "1ms", "--provider-wait", "200ms")

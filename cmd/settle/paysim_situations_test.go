@@ -21,7 +21,7 @@ import (
 // args, read as the command reads them.
 func (e *env) situationSim(sellers int, args ...string) *paysim.Sim {
 	e.t.Helper()
-	sim, err := paysim.Start(paysim.Options{Dir: e.t.TempDir(), ShareKeys: true})
+	sim, err := paysim.Start(paysim.Options{Dir: e.t.TempDir(), ShareKeys: true, KeyBits: testKeyBits})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func TestARevenueShareUnknownPastInfiniasMemoryIsHeldNotPaidAgain(t *testing.T) 
 		fault.Rule{Endpoint: "revenue-sharing/query", Kind: fault.ServerError, Prob: 1})
 	var later atomic.Int64 // how far the simulator's clock is ahead of ours
 	clock := func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
-	sim := e.simWith(paysim.Options{Faults: faults, Polls: -1, InfiniaMemory: 30 * 24 * time.Hour, Timing: paysim.Timing{Now: clock}, ShareKeys: true}, 3, nil, balance)
+	sim := e.simWith(paysim.Options{Faults: faults, Polls: -1, InfiniaMemory: 30 * 24 * time.Hour, Timing: paysim.Timing{Now: clock}, ShareKeys: true, KeyBits: testKeyBits}, 3, nil, balance)
 	if out, code := e.runInfinia(sim); code == 0 {
 		t.Fatalf("first run: exit 0, want the lost answer left unknown:\n%s", out)
 	}
@@ -90,7 +90,7 @@ func heldPastInfiniasMemory(t *testing.T, e *env, kind fault.Kind, balance int64
 		fault.Rule{Endpoint: "revenue-sharing/query", Kind: fault.ServerError, Prob: 1})
 	var later atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
-	sim := e.simWith(paysim.Options{Faults: faults, Polls: -1, InfiniaMemory: 30 * 24 * time.Hour, Timing: paysim.Timing{Now: clock}, ShareKeys: true}, 3, nil, balance)
+	sim := e.simWith(paysim.Options{Faults: faults, Polls: -1, InfiniaMemory: 30 * 24 * time.Hour, Timing: paysim.Timing{Now: clock}, ShareKeys: true, KeyBits: testKeyBits}, 3, nil, balance)
 	if out, code := e.runInfinia(sim); code == 0 {
 		t.Fatalf("first run: exit 0, want the lost answer left unknown:\n%s", out)
 	}

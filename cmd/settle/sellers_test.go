@@ -34,7 +34,7 @@ func TestSellersBindSyncAndWebhook(t *testing.T) {
 	// A request longer than Infinia publishes (requestData of at most 2048
 	// characters) is not sent: a usage error (it was exit 1, "retry is
 	// safe", for a request that would never fit).
-	long := "https://shop.example/" + strings.Repeat("s", 400)
+	long := "https://shop.example/" + strings.Repeat("s", 800) // too long whatever the key size (testKeyBits)
 	if out, code := e.settleSub(args("bind", "--store-url", long, "S00002")...); code != 2 || !strings.Contains(out, "--store-url") {
 		t.Fatalf("bind with a store URL of %d characters: exit %d, want 2\n%s", len(long), code, out)
 	}

@@ -58,7 +58,7 @@ func heldPastWeChatsMemoryAt(t *testing.T, e *env, kind fault.Kind, endpoint, ef
 		fault.Rule{Endpoint: "orders/query", Kind: fault.ServerError, Calls: queries})
 	var later atomic.Int64 // how far the simulator's clock is ahead of ours
 	clock := func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
-	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), Faults: faults, Polls: -1, WeChatMemory: 2 * time.Minute, Timing: paysim.Timing{Now: clock}, ShareKeys: true})
+	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), Faults: faults, Polls: -1, WeChatMemory: 2 * time.Minute, Timing: paysim.Timing{Now: clock}, ShareKeys: true, KeyBits: testKeyBits})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ import (
 // at their sub-merchants.
 func (e *env) weChatSim(faults *fault.Injector, review int) *paysim.Sim {
 	e.t.Helper()
-	sim, err := paysim.Start(paysim.Options{Dir: e.t.TempDir(), Faults: faults, ReviewPolls: review, ShareKeys: true})
+	sim, err := paysim.Start(paysim.Options{Dir: e.t.TempDir(), Faults: faults, ReviewPolls: review, ShareKeys: true, KeyBits: testKeyBits})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestWeChatKeepsToTheSubMerchantRateLimit(t *testing.T) {
 func TestReceiversAddStatusDelete(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), ReviewPolls: 1, ShareKeys: true})
+	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), ReviewPolls: 1, ShareKeys: true, KeyBits: testKeyBits})
 	if err != nil {
 		t.Fatal(err)
 	}

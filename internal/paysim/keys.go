@@ -44,16 +44,17 @@ const (
 )
 
 // loadSecrets reads dir's secrets, or generates and writes them when the
-// directory has none yet (shared: the process's shared ones).
-func loadSecrets(dir string, shared bool) (*secrets, error) {
+// directory has none yet, with RSA keys of bits bits (share: the
+// process's shared ones of that size).
+func loadSecrets(dir string, share bool, bits int) (*secrets, error) {
 	path := filepath.Join(dir, secretsFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		generate := newSecrets
-		if shared {
-			generate = sharedSecrets
+		if share {
+			generate = shared
 		}
-		s, err := generate()
+		s, err := generate(bits)
 		if err != nil {
 			return nil, err
 		}
@@ -70,15 +71,22 @@ func loadSecrets(dir string, shared bool) (*secrets, error) {
 }
 
 // sharedSecrets are the secrets of every simulator started with
-// Options.ShareKeys: generated once per process.
-var sharedSecrets = sync.OnceValues(newSecrets)
+// Options.ShareKeys, by the size of their RSA keys: generated once per
+// process.
+var sharedSecrets sync.Map // int → func() (*secrets, error)
 
-func newSecrets() (*secrets, error) {
-	inf, err := infiniapaytest.GenerateKeys()
+func shared(bits int) (*secrets, error) {
+	f, _ := sharedSecrets.LoadOrStore(bits, sync.OnceValues(func() (*secrets, error) { return newSecrets(bits) }))
+	return f.(func() (*secrets, error))()
+}
+
+// newSecrets generates a simulator's secrets, its RSA keys of bits bits.
+func newSecrets(bits int) (*secrets, error) {
+	inf, err := infiniapaytest.GenerateKeysOfSize(bits)
 	if err != nil {
 		return nil, err
 	}
-	wx, err := wechatpaytest.GenerateKeys()
+	wx, err := wechatpaytest.GenerateKeysOfSize(bits)
 	if err != nil {
 		return nil, err
 	}

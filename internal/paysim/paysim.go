@@ -67,6 +67,13 @@ type Options struct {
 	// a CPU-second under -race). Simulators sharing keys share the SFTP
 	// host key too.
 	ShareKeys bool
+	// KeyBits is the size of the RSA keys a Dir without keys is given
+	// (Infinia's envelope, WeChat Pay's signatures); 0: 2048, the
+	// providers'. Tests whose subject is not the keys take 1024: the
+	// Infinia envelope costs a private-key operation per 64 bytes of every
+	// request and answer, which at 2048 bits was over half the CPU of an
+	// Infinia test of cmd/settle under -race, and a quarter of it at 1024.
+	KeyBits int
 }
 
 // Config is what the job needs to reach the simulator: the values of its
@@ -159,7 +166,10 @@ func Start(o Options) (*Sim, error) {
 		}
 	}
 	keysDir := filepath.Join(o.Dir, "keys")
-	sec, err := loadSecrets(keysDir, o.ShareKeys)
+	if o.KeyBits == 0 {
+		o.KeyBits = 2048
+	}
+	sec, err := loadSecrets(keysDir, o.ShareKeys, o.KeyBits)
 	if err != nil {
 		return nil, err
 	}

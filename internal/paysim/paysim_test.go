@@ -2,12 +2,15 @@ package paysim
 
 import (
 	"bytes"
+	"cmp"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/settlekit/settle/internal/rsakey"
 )
 
 // TestKeysAndSerialsSurviveARestart: a second start on the same directory
@@ -72,6 +75,29 @@ func TestSharedKeysAreTheProcesss(t *testing.T) {
 	}
 	if c3, host3 := start(false); c3.WeChatSerial == c1.WeChatSerial || bytes.Equal(host3, host1) {
 		t.Fatal("a simulator not sharing keys took the shared ones")
+	}
+}
+
+// TestKeyBitsSizesTheKeys: a simulator's RSA keys are 2048 bits unless
+// KeyBits says otherwise, and those shared are shared by size.
+func TestKeyBitsSizesTheKeys(t *testing.T) {
+	for _, o := range []Options{{}, {ShareKeys: true, KeyBits: 1024}, {KeyBits: 1024}, {ShareKeys: true}} {
+		o.Dir = t.TempDir()
+		s, err := Start(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := cmp.Or(o.KeyBits, 2048)
+		for _, f := range []string{s.Config.OurKeyFile, s.Config.WeChatKeyFile} {
+			k, err := rsakey.LoadPrivate(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.N.BitLen() != want {
+				t.Errorf("%+v: %s is of %d bits, want %d", o, filepath.Base(f), k.N.BitLen(), want)
+			}
+		}
+		s.Close()
 	}
 }
 
