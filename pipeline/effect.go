@@ -79,6 +79,27 @@ type Outcome struct {
 // it.
 var ErrNotTaken = errors.New("request not taken by the provider: no money moved")
 
+// ErrNoAnswer, wrapped by a sender's error (Send or Query), says that the
+// provider gave no answer at all, after the client's own retries: no
+// connection could be made, or none (or not all of one) came back within
+// the client's timeouts - a provider down, or one that accepts
+// connections and never answers. An answer that says error (a code, an
+// HTTP status, "retry later") is not one: the provider answered. The
+// engine stops once NotAnsweringAfter requests in a row got no answer
+// (Engine.RunFeed). A send's error that wraps it leaves the effect
+// unknown as any send error does. Each provider's client marks its own
+// (it alone knows a timeout from an answer); NoAnswer marks one.
+var ErrNoAnswer = errors.New("no answer from the provider")
+
+// NoAnswer marks err, a sender's error, as ErrNoAnswer, its text
+// unchanged.
+func NoAnswer(err error) error { return noAnswerErr{err} }
+
+type noAnswerErr struct{ error }
+
+func (e noAnswerErr) Unwrap() error        { return e.error }
+func (e noAnswerErr) Is(target error) bool { return target == ErrNoAnswer }
+
 // ErrKeyTaken is what the ledger wraps when an effect is planned under an
 // idempotency key another subject's effect holds already: the two keys'
 // short hashes collide (48 bits of the subject's parts, so two sellers'
@@ -220,7 +241,11 @@ const StopTimeout = 45 * time.Second
 //   - a send or an answer the store could not record is an error with
 //     ErrNotRecorded in its chain: the send was not made, or the answer
 //     is left for a query by the next run;
-//   - final states are returned as they are.
+//   - final states are returned as they are;
+//   - inside an Engine, each request's end is told to its breaker (an
+//     answer, or none: ErrNoAnswer), and a question in flight when the
+//     provider is taken as not answering is cut: the effect is returned
+//     as it was, as if never asked (NotAnsweringAfter).
 //
 // It sends at most once per call and never invents a new key: a failed
 // attempt is retried by the caller planning attempt+1 (see NextAttempt).
@@ -234,7 +259,19 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 		if err := Pace(ctx); err != nil {
 			return e, err // stopping: not asked
 		}
-		out, err := sender.Query(ctx, e)
+		if silenced(ctx) {
+			unobserved(ctx)
+			return e, errCut // the provider is not answering: not asked
+		}
+		qctx, cut := asking(ctx)
+		out, err := sender.Query(qctx, e)
+		if cut(err) {
+			// Cut: the engine's provider stopped answering. As if never
+			// asked: the effect is as it was.
+			unobserved(ctx)
+			return e, errCut
+		}
+		heard(ctx, err)
 		if err != nil {
 			unobserved(ctx) // an Engine.Error may keep it from the pacer: no latency
 			return e, queryError{fmt.Errorf("query %s %s: %w", e.Kind, e.Key, err)}
@@ -261,6 +298,10 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 	if err := Pace(ctx); err != nil {
 		return e, err // stopping: not sent
 	}
+	if silenced(ctx) {
+		unobserved(ctx)
+		return e, errSilenced // the provider is not answering: not sent
+	}
 	if err := store.MarkSent(ctx, e.ID); err != nil {
 		return e, notRecorded{err} // not sent: nothing leaves unrecorded
 	}
@@ -280,6 +321,7 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 	})
 	defer stopGrace()
 	out, err := sender.Send(sendCtx, e)
+	heard(ctx, err)
 	if err != nil {
 		unobserved(ctx) // not this call's error: no latency either
 		// The request may have been applied: unknown until a query says.

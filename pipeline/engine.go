@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
@@ -610,6 +611,21 @@ var ErrStillProcessing = errors.New("still processing at the provider")
 // ones every Poll. A query adopts the provider's answer; "not found"
 // sends again with the same key (ApplyEffect). A new key is never made
 // here: a failed effect is final, and its stage plans the next attempt.
+//
+// A provider that does not answer at all stops it: once NotAnsweringAfter
+// requests in a row (questions or sends, in the order they end) got no
+// answer (ErrNoAnswer: no connection, or none came back, after the
+// client's own retries), it reads no more of its feed, sends and asks
+// nothing more, cuts the questions in flight (a question changes
+// nothing) and lets the sends in flight finish; every effect stays as the
+// ledger holds it (planned ones unsent, sent ones pending, an unanswered
+// send unknown: asked by its key on the next run, never sent blindly),
+// and EngineResult.StillProcessing names the provider as not answering
+// (exit 1). Before, each request went through its client's retries, a
+// window of them at a time, whatever the ones before it had found: a
+// re-run whose every effect was pending asked each through its retries
+// before the wait even began (27 questions of 5 attempts of 10 s: about
+// 9 minutes), and sends before the wait each spent their retries too.
 type Engine struct {
 	Store EffectStore
 	// Sender returns who sends and queries e.
@@ -629,7 +645,8 @@ type Engine struct {
 	// holds the stage for one question's retries, not one a pending
 	// effect). What is still pending then is returned. A run thus takes
 	// the time to send at the provider's limits plus about Wait, however
-	// many effects wait on the provider.
+	// many effects wait on the provider. A provider that does not answer
+	// at all stops the engine sooner, waited on or not (NotAnsweringAfter).
 	Wait time.Duration
 	// Window is how many pending effects (sent, not final) RunFeed holds
 	// before it reads the next page of its feed; 0: enough to keep
@@ -665,8 +682,127 @@ type EngineResult struct {
 	// Unasked counts the pending effects left unasked: once the wait is
 	// over, the first question that gets no answer stops the questions (a
 	// provider that does not answer holds the stage no longer), those of
-	// its wave not asked yet and those due later left as they are.
+	// its wave not asked yet and those due later left as they are; so
+	// too once the provider stopped answering (NotAnswering).
 	Unasked int
+	// NotAnswering, when not empty, says the provider stopped answering:
+	// NotAnsweringAfter requests to it in a row got no answer
+	// (ErrNoAnswer), and it is the last one's error. The engine then
+	// stopped: the effects it had are in Pending as the ledger holds them
+	// (planned ones never sent), and it read no more of its feed (Unread).
+	NotAnswering string
+	// Unread reports that the engine stopped before its feed was done
+	// (NotAnswering): the effects the feed had not given are in the
+	// ledger as they were, for the next run.
+	Unread bool
+}
+
+// NotAnsweringAfter is how many requests in a row to a provider
+// (questions and sends, in the order they end) that got no answer
+// (ErrNoAnswer, after the client's own retries) stop an engine: the
+// provider is not answering. Any answer, one that says error included,
+// starts the count again, so a provider that answers anything never
+// stops it; and each request counted has been through its client's
+// retries already (a question up to 5 attempts), so a flaky connection
+// seldom leaves one without an answer, let alone three in a row. A
+// provider that hangs stops it as the first requests in flight end: they
+// hang alike and end about together, however many are in flight, so
+// the stage is held about one request's retries (the questions in flight
+// are cut then; a send in flight ends by its client's timeout). Three,
+// not one: one request lost to a connection reset stops no run.
+const NotAnsweringAfter = 3
+
+// breaker counts the requests in a row an engine's provider did not
+// answer, and opens (open is done) at NotAnsweringAfter of them: the
+// engine then stops (RunFeed).
+type breaker struct {
+	open context.Context // done once the provider is taken as not answering
+	trip context.CancelFunc
+
+	mu     sync.Mutex
+	silent int    // requests in a row that got no answer
+	last   string // the last one's error
+}
+
+func newBreaker() *breaker {
+	open, trip := context.WithCancel(context.Background())
+	return &breaker{open: open, trip: trip}
+}
+
+func (b *breaker) isOpen() bool { return b.open.Err() != nil }
+
+// lastError is the error of the last request that got no answer.
+func (b *breaker) lastError() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.last
+}
+
+type breakerKey struct{}
+
+// heard tells the breaker of ctx (an engine's: ApplyEffect inside
+// RunFeed) how a request to the provider ended, err being the sender's
+// error: an answer (nil, or an error that says what the provider
+// answered) starts the count again; an error wrapping ErrNoAnswer counts
+// one more request in a row that got none. An error once ctx is done
+// (the run stopping) or of the ledger (ErrNotRead) says nothing of the
+// provider.
+func heard(ctx context.Context, err error) {
+	b, _ := ctx.Value(breakerKey{}).(*breaker)
+	if b == nil || ctx.Err() != nil || errors.Is(err, ErrNotRead) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.isOpen() {
+		return
+	}
+	if !errors.Is(err, ErrNoAnswer) {
+		b.silent = 0
+		return
+	}
+	b.silent++
+	b.last = err.Error()
+	if b.silent >= NotAnsweringAfter {
+		b.trip()
+	}
+}
+
+// errCut is ApplyEffect's error when its question was cut, or never
+// asked, because the engine's provider stopped answering (asking): the
+// effect is as it was, as if never asked. errSilenced, when its request
+// was not sent so: the effect is as it was, planned or asked about and
+// found never arrived. Both are errPaceStopped to the engine.
+var (
+	errCut      = fmt.Errorf("not asked: the provider is not answering: %w", errPaceStopped)
+	errSilenced = fmt.Errorf("not sent: the provider is not answering: %w", errPaceStopped)
+)
+
+// silenced reports whether the breaker of ctx is open: the engine's
+// provider is not answering, and no request starts (ApplyEffect checks
+// it after Pace, for the calls given their turn as the engine stopped).
+func silenced(ctx context.Context) bool {
+	b, _ := ctx.Value(breakerKey{}).(*breaker)
+	return b != nil && b.isOpen()
+}
+
+// asking returns the context of a question to the provider, cut once the
+// breaker of ctx opens (a question changes nothing: cut, it is as if it
+// were never asked), and the function that reports, once the question's
+// error is known, whether it was cut so (and releases the context).
+func asking(ctx context.Context) (context.Context, func(err error) bool) {
+	b, _ := ctx.Value(breakerKey{}).(*breaker)
+	if b == nil {
+		return ctx, func(error) bool { return false }
+	}
+	qctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(b.open, cancel)
+	return qctx, func(err error) bool {
+		cut := err != nil && qctx.Err() != nil && ctx.Err() == nil
+		stop()
+		cancel()
+		return cut
+	}
 }
 
 // Feed returns the next page of effects for RunFeed to drive (read from
@@ -699,8 +835,20 @@ func (en *Engine) window(p *Pacer, first time.Duration) int {
 // (Wait) begins when the feed is done and its last page sent. A feed's
 // error is returned with the others; the effects already given go on to
 // their end.
+//
+// Once NotAnsweringAfter requests in a row got no answer (ErrNoAnswer)
+// it stops, at any point (reading the feed, sending, asking, waiting):
+// no page more is read, nothing more is sent or asked (the questions in
+// flight are cut, the sends in flight finish), and every effect it holds
+// is returned in Pending as the ledger holds it - planned ones unsent,
+// an unanswered send unknown, a pending one as it was - with
+// EngineResult.NotAnswering and Unread saying so. Nothing is made final
+// without an answer, nothing is sent again blindly: the next run asks
+// about each sent one by its key.
 func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) {
 	var res EngineResult
+	br := newBreaker()
+	ctx = context.WithValue(ctx, breakerKey{}, br)
 	p := pacerOr(en.Pacer)
 	poll := en.Poll
 	if poll <= 0 {
@@ -789,11 +937,17 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 			if !deadline.IsZero() {
 				sendCtx = withoutResend(ctx, deadline) // once the wait is over: ask, send nothing again
 			}
-			others := len(pending) // not in the wave; send appends after them
-			stopped, err := en.send(sendCtx, p, wave, laneOf(wave), first, poll, deadline, &mu, &res, &pending, failed, noAnswer)
+			others := 0 // pending, not in the wave, still to be asked (send appends after them)
+			for _, w := range pending {
+				if !w.left {
+					others++
+				}
+			}
+			stopped, err := en.send(sendCtx, p, br, wave, laneOf(wave), first, poll, deadline, &mu, &res, &pending, failed, noAnswer)
 			if stopped {
-				// The provider did not answer after the wait: what is
-				// pending is asked no more, left for the next run to ask.
+				// The provider did not answer after the wait, or stopped
+				// answering: what is pending is asked no more, left for
+				// the next run to ask.
 				res.Unasked += others
 				for i := range pending {
 					pending[i].left = true
@@ -805,6 +959,12 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 				}
 				errs = append(errs, err)
 			}
+		}
+		if br.isOpen() {
+			// The provider is not answering: no page more, nothing more
+			// sent or asked; what the engine holds is left as it is.
+			res.NotAnswering, res.Unread = br.lastError(), !fed
+			break
 		}
 		if !fed && len(pending) < window {
 			continue // room for the next page
@@ -860,10 +1020,16 @@ const maxSendBackoff = 5 * time.Minute
 // the provider answered), and a provider that accepts connections and
 // never answers held the stage for as long as its questions took, each
 // an error line of its own.
-func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(int) string, first, poll time.Duration, deadline time.Time,
+//
+// Once the breaker br opens (NotAnsweringAfter requests in a row got no
+// answer, questions or sends, before the wait or after it) the wave
+// stops alike (stopped), its effects not sent yet left planned, those not
+// asked yet pending as they are.
+func (en *Engine) send(ctx context.Context, p *Pacer, br *breaker, wave []Effect, lane func(int) string, first, poll time.Duration, deadline time.Time,
 	mu *sync.Mutex, res *EngineResult, pending *[]waiting, failed map[int64]int, noAnswer map[int64]noAnswer) (stopped bool, err error) {
 	handled := make([]bool, len(wave)) // under mu: the calls that left their effect final, pending or to Error
-	err = p.EachAsNeeded(ctx, len(wave), lane, func(ctx context.Context, i int) error {
+	var kept []error                   // under mu: the errors of calls that ended once the breaker was open
+	one := func(ctx context.Context, i int) error {
 		e := wave[i]
 		before := e.Sends
 		next, err := ApplyEffect(ctx, en.Store, en.Sender(e), e)
@@ -930,16 +1096,38 @@ func (en *Engine) send(ctx context.Context, p *Pacer, wave []Effect, lane func(i
 		}
 		*pending = append(*pending, waiting{e: next, due: time.Now().Add(delay), asked: next.Sends == before, backoff: backoff})
 		return nil
+	}
+	err = p.EachAsNeeded(ctx, len(wave), lane, func(ctx context.Context, i int) error {
+		err := one(ctx, i)
+		if !br.isOpen() || errors.Is(err, errStopWave) || ctx.Err() != nil || (err != nil && stopsAll(err)) {
+			return err
+		}
+		if err != nil && !errors.Is(err, errPaceStopped) {
+			mu.Lock()
+			kept = append(kept, err)
+			mu.Unlock()
+		}
+		// The provider is not answering (NotAnsweringAfter): nothing
+		// more of this wave starts, and the calls that wait for their
+		// turn send nothing (Pace), also when this one was cut.
+		return errStopWave
 	})
 	mu.Lock()
 	defer mu.Unlock()
+	if len(kept) > 0 {
+		err = errors.Join(append([]error{err}, kept...)...)
+	}
+	stopped = stopped || br.isOpen()
 	if stopped && ctx.Err() == nil {
-		// Not asked after the wait: left pending as they are, asked no
-		// more by this run.
+		// Not asked after the wait, or not sent nor asked once the
+		// provider stopped answering: left as they are, asked no more by
+		// this run.
 		for i, e := range wave {
 			if !handled[i] {
 				*pending = append(*pending, waiting{e: e, left: true})
-				res.Unasked++
+				if e.State != EffectPlanned {
+					res.Unasked++
+				}
 			}
 		}
 	}
@@ -1005,9 +1193,74 @@ func (en *Engine) left(res EngineResult, pending []waiting, noAnswer map[int64]n
 // StillProcessing is the error of the effects r left pending
 // (StillProcessing), which also counts those whose last question got no
 // answer, with the first one's error, and those not asked after the
-// wait; nil when none is pending.
+// wait; nil when none is pending and the provider answered. When the
+// provider stopped answering (r.NotAnswering), it says so first, naming
+// provider, and counts the effects left planned (never sent) and the
+// feed left unread: work left for the next run too (ErrStillProcessing,
+// exit 1), also when none is pending.
 func (r EngineResult) StillProcessing(what, provider string, wait time.Duration) error {
+	if r.NotAnswering != "" {
+		return notAnsweringError(what, provider, r)
+	}
 	return stillProcessingOf(what, provider, wait, r.Pending, r.NoAnswer, r.Unasked)
+}
+
+// notAnsweringError is the error of an engine stopped because its
+// provider stopped answering (r.NotAnswering).
+func notAnsweringError(what, provider string, r EngineResult) error {
+	msg := fmt.Sprintf("%s is not answering: %d requests in a row got no answer (last: %s), so nothing more was sent or asked",
+		provider, NotAnsweringAfter, r.NotAnswering)
+	var planned, unknown, unanswered int
+	var firstPlanned, firstUnknown, firstAsked Effect
+	for _, e := range r.Pending {
+		switch e.State {
+		case EffectPlanned:
+			if planned == 0 {
+				firstPlanned = e
+			}
+			planned++
+		case EffectUnknown:
+			if unknown == 0 {
+				firstUnknown = e
+			}
+			unknown++
+		}
+		if _, ok := r.NoAnswer[e.ID]; ok {
+			if unanswered == 0 {
+				firstAsked = e
+			}
+			unanswered++
+		}
+	}
+	if n := len(r.Pending) - planned; n > 0 {
+		first := r.Pending[0]
+		if first.State == EffectPlanned {
+			for _, e := range r.Pending {
+				if e.State != EffectPlanned {
+					first = e
+					break
+				}
+			}
+		}
+		msg += fmt.Sprintf("; %d %s sent and not final are left as they are (first: %s, %s)", n, what, first.Key, first.State)
+	}
+	if unknown > 0 {
+		msg += fmt.Sprintf("; %d of them got no answer to their send, their outcome unknown (first: %s after %d sends: %s): the next run asks %s about each before sending it again",
+			unknown, firstUnknown.Key, firstUnknown.Sends, cmp.Or(firstUnknown.LastError, "no answer"), provider)
+	}
+	if unanswered > 0 {
+		msg += fmt.Sprintf("; the last question about %d of them got no answer (first: %s: %s)", unanswered, firstAsked.Key, r.NoAnswer[firstAsked.ID])
+	}
+	if r.Unasked > 0 {
+		msg += fmt.Sprintf("; %d not asked again", r.Unasked)
+	}
+	if planned > 0 {
+		msg += fmt.Sprintf("; %d %s planned and not sent (first: %s)", planned, what, firstPlanned.Key)
+	}
+	if r.Unread {
+		msg += fmt.Sprintf("; any further %s in the ledger were not read", what)
+	}
+	return &stillProcessing{msg + "; re-run to resolve once " + provider + " answers"}
 }
 
 // StillProcessing is the error of effects left pending when the wait was
