@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/settlekit/settle/internal/httpcall"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -151,6 +152,16 @@ func (e *Error) Error() string {
 
 // Unwrap returns the cause, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports the error as pipeline.ErrNoAnswer when Infinia gave no
+// answer at all to the call's last attempt: no connection made, or no
+// whole answer back within the attempt's timeout (the engine stops once
+// its provider answers none of several requests in a row). An answer
+// that says error - a code, an HTTP status, an envelope we cannot use -
+// is not one.
+func (e *Error) Is(target error) bool {
+	return target == pipeline.ErrNoAnswer && (e.kind == failNotSent || e.kind == failNoAnswer)
+}
 
 // Transient reports whether the same request may succeed later: a
 // transient code, HTTP 429 or 5xx, or a network failure.

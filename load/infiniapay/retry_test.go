@@ -15,6 +15,7 @@ import (
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/load/infiniapay/infiniapaytest"
+	"github.com/settlekit/settle/pipeline"
 )
 
 func faults(rules ...fault.Rule) infiniapaytest.Options {
@@ -250,5 +251,29 @@ func TestRateLimitBelowOursSlowsQueriesWithoutFailingThem(t *testing.T) {
 	}
 	if r.fake.Count429() < 2 {
 		t.Fatalf("%d 429s: the test did not meet the limit", r.fake.Count429())
+	}
+}
+
+// TestNoAnswerIsToldFromAnAnswerThatSaysError: a call whose last attempt
+// got no answer at all (a connection reset, none made) is
+// pipeline.ErrNoAnswer, which the engine counts towards Infinia not
+// answering; one Infinia answered with an error (SYS-008 to the end, a
+// 500) is not.
+func TestNoAnswerIsToldFromAnAnswerThatSaysError(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		kind     fault.Kind
+		noAnswer bool
+	}{{fault.Reset, true}, {fault.Unavailable, false}, {fault.ServerError, false}} {
+		r := newRig(t, faults(fault.Rule{Endpoint: "*", Kind: c.kind, Prob: 1}), nil, nil)
+		_, err := r.client.Balance(ctx, "BAL-1", "USD")
+		if err == nil || errors.Is(err, pipeline.ErrNoAnswer) != c.noAnswer {
+			t.Errorf("%s: %v, no answer %v; want %v", c.kind, err, errors.Is(err, pipeline.ErrNoAnswer), c.noAnswer)
+		}
+	}
+	r := newRig(t, infiniapaytest.Options{}, nil, nil)
+	r.srv.Close() // nothing listens: no connection made
+	if _, err := r.client.Balance(ctx, "BAL-1", "USD"); !errors.Is(err, pipeline.ErrNoAnswer) {
+		t.Errorf("no server: %v, want no answer", err)
 	}
 }

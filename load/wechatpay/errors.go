@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/settlekit/settle/internal/httpcall"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -145,6 +146,18 @@ func (e *Error) Error() string {
 
 // Unwrap returns the cause, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports the error as pipeline.ErrNoAnswer when WeChat Pay gave no
+// answer at all to the call's last attempt: no connection made, or no
+// whole answer back within the attempt's timeout (the engine stops once
+// its provider answers none of several requests in a row). An answer
+// that says error is not one, nor one that is not WeChat Pay's
+// (ErrNotWeChat: a proxy's page) or a signature probe: something
+// answered.
+func (e *Error) Is(target error) bool {
+	return target == pipeline.ErrNoAnswer && (e.kind == failNotSent ||
+		(e.kind == failNoAnswer && !errors.Is(e.Err, ErrNotWeChat) && !errors.Is(e.Err, ErrSignProbe)))
+}
 
 // Transient reports whether the same request may succeed later: a network
 // failure, HTTP 429 or 5xx, or a "not distributable yet" code

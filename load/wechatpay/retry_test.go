@@ -372,3 +372,27 @@ func TestClockSkewIsNamed(t *testing.T) {
 		})
 	}
 }
+
+// TestNoAnswerIsToldFromAnAnswerThatSaysError: a call whose last attempt
+// got no answer at all (a connection reset, none made) is
+// pipeline.ErrNoAnswer, which the engine counts towards WeChat Pay not
+// answering; one WeChat Pay answered with an error (SYSTEM_ERROR to the
+// end, 503) is not.
+func TestNoAnswerIsToldFromAnAnswerThatSaysError(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		kind     fault.Kind
+		noAnswer bool
+	}{{fault.Reset, true}, {fault.Unavailable, false}, {fault.ServerError, false}} {
+		r := newRig(t, faults(fault.Rule{Endpoint: "*", Kind: c.kind, Prob: 1}), nil, nil)
+		_, err := r.client.QueryOrder(ctx, subMchID, "T1", "D-1")
+		if err == nil || errors.Is(err, pipeline.ErrNoAnswer) != c.noAnswer {
+			t.Errorf("%s: %v, no answer %v; want %v", c.kind, err, errors.Is(err, pipeline.ErrNoAnswer), c.noAnswer)
+		}
+	}
+	r := newRig(t, wechatpaytest.Options{}, nil, nil)
+	r.srv.Close() // nothing listens: no connection made
+	if _, err := r.client.QueryOrder(ctx, subMchID, "T1", "D-1"); !errors.Is(err, pipeline.ErrNoAnswer) {
+		t.Errorf("no server: %v, want no answer", err)
+	}
+}

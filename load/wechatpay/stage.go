@@ -241,10 +241,11 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			}
 			attention = pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Summary: what, List: problems, Total: st.problems.Count() + st.waiting})
 		}
-		if len(res.Pending) > 0 {
+		if len(res.Pending) > 0 || res.NotAnswering != "" {
 			// Resumable (exit 1) before what needs a person: the
 			// transactions held for a person were dropped from the run's
-			// word when others were still processing at the wait's end.
+			// word when others were still processing at the wait's end
+			// (or WeChat Pay stopped answering: the engine stopped).
 			stuck := res.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait)
 			if attention != nil {
 				return summary, pipeline.E(pipeline.KindFailed, "", errors.Join(stuck, attention))
