@@ -85,8 +85,8 @@ var ErrNotTaken = errors.New("request not taken by the provider: no money moved"
 // the client's timeouts - a provider down, or one that accepts
 // connections and never answers. An answer that says error (a code, an
 // HTTP status, "retry later") is not one: the provider answered. The
-// engine stops once NotAnsweringAfter requests in a row got no answer
-// (Engine.RunFeed). A send's error that wraps it leaves the effect
+// engine, and a stage with a breaker (WithBreaker, Ask), stop once
+// NotAnsweringAfter requests in a row got no answer (Engine.RunFeed). A send's error that wraps it leaves the effect
 // unknown as any send error does. Each provider's client marks its own
 // (it alone knows a timeout from an answer); NoAnswer marks one.
 var ErrNoAnswer = errors.New("no answer from the provider")
@@ -242,10 +242,12 @@ const StopTimeout = 45 * time.Second
 //     ErrNotRecorded in its chain: the send was not made, or the answer
 //     is left for a query by the next run;
 //   - final states are returned as they are;
-//   - inside an Engine, each request's end is told to its breaker (an
-//     answer, or none: ErrNoAnswer), and a question in flight when the
-//     provider is taken as not answering is cut: the effect is returned
-//     as it was, as if never asked (NotAnsweringAfter).
+//   - inside an Engine, each request's end is told to its breaker (the
+//     stage's, WithBreaker, or the engine's own: an answer, or none,
+//     ErrNoAnswer), and a question in flight when the provider is taken
+//     as not answering is cut: the effect is returned as it was, as if
+//     never asked (NotAnsweringAfter); an Ask the sender makes within
+//     its request is a part of it, not told again.
 //
 // It sends at most once per call and never invents a new key: a failed
 // attempt is retried by the caller planning attempt+1 (see NextAttempt).
@@ -264,7 +266,7 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 			return e, errCut // the provider is not answering: not asked
 		}
 		qctx, cut := asking(ctx)
-		out, err := sender.Query(qctx, e)
+		out, err := sender.Query(inRequest(qctx), e)
 		if cut(err) {
 			// Cut: the engine's provider stopped answering. As if never
 			// asked: the effect is as it was.
@@ -320,7 +322,7 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 		context.AfterFunc(sendCtx, func() { t.Stop() })
 	})
 	defer stopGrace()
-	out, err := sender.Send(sendCtx, e)
+	out, err := sender.Send(inRequest(sendCtx), e)
 	heard(ctx, err)
 	if err != nil {
 		unobserved(ctx) // not this call's error: no latency either

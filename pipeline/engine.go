@@ -457,7 +457,9 @@ func Pace(ctx context.Context) error {
 // done or fn returned a configuration error (KindUsage: refused
 // credentials), a lost lock (ErrLockLost) or a ledger that could not
 // record or be read (ErrNotRecorded, ErrNotRead), which it then returns
-// alone: one line, not one per element. Calls already started finish with ctx: a request that
+// alone: one line, not one per element. So too once fn returned an error
+// wrapping ErrNotAnswering (the stage's provider is not answering: Ask),
+// which it returns once, with the others. Calls already started finish with ctx: a request that
 // has left is let finish (see ApplyEffect).
 func (p *Pacer) Each(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error) error {
 	return p.each(ctx, n, lane, fn, true)
@@ -481,10 +483,11 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 		return nil
 	}
 	var (
-		mu    sync.Mutex
-		errs  []error
-		usage error
-		wg    sync.WaitGroup
+		mu           sync.Mutex
+		errs         []error
+		usage        error
+		notAnswering error // the first call's that wraps ErrNotAnswering
+		wg           sync.WaitGroup
 	)
 	stopCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -549,10 +552,20 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 				}
 				if err != nil && !errors.Is(err, errPaceStopped) { // errPaceStopped: the reason is returned below
 					mu.Lock()
-					errs = append(errs, err)
-					if usage == nil && stopsAll(err) {
-						usage = err
+					switch {
+					case errors.Is(err, ErrNotAnswering):
+						// The provider is not answering (Ask): nothing new
+						// starts, and it is said once.
+						if notAnswering == nil {
+							notAnswering = err
+						}
 						stop()
+					default:
+						errs = append(errs, err)
+						if usage == nil && stopsAll(err) {
+							usage = err
+							stop()
+						}
 					}
 					mu.Unlock()
 				}
@@ -588,6 +601,9 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 	if usage != nil {
 		return usage
 	}
+	if notAnswering != nil {
+		errs = append(errs, notAnswering)
+	}
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, err)
 	}
@@ -613,8 +629,10 @@ var ErrStillProcessing = errors.New("still processing at the provider")
 // here: a failed effect is final, and its stage plans the next attempt.
 //
 // A provider that does not answer at all stops it: once NotAnsweringAfter
-// requests in a row (questions or sends, in the order they end) got no
-// answer (ErrNoAnswer: no connection, or none came back, after the
+// requests in a row (questions or sends, in the order they end; with the
+// stage's breaker in its context, WithBreaker, the stage's own requests
+// through Ask too, its feed's and its Final's and Error's included) got
+// no answer (ErrNoAnswer: no connection, or none came back, after the
 // client's own retries), it reads no more of its feed, sends and asks
 // nothing more, cuts the questions in flight (a question changes
 // nothing) and lets the sends in flight finish; every effect stays as the
@@ -697,114 +715,6 @@ type EngineResult struct {
 	Unread bool
 }
 
-// NotAnsweringAfter is how many requests in a row to a provider
-// (questions and sends, in the order they end) that got no answer
-// (ErrNoAnswer, after the client's own retries) stop an engine: the
-// provider is not answering. Any answer, one that says error included,
-// starts the count again, so a provider that answers anything never
-// stops it; and each request counted has been through its client's
-// retries already (a question up to 5 attempts), so a flaky connection
-// seldom leaves one without an answer, let alone three in a row. A
-// provider that hangs stops it as the first requests in flight end: they
-// hang alike and end about together, however many are in flight, so
-// the stage is held about one request's retries (the questions in flight
-// are cut then; a send in flight ends by its client's timeout). Three,
-// not one: one request lost to a connection reset stops no run.
-const NotAnsweringAfter = 3
-
-// breaker counts the requests in a row an engine's provider did not
-// answer, and opens (open is done) at NotAnsweringAfter of them: the
-// engine then stops (RunFeed).
-type breaker struct {
-	open context.Context // done once the provider is taken as not answering
-	trip context.CancelFunc
-
-	mu     sync.Mutex
-	silent int    // requests in a row that got no answer
-	last   string // the last one's error
-}
-
-func newBreaker() *breaker {
-	open, trip := context.WithCancel(context.Background())
-	return &breaker{open: open, trip: trip}
-}
-
-func (b *breaker) isOpen() bool { return b.open.Err() != nil }
-
-// lastError is the error of the last request that got no answer.
-func (b *breaker) lastError() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.last
-}
-
-type breakerKey struct{}
-
-// heard tells the breaker of ctx (an engine's: ApplyEffect inside
-// RunFeed) how a request to the provider ended, err being the sender's
-// error: an answer (nil, or an error that says what the provider
-// answered) starts the count again; an error wrapping ErrNoAnswer counts
-// one more request in a row that got none. An error once ctx is done
-// (the run stopping) or of the ledger (ErrNotRead) says nothing of the
-// provider.
-func heard(ctx context.Context, err error) {
-	b, _ := ctx.Value(breakerKey{}).(*breaker)
-	if b == nil || ctx.Err() != nil || errors.Is(err, ErrNotRead) {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.isOpen() {
-		return
-	}
-	if !errors.Is(err, ErrNoAnswer) {
-		b.silent = 0
-		return
-	}
-	b.silent++
-	b.last = err.Error()
-	if b.silent >= NotAnsweringAfter {
-		b.trip()
-	}
-}
-
-// errCut is ApplyEffect's error when its question was cut, or never
-// asked, because the engine's provider stopped answering (asking): the
-// effect is as it was, as if never asked. errSilenced, when its request
-// was not sent so: the effect is as it was, planned or asked about and
-// found never arrived. Both are errPaceStopped to the engine.
-var (
-	errCut      = fmt.Errorf("not asked: the provider is not answering: %w", errPaceStopped)
-	errSilenced = fmt.Errorf("not sent: the provider is not answering: %w", errPaceStopped)
-)
-
-// silenced reports whether the breaker of ctx is open: the engine's
-// provider is not answering, and no request starts (ApplyEffect checks
-// it after Pace, for the calls given their turn as the engine stopped).
-func silenced(ctx context.Context) bool {
-	b, _ := ctx.Value(breakerKey{}).(*breaker)
-	return b != nil && b.isOpen()
-}
-
-// asking returns the context of a question to the provider, cut once the
-// breaker of ctx opens (a question changes nothing: cut, it is as if it
-// were never asked), and the function that reports, once the question's
-// error is known, whether it was cut so (and releases the context).
-func asking(ctx context.Context) (context.Context, func(err error) bool) {
-	b, _ := ctx.Value(breakerKey{}).(*breaker)
-	if b == nil {
-		return ctx, func(error) bool { return false }
-	}
-	qctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(b.open, cancel)
-	return qctx, func(err error) bool {
-		cut := err != nil && qctx.Err() != nil && ctx.Err() == nil
-		stop()
-		cancel()
-		return cut
-	}
-}
-
 // Feed returns the next page of effects for RunFeed to drive (read from
 // the ledger, say); an empty page ends it.
 type Feed func(ctx context.Context) ([]Effect, error)
@@ -844,11 +754,20 @@ func (en *Engine) window(p *Pacer, first time.Duration) int {
 // an unanswered send unknown, a pending one as it was - with
 // EngineResult.NotAnswering and Unread saying so. Nothing is made final
 // without an answer, nothing is sent again blindly: the next run asks
-// about each sent one by its key.
+// about each sent one by its key. The requests are counted on ctx's
+// breaker when the stage put one there (WithBreaker: the stage's own
+// requests through Ask count with the engine's, and a breaker open
+// already reads no feed at all), else on one of its own. A feed's error
+// that wraps ErrNotAnswering (the stage's planning of the page asked the
+// provider) stops it alike, not returned: the page it gave is held as
+// the others, the rest of the feed unread.
 func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) {
 	var res EngineResult
-	br := newBreaker()
-	ctx = context.WithValue(ctx, breakerKey{}, br)
+	br := breakerOf(ctx) // the stage's (WithBreaker), its own requests counted with the engine's
+	if br == nil {
+		ctx = WithBreaker(ctx)
+		br = breakerOf(ctx)
+	}
 	p := pacerOr(en.Pacer)
 	poll := en.Poll
 	if poll <= 0 {
@@ -875,9 +794,13 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 	}
 	for {
 		var wave []Effect
-		if !fed && len(pending) < window {
+		if !fed && len(pending) < window && !br.isOpen() {
 			page, err := feed(ctx)
 			switch {
+			case err != nil && errors.Is(err, ErrNotAnswering) && br.isOpen():
+				// The feed's own requests (a stage planning the page)
+				// found the provider not answering: it stops as for its
+				// own (below), the rest of the feed unread.
 			case err != nil:
 				if stopsAll(err) || ctx.Err() != nil {
 					return en.left(res, pending, noAnswer), err
@@ -1102,7 +1025,9 @@ func (en *Engine) send(ctx context.Context, p *Pacer, br *breaker, wave []Effect
 		if !br.isOpen() || errors.Is(err, errStopWave) || ctx.Err() != nil || (err != nil && stopsAll(err)) {
 			return err
 		}
-		if err != nil && !errors.Is(err, errPaceStopped) {
+		if err != nil && !errors.Is(err, errPaceStopped) && !errors.Is(err, ErrNotAnswering) {
+			// (ErrNotAnswering: a Final or Error handler's request the
+			// stage's breaker refused or cut, said by NotAnswering.)
 			mu.Lock()
 			kept = append(kept, err)
 			mu.Unlock()
@@ -1208,8 +1133,7 @@ func (r EngineResult) StillProcessing(what, provider string, wait time.Duration)
 // notAnsweringError is the error of an engine stopped because its
 // provider stopped answering (r.NotAnswering).
 func notAnsweringError(what, provider string, r EngineResult) error {
-	msg := fmt.Sprintf("%s is not answering: %d requests in a row got no answer (last: %s), so nothing more was sent or asked",
-		provider, NotAnsweringAfter, r.NotAnswering)
+	msg := notAnsweringLead(provider, r.NotAnswering)
 	var planned, unknown, unanswered int
 	var firstPlanned, firstUnknown, firstAsked Effect
 	for _, e := range r.Pending {
