@@ -14,7 +14,12 @@ import (
 // Adapter is the glue between the Client and the stage and the matcher of
 // this package: it asks WeChat Pay what they need (API, Reconciler) in the
 // pipeline's words, and keeps for the run what need not be asked twice
-// (the platform's receiver, per sub-merchant).
+// (the platform's receiver, per sub-merchant). Its questions
+// (EnsureReceiver, Remaining, Query) go through pipeline.Ask: a stage with
+// a breaker (pipeline.WithBreaker) counts them with its engine's requests,
+// and once WeChat Pay answers none of pipeline.NotAnsweringAfter in a row
+// they are not made, or are cut, their error pipeline.ErrNotAnswering.
+// Within an engine's send or question they are that request.
 type Adapter struct {
 	client   *Client
 	receiver NewReceiver // the platform's receiver; SubMchID filled per call
@@ -98,7 +103,10 @@ func (a *Adapter) EnsureReceiver(ctx context.Context, subMchID string) (string, 
 	}
 	r := a.receiver
 	r.SubMchID = subMchID
-	st, err := a.client.EnsureReceiver(ctx, r) // a lost add is resolved by the result query, here
+	// A lost add is resolved by the result query, here; an add again is
+	// the same to WeChat Pay, so it is asked as a question (pipeline.Ask:
+	// not made, or cut, once WeChat Pay is taken as not answering).
+	st, err := pipeline.Ask(ctx, func(ctx context.Context) (ReceiverStatus, error) { return a.client.EnsureReceiver(ctx, r) })
 	var we *Error
 	if errors.As(err, &we) && we.Refused() {
 		a.mu.Lock()
@@ -136,7 +144,9 @@ func (a *Adapter) reviewing(subMchID string) (string, bool) {
 // transaction, in its currency: ErrNotReady when WeChat Pay cannot distribute
 // it yet, pipeline.ErrNotFound when it does not know it.
 func (a *Adapter) Remaining(ctx context.Context, subMchID, transactionID string) (pipeline.Money, error) {
-	u, err := a.client.RemainingAmount(ctx, subMchID, transactionID)
+	u, err := pipeline.Ask(ctx, func(ctx context.Context) (Unsplit, error) {
+		return a.client.RemainingAmount(ctx, subMchID, transactionID)
+	})
 	var we *Error
 	if errors.As(err, &we) && we.NotReady() {
 		return pipeline.Money{}, fmt.Errorf("%w: %v", ErrNotReady, err)
@@ -170,7 +180,11 @@ func (a *Adapter) Send(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.
 // Query asks WeChat Pay about the distribution or unfreeze e.Key, and
 // returns its order as the matcher reads it (zero when it answered none).
 func (a *Adapter) Query(ctx context.Context, e pipeline.Effect, o Txn) (pipeline.Outcome, OrderStatus, error) {
-	out, ord, err := a.sender(o).QueryOrder(ctx, e)
+	var ord Order
+	out, err := pipeline.Ask(ctx, func(ctx context.Context) (out pipeline.Outcome, err error) {
+		out, ord, err = a.sender(o).QueryOrder(ctx, e)
+		return out, err
+	})
 	ord.SubMchID = cmp.Or(ord.SubMchID, o.SubMchID)
 	return out, a.status(ord), err
 }

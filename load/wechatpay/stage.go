@@ -204,9 +204,25 @@ type driven struct {
 // ledger that cannot be read where a transaction's request is looked up
 // (pipeline.ErrNotRead) concern every transaction: the stage stops at the
 // first, with that one error, and holds no transaction for it.
+//
+// A WeChat Pay that does not answer at all stops the stage: its requests
+// share one breaker (pipeline.WithBreaker) - the checks and questions of
+// its planning, the engine's sends and questions, the questions of what
+// the engine finds final - and once pipeline.NotAnsweringAfter in a row
+// got no answer nothing more is asked, planned or sent. Every transaction
+// is left as the ledger holds it (none held, failed or made final for
+// it, nothing sent again blindly), and the stage ends resumable (exit 1)
+// naming WeChat Pay as not answering. Before, only the engine's requests
+// were counted: the checks each took their client's retries, one
+// transaction after another, and the stage ended with a line a
+// transaction.
 func DistributeStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
+		// One breaker for the stage's requests to WeChat Pay: its checks
+		// and questions while planning (the feed), its engine's, and those
+		// of the engine's Final (c.API's go through pipeline.Ask).
+		ctx = pipeline.WithBreaker(ctx)
 		sellers, err := c.Store.AccountsAt(ctx, run.ID, SellerAccount)
 		if err != nil {
 			return "", err
@@ -222,8 +238,13 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		if ctx.Err() != nil {
 			return "", cmp.Or(err, ctx.Err()) // stopped: the ledger holds where; a re-run goes on
 		}
-		if err := errors.Join(append(st.errs, err, keptErr)...); err != nil {
-			return "", err
+		errs := errors.Join(append(st.errs, err, keptErr)...)
+		if res.NotAnswering != "" {
+			// WeChat Pay stopped answering (the engine stopped, the feed
+			// with it): said once, with what else went wrong.
+			errs = pipeline.OtherThanNoAnswer(errs)
+		} else if errs != nil {
+			return "", errs
 		}
 		summary := fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", st.paid, st.sent, st.held)
 		if st.released > 0 {
@@ -245,10 +266,11 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			// Resumable (exit 1) before what needs a person: the
 			// transactions held for a person were dropped from the run's
 			// word when others were still processing at the wait's end
-			// (or WeChat Pay stopped answering: the engine stopped).
+			// (or WeChat Pay stopped answering: the engine stopped, and
+			// what it did not plan, send or ask is as the ledger holds it).
 			stuck := res.StillProcessing("WeChat transactions", "WeChat Pay", c.Wait)
-			if attention != nil {
-				return summary, pipeline.E(pipeline.KindFailed, "", errors.Join(stuck, attention))
+			if attention != nil || errs != nil {
+				return summary, pipeline.E(pipeline.KindFailed, "", errors.Join(stuck, errs, attention))
 			}
 			return summary, stuck
 		}
@@ -391,6 +413,12 @@ func (st *stageRun) feed() pipeline.Feed {
 			}
 			if err := st.recordKept(ctx); err != nil {
 				return nil, err
+			}
+			if errors.Is(err, pipeline.ErrNotAnswering) {
+				// WeChat Pay is not answering: no batch more is planned;
+				// the engine holds what this one planned as it is, and
+				// stops.
+				return todo, err
 			}
 			if len(todo) > 0 {
 				return todo, nil

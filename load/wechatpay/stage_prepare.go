@@ -36,10 +36,14 @@ import (
 // DistributeStage does, each paced under WeChat Pay's limits (a check
 // takes a token, an item already planned none). Stopped by its context
 // (the uploads are done: pipeline.Beside), it returns what it did and
-// the context's error; what it did not check, distribute checks.
+// the context's error; what it did not check, distribute checks. So too
+// once WeChat Pay answers none of pipeline.NotAnsweringAfter checks in a
+// row (pipeline.WithBreaker): it checks no more, and leaves the rest to
+// distribute, which finds WeChat Pay not answering itself.
 func PrepareStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
+		ctx = pipeline.WithBreaker(ctx) // its checks' (c.API's go through pipeline.Ask)
 		sellers, err := c.Store.AccountsAt(ctx, run.ID, SellerAccount)
 		if err != nil {
 			return "", err
@@ -70,7 +74,8 @@ func PrepareStage(c StageConfig) pipeline.StageFunc {
 				return err
 			})
 		})
-		if err != nil && ctx.Err() == nil {
+		notAnswering := errors.Is(err, pipeline.ErrNotAnswering) && ctx.Err() == nil
+		if err != nil && ctx.Err() == nil && !notAnswering {
 			return "", err
 		}
 		summary := fmt.Sprintf("WeChat: %d transactions checked, their requests planned (sent in distribute)", planned)
@@ -79,6 +84,11 @@ func PrepareStage(c StageConfig) pipeline.StageFunc {
 		}
 		if left > 0 {
 			summary += fmt.Sprintf(", %d left to distribute's checks", left)
+		}
+		if notAnswering {
+			// What was not checked is distribute's to check, and to find
+			// WeChat Pay not answering (exit 1) if it still does not.
+			return summary + ", the rest left to distribute (WeChat Pay is not answering)", nil
 		}
 		if err != nil {
 			// Stopped: the stage's other parts were done (or the run is
@@ -101,8 +111,9 @@ const (
 // prepare checks one transaction and plans its first request, as
 // DistributeStage's plan does for a transaction with none. Only the
 // ledger's errors (a read that failed wraps pipeline.ErrNotRead: the
-// stage stops at the first, told once), refused credentials and a stopped
-// context are returned: the rest leaves the transaction to
+// stage stops at the first, told once), refused credentials, WeChat Pay
+// not answering (pipeline.ErrNotAnswering: the stage checks no more) and
+// a stopped context are returned: the rest leaves the transaction to
 // DistributeStage.
 func prepare(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (preparedAs, error) {
 	first := firstAttempt(run, it, o)
@@ -117,6 +128,8 @@ func prepare(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline
 		return 0, ctx.Err()
 	case pipeline.KindOf(err) == pipeline.KindUsage:
 		return 0, err // the others would be refused alike: one line, exit 2
+	case errors.Is(err, pipeline.ErrNotAnswering):
+		return leftToDistribute, err // WeChat Pay is not answering: no check more
 	case err != nil || h != nil:
 		return leftToDistribute, nil
 	}
