@@ -10,7 +10,14 @@ import (
 )
 
 // stageAPI adapts the Client to what the stages and the matcher consume
-// (API, Reconciler), its errors classified by notFound.
+// (API, Reconciler), its errors classified by notFound. Its questions to
+// Infinia's API go through pipeline.Ask: a stage with a breaker
+// (pipeline.WithBreaker) counts them with its engine's requests, and once
+// Infinia answers none of pipeline.NotAnsweringAfter in a row they are
+// not made, or are cut, their error pipeline.ErrNotAnswering. Within an
+// engine's send or question (an upload's status) they are that request.
+// ErrorRows downloads a file from the link Infinia gave, not a question
+// to its API: not counted.
 type stageAPI struct{ c *Client }
 
 var (
@@ -74,7 +81,7 @@ func (c classified) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outc
 }
 
 func (a stageAPI) UploadStatus(ctx context.Context, f pipeline.TradeFile) (string, string, error) {
-	u, err := a.c.UploadStatus(ctx, f.RequestNo)
+	u, err := pipeline.Ask(ctx, func(ctx context.Context) (Upload, error) { return a.c.UploadStatus(ctx, f.RequestNo) })
 	if err == nil {
 		// The answer's seller names this file (as its name does), and its
 		// currency is the file's: a SUCCESS about another seller's file
@@ -104,22 +111,22 @@ func (a stageAPI) ErrorRows(ctx context.Context, url string) ([]pipeline.Provide
 }
 
 func (a stageAPI) BindingStatus(ctx context.Context, requestNo, infiniaID string) (string, error) {
-	b, err := a.c.BindingStatus(ctx, requestNo, infiniaID)
+	b, err := pipeline.Ask(ctx, func(ctx context.Context) (Binding, error) { return a.c.BindingStatus(ctx, requestNo, infiniaID) })
 	return b.Status, notFound(err)
 }
 
 func (a stageAPI) Balance(ctx context.Context, requestNo string, cur pipeline.Currency) (int64, error) {
-	b, err := a.c.Balance(ctx, requestNo, cur)
+	b, err := pipeline.Ask(ctx, func(ctx context.Context) (Balance, error) { return a.c.Balance(ctx, requestNo, cur) })
 	return b.Available, notFound(err)
 }
 
 func (a stageAPI) RevenueShareStatus(ctx context.Context, requestNo string) (RevenueShareResult, error) {
-	r, err := a.c.RevenueShareStatus(ctx, requestNo)
+	r, err := pipeline.Ask(ctx, func(ctx context.Context) (RevenueShareResult, error) { return a.c.RevenueShareStatus(ctx, requestNo) })
 	return r, notFound(err)
 }
 
 func (a stageAPI) AvailableShare(ctx context.Context, requestNo, infiniaID string, cur pipeline.Currency) (int64, error) {
-	v, err := a.c.AvailableShare(ctx, requestNo, infiniaID, cur)
+	v, err := pipeline.Ask(ctx, func(ctx context.Context) (int64, error) { return a.c.AvailableShare(ctx, requestNo, infiniaID, cur) })
 	return v, notFound(err)
 }
 

@@ -3,6 +3,8 @@ package infiniapay
 import (
 	"io"
 	"strings"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // StageAPIOf is the stages' API over c, for the package's external tests.
@@ -22,4 +24,11 @@ func (u *unusableAnswers) problem() string {
 		lines = append(lines, l.text)
 	}
 	return strings.Join(lines, "; ")
+}
+
+// StageSenderOf is the distribute stage's revenue share sender over c
+// (NewProvider's), the sellers' Infinia ids read from store, for the
+// package's external tests.
+func StageSenderOf(c *Client, store AccountStore) pipeline.EffectSender {
+	return classified{NewRevenueShareSender(c, store, nil, 0, 0)}
 }

@@ -30,15 +30,36 @@ import (
 // revenue share that fails opens the balance it netted again and carries
 // its items: nothing is lost, and the next run pays it. A payout already
 // planned is always resolved first, never re-checked or re-planned.
+//
+// An Infinia that does not answer at all stops the stage: its requests
+// share one breaker (pipeline.WithBreaker) - planning's questions (a
+// seller's binding, the platform balance, a seller's available share,
+// whether Infinia holds a share already) and the engine's sends and
+// questions - and once pipeline.NotAnsweringAfter in a row got no answer
+// nothing more is asked, planned or sent. No seller is carried for it,
+// nothing is made final without an answer, and the stage ends resumable
+// (exit 1) naming Infinia as not answering; what was planned waits in the
+// ledger for the next run. Before, only the engine's requests were
+// counted: planning asked each seller through its client's retries, one
+// after another, and a short balance whose shares got no answer carried
+// every seller for a person.
 func DistributeStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
+		ctx = pipeline.WithBreaker(ctx) // planning's questions and the engine's requests to Infinia
 		d := &distribution{c: &c, run: run}
 		if err := d.undoFailed(ctx); err != nil {
 			return "", err
 		}
 		if err := d.plan(ctx); err != nil {
-			return "", err
+			stopped := pipeline.NotAnswering(ctx, "Infinia")
+			if stopped == nil || pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
+				return "", err
+			}
+			// Infinia stopped answering while planning: what it did not
+			// plan waits for the next run, and so does what it planned.
+			summary := fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.carried)
+			return summary, pipeline.E(pipeline.KindFailed, "", errors.Join(stopped, pipeline.OtherThanNoAnswer(err), d.problems.NeedsPerson()))
 		}
 		err := d.pay(ctx)
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
@@ -476,8 +497,8 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 				// published code) must not lift the check.
 				held, err := d.atInfinia(ctx, next)
 				switch {
-				case errors.Is(err, pipeline.ErrNotRead):
-					return err // the ledger's failure: the run's, no payout held for it
+				case errors.Is(err, pipeline.ErrNotRead), errors.Is(err, pipeline.ErrNotAnswering):
+					return err // the ledger's failure, or Infinia not answering: the run's, no payout held for it
 				case err != nil:
 					reason += fmt.Sprintf(" (and Infinia's status of requestNo %s: %v)", next.Key, err)
 				case held == pipeline.OutcomeFailed:
@@ -558,7 +579,7 @@ func (d *distribution) atInfinia(ctx context.Context, e pipeline.Effect) (pipeli
 	if d.c.Payouts == nil {
 		return pipeline.OutcomeNotFound, nil // nothing to ask (a test's planning alone)
 	}
-	o, err := d.c.Payouts.Query(ctx, e)
+	o, err := pipeline.Ask(ctx, func(ctx context.Context) (pipeline.Outcome, error) { return d.c.Payouts.Query(ctx, e) })
 	if err != nil {
 		return pipeline.OutcomeNotFound, err
 	}
@@ -581,8 +602,11 @@ func (d *distribution) takenInCurrency(ctx context.Context, cur pipeline.Currenc
 				return err
 			}
 			st, err := d.atInfinia(ctx, e)
-			if errors.Is(err, pipeline.ErrNotRead) {
-				return err // the ledger's failure: the run's
+			if errors.Is(err, pipeline.ErrNotRead) || errors.Is(err, pipeline.ErrNotAnswering) {
+				// The ledger's failure, the run's; or Infinia not
+				// answering: what it holds is not known, and the balance
+				// not taken as short for it.
+				return err
 			}
 			if err == nil && (st == pipeline.OutcomeSucceeded || st == pipeline.OutcomePending) {
 				mu.Lock()

@@ -34,9 +34,21 @@ import (
 // many sellers it has: they are built as the ledger's sums by seller and
 // currency stream in, uploaded from the engine's feed of the run's open
 // files, and asked about in keyset pages of those still open.
+//
+// An Infinia that does not answer at all stops the stage: its questions
+// (the engine's about uploads whose end is unknown, then each open file's
+// status) share one breaker (pipeline.WithBreaker), and once
+// pipeline.NotAnsweringAfter in a row got no answer no file is asked
+// about more; each is left as the ledger holds it, and the stage ends
+// resumable (exit 1) naming Infinia as not answering. Before, the
+// engine's questions alone were counted, and every open file's status was
+// asked through the client's retries, one after another. (The SFTP
+// server's errors do not say whether it answered: the uploads are not
+// counted.)
 func UploadStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
+		ctx = pipeline.WithBreaker(ctx) // the questions to Infinia: the engine's and awaitUploads'
 		began := time.Now()
 		sellers, err := c.Store.AccountsAt(ctx, run.ID, SellerAccount)
 		if err != nil {
@@ -102,16 +114,28 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		// of the date went unpaid on every run while one upload failed:
 		// found by a review). Those files are not asked about: they are
 		// not uploaded.
-		stuck := res.StillProcessing("trade file uploads", "Infinia's SFTP server", c.Wait)
+		who := "Infinia's SFTP server"
+		if res.NotAnswering != "" {
+			who = "Infinia" // only its status questions say when they got no answer
+		}
+		stuck := res.StillProcessing("trade file uploads", who, c.Wait)
 		for _, e := range res.Pending {
 			if u, ok := up.done(e.Key); ok {
 				unusable.skip(u.file.Name)
 			}
 		}
 		problems := unbuilt
-		accepted, refused, err = awaitUploads(ctx, &c, run, unusable, problems)
+		if res.NotAnswering == "" {
+			accepted, refused, err = awaitUploads(ctx, &c, run, unusable, problems)
+		}
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
-			return "", err
+			stopped := pipeline.NotAnswering(ctx, "Infinia")
+			if stopped == nil || pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
+				return "", err
+			}
+			// Infinia stopped answering while its files were asked
+			// about: each is left as the ledger holds it.
+			err = errors.Join(stopped, pipeline.OtherThanNoAnswer(err))
 		}
 		unusable.addTo(problems)
 		summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", open, uploaded.Load(), accepted, refused)
