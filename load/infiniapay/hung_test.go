@@ -85,7 +85,18 @@ func TestAHungInfiniaHoldsTheRevenueSharesNoLongerThanTheWait(t *testing.T) {
 		s.effects[e.ID] = e
 		effects = append(effects, e)
 	}
-	en := &pipeline.Engine{Store: s, Sender: func(pipeline.Effect) pipeline.EffectSender { return infiniapay.RevenueShareSender{Client: r.client} },
+	// The sends go through a client of the rig's ordinary timeout: at
+	// 100 ms, a send a loaded machine answered late was a send with no
+	// answer, and three of them in a row took Infinia as not answering
+	// before any question (seen under -race beside other tests).
+	cfg := r.cfg
+	cfg.Timeout = 5 * time.Second
+	sends, err := infiniapay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := sendsAndQueries{send: infiniapay.RevenueShareSender{Client: sends}, query: infiniapay.RevenueShareSender{Client: r.client}}
+	en := &pipeline.Engine{Store: s, Sender: func(pipeline.Effect) pipeline.EffectSender { return sender },
 		Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 3}), FirstPoll: 20 * time.Millisecond, Poll: 20 * time.Millisecond, Wait: wait,
 		Error: func(_ context.Context, e pipeline.Effect, err error) error { // as the distribute stage's
 			if pipeline.SubjectOnly(err) {
@@ -245,4 +256,15 @@ func TestAReRunAgainstAHungInfiniaStopsAsking(t *testing.T) {
 	if got, sent := len(r.fake.RevenueShares()), r.fake.Calls(infiniapay.APIRevenueShare)-sendsBefore; got != n || sent != 0 {
 		t.Errorf("%d revenue shares at Infinia, %d sent on the re-run; want %d, none sent again", got, sent, n)
 	}
+}
+
+// sendsAndQueries sends with send and asks with query.
+type sendsAndQueries struct{ send, query pipeline.EffectSender }
+
+func (s sendsAndQueries) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	return s.send.Send(ctx, e)
+}
+
+func (s sendsAndQueries) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcome, error) {
+	return s.query.Query(ctx, e)
 }
