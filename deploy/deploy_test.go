@@ -14,6 +14,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 
 	"github.com/settlekit/settle/pipeline"
@@ -380,6 +381,37 @@ func checkPod(t *testing.T, file string, pod *corev1.PodSpec) {
 	// credential for whoever takes it over.
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
 		t.Errorf("%s: automountServiceAccountToken must be false", file)
+	}
+	// The trade files being built sit on an emptyDir of the node's disk:
+	// bounded, so that a runaway (or a day far beyond the measured 85
+	// bytes a row) fills the pod's allowance and not the node's disk,
+	// and the pod's ephemeral-storage limit holds the volume and the
+	// container's logs (the kubelet evicts a pod whose emptyDirs and
+	// containers together pass the sum of its containers' limits).
+	var limit resource.Quantity
+	for _, c := range pod.Containers {
+		if q, ok := c.Resources.Limits[corev1.ResourceEphemeralStorage]; ok {
+			limit.Add(q)
+		} else {
+			t.Errorf("%s: container %s has no ephemeral-storage limit", file, c.Name)
+		}
+		if _, ok := c.Resources.Requests[corev1.ResourceEphemeralStorage]; !ok {
+			t.Errorf("%s: container %s has no ephemeral-storage request", file, c.Name)
+		}
+	}
+	for _, v := range pod.Volumes {
+		if v.EmptyDir == nil {
+			continue
+		}
+		if v.EmptyDir.SizeLimit == nil {
+			t.Errorf("%s: emptyDir %s has no sizeLimit", file, v.Name)
+			continue
+		}
+		room := limit.DeepCopy()
+		room.Sub(*v.EmptyDir.SizeLimit)
+		if room.Cmp(resource.MustParse("256Mi")) < 0 {
+			t.Errorf("%s: emptyDir %s of %s leaves the containers' logs under 256Mi of the pod's %s of ephemeral storage", file, v.Name, v.EmptyDir.SizeLimit, &limit)
+		}
 	}
 	var secretVol, rulesVol bool
 	for _, v := range pod.Volumes {
