@@ -453,7 +453,7 @@ func (s *Sellers) sellers(ctx context.Context, ids []string, fn func(pipeline.Se
 	for len(ids) > 0 {
 		n := min(batch, len(ids))
 		took, err := s.take(ctx, ids[:n], fn, &refused)
-		if err != nil && (!idsRefused(err) || !tookAny) {
+		if err != nil && (!IDsRefused(err) || !tookAny) {
 			// Not the ids' fault, or the query took none of them yet:
 			// the query is what to fix.
 			return err
@@ -492,16 +492,16 @@ func (s *Sellers) take(ctx context.Context, ids []string, fn func(pipeline.Selle
 	if err == nil {
 		return len(ids), nil
 	}
-	if idsRefused(err) && len(ids) == 1 {
+	if IDsRefused(err) && len(ids) == 1 {
 		*refused = append(*refused, refusedID{ids[0], err})
 	}
-	if !idsRefused(err) || len(ids) == 1 {
+	if !IDsRefused(err) || len(ids) == 1 {
 		return 0, err
 	}
 	took, half := 0, len(ids)/2
 	for _, part := range [][]string{ids[:half], ids[half:]} {
 		n, err := s.take(ctx, part, fn, refused)
-		if err != nil && !idsRefused(err) {
+		if err != nil && !IDsRefused(err) {
 			return took, err
 		}
 		took += n
@@ -512,11 +512,13 @@ func (s *Sellers) take(ctx context.Context, ids []string, fn func(pipeline.Selle
 	return took, nil
 }
 
-// idsRefused reports whether err is the database's refusal of a value, a
-// data exception (class 22: invalid_text_representation, an id cast to a
-// number that is none; numeric_value_out_of_range), which an id of the
-// array may cause.
-func idsRefused(err error) bool {
+// IDsRefused reports whether err, a sellers lookup's, is the database's
+// refusal of a value, a data exception (class 22:
+// invalid_text_representation, an id cast to a number that is none;
+// numeric_value_out_of_range), which an id of the array may cause: a
+// lookup of that id alone that fails so gives it no seller, as Sellers
+// does of an id it cannot take while it takes others.
+func IDsRefused(err error) bool {
 	var pe *pq.Error
 	return errors.As(err, &pe) && pe.Code.Class() == "22"
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -32,6 +33,13 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	// planned as items, which a real run rejects (it sees every seller of
 	// the run at once); the plan says so.
 	owners, shared := channelSpecs().NewAccountOwners(), []string{}
+	// A seller id the sellers query refuses (extract.IDsRefused: a cast
+	// of the ids to numbers) is given no seller, its orders rejected, as
+	// a run's lookup does while the query takes other ids; the dry run,
+	// which looks up one id at a time, stopped there (exit 2). Only a
+	// query that takes no id at all is the query's fault (refused).
+	var refused error
+	took := false
 	lookup := func(id string) (pipeline.Seller, bool, error) {
 		if s, ok := known[id]; ok {
 			if s == nil {
@@ -44,6 +52,12 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 			known[id] = &s
 			return nil
 		})
+		if extract.IDsRefused(err) {
+			cfg.logger().Warn("the sellers query refused a seller id: its orders are rejected as of a seller the platform does not give", "seller", id, "error", err.Error())
+			refused = cmp.Or(refused, err)
+			return pipeline.Seller{}, false, nil
+		}
+		took = took || err == nil
 		if err != nil || known[id] == nil {
 			return pipeline.Seller{}, false, err
 		}
@@ -68,6 +82,9 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 			return fn(r)
 		})
 	}, o.classify(lookup), &plan)
+	if err == nil && refused != nil && !took {
+		err = refused // the query took no id: it is what to fix, as for a run
+	}
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,5 +31,41 @@ func TestARunLogsWhatTheDatabaseSaidOfASellerIDItRefused(t *testing.T) {
 	}
 	if s := log.String(); !strings.Contains(s, "seller=N/A") || !strings.Contains(s, `invalid input syntax for type bigint: \"N/A\"`) {
 		t.Errorf("log:\n%s\nwant the refused id with the database's message", s)
+	}
+}
+
+// TestADryRunTakesASellerIDTheSellersQueryRefusesAsARunDoes: a seller id
+// the platform's sellers query refuses (its cast of the ids to numbers)
+// has its orders rejected by a run, the others read; the dry run, which
+// looks up one id at a time, stopped on it (exit 2, "sellers query"),
+// where the run it plans ends 0 (found by the review of the refused ids'
+// log). A query that refuses every id still stops both.
+func TestADryRunTakesASellerIDTheSellersQueryRefusesAsARunDoes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "5", "--seed", "3")
+	e.db.MustExec(`UPDATE orders SET seller_id = 'X00001' WHERE order_no = 'O20261123-00000010'`)
+	// The ids of the platform's sellers are S-numbers; any other is cast
+	// to a number, as a platform whose ids are numbers does ($1::bigint[]).
+	write := func(cast string) string {
+		q := filepath.Join(t.TempDir(), "sellers.sql")
+		if err := os.WriteFile(q, []byte(`SELECT seller_id, name, entity_type, country, infinia_seller_id, wechat_sub_mchid FROM sellers
+WHERE seller_id = ANY ($1) AND NOT EXISTS (SELECT 1 FROM unnest($1::text[]) x WHERE `+cast+`)`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	q := write(`CASE WHEN x LIKE 'S%' THEN false ELSE x::int < 0 END`)
+	args := []string{"run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--until", "transform", "--sellers-query", q}
+	dry, code := e.settle(append(args, "--dry-run")...)
+	if code != 0 || !strings.Contains(dry, `invalid input syntax for type integer: \"X00001\"`) {
+		t.Fatalf("dry run: exit %d, want 0 with the database's refusal of X00001 logged:\n%s", code, dry)
+	}
+	if out, code := e.settle(args...); code != 0 || e.count(`SELECT count(*) FROM settle.rejects WHERE seller_id = 'X00001'`) != 1 {
+		t.Fatalf("run: exit %d, want 0 with X00001's order rejected:\n%s", code, out)
+	}
+	all := write(`x::int < 0`) // refuses every id: the query is what to fix
+	if out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--until", "transform", "--sellers-query", all, "--dry-run"); code != 2 {
+		t.Errorf("dry run of a query that takes no id: exit %d, want 2:\n%s", code, out)
 	}
 }
