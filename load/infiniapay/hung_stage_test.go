@@ -271,3 +271,87 @@ func TestAnUploadStageAgainstAHungInfiniaStopsAsking(t *testing.T) {
 		t.Errorf("%d files uploaded again, want none", sftp.uploads.Load())
 	}
 }
+
+// TestADistributeWhoseFewSharesGetNoAnswerCarriesNoSeller: Infinia stops
+// answering its revenue share status query while planning asks, of the
+// few sellers of a day (fewer than pipeline.NotAnsweringAfter), whether
+// it holds their shares already: the platform balance short of them all,
+// or a seller's available share short of what it is owed. Those
+// questions got no answer, and no answer was read as "Infinia holds
+// nothing": the balance short, every seller carried for a person; the
+// available share short, the seller held for a person, "and Infinia's
+// status ...: no answer". A question that got no answer says nothing of
+// the seller, nor of the balance: the stage ends resumable (exit 1), no
+// seller carried, nothing planned, and the re-run once Infinia answers
+// pays each seller once. (With NotAnsweringAfter sellers or more the
+// breaker stops the stage first, pipeline.ErrNotAnswering; with fewer it
+// never opens.)
+func TestADistributeWhoseFewSharesGetNoAnswerCarriesNoSeller(t *testing.T) {
+	const inFlight = 3
+	for _, c := range []struct {
+		name         string
+		n            int
+		shortBalance bool // else each seller's available share is short
+	}{
+		{"short balance", pipeline.NotAnsweringAfter - 1, true},
+		{"short available share", pipeline.NotAnsweringAfter - 1, false},
+		// The breaker opens, on the third: the two before it got no
+		// answer too, and were held.
+		{"short available shares, many", 20, false},
+	} {
+		n := c.n
+		t.Run(c.name, func(t *testing.T) {
+			h := newHungInfinia(t, infiniapay.APIRevenueShareStatus)
+			var cands []pipeline.PayoutCandidate
+			for i := range n {
+				account := fmt.Sprintf("I%02d", i)
+				cands = append(cands, pipeline.PayoutCandidate{SellerID: fmt.Sprintf("S%02d", i), Currency: "USD", Payable: 100_00, Items: 1, Account: account})
+				h.fake.SetBinding(account, infiniapay.StatusActive)
+				h.fake.SetAvailable(account, "USD", 1_000_00)
+				if !c.shortBalance {
+					h.fake.SetAvailable(account, "USD", 50_00)
+				}
+			}
+			h.fake.SetBalance("USD", int64(n)*100_00)
+			if c.shortBalance {
+				h.fake.SetBalance("USD", 1)
+			}
+			ledger := infiniapay.NewMemLedger(cands)
+			run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 12, Day: 1}, Shard: pipeline.Whole}}
+			stageOf := func(client *infiniapay.Client) pipeline.StageFunc {
+				return infiniapay.DistributeStage(infiniapay.StageConfig{Store: ledger, API: infiniapay.StageAPIOf(client),
+					Payouts: infiniapay.StageSenderOf(client, ledger), Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: inFlight}),
+					FirstPoll: 10 * time.Millisecond, Poll: 10 * time.Millisecond, Wait: 10 * time.Second})
+			}
+
+			h.hung.Store(true)
+			_, err := stageOf(h.client)(context.Background(), run)
+			h.hung.Store(false)
+			t.Logf("%d requests made: %.600v", h.made.Load(), err)
+			if err == nil || pipeline.KindOf(err) != pipeline.KindFailed || !errors.Is(err, pipeline.ErrNoAnswer) && !errors.Is(err, pipeline.ErrStillProcessing) {
+				t.Errorf("%v: want the stage failed (exit 1) on Infinia's no answer", err)
+			}
+			if planned, carried := len(ledger.Effects()), ledger.Carried(); planned > 0 || len(carried) > 0 {
+				t.Errorf("%d revenue shares planned, carried %v; want none planned, none carried", planned, carried)
+			}
+
+			// The re-run, Infinia answering (the balance, the available
+			// shares topped up): each seller paid once.
+			h.fake.SetBalance("USD", int64(n)*100_00)
+			for _, p := range cands {
+				h.fake.SetAvailable(p.Account, "USD", 1_000_00)
+			}
+			if _, err := stageOf(h.answering(t))(context.Background(), run); err != nil {
+				t.Fatalf("re-run: %v", err)
+			}
+			for _, p := range cands {
+				if got := ledger.Paid()[p.SellerID+" USD"]; got != 100_00 {
+					t.Errorf("%s paid %d, want 10000", p.SellerID, got)
+				}
+			}
+			if got, sent := len(h.fake.RevenueShares()), h.fake.Calls(infiniapay.APIRevenueShare); got != n || sent != n {
+				t.Errorf("%d revenue shares at Infinia, %d sent; want %d, each sent once", got, sent, n)
+			}
+		})
+	}
+}

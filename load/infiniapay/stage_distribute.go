@@ -499,6 +499,10 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 				switch {
 				case errors.Is(err, pipeline.ErrNotRead), errors.Is(err, pipeline.ErrNotAnswering):
 					return err // the ledger's failure, or Infinia not answering: the run's, no payout held for it
+				case errors.Is(err, pipeline.ErrNoAnswer):
+					// No answer says nothing of the seller: the run's, as
+					// for its available share (it was held, for a person).
+					return fmt.Errorf("revenue share %s of %s at Infinia: %w", next.Key, p.SellerID, err)
 				case err != nil:
 					reason += fmt.Sprintf(" (and Infinia's status of requestNo %s: %v)", next.Key, err)
 				case held == pipeline.OutcomeFailed:
@@ -602,10 +606,14 @@ func (d *distribution) takenInCurrency(ctx context.Context, cur pipeline.Currenc
 				return err
 			}
 			st, err := d.atInfinia(ctx, e)
-			if errors.Is(err, pipeline.ErrNotRead) || errors.Is(err, pipeline.ErrNotAnswering) {
+			if errors.Is(err, pipeline.ErrNotRead) || errors.Is(err, pipeline.ErrNotAnswering) || errors.Is(err, pipeline.ErrNoAnswer) {
 				// The ledger's failure, the run's; or Infinia not
-				// answering: what it holds is not known, and the balance
-				// not taken as short for it.
+				// answering (this question, or NotAnsweringAfter in a
+				// row): what it holds is not known, and the balance not
+				// taken as short for it. A question with no answer read
+				// as "nothing held" carried every seller of the currency,
+				// for a person, when fewer than NotAnsweringAfter were
+				// asked (the breaker never opened).
 				return err
 			}
 			if err == nil && (st == pipeline.OutcomeSucceeded || st == pipeline.OutcomePending) {
