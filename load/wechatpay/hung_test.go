@@ -121,6 +121,7 @@ type hungWeChat struct {
 	api   *wechatpay.Adapter
 	hung  atomic.Bool
 	made  atomic.Int64
+	spare string // while hung, the requests whose URL holds it are answered ("": none)
 }
 
 func newHungWeChat(t *testing.T, n int) *hungWeChat {
@@ -128,7 +129,7 @@ func newHungWeChat(t *testing.T, n int) *hungWeChat {
 	release := make(chan struct{})
 	h.r = newRig(t, wechatpaytest.Options{ReviewPolls: -1, ProviderQPS: -1, SubMerchantQPS: -1}, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			if h.hung.Load() {
+			if h.hung.Load() && (h.spare == "" || !strings.Contains(req.URL.String(), h.spare)) {
 				h.made.Add(1)
 				select { // accepted, never answered
 				case <-req.Context().Done():
@@ -178,5 +179,43 @@ func TestWeChatsPrepareAgainstAHungWeChatPayStopsChecking(t *testing.T) {
 	}
 	if err != nil || !strings.Contains(summary, "WeChat Pay is not answering") || len(h.store.effects) > 0 {
 		t.Errorf("%q, %v, %d planned; want nothing planned, the rest left to distribute", summary, err, len(h.store.effects))
+	}
+}
+
+// planRefused is a batchStore whose ledger refuses to plan the request
+// of one order (a plain error: not pipeline.ErrNotRecorded).
+type planRefused struct {
+	*batchStore
+	order string
+}
+
+func (s planRefused) PlanEffect(ctx context.Context, e pipeline.Effect) (pipeline.Effect, error) {
+	if strings.HasSuffix(e.Subject, s.order) {
+		return e, errors.New("plan " + e.Subject + ": the ledger refused it")
+	}
+	return s.batchStore.PlanEffect(ctx, e)
+}
+
+// TestWeChatsPrepareAgainstAHungWeChatPayStillSaysTheLedgersError: the
+// ledger refuses to plan one checked transaction's request while the
+// checks of the others get no answer, and the third stops the checks.
+// The ledger's error is still the stage's: it was dropped with the
+// checks' no answer, and the stage ended with no error at all.
+func TestWeChatsPrepareAgainstAHungWeChatPayStillSaysTheLedgersError(t *testing.T) {
+	const n, inFlight = 30, 3
+	h := newHungWeChat(t, n)
+	if st, err := h.api.EnsureReceiver(context.Background(), subMchID); err != nil || st != wechatpay.ReceiverEffective {
+		t.Fatalf("receiver: %s, %v", st, err)
+	}
+	h.spare = "TORD-00000" // its check answered, its request's plan refused
+	store := planRefused{h.store, "ORD-00000"}
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 11, Day: 23}, Shard: pipeline.Whole}}
+	stage := wechatpay.PrepareStage(wechatpay.StageConfig{Store: store, API: h.api, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: inFlight})})
+	h.hung.Store(true)
+	summary, err := stage(context.Background(), run)
+	h.hung.Store(false)
+	t.Logf("%d requests made: %s: %v", h.made.Load(), summary, err)
+	if err == nil || !strings.Contains(err.Error(), "the ledger refused it") || strings.Contains(err.Error(), "not answering") {
+		t.Errorf("%v: want the ledger's error, alone", err)
 	}
 }

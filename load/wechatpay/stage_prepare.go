@@ -75,7 +75,12 @@ func PrepareStage(c StageConfig) pipeline.StageFunc {
 			})
 		})
 		notAnswering := errors.Is(err, pipeline.ErrNotAnswering) && ctx.Err() == nil
-		if err != nil && ctx.Err() == nil && !notAnswering {
+		if notAnswering {
+			// Said by distribute; what else went wrong (the ledger) is
+			// still this stage's to say: it was dropped with it.
+			err = pipeline.OtherThanNoAnswer(err)
+		}
+		if err != nil && ctx.Err() == nil {
 			return "", err
 		}
 		summary := fmt.Sprintf("WeChat: %d transactions checked, their requests planned (sent in distribute)", planned)
