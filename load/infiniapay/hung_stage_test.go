@@ -184,53 +184,8 @@ func (*connected) FinishUpload(context.Context, string, int64, string) (bool, er
 // Infinia answers finds each file accepted, none uploaded again.
 func TestAnUploadStageAgainstAHungInfiniaStopsAsking(t *testing.T) {
 	const n, inFlight = 20, 3
-	h := newHungInfinia(t, infiniapay.APIUploadStatus)
-	d := pipeline.Date{Year: 2026, Month: 12, Day: 1}
-	built := t.TempDir()
-	var files []pipeline.TradeFile
-	for i := range n {
-		seller, account := fmt.Sprintf("S%02d", i), fmt.Sprintf("I%02d", i)
-		requestNo := infiniapay.TradeRequestNo(d, seller, "USD", 1)
-		name, err := h.client.TradeFileName(account, "USD", d, requestNo)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path, sum, size, rows, err := h.client.WriteTradeFile(built, name, func(emit func(pipeline.TradeRow) error) error {
-			return emit(pipeline.TradeRow{OrderNo: fmt.Sprintf("O%02d", i), TradeType: "SALE", ProductType: "GOODS", Currency: "USD",
-				Amount: "10.00", Commission: "1.00", SellerAmount: "9.00", TradeTime: "2026-12-01T10:00:00Z"})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = h.fake.ReceiveFile(name, f) // uploaded by an earlier run
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, pipeline.TradeFile{ID: int64(i + 1), RunID: 1, Date: d, SellerID: seller, ProviderSellerID: account, Currency: "USD",
-			Attempt: 1, RequestNo: requestNo, Name: name, SHA256: sum, Rows: rows, Bytes: size, SellerMinor: 9_00, Items: 1,
-			Status: infiniapay.StatusReceived, Uploaded: time.Now()})
-	}
-	ledger := infiniapay.NewUploadLedger(files)
-	sftp := &connected{}
-	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: d, Shard: pipeline.Whole}}
-	stageOf := func(client *infiniapay.Client) pipeline.StageFunc {
-		return infiniapay.UploadStage(infiniapay.StageConfig{Store: ledger, API: infiniapay.StageAPIOf(client), SFTP: sftp, WorkDir: t.TempDir(),
-			// The files are as recorded: rebuilt to the recorded digest.
-			WriteFile: func(dir, name string, _ func(func(pipeline.TradeRow) error) error) (string, string, int64, int, error) {
-				for _, f := range files {
-					if f.Name == name {
-						return filepath.Join(dir, name), f.SHA256, f.Bytes, f.Rows, nil
-					}
-				}
-				return "", "", 0, 0, fmt.Errorf("no trade file %s", name)
-			},
-			Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: inFlight}), Poll: 10 * time.Millisecond, Wait: 10 * time.Second})
-	}
+	h, ledger, sftp, stageOf := hungUploads(t, n, inFlight, 0)
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: uploadDay, Shard: pipeline.Whole}}
 	stage := stageOf(h.client)
 
 	h.hung.Store(true)
@@ -353,5 +308,92 @@ func TestADistributeWhoseFewSharesGetNoAnswerCarriesNoSeller(t *testing.T) {
 				t.Errorf("%d revenue shares at Infinia, %d sent; want %d, each sent once", got, sent, n)
 			}
 		})
+	}
+}
+
+// uploadDay is the date of hungUploads' trade files.
+var uploadDay = pipeline.Date{Year: 2026, Month: 12, Day: 1}
+
+// hungUploads is a hung Infinia's upload status (newHungInfinia) and a
+// ledger of n trade files an earlier run uploaded, Infinia holding each,
+// and of refused more that Infinia refused (FAILED in the ledger: for a
+// person); the upload stage over that ledger and a client is stageOf's.
+func hungUploads(t *testing.T, n, inFlight, refused int) (*hungInfinia, *infiniapay.UploadLedger, *connected, func(*infiniapay.Client) pipeline.StageFunc) {
+	h := newHungInfinia(t, infiniapay.APIUploadStatus)
+	d := uploadDay
+	built := t.TempDir()
+	var files []pipeline.TradeFile
+	for i := range n + refused {
+		seller, account := fmt.Sprintf("S%02d", i), fmt.Sprintf("I%02d", i)
+		requestNo := infiniapay.TradeRequestNo(d, seller, "USD", 1)
+		name, err := h.client.TradeFileName(account, "USD", d, requestNo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, sum, size, rows, err := h.client.WriteTradeFile(built, name, func(emit func(pipeline.TradeRow) error) error {
+			return emit(pipeline.TradeRow{OrderNo: fmt.Sprintf("O%02d", i), TradeType: "SALE", ProductType: "GOODS", Currency: "USD",
+				Amount: "10.00", Commission: "1.00", SellerAmount: "9.00", TradeTime: "2026-12-01T10:00:00Z"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := pipeline.TradeFile{ID: int64(i + 1), RunID: 1, Date: d, SellerID: seller, ProviderSellerID: account, Currency: "USD",
+			Attempt: 1, RequestNo: requestNo, Name: name, SHA256: sum, Rows: rows, Bytes: size, SellerMinor: 9_00, Items: 1,
+			Status: infiniapay.StatusReceived, Uploaded: time.Now()}
+		if i >= n {
+			// Refused by Infinia on an earlier run: its orders held, for a person.
+			f.Status, f.Reason = infiniapay.StatusFailed, "1 rows refused, first O"+fmt.Sprint(i)+": seller not bound"
+			files = append(files, f)
+			continue
+		}
+		rf, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = h.fake.ReceiveFile(name, rf) // uploaded by an earlier run
+		rf.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	ledger := infiniapay.NewUploadLedger(files)
+	sftp := &connected{}
+	stageOf := func(client *infiniapay.Client) pipeline.StageFunc {
+		return infiniapay.UploadStage(infiniapay.StageConfig{Store: ledger, API: infiniapay.StageAPIOf(client), SFTP: sftp, WorkDir: t.TempDir(),
+			// The files are as recorded: rebuilt to the recorded digest.
+			WriteFile: func(dir, name string, _ func(func(pipeline.TradeRow) error) error) (string, string, int64, int, error) {
+				for _, f := range files {
+					if f.Name == name {
+						return filepath.Join(dir, name), f.SHA256, f.Bytes, f.Rows, nil
+					}
+				}
+				return "", "", 0, 0, fmt.Errorf("no trade file %s", name)
+			},
+			Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: inFlight}), Poll: 10 * time.Millisecond, Wait: 10 * time.Second})
+	}
+	return h, ledger, sftp, stageOf
+}
+
+// TestAnUploadStageAgainstAHungInfiniaStillSaysTheFilesItRefused: the
+// trade files Infinia refused (for a person: their orders held) are in
+// the ledger, whatever Infinia answers now. The stage that stopped once
+// Infinia did not answer ended resumable (exit 1) without them: they
+// were listed only once every open file had been asked about. They are
+// said with it now, as the ledger holds them.
+func TestAnUploadStageAgainstAHungInfiniaStillSaysTheFilesItRefused(t *testing.T) {
+	const n, inFlight, refused = 20, 3, 2
+	h, _, _, stageOf := hungUploads(t, n, inFlight, refused)
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: uploadDay, Shard: pipeline.Whole}}
+	h.hung.Store(true)
+	summary, err := stageOf(h.client)(context.Background(), run)
+	h.hung.Store(false)
+	t.Logf("%s: %v", summary, err)
+	if !errors.Is(err, pipeline.ErrStillProcessing) || pipeline.KindOf(err) != pipeline.KindFailed || !strings.Contains(err.Error(), "Infinia is not answering") {
+		t.Errorf("%v: want the resumable end (exit 1) naming Infinia as not answering", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "2 problem(s)") || !strings.Contains(err.Error(), "refused by Infinia: 1 rows refused, first O20") ||
+		!strings.Contains(summary, "2 refused by Infinia") {
+		t.Errorf("%q, %v: want the 2 files Infinia refused said, for a person", summary, err)
 	}
 }

@@ -137,11 +137,27 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 			// about: each is left as the ledger holds it.
 			err = errors.Join(stopped, pipeline.OtherThanNoAnswer(err))
 		}
+		if pipeline.NotAnswering(ctx, "Infinia") != nil {
+			// The files were not all asked about (awaitUploads stopped,
+			// or was not begun): what the ledger holds is still said,
+			// the files Infinia refused for a person among it. They were
+			// left out, and the summary counted none.
+			var lerr error
+			if accepted, refused, lerr = refusedFiles(ctx, &c, run, problems); lerr != nil {
+				return "", lerr
+			}
+		}
 		unusable.addTo(problems)
 		summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia", open, uploaded.Load(), accepted, refused)
 		if stuck != nil || err != nil {
-			// Resumable (exit 1) before what needs a person.
-			return summary, errors.Join(stuck, err, problems.NeedsPerson())
+			// Resumable (exit 1) before what needs a person: of kind
+			// failed, as the other stages say it (joined as they were,
+			// the problems' kind was the error's, exit 4 to Combine and
+			// Beside).
+			if np := problems.NeedsPerson(); np != nil {
+				return summary, pipeline.E(pipeline.KindFailed, "", errors.Join(stuck, err, np))
+			}
+			return summary, errors.Join(stuck, err)
 		}
 		return summary, problems.NeedsPerson()
 	}
@@ -621,6 +637,14 @@ func awaitUploads(ctx context.Context, c *StageConfig, run *pipeline.Run, unusab
 			}
 		}
 	}
+	return refusedFiles(ctx, c, run, problems)
+}
+
+// refusedFiles counts the run's trade files Infinia accepted and refused
+// as the ledger holds them, and adds those it refused to problems (their
+// orders are held, for a person): the first pipeline.ProblemsListed
+// named, the rest counted.
+func refusedFiles(ctx context.Context, c *StageConfig, run *pipeline.Run, problems *pipeline.Problems) (accepted, refused int, err error) {
 	_, accepted, refused, err = c.Store.TradeFileCounts(ctx, run.ID)
 	if err != nil {
 		return 0, 0, err
