@@ -5,8 +5,10 @@
 // every side effect follows (with the rule for a request refused when sent
 // again under its key, RefusedRepeat), the Engine that drives those
 // effects at each provider's limits (Pacer: token buckets, requests in
-// flight sized by rate x latency, pending effects polled in waves), and
-// the error kinds that main maps to exit codes.
+// flight sized by rate x latency, pending effects polled in waves), the
+// breaker that stops a stage's requests to a provider that answers none
+// of several in a row (WithBreaker, Ask), and the error kinds that main
+// maps to exit codes.
 //
 // The core knows a channel by the ChannelSpec its provider's package
 // declares, and a provider by the Provider it builds.
