@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -197,6 +198,23 @@ func Clip(s string) string {
 		cut--
 	}
 	return s[:cut] + "..."
+}
+
+// ShowURL is raw, a configured URL, quoted as an error may name it: with its
+// password, if it has one, as "xxxxx" (url.URL.Redacted). One that does
+// not parse is not shown at all, only why it does not parse: it may hold
+// a password url.Parse could not find (url.Parse's own error quotes it
+// whole). Errors go to the logs and the Job's status.
+func ShowURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Sprintf("(not shown: it does not parse: %v)", err)
+	}
+	return strconv.Quote(u.Redacted())
 }
 
 // Loopback reports whether host (a URL's Hostname) is this machine:

@@ -155,9 +155,9 @@ func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(cfg.BaseURL)
 	switch {
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-		return nil, fmt.Errorf("infiniapay: base URL %q: want an http or https URL with a host", cfg.BaseURL)
+		return nil, fmt.Errorf("infiniapay: base URL %s: want an http or https URL with a host", httpcall.ShowURL(cfg.BaseURL))
 	case u.Scheme == "http" && !httpcall.Loopback(u.Hostname()):
-		return nil, fmt.Errorf("infiniapay: base URL %q: plain http is for this machine only (the simulator): want https", cfg.BaseURL)
+		return nil, fmt.Errorf("infiniapay: base URL %s: plain http is for this machine only (the simulator): want https", httpcall.ShowURL(cfg.BaseURL))
 	case cfg.AppID == "":
 		return nil, errors.New("infiniapay: no appId")
 	case cfg.OurKey == nil || cfg.InfiniaKey == nil:

@@ -174,6 +174,19 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 	}
 }
 
+// TestNewNeverShowsAURLPassword: a base URL refused (plain http off this
+// machine, one that does not parse) is named in the error, which goes to
+// the logs, without the password a URL may carry.
+func TestNewNeverShowsAURLPassword(t *testing.T) {
+	k := keys(t)
+	for _, u := range []string{"http://user:S3cretPw@openapi.infiniax.com/api/", "https://user:S3cretPw@openapi infiniax.com/api/", "ftp://user:S3cretPw@x/"} {
+		_, err := infiniapay.New(infiniapay.Config{BaseURL: u, AppID: "A", OurKey: k.PlatformPrivate, InfiniaKey: k.InfiniaPublic, HTTP: infiniapay.NewHTTPClient(0)})
+		if err == nil || strings.Contains(err.Error(), "S3cretPw") {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
 func TestRequestsValidatedBeforeSending(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, infiniapaytest.Options{}, nil, nil)

@@ -119,14 +119,14 @@ type Config struct {
 	Decimals map[string]int
 }
 
-// String describes c without its secret.
+// String describes c without its secret, nor a password in its URL.
 func (c Config) String() string {
 	secret := ""
 	if c.APISecret != "" {
 		secret = "[redacted]"
 	}
-	return fmt.Sprintf("payprotocol.Config{BaseURL: %q, APIKey: %q, APISecret: %s, Timeout: %v, MaxRetries: %d}",
-		c.BaseURL, c.APIKey, secret, c.Timeout, c.MaxRetries)
+	return fmt.Sprintf("payprotocol.Config{BaseURL: %s, APIKey: %q, APISecret: %s, Timeout: %v, MaxRetries: %d}",
+		httpcall.ShowURL(c.BaseURL), c.APIKey, secret, c.Timeout, c.MaxRetries)
 }
 
 // GoString is String, so that %#v hides the secret too.
@@ -143,9 +143,9 @@ func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(cfg.BaseURL)
 	switch {
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
-		return nil, fmt.Errorf("payprotocol: base URL %q: want an http or https URL with a host and no query", cfg.BaseURL)
+		return nil, fmt.Errorf("payprotocol: base URL %s: want an http or https URL with a host and no query", httpcall.ShowURL(cfg.BaseURL))
 	case u.Scheme == "http" && !httpcall.Loopback(u.Hostname()):
-		return nil, fmt.Errorf("payprotocol: base URL %q: plain http is for this machine only (the simulator): want https", cfg.BaseURL)
+		return nil, fmt.Errorf("payprotocol: base URL %s: plain http is for this machine only (the simulator): want https", httpcall.ShowURL(cfg.BaseURL))
 	case cfg.APIKey == "":
 		return nil, errors.New("payprotocol: no API key")
 	case cfg.APISecret == "":

@@ -254,6 +254,19 @@ func TestNewChecksConfig(t *testing.T) {
 	}
 }
 
+// TestNewNeverShowsAURLPassword: a base URL refused (plain http off this
+// machine, one that does not parse) is named in the error, which goes to
+// the logs, without the password a URL may carry.
+func TestNewNeverShowsAURLPassword(t *testing.T) {
+	hc := payprotocol.NewHTTPClient(time.Second)
+	for _, u := range []string{"http://user:S3cretPw@api.payprotocol.network/api/mer", "https://user:S3cretPw@api payprotocol.network/api/mer", "ftp://user:S3cretPw@x/api/mer"} {
+		_, err := payprotocol.New(payprotocol.Config{BaseURL: u, APIKey: "k", APISecret: "s", HTTP: hc})
+		if err == nil || strings.Contains(err.Error(), "S3cretPw") {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
 // TestAnswersAreChecked: answers that are not what the API says are
 // errors, never guesses.
 func TestAnswersAreChecked(t *testing.T) {

@@ -184,9 +184,9 @@ func TestVerifyRequest(t *testing.T) {
 }
 
 func TestConfigHidesSecret(t *testing.T) {
-	cfg := payprotocol.Config{BaseURL: "https://api.payprotocol.network/api/mer", APIKey: testKey, APISecret: testSecret}
+	cfg := payprotocol.Config{BaseURL: "https://user:UrlPassw0rd@api.payprotocol.network/api/mer", APIKey: testKey, APISecret: testSecret}
 	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprintf("%v", struct{ C payprotocol.Config }{cfg})} {
-		if strings.Contains(s, testSecret) || !strings.Contains(s, testKey) {
+		if strings.Contains(s, testSecret) || strings.Contains(s, "UrlPassw0rd") || !strings.Contains(s, testKey) || !strings.Contains(s, "api.payprotocol.network") {
 			t.Fatalf("printed config: %s", s)
 		}
 	}

@@ -144,9 +144,9 @@ func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(strings.TrimSuffix(cfg.BaseURL, "/"))
 	switch {
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "":
-		return nil, fmt.Errorf("wechatpay: base URL %q: want an http or https URL with a host and no query", cfg.BaseURL)
+		return nil, fmt.Errorf("wechatpay: base URL %s: want an http or https URL with a host and no query", httpcall.ShowURL(cfg.BaseURL))
 	case u.Scheme == "http" && !httpcall.Loopback(u.Hostname()):
-		return nil, fmt.Errorf("wechatpay: base URL %q: plain http is for this machine only (the simulator): want https", cfg.BaseURL)
+		return nil, fmt.Errorf("wechatpay: base URL %s: plain http is for this machine only (the simulator): want https", httpcall.ShowURL(cfg.BaseURL))
 	case !tokenChars(cfg.MchID) || !tokenChars(cfg.SerialNo):
 		return nil, errors.New("wechatpay: a merchant id and our certificate serial ([0-9A-Za-z_-]) are required")
 	case cfg.PrivateKey == nil:

@@ -426,6 +426,20 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 	}
 }
 
+// TestNewNeverShowsAURLPassword: a base URL refused (plain http off this
+// machine, one that does not parse) is named in the error, which goes to
+// the logs, without the password a URL may carry.
+func TestNewNeverShowsAURLPassword(t *testing.T) {
+	k := testKeys(t)
+	for _, u := range []string{"http://user:S3cretPw@apihk.mch.weixin.qq.com", "https://user:S3cretPw@apihk mch.weixin.qq.com", "ftp://user:S3cretPw@x"} {
+		_, err := wechatpay.New(wechatpay.Config{BaseURL: u, MchID: mchID, SerialNo: merchantSerial, PrivateKey: k.MerchantPrivate,
+			PlatformKeys: map[string]*rsa.PublicKey{platformSerial: &k.PlatformPrivate.PublicKey}, HTTP: wechatpay.NewHTTPClient(time.Second)})
+		if err == nil || strings.Contains(err.Error(), "S3cretPw") {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
 // An unsigned 404 (a proxy, a wrong path) is never "not found": that
 // would allow a resend.
 func TestUnsignedNotFoundIsNotErrNotFound(t *testing.T) {
