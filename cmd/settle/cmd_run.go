@@ -1660,7 +1660,7 @@ func (o *runOptions) writableDirs() error {
 		// the date's reports directory: one made by another user, or a
 		// file in its place, passed, and the upload stage failed there,
 		// exit 1, on every retry.
-		dirs = append(dirs, dir{flagWorkDir, filepath.Join(o.infinia.workDir, o.key.Date.String()), 0o755})
+		dirs = append(dirs, dir{flagWorkDir, filepath.Join(o.infinia.workDir, o.key.Date.String()), infiniapay.WorkDirMode})
 	}
 	for _, d := range dirs {
 		if err := writableDir(d.path, d.mode); err != nil {

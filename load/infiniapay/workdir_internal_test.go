@@ -111,3 +111,30 @@ func TestAnUploadSendsItsFileAsRecordedWhateverBefellTheWorkDirectory(t *testing
 		t.Errorf("rebuilt to other bytes: sent %d files (%v), want none and an error", len(up.got), err)
 	}
 }
+
+// TestTradeFilesAndTheirDirectoriesAreSettlesAlone: a trade file holds
+// what each seller is paid, and its name the seller's Infinia id: the
+// work directory and the date's directory in it are made for settle's
+// user alone (WorkDirMode), as the file is (os.CreateTemp's 0600).
+// They were 0755: every user of the machine listed the day's sellers.
+func TestTradeFilesAndTheirDirectoriesAreSettlesAlone(t *testing.T) {
+	t.Parallel()
+	work := filepath.Join(t.TempDir(), "work")
+	dir := filepath.Join(work, "2026-11-23")
+	path, _, _, _, err := DefaultLayout().write(dir, "TD_P_S1_USD_20261123_TDU-1.csv", DefaultCurrencies(), func(emit func(pipeline.TradeRow) error) error {
+		return emit(pipeline.TradeRow{OrderNo: "O1", TradeType: "SALE", ProductType: "GOODS", Currency: "USD",
+			Amount: "10.00", Commission: "1.00", SellerAmount: "9.00", TradeTime: "2026-11-23T10:00:00Z"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{work, dir, path} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: mode %v, want no access for group and others", p, fi.Mode().Perm())
+		}
+	}
+}
