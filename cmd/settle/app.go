@@ -35,6 +35,10 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	defer parsed()
 	cfg := &config{getenv: getenv, stdout: stdout, stderr: stderr, now: now}
 	cfg.logger() // decide the log format before anything prints
+	// What the commands print is theirs and the providers' words: no
+	// control sequence of a provider's reaches the operator's terminal
+	// (the logger's lines go through controlSafe too).
+	cfg.stdout = controlSafe(cfg.stdout)
 	if f := getenv(logFormatEnv); f != "" && f != "json" && f != "text" {
 		// Taken as text, it left a pod's log without its JSON lines (the
 		// last one, with exit_code, is what alerts read), silently.

@@ -74,11 +74,15 @@ func (c *config) logger() *slog.Logger {
 	if terminal {
 		c.live = c.stderr
 	}
+	// JSON escapes C0 controls but writes DEL and C1 as they are: a
+	// provider's words in a log line (a refusal's reason) reached a
+	// terminal reading the pod's log as a control sequence.
+	out := controlSafe(c.stdout)
 	if format == "json" {
 		c.json = true
-		c.log = slog.New(jsonLogHandler(c.stdout))
+		c.log = slog.New(jsonLogHandler(out))
 	} else {
-		c.log = slog.New(slog.NewTextHandler(c.stdout, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		c.log = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey {
 				return slog.Attr{} // a terminal has its own clock
 			}

@@ -2,9 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 
+	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
 
@@ -19,7 +24,7 @@ func TestControlSafe(t *testing.T) {
 			t.Fatalf("Write(%q) = %d, %v", s, n, err)
 		}
 	}
-	want := `reason: \x1b[31mred\x1b[0m` + "\tok\n" + `bell\x07 del\x7f csi \u009b2J \u009b end, ` + "© copyright, ¢ cent\n"
+	want := `reason: \x1b[31mred\x1b[0m` + "\tok\n" + `bell\x07 del\u007f csi \u009b2J \u009b end, ` + "© copyright, ¢ cent\n"
 	if got := b.String(); got != want {
 		t.Fatalf("got  %q\nwant %q", got, want)
 	}
@@ -49,5 +54,82 @@ func TestRejectListsEscapeControlCharacters(t *testing.T) {
 	printProviderRejects(&b, reasons, 10)
 	if out := b.String(); strings.Contains(out, "\x1b") || strings.Count(out, `refused \x1b[2J (e.g. O\x07)`) != 2 {
 		t.Fatalf("%q", out)
+	}
+}
+
+// TestReceiversEscapeControlCharacters: settle receivers prints WeChat
+// Pay's words (a receiver's review state and fail reason, free text) as
+// text, as settle status does, not as sequences to the operator's
+// terminal. Every command's text on stdout goes through controlSafe.
+func TestReceiversEscapeControlCharacters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), ShareKeys: true, KeyBits: testKeyBits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	c := sim.Config
+	sim.WeChat.SetReceiver("1900000042", "MERCHANT_ID", c.WeChatReceiverAccount, "REJECTED\x1b]0;owned\x07\x1b[2J")
+	out, code := e.raw("settle", "receivers", "status", "--wechat-url", c.WeChatURL, "--wechat-mchid", c.WeChatMchID, "--wechat-serial", c.WeChatSerial,
+		"--wechat-private-key-file", c.WeChatKeyFile, "--wechat-platform-key-file", c.WeChatPlatformKeyFile,
+		"--wechat-platform-serial", c.WeChatPlatformSerial, "--wechat-receiver-account", c.WeChatReceiverAccount,
+		"--wechat-receiver-name", c.WeChatReceiverName, "1900000042")
+	if code != 0 || strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, `REJECTED\x1b]0;owned\x07\x1b[2J`) {
+		t.Fatalf("exit %d: %q", code, out)
+	}
+}
+
+// TestStatusJSONStaysJSONWithControlCharacters: settle status -o json
+// goes through controlSafe too, whose escapes are JSON's: a reason with
+// DEL and a C1 control reads back as it was.
+func TestStatusJSONStaysJSONWithControlCharacters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "20", "--sellers", "2", "--bad-rows", "2")
+	e.mustSettle("run", "--date", "2026-11-21", "--rules", e.rules, "--out", e.reports, "--until", "transform", "--max-reject-ratio", "1")
+	const reason = "refused \x7f \u009b2J \x1b[2J by the provider"
+	e.db.MustExec(`UPDATE settle.rejects SET reason = $1`, reason)
+	var out bytes.Buffer
+	if err := run(context.Background(), plainTextArgs([]string{"settle", "status", "--database-url", e.url, "--date", "2026-11-21", "-o", "json"}),
+		func(string) string { return "" }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.ContainsAny(out.Bytes(), "\x7f\x1b") || bytes.Contains(out.Bytes(), []byte("\u009b")) {
+		t.Fatalf("raw control characters in %q", out.String())
+	}
+	var v any
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+		t.Fatalf("not JSON: %v\n%q", err, out.String())
+	}
+	if !strings.Contains(fmt.Sprint(v), reason) {
+		t.Fatalf("the reason does not read back: %v", v)
+	}
+}
+
+// TestLogLinesEscapeControlCharacters: JSON escapes C0 controls but not
+// DEL nor C1; a provider's words in a log line (a pod's log read on a
+// terminal) come out escaped too, the line the same JSON.
+func TestLogLinesEscapeControlCharacters(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		var out bytes.Buffer
+		cfg := &config{getenv: func(k string) string {
+			if k == logFormatEnv {
+				return format
+			}
+			return ""
+		}, stdout: &out, stderr: io.Discard}
+		const reason = "refused \x7f \u009b2J \x1b[2J"
+		cfg.logger().Warn("rejected by the provider", "reason", reason)
+		if bytes.ContainsAny(out.Bytes(), "\x7f\x1b") || bytes.Contains(out.Bytes(), []byte("\u009b")) {
+			t.Fatalf("%s: raw control characters in %q", format, out.String())
+		}
+		if format != "json" {
+			continue
+		}
+		var line struct{ Reason string }
+		if err := json.Unmarshal(out.Bytes(), &line); err != nil || line.Reason != reason {
+			t.Fatalf("%q: %+v, %v", out.String(), line, err)
+		}
 	}
 }
