@@ -243,6 +243,17 @@ func TestNoSecretInOutputOrReports(t *testing.T) {
 	}
 	secrets = append(secrets, password)
 	haystacks := map[string]string{"output": all.String()}
+	// settle status shows what the runs recorded (last errors, the
+	// providers' words), in text and in JSON.
+	for _, format := range []string{"text", "json"} {
+		cmd := e.command("status", "--date", testDate, "-o", format)
+		cmd.Env = append(cmd.Env, dbEnv(url)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil || len(out) == 0 {
+			t.Fatalf("status -o %s: %v\n%s", format, err, out)
+		}
+		haystacks["status -o "+format] = string(out)
+	}
 	filepath.Walk(e.reports, func(path string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {
 			b, _ := os.ReadFile(path)
