@@ -482,3 +482,22 @@ func TestTheDemoRefusesPlainTextBeforeItSeeds(t *testing.T) {
 		t.Errorf("demo with --database-allow-plaintext: exit %d, want it to go on (to a server nobody runs):\n%s", code, all)
 	}
 }
+
+// TestARunWarnsOfADatabaseItCannotVerify: sslmode=require to another
+// machine is taken (encrypted), with a warning naming the flag and the
+// host that nothing checks the server is that host (found by a security
+// review); to this machine, nothing is said.
+func TestARunWarnsOfADatabaseItCannotVerify(t *testing.T) {
+	t.Parallel()
+	const warning = "sslmode=require encrypts but does not check that the server is db.invalid"
+	stdout, stderr, _ := invoke(nil, "run", "--date", "2026-11-23", "--rules", validRules(t), "--skip-channel", "infiniapay,wechatpay,payprotocol",
+		"--database-url", "postgres://settle@db.invalid:5432/ledger?sslmode=require")
+	if out := stdout + stderr; !strings.Contains(out, warning) || !strings.Contains(out, "--database-url") {
+		t.Errorf("want the warning naming --database-url and db.invalid:\n%s", out)
+	}
+	stdout, stderr, _ = invoke(nil, "run", "--date", "2026-11-23", "--rules", validRules(t), "--skip-channel", "infiniapay,wechatpay,payprotocol",
+		"--database-url", "postgres://settle@127.0.0.1:1/ledger?sslmode=require")
+	if out := stdout + stderr; strings.Contains(out, "sslmode=require encrypts") {
+		t.Errorf("warned of a database on this machine:\n%s", out)
+	}
+}

@@ -1265,6 +1265,12 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	if err != nil {
 		return nil, err
 	}
+	for _, u := range []struct{ flag, url string }{{flagDatabaseURL, dbURL}, {flagSourceURL, src}} {
+		if host := ledger.UnverifiedServer(u.url); host != "" && (u.flag == flagDatabaseURL || src != dbURL) {
+			cfg.logger().Warn("sslmode=require encrypts but does not check that the server is "+host+": a network in between can answer for it and take the password; set sslmode=verify-full with sslrootcert=the server's CA file",
+				"flag", "--"+u.flag)
+		}
+	}
 	watchDays, err := watchDaysFlag(c)
 	if err != nil {
 		return nil, err

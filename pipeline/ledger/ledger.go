@@ -351,6 +351,27 @@ func CheckTLS(dsn string, allowPlainText bool) error {
 	return nil
 }
 
+// UnverifiedServer returns the first host of dsn on another machine when
+// its sslmode is require: the connection is encrypted, but nothing checks
+// the server is the one named, so a network in between can answer for it
+// (and take the password); "" otherwise, or when lib/pq cannot read dsn
+// (CheckDSN says so). CheckTLS takes it; the run warns of it.
+func UnverifiedServer(dsn string) string {
+	cfg, err := pq.NewConfig(dsn)
+	if err != nil || cfg.SSLMode != pq.SSLModeRequire {
+		return ""
+	}
+	for _, h := range append([]pq.ConfigMultihost{{Host: cfg.Host, Hostaddr: cfg.Hostaddr}}, cfg.Multi...) {
+		if !thisMachine(h.Host, h.Hostaddr) {
+			if h.Hostaddr.IsValid() {
+				return h.Hostaddr.String()
+			}
+			return h.Host
+		}
+	}
+	return ""
+}
+
 // ErrPlainText is in the chain of CheckTLS's error about a connection
 // that may go in plain text.
 var ErrPlainText = errors.New("may send the password and the data in plain text")

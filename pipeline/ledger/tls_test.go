@@ -53,6 +53,27 @@ func TestCheckTLSRefusesPlainTextToAnotherMachine(t *testing.T) {
 	}
 }
 
+// TestUnverifiedServerIsRequireToAnotherMachine: sslmode=require to
+// another machine encrypts without checking the server (the run warns of
+// it, found by a security review); to this machine, or verifying, it does
+// not count.
+func TestUnverifiedServerIsRequireToAnotherMachine(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"postgres://u:S3cret@db.internal:5432/db?sslmode=require": "db.internal",
+		"host=db.internal hostaddr=10.0.0.5 sslmode=require":      "10.0.0.5",
+		"postgres://u@127.0.0.1,db.internal/db?sslmode=require":   "db.internal",
+		"postgres://u@127.0.0.1:5432/db?sslmode=require":          "",
+		"host=/var/run/postgresql sslmode=require":                "",
+		"postgres://u@db.internal/db?sslmode=verify-full":         "",
+		"postgres://u@db.internal/db?sslmode=verify-ca":           "",
+		"postgres://u@db.internal/db?sslmode=disable":             "",
+	} {
+		if got := ledger.UnverifiedServer(dsn); got != want {
+			t.Errorf("%s: %q, want %q", dsn, got, want)
+		}
+	}
+}
+
 // TestCheckTLSRefusesARootCertWithoutACertificate: the deployment's
 // Secret mounts the database server's CA as a file (replace-me until it is
 // filled); lib/pq failed every connection on it, exit 1, retried to the
