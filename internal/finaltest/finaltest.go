@@ -1,6 +1,7 @@
 // Package finaltest is an in-memory pipeline.FinalAnswers for the tests of
 // the provider packages' matchers: what a matcher kept final, per matcher,
-// as the ledger's reconciled_final keeps it.
+// as the ledger's reconciled_final keeps it; and an in-memory
+// pipeline.MismatchStore (Findings) for a reconcile stage over them.
 package finaltest
 
 import (

@@ -10,6 +10,10 @@ import (
 // StageAPIOf is the stages' API over c, for the package's external tests.
 func StageAPIOf(c *Client) API { return stageAPI{c} }
 
+// ReconcilerOf is the matcher's API over c (NewProvider's), for the
+// package's external tests.
+func ReconcilerOf(c *Client) Reconciler { return stageAPI{c} }
+
 // ParseErrorFile reads an error file in the default layout: see
 // Layout.ParseErrorFile.
 func ParseErrorFile(r io.Reader) ([]ErrorRow, error) {

@@ -3,6 +3,7 @@ package infiniapay
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -91,21 +92,61 @@ func finalKey(e pipeline.Effect) string {
 // Infinia does not know), and each seller's available revenue share with
 // what the ledger expects of it. Its queries run side by side under
 // c.Pacer.
+//
+// An Infinia that does not answer at all stops the matching: its
+// questions share one breaker (pipeline.WithBreaker; c.API's go through
+// pipeline.Ask), and once pipeline.NotAnsweringAfter in a row got no
+// answer nothing more is asked. No finding is returned for what was not
+// asked - neither a mismatch nor an agreement: the matcher's error is the
+// provider not answering (pipeline.NotAnswering: exit 1, resumable), the
+// reconcile stage records no finding and writes no report, and the next
+// run asks again all that was not answered (what was answered final and
+// in agreement is kept, KeepFinal). Before, each question took its
+// client's retries, one after another, whatever the ones before had
+// found: 5 attempts of 10 s for each revenue share and seller of the day.
 func NewMatcher(c MatcherConfig) pipeline.Matcher {
 	if c.Pacer == nil {
 		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
-		shares, err := matchShares(ctx, &c, run)
-		if err != nil {
-			return nil, err
+		ctx = pipeline.WithBreaker(ctx) // the matching's questions to Infinia
+		ms, err := match(ctx, &c, run)
+		if stopped := notAnswering(ctx, err); stopped != nil {
+			return nil, stopped
 		}
-		available, err := matchAvailable(ctx, &c, run)
-		if err != nil {
-			return nil, err
-		}
-		return append(shares, available...), nil
+		return ms, err
 	}
+}
+
+func match(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([]pipeline.Mismatch, error) {
+	shares, err := matchShares(ctx, c, run)
+	if err != nil {
+		return nil, err
+	}
+	available, err := matchAvailable(ctx, c, run)
+	if err != nil {
+		return nil, err
+	}
+	return append(shares, available...), nil
+}
+
+// notAnswering returns the error of a matching that stopped because
+// Infinia is not answering (the breaker of ctx, pipeline.WithBreaker),
+// err being the matching's own: the provider named once, in one line,
+// with what else went wrong (not its questions that got no answer, or
+// were not asked); nil when Infinia answers, or when err says more
+// (refused credentials, the run stopping), which is returned as it is.
+// Its findings, if any, are not returned: they would say nothing of what
+// was not asked.
+func notAnswering(ctx context.Context, err error) error {
+	stopped := pipeline.NotAnswering(ctx, "Infinia")
+	if stopped == nil || pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
+		return nil
+	}
+	if other := pipeline.OtherThanNoAnswer(err); other != nil {
+		return pipeline.E(pipeline.KindFailed, "", errors.Join(stopped, other))
+	}
+	return stopped
 }
 
 // matchShares asks Infinia about every revenue share of the run that was
