@@ -15,8 +15,9 @@ import (
 // this package: it asks WeChat Pay what they need (API, Reconciler) in the
 // pipeline's words, and keeps for the run what need not be asked twice
 // (the platform's receiver, per sub-merchant). Its questions
-// (EnsureReceiver, Remaining, Query) go through pipeline.Ask: a stage with
-// a breaker (pipeline.WithBreaker) counts them with its engine's requests,
+// (EnsureReceiver, Remaining, Query; the matcher's Order, BillLines,
+// Settlements) go through pipeline.Ask: a stage or matcher with a breaker
+// (pipeline.WithBreaker) counts them with its engine's requests,
 // and once WeChat Pay answers none of pipeline.NotAnsweringAfter in a row
 // they are not made, or are cut, their error pipeline.ErrNotAnswering.
 // Within an engine's send or question they are that request.

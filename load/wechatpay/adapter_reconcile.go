@@ -17,7 +17,9 @@ func (a *Adapter) platform(typ, account string) bool {
 
 // Order queries a distribution or unfreeze (read by status).
 func (a *Adapter) Order(ctx context.Context, subMchID, transactionID, outOrderNo string) (OrderStatus, error) {
-	o, err := a.client.QueryOrder(ctx, subMchID, transactionID, outOrderNo)
+	o, err := pipeline.Ask(ctx, func(ctx context.Context) (Order, error) {
+		return a.client.QueryOrder(ctx, subMchID, transactionID, outOrderNo)
+	})
 	if errors.Is(err, ErrNotFound) {
 		return OrderStatus{}, fmt.Errorf("%w: %v", pipeline.ErrNotFound, err)
 	}
@@ -45,13 +47,15 @@ func (a *Adapter) status(o Order) OrderStatus {
 
 // BillLines downloads, checks and reads a sub-merchant's distribution bill
 // of a day, in a.BillLayout (DefaultBillLayout when zero: the published
-// header; its unpublished parts assumed, see the README).
+// header; its unpublished parts assumed, see the README). Its two
+// requests (the download link, then the file) are each a question
+// (pipeline.Ask).
 func (a *Adapter) BillLines(ctx context.Context, subMchID string, day pipeline.Date) ([]BillEntry, error) {
-	b, err := a.client.BillDownloadURL(ctx, subMchID, day)
+	b, err := pipeline.Ask(ctx, func(ctx context.Context) (Bill, error) { return a.client.BillDownloadURL(ctx, subMchID, day) })
 	if err != nil {
 		return nil, err
 	}
-	data, err := a.client.DownloadBill(ctx, b)
+	data, err := pipeline.Ask(ctx, func(ctx context.Context) ([]byte, error) { return a.client.DownloadBill(ctx, b) })
 	if err != nil {
 		return nil, err
 	}
@@ -82,27 +86,36 @@ const settlementLag = 7
 // amount compared is amount.settled of a SETTLED detail and
 // amount.unsettle of an UNSETTLE one (assumed: see the README). A detail
 // whose trade dates span that day and others cannot be compared per day and
-// is an error, never a guess.
+// is an error, never a guess. The details of a state are one question
+// (pipeline.Ask), however many pages they take.
 func (a *Adapter) Settlements(ctx context.Context, subMchID string, day pipeline.Date) ([]SettlementDetail, error) {
 	var out []SettlementDetail
 	for _, state := range []string{SettleStateSettled, SettleStateUnsettled} {
 		q := SettlementQuery{SubMchID: subMchID, State: state, Start: day, End: day.AddDays(settlementLag)}
-		for s, err := range a.client.Settlements(ctx, q) {
-			if err != nil {
-				return nil, err
+		details, err := pipeline.Ask(ctx, func(ctx context.Context) ([]SettlementDetail, error) {
+			var out []SettlementDetail
+			for s, err := range a.client.Settlements(ctx, q) {
+				if err != nil {
+					return nil, err
+				}
+				switch {
+				case day.Before(s.TradeStart) || s.TradeEnd.Before(day):
+					continue // another trade day's
+				case s.TradeStart != day || s.TradeEnd != day:
+					return nil, unusable{fmt.Errorf("settlement %s of %s covers trades of %s to %s: a detail per day was assumed", s.BatchID, subMchID, s.TradeStart, s.TradeEnd)}
+				}
+				amount := s.Amount.Settled
+				if state == SettleStateUnsettled {
+					amount = s.Amount.Unsettled
+				}
+				out = append(out, SettlementDetail{BatchNo: s.BatchID, State: s.State, Currency: s.Amount.Currency, Amount: amount})
 			}
-			switch {
-			case day.Before(s.TradeStart) || s.TradeEnd.Before(day):
-				continue // another trade day's
-			case s.TradeStart != day || s.TradeEnd != day:
-				return nil, unusable{fmt.Errorf("settlement %s of %s covers trades of %s to %s: a detail per day was assumed", s.BatchID, subMchID, s.TradeStart, s.TradeEnd)}
-			}
-			amount := s.Amount.Settled
-			if state == SettleStateUnsettled {
-				amount = s.Amount.Unsettled
-			}
-			out = append(out, SettlementDetail{BatchNo: s.BatchID, State: s.State, Currency: s.Amount.Currency, Amount: amount})
+			return out, nil
+		})
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, details...)
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package wechatpay
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -225,6 +226,18 @@ const FinalAnswersName = Name + "/orders"
 // adopted FINISHED and in agreement, once the ledger holds them: the run's
 // own reconciliation does not ask those either. Bills and settlement
 // details are read every time.
+//
+// A WeChat Pay that does not answer at all stops the matching: its
+// questions (orders, bills, settlement details: the Adapter's go through
+// pipeline.Ask) share one breaker (pipeline.WithBreaker), and once
+// pipeline.NotAnsweringAfter in a row got no answer nothing more is
+// asked. No finding is returned for what was not asked - neither a
+// mismatch nor an agreement: the matcher's error is WeChat Pay not
+// answering (pipeline.NotAnswering: exit 1, resumable), the reconcile
+// stage records no finding and writes no report, and the next run asks
+// again all that was not answered (what was answered final and in
+// agreement is kept, KeepFinal). Before, each question took its client's
+// retries, one after another, whatever the ones before had found.
 func Matcher(c MatcherConfig) pipeline.Matcher {
 	if c.Pacer == nil {
 		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
@@ -233,15 +246,38 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 		c.Page = DefaultPage
 	}
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
+		ctx = pipeline.WithBreaker(ctx) // the matching's questions to WeChat Pay
 		m := &matching{store: c.Store, api: c.API, pacer: c.Pacer, final: c.Final, now: c.Now, run: run, page: c.Page, fee: c.MaxFeeBps,
 			memory:    cmp.Or(c.Memory, DefaultMemory),
 			subSeller: map[string]string{}, days: map[pipeline.Date]bool{}, groups: map[subDay]*group{}, odd: map[string]oddity{}}
 		ms, err := m.match(ctx)
+		if stopped := notAnswering(ctx, err); stopped != nil {
+			return nil, stopped
+		}
 		if err != nil {
 			return nil, fmt.Errorf("wechatpay: %w", err)
 		}
 		return ms, nil
 	}
+}
+
+// notAnswering returns the error of a matching that stopped because
+// WeChat Pay is not answering (the breaker of ctx, pipeline.WithBreaker),
+// err being the matching's own: WeChat Pay named once, in one line, with
+// what else went wrong (not its questions that got no answer, or were
+// not asked); nil when WeChat Pay answers, or when err says more
+// (refused credentials, the run stopping), which is returned as it is.
+// Its findings, if any, are not returned: they would say nothing of what
+// was not asked.
+func notAnswering(ctx context.Context, err error) error {
+	stopped := pipeline.NotAnswering(ctx, "WeChat Pay")
+	if stopped == nil || pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
+		return nil
+	}
+	if other := pipeline.OtherThanNoAnswer(err); other != nil {
+		return pipeline.E(pipeline.KindFailed, "", errors.Join(stopped, fmt.Errorf("wechatpay: %w", other)))
+	}
+	return stopped
 }
 
 // matching is one run's matching.
