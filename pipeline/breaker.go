@@ -31,9 +31,10 @@ type breaker struct {
 	open context.Context // done once the provider is taken as not answering
 	trip context.CancelFunc
 
-	mu     sync.Mutex
-	silent int    // requests in a row that got no answer
-	last   string // the last one's error
+	mu      sync.Mutex
+	silent  int    // requests in a row that got no answer
+	last    string // the last one's error
+	lastErr error  // the same, as it was
 }
 
 func newBreaker() *breaker {
@@ -168,7 +169,7 @@ func heard(ctx context.Context, err error) {
 		return
 	}
 	b.silent++
-	b.last = err.Error()
+	b.last, b.lastErr = err.Error(), err
 	if b.silent >= NotAnsweringAfter {
 		b.trip()
 	}
@@ -226,11 +227,30 @@ func NotAnswering(ctx context.Context, provider string) error {
 	return &stillProcessing{notAnsweringLead(provider, b.lastError()) + "; re-run to resolve once " + provider + " answers"}
 }
 
+// NotAnsweringCause returns, once the provider of ctx's breaker
+// (WithBreaker) is taken as not answering, the error of the request that
+// took it so (the last of NotAnsweringAfter in a row that got no answer:
+// the "last" NotAnswering and EngineResult.NotAnswering name); nil while
+// it answers. A stage whose requests go to more than one of its
+// provider's servers (an API and a file server, say) tells by it which
+// one stopped answering.
+func NotAnsweringCause(ctx context.Context) error {
+	b := breakerOf(ctx)
+	if b == nil || !b.isOpen() {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lastErr
+}
+
 // notAnsweringLead begins the error of a stage whose provider is not
-// answering, last being the last request's error.
+// answering, last being the last request's error (on one line: a
+// request's error may join several, an SFTP session's those of its
+// connections, and the stage's end is one line).
 func notAnsweringLead(provider, last string) string {
 	return fmt.Sprintf("%s is not answering: %d requests in a row got no answer (last: %s), so nothing more was sent or asked",
-		provider, NotAnsweringAfter, last)
+		provider, NotAnsweringAfter, OneLine(last))
 }
 
 // OtherThanNoAnswer returns errs joined but for those that say only that

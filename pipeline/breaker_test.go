@@ -224,3 +224,36 @@ func TestOtherThanNoAnswer(t *testing.T) {
 		t.Error("no answer, not asked: want nothing else")
 	}
 }
+
+// fileServerErr is a request's error that says which of a provider's
+// servers it went to.
+type fileServerErr struct{ error }
+
+func (e fileServerErr) Unwrap() error { return e.error }
+
+// TestNotAnsweringCauseIsTheRequestThatTookTheProviderSo: a stage whose
+// requests go to two of its provider's servers tells by
+// NotAnsweringCause which one stopped answering: the error, as it was,
+// of the request that took the provider as not answering; nil while it
+// answers.
+func TestNotAnsweringCauseIsTheRequestThatTookTheProviderSo(t *testing.T) {
+	t.Parallel()
+	ctx := WithBreaker(context.Background())
+	ask := func(err error) {
+		_, _ = Ask(ctx, func(context.Context) (int, error) { return 0, err })
+	}
+	ask(NoAnswer(errors.New("api: context deadline exceeded")))
+	ask(NoAnswer(errors.New("api: context deadline exceeded")))
+	if err := NotAnsweringCause(ctx); err != nil {
+		t.Fatalf("%v while the provider is not taken as not answering", err)
+	}
+	ask(NoAnswer(fileServerErr{errors.New("file server: stalled")}))
+	ask(NoAnswer(errors.New("api: not asked")))
+	var fs fileServerErr
+	if err := NotAnsweringCause(ctx); !errors.As(err, &fs) || !errors.Is(err, ErrNoAnswer) {
+		t.Errorf("%v: want the third request's error, the file server's", err)
+	}
+	if err := NotAnsweringCause(context.Background()); err != nil {
+		t.Errorf("%v without a breaker", err)
+	}
+}

@@ -1170,10 +1170,10 @@ func notAnsweringError(what, provider string, r EngineResult) error {
 	}
 	if unknown > 0 {
 		msg += fmt.Sprintf("; %d of them got no answer to their send, their outcome unknown (first: %s after %d sends: %s): the next run asks %s about each before sending it again",
-			unknown, firstUnknown.Key, firstUnknown.Sends, cmp.Or(firstUnknown.LastError, "no answer"), provider)
+			unknown, firstUnknown.Key, firstUnknown.Sends, cmp.Or(OneLine(firstUnknown.LastError), "no answer"), provider)
 	}
 	if unanswered > 0 {
-		msg += fmt.Sprintf("; the last question about %d of them got no answer (first: %s: %s)", unanswered, firstAsked.Key, r.NoAnswer[firstAsked.ID])
+		msg += fmt.Sprintf("; the last question about %d of them got no answer (first: %s: %s)", unanswered, firstAsked.Key, OneLine(r.NoAnswer[firstAsked.ID]))
 	}
 	if r.Unasked > 0 {
 		msg += fmt.Sprintf("; %d not asked again", r.Unasked)
