@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -171,7 +172,7 @@ func dial(ctx context.Context, cfg SFTPConfig) (*SFTP, error) {
 	var d net.Dialer
 	tcp, err := d.DialContext(dctx, "tcp", cfg.Addr)
 	if err != nil {
-		return nil, timedOut(ctx, dctx, cfg, err)
+		return nil, unanswered(ctx, timedOut(ctx, dctx, cfg, err)) // no connection made
 	}
 	// The known entries are looked up with the address actually reached,
 	// as the host key check will be.
@@ -194,20 +195,55 @@ func dial(ctx context.Context, cfg SFTPConfig) (*SFTP, error) {
 			return nil, hk // without the "ssh: handshake failed" around it
 		}
 		if !stopped || dctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, timedOut(ctx, dctx, cfg, err)
+			return nil, unanswered(ctx, timedOut(ctx, dctx, cfg, err))
 		}
 		if authRefused(err) {
 			return nil, configErr("the server refused our key %s for user %s: %w", ssh.FingerprintSHA256(cfg.Signer.PublicKey()), cfg.User, err)
+		}
+		if connGone(err) {
+			return nil, unanswered(ctx, err) // closed or reset before the session started
 		}
 		return nil, hostKeyNegotiation(err, cfg.Addr, hosts.file, want)
 	}
 	if !stopped {
 		s.conn.Close()
-		return nil, timedOut(ctx, dctx, cfg, dctx.Err())
+		return nil, unanswered(ctx, timedOut(ctx, dctx, cfg, dctx.Err()))
 	}
 	_ = tcp.SetDeadline(time.Time{})
 	go s.keepAlive()
 	return s, nil
+}
+
+// errUnanswered marks the error of a dial that made no connection, or
+// one that did not answer the handshake and the start of the SFTP
+// session within HandshakeTimeout (or closed it first): the server gave
+// no answer. SFTPSession tells by it, and by a lost connection, whether
+// a call got no answer at all (pipeline.ErrNoAnswer). It is not
+// pipeline.ErrNoAnswer itself: the session's error joins those of its
+// connections, and only its last one says whether the call got an
+// answer.
+var errUnanswered = errors.New("no answer from the SFTP server")
+
+// noReply is an error marked errUnanswered, its text unchanged.
+type noReply struct{ error }
+
+func (e noReply) Unwrap() error        { return e.error }
+func (e noReply) Is(target error) bool { return target == errUnanswered }
+
+// unanswered marks err (a dial's) errUnanswered, unless ctx is done: the
+// run stopping is not the server's silence.
+func unanswered(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	return noReply{err}
+}
+
+// connGone reports whether err says the connection went away: closed by
+// the server or reset (a server gone, or restarted), or closed here.
+func connGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // authRefused reports whether the handshake failed because the server

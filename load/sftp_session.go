@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -193,12 +191,24 @@ func (s *SFTPSession) Stat(ctx context.Context, name string) (size int64, exists
 // do runs op on the session's connection. When op fails and the
 // connection turns out to be lost (or cannot be made), it is dropped, and
 // op runs again on a new one, up to Attempts connections.
+//
+// Its error once they are all used is pipeline.ErrNoAnswer when the last
+// got no answer at all: no connection made, or none that answered the
+// handshake in time (HandshakeTimeout), or the connection lost before
+// op's answer - closed for a stall (OpTimeout) or an unanswered keepalive,
+// or closed or reset by the server. As the providers' HTTP clients mark
+// a call whose last attempt got no answer, so that a stage's breaker
+// counts it (pipeline.NotAnsweringAfter in a row stop the stage). An
+// error the server answered - a refused file, permission denied, a full
+// disk, on a connection that is fine - is op's own and returned at once,
+// never marked; so is one of configuration (KindUsage) or of ctx.
 func (s *SFTPSession) do(ctx context.Context, op func(*SFTP) error) error {
 	attempts := s.Attempts
 	if attempts <= 0 {
 		attempts = 3
 	}
 	var errs []error
+	silent := false // the last connection got no answer
 	for i := 0; i < attempts; i++ {
 		if i > 0 {
 			if err := pause(ctx, time.Duration(i)*100*time.Millisecond); err != nil {
@@ -211,6 +221,7 @@ func (s *SFTPSession) do(ctx context.Context, op func(*SFTP) error) error {
 				return err
 			}
 			errs = append(errs, err)
+			silent = errors.Is(err, errUnanswered)
 			continue
 		}
 		err = op(conn)
@@ -222,8 +233,13 @@ func (s *SFTPSession) do(ctx context.Context, op func(*SFTP) error) error {
 		}
 		s.drop(conn)
 		errs = append(errs, fmt.Errorf("connection lost, reconnecting: %w", err))
+		silent = true
 	}
-	return fmt.Errorf("sftp %s: %d connections lost or refused: %w", s.cfg.Addr, attempts, errors.Join(errs...))
+	err := fmt.Errorf("sftp %s: %d connections lost or refused: %w", s.cfg.Addr, attempts, errors.Join(errs...))
+	if silent {
+		return pipeline.NoAnswer(err)
+	}
+	return err
 }
 
 func pause(ctx context.Context, d time.Duration) error {
@@ -263,6 +279,5 @@ func (s *SFTP) lost(err error) bool {
 		return true
 	default:
 	}
-	return errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, sftp.ErrSSHFxConnectionLost) || connGone(err)
 }
