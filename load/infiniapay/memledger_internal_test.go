@@ -195,6 +195,12 @@ func NewUploadLedger(files []pipeline.TradeFile) *UploadLedger {
 	return s
 }
 
+// NewUnsentUploadLedger is a ledger of the files, built and none
+// uploaded yet: the upload stage plans and sends each.
+func NewUnsentUploadLedger(files []pipeline.TradeFile) *UploadLedger {
+	return &UploadLedger{statusStore: &statusStore{files: slices.Clone(files)}}
+}
+
 // Files returns the trade files as the ledger holds them.
 func (s *UploadLedger) Files() []pipeline.TradeFile {
 	s.statusStore.mu.Lock()

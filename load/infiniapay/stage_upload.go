@@ -42,9 +42,17 @@ import (
 // about more; each is left as the ledger holds it, and the stage ends
 // resumable (exit 1) naming Infinia as not answering. Before, the
 // engine's questions alone were counted, and every open file's status was
-// asked through the client's retries, one after another. (The SFTP
-// server's errors do not say whether it answered: the uploads are not
-// counted.)
+// asked through the client's retries, one after another. The uploads
+// count with them (sends of the engine): one whose every connection to
+// the SFTP server got no answer (none made or none that answered the
+// handshake in time, or each lost before the upload's answer: stalled,
+// or a keepalive unanswered) is pipeline.ErrNoAnswer (load.SFTPSession),
+// and when such uploads, or the SFTP server's checks of a file, are what
+// stopped the stage it names Infinia's SFTP server as not answering. An
+// upload the server refused (permission, a full disk, a file it cannot
+// put in place) is an answer. Before, no SFTP error was counted, and a
+// hung SFTP server had every file tried through its connections, a few
+// at a time, until the wait was over.
 func UploadStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
@@ -115,8 +123,8 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		// found by a review). Those files are not asked about: they are
 		// not uploaded.
 		who := "Infinia's SFTP server"
-		if res.NotAnswering != "" {
-			who = "Infinia" // only its status questions say when they got no answer
+		if res.NotAnswering != "" && !errors.As(pipeline.NotAnsweringCause(ctx), new(fileServer)) {
+			who = "Infinia" // its status questions stopped answering, not its SFTP server
 		}
 		stuck := res.StillProcessing("trade file uploads", who, c.Wait)
 		for _, e := range res.Pending {
@@ -411,7 +419,7 @@ func (u *uploads) Send(ctx context.Context, e pipeline.Effect) (pipeline.Outcome
 	}
 	err = u.c.SFTP.Upload(ctx, f.Name, f.Bytes, f.SHA256, func() (io.ReadCloser, error) { return os.Open(path) })
 	if err != nil {
-		return pipeline.Outcome{}, err
+		return pipeline.Outcome{}, fileServer{err}
 	}
 	return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
 }
@@ -437,7 +445,7 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 	}
 	size, ok, err := u.c.SFTP.Stat(ctx, f.Name)
 	if err != nil {
-		return pipeline.Outcome{}, err
+		return pipeline.Outcome{}, fileServer{err}
 	}
 	if ok && size == f.Bytes {
 		return pipeline.Outcome{Status: pipeline.OutcomeSucceeded, Ref: f.Name}, nil
@@ -454,6 +462,9 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 		// its temporary file proved the rename never happened (found by a
 		// review).
 		landed, err := u.c.SFTP.FinishUpload(ctx, f.Name, f.Bytes, e.LastError)
+		if err != nil {
+			err = fileServer{err}
+		}
 		if err != nil && said {
 			return pipeline.Outcome{}, errors.Join(qerr, fmt.Errorf("end its rename into place: %w", err)) // still Infinia's answer first
 		}
@@ -491,6 +502,14 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 	}
 	return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
 }
+
+// fileServer marks an error of Infinia's SFTP server (StageConfig.SFTP),
+// its text unchanged: once Infinia is taken as not answering, the upload
+// stage tells by it (pipeline.NotAnsweringCause) whether its SFTP server
+// or its API stopped answering.
+type fileServer struct{ error }
+
+func (e fileServer) Unwrap() error { return e.error }
 
 // deliverySinceMark begins, in an upload's last error, when its delivery
 // was first found unknown.
