@@ -117,15 +117,18 @@ func (p *holdingProxy) pipe(dst, src net.Conn) {
 // sftpInfinia is Infinia (the fake, over HTTP) and its SFTP server (the
 // in-process sftptest server, each file renamed into place received by
 // the fake, behind a holdingProxy), with a day of n trade files built
-// and none uploaded yet; the upload stage over them, inFlight uploads at
-// a time, is stage's.
+// and none uploaded yet; the upload stage over them and an SFTP session,
+// inFlight uploads at a time, is stageOf's. session's calls stall after
+// 200 ms without an answer, its handshakes after 1 s (answering: a
+// session of the usual timeouts, for the runs while the server answers:
+// an answer slow on a busy machine is still one).
 type sftpInfinia struct {
 	*rig
-	faults  *fault.Injector // the SFTP server's
-	proxy   *holdingProxy
-	session *load.SFTPSession
-	ledger  *infiniapay.UploadLedger
-	stage   pipeline.StageFunc
+	faults             *fault.Injector // the SFTP server's
+	proxy              *holdingProxy
+	session, answering *load.SFTPSession
+	ledger             *infiniapay.UploadLedger
+	stageOf            func(*load.SFTPSession) pipeline.StageFunc
 
 	mu      sync.Mutex
 	renamed map[string]int // file name -> renames into place
@@ -165,9 +168,11 @@ func newSFTPInfinia(t *testing.T, n, inFlight int) *sftpInfinia {
 	if err := os.WriteFile(knownHosts, []byte(knownhosts.Line([]string{h.proxy.ln.Addr().String()}, srv.HostKey())+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h.session = load.NewSFTPSession(load.SFTPConfig{Addr: h.proxy.ln.Addr().String(), User: "settle", Signer: clientKey, KnownHostsFile: knownHosts,
-		OpTimeout: 200 * time.Millisecond, HandshakeTimeout: 300 * time.Millisecond})
-	t.Cleanup(func() { h.session.Close() })
+	cfg := load.SFTPConfig{Addr: h.proxy.ln.Addr().String(), User: "settle", Signer: clientKey, KnownHostsFile: knownHosts}
+	h.answering = load.NewSFTPSession(cfg)
+	cfg.OpTimeout, cfg.HandshakeTimeout = 200*time.Millisecond, time.Second
+	h.session = load.NewSFTPSession(cfg)
+	t.Cleanup(func() { h.session.Close(); h.answering.Close() })
 
 	workDir := t.TempDir()
 	rows := map[string]pipeline.TradeRow{}
@@ -192,9 +197,11 @@ func newSFTPInfinia(t *testing.T, n, inFlight int) *sftpInfinia {
 			Attempt: 1, RequestNo: requestNo, Name: name, SHA256: sum, Rows: n, Bytes: size, SellerMinor: 9_00, Items: 1})
 	}
 	h.ledger = infiniapay.NewUnsentUploadLedger(files)
-	h.stage = infiniapay.UploadStage(infiniapay.StageConfig{Store: h.ledger, API: infiniapay.StageAPIOf(h.client), SFTP: h.session, WorkDir: workDir,
-		WriteFile: write, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: inFlight}), Parallel: inFlight,
-		FirstPoll: 10 * time.Millisecond, Poll: 10 * time.Millisecond, Wait: 5 * time.Second})
+	h.stageOf = func(session *load.SFTPSession) pipeline.StageFunc {
+		return infiniapay.UploadStage(infiniapay.StageConfig{Store: h.ledger, API: infiniapay.StageAPIOf(h.client), SFTP: session, WorkDir: workDir,
+			WriteFile: write, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: inFlight}), Parallel: inFlight,
+			FirstPoll: 10 * time.Millisecond, Poll: 10 * time.Millisecond, Wait: 5 * time.Second})
+	}
 	return h
 }
 
@@ -235,7 +242,7 @@ func TestAnUploadStageAgainstAHungSFTPServerStops(t *testing.T) {
 				tries = h.proxy.held.Load // connections never answered
 			}
 			began := time.Now()
-			summary, err := h.stage(context.Background(), run)
+			summary, err := h.stageOf(h.session)(context.Background(), run)
 			took := time.Since(began)
 			h.faults.Clear()
 			h.proxy.hung.Store(false)
@@ -269,7 +276,7 @@ func TestAnUploadStageAgainstAHungSFTPServerStops(t *testing.T) {
 			// upload whose end was unknown asked about first (Infinia
 			// does not know the file, the server does not have it) and
 			// sent again once; each landed once, accepted by Infinia.
-			if _, err := h.stage(context.Background(), run); err != nil {
+			if _, err := h.stageOf(h.answering)(context.Background(), run); err != nil {
 				t.Fatalf("re-run: %v", err)
 			}
 			for _, f := range h.ledger.Files() {
