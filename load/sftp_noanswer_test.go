@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,20 +18,22 @@ import (
 
 // silentListener accepts TCP connections and never answers on them, as a
 // stopped (SIGSTOP) server whose kernel still accepts: the SSH handshake
-// gets no answer.
-func silentListener(t *testing.T) string {
+// gets no answer. accepted counts the connections.
+func silentListener(t *testing.T) (addr string, accepted *atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	held := make(chan net.Conn, 64)
+	accepted = new(atomic.Int32)
+	held := make(chan net.Conn, 256)
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			accepted.Add(1)
 			held <- c
 		}
 	}()
@@ -44,7 +48,7 @@ func silentListener(t *testing.T) string {
 			}
 		}
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), accepted
 }
 
 // TestASessionThatGetsNoAnswerSaysSo: an upload, stat or connect whose
@@ -86,7 +90,8 @@ func TestASessionThatGetsNoAnswerSaysSo(t *testing.T) {
 		t.Parallel()
 		p := startSFTPTest(t, nil)
 		cfg := p.config()
-		cfg.Addr, cfg.HandshakeTimeout = silentListener(t), 200*time.Millisecond
+		cfg.Addr, _ = silentListener(t)
+		cfg.HandshakeTimeout = 200 * time.Millisecond
 		cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
 		s := NewSFTPSession(cfg)
 		defer s.Close()
@@ -135,3 +140,44 @@ func TestASessionThatGetsNoAnswerSaysSo(t *testing.T) {
 		}
 	})
 }
+
+// TestCallsWaitingForAConnectionThatGetsNoAnswerShareItsFailure: the
+// calls of a session wait for its one connection; when the server
+// answers no handshake, each used to dial in turn once the one before
+// had timed out, 3 times each: 32 uploads in flight against a hung
+// server took 96 handshake timeouts (24 minutes at 15 s) to fail, the
+// stage's breaker tripping only as the first 3 had used their 3 turns.
+// A dial that got no answer is now the failure of the calls that waited
+// for it too: each round of redials is one handshake timeout, whatever
+// the number of calls.
+func TestCallsWaitingForAConnectionThatGetsNoAnswerShareItsFailure(t *testing.T) {
+	t.Parallel()
+	const calls, timeout = 16, 200 * time.Millisecond
+	p := startSFTPTest(t, nil)
+	cfg := p.config()
+	addr, accepted := silentListener(t)
+	cfg.Addr, cfg.HandshakeTimeout = addr, timeout
+	cfg.KnownHostsFile = knownHostsWith(t, cfg.Addr, mustHostKey(t, p))
+	s := NewSFTPSession(cfg)
+	defer s.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, calls)
+	began := time.Now()
+	for i := range calls {
+		wg.Go(func() { errs[i] = s.Connect(context.Background()) })
+	}
+	wg.Wait()
+	took := time.Since(began)
+	for i, err := range errs {
+		if !errors.Is(err, pipeline.ErrNoAnswer) {
+			t.Errorf("call %d: %v, want no answer", i, err)
+		}
+	}
+	t.Logf("%d calls failed in %s, %d connections dialled", calls, took, accepted.Load())
+	if n := accepted.Load(); n > 2*sessionAttempts {
+		t.Errorf("%d connections dialled for %d calls waiting for one, want a round of redials to be about one dial (at most %d)", n, calls, 2*sessionAttempts)
+	}
+}
+
+// sessionAttempts is SFTPSession.Attempts' default.
+const sessionAttempts = 3

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -35,6 +36,11 @@ type SFTPSession struct {
 
 	mu   sync.Mutex
 	conn *SFTP
+	// unanswered is the last dial's error when it got no answer
+	// (errUnanswered), nil once one connects; dialled counts the dials
+	// ended (get).
+	unanswered error
+	dialled    atomic.Int64
 }
 
 // NewSFTPSession returns a session for cfg; nothing is dialled yet.
@@ -42,21 +48,40 @@ func NewSFTPSession(cfg SFTPConfig) *SFTPSession {
 	return &SFTPSession{cfg: cfg}
 }
 
+// get returns the session's connection, dialled when there is none. The
+// calls wait for one dial at a time: a dial that ended while a call
+// waited, with no answer (errUnanswered: none made, or its handshake not
+// answered in time), is that call's failure too, rather than one more
+// dial after it - as a dial that connected is its connection. Before,
+// each waiting call dialled in turn: against a server that accepts and
+// never answers, 32 uploads in flight took 32 handshake timeouts (8
+// minutes at 15 s) for each of their redials, and a stage's breaker
+// tripped only once 3 of them had used all their connections.
 func (s *SFTPSession) get(ctx context.Context) (*SFTP, error) {
+	seen := s.dialled.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.conn == nil {
-		dial := s.Dial
-		if dial == nil {
-			dial = DialSFTP
-		}
-		conn, err := dial(ctx, s.cfg)
-		if err != nil {
-			return nil, err
-		}
-		s.conn = conn
+	if s.conn != nil {
+		return s.conn, nil
 	}
-	return s.conn, nil
+	if s.unanswered != nil && s.dialled.Load() != seen {
+		return nil, s.unanswered // dialled while this call waited, with no answer
+	}
+	dial := s.Dial
+	if dial == nil {
+		dial = DialSFTP
+	}
+	conn, err := dial(ctx, s.cfg)
+	s.dialled.Add(1)
+	s.unanswered = nil
+	if err != nil {
+		if errors.Is(err, errUnanswered) {
+			s.unanswered = err
+		}
+		return nil, err
+	}
+	s.conn = conn
+	return conn, nil
 }
 
 // drop closes conn if it is still the session's connection.
