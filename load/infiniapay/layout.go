@@ -210,11 +210,12 @@ func (c *Client) WriteTradeFile(dir, name string, rows func(func(pipeline.TradeR
 	return c.cfg.Layout.write(dir, name, c.cfg.Currencies, rows)
 }
 
-// WorkDirMode is the mode of the work directory and of its dates'
-// directories, where the trade files are built: settle's user's alone, as
-// the files are (os.CreateTemp's 0600). A file's name is its seller's
+// WorkDirMode is the mode the work directory and its dates' directories,
+// where the trade files are built, are made with: settle's user's alone,
+// as the files are (os.CreateTemp's 0600). A file's name is its seller's
 // Infinia id, currency and date; readable by all (0755), a directory
-// listed the day's sellers to every user of the machine.
+// listed the day's sellers to every user of the machine. A directory
+// already there keeps its mode (os.MkdirAll).
 const WorkDirMode fs.FileMode = 0o700
 
 func (l Layout) write(dir, name string, cur Currencies, rows func(func(pipeline.TradeRow) error) error) (path, sum string, size int64, n int, err error) {
