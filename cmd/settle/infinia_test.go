@@ -28,8 +28,8 @@ func (e *env) sim(faults *fault.Injector, sellers int, pending map[int]bool, bal
 }
 
 // testKeyBits is the size of the simulators' RSA keys in these tests
-// (paysim.Options.KeyBits): 1024, a quarter of the CPU of the providers'
-// 2048 to sign and decrypt with. The Infinia envelope costs a private-key
+// (paysim.Options.KeyBits): 1024, about a third of the CPU of the
+// providers' 2048 to sign and decrypt with. The Infinia envelope costs a private-key
 // operation per 64 bytes of every request and answer, which at 2048 bits
 // was over half the CPU of an Infinia test under -race (the suite runs
 // three tests on two cores). No test here is about the key size: the

@@ -23,9 +23,9 @@ type Keys struct {
 func GenerateKeys() (Keys, error) { return GenerateKeysOfSize(2048) }
 
 // GenerateKeysOfSize makes two fresh key pairs of bits bits. Keys of 1024
-// bits cost a quarter of 2048's time to sign and decrypt with: for tests
-// whose subject is not the envelope, which costs a private-key operation
-// per 64 bytes of every request and answer (DefaultChunkSize).
+// bits cost about a third of 2048's time to sign and decrypt with: for
+// tests whose subject is not the envelope, which costs a private-key
+// operation per 64 bytes of every request and answer (DefaultChunkSize).
 func GenerateKeysOfSize(bits int) (Keys, error) {
 	p, err := rsa.GenerateKey(rand.Reader, bits)
 	if err != nil {

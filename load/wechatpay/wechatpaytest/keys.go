@@ -31,8 +31,8 @@ type Keys struct {
 // "PUB_KEY_ID_..." id for the platform public key.
 func GenerateKeys() (Keys, error) { return GenerateKeysOfSize(2048) }
 
-// GenerateKeysOfSize is GenerateKeys with keys of bits bits (1024: a
-// quarter of 2048's time to sign with, for tests whose subject is not the
+// GenerateKeysOfSize is GenerateKeys with keys of bits bits (1024: about
+// a third of 2048's time to sign with, for tests whose subject is not the
 // signature).
 func GenerateKeysOfSize(bits int) (Keys, error) {
 	m, err := rsa.GenerateKey(rand.Reader, bits)
