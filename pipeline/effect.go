@@ -86,9 +86,12 @@ var ErrNotTaken = errors.New("request not taken by the provider: no money moved"
 // connections and never answers. An answer that says error (a code, an
 // HTTP status, "retry later") is not one: the provider answered. The
 // engine, and a stage with a breaker (WithBreaker, Ask), stop once
-// NotAnsweringAfter requests in a row got no answer (Engine.RunFeed). A send's error that wraps it leaves the effect
-// unknown as any send error does. Each provider's client marks its own
-// (it alone knows a timeout from an answer); NoAnswer marks one.
+// NotAnsweringAfter requests in a row got no answer (Engine.RunFeed). A
+// send's error that wraps it leaves the effect unknown as any send error
+// does. A client marks its own (it alone knows a timeout from an answer;
+// NoAnswer marks one), if it does: an error that does not wrap it, of a
+// client that marks none, is taken as an answer and starts the count
+// again.
 var ErrNoAnswer = errors.New("no answer from the provider")
 
 // NoAnswer marks err, a sender's error, as ErrNoAnswer, its text
