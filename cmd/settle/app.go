@@ -36,9 +36,13 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	cfg := &config{getenv: getenv, stdout: stdout, stderr: stderr, now: now}
 	cfg.logger() // decide the log format before anything prints
 	// What the commands print is theirs and the providers' words: no
-	// control sequence of a provider's reaches the operator's terminal
-	// (the logger's lines go through controlSafe too).
-	cfg.stdout = controlSafe(cfg.stdout)
+	// control sequence of a provider's reaches the operator's terminal,
+	// on stdout or stderr (the logger's lines go through controlSafe too,
+	// and exitCode's last line).
+	cfg.stdout, cfg.stderr = controlSafe(cfg.stdout), controlSafe(cfg.stderr)
+	if cfg.live != nil {
+		cfg.live = cfg.stderr // the progress lines on a terminal
+	}
 	if f := getenv(logFormatEnv); f != "" && f != "json" && f != "text" {
 		// Taken as text, it left a pod's log without its JSON lines (the
 		// last one, with exit_code, is what alerts read), silently.

@@ -12,9 +12,9 @@ import (
 // what providers and the platform said (failure reasons, error-file rows,
 // a receiver's review state, a binding's redirect URL), and an escape
 // sequence in it reached the operator's terminal as one (found by a
-// security review). Every command's stdout goes through it (runAt), the
-// log lines too; stderr does not (on a terminal, the error main prints
-// there at the end: exitCode). DEL and C1 are written as JSON writes an
+// security review). Every command's stdout and stderr go through it
+// (runAt), the log lines and the error a command ends with (exitCode)
+// too. DEL and C1 are written as JSON writes an
 // escape, and JSON has no raw C0, so JSON through it (settle status -o
 // json) is the same JSON.
 func controlSafe(w io.Writer) io.Writer { return &escaper{w: w} }

@@ -133,3 +133,18 @@ func TestLogLinesEscapeControlCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestTheErrorACommandEndsWithEscapesControlCharacters: the error a
+// command ends with, printed on stderr (on a terminal, where the logs are
+// text), carries the providers' words; an escape sequence in them reached
+// the terminal as one, as stdout's did before it was escaped (found by
+// the review of the security fixes' docs).
+func TestTheErrorACommandEndsWithEscapesControlCharacters(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := exitCode(fmt.Errorf("revenue share RS-1: Infinia said \x1b]0;pwned\x07 \u009b31m"), &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if s := stderr.String(); strings.ContainsAny(s, "\x1b\x07\u009b") || !strings.Contains(s, `\x1b]0;pwned\x07`) {
+		t.Errorf("stderr %q: want its control characters escaped", s)
+	}
+}

@@ -57,6 +57,10 @@ func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	// The error carries the providers' and the platform's words (a
+	// refusal's reason, a payout's last error): no control sequence of
+	// theirs reaches a terminal (as on stdout, controlSafe).
+	stderr = controlSafe(stderr)
 	if !errors.As(err, new(loggedError)) {
 		if what, ps := fileProblems(err); ps != nil {
 			// An invalid rules file: every problem, each where it is.
