@@ -227,6 +227,26 @@ func NotAnswering(ctx context.Context, provider string) error {
 	return &stillProcessing{notAnsweringLead(provider, b.lastError()) + "; re-run to resolve once " + provider + " answers"}
 }
 
+// StoppedNotAnswering returns the end of a stage whose work (planning,
+// asking, matching) ended with err once its provider was taken as not
+// answering (NotAnswering): the provider named once, with err's parts
+// that say more than its silence (OtherThanNoAnswer) and more, each
+// joined, of kind failed (exit 1: resumable, before what needs a person
+// among more). nil while the provider answers, and when err is a usage
+// error or the run is stopping (ctx done): err says it, returned as it
+// is by the caller.
+func StoppedNotAnswering(ctx context.Context, provider string, err error, more ...error) error {
+	stopped := NotAnswering(ctx, provider)
+	if stopped == nil || KindOf(err) == KindUsage || ctx.Err() != nil {
+		return nil
+	}
+	parts := append([]error{stopped, OtherThanNoAnswer(err)}, more...)
+	if errors.Join(parts[1:]...) == nil {
+		return stopped
+	}
+	return E(KindFailed, "", errors.Join(parts...))
+}
+
 // NotAnsweringCause returns, once the provider of ctx's breaker
 // (WithBreaker) is taken as not answering, the error of the request that
 // took it so (the last of NotAnsweringAfter in a row that got no answer:

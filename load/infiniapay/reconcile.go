@@ -3,7 +3,6 @@ package infiniapay
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -111,7 +110,7 @@ func NewMatcher(c MatcherConfig) pipeline.Matcher {
 	return func(ctx context.Context, run *pipeline.Run) ([]pipeline.Mismatch, error) {
 		ctx = pipeline.WithBreaker(ctx) // the matching's questions to Infinia
 		ms, err := match(ctx, &c, run)
-		if stopped := notAnswering(ctx, err); stopped != nil {
+		if stopped := pipeline.StoppedNotAnswering(ctx, "Infinia", err); stopped != nil {
 			return nil, stopped
 		}
 		return ms, err
@@ -128,25 +127,6 @@ func match(ctx context.Context, c *MatcherConfig, run *pipeline.Run) ([]pipeline
 		return nil, err
 	}
 	return append(shares, available...), nil
-}
-
-// notAnswering returns the error of a matching that stopped because
-// Infinia is not answering (the breaker of ctx, pipeline.WithBreaker),
-// err being the matching's own: the provider named once, in one line,
-// with what else went wrong (not its questions that got no answer, or
-// were not asked); nil when Infinia answers, or when err says more
-// (refused credentials, the run stopping), which is returned as it is.
-// Its findings, if any, are not returned: they would say nothing of what
-// was not asked.
-func notAnswering(ctx context.Context, err error) error {
-	stopped := pipeline.NotAnswering(ctx, "Infinia")
-	if stopped == nil || pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
-		return nil
-	}
-	if other := pipeline.OtherThanNoAnswer(err); other != nil {
-		return pipeline.E(pipeline.KindFailed, "", errors.Join(stopped, other))
-	}
-	return stopped
 }
 
 // matchShares asks Infinia about every revenue share of the run that was

@@ -52,14 +52,13 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			return "", err
 		}
 		if err := d.plan(ctx); err != nil {
-			stopped := pipeline.NotAnswering(ctx, "Infinia")
-			if stopped == nil || pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
+			stopped := pipeline.StoppedNotAnswering(ctx, "Infinia", err, d.problems.NeedsPerson())
+			if stopped == nil {
 				return "", err
 			}
 			// Infinia stopped answering while planning: what it did not
 			// plan waits for the next run, and so does what it planned.
-			summary := fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.carried)
-			return summary, pipeline.E(pipeline.KindFailed, "", errors.Join(stopped, pipeline.OtherThanNoAnswer(err), d.problems.NeedsPerson()))
+			return fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.carried), stopped
 		}
 		err := d.pay(ctx)
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {

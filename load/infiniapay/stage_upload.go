@@ -137,13 +137,13 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 			accepted, refused, err = awaitUploads(ctx, &c, run, unusable, problems)
 		}
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
-			stopped := pipeline.NotAnswering(ctx, "Infinia")
-			if stopped == nil || pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
-				return "", err
-			}
 			// Infinia stopped answering while its files were asked
 			// about: each is left as the ledger holds it.
-			err = errors.Join(stopped, pipeline.OtherThanNoAnswer(err))
+			stopped := pipeline.StoppedNotAnswering(ctx, "Infinia", err)
+			if stopped == nil {
+				return "", err
+			}
+			err = stopped
 		}
 		if pipeline.NotAnswering(ctx, "Infinia") != nil {
 			// The files were not all asked about (awaitUploads stopped,

@@ -3,7 +3,6 @@ package wechatpay
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -251,7 +250,7 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 			memory:    cmp.Or(c.Memory, DefaultMemory),
 			subSeller: map[string]string{}, days: map[pipeline.Date]bool{}, groups: map[subDay]*group{}, odd: map[string]oddity{}}
 		ms, err := m.match(ctx)
-		if stopped := notAnswering(ctx, err); stopped != nil {
+		if stopped := pipeline.StoppedNotAnswering(ctx, "WeChat Pay", err); stopped != nil {
 			return nil, stopped
 		}
 		if err != nil {
@@ -259,25 +258,6 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 		}
 		return ms, nil
 	}
-}
-
-// notAnswering returns the error of a matching that stopped because
-// WeChat Pay is not answering (the breaker of ctx, pipeline.WithBreaker),
-// err being the matching's own: WeChat Pay named once, in one line, with
-// what else went wrong (not its questions that got no answer, or were
-// not asked); nil when WeChat Pay answers, or when err says more
-// (refused credentials, the run stopping), which is returned as it is.
-// Its findings, if any, are not returned: they would say nothing of what
-// was not asked.
-func notAnswering(ctx context.Context, err error) error {
-	stopped := pipeline.NotAnswering(ctx, "WeChat Pay")
-	if stopped == nil || pipeline.KindOf(err) == pipeline.KindUsage || ctx.Err() != nil {
-		return nil
-	}
-	if other := pipeline.OtherThanNoAnswer(err); other != nil {
-		return pipeline.E(pipeline.KindFailed, "", errors.Join(stopped, fmt.Errorf("wechatpay: %w", other)))
-	}
-	return stopped
 }
 
 // matching is one run's matching.
