@@ -205,6 +205,44 @@ func newSFTPInfinia(t *testing.T, n, inFlight int) *sftpInfinia {
 	return h
 }
 
+// TestAnUploadStageWhoseFirstSFTPConnectionGetsNoAnswer: Infinia's SFTP
+// server is hung before the stage's first connection to it (accepted,
+// the handshake never answered). The stage uploaded nothing and ended
+// resumable, but said only that its connections were "lost or refused",
+// not the "not answering" the runbook's entry is found by, as it says
+// when the server stops answering mid-way. Now it names Infinia's SFTP
+// server as not answering, on one line, and the re-run once it answers
+// uploads each file once.
+func TestAnUploadStageWhoseFirstSFTPConnectionGetsNoAnswer(t *testing.T) {
+	t.Parallel()
+	h := newSFTPInfinia(t, 5, 2)
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: uploadDay, Shard: pipeline.Whole}}
+	h.proxy.hung.Store(true)
+	summary, err := h.stageOf(h.session)(context.Background(), run)
+	h.proxy.hung.Store(false)
+	t.Logf("%s: %v", summary, err)
+	if err == nil || pipeline.KindOf(err) != pipeline.KindFailed || !errors.Is(err, pipeline.ErrNoAnswer) ||
+		!strings.Contains(err.Error(), "Infinia's SFTP server is not answering") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("%v: want the resumable end in one line, naming Infinia's SFTP server as not answering", err)
+	}
+	if held := h.proxy.held.Load(); held != sessionAttempts {
+		t.Errorf("%d connections tried, want %d", held, sessionAttempts)
+	}
+	for _, e := range h.ledger.Uploads() {
+		if e.State != pipeline.EffectPlanned || e.Sends != 0 {
+			t.Errorf("upload %s %s after %d sends, want it planned and unsent", e.Key, e.State, e.Sends)
+		}
+	}
+	if _, err := h.stageOf(h.answering)(context.Background(), run); err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	for _, e := range h.ledger.Uploads() {
+		if e.State != pipeline.EffectSucceeded || e.Sends != 1 {
+			t.Errorf("upload %s %s after %d sends, want succeeded after 1", e.Key, e.State, e.Sends)
+		}
+	}
+}
+
 // TestAnUploadStageAgainstAHungSFTPServerStops: Infinia's SFTP server
 // stops answering during the upload stage - its sftp-server stuck on a
 // hung file system (sshd still answers, each file's transfer stalls), or

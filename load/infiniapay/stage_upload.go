@@ -48,7 +48,9 @@ import (
 // handshake in time, or each lost before the upload's answer: stalled,
 // or a keepalive unanswered) is pipeline.ErrNoAnswer (load.SFTPSession),
 // and when such uploads, or the SFTP server's checks of a file, are what
-// stopped the stage it names Infinia's SFTP server as not answering. An
+// stopped the stage it names Infinia's SFTP server as not answering (as
+// it does when the stage's first connection, before any upload, got no
+// answer: nothing is uploaded or asked then). An
 // upload the server refused (permission, a full disk, a file it cannot
 // put in place) is an answer. Before, no SFTP error was counted, and a
 // hung SFTP server had every file tried through its connections, a few
@@ -73,6 +75,13 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		open := all - accepted - refused
 		if open > 0 {
 			if err := c.SFTP.Connect(ctx); err != nil {
+				if errors.Is(err, pipeline.ErrNoAnswer) && ctx.Err() == nil {
+					// Said as a stage stopped mid-way by its breaker says
+					// it (the runbook's "A provider not answering"), on
+					// one line: the session's error joins each connection's.
+					err = pipeline.NoAnswer(fmt.Errorf("%s is not answering: no connection to it got an answer (%s), so nothing was uploaded or asked",
+						sftpServer, pipeline.OneLine(err.Error())))
+				}
 				return "", fmt.Errorf("%d trade files to upload: %w", open, err)
 			}
 		}
@@ -122,7 +131,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		// of the date went unpaid on every run while one upload failed:
 		// found by a review). Those files are not asked about: they are
 		// not uploaded.
-		who := "Infinia's SFTP server"
+		who := sftpServer
 		if res.NotAnswering != "" && !errors.As(pipeline.NotAnsweringCause(ctx), new(fileServer)) {
 			who = "Infinia" // its status questions stopped answering, not its SFTP server
 		}
@@ -502,6 +511,9 @@ func (u *uploads) Query(ctx context.Context, e pipeline.Effect) (pipeline.Outcom
 	}
 	return pipeline.Outcome{Status: pipeline.OutcomeNotFound}, nil
 }
+
+// sftpServer is how the stage's errors name Infinia's SFTP server.
+const sftpServer = "Infinia's SFTP server"
 
 // fileServer marks an error of Infinia's SFTP server (StageConfig.SFTP),
 // its text unchanged: once Infinia is taken as not answering, the upload
