@@ -129,6 +129,7 @@ type sftpInfinia struct {
 	session, answering *load.SFTPSession
 	ledger             *infiniapay.UploadLedger
 	stageOf            func(*load.SFTPSession) pipeline.StageFunc
+	workDir            string // the trade files', a directory per date
 
 	mu      sync.Mutex
 	renamed map[string]int // file name -> renames into place
@@ -175,6 +176,7 @@ func newSFTPInfinia(t *testing.T, n, inFlight int) *sftpInfinia {
 	t.Cleanup(func() { h.session.Close(); h.answering.Close() })
 
 	workDir := t.TempDir()
+	h.workDir = workDir
 	rows := map[string]pipeline.TradeRow{}
 	write := func(dir, name string, _ func(func(pipeline.TradeRow) error) error) (string, string, int64, int, error) {
 		return h.client.WriteTradeFile(dir, name, func(emit func(pipeline.TradeRow) error) error { return emit(rows[name]) })
@@ -240,6 +242,42 @@ func TestAnUploadStageWhoseFirstSFTPConnectionGetsNoAnswer(t *testing.T) {
 		if e.State != pipeline.EffectSucceeded || e.Sends != 1 {
 			t.Errorf("upload %s %s after %d sends, want succeeded after 1", e.Key, e.State, e.Sends)
 		}
+	}
+}
+
+// TestAnAcceptedTradeFileLeavesTheWorkDirectory: the trade files stayed
+// in the work directory once Infinia had accepted them, though nothing
+// uploads an accepted file again, so a backfill's pod held every date of
+// its range in its emptyDir at once (evicted past its sizeLimit). A file
+// Infinia accepted is removed; one it refused stays, for a person.
+func TestAnAcceptedTradeFileLeavesTheWorkDirectory(t *testing.T) {
+	t.Parallel()
+	h := newSFTPInfinia(t, 4, 2)
+	h.fake.RefuseOrder("O02", "bad row")
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: uploadDay, Shard: pipeline.Whole}}
+	_, err := h.stageOf(h.answering)(context.Background(), run)
+	if pipeline.KindOf(err) != pipeline.KindNeedsPerson {
+		t.Errorf("%v, want the refused file for a person", err)
+	}
+	var accepted int
+	for _, f := range h.ledger.Files() {
+		_, err := os.Stat(filepath.Join(h.workDir, uploadDay.String(), f.Name))
+		switch f.Status {
+		case infiniapay.StatusSuccess:
+			accepted++
+			if !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s accepted and still in the work directory (%v)", f.Name, err)
+			}
+		case infiniapay.StatusFailed:
+			if err != nil {
+				t.Errorf("%s refused and not in the work directory: %v", f.Name, err)
+			}
+		default:
+			t.Errorf("%s %q, want accepted or refused", f.Name, f.Status)
+		}
+	}
+	if accepted != 3 {
+		t.Errorf("%d files accepted, want 3", accepted)
 	}
 }
 

@@ -790,6 +790,12 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 		if err := c.Store.FinishTradeFile(ctx, final, rows, "uploaded", ""); err != nil {
 			return f, false, err
 		}
+		// Accepted: nothing uploads it again (a file of the seller's
+		// refused rows is a new one, built from the ledger), so its copy
+		// in the work directory goes. Kept, a backfill's pod held every
+		// date of its range in its emptyDir at once. A refused or held
+		// file stays, for a person to read.
+		_ = os.Remove(filepath.Join(c.WorkDir, run.Key.Date.String(), f.Name))
 		return final, false, nil
 	case StatusFailed:
 		rows, err := c.API.ErrorRows(ctx, url)
