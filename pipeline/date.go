@@ -52,21 +52,38 @@ func (d Date) Before(o Date) bool { return d.Time(time.UTC).Before(o.Time(time.U
 // IsZero reports whether d is the zero Date.
 func (d Date) IsZero() bool { return d == Date{} }
 
-// Time returns where d begins in loc, as PostgreSQL dates 'D 00:00':
-// midnight, or, where a daylight-saving change skips midnight
-// (America/Santiago, America/Havana), the instant the clocks jump to.
-// time.Date leaves a missing midnight's resolution unspecified (it gives
-// 23:00 of the day before), which would date that hour wrong. A midnight
-// that happens twice (clocks set back from 01:00 to 00:00: Asia/Gaza and
-// Asia/Amman until 2021, no zone since) is its second occurrence, as
-// PostgreSQL reads 'D 00:00' there: the first hour from 00:00, before
-// the clocks go back, is the last of the day before. Either way
-// consecutive dates' windows meet (WindowOf).
+// Time returns where d begins in loc: the first instant whose date in loc
+// is d. That is midnight; where a daylight-saving change skips midnight
+// (America/Santiago, America/Havana in spring) the instant the clocks jump
+// to, as PostgreSQL dates 'D 00:00'; and where midnight happens twice
+// (clocks set back from 01:00 to 00:00: Atlantic/Azores and America/Havana
+// every autumn, Asia/Amman and Asia/Gaza until 2021) its first
+// occurrence, before the clocks go back, so that the hour from it, which
+// reads d, is d's. time.Date leaves both resolutions unspecified: it gave
+// 23:00 of the day before for a skipped midnight, and for a repeated one
+// the first occurrence west of UTC but the second east of it (Amman),
+// which put that hour in the day before's window and made the nightly
+// run's yesterday name today. PostgreSQL reads a repeated 'D 00:00' as its
+// second occurrence (while it dates the hour before it d, as here). Either
+// way consecutive dates' windows meet (WindowOf).
 func (d Date) Time(loc *time.Location) time.Time {
 	t := time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, loc)
 	if y, m, day := t.Date(); y != d.Year || m != d.Month || day != d.Day {
 		_, jump := t.ZoneBounds()
 		return jump
+	}
+	// A repeated midnight: the clocks went back less than the set-back
+	// before t, so the same wall clock was read that much earlier.
+	start, _ := t.ZoneBounds()
+	if start.IsZero() {
+		return t
+	}
+	_, before := start.Add(-time.Nanosecond).Zone()
+	_, after := t.Zone()
+	if back := time.Duration(before-after) * time.Second; back > 0 && t.Sub(start) < back {
+		if first := t.Add(-back); DateOf(first.In(loc)) == d {
+			return first
+		}
 	}
 	return t
 }

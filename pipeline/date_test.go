@@ -52,12 +52,13 @@ func TestWindowBeginsWhereItsDayBegins(t *testing.T) {
 		t.Fatalf("23:30 on the eve (%s) is not in the eve's window", late)
 	}
 	for _, name := range []string{"America/Santiago", "America/Havana", "America/Asuncion", "Africa/Cairo",
-		"America/New_York", "Europe/London", "Australia/Lord_Howe", "Pacific/Apia", "Asia/Shanghai", "UTC"} {
+		"America/New_York", "Europe/London", "Australia/Lord_Howe", "Pacific/Apia", "Asia/Shanghai", "UTC",
+		"Asia/Amman", "Asia/Gaza", "Atlantic/Azores"} {
 		loc, err := time.LoadLocation(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, year := range []int{2011, 2026} {
+		for _, year := range []int{2011, 2019, 2026} {
 			for d := (Date{year, 1, 1}); d.Year == year; d = d.AddDays(1) {
 				w, next := WindowOf(d, loc), WindowOf(d.AddDays(1), loc)
 				if w.End != next.Start || w.End.Before(w.Start) {
@@ -71,6 +72,30 @@ func TestWindowBeginsWhereItsDayBegins(t *testing.T) {
 					t.Fatalf("%s %s starts on %d-%d-%d", name, d, y, m, day)
 				}
 			}
+		}
+	}
+	// Where midnight happens twice (the clocks go back from 01:00 to
+	// 00:00) the day begins at its first occurrence, east of UTC as west:
+	// the hour after it reads the day. time.Date gave Amman's second.
+	for _, c := range []struct {
+		zone string
+		d    Date
+		want string
+	}{
+		{"Asia/Amman", Date{2019, 10, 25}, "2019-10-24T21:00:00Z"},
+		{"Atlantic/Azores", Date{2026, 10, 25}, "2026-10-25T00:00:00Z"},
+		{"America/Havana", Date{2026, 11, 1}, "2026-11-01T04:00:00Z"},
+	} {
+		loc, err := time.LoadLocation(c.zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := WindowOf(c.d, loc)
+		if got := w.Start.UTC().Format(time.RFC3339); got != c.want {
+			t.Errorf("%s in %s starts at %s, want %s (the first of its two midnights)", c.d, c.zone, got, c.want)
+		}
+		if h := w.End.Sub(w.Start); h != 25*time.Hour {
+			t.Errorf("%s in %s lasts %s, want 25h", c.d, c.zone, h)
 		}
 	}
 	// A date the zone skipped altogether (Samoa crossed the date line

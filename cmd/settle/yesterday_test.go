@@ -24,6 +24,9 @@ func TestYesterdayIsTheDayThatJustEnded(t *testing.T) {
 	}
 	sh, _ := time.LoadLocation("Asia/Shanghai")
 	ny, _ := time.LoadLocation("America/New_York")
+	amman, _ := time.LoadLocation("Asia/Amman")
+	azores, _ := time.LoadLocation("Atlantic/Azores")
+	havana, _ := time.LoadLocation("America/Havana")
 	for _, c := range []struct {
 		now  time.Time
 		loc  *time.Location
@@ -35,6 +38,11 @@ func TestYesterdayIsTheDayThatJustEnded(t *testing.T) {
 		{time.Date(2026, 3, 2, 2, 30, 0, 0, sh), sh, "2026-03-01"},
 		{time.Date(2024, 3, 11, 0, 0, 0, 0, ny), ny, "2024-03-10"},
 		{time.Date(2024, 11, 4, 0, 30, 0, 0, ny), ny, "2024-11-03"},
+		// Midnight happens twice (the clocks go back from 01:00 to 00:00):
+		// the night after it settles the day before, east of UTC as west.
+		{time.Date(2019, 10, 25, 2, 30, 0, 0, amman), amman, "2019-10-24"},
+		{time.Date(2026, 10, 25, 2, 30, 0, 0, azores), azores, "2026-10-24"},
+		{time.Date(2026, 11, 1, 2, 30, 0, 0, havana), havana, "2026-10-31"},
 	} {
 		got := yesterday(c.now, c.loc)
 		if got.String() != c.want {
