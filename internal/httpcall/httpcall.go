@@ -141,7 +141,8 @@ func SendOnce(req *http.Request) {
 }
 
 // RetryAfter reads the Retry-After of a 429 or a 503 (seconds or an HTTP
-// date, against now); 0 for any other answer. A 503's says how long the
+// date, against the answer's Date header, the server's clock, or now when
+// it has none); 0 for any other answer. A 503's says how long the
 // service (or a proxy or load balancer before it) expects to be down
 // (RFC 9110 section 10.2.3): a query retried sooner only asks again for
 // the same refusal, and one it asks to wait longer than
@@ -157,7 +158,14 @@ func RetryAfter(resp *http.Response, now func() time.Time) time.Duration {
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now()), 0)
+		// The date is on the server's clock: measured from its Date, the
+		// wait is what it asked whatever ours reads (a machine minutes
+		// behind waited minutes more, past MaxRetryAfter: the call ended).
+		from, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil {
+			from = now()
+		}
+		return max(t.Sub(from), 0)
 	}
 	return 0
 }

@@ -115,6 +115,24 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
+// TestRetryAfterDateIsTheServersClock: an HTTP date in Retry-After is on
+// the answering server's clock, which its Date header gives: read against
+// ours, a machine 3 minutes behind it waited 3 minutes more than asked
+// (past MaxRetryAfter: the call ended), one ahead not at all.
+func TestRetryAfterDateIsTheServersClock(t *testing.T) {
+	server := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	for _, skew := range []time.Duration{-3 * time.Minute, 0, 3 * time.Minute} {
+		ours := server.Add(skew)
+		resp := &http.Response{StatusCode: 429, Header: http.Header{
+			"Retry-After": {server.Add(2 * time.Second).Format(http.TimeFormat)},
+			"Date":        {server.Format(http.TimeFormat)},
+		}}
+		if got := RetryAfter(resp, func() time.Time { return ours }); got != 2*time.Second {
+			t.Errorf("our clock %v from the server's: waits %v, want the 2s asked", skew, got)
+		}
+	}
+}
+
 func TestNotSent(t *testing.T) {
 	dial := &net.OpError{Op: "dial", Err: errors.New("connection refused")}
 	read := &net.OpError{Op: "read", Err: errors.New("connection reset")}
