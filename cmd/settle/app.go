@@ -26,6 +26,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return runAt(ctx, nil, args, getenv, stdout, stderr)
 }
 
+// escapeOutput makes what the commands print control-safe: it is theirs
+// and the providers' words, and no control sequence of a provider's
+// reaches the operator's terminal, on stdout or stderr (the logger's lines
+// go through controlSafe too, and exitCode's last line). The live progress
+// line on a terminal (cfg.live, set by logger) stays the raw stderr: it is
+// settle's own - a stage's name and counts - and redraws itself with a
+// carriage return and ESC [K, which escaped reached the terminal as text
+// ("\x0d\x1b[Kupload: 2 of 7, ...").
+func (c *config) escapeOutput() {
+	c.stdout, c.stderr = controlSafe(c.stdout), controlSafe(c.stderr)
+}
+
 // runAt is run with the clock now (nil: the machine's), for tests of what
 // a run does on its own date ("yesterday").
 func runAt(ctx context.Context, now func() time.Time, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -35,14 +47,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	defer parsed()
 	cfg := &config{getenv: getenv, stdout: stdout, stderr: stderr, now: now}
 	cfg.logger() // decide the log format before anything prints
-	// What the commands print is theirs and the providers' words: no
-	// control sequence of a provider's reaches the operator's terminal,
-	// on stdout or stderr (the logger's lines go through controlSafe too,
-	// and exitCode's last line).
-	cfg.stdout, cfg.stderr = controlSafe(cfg.stdout), controlSafe(cfg.stderr)
-	if cfg.live != nil {
-		cfg.live = cfg.stderr // the progress lines on a terminal
-	}
+	cfg.escapeOutput()
 	if f := getenv(logFormatEnv); f != "" && f != "json" && f != "text" {
 		// Taken as text, it left a pod's log without its JSON lines (the
 		// last one, with exit_code, is what alerts read), silently.

@@ -14,7 +14,8 @@ import (
 // sequence in it reached the operator's terminal as one (found by a
 // security review). Every command's stdout and stderr go through it
 // (runAt), the log lines and the error a command ends with (exitCode)
-// too. DEL and C1 are written as JSON writes an
+// too, but for the live progress line on a terminal, settle's own words
+// (escapeOutput). DEL and C1 are written as JSON writes an
 // escape, and JSON has no raw C0, so JSON through it (settle status -o
 // json) is the same JSON.
 func controlSafe(w io.Writer) io.Writer { return &escaper{w: w} }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -146,5 +147,31 @@ func TestTheErrorACommandEndsWithEscapesControlCharacters(t *testing.T) {
 	}
 	if s := stderr.String(); strings.ContainsAny(s, "\x1b\x07\u009b") || !strings.Contains(s, `\x1b]0;pwned\x07`) {
 		t.Errorf("stderr %q: want its control characters escaped", s)
+	}
+}
+
+// TestTheLiveProgressLineRedrawsOnATerminal: on a terminal, the live
+// progress line redraws itself with a carriage return and ESC [K; escaped
+// with the rest of stderr, every run on a terminal printed
+// "\x0d\x1b[Kupload: 2 of 7, ..." as text, one frame after another on
+// one line (found by the operator's review of the README). The rest of
+// stderr stays escaped.
+func TestTheLiveProgressLineRedrawsOnATerminal(t *testing.T) {
+	tty, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0) // a character device, as a terminal is
+	if err != nil {
+		t.Skip(err)
+	}
+	defer tty.Close()
+	var stderr bytes.Buffer
+	cfg := &config{getenv: func(string) string { return "" }, stdout: tty, stderr: &stderr}
+	cfg.logger()
+	cfg.escapeOutput()
+	if cfg.live == nil {
+		t.Fatal("no live progress line on a terminal")
+	}
+	fmt.Fprint(cfg.live, "\r\033[Kupload: 2 of 7")
+	fmt.Fprint(cfg.stderr, "|Infinia said \x1b]0;pwned\x07")
+	if got, want := stderr.String(), "\r\033[Kupload: 2 of 7|Infinia said \\x1b]0;pwned\\x07"; got != want {
+		t.Errorf("stderr %q, want %q", got, want)
 	}
 }
