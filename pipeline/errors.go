@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 )
@@ -134,6 +135,11 @@ type Problems struct {
 	Summary string   // what the problems add up to; "" for "N problem(s)"
 	List    []string // the subjects, each with what is wrong; may be the first few only
 	Total   int      // how many subjects in all; 0 for len(List)
+	// Rest says where the subjects a message does not list are found;
+	// "" for the reports (the date's orders.csv, payouts.csv and
+	// mismatches.csv hold them all). Subjects no report holds (the
+	// dates a nightly run finds missed) say where to look instead.
+	Rest string
 	// tells are the subjects each listed line tells of, from the first
 	// (AddMany counts several under one line; a line past them, of a List
 	// given as a literal, tells of one).
@@ -227,7 +233,7 @@ func (p *Problems) Error() string {
 		msg += "; " + s
 	}
 	if told := p.told(); p.Count() > told {
-		msg += fmt.Sprintf("; ... %d more (see the reports)", p.Count()-told)
+		msg += fmt.Sprintf("; ... %d more (%s)", p.Count()-told, cmp.Or(p.Rest, "see the reports"))
 	}
 	return msg
 }

@@ -555,6 +555,9 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine p
 	} else if p.Count() > 0 {
 		p.Summary = fmt.Sprintf("runs of dates before %s left work undone (stopped, failed, with requests planned or in flight, holding orders a person reopened, or orders held for sellers' accounts the platform gives now) and not run again: only a run of their date finishes it", d)
 	}
+	// No report of the night lists the earlier dates: the summary names
+	// the range never run, and each date's status says what it needs.
+	p.Rest = fmt.Sprintf("settle status --date D of each date from %s to %s says what it needs", d.AddDays(-missedLookback), d.AddDays(-1))
 	return p.NeedsPerson(), nil
 }
 

@@ -541,3 +541,24 @@ func TestAShardsNightNamesItsOwnShard(t *testing.T) {
 		}
 	}
 }
+
+// TestANightOfMoreMissedDatesThanItListsSaysWhereTheRestAre: a night that
+// finds more earlier dates undone than its message lists counted the rest
+// "(see the reports)", but no report lists them (found by the operator's
+// README walk-through): it says where to look instead.
+func TestANightOfMoreMissedDatesThanItListsSaysWhereTheRestAre(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
+	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC) // yesterday: 2026-11-25
+	at := e.runAtClock(&now)
+	if out, code := at("--date", "2026-11-10"); code != 0 {
+		t.Fatalf("run of 2026-11-10: exit %d:\n%s", code, out)
+	}
+	// 2026-11-11 to 2026-11-24 never run: 14 dates, 10 listed.
+	out, code := at()
+	want := "; ... 4 more (settle status --date D of each date from 2026-10-25 to 2026-11-24 says what it needs)"
+	if code != 4 || !strings.Contains(out, want) || strings.Contains(out, "see the reports") {
+		t.Fatalf("night with 14 dates never run: exit %d, want 4 with %q:\n%s", code, want, out)
+	}
+}
