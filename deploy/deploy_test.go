@@ -516,6 +516,25 @@ func TestTheBuildContextLeavesOutWhatGitDoes(t *testing.T) {
 	}
 }
 
+// TestALocalRunsFilesAreLeftOut: a run from the repository's root (the
+// README's "Settle a day against paysim") writes its reports under
+// reports/ and its trade files - sellers' Infinia ids and amounts - under
+// work/, --work-dir's default; work/ was in neither .gitignore nor
+// .dockerignore, so git showed it untracked and docker build put it in
+// the build context (found by the operator's README walk-through).
+func TestALocalRunsFilesAreLeftOut(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", ".gitignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := strings.Fields(string(b))
+	for _, dir := range []string{"/reports/", "/work/"} {
+		if !slices.Contains(entries, dir) {
+			t.Errorf(".gitignore does not leave out %s, which a local run writes (and so neither does .dockerignore)", dir)
+		}
+	}
+}
+
 // TestEveryPodRunsOneBuildPinnedByDigest: a tag (registry/settle:v1,
 // :latest) is a name a push can move: a retry of the night, a shard
 // started late or a re-run the next morning could run another build than
