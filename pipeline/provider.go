@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 )
 
 // Provider is one payment provider plugged into a run: what it adds to the
@@ -24,7 +26,10 @@ type Provider struct {
 	Pays []string
 	// Preflight makes one cheap authenticated call (and any login the
 	// provider needs) so that refused credentials stop the run before
-	// anything is sent; nil: none.
+	// anything is sent; nil: none. Any other failure (no answer, an
+	// error the provider answered after the client's retries) concerns
+	// this provider alone: Plug leaves its work to the next run and the
+	// others go on.
 	Preflight func(ctx context.Context) error
 	// Upload is its part of the upload stage. The parts of all providers
 	// run one after the other, in the order the providers are given: one
@@ -55,8 +60,16 @@ type Provider struct {
 
 // Plugged is what the providers of a run add to its stages.
 type Plugged struct {
-	// Preflight runs every provider's pre-flight in order; the first error
-	// stops. nil when none has one.
+	// Preflight runs every provider's pre-flight in order. The first that
+	// is refused as configuration (KindUsage: credentials, a host key) or
+	// ends with ctx stops it with its error; one that fails otherwise (the
+	// provider not answering, say) stops that provider alone: its upload,
+	// prepare and distribute parts do nothing in the run and end with the
+	// failure as work left for the next run (ErrStillProcessing: exit 1),
+	// and the other providers' parts go on. Before, the first failure
+	// stopped the whole run: an Infinia down at the start held back every
+	// WeChat Pay transaction of the date. Each call decides anew (a run of
+	// the next date asks again). nil when none has one.
 	Preflight func(ctx context.Context) error
 	// Upload runs the providers' upload parts in order (Combine), and
 	// beside them their Prepare parts until the upload parts are done
@@ -93,7 +106,10 @@ func Plug(first StageFunc, providers ...Provider) Plugged {
 		}
 		p.Pays = append(p.Pays, pr.Pays...)
 		if pr.Preflight != nil {
-			checks = append(checks, pr.Preflight)
+			g := &preflightGate{provider: pr.Name}
+			check := pr.Preflight
+			checks = append(checks, func(ctx context.Context) error { return g.check(ctx, check) })
+			pr.Upload, pr.Prepare, pr.Distribute = g.gate(pr.Upload), g.gate(pr.Prepare), g.gate(pr.Distribute)
 		}
 		if pr.Upload != nil {
 			uploads = append(uploads, pr.Upload)
@@ -145,3 +161,55 @@ func CloseAll(providers []Provider) error {
 	}
 	return errors.Join(errs...)
 }
+
+// preflightGate holds how a provider's last pre-flight ended, for its
+// parts of the stages (Plugged.Preflight).
+type preflightGate struct {
+	provider string
+	mu       sync.Mutex
+	failed   error // the last pre-flight's failure, as its parts end; nil: passed
+}
+
+// check runs the provider's pre-flight: a refusal of configuration, or
+// one ended with ctx, is returned (it stops the run); any other failure is
+// kept for the provider's parts, and nil returned.
+func (g *preflightGate) check(ctx context.Context, preflight func(context.Context) error) error {
+	err := preflight(ctx)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.failed = nil
+	if err == nil || KindOf(err) == KindUsage || ctx.Err() != nil {
+		return err
+	}
+	lead := g.provider + "'s pre-flight failed"
+	if errors.Is(err, ErrNoAnswer) {
+		lead = g.provider + " is not answering (its pre-flight got no answer)"
+	}
+	g.failed = notRun{fmt.Errorf("%s, so none of its work was done in this run and the other providers' went on; run the date again once it answers: %w", lead, err)}
+	return nil
+}
+
+// gate returns fn, unless the provider's last pre-flight failed: then a
+// part that does nothing and ends with the failure. nil stays nil.
+func (g *preflightGate) gate(fn StageFunc) StageFunc {
+	if fn == nil {
+		return nil
+	}
+	return func(ctx context.Context, run *Run) (string, error) {
+		g.mu.Lock()
+		failed := g.failed
+		g.mu.Unlock()
+		if failed != nil {
+			return "nothing done: " + g.provider + "'s pre-flight failed", failed
+		}
+		return fn(ctx, run)
+	}
+}
+
+// notRun is the end of a provider's part not run: work left for the next
+// run (ErrStillProcessing, whose words it does not add: nothing is
+// processing), of kind failed (exit 1).
+type notRun struct{ error }
+
+func (e notRun) Unwrap() error        { return e.error }
+func (e notRun) Is(target error) bool { return target == ErrStillProcessing }

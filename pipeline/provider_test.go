@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func TestPlugComposesProviders(t *testing.T) {
 		return func(ctx context.Context) error { _, err := step(name, err)(ctx, nil); return err }
 	}
 	noMatch := func(context.Context, *Run) ([]Mismatch, error) { return nil, nil }
-	refused := errors.New("refused")
+	refused := E(KindUsage, "", errors.New("refused")) // credentials: the run stops
 	verifier := Provider{Name: "verifier", Settles: []Channel{"a"}, Preflight: check("verifier preflight", nil),
 		Upload: step("verify", nil), Distribute: step("ask ahead", nil), Matchers: []Matcher{noMatch}}
 	payer := Provider{Name: "payer", Settles: []Channel{"b", "c"}, Pays: []string{"share", "unfreeze"},
@@ -56,6 +57,66 @@ func TestPlugComposesProviders(t *testing.T) {
 	}
 	if chains := ran[5:]; len(chains) != 2 || !slices.Contains(chains, "ask ahead") || !slices.Contains(chains, "pay") {
 		t.Fatalf("distribute chains ran %v", chains)
+	}
+}
+
+// TestAProviderWhosePreflightFailsLeavesOnlyItsOwnWork: a provider's
+// pre-flight that fails other than as configuration (no answer: the
+// provider down at the start) stopped the whole run, every other
+// provider's work of the date with it. Now Plug's pre-flight passes; that
+// provider's upload, prepare and distribute parts do nothing and end with
+// the failure as work left for the next run (ErrStillProcessing, of kind
+// failed: exit 1), the others run; and the next pre-flight decides anew.
+func TestAProviderWhosePreflightFailsLeavesOnlyItsOwnWork(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		ran []string
+	)
+	step := func(name string) StageFunc {
+		return func(context.Context, *Run) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			ran = append(ran, name)
+			return name, nil
+		}
+	}
+	down := NoAnswer(errors.New("dial tcp: connection refused"))
+	var silent error = down
+	wallet := Provider{Name: "wallet", Settles: []Channel{"a"}, Preflight: func(context.Context) error { return silent },
+		Upload: step("file"), Prepare: step("prepare"), Distribute: step("pay")}
+	other := Provider{Name: "other", Settles: []Channel{"b"}, Preflight: func(context.Context) error { return nil },
+		Upload: step("other file"), Distribute: step("other pay")}
+	p := Plug(nil, wallet, other)
+	ctx := context.Background()
+	if err := p.Preflight(ctx); err != nil {
+		t.Fatalf("preflight: %v, want nil: a provider not answering stops only its own work", err)
+	}
+	for _, stage := range []StageFunc{p.Upload, p.Distribute} {
+		_, err := stage(ctx, &Run{})
+		if !errors.Is(err, ErrStillProcessing) || !errors.Is(err, down) || KindOf(err) != KindFailed ||
+			!strings.Contains(err.Error(), "wallet is not answering") {
+			t.Errorf("%v: want the wallet's work left for the next run, naming it as not answering", err)
+		}
+	}
+	slices.Sort(ran)
+	if want := []string{"other file", "other pay"}; !slices.Equal(ran, want) {
+		t.Errorf("ran %v, want %v: nothing of the wallet's", ran, want)
+	}
+	// It answers again: the next pre-flight lets its parts run.
+	silent, ran = nil, nil
+	if err := p.Preflight(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Upload(ctx, &Run{}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(ran, "file") {
+		t.Errorf("ran %v, want the wallet's upload part", ran)
+	}
+	// Refused credentials still stop the run.
+	silent = E(KindUsage, "wallet", errors.New("signature refused"))
+	if err := p.Preflight(ctx); KindOf(err) != KindUsage {
+		t.Errorf("preflight: %v, want the refusal (exit 2)", err)
 	}
 }
 
