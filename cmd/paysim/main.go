@@ -41,7 +41,7 @@ func main() {
 		os.Exit(0)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "paysim: %v\n", err)
+		fmt.Fprintln(os.Stderr, "paysim: "+strings.TrimPrefix(err.Error(), "paysim: ")) // internal/paysim's errors name it already
 		os.Exit(2)
 	}
 }

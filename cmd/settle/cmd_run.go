@@ -782,6 +782,10 @@ func (cfg *config) whileLocked(c *cli.Context, settle func(pipeline.Date) error)
 				if waited && err == nil {
 					cfg.note(fmt.Sprintf("%s: the other run ended; this one went on", d), "date", d.String())
 				}
+				if waited && pipeline.KindOf(err) == pipeline.KindLocked {
+					// Said, or the 75 reads as if nothing was waited for.
+					return fmt.Errorf("%w (waited --lock-wait %s for it: nothing was done)", err, wait)
+				}
 				return err
 			}
 			if !waited {

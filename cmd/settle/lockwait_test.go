@@ -61,8 +61,13 @@ func TestARunWaitsForItsDateWithLockWait(t *testing.T) {
 	}
 	args := []string{"run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--until", "transform"}
 	for _, extra := range [][]string{nil, {"--lock-wait", "1s"}} {
-		if out, code := e.settle(append(args, extra...)...); code != 75 || e.count(`SELECT count(*) FROM settle.runs`) != 0 {
+		out, code := e.settle(append(args, extra...)...)
+		if code != 75 || e.count(`SELECT count(*) FROM settle.runs`) != 0 {
 			t.Fatalf("%v beside a run of the date: exit %d, %d runs; want 75 and nothing done\n%s", extra, code, e.count(`SELECT count(*) FROM settle.runs`), out)
+		}
+		// Past the wait, the end says it waited (it read as if it had not).
+		if waited := strings.Contains(out, "waited --lock-wait 1s for it"); waited != (extra != nil) {
+			t.Errorf("%v: says it waited: %v, want %v\n%s", extra, waited, extra != nil, out)
 		}
 	}
 	w := &signalWriter{want: "waiting for it", seen: make(chan struct{})}
