@@ -974,12 +974,18 @@ func (l *Ledger) ShardsRead(ctx context.Context, run *pipeline.Run) (map[int]int
 }
 
 // Holding returns which of the order numbers are held: an item of any run,
-// or a reject of runs[i] for orderNos[i] (pipeline.ShardReads).
+// or a reject of runs[i] for orderNos[i] (pipeline.ShardReads). A reject
+// keeps its order number as pipeline.RejectText gives it (one longer than
+// MaxRejectText characters clipped), and is looked for so.
 func (l *Ledger) Holding(ctx context.Context, orderNos []string, runs []int64) (map[string]bool, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT u.order_no FROM unnest($1::text[], $2::bigint[]) u (order_no, run_id)
+	kept := make([]string, len(orderNos))
+	for i, no := range orderNos {
+		kept[i] = pipeline.RejectText(no)
+	}
+	rows, err := l.db.QueryContext(ctx, `SELECT u.order_no FROM unnest($1::text[], $2::bigint[], $3::text[]) u (order_no, run_id, kept)
 		WHERE EXISTS (SELECT 1 FROM items i WHERE i.order_no = u.order_no)
-		   OR EXISTS (SELECT 1 FROM rejects j WHERE j.order_no = u.order_no AND j.order_no <> '' AND j.run_id = u.run_id)`,
-		pq.Array(orderNos), pq.Array(runs))
+		   OR EXISTS (SELECT 1 FROM rejects j WHERE j.order_no = u.kept AND j.order_no <> '' AND j.run_id = u.run_id)`,
+		pq.Array(orderNos), pq.Array(runs), pq.Array(kept))
 	if err != nil {
 		return nil, fmt.Errorf("orders held: %w", err)
 	}
