@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -177,7 +178,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	for _, st := range settings {
-		fmt.Fprintf(stdout, "# situation: --%s %s\n", st.Name, shellQuote(st.Value))
+		fmt.Fprintln(stdout, situationLine(st.Name, st.Value))
 	}
 	fmt.Fprintf(stdout, "# paysim: simulated Infinia Pay (API %s, SFTP %s), Pay Protocol and WeChat Pay; %d fault rules; Ctrl-C to stop\n",
 		sim.Config.InfiniaURL, sim.Config.SFTPAddr, len(rules))
@@ -242,6 +243,18 @@ func exports(env []string) []string {
 		out = append(out, "export "+k+"="+shellQuote(v))
 	}
 	return out
+}
+
+// situationLine is the comment saying a situation flag was applied: one
+// line, however the value is written (a reason with a newline, given to
+// --refuse-order, ended the comment, and the rest of the output, saved
+// and sourced as it says, was no longer shell: found by a trial).
+func situationLine(name, value string) string {
+	v := shellQuote(value)
+	if strings.ContainsAny(value, "\n\r") {
+		v = strconv.Quote(value)
+	}
+	return "# situation: --" + name + " " + v
 }
 
 var plain = regexp.MustCompile(`^[A-Za-z0-9_./:@%+,=-]+$`)

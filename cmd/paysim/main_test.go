@@ -370,3 +370,27 @@ func waitPrinted(t *testing.T, out *syncWriter, done <-chan error, marker string
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestPaysimSituationLinesCanBeSourced: paysim's output is saved and
+// sourced (README, "Settle a day against paysim"); a situation whose value
+// holds a newline (a --refuse-order reason) is said in one comment line,
+// so that the exports after it are still read.
+func TestPaysimSituationLinesCanBeSourced(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := []string{situationLine("refuse-order", "O1=first line\nsecond 'line'\r"), situationLine("binding", "INF1=ACTIVE")}
+	lines = append(lines, exports([]string{"SETTLE_X=it's set"})...)
+	file := filepath.Join(t.TempDir(), "env.sh")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := exec.Command(sh, "-c", `. "$0" && printf '%s\n' "$SETTLE_X"`, file).CombinedOutput()
+	if err != nil || string(got) != "it's set\n" {
+		t.Fatalf("sourcing %q: %v\n%s", lines, err, got)
+	}
+	if l := situationLine("binding", "INF1=ACTIVE"); l != "# situation: --binding INF1=ACTIVE" {
+		t.Fatalf("situation line %q", l)
+	}
+}
