@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -2055,8 +2056,19 @@ func printReasons(w io.Writer, head string, reasons []ledger.RejectReason, max i
 			fmt.Fprintf(w, "  ... and %d more reasons (see orders.csv)\n", len(reasons)-max)
 			break
 		}
-		fmt.Fprintf(w, "  %6d  %s (e.g. %s)\n", r.Count, r.Reason, r.Sample)
+		fmt.Fprintf(w, "  %6d  %s (e.g. %s)\n", r.Count, r.Reason, sampleOnALine(r.Sample))
 	}
+}
+
+// sampleOnALine is an example value of a list, on one line: one holding a
+// newline, a carriage return or a tab (an order number rejected for it)
+// is quoted, as its reason quotes it, so that it neither breaks its line
+// nor passes for one of settle's own.
+func sampleOnALine(s string) string {
+	if strings.ContainsAny(s, "\n\r\t") {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // reportMetrics pushes and/or writes the run's metrics; runErr is how the

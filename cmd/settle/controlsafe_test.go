@@ -175,3 +175,21 @@ func TestTheLiveProgressLineRedrawsOnATerminal(t *testing.T) {
 		t.Errorf("stderr %q, want %q", got, want)
 	}
 }
+
+// TestRejectListsKeepAReasonToALine: an order number rejected for a
+// newline or a tab in it is the example of its reason quoted, as the
+// reason quotes it: printed as it is, it broke the list's line in two, the
+// second passing for a line of settle's own (found by a trial of odd ids).
+func TestRejectListsKeepAReasonToALine(t *testing.T) {
+	var b bytes.Buffer
+	printRejects(&b, []ledger.RejectReason{
+		{Reason: `order_no contains the control character U+000A: "o\n  stages: done"`, Count: 1, Sample: "o\n  stages: done"},
+		{Reason: `order_no contains the control character U+0009: "o\tx"`, Count: 1, Sample: "o\tx"},
+		{Reason: "unknown currency", Count: 1, Sample: "O 1"},
+	}, 10)
+	out := b.String()
+	if strings.Count(out, "\n") != 4 || strings.Contains(out, "\t") ||
+		!strings.Contains(out, `(e.g. "o\n  stages: done")`) || !strings.Contains(out, `(e.g. "o\tx")`) || !strings.Contains(out, "(e.g. O 1)") {
+		t.Fatalf("%q", out)
+	}
+}
