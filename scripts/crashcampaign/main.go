@@ -21,8 +21,16 @@
 //   - a run that exits 0, and the re-run after the end, find nothing new
 //     to send.
 //
+// With -old-settle BIN (a settle built from an older commit), the
+// campaign's stopped runs are BIN's and the runs after them this tree's:
+// an upgrade deployed while the date is half done, the newer settle
+// migrating the ledger and resuming what the older left (sent, unknown,
+// planned). The checks are the same; then BIN is run once more on the
+// ledger this tree migrated (a rollback) and must stop, exit 2, with no
+// money call to paysim.
+//
 // Usage: go run ./scripts/crashcampaign [-seeds 3] [-orders 2000]
-// [-sellers 200] [-for 30m]; CAMPAIGN_PG is the admin URL (default
+// [-sellers 200] [-for 30m] [-old-settle BIN]; CAMPAIGN_PG is the admin URL (default
 // postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable). It builds
 // settle and paysim from this tree, uses two cores at most, and drops its
 // databases at the end. Not part of make test: it takes minutes.
@@ -64,10 +72,11 @@ var (
 	budget   = flag.Duration("for", 30*time.Minute, "stop starting campaigns after this long")
 	maxRuns  = flag.Int("max-runs", 40, "runs of a campaign before it counts as never ending")
 	keepLogs = flag.Bool("keep", false, "keep the work directory")
+	old      = flag.String("old-settle", "", "an older settle binary: the campaign's stopped runs are its, the runs after them this tree's (an upgrade deployed while the date is half done)")
 )
 
 type tool struct {
-	root, dir, settle, paysim, admin string
+	root, dir, settle, paysim, admin, old string
 }
 
 func main() {
@@ -96,6 +105,11 @@ func run() error {
 	}
 	fmt.Println("# work directory", t.dir)
 	t.settle, t.paysim = filepath.Join(t.dir, "settle"), filepath.Join(t.dir, "paysim")
+	if *old != "" {
+		if t.old, err = filepath.Abs(*old); err != nil {
+			return err
+		}
+	}
 	for bin, pkg := range map[string]string{t.settle: "./cmd/settle", t.paysim: "./cmd/paysim"} {
 		cmd := exec.Command("go", "build", "-o", bin, pkg)
 		cmd.Dir, cmd.Stderr = t.root, os.Stderr
@@ -235,6 +249,19 @@ type plan struct {
 // provider's name.
 var moneyCalls = [][2]string{{"sftp", "files"}, {"infinia", "revenue-sharing/request"}, {"wechat", "orders"}, {"wechat", "orders/unfreeze"}}
 
+// moneyCallCounts returns paysim's counts of the moneyCalls, in order.
+func (w *world) moneyCallCounts() (string, error) {
+	var out []string
+	for _, m := range moneyCalls {
+		n, err := w.calls(m[0], m[1])
+		if err != nil {
+			return "", err
+		}
+		out = append(out, fmt.Sprintf("%s %d", m[1], n))
+	}
+	return strings.Join(out, ", "), nil
+}
+
 // calls returns paysim's count of calls of an endpoint.
 func (w *world) calls(provider, endpoint string) (int, error) {
 	resp, err := http.Get(strings.TrimSuffix(w.stateURL, "state") + "requests")
@@ -265,13 +292,18 @@ var stages = []string{"transform", "upload", "distribute"}
 
 // settleRun runs settle run once under p.
 func (w *world) settleRun(n int, p plan) (result, error) {
+	return w.settleRunWith(w.t.settle, n, p)
+}
+
+// settleRunWith runs the settle binary bin once under p.
+func (w *world) settleRunWith(bin string, n int, p plan) (result, error) {
 	logPath := filepath.Join(w.dir, fmt.Sprintf("run%02d.log", n))
 	f, err := os.Create(logPath)
 	if err != nil {
 		return result{}, err
 	}
 	defer f.Close()
-	cmd := w.command(w.t.settle, "run", "--date", date, "--rules", filepath.Join(w.t.root, "cmd", "settle", "demo_rules.csv"),
+	cmd := w.command(bin, "run", "--date", date, "--rules", filepath.Join(w.t.root, "cmd", "settle", "demo_rules.csv"),
 		"--provider-rate", "0", "--provider-poll", "200ms", "--wechat-qps", "0", "--wechat-sub-merchant-qps", "0", "--lock-wait", "2m")
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
@@ -419,6 +451,26 @@ func (t *tool) campaign(seed uint64) (c campaignResult, err error) {
 		return c, err
 	}
 	reports := cs.reports
+	if t.old != "" {
+		// A rollback: the older settle on the ledger this tree migrated
+		// must stop before it moves anything (exit 2).
+		before, err := camp.moneyCallCounts()
+		if err != nil {
+			return c, err
+		}
+		r, err := camp.settleRunWith(t.old, 200, plan{})
+		if err != nil {
+			return c, err
+		}
+		after, err := camp.moneyCallCounts()
+		if err != nil {
+			return c, err
+		}
+		fmt.Printf("  %s rollback run (old): exit %d, new movements %d: %s\n", camp.name, r.exit, r.newMoves, r.lastMessage)
+		if r.exit != 2 || before != after {
+			reports = append(reports, fmt.Sprintf("the older settle on the migrated ledger exited %d, paysim's money calls %v then %v (%s)", r.exit, before, after, r.log))
+		}
+	}
 	reports = append(reports, diff(bs, cs)...)
 	if len(reports) > 0 {
 		return c, fmt.Errorf("logs in %s:\n  %s", camp.dir, strings.Join(reports, "\n  "))
@@ -458,7 +510,13 @@ func (w *world) untilEnd(rng *rand.Rand, c *campaignResult) (int, error) {
 				p.sig = syscall.SIGTERM
 			}
 		}
-		r, err := w.settleRun(n, p)
+		bin, which := w.t.settle, ""
+		if killing && w.t.old != "" {
+			// Before the upgrade: the older settle's runs are the
+			// stopped ones (and those that end before their stop).
+			bin, which = w.t.old, " (old)"
+		}
+		r, err := w.settleRunWith(bin, n, p)
 		if err != nil {
 			return 0, err
 		}
@@ -477,7 +535,7 @@ func (w *world) untilEnd(rng *rand.Rand, c *campaignResult) (int, error) {
 		case r.signalled:
 			what = fmt.Sprintf("%v in %s after %s", p.sig, r.stageAtSig, p.delay.Round(time.Millisecond))
 		}
-		fmt.Printf("  %s run %d: %s, exit %d, new movements %d\n", w.name, n, what, r.exit, r.newMoves)
+		fmt.Printf("  %s run %d%s: %s, exit %d, new movements %d\n", w.name, n, which, what, r.exit, r.newMoves)
 		if r.signalled && p.sig == syscall.SIGTERM && r.exit == 0 {
 			// A SIGTERM'd run that says all is well: the next must find nothing to do.
 			r2, err := w.settleRun(100+n, plan{})
