@@ -502,6 +502,43 @@ func TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDWhenNeitherSells(t *tes
 	e.checkCarriedNotPaidThere(sim, pair, account, "once the platform gives T no more", out, code)
 }
 
+// TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDAfterAnUpgrade: as
+// TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDWhenNeitherSells,
+// with the next date run by a settle from before migration 00035: it
+// records T, of only a carried balance, as the newer one does, but
+// unmarked, and 00035 left that record carried_only false ("each was of a
+// seller the day's rows named"). The newer settle, deployed before the
+// date after, took it as a date T's rows were read, with the shared id and
+// none of T's orders held for it, and paid T's balance there: the date
+// that held T's orders for that id no longer counted (found by the review
+// of an upgrade deployed while dates are half done).
+func TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDAfterAnUpgrade(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	pair, account := e.sharedInfiniaPair(testDate, "2026-11-24", "2026-11-25")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 30, nil, balance)
+	if out, code := e.runInfinia(sim); code != 4 {
+		t.Fatalf("run of %s: exit %d, want 4 (both sellers held):\n%s", testDate, code, out)
+	}
+	e.carryFor(sim, pair[1], account)
+	e.db.MustExec(`DELETE FROM orders WHERE seller_id = ANY ($1) AND confirmed_at >= '2026-11-23 16:00:00+00'`, pq.StringArray(pair))
+	out, code := e.runInfinia(sim, "--date", "2026-11-24")
+	e.checkCarriedNotPaidThere(sim, pair, account, "next date", out, code)
+	// The ledger as a settle from before 00035 left it, migrated to 00035
+	// since: the next date's record of T unmarked.
+	if n := e.count(`SELECT count(*) FROM settle.run_sellers WHERE seller_id = $1 AND carried_only`, pair[1]); n != 1 {
+		t.Fatalf("seller %s recorded with only a carried balance %d times, want 1 (the next date's)", pair[1], n)
+	}
+	e.db.MustExec(`UPDATE settle.run_sellers SET carried_only = false WHERE carried_only`)
+	e.db.MustExec(`DELETE FROM settle.goose_db_version WHERE version_id > 35`)
+	out, code = e.runInfinia(sim, "--date", "2026-11-25")
+	e.checkCarriedNotPaidThere(sim, pair, account, "the date after, run by the newer settle", out, code)
+	if n := e.count(`SELECT count(*) FROM settle.run_sellers WHERE seller_id = $1 AND carried_only`, pair[1]); n != 2 {
+		t.Errorf("seller %s recorded with only a carried balance %d times, want 2 (the next date's, marked by the migration, and the date after's)", pair[1], n)
+	}
+}
+
 // TestADaySellersIDThatACarriedOnlySellerHasIsHeldAndTheDryRunSaysSo: a
 // run reads a seller with only a balance carried from before with the
 // day's sellers (pipeline.CarriedSellers), so a seller of the day whose
