@@ -11,21 +11,26 @@
 -- half done: TestAHeldSellersCarriedBalanceIsNotPaidToTheSharedIDAfterAnUpgrade).
 --
 -- A record is of a seller the run's rows named when the run holds an item
--- or a reject of the seller: every row a run reads is one or the other
--- (a duplicated order's item becomes a reject, with its seller). Only the
--- sellers with a balance carried from the record's date or before are
--- looked at (no other seller is read for one), each record by the index of
--- items by date and seller. A record a settle of 00035 on made is marked
--- already, or named by its rows: left as it is. Nothing to undo: the
--- down section leaves the marks (00035's down drops the column).
+-- or a reject of the seller, once its transform stage is done: every row
+-- a run reads is one or the other (a duplicated order's item becomes a
+-- reject, with its seller). A run whose transform is not done (stopped
+-- after its extract stage, the records written, no item yet) is asked its
+-- source rows instead. Only the sellers with a balance carried from the
+-- record's date or before are looked at (no other seller is read for
+-- one), each record by the index of items by date and seller. A record a
+-- settle of 00035 on made is marked already, or named by its rows: left
+-- as it is. Nothing to undo: the down section leaves the marks (00035's
+-- down drops the column).
 
 -- +goose Up
 UPDATE run_sellers rs SET carried_only = true
 FROM runs r
 WHERE r.id = rs.run_id AND NOT rs.carried_only
   AND EXISTS (SELECT 1 FROM adjustments a WHERE a.seller_id = rs.seller_id AND a.business_date <= r.business_date)
-  AND NOT EXISTS (SELECT 1 FROM items i WHERE i.business_date = r.business_date AND i.seller_id = rs.seller_id AND i.run_id = rs.run_id)
-  AND NOT EXISTS (SELECT 1 FROM rejects j WHERE j.run_id = rs.run_id AND j.seller_id = rs.seller_id);
+  AND CASE WHEN 'transform' = ANY (r.stages_done) THEN
+        NOT EXISTS (SELECT 1 FROM items i WHERE i.business_date = r.business_date AND i.seller_id = rs.seller_id AND i.run_id = rs.run_id)
+        AND NOT EXISTS (SELECT 1 FROM rejects j WHERE j.run_id = rs.run_id AND j.seller_id = rs.seller_id)
+      ELSE NOT EXISTS (SELECT 1 FROM source_rows s WHERE s.run_id = rs.run_id AND s.seller_id = rs.seller_id) END;
 
 -- +goose Down
 SELECT 1;
