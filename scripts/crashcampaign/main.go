@@ -22,7 +22,8 @@
 //     to send.
 //
 // With -old-settle BIN (a settle built from an older commit), the
-// campaign's stopped runs are BIN's and the runs after them this tree's:
+// campaign's first one to three stopped runs are BIN's and the runs after
+// them this tree's (stopped too while the campaign's stops last):
 // an upgrade deployed while the date is half done, the newer settle
 // migrating the ledger and resuming what the older left (sent, unknown,
 // planned). The checks are the same; then BIN is run once more on the
@@ -492,6 +493,13 @@ func (w *world) untilEnd(rng *rand.Rand, c *campaignResult) (int, error) {
 	if killing {
 		budget = 4 + rng.IntN(12)
 	}
+	// With an older settle: its runs are the first one to three stopped
+	// (the upgrade deployed between a run and its retry), this tree's
+	// the rest, stopped too while the budget lasts.
+	oldLeft := 0
+	if killing && w.t.old != "" {
+		oldLeft = 1 + rng.IntN(3)
+	}
 	for n := 1; n <= *maxRuns; n++ {
 		p := plan{}
 		if killing {
@@ -511,9 +519,7 @@ func (w *world) untilEnd(rng *rand.Rand, c *campaignResult) (int, error) {
 			}
 		}
 		bin, which := w.t.settle, ""
-		if killing && w.t.old != "" {
-			// Before the upgrade: the older settle's runs are the
-			// stopped ones (and those that end before their stop).
+		if killing && oldLeft > 0 {
 			bin, which = w.t.old, " (old)"
 		}
 		r, err := w.settleRunWith(bin, n, p)
@@ -565,6 +571,13 @@ func (w *world) untilEnd(rng *rand.Rand, c *campaignResult) (int, error) {
 			}
 			prevExit = r.exit
 			continue
+		}
+		if bin == w.t.old {
+			// Stopped, or ended before its stop (the older settle
+			// finished the date): the upgrade comes after at most three.
+			if oldLeft--; !r.signalled {
+				oldLeft = 0
+			}
 		}
 		if r.signalled {
 			if signals++; signals >= budget {
