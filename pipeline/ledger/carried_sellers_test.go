@@ -86,3 +86,65 @@ func TestARunRecordsItsSellersWithACarriedBalance(t *testing.T) {
 		})
 	}
 }
+
+// A settle from before migration 00035 recorded the sellers it read for
+// only a carried balance as the newer one does, unmarked, and 00035 left
+// those records carried_only false; 00036 marks them, and no record of a
+// seller the run's rows named: by the run's items and rejects once its
+// transform is done, by its source rows before (a run stopped after its
+// extract stage has no item yet).
+func TestMigration00036MarksAnOlderSettlesCarriedOnlyRecords(t *testing.T) {
+	for i, way := range []string{"transformed", "extracted only"} {
+		t.Run(way, func(t *testing.T) {
+			l := openAt(t, 35)
+			ctx := context.Background()
+			d := pipeline.Date{Year: 2026, Month: 11, Day: 10 + i}
+			at := time.Date(d.Year, time.Month(d.Month), d.Day, 12, 0, 0, 0, time.UTC)
+			earlier, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d.AddDays(-3), Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range []string{"SD", "SC"} { // a seller of the day's with a balance carried, one of none
+				l.DB().MustExec(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id)
+					VALUES ($1, 'USD', 'held', 100, 'below the minimum payout', $2, $3)`, s, d.AddDays(-3).String(), earlier.ID)
+			}
+			run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Whole}, pipeline.RunParams{TimeZone: "UTC"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows := rowsSource{rows: []pipeline.SourceRow{{Seq: 1, OrderNo: sp("A1"), SellerID: sp("SD"), Provider: sp("infiniapay"),
+				Currency: sp("USD"), AmountMinor: sp("10"), RefundedMinor: sp("0"), PaidAt: &at, ConfirmedAt: &at}}}
+			window := func(pipeline.Date) pipeline.Window { return pipeline.Window{} }
+			if way == "transformed" {
+				classifier := func(func(string) (pipeline.Seller, bool, error)) pipeline.Classifier {
+					return func(r pipeline.SourceRow) (pipeline.Split, *pipeline.Reject, error) {
+						o := pipeline.Order{Seq: r.Seq, OrderNo: *r.OrderNo, SellerID: *r.SellerID, Channel: chInfinia,
+							Currency: "USD", Amount: 10, PaidAt: at, ConfirmedAt: at}
+						return pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 9}, nil, nil
+					}
+				}
+				if _, err := pipeline.ExtractTransform(rows, allSellers{}, l, window, classifier)(ctx, run); err != nil {
+					t.Fatal(err)
+				}
+				l.DB().MustExec(`UPDATE runs SET stages_done = '{extract,transform}' WHERE id = $1`, run.ID)
+			} else {
+				if _, err := pipeline.ExtractStage(rows, allSellers{}, l, window)(ctx, run); err != nil {
+					t.Fatal(err)
+				}
+				l.DB().MustExec(`UPDATE runs SET stages_done = '{extract}' WHERE id = $1`, run.ID)
+			}
+			// What the older settle left: the same records, unmarked.
+			l.DB().MustExec(`UPDATE run_sellers SET carried_only = false`)
+			if _, err := l.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var only []string
+			if err := l.DB().Select(&only, `SELECT seller_id FROM run_sellers WHERE run_id = $1 AND carried_only ORDER BY 1`, run.ID); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(only, []string{"SC"}) {
+				t.Errorf("records marked carried-only by the migration: %v, want [SC]", only)
+			}
+		})
+	}
+}
