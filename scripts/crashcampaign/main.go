@@ -72,7 +72,7 @@ var (
 	sellers  = flag.Int("sellers", 200, "sellers")
 	budget   = flag.Duration("for", 30*time.Minute, "stop starting campaigns after this long")
 	maxRuns  = flag.Int("max-runs", 40, "runs of a campaign before it counts as never ending")
-	keepLogs = flag.Bool("keep", false, "keep the work directory")
+	keepLogs = flag.Bool("keep", false, "keep the work directory, and the campaigns' databases (settle_cc<pid>_camp_<seed>: drop them after)")
 	old      = flag.String("old-settle", "", "an older settle binary: the campaign's stopped runs are its, the runs after them this tree's (an upgrade deployed while the date is half done)")
 )
 
