@@ -198,6 +198,34 @@ func TestARunThatMigratesTheLedgerSaysSo(t *testing.T) {
 	}
 }
 
+// A ledger a newer settle migrated: settle report refuses it as settle run
+// does (exit 2, naming both versions), and leaves the date's reports as
+// the newer wrote them; it wrote them over with its own code, from rows
+// whose newer rules it does not know (found by the review of an upgrade
+// rolled back). settle status, which writes nothing, still reads it.
+func TestReportOnANewerLedgerIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "10", "--sellers", "2")
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, skipAll, "--out", e.reports)
+	orders := filepath.Join(e.reports, testDate, "orders.csv")
+	before, err := os.ReadFile(orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(orders, append(before, "# the newer settle's\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`INSERT INTO settle.goose_db_version (version_id, is_applied) VALUES (9999, true)`)
+	if out, code := e.settle("report", "--date", testDate, "--out", e.reports); code != 2 || !strings.Contains(out, "is at migration 9999, newer than this settle knows") {
+		t.Errorf("settle report on a ledger a newer settle migrated: exit %d\n%s", code, out)
+	}
+	if after, err := os.ReadFile(orders); err != nil || !strings.HasSuffix(string(after), "# the newer settle's\n") {
+		t.Errorf("the date's orders.csv was written over: %v", err)
+	}
+	e.mustSettle("status", "--date", testDate)
+}
+
 // A ledger an older settle left (the new image deployed before "settle
 // migrate" ran): status and report, which read it without migrating it,
 // say so and what to do, exit 2, rather than fail on a column the older

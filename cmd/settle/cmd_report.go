@@ -41,6 +41,13 @@ func reportCommand(cfg *config) *cli.Command {
 				if err := l.CheckMigrated(c.Context); err != nil {
 					return err
 				}
+				// Nor one a newer settle migrated: this one would write
+				// the date's reports over the newer's, from rows whose
+				// newer rules it does not know (an image rolled back, or
+				// an operator's older binary; its run is refused so).
+				if err := l.CheckVersion(c.Context); err != nil {
+					return err
+				}
 			}
 			var runs []*pipeline.Run
 			if migrated {
