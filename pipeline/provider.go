@@ -67,8 +67,8 @@ type Plugged struct {
 	// prepare and distribute parts do nothing in the run and end with the
 	// failure as work left for the next run (ErrStillProcessing: exit 1),
 	// and the other providers' parts go on. Before, the first failure
-	// stopped the whole run: an Infinia down at the start held back every
-	// WeChat Pay transaction of the date. Each call decides anew (a run of
+	// stopped the whole run: one provider down at the start held back
+	// every other provider's work of the date. Each call decides anew (a run of
 	// the next date asks again). nil when none has one.
 	Preflight func(ctx context.Context) error
 	// Upload runs the providers' upload parts in order (Combine), and

@@ -247,7 +247,7 @@ func buildTradeFile(ctx context.Context, c *StageConfig, run *pipeline.Run, acco
 		// Another seller's file holds the requestNo (takenSalt): this
 		// one, recorded nowhere, goes; the file is built again under
 		// the requestNo "taken".
-		_ = os.Remove(filepath.Join(c.WorkDir, run.Key.Date.String(), f.Name))
+		_ = os.Remove(c.tradeFilePath(run.Key.Date, f.Name))
 	}
 	return err
 }
@@ -333,7 +333,7 @@ func (u *uploads) done(key string) (uploading, bool) {
 // resumed run (on another machine too) uploads exactly what it recorded,
 // and a ledger that moved under a recorded file is refused.
 func ensureTradeFile(ctx context.Context, c *StageConfig, run *pipeline.Run, f *pipeline.TradeFile, since time.Time) error {
-	path := filepath.Join(c.WorkDir, run.Key.Date.String(), f.Name)
+	path := c.tradeFilePath(run.Key.Date, f.Name)
 	if fi, err := os.Stat(path); err == nil && !fi.ModTime().Before(since) {
 		if sum, size, err := fileDigest(path); err == nil && sum == f.SHA256 && size == f.Bytes {
 			return nil
@@ -364,6 +364,12 @@ func fileDigest(path string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
+// tradeFilePath is where trade file name of date d is built: the date's
+// directory of the work directory.
+func (c *StageConfig) tradeFilePath(d pipeline.Date, name string) string {
+	return filepath.Join(c.WorkDir, d.String(), name)
+}
+
 // writeTradeFile writes f under the work directory from the run's
 // recorded items of its seller and currency in the file requestNo ("": in
 // no file yet), and sets its digest, size and rows.
@@ -391,7 +397,7 @@ func (u *uploads) file(e pipeline.Effect) (pipeline.TradeFile, string, error) {
 	if !ok {
 		return pipeline.TradeFile{}, "", fmt.Errorf("no trade file for upload %s", e.Key)
 	}
-	return f.file, filepath.Join(u.c.WorkDir, f.file.Date.String(), f.file.Name), nil
+	return f.file, u.c.tradeFilePath(f.file.Date, f.file.Name), nil
 }
 
 // Prepare makes sure, before e's upload is recorded sent, that its file
@@ -795,7 +801,7 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 		// in the work directory goes. Kept, a backfill's pod held every
 		// date of its range in its emptyDir at once. A refused or held
 		// file stays, for a person to read.
-		_ = os.Remove(filepath.Join(c.WorkDir, run.Key.Date.String(), f.Name))
+		_ = os.Remove(c.tradeFilePath(run.Key.Date, f.Name))
 		return final, false, nil
 	case StatusFailed:
 		rows, err := c.API.ErrorRows(ctx, url)
