@@ -791,8 +791,19 @@ func refused(ctx context.Context, what string, err error) error {
 		(errors.As(err, &pe) && pe.Code.Class() == "40") {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") { // undefined_table, invalid_schema_name
+		return pipeline.Errorf(pipeline.KindUsage, what, "%w: %s", err, platformTables)
+	}
 	return pipeline.E(pipeline.KindUsage, what, err)
 }
+
+// platformTables is the hint to a query naming a table or schema its
+// database does not have: an operator who set no --source-database-url met
+// PostgreSQL's `relation "orders" does not exist` on the ledger's
+// database, with nothing saying the platform's tables were looked for
+// there (found by a review).
+const platformTables = "the platform's tables are read from --source-database-url's database, " +
+	"or --database-url's (the ledger's) when it is not set: is that the platform's database, and its search_path the platform's schema?"
 
 // refusedMidway reports whether err, the end of a query's rows
 // (rows.Err), is the platform database's error on one of its rows, for

@@ -457,3 +457,22 @@ func TestSellersPassesOverAnIDTheQueryCannotTake(t *testing.T) {
 		t.Fatalf("a sellers query that fails whatever its ids: %v (kind %v), want a usage error naming it", err, pipeline.KindOf(err))
 	}
 }
+
+// A query naming a table its database does not have - the usual case of a
+// ledger's database holding no platform tables when --source-database-url
+// is unset - says where the platform's tables are read from, for each of
+// the platform's queries.
+func TestAQueryOnAMissingTableSaysWhereThePlatformsTablesAreRead(t *testing.T) {
+	db := pgtest.DB(t)
+	w := pipeline.Window{Start: time.Now().Add(-48 * time.Hour), End: time.Now().Add(-24 * time.Hour)}
+	src := &extract.Source{DB: db, Name: "q.sql", Query: `SELECT * FROM orders WHERE $1::timestamptz < $2::timestamptz`}
+	errs := map[string]error{"source query q.sql": src.Orders(context.Background(), w, func(pipeline.SourceRow) error { return nil })}
+	sel := &extract.Sellers{DB: db, Name: "s.sql", Query: `SELECT * FROM nowhere.sellers WHERE seller_id = ANY ($1)`}
+	errs["sellers query s.sql"] = sel.Sellers(context.Background(), []string{"S1"}, func(pipeline.Seller) error { return nil })
+	for what, err := range errs {
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), what) ||
+			!strings.Contains(err.Error(), "read from --source-database-url's database, or --database-url's") {
+			t.Errorf("%s: got %v", what, err)
+		}
+	}
+}
