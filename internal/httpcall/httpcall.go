@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/time/rate"
 )
 
 // Policy is how a client paces and bounds its attempts.
@@ -117,6 +118,31 @@ func gaveUp(ctx context.Context, err error) error {
 		return fmt.Errorf("%w (stopped retrying: %w)", err, cerr)
 	}
 	return err
+}
+
+// Turn waits for l's next token, at once when l is nil: the provider
+// clients' own rate limit, taken before each attempt. Its error means the
+// attempt was not sent, and says so: a run stopped (Ctrl-C, SIGTERM) while
+// requests waited their turn ended them with "rate limit: context
+// canceled", which read like a limit the provider had refused them on.
+func Turn(ctx context.Context, l *rate.Limiter) error {
+	if l == nil {
+		return nil
+	}
+	return Waited(ctx, l.Wait(ctx))
+}
+
+// Waited is err, the end of a wait for a rate limit's turn (nil: the turn
+// came), as Turn says it.
+func Waited(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("not sent: stopped while waiting its turn under settle's rate limit: %w", err)
+	default: // the turn would come after ctx's deadline, or never (a burst of 0)
+		return fmt.Errorf("not sent: settle's rate limit gives it no turn: %w", err)
+	}
 }
 
 // NotSent reports whether a transport error means the connection was never

@@ -303,10 +303,8 @@ func (c *Client) do(ctx context.Context, sp spec, attempt func(context.Context) 
 		if err := ctx.Err(); err != nil {
 			return sp.fail(failLocal, err) // nothing sent by this attempt
 		}
-		if c.cfg.Limiter != nil {
-			if err := c.cfg.Limiter.Wait(ctx); err != nil {
-				return sp.fail(failLocal, fmt.Errorf("rate limit: %w", err))
-			}
+		if err := httpcall.Turn(ctx, c.cfg.Limiter); err != nil {
+			return sp.fail(failLocal, err)
 		}
 		return nil
 	}

@@ -220,8 +220,19 @@ func TestRateLimiterLimits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	before := r.fake.Calls("balance/query")
-	if _, err := c.Balance(ctx, "BAL-2", "USD"); err == nil || r.fake.Calls("balance/query") != before {
+	if _, err := c.Balance(ctx, "BAL-2", "USD"); err == nil || r.fake.Calls("balance/query") != before ||
+		!strings.Contains(err.Error(), "not sent: settle's rate limit gives it no turn") {
 		t.Fatalf("limited call: %v", err)
+	}
+	// A run stopped while a call waits its turn says the call was not
+	// sent, not "rate limit: context canceled", which read like a limit
+	// the provider had refused it on.
+	ctx, stop := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, stop)
+	_, err := c.Balance(ctx, "BAL-3", "USD")
+	if !errors.Is(err, context.Canceled) || r.fake.Calls("balance/query") != before ||
+		!strings.Contains(err.Error(), "not sent: stopped while waiting its turn under settle's rate limit: context canceled") {
+		t.Fatalf("call stopped while waiting: %v", err)
 	}
 }
 

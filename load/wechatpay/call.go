@@ -137,13 +137,11 @@ func (c *Client) wait(ctx context.Context, sp spec) error {
 	if err := ctx.Err(); err != nil {
 		return sp.fail(failLocal, err)
 	}
-	if l := c.cfg.Limiter; l != nil {
-		if err := l.Wait(ctx); err != nil {
-			return sp.fail(failLocal, fmt.Errorf("rate limit: %w", err))
-		}
+	if err := httpcall.Turn(ctx, c.cfg.Limiter); err != nil {
+		return sp.fail(failLocal, err)
 	}
 	if err := c.waitSub(ctx, sp.subMchID); err != nil {
-		return sp.fail(failLocal, fmt.Errorf("rate limit: %w", err))
+		return sp.fail(failLocal, httpcall.Waited(ctx, err))
 	}
 	return nil
 }
