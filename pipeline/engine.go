@@ -788,6 +788,10 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 		failed   = map[int64]int{}      // sends in a row that got no answer, by effect (under mu)
 		noAnswer = map[int64]noAnswer{} // questions in a row that got no answer, by effect (under mu)
 	)
+	// The progress lines count the effects sent and awaiting their
+	// outcome, as they stand at each turn.
+	prog := ProgressFrom(ctx)
+	defer prog.Awaiting(0)
 	laneOf := func([]Effect) func(int) string { return nil }
 	if en.Lane != nil {
 		laneOf = func(w []Effect) func(int) string { return func(i int) string { return en.Lane(w[i]) } }
@@ -883,6 +887,7 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 				errs = append(errs, err)
 			}
 		}
+		prog.Awaiting(len(pending))
 		if br.isOpen() {
 			// The provider is not answering: no page more, nothing more
 			// sent or asked; what the engine holds is left as it is.

@@ -1426,3 +1426,44 @@ func TestEachStartsNoCallGrantedItsTurnAsItStopped(t *testing.T) {
 		t.Fatalf("%d places in flight after the Each, want 0", p.inFlight)
 	}
 }
+
+// While effects sent wait on the provider (PROCESSING), the stage's
+// progress counts them: a distribute stage whose revenue shares were all
+// PROCESSING read "0 of 3000" for minutes, as if stuck. Once the engine
+// returns, none is counted.
+func TestEngineProgressCountsWhatAwaitsAnAnswer(t *testing.T) {
+	t.Parallel()
+	s, p := newMemEffects(), newSlowProvider(time.Millisecond, 2)
+	var f finals
+	en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Final: f.fn,
+		Pacer: NewPacer(Limits{Limit: newBucket(1000), Rate: 1000}), FirstPoll: 300 * time.Millisecond, Poll: 100 * time.Millisecond}
+	stage := &Progress{}
+	part := stage.Part()
+	var peak atomic.Int64
+	var line atomic.Value
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if n := stage.awaitingAll(); n > peak.Load() {
+				peak.Store(n)
+				line.Store(stage.snapshot(time.Second).line(StageDistribute))
+			}
+		}
+	}()
+	res, err := en.Run(WithProgress(context.Background(), part), plan(t, s, 40))
+	close(done)
+	if err != nil || len(res.Pending) != 0 || len(f.n) != 40 {
+		t.Fatalf("err %v, %d pending, %d final", err, len(res.Pending), len(f.n))
+	}
+	if peak.Load() != 40 || !strings.Contains(line.Load().(string), "40 sent awaiting an answer") {
+		t.Fatalf("at most %d counted awaiting (line %q), want the 40 sent before the first query", peak.Load(), line.Load())
+	}
+	if n := stage.awaitingAll(); n != 0 {
+		t.Fatalf("%d still counted awaiting after the engine returned", n)
+	}
+}

@@ -32,6 +32,28 @@ type Progress struct {
 	// progress lines, rather than showing the same count for minutes.
 	unanswered int64
 	lastError  string
+
+	// awaiting is how many requests were sent and wait on the provider's
+	// outcome (an effect engine's pending ones): a stage whose thousands of
+	// revenue shares are PROCESSING showed "0 of 3000" for minutes, as if
+	// it were stuck.
+	awaiting atomic.Int64
+}
+
+// Awaiting says n requests of this part were sent and wait on their
+// outcome; 0 once none does.
+func (p *Progress) Awaiting(n int) { p.awaiting.Store(int64(n)) }
+
+// awaitingAll is Awaiting's count, parts included.
+func (p *Progress) awaitingAll() int64 {
+	p.mu.Lock()
+	parts := p.parts
+	p.mu.Unlock()
+	n := p.awaiting.Load()
+	for _, q := range parts {
+		n += q.awaitingAll()
+	}
+	return n
 }
 
 // Unanswered counts a request that got no answer, its outcome unknown,
@@ -122,13 +144,14 @@ func ProgressFrom(ctx context.Context) *Progress {
 // snapshot is the state of a Progress at one moment.
 type snapshot struct {
 	done, total   int64
+	awaiting      int64         // sent, the outcome awaited
 	perSecond     float64       // rounded to 3 significant digits
 	elapsed, left time.Duration // left 0: unknown
 }
 
 func (p *Progress) snapshot(elapsed time.Duration) snapshot {
 	done, total := p.Counts()
-	s := snapshot{done: done, total: total, elapsed: elapsed}
+	s := snapshot{done: done, total: total, awaiting: p.awaitingAll(), elapsed: elapsed}
 	if elapsed <= 0 {
 		return s
 	}
@@ -159,6 +182,9 @@ func (s snapshot) attrs() []any {
 	}
 	if s.left > 0 {
 		attrs = append(attrs, "left", s.left.Round(time.Second))
+	}
+	if s.awaiting > 0 {
+		attrs = append(attrs, "awaiting", s.awaiting)
 	}
 	return attrs
 }
@@ -212,6 +238,9 @@ func (s snapshot) line(stage Stage) string {
 	line += fmt.Sprintf(", %s/s, %s", strconv.FormatFloat(s.perSecond, 'f', -1, 64), s.elapsed.Round(time.Second))
 	if s.left > 0 {
 		line += fmt.Sprintf(", %s left", s.left.Round(time.Second))
+	}
+	if s.awaiting > 0 {
+		line += fmt.Sprintf(", %d sent awaiting an answer", s.awaiting)
 	}
 	return line
 }
