@@ -790,8 +790,9 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 	)
 	// The progress lines count the effects sent and awaiting their
 	// outcome, as they stand at each turn.
-	prog := ProgressFrom(ctx)
-	defer prog.Awaiting(0)
+	prog, shown := ProgressFrom(ctx), 0
+	awaiting := func(n int) { prog.AddAwaiting(n - shown); shown = n }
+	defer awaiting(0)
 	laneOf := func([]Effect) func(int) string { return nil }
 	if en.Lane != nil {
 		laneOf = func(w []Effect) func(int) string { return func(i int) string { return en.Lane(w[i]) } }
@@ -887,7 +888,7 @@ func (en *Engine) RunFeed(ctx context.Context, feed Feed) (EngineResult, error) 
 				errs = append(errs, err)
 			}
 		}
-		prog.Awaiting(len(pending))
+		awaiting(len(pending))
 		if br.isOpen() {
 			// The provider is not answering: no page more, nothing more
 			// sent or asked; what the engine holds is left as it is.

@@ -40,11 +40,11 @@ type Progress struct {
 	awaiting atomic.Int64
 }
 
-// Awaiting says n requests of this part were sent and wait on their
-// outcome; 0 once none does.
-func (p *Progress) Awaiting(n int) { p.awaiting.Store(int64(n)) }
+// AddAwaiting counts n more requests sent whose outcome is awaited (n < 0:
+// fewer), so that engines counting into one Progress add up.
+func (p *Progress) AddAwaiting(n int) { p.awaiting.Add(int64(n)) }
 
-// awaitingAll is Awaiting's count, parts included.
+// awaitingAll is AddAwaiting's count, parts included.
 func (p *Progress) awaitingAll() int64 {
 	p.mu.Lock()
 	parts := p.parts
