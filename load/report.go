@@ -364,9 +364,16 @@ const chunk = 4096
 // number or a provider's refusal such as =HYPERLINK(...) run when finance
 // opens the file); such a cell gets a leading single quote, which the
 // spreadsheet shows as text (OWASP's advice). A number, a negative one
-// (a clawback's -9.00) too, is left as it is.
+// (a clawback's -9.00) too, is left as it is. So does a cell whose own
+// leading single quotes are followed by such a character ("'=2+2", an
+// order number of the platform's): written as it is, it read back as the
+// cell "=2+2" made safe, to a loader dropping the quote and to the
+// spreadsheet hiding it. A loader gets the text back by dropping one
+// leading quote from a cell whose leading quotes are followed by one of
+// those characters, and from no other.
 func formulaSafe(cell string) string {
-	if cell == "" || !strings.ContainsRune("=+-@\t\r", rune(cell[0])) || isNumber(cell) {
+	rest := strings.TrimLeft(cell, "'")
+	if rest == "" || !strings.ContainsRune("=+-@\t\r", rune(rest[0])) || isNumber(cell) {
 		return cell
 	}
 	return "'" + cell

@@ -404,3 +404,30 @@ func noFormulaSplitAt(t *testing.T, b []byte, sep rune) {
 		}
 	}
 }
+
+// TestFormulaSafeIsReversible: a loader gets the platform's text back by
+// dropping one leading "'" from a cell whose leading "'"s are followed by a
+// formula character (README, Reports). A cell that begins with "'" of its
+// own before such a character (an order number "'=2+2") was written as it
+// is, the same text as the cell "=2+2" made safe: the loader turned it into
+// another order's number, and a spreadsheet showed it without its "'".
+func TestFormulaSafeIsReversible(t *testing.T) {
+	unescape := func(s string) string {
+		rest := strings.TrimLeft(s, "'")
+		if rest != s && rest != "" && strings.ContainsRune("=+-@\t\r", rune(rest[0])) {
+			return s[1:]
+		}
+		return s
+	}
+	seen := map[string]string{}
+	for _, c := range []string{"=2+2", "'=2+2", "''=2+2", "-3", "'-3", "-x", "'-x", "'", "''", "'abc", "abc", "@a", "'@a", "'\tx", "-12", "-1.5"} {
+		got := formulaSafe(c)
+		if back := unescape(got); back != c {
+			t.Errorf("formulaSafe(%q) = %q, which a loader reads back as %q", c, got, back)
+		}
+		if other, ok := seen[got]; ok {
+			t.Errorf("formulaSafe(%q) = formulaSafe(%q) = %q", c, other, got)
+		}
+		seen[got] = c
+	}
+}
