@@ -22,6 +22,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/settlekit/settle/internal/dbconn"
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -68,7 +69,7 @@ func (s *Source) Orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 }
 
 func (s *Source) orders(ctx context.Context, w pipeline.Window, fn func(pipeline.SourceRow) error) error {
-	conn, err := s.DB.Connx(ctx)
+	conn, err := dbconn.Fresh(ctx, s.DB.Connx)
 	if err != nil {
 		return fmt.Errorf("read orders: %w", err)
 	}
@@ -660,7 +661,7 @@ func (s *LateRefunds) LateRefunds(ctx context.Context, w pipeline.Window, fn fun
 }
 
 func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn func(pipeline.LateRefundRow) error) error {
-	conn, err := s.DB.Connx(ctx)
+	conn, err := dbconn.Fresh(ctx, s.DB.Connx)
 	if err != nil {
 		return fmt.Errorf("read late refunds: %w", err)
 	}

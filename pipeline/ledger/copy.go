@@ -11,6 +11,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/settlekit/settle/internal/dbconn"
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -188,7 +189,7 @@ func copyFrom(ctx context.Context, conn *sql.Conn, query string, write func(*lin
 // inConnTx runs fn in a transaction on one connection of the pool,
 // committing when it returns nil: copyFrom needs the connection.
 func (l *Ledger) inConnTx(ctx context.Context, fn func(conn *sql.Conn, tx *sql.Tx) error) error {
-	conn, err := l.db.Conn(ctx)
+	conn, err := dbconn.Fresh(ctx, l.db.Conn)
 	if err != nil {
 		return err
 	}

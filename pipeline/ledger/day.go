@@ -9,6 +9,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/settlekit/settle/internal/dbconn"
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -134,7 +135,7 @@ var errItemsAbandoned = errors.New("items dropped")
 // beginConn opens a transaction on a connection of its own (copyFrom needs
 // the connection).
 func (l *Ledger) beginConn(ctx context.Context) (*sql.Conn, *sql.Tx, error) {
-	conn, err := l.db.Conn(ctx)
+	conn, err := dbconn.Fresh(ctx, l.db.Conn)
 	if err != nil {
 		return nil, nil, err
 	}

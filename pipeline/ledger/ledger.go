@@ -30,6 +30,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/pressly/goose/v3"
 
+	"github.com/settlekit/settle/internal/dbconn"
 	"github.com/settlekit/settle/pipeline"
 	settlesql "github.com/settlekit/settle/sql"
 )
@@ -479,7 +480,7 @@ func waitAdvisoryLock(ctx context.Context, conn *sql.Conn, key string) error {
 // with goose. Two processes migrating at once are serialized by an advisory
 // lock, so both succeed.
 func (l *Ledger) Migrate(ctx context.Context) ([]string, error) {
-	conn, err := l.db.Conn(ctx)
+	conn, err := dbconn.Fresh(ctx, l.db.Conn)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}

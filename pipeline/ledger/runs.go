@@ -15,6 +15,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/settlekit/settle/internal/dbconn"
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -72,7 +73,7 @@ func (l *Ledger) LockDate(ctx context.Context, d pipeline.Date) (func() error, e
 // before another shard's last payouts, and renamed after that shard's
 // complete reports, left the older read in place (found by a review).
 func (l *Ledger) LockReports(ctx context.Context, d pipeline.Date) (release func(), err error) {
-	conn, err := l.db.Conn(ctx)
+	conn, err := dbconn.Fresh(ctx, l.db.Conn)
 	if err != nil {
 		return nil, fmt.Errorf("lock the reports of %s: %w", d, err)
 	}
@@ -93,7 +94,7 @@ type advisoryLock struct{ fn, key string }
 // lock takes keys on a dedicated connection, for the run (or date) named
 // what.
 func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (func() error, error) {
-	conn, err := l.db.Conn(ctx)
+	conn, err := dbconn.Fresh(ctx, l.db.Conn)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", what, err)
 	}

@@ -1,0 +1,58 @@
+// Package dbconn takes a connection of its own from a database/sql pool
+// that is known to be alive.
+//
+// database/sql hands out the connections its pool keeps idle as they are:
+// one whose server session ended while it sat idle - a server's
+// idle_session_timeout (a DBA's setting for the platform's web sessions),
+// a restart or failover of the database, pg_terminate_backend, a firewall
+// that dropped the idle connection - is found broken only by its first
+// statement. A statement run on the pool (DB.QueryContext, DB.BeginTx)
+// is tried again on another connection then (lib/pq says driver.ErrBadConn
+// for such a session), but not one run on a connection taken with
+// DB.Conn, which settle takes for a lock's session, a COPY, and the
+// platform's reads in one snapshot: their first statement failed
+// "driver: bad connection", exit 1, and, where the session was idle
+// longer than the server allows on every run (the platform's connection
+// from the extract stage to the late refunds read in distribute, after the
+// trade files' wait), every run failed the same way and the day was never
+// distributed (found by a review that set idle_session_timeout on the
+// database).
+package dbconn
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+)
+
+// maxStale bounds how many broken connections Fresh lets go of before it
+// gives up: more than a pool keeps idle (a broken one is closed, not put
+// back, so the pool opens a new one once its idle ones are gone).
+const maxStale = 64
+
+// Conn is what Fresh needs of a connection: *sql.Conn, *sqlx.Conn.
+type Conn interface {
+	PingContext(ctx context.Context) error
+	Close() error
+}
+
+// Fresh returns a connection taken by take (db.Conn, say) whose session
+// answers: each one found broken (its ping says driver.ErrBadConn) is
+// closed and another taken. Any other error is returned as it is.
+func Fresh[C Conn](ctx context.Context, take func(context.Context) (C, error)) (C, error) {
+	for i := 0; ; i++ {
+		conn, err := take(ctx)
+		if err != nil {
+			return conn, err
+		}
+		err = conn.PingContext(ctx)
+		if err == nil {
+			return conn, nil
+		}
+		conn.Close()
+		if !errors.Is(err, driver.ErrBadConn) || i >= maxStale || ctx.Err() != nil {
+			var none C
+			return none, err
+		}
+	}
+}
