@@ -23,6 +23,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/settlekit/settle/extract"
+	"github.com/settlekit/settle/internal/dbconn"
 	"github.com/settlekit/settle/load"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -465,6 +466,10 @@ func openDB(ctx context.Context, url string) (*sqlx.DB, error) {
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, refusedConnection("the platform database", fmt.Errorf("connect to the platform database: %w", err))
+	}
+	if err := dbconn.UnderIdleTimeout(ctx, db.DB); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to the platform database: %w", err)
 	}
 	return db, nil
 }

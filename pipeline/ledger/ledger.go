@@ -155,6 +155,10 @@ func Open(ctx context.Context, dsn, schema string) (*Ledger, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := dbconn.UnderIdleTimeout(ctx, db.DB); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to ledger database: %w", err)
+	}
 	return &Ledger{Reader: Reader{db}, db: db, dsn: withPath, schema: schema, lockWait: migrateLockTimeout}, nil
 }
 
