@@ -80,8 +80,9 @@ func emitted(t *testing.T) map[string]map[string][]string {
 // (SettleJobFailed: a Job that failed without settle's word), with their
 // labels; TestJobAlertsNameTheManifestsJobs checks the values.
 var kubeStateMetrics = map[string]map[string][]string{
-	"kube_job_failed":            {"namespace": nil, "job_name": nil, "condition": {"true", "false", "unknown"}},
-	"kube_job_status_start_time": {"namespace": nil, "job_name": nil},
+	"kube_job_failed":                       {"namespace": nil, "job_name": nil, "condition": {"true", "false", "unknown"}},
+	"kube_job_status_start_time":            {"namespace": nil, "job_name": nil},
+	"kube_job_spec_active_deadline_seconds": {"namespace": nil, "job_name": nil},
 }
 
 // Labels the scrape or the Pushgateway's grouping adds to every series.
@@ -504,5 +505,70 @@ func TestJobAlertsNameTheManifestsJobs(t *testing.T) {
 	}
 	if found == 0 {
 		t.Error("no alert rule on a failed Job of settle (kube_job_failed): a pod that pushed no metrics, a crash, pages nobody for 30 hours")
+	}
+}
+
+// TestAJobFailedAtItsDeadlinePages: a rule on kube_job_failed selects a
+// failed Job only for a while after it started (kube-state-metrics shows a
+// failed Job as long as the Job is kept: failedJobsHistoryLimit of a
+// CronJob's, and the manual Jobs until someone deletes them). A Job fails
+// at its activeDeadlineSeconds after it started at the latest
+// (DeadlineExceeded: a pod never scheduled or never pulled, a backfill
+// longer than its deadline), so that window must outlast every Job's
+// deadline, with time to page. It was 86400 s from the start, the manual
+// Jobs' deadline: a re-run or backfill Job failed by its deadline had
+// started 86400 s before, and SettleJobFailed never fired for it.
+func TestAJobFailedAtItsDeadlinePages(t *testing.T) {
+	const toPage = time.Hour
+	deadlines := map[string]int64{}
+	for name, cj := range objects[batchv1.CronJob](t, "CronJob") {
+		if d := cj.Spec.JobTemplate.Spec.ActiveDeadlineSeconds; d != nil {
+			deadlines[name] = *d
+		}
+	}
+	for name, j := range objects[batchv1.Job](t, "Job") {
+		if d := j.Spec.ActiveDeadlineSeconds; d != nil {
+			deadlines[name] = *d
+		}
+	}
+	if len(deadlines) == 0 {
+		t.Fatal("no Job with activeDeadlineSeconds in the manifests")
+	}
+	// time() - kube_job_status_start_time < N [* M], or
+	// < kube_job_spec_active_deadline_seconds + N [* M]: the window is N
+	// seconds after the Job started, or after its deadline.
+	gate := regexp.MustCompile(`time\(\)\s*-\s*kube_job_status_start_time\s*<\s*(kube_job_spec_active_deadline_seconds\s*\+\s*)?(\d+)(?:\s*\*\s*(\d+))?`)
+	found := 0
+	for _, rule := range alertRules(t) {
+		if !strings.Contains(rule.Expr, "kube_job_failed") {
+			continue
+		}
+		found++
+		if !strings.Contains(rule.Expr, "kube_job_status_start_time") {
+			continue // no window: it fires while the Job is kept
+		}
+		m := gate.FindStringSubmatch(rule.Expr)
+		if m == nil {
+			t.Errorf("%s: expr %q: want time() - kube_job_status_start_time < [kube_job_spec_active_deadline_seconds +] N", rule.Alert, rule.Expr)
+			continue
+		}
+		n, _ := strconv.ParseInt(m[2], 10, 64)
+		if m[3] != "" {
+			mul, _ := strconv.ParseInt(m[3], 10, 64)
+			n *= mul
+		}
+		for name, d := range deadlines {
+			window := n
+			if m[1] != "" {
+				window += d
+			}
+			if latest := time.Duration(d) * time.Second; time.Duration(window)*time.Second < latest+toPage {
+				t.Errorf("%s: selects a failed Job for %s after it started; %s's Job may fail %s after it started (activeDeadlineSeconds): want %s or more",
+					rule.Alert, time.Duration(window)*time.Second, name, latest, latest+toPage)
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no alert rule on kube_job_failed")
 	}
 }
