@@ -115,6 +115,40 @@ func TestTheReportsVolumeIsPruned(t *testing.T) {
 	}
 }
 
+// reportBytesPerOrder is what a day's reports take on the claim, an order
+// with its share of the rest: settle demo --orders 20000 --sellers 400 (50
+// orders a seller, a million orders' 20,000 sellers' ratio) wrote 4,846,861
+// bytes, 242 an order - orders.csv 144 (each line with its payout's key and
+// the provider's reference), payouts.csv 82 (a WeChat distribution a
+// WeChat order), mismatches.csv 11, sellers.csv 6. The golden day's
+// orders.csv, of no payouts, gave the 100 the claim was sized by.
+const reportBytesPerOrder = 250
+
+// TestTheReportsClaimHoldsItsDays: settle-config says the claim holds
+// SETTLE_REPORTS_KEEP_DAYS days of reports of a million orders a day;
+// full, every night's run fails (the reports' directory cannot be
+// written). 10Gi held some 42 days of them, not 90.
+func TestTheReportsClaimHoldsItsDays(t *testing.T) {
+	const ordersADay = 1_000_000
+	cfg := settleConfig(t)
+	days, err := strconv.Atoi(cfg["SETTLE_REPORTS_KEEP_DAYS"])
+	if err != nil {
+		t.Fatalf("SETTLE_REPORTS_KEEP_DAYS: %v", err)
+	}
+	need := int64(days) * ordersADay * reportBytesPerOrder
+	claims := objects[corev1.PersistentVolumeClaim](t, "PersistentVolumeClaim")
+	if len(claims) == 0 {
+		t.Fatal("no PersistentVolumeClaim in the manifests")
+	}
+	for name, pvc := range claims {
+		size := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
+		if size.Value() < need {
+			t.Errorf("%s: %s holds %d days of %d orders a day at %d bytes an order (%d bytes), not the %d days settle-config keeps (%d bytes)",
+				name, &size, size.Value()/(ordersADay*reportBytesPerOrder), ordersADay, reportBytesPerOrder, size.Value(), days, need)
+		}
+	}
+}
+
 // TestConfigMapConfiguresEveryProvider: settle-config sets up Infinia Pay,
 // Pay Protocol and WeChat Pay with everything settle requires of each
 // (TestEveryPodSetsWhatRunReads checks that settle reads every key, and
