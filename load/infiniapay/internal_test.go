@@ -793,3 +793,32 @@ func TestCompareShareComparesTheSeller(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareShareStatusGoneBack: a revenue share the ledger recorded
+// final (SUCCESS or FAILED: applied, its items paid or its balance carried
+// and sent again under a new requestNo) that Infinia now answers
+// PROCESSING is a status that went back, for a person: reported as an
+// expected timing row ("not final yet"), it needed no one (exit 0) while a
+// failed share Infinia is still paying could pay the seller twice.
+func TestCompareShareStatusGoneBack(t *testing.T) {
+	d := pipeline.Date{Year: 2026, Month: 11, Day: 23}
+	for _, state := range []pipeline.EffectState{pipeline.EffectSucceeded, pipeline.EffectFailed} {
+		e := pipeline.Effect{RunID: 1, Kind: KindRevenueShare, Attempt: 1, Subject: RevenueShareSubject(d, "S1", "USD"),
+			Key: RevenueShareRequestNo(d, "S1", "USD", 1), Currency: "USD", Amount: 12600, State: state}
+		theirs := RevenueShareResult{RequestNo: e.Key, SellerID: "INF-S1", Status: StatusProcessing, Currency: "USD", Amount: 12600}
+		ms, clean, err := compareShare(e, "INF-S1", theirs, nil)
+		if err != nil || clean || len(ms) != 1 {
+			t.Fatalf("%s, Infinia PROCESSING: mismatches %+v, clean %v, %v", state, ms, clean, err)
+		}
+		if m := ms[0]; m.Expected || m.Category != pipeline.MismatchStatus || !strings.Contains(m.Detail, "PROCESSING") {
+			t.Errorf("%s, Infinia PROCESSING: %+v, want an unexpected status mismatch naming PROCESSING", state, m)
+		}
+	}
+	// Still in flight on both sides: timing, expected.
+	e := pipeline.Effect{RunID: 1, Kind: KindRevenueShare, Attempt: 1, Subject: RevenueShareSubject(d, "S1", "USD"),
+		Key: RevenueShareRequestNo(d, "S1", "USD", 1), Currency: "USD", Amount: 12600, State: pipeline.EffectSent}
+	theirs := RevenueShareResult{RequestNo: e.Key, Status: StatusProcessing}
+	if ms, _, err := compareShare(e, "INF-S1", theirs, nil); err != nil || len(ms) != 1 || !ms[0].Expected || ms[0].Category != pipeline.MismatchTiming {
+		t.Fatalf("in flight, PROCESSING: %+v, %v; want an expected timing row", ms, err)
+	}
+}

@@ -403,7 +403,14 @@ func compareShare(e pipeline.Effect, account string, theirs RevenueShareResult, 
 		out = append(out, x)
 	}
 	switch {
-	case theirs.Status == "PROCESSING" || !e.State.Final():
+	case theirs.Status == StatusProcessing && e.State == pipeline.EffectSucceeded:
+		// Went back: the ledger took a SUCCESS, and paid the items on it.
+		add(pipeline.MismatchStatus, "we recorded it paid on Infinia's SUCCESS; Infinia now says PROCESSING: its status went back, ask Infinia whether it paid", false)
+	case theirs.Status == StatusProcessing && e.State == pipeline.EffectFailed:
+		// Went back: the ledger took a failure, carried the balance and
+		// may have paid it again under a new requestNo.
+		add(pipeline.MismatchStatus, "we recorded it failed and carried its amount; Infinia now says PROCESSING: if it pays it, the seller is paid twice", false)
+	case theirs.Status == StatusProcessing || !e.State.Final():
 		add(pipeline.MismatchTiming, "not final yet", true)
 	case e.State == pipeline.EffectSucceeded && theirs.Status != StatusSuccess:
 		add(pipeline.MismatchStatus, "we recorded it paid: "+theirs.FailReason, false)

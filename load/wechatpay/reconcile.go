@@ -169,7 +169,8 @@ const FinalAnswersName = Name + "/orders"
 //     by its out_order_no. Unknown to WeChat while the ledger says
 //     succeeded: missing_at_provider (while sent or unknown: status, a
 //     re-run sends it). Still PROCESSING, or the line PENDING: timing,
-//     expected. FINISHED: the line - the platform's receiver for a
+//     expected while ours is open too; status when the ledger recorded it
+//     final (the state went back). FINISHED: the line - the platform's receiver for a
 //     distribution, the seller's for an unfreeze - CLOSED while ours
 //     succeeded, or SUCCESS while ours failed or is still open: status;
 //     SUCCESS with another amount than the commission (distribution) or
@@ -748,8 +749,17 @@ func compareOrder(a pipeline.Attempt, st OrderStatus, feeBps int64) []pipeline.M
 		r.Theirs, r.TheirsState = pipeline.Minor(l.Amount), st.State+"/"+l.Result
 	}
 	open := a.State == pipeline.EffectSent || a.State == pipeline.EffectUnknown
+	processing := st.State != StateFinished || ok && l.Result == ResultPending
 	switch {
-	case st.State != StateFinished || ok && l.Result == ResultPending:
+	case processing && a.State == pipeline.EffectSucceeded:
+		// Went back: the ledger took WeChat Pay's FINISHED answer and
+		// applied it (a timing row needed no person).
+		r.Category, r.Detail = pipeline.MismatchStatus, "the ledger recorded it succeeded on WeChat Pay's FINISHED answer; WeChat Pay now says it is processing: its state went back, ask WeChat Pay what it moved"
+	case processing && a.State == pipeline.EffectFailed:
+		// Went back: the ledger took a failure and may have sent the
+		// order's split again under a new out_order_no.
+		r.Category, r.Detail = pipeline.MismatchStatus, "the ledger recorded it failed; WeChat Pay now says it is processing: its state went back, and if it completes it the order's funds may move twice"
+	case processing:
 		r.Category, r.Expected, r.Detail = pipeline.MismatchTiming, true, "WeChat Pay is still processing it"
 	case !ok && a.State == pipeline.EffectSucceeded:
 		r.Category, r.Detail = pipeline.MismatchMissingAtProvider, fmt.Sprintf("WeChat Pay's order has no %s line", lineName(a))

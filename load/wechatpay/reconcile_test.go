@@ -246,9 +246,9 @@ func TestWeChatMatcherFindings(t *testing.T) {
 			a.bills["SUB1/2026-11-24"] = a.bills["SUB1/2026-11-24"][2:]
 			a.settlements["SUB1/2026-11-24"][0].State = SettleStateUnsettled
 		}, []string{"timing K1 100/100 expected", "timing settlement/SUB1/2026-11-24/CNY 0/100 expected"}},
-		{"receiver pending in a finished order", func(s *wxStore, a *wxAPI) {
+		{"receiver pending in a finished order the ledger recorded succeeded: went back", func(s *wxStore, a *wxAPI) {
 			a.orders["K1"].Lines[0].Result = ResultPending
-		}, []string{"timing K1 100/100 expected"}},
+		}, []string{"status K1 100/100"}},
 		{"no platform line in WeChat's order", func(s *wxStore, a *wxAPI) {
 			a.orders["K1"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Result: ResultSuccess, Amount: 100}}}
 		}, []string{"missing_at_provider K1 100/"}},
