@@ -326,6 +326,11 @@ func (c *Client) order(ctx context.Context, sp spec, in any, transactionID strin
 		return Order{}, err
 	}
 	o, err := readOrder(out, sp.key, transactionID)
+	if err == nil && o.SubMchID != "" && o.SubMchID != sp.subMchID {
+		// Our out_order_no and transaction at another sub-merchant: not
+		// the request we sent (it was taken as ours).
+		err = fmt.Errorf("answer for sub-merchant %q, the request is %s's", clip(o.SubMchID), sp.subMchID)
+	}
 	if err != nil {
 		e := sp.fail(failBadAnswer, fmt.Errorf("%w: %w", ErrAnswer, err))
 		if sp.once {

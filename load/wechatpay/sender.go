@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,7 +104,7 @@ func (s DistributionSender) SendOrder(ctx context.Context, e pipeline.Effect) (p
 		o, err = s.Client.Unfreeze(ctx, Unfreeze{SubMchID: d.SubMchID, TransactionID: d.TransactionID, OutOrderNo: e.Key, Description: desc})
 	}
 	if err == nil {
-		out, err := outcome(e, d.SubMchID, o)
+		out, err := judge(e, d, o)
 		return out, o, err
 	}
 	var we *Error
@@ -120,7 +121,7 @@ func (s DistributionSender) SendOrder(ctx context.Context, e pipeline.Effect) (p
 	found, qerr := s.Client.QueryOrder(ctx, d.SubMchID, d.TransactionID, e.Key)
 	switch {
 	case qerr == nil:
-		out, err := outcome(e, d.SubMchID, found)
+		out, err := judge(e, d, found)
 		return out, found, err
 	case errors.Is(qerr, ErrNotFound) && e.Sends > 1:
 		// Sent again under its out_order_no after an unknown outcome: the
@@ -191,7 +192,7 @@ func (s DistributionSender) QueryOrder(ctx context.Context, e pipeline.Effect) (
 	if err != nil {
 		return pipeline.Outcome{}, Order{}, err
 	}
-	out, err := outcome(e, d.SubMchID, o)
+	out, err := judge(e, d, o)
 	return out, o, err
 }
 
@@ -217,6 +218,27 @@ func (s DistributionSender) distribution(e pipeline.Effect) (Distribution, error
 		}
 	}
 	return d, nil
+}
+
+// judge is outcome of o, WeChat Pay's order about effect e sent as d,
+// once every line of a distribution's order is one d asks for: a line to
+// a receiver d does not name (the rest unfrozen to the sub-merchant
+// aside) is not our request's - the commission paid to someone else, or
+// another request's answer - and such an answer is an error (ErrAnswer),
+// never an outcome. It was taken as the platform's commission collected.
+func judge(e pipeline.Effect, d Distribution, o Order) (pipeline.Outcome, error) {
+	if e.Kind == KindDistribution {
+		for i, r := range o.Receivers {
+			if r.Type == TypeMerchantID && r.Account == d.SubMchID {
+				continue // the rest, unfrozen to the seller
+			}
+			if !slices.ContainsFunc(d.Receivers, func(s Share) bool { return s.Account == r.Account && (r.Type == "" || s.Type == r.Type) }) {
+				return pipeline.Outcome{}, &Error{API: APIQueryOrder, Key: e.Key, kind: failBadAnswer,
+					Err: fmt.Errorf("%w: WeChat Pay's order pays receiver %d to %s %q, which the request does not name: not the request we sent", ErrAnswer, i+1, clip(r.Type), clip(r.Account))}
+			}
+		}
+	}
+	return outcome(e, d.SubMchID, o)
 }
 
 // outcome maps an Order of the sub-merchant subMchID to the pipeline's
