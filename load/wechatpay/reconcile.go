@@ -748,6 +748,18 @@ func compareOrder(a pipeline.Attempt, st OrderStatus, feeBps int64) []pipeline.M
 	if ok {
 		r.Theirs, r.TheirsState = pipeline.Minor(l.Amount), st.State+"/"+l.Result
 	}
+	// The line more than once: what they move in all (lineOf's first
+	// alone was compared, and twice the commission found nothing).
+	n, sum := 0, int64(0)
+	for _, x := range st.Lines {
+		if x.Platform == (a.Kind == KindDistribution) {
+			n++
+			sum, _ = pipeline.Add(sum, x.Amount)
+		}
+	}
+	if n > 1 {
+		r.Theirs = pipeline.Minor(sum)
+	}
 	open := a.State == pipeline.EffectSent || a.State == pipeline.EffectUnknown
 	processing := st.State != StateFinished || ok && l.Result == ResultPending
 	switch {
@@ -767,6 +779,8 @@ func compareOrder(a pipeline.Attempt, st OrderStatus, feeBps int64) []pipeline.M
 		r.Category, r.Detail = pipeline.MismatchStatus, "the ledger has not recorded WeChat Pay's answer: a re-run of the date adopts it"
 	case !ok:
 		return nil
+	case n > 1:
+		r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("WeChat Pay's order has the %s line %d times, moving %d in all: the request asked for one", lineName(a), n, sum)
 	case l.Result == ResultClosed && a.State == pipeline.EffectSucceeded:
 		r.Category, r.Detail = pipeline.MismatchStatus, strings.TrimSpace("WeChat Pay closed the "+lineName(a)+" line: "+l.FailReason)
 	case l.Result == ResultSuccess && a.State == pipeline.EffectFailed:

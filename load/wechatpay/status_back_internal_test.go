@@ -42,3 +42,27 @@ func TestCompareOrderStatusGoneBack(t *testing.T) {
 		t.Fatalf("in flight, PROCESSING: %+v; want an expected timing row", ms)
 	}
 }
+
+// TestCompareOrderLineTwice: WeChat Pay's FINISHED order listing the
+// platform receiver's line twice (or an unfreeze's line to the seller
+// twice) moved twice what was asked: the matcher compared the first line
+// alone and found nothing, while the sender refuses such an answer
+// (outcome: the lines add up to more than the effect).
+func TestCompareOrderLineTwice(t *testing.T) {
+	for _, kind := range []string{KindDistribution, KindUnfreeze} {
+		a := pipeline.Attempt{Effect: pipeline.Effect{Kind: kind, Key: "K1", Currency: "CNY", Amount: 300, State: pipeline.EffectSucceeded},
+			Item: pipeline.ChannelItem{OrderNo: "O1", SellerID: "S1", Account: "1900000109", TransactionID: "T1", Currency: "CNY", SellerShare: 9700}}
+		amount := int64(300)
+		if kind == KindUnfreeze {
+			amount = 9700
+		}
+		line := OrderLine{Platform: kind == KindDistribution, Rest: kind == KindUnfreeze, Result: ResultSuccess, Amount: amount}
+		if ms := compareOrder(a, OrderStatus{State: StateFinished, Lines: []OrderLine{line}}, 0); len(ms) != 0 {
+			t.Fatalf("%s, one line: %+v; want none", kind, ms)
+		}
+		ms := compareOrder(a, OrderStatus{State: StateFinished, Lines: []OrderLine{line, line}}, 0)
+		if len(ms) != 1 || ms[0].Expected || ms[0].Category != pipeline.MismatchAmount || ms[0].Theirs != pipeline.Minor(2*amount) {
+			t.Errorf("%s, the line twice: %+v; want an amount mismatch of %d", kind, ms, 2*amount)
+		}
+	}
+}
