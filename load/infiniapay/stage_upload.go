@@ -789,6 +789,19 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 				final.Status, final.Reason = StatusFailed, "SUCCESS with an error file that "+refusedReason(rows)
 				return final, false, holdFile(ctx, c, final, "trade file "+f.Name+" was accepted by Infinia with an error file that "+refusedReason(rows)+" (ask Infinia what it took of it)")
 			}
+			// Rows naming orders the file does not hold (another file's
+			// error file, a stale link) say nothing of which of its rows
+			// Infinia refused: held for a person, as a whole. They
+			// matched none of its items, and every one was paid.
+			strangers, err := notInFile(ctx, c, run, f, rows)
+			if err != nil {
+				return f, false, err
+			}
+			if len(strangers) > 0 {
+				why := fmt.Sprintf("names %d orders not in the file (first %s)", len(strangers), strangers[0])
+				final.Status, final.Reason = StatusFailed, "SUCCESS with an error file that "+why
+				return final, false, holdFile(ctx, c, final, "trade file "+f.Name+" was accepted by Infinia with an error file that "+why+": which of its rows Infinia refused is not known (ask Infinia what it took of it)")
+			}
 			if len(rows) > 0 {
 				final.Reason = "accepted; " + refusedReason(rows)
 			}
@@ -830,6 +843,23 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 	default:
 		return f, true, nil // still processing: Infinia knows it
 	}
+}
+
+// notInFile returns the order numbers of rows (an error file's) that name
+// no item of trade file f, sorted, each once.
+func notInFile(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipeline.TradeFile, rows []pipeline.ProviderReject) ([]string, error) {
+	named := map[string]bool{}
+	for _, r := range rows {
+		named[r.OrderNo] = true
+	}
+	err := c.Store.ItemsForTrade(ctx, run.ID, f.SellerID, f.Currency, c.Channels, f.RequestNo, func(sp pipeline.Split) error {
+		delete(named, sp.OrderNo)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the items of trade file %s: %w", f.Name, err)
+	}
+	return slices.Sorted(maps.Keys(named)), nil
 }
 
 // roundAge is an age for a message: to the minute from an hour on, to the

@@ -191,7 +191,7 @@ func TestASuccessWithAnErrorFileRefusesItsRows(t *testing.T) {
 		{"an empty error file", nil, "uploaded", StatusSuccess, 0},
 		{"refused as a whole", []pipeline.ProviderReject{{Reason: "header is not order_no,..."}}, "held", StatusFailed, 0},
 	} {
-		store := &finishedFiles{}
+		store := &fileItems{orders: []string{"O1"}} // the file holds O1
 		c := &StageConfig{Store: store, API: acceptedWithErrors{rows: tc.rows}}
 		f := pipeline.TradeFile{ID: 1, RequestNo: "R1", Name: "F1.csv", Status: StatusReceived}
 		final, _, err := checkUpload(context.Background(), c, &pipeline.Run{ID: 1}, f)
