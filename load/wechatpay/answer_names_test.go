@@ -51,3 +51,22 @@ func TestAnOrderAnswerAboutAnotherSubMerchantOrReceiverIsNotOurs(t *testing.T) {
 		})
 	}
 }
+
+// TestAReceiverAnswerAboutAnotherSubMerchantIsNotOurs: the receiver result
+// of our receiver at another sub-merchant (EFFECTIVE there) was taken as
+// its state at ours: the stage then distributed to a receiver our
+// sub-merchant may have no relation with, or judged its review by another
+// sub-merchant's.
+func TestAReceiverAnswerAboutAnotherSubMerchantIsNotOurs(t *testing.T) {
+	ctx := context.Background()
+	var clock *testClock
+	r := newRig(t, wechatpaytest.Options{}, resign(testKeys(t), func() time.Time { return clock.Now() }, func(b []byte) []byte {
+		return []byte(strings.ReplaceAll(string(b), `"sub_mchid":"`+subMchID+`"`, `"sub_mchid":"1900000777"`))
+	}), nil)
+	clock = r.clock
+	payable(r)
+	st, err := r.client.ReceiverResult(ctx, wechatpay.ReceiverRef{SubMchID: subMchID, Type: wechatpay.TypeMerchantID, Account: mchID})
+	if !errors.Is(err, wechatpay.ErrAnswer) {
+		t.Fatalf("a receiver answer about sub-merchant 1900000777: %+v, %v; want ErrAnswer", st, err)
+	}
+}

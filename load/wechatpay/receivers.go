@@ -234,8 +234,10 @@ func (c *Client) receiver(ctx context.Context, sp spec, in any, typ, account str
 	if err := c.call(ctx, sp, in, &out); err != nil {
 		return ReceiverStatus{}, err
 	}
-	if (out.Account != "" && out.Account != account) || (out.Type != "" && out.Type != typ) {
-		e := sp.fail(failBadAnswer, fmt.Errorf("%w: answer for receiver %q %q", ErrAnswer, clip(out.Type), clip(out.Account)))
+	// The receiver at another sub-merchant is not ours either: its state
+	// there was taken as its state at ours.
+	if (out.Account != "" && out.Account != account) || (out.Type != "" && out.Type != typ) || (out.SubMchID != "" && out.SubMchID != sp.subMchID) {
+		e := sp.fail(failBadAnswer, fmt.Errorf("%w: answer for receiver %q %q of sub-merchant %q", ErrAnswer, clip(out.Type), clip(out.Account), clip(out.SubMchID)))
 		if sp.once {
 			e.Err = unknown(e.Err)
 		}
