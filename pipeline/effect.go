@@ -235,7 +235,10 @@ const StopTimeout = 45 * time.Second
 //   - sent or unknown: queried with the same key; an answer the provider knows
 //     is adopted; "not found" means it never arrived, so it is sent again
 //     with the same key (safe: same key), unless ctx says not to
-//     (withoutResend);
+//     (withoutResend), or the provider answered about it before (a
+//     reference is recorded): it contradicts itself, and the effect is
+//     left as it was with an error about it alone (ErrRefused), for a
+//     person, never sent again nor failed;
 //   - a sender that reads before it sends (EffectPreparer) is asked to
 //     before the effect is marked sent: its error leaves the effect as it
 //     was, not sent, and is returned;
@@ -283,6 +286,18 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 		}
 		if out.Status != OutcomeNotFound {
 			return record(ctx, store, e, out, CauseQuery)
+		}
+		if e.ProviderRef != "" {
+			// The provider answered about this key before (its reference
+			// is recorded) and its status query does not know it now: it
+			// contradicts itself. Sent again as one that never arrived, a
+			// provider that lost it took it as new and paid it twice (or
+			// refused the repeat, and the payout was failed and paid again
+			// under a new key while the first could still complete).
+			// Neither sent again nor failed: this request's alone, for a
+			// person; the next run asks again.
+			return e, forgotAnswered{fmt.Sprintf("%s %s key %s: the provider answered it before (its reference %s) and its status query does not know it now; "+
+				"neither sent again nor failed: a re-run asks again, and a person checks it in the provider's own records", e.Kind, e.Subject, e.Key, e.ProviderRef)}
 		}
 		if noResend(ctx) {
 			return e, nil // never arrived; sent again by a later run
@@ -352,6 +367,14 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 	}
 	return record(ctx, store, e, out, cause)
 }
+
+// forgotAnswered is ApplyEffect's error about a request the provider
+// answered before (with its reference) that its status query does not
+// know now: about that request alone (ErrRefused), held for a person.
+type forgotAnswered struct{ msg string }
+
+func (e forgotAnswered) Error() string { return e.msg }
+func (e forgotAnswered) Unwrap() error { return ErrRefused }
 
 // queryError is ApplyEffect's error when its status query got no answer
 // it could use (the provider could not be asked: EffectSender.Query): the

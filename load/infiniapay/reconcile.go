@@ -381,7 +381,12 @@ func compareShare(e pipeline.Effect, account string, theirs RevenueShareResult, 
 			return nil, false, nil // refused before Infinia recorded it: agrees
 		}
 		m.Category, m.TheirsState = pipeline.MismatchMissingAtProvider, "not found"
-		if !e.State.Final() {
+		switch {
+		case !e.State.Final() && e.ProviderRef != "":
+			// Infinia answered it before: not a request that never
+			// arrived, and not sent again (pipeline.ApplyEffect).
+			m.Category, m.Detail = pipeline.MismatchStatus, fmt.Sprintf("Infinia answered it before (reference %s) and its status query does not know it now: neither sent again nor failed; ask Infinia", e.ProviderRef)
+		case !e.State.Final():
 			m.Category, m.Expected, m.Detail = pipeline.MismatchTiming, true, "our outcome is not known yet; the next run resolves it by query"
 		}
 		return []pipeline.Mismatch{m}, false, nil

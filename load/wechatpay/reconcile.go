@@ -717,6 +717,11 @@ func unknownOrder(a pipeline.Attempt, now time.Time, memory time.Duration) []pip
 	case pipeline.EffectSent, pipeline.EffectUnknown:
 		r = attemptRow(pipeline.MismatchStatus, a)
 		r.Detail = fmt.Sprintf("the %s never reached WeChat Pay: a re-run of the date sends it again", a.Kind)
+		if a.ProviderRef != "" {
+			// WeChat Pay answered it before: not sent again
+			// (pipeline.ApplyEffect).
+			r.Detail = fmt.Sprintf("WeChat Pay answered the %s before (order %s) and its order query does not know it now: neither sent again nor failed; ask WeChat Pay", a.Kind, a.ProviderRef)
+		}
 		if past {
 			r.Detail = fmt.Sprintf("the %s, planned %s ago, is no longer known to WeChat Pay's order query, past the %s it is taken to remember: it may have been applied and forgotten; held for a person, never sent again",
 				a.Kind, pipeline.RoundDays(now.Sub(a.Planned)), pipeline.RoundDays(memory))

@@ -800,7 +800,10 @@ func subjectError(err error) bool {
 	if pipeline.KindOf(err) == pipeline.KindUsage || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	if errors.Is(err, ErrBadKeys) || errors.Is(err, pipeline.ErrPastMemory) {
+	// pipeline.ErrRefused: the engine's word about one request (one
+	// WeChat Pay answered before, with its order id, that its query no
+	// longer knows).
+	if errors.Is(err, ErrBadKeys) || errors.Is(err, pipeline.ErrPastMemory) || errors.Is(err, pipeline.ErrRefused) {
 		return true
 	}
 	var refused interface{ Refused() bool }

@@ -1,6 +1,7 @@
 package wechatpay
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -64,5 +65,16 @@ func TestCompareOrderLineTwice(t *testing.T) {
 		if len(ms) != 1 || ms[0].Expected || ms[0].Category != pipeline.MismatchAmount || ms[0].Theirs != pipeline.Minor(2*amount) {
 			t.Errorf("%s, the line twice: %+v; want an amount mismatch of %d", kind, ms, 2*amount)
 		}
+	}
+}
+
+// TestARefusalOfOneRequestConcernsItsTransactionAlone: the engine's error
+// about one request (pipeline.ErrRefused: a distribution WeChat Pay
+// answered before, with its order id, that its order query does not know
+// now) concerns that transaction alone: held for a person, the others go
+// on. Not in subjectError, it stopped the stage for every transaction.
+func TestARefusalOfOneRequestConcernsItsTransactionAlone(t *testing.T) {
+	if err := fmt.Errorf("distribution WX/20261123/O1 key K1: %w", pipeline.ErrRefused); !subjectError(err) {
+		t.Fatalf("%v: not the transaction's alone", err)
 	}
 }

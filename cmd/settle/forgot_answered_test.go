@@ -1,0 +1,84 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/internal/fault"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// TestARevenueShareInfiniaAnsweredAndThenForgotIsNotSentAgain: Infinia
+// answered a revenue share PROCESSING, with its reference, and kept it so
+// past --provider-wait (exit 1); by the next run its status query no
+// longer knows the requestNo. The run sent it again under the requestNo
+// as one that never arrived - an Infinia that lost it pays it a second
+// time. The share is left as it is, for a person, named with Infinia's
+// reference (exit 4), and the other sellers are paid.
+func TestARevenueShareInfiniaAnsweredAndThenForgotIsNotSentAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "150", "--sellers", "4", "--seed", "3")
+	faults := fault.New(1, fault.Rule{Endpoint: "revenue-sharing/query", Kind: fault.Stuck, Calls: []int{1}, Polls: 1_000_000})
+	sim := e.sim(faults, 4, nil, 1_000_000_000_00)
+	if out, code := e.runInfinia(sim, "--provider-wait", "1s"); code != 1 || !strings.Contains(out, "revenue shares still processing") {
+		t.Fatalf("first run: exit %d, want 1 with a revenue share still processing\n%s", code, out)
+	}
+	var key, ref string
+	if err := e.db.QueryRow(`SELECT idem_key, provider_ref FROM settle.effects WHERE kind = 'revenue_share' AND state = 'sent'`).Scan(&key, &ref); err != nil || ref == "" {
+		t.Fatalf("the share in flight: %q %q, %v; want one, with Infinia's reference", key, ref, err)
+	}
+	sim.Infinia.ForgetShare(key)
+	sends := sim.Infinia.Calls("revenue-sharing/request")
+	out, code := e.runInfinia(sim, "--provider-wait", "1s")
+	if n := sim.Infinia.Calls("revenue-sharing/request") - sends; n != 0 {
+		t.Fatalf("the share Infinia answered and forgot was sent again %d times (exit %d)\n%s", n, code, out)
+	}
+	if code != 4 || !strings.Contains(out, ref) {
+		t.Fatalf("exit %d, want 4 naming Infinia's reference %s\n%s", code, ref, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND idem_key = $1 AND state = 'sent'`, key); n != 1 {
+		t.Fatalf("the share is no longer in flight (%d)", n)
+	}
+	found := false
+	for _, m := range e.mismatches(testDate) {
+		if m.Subject == key {
+			found = m.Category == pipeline.MismatchStatus && !m.Expected && strings.Contains(m.Detail, ref)
+		}
+	}
+	if !found {
+		t.Fatalf("mismatches %+v: want an unexpected status row about %s naming %s (not \"the next run resolves it\")", e.mismatches(testDate), key, ref)
+	}
+}
+
+// TestADistributionWeChatAnsweredAndThenForgotIsNotSentAgain: the same of
+// WeChat Pay: a distribution it answered PROCESSING (with its order id)
+// and whose order query no longer knows it was sent again under its
+// out_order_no; it is held for a person, named with the order id, and the
+// other transactions settle.
+func TestADistributionWeChatAnsweredAndThenForgotIsNotSentAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", "41")
+	// Call 1 of orders/query is the pre-flight's (an order that does not exist).
+	sim := e.weChatSim(fault.New(1, fault.Rule{Endpoint: "orders/query", Kind: fault.Stuck, Calls: []int{2}, Polls: 1_000_000}), 0)
+	if out, code := e.runWeChat(sim, "--provider-wait", "1s"); code != 1 {
+		t.Fatalf("first run: exit %d, want 1 with a distribution still processing\n%s", code, out)
+	}
+	var key, ref string
+	if err := e.db.QueryRow(`SELECT idem_key, provider_ref FROM settle.effects WHERE kind IN ('distribution', 'unfreeze') AND state = 'sent'`).Scan(&key, &ref); err != nil || ref == "" {
+		t.Fatalf("the request in flight: %q %q, %v; want one, with WeChat Pay's order id", key, ref, err)
+	}
+	sim.WeChat.ForgetOrder(key)
+	sends := sim.WeChat.Calls("orders") + sim.WeChat.Calls("orders/unfreeze")
+	out, code := e.runWeChat(sim, "--provider-wait", "1s")
+	if n := sim.WeChat.Calls("orders") + sim.WeChat.Calls("orders/unfreeze") - sends; n != 0 {
+		t.Fatalf("the request WeChat Pay answered and forgot was sent again %d times (exit %d)\n%s", n, code, out)
+	}
+	if code != 4 || !strings.Contains(out, ref) {
+		t.Fatalf("exit %d, want 4 naming WeChat Pay's order %s\n%s", code, ref, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND state = 'paid'`); n == 0 {
+		t.Fatalf("no other transaction settled\n%s", out)
+	}
+}
