@@ -14,7 +14,10 @@
 //
 // Where WeChat Pay's behaviour is not public, the fake follows the
 // assumptions of PROVIDERS.md and the wechatpay package: 404
-// RESOURCE_NOT_EXISTS for unknown objects; 400 ORDER_NOT_READY for a
+// RESOURCE_NOT_EXISTS for unknown objects; 400 INVALID_REQUEST for a
+// request (a distribution, an unfreeze, their query, the remaining
+// amount) naming a transaction under another sub-merchant than its own
+// (the closest published answer: see otherSubMerchant); 400 ORDER_NOT_READY for a
 // transaction not yet distributable; 400 PARAM_ERROR above the maximum
 // ratio; 400 NOT_ENOUGH above the unsplit amount; 400 INVALID_REQUEST for
 // a 51st request on a transaction, a reused out_order_no with other
