@@ -63,6 +63,7 @@ func resolveCommand(cfg *config) *cli.Command {
 	flags := append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
 		&cli.StringFlag{Name: "subject", Usage: "a failed payout's subject, as payouts.csv gives it"},
 		&cli.StringFlag{Name: "order", Usage: "a held WeChat Pay order, as orders.csv gives it, that a person settled with WeChat Pay by hand (needs the --wechat-* flags: settle asks WeChat Pay that it holds nothing of it any more); with --reject, a Pay Protocol order held for its failed payment"},
+		&cli.StringFlag{Name: flagWXSubMchID, Usage: "with --order: the sub-merchant a held WeChat Pay order's transaction was paid under, when it is not the one the date's run recorded for its seller (the seller's sub-merchant changed since, or the platform's sellers gave a wrong one: WeChat Pay refuses the transaction under the recorded one); settle asks WeChat Pay there that it holds nothing of it"},
 		&cli.BoolFlag{Name: "reopen", Usage: "with --order: a Pay Protocol order rejected for its failed payment (by --reject, or by an older settle) that Pay Protocol answers paid since, in the order's currency and amount (the reconciliation reports it): held again, so that the date's next run verifies it and settles it once (needs the --payprotocol-* flags: settle asks Pay Protocol that it is paid)"},
 		&cli.BoolFlag{Name: "reject", Usage: "with --order: a Pay Protocol order settle holds because its payment failed, which will never be paid (the buyer will not pay it late): rejected for good, its seller not paid for it (needs the --payprotocol-* flags: settle asks Pay Protocol that the payment is still failed)"},
 		&cli.StringFlag{Name: "seller", Usage: "with --reject: a seller (the platform's id, as orders.csv gives it) whose orders of the date settle holds for its account, which the platform will never give: every one of them rejected for good, the seller not paid for them by settle"},
@@ -94,6 +95,9 @@ func resolveCommand(cfg *config) *cli.Command {
 			}
 			if given != 1 {
 				return pipeline.Errorf(pipeline.KindUsage, "resolve", "give exactly one of --subject (a failed payout, as payouts.csv gives it), --order (a held order, as orders.csv gives it), --seller (with --reject: a seller whose orders are held for its account), --trade-file (a refused trade file, as orders.csv gives it) and --all-refused")
+			}
+			if c.IsSet(flagWXSubMchID) && (c.String("order") == "" || c.Bool("reject") || c.Bool("reopen")) {
+				return pipeline.Errorf(pipeline.KindUsage, "--"+flagWXSubMchID, "only with --order, without --reject or --reopen (a held WeChat Pay order settled by hand under the sub-merchant its transaction was paid under)")
 			}
 			if c.Bool("reopen") && (c.String("order") == "" || c.Bool("reject")) {
 				return pipeline.Errorf(pipeline.KindUsage, "--reopen", "only with --order, without --reject (a Pay Protocol order rejected for its failed payment, paid since, as mismatches.csv gives it)")
@@ -240,6 +244,18 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 	if err != nil {
 		return err
 	}
+	recorded, given := sub, ""
+	if c.IsSet(flagWXSubMchID) {
+		// The transaction's own sub-merchant, when the run's is not
+		// (WeChat Pay refuses a transaction under another): the run
+		// read its sellers once, and the order was held on every run
+		// with no way out (found by a review).
+		given = c.String(flagWXSubMchID)
+		if err := wechatpay.CheckSubMchID(given); err != nil {
+			return pipeline.Errorf(pipeline.KindUsage, "--"+flagWXSubMchID, "%q: %v", given, err)
+		}
+		sub = given
+	}
 	if sub == "" {
 		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: its seller %s has no WeChat Pay sub-merchant recorded with its run", orderNo, it.SellerID)
 	}
@@ -250,18 +266,36 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		// asking again will not change it, and settle cannot check that
 		// WeChat Pay holds nothing of it (exit 2, not 1: found by an
 		// operator's walkthrough).
-		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: WeChat Pay refuses to say what it holds of transaction %s at sub-merchant %s (%v): settle cannot check that it was settled; nothing recorded. Settle it with WeChat Pay; the order stays held",
-			orderNo, it.TransactionID, sub, err)
+		where := "; if the transaction was paid under another sub-merchant, give that one with --" + flagWXSubMchID
+		if given != "" {
+			where = " (is " + given + ", given with --" + flagWXSubMchID + ", the sub-merchant the transaction was paid under?)"
+		}
+		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: WeChat Pay refuses to say what it holds of transaction %s at sub-merchant %s (%v): settle cannot check that it was settled; nothing recorded. Settle it with WeChat Pay; the order stays held%s",
+			orderNo, it.TransactionID, sub, err, where)
 	}
 	if err != nil {
 		return fmt.Errorf("order %s: what WeChat Pay holds of transaction %s at sub-merchant %s: %w (nothing recorded)", orderNo, it.TransactionID, sub, err)
 	}
 	if left.Amount != 0 {
-		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: WeChat Pay still holds %s of transaction %s at sub-merchant %s (the order's amount less refunds is %s): settle can still settle it; nothing recorded",
-			orderNo, pipeline.Money{Minor: left.Amount, Currency: left.Currency}, it.TransactionID, sub, pipeline.Money{Minor: it.Gross - it.Refunded, Currency: it.Currency})
+		can := "settle can still settle it"
+		if given != "" && given != recorded {
+			// Not under the run's sub-merchant, which WeChat Pay refuses.
+			can = "settle it by hand at WeChat Pay there first (settle's runs of the date ask at sub-merchant " + cmp.Or(recorded, "none") + ")"
+		}
+		return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: WeChat Pay still holds %s of transaction %s at sub-merchant %s (the order's amount less refunds is %s): %s; nothing recorded",
+			orderNo, pipeline.Money{Minor: left.Amount, Currency: left.Currency}, it.TransactionID, sub, pipeline.Money{Minor: it.Gross - it.Refunded, Currency: it.Currency}, can)
 	}
 	proof := fmt.Sprintf("WeChat Pay held nothing of transaction %s at sub-merchant %s at %s", it.TransactionID, sub, cfg.clock().UTC().Format(time.RFC3339))
-	forgotten, err := forgottenByWeChat(c, cfg, l, w, d, orderNo, sub, it.TransactionID)
+	if given != "" && given != recorded {
+		proof += fmt.Sprintf(" (given with --%s; the run recorded %s for seller %s)", flagWXSubMchID, cmp.Or(recorded, "none"), it.SellerID)
+	}
+	if recorded == "" {
+		recorded = sub
+	}
+	// A request of the order went out under the run's sub-merchant: it
+	// is asked about there (asked under another, WeChat Pay need not know
+	// it, which read as forgotten).
+	forgotten, err := forgottenByWeChat(c, cfg, l, w, d, orderNo, recorded, it.TransactionID)
 	if err != nil {
 		return err
 	}

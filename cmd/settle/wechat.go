@@ -32,6 +32,7 @@ const (
 	flagWXBillLayout = "wechat-bill-layout"
 	flagWXMemory     = "wechat-query-memory"
 	flagWXCurrencies = "wechat-currencies"
+	flagWXSubMchID   = "wechat-sub-mchid" // settle resolve --order's: the transaction's own sub-merchant
 )
 
 func weChatFlags() []cli.Flag {

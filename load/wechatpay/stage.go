@@ -1005,7 +1005,20 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 		return c.nearRelease(it, pipeline.Waits("transaction "+o.TransactionID+" is not distributable yet")), nil
 	}
 	if pipeline.IsNotFound(err) {
-		return pipeline.NeedsAPerson("WeChat Pay does not know transaction " + o.TransactionID + " at sub-merchant " + o.SubMchID), nil
+		return pipeline.NeedsAPerson("WeChat Pay does not know transaction " + o.TransactionID + " at sub-merchant " + o.SubMchID + whoseSubMerchant(it) + notItsSubMerchant(it)), nil
+	}
+	var we *Error
+	if errors.As(err, &we) && we.Refused() {
+		// Refused outright: a transaction paid under another sub-merchant
+		// than the one the run's sellers give its seller, most likely
+		// (WeChat Pay refuses every request naming a transaction under
+		// another: see wechatpaytest's otherSubMerchant), or one not
+		// marked for distribution. WeChat Pay's message need not say
+		// which, nor name anything: the reason does (it said neither the
+		// sub-merchant asked nor the seller, and a person could not tell
+		// which account to look at). Held for a person by the caller
+		// (subjectError), the others going on.
+		return nil, fmt.Errorf("transaction %s at sub-merchant %s%s: %w%s", o.TransactionID, o.SubMchID, whoseSubMerchant(it), err, notItsSubMerchant(it))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("remaining amount of %s: %w", o.TransactionID, err)
@@ -1050,6 +1063,28 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 		return pipeline.NeedsAPerson(fmt.Sprintf("commission %s is above WeChat's cap of %d bps of the order (%s)", pipeline.Money{Minor: o.Commission, Currency: o.Currency}, c.MaxRatioBps, pipeline.Money{Minor: capMinor, Currency: o.Currency})), nil
 	}
 	return nil, nil
+}
+
+// notItsSubMerchant ends the reason of a transaction WeChat Pay does not
+// know, or refuses, at the sub-merchant the run's sellers give its seller:
+// whose sub_mchid it is, and the way out when the transaction was paid
+// under another (the seller re-onboarded since, or the platform's sellers
+// wrong). The run read its sellers once (a run of the date keeps them,
+// and --reextract is refused once anything of it was sent): settling it
+// by hand there and recording it with the transaction's own sub-merchant
+// (settle resolve --order --wechat-sub-mchid, which asks WeChat Pay there
+// that it holds nothing of it) is the way, whatever the platform's
+// sellers say now.
+func notItsSubMerchant(it pipeline.Split) string {
+	return fmt.Sprintf("; nothing sent; if the transaction was paid under another sub-merchant "+
+		"(the seller's changed since, or the platform's sellers give a wrong one), settle it by hand at WeChat Pay there, then "+
+		"settle resolve --order %s --wechat-sub-mchid THAT_SUB_MCHID", it.OrderNo)
+}
+
+// whoseSubMerchant says whose sub-merchant a transaction was asked about
+// at (notItsSubMerchant).
+func whoseSubMerchant(it pipeline.Split) string {
+	return fmt.Sprintf(", seller %s's sub_mchid as this run read the platform's sellers", it.SellerID)
 }
 
 // releasedHold holds, for a person, a transaction of which WeChat Pay
