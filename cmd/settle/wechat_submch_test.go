@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -29,19 +30,24 @@ func TestWeChatASellerWhoseSubMerchantChanged(t *testing.T) {
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "4", "--seed", "21")
 	sim := e.weChatSim(nil, 0) // the transactions frozen at the sellers' sub-merchants of the day
-	var moved struct {
+	var movers []struct {
 		Seller string `db:"seller_id"`
 		Old    string `db:"wechat_sub_mchid"`
 	}
-	if err := e.db.Get(&moved, `SELECT s.seller_id, s.wechat_sub_mchid FROM sellers s
+	if err := e.db.Select(&movers, `SELECT s.seller_id, s.wechat_sub_mchid FROM sellers s
 		WHERE s.wechat_sub_mchid IS NOT NULL AND EXISTS (SELECT 1 FROM orders o WHERE o.seller_id = s.seller_id AND o.provider = 'wechatpay' AND o.provider_txn_id IS NOT NULL)
 		AND (SELECT count(*) FROM sellers x WHERE x.wechat_sub_mchid = s.wechat_sub_mchid) = 1
-		ORDER BY s.seller_id LIMIT 1`); err != nil {
-		t.Fatal(err)
+		ORDER BY s.seller_id LIMIT 2`); err != nil || len(movers) != 2 {
+		t.Fatal(movers, err)
 	}
-	const newSub = "1900077777"
+	moved, wrong := movers[0], movers[1]
+	const newSub, notOurs = "1900077777", "1900088888"
 	// Re-onboarded after its orders were paid: the platform gives the new one.
 	e.db.MustExec(`UPDATE sellers SET wechat_sub_mchid = $2 WHERE seller_id = $1`, moved.Seller, newSub)
+	// The platform's sellers give another a sub_mchid that is none of the
+	// service provider's: WeChat Pay refuses the platform's receiver there.
+	e.db.MustExec(`UPDATE sellers SET wechat_sub_mchid = $2 WHERE seller_id = $1`, wrong.Seller, notOurs)
+	sim.WeChat.PoisonReceivers(notOurs, wechatpay.CodeInvalidRequest)
 
 	type item struct {
 		OrderNo string `db:"order_no"`
@@ -49,36 +55,48 @@ func TestWeChatASellerWhoseSubMerchantChanged(t *testing.T) {
 		State   string `db:"state"`
 		Reason  string `db:"reason"`
 	}
-	items := func() []item {
+	itemsOf := func(seller string) []item {
 		var rows []item
 		if err := e.db.Select(&rows, `SELECT order_no, provider_txn_id, state, reason FROM settle.items
-			WHERE channel = 'wechatpay' AND seller_id = $1 ORDER BY order_no`, moved.Seller); err != nil || len(rows) == 0 {
+			WHERE channel = 'wechatpay' AND seller_id = $1 ORDER BY order_no`, seller); err != nil || len(rows) == 0 {
 			t.Fatal(rows, err)
 		}
 		return rows
 	}
+	items := func() []item { return itemsOf(moved.Seller) }
 	moneyRequests := func() int { return sim.WeChat.Calls(wechatpay.APIOrders) + sim.WeChat.Calls(wechatpay.APIUnfreeze) }
 	check := func(run string, out string, code int) {
 		t.Helper()
 		if code != 4 {
 			t.Fatalf("%s: exit %d, want 4 (work left for a person)\n%s", run, code, out)
 		}
-		for _, r := range items() {
-			if r.State == "paid" {
-				t.Fatalf("%s: order %s of the seller whose sub-merchant changed is paid: %s", run, r.OrderNo, r.Reason)
-			}
-			if d, f := sim.WeChat.Distributed(r.Txn), sim.WeChat.Unfrozen(r.Txn); d != 0 || f != 0 {
-				t.Fatalf("%s: transaction %s: %d distributed, %d unfrozen", run, r.Txn, d, f)
-			}
-			// Said in settle's own words (WeChat Pay's message need not
-			// name anything): the transaction, the sub-merchant asked, the
-			// seller it is the run's sub_mchid of, and the way out.
-			for _, want := range []string{"held: WeChat Pay: ", "transaction " + r.Txn + " at sub-merchant " + newSub,
-				"seller " + moved.Seller + "'s sub_mchid", "INVALID_REQUEST", "settle resolve --order " + r.OrderNo + " --wechat-sub-mchid"} {
-				if !strings.Contains(r.Reason, want) {
-					t.Fatalf("%s: order %s held as %q: does not say %q", run, r.OrderNo, r.Reason, want)
+		for _, m := range []struct{ seller, at string }{{moved.Seller, "transaction %s at sub-merchant " + newSub}, {wrong.Seller, "at sub-merchant " + notOurs}} {
+			for _, r := range itemsOf(m.seller) {
+				if r.State == "paid" {
+					t.Fatalf("%s: order %s of a seller whose sub-merchant is not its transactions' is paid: %s", run, r.OrderNo, r.Reason)
+				}
+				if d, f := sim.WeChat.Distributed(r.Txn), sim.WeChat.Unfrozen(r.Txn); d != 0 || f != 0 {
+					t.Fatalf("%s: transaction %s: %d distributed, %d unfrozen", run, r.Txn, d, f)
+				}
+				// Said in settle's own words (WeChat Pay's message need
+				// not name anything): the transaction or the receiver, the
+				// sub-merchant asked, the seller it is the run's sub_mchid
+				// of, and the way out.
+				at := m.at
+				if strings.Contains(at, "%s") {
+					at = fmt.Sprintf(at, r.Txn)
+				}
+				for _, want := range []string{"held: WeChat Pay: ", at, "seller " + m.seller + "'s sub_mchid", "INVALID_REQUEST",
+					"settle resolve --order " + r.OrderNo + " --wechat-sub-mchid"} {
+					if !strings.Contains(r.Reason, want) {
+						t.Fatalf("%s: order %s held as %q: does not say %q", run, r.OrderNo, r.Reason, want)
+					}
 				}
 			}
+		}
+		if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND reason LIKE $2`, wrong.Seller,
+			"held: WeChat Pay: platform receiver at sub-merchant "+notOurs+", seller "+wrong.Seller+"'s sub_mchid%"); n == 0 {
+			t.Fatalf("%s: no order of seller %s held for the receiver WeChat Pay refuses at %s", run, wrong.Seller, notOurs)
 		}
 		d, _ := pipeline.ParseDate(testDate)
 		for _, r := range items() {
@@ -87,7 +105,7 @@ func TestWeChatASellerWhoseSubMerchantChanged(t *testing.T) {
 			}
 		}
 		// Every other seller's transaction is settled, once.
-		if paid, want := e.checkWeChatOnce(sim), e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND seller_id <> $1`, moved.Seller); int64(paid) != want || want == 0 {
+		if paid, want := e.checkWeChatOnce(sim), e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND seller_id NOT IN ($1, $2)`, moved.Seller, wrong.Seller); int64(paid) != want || want == 0 {
 			t.Fatalf("%s: %d of the other sellers' %d transactions settled\n%s", run, paid, want, out)
 		}
 	}

@@ -986,6 +986,13 @@ func check(ctx context.Context, c *StageConfig, it pipeline.Split, o Txn) (*pipe
 	}
 	if o.Commission > 0 {
 		state, err := c.API.EnsureReceiver(ctx, o.SubMchID)
+		var we *Error
+		if errors.As(err, &we) && we.Refused() {
+			// A sub_mchid that is none of the service provider's
+			// sub-merchants, most likely: said as a transaction refused
+			// at it is (notItsSubMerchant).
+			return nil, fmt.Errorf("platform receiver at sub-merchant %s%s: %w%s", o.SubMchID, whoseSubMerchant(it), err, notItsSubMerchant(it))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("platform receiver at %s: %w", o.SubMchID, err)
 		}
