@@ -414,7 +414,16 @@ func record(ctx context.Context, store EffectStore, e Effect, out Outcome, cause
 	if err := recordOutcome(context.WithoutCancel(ctx), store, e.ID, state, out.Ref, out.Reason, cause); err != nil {
 		return e, notRecorded{err} // left sent: the next run asks
 	}
-	e.State, e.ProviderRef, e.LastError = state, out.Ref, out.Reason
+	e.State, e.LastError = state, out.Reason
+	if out.Ref != "" {
+		// As the store keeps it (RecordOutcome): an answer without a
+		// reference leaves the one recorded. Dropped here, a request the
+		// provider had answered was taken, by the Engine's next question
+		// in the same run, as one never answered, and sent again when
+		// its status query did not know it (only the next run, reading
+		// the reference back, held it).
+		e.ProviderRef = out.Ref
+	}
 	return e, nil
 }
 

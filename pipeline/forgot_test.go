@@ -56,3 +56,52 @@ func TestAKeyTheProviderAnsweredIsNotSentAgainWhenItForgetsIt(t *testing.T) {
 		t.Fatalf("never answered, not found: %+v, %v, %d sends; want sent again once", got, err, p.sends.Load())
 	}
 }
+
+// answersWithoutRef is a provider that answers a send PROCESSING with
+// its reference, then a status query PROCESSING without one, then does
+// not know the key; it counts its sends.
+type answersWithoutRef struct {
+	sends   atomic.Int32
+	queries atomic.Int32
+}
+
+func (p *answersWithoutRef) Send(context.Context, Effect) (Outcome, error) {
+	p.sends.Add(1)
+	return Outcome{Status: OutcomePending, Ref: "R1"}, nil
+}
+
+func (p *answersWithoutRef) Query(context.Context, Effect) (Outcome, error) {
+	if p.queries.Add(1) == 1 {
+		return Outcome{Status: OutcomePending}, nil // no reference this time
+	}
+	return Outcome{Status: OutcomeNotFound}, nil
+}
+
+// TestAnAnswerWithoutAReferenceKeepsTheOneRecorded: the ledger keeps an
+// effect's reference when a later answer gives none (RecordOutcome), but
+// the effect ApplyEffect returned - the one an Engine keeps asking about
+// in the same run - dropped it. A status query that then did not know
+// the key found no reference, and the request the provider had answered
+// was sent again within the run (held only by the next run, which reads
+// the reference back from the ledger).
+func TestAnAnswerWithoutAReferenceKeepsTheOneRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newMemEffects()
+	e := plan(t, s, 1)[0]
+	p := &answersWithoutRef{}
+	var err error
+	if e, err = ApplyEffect(ctx, s, p, e); err != nil || e.ProviderRef != "R1" {
+		t.Fatalf("sent: %+v, %v; want pending with R1", e, err)
+	}
+	if e, err = ApplyEffect(ctx, s, p, e); err != nil || e.State != EffectSent {
+		t.Fatalf("asked: %+v, %v; want pending", e, err)
+	}
+	if e.ProviderRef != "R1" {
+		t.Fatalf("asked, answered without a reference: reference %q, want R1 kept (as the ledger keeps it)", e.ProviderRef)
+	}
+	_, err = ApplyEffect(ctx, s, p, e)
+	if p.sends.Load() != 1 || !SubjectOnly(err) || !strings.Contains(err.Error(), "R1") {
+		t.Fatalf("not found after an answer with R1: %d sends, %v; want it not sent again, held naming R1", p.sends.Load(), err)
+	}
+}
