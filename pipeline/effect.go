@@ -132,7 +132,9 @@ type EffectSender interface {
 	Send(ctx context.Context, e Effect) (Outcome, error)
 	// Query asks the provider about e.Key. An error means the provider could
 	// not be asked; OutcomeNotFound means it has never seen the key
-	// (ApplyEffect sends it again under it). A sender whose provider may
+	// (ApplyEffect sends it again under it, unless the provider answered
+	// about it before, its reference recorded: that one is held for a
+	// person, neither sent again nor failed). A sender whose provider may
 	// refuse a repeat answers its provider's "not found" with
 	// RefusedRepeat.NotFound: a refused repeat waiting for its first send
 	// is never OutcomeNotFound.
@@ -452,7 +454,9 @@ func NextAttempt(prev Effect, max int, keyFor func(attempt int) string) (Effect,
 // to remember (PastMemory). Within the memory, "not found" means the
 // request never arrived: it is sent again under its key, or failed once
 // the provider has not known it for a while, and its balance goes out
-// under a new key. Past it, "not found" says nothing: a provider that
+// under a new key - unless the provider answered about it before (its
+// reference recorded), which ApplyEffect holds for a person, neither sent
+// again nor failed. Past it, "not found" says nothing: a provider that
 // forgot a request it paid may take the same key as a new request, and a
 // new key pays for certain. The effect is left as it is (sent or
 // unknown), neither sent again nor failed, and its subject is held for a

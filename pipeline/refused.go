@@ -70,8 +70,16 @@ func (r RefusedRepeat) Refused(e Effect, why string) Outcome {
 // provider has not known its key for KnownAfter since the mark, failed
 // then. A mark whose time cannot be read is marked again, the time now:
 // it waits KnownAfter from here rather than be sent a third time.
+//
+// An effect the provider answered before (e.ProviderRef recorded) is
+// OutcomeNotFound, marked or not: ApplyEffect holds it for a person,
+// neither sent again nor failed. The provider had it, so its not knowing
+// the key says nothing of whether the first send arrived; failed after
+// KnownAfter, its payout went again under a new key while the first could
+// still complete. (Marked so by an older settle, which sent such a
+// request again when the provider no longer knew it.)
 func (r RefusedRepeat) NotFound(e Effect) Outcome {
-	if !strings.Contains(e.LastError, refusedMark) {
+	if !strings.Contains(e.LastError, refusedMark) || e.ProviderRef != "" {
 		return Outcome{Status: OutcomeNotFound}
 	}
 	now := r.now()

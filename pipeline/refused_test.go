@@ -115,3 +115,28 @@ func TestRefusedRepeatsMarkedByEarlierVersionsAreRead(t *testing.T) {
 		}
 	}
 }
+
+// TestARefusedRepeatTheProviderAnsweredBeforeIsNeverFailed: a request
+// the provider answered with its reference, whose status query then did
+// not know it, was sent again under its key by an older settle (before
+// ApplyEffect held such a request), and the repeat was refused: its
+// reason carries the mark of a refused repeat. The rule of a refused
+// repeat failed it once KnownAfter had passed - its balance paid again
+// under a new key while the first, which the provider had answered, could
+// still complete. NotFound answers "not found" for it, which ApplyEffect
+// holds for a person (the reference recorded), never pending for ever
+// nor failed.
+func TestARefusedRepeatTheProviderAnsweredBeforeIsNeverFailed(t *testing.T) {
+	now := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	r := pipeline.RefusedRepeat{Provider: "the provider", Key: "key", KnownAfter: 6 * time.Hour,
+		Now: func() time.Time { return now }}
+	e := pipeline.Effect{Kind: "payout", Key: "K-1", Sends: 2, State: pipeline.EffectSent, ProviderRef: "R1",
+		LastError: "the provider refused K-1 (DUPLICATE) and does not know it: the first send may yet show (refused sent again, key unknown since 2026-11-23T03:00:00Z)"}
+	if out := r.NotFound(e); out.Status != pipeline.OutcomeNotFound {
+		t.Fatalf("answered before (R1), refused when sent again, not known a day later: %+v; want not found (held by ApplyEffect), not failed", out)
+	}
+	e.ProviderRef = ""
+	if out := r.NotFound(e); out.Status != pipeline.OutcomeFailed {
+		t.Fatalf("never answered, refused when sent again, not known a day later: %+v; want failed, as before", out)
+	}
+}
