@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -499,4 +500,26 @@ func RoundDays(d time.Duration) string {
 		return fmt.Sprintf("%dd", days)
 	}
 	return fmt.Sprintf("%dd%dh", days, hours)
+}
+
+// ResolvedDetail is the reason recorded with a request a person resolved
+// from the provider's own records (CauseResolved): paid or not, the proof
+// the provider's status query gave, and the person's note.
+func ResolvedDetail(paid bool, proof, note string) string {
+	how := "not paid"
+	if paid {
+		how = "paid"
+	}
+	return how + resolvedBy + proof + "): " + note
+}
+
+// resolvedBy follows "paid" or "not paid" in ResolvedDetail.
+const resolvedBy = " by a person from the provider's records ("
+
+// ResolvedPaid reports whether e succeeded because a person recorded it
+// paid from the provider's own records (ResolvedDetail), not on the
+// provider's answer: its status query did not know it then, and a
+// reconciliation that finds it still not known is told nothing new.
+func ResolvedPaid(e Effect) bool {
+	return e.State == EffectSucceeded && strings.HasPrefix(e.LastError, "paid"+resolvedBy)
 }

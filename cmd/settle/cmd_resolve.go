@@ -40,8 +40,9 @@ import (
 //     next run to verify and settle once;
 //   - --subject with --paid or --not-paid: an Infinia revenue share held
 //     for a person because Infinia's status query no longer knows it,
-//     planned longer ago than it remembers (pipeline.ErrPastMemory),
-//     which Infinia's statement shows paid, or never paid
+//     planned longer ago than it remembers (pipeline.ErrPastMemory) or
+//     answered by Infinia before (its reference recorded), which
+//     Infinia's statement shows paid, or never paid
 //     (resolvePastMemory): succeeded, or failed and paid again under a
 //     new requestNo by the next run; or a WeChat Pay distribution or
 //     unfreeze held so, which WeChat Pay's records show applied (it
@@ -69,7 +70,7 @@ func resolveCommand(cfg *config) *cli.Command {
 		&cli.StringFlag{Name: "seller", Usage: "with --reject: a seller (the platform's id, as orders.csv gives it) whose orders of the date settle holds for its account, which the platform will never give: every one of them rejected for good, the seller not paid for them by settle"},
 		&cli.StringFlag{Name: "trade-file", Usage: "a trade file Infinia refused, by its name as the run's output and orders.csv give it, whose held orders go out again in a further trade file of the date at its next run (once the cause is fixed and Infinia confirms it took none of the file); or one Infinia lost (it does not know it --infinia-lost-after after its upload; needs the --infinia-* flags: settle asks Infinia)"},
 		&cli.BoolFlag{Name: "all-refused", Usage: "every trade file of the date Infinia refused and no person sent again (after a layout mistake, say: once Infinia confirms it took none of them), each as --trade-file would, with the one --note; with --refused-rows, the refused rows of those sent again without them too"},
-		&cli.BoolFlag{Name: "paid", Usage: "with --subject: an Infinia revenue share held because Infinia's status query no longer knows it (planned longer ago than --infinia-query-memory) that Infinia's statement shows paid: succeeded, the seller paid by it once, never sent again (needs the --infinia-* flags: settle asks Infinia that it still does not know it, and that its available share of the seller shows it taken; beyond that it cannot check the statement: recorded paid when it was not, the seller is not paid for it); or a WeChat Pay distribution or unfreeze held so (--wechat-query-memory) that WeChat Pay's records show applied, of whose transaction WeChat Pay holds nothing any more (needs the --wechat-* flags: settle asks WeChat Pay both)"},
+		&cli.BoolFlag{Name: "paid", Usage: "with --subject: an Infinia revenue share held because Infinia's status query no longer knows it (planned longer ago than --infinia-query-memory, or answered by Infinia before, its reference recorded) that Infinia's statement shows paid: succeeded, the seller paid by it once, never sent again (needs the --infinia-* flags: settle asks Infinia that it still does not know it, and that its available share of the seller shows it taken; beyond that it cannot check the statement: recorded paid when it was not, the seller is not paid for it); or a WeChat Pay distribution or unfreeze held so (--wechat-query-memory) that WeChat Pay's records show applied, of whose transaction WeChat Pay holds nothing any more (needs the --wechat-* flags: settle asks WeChat Pay both)"},
 		&cli.BoolFlag{Name: "not-paid", Usage: "with --subject: such a revenue share that Infinia's statement shows never paid: failed, so that the date's next run pays the seller's balance under a new requestNo (its own is never sent again; needs the --infinia-* flags; settle refuses it when Infinia's available share of the seller shows it taken, and cannot check the statement beyond that: recorded not paid when Infinia paid it, the seller is paid twice unless Infinia's available share of the seller is short); or such a WeChat Pay distribution or unfreeze never applied, of whose transaction WeChat Pay still holds some: the next run sends it under a new out_order_no while WeChat Pay holds the order's amount (needs the --wechat-* flags)"},
 		&cli.BoolFlag{Name: "refused-rows", Usage: "with --trade-file or --all-refused: send again the rows Infinia refused too (their cause fixed), not only the held rest"},
 		&cli.StringFlag{Name: "note", Usage: "how it was settled: who, where, the reference (required)"},
@@ -316,8 +317,9 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 
 // forgottenByWeChat returns the proof that WeChat Pay's order query no
 // longer knows the latest request of a held order whose outcome is unknown
-// (sent longer ago than --wechat-query-memory: the stage holds it for a
-// person, pipeline.ErrPastMemory), asked as a run asks; nil when the order
+// (sent longer ago than --wechat-query-memory, pipeline.ErrPastMemory, or
+// answered by WeChat Pay before, its order id recorded: the stage holds it
+// for a person either way), asked as a run asks; nil when the order
 // has no such request, or WeChat Pay knows it or answers otherwise
 // (ledger.SettleOutside then refuses a request in flight, as before). A
 // transaction settled by hand while such a request was held could only be
@@ -329,7 +331,14 @@ func forgottenByWeChat(c *cli.Context, cfg *config, l *ledger.Ledger, w *weChatS
 	if err != nil || !found || (e.State != pipeline.EffectSent && e.State != pipeline.EffectUnknown) {
 		return nil, err
 	}
-	switch _, err := askWeChat(ctx, w, e, sub, txnID); {
+	out, err := askWeChat(ctx, w, e, sub, txnID)
+	switch {
+	case err == nil && out.Status == pipeline.OutcomeNotFound && e.ProviderRef != "":
+		// WeChat Pay answered it before (its order id) and does not know
+		// it now, within its memory too: held by every run
+		// (pipeline.ApplyEffect), as one past the memory.
+		return &ledger.Forgotten{Key: e.Key, Proof: fmt.Sprintf("WeChat Pay's order query did not know out_order_no %s at %s, which WeChat Pay answered before (order %s)",
+			e.Key, cfg.clock().UTC().Format(time.RFC3339), e.ProviderRef)}, nil
 	case err == nil:
 		return nil, nil // WeChat Pay knows it: a run learns what became of it
 	case !errors.Is(err, pipeline.ErrPastMemory):
@@ -696,7 +705,9 @@ func sendAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date, a
 // (infiniapay.RevenueShareSender.Query, pipeline.ErrPastMemory): under the
 // date's lock, so that no run of it works meanwhile, and only once
 // Infinia's status query still does not know its requestNo, planned
-// longer ago than --infinia-query-memory (asked as a run asks). --paid:
+// longer ago than --infinia-query-memory (asked as a run asks), or
+// answered by Infinia before (its reference recorded: every run holds
+// it, pipeline.ApplyEffect). --paid:
 // the share succeeds, and the next run applies it as a paid share (the
 // seller's items and carried balance it netted marked paid), sending
 // nothing; --not-paid: it fails, and the next run pays the seller's
@@ -752,6 +763,15 @@ func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: Infinia refuses to answer about requestNo %s (%v): settle cannot check that it still does not know it; nothing recorded", subject, e.Key, err)
 		case err != nil:
 			return fmt.Errorf("revenue share %s: Infinia's status of requestNo %s: %w (nothing recorded)", subject, e.Key, err)
+		case out.Status == pipeline.OutcomeNotFound && e.ProviderRef != "":
+			// Infinia answered it before (its reference) and does not
+			// know it now, within its memory too: every run holds it for a
+			// person (pipeline.ApplyEffect), never sent again nor failed,
+			// as one past the memory. Refused here as "never arrived, the
+			// next run sends it again", it was held until it aged past
+			// --infinia-query-memory (30 days) with no way out.
+			proof = fmt.Sprintf("Infinia's status query did not know requestNo %s at %s, which Infinia answered before (reference %s)",
+				e.Key, cfg.clock().UTC().Format(time.RFC3339), e.ProviderRef)
 		case out.Status == pipeline.OutcomeNotFound:
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: Infinia does not know requestNo %s, planned %s ago, within the %s its status query remembers: it never arrived, and the date's next run sends it again (or fails it); nothing recorded",
 				subject, e.Key, pipeline.RoundDays(cfg.clock().Sub(e.Planned)), pipeline.RoundDays(inf.memory))
@@ -865,7 +885,9 @@ func outcomeWord(s pipeline.OutcomeStatus) string {
 // WeChat Pay's order query (wechatpay.DistributionSender.Query,
 // pipeline.ErrPastMemory): under the date's lock, and only once the
 // order query still does not know its out_order_no, planned longer ago
-// than --wechat-query-memory (asked as a run asks), and WeChat Pay's
+// than --wechat-query-memory (asked as a run asks) or answered by WeChat
+// Pay before (its order id recorded: every run holds it,
+// pipeline.ApplyEffect), and WeChat Pay's
 // frozen funds agree: a distribution (sent with unfreeze_unsplit) or an
 // unfreeze that was applied left nothing of the transaction frozen, one
 // that never was left it all. --paid: WeChat Pay holds nothing of the
@@ -921,8 +943,16 @@ func resolveWeChatPastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pi
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: its seller %s has no WeChat Pay sub-merchant recorded with its run", subject, it.SellerID)
 		}
 		out, err := askWeChat(ctx, w, e, sub, it.TransactionID)
+		forgot := fmt.Sprintf("WeChat Pay's order query did not know out_order_no %s at %s, planned %s before, past the %s it is taken to remember",
+			e.Key, cfg.clock().UTC().Format(time.RFC3339), pipeline.RoundDays(cfg.clock().Sub(e.Planned)), pipeline.RoundDays(w.memory))
 		switch {
 		case errors.Is(err, pipeline.ErrPastMemory):
+		case err == nil && out.Status == pipeline.OutcomeNotFound && e.ProviderRef != "":
+			// WeChat Pay answered it before (its order id) and does not
+			// know it now, within its memory too: held by every run
+			// (pipeline.ApplyEffect), as one past the memory.
+			forgot = fmt.Sprintf("WeChat Pay's order query did not know out_order_no %s at %s, which WeChat Pay answered before (order %s)",
+				e.Key, cfg.clock().UTC().Format(time.RFC3339), e.ProviderRef)
 		case err != nil && pipeline.SubjectOnly(err):
 			return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: WeChat Pay refuses to answer about out_order_no %s (%v): settle cannot check that it still does not know it; nothing recorded", subject, e.Key, err)
 		case err != nil:
@@ -952,8 +982,7 @@ func resolveWeChatPastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pi
 			return pipeline.Errorf(pipeline.KindUsage, "--not-paid", "%s: WeChat Pay holds nothing of transaction %s at sub-merchant %s any more: it was distributed or released, by %s %s or by hand; nothing recorded. If WeChat Pay's records show %s applied, --paid; if a person settled it by hand, settle resolve --order %s (the request is recorded not applied)",
 				subject, it.TransactionID, sub, e.Kind, e.Key, e.Key, orderNo)
 		}
-		proof = fmt.Sprintf("WeChat Pay's order query did not know out_order_no %s at %s, planned %s before, past the %s it is taken to remember; it held %s of transaction %s at sub-merchant %s",
-			e.Key, cfg.clock().UTC().Format(time.RFC3339), pipeline.RoundDays(cfg.clock().Sub(e.Planned)), pipeline.RoundDays(w.memory), held, it.TransactionID, sub)
+		proof = fmt.Sprintf("%s; it held %s of transaction %s at sub-merchant %s", forgot, held, it.TransactionID, sub)
 	}
 	e, r, before, err := l.ResolvePastMemory(ctx, d, subject, e.Key, paid, proof, c.String("note"))
 	if err != nil {

@@ -345,6 +345,20 @@ func forgottenShare(ms []pipeline.Mismatch, e pipeline.Effect, now time.Time, me
 		return ms
 	}
 	past := pipeline.PastMemory(e, now, memory, "Infinia")
+	if past == nil && pipeline.ResolvedPaid(e) {
+		// Recorded paid by a person from Infinia's statements, Infinia's
+		// status query not knowing it (it had answered it, and forgot it
+		// within its memory): its not knowing it says nothing new. As a
+		// missing payment it needed a person on every run again.
+		for i, m := range ms {
+			if m.Category == pipeline.MismatchMissingAtProvider {
+				ms[i].Category, ms[i].Expected = pipeline.MismatchUnverifiable, true
+				ms[i].Detail = fmt.Sprintf("recorded paid by a person from Infinia's statements (Infinia reference %s) and not known to Infinia's status query: not a missing payment, do not pay it again; Infinia's statements of the platform account show it",
+					e.ProviderRef)
+			}
+		}
+		return ms
+	}
 	if past == nil {
 		return ms
 	}

@@ -712,6 +712,16 @@ func unknownOrder(a pipeline.Attempt, now time.Time, memory time.Duration) []pip
 				"not a missing distribution, do not distribute it again; WeChat Pay's bills and settlements show it", a.ProviderRef, pipeline.RoundDays(now.Sub(a.Planned)), pipeline.RoundDays(memory))
 			break
 		}
+		if pipeline.ResolvedPaid(a.Effect) {
+			// Recorded applied by a person from WeChat Pay's records, its
+			// order query not knowing it then (it had answered it, and
+			// forgot it within its memory): nothing new.
+			r = attemptRow(pipeline.MismatchUnverifiable, a)
+			r.Expected = true
+			r.Detail = fmt.Sprintf("recorded applied by a person from WeChat Pay's records (WeChat Pay order %s) and not known to WeChat Pay's order query: "+
+				"not a missing distribution, do not distribute it again; WeChat Pay's bills and settlements show it", a.ProviderRef)
+			break
+		}
 		r = attemptRow(pipeline.MismatchMissingAtProvider, a)
 		r.Detail = fmt.Sprintf("WeChat Pay does not know the %s of transaction %s", a.Kind, a.Item.TransactionID)
 	case pipeline.EffectSent, pipeline.EffectUnknown:

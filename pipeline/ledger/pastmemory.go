@@ -93,11 +93,11 @@ func (l *Ledger) ResolvePastMemory(ctx context.Context, d pipeline.Date, subject
 		if strings.TrimSpace(proof) == "" {
 			return fmt.Errorf("%s %s: no answer of the provider's status query recorded as proof that it is past its memory: nothing recorded", e.Kind, e.Key)
 		}
-		state, how := pipeline.EffectFailed, "not paid"
+		state := pipeline.EffectFailed
 		if paid {
-			state, how = pipeline.EffectSucceeded, "paid"
+			state = pipeline.EffectSucceeded
 		}
-		detail := fmt.Sprintf("%s by a person from the provider's records (%s): %s", how, proof, note)
+		detail := pipeline.ResolvedDetail(paid, proof, note)
 		var n int
 		if err := tx.QueryRowContext(ctx, recordOutcomeSQL, e.ID, string(pipeline.CauseResolved), string(state), "", detail).Scan(&n); err != nil {
 			return err
