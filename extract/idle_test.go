@@ -2,7 +2,6 @@ package extract_test
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 	"time"
 
@@ -12,39 +11,6 @@ import (
 	"github.com/settlekit/settle/internal/pgtest"
 	"github.com/settlekit/settle/pipeline"
 )
-
-// endIdleSessions ends, from a session of its own, every other session of
-// db's database (a server's idle_session_timeout, a restart, a failover)
-// and waits until they are gone: the connections db keeps idle are broken,
-// and db does not know it yet.
-func endIdleSessions(t *testing.T, url string) {
-	t.Helper()
-	admin, err := sql.Open("postgres", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	admin.SetMaxOpenConns(1)
-	const others = `FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`
-	var n int
-	if err := admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) ` + others).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n == 0 {
-		t.Fatal("no idle session to end: the test would prove nothing")
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if err := admin.QueryRow(`SELECT count(*) ` + others).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions still there", n)
-		}
-	}
-}
 
 // TestReadsGetPastASessionTheServerEndedWhileIdle: the platform's reads
 // in one snapshot (the orders, the late refunds) take a connection of
@@ -72,12 +38,12 @@ func TestReadsGetPastASessionTheServerEndedWhileIdle(t *testing.T) {
 		NULL::text AS provider_txn_id, 'USD'::text AS currency, 100::bigint AS amount_minor, 0::bigint AS refunded_minor, 'c'::text AS category,
 		$1::timestamptz AS paid_at, $1::timestamptz AS confirmed_at WHERE $2::timestamptz > $1`}
 	for round := 1; round <= 2; round++ {
-		endIdleSessions(t, url)
+		pgtest.EndSessions(t, url)
 		var refunds int
 		if err := late.LateRefunds(context.Background(), w, func(pipeline.LateRefundRow) error { refunds++; return nil }); err != nil || refunds != 1 {
 			t.Fatalf("round %d: late refunds after the idle session ended: %d rows, %v", round, refunds, err)
 		}
-		endIdleSessions(t, url)
+		pgtest.EndSessions(t, url)
 		var orders int
 		if err := src.Orders(context.Background(), w, func(pipeline.SourceRow) error { orders++; return nil }); err != nil || orders != 1 {
 			t.Fatalf("round %d: orders after the idle session ended: %d rows, %v", round, orders, err)

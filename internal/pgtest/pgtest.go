@@ -377,3 +377,37 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b) // never fails (crypto/rand, Go 1.24+)
 	return hex.EncodeToString(b)
 }
+
+// EndSessions ends, from a session of its own, every other session of the
+// database at url (as a server's idle_session_timeout, a restart or a
+// failover does) and waits until they are gone: the connections a pool
+// keeps idle there are broken, and the pool does not know it yet. It
+// fails t when there was none to end: the test would prove nothing.
+func EndSessions(t testing.TB, url string) {
+	t.Helper()
+	admin, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	admin.SetMaxOpenConns(1)
+	const others = `FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`
+	var n int
+	if err := admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) ` + others).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no idle session to end: the test would prove nothing")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if err := admin.QueryRow(`SELECT count(*) ` + others).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions still there", n)
+		}
+	}
+}
