@@ -704,8 +704,10 @@ func (d *distribution) pay(ctx context.Context) error {
 		},
 		Error: func(ctx context.Context, e pipeline.Effect, err error) error {
 			if pipeline.SubjectOnly(err) {
-				// Infinia refuses to tell us about this one payout: it stays as
-				// it is (never sent again blindly), for a person; the others go on.
+				// Infinia refuses to tell us about this one payout, or no
+				// longer knows one it answered before (its reference
+				// recorded): it stays as it is (never sent again blindly),
+				// for a person; the others go on.
 				progress.Add(1)
 				d.problem("revenue share %s to %s: %v", e.Key, subjectSeller(e.Subject), err)
 				return nil
