@@ -14,7 +14,13 @@ import (
 // longer knows the requestNo. The run sent it again under the requestNo
 // as one that never arrived - an Infinia that lost it pays it a second
 // time. The share is left as it is, for a person, named with Infinia's
-// reference (exit 4), and the other sellers are paid.
+// reference (exit 4), and the other sellers are paid. settle resolve
+// --paid and --not-paid refused it then ("within the 30d its status query
+// remembers: it never arrived, and the date's next run sends it again"),
+// which no run does any more: the date ended 4 every night until the share
+// aged past --infinia-query-memory. The person's word, checked against
+// Infinia's available share as past the memory, resolves it; the next run
+// sends nothing and ends 0.
 func TestARevenueShareInfiniaAnsweredAndThenForgotIsNotSentAgain(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -24,8 +30,8 @@ func TestARevenueShareInfiniaAnsweredAndThenForgotIsNotSentAgain(t *testing.T) {
 	if out, code := e.runInfinia(sim, "--provider-wait", "1s"); code != 1 || !strings.Contains(out, "revenue shares still processing") {
 		t.Fatalf("first run: exit %d, want 1 with a revenue share still processing\n%s", code, out)
 	}
-	var key, ref string
-	if err := e.db.QueryRow(`SELECT idem_key, provider_ref FROM settle.effects WHERE kind = 'revenue_share' AND state = 'sent'`).Scan(&key, &ref); err != nil || ref == "" {
+	var key, ref, subject string
+	if err := e.db.QueryRow(`SELECT idem_key, provider_ref, subject FROM settle.effects WHERE kind = 'revenue_share' AND state = 'sent'`).Scan(&key, &ref, &subject); err != nil || ref == "" {
 		t.Fatalf("the share in flight: %q %q, %v; want one, with Infinia's reference", key, ref, err)
 	}
 	sim.Infinia.ForgetShare(key)
@@ -49,13 +55,27 @@ func TestARevenueShareInfiniaAnsweredAndThenForgotIsNotSentAgain(t *testing.T) {
 	if !found {
 		t.Fatalf("mismatches %+v: want an unexpected status row about %s naming %s (not \"the next run resolves it\")", e.mismatches(testDate), key, ref)
 	}
+	// Infinia took the share's funds when it answered it: its statement
+	// shows it paid.
+	out, code = e.settle(resolveArgs(sim, subject, "--paid", "--note", "ops: Infinia statement, reference "+ref)...)
+	if code != 0 || !strings.Contains(out, "is resolved") {
+		t.Fatalf("resolve --paid of the share Infinia answered and forgot: exit %d, want 0\n%s", code, out)
+	}
+	if out, code := e.runInfinia(sim, "--provider-wait", "1s"); code != 0 {
+		t.Fatalf("run after resolve --paid: exit %d, want 0\n%s", code, out)
+	}
+	if n := sim.Infinia.Calls("revenue-sharing/request") - sends; n != 0 {
+		t.Fatalf("%d revenue shares sent after the resolve, want none", n)
+	}
 }
 
 // TestADistributionWeChatAnsweredAndThenForgotIsNotSentAgain: the same of
 // WeChat Pay: a distribution it answered PROCESSING (with its order id)
 // and whose order query no longer knows it was sent again under its
 // out_order_no; it is held for a person, named with the order id, and the
-// other transactions settle.
+// other transactions settle. settle resolve --subject refused it as within
+// WeChat Pay's memory ("the date's next run sends it again"), which no run
+// does: a person's word resolves it now.
 func TestADistributionWeChatAnsweredAndThenForgotIsNotSentAgain(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -65,8 +85,8 @@ func TestADistributionWeChatAnsweredAndThenForgotIsNotSentAgain(t *testing.T) {
 	if out, code := e.runWeChat(sim, "--provider-wait", "1s"); code != 1 {
 		t.Fatalf("first run: exit %d, want 1 with a distribution still processing\n%s", code, out)
 	}
-	var key, ref string
-	if err := e.db.QueryRow(`SELECT idem_key, provider_ref FROM settle.effects WHERE kind IN ('distribution', 'unfreeze') AND state = 'sent'`).Scan(&key, &ref); err != nil || ref == "" {
+	var key, ref, subject string
+	if err := e.db.QueryRow(`SELECT idem_key, provider_ref, subject FROM settle.effects WHERE kind IN ('distribution', 'unfreeze') AND state = 'sent'`).Scan(&key, &ref, &subject); err != nil || ref == "" {
 		t.Fatalf("the request in flight: %q %q, %v; want one, with WeChat Pay's order id", key, ref, err)
 	}
 	sim.WeChat.ForgetOrder(key)
@@ -81,75 +101,12 @@ func TestADistributionWeChatAnsweredAndThenForgotIsNotSentAgain(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay' AND state = 'paid'`); n == 0 {
 		t.Fatalf("no other transaction settled\n%s", out)
 	}
-}
-
-// TestARevenueShareInfiniaAnsweredAndForgotIsResolvedByAPerson: the share
-// Infinia answered (with its reference) and then forgot is held on every
-// run "for a person, who checks it in the provider's own records" - but
-// settle resolve --paid and --not-paid refused it ("within the 30d its
-// status query remembers: it never arrived, and the date's next run sends
-// it again"), which no run does any more: the date ended 4 every night
-// until the share aged past --infinia-query-memory. The person's word,
-// checked against Infinia's available share as past the memory, resolves
-// it; the next run sends nothing and ends 0.
-func TestARevenueShareInfiniaAnsweredAndForgotIsResolvedByAPerson(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", "3")
-	faults := fault.New(1, fault.Rule{Endpoint: "revenue-sharing/query", Kind: fault.Stuck, Calls: []int{1}, Polls: 1_000_000})
-	sim := e.sim(faults, 3, nil, 1_000_000_000_00)
-	if out, code := e.runInfinia(sim, "--provider-wait", "1s"); code != 1 {
-		t.Fatalf("first run: exit %d, want 1 with a revenue share still processing\n%s", code, out)
-	}
-	var key, ref, subject string
-	if err := e.db.QueryRow(`SELECT idem_key, provider_ref, subject FROM settle.effects WHERE kind = 'revenue_share' AND state = 'sent'`).Scan(&key, &ref, &subject); err != nil || ref == "" {
-		t.Fatalf("the share in flight: %q %q, %v; want one, with Infinia's reference", key, ref, err)
-	}
-	sim.Infinia.ForgetShare(key)
-	if out, code := e.runInfinia(sim, "--provider-wait", "1s"); code != 4 || !strings.Contains(out, ref) {
-		t.Fatalf("exit %d, want 4 naming Infinia's reference %s\n%s", code, ref, out)
-	}
-	sends := sim.Infinia.Calls("revenue-sharing/request")
-	// Infinia took the share's funds when it answered it: its statement
-	// shows it paid.
-	out, code := e.settle(resolveArgs(sim, subject, "--paid", "--note", "ops: Infinia statement, reference "+ref)...)
-	if code != 0 || !strings.Contains(out, "is resolved") {
-		t.Fatalf("resolve --paid of the share Infinia answered and forgot: exit %d, want 0\n%s", code, out)
-	}
-	if out, code := e.runInfinia(sim, "--provider-wait", "1s"); code != 0 {
-		t.Fatalf("run after resolve --paid: exit %d, want 0\n%s", code, out)
-	}
-	if n := sim.Infinia.Calls("revenue-sharing/request") - sends; n != 0 {
-		t.Fatalf("%d revenue shares sent after the resolve, want none", n)
-	}
-}
-
-// TestADistributionWeChatAnsweredAndForgotIsResolvedByAPerson: the same
-// of WeChat Pay: settle resolve --subject refused the distribution WeChat
-// Pay answered and forgot as within its memory ("the date's next run
-// sends it again"), which no run does.
-func TestADistributionWeChatAnsweredAndForgotIsResolvedByAPerson(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", "41")
-	sim := e.weChatSim(fault.New(1, fault.Rule{Endpoint: "orders/query", Kind: fault.Stuck, Calls: []int{2}, Polls: 1_000_000}), 0)
-	if out, code := e.runWeChat(sim, "--provider-wait", "1s"); code != 1 {
-		t.Fatalf("first run: exit %d, want 1 with a distribution still processing\n%s", code, out)
-	}
-	var key, ref, subject string
-	if err := e.db.QueryRow(`SELECT idem_key, provider_ref, subject FROM settle.effects WHERE kind IN ('distribution', 'unfreeze') AND state = 'sent'`).Scan(&key, &ref, &subject); err != nil || ref == "" {
-		t.Fatalf("the request in flight: %q %q, %v; want one, with WeChat Pay's order id", key, ref, err)
-	}
-	sim.WeChat.ForgetOrder(key)
-	if out, code := e.runWeChat(sim, "--provider-wait", "1s"); code != 4 || !strings.Contains(out, ref) {
-		t.Fatalf("exit %d, want 4 naming WeChat Pay's order %s\n%s", code, ref, out)
-	}
 	txn, _ := e.wxTxnOf(subject)
 	how := "--not-paid" // WeChat Pay still holds the transaction's funds: never applied
 	if sim.WeChat.Frozen(txn) == 0 {
 		how = "--paid"
 	}
-	out, code := e.settle(wxResolveArgs(sim, subject, how, "--note", "ops: WeChat Pay bill, order "+ref)...)
+	out, code = e.settle(wxResolveArgs(sim, subject, how, "--note", "ops: WeChat Pay bill, order "+ref)...)
 	if code != 0 || !strings.Contains(out, "is resolved") {
 		t.Fatalf("resolve %s of the request WeChat Pay answered and forgot: exit %d, want 0\n%s", how, code, out)
 	}
