@@ -13,9 +13,11 @@ type fileItems struct {
 	finishedFiles
 	orders []string
 	reason string
+	reads  int // ItemsForTrade calls
 }
 
 func (s *fileItems) ItemsForTrade(_ context.Context, _ int64, _ string, _ pipeline.Currency, _ []pipeline.Channel, _ string, fn func(pipeline.Split) error) error {
+	s.reads++
 	for _, o := range s.orders {
 		if err := fn(pipeline.Split{Order: pipeline.Order{OrderNo: o}}); err != nil {
 			return err
@@ -46,6 +48,7 @@ func TestASuccessWhoseErrorFileNamesOrdersNotInTheFileIsHeld(t *testing.T) {
 		to     string
 		status string
 	}{
+		{"an error file without rows", nil, "uploaded", StatusSuccess},
 		{"its own order", []pipeline.ProviderReject{{OrderNo: "O2", Reason: "product type not allowed"}}, "uploaded", StatusSuccess},
 		{"an order not in the file", []pipeline.ProviderReject{{OrderNo: "O9", Reason: "product type not allowed"}}, "held", StatusFailed},
 		{"its own and a stranger", []pipeline.ProviderReject{{OrderNo: "O1", Reason: "x"}, {OrderNo: "O9", Reason: "y"}}, "held", StatusFailed},
@@ -56,6 +59,11 @@ func TestASuccessWhoseErrorFileNamesOrdersNotInTheFileIsHeld(t *testing.T) {
 		final, _, err := checkUpload(context.Background(), c, &pipeline.Run{ID: 1}, f)
 		if err != nil || final.Status != tc.status || store.to != tc.to {
 			t.Fatalf("%s: checkUpload: %+v, %v; items made %q; want %s, items %s", tc.name, final, err, store.to, tc.status, tc.to)
+		}
+		if tc.rows == nil && store.reads != 0 {
+			// An error file without rows gives nothing to look for:
+			// the file's items are not read for it.
+			t.Errorf("%s: the file's items read %d times, want none", tc.name, store.reads)
 		}
 		if tc.to == "held" && (!strings.Contains(store.reason, "O9") || !strings.Contains(store.reason, "not in the file")) {
 			t.Errorf("%s: reason %q, want it to name O9 as not in the file", tc.name, store.reason)

@@ -848,6 +848,9 @@ func checkUpload(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipel
 // notInFile returns the order numbers of rows (an error file's) that name
 // no item of trade file f, sorted, each once.
 func notInFile(ctx context.Context, c *StageConfig, run *pipeline.Run, f pipeline.TradeFile, rows []pipeline.ProviderReject) ([]string, error) {
+	if len(rows) == 0 {
+		return nil, nil // an error file without rows: nothing to look for, the file's items not read
+	}
 	named := map[string]bool{}
 	for _, r := range rows {
 		named[r.OrderNo] = true
