@@ -177,11 +177,20 @@ func TestAReRunAgainstAHungInfiniaStopsAsking(t *testing.T) {
 	t.Cleanup(func() { close(release) }) // before the server's Close
 	payable(r)
 	sender := infiniapay.RevenueShareSender{Client: r.client}
+	// The run before sent with a client of ordinary patience: a send is
+	// never retried on a timeout, and a loaded machine can take longer
+	// than the 100 ms this test gives the re-run's questions.
+	before := r.cfg
+	before.Timeout = 5 * time.Second
+	beforeClient, err := infiniapay.New(before)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := &memEffects{effects: map[int64]pipeline.Effect{}}
 	for i := range n { // sent by the run before: Infinia has them PROCESSING
 		e := effect(fmt.Sprintf("RS-RERUN-%02d", i), 100)
 		e.ID = int64(i + 1)
-		if out, err := sender.Send(context.Background(), e); err != nil || out.Status != pipeline.OutcomePending {
+		if out, err := (infiniapay.RevenueShareSender{Client: beforeClient}).Send(context.Background(), e); err != nil || out.Status != pipeline.OutcomePending {
 			t.Fatalf("send %s: %+v, %v", e.Key, out, err)
 		}
 		e.State, e.Sends = pipeline.EffectSent, 1
