@@ -24,6 +24,7 @@ type refund struct {
 	txHash     string
 	chainID    int
 	created    time.Time
+	poison     map[string]any // PoisonRefund's fields
 }
 
 // Refunds returns every refund order, in the order they were created,
@@ -131,6 +132,13 @@ func (rf *refund) view(status payprotocol.RefundStatus) map[string]any {
 		"refundFee": "0", "refundStatus": int(status), "refundTime": rf.created.UTC().Format(time.DateTime)}
 	if status == payprotocol.RefundSuccess {
 		v["transferHash"] = rf.txHash
+	}
+	for k, x := range rf.poison {
+		if x == nil {
+			delete(v, k)
+			continue
+		}
+		v[k] = x
 	}
 	return v
 }

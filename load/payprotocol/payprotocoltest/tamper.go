@@ -110,6 +110,24 @@ func (s *Server) PoisonPayment(outTradeNo, field string, value any) error {
 	return nil
 }
 
+// PoisonRefund makes every later detail query and callback of a refund
+// show value in field (say "chainId": 2, a refund on another chain than
+// its payment), whatever else the refund does; a nil value removes the
+// field.
+func (s *Server) PoisonRefund(refundID, field string, value any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rf := s.refunds[refundID]
+	if rf == nil {
+		return fmt.Errorf("payprotocoltest: no refund %s", refundID)
+	}
+	if rf.poison == nil {
+		rf.poison = map[string]any{}
+	}
+	rf.poison[field] = value
+	return nil
+}
+
 // ClearPoison undoes PoisonPayment: the payment's answers are its own
 // again.
 func (s *Server) ClearPoison(outTradeNo string) {

@@ -118,3 +118,28 @@ func TestRemovePayment(t *testing.T) {
 		t.Fatalf("refunds %+v, want only T-2's", rs)
 	}
 }
+
+func TestPoisonRefund(t *testing.T) {
+	fake, c, _ := start(t, payprotocoltest.Options{Polls: -1}, nil)
+	ctx := context.Background()
+	if _, err := fake.AddPayment("T-1", "USDT", 6, "10000000", payprotocol.PaymentPaid); err != nil {
+		t.Fatal(err)
+	}
+	id, err := fake.AddRefund("T-1", "1000000", payprotocol.RefundSuccess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.PoisonRefund("9999", "chainId", 2); err == nil {
+		t.Fatal("an unknown refund was poisoned")
+	}
+	if err := fake.PoisonRefund(id, "chainId", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.PoisonRefund(id, "outPaymentNo", nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.RefundDetail(ctx, "T-1", "")
+	if err != nil || r.RefundID != id || r.ChainID != 2 || r.OutPaymentNo != "" || r.Amount.String() != "1000000" {
+		t.Fatalf("poisoned refund %+v, %v; want chain 2, no outPaymentNo, the rest as it was", r, err)
+	}
+}
