@@ -29,7 +29,7 @@ func (a Adapter) Payment(ctx context.Context, outTradeNo string) (Order, error) 
 	if err != nil {
 		return Order{}, err
 	}
-	o := Order{Status: p.Status.String(), chain: p.ChainID, settlement: p.SettlementCurrency, expected: p.ExpectedAmount}
+	o := Order{Status: p.Status.String(), chain: p.ChainID, paymentNo: p.OutPaymentNo, settlement: p.SettlementCurrency, expected: p.ExpectedAmount}
 	if o.Quote, err = p.Quote(); err != nil {
 		o.Quote, o.QuoteProblem = pipeline.Money{}, err.Error()
 	}
@@ -67,7 +67,9 @@ func (a Adapter) latestRefund(ctx context.Context, outTradeNo string) (*Refund, 
 // Config.Decimals (settle's --payprotocol-decimals; an unknown one is
 // reported, never guessed); they are read in the quote's fiat currency as
 // refundInQuote reads them: one to one for a payment settled at par, else
-// at the payment's own rate.
+// at the payment's own rate. A refund on another chain than the payment,
+// or of another payment order, is not read at all (Elsewhere): its amount
+// is not in the payment's units.
 func (a Adapter) refundOf(r Refund, o Order) *OrderRefund {
 	out := &OrderRefund{ID: r.RefundID, Status: r.Status.String()}
 	chain := r.ChainID
@@ -78,6 +80,15 @@ func (a Adapter) refundOf(r Refund, o Order) *OrderRefund {
 	switch {
 	case o.QuoteProblem != "":
 		out.AmountProblem = "the payment's quote currency is not known"
+	case o.chain != 0 && chain != o.chain:
+		// A token's decimals differ from chain to chain (USDT: 6 on one,
+		// 18 on another): read at the payment's rate, 1 USDT on a chain
+		// with 18 decimals passed for a dollar.
+		out.AmountProblem = fmt.Sprintf("the refund is on chain %d, the payment on chain %d: its amount is not in the payment's %s", chain, o.chain, clip(o.settlement))
+		out.Elsewhere = true
+	case r.OutPaymentNo != "" && o.paymentNo != "" && r.OutPaymentNo != o.paymentNo:
+		out.AmountProblem = fmt.Sprintf("the refund is of payment order %s, the order's payment is %s", clip(r.OutPaymentNo), clip(o.paymentNo))
+		out.Elsewhere = true
 	case r.Amount == nil:
 		out.AmountProblem = "Pay Protocol shows no refundAmount"
 	case !known:

@@ -39,8 +39,10 @@ type Order struct {
 	Refund *OrderRefund
 
 	// What Refund needs of the payment detail to read a refund's amount:
-	// its chain, settlement currency and expected amount.
+	// its chain, payment order (outPaymentNo), settlement currency and
+	// expected amount.
 	chain      int
+	paymentNo  string
 	settlement string
 	expected   string // expectedAmount, scaled in settlement: with Quote, the rate the payment was settled at
 }
@@ -58,6 +60,10 @@ type OrderRefund struct {
 	// Protocol's answer: the decimals of the refund's currency on its
 	// chain are not in --payprotocol-decimals.
 	Unconfigured bool
+	// Elsewhere says AmountProblem is that the refund is on another chain
+	// than the payment, or of another payment order: its amount is not in
+	// the payment's units, and is not read.
+	Elsewhere bool
 }
 
 // ReconcileAPI is what the reconciliation needs of Pay Protocol's API

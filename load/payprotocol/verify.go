@@ -52,7 +52,9 @@ type VerifyStore interface {
 // in the expected currency and amount, and any refund we net confirmed as
 // successful. Verified items are recorded (and the provider that pays Pay
 // Protocol's orders files them); a payment still pending, confirming or
-// partially paid, or a refund awaiting approval, holds the item, and every
+// partially paid, or a refund awaiting approval or one that cannot be read
+// against the payment (on another chain, of another payment order, in a
+// currency whose decimals are not configured), holds the item, and every
 // later run of the date verifies it again until it is decided; so does
 // a failed payment (it may be paid late, on chain: HeldFailedPayment),
 // until it is paid or a person rejects it; a refunded or mismatched
@@ -476,6 +478,13 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 		// setting (found by a review of the deployment, whose ConfigMap
 		// left --payprotocol-decimals out).
 		return pipeline.ItemHeld, VerifyHoldPrefix + " refund " + r.ID + " is in an amount settle cannot read (" + r.AmountProblem + "): configure them, then run the date again",
+			&verified{Order: o, refundRead: true}, nil
+	case r.Status == RefundSuccess.String() && r.AmountProblem != "" && r.Elsewhere:
+		// Pay Protocol's answer, not the payment, is what cannot be read:
+		// held, never paid on, and verified again by every run of its date
+		// (a later refund of the payment becomes the latest); rejected, its
+		// seller lost the order for good over a refund settle cannot read.
+		return pipeline.ItemHeld, VerifyHoldPrefix + " refund " + r.ID + " cannot be read against the payment (" + r.AmountProblem + "): ask Pay Protocol what it returned",
 			&verified{Order: o, refundRead: true}, nil
 	case r.Status == RefundSuccess.String() && r.AmountProblem != "":
 		return pipeline.ItemRejected, "Pay Protocol refund " + r.ID + " is in an amount that cannot be checked (" + r.AmountProblem + ")", nil, nil
