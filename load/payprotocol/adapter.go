@@ -95,7 +95,7 @@ func (a Adapter) refundOf(r Refund, o Order) *OrderRefund {
 		out.AmountProblem = fmt.Sprintf("the decimals of %q on chain %d are not configured (--payprotocol-decimals)", o.settlement, chain)
 		out.Unconfigured = true
 	default:
-		out.Amount, out.AmountProblem = refundInQuote(r.Amount, decimals, o)
+		out.Amount, out.Inexact, out.AmountProblem = refundInQuote(r.Amount, decimals, o)
 	}
 	return out
 }
@@ -109,32 +109,58 @@ func (a Adapter) refundOf(r Refund, o Order) *OrderRefund {
 // one to one: 50 USDT of a payment of 100 USDT for 15000 JPY is 7500 JPY,
 // not 50. Exactly, or, for a coin finer than the quote's minor unit, the
 // one whole amount of minor units it is the coin's rounding of
-// (askedInMinor), or not at all: the second value says why not.
-func refundInQuote(scaled *big.Int, decimals int, o Order) (int64, string) {
+// (askedInMinor), or not at all: the third value says why not. A refund
+// that is a whole number of the coin's units but not of the quote's minor
+// units (a person changed its amount when approving it, or took a network
+// fee off it) is read as the least whole amount of minor units above it,
+// with inexact true and why: not the refund, but a bound of it, by which
+// the verification can still tell whether it returned more than the order
+// nets.
+func refundInQuote(scaled *big.Int, decimals int, o Order) (v int64, inexact bool, why string) {
 	if par, err := FromMinor(o.Quote.Minor, decimals, o.Quote.Currency); err == nil && par == o.expected {
 		v, err := ToMinor(scaled.String(), decimals, o.Quote.Currency)
 		if err != nil {
-			return 0, err.Error()
+			if exp, _ := o.Quote.Currency.Exponent(); decimals > exp {
+				if up, ok := ceilQuo(scaled, pow10(decimals-exp)); ok {
+					return up, true, err.Error()
+				}
+			}
+			return 0, false, err.Error()
 		}
-		return v, ""
+		return v, false, ""
 	}
 	expected, err := parseScaled(o.expected, decimals)
 	if err != nil || expected.Sign() == 0 || o.Quote.Minor <= 0 {
-		return 0, fmt.Sprintf("the payment's expectedAmount %q does not give the rate of its %s quote (%s)", clip(o.expected), o.settlement, o.Quote)
+		return 0, false, fmt.Sprintf("the payment's expectedAmount %q does not give the rate of its %s quote (%s)", clip(o.expected), o.settlement, o.Quote)
 	}
 	quote := big.NewInt(o.Quote.Minor)
-	v, rem := new(big.Int).QuoRem(new(big.Int).Mul(scaled, quote), expected, new(big.Int))
+	num := new(big.Int).Mul(scaled, quote)
+	q, rem := new(big.Int).QuoRem(num, expected, new(big.Int))
 	if rem.Sign() != 0 {
 		var ok bool
-		if v, ok = askedInMinor(v, rem, quote, expected); !ok {
-			return 0, fmt.Sprintf("amount %s at the payment's rate (%s %s for %s) is not a whole number of minor units", scaled, expected, o.settlement, o.Quote)
+		if q, ok = askedInMinor(q, rem, quote, expected); !ok {
+			why := fmt.Sprintf("amount %s at the payment's rate (%s %s for %s) is not a whole number of minor units", scaled, expected, o.settlement, o.Quote)
+			if up, ok := ceilQuo(num, expected); ok {
+				return up, true, why
+			}
+			return 0, false, why
 		}
 	}
 	switch {
-	case !v.IsInt64():
-		return 0, fmt.Sprintf("amount %s at the payment's rate: out of range", scaled)
+	case !q.IsInt64():
+		return 0, false, fmt.Sprintf("amount %s at the payment's rate: out of range", scaled)
 	}
-	return v.Int64(), ""
+	return q.Int64(), false, ""
+}
+
+// ceilQuo returns num/den rounded up (num >= 0, den > 0), and whether it
+// is within int64.
+func ceilQuo(num, den *big.Int) (int64, bool) {
+	q, r := new(big.Int).QuoRem(num, den, new(big.Int))
+	if r.Sign() != 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	return q.Int64(), q.IsInt64()
 }
 
 // askedInMinor reads a refund that is not a whole number of the quote's

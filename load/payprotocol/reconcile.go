@@ -53,13 +53,18 @@ type OrderRefund struct {
 	Status string // RefundStatus.String(): "success", "pending approval", ... "rejected"
 	// Amount is the refund in minor units of the payment's Quote currency.
 	// AmountProblem says why it could not be converted exactly; Amount is
-	// then zero.
+	// then zero, or, Inexact, the refund rounded up to the next minor unit
+	// (a bound of what it returned, not what it returned).
 	Amount        int64
 	AmountProblem string
 	// Unconfigured says AmountProblem is settle's configuration, not Pay
 	// Protocol's answer: the decimals of the refund's currency on its
 	// chain are not in --payprotocol-decimals.
 	Unconfigured bool
+	// Inexact says AmountProblem is that the refund, in the payment's
+	// coin, is not a whole number of the quote's minor units: Amount is
+	// the least whole number above it.
+	Inexact bool
 	// Elsewhere says AmountProblem is that the refund is on another chain
 	// than the payment, or of another payment order: its amount is not in
 	// the payment's units, and is not read.

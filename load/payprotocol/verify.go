@@ -486,6 +486,21 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 		// seller lost the order for good over a refund settle cannot read.
 		return pipeline.ItemHeld, VerifyHoldPrefix + " refund " + r.ID + " cannot be read against the payment (" + r.AmountProblem + "): ask Pay Protocol what it returned",
 			&verified{Order: o, refundRead: true}, nil
+	case r.Status == RefundSuccess.String() && r.AmountProblem != "" && r.Inexact && r.Amount > it.Refunded+late:
+		// No whole number of minor units (its amount changed when it was
+		// approved, a network fee taken off), and more than the order
+		// nets (its next whole minor unit is above it): held as any such
+		// refund is.
+		return pipeline.ItemHeld, fmt.Sprintf("%s refund %s returned more than the %s (%s): verified again once the platform records the refund",
+			VerifyHoldPrefix, r.ID, netted(it, late), r.AmountProblem), &verified{Order: o, refundRead: true}, nil
+	case r.Status == RefundSuccess.String() && r.AmountProblem != "" && r.Inexact:
+		// Rounded up to the next minor unit, it is still no more than
+		// the order nets (and its late refunds): the platform holds at
+		// least what it pays, as for any latest refund below what the
+		// order nets, and the reconciliation reports the difference.
+		// Rejected, its seller lost the order for good over a refund of
+		// 0.965432 USDT where the order nets 1.00 USD.
+		return pipeline.ItemRecorded, "", &verified{Order: o, refundRead: true}, nil
 	case r.Status == RefundSuccess.String() && r.AmountProblem != "":
 		return pipeline.ItemRejected, "Pay Protocol refund " + r.ID + " is in an amount that cannot be checked (" + r.AmountProblem + ")", nil, nil
 	case r.Status == RefundSuccess.String() && r.Amount > it.Refunded+late:
@@ -498,12 +513,8 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 		// order nets is taken: Pay Protocol shows no earlier refund of
 		// the order, and the platform then holds more than it pays (the
 		// reconciliation compares).
-		known := pipeline.Money{Minor: it.Refunded, Currency: it.Currency}.String() + " the order nets"
-		if late > 0 {
-			known += fmt.Sprintf(" and the %s of its late refunds", pipeline.Money{Minor: late, Currency: it.Currency})
-		}
 		return pipeline.ItemHeld, fmt.Sprintf("%s refund %s returned %s, more than the %s: verified again once the platform records the refund",
-			VerifyHoldPrefix, r.ID, pipeline.Money{Minor: r.Amount, Currency: o.Quote.Currency}, known), &verified{Order: o, refundRead: true}, nil
+			VerifyHoldPrefix, r.ID, pipeline.Money{Minor: r.Amount, Currency: o.Quote.Currency}, netted(it, late)), &verified{Order: o, refundRead: true}, nil
 	case r.Status == RefundSuccess.String() && r.Amount > it.Refunded:
 		// Larger than the order nets, but the platform recorded the rest
 		// since, as late refunds: verified; they are clawed back from the
@@ -516,6 +527,16 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 	default:
 		return pipeline.ItemRejected, "Pay Protocol refund is " + r.Status + ": the order's refund cannot be netted", nil, nil
 	}
+}
+
+// netted says what item it nets, with late, what its late refunds add up
+// to: "1.00 USD the order nets and the 7.50 USD of its late refunds".
+func netted(it pipeline.Split, late int64) string {
+	known := pipeline.Money{Minor: it.Refunded, Currency: it.Currency}.String() + " the order nets"
+	if late > 0 {
+		known += fmt.Sprintf(" and the %s of its late refunds", pipeline.Money{Minor: late, Currency: it.Currency})
+	}
+	return known
 }
 
 // heldAnswers keeps, for the run's own reconciliation, what the
