@@ -470,7 +470,15 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 	o.Refund = r
 	switch {
 	case r == nil:
-		return pipeline.ItemRejected, "the order shows a refund Pay Protocol does not know", nil, nil
+		// Nothing returned to the buyer yet: the platform recorded the
+		// refund before its refund order reached Pay Protocol (created
+		// later, approved by a person on its console). Held, never paid
+		// on, verified again by every run of its date and settled once
+		// Pay Protocol shows the refund; rejected, its seller lost the
+		// order for good over a refund a few minutes early, while a
+		// latest refund of any smaller amount is taken.
+		return pipeline.ItemHeld, VerifyHoldPrefix + " knows no refund of the order, the " + netted(it, late) + ": verified again once Pay Protocol shows it (its refund order created, approved)",
+			&verified{Order: o, refundRead: true}, nil
 	case r.Status == RefundSuccess.String() && r.AmountProblem != "" && r.Unconfigured:
 		// Settle's configuration, not the payment: held, verified again by
 		// every run of its date, paid once the decimals are configured.
