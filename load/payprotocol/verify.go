@@ -52,9 +52,11 @@ type VerifyStore interface {
 // in the expected currency and amount, and any refund we net confirmed as
 // successful. Verified items are recorded (and the provider that pays Pay
 // Protocol's orders files them); a payment still pending, confirming or
-// partially paid, or a refund awaiting approval or one that cannot be read
-// against the payment (on another chain, of another payment order, in a
-// currency whose decimals are not configured), holds the item, and every
+// partially paid, a refund we net that Pay Protocol does not show yet or
+// that awaits approval, or one that cannot be read against the payment
+// (on another chain, of another payment order, in a currency whose
+// decimals are not configured), or one above what the order nets, holds
+// the item, and every
 // later run of the date verifies it again until it is decided; so does
 // a failed payment (it may be paid late, on chain: HeldFailedPayment),
 // until it is paid or a person rejects it; a refunded or mismatched
