@@ -6,8 +6,10 @@
 // payments and refunds with Pay Protocol's (Matcher), watching too, from
 // a nightly run, the orders of earlier dates rejected for a failed payment
 // that a buyer may still pay late (Watcher). The client also
-// follows refunds, creates payment and refund orders, asks for callbacks
-// to be sent again, and receives callbacks (CallbackHandler).
+// follows refunds, lists them (RefundList: the merchant's refund orders, a
+// page at a time, by creation time), creates payment and refund orders,
+// asks for callbacks to be sent again, and receives callbacks
+// (CallbackHandler).
 //
 // Every request carries X-PAY-KEY, X-PAY-TIMESTAMP and X-PAY-SIGN (Sign:
 // HMAC-SHA256 with the API secret over timestamp + METHOD + requestPath +
@@ -23,10 +25,10 @@
 // with ToMinor and FromMinor, exactly or not at all. An answer is read
 // status first: a payment in progress needs nothing else.
 //
-// Queries (payment and refund detail) and the idempotent "send the callback
-// again" calls are retried on transient failures. The create calls are not:
-// a payment or refund order whose answer never arrived fails with
-// ErrUnknownOutcome, and the caller resolves it with PaymentDetail or
+// Queries (payment and refund detail, refund list) and the idempotent
+// "send the callback again" calls are retried on transient failures. The
+// create calls are not: a payment or refund order whose answer never
+// arrived fails with ErrUnknownOutcome, and the caller resolves it with PaymentDetail or
 // RefundDetail (DESIGN section 3). A refund order has no idempotency key at
 // Pay Protocol, so a refund must never be sent again before RefundDetail by
 // outTradeNo has said there is none.
@@ -48,6 +50,10 @@
 //     answer carries them;
 //   - with only outTradeNo, the refund detail answers the order's latest
 //     refund; the refund order amount is in the payment's quote currency;
+//   - the refund list's entries carry the refund detail's fields (the
+//     page we read names chainId to refundAddress, then is cut off), in no
+//     stated order, startTime and endTime both included: RefundList tells
+//     entries apart by refundId and checks their count;
 //   - which path a callback is signed over (the notify URL's path and
 //     query is assumed; the batch job confirms every callback by a detail
 //     query anyway);

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"math/big"
 	"strconv"
 	"time"
@@ -209,4 +210,50 @@ func (s *Server) notifyRefund(r request) reply {
 	}
 	s.notify(payprotocol.CallbackRefund, rf.id, int(rf.status), rf.notifyURL, rf.view(rf.status))
 	return success(nil)
+}
+
+// refundListPage answers GET /refund/list: the refund orders matching
+// chainId, orderStatus, transactionHash and a creation time from startTime
+// to endTime (Unix seconds, both included; assumed), newest first, a page
+// of size (default 10, at most 500) at page (from 1, at most 1,000,000),
+// with their count, as published. Listing moves no refund on (the detail
+// query does).
+func (s *Server) refundListPage(r request) reply {
+	num := func(name string, def, lo, hi int64) (int64, bool) {
+		v := r.query.Get(name)
+		if v == "" {
+			return def, true
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil && n >= lo && n <= hi
+	}
+	page, ok1 := num("page", 1, 1, payprotocol.RefundListMaxPage)
+	size, ok2 := num("size", 10, 1, payprotocol.RefundListMaxSize)
+	chain, ok3 := num("chainId", 0, 1, math.MaxInt32)
+	status, ok4 := num("orderStatus", -1, 0, 5)
+	start, ok5 := num("startTime", math.MinInt64, 0, math.MaxInt64)
+	end, ok6 := num("endTime", math.MaxInt64, 0, math.MaxInt64)
+	for i, ok := range []bool{ok1, ok2, ok3, ok4, ok5, ok6} {
+		if !ok {
+			return refuse(payprotocol.CodeBadRequest, "invalid parameter: "+[]string{"page", "size", "chainId", "orderStatus", "startTime", "endTime"}[i])
+		}
+	}
+	hash := r.query.Get("transactionHash")
+	var match []*refund
+	for i := len(s.refundList) - 1; i >= 0; i-- {
+		rf := s.refunds[s.refundList[i]]
+		switch at := rf.created.Unix(); {
+		case chain != 0 && int64(rf.chainID) != chain, status >= 0 && int64(rf.status) != status,
+			hash != "" && rf.txHash != hash, at < start, at > end:
+			continue
+		}
+		match = append(match, rf)
+	}
+	list := []map[string]any{}
+	if from := (page - 1) * size; from < int64(len(match)) {
+		for _, rf := range match[from:min(from+size, int64(len(match)))] {
+			list = append(list, rf.view(rf.status))
+		}
+	}
+	return success(map[string]any{"count": len(match), "page": page, "size": size, "list": list})
 }

@@ -9,10 +9,12 @@
 // (Options.Latency and QPS; off by default).
 //
 // Answers are {code, msg, data}, unsigned, as Pay Protocol's are, with the
-// published fields of the payment and refund details (no decimals field:
-// amounts are scaled by the settlement currency's decimals, which the
-// client has from configuration); the notify calls are GETs with query
-// parameters. Where its
+// published fields of the payment and refund details and of the refund
+// list's pages (no decimals field: amounts are scaled by the settlement
+// currency's decimals, which the client has from configuration); the
+// notify calls are GETs with query parameters. The refund list pages
+// through every refund order, newest first (assumed: the docs give no
+// order), filtered as published. Where its
 // behaviour is not public the fake follows the assumptions of package
 // payprotocol: code 401 "invalid sign" (HTTP 401) for a bad key, signature
 // or timestamp; 404 (HTTP 404; bare with Options.BareNotFound) for an
@@ -137,6 +139,7 @@ var routes = []route{
 	{payprotocol.APINotifyPayment, http.MethodGet, (*Server).notifyPayment},
 	{payprotocol.APINotifyRefund, http.MethodGet, (*Server).notifyRefund},
 	{payprotocol.APIChainList, http.MethodGet, (*Server).chainList},
+	{payprotocol.APIRefundList, http.MethodGet, (*Server).refundListPage},
 }
 
 // chainList answers GET /conf/list/chain with the chains the fake's
@@ -199,7 +202,7 @@ func (s *Server) Calls(api string) int {
 	return s.calls[api]
 }
 
-// ServeHTTP serves the seven APIs, matched on the path's end so that the fake
+// ServeHTTP serves the eight APIs, matched on the path's end so that the fake
 // may be mounted under any prefix (normally /api/mer).
 //
 // Every answer's Date header is the fake's clock (Options.Now), as a real
