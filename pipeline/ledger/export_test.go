@@ -56,6 +56,9 @@ const (
 // its plan.
 const RejectedItemsQuery = rejectedItemsQuery
 
+// ProviderTxnsOfRunQuery is ProviderTxnsOfRun's query, for its plan.
+const ProviderTxnsOfRunQuery = providerTxnsOfRunQuery
+
 // RejectedToWatchQuery is the watch's page of rejected items, for the
 // test of its plan.
 const RejectedToWatchQuery = rejectedToWatchQuery

@@ -67,6 +67,39 @@ func (l *Ledger) RefundedItemsAfter(ctx context.Context, runID int64, ch pipelin
 	return out, rows.Err()
 }
 
+// providerTxnsOfRunQuery is ProviderTxnsOfRun's: items_provider_txn
+// finds each of $3 (its collation "C" on both sides, and its predicate).
+const providerTxnsOfRunQuery = `SELECT i.provider_txn_id FROM unnest($3::text[]) t(txn)
+	JOIN items i ON i.channel COLLATE "C" = $2 COLLATE "C" AND i.provider_txn_id COLLATE "C" = t.txn COLLATE "C"
+	  AND i.txn_once AND i.provider_txn_id <> ''
+	WHERE i.run_id = $1`
+
+// ProviderTxnsOfRun returns which of txns are the provider transactions
+// (provider_txn_id) of the run's items of channel ch, a channel that
+// settles once per provider transaction (its items txn_once, migration
+// 00019): each is looked up by the unique index items_provider_txn, so a
+// page of a provider's listing (a few hundred of its order numbers, of
+// every date) costs what it asks, not what the run holds.
+func (l *Ledger) ProviderTxnsOfRun(ctx context.Context, runID int64, ch pipeline.Channel, txns []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(txns) == 0 {
+		return out, nil
+	}
+	rows, err := l.db.QueryContext(ctx, providerTxnsOfRunQuery, runID, string(ch), pq.Array(txns))
+	if err != nil {
+		return nil, fmt.Errorf("read which of %d %s transactions are of run %d: %w", len(txns), ch, runID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var txn string
+		if err := rows.Scan(&txn); err != nil {
+			return nil, fmt.Errorf("read which %s transactions are of run %d: %w", ch, runID, err)
+		}
+		out[txn] = true
+	}
+	return out, rows.Err()
+}
+
 // rejectedNotesWalkQuery ends a page of the run's rejected items at its
 // limit: the notes the trigger of migration 00018 keeps (items_rejected),
 // a few a day, not the run's items.

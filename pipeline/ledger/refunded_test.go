@@ -3,8 +3,11 @@ package ledger_test
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -93,5 +96,76 @@ func TestRefundedItems(t *testing.T) {
 	}
 	if other, err := l.RefundedItems(ctx, run.ID+1, pp); err != nil || len(other) != 0 {
 		t.Fatalf("another run: %v, %v", other, err)
+	}
+}
+
+// TestProviderTxnsOfRun: of a provider's order numbers, those of the
+// run's items of the channel, by the unique index of the transactions
+// that settle once: not another run's, another channel's or unknown ones.
+func TestProviderTxnsOfRun(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	write := func(run *pipeline.Run, splits ...pipeline.Split) {
+		t.Helper()
+		if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+			for _, s := range splits {
+				if err := w.Split(s); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	split := func(no string, ch pipeline.Channel) pipeline.Split {
+		at := time.Date(2026, 11, 20, 1, 0, 0, 0, time.UTC)
+		return pipeline.Split{Order: pipeline.Order{OrderNo: no, SellerID: "S1", Channel: ch, ProviderTxnID: "T" + no,
+			Currency: "USD", Amount: 1000, Category: "c", PaidAt: at, ConfirmedAt: at},
+			Rule: "r", SellerShare: 1000, Unverified: ch == chPayProtocol, TxnOnce: ch == chPayProtocol}
+	}
+	run := openRun(t, l, day)
+	write(run, split("O1", chPayProtocol), split("O2", chPayProtocol), split("O3", chInfinia))
+	other := openRun(t, l, day.AddDays(1))
+	write(other, split("O4", chPayProtocol))
+	got, err := l.ProviderTxnsOfRun(ctx, run.ID, chPayProtocol, []string{"TO1", "TO3", "TO4", "TO9", "TO2"})
+	if want := map[string]bool{"TO1": true, "TO2": true}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, %v; want %v", got, err, want)
+	}
+	if got, err := l.ProviderTxnsOfRun(ctx, other.ID, chPayProtocol, []string{"TO1", "TO4"}); err != nil || !reflect.DeepEqual(got, map[string]bool{"TO4": true}) {
+		t.Fatalf("the other run: %v, %v", got, err)
+	}
+	if got, err := l.ProviderTxnsOfRun(ctx, run.ID, chPayProtocol, nil); err != nil || len(got) != 0 {
+		t.Fatalf("none asked: %v, %v", got, err)
+	}
+	// Each is looked up by the index, not by walking the run's items:
+	// with sequential scans priced out, the plan names the index (on
+	// these few rows the planner would scan them otherwise).
+	tx, err := l.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.QueryContext(ctx, `EXPLAIN `+ledger.ProviderTxnsOfRunQuery, run.ID, string(chPayProtocol), pq.Array([]string{"TO1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(plan, "\n"), "items_provider_txn") {
+		t.Fatalf("the plan does not use items_provider_txn:\n%s", strings.Join(plan, "\n"))
 	}
 }
