@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/pipeline"
 )
 
 func TestPayProtocolMatcherCountsANettedLateRefundOnce(t *testing.T) {
@@ -64,5 +69,29 @@ func TestPayProtocolMatcherCountsANettedLateRefundOnce(t *testing.T) {
 		if m.OrderNo == o.No {
 			t.Errorf("a refund the order's row nets, counted again: %+v", m)
 		}
+	}
+
+	// The same refund made a second time at Pay Protocol (its latest
+	// refund agrees with the ledger, as before): the reconciliation settle
+	// run builds reads Pay Protocol's refund list, finds the run's order
+	// in the ledger, and reports the two refunds adding up to twice what
+	// the platform counts, for a person.
+	second, err := sim.PayProtocol.AddRefund(o.Txn, fmt.Sprint(o.Refunded*10_000), payprotocol.RefundSuccess) // USD cents in USDT's 6 decimals
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = match(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []pipeline.Mismatch
+	for _, m := range got {
+		if m.OrderNo == o.No {
+			rows = append(rows, m)
+		}
+	}
+	if len(rows) != 1 || rows[0].Expected || rows[0].Category != pipeline.MismatchAmount || rows[0].Theirs != fmt.Sprint(2*o.Refunded) ||
+		!strings.Contains(rows[0].Detail, second) || !strings.Contains(rows[0].Detail, "more than the ledger counts") {
+		t.Fatalf("a refund made twice at Pay Protocol: %+v, want one unexpected amount row naming refund %s", rows, second)
 	}
 }

@@ -29,7 +29,7 @@ func (a Adapter) Payment(ctx context.Context, outTradeNo string) (Order, error) 
 	if err != nil {
 		return Order{}, err
 	}
-	o := Order{Status: p.Status.String(), chain: p.ChainID, paymentNo: p.OutPaymentNo, settlement: p.SettlementCurrency, expected: p.ExpectedAmount}
+	o := Order{Status: p.Status.String(), chain: p.ChainID, paymentNo: p.OutPaymentNo, settlement: p.SettlementCurrency, expected: p.ExpectedAmount, read: true}
 	if o.Quote, err = p.Quote(); err != nil {
 		o.Quote, o.QuoteProblem = pipeline.Money{}, err.Error()
 	}
@@ -37,8 +37,8 @@ func (a Adapter) Payment(ctx context.Context, outTradeNo string) (Order, error) 
 }
 
 // Refund asks for the latest refund of the order whose payment Payment
-// returned as o (by outTradeNo: Pay Protocol lists no refunds, and the
-// platform does not keep Pay Protocol's refund ids); nil when Pay Protocol
+// returned as o (by outTradeNo: the platform does not keep Pay Protocol's
+// refund ids, and the refund list is not by order); nil when Pay Protocol
 // knows none. Its amount is read as refundOf reads it.
 func (a Adapter) Refund(ctx context.Context, outTradeNo string, o Order) (*OrderRefund, error) {
 	r, err := a.latestRefund(ctx, outTradeNo)

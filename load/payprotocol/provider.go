@@ -17,6 +17,7 @@ const Name = "payprotocol"
 type Store interface {
 	VerifyStore
 	ReconcileStore
+	RunOrders
 }
 
 // ProviderConfig is what the Pay Protocol provider of a run is built from.
@@ -43,13 +44,20 @@ type ProviderConfig struct {
 	// run (settle run --rejected-watch-days, on a nightly run).
 	Watch     WatchStore
 	WatchDays int
+	// RefundLookback is how long before the start of the run's date the
+	// refunds the verification and the reconciliation list may have been
+	// created (RefundListing.Lookback); 0: DefaultRefundLookback.
+	RefundLookback time.Duration
 }
 
 // NewProvider returns Pay Protocol as a provider of a run. It settles the
 // payprotocol channel's orders by verifying their payments (its upload
 // part, which must run before the part of the provider that files them);
 // its pre-flight is one authenticated call; its matcher compares the
-// ledger's payments and refunds with Pay Protocol's, and its watcher (with
+// ledger's payments and refunds with Pay Protocol's; the verification and
+// the matcher each read Pay Protocol's refund list once (RefundListing,
+// from c.RefundLookback before the run's date), so that every successful
+// refund of an order counts, not its latest alone; and its watcher (with
 // c.Watch and c.WatchDays) asks about the rejected orders of earlier
 // dates that may have been paid late. When answers are
 // kept (c.Final, but not pipeline.AskAll), its chain of the distribute
@@ -60,12 +68,14 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
 	_, all := c.Final.(pipeline.AskAll)
-	var held *heldAnswers // what the verification was told of the payments it held, for the run's reconcile
+	var held *heldAnswers  // what the verification was told of the payments it held, for the run's reconcile
+	var read *paymentsRead // the payments it read of orders with refunds listed, likewise
 	if !all {
-		held = &heldAnswers{}
+		held, read = &heldAnswers{}, &paymentsRead{}
 	}
-	match := Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, held: held, Up: c.Client.Preflight,
-		Rejected: c.Rejected, Log: c.Log})
+	listing := &RefundListing{API: api, Store: c.Store, Lookback: c.RefundLookback}
+	match := Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, held: held, read: read, Up: c.Client.Preflight,
+		Rejected: c.Rejected, Log: c.Log, Listing: listing})
 	p := pipeline.Provider{
 		Name:    Name,
 		Settles: []pipeline.Channel{Channel},
@@ -79,7 +89,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 			return nil
 		},
 		Upload: func(ctx context.Context, run *pipeline.Run) (string, error) {
-			s, err := verify(ctx, c.Store, api, c.Pacer, c.Final, held, c.Client.Preflight, run)
+			s, err := verify(ctx, c.Store, api, c.Pacer, c.Final, held, c.Client.Preflight, listing, read, run)
 			return s, notAnswering(ctx, err)
 		},
 		Matchers: []pipeline.Matcher{match},

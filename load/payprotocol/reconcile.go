@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -35,8 +37,15 @@ type Order struct {
 	Quote        pipeline.Money
 	QuoteProblem string
 	// Refund is the order's latest refund; nil when Pay Protocol knows
-	// none, or when the payment is not paid (it is not asked then).
+	// none, or when the payment is not paid (it is not asked then), or
+	// when Listed holds the order's refunds and the latest was not asked.
 	Refund *OrderRefund
+	// Listed are the order's refunds that Pay Protocol's refund list
+	// showed, each read as Refund is (RefundListing): the successful ones,
+	// and an entry of the list that could not be read (its AmountProblem
+	// says so). Listed, the refunds other than Refund are added to it, and
+	// their sum is what the ledger's refunded total is compared with.
+	Listed []OrderRefund
 
 	// What Refund needs of the payment detail to read a refund's amount:
 	// its chain, payment order (outPaymentNo), settlement currency and
@@ -45,6 +54,11 @@ type Order struct {
 	paymentNo  string
 	settlement string
 	expected   string // expectedAmount, scaled in settlement: with Quote, the rate the payment was settled at
+	read       bool   // those were read from the payment detail
+	// listed says the refund list was read (Listed holds what it showed
+	// of the order), from listedFrom (zero: from the start).
+	listed     bool
+	listedFrom time.Time
 }
 
 // OrderRefund is one refund as Pay Protocol reports it.
@@ -75,9 +89,9 @@ type OrderRefund struct {
 // (Adapter over a Client).
 type ReconcileAPI interface {
 	// Order returns the payment of our order outTradeNo and, when it is
-	// paid, its latest refund (Pay Protocol lists no refunds: an earlier
-	// refund of the same order cannot be seen). pipeline.ErrNotFound when
-	// Pay Protocol does not know the order.
+	// paid, its latest refund (the refund detail answers no other: the
+	// others are seen in the refund list, MatcherConfig.Listing).
+	// pipeline.ErrNotFound when Pay Protocol does not know the order.
 	Order(ctx context.Context, outTradeNo string) (Order, error)
 	// OrderPaid returns what Order would about our order outTradeNo whose
 	// payment an earlier answer found paid as paid (kept: keptPayment),
@@ -144,6 +158,10 @@ type MatcherConfig struct {
 	// held has the answers this run's verification got about the payments
 	// it held (NewProvider's): those are matched without asking again.
 	held *heldAnswers
+	// read has the payments this run's verification read of orders whose
+	// refunds its refund list showed (NewProvider's): of such an order
+	// kept as final, the refunds listed are read against it, not asked.
+	read *paymentsRead
 	// Up asks Pay Protocol a question of its own (Client.Preflight: a
 	// payment detail of no order of ours), when a matching asked orders
 	// and got no answer about any: answered, Pay Protocol is up and fails
@@ -158,6 +176,15 @@ type MatcherConfig struct {
 	// Log, when set, gets one line for each rejected order whose payment
 	// is paid now (logPaid).
 	Log *slog.Logger
+	// Listing, when set, has the matcher read Pay Protocol's refund list
+	// once per matching (before its first page) and compare with our
+	// refunded total every successful refund it shows of each order, not
+	// only the latest (Order.Listed, matchRefunds): of an order kept as
+	// final (Final) that it shows a refund of, the payment is asked again
+	// (its detail reads the refunds' amounts). A list that cannot be read
+	// is a row of its own (unexpected), and the orders are matched with
+	// their latest refund alone. nil: no list is read.
+	Listing *RefundListing
 }
 
 // Matcher compares the ledger's view of a run's Pay Protocol orders with
@@ -178,7 +205,10 @@ type MatcherConfig struct {
 //
 //   - amount (detail "refunds: ..."): the successful refund Pay Protocol
 //     shows differs from our refunded total (netted at settlement plus late
-//     refunds not rejected);
+//     refunds not rejected): its latest refund, or, with c.Listing, the sum
+//     of every successful refund its refund list shows of the order (a
+//     refund made twice, or on Pay Protocol's console, is a row naming the
+//     refunds); a refund of them that cannot be read is a row too;
 //
 //   - timing, expected: a held item whose payment is still pending,
 //     confirming or partially paid, or failed (it may still be paid late;
@@ -195,9 +225,13 @@ type MatcherConfig struct {
 // MatchRejected finds of them: one paid since is a status row for a
 // person (and a line on c.Log), one still failed an expected timing row.
 //
-// Pay Protocol shows only an order's latest refund; when our total is above
-// a successful latest refund the row says that earlier refunds cannot be
-// listed, for a person to check on Pay Protocol's console. A failure that
+// Without c.Listing, Pay Protocol's refund detail shows an order's latest
+// refund alone; when our total is above a successful latest refund the
+// row says that earlier refunds cannot be listed, for a person to check on
+// Pay Protocol's console. With it, the refund list is read once per
+// matching, and a list that cannot be read is an unexpected
+// unverifiable row of its own (subject APIRefundList): the orders are then
+// matched with their latest refund alone. A failure that
 // concerns every order (refused credentials, Pay Protocol down past its
 // retries: downAfter orders in a row unanswered, asked one at a time
 // until it answers one, or none answered, and c.Up not answered either)
@@ -220,12 +254,26 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 		var out []pipeline.Mismatch
 		ans := answers{probe: c.Up}
 		after := ""
+		var listed *listedRefunds
+		listing := c.Listing != nil
 		for {
 			items, err := c.Store.RefundedItemsAfter(ctx, run.ID, Channel, after, size)
 			if err != nil {
 				return nil, fmt.Errorf("read the Pay Protocol items of run %d: %w", run.ID, err)
 			}
-			found, err := c.matchPage(ctx, run, items, &ans)
+			if listing && len(items) > 0 {
+				// Once, and only for a run with orders to match.
+				listing = false
+				if listed, err = c.Listing.list(ctx, run); err != nil {
+					if ctx.Err() != nil || pipeline.KindOf(err) == pipeline.KindUsage {
+						return nil, err
+					}
+					out = append(out, pipeline.Mismatch{Provider: Name, Category: pipeline.MismatchUnverifiable, Subject: APIRefundList,
+						Detail: "refunds: Pay Protocol's refund list could not be read, so each order's refunds were compared with its latest refund alone (a refund made twice is not seen): " +
+							pipeline.OneLine(err.Error())})
+				}
+			}
+			found, err := c.matchPage(ctx, run, items, &ans, listed)
 			if err != nil {
 				return nil, err
 			}
@@ -261,8 +309,9 @@ func Matcher(c MatcherConfig) pipeline.Matcher {
 // matchPage matches one page of the run's items (see Matcher) and records
 // the answers found final, so that a page is held in memory at a time.
 // ans tells Pay Protocol down from Pay Protocol failing on a few orders,
-// over the pages of one matching.
-func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items []pipeline.RefundedItem, ans *answers) ([]pipeline.Mismatch, error) {
+// over the pages of one matching; listed is what the refund list showed
+// of the run's orders (nil: none was read).
+func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items []pipeline.RefundedItem, ans *answers, listed *listedRefunds) ([]pipeline.Mismatch, error) {
 	if c.WentOn {
 		items = slices.DeleteFunc(slices.Clone(items), func(it pipeline.RefundedItem) bool { return it.State == pipeline.ItemHeld })
 	}
@@ -276,10 +325,15 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 	}
 	var ask []int
 	var paymentKeys []string
+	paymentOnly := map[int]bool{} // kept as final, with refunds listed: its payment alone is asked
 	for i, it := range items {
-		if !known[keys[i]] {
+		switch {
+		case !known[keys[i]]:
 			ask = append(ask, i)
 			paymentKeys = append(paymentKeys, paymentKey(it))
+		case listed.has(it.ProviderTxnID):
+			ask = append(ask, i)
+			paymentOnly[i] = true
 		}
 	}
 	// Of the orders to ask, those whose payment alone is kept.
@@ -302,6 +356,10 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 			found[i], err = unanswered(ctx, it, err, ans)
 			return err
 		}
+		o.Listed, o.listed, o.listedFrom = nil, false, time.Time{} // a held answer's are the verification's
+		if listed != nil {
+			o.Listed, o.listed, o.listedFrom = listed.read(c.Listing.API, it.ProviderTxnID, o), true, listed.from
+		}
 		found[i] = Match(it, o)
 		final[i] = finalAndAgreed(found[i], o)
 		for j, m := range found[i] {
@@ -319,7 +377,11 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 	// its 1,830 held payments at 50 a second).
 	var send []int
 	for _, i := range ask {
-		if o, ok := c.held.take(run.ID, items[i]); ok {
+		o, ok := c.held.take(run.ID, items[i])
+		if !ok && paymentOnly[i] {
+			o, ok = c.read.take(run.ID, items[i].ProviderTxnID)
+		}
+		if ok {
 			if err := match(i, o, nil); err != nil {
 				return nil, err
 			}
@@ -331,10 +393,21 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 		it := items[i]
 		var o Order
 		var err error
-		if paid[paymentKey(it)] {
+		switch {
+		case paymentOnly[i]:
+			o, err = c.Listing.API.Payment(ctx, it.ProviderTxnID)
+		case paid[paymentKey(it)]:
 			o, err = c.API.OrderPaid(ctx, it.ProviderTxnID, keptPayment(it))
-		} else {
+		default:
 			o, err = c.API.Order(ctx, it.ProviderTxnID)
+		}
+		if err == nil && !o.read && listed.has(it.ProviderTxnID) {
+			// The payment kept (no latest refund shown): the listed
+			// refunds are read against its detail.
+			latest := o.Refund
+			if o, err = c.Listing.API.Payment(ctx, it.ProviderTxnID); err == nil {
+				o.Refund = latest
+			}
 		}
 		if err == nil || !transient(err) {
 			ans.answered()
@@ -492,7 +565,7 @@ func Match(it pipeline.RefundedItem, o Order) []pipeline.Mismatch {
 	out, quote := matchQuote(it, o)
 	switch {
 	case o.Status == PaymentPaid.String():
-		refunds := matchRefund(it, o.Refund)
+		refunds := matchRefunds(it, o)
 		if it.State == pipeline.ItemHeld && len(refunds) == 0 {
 			// Verified again by every run of its date; Matcher
 			// makes this a timing gap within the run itself.
@@ -552,9 +625,9 @@ func matchQuote(it pipeline.RefundedItem, o Order) (out []pipeline.Mismatch, quo
 const heldPaidNow = "payment: Pay Protocol's payment is paid now, the item is still held: run its date again to settle it"
 
 // matchRefund compares our refunded total with the latest
-// refund of a paid order.
-func matchRefund(it pipeline.RefundedItem, r *OrderRefund) []pipeline.Mismatch {
-	const limit = " (Pay Protocol shows only an order's latest refund: earlier ones cannot be listed)"
+// refund of a paid order; limit ends the detail of a row whose total is
+// above that refund: why no other refund was compared.
+func matchRefund(it pipeline.RefundedItem, r *OrderRefund, limit string) []pipeline.Mismatch {
 	switch {
 	case r == nil:
 		if it.Refunded == 0 {
@@ -595,6 +668,66 @@ func matchRefund(it pipeline.RefundedItem, r *OrderRefund) []pipeline.Mismatch {
 	}
 	return []pipeline.Mismatch{row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), "0", "refund "+r.Status,
 		fmt.Sprintf("refunds: Pay Protocol's latest refund %s is %s, the ledger counts %s%s", r.ID, r.Status, ourRefunds(it), limit))}
+}
+
+// matchRefunds compares our refunded total with the refunds of a paid
+// order: its latest refund alone (matchRefund), unless the refund list
+// showed others (o.Listed): then every successful one, the latest with
+// them, is added up, and their sum is compared. A refund of them that
+// cannot be read makes a row of its own: the sum cannot be told. A sum
+// above our total is money returned to the buyer that the platform does
+// not count (a refund made twice, or on Pay Protocol's console), a sum
+// below it a refund the platform counts that Pay Protocol's list does not
+// show (made before the list's start, or never): both are unexpected.
+func matchRefunds(it pipeline.RefundedItem, o Order) []pipeline.Mismatch {
+	r := o.Refund
+	var all []OrderRefund
+	for _, l := range o.Listed {
+		if r == nil || l.ID != r.ID {
+			all = append(all, l)
+		}
+	}
+	if len(all) == 0 {
+		limit := " (Pay Protocol shows only an order's latest refund: earlier ones cannot be listed)"
+		if o.listed {
+			limit = " (Pay Protocol's refund list, read from " + stamp(o.listedFrom) + ", shows no other successful refund of the order)"
+		}
+		return matchRefund(it, r, limit)
+	}
+	var out []pipeline.Mismatch
+	switch {
+	case r == nil:
+	case refundInProgress(r.Status):
+		out = matchRefund(it, r, "") // its timing row
+	case r.Status == RefundSuccess.String():
+		all = append(all, *r)
+	}
+	what := "refunds: Pay Protocol's successful " + refundsNamed(all) + " of the order"
+	var sum int64
+	var problems []string
+	for _, x := range all {
+		if x.AmountProblem != "" {
+			problems = append(problems, "refund "+x.ID+": "+x.AmountProblem)
+			continue
+		}
+		var err error
+		if sum, err = pipeline.Add(sum, x.Amount); err != nil {
+			problems = append(problems, "their sum: "+err.Error())
+		}
+	}
+	switch {
+	case len(problems) > 0:
+		return append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), "", "refund success",
+			what+" cannot be added up: "+strings.Join(problems, "; ")))
+	case sum == it.Refunded:
+		return out
+	case sum > it.Refunded:
+		return append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), pipeline.Minor(sum), "refund success",
+			fmt.Sprintf("%s returned %s, more than the ledger counts: %s", what, pipeline.Money{Minor: sum, Currency: it.Currency}, ourRefunds(it))))
+	}
+	since := " (Pay Protocol's refund list was read from " + stamp(o.listedFrom) + ": an earlier refund is not in it)"
+	return append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Refunded), pipeline.Minor(sum), "refund success",
+		fmt.Sprintf("%s returned %s, less than the ledger counts: %s%s", what, pipeline.Money{Minor: sum, Currency: it.Currency}, ourRefunds(it), since)))
 }
 
 // ourRefunds says what our refunded total is made of.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -71,7 +72,9 @@ type VerifyStore interface {
 // not answered either; the run stopping) stops the verification.
 //
 // The latest refund is asked only of a payment paid in our amount whose
-// order has a refund we net. Once the ledger has an item recorded, what
+// order has a refund we net; Verify reads no refund list (NewProvider's
+// verification does, and holds an order whose refunds there add up to more
+// than it nets: see verify). Once the ledger has an item recorded, what
 // the verification found is kept in final for the reconciliation of the
 // run (nil final: nothing is kept): when it read the refund and Pay
 // Protocol's whole answer is one the matcher would find final and in
@@ -85,14 +88,25 @@ type VerifyStore interface {
 // read 10,000 at a time by order number (keyset pagination): the
 // verification holds one page, however large the day.
 func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, run *pipeline.Run) (string, error) {
-	return verify(ctx, store, api, pacer, final, nil, nil, run)
+	return verify(ctx, store, api, pacer, final, nil, nil, nil, nil, run)
 }
 
 // verify is Verify that also gives held the answers about the payments it
 // holds, for the run's own reconciliation (nil: kept nowhere), and asks
 // Pay Protocol a question of its own with up (nil: none) before it takes
 // downAfter orders in a row unanswered for Pay Protocol down (answers).
-func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, held *heldAnswers, up func(context.Context) error, run *pipeline.Run) (string, error) {
+//
+// With listing, it reads Pay Protocol's refund list once, before it asks
+// about the first order (none when there is no order to verify), and
+// holds an order whose successful refunds there (and its latest refund)
+// add up to more than it nets with its late refunds, or one of which
+// cannot be read (overListed); a list that cannot be read leaves every
+// payment not verified yet for the next run of the date (the error is
+// pipeline.ErrStillProcessing), as Pay Protocol not answering does. The
+// payments it read of the orders the list shows refunds of go to read
+// (nil: nowhere), for the run's own reconciliation.
+func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeline.Pacer, final pipeline.FinalAnswers, held *heldAnswers, up func(context.Context) error,
+	listing *RefundListing, read *paymentsRead, run *pipeline.Run) (string, error) {
 	var mu sync.Mutex
 	counts := map[string]int{}
 	var firstHeld []heldLine // the held orders first by number, for the problem's lines
@@ -103,9 +117,10 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 	kept := map[string]*keptAnswers{Name: {final: final, name: Name}, PaymentAnswersName: {final: final, name: PaymentAnswersName}}
 	progress := pipeline.ProgressFrom(ctx) // the stage's first phase: the payments verified
 	progress.Restart(0)
+	var list refundsShown // what the refund list shows (none without listing)
 	check := func(it pipeline.VerifyItem) error {
 		defer progress.Add(1)
-		to, reason, v, err := verdict(ctx, api, it.Split, it.LateRefunded)
+		to, reason, v, err := verdict(ctx, api, list, it.Split, it.LateRefunded)
 		if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
 			return err // configuration: says it all, about every order
 		}
@@ -152,6 +167,9 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		if to == pipeline.ItemHeld && v != nil {
 			held.put(run.ID, it.ProviderTxnID, v.Order)
 		}
+		if v != nil && v.read && list.listed.has(it.ProviderTxnID) {
+			read.put(run.ID, it.ProviderTxnID, v.Order)
+		}
 		if to != pipeline.ItemRecorded || v == nil {
 			return nil
 		}
@@ -171,6 +189,17 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		var items []pipeline.VerifyItem
 		if items, after, err = store.ItemsToVerifyAfter(ctx, run.ID, Channel, VerifyHoldPrefix, after, verifyBatch); err != nil {
 			break
+		}
+		if listing != nil && list.listed == nil && len(items) > 0 {
+			// Once, and only for a run with payments to verify.
+			list.api = listing.API
+			if list.listed, err = listing.list(ctx, run); err != nil {
+				if ctx.Err() == nil && pipeline.KindOf(err) == pipeline.KindFailed {
+					err = fmt.Errorf("%w: Pay Protocol's refund list could not be read, so its payments not verified yet wait for the next run of this date (the other orders went on): %w",
+						pipeline.ErrStillProcessing, err)
+				}
+				break
+			}
 		}
 		seen += int64(len(items))
 		progress.SetTotal(seen)
@@ -410,7 +439,7 @@ const unknownPayment = "Pay Protocol does not know payment "
 // Adapter.Order gives, the refund read when the payment is paid. late is
 // what the order's late refunds in the ledger add up to
 // (pipeline.VerifyItem.LateRefunded).
-func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) (state, reason string, a *verified, err error) {
+func verdict(ctx context.Context, api VerifyAPI, list refundsShown, it pipeline.Split, late int64) (state, reason string, a *verified, err error) {
 	o, err := api.Payment(ctx, it.ProviderTxnID)
 	if pipeline.IsNotFound(err) {
 		return pipeline.ItemRejected, unknownPayment + it.ProviderTxnID, nil, nil
@@ -460,9 +489,19 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 	if o.Quote.Currency != it.Currency || o.Quote.Minor != it.Amount {
 		return pipeline.ItemRejected, fmt.Sprintf("Pay Protocol says %s was paid, the order says %s", o.Quote, pipeline.Money{Minor: it.Amount, Currency: it.Currency}), nil, nil
 	}
+	var shown []OrderRefund
+	if list.listed != nil {
+		shown = list.listed.read(list.api, it.ProviderTxnID, o)
+		o.Listed, o.listed, o.listedFrom = shown, true, list.listed.from
+	}
 	if it.Refunded == 0 {
-		// The verdict needs no refund: none is asked (the reconciliation
-		// asks it).
+		// The verdict needs no latest refund: none is asked (the
+		// reconciliation asks it). A refund the list shows that the
+		// platform does not count (made on Pay Protocol's console) holds
+		// the order.
+		if hold := overListed(it, late, shown, nil); hold != "" {
+			return pipeline.ItemHeld, hold, &verified{Order: o}, nil
+		}
 		return pipeline.ItemRecorded, "", &verified{Order: o}, nil
 	}
 	r, err := api.Refund(ctx, it.ProviderTxnID, o)
@@ -470,6 +509,9 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 		return "", "", nil, err
 	}
 	o.Refund = r
+	if hold := overListed(it, late, shown, r); hold != "" {
+		return pipeline.ItemHeld, hold, &verified{Order: o, refundRead: true}, nil
+	}
 	switch {
 	case r == nil:
 		// Nothing returned to the buyer yet: the platform recorded the
@@ -520,8 +562,9 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 		// read it), and the order is verified again by every run of its
 		// date; rejected, the seller lost the rest of the order for good
 		// (found by a review). A latest refund smaller than what the
-		// order nets is taken: Pay Protocol shows no earlier refund of
-		// the order, and the platform then holds more than it pays (the
+		// order nets is taken: the refund detail shows no earlier refund
+		// of the order (the refund list, when read, added them up in
+		// overListed), and the platform then holds more than it pays (the
 		// reconciliation compares).
 		return pipeline.ItemHeld, fmt.Sprintf("%s refund %s returned %s, more than the %s: verified again once the platform records the refund",
 			VerifyHoldPrefix, r.ID, pipeline.Money{Minor: r.Amount, Currency: o.Quote.Currency}, netted(it, late)), &verified{Order: o, refundRead: true}, nil
@@ -539,6 +582,58 @@ func verdict(ctx context.Context, api VerifyAPI, it pipeline.Split, late int64) 
 	}
 }
 
+// refundsShown is what a verification's refund list showed (listed nil:
+// none was read), with the API that reads its refunds against a payment.
+type refundsShown struct {
+	listed *listedRefunds
+	api    RefundLister
+}
+
+// overListed is why the verification holds item it, which nets
+// it.Refunded and whose late refunds add up to late, for the refunds the
+// refund list shows of it (shown) with its latest refund r (nil: not
+// asked, or none): "" when it does not. Only refunds other than r count
+// here; r alone is judged by verdict. With any, every successful one, r
+// too, is added up (one whose amount is no whole number of minor units at
+// the next one above it, as verdict bounds r): above what the order nets
+// with its late refunds, the seller's share would be paid out of money
+// the platform no longer holds, and one that cannot be read leaves the
+// sum unknown. Held, the order is verified again by every run of its date,
+// until the platform records the refund (a late refund) or a person sees
+// to it.
+func overListed(it pipeline.Split, late int64, shown []OrderRefund, r *OrderRefund) string {
+	var all []OrderRefund
+	for _, l := range shown {
+		if r == nil || l.ID != r.ID {
+			all = append(all, l)
+		}
+	}
+	if len(all) == 0 {
+		return ""
+	}
+	if r != nil && r.Status == RefundSuccess.String() {
+		if r.AmountProblem != "" && !r.Inexact {
+			return "" // verdict holds or rejects it for that
+		}
+		all = append(all, *r)
+	}
+	var sum int64
+	for _, x := range all {
+		if x.AmountProblem != "" && !x.Inexact {
+			return fmt.Sprintf("%s refund %s of the order cannot be read (%s): verified again by every run of its date", VerifyHoldPrefix, x.ID, x.AmountProblem)
+		}
+		var err error
+		if sum, err = pipeline.Add(sum, x.Amount); err != nil {
+			return fmt.Sprintf("%s %s of the order cannot be added up (%v): verified again by every run of its date", VerifyHoldPrefix, refundsNamed(all), err)
+		}
+	}
+	if sum <= it.Refunded+late {
+		return ""
+	}
+	return fmt.Sprintf("%s %s returned %s, more than the %s: verified again once the platform records the refund",
+		VerifyHoldPrefix, refundsNamed(all), pipeline.Money{Minor: sum, Currency: it.Currency}, netted(it, late))
+}
+
 // netted says what item it nets, with late, what its late refunds add up
 // to: "1.00 USD the order nets and the 7.50 USD of its late refunds".
 func netted(it pipeline.Split, late int64) string {
@@ -547,6 +642,53 @@ func netted(it pipeline.Split, late int64) string {
 		known += fmt.Sprintf(" and the %s of its late refunds", pipeline.Money{Minor: late, Currency: it.Currency})
 	}
 	return known
+}
+
+// paymentsRead keeps, for the run's own reconciliation, the payments the
+// verification read of the orders whose refunds the refund list showed
+// (their refunds and listing left out: the matcher reads its own): of
+// such an order whose answer is kept as final, the matcher reads the
+// refunds it lists against this payment rather than ask its detail again
+// (a paid payment's chain, payment order, settlement currency and rate do
+// not change). It holds at most paymentsReadMax, the first the
+// verification met; each is taken once. nil keeps nothing.
+type paymentsRead struct {
+	mu     sync.Mutex
+	orders map[heldKey]Order
+}
+
+// paymentsReadMax bounds paymentsRead: some 3 MB. A variable for the
+// tests.
+var paymentsReadMax = 20_000
+
+func (p *paymentsRead) put(run int64, txn string, o Order) {
+	if p == nil {
+		return
+	}
+	o.Refund, o.Listed, o.listed, o.listedFrom = nil, nil, false, time.Time{}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := heldKey{run, txn}
+	if _, kept := p.orders[k]; !kept && len(p.orders) >= paymentsReadMax {
+		return
+	}
+	if p.orders == nil {
+		p.orders = map[heldKey]Order{}
+	}
+	p.orders[k] = o
+}
+
+// take returns, and forgets, the payment kept of order txn of run.
+func (p *paymentsRead) take(run int64, txn string) (Order, bool) {
+	if p == nil {
+		return Order{}, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := heldKey{run, txn}
+	o, ok := p.orders[k]
+	delete(p.orders, k)
+	return o, ok
 }
 
 // heldAnswers keeps, for the run's own reconciliation, what the

@@ -75,6 +75,22 @@ func (s *verifyStore) RefundedItemsAfter(_ context.Context, runID int64, ch pipe
 	return pageOf(out, after, limit), nil
 }
 
+// ProviderTxnsOfRun answers which of txns are its items' (RunOrders).
+func (s *verifyStore) ProviderTxnsOfRun(_ context.Context, runID int64, ch pipeline.Channel, txns []string) (map[string]bool, error) {
+	if runID != 42 || ch != payprotocol.Channel {
+		return nil, fmt.Errorf("run %d, channel %s", runID, ch)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]bool{}
+	for _, it := range s.items {
+		if slices.Contains(txns, it.ProviderTxnID) {
+			out[it.ProviderTxnID] = true
+		}
+	}
+	return out, nil
+}
+
 // verifyAPI is an in-memory Pay Protocol for the verification.
 type verifyAPI struct {
 	payments       map[string]string            // outTradeNo -> status

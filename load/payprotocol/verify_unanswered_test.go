@@ -45,6 +45,10 @@ func failingOn(t *testing.T, fail ...string) (*payprotocol.Client, func(string) 
 	mux.HandleFunc("/api/mer/refund/detail", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound) // no refund: a bare 404, as Pay Protocol's docs list it
 	})
+	mux.HandleFunc("/api/mer/refund/list", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"code":200,"msg":"success","data":{"count":0,"page":1,"size":500,"list":[]}}`)) // no refund
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	c, err := payprotocol.New(payprotocol.Config{BaseURL: srv.URL + "/api/mer", APIKey: testKey, APISecret: testSecret,

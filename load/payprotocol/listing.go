@@ -1,0 +1,194 @@
+package payprotocol
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// RefundLister is what seeing every refund of a run's orders needs of Pay
+// Protocol's API (Adapter over a Client): the refund detail answers an
+// order's latest refund alone, the refund list every refund of the
+// merchant, by creation time.
+type RefundLister interface {
+	// ListRefunds gives each, a page at a time, every refund order Pay
+	// Protocol lists created from `from` (zero: unbounded) to `to`, of
+	// every status, and the entries it could not read; each may get a
+	// refund more than once (Client.RefundList).
+	ListRefunds(ctx context.Context, from, to time.Time, each func(RefundPage) error) error
+	// Payment returns Pay Protocol's word on the payment of our order
+	// outTradeNo, its refund not asked (VerifyAPI.Payment).
+	Payment(ctx context.Context, outTradeNo string) (Order, error)
+	// ReadRefund reads refund r of the order whose payment Payment
+	// returned as o, in the quote's minor units, with the checks of its
+	// chain and payment order, as the latest refund is read.
+	ReadRefund(r Refund, o Order) OrderRefund
+}
+
+// RunOrders is what listing the refunds of a run's orders needs of the
+// ledger.
+type RunOrders interface {
+	// ProviderTxnsOfRun returns which of txns are the provider order
+	// numbers (provider_txn_id) of the run's items of channel ch, a
+	// channel whose orders settle once per provider transaction.
+	ProviderTxnsOfRun(ctx context.Context, runID int64, ch pipeline.Channel, txns []string) (map[string]bool, error)
+}
+
+// DefaultRefundLookback is how long before the start of a run's date the
+// refunds it lists may have been created, unless RefundListing.Lookback
+// says otherwise: a refund the platform nets is made before the buyer
+// confirms receipt, which ends the escrow, and may be made as early as the
+// payment.
+const DefaultRefundLookback = 30 * 24 * time.Hour
+
+// RefundListing has a stage see every successful refund Pay Protocol
+// holds of the run's orders, not only each order's latest: the refund
+// list (GET /refund/list) read once per stage, merchant-wide, from
+// Lookback before the start of the run's date to Now, and kept for the
+// run's orders alone (Store), so that its memory is what the run's
+// orders were refunded, not what the merchant was.
+type RefundListing struct {
+	API   RefundLister
+	Store RunOrders
+	// Lookback: see DefaultRefundLookback (0: it). A refund created
+	// before it is not listed: the latest refund of each order is still
+	// read (by the verification for an order that nets a refund, by the
+	// matcher for every order it asks about), and a duplicate older than
+	// that is not seen.
+	Lookback time.Duration
+	Now      func() time.Time // default time.Now; the listing ends there
+}
+
+// listedRefunds is what a stage's refund listing found of its run's
+// orders: their successful refunds, and the entries of the list that
+// could not be read, by outTradeNo.
+type listedRefunds struct {
+	from       time.Time // the listing's start; zero: unbounded
+	refunds    map[string][]Refund
+	unreadable map[string][]UnreadableRefund
+}
+
+// has reports whether the listing shows anything of order txn.
+func (l *listedRefunds) has(txn string) bool {
+	return l != nil && (len(l.refunds[txn]) > 0 || len(l.unreadable[txn]) > 0)
+}
+
+// read is what the listing shows of order txn, read against its payment
+// o with api (ReadRefund): its successful refunds, then an entry for each
+// of its list entries that could not be read (AmountProblem says why).
+func (l *listedRefunds) read(api RefundLister, txn string, o Order) []OrderRefund {
+	if !l.has(txn) {
+		return nil
+	}
+	var out []OrderRefund
+	for _, r := range l.refunds[txn] {
+		out = append(out, api.ReadRefund(r, o))
+	}
+	for _, u := range l.unreadable[txn] {
+		out = append(out, OrderRefund{ID: u.RefundID, Status: "unreadable", AmountProblem: "Pay Protocol's refund list has an entry of the order that cannot be read: " + pipeline.OneLine(u.Err.Error())})
+	}
+	return out
+}
+
+// list reads the refund list for run: its successful refunds and its
+// unreadable entries, of the run's orders. An unreadable entry that names
+// no order makes the list unreadable: any order's refunds may be in it.
+func (c *RefundListing) list(ctx context.Context, run *pipeline.Run) (*listedRefunds, error) {
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	back := c.Lookback
+	if back <= 0 {
+		back = DefaultRefundLookback
+	}
+	l := &listedRefunds{refunds: map[string][]Refund{}, unreadable: map[string][]UnreadableRefund{}}
+	if run.Key.Date != (pipeline.Date{}) {
+		loc, err := time.LoadLocation(run.TimeZone)
+		if err != nil {
+			return nil, fmt.Errorf("the refund list of run %d: time zone %q: %w", run.ID, run.TimeZone, err)
+		}
+		l.from = pipeline.WindowOf(run.Key.Date, loc).Start.Add(-back)
+	}
+	to := now()
+	err := c.API.ListRefunds(ctx, l.from, to, func(p RefundPage) error {
+		var txns []string
+		for _, r := range p.Refunds {
+			if r.Status == RefundSuccess {
+				txns = append(txns, r.OutTradeNo)
+			}
+		}
+		for _, u := range p.Unreadable {
+			if u.OutTradeNo == "" {
+				return fmt.Errorf("%w: an entry of the refund list names no order: %v", ErrAnswer, u.Err)
+			}
+			txns = append(txns, u.OutTradeNo)
+		}
+		if len(txns) == 0 {
+			return nil
+		}
+		slices.Sort(txns)
+		ours, err := c.Store.ProviderTxnsOfRun(ctx, run.ID, Channel, slices.Compact(txns))
+		if err != nil {
+			return fmt.Errorf("read which listed refunds are of run %d: %w", run.ID, err)
+		}
+		for _, r := range p.Refunds {
+			if r.Status != RefundSuccess || !ours[r.OutTradeNo] ||
+				slices.ContainsFunc(l.refunds[r.OutTradeNo], func(k Refund) bool { return k.RefundID == r.RefundID }) {
+				continue // another's, or seen on an earlier page
+			}
+			l.refunds[r.OutTradeNo] = append(l.refunds[r.OutTradeNo], r)
+		}
+		for _, u := range p.Unreadable {
+			if ours[u.OutTradeNo] {
+				l.unreadable[u.OutTradeNo] = append(l.unreadable[u.OutTradeNo], u)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the refund list from %s to %s: %w", stamp(l.from), stamp(to), err)
+	}
+	return l, nil
+}
+
+// stamp writes a listing's bound: UTC to the second, or "the start" for
+// none.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "the start"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// ListRefunds gives each the refund list's pages from `from` to `to`
+// (RefundLister): every status, so that a refund succeeding while the list
+// is read does not move the pages (only refunds created since would, and
+// those are after `to`), at the largest published page size.
+func (a Adapter) ListRefunds(ctx context.Context, from, to time.Time, each func(RefundPage) error) error {
+	return a.Client.RefundList(ctx, RefundFilter{From: from, To: to}, each)
+}
+
+// ReadRefund reads refund r against the payment o as the latest refund
+// is read (refundOf).
+func (a Adapter) ReadRefund(r Refund, o Order) OrderRefund {
+	return *a.refundOf(r, o)
+}
+
+// refundsNamed names refunds by their ids, in order, for a finding's
+// detail: "refund 7", "refunds 7, 8".
+func refundsNamed(rs []OrderRefund) string {
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.ID
+	}
+	slices.Sort(ids)
+	if len(ids) == 1 {
+		return "refund " + ids[0]
+	}
+	return "refunds " + strings.Join(ids, ", ")
+}
