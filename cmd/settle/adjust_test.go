@@ -52,7 +52,7 @@ func (e *env) scenario() *paysim.Sim {
 func (e *env) runDay(sim *paysim.Sim, day string, extra ...string) (string, int) {
 	e.t.Helper()
 	args := append([]string{"run", "--date", day, "--tz", "UTC", "--rules", e.rules, "--out", e.reports, "--min-payout", "USD=50.00",
-		"--work-dir", filepath.Join(e.reports, "work"), "--provider-wait", "3s", "--provider-poll", "20ms", "--provider-rate", "0"}, sim.Config.Args()...)
+		"--work-dir", filepath.Join(e.reports, "work"), "--provider-wait", "6s", "--provider-poll", "20ms", "--provider-rate", "0"}, sim.Config.Args()...)
 	return e.settle(append(args, extra...)...)
 }
 

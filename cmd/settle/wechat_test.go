@@ -47,7 +47,7 @@ func (e *env) runWeChat(sim *paysim.Sim, extra ...string) (string, int) {
 
 // runWeChatOn runs date day with only WeChat Pay configured.
 func (e *env) runWeChatOn(sim *paysim.Sim, day string, extra ...string) (string, int) {
-	args := []string{"run", "--date", day, "--rules", e.rules, "--out", e.reports, "--provider-wait", "3s", "--provider-poll", "20ms",
+	args := []string{"run", "--date", day, "--rules", e.rules, "--out", e.reports, "--provider-wait", "6s", "--provider-poll", "20ms",
 		"--skip-channel", "infiniapay,payprotocol"}
 	return e.settle(append(append(args, weChatArgs(sim)...), extra...)...)
 }
