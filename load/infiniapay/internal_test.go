@@ -473,6 +473,11 @@ func (s *planStore) LatestEffect(context.Context, string, string) (pipeline.Effe
 
 func (s *planStore) SetBinding(context.Context, pipeline.Binding) error { return nil }
 
+// PayingRuns: no other run pays now.
+func (s *planStore) PayingRuns(context.Context, int64, string) ([]*pipeline.Run, error) {
+	return nil, nil
+}
+
 // OpenEffectsAfter: nothing planned before.
 func (s *planStore) OpenEffectsAfter(context.Context, int64, string, int64, int) ([]pipeline.Effect, error) {
 	return nil, nil

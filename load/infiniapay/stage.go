@@ -88,6 +88,16 @@ type Store interface {
 	PayoutCandidateTotals(ctx context.Context, runID int64, kind string) ([]pipeline.Money, error)
 	PayoutCandidatesAfter(ctx context.Context, runID int64, kind string, cur pipeline.Currency, afterSeller string, n int) ([]pipeline.PayoutCandidate, error)
 	ClearPayoutCandidates(ctx context.Context, runID int64, kind string) error
+	// PayingRuns returns the other runs paying payouts of a kind now
+	// (their lock held: the other shards of the day, another date's run);
+	// OutstandingInCurrency and OutstandingOf what those runs keep to check
+	// and have recorded that the provider has not taken yet, in a
+	// currency, and by seller (kept) and subject (recorded): what they may
+	// still take from the platform balance and the sellers' available
+	// shares, which planning checks (planCurrency).
+	PayingRuns(ctx context.Context, runID int64, kind string) ([]*pipeline.Run, error)
+	OutstandingInCurrency(ctx context.Context, runIDs []int64, kind string, cur pipeline.Currency) (int64, error)
+	OutstandingOf(ctx context.Context, runIDs []int64, kind string, cur pipeline.Currency, sellers, subjects []string) (kept, recorded map[string]int64, err error)
 	// LatestFailed returns the run's effects of a kind whose subject's
 	// latest attempt failed; EffectsByID the effects with those ids.
 	LatestFailed(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/settlekit/settle/pipeline"
@@ -444,6 +446,24 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 		}
 		return err
 	}
+	// What settle's other runs paying now (the other shards of the day, a
+	// backfill beside the nightly run) may still take: read before the
+	// balance, so that a payout of theirs Infinia takes meanwhile is
+	// counted twice at worst, never missed. Every run keeps its payouts
+	// (check) before it asks, and keeps them until they are planned, so
+	// of two runs checking at once the later sees the earlier's: each
+	// checked only its own need, both sent, and Infinia failed what came
+	// second (found by a review).
+	others, err := c.Store.PayingRuns(ctx, run.ID, KindRevenueShare)
+	if err != nil {
+		return err
+	}
+	var outstanding int64
+	if len(others) > 0 {
+		if outstanding, err = c.Store.OutstandingInCurrency(ctx, runIDs(others), KindRevenueShare, cur); err != nil {
+			return err
+		}
+	}
 	balance, err := c.API.Balance(ctx, pipeline.QueryRequestNo("BQ"), cur)
 	if pipeline.SubjectOnly(err) {
 		// Infinia refuses the currency itself: its payouts wait, the
@@ -453,7 +473,7 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 	if err != nil {
 		return fmt.Errorf("platform balance in %s: %w", cur, err)
 	}
-	if balance < need.Minor {
+	if total := addCapped(need.Minor, outstanding); balance < total {
 		// Short: unless what Infinia paid already under the very
 		// requestNos planned now (a ledger restored from a backup, see
 		// atInfinia) is what it lacks.
@@ -461,16 +481,27 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 		if err != nil {
 			return err
 		}
-		if balance < need.Minor-taken {
+		if balance < total-taken {
 			// Said so that it cannot be read as short by the balance (it
 			// read "platform balance 0.001 KWD short of 2883.805 KWD").
-			return holdAll(pipeline.NeedsAPerson(fmt.Sprintf("platform balance %s, short of the %s this run's %s payouts need: nothing sent in %s; top up the platform's Infinia account, then run the date again",
-				pipeline.Money{Minor: balance, Currency: cur}, need, cur, cur)))
+			besides := ""
+			if outstanding > 0 {
+				besides = fmt.Sprintf(" and the %s settle's other runs paying now (%s) may still take", pipeline.Money{Minor: outstanding, Currency: cur}, runNames(others))
+			}
+			return holdAll(pipeline.NeedsAPerson(fmt.Sprintf("platform balance %s, short of the %s this run's %s payouts need%s: nothing sent in %s; top up the platform's Infinia account, then run the date again",
+				pipeline.Money{Minor: balance, Currency: cur}, need, cur, besides, cur)))
 		}
 	}
 	// Each seller's available share is asked and its payout planned as
 	// fast as Infinia's limits allow.
 	return d.eachKept(ctx, cur, func(ps []pipeline.PayoutCandidate) error {
+		// What the other runs paying now may still take from these
+		// sellers' available shares, read before they are asked (as the
+		// balance above).
+		owed, err := d.outstandingOf(ctx, others, cur, ps)
+		if err != nil {
+			return err
+		}
 		return c.Pacer.Each(ctx, len(ps), nil, func(ctx context.Context, i int) error {
 			p := ps[i]
 			net, _ := p.Net()
@@ -510,6 +541,12 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 				if err != nil || (held != pipeline.OutcomeSucceeded && held != pipeline.OutcomePending) {
 					return d.hold(ctx, p, pipeline.NeedsAPerson(reason))
 				}
+			} else if other := owed[p.SellerID]; other > 0 && avail < addCapped(net, other) {
+				// Enough for this run's net alone, not beside what another
+				// run of the seller (another date's) may still take: both
+				// sent, Infinia failed the second.
+				return d.hold(ctx, p, pipeline.NeedsAPerson(fmt.Sprintf("Infinia shows %s available, we owe %s, and settle's other runs paying now (%s) may still take %s of it",
+					pipeline.Money{Minor: avail, Currency: cur}, pipeline.Money{Minor: net, Currency: cur}, runNames(others), pipeline.Money{Minor: other, Currency: cur})))
 			}
 			e, err := c.Store.PlanPayout(ctx, run, p.SellerID, c.Channels, next)
 			if errors.Is(err, pipeline.ErrKeyTaken) && next.Key == RevenueShareRequestNo(run.Key.Date, p.SellerID, cur, next.Attempt) {
@@ -537,6 +574,70 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 			return nil
 		})
 	})
+}
+
+// outstandingOf returns, by seller of ps, what the runs paying now
+// (others) keep to check in cur or have recorded that Infinia has not
+// taken yet: nil when there are none.
+func (d *distribution) outstandingOf(ctx context.Context, others []*pipeline.Run, cur pipeline.Currency, ps []pipeline.PayoutCandidate) (map[string]int64, error) {
+	if len(others) == 0 {
+		return nil, nil
+	}
+	var dates []pipeline.Date
+	for _, r := range others {
+		if !slices.Contains(dates, r.Key.Date) {
+			dates = append(dates, r.Key.Date)
+		}
+	}
+	sellers := make([]string, 0, len(ps))
+	subjects := make([]string, 0, len(ps)*len(dates))
+	for _, p := range ps {
+		sellers = append(sellers, p.SellerID)
+		for _, dt := range dates {
+			subjects = append(subjects, RevenueShareSubject(dt, p.SellerID, cur))
+		}
+	}
+	kept, recorded, err := d.c.Store.OutstandingOf(ctx, runIDs(others), KindRevenueShare, cur, sellers, subjects)
+	if err != nil {
+		return nil, err
+	}
+	for subject, v := range recorded {
+		if s := subjectSeller(subject); s != "" {
+			kept[s] = addCapped(kept[s], v)
+		}
+	}
+	return kept, nil
+}
+
+// runIDs are the ids of runs.
+func runIDs(runs []*pipeline.Run) []int64 {
+	ids := make([]int64, len(runs))
+	for i, r := range runs {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// runNames names runs, the first three and how many more.
+func runNames(runs []*pipeline.Run) string {
+	var names []string
+	for i, r := range runs {
+		if i == 3 {
+			names = append(names, fmt.Sprintf("and %d more", len(runs)-3))
+			break
+		}
+		names = append(names, r.Key.String())
+	}
+	return strings.Join(names, ", ")
+}
+
+// addCapped is a+b for amounts of 0 or more, math.MaxInt64 where it would
+// overflow: a sum too large for int64 is more than any balance.
+func addCapped(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // next is the revenue share p's payout would be now: the next attempt

@@ -198,3 +198,108 @@ func (l *Ledger) ClearPayoutCandidates(ctx context.Context, runID int64, kind st
 	}
 	return nil
 }
+
+// PayingRuns returns the runs other than runID that pay payouts of a kind
+// now: a process holds their lock (runActive), and they keep payouts of
+// the kind to check (payout_candidates) or have some recorded that their
+// provider has not taken yet (unacceptedPayout). Their planning draws on
+// the same platform balance as this run's, and, for a seller of both, on
+// the same available share at the provider: two runs that each checked
+// its own need against the balance both sent, and the provider failed
+// what came second (found by a review: the shards of an Indexed Job, or a
+// backfill beside the nightly run). By id.
+func (l *Ledger) PayingRuns(ctx context.Context, runID int64, kind string) ([]*pipeline.Run, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id <> $1 AND (
+			id IN (SELECT run_id FROM payout_candidates WHERE kind = $2)
+			OR id IN (SELECT run_id FROM effects WHERE kind = $2 AND state IN ('planned', 'sent', 'unknown') AND `+unacceptedPayout+`))
+		ORDER BY id`, runID, kind)
+	if err != nil {
+		return nil, fmt.Errorf("read the runs paying now: %w", err)
+	}
+	var runs []*pipeline.Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read the runs paying now: %w", err)
+		}
+		runs = append(runs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the runs paying now: %w", err)
+	}
+	var paying []*pipeline.Run
+	for _, r := range runs {
+		active, err := l.runActive(ctx, r.Key)
+		if err != nil {
+			return nil, err
+		}
+		if active {
+			paying = append(paying, r)
+		}
+	}
+	return paying, nil
+}
+
+// unacceptedPayout is the condition of an effect (an alias-free WHERE
+// clause of effects) its provider has not taken yet, as far as the ledger
+// knows: planned (never sent), or sent, or unknown, with no reference from
+// the provider. A payout it took (answered with its reference) is in the
+// balances it answers already.
+const unacceptedPayout = `(state = 'planned' OR state IN ('sent', 'unknown') AND provider_ref = '')`
+
+// OutstandingInCurrency sums, in cur, what the runs (PayingRuns) keep to
+// check of a kind and what they recorded of it that the provider has not
+// taken yet: what their planning may still take from the platform balance
+// in cur. A sum beyond int64 is an error.
+func (l *Ledger) OutstandingInCurrency(ctx context.Context, runIDs []int64, kind string, cur pipeline.Currency) (int64, error) {
+	var sum int64
+	err := l.db.QueryRowContext(ctx, `SELECT COALESCE(sum(amount), 0) FROM (
+			SELECT payable_minor::numeric + carried_minor AS amount FROM payout_candidates
+			WHERE run_id = ANY ($1) AND kind = $2 AND currency = $3
+			UNION ALL
+			SELECT amount_minor FROM effects
+			WHERE run_id = ANY ($1) AND kind = $2 AND currency = $3 AND `+unacceptedPayout+`) x`,
+		pq.Int64Array(runIDs), kind, string(cur)).Scan(&sum)
+	if err != nil {
+		return 0, fmt.Errorf("sum what the runs paying now may take in %s: %w", cur, err)
+	}
+	return sum, nil
+}
+
+// OutstandingOf returns what the runs (PayingRuns) keep to check of a kind
+// in cur for sellers, by seller, and what is recorded of the kind under
+// subjects that the provider has not taken yet, by subject: what their
+// planning may still take from each seller's available share.
+func (l *Ledger) OutstandingOf(ctx context.Context, runIDs []int64, kind string, cur pipeline.Currency, sellers, subjects []string) (kept, recorded map[string]int64, err error) {
+	kept, recorded = map[string]int64{}, map[string]int64{}
+	read := func(m map[string]int64, q string, args ...any) error {
+		rows, err := l.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			var v int64
+			if err := rows.Scan(&k, &v); err != nil {
+				return err
+			}
+			m[k] += v
+		}
+		return rows.Err()
+	}
+	if err := read(kept, `SELECT seller_id, sum(payable_minor::numeric + carried_minor) FROM payout_candidates
+		WHERE run_id = ANY ($1) AND kind = $2 AND currency = $3 AND seller_id = ANY ($4) GROUP BY seller_id`,
+		pq.Int64Array(runIDs), kind, string(cur), pq.StringArray(sellers)); err != nil {
+		return nil, nil, fmt.Errorf("read what the runs paying now keep in %s: %w", cur, err)
+	}
+	// By the index of the open effects (effects_one_open).
+	if err := read(recorded, `SELECT subject, amount_minor FROM effects
+		WHERE kind = $1 AND subject = ANY ($2) AND state IN ('planned', 'sent', 'unknown') AND run_id = ANY ($3) AND `+unacceptedPayout,
+		kind, pq.StringArray(subjects), pq.Int64Array(runIDs)); err != nil {
+		return nil, nil, fmt.Errorf("read what the runs paying now recorded in %s: %w", cur, err)
+	}
+	return kept, recorded, nil
+}

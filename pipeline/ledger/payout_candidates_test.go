@@ -115,3 +115,75 @@ func TestPayoutCandidatesAreKeptByRunAndKind(t *testing.T) {
 		t.Fatalf("the other run's totals once the run's are cleared: %v, %v; want 3000 EUR", totals, err)
 	}
 }
+
+// TestPayingRunsAreTheOthersWorkingNow: the runs whose planning races a
+// run's (ledger.PayingRuns) are the other runs a process holds the lock
+// of, that keep payouts to check or recorded some the provider has not
+// taken yet - not a run that stopped and left them (its lock let go: its
+// date's next run deals with them), nor the run itself. What they may
+// still take counts what they keep and what they planned or sent without
+// the provider's reference, not what the provider took (answered with its
+// reference: in its balances already), failed, nor another currency's.
+func TestPayingRunsAreTheOthersWorkingNow(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	const kind = "revenue_share"
+	run, other, stopped := openRun(t, l, day), openRun(t, l, day.AddDays(-1)), openRun(t, l, day.AddDays(-2))
+	subject := func(r *pipeline.Run, seller, cur string) string {
+		return fmt.Sprintf("RS/%s/%s/%s", r.Key.Date.Compact(), seller, cur)
+	}
+	for _, r := range []*pipeline.Run{run, other, stopped} {
+		if err := l.AddPayoutCandidates(ctx, r.ID, kind, []pipeline.PayoutCandidate{{SellerID: "A", Currency: "USD", Payable: 100, Items: 1, Carried: 5, Account: "I-A"}}); err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range []struct {
+			seller, cur, state, ref string
+			amount                  int64
+		}{
+			{"A", "USD", "planned", "", 40},
+			{"B", "USD", "sent", "", 30},
+			{"C", "USD", "unknown", "", 20},
+			{"D", "USD", "sent", "IRS1", 1000}, // taken: in Infinia's balances already
+			{"E", "USD", "failed", "", 1000},   // moved nothing
+			{"F", "EUR", "planned", "", 1000},  // another currency
+		} {
+			if _, err := l.DB().Exec(`INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor, state, provider_ref)
+				VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8)`, r.ID, kind, subject(r, e.seller, e.cur), fmt.Sprintf("K-%d-%d", r.ID, i), e.cur, e.amount, e.state, e.ref); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, r := range []*pipeline.Run{run, other} { // stopped's process is gone
+		release, err := l.Lock(ctx, r.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+	}
+	paying, err := l.PayingRuns(ctx, run.ID, kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paying) != 1 || paying[0].ID != other.ID {
+		t.Fatalf("paying runs %v, want the other run %d alone", paying, other.ID)
+	}
+	ids := []int64{other.ID}
+	if n, err := l.OutstandingInCurrency(ctx, ids, kind, "USD"); err != nil || n != 105+40+30+20 {
+		t.Fatalf("outstanding in USD %d, %v; want %d", n, err, 105+40+30+20)
+	}
+	var subjects []string
+	for _, s := range []string{"A", "B", "C", "D", "E"} {
+		subjects = append(subjects, subject(other, s, "USD"), subject(run, s, "USD"), subject(stopped, s, "USD"))
+	}
+	kept, recorded, err := l.OutstandingOf(ctx, ids, kind, "USD", []string{"A", "B"}, subjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{"A": 105}; !reflect.DeepEqual(kept, want) {
+		t.Errorf("kept %v, want %v", kept, want)
+	}
+	if want := map[string]int64{subject(other, "A", "USD"): 40, subject(other, "B", "USD"): 30, subject(other, "C", "USD"): 20}; !reflect.DeepEqual(recorded, want) {
+		t.Errorf("recorded %v, want %v", recorded, want)
+	}
+}
