@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -68,6 +70,15 @@ func TestARunWaitsForItsDateWithLockWait(t *testing.T) {
 		// Past the wait, the end says it waited (it read as if it had not).
 		if waited := strings.Contains(out, "waited --lock-wait 1s for it"); waited != (extra != nil) {
 			t.Errorf("%v: says it waited: %v, want %v\n%s", extra, waited, extra != nil, out)
+		}
+		// It names the holder: its machine (a pod), process and what it
+		// locks, and its server session (it said "another settle process
+		// (a run of the date, or a resolve)" alone: a CronJob's retry
+		// beside its first pod, a person's run and a later date's
+		// reconciliation of the date read the same).
+		host, _ := os.Hostname()
+		if want := fmt.Sprintf(`(held by "settle@%s pid %d: %s", server process `, host, os.Getpid(), testDate); !strings.Contains(out, want) {
+			t.Errorf("%v: the refusal does not name the holder %s\n%s", extra, want, out)
 		}
 	}
 	w := &signalWriter{want: "waiting for it", seen: make(chan struct{})}

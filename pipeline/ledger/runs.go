@@ -8,10 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lib/pq"
 
@@ -110,6 +113,7 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 		asking.Lock()
 		defer asking.Unlock()
 		_, _ = conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock_all()`)
+		_, _ = conn.ExecContext(context.Background(), `RESET application_name`) // holderName's, back to the pool's
 		return conn.Close()
 	}
 	// The session holds the locks for the whole run, idle: a server that
@@ -160,9 +164,12 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 		}
 		pid = on
 		if !ok.Bool {
-			return refuse(pipeline.E(pipeline.KindLocked, "run "+what, fmt.Errorf("%w for this date; try again once it ended (settle status shows the runs working)", pipeline.ErrLocked)))
+			return refuse(pipeline.E(pipeline.KindLocked, "run "+what, fmt.Errorf("%w for this date%s; try again once it ended (settle status shows the runs working)", pipeline.ErrLocked, lockHolder(ctx, conn, k.key))))
 		}
 	}
+	// The session says whose it is (pg_stat_activity's application_name,
+	// which every role may read): a process refused the lock names it.
+	_, _ = conn.ExecContext(ctx, `SELECT set_config('application_name', $1, false)`, holderName(what))
 	l.mu.Lock()
 	if l.held == nil {
 		l.held = map[*sql.Conn]heldLock{}
@@ -170,6 +177,60 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 	l.held[conn] = heldLock{what, pid, asking}
 	l.mu.Unlock()
 	return release, nil
+}
+
+// holderName is what the session holding a lock of what says of itself
+// (application_name, of at most 63 bytes: the server cuts the rest): this
+// machine's name (a pod's), this process and what it locks - a person's
+// run, a pod of the CronJob retried while the first still lives, a later
+// date's run reconciling the date again. The machine first: it is what a
+// process refused the lock cannot know.
+func holderName(what string) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown host"
+	}
+	name := fmt.Sprintf("settle@%s pid %d: %s", host, os.Getpid(), what)
+	for len(name) > 63 { // whole characters: a cut one is refused
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	return name
+}
+
+// lockHolder names, as " (held by ...)", the session that holds the
+// advisory lock of key: its application_name (holderName, set by the
+// holder once it took its locks; an older settle's "settle" or none), its
+// server process, and, where this role may read them, the address it
+// connected from and since when. "" when none is found (it ended since)
+// or the question fails: the refusal stands either way.
+func lockHolder(ctx context.Context, conn *sql.Conn, key string) string {
+	var (
+		pid         int
+		name, addr  string
+		since       sql.NullTime
+		description []string
+	)
+	err := conn.QueryRowContext(ctx, `SELECT a.pid, COALESCE(a.application_name, ''), COALESCE(host(a.client_addr), ''), a.backend_start
+		FROM pg_locks p JOIN pg_stat_activity a ON a.pid = p.pid, (SELECT hashtextextended($1, 0) AS k) x
+		WHERE p.locktype = 'advisory' AND p.granted AND p.objsubid = 1 AND p.pid <> pg_backend_pid()
+		  AND p.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND p.classid::bigint = (x.k >> 32) & 4294967295 AND p.objid::bigint = x.k & 4294967295
+		ORDER BY a.backend_start LIMIT 1`, key).Scan(&pid, &name, &addr, &since)
+	if err != nil {
+		return ""
+	}
+	if name != "" {
+		description = append(description, strconv.Quote(name))
+	}
+	description = append(description, fmt.Sprintf("server process %d", pid))
+	if addr != "" {
+		description = append(description, "connected from "+addr)
+	}
+	if since.Valid {
+		description = append(description, "since "+since.Time.UTC().Format(time.RFC3339))
+	}
+	return " (held by " + strings.Join(description, ", ") + ")"
 }
 
 // heldLock is what a session of a Ledger's locks locks, and the server
