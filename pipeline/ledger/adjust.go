@@ -440,7 +440,9 @@ func carryItems(ctx context.Context, tx *sql.Tx, run *pipeline.Run, sellerID str
 // plus the seller's open carried balance up to the run's date (a re-run
 // of an earlier date leaves later dates' entries to them), marks those
 // items with e's key and nets the balance into it, in one transaction. The two must add up to
-// e.Amount, else nothing is recorded (pipeline.ErrBalanceMoved).
+// e.Amount, else nothing is recorded (pipeline.ErrBalanceMoved). The
+// seller's payout the run kept to check (payout_candidates) is forgotten
+// in the same transaction: it is planned.
 func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID string, channels []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error) {
 	var stored pipeline.Effect
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
@@ -474,6 +476,12 @@ func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID str
 		if _, err := tx.ExecContext(ctx, `UPDATE adjustments SET netted_into = $3, netted_date = $4
 			WHERE seller_id = $1 AND currency = $2 AND netted_into = '' AND business_date <= $4`,
 			sellerID, string(e.Currency), e.Subject, run.Key.Date.String()); err != nil {
+			return err
+		}
+		// Planned, the payout is no longer one kept to check: another run
+		// paying now counts it once, as planned (OutstandingInCurrency).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM payout_candidates WHERE run_id = $1 AND kind = $2 AND currency = $3 AND seller_id = $4`,
+			run.ID, e.Kind, string(e.Currency), sellerID); err != nil {
 			return err
 		}
 		var err error
