@@ -204,7 +204,9 @@ func holderName(what string) string {
 // server process, and, where this role may read them, the address it
 // connected from and since when. "" when none is found (it ended since)
 // or the question fails: the refusal stands either way.
-func lockHolder(ctx context.Context, conn *sql.Conn, key string) string {
+func lockHolder(ctx context.Context, conn interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, key string) string {
 	var (
 		pid         int
 		name, addr  string
