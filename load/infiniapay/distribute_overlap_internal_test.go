@@ -18,6 +18,7 @@ type payingStore struct {
 	other    *pipeline.Run
 	kept     map[pipeline.Currency]map[string]int64 // by seller
 	recorded map[string]int64                       // by subject
+	carried  map[string]int64                       // the sellers' open carried balances now
 	asked    []string                               // what was asked, in order
 }
 
@@ -26,7 +27,7 @@ func (s *payingStore) PayingRuns(context.Context, int64, string) ([]*pipeline.Ru
 	return []*pipeline.Run{s.other}, nil
 }
 
-func (s *payingStore) OutstandingInCurrency(_ context.Context, ids []int64, _ string, cur pipeline.Currency) (int64, error) {
+func (s *payingStore) OutstandingInCurrency(_ context.Context, _ *pipeline.Run, ids []int64, _ string, cur pipeline.Currency) (int64, error) {
 	s.asked = append(s.asked, "outstanding "+string(cur))
 	if !slices.Equal(ids, []int64{s.other.ID}) {
 		return 0, nil
@@ -43,11 +44,11 @@ func (s *payingStore) OutstandingInCurrency(_ context.Context, ids []int64, _ st
 	return sum, nil
 }
 
-func (s *payingStore) OutstandingOf(_ context.Context, ids []int64, _ string, cur pipeline.Currency, sellers, subjects []string) (map[string]int64, map[string]int64, error) {
+func (s *payingStore) OutstandingOf(_ context.Context, _ *pipeline.Run, ids []int64, _ string, cur pipeline.Currency, sellers, subjects []string) (map[string]int64, map[string]int64, map[string]int64, error) {
 	s.asked = append(s.asked, "outstanding of sellers "+string(cur))
 	kept, recorded := map[string]int64{}, map[string]int64{}
 	if !slices.Equal(ids, []int64{s.other.ID}) {
-		return kept, recorded, nil
+		return kept, recorded, s.carried, nil
 	}
 	for _, seller := range sellers {
 		if v, ok := s.kept[cur][seller]; ok {
@@ -59,7 +60,7 @@ func (s *payingStore) OutstandingOf(_ context.Context, ids []int64, _ string, cu
 			recorded[subject] = v
 		}
 	}
-	return kept, recorded, nil
+	return kept, recorded, s.carried, nil
 }
 
 // askingAPI is shareAPI recording, in the store's order of questions,
@@ -100,6 +101,7 @@ func TestPlanningCountsWhatAnotherRunPayingNowMayTake(t *testing.T) {
 		{SellerID: "ALONE", Currency: "USD", Payable: 600, Items: 1, Account: "I3"},
 		{SellerID: "ALONE", Currency: "EUR", Payable: 500, Items: 1, Account: "I3"},
 		{SellerID: "SHARED", Currency: "EUR", Payable: 500, Items: 1, Account: "I1"},
+		{SellerID: "STALE", Currency: "USD", Payable: 500, Carried: 100, Items: 1, Account: "I4"},
 	}}
 	s := &payingStore{planStore: ps, other: &pipeline.Run{ID: 7, Key: pipeline.RunKey{Date: before, Shard: pipeline.Whole}},
 		// The other run keeps SHARED's USD payout to check, and sent
@@ -109,19 +111,24 @@ func TestPlanningCountsWhatAnotherRunPayingNowMayTake(t *testing.T) {
 		recorded: map[string]int64{
 			RevenueShareSubject(before, "SENT", "USD"):  500,
 			RevenueShareSubject(before, "OTHER", "JPY"): 1 << 30, // another currency: not counted
-		}}
+			// The other run's payout netted the 100 STALE's kept payout
+			// nets too: that one is stale (the ledger refuses to plan it,
+			// not this fake), not held for the other run.
+			RevenueShareSubject(before, "STALE", "USD"): 600,
+		},
+		carried: map[string]int64{}}
 	// Each USD seller's share covers this run's 600 alone, not beside the
 	// other run's 500; USD's balance covers both runs' needs, EUR's only
 	// this run's 1000.
 	api := &askingAPI{shareAPI: &shareAPI{planAPI: &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"USD": 1 << 40, "EUR": 1500}},
-		available: map[string]int64{"I1": 1000, "I2": 1000, "I3": 1000}}, s: s}
+		available: map[string]int64{"I1": 1000, "I2": 1000, "I3": 1000, "I4": 1000}}, s: s}
 	c := StageConfig{Store: s, API: api}
 	c.defaults()
 	d := &distribution{c: &c, run: &pipeline.Run{ID: 8, Key: pipeline.RunKey{Date: day, Shard: pipeline.Whole}}}
 	if err := d.plan(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]int64{"ALONE USD": 600}; !maps.Equal(ps.planned, want) {
+	if want := map[string]int64{"ALONE USD": 600, "STALE USD": 600}; !maps.Equal(ps.planned, want) {
 		t.Errorf("planned %v, want %v", ps.planned, want)
 	}
 	for k, why := range map[string]string{

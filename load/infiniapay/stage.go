@@ -91,13 +91,15 @@ type Store interface {
 	// PayingRuns returns the other runs paying payouts of a kind now
 	// (their lock held: the other shards of the day, another date's run);
 	// OutstandingInCurrency and OutstandingOf what those runs keep to check
-	// and have recorded that the provider has not taken yet, in a
-	// currency, and by seller (kept) and subject (recorded): what they may
-	// still take from the platform balance and the sellers' available
-	// shares, which planning checks (planCurrency).
+	// beyond what the run's own kept payouts hold (a carried balance both
+	// net, once) and have recorded that the provider has not taken yet, in
+	// a currency, and by seller (kept) and subject (recorded): what they
+	// may still take from the platform balance and the sellers' available
+	// shares, which planning checks (planCurrency); OutstandingOf also the
+	// sellers' open carried balances now, as PlanPayout sums them.
 	PayingRuns(ctx context.Context, runID int64, kind string) ([]*pipeline.Run, error)
-	OutstandingInCurrency(ctx context.Context, runIDs []int64, kind string, cur pipeline.Currency) (int64, error)
-	OutstandingOf(ctx context.Context, runIDs []int64, kind string, cur pipeline.Currency, sellers, subjects []string) (kept, recorded map[string]int64, err error)
+	OutstandingInCurrency(ctx context.Context, run *pipeline.Run, runIDs []int64, kind string, cur pipeline.Currency) (int64, error)
+	OutstandingOf(ctx context.Context, run *pipeline.Run, runIDs []int64, kind string, cur pipeline.Currency, sellers, subjects []string) (kept, recorded, carried map[string]int64, err error)
 	// LatestFailed returns the run's effects of a kind whose subject's
 	// latest attempt failed; EffectsByID the effects with those ids.
 	LatestFailed(ctx context.Context, runID int64, kind string) ([]pipeline.Effect, error)

@@ -460,7 +460,7 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 	}
 	var outstanding int64
 	if len(others) > 0 {
-		if outstanding, err = c.Store.OutstandingInCurrency(ctx, runIDs(others), KindRevenueShare, cur); err != nil {
+		if outstanding, err = c.Store.OutstandingInCurrency(ctx, run, runIDs(others), KindRevenueShare, cur); err != nil {
 			return err
 		}
 	}
@@ -578,7 +578,12 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 
 // outstandingOf returns, by seller of ps, what the runs paying now
 // (others) keep to check in cur or have recorded that Infinia has not
-// taken yet: nil when there are none.
+// taken yet: nil when there are none. A seller whose kept payout is stale
+// (its carried balance is no longer the one it nets: another run netted
+// or carried entries since) has none: what it nets, that run's payout
+// holds too, and PlanPayout refuses it (pipeline.ErrBalanceMoved): held
+// for the others, it read "Infinia shows ... available" where the
+// balance had moved (found by trying it).
 func (d *distribution) outstandingOf(ctx context.Context, others []*pipeline.Run, cur pipeline.Currency, ps []pipeline.PayoutCandidate) (map[string]int64, error) {
 	if len(others) == 0 {
 		return nil, nil
@@ -597,13 +602,18 @@ func (d *distribution) outstandingOf(ctx context.Context, others []*pipeline.Run
 			subjects = append(subjects, RevenueShareSubject(dt, p.SellerID, cur))
 		}
 	}
-	kept, recorded, err := d.c.Store.OutstandingOf(ctx, runIDs(others), KindRevenueShare, cur, sellers, subjects)
+	kept, recorded, carried, err := d.c.Store.OutstandingOf(ctx, d.run, runIDs(others), KindRevenueShare, cur, sellers, subjects)
 	if err != nil {
 		return nil, err
 	}
 	for subject, v := range recorded {
 		if s := subjectSeller(subject); s != "" {
 			kept[s] = addCapped(kept[s], v)
+		}
+	}
+	for _, p := range ps {
+		if carried[p.SellerID] != p.Carried {
+			delete(kept, p.SellerID)
 		}
 	}
 	return kept, nil

@@ -249,19 +249,37 @@ func (l *Ledger) PayingRuns(ctx context.Context, runID int64, kind string) ([]*p
 // balances it answers already.
 const unacceptedPayout = `(state = 'planned' OR state IN ('sent', 'unknown') AND provider_ref = '')`
 
+// keptElsewhere is what another run's kept payout o (payout_candidates)
+// may still take beyond the run's own, m (its kept payout of the same
+// seller, kind and currency, if any; $4 its date, r o's run): its items,
+// and of its carried balance what the run's own does not net already - the
+// entries dated after the run's date, where o's run is of a later date; none, where of an
+// earlier one. Both nets hold the entries both dates reach, and the first
+// to plan nets them (PlanPayout; the other is refused,
+// pipeline.ErrBalanceMoved): counted in both, a nightly beside a
+// backfill held every seller with such a balance (found by trying it).
+const keptElsewhere = `GREATEST(0, o.payable_minor::numeric + o.carried_minor - CASE WHEN m.seller_id IS NULL THEN 0
+	WHEN r.business_date >= $4 THEN m.carried_minor ELSE o.carried_minor END)`
+
+// keptElsewhereFrom joins what keptElsewhere reads: the runs' kept payouts
+// o ($1 their ids, $2 the kind, $3 the currency), their runs r, and the
+// run's own m ($5 its id).
+const keptElsewhereFrom = `payout_candidates o JOIN runs r ON r.id = o.run_id
+	LEFT JOIN payout_candidates m ON m.run_id = $5 AND m.kind = o.kind AND m.currency = o.currency AND m.seller_id = o.seller_id
+	WHERE o.run_id = ANY ($1) AND o.kind = $2 AND o.currency = $3`
+
 // OutstandingInCurrency sums, in cur, what the runs (PayingRuns) keep to
-// check of a kind and what they recorded of it that the provider has not
-// taken yet: what their planning may still take from the platform balance
-// in cur. A sum beyond int64 is an error.
-func (l *Ledger) OutstandingInCurrency(ctx context.Context, runIDs []int64, kind string, cur pipeline.Currency) (int64, error) {
+// check of a kind beyond what run's own kept payouts hold (keptElsewhere),
+// and what they recorded of it that the provider has not taken yet: what
+// their planning may still take from the platform balance in cur.
+func (l *Ledger) OutstandingInCurrency(ctx context.Context, run *pipeline.Run, runIDs []int64, kind string, cur pipeline.Currency) (int64, error) {
 	var sum int64
 	err := l.db.QueryRowContext(ctx, `SELECT COALESCE(sum(amount), 0) FROM (
-			SELECT payable_minor::numeric + carried_minor AS amount FROM payout_candidates
-			WHERE run_id = ANY ($1) AND kind = $2 AND currency = $3
+			SELECT `+keptElsewhere+` AS amount FROM `+keptElsewhereFrom+`
 			UNION ALL
 			SELECT amount_minor FROM effects
 			WHERE run_id = ANY ($1) AND kind = $2 AND currency = $3 AND `+unacceptedPayout+`) x`,
-		pq.Int64Array(runIDs), kind, string(cur)).Scan(&sum)
+		pq.Int64Array(runIDs), kind, string(cur), run.Key.Date.String(), run.ID).Scan(&sum)
 	if err != nil {
 		return 0, fmt.Errorf("sum what the runs paying now may take in %s: %w", cur, err)
 	}
@@ -269,11 +287,17 @@ func (l *Ledger) OutstandingInCurrency(ctx context.Context, runIDs []int64, kind
 }
 
 // OutstandingOf returns what the runs (PayingRuns) keep to check of a kind
-// in cur for sellers, by seller, and what is recorded of the kind under
-// subjects that the provider has not taken yet, by subject: what their
-// planning may still take from each seller's available share.
-func (l *Ledger) OutstandingOf(ctx context.Context, runIDs []int64, kind string, cur pipeline.Currency, sellers, subjects []string) (kept, recorded map[string]int64, err error) {
-	kept, recorded = map[string]int64{}, map[string]int64{}
+// in cur for sellers beyond what run's own kept payouts hold
+// (keptElsewhere), by seller, and what is recorded of the kind under
+// subjects, by those runs, that the provider has not taken yet, by
+// subject: what their planning may still take from each seller's
+// available share; and each seller's open carried balance in cur up to
+// run's date now, by seller (none: absent). A kept payout of the run's
+// whose carried balance is no longer that one is stale: another run netted
+// (or carried) entries since, and its net holds what that run's payout
+// holds too (PlanPayout refuses it).
+func (l *Ledger) OutstandingOf(ctx context.Context, run *pipeline.Run, runIDs []int64, kind string, cur pipeline.Currency, sellers, subjects []string) (kept, recorded, carried map[string]int64, err error) {
+	kept, recorded, carried = map[string]int64{}, map[string]int64{}, map[string]int64{}
 	read := func(m map[string]int64, q string, args ...any) error {
 		rows, err := l.db.QueryContext(ctx, q, args...)
 		if err != nil {
@@ -290,16 +314,21 @@ func (l *Ledger) OutstandingOf(ctx context.Context, runIDs []int64, kind string,
 		}
 		return rows.Err()
 	}
-	if err := read(kept, `SELECT seller_id, sum(payable_minor::numeric + carried_minor) FROM payout_candidates
-		WHERE run_id = ANY ($1) AND kind = $2 AND currency = $3 AND seller_id = ANY ($4) GROUP BY seller_id`,
-		pq.Int64Array(runIDs), kind, string(cur), pq.StringArray(sellers)); err != nil {
-		return nil, nil, fmt.Errorf("read what the runs paying now keep in %s: %w", cur, err)
+	if err := read(kept, `SELECT o.seller_id, sum(`+keptElsewhere+`) FROM `+keptElsewhereFrom+` AND o.seller_id = ANY ($6) GROUP BY o.seller_id`,
+		pq.Int64Array(runIDs), kind, string(cur), run.Key.Date.String(), run.ID, pq.StringArray(sellers)); err != nil {
+		return nil, nil, nil, fmt.Errorf("read what the runs paying now keep in %s: %w", cur, err)
 	}
 	// By the index of the open effects (effects_one_open).
 	if err := read(recorded, `SELECT subject, amount_minor FROM effects
 		WHERE kind = $1 AND subject = ANY ($2) AND state IN ('planned', 'sent', 'unknown') AND run_id = ANY ($3) AND `+unacceptedPayout,
 		kind, pq.StringArray(subjects), pq.Int64Array(runIDs)); err != nil {
-		return nil, nil, fmt.Errorf("read what the runs paying now recorded in %s: %w", cur, err)
+		return nil, nil, nil, fmt.Errorf("read what the runs paying now recorded in %s: %w", cur, err)
 	}
-	return kept, recorded, nil
+	// As PlanPayout sums it.
+	if err := read(carried, `SELECT seller_id, sum(amount_minor) FROM adjustments
+		WHERE seller_id = ANY ($1) AND currency = $2 AND netted_into = '' AND business_date <= $3 GROUP BY seller_id`,
+		pq.StringArray(sellers), string(cur), run.Key.Date.String()); err != nil {
+		return nil, nil, nil, fmt.Errorf("read the carried balances in %s: %w", cur, err)
+	}
+	return kept, recorded, carried, nil
 }

@@ -123,23 +123,37 @@ func TestPayoutCandidatesAreKeptByRunAndKind(t *testing.T) {
 // date's next run deals with them), nor the run itself. What they may
 // still take counts what they keep and what they planned or sent without
 // the provider's reference, not what the provider took (answered with its
-// reference: in its balances already), failed, nor another currency's.
+// reference: in its balances already), failed, nor another currency's; and
+// a carried balance the run's own payout nets too, once: an earlier date's
+// kept payout adds its items alone, a later date's the entries the run's
+// own does not reach (a nightly run beside a backfill held every seller
+// with a carried balance, counted in both: found by trying it). A payout
+// planned is counted once, as planned, no longer as kept too (a shard
+// beside another that had planned its payouts, the balance covering both,
+// held its own for the double count: found by trying it).
 func TestPayingRunsAreTheOthersWorkingNow(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
 	ctx := context.Background()
 	const kind = "revenue_share"
-	run, other, stopped := openRun(t, l, day), openRun(t, l, day.AddDays(-1)), openRun(t, l, day.AddDays(-2))
+	run, other, later, stopped := openRun(t, l, day), openRun(t, l, day.AddDays(-1)), openRun(t, l, day.AddDays(1)), openRun(t, l, day.AddDays(-2))
 	subject := func(r *pipeline.Run, seller, cur string) string {
 		return fmt.Sprintf("RS/%s/%s/%s", r.Key.Date.Compact(), seller, cur)
 	}
-	for _, r := range []*pipeline.Run{run, other, stopped} {
-		if err := l.AddPayoutCandidates(ctx, r.ID, kind, []pipeline.PayoutCandidate{
-			{SellerID: "A", Currency: "USD", Payable: 100, Items: 1, Carried: 5, Account: "I-A"},
-			{SellerID: "G", Currency: "USD", Carried: 60, Account: "I-G"},
-		}); err != nil {
+	keep := func(r *pipeline.Run, ps ...pipeline.PayoutCandidate) {
+		t.Helper()
+		if err := l.AddPayoutCandidates(ctx, r.ID, kind, ps); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A carries 5 up to the day before, 3 more on the day after.
+	keep(run, pipeline.PayoutCandidate{SellerID: "A", Currency: "USD", Payable: 50, Items: 1, Carried: 5, Account: "I-A"})
+	keep(later, pipeline.PayoutCandidate{SellerID: "A", Currency: "USD", Payable: 10, Items: 1, Carried: 8, Account: "I-A"})
+	for _, r := range []*pipeline.Run{other, stopped} {
+		keep(r, pipeline.PayoutCandidate{SellerID: "A", Currency: "USD", Payable: 100, Items: 1, Carried: 5, Account: "I-A"},
+			pipeline.PayoutCandidate{SellerID: "G", Currency: "USD", Carried: 60, Account: "I-G"})
+	}
+	for _, r := range []*pipeline.Run{run, other, stopped} {
 		for i, e := range []struct {
 			seller, cur, state, ref string
 			amount                  int64
@@ -157,7 +171,7 @@ func TestPayingRunsAreTheOthersWorkingNow(t *testing.T) {
 			}
 		}
 	}
-	for _, r := range []*pipeline.Run{run, other} { // stopped's process is gone
+	for _, r := range []*pipeline.Run{run, other, later} { // stopped's process is gone
 		release, err := l.Lock(ctx, r.Key)
 		if err != nil {
 			t.Fatal(err)
@@ -168,40 +182,63 @@ func TestPayingRunsAreTheOthersWorkingNow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(paying) != 1 || paying[0].ID != other.ID {
-		t.Fatalf("paying runs %v, want the other run %d alone", paying, other.ID)
+	if len(paying) != 2 || paying[0].ID != other.ID || paying[1].ID != later.ID {
+		t.Fatalf("paying runs %v, want the other runs %d and %d", paying, other.ID, later.ID)
 	}
-	ids := []int64{other.ID}
-	if n, err := l.OutstandingInCurrency(ctx, ids, kind, "USD"); err != nil || n != 105+60+40+30+20 {
-		t.Fatalf("outstanding in USD %d, %v; want %d", n, err, 105+60+40+30+20)
+	ids := []int64{other.ID, later.ID}
+	// Kept: A's items of the day before (its 5 carried are the run's
+	// too), G's 60, A's items and 3 carried of the day after; recorded:
+	// A's, B's and C's of the day before.
+	const want = 100 + 60 + 10 + 3 + 40 + 30 + 20
+	if n, err := l.OutstandingInCurrency(ctx, run, ids, kind, "USD"); err != nil || n != want {
+		t.Fatalf("outstanding in USD %d, %v; want %d", n, err, want)
 	}
-	// The other run plans G's payout, of G's carried balance: counted
-	// once, as planned, no longer as kept too (it was, and a shard beside
-	// another that had planned its payouts, the balance covering both,
-	// held its own for the double count: found by trying it).
+	var subjects []string
+	for _, s := range []string{"A", "B", "C", "D", "E", "G"} {
+		for _, r := range []*pipeline.Run{run, other, later, stopped} {
+			subjects = append(subjects, subject(r, s, "USD"))
+		}
+	}
+	kept, recorded, carried, err := l.OutstandingOf(ctx, run, ids, kind, "USD", []string{"A", "B", "G"}, subjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(carried) != 0 {
+		t.Errorf("carried %v, want none: no entry in the ledger", carried)
+	}
+	if want := map[string]int64{"A": 100 + 10 + 3, "G": 60}; !reflect.DeepEqual(kept, want) {
+		t.Errorf("kept %v, want %v", kept, want)
+	}
+	if want := map[string]int64{subject(other, "A", "USD"): 40, subject(other, "B", "USD"): 30, subject(other, "C", "USD"): 20}; !reflect.DeepEqual(recorded, want) {
+		t.Errorf("recorded %v, want %v", recorded, want)
+	}
+	// The day before plans G's payout, of G's carried balance: counted
+	// once, as planned.
 	if _, err := l.DB().Exec(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, business_date, run_id) VALUES ('G', 'USD', 'held', 60, $1, $2)`,
 		other.Key.Date.String(), other.ID); err != nil {
 		t.Fatal(err)
+	}
+	// The sellers' open carried balances up to the run's date, as
+	// PlanPayout sums them: G's 60 until the day before's payout nets it.
+	carriedNow := func() map[string]int64 {
+		t.Helper()
+		_, _, carried, err := l.OutstandingOf(ctx, run, ids, kind, "USD", []string{"A", "G"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return carried
+	}
+	if got, want := carriedNow(), map[string]int64{"G": 60}; !reflect.DeepEqual(got, want) {
+		t.Errorf("carried %v, want %v", got, want)
 	}
 	if _, err := l.PlanPayout(ctx, other, "G", shareChannels, pipeline.Effect{RunID: other.ID, Kind: kind, Subject: subject(other, "G", "USD"), Attempt: 1,
 		Key: "K-G", Currency: "USD", Amount: 60}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := l.OutstandingInCurrency(ctx, ids, kind, "USD"); err != nil || n != 105+60+40+30+20 {
-		t.Fatalf("outstanding in USD once G's payout is planned: %d, %v; want %d", n, err, 105+60+40+30+20)
+	if got := carriedNow(); len(got) != 0 {
+		t.Errorf("carried %v once netted, want none", got)
 	}
-	var subjects []string
-	for _, s := range []string{"A", "B", "C", "D", "E", "G"} {
-		subjects = append(subjects, subject(other, s, "USD"), subject(run, s, "USD"), subject(stopped, s, "USD"))
-	}
-	kept, recorded, err := l.OutstandingOf(ctx, ids, kind, "USD", []string{"A", "B", "G"}, subjects)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := map[string]int64{"A": 105}; !reflect.DeepEqual(kept, want) {
-		t.Errorf("kept %v, want %v", kept, want)
-	}
-	if want := map[string]int64{subject(other, "A", "USD"): 40, subject(other, "B", "USD"): 30, subject(other, "C", "USD"): 20, subject(other, "G", "USD"): 60}; !reflect.DeepEqual(recorded, want) {
-		t.Errorf("recorded %v, want %v", recorded, want)
+	if n, err := l.OutstandingInCurrency(ctx, run, ids, kind, "USD"); err != nil || n != want {
+		t.Fatalf("outstanding in USD once G's payout is planned: %d, %v; want %d", n, err, want)
 	}
 }
