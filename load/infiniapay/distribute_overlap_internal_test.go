@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/settlekit/settle/pipeline"
@@ -19,16 +20,24 @@ type payingStore struct {
 	kept     map[pipeline.Currency]map[string]int64 // by seller
 	recorded map[string]int64                       // by subject
 	carried  map[string]int64                       // the sellers' open carried balances now
+	mu       sync.Mutex                             // asked is appended to by the pacer's calls at once
 	asked    []string                               // what was asked, in order
 }
 
+// ask records what was asked.
+func (s *payingStore) ask(what string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked = append(s.asked, what)
+}
+
 func (s *payingStore) PayingRuns(context.Context, int64, string) ([]*pipeline.Run, error) {
-	s.asked = append(s.asked, "paying runs")
+	s.ask("paying runs")
 	return []*pipeline.Run{s.other}, nil
 }
 
 func (s *payingStore) OutstandingInCurrency(_ context.Context, _ *pipeline.Run, ids []int64, _ string, cur pipeline.Currency) (int64, error) {
-	s.asked = append(s.asked, "outstanding "+string(cur))
+	s.ask("outstanding " + string(cur))
 	if !slices.Equal(ids, []int64{s.other.ID}) {
 		return 0, nil
 	}
@@ -45,7 +54,7 @@ func (s *payingStore) OutstandingInCurrency(_ context.Context, _ *pipeline.Run, 
 }
 
 func (s *payingStore) OutstandingOf(_ context.Context, _ *pipeline.Run, ids []int64, _ string, cur pipeline.Currency, sellers, subjects []string) (map[string]int64, map[string]int64, map[string]int64, error) {
-	s.asked = append(s.asked, "outstanding of sellers "+string(cur))
+	s.ask("outstanding of sellers " + string(cur))
 	kept, recorded := map[string]int64{}, map[string]int64{}
 	if !slices.Equal(ids, []int64{s.other.ID}) {
 		return kept, recorded, s.carried, nil
@@ -71,12 +80,12 @@ type askingAPI struct {
 }
 
 func (a *askingAPI) Balance(ctx context.Context, no string, cur pipeline.Currency) (int64, error) {
-	a.s.asked = append(a.s.asked, "balance "+string(cur))
+	a.s.ask("balance " + string(cur))
 	return a.shareAPI.Balance(ctx, no, cur)
 }
 
 func (a *askingAPI) AvailableShare(ctx context.Context, no, id string, cur pipeline.Currency) (int64, error) {
-	a.s.asked = append(a.s.asked, "available "+id+" "+string(cur))
+	a.s.ask("available " + id + " " + string(cur))
 	return a.shareAPI.AvailableShare(ctx, no, id, cur)
 }
 
