@@ -46,7 +46,8 @@ type RunOrders interface {
 const DefaultRefundLookback = 30 * 24 * time.Hour
 
 // RefundListing has a stage see every successful refund Pay Protocol
-// holds of the run's orders, not only each order's latest: the refund
+// holds of the run's orders, not only each order's latest, and those
+// still in progress (which may yet return money): the refund
 // list (GET /refund/list) read once per stage, merchant-wide, from
 // Lookback before the start of the run's date to Now, and kept for the
 // run's orders alone (Store), so that its memory is what the run's
@@ -64,11 +65,12 @@ type RefundListing struct {
 }
 
 // listedRefunds is what a stage's refund listing found of its run's
-// orders: their successful refunds, and the entries of the list that
-// could not be read, by outTradeNo.
+// orders: their successful refunds, those still in progress, and the
+// entries of the list that could not be read, by outTradeNo.
 type listedRefunds struct {
 	from       time.Time // the listing's start; zero: unbounded
 	refunds    map[string][]Refund
+	inProgress map[string][]Refund // awaiting approval, under review or confirming on chain when listed
 	unreadable map[string][]UnreadableRefund
 }
 
@@ -94,8 +96,24 @@ func (l *listedRefunds) read(api RefundLister, txn string, o Order) []OrderRefun
 	return out
 }
 
-// list reads the refund list for run: its successful refunds and its
-// unreadable entries, of the run's orders. An unreadable entry that names
+// pending is what the listing shows of order txn still in progress when
+// it was listed (awaiting approval, under review, confirming on chain):
+// refunds that may yet return money to the buyer, each read against its
+// payment o with api (ReadRefund; one whose amount Pay Protocol does not
+// show yet has an AmountProblem).
+func (l *listedRefunds) pending(api RefundLister, txn string, o Order) []OrderRefund {
+	if l == nil {
+		return nil
+	}
+	var out []OrderRefund
+	for _, r := range l.inProgress[txn] {
+		out = append(out, api.ReadRefund(r, o))
+	}
+	return out
+}
+
+// list reads the refund list for run: its successful refunds, those in
+// progress and its unreadable entries, of the run's orders. An unreadable entry that names
 // no order makes the list unreadable: any order's refunds may be in it.
 func (c *RefundListing) list(ctx context.Context, run *pipeline.Run) (*listedRefunds, error) {
 	now := time.Now
@@ -106,7 +124,7 @@ func (c *RefundListing) list(ctx context.Context, run *pipeline.Run) (*listedRef
 	if back <= 0 {
 		back = DefaultRefundLookback
 	}
-	l := &listedRefunds{refunds: map[string][]Refund{}, unreadable: map[string][]UnreadableRefund{}}
+	l := &listedRefunds{refunds: map[string][]Refund{}, inProgress: map[string][]Refund{}, unreadable: map[string][]UnreadableRefund{}}
 	if run.Key.Date != (pipeline.Date{}) {
 		loc, err := time.LoadLocation(run.TimeZone)
 		if err != nil {
@@ -118,7 +136,7 @@ func (c *RefundListing) list(ctx context.Context, run *pipeline.Run) (*listedRef
 	err := c.API.ListRefunds(ctx, l.from, to, func(p RefundPage) error {
 		var txns []string
 		for _, r := range p.Refunds {
-			if r.Status == RefundSuccess {
+			if r.Status == RefundSuccess || !r.Status.Final() {
 				txns = append(txns, r.OutTradeNo)
 			}
 		}
@@ -137,11 +155,27 @@ func (c *RefundListing) list(ctx context.Context, run *pipeline.Run) (*listedRef
 			return fmt.Errorf("read which listed refunds are of run %d: %w", run.ID, err)
 		}
 		for _, r := range p.Refunds {
-			if r.Status != RefundSuccess || !ours[r.OutTradeNo] ||
-				slices.ContainsFunc(l.refunds[r.OutTradeNo], func(k Refund) bool { return k.RefundID == r.RefundID }) {
-				continue // another's, or seen on an earlier page
+			same := func(k Refund) bool { return k.RefundID == r.RefundID }
+			switch {
+			case !ours[r.OutTradeNo] || slices.ContainsFunc(l.refunds[r.OutTradeNo], same):
+				// Another's, or seen successful on an earlier page.
+			case !r.Status.Final():
+				if !slices.ContainsFunc(l.inProgress[r.OutTradeNo], same) {
+					l.inProgress[r.OutTradeNo] = append(l.inProgress[r.OutTradeNo], r)
+				}
+			default:
+				// Final now, in progress on an earlier page (the list
+				// walked twice): counted once, as what it returned if it
+				// succeeded.
+				if rest := slices.DeleteFunc(l.inProgress[r.OutTradeNo], same); len(rest) > 0 {
+					l.inProgress[r.OutTradeNo] = rest
+				} else {
+					delete(l.inProgress, r.OutTradeNo)
+				}
+				if r.Status == RefundSuccess {
+					l.refunds[r.OutTradeNo] = append(l.refunds[r.OutTradeNo], r)
+				}
 			}
-			l.refunds[r.OutTradeNo] = append(l.refunds[r.OutTradeNo], r)
 		}
 		for _, u := range p.Unreadable {
 			if ours[u.OutTradeNo] {

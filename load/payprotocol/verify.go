@@ -489,17 +489,18 @@ func verdict(ctx context.Context, api VerifyAPI, list refundsShown, it pipeline.
 	if o.Quote.Currency != it.Currency || o.Quote.Minor != it.Amount {
 		return pipeline.ItemRejected, fmt.Sprintf("Pay Protocol says %s was paid, the order says %s", o.Quote, pipeline.Money{Minor: it.Amount, Currency: it.Currency}), nil, nil
 	}
-	var shown []OrderRefund
+	var shown, coming []OrderRefund
 	if list.listed != nil {
 		shown = list.listed.read(list.api, it.ProviderTxnID, o)
+		coming = list.listed.pending(list.api, it.ProviderTxnID, o)
 		o.Listed, o.listed, o.listedFrom = shown, true, list.listed.from
 	}
 	if it.Refunded == 0 {
 		// The verdict needs no latest refund: none is asked (the
 		// reconciliation asks it). A refund the list shows that the
-		// platform does not count (made on Pay Protocol's console) holds
-		// the order.
-		if hold := overListed(it, late, shown, nil); hold != "" {
+		// platform does not count (made on Pay Protocol's console),
+		// successful or in progress, holds the order.
+		if hold := overListed(it, late, shown, coming, nil); hold != "" {
 			return pipeline.ItemHeld, hold, &verified{Order: o}, nil
 		}
 		return pipeline.ItemRecorded, "", &verified{Order: o}, nil
@@ -509,7 +510,7 @@ func verdict(ctx context.Context, api VerifyAPI, list refundsShown, it pipeline.
 		return "", "", nil, err
 	}
 	o.Refund = r
-	if hold := overListed(it, late, shown, r); hold != "" {
+	if hold := overListed(it, late, shown, coming, r); hold != "" {
 		return pipeline.ItemHeld, hold, &verified{Order: o, refundRead: true}, nil
 	}
 	switch {
@@ -591,24 +592,34 @@ type refundsShown struct {
 
 // overListed is why the verification holds item it, which nets
 // it.Refunded and whose late refunds add up to late, for the refunds the
-// refund list shows of it (shown) with its latest refund r (nil: not
-// asked, or none): "" when it does not. Only refunds other than r count
-// here; r alone is judged by verdict. With any, every successful one, r
-// too, is added up (one whose amount is no whole number of minor units at
-// the next one above it, as verdict bounds r): above what the order nets
-// with its late refunds, the seller's share would be paid out of money
-// the platform no longer holds, and one that cannot be read leaves the
-// sum unknown. Held, the order is verified again by every run of its date,
-// until the platform records the refund (a late refund) or a person sees
-// to it.
-func overListed(it pipeline.Split, late int64, shown []OrderRefund, r *OrderRefund) string {
-	var all []OrderRefund
+// refund list shows of it, successful (shown) and in progress (coming),
+// with its latest refund r (nil: not asked, or none): "" when it does
+// not. Only refunds other than r count here; r alone is judged by verdict.
+// With any, every successful one, r too, is added up (one whose amount is
+// no whole number of minor units at the next one above it, as verdict
+// bounds r): above what the order nets with its late refunds, the
+// seller's share would be paid out of money the platform no longer holds,
+// and one that cannot be read leaves the sum unknown. Then each refund in
+// progress is added as what it may yet return: above what the order nets,
+// or of an amount Pay Protocol does not show, the order is held too (its
+// approver may let it through once the seller is paid; a refund in
+// progress that is the latest holds the order by itself, in verdict).
+// Held, the order is verified again by every run of its date, until the
+// platform records the refund (a late refund), the refund fails, or a
+// person sees to it.
+func overListed(it pipeline.Split, late int64, shown, coming []OrderRefund, r *OrderRefund) string {
+	var all, pending []OrderRefund
 	for _, l := range shown {
 		if r == nil || l.ID != r.ID {
 			all = append(all, l)
 		}
 	}
-	if len(all) == 0 {
+	for _, l := range coming {
+		if r == nil || l.ID != r.ID {
+			pending = append(pending, l)
+		}
+	}
+	if len(all) == 0 && len(pending) == 0 {
 		return ""
 	}
 	if r != nil && r.Status == RefundSuccess.String() {
@@ -627,11 +638,25 @@ func overListed(it pipeline.Split, late int64, shown []OrderRefund, r *OrderRefu
 			return fmt.Sprintf("%s %s of the order cannot be added up (%v): verified again by every run of its date", VerifyHoldPrefix, refundsNamed(all), err)
 		}
 	}
-	if sum <= it.Refunded+late {
-		return ""
+	if sum > it.Refunded+late {
+		return fmt.Sprintf("%s %s returned %s, more than the %s: verified again once the platform records the refund",
+			VerifyHoldPrefix, refundsNamed(all), pipeline.Money{Minor: sum, Currency: it.Currency}, netted(it, late))
 	}
-	return fmt.Sprintf("%s %s returned %s, more than the %s: verified again once the platform records the refund",
-		VerifyHoldPrefix, refundsNamed(all), pipeline.Money{Minor: sum, Currency: it.Currency}, netted(it, late))
+	for _, x := range pending {
+		if x.AmountProblem != "" && !x.Inexact {
+			return fmt.Sprintf("%s refund %s of the order is %s at Pay Protocol, of an amount that cannot be read (%s): verified again once it is final",
+				VerifyHoldPrefix, x.ID, x.Status, x.AmountProblem)
+		}
+		var err error
+		if sum, err = pipeline.Add(sum, x.Amount); err != nil {
+			return fmt.Sprintf("%s refund %s of the order, %s, cannot be added up (%v): verified again by every run of its date", VerifyHoldPrefix, x.ID, x.Status, err)
+		}
+		if sum > it.Refunded+late {
+			return fmt.Sprintf("%s refund %s of the order is %s at Pay Protocol: with it, the order's refunds may return %s, more than the %s: verified again once it is final",
+				VerifyHoldPrefix, x.ID, x.Status, pipeline.Money{Minor: sum, Currency: it.Currency}, netted(it, late))
+		}
+	}
+	return ""
 }
 
 // netted says what item it nets, with late, what its late refunds add up
