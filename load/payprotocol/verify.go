@@ -99,8 +99,9 @@ func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 // With listing, it reads Pay Protocol's refund list once, before it asks
 // about the first order (none when there is no order to verify), and
 // holds an order whose successful refunds there (and its latest refund)
-// add up to more than it nets with its late refunds, or one of which
-// cannot be read (overListed); a list that cannot be read leaves every
+// add up to more than it nets with its late refunds, or may once a refund
+// there still in progress goes through, or one of which cannot be read
+// (overListed); a list that cannot be read leaves every
 // payment not verified yet for the next run of the date (the error is
 // pipeline.ErrStillProcessing), as Pay Protocol not answering does. The
 // payments it read of the orders the list shows refunds of go to read
