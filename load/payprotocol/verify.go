@@ -579,6 +579,14 @@ func verdict(ctx context.Context, api VerifyAPI, list refundsShown, it pipeline.
 		return pipeline.ItemRecorded, "", &verified{Order: o, refundRead: true}, nil
 	case refundInProgress(r.Status):
 		return pipeline.ItemHeld, VerifyHoldPrefix + " refund is " + r.Status, &verified{Order: o, refundRead: true}, nil
+	case slices.ContainsFunc(shown, func(x OrderRefund) bool { return x.ID != r.ID && x.Status == RefundSuccess.String() }):
+		// The latest refund failed or was turned down (a refund made
+		// twice, the second rejected by its approver), and the refund
+		// list shows earlier ones successful, adding up to no more than
+		// the order nets (overListed): verified, as a latest refund of
+		// that sum would be. Rejected, its seller lost the order for good
+		// over the duplicate its approver caught.
+		return pipeline.ItemRecorded, "", &verified{Order: o, refundRead: true}, nil
 	default:
 		return pipeline.ItemRejected, "Pay Protocol refund is " + r.Status + ": the order's refund cannot be netted", nil, nil
 	}
