@@ -101,7 +101,8 @@ func Verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 // holds an order whose successful refunds there (and its latest refund)
 // add up to more than it nets with its late refunds, or may once a refund
 // there still in progress goes through, or one of which cannot be read
-// (overListed); a list that cannot be read leaves every
+// (overListed), and verifies one whose latest refund was turned down but
+// whose earlier ones there succeeded, no more than it nets; a list that cannot be read leaves every
 // payment not verified yet for the next run of the date (the error is
 // pipeline.ErrStillProcessing), as Pay Protocol not answering does. The
 // payments it read of the orders the list shows refunds of go to read
