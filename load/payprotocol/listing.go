@@ -49,7 +49,8 @@ const DefaultRefundLookback = 30 * 24 * time.Hour
 // holds of the run's orders, not only each order's latest, and those
 // still in progress (which may yet return money): the refund
 // list (GET /refund/list) read once per stage, merchant-wide, from
-// Lookback before the start of the run's date to Now, and kept for the
+// Lookback before the start of the run's date to Now (or the end of the
+// date: UpToTheDate), and kept for the
 // run's orders alone (Store), so that its memory is what the run's
 // orders were refunded, not what the merchant was.
 type RefundListing struct {
@@ -61,8 +62,28 @@ type RefundListing struct {
 	// matcher for every order it asks about), and a duplicate older than
 	// that is not seen.
 	Lookback time.Duration
-	Now      func() time.Time // default time.Now; the listing ends there
+	// UpToTheDate ends the listing at the end of the run's date (when that
+	// is before its usual end): the verification's. A refund of an order
+	// of the date made after it is a late refund of the next date, which
+	// the date's run has not read (the late-refunds query reads the
+	// refunds created in a date's window for the orders of earlier ones):
+	// listed, it held an order that nets no refund, and ended the nightly
+	// run 4, for any refund made between midnight and the verification;
+	// the next date's run claws it back from the seller, as it did before
+	// the list was read (found by a review).
+	UpToTheDate bool
+	Now         func() time.Time // default time.Now; the listing ends there
 }
+
+// ListingMargin is how much earlier than the first a second walk of the
+// refund list ends, when the first found its count moved: more than the
+// 60 s by which Pay Protocol takes a request's clock to differ from its
+// own. A listing that ends at this machine's now, its clock ahead, asks
+// for refunds Pay Protocol is still creating while it reads them: the
+// count moved from page to page, and at a merchant making refunds every
+// few seconds no walk of the list was complete (found by a review: 50 s
+// ahead, "21 refunds listed, Pay Protocol counts 30").
+const ListingMargin = 2 * time.Minute
 
 // listedRefunds is what a stage's refund listing found of its run's
 // orders: their successful refunds, those still in progress, and the
@@ -112,8 +133,9 @@ func (l *listedRefunds) pending(api RefundLister, txn string, o Order) []OrderRe
 	return out
 }
 
-// list reads the refund list for run: its successful refunds, those in
-// progress and its unreadable entries, of the run's orders. An unreadable entry that names
+// list reads the refund list for run, from Lookback before its date to
+// now (or the end of the date, UpToTheDate): its successful refunds,
+// those in progress and its unreadable entries, of the run's orders. An unreadable entry that names
 // no order makes the list unreadable: any order's refunds may be in it.
 func (c *RefundListing) list(ctx context.Context, run *pipeline.Run) (*listedRefunds, error) {
 	now := time.Now
@@ -133,6 +155,15 @@ func (c *RefundListing) list(ctx context.Context, run *pipeline.Run) (*listedRef
 		l.from = pipeline.WindowOf(run.Key.Date, loc).Start.Add(-back)
 	}
 	to := now()
+	if run.Key.Date != (pipeline.Date{}) && c.UpToTheDate {
+		loc, err := time.LoadLocation(run.TimeZone)
+		if err != nil {
+			return nil, fmt.Errorf("the refund list of run %d: time zone %q: %w", run.ID, run.TimeZone, err)
+		}
+		if end := pipeline.WindowOf(run.Key.Date, loc).End.Add(-time.Second); end.Before(to) {
+			to = end // endTime is taken as inclusive, in seconds: the window's end is not in it
+		}
+	}
 	err := c.API.ListRefunds(ctx, l.from, to, func(p RefundPage) error {
 		var txns []string
 		for _, r := range p.Refunds {

@@ -74,6 +74,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		held, read = &heldAnswers{}, &paymentsRead{}
 	}
 	listing := &RefundListing{API: api, Store: c.Store, Lookback: c.RefundLookback}
+	verifying := &RefundListing{API: api, Store: c.Store, Lookback: c.RefundLookback, UpToTheDate: true}
 	match := Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, held: held, read: read, Up: c.Client.Preflight,
 		Rejected: c.Rejected, Log: c.Log, Listing: listing})
 	p := pipeline.Provider{
@@ -89,7 +90,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 			return nil
 		},
 		Upload: func(ctx context.Context, run *pipeline.Run) (string, error) {
-			s, err := verify(ctx, c.Store, api, c.Pacer, c.Final, held, c.Client.Preflight, listing, read, run)
+			s, err := verify(ctx, c.Store, api, c.Pacer, c.Final, held, c.Client.Preflight, verifying, read, run)
 			return s, notAnswering(ctx, err)
 		},
 		Matchers: []pipeline.Matcher{match},

@@ -203,8 +203,11 @@ func readListed(raw []byte) (Refund, error) {
 // added before the page being read shifts the later ones by one: one
 // entry comes twice and the new one is missed), the list is walked once
 // more from its first page, and RefundList fails when the two walks
-// together still saw fewer than the latest count. each may thus get a
-// refund more than once: callers tell them apart by refundId.
+// together still saw fewer than the latest count. The second walk ends
+// ListingMargin before the first (a merchant making refunds every few
+// seconds, and this machine's clock ahead of Pay Protocol's, moved the
+// count under every walk that ended "now"). each may thus get a refund
+// more than once: callers tell them apart by refundId.
 func (c *Client) RefundList(ctx context.Context, f RefundFilter, each func(RefundPage) error) error {
 	if err := f.check(); err != nil {
 		return (spec{api: APIRefundList}).fail(failLocal, err)
@@ -217,6 +220,19 @@ func (c *Client) RefundList(ctx context.Context, f RefundFilter, each func(Refun
 	other := 0 // entries without an integer refundId, in the last walk
 	var count int64
 	for walk := 1; ; walk++ {
+		if walk == 2 {
+			// The second walk ends ListingMargin earlier: with this
+			// machine's clock ahead of Pay Protocol's (it takes 60 s), an
+			// end at "now" asked for refunds Pay Protocol was still
+			// creating, and the count moved under every walk.
+			end := f.To
+			if end.IsZero() {
+				end = c.cfg.Now()
+			}
+			if f.To = end.Add(-ListingMargin); !f.From.IsZero() && f.To.Before(f.From) {
+				f.To = f.From
+			}
+		}
 		other = 0
 		for page := 1; ; page++ {
 			if page > maxPages {

@@ -25,7 +25,8 @@ import (
 // nets is made before the buyer confirms receipt, which ends the escrow,
 // so before the run's date: the listing starts DefaultRefundLookback (30
 // days) before the start of the date, in the run's time zone, and ends
-// when it is read. The refunds of the run's orders made 20 and 10 days
+// when it is read, or, for the verification (UpToTheDate), at the end of
+// the date. The refunds of the run's orders made 20 and 10 days
 // before the date are kept (a refund made twice there is what the
 // listing is for); one made 31 days before is not asked for. Nothing
 // pinned the start: a listing from the date's start alone (missing every
@@ -78,26 +79,50 @@ func TestTheRefundListStartsTheLookbackBeforeTheDate(t *testing.T) {
 	}
 	refund("A", 31) // before the lookback
 	a20, a10, b1 := refund("A", 20), refund("A", 10), refund("B", 1)
-	read := start.Add(26*time.Hour + time.Second/2) // the nightly run, the day after the date
-	at(read)
-	store := listStore{ppStore{items: []pipeline.RefundedItem{{OrderNo: "OA", ProviderTxnID: "A"}, {OrderNo: "OB", ProviderTxnID: "B"}}}}
-	listing := &payprotocol.RefundListing{API: payprotocol.Adapter{Client: client}, Store: store, Now: now}
-	run := &pipeline.Run{ID: 42, Key: pipeline.RunKey{Date: date}, TimeZone: "Asia/Shanghai"}
-	success, _, err := payprotocol.ListedIDs(ctx, listing, run)
+	// Made after the date, on the next: a late refund of the next date.
+	at(start.Add(24*time.Hour + 10*time.Minute))
+	late, err := fake.AddRefund("B", "1000000", payprotocol.RefundSuccess)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ids := range success {
-		slices.Sort(ids)
-	}
-	want := map[string][]string{"A": {a10, a20}, "B": {b1}}
-	slices.Sort(want["A"])
-	if !reflect.DeepEqual(success, want) {
-		t.Errorf("listed %v, want %v", success, want)
-	}
-	from, to := strconv.FormatInt(start.AddDate(0, 0, -30).Unix(), 10), strconv.FormatInt(read.Unix()+1, 10)
-	if len(asked) != 1 || asked[0].Get("startTime") != from || asked[0].Get("endTime") != to {
-		t.Errorf("asked %v, want one page from %s to %s", asked, from, to)
+	read := start.Add(26*time.Hour + time.Second/2) // the nightly run, the day after the date
+	at(read)
+	store := listStore{ppStore{items: []pipeline.RefundedItem{{OrderNo: "OA", ProviderTxnID: "A"}, {OrderNo: "OB", ProviderTxnID: "B"}}}}
+	run := &pipeline.Run{ID: 42, Key: pipeline.RunKey{Date: date}, TimeZone: "Asia/Shanghai"}
+	from := strconv.FormatInt(start.AddDate(0, 0, -30).Unix(), 10)
+	for _, tc := range []struct {
+		name        string
+		upToTheDate bool
+		to          string   // endTime
+		b           []string // B's refunds listed
+	}{
+		// The reconciliation's: up to now, rounded up to the second.
+		{"to now", false, strconv.FormatInt(read.Unix()+1, 10), []string{b1, late}},
+		// The verification's: up to the end of the date, which is not in
+		// it; the next date's late refund is not listed (it held B, and
+		// ended the nightly run 4, before).
+		{"to the date's end", true, strconv.FormatInt(start.Add(24*time.Hour).Unix()-1, 10), []string{b1}},
+	} {
+		mu.Lock()
+		asked = nil
+		mu.Unlock()
+		listing := &payprotocol.RefundListing{API: payprotocol.Adapter{Client: client}, Store: store, Now: now, UpToTheDate: tc.upToTheDate}
+		success, _, err := payprotocol.ListedIDs(ctx, listing, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ids := range success {
+			slices.Sort(ids)
+		}
+		want := map[string][]string{"A": {a10, a20}, "B": tc.b}
+		slices.Sort(want["A"])
+		slices.Sort(want["B"])
+		if !reflect.DeepEqual(success, want) {
+			t.Errorf("%s: listed %v, want %v", tc.name, success, want)
+		}
+		if len(asked) != 1 || asked[0].Get("startTime") != from || asked[0].Get("endTime") != tc.to {
+			t.Errorf("%s: asked %v, want one page from %s to %s", tc.name, asked, from, tc.to)
+		}
 	}
 }
 

@@ -196,3 +196,54 @@ func TestRefundListAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestASecondWalkOfAMovingRefundListEndsEarlier: a merchant makes refunds
+// every few seconds, and this machine's clock is 50 s ahead of Pay
+// Protocol's (Pay Protocol takes 60 s). A listing that ends at "now" asks
+// for refunds Pay Protocol is still creating: each one made while the
+// pages are read moves the count (the list is newest first), and every
+// walk came out short ("the list is incomplete"), so no Pay Protocol
+// payment was verified. The second walk ends ListingMargin before the
+// first, where nothing is being created, and is complete.
+func TestASecondWalkOfAMovingRefundListEndsEarlier(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	var clock atomic.Int64 // Pay Protocol's
+	clock.Store(at.Add(-10 * time.Minute).UnixNano())
+	theirs := func() time.Time { return time.Unix(0, clock.Load()) }
+	r := newRig(t, payprotocoltest.Options{Now: theirs}, func(c *payprotocol.Config) {
+		c.Now = func() time.Time { return theirs().Add(50 * time.Second) } // ours, ahead
+	})
+	var old []string
+	for i := range 12 {
+		no := fmt.Sprintf("T-%02d", i)
+		if _, err := r.fake.AddPayment(no, "USDT", 6, "10000000", payprotocol.PaymentPaid); err != nil {
+			t.Fatal(err)
+		}
+		id, err := r.fake.AddRefund(no, "1000000", payprotocol.RefundSuccess)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, id)
+	}
+	clock.Store(at.UnixNano())
+	made := 0
+	seen := map[string]bool{}
+	err := r.client.RefundList(ctx, payprotocol.RefundFilter{Size: 5, To: theirs().Add(50 * time.Second)}, func(p payprotocol.RefundPage) error {
+		for _, rf := range p.Refunds {
+			seen[rf.RefundID] = true
+		}
+		// A refund made at Pay Protocol while the pages are read.
+		made++
+		_, err := r.fake.AddRefund(fmt.Sprintf("T-%02d", made%12), "1000", payprotocol.RefundSuccess)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%v: want the second walk, ending earlier, complete", err)
+	}
+	for _, id := range old {
+		if !seen[id] {
+			t.Errorf("refund %s, made before the listing, not seen", id)
+		}
+	}
+}
