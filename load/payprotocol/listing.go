@@ -100,6 +100,30 @@ func (l *listedRefunds) has(txn string) bool {
 	return l != nil && (len(l.refunds[txn]) > 0 || len(l.unreadable[txn]) > 0)
 }
 
+// adds reports whether the listing shows of order txn more than its
+// latest refund and our refunded total (refunded) say already: an entry
+// that cannot be read, more than one successful refund, or one that is
+// not the latest (asked: its id latest, "" for none; not asked, one while
+// we count no refund, made on Pay Protocol's console). Only then does the
+// matcher need the payment detail of an order whose answer it kept as
+// final (or whose payment it kept), to read the listed refunds against:
+// the order of one refund that agreed is not asked again (the payment
+// details of the day's refunded orders, asked at every reconciliation
+// and re-check of the date, were the listing's largest cost, found by a
+// review). A kept answer agreed with the latest refund then; a refund
+// made since is the latest now, and the list shows two.
+func (l *listedRefunds) adds(txn string, asked bool, latest string, refunded int64) bool {
+	switch {
+	case !l.has(txn):
+		return false
+	case len(l.unreadable[txn]) > 0 || len(l.refunds[txn]) > 1:
+		return true
+	case asked:
+		return l.refunds[txn][0].RefundID != latest
+	}
+	return refunded == 0
+}
+
 // read is what the listing shows of order txn, read against its payment
 // o with api (ReadRefund): its successful refunds, then an entry for each
 // of its list entries that could not be read (AmountProblem says why).

@@ -331,7 +331,7 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 		case !known[keys[i]]:
 			ask = append(ask, i)
 			paymentKeys = append(paymentKeys, paymentKey(it))
-		case listed.has(it.ProviderTxnID):
+		case listed.adds(it.ProviderTxnID, false, "", it.Refunded):
 			ask = append(ask, i)
 			paymentOnly[i] = true
 		}
@@ -401,7 +401,7 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 		default:
 			o, err = c.API.Order(ctx, it.ProviderTxnID)
 		}
-		if err == nil && !o.read && listed.has(it.ProviderTxnID) {
+		if err == nil && !o.read && listed.adds(it.ProviderTxnID, true, latestID(o), it.Refunded) {
 			// The payment kept (no latest refund shown): the listed
 			// refunds are read against its detail.
 			latest := o.Refund
@@ -751,4 +751,12 @@ func expectedRow(it pipeline.RefundedItem, ours, theirs, theirsState, detail str
 	m := row(it, pipeline.MismatchTiming, ours, theirs, theirsState, detail)
 	m.Expected = true
 	return m
+}
+
+// latestID is the id of o's latest refund, "" when it has none.
+func latestID(o Order) string {
+	if o.Refund == nil {
+		return ""
+	}
+	return o.Refund.ID
 }
