@@ -231,80 +231,50 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 }
 
 // Pay Protocol down for a whole run (every payment query answered 503,
-// past the client's retries): its orders wait unverified for the next
-// run, and every other order goes on - the trade files of Infinia's
-// orders are uploaded and their sellers paid - with the run ending 1.
-// Before, the upload stage stopped at Pay Protocol and no seller of the
-// date was paid. Once Pay Protocol answers, the next run verifies its
-// payments and nothing is paid twice.
+// past the client's retries), or its refund list failing alone while its
+// payment and refund details answer: its orders wait unverified for the
+// next run, and every other order goes on - the trade files of Infinia's
+// orders are uploaded and their sellers paid - with the run ending 1,
+// saying why. Before, the upload stage stopped at Pay Protocol and no
+// seller of the date was paid. Once Pay Protocol answers, the next run
+// verifies its payments and nothing is paid twice.
 func TestAPayProtocolOutageHoldsBackOnlyItsOrders(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "6", "--seed", "10")
-	const balance = 1_000_000_000_00
-	down := fault.New(1, fault.Rule{Endpoint: payprotocol.APIPaymentDetail, Kind: fault.Unavailable, Prob: 1})
-	sim := e.payProtocolSim(down, 6, balance)
-	pp := []string{"--payprotocol-url", sim.Config.PayProtocolURL, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
-		"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile}
-	out, code := e.runInfinia(sim, pp...)
-	if code != 1 || !strings.Contains(out, "Pay Protocol did not answer") {
-		t.Fatalf("Pay Protocol down: exit %d, want 1 saying so\n%s", code, out)
-	}
-	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state <> 'unverified'`); n != 0 {
-		t.Fatalf("%d Pay Protocol items moved on while Pay Protocol did not answer", n)
-	}
-	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid'`); n == 0 {
-		t.Fatal("no Infinia order was paid while Pay Protocol was down")
-	}
-	e.checkPaidOnce(sim, balance)
+	for _, tc := range []struct{ name, endpoint, says string }{
+		{"down", payprotocol.APIPaymentDetail, "Pay Protocol did not answer"},
+		{"its refund list failing", payprotocol.APIRefundList, "Pay Protocol's refund list could not be read"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "6", "--seed", "10")
+			const balance = 1_000_000_000_00
+			down := fault.New(1, fault.Rule{Endpoint: tc.endpoint, Kind: fault.Unavailable, Prob: 1})
+			sim := e.payProtocolSim(down, 6, balance)
+			pp := []string{"--payprotocol-url", sim.Config.PayProtocolURL, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
+				"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile}
+			out, code := e.runInfinia(sim, pp...)
+			if code != 1 || !strings.Contains(out, tc.says) {
+				t.Fatalf("exit %d, want 1 saying %q\n%s", code, tc.says, out)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state <> 'unverified'`); n != 0 {
+				t.Fatalf("%d Pay Protocol items moved on while Pay Protocol could not verify them", n)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid'`); n == 0 {
+				t.Fatal("no Infinia order was paid meanwhile")
+			}
+			e.checkPaidOnce(sim, balance)
 
-	down.Clear()
-	if out, code := e.runInfinia(sim, pp...); code != 0 && code != 4 {
-		t.Fatalf("Pay Protocol back: exit %d\n%s", code, out)
+			down.Clear()
+			if out, code := e.runInfinia(sim, pp...); code != 0 && code != 4 {
+				t.Fatalf("Pay Protocol back: exit %d\n%s", code, out)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state = 'unverified'`); n != 0 {
+				t.Fatalf("%d Pay Protocol items still unverified once it answered", n)
+			}
+			e.checkPaidOnce(sim, balance)
+		})
 	}
-	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state = 'unverified'`); n != 0 {
-		t.Fatalf("%d Pay Protocol items still unverified once it answered", n)
-	}
-	e.checkPaidOnce(sim, balance)
-}
-
-// Pay Protocol's refund list failing for a whole run (every page answered
-// 503, past the client's retries) while its payment and refund details
-// answer: no Pay Protocol payment is verified (its orders wait
-// unverified for the next run, which reads the list again), and every
-// other order goes on - the trade files of Infinia's orders are uploaded
-// and their sellers paid - with the run ending 1, saying why. Once the
-// list answers, the next run verifies the payments and nothing is paid
-// twice.
-func TestAPayProtocolRefundListFailureHoldsBackOnlyItsOrders(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "6", "--seed", "10")
-	const balance = 1_000_000_000_00
-	down := fault.New(1, fault.Rule{Endpoint: payprotocol.APIRefundList, Kind: fault.Unavailable, Prob: 1})
-	sim := e.payProtocolSim(down, 6, balance)
-	pp := []string{"--payprotocol-url", sim.Config.PayProtocolURL, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
-		"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile}
-	out, code := e.runInfinia(sim, pp...)
-	if code != 1 || !strings.Contains(out, "Pay Protocol's refund list could not be read") {
-		t.Fatalf("the refund list failing: exit %d, want 1 saying so\n%s", code, out)
-	}
-	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state <> 'unverified'`); n != 0 {
-		t.Fatalf("%d Pay Protocol items moved on while its refund list could not be read", n)
-	}
-	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid'`); n == 0 {
-		t.Fatal("no Infinia order was paid while Pay Protocol's refund list could not be read")
-	}
-	e.checkPaidOnce(sim, balance)
-
-	down.Clear()
-	if out, code := e.runInfinia(sim, pp...); code != 0 && code != 4 {
-		t.Fatalf("the refund list back: exit %d\n%s", code, out)
-	}
-	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state = 'unverified'`); n != 0 {
-		t.Fatalf("%d Pay Protocol items still unverified once the list answered", n)
-	}
-	e.checkPaidOnce(sim, balance)
 }
 
 func TestPayProtocolOrdersAreNeverPaidUnverified(t *testing.T) {
