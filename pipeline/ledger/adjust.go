@@ -397,11 +397,22 @@ func (r Reader) OpenCarries(ctx context.Context, upTo pipeline.Date) ([]pipeline
 // CarryItems moves the run's uploaded items of a seller and currency into
 // a new held entry of the seller's carried balance, with the reason. It
 // returns the amount carried and how many items (0, 0 when none were left).
+// A payout of the seller and currency the run kept to check
+// (payout_candidates) is forgotten with it: held, the run's planning does
+// not send it, and another run paying now no longer counts it as one the
+// run may still take (PayingRuns). Kept until the run's planning ended, a
+// currency one shard held whole (its balance short of both shards' needs)
+// held the other shard's too, which the balance covered alone (found by a
+// review).
 func (l *Ledger) CarryItems(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, subject, reason string) (int64, int64, error) {
 	var amount, n int64
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
 		if err := lockCarry(ctx, tx, sellerID, cur); err != nil {
 			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM payout_candidates WHERE run_id = $1 AND currency = $2 AND seller_id = $3`,
+			run.ID, string(cur), sellerID); err != nil {
+			return fmt.Errorf("forget the kept payout of %s %s: %w", sellerID, cur, err)
 		}
 		var err error
 		amount, n, err = carryItems(ctx, tx, run, sellerID, cur, channels, "", subject, reason)

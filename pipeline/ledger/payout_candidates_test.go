@@ -242,3 +242,51 @@ func TestPayingRunsAreTheOthersWorkingNow(t *testing.T) {
 		t.Fatalf("outstanding in USD once G's payout is planned: %d, %v; want %d", n, err, want)
 	}
 }
+
+// TestAHeldPayoutIsNoLongerOneKeptToCheck: a run that holds (carries) a
+// payout it kept to check will not send it; another run paying now counted
+// it until the run's planning ended, and a currency one shard held whole
+// (its balance short of both shards' needs) held the other shard's too,
+// which the balance covered alone (found by a review).
+func TestAHeldPayoutIsNoLongerOneKeptToCheck(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	const kind = "revenue_share"
+	run, other := openRun(t, l, day), openRun(t, l, day.AddDays(-1))
+	if err := l.AddPayoutCandidates(ctx, other.ID, kind, []pipeline.PayoutCandidate{
+		{SellerID: "H", Currency: "USD", Payable: 70, Items: 1, Account: "I-H"},
+		{SellerID: "K", Currency: "USD", Payable: 30, Items: 1, Account: "I-K"},
+		{SellerID: "H", Currency: "EUR", Payable: 9, Items: 1, Account: "I-H"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*pipeline.Run{run, other} {
+		release, err := l.Lock(ctx, r.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+	}
+	outstanding := func(cur pipeline.Currency) int64 {
+		t.Helper()
+		n, err := l.OutstandingInCurrency(ctx, run, []int64{other.ID}, kind, cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got := outstanding("USD"); got != 100 {
+		t.Fatalf("outstanding in USD %d, want 100", got)
+	}
+	// The other run holds H's USD payout (its balance or H's share short).
+	if _, _, err := l.CarryItems(ctx, other, "H", "USD", shareChannels, "RS/H/USD", "held"); err != nil {
+		t.Fatal(err)
+	}
+	if got := outstanding("USD"); got != 30 {
+		t.Errorf("outstanding in USD %d once H's payout is held, want K's 30 alone", got)
+	}
+	if got := outstanding("EUR"); got != 9 {
+		t.Errorf("outstanding in EUR %d, want H's 9: only its USD payout was held", got)
+	}
+}
