@@ -171,20 +171,15 @@ func (c *RefundListing) list(ctx context.Context, run *pipeline.Run) (*listedRef
 		back = DefaultRefundLookback
 	}
 	l := &listedRefunds{refunds: map[string][]Refund{}, inProgress: map[string][]Refund{}, unreadable: map[string][]UnreadableRefund{}}
+	to := now()
 	if run.Key.Date != (pipeline.Date{}) {
 		loc, err := time.LoadLocation(run.TimeZone)
 		if err != nil {
 			return nil, fmt.Errorf("the refund list of run %d: time zone %q: %w", run.ID, run.TimeZone, err)
 		}
-		l.from = pipeline.WindowOf(run.Key.Date, loc).Start.Add(-back)
-	}
-	to := now()
-	if run.Key.Date != (pipeline.Date{}) && c.UpToTheDate {
-		loc, err := time.LoadLocation(run.TimeZone)
-		if err != nil {
-			return nil, fmt.Errorf("the refund list of run %d: time zone %q: %w", run.ID, run.TimeZone, err)
-		}
-		if end := pipeline.WindowOf(run.Key.Date, loc).End.Add(-time.Second); end.Before(to) {
+		w := pipeline.WindowOf(run.Key.Date, loc)
+		l.from = w.Start.Add(-back)
+		if end := w.End.Add(-time.Second); c.UpToTheDate && end.Before(to) {
 			to = end // endTime is taken as inclusive, in seconds: the window's end is not in it
 		}
 	}
