@@ -162,16 +162,7 @@ func TestRunTotalsRecordedWithTheItems(t *testing.T) {
 	at := time.Date(2026, 11, 12, 12, 0, 0, 0, time.UTC)
 	write := func(run *pipeline.Run, splits []pipeline.Split) {
 		t.Helper()
-		if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
-			for _, s := range splits {
-				if err := w.Split(s); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		writeSplits(t, l, run, splits...)
 	}
 	split := func(no string, ch pipeline.Channel, cur pipeline.Currency, amount, refunded, commission int64) pipeline.Split {
 		o := pipeline.Order{Seq: int64(len(no)), OrderNo: no, SellerID: "S1", Channel: ch, Currency: cur, Amount: amount,

@@ -108,16 +108,7 @@ func TestProviderTxnsOfRun(t *testing.T) {
 	ctx := context.Background()
 	write := func(run *pipeline.Run, splits ...pipeline.Split) {
 		t.Helper()
-		if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
-			for _, s := range splits {
-				if err := w.Split(s); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		writeSplits(t, l, run, splits...)
 	}
 	split := func(no string, ch pipeline.Channel) pipeline.Split {
 		at := time.Date(2026, 11, 20, 1, 0, 0, 0, time.UTC)

@@ -31,6 +31,21 @@ func writeItems(t *testing.T, l *ledger.Ledger, run *pipeline.Run, orders map[st
 	}
 }
 
+// writeSplits records the splits as the run's items.
+func writeSplits(t *testing.T, l *ledger.Ledger, run *pipeline.Run, splits ...pipeline.Split) {
+	t.Helper()
+	if _, err := l.WriteItems(context.Background(), run, func(w pipeline.ItemWriter) error {
+		for _, s := range splits {
+			if err := w.Split(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func summaryOf(t *testing.T, l *ledger.Ledger, d pipeline.Date) map[string]pipeline.SummaryLine {
 	t.Helper()
 	out := map[string]pipeline.SummaryLine{}
