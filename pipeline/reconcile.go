@@ -241,7 +241,7 @@ func ReconcileStageWatching(store MismatchStore, matchers []Matcher, watchers []
 		for _, r := range earlier {
 			release, err := store.Lock(ctx, r.Key)
 			if errors.Is(err, ErrLocked) {
-				summary += fmt.Sprintf("; %s not reconciled again: a run of it is under way", r.Key.Date)
+				summary += fmt.Sprintf("; %s not reconciled again: another settle process holds it (a run of it, or settle report)", r.Key.Date)
 				continue
 			}
 			if err != nil {

@@ -20,10 +20,13 @@ func reportCommand(cfg *config) *cli.Command {
 	return &cli.Command{
 		Name:  "report",
 		Usage: "(re)write the reports of a date from the ledger",
-		Flags: append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"), outFlag()),
+		Flags: append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"), outFlag(), lockWaitFlag()),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
 			if err != nil {
+				return err
+			}
+			if err := checkLockWait(c); err != nil {
 				return err
 			}
 			l, err := cfg.openLedger(c.Context, c, false)
@@ -73,29 +76,28 @@ func reportCommand(cfg *config) *cli.Command {
 			// sellers.csv line that does not balance, "the ledger holds
 			// money they do not account for", exit 4 (found by a review:
 			// 5 of 454 reports written during a run's distribute stage).
-			// The run writes them at its end (its reconcile stage).
-			if holder, err := l.DateHolder(c.Context, d); err != nil || holder != "" {
-				if err != nil {
-					return err
-				}
-				return pipeline.E(pipeline.KindLocked, "report "+d.String(), fmt.Errorf("%w for this date%s: nothing written (its reports, read while it works, would be a moment of its work: payouts half applied read as lines that do not balance); "+
-					"its run writes them at its end, or settle report once it ended", pipeline.ErrLocked, holder))
+			// The run writes them at its end (its reconcile stage). The
+			// date's lock is held while they are read and checked, so no
+			// run of the date begins meanwhile either (a run that began
+			// while they were read left them written, a moment of it).
+			var release func() error
+			err = cfg.whileLocked(c, func(d pipeline.Date) (err error) {
+				release, err = l.LockToReport(c.Context, d)
+				return err
+			})(d)
+			if pipeline.KindOf(err) == pipeline.KindLocked {
+				return hinted{fmt.Errorf("%w: nothing written (its reports, read while it works, would be a moment of its work: payouts half applied read as lines that do not balance)", err),
+					"its run writes the date's reports at its end; or settle report --lock-wait D waits for it"}
 			}
+			if err != nil {
+				return err
+			}
+			defer release()
 			path, err := reportWriter{reports: reports}.write(c.Context, l, d)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cfg.stdout, "wrote %s (and payouts.csv, sellers.csv, summary.csv, mismatches.csv, manifest.csv)\n", path)
-			// A run of the date that began while they were read: they are
-			// a moment of it, and a line that does not balance says
-			// nothing of the ledger.
-			if holder, err := l.DateHolder(c.Context, d); err != nil || holder != "" {
-				if err != nil {
-					return err
-				}
-				return hinted{pipeline.E(pipeline.KindLocked, "report "+d.String(), fmt.Errorf("%w for this date%s, taken while its reports were read: the set written may be a moment of its work (payouts half applied read as lines that do not balance)",
-					pipeline.ErrLocked, holder)), "the run writes the date's reports at its end; or run settle report again once it ended"}
-			}
 			// A date run in shards one of whose shards has no run: its
 			// sellers are in none of the reports, whose lines balance all
 			// the same (settle status says so; the reports did not: found

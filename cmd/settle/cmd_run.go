@@ -73,8 +73,7 @@ func runCommand(cfg *config) *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"SETTLE_DRY_RUN"}, Usage: "compute and print the plan; write and send nothing"},
 			&cli.StringFlag{Name: flagShard, EnvVars: []string{"SETTLE_SHARD"},
 				Usage: "I/N: settle only the sellers of shard I of N (default: from JOB_COMPLETION_INDEX and SETTLE_SHARDS, else 0/1)"},
-			&cli.DurationFlag{Name: flagLockWait, EnvVars: []string{"SETTLE_LOCK_WAIT"},
-				Usage: "while another settle process holds the date (a manual run of it, say), try again every few seconds for this long before exit 75 (0: exit 75 at once)"},
+			lockWaitFlag(),
 			&cli.Float64Flag{Name: "max-reject-ratio", EnvVars: []string{"SETTLE_MAX_REJECT_RATIO"}, Value: 0.05,
 				Usage: "stop before anything is sent (exit 3) when more than this share of the day's rows is rejected"},
 			outFlag(),
@@ -99,8 +98,8 @@ func runCommand(cfg *config) *cli.Command {
 			if n := c.Int(flagRecheckDays); n < 0 {
 				return pipeline.Errorf(pipeline.KindUsage, "--"+flagRecheckDays, "%d: want a number of days, 0 (reconcile no earlier date again) or more", n)
 			}
-			if w := c.Duration(flagLockWait); w < 0 {
-				return pipeline.Errorf(pipeline.KindUsage, "--"+flagLockWait, "%s: want a duration, 0 (exit 75 at once) or more", w)
+			if err := checkLockWait(c); err != nil {
+				return err
 			}
 			if c.Bool(flagReextract) && (len(dates) > 1 || c.Bool("dry-run")) {
 				return pipeline.Errorf(pipeline.KindUsage, "--"+flagReextract, "reads one date again: give --date, without --from/--to or --dry-run")
@@ -764,6 +763,20 @@ func shardNames(shards []pipeline.Shard) string {
 // lockRetry is how often a run waiting for its date's lock (--lock-wait)
 // tries it again.
 const lockRetry = 2 * time.Second
+
+// lockWaitFlag is --lock-wait, of settle run and settle report.
+func lockWaitFlag() cli.Flag {
+	return &cli.DurationFlag{Name: flagLockWait, EnvVars: []string{"SETTLE_LOCK_WAIT"},
+		Usage: "while another settle process holds the date (a manual run of it, say), try again every few seconds for this long before exit 75 (0: exit 75 at once)"}
+}
+
+// checkLockWait refuses a negative --lock-wait (usage, exit 2).
+func checkLockWait(c *cli.Context) error {
+	if w := c.Duration(flagLockWait); w < 0 {
+		return pipeline.Errorf(pipeline.KindUsage, "--"+flagLockWait, "%s: want a duration, 0 (exit 75 at once) or more", w)
+	}
+	return nil
+}
 
 // whileLocked is settle, run again every lockRetry while another process
 // holds the date's lock (KindLocked), until --lock-wait is over: a nightly

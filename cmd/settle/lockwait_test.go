@@ -77,7 +77,7 @@ func TestARunWaitsForItsDateWithLockWait(t *testing.T) {
 		// beside its first pod, a person's run and a later date's
 		// reconciliation of the date read the same).
 		host, _ := os.Hostname()
-		if want := fmt.Sprintf(`(held by "settle@%s pid %d: %s", server process `, host, os.Getpid(), testDate); !strings.Contains(out, want) {
+		if want := fmt.Sprintf(`(held by "settle@%s pid %d: run %s", server process `, host, os.Getpid(), testDate); !strings.Contains(out, want) {
 			t.Errorf("%v: the refusal does not name the holder %s\n%s", extra, want, out)
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/load/infiniapay"
@@ -235,10 +237,29 @@ func TestSettleReportWaitsForTheRunOfItsDate(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, testDate, "manifest.csv")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("settle report beside a run of its date wrote its reports (%v)", err)
 	}
+	// With --lock-wait it waits for the run, then writes them.
+	w := &signalWriter{want: "waiting for it", seen: make(chan struct{})}
+	done := make(chan int, 1)
+	go func() {
+		var errb bytes.Buffer
+		err := run(ctx, plainTextArgs([]string{"settle", "report", "--database-url", e.url, "--date", testDate, "--out", out, "--lock-wait", "10m"}),
+			func(string) string { return "" }, w, &errb)
+		done <- exitCode(err, &errb)
+	}()
+	select {
+	case <-w.seen:
+	case code := <-done:
+		t.Fatalf("settle report --lock-wait beside a run of its date: exit %d without waiting:\n%s", code, w)
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("settle report --lock-wait: no word of waiting:\n%s", w)
+	}
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
-	if got, code := e.settle("report", "--date", testDate, "--out", out); code != 0 {
-		t.Errorf("settle report once the run ended: exit %d\n%s", code, got)
+	if code := <-done; code != 0 {
+		t.Fatalf("settle report --lock-wait once the run ended: exit %d\n%s", code, w)
+	}
+	if _, err := os.Stat(filepath.Join(out, testDate, "manifest.csv")); err != nil {
+		t.Errorf("settle report --lock-wait once the run ended wrote no reports: %v\n%s", err, w)
 	}
 }

@@ -305,6 +305,54 @@ func TestLockExcludesSecondRunAndDiesWithConnection(t *testing.T) {
 	rel()
 }
 
+// TestAReportHoldsItsDateAgainstRuns: settle report holds its date's lock
+// while it reads (LockToReport), so no run of the date begins meanwhile -
+// neither a whole run, a shard, nor a date re-run as a whole - and it is
+// refused while any of them holds it. Before, it only looked for a holder
+// before and after it read: a run that began in between left its files
+// written, a moment of that run.
+func TestAReportHoldsItsDateAgainstRuns(t *testing.T) {
+	t.Parallel()
+	l, url := open(t)
+	ctx := context.Background()
+	other, err := ledger.Open(ctx, url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	rel, err := l.LockToReport(ctx, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []pipeline.RunKey{{Date: day, Shard: pipeline.Whole}, {Date: day, Shard: pipeline.Shard{Index: 1, Count: 2}}} {
+		if _, err := other.Lock(ctx, k); !errors.Is(err, pipeline.ErrLocked) || !strings.Contains(err.Error(), ": report "+day.String()) {
+			t.Errorf("run %s while a report of its date reads: got %v, want ErrLocked naming the report", k, err)
+		}
+	}
+	if _, err := other.LockDate(ctx, day); !errors.Is(err, pipeline.ErrLocked) {
+		t.Errorf("date lock while a report of it reads: got %v, want ErrLocked", err)
+	}
+	if _, err := other.LockToReport(ctx, day); !errors.Is(err, pipeline.ErrLocked) {
+		t.Errorf("a second report of the date: got %v, want ErrLocked", err)
+	}
+	relNext, err := other.LockToReport(ctx, day.AddDays(1))
+	if err != nil {
+		t.Fatalf("a report of another date: %v", err)
+	}
+	relNext()
+	if err := rel(); err != nil {
+		t.Fatal(err)
+	}
+	shard, err := other.Lock(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Shard{Index: 0, Count: 2}})
+	if err != nil {
+		t.Fatalf("a shard once the report ended: %v", err)
+	}
+	if _, err := l.LockToReport(ctx, day); !errors.Is(err, pipeline.ErrLocked) {
+		t.Errorf("a report while a shard of its date runs: got %v, want ErrLocked", err)
+	}
+	shard()
+}
+
 func TestOpenRunResumes(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)

@@ -40,7 +40,7 @@ func (l *Ledger) Lock(ctx context.Context, key pipeline.RunKey) (func() error, e
 		keys = keys[1:]
 	}
 	l.mu.Unlock()
-	return l.lock(ctx, key.String(), keys)
+	return l.lock(ctx, "run "+key.String(), keys)
 }
 
 // LockDate takes the date's lock exclusively, as an unsharded run does, and
@@ -49,7 +49,7 @@ func (l *Ledger) Lock(ctx context.Context, key pipeline.RunKey) (func() error, e
 // it, and no other process runs any of the date.
 func (l *Ledger) LockDate(ctx context.Context, d pipeline.Date) (func() error, error) {
 	dateKey, _ := l.lockKeys(pipeline.RunKey{Date: d})
-	release, err := l.lock(ctx, d.String(), []advisoryLock{{"pg_try_advisory_lock", dateKey}})
+	release, err := l.lock(ctx, "run "+d.String(), []advisoryLock{{"pg_try_advisory_lock", dateKey}})
 	if err != nil {
 		return nil, err
 	}
@@ -94,8 +94,21 @@ func (l *Ledger) LockReports(ctx context.Context, d pipeline.Date) (release func
 // advisoryLock is an advisory lock's key and the function that takes it.
 type advisoryLock struct{ fn, key string }
 
-// lock takes keys on a dedicated connection, for the run (or date) named
-// what.
+// LockToReport takes date d's lock exclusively, as an unsharded run does,
+// for settle report: while it holds it, no run of the date begins (nor a
+// shard of it, a resolve, or a later date's run reconciling it again), so
+// the reports it writes are never a moment of a run's work. A process
+// holding the lock already refuses it at once (ErrLocked, KindLocked),
+// naming the holder. Before, settle report only looked for a holder before
+// and after it read, and a run that began while it read left its files
+// written, a moment of that run, though it ended 75.
+func (l *Ledger) LockToReport(ctx context.Context, d pipeline.Date) (func() error, error) {
+	dateKey, _ := l.lockKeys(pipeline.RunKey{Date: d})
+	return l.lock(ctx, "report "+d.String(), []advisoryLock{{"pg_try_advisory_lock", dateKey}})
+}
+
+// lock takes keys on a dedicated connection, for what: "run DATE[/SHARD]"
+// or "report DATE", the name its errors and its holder's session give.
 func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (func() error, error) {
 	conn, err := dbconn.Fresh(ctx, l.db.Conn)
 	if err != nil {
@@ -164,7 +177,7 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 		}
 		pid = on
 		if !ok.Bool {
-			return refuse(pipeline.E(pipeline.KindLocked, "run "+what, fmt.Errorf("%w for this date%s; try again once it ended (settle status shows the runs working)", pipeline.ErrLocked, lockHolder(ctx, conn, k.key))))
+			return refuse(pipeline.E(pipeline.KindLocked, what, fmt.Errorf("%w for this date%s; try again once it ended (settle status shows the runs working)", pipeline.ErrLocked, lockHolder(ctx, conn, k.key))))
 		}
 	}
 	// The session says whose it is (pg_stat_activity's application_name,
@@ -256,7 +269,7 @@ func sharedSession(what string, pid, on int, held bool) error {
 	if held {
 		why = fmt.Sprintf("the server session given to it (process %d) holds the lock already (or another advisory lock), for another client", on)
 	}
-	return pipeline.Errorf(pipeline.KindUsage, "run "+what,
+	return pipeline.Errorf(pipeline.KindUsage, what,
 		"%s: a connection pooler in transaction mode (PgBouncer) shares PostgreSQL's sessions between clients, and a date's lock is a session's: "+
 			"two runs of the date could both hold it and both pay; connect settle's ledger to PostgreSQL directly (README, \"What settle needs from its databases\")", why)
 }
@@ -312,12 +325,12 @@ func (l *Ledger) checkLocks(ctx context.Context) error {
 		var lost lockLost
 		switch {
 		case err != nil:
-			lost = lockLost{fmt.Sprintf("the lock of run %s was lost (its database session ended: %v): nothing more is sent; run the date again", h.what, err)}
+			lost = lockLost{fmt.Sprintf("the lock of %s was lost (its database session ended: %v): nothing more is sent; run the date again", h.what, err)}
 		case pid != h.pid:
 			// The connection is served by another server process than
 			// the one holding the lock: a pooler in transaction mode
 			// (lock) moved it, and the lock is any client's now.
-			lost = lockLost{fmt.Sprintf("the lock of run %s is not this connection's any more: the server process that took it was %d, the one answering now %d - "+
+			lost = lockLost{fmt.Sprintf("the lock of %s is not this connection's any more: the server process that took it was %d, the one answering now %d - "+
 				"a connection pooler in transaction mode (PgBouncer) is between settle and PostgreSQL, and a date's lock is a session's: "+
 				"nothing more is sent; connect settle's ledger to PostgreSQL directly (README, \"What settle needs from its databases\"), then run the date again", h.what, h.pid, pid)}
 		}

@@ -412,25 +412,6 @@ func (l *Ledger) dateActive(ctx context.Context, key pipeline.RunKey) (bool, err
 	return held, nil
 }
 
-// DateHolder names, as a run refused the date's lock names it (" (held by
-// ...)"), the process holding date d's lock now, in either mode: a run of
-// the date or one of its shards, a resolve, a later date's run
-// reconciling it again. "" when none holds it.
-func (l *Ledger) DateHolder(ctx context.Context, d pipeline.Date) (string, error) {
-	date, _ := l.lockKeys(pipeline.RunKey{Date: d})
-	held, err := l.lockHeld(ctx, date)
-	if err != nil {
-		return "", fmt.Errorf("read the lock of date %s: %w", d, err)
-	}
-	if !held {
-		return "", nil
-	}
-	if h := lockHolder(ctx, l.db, date); h != "" {
-		return h, nil
-	}
-	return " (held by a session that ended since)", nil
-}
-
 // lockHeld reports whether a session of this database holds the advisory
 // lock of key (hashtextextended), in either mode.
 func (l *Ledger) lockHeld(ctx context.Context, key string) (bool, error) {
