@@ -40,6 +40,28 @@ func (w *signalWriter) String() string {
 	return w.buf.String()
 }
 
+// waitingForTheLock runs settle with args (and getenv) in the background,
+// returning once it says it waits for its date's lock, with what it wrote
+// and its exit code to come.
+func waitingForTheLock(t *testing.T, args []string, getenv func(string) string) (*signalWriter, <-chan int) {
+	t.Helper()
+	w := &signalWriter{want: "waiting for it", seen: make(chan struct{})}
+	done := make(chan int, 1)
+	go func() {
+		var errb bytes.Buffer
+		err := run(context.Background(), plainTextArgs(args), getenv, w, &errb)
+		done <- exitCode(err, &errb)
+	}()
+	select {
+	case <-w.seen:
+	case code := <-done:
+		t.Fatalf("%s: exit %d without waiting for the date's lock:\n%s", args[1], code, w)
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("%s: no word of waiting for the date's lock:\n%s", args[1], w)
+	}
+	return w, done
+}
+
 // TestARunWaitsForItsDateWithLockWait: a nightly run that found a
 // person's run of its date working exited 75 at once, and the Job's three
 // quick retries failed it (an alert, with nothing wrong). With --lock-wait
@@ -81,26 +103,13 @@ func TestARunWaitsForItsDateWithLockWait(t *testing.T) {
 			t.Errorf("%v: the refusal does not name the holder %s\n%s", extra, want, out)
 		}
 	}
-	w := &signalWriter{want: "waiting for it", seen: make(chan struct{})}
-	done := make(chan int, 1)
-	go func() {
-		var errb bytes.Buffer
-		err := run(ctx, plainTextArgs(append([]string{"settle", "run", "--database-url", e.url}, append(args[1:], "--lock-wait", "10m")...)),
-			func(k string) string { // JSON, as in a pod
-				if k == "SETTLE_LOG_FORMAT" {
-					return "json"
-				}
-				return ""
-			}, w, &errb)
-		done <- exitCode(err, &errb)
-	}()
-	select {
-	case <-w.seen:
-	case code := <-done:
-		t.Fatalf("exit %d without waiting:\n%s", code, w)
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("no word of waiting:\n%s", w)
-	}
+	w, done := waitingForTheLock(t, append([]string{"settle", "run", "--database-url", e.url}, append(args[1:], "--lock-wait", "10m")...),
+		func(k string) string { // JSON, as in a pod
+			if k == "SETTLE_LOG_FORMAT" {
+				return "json"
+			}
+			return ""
+		})
 	// A duration is in seconds under a _seconds key (README), not "10m0s".
 	if out := w.String(); !strings.Contains(out, `"lock_wait_seconds":600`) {
 		t.Errorf("the waiting line does not give --lock-wait as lock_wait_seconds:\n%s", out)

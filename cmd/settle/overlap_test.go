@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/load/infiniapay"
@@ -212,7 +210,7 @@ func TestAShardBesideAnotherHoldsACurrencyTheBalanceCannotPayForBoth(t *testing.
 // money they do not account for" (found by a review: 5 of 454 reports
 // written while a run of 3,000 orders distributed, against paysim). It
 // writes nothing while the date's lock is held, naming the holder, exit
-// 75; once the run ended it writes them.
+// 75; with --lock-wait it waits for the run to end, then writes them.
 func TestSettleReportWaitsForTheRunOfItsDate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -238,21 +236,8 @@ func TestSettleReportWaitsForTheRunOfItsDate(t *testing.T) {
 		t.Errorf("settle report beside a run of its date wrote its reports (%v)", err)
 	}
 	// With --lock-wait it waits for the run, then writes them.
-	w := &signalWriter{want: "waiting for it", seen: make(chan struct{})}
-	done := make(chan int, 1)
-	go func() {
-		var errb bytes.Buffer
-		err := run(ctx, plainTextArgs([]string{"settle", "report", "--database-url", e.url, "--date", testDate, "--out", out, "--lock-wait", "10m"}),
-			func(string) string { return "" }, w, &errb)
-		done <- exitCode(err, &errb)
-	}()
-	select {
-	case <-w.seen:
-	case code := <-done:
-		t.Fatalf("settle report --lock-wait beside a run of its date: exit %d without waiting:\n%s", code, w)
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("settle report --lock-wait: no word of waiting:\n%s", w)
-	}
+	w, done := waitingForTheLock(t, []string{"settle", "report", "--database-url", e.url, "--date", testDate, "--out", out, "--lock-wait", "10m"},
+		func(string) string { return "" })
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
