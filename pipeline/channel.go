@@ -36,6 +36,13 @@ type ChannelSpec struct {
 	// TxnRequired: its orders settle per provider transaction, so
 	// provider_txn_id is required; otherwise it may be NULL or empty.
 	TxnRequired bool
+	// CheckTxn, when set, says why a provider_txn_id cannot be one of the
+	// provider's transaction ids (nil: it can): the provider publishes
+	// their characters and length, and the id goes as it is into its
+	// requests. An order whose id it refuses is rejected at transform
+	// with that reason, as any bad value is, rather than recorded and
+	// held at every later run with nothing sent for it.
+	CheckTxn func(id string) error
 	// Unverified: its items start ItemUnverified: the provider must
 	// confirm the payment before it is settled (a crypto payment, say).
 	Unverified bool

@@ -29,7 +29,8 @@ import (
 // 0 <= refunded_minor <= amount_minor; order_no, seller_id and
 // provider_txn_id are at most MaxIdentifier bytes of UTF-8 without control
 // characters, and category is UTF-8 (neither may hold U+FFFD, which marks
-// bytes that were not); confirmed_at must fall in w
+// bytes that were not); a provider_txn_id must also be one the channel's
+// provider takes (pipeline.ChannelSpec.CheckTxn); confirmed_at must fall in w
 // (half-open) and paid_at must not be after confirmed_at.
 //
 // The Reject keeps whatever could be read of the row, as text
@@ -86,6 +87,11 @@ func validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 	}
 	if err := pipeline.CheckIdentifier("provider_txn_id", o.ProviderTxnID); err != nil {
 		return o, err
+	}
+	if spec.CheckTxn != nil && o.ProviderTxnID != "" {
+		if err := spec.CheckTxn(o.ProviderTxnID); err != nil {
+			return o, fmt.Errorf("provider_txn_id is not a %s transaction id: %w", spec.Channel, err)
+		}
 	}
 	cur, err := exact("currency", row.Currency)
 	if err != nil {

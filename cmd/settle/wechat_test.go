@@ -615,11 +615,13 @@ func TestAHeldOrderSettledByHandWithWeChat(t *testing.T) {
 }
 
 // TestAWeChatTxnIDWeChatCannotTakeIsHeldAlone: one WeChat order's
-// provider_txn_id passes the source validation (printable, at most 128
-// bytes) but is no WeChat transaction id ([0-9A-Za-z_-], at most 64): the
-// client refuses it before sending. That order is held for a person, the
-// others are settled, and the run ends 4 with its reports; every run ended
-// 1 before reconcile, with no reports (found by a review).
+// provider_txn_id is no WeChat transaction id ([0-9A-Za-z_-], at most 32).
+// Read from the source, it is rejected at transform with the reason
+// (TestWeChatATransactionIDWeChatPayCannotTakeIsRejected). An item a
+// settle from before that check recorded with one is refused by the client
+// before sending: that order is held for a person, the others are
+// settled, and the run ends 4 with its reports; every run ended 1 before
+// reconcile, with no reports (found by a review).
 func TestAWeChatTxnIDWeChatCannotTakeIsHeldAlone(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -630,8 +632,12 @@ func TestAWeChatTxnIDWeChatCannotTakeIsHeldAlone(t *testing.T) {
 		ORDER BY o.amount_minor DESC LIMIT 1`); err != nil {
 		t.Fatal(err)
 	}
-	e.db.MustExec(`UPDATE orders SET provider_txn_id = provider_txn_id || '.1' WHERE order_no = $1`, bad)
 	sim := e.weChatSim(nil, 0)
+	// Recorded as an older settle recorded it: the transform took the id.
+	if out, code := e.runWeChat(sim, "--until", "transform"); code != 0 {
+		t.Fatalf("--until transform: exit %d\n%s", code, out)
+	}
+	e.db.MustExec(`UPDATE settle.items SET provider_txn_id = provider_txn_id || '.1' WHERE order_no = $1`, bad)
 	for run := 1; run <= 2; run++ {
 		out, code := e.runWeChat(sim)
 		if _, err := os.Stat(filepath.Join(e.reports, testDate, "orders.csv")); code != 4 || err != nil || !strings.Contains(out, "order "+bad) {

@@ -26,16 +26,34 @@ const SellerAccount = "wechatpay"
 // nothing is clawed back.
 func ChannelSpec() pipeline.ChannelSpec {
 	return pipeline.ChannelSpec{Channel: Channel, Account: SellerAccount, AccountName: "WeChat Pay sub_mchid", TxnRequired: true,
-		LateRefundIgnored: "paid through WeChat Pay: the refund comes out of the sub-merchant's own funds there", CheckAccount: CheckSubMchID}
+		LateRefundIgnored: "paid through WeChat Pay: the refund comes out of the sub-merchant's own funds there", CheckAccount: CheckSubMchID,
+		CheckTxn: CheckTransactionID}
+}
+
+// CheckTransactionID says why id cannot be a WeChat Pay transaction_id (1
+// to MaxTransactionID characters of [0-9A-Za-z_-], as every request about
+// it checks: checkTxnKeys), or nil. An order naming such a transaction is
+// rejected at transform (pipeline.ChannelSpec.CheckTxn): it was recorded,
+// then held at every distribute and reported a mismatch at every
+// reconcile, nothing ever sent for it, until a person resolved it.
+func CheckTransactionID(id string) error {
+	if id == "" || len(id) > MaxTransactionID || !tokenChars(id) {
+		return fmt.Errorf("%q is not 1 to %d characters of [0-9A-Za-z_-]", clip(id), MaxTransactionID)
+	}
+	return nil
 }
 
 // CheckSubMchID says why id cannot be a sub-merchant's sub_mchid in
-// WeChat Pay's requests (1 to 64 characters of [0-9A-Za-z_-]), or nil: a
-// seller with such an id has its orders rejected at transform, not held
-// at every distribute.
+// WeChat Pay's requests (1 to MaxSubMchID characters of [0-9A-Za-z_-],
+// as every request checks it: checkTxnKeys), or nil: a seller with such an
+// id has its orders held for its account at transform
+// (pipeline.ChannelSpec.CheckAccount), not sent to WeChat Pay and held at
+// every distribute with the advice to settle them by hand. It took 64
+// characters (a receiver account's limit), so a sub_mchid of 33 to 64
+// passed the transform and was refused at every request.
 func CheckSubMchID(id string) error {
-	if id == "" || !validAccount(id) {
-		return fmt.Errorf("%q is not 1 to 64 characters of [0-9A-Za-z_-]", clip(id))
+	if id == "" || len(id) > MaxSubMchID || !tokenChars(id) {
+		return fmt.Errorf("%q is not 1 to %d characters of [0-9A-Za-z_-]", clip(id), MaxSubMchID)
 	}
 	return nil
 }

@@ -152,11 +152,12 @@ func (s *reasonStore) reasonOf() string {
 	return s.reasons["ORD-00000"]
 }
 
-// TestCheckSubMchID: a seller's sub_mchid WeChat Pay cannot take rejects
-// its orders at transform (it held each of them at every distribute).
+// TestCheckSubMchID: a seller's sub_mchid WeChat Pay cannot take holds
+// its orders at transform (it held each of them at every distribute): at
+// most 32 characters (sub_mchid string[1,32]), not a receiver account's 64.
 func TestCheckSubMchID(t *testing.T) {
 	for id, ok := range map[string]bool{"1900000109": true, "sub_A-1": true, "": false, "19000.1": false,
-		strings.Repeat("1", 64): true, strings.Repeat("1", 65): false, "(unusable: 8000 bytes)": false} {
+		strings.Repeat("1", 32): true, strings.Repeat("1", 33): false, strings.Repeat("1", 64): false, "(unusable: 8000 bytes)": false} {
 		if err := wechatpay.CheckSubMchID(id); (err == nil) != ok {
 			t.Errorf("CheckSubMchID(%q) = %v, want ok %v", id, err, ok)
 		}
