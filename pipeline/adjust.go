@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -75,6 +76,16 @@ func ReadLateRefund(row LateRefundRow, runID int64) LateRefund {
 			r.RefundNo, r.OrderNo, r.SellerID = RejectText(r.RefundNo), RejectText(r.OrderNo), RejectText(r.SellerID)
 			return reject(err.Error())
 		}
+	}
+	if strings.HasPrefix(r.RefundNo, OwnRefundPrefix) {
+		// Under its own number the ledger would take it for one of
+		// settle's (MovedRefundNo, RenumberRefundNo): resolved, deleted
+		// or never resolved as settle's own are. Kept as a row without a
+		// number is, under a number of neither.
+		given := r.RefundNo
+		r.RefundNo = fmt.Sprintf("(refund_no in settle's numbering: run %d row %d)", runID, row.Seq)
+		return reject(fmt.Sprintf("refund_no %q begins as settle's own refund numbers do (%s): the ledger cannot keep it apart from them; the platform must give it another number",
+			given, OwnRefundPrefix))
 	}
 	if row.CreatedAt == nil {
 		return reject("created_at is NULL")
@@ -189,6 +200,12 @@ type AdjustStore interface {
 	// orders confirmed before the window, never returns its refunds.
 	MovedOrderRefunds(ctx context.Context, run *Run) ([]LateRefund, error)
 }
+
+// OwnRefundPrefix begins every refund number settle makes (MovedRefundNo,
+// RenumberRefundNo), which the ledger keeps among the platform's and tells
+// apart by it: a platform's refund_no that begins so is rejected
+// (ReadLateRefund).
+const OwnRefundPrefix = "settle:"
 
 // MovedRefundNo is the refund number settle gives the refunds of an
 // order it read again on date d, moved there by the platform after its

@@ -213,6 +213,8 @@ func TestReadLateRefundRejectsBadRows(t *testing.T) {
 		{LateRefundRow{RefundNo: s(strings.Repeat("R", 3000)), OrderNo: s("O"), AmountMinor: s("150"), CreatedAt: &now}, "refund_no is 3000 bytes long"},
 		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O\n1"), AmountMinor: s("150"), CreatedAt: &now}, "order_no contains the control character U+000A"},
 		{LateRefundRow{RefundNo: s("R"), OrderNo: s("O"), SellerID: s(strings.Repeat("S", 200)), AmountMinor: s("150"), CreatedAt: &now}, "seller_id is 200 bytes long"},
+		// A number of settle's own making, given by the platform.
+		{LateRefundRow{RefundNo: s(MovedRefundNo("O", Date{Year: 2026, Month: 11, Day: 23})), OrderNo: s("O"), AmountMinor: s("150"), CreatedAt: &now}, "begins as settle's own refund numbers do"},
 	}
 	for _, c := range cases {
 		r := ReadLateRefund(c.row, 9)
