@@ -19,11 +19,14 @@
 // asked for. Request amounts are decimal strings; so is an answer's
 // quoteAmount, compared as a number (Payment.Quote: "313.5" and
 // "313.500000" are the same price). Amounts in answers and callbacks are
-// integers scaled by 10^decimals of the crypto currency, which no answer
-// names: the decimals come from Config.Decimals per chain and symbol, and
-// the amounts are kept as written (big integers for refunds) and converted
-// with ToMinor and FromMinor, exactly or not at all. An answer is read
-// status first: a payment in progress needs nothing else.
+// integers scaled by 10^decimals of the crypto currency, whose decimals
+// no payment or refund answer gives: a refund names its currency by
+// currencyId, and Pay Protocol's currency list of the chain (Currencies,
+// read once per chain) gives its symbol and decimals, which
+// Config.Decimals, when set, must agree with; the amounts are kept as
+// written (big integers for refunds) and converted with ToMinor and
+// FromMinor, exactly or not at all. An answer is read status first: a
+// payment in progress needs nothing else.
 //
 // Queries (payment and refund detail, refund list) and the idempotent
 // "send the callback again" calls are retried on transient failures. The
@@ -46,8 +49,10 @@
 //     a body, and a 404 with no body at all is taken as "not found" (one
 //     with another body - a proxy's HTML page - or reached by a redirect
 //     is not);
-//   - the decimals of each currency on each chain (Config.Decimals): no
-//     answer carries them;
+//   - that the currency list (GET /conf/list/currency) answers the
+//     currencies of the chainId asked, and that a refund's currencyId is
+//     one of them: a payment names its settlement currency by symbol
+//     alone, a refund by currencyId alone (Currencies);
 //   - with only outTradeNo, the refund detail answers the order's latest
 //     refund; the refund order amount is in the payment's quote currency;
 //   - the refund list's entries carry the refund detail's fields (the
@@ -116,12 +121,15 @@ type Config struct {
 	// that is not {code, msg, data} (a proxy's HTML page) is not.
 	NotFoundCodes []int
 	// Decimals gives a crypto currency's decimals on a chain, keyed by
-	// DecimalsKey(chainId, symbol) ("1:USDT": 6). Pay Protocol's answers
-	// carry scaled integers and no decimals, and a token's decimals differ
-	// from chain to chain (USDT has 6 on Tron and Ethereum, 18 on BNB
-	// Chain), so they are configuration (ParseDecimals reads the flag). An
-	// amount whose decimals are not here is never guessed: Client.Decimals
-	// says so and the caller holds the order.
+	// DecimalsKey(chainId, symbol) ("1:USDT": 6), as configured
+	// (ParseDecimals reads the flag); a token's decimals differ from chain
+	// to chain (USDT has 6 on Tron and Ethereum, 18 on BNB Chain). Pay
+	// Protocol's payment and refund answers carry scaled integers and no
+	// decimals; its currency list does, and a refund is read with the
+	// list's: those set here must agree with them, or the refund is not
+	// read (a disagreement is settle's configuration to correct, and the
+	// caller holds the order). Optional: a currency not here is read with
+	// the list's decimals alone.
 	Decimals map[string]int
 }
 
@@ -142,6 +150,9 @@ func (c Config) GoString() string { return c.String() }
 type Client struct {
 	cfg  Config
 	base string // scheme, host and escaped base path, no trailing "/"
+	// currencies keeps the currency list of each chain, read once
+	// (Currencies).
+	currencies currencyLists
 }
 
 // New checks cfg, fills in its defaults and returns a Client.

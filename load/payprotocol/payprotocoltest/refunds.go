@@ -24,6 +24,7 @@ type refund struct {
 	address    string
 	txHash     string
 	chainID    int
+	currencyID int // currencyId: its payment's currency unless SetRefundCurrency
 	created    time.Time
 	poison     map[string]any // PoisonRefund's fields
 }
@@ -37,7 +38,7 @@ func (s *Server) Refunds() []payprotocol.Refund {
 	for _, id := range s.refundList {
 		rf := s.refunds[id]
 		out = append(out, payprotocol.Refund{RefundID: rf.id, OutTradeNo: rf.outTradeNo, OutPaymentNo: rf.outPayment,
-			Status: rf.status, Amount: new(big.Int).Set(rf.amount), Fee: new(big.Int), Address: rf.address, TxHash: rf.txHash})
+			Status: rf.status, CurrencyID: rf.currencyID, ChainID: rf.chainID, Amount: new(big.Int).Set(rf.amount), Fee: new(big.Int), Address: rf.address, TxHash: rf.txHash})
 	}
 	return out
 }
@@ -101,8 +102,12 @@ func (s *Server) findRefund(outTradeNo, id string) (*refund, reply, bool) {
 	return nil, refuse(payprotocol.CodeBadRequest, "missing parameter: outTradeNo or refundId"), false
 }
 
-// addRefund keeps a new refund, the latest of its order. s.mu is held.
+// addRefund keeps a new refund, the latest of its order, in its payment's
+// currency. s.mu is held.
 func (s *Server) addRefund(rf *refund) {
+	if p := s.payments[rf.outTradeNo]; p != nil {
+		rf.currencyID = s.openCurrency(p.chainID, p.currency, p.decimals).id
+	}
 	s.refunds[rf.id] = rf
 	s.refundList = append(s.refundList, rf.id)
 	s.latest[rf.outTradeNo] = rf
@@ -128,7 +133,7 @@ func (s *Server) advance(rf *refund) {
 
 func (rf *refund) view(status payprotocol.RefundStatus) map[string]any {
 	id, _ := strconv.Atoi(rf.id)
-	v := map[string]any{"refundId": id, "chainId": rf.chainID, "currencyId": 1, "outTradeNo": rf.outTradeNo,
+	v := map[string]any{"refundId": id, "chainId": rf.chainID, "currencyId": rf.currencyID, "outTradeNo": rf.outTradeNo,
 		"outPaymentNo": rf.outPayment, "refundAddress": rf.address, "refundAmount": rf.amount.String(),
 		"refundFee": "0", "refundStatus": int(status), "refundTime": rf.created.UTC().Format(time.DateTime)}
 	if status == payprotocol.RefundSuccess {

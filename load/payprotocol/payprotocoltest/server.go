@@ -11,8 +11,11 @@
 // Answers are {code, msg, data}, unsigned, as Pay Protocol's are, with the
 // published fields of the payment and refund details and of the refund
 // list's pages (no decimals field: amounts are scaled by the settlement
-// currency's decimals, which the client has from configuration); the
-// notify calls are GETs with query parameters. The refund list pages
+// currency's decimals, which the currency list gives: the merchant's
+// currencies on a chain, Options.Coin on chains 1 to 3 and every currency
+// a payment is made in, each refund naming its payment's by currencyId
+// unless SetRefundCurrency says otherwise); the notify calls are GETs
+// with query parameters. The refund list pages
 // through every refund order, newest first (assumed: the docs give no
 // order), filtered as published. Where its
 // behaviour is not public the fake follows the assumptions of package
@@ -90,9 +93,14 @@ type Server struct {
 	// by outTradeNo finds it at once, as Pay Protocol's index would (a
 	// scan of every refund under the lock made a million-order day's
 	// questions wait on each other past their timeouts).
-	latest     map[string]*refund
-	seq        int
-	deliveries []Delivery
+	latest map[string]*refund
+	// The merchant's currencies (the currency list), by chain and
+	// symbol and in the order they were opened.
+	currencyBy  map[currencyKey]*currency
+	opened      []*currency
+	currencySeq int
+	seq         int
+	deliveries  []Delivery
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -140,6 +148,7 @@ var routes = []route{
 	{payprotocol.APINotifyRefund, http.MethodGet, (*Server).notifyRefund},
 	{payprotocol.APIChainList, http.MethodGet, (*Server).chainList},
 	{payprotocol.APIRefundList, http.MethodGet, (*Server).refundListPage},
+	{payprotocol.APICurrencyList, http.MethodGet, (*Server).currencyList},
 }
 
 // chainList answers GET /conf/list/chain with the chains the fake's
@@ -181,8 +190,11 @@ func New(o Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{o: o, polls: polls, calls: map[string]int{}, payments: map[string]*payment{},
-		refunds: map[string]*refund{}, latest: map[string]*refund{}, ctx: ctx, cancel: cancel}
+		refunds: map[string]*refund{}, latest: map[string]*refund{}, currencyBy: map[currencyKey]*currency{}, ctx: ctx, cancel: cancel}
 	s.limit = fault.NewLimit(o.QPS, 0, o.Now)
+	for chain := 1; chain <= 3; chain++ { // the chains of chainList
+		s.openCurrency(chain, o.Coin, o.CoinDecimals)
+	}
 	return s
 }
 
@@ -202,7 +214,7 @@ func (s *Server) Calls(api string) int {
 	return s.calls[api]
 }
 
-// ServeHTTP serves the eight APIs, matched on the path's end so that the fake
+// ServeHTTP serves the nine APIs, matched on the path's end so that the fake
 // may be mounted under any prefix (normally /api/mer).
 //
 // Every answer's Date header is the fake's clock (Options.Now), as a real

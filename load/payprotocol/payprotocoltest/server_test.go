@@ -238,3 +238,43 @@ func TestAFailedPaymentPaidLate(t *testing.T) {
 		t.Fatalf("paid late: %+v, %v", p, err)
 	}
 }
+
+// TestCurrencyList: the fake serves the merchant's currencies as published
+// (GET /conf/list/currency?chainId=): its coin on every chain it lists, and
+// each currency a payment is made in; a refund names its payment's
+// currency by currencyId, or another one after SetRefundCurrency.
+func TestCurrencyList(t *testing.T) {
+	ctx := context.Background()
+	fake, c, _ := start(t, payprotocoltest.Options{Polls: -1}, nil)
+	if _, err := fake.AddPayment("T-ETH", "ETH", 18, "1000000000000000000", payprotocol.PaymentPaid); err != nil {
+		t.Fatal(err)
+	}
+	eth, ok := fake.CurrencyID(1, "ETH")
+	if !ok {
+		t.Fatal("ETH not opened by its payment")
+	}
+	list, err := c.CurrencyList(ctx, 1)
+	if err != nil || len(list) != 2 || list[0].ID != 1 || list[0].Symbol != "USDT" || list[0].Decimals != 6 ||
+		list[1].ID != eth || list[1].Symbol != "ETH" || list[1].Decimals != 18 {
+		t.Fatalf("chain 1: %+v, %v", list, err)
+	}
+	if list, err := c.CurrencyList(ctx, 2); err != nil || len(list) != 1 || list[0].Symbol != "USDT" || list[0].ChainID != 2 {
+		t.Fatalf("chain 2: %+v, %v", list, err)
+	}
+	id, err := fake.AddRefund("T-ETH", "1000", payprotocol.RefundSuccess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.RefundDetail(ctx, "T-ETH", id); err != nil || r.CurrencyID != eth || r.ChainID != 1 {
+		t.Fatalf("refund %+v, %v: want currency %d on chain 1", r, err, eth)
+	}
+	if err := fake.SetRefundCurrency(id, 1); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.RefundDetail(ctx, "T-ETH", id); err != nil || r.CurrencyID != 1 {
+		t.Fatalf("refund %+v, %v: want currency 1 once set", r, err)
+	}
+	if fake.Calls(payprotocol.APICurrencyList) != 2 {
+		t.Errorf("currency list calls: %d", fake.Calls(payprotocol.APICurrencyList))
+	}
+}

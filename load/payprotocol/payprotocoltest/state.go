@@ -89,6 +89,7 @@ func (s *Server) newPayment(outTradeNo string, chain int, legal bool, quoteCur, 
 		paid: new(big.Int), refunded: new(big.Int), reserved: new(big.Int), status: payprotocol.PaymentPending,
 		shown: payprotocol.PaymentPending, createdAt: s.o.Now(), wallet: "0x" + hex.EncodeToString(sum[:20]), salt: "0x" + hex.EncodeToString(sum[:])}
 	s.payments[outTradeNo] = p
+	s.openCurrency(chain, currency, decimals) // a payment is made in a currency the merchant opened
 	return p
 }
 
