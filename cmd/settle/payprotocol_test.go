@@ -236,13 +236,19 @@ func TestPayProtocolOnlyVerifiedPaymentsSettle(t *testing.T) {
 // next run, and every other order goes on - the trade files of Infinia's
 // orders are uploaded and their sellers paid - with the run ending 1,
 // saying why. Before, the upload stage stopped at Pay Protocol and no
-// seller of the date was paid. Once Pay Protocol answers, the next run
-// verifies its payments and nothing is paid twice.
+// seller of the date was paid. Its currency list failing alone holds
+// back only the payments whose refunds need it (the others are
+// verified). Once Pay Protocol answers, the next run verifies its
+// payments and nothing is paid twice.
 func TestAPayProtocolOutageHoldsBackOnlyItsOrders(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ name, endpoint, says string }{
-		{"down", payprotocol.APIPaymentDetail, "Pay Protocol did not answer"},
-		{"its refund list failing", payprotocol.APIRefundList, "Pay Protocol's refund list could not be read"},
+	for _, tc := range []struct {
+		name, endpoint, says string
+		refundsOnly          bool // only the payments with refunds wait
+	}{
+		{"down", payprotocol.APIPaymentDetail, "Pay Protocol did not answer", false},
+		{"its refund list failing", payprotocol.APIRefundList, "Pay Protocol's refund list could not be read", false},
+		{"its currency list failing", payprotocol.APICurrencyList, "Pay Protocol's currency list could not be read", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -257,8 +263,13 @@ func TestAPayProtocolOutageHoldsBackOnlyItsOrders(t *testing.T) {
 			if code != 1 || !strings.Contains(out, tc.says) {
 				t.Fatalf("exit %d, want 1 saying %q\n%s", code, tc.says, out)
 			}
-			if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state <> 'unverified'`); n != 0 {
-				t.Fatalf("%d Pay Protocol items moved on while Pay Protocol could not verify them", n)
+			switch moved := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state <> 'unverified'`); {
+			case !tc.refundsOnly && moved != 0:
+				t.Fatalf("%d Pay Protocol items moved on while Pay Protocol could not verify them", moved)
+			case tc.refundsOnly && (moved == 0 || e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state = 'unverified'`) == 0):
+				t.Fatalf("%d Pay Protocol items moved on: want those without refunds verified, those with refunds left unverified", moved)
+			case tc.refundsOnly && e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state = 'unverified' AND refunded_minor = 0`) != 0:
+				t.Fatal("a Pay Protocol payment that nets no refund was left unverified")
 			}
 			if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state = 'paid'`); n == 0 {
 				t.Fatal("no Infinia order was paid meanwhile")

@@ -45,7 +45,7 @@ func (a Adapter) Refund(ctx context.Context, outTradeNo string, o Order) (*Order
 	if err != nil || r == nil {
 		return nil, err
 	}
-	return a.refundOf(*r, o), nil
+	return a.refundOf(ctx, *r, o)
 }
 
 // latestRefund asks for the order's latest refund as Pay Protocol writes
@@ -62,42 +62,119 @@ func (a Adapter) latestRefund(ctx context.Context, outTradeNo string) (*Refund, 
 }
 
 // refundOf is refund r of the order whose payment is o. Refund amounts
-// are scaled integers of the payment's settlement currency
-// (settlementCurrencySymbol), whose decimals on the chain come from
-// Config.Decimals (settle's --payprotocol-decimals; an unknown one is
-// reported, never guessed); they are read in the quote's fiat currency as
-// refundInQuote reads them: one to one for a payment settled at par, else
-// at the payment's own rate. A refund on another chain than the payment,
-// or of another payment order, is not read at all (Elsewhere): its amount
-// is not in the payment's units.
-func (a Adapter) refundOf(r Refund, o Order) *OrderRefund {
+// are scaled integers of the refund's currency, which the refund names by
+// currencyId alone: Pay Protocol's currency list of the chain
+// (Client.Currencies, read once per chain) says which symbol and how many
+// decimals that is. A refund that returned or may return money (not
+// failed, not rejected: those returned nothing, Amount 0) is read only in
+// the payment's settlement currency (settlementCurrencySymbol): one in
+// another currency, or in a currency the list does not have, is not read
+// at all (Elsewhere), nor is one on another chain than the payment, or of
+// another payment order: its amount is not in the payment's units. The decimals are the list's; those of
+// --payprotocol-decimals (Config.Decimals), when set for that currency,
+// must agree with them (Unconfigured says they do not: settle's
+// configuration to correct). A list that cannot be read leaves the refund
+// unread (CurrenciesUnread). The amount is then read in the quote's fiat
+// currency as refundInQuote reads it: one to one for a payment settled at
+// par, else at the payment's own rate. The error is what concerns every
+// order (refused credentials, the context ended), from reading the list.
+func (a Adapter) refundOf(ctx context.Context, r Refund, o Order) (*OrderRefund, error) {
 	out := &OrderRefund{ID: r.RefundID, Status: r.Status.String()}
 	chain := r.ChainID
 	if chain == 0 {
 		chain = o.chain
 	}
-	decimals, known := a.Client.Decimals(chain, o.settlement)
 	switch {
 	case o.QuoteProblem != "":
 		out.AmountProblem = "the payment's quote currency is not known"
+		return out, nil
 	case o.chain != 0 && chain != o.chain:
 		// A token's decimals differ from chain to chain (USDT: 6 on one,
 		// 18 on another): read at the payment's rate, 1 USDT on a chain
 		// with 18 decimals passed for a dollar.
 		out.AmountProblem = fmt.Sprintf("the refund is on chain %d, the payment on chain %d: its amount is not in the payment's %s", chain, o.chain, clip(o.settlement))
 		out.Elsewhere = true
+		return out, nil
 	case r.OutPaymentNo != "" && o.paymentNo != "" && r.OutPaymentNo != o.paymentNo:
 		out.AmountProblem = fmt.Sprintf("the refund is of payment order %s, the order's payment is %s", clip(r.OutPaymentNo), clip(o.paymentNo))
 		out.Elsewhere = true
+		return out, nil
 	case r.Amount == nil:
 		out.AmountProblem = "Pay Protocol shows no refundAmount"
-	case !known:
-		out.AmountProblem = fmt.Sprintf("the decimals of %q on chain %d are not configured (--payprotocol-decimals)", o.settlement, chain)
-		out.Unconfigured = true
-	default:
-		out.Amount, out.Inexact, out.AmountProblem = refundInQuote(r.Amount, decimals, o)
+		return out, nil
+	case r.Status == RefundFailed || r.Status == RefundRejected:
+		// It returned nothing, in whatever currency: no list is asked for
+		// it, and its Amount is what it returned, 0.
+		return out, nil
+	case chain == 0:
+		out.AmountProblem = "Pay Protocol names the chain of neither the payment nor the refund: the refund's currency cannot be told"
+		out.Elsewhere = true
+		return out, nil
 	}
-	return out
+	decimals, err := a.currencyOf(ctx, chain, r, o, out)
+	if err != nil || out.AmountProblem != "" {
+		return out, err
+	}
+	out.Amount, out.Inexact, out.AmountProblem = refundInQuote(r.Amount, decimals, o)
+	return out, nil
+}
+
+// currencyOf checks that refund r (on chain) is in the settlement currency
+// of its payment o, by Pay Protocol's currency list of the chain, and
+// returns that currency's decimals; when it cannot tell, or the decimals
+// configured disagree with the list's, it says why in out (AmountProblem,
+// and Elsewhere, Unconfigured or CurrenciesUnread). The error is what
+// concerns every order: refused credentials, the context ended.
+func (a Adapter) currencyOf(ctx context.Context, chain int, r Refund, o Order, out *OrderRefund) (int, error) {
+	list, err := a.Client.Currencies(ctx, chain)
+	if err != nil {
+		if ctx.Err() != nil || pipeline.KindOf(err) != pipeline.KindFailed {
+			return 0, err
+		}
+		out.AmountProblem = fmt.Sprintf("Pay Protocol's currency list of chain %d could not be read, so the refund's currency %d cannot be told to be the payment's %s: %s",
+			chain, r.CurrencyID, clip(o.settlement), pipeline.OneLine(err.Error()))
+		out.CurrenciesUnread = true
+		return 0, nil
+	}
+	var theirs, ours *Currency
+	for i := range list {
+		if list[i].ID == r.CurrencyID {
+			theirs = &list[i]
+		}
+		if list[i].Symbol == o.settlement && ours == nil {
+			ours = &list[i]
+		}
+	}
+	settled := clip(o.settlement)
+	if ours != nil {
+		settled += fmt.Sprintf(" (currency %d)", ours.ID)
+	}
+	switch {
+	case r.CurrencyID == 0:
+		out.AmountProblem = fmt.Sprintf("the refund names no currencyId, the payment was settled in %s on chain %d: its amount cannot be told to be in the payment's %s", settled, chain, clip(o.settlement))
+		out.Elsewhere = true
+		return 0, nil
+	case theirs == nil:
+		out.AmountProblem = fmt.Sprintf("the refund is in currency %d, which Pay Protocol's currency list of chain %d does not have, the payment was settled in %s: its amount is not known to be in the payment's %s",
+			r.CurrencyID, chain, settled, clip(o.settlement))
+		out.Elsewhere = true
+		return 0, nil
+	case theirs.Symbol != o.settlement:
+		out.AmountProblem = fmt.Sprintf("the refund is in %s (currency %d), the payment was settled in %s on chain %d: its amount is not in the payment's %s",
+			clip(theirs.Symbol), theirs.ID, settled, chain, clip(o.settlement))
+		out.Elsewhere = true
+		return 0, nil
+	}
+	if d, set := a.Client.Decimals(chain, o.settlement); set && d != theirs.Decimals {
+		// Which is right cannot be told from here: a refund read with the
+		// wrong decimals is off by powers of ten. Settle's configuration
+		// to correct; the order is held, never paid on, until it is.
+		out.AmountProblem = fmt.Sprintf("--payprotocol-decimals gives %s on chain %d %d decimals, Pay Protocol's currency list %d (currency %d): correct or remove %s",
+			clip(o.settlement), chain, d, theirs.Decimals, theirs.ID, DecimalsKey(chain, o.settlement))
+		out.Unconfigured = true
+		return 0, nil
+	}
+	return theirs.Decimals, nil
 }
 
 // refundInQuote reads a refund's amount, scaled by 10^decimals of the
@@ -218,6 +295,8 @@ func (a Adapter) OrderPaid(ctx context.Context, outTradeNo string, paid Order) (
 	if err != nil || o.Status != PaymentPaid.String() {
 		return o, err
 	}
-	o.Refund = a.refundOf(*r, o)
+	if o.Refund, err = a.refundOf(ctx, *r, o); err != nil {
+		return Order{}, err
+	}
 	return o, nil
 }

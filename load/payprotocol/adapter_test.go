@@ -11,10 +11,14 @@ import (
 )
 
 // TestPayProtocolRefundAmountsNeedConfiguredDecimals: a refund amount
-// (scaled by the settlement currency's decimals, which no answer carries)
-// is read with the configured decimals of its chain and symbol
-// (--payprotocol-decimals), and without
-// them it is reported, never guessed.
+// is scaled by its currency's decimals, which no payment or refund answer
+// carries: the refund names its currency by currencyId, and Pay
+// Protocol's currency list of its chain gives that currency's symbol and
+// decimals. The list's decimals read it, whether --payprotocol-decimals
+// has the currency or not; configured decimals that disagree with the
+// list's are reported (Unconfigured: settle's configuration to correct),
+// never guessed between. (With 18 for USDT's 6 the refund was read at
+// the payment's own rate, in which the decimals cancel, and was taken.)
 func TestPayProtocolRefundAmountsNeedConfiguredDecimals(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, payprotocoltest.Options{Polls: -1}, nil) // refunds approved at once
@@ -34,12 +38,9 @@ func TestPayProtocolRefundAmountsNeedConfiguredDecimals(t *testing.T) {
 		problem  string
 	}{
 		{"1:USDT=6", 200, ""},
-		{"", 0, `the decimals of "USDT" on chain 1 are not configured (--payprotocol-decimals)`},
-		{"2:USDT=6,1:USDC=6", 0, `the decimals of "USDT" on chain 1 are not configured`},
-		// Decimals that make the payment look settled at another rate
-		// than one to one: its refund is read at the payment's own rate
-		// (expectedAmount for the quote), in which the decimals cancel.
-		{"1:USDT=18", 200, ""},
+		{"", 200, ""},                  // the list's
+		{"2:USDT=6,1:USDC=6", 200, ""}, // the list's: USDT on chain 1 is not configured
+		{"1:USDT=18", 0, "--payprotocol-decimals gives USDT on chain 1 18 decimals, Pay Protocol's currency list 6 (currency 1): correct or remove 1:USDT"},
 	} {
 		cfg := r.cfg
 		dec, err := payprotocol.ParseDecimals(tc.decimals)
@@ -55,7 +56,7 @@ func TestPayProtocolRefundAmountsNeedConfiguredDecimals(t *testing.T) {
 		if err != nil || o.Quote != (pipeline.Money{Minor: 1234, Currency: "USD"}) || o.Refund == nil {
 			t.Fatalf("%q: %+v, %v", tc.decimals, o, err)
 		}
-		// Decimals not configured are settle's to fix: the verification
+		// Decimals configured wrong are settle's to fix: the verification
 		// holds the order (Unconfigured) rather than reject it.
 		if o.Refund.Amount != tc.amount || !strings.Contains(o.Refund.AmountProblem, tc.problem) || (tc.problem == "") != (o.Refund.AmountProblem == "") ||
 			o.Refund.Unconfigured != (tc.problem != "") {

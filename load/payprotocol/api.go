@@ -102,8 +102,9 @@ func (s PaymentStatus) InProgress() bool {
 // payment detail). QuoteAmount is the order's price as a decimal string in
 // major units, written as Pay Protocol chooses ("313.5", "313.500000");
 // ExpectedAmount and SettlementAmount are integer strings scaled by
-// 10^decimals of SettlementCurrency on ChainID, kept as written: Pay
-// Protocol does not say those decimals, configuration does (Settled).
+// 10^decimals of SettlementCurrency on ChainID, kept as written: the
+// payment detail does not say those decimals (Pay Protocol's currency list
+// does: Client.Currencies).
 type Payment struct {
 	OutTradeNo         string        // our order number
 	OutPaymentNo       string        // Pay Protocol's payment order number
@@ -172,7 +173,7 @@ func QuoteMinor(dec string, cur pipeline.Currency) (int64, error) {
 
 // Settled returns SettlementAmount as a decimal string in major units of
 // SettlementCurrency ("12.34"), given that currency's decimals on ChainID
-// (Config.Decimals, via Client.Decimals). It fails for an absent or
+// (Client.Currencies, or Config.Decimals via Client.Decimals). It fails for an absent or
 // malformed amount.
 func (p Payment) Settled(decimals int) (string, error) {
 	if p.SettlementAmount == "" {
@@ -183,8 +184,9 @@ func (p Payment) Settled(decimals int) (string, error) {
 
 // Refund is a refund order as Pay Protocol reports it. Amount and Fee are
 // integers scaled by 10^decimals of the refunded currency (CurrencyID on
-// ChainID); the answer names no symbol, so that currency is the payment's
-// settlement currency, whose decimals come from configuration.
+// ChainID); the answer names no symbol and no decimals: Pay Protocol's
+// currency list of the chain gives both (Client.Currencies), and a refund
+// is read against its payment only in the payment's settlement currency.
 type Refund struct {
 	RefundID     string       // refundId (a number on the wire, kept as its text)
 	OutTradeNo   string       // our order number

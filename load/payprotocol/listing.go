@@ -25,8 +25,10 @@ type RefundLister interface {
 	Payment(ctx context.Context, outTradeNo string) (Order, error)
 	// ReadRefund reads refund r of the order whose payment Payment
 	// returned as o, in the quote's minor units, with the checks of its
-	// chain and payment order, as the latest refund is read.
-	ReadRefund(r Refund, o Order) OrderRefund
+	// chain, payment order and currency, as the latest refund is read.
+	// The error concerns every order (refused credentials, the context
+	// ended): what concerns this refund alone is its AmountProblem.
+	ReadRefund(ctx context.Context, r Refund, o Order) (OrderRefund, error)
 }
 
 // RunOrders is what listing the refunds of a run's orders needs of the
@@ -127,34 +129,43 @@ func (l *listedRefunds) adds(txn string, asked bool, latest string, refunded int
 // read is what the listing shows of order txn, read against its payment
 // o with api (ReadRefund): its successful refunds, then an entry for each
 // of its list entries that could not be read (AmountProblem says why).
-func (l *listedRefunds) read(api RefundLister, txn string, o Order) []OrderRefund {
+// The error is ReadRefund's, which concerns every order.
+func (l *listedRefunds) read(ctx context.Context, api RefundLister, txn string, o Order) ([]OrderRefund, error) {
 	if !l.has(txn) {
-		return nil
+		return nil, nil
 	}
 	var out []OrderRefund
 	for _, r := range l.refunds[txn] {
-		out = append(out, api.ReadRefund(r, o))
+		x, err := api.ReadRefund(ctx, r, o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
 	}
 	for _, u := range l.unreadable[txn] {
 		out = append(out, OrderRefund{ID: u.RefundID, Status: "unreadable", AmountProblem: "Pay Protocol's refund list has an entry of the order that cannot be read: " + pipeline.OneLine(u.Err.Error())})
 	}
-	return out
+	return out, nil
 }
 
 // pending is what the listing shows of order txn still in progress when
 // it was listed (awaiting approval, under review, confirming on chain):
 // refunds that may yet return money to the buyer, each read against its
 // payment o with api (ReadRefund; one whose amount Pay Protocol does not
-// show yet has an AmountProblem).
-func (l *listedRefunds) pending(api RefundLister, txn string, o Order) []OrderRefund {
+// show yet has an AmountProblem). The error is ReadRefund's.
+func (l *listedRefunds) pending(ctx context.Context, api RefundLister, txn string, o Order) ([]OrderRefund, error) {
 	if l == nil {
-		return nil
+		return nil, nil
 	}
 	var out []OrderRefund
 	for _, r := range l.inProgress[txn] {
-		out = append(out, api.ReadRefund(r, o))
+		x, err := api.ReadRefund(ctx, r, o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
 	}
-	return out
+	return out, nil
 }
 
 // list reads the refund list for run, from Lookback before its date to
@@ -259,8 +270,12 @@ func (a Adapter) ListRefunds(ctx context.Context, from, to time.Time, each func(
 
 // ReadRefund reads refund r against the payment o as the latest refund
 // is read (refundOf).
-func (a Adapter) ReadRefund(r Refund, o Order) OrderRefund {
-	return *a.refundOf(r, o)
+func (a Adapter) ReadRefund(ctx context.Context, r Refund, o Order) (OrderRefund, error) {
+	x, err := a.refundOf(ctx, r, o)
+	if err != nil {
+		return OrderRefund{}, err
+	}
+	return *x, nil
 }
 
 // refundsNamed names refunds by their ids, in order, for a finding's

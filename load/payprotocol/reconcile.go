@@ -72,17 +72,26 @@ type OrderRefund struct {
 	Amount        int64
 	AmountProblem string
 	// Unconfigured says AmountProblem is settle's configuration, not Pay
-	// Protocol's answer: the decimals of the refund's currency on its
-	// chain are not in --payprotocol-decimals.
+	// Protocol's answer: the decimals --payprotocol-decimals gives the
+	// refund's currency on its chain disagree with Pay Protocol's
+	// currency list.
 	Unconfigured bool
 	// Inexact says AmountProblem is that the refund, in the payment's
 	// coin, is not a whole number of the quote's minor units: Amount is
 	// the least whole number above it.
 	Inexact bool
 	// Elsewhere says AmountProblem is that the refund is on another chain
-	// than the payment, or of another payment order: its amount is not in
-	// the payment's units, and is not read.
+	// than the payment, or of another payment order, or in another
+	// currency than the payment's settlement currency (or one Pay
+	// Protocol's currency list does not have): its amount is not in the
+	// payment's units, and is not read.
 	Elsewhere bool
+	// CurrenciesUnread says AmountProblem is that Pay Protocol's currency
+	// list of the refund's chain could not be read: whether the refund is
+	// in the payment's settlement currency cannot be told, and its amount
+	// is not read. The verification leaves its order unverified for the
+	// next run of the date.
+	CurrenciesUnread bool
 }
 
 // ReconcileAPI is what the reconciliation needs of Pay Protocol's API
@@ -208,7 +217,9 @@ type MatcherConfig struct {
 //     refunds not rejected): its latest refund, or, with c.Listing, the sum
 //     of every successful refund its refund list shows of the order (a
 //     refund made twice, or on Pay Protocol's console, is a row naming the
-//     refunds); a refund of them that cannot be read is a row too;
+//     refunds); a refund of them that cannot be read is a row too, one in
+//     another currency than the payment's settlement currency, or whose
+//     chain's currency list could not be read, among them;
 //
 //   - timing, expected: a held item whose payment is still pending,
 //     confirming or partially paid, or failed (it may still be paid late;
@@ -358,7 +369,11 @@ func (c MatcherConfig) matchPage(ctx context.Context, run *pipeline.Run, items [
 		}
 		o.Listed, o.listed, o.listedFrom = nil, false, time.Time{} // a held answer's are the verification's
 		if listed != nil {
-			o.Listed, o.listed, o.listedFrom = listed.read(c.Listing.API, it.ProviderTxnID, o), true, listed.from
+			shown, err := listed.read(ctx, c.Listing.API, it.ProviderTxnID, o)
+			if err != nil {
+				return err // concerns every order: refused credentials, the run stopping
+			}
+			o.Listed, o.listed, o.listedFrom = shown, true, listed.from
 		}
 		found[i] = Match(it, o)
 		final[i] = finalAndAgreed(found[i], o)

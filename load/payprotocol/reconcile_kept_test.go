@@ -18,8 +18,9 @@ import (
 // it finds is what asking both finds (--reconcile-all), whatever Pay
 // Protocol shows since: a refund unknown to the platform, partial, whole
 // (the payment refunded) or awaiting approval, a refund we net of another
-// amount, a refund whose amount cannot be read (its payment's settlement
-// currency has no decimals configured), a payment failed since while the
+// amount, a refund whose amount cannot be read (the decimals configured
+// for its currency disagree with Pay Protocol's currency list), a payment
+// failed since while the
 // ledger changed (a late refund). A payment failed since while the ledger
 // did not change is found by asking both alone (as a whole answer kept),
 // and, its kept payment forgotten by it, by the default reconciliations
@@ -28,7 +29,7 @@ func TestMatcherWithPaymentsKept(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, payprotocoltest.Options{Polls: 50}, func(c *payprotocol.Config) {
 		var err error
-		if c.Decimals, err = payprotocol.ParseDecimals("1:USDT=6"); err != nil {
+		if c.Decimals, err = payprotocol.ParseDecimals("1:USDT=6,1:USDC=18"); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -136,7 +137,7 @@ func TestMatcherWithPaymentsKept(t *testing.T) {
 		t.Fatalf("with the payments kept, found\n%+v\nasking all, apart from G\n%+v", kept, allButG)
 	}
 	for _, m := range kept {
-		if m.Subject == "H" && !strings.HasSuffix(m.Detail, `cannot be compared: the decimals of "USDC" on chain 1 are not configured (--payprotocol-decimals)`) {
+		if m.Subject == "H" && !strings.HasSuffix(m.Detail, `cannot be compared: --payprotocol-decimals gives USDC on chain 1 18 decimals, Pay Protocol's currency list 6 (currency 4): correct or remove 1:USDC`) {
 			t.Errorf("H: %+v", m)
 		}
 	}

@@ -53,16 +53,20 @@ type VerifyStore interface {
 // in the expected currency and amount, and any refund we net confirmed as
 // successful. Verified items are recorded (and the provider that pays Pay
 // Protocol's orders files them); a payment still pending, confirming or
-// partially paid, a refund we net that Pay Protocol does not show yet or
-// that awaits approval, or one that cannot be read against the payment
-// (on another chain, of another payment order, in a currency whose
-// decimals are not configured), or one above what the order nets, holds
-// the item, and every
-// later run of the date verifies it again until it is decided; so does
-// a failed payment (it may be paid late, on chain: HeldFailedPayment),
-// until it is paid or a person rejects it; a refunded or mismatched
-// payment rejects it. Each verdict is recorded at once, so a
-// resumed run asks only about what is left. An answer about one order that
+// partially paid, a refund we net that Pay Protocol does not show yet or that awaits
+// approval, or one that cannot be read against the payment (on another
+// chain, of another payment order, in another currency than the
+// payment's settlement currency, or with configured decimals that
+// disagree with Pay Protocol's currency list), or one above what the
+// order nets, holds the item, and every later run of the date verifies
+// it again until it is decided; so does a failed payment (it may be paid
+// late, on chain: HeldFailedPayment), until it is paid or a person
+// rejects it; a refunded or mismatched payment rejects it. A payment
+// whose refunds cannot be read because Pay Protocol's currency list of
+// their chain could not be (read once per chain, Client.Currencies)
+// stays unverified, for the next run of the date (the error is then
+// pipeline.ErrStillProcessing), and the others go on. Each verdict is
+// recorded at once, so a resumed run asks only about what is left. An answer about one order that
 // cannot be used (or a definite refusal of it) holds that order with the
 // reason and the others go on; one Pay Protocol does not answer about
 // past the client's retries stays unverified, for the next run (the
@@ -120,9 +124,27 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 	progress := pipeline.ProgressFrom(ctx) // the stage's first phase: the payments verified
 	progress.Restart(0)
 	var list refundsShown // what the refund list shows (none without listing)
+	var left struct {     // the orders left unverified for want of the currency list
+		n          int
+		order, why string // the first by number, and why
+	}
 	check := func(it pipeline.VerifyItem) error {
 		defer progress.Add(1)
 		to, reason, v, err := verdict(ctx, api, list, it.Split, it.LateRefunded)
+		var unread *currenciesUnreadError
+		if errors.As(err, &unread) {
+			// Pay Protocol answered, but its currency list could not be
+			// read: whether this order's refunds are in its payment's
+			// currency cannot be told. It stays unverified, for the next
+			// run of its date; the orders without refunds go on.
+			ans.answered()
+			mu.Lock()
+			if left.n++; left.order == "" || it.OrderNo < left.order {
+				left.order, left.why = it.OrderNo, unread.Error()
+			}
+			mu.Unlock()
+			return nil
+		}
 		if err != nil && pipeline.KindOf(err) != pipeline.KindFailed {
 			return err // configuration: says it all, about every order
 		}
@@ -224,12 +246,29 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		}
 	}
 	summary := fmt.Sprintf("Pay Protocol: %d payments verified, %d held, %d rejected", counts[pipeline.ItemRecorded], counts[pipeline.ItemHeld], counts[pipeline.ItemRejected])
-	var unanswered error
+	var unverified []error // what is left unverified for the next run: resumable
 	if err == nil && ans.unanswered > 0 {
 		// Transient: the caller leaves them for the next run (exit 1)
 		// while everything else goes on.
 		summary += fmt.Sprintf(", %d not answered", ans.unanswered)
-		unanswered = fmt.Errorf("no answer from Pay Protocol about %d payments, left unverified for the next run of this date (first: %w)", ans.unanswered, ans.first)
+		unverified = append(unverified, fmt.Errorf("no answer from Pay Protocol about %d payments, left unverified for the next run of this date (first: %w)", ans.unanswered, ans.first))
+	}
+	if err == nil && left.n > 0 {
+		// As when the refund list cannot be read, but for the payments
+		// with refunds alone: the next run (exit 1), the others went on.
+		summary += fmt.Sprintf(", %d with refunds left unverified", left.n)
+		unverified = append(unverified, pipeline.E(pipeline.KindFailed, "", fmt.Errorf("%w: Pay Protocol's currency list could not be read, so %d payments with refunds were not verified yet: they wait for the next run of this date (the other orders went on; first: order %s, %s)",
+			pipeline.ErrStillProcessing, left.n, left.order, left.why)))
+	}
+	var unanswered error
+	switch {
+	case err != nil:
+	case len(unverified) == 1:
+		unanswered = unverified[0]
+	case len(unverified) > 1:
+		unanswered = pipeline.E(pipeline.KindFailed, "", errors.Join(unverified...))
+	}
+	if unanswered != nil {
 		err = unanswered
 	}
 	if (err == nil || err == unanswered) && counts[pipeline.ItemHeld] > 0 {
@@ -493,9 +532,16 @@ func verdict(ctx context.Context, api VerifyAPI, list refundsShown, it pipeline.
 	}
 	var shown, coming []OrderRefund
 	if list.listed != nil {
-		shown = list.listed.read(list.api, it.ProviderTxnID, o)
-		coming = list.listed.pending(list.api, it.ProviderTxnID, o)
+		if shown, err = list.listed.read(ctx, list.api, it.ProviderTxnID, o); err != nil {
+			return "", "", nil, err
+		}
+		if coming, err = list.listed.pending(ctx, list.api, it.ProviderTxnID, o); err != nil {
+			return "", "", nil, err
+		}
 		o.Listed, o.listed, o.listedFrom = shown, true, list.listed.from
+	}
+	if err := currenciesUnread(shown, coming); err != nil {
+		return "", "", nil, err
 	}
 	if it.Refunded == 0 {
 		// The verdict needs no latest refund: none is asked (the
@@ -510,6 +556,11 @@ func verdict(ctx context.Context, api VerifyAPI, list refundsShown, it pipeline.
 	r, err := api.Refund(ctx, it.ProviderTxnID, o)
 	if err != nil {
 		return "", "", nil, err
+	}
+	if r != nil {
+		if err := currenciesUnread([]OrderRefund{*r}); err != nil {
+			return "", "", nil, err
+		}
 	}
 	o.Refund = r
 	if hold := overListed(it, late, shown, coming, r); hold != "" {
@@ -528,10 +579,11 @@ func verdict(ctx context.Context, api VerifyAPI, list refundsShown, it pipeline.
 			&verified{Order: o, refundRead: true}, nil
 	case r.Status == RefundSuccess.String() && r.AmountProblem != "" && r.Unconfigured:
 		// Settle's configuration, not the payment: held, verified again by
-		// every run of its date, paid once the decimals are configured.
-		// Rejected, its seller lost the order for good over a missing
-		// setting (found by a review of the deployment, whose ConfigMap
-		// left --payprotocol-decimals out).
+		// every run of its date, paid once --payprotocol-decimals agrees
+		// with Pay Protocol's currency list. Rejected, its seller lost the
+		// order for good over a setting (found by a review of the
+		// deployment, whose ConfigMap left --payprotocol-decimals out,
+		// when they came from it alone).
 		return pipeline.ItemHeld, VerifyHoldPrefix + " refund " + r.ID + " is in an amount settle cannot read (" + r.AmountProblem + "): configure them, then run the date again",
 			&verified{Order: o, refundRead: true}, nil
 	case r.Status == RefundSuccess.String() && r.AmountProblem != "" && r.Elsewhere:
@@ -591,6 +643,28 @@ func verdict(ctx context.Context, api VerifyAPI, list refundsShown, it pipeline.
 	default:
 		return pipeline.ItemRejected, "Pay Protocol refund is " + r.Status + ": the order's refund cannot be netted", nil, nil
 	}
+}
+
+// currenciesUnreadError is verdict's error about an order one of whose
+// refunds could not be read for want of Pay Protocol's currency list
+// (OrderRefund.CurrenciesUnread): the order stays unverified, for the
+// next run of its date, as when the refund list cannot be read.
+type currenciesUnreadError struct{ refund, problem string }
+
+func (e *currenciesUnreadError) Error() string { return "refund " + e.refund + ": " + e.problem }
+
+// currenciesUnread returns a *currenciesUnreadError for the first of
+// lists' refunds that could not be read for want of the currency list,
+// nil when none.
+func currenciesUnread(lists ...[]OrderRefund) error {
+	for _, l := range lists {
+		for _, x := range l {
+			if x.CurrenciesUnread {
+				return &currenciesUnreadError{refund: x.ID, problem: x.AmountProblem}
+			}
+		}
+	}
+	return nil
 }
 
 // refundsShown is what a verification's refund list showed (listed nil:

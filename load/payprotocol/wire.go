@@ -55,7 +55,8 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 // (doc.payprotocol.network/docs/api/merchant/get-payment-detail), by
 // their published names. There is no decimals field: expectedAmount and
 // settlementAmount are integers scaled by 10^decimals of
-// settlementCurrencySymbol on chainId, which come from configuration.
+// settlementCurrencySymbol on chainId, which Pay Protocol's currency list
+// gives (Client.Currencies).
 type wirePayment struct {
 	ChainID            *flexInt   `json:"chainId"`
 	OrgID              *flexInt   `json:"orgId"`
@@ -81,8 +82,8 @@ type wirePayment struct {
 // status needs the order number, and the quote (isLegalTender,
 // quoteCurrencySymbol, quoteAmount) that decides whether it paid our order.
 // The scaled amounts, when present, must be integers of ASCII digits; they
-// are kept as written and converted only when needed, with decimals from
-// configuration (Client.Decimals).
+// are kept as written and converted only when needed, with the decimals of
+// Pay Protocol's currency list (Client.Currencies).
 func (w wirePayment) payment() (Payment, error) {
 	p := Payment{OutTradeNo: w.OutTradeNo, OutPaymentNo: w.OutPaymentNo, QuoteCurrency: w.QuoteCurrency,
 		QuoteAmount: string(w.QuoteAmount), ExpectedAmount: string(w.ExpectedAmount),
