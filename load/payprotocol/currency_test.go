@@ -238,3 +238,47 @@ func TestACurrencyListThatCannotBeReadHoldsBackOnlyRefundedPayments(t *testing.T
 		t.Fatalf("the list back: %q, %v", s, err)
 	}
 }
+
+// TestAnUnderpaidPaymentIsHeld: the payment detail publishes
+// expectedAmount ("order expected payment amount") and settlementAmount
+// ("order settlement amount"), both the amount scaled by 10^decimals of
+// the settlement currency. A payment Pay Protocol answers paid whose
+// settlementAmount is below its expectedAmount (an underpaid order
+// "repaired" as paid on Pay Protocol's console) was verified on its quote
+// alone, and its seller paid out of money the buyer never paid. It is
+// held, naming both amounts, and the reconciliation reports it; one
+// settled at or above what it expected is verified.
+func TestAnUnderpaidPaymentIsHeld(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := listRig(t, "T-UNDER", "T-OVER", "T-EXACT")
+	if err := r.fake.PoisonPayment("T-UNDER", "settlementAmount", "9000000"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.fake.PoisonPayment("T-OVER", "settlementAmount", "10000001"); err != nil {
+		t.Fatal(err)
+	}
+	api := payprotocol.Adapter{Client: r.client}
+	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T-UNDER", 0), toVerify("T-OVER", 0), toVerify("T-EXACT", 0)}}
+	s, err := payprotocol.Verify(ctx, store, api, nil, nil, &pipeline.Run{ID: 42})
+	if !heldForAPerson(err, "1 Pay Protocol payments held") || s != "Pay Protocol: 2 payments verified, 1 held, 0 rejected" {
+		t.Fatalf("%q, %v", s, err)
+	}
+	if got, want := store.states["OT-UNDER"], "held: held: Pay Protocol payment is paid, but its settlementAmount 9000000 is below its expectedAmount 10000000 (USDT, scaled by its decimals)"; !strings.HasPrefix(got, want) {
+		t.Errorf("%q, want %q...", got, want)
+	}
+	if store.states["OT-OVER"] != "recorded: " || store.states["OT-EXACT"] != "recorded: " {
+		t.Errorf("%v", store.states)
+	}
+	o, err := api.Order(ctx, "T-UNDER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, state := range []string{pipeline.ItemHeld, pipeline.ItemRecorded} {
+		it := pipeline.RefundedItem{OrderNo: "OT-UNDER", ProviderTxnID: "T-UNDER", Currency: "USD", Gross: 1000, State: state}
+		if ms := payprotocol.Match(it, o); len(ms) != 1 || ms[0].Expected || ms[0].Category != pipeline.MismatchAmount ||
+			!strings.Contains(ms[0].Detail, "settlementAmount 9000000 is below its expectedAmount 10000000") {
+			t.Errorf("%s: matched %+v, want one unexpected row naming both amounts", state, ms)
+		}
+	}
+}
