@@ -29,7 +29,7 @@ func payProtocolFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagPPKey, EnvVars: []string{"SETTLE_PAYPROTOCOL_API_KEY"}, Usage: "Pay Protocol API key (X-PAY-KEY)"},
 		&cli.StringFlag{Name: flagPPSecret, EnvVars: []string{"SETTLE_PAYPROTOCOL_SECRET_FILE"}, Usage: "file holding the Pay Protocol API secret"},
 		&cli.StringFlag{Name: flagPPDecimals, EnvVars: []string{"SETTLE_PAYPROTOCOL_DECIMALS"},
-			Usage: "decimals of each crypto currency on each Pay Protocol chain, <chainId>:<SYMBOL>=<decimals>, comma-separated, e.g. 1:USDT=6,3:USDT=18 (Pay Protocol's answers carry none; a refund amount in a currency not listed is reported, never guessed)"},
+			Usage: "decimals of crypto currencies on Pay Protocol chains, <chainId>:<SYMBOL>=<decimals>, comma-separated, e.g. 1:USDT=6,3:USDT=18; optional: Pay Protocol's currency list gives them, and a refund is read with the list's (those given here must agree with it, or the refund's order is held for this setting to be corrected)"},
 	}
 }
 
