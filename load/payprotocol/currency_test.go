@@ -202,18 +202,22 @@ func TestACurrencyListThatCannotBeReadHoldsBackOnlyRefundedPayments(t *testing.T
 	r := listRig(t, "T-R1", "T-R2", "T-NONE")
 	r.refund(t, "T-R1", "1000000")
 	r.refund(t, "T-R2", "1000000")
+	if _, err := r.fake.AddPayment("T-PEND", "USDT", 6, "10000000", payprotocol.PaymentPending); err != nil {
+		t.Fatal(err)
+	}
 	r.faults.Add(fault.Rule{Endpoint: payprotocol.APICurrencyList, Kind: fault.Unavailable, Prob: 1})
 	api := payprotocol.Adapter{Client: r.client}
-	items := []pipeline.VerifyItem{toVerify("T-R1", 100), toVerify("T-R2", 100), toVerify("T-NONE", 0)}
+	items := []pipeline.VerifyItem{toVerify("T-R1", 100), toVerify("T-R2", 100), toVerify("T-NONE", 0), toVerify("T-PEND", 0)}
 	store := &verifyStore{states: map[string]string{}, items: items}
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 3})
 	s, err := payprotocol.Verify(ctx, store, api, pacer, nil, &pipeline.Run{ID: 42})
+	// Resumable (exit 1), and naming the payment held for a person too.
 	if !errors.Is(err, pipeline.ErrStillProcessing) || pipeline.KindOf(err) != pipeline.KindFailed || !strings.Contains(err.Error(), "Pay Protocol's currency list could not be read, so 2 payments with refunds were not verified yet") ||
-		s != "Pay Protocol: 1 payments verified, 0 held, 0 rejected, 2 with refunds left unverified" {
+		!strings.Contains(err.Error(), "1 Pay Protocol payments held") || s != "Pay Protocol: 1 payments verified, 1 held, 0 rejected, 2 with refunds left unverified" {
 		t.Fatalf("%q, %v", s, err)
 	}
-	if len(store.states) != 1 || store.states["OT-NONE"] != "recorded: " {
-		t.Fatalf("%v: want T-NONE alone verified, the others left unverified", store.states)
+	if len(store.states) != 2 || store.states["OT-NONE"] != "recorded: " || !strings.HasPrefix(store.states["OT-PEND"], "held: ") {
+		t.Fatalf("%v: want T-NONE verified, T-PEND held, the others left unverified", store.states)
 	}
 	if n := r.fake.Calls(payprotocol.APICurrencyList); n != 5 {
 		t.Errorf("the currency list asked %d times, want once with its 4 retries (the default)", n)
@@ -232,6 +236,9 @@ func TestACurrencyListThatCannotBeReadHoldsBackOnlyRefundedPayments(t *testing.T
 	c, err := payprotocol.New(r.cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := r.fake.Calls(payprotocol.APICurrencyList); n != 5 {
+		t.Errorf("the reconciliation's question asked the list again (%d calls): want the run's failure kept", n)
 	}
 	store = &verifyStore{states: map[string]string{}, items: items[:2]}
 	if s, err := payprotocol.Verify(ctx, store, payprotocol.Adapter{Client: c}, nil, nil, &pipeline.Run{ID: 42}); err != nil || s != "Pay Protocol: 2 payments verified, 0 held, 0 rejected" {

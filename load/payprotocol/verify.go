@@ -262,18 +262,18 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		unverified = append(unverified, pipeline.E(pipeline.KindFailed, "", fmt.Errorf("%w: Pay Protocol's currency list could not be read, so %d payments with refunds were not verified yet: they wait for the next run of this date (the other orders went on; first: order %s, %s)",
 			pipeline.ErrStillProcessing, left.n, left.order, left.why)))
 	}
-	var unanswered error
+	var resumable error
 	switch {
 	case err != nil:
 	case len(unverified) == 1:
-		unanswered = unverified[0]
+		resumable = unverified[0]
 	case len(unverified) > 1:
-		unanswered = pipeline.E(pipeline.KindFailed, "", errors.Join(unverified...))
+		resumable = pipeline.E(pipeline.KindFailed, "", errors.Join(unverified...))
 	}
-	if unanswered != nil {
-		err = unanswered
+	if resumable != nil {
+		err = resumable
 	}
-	if (err == nil || err == unanswered) && counts[pipeline.ItemHeld] > 0 {
+	if (err == nil || err == resumable) && counts[pipeline.ItemHeld] > 0 {
 		// A held payment is verified again only by a run of this date:
 		// the run must not end as if all were done.
 		n := counts[pipeline.ItemHeld]
@@ -285,9 +285,9 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 			Summary: fmt.Sprintf("%d Pay Protocol payments held: only a run of this date verifies them again (run it again once Pay Protocol has settled them)", n),
 			List:    list})
 		err = problems
-		if unanswered != nil {
+		if resumable != nil {
 			// Resumable (exit 1), and saying what needs a person too.
-			err = pipeline.E(pipeline.KindFailed, "", errors.Join(unanswered, problems))
+			err = pipeline.E(pipeline.KindFailed, "", errors.Join(resumable, problems))
 		}
 	}
 	return summary, err
