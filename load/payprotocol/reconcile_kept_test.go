@@ -20,11 +20,11 @@ import (
 // (the payment refunded) or awaiting approval, a refund we net of another
 // amount, a refund whose amount cannot be read (the decimals configured
 // for its currency disagree with Pay Protocol's currency list), a payment
-// failed since while the
-// ledger changed (a late refund). A payment failed since while the ledger
-// did not change is found by asking both alone (as a whole answer kept),
-// and, its kept payment forgotten by it, by the default reconciliations
-// after it. An order found clean keeps its whole answer.
+// failed since while the ledger changed (a late refund). A payment failed
+// since while the ledger did not change is found by asking both alone (as
+// a whole answer kept), and, its kept payment forgotten by it, by the
+// default reconciliations after it. An order found clean keeps its whole
+// answer.
 func TestMatcherWithPaymentsKept(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, payprotocoltest.Options{Polls: 50}, func(c *payprotocol.Config) {
