@@ -29,8 +29,7 @@ func (a Adapter) Payment(ctx context.Context, outTradeNo string) (Order, error) 
 	if err != nil {
 		return Order{}, err
 	}
-	o := Order{Status: p.Status.String(), chain: p.ChainID, paymentNo: p.OutPaymentNo, settlement: p.SettlementCurrency, expected: p.ExpectedAmount,
-		settled: p.SettlementAmount, read: true}
+	o := Order{Status: p.Status.String(), chain: p.ChainID, paymentNo: p.OutPaymentNo, settlement: p.SettlementCurrency, expected: p.ExpectedAmount, read: true}
 	if o.Quote, err = p.Quote(); err != nil {
 		o.Quote, o.QuoteProblem = pipeline.Money{}, err.Error()
 	}

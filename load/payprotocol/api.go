@@ -104,8 +104,7 @@ func (s PaymentStatus) InProgress() bool {
 // ExpectedAmount and SettlementAmount are integer strings scaled by
 // 10^decimals of SettlementCurrency on ChainID, kept as written: the
 // payment detail does not say those decimals (Pay Protocol's currency list
-// does: Client.Currencies). Compared with each other, they need none: a
-// paid payment that settled less than it expected was underpaid.
+// does: Client.Currencies).
 type Payment struct {
 	OutTradeNo         string        // our order number
 	OutPaymentNo       string        // Pay Protocol's payment order number

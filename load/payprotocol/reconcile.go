@@ -54,7 +54,6 @@ type Order struct {
 	paymentNo  string
 	settlement string
 	expected   string // expectedAmount, scaled in settlement: with Quote, the rate the payment was settled at
-	settled    string // settlementAmount, scaled in settlement: what the buyer paid
 	read       bool   // those were read from the payment detail
 	// listed says the refund list was read (Listed holds what it showed
 	// of the order), from listedFrom (zero: from the start).
@@ -209,10 +208,6 @@ type MatcherConfig struct {
 //
 //   - currency / amount: the payment's fiat quote differs from the order's
 //     gross amount (or cannot be read exactly);
-//
-//   - amount (detail "payment: ... paid, but its settlementAmount ..."):
-//     the payment is paid, and settled less than it expected (underpaid;
-//     the verification holds it);
 //
 //   - status: the payment is no longer paid (failed, refunded beyond our
 //     refunds, or back to pending while we went on with the item);
@@ -544,14 +539,14 @@ const PaymentAnswersName = Name + "/payments"
 
 // paymentAgreed reports whether Pay Protocol's payment o agrees with the
 // item in everything Match checks of the payment itself: its status is
-// paid, not underpaid, and its quote is the order's gross in its currency
-// (matchQuote finds nothing). What Match still reads then is the latest refund
+// paid and its quote is the order's gross in its currency (matchQuote
+// finds nothing). What Match still reads then is the latest refund
 // (matchRefund) and the item. A payment refunded whole is not one: Pay
 // Protocol is asked no refund of it, and its whole answer is kept
 // (finalAndAgreed) or not at all.
 func paymentAgreed(it pipeline.RefundedItem, o Order) bool {
 	found, _ := matchQuote(it, o)
-	return o.Status == PaymentPaid.String() && len(found) == 0 && underpaid(o) == ""
+	return o.Status == PaymentPaid.String() && len(found) == 0
 }
 
 // keptPayment is the payment a kept payment-level answer about it said
@@ -586,13 +581,6 @@ func Match(it pipeline.RefundedItem, o Order) []pipeline.Mismatch {
 	switch {
 	case o.Status == PaymentPaid.String():
 		refunds := matchRefunds(it, o)
-		if why := underpaid(o); why != "" {
-			// The verification holds it, and a person sees to it: not a
-			// payment complete now.
-			out = append(out, row(it, pipeline.MismatchAmount, pipeline.Minor(it.Gross), quote, o.Status,
-				"payment: Pay Protocol's payment is paid, but "+why))
-			return append(out, refunds...)
-		}
 		if it.State == pipeline.ItemHeld && len(refunds) == 0 {
 			// Verified again by every run of its date; Matcher
 			// makes this a timing gap within the run itself.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -54,8 +53,7 @@ type VerifyStore interface {
 // in the expected currency and amount, and any refund we net confirmed as
 // successful. Verified items are recorded (and the provider that pays Pay
 // Protocol's orders files them); a payment still pending, confirming or
-// partially paid, or paid but underpaid (settled less than it expected),
-// a refund we net that Pay Protocol does not show yet or that awaits
+// partially paid, a refund we net that Pay Protocol does not show yet or that awaits
 // approval, or one that cannot be read against the payment (on another
 // chain, of another payment order, in another currency than the
 // payment's settlement currency, or with configured decimals that
@@ -532,16 +530,6 @@ func verdict(ctx context.Context, api VerifyAPI, list refundsShown, it pipeline.
 	if o.Quote.Currency != it.Currency || o.Quote.Minor != it.Amount {
 		return pipeline.ItemRejected, fmt.Sprintf("Pay Protocol says %s was paid, the order says %s", o.Quote, pipeline.Money{Minor: it.Amount, Currency: it.Currency}), nil, nil
 	}
-	if why := underpaid(o); why != "" {
-		// Pay Protocol says paid, and that the buyer paid less than the
-		// payment asked (an underpaid order "repaired" as paid on its
-		// console, say): the seller's share would be paid out of money
-		// the platform never received. Held, never paid on, verified
-		// again by every run of its date: settled once Pay Protocol shows
-		// it paid in full; refunded whole, it is decided as such.
-		return pipeline.ItemHeld, VerifyHoldPrefix + " payment is paid, but " + why + ": verified again by every run of its date until it is paid in full",
-			&verified{Order: o}, nil
-	}
 	var shown, coming []OrderRefund
 	if list.listed != nil {
 		if shown, err = list.listed.read(ctx, list.api, it.ProviderTxnID, o); err != nil {
@@ -677,24 +665,6 @@ func currenciesUnread(lists ...[]OrderRefund) error {
 		}
 	}
 	return nil
-}
-
-// underpaid says why payment o, which Pay Protocol answers paid, did not
-// settle what it expected: its settlementAmount below its expectedAmount,
-// both, as published, the amount scaled by 10^decimals of the settlement
-// currency (no decimals are needed to compare them). "" when it settled
-// at least that, or when Pay Protocol does not give both.
-func underpaid(o Order) string {
-	if o.expected == "" || o.settled == "" {
-		return ""
-	}
-	expected, ok1 := new(big.Int).SetString(o.expected, 10)
-	settled, ok2 := new(big.Int).SetString(o.settled, 10)
-	if !ok1 || !ok2 || settled.Cmp(expected) >= 0 {
-		return ""
-	}
-	return fmt.Sprintf("its settlementAmount %s is below its expectedAmount %s (%s, scaled by its decimals): the buyer paid less than the payment asked",
-		clip(o.settled), clip(o.expected), clip(o.settlement))
 }
 
 // refundsShown is what a verification's refund list showed (listed nil:
