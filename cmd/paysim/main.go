@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	polls := fs.Int("polls", 2, "status polls that answer PROCESSING before the final status (with a timing model: 0 unless given)")
 	sellers := fs.Int("bind-sellers", 50, "bind the seed's sellers 1..N (ACTIVE), as settle seed names them")
 	platformDB := fs.String("platform-db", "", "with --date: create the providers' side of the orders settle seed wrote there: the Pay Protocol payments (in every status) and the WeChat Pay transactions")
-	date := fs.String("date", "", "business date of --platform-db's orders, YYYY-MM-DD")
+	date := fs.String("date", "", "business date of --platform-db's orders, YYYY-MM-DD; several separated by commas (a trial of consecutive nights against one paysim, which keeps what it paid only while it runs)")
 	tz := fs.String("tz", "Asia/Shanghai", "time zone of --date (with --platform-db, exported as SETTLE_TZ)")
 	timingName := fs.String("timing", "none", "timing model: none (instant answers) or internet (latency 80ms, upload status 20s, revenue share 30s, distribution 10s, Infinia and Pay Protocol 50 requests/s); the flags below override it, and any of --latency and the delays alone selects internet")
 	latency := fs.Duration("latency", 0, "wait before every API answer (default from --timing)")
@@ -155,21 +155,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		sim.Infinia.SetBalance(cur, paysim.DefaultBalance)
 	}
 	if *platformDB != "" {
-		day, err := seedDay(ctx, sim, *platformDB, *date, *tz)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "# created %d Pay Protocol payments and %d WeChat Pay transactions for the orders of %s\n", day.PayProtocol, day.WeChat, *date)
-		if len(day.Funded) > 0 {
-			names := make([]string, len(day.Funded))
-			for i, c := range day.Funded {
-				names[i] = string(c)
+		for _, d := range strings.Split(*date, ",") {
+			if err := seedAndSay(ctx, sim, *platformDB, strings.TrimSpace(d), *tz, stdout); err != nil {
+				return err
 			}
-			fmt.Fprintf(stdout, "# the day's orders are in %s too: the platform's Infinia balance is %d minor units in each\n", strings.Join(names, ", "), paysim.DefaultBalance)
-		}
-		if len(day.Duplicates) > 0 {
-			fmt.Fprintf(stdout, "# %d provider transaction ids are shared by several orders (created once; settle rejects the duplicates): %s\n",
-				len(day.Duplicates), strings.Join(day.Duplicates, " "))
 		}
 	}
 	// After the day is seeded: the WeChat and Pay Protocol settings name
@@ -209,6 +198,28 @@ func qps(r float64) string {
 		return "unlimited"
 	}
 	return fmt.Sprint(r)
+}
+
+// seedAndSay creates the providers' side of one seeded date and says
+// what it created.
+func seedAndSay(ctx context.Context, sim *paysim.Sim, url, date, tz string, stdout io.Writer) error {
+	day, err := seedDay(ctx, sim, url, date, tz)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# created %d Pay Protocol payments and %d WeChat Pay transactions for the orders of %s\n", day.PayProtocol, day.WeChat, date)
+	if len(day.Funded) > 0 {
+		names := make([]string, len(day.Funded))
+		for i, c := range day.Funded {
+			names[i] = string(c)
+		}
+		fmt.Fprintf(stdout, "# the day's orders are in %s too: the platform's Infinia balance is %d minor units in each\n", strings.Join(names, ", "), paysim.DefaultBalance)
+	}
+	if len(day.Duplicates) > 0 {
+		fmt.Fprintf(stdout, "# %d provider transaction ids are shared by several orders (created once; settle rejects the duplicates): %s\n",
+			len(day.Duplicates), strings.Join(day.Duplicates, " "))
+	}
+	return nil
 }
 
 // seedDay creates the providers' side of a seeded day.

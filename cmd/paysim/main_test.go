@@ -394,3 +394,59 @@ func TestPaysimSituationLinesCanBeSourced(t *testing.T) {
 		t.Fatalf("situation line %q", l)
 	}
 }
+
+// A trial of consecutive nights runs against one paysim (a restarted one
+// no longer knows what it paid): --date takes several dates and creates
+// the providers' side of each.
+func TestPaysimCreatesTheProvidersSideOfSeveralDates(t *testing.T) {
+	url := pgtest.URL(t)
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	for i, d := range []int{23, 24} {
+		if _, err := seed.Generate(context.Background(), db, seed.Options{Date: pipeline.Date{Year: 2026, Month: 11, Day: d}, Location: sh,
+			Orders: 60, Sellers: 5, Seed: uint64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncWriter{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0",
+			"--platform-db", url, "--date", "2026-11-23,2026-11-24"}, out)
+	}()
+	waitPrinted(t, out, done, "export SETTLE_PAYPROTOCOL_URL")
+	defer func() { cancel(); <-done }()
+	var stateURL string
+	created := map[string][2]int{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		var pp, wx int
+		var date string
+		if n, _ := fmt.Sscanf(line, "# created %d Pay Protocol payments and %d WeChat Pay transactions for the orders of %s", &pp, &wx, &date); n == 3 {
+			created[date] = [2]int{pp, wx}
+		}
+		if _, u, ok := strings.Cut(line, "curl -s "); ok {
+			stateURL = u
+		}
+	}
+	if len(created) != 2 || created["2026-11-23"][1] == 0 || created["2026-11-24"][1] == 0 {
+		t.Fatalf("created per date %v: want both dates' transactions:\n%s", created, out.String())
+	}
+	resp, err := http.Get(stateURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st paysim.State
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.WeChat.Transactions) != created["2026-11-23"][1]+created["2026-11-24"][1] ||
+		len(st.PayProtocol.Payments) != created["2026-11-23"][0]+created["2026-11-24"][0] {
+		t.Fatalf("state: %d WeChat transactions, %d payments; created per date %v", len(st.WeChat.Transactions), len(st.PayProtocol.Payments), created)
+	}
+}
