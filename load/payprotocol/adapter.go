@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strconv"
+	"strings"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -69,8 +71,11 @@ func (a Adapter) latestRefund(ctx context.Context, outTradeNo string) (*Refund, 
 // failed, not rejected: those returned nothing, Amount 0) is read only in
 // the payment's settlement currency (settlementCurrencySymbol): one in
 // another currency, or in a currency the list does not have, is not read
-// at all (Elsewhere), nor is one on another chain than the payment, or of
-// another payment order: its amount is not in the payment's units. The decimals are the list's; those of
+// at all (Elsewhere), nor is one whose chain's list has more than one
+// currency of the payment's symbol (which one the payment was settled in
+// cannot be told), nor one on another chain than the payment, or of
+// another payment order: its amount is not in the payment's units. The
+// decimals are the list's; those of
 // --payprotocol-decimals (Config.Decimals), when set for that currency,
 // must agree with them (Unconfigured says they do not: settle's
 // configuration to correct). A list that cannot be read leaves the refund
@@ -136,18 +141,19 @@ func (a Adapter) currencyOf(ctx context.Context, chain int, r Refund, o Order, o
 		out.CurrenciesUnread = true
 		return 0, nil
 	}
-	var theirs, ours *Currency
+	var theirs *Currency
+	var ours []string // the currencies of the payment's symbol, by id
 	for i := range list {
 		if list[i].ID == r.CurrencyID {
 			theirs = &list[i]
 		}
-		if list[i].Symbol == o.settlement && ours == nil {
-			ours = &list[i]
+		if list[i].Symbol == o.settlement {
+			ours = append(ours, strconv.Itoa(list[i].ID))
 		}
 	}
 	settled := clip(o.settlement)
-	if ours != nil {
-		settled += fmt.Sprintf(" (currency %d)", ours.ID)
+	if len(ours) == 1 {
+		settled += " (currency " + ours[0] + ")"
 	}
 	switch {
 	case r.CurrencyID == 0:
@@ -162,6 +168,15 @@ func (a Adapter) currencyOf(ctx context.Context, chain int, r Refund, o Order, o
 	case theirs.Symbol != o.settlement:
 		out.AmountProblem = fmt.Sprintf("the refund is in %s (currency %d), the payment was settled in %s on chain %d: its amount is not in the payment's %s",
 			clip(theirs.Symbol), theirs.ID, settled, chain, clip(o.settlement))
+		out.Elsewhere = true
+		return 0, nil
+	case len(ours) > 1:
+		// The payment names its currency by symbol alone: which of them
+		// it was settled in cannot be told. Read as the payment's, a
+		// refund in a namesake of fewer decimals (a bridged token) passed
+		// for a fraction of what it returned, and its order was verified.
+		out.AmountProblem = fmt.Sprintf("Pay Protocol's currency list of chain %d has more than one %s (currencies %s): the refund's currency %d cannot be told to be the one the payment was settled in",
+			chain, clip(o.settlement), strings.Join(ours, ", "), r.CurrencyID)
 		out.Elsewhere = true
 		return 0, nil
 	}

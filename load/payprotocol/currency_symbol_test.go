@@ -1,0 +1,119 @@
+package payprotocol_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/load/payprotocol"
+	"github.com/settlekit/settle/load/payprotocol/payprotocoltest"
+	"github.com/settlekit/settle/pipeline"
+)
+
+// listAdding serves fake, adding extra to every currency list it answers:
+// a provider whose list has entries the fake would not write.
+func listAdding(t *testing.T, fake *payprotocoltest.Server, extra ...map[string]any) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !strings.HasSuffix(req.URL.Path, "/"+payprotocol.APICurrencyList) {
+			fake.ServeHTTP(w, req)
+			return
+		}
+		rec := httptest.NewRecorder()
+		fake.ServeHTTP(rec, req)
+		var ans struct {
+			Code int              `json:"code"`
+			Msg  string           `json:"msg"`
+			Data []map[string]any `json:"data"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil {
+			t.Errorf("the fake's currency list: %v", err)
+		}
+		ans.Data = append(ans.Data, extra...)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(ans)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestARefundInACurrencyOfTheSameSymbolIsHeld: the payment names its
+// settlement currency by symbol alone, the refund by currencyId. When Pay
+// Protocol's currency list has two currencies of the payment's symbol on
+// its chain (a token and its bridged namesake, with other decimals), the
+// refund's currency cannot be told to be the payment's: read as if it
+// were, a whole 10 USDT refund of a second "USDT" of 2 decimals passed
+// for 0.01 USD of a payment settled in the USDT of 6 decimals, below the
+// 1.00 USD the order nets: the order was verified and its seller paid out
+// of money returned to the buyer. It is held now, never paid on, naming
+// both currencies; the reconciliation says it cannot compare.
+func TestARefundInACurrencyOfTheSameSymbolIsHeld(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRig(t, payprotocoltest.Options{Polls: 50}, nil) // no --payprotocol-decimals: the list's alone
+	for _, no := range []string{"T-TWIN", "T-OTHER"} {
+		if _, err := r.fake.AddPayment(no, "USDT", 6, "10000000", payprotocol.PaymentPaid); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.fake.SetQuote(no, "USD", "10.00", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	twin, err := r.fake.AddRefund("T-TWIN", "1000", payprotocol.RefundSuccess) // 10.00 of a coin of 2 decimals
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.fake.SetRefundCurrency(twin, 50); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.fake.AddRefund("T-OTHER", "1000000", payprotocol.RefundSuccess); err != nil {
+		t.Fatal(err)
+	}
+	// A second USDT on chain 1, of 2 decimals.
+	base := listAdding(t, r.fake, map[string]any{"currencyId": 50, "chainId": 1, "name": "Bridged USDT", "symbol": "USDT",
+		"address": "0x5050505050505050505050505050505050505050", "decimals": 2, "createTime": "2024-01-02 03:04:05", "icon": "", "exchangeRate": "1"})
+	cfg := r.cfg
+	cfg.BaseURL = base + "/api/mer"
+	c, err := payprotocol.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := payprotocol.Adapter{Client: c}
+	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T-TWIN", 100), toVerify("T-OTHER", 100)}}
+	summary, err := payprotocol.Verify(ctx, store, api, nil, nil, &pipeline.Run{ID: 42})
+	if summary != "Pay Protocol: 0 payments verified, 2 held, 0 rejected" || pipeline.KindOf(err) != pipeline.KindNeedsPerson {
+		t.Fatalf("%q, %v; %v", summary, err, store.states)
+	}
+	for no, want := range map[string]string{"OT-TWIN": "currency 50", "OT-OTHER": "currency 1"} {
+		got := store.states[no]
+		for _, w := range []string{"held: held: Pay Protocol refund ", "cannot be read against the payment", want,
+			"Pay Protocol's currency list of chain 1 has more than one USDT (currencies 1, 50)"} {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: %q, want it to say %q", no, got, w)
+			}
+		}
+	}
+	o, err := api.Order(ctx, "T-TWIN")
+	if err != nil || o.Refund == nil {
+		t.Fatalf("%+v, %v", o, err)
+	}
+	it := pipeline.RefundedItem{OrderNo: "OT-TWIN", ProviderTxnID: "T-TWIN", Currency: "USD", Gross: 1000, Refunded: 100, State: pipeline.ItemRecorded}
+	if ms := payprotocol.Match(it, o); len(ms) != 1 || ms[0].Expected || ms[0].Theirs != "" || !strings.Contains(ms[0].Detail, "cannot be compared") {
+		t.Errorf("matched: %+v, want one unexpected row saying the refund cannot be compared", ms)
+	}
+
+	// Another symbol added, chain 1 has one USDT: its refund is read as before.
+	base = listAdding(t, r.fake, map[string]any{"currencyId": 60, "chainId": 1, "name": "Tron", "symbol": "TRX",
+		"address": "T9y", "decimals": 6, "createTime": "2024-01-02 03:04:05", "icon": "", "exchangeRate": "1"})
+	cfg.BaseURL = base + "/api/mer"
+	if c, err = payprotocol.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	store = &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T-OTHER", 100)}}
+	if s, err := payprotocol.Verify(ctx, store, payprotocol.Adapter{Client: c}, nil, nil, &pipeline.Run{ID: 42}); err != nil || s != "Pay Protocol: 1 payments verified, 0 held, 0 rejected" {
+		t.Fatalf("one USDT: %q, %v; %v", s, err, store.states)
+	}
+}
