@@ -115,6 +115,13 @@ func (a Adapter) refundOf(ctx context.Context, r Refund, o Order) (*OrderRefund,
 		out.AmountProblem = "Pay Protocol names the chain of neither the payment nor the refund: the refund's currency cannot be told"
 		out.Elsewhere = true
 		return out, nil
+	case chain < 0:
+		// No chain has a currency list: asked for, it failed as if Pay
+		// Protocol did not answer, and left the order for a next run
+		// that never could verify it.
+		out.AmountProblem = fmt.Sprintf("Pay Protocol names chain %d, which is no chain: the refund's currency cannot be told", chain)
+		out.Elsewhere = true
+		return out, nil
 	}
 	decimals, err := a.currencyOf(ctx, chain, r, o, out)
 	if err != nil || out.AmountProblem != "" {

@@ -3,6 +3,7 @@ package payprotocol_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -115,5 +116,34 @@ func TestARefundInACurrencyOfTheSameSymbolIsHeld(t *testing.T) {
 	store = &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T-OTHER", 100)}}
 	if s, err := payprotocol.Verify(ctx, store, payprotocol.Adapter{Client: c}, nil, nil, &pipeline.Run{ID: 42}); err != nil || s != "Pay Protocol: 1 payments verified, 0 held, 0 rejected" {
 		t.Fatalf("one USDT: %q, %v; %v", s, err, store.states)
+	}
+}
+
+// TestARefundOnANegativeChainIsHeld: a payment and its refund on chain -1
+// (Pay Protocol's answer, not a chain) asked for chain -1's currency list,
+// which settle refuses to send; that failure was taken for the list not
+// answering: the order was left unverified "for the next run of the date"
+// (exit 1) by every run, none of which could ever verify it, and nobody
+// told why. It is held now for a person, as a refund naming no chain is,
+// and the other orders go on.
+func TestARefundOnANegativeChainIsHeld(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := listRig(t, "T-NEG", "T-OK")
+	neg := r.refund(t, "T-NEG", "1000000")
+	r.refund(t, "T-OK", "1000000")
+	if err := r.fake.PoisonPayment("T-NEG", "chainId", -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.fake.PoisonRefund(neg, "chainId", -1); err != nil {
+		t.Fatal(err)
+	}
+	store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T-NEG", 100), toVerify("T-OK", 100)}}
+	s, err := payprotocol.Verify(ctx, store, payprotocol.Adapter{Client: r.client}, nil, nil, &pipeline.Run{ID: 42})
+	if s != "Pay Protocol: 1 payments verified, 1 held, 0 rejected" || pipeline.KindOf(err) != pipeline.KindNeedsPerson || errors.Is(err, pipeline.ErrStillProcessing) {
+		t.Fatalf("%q, %v", s, err)
+	}
+	if got, want := store.states["OT-NEG"], "held: held: Pay Protocol refund "+neg+" cannot be read against the payment (Pay Protocol names chain -1"; !strings.HasPrefix(got, want) {
+		t.Errorf("%q, want %q...", got, want)
 	}
 }
