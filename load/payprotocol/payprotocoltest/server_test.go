@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -276,5 +277,19 @@ func TestCurrencyList(t *testing.T) {
 	}
 	if fake.Calls(payprotocol.APICurrencyList) != 2 {
 		t.Errorf("currency list calls: %d", fake.Calls(payprotocol.APICurrencyList))
+	}
+}
+
+// TestAPaymentInAnOpenCurrencyKeepsItsDecimals: a currency open on a chain
+// has one number of decimals; a payment added in it with others was taken,
+// and the fake's currency list then said otherwise of the payment's
+// amounts than the payment itself. It is refused now.
+func TestAPaymentInAnOpenCurrencyKeepsItsDecimals(t *testing.T) {
+	fake, _, _ := start(t, payprotocoltest.Options{Polls: -1}, nil)
+	if _, err := fake.AddPayment("T-18", "USDT", 18, "1000000000000000000", payprotocol.PaymentPaid); err == nil || !strings.Contains(err.Error(), "USDT is open on chain 1 with 6 decimals") {
+		t.Errorf("USDT of 18 decimals where it has 6: %v", err)
+	}
+	if _, err := fake.AddPayment("T-6", "USDT", 6, "1000000", payprotocol.PaymentPaid); err != nil {
+		t.Errorf("USDT of its 6 decimals: %v", err)
 	}
 }

@@ -73,6 +73,10 @@ func (s *Server) AddPayment(outTradeNo, currency string, decimals int, amount st
 	if _, dup := s.payments[outTradeNo]; dup {
 		return "", fmt.Errorf("payprotocoltest: order %s exists", outTradeNo)
 	}
+	if c := s.currencyBy[currencyKey{1, currency}]; c != nil && c.decimals != decimals {
+		// The currency list would say otherwise of the payment's amounts.
+		return "", fmt.Errorf("payprotocoltest: AddPayment(%q, %q, %d, ...): %s is open on chain 1 with %d decimals", outTradeNo, currency, decimals, currency, c.decimals)
+	}
 	p := s.newPayment(outTradeNo, 1, false, currency, quote, currency, decimals, v)
 	p.notifyURL = s.o.NotifyURL
 	s.setStatus(p, status)
