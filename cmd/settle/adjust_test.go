@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -812,7 +813,8 @@ func TestABadLateRefundTheQueryNoLongerGivesReleasesItsSeller(t *testing.T) {
 // carried to S2's next one - it was left uploaded, covered by no payout,
 // and the re-run ended 0, while later dates pay only their own items and
 // the carried balances (found by a review). Day 3 carries it on (below
-// the minimum payout on its own), never losing it.
+// the minimum payout on its own), never losing it. Day 3 read before the
+// re-run, the re-run names it: its reports predate O6's carried share.
 func TestAnItemUploadedWhileTheDatesShareIsInFlightIsCarried(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -833,6 +835,10 @@ func TestAnItemUploadedWhileTheDatesShareIsInFlightIsCarried(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM settle.effects WHERE subject = 'RS/20261121/S00002/USD' AND state IN ('planned', 'sent', 'unknown')`); n != 1 {
 		t.Fatalf("want S2's day-2 revenue share (its carried 180.00) in flight, got %d", n)
 	}
+	// Day 3 is read before day 2 is run again: a later date with a run.
+	if out, code := e.runDay(sim, scenarioDays[2], "--until", "transform"); code != 0 || strings.Contains(out, "after later dates were run") {
+		t.Fatalf("day 3 --until transform: exit %d, or a note of later dates where there are none\n%s", code, out)
+	}
 	sim.Infinia.RefuseStatusOf(seed.InfiniaID(2), "", "")
 	out, code := e.runDay(sim, scenarioDays[1])
 	var state, reason string
@@ -841,6 +847,12 @@ func TestAnItemUploadedWhileTheDatesShareIsInFlightIsCarried(t *testing.T) {
 	}
 	if state != "carried" || !strings.Contains(reason, "uploaded after revenue share") {
 		t.Fatalf("re-run of day 2 (exit %d): O6 is %s (%q), want carried to S2's next revenue share\n%s", code, state, reason, out)
+	}
+	// O6's share is carried under day 2, after day 3 was run: day 3's
+	// reports, once written, would not show it in their carried in (found
+	// by a month-long audit); the re-run says so, naming day 3.
+	if want := fmt.Sprintf("this run recorded carried balances dated %s, after later dates were run (%s)", scenarioDays[1], scenarioDays[2]); !strings.Contains(out, want) {
+		t.Errorf("re-run of day 2 does not say %q\n%s", want, out)
 	}
 	// O6's 18.00 is in S2's carried balance (below the 50.00 minimum on
 	// its own: day 3 carries it on), never lost between the two.

@@ -1490,6 +1490,13 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	if err != nil {
 		return err
 	}
+	// The journal's newest entry before the run: what it records after,
+	// under an earlier date than other dates' runs, those dates' reports
+	// do not show (laterReportsNote).
+	mark, err := l.JournalMark(ctx)
+	if err != nil {
+		return err
+	}
 	started := time.Now()
 	params := pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query), Accounts: o.accounts()}
 	if o.rules != nil {
@@ -1517,6 +1524,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		if serr != nil && err == nil {
 			err = serr
 		}
+		cfg.laterReportsNote(ctx, l, res.Run, mark)
 		if err == nil && o.until != pipeline.StageReconcile && !res.Run.Done(pipeline.StageReconcile) {
 			// Stopped by --until, as asked: exit 0, and the output said
 			// nothing else but "0 new money movements", as a date
@@ -1537,6 +1545,31 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		}
 	}
 	return err
+}
+
+// laterReportsNote says, of a run that recorded carried-balance entries
+// (Ledger.LaterDatesRunBefore) under a date before other dates' runs - a
+// re-run of an earlier date carrying a share late, a clawback dated back
+// -, which later dates' reports do not show them in their carried in and
+// carried forward until written again: a month-end check of each date's
+// carried forward against the next date's carried in broke on them (found
+// by a month-long audit). Reading it never fails the run.
+func (cfg *config) laterReportsNote(ctx context.Context, l *ledger.Ledger, run *pipeline.Run, mark int64) {
+	from, later, err := l.LaterDatesRunBefore(ctx, run.ID, mark)
+	if err != nil {
+		cfg.warn("read which later dates' reports predate this run's carried balances", err)
+		return
+	}
+	if len(later) == 0 {
+		return
+	}
+	dates := later[0].String()
+	if n := len(later); n > 1 {
+		dates = fmt.Sprintf("%d dates, %s to %s", n, later[0], later[n-1])
+	}
+	cfg.note(fmt.Sprintf("%s: this run recorded carried balances dated %s, after later dates were run (%s): their reports' carried in and carried forward do not show them "+
+		"until written again - settle report --date D for each (README, Reports), before checking one date's carried forward against the next's carried in",
+		run.Key.Date, from, dates), "carried_date", from.String(), "later_dates", len(later), "first_later", later[0].String(), "last_later", later[len(later)-1].String())
 }
 
 // finalAnswersKept is how long the ledger keeps the answers a

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/lib/pq"
 
@@ -567,4 +568,41 @@ func (l *Ledger) BlockedByLateRefunds(ctx context.Context, channels []pipeline.C
 		out[k] = no
 	}
 	return out, rows.Err()
+}
+
+// JournalMark is the newest entry of the carried-balance journal
+// (adjustments) now, 0 for none: the entries recorded after it have
+// greater ids (LaterDatesRunBefore).
+func (l *Ledger) JournalMark(ctx context.Context) (int64, error) {
+	var id int64
+	err := l.db.QueryRowContext(ctx, `SELECT COALESCE(max(id), 0) FROM adjustments`).Scan(&id)
+	return id, err
+}
+
+// LaterDatesRunBefore returns the earliest date of the journal entries run
+// runID recorded after mark (JournalMark), and the later dates that have a
+// run: their reports, written before those entries existed, do not show
+// them in their carried in and forward (a re-run of an earlier date that
+// carries a share late, a clawback dated back) until they are written
+// again. Nothing recorded: the zero date and none.
+func (l *Ledger) LaterDatesRunBefore(ctx context.Context, runID, mark int64) (pipeline.Date, []pipeline.Date, error) {
+	var first sql.NullTime
+	if err := l.db.QueryRowContext(ctx, `SELECT min(business_date) FROM adjustments WHERE id > $1 AND run_id = $2`, mark, runID).Scan(&first); err != nil || !first.Valid {
+		return pipeline.Date{}, nil, err
+	}
+	from := pipeline.DateOf(first.Time)
+	rows, err := l.db.QueryContext(ctx, `SELECT DISTINCT business_date FROM runs WHERE business_date > $1 ORDER BY 1`, from.String())
+	if err != nil {
+		return from, nil, err
+	}
+	defer rows.Close()
+	var later []pipeline.Date
+	for rows.Next() {
+		var d time.Time
+		if err := rows.Scan(&d); err != nil {
+			return from, nil, err
+		}
+		later = append(later, pipeline.DateOf(d))
+	}
+	return from, later, rows.Err()
 }
