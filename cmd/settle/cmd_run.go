@@ -1548,14 +1548,15 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 }
 
 // laterReportsNote says, of a run that recorded carried-balance entries
-// (Ledger.LaterDatesRunBefore) under a date before other dates' runs - a
-// re-run of an earlier date carrying a share late, a clawback dated back
-// -, which later dates' reports do not show them in their carried in and
+// (Ledger.LaterDatesRunBefore) under a date before other dates' runs, or
+// under one of them - a re-run of an earlier date carrying a share late,
+// or clawing back a refund a later date read, dated by that date -, which
+// later dates' reports do not show them in their carried in and
 // carried forward until written again: a month-end check of each date's
 // carried forward against the next date's carried in broke on them (found
 // by a month-long audit). Reading it never fails the run.
 func (cfg *config) laterReportsNote(ctx context.Context, l *ledger.Ledger, run *pipeline.Run, mark int64) {
-	from, later, err := l.LaterDatesRunBefore(ctx, run.ID, mark)
+	from, later, err := l.LaterDatesRunBefore(ctx, run, mark)
 	if err != nil {
 		cfg.warn("read which later dates' reports predate this run's carried balances", err)
 		return

@@ -579,19 +579,25 @@ func (l *Ledger) JournalMark(ctx context.Context) (int64, error) {
 	return id, err
 }
 
-// LaterDatesRunBefore returns the earliest date of the journal entries run
-// runID recorded after mark (JournalMark), and the later dates that have a
-// run: their reports, written before those entries existed, do not show
-// them in their carried in and forward (a re-run of an earlier date that
-// carries a share late, a clawback dated back) until they are written
-// again. Nothing recorded: the zero date and none.
-func (l *Ledger) LaterDatesRunBefore(ctx context.Context, runID, mark int64) (pipeline.Date, []pipeline.Date, error) {
+// LaterDatesRunBefore returns the earliest date of the journal entries
+// run recorded after mark (JournalMark), and the dates from it on, but the
+// run's own, that have a run: their reports, written before those entries
+// existed, do not show them in their carried in and forward (a re-run of
+// an earlier date that carries a share late; a clawback of a refund a
+// later date read, dated by that date: pipeline.ClawBacks) until they are
+// written again. The run's own date writes its reports at its end. Nothing
+// recorded: the zero date and none.
+func (l *Ledger) LaterDatesRunBefore(ctx context.Context, run *pipeline.Run, mark int64) (pipeline.Date, []pipeline.Date, error) {
 	var first sql.NullTime
-	if err := l.db.QueryRowContext(ctx, `SELECT min(business_date) FROM adjustments WHERE id > $1 AND run_id = $2`, mark, runID).Scan(&first); err != nil || !first.Valid {
+	if err := l.db.QueryRowContext(ctx, `SELECT min(business_date) FROM adjustments WHERE id > $1 AND run_id = $2`, mark, run.ID).Scan(&first); err != nil || !first.Valid {
 		return pipeline.Date{}, nil, err
 	}
 	from := pipeline.DateOf(first.Time)
-	rows, err := l.db.QueryContext(ctx, `SELECT DISTINCT business_date FROM runs WHERE business_date > $1 ORDER BY 1`, from.String())
+	// From the first entry's date on: one dated a later date than the
+	// run's (a clawback of a refund that date read) is missing from that
+	// date's reports too, not only from those after it.
+	rows, err := l.db.QueryContext(ctx, `SELECT DISTINCT business_date FROM runs WHERE business_date >= $1 AND business_date <> $2 ORDER BY 1`,
+		from.String(), run.Key.Date.String())
 	if err != nil {
 		return from, nil, err
 	}

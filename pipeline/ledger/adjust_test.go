@@ -388,3 +388,47 @@ func TestOnlyABadRefundOfAnOrderPaidByRevenueSharingBlocksItsSeller(t *testing.T
 		t.Fatalf("blocked %v, want only SI's (ROI)", blocked)
 	}
 }
+
+// TestLaterDatesRunBeforeNamesTheDateOfALaterEntry: a re-run of an
+// earlier date that claws back a refund read by a later date dates the
+// clawback by that later date (pipeline.ClawBacks: the later of the
+// refund's date and the run's), whose reports, written at its run's end,
+// do not show it. That date is named as well as the dates after it; the
+// run's own date never is (it writes its reports at its end), nor are
+// entries recorded before the mark, or by another run.
+func TestLaterDatesRunBeforeNamesTheDateOfALaterEntry(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	next := day.AddDays(1)
+	early, later := openRun(t, l, day), openRun(t, l, next)
+	entry := func(run *pipeline.Run, dated pipeline.Date) {
+		t.Helper()
+		l.DB().MustExec(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, reason, business_date, run_id)
+			VALUES ('S1', 'USD', 'held', 100, 'test', $1, $2)`, dated.String(), run.ID)
+	}
+	entry(early, day) // before the mark: not this run's doing
+	mark, err := l.JournalMark(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry(later, next) // another run's, after the mark
+	from, dates, err := l.LaterDatesRunBefore(ctx, later, mark)
+	if err != nil || from != next || len(dates) != 0 {
+		t.Errorf("the newest date's own entry: from %s, later dates %v (%v); want from %s and none", from, dates, err, next)
+	}
+	from, dates, err = l.LaterDatesRunBefore(ctx, early, mark)
+	if err != nil || !from.IsZero() || len(dates) != 0 {
+		t.Errorf("no entry of the run's after the mark: from %s, later dates %v (%v); want none", from, dates, err)
+	}
+	entry(early, next) // a refund read on the later date, clawed back by the re-run of the earlier
+	from, dates, err = l.LaterDatesRunBefore(ctx, early, mark)
+	if err != nil || from != next || !reflect.DeepEqual(dates, []pipeline.Date{next}) {
+		t.Errorf("an entry dated a later date that has a run: from %s, later dates %v (%v); want from %s, naming %s", from, dates, err, next, next)
+	}
+	entry(early, day)
+	from, dates, err = l.LaterDatesRunBefore(ctx, early, mark)
+	if err != nil || from != day || !reflect.DeepEqual(dates, []pipeline.Date{next}) {
+		t.Errorf("entries dated the run's date and a later one: from %s, later dates %v (%v); want from %s, naming %s alone", from, dates, err, day, next)
+	}
+}
