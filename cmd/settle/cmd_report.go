@@ -93,6 +93,12 @@ func reportCommand(cfg *config) *cli.Command {
 				return err
 			}
 			defer release()
+			// Read again under the lock: a shard of the date that began
+			// while this waited for it (--lock-wait) was named "not
+			// started" below, its sellers in the reports all the same.
+			if runs, err = l.RunsOn(c.Context, d); err != nil {
+				return err
+			}
 			path, err := reportWriter{reports: reports}.write(c.Context, l, d)
 			if err != nil {
 				return err

@@ -248,3 +248,42 @@ func TestSettleReportWaitsForTheRunOfItsDate(t *testing.T) {
 		t.Errorf("settle report --lock-wait once the run ended wrote no reports: %v\n%s", err, w)
 	}
 }
+
+// TestSettleReportThatWaitedReadsTheRunsOfItsDateAfterTheWait: settle
+// report --lock-wait read the date's runs before it waited for the lock,
+// and named a shard run while it waited "not started: its sellers are not
+// settled, nor in these reports", though they were in them.
+func TestSettleReportThatWaitedReadsTheRunsOfItsDateAfterTheWait(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(40, 0)
+	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--shard", "0/2", "--until", "transform", "--out", e.reports)
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d, _ := pipeline.ParseDate(testDate)
+	release, err := l.LockDate(ctx, d) // the date's other shard, about to begin
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	w, done := waitingForTheLock(t, []string{"settle", "report", "--database-url", e.url, "--date", testDate, "--out", out, "--lock-wait", "10m"},
+		func(string) string { return "" })
+	run, err := l.GetRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Shard{Index: 0, Count: 2}})
+	if err != nil || run == nil {
+		t.Fatalf("shard 0/2's run: %v", err)
+	}
+	if _, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: pipeline.Shard{Index: 1, Count: 2}}, pipeline.RunParams{TimeZone: run.TimeZone, RulesHash: run.RulesHash, ConfigHash: run.ConfigHash}); err != nil {
+		t.Fatal(err)
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	code := <-done
+	if strings.Contains(w.String(), "not started") {
+		t.Errorf("settle report --lock-wait (exit %d) names a shard that began while it waited not started:\n%s", code, w)
+	}
+}
