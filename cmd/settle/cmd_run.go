@@ -1524,7 +1524,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		if serr != nil && err == nil {
 			err = serr
 		}
-		cfg.laterReportsNote(ctx, l, res.Run, mark)
+		cfg.laterReportsNote(context.WithoutCancel(ctx), l, res.Run, mark) // a stopped run's entries too
 		if err == nil && o.until != pipeline.StageReconcile && !res.Run.Done(pipeline.StageReconcile) {
 			// Stopped by --until, as asked: exit 0, and the output said
 			// nothing else but "0 new money movements", as a date
