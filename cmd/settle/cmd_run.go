@@ -1524,7 +1524,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		if serr != nil && err == nil {
 			err = serr
 		}
-		cfg.laterReportsNote(context.WithoutCancel(ctx), l, res.Run, mark) // a stopped run's entries too
+		cfg.laterReportsNote(ctx, l, res.Run, mark)
 		if err == nil && o.until != pipeline.StageReconcile && !res.Run.Done(pipeline.StageReconcile) {
 			// Stopped by --until, as asked: exit 0, and the output said
 			// nothing else but "0 new money movements", as a date
@@ -1556,6 +1556,9 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 // carried forward against the next date's carried in broke on them (found
 // by a month-long audit). Reading it never fails the run.
 func (cfg *config) laterReportsNote(ctx context.Context, l *ledger.Ledger, run *pipeline.Run, mark int64) {
+	// Also of a run told to stop: what it recorded before is as missing.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	from, later, err := l.LaterDatesRunBefore(ctx, run, mark)
 	if err != nil {
 		cfg.warn("read which later dates' reports predate this run's carried balances", err)
