@@ -2,21 +2,27 @@
 -- span its history (PERFORMANCE.md, "A ledger of two years"). Run against a
 -- scratch database migrated by `settle migrate` (schema settle):
 --   psql -v ndates=700 -v sellers=2000 -v per_seller=5 -f gen.sql
+-- (-v start=YYYY-MM-DD moves the first date from 2025-01-01: a ledger whose
+-- last date is yesterday, for a nightly `settle run` of today on it.)
 -- (700 dates, 2,000 sellers a date of 20,000, 10,000 items a date: 7,000,000
 -- items, 3,850,000 effects, 1,400,000 run_sellers, 6.3 GB; 30 minutes on the
 -- 2-core VM under a load of 15-20.)
 -- Triggers are off for the load (session_replication_role = replica): the
 -- effects' history and share_totals are filled directly, not by trigger.
 \set ON_ERROR_STOP on
+\if :{?start}
+\else
+\set start 2025-01-01
+\endif
 \timing on
 SET search_path = settle;
 SET session_replication_role = replica;
 SET maintenance_work_mem = '512MB';
 SET work_mem = '256MB';
 
--- dates 1..ndates from 2025-01-01; the last 300 run in 4 shards, the rest whole.
+-- dates 1..ndates from :start; the last 300 run in 4 shards, the rest whole.
 CREATE UNLOGGED TABLE gen_runs AS
-SELECT d, DATE '2025-01-01' + (d - 1) AS bdate, s AS shard_index, CASE WHEN d > :ndates - 300 THEN 4 ELSE 1 END AS shard_count
+SELECT d, DATE :'start' + (d - 1) AS bdate, s AS shard_index, CASE WHEN d > :ndates - 300 THEN 4 ELSE 1 END AS shard_count
 FROM generate_series(1, :ndates) d, generate_series(0, 3) s
 WHERE s < CASE WHEN d > :ndates - 300 THEN 4 ELSE 1 END;
 
@@ -34,7 +40,7 @@ CREATE UNLOGGED TABLE gen_sellers AS
 SELECT d, bdate, k, sn, 'S' || lpad(sn::text, 5, '0') AS seller_id,
        CASE WHEN sn % 20 < 12 THEN 'infiniapay' WHEN sn % 20 < 17 THEN 'wechatpay' ELSE 'payprotocol' END AS channel,
        CASE WHEN sn % 10 < 7 THEN 'USD' WHEN sn % 10 < 9 THEN 'JPY' ELSE 'CNY' END AS currency
-FROM (SELECT d, DATE '2025-01-01' + (d - 1) AS bdate, k, (d * 7919 + k) % 20000 AS sn
+FROM (SELECT d, DATE :'start' + (d - 1) AS bdate, k, (d * 7919 + k) % 20000 AS sn
       FROM generate_series(1, :ndates) d, generate_series(0, :sellers - 1) k) x;
 ALTER TABLE gen_sellers ADD COLUMN run_id bigint;
 UPDATE gen_sellers s SET run_id = g.run_id FROM gen_runs g WHERE g.d = s.d AND g.shard_index = s.sn % g.shard_count;
@@ -108,15 +114,15 @@ SELECT 'R' || order_no, order_no, seller_id, 500, rdate, run_id, rdate, state, '
 INSERT INTO adjustments (seller_id, currency, kind, amount_minor, order_no, refund_no, refund_minor, commission_back, reason,
                          business_date, run_id, netted_into, netted_date)
 SELECT seller_id, currency, 'clawback', -450, order_no, 'R' || order_no, 500, 50, 'late refund', rdate, run_id,
-       CASE WHEN rdate < DATE '2025-01-01' + :ndates - 10 THEN 'RS/' || to_char(rdate + 3, 'YYYYMMDD') || '/' || seller_id || '/' || currency ELSE '' END,
-       CASE WHEN rdate < DATE '2025-01-01' + :ndates - 10 THEN rdate + 3 END
+       CASE WHEN rdate < DATE :'start' + :ndates - 10 THEN 'RS/' || to_char(rdate + 3, 'YYYYMMDD') || '/' || seller_id || '/' || currency ELSE '' END,
+       CASE WHEN rdate < DATE :'start' + :ndates - 10 THEN rdate + 3 END
 FROM gen_lr WHERE state = 'clawed' ORDER BY rdate, order_no;
 -- held entries: the carried items (below the minimum, not bound), netted two days on, the last 10 dates' open.
 INSERT INTO adjustments (seller_id, currency, kind, amount_minor, subject, reason, business_date, run_id, netted_into, netted_date)
 SELECT seller_id, currency, 'held', 9000, 'RS/' || to_char(business_date, 'YYYYMMDD') || '/' || seller_id || '/' || currency,
        'below the minimum payout', business_date, run_id,
-       CASE WHEN business_date < DATE '2025-01-01' + :ndates - 10 THEN 'RS/' || to_char(business_date + 2, 'YYYYMMDD') || '/' || seller_id || '/' || currency ELSE '' END,
-       CASE WHEN business_date < DATE '2025-01-01' + :ndates - 10 THEN business_date + 2 END
+       CASE WHEN business_date < DATE :'start' + :ndates - 10 THEN 'RS/' || to_char(business_date + 2, 'YYYYMMDD') || '/' || seller_id || '/' || currency ELSE '' END,
+       CASE WHEN business_date < DATE :'start' + :ndates - 10 THEN business_date + 2 END
 FROM items WHERE state = 'carried' ORDER BY business_date, order_no;
 UPDATE items i SET carry_id = a.id FROM adjustments a
 WHERE a.kind = 'held' AND a.netted_into = '' AND i.state = 'carried' AND i.business_date = a.business_date AND i.seller_id = a.seller_id;
@@ -141,7 +147,7 @@ SELECT seller_id, currency, count(*), sum(9000 * :per_seller), count(*), sum(900
 FROM gen_sellers WHERE channel <> 'wechatpay' GROUP BY 1, 2;
 
 INSERT INTO webhook_events (request_no, received_at)
-SELECT 'WH-' || n, DATE '2025-01-01' + (n / 1000) FROM generate_series(1, :ndates * 1000) n;
+SELECT 'WH-' || n, DATE :'start' + (n / 1000) FROM generate_series(1, :ndates * 1000) n;
 
 INSERT INTO reconciled_final (matcher, key, recorded_at)
 SELECT 'infinia', 'RS-' || n, now() - (n % 30) * interval '1 day' FROM generate_series(1, 50000) n;
