@@ -100,9 +100,16 @@ func changeEffectSQL(set, where, cause string) string {
 }
 
 var (
-	// markSentSQL is MarkSent's change ($1 the effect).
+	// markSentSQL is MarkSent's change ($1 the effect), of an effect not
+	// final (planned, sent or unknown: the states the table allows). Not
+	// named as the open states: they are effects_one_open's predicate,
+	// and where the statistics held that index empty - a ledger whose
+	// effects were all final when effects was last analyzed, as every
+	// night leaves it - the planner scanned the whole index, through
+	// every open version the night had left in it, rather than take the
+	// key (TestMarkSentFindsItsEffectByKey).
 	markSentSQL = changeEffectSQL(`state = 'sent', sends = sends + 1`,
-		`state IN ('planned', 'sent', 'unknown')`,
+		`state NOT IN ('succeeded', 'failed')`,
 		`CASE WHEN old.state = 'planned' THEN '`+string(pipeline.CauseSent)+`' ELSE '`+string(pipeline.CauseResent)+`' END`)
 	// recordOutcomeSQL is RecordOutcomeCause's ($1 the effect, $2 the
 	// cause or '', $3 the state, $4 the reference or '', $5 the last error).

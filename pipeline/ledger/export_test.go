@@ -123,6 +123,10 @@ func (l *Ledger) MigrateTo(ctx context.Context, version int64) error {
 // SetMigrateLockWait sets how long l's migrations wait for a lock.
 func (l *Ledger) SetMigrateLockWait(d time.Duration) { l.lockWait = d }
 
+// MarkSentQuery is MarkSent's statement ($1 the effect), for a test of
+// its plan.
+var MarkSentQuery = markSentSQL
+
 // UnappliedPayoutsQuery is UnappliedPayouts' statement, for a test of
 // its plan.
 const UnappliedPayoutsQuery = unappliedPayoutsQuery
