@@ -363,9 +363,9 @@ func TestSendsReadsTheRefusalsOnce(t *testing.T) {
 // looked empty and shallower than the key, and the planner scanned it
 // whole for the id - through every open version the night had left in it,
 // dead or alive. On a ledger of 1,000 nights (scripts/historyledger) a
-// night's 15,124 sends cost 15.1 ms and 7,168 buffers each, 228 s of the
-// database's 280 s in statements (PERFORMANCE.md, "A night on a ledger of
-// 1,000 nights").
+// night's 15,015 sends cost 14.9 ms and 7,017 buffers each, 224 s of the
+// 287 s in statements; 0.38 ms and 50 buffers by the key (PERFORMANCE.md,
+// "A night on a ledger of 1,000 nights").
 func TestMarkSentFindsItsEffectByKey(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
