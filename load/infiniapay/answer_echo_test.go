@@ -96,3 +96,53 @@ func TestARevenueShareStatusAboutAnotherPayoutIsNotOurs(t *testing.T) {
 		t.Fatalf("status answer of 5.00 without a currency: %+v, %v; want our payout, succeeded", out, err)
 	}
 }
+
+// TestAnAnswerForAnotherRequestNoIsNotOurs: every request carries its
+// requestNo, and the published upload status answer echoes it. An answer
+// that echoes another one answers another request: the binding request's
+// redirect link (another seller's binding, handed to this seller), the
+// binding query's status (another seller's ACTIVE, and this seller's
+// payouts planned), the balance's and the available share's figures. Only
+// the upload status and the revenue share compared it (found by a
+// review); each is now an answer that cannot be used, about its subject
+// alone, and our own requestNo echoed is taken.
+func TestAnAnswerForAnotherRequestNoIsNotOurs(t *testing.T) {
+	ctx := context.Background()
+	calls := map[string]func(*infiniapay.Client) error{
+		"account-binding/request": func(c *infiniapay.Client) error {
+			_, err := c.BindAccount(ctx, infiniapay.BindRequest{RequestNo: "ABR-ECHO-1", SellerID: "S1", SellerCertNo: "C1", SellerName: "Seller One",
+				StoreName: "Store One", StoreURL: "https://store.example/s1", EntityType: "Corporate", Country: "CHN", Currency: "CNY"})
+			return err
+		},
+		"account-binding/query": func(c *infiniapay.Client) error {
+			_, err := c.BindingStatus(ctx, "ABQ-ECHO-1", "S1")
+			return err
+		},
+		"balance/query": func(c *infiniapay.Client) error {
+			_, err := c.Balance(ctx, "BQ-ECHO-1", "USD")
+			return err
+		},
+		"revenue-sharing/available": func(c *infiniapay.Client) error {
+			_, err := c.AvailableShare(ctx, "RSA-ECHO-1", "S1", "USD")
+			return err
+		},
+	}
+	for api, call := range calls {
+		t.Run(api, func(t *testing.T) {
+			r := newRig(t, infiniapaytest.Options{}, reseal(t, api, func(m map[string]string) { m["requestNo"] = "SOMEONE-ELSES-1" }), nil)
+			payable(r)
+			err := call(r.client)
+			if !errors.Is(err, infiniapay.ErrAnswer) || !infiniapay.SubjectOnly(err) {
+				t.Fatalf("answer for requestNo SOMEONE-ELSES-1 taken as ours: %v; want ErrAnswer, about this request alone", err)
+			}
+			// The fake echoes the requestNo asked, as the published
+			// upload status answer does: taken.
+			echoed := ""
+			r = newRig(t, infiniapaytest.Options{}, reseal(t, api, func(m map[string]string) { echoed = m["requestNo"] }), nil)
+			payable(r)
+			if err := call(r.client); err != nil || echoed == "" {
+				t.Fatalf("our own requestNo echoed (%q): %v", echoed, err)
+			}
+		})
+	}
+}

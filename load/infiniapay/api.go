@@ -143,6 +143,7 @@ type (
 		BacklinkURL  string `json:"backlinkUrl,omitempty"`
 	}
 	wireRedirect struct {
+		RequestNo   string `json:"requestNo"`
 		RedirectURL string `json:"redirectUrl"`
 	}
 	wireQuery struct {
@@ -151,8 +152,9 @@ type (
 		Currency  string `json:"currency,omitempty"`
 	}
 	wireBinding struct {
-		SellerID string `json:"sellerId"`
-		Status   string `json:"status"`
+		RequestNo string `json:"requestNo"`
+		SellerID  string `json:"sellerId"`
+		Status    string `json:"status"`
 	}
 	wireUpload struct {
 		Status       string `json:"status"`
@@ -162,11 +164,13 @@ type (
 		ErrorFileURL string `json:"errorFileUrl"`
 	}
 	wireBalance struct {
+		RequestNo string `json:"requestNo"`
 		Currency  string `json:"currency"`
 		Available string `json:"available"`
 		Frozen    string `json:"frozen"`
 	}
 	wireAvailable struct {
+		RequestNo string `json:"requestNo"`
 		SellerID  string `json:"sellerId"`
 		Currency  string `json:"currency"`
 		Available string `json:"available"`
@@ -193,6 +197,21 @@ func (c *Client) spec(api, path, requestNo string) spec {
 	return spec{api: api, path: path, requestNo: requestNo}
 }
 
+// echoes refuses (ErrAnswer) an answer that echoes another requestNo than
+// the one sp asked with: an answer to another request (another seller's
+// binding, another query's balance), whatever else it says. One that
+// echoes none is taken, the pages not saying every answer echoes it. Every
+// answer's echo is compared: the binding request's, the binding, balance
+// and available share queries' were not, and a binding answer about
+// another requestNo gave its redirect link to this seller, or its ACTIVE
+// to this seller's payouts (found by a review).
+func (sp spec) echoes(requestNo string) *Error {
+	if requestNo != "" && requestNo != sp.requestNo {
+		return sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrAnswer, clip(requestNo)))
+	}
+	return nil
+}
+
 // BindAccount asks Infinia to bind a seller and returns the URL to send the
 // seller to. Idempotent by RequestNo (assumed), so it is retried.
 func (c *Client) BindAccount(ctx context.Context, r BindRequest) (string, error) {
@@ -207,6 +226,9 @@ func (c *Client) BindAccount(ctx context.Context, r BindRequest) (string, error)
 	}
 	var out wireRedirect
 	if err := c.call(ctx, sp, in, &out); err != nil {
+		return "", err
+	}
+	if err := sp.echoes(out.RequestNo); err != nil {
 		return "", err
 	}
 	if out.RedirectURL == "" {
@@ -231,6 +253,9 @@ func (c *Client) BindingStatus(ctx context.Context, requestNo, sellerID string) 
 	if out.SellerID != "" && out.SellerID != sellerID {
 		return Binding{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for seller %q", ErrAnswer, clip(out.SellerID)))
 	}
+	if err := sp.echoes(out.RequestNo); err != nil {
+		return Binding{}, err
+	}
 	return Binding{SellerID: sellerID, Status: out.Status}, nil
 }
 
@@ -246,8 +271,8 @@ func (c *Client) UploadStatus(ctx context.Context, requestNo string) (Upload, er
 	if !slices.Contains(uploadStatuses, out.Status) {
 		return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown upload status %q", ErrAnswer, clip(out.Status)))
 	}
-	if out.RequestNo != "" && out.RequestNo != requestNo {
-		return Upload{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrAnswer, clip(out.RequestNo)))
+	if err := sp.echoes(out.RequestNo); err != nil {
+		return Upload{}, err
 	}
 	if strings.ContainsRune(out.ErrorFileURL, 0) {
 		// Kept in the ledger with the file: PostgreSQL's text refuses a NUL.
@@ -275,6 +300,9 @@ func (c *Client) Balance(ctx context.Context, requestNo string, cur pipeline.Cur
 	if out.Currency != code {
 		return Balance{}, sp.fail(failBadAnswer, fmt.Errorf("%w: balance in %q, asked for %s", ErrAnswer, clip(out.Currency), code))
 	}
+	if err := sp.echoes(out.RequestNo); err != nil {
+		return Balance{}, err
+	}
 	avail, err1 := parseAmount(out.Available, cur)
 	frozen, err2 := parseAmount(out.Frozen, cur)
 	if err := errors.Join(err1, err2); err != nil {
@@ -294,6 +322,9 @@ func (c *Client) AvailableShare(ctx context.Context, requestNo, sellerID string,
 	}
 	if out.Currency != code || (out.SellerID != "" && out.SellerID != sellerID) {
 		return 0, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for another seller or currency", ErrAnswer))
+	}
+	if err := sp.echoes(out.RequestNo); err != nil {
+		return 0, err
 	}
 	v, err := parseAmount(out.Available, cur)
 	if err != nil {
@@ -351,8 +382,8 @@ func (c *Client) shareResult(sp spec, out wireShareResult) (RevenueShareResult, 
 	if !slices.Contains(shareStatuses, out.Status) {
 		return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: unknown revenue-sharing status %q", ErrAnswer, clip(out.Status)))
 	}
-	if out.RequestNo != "" && out.RequestNo != sp.requestNo {
-		return RevenueShareResult{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrAnswer, clip(out.RequestNo)))
+	if err := sp.echoes(out.RequestNo); err != nil {
+		return RevenueShareResult{}, err
 	}
 	// Infinia's words go to the ledger: clipped (a NUL or a megabyte in
 	// one payout's reference stopped the stage recording it, every run).

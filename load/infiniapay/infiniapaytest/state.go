@@ -200,6 +200,9 @@ func (s *Server) bindAccount(c call) answer {
 	return success(a)
 }
 
+// bindingStatus, balance and availableShare answer with the requestNo
+// asked echoed, as every other answer of the fake does and as the
+// published upload status answer does (schema-199464716).
 func (s *Server) bindingStatus(c call) answer {
 	if a, ok := c.require("requestNo", "sellerId"); !ok {
 		return a
@@ -208,7 +211,7 @@ func (s *Server) bindingStatus(c call) answer {
 	if !bound {
 		return notFound("seller")
 	}
-	return success(map[string]string{"sellerId": c.req["sellerId"], "status": st})
+	return success(map[string]string{"requestNo": c.req["requestNo"], "sellerId": c.req["sellerId"], "status": st})
 }
 
 func (s *Server) balance(c call) answer {
@@ -225,7 +228,7 @@ func (s *Server) balance(c call) answer {
 			frozen += sh.Amount
 		}
 	}
-	return success(map[string]string{"currency": wire(cur),
+	return success(map[string]string{"requestNo": c.req["requestNo"], "currency": wire(cur),
 		"available": pipeline.FormatMinor(s.balances[cur], cur), "frozen": pipeline.FormatMinor(frozen, cur)})
 }
 
@@ -241,7 +244,7 @@ func (s *Server) availableShare(c call) answer {
 	if _, bound := s.bindings[seller]; !bound {
 		return notFound("seller")
 	}
-	return success(map[string]string{"sellerId": seller, "currency": wire(cur),
+	return success(map[string]string{"requestNo": c.req["requestNo"], "sellerId": seller, "currency": wire(cur),
 		"available": pipeline.FormatMinor(s.available[account{seller, cur}], cur)})
 }
 
