@@ -129,7 +129,12 @@ func TestAnAnswerForAnotherRequestNoIsNotOurs(t *testing.T) {
 	}
 	for api, call := range calls {
 		t.Run(api, func(t *testing.T) {
-			r := newRig(t, infiniapaytest.Options{}, reseal(t, api, func(m map[string]string) { m["requestNo"] = "SOMEONE-ELSES-1" }), nil)
+			other := func(endpoint string, m map[string]string) {
+				if endpoint == api {
+					m["requestNo"] = "SOMEONE-ELSES-1"
+				}
+			}
+			r := newRig(t, infiniapaytest.Options{Answer: other}, nil, nil)
 			payable(r)
 			err := call(r.client)
 			if !errors.Is(err, infiniapay.ErrAnswer) || !infiniapay.SubjectOnly(err) {

@@ -67,6 +67,13 @@ type Options struct {
 	// answer (SUCCESS -> SUCCEEDED, say): an Infinia whose words differ
 	// from the assumption, for the client's Config.Statuses.
 	Spell map[string]string
+	// Answer, when set, rewrites the data of every answer before it is
+	// sealed and signed (a copy: what the fake holds is unchanged), with
+	// the endpoint (the API path without "v1/"): an Infinia whose
+	// genuine answers echo another requestNo, seller, currency or amount
+	// than asked, or a status not listed. Called under the fake's lock:
+	// it must not call the Server.
+	Answer func(endpoint string, data map[string]string)
 	// SignNotifications signs seller status notifications; by default they
 	// are sent as Infinia's documented example shows them, unsigned.
 	SignNotifications bool
@@ -286,6 +293,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, rt route) {
 	if ok {
 		s.mu.Lock()
 		a = rt.handle(s, c)
+		if s.o.Answer != nil && a.data != nil {
+			a.data = maps.Clone(a.data)
+			s.o.Answer(rt.endpoint, a.data)
+		}
 		s.mu.Unlock()
 	}
 	if f.Kind == fault.Lost {
