@@ -101,21 +101,17 @@ func TestARevenueShareStatusAboutAnotherPayoutIsNotOurs(t *testing.T) {
 // requestNo, and the published upload status answer echoes it. An answer
 // that echoes another one answers another request: the binding request's
 // redirect link (another seller's binding, handed to this seller), the
-// binding query's status (another seller's ACTIVE, and this seller's
-// payouts planned), the balance's and the available share's figures. Only
-// the upload status and the revenue share compared it (found by a
-// review); each is now an answer that cannot be used, about its subject
-// alone, and our own requestNo echoed is taken.
+// balance's and the available share's figures. Only the upload status and
+// the revenue share compared it (found by a review); each is now an answer
+// that cannot be used, about its subject alone, and our own requestNo
+// echoed is taken. The binding query's is not compared
+// (TestABindingAnswerIsOursByItsSeller).
 func TestAnAnswerForAnotherRequestNoIsNotOurs(t *testing.T) {
 	ctx := context.Background()
 	calls := map[string]func(*infiniapay.Client) error{
 		"account-binding/request": func(c *infiniapay.Client) error {
 			_, err := c.BindAccount(ctx, infiniapay.BindRequest{RequestNo: "ABR-ECHO-1", SellerID: "S1", SellerCertNo: "C1", SellerName: "Seller One",
 				StoreName: "Store One", StoreURL: "https://store.example/s1", EntityType: "Corporate", Country: "CHN", Currency: "CNY"})
-			return err
-		},
-		"account-binding/query": func(c *infiniapay.Client) error {
-			_, err := c.BindingStatus(ctx, "ABQ-ECHO-1", "S1")
 			return err
 		},
 		"balance/query": func(c *infiniapay.Client) error {
@@ -149,5 +145,33 @@ func TestAnAnswerForAnotherRequestNoIsNotOurs(t *testing.T) {
 				t.Fatalf("our own requestNo echoed (%q): %v", echoed, err)
 			}
 		})
+	}
+}
+
+// TestABindingAnswerIsOursByItsSeller: the binding query is asked under a
+// requestNo of its own, and its answer may echo the binding request's
+// number (the seller status notification carries that one): an answer
+// echoing another requestNo is taken, so long as it names our seller. One
+// naming another seller is refused, about this seller alone: another
+// seller's ACTIVE planned this seller's payouts.
+func TestABindingAnswerIsOursByItsSeller(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		field, value string
+		ours         bool
+	}{{"requestNo", "ABR-20250903-0001", true}, {"sellerId", "S2", false}} {
+		r := newRig(t, infiniapaytest.Options{Answer: func(endpoint string, m map[string]string) {
+			if endpoint == "account-binding/query" {
+				m[c.field] = c.value
+			}
+		}}, nil, nil)
+		payable(r)
+		b, err := r.client.BindingStatus(ctx, "ABQ-ECHO-1", "S1")
+		if c.ours && (err != nil || b.Status == "") {
+			t.Errorf("a binding answer echoing %s %q: %+v, %v; want it taken", c.field, c.value, b, err)
+		}
+		if !c.ours && (!errors.Is(err, infiniapay.ErrAnswer) || !infiniapay.SubjectOnly(err)) {
+			t.Errorf("a binding answer echoing %s %q taken as ours: %+v, %v", c.field, c.value, b, err)
+		}
 	}
 }

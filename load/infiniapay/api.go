@@ -152,9 +152,8 @@ type (
 		Currency  string `json:"currency,omitempty"`
 	}
 	wireBinding struct {
-		RequestNo string `json:"requestNo"`
-		SellerID  string `json:"sellerId"`
-		Status    string `json:"status"`
+		SellerID string `json:"sellerId"`
+		Status   string `json:"status"`
 	}
 	wireUpload struct {
 		Status       string `json:"status"`
@@ -201,10 +200,10 @@ func (c *Client) spec(api, path, requestNo string) spec {
 // the one sp asked with: an answer to another request (another seller's
 // binding, another query's balance), whatever else it says. One that
 // echoes none is taken, the pages not saying every answer echoes it. Every
-// answer's echo is compared: the binding request's, the binding, balance
-// and available share queries' were not, and a binding answer about
-// another requestNo gave its redirect link to this seller, or its ACTIVE
-// to this seller's payouts (found by a review).
+// answer's echo is compared but the binding query's (BindingStatus): the
+// binding request's, the balance and available share queries' were not,
+// and a binding answer about another requestNo gave its redirect link to
+// this seller (found by a review).
 func (sp spec) echoes(requestNo string) *Error {
 	if requestNo != "" && requestNo != sp.requestNo {
 		return sp.fail(failBadAnswer, fmt.Errorf("%w: answer for requestNo %q", ErrAnswer, clip(requestNo)))
@@ -253,9 +252,9 @@ func (c *Client) BindingStatus(ctx context.Context, requestNo, sellerID string) 
 	if out.SellerID != "" && out.SellerID != sellerID {
 		return Binding{}, sp.fail(failBadAnswer, fmt.Errorf("%w: answer for seller %q", ErrAnswer, clip(out.SellerID)))
 	}
-	if err := sp.echoes(out.RequestNo); err != nil {
-		return Binding{}, err
-	}
+	// Its requestNo is not compared: the query is asked under a number
+	// of its own, and the answer may echo the binding request's (the
+	// seller status notification carries that one); the seller is.
 	return Binding{SellerID: sellerID, Status: out.Status}, nil
 }
 
