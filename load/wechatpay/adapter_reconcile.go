@@ -40,7 +40,7 @@ func (a *Adapter) status(o Order) OrderStatus {
 		}
 		st.Lines = append(st.Lines, OrderLine{Platform: a.platform(l.Type, l.Account), Result: l.Result,
 			Rest:       o.SubMchID != "" && l.Type == TypeMerchantID && l.Account == o.SubMchID,
-			FailReason: l.FailReason, Amount: l.Amount})
+			FailReason: l.FailReason, Currency: l.Currency, Amount: l.Amount})
 	}
 	return st
 }

@@ -149,9 +149,13 @@ type Order struct {
 // ShareResult is the state of one receiver line of an Order. An unfreeze
 // has one line paying the rest to the seller.
 type ShareResult struct {
-	Type               string
-	Account            string
-	Amount             int64 // minor units of the transaction's currency
+	Type    string
+	Account string
+	// Currency is the line's currency (receivers[].currency, 分账币种,
+	// published in the answer as in the request: CNY today); "" when the
+	// answer does not give it. Amount is in its minor units.
+	Currency           pipeline.Currency
+	Amount             int64 // minor units of Currency (of the transaction's currency when not given)
 	Description        string
 	Result             string // ResultPending, ResultSuccess or ResultClosed
 	FailReason         string // with ResultClosed, e.g. ACCOUNT_ABNORMAL, NO_RELATION
@@ -201,6 +205,7 @@ type (
 		Description   string `json:"description"`
 	}
 	wireShareResult struct {
+		Currency           string `json:"currency,omitempty"`
 		Type               string `json:"type"`
 		Account            string `json:"account"`
 		Amount             int64  `json:"amount"`
@@ -355,6 +360,9 @@ func readOrder(w wireOrder, outOrderNo, transactionID string) (Order, error) {
 		if !slices.Contains(results, r.Result) {
 			return Order{}, fmt.Errorf("receiver %d: unknown result %q", i+1, clip(r.Result))
 		}
+		if r.Currency != "" && !pipeline.Currency(r.Currency).Valid() {
+			return Order{}, fmt.Errorf("receiver %d: unknown currency %q", i+1, clip(r.Currency))
+		}
 		if r.Amount < 0 || r.SettlementAmount < 0 {
 			// Taken, a negative line made the others add up to the
 			// effect's amount while they moved more.
@@ -368,7 +376,7 @@ func readOrder(w wireOrder, outOrderNo, transactionID string) (Order, error) {
 		if finished.Year() <= 1970 {
 			finished = time.Time{} // a PENDING line's finish_time is 1970-01-01T08:00:00+08:00
 		}
-		o.Receivers = append(o.Receivers, ShareResult{Type: r.Type, Account: r.Account, Amount: r.Amount,
+		o.Receivers = append(o.Receivers, ShareResult{Type: r.Type, Account: r.Account, Currency: pipeline.Currency(r.Currency), Amount: r.Amount,
 			Description: r.Description, Result: r.Result, FailReason: clip(r.FailReason), DetailID: r.DetailID,
 			CreateTime: created, FinishTime: finished, SettlementCurrency: pipeline.Currency(r.SettlementCurrency),
 			SettlementAmount: r.SettlementAmount, Rate: string(r.Rate)})

@@ -53,7 +53,10 @@ type OrderLine struct {
 	Rest       bool   // the line releases the rest of a distribution to the seller (unfreeze_unsplit: 解冻给分账方)
 	Result     string // ResultPending, ResultSuccess or ResultClosed
 	FailReason string // with ResultClosed
-	Amount     int64  // minor units
+	// Currency is the line's currency as WeChat Pay names it
+	// (receivers[].currency); "" when it does not.
+	Currency pipeline.Currency
+	Amount   int64 // minor units
 }
 
 // BillEntry is one line of a sub-merchant's funds-distribution bill.
@@ -804,6 +807,9 @@ func compareOrder(a pipeline.Attempt, st OrderStatus, feeBps int64) []pipeline.M
 		r.Category, r.Detail = pipeline.MismatchStatus, strings.TrimSpace("WeChat Pay closed the "+lineName(a)+" line: "+l.FailReason)
 	case l.Result == ResultSuccess && a.State == pipeline.EffectFailed:
 		r.Category, r.Detail = pipeline.MismatchStatus, "WeChat Pay paid the "+lineName(a)+" line the ledger recorded failed"
+	case l.Result == ResultSuccess && l.Currency != "" && a.Currency != "" && l.Currency != a.Currency:
+		// Its amount is of another currency: never compared as ours.
+		r.Category, r.Detail = pipeline.MismatchCurrency, fmt.Sprintf("WeChat Pay's %s line is in %s", lineName(a), l.Currency)
 	case l.Result == ResultSuccess && a.State == pipeline.EffectSucceeded && !agrees(a, l.Amount, feeBps):
 		r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("WeChat Pay's %s line moves another amount", lineName(a))
 	default:

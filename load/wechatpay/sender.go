@@ -242,6 +242,8 @@ func judge(e pipeline.Effect, d Distribution, o Order) (pipeline.Outcome, error)
 }
 
 // outcome maps an Order of the sub-merchant subMchID to the pipeline's
+// outcome. A line in another currency than the effect's (when WeChat Pay
+// names it) is not our request's, whatever its amount: an error, never an
 // outcome. A distribution is judged by its receivers' lines: WeChat Pay's
 // answer to one sent with unfreeze_unsplit also lists the rest going back
 // to the seller ("解冻给分账方": a MERCHANT_ID line to the sub-merchant
@@ -256,7 +258,16 @@ func outcome(e pipeline.Effect, subMchID string, o Order) (pipeline.Outcome, err
 	var total int64
 	var closed, paid []string
 	pending := false
-	for _, r := range o.Receivers {
+	for i, r := range o.Receivers {
+		if r.Currency != "" && e.Currency != "" && r.Currency != e.Currency {
+			// Every line WeChat Pay answers names its currency
+			// (receivers[].currency, 分账币种), the receivers' and the
+			// rest's alike: our request's are all in the effect's. The
+			// amounts of a line in another were taken as ours (100 HKD
+			// for 100 CNY collected, or released to the seller).
+			return pipeline.Outcome{}, &Error{API: APIQueryOrder, Key: e.Key, kind: failBadAnswer,
+				Err: fmt.Errorf("%w: WeChat Pay's order moves receiver %d's %d in %s, the effect's are in %s: not the request we sent", ErrAnswer, i+1, r.Amount, clip(string(r.Currency)), e.Currency)}
+		}
 		if e.Kind == KindDistribution && r.Type == TypeMerchantID && r.Account == subMchID {
 			continue // the rest, unfrozen to the seller
 		}

@@ -88,7 +88,7 @@ func (s *Server) bill(subMchID string, day pipeline.Date) []wechatpay.BillLine {
 			}
 			out = append(out, wechatpay.BillLine{Time: o.at, Initiator: s.mchID(), Sponsor: subMchID, TransactionID: o.txnID,
 				OutOrderNo: o.outOrderNo, OrderID: o.orderID, DetailID: l.detailID, Type: typ, ReceiverType: l.typ,
-				Account: l.account, Currency: o.cur, Amount: l.shown(), ExchangeRate: "1", Status: wechatpay.ResultSuccess,
+				Account: l.account, Currency: l.currency(o.cur), Amount: l.shown(), ExchangeRate: "1", Status: wechatpay.ResultSuccess,
 				Description: l.desc})
 		}
 	}

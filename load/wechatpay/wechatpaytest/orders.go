@@ -303,6 +303,9 @@ func (s *Server) queryOrder(c call) reply {
 
 type (
 	wireLine struct {
+		// Currency is published in the answer's receiver lines as in the
+		// request's (分账币种, "CNY" today), the rest's line too.
+		Currency           string `json:"currency"`
 		Type               string `json:"type"`
 		Account            string `json:"account"`
 		Amount             int64  `json:"amount"`
@@ -333,7 +336,7 @@ func (o *order) view(processing bool) wireOrder {
 	}
 	at := o.at.In(wechatpay.Beijing).Format(time.RFC3339)
 	for _, l := range o.lines {
-		w := wireLine{Type: l.typ, Account: l.account, Amount: l.shown(), Description: l.desc, Result: l.result,
+		w := wireLine{Currency: string(l.currency(o.cur)), Type: l.typ, Account: l.account, Amount: l.shown(), Description: l.desc, Result: l.result,
 			DetailID: l.detailID, CreateTime: at, SettlementCurrency: string(o.cur), Rate: 1}
 		if processing {
 			w.Result = wechatpay.ResultPending

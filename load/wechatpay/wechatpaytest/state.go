@@ -1,6 +1,7 @@
 package wechatpaytest
 
 import (
+	"cmp"
 	"net/http"
 	"time"
 
@@ -52,7 +53,8 @@ type line struct {
 	amount             int64
 	result, reason     string
 	detailID           string
-	reported           *int64 // the amount queries and bills show instead (SetReportedAmount)
+	reported           *int64            // the amount queries and bills show instead (SetReportedAmount)
+	reportedCur        pipeline.Currency // the currency queries and bills show instead (SetReportedCurrency)
 	// rest marks the line of a distribution sent with unfreeze_unsplit
 	// that releases the rest to the seller ("解冻给分账方", as WeChat Pay
 	// answers it): not a receiver's, in no settlement batch, an unfreeze
@@ -66,6 +68,12 @@ func (l line) shown() int64 {
 		return *l.reported
 	}
 	return l.amount
+}
+
+// currency is the currency queries and bills report for the line of an
+// order in cur.
+func (l line) currency(cur pipeline.Currency) pipeline.Currency {
+	return cmp.Or(l.reportedCur, cur)
 }
 
 // AddTransaction records a paid transaction of a sub-merchant: amount

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/settlekit/settle/load/wechatpay"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // Tampering: WeChat Pay disagreeing with what it did, for reconciliation
@@ -55,6 +56,24 @@ func (s *Server) SetReportedAmount(outOrderNo string, minor int64) {
 	for _, orders := range s.orders {
 		if o := orders[outOrderNo]; o != nil && len(o.lines) > 0 {
 			o.lines[0].reported = &minor
+		}
+	}
+}
+
+// SetReportedCurrency makes queries and bills report cur as the currency
+// of the line to account (a receiver, or the sub-merchant for the rest
+// or an unfreeze's line) of the distribution or unfreeze outOrderNo; its
+// amount is unchanged. Settlement details keep what was moved.
+func (s *Server) SetReportedCurrency(outOrderNo, account string, cur pipeline.Currency) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, orders := range s.orders {
+		if o := orders[outOrderNo]; o != nil {
+			for i := range o.lines {
+				if o.lines[i].account == account {
+					o.lines[i].reportedCur = cur
+				}
+			}
 		}
 	}
 }
