@@ -1,6 +1,7 @@
 package wechatpay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ func (a *Adapter) Order(ctx context.Context, subMchID, transactionID, outOrderNo
 	if err != nil {
 		return OrderStatus{}, err
 	}
+	o.SubMchID = cmp.Or(o.SubMchID, subMchID) // the client checked any it gave: the seller's lines are told by it
 	return a.status(o), nil
 }
 

@@ -754,11 +754,22 @@ func unknownOrder(a pipeline.Attempt, now time.Time, memory time.Duration) []pip
 // platform's receiver for a distribution, the seller's for an unfreeze.
 func lineOf(a pipeline.Attempt, lines []OrderLine) (OrderLine, bool) {
 	for _, l := range lines {
-		if l.Platform == (a.Kind == KindDistribution) {
+		if about(a, l) {
 			return l, true
 		}
 	}
 	return OrderLine{}, false
+}
+
+// about reports whether l is a line attempt a is about: to the platform's
+// receiver for a distribution; to the sub-merchant itself for an unfreeze
+// (any line but the platform's was taken as the seller's, and an unfreeze
+// WeChat Pay reported released to another account agreed).
+func about(a pipeline.Attempt, l OrderLine) bool {
+	if a.Kind == KindDistribution {
+		return l.Platform
+	}
+	return l.Rest
 }
 
 // compareOrder compares an attempt with WeChat Pay's order (feeBps: see
@@ -774,7 +785,7 @@ func compareOrder(a pipeline.Attempt, st OrderStatus, feeBps int64) []pipeline.M
 	// alone was compared, and twice the commission found nothing).
 	n, sum := 0, int64(0)
 	for _, x := range st.Lines {
-		if x.Platform == (a.Kind == KindDistribution) {
+		if about(a, x) {
 			n++
 			sum, _ = pipeline.Add(sum, x.Amount)
 		}

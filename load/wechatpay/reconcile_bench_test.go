@@ -116,7 +116,7 @@ func (d benchDay) Order(_ context.Context, _, _, key string) (wechatpay.OrderSta
 	a := d.attempt(d.index(key, "WX20261123"))
 	line := wechatpay.OrderLine{Platform: true, Result: wechatpay.ResultSuccess, Amount: 100}
 	if a.Kind == wechatpay.KindUnfreeze {
-		line = wechatpay.OrderLine{Result: wechatpay.ResultSuccess, Amount: 900}
+		line = wechatpay.OrderLine{Rest: true, Result: wechatpay.ResultSuccess, Amount: 900}
 	}
 	return wechatpay.OrderStatus{State: wechatpay.StateFinished, AcceptedAt: benchAccepted, Lines: []wechatpay.OrderLine{line}}, nil
 }

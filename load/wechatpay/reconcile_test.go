@@ -141,7 +141,7 @@ func wxClean() (*wxStore, *wxAPI) {
 	api := &wxAPI{
 		orders: map[string]OrderStatus{
 			"K1": {State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 100}}},
-			"K2": {State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Result: ResultSuccess, Amount: 500}}},
+			"K2": {State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Rest: true, Result: ResultSuccess, Amount: 500}}},
 		},
 		bills: map[string][]BillEntry{"SUB1/2026-11-24": {
 			{Time: wxAccepted, TransactionID: "T1", OutOrderNo: "K1", Type: BillDistribution, Platform: true, Currency: "CNY", Amount: 100},
@@ -250,7 +250,7 @@ func TestWeChatMatcherFindings(t *testing.T) {
 			a.orders["K1"].Lines[0].Result = ResultPending
 		}, []string{"status K1 100/100"}},
 		{"no platform line in WeChat's order", func(s *wxStore, a *wxAPI) {
-			a.orders["K1"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Result: ResultSuccess, Amount: 100}}}
+			a.orders["K1"] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Rest: true, Result: ResultSuccess, Amount: 100}}}
 		}, []string{"missing_at_provider K1 100/"}},
 		{"someone moved our transaction's money", func(s *wxStore, a *wxAPI) {
 			a.bills["SUB1/2026-11-24"] = append(a.bills["SUB1/2026-11-24"],
@@ -511,7 +511,7 @@ func wxPagedDay(n int) (*wxStore, *wxAPI) {
 			{Time: wxAccepted, TransactionID: it.TransactionID, OutOrderNo: key, Type: BillUnfreeze, Currency: "CNY", Amount: 900}}
 		if i%3 == 0 {
 			e.Kind, e.Amount = KindUnfreeze, 0
-			line = OrderLine{Result: ResultSuccess, Amount: 900}
+			line = OrderLine{Rest: true, Result: ResultSuccess, Amount: 900}
 			bill = bill[1:]
 		} else {
 			settled[sub] += 100

@@ -226,7 +226,19 @@ func (s DistributionSender) distribution(e pipeline.Effect) (Distribution, error
 // aside) is not our request's - the commission paid to someone else, or
 // another request's answer - and such an answer is an error (ErrAnswer),
 // never an outcome. It was taken as the platform's commission collected.
+// So is a line of an unfreeze to anyone but the sub-merchant itself (an
+// unfreeze releases the rest to the sponsor, and names no receiver): it
+// was taken as the seller's share released once WeChat Pay held nothing
+// of the transaction, the item paid.
 func judge(e pipeline.Effect, d Distribution, o Order) (pipeline.Outcome, error) {
+	if e.Kind == KindUnfreeze {
+		for i, r := range o.Receivers {
+			if (r.Type != TypeMerchantID && r.Type != "") || r.Account != d.SubMchID {
+				return pipeline.Outcome{}, &Error{API: APIQueryOrder, Key: e.Key, kind: failBadAnswer,
+					Err: fmt.Errorf("%w: WeChat Pay's unfreeze releases line %d to %s %q, not to sub-merchant %s: not the request we sent", ErrAnswer, i+1, clip(r.Type), clip(r.Account), d.SubMchID)}
+			}
+		}
+	}
 	if e.Kind == KindDistribution {
 		for i, r := range o.Receivers {
 			if r.Type == TypeMerchantID && r.Account == d.SubMchID {

@@ -26,8 +26,8 @@ func TestCompareOrderStatusGoneBack(t *testing.T) {
 			}
 			for _, st := range []OrderStatus{
 				{State: StateProcessing},
-				{State: StateProcessing, Lines: []OrderLine{{Platform: kind == KindDistribution, Result: ResultPending, Amount: amount}}},
-				{State: StateFinished, Lines: []OrderLine{{Platform: kind == KindDistribution, Result: ResultPending, Amount: amount}}},
+				{State: StateProcessing, Lines: []OrderLine{{Platform: kind == KindDistribution, Rest: kind == KindUnfreeze, Result: ResultPending, Amount: amount}}},
+				{State: StateFinished, Lines: []OrderLine{{Platform: kind == KindDistribution, Rest: kind == KindUnfreeze, Result: ResultPending, Amount: amount}}},
 			} {
 				ms := compareOrder(a, st, 0)
 				if len(ms) != 1 || ms[0].Expected || ms[0].Category != pipeline.MismatchStatus || !strings.Contains(ms[0].Detail, "went back") {
