@@ -144,6 +144,10 @@ func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 	return w, nil
 }
 
+// customRelation is the custom_relation of the platform's receiver when
+// its relation type is CUSTOM.
+const customRelation = "platform"
+
 func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relation string, ratio int64) (*weChatSetup, error) {
 	// Bursts of 1: requests are spaced evenly, so that a provider whose own
 	// bucket started at another moment never sees more than the rate.
@@ -159,7 +163,15 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 	}
 	r := wechatpay.NewReceiver{Type: wechatpay.TypeMerchantID, Account: account, Name: name, RelationType: relation}
 	if relation == wechatpay.RelationCustom {
-		r.CustomRelation = "marketplace platform"
+		// At most wechatpay.MaxCustomRelation characters: "marketplace
+		// platform" was refused at every sub-merchant, every run.
+		r.CustomRelation = customRelation
+	}
+	// The receiver is added at every sub-merchant: one WeChat Pay refuses
+	// (a relation type it does not publish) held every order with a
+	// commission, every run. Said now, once (exit 2).
+	if err := r.Check(); err != nil {
+		return nil, pipeline.Errorf(pipeline.KindUsage, "--"+flagWXRelation, "the platform's receiver: %w", err)
 	}
 	return &weChatSetup{client: client, receiver: r, account: "--" + flagWXMchID + " " + cfg.MchID, ratio: ratio, currencies: []pipeline.Currency{wechatpay.DistributionCurrency}, qps: qps, subQPS: subQPS}, nil
 }

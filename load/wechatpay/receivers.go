@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -23,7 +25,19 @@ const (
 
 	ReceiverInit      = "INIT"
 	ReceiverEffective = "EFFECTIVE"
+
+	// MaxCustomRelation is the most characters of a receiver's
+	// custom_relation ("本字段最多10个字": at most 10 characters; the
+	// mainland Adding Receiver API and its model in WeChat's Go SDK
+	// v0.2.20, services/profitsharing; the Global page's figure could not
+	// be retrieved here, so the mainland one is kept, as for
+	// MaxDescription). wechatpaytest refuses a longer one (PARAM_ERROR).
+	MaxCustomRelation = 10
 )
+
+// relations are the relation types WeChat Pay Global publishes for a
+// receiver (PROVIDERS.md); wechatpaytest refuses any other (PARAM_ERROR).
+var relations = []string{RelationSupplier, RelationDistributor, RelationTaxServiceProvider, RelationITServiceProvider, RelationCustom}
 
 // ReviewFailed reports whether a receiver's state says WeChat Pay's
 // review ended without approving it: any state but INIT (under review)
@@ -48,6 +62,30 @@ type NewReceiver struct {
 	CustomRelation    string // with RelationCustom
 	PartnershipFileID string // optional: the partnership contract, from the file upload API
 	ApplicationFileID string // optional: the receiver application letter
+}
+
+// Check says why WeChat Pay would refuse to add r at any sub-merchant
+// (nil: it would not): a relation type it does not publish, a CUSTOM
+// relation without custom_relation or with one longer than
+// MaxCustomRelation, a receiver type it does not know, or a MERCHANT_ID
+// receiver without the merchant's full name. The platform's receiver is
+// added at every sub-merchant: refused, every order with a commission
+// was held, every run. It is checked when settle starts (a usage error),
+// and by AddReceiver.
+func (r NewReceiver) Check() error {
+	switch {
+	case !slices.Contains(relations, r.RelationType):
+		return fmt.Errorf("relation type %q: want one of %s", clip(r.RelationType), strings.Join(relations, ", "))
+	case r.RelationType == RelationCustom && r.CustomRelation == "":
+		return errors.New("relation CUSTOM needs a custom relation")
+	case utf8.RuneCountInString(r.CustomRelation) > MaxCustomRelation:
+		return fmt.Errorf("custom relation %q: at most %d characters", clip(r.CustomRelation), MaxCustomRelation)
+	case !slices.Contains(receiverKind, r.Type):
+		return fmt.Errorf("unknown receiver type %q", clip(r.Type))
+	case r.Type == TypeMerchantID && r.Name == "":
+		return errors.New("a MERCHANT_ID receiver needs the merchant's full name")
+	}
+	return nil
 }
 
 // ReceiverRef names a receiver of a sub-merchant.
@@ -112,13 +150,8 @@ func (c *Client) AddReceiver(ctx context.Context, r NewReceiver) (ReceiverStatus
 	if err := checkReceiver(r.SubMchID, r.Type, r.Account); err != nil {
 		return ReceiverStatus{}, sp.fail(failLocal, err)
 	}
-	switch {
-	case r.RelationType == "" || !tokenChars(r.RelationType):
-		return ReceiverStatus{}, sp.fail(failLocal, errors.New("want a relation type"))
-	case r.RelationType == RelationCustom && r.CustomRelation == "":
-		return ReceiverStatus{}, sp.fail(failLocal, errors.New("relation CUSTOM needs a custom relation"))
-	case r.Type == TypeMerchantID && r.Name == "":
-		return ReceiverStatus{}, sp.fail(failLocal, errors.New("a MERCHANT_ID receiver needs the merchant's full name"))
+	if err := r.Check(); err != nil {
+		return ReceiverStatus{}, sp.fail(failLocal, err)
 	}
 	in := wireNewReceiver{SubMchID: r.SubMchID, AppID: r.AppID, SubAppID: r.SubAppID, Type: r.Type, Account: r.Account,
 		RelationType: r.RelationType, CustomRelation: r.CustomRelation,

@@ -1,9 +1,11 @@
 package wechatpaytest
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/settlekit/settle/load/wechatpay"
 )
@@ -99,8 +101,15 @@ func (s *Server) addReceiver(c call) reply {
 		return a
 	}
 	switch {
+	case !slices.Contains([]string{wechatpay.RelationSupplier, wechatpay.RelationDistributor, wechatpay.RelationTaxServiceProvider,
+		wechatpay.RelationITServiceProvider, wechatpay.RelationCustom}, in.RelationType):
+		// Published: relation_type is one of these.
+		return paramError("unknown relation_type")
 	case in.RelationType == wechatpay.RelationCustom && in.CustomRelation == "":
 		return paramError("custom_relation is required with relation_type CUSTOM")
+	case utf8.RuneCountInString(in.CustomRelation) > wechatpay.MaxCustomRelation:
+		// Published: custom_relation is at most 10 characters.
+		return paramError(fmt.Sprintf("custom_relation: at most %d characters", wechatpay.MaxCustomRelation))
 	case in.Type == wechatpay.TypeMerchantID && in.Name == "":
 		return paramError("name is required for a MERCHANT_ID receiver")
 	}

@@ -33,7 +33,9 @@
 // its amount less WeChat Pay's fee (Options.FeeBps; none by default). As
 // published, a sub_mchid or transaction_id longer than 32
 // characters, an out_order_no longer than 64, a description longer than
-// 80 or a settlement page of more than 30 is refused 400 PARAM_ERROR, and
+// 80, a receiver added with a relation_type WeChat Pay does not publish or
+// a custom_relation longer than 10 characters, or a settlement page of
+// more than 30 is refused 400 PARAM_ERROR, and
 // what is still frozen of a transaction goes to the seller
 // wechatpay.FreezeWindow (180 days) after it was paid (SetPaidAt;
 // AddTransaction: now). The outcome of a
