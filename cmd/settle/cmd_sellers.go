@@ -124,6 +124,11 @@ func (cfg *config) sellersBind(c *cli.Context) error {
 	req := infiniapay.BindRequest{SellerID: infiniaID,
 		SellerCertNo: certNo, SellerName: seller.Name, StoreName: seller.Name, StoreURL: c.String("store-url"),
 		EntityType: seller.EntityType, Country: seller.Country, Currency: cur, BacklinkURL: c.String("backlink-url")}
+	if err := req.Check(); err != nil {
+		// Infinia refuses it (SYS-002, naming no field) however often it
+		// is sent: the seller's platform data must say it as Infinia takes it.
+		return pipeline.E(pipeline.KindUsage, "sellers bind", fmt.Errorf("bind %s: the platform's sellers give %w", id, err))
+	}
 	req.RequestNo = bindRequestNo(cfg.clock(), seller.ID, req)
 	reqNo := req.RequestNo
 	redirect, err := inf.client.BindAccount(c.Context, req)

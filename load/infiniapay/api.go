@@ -58,6 +58,29 @@ type BindRequest struct {
 	BacklinkURL  string // optional: where Infinia sends the seller back to
 }
 
+// Entity types Infinia publishes for a binding request (entityType).
+const (
+	EntityCorporate  = "Corporate"
+	EntityIndividual = "Individual"
+)
+
+// Check says which of r's published enumerations and formats Infinia
+// would refuse (SYS-002, naming no field): entityType Corporate or
+// Individual, country ISO 3166-1 alpha-3 (three upper-case letters). A
+// seller's platform data ("CN", "corporate") was sent as it was, and
+// refused every time it was bound, with nothing saying which field:
+// BindAccount checks it before sending, and settle sellers bind says it
+// as a usage error.
+func (r BindRequest) Check() error {
+	if r.EntityType != EntityCorporate && r.EntityType != EntityIndividual {
+		return fmt.Errorf("entityType %q: want %s or %s", clip(r.EntityType), EntityCorporate, EntityIndividual)
+	}
+	if len(r.Country) != 3 || strings.Trim(r.Country, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+		return fmt.Errorf("country %q: want an ISO 3166-1 alpha-3 code (three upper-case letters, e.g. CHN)", clip(r.Country))
+	}
+	return nil
+}
+
 // Binding is a seller's account binding.
 type Binding struct {
 	SellerID string
@@ -217,6 +240,9 @@ func (c *Client) BindAccount(ctx context.Context, r BindRequest) (string, error)
 	sp := c.spec(APIBindAccount, c.cfg.Paths.BindAccount, r.RequestNo)
 	if r.RequestNo == "" || r.SellerID == "" || !r.Currency.Valid() {
 		return "", sp.fail(failLocal, errors.New("requestNo, sellerId and a known currency are required"))
+	}
+	if err := r.Check(); err != nil {
+		return "", sp.fail(failLocal, err)
 	}
 	in := wireBind{
 		RequestNo: r.RequestNo, SellerID: r.SellerID, SellerCertNo: r.SellerCertNo, SellerName: r.SellerName,

@@ -71,3 +71,48 @@ func TestARevenueShareWhoseNoteDoesNotFitGoesOutWithoutIt(t *testing.T) {
 		t.Fatalf("%+v, err %v, %d paid: want 12345 paid", res, err, r.fake.Paid("S1", "CNY"))
 	}
 }
+
+// TestABindingRequestOutsideInfiniasEnumerationsIsNotSent: Infinia
+// publishes entityType as Corporate or Individual and country as ISO
+// 3166-1 alpha-3. A seller whose platform data says "CN" or "corporate"
+// was sent as it was and refused (SYS-002, naming no field) every time it
+// was bound. It is refused here naming the field, nothing sent; the fake
+// refuses it as Infinia would, and takes the published forms.
+func TestABindingRequestOutsideInfiniasEnumerationsIsNotSent(t *testing.T) {
+	r := newRig(t, infiniapaytest.Options{}, nil, nil)
+	good := infiniapay.BindRequest{RequestNo: "ABR-20250903-0001", SellerID: "SELLER-123456", SellerCertNo: "91310108MA1KXXXXXX",
+		SellerName: "Acme Trading Ltd.", StoreName: "Acme Official Store", StoreURL: "https://store.example.com/acme",
+		EntityType: "Corporate", Country: "CHN", Currency: "CNY"}
+	for field, bad := range map[string]func(*infiniapay.BindRequest){
+		"country":    func(b *infiniapay.BindRequest) { b.Country = "CN" },
+		"entityType": func(b *infiniapay.BindRequest) { b.EntityType = "corporate" },
+	} {
+		b := good
+		bad(&b)
+		_, err := r.client.BindAccount(context.Background(), b)
+		if err == nil || !strings.Contains(err.Error(), field) || r.fake.Calls(infiniapay.APIBindAccount) != 0 {
+			t.Fatalf("%s: err %v after %d requests: want it refused naming %s, nothing sent", field, err, r.fake.Calls(infiniapay.APIBindAccount), field)
+		}
+	}
+	if _, err := r.client.BindAccount(context.Background(), good); err != nil {
+		t.Fatalf("the published forms: %v", err)
+	}
+
+	// The fake, sent such a request, refuses it.
+	k := keys(t)
+	wire := map[string]string{"requestNo": "ABR-20250903-0002", "sellerId": good.SellerID, "sellerCertNo": good.SellerCertNo,
+		"sellerName": "Acme", "storeName": "Acme", "storeUrl": good.StoreURL, "entityType": good.EntityType, "country": "CN", "currency": "CNH"}
+	body, err := infiniapay.Seal("APP-TEST", wire, k.InfiniaPublic, k.PlatformPrivate, infiniapay.DefaultChunkSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := r.srv.Client().Post(r.srv.URL+"/api/v1/account-binding/request", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env infiniapay.ResponseEnvelope
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || env.Code != infiniapay.CodeInvalidParameter || !strings.Contains(env.Message, "country") {
+		t.Fatalf("the fake answered %s %q (%v): want %s about the country", env.Code, env.Message, err, infiniapay.CodeInvalidParameter)
+	}
+}
