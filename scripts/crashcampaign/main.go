@@ -28,7 +28,10 @@
 // migrating the ledger and resuming what the older left (sent, unknown,
 // planned). The checks are the same; then BIN is run once more on the
 // ledger this tree migrated (a rollback) and must stop, exit 2, with no
-// money call to paysim.
+// money call to paysim. When this tree has no migration BIN lacks (the
+// ledger's version after BIN's runs is the one after this tree's), that
+// run is no rollback but an older release on its own schema, on a date
+// already quiet: it must end (0 or 4) with no money call to paysim.
 //
 // Usage: go run ./scripts/crashcampaign [-seeds 3] [-orders 2000]
 // [-sellers 200] [-for 30m] [-old-settle BIN]; CAMPAIGN_PG is the admin URL (default
@@ -57,9 +60,10 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/lib/pq"
+	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/seed"
 )
 
@@ -147,6 +151,9 @@ type world struct {
 	stateURL string
 	ps       *exec.Cmd
 	dir      string
+	// oldVersion is the ledger's migration after the older settle's
+	// runs (the newest it knows): 0 before one has run.
+	oldVersion int64
 }
 
 func (t *tool) newWorld(name string, seed uint64, faults string) (*world, error) {
@@ -459,6 +466,10 @@ func (t *tool) campaign(seed uint64) (c campaignResult, err error) {
 		if err != nil {
 			return c, err
 		}
+		version, err := camp.ledgerVersion()
+		if err != nil {
+			return c, err
+		}
 		r, err := camp.settleRunWith(t.old, 200, plan{})
 		if err != nil {
 			return c, err
@@ -467,9 +478,10 @@ func (t *tool) campaign(seed uint64) (c campaignResult, err error) {
 		if err != nil {
 			return c, err
 		}
-		fmt.Printf("  %s rollback run (old): exit %d, new movements %d: %s\n", camp.name, r.exit, r.newMoves, r.lastMessage)
-		if r.exit != 2 || before != after {
-			reports = append(reports, fmt.Sprintf("the older settle on the migrated ledger exited %d, paysim's money calls %v then %v (%s)", r.exit, before, after, r.log))
+		fmt.Printf("  %s rollback run (old, migration %d, ledger at %d): exit %d, new movements %d: %s\n",
+			camp.name, camp.oldVersion, version, r.exit, r.newMoves, r.lastMessage)
+		if bad := rollbackReport(camp.oldVersion, version, r.exit, before, after); bad != "" {
+			reports = append(reports, fmt.Sprintf("%s (%s)", bad, r.log))
 		}
 	}
 	reports = append(reports, diff(bs, cs)...)
@@ -477,6 +489,55 @@ func (t *tool) campaign(seed uint64) (c campaignResult, err error) {
 		return c, fmt.Errorf("logs in %s:\n  %s", camp.dir, strings.Join(reports, "\n  "))
 	}
 	return c, nil
+}
+
+// rollbackReport judges the older settle's run on the ledger this tree
+// left: oldVersion is the newest migration the older knows (the ledger's
+// after its runs), version the ledger's before this run, exit its exit
+// code, before and after paysim's money calls around it. A ledger
+// migrated past what the older knows must stop it, exit 2; one it knows
+// (no migration between the two) is its own schema, on a date already
+// quiet: it ends, 0 or 4. Either moves nothing. It returns "" when the
+// run did so, else what it did.
+func rollbackReport(oldVersion, version int64, exit int, before, after string) string {
+	var bad string
+	switch {
+	case oldVersion <= 0:
+		bad = "the older settle's migration was never read"
+	case version > oldVersion && exit != 2:
+		bad = fmt.Sprintf("the older settle (migration %d) on the ledger migrated to %d exited %d, not 2", oldVersion, version, exit)
+	case version <= oldVersion && exit != 0 && exit != 4:
+		bad = fmt.Sprintf("the older settle (migration %d) on a ledger of its own schema (%d), the date quiet, exited %d, not 0 or 4", oldVersion, version, exit)
+	}
+	if before != after {
+		bad = strings.TrimPrefix(bad+"; ", "; ") + fmt.Sprintf("the older settle's run called paysim's money endpoints: %v then %v", before, after)
+	}
+	return bad
+}
+
+// ledgerVersion returns the ledger's newest applied migration (goose's
+// table, in SETTLE_SCHEMA or settle's default schema): 0 when there is
+// none yet (a run that stopped before it migrated).
+func (w *world) ledgerVersion() (int64, error) {
+	schema := os.Getenv("SETTLE_SCHEMA")
+	if schema == "" {
+		schema = ledger.DefaultSchema
+	}
+	db, err := sql.Open("postgres", w.dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	table := pq.QuoteIdentifier(schema) + ".goose_db_version"
+	var exists bool
+	if err := db.QueryRow(`SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	var v sql.NullInt64
+	if err := db.QueryRow(`SELECT max(version_id) FROM ` + table).Scan(&v); err != nil {
+		return 0, fmt.Errorf("the ledger's version: %w", err)
+	}
+	return v.Int64, nil
 }
 
 // untilEnd runs settle (with random kills when rng is set) until a run
@@ -527,6 +588,13 @@ func (w *world) untilEnd(rng *rand.Rand, c *campaignResult) (int, error) {
 			return 0, err
 		}
 		c.runs++
+		if bin == w.t.old {
+			v, err := w.ledgerVersion()
+			if err != nil {
+				return 0, err
+			}
+			w.oldVersion = max(w.oldVersion, v)
+		}
 		if r.signalled {
 			if p.sig == syscall.SIGKILL {
 				c.kills++
