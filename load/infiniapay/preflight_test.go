@@ -57,9 +57,16 @@ func TestRefusedCredentialsAreUsage(t *testing.T) {
 	if pipeline.KindOf(err) != pipeline.KindUsage || !errors.Is(err, infiniapay.ErrCredentials) || r.fake.Calls("trade-details/query") != 1 {
 		t.Fatalf("kind %v after %d calls: %v", pipeline.KindOf(err), r.fake.Calls("trade-details/query"), err)
 	}
+	// A requestNo used again with other parameters: refused by Infinia
+	// (the client checks what it can before sending, BindRequest.Check).
 	ok := newRig(t, infiniapaytest.Options{}, nil, nil)
-	_, err = ok.client.BindAccount(context.Background(), infiniapay.BindRequest{RequestNo: "ABR-1", SellerID: "S1", SellerCertNo: "X",
-		SellerName: "S", StoreName: "S", StoreURL: "https://s.example", EntityType: "Person", Country: "DEU", Currency: "EUR"})
+	bind := infiniapay.BindRequest{RequestNo: "ABR-1", SellerID: "S1", SellerCertNo: "X",
+		SellerName: "S", StoreName: "S", StoreURL: "https://s.example", EntityType: "Individual", Country: "DEU", Currency: "EUR"}
+	if _, err := ok.client.BindAccount(context.Background(), bind); err != nil {
+		t.Fatal(err)
+	}
+	bind.SellerName = "Another"
+	_, err = ok.client.BindAccount(context.Background(), bind)
 	var ie *infiniapay.Error
 	if pipeline.KindOf(err) == pipeline.KindUsage || errors.Is(err, infiniapay.ErrCredentials) || !errors.As(err, &ie) || ie.Code != infiniapay.CodeInvalidParameter || !ie.Definite() {
 		t.Fatalf("a refusal about the request taken for refused credentials: %v", err)
