@@ -41,7 +41,9 @@ func (a *Adapter) status(o Order) OrderStatus {
 			st.AcceptedAt = l.CreateTime
 		}
 		st.Lines = append(st.Lines, OrderLine{Platform: a.platform(l.Type, l.Account), Result: l.Result,
-			Rest:       o.SubMchID != "" && l.Type == TypeMerchantID && l.Account == o.SubMchID,
+			// As the sender judges an unfreeze's line (judge): a line with
+			// no type is the sub-merchant's by its account.
+			Rest:       o.SubMchID != "" && (l.Type == TypeMerchantID || l.Type == "") && l.Account == o.SubMchID,
 			FailReason: l.FailReason, Currency: l.Currency, Amount: l.Amount})
 	}
 	return st

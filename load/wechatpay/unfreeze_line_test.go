@@ -63,3 +63,29 @@ func TestTheMatchersOrderKnowsTheSellersLineWithoutAnEcho(t *testing.T) {
 		t.Fatalf("Order = %+v, %v; want the one line, the seller's, of 10.00", st, err)
 	}
 }
+
+// TestTheMatchersOrderKnowsTheSellersLineWithoutAType: an unfreeze's line
+// that names no receiver type is the sub-merchant's by its account, as the
+// sender judges it (a line of no type to the sub-merchant is ours): the
+// matcher took it for no line of the seller's, an unexpected
+// missing_at_provider at every reconciliation of a settled unfreeze.
+func TestTheMatchersOrderKnowsTheSellersLineWithoutAType(t *testing.T) {
+	edit := editJSON(func(m map[string]any) {
+		rs, _ := m["receivers"].([]any)
+		for _, r := range rs {
+			if r, ok := r.(map[string]any); ok {
+				delete(r, "type")
+			}
+		}
+	})
+	r, _, _, api := reviewRig(t, wechatpaytest.Options{Polls: -1}, edit, 1)
+	r.fake.AddTransaction(subMchID, "T9", "CNY", 10_00)
+	e := pipeline.Effect{ID: 1, Kind: wechatpay.KindUnfreeze, Subject: "WX/20250903/S1/T9", Attempt: 1, Key: "WXU-20250903-S1-1", Currency: "CNY", State: pipeline.EffectPlanned}
+	if out, _, err := api.Send(context.Background(), e, wechatpay.Txn{SubMchID: subMchID, TransactionID: "T9", Currency: "CNY"}); err != nil || out.Status != pipeline.OutcomeSucceeded {
+		t.Fatalf("Send = %+v, %v", out, err)
+	}
+	st, err := api.Order(context.Background(), subMchID, "T9", e.Key)
+	if err != nil || len(st.Lines) != 1 || !st.Lines[0].Rest || st.Lines[0].Amount != 10_00 {
+		t.Fatalf("Order = %+v, %v; want the one line, the seller's, of 10.00", st, err)
+	}
+}
