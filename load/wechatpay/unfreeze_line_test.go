@@ -46,46 +46,37 @@ func TestAnUnfreezeReleasedToAnotherAccountIsNotPaid(t *testing.T) {
 	}
 }
 
-// TestTheMatchersOrderKnowsTheSellersLineWithoutAnEcho: the matcher's
-// order (Adapter.Order) tells the seller's line by the sub-merchant asked
-// about when WeChat Pay's answer does not echo sub_mchid (optional in the
-// published schema): an unfreeze's line is then still the seller's.
-func TestTheMatchersOrderKnowsTheSellersLineWithoutAnEcho(t *testing.T) {
-	edit := editJSON(func(m map[string]any) { delete(m, "sub_mchid") })
-	r, _, _, api := reviewRig(t, wechatpaytest.Options{Polls: -1}, edit, 1)
-	r.fake.AddTransaction(subMchID, "T9", "CNY", 10_00)
-	e := pipeline.Effect{ID: 1, Kind: wechatpay.KindUnfreeze, Subject: "WX/20250903/S1/T9", Attempt: 1, Key: "WXU-20250903-S1-1", Currency: "CNY", State: pipeline.EffectPlanned}
-	if out, _, err := api.Send(context.Background(), e, wechatpay.Txn{SubMchID: subMchID, TransactionID: "T9", Currency: "CNY"}); err != nil || out.Status != pipeline.OutcomeSucceeded {
-		t.Fatalf("Send = %+v, %v", out, err)
-	}
-	st, err := api.Order(context.Background(), subMchID, "T9", e.Key)
-	if err != nil || len(st.Lines) != 1 || !st.Lines[0].Rest || st.Lines[0].Amount != 10_00 {
-		t.Fatalf("Order = %+v, %v; want the one line, the seller's, of 10.00", st, err)
-	}
-}
-
-// TestTheMatchersOrderKnowsTheSellersLineWithoutAType: an unfreeze's line
-// that names no receiver type is the sub-merchant's by its account, as the
-// sender judges it (a line of no type to the sub-merchant is ours): the
-// matcher took it for no line of the seller's, an unexpected
-// missing_at_provider at every reconciliation of a settled unfreeze.
-func TestTheMatchersOrderKnowsTheSellersLineWithoutAType(t *testing.T) {
-	edit := editJSON(func(m map[string]any) {
-		rs, _ := m["receivers"].([]any)
-		for _, r := range rs {
-			if r, ok := r.(map[string]any); ok {
-				delete(r, "type")
+// TestTheMatchersOrderKnowsTheSellersLine: the matcher's order
+// (Adapter.Order) tells an unfreeze's line as the seller's
+//   - by the sub-merchant asked about when WeChat Pay's answer does not
+//     echo sub_mchid (optional in the published schema);
+//   - by its account when the line names no receiver type, as the sender
+//     judges it: the matcher took it for no line of the seller's, an
+//     unexpected missing_at_provider at every reconciliation of a settled
+//     unfreeze.
+func TestTheMatchersOrderKnowsTheSellersLine(t *testing.T) {
+	for name, edit := range map[string]func(map[string]any){
+		"without an echo": func(m map[string]any) { delete(m, "sub_mchid") },
+		"without a type": func(m map[string]any) {
+			rs, _ := m["receivers"].([]any)
+			for _, r := range rs {
+				if r, ok := r.(map[string]any); ok {
+					delete(r, "type")
+				}
 			}
-		}
-	})
-	r, _, _, api := reviewRig(t, wechatpaytest.Options{Polls: -1}, edit, 1)
-	r.fake.AddTransaction(subMchID, "T9", "CNY", 10_00)
-	e := pipeline.Effect{ID: 1, Kind: wechatpay.KindUnfreeze, Subject: "WX/20250903/S1/T9", Attempt: 1, Key: "WXU-20250903-S1-1", Currency: "CNY", State: pipeline.EffectPlanned}
-	if out, _, err := api.Send(context.Background(), e, wechatpay.Txn{SubMchID: subMchID, TransactionID: "T9", Currency: "CNY"}); err != nil || out.Status != pipeline.OutcomeSucceeded {
-		t.Fatalf("Send = %+v, %v", out, err)
-	}
-	st, err := api.Order(context.Background(), subMchID, "T9", e.Key)
-	if err != nil || len(st.Lines) != 1 || !st.Lines[0].Rest || st.Lines[0].Amount != 10_00 {
-		t.Fatalf("Order = %+v, %v; want the one line, the seller's, of 10.00", st, err)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, _, _, api := reviewRig(t, wechatpaytest.Options{Polls: -1}, editJSON(edit), 1)
+			r.fake.AddTransaction(subMchID, "T9", "CNY", 10_00)
+			e := pipeline.Effect{ID: 1, Kind: wechatpay.KindUnfreeze, Subject: "WX/20250903/S1/T9", Attempt: 1, Key: "WXU-20250903-S1-1", Currency: "CNY", State: pipeline.EffectPlanned}
+			if out, _, err := api.Send(context.Background(), e, wechatpay.Txn{SubMchID: subMchID, TransactionID: "T9", Currency: "CNY"}); err != nil || out.Status != pipeline.OutcomeSucceeded {
+				t.Fatalf("Send = %+v, %v", out, err)
+			}
+			st, err := api.Order(context.Background(), subMchID, "T9", e.Key)
+			if err != nil || len(st.Lines) != 1 || !st.Lines[0].Rest || st.Lines[0].Amount != 10_00 {
+				t.Fatalf("Order = %+v, %v; want the one line, the seller's, of 10.00", st, err)
+			}
+		})
 	}
 }
