@@ -38,20 +38,30 @@ func TestARequestLongerThanInfiniaPublishesIsNotSent(t *testing.T) {
 	}
 
 	// The fake, sent such a request, refuses it.
+	if env := bindRaw(t, r, bind); env.Code != infiniapay.CodeTooLarge {
+		t.Fatalf("the fake answered %+v: want %s", env, infiniapay.CodeTooLarge)
+	}
+}
+
+// bindRaw sends the fake the binding request body, sealed as the client
+// would but unchecked, and returns its answer's envelope.
+func bindRaw(t *testing.T, r *rig, body any) infiniapay.ResponseEnvelope {
+	t.Helper()
 	k := keys(t)
-	body, err := infiniapay.Seal("APP-TEST", bind, k.InfiniaPublic, k.PlatformPrivate, infiniapay.DefaultChunkSize)
+	sealed, err := infiniapay.Seal("APP-TEST", body, k.InfiniaPublic, k.PlatformPrivate, infiniapay.DefaultChunkSize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := r.srv.Client().Post(r.srv.URL+"/api/v1/account-binding/request", "application/json", bytes.NewReader(body))
+	resp, err := r.srv.Client().Post(r.srv.URL+"/api/v1/account-binding/request", "application/json", bytes.NewReader(sealed))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var env infiniapay.ResponseEnvelope
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || env.Code != infiniapay.CodeTooLarge {
-		t.Fatalf("the fake answered %+v (%v): want %s", env, err, infiniapay.CodeTooLarge)
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		t.Fatal(err)
 	}
+	return env
 }
 
 // TestARevenueShareWhoseNoteDoesNotFitGoesOutWithoutIt: the sender's
@@ -99,20 +109,9 @@ func TestABindingRequestOutsideInfiniasEnumerationsIsNotSent(t *testing.T) {
 	}
 
 	// The fake, sent such a request, refuses it.
-	k := keys(t)
 	wire := map[string]string{"requestNo": "ABR-20250903-0002", "sellerId": good.SellerID, "sellerCertNo": good.SellerCertNo,
 		"sellerName": "Acme", "storeName": "Acme", "storeUrl": good.StoreURL, "entityType": good.EntityType, "country": "CN", "currency": "CNH"}
-	body, err := infiniapay.Seal("APP-TEST", wire, k.InfiniaPublic, k.PlatformPrivate, infiniapay.DefaultChunkSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := r.srv.Client().Post(r.srv.URL+"/api/v1/account-binding/request", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var env infiniapay.ResponseEnvelope
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || env.Code != infiniapay.CodeInvalidParameter || !strings.Contains(env.Message, "country") {
-		t.Fatalf("the fake answered %s %q (%v): want %s about the country", env.Code, env.Message, err, infiniapay.CodeInvalidParameter)
+	if env := bindRaw(t, r, wire); env.Code != infiniapay.CodeInvalidParameter || !strings.Contains(env.Message, "country") {
+		t.Fatalf("the fake answered %s %q: want %s about the country", env.Code, env.Message, infiniapay.CodeInvalidParameter)
 	}
 }
