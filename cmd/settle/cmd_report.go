@@ -220,6 +220,15 @@ func (r reportWriter) writeSet(ctx context.Context, l *ledger.Ledger, d pipeline
 	if err != nil {
 		return "", err
 	}
+	// The set was read under the date's lock (settle report's, or its
+	// run's): only if that lock's session still holds it (the server may
+	// have ended it: a failover, an administrator) was no run of the date
+	// working meanwhile. Otherwise the files are left without the manifest
+	// that vouches for them.
+	if err := l.CheckLocks(ctx); err != nil {
+		return "", fmt.Errorf("the reports of %s were read, and the date's lock was lost meanwhile: a run of the date may have worked while they were read, so no %s vouches for what is in %s (settle report --date %s writes them again): %w",
+			d, load.ManifestName, r.reports.DateDir(d), d, err)
+	}
 	if _, err := r.reports.WriteManifest(d, set...); err != nil {
 		return "", err
 	}

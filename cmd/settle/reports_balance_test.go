@@ -5,6 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -308,4 +311,50 @@ func TestReportSetIsReadAtOneInstant(t *testing.T) {
 	}
 	e.checkReportsAgree(testDate)
 	e.checkManifest(testDate)
+}
+
+// TestReportSetLosingItsLockIsNotVouched: settle report's set, whose
+// date's lock the server took away while it was read (its session ended:
+// a failover, an administrator), is left without its manifest and the
+// error says so: a run of the date may have worked meanwhile. Before, the
+// manifest vouched for it as for any other.
+func TestReportSetLosingItsLockIsNotVouched(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(20, 0)
+	if out, code := e.runInfinia(e.sim(nil, 30, nil, 1_000_000_000_00)); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d, _ := pipeline.ParseDate(testDate)
+	release, err := l.LockToReport(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	ended := false
+	w := reportWriter{reports: load.Reports{Dir: e.reports}, written: func(ctx context.Context, w load.Written) error {
+		if filepath.Base(w.Path) != "payouts.csv" {
+			return nil
+		}
+		var n int
+		err := e.db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE '%: report ' || $1`, testDate).Scan(&n)
+		ended = n == 1
+		return err
+	}}
+	_, err = w.write(ctx, l, d)
+	if !ended {
+		t.Fatalf("no session of the report's lock was ended (%v)", err)
+	}
+	if !errors.Is(err, pipeline.ErrLockLost) || !strings.Contains(err.Error(), "no "+load.ManifestName+" vouches") {
+		t.Fatalf("the set written after its lock was lost: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.reports, testDate, load.ManifestName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s is there (%v): it vouches for a set read without the date's lock", load.ManifestName, err)
+	}
 }
