@@ -148,14 +148,17 @@ func (a Adapter) currencyOf(ctx context.Context, chain int, r Refund, o Order, o
 		out.CurrenciesUnread = true
 		return 0, nil
 	}
-	var theirs *Currency
-	var ours []string // the currencies of the payment's symbol, by id
+	var theirs, unusable *Currency // unusable: an entry of the payment's symbol, or the refund's, with a Problem
+	var ours []string              // the currencies of the payment's symbol, by id
 	for i := range list {
-		if list[i].ID == r.CurrencyID {
+		if list[i].ID == r.CurrencyID && theirs == nil {
 			theirs = &list[i]
 		}
 		if list[i].Symbol == o.settlement {
 			ours = append(ours, strconv.Itoa(list[i].ID))
+		}
+		if list[i].Problem != "" && unusable == nil && (list[i].ID == r.CurrencyID || list[i].Symbol == o.settlement) {
+			unusable = &list[i]
 		}
 	}
 	settled := clip(o.settlement)
@@ -166,6 +169,16 @@ func (a Adapter) currencyOf(ctx context.Context, chain int, r Refund, o Order, o
 	case r.CurrencyID == 0:
 		out.AmountProblem = fmt.Sprintf("the refund names no currencyId, the payment was settled in %s on chain %d: its amount cannot be told to be in the payment's %s", settled, chain, clip(o.settlement))
 		out.Elsewhere = true
+		return 0, nil
+	case unusable != nil:
+		// The refund's own currency, or one of the payment's symbol (of
+		// which the payment's currency may be a namesake), is listed so
+		// that it cannot be used: the order waits for the list to be
+		// right, as for a list that cannot be read; the other refunds of
+		// the chain are read.
+		out.AmountProblem = fmt.Sprintf("Pay Protocol's currency list of chain %d cannot be used for the refund's currency %d, the payment settled in %s (%s)",
+			chain, r.CurrencyID, clip(o.settlement), unusable.Problem)
+		out.CurrenciesUnread = true
 		return 0, nil
 	case theirs == nil:
 		out.AmountProblem = fmt.Sprintf("the refund is in currency %d, which Pay Protocol's currency list of chain %d does not have, the payment was settled in %s: its amount is not known to be in the payment's %s",

@@ -27,6 +27,12 @@ type Currency struct {
 	Name     string // name ("Tether USD")
 	Address  string // the token's contract address
 	Decimals int    // decimals: refund and payment amounts are scaled by 10^Decimals
+	// Problem says why the list's entry of this currency cannot be used
+	// (another chain's, its id listed twice, decimals missing or out of
+	// range), its Decimals then 0; "" when it can. Only the refunds it may concern wait for it
+	// (Adapter's currencyOf): those in this currency, and those whose
+	// payment was settled in its symbol, of which it may be a namesake.
+	Problem string
 }
 
 // wireCurrency is an entry of the currency list, by its published names;
@@ -41,12 +47,16 @@ type wireCurrency struct {
 }
 
 // CurrencyList returns the merchant's currencies on chainID: GET
-// /conf/list/currency?chainId=... . Every entry must be of that chain,
-// with a currencyId above 0 that no other entry has, a symbol, and
-// decimals from 0 to MaxDecimals; otherwise the whole answer is refused
-// (ErrAnswer): a refund's currency is looked up in it, and a list that
-// cannot be trusted whole says nothing of any. Retried on transient
-// failures, like every query. Currencies keeps what it answers.
+// /conf/list/currency?chainId=... . An entry must have a currencyId above
+// 0 and a symbol, or the whole answer is refused (ErrAnswer): a refund's
+// currency, and the namesakes of a payment's, are looked up in it, and an
+// entry that cannot be told apart from the others says nothing of which
+// it is. An entry that can but is not to be trusted otherwise - of
+// another chain, its currencyId listed twice, its decimals missing or
+// outside 0..MaxDecimals - is returned with its Problem: before, it made
+// the whole list unusable, and every payment of the chain with a refund
+// waited, exit 1, for as long as Pay Protocol listed it so. Retried on
+// transient failures, like every query. Currencies keeps what it answers.
 func (c *Client) CurrencyList(ctx context.Context, chainID int) ([]Currency, error) {
 	sp := spec{api: APICurrencyList, method: http.MethodGet, query: query("chainId", strconv.Itoa(chainID))}
 	if chainID <= 0 {
@@ -57,25 +67,30 @@ func (c *Client) CurrencyList(ctx context.Context, chainID int) ([]Currency, err
 		return nil, err
 	}
 	out := make([]Currency, 0, len(w))
-	seen := map[int]bool{}
+	first := map[int]int{} // a currencyId's first entry in out
 	for i, e := range w {
-		bad := func(why string) ([]Currency, error) {
-			return nil, sp.fail(failBadAnswer, fmt.Errorf("%w: chain %d: entry %d: %s", ErrAnswer, chainID, i+1, why))
-		}
 		switch {
 		case e.CurrencyID == nil || *e.CurrencyID <= 0:
-			return bad("missing or invalid currencyId")
-		case seen[int(*e.CurrencyID)]:
-			return bad(fmt.Sprintf("currencyId %d listed twice", int(*e.CurrencyID)))
-		case e.ChainID == nil || int(*e.ChainID) != chainID:
-			return bad(fmt.Sprintf("currency %d is not of chain %d", int(*e.CurrencyID), chainID))
+			return nil, sp.fail(failBadAnswer, fmt.Errorf("%w: chain %d: entry %d: missing or invalid currencyId", ErrAnswer, chainID, i+1))
 		case e.Symbol == "" || strings.TrimSpace(e.Symbol) != e.Symbol:
-			return bad(fmt.Sprintf("currency %d: missing or invalid symbol %q", int(*e.CurrencyID), clip(e.Symbol)))
-		case e.Decimals == nil || *e.Decimals < 0 || *e.Decimals > MaxDecimals:
-			return bad(fmt.Sprintf("currency %d (%s): missing decimals, or outside 0..%d", int(*e.CurrencyID), clip(e.Symbol), MaxDecimals))
+			return nil, sp.fail(failBadAnswer, fmt.Errorf("%w: chain %d: entry %d: currency %d: missing or invalid symbol %q", ErrAnswer, chainID, i+1, int(*e.CurrencyID), clip(e.Symbol)))
 		}
-		seen[int(*e.CurrencyID)] = true
-		out = append(out, Currency{ID: int(*e.CurrencyID), ChainID: chainID, Symbol: e.Symbol, Name: e.Name, Address: e.Address, Decimals: int(*e.Decimals)})
+		cur := Currency{ID: int(*e.CurrencyID), ChainID: chainID, Symbol: e.Symbol, Name: e.Name, Address: e.Address}
+		switch j, twice := first[cur.ID]; {
+		case twice:
+			cur.Problem = fmt.Sprintf("entry %d: currencyId %d listed twice (entries %d and %d)", i+1, cur.ID, j+1, i+1)
+			out[j].Problem, out[j].Decimals = cur.Problem, 0
+		case e.ChainID == nil || int(*e.ChainID) != chainID:
+			cur.Problem = fmt.Sprintf("entry %d: currency %d is not of chain %d", i+1, cur.ID, chainID)
+		case e.Decimals == nil || *e.Decimals < 0 || *e.Decimals > MaxDecimals:
+			cur.Problem = fmt.Sprintf("entry %d: currency %d (%s): missing decimals, or outside 0..%d", i+1, cur.ID, clip(cur.Symbol), MaxDecimals)
+		default:
+			cur.Decimals = int(*e.Decimals)
+		}
+		if _, twice := first[cur.ID]; !twice {
+			first[cur.ID] = len(out)
+		}
+		out = append(out, cur)
 	}
 	return out, nil
 }

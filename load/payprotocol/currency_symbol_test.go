@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -145,5 +146,66 @@ func TestARefundOnANegativeChainIsHeld(t *testing.T) {
 	}
 	if got, want := store.states["OT-NEG"], "held: held: Pay Protocol refund "+neg+" cannot be read against the payment (Pay Protocol names chain -1"; !strings.HasPrefix(got, want) {
 		t.Errorf("%q, want %q...", got, want)
+	}
+}
+
+// TestAnUnusableCurrencyHoldsBackOnlyItsRefunds: an entry of Pay Protocol's
+// currency list that cannot be used (its decimals missing, another chain's)
+// made the whole list unusable: every payment of the chain with a refund
+// waited, exit 1, for as long as Pay Protocol listed it so, those in the
+// chain's other currencies too. Now only the refunds it may concern wait:
+// one in that currency, and those of payments settled in its symbol, of
+// which it may be a namesake; the others are read.
+func TestAnUnusableCurrencyHoldsBackOnlyItsRefunds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRig(t, payprotocoltest.Options{Polls: 50}, nil)
+	for _, no := range []string{"T-USDT", "T-TRX"} {
+		if _, err := r.fake.AddPayment(no, "USDT", 6, "10000000", payprotocol.PaymentPaid); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.fake.SetQuote(no, "USD", "10.00", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.fake.AddRefund("T-USDT", "1000000", payprotocol.RefundSuccess); err != nil {
+		t.Fatal(err)
+	}
+	trx, err := r.fake.AddRefund("T-TRX", "1000000", payprotocol.RefundSuccess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.fake.SetRefundCurrency(trx, 60); err != nil {
+		t.Fatal(err)
+	}
+	verify := func(extra map[string]any) (string, error, map[string]string) {
+		t.Helper()
+		cfg := r.cfg
+		cfg.BaseURL = listAdding(t, r.fake, extra) + "/api/mer"
+		c, err := payprotocol.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T-USDT", 100), toVerify("T-TRX", 100)}}
+		s, err := payprotocol.Verify(ctx, store, payprotocol.Adapter{Client: c}, nil, nil, &pipeline.Run{ID: 42})
+		return s, err, store.states
+	}
+
+	// TRX without decimals: the USDT refund is read, the TRX one waits.
+	s, err, states := verify(map[string]any{"currencyId": 60, "chainId": 1, "name": "Tron", "symbol": "TRX", "address": "T9y"})
+	if s != "Pay Protocol: 1 payments verified, 0 held, 0 rejected, 1 with refunds left unverified" || pipeline.KindOf(err) != pipeline.KindFailed ||
+		!strings.Contains(fmt.Sprint(err), "Pay Protocol's currency list of chain 1 cannot be used for the refund's currency 60, the payment settled in USDT (entry 2: currency 60 (TRX): missing decimals") {
+		t.Fatalf("%q, %v; %v", s, err, states)
+	}
+	if len(states) != 1 || states["OT-USDT"] != "recorded: " {
+		t.Errorf("%v: want T-USDT verified, T-TRX left for the next run", states)
+	}
+
+	// A USDT of another chain in chain 1's list: which USDT the payment
+	// was settled in cannot be told, so its refund waits too.
+	s, err, states = verify(map[string]any{"currencyId": 70, "chainId": 2, "name": "USDT", "symbol": "USDT", "address": "0x7", "decimals": 6})
+	if s != "Pay Protocol: 0 payments verified, 0 held, 0 rejected, 2 with refunds left unverified" || pipeline.KindOf(err) != pipeline.KindFailed ||
+		!strings.Contains(fmt.Sprint(err), "(entry 2: currency 70 is not of chain 1)") || len(states) != 0 {
+		t.Fatalf("%q, %v; %v", s, err, states)
 	}
 }

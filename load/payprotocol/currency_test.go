@@ -21,7 +21,10 @@ import (
 // the merchant's currencies on the chain, each with its currencyId,
 // chainId, symbol and decimals; numbers written as strings are read too;
 // an entry that cannot be trusted (another chain's, an id twice, no
-// decimals) makes the list an answer that cannot be used.
+// decimals) is returned with its Problem (the refunds it may concern wait
+// for it: TestAnUnusableCurrencyHoldsBackOnlyItsRefunds); one that cannot
+// be told apart from the others (no currencyId, no symbol) makes the list
+// an answer that cannot be used.
 func TestCurrencyListAsPublished(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -38,11 +41,28 @@ func TestCurrencyListAsPublished(t *testing.T) {
 		list[1].ID != trx || list[1].Symbol != "TRX" || list[1].Decimals != 6 {
 		t.Fatalf("chain 1: %+v", list)
 	}
+	for _, tc := range []struct{ name, data, problem string }{
+		{"another chain's", `[{"currencyId":1,"chainId":2,"symbol":"USDT","decimals":6}]`, "entry 1: currency 1 is not of chain 1"},
+		{"an id twice", `[{"currencyId":1,"chainId":1,"symbol":"USDT","decimals":6},{"currencyId":1,"chainId":1,"symbol":"TRX","decimals":6}]`, "entry 2: currencyId 1 listed twice (entries 1 and 2)"},
+		{"no decimals", `[{"currencyId":1,"chainId":1,"symbol":"USDT"}]`, "entry 1: currency 1 (USDT): missing decimals, or outside 0..36"},
+		{"too many decimals", `[{"currencyId":1,"chainId":1,"symbol":"USDT","decimals":37}]`, "entry 1: currency 1 (USDT): missing decimals, or outside 0..36"},
+	} {
+		c := clientAnswering(t, `{"code":200,"msg":"success","data":`+tc.data+`}`)
+		list, err := c.CurrencyList(ctx, 1)
+		if err != nil || len(list) == 0 {
+			t.Fatalf("%s: %+v, %v", tc.name, list, err)
+		}
+		for _, cur := range list {
+			if cur.Problem != tc.problem || cur.Decimals != 0 {
+				t.Errorf("%s: %+v, want the problem %q", tc.name, cur, tc.problem)
+			}
+		}
+	}
 	for _, tc := range []struct{ name, data string }{
-		{"another chain's", `[{"currencyId":1,"chainId":2,"symbol":"USDT","decimals":6}]`},
-		{"an id twice", `[{"currencyId":1,"chainId":1,"symbol":"USDT","decimals":6},{"currencyId":1,"chainId":1,"symbol":"TRX","decimals":6}]`},
-		{"no decimals", `[{"currencyId":1,"chainId":1,"symbol":"USDT"}]`},
 		{"no symbol", `[{"currencyId":1,"chainId":1,"decimals":6}]`},
+		{"a symbol with spaces", `[{"currencyId":1,"chainId":1,"symbol":"USDT ","decimals":6}]`},
+		{"no currencyId", `[{"currencyId":1,"chainId":1,"symbol":"USDT","decimals":6},{"chainId":1,"symbol":"TRX","decimals":6}]`},
+		{"currencyId 0", `[{"currencyId":0,"chainId":1,"symbol":"TRX","decimals":6}]`},
 	} {
 		c := clientAnswering(t, `{"code":200,"msg":"success","data":`+tc.data+`}`)
 		if _, err := c.CurrencyList(ctx, 1); !errors.Is(err, payprotocol.ErrAnswer) {
@@ -212,7 +232,7 @@ func TestACurrencyListThatCannotBeReadHoldsBackOnlyRefundedPayments(t *testing.T
 	pacer := pipeline.NewPacer(pipeline.Limits{MaxInFlight: 3})
 	s, err := payprotocol.Verify(ctx, store, api, pacer, nil, &pipeline.Run{ID: 42})
 	// Resumable (exit 1), and naming the payment held for a person too.
-	if !errors.Is(err, pipeline.ErrStillProcessing) || pipeline.KindOf(err) != pipeline.KindFailed || !strings.Contains(err.Error(), "Pay Protocol's currency list could not be read, so 2 payments with refunds were not verified yet") ||
+	if !errors.Is(err, pipeline.ErrStillProcessing) || pipeline.KindOf(err) != pipeline.KindFailed || !strings.Contains(err.Error(), "Pay Protocol's currency list could not be read, or not for their refunds' currencies, so 2 payments with refunds were not verified yet") ||
 		!strings.Contains(err.Error(), "1 Pay Protocol payments held") || s != "Pay Protocol: 1 payments verified, 1 held, 0 rejected, 2 with refunds left unverified" {
 		t.Fatalf("%q, %v", s, err)
 	}

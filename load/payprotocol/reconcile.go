@@ -87,9 +87,10 @@ type OrderRefund struct {
 	// payment's units, and is not read.
 	Elsewhere bool
 	// CurrenciesUnread says AmountProblem is that Pay Protocol's currency
-	// list of the refund's chain could not be read: whether the refund is
-	// in the payment's settlement currency cannot be told, and its amount
-	// is not read. The verification leaves its order unverified for the
+	// list of the refund's chain could not be read, or lists the refund's
+	// currency, or one of the payment's symbol, so that it cannot be used
+	// (Currency.Problem): whether the refund is in the payment's
+	// settlement currency cannot be told, and its amount is not read. The verification leaves its order unverified for the
 	// next run of the date.
 	CurrenciesUnread bool
 }

@@ -257,7 +257,7 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		// As when the refund list cannot be read, but for the payments
 		// with refunds alone: the next run (exit 1), the others went on.
 		summary += fmt.Sprintf(", %d with refunds left unverified", left.n)
-		unverified = append(unverified, pipeline.E(pipeline.KindFailed, "", fmt.Errorf("%w: Pay Protocol's currency list could not be read, so %d payments with refunds were not verified yet: they wait for the next run of this date (the other orders went on; first: order %s, %s)",
+		unverified = append(unverified, pipeline.E(pipeline.KindFailed, "", fmt.Errorf("%w: Pay Protocol's currency list could not be read, or not for their refunds' currencies, so %d payments with refunds were not verified yet: they wait for the next run of this date (the other orders went on; first: order %s, %s)",
 			pipeline.ErrStillProcessing, left.n, left.order, left.why)))
 	}
 	var resumable error
