@@ -98,6 +98,10 @@ func TestTheFakeAnswersALineInAnotherCurrency(t *testing.T) {
 			if !errors.Is(err, wechatpay.ErrAnswer) || !strings.Contains(err.Error(), "in HKD") {
 				t.Fatalf("a line in HKD for an effect in CNY: %+v, %v; want an answer we cannot use (ErrAnswer)", out, err)
 			}
+			// Its amount with the currency's decimals: 20.00 HKD, not 2000.
+			if kind == wechatpay.KindDistribution && !strings.Contains(err.Error(), "in HKD (20.00 HKD)") {
+				t.Fatalf("a line of 20.00 HKD: %v; want it named with its decimals", err)
+			}
 		})
 	}
 }

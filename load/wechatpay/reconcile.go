@@ -813,7 +813,7 @@ func compareOrder(a pipeline.Attempt, st OrderStatus, feeBps int64) []pipeline.M
 	case !ok:
 		return nil
 	case n > 1:
-		r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("WeChat Pay's order has the %s line %d times, moving %d in all: the request asked for one", lineName(a), n, sum)
+		r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("WeChat Pay's order has the %s line %d times, moving %s in all: the request asked for one", lineName(a), n, money(sum, a.Currency))
 	case l.Result == ResultClosed && a.State == pipeline.EffectSucceeded:
 		r.Category, r.Detail = pipeline.MismatchStatus, strings.TrimSpace("WeChat Pay closed the "+lineName(a)+" line: "+l.FailReason)
 	case l.Result == ResultSuccess && a.State == pipeline.EffectFailed:

@@ -278,7 +278,7 @@ func outcome(e pipeline.Effect, subMchID string, o Order) (pipeline.Outcome, err
 			// amounts of a line in another were taken as ours (100 HKD
 			// for 100 CNY collected, or released to the seller).
 			return pipeline.Outcome{}, &Error{API: APIQueryOrder, Key: e.Key, kind: failBadAnswer,
-				Err: fmt.Errorf("%w: WeChat Pay's order moves receiver %d's %d in %s, the effect's are in %s: not the request we sent", ErrAnswer, i+1, r.Amount, clip(string(r.Currency)), e.Currency)}
+				Err: fmt.Errorf("%w: WeChat Pay's order moves receiver %d's line in %s (%s), the effect's are in %s: not the request we sent", ErrAnswer, i+1, clip(string(r.Currency)), money(r.Amount, r.Currency), e.Currency)}
 		}
 		if e.Kind == KindDistribution && r.Type == TypeMerchantID && r.Account == subMchID {
 			continue // the rest, unfrozen to the seller
@@ -292,7 +292,11 @@ func outcome(e pipeline.Effect, subMchID string, o Order) (pipeline.Outcome, err
 		case ResultClosed:
 			closed = append(closed, strings.TrimSpace(r.Account+" "+r.FailReason))
 		case ResultSuccess:
-			paid = append(paid, fmt.Sprintf("%s %d", r.Account, r.Amount))
+			cur := r.Currency
+			if cur == "" {
+				cur = e.Currency // a line naming none is read in the request's, as its amount is
+			}
+			paid = append(paid, r.Account+" "+money(r.Amount, cur))
 		default:
 			pending = true
 		}
@@ -305,7 +309,7 @@ func outcome(e pipeline.Effect, subMchID string, o Order) (pipeline.Outcome, err
 	// paid; found by a review).
 	if e.Kind == KindDistribution && (len(o.Receivers) > 0 || o.State == StateFinished) && total != e.Amount {
 		return pipeline.Outcome{}, &Error{API: APIQueryOrder, Key: e.Key, kind: failBadAnswer,
-			Err: fmt.Errorf("%w: WeChat Pay's order moves %d, the effect %d: not the request we sent", ErrAnswer, total, e.Amount)}
+			Err: fmt.Errorf("%w: WeChat Pay's order moves %s, the effect %s: not the request we sent", ErrAnswer, money(total, e.Currency), money(e.Amount, e.Currency))}
 	}
 	switch {
 	case o.State != StateFinished:
@@ -318,4 +322,15 @@ func outcome(e pipeline.Effect, subMchID string, o Order) (pipeline.Outcome, err
 		out.Status = pipeline.OutcomeSucceeded
 	}
 	return out, nil
+}
+
+// money writes minor units of cur with its decimals, as every reason
+// does ("1.00 CNY", "100 JPY"); a currency settle does not know as the
+// minor units they are. Written bare, the 100 fen a receiver was paid read
+// as 100 yuan in the payout's reason, and a line of 900 HKD fen as 900 HKD.
+func money(minor int64, cur pipeline.Currency) string {
+	if cur.Valid() {
+		return pipeline.Money{Minor: minor, Currency: cur}.String()
+	}
+	return fmt.Sprintf("%d minor units of %s", minor, clip(string(cur)))
 }

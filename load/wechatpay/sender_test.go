@@ -87,7 +87,7 @@ func TestSenderFailures(t *testing.T) {
 		return d, nil
 	}}
 	out, err = two.Send(ctx, effect(wechatpay.KindDistribution, "WXD-PARTIAL", 3_00))
-	if err != nil || out.Status != pipeline.OutcomeFailed || out.Reason != "CLOSED: R2 NO_AUTH; paid all the same: "+mchID+" 100" {
+	if err != nil || out.Status != pipeline.OutcomeFailed || out.Reason != "CLOSED: R2 NO_AUTH; paid all the same: "+mchID+" 1.00 CNY" {
 		t.Fatalf("partial = %+v, %v", out, err)
 	}
 
