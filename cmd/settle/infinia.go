@@ -40,6 +40,7 @@ const (
 	flagLostAfter      = "infinia-lost-after"
 	flagInfiniaStatus  = "infinia-statuses"
 	flagInfiniaMemory  = "infinia-query-memory"
+	flagInfiniaProbe   = "infinia-preflight-currency"
 )
 
 func infiniaFlags() []cli.Flag {
@@ -72,6 +73,8 @@ func infiniaFlags() []cli.Flag {
 			Usage: "deprecated: a cap on the requests in flight to each provider (0: sized by the provider's rate x its observed latency, at most 256)"},
 		&cli.StringFlag{Name: flagInfiniaCur, EnvVars: []string{"SETTLE_INFINIA_CURRENCIES"}, Value: infiniapay.DefaultCurrencies().String(),
 			Usage: "currency codes Infinia spells differently, PLATFORM=INFINIA,... (\"none\": none); the ledger and reports keep the platform's"},
+		&cli.StringFlag{Name: flagInfiniaProbe, EnvVars: []string{"SETTLE_INFINIA_PREFLIGHT_CURRENCY"}, Value: "USD",
+			Usage: "the platform's currency of the balance query that checks Infinia's credentials before anything is sent (one the account holds: a refusal of it stops the run, exit 2)"},
 		&cli.StringFlag{Name: flagInfiniaStatus, EnvVars: []string{"SETTLE_INFINIA_STATUSES"},
 			Usage: "status words Infinia writes for the ones settle assumed, INFINIA=OURS,... (e.g. SUCCEEDED=SUCCESS; ours: PENDING, ACTIVE, FROZEN, REJECTED, RECEIVED, PROCESSING, SUCCESS, FAILED)"},
 		&cli.StringFlag{Name: flagInfiniaLayout, EnvVars: []string{"SETTLE_INFINIA_LAYOUT"},
@@ -147,6 +150,7 @@ type infiniaParams struct {
 	Currencies                                       string // "": infiniapay.DefaultCurrencies
 	LayoutFile                                       string // "": infiniapay.DefaultLayout
 	Statuses                                         string // "": none mapped
+	PreflightCurrency                                string // "": USD
 	Wait, Poll, FirstPoll, LostAfter, Memory         time.Duration
 	Rate                                             float64 // this shard's part
 	Parallel                                         int
@@ -169,6 +173,7 @@ func (cfg *config) infiniaFromFlags(c *cli.Context) (*infiniaSetup, error) {
 		Rate: rate / float64(cfg.shardCount(c)), Parallel: c.Int(flagParallel), FirstPoll: c.Duration(flagFirstPoll),
 		Currencies: c.String(flagInfiniaCur), LayoutFile: c.String(flagInfiniaLayout), LostAfter: c.Duration(flagLostAfter),
 		Memory: c.Duration(flagInfiniaMemory), Statuses: c.String(flagInfiniaStatus), RequireSignature: c.Bool(flagInfiniaSigned),
+		PreflightCurrency: c.String(flagInfiniaProbe),
 	}
 	if p.URL == "" {
 		if c.String(flagPPURL) != "" {
@@ -219,6 +224,12 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	if err != nil {
 		return nil, usage(flagInfiniaStatus, err)
 	}
+	var probe pipeline.Currency // "": the client's default
+	if p.PreflightCurrency != "" {
+		if probe, err = pipeline.ParseCurrency(p.PreflightCurrency); err != nil {
+			return nil, usage(flagInfiniaProbe, err)
+		}
+	}
 	var layout infiniapay.Layout
 	if p.LayoutFile != "" {
 		if layout, err = infiniapay.LoadLayout(p.LayoutFile); err != nil {
@@ -227,7 +238,7 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 	}
 	client, err := infiniapay.New(infiniapay.Config{BaseURL: p.URL, AppID: p.AppID, PlatformID: p.PlatformID,
 		OurKey: ours, InfiniaKey: theirs, HTTP: infiniapay.NewHTTPClient(30 * time.Second), Limiter: limiter,
-		Currencies: currencies, Layout: layout, Statuses: statuses, RequireResponseSignature: p.RequireSignature})
+		Currencies: currencies, Layout: layout, Statuses: statuses, RequireResponseSignature: p.RequireSignature, PreflightCurrency: probe})
 	if err != nil {
 		return nil, usage(flagInfiniaURL, err)
 	}

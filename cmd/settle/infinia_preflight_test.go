@@ -48,6 +48,22 @@ func TestInfiniaPreflightFindsRefusedCredentials(t *testing.T) {
 	if err := check(params()); err != nil {
 		t.Fatalf("good credentials: %v", err)
 	}
+	// The balance query is in --infinia-preflight-currency: CNY, which
+	// the simulator refuses unmapped, is refused for good (exit 2).
+	cny := params()
+	cny.Currencies, cny.PreflightCurrency = "none", "CNY"
+	if err := check(cny); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "refused a balance query in CNY") {
+		t.Fatalf("--infinia-preflight-currency CNY unmapped: kind %v: %v", pipeline.KindOf(err), err)
+	}
+	cny.Currencies = ""
+	if err := check(cny); err != nil {
+		t.Fatalf("--infinia-preflight-currency CNY, mapped to CNH: %v", err)
+	}
+	bad := params()
+	bad.PreflightCurrency = "usd"
+	if _, err := newInfinia(bad); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "--"+flagInfiniaProbe) {
+		t.Fatalf("--infinia-preflight-currency usd: kind %v: %v", pipeline.KindOf(err), err)
+	}
 
 	dir := t.TempDir()
 	other, err := infiniapaytest.GenerateKeys()

@@ -140,8 +140,10 @@ type Config struct {
 	// Statuses maps status words Infinia writes to the ones the client
 	// knows (see Statuses); nil maps none.
 	Statuses Statuses
-	// PreflightCurrency is the currency of Preflight's balance query;
-	// default USD.
+	// PreflightCurrency is the currency of Preflight's balance query, the
+	// platform's code (mapped by Currencies); default USD. One the account
+	// holds: Infinia's refusal of it, for good, is taken for a refusal of
+	// our requests (exit 2).
 	PreflightCurrency pipeline.Currency
 }
 
