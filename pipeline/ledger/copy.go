@@ -159,31 +159,61 @@ func (s *lineSender) send() error {
 // copyFrom runs query (a COPY ... FROM STDIN) on conn, inside whatever
 // transaction conn has open, with the lines write sends, and waits for the
 // server to have them all.
+//
+// Its error is returned beside conn.Raw, never through it: Raw takes an
+// error that is driver.ErrBadConn (errors.Is) for the word that conn is
+// broken and closes it there, which waits for conn's open transaction to
+// end - the transaction the caller rolls back only once copyFrom returned.
+// The run hung for good, at the extract stage, when the platform's
+// database ended the session the orders were read on (a restart, a
+// failover, pg_terminate_backend, a hot standby's "terminating connection
+// due to conflict with recovery": lib/pq's error for it is
+// driver.ErrBadConn), write handing that error on, or when the ledger's
+// own did mid-COPY (found by a review). A broken conn is let go of all the
+// same: the transaction's rollback finds it broken.
 func copyFrom(ctx context.Context, conn *sql.Conn, query string, write func(*lineSender) error) error {
-	return conn.Raw(func(dc any) error {
-		prep, ok := dc.(driver.ConnPrepareContext)
-		if !ok {
-			return errors.New("copy: the driver cannot prepare with a context")
-		}
-		st, err := prep.PrepareContext(ctx, query)
+	var err error
+	rerr := conn.Raw(func(dc any) error {
+		err = copyRaw(ctx, dc, query, write)
 		if err != nil {
-			return err
+			return errCopyFailed
 		}
-		cd, ok := st.(copyData)
-		if !ok {
-			st.Close()
-			return errors.New("copy: the driver has no CopyData (lib/pq's COPY)")
-		}
-		err = write(&lineSender{cd: cd})
-		if err == nil {
-			//lint:ignore SA1019 lib/pq ends a COPY with Exec(nil): its copyin has no ExecContext
-			_, err = st.Exec(nil)
-		}
-		if cerr := st.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return rerr
+}
+
+// errCopyFailed is what copyFrom's function tells conn.Raw of an error,
+// which copyFrom returns itself.
+var errCopyFailed = errors.New("copy failed")
+
+// copyRaw is copyFrom's work on the driver's connection dc.
+func copyRaw(ctx context.Context, dc any, query string, write func(*lineSender) error) error {
+	prep, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return errors.New("copy: the driver cannot prepare with a context")
+	}
+	st, err := prep.PrepareContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	cd, ok := st.(copyData)
+	if !ok {
+		st.Close()
+		return errors.New("copy: the driver has no CopyData (lib/pq's COPY)")
+	}
+	err = write(&lineSender{cd: cd})
+	if err == nil {
+		//lint:ignore SA1019 lib/pq ends a COPY with Exec(nil): its copyin has no ExecContext
+		_, err = st.Exec(nil)
+	}
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // inConnTx runs fn in a transaction on one connection of the pool,
