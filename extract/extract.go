@@ -781,7 +781,16 @@ func (s *LateRefunds) Check(ctx context.Context, w pipeline.Window) error {
 //     "canceling statement due to conflict with recovery", which a query
 //     needing rows the primary's vacuum removed gets. The next read is
 //     likely to pass: exit 1 (it was exit 2, the Job failed for good, when
-//     the standby cancelled the query before its first row).
+//     the standby cancelled the query before its first row);
+//   - the server's own trouble, which says nothing of the query (as
+//     refusedMidway judges it on a later row): out of memory or temporary
+//     file space (class 53: a day's sort or hash spilling onto a full
+//     disk), an operator's intervention (57: a DBA's pg_cancel_backend of
+//     the long read, "canceling statement due to user request"), a system
+//     or internal error (58, XX). On the query's first row these were exit
+//     2, the Job failed for good, where the same error on a later row was
+//     exit 1 (found by a review). A statement_timeout's cancel (57014 too)
+//     stays configuration: statementTimeout judges it after.
 func refused(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w (%w)", what, err, context.Cause(ctx))
@@ -789,7 +798,7 @@ func refused(ctx context.Context, what string, err error) error {
 	var ne net.Error
 	var pe *pq.Error
 	if errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		(errors.As(err, &pe) && pe.Code.Class() == "40") {
+		(errors.As(err, &pe) && (pe.Code.Class() == "40" || !refusedMidway(err))) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") { // undefined_table, invalid_schema_name

@@ -140,6 +140,20 @@ func TestAQueryStoppedByTheRunIsNoConfiguration(t *testing.T) {
 			t.Errorf("%s whose session the server ended: %v (kind %v), want a failure to retry naming the query", what, err, pipeline.KindOf(err))
 		}
 	}
+	// A person cancels the query before its first row (a DBA's
+	// pg_cancel_backend of a long read, "canceling statement due to user
+	// request"): an operator's intervention, a failure to retry as it is
+	// on a later row, not the query refused (exit 2 failed the Job for
+	// good).
+	for what, read := range reads {
+		time.AfterFunc(300*time.Millisecond, func() {
+			db.Exec(`SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%pg_sleep(20)%'`)
+		})
+		err := read(context.Background())
+		if err == nil || pipeline.KindOf(err) != pipeline.KindFailed || !strings.HasPrefix(err.Error(), what) || !strings.Contains(err.Error(), "user request") {
+			t.Errorf("%s a person cancelled: %v (kind %v), want a failure to retry naming the query", what, err, pipeline.KindOf(err))
+		}
+	}
 	for what, read := range reads {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(300*time.Millisecond, cancel)
@@ -151,6 +165,50 @@ func TestAQueryStoppedByTheRunIsNoConfiguration(t *testing.T) {
 		}
 		if err == nil || pipeline.KindOf(err) == pipeline.KindUsage || !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), what) {
 			t.Errorf("%s stopped by the run: %v (kind %v), want the interruption (context.Canceled, not configuration), naming the query", what, err, pipeline.KindOf(err))
+		}
+	}
+}
+
+// TestTheServersOwnTroubleIsNoConfiguration: the platform's server failed
+// a query for a trouble of its own before the query's first row - out of
+// temporary file space for a large day's sort or hash, out of memory, an
+// internal error. It says nothing of the query, and is a failure to retry
+// (exit 1), as on a later row (refusedMidway); it was exit 2, the Job
+// failed for good. A server cannot be made to run out of disk on demand:
+// a function raises the server's codes, with their words, where the query
+// is planned to evaluate it before any row.
+func TestTheServersOwnTroubleIsNoConfiguration(t *testing.T) {
+	t.Parallel()
+	db, err := sqlx.Open("postgres", pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.MustExec(`CREATE FUNCTION trouble(code text, msg text) RETURNS int LANGUAGE plpgsql VOLATILE AS $$
+		BEGIN RAISE EXCEPTION '%', msg USING ERRCODE = code; END $$`)
+	w := pipeline.Window{Start: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)}
+	for code, msg := range map[string]string{
+		"53100": `could not write to file "base/pgsql_tmp/pgsql_tmp4242.0": No space left on device`,
+		"53200": "out of memory",
+		"XX000": "could not read block 7 in file \"base/16384/16385\": read only 0 of 8192 bytes",
+		"58030": "could not open file \"base/16384/16385\": Input/output error",
+	} {
+		from := `FROM generate_series(1, 3) g, (SELECT trouble('` + code + `', '` + strings.ReplaceAll(msg, "'", "''") + `')) s WHERE $1::timestamptz < $2::timestamptz`
+		orders := `SELECT 'A' || g AS order_no, 'S1'::text AS seller_id, 'infiniapay'::text AS provider, 'T' || g AS provider_txn_id,
+			'USD'::text AS currency, 1200 AS amount_minor, 0 AS refunded_minor, 'c'::text AS category,
+			$1::timestamptz AS paid_at, $1::timestamptz AS confirmed_at ` + from
+		refunds := `SELECT 'R' || g AS refund_no, 'A1' AS order_no, 'S1'::text AS seller_id, 100 AS amount_minor, $1::timestamptz AS created_at ` + from
+		sellers := `SELECT 'S1'::text AS seller_id, 'x' AS name, NULL::text AS entity_type, NULL::text AS country,
+			'INF1'::text AS infinia_seller_id, NULL::text AS wechat_sub_mchid FROM (SELECT trouble('` + code + `', 'x')) s WHERE 'S1' = ANY ($1)`
+		ctx := context.Background()
+		for what, err := range map[string]error{
+			"source query orders.sql":        (&extract.Source{DB: db, Name: "orders.sql", Query: orders, Unfinished: true}).Orders(ctx, w, func(pipeline.SourceRow) error { return nil }),
+			"sellers query sellers.sql":      (&extract.Sellers{DB: db, Name: "sellers.sql", Query: sellers}).Sellers(ctx, []string{"S1"}, func(pipeline.Seller) error { return nil }),
+			"late-refunds query refunds.sql": (&extract.LateRefunds{DB: db, Name: "refunds.sql", Query: refunds}).LateRefunds(ctx, w, func(pipeline.LateRefundRow) error { return nil }),
+		} {
+			if err == nil || pipeline.KindOf(err) != pipeline.KindFailed || !strings.HasPrefix(err.Error(), what) || !strings.Contains(err.Error(), code) {
+				t.Errorf("%s failed by the server's %s: %v (kind %v), want a failure to retry naming the query and the code", what, code, err, pipeline.KindOf(err))
+			}
 		}
 	}
 }
