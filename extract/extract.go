@@ -77,7 +77,7 @@ func (s *Source) orders(ctx context.Context, w pipeline.Window, fn func(pipeline
 	if !s.Unfinished {
 		// Before the transaction, on its session: what a standby has
 		// replayed by now is in the snapshot taken after.
-		if err := checkReplayed(ctx, conn, w.End.Add(s.Margin), s.StandbyOfPrimary); err != nil {
+		if err := checkReplayed(ctx, ownTx(conn), w.End.Add(s.Margin), s.StandbyOfPrimary); err != nil {
 			return err
 		}
 	}
@@ -188,11 +188,12 @@ func (s *Source) checkOver(ctx context.Context, tx *sqlx.Tx, w pipeline.Window) 
 // no word of the primary, refused. The receiver's
 // columns are NULL to a role without pg_read_all_stats (or superuser):
 // then the first rule alone holds, and the error says what would let
-// settle see them.
-func checkReplayed(ctx context.Context, q queryer, from time.Time, direct bool) error {
+// settle see them. Each question is asked in a transaction of its own
+// (ownTx).
+func checkReplayed(ctx context.Context, ask asker, from time.Time, direct bool) error {
 	var standby bool
 	var replayed, sent sql.NullTime
-	if err := q.QueryRowContext(ctx, `SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()`).Scan(&standby, &replayed); err != nil {
+	if err := ask(ctx, []any{&standby, &replayed}, `SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()`); err != nil {
 		return fmt.Errorf("is the platform database a standby: %w", err)
 	}
 	if !standby || (replayed.Valid && !replayed.Time.Before(from)) {
@@ -210,12 +211,12 @@ func checkReplayed(ctx context.Context, q queryer, from time.Time, direct bool) 
 		// primary's first message, they say nothing of the primary (a
 		// message sent and received at the very same microsecond is
 		// taken for that too: refused, the next run looks again).
-		if err := q.QueryRowContext(ctx, `SELECT r.pid IS NOT NULL, r.pid IS NOT NULL AND r.status IS NULL, r.last_msg_send_time,
+		if err := ask(ctx, []any{&receiver, &hidden, &sent, &heard, &caughtUp, &quietFor}, `SELECT r.pid IS NOT NULL, r.pid IS NOT NULL AND r.status IS NULL, r.last_msg_send_time,
 			r.last_msg_send_time <> r.last_msg_receipt_time,
 			r.status = 'streaming' AND r.last_msg_send_time <> r.last_msg_receipt_time
 				AND r.last_msg_send_time >= $1::timestamptz AND pg_last_wal_replay_lsn() >= r.latest_end_lsn,
 			extract(epoch FROM clock_timestamp() - r.last_msg_receipt_time)
-			FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true`, from).Scan(&receiver, &hidden, &sent, &heard, &caughtUp, &quietFor); err != nil {
+			FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true`, from); err != nil {
 			return fmt.Errorf("is the platform database's standby caught up: %w", err)
 		}
 		if !caughtUp.Valid || !caughtUp.Bool || !quietFor.Valid {
@@ -286,6 +287,33 @@ const (
 // queryer runs a query: a transaction or a database.
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// asker asks query, of one row, and scans that row into dest.
+type asker func(ctx context.Context, dest []any, query string, args ...any) error
+
+// ownTx asks each query on conn in a read-only READ COMMITTED transaction
+// of its own. A statement outside a transaction settle began with its
+// isolation runs in the session's default, and a platform role or database
+// whose default_transaction_isolation is serializable (a DBA's setting for
+// the platform's own sessions) is refused any statement on a hot standby,
+// "cannot use serializable mode in a hot standby" (0A000): every run
+// failed at the standby check, exit 1 on every retry (found by a review).
+// One transaction a question, not one for them all: checkReplayed waits
+// between its questions, which a role's idle_in_transaction_session_timeout
+// would end the session for.
+func ownTx(conn *sqlx.Conn) asker {
+	return func(ctx context.Context, dest []any, query string, args ...any) error {
+		tx, err := conn.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted, ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if err := tx.QueryRowContext(ctx, query, args...).Scan(dest...); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
 }
 
 // asBytes returns query as it is, or, on a SQL_ASCII database (which
@@ -540,9 +568,20 @@ func boundAccount(v string) string {
 }
 
 func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Seller) error) error {
+	// Read-only, as the orders and late-refunds queries are: a sellers
+	// query (the operator's SQL) writes nothing, also where the platform
+	// and the ledger share a database and settle's role could. REPEATABLE
+	// READ, as they are too, and the server's encoding asked in it: in
+	// the role's default isolation, serializable by a DBA's setting, a hot
+	// standby refused them (ownTx), exit 2 on every run.
+	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return fmt.Errorf("read sellers: %w", err)
+	}
+	defer tx.Rollback()
 	s.mu.Lock()
 	if s.of != s.Query || s.query == "" {
-		q, err := asBytes(ctx, s.DB, s.Query, SellerColumns, len(SellerColumns))
+		q, err := asBytes(ctx, tx, s.Query, SellerColumns, len(SellerColumns))
 		if err != nil {
 			s.mu.Unlock()
 			return fmt.Errorf("read sellers: %w", err)
@@ -551,14 +590,6 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 	}
 	query := s.query
 	s.mu.Unlock()
-	// Read-only, as the orders and late-refunds queries are: a sellers
-	// query (the operator's SQL) writes nothing, also where the platform
-	// and the ledger share a database and settle's role could.
-	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("read sellers: %w", err)
-	}
-	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, query, pq.Array(ids))
 	if err != nil {
 		return refused(ctx, "sellers query "+name(s.Name), err)
@@ -667,7 +698,7 @@ func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn fun
 	}
 	defer conn.Close()
 	if s.Margin > 0 {
-		if err := checkReplayed(ctx, conn, w.End.Add(s.Margin), s.StandbyOfPrimary); err != nil {
+		if err := checkReplayed(ctx, ownTx(conn), w.End.Add(s.Margin), s.StandbyOfPrimary); err != nil {
 			return err
 		}
 	}
@@ -722,7 +753,10 @@ func (s *LateRefunds) lateRefunds(ctx context.Context, w pipeline.Window, fn fun
 // day half sent (exit 2 after the upload), or was never seen at all.
 func (s *LateRefunds) Check(ctx context.Context, w pipeline.Window) error {
 	what := "late-refunds query " + name(s.Name)
-	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	// REPEATABLE READ, as LateRefunds reads: in the role's default
+	// isolation, serializable by a DBA's setting, a hot standby refused
+	// the check (ownTx).
+	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 	if err != nil {
 		return fmt.Errorf("check the late-refunds query: %w", err)
 	}

@@ -74,10 +74,19 @@ func Fresh[C Conn](ctx context.Context, take func(context.Context) (C, error)) (
 // its cleaner sweeps at that interval, so none is handed out idle for
 // more than two thirds of it. A server without the setting, or with it 0,
 // changes nothing. db is asked on one of its connections, the session's
-// setting (the role's and database's included).
+// setting (the role's and database's included), in a read-only READ
+// COMMITTED transaction: in the session's default isolation, a role's
+// default_transaction_isolation = serializable had a hot standby refuse
+// the question ("cannot use serializable mode in a hot standby"), and the
+// platform's database could not be opened, exit 1 on every run.
 func UnderIdleTimeout(ctx context.Context, db *sql.DB) error {
 	var ms sql.NullInt64
-	err := db.QueryRowContext(ctx, `SELECT setting::bigint FROM pg_settings WHERE name = 'idle_session_timeout'`).Scan(&ms)
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("read the server's idle_session_timeout: %w", err)
+	}
+	defer tx.Rollback()
+	err = tx.QueryRowContext(ctx, `SELECT setting::bigint FROM pg_settings WHERE name = 'idle_session_timeout'`).Scan(&ms)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && ms.Int64 <= 0) {
 		return nil
 	}
