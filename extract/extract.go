@@ -824,7 +824,12 @@ func (s *LateRefunds) Check(ctx context.Context, w pipeline.Window) error {
 //     or internal error (58, XX). On the query's first row these were exit
 //     2, the Job failed for good, where the same error on a later row was
 //     exit 1 (found by a review). A statement_timeout's cancel (57014 too)
-//     stays configuration: statementTimeout judges it after.
+//     stays configuration: statementTimeout judges it after;
+//   - a table it reads locked past the platform's lock_timeout
+//     (lock_not_available, 55P03: a migration of the platform's schema, a
+//     VACUUM FULL, at the hour settle reads): a lock held then, which the
+//     next run is likely not to meet. It was exit 2, the Job failed for
+//     good.
 func refused(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w (%w)", what, err, context.Cause(ctx))
@@ -833,6 +838,10 @@ func refused(ctx context.Context, what string, err error) error {
 	var pe *pq.Error
 	if errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		(errors.As(err, &pe) && (pe.Code.Class() == "40" || !refusedMidway(err))) {
+		if pe != nil && pe.Code == "55P03" {
+			return fmt.Errorf("%s: %w: a table it reads was locked longer than the platform database's lock_timeout "+
+				"(a migration of the platform's schema, a VACUUM FULL, say); running again once the lock is let go of reads it", what, err)
+		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") { // undefined_table, invalid_schema_name
@@ -862,7 +871,8 @@ const platformTables = "the platform's tables are read from --source-database-ur
 // exit 1, in refused; so do, here, the server's own troubles - out of
 // memory or temporary file space (class 53), an operator's intervention
 // (57), a system or internal error (58, XX) - which say nothing of the
-// query, as they did before.
+// query, as they did before; and so does a lock its table was held in past
+// the platform's lock_timeout (55P03).
 func refusedMidway(err error) bool {
 	var pe *pq.Error
 	if !errors.As(err, &pe) {
@@ -872,7 +882,7 @@ func refusedMidway(err error) bool {
 	case "53", "57", "58", "XX":
 		return false
 	}
-	return true
+	return pe.Code != "55P03"
 }
 
 // timedOut runs read, which hands each row to fn, and returns its error

@@ -20,7 +20,7 @@ import (
 func TestRefusedMidwayIsTheQuerysError(t *testing.T) {
 	for code, want := range map[string]bool{
 		"25006": true, "22012": true, "42501": true,
-		"53100": false, "53200": false, "57P01": false, "57014": false, "58030": false, "XX000": false,
+		"53100": false, "53200": false, "57P01": false, "57014": false, "58030": false, "XX000": false, "55P03": false, "55000": true,
 	} {
 		err := fmt.Errorf("read orders: %w", &pq.Error{Code: pqerror.Code(code), Message: "test"})
 		if got := refusedMidway(err); got != want {

@@ -212,3 +212,65 @@ func TestTheServersOwnTroubleIsNoConfiguration(t *testing.T) {
 		}
 	}
 }
+
+// TestALockTimeoutOfThePlatformIsARetry: the platform's role or database
+// has a lock_timeout (a DBA's guard for the platform's web sessions), and
+// a table the query reads is locked when settle reads it - a migration of
+// the platform's schema, a VACUUM FULL, a TRUNCATE at 02:30. The query is
+// refused "canceling statement due to lock timeout" (55P03): a lock
+// someone held then, which the next run is likely not to meet, not the
+// query refused (exit 2 failed the Job for good, and the date waited for a
+// person). A failure to retry, naming the query, before its first row or
+// on a later one.
+func TestALockTimeoutOfThePlatformIsARetry(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	admin, err := sqlx.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	admin.MustExec(`CREATE TABLE locked (seller_id text, at timestamptz)`)
+	admin.MustExec(`INSERT INTO locked VALUES ('S1', '2026-11-23 12:00:00+00')`)
+	admin.MustExec(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET lock_timeout = %L', current_database(), '100ms'); END $$`)
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := pipeline.Window{Start: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)}
+	orders := `SELECT 'A1'::text AS order_no, seller_id, 'infiniapay'::text AS provider, NULL::text AS provider_txn_id, 'USD'::text AS currency,
+		100::bigint AS amount_minor, 0::bigint AS refunded_minor, 'c'::text AS category, at AS paid_at, at AS confirmed_at
+		FROM locked WHERE at >= $1 AND at < $2`
+	sellers := `SELECT seller_id, 'one'::text AS name, NULL::text AS entity_type, NULL::text AS country, 'INF1'::text AS infinia_seller_id,
+		NULL::text AS wechat_sub_mchid FROM locked WHERE seller_id = ANY ($1)`
+	refunds := `SELECT 'R1'::text AS refund_no, 'A1'::text AS order_no, seller_id, 10::bigint AS amount_minor, at AS created_at
+		FROM locked WHERE at >= $1 AND at < $2`
+	ctx := context.Background()
+	read := func() map[string]error {
+		lr := &extract.LateRefunds{DB: db, Name: "refunds.sql", Query: refunds}
+		return map[string]error{
+			"source query orders.sql":         (&extract.Source{DB: db, Name: "orders.sql", Query: orders, Unfinished: true}).Orders(ctx, w, func(pipeline.SourceRow) error { return nil }),
+			"sellers query sellers.sql":       (&extract.Sellers{DB: db, Name: "sellers.sql", Query: sellers}).Sellers(ctx, []string{"S1"}, func(pipeline.Seller) error { return nil }),
+			"late-refunds query refunds.sql":  lr.LateRefunds(ctx, w, func(pipeline.LateRefundRow) error { return nil }),
+			"late-refunds query refunds.sql ": lr.Check(ctx, w),
+		}
+	}
+	// A migration of the platform holds the table.
+	tx := admin.MustBegin()
+	tx.MustExec(`LOCK TABLE locked IN ACCESS EXCLUSIVE MODE`)
+	for what, err := range read() {
+		what = strings.TrimSpace(what)
+		if err == nil || pipeline.KindOf(err) != pipeline.KindFailed || !strings.HasPrefix(err.Error(), what) || !strings.Contains(err.Error(), "lock timeout") {
+			t.Errorf("%s on a table locked past the lock_timeout: %v (kind %v), want a failure to retry naming the query", what, err, pipeline.KindOf(err))
+		}
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for what, err := range read() {
+		if err != nil {
+			t.Errorf("%s once the lock is let go of: %v", what, err)
+		}
+	}
+}
