@@ -178,7 +178,7 @@ func TestAnUnusableCurrencyHoldsBackOnlyItsRefunds(t *testing.T) {
 	if err := r.fake.SetRefundCurrency(trx, 60); err != nil {
 		t.Fatal(err)
 	}
-	verify := func(extra map[string]any) (string, error, map[string]string) {
+	verify := func(extra map[string]any) (string, map[string]string, error) {
 		t.Helper()
 		cfg := r.cfg
 		cfg.BaseURL = listAdding(t, r.fake, extra) + "/api/mer"
@@ -188,11 +188,11 @@ func TestAnUnusableCurrencyHoldsBackOnlyItsRefunds(t *testing.T) {
 		}
 		store := &verifyStore{states: map[string]string{}, items: []pipeline.VerifyItem{toVerify("T-USDT", 100), toVerify("T-TRX", 100)}}
 		s, err := payprotocol.Verify(ctx, store, payprotocol.Adapter{Client: c}, nil, nil, &pipeline.Run{ID: 42})
-		return s, err, store.states
+		return s, store.states, err
 	}
 
 	// TRX without decimals: the USDT refund is read, the TRX one waits.
-	s, err, states := verify(map[string]any{"currencyId": 60, "chainId": 1, "name": "Tron", "symbol": "TRX", "address": "T9y"})
+	s, states, err := verify(map[string]any{"currencyId": 60, "chainId": 1, "name": "Tron", "symbol": "TRX", "address": "T9y"})
 	if s != "Pay Protocol: 1 payments verified, 0 held, 0 rejected, 1 with refunds left unverified" || pipeline.KindOf(err) != pipeline.KindFailed ||
 		!strings.Contains(fmt.Sprint(err), "Pay Protocol's currency list of chain 1 cannot be used for the refund's currency 60, the payment settled in USDT (entry 2: currency 60 (TRX): missing decimals") {
 		t.Fatalf("%q, %v; %v", s, err, states)
@@ -203,7 +203,7 @@ func TestAnUnusableCurrencyHoldsBackOnlyItsRefunds(t *testing.T) {
 
 	// A USDT of another chain in chain 1's list: which USDT the payment
 	// was settled in cannot be told, so its refund waits too.
-	s, err, states = verify(map[string]any{"currencyId": 70, "chainId": 2, "name": "USDT", "symbol": "USDT", "address": "0x7", "decimals": 6})
+	s, states, err = verify(map[string]any{"currencyId": 70, "chainId": 2, "name": "USDT", "symbol": "USDT", "address": "0x7", "decimals": 6})
 	if s != "Pay Protocol: 0 payments verified, 0 held, 0 rejected, 2 with refunds left unverified" || pipeline.KindOf(err) != pipeline.KindFailed ||
 		!strings.Contains(fmt.Sprint(err), "(entry 2: currency 70 is not of chain 1)") || len(states) != 0 {
 		t.Fatalf("%q, %v; %v", s, err, states)
