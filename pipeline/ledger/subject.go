@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -119,6 +120,31 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 		return fmt.Errorf("read the history of %s of %s: %s: %w", subject, d, what, err)
 	}
 
+	// An attempt's key - payouts.csv's key, orders.csv's payout_key, the
+	// requestNo or out_order_no a provider's support names - stands for
+	// its subject: what a person holds is often the key alone. A subject
+	// is looked for first (no subject is a key: "RS/..." against "RS-...").
+	var known bool
+	if err := r.q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM effects e JOIN runs r ON r.id = e.run_id
+		WHERE r.business_date = $1 AND e.subject = $2)`, d.String(), subject).Scan(&known); err != nil {
+		return nil, fail("attempts", err)
+	}
+	if !known {
+		var of, date string
+		err := r.q.QueryRowContext(ctx, `SELECT e.subject, to_char(r.business_date, 'YYYY-MM-DD')
+			FROM effects e JOIN runs r ON r.id = e.run_id WHERE e.idem_key = $1`, subject).Scan(&of, &date)
+		switch {
+		case err == sql.ErrNoRows:
+		case err != nil:
+			return nil, fail("the attempt of this key", err)
+		case date != d.String():
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: the key of %s, a side effect of %s, not of %s: settle status --date %s --subject %s",
+				subject, of, date, d, date, of)
+		default:
+			subject, h.Subject = of, of
+		}
+	}
+
 	rows, err := r.q.QueryContext(ctx, `SELECT e.id, e.kind, e.subject, e.attempt, e.idem_key, e.currency, e.amount_minor, e.state,
 		`+pathSQL+`, e.provider_ref, e.last_error, e.sends
 		FROM effects e JOIN runs r ON r.id = e.run_id
@@ -147,7 +173,7 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 		return nil, fail("attempts", err)
 	}
 	if len(ids) == 0 {
-		return nil, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no side effect of %s has this subject (payouts.csv lists them)", subject, d)
+		return nil, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no side effect of %s has this subject or key (payouts.csv lists them)", subject, d)
 	}
 
 	rows, err = r.q.QueryContext(ctx, `SELECT effect_id, at, from_state, to_state, cause, sends, detail

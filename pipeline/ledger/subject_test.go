@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
 
@@ -65,5 +66,45 @@ func TestASubjectsHistoryReadsItsRunsSourceRowsOnce(t *testing.T) {
 	}
 	if read > 2*rows {
 		t.Errorf("read %d source rows for %d orders of a run of %d: want one pass over the run's (at most %d)", read, orders, rows, 2*rows)
+	}
+}
+
+// TestASubjectIsFoundByItsKey: settle status --subject takes an attempt's
+// key too - orders.csv gives an order's payout_key, not its subject, and a
+// provider's support names the requestNo - and shows the whole subject,
+// every attempt of it; a key of another date is refused naming that date
+// and the command for it. Before, a key was "no side effect of D has this
+// subject", and the person had to find the key's row in payouts.csv.
+func TestASubjectIsFoundByItsKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := open(t)
+	r1, r2 := openRun(t, l, day), openRun(t, l, day.AddDays(1))
+	s1 := "RS/" + day.Compact() + "/S1/USD"
+	s2 := "RS/" + day.AddDays(1).Compact() + "/S1/USD"
+	if _, err := l.DB().Exec(`INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor, state) VALUES
+		($1, 'revenue_share', $2, 1, 'RS-A-1', 'USD', 100, 'failed'),
+		($1, 'revenue_share', $2, 2, 'RS-A-2', 'USD', 100, 'succeeded'),
+		($3, 'revenue_share', $4, 1, 'RS-B-1', 'USD', 50, 'succeeded')`, r1.ID, s1, r2.ID, s2); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, asked := range []string{s1, "RS-A-1", "RS-A-2"} {
+		h, err := l.SubjectHistory(ctx, day, asked)
+		if err != nil {
+			t.Fatalf("%s: %v", asked, err)
+		}
+		if h.Subject != s1 || len(h.Attempts) != 2 || h.Attempts[0].Key != "RS-A-1" || h.Attempts[1].Key != "RS-A-2" {
+			t.Errorf("%s: subject %s, attempts %+v, want %s with both attempts", asked, h.Subject, h.Attempts, s1)
+		}
+	}
+
+	_, err := l.SubjectHistory(ctx, day, "RS-B-1")
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "settle status --date "+day.AddDays(1).String()+" --subject "+s2) {
+		t.Errorf("a key of another date: %v, want a usage error naming its date and subject", err)
+	}
+	_, err = l.SubjectHistory(ctx, day, "RS-NONE-1")
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "no side effect of") {
+		t.Errorf("an unknown key: %v", err)
 	}
 }
