@@ -410,16 +410,20 @@ func printCarried(w io.Writer, carries []ledger.CarriedBalance) {
 		fmt.Fprintln(w, "carried balances: none")
 		return
 	}
-	fmt.Fprintln(w, "carried balances (all dates; netted into each seller's next revenue share, never sent negative):")
+	fmt.Fprintln(w, "carried balances (all dates; netted into each seller's next revenue share, never sent negative; since: the oldest open entry's date; last: the newest's date and why, its orders in that date's orders.csv):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "seller\tcurrency\tentries\tbalance\t")
+	fmt.Fprintln(tw, "seller\tcurrency\tentries\tbalance\tsince\t  last")
 	const max = 50
 	for i, c := range carries {
 		if i == max {
-			fmt.Fprintf(tw, "... %d more\t\t\t\t\n", len(carries)-max)
+			fmt.Fprintf(tw, "... %d more\t\t\t\t\t\n", len(carries)-max)
 			break
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\n", c.SellerID, c.Currency, c.Entries, pipeline.Money{Minor: c.Amount, Currency: pipeline.Currency(c.Currency)})
+		last := c.LastDate
+		if c.LastReason != "" {
+			last += ": " + c.LastReason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t  %s\n", c.SellerID, c.Currency, c.Entries, pipeline.Money{Minor: c.Amount, Currency: pipeline.Currency(c.Currency)}, c.Since, last)
 	}
 	tw.Flush()
 }

@@ -52,3 +52,18 @@ func TestAStatusShortensALongEffectHistory(t *testing.T) {
 		t.Fatalf("status:\n%s", out)
 	}
 }
+
+// TestAStatusSaysWhyABalanceIsCarried: the carried balances name, beside
+// each balance, since when it is carried and the last reason, so that
+// "why was this seller not paid?" is answered by status.
+func TestAStatusSaysWhyABalanceIsCarried(t *testing.T) {
+	t.Parallel()
+	s := &ledger.DateStatus{Date: "2026-11-24", Carried: []ledger.CarriedBalance{{SellerID: "S00003", Currency: "USD", Entries: 2, Amount: 330651,
+		Since: "2026-11-23", LastDate: "2026-11-24", LastReason: "Infinia does not know seller INF00000003"}}}
+	var b bytes.Buffer
+	printStatus(&b, s)
+	out := b.String()
+	if !strings.Contains(out, "3306.51 USD  2026-11-23  2026-11-24: Infinia does not know seller INF00000003\n") {
+		t.Fatalf("status:\n%s", out)
+	}
+}

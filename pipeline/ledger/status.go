@@ -161,12 +161,19 @@ type LateRefundWaiting struct {
 	Amount   int64  `json:"amount_minor"`
 }
 
-// CarriedBalance is a seller's open carried balance in one currency.
+// CarriedBalance is a seller's open carried balance in one currency: the
+// business date of its oldest open entry, and the newest entry's date and
+// reason (why the seller was last not paid: a binding, the minimum
+// payout, a failed revenue share, a late refund's clawback, as the run
+// recorded it) - the date's orders.csv has the orders behind it.
 type CarriedBalance struct {
-	SellerID string `json:"seller_id"`
-	Currency string `json:"currency"`
-	Entries  int64  `json:"entries"`
-	Amount   int64  `json:"amount_minor"`
+	SellerID   string `json:"seller_id"`
+	Currency   string `json:"currency"`
+	Entries    int64  `json:"entries"`
+	Amount     int64  `json:"amount_minor"`
+	Since      string `json:"since"`
+	LastDate   string `json:"last_date"`
+	LastReason string `json:"last_reason"`
 }
 
 // statusListMax bounds the lists of a status document.
@@ -295,8 +302,36 @@ func (l *Ledger) dateStatus(ctx context.Context, r Reader, d pipeline.Date) (*Da
 	if err != nil {
 		return nil, err
 	}
+	type sellerCur struct{ seller, cur string }
+	why := map[sellerCur]CarriedBalance{}
+	if len(carries) > 0 {
+		// By the index of the open entries (adjustments_open), each
+		// seller's and currency's newest.
+		rows, err := r.q.QueryContext(ctx, `SELECT DISTINCT ON (seller_id, currency) seller_id, currency,
+				to_char(min(business_date) OVER (PARTITION BY seller_id, currency), 'YYYY-MM-DD'),
+				to_char(business_date, 'YYYY-MM-DD'), reason
+			FROM adjustments WHERE netted_into = '' ORDER BY seller_id, currency, id DESC`)
+		if err != nil {
+			return nil, fmt.Errorf("read why the carried balances are carried: %w", err)
+		}
+		for rows.Next() {
+			var k sellerCur
+			var c CarriedBalance
+			if err := rows.Scan(&k.seller, &k.cur, &c.Since, &c.LastDate, &c.LastReason); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read why the carried balances are carried: %w", err)
+			}
+			why[k] = c
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read why the carried balances are carried: %w", err)
+		}
+	}
 	for _, c := range carries {
-		s.Carried = append(s.Carried, CarriedBalance{SellerID: c.SellerID, Currency: string(c.Currency), Entries: c.Entries, Amount: c.Amount})
+		w := why[sellerCur{c.SellerID, string(c.Currency)}]
+		s.Carried = append(s.Carried, CarriedBalance{SellerID: c.SellerID, Currency: string(c.Currency), Entries: c.Entries, Amount: c.Amount,
+			Since: w.Since, LastDate: w.LastDate, LastReason: w.LastReason})
 	}
 	if s.Resolved, err = r.Resolutions(ctx, d); err != nil {
 		return nil, err

@@ -159,3 +159,35 @@ func TestDateStatusReadsOneSnapshot(t *testing.T) {
 		t.Fatalf("status read after: paid %d in the summary, %d succeeded revenue shares; want 600 and 1", sum, n)
 	}
 }
+
+// TestDateStatusSaysWhyABalanceIsCarried: a seller's open carried balance
+// is listed with the date of its oldest open entry and the newest entry's
+// date and reason - why the seller was not paid, and which date's
+// orders.csv holds its orders. Before, status gave the seller, the
+// currency and the amount alone: the reason was in the ledger and in the
+// orders.csv of a date status did not name (found by a support
+// walkthrough: "seller S was not paid for D, why?").
+func TestDateStatusSaysWhyABalanceIsCarried(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	d1, d2 := day, day.AddDays(1)
+	ch := shareChannels
+	r1 := uploadedItems(t, l, d1, "A", 1, 1000)
+	if _, _, err := l.CarryItems(ctx, r1, "S1", "USD", ch, "RS/a", "binding PENDING"); err != nil {
+		t.Fatal(err)
+	}
+	r2 := uploadedItems(t, l, d2, "B", 1, 300)
+	if _, _, err := l.CarryItems(ctx, r2, "S1", "USD", ch, "RS/b", "net 3.00 USD is below the minimum payout of 10.00 USD"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.DateStatus(ctx, d1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ledger.CarriedBalance{SellerID: "S1", Currency: "USD", Entries: 2, Amount: 1300, Since: d1.String(), LastDate: d2.String(),
+		LastReason: "net 3.00 USD is below the minimum payout of 10.00 USD"}
+	if len(s.Carried) != 1 || s.Carried[0] != want {
+		t.Errorf("carried balances: %+v, want %+v", s.Carried, want)
+	}
+}
