@@ -184,6 +184,25 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 			}
 			run := runs[i]
 			fmt.Fprintf(w, "ledger: run %s is %s, stages done: %v; a real run resumes from there\n", run.Key, run.State, run.StagesDone)
+			// What a real run does first: ask about the requests the run
+			// sent and never recorded an answer to (killed, or its wait
+			// over). Said by status only as a list of effects worth a
+			// look; "what will the next run do?" had no answer here.
+			inFlight, err := l.InFlightByKind(ctx, run.ID)
+			if err != nil {
+				return err
+			}
+			if len(inFlight) > 0 {
+				var total int64
+				var kinds []string
+				for kind, n := range inFlight {
+					total += n
+					kinds = append(kinds, fmt.Sprintf("%s %d", kind, n))
+				}
+				slices.Sort(kinds)
+				fmt.Fprintf(w, "ledger: run %s has %d requests sent and never answered (%s): a real run asks their provider about each by its key, and sends none again blind (settle status lists them, sent or unknown)\n",
+					run.Key, total, strings.Join(kinds, ", "))
+			}
 			if note, ok := strings.CutPrefix(run.LastError, pipeline.NeedsPersonNote); ok {
 				// What its last run left for a person (held payments, by
 				// order, say): a real run looks at them again, as settle

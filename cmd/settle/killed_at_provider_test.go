@@ -199,6 +199,12 @@ func TestANightlyRunNamesADateStoppedWithRequestsInFlight(t *testing.T) {
 		}
 		return out.String() + errb.String(), 75
 	}
+	// What the date's next run will do, asked before it runs: the dry run
+	// names the requests in flight and says they are asked about first.
+	dry := regexp.MustCompile(`ledger: run ` + testDate + ` has [1-9][0-9]* requests sent and never answered \(revenue_share [1-9][0-9]*\): a real run asks their provider about each by its key`)
+	if out, code := nightly("--date", testDate, "--dry-run"); code != 0 || !dry.MatchString(out) {
+		t.Errorf("dry run of the killed date: exit %d, want 0 naming the requests in flight:\n%s", code, out)
+	}
 	want := regexp.MustCompile(`date ` + testDate + `: its run stopped with [1-9][0-9]* requests sent and never answered .*: settle run --date ` + testDate + ` asks the providers`)
 	if out, code := nightly(); code != 4 || !want.MatchString(out) {
 		t.Fatalf("next night: exit %d, want 4 naming %s stopped with a request in flight:\n%s", code, testDate, out)
