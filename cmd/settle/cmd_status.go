@@ -222,10 +222,10 @@ func printSubject(w io.Writer, h *ledger.SubjectHistory) {
 			fmt.Fprintf(w, ", provider reference %s", a.ProviderRef)
 		}
 		fmt.Fprintln(w)
-		for _, ev := range a.History {
+		for i, ev := range a.History {
 			line := fmt.Sprintf("  %s  %-9s %s, %d sends", ev.At.UTC().Format(stamp), ev.To, ev.Cause, ev.Sends)
-			if ev.Detail != "" {
-				line += ": " + ev.Detail
+			if d := eventDetail(a.History, i); d != "" {
+				line += ": " + d
 			}
 			fmt.Fprintln(w, line)
 		}
@@ -367,8 +367,8 @@ func printEffects(w io.Writer, es ledger.EffectsStatus) {
 				continue
 			}
 			line := fmt.Sprintf("    %s  %-9s %s", h.At.UTC().Format("2006-01-02 15:04:05.000Z"), h.To, h.Cause)
-			if h.Detail != "" {
-				line += ": " + h.Detail
+			if d := eventDetail(e.History, i); d != "" {
+				line += ": " + d
 			}
 			fmt.Fprintln(w, line)
 		}
@@ -376,6 +376,21 @@ func printEffects(w io.Writer, es ledger.EffectsStatus) {
 	if n := es.WorthALook - len(es.Listed); n > 0 {
 		fmt.Fprintf(w, "  ... %d more (see payouts.csv)\n", n)
 	}
+}
+
+// eventDetail is the provider's words status prints beside event i of an
+// effect's history: none beside a send that only carries the error of the
+// event before it. Each event holds the effect's last error as it then
+// stood (effects_history_guard), so a send again after a lost answer
+// showed the first send's "EOF" as if the second had got it too, when
+// the second was answered ("did we pay it twice?": found by a support
+// walkthrough); -o json keeps every event as recorded.
+func eventDetail(history []ledger.StatusEvent, i int) string {
+	ev := history[i]
+	if i > 0 && (ev.Cause == string(pipeline.CauseSent) || ev.Cause == string(pipeline.CauseResent)) && ev.Detail == history[i-1].Detail {
+		return ""
+	}
+	return ev.Detail
 }
 
 // The events of an effect's history status prints as text: the first

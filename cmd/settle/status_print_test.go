@@ -67,3 +67,34 @@ func TestAStatusSaysWhyABalanceIsCarried(t *testing.T) {
 		t.Fatalf("status:\n%s", out)
 	}
 }
+
+// TestAStatusGivesASendAgainNoEarlierError: each event of an effect's
+// history holds the effect's last error as it then stood, so the send
+// again of a request whose first answer was lost carries the first send's
+// error. Printed beside it, "sent again, 2 sends: ... EOF" read as the
+// second send lost too - "did we pay it twice?" - when it was answered.
+// The error is printed on the event that got it alone, in the effects
+// worth a look and in a subject's history.
+func TestAStatusGivesASendAgainNoEarlierError(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	const lost = "infiniapay revenue-sharing/request RS-1: outcome unknown, resolve by status query: EOF"
+	e := ledger.EffectReport{Kind: "revenue_share", Subject: "RS/20261123/S00001/CNY", Attempt: 1, Key: "RS-1", Currency: "CNY", Amount: 100,
+		State: "failed", Path: "planned>sent>unknown>sent>failed", Sends: 2, History: []ledger.StatusEvent{
+			{At: at, To: "planned", Cause: "planned"},
+			{At: at.Add(time.Second), To: "sent", Cause: "sent", Sends: 1},
+			{At: at.Add(2 * time.Second), To: "unknown", Cause: "send error", Sends: 1, Detail: lost},
+			{At: at.Add(3 * time.Second), To: "sent", Cause: "sent again", Sends: 2, Detail: lost},
+			{At: at.Add(4 * time.Second), To: "sent", Cause: "answer", Sends: 2},
+			{At: at.Add(5 * time.Second), To: "failed", Cause: "query", Sends: 2, Detail: "account closed"},
+		}}
+	var b bytes.Buffer
+	printEffects(&b, ledger.EffectsStatus{Counts: map[string]map[string]int{"revenue_share": {"failed": 1}}, WorthALook: 1,
+		Listed: []ledger.EffectReport{e}})
+	printSubject(&b, &ledger.SubjectHistory{Date: "2026-11-23", Subject: e.Subject, Attempts: []ledger.EffectReport{e}})
+	out := b.String()
+	if strings.Count(out, lost) != 2 || !strings.Contains(out, "  sent      sent again\n") || !strings.Contains(out, "  sent      sent again, 2 sends\n") ||
+		!strings.Contains(out, "send error: "+lost) || !strings.Contains(out, "query, 2 sends: account closed") {
+		t.Fatalf("status:\n%s", out)
+	}
+}
