@@ -23,7 +23,7 @@ func statusCommand(cfg *config) *cli.Command {
 		Flags: append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json (one JSON document of the same figures)"},
 			&cli.BoolFlag{Name: "rules", Usage: "the rules file each run of the date split its items with, as it was read, instead (the rule an order names in orders.csv, rules.csv:3, is its line 3)"},
-			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it, or the key of one of its attempts (payouts.csv's key, orders.csv's payout_key, a requestNo or out_order_no): its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried (an upload: its file listed) with their split, rule and source row, the carried entries netted into it, and what a person resolved of it, by whom"}),
+			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it, or the key of one of its attempts (payouts.csv's key, orders.csv's payout_key, a requestNo or out_order_no): its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried (an upload: its file listed) with their split, rule and source row, the carried entries netted into it, an upload's trade file with the status Infinia gave it, and what a person resolved of it, by whom"}),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
 			if err != nil {
@@ -230,6 +230,23 @@ func printSubject(w io.Writer, h *ledger.SubjectHistory) {
 			fmt.Fprintln(w, line)
 		}
 	}
+	for _, f := range h.Files {
+		// The upload's state is the delivery; what Infinia made of the
+		// file is its status, recorded apart (trade_files).
+		fmt.Fprintf(w, "trade file %s (requestNo %s, %d rows): ", f.Name, f.RequestNo, f.Rows)
+		switch f.Status {
+		case infiniapay.StatusSuccess, infiniapay.StatusFailed:
+			fmt.Fprintf(w, "Infinia's status %s", f.Status)
+		case fileBuilt:
+			fmt.Fprint(w, "no status from Infinia recorded (every run of the date asks)")
+		default:
+			fmt.Fprintf(w, "Infinia's status %s, not final (every run of the date asks again)", f.Status)
+		}
+		if f.Reason != "" {
+			fmt.Fprintf(w, ": %s", f.Reason)
+		}
+		fmt.Fprintf(w, " (recorded %s)\n", f.UpdatedAt.UTC().Format(time.RFC3339))
+	}
 	what := "orders it paid or carried"
 	if len(h.Attempts) > 0 && h.Attempts[0].Kind == infiniapay.KindUpload {
 		what = "orders its file listed (and no later file of theirs)" // an upload pays nothing
@@ -377,6 +394,10 @@ func printEffects(w io.Writer, es ledger.EffectsStatus) {
 		fmt.Fprintf(w, "  ... %d more (see payouts.csv)\n", n)
 	}
 }
+
+// fileBuilt is the status the ledger gives a trade file it built, before
+// any status of Infinia's (trade_files.status's default).
+const fileBuilt = "BUILT"
 
 // eventDetail is the provider's words status prints beside event i of an
 // effect's history: none beside a send that only carries the error of the

@@ -98,3 +98,28 @@ func TestAStatusGivesASendAgainNoEarlierError(t *testing.T) {
 		t.Fatalf("status:\n%s", out)
 	}
 }
+
+// TestAnUploadsHistorySaysWhatInfiniaMadeOfItsFile: beside an upload
+// "succeeded" (the file arrived), its history names the file with
+// Infinia's status and the reason of a refusal, and says so when Infinia
+// gave none yet (a file it never knew).
+func TestAnUploadsHistorySaysWhatInfiniaMadeOfItsFile(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	up := ledger.EffectReport{Kind: "upload", Subject: "TD/20261123/S00001/EUR", Attempt: 1, Key: "TDU-1", Currency: "EUR", Amount: 100,
+		State: "succeeded", Path: "planned>sent>succeeded", Sends: 1, History: []ledger.StatusEvent{}}
+	var b bytes.Buffer
+	printSubject(&b, &ledger.SubjectHistory{Date: "2026-11-23", Subject: up.Subject, Attempts: []ledger.EffectReport{up}, Files: []ledger.SubjectFile{
+		{Name: "TD_1.csv", RequestNo: "TDU-1", Rows: 1, Status: "FAILED", Reason: "1 rows refused, first O1: product type not allowed", UpdatedAt: at},
+		{Name: "TD_2.csv", RequestNo: "TDU-2", Rows: 3, Status: fileBuilt, UpdatedAt: at},
+	}})
+	out := b.String()
+	for _, want := range []string{
+		"trade file TD_1.csv (requestNo TDU-1, 1 rows): Infinia's status FAILED: 1 rows refused, first O1: product type not allowed (recorded 2026-11-24T03:00:00Z)\n",
+		"trade file TD_2.csv (requestNo TDU-2, 3 rows): no status from Infinia recorded (every run of the date asks) (recorded 2026-11-24T03:00:00Z)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q in:\n%s", want, out)
+		}
+	}
+}

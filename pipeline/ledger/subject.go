@@ -20,8 +20,9 @@ import (
 // orders it paid or carried (of an uploaded file: listed, the file each
 // item was last listed in, migration 00031) with their split, the rule
 // that split them and the source row the run read, the carried entries
-// netted into it or held for it, and what a person resolved of it, by
-// whom.
+// netted into it or held for it, of an upload the trade file it delivered
+// with the status its provider gave it (SubjectFile), and what a person
+// resolved of it, by whom.
 type SubjectHistory struct {
 	Date        string              `json:"date"`
 	Subject     string              `json:"subject"`
@@ -29,7 +30,21 @@ type SubjectHistory struct {
 	Attempts    []EffectReport      `json:"attempts"`
 	Items       []SubjectItem       `json:"items"`
 	Adjustments []SubjectAdjustment `json:"adjustments"`
+	Files       []SubjectFile       `json:"files"`
 	Resolved    []Resolution        `json:"resolved"`
+}
+
+// SubjectFile is the trade file an upload attempt delivered (its
+// requestNo the attempt's key), with the status its provider last gave it
+// as the ledger recorded it, and the reason of a file refused: an upload
+// succeeded says only that the file arrived, not that the provider took it.
+type SubjectFile struct {
+	Name      string    `json:"name"`
+	RequestNo string    `json:"request_no"`
+	Rows      int64     `json:"rows"`
+	Status    string    `json:"status"`
+	Reason    string    `json:"reason,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // SubjectRun is a run that recorded an attempt of the subject: the hashes
@@ -101,8 +116,9 @@ type SubjectAdjustment struct {
 }
 
 // SubjectHistory reads what the ledger holds of subject of date d
-// (SubjectHistory), at one instant (View). A subject of no attempt of d
-// is refused (pipeline.KindUsage).
+// (SubjectHistory), at one instant (View). subject may be the key of one
+// of its attempts instead. A subject or key of no attempt of d is refused
+// (pipeline.KindUsage), a key of another date's naming that date.
 func (l *Ledger) SubjectHistory(ctx context.Context, d pipeline.Date, subject string) (*SubjectHistory, error) {
 	var h *SubjectHistory
 	err := l.View(ctx, func(r Reader) error {
@@ -115,7 +131,7 @@ func (l *Ledger) SubjectHistory(ctx context.Context, d pipeline.Date, subject st
 
 func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject string) (*SubjectHistory, error) {
 	h := &SubjectHistory{Date: d.String(), Subject: subject, Runs: []SubjectRun{}, Attempts: []EffectReport{},
-		Items: []SubjectItem{}, Adjustments: []SubjectAdjustment{}, Resolved: []Resolution{}}
+		Items: []SubjectItem{}, Adjustments: []SubjectAdjustment{}, Files: []SubjectFile{}, Resolved: []Resolution{}}
 	fail := func(what string, err error) error {
 		return fmt.Errorf("read the history of %s of %s: %s: %w", subject, d, what, err)
 	}
@@ -322,6 +338,24 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 				h.Items = append(h.Items, it)
 			}
 		}
+	}
+
+	rows, err = r.q.QueryContext(ctx, `SELECT name, request_no, rows, status, reason, updated_at FROM trade_files
+		WHERE request_no = ANY ($1) ORDER BY attempt`, pq.Array(keys))
+	if err != nil {
+		return nil, fail("trade files", err)
+	}
+	for rows.Next() {
+		var f SubjectFile
+		if err := rows.Scan(&f.Name, &f.RequestNo, &f.Rows, &f.Status, &f.Reason, &f.UpdatedAt); err != nil {
+			rows.Close()
+			return nil, fail("trade files", err)
+		}
+		h.Files = append(h.Files, f)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fail("trade files", err)
 	}
 
 	orders := make([]string, len(h.Items))

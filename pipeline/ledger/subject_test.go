@@ -108,3 +108,33 @@ func TestASubjectIsFoundByItsKey(t *testing.T) {
 		t.Errorf("an unknown key: %v", err)
 	}
 }
+
+// TestAnUploadsHistoryGivesItsFilesStatus: the history of an upload gives
+// the trade file it delivered with the status the provider last gave it
+// and the reason of a refusal. The upload's own state says only that the
+// file arrived: "succeeded" for a file the provider refused or never
+// knew, with its status in the ledger and nowhere in the history.
+func TestAnUploadsHistoryGivesItsFilesStatus(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := open(t)
+	run := openRun(t, l, day)
+	subject := "TD/" + day.Compact() + "/S1/EUR"
+	if _, err := l.DB().Exec(`INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor, state, provider_ref)
+		VALUES ($1, 'upload', $2, 1, 'TDU-1', 'EUR', 100, 'succeeded', 'TD_1.csv')`, run.ID, subject); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DB().Exec(`INSERT INTO trade_files (run_id, business_date, seller_id, currency, attempt, request_no, name, sha256, rows, bytes, seller_minor, status, reason)
+		VALUES ($1, $2, 'S1', 'EUR', 1, 'TDU-1', 'TD_1.csv', 'x', 1, 10, 100, 'FAILED', '1 rows refused, first O1: product type not allowed')`,
+		run.ID, day.String()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := l.SubjectHistory(ctx, day, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Files) != 1 || h.Files[0].Name != "TD_1.csv" || h.Files[0].RequestNo != "TDU-1" || h.Files[0].Rows != 1 || h.Files[0].Status != "FAILED" ||
+		h.Files[0].Reason != "1 rows refused, first O1: product type not allowed" {
+		t.Errorf("files: %+v, want TD_1.csv refused with its reason", h.Files)
+	}
+}
