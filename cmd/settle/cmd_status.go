@@ -173,9 +173,18 @@ func printStatus(w io.Writer, s *ledger.DateStatus) {
 		}
 		fmt.Fprintln(w)
 		var stages []string
+		failed := failedStage(run.LastError)
 		for _, st := range run.Stages {
 			mark := "pending"
-			if st.Done {
+			switch {
+			case st.Done && st.Stage == failed:
+				// A stage every invocation runs again (distribute,
+				// reconcile), done by an earlier attempt: "done" beside
+				// a last error of that stage read as the latest attempt
+				// having done it - its reports written, say - when it
+				// failed (found by a support walkthrough).
+				mark = "done by an earlier attempt, failed in the latest (last error below)"
+			case st.Done:
 				mark = "done"
 			}
 			stages = append(stages, fmt.Sprintf("%s %s", st.Stage, mark))
@@ -205,6 +214,20 @@ func printStatus(w io.Writer, s *ledger.DateStatus) {
 	for _, r := range s.Resolved {
 		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s by %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
 	}
+}
+
+// failedStage is the stage a run's last error names ("stage reconcile:
+// ...", as the runner records a failure: pipeline.Runner.fail), or "".
+func failedStage(lastError string) string {
+	rest, ok := strings.CutPrefix(lastError, "stage ")
+	if !ok {
+		return ""
+	}
+	name, _, ok := strings.Cut(rest, ":")
+	if !ok {
+		return ""
+	}
+	return name
 }
 
 // printSubject prints a subject's whole history as text (SubjectHistory).

@@ -123,3 +123,20 @@ func TestAnUploadsHistorySaysWhatInfiniaMadeOfItsFile(t *testing.T) {
 		}
 	}
 }
+
+// TestAStatusSaysAStageDoneEarlierFailedInTheLatestAttempt: reconcile runs
+// on every invocation; done by a run's first attempt, then failing in the
+// next (a provider not answering its questions, no reports written), it
+// was shown "reconcile done" above "last error: stage reconcile: ...".
+func TestAStatusSaysAStageDoneEarlierFailedInTheLatestAttempt(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	s := &ledger.DateStatus{Date: "2026-11-25", Runs: []ledger.RunStatus{{Shard: "0/1", State: "failed", Attempts: 2, StartedAt: at,
+		Stages:    []ledger.StageStatus{{Stage: "upload", Done: true}, {Stage: "distribute"}, {Stage: "reconcile", Done: true}},
+		LastError: "stage reconcile: reconcile: revenue share RS-1: SYS-008 service unavailable, retry later"}}}
+	var b bytes.Buffer
+	printStatus(&b, s)
+	if out := b.String(); !strings.Contains(out, "  stages: upload done, distribute pending, reconcile done by an earlier attempt, failed in the latest (last error below)\n") {
+		t.Fatalf("status:\n%s", out)
+	}
+}
