@@ -190,11 +190,18 @@ func printStatus(w io.Writer, s *ledger.DateStatus) {
 			stages = append(stages, fmt.Sprintf("%s %s", st.Stage, mark))
 		}
 		fmt.Fprintf(w, "  stages: %s\n", strings.Join(stages, ", "))
+		// A run recorded running (this attempt working, or stopped before
+		// its end) keeps what an earlier attempt ended with until its own
+		// end: shown bare, a killed attempt read as having ended so.
+		earlier := ""
+		if run.State == string(pipeline.RunRunning) {
+			earlier = "as an earlier attempt ended: "
+		}
 		if run.LastError != "" {
-			fmt.Fprintf(w, "  last error: %s\n", run.LastError)
+			fmt.Fprintf(w, "  last error: %s%s\n", earlier, run.LastError)
 		}
 		if run.NeedsPerson != "" {
-			fmt.Fprintf(w, "  needs a person: %s\n", run.NeedsPerson)
+			fmt.Fprintf(w, "  needs a person: %s%s\n", earlier, run.NeedsPerson)
 		}
 		fmt.Fprintf(w, "  source rows read: %d\n", run.SourceRows)
 		var totals []pipeline.Totals

@@ -140,3 +140,26 @@ func TestAStatusSaysAStageDoneEarlierFailedInTheLatestAttempt(t *testing.T) {
 		t.Fatalf("status:\n%s", out)
 	}
 }
+
+// TestAStatusOfAStoppedRunSaysItsNoteIsAnEarlierAttempts: a run killed in
+// its second attempt is recorded running, with the note its first attempt
+// ended with: shown as "stopped ... needs a person: X", X read as what
+// the killed attempt found. The note says it is an earlier attempt's.
+func TestAStatusOfAStoppedRunSaysItsNoteIsAnEarlierAttempts(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	s := &ledger.DateStatus{Date: "2026-11-23", Runs: []ledger.RunStatus{
+		{Shard: "0/2", State: "running", Attempts: 2, StartedAt: at, NeedsPerson: "stage upload: trade file F refused"},
+		{Shard: "1/2", State: "running", Active: true, Attempts: 3, StartedAt: at, LastError: "stage distribute: connection refused"},
+		{Shard: "2/3", State: "failed", Attempts: 1, StartedAt: at, LastError: "stage upload: connection refused"},
+	}}
+	var b bytes.Buffer
+	printStatus(&b, s)
+	out := b.String()
+	for _, want := range []string{"  needs a person: as an earlier attempt ended: stage upload: trade file F refused\n",
+		"  last error: as an earlier attempt ended: stage distribute: connection refused\n", "  last error: stage upload: connection refused\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q in:\n%s", want, out)
+		}
+	}
+}
