@@ -173,7 +173,10 @@ func printStatus(w io.Writer, s *ledger.DateStatus) {
 		}
 		fmt.Fprintln(w)
 		var stages []string
-		failed := failedStage(run.LastError)
+		failed := ""
+		if run.State != string(pipeline.RunRunning) { // else an earlier attempt's error
+			failed = failedStage(run.LastError)
+		}
 		for _, st := range run.Stages {
 			mark := "pending"
 			switch {

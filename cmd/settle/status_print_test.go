@@ -139,6 +139,14 @@ func TestAStatusSaysAStageDoneEarlierFailedInTheLatestAttempt(t *testing.T) {
 	if out := b.String(); !strings.Contains(out, "  stages: upload done, distribute pending, reconcile done by an earlier attempt, failed in the latest (last error below)\n") {
 		t.Fatalf("status:\n%s", out)
 	}
+	// Recorded running again (a third attempt, working or stopped), the
+	// error is an earlier attempt's, said so beside it, and the stage done.
+	s.Runs[0].State, s.Runs[0].Attempts = "running", 3
+	b.Reset()
+	printStatus(&b, s)
+	if out := b.String(); !strings.Contains(out, "  stages: upload done, distribute pending, reconcile done\n") {
+		t.Fatalf("status of the run working again:\n%s", out)
+	}
 }
 
 // TestAStatusOfAStoppedRunSaysItsNoteIsAnEarlierAttempts: a run killed in
