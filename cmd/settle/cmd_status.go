@@ -23,7 +23,7 @@ func statusCommand(cfg *config) *cli.Command {
 		Flags: append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json (one JSON document of the same figures)"},
 			&cli.BoolFlag{Name: "rules", Usage: "the rules file each run of the date split its items with, as it was read, instead (the rule an order names in orders.csv, rules.csv:3, is its line 3)"},
-			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it, or the key of one of its attempts (payouts.csv's key, orders.csv's payout_key, a requestNo or out_order_no): its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried (an upload: its file listed) with their split, rule and source row, the carried entries netted into it, an upload's trade file with the status Infinia gave it, and what a person resolved of it, by whom"}),
+			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it, or the key of one of its attempts (payouts.csv's key, orders.csv's payout_key, a requestNo or out_order_no): its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried (an upload: its file listed) with their split, rule and source row, the carried entries netted into it, an upload's trade file with the status Infinia gave it, what the reconciliation last found of it, and what a person resolved of it, by whom"}),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
 			if err != nil {
@@ -336,6 +336,27 @@ func printSubject(w io.Writer, h *ledger.SubjectHistory) {
 		}
 		if a.Reason != "" {
 			fmt.Fprintf(w, ": %s", a.Reason)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(h.Mismatches) > 0 {
+		fmt.Fprintf(w, "what the reconciliation last found of it (mismatches.csv): %d\n", len(h.Mismatches))
+	}
+	for _, m := range h.Mismatches {
+		side := func(v *int64, state string) string {
+			amount := "no amount"
+			if v != nil {
+				amount = pipeline.Money{Minor: *v, Currency: pipeline.Currency(m.Currency)}.String()
+			}
+			return fmt.Sprintf("%s (%s)", amount, state)
+		}
+		kind := "unexpected"
+		if m.Expected {
+			kind = "expected"
+		}
+		fmt.Fprintf(w, "  %s %s %s, %s: ours %s, theirs %s", m.Provider, m.Category, m.Key, kind, side(m.Ours, m.OursState), side(m.Theirs, m.TheirsState))
+		if m.Detail != "" {
+			fmt.Fprintf(w, ": %s", m.Detail)
 		}
 		fmt.Fprintln(w)
 	}

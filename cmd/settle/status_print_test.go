@@ -171,3 +171,19 @@ func TestAStatusOfAStoppedRunSaysItsNoteIsAnEarlierAttempts(t *testing.T) {
 		}
 	}
 }
+
+// TestASubjectsHistoryPrintsWhatTheReconciliationFound: the reconciliation's
+// last finding about a subject's key is printed with both sides.
+func TestASubjectsHistoryPrintsWhatTheReconciliationFound(t *testing.T) {
+	t.Parallel()
+	ours := int64(134799)
+	e := ledger.EffectReport{Kind: "revenue_share", Subject: "RS/20261125/S00005/USD", Attempt: 1, Key: "RS-1", Currency: "USD", Amount: ours,
+		State: "sent", Path: "planned>sent", Sends: 1, History: []ledger.StatusEvent{}}
+	var b bytes.Buffer
+	printSubject(&b, &ledger.SubjectHistory{Date: "2026-11-25", Subject: e.Subject, Attempts: []ledger.EffectReport{e}, Mismatches: []ledger.SubjectMismatch{
+		{Provider: "infiniapay", Category: "status", Key: "RS-1", Currency: "USD", Ours: &ours, OursState: "sent", TheirsState: "not found", Detail: "ask Infinia"}}})
+	if out := b.String(); !strings.Contains(out, "what the reconciliation last found of it (mismatches.csv): 1\n"+
+		"  infiniapay status RS-1, unexpected: ours 1347.99 USD (sent), theirs no amount (not found): ask Infinia\n") {
+		t.Fatalf("history:\n%s", out)
+	}
+}

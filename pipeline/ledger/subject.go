@@ -21,7 +21,8 @@ import (
 // item was last listed in, migration 00031) with their split, the rule
 // that split them and the source row the run read, the carried entries
 // netted into it or held for it, of an upload the trade file it delivered
-// with the status its provider gave it (SubjectFile), and what a person
+// with the status its provider gave it (SubjectFile), what the date's
+// reconciliation last found of it (SubjectMismatch), and what a person
 // resolved of it, by whom.
 type SubjectHistory struct {
 	Date        string              `json:"date"`
@@ -31,7 +32,25 @@ type SubjectHistory struct {
 	Items       []SubjectItem       `json:"items"`
 	Adjustments []SubjectAdjustment `json:"adjustments"`
 	Files       []SubjectFile       `json:"files"`
+	Mismatches  []SubjectMismatch   `json:"mismatches"`
 	Resolved    []Resolution        `json:"resolved"`
+}
+
+// SubjectMismatch is a disagreement the date's reconciliation last found
+// about the subject or one of its attempts' keys (mismatches.csv's row):
+// what the provider answers of it now, which a question that changed
+// nothing - "not found", say - leaves out of the attempts' histories.
+type SubjectMismatch struct {
+	Provider    string `json:"provider"`
+	Category    string `json:"category"`
+	Key         string `json:"subject"`
+	Currency    string `json:"currency"`
+	Ours        *int64 `json:"ours_minor"`
+	Theirs      *int64 `json:"theirs_minor"`
+	OursState   string `json:"ours_state"`
+	TheirsState string `json:"theirs_state"`
+	Expected    bool   `json:"expected"`
+	Detail      string `json:"detail"`
 }
 
 // SubjectFile is the trade file an upload attempt delivered (its
@@ -131,7 +150,7 @@ func (l *Ledger) SubjectHistory(ctx context.Context, d pipeline.Date, subject st
 
 func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject string) (*SubjectHistory, error) {
 	h := &SubjectHistory{Date: d.String(), Subject: subject, Runs: []SubjectRun{}, Attempts: []EffectReport{},
-		Items: []SubjectItem{}, Adjustments: []SubjectAdjustment{}, Files: []SubjectFile{}, Resolved: []Resolution{}}
+		Items: []SubjectItem{}, Adjustments: []SubjectAdjustment{}, Files: []SubjectFile{}, Mismatches: []SubjectMismatch{}, Resolved: []Resolution{}}
 	fail := func(what string, err error) error {
 		return fmt.Errorf("read the history of %s of %s: %s: %w", subject, d, what, err)
 	}
@@ -356,6 +375,27 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fail("trade files", err)
+	}
+
+	rows, err = r.q.QueryContext(ctx, `SELECT m.provider, m.category, m.subject, m.currency, m.ours_minor, m.theirs_minor, m.ours_state, m.theirs_state,
+			m.expected, m.detail
+		FROM mismatches m JOIN runs r ON r.id = m.run_id
+		WHERE r.business_date = $1 AND (m.subject = $2 OR m.subject = ANY ($3))
+		ORDER BY m.provider, m.subject, m.category, m.detail, r.shard_index, m.seq`, d.String(), subject, pq.Array(keys))
+	if err != nil {
+		return nil, fail("mismatches", err)
+	}
+	for rows.Next() {
+		var m SubjectMismatch
+		if err := rows.Scan(&m.Provider, &m.Category, &m.Key, &m.Currency, &m.Ours, &m.Theirs, &m.OursState, &m.TheirsState, &m.Expected, &m.Detail); err != nil {
+			rows.Close()
+			return nil, fail("mismatches", err)
+		}
+		h.Mismatches = append(h.Mismatches, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fail("mismatches", err)
 	}
 
 	orders := make([]string, len(h.Items))

@@ -138,3 +138,33 @@ func TestAnUploadsHistoryGivesItsFilesStatus(t *testing.T) {
 		t.Errorf("files: %+v, want TD_1.csv refused with its reason", h.Files)
 	}
 }
+
+// TestASubjectsHistoryGivesWhatTheReconciliationFound: what the date's
+// reconciliation last found of a subject's attempts (a revenue share the
+// provider no longer knows, say) is in its history. A question that
+// changes nothing leaves no event, so the history of a share left "sent"
+// said nothing of Infinia's "not found", which mismatches.csv held.
+func TestASubjectsHistoryGivesWhatTheReconciliationFound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := open(t)
+	run := openRun(t, l, day)
+	subject := "RS/" + day.Compact() + "/S1/USD"
+	if _, err := l.DB().Exec(`INSERT INTO effects (run_id, kind, subject, attempt, idem_key, currency, amount_minor, state)
+		VALUES ($1, 'revenue_share', $2, 1, 'RS-1', 'USD', 100, 'sent')`, run.ID, subject); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DB().Exec(`INSERT INTO mismatches (run_id, seq, provider, category, subject, currency, ours_minor, ours_state, theirs_state, expected, detail)
+		VALUES ($1, 1, 'infiniapay', 'status', 'RS-1', 'USD', 100, 'sent', 'not found', false, 'ask Infinia'),
+		       ($1, 2, 'infiniapay', 'status', 'RS-2', 'USD', 5, 'sent', 'not found', false, 'another share')`, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	h, err := l.SubjectHistory(ctx, day, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Mismatches) != 1 || h.Mismatches[0].Key != "RS-1" || h.Mismatches[0].TheirsState != "not found" || h.Mismatches[0].Ours == nil ||
+		*h.Mismatches[0].Ours != 100 || h.Mismatches[0].Theirs != nil || h.Mismatches[0].Detail != "ask Infinia" {
+		t.Errorf("mismatches: %+v, want RS-1's alone", h.Mismatches)
+	}
+}
