@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
@@ -424,6 +425,29 @@ func printEffects(w io.Writer, es ledger.EffectsStatus) {
 		parts = append(parts, k+" "+strings.Join(states, ", "))
 	}
 	fmt.Fprintf(w, "side effects: %s; %d sends; %d went through unknown\n", strings.Join(parts, "; "), es.Sends, es.ThroughUnknown)
+	// The money that moved for the date, as a finance check of a provider's
+	// account wants it (the README's "Tying a date to the platform's
+	// Infinia account"): summary.csv's paid counts the date's own orders,
+	// not the carried entries the revenue shares netted.
+	for _, m := range []struct{ kind, what string }{
+		{infiniapay.KindRevenueShare, "revenue shares succeeded (what left the platform's Infinia account for the date: its orders and the carried entries netted)"},
+		{wechatpay.KindDistribution, "distributions succeeded (the commission WeChat Pay moved to the platform)"},
+	} {
+		sums := es.Succeeded[m.kind]
+		if len(sums) == 0 {
+			continue
+		}
+		var curs []string
+		for c := range sums {
+			curs = append(curs, c)
+		}
+		sort.Strings(curs)
+		var amounts []string
+		for _, c := range curs {
+			amounts = append(amounts, pipeline.Money{Minor: sums[c], Currency: pipeline.Currency(c)}.String())
+		}
+		fmt.Fprintf(w, "  %s: %s\n", m.what, strings.Join(amounts, ", "))
+	}
 	if es.WorthALook == 0 {
 		return
 	}

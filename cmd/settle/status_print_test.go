@@ -187,3 +187,27 @@ func TestASubjectsHistoryPrintsWhatTheReconciliationFound(t *testing.T) {
 		t.Fatalf("history:\n%s", out)
 	}
 }
+
+// TestAStatusSaysWhatMovedForTheDate: status gives, per currency, the
+// amounts of the date's succeeded revenue shares (what left the platform's
+// Infinia account, carried entries netted included) and distributions
+// (commission collected at WeChat Pay): a finance check of a provider's
+// account against a date found no such figure but by summing payouts.csv.
+func TestAStatusSaysWhatMovedForTheDate(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	printEffects(&b, ledger.EffectsStatus{Counts: map[string]map[string]int{"revenue_share": {"succeeded": 3}, "distribution": {"succeeded": 1}, "upload": {"succeeded": 2}},
+		Succeeded: map[string]map[string]int64{"revenue_share": {"USD": 6813830, "CNY": 1131}, "distribution": {"CNY": 245703}, "upload": {"USD": 5}}})
+	out := b.String()
+	for _, want := range []string{
+		"  revenue shares succeeded (what left the platform's Infinia account for the date: its orders and the carried entries netted): 11.31 CNY, 68138.30 USD\n",
+		"  distributions succeeded (the commission WeChat Pay moved to the platform): 2457.03 CNY\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "0.05 USD") {
+		t.Errorf("an upload's amount, which moves nothing, among the money moved:\n%s", out)
+	}
+}

@@ -107,11 +107,17 @@ type StatusTotal struct {
 // look: an answer lost (went through unknown), sent more than once, failed,
 // or not final yet, each with its history.
 type EffectsStatus struct {
-	Counts         map[string]map[string]int `json:"counts"` // kind -> state -> attempts
-	Sends          int64                     `json:"sends"`
-	ThroughUnknown int                       `json:"through_unknown"`
-	WorthALook     int                       `json:"worth_a_look"` // how many; Listed holds the first ones
-	Listed         []EffectReport            `json:"listed"`
+	Counts map[string]map[string]int `json:"counts"` // kind -> state -> attempts
+	// Succeeded sums the amounts of the succeeded attempts, kind ->
+	// currency -> minor units: of revenue_share, what left the platform's
+	// account at the provider for the date (its orders and the carried
+	// entries netted); of distribution, the commission moved to the
+	// platform; of upload, a delivery that moves nothing (payouts.csv).
+	Succeeded      map[string]map[string]int64 `json:"succeeded_minor"`
+	Sends          int64                       `json:"sends"`
+	ThroughUnknown int                         `json:"through_unknown"`
+	WorthALook     int                         `json:"worth_a_look"` // how many; Listed holds the first ones
+	Listed         []EffectReport              `json:"listed"`
 }
 
 // EffectReport is one attempt at a side effect with its history.
@@ -348,7 +354,7 @@ func (l *Ledger) statusRead(section string) {
 
 // effectsStatus counts the date's effects and lists those worth a look.
 func (r Reader) effectsStatus(ctx context.Context, d pipeline.Date) (EffectsStatus, error) {
-	es := EffectsStatus{Counts: map[string]map[string]int{}, Listed: []EffectReport{}}
+	es := EffectsStatus{Counts: map[string]map[string]int{}, Succeeded: map[string]map[string]int64{}, Listed: []EffectReport{}}
 	var ids []int64
 	byID := map[int64]int{}
 	err := r.PayoutLinesWithID(ctx, d, func(id int64, p pipeline.PayoutLine) error {
@@ -356,6 +362,12 @@ func (r Reader) effectsStatus(ctx context.Context, d pipeline.Date) (EffectsStat
 			es.Counts[p.Kind] = map[string]int{}
 		}
 		es.Counts[p.Kind][p.State]++
+		if p.State == string(pipeline.EffectSucceeded) {
+			if es.Succeeded[p.Kind] == nil {
+				es.Succeeded[p.Kind] = map[string]int64{}
+			}
+			es.Succeeded[p.Kind][p.Currency] += p.Amount
+		}
 		es.Sends += int64(p.Sends)
 		unknown := strings.Contains(p.Path, string(pipeline.EffectUnknown))
 		if unknown {

@@ -60,6 +60,12 @@ func TestDateStatusShowsHistoryTotalsAndOnlyItsLateRefunds(t *testing.T) {
 	if es.Counts["revenue_share"]["succeeded"] != 1 || es.Sends != 1 || es.ThroughUnknown != 1 || es.WorthALook != 1 || len(es.Listed) != 1 {
 		t.Fatalf("effects: %+v", es)
 	}
+	// The money that moved: the succeeded revenue share's amount, what a
+	// finance check of the provider's account compares (a date's
+	// summary.csv paid counts its own orders, not the entries netted).
+	if len(es.Succeeded) != 1 || len(es.Succeeded["revenue_share"]) != 1 || es.Succeeded["revenue_share"]["USD"] != 600 {
+		t.Errorf("succeeded amounts: %+v, want revenue_share 600 USD", es.Succeeded)
+	}
 	got := es.Listed[0]
 	if got.Path != "planned>sent>unknown>succeeded" || len(got.History) != 4 || got.History[2].Cause != string(pipeline.CauseSendError) ||
 		got.History[2].Detail != "timeout awaiting response" || got.History[3].Cause != string(pipeline.CauseQuery) {
