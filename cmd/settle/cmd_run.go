@@ -1504,6 +1504,14 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 	}
 	res, err := runner.Execute(ctx, o.key, params, o.until)
 	err = cfg.whyReadOnly(ctx, err) // before the run's metrics take its exit code
+	if ctx.Err() == nil {
+		// Orders written into the windows of dates read already (the
+		// recheck days', and this date's when read before): beside the
+		// run, whatever it ended with, changing none of its work.
+		err = withLateOrders(err, cfg, func() (error, error) {
+			return cfg.lateOrders(ctx, l, src, o, run != nil && run.Done(pipeline.StageExtract) && !o.reextract)
+		})
+	}
 	if res != nil && res.Run != nil && (o.pushURL != "" || o.metricsFile != "") {
 		if merr := cfg.reportMetrics(context.WithoutCancel(ctx), l, o, res.Run, time.Since(started), err); merr != nil {
 			cfg.warn("metrics", merr) // metrics never fail a run

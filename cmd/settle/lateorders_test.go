@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+	settlesql "github.com/settlekit/settle/sql"
+)
+
+// lateOrdersEnv is an env with 2026-11-19 to 2026-11-21 seeded (Shanghai
+// days), and a run of settle at a clock of 2026-11-22 03:00 UTC, every
+// channel skipped on purpose (nothing to send: a run settles its date to
+// its end, exit 0).
+func lateOrdersEnv(t *testing.T) (*env, func(args ...string) (string, int)) {
+	t.Helper()
+	e := newEnv(t)
+	for i, d := range []string{"2026-11-19", "2026-11-20", "2026-11-21"} {
+		args := []string{"seed", "--date", d, "--orders", "40", "--sellers", "4", "--seed", string(rune('1' + i))}
+		if i > 0 {
+			args = append(args, "--allow-other-orders")
+		}
+		e.mustSettle(args...)
+	}
+	now := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	return e, func(args ...string) (string, int) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		full := append([]string{"settle", "run", "--database-url", e.url, "--rules", e.rules, "--out", e.reports, skipAll}, args...)
+		err := runAt(context.Background(), func() time.Time { return now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
+		code := exitCode(err, &errb)
+		return out.String() + errb.String(), code
+	}
+}
+
+// insertLate writes, into the platform, a copy of an order of the window
+// [from, to) under order number no, confirmed at at: an order written into
+// a date's window after the date was read.
+func (e *env) insertLate(no, at string) {
+	e.t.Helper()
+	e.db.MustExec(`INSERT INTO orders (order_no, seller_id, provider, provider_txn_id, currency, amount_minor, category, buyer_country, paid_at, confirmed_at)
+		SELECT $1, seller_id, provider, 'LATE' || $1, currency, amount_minor, category, buyer_country, $2::timestamptz - interval '1 minute', $2::timestamptz
+		FROM orders WHERE seller_id IS NOT NULL AND provider = 'infiniapay' AND currency = 'USD' ORDER BY order_no LIMIT 1`, no, at)
+	if n := e.count(`SELECT count(*) FROM orders WHERE order_no = $1`, no); n != 1 {
+		e.t.Fatalf("%s not written (%d rows)", no, n)
+	}
+}
+
+const lateLine = "written into %s's window after %s was read: no run reads it; have the platform date it into an open day, or settle it by hand"
+
+// TestAnOrderWrittenIntoAReadWindowIsNamed: an order inserted into a
+// date's window after the date was read (a transaction that committed
+// after the run, a back-office correction) was in no later window, read
+// by no run, and nothing said so: the next night's run, which re-checks
+// the dates before it (--recheck-days), ended 0. It now compares the
+// platform's orders of each such date's window now with the date's
+// snapshot, and names the order (exit 4), its own date settled all the
+// same; a run of a date read before (its own date again) compares its
+// own date too. Nothing is settled by it.
+func TestAnOrderWrittenIntoAReadWindowIsNamed(t *testing.T) {
+	t.Parallel()
+	e, at := lateOrdersEnv(t)
+	if out, code := at("--date", "2026-11-20"); code != 0 {
+		t.Fatalf("2026-11-20: exit %d, want 0:\n%s", code, out)
+	}
+	// In the middle of the day's order numbers, so that the comparison
+	// passes orders it has on both sides.
+	var mid string
+	if err := e.db.Get(&mid, `SELECT order_no FROM settle.source_rows ORDER BY order_no COLLATE "C" OFFSET 10 LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	late := mid + "-late"
+	e.insertLate(late, "2026-11-20 12:00:00+08")
+
+	out, code := at("--date", "2026-11-21")
+	want := "order " + late + ": " + strings.ReplaceAll(lateLine, "%s", "2026-11-20")
+	if code != 4 || !strings.Contains(out, want) {
+		t.Fatalf("the next night, %s written into 2026-11-20 after its run: exit %d, want 4 naming it (%q):\n%s", late, code, want, out)
+	}
+	if !strings.Contains(out, "settle: "+hintLateOrders) {
+		t.Errorf("the next night: the hint is not that no run reads the order:\n%s", out)
+	}
+	if strings.Count(out, "read by no run of it") != 1 || !strings.Contains(out, "2026-11-20: the source query gives") {
+		t.Errorf("the next night: want one line counting 2026-11-20's orders read by no run:\n%s", out)
+	}
+	// The night's own date settled to its end, recorded with nothing for
+	// a person; nothing of 2026-11-20 changed, the order settled by none.
+	if n := e.count(`SELECT count(*) FROM settle.runs WHERE business_date = '2026-11-21' AND state = 'done' AND last_error = ''
+		AND 'reconcile' = ANY (stages_done)`); n != 1 {
+		t.Fatalf("2026-11-21 not settled to its end with nothing for a person (%d runs)", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items i JOIN settle.runs r ON r.id = i.run_id WHERE r.business_date = '2026-11-21'`); n == 0 {
+		t.Fatal("2026-11-21 recorded no item")
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1`, late) + e.count(`SELECT count(*) FROM settle.source_rows WHERE order_no = $1`, late); n != 0 {
+		t.Fatalf("%s read or settled by a run (%d rows): the check settles nothing", late, n)
+	}
+
+	// Its own date run again after it was read: an order written into
+	// it since is named too, as 2026-11-20's still is.
+	late2 := "A-first-" + mid
+	e.insertLate(late2, "2026-11-21 23:59:59+08")
+	out, code = at("--date", "2026-11-21")
+	if code != 4 || !strings.Contains(out, "order "+late2+": "+strings.ReplaceAll(lateLine, "%s", "2026-11-21")) || !strings.Contains(out, want) {
+		t.Fatalf("2026-11-21 run again, %s written into it: exit %d, want 4 naming both orders:\n%s", late2, code, out)
+	}
+	// With no date to re-check, and its own date read for the first
+	// time, a run compares nothing.
+	if out, code := at("--date", "2026-11-19", "--recheck-days", "0"); code != 0 || strings.Contains(out, "no run reads it") {
+		t.Fatalf("2026-11-19, first read, --recheck-days 0: exit %d, want 0 naming nothing:\n%s", code, out)
+	}
+}
+
+// TestNoOrderWrittenLateSaysNothing: the nights after dates read whole
+// compare them and end 0, saying nothing of it.
+func TestNoOrderWrittenLateSaysNothing(t *testing.T) {
+	t.Parallel()
+	_, at := lateOrdersEnv(t)
+	for _, d := range []string{"2026-11-19", "2026-11-20", "2026-11-21", "2026-11-21"} {
+		if out, code := at("--date", d); code != 0 || strings.Contains(out, "read by no run") || strings.Contains(out, "not looked for") {
+			t.Fatalf("%s: exit %d, want 0 saying nothing of orders written late:\n%s", d, code, out)
+		}
+	}
+}
+
+// TestLateOrdersNotLookedForWithAnotherQuery: a date read with another
+// source query than the one given now is not compared (what the query
+// gives now is not what the date read): one line says so, and the run
+// goes on; so is a date run in shards one of which has not read it.
+func TestLateOrdersNotLookedForWithAnotherQuery(t *testing.T) {
+	t.Parallel()
+	e, at := lateOrdersEnv(t)
+	if out, code := at("--date", "2026-11-20"); code != 0 {
+		t.Fatalf("2026-11-20: exit %d:\n%s", code, out)
+	}
+	e.insertLate("LATE-1", "2026-11-20 12:00:00+08")
+	q := filepath.Join(t.TempDir(), "source.sql")
+	if err := os.WriteFile(q, []byte(settlesql.SourceQuery+"\n-- changed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := at("--date", "2026-11-21", "--source-query", q)
+	if code != 0 || strings.Contains(out, "no run reads it") ||
+		!strings.Contains(out, "2026-11-20: orders written into its window after it was read not looked for: the source query given now is not the one it was read with") {
+		t.Fatalf("another source query: exit %d, want 0 and the line saying 2026-11-20 is not compared:\n%s", code, out)
+	}
+	// 2026-11-19 read by shard 0/2 alone: not compared, said once.
+	if out, code := at("--date", "2026-11-19", "--shard", "0/2"); code != 0 {
+		t.Fatalf("2026-11-19 shard 0/2: exit %d:\n%s", code, out)
+	}
+	e.insertLate("LATE-2", "2026-11-19 12:00:00+08")
+	out, code = at("--date", "2026-11-20", "--recheck-days", "1")
+	if !strings.Contains(out, "2026-11-19: orders written into its window after it was read not looked for: 1 of its 2 shards read it") {
+		t.Fatalf("2026-11-19 read by one of its shards: want the line saying it is not compared:\n%s", out)
+	}
+	if code != 4 || !strings.Contains(out, "order LATE-1: "+strings.ReplaceAll(lateLine, "%s", "2026-11-20")) {
+		t.Fatalf("2026-11-20 again with the query it read: exit %d, want 4 naming LATE-1:\n%s", code, out)
+	}
+	// Both shards read it: an order is read if its seller's shard read
+	// it (the other shard's snapshot keeps its number alone). LATE-2,
+	// written after shard 0 read the day and before shard 1 did, is read
+	// if its seller is shard 1's, else by no run, and named (shard 1
+	// rejects it too, "settled by no run": a reject of its own).
+	if out, code := at("--date", "2026-11-19", "--shard", "1/2", "--max-reject-ratio", "1"); code != 0 {
+		t.Fatalf("2026-11-19 shard 1/2: exit %d:\n%s", code, out)
+	}
+	read := e.count(`SELECT count(*) FROM settle.source_rows WHERE order_no = 'LATE-2' AND NOT other_shard`) == 1
+	out, code = at("--date", "2026-11-20", "--recheck-days", "1")
+	named := strings.Contains(out, "order LATE-2: "+strings.ReplaceAll(lateLine, "%s", "2026-11-19"))
+	if code != 4 || named == read || strings.Contains(out, "not looked for") {
+		t.Fatalf("2026-11-19 read by both shards, LATE-2 read by its seller's shard: %v: exit %d, named: %v:\n%s", read, code, named, out)
+	}
+}
+
+// TestLateOrdersNotAnsweredIsExit1: the comparison that cannot be made
+// (the platform refusing the source query now: a table renamed) is a
+// warning and exit 1, never a silent pass; the run's own work is done
+// all the same.
+func TestLateOrdersNotAnsweredIsExit1(t *testing.T) {
+	t.Parallel()
+	e, at := lateOrdersEnv(t)
+	for _, d := range []string{"2026-11-20", "2026-11-21"} {
+		if out, code := at("--date", d); code != 0 {
+			t.Fatalf("%s: exit %d:\n%s", d, code, out)
+		}
+	}
+	e.db.MustExec(`ALTER TABLE refunds RENAME TO refunds_moved`)
+	out, code := at("--date", "2026-11-21")
+	if code != 1 || !strings.Contains(out, "settle: look for orders written into windows already read: look for orders written into 2026-11-20's window after it was read") ||
+		!strings.Contains(out, "2026-11-21's window") || !strings.Contains(out, `relation "refunds" does not exist`) {
+		t.Fatalf("the platform refusing the comparison: exit %d, want 1 with a warning naming both dates:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.runs WHERE business_date = '2026-11-21' AND state = 'done' AND last_error = ''`); n != 1 {
+		t.Fatalf("2026-11-21's run recorded otherwise than done (%d done)", n)
+	}
+}
+
+// withLateOrders keeps the run's exit code but where the comparison's is
+// worse: its problems are 4 beside a run's 0 or 4, its failure 1.
+func TestWithLateOrdersExitCodes(t *testing.T) {
+	var stderr bytes.Buffer
+	cfg := &config{getenv: func(string) string { return "" }, stdout: &bytes.Buffer{}, stderr: &stderr}
+	problem := (&pipeline.Problems{List: []string{"order X: written into ..."}}).NeedsPerson()
+	down := errors.New("platform down")
+	for _, c := range []struct {
+		run            error
+		found, failure error
+		want           int
+	}{
+		{nil, nil, nil, 0},
+		{nil, problem, nil, 4},
+		{nil, nil, down, 1},
+		{nil, problem, down, 1},
+		{pipeline.E(pipeline.KindNeedsPerson, "", errors.New("a mismatch")), problem, nil, 4},
+		{pipeline.E(pipeline.KindNeedsPerson, "", errors.New("a mismatch")), nil, down, 1},
+		{errors.New("a provider not answering"), problem, nil, 1},
+		{pipeline.E(pipeline.KindInput, "", errors.New("rows rejected")), problem, nil, 3},
+		{pipeline.E(pipeline.KindUsage, "", errors.New("bad flag")), problem, down, 2},
+	} {
+		stderr.Reset()
+		err := withLateOrders(c.run, cfg, func() (error, error) { return c.found, c.failure })
+		if got := codeOf(err); got != c.want {
+			t.Errorf("run %v, found %v, failed %v: exit %d, want %d", c.run, c.found, c.failure, got, c.want)
+		}
+		if c.found != nil && c.want != 0 && !strings.Contains(err.Error(), "order X") {
+			t.Errorf("run %v, found %v: the error does not name the order: %v", c.run, c.found, err)
+		}
+		if (c.failure != nil) != strings.Contains(stderr.String(), "platform down") {
+			t.Errorf("failed %v: warning %q", c.failure, stderr.String())
+		}
+	}
+}
