@@ -63,7 +63,7 @@ func runCommand(cfg *config) *cli.Command {
 			&cli.StringFlag{Name: flagMinPayout, EnvVars: []string{"SETTLE_MIN_PAYOUT"},
 				Usage: "smallest revenue share per currency, e.g. USD=10.00,JPY=1000; a smaller net is carried to the seller's next payout"},
 			&cli.IntFlag{Name: flagRecheckDays, EnvVars: []string{"SETTLE_RECHECK_DAYS"}, Value: defaultRecheckDays,
-				Usage: "also reconcile again the dates of the last N days whose findings still include timing gaps (bills not out, funds UNSETTLE); each costs one more pass of the per-order queries not yet final"},
+				Usage: "also reconcile again the dates of the last N days whose findings still include timing gaps (bills not out, funds UNSETTLE); each costs one more pass of the per-order queries not yet final; the last N days' windows are also read again for orders no run read (written into them after they were read: exit 4)"},
 			&cli.IntFlag{Name: flagWatchDays, EnvVars: []string{"SETTLE_REJECTED_WATCH_DAYS"}, Value: defaultWatchDays,
 				Usage: "a nightly run (no --date, --from) also asks Pay Protocol about the orders rejected for a failed payment of the last N days whose dates it does not reconcile, one question each: one paid late since is reported (exit 4) for settle resolve --order --reopen; 0: not asked"},
 			&cli.BoolFlag{Name: flagReconcileAll, EnvVars: []string{"SETTLE_RECONCILE_ALL"},
