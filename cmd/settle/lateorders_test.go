@@ -235,3 +235,24 @@ func TestWithLateOrdersExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestAnOrderSettledBeforeItWasMovedIsNotNamed: an order a later date's
+// run settled, which the platform moved into an earlier date's window
+// since, is in no snapshot of that date but is settled: not named, only
+// counted in the date's line.
+func TestAnOrderSettledBeforeItWasMovedIsNotNamed(t *testing.T) {
+	t.Parallel()
+	e, at := lateOrdersEnv(t)
+	for _, d := range []string{"2026-11-20", "2026-11-21"} {
+		if out, code := at("--date", d); code != 0 {
+			t.Fatalf("%s: exit %d:\n%s", d, code, out)
+		}
+	}
+	moved := e.first(`SELECT i.order_no FROM settle.items i JOIN settle.runs r ON r.id = i.run_id WHERE r.business_date = '2026-11-21'`)
+	e.db.MustExec(`UPDATE orders SET paid_at = '2026-11-20 11:00:00+08', confirmed_at = '2026-11-20 12:00:00+08' WHERE order_no = $1`, moved)
+	out, code := at("--date", "2026-11-21")
+	if code != 0 || strings.Contains(out, "no run reads it") ||
+		!strings.Contains(out, "orders for its window now, 0 of them read by no run of it; 1 more settled by another date's run") {
+		t.Fatalf("%s, settled on 2026-11-21, moved into 2026-11-20: exit %d, want 0, counted and not named:\n%s", moved, code, out)
+	}
+}

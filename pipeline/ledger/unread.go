@@ -7,6 +7,8 @@ import (
 	"iter"
 
 	"github.com/lib/pq"
+
+	"github.com/settlekit/settle/pipeline"
 )
 
 // SnapshotOrderNumbers gives the order numbers runs read as their own (the
@@ -65,4 +67,30 @@ func (l *Ledger) snapshotOrderNumbers(ctx context.Context, runIDs []int64, yield
 		return fmt.Errorf("read the date's snapshot: %w", err)
 	}
 	return nil
+}
+
+// SettledOn returns, of orderNos, those the ledger holds an item of (an
+// order settles once, ever: items' key), each with the date of the run
+// that recorded it: an order the platform moved into a date's window
+// after another date's run settled it is no order no run read.
+func (r Reader) SettledOn(ctx context.Context, orderNos []string) (map[string]pipeline.Date, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT i.order_no, r.business_date::text FROM items i JOIN runs r ON r.id = i.run_id
+		WHERE i.order_no = ANY ($1)`, pq.Array(orderNos))
+	if err != nil {
+		return nil, fmt.Errorf("read the items of orders: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]pipeline.Date{}
+	for rows.Next() {
+		var no, d string
+		if err := rows.Scan(&no, &d); err != nil {
+			return nil, fmt.Errorf("read the items of orders: %w", err)
+		}
+		date, err := pipeline.ParseDate(d)
+		if err != nil {
+			return nil, fmt.Errorf("read the items of orders: %w", err)
+		}
+		out[no] = date
+	}
+	return out, rows.Err()
 }
