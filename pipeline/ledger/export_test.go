@@ -149,3 +149,9 @@ func SubjectHistoryIn(ctx context.Context, tx *sql.Tx, d pipeline.Date, subject 
 
 // OrderBalanced is orderBalanced, for its own test.
 var OrderBalanced = orderBalanced
+
+// OrderHistoryIn is OrderHistory's read on tx, for tests that look at what
+// it read (pg_stat_xact_user_tables).
+func OrderHistoryIn(ctx context.Context, tx *sql.Tx, d pipeline.Date, orderNo string) (*OrderHistory, error) {
+	return Reader{tx}.orderHistory(ctx, d, orderNo)
+}

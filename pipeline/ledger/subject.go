@@ -126,6 +126,7 @@ type SubjectAdjustment struct {
 	Currency     string     `json:"currency"`
 	OrderNo      string     `json:"order_no,omitempty"`
 	RefundNo     string     `json:"refund_no,omitempty"`
+	Subject      string     `json:"subject,omitempty"` // held: the revenue share that was to pay what it carries
 	Reason       string     `json:"reason,omitempty"`
 	Date         string     `json:"business_date"`
 	NettedInto   string     `json:"netted_into,omitempty"`
@@ -180,38 +181,23 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 		}
 	}
 
-	rows, err := r.q.QueryContext(ctx, `SELECT e.id, e.kind, e.subject, e.attempt, e.idem_key, e.currency, e.amount_minor, e.state,
-		`+pathSQL+`, e.provider_ref, e.last_error, e.sends
-		FROM effects e JOIN runs r ON r.id = e.run_id
-		WHERE r.business_date = $1 AND e.subject = $2 ORDER BY e.kind, e.attempt`, d.String(), subject)
+	atts, err := r.attempts(ctx, `r.business_date = $1 AND e.subject = $2`, d.String(), subject)
 	if err != nil {
 		return nil, fail("attempts", err)
 	}
 	var ids []int64
 	var keys []string
 	byID := map[int64]int{}
-	for rows.Next() {
-		var id int64
-		var e EffectReport
-		if err := rows.Scan(&id, &e.Kind, &e.Subject, &e.Attempt, &e.Key, &e.Currency, &e.Amount, &e.State, &e.Path,
-			&e.ProviderRef, &e.LastError, &e.Sends); err != nil {
-			rows.Close()
-			return nil, fail("attempts", err)
-		}
-		e.History = []StatusEvent{}
-		byID[id] = len(h.Attempts)
-		ids, keys = append(ids, id), append(keys, e.Key)
-		h.Attempts = append(h.Attempts, e)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fail("attempts", err)
+	for _, a := range atts {
+		byID[a.id] = len(h.Attempts)
+		ids, keys = append(ids, a.id), append(keys, a.Key)
+		h.Attempts = append(h.Attempts, a.EffectReport)
 	}
 	if len(ids) == 0 {
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no side effect of %s has this subject or key (payouts.csv lists them)", subject, d)
 	}
 
-	rows, err = r.q.QueryContext(ctx, `SELECT effect_id, at, from_state, to_state, cause, sends, detail
+	rows, err := r.q.QueryContext(ctx, `SELECT effect_id, at, from_state, to_state, cause, sends, detail
 		FROM effect_events WHERE effect_id = ANY ($1) ORDER BY effect_id, id`, pq.Array(ids))
 	if err != nil {
 		return nil, fail("histories", err)
@@ -251,28 +237,13 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 		return nil, fail("runs", err)
 	}
 
-	rows, err = r.q.QueryContext(ctx, `SELECT id, kind, amount_minor, currency, order_no, refund_no, reason,
-		to_char(business_date, 'YYYY-MM-DD'), netted_into, netted_date, reopened_from, created_at
-		FROM adjustments WHERE subject = $1 OR netted_into = $1 OR reopened_from = $1 ORDER BY id`, subject)
-	if err != nil {
+	if h.Adjustments, err = r.adjustments(ctx, `subject = $1 OR netted_into = $1 OR reopened_from = $1`, subject); err != nil {
 		return nil, fail("carried entries", err)
 	}
 	var carries []int64
-	for rows.Next() {
-		var a SubjectAdjustment
-		if err := rows.Scan(&a.ID, &a.Kind, &a.Amount, &a.Currency, &a.OrderNo, &a.RefundNo, &a.Reason, &a.Date,
-			&a.NettedInto, &a.NettedDate, &a.ReopenedFrom, &a.CreatedAt); err != nil {
-			rows.Close()
-			return nil, fail("carried entries", err)
-		}
+	for _, a := range h.Adjustments {
 		carries = append(carries, a.ID)
-		h.Adjustments = append(h.Adjustments, a)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fail("carried entries", err)
-	}
-
 	// The items: the date's paid by an attempt or listed in its trade
 	// file (items_date_seller) and
 	// those carried into its entries, of any date (items_carry: an order
@@ -321,26 +292,17 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 		for i, ro := range items {
 			orderNos[i] = ro.order
 		}
-		rows, err = r.q.QueryContext(ctx, `SELECT s.run_id, s.order_no, s.seq, s.seller_id, s.provider, s.provider_txn_id, s.currency, s.amount_minor,
-				s.refunded_minor, s.category, s.paid_at, s.confirmed_at
-			FROM source_rows s WHERE s.run_id = ANY ($1) AND s.order_no = ANY ($2) ORDER BY s.run_id, s.seq`, pq.Array(runIDs), pq.Array(orderNos))
+		srcs, err := r.sourceRows(ctx, `s.run_id = ANY ($1) AND s.order_no = ANY ($2)`, pq.Array(runIDs), pq.Array(orderNos))
 		if err != nil {
 			return nil, fail("source rows", err)
 		}
 		read := map[runOrder][]SubjectSource{}
-		for rows.Next() {
-			var ro runOrder
-			var src SubjectSource
-			if err := rows.Scan(&ro.run, &ro.order, &src.Seq, &src.SellerID, &src.Provider, &src.ProviderTxnID, &src.Currency, &src.Amount,
-				&src.Refunded, &src.Category, &src.PaidAt, &src.ConfirmedAt); err != nil {
-				rows.Close()
-				return nil, fail("source rows", err)
+		for _, src := range srcs {
+			ro := runOrder{src.run, ""}
+			if src.order != nil {
+				ro.order = *src.order
 			}
-			read[ro] = append(read[ro], src)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fail("source rows", err)
+			read[ro] = append(read[ro], src.SubjectSource)
 		}
 		// Each order beside each row its run read of it (the left join
 		// it was: an order its run read twice is listed twice).
@@ -359,21 +321,7 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 		}
 	}
 
-	rows, err = r.q.QueryContext(ctx, `SELECT name, request_no, rows, status, reason, updated_at FROM trade_files
-		WHERE request_no = ANY ($1) ORDER BY attempt`, pq.Array(keys))
-	if err != nil {
-		return nil, fail("trade files", err)
-	}
-	for rows.Next() {
-		var f SubjectFile
-		if err := rows.Scan(&f.Name, &f.RequestNo, &f.Rows, &f.Status, &f.Reason, &f.UpdatedAt); err != nil {
-			rows.Close()
-			return nil, fail("trade files", err)
-		}
-		h.Files = append(h.Files, f)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if h.Files, err = r.tradeFiles(ctx, keys); err != nil {
 		return nil, fail("trade files", err)
 	}
 
@@ -402,21 +350,135 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 	for i, it := range h.Items {
 		orders[i] = it.OrderNo
 	}
-	rows, err = r.q.QueryContext(ctx, `SELECT kind, subject, idem_key, note, resolved_at, actor, db_role FROM resolutions
-		WHERE subject = $1 OR idem_key = ANY ($2) OR idem_key = ANY ($3) ORDER BY resolved_at, kind`, subject, pq.Array(keys), pq.Array(orders))
-	if err != nil {
-		return nil, fail("resolutions", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var res Resolution
-		if err := rows.Scan(&res.Kind, &res.Subject, &res.Key, &res.Note, &res.ResolvedAt, &res.Actor, &res.DBRole); err != nil {
-			return nil, fail("resolutions", err)
-		}
-		h.Resolved = append(h.Resolved, res)
-	}
-	if err := rows.Err(); err != nil {
+	if h.Resolved, err = r.resolutionsNaming(ctx, []string{subject}, append(append([]string{}, keys...), orders...)); err != nil {
 		return nil, fail("resolutions", err)
 	}
 	return h, nil
+}
+
+// attempt is an attempt of a side effect as attempts reads it: its id (to
+// read its history by) and business date beside what status shows of it.
+type attempt struct {
+	id   int64
+	date string
+	EffectReport
+}
+
+// attempts reads the attempts of side effects where cond holds (on effects
+// e joined to their runs r), by kind and attempt, their histories empty:
+// what status --subject and status --order show of an attempt.
+func (r Reader) attempts(ctx context.Context, cond string, args ...any) ([]attempt, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT e.id, to_char(r.business_date, 'YYYY-MM-DD'), e.kind, e.subject, e.attempt, e.idem_key, e.currency,
+		e.amount_minor, e.state, `+pathSQL+`, e.provider_ref, e.last_error, e.sends
+		FROM effects e JOIN runs r ON r.id = e.run_id
+		WHERE `+cond+` ORDER BY e.kind, e.subject, e.attempt`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []attempt
+	for rows.Next() {
+		var a attempt
+		if err := rows.Scan(&a.id, &a.date, &a.Kind, &a.Subject, &a.Attempt, &a.Key, &a.Currency, &a.Amount, &a.State, &a.Path,
+			&a.ProviderRef, &a.LastError, &a.Sends); err != nil {
+			return nil, err
+		}
+		a.History = []StatusEvent{}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// adjustments reads the entries of the carried-balance journal where cond
+// holds, by id.
+func (r Reader) adjustments(ctx context.Context, cond string, args ...any) ([]SubjectAdjustment, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT id, kind, amount_minor, currency, order_no, refund_no, subject, reason,
+		to_char(business_date, 'YYYY-MM-DD'), netted_into, netted_date, reopened_from, created_at
+		FROM adjustments WHERE `+cond+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []SubjectAdjustment{}
+	for rows.Next() {
+		var a SubjectAdjustment
+		if err := rows.Scan(&a.ID, &a.Kind, &a.Amount, &a.Currency, &a.OrderNo, &a.RefundNo, &a.Subject, &a.Reason, &a.Date,
+			&a.NettedInto, &a.NettedDate, &a.ReopenedFrom, &a.CreatedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// runSource is a row of a run's snapshot as sourceRows reads it: its run
+// and order number (NULL as read) beside the row.
+type runSource struct {
+	run   int64
+	order *string
+	SubjectSource
+}
+
+// sourceRows reads the rows of the runs' snapshots where cond holds (on
+// source_rows s), but other shards' keys, by run and seq.
+func (r Reader) sourceRows(ctx context.Context, cond string, args ...any) ([]runSource, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT s.run_id, s.order_no, s.seq, s.seller_id, s.provider, s.provider_txn_id, s.currency, s.amount_minor,
+			s.refunded_minor, s.category, s.paid_at, s.confirmed_at
+		FROM source_rows s WHERE (`+cond+`) AND NOT s.other_shard ORDER BY s.run_id, s.seq`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []runSource
+	for rows.Next() {
+		var src runSource
+		if err := rows.Scan(&src.run, &src.order, &src.Seq, &src.SellerID, &src.Provider, &src.ProviderTxnID, &src.Currency, &src.Amount,
+			&src.Refunded, &src.Category, &src.PaidAt, &src.ConfirmedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, src)
+	}
+	return out, rows.Err()
+}
+
+// tradeFiles reads the trade files of the requestNos (trade_files'
+// unique request_no), by attempt.
+func (r Reader) tradeFiles(ctx context.Context, requestNos []string) ([]SubjectFile, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT name, request_no, rows, status, reason, updated_at FROM trade_files
+		WHERE request_no = ANY ($1) ORDER BY attempt`, pq.Array(requestNos))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []SubjectFile{}
+	for rows.Next() {
+		var f SubjectFile
+		if err := rows.Scan(&f.Name, &f.RequestNo, &f.Rows, &f.Status, &f.Reason, &f.UpdatedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// resolutionsNaming reads what a person resolved of one of the subjects,
+// or under one of the keys (an attempt's key, an order number, a trade
+// file's requestNo), by time. resolutions is a person's few rows: read
+// whole.
+func (r Reader) resolutionsNaming(ctx context.Context, subjects, keys []string) ([]Resolution, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT kind, subject, idem_key, note, resolved_at, actor, db_role FROM resolutions
+		WHERE subject = ANY ($1) OR idem_key = ANY ($2) ORDER BY resolved_at, kind`, pq.Array(subjects), pq.Array(keys))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Resolution{}
+	for rows.Next() {
+		var res Resolution
+		if err := rows.Scan(&res.Kind, &res.Subject, &res.Key, &res.Note, &res.ResolvedAt, &res.Actor, &res.DBRole); err != nil {
+			return nil, err
+		}
+		out = append(out, res)
+	}
+	return out, rows.Err()
 }
