@@ -24,6 +24,7 @@ func statusCommand(cfg *config) *cli.Command {
 		Flags: append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json (one JSON document of the same figures)"},
 			&cli.BoolFlag{Name: "rules", Usage: "the rules file each run of the date split its items with, as it was read, instead (the rule an order names in orders.csv, rules.csv:3, is its line 3)"},
+			&cli.StringFlag{Name: "order", Usage: "one order of the date, as orders.csv names it: everything the ledger knows of it instead - each row the date's runs read with its number (as read, or not kept) and the reject it became with the reason, its item (split, rule, state and reason), the payout that paid or carried it (its subject, key, state, amount and provider reference; the carried entry; an Infinia order's trade file with the status Infinia gave it), its late refunds and clawbacks, and what a person resolved of it"},
 			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it, or the key of one of its attempts (payouts.csv's key, orders.csv's payout_key, a requestNo or out_order_no): its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried (an upload: its file listed) with their split, rule and source row, the carried entries netted into it, an upload's trade file with the status Infinia gave it, what the reconciliation last found of it, and what a person resolved of it, by whom"}),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
@@ -48,10 +49,16 @@ func statusCommand(cfg *config) *cli.Command {
 					return err
 				}
 			}
-			if c.Bool("rules") {
-				if c.String("subject") != "" {
-					return pipeline.Errorf(pipeline.KindUsage, "--rules", "give --rules or --subject, not both")
+			given := 0
+			for _, set := range []bool{c.Bool("rules"), c.String("subject") != "", c.IsSet("order")} {
+				if set {
+					given++
 				}
+			}
+			if given > 1 {
+				return pipeline.Errorf(pipeline.KindUsage, "status", "give one of --rules, --subject and --order, not more")
+			}
+			if c.Bool("rules") {
 				var rs []ledger.RunRules
 				if migrated {
 					if rs, err = l.RulesFiles(c.Context, d); err != nil {
@@ -71,6 +78,22 @@ func statusCommand(cfg *config) *cli.Command {
 					return nil
 				}
 				printRulesFiles(controlSafe(cfg.stdout), d, rs)
+				return nil
+			}
+			if order := c.String("order"); c.IsSet("order") {
+				if !migrated {
+					return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: no run recorded (the ledger schema %s does not exist yet)", order, l.Schema())
+				}
+				h, err := l.OrderHistory(c.Context, d, order)
+				if err != nil {
+					return err
+				}
+				if format == "json" {
+					enc := json.NewEncoder(cfg.stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(h)
+				}
+				printOrder(controlSafe(cfg.stdout), h)
 				return nil
 			}
 			if subject := c.String("subject"); subject != "" {
@@ -265,21 +288,7 @@ func printSubject(w io.Writer, h *ledger.SubjectHistory) {
 		}
 	}
 	for _, f := range h.Files {
-		// The upload's state is the delivery; what Infinia made of the
-		// file is its status, recorded apart (trade_files).
-		fmt.Fprintf(w, "trade file %s (requestNo %s, %d rows): ", f.Name, f.RequestNo, f.Rows)
-		switch f.Status {
-		case infiniapay.StatusSuccess, infiniapay.StatusFailed:
-			fmt.Fprintf(w, "Infinia's status %s", f.Status)
-		case fileBuilt:
-			fmt.Fprint(w, "no status from Infinia recorded (every run of the date asks)")
-		default:
-			fmt.Fprintf(w, "Infinia's status %s, not final (every run of the date asks again)", f.Status)
-		}
-		if f.Reason != "" {
-			fmt.Fprintf(w, ": %s", f.Reason)
-		}
-		fmt.Fprintf(w, " (recorded %s)\n", f.UpdatedAt.UTC().Format(time.RFC3339))
+		printTradeFile(w, f)
 	}
 	what := "orders it paid or carried"
 	if len(h.Attempts) > 0 && h.Attempts[0].Kind == infiniapay.KindUpload {
@@ -295,22 +304,8 @@ func printSubject(w io.Writer, h *ledger.SubjectHistory) {
 			fmt.Fprintf(w, " (%s)", it.Reason)
 		}
 		fmt.Fprintln(w)
-		if src := it.Source; src != nil {
-			v := func(p *string) string {
-				if p == nil {
-					return "NULL"
-				}
-				return *p
-			}
-			t := func(p *time.Time) string {
-				if p == nil {
-					return "NULL"
-				}
-				return p.UTC().Format(time.RFC3339)
-			}
-			fmt.Fprintf(w, "    read as row %d: seller %s, provider %s, transaction %s, currency %s, amount %s, refunded %s, category %s, paid %s, confirmed %s\n",
-				src.Seq, v(src.SellerID), v(src.Provider), v(src.ProviderTxnID), v(src.Currency), v(src.Amount), v(src.Refunded), v(src.Category),
-				t(src.PaidAt), t(src.ConfirmedAt))
+		if it.Source != nil {
+			fmt.Fprintf(w, "    read as %s\n", sourceRow(it.Source))
 		} else {
 			fmt.Fprintln(w, "    its source row: not kept")
 		}
@@ -319,26 +314,7 @@ func printSubject(w io.Writer, h *ledger.SubjectHistory) {
 		fmt.Fprintf(w, "carried entries netted into it, held for it or opened again by it: %d\n", len(h.Adjustments))
 	}
 	for _, a := range h.Adjustments {
-		fmt.Fprintf(w, "  entry %d %s %s of %s", a.ID, a.Kind, pipeline.Money{Minor: a.Amount, Currency: pipeline.Currency(a.Currency)}, a.Date)
-		if a.OrderNo != "" {
-			fmt.Fprintf(w, ", order %s", a.OrderNo)
-		}
-		if a.RefundNo != "" {
-			fmt.Fprintf(w, ", refund %s", a.RefundNo)
-		}
-		switch {
-		case a.NettedInto != "":
-			fmt.Fprintf(w, ", netted into %s", a.NettedInto)
-		default:
-			fmt.Fprint(w, ", open")
-		}
-		if a.ReopenedFrom != "" {
-			fmt.Fprintf(w, ", opened again by the failure of %s", a.ReopenedFrom)
-		}
-		if a.Reason != "" {
-			fmt.Fprintf(w, ": %s", a.Reason)
-		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  %s\n", adjustment(a))
 	}
 	if len(h.Mismatches) > 0 {
 		fmt.Fprintf(w, "what the reconciliation last found of it (mismatches.csv): %d\n", len(h.Mismatches))
@@ -360,6 +336,158 @@ func printSubject(w io.Writer, h *ledger.SubjectHistory) {
 			fmt.Fprintf(w, ": %s", m.Detail)
 		}
 		fmt.Fprintln(w)
+	}
+	for _, r := range h.Resolved {
+		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s by %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
+	}
+}
+
+// printTradeFile prints an Infinia trade file with the status Infinia
+// gave it.
+func printTradeFile(w io.Writer, f ledger.SubjectFile) {
+	// The upload's state is the delivery; what Infinia made of the
+	// file is its status, recorded apart (trade_files).
+	fmt.Fprintf(w, "trade file %s (requestNo %s, %d rows): ", f.Name, f.RequestNo, f.Rows)
+	switch f.Status {
+	case infiniapay.StatusSuccess, infiniapay.StatusFailed:
+		fmt.Fprintf(w, "Infinia's status %s", f.Status)
+	case fileBuilt:
+		fmt.Fprint(w, "no status from Infinia recorded (every run of the date asks)")
+	default:
+		fmt.Fprintf(w, "Infinia's status %s, not final (every run of the date asks again)", f.Status)
+	}
+	if f.Reason != "" {
+		fmt.Fprintf(w, ": %s", f.Reason)
+	}
+	fmt.Fprintf(w, " (recorded %s)\n", f.UpdatedAt.UTC().Format(time.RFC3339))
+}
+
+// sourceRow is a source row as the extract read it, NULLs said.
+func sourceRow(src *ledger.SubjectSource) string {
+	v := func(p *string) string {
+		if p == nil {
+			return "NULL"
+		}
+		return *p
+	}
+	t := func(p *time.Time) string {
+		if p == nil {
+			return "NULL"
+		}
+		return p.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("row %d: seller %s, provider %s, transaction %s, currency %s, amount %s, refunded %s, category %s, paid %s, confirmed %s",
+		src.Seq, v(src.SellerID), v(src.Provider), v(src.ProviderTxnID), v(src.Currency), v(src.Amount), v(src.Refunded), v(src.Category),
+		t(src.PaidAt), t(src.ConfirmedAt))
+}
+
+// adjustment is an entry of the carried-balance journal: what, of which
+// date, and where it is netted (or open).
+func adjustment(a ledger.SubjectAdjustment) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "entry %d %s %s of %s", a.ID, a.Kind, pipeline.Money{Minor: a.Amount, Currency: pipeline.Currency(a.Currency)}, a.Date)
+	if a.OrderNo != "" {
+		fmt.Fprintf(&b, ", order %s", a.OrderNo)
+	}
+	if a.RefundNo != "" {
+		fmt.Fprintf(&b, ", refund %s", a.RefundNo)
+	}
+	switch {
+	case a.NettedInto != "":
+		fmt.Fprintf(&b, ", netted into %s", a.NettedInto)
+	default:
+		fmt.Fprint(&b, ", open")
+	}
+	if a.ReopenedFrom != "" {
+		fmt.Fprintf(&b, ", opened again by the failure of %s", a.ReopenedFrom)
+	}
+	if a.Reason != "" {
+		fmt.Fprintf(&b, ": %s", a.Reason)
+	}
+	return b.String()
+}
+
+// printOrder prints what the ledger holds of an order of a date as text
+// (OrderHistory).
+func printOrder(w io.Writer, h *ledger.OrderHistory) {
+	fmt.Fprintf(w, "order %s of %s\n", h.OrderNo, h.Date)
+	itemRun := int64(-1)
+	if len(h.Items) > 0 {
+		itemRun = h.Items[0].RunID
+	}
+	for _, r := range h.Rows {
+		fmt.Fprintf(w, "run %d shard %s: ", r.RunID, r.Shard)
+		if r.Source != nil {
+			fmt.Fprintf(w, "read %s", sourceRow(r.Source))
+		} else {
+			fmt.Fprintf(w, "row %d not kept (its run read its date again since)", r.Seq)
+		}
+		switch {
+		case r.Reject != nil:
+			rj := r.Reject
+			if r.Source == nil {
+				fmt.Fprintf(w, "; as its reject recorded it: seller %s, provider %s, currency %s, amount %s, refunded %s", rj.SellerID, rj.Provider, rj.Currency, rj.Amount, rj.Refunded)
+			}
+			fmt.Fprintf(w, "; rejected: %s\n", rj.Reason)
+		case r.RunID == itemRun:
+			fmt.Fprintln(w, "; settled as its item")
+		default:
+			fmt.Fprintln(w, "; not split yet (the run's transform stage is not done: settle run resumes it)")
+		}
+	}
+	for _, it := range h.Items {
+		cur := pipeline.Currency(it.Currency)
+		m := func(v int64) pipeline.Money { return pipeline.Money{Minor: v, Currency: cur} }
+		fmt.Fprintf(w, "item of run %d shard %s: seller %s %s, transaction %s: gross %s, refunded %s, commission %s, seller %s; rule %s; %s",
+			it.RunID, it.Shard, it.SellerID, it.Channel, it.ProviderTxnID, m(it.Gross), m(it.Refunded), m(it.Commission), m(it.Seller), it.Rule, it.State)
+		if it.Reason != "" {
+			fmt.Fprintf(w, " (%s)", it.Reason)
+		}
+		fmt.Fprintln(w)
+		if it.Source == nil {
+			fmt.Fprintln(w, "  its source row: not kept")
+		}
+		if it.PayoutKey == "" && it.CarryID == nil {
+			fmt.Fprintln(w, "  payout: none yet")
+		}
+	}
+	for _, p := range h.Payouts {
+		fmt.Fprintf(w, "payout: %s %s attempt %d, key %s, of %s: %s, %s, %s, %d sends", p.Kind, p.Subject, p.Attempt, p.Key, p.Date,
+			pipeline.Money{Minor: p.Amount, Currency: pipeline.Currency(p.Currency)}, p.State, p.Path, p.Sends)
+		if p.ProviderRef != "" {
+			fmt.Fprintf(w, ", provider reference %s", p.ProviderRef)
+		}
+		fmt.Fprintf(w, " (its history: settle status --date %s --subject %s)\n", p.Date, p.Subject)
+	}
+	for _, a := range h.Carried {
+		fmt.Fprint(w, "carried")
+		if a.Subject != "" {
+			fmt.Fprintf(w, " (not paid by %s)", a.Subject)
+		}
+		fmt.Fprintf(w, " in %s\n", adjustment(a))
+	}
+	for _, f := range h.Files {
+		printTradeFile(w, f)
+	}
+	if len(h.LateRefunds) > 0 {
+		fmt.Fprintf(w, "late refunds: %d\n", len(h.LateRefunds))
+	}
+	for _, lr := range h.LateRefunds {
+		amount := fmt.Sprintf("%d minor units", lr.Amount)
+		if lr.Currency != "" {
+			amount = pipeline.Money{Minor: lr.Amount, Currency: pipeline.Currency(lr.Currency)}.String()
+		}
+		fmt.Fprintf(w, "  %s of %s, read on %s: %s", lr.RefundNo, amount, lr.Date, lr.State)
+		if lr.Reason != "" {
+			fmt.Fprintf(w, " (%s)", lr.Reason)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(h.Clawbacks) > 0 {
+		fmt.Fprintf(w, "clawbacks: %d\n", len(h.Clawbacks))
+	}
+	for _, a := range h.Clawbacks {
+		fmt.Fprintf(w, "  %s\n", adjustment(a))
 	}
 	for _, r := range h.Resolved {
 		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s by %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
