@@ -275,7 +275,21 @@ func reconcileWatched(ctx context.Context, store MismatchStore, matchers []Match
 	problems *Problems, prefix string, watched map[Mismatch]int, elsewhere *Problems) (string, error) {
 	all, err := matchAll(ctx, matchers, run)
 	if err != nil {
-		return "", fmt.Errorf("reconcile: %w", err)
+		err = fmt.Errorf("reconcile: %w", err)
+		if ctx.Err() != nil || errors.Is(err, ErrLockLost) || errors.Is(err, ErrNotRecorded) || errors.Is(err, ErrNotRead) {
+			return "", err
+		}
+		// The reports are written all the same, from the ledger as it
+		// is: those of an earlier attempt (one with no provider
+		// configured, say) said nothing was paid, and stayed so, a whole
+		// set, after this attempt's payouts went out, until a run
+		// reconciled again (found by a support walkthrough). The
+		// findings are the last reconciliation's, kept.
+		wrote, werr := write(ctx, run)
+		if werr != nil {
+			return "", errors.Join(err, werr)
+		}
+		return "", fmt.Errorf("%w (%s from the ledger as it is, without this reconciliation: mismatches.csv holds the last one's findings)", err, wrote)
 	}
 	if err := store.ReplaceMismatches(ctx, run.ID, all); err != nil {
 		return "", fmt.Errorf("reconcile: %w", err)

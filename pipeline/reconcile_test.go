@@ -73,7 +73,8 @@ func TestMatchersRunSideBySide(t *testing.T) {
 
 // TestAMatcherErrorCancelsTheOthers: the first matcher's error is the
 // stage's, and the other matcher's context is cancelled (it would
-// otherwise wait sideBySide and fail with another error).
+// otherwise wait sideBySide and fail with another error); the reports
+// are written all the same, the last findings kept.
 func TestAMatcherErrorCancelsTheOthers(t *testing.T) {
 	started := make(chan struct{})
 	cancelled := make(chan error, 1)
@@ -96,10 +97,17 @@ func TestAMatcherErrorCancelsTheOthers(t *testing.T) {
 		}
 	}
 	store := &mismatchStore{found: []Mismatch{{Subject: "kept"}}}
-	write := func(context.Context, *Run) (string, error) { return "", nil }
+	writes := 0
+	write := func(context.Context, *Run) (string, error) { writes++; return "wrote the reports", nil }
 	_, err := ReconcileStage(store, []Matcher{waiting, failing}, write, 0)(context.Background(), &Run{ID: 1})
 	if err == nil || !strings.Contains(err.Error(), "provider X unreachable") || strings.Contains(err.Error(), "cancel") {
 		t.Fatalf("%v, want the failing matcher's error alone", err)
+	}
+	// The reports are written all the same, from the ledger as the run's
+	// payouts left it (an earlier attempt's said nothing was paid), with
+	// the findings kept.
+	if writes != 1 || !strings.Contains(err.Error(), "wrote the reports from the ledger as it is, without this reconciliation: mismatches.csv holds the last one's findings") {
+		t.Fatalf("%d reports written: %v", writes, err)
 	}
 	if c := <-cancelled; !errors.Is(c, context.Canceled) {
 		t.Fatalf("the other matcher's context: %v, want cancelled", c)
