@@ -81,36 +81,10 @@ func statusCommand(cfg *config) *cli.Command {
 				return nil
 			}
 			if order := c.String("order"); c.IsSet("order") {
-				if !migrated {
-					return pipeline.Errorf(pipeline.KindUsage, "--order", "%s: no run recorded (the ledger schema %s does not exist yet)", order, l.Schema())
-				}
-				h, err := l.OrderHistory(c.Context, d, order)
-				if err != nil {
-					return err
-				}
-				if format == "json" {
-					enc := json.NewEncoder(cfg.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(h)
-				}
-				printOrder(controlSafe(cfg.stdout), h)
-				return nil
+				return showHistory(cfg, format, "--order", order, migrated, l, func() (*ledger.OrderHistory, error) { return l.OrderHistory(c.Context, d, order) }, printOrder)
 			}
 			if subject := c.String("subject"); subject != "" {
-				if !migrated {
-					return pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no run recorded (the ledger schema %s does not exist yet)", subject, l.Schema())
-				}
-				h, err := l.SubjectHistory(c.Context, d, subject)
-				if err != nil {
-					return err
-				}
-				if format == "json" {
-					enc := json.NewEncoder(cfg.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(h)
-				}
-				printSubject(controlSafe(cfg.stdout), h)
-				return nil
+				return showHistory(cfg, format, "--subject", subject, migrated, l, func() (*ledger.SubjectHistory, error) { return l.SubjectHistory(c.Context, d, subject) }, printSubject)
 			}
 			var s *ledger.DateStatus
 			if migrated {
@@ -262,6 +236,25 @@ func failedStage(lastError string) string {
 		return ""
 	}
 	return name
+}
+
+// showHistory prints the history read returns (of what, given by flag) as
+// one JSON document or as text, or says that the ledger holds no run yet.
+func showHistory[H any](cfg *config, format, flag, what string, migrated bool, l *ledger.Ledger, read func() (H, error), text func(io.Writer, H)) error {
+	if !migrated {
+		return pipeline.Errorf(pipeline.KindUsage, flag, "%s: no run recorded (the ledger schema %s does not exist yet)", what, l.Schema())
+	}
+	h, err := read()
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		enc := json.NewEncoder(cfg.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(h)
+	}
+	text(controlSafe(cfg.stdout), h)
+	return nil
 }
 
 // printSubject prints a subject's whole history as text (SubjectHistory).
