@@ -217,7 +217,7 @@ func TestRateLimiterLimits(t *testing.T) {
 	r.cfg.Limiter = rate.NewLimiter(rate.Every(time.Hour), 1)
 	c, _ := infiniapay.New(r.cfg)
 	c.Balance(context.Background(), "BAL-1", "USD")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // far before the turn, an hour away: refused at once, however loaded the machine
 	defer cancel()
 	before := r.fake.Calls("balance/query")
 	if _, err := c.Balance(ctx, "BAL-2", "USD"); err == nil || r.fake.Calls("balance/query") != before ||
