@@ -204,3 +204,48 @@ func TestMulDivOverflowIsAnErrorNeverAWrapOrAPanic(t *testing.T) {
 		t.Errorf("MulDivFloor(2999, 3000, 10000) = %d, %v; want 899 (899.7 floored)", got, err)
 	}
 }
+
+// TestMulDivRefusesOperandsOutOfRange: a negative amount or rate, or a
+// zero denominator, is an error of its own, never a result: -1 times 0 is
+// no 0 to pay, and a zero denominator no panic.
+func TestMulDivRefusesOperandsOutOfRange(t *testing.T) {
+	for _, f := range []struct {
+		name string
+		fn   func(x, num, den int64) (int64, error)
+	}{{"MulDivHalfEven", MulDivHalfEven}, {"MulDivFloor", MulDivFloor}} {
+		for _, tc := range []struct{ x, num, den int64 }{{-1, 0, 1}, {-5, 1, 1}, {0, -1, 1}, {1, 1, 0}, {1, 1, -1}} {
+			got, err := f.fn(tc.x, tc.num, tc.den)
+			if err == nil || errors.Is(err, ErrOverflow) || !strings.Contains(err.Error(), "operands out of range") {
+				t.Errorf("%s(%d, %d, %d) = %d, %v; want operands out of range", f.name, tc.x, tc.num, tc.den, got, err)
+			}
+		}
+	}
+}
+
+// TestSplitBalanced: a split balances only when its parts add up to the
+// order's amount exactly, none negative, and no sum leaves int64. The
+// ledger records no split that does not.
+func TestSplitBalanced(t *testing.T) {
+	split := func(amount, refunded, commission, share int64) Split {
+		return Split{Order: Order{OrderNo: "A", Amount: amount, Refunded: refunded}, Commission: commission, SellerShare: share}
+	}
+	for _, tc := range []struct {
+		s    Split
+		want bool
+	}{
+		{split(10000, 1000, 900, 8100), true},
+		{split(10000, 10000, 0, 0), true},
+		{split(10000, 1000, 900, 8101), false},                 // a cent too many
+		{split(10000, 1000, 900, 8099), false},                 // a cent lost
+		{split(10000, 0, -100, 10100), false},                  // commission given to the seller
+		{split(10000, 0, 10100, -100), false},                  // a share the seller owes
+		{split(math.MinInt64, math.MaxInt64, 1, 0), false},     // refunded + commission wraps
+		{split(math.MinInt64, 1, math.MaxInt64, 0), false},     // refunded + commission wraps
+		{split(math.MinInt64+1, math.MaxInt64-1, 1, 1), false}, // ... + share wraps
+	} {
+		if got := tc.s.Balanced(); got != tc.want {
+			t.Errorf("amount %d = refunded %d + commission %d + share %d: balanced %v, want %v",
+				tc.s.Amount, tc.s.Refunded, tc.s.Commission, tc.s.SellerShare, got, tc.want)
+		}
+	}
+}
