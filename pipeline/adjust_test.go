@@ -449,3 +449,74 @@ func TestClawBackStopsWhenItsRulesCannotBeRead(t *testing.T) {
 		t.Fatalf("clawback under unread rules: %+v, %q, %v; want the read's error, nothing taken back", adj, note, err)
 	}
 }
+
+// TestAClawbackAfterOthersWorkedOutOtherwiseTakesTheSellersShareFirst:
+// the rules are the order's, but what earlier late refunds took back does
+// not match what splitting again gives now: one taken seller's share first
+// while the rules of its date were lost (restored since), or an item whose
+// recorded clawbacks are not what a split gives. Splitting again then asks
+// of the seller less than nothing, or of the commission less than nothing,
+// or more than the refund in all; the refund is taken seller's share
+// first, never money given to the seller or taken from the platform's
+// commission the other way.
+func TestAClawbackAfterOthersWorkedOutOtherwiseTakesTheSellersShareFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name                                     string
+		lateRefunded, lateSeller, lateCommission int64
+		refund, wantSeller, wantCommission       int64
+	}{
+		// 30.00 taken from the seller alone: 60.00 of its 90.00 share is
+		// left; split again at 68.00 the seller keeps 61.20, above that.
+		{"earlier one seller's share first", 3000, 3000, 0, 200, 200, 0},
+		// 10.00 taken from the commission alone: none of it is left, and
+		// split again at 80.00 the commission is 8.00.
+		{"earlier one commission first", 1000, 0, 1000, 1000, 1000, 0},
+		// 10.00 refunded and only 5.00 given back: split again, 15.00
+		// would come back for a 10.00 refund.
+		{"earlier ones not adding up", 1000, 500, 0, 1000, 1000, 0},
+	} {
+		it := settled("A", cardCh, "paid", 10000, 0) // commission 10.00, seller 90.00
+		it.LateRefunded, it.LateSellerBack, it.LateCommissionBack = tc.lateRefunded, tc.lateSeller, tc.lateCommission
+		adj, _, err := clawback(context.Background(), it, LateRefund{RefundNo: "R2", Amount: tc.refund}, tenPercent)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if -adj.Amount != tc.wantSeller || adj.CommissionBack != tc.wantCommission || adj.RefundMinor != tc.refund ||
+			!strings.Contains(adj.Reason, "seller's share first") {
+			t.Errorf("%s: seller back %d, commission back %d of a refund of %d (%s); want %d and %d, seller's share first",
+				tc.name, -adj.Amount, adj.CommissionBack, adj.RefundMinor, adj.Reason, tc.wantSeller, tc.wantCommission)
+		}
+	}
+}
+
+// TestALateRefundReadOnTheDateItsOrderSettledIsNetted: a late refund read
+// on a date while its order had no item, the order settled since on that
+// same date (the platform moved it there, and the date ran again): that
+// date's source row counts the refund, as a later date's does. Clawing it
+// back too takes it from the seller twice. One read on a date after its
+// order's settlement is clawed back.
+func TestALateRefundReadOnTheDateItsOrderSettledIsNetted(t *testing.T) {
+	d, _ := ParseDate("2026-11-21")
+	before, _ := ParseDate("2026-11-20")
+	after, _ := ParseDate("2026-11-22")
+	run := &Run{ID: 1, Key: RunKey{Date: after, Shard: Whole}}
+	late := func(no, order string, settledOn Date) PendingLateRefund {
+		it := settled(order, cardCh, "paid", 10000, 0)
+		it.Date = settledOn
+		return PendingLateRefund{LateRefund: LateRefund{Date: d, RefundNo: no, OrderNo: order, SellerID: "S1", Amount: 500}, Item: it}
+	}
+	store := &memAdjust{resolved: map[string]string{}, reasons: map[string]string{},
+		pending: []PendingLateRefund{late("SAME", "A", d), late("LATER", "B", after), late("EARLIER", "C", before)}}
+	if _, _, err := ClawBacks(context.Background(), store, tenPercent, testChannels, run); err != nil {
+		t.Fatal(err)
+	}
+	for no, want := range map[string]string{"SAME": LateRefundIgnored, "LATER": LateRefundIgnored, "EARLIER": LateRefundClawed} {
+		if store.resolved[no] != want {
+			t.Errorf("%s: %q (%s), want %s", no, store.resolved[no], store.reasons[no], want)
+		}
+	}
+	if len(store.adjs) != 1 || store.adjs[0].RefundNo != "EARLIER" {
+		t.Errorf("clawbacks %+v, want only EARLIER's", store.adjs)
+	}
+}
