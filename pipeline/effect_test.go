@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -38,5 +39,28 @@ func TestANewAttemptIsPlannedOnlyAfterADefiniteFailure(t *testing.T) {
 	prev.Attempt, prev.Key = 3, key(3)
 	if next, err := NextAttempt(prev, 3, key); err == nil {
 		t.Errorf("attempt 3 of 3 failed: attempt %d planned", next.Attempt)
+	}
+}
+
+// TestAFinalEffectIsNeitherSentNorAsked: a failed attempt is over (a new
+// one goes under a new key, NextAttempt), a succeeded one paid: applying
+// either again sends nothing, asks nothing and records nothing.
+func TestAFinalEffectIsNeitherSentNorAsked(t *testing.T) {
+	for _, state := range []EffectState{EffectFailed, EffectSucceeded} {
+		s := newMemEffects()
+		e := plan(t, s, 1)[0]
+		if err := s.MarkSent(context.Background(), e.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordOutcome(context.Background(), e.ID, state, "P1", ""); err != nil {
+			t.Fatal(err)
+		}
+		e = s.effects[e.ID]
+		p := newSlowProvider(0, 0)
+		got, err := ApplyEffect(context.Background(), s, p, e)
+		if err != nil || got != e || p.sends != 0 || len(p.queryAt) != 0 || len(s.causes[e.ID]) != 3 || s.effects[e.ID] != e {
+			t.Errorf("%s effect applied again: %+v, %v; %d sends, %d queries, history %v; want it untouched",
+				state, got, err, p.sends, len(p.queryAt), s.causes[e.ID])
+		}
 	}
 }
