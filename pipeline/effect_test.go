@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -61,6 +62,54 @@ func TestAFinalEffectIsNeitherSentNorAsked(t *testing.T) {
 		if err != nil || got != e || p.sends != 0 || len(p.queryAt) != 0 || len(s.causes[e.ID]) != 3 || s.effects[e.ID] != e {
 			t.Errorf("%s effect applied again: %+v, %v; %d sends, %d queries, history %v; want it untouched",
 				state, got, err, p.sends, len(p.queryAt), s.causes[e.ID])
+		}
+	}
+}
+
+// scripted answers every send and query as told.
+type scripted struct {
+	send, query Outcome
+	sendErr     error
+}
+
+func (p scripted) Send(context.Context, Effect) (Outcome, error) { return p.send, p.sendErr }
+func (p scripted) Query(context.Context, Effect) (Outcome, error) {
+	return p.query, nil
+}
+
+// TestApplyEffectRecordsWhatTheProviderAnswered: a definite failure is
+// failed (its next attempt may go under a new key), a pending answer
+// stays sent, an error leaves the outcome unknown; a request the provider
+// did not take (Outcome.NotTaken, ErrNotTaken) is recorded as refused,
+// which the ledger does not count as money moved.
+func TestApplyEffectRecordsWhatTheProviderAnswered(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		asked     bool // the effect was sent before: asked first
+		p         scripted
+		want      EffectState
+		wantCause EffectCause
+	}{
+		{"failed", false, scripted{send: Outcome{Status: OutcomeFailed, Reason: "FAILED"}}, EffectFailed, CauseAnswer},
+		{"succeeded", false, scripted{send: Outcome{Status: OutcomeSucceeded, Ref: "P1"}}, EffectSucceeded, CauseAnswer},
+		{"pending", false, scripted{send: Outcome{Status: OutcomePending}}, EffectSent, CauseAnswer},
+		{"not taken", false, scripted{send: Outcome{Status: OutcomeFailed, Reason: "bad request", NotTaken: true}}, EffectFailed, CauseRefused},
+		{"not taken error", false, scripted{sendErr: NotTaken(errors.New("HTTP 400"))}, EffectUnknown, CauseRefused},
+		{"send error", false, scripted{sendErr: errors.New("connection reset")}, EffectUnknown, CauseSendError},
+		{"query failed", true, scripted{query: Outcome{Status: OutcomeFailed, Reason: "CLOSED"}}, EffectFailed, CauseQuery},
+	} {
+		s := newMemEffects()
+		e := plan(t, s, 1)[0]
+		if tc.asked {
+			if err := s.MarkSent(context.Background(), e.ID); err != nil {
+				t.Fatal(err)
+			}
+			e = s.effects[e.ID]
+		}
+		got, err := ApplyEffect(context.Background(), s, tc.p, e)
+		c := s.causes[e.ID]
+		if err != nil || got.State != tc.want || s.effects[e.ID].State != tc.want || c[len(c)-1] != tc.wantCause {
+			t.Errorf("%s: %s (stored %s), %v, history %v; want %s by %q", tc.name, got.State, s.effects[e.ID].State, err, c, tc.want, tc.wantCause)
 		}
 	}
 }
