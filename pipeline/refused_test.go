@@ -140,3 +140,23 @@ func TestARefusedRepeatTheProviderAnsweredBeforeIsNeverFailed(t *testing.T) {
 		t.Fatalf("never answered, refused when sent again, not known a day later: %+v; want failed, as before", out)
 	}
 }
+
+// TestARefusedRepeatsUnreadableLastMarkLeavesAnEarlierReadableOne: of
+// several marks, the last readable one counts, not the last one: a
+// reason that ends in a mark whose time cannot be read (in a provider's
+// words) keeps the time of the readable mark before it, and its wait is
+// not started again.
+func TestARefusedRepeatsUnreadableLastMarkLeavesAnEarlierReadableOne(t *testing.T) {
+	since := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	now := since.Add(time.Hour - time.Second)
+	r := pipeline.RefusedRepeat{Provider: "the provider", Key: "key", KnownAfter: time.Hour, Now: func() time.Time { return now }}
+	e := pipeline.Effect{Key: "K-1", Sends: 2, State: pipeline.EffectSent,
+		LastError: "refused (refused sent again, key unknown since 2026-11-24T03:00:00Z); then (refused sent again, key unknown since later)"}
+	if out := r.NotFound(e); out.Status != pipeline.OutcomePending || out.Reason != e.LastError {
+		t.Fatalf("within KnownAfter of the readable mark: %+v; want pending, not marked again", out)
+	}
+	now = since.Add(time.Hour + time.Second)
+	if out := r.NotFound(e); out.Status != pipeline.OutcomeFailed {
+		t.Fatalf("past KnownAfter of the readable mark: %+v; want failed", out)
+	}
+}
