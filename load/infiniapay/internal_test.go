@@ -701,6 +701,64 @@ func TestAPayoutIsSentFromTheMinimumAndUpToTheAvailableShareAndNetOfItsCarry(t *
 	}
 }
 
+// heldPlanStore is a planStore whose run holds some sellers' orders for
+// their account.
+type heldPlanStore struct {
+	*planStore
+	holds []pipeline.SellerHold
+}
+
+func (s *heldPlanStore) SellerHolds(context.Context, int64) ([]pipeline.SellerHold, error) {
+	return s.holds, nil
+}
+
+// SetItemsState records a seller's items settled without a payout (its
+// share 0) as planned at 0.
+func (s *heldPlanStore) SetItemsState(_ context.Context, _ int64, seller string, cur pipeline.Currency, _ []pipeline.Channel, _, _, _, _, _ string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.planned[seller+" "+string(cur)] = 0
+	return 1, nil
+}
+
+// TestAPayoutIsPlannedOnlyForANetToSendToAUsableAccount: without a
+// minimum payout, a net of 0 (a clawback as large as the items) is
+// carried, never sent as a payout of nothing; a seller with only a
+// carried balance is paid it, and so is one whose items of the run are
+// all refunded (0) and who carries a balance; one with no Infinia id, or whose orders the
+// run holds for its account, is carried with the reason, its balance not
+// paid to the account recorded.
+func TestAPayoutIsPlannedOnlyForANetToSendToAUsableAccount(t *testing.T) {
+	s := &planStore{carried: map[string]string{}, planned: map[string]int64{}, cands: []pipeline.PayoutCandidate{
+		{SellerID: "CARRIED-ONLY", Currency: "USD", Carried: 600, Account: "I1"},
+		{SellerID: "HELD", Currency: "USD", Payable: 100, Items: 1, Carried: 600, Account: "I2"},
+		{SellerID: "NO-ID", Currency: "USD", Payable: 1000, Items: 1},
+		{SellerID: "NOTHING", Currency: "USD", Payable: 300, Items: 1, Carried: -300, Account: "I4"},
+		{SellerID: "PAID", Currency: "USD", Payable: 1000, Items: 2, Account: "I5"},
+		{SellerID: "REFUNDED", Currency: "USD", Items: 1, Carried: 500, Account: "I6"}, // its items are 0, its balance is not
+		{SellerID: "ALL-REFUNDED", Currency: "USD", Items: 1, Account: "I7"},           // settled at 0: nothing to send
+	}}
+	api := &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"USD": 1 << 40}}
+	c := StageConfig{API: api, Channels: []pipeline.Channel{Channel}}
+	c.defaults()
+	c.Store = &heldPlanStore{planStore: s, holds: []pipeline.SellerHold{{SellerID: "HELD", Channel: Channel, Currency: "USD", Orders: 1, Share: 100, Reason: "another seller has it too"}}}
+	d := &distribution{c: &c, run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 12, Day: 1}, Shard: pipeline.Whole}}}
+	if err := d.plan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{"CARRIED-ONLY USD": 600, "PAID USD": 1000, "REFUNDED USD": 500, "ALL-REFUNDED USD": 0}; !maps.Equal(s.planned, want) {
+		t.Errorf("planned %v, want %v", s.planned, want)
+	}
+	for k, why := range map[string]string{"HELD USD": "held for its account", "NO-ID USD": "no Infinia seller id", "NOTHING USD": "net is 0"} {
+		if !strings.Contains(s.carried[k], why) {
+			t.Errorf("%s carried %q, want it carried as %q", k, s.carried[k], why)
+		}
+	}
+	if len(s.carried) != 3 {
+		t.Errorf("carried %v, want 3", s.carried)
+	}
+}
+
 // expectedStore streams n expected shares, one a seller, every tenth with
 // no Infinia id (not asked about), and counts how many it has given.
 type expectedStore struct {
