@@ -1467,3 +1467,52 @@ func TestEngineProgressCountsWhatAwaitsAnAnswer(t *testing.T) {
 		t.Fatalf("%d still counted awaiting after the engine returned", n)
 	}
 }
+
+// queryAnswers answers every query about a key with err, counting them.
+type queryAnswers struct {
+	err     error
+	queries atomic.Int32
+}
+
+func (q *queryAnswers) Send(context.Context, Effect) (Outcome, error) {
+	return Outcome{}, errors.New("not sent in this test")
+}
+
+func (q *queryAnswers) Query(context.Context, Effect) (Outcome, error) {
+	q.queries.Add(1)
+	return Outcome{}, q.err
+}
+
+// TestAQueryErrorTheStageDoesNotHandleIsNotWaitedOut: within the wait,
+// a status query that got no answer is asked again. Not so one the
+// provider answered with a refusal about its subject (SubjectOnly), which
+// no wait changes, nor one the stage's Error turned into an error that
+// stops everything: each is returned, asked once.
+func TestAQueryErrorTheStageDoesNotHandleIsNotWaitedOut(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		err     error
+		handler func(context.Context, Effect, error) error
+		want    func(error) bool
+	}{
+		{"refused about its subject", fmt.Errorf("status query: %w", ErrRefused), nil,
+			func(err error) bool { return errors.Is(err, ErrRefused) }},
+		{"stopped by the stage", errors.New("connection reset"),
+			func(_ context.Context, _ Effect, err error) error { return E(KindUsage, "credentials", err) },
+			func(err error) bool { return KindOf(err) == KindUsage }},
+	} {
+		s := newMemEffects()
+		e := plan(t, s, 1)[0]
+		if err := s.MarkSent(context.Background(), e.ID); err != nil {
+			t.Fatal(err)
+		}
+		p := &queryAnswers{err: tc.err}
+		en := &Engine{Store: s, Sender: func(Effect) EffectSender { return p }, Poll: 5 * time.Millisecond, FirstPoll: 5 * time.Millisecond,
+			Wait: 300 * time.Millisecond, Error: tc.handler}
+		_, err := en.Run(context.Background(), []Effect{s.effects[e.ID]})
+		if !tc.want(err) || p.queries.Load() != 1 {
+			t.Errorf("%s: err %v after %d queries; want it returned after one", tc.name, err, p.queries.Load())
+		}
+	}
+}
