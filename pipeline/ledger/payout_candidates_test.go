@@ -149,6 +149,11 @@ func TestPayingRunsAreTheOthersWorkingNow(t *testing.T) {
 	// A carries 5 up to the day before, 3 more on the day after.
 	keep(run, pipeline.PayoutCandidate{SellerID: "A", Currency: "USD", Payable: 50, Items: 1, Carried: 5, Account: "I-A"})
 	keep(later, pipeline.PayoutCandidate{SellerID: "A", Currency: "USD", Payable: 10, Items: 1, Carried: 8, Account: "I-A"})
+	// H carries 20 up to the day, and a clawback of 50 on the day after:
+	// the day after's payout of H takes nothing, never less than nothing
+	// (it would leave room for 50 more of the others').
+	keep(run, pipeline.PayoutCandidate{SellerID: "H", Currency: "USD", Payable: 10, Items: 1, Carried: 20, Account: "I-H"})
+	keep(later, pipeline.PayoutCandidate{SellerID: "H", Currency: "USD", Carried: -30, Account: "I-H"})
 	for _, r := range []*pipeline.Run{other, stopped} {
 		keep(r, pipeline.PayoutCandidate{SellerID: "A", Currency: "USD", Payable: 100, Items: 1, Carried: 5, Account: "I-A"},
 			pipeline.PayoutCandidate{SellerID: "G", Currency: "USD", Carried: 60, Account: "I-G"})
