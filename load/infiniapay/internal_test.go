@@ -759,6 +759,33 @@ func TestAPayoutIsPlannedOnlyForANetToSendToAUsableAccount(t *testing.T) {
 	}
 }
 
+// TestAPlatformBalanceThatCoversThePayoutsExactlyPaysThem: a balance of
+// exactly what the run's payouts in the currency need plans them all; a
+// unit less holds them all, for a person.
+func TestAPlatformBalanceThatCoversThePayoutsExactlyPaysThem(t *testing.T) {
+	for balance, want := range map[int64]int{800: 2, 799: 0} {
+		s := &planStore{carried: map[string]string{}, planned: map[string]int64{}, cands: []pipeline.PayoutCandidate{
+			{SellerID: "A", Currency: "USD", Payable: 500, Items: 1, Account: "I1"},
+			{SellerID: "B", Currency: "USD", Payable: 400, Items: 1, Carried: -100, Account: "I2"},
+		}}
+		api := &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"USD": balance}}
+		c := StageConfig{Store: s, API: api}
+		c.defaults()
+		d := &distribution{c: &c, run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 12, Day: 1}, Shard: pipeline.Whole}}}
+		if err := d.plan(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(s.planned) != want || len(s.carried) != 2-want {
+			t.Errorf("balance %d for 800 of payouts: planned %v, carried %v; want %d planned", balance, s.planned, s.carried, want)
+		}
+		for k, why := range s.carried {
+			if !strings.Contains(why, "platform balance") {
+				t.Errorf("balance %d: %s carried %q, want it carried for the platform balance", balance, k, why)
+			}
+		}
+	}
+}
+
 // expectedStore streams n expected shares, one a seller, every tenth with
 // no Infinia id (not asked about), and counts how many it has given.
 type expectedStore struct {
