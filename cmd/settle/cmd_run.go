@@ -821,12 +821,15 @@ func (cfg *config) whileLocked(c *cli.Context, settle func(pipeline.Date) error)
 
 // backfill settles the dates in order. Each date's exit is its own: a date
 // that ends needing a person (exit 4) does not hold the later dates
-// hostage; they are listed at the end and the backfill exits 4. Any other
-// failure (1, 2, 3, 75) stops it at that date: what follows may depend on
-// it (carried balances, orders settled once ever).
+// hostage; they are listed at the end and the backfill exits 4. Nor does a
+// date whose own run ended so or well but whose look for orders written
+// late into earlier windows failed (lateOrdersUnchecked): listed at the
+// end, the backfill exits 1. Any other failure (1, 2, 3, 75) stops it at
+// that date: what follows may depend on it (carried balances, orders
+// settled once ever).
 func backfill(dates []pipeline.Date, settle func(pipeline.Date) error) error {
-	var attention []string
-	var first error
+	var attention, unchecked []string
+	var first, firstUnchecked error
 	for _, d := range dates {
 		err := settle(d)
 		if err == nil {
@@ -834,6 +837,19 @@ func backfill(dates []pipeline.Date, settle func(pipeline.Date) error) error {
 		}
 		if len(dates) == 1 {
 			return err
+		}
+		if u := (lateOrdersUnchecked{}); errors.As(err, &u) {
+			unchecked = append(unchecked, d.String())
+			if firstUnchecked == nil {
+				firstUnchecked = err
+			}
+			if u.needsPerson {
+				attention = append(attention, d.String())
+				if first == nil {
+					first = err
+				}
+			}
+			continue
 		}
 		if pipeline.KindOf(err) == pipeline.KindNeedsPerson {
 			attention = append(attention, d.String())
@@ -846,7 +862,19 @@ func backfill(dates []pipeline.Date, settle func(pipeline.Date) error) error {
 		if len(attention) > 0 {
 			done = fmt.Sprintf("earlier dates are done, %s need a person", strings.Join(attention, ", "))
 		}
+		if len(unchecked) > 0 {
+			done += fmt.Sprintf("; the look for orders written late failed at %s", strings.Join(unchecked, ", "))
+		}
 		return fmt.Errorf("backfill stopped at %s (%s; run again to resume): %w", d, done, err)
+	}
+	if len(unchecked) > 0 {
+		people := ""
+		if len(attention) > 0 {
+			people = fmt.Sprintf("; %d need a person: %s (the first: %v)", len(attention), strings.Join(attention, ", "), first)
+		}
+		return lateOrdersUnchecked{pipeline.E(pipeline.KindFailed, "backfill",
+			fmt.Errorf("%d of %d dates were run, but their look for orders written into windows already read failed: %s (the first: %w)%s",
+				len(unchecked), len(dates), strings.Join(unchecked, ", "), firstUnchecked, people)), len(attention) > 0}
 	}
 	if len(attention) > 0 {
 		return pipeline.E(pipeline.KindNeedsPerson, "backfill",
@@ -895,6 +923,7 @@ func (cfg *config) settleShards(ctx context.Context, l *ledger.Ledger, o *runOpt
 		sent         ledger.Sent
 		worst        error
 		failed, left []string
+		people       bool // a shard's run ended needing a person
 	)
 	for i, k := range keys {
 		so := *o
@@ -904,7 +933,8 @@ func (cfg *config) settleShards(ctx context.Context, l *ledger.Ledger, o *runOpt
 			continue
 		}
 		failed = append(failed, fmt.Sprintf("%s (exit %d)", k.Shard, codeOf(err)))
-		if worst == nil || worseExit(codeOf(err), codeOf(worst)) != codeOf(worst) {
+		people = people || codeOf(err) == pipeline.KindNeedsPerson.ExitCode()
+		if worse(err, worst) {
 			worst = fmt.Errorf("%s: %w", k, err)
 		}
 		if ctx.Err() != nil || pipeline.KindOf(err) == pipeline.KindUsage {
@@ -928,7 +958,26 @@ func (cfg *config) settleShards(ctx context.Context, l *ledger.Ledger, o *runOpt
 	if len(left) > 0 {
 		msg += "; not run: " + strings.Join(left, ", ")
 	}
-	return fmt.Errorf("%s; %w", msg, worst)
+	out := fmt.Errorf("%s; %w", msg, worst)
+	if u := (lateOrdersUnchecked{}); errors.As(worst, &u) && people && !u.needsPerson {
+		return lateOrdersUnchecked{out, true} // another shard's run needs a person
+	}
+	return out
+}
+
+// worse reports whether err, a shard's run's, is to be its date's error
+// rather than worst (nil: none yet): of a worse exit code, or of the same
+// but a failure of the run itself where worst is only its look for orders
+// written late failing (lateOrdersUnchecked), which a backfill goes on
+// past and a failure of a run must not pass for.
+func worse(err, worst error) bool {
+	if worst == nil {
+		return true
+	}
+	if worseExit(codeOf(err), codeOf(worst)) != codeOf(worst) {
+		return true
+	}
+	return codeOf(err) == codeOf(worst) && errors.As(worst, new(lateOrdersUnchecked)) && !errors.As(err, new(lateOrdersUnchecked))
 }
 
 // worseExit is the exit code that matters more to whoever runs settle: a

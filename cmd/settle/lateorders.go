@@ -194,15 +194,32 @@ func withLateOrders(err error, cfg *config, check func() (problem, failure error
 	case add == nil:
 		return err
 	case err == nil:
+		if failure != nil {
+			return lateOrdersUnchecked{add, false}
+		}
 		return add
 	case pipeline.KindOf(err) == pipeline.KindNeedsPerson:
 		if failure != nil {
-			return pipeline.E(pipeline.KindFailed, "", errors.Join(failure, err, problem))
+			return lateOrdersUnchecked{pipeline.E(pipeline.KindFailed, "", errors.Join(failure, err, problem)), true}
 		}
 		return errors.Join(err, problem)
 	}
 	return pipeline.E(pipeline.KindOf(err), "", errors.Join(err, add))
 }
+
+// lateOrdersUnchecked marks the exit 1 of a run whose own work ended as
+// it would have without the look for orders written late (exit 0 or 4),
+// the look alone failing (withLateOrders): a backfill goes on to its later
+// dates past it, as past a date needing a person, and exits 1 at its end.
+// It stopped there before, at a date settled whole, the later dates not
+// run that night, for a check of earlier dates that changes none of them
+// (found by a review). needsPerson says the run's own exit was 4.
+type lateOrdersUnchecked struct {
+	error
+	needsPerson bool
+}
+
+func (u lateOrdersUnchecked) Unwrap() error { return u.error }
 
 // hintLateOrders is the hint of a run that found orders written into the
 // windows of dates already read (lateOrders).

@@ -256,3 +256,80 @@ func TestAnOrderSettledBeforeItWasMovedIsNotNamed(t *testing.T) {
 		t.Fatalf("%s, settled on 2026-11-21, moved into 2026-11-20: exit %d, want 0, counted and not named:\n%s", moved, code, out)
 	}
 }
+
+// A backfill goes on past a date whose own run ended 0 or 4 but whose
+// look for orders written late failed (the platform not answering it):
+// the later dates are run, and the backfill ends 1 naming the date (4's
+// dates listed too). It stopped at that date before, the later dates not
+// run, for a check that changes none of them. A run's own failure still
+// stops it.
+func TestABackfillGoesOnPastALateOrdersLookThatFailed(t *testing.T) {
+	cfg := &config{getenv: func(string) string { return "" }, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	dates := []pipeline.Date{{Year: 2026, Month: 11, Day: 21}, {Year: 2026, Month: 11, Day: 22}, {Year: 2026, Month: 11, Day: 23}, {Year: 2026, Month: 11, Day: 24}}
+	down := errors.New("platform down")
+	needs := pipeline.E(pipeline.KindNeedsPerson, "", errors.New("a mismatch"))
+	outcome := map[string]func() error{
+		"ok":     func() error { return nil },
+		"4":      func() error { return needs },
+		"1":      func() error { return errors.New("a provider not answering") },
+		"look":   func() error { return withLateOrders(nil, cfg, func() (error, error) { return nil, down }) },
+		"4+look": func() error { return withLateOrders(needs, cfg, func() (error, error) { return nil, down }) },
+		"1+look": func() error {
+			return withLateOrders(errors.New("a provider not answering"), cfg, func() (error, error) { return nil, down })
+		},
+	}
+	for _, c := range []struct {
+		outcomes string
+		ran      int
+		code     int
+		want     []string
+	}{
+		{"ok look ok ok", 4, 1, []string{"1 of 4 dates", "2026-11-22", "platform down"}},
+		{"look 4 ok 4+look", 4, 1, []string{"2026-11-21, 2026-11-24", "2 need a person: 2026-11-22, 2026-11-24"}},
+		{"look ok 1 ok", 3, 1, []string{"backfill stopped at 2026-11-23", "failed at 2026-11-21"}},
+		{"ok 1+look ok ok", 2, 1, []string{"backfill stopped at 2026-11-22"}},
+	} {
+		outcomes := strings.Fields(c.outcomes)
+		ran := 0
+		err := backfill(dates, func(d pipeline.Date) error {
+			o := outcomes[ran]
+			ran++
+			return outcome[o]()
+		})
+		if ran != c.ran || codeOf(err) != c.code {
+			t.Errorf("%s: ran %d dates, exit %d; want %d, %d (%v)", c.outcomes, ran, codeOf(err), c.ran, c.code, err)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q lacks %q", c.outcomes, err, w)
+			}
+		}
+	}
+}
+
+// A date run in shards one after another takes the failure of a shard's
+// own run as its error over shard 0's look for orders written late
+// failing, at the same exit: a backfill must stop at the one, not go on as
+// past the other.
+func TestAShardsOwnFailureIsWorseThanALateOrdersLook(t *testing.T) {
+	cfg := &config{getenv: func(string) string { return "" }, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	look := withLateOrders(nil, cfg, func() (error, error) { return nil, errors.New("platform down") })
+	own := errors.New("a provider not answering")
+	needs := pipeline.E(pipeline.KindNeedsPerson, "", errors.New("a mismatch"))
+	for _, c := range []struct {
+		name       string
+		err, worst error
+		want       bool
+	}{
+		{"the first", look, nil, true},
+		{"a run's failure over a look's", own, look, true},
+		{"a look's not over a run's", look, own, false},
+		{"a look's (1) over a 4", look, needs, true},
+		{"a 4 not over a look's", needs, look, false},
+	} {
+		if got := worse(c.err, c.worst); got != c.want {
+			t.Errorf("%s: worse %v, want %v", c.name, got, c.want)
+		}
+	}
+}
