@@ -190,8 +190,11 @@ func runCommand(cfg *config) *cli.Command {
 				return cfg.settle(c.Context, l, opts)
 			}))
 			err = cfg.whyReadOnly(c.Context, err) // exit 1 or 2: before the metrics take the code
+			// Also when the night's date ended well but its look for
+			// orders written late failed (lateOrdersUnchecked): the
+			// missed nights went unnamed for as long as that look failed.
 			if nightly := c.String(flagDate) == "" && c.String("from") == "" && !c.Bool("dry-run"); nightly && l != nil &&
-				(err == nil || pipeline.KindOf(err) == pipeline.KindNeedsPerson) {
+				(err == nil || pipeline.KindOf(err) == pipeline.KindNeedsPerson || errors.As(err, new(lateOrdersUnchecked))) {
 				mine, _ := cfg.shard(c) // read above: the run got this far
 				payable, done := sellersPayable(l, last, sellersCheckWait)
 				missed, merr := missedNights(c.Context, l, dates[0], mine, cfg.note, payable)
@@ -202,7 +205,10 @@ func runCommand(cfg *config) *cli.Command {
 				if missed != nil {
 					// The exit code's hint said "run the date again".
 					hint := hintEarlierDates
-					if err != nil {
+					switch {
+					case errors.As(err, new(lateOrdersUnchecked)):
+						hint = failureHint(err) + "; and " + hint // exit 1's
+					case err != nil:
 						hint = exitHint(pipeline.KindNeedsPerson.ExitCode()) + "; and " + hint
 					}
 					missed = hinted{missed, hint}

@@ -333,3 +333,28 @@ func TestAShardsOwnFailureIsWorseThanALateOrdersLook(t *testing.T) {
 		}
 	}
 }
+
+// TestANightWhoseLateOrdersLookFailsStillNamesMissedNights: a nightly run
+// whose own date ended well but whose look for orders written late failed
+// (exit 1) looked for no missed night: 2026-11-20, never run, was named
+// by no run for as long as the look failed, each retry exit 1 for the
+// look alone. It is named beside the failure, the exit 1 and its hint.
+func TestANightWhoseLateOrdersLookFailsStillNamesMissedNights(t *testing.T) {
+	t.Parallel()
+	e, at := lateOrdersEnv(t)
+	for _, d := range []string{"2026-11-19", "2026-11-21"} {
+		if out, code := at("--date", d); code != 0 {
+			t.Fatalf("%s: exit %d:\n%s", d, code, out)
+		}
+	}
+	const missed = "2026-11-20 before 2026-11-21 never run"
+	if out, code := at(); code != 4 || !strings.Contains(out, missed) {
+		t.Fatalf("the night: exit %d, want 4 naming 2026-11-20:\n%s", code, out)
+	}
+	e.db.MustExec(`ALTER TABLE refunds RENAME TO refunds_moved`)
+	out, code := at()
+	if code != 1 || !strings.Contains(out, `relation "refunds" does not exist`) || !strings.Contains(out, missed) ||
+		!strings.Contains(out, "running the same command again is safe") {
+		t.Fatalf("the night, its look for late orders failing: exit %d, want 1 naming 2026-11-20 all the same:\n%s", code, out)
+	}
+}
