@@ -3,12 +3,29 @@ package extract
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"iter"
+	"unicode/utf8"
 
 	"github.com/settlekit/settle/internal/dbconn"
 	"github.com/settlekit/settle/pipeline"
 )
+
+// ErrNotComparable is Unread's error when the platform's order numbers
+// cannot be compared with a snapshot's in one order: a comparison not
+// made, not a failure of the platform.
+var ErrNotComparable = errors.New("the platform's order numbers cannot be compared with the snapshot's")
+
+// ascii reports whether b is ASCII alone.
+func ascii(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
 
 // Unread compares what the source query gives for window w now with read,
 // the order numbers a date was read with (its snapshot), and calls fn with
@@ -31,7 +48,10 @@ import (
 // The query runs as Orders runs it: in a read-only REPEATABLE READ
 // transaction (one snapshot), given w as $1 and $2, its text columns read
 // as their bytes on a SQL_ASCII database (as asBytes reads them) and made
-// UTF-8 as the snapshot keeps them (pipeline.ValidText). It does not wait
+// UTF-8 as the snapshot keeps them (pipeline.ValidText); on a database
+// whose encoding is not UTF8, an order number that is not ASCII ends the
+// comparison with ErrNotComparable (the server sorts its own bytes, not
+// the snapshot's UTF-8). It does not wait
 // for the day to be over (Margin, Unfinished and StandbyOfPrimary are not
 // looked at): the dates compared were read already.
 func (s *Source) Unread(ctx context.Context, w pipeline.Window, read iter.Seq2[string, error], fn func(orderNo string) error) (rows int64, err error) {
@@ -87,6 +107,13 @@ func (s *Source) Unread(ctx context.Context, w pipeline.Window, read iter.Seq2[s
 	for rs.Next() {
 		if err := rs.Scan(&b); err != nil {
 			return rows, fmt.Errorf("%s: row %d: %w", what, rows+1, err)
+		}
+		if enc != "UTF8" && !ascii(b) {
+			// The server orders its own bytes (SQL_ASCII's raw, LATIN1's,
+			// EUC's), not the UTF-8 the snapshot keeps them as: the
+			// streams are not in one order, and every night the date was
+			// compared it failed, exit 1, though nothing was wrong.
+			return rows, fmt.Errorf("%w: order number %q is not ASCII, on a %s database", ErrNotComparable, pipeline.ValidText(string(b)), enc)
 		}
 		no := pipeline.ValidText(string(b))
 		rows++

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/extract"
 	"github.com/settlekit/settle/internal/pgtest"
@@ -90,5 +94,53 @@ func TestUnreadMergesTheQueryWithTheSnapshot(t *testing.T) {
 	boom := errors.New("ledger gone")
 	if _, _, err := unread(seq([]string{"10"}, boom)); !errors.Is(err, boom) {
 		t.Errorf("a snapshot that fails: %v, want its error", err)
+	}
+}
+
+// TestUnreadOnAPlatformNotInUTF8: a SQL_ASCII platform database sorts its
+// own bytes, not the UTF-8 the snapshot keeps them as (pipeline.ValidText),
+// so an order number that is not ASCII there (GBK bytes, say) put the two
+// streams out of one order: every night the date was compared failed,
+// exit 1, though nothing was wrong (found by a review). Such a comparison
+// is not made (ErrNotComparable, which the run says as a date not
+// compared); ASCII order numbers there are compared as anywhere.
+func TestUnreadOnAPlatformNotInUTF8(t *testing.T) {
+	base := pgtest.URL(t)
+	admin, err := sqlx.Open("postgres", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/") + "_ascii"
+	admin.MustExec("CREATE DATABASE " + pq.QuoteIdentifier(name) + " TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'")
+	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + pq.QuoteIdentifier(name) + " WITH (FORCE)") })
+	u.Path = "/" + name
+	db, err := sqlx.Open("postgres", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	w := pipeline.Window{Start: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)}
+	query := func(nos ...string) *extract.Source {
+		var rows []string
+		for _, no := range nos {
+			rows = append(rows, "("+no+"::text, 'S1', 'infiniapay', NULL, 'USD', 1, 0, 'c', $1::timestamptz, $1::timestamptz)")
+		}
+		return &extract.Source{DB: db, Name: "test", Query: `SELECT * FROM (VALUES ` + strings.Join(rows, ", ") + `)
+			AS v (order_no, seller_id, provider, provider_txn_id, currency, amount_minor, refunded_minor, category, paid_at, confirmed_at)
+			WHERE v.confirmed_at >= $1 AND v.confirmed_at < $2`}
+	}
+	var got []string
+	collect := func(no string) error { got = append(got, no); return nil }
+	if _, err := query(`E'A\xc9\xcc'`, `E'A\xd0\x90'`, `'B'`).Unread(context.Background(), w, seq(nil, nil), collect); !errors.Is(err, extract.ErrNotComparable) {
+		t.Fatalf("order numbers not ASCII on a SQL_ASCII platform: %v, want them not compared", err)
+	}
+	got = nil
+	if n, err := query(`'b'`, `'A'`, `'a'`).Unread(context.Background(), w, seq([]string{"A"}, nil), collect); err != nil || n != 3 || !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("ASCII order numbers on a SQL_ASCII platform: unread %q of %d rows (%v), want [a b] of 3", got, n, err)
 	}
 }
