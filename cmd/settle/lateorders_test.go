@@ -115,6 +115,12 @@ func TestAnOrderWrittenIntoAReadWindowIsNamed(t *testing.T) {
 	if out, code := at("--date", "2026-11-19", "--recheck-days", "0"); code != 0 || strings.Contains(out, "no run reads it") {
 		t.Fatalf("2026-11-19, first read, --recheck-days 0: exit %d, want 0 naming nothing:\n%s", code, out)
 	}
+	// A run refused for its configuration (its date read in another
+	// zone) did nothing, and looks for nothing: it re-read every date
+	// for nothing, and named the late orders beside its exit 2.
+	if out, code := at("--date", "2026-11-21", "--tz", "America/New_York"); code != pipeline.KindUsage.ExitCode() || strings.Contains(out, "no run reads it") {
+		t.Fatalf("2026-11-21 in another zone: exit %d, want %d naming no order:\n%s", code, pipeline.KindUsage.ExitCode(), out)
+	}
 }
 
 // TestNoOrderWrittenLateSaysNothing: the nights after dates read whole
