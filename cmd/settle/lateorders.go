@@ -94,12 +94,12 @@ func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *e
 		if len(batch) == 0 {
 			return nil
 		}
-		on, err := l.SettledOn(ctx, batch)
+		settledAlready, err := l.Settled(ctx, batch)
 		if err != nil {
 			return err
 		}
 		for _, no := range batch {
-			if _, ok := on[no]; ok {
+			if settledAlready[no] {
 				settled++
 				continue
 			}

@@ -7,8 +7,6 @@ import (
 	"iter"
 
 	"github.com/lib/pq"
-
-	"github.com/settlekit/settle/pipeline"
 )
 
 // SnapshotOrderNumbers gives the order numbers runs read as their own (the
@@ -69,28 +67,23 @@ func (l *Ledger) snapshotOrderNumbers(ctx context.Context, runIDs []int64, yield
 	return nil
 }
 
-// SettledOn returns, of orderNos, those the ledger holds an item of (an
-// order settles once, ever: items' key), each with the date of the run
-// that recorded it: an order the platform moved into a date's window
-// after another date's run settled it is no order no run read.
-func (r Reader) SettledOn(ctx context.Context, orderNos []string) (map[string]pipeline.Date, error) {
-	rows, err := r.q.QueryContext(ctx, `SELECT i.order_no, r.business_date::text FROM items i JOIN runs r ON r.id = i.run_id
-		WHERE i.order_no = ANY ($1)`, pq.Array(orderNos))
+// Settled returns, of orderNos, those the ledger holds an item of (an
+// order settles once, ever: items' key): an order the platform moved into
+// a date's window after another date's run settled it is no order no run
+// read.
+func (r Reader) Settled(ctx context.Context, orderNos []string) (map[string]bool, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT order_no FROM items WHERE order_no = ANY ($1)`, pq.Array(orderNos))
 	if err != nil {
 		return nil, fmt.Errorf("read the items of orders: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]pipeline.Date{}
+	out := map[string]bool{}
 	for rows.Next() {
-		var no, d string
-		if err := rows.Scan(&no, &d); err != nil {
+		var no string
+		if err := rows.Scan(&no); err != nil {
 			return nil, fmt.Errorf("read the items of orders: %w", err)
 		}
-		date, err := pipeline.ParseDate(d)
-		if err != nil {
-			return nil, fmt.Errorf("read the items of orders: %w", err)
-		}
-		out[no] = date
+		out[no] = true
 	}
 	return out, rows.Err()
 }
