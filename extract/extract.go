@@ -418,6 +418,9 @@ func checkTime(t *sql.ColumnType) error {
 // numeric) is judged value by value, as the transform does; lib/pq gives
 // its precision as 65535, above numeric's 1000, and a negative scale
 // (PostgreSQL 15: numeric(5,-2), integers) as 11 bits, above 1000 too.
+// A float (real, double precision) is refused too: its text is not an
+// integer's from a million up (1e+06), so a day's small orders were read
+// and its large ones rejected, and a real rounds from 2^24 up.
 func checkAmount(t *sql.ColumnType) error {
 	typ := strings.ToLower(t.DatabaseTypeName())
 	switch typ {
@@ -428,6 +431,10 @@ func checkAmount(t *sql.ColumnType) error {
 		}
 		typ = fmt.Sprintf("numeric(%d,%d)", p, sc)
 	case "money":
+	case "float4", "float8":
+		return fmt.Errorf("returns %[1]s as %[2]s, want an integer: a float holds no amount exactly, and PostgreSQL writes one of a million minor units as 1e+06, "+
+			"so that rows are read or rejected by their size (a float4 rounds from 16,777,217 up); convert it in the query, to the currency's minor unit "+
+			"(round(%[1]s)::bigint where its values are whole minor units)", t.Name(), typ)
 	default:
 		return nil
 	}

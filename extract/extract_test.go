@@ -317,7 +317,8 @@ func TestSellersBoundsAnAccountAtMaxAccount(t *testing.T) {
 // as read and exit 3 saying to fix the platform's data or raise the reject
 // tolerance: the query is what to fix (exit 2), said before any row is read,
 // naming the column and its type; the money type likewise (written with a
-// currency symbol). An integer numeric, numeric(20,0) or a sum of a
+// currency symbol), and a float (1000000 written 1e+06: a day's large
+// orders rejected, its small ones read). An integer numeric, numeric(20,0) or a sum of a
 // numeric's values (no declared scale: each value is judged) is read.
 func TestQueriesRefuseADecimalAmountColumn(t *testing.T) {
 	db := pgtest.DB(t)
@@ -331,6 +332,8 @@ func TestQueriesRefuseADecimalAmountColumn(t *testing.T) {
 		{`19.99::numeric(12,2)`, `0`, "amount_minor", "numeric(12,2)"},
 		{`1999`, `0.50::numeric(12,2)`, "refunded_minor", "numeric(12,2)"},
 		{`19.99::money`, `0`, "amount_minor", "money"},
+		{`1999::float8`, `0`, "amount_minor", "float8"},
+		{`1999`, `0::real`, "refunded_minor", "float4"},
 	} {
 		read := 0
 		err := (&extract.Source{DB: db, Name: "q.sql", Query: source(c.amount, c.refunded)}).Orders(context.Background(), w,
