@@ -211,3 +211,63 @@ func TestSellerOfInfiniaIDIsItsLatestSellers(t *testing.T) {
 		t.Fatalf("seller of I-X bound to A: %q, %v", got, err)
 	}
 }
+
+// TestPayoutCandidatesPayOwnItemsAtAnAccountHeldBefore: an earlier date
+// that held a seller's orders for its account (unusable then) voids that
+// account for a carried balance alone, but not for a run that pays the
+// seller's own orders there: the run's verification of them stands (the
+// balance goes with them). A mutant that voided it for both survived
+// every test (session 50's mutation testing, P06).
+func TestPayoutCandidatesPayOwnItemsAtAnAccountHeldBefore(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	older := openRun(t, l, pipeline.Date{Year: 2026, Month: 2, Day: 1})
+	run := openRun(t, l, day)
+	write := func(r *pipeline.Run, sellers ...string) {
+		t.Helper()
+		if _, err := l.WriteItems(ctx, r, func(w pipeline.ItemWriter) error {
+			for _, s := range sellers {
+				no := fmt.Sprintf("O-%d-%s", r.ID, s)
+				o := pipeline.Order{Seq: 1, OrderNo: no, SellerID: s, Channel: chInfinia,
+					ProviderTxnID: "T" + no, Currency: "USD", Amount: 11, PaidAt: at, ConfirmedAt: at}
+				if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 1, SellerShare: 10}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(older, "S5", "S6")
+	write(run, "S5")
+	for _, q := range []string{
+		fmt.Sprintf(`UPDATE items SET state = 'held', reason = '%sseller S held: account unusable' WHERE run_id = %d`, pipeline.SellerHoldPrefix, older.ID),
+		fmt.Sprintf(`UPDATE items SET state = 'uploaded' WHERE run_id = %d`, run.ID),
+		fmt.Sprintf(`INSERT INTO run_sellers (run_id, seller_id, infinia_seller_id) VALUES
+			(%[1]d, 'S5', 'I-S5'), (%[1]d, 'S6', 'I-S6'), (%[2]d, 'S5', 'I-S5'), (%[2]d, 'S6', 'I-S6')`, older.ID, run.ID),
+		fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, refund_minor, commission_back, business_date, run_id, netted_into, netted_date) VALUES
+			('S5', 'USD', 'held', 4, 0, 0, '2026-02-01', %[1]d, '', NULL),
+			('S6', 'USD', 'held', 4, 0, 0, '2026-02-01', %[1]d, '', NULL)`, older.ID),
+	} {
+		if _, err := l.DB().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []pipeline.PayoutCandidate
+	if err := l.EachPayoutCandidate(ctx, run, shareChannels, "infiniapay", func(p pipeline.PayoutCandidate) error {
+		got = append(got, p)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []pipeline.PayoutCandidate{
+		{SellerID: "S5", Currency: "USD", Payable: 10, Items: 1, Carried: 4, Account: "I-S5"}, // its own items verified there now
+		{SellerID: "S6", Currency: "USD", Carried: 4, Account: ""},                            // a balance alone: the earlier verdict stands
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("candidates\n got %+v\nwant %+v", got, want)
+	}
+}
