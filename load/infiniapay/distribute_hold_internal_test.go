@@ -137,7 +137,8 @@ func (k knownShares) Query(_ context.Context, e pipeline.Effect) (pipeline.Outco
 // TestARevenueShareInfiniaHoldsAlreadyIsPlannedThoughShort: a ledger
 // restored from a backup plans again the revenue shares Infinia paid
 // since, under the same requestNos, while the platform balance and the
-// sellers' available shares went to them. Those Infinia paid are planned
+// sellers' available shares went to them. Those Infinia paid or is paying
+// are planned
 // (sent again under their requestNo, they move nothing and are recorded
 // as Infinia answers); those it does not know, or failed (nothing moved:
 // short indeed, and an answer about a requestNo never sent must not lift
@@ -151,21 +152,24 @@ func TestARevenueShareInfiniaHoldsAlreadyIsPlannedThoughShort(t *testing.T) {
 		{SellerID: "SHORT", Currency: "USD", Payable: 1000, Items: 1, Account: "I2"},
 		{SellerID: "YEN", Currency: "JPY", Payable: 700, Items: 1, Account: "I3"},
 		{SellerID: "FAILED", Currency: "USD", Payable: 400, Items: 1, Account: "I4"},
+		{SellerID: "PAYING", Currency: "USD", Payable: 300, Items: 1, Account: "I5"},
 	}}
 	// The JPY balance is short of the share Infinia paid already.
 	api := &shareAPI{planAPI: &planAPI{bindings: map[string]int{}, balance: map[pipeline.Currency]int64{"USD": 1 << 40, "JPY": 100}},
-		available: map[string]int64{"I1": 0, "I2": 999, "I3": 0, "I4": 0}}
+		available: map[string]int64{"I1": 0, "I2": 999, "I3": 0, "I4": 0, "I5": 0}}
 	c := StageConfig{Store: ps, API: api, Payouts: knownShares{
 		RevenueShareRequestNo(day, "PAID", "USD", 1):   pipeline.OutcomeSucceeded,
 		RevenueShareRequestNo(day, "YEN", "JPY", 1):    pipeline.OutcomeSucceeded,
 		RevenueShareRequestNo(day, "FAILED", "USD", 1): pipeline.OutcomeFailed,
+		// Infinia is paying it still: the money is gone to it as well.
+		RevenueShareRequestNo(day, "PAYING", "USD", 1): pipeline.OutcomePending,
 	}}
 	c.defaults()
 	d := &distribution{c: &c, run: &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: day, Shard: pipeline.Whole}}}
 	if err := d.plan(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]int64{"PAID USD": 1000, "YEN JPY": 700}; !maps.Equal(ps.planned, want) {
+	if want := map[string]int64{"PAID USD": 1000, "YEN JPY": 700, "PAYING USD": 300}; !maps.Equal(ps.planned, want) {
 		t.Errorf("planned %v, want %v", ps.planned, want)
 	}
 	if len(ps.carried) != 2 || !strings.Contains(ps.carried["SHORT USD"], "available") ||
