@@ -4,8 +4,10 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -355,21 +357,26 @@ func (cfg *config) demoMoney(ctx context.Context, l *ledger.Ledger, d pipeline.D
 func (cfg *config) demoWeChat(ctx context.Context, l *ledger.Ledger, d pipeline.Date, sim demoSim) error {
 	var rows []struct {
 		Txn        string `db:"provider_txn_id"`
+		Currency   string `db:"currency"`
 		Commission int64  `db:"commission_minor"`
 	}
-	if err := l.DB().SelectContext(ctx, &rows, `SELECT provider_txn_id, commission_minor FROM items
+	if err := l.DB().SelectContext(ctx, &rows, `SELECT provider_txn_id, currency, commission_minor FROM items
 		WHERE business_date = $1 AND channel = 'wechatpay' AND state = 'paid'`, d.String()); err != nil {
 		return err
 	}
-	var commission int64
+	commission := map[pipeline.Currency]int64{}
 	for _, r := range rows {
 		if f, dist := sim.WeChat.Frozen(r.Txn), sim.WeChat.Distributed(r.Txn); f != 0 || dist != r.Commission {
 			return fmt.Errorf("demo: WeChat transaction %s: %d still frozen, %d distributed, commission %d", r.Txn, f, dist, r.Commission)
 		}
-		commission += r.Commission
+		commission[pipeline.Currency(r.Currency)] += r.Commission
+	}
+	var sums []string
+	for _, cur := range slices.Sorted(maps.Keys(commission)) {
+		sums = append(sums, pipeline.Money{Minor: commission[cur], Currency: cur}.String())
 	}
 	fmt.Fprintf(cfg.stdout, "WeChat funds distribution (simulated): %d transactions settled, nothing left frozen in any,\n", len(rows))
-	fmt.Fprintf(cfg.stdout, "  exactly the commission distributed to the platform (%d minor units in all)\n", commission)
+	fmt.Fprintf(cfg.stdout, "  exactly the commission distributed to the platform (%s)\n", strings.Join(sums, ", "))
 	return nil
 }
 
