@@ -24,7 +24,7 @@ func statusCommand(cfg *config) *cli.Command {
 		Flags: append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json (one JSON document of the same figures)"},
 			&cli.BoolFlag{Name: "rules", Usage: "the rules file each run of the date split its items with, as it was read, instead (the rule an order names in orders.csv, rules.csv:3, is its line 3)"},
-			&cli.StringFlag{Name: "order", Usage: "one order of the date, as orders.csv names it: everything the ledger knows of it instead - each row the date's runs read with its number (as read, or not kept) and the reject it became with the reason, its item (split, rule, state and reason), the payout that paid or carried it (its subject, key, state, amount and provider reference; the carried entry; an Infinia order's trade file with the status Infinia gave it), its late refunds and clawbacks, and what a person resolved of it"},
+			&cli.StringFlag{Name: "order", Usage: "one order of the date, as orders.csv names it: everything the ledger knows of it instead - each row the date's runs read with its number (as read, or not kept) and the reject it became with the reason, its item (split, rule, state and reason), the payout that paid or carried it (its subject, key, state, amount and provider reference; the carried entry; an Infinia order's trade file with the status Infinia gave it), its late refunds and clawbacks, what the reconciliation last found of it, its payout or its file, and what a person resolved of it"},
 			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it, or the key of one of its attempts (payouts.csv's key, orders.csv's payout_key, a requestNo or out_order_no): its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried (an upload: its file listed) with their split, rule and source row, the carried entries netted into it, an upload's trade file with the status Infinia gave it, what the reconciliation last found of it, and what a person resolved of it, by whom"}),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
@@ -309,10 +309,19 @@ func printSubject(w io.Writer, h *ledger.SubjectHistory) {
 	for _, a := range h.Adjustments {
 		fmt.Fprintf(w, "  %s\n", adjustment(a))
 	}
-	if len(h.Mismatches) > 0 {
-		fmt.Fprintf(w, "what the reconciliation last found of it (mismatches.csv): %d\n", len(h.Mismatches))
+	printMismatches(w, h.Mismatches)
+	for _, r := range h.Resolved {
+		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s by %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
 	}
-	for _, m := range h.Mismatches {
+}
+
+// printMismatches prints what the reconciliation last found of a subject
+// or an order (mismatches.csv's rows).
+func printMismatches(w io.Writer, ms []ledger.SubjectMismatch) {
+	if len(ms) > 0 {
+		fmt.Fprintf(w, "what the reconciliation last found of it (mismatches.csv): %d\n", len(ms))
+	}
+	for _, m := range ms {
 		side := func(v *int64, state string) string {
 			amount := "no amount"
 			if v != nil {
@@ -329,9 +338,6 @@ func printSubject(w io.Writer, h *ledger.SubjectHistory) {
 			fmt.Fprintf(w, ": %s", m.Detail)
 		}
 		fmt.Fprintln(w)
-	}
-	for _, r := range h.Resolved {
-		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s by %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
 	}
 }
 
@@ -482,6 +488,7 @@ func printOrder(w io.Writer, h *ledger.OrderHistory) {
 	for _, a := range h.Clawbacks {
 		fmt.Fprintf(w, "  %s\n", adjustment(a))
 	}
+	printMismatches(w, h.Mismatches)
 	for _, r := range h.Resolved {
 		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s by %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
 	}

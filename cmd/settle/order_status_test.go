@@ -18,7 +18,8 @@ import (
 // unknown currency added): an order paid by its seller's Infinia revenue
 // share, then refunded late and clawed back; an order carried (its seller
 // not bound), then paid by a share of the next date; a rejected row; an
-// order of no row of the date, and one of another date.
+// order of no row of the date, and one of another date; a mismatch of
+// the order, as the reconciliation recorded it.
 func TestAnOrdersStatusSaysWhatHappenedToIt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -99,8 +100,15 @@ func TestAnOrdersStatusSaysWhatHappenedToIt(t *testing.T) {
 		len(o1.Clawbacks) != 1 || o1.Clawbacks[0].RefundNo != "R1" || o1.Clawbacks[0].Amount != -9000 || o1.Clawbacks[0].Date != day2 {
 		t.Errorf("status --order O1: late refunds %+v, clawbacks %+v\nwant R1 read on %s, clawed: -90.00", o1.LateRefunds, o1.Clawbacks, day2)
 	}
+	// What a reconciliation found of it (one written here: the scenario's
+	// providers agree with the ledger).
+	if _, err := e.db.Exec(`INSERT INTO settle.mismatches (run_id, seq, provider, category, subject, order_no, seller_id, currency, ours_minor, theirs_minor, ours_state, theirs_state, expected, detail)
+		VALUES ($1, 100000, 'infiniapay', 'amount', 'T1', 'O1', 'S00001', 'USD', 9000, 8000, 'paid', 'paid', false, 'disputed')`, it.RunID); err != nil {
+		t.Fatal(err)
+	}
 	text := e.mustSettle("status", "--date", day1, "--order", "O1")
 	for _, want := range []string{
+		"what the reconciliation last found of it (mismatches.csv): 1\n  infiniapay amount T1, unexpected: ours 90.00 USD (paid), theirs 80.00 USD (paid): disputed\n",
 		"order O1 of " + day1 + "\n",
 		"read row ", "transaction T1, currency USD, amount 10000,", "; settled as its item\n",
 		"seller S00001 infiniapay, transaction T1: gross 100.00 USD, refunded 0.00 USD, commission 10.00 USD, seller 90.00 USD; rule rules.csv:",

@@ -22,8 +22,10 @@ import (
 // the carried entry its seller share went into, and the trade file that
 // listed it last with the status its provider gave it, as status
 // --subject reads them; its late refunds and the clawbacks they made (of
-// any date: they come after the order's); and what a person resolved
-// naming it, its payout or its file.
+// any date: they come after the order's); what the reconciliation last
+// found of it, its payout or its file (mismatches.csv's rows of the date,
+// and of its payout's date); and what a person resolved naming it, its
+// payout or its file.
 type OrderHistory struct {
 	Date        string              `json:"date"`
 	OrderNo     string              `json:"order_no"`
@@ -34,6 +36,7 @@ type OrderHistory struct {
 	Files       []SubjectFile       `json:"trade_files"`
 	LateRefunds []OrderLateRefund   `json:"late_refunds"`
 	Clawbacks   []SubjectAdjustment `json:"clawbacks"`
+	Mismatches  []SubjectMismatch   `json:"mismatches"`
 	Resolved    []Resolution        `json:"resolved"`
 }
 
@@ -98,10 +101,13 @@ type OrderLateRefund struct {
 // OrderHistory reads what the ledger holds of order orderNo of date d
 // (OrderHistory), at one instant (View). An order no run of d read, nor
 // split, is refused (pipeline.KindUsage), naming the date whose run
-// settled it when there is one. Every read is by index but two: the row
+// settled it when there is one. Every read is by index but three: the row
 // of the order's item is found in its run's snapshot (source_rows has no
-// index by order number), read whole, as status --subject reads it; and
-// resolutions, a person's few rows, are read whole.
+// index by order number), read whole, as status --subject reads it; the
+// mismatches of the date's runs (and of its payout's date), by their runs,
+// all of them (mismatches has no index by order number either: a date's
+// disagreements, fewer than its orders); and resolutions, a person's few
+// rows, are read whole.
 func (l *Ledger) OrderHistory(ctx context.Context, d pipeline.Date, orderNo string) (*OrderHistory, error) {
 	var h *OrderHistory
 	err := l.View(ctx, func(r Reader) error {
@@ -115,7 +121,7 @@ func (l *Ledger) OrderHistory(ctx context.Context, d pipeline.Date, orderNo stri
 func (r Reader) orderHistory(ctx context.Context, d pipeline.Date, orderNo string) (*OrderHistory, error) {
 	h := &OrderHistory{Date: d.String(), OrderNo: orderNo, Rows: []OrderRow{}, Items: []OrderItem{}, Payouts: []OrderPayout{},
 		Carried: []SubjectAdjustment{}, Files: []SubjectFile{}, LateRefunds: []OrderLateRefund{}, Clawbacks: []SubjectAdjustment{},
-		Resolved: []Resolution{}}
+		Mismatches: []SubjectMismatch{}, Resolved: []Resolution{}}
 	fail := func(what string, err error) error {
 		return fmt.Errorf("read the history of order %s of %s: %s: %w", orderNo, d, what, err)
 	}
@@ -296,6 +302,18 @@ func (r Reader) orderHistory(ctx context.Context, d pipeline.Date, orderNo strin
 	}
 	if h.Clawbacks, err = r.adjustments(ctx, `order_no = $1 AND kind = '`+string(pipeline.AdjustClawback)+`'`, orderNo); err != nil {
 		return nil, fail("clawbacks", err)
+	}
+
+	// What the reconciliation last found: of the order or its trade file
+	// on the date, of its payout on the payout's date (a later one for an
+	// order carried and paid later).
+	dates := []string{d.String()}
+	for _, p := range h.Payouts {
+		dates = append(dates, p.Date)
+	}
+	if h.Mismatches, err = r.mismatches(ctx, `r.business_date = ANY ($1::date[]) AND (m.order_no = $2 OR m.subject = ANY ($3))`,
+		pq.Array(dates), orderNo, pq.Array(keys)); err != nil {
+		return nil, fail("mismatches", err)
 	}
 
 	if h.Resolved, err = r.resolutionsNaming(ctx, nil, keys); err != nil {

@@ -49,6 +49,11 @@ func TestAnOrdersHistoryReadsItByIndex(t *testing.T) {
 		INSERT INTO adjustments (seller_id, currency, kind, amount_minor, order_no, refund_no, refund_minor, commission_back, business_date, run_id, reason)
 		SELECT 'S2', 'USD', 'clawback', -9, 'O' || lpad(s::text, 5, '0'), 'RF' || s, 10, 1, $date, $run, 'r' FROM generate_series(1, $rows) s
 		UNION ALL SELECT 'S1', 'USD', 'clawback', -45, 'OP', 'RFP', 50, 5, $date, $run, 'late refund RFP';
+		INSERT INTO mismatches (run_id, seq, provider, category, subject, order_no, seller_id, currency, ours_minor, theirs_minor, ours_state, theirs_state, expected, detail)
+		VALUES ($run, 1, 'payprotocol', 'amount', 'TP', 'OP', 'S1', 'USD', 100, 90, 'paid', 'confirmed', false, 'the order'),
+			($run, 2, 'infiniapay', 'status', 'RS-K1', '', 'S1', 'USD', 99, NULL, 'succeeded', 'NOT_FOUND', true, 'its payout'),
+			($run, 3, 'infiniapay', 'status', 'TDU-1', '', 'S1', 'USD', NULL, NULL, 'uploaded', 'PROCESSING', true, 'its file'),
+			($run, 4, 'payprotocol', 'amount', 'T1', 'O00001', 'S2', 'USD', 100, 90, 'paid', 'confirmed', false, 'another order');
 		INSERT INTO resolutions (kind, subject, idem_key, note) VALUES ('settled_outside', 'TP', 'OP', 'paid by hand, ref 7'),
 			('settled_outside', 'T1', 'O00001', 'another order');
 		ANALYZE`)); err != nil {
@@ -118,11 +123,18 @@ func TestAnOrdersHistoryReadsItByIndex(t *testing.T) {
 		len(h.Clawbacks) != 1 || h.Clawbacks[0].Amount != -45 || len(h.Resolved) != 1 || h.Resolved[0].Note != "paid by hand, ref 7" {
 		t.Errorf("OP: late refunds %+v, clawbacks %+v, resolved %+v; want RFP clawed, -45, its resolution", h.LateRefunds, h.Clawbacks, h.Resolved)
 	}
+	var found []string
+	for _, m := range h.Mismatches {
+		found = append(found, m.Detail)
+	}
+	if strings.Join(found, ",") != "its payout,its file,the order" {
+		t.Errorf("OP: mismatches %v, want those of the order, its payout and its file", found)
+	}
 	byIndex("OP", read, 2*rows+10) // its item's row: one pass over its run's snapshot
 
 	h, read = history("OD")
 	if len(h.Items) != 0 || len(h.Rows) != 2 || h.Rows[0].Reject == nil || h.Rows[1].Reject == nil || h.Rows[0].Source == nil ||
-		*h.Rows[1].Source.Amount != "52" || !strings.HasPrefix(h.Rows[0].Reject.Reason, "duplicate order_no") || len(h.Resolved) != 0 {
+		*h.Rows[1].Source.Amount != "52" || !strings.HasPrefix(h.Rows[0].Reject.Reason, "duplicate order_no") || len(h.Resolved) != 0 || len(h.Mismatches) != 0 {
 		t.Errorf("OD: rows %+v, items %+v; want its two rows, rejected as duplicates", h.Rows, h.Items)
 	}
 	byIndex("OD", read, 10) // its rows by their key

@@ -325,24 +325,7 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 		return nil, fail("trade files", err)
 	}
 
-	rows, err = r.q.QueryContext(ctx, `SELECT m.provider, m.category, m.subject, m.currency, m.ours_minor, m.theirs_minor, m.ours_state, m.theirs_state,
-			m.expected, m.detail
-		FROM mismatches m JOIN runs r ON r.id = m.run_id
-		WHERE r.business_date = $1 AND (m.subject = $2 OR m.subject = ANY ($3))
-		ORDER BY m.provider, m.subject, m.category, m.detail, r.shard_index, m.seq`, d.String(), subject, pq.Array(keys))
-	if err != nil {
-		return nil, fail("mismatches", err)
-	}
-	for rows.Next() {
-		var m SubjectMismatch
-		if err := rows.Scan(&m.Provider, &m.Category, &m.Key, &m.Currency, &m.Ours, &m.Theirs, &m.OursState, &m.TheirsState, &m.Expected, &m.Detail); err != nil {
-			rows.Close()
-			return nil, fail("mismatches", err)
-		}
-		h.Mismatches = append(h.Mismatches, m)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if h.Mismatches, err = r.mismatches(ctx, `r.business_date = $1 AND (m.subject = $2 OR m.subject = ANY ($3))`, d.String(), subject, pq.Array(keys)); err != nil {
 		return nil, fail("mismatches", err)
 	}
 
@@ -479,6 +462,29 @@ func (r Reader) resolutionsNaming(ctx context.Context, subjects, keys []string) 
 			return nil, err
 		}
 		out = append(out, res)
+	}
+	return out, rows.Err()
+}
+
+// mismatches reads the mismatches (m) of runs (r) where cond holds, as
+// mismatches.csv orders them: what the reconciliation last found.
+func (r Reader) mismatches(ctx context.Context, cond string, args ...any) ([]SubjectMismatch, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT m.provider, m.category, m.subject, m.currency, m.ours_minor, m.theirs_minor, m.ours_state, m.theirs_state,
+			m.expected, m.detail
+		FROM mismatches m JOIN runs r ON r.id = m.run_id
+		WHERE `+cond+`
+		ORDER BY m.provider, m.subject, m.category, m.detail, r.shard_index, m.seq`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []SubjectMismatch{}
+	for rows.Next() {
+		var m SubjectMismatch
+		if err := rows.Scan(&m.Provider, &m.Category, &m.Key, &m.Currency, &m.Ours, &m.Theirs, &m.OursState, &m.TheirsState, &m.Expected, &m.Detail); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
 	}
 	return out, rows.Err()
 }
