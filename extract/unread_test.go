@@ -33,6 +33,24 @@ func seq(nos []string, err error) iter.Seq2[string, error] {
 	}
 }
 
+// unread is what Compare names WrittenLate, the snapshot's order numbers
+// given as rows of no other column: the look for orders written late.
+func unread(ctx context.Context, src *extract.Source, w pipeline.Window, nos iter.Seq2[string, error], fn func(string) error) (int64, error) {
+	rows := func(yield func(pipeline.SourceRow, error) bool) {
+		for no, err := range nos {
+			if !yield(pipeline.SourceRow{OrderNo: &no}, err) {
+				return
+			}
+		}
+	}
+	return src.Compare(ctx, w, rows, func(d extract.Difference) error {
+		if d.Kind != extract.WrittenLate {
+			return nil
+		}
+		return fn(d.OrderNo)
+	})
+}
+
 // unreadQuery is a source query of the given order numbers (text) in the
 // window, and one row outside it that is no order of it.
 const unreadQuery = `
@@ -58,9 +76,9 @@ func TestUnreadMergesTheQueryWithTheSnapshot(t *testing.T) {
 	db := pgtest.DB(t)
 	src := &extract.Source{DB: db, Name: "test", Query: unreadQuery}
 	w := pipeline.Window{Start: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)}
-	unread := func(snapshot iter.Seq2[string, error]) ([]string, int64, error) {
+	unreadOf := func(snapshot iter.Seq2[string, error]) ([]string, int64, error) {
 		var got []string
-		n, err := src.Unread(context.Background(), w, snapshot, func(no string) error {
+		n, err := unread(context.Background(), src, w, snapshot, func(no string) error {
 			got = append(got, no)
 			return nil
 		})
@@ -75,7 +93,7 @@ func TestUnreadMergesTheQueryWithTheSnapshot(t *testing.T) {
 		{[]string{"0", "10", "10", "B", "b", "zz"}, []string{"9", "a", "ä"}},
 		{[]string{"9", "a"}, []string{"10", "B", "b", "ä"}},
 	} {
-		got, n, err := unread(seq(c.snapshot, nil))
+		got, n, err := unreadOf(seq(c.snapshot, nil))
 		if err != nil || n != 7 || !slices.Equal(got, c.want) {
 			t.Errorf("snapshot %q: unread %q of %d rows (%v), want %q of 7", c.snapshot, got, n, err, c.want)
 		}
@@ -84,15 +102,15 @@ func TestUnreadMergesTheQueryWithTheSnapshot(t *testing.T) {
 	ints := &extract.Source{DB: db, Name: "test", Query: `SELECT * FROM (VALUES (9::bigint, 'S1', 'infiniapay', NULL, 'USD', 1, 0, 'c', $1::timestamptz, $2::timestamptz), (10, 'S1', 'infiniapay', NULL, 'USD', 1, 0, 'c', $1, $1))
 		AS v (order_no, seller_id, provider, provider_txn_id, currency, amount_minor, refunded_minor, category, paid_at, confirmed_at)`}
 	var got []string
-	if _, err := ints.Unread(context.Background(), w, seq([]string{"10"}, nil), func(no string) error { got = append(got, no); return nil }); err != nil || !slices.Equal(got, []string{"9"}) {
+	if _, err := unread(context.Background(), ints, w, seq([]string{"10"}, nil), func(no string) error { got = append(got, no); return nil }); err != nil || !slices.Equal(got, []string{"9"}) {
 		t.Errorf("bigint order numbers: unread %q (%v), want [9]", got, err)
 	}
 
-	if _, _, err := unread(seq([]string{"a", "B"}, nil)); err == nil || !strings.Contains(err.Error(), "not in byte order") {
+	if _, _, err := unreadOf(seq([]string{"a", "B"}, nil)); err == nil || !strings.Contains(err.Error(), "not in byte order") {
 		t.Errorf("a snapshot out of order: %v; want an error", err)
 	}
 	boom := errors.New("ledger gone")
-	if _, _, err := unread(seq([]string{"10"}, boom)); !errors.Is(err, boom) {
+	if _, _, err := unreadOf(seq([]string{"10"}, boom)); !errors.Is(err, boom) {
 		t.Errorf("a snapshot that fails: %v, want its error", err)
 	}
 }
@@ -136,11 +154,11 @@ func TestUnreadOnAPlatformNotInUTF8(t *testing.T) {
 	}
 	var got []string
 	collect := func(no string) error { got = append(got, no); return nil }
-	if _, err := query(`E'A\xc9\xcc'`, `E'A\xd0\x90'`, `'B'`).Unread(context.Background(), w, seq(nil, nil), collect); !errors.Is(err, extract.ErrNotComparable) {
+	if _, err := unread(context.Background(), query(`E'A\xc9\xcc'`, `E'A\xd0\x90'`, `'B'`), w, seq(nil, nil), collect); !errors.Is(err, extract.ErrNotComparable) {
 		t.Fatalf("order numbers not ASCII on a SQL_ASCII platform: %v, want them not compared", err)
 	}
 	got = nil
-	if n, err := query(`'b'`, `'A'`, `'a'`).Unread(context.Background(), w, seq([]string{"A"}, nil), collect); err != nil || n != 3 || !slices.Equal(got, []string{"a", "b"}) {
+	if n, err := unread(context.Background(), query(`'b'`, `'A'`, `'a'`), w, seq([]string{"A"}, nil), collect); err != nil || n != 3 || !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("ASCII order numbers on a SQL_ASCII platform: unread %q of %d rows (%v), want [a b] of 3", got, n, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -46,8 +47,11 @@ func (cfg *config) lateOrders(ctx context.Context, l *ledger.Ledger, src *sqlx.D
 	p := &pipeline.Problems{}
 	var failures []error
 	source := &extract.Source{DB: src, Query: o.query, Name: o.queryName}
+	var found lateFound
 	for _, d := range dates {
-		if err := cfg.lateOrdersOf(ctx, l, source, d, p); err != nil {
+		f, err := cfg.lateOrdersOf(ctx, l, source, d, p)
+		found.add(f)
+		if err != nil {
 			// One date's comparison failing stops none of the others'.
 			failures = append(failures, fmt.Errorf("look for orders written into %s's window after it was read: %w", d, err))
 		}
@@ -56,63 +60,147 @@ func (cfg *config) lateOrders(ctx context.Context, l *ledger.Ledger, src *sqlx.D
 		}
 	}
 	if p.Count() > 0 {
-		p.Summary = fmt.Sprintf("%d orders the platform has now in windows of dates already read, which no run read", p.Count())
-		p.Rest = "each date's line above counts them; the platform's source query for the date's window, less the date's snapshot (source_rows), names them"
+		var parts []string
+		if found.unread > 0 {
+			parts = append(parts, fmt.Sprintf("%d written into them since, which no run read", found.unread))
+		}
+		if found.changed > 0 {
+			parts = append(parts, fmt.Sprintf("%d changed since read in columns that decide money", found.changed))
+		}
+		if found.gone > 0 {
+			parts = append(parts, fmt.Sprintf("%d settled and no longer given", found.gone))
+		}
+		p.Summary = fmt.Sprintf("%d orders the platform gives otherwise now in windows of dates already read than they were read: %s", p.Count(), strings.Join(parts, ", "))
+		p.Rest = "each date's line above counts them; the platform's source query for the date's window, against the date's snapshot (source_rows), names them"
 	}
 	return p.NeedsPerson(), errors.Join(failures...)
 }
 
 // lateOrdersOf compares date d (lateOrders), adding to p what it finds once
 // the comparison is through: the order numbers found before a failure are
-// not to be trusted.
-func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *extract.Source, d pipeline.Date, p *pipeline.Problems) error {
+// not to be trusted. It returns how many orders it named of each kind.
+//
+// Of the orders the query gives now that no run of d read (written late),
+// those the ledger holds an item of (settled by another date's run before
+// the platform moved them into the window) are counted, the others named.
+// Of the orders d read, those whose columns that decide money
+// (extract.MoneyColumns) the query gives otherwise now (changed) are named
+// each, with each column old -> new: settled (an item of it), its seller
+// was paid or is being paid on what was read; rejected when read (no item,
+// d's transform recorded), no run reads it again, and a change may have
+// mended its reject; not classified yet, d's run settles it on what was
+// read. Of those the query no longer gives for the window (gone: deleted,
+// moved out of it, dropped by the query's filter), those settled on d are
+// named (its seller was paid for an order the platform no longer has in
+// its day: a person's look), the rest counted (rejected when read; or
+// settled on another date, which that date's comparison says).
+func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *extract.Source, d pipeline.Date, p *pipeline.Problems) (found lateFound, err error) {
 	runs, err := l.RunsOn(ctx, d)
 	if err != nil {
-		return err
+		return found, err
 	}
 	if len(runs) == 0 {
-		return nil // never run: the nightly run's look for missed dates says so
+		return found, nil // never run: the nightly run's look for missed dates says so
 	}
 	ids, why := comparable(runs, source.Query)
 	if why != "" {
 		cfg.note(fmt.Sprintf("%s: orders written into its window after it was read not looked for: %s", d, why),
 			"date", d.String(), "late_orders_compared", false)
-		return nil
+		return found, nil
 	}
 	loc, err := time.LoadLocation(runs[0].TimeZone)
 	if err != nil {
-		return fmt.Errorf("its runs' time zone %q: %w", runs[0].TimeZone, err)
+		return found, fmt.Errorf("its runs' time zone %q: %w", runs[0].TimeZone, err)
+	}
+	transformed := true
+	for _, r := range runs {
+		transformed = transformed && r.Done(pipeline.StageTransform)
 	}
 	start := time.Now()
 	var (
-		first   []string // the first few lines, held until the comparison is through
-		unread  int
-		settled int      // settled by another date's run: the platform moved them since
-		batch   []string // order numbers found, asked about the ledger's items by the batch
+		first    []string // the first few lines, held until the comparison is through
+		settled  int      // written late, settled by another date's run: the platform moved them since
+		gone     int      // read, no longer given
+		goneElse int      // of gone, not settled on d
+		moved    int      // of gone, settled on d, given for another window now
+		batch    []extract.Difference
+		paidGone []string // of batch, gone and settled on d
 	)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		settledAlready, err := l.Settled(ctx, batch)
+		nos := make([]string, len(batch))
+		for i, f := range batch {
+			nos[i] = f.OrderNo
+		}
+		items, err := l.ItemsOf(ctx, nos)
 		if err != nil {
 			return err
 		}
-		for _, no := range batch {
-			if settledAlready[no] {
-				settled++
+		for _, f := range batch {
+			it, has := items[f.OrderNo]
+			var line string
+			switch f.Kind {
+			case extract.WrittenLate:
+				if has {
+					settled++
+					continue
+				}
+				found.unread++
+				line = fmt.Sprintf("order %s: written into %s's window after %s was read: no run reads it; have the platform date it into an open day, or settle it by hand", f.OrderNo, d, d)
+			case extract.Changed:
+				found.changed++
+				what := fmt.Sprintf("order %s: changed on the platform since %s was read (%s)", f.OrderNo, d, f.Changes())
+				switch {
+				case has:
+					line = fmt.Sprintf("%s: settled on %s on what its run read (seller %s, %s): its seller was paid, or is being paid, on that; settle the difference by hand, with the platform", what, it.Date, it.SellerID, it.Gross)
+				case transformed:
+					line = fmt.Sprintf("%s: rejected when read (no item of it), and no run reads it again: if the change mends its reject, run %s with --reextract if it sent nothing yet, else settle it by hand", what, d)
+				default:
+					line = fmt.Sprintf("%s: not classified yet, and %s's run settles it on what was read: run %s with --reextract if it sent nothing yet, else settle the difference by hand", what, d, d)
+				}
+			case extract.Gone:
+				gone++
+				if !has || it.Date != d {
+					goneElse++
+					continue
+				}
+				paidGone = append(paidGone, f.OrderNo)
 				continue
 			}
-			unread++
 			if len(first) < pipeline.ProblemsListed {
-				first = append(first, fmt.Sprintf("order %s: written into %s's window after %s was read: no run reads it; have the platform date it into an open day, or settle it by hand", no, d, d))
+				first = append(first, line)
 			}
 		}
 		batch = batch[:0]
+		if len(paidGone) == 0 {
+			return nil
+		}
+		// Settled on d and gone from its window: moved to another day
+		// (which reads it, or whose comparison counts it, settled here
+		// once) if the platform still gives it for some window.
+		given, err := source.Given(ctx, paidGone)
+		if err != nil {
+			return err
+		}
+		for _, no := range paidGone {
+			if given[no] {
+				moved++
+				continue
+			}
+			it := items[no]
+			found.gone++
+			if len(first) < pipeline.ProblemsListed {
+				first = append(first, fmt.Sprintf("order %s: settled on %s (seller %s, %s), and the platform's source query no longer gives it, for %s's window or any other (deleted, or left out by the query's filter: a status changed since, say): "+
+					"its seller was paid, or is being paid, for it; see that the platform still means it paid, else take it back by hand", no, d, it.SellerID, it.Gross, d))
+			}
+		}
+		paidGone = paidGone[:0]
 		return nil
 	}
-	rows, err := source.Unread(ctx, pipeline.WindowOf(d, loc), l.SnapshotOrderNumbers(ctx, ids), func(no string) error {
-		batch = append(batch, no)
+	rows, err := source.Compare(ctx, pipeline.WindowOf(d, loc), l.SnapshotRows(ctx, ids), func(f extract.Difference) error {
+		batch = append(batch, f)
 		if len(batch) == lateOrdersBatch {
 			return flush()
 		}
@@ -124,29 +212,52 @@ func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *e
 	if errors.Is(err, extract.ErrNotComparable) {
 		cfg.note(fmt.Sprintf("%s: orders written into its window after it was read not looked for: %v", d, err),
 			"date", d.String(), "late_orders_compared", false)
-		return nil
+		return lateFound{}, nil
 	}
 	if err != nil {
-		return err
+		return lateFound{}, err
 	}
-	if unread == 0 && settled == 0 {
-		return nil // a date where nothing was written late says nothing
+	if found.total() == 0 && settled == 0 && gone == 0 {
+		return found, nil // a date the platform gives as it was read says nothing
 	}
 	for _, line := range first {
 		p.Add(line)
 	}
-	p.Total = p.Count() + unread - len(first)
+	p.Total = p.Count() + found.total() - len(first)
 	also := ""
 	if settled > 0 {
 		also = fmt.Sprintf("; %d more settled by another date's run (the platform moved them into the window since: not named)", settled)
 	}
+	if found.changed > 0 {
+		also += fmt.Sprintf("; %d read with other columns that decide money than it gives now (named)", found.changed)
+	}
+	if gone > 0 {
+		also += fmt.Sprintf("; %d read that it no longer gives for the window (%d settled on %s and given for no window now, named; %d settled on %s and moved to another day, %d rejected when read or settled on another date, not named)",
+			gone, found.gone, d, moved, d, goneElse)
+	}
 	cfg.note(fmt.Sprintf("%s: the source query gives %d orders for its window now, %d of them read by no run of it%s (compared in %v)",
-		d, rows, unread, also, time.Since(start).Round(time.Millisecond)), "date", d.String(), "late_orders_compared", true, "rows", rows, "unread", unread, "settled_elsewhere", settled)
-	return nil
+		d, rows, found.unread, also, time.Since(start).Round(time.Millisecond)), "date", d.String(), "late_orders_compared", true, "rows", rows, "unread", found.unread,
+		"settled_elsewhere", settled, "changed", found.changed, "gone", gone, "gone_settled", found.gone, "gone_moved", moved)
+	return found, nil
 }
 
-// lateOrdersBatch is how many order numbers lateOrdersOf asks the
-// ledger's items about at once: what it holds of a date's comparison.
+// lateFound counts the orders lateOrdersOf named, by kind.
+type lateFound struct {
+	unread  int // written late, read by no run
+	changed int // read, given with other columns that decide money now
+	gone    int // read and settled on the date, no longer given
+}
+
+func (f lateFound) total() int { return f.unread + f.changed + f.gone }
+
+func (f *lateFound) add(o lateFound) {
+	f.unread += o.unread
+	f.changed += o.changed
+	f.gone += o.gone
+}
+
+// lateOrdersBatch is how many differences lateOrdersOf asks the ledger's
+// items about at once: what it holds of a date's comparison.
 const lateOrdersBatch = 1000
 
 // comparable returns the ids of runs, a date's, to compare the platform's
