@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/pipeline"
 	settlesql "github.com/settlekit/settle/sql"
@@ -245,7 +248,9 @@ func TestWithLateOrdersExitCodes(t *testing.T) {
 // TestAnOrderSettledBeforeItWasMovedIsNotNamed: an order a later date's
 // run settled, which the platform moved into an earlier date's window
 // since, is in no snapshot of that date but is settled: not named, only
-// counted in the date's line.
+// counted in the date's line; nor is it named as gone from the later
+// date's window (the platform still gives it, for another window: seen
+// failing, exit 4, with every order gone and settled named).
 func TestAnOrderSettledBeforeItWasMovedIsNotNamed(t *testing.T) {
 	t.Parallel()
 	e, at := lateOrdersEnv(t)
@@ -260,6 +265,11 @@ func TestAnOrderSettledBeforeItWasMovedIsNotNamed(t *testing.T) {
 	if code != 0 || strings.Contains(out, "no run reads it") ||
 		!strings.Contains(out, "orders for its window now, 0 of them read by no run of it; 1 more settled by another date's run") {
 		t.Fatalf("%s, settled on 2026-11-21, moved into 2026-11-20: exit %d, want 0, counted and not named:\n%s", moved, code, out)
+	}
+	// From 2026-11-21's side, an order it settled that the platform
+	// gives for another window now: counted, not named.
+	if !strings.Contains(out, "1 read that it no longer gives for the window (0 settled on 2026-11-21 and given for no window now, named; 1 settled on 2026-11-21 and moved to another day") {
+		t.Errorf("%s moved out of 2026-11-21: not counted as moved in its line:\n%s", moved, out)
 	}
 }
 
@@ -362,5 +372,108 @@ func TestANightWhoseLateOrdersLookFailsStillNamesMissedNights(t *testing.T) {
 	if code != 1 || !strings.Contains(out, `relation "refunds" does not exist`) || !strings.Contains(out, missed) ||
 		!strings.Contains(out, "running the same command again is safe") {
 		t.Fatalf("the night, its look for late orders failing: exit %d, want 1 naming 2026-11-20 all the same:\n%s", code, out)
+	}
+}
+
+// rejectOn20 makes an order of 2026-11-20 one its run rejects (an unknown
+// currency), returning it and its currency, and runs 2026-11-20.
+func (e *env) rejectOn20(at func(args ...string) (string, int)) (no, currency string) {
+	e.t.Helper()
+	no = e.first(`SELECT order_no FROM orders WHERE confirmed_at >= '2026-11-20 00:00+08' AND confirmed_at < '2026-11-21 00:00+08'
+		AND seller_id IS NOT NULL`)
+	currency = e.first(`SELECT currency FROM orders WHERE order_no = $1`, no)
+	e.db.MustExec(`UPDATE orders SET currency = 'XXX' WHERE order_no = $1`, no)
+	if out, code := at("--date", "2026-11-20", "--max-reject-ratio", "1"); code != 0 {
+		e.t.Fatalf("2026-11-20: exit %d:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.rejects WHERE order_no = $1`, no); n != 1 {
+		e.t.Fatalf("%s not rejected (%d rejects)", no, n)
+	}
+	return no, currency
+}
+
+// paidOn20 is the n-th order 2026-11-20 settled (an item), with the text
+// of its seller and gross as a line names them.
+func (e *env) paidOn20(n int) (no, seller, gross string) {
+	e.t.Helper()
+	var it struct {
+		No       string `db:"order_no"`
+		Seller   string `db:"seller_id"`
+		Currency string `db:"currency"`
+		Gross    int64  `db:"gross_minor"`
+	}
+	if err := e.db.Get(&it, `SELECT order_no, seller_id, currency, gross_minor FROM settle.items WHERE business_date = '2026-11-20'
+		ORDER BY order_no OFFSET $1 LIMIT 1`, n); err != nil {
+		e.t.Fatal(err)
+	}
+	return it.No, it.Seller, pipeline.Money{Minor: it.Gross, Currency: pipeline.Currency(it.Currency)}.String()
+}
+
+// TestAnOrderChangedSinceItsDateWasReadIsNamed: an order the platform
+// changed after its date was read, in a column that decides money (its
+// amount, its seller), was paid on what was read, and nothing said so:
+// the next night ended 0. It is named now (exit 4), each column old ->
+// new, the amount in money form; so is an order rejected when read that
+// the platform mended since (its currency), which no run reads again. A
+// refund recorded since with a time inside the window (refunded_minor:
+// the late refunds' query's) and a confirmed_at moved within the window
+// are not changes. Seen failing before the look compared columns (exit 0).
+func TestAnOrderChangedSinceItsDateWasReadIsNamed(t *testing.T) {
+	t.Parallel()
+	e, at := lateOrdersEnv(t)
+	rej, currency := e.rejectOn20(at)
+	paid, seller, gross := e.paidOn20(0)
+	var amount int64
+	if err := e.db.Get(&amount, `SELECT amount_minor FROM orders WHERE order_no = $1`, paid); err != nil {
+		t.Fatal(err)
+	}
+	c := pipeline.Currency(e.first(`SELECT currency FROM orders WHERE order_no = $1`, paid))
+	e.db.MustExec(`UPDATE orders SET amount_minor = amount_minor + 100, seller_id = seller_id || '-x' WHERE order_no = $1`, paid)
+	e.db.MustExec(`UPDATE orders SET currency = $2 WHERE order_no = $1`, rej, currency)
+	refunded, _, _ := e.paidOn20(1)
+	e.db.MustExec(`INSERT INTO refunds (refund_no, order_no, amount_minor, created_at) VALUES ('R-late', $1, 1, '2026-11-20 23:00:00+08')`, refunded)
+	moved, _, _ := e.paidOn20(2)
+	e.db.MustExec(`UPDATE orders SET confirmed_at = '2026-11-20 23:30:00+08' WHERE order_no = $1`, moved)
+
+	out, code := at("--date", "2026-11-21")
+	wantPaid := fmt.Sprintf(`order %s: changed on the platform since 2026-11-20 was read (seller_id %q -> %q; amount_minor %s -> %s): settled on 2026-11-20 on what its run read (seller %s, %s): its seller was paid, or is being paid, on that; settle the difference by hand, with the platform`,
+		paid, seller, seller+"-x", pipeline.Money{Minor: amount, Currency: c}, pipeline.Money{Minor: amount + 100, Currency: c}, seller, gross)
+	wantRej := fmt.Sprintf(`order %s: changed on the platform since 2026-11-20 was read (currency "XXX" -> %q): rejected when read (no item of it), and no run reads it again: if the change mends its reject, run 2026-11-20 with --reextract if it sent nothing yet, else settle it by hand`, rej, currency)
+	if code != 4 || !strings.Contains(out, wantPaid) || !strings.Contains(out, wantRej) {
+		t.Fatalf("the next night, %s's amount and seller and %s's currency changed: exit %d, want 4 naming both:\n%q\n%q\n%s", paid, rej, code, wantPaid, wantRej, out)
+	}
+	if strings.Contains(out, "order "+refunded+":") || strings.Contains(out, "order "+moved+":") {
+		t.Errorf("a refund since, or a confirmed_at moved within the window, named:\n%s", out)
+	}
+	if !strings.Contains(out, "; 2 read with other columns that decide money than it gives now (named)") ||
+		!strings.Contains(out, "2 changed since read in columns that decide money") {
+		t.Errorf("the date's line or the summary does not count 2 changed:\n%s", out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.runs WHERE business_date = '2026-11-21' AND state = 'done' AND last_error = ''`); n != 1 {
+		t.Fatalf("2026-11-21's own run recorded otherwise than done (%d done)", n)
+	}
+}
+
+// TestAPaidOrderThePlatformNoLongerGivesIsNamed: an order settled on a
+// date that the platform no longer gives, for the date's window or any
+// other (deleted; a status the query leaves out), was paid for, and
+// nothing said so. It is named (exit 4); an order rejected when read
+// that is gone is counted, not named (nothing was paid for it); one moved
+// to another day is counted (TestAnOrderSettledBeforeItWasMovedIsNotNamed).
+// Seen failing before the look counted orders gone (exit 0).
+func TestAPaidOrderThePlatformNoLongerGivesIsNamed(t *testing.T) {
+	t.Parallel()
+	e, at := lateOrdersEnv(t)
+	rej, _ := e.rejectOn20(at)
+	paid, seller, gross := e.paidOn20(0)
+	e.db.MustExec(`DELETE FROM orders WHERE order_no = ANY ($1)`, pq.Array([]string{paid, rej}))
+
+	out, code := at("--date", "2026-11-21")
+	want := fmt.Sprintf("order %s: settled on 2026-11-20 (seller %s, %s), and the platform's source query no longer gives it, for 2026-11-20's window or any other", paid, seller, gross)
+	if code != 4 || !strings.Contains(out, want) || strings.Contains(out, "order "+rej+":") {
+		t.Fatalf("the next night, %s (paid) and %s (rejected) deleted: exit %d, want 4 naming %s alone (%q):\n%s", paid, rej, code, paid, want, out)
+	}
+	if !strings.Contains(out, "; 2 read that it no longer gives for the window (1 settled on 2026-11-20 and given for no window now, named; 0 settled on 2026-11-20 and moved to another day, 1 rejected when read or settled on another date, not named)") {
+		t.Errorf("the date's line does not count the two orders gone:\n%s", out)
 	}
 }
