@@ -28,7 +28,10 @@ import (
 //	BENCH_ORDERS      orders of the day (default: the scenario's, 200000)
 //	BENCH_SELLERS     sellers (default: the scenario's, 2000)
 //	BENCH_ROUNDS      runs of the date again (default 3)
-//	BENCH_SETTLE_BIN  a settle binary to measure (default: this package built)
+//	BENCH_SETTLE_BIN  settle binaries to measure, separated by the path
+//	                  list separator (":"), each run again rounds times on
+//	                  the same day, in turn (the first reads the day); default
+//	                  this package built
 //
 // `go test ./cmd/settle -run '^$' -bench LateOrdersLook -benchtime 1x -v`.
 func BenchmarkLateOrdersLook(b *testing.B) {
@@ -37,18 +40,19 @@ func BenchmarkLateOrdersLook(b *testing.B) {
 	day.Orders, day.Sellers = benchEnvInt(b, "BENCH_ORDERS", day.Orders), benchEnvInt(b, "BENCH_SELLERS", day.Sellers)
 	rounds := benchEnvInt(b, "BENCH_ROUNDS", 3)
 	url := pgtest.URL(b)
-	bin := os.Getenv("BENCH_SETTLE_BIN")
-	if bin == "" {
-		bin = filepath.Join(b.TempDir(), "settle")
+	bins := filepath.SplitList(os.Getenv("BENCH_SETTLE_BIN"))
+	if len(bins) == 0 {
+		bin := filepath.Join(b.TempDir(), "settle")
 		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 			b.Fatalf("build settle: %v\n%s", err, out)
 		}
+		bins = []string{bin}
 	}
 	env := append(append(os.Environ(), dbEnv(url)...), "SETTLE_RULES="+sc.Rules(), "SETTLE_TZ="+day.TZ, "SETTLE_OUT="+b.TempDir())
-	if _, err := benchMeasure(env, bin, append([]string{"seed"}, day.Args()...)...); err != nil {
+	if _, err := benchMeasure(env, bins[0], append([]string{"seed"}, day.Args()...)...); err != nil {
 		b.Fatal(err)
 	}
-	run := func() (benchProc, string, error) {
+	run := func(bin string) (benchProc, string, error) {
 		cmd := exec.Command(bin, "run", "--date", day.Date, "--until", "transform")
 		cmd.Env = env
 		start := time.Now()
@@ -62,7 +66,7 @@ func BenchmarkLateOrdersLook(b *testing.B) {
 		}
 		return p, string(out), nil
 	}
-	first, _, err := run()
+	first, _, err := run(bins[0])
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,28 +81,33 @@ func BenchmarkLateOrdersLook(b *testing.B) {
 		b.Fatal(err)
 	}
 	compared := regexp.MustCompile(`compared in ([0-9.]+m?s)\)`)
-	var looks []float64
-	var runs []benchProc
+	looks := make([][]float64, len(bins))
+	runs := make([][]benchProc, len(bins))
 	b.ResetTimer()
 	for r := range rounds {
-		p, out, err := run()
-		if err != nil {
-			b.Fatal(err)
+		for i, bin := range bins {
+			p, out, err := run(bin)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := compared.FindStringSubmatch(out)
+			if m == nil {
+				b.Fatalf("round %d, %s: no line of the comparison:\n%s", r+1, bin, out)
+			}
+			d, err := time.ParseDuration(m[1])
+			if err != nil {
+				b.Fatal(err)
+			}
+			looks[i], runs[i] = append(looks[i], d.Seconds()), append(runs[i], p)
+			b.Logf("round %d, %s (load average %s): the look %.3fs, the run %.2fs, peak RSS %.1f MiB", r+1, bin, benchLoad(), d.Seconds(), p.wall.Seconds(), p.mib())
 		}
-		m := compared.FindStringSubmatch(out)
-		if m == nil {
-			b.Fatalf("round %d: no line of the comparison:\n%s", r+1, out)
-		}
-		d, err := time.ParseDuration(m[1])
-		if err != nil {
-			b.Fatal(err)
-		}
-		looks, runs = append(looks, d.Seconds()), append(runs, p)
-		b.Logf("round %d (load average %s): the look %.3fs, the run %.2fs, peak RSS %.1f MiB", r+1, benchLoad(), d.Seconds(), p.wall.Seconds(), p.mib())
 	}
 	b.StopTimer()
-	b.Logf("%d orders: first read %.1fs; the look %s s (median %.3f s), the run again %s s, peak RSS %s MiB",
-		day.Orders, first.wall.Seconds(), benchSpanF(looks), benchMedian(looks), benchSpan(runs, benchProc.seconds), benchSpan(runs, benchProc.mib))
-	b.ReportMetric(benchMedian(looks), "look-s")
-	b.ReportMetric(slices.Max(benchMiBs(runs)), "peak-MiB")
+	for i, bin := range bins {
+		b.Logf("%s, %d orders: first read %.1fs; the look %s s (median %.3f s), the run again %s s, peak RSS %s MiB",
+			bin, day.Orders, first.wall.Seconds(), fmt.Sprintf("%.3f-%.3f", slices.Min(looks[i]), slices.Max(looks[i])), benchMedian(looks[i]),
+			benchSpan(runs[i], benchProc.seconds), benchSpan(runs[i], benchProc.mib))
+	}
+	b.ReportMetric(benchMedian(looks[len(bins)-1]), "look-s")
+	b.ReportMetric(slices.Max(benchMiBs(runs[len(bins)-1])), "peak-MiB")
 }
