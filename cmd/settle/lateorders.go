@@ -16,15 +16,18 @@ import (
 
 // lateOrders looks, for the dates a run of o re-checks (the --recheck-days
 // before its date) and for its own date when it was read before this
-// invocation (own), for orders the platform's source query gives now in
-// the window the date was read with that no run of the date read: written
-// into the window after the date was read (README, "Rows written into a
-// settled window afterwards"), they are settled by no run, and nothing
-// else says so (an order the ledger holds an item of, settled by another
-// date's run before the platform moved it into the window, is counted,
-// not named). Each is a problem for a person (exit 4: problem); the
-// check's own failure (the platform not answering) is failure, which the
-// caller makes a warning and exit 1. Neither stops or changes the run.
+// invocation (own), at what the platform's source query gives now in the
+// window the date was read with against what the date's runs read
+// (lateOrdersOf): orders written into the window after the date was read
+// (README, "Rows written into a settled window afterwards"), settled by
+// no run, which nothing else says (an order the ledger holds an item of,
+// settled by another date's run before the platform moved it into the
+// window, is counted, not named); orders read whose columns that decide
+// money changed since (paid, or rejected, on what was read); and orders
+// settled on the date that the platform gives for no window now. Each
+// named is a problem for a person (exit 4: problem); the check's own
+// failure (the platform not answering) is failure, which the caller makes
+// a warning and exit 1. Neither stops or changes the run.
 //
 // Only shard 0 of a sharded run looks (a date's comparison is the whole
 // date's, and every pod of an Indexed Job would say the same). A date is
@@ -337,8 +340,9 @@ type lateOrdersUnchecked struct {
 
 func (u lateOrdersUnchecked) Unwrap() error { return u.error }
 
-// hintLateOrders is the hint of a run that found orders written into the
-// windows of dates already read (lateOrders).
-const hintLateOrders = "an order written into the window of a date already read is read by no run, this date's or any other (running the date again does not read it): " +
-	"have the platform date it into a day not read yet (a correction as a new row of the current day), or settle it by hand; " +
-	"the runs that re-check its date (--recheck-days) name it while it is in the date's window"
+// hintLateOrders is the hint of a run that found orders of dates already
+// read that the platform gives otherwise now (lateOrders).
+const hintLateOrders = "a date's orders are read once (running the date again reads none of them again): " +
+	"an order written into the window of a date already read is read by no run - have the platform date it into a day not read yet (a correction as a new row of the current day), or settle it by hand; " +
+	"an order changed since its date was read, or settled and no longer given by the platform, was paid (or rejected) on what was read - settle the difference by hand, with the platform, as its line says; " +
+	"the runs that re-check its date (--recheck-days) name it while the platform gives it so"
