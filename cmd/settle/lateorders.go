@@ -93,10 +93,12 @@ func (cfg *config) lateOrders(ctx context.Context, l *ledger.Ledger, src *sqlx.D
 // d's transform recorded), no run reads it again, and a change may have
 // mended its reject; not classified yet, d's run settles it on what was
 // read. Of those the query no longer gives for the window (gone: deleted,
-// moved out of it, dropped by the query's filter), those settled on d are
-// named (its seller was paid for an order the platform no longer has in
-// its day: a person's look), the rest counted (rejected when read; or
-// settled on another date, which that date's comparison says).
+// moved out of it, dropped by the query's filter), those settled on d
+// that the query gives for no window now either (extract.Source.Given,
+// asked of them alone) are named (its seller was paid for an order the
+// platform no longer has: a person's look); the rest are counted: moved
+// to another day (which reads it and rejects it as settled, or whose
+// comparison counts it), rejected when read, or settled on another date.
 func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *extract.Source, d pipeline.Date, p *pipeline.Problems) (found lateFound, err error) {
 	runs, err := l.RunsOn(ctx, d)
 	if err != nil {
