@@ -278,7 +278,7 @@ type PayoutLine struct {
 // currency. Orders, Gross, Refunded and Commission are those of the items a
 // provider did not reject, so Gross - Refunded - Commission = Payable in
 // every row; the items a provider rejected are counted apart
-// (RejectedOrders, RejectedGross). Payable (the date's items) + CarriedIn
+// (Rejected, RejectedGross). Payable (the date's items) + CarriedIn
 // (the balance carried from earlier dates) + Clawback (late refunds taken
 // back that day, <= 0) = Paid (sent for the date) + Held (the balance
 // carried forward: held payouts and clawbacks not netted yet) + Unsettled

@@ -108,14 +108,15 @@ func (r Reader) totals(ctx context.Context, query string, runID int64) ([]pipeli
 	return out, rows.Err()
 }
 
-// RejectReasons counts a run's rejects by reason, most frequent first.
+// RejectReason is one reason of a run's rejects: how many there are and
+// one of them.
 type RejectReason struct {
 	Reason string `json:"reason"`
 	Count  int64  `json:"count"`
 	Sample string `json:"sample"` // one order number (or source position) with this reason
 }
 
-// RejectsOfRun groups a run's rejects by reason.
+// RejectsOfRun groups a run's rejects by reason, most frequent first.
 func (r Reader) RejectsOfRun(ctx context.Context, runID int64) ([]RejectReason, error) {
 	return r.rejectReasons(ctx, "rejects", `
 		SELECT reason, count(*), min(CASE WHEN order_no = '' THEN '(row ' || seq || ')' ELSE order_no END)
@@ -251,7 +252,7 @@ const sellerLinesQuery = `
 // gross - refunded - commission = payable), the carried balance coming in,
 // the clawbacks recorded that day, what was paid for the date, the balance
 // carried forward and what is not settled yet. Payable + CarriedIn +
-// Clawback = Paid + CarriedForward + Unsettled, checked in Balanced with the
+// Clawback = Paid + Held + Unsettled, checked in Balanced with the
 // item sums: the carried figures come from the adjustments journal, paid
 // from the successful revenue shares and WeChat distributions, so the check
 // is not circular.
