@@ -120,7 +120,6 @@ func sends(s Stage) bool { return s == StageUpload || s == StageDistribute }
 // Result is what a run did.
 type Result struct {
 	Run      *Run
-	Created  bool
 	Ran      []Stage // stages executed by this invocation
 	Skipped  []Stage // stages already done before this invocation
 	NotBuilt []Stage // stages with no implementation in this version
@@ -143,7 +142,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Run: run, Created: created}
+	res := &Result{Run: run}
 	log := r.logger().With("run_id", run.ID, "date", key.Date.String(), "shard", key.Shard.String())
 	log.Info("run opened", "attempt", run.Attempts, "new", created, "time_zone", run.TimeZone, "until", string(until))
 	if !created && run.RulesHash != p.RulesHash {

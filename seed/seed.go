@@ -45,13 +45,12 @@ var BadKinds = []string{
 
 // Result says what was written.
 type Result struct {
-	Sellers      int
-	Orders       int // rows written into orders confirmed on the date
-	Outside      int // rows confirmed just outside the date (must not be read)
-	Refunds      int
-	LateRefunds  int // refunds created after the day closed
-	BadRows      int
-	FirstOrderNo string
+	Sellers     int
+	Orders      int // rows written into orders confirmed on the date
+	Outside     int // rows confirmed just outside the date (must not be read)
+	Refunds     int
+	LateRefunds int // refunds created after the day closed
+	BadRows     int
 }
 
 type channelMix struct {
@@ -264,9 +263,6 @@ func (g *gen) writeOrders(ctx context.Context, tx *sql.Tx, res *Result) error {
 					return err
 				}
 			}
-		}
-		if i == 1 {
-			res.FirstOrderNo = o.no
 		}
 		if err := write(o); err != nil {
 			return err

@@ -107,7 +107,6 @@ type runResult struct {
 	cpu      time.Duration
 	stages   []stageTime
 	from, to time.Time
-	logTail  []string
 	label    string
 	// attention holds the run's NEEDS A PERSON lines (exit 4).
 	attention []string
@@ -117,7 +116,6 @@ type stageTime struct {
 	name       string
 	took       float64
 	start, end time.Time
-	msg        string
 }
 
 func envInt(name string, def int) int {
@@ -695,7 +693,7 @@ func (b *bench) settleRun(label string) (runResult, error) {
 			}
 			if l.Took != nil && l.Stage != "" {
 				took := time.Duration(*l.Took * float64(time.Second))
-				res.stages = append(res.stages, stageTime{name: l.Stage, took: *l.Took, start: l.Time.Add(-took), end: l.Time, msg: l.Msg})
+				res.stages = append(res.stages, stageTime{name: l.Stage, took: *l.Took, start: l.Time.Add(-took), end: l.Time})
 			}
 			if m := failedStage.FindStringSubmatch(line); m != nil && l.Msg == "settle failed" {
 				failed = m[1]
@@ -718,7 +716,6 @@ func (b *bench) settleRun(label string) (runResult, error) {
 	res.wall = res.to.Sub(res.from)
 	res.maxRSS = maxRSS(cmd.ProcessState)
 	res.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	res.logTail = lines
 	var ee *exec.ExitError
 	switch {
 	case errors.As(werr, &ee):
