@@ -27,7 +27,7 @@ import (
 // one of channels and currency a known currency, spelt exactly; amounts are
 // base-10 integers, 0 < amount_minor <= MaxAmountMinor and
 // 0 <= refunded_minor <= amount_minor; order_no, seller_id and
-// provider_txn_id are at most MaxIdentifier bytes of UTF-8 without control
+// provider_txn_id are at most pipeline.MaxIdentifier bytes of UTF-8 without control
 // characters, and category is UTF-8 (neither may hold U+FFFD, which marks
 // bytes that were not); a provider_txn_id must also be one the channel's
 // provider takes (pipeline.ChannelSpec.CheckTxn); confirmed_at must fall in w
@@ -43,10 +43,6 @@ func Validate(row pipeline.SourceRow, w pipeline.Window, channels pipeline.Chann
 	}
 	return o, nil
 }
-
-// MaxIdentifier is the most bytes an order number, a seller id or a
-// provider transaction id may have (pipeline.CheckIdentifier).
-const MaxIdentifier = pipeline.MaxIdentifier
 
 // MaxAmountMinor is the largest amount_minor an order may carry (10^12
 // minor units: 10 billion US dollars; at Indonesian rupiah's two decimals,

@@ -24,10 +24,6 @@ type ErrorRow struct {
 	Currency pipeline.Currency // the platform's code, when the layout has a currency column
 }
 
-// ErrorFileHeader is the header of an error file in DefaultLayout (assumed
-// format: CSV, UTF-8, header row).
-const ErrorFileHeader = "line,order_no,reason"
-
 // maxErrorFile bounds what we read of an error file.
 const maxErrorFile = 64 << 20
 
