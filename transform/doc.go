@@ -1,7 +1,8 @@
 // Package transform holds the pure functions of a settlement day: the
 // commission rules file and the choice of rule for an order, the commission
 // split of an order, the validation of a raw source row into an order or a
-// reject, and the rows of a trade file.
+// reject, the check that an order can be paid to its seller's account
+// (CheckSeller), and the rows of a trade file.
 //
 // Nothing here does I/O (beyond reading an io.Reader handed in by the
 // caller), reads a clock or logs: every function's result depends only on its

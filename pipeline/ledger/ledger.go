@@ -1,7 +1,10 @@
 // Package ledger is settle's durable state in PostgreSQL (DESIGN section 3):
-// runs, the extract snapshot, items, rejects and the intent-first record of
-// every side effect. It implements the stores the pipeline consumes, and the
-// advisory locks that keep two runs of one date apart.
+// runs, the extract snapshot, items, rejects, the intent-first record of
+// every side effect, the adjustments journal (carried balances and
+// clawbacks), the matchers' final answers and the persons' resolutions. It
+// implements the stores the pipeline consumes, the reads behind the reports
+// and settle status, and the advisory locks that keep two runs of one date
+// apart.
 //
 // All tables live in one schema (default "settle"), reached through the
 // connection's search_path, so the SQL here names no schema.
