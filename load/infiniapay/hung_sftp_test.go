@@ -288,7 +288,7 @@ func TestAnAcceptedTradeFileLeavesTheWorkDirectory(t *testing.T) {
 // are accepted and their handshake never answered). No SFTP error said
 // whether the server answered, so the uploads were not counted by the
 // stage's breaker: each file was tried through its 3 connections (each
-// stalled for --sftp-op-timeout, 2 minutes, or a handshake timeout),
+// stalled for load.DefaultSFTPOpTimeout, 2 minutes, or a handshake timeout),
 // a few at a time, and tried again as the engine found it never arrived,
 // until the wait was over. Now an upload whose every connection got no
 // answer is pipeline.ErrNoAnswer: the third in a row stops the stage,
