@@ -86,11 +86,8 @@ type StageConfig struct {
 	Currencies []pipeline.Currency
 	// Pacer keeps to WeChat Pay's limits: the service provider's bucket,
 	// and one per sub-merchant (its lanes are sub-merchant ids). nil: no
-	// limit but Parallel (or DefaultMaxInFlight) in flight.
+	// limit but pipeline.DefaultMaxInFlight in flight.
 	Pacer *pipeline.Pacer
-	// Parallel caps the requests in flight when Pacer is nil (deprecated:
-	// the Pacer sizes them).
-	Parallel int
 	// Wait bounds the wait for final outcomes once the requests are
 	// sent (default 10m), for all of them together; FirstPoll is how long after a send it is first asked about
 	// (default Poll), Poll between later queries (default 1s).
@@ -293,7 +290,7 @@ func (c *StageConfig) defaults() {
 		c.Wait = 10 * time.Minute
 	}
 	if c.Pacer == nil {
-		c.Pacer = pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel})
+		c.Pacer = pipeline.NewPacer(pipeline.Limits{})
 	}
 	if c.Now == nil {
 		c.Now = time.Now
