@@ -93,9 +93,6 @@ type Runner struct {
 	// state and what needs a person kept.
 	Reextract func(ctx context.Context, key RunKey) error
 	Log       *slog.Logger // one line per stage; every line carries the run, date and shard
-	// ProgressEvery is the interval of progress lines while a stage runs
-	// (default 5s; negative: none).
-	ProgressEvery time.Duration
 	// Live, when set (a terminal), gets a live status line per stage
 	// instead of progress log lines.
 	Live io.Writer
@@ -423,13 +420,13 @@ type endNotRecorded struct{ err error }
 func (e endNotRecorded) Error() string   { return e.err.Error() }
 func (e endNotRecorded) Unwrap() []error { return []error{e.err, ErrEndNotRecorded} }
 
+// progressEvery is the interval of a stage's progress lines when Live is
+// not set.
+const progressEvery = 5 * time.Second
+
 // runStage runs one stage with its progress counted and logged.
 func (r *Runner) runStage(ctx context.Context, log *slog.Logger, st Stage, fn StageFunc, run *Run) (string, error) {
 	p := &Progress{}
-	every := r.ProgressEvery
-	if every == 0 {
-		every = 5 * time.Second
-	}
 	rctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }() // the live line is cleared before the stage's own line
@@ -437,9 +434,9 @@ func (r *Runner) runStage(ctx context.Context, log *slog.Logger, st Stage, fn St
 	case r.Live != nil:
 		wg.Add(1)
 		go func() { defer wg.Done(); p.live(rctx, r.Live, st) }()
-	case every > 0:
+	default:
 		wg.Add(1)
-		go func() { defer wg.Done(); p.report(rctx, log, every) }()
+		go func() { defer wg.Done(); p.report(rctx, log, progressEvery) }()
 	}
 	return fn(WithProgress(ctx, p), run)
 }
