@@ -18,8 +18,8 @@ const (
 	KindUnfreeze     = "unfreeze"
 )
 
-// DefaultUnfreezeDescription describes an unfreeze when
-// DistributionSender.UnfreezeDescription is empty.
+// DefaultUnfreezeDescription is the description DistributionSender sends
+// with an unfreeze.
 const DefaultUnfreezeDescription = "Unfreeze the remaining funds"
 
 // DistributionSender performs distribution and unfreeze effects through a
@@ -55,9 +55,6 @@ type DistributionSender struct {
 	// pipeline.ErrPastMemory, which holds its transaction for a person.
 	// It must be longer than KnownAfter.
 	Memory time.Duration
-	// UnfreezeDescription describes unfreezes; default
-	// DefaultUnfreezeDescription.
-	UnfreezeDescription string
 }
 
 var _ pipeline.EffectSender = DistributionSender{}
@@ -97,11 +94,7 @@ func (s DistributionSender) SendOrder(ctx context.Context, e pipeline.Effect) (p
 	if e.Kind == KindDistribution {
 		o, err = s.Client.Distribute(ctx, d)
 	} else {
-		desc := s.UnfreezeDescription
-		if desc == "" {
-			desc = DefaultUnfreezeDescription
-		}
-		o, err = s.Client.Unfreeze(ctx, Unfreeze{SubMchID: d.SubMchID, TransactionID: d.TransactionID, OutOrderNo: e.Key, Description: desc})
+		o, err = s.Client.Unfreeze(ctx, Unfreeze{SubMchID: d.SubMchID, TransactionID: d.TransactionID, OutOrderNo: e.Key, Description: DefaultUnfreezeDescription})
 	}
 	if err == nil {
 		out, err := judge(e, d, o)
