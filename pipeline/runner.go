@@ -66,10 +66,6 @@ type Runner struct {
 	// --until a stage inside the pass) it runs the stages one by one from
 	// Stages, which must have each of them.
 	Passes map[Stage]Pass
-	// Absent says why a stage missing from Stages is missing (e.g. "no
-	// provider of the run uploads"); the default is "not built in this
-	// version".
-	Absent map[Stage]string
 	// Repeat lists stages that run on every invocation even when done
 	// (the reports: cheap, and they must show the latest state).
 	Repeat map[Stage]bool
@@ -200,11 +196,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 		}
 		if fn == nil {
 			res.NotBuilt = append(res.NotBuilt, st)
-			why := r.Absent[st]
-			if why == "" {
-				why = "not built in this version"
-			}
-			log.Info("skipped, "+why+": nothing sent", "stage", st)
+			log.Info("skipped, not built in this version: nothing sent", "stage", st)
 			continue
 		}
 		start := r.now()
