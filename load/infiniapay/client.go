@@ -28,9 +28,10 @@
 // time over one SFTP session, their statuses asked in paced waves), its
 // distribute stage (revenue shares, intent first, on the effect engine),
 // its matcher (revenue shares and available shares against the ledger)
-// and its pre-flight, each against small interfaces declared here (Store,
-// ReconcileStore, FileUploader, API) that the ledger and load.SFTPSession
-// implement; cmd only fills ProviderConfig.
+// and its pre-flight, each against small interfaces declared here: Store
+// and ReconcileStore, which the ledger implements, FileUploader, which
+// load.SFTPSession implements, and API, which NewProvider implements over
+// the Client; cmd only fills ProviderConfig.
 package infiniapay
 
 import (
