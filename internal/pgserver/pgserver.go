@@ -1,7 +1,8 @@
 // Package pgserver starts a throwaway PostgreSQL cluster from the server
 // binaries installed on the machine (initdb and postgres). Tests use it
-// through internal/pgtest when no other server is reachable, and `settle
-// demo` when no database is configured.
+// through internal/pgtest when no other server is reachable, `settle demo`
+// when no database is configured, and scripts/benchday for a cluster of its
+// own.
 //
 // The cluster is built for speed, not durability: trust authentication for
 // the superuser "postgres", fsync off, a UTF8 encoding with the C locale,
