@@ -8,7 +8,11 @@
 // flight sized by rate x latency, pending effects polled in waves), the
 // breaker that stops a stage's requests to a provider that answers none
 // of several in a row (WithBreaker, Ask), and the error kinds that main
-// maps to exit codes.
+// maps to exit codes. It also holds the stages that name no provider: the
+// extract and transform stages (ExtractStage, TransformStage, or one pass:
+// ExtractTransform), the late refunds and clawbacks (ClawBackStage), the
+// orders held for their sellers' accounts (SellerHoldStage) and the
+// reconcile stage (ReconcileStageWatching).
 //
 // The core knows a channel by the ChannelSpec its provider's package
 // declares, and a provider by the Provider it builds.
