@@ -1,6 +1,7 @@
 // Package extract reads the platform's PostgreSQL database: the orders of a
-// business day (Source), the orders written into a day's window after the
-// day was read (Source.Unread), the sellers with their provider accounts
+// business day (Source), the day's window again to compare with what was
+// read (Source.Compare: orders written into it, changed or gone since; and
+// Source.Given), the sellers with their provider accounts
 // (Sellers) and the late refunds of a window (LateRefunds), streaming: rows
 // are handed on one at a time and never collected, so memory stays flat
 // however large the day.
