@@ -114,3 +114,49 @@ func TestAStopDuringTheLockCheckKeepsTheLock(t *testing.T) {
 		t.Fatal("the run's advisory locks are gone after a stop met the lock check")
 	}
 }
+
+// TestManySendsAtOnceKeepTheLock: every send checks the run's lock on its
+// session (MarkSent), the run's sends up to a few hundred at once, and the
+// questions are asked one after the other on the one session. Each
+// question's timeout ran while it waited for the others: on a busy server
+// (here a session 400 ms away, 40 sends at once: 16 s of questions in a
+// row against a 10 s timeout) the last timed out unasked, which closed the
+// session and lost the lock (a night of 10,000 orders, on a machine at a
+// load of 30, failed so twice in a row). A check that waited now takes the
+// answer of a question begun after it came.
+func TestManySendsAtOnceKeepTheLock(t *testing.T) {
+	t.Parallel()
+	_, raw := open(t)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newSlowProxy(t, u.Host)
+	u.Host = p.ln.Addr().String()
+	ctx := context.Background()
+	locked, err := ledger.Open(ctx, u.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { locked.Close() })
+	release, err := locked.Lock(ctx, pipeline.RunKey{Date: day, Shard: pipeline.Whole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	p.delay.Store(int64(400 * time.Millisecond))
+	const sends = 40
+	errs := make(chan error, sends)
+	for range sends {
+		go func() { errs <- locked.CheckLocks(ctx) }()
+	}
+	for range sends {
+		if err := <-errs; err != nil {
+			t.Fatalf("a check among %d at once: %v; want the lock held", sends, err)
+		}
+	}
+	p.delay.Store(0)
+	if err := locked.CheckLocks(ctx); err != nil {
+		t.Fatalf("after %d checks at once: %v; want the lock held", sends, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -118,7 +119,7 @@ func (l *Ledger) lock(ctx context.Context, what string, keys []advisoryLock) (fu
 	// with it: the locks taken are let go first (a shard's lock refused
 	// after its date's shared lock was taken would otherwise keep the date
 	// locked for as long as the process lives).
-	asking := new(sync.Mutex) // see heldLock
+	asking := new(lockSession) // see heldLock
 	release := func() error {
 		l.mu.Lock()
 		delete(l.held, conn)
@@ -258,7 +259,23 @@ func lockHolder(ctx context.Context, conn interface {
 type heldLock struct {
 	what   string
 	pid    int
-	asking *sync.Mutex
+	asking *lockSession
+}
+
+// lockSession serializes the questions to a lock's session (heldLock) and
+// numbers checkLocks' questions, so that a check that waited for the
+// session while another question was asked takes the answer of one begun
+// after it came, if that found the lock held, instead of asking again: it
+// is as fresh as its own would be. The run's sends each check the lock
+// (MarkSent), up to a few hundred at once: asked one after the other on
+// the one session, each question's timeout ran while it waited for the
+// others, and on a busy server the last of them timed out unasked, which
+// closes the session and loses the lock (twice in a row on a night of
+// 10,000 orders, the machine's load about 30).
+type lockSession struct {
+	sync.Mutex
+	begun atomic.Uint64 // questions begun
+	held  uint64        // the number of the last question that found the lock held; under the mutex
 }
 
 // sharedSession is the error of a lock whose server session is not this
@@ -305,21 +322,36 @@ func (l *Ledger) checkLocks(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		arrived := h.asking.begun.Load()
+		h.asking.Lock()
+		if h.asking.held > arrived {
+			// A question begun after this check came found the lock held.
+			h.asking.Unlock()
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			h.asking.Unlock()
+			return err
+		}
+		n := h.asking.begun.Add(1)
 		// Not on ctx: lib/pq closes a connection whose statement a
 		// cancelled context interrupts - here the lock's session, and the
 		// lock with it, when the run is told to stop (SIGTERM) while it
 		// asks, with requests of its still in flight. The question is
-		// bounded by a timeout of its own, or ctx's deadline when sooner
-		// (FinishRun's short record); past it the session is closed and
-		// the lock lost indeed.
+		// bounded by a timeout of its own, from when the session is its
+		// (not while it waits for another question), or ctx's deadline
+		// when sooner (FinishRun's short record); past it the session is
+		// closed and the lock lost indeed.
 		timeout := lockCheckTimeout
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = min(timeout, time.Until(dl))
 		}
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		var pid int
-		h.asking.Lock()
 		err := c.QueryRowContext(qctx, `SELECT pg_backend_pid()`).Scan(&pid)
+		if err == nil && pid == h.pid {
+			h.asking.held = n
+		}
 		h.asking.Unlock()
 		cancel()
 		var lost lockLost
