@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A configuration error stops forEach from starting more work and comes
@@ -75,5 +76,58 @@ func TestEachFirstAlonePacedPacesTheFirst(t *testing.T) {
 	asked.Store(0)
 	if err := EachFirstAlonePaced(context.Background(), p, []int{1, 2, 3}, func(int) error { asked.Add(1); return down }); err != down || asked.Load() != 1 {
 		t.Fatalf("first failing: %v after %d asked; want the error itself after 1", err, asked.Load())
+	}
+}
+
+// EachAtMost runs no more than its calls at once, however many lanes the
+// pacer walks side by side, and starts the next as one ends: one slow
+// call holds back no other. A call waiting for its place takes no token,
+// and none starts once the Each stopped.
+func TestEachAtMostKeepsItsCallsAndFillsEachPlace(t *testing.T) {
+	tokens := &tokenCount{}
+	p := NewPacer(Limits{Limit: tokens, MaxInFlight: 64})
+	const n, most = 40, 4
+	slow := make(chan struct{})
+	var running, peak, done atomic.Int32
+	err := make(chan error, 1)
+	go func() {
+		err <- p.EachAtMost(context.Background(), n, most, func(i int) string { return fmt.Sprint(i) }, func(_ context.Context, i int) error {
+			now := running.Add(1)
+			for {
+				old := peak.Load()
+				if now <= old || peak.CompareAndSwap(old, now) {
+					break
+				}
+			}
+			defer running.Add(-1)
+			if i == 0 {
+				<-slow // held until every other call is done
+			}
+			done.Add(1)
+			return nil
+		})
+	}()
+	for deadline := time.Now().Add(30 * time.Second); done.Load() < n-1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	others := done.Load()
+	close(slow)
+	if e := <-err; e != nil {
+		t.Fatal(e)
+	}
+	if others != n-1 || peak.Load() > most || tokens.n.Load() != n {
+		t.Fatalf("%d others done while one call was slow (want %d), %d at once (at most %d), %d tokens (want %d)", others, n-1, peak.Load(), most, tokens.n.Load(), n)
+	}
+
+	// Stopped by a configuration error: the calls waiting for a place
+	// start not, and took no token.
+	tokens.n.Store(0)
+	var ran atomic.Int32
+	e := p.EachAtMost(context.Background(), n, 2, func(i int) string { return fmt.Sprint(i) }, func(context.Context, int) error {
+		ran.Add(1)
+		return E(KindUsage, "", errors.New("refused credentials"))
+	})
+	if KindOf(e) != KindUsage || ran.Load() > 2 || tokens.n.Load() > 2 {
+		t.Fatalf("after a configuration error: %v, %d calls ran, %d tokens; want at most the 2 running", e, ran.Load(), tokens.n.Load())
 	}
 }

@@ -462,7 +462,16 @@ func Pace(ctx context.Context) error {
 // which it returns once, with the others. Calls already started finish with ctx: a request that
 // has left is let finish (see ApplyEffect).
 func (p *Pacer) Each(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error) error {
-	return p.each(ctx, n, lane, fn, true)
+	return p.each(ctx, n, lane, fn, true, 0)
+}
+
+// EachAtMost is Each with at most most calls running at once (most > 0),
+// whatever the provider's limits allow: for calls that each hold much
+// (a bill read whole), the next started as one ends. A call waits for its
+// place before it takes its tokens, so that stopping the Each leaves none
+// waiting to start.
+func (p *Pacer) EachAtMost(ctx context.Context, n, most int, lane func(i int) string, fn func(ctx context.Context, i int) error) error {
+	return p.each(ctx, n, lane, fn, true, most)
 }
 
 // EachAsNeeded is Each for calls that may send no request (an item found
@@ -473,12 +482,13 @@ func (p *Pacer) Each(ctx context.Context, n int, lane func(i int) string, fn fun
 // and twice the window in all (no fewer than 64, no more than twice
 // MaxInFlight); the requests keep every limit of Each.
 func (p *Pacer) EachAsNeeded(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error) error {
-	return p.each(ctx, n, lane, fn, false)
+	return p.each(ctx, n, lane, fn, false, 0)
 }
 
 // each is Each (paced: every call takes its tokens and place in flight
-// before it starts) or EachAsNeeded (its calls take them through Pace).
-func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error, paced bool) error {
+// before it starts) or EachAsNeeded (its calls take them through Pace),
+// with at most most calls running at once when most > 0 (EachAtMost).
+func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn func(ctx context.Context, i int) error, paced bool, most int) error {
 	if n == 0 {
 		return nil
 	}
@@ -509,16 +519,33 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 	// to reach the provider's rate under their own buckets (256 lanes of
 	// 30/s are 25 times a provider's 300/s), but a wave over thousands of
 	// lanes does not hold a goroutine, and its stack, for each.
-	var next int // order's next lane to walk, under mu
+	var next int              // order's next lane to walk, under mu
+	var running chan struct{} // a place for each call running (most > 0)
+	if most > 0 {
+		running = make(chan struct{}, most)
+	}
 	walk := func(k string, idx []int) {
 		lim := p.lane(k)
 		for _, i := range idx {
 			if stopCtx.Err() != nil {
 				return
 			}
+			if running != nil {
+				select {
+				case running <- struct{}{}:
+				case <-stopCtx.Done():
+					return
+				}
+			}
+			leave := func() {
+				if running != nil {
+					<-running
+				}
+			}
 			t := &ticket{p: p, lane: lim, stop: stopCtx, paced: paced} // paced: Pace within it returns at once
 			if paced {
 				if p.start(stopCtx, lim) != nil {
+					leave()
 					return
 				}
 				if stopCtx.Err() != nil {
@@ -526,16 +553,19 @@ func (p *Pacer) each(ctx context.Context, n int, lane func(i int) string, fn fun
 					// ticket.take): the place given back, the call not
 					// started.
 					p.release(0, true)
+					leave()
 					return
 				}
 			} else {
 				if p.enterCall(stopCtx, k) != nil {
+					leave()
 					return
 				}
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer leave()
 				began := time.Now()
 				err := fn(context.WithValue(ctx, ticketKey{}, t), i)
 				// The error first, then the places: a call that stops the
