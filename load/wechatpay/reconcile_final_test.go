@@ -273,3 +273,78 @@ func TestWeChatMatcherKeepsToTheRate(t *testing.T) {
 		t.Fatalf("15 requests at 100/s in %v", took)
 	}
 }
+
+// wxStalled is a Reconciler whose bill of one sub-merchant waits until
+// released; it counts the bills asked and those read at once.
+type wxStalled struct {
+	*wxAPI
+	stalled       string
+	release       chan struct{}
+	mu            sync.Mutex
+	asked         int
+	reading, peak int
+}
+
+func (s *wxStalled) BillLines(ctx context.Context, sub string, day pipeline.Date) ([]BillEntry, error) {
+	s.mu.Lock()
+	s.asked++
+	s.reading++
+	s.peak = max(s.peak, s.reading)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.reading--
+		s.mu.Unlock()
+	}()
+	if sub == s.stalled {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return s.wxAPI.BillLines(ctx, sub, day)
+}
+
+func (s *wxStalled) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.asked
+}
+
+// One sub-merchant's bill slow to come holds back no other's: the matcher
+// reads billsAtOnce of them at most at once, the next begun as one ends.
+// In groups of billsAtOnce, each group waited for its slowest (a day of
+// thousands of sub-merchants went at a few a second).
+func TestWeChatMatcherReadsOtherBillsWhileOneIsSlow(t *testing.T) {
+	const subs = 3 * billsAtOnce
+	store, api := &wxStore{}, &wxAPI{orders: map[string]OrderStatus{}}
+	for i := range subs {
+		it := pipeline.ChannelItem{OrderNo: fmt.Sprintf("O%03d", i), SellerID: fmt.Sprintf("S%03d", i), Account: fmt.Sprintf("SUB%03d", i),
+			TransactionID: fmt.Sprintf("T%d", i), Currency: "CNY", SellerShare: 900}
+		key := fmt.Sprintf("K%03d", i)
+		store.items = append(store.items, it)
+		store.attempts = append(store.attempts, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: key, Currency: "CNY",
+			Amount: 100, State: pipeline.EffectSucceeded, Planned: wxAccepted}, Item: it, Recorded: wxAccepted.Add(time.Second)})
+		api.orders[key] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 100}}}
+	}
+	stalled := &wxStalled{wxAPI: api, stalled: "SUB000", release: make(chan struct{})}
+	match := Matcher(MatcherConfig{Store: store, API: stalled, Now: func() time.Time { return wxLater },
+		Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 64})})
+	done := make(chan error, 1)
+	go func() {
+		_, err := match(context.Background(), &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: wxDate, Shard: pipeline.Whole}})
+		done <- err
+	}()
+	for deadline := time.Now().Add(30 * time.Second); stalled.count() < subs && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	asked := stalled.count()
+	close(stalled.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if asked != subs || stalled.peak > billsAtOnce {
+		t.Fatalf("%d of %d bills asked while one was slow (want all); %d read at once (at most %d)", asked, subs, stalled.peak, billsAtOnce)
+	}
+}
