@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -176,18 +177,28 @@ func TestLoopRunsBeforeEveryAttemptAndReturnsItsErrorAsItIs(t *testing.T) {
 	}
 }
 
+// TestLoopTimesOutEachAttemptNotTheCall: each attempt has its own
+// Policy.Timeout. The first two attempts are cut by theirs; each next
+// attempt's deadline is after the previous attempt ended, which a timeout
+// of the whole call (one deadline, already passed) is not. Nothing here is
+// a race against the clock: an attempt that waited 20 ms under a 30 ms
+// timeout was cut now and then on a loaded machine (2 of 200 runs).
 func TestLoopTimesOutEachAttemptNotTheCall(t *testing.T) {
 	p := fast
 	p.Timeout = 30 * time.Millisecond
 	n := 0
+	var ended time.Time // when the previous attempt returned
 	err := Loop(context.Background(), p, nil, func(ctx context.Context) error {
 		n++
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond): // under the timeout; three together are over it
-		}
-		if n < 3 {
+		deadline, ok := ctx.Deadline()
+		switch {
+		case !ok:
+			return fmt.Errorf("attempt %d has no deadline", n)
+		case n > 1 && !deadline.After(ended):
+			return fmt.Errorf("attempt %d's deadline was %v before it began: the call's, not its own", n, ended.Sub(deadline))
+		case n < 3:
+			<-ctx.Done() // cut by its timeout
+			ended = time.Now()
 			return &failure{retry: true}
 		}
 		return nil
