@@ -9,20 +9,45 @@ import (
 	"time"
 )
 
+// stopAfter is where report or live writes: it stops them (cancels their
+// context) once it holds the lines wanted, so that a test waits for the
+// lines, not for a time a loaded machine may let pass before a tick comes
+// (130 ms for two lines 50 ms apart failed 2 runs in 600). The deadline
+// beside it only ends a test whose lines never come.
+type stopAfter struct {
+	bytes.Buffer
+	lines int    // lines (log lines, or live redraws) to wait for
+	sep   []byte // what ends one
+	stop  func()
+}
+
+func (w *stopAfter) Write(b []byte) (int, error) {
+	n, err := w.Buffer.Write(b)
+	if bytes.Count(w.Bytes(), w.sep) >= w.lines {
+		w.stop()
+	}
+	return n, err
+}
+
+// progressContext is a context for report or live, stopped by the lines
+// written to the writer it returns, or after 10 s when they never come.
+func progressContext(t *testing.T, lines int, sep string) (context.Context, *stopAfter) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx, &stopAfter{lines: lines, sep: []byte(sep), stop: cancel}
+}
+
 func TestProgressLinesAndLiveDisplay(t *testing.T) {
-	var logs, live bytes.Buffer
 	p := &Progress{}
 	p.SetTotal(100)
 	p.Add(40)
-	ctx, cancel := context.WithTimeout(context.Background(), 130*time.Millisecond)
-	defer cancel()
-	p.report(ctx, slog.New(slog.NewTextHandler(&logs, nil)), 50*time.Millisecond)
+	ctx, logs := progressContext(t, 1, "\n")
+	p.report(ctx, slog.New(slog.NewTextHandler(logs, nil)), 50*time.Millisecond)
 	if !strings.Contains(logs.String(), "msg=progress done=40") || !strings.Contains(logs.String(), "total=100") || !strings.Contains(logs.String(), "left=") {
 		t.Fatalf("progress lines: %s", logs.String())
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), 450*time.Millisecond)
-	defer cancel()
-	p.live(ctx, &live, StageUpload)
+	ctx, live := progressContext(t, 1, "upload:")
+	p.live(ctx, live, StageUpload)
 	if !strings.Contains(live.String(), "upload: 40 of 100") || !strings.HasSuffix(live.String(), "\r\033[K") {
 		t.Fatalf("live line: %q", live.String())
 	}
@@ -114,10 +139,8 @@ func TestProgressLinesSayWhatGetsNoAnswer(t *testing.T) {
 	if _, err := en.Run(ctx, plan(t, s, 2)); err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	rctx, cancel := context.WithTimeout(context.Background(), 130*time.Millisecond)
-	defer cancel()
-	p.report(rctx, slog.New(slog.NewTextHandler(&logs, nil)), 50*time.Millisecond)
+	rctx, logs := progressContext(t, 2, "\n")
+	p.report(rctx, slog.New(slog.NewTextHandler(logs, nil)), 50*time.Millisecond)
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	if len(lines) < 2 || !strings.Contains(lines[0], "level=WARN msg=progress") ||
 		!strings.Contains(lines[0], "unanswered=") || !strings.Contains(lines[0], `last_error="permission denied"`) {
