@@ -1,9 +1,11 @@
 package infiniapay_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -183,20 +185,42 @@ func TestRetryAfterHonoured(t *testing.T) {
 	}
 }
 
+// TestPerAttemptTimeout: an attempt that gets no answer is cut at
+// Config.Timeout and tried again. The margins are wide both ways: a 1 s
+// timeout that a quick answer does not reach on a loaded machine (at
+// 50 ms the retried attempt was cut too, now and then: 3 calls), and an
+// answer held a minute, so that a call not cut takes far longer than
+// the 10 s allowed (and is cut at 30 s by the HTTP client's own timeout).
 func TestPerAttemptTimeout(t *testing.T) {
-	r := newRig(t, faults(fault.Rule{Endpoint: "balance/query", Kind: fault.Latency, Calls: []int{1}, Delay: time.Second}), nil, func(c *infiniapay.Config) {
-		c.Timeout = 50 * time.Millisecond
+	r := newRig(t, faults(fault.Rule{Endpoint: "balance/query", Kind: fault.Latency, Calls: []int{1}, Delay: time.Minute}), readBody, func(c *infiniapay.Config) {
+		c.Timeout = time.Second
 	})
 	start := time.Now()
 	if _, err := r.client.Balance(context.Background(), "BAL-1", "USD"); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 800*time.Millisecond {
-		t.Fatalf("took %v: the slow attempt was not cut at 50ms", d)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %v: the slow attempt was not cut at 1s", d)
 	}
 	if n := r.fake.Calls("balance/query"); n != 2 {
 		t.Fatalf("%d calls", n)
 	}
+}
+
+// readBody reads a request's body before the fake does: Go's server
+// notices a client that hung up (and ends the request's context, which
+// ends a held answer) only once the body was read, and the fake holds its
+// answer before it reads the body.
+func readBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		h.ServeHTTP(w, r)
+	})
 }
 
 func TestRateLimiterLimits(t *testing.T) {
