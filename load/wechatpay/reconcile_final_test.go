@@ -214,10 +214,13 @@ func (b *wxBusy) BillLines(ctx context.Context, sub string, day pipeline.Date) (
 
 // wxMany is a run of n distributions over three sub-merchants, each
 // accepted on wxDay.
-func wxMany(n int) (*wxStore, *wxAPI) {
+func wxMany(n int) (*wxStore, *wxAPI) { return wxManyOver(n, 3) }
+
+// wxManyOver is wxMany over subs sub-merchants, SUB0 to SUB<subs-1>.
+func wxManyOver(n, subs int) (*wxStore, *wxAPI) {
 	store, api := &wxStore{}, &wxAPI{orders: map[string]OrderStatus{}}
 	for i := range n {
-		it := pipeline.ChannelItem{OrderNo: fmt.Sprintf("O%d", i), SellerID: fmt.Sprintf("S%d", i%3), Account: fmt.Sprintf("SUB%d", i%3),
+		it := pipeline.ChannelItem{OrderNo: fmt.Sprintf("O%d", i), SellerID: fmt.Sprintf("S%d", i%subs), Account: fmt.Sprintf("SUB%d", i%subs),
 			TransactionID: fmt.Sprintf("T%d", i), Currency: "CNY", SellerShare: 900}
 		key := fmt.Sprintf("K%02d", i)
 		store.items = append(store.items, it)
@@ -318,17 +321,8 @@ func (s *wxStalled) count() int {
 // thousands of sub-merchants went at a few a second).
 func TestWeChatMatcherReadsOtherBillsWhileOneIsSlow(t *testing.T) {
 	const subs = 3 * billsAtOnce
-	store, api := &wxStore{}, &wxAPI{orders: map[string]OrderStatus{}}
-	for i := range subs {
-		it := pipeline.ChannelItem{OrderNo: fmt.Sprintf("O%03d", i), SellerID: fmt.Sprintf("S%03d", i), Account: fmt.Sprintf("SUB%03d", i),
-			TransactionID: fmt.Sprintf("T%d", i), Currency: "CNY", SellerShare: 900}
-		key := fmt.Sprintf("K%03d", i)
-		store.items = append(store.items, it)
-		store.attempts = append(store.attempts, pipeline.Attempt{Effect: pipeline.Effect{Kind: KindDistribution, Key: key, Currency: "CNY",
-			Amount: 100, State: pipeline.EffectSucceeded, Planned: wxAccepted}, Item: it, Recorded: wxAccepted.Add(time.Second)})
-		api.orders[key] = OrderStatus{State: StateFinished, AcceptedAt: wxAccepted, Lines: []OrderLine{{Platform: true, Result: ResultSuccess, Amount: 100}}}
-	}
-	stalled := &wxStalled{wxAPI: api, stalled: "SUB000", release: make(chan struct{})}
+	store, api := wxManyOver(subs, subs)
+	stalled := &wxStalled{wxAPI: api, stalled: "SUB0", release: make(chan struct{})}
 	match := Matcher(MatcherConfig{Store: store, API: stalled, Now: func() time.Time { return wxLater },
 		Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: 64})})
 	done := make(chan error, 1)
