@@ -79,7 +79,8 @@ type Difference struct {
 
 // Changes says how a Changed order differs: each MoneyColumns column
 // that differs, old -> new, an amount in money form (12.34 USD) where its
-// currency is one settle knows and it is an integer; of an order number
+// currency is one settle knows and it is an integer (as written where
+// only its spelling differs, "100.00" -> "100"); of an order number
 // of several rows on either side, how many rows each has.
 func (d Difference) Changes() string {
 	if d.ReadRows != 1 || d.NowRows != 1 {
@@ -91,7 +92,7 @@ func (d Difference) Changes() string {
 		if sameColumn(i, old, now) {
 			continue
 		}
-		if c == "amount_minor" {
+		if c == "amount_minor" && (old == nil || now == nil || canonicalAmount(*old) != canonicalAmount(*now)) {
 			out = append(out, fmt.Sprintf("%s %s -> %s", c, amountText(old, d.Read.Currency), amountText(now, d.Now.Currency)))
 			continue
 		}
@@ -108,10 +109,13 @@ func moneyColumns(r *pipeline.SourceRow) [6]*string {
 // amountColumn is amount_minor's index in MoneyColumns.
 const amountColumn = 4
 
-// sameColumn reports whether MoneyColumns[i] is the same in a and b:
-// text the same, NULL the same as NULL alone; an amount the same number,
-// however written ("100", "100.00", "0100": a column's type changed on
-// the platform, numeric to bigint say, changes no money).
+// sameColumn reports whether MoneyColumns[i] is the same in a, as read,
+// and b, as given now: text the same, NULL the same as NULL alone; an
+// amount the same number, however written ("100", "100.00", "0100": a
+// column's type changed on the platform, bigint to numeric say, changes no
+// money), unless a is not written as an integer and b is: the transform
+// rejected a ("100.00" is not an amount in minor units) and would take b,
+// so the change mends a reject no run reads again.
 func sameColumn(i int, a, b *string) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -119,7 +123,15 @@ func sameColumn(i int, a, b *string) bool {
 	if *a == *b {
 		return true
 	}
-	return i == amountColumn && canonicalAmount(*a) == canonicalAmount(*b)
+	return i == amountColumn && canonicalAmount(*a) == canonicalAmount(*b) && (integerText(*a) || !integerText(*b))
+}
+
+// integerText reports whether s is an integer as the transform takes an
+// amount (transform.Validate): strconv's spelling of an int64, no plus
+// sign, no leading zero, no decimals.
+func integerText(s string) bool {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return err == nil && strconv.FormatInt(n, 10) == s
 }
 
 // canonicalAmount is s as one spelling of its number when s is a decimal
@@ -239,8 +251,9 @@ func (g *group) same(o *group) bool {
 // read and given with other MoneyColumns (Changed: a text value as the
 // extract reads it, made UTF-8 as the snapshot keeps it, so that an
 // unchanged row never differs; an amount as a number, "100" and "100.00"
-// the same), or read and not given now (Gone). It returns how many rows
-// the query gave.
+// the same, but for one read not written as an integer, so rejected, and
+// given as one now: sameColumn), or read and not given now (Gone). It
+// returns how many rows the query gave.
 //
 // read must give its rows in Go's string order (byte order) of their
 // order numbers, each order number as often as it likes, as ORDER BY
