@@ -198,7 +198,8 @@ func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *e
 			found.gone++
 			if len(first) < pipeline.ProblemsListed {
 				first = append(first, fmt.Sprintf("order %s: settled on %s (seller %s, %s), and the platform's source query no longer gives it, for %s's window or any other (deleted, or left out by the query's filter: a status changed since, say): "+
-					"its seller was paid, or is being paid, for it; see that the platform still means it paid, else take it back by hand", no, d, it.SellerID, it.Gross, d))
+					"its seller was paid, or is being paid, for it; see that the platform still means it paid, else take back by hand what its late refunds have not "+
+					"(settle status --date %s --order %s shows the clawbacks taken)", no, d, it.SellerID, it.Gross, d, d, no))
 			}
 		}
 		paidGone = paidGone[:0]
