@@ -28,7 +28,7 @@ var flagCategories = []struct{ prefix, category string }{
 	{"date", "Dates"}, {"from", "Dates"}, {"to", "Dates"}, {"tz", "Dates"}, {"until", "Dates"},
 	{"dry-run", "Dates"}, {"reextract", "Dates"}, {"shard", "Dates"},
 	{"rules", "Data and rules"}, {"source-query", "Data and rules"}, {"sellers-query", "Data and rules"},
-	{"late-refunds-query", "Data and rules"}, {"min-payout", "Data and rules"}, {"recheck-days", "Data and rules"}, {"rejected-watch-days", "Data and rules"}, {"reconcile-all", "Data and rules"},
+	{"late-refunds-query", "Data and rules"}, {"min-payout", "Data and rules"}, {"recheck-days", "Data and rules"}, {"rejected-watch-days", "Data and rules"}, {"reconcile-all", "Data and rules"}, {"late-orders", "Data and rules"},
 	{"max-reject-ratio", "Data and rules"}, {"skip-channel", "Data and rules"},
 	{"out", "Reports and metrics"}, {"reports-keep-days", "Reports and metrics"}, {"metrics-", "Reports and metrics"},
 	{"payprotocol-", "Pay Protocol"},

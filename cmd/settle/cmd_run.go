@@ -66,6 +66,8 @@ func runCommand(cfg *config) *cli.Command {
 				Usage: "also reconcile again the dates of the last N days whose findings still include timing gaps (bills not out, funds UNSETTLE); each costs one more pass of the per-order queries not yet final; the last N days' windows are also read again for orders no run read (written into them after they were read: exit 4)"},
 			&cli.IntFlag{Name: flagWatchDays, EnvVars: []string{"SETTLE_REJECTED_WATCH_DAYS"}, Value: defaultWatchDays,
 				Usage: "a nightly run (no --date, --from) also asks Pay Protocol about the orders rejected for a failed payment of the last N days whose dates it does not reconcile, one question each: one paid late since is reported (exit 4) for settle resolve --order --reopen; 0: not asked"},
+			&cli.BoolFlag{Name: flagLateOrders, EnvVars: []string{"SETTLE_LATE_ORDERS"}, Value: true,
+				Usage: "read the windows of the --recheck-days dates before the run's, and of its own date read before, again, for orders written into them, changed or gone since they were read (exit 4); false: not read, said once (the reconcile re-checks of those dates still run)"},
 			&cli.BoolFlag{Name: flagReconcileAll, EnvVars: []string{"SETTLE_RECONCILE_ALL"},
 				Usage: "ask the providers again about every order, also those whose answer was final and agreed with the ledger (kept, and not asked again, by default)"},
 			&cli.StringFlag{Name: "until", EnvVars: []string{"SETTLE_UNTIL"}, Value: string(pipeline.StageReconcile),
@@ -1172,6 +1174,7 @@ type runOptions struct {
 	recheckDays  int
 	watchDays    int  // --rejected-watch-days of a nightly run; 0 otherwise
 	reconcileAll bool // --reconcile-all
+	lateOrders   bool // --late-orders
 	sourceURL    string
 	reports      reportWriter
 	maxRejectRt  float64
@@ -1376,7 +1379,7 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	o := &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), newTZ: c.Bool(flagNewTZ), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
-		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), watchDays: watchDays, reconcileAll: c.Bool(flagReconcileAll), standbyOfPri: c.Bool(flagSourceStandbyOfPrimary), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
+		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), watchDays: watchDays, reconcileAll: c.Bool(flagReconcileAll), lateOrders: c.Bool(flagLateOrders), standbyOfPri: c.Bool(flagSourceStandbyOfPrimary), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
 	}
 	// --skip-channel leaves unpaid the orders of a channel nobody pays:
 	// with its provider configured they would be paid all the same.

@@ -119,6 +119,7 @@ const (
 	flagRecheckDays     = "recheck-days"
 	flagWatchDays       = "rejected-watch-days"
 	flagReconcileAll    = "reconcile-all"
+	flagLateOrders      = "late-orders"
 	flagReextract       = "reextract"
 	flagNewTZ           = "new-tz"
 	flagLockWait        = "lock-wait"

@@ -30,7 +30,8 @@ import (
 // a warning and exit 1. Neither stops or changes the run.
 //
 // Only shard 0 of a sharded run looks (a date's comparison is the whole
-// date's, and every pod of an Indexed Job would say the same). A date is
+// date's, and every pod of an Indexed Job would say the same), and only
+// with --late-orders (the default; without it, one line says so). A date is
 // compared only when that means something: every shard of its one
 // sharding has its extract recorded (an order of a shard's seller is read
 // only if that shard read it), in one time zone, and the source query
@@ -38,6 +39,11 @@ import (
 // zone and the query's text); else one line says why it is not.
 func (cfg *config) lateOrders(ctx context.Context, l *ledger.Ledger, src *sqlx.DB, o *runOptions, own bool) (problem, failure error) {
 	if o.key.Shard.Index != 0 {
+		return nil, nil
+	}
+	if !o.lateOrders {
+		cfg.note("orders written into the windows of dates already read, changed or gone since, not looked for (--late-orders=false)",
+			"late_orders_compared", false)
 		return nil, nil
 	}
 	var dates []pipeline.Date

@@ -113,6 +113,12 @@ func TestAnOrderWrittenIntoAReadWindowIsNamed(t *testing.T) {
 	if code != 4 || !strings.Contains(out, "order "+late2+": "+strings.ReplaceAll(lateLine, "%s", "2026-11-21")) || !strings.Contains(out, want) {
 		t.Fatalf("2026-11-21 run again, %s written into it: exit %d, want 4 naming both orders:\n%s", late2, code, out)
 	}
+	// --late-orders=false reads no window again, and says so once: the
+	// date run again ends 0.
+	if out, code := at("--date", "2026-11-21", "--late-orders=false"); code != 0 || strings.Contains(out, "no run reads it") ||
+		strings.Count(out, "not looked for (--late-orders=false)") != 1 {
+		t.Fatalf("2026-11-21 run again with --late-orders=false: exit %d, want 0 naming no order, one line saying why:\n%s", code, out)
+	}
 	// With no date to re-check, and its own date read for the first
 	// time, a run compares nothing.
 	if out, code := at("--date", "2026-11-19", "--recheck-days", "0"); code != 0 || strings.Contains(out, "no run reads it") {
