@@ -374,15 +374,14 @@ func (s *Source) Compare(ctx context.Context, w pipeline.Window, read iter.Seq2[
 			return fmt.Errorf("%s: its order numbers do not come in byte order (%q after %q): nothing compared", what, no, prevNo)
 		}
 		prevNo = no
-		now = pipeline.SourceRow{OrderNo: &no}
-		vals := moneyColumns(&now)
+		var vals [6]*string // MoneyColumns, in their order; NULL is nil
 		for i := range text {
 			if text[i].Valid {
 				v := pipeline.ValidText(text[i].String)
 				vals[i] = &v
 			}
 		}
-		now.SellerID, now.Provider, now.ProviderTxnID, now.Currency, now.AmountMinor, now.Category = vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]
+		now = pipeline.SourceRow{OrderNo: &no, SellerID: vals[0], Provider: vals[1], ProviderTxnID: vals[2], Currency: vals[3], AmountMinor: vals[4], Category: vals[5]}
 		nowOK = true
 		return nil
 	}
