@@ -22,7 +22,7 @@ func TestARevenueShareIsNotSentAgainByTheTransport(t *testing.T) {
 	t.Parallel()
 	s := httpcalltest.NewStreamResetter(t)
 	cfg := infiniapaytest.New(infiniapaytest.Options{Keys: keys(t), AppID: "APP-TEST", Faults: fault.New(1)}).ClientConfig(s.URL + "/api/")
-	cfg.HTTP, cfg.Timeout = infiniapay.NewHTTPClient(5*time.Second), 700*time.Millisecond
+	cfg.HTTP, cfg.Timeout = infiniapay.NewHTTPClient(5*time.Second), 10*time.Second
 	s.Trust(cfg.HTTP)
 	c, err := infiniapay.New(cfg)
 	if err != nil {

@@ -24,7 +24,7 @@ func TestARefundOrderIsNotSentAgainByTheTransport(t *testing.T) {
 	fake := payprotocoltest.New(payprotocoltest.Options{APIKey: testKey, APISecret: testSecret, Faults: fault.New(1)})
 	t.Cleanup(fake.Close)
 	cfg := fake.ClientConfig(s.URL + "/api/mer")
-	cfg.HTTP, cfg.Timeout = payprotocol.NewHTTPClient(5*time.Second), 700*time.Millisecond
+	cfg.HTTP, cfg.Timeout = payprotocol.NewHTTPClient(5*time.Second), 10*time.Second
 	s.Trust(cfg.HTTP)
 	c, err := payprotocol.New(cfg)
 	if err != nil {

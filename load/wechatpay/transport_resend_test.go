@@ -23,7 +23,7 @@ func TestADistributionIsNotSentAgainByTheTransport(t *testing.T) {
 	s := httpcalltest.NewStreamResetter(t)
 	clock := newClock()
 	cfg := wechatpaytest.New(wechatpaytest.Options{Keys: testKeys(t), MchID: mchID, Now: clock.Now, Faults: fault.New(1)}).ClientConfig(s.URL)
-	cfg.HTTP, cfg.Timeout, cfg.Now = wechatpay.NewHTTPClient(5*time.Second), 700*time.Millisecond, clock.Now
+	cfg.HTTP, cfg.Timeout, cfg.Now = wechatpay.NewHTTPClient(5*time.Second), 10*time.Second, clock.Now
 	s.Trust(cfg.HTTP)
 	c, err := wechatpay.New(cfg)
 	if err != nil {
