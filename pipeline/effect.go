@@ -129,7 +129,8 @@ type EffectSender interface {
 	// not have been applied. A definite rejection is an Outcome, not an error.
 	// A refusal of the request itself, which moved nothing, sets
 	// Outcome.NotTaken; an error that knows the request was not taken
-	// wraps ErrNotTaken.
+	// wraps ErrNotTaken. It never answers OutcomeNotFound: ApplyEffect
+	// takes that for an error of the sender's, the effect left sent.
 	Send(ctx context.Context, e Effect) (Outcome, error)
 	// Query asks the provider about e.Key. An error means the provider could
 	// not be asked; OutcomeNotFound means it has never seen the key

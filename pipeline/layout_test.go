@@ -43,7 +43,7 @@ func imports(t *testing.T, dir string) []string {
 // The core (pipeline) imports only the standard library; extract,
 // transform, load and each provider's package import pipeline (and the
 // module's internal helpers) and never each other, so that a fourth
-// provider is one package and one wiring line in cmd.
+// provider is one package and its wiring in cmd.
 func TestTheDependencyRuleHolds(t *testing.T) {
 	for _, p := range imports(t, "pipeline") {
 		if first, _, _ := strings.Cut(p, "/"); strings.Contains(first, ".") {

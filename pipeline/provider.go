@@ -11,7 +11,9 @@ import (
 // upload, distribute and reconcile stages. Each provider's package builds
 // its own from its client and configuration; cmd lists the configured ones
 // and Plug turns them into the runner's stages. The core knows no provider
-// by name: a further provider is one package and one line in that list.
+// by name: a further provider is one package, its line in that list and a
+// few more of cmd's (README, "Adding a provider"; internal/exampleprovider
+// is one, in a test).
 type Provider struct {
 	// Name names the provider in summaries, logs and mismatches.
 	Name string
