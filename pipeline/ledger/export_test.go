@@ -131,6 +131,11 @@ var MarkSentQuery = markSentSQL
 // its plan.
 const UnappliedPayoutsQuery = unappliedPayoutsQuery
 
+// PayoutSucceededCarriedQuery is PayoutSucceeded's statement marking paid
+// the carried items netted into the payout ($1 its subject, $2 its key, $3
+// the provider's reference), for a test of its plan.
+const PayoutSucceededCarriedQuery = payoutSucceededCarriedQuery
+
 // LeftUndoneQuery is LeftUndone's read, for tests that look at its plan.
 const LeftUndoneQuery = leftUndoneQuery
 
