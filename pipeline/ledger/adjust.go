@@ -534,7 +534,7 @@ func (l *Ledger) PayoutSucceeded(ctx context.Context, run *pipeline.Run, sellerI
 // carry (the items are analyzed when written, carried after: no carried
 // item, carry_id all NULL) it walked all of items_carry - every item ever
 // carried, paid ones too, as an item keeps its carry_id - for each payout
-// that succeeded (352 ms a payout at 100,000 carried items; see
+// that succeeded (244-491 ms a payout at 100,000 carried items; see
 // PERFORMANCE.md).
 const payoutSucceededCarriedQuery = `UPDATE items SET state = 'paid', payout_key = $2, provider_ref = $3
 	WHERE state = 'carried'

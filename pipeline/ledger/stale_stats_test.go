@@ -77,7 +77,7 @@ func itemsReadByPlan(t *testing.T, l *ledger.Ledger, query string, args ...any) 
 // statistics taken before the night's carry (no carried item, carry_id
 // all NULL) the planner walked all of items_carry - every item the ledger
 // ever carried, paid ones too, as an item keeps its carry_id - and looked
-// up each one's entry, for every payout that succeeded: 352 ms and 322,000
+// up each one's entry, for every payout that succeeded: 244-491 ms and 322,000
 // buffers a payout at 100,000 carried items (see PERFORMANCE.md). The
 // entries netted into the payout now come first, whatever the statistics
 // say, and their items are looked up by carry_id.
