@@ -236,3 +236,35 @@ func asciiDB(t *testing.T) *sqlx.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// TestDifferenceDetailSaysWhatWasFound: what the ledger keeps of an order
+// the look names (late_orders.detail): a changed order's columns old ->
+// new; one written late, its row as given now; one gone, its row as read,
+// each column with its value, the amount in money form, and the rows of
+// an order number given several times counted.
+func TestDifferenceDetailSaysWhatWasFound(t *testing.T) {
+	s := func(v string) *string { return &v }
+	no := "O1"
+	row := pipeline.SourceRow{OrderNo: &no, SellerID: s("S1"), Provider: s("infiniapay"), Currency: s("USD"), AmountMinor: s("1250"), Category: s("c")}
+	changed := row
+	changed.AmountMinor = s("1300")
+	for _, c := range []struct {
+		d    extract.Difference
+		kind string
+		want string
+	}{
+		{extract.Difference{Kind: extract.WrittenLate, OrderNo: no, Now: row, NowRows: 1}, "written_late",
+			`given as: seller_id "S1"; provider "infiniapay"; provider_txn_id NULL; currency "USD"; amount_minor 12.50 USD; category "c"`},
+		{extract.Difference{Kind: extract.Gone, OrderNo: no, Read: row, ReadRows: 2}, "gone",
+			`read as 2 rows, the first: seller_id "S1"; provider "infiniapay"; provider_txn_id NULL; currency "USD"; amount_minor 12.50 USD; category "c"`},
+		{extract.Difference{Kind: extract.Changed, OrderNo: no, Read: row, Now: changed, ReadRows: 1, NowRows: 1}, "changed",
+			`amount_minor 12.50 USD -> 13.00 USD`},
+	} {
+		if got := c.d.Detail(); got != c.want {
+			t.Errorf("%s: Detail %q, want %q", c.kind, got, c.want)
+		}
+		if got := c.d.Kind.String(); got != c.kind {
+			t.Errorf("kind %q, want %q", got, c.kind)
+		}
+	}
+}

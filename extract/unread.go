@@ -52,6 +52,20 @@ const (
 	Gone
 )
 
+// String is the kind as the ledger records it (late_orders.kind):
+// written_late, changed or gone.
+func (k DifferenceKind) String() string {
+	switch k {
+	case WrittenLate:
+		return "written_late"
+	case Changed:
+		return "changed"
+	case Gone:
+		return "gone"
+	}
+	return fmt.Sprintf("DifferenceKind(%d)", int(k))
+}
+
 // MoneyColumns are the columns of a source row Compare compares: those
 // that decide who is paid what. refunded_minor is not among them (a refund
 // after the window is a late refund, read by its own query; the source
@@ -99,6 +113,33 @@ func (d Difference) Changes() string {
 		out = append(out, fmt.Sprintf("%s %s -> %s", c, columnText(old), columnText(now)))
 	}
 	return strings.Join(out, "; ")
+}
+
+// Detail says what Compare found of the order number: of a Changed one,
+// Changes; of one WrittenLate, its row as given now, of one Gone, its row
+// as read, each MoneyColumns column named with its value (an amount in
+// money form, as Changes gives it), the first of several rows said so.
+func (d Difference) Detail() string {
+	r, n, how := d.Now, d.NowRows, "given as"
+	switch d.Kind {
+	case Changed:
+		return d.Changes()
+	case Gone:
+		r, n, how = d.Read, d.ReadRows, "read as"
+	}
+	if n > 1 {
+		how = fmt.Sprintf("%s %d rows, the first", how, n)
+	}
+	var out []string
+	for i, c := range MoneyColumns {
+		v := moneyColumns(&r)[i]
+		if i == amountColumn {
+			out = append(out, c+" "+amountText(v, r.Currency))
+			continue
+		}
+		out = append(out, c+" "+columnText(v))
+	}
+	return how + ": " + strings.Join(out, "; ")
 }
 
 // moneyColumns are r's MoneyColumns, in their order.
