@@ -21,6 +21,11 @@ const (
 	MismatchTiming            = "timing"              // a known gap that closes by itself (expected)
 	MismatchBadData           = "bad_data"            // platform data that cannot be right (a late refund above the order)
 	MismatchUnverifiable      = "unverifiable"        // the provider shows too little to compare (expected: a person may check)
+	// MismatchLateOrder: an order the platform gives otherwise now than
+	// its date read it (written into the window since, changed in a
+	// column that decides money, or settled and gone), as the latest look
+	// at the date's window found it (the ledger's late_orders).
+	MismatchLateOrder = "late_order"
 )
 
 // Providers, as named in mismatches.

@@ -1566,8 +1566,12 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		// Orders written into the windows of dates read already (the
 		// recheck days', and this date's when read before): beside the
 		// run, whatever it ended with, changing none of its work.
+		var runID int64 // the run that looks, which the ledger records with what it finds
+		if res != nil && res.Run != nil {
+			runID = res.Run.ID
+		}
 		err = withLateOrders(err, cfg, func() (error, error) {
-			return cfg.lateOrders(ctx, l, src, o, run != nil && run.Done(pipeline.StageExtract) && !o.reextract)
+			return cfg.lateOrders(ctx, l, src, o, run != nil && run.Done(pipeline.StageExtract) && !o.reextract, runID)
 		})
 	}
 	if res != nil && res.Run != nil && (o.pushURL != "" || o.metricsFile != "") {

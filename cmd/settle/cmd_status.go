@@ -24,7 +24,7 @@ func statusCommand(cfg *config) *cli.Command {
 		Flags: append(ledgerFlags(ledgerURLUsage), dateFlag("business date YYYY-MM-DD (required)"),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json (one JSON document of the same figures)"},
 			&cli.BoolFlag{Name: "rules", Usage: "the rules file each run of the date split its items with, as it was read, instead (the rule an order names in orders.csv, rules.csv:3, is its line 3)"},
-			&cli.StringFlag{Name: "order", Usage: "one order of the date, as orders.csv names it: everything the ledger knows of it instead - each row the date's runs read with its number (as read, or not kept) and the reject it became with the reason, its item (split, rule, state and reason), the payout that paid or carried it (its subject, key, state, amount and provider reference; the carried entry; an Infinia order's trade file with the status Infinia gave it), its late refunds and clawbacks, what the reconciliation last found of it, its payout or its file, and what a person resolved of it"},
+			&cli.StringFlag{Name: "order", Usage: "one order of the date, as orders.csv names it: everything the ledger knows of it instead - each row the date's runs read with its number (as read, or not kept) and the reject it became with the reason, its item (split, rule, state and reason), the payout that paid or carried it (its subject, key, state, amount and provider reference; the carried entry; an Infinia order's trade file with the status Infinia gave it), its late refunds and clawbacks, what the reconciliation last found of it, its payout or its file, what the looks at the date's window found of it since the date was read (written into it late, changed, or gone), and what a person resolved of it"},
 			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it, or the key of one of its attempts (payouts.csv's key, orders.csv's payout_key, a requestNo or out_order_no): its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried (an upload: its file listed) with their split, rule and source row, the carried entries netted into it, an upload's trade file with the status Infinia gave it, what the reconciliation last found of it, and what a person resolved of it, by whom"}),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
@@ -217,6 +217,7 @@ func printStatus(w io.Writer, s *ledger.DateStatus) {
 	printEffects(w, s.Effects)
 	fmt.Fprintf(w, "mismatches with the providers: %d unexpected, %d expected (timing); see mismatches.csv\n",
 		s.Mismatches.Unexpected, s.Mismatches.Expected)
+	printLateOrders(w, s.LateOrders)
 	printLateRefunds(w, s.LateRefunds)
 	printCarried(w, s.Carried)
 	for _, r := range s.Resolved {
@@ -489,9 +490,76 @@ func printOrder(w io.Writer, h *ledger.OrderHistory) {
 		fmt.Fprintf(w, "  %s\n", adjustment(a))
 	}
 	printMismatches(w, h.Mismatches)
+	if len(h.LateOrders) > 0 {
+		fmt.Fprintf(w, "what the looks at %s's window found of it since %s was read: %d\n", h.Date, h.Date, len(h.LateOrders))
+	}
+	for _, o := range h.LateOrders {
+		fmt.Fprintf(w, "  %s\n", lateOrderLine(o))
+	}
 	for _, r := range h.Resolved {
 		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s by %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
 	}
+}
+
+// printLateOrders prints what the looks at the date's window found since
+// the date was read (README, "Rows written into a settled window
+// afterwards"): when the latest look was, and the orders it found, then
+// those earlier looks found that it did not (cleared).
+func printLateOrders(w io.Writer, lo ledger.LateOrdersStatus) {
+	const what = "orders written into this date's window since it was read, or changed or gone since"
+	if lo.LookedAt == nil {
+		fmt.Fprintf(w, "%s: not looked for yet (a run of one of the --recheck-days dates after it looks, or a run of the date again)\n", what)
+		return
+	}
+	by := ""
+	if lo.LookedBy != "" {
+		by = ", by the run of " + lo.LookedBy
+	}
+	fmt.Fprintf(w, "%s: %d found by the latest look (%s%s)", what, lo.Found, lo.LookedAt.UTC().Format("2006-01-02 15:04:05 MST"), by)
+	if lo.Cleared > 0 {
+		fmt.Fprintf(w, "; %d found by earlier looks and not by it (cleared)", lo.Cleared)
+	}
+	if lo.Found > 0 {
+		fmt.Fprint(w, "; each needs a person (settle status --order O; mismatches.csv, category late_order)")
+	}
+	fmt.Fprintln(w)
+	for _, o := range lo.Listed {
+		fmt.Fprintf(w, "  %s\n", lateOrderLine(o))
+	}
+	if n := lo.Found + lo.Cleared - len(lo.Listed); n > 0 {
+		fmt.Fprintf(w, "  ... %d more (the ledger's late_orders)\n", n)
+	}
+}
+
+// lateOrderLine says what a look found of an order: its kind, what the
+// ledger held of it, what was found, when, and whether the latest look
+// no longer found it.
+func lateOrderLine(o ledger.LateOrder) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "order %s %s", o.OrderNo, o.Kind)
+	switch o.State {
+	case ledger.LateOrderNotRead:
+		b.WriteString(" (read by no run)")
+	case ledger.LateOrderSettled:
+		fmt.Fprintf(&b, " (settled on %s, seller %s", o.SettledOn, o.SellerID)
+		if o.Settled != nil {
+			fmt.Fprintf(&b, ", %s", pipeline.Money{Minor: *o.Settled, Currency: pipeline.Currency(o.Currency)})
+		}
+		b.WriteString(")")
+	case ledger.LateOrderRejected:
+		b.WriteString(" (rejected when read)")
+	default:
+		b.WriteString(" (not classified yet)")
+	}
+	const stamp = "2006-01-02 15:04:05 MST"
+	fmt.Fprintf(&b, ": %s; first seen %s, last seen %s", o.Detail, o.FirstSeen.UTC().Format(stamp), o.LastSeen.UTC().Format(stamp))
+	if o.LastRun != "" {
+		fmt.Fprintf(&b, " by the run of %s", o.LastRun)
+	}
+	if o.Cleared {
+		b.WriteString("; cleared: the latest look did not find it")
+	}
+	return b.String()
 }
 
 // printShares prints where the date's seller shares are, by currency.

@@ -63,7 +63,8 @@ func TestALedgerThatRefusesWritesIsConfiguration(t *testing.T) {
 // every run writes (rules_files), which a grant "on all tables" made
 // before it does not cover, so the migration grants it to the roles that
 // may open a run (the first night after the deploy was exit 2); so does
-// 00034 its items_held, which every run's reject gate reads.
+// 00034 its items_held, which every run's reject gate reads, and 00037
+// its late_order_looks and late_orders, which a run's look writes.
 func TestARunUnderLeastPrivilegeRoles(t *testing.T) {
 	t.Parallel()
 	e := newBareEnv(t)
@@ -102,6 +103,15 @@ func TestARunUnderLeastPrivilegeRoles(t *testing.T) {
 		t.Fatalf("run under least-privilege roles: exit %d, want 0:\n%s", code, out)
 	}
 	e.checkEveryOrderOnce()
+	// Run again, it looks at its date's window (read before) and records
+	// the look (00037's late_order_looks, granted as 00034's items_held).
+	if out, code := e.raw("settle", "run", "--database-url", runURL.String(), "--source-database-url", srcURL.String(),
+		"--date", testDate, "--rules", e.rules, "--out", e.reports, skipAll); code != 0 {
+		t.Fatalf("run again under least-privilege roles: exit %d, want 0:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.late_order_looks WHERE business_date = $1`, testDate); n != 1 {
+		t.Fatalf("the look of the run again not recorded (%d)", n)
+	}
 	if n := e.count(`SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = $1`, runRole); n != 0 {
 		t.Fatalf("the run role owns %d relations, want none", n)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +28,10 @@ import (
 // settled on the date that the platform gives for no window now. Each
 // named is a problem for a person (exit 4: problem); the check's own
 // failure (the platform not answering) is failure, which the caller makes
-// a warning and exit 1. Neither stops or changes the run.
+// a warning and exit 1. Neither stops or changes the run. What it names of
+// each date compared is recorded in the ledger with the look (runID's, 0
+// if the invocation has no run recorded): settle status shows it, and the
+// date's mismatches.csv once written again (ledger.LateOrdersLook).
 //
 // Only shard 0 of a sharded run looks (a date's comparison is the whole
 // date's, and every pod of an Indexed Job would say the same), and only
@@ -37,7 +41,7 @@ import (
 // only if that shard read it), in one time zone, and the source query
 // given now is the one it was read with (the runs' config_hash, of their
 // zone and the query's text); else one line says why it is not.
-func (cfg *config) lateOrders(ctx context.Context, l *ledger.Ledger, src *sqlx.DB, o *runOptions, own bool) (problem, failure error) {
+func (cfg *config) lateOrders(ctx context.Context, l *ledger.Ledger, src *sqlx.DB, o *runOptions, own bool, runID int64) (problem, failure error) {
 	if o.key.Shard.Index != 0 {
 		return nil, nil
 	}
@@ -58,7 +62,7 @@ func (cfg *config) lateOrders(ctx context.Context, l *ledger.Ledger, src *sqlx.D
 	source := &extract.Source{DB: src, Query: o.query, Name: o.queryName}
 	var found lateFound
 	for _, d := range dates {
-		f, err := cfg.lateOrdersOf(ctx, l, source, d, p)
+		f, err := cfg.lateOrdersOf(ctx, l, source, d, p, runID)
 		found.add(f)
 		if err != nil {
 			// One date's comparison failing stops none of the others'.
@@ -105,7 +109,13 @@ func (cfg *config) lateOrders(ctx context.Context, l *ledger.Ledger, src *sqlx.D
 // platform no longer has: a person's look); the rest are counted: moved
 // to another day (which reads it and rejects it as settled, or whose
 // comparison counts it), rejected when read, or settled on another date.
-func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *extract.Source, d pipeline.Date, p *pipeline.Problems) (found lateFound, err error) {
+//
+// Each order named is recorded in the ledger as it is found, in the
+// look's transaction (ledger.LateOrdersLook), committed with the look once
+// the comparison is through, else rolled back. A record that fails ends
+// no comparison: the orders are named all the same, and the failure is
+// returned with found (the look's failure: exit 1).
+func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *extract.Source, d pipeline.Date, p *pipeline.Problems, runID int64) (found lateFound, err error) {
 	runs, err := l.RunsOn(ctx, d)
 	if err != nil {
 		return found, err
@@ -127,6 +137,12 @@ func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *e
 	for _, r := range runs {
 		transformed = transformed && r.Done(pipeline.StageTransform)
 	}
+	look := l.LookForLateOrders(d, runID)
+	defer look.Abandon()
+	var (
+		record    []ledger.LateOrder // of a batch, the orders named
+		recordErr error              // the first failure to record
+	)
 	start := time.Now()
 	var (
 		first    []string // the first few lines, held until the comparison is through
@@ -135,7 +151,7 @@ func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *e
 		goneElse int      // of gone, not settled on d
 		moved    int      // of gone, settled on d, given for another window now
 		batch    []extract.Difference
-		paidGone []string // of batch, gone and settled on d
+		paidGone []extract.Difference // of batch, gone and settled on d
 	)
 	flush := func() error {
 		if len(batch) == 0 {
@@ -159,9 +175,18 @@ func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *e
 					continue
 				}
 				found.unread++
+				record = append(record, lateOrder(f, ledger.LateOrderNotRead, it, false))
 				line = fmt.Sprintf("order %s: written into %s's window after %s was read: no run reads it; have the platform date it into an open day, or settle it by hand", f.OrderNo, d, d)
 			case extract.Changed:
 				found.changed++
+				state := ledger.LateOrderUnclassified
+				switch {
+				case has:
+					state = ledger.LateOrderSettled
+				case transformed:
+					state = ledger.LateOrderRejected
+				}
+				record = append(record, lateOrder(f, state, it, has))
 				what := fmt.Sprintf("order %s: changed on the platform since %s was read (%s)", f.OrderNo, d, f.Changes())
 				switch {
 				case has:
@@ -177,7 +202,7 @@ func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *e
 					goneElse++
 					continue
 				}
-				paidGone = append(paidGone, f.OrderNo)
+				paidGone = append(paidGone, f)
 				continue
 			}
 			if len(first) < pipeline.ProblemsListed {
@@ -185,30 +210,38 @@ func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *e
 			}
 		}
 		batch = batch[:0]
-		if len(paidGone) == 0 {
-			return nil
-		}
-		// Settled on d and gone from its window: moved to another day
-		// (which reads it, or whose comparison counts it, settled here
-		// once) if the platform still gives it for some window.
-		given, err := source.Given(ctx, paidGone)
-		if err != nil {
-			return err
-		}
-		for _, no := range paidGone {
-			if given[no] {
-				moved++
-				continue
+		if len(paidGone) > 0 {
+			// Settled on d and gone from its window: moved to another day
+			// (which reads it, or whose comparison counts it, settled here
+			// once) if the platform still gives it for some window.
+			nos := make([]string, len(paidGone))
+			for i, f := range paidGone {
+				nos[i] = f.OrderNo
 			}
-			it := items[no]
-			found.gone++
-			if len(first) < pipeline.ProblemsListed {
-				first = append(first, fmt.Sprintf("order %s: settled on %s (seller %s, %s), and the platform's source query no longer gives it, for %s's window or any other (deleted, or left out by the query's filter: a status changed since, say): "+
-					"its seller was paid, or is being paid, for it; see that the platform still means it paid, else take back by hand what its late refunds have not "+
-					"(settle status --date %s --order %s shows the clawbacks taken)", no, d, it.SellerID, it.Gross, d, d, no))
+			given, err := source.Given(ctx, nos)
+			if err != nil {
+				return err
 			}
+			for _, f := range paidGone {
+				if given[f.OrderNo] {
+					moved++
+					continue
+				}
+				it := items[f.OrderNo]
+				found.gone++
+				record = append(record, lateOrder(f, ledger.LateOrderSettled, it, true))
+				if len(first) < pipeline.ProblemsListed {
+					first = append(first, fmt.Sprintf("order %s: settled on %s (seller %s, %s), and the platform's source query no longer gives it, for %s's window or any other (deleted, or left out by the query's filter: a status changed since, say): "+
+						"its seller was paid, or is being paid, for it; see that the platform still means it paid, else take back by hand what its late refunds have not "+
+						"(settle status --date %s --order %s shows the clawbacks taken)", f.OrderNo, d, it.SellerID, it.Gross, d, d, f.OrderNo))
+				}
+			}
+			paidGone = paidGone[:0]
 		}
-		paidGone = paidGone[:0]
+		if recordErr == nil {
+			recordErr = look.Record(ctx, record)
+		}
+		record = record[:0]
 		return nil
 	}
 	rows, err := source.Compare(ctx, pipeline.WindowOf(d, loc), l.SnapshotRows(ctx, ids), func(f extract.Difference) error {
@@ -229,8 +262,14 @@ func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *e
 	if err != nil {
 		return lateFound{}, err
 	}
+	if recordErr == nil {
+		recordErr = look.Done(ctx)
+	}
+	if recordErr != nil {
+		recordErr = fmt.Errorf("what it found not recorded in the ledger (settle status does not show it): %w", recordErr)
+	}
 	if found.total() == 0 && settled == 0 && gone == 0 {
-		return found, nil // a date the platform gives as it was read says nothing
+		return found, recordErr // a date the platform gives as it was read says nothing
 	}
 	for _, line := range first {
 		p.Add(line)
@@ -250,7 +289,34 @@ func (cfg *config) lateOrdersOf(ctx context.Context, l *ledger.Ledger, source *e
 	cfg.note(fmt.Sprintf("%s: the source query gives %d orders for its window now, %d of them read by no run of it%s (compared in %v)",
 		d, rows, found.unread, also, time.Since(start).Round(time.Millisecond)), "date", d.String(), "late_orders_compared", true, "rows", rows, "unread", found.unread,
 		"settled_elsewhere", settled, "changed", found.changed, "gone", gone, "gone_settled", found.gone, "gone_moved", moved)
-	return found, nil
+	return found, recordErr
+}
+
+// lateOrder is what the ledger records of an order lateOrdersOf names,
+// found as f, the ledger holding state of it, and its item it when has:
+// the item's seller and currency, else the order's as given now (as read,
+// of one gone); its amount given now where it is an integer.
+func lateOrder(f extract.Difference, state string, it ledger.Item, has bool) ledger.LateOrder {
+	o := ledger.LateOrder{OrderNo: f.OrderNo, Kind: f.Kind.String(), State: state, Detail: f.Detail()}
+	if has {
+		gross := it.Gross.Minor
+		o.SellerID, o.Currency, o.SettledOn, o.Settled = it.SellerID, string(it.Gross.Currency), it.Date.String(), &gross
+	}
+	row := f.Now
+	if f.Kind == extract.Gone {
+		row = f.Read
+	} else if now := row.AmountMinor; now != nil && f.NowRows == 1 {
+		if n, err := strconv.ParseInt(*now, 10, 64); err == nil && strconv.FormatInt(n, 10) == *now {
+			o.Now = &n
+		}
+	}
+	if o.SellerID == "" && row.SellerID != nil {
+		o.SellerID = *row.SellerID
+	}
+	if o.Currency == "" && row.Currency != nil {
+		o.Currency = *row.Currency
+	}
+	return o
 }
 
 // lateFound counts the orders lateOrdersOf named, by kind.

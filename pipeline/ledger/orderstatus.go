@@ -24,8 +24,9 @@ import (
 // --subject reads them; its late refunds and the clawbacks they made (of
 // any date: they come after the order's); what the reconciliation last
 // found of it, its payout or its file (mismatches.csv's rows of the date,
-// and of its payout's date); and what a person resolved naming it, its
-// payout or its file.
+// and of its payout's date); what the looks at the date's window found of
+// it since the date was read (LateOrder: written into it late, changed or
+// gone); and what a person resolved naming it, its payout or its file.
 type OrderHistory struct {
 	Date        string              `json:"date"`
 	OrderNo     string              `json:"order_no"`
@@ -37,6 +38,7 @@ type OrderHistory struct {
 	LateRefunds []OrderLateRefund   `json:"late_refunds"`
 	Clawbacks   []SubjectAdjustment `json:"clawbacks"`
 	Mismatches  []SubjectMismatch   `json:"mismatches"`
+	LateOrders  []LateOrder         `json:"late_orders"` // what the looks at the date's window found of it
 	Resolved    []Resolution        `json:"resolved"`
 }
 
@@ -100,8 +102,8 @@ type OrderLateRefund struct {
 
 // OrderHistory reads what the ledger holds of order orderNo of date d
 // (OrderHistory), at one instant (View). An order no run of d read, nor
-// split, is refused (pipeline.KindUsage), naming the date whose run
-// settled it when there is one. Every read is by index but three: the row
+// split, nor a look at d's window named, is refused (pipeline.KindUsage),
+// naming the date whose run settled it when there is one. Every read is by index but three: the row
 // of the order's item is found in its run's snapshot (source_rows has no
 // index by order number), read whole, as status --subject reads it; the
 // mismatches of the date's runs (and of its payout's date), by their runs,
@@ -121,7 +123,7 @@ func (l *Ledger) OrderHistory(ctx context.Context, d pipeline.Date, orderNo stri
 func (r Reader) orderHistory(ctx context.Context, d pipeline.Date, orderNo string) (*OrderHistory, error) {
 	h := &OrderHistory{Date: d.String(), OrderNo: orderNo, Rows: []OrderRow{}, Items: []OrderItem{}, Payouts: []OrderPayout{},
 		Carried: []SubjectAdjustment{}, Files: []SubjectFile{}, LateRefunds: []OrderLateRefund{}, Clawbacks: []SubjectAdjustment{},
-		Mismatches: []SubjectMismatch{}, Resolved: []Resolution{}}
+		Mismatches: []SubjectMismatch{}, LateOrders: []LateOrder{}, Resolved: []Resolution{}}
 	fail := func(what string, err error) error {
 		return fmt.Errorf("read the history of order %s of %s: %s: %w", orderNo, d, what, err)
 	}
@@ -242,7 +244,13 @@ func (r Reader) orderHistory(ctx context.Context, d pipeline.Date, orderNo strin
 
 	slices.SortFunc(h.Rows, func(a, b OrderRow) int { return cmp.Or(cmp.Compare(a.RunID, b.RunID), cmp.Compare(a.Seq, b.Seq)) })
 
-	if len(h.Items) == 0 && len(h.Rows) == 0 {
+	// What the looks at the date's window found of it: of an order
+	// written into the window late, read by no run, all there is.
+	if h.LateOrders, err = r.lateOrders(ctx, d, orderNo, 3); err != nil { // a row of each kind at most
+		return nil, fail("late orders", err)
+	}
+
+	if len(h.Items) == 0 && len(h.Rows) == 0 && len(h.LateOrders) == 0 {
 		if other != "" {
 			return nil, pipeline.Errorf(pipeline.KindUsage, "--order", "%s: no row of %s's runs has this order; a run of %s settled it: settle status --date %s --order %s",
 				orderNo, d, other, other, orderNo)

@@ -34,13 +34,27 @@ func (l *Ledger) ReplaceMismatches(ctx context.Context, runID int64, ms []pipeli
 	})
 }
 
-// MismatchLines streams the mismatches of every run of date d, in report
-// order.
+// MismatchLines streams the mismatches of every run of date d, and the
+// orders the latest look at d's window found (LateOrder; not those it no
+// longer found), in report order. A late order's row is the platform's
+// (provider platform, category late_order, subject its order number),
+// never expected: ours_minor its item's gross (settled), theirs_minor its
+// amount as given now (an integer), ours_state what the ledger held of it
+// (LateOrder.State), theirs_state what the platform did (its kind:
+// written_late, changed or gone), detail what was found (a change's
+// columns old -> new).
 func (r Reader) MismatchLines(ctx context.Context, d pipeline.Date, fn func(pipeline.Mismatch) error) error {
-	rows, err := r.q.QueryContext(ctx, `SELECT m.provider, m.category, m.subject, m.order_no, m.seller_id, m.currency,
-		COALESCE(m.ours_minor::text, ''), COALESCE(m.theirs_minor::text, ''), m.ours_state, m.theirs_state, m.expected, m.detail
-		FROM mismatches m JOIN runs r ON r.id = m.run_id WHERE r.business_date = $1
-		ORDER BY m.provider, m.subject, m.category, m.order_no, m.detail, r.shard_index, m.seq`, d.String())
+	rows, err := r.q.QueryContext(ctx, `SELECT provider, category, subject, order_no, seller_id, currency, ours, theirs, ours_state, theirs_state, expected, detail
+		FROM (SELECT m.provider, m.category, m.subject, m.order_no, m.seller_id, m.currency,
+				COALESCE(m.ours_minor::text, '') AS ours, COALESCE(m.theirs_minor::text, '') AS theirs, m.ours_state, m.theirs_state, m.expected, m.detail,
+				r.shard_index, m.seq
+			FROM mismatches m JOIN runs r ON r.id = m.run_id WHERE r.business_date = $1
+			UNION ALL
+			SELECT $2::text, $3::text, o.order_no, o.order_no, o.seller_id, o.currency, COALESCE(o.settled_minor::text, ''), COALESCE(o.now_minor::text, ''),
+				o.state, o.kind, false, o.detail, 0, 0
+			FROM late_orders o JOIN late_order_looks k ON k.business_date = o.business_date
+			WHERE o.business_date = $1 AND o.last_seen >= k.looked_at) x
+		ORDER BY provider, subject, category, order_no, detail, shard_index, seq`, d.String(), pipeline.ProviderPlatform, pipeline.MismatchLateOrder)
 	if err != nil {
 		return fmt.Errorf("read mismatches: %w", err)
 	}

@@ -24,6 +24,7 @@ type DateStatus struct {
 	Effects     EffectsStatus       `json:"effects"`               // side effects of the date's runs
 	Mismatches  MismatchStatus      `json:"mismatches"`            // what the reconcile stage found
 	LateRefunds LateRefundStatus    `json:"late_refunds"`          // those read on this date
+	LateOrders  LateOrdersStatus    `json:"late_orders"`           // what the looks at its window found since it was read
 	Carried     []CarriedBalance    `json:"carried_balances"`      // every open balance, all dates
 	Resolved    []Resolution        `json:"resolved"`              // what a person resolved (Resolutions)
 }
@@ -302,6 +303,9 @@ func (l *Ledger) dateStatus(ctx context.Context, r Reader, d pipeline.Date) (*Da
 		return nil, err
 	}
 	if s.LateRefunds, err = r.lateRefundStatus(ctx, d); err != nil {
+		return nil, err
+	}
+	if s.LateOrders, err = r.lateOrdersStatus(ctx, d); err != nil {
 		return nil, err
 	}
 	carries, err := r.OpenCarries(ctx, pipeline.Date{})
