@@ -133,6 +133,14 @@ type Adjustment struct {
 	Subject        string
 	Reason         string
 	Date           Date // the business date it belongs to (zero: the recording run's)
+	// RunID is the run it is recorded under (0: the recording run's): a
+	// reprice's entry, its order's run.
+	RunID int64
+	// Repriced, of a clawback, is the sum of its order's reprice entries
+	// it was worked out with (SettledItem.Repriced): when they no longer
+	// add up to it (a reprice recorded meanwhile), nothing is recorded
+	// (ErrBalanceMoved). Not recorded.
+	Repriced int64
 }
 
 // SettledItem is an item as a late refund finds it: its split, business
@@ -144,6 +152,12 @@ type SettledItem struct {
 	LateRefunded       int64 // sum of earlier clawed late refunds of the order
 	LateSellerBack     int64 // what they took back from the seller
 	LateCommissionBack int64 // and from the commission
+	// Repriced is the sum of the order's reprice entries (settle reprice):
+	// what corrected rules files gave the seller (+) or took back (-) since,
+	// the commission moving by the opposite; RepricedN how many there are.
+	// A repriced order splits under its date's repriced rules (Now).
+	Repriced  int64
+	RepricedN int64
 }
 
 // PendingLateRefund is a late refund not resolved yet, with its order's
@@ -560,6 +574,9 @@ func (b *badRefund) Error() string { return b.why }
 // lost rule is also a note for a person (the rules file changed or lost a
 // date the ledger still needs). A split again under a changed rule would
 // have priced the part of the order the buyer kept anew, as if refunded.
+// A repriced order (settle reprice: its date's rules are the repriced
+// ones) is judged against the split its reprices gave it, at the refunded
+// total of before the refund, and what is left of it counts them.
 func clawback(ctx context.Context, it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, string, error) {
 	cur := it.Currency
 	refunded, err := Add(it.Refunded, it.LateRefunded)
@@ -570,8 +587,7 @@ func clawback(ctx context.Context, it *SettledItem, r LateRefund, resplit Respli
 		return nil, "", &badRefund{fmt.Sprintf("refunds would total %s, above the order's %s",
 			Money{refunded, cur}, Money{it.Amount, cur})}
 	}
-	sellerLeft := it.SellerShare - it.LateSellerBack
-	commissionLeft := it.Commission - it.LateCommissionBack
+	_, commissionLeft, sellerLeft := it.Now()
 	o := it.Order
 	o.Refunded = refunded
 	// The seller's share first, unless the order splits again and fits.
@@ -579,9 +595,18 @@ func clawback(ctx context.Context, it *SettledItem, r LateRefund, resplit Respli
 	commissionBack := r.Amount - sellerBack
 	var how, note string
 	s, err := resplit(ctx, o, it.Date)
+	// The split the order stands at: the one it settled with, or, once
+	// repriced (settle reprice), the one its last reprice gave it at the
+	// refunded total of then - its date's rules now being the repriced
+	// ones, which split the order as it settled no more.
+	base, settledWith := it.Order, it.Split
+	if it.RepricedN > 0 {
+		base.Refunded = it.Refunded + it.LateRefunded
+		settledWith.Commission, settledWith.SellerShare, settledWith.Rule = commissionLeft, sellerLeft, it.Rule+" repriced"
+	}
 	var settled Split
 	if err == nil {
-		settled, err = resplit(ctx, it.Order, it.Date)
+		settled, err = resplit(ctx, base, it.Date)
 	}
 	if errors.Is(err, ErrNotRead) {
 		// The rules could not be looked up (the ledger's kept file of
@@ -593,11 +618,11 @@ func clawback(ctx context.Context, it *SettledItem, r LateRefund, resplit Respli
 		how = fmt.Sprintf("seller's share first (the rules split no order of %s: %v)", it.Date, err)
 		note = fmt.Sprintf("late refund %s of order %s: the rules split no order of %s (%v): clawed back from the seller's share first; give the rules file that date's rules again",
 			r.RefundNo, it.OrderNo, it.Date, err)
-	case settled.Commission != it.Commission || settled.SellerShare != it.SellerShare:
+	case settled.Commission != settledWith.Commission || settled.SellerShare != settledWith.SellerShare:
 		how = fmt.Sprintf("seller's share first (the rules now give the order a commission of %s under %s, it settled with %s under %s)",
-			Money{settled.Commission, cur}, settled.Rule, Money{it.Commission, cur}, it.Rule)
+			Money{settled.Commission, cur}, settled.Rule, Money{settledWith.Commission, cur}, settledWith.Rule)
 		note = fmt.Sprintf("late refund %s of order %s: the rules now split the order otherwise than it settled on %s (commission %s under %s, settled with %s under %s): clawed back from the seller's share first; give the rules file that date's rules again",
-			r.RefundNo, it.OrderNo, it.Date, Money{settled.Commission, cur}, settled.Rule, Money{it.Commission, cur}, it.Rule)
+			r.RefundNo, it.OrderNo, it.Date, Money{settled.Commission, cur}, settled.Rule, Money{settledWith.Commission, cur}, settledWith.Rule)
 	case sellerLeft-s.SellerShare < 0 || commissionLeft-s.Commission < 0 || sellerLeft-s.SellerShare+commissionLeft-s.Commission != r.Amount:
 		how = "seller's share first (the rules no longer give the order's split)"
 	default:
@@ -608,7 +633,7 @@ func clawback(ctx context.Context, it *SettledItem, r LateRefund, resplit Respli
 		return nil, "", &badRefund{fmt.Sprintf("refund %s exceeds what is left of the order", Money{r.Amount, cur})}
 	}
 	return &Adjustment{SellerID: it.SellerID, Currency: cur, Kind: AdjustClawback, Amount: -sellerBack,
-		OrderNo: it.OrderNo, RefundNo: r.RefundNo, RefundMinor: r.Amount, CommissionBack: commissionBack,
+		OrderNo: it.OrderNo, RefundNo: r.RefundNo, RefundMinor: r.Amount, CommissionBack: commissionBack, Repriced: it.Repriced,
 		Reason: fmt.Sprintf("late refund %s of order %s (%s): %s back from the seller, %s of commission (%s)",
 			r.RefundNo, it.OrderNo, it.Date, Money{sellerBack, cur}, Money{commissionBack, cur}, how)}, note, nil
 }

@@ -76,6 +76,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 			runCommand(cfg),
 			statusCommand(cfg),
 			reportCommand(cfg),
+			repriceCommand(cfg),
 			resolveCommand(cfg),
 			migrateCommand(cfg),
 			seedCommand(cfg),

@@ -77,7 +77,12 @@ func statusCommand(cfg *config) *cli.Command {
 					fmt.Fprintf(cfg.stdout, "%s: no run recorded\n", d)
 					return nil
 				}
+				reprices, err := l.RepricesOf(c.Context, d, true)
+				if err != nil {
+					return err
+				}
 				printRulesFiles(controlSafe(cfg.stdout), d, rs)
+				printRepricedRules(controlSafe(cfg.stdout), d, reprices)
 				return nil
 			}
 			if order := c.String("order"); c.IsSet("order") {
@@ -141,6 +146,23 @@ func printRulesFiles(w io.Writer, d pipeline.Date, rs []ledger.RunRules) {
 		fmt.Fprintf(w, "== %s: %s, rules %s ==\n", runs, r.Name, r.RulesHash)
 		fmt.Fprint(w, r.Body)
 		if !strings.HasSuffix(r.Body, "\n") {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+// printRepricedRules prints the rules files date d was repriced with
+// (settle reprice), oldest first: the last one's are the date's rules, a
+// late refund of its orders splits under them.
+func printRepricedRules(w io.Writer, d pipeline.Date, ps []ledger.Reprice) {
+	for i, p := range ps {
+		now := ""
+		if i == len(ps)-1 {
+			now = "; the date's rules now"
+		}
+		fmt.Fprintf(w, "== %s repriced at %s: %s, rules %s%s ==\n", d, p.RecordedAt.UTC().Format(time.RFC3339), p.Name, p.RulesHash, now)
+		fmt.Fprint(w, p.Body)
+		if !strings.HasSuffix(p.Body, "\n") {
 			fmt.Fprintln(w)
 		}
 	}
@@ -219,6 +241,7 @@ func printStatus(w io.Writer, s *ledger.DateStatus) {
 		s.Mismatches.Unexpected, s.Mismatches.Expected)
 	printLateOrders(w, s.LateOrders)
 	printLateRefunds(w, s.LateRefunds)
+	printReprices(w, s.Date, s.Reprices)
 	printCarried(w, s.Carried)
 	for _, r := range s.Resolved {
 		fmt.Fprintf(w, "resolved by a person: %s %s (%s) at %s by %s: %s\n", r.Kind, r.Subject, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
@@ -489,6 +512,12 @@ func printOrder(w io.Writer, h *ledger.OrderHistory) {
 	for _, a := range h.Clawbacks {
 		fmt.Fprintf(w, "  %s\n", adjustment(a))
 	}
+	if len(h.Reprices) > 0 {
+		fmt.Fprintf(w, "reprices: %d\n", len(h.Reprices))
+	}
+	for _, a := range h.Reprices {
+		fmt.Fprintf(w, "  %s\n", adjustment(a))
+	}
 	printMismatches(w, h.Mismatches)
 	if len(h.LateOrders) > 0 {
 		fmt.Fprintf(w, "what the looks at %s's window found of it since %s was read: %d\n", h.Date, h.Date, len(h.LateOrders))
@@ -693,6 +722,26 @@ func eventDetail(history []ledger.StatusEvent, i int) string {
 // Infinia answered "retry later" for the whole wait had 25 events, and 34
 // of them filled 850 lines; the first and last say what happened.
 const historyHead, historyTail = 3, 4
+
+// printReprices prints the date's reprices (settle reprice), oldest
+// first: the last one's rules are the date's.
+func printReprices(w io.Writer, date string, ps []ledger.Reprice) {
+	for i, p := range ps {
+		fmt.Fprintf(w, "repriced %s at %s under %s (rules %s): %d orders adjusted", date, p.RecordedAt.UTC().Format(time.RFC3339), p.Name, p.RulesHash, p.Orders)
+		for _, t := range p.Totals {
+			cur := pipeline.Currency(t.Currency)
+			fmt.Fprintf(w, "; %s: %s given, %s taken back, %s not netted into a revenue share yet", t.Currency,
+				pipeline.Money{Minor: t.Given, Currency: cur}, pipeline.Money{Minor: -t.Taken, Currency: cur}, pipeline.Money{Minor: t.Open, Currency: cur})
+		}
+		if p.Named > 0 {
+			fmt.Fprintf(w, "; %d orders named for a person (their channel's shares are not netted)", p.Named)
+		}
+		if i == len(ps)-1 {
+			fmt.Fprint(w, "; its rules are the date's")
+		}
+		fmt.Fprintln(w)
+	}
+}
 
 // printLateRefunds prints the late refunds read on the date.
 func printLateRefunds(w io.Writer, lr ledger.LateRefundStatus) {

@@ -765,7 +765,8 @@ func parseMinPayout(s string) (map[pipeline.Currency]int64, error) {
 }
 
 // resplit splits an order again, for a late refund: under the rules file
-// its date's run split it with, as the ledger kept it (migration 00030,
+// its date was last repriced with (settle reprice, migration 00038), else
+// the one its date's run split it with, as the ledger kept it (migration 00030,
 // settle status --rules), else (a run from before, or none kept) under
 // rules, the file given now. A file given now that lost or changed the
 // order's rule had the seller give back the whole refund from its share,
@@ -776,6 +777,7 @@ func resplit(l *ledger.Ledger, rules *transform.Rules) pipeline.Resplit {
 	var mu sync.Mutex
 	runs := map[pipeline.Date][]ledger.RunRules{}
 	parsed := map[string]*transform.Rules{} // by file hash; nil: did not parse
+	repriced := map[pipeline.Date]*ledger.Reprice{}
 	keptFor := func(ctx context.Context, sellerID string, d pipeline.Date) (*transform.Rules, error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -785,7 +787,24 @@ func resplit(l *ledger.Ledger, rules *transform.Rules) pipeline.Resplit {
 			if rs, err = l.RulesFiles(ctx, d); err != nil {
 				return nil, pipeline.NotRead(err)
 			}
-			runs[d] = rs
+			ps, err := l.RepricesOf(ctx, d, true)
+			if err != nil {
+				return nil, pipeline.NotRead(err)
+			}
+			runs[d], repriced[d] = rs, nil
+			if len(ps) > 0 {
+				repriced[d] = &ps[len(ps)-1]
+			}
+		}
+		// A date repriced (settle reprice) splits under its last
+		// reprice's rules, whichever shard.
+		if p := repriced[d]; p != nil {
+			kept, ok := parsed[p.FileHash]
+			if !ok {
+				kept, _ = transform.ParseRules(strings.NewReader(p.Body), p.Name) // it parsed when it was kept
+				parsed[p.FileHash] = kept
+			}
+			return kept, nil
 		}
 		for _, r := range rs {
 			if !r.Kept || !r.Shard.Owns(sellerID) {

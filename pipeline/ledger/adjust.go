@@ -23,6 +23,12 @@ const carryLockClass = 0x5e771e
 // clawbacks of one order.
 const orderLockClass = 0x5e771f
 
+// repriceLockClass is the first key of the lock of a date's reprice (the
+// second is a hash of the date): a reprice holds it exclusively, a
+// clawback of one of the date's orders shared, so that no clawback is
+// worked out on the split a reprice is changing.
+const repriceLockClass = 0x5e7720
+
 func lockCarry(ctx context.Context, tx *sql.Tx, sellerID string, cur pipeline.Currency) error {
 	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, carryLockClass, sellerID+"/"+string(cur))
 	return err
@@ -247,6 +253,7 @@ const pendingLateRefundsQuery = `
 		       COALESCE(i.commission_minor, 0), COALESCE(i.seller_minor, 0), COALESCE(i.rule, ''),
 		       COALESCE(i.business_date::text, ''), COALESCE(i.state, ''),
 		       COALESCE(a.refund, 0), COALESCE(a.seller_back, 0), COALESCE(a.commission_back, 0),
+		       COALESCE(rp.amount, 0), COALESCE(rp.n, 0),
 		       CASE WHEN i.order_no IS NULL THEN COALESCE(j.why, '') ELSE '' END
 		FROM (SELECT DISTINCT order_no FROM late_refunds
 		      WHERE state = 'pending' AND order_no > $1 ORDER BY order_no LIMIT $2) n
@@ -258,6 +265,8 @@ const pendingLateRefundsQuery = `
 		                   ORDER BY r.business_date, j.seq LIMIT 1) j ON true
 		LEFT JOIN LATERAL (SELECT sum(refund_minor) AS refund, sum(-amount_minor) AS seller_back, sum(commission_back) AS commission_back
 		                   FROM adjustments WHERE kind = 'clawback' AND order_no = lr.order_no) a ON true
+		LEFT JOIN LATERAL (SELECT sum(amount_minor) AS amount, count(*) AS n
+		                   FROM adjustments WHERE kind = 'reprice' AND order_no = lr.order_no) rp ON true
 		WHERE lr.state = 'pending'
 		ORDER BY lr.order_no, lr.created_at, lr.refund_no`
 
@@ -283,7 +292,7 @@ func (l *Ledger) PendingLateRefunds(ctx context.Context, after string, orders in
 		if err := rows.Scan(&p.RefundNo, &p.OrderNo, &p.SellerID, &p.Amount, &p.CreatedAt, &p.State, &p.Reason, &read,
 			&has, &it.SellerID, &ch, &it.ProviderTxnID, &cur, &it.Category, &it.Amount, &it.Refunded,
 			&it.Commission, &it.SellerShare, &it.Rule, &date, &it.State,
-			&it.LateRefunded, &it.LateSellerBack, &it.LateCommissionBack, &p.SourceRejected); err != nil {
+			&it.LateRefunded, &it.LateSellerBack, &it.LateCommissionBack, &it.Repriced, &it.RepricedN, &p.SourceRejected); err != nil {
 			return nil, fmt.Errorf("read pending late refunds: %w", err)
 		}
 		if p.Date, err = pipeline.ParseDate(read); err != nil {
@@ -306,17 +315,26 @@ func (l *Ledger) PendingLateRefunds(ctx context.Context, after string, orders in
 func (l *Ledger) ResolveLateRefund(ctx context.Context, run *pipeline.Run, refundNo, state, reason string, adj *pipeline.Adjustment, prior int64) error {
 	return l.inTx(ctx, func(tx *sql.Tx) error {
 		if adj != nil {
+			// A reprice of the order's date (settle reprice) changes the
+			// split this was worked out on: none meanwhile, and none
+			// recorded since (the sum below).
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1, hashtext(business_date::text)) FROM items WHERE order_no = $2`,
+				repriceLockClass, adj.OrderNo); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, orderLockClass, adj.OrderNo); err != nil {
 				return err
 			}
-			var clawed int64
-			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(sum(refund_minor), 0) FROM adjustments
-				WHERE kind = 'clawback' AND order_no = $1`, adj.OrderNo).Scan(&clawed); err != nil {
+			var clawed, repriced int64
+			if err := tx.QueryRowContext(ctx, `SELECT
+				(SELECT COALESCE(sum(refund_minor), 0) FROM adjustments WHERE kind = 'clawback' AND order_no = $1),
+				(SELECT COALESCE(sum(amount_minor), 0) FROM adjustments WHERE kind = 'reprice' AND order_no = $1)`,
+				adj.OrderNo).Scan(&clawed, &repriced); err != nil {
 				return err
 			}
-			if clawed != prior {
-				return fmt.Errorf("late refund %s of order %s: %w (its clawbacks now cover %d, %d when worked out)",
-					refundNo, adj.OrderNo, pipeline.ErrBalanceMoved, clawed, prior)
+			if clawed != prior || repriced != adj.Repriced {
+				return fmt.Errorf("late refund %s of order %s: %w (its clawbacks now cover %d, %d when worked out; its reprices %d, %d)",
+					refundNo, adj.OrderNo, pipeline.ErrBalanceMoved, clawed, prior, repriced, adj.Repriced)
 			}
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE late_refunds SET state = $2, reason = $3 WHERE refund_no = $1 AND state = 'pending'`,
@@ -339,12 +357,18 @@ func (l *Ledger) ResolveLateRefund(ctx context.Context, run *pipeline.Run, refun
 }
 
 func insertAdjustment(ctx context.Context, tx *sql.Tx, run *pipeline.Run, a pipeline.Adjustment) (int64, error) {
+	return insertEntry(ctx, tx, a, cmp.Or(a.Date, run.Key.Date), cmp.Or(a.RunID, run.ID), sql.NullInt64{})
+}
+
+// insertEntry records an entry of the journal dated d under run runID, of
+// the reprice repriceID when it is valid.
+func insertEntry(ctx context.Context, tx *sql.Tx, a pipeline.Adjustment, d pipeline.Date, runID int64, repriceID sql.NullInt64) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO adjustments (seller_id, currency, kind, amount_minor, order_no, refund_no,
-		refund_minor, commission_back, subject, reason, business_date, run_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
+		refund_minor, commission_back, subject, reason, business_date, run_id, reprice_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
 		a.SellerID, string(a.Currency), a.Kind, a.Amount, a.OrderNo, a.RefundNo, a.RefundMinor, a.CommissionBack,
-		a.Subject, a.Reason, cmp.Or(a.Date, run.Key.Date).String(), run.ID).Scan(&id)
+		a.Subject, a.Reason, d.String(), runID, repriceID).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record %s adjustment for %s %s: %w", a.Kind, a.SellerID, a.Currency, err)
 	}

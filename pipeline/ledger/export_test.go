@@ -81,6 +81,8 @@ var DateQueries = map[string]string{
 	"SellerOfInfiniaID":      sellerOfInfiniaIDQuery,
 	"KnownSellers":           knownSellersQuery,
 	"WeChatDistributedAfter": weChatDistributedAfterQuery,
+	"repriceSummary":         repriceSummaryQuery,
+	"repriceItems":           repriceItemsQuery,
 }
 
 // SetMaxHeldRejects sets how many rejects the direct way of WriteItems

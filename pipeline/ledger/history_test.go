@@ -75,7 +75,7 @@ func TestHistoryReadsAreBoundedByTheRun(t *testing.T) {
 	// state that is left behind (pending); or the open carried entries' own
 	// index (what is open, not what was). The dates asked are the last
 	// run's, as a night's reports ask.
-	bounded := regexp.MustCompile(`(Index|Recheck) Cond: .*\b(run_id|order_no|business_date|netted_date|infinia_seller_id|seller_id|subject|idem_key|updated_at|refund_no|id) (=|>=|<=|>|<) |Cond: \(state = 'pending'|Cond: \(netted_into = ''|Index Scan (using|on) adjustments_open `)
+	bounded := regexp.MustCompile(`(Index|Recheck) Cond: .*\b(run_id|order_no|business_date|netted_date|infinia_seller_id|seller_id|subject|idem_key|updated_at|refund_no|reprice_id|id) (=|>=|<=|>|<) |Cond: \(state = 'pending'|Cond: \(netted_into = ''|Index Scan (using|on) adjustments_open `)
 	bitmapPart := regexp.MustCompile(`->  (Bitmap Index Scan|BitmapAnd|BitmapOr)`)
 	mid, tonight := runs[days/2], runs[days-1]
 	for name, q := range map[string]struct {
@@ -86,6 +86,8 @@ func TestHistoryReadsAreBoundedByTheRun(t *testing.T) {
 		"pending late refunds": {ledger.PendingLateRefundsQuery, []any{"", 1000}},
 		"SellerLines":          {ledger.DateQueries["SellerLines"], []any{tonight.Key.Date.String(), "RS/" + tonight.Key.Date.Compact() + "/%"}},
 		"clawbackSummary":      {ledger.DateQueries["clawbackSummary"], []any{tonight.Key.Date.String()}},
+		"repriceSummary":       {ledger.DateQueries["repriceSummary"], []any{tonight.Key.Date.String()}},
+		"repriceItems":         {ledger.DateQueries["repriceItems"], []any{tonight.Key.Date.String()}},
 		"RejectedLateRefunds":  {ledger.DateQueries["RejectedLateRefunds"], []any{tonight.Key.Date.String()}},
 		"lateRefundStatus":     {ledger.DateQueries["lateRefundStatus"], []any{tonight.Key.Date.String()}},
 		"SellerOfInfiniaID":    {ledger.DateQueries["SellerOfInfiniaID"], []any{"INF7"}},

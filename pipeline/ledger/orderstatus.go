@@ -37,9 +37,11 @@ type OrderHistory struct {
 	Files       []SubjectFile       `json:"trade_files"`
 	LateRefunds []OrderLateRefund   `json:"late_refunds"`
 	Clawbacks   []SubjectAdjustment `json:"clawbacks"`
-	Mismatches  []SubjectMismatch   `json:"mismatches"`
-	LateOrders  []LateOrder         `json:"late_orders"` // what the looks at the date's window found of it
-	Resolved    []Resolution        `json:"resolved"`
+	// Reprices are the order's reprice entries (settle reprice).
+	Reprices   []SubjectAdjustment `json:"reprices,omitempty"`
+	Mismatches []SubjectMismatch   `json:"mismatches"`
+	LateOrders []LateOrder         `json:"late_orders"` // what the looks at the date's window found of it
+	Resolved   []Resolution        `json:"resolved"`
 }
 
 // OrderRow is a row of a run of the date with the order number: as read
@@ -310,6 +312,9 @@ func (r Reader) orderHistory(ctx context.Context, d pipeline.Date, orderNo strin
 	}
 	if h.Clawbacks, err = r.adjustments(ctx, `order_no = $1 AND kind = '`+string(pipeline.AdjustClawback)+`'`, orderNo); err != nil {
 		return nil, fail("clawbacks", err)
+	}
+	if h.Reprices, err = r.adjustments(ctx, `order_no = $1 AND kind = '`+pipeline.AdjustReprice+`'`, orderNo); err != nil {
+		return nil, fail("reprices", err)
 	}
 
 	// What the reconciliation last found: of the order or its trade file

@@ -10,7 +10,9 @@ import (
 
 // OrderLines streams every order considered on date d by any of its runs -
 // settled items and rejects - ordered by order_no then source position, for
-// the orders report, and the late refunds: each on the date that read it,
+// the orders report, the entries of the date's reprices (settle reprice:
+// action reprice, the commission and seller share moved, refunded 0), and
+// the late refunds: each on the date that read it,
 // with the parts it took back when its clawback is dated that date too. A
 // clawback dated later (its order settled after the refund was read) has
 // its parts on its own date's row, where summary.csv and sellers.csv count
@@ -50,6 +52,13 @@ func (r Reader) OrderLines(ctx context.Context, d pipeline.Date, fn func(pipelin
 		FROM adjustments a JOIN late_refunds lr ON lr.refund_no = a.refund_no JOIN runs r ON r.id = a.run_id
 		LEFT JOIN items i ON i.order_no = lr.order_no
 		WHERE a.kind = 'clawback' AND a.business_date = $1 AND lr.business_date <> $1
+		UNION ALL
+		SELECT a.order_no, a.seller_id, COALESCE(i.channel, ''), a.currency, '', '0',
+		       (-a.commission_back)::text, a.amount_minor::text, 'reprice', 'repriced', a.reason,
+		       '', '', '', r.shard_index || '/' || r.shard_count, a.reprice_id
+		FROM adjustments a JOIN runs r ON r.id = a.run_id
+		LEFT JOIN items i ON i.order_no = a.order_no
+		WHERE a.reprice_id = ANY (ARRAY(SELECT id FROM reprices WHERE business_date = $1))
 		ORDER BY 1, 9, 16, 15, 11, 6`, d.String())
 	if err != nil {
 		return fmt.Errorf("read order lines: %w", err)
@@ -222,7 +231,7 @@ const sellerLinesQuery = `
 		adj AS (
 			SELECT a.seller_id, a.currency,
 			       sum(a.amount_minor) FILTER (WHERE a.business_date < $1 AND (a.netted_date IS NULL OR a.netted_date >= $1)) AS carried_in,
-			       sum(a.amount_minor) FILTER (WHERE a.kind = 'clawback' AND a.business_date = $1) AS clawback,
+			       sum(a.amount_minor) FILTER (WHERE a.kind IN ('clawback', 'reprice') AND a.business_date = $1) AS clawback,
 			       sum(a.amount_minor) FILTER (WHERE a.business_date <= $1 AND (a.netted_date IS NULL OR a.netted_date > $1)) AS carried_out,
 			       sum(a.amount_minor) FILTER (WHERE a.netted_date = $1 AND p.paid IS NULL) AS in_flight
 			-- The entries open (netted_date IS NULL: netted_into = '') and
@@ -250,7 +259,7 @@ const sellerLinesQuery = `
 // SellerLines streams the date's sellers by seller and currency: what the
 // date's items owe them (the items a provider rejected counted apart, so
 // gross - refunded - commission = payable), the carried balance coming in,
-// the clawbacks recorded that day, what was paid for the date, the balance
+// the clawbacks and reprice entries recorded that day, what was paid for the date, the balance
 // carried forward and what is not settled yet. Payable + CarriedIn +
 // Clawback = Paid + Held + Unsettled, checked in Balanced with the
 // item sums: the carried figures come from the adjustments journal, paid
@@ -319,7 +328,43 @@ func (r Reader) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipel
 			return err
 		}
 	}
-	return r.clawbackSummary(ctx, d, fn)
+	if err := r.clawbackSummary(ctx, d, fn); err != nil {
+		return err
+	}
+	return r.repriceSummary(ctx, d, fn)
+}
+
+// repriceSummaryQuery sums the reprice entries of a date (its argument) by currency.
+// A reprice's entries are dated its date: read by the date's reprices
+// (reprices_date), an array the entries are then looked up by
+// (adjustments_reprice), whatever the statistics say (as
+// payoutSucceededCarriedQuery).
+const repriceSummaryQuery = `SELECT currency, count(*), -sum(commission_back), sum(amount_minor)
+		FROM adjustments WHERE reprice_id = ANY (ARRAY(SELECT id FROM reprices WHERE business_date = $1))
+		GROUP BY currency ORDER BY currency`
+
+// repriceSummary adds a row per currency for the reprice entries of date
+// d (settle reprice): the commission the platform gives back (or takes)
+// and the seller shares given (or taken back), which add up to 0; the
+// sellers' part is in carried, netted into their next revenue shares.
+func (r Reader) repriceSummary(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
+	rows, err := r.q.QueryContext(ctx, repriceSummaryQuery, d.String())
+	if err != nil {
+		return fmt.Errorf("read summary: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		s := pipeline.SummaryLine{Channel: "(rules repriced)"}
+		if err := rows.Scan(&s.Currency, &s.Orders, &s.Commission, &s.Seller); err != nil {
+			return err
+		}
+		s.Carried = s.Seller
+		s.Balanced = s.Refunded+s.Commission+s.Seller == 0
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // clawbackSummaryQuery sums the clawbacks recorded on a date (its argument) by currency.
@@ -368,7 +413,7 @@ func orderBalanced(o pipeline.OrderLine) string {
 		v[i] = n
 	}
 	ok := v[0] == v[1]+v[2]+v[3]
-	if o.Action == "late_refund" {
+	if o.Action == "late_refund" || o.Action == "reprice" {
 		ok = o.Commission == "" || v[1]+v[2]+v[3] == 0
 	}
 	return strconv.FormatBool(ok)

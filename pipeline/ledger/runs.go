@@ -521,16 +521,26 @@ func keepRulesFile(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, p pipel
 	if split {
 		return sql.NullString{}, nil // its own stays (OpenRun's CASE)
 	}
-	h := sha256.New()
-	h.Write([]byte(p.RulesName))
-	h.Write([]byte{0})
-	h.Write(p.RulesBody)
-	fileHash := hex.EncodeToString(h.Sum(nil))
-	if _, err := tx.ExecContext(ctx, `INSERT INTO rules_files (file_hash, name, rules_hash, body) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (file_hash) DO NOTHING`, fileHash, p.RulesName, p.RulesHash, p.RulesBody); err != nil {
-		return sql.NullString{}, fmt.Errorf("keep rules file %s: %w", p.RulesName, err)
+	fileHash, err := keepFile(ctx, tx, p.RulesName, p.RulesHash, p.RulesBody)
+	if err != nil {
+		return sql.NullString{}, err
 	}
 	return sql.NullString{String: fileHash, Valid: true}, nil
+}
+
+// keepFile records a rules file (rules_files), once for the same name and
+// bytes, and returns its file_hash.
+func keepFile(ctx context.Context, tx *sql.Tx, name, rulesHash string, body []byte) (string, error) {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write(body)
+	fileHash := hex.EncodeToString(h.Sum(nil))
+	if _, err := tx.ExecContext(ctx, `INSERT INTO rules_files (file_hash, name, rules_hash, body) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (file_hash) DO NOTHING`, fileHash, name, rulesHash, body); err != nil {
+		return "", fmt.Errorf("keep rules file %s: %w", name, err)
+	}
+	return fileHash, nil
 }
 
 // sameSharding refuses a new run of key's date when the date's runs are in
@@ -1120,6 +1130,11 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 				WHERE a.run_id = $1 AND a.kind = 'held' AND a.netted_into <> '' AND NOT EXISTS (
 					SELECT 1 FROM effects e WHERE e.run_id = $1 AND e.subject = a.netted_into AND e.sends = 0 AND e.state = 'planned')
 				ORDER BY a.id`},
+			// A reprice's entries are of the date's orders, and its rules
+			// are the date's: read again, its orders would be split anew
+			// under other rules, the entries of the old ones standing.
+			{"reprices of the date (settle reprice)", `SELECT 'reprice ' || p.id || ' under ' || p.rules_hash FROM reprices p
+				JOIN runs r ON r.business_date = p.business_date WHERE r.id = $1 ORDER BY p.id`},
 			{"late refunds worked out on its orders", `SELECT lr.refund_no || ' of ' || lr.order_no || ' ' || lr.state FROM late_refunds lr
 				WHERE lr.state <> 'pending' AND (lr.order_no IN (SELECT order_no FROM items WHERE run_id = $1)
 					OR lr.order_no IN (SELECT order_no FROM rejects WHERE run_id = $1 AND order_no <> ''

@@ -25,6 +25,7 @@ type DateStatus struct {
 	Mismatches  MismatchStatus      `json:"mismatches"`            // what the reconcile stage found
 	LateRefunds LateRefundStatus    `json:"late_refunds"`          // those read on this date
 	LateOrders  LateOrdersStatus    `json:"late_orders"`           // what the looks at its window found since it was read
+	Reprices    []Reprice           `json:"reprices,omitempty"`    // the date's reprices (settle reprice), oldest first
 	Carried     []CarriedBalance    `json:"carried_balances"`      // every open balance, all dates
 	Resolved    []Resolution        `json:"resolved"`              // what a person resolved (Resolutions)
 }
@@ -306,6 +307,9 @@ func (l *Ledger) dateStatus(ctx context.Context, r Reader, d pipeline.Date) (*Da
 		return nil, err
 	}
 	if s.LateOrders, err = r.lateOrdersStatus(ctx, d); err != nil {
+		return nil, err
+	}
+	if s.Reprices, err = r.RepricesOf(ctx, d, false); err != nil {
 		return nil, err
 	}
 	carries, err := r.OpenCarries(ctx, pipeline.Date{})
