@@ -33,6 +33,9 @@ CREATE INDEX IF NOT EXISTS reprices_date ON reprices (business_date, id);
 ALTER TABLE adjustments ADD COLUMN IF NOT EXISTS reprice_id bigint REFERENCES reprices (id);
 ALTER TABLE adjustments DROP CONSTRAINT IF EXISTS adjustments_kind_check;
 ALTER TABLE adjustments ADD CONSTRAINT adjustments_kind_check CHECK (kind IN ('held', 'clawback', 'reprice'));
+-- Applied again over itself (a ledger set back to an earlier version, its
+-- later migrations' objects left), as every migration is.
+ALTER TABLE adjustments DROP CONSTRAINT IF EXISTS adjustments_reprice_check;
 ALTER TABLE adjustments ADD CONSTRAINT adjustments_reprice_check
     CHECK ((kind = 'reprice') = (reprice_id IS NOT NULL)
            AND (kind <> 'reprice' OR (order_no <> '' AND refund_minor = 0 AND commission_back = amount_minor AND amount_minor <> 0)));
