@@ -357,18 +357,12 @@ func (l *Ledger) ResolveLateRefund(ctx context.Context, run *pipeline.Run, refun
 }
 
 func insertAdjustment(ctx context.Context, tx *sql.Tx, run *pipeline.Run, a pipeline.Adjustment) (int64, error) {
-	return insertEntry(ctx, tx, a, cmp.Or(a.Date, run.Key.Date), cmp.Or(a.RunID, run.ID), sql.NullInt64{})
-}
-
-// insertEntry records an entry of the journal dated d under run runID, of
-// the reprice repriceID when it is valid.
-func insertEntry(ctx context.Context, tx *sql.Tx, a pipeline.Adjustment, d pipeline.Date, runID int64, repriceID sql.NullInt64) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO adjustments (seller_id, currency, kind, amount_minor, order_no, refund_no,
-		refund_minor, commission_back, subject, reason, business_date, run_id, reprice_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+		refund_minor, commission_back, subject, reason, business_date, run_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
 		a.SellerID, string(a.Currency), a.Kind, a.Amount, a.OrderNo, a.RefundNo, a.RefundMinor, a.CommissionBack,
-		a.Subject, a.Reason, d.String(), runID, repriceID).Scan(&id)
+		a.Subject, a.Reason, cmp.Or(a.Date, run.Key.Date).String(), cmp.Or(a.RunID, run.ID)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record %s adjustment for %s %s: %w", a.Kind, a.SellerID, a.Currency, err)
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -75,9 +77,14 @@ func (l *Ledger) Reprice(ctx context.Context, d pipeline.Date, rules pipeline.Ru
 			if a.Kind != pipeline.AdjustReprice || a.RunID == 0 {
 				return fmt.Errorf("reprice of %s: entry of order %s is a %q of run %d, want a reprice of its item's run", d, a.OrderNo, a.Kind, a.RunID)
 			}
-			if _, err := insertEntry(ctx, tx, a, d, a.RunID, sql.NullInt64{Int64: id, Valid: true}); err != nil {
+		}
+		// In batches: one statement an entry was 31 s for 100,000.
+		for len(adjust) > 0 {
+			n := min(len(adjust), repriceBatch)
+			if err := insertReprices(ctx, tx, d, id, adjust[:n]); err != nil {
 				return err
 			}
+			adjust = adjust[n:]
 		}
 		return nil
 	})
@@ -85,6 +92,28 @@ func (l *Ledger) Reprice(ctx context.Context, d pipeline.Date, rules pipeline.Ru
 		return 0, err
 	}
 	return id, nil
+}
+
+// repriceBatch is how many entries of a reprice one statement records.
+const repriceBatch = 5000
+
+// insertReprices records the entries as, dated d, of the reprice id, each
+// under its run.
+func insertReprices(ctx context.Context, tx *sql.Tx, d pipeline.Date, id int64, as []pipeline.Adjustment) error {
+	sellers, curs, orders, reasons := make(pq.StringArray, len(as)), make(pq.StringArray, len(as)), make(pq.StringArray, len(as)), make(pq.StringArray, len(as))
+	amounts, runs := make(pq.Int64Array, len(as)), make(pq.Int64Array, len(as))
+	for i, a := range as {
+		sellers[i], curs[i], orders[i], reasons[i], amounts[i], runs[i] = a.SellerID, string(a.Currency), a.OrderNo, a.Reason, a.Amount, a.RunID
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO adjustments (seller_id, currency, kind, amount_minor, order_no, refund_no,
+		refund_minor, commission_back, subject, reason, business_date, run_id, reprice_id)
+		SELECT e.seller_id, e.currency, 'reprice', e.amount, e.order_no, '', 0, e.amount, '', e.reason, $7, e.run_id, $8
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[])
+		     AS e(seller_id, currency, order_no, amount, reason, run_id)`,
+		sellers, curs, orders, amounts, reasons, runs, d.String(), id); err != nil {
+		return fmt.Errorf("record the entries of the reprice of %s: %w", d, err)
+	}
+	return nil
 }
 
 // eachRepriceItem calls each with every item of d (repriceItemsQuery).
