@@ -122,7 +122,11 @@ func repriceCommand(cfg *config) *cli.Command {
 			if dry {
 				fmt.Fprintf(out, "%d orders %s; the date's rules %s\n", len(rp.Adjust), verb, map[bool]string{true: "would become " + name, false: "stay"}[res.RulesChanged])
 			}
-			if !dry && res.ID != 0 {
+			// Written again whether or not this recorded anything: a
+			// reprice that ended after it recorded and before it wrote them
+			// (killed) left them without its entries, and its re-run
+			// records nothing.
+			if !dry {
 				path, err := reportWriter{reports: reportsFor(c)}.write(c.Context, l, d)
 				if err != nil {
 					return err

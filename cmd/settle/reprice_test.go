@@ -90,7 +90,12 @@ func TestARepriceIsAnAdjustmentNettedIntoTheNextRevenueShare(t *testing.T) {
 	if reprices() != 4 || repriced() != -740 {
 		t.Fatalf("reprice under 12%%: %d entries of %d, want 4 of -740:\n%s", reprices(), repriced(), out)
 	}
-	if out := reprice(twelve); !strings.Contains(out, "nothing recorded") || reprices() != 4 || repriced() != -740 ||
+	// As if killed after it recorded, before it wrote the date's reports:
+	// the same file again records nothing and writes them.
+	if err := os.RemoveAll(filepath.Join(e.reports, day1)); err != nil {
+		t.Fatal(err)
+	}
+	if out := reprice(twelve); len(e.orderRows(day1, "reprice")) != 4 || !strings.Contains(out, "nothing recorded") || reprices() != 4 || repriced() != -740 ||
 		e.count(`SELECT count(*) FROM settle.reprices`) != 1 {
 		t.Fatalf("the same file again: want nothing recorded, %d entries of %d:\n%s", reprices(), repriced(), out)
 	}
