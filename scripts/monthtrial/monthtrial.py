@@ -180,6 +180,7 @@ class Trial:
             if k.startswith("SETTLE_") and k != "SETTLE_DATABASE_URL":
                 del self.env[k]
         self.paysim = None
+        self.paysim_args = []  # more flags for paysim (chaostrial.py: its faults)
         self.log = open(os.path.join(self.work, "run.log"), "w")
 
     # ---- platform database ----
@@ -244,7 +245,8 @@ class Trial:
         self.paysim = subprocess.Popen(
             [os.path.join(self.bin, "paysim"), "--dir", os.path.join(self.work, "paysim-data"),
              "--http-addr", f"127.0.0.1:{ports[0]}", "--sftp-addr", f"127.0.0.1:{ports[1]}",
-             "--bind-sellers", "8", "--platform-db", self.url, "--date", ",".join(self.dates), "--tz", TZ_NAME],
+             "--bind-sellers", "8", "--platform-db", self.url, "--date", ",".join(self.dates), "--tz", TZ_NAME,
+             *self.paysim_args],
             stdout=envfile, stderr=self.log)
         for _ in range(600):
             text = open(envfile.name).read()
@@ -280,6 +282,7 @@ class Trial:
     def nights(self):
         d = self.dates
         for night, date in enumerate(d):
+            self.night_begins(night)
             print(f"night {night + 1}: {date}", flush=True)
             if night == 0:
                 self.ctl("--binding", "INF00000002=PENDING")
@@ -329,6 +332,9 @@ class Trial:
         self.run()
         for date in d:  # every date's reports again, from the ledger as it is now (README, Reports)
             self.settle("report", "--date", date, "--out", self.reports, shown=f"report --date {date}")
+
+    def night_begins(self, night):
+        """Called before each night's changes and runs (chaostrial.py checks the night before)."""
 
     def close(self, keep):
         if self.paysim and self.paysim.poll() is None:
@@ -385,9 +391,14 @@ def business_date(ts):
     return datetime.datetime.fromisoformat(ts).astimezone(TZ).date().isoformat()
 
 
-def oracle(t):
+def oracle(t, upto=None, quiet=False):
+    """The problems found, each a line. upto: the dates to check (those whose runs ended, with
+    the late refunds read on them), default all; quiet: no table."""
     problems = []
-    last = t.dates[-1]
+    strict = upto is None  # every date run: no WeChat order may still be held
+    upto = set(t.dates if upto is None else upto)
+    last = max(upto)
+    say = (lambda *a: None) if quiet else print
     rules = {f: read_rules(f) for _, f in t.rules_from}
 
     def rules_for(date):
@@ -407,6 +418,8 @@ def oracle(t):
     items = {}
     for o in orders:
         d = business_date(o["confirmed_at"])
+        if d not in upto:
+            continue
         a = int(o["a"])
         refunded = sum(int(r["a"]) for r in refunds if r["order_no"] == o["order_no"] and business_date(r["created_at"]) <= d)
         rf = rules_for(d)
@@ -422,7 +435,7 @@ def oracle(t):
     for r in refunds:
         it = items.get(r["order_no"])
         rd = business_date(r["created_at"])
-        if it is None or rd <= it["date"] or rd > last:
+        if it is None or rd <= it["date"] or rd not in upto:
             continue
         amt = int(r["a"])
         if it["o"]["provider"] == "wechatpay" or amt > it["left"]:
@@ -446,15 +459,6 @@ def oracle(t):
         if rs["status"] == "SUCCESS":
             cur = {"CNH": "CNY"}.get(rs["currency"], rs["currency"])  # --infinia-currencies' default
             paid[(by_infinia.get(rs["seller_id"], rs["seller_id"]), cur)] += rs["amount_minor"]
-    wechat_got = defaultdict(int)
-    for tx in state["wechat"]["transactions"]:
-        if tx["transaction_id"] not in wechat:
-            continue
-        s, c, seller, ono = wechat[tx["transaction_id"]]
-        if (tx["frozen_minor"], tx["distributed_minor"], tx["unfrozen_minor"]) != (0, c, s):
-            problems.append(f"paysim WeChat {tx['transaction_id']} ({ono}): frozen {tx['frozen_minor']}, "
-                            f"distributed {tx['distributed_minor']} (owed the platform {c}), unfrozen {tx['unfrozen_minor']} (owed {s})")
-        wechat_got[(seller, "CNY")] += tx["unfrozen_minor"]
 
     # (c) settle status
     st = json.loads(subprocess.run([os.path.join(t.bin, "settle"), "status", "--date", last, "-o", "json"],
@@ -469,6 +473,8 @@ def oracle(t):
     late_parts = defaultdict(int)
     chain = defaultdict(dict)
     for d in sorted(os.listdir(t.reports)):
+        if d not in upto:
+            continue
         p = os.path.join(t.reports, d)
         with open(os.path.join(p, "orders.csv")) as f:
             for r in csv.DictReader(f):
@@ -495,6 +501,19 @@ def oracle(t):
             if int(r["carried_in_minor"]) != prev:
                 problems.append(f"{k} {d}: sellers.csv carried in {r['carried_in_minor']}, the date before carried forward {prev}")
             prev = int(r["carried_forward_minor"])
+    wechat_got = defaultdict(int)
+    for tx in state["wechat"]["transactions"]:
+        if tx["transaction_id"] not in wechat:
+            continue
+        s, c, seller, ono = wechat[tx["transaction_id"]]
+        want = (0, c, s)
+        if not strict and settled.get(ono, {}).get("state") not in (None, "paid"):
+            want = (c + s, 0, 0)  # held (no sub_mchid, say): nothing moved yet (upto's dates only)
+        if (tx["frozen_minor"], tx["distributed_minor"], tx["unfrozen_minor"]) != want:
+            problems.append(f"paysim WeChat {tx['transaction_id']} ({ono}), {settled.get(ono, {}).get('state')} in orders.csv: frozen "
+                            f"{tx['frozen_minor']}, distributed {tx['distributed_minor']} (owed the platform {c}), unfrozen "
+                            f"{tx['unfrozen_minor']} (owed {s})")
+        wechat_got[(seller, "CNY")] += tx["unfrozen_minor"] + (s if want[0] else 0)  # a held one's share is the seller's still
     settle_commission = defaultdict(int, late_parts)
     for ono, it in items.items():
         r = settled.get(ono)
@@ -508,11 +527,11 @@ def oracle(t):
             problems.append(f"order {ono} of {it['date']}: settle split {got}, the rules give {(*it['first'], it['rule'])}")
         if it["o"]["provider"] != "wechatpay" and (r["state"] not in ("paid", "carried") or r["reason"].startswith("held:")):
             held[(r["seller_id"], r["currency"])] += int(r["seller_minor"])
-            print(f"  held: {ono} {r['state']} {r['reason']}")
+            say(f"  held: {ono} {r['state']} {r['reason']}")
 
-    print(f"{'seller':8} {'cur':4} {'owed':>10} {'paid':>10} {'carried':>10} {'held':>8}  why carried")
+    say(f"{'seller':8} {'cur':4} {'owed':>10} {'paid':>10} {'carried':>10} {'held':>8}  why carried")
     for k in sorted(set(owed) | set(paid) | set(carried)):
-        print(f"{k[0]:8} {k[1]:4} {owed[k]:10} {paid[k]:10} {carried[k]:10} {held[k]:8}  {why.get(k, '')}")
+        say(f"{k[0]:8} {k[1]:4} {owed[k]:10} {paid[k]:10} {carried[k]:10} {held[k]:8}  {why.get(k, '')}")
         if paid[k] != rs_paid[k]:
             problems.append(f"{k}: paysim paid {paid[k]} in succeeded revenue shares, payouts.csv says {rs_paid[k]}")
         if owed[k] != paid[k] + carried[k] + held[k]:
@@ -520,7 +539,7 @@ def oracle(t):
                             f"{owed[k] - paid[k] - carried[k] - held[k]} unaccounted for")
     for cur in sorted(net):
         sellers_owed = sum(v for (_, c), v in owed.items() if c == cur) + sum(v for (_, c), v in wechat_got.items() if c == cur)
-        print(f"{cur}: orders' net {net[cur]}, sellers {sellers_owed}, platform's commission {commission[cur]}, settle's {settle_commission[cur]}")
+        say(f"{cur}: orders' net {net[cur]}, sellers {sellers_owed}, platform's commission {commission[cur]}, settle's {settle_commission[cur]}")
         if net[cur] - sellers_owed != commission[cur]:
             problems.append(f"{cur}: the orders' net less the sellers' {net[cur] - sellers_owed}, the commission {commission[cur]}")
         if settle_commission[cur] != commission[cur]:
