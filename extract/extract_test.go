@@ -10,12 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/settlekit/settle/extract"
 	"github.com/settlekit/settle/internal/pgtest"
 	"github.com/settlekit/settle/pipeline"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain drops what pgtest made once the tests are done, then fails
+// them when a goroutine they started is still running.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.M(m)) }
 
 // Orders hands on every row as read: NULLs as nil, integers and numerics as
 // their text, timestamps as instants, numbered from 1.

@@ -196,6 +196,23 @@ func Main(m *testing.M) {
 	stop()
 }
 
+// M wraps m so that running it also does what Main does after the tests
+// (the throwaway server stopped, the admin pool closed), for a TestMain
+// that hands m on to another runner, goleak's say:
+//
+//	func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.M(m)) }
+//
+// The pool's goroutines are gone by the time the runner looks.
+func M(m *testing.M) interface{ Run() int } { return mainRun{m} }
+
+type mainRun struct{ m *testing.M }
+
+func (r mainRun) Run() int {
+	code := r.m.Run()
+	stop()
+	return code
+}
+
 // The server found for this test binary. Discovery happens once: every test
 // of a package shares the server and the admin connection pool.
 var (

@@ -98,8 +98,13 @@ func TestWebhook(t *testing.T) {
 	if status(alt) != http.StatusOK || len(got) != 3 {
 		t.Fatal("responseData variant not accepted")
 	}
-	if resp, err := hc.Get(srv.URL); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+	resp, err := hc.Get(srv.URL)
+	if err != nil {
 		t.Fatalf("GET: %v", err)
+	}
+	resp.Body.Close() // else its connection's goroutines outlive the test
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET: %s", resp.Status)
 	}
 }
 
