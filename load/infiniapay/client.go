@@ -153,6 +153,14 @@ type Client struct {
 	cfg Config
 }
 
+// CloseIdleConnections closes the connections to Infinia Pay that the client's
+// HTTP transport keeps open for reuse; one in use is left to its request,
+// and the client stays usable (it dials again). A run's provider calls it
+// as it ends (pipeline.Provider.Close): kept, they and their goroutines
+// outlived the run by the transport's idle timeout, in a process that
+// goes on (a test's, or settle demo's re-run).
+func (c *Client) CloseIdleConnections() { c.cfg.HTTP.CloseIdleConnections() }
+
 // New checks cfg, fills in its defaults and returns a Client.
 func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(cfg.BaseURL)

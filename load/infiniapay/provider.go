@@ -95,7 +95,10 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Distribute: distribute,
 		Matchers: []pipeline.Matcher{NewMatcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final,
 			Memory: c.Memory, Now: c.Client.cfg.Now})},
-		Close: c.SFTP.Close,
+		Close: func() error {
+			c.Client.CloseIdleConnections()
+			return c.SFTP.Close()
+		},
 	}
 }
 

@@ -94,6 +94,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 			return s, notAnswering(ctx, err)
 		},
 		Matchers: []pipeline.Matcher{match},
+		Close:    func() error { c.Client.CloseIdleConnections(); return nil },
 	}
 	if c.Watch != nil && c.WatchDays > 0 {
 		p.Watchers = []pipeline.Watcher{Watcher(MatcherConfig{API: api, Pacer: c.Pacer, Up: c.Client.Preflight, Log: c.Log}, c.Watch, c.WatchDays)}

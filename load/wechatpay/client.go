@@ -136,6 +136,14 @@ type Client struct {
 	sweepAt int                      // len(subs) at which waitSub next drops the full buckets
 }
 
+// CloseIdleConnections closes the connections to WeChat Pay that the client's
+// HTTP transport keeps open for reuse; one in use is left to its request,
+// and the client stays usable (it dials again). A run's provider calls it
+// as it ends (pipeline.Provider.Close): kept, they and their goroutines
+// outlived the run by the transport's idle timeout, in a process that
+// goes on (a test's, or settle demo's re-run).
+func (c *Client) CloseIdleConnections() { c.cfg.HTTP.CloseIdleConnections() }
+
 // New checks cfg, fills in its defaults and returns a Client.
 func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL == "" {

@@ -81,5 +81,6 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Prepare:    PrepareStage(stage),
 		Distribute: DistributeStage(stage),
 		Matchers:   []pipeline.Matcher{Matcher(MatcherConfig{Store: c.Store, API: api, Pacer: c.Pacer, Final: c.Final, Now: c.Now, MaxFeeBps: c.MaxFeeBps, Memory: c.Memory})},
+		Close:      func() error { c.Client.CloseIdleConnections(); return nil },
 	}
 }
