@@ -158,6 +158,11 @@ type SettledItem struct {
 	// A repriced order splits under its date's repriced rules (Now).
 	Repriced  int64
 	RepricedN int64
+	// DateRepriced says its date was repriced (settle reprice): its rules
+	// are the repriced ones, which priced every order of the date at its
+	// refunded total of then, those they left as they were (no entry)
+	// too. Not recorded.
+	DateRepriced bool
 }
 
 // PendingLateRefund is a late refund not resolved yet, with its order's
@@ -574,9 +579,10 @@ func (b *badRefund) Error() string { return b.why }
 // lost rule is also a note for a person (the rules file changed or lost a
 // date the ledger still needs). A split again under a changed rule would
 // have priced the part of the order the buyer kept anew, as if refunded.
-// A repriced order (settle reprice: its date's rules are the repriced
-// ones) is judged against the split its reprices gave it, at the refunded
-// total of before the refund, and what is left of it counts them.
+// An order of a repriced date (settle reprice: its date's rules are the
+// repriced ones) is judged against the split it has now (its reprices, if
+// any, in), at the refunded total of before the refund, and what is left
+// of it counts them.
 func clawback(ctx context.Context, it *SettledItem, r LateRefund, resplit Resplit) (*Adjustment, string, error) {
 	cur := it.Currency
 	refunded, err := Add(it.Refunded, it.LateRefunded)
@@ -596,11 +602,14 @@ func clawback(ctx context.Context, it *SettledItem, r LateRefund, resplit Respli
 	var how, note string
 	s, err := resplit(ctx, o, it.Date)
 	// The split the order stands at: the one it settled with, or, once
-	// repriced (settle reprice), the one its last reprice gave it at the
-	// refunded total of then - its date's rules now being the repriced
-	// ones, which split the order as it settled no more.
+	// its date was repriced (settle reprice), the one it has now at the
+	// refunded total of now - its date's rules now being the repriced
+	// ones, which split the order as it settled no more (an order they
+	// left as it was at the refunded total of the reprice, a late refund
+	// in it, included: at its settlement's, a cap its larger base reached
+	// may split it otherwise).
 	base, settledWith := it.Order, it.Split
-	if it.RepricedN > 0 {
+	if it.RepricedN > 0 || it.DateRepriced {
 		base.Refunded = it.Refunded + it.LateRefunded
 		settledWith.Commission, settledWith.SellerShare, settledWith.Rule = commissionLeft, sellerLeft, it.Rule+" repriced"
 	}

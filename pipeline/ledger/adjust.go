@@ -254,6 +254,7 @@ const pendingLateRefundsQuery = `
 		       COALESCE(i.business_date::text, ''), COALESCE(i.state, ''),
 		       COALESCE(a.refund, 0), COALESCE(a.seller_back, 0), COALESCE(a.commission_back, 0),
 		       COALESCE(rp.amount, 0), COALESCE(rp.n, 0),
+		       i.order_no IS NOT NULL AND EXISTS (SELECT 1 FROM reprices WHERE business_date = i.business_date),
 		       CASE WHEN i.order_no IS NULL THEN COALESCE(j.why, '') ELSE '' END
 		FROM (SELECT DISTINCT order_no FROM late_refunds
 		      WHERE state = 'pending' AND order_no > $1 ORDER BY order_no LIMIT $2) n
@@ -292,7 +293,7 @@ func (l *Ledger) PendingLateRefunds(ctx context.Context, after string, orders in
 		if err := rows.Scan(&p.RefundNo, &p.OrderNo, &p.SellerID, &p.Amount, &p.CreatedAt, &p.State, &p.Reason, &read,
 			&has, &it.SellerID, &ch, &it.ProviderTxnID, &cur, &it.Category, &it.Amount, &it.Refunded,
 			&it.Commission, &it.SellerShare, &it.Rule, &date, &it.State,
-			&it.LateRefunded, &it.LateSellerBack, &it.LateCommissionBack, &it.Repriced, &it.RepricedN, &p.SourceRejected); err != nil {
+			&it.LateRefunded, &it.LateSellerBack, &it.LateCommissionBack, &it.Repriced, &it.RepricedN, &it.DateRepriced, &p.SourceRejected); err != nil {
 			return nil, fmt.Errorf("read pending late refunds: %w", err)
 		}
 		if p.Date, err = pipeline.ParseDate(read); err != nil {
