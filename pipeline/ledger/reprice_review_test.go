@@ -2,10 +2,12 @@ package ledger_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 )
 
 // capped splits an order at 10% of what is left of it, the commission at
@@ -91,5 +93,47 @@ func TestALateRefundOfAnOrderARepriceLeftAloneSplitsUnderTheDatesRules(t *testin
 	if sellerBack != 90 || commissionBack != 10 || p.Count() != 0 {
 		t.Errorf("late refund of Pc after the reprice: %d back from the seller, %d of commission, notes %v; want 90 and 10, no note",
 			sellerBack, commissionBack, p.List)
+	}
+}
+
+// TestTheRolesThatReadRunsReadTheReprices: a role that may read the
+// ledger's runs (settle status, settle report under a role of their own,
+// README "Roles") may read the reprices, as 00037 grants it the late
+// orders: settle status reads a date's reprices, and its reports their
+// entries. Before (00038 granted SELECT to the run roles alone), such a
+// role's status and reports of any date were "permission denied for
+// table reprices" once the ledger was migrated.
+func TestTheRolesThatReadRunsReadTheReprices(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openAt(t, 37)
+	role := "settle_t_reader_" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")
+	for _, q := range []string{`CREATE ROLE ` + role, `GRANT USAGE ON SCHEMA ` + ledger.DefaultSchema + ` TO ` + role,
+		`GRANT SELECT ON ALL TABLES IN SCHEMA ` + ledger.DefaultSchema + ` TO ` + role} {
+		if _, err := l.DB().Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		l.DB().Exec(`DROP OWNED BY ` + role)
+		l.DB().Exec(`DROP ROLE ` + role)
+	})
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, `SET ROLE `+role); err != nil {
+		t.Fatal(err)
+	}
+	defer c.ExecContext(context.Background(), `RESET ROLE`)
+	for _, table := range []string{"late_orders", "reprices"} {
+		var n int64
+		if err := c.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+			t.Errorf("a role that reads runs reads %s: %v", table, err)
+		}
 	}
 }
