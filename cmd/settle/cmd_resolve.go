@@ -526,7 +526,8 @@ func payProtocolOrder(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.
 // date's next run verifies the payment again, as it verifies any held
 // payment, and settles it once through its keyed trade file and revenue
 // share. An order reopened before and not decided since is said and left
-// as it is.
+// as it is. Of a date repriced meanwhile (settle reprice left the order
+// alone, rejected), it says what adjusts the order once it is paid.
 func reopenRejected(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date) error {
 	ctx, orderNo := c.Context, c.String("order")
 	pp, it, release, err := payProtocolOrder(c, cfg, l, d, "--reopen", "say why the order is settled after all: who checked the payment with Pay Protocol, the reference", "is paid")
@@ -574,6 +575,19 @@ func reopenRejected(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Da
 	}
 	fmt.Fprintf(cfg.stdout, "order %s (Pay Protocol payment %s) %s: %s\n", orderNo, it.TransactionID, when, it.Reason)
 	fmt.Fprintf(cfg.stdout, "run the date again (settle run --date %s): it verifies the payment and settles the order once, in a further trade file of the date; the seller's revenue share pays it (the date's, or the seller's next one if the date's went out already)\n", d)
+	// A reprice left the order alone, rejected (never paid): the run pays
+	// it at the split it was recorded with, under the rules the reprice
+	// replaced. The same reprice again, once it is paid, records its
+	// difference alone.
+	ps, err := l.RepricesOf(ctx, d, false)
+	if err != nil {
+		return err
+	}
+	if len(ps) > 0 {
+		last := ps[len(ps)-1]
+		fmt.Fprintf(cfg.stdout, "%s was repriced (settle reprice, last under %s, rules %s), this order left alone while rejected: the run pays it at the split it was recorded with; once it is paid, settle reprice --date %s --rules %s adjusts it\n",
+			d, last.Name, last.RulesHash, d, last.Name)
+	}
 	return nil
 }
 
