@@ -66,6 +66,13 @@ END
 $$;
 -- +goose StatementEnd
 
+-- settle status (a date's reprices) and settle report (their entries in
+-- orders.csv and summary.csv) read it for every date: the roles that may
+-- read runs may read it, as 00037 grants them late_orders (found by a
+-- review: under such a role both were "permission denied for table
+-- reprices" once the ledger was migrated, a date repriced or not).
+SELECT grant_like('reprices', 'SELECT', 'runs', 'SELECT');
+
 DROP TRIGGER IF EXISTS reprices_append_only ON reprices;
 DROP TRIGGER IF EXISTS reprices_no_truncate ON reprices;
 CREATE TRIGGER reprices_append_only BEFORE UPDATE OR DELETE ON reprices
