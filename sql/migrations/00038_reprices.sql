@@ -72,6 +72,13 @@ $$;
 -- review: under such a role both were "permission denied for table
 -- reprices" once the ledger was migrated, a date repriced or not).
 SELECT grant_like('reprices', 'SELECT', 'runs', 'SELECT');
+-- And the rules files the reprices name (settle status lists each
+-- reprice with its file's name, a join of rules_files): 00030 granted
+-- rules_files to the roles that may open a run alone, and a role that
+-- reads runs, granted its tables before 00030, was "permission denied
+-- for table rules_files" on settle status of any date once migrated
+-- (found by a review; before settle reprice, status --rules alone read it).
+SELECT grant_like('rules_files', 'SELECT', 'runs', 'SELECT');
 
 DROP TRIGGER IF EXISTS reprices_append_only ON reprices;
 DROP TRIGGER IF EXISTS reprices_no_truncate ON reprices;
