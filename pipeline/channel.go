@@ -50,6 +50,15 @@ type ChannelSpec struct {
 	// settled orders is ignored rather than clawed back (the provider takes
 	// the refund from the seller's own funds, say). Empty: clawed back.
 	LateRefundIgnored string
+	// OnlyDeclared, when not empty, is why the provider pays a seller no
+	// more than what the channel's uploads declared of the seller's shares
+	// (less what it paid): an order's share grown past what its upload
+	// declared (a reprice that lowers a commission) cannot be paid by it,
+	// and its entry would hold the seller's every later payout short. A
+	// reprice that would do so is refused whole, naming the orders (a
+	// share that grows back up to what was declared is recorded). Empty:
+	// the provider pays what it is asked.
+	OnlyDeclared string
 }
 
 // Channels are the channels a run knows, in report order.

@@ -56,9 +56,15 @@ type Repricing struct {
 	Adjust []Adjustment
 	// Named lists the items whose share changes but whose channel's
 	// shares are not netted into revenue shares (a provider that
-	// distributed the commission already): nothing is recorded for them,
-	// a person corrects them with the provider.
+	// distributed the commission already): nothing is recorded for them, a
+	// person corrects them with the provider.
 	Named Problems
+	// Undeclared lists the items whose share would pass what their upload
+	// declared, on a channel whose provider pays only that
+	// (ChannelSpec.OnlyDeclared): the reprice is refused while there is
+	// one, nothing recorded (the date's rules would no longer split the
+	// order as it stands).
+	Undeclared Problems
 	// InFlight lists the items whose share changes that are not paid or
 	// carried yet (recorded, uploaded, unverified, held): the reprice is
 	// refused while there is one, nothing recorded.
@@ -106,6 +112,15 @@ func (r *Repricing) Add(it RepriceItem, split RepriceSplit) error {
 			why = "its channel's shares are not paid by revenue sharing, which nets an entry; its late refunds are not clawed back either: " + spec.LateRefundIgnored
 		}
 		r.Named.Add(fmt.Sprintf("%s: not adjusted (%s); correct it with the provider", what, why))
+		return nil
+	case diff > 0 && spec.OnlyDeclared != "" && s.SellerShare > it.SellerShare:
+		// Above the share its upload declared, the entry would make
+		// every later revenue share of the seller in the currency ask
+		// more than the provider holds for it: the seller's whole payout
+		// held short, night after night (found by the session's review).
+		// Up to it (a share taken back by an earlier reprice, given
+		// again), the provider holds it still.
+		r.Undeclared.Add(fmt.Sprintf("%s: the share would pass the %s its upload declared (%s)", what, Money{it.SellerShare, cur}, spec.OnlyDeclared))
 		return nil
 	case it.State != string(ItemPaid) && it.State != "carried":
 		r.InFlight.Add(fmt.Sprintf("%s: %s, not paid or carried yet", what, it.State))
@@ -189,6 +204,11 @@ func Reprice(ctx context.Context, store RepriceStore, d Date, rules RulesFile, c
 				rp.InFlight.Summary = fmt.Sprintf("%s: %d orders whose seller share %s changes are not paid or carried yet: nothing repriced "+
 					"(settle run --date %s pays them; then reprice again)", d, rp.InFlight.Count(), rules.Name, d)
 				return nil, 0, false, rp.InFlight.NeedsPerson()
+			}
+			if rp.Undeclared.Count() > 0 {
+				rp.Undeclared.Summary = fmt.Sprintf("%s: %d orders whose seller share %s would raise past what their upload declared, all their provider pays: nothing repriced "+
+					"(give those orders their rate of before in the file, and correct them by hand with the provider)", d, rp.Undeclared.Count(), rules.Name)
+				return nil, 0, false, rp.Undeclared.NeedsPerson()
 			}
 			record := !dryRun && (changed || len(rp.Adjust) > 0)
 			return rp.Adjust, int64(rp.Named.Count()), record, nil

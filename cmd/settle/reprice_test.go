@@ -187,3 +187,37 @@ func TestARepriceIsAnAdjustmentNettedIntoTheNextRevenueShare(t *testing.T) {
 		e.sellersReport(day)
 	}
 }
+
+// TestARepriceNamesAShareAboveWhatInfiniaWasDeclared: Infinia pays a
+// seller's revenue share only out of what its accepted trade files
+// declared the seller's. A reprice at 9% (the day split at 10%) would
+// give each order's seller more than its trade file declared: recorded,
+// the entries made every later revenue share of the seller ask more than
+// Infinia holds ("Infinia shows 198.00 USD available, we owe 200.00"),
+// and the next date's run held the sellers' whole payouts, exit 4, night
+// after night (found by the session's review). The reprice is refused
+// whole (exit 4), naming those orders, nothing recorded and the date's
+// rules unchanged, and the next date is paid as it would have been. A
+// share taken back by a reprice and given back up to what was declared
+// is recorded (the other test: 12% then 11%).
+func TestARepriceNamesAShareAboveWhatInfiniaWasDeclared(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	day1, day2 := scenarioDays[0], scenarioDays[1]
+	if out, code := e.runDay(sim, day1); code != 0 {
+		t.Fatalf("%s: exit %d\n%s", day1, code, out)
+	}
+	nine := e.writeRules("rules-9.csv", 900)
+	out, code := e.settle("reprice", "--date", day1, "--rules", nine, "--out", e.reports)
+	if code != 4 || !strings.Contains(out, "its upload declared") {
+		t.Fatalf("reprice under 9%%: exit %d, want 4 naming the orders whose share would pass what Infinia was declared:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE kind = 'reprice'`); n != 0 {
+		t.Fatalf("%d reprice entries recorded above what Infinia was declared, want none", n)
+	}
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	if out, code := e.runDay(sim, day2); code != 0 {
+		t.Fatalf("%s after the reprice: exit %d\n%s", day2, code, out)
+	}
+}
