@@ -219,13 +219,13 @@ func (r Reader) RepricesOf(ctx context.Context, d pipeline.Date, withBody bool) 
 			var t RepriceTotal
 			if err := trows.Scan(&t.Currency, &t.Orders, &t.Given, &t.Taken, &t.Open); err != nil {
 				trows.Close()
-				return nil, err
+				return nil, fmt.Errorf("read the totals of reprice %d of %s: %w", out[i].ID, d, err)
 			}
 			out[i].Totals = append(out[i].Totals, t)
 		}
 		trows.Close()
 		if err := trows.Err(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read the totals of reprice %d of %s: %w", out[i].ID, d, err)
 		}
 	}
 	return out, nil
@@ -244,7 +244,7 @@ func (l *Ledger) DatesRunAfter(ctx context.Context, d pipeline.Date) ([]pipeline
 	for rows.Next() {
 		var t time.Time
 		if err := rows.Scan(&t); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read the dates run after %s: %w", d, err)
 		}
 		out = append(out, pipeline.DateOf(t))
 	}
