@@ -29,10 +29,13 @@ func TestAnOrderReopenedAfterARepriceSaysToRepriceAgain(t *testing.T) {
 	if out, code := e.runInfinia(sim); code != 0 {
 		t.Fatalf("rejected: exit %d, want 0:\n%s", code, out)
 	}
-	twelve := e.writeRules("rules-12.csv", 1200)
+	// The whole order as commission: no order's seller share grows, so
+	// none passes what its trade file declared to Infinia (a reprice that
+	// would raise one is refused whole).
+	all := e.writeRules("rules-100.csv", 10000)
 	reprice := func() string {
 		t.Helper()
-		out, code := e.settle("reprice", "--date", testDate, "--rules", twelve, "--out", e.reports)
+		out, code := e.settle("reprice", "--date", testDate, "--rules", all, "--out", e.reports)
 		if code != 0 && code != 4 {
 			t.Fatalf("reprice: exit %d\n%s", code, out)
 		}
@@ -54,7 +57,7 @@ func TestAnOrderReopenedAfterARepriceSaysToRepriceAgain(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "is held again") {
 		t.Fatalf("resolve --reopen: exit %d:\n%s", code, out)
 	}
-	if !strings.Contains(out, "repriced") || !strings.Contains(out, "settle reprice --date "+testDate+" --rules") || !strings.Contains(out, "rules-12.csv") {
+	if !strings.Contains(out, "repriced") || !strings.Contains(out, "settle reprice --date "+testDate+" --rules") || !strings.Contains(out, "rules-100.csv") {
 		t.Errorf("resolve --reopen of an order of a repriced date: want it said, and what adjusts the order once paid:\n%s", out)
 	}
 	if out, code := e.runInfinia(sim); code != 0 {
