@@ -50,21 +50,7 @@ CREATE INDEX IF NOT EXISTS adjustments_reprice_order ON adjustments (order_no) W
 
 -- A run's late refunds read the date's rules: the roles that may open a
 -- run may read the reprices (as 00030 grants rules_files).
--- +goose StatementBegin
-DO $$
-DECLARE
-    grantee text;
-BEGIN
-    FOR grantee IN
-        SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
-        FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
-        WHERE c.oid = 'runs'::regclass AND a.privilege_type = 'INSERT' AND a.grantee <> c.relowner
-    LOOP
-        EXECUTE 'GRANT SELECT ON reprices TO ' || grantee;
-    END LOOP;
-END
-$$;
--- +goose StatementEnd
+SELECT grant_like('reprices', 'SELECT', 'runs', 'INSERT');
 
 -- settle status (a date's reprices) and settle report (their entries in
 -- orders.csv and summary.csv) read it for every date: the roles that may
