@@ -86,6 +86,10 @@ func TestLateOrdersFoundAreKept(t *testing.T) {
 		!strings.Contains(out, "order "+gone+": settled on 2026-11-20") {
 		t.Fatalf("the next night: exit %d, want 4 naming the three orders:\n%s", code, out)
 	}
+	// Its hint says where the findings are kept, beyond the night's log.
+	if !strings.Contains(out, "settle status --date D lists every order the looks at D's window found") {
+		t.Errorf("the next night's hint does not point at settle status:\n%s", out)
+	}
 	lo := e.lateOrdersOf("2026-11-20")
 	if lo.LookedAt == nil || !strings.HasPrefix(lo.LookedBy, "2026-11-21 shard 0/1") || lo.Found != 3 || lo.Cleared != 0 || len(lo.Listed) != 3 {
 		t.Fatalf("status -o json of 2026-11-20 after the look: %+v, want 3 found by 2026-11-21's run", lo)
