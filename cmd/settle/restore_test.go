@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -305,4 +306,53 @@ func TestARestoredLedgerWithAPaymentVerifiedSincePaysNothingMore(t *testing.T) {
 			t.Errorf("%s: the balance fell by %d, by %d before the restore", cur, got, spent[cur])
 		}
 	}
+}
+
+// TestARestoredLedgerFindsTheShareInfiniaPaidOnItsSecondAttempt: Infinia
+// failed a seller's revenue share (attempt 1), and the date's next run
+// paid it under the share's second requestNo; the ledger is then restored
+// from a backup taken before the date's first run. Run again, the restored
+// ledger plans attempt 1 again, which Infinia holds FAILED, while the
+// seller's available share went to attempt 2: nothing more is paid, and
+// the date's runs come to end 0 with the share recorded paid under attempt
+// 2's requestNo, as Infinia paid it.
+func TestARestoredLedgerFindsTheShareInfiniaPaidOnItsSecondAttempt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restore test")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "4", "--seed", "8")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 4, nil, balance)
+	e.mustSettle("migrate")
+	backup := e.backupLedger("before")
+	failing := seed.InfiniaID(3)
+	sim.Infinia.FailSharesOf(failing, "account frozen")
+	if out, code := e.runInfinia(sim); code != 4 {
+		t.Fatalf("first run: exit %d, want 4 (a revenue share failed)\n%s", code, out)
+	}
+	sim.Infinia.FailSharesOf(failing, "")
+	out, code := e.runInfinia(sim)
+	if code != 0 {
+		t.Fatalf("second run: exit %d, want 0\n%s", code, out)
+	}
+	shares := len(sim.Infinia.RevenueShares())
+	e.restoreLedger(backup)
+	var runs []string
+	for i := range 4 {
+		out, code = e.runInfinia(sim)
+		runs = append(runs, fmt.Sprintf("run %d after the restore: exit %d\n%s", i+1, code, out))
+		if n := len(sim.Infinia.RevenueShares()); n != shares {
+			t.Fatalf("%d revenue shares at Infinia after run %d after the restore, %d before:\n%s", n, i+1, shares, strings.Join(runs, "\n"))
+		}
+		if code == 0 {
+			break
+		}
+	}
+	if code != 0 {
+		t.Fatalf("the date never ended 0 after the restore:\n%s", strings.Join(runs, "\n"))
+	}
+	t.Logf("%d runs after the restore", len(runs))
+	e.checkPaidOnce(sim, balance)
 }

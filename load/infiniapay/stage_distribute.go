@@ -520,9 +520,11 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 			if avail < net {
 				reason := fmt.Sprintf("Infinia shows %s available, we owe %s", pipeline.Money{Minor: avail, Currency: cur}, pipeline.Money{Minor: net, Currency: cur})
 				// Sent only when Infinia paid it, or is paying it, under
-				// that requestNo (a restored ledger's): the money is gone
-				// to it already. One Infinia failed moved nothing, and the
-				// share is short indeed; and an answer other than "not
+				// that requestNo (a restored ledger's), or under a later
+				// one of the share after failing this one: the money is
+				// gone to it already. One Infinia failed, and no later
+				// one paid, moved nothing, and the share is short indeed;
+				// and an answer other than "not
 				// found" about a requestNo never sent (not found has no
 				// published code) must not lift the check.
 				held, err := d.atInfinia(ctx, next)
@@ -689,10 +691,45 @@ func (d *distribution) next(ctx context.Context, p pipeline.PayoutCandidate, not
 // person. A share Infinia holds under the requestNo with another amount
 // is not ours to adopt: the sender's check of the answer leaves it to a
 // person.
+//
+// A requestNo Infinia failed whose later attempt (the next requestNo of
+// the share, up to MaxAttempts) Infinia paid or is paying answers that
+// later attempt's status: the backup was taken before the date's run
+// whose share Infinia failed, and a later run paid it under its next
+// requestNo. e is sent then, Infinia answers FAILED again (it moves
+// nothing), and the ledger records the failure Infinia holds; the next
+// run plans the later attempt and finds it paid. Held as short instead
+// (Infinia had failed e), the share was carried for a person on every run
+// of the date, and so were the later dates that netted it, while Infinia
+// had paid it.
 func (d *distribution) atInfinia(ctx context.Context, e pipeline.Effect) (pipeline.OutcomeStatus, error) {
 	if d.c.Payouts == nil {
 		return pipeline.OutcomeNotFound, nil // nothing to ask (a test's planning alone)
 	}
+	st, err := d.heldUnder(ctx, e)
+	if err != nil || st != pipeline.OutcomeFailed {
+		return st, err
+	}
+	later := e
+	for later.Attempt < d.c.MaxAttempts {
+		later.Attempt++
+		later.Key = RevenueShareRequestNo(d.run.Key.Date, subjectSeller(e.Subject), e.Currency, later.Attempt)
+		lst, err := d.heldUnder(ctx, later)
+		switch {
+		case err != nil:
+			return pipeline.OutcomeFailed, fmt.Errorf("its next requestNo %s: %w", later.Key, err)
+		case lst == pipeline.OutcomeSucceeded || lst == pipeline.OutcomePending:
+			return lst, nil
+		case lst != pipeline.OutcomeFailed:
+			return pipeline.OutcomeFailed, nil // never sent: e's failure is the last
+		}
+	}
+	return pipeline.OutcomeFailed, nil
+}
+
+// heldUnder returns what Infinia holds under revenue share e's requestNo
+// (atInfinia).
+func (d *distribution) heldUnder(ctx context.Context, e pipeline.Effect) (pipeline.OutcomeStatus, error) {
 	o, err := pipeline.Ask(ctx, func(ctx context.Context) (pipeline.Outcome, error) { return d.c.Payouts.Query(ctx, e) })
 	if err != nil {
 		return pipeline.OutcomeNotFound, err
