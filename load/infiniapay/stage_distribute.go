@@ -28,7 +28,9 @@ import (
 // (none of them is sent), or of a seller whose available revenue share at
 // Infinia is below the net - except what Infinia already holds under the
 // requestNo it would be sent with (a ledger restored from a backup: see
-// atInfinia), which is sent again under it, moving nothing. A
+// atInfinia), paid or paying, or failed while it paid or is paying a
+// later requestNo of the share, which is sent again under it, moving
+// nothing. A
 // revenue share that fails opens the balance it netted again and carries
 // its items: nothing is lost, and the next run pays it. A payout already
 // planned is always resolved first, never re-checked or re-planned.
