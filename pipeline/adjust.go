@@ -141,6 +141,13 @@ type Adjustment struct {
 	// add up to it (a reprice recorded meanwhile), nothing is recorded
 	// (ErrBalanceMoved). Not recorded.
 	Repriced int64
+	// RulesReprice, of a clawback, is the reprice of its order's date
+	// whose rules it was split under (SettledItem.RepriceID; 0: the
+	// date's runs' rules): when the date's latest reprice is another by
+	// the time it is recorded (one that changed the date's rules and no
+	// entry of the order, committed meanwhile), nothing is recorded
+	// (ErrBalanceMoved). Not recorded.
+	RulesReprice int64
 }
 
 // SettledItem is an item as a late refund finds it: its split, business
@@ -158,11 +165,12 @@ type SettledItem struct {
 	// A repriced order splits under its date's repriced rules (Now).
 	Repriced  int64
 	RepricedN int64
-	// DateRepriced says its date was repriced (settle reprice): its rules
-	// are the repriced ones, which priced every order of the date at its
-	// refunded total of then, those they left as they were (no entry)
-	// too. Not recorded.
-	DateRepriced bool
+	// RepriceID is its date's latest reprice when the item was read (0:
+	// the date was not repriced): its rules are the date's (those a late
+	// refund splits under: Resplit), which priced every order of the date
+	// at its refunded total of then, those they left as they were (no
+	// entry) too. Not recorded.
+	RepriceID int64
 }
 
 // PendingLateRefund is a late refund not resolved yet, with its order's
@@ -207,8 +215,11 @@ type AdjustStore interface {
 	// for a clawback, records adj, in one transaction. A clawback was
 	// worked out from the order's earlier clawbacks of prior refunds in
 	// all: when they no longer add up (another run clawed back a refund of
-	// the order meanwhile), nothing is recorded and the error wraps
-	// ErrBalanceMoved.
+	// the order meanwhile), or the order's reprice entries no longer add
+	// up to adj.Repriced, or its date's latest reprice is no longer
+	// adj.RulesReprice (a reprice committed meanwhile: the split was
+	// worked out under the rules it replaced), nothing is recorded and
+	// the error wraps ErrBalanceMoved.
 	ResolveLateRefund(ctx context.Context, run *Run, refundNo, state, reason string, adj *Adjustment, prior int64) error
 	// MovedOrderRefunds returns, as late refunds pending (RefundNo
 	// MovedRefundNo), what the run's rows rejected as already settled on
@@ -235,10 +246,14 @@ func MovedRefundNo(orderNo string, d Date) string {
 }
 
 // Resplit recomputes an order's split under the rules of date d (the
-// order's business date), for the refunded total the order now has. An
-// error with ErrNotRead in its chain (the rules of the date could not be
-// read) stops the clawbacks; any other is the rules' word on the order.
-type Resplit func(ctx context.Context, o Order, d Date) (Split, error)
+// order's business date), for the refunded total the order now has: the
+// rules of the date's reprice reprice (SettledItem.RepriceID), else (0)
+// those the date's runs split with. The rules of a reprice never change;
+// a later reprice is another id, so rules looked up once may be kept for
+// a run. An error with ErrNotRead in its chain (the rules of the date
+// could not be read) stops the clawbacks; any other is the rules' word on
+// the order.
+type Resplit func(ctx context.Context, o Order, d Date, reprice int64) (Split, error)
 
 // ReadLateRefunds records the late refunds of the run's window for the
 // sellers of its shard. It is idempotent: a refund is keyed by refund_no;
@@ -537,7 +552,10 @@ func clawBackPage(ctx context.Context, store AdjustStore, resplit Resplit, chann
 				adj.Date = run.Key.Date
 			}
 			if err = resolve(LateRefundClawed, adj.Reason, adj); errors.Is(err, ErrBalanceMoved) {
-				waiting++ // another run clawed back a refund of the order meanwhile: the next run works it out again
+				// Another run clawed back a refund of the order, or a
+				// reprice of its date committed, meanwhile: the next run
+				// works it out again, on the order and rules of then.
+				waiting++
 				continue
 			}
 			if errors.Is(err, ErrAlreadyResolved) {
@@ -600,7 +618,7 @@ func clawback(ctx context.Context, it *SettledItem, r LateRefund, resplit Respli
 	sellerBack := min(r.Amount, sellerLeft)
 	commissionBack := r.Amount - sellerBack
 	var how, note string
-	s, err := resplit(ctx, o, it.Date)
+	s, err := resplit(ctx, o, it.Date, it.RepriceID)
 	// The split the order stands at: the one it settled with, or, once
 	// its date was repriced (settle reprice), the one it has now at the
 	// refunded total of now - its date's rules now being the repriced
@@ -609,13 +627,13 @@ func clawback(ctx context.Context, it *SettledItem, r LateRefund, resplit Respli
 	// in it, included: at its settlement's, a cap its larger base reached
 	// may split it otherwise).
 	base, settledWith := it.Order, it.Split
-	if it.RepricedN > 0 || it.DateRepriced {
+	if it.RepricedN > 0 || it.RepriceID != 0 {
 		base.Refunded = it.Refunded + it.LateRefunded
 		settledWith.Commission, settledWith.SellerShare, settledWith.Rule = commissionLeft, sellerLeft, it.Rule+" repriced"
 	}
 	var settled Split
 	if err == nil {
-		settled, err = resplit(ctx, base, it.Date)
+		settled, err = resplit(ctx, base, it.Date, it.RepriceID)
 	}
 	if errors.Is(err, ErrNotRead) {
 		// The rules could not be looked up (the ledger's kept file of
@@ -642,7 +660,7 @@ func clawback(ctx context.Context, it *SettledItem, r LateRefund, resplit Respli
 		return nil, "", &badRefund{fmt.Sprintf("refund %s exceeds what is left of the order", Money{r.Amount, cur})}
 	}
 	return &Adjustment{SellerID: it.SellerID, Currency: cur, Kind: AdjustClawback, Amount: -sellerBack,
-		OrderNo: it.OrderNo, RefundNo: r.RefundNo, RefundMinor: r.Amount, CommissionBack: commissionBack, Repriced: it.Repriced,
+		OrderNo: it.OrderNo, RefundNo: r.RefundNo, RefundMinor: r.Amount, CommissionBack: commissionBack, Repriced: it.Repriced, RulesReprice: it.RepriceID,
 		Reason: fmt.Sprintf("late refund %s of order %s (%s): %s back from the seller, %s of commission (%s)",
 			r.RefundNo, it.OrderNo, it.Date, Money{sellerBack, cur}, Money{commissionBack, cur}, how)}, note, nil
 }

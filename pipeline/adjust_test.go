@@ -59,7 +59,7 @@ func (m *memAdjust) ResolveLateRefund(_ context.Context, _ *Run, no, state, reas
 }
 
 // tenPercent splits like a 10% rule with a 1.00 minimum commission.
-func tenPercent(_ context.Context, o Order, _ Date) (Split, error) {
+func tenPercent(_ context.Context, o Order, _ Date, _ int64) (Split, error) {
 	base := o.Amount - o.Refunded
 	c := min(base, max(100, base/10))
 	return Split{Order: o, Rule: "r:1", Commission: c, SellerShare: base - c}, nil
@@ -67,7 +67,7 @@ func tenPercent(_ context.Context, o Order, _ Date) (Split, error) {
 
 func settled(orderNo string, ch Channel, state string, gross, refunded int64) *SettledItem {
 	o := Order{OrderNo: orderNo, SellerID: "S1", Channel: ch, Currency: "USD", Amount: gross, Refunded: refunded}
-	s, _ := tenPercent(context.Background(), o, Date{})
+	s, _ := tenPercent(context.Background(), o, Date{}, 0)
 	return &SettledItem{Split: s, State: state}
 }
 
@@ -163,14 +163,14 @@ func TestClawBackFallsBackWhenTheRulesChanged(t *testing.T) {
 // goes first, as when they lost its date, and a person is told.
 func TestClawBackDoesNotPriceAnOrderAnewUnderAChangedRule(t *testing.T) {
 	rate := func(bps int64) Resplit {
-		return func(_ context.Context, o Order, _ Date) (Split, error) {
+		return func(_ context.Context, o Order, _ Date, _ int64) (Split, error) {
 			base := o.Amount - o.Refunded
 			c, err := MulDivHalfEven(base, bps, 10000)
 			return Split{Order: o, Rule: fmt.Sprintf("rules.csv:%d", bps), Commission: c, SellerShare: base - c}, err
 		}
 	}
 	o := Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000}
-	s, _ := rate(1000)(context.Background(), o, Date{})
+	s, _ := rate(1000)(context.Background(), o, Date{}, 0)
 	it := &SettledItem{Split: s, State: "paid"}
 	r := LateRefund{RefundNo: "R", Amount: 5000}
 
@@ -245,11 +245,11 @@ func TestClawBacksWithoutTheRulesOfTheOrdersDate(t *testing.T) {
 			{LateRefund: LateRefund{RefundNo: "R1", OrderNo: "A", SellerID: "S1", Amount: 2000}, Item: settled("A", cardCh, "paid", 10000, 0)},
 			{LateRefund: LateRefund{RefundNo: "R2", OrderNo: "OLD", SellerID: "S1", Amount: 500}, Item: stale},
 		}}
-	resplit := func(_ context.Context, o Order, on Date) (Split, error) {
+	resplit := func(_ context.Context, o Order, on Date, _ int64) (Split, error) {
 		if on == old {
 			return Split{}, E(KindUsage, "rules", fmt.Errorf("no rule applies on %s", on))
 		}
-		return tenPercent(context.Background(), o, on)
+		return tenPercent(context.Background(), o, on, 0)
 	}
 	summary, problems, err := ClawBacks(context.Background(), store, resplit, testChannels, run)
 	if err != nil {
@@ -359,7 +359,7 @@ func TestClawBackFromTheSellersShareFirstTakesOnlyWhatIsLeftOfIt(t *testing.T) {
 	// file no longer has the order's date.
 	it := &SettledItem{Split: Split{Order: Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000},
 		Commission: 500, SellerShare: 9500}, State: "paid", LateRefunded: 9000, LateSellerBack: 9000}
-	noRules := func(context.Context, Order, Date) (Split, error) {
+	noRules := func(context.Context, Order, Date, int64) (Split, error) {
 		return Split{}, E(KindUsage, "rules", fmt.Errorf("no rule applies"))
 	}
 	adj, note, err := clawback(context.Background(), it, LateRefund{RefundNo: "R2", Amount: 800}, noRules)
@@ -393,7 +393,7 @@ func TestAPayoutNetsTheCarriedBalanceWithItsSign(t *testing.T) {
 func TestAClawbackNeverGivesBackMoreCommissionThanIsLeft(t *testing.T) {
 	it := &SettledItem{Split: Split{Order: Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: 10000},
 		Commission: 500, SellerShare: 9500}, State: "paid", LateRefunded: 500, LateSellerBack: 9500, LateCommissionBack: 500}
-	noRules := func(context.Context, Order, Date) (Split, error) {
+	noRules := func(context.Context, Order, Date, int64) (Split, error) {
 		return Split{}, E(KindUsage, "rules", fmt.Errorf("no rule applies"))
 	}
 	adj, _, err := clawback(context.Background(), it, LateRefund{RefundNo: "R2", Amount: 300}, noRules)
@@ -443,7 +443,7 @@ func TestAClawbackIsDatedByTheLaterOfItsRefundAndTheRun(t *testing.T) {
 // the clawback is not made seller's share first, the error is returned.
 func TestClawBackStopsWhenItsRulesCannotBeRead(t *testing.T) {
 	gone := errors.New("connection reset")
-	unread := func(context.Context, Order, Date) (Split, error) { return Split{}, NotRead(gone) }
+	unread := func(context.Context, Order, Date, int64) (Split, error) { return Split{}, NotRead(gone) }
 	adj, note, err := clawback(context.Background(), settled("A", cardCh, "paid", 10000, 0), LateRefund{RefundNo: "R", Amount: 3000}, unread)
 	if !errors.Is(err, gone) || !errors.Is(err, ErrNotRead) || adj != nil || note != "" {
 		t.Fatalf("clawback under unread rules: %+v, %q, %v; want the read's error, nothing taken back", adj, note, err)

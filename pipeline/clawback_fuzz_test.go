@@ -11,7 +11,7 @@ import (
 // this package cannot import): round_half_even(base*rate/10000) + fixed,
 // within [min, max] (max 0: no cap), then within [0, base].
 func ruleSplit(rate, fixed, minC, maxC int64) Resplit {
-	return func(_ context.Context, o Order, _ Date) (Split, error) {
+	return func(_ context.Context, o Order, _ Date, _ int64) (Split, error) {
 		base := o.Amount - o.Refunded
 		c, err := MulDivHalfEven(base, rate, 10000)
 		if err != nil {
@@ -47,7 +47,7 @@ func FuzzClawBacksUnderTheSameRules(f *testing.F) {
 		}
 		split := ruleSplit(rate, fixed, minC, maxC)
 		o := Order{OrderNo: "A", SellerID: "S1", Channel: cardCh, Currency: "USD", Amount: amount, Refunded: refunded}
-		s, err := split(context.Background(), o, Date{})
+		s, err := split(context.Background(), o, Date{}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +76,7 @@ func FuzzClawBacksUnderTheSameRules(f *testing.F) {
 			it.LateCommissionBack += adj.CommissionBack
 			whole := o
 			whole.Refunded = refunded + it.LateRefunded
-			want, _ := split(context.Background(), whole, Date{})
+			want, _ := split(context.Background(), whole, Date{}, 0)
 			if it.SellerShare-it.LateSellerBack != want.SellerShare || it.Commission-it.LateCommissionBack != want.Commission {
 				t.Fatalf("after %d refunded late, left seller %d commission %d; a split of the whole refunded total gives %d and %d",
 					it.LateRefunded, it.SellerShare-it.LateSellerBack, it.Commission-it.LateCommissionBack, want.SellerShare, want.Commission)

@@ -765,62 +765,69 @@ func parseMinPayout(s string) (map[pipeline.Currency]int64, error) {
 }
 
 // resplit splits an order again, for a late refund: under the rules file
-// its date was last repriced with (settle reprice, migration 00038), else
-// the one its date's run split it with, as the ledger kept it (migration 00030,
-// settle status --rules), else (a run from before, or none kept) under
-// rules, the file given now. A file given now that lost or changed the
-// order's rule had the seller give back the whole refund from its share,
-// and no later run with the right file undid it (found by an operator's
-// trial); the kept file is the one the order settled under. Each kept file
-// is parsed once, for every date that names it.
+// of its date's reprice the late refund was read with (settle reprice,
+// migration 00038: the date's last when its item was read,
+// SettledItem.RepriceID), else the one its date's run split it with, as
+// the ledger kept it (migration 00030, settle status --rules), else (a run
+// from before, or none kept) under rules, the file given now. A file given
+// now that lost or changed the order's rule had the seller give back the
+// whole refund from its share, and no later run with the right file undid
+// it (found by an operator's trial); the kept file is the one the order
+// settled under. Each kept file is parsed once, for every date that names
+// it. A reprice's rules are kept by its id, never by date: a reprice of
+// the date committed while the run goes on is another id, whose rules the
+// next refund read after it splits under (the ledger records no clawback
+// split under a reprice's rules once another is the date's:
+// ResolveLateRefund). Before, the run kept the date's rules as it first
+// looked them up, and split its later refunds of the date under the rules
+// a reprice had replaced meanwhile.
 func resplit(l *ledger.Ledger, rules *transform.Rules) pipeline.Resplit {
 	var mu sync.Mutex
 	runs := map[pipeline.Date][]ledger.RunRules{}
-	parsed := map[string]*transform.Rules{} // by file hash; nil: did not parse
-	repriced := map[pipeline.Date]*ledger.Reprice{}
-	keptFor := func(ctx context.Context, sellerID string, d pipeline.Date) (*transform.Rules, error) {
+	parsed := map[string]*transform.Rules{}  // by file hash; nil: did not parse
+	repriced := map[int64]*transform.Rules{} // by reprice id
+	parse := func(fileHash, body, name string) *transform.Rules {
+		kept, ok := parsed[fileHash]
+		if !ok {
+			kept, _ = transform.ParseRules(strings.NewReader(body), name) // it parsed when it was kept
+			parsed[fileHash] = kept
+		}
+		return kept
+	}
+	keptFor := func(ctx context.Context, sellerID string, d pipeline.Date, reprice int64) (*transform.Rules, error) {
 		mu.Lock()
 		defer mu.Unlock()
+		// A date repriced (settle reprice) splits under its last
+		// reprice's rules, whichever shard.
+		if reprice != 0 {
+			kept, ok := repriced[reprice]
+			if !ok {
+				p, err := l.RepriceFile(ctx, d, reprice)
+				if err != nil {
+					return nil, pipeline.NotRead(err)
+				}
+				kept = parse(p.FileHash, p.Body, p.Name)
+				repriced[reprice] = kept
+			}
+			return kept, nil
+		}
 		rs, ok := runs[d]
 		if !ok {
 			var err error
 			if rs, err = l.RulesFiles(ctx, d); err != nil {
 				return nil, pipeline.NotRead(err)
 			}
-			ps, err := l.RepricesOf(ctx, d, true)
-			if err != nil {
-				return nil, pipeline.NotRead(err)
-			}
-			runs[d], repriced[d] = rs, nil
-			if len(ps) > 0 {
-				repriced[d] = &ps[len(ps)-1]
-			}
-		}
-		// A date repriced (settle reprice) splits under its last
-		// reprice's rules, whichever shard.
-		if p := repriced[d]; p != nil {
-			kept, ok := parsed[p.FileHash]
-			if !ok {
-				kept, _ = transform.ParseRules(strings.NewReader(p.Body), p.Name) // it parsed when it was kept
-				parsed[p.FileHash] = kept
-			}
-			return kept, nil
+			runs[d] = rs
 		}
 		for _, r := range rs {
-			if !r.Kept || !r.Shard.Owns(sellerID) {
-				continue
+			if r.Kept && r.Shard.Owns(sellerID) {
+				return parse(r.FileHash, r.Body, r.Name), nil
 			}
-			kept, ok := parsed[r.FileHash]
-			if !ok {
-				kept, _ = transform.ParseRules(strings.NewReader(r.Body), r.Name) // it parsed when it was kept
-				parsed[r.FileHash] = kept
-			}
-			return kept, nil
 		}
 		return nil, nil
 	}
-	return func(ctx context.Context, o pipeline.Order, d pipeline.Date) (pipeline.Split, error) {
-		kept, err := keptFor(ctx, o.SellerID, d)
+	return func(ctx context.Context, o pipeline.Order, d pipeline.Date, reprice int64) (pipeline.Split, error) {
+		kept, err := keptFor(ctx, o.SellerID, d, reprice)
 		if err != nil {
 			return pipeline.Split{}, err
 		}

@@ -254,7 +254,7 @@ const pendingLateRefundsQuery = `
 		       COALESCE(i.business_date::text, ''), COALESCE(i.state, ''),
 		       COALESCE(a.refund, 0), COALESCE(a.seller_back, 0), COALESCE(a.commission_back, 0),
 		       COALESCE(rp.amount, 0), COALESCE(rp.n, 0),
-		       i.order_no IS NOT NULL AND EXISTS (SELECT 1 FROM reprices WHERE business_date = i.business_date),
+		       CASE WHEN i.order_no IS NULL THEN 0 ELSE COALESCE((SELECT max(id) FROM reprices WHERE business_date = i.business_date), 0) END,
 		       CASE WHEN i.order_no IS NULL THEN COALESCE(j.why, '') ELSE '' END
 		FROM (SELECT DISTINCT order_no FROM late_refunds
 		      WHERE state = 'pending' AND order_no > $1 ORDER BY order_no LIMIT $2) n
@@ -293,7 +293,7 @@ func (l *Ledger) PendingLateRefunds(ctx context.Context, after string, orders in
 		if err := rows.Scan(&p.RefundNo, &p.OrderNo, &p.SellerID, &p.Amount, &p.CreatedAt, &p.State, &p.Reason, &read,
 			&has, &it.SellerID, &ch, &it.ProviderTxnID, &cur, &it.Category, &it.Amount, &it.Refunded,
 			&it.Commission, &it.SellerShare, &it.Rule, &date, &it.State,
-			&it.LateRefunded, &it.LateSellerBack, &it.LateCommissionBack, &it.Repriced, &it.RepricedN, &it.DateRepriced, &p.SourceRejected); err != nil {
+			&it.LateRefunded, &it.LateSellerBack, &it.LateCommissionBack, &it.Repriced, &it.RepricedN, &it.RepriceID, &p.SourceRejected); err != nil {
 			return nil, fmt.Errorf("read pending late refunds: %w", err)
 		}
 		if p.Date, err = pipeline.ParseDate(read); err != nil {
@@ -317,8 +317,12 @@ func (l *Ledger) ResolveLateRefund(ctx context.Context, run *pipeline.Run, refun
 	return l.inTx(ctx, func(tx *sql.Tx) error {
 		if adj != nil {
 			// A reprice of the order's date (settle reprice) changes the
-			// split this was worked out on: none meanwhile, and none
-			// recorded since (the sum below).
+			// split this was worked out on, and the date's rules: none
+			// meanwhile, and none recorded since (the sum of the order's
+			// entries below, and the date's latest reprice: one that
+			// changed the rules and no entry of the order, worked out
+			// under the rules it replaced, split the refund otherwise
+			// than the date's rules now).
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1, hashtext(business_date::text)) FROM items WHERE order_no = $2`,
 				repriceLockClass, adj.OrderNo); err != nil {
 				return err
@@ -326,16 +330,17 @@ func (l *Ledger) ResolveLateRefund(ctx context.Context, run *pipeline.Run, refun
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, orderLockClass, adj.OrderNo); err != nil {
 				return err
 			}
-			var clawed, repriced int64
+			var clawed, repriced, rules int64
 			if err := tx.QueryRowContext(ctx, `SELECT
 				(SELECT COALESCE(sum(refund_minor), 0) FROM adjustments WHERE kind = 'clawback' AND order_no = $1),
-				(SELECT COALESCE(sum(amount_minor), 0) FROM adjustments WHERE kind = 'reprice' AND order_no = $1)`,
-				adj.OrderNo).Scan(&clawed, &repriced); err != nil {
+				(SELECT COALESCE(sum(amount_minor), 0) FROM adjustments WHERE kind = 'reprice' AND order_no = $1),
+				(SELECT COALESCE(max(p.id), 0) FROM items i JOIN reprices p ON p.business_date = i.business_date WHERE i.order_no = $1)`,
+				adj.OrderNo).Scan(&clawed, &repriced, &rules); err != nil {
 				return err
 			}
-			if clawed != prior || repriced != adj.Repriced {
-				return fmt.Errorf("late refund %s of order %s: %w (its clawbacks now cover %d, %d when worked out; its reprices %d, %d)",
-					refundNo, adj.OrderNo, pipeline.ErrBalanceMoved, clawed, prior, repriced, adj.Repriced)
+			if clawed != prior || repriced != adj.Repriced || rules != adj.RulesReprice {
+				return fmt.Errorf("late refund %s of order %s: %w (its clawbacks now cover %d, %d when worked out; its reprices %d, %d; its date's rules those of reprice %d, %d)",
+					refundNo, adj.OrderNo, pipeline.ErrBalanceMoved, clawed, prior, repriced, adj.Repriced, rules, adj.RulesReprice)
 			}
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE late_refunds SET state = $2, reason = $3 WHERE refund_no = $1 AND state = 'pending'`,

@@ -231,6 +231,23 @@ func (r Reader) RepricesOf(ctx context.Context, d pipeline.Date, withBody bool) 
 	return out, nil
 }
 
+// RepriceFile returns reprice id of date d (settle reprice) with its rules
+// file's name, file hash and body, without its totals: the rules a late
+// refund of the date's orders splits under while it is the date's last
+// (pipeline.Resplit). A reprice is never changed (append-only): its rules
+// may be kept for as long as wanted.
+func (r Reader) RepriceFile(ctx context.Context, d pipeline.Date, id int64) (Reprice, error) {
+	var p Reprice
+	var body []byte
+	if err := r.q.QueryRowContext(ctx, `SELECT p.id, p.recorded_at, f.name, f.file_hash, p.rules_hash, f.body, p.orders, p.named
+		FROM reprices p JOIN rules_files f ON f.file_hash = p.rules_file WHERE p.id = $1 AND p.business_date = $2`, id, d.String()).Scan(
+		&p.ID, &p.RecordedAt, &p.Name, &p.FileHash, &p.RulesHash, &body, &p.Orders, &p.Named); err != nil {
+		return Reprice{}, fmt.Errorf("read the rules of reprice %d of %s: %w", id, d, err)
+	}
+	p.Body = string(body)
+	return p, nil
+}
+
 // DatesRunAfter returns the dates after d that have a run, in order: their
 // reports, written before a reprice of d recorded its entries, do not show
 // them in their carried in and forward until written again.

@@ -13,7 +13,7 @@ import (
 // capped splits an order at 10% of what is left of it, the commission at
 // most max (0: no cap): a rules file's max_minor.
 func capped(max int64) pipeline.Resplit {
-	return func(_ context.Context, o pipeline.Order, _ pipeline.Date) (pipeline.Split, error) {
+	return func(_ context.Context, o pipeline.Order, _ pipeline.Date, _ int64) (pipeline.Split, error) {
 		base := o.Amount - o.Refunded
 		c := base / 10
 		if max > 0 && c > max {
@@ -77,7 +77,7 @@ func TestALateRefundOfAnOrderARepriceLeftAloneSplitsUnderTheDatesRules(t *testin
 	// is 50 under them too, no entry; Pd, 100 -> 50, +50 to the seller.
 	rules := pipeline.RulesFile{Name: "capped.csv", Body: []byte("seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n,,,1000,,,50,2020-01-01\n"), Hash: "hcap"}
 	res, err := pipeline.Reprice(ctx, l, day, rules, repriceChannels, func(o pipeline.Order, d pipeline.Date) (pipeline.Split, error) {
-		return capped(50)(ctx, o, d)
+		return capped(50)(ctx, o, d, 0)
 	}, false)
 	if err != nil || res.ID == 0 || len(res.Repricing.Adjust) != 1 || res.Repricing.Adjust[0].OrderNo != "Pd" {
 		t.Fatalf("reprice: %+v %v; want Pd's entry alone", res.Repricing, err)

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+	"github.com/settlekit/settle/transform"
+)
+
+// TestALateRefundSplitsUnderTheRulesOfTheRepriceItWasReadUnder: a run's
+// resplit keeps the rules it looked up, a reprice's by its id. A reprice
+// of the date committed while the run goes on is another id, and a late
+// refund read after it splits under its rules, those the ledger checks
+// the clawback against when it records it (ResolveLateRefund). Before,
+// the run kept the date's rules as it first looked them up, and split
+// under 12% a refund of a date repriced to 11% meanwhile (seen failing
+// so: commission 12.00 of 100.00, want 11.00).
+func TestALateRefundSplitsUnderTheRulesOfTheRepriceItWasReadUnder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	d, err := pipeline.ParseDate(testDate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.recordRun(d, pipeline.Whole, pipeline.RunDone, "")
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	parse := func(name string, bps int) *transform.Rules {
+		t.Helper()
+		rs, err := transform.ParseRules(strings.NewReader("seller_id,category,currency,rate_bps,fixed_minor,min_minor,max_minor,effective_from\n,,,"+
+			strconv.Itoa(bps)+",,,,2020-01-01\n"), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	reprice := func(rs *transform.Rules) int64 {
+		t.Helper()
+		name, body := rs.File()
+		res, err := pipeline.Reprice(ctx, l, d, pipeline.RulesFile{Name: name, Body: body, Hash: rs.Hash()}, channelSpecs(),
+			func(o pipeline.Order, d pipeline.Date) (pipeline.Split, error) { return transform.SplitOrder(o, rs, d) }, false)
+		if err != nil || res.ID == 0 {
+			t.Fatalf("reprice under %s: %+v %v", name, res, err)
+		}
+		return res.ID
+	}
+	split := resplit(l, parse("given.csv", 1000))
+	o := pipeline.Order{OrderNo: "O1", SellerID: "S1", Channel: "infiniapay", Currency: "USD", Amount: 10000}
+	commission := func(reprice int64) int64 {
+		t.Helper()
+		s, err := split(ctx, o, d, reprice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Commission
+	}
+	twelve := reprice(parse("rules-12.csv", 1200))
+	if c := commission(twelve); c != 1200 {
+		t.Fatalf("under the reprice to 12%%: commission %d, want 1200", c)
+	}
+	eleven := reprice(parse("rules-11.csv", 1100))
+	if c := commission(eleven); c != 1100 {
+		t.Errorf("under the reprice to 11%%, committed after the run looked up the date's rules: commission %d, want 1100", c)
+	}
+	if c := commission(twelve); c != 1200 {
+		t.Errorf("read under the reprice to 12%%: commission %d, want 1200 (the ledger refuses it, its rules replaced)", c)
+	}
+}
