@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 	"github.com/settlekit/settle/transform"
 )
 
@@ -132,17 +136,8 @@ func repriceCommand(cfg *config) *cli.Command {
 					return err
 				}
 				fmt.Fprintf(out, "wrote %s (and payouts.csv, sellers.csv, summary.csv, mismatches.csv, manifest.csv)\n", path)
-				later, err := l.DatesRunAfter(c.Context, d)
-				if err != nil {
+				if err := printLaterDates(c.Context, out, l, d, rules.Hash(), res.ID); err != nil {
 					return err
-				}
-				if len(later) > 0 && len(rp.Adjust) > 0 {
-					names := make([]string, len(later))
-					for i, ld := range later {
-						names[i] = ld.String()
-					}
-					fmt.Fprintf(out, "the entries are dated %s: the reports of the %d dates run after it (%s) show them in their carried in and forward once written again (settle report --date D for each)\n",
-						d, len(later), strings.Join(names, " "))
 				}
 				if err := unbalancedReports(c.Context, l, d); err != nil {
 					return err
@@ -156,4 +151,37 @@ func repriceCommand(cfg *config) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// printLaterDates names the dates run after d whose reports, written
+// before the date's last reprice recorded its entries, show them in their
+// carried in and forward only once written again - when that reprice is
+// of rules hash (FILE's) and recorded entries. It is read from the ledger,
+// not from what this process recorded (id, 0 when nothing): a reprice
+// killed after its commit, before it said so, is run again, records
+// nothing, and says it then.
+func printLaterDates(ctx context.Context, out io.Writer, l *ledger.Ledger, d pipeline.Date, hash string, id int64) error {
+	ps, err := l.RepricesOf(ctx, d, false)
+	if err != nil || len(ps) == 0 {
+		return err
+	}
+	last := ps[len(ps)-1]
+	if last.RulesHash != hash || last.Orders == 0 {
+		return nil
+	}
+	later, err := l.DatesRunAfter(ctx, d)
+	if err != nil || len(later) == 0 {
+		return err
+	}
+	names := make([]string, len(later))
+	for i, ld := range later {
+		names[i] = ld.String()
+	}
+	which := "the entries are"
+	if last.ID != id {
+		which = fmt.Sprintf("the %d entries the reprice of %s recorded are", last.Orders, last.RecordedAt.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(out, "%s dated %s: the reports of the %d dates run after it (%s) show them in their carried in and forward once written again (settle report --date D for each)\n",
+		which, d, len(later), strings.Join(names, " "))
+	return nil
 }

@@ -74,3 +74,34 @@ func TestALateRefundSplitsUnderTheRulesOfTheRepriceItWasReadUnder(t *testing.T) 
 		t.Errorf("read under the reprice to 12%%: commission %d, want 1200 (the ledger refuses it, its rules replaced)", c)
 	}
 }
+
+// TestARepriceRunAgainNamesTheLaterDatesAgain: a reprice names the later
+// dates whose reports, written before, show its entries only once written
+// again. Run again after it recorded (killed after its commit, before or
+// while it printed), it records nothing and says so again, from what the
+// ledger holds of the reprice. Before, the re-run printed nothing of it
+// (seen failing so): the dates to write again were said once, if at all.
+func TestARepriceRunAgainNamesTheLaterDatesAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim := e.scenario()
+	day1, day2 := scenarioDays[0], scenarioDays[1]
+	if out, code := e.runDay(sim, day1); code != 0 {
+		t.Fatalf("%s: exit %d\n%s", day1, code, out)
+	}
+	d2, err := pipeline.ParseDate(day2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.recordRun(d2, pipeline.Whole, pipeline.RunDone, "")
+	twelve := e.writeRules("rules-12.csv", 1200)
+	note := "the reports of the 1 dates run after it (" + day2 + ")"
+	out := e.mustSettle("reprice", "--date", day1, "--rules", twelve, "--out", e.reports)
+	if !strings.Contains(out, note) || e.count(`SELECT count(*) FROM settle.adjustments WHERE kind = 'reprice'`) == 0 {
+		t.Fatalf("reprice: want entries recorded and %s named:\n%s", day2, out)
+	}
+	out = e.mustSettle("reprice", "--date", day1, "--rules", twelve, "--out", e.reports)
+	if !strings.Contains(out, "nothing recorded") || !strings.Contains(out, note) {
+		t.Errorf("the same reprice again: want nothing recorded, and %s named again:\n%s", day2, out)
+	}
+}
