@@ -65,21 +65,20 @@ func statusCommand(cfg *config) *cli.Command {
 						return err
 					}
 				}
+				var reprices []ledger.Reprice
+				if len(rs) > 0 {
+					if reprices, err = l.RepricesOf(c.Context, d, true); err != nil {
+						return err
+					}
+				}
 				if format == "json" {
 					enc := json.NewEncoder(cfg.stdout)
 					enc.SetIndent("", "  ")
-					if rs == nil {
-						rs = []ledger.RunRules{}
-					}
-					return enc.Encode(rs)
+					return enc.Encode(runRulesJSON(rs, reprices))
 				}
 				if len(rs) == 0 {
 					fmt.Fprintf(cfg.stdout, "%s: no run recorded\n", d)
 					return nil
-				}
-				reprices, err := l.RepricesOf(c.Context, d, true)
-				if err != nil {
-					return err
 				}
 				printRulesFiles(controlSafe(cfg.stdout), d, rs)
 				printRepricedRules(controlSafe(cfg.stdout), d, reprices)
@@ -116,6 +115,25 @@ func statusCommand(cfg *config) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// runRules is a run's rules file as status --rules -o json gives it: the
+// list of the date's runs (ledger.RunRules), each with the rules files
+// the date was repriced with since, oldest first (settle reprice: the
+// last one's rules are the date's, whichever shard), as text lists them
+// after the runs'. On each run, so that the list stays one of runs, as it
+// was before the reprices; absent when the date was not repriced.
+type runRules struct {
+	ledger.RunRules
+	Repriced []ledger.Reprice `json:"repriced,omitempty"`
+}
+
+func runRulesJSON(rs []ledger.RunRules, reprices []ledger.Reprice) []runRules {
+	out := make([]runRules, len(rs))
+	for i, r := range rs {
+		out[i] = runRules{RunRules: r, Repriced: reprices}
+	}
+	return out
 }
 
 // printRulesFiles prints the rules files of d's runs (RulesFiles): each
