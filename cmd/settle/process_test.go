@@ -105,9 +105,7 @@ func TestKilledMidwayAndRunAgainCompletes(t *testing.T) {
 		{"during transform", "COPY item_stage%"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.seed(150000, 40)
-			e.mustSettle("migrate")
+			e := newSeededEnv(t, 150000, 40)
 			cmd := e.command("run", "--date", testDate, "--until", "transform")
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
