@@ -173,9 +173,15 @@ func yyyymmdd(d pipeline.Date) float64 {
 	return float64(d.Year*10000 + int(d.Month)*100 + d.Day)
 }
 
-// PushMetrics adds m to a Pushgateway at gateway under job "settle",
-// grouped by shard (POST: other groups and metrics are kept, not
-// replaced). Credentials in the URL (http://user:password@host) go as
+// PushMetrics sends m to a Pushgateway at gateway under job "settle",
+// grouped by shard. The metrics of a run, its health known, replace the
+// shard's group (PUT): a POST replaces only the families it pushes, and a
+// family without a sample (the amounts and effects of a date with no
+// orders) is not pushed, so the group kept the figures of the date run
+// before under the new date. Those of an invocation that opened no run
+// (NoRun), or whose health is unknown (NoHealth), are added (POST): the
+// group keeps the last run's figures and health. Other groups are kept
+// either way. Credentials in the URL (http://user:password@host) go as
 // basic auth, never into an error: a failed push is logged.
 func PushMetrics(ctx context.Context, hc *http.Client, gateway string, m RunMetrics) error {
 	u, err := url.Parse(gateway)
@@ -194,7 +200,11 @@ func PushMetrics(ctx context.Context, hc *http.Client, gateway string, m RunMetr
 		pass, _ := user.Password()
 		p = p.BasicAuth(user.Username(), pass)
 	}
-	if err := p.AddContext(ctx); err != nil {
+	send := p.AddContext
+	if !m.NoRun && !m.NoHealth {
+		send = p.PushContext
+	}
+	if err := send(ctx); err != nil {
 		return fmt.Errorf("push metrics to %s: %w", u.Redacted(), err)
 	}
 	return nil

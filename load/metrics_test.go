@@ -33,7 +33,10 @@ func sampleMetrics() RunMetrics {
 }
 
 // TestPushMetricsToAPushgateway plays a Pushgateway: the run's metrics must
-// arrive by POST (added, not replaced) under job settle and the shard.
+// arrive by PUT (replacing the shard's group: a family the run has no
+// sample of is not left at an earlier run's figures) under job settle and
+// the shard; those of an invocation without a run, or whose health is
+// unknown, by POST (added: the group keeps the last run's figures).
 func TestPushMetricsToAPushgateway(t *testing.T) {
 	var mu sync.Mutex
 	var method, path string
@@ -51,14 +54,27 @@ func TestPushMetricsToAPushgateway(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if method != http.MethodPost || path != "/metrics/job/settle/shard/1-of-4" {
-		t.Fatalf("%s %s, want POST /metrics/job/settle/shard/1-of-4", method, path)
+	if method != http.MethodPut || path != "/metrics/job/settle/shard/1-of-4" {
+		t.Fatalf("%s %s, want PUT /metrics/job/settle/shard/1-of-4", method, path)
 	}
 	for _, name := range []string{"settle_run_duration_seconds", "settle_orders", "settle_amount_minor", "settle_effects", "settle_last_success_timestamp_seconds", "revenue_share", "USD"} {
 		if !strings.Contains(string(body), name) {
 			t.Errorf("pushed body lacks %s", name)
 		}
 	}
+	mu.Unlock()
+	for name, m := range map[string]RunMetrics{"no run": {Shard: pipeline.Shard{Index: 1, Count: 4}, ExitCode: 2, NoRun: true},
+		"health unknown": func() RunMetrics { m := sampleMetrics(); m.NoHealth = true; return m }()} {
+		if err := PushMetrics(context.Background(), gw.Client(), gw.URL, m); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if method != http.MethodPost {
+			t.Errorf("%s: %s, want POST (the group keeps what it lacks)", name, method)
+		}
+		mu.Unlock()
+	}
+	mu.Lock()
 }
 
 func TestWriteMetricsFile(t *testing.T) {

@@ -82,7 +82,7 @@ func runCommand(cfg *config) *cli.Command {
 			&cli.IntFlag{Name: flagReportsKeepDays, EnvVars: []string{"SETTLE_REPORTS_KEEP_DAYS"},
 				Usage: "after the run, remove the reports of every date (settle's files of DIR/YYYY-MM-DD/, or the directory left empty) all written more than N days ago, but for the run's own; 0 keeps them all (settle report --date D writes a date's again from the ledger)"},
 			&cli.StringFlag{Name: "metrics-pushgateway", EnvVars: []string{"SETTLE_METRICS_PUSHGATEWAY"},
-				Usage: "Prometheus Pushgateway URL: the run's metrics are added there, grouped by job and shard"},
+				Usage: "Prometheus Pushgateway URL: the run's metrics replace its shard's group there (job settle, shard I-of-N)"},
 			&cli.StringFlag{Name: "metrics-file", EnvVars: []string{"SETTLE_METRICS_FILE"},
 				Usage: "write the run's metrics to this file, for node exporter's textfile collector"},
 		), append(infiniaFlags(), weChatFlags()...)...)),

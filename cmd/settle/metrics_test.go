@@ -143,8 +143,9 @@ func (e *env) recordRun(d pipeline.Date, shard pipeline.Shard, state pipeline.Ru
 	return run.ID
 }
 
-// pushgateway plays a Pushgateway: it keeps the last families pushed to
-// each group's path.
+// pushgateway plays a Pushgateway: it keeps the families pushed to each
+// group's path, as the Pushgateway does: a PUT replaces the group's every
+// family, a POST only the families it names.
 type pushgateway struct {
 	*httptest.Server
 	mu     sync.Mutex
@@ -167,7 +168,13 @@ func newPushgateway(t *testing.T) *pushgateway {
 			got[mf.GetName()] = &mf
 		}
 		gw.mu.Lock()
-		gw.groups[r.URL.Path] = got
+		if r.Method == http.MethodPost && gw.groups[r.URL.Path] != nil {
+			for name, mf := range got {
+				gw.groups[r.URL.Path][name] = mf
+			}
+		} else {
+			gw.groups[r.URL.Path] = got
+		}
 		gw.mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)
 	}))
@@ -245,6 +252,53 @@ func TestThePushgatewayHearsHowTheInvocationEnded(t *testing.T) {
 	if _, ok := gw.last(group, "settle_orders"); ok {
 		t.Errorf("a push without a run replaces the last run's orders")
 	}
+}
+
+// TestThePushgatewayForgetsTheFiguresOfAnEarlierRun: a run's metrics were
+// added to its shard's group by POST, which replaces only the families it
+// pushes, and a family with no sample is not pushed at all: a run of a
+// date with no orders (a shard's quiet night, a holiday) left the group
+// showing the amounts (and effects) of the date run before it, under the
+// new date's settle_run_business_date (found by the review of the
+// operations side). A run's metrics, which are all of its figures,
+// replace the group's (PUT).
+func TestThePushgatewayForgetsTheFiguresOfAnEarlierRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-23", "--orders", "10", "--sellers", "2")
+	gw := newPushgateway(t)
+	const group = "/metrics/job/settle/shard/0-of-1"
+	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	at := e.runAtClock(&now)
+	if out, code := at("--date", "2026-11-23", "--metrics-pushgateway", gw.URL); code != 0 {
+		t.Fatalf("run of 2026-11-23: exit %d:\n%s", code, out)
+	}
+	if !gw.has(group, "settle_amount_minor") {
+		t.Fatalf("the run of 2026-11-23 pushed no amounts: %v", gw.groups)
+	}
+	if out, code := at("--date", "2026-11-24", "--metrics-pushgateway", gw.URL); code != 0 {
+		t.Fatalf("run of 2026-11-24 (no orders): exit %d:\n%s", code, out)
+	}
+	if v, _ := gw.last(group, "settle_run_business_date"); v != 20261124 {
+		t.Fatalf("the group's date: %v, want 20261124", v)
+	}
+	if gw.has(group, "settle_amount_minor") {
+		t.Errorf("the group of the run of 2026-11-24, which had no orders, still shows the amounts of 2026-11-23")
+	}
+	if v, ok := gw.last(group, "settle_exit_code"); !ok || v != 0 {
+		t.Errorf("the group's exit code: %v (pushed: %v), want 0", v, ok)
+	}
+	if _, ok := gw.last(group, "settle_unsettled_runs"); !ok {
+		t.Errorf("the group lacks the shard's health")
+	}
+}
+
+// has reports whether the group at path holds the family name.
+func (gw *pushgateway) has(path, name string) bool {
+	gw.mu.Lock()
+	defer gw.mu.Unlock()
+	_, ok := gw.groups[path][name]
+	return ok
 }
 
 // TestADryRunReportsNoMetrics: a dry run that failed (a rules file it

@@ -891,7 +891,7 @@ func TestRunPushesItsMetrics(t *testing.T) {
 	e.mustSettle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--metrics-pushgateway", gw.URL, "--metrics-file", file, skipAll)
 	select {
 	case req := <-got:
-		if !strings.HasPrefix(req, "POST /metrics/job/settle/shard/0-of-1 ") || !strings.Contains(req, "settle_orders") {
+		if !strings.HasPrefix(req, "PUT /metrics/job/settle/shard/0-of-1 ") || !strings.Contains(req, "settle_orders") {
 			t.Fatalf("push: %.200q", req)
 		}
 	default:
