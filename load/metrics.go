@@ -37,6 +37,12 @@ type RunMetrics struct {
 	// NeedsPerson counts the subjects (orders, sellers, files, payouts)
 	// the run left for a person.
 	NeedsPerson int
+	// FailedPayouts counts the money requests of the run's date and shard
+	// whose latest attempt failed and whose money is still owed (what its
+	// reconcile calls failed payouts: a failed attempt paid since by a
+	// later one under a new key is not counted, where Effects still counts
+	// it failed).
+	FailedPayouts int64
 	// LastSuccess is when a run of the shard last finished without error,
 	// read from the ledger (zero: never): kept after a failed run, so an
 	// alert on its age keeps working.
@@ -87,6 +93,7 @@ func Combine(ms []RunMetrics, exitCode int) RunMetrics {
 		c.Items += m.Items
 		c.Rejects += m.Rejects
 		c.NeedsPerson += m.NeedsPerson
+		c.FailedPayouts += m.FailedPayouts
 		for _, t := range m.Totals {
 			k := [2]string{string(t.Channel), string(t.Currency)}
 			j, ok := at[k]
@@ -164,6 +171,7 @@ func (m RunMetrics) registry() *prometheus.Registry {
 			skipped.WithLabelValues(string(ch)).Set(float64(n))
 		}
 	}
+	gauge("failed_payouts", "Money requests of the last run's date and shard whose latest attempt failed and whose money is still owed (its reconcile's failed payouts).").WithLabelValues().Set(float64(m.FailedPayouts))
 	gauge("needs_person_subjects", "Subjects (orders, sellers, files, payouts) the last run left for a person.").WithLabelValues().Set(float64(m.NeedsPerson))
 	return reg
 }

@@ -26,7 +26,7 @@ func sampleMetrics() RunMetrics {
 		Duration: 3 * time.Second, Items: 990, Rejects: 10,
 		Totals:   []pipeline.Totals{{Channel: "infiniapay", Currency: "USD", Orders: 990, Gross: 100000, Refunded: 5000, Commission: 4750, Seller: 90250}},
 		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 12, pipeline.EffectFailed: 1}},
-		ExitCode: 4, NeedsPerson: 3, LastSuccess: time.Unix(1795000000, 0),
+		ExitCode: 4, NeedsPerson: 3, FailedPayouts: 1, LastSuccess: time.Unix(1795000000, 0),
 		Unsettled: 2, OldestUnsettled: pipeline.Date{Year: 2026, Month: 11, Day: 20},
 		Skipped: map[pipeline.Channel]int64{"payprotocol": 7, "wechatpay": 0},
 	}
@@ -85,7 +85,7 @@ func TestWriteMetricsFile(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	for _, want := range []string{`settle_orders{outcome="item"} 990`, `settle_amount_minor{channel="infiniapay",currency="USD",part="seller"} 90250`,
 		`settle_effects{kind="revenue_share",state="failed"} 1`, "settle_last_success_timestamp_seconds 1.795e+09",
-		"settle_exit_code 4", "settle_needs_person_subjects 3", "settle_unsettled_runs 2", "settle_oldest_unsettled_business_date 2.026112e+07",
+		"settle_exit_code 4", "settle_needs_person_subjects 3", "settle_failed_payouts 1", "settle_unsettled_runs 2", "settle_oldest_unsettled_business_date 2.026112e+07",
 		`settle_skipped_orders{channel="payprotocol"} 7`, `settle_skipped_orders{channel="wechatpay"} 0`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics file lacks %s:\n%s", want, b)
@@ -130,7 +130,7 @@ func TestMetricsFileParsesAsPrometheusText(t *testing.T) {
 	}
 	for _, name := range []string{"settle_run_duration_seconds", "settle_run_business_date", "settle_orders", "settle_amount_minor",
 		"settle_effects", "settle_exit_code", "settle_needs_person_subjects", "settle_last_success_timestamp_seconds",
-		"settle_unsettled_runs", "settle_oldest_unsettled_business_date", "settle_skipped_orders"} {
+		"settle_unsettled_runs", "settle_oldest_unsettled_business_date", "settle_skipped_orders", "settle_failed_payouts"} {
 		mf, ok := families[name]
 		if !ok {
 			t.Errorf("no %s", name)
@@ -138,6 +138,24 @@ func TestMetricsFileParsesAsPrometheusText(t *testing.T) {
 		}
 		if mf.GetType() != dto.MetricType_GAUGE || mf.GetHelp() == "" {
 			t.Errorf("%s: type %v, help %q", name, mf.GetType(), mf.GetHelp())
+		}
+	}
+}
+
+// TestEveryMetricIsInTheREADME: every family settle writes is named in the
+// README, which the on-call reads to write alerts.
+func TestEveryMetricIsInTheREADME(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	families, err := sampleMetrics().registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if !strings.Contains(string(readme), "`"+mf.GetName()+"`") {
+			t.Errorf("the README does not name %s", mf.GetName())
 		}
 	}
 }
@@ -150,14 +168,14 @@ func TestCombineShardsOfADate(t *testing.T) {
 	b.Shard = pipeline.Shard{Index: 2, Count: 4}
 	b.Totals = append(b.Totals, pipeline.Totals{Channel: "wechatpay", Currency: "CNY", Orders: 1, Gross: 100, Seller: 100})
 	b.Effects = map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 1}, "distribution": {pipeline.EffectUnknown: 2}}
-	b.ExitCode, b.NeedsPerson, b.LastSuccess = 0, 0, a.LastSuccess.Add(-time.Hour)
+	b.ExitCode, b.NeedsPerson, b.FailedPayouts, b.LastSuccess = 0, 0, 2, a.LastSuccess.Add(-time.Hour)
 	b.Unsettled, b.OldestUnsettled = 1, pipeline.Date{Year: 2026, Month: 11, Day: 18}
 	c := Combine([]RunMetrics{a, b}, 4)
 	want := RunMetrics{Date: a.Date, Shard: pipeline.Whole, Duration: 6 * time.Second, Items: 1980, Rejects: 20,
 		Totals: []pipeline.Totals{{Channel: "infiniapay", Currency: "USD", Orders: 1980, Gross: 200000, Refunded: 10000, Commission: 9500, Seller: 180500},
 			{Channel: "wechatpay", Currency: "CNY", Orders: 1, Gross: 100, Seller: 100}},
 		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 13, pipeline.EffectFailed: 1}, "distribution": {pipeline.EffectUnknown: 2}},
-		ExitCode: 4, NeedsPerson: 3, LastSuccess: b.LastSuccess, Unsettled: 3, OldestUnsettled: b.OldestUnsettled,
+		ExitCode: 4, NeedsPerson: 3, FailedPayouts: 3, LastSuccess: b.LastSuccess, Unsettled: 3, OldestUnsettled: b.OldestUnsettled,
 		Skipped: map[pipeline.Channel]int64{"payprotocol": 14, "wechatpay": 0}}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("combined\n%+v\nwant\n%+v", c, want)
@@ -217,7 +235,7 @@ func TestMetricsOfAnInvocationWithoutARun(t *testing.T) {
 			t.Errorf("lacks %q:\n%s", want, b)
 		}
 	}
-	for _, not := range []string{"settle_unsettled_runs", "settle_oldest_unsettled", "settle_orders", "settle_run_duration", "settle_needs_person"} {
+	for _, not := range []string{"settle_unsettled_runs", "settle_oldest_unsettled", "settle_orders", "settle_run_duration", "settle_needs_person", "settle_failed_payouts"} {
 		if strings.Contains(string(b), not) {
 			t.Errorf("an invocation without a run or health reports %s:\n%s", not, b)
 		}

@@ -2214,8 +2214,12 @@ func (cfg *config) reportMetrics(ctx context.Context, l *ledger.Ledger, o *runOp
 	if err != nil {
 		return err
 	}
+	failed, err := l.FailedPayouts(ctx, run.Key)
+	if err != nil {
+		return err
+	}
 	m := load.RunMetrics{Date: run.Key.Date, Shard: run.Key.Shard, Duration: took, Totals: totals, Effects: effects,
-		ExitCode: codeOf(runErr), Skipped: map[pipeline.Channel]int64{}}
+		ExitCode: codeOf(runErr), Skipped: map[pipeline.Channel]int64{}, FailedPayouts: failed}
 	for _, spec := range channelSpecs() {
 		m.Skipped[spec.Channel] = 0
 	}

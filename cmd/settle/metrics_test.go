@@ -18,6 +18,7 @@ import (
 
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
+	"github.com/settlekit/settle/seed"
 )
 
 // TestMetricsOfARunThatNeedsAPerson: a trade detail Infinia refuses is a
@@ -68,6 +69,54 @@ func TestMetricsOfARunThatNeedsAPerson(t *testing.T) {
 	}
 	if strings.Contains(string(b), "settle_needs_person_subjects 0\n") || !strings.Contains(string(b), "settle_needs_person_subjects ") {
 		t.Errorf("no subject needing a person counted:\n%s", b)
+	}
+}
+
+// TestMetricsCountTheFailedPayoutsStillOwed: settle_effects counts
+// attempts, so a revenue share that failed and was paid by the date's next
+// run under a new key stays counted failed there, while the run's
+// reconcile says "0 failed payouts": an alert on
+// settle_effects{state="failed"} fired on a date settled in full, and no
+// metric said what was failed and still owed (found by the review of the
+// operations side). settle_failed_payouts is its reconcile's count.
+func TestMetricsCountTheFailedPayoutsStillOwed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", "6")
+	sim := e.sim(nil, 3, nil, 1_000_000_000_00)
+	sim.Infinia.FailSharesOf(seed.InfiniaID(1), "RISK_CONTROL")
+	file := filepath.Join(t.TempDir(), "settle.prom")
+	out, code := e.runInfinia(sim, "--metrics-file", file)
+	if code != 4 {
+		t.Fatalf("exit %d, want 4:\n%s", code, out)
+	}
+	failed := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND state = 'failed'`)
+	if failed == 0 {
+		t.Fatalf("no revenue share failed:\n%s", out)
+	}
+	b := readFile(t, file)
+	for _, want := range []string{
+		fmt.Sprintf(`settle_effects{kind="revenue_share",state="failed"} %d`, failed),
+		fmt.Sprintf("settle_failed_payouts %d", failed),
+	} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("first run: metrics lack %q:\n%s", want, b)
+		}
+	}
+
+	sim.Infinia.FailSharesOf(seed.InfiniaID(1), "")
+	out, code = e.runInfinia(sim, "--metrics-file", file)
+	if code != 0 {
+		t.Fatalf("re-run: exit %d, want 0:\n%s", code, out)
+	}
+	b = readFile(t, file)
+	for _, want := range []string{
+		fmt.Sprintf(`settle_effects{kind="revenue_share",state="failed"} %d`, failed),
+		"settle_failed_payouts 0",
+	} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("re-run, the shares paid: metrics lack %q:\n%s", want, b)
+		}
 	}
 }
 
