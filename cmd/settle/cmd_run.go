@@ -135,6 +135,9 @@ func runCommand(cfg *config) *cli.Command {
 				// before the database is touched.
 				sh, err := cfg.shard(c)
 				sink.at(d, sh, err == nil)
+				if err == nil && sh.Count > 1 {
+					cfg.shardName = sh.String()
+				}
 				opts, err := cfg.runOptions(c, d)
 				if err != nil {
 					return err

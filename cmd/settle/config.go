@@ -43,6 +43,10 @@ type config struct {
 	// dates are the business dates the command works on (settle run's),
 	// for the last log line of a failure (logFailure); nil for the others.
 	dates []pipeline.Date
+	// shardName is the shard settle run works on when it is one of a
+	// sharded date's ("1/4"), for the same line: the Indexed Job's pods
+	// all run the same date. "" for a whole date.
+	shardName string
 	// onCut reports the metrics of a stop cut short (reportCut); set by
 	// settle run, guarded by mu.
 	mu    sync.Mutex

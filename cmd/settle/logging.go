@@ -176,7 +176,8 @@ type loggedError struct{ error }
 func (e loggedError) Unwrap() error { return e.error }
 
 // logFailure ends a failed run's JSON log with one line at level ERROR
-// carrying the exit code, the date (or the range) settle run worked on, the
+// carrying the exit code, the date (or the range) settle run worked on and
+// its shard (one of a sharded date's), the
 // cause - the error, and when subjects need a person, the first few of
 // them and their count - and a hint of what to do (failureHint, else
 // exitHint). On a terminal (text logs) main prints the error
@@ -207,6 +208,9 @@ func (c *config) logFailure(err error) error {
 		attrs = append(attrs, "date", c.dates[0].String())
 	case n > 1:
 		attrs = append(attrs, "from", c.dates[0].String(), "to", c.dates[n-1].String())
+	}
+	if c.shardName != "" {
+		attrs = append(attrs, "shard", c.shardName)
 	}
 	if first, n := pipeline.ProblemsOf(err, failureSubjects); n > 0 {
 		attrs = append(attrs, "subjects", first, "count", n)

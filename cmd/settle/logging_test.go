@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,35 @@ func TestJSONLogsOfAFailingRun(t *testing.T) {
 	if last["level"] != "ERROR" || last["exit_code"] != 3.0 || last["date"] != testDate || count < 20 || len(subjects) == 0 || len(subjects) > 3 ||
 		!strings.Contains(last["error"].(string), "rows rejected") {
 		t.Fatalf("last line %v, want ERROR with exit_code 3, the date, the count of rejects and the first subjects", last)
+	}
+}
+
+// TestTheLastLineOfAShardNamesIt: the pods of the sharded nightly run (an
+// Indexed Job) all run the same date, and the last line of one that failed
+// said the date alone: which shard failed was nowhere in the line a log
+// search finds (found by the review of the operations side). It says the
+// shard.
+func TestTheLastLineOfAShardNamesIt(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	getenv := func(k string) string {
+		if k == "SETTLE_LOG_FORMAT" {
+			return "json"
+		}
+		return ""
+	}
+	err := run(context.Background(), plainTextArgs([]string{"settle", "run", "--database-url", "postgres://127.0.0.1:1/none?sslmode=disable",
+		"--date", testDate, "--shard", "1/2", "--rules", filepath.Join(t.TempDir(), "missing.csv"), "--out", t.TempDir()}), getenv, &out, &errb)
+	if code := exitCode(err, &errb); code != 2 {
+		t.Fatalf("exit %d, want 2\n%s%s", code, out.String(), errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var last map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatalf("the last line is not JSON: %q", lines[len(lines)-1])
+	}
+	if last["msg"] != "settle failed" || last["date"] != testDate || last["shard"] != "1/2" {
+		t.Errorf("last line %v, want settle failed with the date and shard 1/2", last)
 	}
 }
 
