@@ -73,7 +73,8 @@ type RunMetrics struct {
 // of them never finished), so that an alert on its age fires while any
 // shard lags; the unsettled runs summed, with the oldest of their dates
 // (none when a shard's health is unknown: NoHealth), and NoRun when none of
-// them ran.
+// them ran. Its shard is theirs when they are all of one (the dates of a
+// shard's backfill), else the whole date's.
 func Combine(ms []RunMetrics, exitCode int) RunMetrics {
 	c := RunMetrics{Shard: pipeline.Whole, ExitCode: exitCode, Effects: map[string]map[pipeline.EffectState]int{}, NoRun: len(ms) > 0}
 	for _, m := range ms {
@@ -87,6 +88,11 @@ func Combine(ms []RunMetrics, exitCode int) RunMetrics {
 	at := map[[2]string]int{} // channel and currency -> index in c.Totals
 	for i, m := range ms {
 		c.Date = m.Date
+		if i == 0 || (c.Shard != pipeline.Whole && m.Shard == c.Shard) {
+			c.Shard = m.Shard
+		} else {
+			c.Shard = pipeline.Whole
+		}
 		c.NoRun = c.NoRun && m.NoRun
 		c.NoHealth = c.NoHealth || m.NoHealth
 		c.Duration += m.Duration
@@ -128,12 +134,13 @@ func Combine(ms []RunMetrics, exitCode int) RunMetrics {
 	return c
 }
 
-// registry builds a fresh registry holding m's values: a batch job reports
-// gauges of its last run, not counters of a long-lived process.
-func (m RunMetrics) registry() *prometheus.Registry {
+// registry builds a fresh registry holding m's values, each series with
+// the labels constant: a batch job reports gauges of its last run, not
+// counters of a long-lived process.
+func (m RunMetrics) registry(constant prometheus.Labels) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
-		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "settle", Name: name, Help: help}, labels)
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "settle", Name: name, Help: help, ConstLabels: constant}, labels)
 		reg.MustRegister(g)
 		return g
 	}
@@ -202,8 +209,8 @@ func PushMetrics(ctx context.Context, hc *http.Client, gateway string, m RunMetr
 	}
 	user := u.User
 	u.User = nil
-	p := push.New(u.String(), "settle").Client(hc).Gatherer(m.registry()).
-		Grouping("shard", fmt.Sprintf("%d-of-%d", m.Shard.Index, m.Shard.Count))
+	p := push.New(u.String(), "settle").Client(hc).Gatherer(m.registry(nil)).
+		Grouping("shard", shardLabel(m.Shard))
 	if user != nil {
 		pass, _ := user.Password()
 		p = p.BasicAuth(user.Username(), pass)
@@ -218,11 +225,25 @@ func PushMetrics(ctx context.Context, hc *http.Client, gateway string, m RunMetr
 	return nil
 }
 
+// shardLabel is the value of the label shard of sh's metrics, "1-of-4":
+// the Pushgateway's group, and the textfile's series of a shard of several.
+func shardLabel(sh pipeline.Shard) string {
+	return fmt.Sprintf("%d-of-%d", sh.Index, sh.Count)
+}
+
 // WriteMetricsFile writes m in the text format for node exporter's textfile
 // collector, atomically (temporary file, then rename), readable by all
-// (mode 0644): node exporter runs as another user.
+// (mode 0644): node exporter runs as another user. The series of a shard
+// of several are labelled shard (shardLabel), as the Pushgateway's group
+// labels them: node exporter refuses a series two files hold, and the
+// shards of a date run on one machine each write theirs. A whole date's
+// have no such label.
 func WriteMetricsFile(path string, m RunMetrics) error {
-	families, err := m.registry().Gather()
+	var constant prometheus.Labels
+	if m.Shard.Count > 1 {
+		constant = prometheus.Labels{"shard": shardLabel(m.Shard)}
+	}
+	families, err := m.registry(constant).Gather()
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -79,7 +80,9 @@ func TestPushMetricsToAPushgateway(t *testing.T) {
 
 func TestWriteMetricsFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "settle.prom")
-	if err := WriteMetricsFile(path, sampleMetrics()); err != nil {
+	whole := sampleMetrics()
+	whole.Shard = pipeline.Whole // a shard of several: TestMetricsFilesOfTwoShardsOnOneHost
+	if err := WriteMetricsFile(path, whole); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
@@ -142,6 +145,69 @@ func TestMetricsFileParsesAsPrometheusText(t *testing.T) {
 	}
 }
 
+// TestMetricsFilesOfTwoShardsOnOneHost: two shards of a date run on one
+// machine (--shard 0/2 and 1/2, each with its own --metrics-file in node
+// exporter's directory) wrote the same series, unlabelled: node exporter
+// refuses a series collected twice ("was collected before with the same
+// name and label values"), so one shard's metrics were lost, and an alert
+// could not say which shard it was about (found by the review of the
+// operations side). A shard of several is labelled shard="I-of-N", as the
+// Pushgateway's group labels it; a whole date's series keep no label, as
+// before.
+func TestMetricsFilesOfTwoShardsOnOneHost(t *testing.T) {
+	dir := t.TempDir()
+	seen := map[string]string{} // series -> file
+	for i := range 2 {
+		m := sampleMetrics()
+		m.Shard = pipeline.Shard{Index: i, Count: 2}
+		path := filepath.Join(dir, fmt.Sprintf("settle-%d.prom", i))
+		if err := WriteMetricsFile(path, m); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, mf := range families {
+			for _, metric := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range metric.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if want := fmt.Sprintf("%d-of-2", i); labels["shard"] != want {
+					t.Errorf("%s of shard %d/2: shard label %q, want %q", name, i, labels["shard"], want)
+				}
+				series := fmt.Sprint(name, labels)
+				if other, ok := seen[series]; ok {
+					t.Errorf("%s is in both %s and %s: node exporter takes it once", series, other, path)
+				}
+				seen[series] = path
+			}
+		}
+	}
+	m := sampleMetrics()
+	m.Shard = pipeline.Whole
+	path := filepath.Join(dir, "settle.prom")
+	if err := WriteMetricsFile(path, m); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "settle_exit_code 4\n") || strings.Contains(string(b), "shard=") {
+		t.Errorf("a whole date's series changed:\n%s", b)
+	}
+	// The dates of one shard's backfill, summed into its one file, are
+	// still that shard's.
+	a, b := sampleMetrics(), sampleMetrics()
+	if c := Combine([]RunMetrics{a, b}, 4); c.Shard != a.Shard {
+		t.Errorf("two runs of shard %s combined: shard %s", a.Shard, c.Shard)
+	}
+}
+
 // TestEveryMetricIsInTheREADME: every family settle writes is named in the
 // README, which the on-call reads to write alerts.
 func TestEveryMetricIsInTheREADME(t *testing.T) {
@@ -149,7 +215,7 @@ func TestEveryMetricIsInTheREADME(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	families, err := sampleMetrics().registry().Gather()
+	families, err := sampleMetrics().registry(nil).Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,7 +163,7 @@ func TestMetricsFileOfAShardThatFailedBeforeTheLedgerIsTheShards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), "settle_unsettled_runs 1\n") {
+	if !strings.Contains(string(b), `settle_unsettled_runs{shard="1-of-2"} 1`+"\n") {
 		t.Errorf("the textfile of shard 1/2 does not count its failed date (the whole day's health was read):\n%s", b)
 	}
 }
