@@ -138,6 +138,10 @@ const UnappliedPayoutsQuery = unappliedPayoutsQuery
 // the provider's reference), for a test of its plan.
 const PayoutSucceededCarriedQuery = payoutSucceededCarriedQuery
 
+// FailedPayoutsQuery is FailedPayouts' statement ($1 the date, $2 and $3
+// the shard), for a test of its plan.
+const FailedPayoutsQuery = failedPayoutsQuery
+
 // OpenEffectsAfterQuery is OpenEffectsAfter's statement ($1 the run, $2
 // the kind, $3 the cursor, $4 the page's size), for a test of its plan.
 const OpenEffectsAfterQuery = openEffectsAfterQuery
