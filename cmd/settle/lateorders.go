@@ -84,7 +84,7 @@ func (cfg *config) lateOrders(ctx context.Context, l *ledger.Ledger, src *sqlx.D
 			parts = append(parts, fmt.Sprintf("%d settled and no longer given", found.gone))
 		}
 		p.Summary = fmt.Sprintf("%d orders the platform gives otherwise now in windows of dates already read than they were read: %s", p.Count(), strings.Join(parts, ", "))
-		p.Rest = "settle status --date D, of each date above, lists them all, as the ledger's late_orders keeps them"
+		p.Rest = restLateOrders
 	}
 	return p.NeedsPerson(), errors.Join(failures...)
 }
@@ -421,4 +421,12 @@ const hintLateOrders = "a date's orders are read once (running the date again re
 	"an order written into the window of a date already read is read by no run - have the platform date it into a day not read yet (a correction as a new row of the current day), or settle it by hand; " +
 	"an order changed since its date was read, or settled and no longer given by the platform, was paid (or rejected) on what was read - settle the difference by hand, with the platform, as its line says; " +
 	"the runs that re-check its date (--recheck-days) name it while the platform gives it so; " +
-	"settle status --date D lists every order the looks at D's window found, and settle status --order O what they found of O"
+	"settle status --date D lists what the looks at D's window found (the first of them, and how many more: the ledger's late_orders keeps them all), " +
+	"and settle status --order O what they found of O"
+
+// restLateOrders follows the night's first few orders written late and
+// its "... N more" (lateOrders). Status lists the first of a date's
+// (ledger's statusListMax) and counts the rest: it said it listed them
+// all.
+const restLateOrders = "settle status --date D, of each date above, lists the first of them and counts the rest, " +
+	"and --order O what the looks found of O; the ledger's late_orders keeps them all"

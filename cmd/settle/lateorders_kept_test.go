@@ -87,7 +87,7 @@ func TestLateOrdersFoundAreKept(t *testing.T) {
 		t.Fatalf("the next night: exit %d, want 4 naming the three orders:\n%s", code, out)
 	}
 	// Its hint says where the findings are kept, beyond the night's log.
-	if !strings.Contains(out, "settle status --date D lists every order the looks at D's window found") {
+	if !strings.Contains(out, "settle status --date D lists what the looks at D's window found") {
 		t.Errorf("the next night's hint does not point at settle status:\n%s", out)
 	}
 	lo := e.lateOrdersOf("2026-11-20")
@@ -177,5 +177,46 @@ func TestLateOrdersFoundAreKept(t *testing.T) {
 	e.mustSettle("report", "--date", "2026-11-20", "--out", e.reports)
 	if rows := e.lateOrderRows("2026-11-20"); len(rows) != 1 || rows[gone].TheirsState != "gone" || rows[gone].Ours == "" || rows[gone].Theirs != "" {
 		t.Errorf("mismatches.csv of 2026-11-20 after the platform fixed two: %+v, want %s's row alone", rows, gone)
+	}
+}
+
+// TestLateOrdersHintsSayWhatStatusLists: the night's hint for orders
+// written into windows already read, and its "... N more", point at settle
+// status --date D; status lists the first of a date's and counts the rest
+// (the ledger's late_orders keeps them all). Both said it lists them all,
+// every one: an operator of a date with more found them cut short, with
+// nowhere to read the others but the table.
+func TestLateOrdersHintsSayWhatStatusLists(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const d, n = "2026-11-20", 120
+	at := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
+	if _, err := e.db.Exec(`INSERT INTO settle.runs (business_date, shard_index, shard_count, state, stages_done, time_zone, rules_hash, config_hash)
+		VALUES ($1, 0, 1, 'done', '{}', 'Asia/Shanghai', 'r', 'c')`, d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec(`INSERT INTO settle.late_order_looks (business_date, looked_at) VALUES ($1, $2)`, d, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec(`INSERT INTO settle.late_orders (business_date, order_no, kind, state, first_seen, last_seen)
+		SELECT $1, 'L' || lpad(k::text, 4, '0'), 'written_late', 'not_read', $2, $2 FROM generate_series(1, $3) k`, d, at, n); err != nil {
+		t.Fatal(err)
+	}
+	lo := e.lateOrdersOf(d)
+	if lo.Found != n {
+		t.Fatalf("status of %s: %d found, want %d", d, lo.Found, n)
+	}
+	out := e.mustSettle("status", "--date", d)
+	listed := strings.Count(out, "order L0")
+	more := fmt.Sprintf("... %d more", n-listed)
+	if listed >= n || !strings.Contains(out, more) {
+		t.Fatalf("status of %s listed %d of %d (want the first, and %q):\n%s", d, listed, n, more, out)
+	}
+	// Status lists fewer than the date's all: neither text may say it
+	// lists them all, and both name where they all are.
+	for name, text := range map[string]string{"hint": hintLateOrders, "'... N more' line": restLateOrders} {
+		if strings.Contains(text, "lists them all") || strings.Contains(text, "lists every") || !strings.Contains(text, "late_orders") {
+			t.Errorf("the %s says %q, while status --date D lists %d of %d (and ... %d more)", name, text, listed, n, n-listed)
+		}
 	}
 }
