@@ -255,7 +255,7 @@ func TestSellerReadsCostTheSellersNotTheNights(t *testing.T) {
 // reads a few pages of the effects' key and the page's rows, not the key
 // of every earlier night's (84 buffers before). Each night has its WeChat
 // distributions too (2,000), as a real one: a run's effects are then too many for the
-// planner to read them all by effects_run, and it walks the key. Before, the B-tree began from the row
+// planner to read them all by effects_run_kind (effects_run before migration 00039), and it walks the key. Before, the B-tree began from the row
 // comparison's bound (the empty cursor), beside subject >= the prefix,
 // and walked them all.
 func TestTheFirstPageOfADatesRevenueSharesStartsAtItsDate(t *testing.T) {
