@@ -489,6 +489,79 @@ type pastMemory struct{ msg string }
 func (e *pastMemory) Error() string { return e.msg + ": " + ErrPastMemory.Error() }
 func (e *pastMemory) Unwrap() error { return ErrPastMemory }
 
+// DatePastMemory returns an error wrapping ErrPastMemory when a request
+// of date d that was never sent - a key planned now, or one the ledger
+// holds planned and never sent - would go out longer than memory after d
+// ended (in zone, the run's time zone; unknown: the earliest d ends
+// anywhere) as of now, and nil otherwise (also when memory is 0, no
+// limit). Every request's key is a function of its date, its subject and
+// its attempt, never of a run: a run the ledger does not hold (it was
+// restored from a backup, or lost rows) may have sent the same key, and
+// the provider's status query may have forgotten it since. Sent again, a
+// provider that forgot it may take it as new and pay it twice, and
+// nothing settle can ask tells a key never sent from a forgotten one (the
+// age check of a key settle sent, PastMemory, counts from its intent,
+// which is new here). Its caller sends no new request of d (what is in
+// flight is still asked about): a person checks the date in the
+// provider's own records first. provider names the provider and what the
+// requests (its "revenue shares", say).
+func DatePastMemory(d Date, zone string, now time.Time, memory time.Duration, provider, what string) error {
+	if memory <= 0 {
+		return nil
+	}
+	end := WindowOf(d, time.UTC).End.Add(-14 * time.Hour) // the earliest a date ends (UTC+14)
+	if loc, err := time.LoadLocation(zone); zone != "" && err == nil {
+		end = WindowOf(d, loc).End
+	}
+	age := now.Sub(end)
+	if age <= memory {
+		return nil
+	}
+	return &datePastMemory{fmt.Sprintf("no new %s of %s sent: the date ended %s ago, longer than %s's status query is taken to remember (%s). "+
+		"A request's key is a function of its date: a run this ledger does not hold (restored from a backup, or rows lost) may have sent it, and %s may have forgotten it "+
+		"and pay it again, which settle cannot tell from a key never sent. A person checks the date in %s's own records (its statements): "+
+		"if they show none of these requests, run the date again with --send-past-memory to send them; if they show some, do not: "+
+		"record them by hand (README, \"The ledger restored from a backup\")",
+		what, d, RoundDays(age), provider, RoundDays(memory), provider, provider)}
+}
+
+type datePastMemory struct{ msg string }
+
+func (e *datePastMemory) Error() string { return e.msg }
+func (e *datePastMemory) Unwrap() error { return ErrPastMemory }
+
+// HoldFirstSends returns s, but for an effect never sent (Effect.Sends
+// 0), which it does not send: its Prepare returns held (an error wrapping
+// ErrPastMemory, DatePastMemory's), which leaves the effect planned, not
+// marked sent, its subject held for a person (SubjectOnly). An effect sent
+// before is sent again under its key as s would. A nil held returns s.
+// It is the send's side of DatePastMemory: an intent the ledger holds
+// planned and never sent (a backup taken between the intent and its send)
+// is a new request to the provider as much as one planned now.
+func HoldFirstSends(s EffectSender, held error) EffectSender {
+	if held == nil {
+		return s
+	}
+	return firstSendsHeld{s, held}
+}
+
+type firstSendsHeld struct {
+	EffectSender
+	held error
+}
+
+// Prepare returns held for an effect never sent, else s's sender of it
+// (its own Prepare's, when it has one).
+func (h firstSendsHeld) Prepare(ctx context.Context, e Effect) (EffectSender, error) {
+	if e.Sends == 0 {
+		return nil, fmt.Errorf("%s %s key %s: %w", e.Kind, e.Subject, e.Key, h.held)
+	}
+	if p, ok := h.EffectSender.(EffectPreparer); ok {
+		return p.Prepare(ctx, e)
+	}
+	return h.EffectSender, nil
+}
+
 // RoundDays writes d in days and hours ("45d2h"), to the hour, or as
 // time.Duration does under a day.
 func RoundDays(d time.Duration) string {

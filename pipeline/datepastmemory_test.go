@@ -1,0 +1,70 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDatePastMemoryCountsFromTheDatesEnd: a date's requests may first
+// have gone out once it ended, so its age is counted from its end in the
+// run's zone (the earliest end anywhere when the zone is not known): past
+// the memory, an error about the date's subjects alone (SubjectOnly,
+// ErrPastMemory) naming the date, its age, the memory and the way out;
+// within it, or with no memory, nil.
+func TestDatePastMemoryCountsFromTheDatesEnd(t *testing.T) {
+	d := Date{Year: 2026, Month: 10, Day: 23}
+	memory := 30 * 24 * time.Hour
+	end := time.Date(2026, 10, 23, 16, 0, 0, 0, time.UTC) // 2026-10-24 00:00 in Asia/Shanghai
+	if err := DatePastMemory(d, "Asia/Shanghai", end.Add(memory), memory, "Infinia", "revenue shares"); err != nil {
+		t.Errorf("the date ended exactly the memory ago: %v, want nil", err)
+	}
+	err := DatePastMemory(d, "Asia/Shanghai", end.Add(memory+time.Hour), memory, "Infinia", "revenue shares")
+	if !errors.Is(err, ErrPastMemory) || !SubjectOnly(err) {
+		t.Fatalf("an hour past the memory: %v, want ErrPastMemory about the subjects alone", err)
+	}
+	for _, want := range []string{"no new revenue shares of 2026-10-23 sent", "30d1h ago", "remember (30d)", "Infinia's own records", "--send-past-memory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q does not say %q", err, want)
+		}
+	}
+	if err := DatePastMemory(d, "Asia/Shanghai", end.Add(400*24*time.Hour), 0, "Infinia", "revenue shares"); err != nil {
+		t.Errorf("no memory given: %v, want nil", err)
+	}
+	// The zone not known: the date ends at its earliest (UTC+14), so it
+	// is past the memory sooner, never later.
+	earliest := time.Date(2026, 10, 23, 10, 0, 0, 0, time.UTC)
+	if err := DatePastMemory(d, "", earliest.Add(memory+time.Minute), memory, "Infinia", "revenue shares"); err == nil {
+		t.Error("zone not known, a minute past the memory from the date's earliest end: nil, want held")
+	}
+}
+
+// TestHoldFirstSendsSendsNothingNew: an effect never sent is neither sent
+// nor marked sent - left planned, with the held error about its subject
+// alone; one sent before that its provider never got is sent again under
+// its key, as without the hold.
+func TestHoldFirstSendsSendsNothingNew(t *testing.T) {
+	held := DatePastMemory(Date{Year: 2026, Month: 10, Day: 23}, "UTC", time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC), 30*24*time.Hour, "Infinia", "revenue shares")
+	s := newMemEffects()
+	e := plan(t, s, 1)[0]
+	p := newSlowProvider(0, 0)
+	got, err := ApplyEffect(context.Background(), s, HoldFirstSends(p, held), e)
+	if !errors.Is(err, ErrPastMemory) || !SubjectOnly(err) || !strings.Contains(err.Error(), e.Key) || p.sends != 0 ||
+		got.State != EffectPlanned || s.effects[e.ID].State != EffectPlanned || s.effects[e.ID].Sends != 0 {
+		t.Fatalf("a planned effect of a date past the memory: %+v (stored %+v), %v, %d sends; want it planned, not sent, held naming its key",
+			got, s.effects[e.ID], err, p.sends)
+	}
+	if err := s.MarkSent(context.Background(), e.ID); err != nil {
+		t.Fatal(err)
+	}
+	e = s.effects[e.ID]
+	got, err = ApplyEffect(context.Background(), s, HoldFirstSends(scripted{query: Outcome{Status: OutcomeNotFound}, send: Outcome{Status: OutcomeSucceeded, Ref: "P1"}}, held), e)
+	if err != nil || got.State != EffectSucceeded || got.Sends != 2 {
+		t.Fatalf("an effect sent before, never arrived: %+v, %v; want it sent again under its key", got, err)
+	}
+	if HoldFirstSends(p, nil) != EffectSender(p) {
+		t.Error("nothing to hold: want the sender itself")
+	}
+}
