@@ -49,6 +49,8 @@ func runCommand(cfg *config) *cli.Command {
 				Usage: "read the date again: drop the run's snapshot, items and rejects and redo extract and transform (refused once anything of the run was sent; command line only)"},
 			&cli.BoolFlag{Name: flagNewTZ,
 				Usage: "open the date in --tz though a date beside it was run in another zone: the zone changes for good here, and the orders between the two windows are read by neither (or by both: the second rejects them as settled); command line only"},
+			&cli.BoolFlag{Name: flagSendPastMemory,
+				Usage: "send the new requests (trade files, revenue shares, WeChat distributions and unfreezes) of a date that ended longer ago than the provider's status query remembers (--infinia-query-memory, --wechat-query-memory), which are otherwise held (exit 4): their keys are functions of the date, and a run the ledger does not hold (a backup restored, rows lost) may have sent them; give it once a person checked the date in the provider's statements and found none of them; command line only"},
 			&cli.StringSliceFlag{Name: flagSkipChannel, EnvVars: []string{"SETTLE_SKIP_CHANNEL"},
 				Usage: "leave this channel's orders unpaid on purpose (" + channelSpecs().Names() + "; repeat or comma-separate); without it, orders of a channel whose provider is not configured end the run with exit 4"},
 			&cli.BoolFlag{Name: flagSourceStandbyOfPrimary, EnvVars: []string{"SETTLE_SOURCE_STANDBY_OF_PRIMARY"},
@@ -1195,6 +1197,9 @@ type runOptions struct {
 	// newTZ opens the date in its zone though a date beside it was run in
 	// another (checkNeighbours).
 	newTZ bool
+	// sendPastMemory sends the new requests of a date past a provider's
+	// memory (--send-past-memory; pipeline.DatePastMemory).
+	sendPastMemory bool
 	// dateSent, for a run of a date run in shards one after another, sums
 	// what each sent, for the date's last line.
 	dateSent *ledger.Sent
@@ -1379,7 +1384,7 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	if err != nil {
 		return nil, err
 	}
-	o := &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), newTZ: c.Bool(flagNewTZ), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
+	o := &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), newTZ: c.Bool(flagNewTZ), sendPastMemory: c.Bool(flagSendPastMemory), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
 		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), watchDays: watchDays, reconcileAll: c.Bool(flagReconcileAll), lateOrders: c.Bool(flagLateOrders), standbyOfPri: c.Bool(flagSourceStandbyOfPrimary), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
@@ -1907,10 +1912,10 @@ func (o *runOptions) providers(l *ledger.Ledger, src *sqlx.DB, window func(pipel
 	}
 	if o.infinia != nil {
 		late := &extract.LateRefunds{DB: src, Query: o.lateQ, Name: o.lateName, Margin: dayOverMargin, StandbyOfPrimary: o.standbyOfPri}
-		out = append(out, o.infinia.provider(l, late, window, o.rules, o.minPayout, o.finalAnswers(l)))
+		out = append(out, o.infinia.provider(l, late, window, o.rules, o.minPayout, o.finalAnswers(l), now, o.sendPastMemory))
 	}
 	if o.wechat != nil {
-		out = append(out, o.wechat.provider(l, o.finalAnswers(l), o.parallel, o.wait, o.poll, now))
+		out = append(out, o.wechat.provider(l, o.finalAnswers(l), o.parallel, o.wait, o.poll, now, o.sendPastMemory))
 	}
 	return out
 }

@@ -126,6 +126,7 @@ const (
 	flagLateOrders      = "late-orders"
 	flagReextract       = "reextract"
 	flagNewTZ           = "new-tz"
+	flagSendPastMemory  = "send-past-memory"
 	flagLockWait        = "lock-wait"
 	flagSkipChannel     = "skip-channel"
 )

@@ -257,9 +257,11 @@ func newInfinia(p infiniaParams) (*infiniaSetup, error) {
 // (infiniapay.NewProvider): its distribute chain first turns late refunds
 // into clawbacks (split again with rules), which its revenue shares net.
 // It files and pays the items of Pay Protocol too, once verified (by the
-// Pay Protocol provider, listed before it).
+// Pay Protocol provider, listed before it). now is the run's clock, which
+// tells whether the date is past --infinia-query-memory; sendPastMemory
+// (--send-past-memory) sends its new requests all the same.
 func (s *infiniaSetup) provider(l *ledger.Ledger, late pipeline.LateRefundSource, window func(pipeline.Date) pipeline.Window,
-	rules *transform.Rules, minPayout map[pipeline.Currency]int64, final pipeline.FinalAnswers) pipeline.Provider {
+	rules *transform.Rules, minPayout map[pipeline.Currency]int64, final pipeline.FinalAnswers, now func() time.Time, sendPastMemory bool) pipeline.Provider {
 	return infiniapay.NewProvider(infiniapay.ProviderConfig{
 		Client: s.client, SFTP: s.sftp, Store: l, Final: final,
 		Channels:   []pipeline.Channel{infiniapay.Channel, payprotocol.Channel},
@@ -269,6 +271,7 @@ func (s *infiniaSetup) provider(l *ledger.Ledger, late pipeline.LateRefundSource
 		// in flight and the SFTP uploads at once.
 		Pacer: pacer(s.rate, 0, s.parallel), Parallel: s.parallel,
 		Wait: s.wait, Poll: s.poll, FirstPoll: s.firstPoll, LostAfter: s.lostAfter, Memory: s.memory, MinPayout: minPayout,
+		Now: now, SendPastMemory: sendPastMemory,
 		Before: pipeline.ClawBackStage(l, late, window, resplit(l, rules), channelSpecs()),
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -47,6 +48,9 @@ func binary(t *testing.T) string {
 }
 
 func (e *env) command(args ...string) *exec.Cmd {
+	if !e.pastMemory && len(args) > 0 && args[0] == "run" {
+		args = append(slices.Clip(args), "--"+flagSendPastMemory) // as env.raw gives it
+	}
 	cmd := exec.Command(binary(e.t), args...)
 	cmd.Env = append(append(os.Environ(), dbEnv(e.url)...), "SETTLE_RULES="+e.rules, "SETTLE_OUT="+e.reports,
 		"SETTLE_SKIP_CHANNEL=wechatpay,payprotocol") // the simulated day has neither WeChat transactions nor Pay Protocol payments

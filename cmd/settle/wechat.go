@@ -181,11 +181,13 @@ func newWeChat(cfg wechatpay.Config, qps, subQPS float64, account, name, relatio
 // keep to WeChat Pay's limits (--wechat-qps for the service
 // provider, --wechat-sub-merchant-qps per sub-merchant: its lanes), with
 // parallel (deprecated --parallel) as a cap on requests in flight; now
-// tells whether a Beijing day's bill is out (wechatpay.BillOut).
-func (w *weChatSetup) provider(l *ledger.Ledger, final pipeline.FinalAnswers, parallel int, wait, poll time.Duration, now func() time.Time) pipeline.Provider {
+// tells whether a Beijing day's bill is out (wechatpay.BillOut) and whether
+// the date is past --wechat-query-memory; sendPastMemory
+// (--send-past-memory) sends its new requests all the same.
+func (w *weChatSetup) provider(l *ledger.Ledger, final pipeline.FinalAnswers, parallel int, wait, poll time.Duration, now func() time.Time, sendPastMemory bool) pipeline.Provider {
 	c := wechatpay.ProviderConfig{Client: w.client, Receiver: w.receiver, MaxRatioBps: w.ratio, MaxFeeBps: w.fee, Currencies: w.currencies,
 		Pacer: pacer(w.qps, w.subQPS, parallel), Wait: wait, FirstPoll: w.firstPoll, Poll: poll, Store: l, Now: now,
-		Final: final, BillLayout: w.billLayout, Memory: w.memory}
+		Final: final, BillLayout: w.billLayout, Memory: w.memory, SendPastMemory: sendPastMemory}
 	return wechatpay.NewProvider(c)
 }
 

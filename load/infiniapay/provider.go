@@ -1,6 +1,7 @@
 package infiniapay
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -52,6 +53,11 @@ type ProviderConfig struct {
 	// requestNo (RevenueShareSender.Memory; 0: DefaultMemory).
 	Memory    time.Duration
 	MinPayout map[pipeline.Currency]int64
+	// SendPastMemory sends new requests of a date that ended longer ago
+	// than Memory (StageConfig.SendPastMemory): a person checked the date
+	// in Infinia's statements. Now is the run's clock (nil: time.Now).
+	SendPastMemory bool
+	Now            func() time.Time
 	// Before runs first in the distribute chain (the clawbacks of late
 	// refunds, which the revenue shares net); nil: none.
 	Before pipeline.StageFunc
@@ -75,6 +81,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 		Answers: answers, Final: c.Final,
 		PlatformID: c.PlatformID, WorkDir: c.WorkDir, Rows: c.Rows, Pacer: c.Pacer, Parallel: c.Parallel,
 		Wait: c.Wait, Poll: c.Poll, FirstPoll: c.FirstPoll, LostAfter: c.LostAfter, MinPayout: c.MinPayout,
+		Memory: cmp.Or(c.Memory, DefaultMemory), SendPastMemory: c.SendPastMemory, Now: c.Now,
 		// Infinia's layout and currency codes: the client writes and names
 		// the files (CNY as CNH by default).
 		WriteFile: c.Client.WriteTradeFile,

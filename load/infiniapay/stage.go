@@ -200,6 +200,19 @@ type StageConfig struct {
 	// time.Now).
 	LostAfter time.Duration
 	Now       func() time.Time
+	// Memory is how long Infinia's status query is taken to remember a
+	// requestNo (NewProvider: ProviderConfig.Memory, DefaultMemory when
+	// 0; here 0 is no limit, no date held). A date that ended longer ago (by Now)
+	// builds no new trade file and plans no new revenue share, and a
+	// request of it the ledger holds never sent is not sent
+	// (pipeline.DatePastMemory): its requestNo is a function of the date,
+	// and a run the ledger does not hold may have sent it; those sellers
+	// are held for a person (exit 4), nothing carried. A seller's carried
+	// balance alone is left open for a later date's revenue share (keyed
+	// by that date). SendPastMemory lifts it: a person checked the date in
+	// Infinia's statements.
+	Memory         time.Duration
+	SendPastMemory bool
 	// MinPayout is the smallest revenue share sent per currency (minor
 	// units); a smaller net is carried to the seller's next one.
 	MinPayout map[pipeline.Currency]int64
@@ -230,4 +243,14 @@ func (c *StageConfig) defaults() {
 	if c.FileName == nil {
 		c.FileName = TradeFileName
 	}
+}
+
+// pastMemory is pipeline.DatePastMemory's word on new requests of run's
+// date (what names them), nil when they may be sent (SendPastMemory, or
+// the date within Infinia's memory).
+func (c *StageConfig) pastMemory(run *pipeline.Run, what string) error {
+	if c.SendPastMemory {
+		return nil
+	}
+	return pipeline.DatePastMemory(run.Key.Date, run.TimeZone, c.Now(), c.Memory, "Infinia", what)
 }

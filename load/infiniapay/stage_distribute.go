@@ -35,6 +35,15 @@ import (
 // its items: nothing is lost, and the next run pays it. A payout already
 // planned is always resolved first, never re-checked or re-planned.
 //
+// A date that ended longer ago than Infinia's status query remembers
+// (StageConfig.Memory) plans no new revenue share, and sends none the
+// ledger holds never sent, unless StageConfig.SendPastMemory: its
+// requestNo may be one a run the ledger does not hold sent and Infinia
+// forgot (pipeline.DatePastMemory). A seller with items of the date is
+// held for a person (exit 4), its items neither paid nor carried; a
+// seller's carried balance alone stays open for a later date's revenue
+// share. What is in flight is still asked about.
+//
 // An Infinia that does not answer at all stops the stage: its requests
 // share one breaker (pipeline.WithBreaker) - planning's questions (a
 // seller's binding, the platform balance, a seller's available share,
@@ -51,11 +60,16 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
 		ctx = pipeline.WithBreaker(ctx) // planning's questions and the engine's requests to Infinia
-		d := &distribution{c: &c, run: run}
+		d := &distribution{c: &c, run: run, past: c.pastMemory(run, "revenue shares")}
 		if err := d.undoFailed(ctx); err != nil {
 			return "", err
 		}
-		if err := d.plan(ctx); err != nil {
+		err := d.plan(ctx)
+		if d.pastHeld > 0 {
+			// One cause, said once and first, counted for each seller.
+			d.problems.Lead(fmt.Sprintf("%d sellers' revenue shares held, nothing carried: %v", d.pastHeld, d.past), d.pastHeld)
+		}
+		if err != nil {
 			stopped := pipeline.StoppedNotAnswering(ctx, "Infinia", err, d.problems.NeedsPerson())
 			if stopped == nil {
 				return "", err
@@ -64,7 +78,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			// plan waits for the next run, and so does what it planned.
 			return fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.carried), stopped
 		}
-		err := d.pay(ctx)
+		err = d.pay(ctx)
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
 			return "", err
 		}
@@ -97,6 +111,11 @@ type distribution struct {
 	paid, sent, carried int
 	problems            pipeline.Problems         // for a person: all counted, the first few named
 	bindings            map[string]*sellerBinding // Infinia seller id -> its binding, asked once a run
+	// past, when not nil, says why no new revenue share of the run's date
+	// is planned or sent (StageConfig.Memory, pipeline.DatePastMemory);
+	// pastHeld counts the sellers it held.
+	past     error
+	pastHeld int
 	// heldFor says, by seller, why the run holds its orders of the
 	// channels for its account (pipeline.SellerHoldPrefix), or why a
 	// person rejected them while they were (pipeline.RejectedSellerHold):
@@ -350,6 +369,21 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 		}
 		if p.Items == 0 && p.Carried == 0 {
 			return nil // nothing new, nothing carried
+		}
+		if d.past != nil {
+			// A new requestNo of a date past Infinia's memory: neither
+			// planned nor carried. A carried balance alone waits, open,
+			// for a later date's revenue share (its requestNo that
+			// date's); the date's own items wait for a person, uploaded
+			// and unpaid, netted into no later share (carried, a later
+			// date's share would pay what this date's share, sent by a
+			// run the ledger lost, may have paid).
+			if p.Items > 0 {
+				d.mu.Lock()
+				d.pastHeld++
+				d.mu.Unlock()
+			}
+			return nil
 		}
 		if why := d.heldFor[p.SellerID]; why != "" {
 			// The run holds the seller's orders for its account (none,
@@ -825,8 +859,11 @@ func (d *distribution) pay(ctx context.Context) error {
 		i, _ := slices.BinarySearchFunc(todo, id, func(p todoPayout, id int64) int { return cmp.Compare(p.id, id) })
 		return todo[i].sends
 	}
+	sender := pipeline.HoldFirstSends(c.Payouts, d.past)
 	en := &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
-		Sender: func(pipeline.Effect) pipeline.EffectSender { return c.Payouts },
+		// A revenue share the ledger holds never sent is not sent when
+		// its date is past Infinia's memory (d.past).
+		Sender: func(pipeline.Effect) pipeline.EffectSender { return sender },
 		Final: func(ctx context.Context, e pipeline.Effect) error {
 			defer progress.Add(1)
 			seller, cur := subjectSeller(e.Subject), e.Currency

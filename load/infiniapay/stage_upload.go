@@ -193,15 +193,27 @@ const uploadPage = 1000
 // requestNo is another file's already (pipeline.ErrKeyTaken: two sellers'
 // keys collide) is recorded under its requestNo "taken" (takenSalt); one
 // whose both are is not recorded: its items wait in no file, unpaid, one
-// of unbuilt's problems (for a person), and the other files go on.
+// of unbuilt's problems (for a person), and the other files go on. A date
+// past Infinia's memory (StageConfig.Memory) builds none: its items wait
+// in no file, counted under one of unbuilt's problems.
 func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run, sellers map[string]string, unbuilt *pipeline.Problems) error {
 	progress := pipeline.ProgressFrom(ctx) // a phase of its own: after a verification's
 	progress.Restart(0)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(buildParallel)
 	var mu sync.Mutex
+	past, held := c.pastMemory(run, "trade files"), 0
 	err := c.Store.EachUnfiled(gctx, run.ID, c.Channels, func(p pipeline.Payable, last, groups int) error {
 		progress.SetTotal(int64(groups))
+		if past != nil {
+			// A new requestNo of a date past Infinia's memory: no file is
+			// built, its orders wait in none, for a person (an Infinia
+			// that forgot the file would count its orders twice in the
+			// sellers' available shares).
+			held++
+			progress.Add(1)
+			return nil
+		}
 		g.Go(func() error {
 			defer progress.Add(1)
 			err := buildTradeFile(gctx, c, run, sellers[p.SellerID], p, last+1)
@@ -217,6 +229,9 @@ func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run, sel
 	})
 	if werr := g.Wait(); werr != nil {
 		return werr
+	}
+	if held > 0 {
+		unbuilt.Lead(fmt.Sprintf("%d trade files (a seller and currency each) not built, their orders wait unpaid: %v", held, past), held)
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package wechatpay
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/settlekit/settle/pipeline"
@@ -55,6 +56,10 @@ type ProviderConfig struct {
 	// Memory is how long WeChat Pay's order query is taken to remember an
 	// out_order_no (DistributionSender.Memory; 0: DefaultMemory).
 	Memory time.Duration
+	// SendPastMemory sends new requests of a date that ended longer ago
+	// than Memory (StageConfig.SendPastMemory): a person checked the date
+	// in WeChat Pay's records.
+	SendPastMemory bool
 }
 
 // NewProvider returns WeChat Pay as a provider of a run: its pre-flight
@@ -72,7 +77,7 @@ func NewProvider(c ProviderConfig) pipeline.Provider {
 	}
 	api.Now, api.BillLayout, api.Memory = c.Now, c.BillLayout, c.Memory
 	stage := StageConfig{Store: c.Store, API: api, MaxRatioBps: c.MaxRatioBps, MaxFeeBps: c.MaxFeeBps, Currencies: c.Currencies, Pacer: c.Pacer,
-		Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final, Now: c.Now}
+		Wait: c.Wait, FirstPoll: c.FirstPoll, Poll: c.Poll, Final: c.Final, Now: c.Now, Memory: cmp.Or(c.Memory, DefaultMemory), SendPastMemory: c.SendPastMemory}
 	return pipeline.Provider{
 		Name:       Name,
 		Settles:    []pipeline.Channel{Channel},

@@ -101,6 +101,17 @@ type StageConfig struct {
 	// than the order is held naming WeChat's release to the seller, and
 	// one that waits within ReleaseWarning of that release names its day.
 	Now func() time.Time
+	// Memory is how long WeChat Pay's order query is taken to remember an
+	// out_order_no (NewProvider: ProviderConfig.Memory, DefaultMemory when
+	// 0; here 0 is no limit, no date held). A date that ended longer ago (by
+	// Now) plans no new distribution or unfreeze, and sends none the
+	// ledger holds never sent (pipeline.DatePastMemory): its out_order_no
+	// is a function of the date, and a run the ledger does not hold may
+	// have sent it. Its transactions are held for a person (exit 4).
+	// SendPastMemory lifts it: a person checked the date in WeChat Pay's
+	// records.
+	Memory         time.Duration
+	SendPastMemory bool
 	// Batch is how many recorded items are read and planned at a time
 	// (default DefaultBatch). The engine reads the next batch as soon as
 	// fewer than its window of requests wait on WeChat Pay
@@ -172,6 +183,13 @@ type driven struct {
 // deterministic out_order_no; a CLOSED one is retried with a new key only
 // while the transaction's request limit allows.
 //
+// A date that ended longer ago than WeChat Pay's order query remembers
+// (c.Memory) plans no new request, and sends none the ledger holds never
+// sent, unless c.SendPastMemory: its out_order_no may be one a run the
+// ledger does not hold sent and WeChat Pay forgot
+// (pipeline.DatePastMemory). Its transactions are held for a person (exit
+// 4); what is in flight is still asked about.
+//
 // The checks and the requests go out as fast as WeChat Pay's limits allow
 // (c.Pacer: per service provider and per sub-merchant), driven by the
 // Engine: requests still PROCESSING are asked about in waves until final
@@ -225,10 +243,14 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			return "", err
 		}
 		st := &stageRun{c: &c, run: run, sellers: sellers, progress: pipeline.ProgressFrom(ctx),
-			txns: map[string]*driven{}, finished: map[string]OrderStatus{}}
+			txns: map[string]*driven{}, finished: map[string]OrderStatus{}, past: c.pastMemory(run)}
 		st.progress.Restart(0)
 		res, err := st.engine().RunFeed(ctx, st.feed())
 		keptErr := st.recordKept(ctx)
+		if st.pastHeld > 0 {
+			// One cause, said once and first, counted for each transaction.
+			st.problems.Lead(fmt.Sprintf("%d WeChat transactions held: %v", st.pastHeld, st.past), st.pastHeld)
+		}
 		if pipeline.KindOf(err) == pipeline.KindUsage {
 			return "", err
 		}
@@ -274,6 +296,21 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		return summary, attention
 	}
 }
+
+// pastMemory is pipeline.DatePastMemory's word on new requests of run's
+// date, nil when they may be sent (SendPastMemory, or the date within
+// WeChat Pay's memory).
+func (c *StageConfig) pastMemory(run *pipeline.Run) error {
+	if c.SendPastMemory {
+		return nil
+	}
+	return pipeline.DatePastMemory(run.Key.Date, run.TimeZone, c.Now(), c.Memory, "WeChat Pay", "distributions or unfreezes")
+}
+
+// pastHold is the reason of a transaction held as its date is past WeChat
+// Pay's memory (stageRun.past, which the stage says once in full).
+const pastHold = "nothing sent: the date is past WeChat Pay's memory (--wechat-query-memory), its out_order_no perhaps sent before and forgotten; " +
+	"a person checks the date in WeChat Pay's records, then runs it with --send-past-memory or settles it by hand"
 
 // defaults fills what c leaves zero.
 func (c *StageConfig) defaults() {
@@ -345,6 +382,11 @@ type stageRun struct {
 	waiting          int               // held for WeChat Pay to be ready (a receiver under review, say)
 	firstWait        struct{ order, reason string }
 	errs             []error // a batch's planning errors: the other batches go on
+	// past, when not nil, says why no new request of the run's date is
+	// planned or sent (StageConfig.Memory); pastHeld counts the
+	// transactions it held.
+	past     error
+	pastHeld int
 
 	// The transactions planned and not final yet (by effect subject),
 	// WeChat's last answer for each key when it was FINISHED, and the
@@ -438,7 +480,12 @@ func (st *stageRun) planBatch(ctx context.Context, items []pipeline.Split) ([]pi
 	err := c.Pacer.EachAsNeeded(ctx, len(items), func(i int) string { return st.order(items[i]).SubMchID }, func(ctx context.Context, i int) error {
 		it := items[i]
 		o := st.order(it)
-		e, outcome, answer, err := plan(ctx, c, run, it, o)
+		e, outcome, answer, err := plan(ctx, c, run, it, o, st.past)
+		if outcome != nil && outcome.Reason == pastHold {
+			st.mu.Lock()
+			st.pastHeld++
+			st.mu.Unlock()
+		}
 		if err != nil && subjectError(err) {
 			// WeChat Pay refused this transaction, or answered about it
 			// what cannot be read: it is held with the answer; the
@@ -520,8 +567,10 @@ func (st *stageRun) recordKept(ctx context.Context) error {
 func (st *stageRun) engine() *pipeline.Engine {
 	c, progress := st.c, st.progress
 	return &pipeline.Engine{Store: c.Store, Pacer: c.Pacer, FirstPoll: c.FirstPoll, Poll: c.Poll, Wait: c.Wait,
+		// A request the ledger holds never sent is not sent when its
+		// date is past WeChat Pay's memory (st.past).
 		Sender: func(e pipeline.Effect) pipeline.EffectSender {
-			return effectSender{api: c.API, order: st.txn(e).order, answered: func(o OrderStatus) {
+			return pipeline.HoldFirstSends(effectSender{api: c.API, order: st.txn(e).order, answered: func(o OrderStatus) {
 				st.tmu.Lock()
 				defer st.tmu.Unlock()
 				if o.State == StateFinished {
@@ -529,7 +578,7 @@ func (st *stageRun) engine() *pipeline.Engine {
 				} else {
 					delete(st.finished, e.Key)
 				}
-			}}
+			}}, st.past)
 		},
 		Lane: func(e pipeline.Effect) string { return st.txn(e).order.SubMchID },
 		Final: func(ctx context.Context, e pipeline.Effect) error {
@@ -551,6 +600,16 @@ func (st *stageRun) engine() *pipeline.Engine {
 		},
 		Error: func(ctx context.Context, e pipeline.Effect, err error) error {
 			t := st.txn(e)
+			if st.past != nil && e.Sends == 0 && errors.Is(err, pipeline.ErrPastMemory) {
+				// Never sent, and its date past WeChat Pay's memory
+				// (pipeline.HoldFirstSends): left planned, for a person.
+				progress.Add(1)
+				defer st.done(e)
+				st.mu.Lock()
+				st.pastHeld++
+				st.mu.Unlock()
+				return st.hold(ctx, t.it, pipeline.NeedsAPerson(pastHold))
+			}
 			if subjectError(err) {
 				progress.Add(1)
 				defer st.done(e)
@@ -820,7 +879,7 @@ func subjectError(err error) bool {
 // when WeChat Pay knows its out_order_no already (sentBefore: a ledger
 // restored from a backup; sentBeforeTaken where the ledger holds that
 // out_order_no for another transaction).
-func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn) (pipeline.Effect, *pipeline.Hold, OrderStatus, error) {
+func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Split, o Txn, past error) (pipeline.Effect, *pipeline.Hold, OrderStatus, error) {
 	next := firstAttempt(run, it, o)
 	keyFor := func(attempt int) string { return OutOrderNo(run.Key.Date, it.OrderNo, attempt) }
 	e, ok, err := c.Store.LatestEffect(ctx, next.Kind, next.Subject)
@@ -845,6 +904,11 @@ func plan(ctx context.Context, c *StageConfig, run *pipeline.Run, it pipeline.Sp
 		}
 	case ok && e.State != pipeline.EffectFailed:
 		return e, nil, OrderStatus{}, nil
+	}
+	if past != nil {
+		// A new out_order_no of a date past WeChat Pay's memory: not
+		// planned, for a person (StageConfig.Memory).
+		return pipeline.Effect{}, pipeline.NeedsAPerson(pastHold), OrderStatus{}, nil
 	}
 	if h, err := check(ctx, c, it, o); err != nil || h != nil {
 		if err == nil && !ok && h.NeedsPerson && c.currencyHold(o) == nil {

@@ -39,7 +39,9 @@ import (
 // the context's error; what it did not check, distribute checks. So too
 // once WeChat Pay answers none of pipeline.NotAnsweringAfter checks in a
 // row (pipeline.WithBreaker): it checks no more, and leaves the rest to
-// distribute, which finds WeChat Pay not answering itself.
+// distribute, which finds WeChat Pay not answering itself. A date past
+// WeChat Pay's memory (StageConfig.Memory) is not checked or planned at
+// all: distribute holds its transactions.
 func PrepareStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
@@ -47,6 +49,11 @@ func PrepareStage(c StageConfig) pipeline.StageFunc {
 		sellers, err := c.Store.AccountsAt(ctx, run.ID, SellerAccount)
 		if err != nil {
 			return "", err
+		}
+		if c.pastMemory(run) != nil {
+			// No new request of a date past WeChat Pay's memory: the
+			// distribute stage holds its transactions, and says why.
+			return "WeChat: nothing planned, the date is past WeChat Pay's memory (see distribute)", nil
 		}
 		st := &stageRun{c: &c, run: run, sellers: sellers}
 		progress := pipeline.ProgressFrom(ctx)

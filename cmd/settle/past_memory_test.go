@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/load/wechatpay"
+	"github.com/settlekit/settle/pipeline"
+	settlesql "github.com/settlekit/settle/sql"
+)
+
+// These tests settle a date that ended longer ago than the providers'
+// status queries are taken to remember (thirty days by default). Every
+// request's key is a function of its date: a run the ledger does not hold
+// (restored from an older backup, or rows lost) may have sent it, and a
+// provider that forgot it may pay it again, which settle cannot tell from
+// a key never sent. A new request of such a date is held for a person
+// (exit 4) unless --send-past-memory says a person checked the date in the
+// provider's statements; a date whose work is done sends nothing and ends
+// 0 as before.
+
+// pastMemoryDate is a date that ended 45 days ago in Asia/Shanghai, past
+// the thirty days the providers' queries are taken to remember.
+func pastMemoryDate() string {
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	return time.Now().In(sh).AddDate(0, 0, -45).Format(time.DateOnly)
+}
+
+// heldPastMemory checks a run of day held for its date past a provider's
+// memory: exit 4, naming the date, the memory and the flag.
+func heldPastMemory(t *testing.T, what, day, out string, code int) {
+	t.Helper()
+	if code != 4 || !strings.Contains(out, "no new") || !strings.Contains(out, "of "+day+" sent") ||
+		!strings.Contains(out, "status query is taken to remember (30d)") || !strings.Contains(out, "--send-past-memory") {
+		t.Fatalf("%s: exit %d, want 4 saying no new request of %s is sent, why, and --send-past-memory:\n%s", what, code, day, out)
+	}
+}
+
+// TestANewDatePastInfiniasMemoryIsSentOnlyWithTheFlag: a date 45 days
+// old run for the first time builds no trade file and sends no revenue
+// share (exit 4, every run), until --send-past-memory; the date then
+// paid, its runs without the flag send nothing and end 0. Before, it was
+// sent at once.
+func TestANewDatePastInfiniasMemoryIsSentOnlyWithTheFlag(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.pastMemory = true
+	day := pastMemoryDate()
+	e.mustSettle("seed", "--date", day, "--orders", "60", "--sellers", "3", "--seed", "8")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 3, nil, balance)
+	for _, what := range []string{"first run", "run again"} {
+		out, code := e.runInfiniaOn(sim, day)
+		heldPastMemory(t, what, day, out, code)
+		if n := sim.Infinia.Calls("revenue-sharing/request"); n != 0 {
+			t.Fatalf("%s: %d revenue share requests reached Infinia, want none:\n%s", what, n, out)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.trade_files`); n != 0 {
+			t.Fatalf("%s: %d trade files built, want none", what, n)
+		}
+	}
+	out, code := e.runInfiniaOn(sim, day, "--send-past-memory")
+	if code != 0 {
+		t.Fatalf("with --send-past-memory: exit %d, want 0:\n%s", code, out)
+	}
+	e.checkPaidOnce(sim, balance)
+	shares := len(sim.Infinia.RevenueShares())
+	if shares == 0 {
+		t.Fatal("no revenue share paid with --send-past-memory")
+	}
+	out, code = e.runInfiniaOn(sim, day)
+	if code != 0 || !strings.Contains(out, "0 new money movements") {
+		t.Fatalf("the paid date run again without the flag: exit %d, want 0 moving nothing:\n%s", code, out)
+	}
+	if n := len(sim.Infinia.RevenueShares()); n != shares {
+		t.Fatalf("%d revenue shares at Infinia, %d before", n, shares)
+	}
+}
+
+// TestARestoredLedgerPastInfiniasMemoryIsNotSettledAgainWithoutTheFlag:
+// the ledger is restored from a backup taken before a date 45 days old
+// was run, or after its uploads; Infinia paid its revenue shares (in this
+// test it remembers them, but it may not). Run again, the date sends
+// nothing - its trade files and revenue shares are new to the ledger,
+// their keys perhaps forgotten by Infinia - and ends 4, nothing carried,
+// until a person gives --send-past-memory; then Infinia replays what it
+// paid, and nothing is paid twice. Before, the restored ledger sent every
+// request again at once.
+func TestARestoredLedgerPastInfiniasMemoryIsNotSettledAgainWithoutTheFlag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restore test")
+	}
+	t.Parallel()
+	for _, point := range []string{"before", "upload"} {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			day := pastMemoryDate()
+			e.mustSettle("seed", "--date", day, "--orders", "60", "--sellers", "3", "--seed", "8")
+			const balance = 1_000_000_000_00
+			sim := e.sim(nil, 3, nil, balance)
+			e.mustSettle("migrate")
+			if point == "upload" { // the tests' --send-past-memory
+				if out, code := e.runInfiniaOn(sim, day, "--until", point); code != 0 {
+					t.Fatalf("run until %s: exit %d\n%s", point, code, out)
+				}
+			}
+			backup := e.backupLedger(point)
+			if out, code := e.runInfiniaOn(sim, day); code != 0 {
+				t.Fatalf("first run: exit %d\n%s", code, out)
+			}
+			shares, requests := len(sim.Infinia.RevenueShares()), sim.Infinia.Calls("revenue-sharing/request")
+			e.restoreLedger(backup)
+			e.pastMemory = true
+			out, code := e.runInfiniaOn(sim, day)
+			heldPastMemory(t, "run after the restore", day, out, code)
+			if n := sim.Infinia.Calls("revenue-sharing/request"); n != requests {
+				t.Fatalf("run after the restore: %d revenue share requests reached Infinia, want none:\n%s", n-requests, out)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share'`); n != 0 {
+				t.Fatalf("run after the restore: %d revenue shares planned, want none", n)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.adjustments`); n != 0 {
+				t.Fatalf("run after the restore: %d carried balance entries, want none", n)
+			}
+			if out, code := e.runInfiniaOn(sim, day, "--send-past-memory"); code != 0 {
+				t.Fatalf("with --send-past-memory: exit %d, want 0:\n%s", code, out)
+			}
+			e.checkPaidOnce(sim, balance)
+			if n := len(sim.Infinia.RevenueShares()); n != shares {
+				t.Fatalf("%d revenue shares at Infinia after the restore, %d before", n, shares)
+			}
+			if out, code := e.runInfiniaOn(sim, day); code != 0 || !strings.Contains(out, "0 new money movements") {
+				t.Fatalf("the date run again without the flag: exit %d, want 0 moving nothing:\n%s", code, out)
+			}
+		})
+	}
+}
+
+// TestANewDatePastWeChatsMemoryIsSentOnlyWithTheFlag: the WeChat Pay
+// transactions of a date 45 days old get no distribution or unfreeze
+// (exit 4) until --send-past-memory; settled then, the date's runs
+// without the flag end as that run did, sending nothing.
+func TestANewDatePastWeChatsMemoryIsSentOnlyWithTheFlag(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.pastMemory = true
+	day := pastMemoryDate()
+	e.mustSettle("seed", "--date", day, "--orders", "40", "--sellers", "3", "--seed", "14")
+	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), ShareKeys: true, KeyBits: testKeyBits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	d, _ := pipeline.ParseDate(day)
+	if _, err := sim.SeedWeChat(context.Background(), sqlx.NewDb(e.db.DB, "postgres"), settlesql.SourceQuery, pipeline.WindowOf(d, sh)); err != nil {
+		t.Fatal(err)
+	}
+	sends := func() int { return sim.WeChat.Calls(wechatpay.APIOrders) + sim.WeChat.Calls(wechatpay.APIUnfreeze) }
+	out, code := e.runWeChatOn(sim, day)
+	heldPastMemory(t, "first run", day, out, code)
+	if n := sends(); n != 0 {
+		t.Fatalf("first run: %d distributions or unfreezes reached WeChat Pay, want none:\n%s", n, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind IN ('distribution', 'unfreeze')`); n != 0 {
+		t.Fatalf("first run: %d requests planned, want none", n)
+	}
+	out, first := e.runWeChatOn(sim, day, "--send-past-memory")
+	if first != 0 && first != 4 || sends() == 0 || strings.Contains(out, "--send-past-memory") {
+		t.Fatalf("with --send-past-memory: exit %d, %d requests sent, want them sent:\n%s", first, sends(), out)
+	}
+	paid := e.checkWeChatOnce(sim)
+	sent := sends()
+	out, code = e.runWeChatOn(sim, day)
+	if code != first || sends() != sent || (first == 0 && !strings.Contains(out, "0 new money movements")) {
+		t.Fatalf("the date run again without the flag: exit %d (want %d), %d requests sent, want none:\n%s", code, first, sends()-sent, out)
+	}
+	if n := e.checkWeChatOnce(sim); n != paid {
+		t.Fatalf("%d transactions settled, %d before", n, paid)
+	}
+}
+
+// TestACarriedBalanceIsNotNettedIntoADatePastInfiniasMemory: a date 45
+// days old whose revenue shares were all carried (below --min-payout) is
+// run again: it nets none of its sellers' carried balances into a new
+// revenue share of its own date (a requestNo past Infinia's memory),
+// sends nothing and ends 0; a recent date's run pays them, under its own
+// date's requestNos. Planned as the old date's, they were held for a
+// person (exit 4) on every run of it, the balances netted into shares
+// never sent.
+func TestACarriedBalanceIsNotNettedIntoADatePastInfiniasMemory(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.pastMemory = true
+	day := pastMemoryDate()
+	e.mustSettle("seed", "--date", day, "--orders", "60", "--sellers", "3", "--seed", "8")
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", "9")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 3, nil, balance)
+	if out, code := e.runInfiniaOn(sim, day, "--send-past-memory", "--min-payout", "USD=1000000.00,EUR=1000000.00,CNY=1000000.00,JPY=100000000"); code != 0 {
+		t.Fatalf("the old date with --send-past-memory, every share below the minimum: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.adjustments`); n == 0 {
+		t.Fatal("nothing carried by the old date")
+	}
+	requests := sim.Infinia.Calls("revenue-sharing/request")
+	out, code := e.runInfiniaOn(sim, day)
+	if code != 0 || !strings.Contains(out, "0 new money movements") || sim.Infinia.Calls("revenue-sharing/request") != requests {
+		t.Fatalf("the old date again, its balances carried: exit %d, %d revenue share requests; want 0, none:\n%s", code, sim.Infinia.Calls("revenue-sharing/request")-requests, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share'`); n != 0 {
+		t.Fatalf("the old date again: %d revenue shares planned, want none", n)
+	}
+	if out, code := e.runInfiniaOn(sim, testDate); code != 0 || sim.Infinia.Calls("revenue-sharing/request") == requests {
+		t.Fatalf("the recent date: exit %d, nothing sent; want the carried balances paid with its own:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND (state <> 'succeeded' OR subject NOT LIKE $1)`, "RS/"+strings.ReplaceAll(testDate, "-", "")+"/%"); n != 0 {
+		t.Fatalf("%d revenue shares not paid, or not of the recent date", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state <> 'paid'`); n != 0 {
+		t.Fatalf("%d Infinia items not paid", n)
+	}
+}
