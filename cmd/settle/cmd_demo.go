@@ -162,6 +162,10 @@ func (cfg *config) demo(c *cli.Context) error {
 		until: pipeline.StageReconcile, classify: classifier(rules, d, w0), rulesHash: rules.Hash(), rules: rules,
 		query: sourceQueryDefault(), sellersQ: sellersQueryDefault(), lateQ: lateRefundsQueryDefault(), sourceURL: url, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: demoMaxRejectRatio,
 		infinia: inf, payProtocol: pp, wechat: wx, wait: demoWait, poll: 20 * time.Millisecond,
+		// Its requests go to its own new simulator, from a ledger that
+		// has no run of the date (demoDateUnsettled): no provider can
+		// have forgotten them, whatever --date's age.
+		sendPastMemory: true,
 	}
 	fmt.Fprintln(w, "\n== first run")
 	start := time.Now()
