@@ -191,7 +191,7 @@ func TestANightlyRunNamesADateStoppedWithRequestsInFlight(t *testing.T) {
 		for i := 0; i < 50; i++ {
 			out.Reset()
 			errb.Reset()
-			err := runAt(context.Background(), func() time.Time { return now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
+			err := runAt(context.Background(), func() time.Time { return now }, sendingPastMemory(plainTextArgs(full)), func(string) string { return "" }, &out, &errb)
 			if code := exitCode(err, &errb); code != 75 {
 				return out.String() + errb.String(), code
 			}

@@ -36,7 +36,7 @@ func lateOrdersEnv(t *testing.T) (*env, func(args ...string) (string, int)) {
 		t.Helper()
 		var out, errb bytes.Buffer
 		full := append([]string{"settle", "run", "--database-url", e.url, "--rules", e.rules, "--out", e.reports, skipAll}, args...)
-		err := runAt(context.Background(), func() time.Time { return now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
+		err := runAt(context.Background(), func() time.Time { return now }, sendingPastMemory(plainTextArgs(full)), func(string) string { return "" }, &out, &errb)
 		code := exitCode(err, &errb)
 		return out.String() + errb.String(), code
 	}

@@ -49,7 +49,7 @@ func waitingForTheLock(t *testing.T, args []string, getenv func(string) string) 
 	done := make(chan int, 1)
 	go func() {
 		var errb bytes.Buffer
-		err := run(context.Background(), plainTextArgs(args), getenv, w, &errb)
+		err := run(context.Background(), sendingPastMemory(plainTextArgs(args)), getenv, w, &errb)
 		done <- exitCode(err, &errb)
 	}()
 	select {

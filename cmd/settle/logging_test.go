@@ -33,8 +33,8 @@ func TestJSONLogsOfAFailingRun(t *testing.T) {
 		}
 		return ""
 	}
-	err := run(context.Background(), plainTextArgs([]string{"settle", "run", "--database-url", e.url, "--date", testDate,
-		"--rules", e.rules, "--out", e.reports}), getenv, &out, &errb)
+	err := run(context.Background(), sendingPastMemory(plainTextArgs([]string{"settle", "run", "--database-url", e.url, "--date", testDate,
+		"--rules", e.rules, "--out", e.reports})), getenv, &out, &errb)
 	if code := exitCode(err, &errb); code != 3 {
 		t.Fatalf("exit %d, want 3\n%s%s", code, out.String(), errb.String())
 	}

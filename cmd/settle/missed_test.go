@@ -468,7 +468,7 @@ func (e *env) runAtClockStopped(now *time.Time) func(args ...string) (string, in
 		var out, errb bytes.Buffer
 		full := append([]string{"settle", "run", "--database-url", e.url, "--tz", "UTC", "--rules", e.rules, "--out", e.reports,
 			"--until", "transform"}, args...)
-		err := runAt(context.Background(), func() time.Time { return *now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
+		err := runAt(context.Background(), func() time.Time { return *now }, sendingPastMemory(plainTextArgs(full)), func(string) string { return "" }, &out, &errb)
 		code := exitCode(err, &errb)
 		return out.String() + errb.String(), code
 	}

@@ -31,6 +31,14 @@ func pastMemoryDate() string {
 	return time.Now().In(sh).AddDate(0, 0, -45).Format(time.DateOnly)
 }
 
+// recentDate is a date that ended 3 days ago in Asia/Shanghai, well
+// within the providers' memory whatever the day the tests run on (testDate
+// is not, from 2026-12-24).
+func recentDate() string {
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	return time.Now().In(sh).AddDate(0, 0, -3).Format(time.DateOnly)
+}
+
 // heldPastMemory checks a run of day held for its date past a provider's
 // memory: exit 4, naming the date, the memory and the flag.
 func heldPastMemory(t *testing.T, what, day, out string, code int) {
@@ -198,9 +206,9 @@ func TestACarriedBalanceIsNotNettedIntoADatePastInfiniasMemory(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.pastMemory = true
-	day := pastMemoryDate()
+	day, recent := pastMemoryDate(), recentDate()
 	e.mustSettle("seed", "--date", day, "--orders", "60", "--sellers", "3", "--seed", "8")
-	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", "9")
+	e.mustSettle("seed", "--date", recent, "--orders", "60", "--sellers", "3", "--seed", "9")
 	const balance = 1_000_000_000_00
 	sim := e.sim(nil, 3, nil, balance)
 	if out, code := e.runInfiniaOn(sim, day, "--send-past-memory", "--min-payout", "USD=1000000.00,EUR=1000000.00,CNY=1000000.00,JPY=100000000"); code != 0 {
@@ -217,10 +225,10 @@ func TestACarriedBalanceIsNotNettedIntoADatePastInfiniasMemory(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share'`); n != 0 {
 		t.Fatalf("the old date again: %d revenue shares planned, want none", n)
 	}
-	if out, code := e.runInfiniaOn(sim, testDate); code != 0 || sim.Infinia.Calls("revenue-sharing/request") == requests {
+	if out, code := e.runInfiniaOn(sim, recent); code != 0 || sim.Infinia.Calls("revenue-sharing/request") == requests {
 		t.Fatalf("the recent date: exit %d, nothing sent; want the carried balances paid with its own:\n%s", code, out)
 	}
-	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND (state <> 'succeeded' OR subject NOT LIKE $1)`, "RS/"+strings.ReplaceAll(testDate, "-", "")+"/%"); n != 0 {
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND (state <> 'succeeded' OR subject NOT LIKE $1)`, "RS/"+strings.ReplaceAll(recent, "-", "")+"/%"); n != 0 {
 		t.Fatalf("%d revenue shares not paid, or not of the recent date", n)
 	}
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state <> 'paid'`); n != 0 {

@@ -62,7 +62,7 @@ func TestANightlyRunWatchesARejectedOrderPaidLongAfterItsDate(t *testing.T) {
 			"--provider-wait", "3s", "--provider-poll", "20ms", "--provider-rate", "0", "--skip-channel", "wechatpay", "--recheck-days", "1"},
 			sim.Config.Args()...), extra...)
 		var out, errb bytes.Buffer
-		err := runAt(context.Background(), func() time.Time { return now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
+		err := runAt(context.Background(), func() time.Time { return now }, sendingPastMemory(plainTextArgs(full)), func(string) string { return "" }, &out, &errb)
 		code := exitCode(err, &errb) // first: it writes the error's lines to errb
 		return out.String() + errb.String(), code
 	}

@@ -112,7 +112,7 @@ func (e *env) runSampled(ctx context.Context, sim *paysim.Sim, onLine func(strin
 	s := &stageSampler{e: e, onLine: onLine}
 	args := append([]string{"settle", "run", "--database-url", e.url, "--date", testDate, "--rules", e.rules, "--out", e.reports,
 		"--work-dir", filepath.Join(e.reports, "work"), "--provider-wait", "5s", "--provider-poll", "20ms", "--provider-rate", "0"}, sim.Config.Args()...)
-	err := run(ctx, plainTextArgs(args), func(string) string { return "" }, s, s)
+	err := run(ctx, sendingPastMemory(plainTextArgs(args)), func(string) string { return "" }, s, s)
 	return s, exitCode(err, s)
 }
 

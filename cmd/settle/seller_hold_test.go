@@ -412,7 +412,7 @@ func (e *env) nightAt(now *time.Time) func(args ...string) (string, int) {
 		var out, errb bytes.Buffer
 		full := append([]string{"settle", "run", "--database-url", e.url, "--rules", e.rules, "--out", e.reports,
 			"--skip-channel", "infiniapay,payprotocol,wechatpay"}, args...)
-		err := runAt(context.Background(), func() time.Time { return *now }, plainTextArgs(full), func(string) string { return "" }, &out, &errb)
+		err := runAt(context.Background(), func() time.Time { return *now }, sendingPastMemory(plainTextArgs(full)), func(string) string { return "" }, &out, &errb)
 		code := exitCode(err, &errb) // writes the error's lines
 		return out.String() + errb.String(), code
 	}

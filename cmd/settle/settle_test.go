@@ -141,6 +141,21 @@ func envOn(t *testing.T, url string) *env {
 	return &env{t: t, url: url, db: db, reports: filepath.Join(dir, "reports"), rules: rules}
 }
 
+// sendingPastMemory is args, an in-process command line (args[0] the
+// program's name), with --send-past-memory added to a settle run's: the
+// tests' dates are fixed (testDate), and the machine's clock moves past
+// the providers' memory of them (thirty days: from 2026-12-24 for
+// testDate), which would hold every new request (pipeline.DatePastMemory).
+// Every in-process run of the tests goes through it (env.raw, and the tests
+// that call run or runAt themselves), but those of the hold's own tests
+// (env.pastMemory).
+func sendingPastMemory(args []string) []string {
+	if len(args) > 1 && args[1] == "run" && !slices.Contains(args, "--help") && !slices.Contains(args, "--"+flagSendPastMemory) {
+		return append(slices.Clip(args), "--"+flagSendPastMemory)
+	}
+	return args
+}
+
 // settle runs the command line in-process with the database flag set, and
 // returns its output and exit code.
 func (e *env) settle(args ...string) (string, int) {
@@ -157,8 +172,8 @@ func (e *env) raw(full ...string) (string, int) {
 	e.t.Helper()
 	var out, errb bytes.Buffer
 	cfg := func(string) string { return "" }
-	if !e.pastMemory && len(full) > 1 && full[1] == "run" && !slices.Contains(full, "--help") {
-		full = append(slices.Clip(full), "--"+flagSendPastMemory)
+	if !e.pastMemory {
+		full = sendingPastMemory(full)
 	}
 	err := run(context.Background(), plainTextArgs(full), cfg, &out, &errb)
 	code := exitCode(err, &errb)

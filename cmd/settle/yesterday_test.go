@@ -99,7 +99,7 @@ func TestAMachineWhoseClockIsOffTheLedgersIsRefused(t *testing.T) {
 	for _, off := range []time.Duration{time.Hour, -10 * time.Minute} {
 		var out, errb bytes.Buffer
 		ctx := context.WithValue(context.Background(), wallClockKey{}, func() time.Time { return time.Now().Add(off) })
-		err := run(ctx, plainTextArgs([]string{"settle", "run", "--database-url", e.url, "--date", testDate, "--rules", e.rules, "--until", "transform", skipAll}),
+		err := run(ctx, sendingPastMemory(plainTextArgs([]string{"settle", "run", "--database-url", e.url, "--date", testDate, "--rules", e.rules, "--until", "transform", skipAll})),
 			func(string) string { return "" }, &out, &errb)
 		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "clock skew: this machine's clock reads") {
 			t.Fatalf("a machine %s off the ledger's clock: %v, want exit 2 naming clock skew", off, err)
