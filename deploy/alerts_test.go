@@ -45,21 +45,10 @@ func emitted(t *testing.T) map[string]map[string][]string {
 		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": states},
 		ExitCode: 4, NeedsPerson: 1, LastSuccess: time.Unix(1795000000, 0),
 		Unsettled: 1, OldestUnsettled: pipeline.Date{Year: 2026, Month: 11, Day: 22},
+		Skipped:     map[pipeline.Channel]int64{"wechatpay": 3},
+		SkippedOpen: map[pipeline.Channel]int64{"wechatpay": 5},
 	}
-	path := filepath.Join(t.TempDir(), "settle.prom")
-	if err := load.WriteMetricsFile(path, m); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	families := written(t, m)
 	out := map[string]map[string][]string{}
 	for name, mf := range families {
 		labels := map[string][]string{}
@@ -74,6 +63,26 @@ func emitted(t *testing.T) map[string]map[string][]string {
 		out[name] = labels
 	}
 	return out
+}
+
+// written is what settle writes of m: its textfile, parsed.
+func written(t *testing.T, m load.RunMetrics) map[string]*dto.MetricFamily {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "settle.prom")
+	if err := load.WriteMetricsFile(path, m); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return families
 }
 
 // kubeStateMetrics are the metrics of kube-state-metrics the rules name
@@ -570,5 +579,75 @@ func TestAJobFailedAtItsDeadlinePages(t *testing.T) {
 	}
 	if found == 0 {
 		t.Error("no alert rule on kube_job_failed")
+	}
+}
+
+// TestLeftOutOnPurposeAlertFiresOnlyForOrdersLeftOut: the rule on
+// settle_skipped_orders_open, evaluated on what settle writes, fires for a
+// channel whose orders an earlier night left out on purpose and nothing
+// paid since, and not on a normal night (every channel 0, as settle writes
+// them: none left out); and only after a day, so that a night that skips a
+// channel and a run of the date the next day that pays it page nobody.
+// Orders left out on purpose were in no alert: the run ends 0, its date
+// settled for settle_unsettled_runs, and settle_skipped_orders is the last
+// run's date's alone (found by a review).
+func TestLeftOutOnPurposeAlertFiresOnlyForOrdersLeftOut(t *testing.T) {
+	form := regexp.MustCompile(`^\s*settle_skipped_orders_open\s*(>|>=)\s*(\d+)\s*$`)
+	night := func(open map[pipeline.Channel]int64) load.RunMetrics {
+		return load.RunMetrics{Date: pipeline.Date{Year: 2026, Month: 11, Day: 24}, Shard: pipeline.Shard{Index: 1, Count: 4},
+			Duration: time.Second, Items: 9, ExitCode: 0, LastSuccess: time.Unix(1795000000, 0),
+			Skipped:     map[pipeline.Channel]int64{"infiniapay": 0, "payprotocol": 0, "wechatpay": 0},
+			SkippedOpen: open}
+	}
+	// firing evaluates the rule's comparison on the textfile's samples of
+	// the metric: the channels it fires for.
+	firing := func(op string, threshold float64, m load.RunMetrics) []string {
+		var out []string
+		for _, metric := range written(t, m)["settle_skipped_orders_open"].GetMetric() {
+			v := metric.GetGauge().GetValue()
+			if op == ">" && v > threshold || op == ">=" && v >= threshold {
+				for _, lp := range metric.GetLabel() {
+					if lp.GetName() == "channel" {
+						out = append(out, lp.GetValue())
+					}
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	found := 0
+	for _, rule := range alertRules(t) {
+		if !strings.Contains(rule.Expr, "settle_skipped_orders_open") {
+			continue
+		}
+		found++
+		m := form.FindStringSubmatch(rule.Expr)
+		if m == nil {
+			t.Errorf("%s: expr %q: want settle_skipped_orders_open > N", rule.Alert, rule.Expr)
+			continue
+		}
+		threshold, _ := strconv.ParseFloat(m[2], 64)
+		normal := night(map[pipeline.Channel]int64{"infiniapay": 0, "payprotocol": 0, "wechatpay": 0})
+		if got := firing(m[1], threshold, normal); len(got) != 0 {
+			t.Errorf("%s: fires on a normal night, for %v", rule.Alert, got)
+		}
+		if len(written(t, normal)["settle_skipped_orders_open"].GetMetric()) != 3 {
+			t.Errorf("a normal night writes no settle_skipped_orders_open of 0 for each channel: an alert's series goes, not to 0")
+		}
+		forgotten := night(map[pipeline.Channel]int64{"infiniapay": 0, "payprotocol": 0, "wechatpay": 12})
+		if got := firing(m[1], threshold, forgotten); !slices.Equal(got, []string{"wechatpay"}) {
+			t.Errorf("%s: fires for %v the night after wechatpay's orders were left out, want [wechatpay]", rule.Alert, got)
+		}
+		d, err := model.ParseDuration(rule.For)
+		if err != nil || time.Duration(d) < 24*time.Hour || time.Duration(d) > 30*time.Hour {
+			t.Errorf("%s: for %q (%v): want a day or more (a skip paid the next day is no ticket), and no more than a night's 30h", rule.Alert, rule.For, err)
+		}
+		if rule.Labels["severity"] == "page" {
+			t.Errorf("%s: pages; orders left out by an operator's word are a ticket", rule.Alert)
+		}
+	}
+	if found == 0 {
+		t.Error("no alert rule on settle_skipped_orders_open: orders left out on purpose and forgotten alert nobody")
 	}
 }

@@ -54,6 +54,14 @@ type RunMetrics struct {
 	// newer date left failed stays counted here.
 	Unsettled       int
 	OldestUnsettled pipeline.Date
+	// SkippedOpen counts the shard's orders of every date still left out
+	// on purpose (--skip-channel; not settled since by a run of their date
+	// with the channel's provider configured), by channel, read from the
+	// ledger with the health: a date whose run left a channel out counts
+	// as settled in Unsettled, and Skipped is the last run's date's alone,
+	// so a channel skipped one night and forgotten showed nowhere the next.
+	// Every channel the caller knows, 0 for one with none, as Skipped.
+	SkippedOpen map[pipeline.Channel]int64
 	// NoRun: the invocation opened no run of the shard (it failed before,
 	// or ended worse than its runs: a night that finds nights missed). Only
 	// its exit code, its date and the shard's health are reported; a
@@ -71,7 +79,8 @@ type RunMetrics struct {
 // writes: durations, counts, amounts, effects and orders left out on
 // purpose summed, exitCode the process's, and the last success the oldest of the shards' (none while one
 // of them never finished), so that an alert on its age fires while any
-// shard lags; the unsettled runs summed, with the oldest of their dates
+// shard lags; the unsettled runs and the orders left out on purpose still
+// open summed, with the oldest of the unsettled runs' dates
 // (none when a shard's health is unknown: NoHealth), and NoRun when none of
 // them ran. Its shard is theirs when they are all of one (the dates of a
 // shard's backfill), else the whole date's.
@@ -124,6 +133,12 @@ func Combine(ms []RunMetrics, exitCode int) RunMetrics {
 			}
 		}
 		c.Unsettled += m.Unsettled
+		for ch, n := range m.SkippedOpen {
+			if c.SkippedOpen == nil {
+				c.SkippedOpen = map[pipeline.Channel]int64{}
+			}
+			c.SkippedOpen[ch] += n
+		}
 		if !m.OldestUnsettled.IsZero() && (c.OldestUnsettled.IsZero() || m.OldestUnsettled.Before(c.OldestUnsettled)) {
 			c.OldestUnsettled = m.OldestUnsettled
 		}
@@ -152,6 +167,12 @@ func (m RunMetrics) registry(constant prometheus.Labels) *prometheus.Registry {
 		}
 		gauge("unsettled_runs", "Runs (a date of this shard each) not finished without error, from the ledger: failed, needing a person, stopped early or running.").WithLabelValues().Set(float64(m.Unsettled))
 		gauge("oldest_unsettled_business_date", "Earliest business date among the unsettled runs, as YYYYMMDD (0: none).").WithLabelValues().Set(yyyymmdd(m.OldestUnsettled))
+		if len(m.SkippedOpen) > 0 {
+			open := gauge("skipped_orders_open", "Orders of this shard, every date's, still left unpaid on purpose (--skip-channel) and not settled since, by channel, from the ledger.", "channel")
+			for ch, n := range m.SkippedOpen {
+				open.WithLabelValues(string(ch)).Set(float64(n))
+			}
+		}
 	}
 	if m.NoRun {
 		return reg

@@ -29,7 +29,8 @@ func sampleMetrics() RunMetrics {
 		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 12, pipeline.EffectFailed: 1}},
 		ExitCode: 4, NeedsPerson: 3, FailedPayouts: 1, LastSuccess: time.Unix(1795000000, 0),
 		Unsettled: 2, OldestUnsettled: pipeline.Date{Year: 2026, Month: 11, Day: 20},
-		Skipped: map[pipeline.Channel]int64{"payprotocol": 7, "wechatpay": 0},
+		Skipped:     map[pipeline.Channel]int64{"payprotocol": 7, "wechatpay": 0},
+		SkippedOpen: map[pipeline.Channel]int64{"payprotocol": 19, "wechatpay": 0},
 	}
 }
 
@@ -89,7 +90,8 @@ func TestWriteMetricsFile(t *testing.T) {
 	for _, want := range []string{`settle_orders{outcome="item"} 990`, `settle_amount_minor{channel="infiniapay",currency="USD",part="seller"} 90250`,
 		`settle_effects{kind="revenue_share",state="failed"} 1`, "settle_last_success_timestamp_seconds 1.795e+09",
 		"settle_exit_code 4", "settle_needs_person_subjects 3", "settle_failed_payouts 1", "settle_unsettled_runs 2", "settle_oldest_unsettled_business_date 2.026112e+07",
-		`settle_skipped_orders{channel="payprotocol"} 7`, `settle_skipped_orders{channel="wechatpay"} 0`} {
+		`settle_skipped_orders{channel="payprotocol"} 7`, `settle_skipped_orders{channel="wechatpay"} 0`,
+		`settle_skipped_orders_open{channel="payprotocol"} 19`, `settle_skipped_orders_open{channel="wechatpay"} 0`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics file lacks %s:\n%s", want, b)
 		}
@@ -242,7 +244,7 @@ func TestCombineShardsOfADate(t *testing.T) {
 			{Channel: "wechatpay", Currency: "CNY", Orders: 1, Gross: 100, Seller: 100}},
 		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 13, pipeline.EffectFailed: 1}, "distribution": {pipeline.EffectUnknown: 2}},
 		ExitCode: 4, NeedsPerson: 3, FailedPayouts: 3, LastSuccess: b.LastSuccess, Unsettled: 3, OldestUnsettled: b.OldestUnsettled,
-		Skipped: map[pipeline.Channel]int64{"payprotocol": 14, "wechatpay": 0}}
+		Skipped: map[pipeline.Channel]int64{"payprotocol": 14, "wechatpay": 0}, SkippedOpen: map[pipeline.Channel]int64{"payprotocol": 38, "wechatpay": 0}}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("combined\n%+v\nwant\n%+v", c, want)
 	}
@@ -301,17 +303,19 @@ func TestMetricsOfAnInvocationWithoutARun(t *testing.T) {
 			t.Errorf("lacks %q:\n%s", want, b)
 		}
 	}
-	for _, not := range []string{"settle_unsettled_runs", "settle_oldest_unsettled", "settle_orders", "settle_run_duration", "settle_needs_person", "settle_failed_payouts"} {
+	for _, not := range []string{"settle_unsettled_runs", "settle_oldest_unsettled", "settle_skipped_orders", "settle_orders", "settle_run_duration", "settle_needs_person", "settle_failed_payouts"} {
 		if strings.Contains(string(b), not) {
 			t.Errorf("an invocation without a run or health reports %s:\n%s", not, b)
 		}
 	}
 	m.NoHealth, m.Unsettled, m.OldestUnsettled = false, 1, pipeline.Date{Year: 2026, Month: 11, Day: 22}
+	m.SkippedOpen = map[pipeline.Channel]int64{"wechatpay": 5}
 	if err := WriteMetricsFile(path, m); err != nil {
 		t.Fatal(err)
 	}
 	b, _ = os.ReadFile(path)
-	if !strings.Contains(string(b), "settle_unsettled_runs 1\n") || strings.Contains(string(b), "settle_orders") {
+	if !strings.Contains(string(b), "settle_unsettled_runs 1\n") || !strings.Contains(string(b), `settle_skipped_orders_open{channel="wechatpay"} 5`+"\n") ||
+		strings.Contains(string(b), "settle_orders") || strings.Contains(string(b), "settle_skipped_orders{") {
 		t.Errorf("with the shard's health read, want it and no run's figures:\n%s", b)
 	}
 	if c := Combine([]RunMetrics{sampleMetrics(), m}, 4); c.NoRun || c.NoHealth {

@@ -1043,9 +1043,18 @@ func (s *metricsSink) add(m load.RunMetrics) {
 	s.runs = append(s.runs, m)
 }
 
-// setHealth puts what the ledger says of the shard into its metrics.
+// setHealth puts what the ledger says of the shard into its metrics: the
+// orders left out on purpose still open for every channel, 0 for one with
+// none, so that a channel's last figure is replaced once it is paid.
 func setHealth(m *load.RunMetrics, h ledger.ShardHealth) {
 	m.LastSuccess, m.Unsettled, m.OldestUnsettled = h.LastSuccess, h.Unsettled, h.OldestUnsettled
+	m.SkippedOpen = map[pipeline.Channel]int64{}
+	for _, spec := range channelSpecs() {
+		m.SkippedOpen[spec.Channel] = 0
+	}
+	for ch, n := range h.SkippedOpen {
+		m.SkippedOpen[ch] += n
+	}
 }
 
 // flush reports the invocation's metrics when it ran more than one run, or

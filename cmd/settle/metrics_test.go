@@ -375,3 +375,75 @@ func TestADryRunReportsNoMetrics(t *testing.T) {
 		t.Errorf("a dry run pushed metrics: %v", gw.groups)
 	}
 }
+
+// TestMetricsCountTheSkippedOrdersOfEarlierDates: orders a run left out on
+// purpose (--skip-channel) were counted only in settle_skipped_orders, the
+// last run's date's, and their date counted as settled
+// (settle_unsettled_runs): a channel skipped one night and forgotten was in
+// no metric the next night (found by a review). settle_skipped_orders_open
+// counts the shard's every date's still left out, from the ledger, until a
+// run of their date with the channel's provider configured leaves it out
+// no longer.
+func TestMetricsCountTheSkippedOrdersOfEarlierDates(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(60, 0)
+	const next = "2026-11-24" // a few of the seeded orders are the next day's
+	channels := []string{"infiniapay", "payprotocol", "wechatpay"}
+	leftOn := func(d string) map[string]int64 {
+		t.Helper()
+		out := map[string]int64{}
+		for _, ch := range channels {
+			out[ch] = e.count(`SELECT count(*) FROM settle.items WHERE business_date = $1 AND channel = $2 AND state IN ('recorded', 'unverified')`, d, ch)
+		}
+		return out
+	}
+	file := filepath.Join(t.TempDir(), "settle.prom")
+	check := func(when, family string, want map[string]int64) {
+		t.Helper()
+		prom := string(readFile(t, file))
+		for _, ch := range channels {
+			if line := fmt.Sprintf("%s{channel=%q} %d\n", family, ch, want[ch]); !strings.Contains(prom, line) {
+				t.Errorf("%s: metrics lack %q:\n%s", when, line, prom)
+			}
+		}
+	}
+	if out, code := e.settle("run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--metrics-file", file, skipAll); code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	first := leftOn(testDate)
+	if first["infiniapay"] == 0 || first["wechatpay"] == 0 || first["payprotocol"] == 0 {
+		t.Fatalf("orders left out %v, want every channel's", first)
+	}
+	check("the night that left them out", "settle_skipped_orders", first)
+	check("the night that left them out", "settle_skipped_orders_open", first)
+
+	// The next night, the channels skipped again: the earlier date is
+	// settled for settle_unsettled_runs, and settle_skipped_orders is the
+	// next date's alone; its orders left out are still counted.
+	if out, code := e.settle("run", "--date", next, "--rules", e.rules, "--out", e.reports, "--metrics-file", file, skipAll); code != 0 {
+		t.Fatalf("%s: exit %d, want 0:\n%s", next, code, out)
+	}
+	second := leftOn(next)
+	both := map[string]int64{}
+	for _, ch := range channels {
+		both[ch] = first[ch] + second[ch]
+	}
+	check("the next night", "settle_skipped_orders", second)
+	check("the next night", "settle_skipped_orders_open", both)
+	if prom := string(readFile(t, file)); !strings.Contains(prom, "settle_unsettled_runs 0\n") {
+		t.Errorf("the next night: want no date unsettled (the one that left orders out ended 0):\n%s", prom)
+	}
+
+	// A run of the first date with Pay Protocol configured records the
+	// channels it leaves out without it (RecordSkipped, as channelCheck
+	// does): its orders are no longer left out on purpose.
+	if _, err := e.db.Exec(`UPDATE settle.runs SET skipped_channels = '{infiniapay,wechatpay}' WHERE business_date = $1`, testDate); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.settle("run", "--date", next, "--rules", e.rules, "--out", e.reports, "--metrics-file", file, skipAll); code != 0 {
+		t.Fatalf("%s again: exit %d, want 0:\n%s", next, code, out)
+	}
+	both["payprotocol"] = second["payprotocol"]
+	check("once the first date's Pay Protocol orders were no longer left out", "settle_skipped_orders_open", both)
+}

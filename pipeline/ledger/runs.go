@@ -1239,6 +1239,15 @@ type ShardHealth struct {
 	Unsettled int
 	// OldestUnsettled is the earliest date of those (zero when none).
 	OldestUnsettled pipeline.Date
+	// SkippedOpen counts, by channel, the shard's orders of every date
+	// still left out on purpose (--skip-channel): waiting, of a channel
+	// the last channel check of their date's run left out (RecordSkipped),
+	// as SkippedOfRun counts a run's. A date whose run left a channel out
+	// is settled for Unsettled (its run done, no error); its orders stay
+	// counted here until a run of that date with the channel's provider
+	// configured checks its channels again and pays them. Only the
+	// channels with such orders are in the map.
+	SkippedOpen map[pipeline.Channel]int64
 }
 
 // ShardHealth reads the shard's health from its runs (one row a date).
@@ -1259,8 +1268,39 @@ func (l *Ledger) ShardHealth(ctx context.Context, shard pipeline.Shard) (ShardHe
 	if oldest.Valid {
 		h.OldestUnsettled = pipeline.DateOf(oldest.Time)
 	}
+	rows, err := l.db.QueryContext(ctx, skippedOpenQuery, shard.Index, shard.Count)
+	if err != nil {
+		return ShardHealth{}, fmt.Errorf("read the shard's orders left out on purpose: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ch string
+		var n int64
+		if err := rows.Scan(&ch, &n); err != nil {
+			return ShardHealth{}, err
+		}
+		if h.SkippedOpen == nil {
+			h.SkippedOpen = map[pipeline.Channel]int64{}
+		}
+		h.SkippedOpen[pipeline.Channel(ch)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return ShardHealth{}, fmt.Errorf("read the shard's orders left out on purpose: %w", err)
+	}
 	return h, nil
 }
+
+// skippedOpenQuery is ShardHealth's count of the shard's orders left out
+// on purpose, every date's (skippedSQL, as SkippedOfRun's). Every run's end
+// asks it. Its runs are found by runs_skipped (migration 00040), the few
+// that left a channel out, not by a scan of the shard's runs (one a date,
+// for years); their items by run (items_run_order), each run's read whole
+// as SkippedOfRun reads it: no index of items may name state (migration
+// 00018, HOT updates).
+const skippedOpenQuery = `SELECT i.channel, count(*)
+	FROM runs r JOIN items i ON i.run_id = r.id
+	WHERE r.shard_index = $1 AND r.shard_count = $2 AND r.skipped_channels <> '{}' AND ` + skippedSQL + `
+	GROUP BY i.channel ORDER BY i.channel`
 
 // RunRules is the rules file a run of a date split its items with
 // (RulesFiles): Kept false for a run whose file was not kept (opened

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -163,4 +164,108 @@ func TestARunThatLeftNothingOutReadsNoneOfItsItemsForIt(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Orders != 20 || got[0].Seller != 20000 {
 		t.Errorf("left out: %+v (%v), want the 20 orders, 200.00", got, err)
 	}
+}
+
+// TestShardHealthCountsEveryDatesOrdersLeftOut: the orders left out on
+// purpose were counted for the last run's date alone (SkippedOfRun), and
+// the date counted as settled: a channel skipped one night was in no
+// metric the next. ShardHealth counts the shard's every date's still left
+// out (not another shard's, not those a later channel check no longer
+// leaves out, not those settled since), reading the runs that left a
+// channel out by their index (runs_skipped, migration 00040), not the
+// shard's every run, one a date for years.
+func TestShardHealthCountsEveryDatesOrdersLeftOut(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	shard := pipeline.Shard{Index: 0, Count: 2}
+	var runs []*pipeline.Run
+	for i, d := range []pipeline.Date{{Year: 2026, Month: 11, Day: 20}, {Year: 2026, Month: 11, Day: 21}} {
+		for _, sh := range []pipeline.Shard{shard, {Index: 1, Count: 2}} {
+			run, _, err := l.OpenRun(ctx, pipeline.RunKey{Date: d, Shard: sh}, pipeline.RunParams{TimeZone: "UTC"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Date(d.Year, time.Month(d.Month), d.Day, 12, 0, 0, 0, time.UTC)
+			if _, err := l.WriteItems(ctx, run, func(w pipeline.ItemWriter) error {
+				for j, ch := range []pipeline.Channel{chInfinia, chInfinia, chPayProtocol} {
+					no := fmt.Sprintf("O%d-%d-%d", i, sh.Index, j)
+					o := pipeline.Order{OrderNo: no, SellerID: "S1", Channel: ch, ProviderTxnID: "T" + no, Currency: "USD", Amount: 1100,
+						Category: "c", PaidAt: now, ConfirmedAt: now}
+					if err := w.Split(pipeline.Split{Order: o, Rule: "r", Commission: 100, SellerShare: 1000}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.RecordSkipped(ctx, run.ID, []pipeline.Channel{chInfinia, chPayProtocol}); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.FinishRun(ctx, run.ID, pipeline.RunDone, ""); err != nil {
+				t.Fatal(err)
+			}
+			if sh == shard {
+				runs = append(runs, run)
+			}
+		}
+	}
+	check := func(when string, want map[pipeline.Channel]int64) {
+		t.Helper()
+		h, err := l.ShardHealth(ctx, shard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(h.SkippedOpen) != len(want) || h.SkippedOpen[chInfinia] != want[chInfinia] || h.SkippedOpen[chPayProtocol] != want[chPayProtocol] {
+			t.Errorf("%s: %v left out, want %v", when, h.SkippedOpen, want)
+		}
+		if h.Unsettled != 0 {
+			t.Errorf("%s: %d dates unsettled, want none (their runs ended done)", when, h.Unsettled)
+		}
+	}
+	check("two dates left out", map[pipeline.Channel]int64{chInfinia: 4, chPayProtocol: 2})
+	// The first date run again with Pay Protocol configured: its channel
+	// check leaves Infinia alone out.
+	if err := l.RecordSkipped(ctx, runs[0].ID, []pipeline.Channel{chInfinia}); err != nil {
+		t.Fatal(err)
+	}
+	check("the first date's Pay Protocol no longer left out", map[pipeline.Channel]int64{chInfinia: 4, chPayProtocol: 1})
+	// An order of the second date paid, one held: neither is left out.
+	if _, err := l.DB().ExecContext(ctx, `UPDATE items SET state = 'paid' WHERE order_no = 'O1-0-0'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DB().ExecContext(ctx, `UPDATE items SET reason = 'held: a file refused' WHERE order_no = 'O1-0-1'`); err != nil {
+		t.Fatal(err)
+	}
+	check("one paid, one held", map[pipeline.Channel]int64{chInfinia: 2, chPayProtocol: 1})
+	if err := l.RecordSkipped(ctx, runs[1].ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordSkipped(ctx, runs[0].ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("every date checked again, its providers configured", map[pipeline.Channel]int64{})
+
+	// A ledger of years: a run a date of the shard, one of which left a
+	// channel out. The count reads that run, by the index, not the others.
+	if _, err := l.DB().ExecContext(ctx, `INSERT INTO runs (business_date, shard_index, shard_count, state, time_zone, rules_hash, config_hash, finished_at)
+		SELECT d::date, 0, 2, 'done', 'UTC', 'r', 'c', d + interval '1 day' FROM generate_series('2016-01-01'::date, '2026-11-19'::date, interval '1 day') d`); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordSkipped(ctx, runs[0].ID, []pipeline.Channel{chInfinia}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DB().ExecContext(ctx, `ANALYZE runs`); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	if err := l.DB().Select(&lines, `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) `+ledger.SkippedOpenQuery, shard.Index, shard.Count); err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "runs_skipped") || strings.Contains(plan, "Seq Scan on runs") {
+		t.Errorf("the shard's runs are read whole, not those that left a channel out by runs_skipped:\n%s", plan)
+	}
+	check("a ledger of years, one date left out", map[pipeline.Channel]int64{chInfinia: 2})
 }
