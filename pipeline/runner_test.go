@@ -1,9 +1,13 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -494,5 +498,60 @@ func TestFindingsOfEarlierDatesLeaveTheRunDone(t *testing.T) {
 	if KindOf(err) != KindNeedsPerson || store.run.State != RunFailed ||
 		!strings.HasPrefix(store.lastErr, NeedsPersonNote) || !strings.Contains(store.lastErr, "a payout failed") || !strings.Contains(store.lastErr, "paid after its rejection") {
 		t.Fatalf("err %v, run %s, last error %q: want the run's own note, with both", err, store.run.State, store.lastErr)
+	}
+}
+
+// TestNeedsAPersonLinesCarryTheirSubjects: a stage's NEEDS A PERSON line
+// (the run's own, and one of earlier dates alone) named its subjects in its
+// message only; the run's last line alone had them as fields (found by a
+// review). Each carries the first LoggedSubjects and their count, its
+// message unchanged.
+func TestNeedsAPersonLinesCarryTheirSubjects(t *testing.T) {
+	tr := &tracer{}
+	var logs bytes.Buffer
+	r := tr.runner(&memStore{})
+	r.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+	own := &Problems{Summary: "payouts failed", List: []string{"seller S1: failed", "seller S2: failed", "seller S3: failed", "seller S4: failed"}}
+	watched := OfEarlierDates((&Problems{Summary: "watched orders", List: []string{"order O9 of 2026-10-01: paid after its rejection"}}).NeedsPerson())
+	r.Stages[StageDistribute] = tr.stage("distribute", own.NeedsPerson())
+	r.Stages[StageReconcile] = tr.stage("reconcile", watched)
+	if _, err := r.Execute(context.Background(), day, RunParams{}, StageReconcile); KindOf(err) != KindNeedsPerson {
+		t.Fatalf("err %v, want one that needs a person", err)
+	}
+	want := map[string]struct {
+		subjects []string
+		count    int
+	}{
+		"distribute": {own.List[:LoggedSubjects], 4},
+		"reconcile":  {[]string{"order O9 of 2026-10-01: paid after its rejection"}, 1},
+	}
+	seen := 0
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var l struct {
+			Msg      string   `json:"msg"`
+			Stage    string   `json:"stage"`
+			Subjects []string `json:"subjects"`
+			Count    *int     `json:"count"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		if !strings.HasPrefix(l.Msg, "NEEDS A PERSON") {
+			if l.Subjects != nil || l.Count != nil {
+				t.Errorf("a line that needs no person carries subjects: %s", line)
+			}
+			continue
+		}
+		seen++
+		w := want[l.Stage]
+		if !slices.Equal(l.Subjects, w.subjects) || l.Count == nil || *l.Count != w.count {
+			t.Errorf("%s: subjects %q, count %v; want %q, %d:\n%s", l.Stage, l.Subjects, l.Count, w.subjects, w.count, line)
+		}
+		if !strings.Contains(l.Msg, w.subjects[0]) {
+			t.Errorf("%s: the message no longer names its subjects: %q", l.Stage, l.Msg)
+		}
+	}
+	if seen != 2 {
+		t.Errorf("%d NEEDS A PERSON lines, want 2 (distribute's and reconcile's, of earlier dates):\n%s", seen, logs.String())
 	}
 }

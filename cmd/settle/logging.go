@@ -166,8 +166,8 @@ func exitHint(code int) string {
 }
 
 // failureSubjects is how many subjects the last log line of a failed run
-// names.
-const failureSubjects = 3
+// names: as many as a stage's NEEDS A PERSON line.
+const failureSubjects = pipeline.LoggedSubjects
 
 // loggedError is an error already reported as the run's last JSON log
 // line: main maps it to the exit code without printing it again.

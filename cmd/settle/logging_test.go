@@ -329,3 +329,66 @@ func TestEveryFailingLineHasAHint(t *testing.T) {
 		}
 	}
 }
+
+// TestStageLogLinesNeedingAPersonCarryTheirSubjects: a stage's NEEDS A
+// PERSON line named its subjects in its message alone; only the run's last
+// line ("settle failed") had them as fields, so a log search for a seller
+// or an order held by a stage had to match text (found by a review). The
+// stage's line carries the first subjects and their count as fields, and
+// its message as it was (people grep it). Here a seller with no Infinia
+// Pay seller id: its orders held, the run ends 4.
+func TestStageLogLinesNeedingAPersonCarryTheirSubjects(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "120", "--sellers", "6", "--seed", "5")
+	var held string
+	if err := e.db.Get(&held, `SELECT s.seller_id FROM sellers s JOIN orders o ON o.seller_id = s.seller_id AND o.provider = 'infiniapay'
+		GROUP BY 1 ORDER BY count(*), 1 LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = NULL WHERE seller_id = $1`, held)
+	sim := e.sim(nil, 6, nil, 1_000_000_000_00)
+	args := e.infiniaArgs(sim)
+	full := append([]string{"settle", args[0], "--database-url", e.url}, args[1:]...)
+	full = append(full, "--skip-channel", "wechatpay", "--skip-channel", "payprotocol")
+	var out, errb bytes.Buffer
+	getenv := func(k string) string {
+		if k == logFormatEnv {
+			return "json"
+		}
+		return ""
+	}
+	err := run(context.Background(), plainTextArgs(full), getenv, &out, &errb)
+	if code := exitCode(err, &errb); code != 4 {
+		t.Fatalf("exit %d, want 4 (a seller's orders held)\n%s%s", code, out.String(), errb.String())
+	}
+	var stage map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var l map[string]any
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("a log line is not JSON: %q", line)
+		}
+		if msg, _ := l["msg"].(string); strings.HasPrefix(msg, "NEEDS A PERSON") && strings.Contains(msg, "seller "+held) {
+			stage = l
+		}
+	}
+	if stage == nil {
+		t.Fatalf("no stage line NEEDS A PERSON naming seller %s:\n%s", held, out.String())
+	}
+	subjects, _ := stage["subjects"].([]any)
+	count, _ := stage["count"].(float64)
+	if stage["level"] != "WARN" || stage["stage"] == nil || count < 1 || len(subjects) == 0 || len(subjects) > 3 || len(subjects) > int(count) {
+		t.Fatalf("stage line %v: want WARN with its stage, the first subjects (3 at most) and their count", stage)
+	}
+	named := false
+	for _, s := range subjects {
+		str, _ := s.(string)
+		if !strings.Contains(stage["msg"].(string), str) {
+			t.Errorf("subject %q is not in the line's message %q", str, stage["msg"])
+		}
+		named = named || strings.Contains(str, held)
+	}
+	if !named {
+		t.Errorf("subjects %v do not name the held seller %s", subjects, held)
+	}
+}
