@@ -129,7 +129,8 @@ type sftpInfinia struct {
 	session, answering *load.SFTPSession
 	ledger             *infiniapay.UploadLedger
 	stageOf            func(*load.SFTPSession) pipeline.StageFunc
-	workDir            string // the trade files', a directory per date
+	configOf           func(*load.SFTPSession) infiniapay.StageConfig // stageOf's
+	workDir            string                                         // the trade files', a directory per date
 
 	mu      sync.Mutex
 	renamed map[string]int // file name -> renames into place
@@ -199,10 +200,13 @@ func newSFTPInfinia(t *testing.T, n, inFlight int) *sftpInfinia {
 			Attempt: 1, RequestNo: requestNo, Name: name, SHA256: sum, Rows: n, Bytes: size, SellerMinor: 9_00, Items: 1})
 	}
 	h.ledger = infiniapay.NewUnsentUploadLedger(files)
-	h.stageOf = func(session *load.SFTPSession) pipeline.StageFunc {
-		return infiniapay.UploadStage(infiniapay.StageConfig{Store: h.ledger, API: infiniapay.StageAPIOf(h.client), SFTP: session, WorkDir: workDir,
+	h.configOf = func(session *load.SFTPSession) infiniapay.StageConfig {
+		return infiniapay.StageConfig{Store: h.ledger, API: infiniapay.StageAPIOf(h.client), SFTP: session, WorkDir: workDir,
 			WriteFile: write, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: inFlight}), Parallel: inFlight,
-			FirstPoll: 10 * time.Millisecond, Poll: 10 * time.Millisecond, Wait: 5 * time.Second})
+			FirstPoll: 10 * time.Millisecond, Poll: 10 * time.Millisecond, Wait: 5 * time.Second}
+	}
+	h.stageOf = func(session *load.SFTPSession) pipeline.StageFunc {
+		return infiniapay.UploadStage(h.configOf(session))
 	}
 	return h
 }

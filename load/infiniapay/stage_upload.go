@@ -35,6 +35,15 @@ import (
 // currency stream in, uploaded from the engine's feed of the run's open
 // files, and asked about in keyset pages of those still open.
 //
+// A date that ended longer ago than Infinia's status query remembers
+// (c.Memory) builds no new file (buildTradeFiles) and uploads none the
+// ledger holds built and never uploaded (pipeline.HoldFirstSends: a
+// backup taken between a file's build and its upload, restored), unless
+// c.SendPastMemory: its requestNo may be one a run the ledger does not
+// hold uploaded and Infinia forgot, which would count its orders twice.
+// Such a file is left open, not asked about, for a person (exit 4); one
+// uploaded before is asked about as ever.
+//
 // An Infinia that does not answer at all stops the stage: its questions
 // (the engine's about uploads whose end is unknown, then each open file's
 // status) share one breaker (pipeline.WithBreaker), and once
@@ -87,14 +96,21 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		}
 		up := &uploads{c: &c, run: run, sellers: sellers, since: began, files: map[string]*uploading{}}
 		unusable := &unusableAnswers{lostDate: run.Key.Date.String()}
-		var uploaded atomic.Int64
+		var uploaded, pastHeld atomic.Int64
+		// A file the ledger holds built and never uploaded is not uploaded
+		// when its date is past Infinia's memory (a backup taken between
+		// its build and its upload: a run the ledger does not hold may
+		// have uploaded it, and an Infinia that forgot it counts its
+		// orders twice). One uploaded before is asked about as ever.
+		past := c.pastMemory(run, "trade file uploads")
+		sender := pipeline.HoldFirstSends(up, past)
 		progress := pipeline.ProgressFrom(ctx)
 		progress.Restart(int64(open))
 		// The uploads: the engine over the SFTP session, c.Parallel files
 		// at a time; an upload whose end is unknown is asked about (status,
 		// then the file under its final name) in waves.
 		en := &pipeline.Engine{Store: c.Store, Pacer: pipeline.NewPacer(pipeline.Limits{MaxInFlight: c.Parallel}), Poll: c.Poll, Wait: c.Wait,
-			Sender: func(pipeline.Effect) pipeline.EffectSender { return up },
+			Sender: func(pipeline.Effect) pipeline.EffectSender { return sender },
 			Final: func(_ context.Context, e pipeline.Effect) error {
 				progress.Add(1)
 				if u, ok := up.done(e.Key); ok && e.Sends > u.sends {
@@ -108,6 +124,15 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 					return fmt.Errorf("upload %s: %w", e.Key, err)
 				}
 				f := u.file
+				if past != nil && e.Sends == 0 && errors.Is(err, pipeline.ErrPastMemory) {
+					// Never uploaded, its date past Infinia's memory
+					// (HoldFirstSends): left planned, not asked about (it
+					// is not at Infinia), for a person.
+					progress.Add(1)
+					pastHeld.Add(1)
+					unusable.skip(f.Name)
+					return nil
+				}
 				if errors.Is(err, ErrAnswer) || pipeline.SubjectOnly(err) {
 					// Infinia answered about this file what cannot be used,
 					// or refused to answer about it (it may have the file):
@@ -142,6 +167,9 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 			}
 		}
 		problems := unbuilt
+		if n := int(pastHeld.Load()); n > 0 {
+			problems.Lead(fmt.Sprintf("%d trade files built and never uploaded, not uploaded, their orders wait unpaid: %v", n, past), n)
+		}
 		if res.NotAnswering == "" {
 			accepted, refused, err = awaitUploads(ctx, &c, run, unusable, problems)
 		}
