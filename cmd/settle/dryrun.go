@@ -6,10 +6,12 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/settlekit/settle/extract"
+	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -94,6 +96,7 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 	printTotals(w, plan.Totals())
 	printUnconfigured(w, plan.Totals(), o.configured(), o.skip)
 	printNotDistributed(w, plan.Totals(), o.wechat)
+	printPastMemory(w, o, cfg.clock())
 	printRejects(w, groupReasons(plan.Rejects), 20)
 	printReasons(w, "held for their sellers' accounts: %d orders; a real run pays nothing on them and ends with exit 4 until the platform's sellers give the accounts:\n",
 		groupReasons(plan.Holds), 20)
@@ -324,6 +327,34 @@ func printNotDistributed(w io.Writer, totals []pipeline.Totals, wx *weChatSetup)
 		if t.Channel == wechatpay.Channel && !wx.distributes(t.Currency) {
 			fmt.Fprintf(w, "channel %s: %d orders in %s, which WeChat Pay does not distribute (--%s %s): a real run holds each for a person, nothing sent for it, exit 4; settle them by hand at WeChat Pay, then settle resolve --order\n",
 				t.Channel, t.Orders, t.Currency, flagWXCurrencies, strings.Join(names, ","))
+		}
+	}
+}
+
+// printPastMemory says, for each configured provider whose status query
+// is taken to remember less than the time since the date ended
+// (pipeline.DatePastMemory, as of now), that a real run sends none of the
+// date's new requests to it, holding those it has (exit 4), unless
+// --send-past-memory: the dry run said "would send", and the real run
+// held them. Nothing with the flag.
+func printPastMemory(w io.Writer, o *runOptions, now time.Time) {
+	if o.sendPastMemory {
+		return
+	}
+	type provider struct {
+		name, what string
+		memory     time.Duration
+	}
+	var ps []provider
+	if o.infinia != nil {
+		ps = append(ps, provider{"Infinia", "trade files or revenue shares", cmp.Or(o.infinia.memory, infiniapay.DefaultMemory)})
+	}
+	if o.wechat != nil {
+		ps = append(ps, provider{"WeChat Pay", "distributions or unfreezes", cmp.Or(o.wechat.memory, wechatpay.DefaultMemory)})
+	}
+	for _, p := range ps {
+		if err := pipeline.DatePastMemory(o.key.Date, o.tz, now, p.memory, p.name, p.what); err != nil {
+			fmt.Fprintf(w, "a real run sends no new %s request of %s: if the date has any left to send, it holds them and ends with exit 4 (a request the ledger holds sent is still asked about): %v\n", p.name, o.key.Date, err)
 		}
 	}
 }

@@ -235,3 +235,28 @@ func TestACarriedBalanceIsNotNettedIntoADatePastInfiniasMemory(t *testing.T) {
 		t.Fatalf("%d Infinia items not paid", n)
 	}
 }
+
+// TestADryRunOfADatePastMemorySaysARealRunHoldsIt: the dry run of a date
+// 45 days old says a real run sends none of its new requests (exit 4)
+// without --send-past-memory, and nothing of it with the flag. Before, it
+// said what the run would record and "would send", and the real run
+// ended 4 holding every seller.
+func TestADryRunOfADatePastMemorySaysARealRunHoldsIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.pastMemory = true
+	day := pastMemoryDate()
+	e.mustSettle("seed", "--date", day, "--orders", "20", "--sellers", "2", "--seed", "8")
+	sim := e.sim(nil, 2, nil, 1_000_000_000_00)
+	out, code := e.runInfiniaOn(sim, day, "--dry-run")
+	if code != 0 || !strings.Contains(out, "a real run sends no new Infinia request of "+day) || !strings.Contains(out, "--send-past-memory") {
+		t.Fatalf("dry run: exit %d, want 0 saying a real run holds the date's Infinia requests and naming --send-past-memory:\n%s", code, out)
+	}
+	out, code = e.runInfiniaOn(sim, day, "--dry-run", "--send-past-memory")
+	if code != 0 || strings.Contains(out, "a real run sends no new") {
+		t.Fatalf("dry run with --send-past-memory: exit %d, want 0 saying nothing of a hold:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.runs`); n != 0 {
+		t.Fatalf("the dry runs recorded %d runs", n)
+	}
+}
