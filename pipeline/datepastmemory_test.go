@@ -25,7 +25,7 @@ func TestDatePastMemoryCountsFromTheDatesEnd(t *testing.T) {
 	if !errors.Is(err, ErrPastMemory) || !SubjectOnly(err) {
 		t.Fatalf("an hour past the memory: %v, want ErrPastMemory about the subjects alone", err)
 	}
-	for _, want := range []string{"no new revenue shares of 2026-10-23 sent", "30d1h ago", "remember (30d)", "Infinia's own records", "--send-past-memory"} {
+	for _, want := range []string{"no new revenue shares of 2026-10-23 sent", "30d1h ago", "remember (30d)", "Infinia's own records", "settle run --date 2026-10-23 --send-past-memory"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q does not say %q", err, want)
 		}

@@ -520,9 +520,9 @@ func DatePastMemory(d Date, zone string, now time.Time, memory time.Duration, pr
 	return &datePastMemory{fmt.Sprintf("no new %s of %s sent: the date ended %s ago, longer than %s's status query is taken to remember (%s). "+
 		"A request's key is a function of its date: a run this ledger does not hold (restored from a backup, or rows lost) may have sent it, and %s may have forgotten it "+
 		"and pay it again, which settle cannot tell from a key never sent. A person checks the date in %s's own records (its statements): "+
-		"if they show none of these requests, run the date again with --send-past-memory to send them; if they show some, do not: "+
+		"if they show none of these requests, settle run --date %s --send-past-memory (command line only) sends them; if they show some, do not: "+
 		"record them by hand (README, \"The ledger restored from a backup\")",
-		what, d, RoundDays(age), provider, RoundDays(memory), provider, provider)}
+		what, d, RoundDays(age), provider, RoundDays(memory), provider, provider, d)}
 }
 
 type datePastMemory struct{ msg string }
