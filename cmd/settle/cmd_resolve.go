@@ -574,7 +574,7 @@ func reopenRejected(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Da
 		when = "was reopened before"
 	}
 	fmt.Fprintf(cfg.stdout, "order %s (Pay Protocol payment %s) %s: %s\n", orderNo, it.TransactionID, when, it.Reason)
-	fmt.Fprintf(cfg.stdout, "run the date again (settle run --date %s): it verifies the payment and settles the order once, in a further trade file of the date; the seller's revenue share pays it (the date's, or the seller's next one if the date's went out already)\n", d)
+	fmt.Fprintf(cfg.stdout, "run the date again (settle run --date %s): it verifies the payment and settles the order once, in a further trade file of the date; the seller's revenue share pays it (the date's, or the seller's next one if the date's went out already)%s\n", d, pastMemoryHint(d, cfg.clock()))
 	// A reprice left the order alone, rejected (never paid): the run pays
 	// it at the split it was recorded with, under the rules the reprice
 	// replaced. The same reprice again, once it is paid, records its
@@ -710,7 +710,7 @@ func sendAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline.Date, a
 	}
 	fmt.Fprintf(cfg.stdout, "trade file %s (requestNo %s, %s): %d orders of seller %s in %s go out again\n",
 		s.File.Name, s.File.RequestNo, how, s.Orders, s.File.SellerID, s.File.Currency)
-	fmt.Fprintf(cfg.stdout, "the next run of %s uploads them in a further trade file; the seller's revenue share pays them (the date's, or the seller's next one if the date's went out already)\n", d)
+	fmt.Fprintf(cfg.stdout, "the next run of %s uploads them in a further trade file; the seller's revenue share pays them (the date's, or the seller's next one if the date's went out already)%s\n", d, pastMemoryHint(d, cfg.clock()))
 	return s, nil
 }
 

@@ -454,7 +454,7 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine p
 			n++
 		}
 		if speaksFor(mine, k.Shard) && k.Date.Before(d) {
-			p.Add(reopenedLine(k, reopened[:n]))
+			p.Add(reopenedLine(k, reopened[:n], d))
 		}
 		reopened = reopened[n:]
 	}
@@ -577,7 +577,7 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine p
 // reopenedLine names the orders a person reopened (settle resolve
 // --reopen) that run k of an earlier date still holds, with the command
 // that settles them: nothing else runs that date again.
-func reopenedLine(k pipeline.RunKey, orders []ledger.Reopened) string {
+func reopenedLine(k pipeline.RunKey, orders []ledger.Reopened, night pipeline.Date) string {
 	which, shard := "its run", ""
 	if k.Shard.Count > 1 {
 		which, shard = "shard "+k.Shard.String(), " --shard "+k.Shard.String()
@@ -589,8 +589,24 @@ func reopenedLine(k pipeline.RunKey, orders []ledger.Reopened) string {
 	if len(orders) > waitingListMax {
 		names = append(names, fmt.Sprintf("and %d more", len(orders)-waitingListMax))
 	}
-	return fmt.Sprintf("date %s: %s holds %d orders a person reopened (settle resolve --reopen: %s), paid and not settled: settle run --date %s%s verifies and settles them",
-		k.Date, which, len(orders), strings.Join(names, ", "), k.Date, shard)
+	// The night's date ends a day before the night runs: its end is the
+	// night's clock near enough for the hint.
+	return fmt.Sprintf("date %s: %s holds %d orders a person reopened (settle resolve --reopen: %s), paid and not settled: settle run --date %s%s verifies and settles them%s",
+		k.Date, which, len(orders), strings.Join(names, ", "), k.Date, shard, pastMemoryHint(k.Date, pipeline.WindowOf(night.AddDays(1), time.UTC).Start))
+}
+
+// pastMemoryHint is what a hint naming a run of date d adds when d ended,
+// as of now, longer ago than Infinia's status query is taken to remember
+// (--infinia-query-memory's default; d's zone not known here: its
+// earliest end, pipeline.DatePastMemory): that run holds the date's new
+// requests (exit 4) until a person has checked them in Infinia's
+// statements and gives it --send-past-memory. Before, the hints named the
+// run alone, which then ended 4.
+func pastMemoryHint(d pipeline.Date, now time.Time) string {
+	if pipeline.DatePastMemory(d, "", now, infiniapay.DefaultMemory, "Infinia", "requests") == nil {
+		return ""
+	}
+	return "; " + d.String() + " ended longer ago than Infinia is taken to remember its requests (--infinia-query-memory): that run holds them (exit 4) until a person has checked them in Infinia's statements and gives it --send-past-memory, as its message says"
 }
 
 // speaksFor reports whether the nightly run of shard mine names what
