@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/settlekit/settle/internal/rsakey"
 )
@@ -52,7 +51,9 @@ func ParsePublicKey(b []byte) (*rsa.PublicKey, error) { return rsakey.ParsePubli
 
 // ParseCertificate parses a PEM certificate (the merchant's
 // apiclient_cert.pem or a platform certificate) and returns its serial as
-// WeChat Pay writes it (upper-case hexadecimal) and its RSA key.
+// WeChat Pay writes it and its RSA key: the serial's bytes in upper-case
+// hexadecimal, leading zero kept, as WeChat Pay's Go SDK
+// (utils.GetCertificateSerialNumber) and openssl x509 -serial write it.
 func ParseCertificate(b []byte) (string, *rsa.PublicKey, error) {
 	blk, _ := pem.Decode(b)
 	if blk == nil || blk.Type != "CERTIFICATE" {
@@ -66,5 +67,5 @@ func ParseCertificate(b []byte) (string, *rsa.PublicKey, error) {
 	if !ok {
 		return "", nil, fmt.Errorf("a %T key, want RSA", cert.PublicKey)
 	}
-	return strings.ToUpper(cert.SerialNumber.Text(16)), k, nil
+	return fmt.Sprintf("%X", cert.SerialNumber.Bytes()), k, nil
 }
