@@ -203,7 +203,8 @@ func (e *Error) Unreadable() bool {
 // it, ErrStale: WeChat Pay refuses our requests' timestamps as far off, a
 // 401 SIGN_ERROR that is no fault of the keys), our request signature
 // (HTTP 401, SIGN_ERROR), or its answer, which carries WeChat Pay's
-// signature headers and does not verify with the platform key we hold.
+// signature headers and does not verify with the platform key we hold
+// (or names one we do not hold: errUnknownSerial).
 // Such an error is a configuration error (pipeline.KindUsage), never
 // retried. An answer that is clearly not WeChat Pay's (ErrNotWeChat: a
 // proxy's page) is not one: one glitch of a proxy stopped the run as
@@ -214,6 +215,8 @@ func (e *Error) credentials() string {
 		return "this machine's clock and WeChat Pay's are 5 minutes or more apart (clock skew: WeChat Pay refuses such requests, and we such answers); set the clock right (NTP), the keys are not at fault"
 	case e.HTTPStatus == http.StatusUnauthorized:
 		return "our request signature was refused (check the merchant id, our certificate serial and our API private key)"
+	case errors.Is(e.Err, errUnknownSerial):
+		return "its answer is signed with a platform key we do not hold (check --wechat-platform-serial; or WeChat Pay is rotating its platform certificate or public key: get the new one from WeChat Pay and add it with --wechat-platform-verify-file, keeping the current one)"
 	case errors.Is(e.Err, ErrSignature):
 		return "its answer does not verify with our platform key (check the platform public key or certificate, and its serial)"
 	}

@@ -287,7 +287,7 @@ func TestPreflight(t *testing.T) {
 		"platform serial": {mod: func(c *wechatpay.Config) {
 			c.PlatformKeys = map[string]*rsa.PublicKey{"PUB_KEY_ID_OTHER": &k.PlatformPrivate.PublicKey}
 			c.EncryptSerial = ""
-		}, want: "does not verify with our platform key"},
+		}, want: "signed with a platform key we do not hold (check --wechat-platform-serial"},
 		"not WeChat Pay": {wrap: func(http.Handler) http.Handler { return http.NotFoundHandler() }, want: "not WeChat Pay's API"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -144,6 +144,13 @@ func ParseAuthorization(h string) (Authorization, error) {
 	return a, nil
 }
 
+// errUnknownSerial is the cause of an answer signed under a
+// Wechatpay-Serial none of the configured platform keys has: a serial
+// mistyped, or WeChat Pay rotating its platform certificate or public key
+// (it then signs with the new one, which the merchant is to add beside the
+// current one). It is an ErrSignature.
+var errUnknownSerial = fmt.Errorf("%w", ErrSignature)
+
 // VerifyResponse checks a signed answer: the platform key named by
 // Wechatpay-Serial must be one of keys, Wechatpay-Timestamp within MaxSkew
 // of now, and Wechatpay-Signature must verify over ResponseMessage. The
@@ -155,7 +162,7 @@ func VerifyResponse(keys map[string]*rsa.PublicKey, h http.Header, body []byte, 
 	}
 	key, ok := keys[serial]
 	if !ok {
-		return fmt.Errorf("%w: answer signed with platform key %q, which is not configured", ErrSignature, clip(serial))
+		return fmt.Errorf("%w: answer signed with platform key %q, which is not configured", errUnknownSerial, clip(serial))
 	}
 	tsText := h.Get(HeaderTimestamp)
 	ts, err := strconv.ParseInt(tsText, 10, 64)
