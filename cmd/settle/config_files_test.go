@@ -67,6 +67,10 @@ func TestAFileThatFailsAMomentIsNoConfiguration(t *testing.T) {
 		{flag: flagPPSecret},
 		{flag: flagWXKey},
 		{flag: flagWXPlatKey},
+		{flag: flagWXPlatVerify},
+		{flag: flagWXPlatVerify, set: func(args map[string]string, file string) {
+			args[flagWXPlatVerify] = "PUB_KEY_ID_0114232134912410000000000099=" + file
+		}},
 		{flag: flagWXBillLayout},
 	} {
 		for _, file := range []struct {

@@ -22,6 +22,7 @@ const (
 	flagWXKey        = "wechat-private-key-file"
 	flagWXPlatKey    = "wechat-platform-key-file"
 	flagWXPlatSerial = "wechat-platform-serial"
+	flagWXPlatVerify = "wechat-platform-verify-file"
 	flagWXReceiver   = "wechat-receiver-account"
 	flagWXRecvName   = "wechat-receiver-name"
 	flagWXRelation   = "wechat-receiver-relation"
@@ -44,6 +45,8 @@ func weChatFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagWXKey, EnvVars: []string{"SETTLE_WECHAT_PRIVATE_KEY_FILE"}, Usage: "our merchant API private key (PEM)"},
 		&cli.StringFlag{Name: flagWXPlatKey, EnvVars: []string{"SETTLE_WECHAT_PLATFORM_KEY_FILE"}, Usage: "WeChat Pay's platform certificate or public key (PEM)"},
 		&cli.StringFlag{Name: flagWXPlatSerial, EnvVars: []string{"SETTLE_WECHAT_PLATFORM_SERIAL"}, Usage: "its serial (Wechatpay-Serial); read from a certificate when empty"},
+		&cli.StringSliceFlag{Name: flagWXPlatVerify, EnvVars: []string{"SETTLE_WECHAT_PLATFORM_VERIFY_FILES"},
+			Usage: "another WeChat Pay platform key, for checking answers only, while WeChat Pay rotates its platform certificate or public key (it signs with the old or the new one): a certificate file (its serial read from it) or PUB_KEY_ID_...=FILE for a public key (repeat or comma-separate); requests name the key of --" + flagWXPlatKey},
 		&cli.StringFlag{Name: flagWXReceiver, EnvVars: []string{"SETTLE_WECHAT_RECEIVER_ACCOUNT"}, Usage: "the platform's receiver: its merchant id"},
 		&cli.StringFlag{Name: flagWXRecvName, EnvVars: []string{"SETTLE_WECHAT_RECEIVER_NAME"}, Usage: "the platform receiver's full merchant name (sent encrypted)"},
 		&cli.StringFlag{Name: flagWXRelation, EnvVars: []string{"SETTLE_WECHAT_RECEIVER_RELATION"}, Value: wechatpay.RelationDistributor,
@@ -112,12 +115,12 @@ func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 	if err != nil {
 		return nil, pipeline.FileError("--"+flagWXKey, err)
 	}
-	serial, pub, err := wechatpay.LoadPlatformKey(c.String(flagWXPlatKey), c.String(flagWXPlatSerial))
+	platform, serial, err := weChatPlatformKeys(c.String(flagWXPlatKey), c.String(flagWXPlatSerial), c.StringSlice(flagWXPlatVerify))
 	if err != nil {
-		return nil, pipeline.FileError("--"+flagWXPlatKey, err)
+		return nil, err
 	}
 	wcfg := wechatpay.Config{BaseURL: c.String(flagWXURL), MchID: c.String(flagWXMchID), SerialNo: c.String(flagWXSerial), PrivateKey: key,
-		PlatformKeys: map[string]*rsa.PublicKey{serial: pub}, EncryptSerial: serial, HTTP: wechatpay.NewHTTPClient(30 * time.Second)}
+		PlatformKeys: platform, EncryptSerial: serial, HTTP: wechatpay.NewHTTPClient(30 * time.Second)}
 	// The shards of a day share WeChat Pay's limits: each takes its part.
 	n := float64(cfg.shardCount(c))
 	qps, err := rateFlag(c, flagWXQPS)
@@ -142,6 +145,55 @@ func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 		}
 	}
 	return w, nil
+}
+
+// weChatPlatformKeys reads WeChat Pay's platform keys by serial: that of
+// --wechat-platform-key-file (file, its id serial when a public key), whose
+// serial requests name (returned), and each --wechat-platform-verify-file,
+// for checking answers only. WeChat Pay, rotating its platform certificate
+// or public key, signs answers with the old or the new one meanwhile and
+// asks merchants to accept both: a run holding one alone stopped at the
+// first answer signed with the other. A verify file is a certificate, its
+// serial read from it, or SERIAL=FILE (PUB_KEY_ID_...=FILE for a public
+// key; a certificate's SERIAL must be its own). A serial given twice, a
+// certificate under another serial, or a file that is no key are usage
+// errors (exit 2) naming the flag.
+func weChatPlatformKeys(file, fileSerial string, verify []string) (map[string]*rsa.PublicKey, string, error) {
+	serial, pub, err := wechatpay.LoadPlatformKey(file, fileSerial)
+	if err != nil {
+		return nil, "", pipeline.FileError("--"+flagWXPlatKey, err)
+	}
+	keys := map[string]*rsa.PublicKey{serial: pub}
+	for _, v := range verify {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue // SETTLE_WECHAT_PLATFORM_VERIFY_FILES set empty, or a trailing comma
+		}
+		id, path := "", v
+		if before, after, ok := strings.Cut(v, "="); ok && serialWord(before) {
+			id, path = before, after
+		}
+		got, k, err := wechatpay.LoadPlatformKey(path, id)
+		switch {
+		case err != nil:
+			return nil, "", pipeline.FileError("--"+flagWXPlatVerify, err)
+		case id != "" && got != id:
+			return nil, "", pipeline.Errorf(pipeline.KindUsage, "--"+flagWXPlatVerify, "%s is WeChat Pay's certificate of serial %s, given as %s (give the file alone: its serial is read from it)", path, got, id)
+		case keys[got] != nil:
+			return nil, "", pipeline.Errorf(pipeline.KindUsage, "--"+flagWXPlatVerify, "platform key %s given twice (%s): each serial once, the current one by --%s", got, path, flagWXPlatKey)
+		}
+		keys[got] = k
+	}
+	return keys, serial, nil
+}
+
+// serialWord reports whether s can be a platform key's serial, as in
+// PUB_KEY_ID_...=FILE: a word of [0-9A-Za-z_], which no path with a
+// directory or a file extension is.
+func serialWord(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_')
+	})
 }
 
 // customRelation is the custom_relation of the platform's receiver when

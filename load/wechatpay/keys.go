@@ -19,15 +19,21 @@ func LoadPrivateKey(path string) (*rsa.PrivateKey, error) { return rsakey.LoadPr
 // LoadPlatformKey reads a WeChat Pay platform key from a PEM file: a
 // public key ("PUBLIC KEY", its id given by WeChat Pay as
 // "PUB_KEY_ID_...") or a platform certificate ("CERTIFICATE", whose serial
-// is returned). serial is the id to use when the file is a public key.
+// is returned), one a file: a file of several PEM blocks is refused.
+// serial is the id to use when the file is a public key.
 func LoadPlatformKey(path, serial string) (string, *rsa.PublicKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", nil, fmt.Errorf("platform key: %w", err)
 	}
-	blk, _ := pem.Decode(b)
+	blk, rest := pem.Decode(b)
 	if blk == nil {
 		return "", nil, fmt.Errorf("platform key %s: not PEM", path)
+	}
+	if next, _ := pem.Decode(rest); next != nil {
+		// The first alone was used, silently: a bundle of the old and
+		// the new certificate held the old one only.
+		return "", nil, fmt.Errorf("platform key %s: several PEM blocks (%s, %s, ...): want one key or certificate a file (give another with its own flag)", path, blk.Type, next.Type)
 	}
 	if blk.Type == "CERTIFICATE" {
 		s, k, err := ParseCertificate(b)
