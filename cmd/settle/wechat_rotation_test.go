@@ -235,3 +235,60 @@ func TestWeChatPlatformKeysForARotation(t *testing.T) {
 		})
 	}
 }
+
+// TestWeChatPlatformKeyRotatedMidRun: WeChat Pay starts signing with a new
+// platform key (a new serial) after the run's first distribution. With
+// the old key alone, the run stops at the first answer it cannot verify:
+// exit 2 naming the serial and --wechat-platform-verify-file; the
+// distributions whose answers were not trusted are left unknown (sent),
+// none recorded failed (that would send it again under a new out_order_no
+// while WeChat Pay may have taken it). Re-run with the new key added: the
+// unknown ones are resolved by query under their own out_order_no, every
+// transaction settled once, no second attempt.
+func TestWeChatPlatformKeyRotatedMidRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "3", "--seed", "32")
+	sim := e.weChatSim(nil, 0)
+	const newID = "PUB_KEY_ID_0114232134912410000000000077"
+	key, pubFile, _ := newPlatformKey(t, t.TempDir(), "01")
+	proxy := newWeChatRotation(t, sim.Config.WeChatURL, key, newID)
+	proxy.onAfter = func(r *http.Request) bool {
+		return r.Method == http.MethodPost && r.URL.Path == "/v3/global/profit-sharing/orders"
+	}
+	runArgs := func(extra ...string) []string {
+		args := []string{"run", "--date", testDate, "--rules", e.rules, "--out", e.reports, "--provider-wait", "6s", "--provider-poll", "20ms",
+			"--skip-channel", "infiniapay,payprotocol"}
+		return append(append(args, weChatArgsAt(sim, proxy.URL)...), extra...)
+	}
+	const distributions = `SELECT count(*) FROM settle.effects WHERE kind = '` + wechatpay.KindDistribution + `'`
+
+	out, code := e.settle(runArgs()...)
+	if code != 2 || !strings.Contains(out, newID) || !strings.Contains(out, "--"+flagWXPlatVerify) {
+		t.Fatalf("old key alone: exit %d, want 2 naming %s and --%s:\n%s", code, newID, flagWXPlatVerify, out)
+	}
+	if n := e.count(distributions + ` AND state = 'failed'`); n != 0 {
+		t.Fatalf("%d distributions recorded failed: their answers were not verified, not refusals", n)
+	}
+	if n := e.count(distributions + ` AND state IN ('sent', 'unknown')`); n == 0 {
+		t.Fatalf("no distribution left unknown: the rotation came after the first one:\n%s", out)
+	}
+	t.Logf("old key alone: %d distributions succeeded, %d unknown, %d planned", e.count(distributions+` AND state = 'succeeded'`),
+		e.count(distributions+` AND state IN ('sent', 'unknown')`), e.count(distributions+` AND state = 'planned'`))
+	e.checkWeChatOnce(sim)
+
+	out, code = e.settle(runArgs("--"+flagWXPlatVerify, newID+"="+pubFile)...)
+	if code != 0 {
+		t.Fatalf("with the new key added: exit %d:\n%s", code, out)
+	}
+	paid := e.checkWeChatOnce(sim)
+	if want := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'wechatpay'`); int64(paid) != want || want == 0 {
+		t.Fatalf("%d of %d WeChat transactions settled", paid, want)
+	}
+	if n := e.count(distributions + ` AND (attempt > 1 OR state <> 'succeeded')`); n != 0 {
+		t.Fatalf("%d distributions sent again under a new out_order_no, or not succeeded", n)
+	}
+	if got := proxy.requestSerials(); len(got) > 1 {
+		t.Fatalf("requests named the platform keys %v: want the current one alone", got)
+	}
+}
