@@ -32,6 +32,7 @@ func testUploader(t *testing.T, p *peer) {
 	t.Run("FinalNameIsAlwaysWhole", func(t *testing.T) { testFinalNameAlwaysWhole(t, p) })
 	t.Run("CancelReturnsPromptly", func(t *testing.T) { testCancel(t, p) })
 	t.Run("RefusesChangedHostKey", func(t *testing.T) { testChangedHostKey(t, p) })
+	t.Run("TakesEitherHostKeyDuringARotation", func(t *testing.T) { testHostKeyRotation(t, p) })
 	t.Run("RefusesUnknownHost", func(t *testing.T) { testUnknownHost(t, p) })
 	t.Run("PinsHostKeyAlgorithms", func(t *testing.T) { testPinnedAlgorithms(t, p) })
 	t.Run("RefusesUnauthorizedKey", func(t *testing.T) { testUnauthorizedKey(t, p) })
@@ -268,6 +269,49 @@ func testChangedHostKey(t *testing.T, p *peer) {
 	}
 	if pipeline.KindOf(err) != pipeline.KindUsage {
 		t.Errorf("kind %v, want usage (a person must act)", pipeline.KindOf(err))
+	}
+}
+
+// testHostKeyRotation: the SFTP server's host key is changed by listing
+// the old and the new one in known_hosts while it changes (as OpenSSH
+// itself takes them; README, "Rotating keys and certificates"): the
+// uploader connects and uploads with either one listed beside the key the
+// server has, in either order and whatever the other's algorithm, while a
+// changed key alone stays refused.
+func testHostKeyRotation(t *testing.T, p *peer) {
+	current := mustHostKey(t, p)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRSA, err := ssh.NewPublicKey(&rsaKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := otherKey(t)
+	for i, keys := range [][]ssh.PublicKey{{other, current}, {current, other}, {oldRSA, current}, {current, oldRSA}} {
+		cfg := p.config()
+		cfg.KnownHostsFile = knownHostsWith(t, p.addr, keys...)
+		s, err := DialSFTP(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("known_hosts listing the server's key and another (%s, %s): %v", keys[0].Type(), keys[1].Type(), err)
+		}
+		name := fmt.Sprintf("TD_rotation_%d.csv", i)
+		c := content("rotated " + name)
+		err = c.upload(context.Background(), s, name)
+		s.Close()
+		if err != nil || !bytes.Equal(p.onDisk(t, name), c) {
+			t.Fatalf("upload with both host keys listed: %v", err)
+		}
+	}
+	cfg := p.config()
+	cfg.KnownHostsFile = knownHostsWith(t, p.addr, other)
+	var hk *HostKeyError
+	if s, err := DialSFTP(context.Background(), cfg); !errors.As(err, &hk) || hk.Unknown {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("a changed key alone: %v, want a HostKeyError", err)
 	}
 }
 
