@@ -107,6 +107,7 @@ class ChaosTrial(mt.Trial):
     def start(self, cmd, env, tag):
         self.log.write(f"== [{tag}] {' '.join(cmd[1:])}\n")
         self.log.flush()
+        self.last_start = self.log.tell()  # where this run's output begins (last_failure)
         return subprocess.Popen(cmd, env=env, stdout=self.log, stderr=self.log), time.monotonic()
 
     def finish(self, proc, t0, limit=1800):
@@ -195,6 +196,23 @@ class ChaosTrial(mt.Trial):
                 self.check_exit(rc, d, shown)
         return rc
 
+    def last_failure(self):
+        """The error of the last settle run's last line ("settle failed", or settle: on a terminal), as run.log
+        holds it: what a problem about the run's end needs beside the ledger's word (exit 4 names why)."""
+        self.log.flush()
+        last = "(none logged)"
+        with open(self.log.name, errors="replace") as f:
+            f.seek(getattr(self, "last_start", 0))
+            for line in f:
+                if '"msg":"settle failed"' in line:
+                    try:
+                        last = json.loads(line).get("error", line.strip())
+                    except ValueError:
+                        last = line.strip()
+                elif line.startswith("settle: "):
+                    last = line.strip()
+        return last[:1500]
+
     def dates_of(self, args):
         a = list(args)
         if "--date" in a:
@@ -241,7 +259,7 @@ class ChaosTrial(mt.Trial):
         for r in payouts:
             if r["state"] in IN_FLIGHT:
                 self.problem(f"{shown} exit {rc}: {r['kind']} {r['subject']} attempt {r['attempt']} left {r['state']} "
-                             f"({r['path']}; {r['last_error']})")
+                             f"({r['path']}; {r['last_error']}); the run's last words: {self.last_failure()}")
             if r["kind"] != "revenue_share" or r["state"] not in ("succeeded", "failed"):
                 continue
             at = shares.get(r["key"])
