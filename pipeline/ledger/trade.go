@@ -188,6 +188,38 @@ func (l *Ledger) SetFileItemsReason(ctx context.Context, f pipeline.TradeFile, f
 	return nil
 }
 
+// HoldWaiting gives the run's items of the seller and currency in the
+// channels that wait in state - recorded: in no trade file yet; uploaded:
+// covered by no payout - and have no reason the reason hold (it begins
+// with pipeline.HeldPrefix), their state left as it is: the reports count
+// them held, not in progress, and nothing carries them (no adjustment, no
+// state a later date's payout nets). ReleaseWaiting takes hold back. It
+// returns how many items it held.
+func (l *Ledger) HoldWaiting(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, state, hold string) (int64, error) {
+	res, err := l.db.ExecContext(ctx, `UPDATE items SET reason = $6
+		WHERE business_date = `+runDate+` AND seller_id = $2 AND currency = $3 AND run_id = $1 AND channel = ANY ($4) AND state = $5
+		  AND reason = '' AND (state = 'recorded' AND provider_ref = '' OR state = 'uploaded' AND payout_key = '')`,
+		runID, sellerID, string(cur), channelNames(channels), state, hold)
+	if err != nil {
+		return 0, fmt.Errorf("hold the items of %s %s: %w", sellerID, cur, err)
+	}
+	return res.RowsAffected()
+}
+
+// ReleaseWaiting takes the reason hold (HoldWaiting's, or one
+// SetFileItemsReason gave the items of a file) back from every item of
+// the run in the channels still in state with it, their reason empty
+// again: they are in progress once more. It returns how many it released.
+func (l *Ledger) ReleaseWaiting(ctx context.Context, runID int64, channels []pipeline.Channel, state, hold string) (int64, error) {
+	res, err := l.db.ExecContext(ctx, `UPDATE items SET reason = ''
+		WHERE run_id = $1 AND channel = ANY ($2) AND state = $3 AND reason = $4`,
+		runID, channelNames(channels), state, hold)
+	if err != nil {
+		return 0, fmt.Errorf("release the items held (%s): %w", hold, err)
+	}
+	return res.RowsAffected()
+}
+
 // openTradeFile is the SQL condition of a trade file Infinia has not
 // decided yet (migration 00011 indexes the run's open files by it).
 const openTradeFile = `status NOT IN ('SUCCESS', 'FAILED')`
