@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 	settlesql "github.com/settlekit/settle/sql"
 )
 
@@ -259,4 +263,95 @@ func TestADryRunOfADatePastMemorySaysARealRunHoldsIt(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM settle.runs`); n != 0 {
 		t.Fatalf("the dry runs recorded %d runs", n)
 	}
+}
+
+// TestInfiniaOrdersHeldPastMemoryShowAsHeld: the orders of a date 45
+// days old that the guard holds - in no trade file (none built), or
+// uploaded and covered by no revenue share (none planned) - show in
+// settle status as held, not in progress, and in orders.csv with a reason
+// naming --send-past-memory; nothing carried. Given the flag, the date is
+// paid and shows paid. Before, they showed in progress: money waiting for
+// a person, reported as in-flight work (found by a review).
+func TestInfiniaOrdersHeldPastMemoryShowAsHeld(t *testing.T) {
+	t.Parallel()
+	for _, at := range []string{"upload", "distribute"} {
+		t.Run(at, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			day := pastMemoryDate()
+			e.mustSettle("seed", "--date", day, "--orders", "30", "--sellers", "3", "--seed", "8")
+			const balance = 1_000_000_000_00
+			sim := e.sim(nil, 3, nil, balance)
+			if at == "distribute" { // uploaded with the tests' --send-past-memory
+				if out, code := e.runInfiniaOn(sim, day, "--until", "upload"); code != 0 {
+					t.Fatalf("run until upload: exit %d\n%s", code, out)
+				}
+			}
+			e.pastMemory = true
+			for _, what := range []string{"first run", "run again"} {
+				out, code := e.runInfiniaOn(sim, day)
+				heldPastMemory(t, what, day, out, code)
+				held, progress := infiniaHeldInProgress(t, e, day)
+				if held == 0 || progress != 0 {
+					t.Fatalf("%s: status shows %d held, %d in progress of the Infinia orders; want them all held", what, held, progress)
+				}
+				if n := e.count(`SELECT count(*) FROM settle.adjustments`); n != 0 {
+					t.Fatalf("%s: %d carried balance entries, want none", what, n)
+				}
+				if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state IN ('recorded', 'uploaded') AND NOT (reason LIKE 'held: %--send-past-memory%')`); n != 0 {
+					t.Fatalf("%s: %d Infinia orders without a hold naming --send-past-memory", what, n)
+				}
+				e.mustSettle("report", "--date", day, "--out", e.reports)
+				orders, err := os.ReadFile(filepath.Join(e.reports, day, "orders.csv"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(string(orders), "held: nothing sent: the date is past Infinia's memory") {
+					t.Fatalf("%s: orders.csv names no hold past Infinia's memory:\n%s", what, orders)
+				}
+			}
+			if out, code := e.runInfiniaOn(sim, day, "--send-past-memory"); code != 0 {
+				t.Fatalf("with --send-past-memory: exit %d, want 0:\n%s", code, out)
+			}
+			e.checkPaidOnce(sim, balance)
+			if held, progress := infiniaHeldInProgress(t, e, day); held != 0 || progress != 0 {
+				t.Fatalf("paid: status shows %d held, %d in progress; want none", held, progress)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND (state NOT IN ('paid', 'rejected') OR state = 'paid' AND reason <> '')`); n != 0 {
+				t.Fatalf("paid: %d Infinia orders not paid, or with a reason left", n)
+			}
+			if out, code := e.runInfiniaOn(sim, day); code != 0 || !strings.Contains(out, "0 new money movements") {
+				t.Fatalf("the paid date again without the flag: exit %d, want 0 moving nothing:\n%s", code, out)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND (state NOT IN ('paid', 'rejected') OR state = 'paid' AND reason <> '')`); n != 0 {
+				t.Fatalf("the paid date again: %d Infinia orders not paid, or with a reason", n)
+			}
+		})
+	}
+}
+
+// infiniaHeldInProgress reads settle status of day (-o json): the
+// Infinia orders' seller shares held and in progress, summed over
+// currencies.
+func infiniaHeldInProgress(t *testing.T, e *env, day string) (held, progress int64) {
+	t.Helper()
+	var s ledger.DateStatus
+	if err := json.Unmarshal([]byte(e.mustSettle("status", "--date", day, "-o", "json")), &s); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range s.Summary {
+		if l.Channel == "infiniapay" {
+			held += l.Held
+			progress += l.InProgress
+		}
+	}
+	var tHeld, tProgress int64
+	for _, x := range s.Totals {
+		tHeld += x.Held
+		tProgress += x.InProgress
+	}
+	if tHeld < held || tProgress < progress {
+		t.Fatalf("status totals by currency: %d held, %d in progress; less than its summary's Infinia rows, %d, %d", tHeld, tProgress, held, progress)
+	}
+	return held, progress
 }

@@ -74,6 +74,14 @@ func (s *statusStore) SetFileItemsReason(context.Context, pipeline.TradeFile, st
 	return nil
 }
 
+func (s *statusStore) HoldWaiting(context.Context, int64, string, pipeline.Currency, []pipeline.Channel, string, string) (int64, error) {
+	return 0, nil
+}
+
+func (s *statusStore) ReleaseWaiting(context.Context, int64, []pipeline.Channel, string, string) (int64, error) {
+	return 0, nil
+}
+
 func (s *statusStore) FinishTradeFile(_ context.Context, f pipeline.TradeFile, _ []pipeline.ProviderReject, _, _ string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -67,6 +67,14 @@ type Store interface {
 	// the hold of a file Infinia lost, and its release once Infinia
 	// knows the file.
 	SetFileItemsReason(ctx context.Context, f pipeline.TradeFile, from, to string) error
+	// HoldWaiting gives the run's items of a seller and currency in the
+	// channels that wait in state (recorded: in no trade file; uploaded:
+	// covered by no payout) and have no reason the reason hold, their
+	// state left as it is, nothing carried; ReleaseWaiting takes it back
+	// from every item of the run in state that has it. The hold of a
+	// date past Infinia's memory (pastHold).
+	HoldWaiting(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, state, hold string) (int64, error)
+	ReleaseWaiting(ctx context.Context, runID int64, channels []pipeline.Channel, state, hold string) (int64, error)
 	// OpenTradeFiles returns up to n of the run's files Infinia has not
 	// decided yet, with ids above after, by id; TradeFileCounts counts the
 	// run's files, all, accepted and refused; RefusedTradeFiles lists the
@@ -243,6 +251,29 @@ func (c *StageConfig) defaults() {
 	if c.FileName == nil {
 		c.FileName = TradeFileName
 	}
+}
+
+// pastHold is the reason of the orders of a date past Infinia's memory
+// that the stages hold (pastMemory): in no trade file (none is built), in
+// one never uploaded (none is uploaded), or uploaded and covered by no
+// revenue share (none is planned). Their state is left as it is and
+// nothing is carried - a later date's revenue share would pay what one
+// of this date, sent by a run the ledger does not hold, may have paid -
+// but the reports and settle status count them held for a person, not
+// in progress (they showed in progress: found by a review). A run with
+// --send-past-memory takes it back (releasePast) before it builds,
+// uploads or plans anything.
+const pastHold = pipeline.HeldPrefix + "nothing sent: the date is past Infinia's memory (--infinia-query-memory), its requestNos perhaps sent before and forgotten; " +
+	"a person checks the date in Infinia's statements, then runs it with --send-past-memory or records it by hand"
+
+// releasePast takes pastHold back from the run's items in state when the
+// run was given SendPastMemory: they are sent now, in progress again.
+func (c *StageConfig) releasePast(ctx context.Context, run *pipeline.Run, state pipeline.ItemState) error {
+	if !c.SendPastMemory {
+		return nil
+	}
+	_, err := c.Store.ReleaseWaiting(ctx, run.ID, c.Channels, state, pastHold)
+	return err
 }
 
 // pastMemory is pipeline.DatePastMemory's word on new requests of run's

@@ -40,7 +40,8 @@ import (
 // ledger holds never sent, unless StageConfig.SendPastMemory: its
 // requestNo may be one a run the ledger does not hold sent and Infinia
 // forgot (pipeline.DatePastMemory). A seller with items of the date is
-// held for a person (exit 4), its items neither paid nor carried; a
+// held for a person (exit 4), its items neither paid nor carried (held
+// so in the reports, pastHold, their state left as it is); a
 // seller's carried balance alone stays open for a later date's revenue
 // share. What is in flight is still asked about.
 //
@@ -62,6 +63,9 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		ctx = pipeline.WithBreaker(ctx) // planning's questions and the engine's requests to Infinia
 		d := &distribution{c: &c, run: run, past: c.pastMemory(run, "revenue shares")}
 		if err := d.undoFailed(ctx); err != nil {
+			return "", err
+		}
+		if err := c.releasePast(ctx, run, pipeline.ItemUploaded); err != nil {
 			return "", err
 		}
 		err := d.plan(ctx)
@@ -378,10 +382,13 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 			// and unpaid, netted into no later share (carried, a later
 			// date's share would pay what this date's share, sent by a
 			// run the ledger lost, may have paid).
+			// They are held so (pastHold), not in progress.
 			if p.Items > 0 {
 				d.mu.Lock()
 				d.pastHeld++
 				d.mu.Unlock()
+				_, err := c.Store.HoldWaiting(ctx, run.ID, p.SellerID, p.Currency, c.Channels, pipeline.ItemUploaded, pastHold)
+				return err
 			}
 			return nil
 		}

@@ -128,10 +128,11 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 					// Never uploaded, its date past Infinia's memory
 					// (HoldFirstSends): left planned, not asked about (it
 					// is not at Infinia), for a person.
+					// Its orders are held so (pastHold), not in progress.
 					progress.Add(1)
 					pastHeld.Add(1)
 					unusable.skip(f.Name)
-					return nil
+					return c.Store.SetFileItemsReason(ctx, f, "", pastHold)
 				}
 				if errors.Is(err, ErrAnswer) || pipeline.SubjectOnly(err) {
 					// Infinia answered about this file what cannot be used,
@@ -223,7 +224,8 @@ const uploadPage = 1000
 // whose both are is not recorded: its items wait in no file, unpaid, one
 // of unbuilt's problems (for a person), and the other files go on. A date
 // past Infinia's memory (StageConfig.Memory) builds none: its items wait
-// in no file, counted under one of unbuilt's problems.
+// in no file, held (pastHold, their state left as it is), counted under
+// one of unbuilt's problems.
 func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run, sellers map[string]string, unbuilt *pipeline.Problems) error {
 	progress := pipeline.ProgressFrom(ctx) // a phase of its own: after a verification's
 	progress.Restart(0)
@@ -231,16 +233,21 @@ func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run, sel
 	g.SetLimit(buildParallel)
 	var mu sync.Mutex
 	past, held := c.pastMemory(run, "trade files"), 0
+	if err := c.releasePast(ctx, run, pipeline.ItemRecorded); err != nil {
+		return err
+	}
 	err := c.Store.EachUnfiled(gctx, run.ID, c.Channels, func(p pipeline.Payable, last, groups int) error {
 		progress.SetTotal(int64(groups))
 		if past != nil {
 			// A new requestNo of a date past Infinia's memory: no file is
 			// built, its orders wait in none, for a person (an Infinia
 			// that forgot the file would count its orders twice in the
-			// sellers' available shares).
+			// sellers' available shares), held so (pastHold), not in
+			// progress.
 			held++
 			progress.Add(1)
-			return nil
+			_, err := c.Store.HoldWaiting(gctx, run.ID, p.SellerID, p.Currency, c.Channels, pipeline.ItemRecorded, pastHold)
+			return err
 		}
 		g.Go(func() error {
 			defer progress.Add(1)
