@@ -217,7 +217,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			// (a watcher's findings): the stage did the run's own work,
 			// and the run is recorded as that work left it. The run
 			// still ends needing a person.
-			log.Warn("NEEDS A PERSON, of earlier dates: "+err.Error(), append([]any{"stage", st, "summary", summary, "took", r.now().Sub(start).Round(time.Millisecond)}, subjectAttrs(err)...)...)
+			log.Warn("NEEDS A PERSON, of earlier dates: "+err.Error(), append([]any{"stage", st, "summary", summary, "took", r.now().Sub(start).Round(time.Millisecond)}, SubjectAttrs(err)...)...)
 			earlier = append(earlier, fmt.Errorf("stage %s: %w", st, err))
 			err = nil
 		}
@@ -225,7 +225,7 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			// Finished what it safely could; a person must look. The stage
 			// stays not done, so a re-run after the fix picks it up; the
 			// later stages (the reports) still run.
-			log.Warn("NEEDS A PERSON: "+err.Error(), append([]any{"stage", st, "summary", summary, "took", r.now().Sub(start).Round(time.Millisecond)}, subjectAttrs(err)...)...)
+			log.Warn("NEEDS A PERSON: "+err.Error(), append([]any{"stage", st, "summary", summary, "took", r.now().Sub(start).Round(time.Millisecond)}, SubjectAttrs(err)...)...)
 			attention = append(attention, fmt.Errorf("stage %s: %w", st, err))
 			continue
 		}
@@ -372,11 +372,12 @@ func (r *Runner) runPass(ctx context.Context, log *slog.Logger, st Stage, p Pass
 // count: a stage's NEEDS A PERSON line and a failed run's last line.
 const LoggedSubjects = 3
 
-// subjectAttrs are the structured fields of a log line of err needing a
-// person: its first LoggedSubjects subjects and their count
-// (ProblemsOf), none when it names none. The message keeps them too (people
+// SubjectAttrs are the structured fields of a log line of err needing a
+// person (a stage's NEEDS A PERSON line, a failed run's last line): its
+// first LoggedSubjects subjects and their count (ProblemsOf), none when it
+// names none. The message keeps them too (people
 // grep it); a log search filters on the fields.
-func subjectAttrs(err error) []any {
+func SubjectAttrs(err error) []any {
 	first, n := ProblemsOf(err, LoggedSubjects)
 	if n == 0 {
 		return nil

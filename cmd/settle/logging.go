@@ -165,10 +165,6 @@ func exitHint(code int) string {
 	return "README, Exit codes: what the exit code means and what to do"
 }
 
-// failureSubjects is how many subjects the last log line of a failed run
-// names: as many as a stage's NEEDS A PERSON line.
-const failureSubjects = pipeline.LoggedSubjects
-
 // loggedError is an error already reported as the run's last JSON log
 // line: main maps it to the exit code without printing it again.
 type loggedError struct{ error }
@@ -212,9 +208,7 @@ func (c *config) logFailure(err error) error {
 	if c.shardName != "" {
 		attrs = append(attrs, "shard", c.shardName)
 	}
-	if first, n := pipeline.ProblemsOf(err, failureSubjects); n > 0 {
-		attrs = append(attrs, "subjects", first, "count", n)
-	}
+	attrs = append(attrs, pipeline.SubjectAttrs(err)...) // as a stage's NEEDS A PERSON line names them
 	hint := failureHint(err)
 	if hint == "" {
 		hint = exitHint(codeOf(err))
