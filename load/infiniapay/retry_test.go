@@ -252,7 +252,10 @@ func TestRateLimiterLimits(t *testing.T) {
 	// sent, not "rate limit: context canceled", which read like a limit
 	// the provider had refused it on.
 	ctx, stop := context.WithCancel(context.Background())
-	time.AfterFunc(20*time.Millisecond, stop)
+	// Its turn is an hour away: stopped a second later, the call waits
+	// for it by then however loaded the machine (at 20 ms, a CI run's call
+	// was stopped before it reached the wait: "context canceled" alone).
+	time.AfterFunc(time.Second, stop)
 	_, err := c.Balance(ctx, "BAL-3", "USD")
 	if !errors.Is(err, context.Canceled) || r.fake.Calls("balance/query") != before ||
 		!strings.Contains(err.Error(), "not sent: stopped while waiting its turn under settle's rate limit: context canceled") {
