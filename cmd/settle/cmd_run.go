@@ -1083,7 +1083,9 @@ func setHealth(m *load.RunMetrics, h ledger.ShardHealth) {
 // when that is worse; to the metrics file, all of them summed with the
 // invocation's exit code (the oldest shard's last success). It also
 // reports a stop cut short (reportCut: l nil, the shard's health
-// unread). ctx bounds the pushes and the reading of the health: a run
+// unread). An invocation that ended 75 (another process held a date) is
+// reported as its runs ended, and one that ran none reports nothing: the
+// Pushgateway's groups and the file keep what they said. ctx bounds the pushes and the reading of the health: a run
 // told to stop reports after the stop (context.WithoutCancel).
 func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, pushURL, file string, err error) {
 	if s == nil {
@@ -1093,12 +1095,6 @@ func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, 
 	snap := &metricsSink{runs: slices.Clone(s.runs), date: s.date, shard: s.shard, shardKnown: s.shardKnown}
 	s.mu.Unlock()
 	s = snap
-	if len(s.runs) == 1 && s.runs[0].ExitCode == codeOf(err) {
-		return
-	}
-	if len(s.runs) == 0 && err == nil {
-		return // nothing ran: every date was done, and the file says how it ended
-	}
 	var shards []pipeline.Shard
 	byShard := map[pipeline.Shard][]load.RunMetrics{}
 	worst := 0
@@ -1109,10 +1105,25 @@ func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, 
 		byShard[m.Shard] = append(byShard[m.Shard], m)
 		worst = worseExit(worst, m.ExitCode)
 	}
+	inv := codeOf(err)
+	if inv == pipeline.KindLocked.ExitCode() {
+		// Exit 75: another process holds a date, so nothing was done of it
+		// and nothing new is known; that process reports its own run. The
+		// invocation reports its runs alone, or nothing: its 75 replaced
+		// an earlier run's 4 (needs a person) at the Pushgateway and in
+		// the textfile, and the page on it cleared while the work still
+		// waited for a person (found by a review).
+		inv = worst
+	}
+	if len(s.runs) == 1 && s.runs[0].ExitCode == inv {
+		return
+	}
+	if len(s.runs) == 0 && inv == 0 {
+		return // nothing ran: every date was done (the file says how it ended), or another process holds the date
+	}
 	// What the invocation ended with beyond its runs (failed before one
 	// opened, nights missed) is its shard's: without that, its group said
 	// the last run's 0 while the Job failed.
-	inv := codeOf(err)
 	beyond := inv != worst && worseExit(worst, inv) == inv
 	if beyond && s.shardKnown && byShard[s.shard] == nil {
 		shards = append(shards, s.shard)

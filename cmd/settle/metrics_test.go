@@ -447,3 +447,67 @@ func TestMetricsCountTheSkippedOrdersOfEarlierDates(t *testing.T) {
 	both["payprotocol"] = second["payprotocol"]
 	check("once the first date's Pay Protocol orders were no longer left out", "settle_skipped_orders_open", both)
 }
+
+// TestALockedOutRunLeavesTheMetricsAlone: an invocation that ended 75
+// (another process held its date: nothing done, nothing new known) added
+// its exit code to the shard's group and wrote it to the textfile, over an
+// earlier run's 4: the page on settle_exit_code == 4 cleared while the
+// work still waited for a person (found by a review). A backfill whose
+// first date ended 4 and whose next was locked reported 75 for both. The
+// process holding the date reports its own run; the locked-out invocation
+// reports its runs alone, or nothing.
+func TestALockedOutRunLeavesTheMetricsAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed(60, 0)
+	gw := newPushgateway(t)
+	const group = "/metrics/job/settle/shard/0-of-1"
+	file := filepath.Join(t.TempDir(), "settle.prom")
+	run := func(args ...string) (string, int) {
+		return e.settle(append([]string{"run", "--rules", e.rules, "--out", e.reports, "--metrics-file", file, "--metrics-pushgateway", gw.URL}, args...)...)
+	}
+	check := func(when string) {
+		t.Helper()
+		if v, ok := gw.last(group, "settle_exit_code"); !ok || v != 4 {
+			t.Errorf("%s: the group says exit %v (pushed: %v), want the 4 that still needs a person", when, v, ok)
+		}
+		if prom := string(readFile(t, file)); !strings.Contains(prom, "settle_exit_code 4\n") {
+			t.Errorf("%s: the textfile lost the 4 that still needs a person:\n%s", when, prom)
+		}
+	}
+	// No provider configured: the channels' orders are left for a person.
+	if out, code := run("--date", testDate); code != 4 {
+		t.Fatalf("exit %d, want 4:\n%s", code, out)
+	}
+	check("the run that needs a person")
+
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d, _ := pipeline.ParseDate(testDate)
+	release, err := l.LockDate(ctx, d) // another process's run of the date
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, code := run("--date", testDate); code != 75 {
+		t.Fatalf("beside a run of the date: exit %d, want 75:\n%s", code, out)
+	}
+	check("a run locked out of the date")
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+
+	next := pipeline.Date{Year: 2026, Month: 11, Day: 24}
+	if release, err = l.LockDate(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	out, code := run("--from", testDate, "--to", next.String())
+	if code != 75 || !strings.Contains(out, "backfill stopped at "+next.String()) {
+		t.Fatalf("backfill whose second date is held: exit %d, want 75:\n%s", code, out)
+	}
+	check("a backfill whose first date needs a person and whose second was locked")
+}
