@@ -841,12 +841,19 @@ func (cfg *config) whileLocked(c *cli.Context, settle func(pipeline.Date) error)
 				// Told to stop: interrupted, exit 1, as a stop is in every
 				// stage (75 said the lock was still held past the wait).
 				t.Stop()
-				return fmt.Errorf("%s: stopped while waiting for the date's lock, which another settle process holds (%w): nothing was done", d, context.Cause(c.Context))
+				return lockWaitStopped{fmt.Errorf("%s: stopped while waiting for the date's lock, which another settle process holds (%w): nothing was done", d, context.Cause(c.Context))}
 			case <-t.C:
 			}
 		}
 	}
 }
+
+// lockWaitStopped is a run told to stop while it waited for its date's
+// lock (whileLocked): interrupted, exit 1, having done nothing, so its
+// metrics are left as they are (metricsSink.flush), as a 75's are.
+type lockWaitStopped struct{ error }
+
+func (e lockWaitStopped) Unwrap() error { return e.error }
 
 // backfill settles the dates in order. Each date's exit is its own: a date
 // that ends needing a person (exit 4) does not hold the later dates
@@ -1083,8 +1090,9 @@ func setHealth(m *load.RunMetrics, h ledger.ShardHealth) {
 // when that is worse; to the metrics file, all of them summed with the
 // invocation's exit code (the oldest shard's last success). It also
 // reports a stop cut short (reportCut: l nil, the shard's health
-// unread). An invocation that ended 75 (another process held a date) is
-// reported as its runs ended, and one that ran none reports nothing: the
+// unread). An invocation that ended 75 (another process held a date), or
+// was stopped while it waited for a date's lock, is reported as its runs
+// ended, and one that ran none reports nothing: the
 // Pushgateway's groups and the file keep what they said. ctx bounds the pushes and the reading of the health: a run
 // told to stop reports after the stop (context.WithoutCancel).
 func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, pushURL, file string, err error) {
@@ -1106,13 +1114,14 @@ func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, 
 		worst = worseExit(worst, m.ExitCode)
 	}
 	inv := codeOf(err)
-	if inv == pipeline.KindLocked.ExitCode() {
+	if inv == pipeline.KindLocked.ExitCode() || errors.As(err, new(lockWaitStopped)) {
 		// Exit 75: another process holds a date, so nothing was done of it
 		// and nothing new is known; that process reports its own run. The
 		// invocation reports its runs alone, or nothing: its 75 replaced
 		// an earlier run's 4 (needs a person) at the Pushgateway and in
 		// the textfile, and the page on it cleared while the work still
-		// waited for a person (found by a review).
+		// waited for a person (found by a review). So does one stopped
+		// while it waited for the lock (exit 1, nothing done either).
 		inv = worst
 	}
 	if len(s.runs) == 1 && s.runs[0].ExitCode == inv {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -463,7 +464,7 @@ func TestALockedOutRunLeavesTheMetricsAlone(t *testing.T) {
 	gw := newPushgateway(t)
 	const group = "/metrics/job/settle/shard/0-of-1"
 	file := filepath.Join(t.TempDir(), "settle.prom")
-	run := func(args ...string) (string, int) {
+	runWith := func(args ...string) (string, int) {
 		return e.settle(append([]string{"run", "--rules", e.rules, "--out", e.reports, "--metrics-file", file, "--metrics-pushgateway", gw.URL}, args...)...)
 	}
 	check := func(when string) {
@@ -476,7 +477,7 @@ func TestALockedOutRunLeavesTheMetricsAlone(t *testing.T) {
 		}
 	}
 	// No provider configured: the channels' orders are left for a person.
-	if out, code := run("--date", testDate); code != 4 {
+	if out, code := runWith("--date", testDate); code != 4 {
 		t.Fatalf("exit %d, want 4:\n%s", code, out)
 	}
 	check("the run that needs a person")
@@ -492,10 +493,35 @@ func TestALockedOutRunLeavesTheMetricsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, code := run("--date", testDate); code != 75 {
+	if out, code := runWith("--date", testDate); code != 75 {
 		t.Fatalf("beside a run of the date: exit %d, want 75:\n%s", code, out)
 	}
 	check("a run locked out of the date")
+
+	// Told to stop while it waits for the lock: exit 1, nothing done.
+	ctx2, stop := context.WithCancel(ctx)
+	defer stop()
+	w := &signalWriter{want: "waiting for it", seen: make(chan struct{})}
+	done := make(chan int, 1)
+	var errb bytes.Buffer // read once done
+	go func() {
+		err := run(ctx2, sendingPastMemory(plainTextArgs([]string{"settle", "run", "--database-url", e.url, "--date", testDate,
+			"--rules", e.rules, "--out", e.reports, "--metrics-file", file, "--metrics-pushgateway", gw.URL, "--lock-wait", "10m"})),
+			func(string) string { return "" }, w, &errb)
+		done <- exitCode(err, &errb)
+	}()
+	select {
+	case <-w.seen:
+	case code := <-done:
+		t.Fatalf("exit %d without waiting for the date's lock:\n%s", code, w)
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("no word of waiting for the date's lock:\n%s", w)
+	}
+	stop()
+	if code := <-done; code != 1 || !strings.Contains(errb.String(), "stopped while waiting for the date's lock") {
+		t.Fatalf("stopped while waiting for the lock: exit %d, want 1:\n%s%s", code, w, &errb)
+	}
+	check("a run stopped while it waited for the date's lock")
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
@@ -505,7 +531,7 @@ func TestALockedOutRunLeavesTheMetricsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer release()
-	out, code := run("--from", testDate, "--to", next.String())
+	out, code := runWith("--from", testDate, "--to", next.String())
 	if code != 75 || !strings.Contains(out, "backfill stopped at "+next.String()) {
 		t.Fatalf("backfill whose second date is held: exit %d, want 75:\n%s", code, out)
 	}
