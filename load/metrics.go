@@ -62,6 +62,10 @@ type RunMetrics struct {
 	// so a channel skipped one night and forgotten showed nowhere the next.
 	// Every channel the caller knows, 0 for one with none, as Skipped.
 	SkippedOpen map[pipeline.Channel]int64
+	// SkippedOpenOldest is, by channel, the earliest date of those orders
+	// (zero: none), read with them: which date to run again first, where
+	// SkippedOpen says only how many wait.
+	SkippedOpenOldest map[pipeline.Channel]pipeline.Date
 	// NoRun: the invocation opened no run of the shard (it failed before,
 	// or ended worse than its runs: a night that finds nights missed). Only
 	// its exit code, its date and the shard's health are reported; a
@@ -80,8 +84,8 @@ type RunMetrics struct {
 // purpose summed, exitCode the process's, and the last success the oldest of the shards' (none while one
 // of them never finished), so that an alert on its age fires while any
 // shard lags; the unsettled runs and the orders left out on purpose still
-// open summed, with the oldest of the unsettled runs' dates
-// (none when a shard's health is unknown: NoHealth), and NoRun when none of
+// open summed, with the oldest of the unsettled runs' dates, and of each
+// channel's orders left out (none when a shard's health is unknown: NoHealth), and NoRun when none of
 // them ran. Its shard is theirs when they are all of one (the dates of a
 // shard's backfill), else the whole date's.
 func Combine(ms []RunMetrics, exitCode int) RunMetrics {
@@ -139,6 +143,14 @@ func Combine(ms []RunMetrics, exitCode int) RunMetrics {
 			}
 			c.SkippedOpen[ch] += n
 		}
+		for ch, d := range m.SkippedOpenOldest {
+			if c.SkippedOpenOldest == nil {
+				c.SkippedOpenOldest = map[pipeline.Channel]pipeline.Date{}
+			}
+			if old := c.SkippedOpenOldest[ch]; !d.IsZero() && (old.IsZero() || d.Before(old)) {
+				c.SkippedOpenOldest[ch] = d
+			}
+		}
 		if !m.OldestUnsettled.IsZero() && (c.OldestUnsettled.IsZero() || m.OldestUnsettled.Before(c.OldestUnsettled)) {
 			c.OldestUnsettled = m.OldestUnsettled
 		}
@@ -169,8 +181,10 @@ func (m RunMetrics) registry(constant prometheus.Labels) *prometheus.Registry {
 		gauge("oldest_unsettled_business_date", "Earliest business date among the unsettled runs, as YYYYMMDD (0: none).").WithLabelValues().Set(yyyymmdd(m.OldestUnsettled))
 		if len(m.SkippedOpen) > 0 {
 			open := gauge("skipped_orders_open", "Orders of this shard, every date's, still left unpaid on purpose (--skip-channel) and not settled since, by channel, from the ledger.", "channel")
+			oldest := gauge("skipped_orders_open_oldest_business_date", "Earliest business date of those orders, by channel, as YYYYMMDD (0: none).", "channel")
 			for ch, n := range m.SkippedOpen {
 				open.WithLabelValues(string(ch)).Set(float64(n))
+				oldest.WithLabelValues(string(ch)).Set(yyyymmdd(m.SkippedOpenOldest[ch]))
 			}
 		}
 	}

@@ -29,8 +29,9 @@ func sampleMetrics() RunMetrics {
 		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 12, pipeline.EffectFailed: 1}},
 		ExitCode: 4, NeedsPerson: 3, FailedPayouts: 1, LastSuccess: time.Unix(1795000000, 0),
 		Unsettled: 2, OldestUnsettled: pipeline.Date{Year: 2026, Month: 11, Day: 20},
-		Skipped:     map[pipeline.Channel]int64{"payprotocol": 7, "wechatpay": 0},
-		SkippedOpen: map[pipeline.Channel]int64{"payprotocol": 19, "wechatpay": 0},
+		Skipped:           map[pipeline.Channel]int64{"payprotocol": 7, "wechatpay": 0},
+		SkippedOpen:       map[pipeline.Channel]int64{"payprotocol": 19, "wechatpay": 0},
+		SkippedOpenOldest: map[pipeline.Channel]pipeline.Date{"payprotocol": {Year: 2026, Month: 11, Day: 19}},
 	}
 }
 
@@ -91,7 +92,9 @@ func TestWriteMetricsFile(t *testing.T) {
 		`settle_effects{kind="revenue_share",state="failed"} 1`, "settle_last_success_timestamp_seconds 1.795e+09",
 		"settle_exit_code 4", "settle_needs_person_subjects 3", "settle_failed_payouts 1", "settle_unsettled_runs 2", "settle_oldest_unsettled_business_date 2.026112e+07",
 		`settle_skipped_orders{channel="payprotocol"} 7`, `settle_skipped_orders{channel="wechatpay"} 0`,
-		`settle_skipped_orders_open{channel="payprotocol"} 19`, `settle_skipped_orders_open{channel="wechatpay"} 0`} {
+		`settle_skipped_orders_open{channel="payprotocol"} 19`, `settle_skipped_orders_open{channel="wechatpay"} 0`,
+		`settle_skipped_orders_open_oldest_business_date{channel="payprotocol"} 2.0261119e+07`,
+		`settle_skipped_orders_open_oldest_business_date{channel="wechatpay"} 0`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics file lacks %s:\n%s", want, b)
 		}
@@ -238,13 +241,15 @@ func TestCombineShardsOfADate(t *testing.T) {
 	b.Effects = map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 1}, "distribution": {pipeline.EffectUnknown: 2}}
 	b.ExitCode, b.NeedsPerson, b.FailedPayouts, b.LastSuccess = 0, 0, 2, a.LastSuccess.Add(-time.Hour)
 	b.Unsettled, b.OldestUnsettled = 1, pipeline.Date{Year: 2026, Month: 11, Day: 18}
+	b.SkippedOpenOldest = map[pipeline.Channel]pipeline.Date{"payprotocol": {Year: 2026, Month: 11, Day: 21}, "wechatpay": {Year: 2026, Month: 11, Day: 22}}
 	c := Combine([]RunMetrics{a, b}, 4)
 	want := RunMetrics{Date: a.Date, Shard: pipeline.Whole, Duration: 6 * time.Second, Items: 1980, Rejects: 20,
 		Totals: []pipeline.Totals{{Channel: "infiniapay", Currency: "USD", Orders: 1980, Gross: 200000, Refunded: 10000, Commission: 9500, Seller: 180500},
 			{Channel: "wechatpay", Currency: "CNY", Orders: 1, Gross: 100, Seller: 100}},
 		Effects:  map[string]map[pipeline.EffectState]int{"revenue_share": {pipeline.EffectSucceeded: 13, pipeline.EffectFailed: 1}, "distribution": {pipeline.EffectUnknown: 2}},
 		ExitCode: 4, NeedsPerson: 3, FailedPayouts: 3, LastSuccess: b.LastSuccess, Unsettled: 3, OldestUnsettled: b.OldestUnsettled,
-		Skipped: map[pipeline.Channel]int64{"payprotocol": 14, "wechatpay": 0}, SkippedOpen: map[pipeline.Channel]int64{"payprotocol": 38, "wechatpay": 0}}
+		Skipped: map[pipeline.Channel]int64{"payprotocol": 14, "wechatpay": 0}, SkippedOpen: map[pipeline.Channel]int64{"payprotocol": 38, "wechatpay": 0},
+		SkippedOpenOldest: map[pipeline.Channel]pipeline.Date{"payprotocol": {Year: 2026, Month: 11, Day: 19}, "wechatpay": {Year: 2026, Month: 11, Day: 22}}}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("combined\n%+v\nwant\n%+v", c, want)
 	}

@@ -1068,7 +1068,8 @@ func (s *metricsSink) add(m load.RunMetrics) {
 
 // setHealth puts what the ledger says of the shard into its metrics: the
 // orders left out on purpose still open for every channel, 0 for one with
-// none, so that a channel's last figure is replaced once it is paid.
+// none (and no oldest date), so that a channel's last figure is replaced
+// once it is paid.
 func setHealth(m *load.RunMetrics, h ledger.ShardHealth) {
 	m.LastSuccess, m.Unsettled, m.OldestUnsettled = h.LastSuccess, h.Unsettled, h.OldestUnsettled
 	m.SkippedOpen = map[pipeline.Channel]int64{}
@@ -1078,6 +1079,7 @@ func setHealth(m *load.RunMetrics, h ledger.ShardHealth) {
 	for ch, n := range h.SkippedOpen {
 		m.SkippedOpen[ch] += n
 	}
+	m.SkippedOpenOldest = h.SkippedOpenOldest
 }
 
 // flush reports the invocation's metrics when it ran more than one run, or

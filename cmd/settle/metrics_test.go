@@ -418,6 +418,23 @@ func TestMetricsCountTheSkippedOrdersOfEarlierDates(t *testing.T) {
 	}
 	check("the night that left them out", "settle_skipped_orders", first)
 	check("the night that left them out", "settle_skipped_orders_open", first)
+	// Which date to run again first: the oldest of each channel's.
+	oldest := func(when string, want map[string]string) {
+		t.Helper()
+		prom := string(readFile(t, file))
+		for _, ch := range channels {
+			var v float64 // "": none
+			if d, err := pipeline.ParseDate(want[ch]); err == nil {
+				v = float64(d.Year*10000 + int(d.Month)*100 + d.Day)
+			}
+			line := fmt.Sprintf("settle_skipped_orders_open_oldest_business_date{channel=%q} %g\n", ch, v)
+			if !strings.Contains(prom, line) {
+				t.Errorf("%s: metrics lack %q:\n%s", when, line, prom)
+			}
+		}
+	}
+	firstDates := map[string]string{"infiniapay": testDate, "payprotocol": testDate, "wechatpay": testDate}
+	oldest("the night that left them out", firstDates)
 
 	// The next night, the channels skipped again: the earlier date is
 	// settled for settle_unsettled_runs, and settle_skipped_orders is the
@@ -432,6 +449,7 @@ func TestMetricsCountTheSkippedOrdersOfEarlierDates(t *testing.T) {
 	}
 	check("the next night", "settle_skipped_orders", second)
 	check("the next night", "settle_skipped_orders_open", both)
+	oldest("the next night", firstDates)
 	if prom := string(readFile(t, file)); !strings.Contains(prom, "settle_unsettled_runs 0\n") {
 		t.Errorf("the next night: want no date unsettled (the one that left orders out ended 0):\n%s", prom)
 	}
@@ -447,6 +465,11 @@ func TestMetricsCountTheSkippedOrdersOfEarlierDates(t *testing.T) {
 	}
 	both["payprotocol"] = second["payprotocol"]
 	check("once the first date's Pay Protocol orders were no longer left out", "settle_skipped_orders_open", both)
+	firstDates["payprotocol"] = "" // none left out the next night: 0
+	if second["payprotocol"] > 0 {
+		firstDates["payprotocol"] = next
+	}
+	oldest("once the first date's Pay Protocol orders were no longer left out", firstDates)
 }
 
 // TestALockedOutRunLeavesTheMetricsAlone: an invocation that ended 75

@@ -1248,6 +1248,9 @@ type ShardHealth struct {
 	// configured checks its channels again and pays them. Only the
 	// channels with such orders are in the map.
 	SkippedOpen map[pipeline.Channel]int64
+	// SkippedOpenOldest is, by channel, the earliest date of those orders
+	// (the channels of SkippedOpen alone): which date to run again first.
+	SkippedOpenOldest map[pipeline.Channel]pipeline.Date
 }
 
 // ShardHealth reads the shard's health from its runs (one row a date).
@@ -1276,13 +1279,16 @@ func (l *Ledger) ShardHealth(ctx context.Context, shard pipeline.Shard) (ShardHe
 	for rows.Next() {
 		var ch string
 		var n int64
-		if err := rows.Scan(&ch, &n); err != nil {
+		var first time.Time
+		if err := rows.Scan(&ch, &n, &first); err != nil {
 			return ShardHealth{}, err
 		}
 		if h.SkippedOpen == nil {
 			h.SkippedOpen = map[pipeline.Channel]int64{}
+			h.SkippedOpenOldest = map[pipeline.Channel]pipeline.Date{}
 		}
 		h.SkippedOpen[pipeline.Channel(ch)] = n
+		h.SkippedOpenOldest[pipeline.Channel(ch)] = pipeline.DateOf(first)
 	}
 	if err := rows.Err(); err != nil {
 		return ShardHealth{}, fmt.Errorf("read the shard's orders left out on purpose: %w", err)
@@ -1291,13 +1297,14 @@ func (l *Ledger) ShardHealth(ctx context.Context, shard pipeline.Shard) (ShardHe
 }
 
 // skippedOpenQuery is ShardHealth's count of the shard's orders left out
-// on purpose, every date's (skippedSQL, as SkippedOfRun's). Every run's end
+// on purpose, every date's (skippedSQL, as SkippedOfRun's), and the earliest
+// of their dates, by channel. Every run's end
 // asks it. Its runs are found by runs_skipped (migration 00040), the few
 // that left a channel out, not by a scan of the shard's runs (one a date,
 // for years); their items by run (items_run_order), each run's read whole
 // as SkippedOfRun reads it: no index of items may name state (migration
 // 00018, HOT updates).
-const skippedOpenQuery = `SELECT i.channel, count(*)
+const skippedOpenQuery = `SELECT i.channel, count(*), min(r.business_date)
 	FROM runs r JOIN items i ON i.run_id = r.id
 	WHERE r.shard_index = $1 AND r.shard_count = $2 AND r.skipped_channels <> '{}' AND ` + skippedSQL + `
 	GROUP BY i.channel ORDER BY i.channel`
