@@ -825,8 +825,10 @@ func (cfg *config) whileLocked(c *cli.Context, settle func(pipeline.Date) error)
 				if waited && err == nil {
 					cfg.note(fmt.Sprintf("%s: the other run ended; this one went on", d), "date", d.String())
 				}
-				if waited && pipeline.KindOf(err) == pipeline.KindLocked {
-					// Said, or the 75 reads as if nothing was waited for.
+				if wait > 0 && pipeline.KindOf(err) == pipeline.KindLocked {
+					// Said, or the 75 reads as if nothing was waited for;
+					// also when the first try alone outlasted the wait (a
+					// loaded machine: --lock-wait 1s), which tried once.
 					return fmt.Errorf("%w (waited --lock-wait %s for it: nothing was done)", err, wait)
 				}
 				return err
