@@ -11,6 +11,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
@@ -360,4 +361,64 @@ func infiniaHeldInProgress(t *testing.T, e *env, day string) (held, progress int
 		t.Fatalf("status totals by currency: %d held, %d in progress; less than its summary's Infinia rows, %d, %d", tHeld, tProgress, held, progress)
 	}
 	return held, progress
+}
+
+// TestAHoldPastInfiniasMemoryIsReleasedByALongerMemory: the orders a run
+// held as their date was past Infinia's memory (in no trade file, or
+// uploaded and unpaid) are released, as --send-past-memory releases them,
+// by a run given a longer --infinia-query-memory: the guard no longer
+// holds the date, and its orders are in progress again while their
+// requests go out (here a run stopped after its upload stage, or one
+// whose revenue share Infinia keeps processing past --provider-wait), then
+// paid with no hold left. Before, they went out still named held: settle
+// status counted them held for a person while they were being paid (the
+// uploaded ones: those in no file lost the hold as their file was built).
+func TestAHoldPastInfiniasMemoryIsReleasedByALongerMemory(t *testing.T) {
+	t.Parallel()
+	for _, at := range []string{"upload", "distribute"} {
+		t.Run(at, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			day := pastMemoryDate()
+			e.mustSettle("seed", "--date", day, "--orders", "30", "--sellers", "3", "--seed", "8")
+			const balance = 1_000_000_000_00
+			// The first revenue share asked about stays PROCESSING for 200
+			// polls: past a 1s --provider-wait of 20ms polls.
+			faults := fault.New(1, fault.Rule{Endpoint: "revenue-sharing/query", Kind: fault.Stuck, Calls: []int{1}, Polls: 200})
+			sim := e.sim(faults, 3, nil, balance)
+			if at == "distribute" { // uploaded with the tests' --send-past-memory
+				if out, code := e.runInfiniaOn(sim, day, "--until", "upload"); code != 0 {
+					t.Fatalf("run until upload: exit %d\n%s", code, out)
+				}
+			}
+			e.pastMemory = true
+			out, code := e.runInfiniaOn(sim, day)
+			heldPastMemory(t, "first run", day, out, code)
+			if held, _ := infiniaHeldInProgress(t, e, day); held == 0 {
+				t.Fatalf("first run: nothing held:\n%s", out)
+			}
+			longer := []string{"--infinia-query-memory", "1200h"} // 50 days
+			if at == "upload" {
+				out, code = e.runInfiniaOn(sim, day, append(longer, "--until", "upload")...)
+			} else {
+				out, code = e.runInfiniaOn(sim, day, append(longer, "--provider-wait", "1s")...)
+			}
+			if code != 0 && code != 1 || strings.Contains(out, "--send-past-memory") {
+				t.Fatalf("with a longer --infinia-query-memory: exit %d, want 0 or 1 (a revenue share still processing), nothing held:\n%s", code, out)
+			}
+			if held, progress := infiniaHeldInProgress(t, e, day); held != 0 || progress == 0 {
+				t.Fatalf("with a longer --infinia-query-memory, the orders not paid yet: status shows %d held, %d in progress; want them in progress, none held", held, progress)
+			}
+			if n := e.count(`SELECT count(*) FROM settle.items WHERE reason LIKE '%--send-past-memory%'`); n != 0 {
+				t.Fatalf("with a longer --infinia-query-memory: %d orders still held past Infinia's memory", n)
+			}
+			if out, code := e.runInfiniaOn(sim, day, append(longer, "--provider-wait", "30s")...); code != 0 {
+				t.Fatalf("with a longer --infinia-query-memory, to its end: exit %d, want 0:\n%s", code, out)
+			}
+			e.checkPaidOnce(sim, balance)
+			if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND (state NOT IN ('paid', 'rejected') OR state = 'paid' AND reason <> '')`); n != 0 {
+				t.Fatalf("the longer memory: %d Infinia orders not paid, or with a reason left", n)
+			}
+		})
+	}
 }

@@ -256,20 +256,25 @@ func (c *StageConfig) defaults() {
 // pastHold is the reason of the orders of a date past Infinia's memory
 // that the stages hold (pastMemory): in no trade file (none is built), in
 // one never uploaded (none is uploaded), or uploaded and covered by no
-// revenue share (none is planned). Their state is left as it is and
-// nothing is carried - a later date's revenue share would pay what one
-// of this date, sent by a run the ledger does not hold, may have paid -
-// but the reports and settle status count them held for a person, not
-// in progress (they showed in progress: found by a review). A run with
-// --send-past-memory takes it back (releasePast) before it builds,
-// uploads or plans anything.
+// revenue share (none is planned). Their state is left as it is
+// and nothing is carried - a later date's revenue share would pay what
+// one of this date, sent by a run the ledger does not hold, may have paid
+// - but the reports and settle status count them held for a person, not
+// in progress (they showed in progress: found by a review). A run the
+// guard no longer holds the date for (given --send-past-memory, or a
+// longer --infinia-query-memory) takes it back (releasePast) before it
+// builds, uploads or plans anything.
 const pastHold = pipeline.HeldPrefix + "nothing sent: the date is past Infinia's memory (--infinia-query-memory), its requestNos perhaps sent before and forgotten; " +
 	"a person checks the date in Infinia's statements, then runs it with --send-past-memory or records it by hand"
 
 // releasePast takes pastHold back from the run's items in state when the
-// run was given SendPastMemory: they are sent now, in progress again.
-func (c *StageConfig) releasePast(ctx context.Context, run *pipeline.Run, state pipeline.ItemState) error {
-	if !c.SendPastMemory {
+// guard does not hold the run's date (past, pastMemory's word, is nil):
+// they go out now, in progress again. That is so with SendPastMemory and
+// as much with a Memory that now reaches the date: released only with the
+// flag, the orders an earlier run held stayed named held while a run
+// given a longer --infinia-query-memory paid them (found by a review).
+func (c *StageConfig) releasePast(ctx context.Context, run *pipeline.Run, state pipeline.ItemState, past error) error {
+	if past != nil {
 		return nil
 	}
 	_, err := c.Store.ReleaseWaiting(ctx, run.ID, c.Channels, state, pastHold)

@@ -65,7 +65,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		if err := d.undoFailed(ctx); err != nil {
 			return "", err
 		}
-		if err := c.releasePast(ctx, run, pipeline.ItemUploaded); err != nil {
+		if err := c.releasePast(ctx, run, pipeline.ItemUploaded, d.past); err != nil {
 			return "", err
 		}
 		err := d.plan(ctx)

@@ -233,7 +233,7 @@ func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run, sel
 	g.SetLimit(buildParallel)
 	var mu sync.Mutex
 	past, held := c.pastMemory(run, "trade files"), 0
-	if err := c.releasePast(ctx, run, pipeline.ItemRecorded); err != nil {
+	if err := c.releasePast(ctx, run, pipeline.ItemRecorded, past); err != nil {
 		return err
 	}
 	err := c.Store.EachUnfiled(gctx, run.ID, c.Channels, func(p pipeline.Payable, last, groups int) error {
