@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/load/payprotocol"
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
@@ -421,4 +424,107 @@ func TestAHoldPastInfiniasMemoryIsReleasedByALongerMemory(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestARevenueSharePlannedNeverSentPastInfiniasMemoryShowsItsOrdersHeld:
+// the ledger holds a date's revenue shares planned and never sent (a
+// backup taken between their intents and their sends, restored), and the
+// date ended longer ago than Infinia's memory. The run sends none
+// (pipeline.HoldFirstSends, exit 4, once for all), and the orders they
+// cover show in settle status and orders.csv as held for the guard's
+// reason, not in progress; given the flag, the shares go out under their
+// requestNos and the orders are paid with no hold left. Before, the
+// orders showed in progress, and the run named each share with the
+// guard's whole explanation.
+func TestARevenueSharePlannedNeverSentPastInfiniasMemoryShowsItsOrdersHeld(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	day := pastMemoryDate()
+	e.mustSettle("seed", "--date", day, "--orders", "30", "--sellers", "3", "--seed", "8")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 3, nil, balance)
+	if out, code := e.runInfiniaOn(sim, day, "--until", "upload"); code != 0 { // the tests' --send-past-memory
+		t.Fatalf("run until upload: exit %d\n%s", code, out)
+	}
+	planned := e.planRevenueShares(day)
+	if planned == 0 {
+		t.Fatal("no revenue share planned")
+	}
+	e.pastMemory = true
+	for _, what := range []string{"first run", "run again"} {
+		out, code := e.runInfiniaOn(sim, day)
+		heldPastMemory(t, what, day, out, code)
+		if n := sim.Infinia.Calls("revenue-sharing/request"); n != 0 {
+			t.Fatalf("%s: %d revenue share requests reached Infinia, want none:\n%s", what, n, out)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND (state <> 'planned' OR sends <> 0)`); n != 0 {
+			t.Fatalf("%s: %d revenue shares not left planned and unsent", what, n)
+		}
+		held, progress := infiniaHeldInProgress(t, e, day)
+		if held == 0 || progress != 0 {
+			t.Fatalf("%s: status shows %d held, %d in progress of the Infinia orders; want them all held", what, held, progress)
+		}
+		if !strings.Contains(out, fmt.Sprintf("%d sellers' revenue shares held", planned)) {
+			t.Fatalf("%s: the run does not count the %d planned shares held:\n%s", what, planned, out)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state = 'uploaded' AND NOT (reason LIKE 'held: %--send-past-memory%')`); n != 0 {
+			t.Fatalf("%s: %d Infinia orders of the planned shares without a hold naming --send-past-memory", what, n)
+		}
+		e.mustSettle("report", "--date", day, "--out", e.reports)
+		orders, err := os.ReadFile(filepath.Join(e.reports, day, "orders.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(orders), "held: nothing sent: the date is past Infinia's memory") {
+			t.Fatalf("%s: orders.csv names no hold past Infinia's memory:\n%s", what, orders)
+		}
+	}
+	if out, code := e.runInfiniaOn(sim, day, "--send-past-memory"); code != 0 {
+		t.Fatalf("with --send-past-memory: exit %d, want 0:\n%s", code, out)
+	}
+	e.checkPaidOnce(sim, balance)
+	if n := sim.Infinia.Calls("revenue-sharing/request"); n != int(planned) {
+		t.Fatalf("with --send-past-memory: %d revenue share requests, want the %d planned", n, planned)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND (state NOT IN ('paid', 'rejected') OR state = 'paid' AND reason <> '')`); n != 0 {
+		t.Fatalf("paid: %d Infinia orders not paid, or with a reason left", n)
+	}
+}
+
+// planRevenueShares plans, as the distribute stage does and sends
+// nothing, a revenue share (attempt 1) of every seller and currency of
+// day's uploaded Infinia orders with a share to pay, and returns how
+// many.
+func (e *env) planRevenueShares(day string) int64 {
+	e.t.Helper()
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, e.url, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer l.Close()
+	d, _ := pipeline.ParseDate(day)
+	runs, err := l.RunsOn(ctx, d)
+	if err != nil || len(runs) != 1 {
+		e.t.Fatalf("runs of %s: %d, %v", day, len(runs), err)
+	}
+	var owed []struct {
+		Seller   string `db:"seller_id"`
+		Currency string `db:"currency"`
+		Amount   int64  `db:"amount"`
+	}
+	if err := e.db.Select(&owed, `SELECT seller_id, currency, sum(seller_minor) AS amount FROM settle.items
+		WHERE channel = 'infiniapay' AND state = 'uploaded' GROUP BY 1, 2 HAVING sum(seller_minor) > 0 ORDER BY 1, 2`); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, o := range owed {
+		cur := pipeline.Currency(o.Currency)
+		_, err := l.PlanPayout(ctx, runs[0], o.Seller, []pipeline.Channel{infiniapay.Channel, payprotocol.Channel}, pipeline.Effect{RunID: runs[0].ID,
+			Kind: infiniapay.KindRevenueShare, Subject: infiniapay.RevenueShareSubject(d, o.Seller, cur), Attempt: 1,
+			Key: infiniapay.RevenueShareRequestNo(d, o.Seller, cur, 1), Currency: cur, Amount: o.Amount})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return int64(len(owed))
 }

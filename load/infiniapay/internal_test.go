@@ -78,6 +78,10 @@ func (s *statusStore) HoldWaiting(context.Context, int64, string, pipeline.Curre
 	return 0, nil
 }
 
+func (s *statusStore) HoldPayoutItems(context.Context, int64, string, pipeline.Currency, []pipeline.Channel, string, string) (int64, error) {
+	return 0, nil
+}
+
 func (s *statusStore) ReleaseWaiting(context.Context, int64, []pipeline.Channel, string, string) (int64, error) {
 	return 0, nil
 }

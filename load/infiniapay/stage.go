@@ -75,6 +75,12 @@ type Store interface {
 	// date past Infinia's memory (pastHold).
 	HoldWaiting(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, state, hold string) (int64, error)
 	ReleaseWaiting(ctx context.Context, runID int64, channels []pipeline.Channel, state, hold string) (int64, error)
+	// HoldPayoutItems gives the run's uploaded items of a seller and
+	// currency that the payout planned under key covers, and that have no
+	// reason, the reason hold, as HoldWaiting does (ReleaseWaiting of
+	// uploaded items takes it back): the orders of a revenue share the
+	// ledger holds planned and never sent, held past Infinia's memory.
+	HoldPayoutItems(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, key, hold string) (int64, error)
 	// OpenTradeFiles returns up to n of the run's files Infinia has not
 	// decided yet, with ids above after, by id; TradeFileCounts counts the
 	// run's files, all, accepted and refused; RefusedTradeFiles lists the
@@ -255,8 +261,9 @@ func (c *StageConfig) defaults() {
 
 // pastHold is the reason of the orders of a date past Infinia's memory
 // that the stages hold (pastMemory): in no trade file (none is built), in
-// one never uploaded (none is uploaded), or uploaded and covered by no
-// revenue share (none is planned). Their state is left as it is
+// one never uploaded (none is uploaded), uploaded and covered by no
+// revenue share (none is planned), or covered by one the ledger holds
+// planned and never sent (it is not sent). Their state is left as it is
 // and nothing is carried - a later date's revenue share would pay what
 // one of this date, sent by a run the ledger does not hold, may have paid
 // - but the reports and settle status count them held for a person, not

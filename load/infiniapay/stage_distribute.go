@@ -68,12 +68,17 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		if err := c.releasePast(ctx, run, pipeline.ItemUploaded, d.past); err != nil {
 			return "", err
 		}
-		err := d.plan(ctx)
-		if d.pastHeld > 0 {
-			// One cause, said once and first, counted for each seller.
-			d.problems.Lead(fmt.Sprintf("%d sellers' revenue shares held, nothing carried: %v", d.pastHeld, d.past), d.pastHeld)
+		// The sellers held past Infinia's memory, by planning and by the
+		// engine (a share the ledger holds planned and never sent): one
+		// cause, said once and first, counted for each seller.
+		leadPast := func() {
+			if d.pastHeld > 0 {
+				d.problems.Lead(fmt.Sprintf("%d sellers' revenue shares held, nothing carried: %v", d.pastHeld, d.past), d.pastHeld)
+			}
 		}
+		err := d.plan(ctx)
 		if err != nil {
+			leadPast()
 			stopped := pipeline.StoppedNotAnswering(ctx, "Infinia", err, d.problems.NeedsPerson())
 			if stopped == nil {
 				return "", err
@@ -86,6 +91,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
 			return "", err
 		}
+		leadPast()
 		summary := fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.carried)
 		if err != nil {
 			// Resumable (exit 1) before what needs a person, as the
@@ -897,6 +903,20 @@ func (d *distribution) pay(ctx context.Context) error {
 			return recordAdopted(ctx, c.Final, c.Answers, e)
 		},
 		Error: func(ctx context.Context, e pipeline.Effect, err error) error {
+			if d.past != nil && e.Sends == 0 && errors.Is(err, pipeline.ErrPastMemory) {
+				// Never sent, its date past Infinia's memory
+				// (HoldFirstSends): left planned, for a person, counted
+				// under the one line that says why (d.past); the orders
+				// it covers held so (pastHold), not in progress. They
+				// showed in progress, and each share was named with the
+				// whole of d.past (found by a review).
+				progress.Add(1)
+				d.mu.Lock()
+				d.pastHeld++
+				d.mu.Unlock()
+				_, err := c.Store.HoldPayoutItems(ctx, run.ID, subjectSeller(e.Subject), e.Currency, c.Channels, e.Key, pastHold)
+				return err
+			}
 			if pipeline.SubjectOnly(err) {
 				// Infinia refuses to tell us about this one payout, or no
 				// longer knows one it answered before (its reference

@@ -206,6 +206,23 @@ func (l *Ledger) HoldWaiting(ctx context.Context, runID int64, sellerID string, 
 	return res.RowsAffected()
 }
 
+// HoldPayoutItems gives the run's items of the seller and currency in the
+// channels that the payout planned under key covers (uploaded, marked
+// with its key by PlanPayout) and that have no reason the reason hold,
+// as HoldWaiting does: their state, key and the payout left as they are,
+// the reports count them held, not in progress. ReleaseWaiting of
+// uploaded items takes it back. It returns how many items it held.
+func (l *Ledger) HoldPayoutItems(ctx context.Context, runID int64, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, key, hold string) (int64, error) {
+	res, err := l.db.ExecContext(ctx, `UPDATE items SET reason = $6
+		WHERE business_date = `+runDate+` AND seller_id = $2 AND currency = $3 AND run_id = $1 AND channel = ANY ($4)
+		  AND state = 'uploaded' AND payout_key = $5 AND reason = ''`,
+		runID, sellerID, string(cur), channelNames(channels), key, hold)
+	if err != nil {
+		return 0, fmt.Errorf("hold the items of %s %s under %s: %w", sellerID, cur, key, err)
+	}
+	return res.RowsAffected()
+}
+
 // ReleaseWaiting takes the reason hold (HoldWaiting's, or one
 // SetFileItemsReason gave the items of a file) back from every item of
 // the run in the channels still in state with it, their reason empty
