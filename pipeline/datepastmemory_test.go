@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -66,5 +67,41 @@ func TestHoldFirstSendsSendsNothingNew(t *testing.T) {
 	}
 	if HoldFirstSends(p, nil) != EffectSender(p) {
 		t.Error("nothing to hold: want the sender itself")
+	}
+}
+
+// TestThePastMemoryExplanationIsSaidOnce: DatePastMemory's error names
+// the hold short, its explanation apart (WhyOf); Problems that explain it
+// keep it once and out of their message, and NotesOf gives it once for a
+// run's error joining two stages that both explain it.
+func TestThePastMemoryExplanationIsSaidOnce(t *testing.T) {
+	d := Date{Year: 2026, Month: 10, Day: 23}
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	past := DatePastMemory(d, "UTC", now, 30*24*time.Hour, "Infinia", "revenue shares")
+	why := WhyOf(past)
+	if why == "" || strings.Contains(past.Error(), why) || !strings.Contains(why, "cannot tell from a key never sent") || !strings.Contains(why, "if they show some, do not") {
+		t.Fatalf("error %q, explanation %q: want the explanation apart from the error", past, why)
+	}
+	if WhyOf(errors.New("other")) != "" || WhyOf(nil) != "" {
+		t.Error("an error with no explanation has one")
+	}
+	stage := func() error {
+		var p Problems
+		p.Add("seller S1 USD: binding FROZEN")
+		p.Lead("2 sellers' revenue shares held: "+past.Error(), 2)
+		p.Explain(past)
+		p.Explain(past)
+		p.Explain(errors.New("other"))
+		if len(p.Notes) != 1 {
+			t.Fatalf("notes %q, want the explanation once", p.Notes)
+		}
+		return p.NeedsPerson()
+	}
+	run := E(KindNeedsPerson, "run", errors.Join(fmt.Errorf("stage upload: %w", stage()), fmt.Errorf("stage distribute: %w", stage())))
+	if strings.Contains(run.Error(), why) {
+		t.Errorf("the run's error says the explanation: %s", run)
+	}
+	if notes := NotesOf(run); len(notes) != 1 || notes[0] != why {
+		t.Errorf("NotesOf: %q, want the explanation once", notes)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Kind classifies an error by what the operator (or the scheduler) should do
@@ -140,6 +141,12 @@ type Problems struct {
 	// mismatches.csv hold them all). Subjects no report holds (the
 	// dates a nightly run finds missed) say where to look instead.
 	Rest string
+	// Notes explain at length the cause its subjects share (WhyOf: why a
+	// date past a provider's memory is held, and what a person does),
+	// each once (Explain). Error leaves them out: the subjects name the
+	// cause short, and the run's end says the notes once (NotesOf),
+	// however many stages, dates or lines give them.
+	Notes []string
 	// tells are the subjects each listed line tells of, from the first
 	// (AddMany counts several under one line; a line past them, of a List
 	// given as a literal, tells of one).
@@ -189,6 +196,14 @@ func (p *Problems) Lead(s string, n int) {
 		p.List, p.tells = p.List[:ProblemsListed], p.tells[:ProblemsListed]
 	}
 	p.Total = count + n
+}
+
+// Explain adds err's explanation (WhyOf), if it has one, to the notes,
+// once.
+func (p *Problems) Explain(err error) {
+	if why := WhyOf(err); why != "" && !slices.Contains(p.Notes, why) {
+		p.Notes = append(p.Notes, why)
+	}
 }
 
 // tellsEach gives every listed line its count: one for each line of a
@@ -262,6 +277,33 @@ func ProblemsOf(err error, n int) (first []string, count int) {
 	}
 	walk(err)
 	return first, count
+}
+
+// NotesOf gathers the notes of the Problems in err's tree (through wraps
+// and joins), each once, in the order they come: what the run's end says
+// once of the causes its subjects name short.
+func NotesOf(err error) []string {
+	var notes []string
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case *Problems:
+			for _, n := range e.Notes {
+				if !slices.Contains(notes, n) {
+					notes = append(notes, n)
+				}
+			}
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return notes
 }
 
 // ErrOfEarlierDates is in the chain of a stage's error that needs a person

@@ -354,7 +354,7 @@ func printPastMemory(w io.Writer, o *runOptions, now time.Time) {
 	}
 	for _, p := range ps {
 		if err := pipeline.DatePastMemory(o.key.Date, o.tz, now, p.memory, p.name, p.what); err != nil {
-			fmt.Fprintf(w, "a real run sends no new %s request of %s: if the date has any left to send, it holds them and ends with exit 4 (a request the ledger holds sent is still asked about): %v\n", p.name, o.key.Date, err)
+			fmt.Fprintf(w, "a real run sends no new %s request of %s: if the date has any left to send, it holds them and ends with exit 4 (a request the ledger holds sent is still asked about): %v. %s\n", p.name, o.key.Date, err, pipeline.WhyOf(err))
 		}
 	}
 }

@@ -69,6 +69,22 @@ func failureHint(err error) string {
 	return ""
 }
 
+// withNotes is hint after the notes of err's problems (pipeline.NotesOf:
+// why a date past a provider's memory is held, and what a person checks
+// before giving --send-past-memory), each once: the run's end says them,
+// the stages' lines and the error name the cause short. Said in each
+// subject, the guard's explanation came three times in one run's output.
+func withNotes(err error, hint string) string {
+	notes := pipeline.NotesOf(err)
+	if len(notes) == 0 {
+		return hint
+	}
+	if hint != "" {
+		notes = append(notes, hint)
+	}
+	return strings.Join(notes, ". ")
+}
+
 // hinted is an error with what to do in its case, when the exit code's
 // hint would say otherwise: the reject gate's (exit 3; the code's hint says
 // to read the date again with --reextract, which a date whose trade files
@@ -213,7 +229,7 @@ func (c *config) logFailure(err error) error {
 	if hint == "" {
 		hint = exitHint(codeOf(err))
 	}
-	attrs = append(attrs, "hint", hint)
+	attrs = append(attrs, "hint", withNotes(err, hint))
 	c.logger().Error("settle failed", attrs...)
 	return loggedError{err}
 }

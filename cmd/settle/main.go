@@ -74,7 +74,7 @@ func exitCode(err error, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "settle: %s\n", oneLine(collapseRepeats(err.Error()), 1000))
 		} else {
 			fmt.Fprintf(stderr, "settle: %s\n", collapseRepeats(err.Error()))
-			if hint := failureHint(err); hint != "" {
+			if hint := withNotes(err, failureHint(err)); hint != "" {
 				fmt.Fprintln(stderr, "settle: "+hint)
 			}
 		}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -527,4 +529,69 @@ func (e *env) planRevenueShares(day string) int64 {
 		}
 	}
 	return int64(len(owed))
+}
+
+// TestThePastMemoryGuardSaysWhyOnce: a run held as its date is past
+// Infinia's memory names, on its stage's NEEDS A PERSON line, in that
+// line's subjects and at its end, what is held, the date's age against the
+// memory and the command; the guard's explanation (why a key of the date
+// may have been sent and forgotten, what a person checks, and what not to
+// do) comes once, at the run's end: on a terminal a line of its own after
+// the error, in JSON logs the last line's hint. Before, the whole
+// explanation came three times in a terminal's output (the stage's line,
+// its subjects, the error) and four in JSON logs (the last line's error
+// and subjects too).
+func TestThePastMemoryGuardSaysWhyOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	day := pastMemoryDate()
+	e.mustSettle("seed", "--date", day, "--orders", "30", "--sellers", "3", "--seed", "8")
+	sim := e.sim(nil, 3, nil, 1_000_000_000_00)
+	if out, code := e.runInfiniaOn(sim, day, "--until", "upload"); code != 0 { // the tests' --send-past-memory
+		t.Fatalf("run until upload: exit %d\n%s", code, out)
+	}
+	e.pastMemory = true
+	const why = "which settle cannot tell from a key never sent"
+	short := "settle run --date " + day + " --send-past-memory"
+	out, code := e.runInfiniaOn(sim, day)
+	heldPastMemory(t, "on a terminal", day, out, code)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if n := strings.Count(out, why); n != 1 || !strings.Contains(lines[len(lines)-1], why) {
+		t.Fatalf("on a terminal: the explanation %d times, want once, on the last line:\n%s", n, out)
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "NEEDS A PERSON") && (!strings.Contains(l, short) || !strings.Contains(l, "subjects=")) {
+			t.Fatalf("on a terminal: the stage's line does not name %q in its message and subjects:\n%s", short, l)
+		}
+	}
+
+	args := e.infiniaArgs(sim)
+	args[slices.Index(args, "--date")+1] = day
+	args = append([]string{"settle", "run", "--database-url", e.url}, append(args[1:], "--skip-channel", "wechatpay", "--skip-channel", "payprotocol")...)
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string {
+		if k == "SETTLE_LOG_FORMAT" {
+			return "json"
+		}
+		return ""
+	}
+	err := run(context.Background(), plainTextArgs(args), getenv, &stdout, &stderr)
+	if code := exitCode(err, &stderr); code != 4 || stderr.Len() != 0 {
+		t.Fatalf("JSON logs: exit %d, want 4, stderr %q\n%s", code, stderr.String(), stdout.String())
+	}
+	lines = strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if n := strings.Count(stdout.String(), why); n != 1 {
+		t.Fatalf("JSON logs: the explanation %d times, want once:\n%s", n, stdout.String())
+	}
+	var last struct {
+		Error    string   `json:"error"`
+		Hint     string   `json:"hint"`
+		Subjects []string `json:"subjects"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(last.Hint, why) || !strings.Contains(last.Error, short) || len(last.Subjects) == 0 || !strings.Contains(last.Subjects[0], short) {
+		t.Fatalf("JSON logs: the last line does not name the command in its error and subjects and the explanation in its hint:\n%s", lines[len(lines)-1])
+	}
 }

@@ -74,6 +74,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		leadPast := func() {
 			if d.pastHeld > 0 {
 				d.problems.Lead(fmt.Sprintf("%d sellers' revenue shares held, nothing carried: %v", d.pastHeld, d.past), d.pastHeld)
+				d.problems.Explain(d.past) // said once, at the run's end
 			}
 		}
 		err := d.plan(ctx)

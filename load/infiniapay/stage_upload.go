@@ -170,6 +170,7 @@ func UploadStage(c StageConfig) pipeline.StageFunc {
 		problems := unbuilt
 		if n := int(pastHeld.Load()); n > 0 {
 			problems.Lead(fmt.Sprintf("%d trade files built and never uploaded, not uploaded, their orders wait unpaid: %v", n, past), n)
+			problems.Explain(past) // said once, at the run's end
 		}
 		if res.NotAnswering == "" {
 			accepted, refused, err = awaitUploads(ctx, &c, run, unusable, problems)
@@ -267,6 +268,7 @@ func buildTradeFiles(ctx context.Context, c *StageConfig, run *pipeline.Run, sel
 	}
 	if held > 0 {
 		unbuilt.Lead(fmt.Sprintf("%d trade files (a seller and currency each) not built, their orders wait unpaid: %v", held, past), held)
+		unbuilt.Explain(past) // said once, at the run's end
 	}
 	return err
 }

@@ -250,6 +250,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		if st.pastHeld > 0 {
 			// One cause, said once and first, counted for each transaction.
 			st.problems.Lead(fmt.Sprintf("%d WeChat transactions held: %v", st.pastHeld, st.past), st.pastHeld)
+			st.problems.Explain(st.past) // said once, at the run's end
 		}
 		if pipeline.KindOf(err) == pipeline.KindUsage {
 			return "", err
@@ -279,7 +280,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			if n := st.problems.Count(); n > 0 {
 				what += fmt.Sprintf(", and %d other problem(s)", n)
 			}
-			attention = pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Summary: what, List: problems, Total: st.problems.Count() + st.waiting})
+			attention = pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Summary: what, List: problems, Total: st.problems.Count() + st.waiting, Notes: st.problems.Notes})
 		}
 		if len(res.Pending) > 0 || res.NotAnswering != "" {
 			// Resumable (exit 1) before what needs a person: the
