@@ -1175,6 +1175,23 @@ func (s *metricsSink) flush(ctx context.Context, cfg *config, l *ledger.Ledger, 
 		return
 	}
 	m := load.Combine(groups, inv)
+	if len(groups) > 1 && !m.NoHealth && l != nil {
+		// Groups of several shardings (a backfill across a change of
+		// SETTLE_SHARDS, a sharded date's shards with the invocation's
+		// whole group): shard 0 of each counts the other shardings' runs
+		// (ShardHealth), so their sum counted those twice. Each run once.
+		shs := make([]pipeline.Shard, len(groups))
+		for i, g := range groups {
+			shs[i] = g.Shard
+		}
+		if h, err := l.ShardsHealth(ctx, shs); err == nil {
+			last := m.LastSuccess // the oldest of the shards', as Combine took it
+			setHealth(&m, h)
+			m.LastSuccess = last
+		} else {
+			m.NoHealth = true
+		}
+	}
 	if len(s.runs) == 0 {
 		// Without the ledger, or the shard (its flags are what failed), the
 		// exit code alone: another shard's health would say all is well.

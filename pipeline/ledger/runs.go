@@ -1233,7 +1233,8 @@ type ShardHealth struct {
 	// when none has. A later failed run of another date does not hide it.
 	LastSuccess time.Time
 	// Unsettled counts the shard's runs (one a date) not finished so:
-	// failed, needing a person, stopped early or still running. A
+	// failed, needing a person, stopped early or still running; shard 0
+	// of a sharding counts those of every other sharding too. A
 	// successful re-run of an older date leaves a failed newer one
 	// counted, where the last success moves on.
 	Unsettled int
@@ -1253,17 +1254,33 @@ type ShardHealth struct {
 	SkippedOpenOldest map[pipeline.Channel]pipeline.Date
 }
 
-// ShardHealth reads the shard's health from its runs (one row a date).
+// ShardHealth reads the shard's health from its runs (one row a date):
+// its own, and shard 0's those of every other sharding too (speaksForSQL)
+// for Unsettled, OldestUnsettled and SkippedOpen; LastSuccess is its own.
 func (l *Ledger) ShardHealth(ctx context.Context, shard pipeline.Shard) (ShardHealth, error) {
+	return l.ShardsHealth(ctx, []pipeline.Shard{shard})
+}
+
+// ShardsHealth is ShardHealth of several shards together, each run counted
+// once (speaksForSQL): what a metrics file summing the groups of one
+// invocation (a whole re-run of a sharded date that ended beyond its
+// runs, a backfill across a change of sharding) says. Its LastSuccess is
+// the newest of the shards' own; the file takes the oldest of the groups'.
+func (l *Ledger) ShardsHealth(ctx context.Context, shards []pipeline.Shard) (ShardHealth, error) {
 	var (
 		h      ShardHealth
 		last   sql.NullTime
 		oldest sql.NullTime
 	)
-	err := l.db.QueryRowContext(ctx, `SELECT max(finished_at) FILTER (WHERE state = 'done' AND last_error = ''),
+	idx, cnt := make(pq.Int64Array, len(shards)), make(pq.Int64Array, len(shards))
+	for i, sh := range shards {
+		idx[i], cnt[i] = int64(sh.Index), int64(max(sh.Count, 1))
+	}
+	err := l.db.QueryRowContext(ctx, `SELECT max(finished_at) FILTER (WHERE state = 'done' AND last_error = ''
+			AND (shard_index, shard_count) IN (SELECT * FROM unnest($1::int[], $2::int[]))),
 		count(*) FILTER (WHERE state <> 'done' OR last_error <> ''),
 		min(business_date) FILTER (WHERE state <> 'done' OR last_error <> '')
-		FROM runs WHERE shard_index = $1 AND shard_count = $2`, shard.Index, shard.Count).Scan(&last, &h.Unsettled, &oldest)
+		FROM runs r WHERE `+speaksForSQL, idx, cnt).Scan(&last, &h.Unsettled, &oldest)
 	if err != nil {
 		return ShardHealth{}, fmt.Errorf("read the shard's runs: %w", err)
 	}
@@ -1271,7 +1288,7 @@ func (l *Ledger) ShardHealth(ctx context.Context, shard pipeline.Shard) (ShardHe
 	if oldest.Valid {
 		h.OldestUnsettled = pipeline.DateOf(oldest.Time)
 	}
-	rows, err := l.db.QueryContext(ctx, skippedOpenQuery, shard.Index, shard.Count)
+	rows, err := l.db.QueryContext(ctx, skippedOpenQuery, idx, cnt)
 	if err != nil {
 		return ShardHealth{}, fmt.Errorf("read the shard's orders left out on purpose: %w", err)
 	}
@@ -1296,9 +1313,21 @@ func (l *Ledger) ShardHealth(ctx context.Context, shard pipeline.Shard) (ShardHe
 	return h, nil
 }
 
+// speaksForSQL holds for a run r that the health of one of the shards
+// (their indexes $1, their counts $2) counts: a run of the shard itself
+// and, for shard 0 of a sharding (a whole run's is 0/1), a run of every
+// other sharding - a date run before SETTLE_SHARDS changed, or run whole
+// by hand beside an Indexed Job's nights - as the nightly run's
+// missed-nights check names them (cmd/settle speaksFor). Counted by its
+// own shard alone, such a date left unsettled was in no metric once the
+// old sharding's Pushgateway groups were deleted (found by a review).
+const speaksForSQL = `EXISTS (SELECT 1 FROM unnest($1::int[], $2::int[]) s(i, n)
+	WHERE (r.shard_index = s.i AND r.shard_count = s.n) OR (s.i = 0 AND r.shard_count <> s.n))`
+
 // skippedOpenQuery is ShardHealth's count of the shard's orders left out
-// on purpose, every date's (skippedSQL, as SkippedOfRun's), and the earliest
-// of their dates, by channel. Every run's end
+// on purpose, every date's (skippedSQL, as SkippedOfRun's; of the runs
+// speaksForSQL gives the shards, $1 and $2), and the earliest of their
+// dates, by channel. Every run's end
 // asks it. Its runs are found by runs_skipped (migration 00040), the few
 // that left a channel out, not by a scan of the shard's runs (one a date,
 // for years); their items by run (items_run_order), each run's read whole
@@ -1306,7 +1335,7 @@ func (l *Ledger) ShardHealth(ctx context.Context, shard pipeline.Shard) (ShardHe
 // 00018, HOT updates).
 const skippedOpenQuery = `SELECT i.channel, count(*), min(r.business_date)
 	FROM runs r JOIN items i ON i.run_id = r.id
-	WHERE r.shard_index = $1 AND r.shard_count = $2 AND r.skipped_channels <> '{}' AND ` + skippedSQL + `
+	WHERE ` + speaksForSQL + ` AND r.skipped_channels <> '{}' AND ` + skippedSQL + `
 	GROUP BY i.channel ORDER BY i.channel`
 
 // RunRules is the rules file a run of a date split its items with

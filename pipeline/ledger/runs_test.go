@@ -427,8 +427,8 @@ func TestLastSuccessIsARunWithNothingForAPerson(t *testing.T) {
 // TestAnOlderDatesReRunLeavesANewerFailureCounted: the shard's last
 // success moves with any date's clean run, so a re-run of an older date
 // made it look healthy while the newest date had failed; the unsettled
-// runs, and the oldest of their dates, still say so. Another shard's runs
-// are not counted.
+// runs, and the oldest of their dates, still say so. (Which shard counts
+// another shard's runs: TestShardHealthFollowsAChangeOfSharding.)
 func TestAnOlderDatesReRunLeavesANewerFailureCounted(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
@@ -446,7 +446,6 @@ func TestAnOlderDatesReRunLeavesANewerFailureCounted(t *testing.T) {
 	older, newer := day, day.AddDays(3)
 	finish(older, pipeline.Whole, pipeline.RunFailed, "stage upload: connection refused")
 	finish(newer, pipeline.Whole, pipeline.RunFailed, "stage distribute: connection refused")
-	finish(day.AddDays(1), pipeline.Shard{Index: 0, Count: 2}, pipeline.RunFailed, "another shard")
 	h, err := l.ShardHealth(ctx, pipeline.Whole)
 	if err != nil || h.Unsettled != 2 || h.OldestUnsettled != older || !h.LastSuccess.IsZero() {
 		t.Fatalf("two failed dates: %+v (%v), want 2 unsettled from %s and no success", h, err, older)

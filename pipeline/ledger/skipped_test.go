@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
 )
@@ -260,7 +261,7 @@ func TestShardHealthCountsEveryDatesOrdersLeftOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lines []string
-	if err := l.DB().Select(&lines, `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) `+ledger.SkippedOpenQuery, shard.Index, shard.Count); err != nil {
+	if err := l.DB().Select(&lines, `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) `+ledger.SkippedOpenQuery, pq.Int64Array{int64(shard.Index)}, pq.Int64Array{int64(shard.Count)}); err != nil {
 		t.Fatal(err)
 	}
 	plan := strings.Join(lines, "\n")
