@@ -48,6 +48,11 @@ type SellerHoldStore interface {
 	// OtherShardSellers returns the sellers the date's other shards of
 	// key's sharding recorded.
 	OtherShardSellers(ctx context.Context, key RunKey) (map[string]Seller, error)
+	// HoldSellerItems holds the run's items of each move's seller and
+	// channel that nothing was built or sent for yet (recorded and in no
+	// file, or unverified), with the move's reason (State ItemHeld), in
+	// one transaction. It returns how many it held.
+	HoldSellerItems(ctx context.Context, run *Run, moves []SellerHoldMove) (int64, error)
 	// MoveSellerHolds records, in one transaction, the accounts given
 	// since in the run's sellers and each move of the run's held items.
 	// It returns how many items were released.
@@ -70,12 +75,19 @@ type SellerCheck func(o Order, s Seller, known bool, channels Channels) string
 // items is taken: the seller's other accounts stay as the run recorded
 // them, as a run pays to the sellers it read with its snapshot.
 //
+// A shard's run first holds the items, not yet in a file, of its sellers
+// sharing a one-seller account with a seller the date's other shards
+// recorded since its split (holdSharedWithOtherShards).
+//
 // Nothing is paid on a held item. The items still held are what needs a
 // person (the platform must give the account), one subject a seller:
 // the stage stays not done, the run ends with exit 4 and every run of the
 // date looks again. A run without such items reads nothing.
 func SellerHoldStage(store SellerHoldStore, src SellerSource, channels Channels, check SellerCheck) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
+		if err := holdSharedWithOtherShards(ctx, store, channels, check, run); err != nil {
+			return "", err
+		}
 		holds, err := store.SellerHolds(ctx, run.ID)
 		if err != nil || len(holds) == 0 {
 			return "", err
@@ -143,6 +155,59 @@ func SellerHoldStage(store SellerHoldStore, src SellerSource, channels Channels,
 		summary := "sellers' accounts: " + strings.Join(parts, ", ")
 		return summary, problems.NeedsPerson()
 	}
+}
+
+// holdSharedWithOtherShards holds, in a shard's run, the items not yet
+// built into a file or sent of each of its sellers whose account, where an
+// account is one seller's, a seller the date's other shards recorded has
+// too (as recorded), with the reason the split gives such a seller. The
+// split compared the run's sellers with those the other shards had
+// recorded when it began: the pods of an Indexed Job read the day at the
+// same moment, none had, and two sellers of one such account in two
+// shards were both paid to it (found by a review). Each shard records its
+// sellers before its upload stage asks this, so of two shards the later
+// to ask sees the other's; the check after it (judgeHolds) reads the
+// sellers again, and releases what the platform corrected since.
+func holdSharedWithOtherShards(ctx context.Context, store SellerHoldStore, channels Channels, check SellerCheck, run *Run) error {
+	if run.Key.Shard.Count <= 1 {
+		return nil
+	}
+	others, err := store.OtherShardSellers(ctx, run.Key)
+	if err != nil || len(others) == 0 {
+		return err
+	}
+	mine, err := store.RunSellers(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	all := make(map[string]Seller, len(mine)+len(others))
+	for id, s := range others {
+		s.SharedWith = nil
+		all[id] = s
+	}
+	for id, s := range mine {
+		s.SharedWith = nil
+		all[id] = s
+	}
+	channels.MarkShared(all)
+	var moves []SellerHoldMove
+	for _, id := range slices.Sorted(maps.Keys(mine)) {
+		s := all[id]
+		for _, spec := range channels {
+			if !spec.OneSellerAnAccount || spec.Account == "" ||
+				!slices.ContainsFunc(s.SharedWith[spec.Account], func(o string) bool { _, own := mine[o]; return !own }) {
+				continue
+			}
+			if reason := check(Order{SellerID: id, Channel: spec.Channel}, s, true, channels); reason != "" {
+				moves = append(moves, SellerHoldMove{SellerID: id, Channel: spec.Channel, State: ItemHeld, Reason: SellerHoldPrefix + reason})
+			}
+		}
+	}
+	if len(moves) == 0 {
+		return nil
+	}
+	_, err = store.HoldSellerItems(ctx, run, moves)
+	return err
 }
 
 // SellerHoldsPayable says how many of the run's orders held for their

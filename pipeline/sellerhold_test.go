@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,6 +20,7 @@ type holdStore struct {
 	others   map[string]pipeline.Seller
 	accounts []pipeline.SellerAccount
 	moves    []pipeline.SellerHoldMove
+	newHolds []pipeline.SellerHoldMove // HoldSellerItems'
 }
 
 func (s *holdStore) SellerHolds(context.Context, int64) ([]pipeline.SellerHold, error) {
@@ -31,6 +33,11 @@ func (s *holdStore) RunSellers(context.Context, int64) (map[string]pipeline.Sell
 
 func (s *holdStore) OtherShardSellers(context.Context, pipeline.RunKey) (map[string]pipeline.Seller, error) {
 	return maps.Clone(s.others), nil
+}
+
+func (s *holdStore) HoldSellerItems(_ context.Context, _ *pipeline.Run, moves []pipeline.SellerHoldMove) (int64, error) {
+	s.newHolds = append(s.newHolds, moves...)
+	return int64(len(moves)), nil
 }
 
 func (s *holdStore) MoveSellerHolds(_ context.Context, _ *pipeline.Run, accounts []pipeline.SellerAccount, moves []pipeline.SellerHoldMove) (int64, error) {
@@ -119,6 +126,37 @@ func TestASellerHeldForASharedAccountIsReleasedOnceTheOtherSellerNoLongerHasIt(t
 				t.Fatalf("S released while the platform gives no row for T: %v %+v", err, store.moves)
 			}
 		})
+	}
+}
+
+// TestASellerSharingAnAccountWithAnotherShardsSellerIsHeldBeforeUpload:
+// the split of a shard compares its sellers with those the other shards
+// had recorded when it began, none when the pods read the day at once.
+// The upload stage's seller check compares them again with those
+// recorded since, as recorded: a seller of the run whose one-seller
+// account another shard's seller has is held (its items not yet in a
+// file); sellers of the run sharing one between them are the split's to
+// hold, and a seller alone with its account is not held.
+func TestASellerSharingAnAccountWithAnotherShardsSellerIsHeldBeforeUpload(t *testing.T) {
+	channels := pipeline.Channels{{Channel: "infiniapay", Account: "infiniapay", AccountName: "Infinia Pay seller id", OneSellerAnAccount: true},
+		{Channel: "wechatpay", Account: "wechatpay", AccountName: "sub_mchid"}}
+	store := &holdStore{
+		run:    map[string]pipeline.Seller{"S": infinia("S", "X"), "U": infinia("U", "Y"), "V": infinia("V", "Z"), "W": infinia("W", "Z")},
+		others: map[string]pipeline.Seller{"T": infinia("T", "X"), "R": infinia("R", "Q")},
+	}
+	stage := pipeline.SellerHoldStage(store, platform{}, channels, transform.CheckSeller)
+	run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Shard: pipeline.Shard{Index: 0, Count: 2}}}
+	if _, err := stage(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	want := []pipeline.SellerHoldMove{{SellerID: "S", Channel: "infiniapay", State: pipeline.ItemHeld,
+		Reason: pipeline.SellerHoldPrefix + `seller S's Infinia Pay seller id "X" is also seller T's in the platform's sellers: an account is one seller's, so no order of either is paid to it until the platform corrects its sellers`}}
+	if !slices.Equal(store.newHolds, want) {
+		t.Errorf("held %+v, want %+v", store.newHolds, want)
+	}
+	store.newHolds = nil
+	if _, err := stage(context.Background(), &pipeline.Run{ID: 1, Key: pipeline.RunKey{Shard: pipeline.Whole}}); err != nil || len(store.newHolds) != 0 {
+		t.Errorf("a whole run: held %+v (%v), want none (its split saw every seller)", store.newHolds, err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/settlekit/settle/internal/paysim"
+	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/seed"
 )
@@ -594,5 +595,92 @@ func TestADaySellersIDThatACarriedOnlySellerHasIsHeldAndTheDryRunSaysSo(t *testi
 	}
 	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = 'SC' AND netted_into = ''`); n != 1 {
 		t.Errorf("SC's carried balance netted into a payout")
+	}
+}
+
+// TestSellersSharingAnInfiniaIDInShardsReadAtOnceAreNotBothPaid: the
+// pods of an Indexed Job read the day at the same moment, and each shard's
+// split compares its sellers with those the other shards had recorded when
+// it began: none yet. Two sellers with one Infinia seller id, one in each
+// shard, were then both split to be paid, and both were paid to it. Here
+// shard 1/2 splits its day before shard 0/2's sellers are in the ledger
+// (they are hidden while it does), as when both read at once. The seller
+// check at the start of each upload stage, after its own sellers were
+// recorded, compares them with the other shards' recorded since: of two
+// shards, the later to check sees the other's. Nothing is paid to the
+// shared account for the second seller.
+func TestSellersSharingAnInfiniaIDInShardsReadAtOnceAreNotBothPaid(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
+	var ids []string
+	if err := e.db.Select(&ids, `SELECT DISTINCT seller_id FROM orders WHERE provider = 'infiniapay' ORDER BY 1`); err != nil {
+		t.Fatal(err)
+	}
+	zero := pipeline.Shard{Index: 0, Count: 2}
+	first, second := "", ""
+	for _, id := range ids {
+		switch {
+		case first == "" && zero.Owns(id):
+			first = id
+		case second == "" && !zero.Owns(id):
+			second = id
+		}
+	}
+	if first == "" || second == "" {
+		t.Fatalf("no seller in each shard among %v", ids)
+	}
+	var account string
+	if err := e.db.Get(&account, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, first); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(`UPDATE sellers SET infinia_seller_id = $1 WHERE seller_id = $2`, account, second)
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 30, nil, balance)
+	if out, code := e.runInfinia(sim, "--shard", "0/2", "--until", "transform"); code != 0 {
+		t.Fatalf("shard 0/2 until transform: exit %d:\n%s", code, out)
+	}
+	// Shard 1/2 reads and splits the day as if shard 0/2 had recorded
+	// nothing yet.
+	e.db.MustExec(`UPDATE settle.run_sellers SET infinia_seller_id = 'hidden-' || infinia_seller_id WHERE seller_id = $1`, first)
+	out, code := e.runInfinia(sim, "--shard", "1/2", "--until", "transform")
+	e.db.MustExec(`UPDATE settle.run_sellers SET infinia_seller_id = substr(infinia_seller_id, 8) WHERE seller_id = $1`, first)
+	if code != 0 {
+		t.Fatalf("shard 1/2 until transform: exit %d:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE seller_id = $1 AND state = 'held'`, second); n != 0 {
+		t.Fatalf("seller %s: %d orders held by the split: it saw shard 0/2's sellers, not the race this test plays", second, n)
+	}
+	out0, code0 := e.runInfinia(sim, "--shard", "0/2")
+	out1, code1 := e.runInfinia(sim, "--shard", "1/2")
+	paidTo := map[string]bool{}
+	if err := func() error {
+		rows, err := e.db.Query(`SELECT DISTINCT i.seller_id FROM settle.items i JOIN settle.run_sellers s ON s.run_id = i.run_id AND s.seller_id = i.seller_id
+			WHERE i.state = 'paid' AND i.channel <> 'wechatpay' AND s.infinia_seller_id = $1`, account)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			paidTo[id] = true
+		}
+		return rows.Err()
+	}(); err != nil {
+		t.Fatal(err)
+	}
+	if len(paidTo) > 1 {
+		t.Errorf("both sellers %v paid to the one Infinia account %s (exits %d and %d):\n%s\n%s", paidTo, account, code0, code1, out0, out1)
+	}
+	if code0 != 4 && code1 != 4 {
+		t.Errorf("exits %d and %d: want a shard to end 4, holding its seller's orders for the shared account:\n%s\n%s", code0, code1, out0, out1)
+	}
+	for _, s := range sim.Infinia.RevenueShares() {
+		if s.Status == infiniapay.StatusFailed {
+			t.Errorf("Infinia failed revenue share %s of %s: %s", s.RequestNo, s.SellerID, s.FailReason)
+		}
 	}
 }

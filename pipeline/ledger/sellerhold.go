@@ -119,6 +119,35 @@ func (l *Ledger) MoveSellerHolds(ctx context.Context, run *pipeline.Run, account
 	return released, nil
 }
 
+// HoldSellerItems holds the run's items of each move's seller and channel
+// that nothing was built or sent for yet - recorded and in no trade file,
+// or unverified - in state held with the move's reason, in one
+// transaction (pipeline.SellerHoldStore). It returns how many it held.
+func (l *Ledger) HoldSellerItems(ctx context.Context, run *pipeline.Run, moves []pipeline.SellerHoldMove) (int64, error) {
+	var held int64
+	err := l.inTx(ctx, func(tx *sql.Tx) error {
+		for _, m := range moves {
+			res, err := tx.ExecContext(ctx, `UPDATE items SET state = 'held', reason = $4
+				WHERE business_date = `+runDate+` AND seller_id = $2 AND run_id = $1 AND channel = $3
+				  AND (state = 'recorded' AND provider_ref = '' OR state = 'unverified')`,
+				run.ID, m.SellerID, string(m.Channel), m.Reason)
+			if err != nil {
+				return fmt.Errorf("hold the orders of seller %s for its account: %w", m.SellerID, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			held += n
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return held, nil
+}
+
 // SellerHeldOrders returns the items of date d of seller sellerID held
 // for the seller's account (pipeline.SellerHoldPrefix), by order number,
 // for a person to reject them for good (settle resolve --seller --reject).
