@@ -156,12 +156,26 @@ func (cfg *config) weChatFromFlags(c *cli.Context) (*weChatSetup, error) {
 // first answer signed with the other. A verify file is a certificate, its
 // serial read from it, or SERIAL=FILE (PUB_KEY_ID_...=FILE for a public
 // key; a certificate's SERIAL must be its own). A serial given twice, a
-// certificate under another serial, or a file that is no key are usage
-// errors (exit 2) naming the flag.
+// certificate under another serial (fileSerial, --wechat-platform-serial,
+// included: a certificate's is its own), or a file that is no key are
+// usage errors (exit 2) naming the flag.
 func weChatPlatformKeys(file, fileSerial string, verify []string) (map[string]*rsa.PublicKey, string, error) {
 	serial, pub, err := wechatpay.LoadPlatformKey(file, fileSerial)
 	if err != nil {
 		return nil, "", pipeline.FileError("--"+flagWXPlatKey, err)
+	}
+	if fileSerial != "" && serial != fileSerial {
+		// A certificate, whose serial is its own: the flag names another
+		// (the serial of one certificate pasted beside another's file).
+		// It was ignored, and requests named the file's certificate
+		// while the operator took them to name the flag's. A public
+		// key's id is the flag's alone: nothing in the file to compare
+		// it with (a wrong pairing shows in WeChat Pay's first answer,
+		// the preflight's, signed with the key the request names: it does
+		// not verify with the file's key, exit 2).
+		return nil, "", pipeline.Errorf(pipeline.KindUsage, "--"+flagWXPlatSerial,
+			"%s, given as --%s, is WeChat Pay's certificate of serial %s, not %s: give the certificate's own serial, or the file of %s (or leave --%s empty: a certificate's serial is read from it)",
+			file, flagWXPlatKey, serial, fileSerial, fileSerial, flagWXPlatSerial)
 	}
 	keys := map[string]*rsa.PublicKey{serial: pub}
 	for _, v := range verify {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/load/wechatpay"
+	"github.com/settlekit/settle/pipeline"
 )
 
 // weChatRotation is a reverse proxy before paysim's WeChat Pay that
@@ -146,7 +147,10 @@ func weChatArgsAt(sim *paysim.Sim, url string) []string {
 // PUB_KEY_ID_...=FILE - while requests still name the key of
 // --wechat-platform-key-file. A serial given twice, a certificate under
 // another serial, a file of several PEM blocks (the first alone was used)
-// or one that cannot be read are exit 2 naming the flag. Not parallel: it
+// or one that cannot be read are exit 2 naming the flag; so is a
+// certificate given as --wechat-platform-key-file with another serial in
+// --wechat-platform-serial (the flag was ignored, the certificate's own
+// serial named by the requests), naming both serials. Not parallel: it
 // sets the environment.
 func TestWeChatPlatformKeysForARotation(t *testing.T) {
 	sim, err := paysim.Start(paysim.Options{Dir: t.TempDir(), ShareKeys: true, KeyBits: testKeyBits})
@@ -202,6 +206,10 @@ func TestWeChatPlatformKeysForARotation(t *testing.T) {
 			want: []string{"--" + flagWXPlatVerify, bundle, "several PEM blocks"}},
 		{name: "several PEM blocks as the current key", proxy: byID, args: []string{"--" + flagWXPlatKey, bundle}, code: 2,
 			want: []string{"--" + flagWXPlatKey, bundle, "several PEM blocks"}},
+		// The serial of one key pasted beside another's certificate: the
+		// certificate's own serial was taken, the flag ignored.
+		{name: "the current certificate under another serial", proxy: byCert, args: []string{"--" + flagWXPlatKey, certFile}, code: 2,
+			want: []string{"--" + flagWXPlatSerial, certFile, certSerial, c.WeChatPlatformSerial}},
 	} {
 		sub := fmt.Sprintf("19000001%02d", i) // a sub-merchant each: the receiver is added
 		t.Run(tc.name, func(t *testing.T) {
@@ -290,5 +298,42 @@ func TestWeChatPlatformKeyRotatedMidRun(t *testing.T) {
 	}
 	if got := proxy.requestSerials(); len(got) > 1 {
 		t.Fatalf("requests named the platform keys %v: want the current one alone", got)
+	}
+}
+
+// TestWeChatPlatformSerialOfACertificate: --wechat-platform-serial beside
+// a certificate in --wechat-platform-key-file must be the certificate's
+// own serial as WeChat Pay writes it (upper-case hexadecimal of its
+// bytes, leading zero kept: wechatpay.ParseCertificate); empty, it is
+// read from the certificate. Another - the serial of another certificate,
+// a public key's id, the same number without its leading zero - is exit 2
+// naming the flag, the file and both serials, before any request. A
+// public key's id has nothing to be compared with: it is the flag's.
+func TestWeChatPlatformSerialOfACertificate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const certSerial = "0A1B2C3D4E5F"
+	_, pubFile, certFile := newPlatformKey(t, dir, certSerial)
+	for _, ok := range []string{"", certSerial} {
+		keys, serial, err := weChatPlatformKeys(certFile, ok, nil)
+		if err != nil || serial != certSerial || keys[certSerial] == nil || len(keys) != 1 {
+			t.Fatalf("serial %q: %q %v %v, want the certificate's %s", ok, serial, keys, err, certSerial)
+		}
+	}
+	for _, wrong := range []string{"A1B2C3D4E5F", "0a1b2c3d4e5f", "0A1B2C3D4E60", "PUB_KEY_ID_0114232134912410000000000099"} {
+		_, _, err := weChatPlatformKeys(certFile, wrong, nil)
+		if pipeline.KindOf(err) != pipeline.KindUsage {
+			t.Fatalf("serial %q beside the certificate of serial %s: %v, want a usage error", wrong, certSerial, err)
+		}
+		for _, w := range []string{"--" + flagWXPlatSerial, "--" + flagWXPlatKey, certFile, certSerial, wrong} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("serial %q: %v, want it naming %s", wrong, err, w)
+			}
+		}
+	}
+	// A public key is named by the flag: no serial of its own.
+	const id = "PUB_KEY_ID_0114232134912410000000000099"
+	if keys, serial, err := weChatPlatformKeys(pubFile, id, nil); err != nil || serial != id || keys[id] == nil {
+		t.Fatalf("public key: %q %v %v", serial, keys, err)
 	}
 }
