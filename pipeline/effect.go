@@ -247,7 +247,9 @@ const StopTimeout = 45 * time.Second
 //     before the effect is marked sent: its error leaves the effect as it
 //     was, not sent, and is returned;
 //   - an error while sending leaves it unknown, to be resolved by query
-//     (returned too when the sender could not read the ledger: ErrNotRead);
+//     (returned too when the sender could not read the ledger: ErrNotRead,
+//     or when it is a configuration error, KindUsage: credentials the
+//     provider refused, which stop an Engine's sends);
 //   - a send or an answer the store could not record is an error with
 //     ErrNotRecorded in its chain: the send was not made, or the answer
 //     is left for a query by the next run;
@@ -361,6 +363,17 @@ func ApplyEffect(ctx context.Context, store EffectStore, sender EffectSender, e 
 			// The sender could not read the ledger (what the request
 			// names): the run's failure, not the request's. Unknown, it is
 			// asked about by the next run.
+			return e, err
+		}
+		if KindOf(err) == KindUsage {
+			// The provider refused our credentials (a key rotated at the
+			// provider under the run): every request of the run would be
+			// refused alike. Returned, it stops the engine's sends (a
+			// configuration error stops all); kept as any send error, the
+			// engine sent each request left, every one refused, and
+			// asked about them after. Recorded as it is (unknown, or
+			// refused when the sender knows it was not taken): asked
+			// about by its key, never failed for it.
 			return e, err
 		}
 		return e, nil

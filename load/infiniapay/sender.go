@@ -128,6 +128,19 @@ func (s RevenueShareSender) Send(ctx context.Context, e pipeline.Effect) (pipeli
 		return outcome(res), nil
 	}
 	s.Answers.forget(e.Key)
+	if errors.Is(err, ErrCredentials) {
+		// Infinia refused who we are (our signature, our appId: a key
+		// pair rotated at Infinia under the run), not the request: it did
+		// not take it, and no money moved. Not a refusal of the payout,
+		// so never failed for it (its balance would go out under a new
+		// requestNo, or a person pay it by hand): unknown as any send
+		// error, asked about by its requestNo and sent again under it
+		// once Infinia takes our key, and marked not taken. Its error
+		// keeps its kind (usage): the engine sends nothing more.
+		// Confirmed by a status query first, as a refusal of the request
+		// is, it was one more refused request.
+		return pipeline.Outcome{}, pipeline.NotTaken(err)
+	}
 	if errors.Is(err, ErrTooLarge) {
 		return s.tooLarge(e, seller, err), nil
 	}

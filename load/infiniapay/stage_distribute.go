@@ -57,6 +57,15 @@ import (
 // counted: planning asked each seller through its client's retries, one
 // after another, and a short balance whose shares got no answer carried
 // every seller for a person.
+//
+// An Infinia that refuses our credentials (our key pair changed at
+// Infinia under the run) stops the stage at the first refusal, a send's
+// or a question's: nothing more is sent, and the stage ends with a
+// configuration error (exit 2) telling to check our key. The share
+// refused moved nothing: it is left unknown, marked not taken, neither
+// failed nor carried, and the re-run asks about it by its requestNo.
+// Before, the engine took the refused send for an unknown outcome and
+// sent every share left, each refused alike.
 func DistributeStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
@@ -943,8 +952,26 @@ func (d *distribution) pay(ctx context.Context) error {
 		}
 		return c.Store.EffectsByID(ctx, ids)
 	})
+	if errors.Is(err, ErrCredentials) && pipeline.KindOf(err) == pipeline.KindUsage {
+		return credentialsRefused(err)
+	}
 	if err != nil {
 		return err
 	}
 	return res.StillProcessing("revenue shares", "Infinia", c.Wait)
+}
+
+// credentialsRefused is the stage's error once Infinia refused our
+// credentials while the revenue shares were sent or asked about (err, the
+// engine's, which stopped at it): our key pair rotated at Infinia under
+// the run, say. Nothing more was sent: every request would be refused
+// alike, and each one refused was left unknown. A configuration error
+// (exit 2) in one line, saying what to check and that the re-run is safe:
+// the share refused moved nothing and is asked about by its requestNo (and
+// sent again under it once Infinia takes our key), and those sent before
+// are asked about as any in flight.
+func credentialsRefused(err error) error {
+	return pipeline.Errorf(pipeline.KindUsage, "Infinia", "refused our credentials during the revenue shares, and nothing more was sent: "+
+		"check --%s (the public key Infinia holds for it: changed at Infinia?) and --%s, then run again: a revenue share refused so moved nothing, "+
+		"and each one sent is asked about by its requestNo before it is sent again: %w", "infinia-private-key-file", "infinia-app-id", err)
 }

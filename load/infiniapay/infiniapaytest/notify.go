@@ -19,7 +19,7 @@ import (
 // Infinia's private key too only with Options.SignNotifications.
 func (s *Server) Notification(requestNo, sellerID, status string) ([]byte, error) {
 	data := map[string]string{"requestNo": requestNo, "sellerId": sellerID, "status": status}
-	body, err := infiniapay.Seal(s.o.AppID, data, s.o.Keys.PlatformPublic, s.o.Keys.InfiniaPrivate, s.o.ChunkSize)
+	body, err := infiniapay.Seal(s.o.AppID, data, s.platform.Load(), s.o.Keys.InfiniaPrivate, s.o.ChunkSize)
 	if err != nil || s.o.SignNotifications {
 		return body, err
 	}

@@ -27,6 +27,7 @@
 package infiniapaytest
 
 import (
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/settlekit/settle/internal/fault"
@@ -103,6 +105,9 @@ type Server struct {
 	polls  int
 	routes []route
 	limit  *fault.Limit
+	// platform is the platform's public key Infinia holds now
+	// (Options.Keys.PlatformPublic until RegisterPlatformKey).
+	platform atomic.Pointer[rsa.PublicKey]
 
 	mu           sync.Mutex
 	calls        map[string]int
@@ -189,6 +194,7 @@ func New(o Options) *Server {
 		bindReqs: map[string]replay{}, balances: map[pipeline.Currency]int64{}, available: map[account]int64{},
 		paid: map[account]int64{}, shares: map[string]*share{}, uploads: map[string]*upload{}, errorFiles: map[string][]byte{}}
 	s.limit = fault.NewLimit(o.QPS, 0, o.Now)
+	s.platform.Store(o.Keys.PlatformPublic)
 	for _, r := range []struct {
 		path   string
 		handle func(*Server, call) answer
@@ -206,6 +212,12 @@ func New(o Options) *Server {
 	}
 	return s
 }
+
+// RegisterPlatformKey replaces the platform's public key Infinia holds, as
+// a key pair rotated at Infinia does: from now on a request signed with
+// another key is refused (SYS-002 "invalid signature", as any bad
+// signature), and answers are encrypted for this one.
+func (s *Server) RegisterPlatformKey(pub *rsa.PublicKey) { s.platform.Store(pub) }
 
 // Calls reports how many HTTP requests reached endpoint (e.g.
 // "revenue-sharing/request"), faulted ones included.
@@ -325,7 +337,7 @@ func (s *Server) decode(r *http.Request, c *call) (answer, bool) {
 	if len(body) > maxBody {
 		return refuse(infiniapay.CodeTooLarge, "payload too large"), false
 	}
-	env, plain, err := infiniapay.Open(body, s.o.Keys.InfiniaPrivate, s.o.Keys.PlatformPublic)
+	env, plain, err := infiniapay.Open(body, s.o.Keys.InfiniaPrivate, s.platform.Load())
 	switch {
 	case errors.Is(err, infiniapay.ErrSignature):
 		return refuse(infiniapay.CodeInvalidParameter, "invalid signature"), false
@@ -354,7 +366,7 @@ func (s *Server) respond(w http.ResponseWriter, a answer) {
 	if a.data != nil {
 		plain, err := json.Marshal(a.data)
 		if err == nil {
-			env.ResponseData, err = infiniapay.Encrypt(s.o.Keys.PlatformPublic, plain, s.o.ChunkSize)
+			env.ResponseData, err = infiniapay.Encrypt(s.platform.Load(), plain, s.o.ChunkSize)
 		}
 		if err != nil {
 			http.Error(w, "fake: "+err.Error(), http.StatusInternalServerError)
