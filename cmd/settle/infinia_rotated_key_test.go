@@ -1,0 +1,84 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/settlekit/settle/internal/rsakey"
+	"github.com/settlekit/settle/load/infiniapay"
+)
+
+// TestInfiniaRefusingOurKeyMidRunSendsNothingMore: our key pair changes at
+// Infinia after the run's second revenue share (Infinia refuses our
+// signature from then on, SYS-002 "invalid signature"). The run sent
+// every revenue share left, each refused. Now it sends nothing more
+// (one request in flight at a time here: --parallel 1) and ends exit 2
+// in one line telling to check --infinia-private-key-file. The share
+// refused is unknown, recorded refused (no money moved), none failed. The
+// re-run with the key put right pays each seller once, under the first
+// requestNo of each share.
+func TestInfiniaRefusingOurKeyMidRunSendsNothingMore(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "6", "--seed", "2")
+	const balance = 1_000_000_00
+	sim := e.sim(nil, 6, nil, balance)
+	ours, err := rsakey.LoadPrivate(sim.Config.OurKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := rsa.GenerateKey(rand.Reader, testKeyBits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rotateAt = 2
+	var shares atomic.Int64
+	u, err := url.Parse(sim.Config.InfiniaURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, infiniapay.APIRevenueShare) && shares.Add(1) == rotateAt {
+			sim.Infinia.RegisterPlatformKey(&other.PublicKey)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	sim.Config.InfiniaURL = srv.URL + u.Path
+
+	out, code := e.runInfinia(sim, "--parallel", "1")
+	if code != 2 || !strings.Contains(out, "--infinia-private-key-file") || strings.Count(out, "refused our credentials") != 1 {
+		t.Fatalf("exit %d, want 2 with one line telling to check our key:\n%s", code, out)
+	}
+	if n := shares.Load(); n != rotateAt {
+		t.Errorf("%d revenue shares sent, want %d: nothing more once Infinia refused our key", n, rotateAt)
+	}
+	kind := infiniapay.KindRevenueShare
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = $1 AND state = 'failed'`, kind); n != 0 {
+		t.Errorf("%d revenue shares failed: a refusal of our key is none of the payout", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects e WHERE kind = $1 AND state = 'unknown'
+		AND EXISTS (SELECT 1 FROM settle.effect_events v WHERE v.effect_id = e.id AND v.cause = 'refused')`, kind); n != 1 {
+		t.Errorf("%d revenue shares unknown and recorded refused, want the one refused", n)
+	}
+
+	// The key put right: each seller paid once, under each share's first
+	// requestNo.
+	sim.Infinia.RegisterPlatformKey(&ours.PublicKey)
+	shares.Store(-1 << 30)
+	if out, code := e.runInfinia(sim); code != 0 {
+		t.Fatalf("re-run: exit %d:\n%s", code, out)
+	}
+	e.checkPaidOnce(sim, balance)
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = $1 AND (state <> 'succeeded' OR attempt <> 1)`, kind); n != 0 {
+		t.Errorf("%d revenue shares not succeeded at their first attempt", n)
+	}
+}
