@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -244,5 +245,36 @@ func TestFakeRefusesBadSignatures(t *testing.T) {
 		if c := get(mod); c != http.StatusUnauthorized {
 			t.Errorf("%s: %d, want 401", name, c)
 		}
+	}
+}
+
+// TestCallbackKeyTellsASlashFromTheSeparator: order "A/B" paid under
+// payment "C", then order "A" paid under payment "B/C", are two events,
+// each delivered: their keys were one ("payment/A/B/C/paid/..."), and the
+// second was answered "success" as a repeat, never delivered (found by
+// FuzzCallbackKey). A key without "/" or "%" in its parts is as before.
+func TestCallbackKeyTellsASlashFromTheSeparator(t *testing.T) {
+	now := time.Unix(1723971200, 0)
+	var got []string
+	h := payprotocol.CallbackHandler(testKey, testSecret, 0, func() time.Time { return now }, nil,
+		func(_ context.Context, cb payprotocol.Callback) error {
+			got = append(got, cb.Payment.OutTradeNo+" "+cb.Payment.OutPaymentNo)
+			return nil
+		})
+	for _, ids := range [][2]string{{"A/B", "C"}, {"A", "B/C"}, {"A%2FB", "C"}} {
+		body := []byte(`{"outTradeNo":"` + ids[0] + `","outPaymentNo":"` + ids[1] + `","paymentStatus":0,"isLegalTender":1,"quoteCurrencySymbol":"USD","quoteAmount":"1","expectedAmount":"1","settlementAmount":"1000000"}`)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, signed("POST", "/cb", body, testKey, testSecret, now))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%v: %d", ids, rec.Code)
+		}
+	}
+	if want := []string{"A/B C", "A B/C", "A%2FB C"}; !slices.Equal(got, want) {
+		t.Fatalf("delivered %q, want %q", got, want)
+	}
+	plain := payprotocol.Callback{Kind: payprotocol.CallbackPayment, Payment: payprotocol.Payment{OutTradeNo: "T-1", OutPaymentNo: "P-1",
+		Status: payprotocol.PaymentPaid, SettlementAmount: "1000000"}}
+	if k := plain.Key(); k != "payment/T-1/P-1/"+payprotocol.PaymentPaid.String()+"/1000000" {
+		t.Fatalf("key of plain ids changed: %q", k)
 	}
 }
