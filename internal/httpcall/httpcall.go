@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -168,7 +169,8 @@ func SendOnce(req *http.Request) {
 
 // RetryAfter reads the Retry-After of a 429 or a 503 (seconds or an HTTP
 // date, against the answer's Date header, the server's clock, or now when
-// it has none); 0 for any other answer. A 503's says how long the
+// it has none; seconds past what a Duration holds are its longest); 0 for
+// any other answer. A 503's says how long the
 // service (or a proxy or load balancer before it) expects to be down
 // (RFC 9110 section 10.2.3): a query retried sooner only asks again for
 // the same refusal, and one it asks to wait longer than
@@ -180,7 +182,14 @@ func RetryAfter(resp *http.Response, now func() time.Time) time.Duration {
 		return 0
 	}
 	v := resp.Header.Get("Retry-After")
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
+	if s, err := strconv.Atoi(v); (err == nil || errors.Is(err, strconv.ErrRange)) && s > 0 {
+		// Seconds a Duration cannot hold (past 292 years) are the
+		// longest wait, past any MaxRetryAfter: multiplied, they wrapped
+		// into a short or a negative wait, and the call was retried at
+		// once (found by FuzzRetryAfter).
+		if err != nil || s > math.MaxInt64/int(time.Second) {
+			return time.Duration(math.MaxInt64)
+		}
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
