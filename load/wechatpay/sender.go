@@ -257,10 +257,10 @@ func judge(e pipeline.Effect, d Distribution, o Order) (pipeline.Outcome, error)
 // amount than the effect's is not ours (a key reused with other
 // parameters): that is an error, never an outcome; so are lines that add
 // up past int64 (added as int64 they wrapped, and lines of 2^63-1,
-// 2^63-1 and 302 were taken for an effect of 300).
+// 2^63-1 and 302 were taken for an effect of 300), the rest's lines too.
 func outcome(e pipeline.Effect, subMchID string, o Order) (pipeline.Outcome, error) {
 	out := pipeline.Outcome{Status: pipeline.OutcomePending, Ref: o.OrderID}
-	var total int64
+	var total, rest int64
 	var closed, paid []string
 	pending := false
 	for i, r := range o.Receivers {
@@ -273,10 +273,18 @@ func outcome(e pipeline.Effect, subMchID string, o Order) (pipeline.Outcome, err
 			return pipeline.Outcome{}, &Error{API: APIQueryOrder, Key: e.Key, kind: failBadAnswer,
 				Err: fmt.Errorf("%w: WeChat Pay's order moves receiver %d's line in %s (%s), the effect's are in %s: not the request we sent", ErrAnswer, i+1, clip(string(r.Currency)), money(r.Amount, r.Currency), e.Currency)}
 		}
-		if e.Kind == KindDistribution && r.Type == TypeMerchantID && r.Account == subMchID {
-			continue // the rest, unfrozen to the seller
-		}
 		var err error
+		if e.Kind == KindDistribution && r.Type == TypeMerchantID && r.Account == subMchID {
+			// The rest, unfrozen to the seller: not what the effect moves,
+			// but what the stage reads as the share released (restOf,
+			// releaseOf). Lines of it that add up past int64 wrapped there
+			// (2^63-1, 2^63-1 and 2 released 0), and are no answer to use.
+			if rest, err = pipeline.Add(rest, r.Amount); err != nil {
+				return pipeline.Outcome{}, &Error{API: APIQueryOrder, Key: e.Key, kind: failBadAnswer,
+					Err: fmt.Errorf("%w: WeChat Pay's order releases more than int64 holds to the seller: an answer that cannot be used", ErrAnswer)}
+			}
+			continue
+		}
 		if total, err = pipeline.Add(total, r.Amount); err != nil {
 			return pipeline.Outcome{}, &Error{API: APIQueryOrder, Key: e.Key, kind: failBadAnswer,
 				Err: fmt.Errorf("%w: WeChat Pay's order moves more than int64 holds: not the request we sent", ErrAnswer)}
