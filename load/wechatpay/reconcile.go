@@ -782,16 +782,25 @@ func compareOrder(a pipeline.Attempt, st OrderStatus, feeBps int64) []pipeline.M
 		r.Theirs, r.TheirsState = pipeline.Minor(l.Amount), st.State+"/"+l.Result
 	}
 	// The line more than once: what they move in all (lineOf's first
-	// alone was compared, and twice the commission found nothing).
-	n, sum := 0, int64(0)
+	// alone was compared, and twice the commission found nothing). Lines
+	// that add up past int64 give no figure: Add's 0 on overflow started
+	// the sum again, and the report showed what the last lines moved.
+	n, sum, over := 0, int64(0), false
 	for _, x := range st.Lines {
 		if about(a, x) {
 			n++
-			sum, _ = pipeline.Add(sum, x.Amount)
+			var err error
+			if sum, err = pipeline.Add(sum, x.Amount); err != nil {
+				over = true
+			}
 		}
 	}
+	inAll := money(sum, a.Currency)
 	if n > 1 {
 		r.Theirs = pipeline.Minor(sum)
+	}
+	if over {
+		r.Theirs, inAll = "", "more than an int64 of minor units"
 	}
 	open := a.State == pipeline.EffectSent || a.State == pipeline.EffectUnknown
 	processing := st.State != StateFinished || ok && l.Result == ResultPending
@@ -813,7 +822,7 @@ func compareOrder(a pipeline.Attempt, st OrderStatus, feeBps int64) []pipeline.M
 	case !ok:
 		return nil
 	case n > 1:
-		r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("WeChat Pay's order has the %s line %d times, moving %s in all: the request asked for one", lineName(a), n, money(sum, a.Currency))
+		r.Category, r.Detail = pipeline.MismatchAmount, fmt.Sprintf("WeChat Pay's order has the %s line %d times, moving %s in all: the request asked for one", lineName(a), n, inAll)
 	case l.Result == ResultClosed && a.State == pipeline.EffectSucceeded:
 		r.Category, r.Detail = pipeline.MismatchStatus, strings.TrimSpace("WeChat Pay closed the "+lineName(a)+" line: "+l.FailReason)
 	case l.Result == ResultSuccess && a.State == pipeline.EffectFailed:
