@@ -214,7 +214,7 @@ func (e *Error) credentials() string {
 	case errors.Is(e.Err, ErrStale):
 		return "this machine's clock and WeChat Pay's are 5 minutes or more apart (clock skew: WeChat Pay refuses such requests, and we such answers); set the clock right (NTP), the keys are not at fault"
 	case e.HTTPStatus == http.StatusUnauthorized:
-		return "our request signature was refused (check the merchant id, our certificate serial and our API private key)"
+		return "our request signature was refused (check --wechat-mchid, --wechat-serial and --wechat-private-key-file: our merchant API certificate changed at WeChat Pay?)"
 	case errors.Is(e.Err, errUnknownSerial):
 		return "its answer is signed with a platform key we do not hold (check --wechat-platform-serial; or WeChat Pay is rotating its platform certificate or public key: get the new one from WeChat Pay and add it with --wechat-platform-verify-file, keeping the current one)"
 	case errors.Is(e.Err, ErrSignature):
@@ -241,6 +241,31 @@ func (e *Error) notTaken() bool {
 		return e.HTTPStatus == http.StatusTooManyRequests
 	}
 	return false
+}
+
+// signRefused reports whether WeChat Pay refused our request's signature
+// (HTTP 401 with its published code SIGN_ERROR: a merchant certificate
+// changed at WeChat Pay, a wrong mchid or serial) to a call no earlier
+// attempt of which may have been applied. WeChat Pay publishes that a
+// request that carries no signature, or whose signature does not verify,
+// is not executed and is answered 401 Unauthorized: a distribution or
+// unfreeze so answered moved nothing. Not one: a 401 after an attempt that
+// may have been applied (ErrUnknownOutcome: a SYSTEM_ERROR resent), a 401
+// without WeChat Pay's code (not its published answer: a proxy's, say),
+// and an answer we cannot verify or that is signed 5 minutes or more
+// away from our clock (WeChat Pay signs its answer to a request whose
+// signature it took: it may have executed it). Those stay unknown.
+func (e *Error) signRefused() bool {
+	return e.kind == failCode && e.HTTPStatus == http.StatusUnauthorized && e.Code == CodeSignError &&
+		!errors.Is(e.Err, ErrUnknownOutcome)
+}
+
+// RefusedOurKey reports whether err is WeChat Pay refusing our request
+// signature (HTTP 401, outside a clock skew): our merchant key, serial or
+// mchid, not the request.
+func RefusedOurKey(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.HTTPStatus == http.StatusUnauthorized && !errors.Is(e.Err, ErrStale)
 }
 
 // mayBeApplied reports whether a failed attempt may still have been

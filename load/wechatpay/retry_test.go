@@ -362,7 +362,7 @@ func TestClockSkewIsNamed(t *testing.T) {
 			r := newRig(t, wechatpaytest.Options{Now: func() time.Time { return clock.Now().Add(skew) }}, nil, func(c *wechatpay.Config) { c.Now = clock.Now })
 			err := r.client.Preflight(ctx)
 			if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), "clock skew") ||
-				strings.Contains(err.Error(), "check the merchant id") || strings.Contains(err.Error(), "\n") {
+				strings.Contains(err.Error(), "--wechat-private-key-file") || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("preflight: %v", err)
 			}
 			_, err = r.client.Distribute(ctx, distribution("WXD-20250903-S1-1", 20_00))

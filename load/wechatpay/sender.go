@@ -69,9 +69,12 @@ var _ pipeline.EffectSender = DistributionSender{}
 // (pipeline.NotTaken, Outcome.NotTaken: the run's new money movements do
 // not count it): an effect that could not be turned into a request, a
 // call refused before it was sent or whose connection was never made, 429
-// FREQUENCY_LIMITED until the retries ran out, and a refusal the query
-// confirms WeChat Pay holds nothing under. A call an attempt of which may
-// have been applied (ErrUnknownOutcome) is not marked.
+// FREQUENCY_LIMITED until the retries ran out, a refusal the query
+// confirms WeChat Pay holds nothing under, and a refusal of our signature
+// (401 SIGN_ERROR: WeChat Pay executes no request whose signature does
+// not verify; a usage error, which stops the engine's sends). A call an
+// attempt of which may have been applied (ErrUnknownOutcome) is not
+// marked, nor one whose answer we cannot verify.
 //
 // A refusal of a request sent again under its out_order_no (Effect.Sends
 // > 1: an earlier send's outcome was unknown) that the query does not
@@ -105,6 +108,19 @@ func (s DistributionSender) SendOrder(ctx context.Context, e pipeline.Effect) (p
 		// Never sent, or "retry later" to the end: unknown to the engine
 		// as any send error (asked by its out_order_no), but it moved
 		// nothing.
+		return pipeline.Outcome{}, Order{}, pipeline.NotTaken(err)
+	}
+	if we != nil && we.signRefused() {
+		// WeChat Pay refused who we are (401 SIGN_ERROR: our merchant
+		// certificate changed at WeChat Pay under the run), and executed
+		// nothing: no money moved. Not a refusal of the request, so never
+		// failed for it (it would go again under a new out_order_no):
+		// unknown as any send error, asked about by its out_order_no and
+		// sent again under it once WeChat Pay takes our key, and marked
+		// not taken. Its error keeps its kind (usage): the engine sends
+		// nothing more. No query confirms it: WeChat Pay would refuse it
+		// too. It was an ordinary unknown send, counted as a money
+		// movement.
 		return pipeline.Outcome{}, Order{}, pipeline.NotTaken(err)
 	}
 	if we == nil || !we.Refused() {

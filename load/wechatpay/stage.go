@@ -220,6 +220,14 @@ type driven struct {
 // (pipeline.ErrNotRead) concern every transaction: the stage stops at the
 // first, with that one error, and holds no transaction for it.
 //
+// A WeChat Pay that refuses our request signature (401 SIGN_ERROR: our
+// merchant certificate changed at WeChat Pay under the run) stops the
+// stage at the first refusal, a send's or a question's: nothing more is
+// sent (those in flight end), and the stage ends with a configuration
+// error (exit 2) in one line naming the flags to check. A distribution
+// or unfreeze so refused moved nothing: it is left unknown, marked not
+// taken, and the re-run asks about it by its out_order_no.
+//
 // A WeChat Pay that does not answer at all stops the stage: its requests
 // share one breaker (pipeline.WithBreaker) - the checks and questions of
 // its planning, the engine's sends and questions, the questions of what
@@ -253,6 +261,9 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			st.problems.Explain(st.past) // said once, at the run's end
 		}
 		if pipeline.KindOf(err) == pipeline.KindUsage {
+			if RefusedOurKey(err) {
+				return "", credentialsRefused(err)
+			}
 			return "", err
 		}
 		if ctx.Err() != nil {
@@ -1272,4 +1283,17 @@ func (s effectSender) Query(ctx context.Context, e pipeline.Effect) (pipeline.Ou
 	out, st, err := s.api.Query(ctx, e, s.order)
 	s.answered(st)
 	return out, err
+}
+
+// credentialsRefused is the stage's error once WeChat Pay refused our
+// request signature (err, the engine's or the planning's, which stopped
+// at it). Nothing more was sent: every request would be refused alike. A
+// configuration error (exit 2) in one line, saying what to check (err
+// names the flags) and that the re-run is safe: a request so refused was
+// not executed, and each one sent is asked about by its out_order_no
+// before it is sent again.
+func credentialsRefused(err error) error {
+	return pipeline.Errorf(pipeline.KindUsage, "WeChat Pay", "refused our credentials during the distributions, and nothing more was sent; "+
+		"run again once it takes our key: a distribution or unfreeze refused so moved nothing, and each one sent is asked about by its "+
+		"out_order_no before it is sent again: %w", err)
 }

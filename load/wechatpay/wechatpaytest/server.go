@@ -52,11 +52,13 @@
 package wechatpaytest
 
 import (
+	"crypto/rsa"
 	"maps"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -139,6 +141,10 @@ type Options struct {
 type Server struct {
 	o        Options
 	provider *rate.Limiter
+	// merchant is the public key of our merchant API certificate WeChat
+	// Pay holds now (Options.Keys.MerchantPrivate's until
+	// RegisterMerchantKey).
+	merchant atomic.Pointer[rsa.PublicKey]
 
 	mu        sync.Mutex
 	calls     map[string]int
@@ -234,8 +240,15 @@ func New(o Options) *Server {
 	if o.ProviderQPS > 0 {
 		s.provider = rate.NewLimiter(rate.Limit(o.ProviderQPS), o.ProviderQPS)
 	}
+	s.merchant.Store(&o.Keys.MerchantPrivate.PublicKey)
 	return s
 }
+
+// RegisterMerchantKey replaces the public key of our merchant API
+// certificate WeChat Pay holds, as a certificate changed at WeChat Pay
+// does: from now on a request signed with another key is refused (HTTP
+// 401 SIGN_ERROR, "signature does not verify"), before anything else.
+func (s *Server) RegisterMerchantKey(pub *rsa.PublicKey) { s.merchant.Store(pub) }
 
 // mchID is the service provider's merchant id: Options.MchID or the
 // default of ClientConfig.

@@ -108,7 +108,7 @@ func (s *Server) authenticate(c call) (reply, bool) {
 		return signErr("timestamp expired: 5 minutes or more away from WeChat Pay's clock")
 	}
 	msg := wechatpay.RequestMessage(c.r.Method, c.r.RequestURI, a.Timestamp, a.Nonce, c.body)
-	if wechatpay.Verify(&s.o.Keys.MerchantPrivate.PublicKey, msg, a.Signature) != nil {
+	if wechatpay.Verify(s.merchant.Load(), msg, a.Signature) != nil {
 		return signErr("signature does not verify")
 	}
 	// A request names the platform key to sign the answer with. The fake
