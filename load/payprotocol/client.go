@@ -309,8 +309,11 @@ func (c *Client) do(ctx context.Context, sp spec, attempt func(context.Context) 
 }
 
 // refused turns refused credentials into a configuration error: one line
-// naming Pay Protocol and what it refused, exit 2, the *Error still in the
-// chain for errors.Is and errors.As.
+// naming Pay Protocol, what it refused and the flags to check, exit 2, the
+// *Error still in the chain for errors.Is and errors.As. It stops every
+// stage that meets it at the first refusal (a configuration error
+// concerns every order): nothing more is asked, and the order refused is
+// left as it was, asked about by the next run.
 func refused(err error) error {
 	var e *Error
 	if !errors.Is(err, ErrUnauthorized) || !errors.As(err, &e) {
@@ -320,7 +323,7 @@ func refused(err error) error {
 		return pipeline.Errorf(pipeline.KindUsage, "Pay Protocol", "refused our request: clock skew, this machine's clock is %v %s Pay Protocol's (its answer's Date header), and it refuses an X-PAY-TIMESTAMP more than %v off: set the clock right (NTP), the keys are not at fault: %w",
 			e.skew.Abs().Round(time.Second), aheadOrBehind(e.skew), DefaultMaxSkew, e)
 	}
-	return pipeline.Errorf(pipeline.KindUsage, "Pay Protocol", "refused our credentials: check the API key (X-PAY-KEY), the API secret that signs X-PAY-SIGN and the clock (X-PAY-TIMESTAMP): %w", e)
+	return pipeline.Errorf(pipeline.KindUsage, "Pay Protocol", "refused our credentials: check --payprotocol-api-key (X-PAY-KEY), --payprotocol-secret-file (the API secret that signs X-PAY-SIGN: revoked or rotated at Pay Protocol?) and the clock (X-PAY-TIMESTAMP): %w", e)
 }
 
 // skewMargin is how close to DefaultMaxSkew a clock difference read from

@@ -38,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/settlekit/settle/internal/fault"
@@ -82,6 +83,9 @@ type Server struct {
 	o     Options
 	polls int
 	limit *fault.Limit
+	// secret is the API secret Pay Protocol holds for Options.APIKey now
+	// (Options.APISecret until RevokeSecret).
+	secret atomic.Pointer[string]
 
 	mu         sync.Mutex
 	calls      map[string]int
@@ -195,8 +199,15 @@ func New(o Options) *Server {
 	for chain := 1; chain <= 3; chain++ { // the chains of chainList
 		s.openCurrency(chain, o.Coin, o.CoinDecimals)
 	}
+	s.secret.Store(&o.APISecret)
 	return s
 }
+
+// SetSecret replaces the API secret Pay Protocol holds for our API key, as
+// a secret revoked or rotated at Pay Protocol is: from now on a request
+// signed with another secret is refused (HTTP 401, "invalid sign"). The
+// callbacks the fake sends are still signed with Options.APISecret.
+func (s *Server) SetSecret(secret string) { s.secret.Store(&secret) }
 
 // Close stops sending callbacks and waits for the senders to return.
 func (s *Server) Close() {
@@ -267,7 +278,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, rt route) {
 		s.respond(w, http.StatusOK, refuse(payprotocol.CodeBadRequest, "cannot read the request"))
 		return
 	}
-	if err := payprotocol.VerifyRequest(r, body, s.o.APIKey, s.o.APISecret, s.o.Now(), s.o.MaxSkew); err != nil {
+	if err := payprotocol.VerifyRequest(r, body, s.o.APIKey, *s.secret.Load(), s.o.Now(), s.o.MaxSkew); err != nil {
 		s.respond(w, http.StatusUnauthorized, refuse(payprotocol.CodeUnauthorized, "invalid sign"))
 		return
 	}
