@@ -1,0 +1,83 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/settlekit/settle/load/payprotocol"
+)
+
+// TestPayProtocolRefusingOurSecretMidRunAsksNothingMore: our API secret is
+// revoked at Pay Protocol after the run's third payment question (401
+// "invalid sign" from then on). Settle sends Pay Protocol no money
+// request, only questions: the verification (in the upload stage) stops
+// at the first refusal, asking nothing more than those in flight beside
+// it, and the run ends exit 2 in one line naming --payprotocol-secret-file.
+// No order is rejected or held for the refusal: those not verified stay
+// unverified, none is paid. The re-run with the secret put right
+// verifies them all and pays each seller once. Before, the line named the
+// X-PAY-* headers alone.
+func TestPayProtocolRefusingOurSecretMidRunAsksNothingMore(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "6", "--seed", "10")
+	const balance = 1_000_000_000_00
+	sim := e.payProtocolSim(nil, 6, balance)
+	const rotateAt = 3
+	var asked, after atomic.Int64
+	u, err := url.Parse(sim.Config.PayProtocolURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/"+payprotocol.APIPaymentDetail) {
+			switch n := asked.Add(1); {
+			case n == rotateAt:
+				sim.PayProtocol.SetSecret("revoked-secret")
+				fallthrough
+			case n > rotateAt:
+				after.Add(1)
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	pp := []string{"--payprotocol-url", srv.URL + u.Path, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
+		"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile}
+
+	out, code := e.runInfinia(sim, pp...)
+	if code != 2 || !strings.Contains(out, "--payprotocol-secret-file") || strings.Count(out, "refused our credentials") != 1 {
+		t.Fatalf("exit %d, want 2 with one line naming our secret:\n%s", code, out)
+	}
+	t.Logf("%d payment questions from the refusal on", after.Load())
+	if n := after.Load(); n < 1 || n > 8 {
+		t.Errorf("%d payment questions from the refusal on, want the refused one and at most those in flight beside it", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND (state = 'paid' OR reason LIKE '%invalid sign%' OR reason LIKE '%unauthorized%')`); n != 0 {
+		t.Errorf("%d Pay Protocol items paid, or rejected or held for our secret refused", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state = 'unverified'`); n == 0 {
+		t.Error("no Pay Protocol item left unverified")
+	}
+
+	secret, err := os.ReadFile(sim.Config.PayProtocolSecretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.PayProtocol.SetSecret(strings.TrimSpace(string(secret)))
+	asked.Store(-1 << 30)
+	if out, code := e.runInfinia(sim, pp...); code != 0 && code != 4 {
+		t.Fatalf("re-run: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'payprotocol' AND state = 'unverified'`); n != 0 {
+		t.Errorf("%d Pay Protocol items still unverified once it took our secret", n)
+	}
+	e.checkPaidOnce(sim, balance)
+}
