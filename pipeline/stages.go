@@ -639,7 +639,8 @@ type ShardReads interface {
 // read the seller recorded, which the platform may have corrected since
 // (an id that was another seller's, say), and a seller with none now was
 // paid all the same. A seller the platform no longer gives keeps being
-// paid to that last account.
+// paid to that last account, unless a run of the date records it for
+// another seller (the ledger's EachPayoutCandidate: carried for a person).
 type CarriedSellers interface {
 	// CarriedSellers returns, sorted, the sellers with a carried
 	// balance of a date up to d not netted into a payout yet.

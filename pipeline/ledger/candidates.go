@@ -26,7 +26,9 @@ import (
 // too is not paid there on a later date: found by a review; nor, where an
 // account at provider is one seller's, when the run that recorded it, or
 // this run for a seller it recorded with nothing to pay at the channels,
-// recorded another seller of its date with it too).
+// recorded another seller of its date with it too, or, for a seller the
+// run did not record, a run of this run's date recorded another seller
+// with it).
 // The rows stream, as the ledger was when the call began: fn may write
 // to the ledger (carry, plan) while later ones are read, and the caller
 // holds one at a time however many sellers the day has.
@@ -81,6 +83,23 @@ func (l *Ledger) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, cha
 		        FROM run_sellers d WHERE d.seller_id = ` + rs + `.seller_id AND d.` + col + ` <> '' AND NOT d.carried_only AND d.run_id <> $1
 		        ORDER BY d.run_id DESC LIMIT 1), false)`
 	}
+	// sharedToday(rs): the account the run_sellers row rs (of another
+	// run: a seller this run did not record, the platform giving it no
+	// row now, say, as it left) records is recorded for another seller
+	// by a run of this run's date (any shard of its sharding), where an
+	// account at provider is one seller's: the account the platform gives
+	// that seller now. Its last record's date alone was compared, and a
+	// seller that left with a balance carried had it paid into the
+	// account the platform had given another seller since (found by a
+	// review of the sellers' lifecycle).
+	sharedToday := func(rs string) string {
+		if !accountOneSeller[provider] {
+			return "false"
+		}
+		return `EXISTS (SELECT 1 FROM run_sellers o JOIN runs ro ON ro.id = o.run_id
+		                WHERE o.` + col + ` = ` + rs + `.` + col + ` AND o.` + col + ` <> '' AND o.seller_id <> ` + rs + `.seller_id
+		                  AND (ro.business_date, ro.shard_count) = (SELECT rr.business_date, rr.shard_count FROM runs rr WHERE rr.id = $1))`
+	}
 	rows, err := l.db.QueryContext(ctx, `
 		WITH p AS (
 			SELECT seller_id, currency, COALESCE(sum(seller_minor) FILTER (WHERE payout_key = ''), 0) AS payable,
@@ -95,7 +114,7 @@ func (l *Ledger) EachPayoutCandidate(ctx context.Context, run *pipeline.Run, cha
 		       COALESCE(p.payable, 0), COALESCE(p.n, 0), COALESCE(c.carried, 0),
 		       COALESCE(CASE WHEN rs.seller_id IS NOT NULL THEN
 		           CASE WHEN p.seller_id IS NULL AND rs.`+col+` <> '' AND (`+shared("rs")+` OR `+voided("rs")+`) THEN '' ELSE rs.`+col+` END ELSE
-		           (SELECT CASE WHEN `+shared("l")+` OR `+voided("l")+` THEN '' ELSE l.`+col+` END
+		           (SELECT CASE WHEN `+shared("l")+` OR `+sharedToday("l")+` OR `+voided("l")+` THEN '' ELSE l.`+col+` END
 		            FROM run_sellers l WHERE l.seller_id = c.seller_id AND l.`+col+` <> ''
 		            ORDER BY l.run_id DESC LIMIT 1) END, '')
 		FROM p FULL JOIN c ON c.seller_id = p.seller_id AND c.currency = p.currency

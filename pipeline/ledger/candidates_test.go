@@ -271,3 +271,44 @@ func TestPayoutCandidatesPayOwnItemsAtAnAccountHeldBefore(t *testing.T) {
 		t.Fatalf("candidates\n got %+v\nwant %+v", got, want)
 	}
 }
+
+// TestPayoutCandidatesHoldALeftSellersBalanceAtAnotherSellersAccount: a
+// seller with only a carried balance whom the platform no longer gives
+// (it left: the run recorded no row of it) is paid to the account last
+// recorded for it - but not where the run's date records that account
+// for another seller, the seller the platform gives it to now (an Infinia
+// id is one seller's). Its balance went there, into the other seller's
+// account, as the last record's date had no other seller of it.
+func TestPayoutCandidatesHoldALeftSellersBalanceAtAnotherSellersAccount(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	older := openRun(t, l, pipeline.Date{Year: 2026, Month: 2, Day: 1})
+	run := openRun(t, l, day)
+	for _, q := range []string{
+		// L1 left with I-X, now T1's; L2 left with I-Y, no one's since.
+		fmt.Sprintf(`INSERT INTO run_sellers (run_id, seller_id, infinia_seller_id) VALUES
+			(%[1]d, 'L1', 'I-X'), (%[1]d, 'L2', 'I-Y'), (%[2]d, 'T1', 'I-X')`, older.ID, run.ID),
+		fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, refund_minor, commission_back, business_date, run_id, netted_into, netted_date) VALUES
+			('L1', 'USD', 'held', 40, 0, 0, '2026-02-01', %[1]d, '', NULL),
+			('L2', 'USD', 'held', 40, 0, 0, '2026-02-01', %[1]d, '', NULL)`, older.ID),
+	} {
+		if _, err := l.DB().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []pipeline.PayoutCandidate
+	if err := l.EachPayoutCandidate(ctx, run, shareChannels, "infiniapay", func(p pipeline.PayoutCandidate) error {
+		got = append(got, p)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []pipeline.PayoutCandidate{
+		{SellerID: "L1", Currency: "USD", Carried: 40, Account: ""},    // T1's account on the run's date: for a person
+		{SellerID: "L2", Currency: "USD", Carried: 40, Account: "I-Y"}, // its last account, no one else's: paid there
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("candidates\n got %+v\nwant %+v", got, want)
+	}
+}
