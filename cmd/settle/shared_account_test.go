@@ -684,3 +684,35 @@ func TestSellersSharingAnInfiniaIDInShardsReadAtOnceAreNotBothPaid(t *testing.T)
 		}
 	}
 }
+
+// TestALeftSellersCarriedBalanceIsNotPaidToAnIDThePlatformGaveAnother: a
+// seller that left the platform (its sellers query gives no row for it)
+// with a balance carried is paid it to the Infinia id last recorded for
+// it - but that id, no other seller's on the date that recorded it, is
+// another seller's on the date run now, as the platform gives it: the
+// balance went into that seller's account (found by a review of the
+// sellers' lifecycle). It is carried for a person now.
+func TestALeftSellersCarriedBalanceIsNotPaidToAnIDThePlatformGaveAnother(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "30", "--seed", "5")
+	var other string
+	if err := e.db.Get(&other, `SELECT min(seller_id) FROM orders WHERE provider = 'infiniapay'`); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	if err := e.db.Get(&id, `SELECT infinia_seller_id FROM sellers WHERE seller_id = $1`, other); err != nil {
+		t.Fatal(err)
+	}
+	// SL, in no row of the platform's sellers now: an earlier date's run
+	// read it with the id the platform gives the other seller now, and
+	// carried its balance.
+	e.db.MustExec(`INSERT INTO settle.runs (business_date, shard_index, shard_count, state, time_zone, rules_hash, config_hash)
+		VALUES ('2026-11-20', 0, 1, 'done', 'Asia/Shanghai', '', '')`)
+	e.db.MustExec(`INSERT INTO settle.run_sellers (run_id, seller_id, name, infinia_seller_id)
+		SELECT id, 'SL', 'Left', $1 FROM settle.runs WHERE business_date = '2026-11-20'`, id)
+	sim := e.sim(nil, 30, nil, 1_000_000_000_00)
+	e.carryFor(sim, "SL", id)
+	out, code := e.runInfinia(sim)
+	e.checkCarriedNotPaidThere(sim, []string{other, "SL"}, id, "the id another seller's now", out, code)
+}
