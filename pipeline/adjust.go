@@ -701,7 +701,9 @@ type PayoutCandidate struct {
 	// has too, or one the provider cannot use; "" too, where an account
 	// is one seller's, when a seller with nothing of the run's to be paid
 	// there has one the recording run recorded for another seller of its
-	// date too. The payout is sent to it (ledger AccountOf).
+	// date too, or, not in the run's snapshot, one a run of the run's
+	// date records for another seller. The payout is sent to it (ledger
+	// AccountOf).
 	Account string
 }
 
