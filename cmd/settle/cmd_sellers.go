@@ -202,10 +202,11 @@ func (cfg *config) sellersSync(c *cli.Context) error {
 }
 
 // bindingWebhook is the seller-status webhook handler, recording statuses
-// in the ledger; deliveries are deduplicated by requestNo across restarts
-// (the ledger's, before the confirmation).
-// A notification is only a prompt: the status recorded is the binding
-// status query's answer.
+// in the ledger; deliveries are deduplicated across restarts by requestNo,
+// seller and notified status (the ledger's, before the confirmation), and
+// only those the binding status query confirmed are recorded as dealt
+// with (see infiniapay.WebhookHandler). A notification is only a prompt:
+// the status recorded is the binding status query's answer.
 func bindingWebhook(l *ledger.Ledger, inf *infiniaSetup) (http.Handler, error) {
 	confirm := func(ctx context.Context, infiniaID string) (string, error) {
 		// A seller the ledger has never known is not asked about (a
@@ -226,9 +227,15 @@ func bindingWebhook(l *ledger.Ledger, inf *infiniaSetup) (http.Handler, error) {
 		if err := l.SetBinding(ctx, pipeline.Binding{SellerID: sellerID, ProviderSellerID: st.SellerID, Status: st.Status, RequestNo: st.RequestNo, Source: "webhook"}); err != nil {
 			return err
 		}
-		return l.RecordDelivery(ctx, st.RequestNo)
+		if !st.Confirmed() {
+			return nil // the query's answer recorded; the notification is to be delivered again
+		}
+		return l.RecordDelivery(ctx, st.RequestNo, st.SellerID, st.Notified)
 	})
-	h.Seen = l.Delivered // a delivery dealt with before a restart is not confirmed again
+	// A notification dealt with before a restart is not confirmed again.
+	h.Seen = func(ctx context.Context, st infiniapay.SellerStatus) (bool, error) {
+		return l.Delivered(ctx, st.RequestNo, st.SellerID, st.Notified)
+	}
 	return h, nil
 }
 

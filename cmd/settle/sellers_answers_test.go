@@ -99,3 +99,64 @@ func (e *env) sellersDay() (*paysim.Sim, *ledger.Ledger) {
 	e.t.Cleanup(func() { l.Close() })
 	return sim, l
 }
+
+// TestAForgedWebhookDoesNotSuppressTheRealOne: Infinia's notifications
+// are unsigned in its documented example, and its requestNos guessable. A
+// notification anyone made with the requestNo of Infinia's next, about a
+// seller of ours in a status it did not have yet, had the binding query's
+// answer recorded and the requestNo recorded as dealt with; Infinia's own
+// notification of that requestNo, the seller frozen, was then answered
+// SUCCESS, after a restart too, and the freeze never recorded (found by a
+// review). The forgery is answered 503 and not recorded as dealt with; the
+// real notification is confirmed and recorded.
+func TestAForgedWebhookDoesNotSuppressTheRealOne(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sim, l := e.sellersDay()
+	ctx := context.Background()
+	if err := l.SetBinding(ctx, pipeline.Binding{SellerID: "S00002", ProviderSellerID: seed.InfiniaID(2), Status: "PENDING", Source: "bind"}); err != nil {
+		t.Fatal(err)
+	}
+	inf, err := newInfinia(infiniaParams{URL: sim.Config.InfiniaURL, AppID: sim.Config.AppID, PlatformID: sim.Config.PlatformID,
+		KeyFile: sim.Config.OurKeyFile, PublicKeyFile: sim.Config.InfiniaPublicKeyFile, SFTPAddr: sim.Config.SFTPAddr,
+		SFTPUser: sim.Config.SFTPUser, SFTPKey: sim.Config.SFTPKeyFile, KnownHosts: sim.Config.KnownHostsFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := bindingWebhook(l, inf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
+	// Unsigned, encrypted with our public key: anyone's to make.
+	forged, err := sim.Infinia.Notification("ABR-NEXT", seed.InfiniaID(2), "FROZEN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(forged)))
+	if b, _, _ := l.GetBinding(ctx, "S00002"); rec.Code != http.StatusServiceUnavailable || b.Status != "ACTIVE" {
+		t.Errorf("forged FROZEN, the query saying ACTIVE: answered %d, binding %+v; want 503 and ACTIVE recorded", rec.Code, b)
+	}
+	// Restarted; Infinia freezes the seller and notifies, with that requestNo.
+	restarted, err := bindingWebhook(l, inf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(restarted)
+	defer srv.Close()
+	if err := sim.Infinia.Notify(ctx, &http.Client{}, srv.URL, "ABR-NEXT", seed.InfiniaID(2), "FROZEN"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _, _ := l.GetBinding(ctx, "S00002"); b.Status != "FROZEN" {
+		t.Fatalf("Infinia's notification after the forgery was answered SUCCESS, the freeze not recorded: binding %+v", b)
+	}
+	// Delivered again, it costs no query.
+	queries := sim.Infinia.Calls("account-binding/query")
+	if err := sim.Infinia.Notify(ctx, &http.Client{}, srv.URL, "ABR-NEXT", seed.InfiniaID(2), "FROZEN"); err != nil {
+		t.Fatal(err)
+	}
+	if n := sim.Infinia.Calls("account-binding/query") - queries; n != 0 {
+		t.Fatalf("a repeat of a confirmed notification cost %d binding queries", n)
+	}
+}

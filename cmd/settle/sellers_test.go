@@ -114,14 +114,15 @@ func TestSellersBindSyncAndWebhook(t *testing.T) {
 		t.Fatalf("a repeated delivery was applied again after a restart: %+v", b)
 	}
 	// A notification (unsigned, as documented) is never acted on alone: it
-	// claims FROZEN, the binding query says ACTIVE, ACTIVE is recorded.
+	// claims FROZEN, the binding query says ACTIVE, ACTIVE is recorded, and
+	// the notification, unconfirmed, is answered 503 to be delivered again.
 	sim.Infinia.SetBinding(seed.InfiniaID(2), "ACTIVE")
 	body, err := sim.Infinia.Notification("WH-2", seed.InfiniaID(2), "FROZEN")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.Post(srv.URL, "application/json", strings.NewReader(string(body)))
-	if err != nil || resp.StatusCode != http.StatusOK {
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("unsigned notification: %v %v", resp, err)
 	}
 	resp.Body.Close()

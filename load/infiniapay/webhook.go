@@ -42,20 +42,28 @@ const maxNotificationBlocks = 64
 // Infinia's documented example carries no signature, so an unsigned
 // notification is taken when it decrypts with our key into a well-formed
 // status; a signature, when present, must verify with infiniaKey (checked
-// before anything is decrypted). A notification is never acted on alone:
+// before anything is decrypted). Anyone holding our public key can make
+// an unsigned one, so a notification is only a hint, never the truth:
 // confirm (a binding status query, e.g. Client.BindingStatus) gives the
 // status onStatus records, in SellerStatus.Status. The handler answers the
-// plain text SUCCESS once onStatus has recorded it, and again for a
-// repeated requestNo without calling onStatus twice; 400 for a bad
-// envelope or signature (the same answer whatever failed); 500 when the
-// confirmation or onStatus fails, so that Infinia delivers it again.
+// plain text SUCCESS once onStatus has recorded a status the query
+// confirmed (SellerStatus.Confirmed), and again for a repeat of that
+// notification without calling onStatus twice; 400 for a bad envelope or
+// signature (the same answer whatever failed); 500 when the confirmation
+// or onStatus fails, and 503 when the query does not say what the
+// notification did (onStatus has recorded the query's answer), so that
+// Infinia delivers it again.
 //
-// Repeats are remembered in memory (the latest maxRemembered requestNos),
-// and, across restarts, by Webhook.Seen: onStatus must still be
-// idempotent. Concurrent deliveries of one requestNo wait for each other.
+// A repeat is the same requestNo, seller and notified status, and only a
+// notification the query confirmed is remembered (the latest
+// maxRemembered in memory; across restarts, Webhook.Seen): remembered by
+// requestNo alone, or remembered whatever the query said, a notification
+// anyone made with the requestNo of Infinia's next one (an unknown seller
+// or a status the seller does not have yet) had that real one answered
+// SUCCESS unheard (found by a review). onStatus must still be idempotent.
+// Concurrent deliveries of one notification wait for each other.
 //
-// Anyone holding our public key can make a notification that decrypts, so
-// what one costs is bounded: a requestNo already dealt with costs no
+// What one costs is bounded: a notification already dealt with costs no
 // query (Seen), and at most Webhook.MaxConfirming are confirmed at a
 // time; a delivery beyond them is answered 503 at once (Infinia delivers
 // it again later, and the runs query every seller's binding anyway),
@@ -64,15 +72,17 @@ const maxNotificationBlocks = 64
 func WebhookHandler(ourKey *rsa.PrivateKey, infiniaKey *rsa.PublicKey, confirm func(ctx context.Context, sellerID string) (string, error),
 	onStatus func(context.Context, SellerStatus) error) *Webhook {
 	return &Webhook{ourKey: ourKey, infiniaKey: infiniaKey, confirm: confirm, onStatus: onStatus,
-		done: map[string]bool{}, busy: map[string]chan struct{}{}, remembers: maxRemembered}
+		done: map[notification]bool{}, busy: map[notification]chan struct{}{}, remembers: maxRemembered}
 }
 
 // Webhook is WebhookHandler's handler.
 type Webhook struct {
-	// Seen reports whether the delivery of requestNo was dealt with
-	// before (by an earlier process): answered SUCCESS, not confirmed.
-	// nil: only this handler's memory.
-	Seen func(ctx context.Context, requestNo string) (bool, error)
+	// Seen reports whether what st notifies (st.SellerID's status is
+	// st.Notified) is recorded already, by an earlier process say: the
+	// delivery is answered SUCCESS, not confirmed. It must not say so of
+	// a notification only because its requestNo was seen: see
+	// WebhookHandler. nil: only this handler's memory.
+	Seen func(ctx context.Context, st SellerStatus) (bool, error)
 	// MaxConfirming bounds the deliveries confirmed at a time (default
 	// DefaultMaxConfirming).
 	MaxConfirming int
@@ -83,24 +93,38 @@ type Webhook struct {
 	onStatus   func(context.Context, SellerStatus) error
 
 	mu         sync.Mutex
-	done       map[string]bool          // requestNos recorded by onStatus
-	order      []string                 // done's requestNos, a ring from oldest
-	oldest     int                      // order's oldest, once it is full
-	remembers  int                      // order's size: maxRemembered
-	busy       map[string]chan struct{} // requestNos being recorded; closed when done
-	confirming int                      // deliveries being confirmed and recorded
+	done       map[notification]bool          // notifications confirmed and recorded
+	order      []notification                 // done's, a ring from oldest
+	oldest     int                            // order's oldest, once it is full
+	remembers  int                            // order's size: maxRemembered
+	busy       map[notification]chan struct{} // notifications being recorded; closed when done
+	confirming int                            // deliveries being confirmed and recorded
 }
+
+// notification is what makes two deliveries the same notification.
+type notification struct{ requestNo, sellerID, status string }
+
+func (st SellerStatus) key() notification {
+	return notification{st.RequestNo, st.SellerID, st.Notified}
+}
+
+// Confirmed reports whether the binding status query said what the
+// notification did. Only a confirmed notification is remembered as dealt
+// with.
+func (st SellerStatus) Confirmed() bool { return st.Status != "" && st.Status == st.Notified }
 
 // DefaultMaxConfirming is how many deliveries a Webhook confirms at a time
 // by default.
 const DefaultMaxConfirming = 8
 
-// maxRemembered bounds the requestNos a Webhook remembers as dealt with.
+// maxRemembered bounds the notifications a Webhook remembers as dealt with.
 const maxRemembered = 1 << 16
 
 // ErrNotOurs is what a Webhook's confirm returns for a seller that is none
 // of ours (an Infinia id the ledger has never known): the delivery is
-// answered SUCCESS, neither confirmed with Infinia nor recorded. Anyone
+// answered SUCCESS, neither confirmed with Infinia, nor recorded, nor
+// remembered (Infinia's own notification of that requestNo about a seller
+// of ours is dealt with when it comes). Anyone
 // with our public key can make a notification that decrypts: one about
 // any id made settle ask Infinia about it, on our appId's rate, and
 // record it; a seller of ours is asked about by the run that pays it.
@@ -108,6 +132,12 @@ var ErrNotOurs = errors.New("not a seller of ours")
 
 // errWebhookBusy: MaxConfirming deliveries are being confirmed.
 var errWebhookBusy = errors.New("busy confirming other notifications")
+
+// errUnconfirmed: the binding status query did not say what the
+// notification did. Its answer is recorded; the notification is not
+// remembered, and is answered 503 so that Infinia delivers it again (its
+// query may not say it yet).
+var errUnconfirmed = errors.New("the binding status query does not say what the notification did")
 
 func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
@@ -127,6 +157,9 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, errWebhookBusy):
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "busy, deliver again", http.StatusServiceUnavailable)
+	case errors.Is(err, errUnconfirmed):
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, "not confirmed by the binding status query, deliver again", http.StatusServiceUnavailable)
 	default:
 		http.Error(w, "not recorded, deliver again", http.StatusInternalServerError)
 	}
@@ -167,26 +200,27 @@ func (h *Webhook) read(r *http.Request) (SellerStatus, bool) {
 	return SellerStatus{RequestNo: ws.RequestNo, SellerID: ws.SellerID, Notified: ws.Status}, true
 }
 
-// record calls onStatus once per requestNo that it accepts.
+// record calls onStatus once per notification that the query confirms.
 func (h *Webhook) record(ctx context.Context, st SellerStatus) error {
 	limit := h.MaxConfirming
 	if limit <= 0 {
 		limit = DefaultMaxConfirming
 	}
+	key := st.key()
 	mine := make(chan struct{})
 	for {
 		h.mu.Lock()
-		if h.done[st.RequestNo] {
+		if h.done[key] {
 			h.mu.Unlock()
 			return nil
 		}
-		other, inFlight := h.busy[st.RequestNo]
+		other, inFlight := h.busy[key]
 		if !inFlight {
 			if h.confirming >= limit {
 				h.mu.Unlock()
 				return errWebhookBusy
 			}
-			h.busy[st.RequestNo] = mine
+			h.busy[key] = mine
 			h.confirming++
 			h.mu.Unlock()
 			break
@@ -198,12 +232,12 @@ func (h *Webhook) record(ctx context.Context, st SellerStatus) error {
 			return ctx.Err()
 		}
 	}
-	err := h.confirmAndRecord(ctx, st)
+	remember, err := h.confirmAndRecord(ctx, st)
 	h.mu.Lock()
-	delete(h.busy, st.RequestNo)
+	delete(h.busy, key)
 	h.confirming--
-	if err == nil {
-		h.remember(st.RequestNo)
+	if remember {
+		h.remember(key)
 	}
 	h.mu.Unlock()
 	close(mine)
@@ -211,33 +245,40 @@ func (h *Webhook) record(ctx context.Context, st SellerStatus) error {
 }
 
 // confirmAndRecord confirms st by query and records it, unless Seen says
-// it was dealt with before.
-func (h *Webhook) confirmAndRecord(ctx context.Context, st SellerStatus) error {
+// it is recorded already; remember says whether st is dealt with for good:
+// recorded (or known) as confirmed.
+func (h *Webhook) confirmAndRecord(ctx context.Context, st SellerStatus) (remember bool, err error) {
 	if h.Seen != nil {
-		if seen, err := h.Seen(ctx, st.RequestNo); err != nil || seen {
-			return err
+		if seen, err := h.Seen(ctx, st); err != nil || seen {
+			return seen && err == nil, err
 		}
 	}
 	status, err := h.confirm(ctx, st.SellerID)
 	if errors.Is(err, ErrNotOurs) {
-		return nil // answered SUCCESS: nothing to ask, nothing to record
+		return false, nil // answered SUCCESS: nothing to ask, nothing to record or remember
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	st.Status = status
-	return h.onStatus(ctx, st)
+	if err := h.onStatus(ctx, st); err != nil {
+		return false, err
+	}
+	if !st.Confirmed() {
+		return false, errUnconfirmed
+	}
+	return true, nil
 }
 
-// remember marks requestNo dealt with, forgetting the oldest beyond
-// h.remembers (Seen still knows them). h.mu is held.
-func (h *Webhook) remember(requestNo string) {
-	h.done[requestNo] = true
+// remember marks key dealt with, forgetting the oldest beyond h.remembers
+// (Seen still knows them). h.mu is held.
+func (h *Webhook) remember(key notification) {
+	h.done[key] = true
 	if len(h.order) < h.remembers {
-		h.order = append(h.order, requestNo)
+		h.order = append(h.order, key)
 		return
 	}
 	delete(h.done, h.order[h.oldest])
-	h.order[h.oldest] = requestNo
+	h.order[h.oldest] = key
 	h.oldest = (h.oldest + 1) % len(h.order)
 }

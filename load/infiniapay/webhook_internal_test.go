@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestWebhookRemembersABoundedNumber: the requestNos dealt with were kept
+// TestWebhookRemembersABoundedNumber: the notifications dealt with were kept
 // for the life of the process, one more for every notification anyone
 // made. The latest are remembered; an older one is asked of Seen (and
 // confirmed again without it).
@@ -16,7 +16,7 @@ func TestWebhookRemembersABoundedNumber(t *testing.T) {
 		func(context.Context, SellerStatus) error { return nil })
 	h.remembers = 3
 	for i := range 5 {
-		if err := h.record(context.Background(), SellerStatus{RequestNo: fmt.Sprint("N-", i), SellerID: "S1"}); err != nil {
+		if err := h.record(context.Background(), SellerStatus{RequestNo: fmt.Sprint("N-", i), SellerID: "S1", Notified: StatusActive}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -28,7 +28,7 @@ func TestWebhookRemembersABoundedNumber(t *testing.T) {
 		queries int
 	}{{4, 0}, {2, 0}, {0, 1}} { // N-2..N-4 remembered; N-0 forgotten
 		before := queries
-		if err := h.record(context.Background(), SellerStatus{RequestNo: fmt.Sprint("N-", tc.n), SellerID: "S1"}); err != nil {
+		if err := h.record(context.Background(), SellerStatus{RequestNo: fmt.Sprint("N-", tc.n), SellerID: "S1", Notified: StatusActive}); err != nil {
 			t.Fatal(err)
 		}
 		if queries-before != tc.queries {

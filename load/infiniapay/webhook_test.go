@@ -92,7 +92,9 @@ func TestWebhook(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("refused notifications reached onStatus: %+v", got)
 	}
-	// The data under responseData instead of requestData is read too.
+	// The data under responseData instead of requestData is read too
+	// (the query confirming what it says: FROZEN).
+	fake.SetBinding("S1", "FROZEN")
 	alt, _ := json.Marshal(map[string]string{"version": "1.0", "appId": "APP-TEST", "dataType": "JSON",
 		"responseData": env.RequestData, "signature": env.Signature})
 	if status(alt) != http.StatusOK || len(got) != 3 {
@@ -162,10 +164,12 @@ func TestWebhookUnsignedConfirmedByQuery(t *testing.T) {
 	if _, signed := env["signature"]; signed || env["requestData"] == "" || env["version"] != "1.0" || env["dataType"] != "JSON" {
 		t.Fatalf("the fake's notification is not the documented shape: %s", body)
 	}
-	// Infinia's query says FROZEN whatever the notification claims.
+	// Infinia's query says FROZEN whatever the notification claims: that
+	// is recorded, and the notification, unconfirmed, is to be delivered
+	// again (503), not answered SUCCESS.
 	fake.SetBinding("S1", "FROZEN")
-	if code := post(body); code != http.StatusOK || len(got) != 1 || got[0].Status != "FROZEN" || got[0].Notified != "ACTIVE" {
-		t.Fatalf("answer %d, recorded %+v: want the queried status FROZEN", code, got)
+	if code := post(body); code != http.StatusServiceUnavailable || len(got) != 1 || got[0].Status != "FROZEN" || got[0].Notified != "ACTIVE" {
+		t.Fatalf("answer %d, recorded %+v: want the queried status FROZEN, and 503", code, got)
 	}
 	// A seller the query does not know: nothing recorded, delivered again.
 	unknown, _ := fake.Notification("N-2", "S-NONE", "ACTIVE")
@@ -250,7 +254,7 @@ func TestWebhookAsksSeenBeforeConfirming(t *testing.T) {
 		queries.Add(1)
 		return confirmer(fake)(ctx, seller)
 	}, func(context.Context, infiniapay.SellerStatus) error { recorded.Add(1); return nil })
-	h.Seen = func(_ context.Context, requestNo string) (bool, error) { return requestNo == "N-OLD", nil }
+	h.Seen = func(_ context.Context, st infiniapay.SellerStatus) (bool, error) { return st.RequestNo == "N-OLD", nil }
 	for _, n := range []string{"N-OLD", "N-NEW"} {
 		body, _ := fake.Notification(n, "S1", "ACTIVE")
 		rec := httptest.NewRecorder()

@@ -438,21 +438,26 @@ func (l *Ledger) Bindings(ctx context.Context) ([]pipeline.Binding, error) {
 	return out, rows.Err()
 }
 
-// Delivered reports whether a webhook delivery of requestNo was recorded
-// (RecordDelivery) already.
-func (l *Ledger) Delivered(ctx context.Context, requestNo string) (bool, error) {
+// Delivered reports whether the webhook notification requestNo, saying
+// that Infinia seller infiniaID's binding is status, was recorded
+// (RecordDelivery) already. A notification of that requestNo about
+// another seller or status is not: see migration 00041.
+func (l *Ledger) Delivered(ctx context.Context, requestNo, infiniaID, status string) (bool, error) {
 	var seen bool
-	err := l.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_events WHERE request_no = $1)`, requestNo).Scan(&seen)
+	err := l.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_events
+		WHERE request_no = $1 AND infinia_seller_id = $2 AND status = $3)`, requestNo, infiniaID, status).Scan(&seen)
 	return seen, err
 }
 
-// RecordDelivery records that the webhook delivery of requestNo was dealt
-// with: only once what it prompted is recorded, so that a delivery whose
-// recording failed is dealt with again when Infinia delivers it again
-// (recorded first, a failed recording was lost for good: found by a
-// review). Recording it twice is harmless.
-func (l *Ledger) RecordDelivery(ctx context.Context, requestNo string) error {
-	_, err := l.db.ExecContext(ctx, `INSERT INTO webhook_events (request_no) VALUES ($1) ON CONFLICT DO NOTHING`, requestNo)
+// RecordDelivery records that the webhook notification requestNo (Infinia
+// seller infiniaID's binding is status) was dealt with: only once what it
+// prompted is recorded, so that a delivery whose recording failed is dealt
+// with again when Infinia delivers it again (recorded first, a failed
+// recording was lost for good: found by a review), and only once the
+// binding status query confirmed it. Recording it twice is harmless.
+func (l *Ledger) RecordDelivery(ctx context.Context, requestNo, infiniaID, status string) error {
+	_, err := l.db.ExecContext(ctx, `INSERT INTO webhook_events (request_no, infinia_seller_id, status)
+		VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, requestNo, infiniaID, status)
 	return err
 }
 
