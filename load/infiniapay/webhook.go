@@ -37,6 +37,14 @@ const maxWebhook = 1 << 20
 // chunks; 64 blocks hold 4 KiB of it.
 const maxNotificationBlocks = 64
 
+// maxNotificationField bounds a notification's requestNo, sellerId and
+// status (assumed: Infinia's pages give no length; its example requestNo,
+// ABR-20250903-0001, is 17 bytes). Each notification the query confirms
+// is remembered, the latest maxRemembered of them, and anyone can make
+// one confirmed (a seller of ours, in the status it has): with fields of
+// the 4 KiB maxNotificationBlocks allows, that memory measured 267 MiB.
+const maxNotificationField = 128
+
 // WebhookHandler receives Infinia's seller status notifications: the
 // request envelope, encrypted with our public key (decrypted with ourKey).
 // Infinia's documented example carries no signature, so an unsigned
@@ -194,7 +202,8 @@ func (h *Webhook) read(r *http.Request) (SellerStatus, bool) {
 		return SellerStatus{}, false
 	}
 	var ws wireSellerStatus
-	if json.Unmarshal(plain, &ws) != nil || ws.RequestNo == "" || ws.SellerID == "" || ws.Status == "" {
+	if json.Unmarshal(plain, &ws) != nil || ws.RequestNo == "" || ws.SellerID == "" || ws.Status == "" ||
+		max(len(ws.RequestNo), len(ws.SellerID), len(ws.Status)) > maxNotificationField {
 		return SellerStatus{}, false
 	}
 	return SellerStatus{RequestNo: ws.RequestNo, SellerID: ws.SellerID, Notified: ws.Status}, true

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -130,5 +131,41 @@ func TestWebhookUnconfirmedIsDeliveredAgain(t *testing.T) {
 	}
 	if rec := post(); rec.Code != http.StatusOK || len(got) != 2 {
 		t.Fatalf("a repeat: answer %d, recorded %+v", rec.Code, got)
+	}
+}
+
+// TestWebhookRefusesLongFields: every notification the query confirms is
+// remembered (the latest 65,536), and anyone can make one confirmed: a
+// seller of ours in the status it has. With a requestNo of the 4 KiB a
+// notification may hold, that memory measured 267 MiB (found by a
+// review). A requestNo, sellerId or status over 128 bytes is refused,
+// 400, before any query; one of 128 is taken.
+func TestWebhookRefusesLongFields(t *testing.T) {
+	k := keys(t)
+	confirms := 0
+	h := infiniapay.WebhookHandler(k.PlatformPrivate, k.InfiniaPublic, func(context.Context, string) (string, error) {
+		confirms++
+		return infiniapay.StatusActive, nil
+	}, func(context.Context, infiniapay.SellerStatus) error { return nil })
+	post := func(requestNo, seller string) int {
+		t.Helper()
+		plain, _ := json.Marshal(map[string]string{"requestNo": requestNo, "sellerId": seller, "status": infiniapay.StatusActive})
+		data, err := infiniapay.Encrypt(k.PlatformPublic, plain, infiniapay.DefaultChunkSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(map[string]string{"version": "1.0", "appId": "APP-TEST", "dataType": "JSON", "requestData": data})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		return rec.Code
+	}
+	if code := post(strings.Repeat("N", 128), "S1"); code != http.StatusOK || confirms != 1 {
+		t.Fatalf("a requestNo of 128 bytes: answer %d, %d confirmations; want 200, 1", code, confirms)
+	}
+	if code := post(strings.Repeat("N", 129), "S1"); code != http.StatusBadRequest || confirms != 1 {
+		t.Fatalf("a requestNo of 129 bytes: answer %d, %d confirmations; want 400, none more", code, confirms)
+	}
+	if code := post("N-1", strings.Repeat("S", 129)); code != http.StatusBadRequest || confirms != 1 {
+		t.Fatalf("a sellerId of 129 bytes: answer %d, %d confirmations; want 400, none more", code, confirms)
 	}
 }
