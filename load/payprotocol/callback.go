@@ -79,9 +79,11 @@ const maxCallback = 1 << 20
 // a body that is not a payment or refund; 500 when deliver (or seen) fails,
 // so that Pay Protocol sends it again.
 //
-// Repeats are remembered in memory for the life of the handler, and
-// concurrent deliveries of one event wait for each other. seen, when not
-// nil, extends that across restarts: it is asked before deliver and must
+// Repeats are remembered in memory (the latest maxRemembered events: they
+// were kept for the life of the handler, one more for every event, in a
+// web service that may run for months), and concurrent deliveries of one
+// event wait for each other. seen, when not nil, extends that to older
+// events and across restarts: it is asked before deliver and must
 // report first = false only for keys whose delivery was recorded (by
 // deliver, say, in the same transaction). It is never asked to record
 // anything, so a failed deliver is not lost. deliver must still be
@@ -95,8 +97,12 @@ func CallbackHandler(apiKey, apiSecret string, maxSkew time.Duration, now func()
 		maxSkew = DefaultMaxSkew
 	}
 	return &callbacks{key: apiKey, secret: apiSecret, maxSkew: maxSkew, now: now, seen: seen, deliver: deliver,
-		done: map[string]bool{}, busy: map[string]chan struct{}{}}
+		done: map[string]bool{}, busy: map[string]chan struct{}{}, remembers: maxRemembered}
 }
+
+// maxRemembered bounds the events a CallbackHandler remembers as
+// delivered.
+const maxRemembered = 1 << 16
 
 type callbacks struct {
 	key, secret string
@@ -105,9 +111,12 @@ type callbacks struct {
 	seen        func(string) (bool, error)
 	deliver     func(context.Context, Callback) error
 
-	mu   sync.Mutex
-	done map[string]bool          // keys delivered
-	busy map[string]chan struct{} // keys being delivered; closed when done
+	mu        sync.Mutex
+	done      map[string]bool          // keys delivered
+	order     []string                 // done's keys, a ring from oldest
+	oldest    int                      // order's oldest, once it is full
+	remembers int                      // order's size: maxRemembered
+	busy      map[string]chan struct{} // keys being delivered; closed when done
 }
 
 // ServeHTTP verifies, parses and records one callback.
@@ -166,11 +175,24 @@ func (h *callbacks) record(ctx context.Context, cb Callback) error {
 	h.mu.Lock()
 	delete(h.busy, key)
 	if err == nil {
-		h.done[key] = true
+		h.remember(key)
 	}
 	h.mu.Unlock()
 	close(mine)
 	return err
+}
+
+// remember marks key delivered, forgetting the oldest beyond h.remembers
+// (seen, when set, still knows them). h.mu is held.
+func (h *callbacks) remember(key string) {
+	h.done[key] = true
+	if len(h.order) < h.remembers {
+		h.order = append(h.order, key)
+		return
+	}
+	delete(h.done, h.order[h.oldest])
+	h.order[h.oldest] = key
+	h.oldest = (h.oldest + 1) % len(h.order)
 }
 
 func (h *callbacks) deliverOnce(ctx context.Context, key string, cb Callback) error {
