@@ -13,7 +13,7 @@ import (
 
 // SellerStatus is Infinia's seller status notification, confirmed.
 type SellerStatus struct {
-	RequestNo string // the notification's id: deliveries are deduplicated on it
+	RequestNo string // the notification's id: deliveries are deduplicated on it, SellerID and Notified
 	SellerID  string
 	Status    string // the binding status query's answer, the one to act on
 	Notified  string // what the notification said: StatusActive or StatusFrozen (documented)
