@@ -595,3 +595,86 @@ func TestThePastMemoryGuardSaysWhyOnce(t *testing.T) {
 		t.Fatalf("JSON logs: the last line does not name the command in its error and subjects and the explanation in its hint:\n%s", lines[len(lines)-1])
 	}
 }
+
+// TestOrdersUploadedAfterAShareNeverSentPastInfiniasMemoryAreNotCarried:
+// a restored ledger holds, for a date 45 days old, a revenue share of a
+// seller planned and never sent that covers some of its uploaded orders,
+// and another of its orders of the date uploaded after the share was
+// planned (covered by none). Its run without --send-past-memory holds
+// that order too, with the past-memory reason: carried, a later date's
+// revenue share (inside Infinia's memory, so sent) would pay it, while a
+// run the ledger lost may have paid it already under a requestNo of the
+// old date Infinia forgot (that share failed, say, and its next attempt
+// netted the order). Before, it was carried ("uploaded after revenue
+// share ... was in flight (planned)") and the recent date's share paid it.
+// With the flag, the old date pays it as before.
+func TestOrdersUploadedAfterAShareNeverSentPastInfiniasMemoryAreNotCarried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	day, recent := pastMemoryDate(), recentDate()
+	e.mustSettle("seed", "--date", day, "--orders", "30", "--sellers", "3", "--seed", "8")
+	e.mustSettle("seed", "--date", recent, "--orders", "30", "--sellers", "3", "--seed", "9")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 3, nil, balance)
+	if out, code := e.runInfiniaOn(sim, day, "--until", "upload"); code != 0 { // the tests' --send-past-memory
+		t.Fatalf("run until upload: exit %d\n%s", code, out)
+	}
+	if e.planRevenueShares(day) == 0 {
+		t.Fatal("no revenue share planned")
+	}
+	// One order of a share of two or more is uploaded after the share was
+	// planned: the share covers the others, for their amount.
+	var late struct {
+		Order  string `db:"order_no"`
+		Key    string `db:"payout_key"`
+		Seller string `db:"seller_id"`
+		Amount int64  `db:"seller_minor"`
+	}
+	if err := e.db.Get(&late, `SELECT i.order_no, i.payout_key, i.seller_id, i.seller_minor FROM settle.items i
+		JOIN settle.effects f ON f.idem_key = i.payout_key
+		WHERE i.channel = 'infiniapay' AND i.state = 'uploaded' AND i.seller_minor > 0 AND f.amount_minor > i.seller_minor
+		ORDER BY i.order_no LIMIT 1`); err != nil {
+		t.Fatalf("no order of a share of two or more: %v", err)
+	}
+	if _, err := e.db.Exec(`UPDATE settle.items SET payout_key = '' WHERE order_no = $1`, late.Order); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec(`UPDATE settle.effects SET amount_minor = amount_minor - $2 WHERE idem_key = $1`, late.Key, late.Amount); err != nil {
+		t.Fatal(err)
+	}
+	e.pastMemory = true
+	for _, what := range []string{"first run", "run again"} {
+		out, code := e.runInfiniaOn(sim, day)
+		heldPastMemory(t, what, day, out, code)
+		if n := sim.Infinia.Calls("revenue-sharing/request"); n != 0 {
+			t.Fatalf("%s: %d revenue share requests reached Infinia, want none:\n%s", what, n, out)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE business_date = $1`, day); n != 0 {
+			t.Fatalf("%s: %d entries of the old date carried, want none:\n%s", what, n, out)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'uploaded' AND payout_key = '' AND reason LIKE 'held: %--send-past-memory%'`, late.Order); n != 1 {
+			var state, reason string
+			_ = e.db.QueryRow(`SELECT state, reason FROM settle.items WHERE order_no = $1`, late.Order).Scan(&state, &reason)
+			t.Fatalf("%s: the order uploaded after the share is %s (%s), want uploaded and held past Infinia's memory:\n%s", what, state, reason, out)
+		}
+	}
+	// The recent date, inside Infinia's memory, pays its own orders and
+	// nothing of the old date.
+	if out, code := e.runInfiniaOn(sim, recent); code != 0 {
+		t.Fatalf("the recent date: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE business_date = $1 AND state = 'paid'`, day); n != 0 {
+		t.Fatalf("the recent date paid %d orders of the old date", n)
+	}
+	// A person checked the old date: its share is sent, and the order
+	// uploaded after it is carried to the seller's next revenue share.
+	if out, code := e.runInfiniaOn(sim, day, "--send-past-memory"); code != 0 {
+		t.Fatalf("the old date with --send-past-memory: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE business_date = $1 AND channel = 'infiniapay' AND state <> 'paid' AND order_no <> $2`, day, late.Order); n != 0 {
+		t.Fatalf("with --send-past-memory: %d orders of the old date not paid", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'carried' AND reason NOT LIKE '%--send-past-memory%'`, late.Order); n != 1 {
+		t.Fatal("with --send-past-memory: the order uploaded after the share is not carried")
+	}
+}

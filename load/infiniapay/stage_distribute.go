@@ -41,7 +41,8 @@ import (
 // requestNo may be one a run the ledger does not hold sent and Infinia
 // forgot (pipeline.DatePastMemory). A seller with items of the date is
 // held for a person (exit 4), its items neither paid nor carried (held
-// so in the reports, pastHold, their state left as it is); a
+// so in the reports, pastHold, their state left as it is), and so are
+// its items uploaded after a share of the date not paid yet; a
 // seller's carried balance alone stays open for a later date's revenue
 // share. What is in flight is still asked about.
 //
@@ -376,6 +377,26 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 			// items it was planned on, and later dates pay only their own
 			// runs' items and the carried balances.
 			d.drive(e)
+			if p.Items > 0 && d.past != nil && e.State != pipeline.EffectSucceeded {
+				// Its date past Infinia's memory and the share not paid
+				// (planned and never sent, which the engine holds, or in
+				// flight): the items uploaded after it are held with the
+				// date (pastHold), not carried. Carried, a later date's
+				// share, inside Infinia's memory and so sent, paid them,
+				// while a run the ledger lost may have paid them under a
+				// requestNo of this date Infinia forgot (this share
+				// failed, and its next attempt netted them); the stage's
+				// line said "nothing carried" (found by a review). The
+				// engine counts a seller whose share it holds unsent; one
+				// sent is counted here.
+				if e.Sends > 0 {
+					d.mu.Lock()
+					d.pastHeld++
+					d.mu.Unlock()
+				}
+				_, err := c.Store.HoldWaiting(ctx, run.ID, p.SellerID, p.Currency, c.Channels, pipeline.ItemUploaded, pastHold)
+				return err
+			}
 			if p.Items > 0 {
 				when := "was paid"
 				if e.State != pipeline.EffectSucceeded {
