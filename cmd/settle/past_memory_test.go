@@ -21,6 +21,7 @@ import (
 	"github.com/settlekit/settle/load/wechatpay"
 	"github.com/settlekit/settle/pipeline"
 	"github.com/settlekit/settle/pipeline/ledger"
+	"github.com/settlekit/settle/seed"
 	settlesql "github.com/settlekit/settle/sql"
 )
 
@@ -676,5 +677,91 @@ func TestOrdersUploadedAfterAShareNeverSentPastInfiniasMemoryAreNotCarried(t *te
 	}
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE order_no = $1 AND state = 'carried' AND reason NOT LIKE '%--send-past-memory%'`, late.Order); n != 1 {
 		t.Fatal("with --send-past-memory: the order uploaded after the share is not carried")
+	}
+}
+
+// TestAFailedShareOfADatePastInfiniasMemoryCarriesNothing: a restored
+// ledger holds, for a date 45 days old, revenue shares Infinia failed:
+// the failure recorded and not applied yet (the backup taken between
+// the two, or the process killed there), or the shares in flight (the
+// backup taken before Infinia's answer). Its run without
+// --send-past-memory applies the failure holding the shares' orders with
+// the date, past Infinia's memory: carried, a later date's revenue share
+// (inside Infinia's memory, so sent) would pay them, while a run the
+// ledger lost may have paid them under the shares' next requestNos, of
+// the old date, which Infinia forgot. Before, they were carried and the
+// recent date's shares paid them. With the flag, the old date pays them.
+func TestAFailedShareOfADatePastInfiniasMemoryCarriesNothing(t *testing.T) {
+	t.Parallel()
+	for _, at := range []string{"recorded", "in flight"} {
+		t.Run(at, func(t *testing.T) {
+			t.Parallel()
+			failedSharePastMemory(t, at == "in flight")
+		})
+	}
+}
+
+func failedSharePastMemory(t *testing.T, inFlight bool) {
+	e := newEnv(t)
+	day, recent := pastMemoryDate(), recentDate()
+	e.mustSettle("seed", "--date", day, "--orders", "30", "--sellers", "3", "--seed", "8")
+	e.mustSettle("seed", "--date", recent, "--orders", "30", "--sellers", "3", "--seed", "9")
+	const balance = 1_000_000_000_00
+	sim := e.sim(nil, 3, nil, balance)
+	for i := 1; i <= 3; i++ {
+		sim.Infinia.FailSharesOf(seed.InfiniaID(i), "account frozen")
+	}
+	if out, code := e.runInfiniaOn(sim, day); code != 4 { // the tests' --send-past-memory
+		t.Fatalf("the old date, its shares failing: exit %d, want 4\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = 'revenue_share' AND state = 'failed'`); n == 0 {
+		t.Fatal("no revenue share failed")
+	}
+	// The failures recorded, not applied: the orders back under their
+	// shares, nothing carried.
+	if _, err := e.db.Exec(`UPDATE settle.items i SET state = 'uploaded', reason = '', carry_id = NULL, payout_key = f.idem_key
+		FROM settle.adjustments a JOIN settle.effects f ON f.subject = a.subject AND f.kind = 'revenue_share' AND f.state = 'failed'
+		WHERE i.carry_id = a.id AND a.business_date = $1`, day); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec(`DELETE FROM settle.adjustments WHERE business_date = $1`, day); err != nil {
+		t.Fatal(err)
+	}
+	if inFlight {
+		if _, err := e.db.Exec(`UPDATE settle.effects SET state = 'sent', last_error = '' WHERE kind = 'revenue_share' AND state = 'failed'`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	requests := sim.Infinia.Calls("revenue-sharing/request")
+	e.pastMemory = true
+	for _, what := range []string{"first run", "run again"} {
+		out, code := e.runInfiniaOn(sim, day)
+		heldPastMemory(t, what, day, out, code)
+		if n := sim.Infinia.Calls("revenue-sharing/request"); n != requests {
+			t.Fatalf("%s: %d revenue share requests reached Infinia, want none:\n%s", what, n-requests, out)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE business_date = $1`, day); n != 0 {
+			t.Fatalf("%s: %d entries of the old date carried, want none:\n%s", what, n, out)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.items WHERE business_date = $1 AND channel = 'infiniapay' AND state = 'uploaded'
+			AND (payout_key <> '' OR NOT (reason LIKE 'held: %--send-past-memory%'))`, day); n != 0 {
+			t.Fatalf("%s: %d orders of the failed shares not held past Infinia's memory:\n%s", what, n, out)
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		sim.Infinia.FailSharesOf(seed.InfiniaID(i), "")
+	}
+	if out, code := e.runInfiniaOn(sim, recent); code != 0 {
+		t.Fatalf("the recent date: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE business_date = $1 AND state = 'paid'`, day); n != 0 {
+		t.Fatalf("the recent date paid %d orders of the old date", n)
+	}
+	// A person checked the old date: the shares' next attempts pay it.
+	if out, code := e.runInfiniaOn(sim, day, "--send-past-memory"); code != 0 {
+		t.Fatalf("the old date with --send-past-memory: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.items WHERE channel = 'infiniapay' AND state NOT IN ('paid', 'rejected')`); n != 0 {
+		t.Fatalf("with --send-past-memory: %d Infinia orders not paid", n)
 	}
 }

@@ -42,7 +42,8 @@ import (
 // forgot (pipeline.DatePastMemory). A seller with items of the date is
 // held for a person (exit 4), its items neither paid nor carried (held
 // so in the reports, pastHold, their state left as it is), and so are
-// its items uploaded after a share of the date not paid yet; a
+// its items uploaded after a share of the date not paid yet, and those of
+// a share of the date that failed (PayoutFailedHeld, not carried); a
 // seller's carried balance alone stays open for a later date's revenue
 // share. What is in flight is still asked about.
 //
@@ -223,12 +224,26 @@ func (d *distribution) undoFailed(ctx context.Context) error {
 		return err
 	}
 	for _, e := range failed {
-		if err := d.c.Store.PayoutFailed(ctx, d.run, subjectSeller(e.Subject), e.Currency, d.c.Channels, e,
-			"revenue share "+e.Key+" failed: "+e.LastError); err != nil {
+		if err := d.failed(ctx, e, "revenue share "+e.Key+" failed: "+e.LastError); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// failed applies revenue share e's failure (reason, why): the balance it
+// netted open again and its items carried (PayoutFailed); on a date past
+// Infinia's memory (d.past) its items are held with the date instead
+// (PayoutFailedHeld, pastHold), carried by nothing. Its next attempt, a
+// new requestNo of the date, a run the ledger lost may have sent, and
+// Infinia forgot: carried, a later date's share, inside Infinia's memory
+// and so sent, paid them again (found by a review).
+func (d *distribution) failed(ctx context.Context, e pipeline.Effect, reason string) error {
+	seller := subjectSeller(e.Subject)
+	if d.past != nil {
+		return d.c.Store.PayoutFailedHeld(ctx, d.run, seller, e.Currency, d.c.Channels, e, pastHold)
+	}
+	return d.c.Store.PayoutFailed(ctx, d.run, seller, e.Currency, d.c.Channels, e, reason)
 }
 
 // planPage is how many candidates planning checks at a time (a seller's
@@ -927,8 +942,18 @@ func (d *distribution) pay(ctx context.Context) error {
 				return nil
 			}
 			h := pipeline.NeedsAPerson("revenue share " + e.Key + " failed: " + e.LastError)
-			d.held(seller, cur, h)
-			if err := c.Store.PayoutFailed(ctx, run, seller, cur, c.Channels, e, h.Reason); err != nil {
+			if d.past != nil {
+				// Its items held with the date (failed), not carried:
+				// counted among the sellers held past Infinia's memory,
+				// the failure named for the person too.
+				d.mu.Lock()
+				d.pastHeld++
+				d.problems.Add(fmt.Sprintf("seller %s %s: %s", seller, cur, h.Reason))
+				d.mu.Unlock()
+			} else {
+				d.held(seller, cur, h)
+			}
+			if err := d.failed(ctx, e, h.Reason); err != nil {
 				return err
 			}
 			return recordAdopted(ctx, c.Final, c.Answers, e)

@@ -580,6 +580,32 @@ func (l *Ledger) PayoutFailed(ctx context.Context, run *pipeline.Run, sellerID s
 	})
 }
 
+// PayoutFailedHeld undoes a failed revenue share's netting as PayoutFailed
+// does, but carries none of the run's items it would have paid: they are
+// uploaded again, covered by no payout, with the reason hold (it begins
+// with pipeline.HeldPrefix), as HoldWaiting leaves them; nothing carries
+// them (no entry a later date's payout nets). The distribute stage applies
+// it to a failed revenue share of a date past the provider's memory, whose
+// next attempt a run the ledger lost may have sent. ReleaseWaiting of
+// uploaded items takes hold back, and the share's next attempt covers them.
+func (l *Ledger) PayoutFailedHeld(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect, hold string) error {
+	return l.inTx(ctx, func(tx *sql.Tx) error {
+		if err := lockCarry(ctx, tx, sellerID, cur); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE adjustments SET netted_into = '', netted_date = NULL, reopened_from = $1 WHERE netted_into = $1`, e.Subject); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE items SET payout_key = '', reason = $6
+			WHERE business_date = `+runDate+` AND seller_id = $2 AND currency = $3 AND run_id = $1 AND channel = ANY ($4)
+			  AND state = 'uploaded' AND payout_key = $5`,
+			run.ID, sellerID, string(cur), channelNames(channels), e.Key, hold); err != nil {
+			return fmt.Errorf("hold the items of %s: %w", e.Subject, err)
+		}
+		return nil
+	})
+}
+
 // BlockedByLateRefunds returns, for every seller and currency with a late
 // refund that cannot be right (rejected) on an order of channels (those a
 // clawback nets into: paid by revenue sharing) that a provider did not
