@@ -89,6 +89,13 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			}
 		}
 		err := d.plan(ctx)
+		if errors.Is(err, ErrCredentials) && pipeline.KindOf(err) == pipeline.KindUsage {
+			// A binding, balance or available-share question (or one
+			// about an earlier share) refused for who we are: the same
+			// one line as a refusal while sending, not the client's
+			// generic text (found by a review).
+			return "", planningRefused(err)
+		}
 		if err != nil {
 			leadPast()
 			stopped := pipeline.StoppedNotAnswering(ctx, "Infinia", err, d.problems.NeedsPerson())
@@ -1020,4 +1027,17 @@ func credentialsRefused(err error) error {
 	return pipeline.Errorf(pipeline.KindUsage, "Infinia", "refused our credentials during the revenue shares, and nothing more was sent: "+
 		"check --%s (the public key Infinia holds for it: changed at Infinia?) and --%s, then run again: a revenue share refused so moved nothing, "+
 		"and each one sent is asked about by its requestNo before it is sent again: %w", "infinia-private-key-file", "infinia-app-id", err)
+}
+
+// planningRefused is the stage's error once Infinia refused our
+// credentials while the revenue shares were planned (err, planning's: a
+// binding, the platform balance, a seller's available share, or an
+// earlier share asked about). Planning sends nothing, and the stage
+// stopped before sending: a configuration error (exit 2) in one line,
+// saying what to check, as credentialsRefused does for a refusal while
+// sending. The re-run plans again from the start.
+func planningRefused(err error) error {
+	return pipeline.Errorf(pipeline.KindUsage, "Infinia", "refused our credentials while the revenue shares were planned, and nothing was sent: "+
+		"check --%s (the public key Infinia holds for it: changed at Infinia?) and --%s, then run again: planning asks again from the start: %w",
+		"infinia-private-key-file", "infinia-app-id", err)
 }
