@@ -17,18 +17,21 @@ import (
 
 // TestInfiniaRefusingOurKeyWhilePlanningSaysWhatToCheck: Infinia refuses
 // our signature (our key pair changed at Infinia) at the first question
-// of the distribute stage's planning - a binding, the platform balance or
-// a seller's available share. The stage ended exit 2 with the client's
+// of the distribute stage's planning - a binding, the platform balance,
+// a seller's available share, or (the share short) the status of the
+// share under its requestNo. The stage ended exit 2 with the client's
 // generic "refused credentials" text, which names neither our private
 // key's flag nor says whether anything was sent; once refused while
 // sending it said both. Now planning's refusal says so too, in one line:
 // check --infinia-private-key-file and --infinia-app-id, nothing sent.
+// The status question refused so held the seller's share for a person,
+// as if Infinia had said something of it, and the run went on asking.
 func TestInfiniaRefusingOurKeyWhilePlanningSaysWhatToCheck(t *testing.T) {
 	other, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, api := range []string{infiniapay.APIBindingStatus, infiniapay.APIBalance, infiniapay.APIAvailableShare} {
+	for _, api := range []string{infiniapay.APIBindingStatus, infiniapay.APIBalance, infiniapay.APIAvailableShare, infiniapay.APIRevenueShareStatus} {
 		t.Run(api, func(t *testing.T) {
 			var r *rig
 			r = newRig(t, infiniapaytest.Options{PlatformID: "P1"}, func(next http.Handler) http.Handler {
@@ -40,7 +43,11 @@ func TestInfiniaRefusingOurKeyWhilePlanningSaysWhatToCheck(t *testing.T) {
 				})
 			}, nil)
 			r.fake.SetBinding("I1", infiniapay.StatusActive)
-			r.fake.SetAvailable("I1", "USD", 1_000_00)
+			available := int64(1_000_00)
+			if api == infiniapay.APIRevenueShareStatus {
+				available = 50_00 // short: Infinia is asked whether it took the share already
+			}
+			r.fake.SetAvailable("I1", "USD", available)
 			r.fake.SetBalance("USD", 1_000_00)
 			ledger := infiniapay.NewMemLedger([]pipeline.PayoutCandidate{{SellerID: "S1", Currency: "USD", Payable: 100_00, Items: 1, Account: "I1"}})
 			run := &pipeline.Run{ID: 1, Key: pipeline.RunKey{Date: pipeline.Date{Year: 2026, Month: 12, Day: 1}, Shard: pipeline.Whole}}

@@ -633,6 +633,11 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 				switch {
 				case errors.Is(err, pipeline.ErrNotRead), errors.Is(err, pipeline.ErrNotAnswering):
 					return err // the ledger's failure, or Infinia not answering: the run's, no payout held for it
+				case errors.Is(err, ErrCredentials) && pipeline.KindOf(err) == pipeline.KindUsage:
+					// Our credentials refused: Infinia said nothing of the
+					// share. The run's (planningRefused), not the seller's
+					// to hold for a person.
+					return fmt.Errorf("revenue share %s of %s at Infinia: %w", next.Key, p.SellerID, err)
 				case errors.Is(err, pipeline.ErrNoAnswer):
 					// No answer says nothing of the seller: the run's, as
 					// for its available share (it was held, for a person).
