@@ -8,7 +8,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"sync"
+	"time"
 )
 
 // SellerStatus is Infinia's seller status notification, confirmed.
@@ -76,11 +78,19 @@ const maxNotificationField = 128
 // time; a delivery beyond them is answered 503 at once (Infinia delivers
 // it again later, and the runs query every seller's binding anyway),
 // rather than every one holding a goroutine in the queue of Infinia's
-// rate limit, shared with the confirmations that matter.
+// rate limit, shared with the confirmations that matter. Before any of
+// that, at most Webhook.MaxDecrypting notifications are decrypted at a
+// time: one that gets no turn within decryptWait is answered 503 with
+// Retry-After, undecrypted (Infinia delivers it again). A notification of
+// maxNotificationBlocks took 76 ms of a core to decrypt, and about 26
+// made a second kept both of a pod's cores busy (found by a review); now
+// forged ones take MaxDecrypting cores at most, and a real one delivered
+// meanwhile is delivered again.
 func WebhookHandler(ourKey *rsa.PrivateKey, infiniaKey *rsa.PublicKey, confirm func(ctx context.Context, sellerID string) (string, error),
 	onStatus func(context.Context, SellerStatus) error) *Webhook {
 	return &Webhook{ourKey: ourKey, infiniaKey: infiniaKey, confirm: confirm, onStatus: onStatus,
-		done: map[notification]bool{}, busy: map[notification]chan struct{}{}, remembers: maxRemembered}
+		done: map[notification]bool{}, busy: map[notification]chan struct{}{}, remembers: maxRemembered,
+		open: OpenNotification, decryptWait: decryptWait}
 }
 
 // Webhook is WebhookHandler's handler.
@@ -94,11 +104,19 @@ type Webhook struct {
 	// MaxConfirming bounds the deliveries confirmed at a time (default
 	// DefaultMaxConfirming).
 	MaxConfirming int
+	// MaxDecrypting bounds the notifications decrypted at a time (default
+	// runtime.NumCPU()), read at the first delivery.
+	MaxDecrypting int
 
 	ourKey     *rsa.PrivateKey
 	infiniaKey *rsa.PublicKey
 	confirm    func(context.Context, string) (string, error)
 	onStatus   func(context.Context, SellerStatus) error
+
+	open        func([]byte, *rsa.PrivateKey, *rsa.PublicKey) (RequestEnvelope, []byte, error) // OpenNotification
+	decryptWait time.Duration                                                                  // for a turn to decrypt
+	slotsOnce   sync.Once
+	slots       chan struct{} // a turn to decrypt each: MaxDecrypting
 
 	mu         sync.Mutex
 	done       map[notification]bool          // notifications confirmed and recorded
@@ -141,6 +159,18 @@ var ErrNotOurs = errors.New("not a seller of ours")
 // errWebhookBusy: MaxConfirming deliveries are being confirmed.
 var errWebhookBusy = errors.New("busy confirming other notifications")
 
+// errDecryptBusy: MaxDecrypting notifications were being decrypted for
+// all of decryptWait.
+var errDecryptBusy = errors.New("busy decrypting other notifications")
+
+// errBadNotification: the delivery is no notification we can open.
+var errBadNotification = errors.New("bad notification")
+
+// decryptWait is how long a delivery waits for a turn to decrypt before
+// it is answered 503: a real notification of a few blocks decrypts in a
+// few milliseconds, so it waits only while others are many.
+const decryptWait = 100 * time.Millisecond
+
 // errUnconfirmed: the binding status query did not say what the
 // notification did. Its answer is recorded; the notification is not
 // remembered, and is answered 503 so that Infinia delivers it again (its
@@ -153,8 +183,13 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
 	}
-	st, ok := h.read(r)
-	if !ok {
+	st, err := h.read(r)
+	if errors.Is(err, errDecryptBusy) {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "busy, deliver again", http.StatusServiceUnavailable)
+		return
+	}
+	if err != nil {
 		http.Error(w, "bad notification", http.StatusBadRequest)
 		return
 	}
@@ -173,11 +208,15 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// read opens the envelope; it says only whether it could.
-func (h *Webhook) read(r *http.Request) (SellerStatus, bool) {
+// read opens the envelope; it says only whether it could
+// (errBadNotification), or had no turn to decrypt it (errDecryptBusy).
+// The body is read and parsed before the turn is taken: a slow sender
+// holds no turn.
+func (h *Webhook) read(r *http.Request) (SellerStatus, error) {
+	bad := errBadNotification
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxWebhook+1))
 	if err != nil || len(body) > maxWebhook {
-		return SellerStatus{}, false
+		return SellerStatus{}, bad
 	}
 	// Whether Infinia names the field requestData or responseData in a
 	// notification is not documented: take either.
@@ -186,27 +225,63 @@ func (h *Webhook) read(r *http.Request) (SellerStatus, bool) {
 	}
 	var env RequestEnvelope
 	if json.Unmarshal(body, &env) != nil {
-		return SellerStatus{}, false
+		return SellerStatus{}, bad
 	}
 	if env.RequestData == "" && json.Unmarshal(body, &alt) == nil && alt.ResponseData != "" {
 		env.RequestData = alt.ResponseData
 		if body, err = json.Marshal(env); err != nil {
-			return SellerStatus{}, false
+			return SellerStatus{}, bad
 		}
 	}
 	if h.ourKey == nil || len(env.RequestData) > base64.StdEncoding.EncodedLen(maxNotificationBlocks*h.ourKey.Size()) {
-		return SellerStatus{}, false // not decrypted: see maxNotificationBlocks
+		return SellerStatus{}, bad // not decrypted: see maxNotificationBlocks
 	}
-	_, plain, err := OpenNotification(body, h.ourKey, h.infiniaKey)
+	release, err := h.turn(r.Context())
 	if err != nil {
-		return SellerStatus{}, false
+		return SellerStatus{}, err
+	}
+	_, plain, err := h.open(body, h.ourKey, h.infiniaKey)
+	release()
+	if err != nil {
+		return SellerStatus{}, bad
 	}
 	var ws wireSellerStatus
 	if json.Unmarshal(plain, &ws) != nil || ws.RequestNo == "" || ws.SellerID == "" || ws.Status == "" ||
 		max(len(ws.RequestNo), len(ws.SellerID), len(ws.Status)) > maxNotificationField {
-		return SellerStatus{}, false
+		return SellerStatus{}, bad
 	}
-	return SellerStatus{RequestNo: ws.RequestNo, SellerID: ws.SellerID, Notified: ws.Status}, true
+	return SellerStatus{RequestNo: ws.RequestNo, SellerID: ws.SellerID, Notified: ws.Status}, nil
+}
+
+// turn waits up to decryptWait for one of MaxDecrypting turns to decrypt;
+// release gives it back.
+func (h *Webhook) turn(ctx context.Context) (release func(), err error) {
+	h.slotsOnce.Do(func() {
+		n := h.MaxDecrypting
+		if n <= 0 {
+			n = runtime.NumCPU()
+		}
+		h.slots = make(chan struct{}, n)
+	})
+	release = func() { <-h.slots }
+	select {
+	case h.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	if h.decryptWait <= 0 {
+		return nil, errDecryptBusy
+	}
+	t := time.NewTimer(h.decryptWait)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return release, nil
+	case <-t.C:
+		return nil, errDecryptBusy
+	case <-ctx.Done():
+		return nil, errDecryptBusy
+	}
 }
 
 // record calls onStatus once per notification that the query confirms.
