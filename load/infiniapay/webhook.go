@@ -105,7 +105,8 @@ type Webhook struct {
 	// DefaultMaxConfirming).
 	MaxConfirming int
 	// MaxDecrypting bounds the notifications decrypted at a time (default
-	// runtime.NumCPU()), read at the first delivery.
+	// runtime.GOMAXPROCS(0): the pod's CPU limit, where runtime.NumCPU
+	// is the node's cores), read at the first delivery.
 	MaxDecrypting int
 
 	ourKey     *rsa.PrivateKey
@@ -259,7 +260,7 @@ func (h *Webhook) turn(ctx context.Context) (release func(), err error) {
 	h.slotsOnce.Do(func() {
 		n := h.MaxDecrypting
 		if n <= 0 {
-			n = runtime.NumCPU()
+			n = runtime.GOMAXPROCS(0)
 		}
 		h.slots = make(chan struct{}, n)
 	})
