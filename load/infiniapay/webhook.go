@@ -241,8 +241,11 @@ func (h *Webhook) read(r *http.Request) (SellerStatus, error) {
 	if err != nil {
 		return SellerStatus{}, err
 	}
-	_, plain, err := h.open(body, h.ourKey, h.infiniaKey)
-	release()
+	plain, err := func() ([]byte, error) {
+		defer release() // given back even if decryption panics (net/http recovers the handler)
+		_, plain, err := h.open(body, h.ourKey, h.infiniaKey)
+		return plain, err
+	}()
 	if err != nil {
 		return SellerStatus{}, bad
 	}
