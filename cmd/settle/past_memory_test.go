@@ -693,15 +693,20 @@ func TestOrdersUploadedAfterAShareNeverSentPastInfiniasMemoryAreNotCarried(t *te
 // recent date's shares paid them. With the flag, the old date pays them.
 func TestAFailedShareOfADatePastInfiniasMemoryCarriesNothing(t *testing.T) {
 	t.Parallel()
-	for _, at := range []string{"recorded", "in flight"} {
+	for _, at := range []string{"recorded", "in flight", "recorded, its last attempt", "in flight, its last attempt"} {
 		t.Run(at, func(t *testing.T) {
 			t.Parallel()
-			failedSharePastMemory(t, at == "in flight")
+			failedSharePastMemory(t, strings.HasPrefix(at, "in flight"), strings.HasSuffix(at, "last attempt"))
 		})
 	}
 }
 
-func failedSharePastMemory(t *testing.T, inFlight bool) {
+// failedSharePastMemory: lastAttempt makes each failed share its seller's
+// last attempt of the date (infiniapay.DefaultMaxAttempts), after which
+// a date inside Infinia's memory carries the orders for a person: past
+// it, they were carried so by the run after the one that held them, and
+// the recent date's shares paid them.
+func failedSharePastMemory(t *testing.T, inFlight, lastAttempt bool) {
 	e := newEnv(t)
 	day, recent := pastMemoryDate(), recentDate()
 	e.mustSettle("seed", "--date", day, "--orders", "30", "--sellers", "3", "--seed", "8")
@@ -726,6 +731,12 @@ func failedSharePastMemory(t *testing.T, inFlight bool) {
 	}
 	if _, err := e.db.Exec(`DELETE FROM settle.adjustments WHERE business_date = $1`, day); err != nil {
 		t.Fatal(err)
+	}
+	if lastAttempt {
+		if _, err := e.db.Exec(`UPDATE settle.effects SET attempt = $1 WHERE kind = 'revenue_share' AND state = 'failed'`,
+			infiniapay.DefaultMaxAttempts); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if inFlight {
 		if _, err := e.db.Exec(`UPDATE settle.effects SET state = 'sent', last_error = '' WHERE kind = 'revenue_share' AND state = 'failed'`); err != nil {
@@ -756,6 +767,20 @@ func failedSharePastMemory(t *testing.T, inFlight bool) {
 	}
 	if n := e.count(`SELECT count(*) FROM settle.items WHERE business_date = $1 AND state = 'paid'`, day); n != 0 {
 		t.Fatalf("the recent date paid %d orders of the old date", n)
+	}
+	if lastAttempt {
+		// A person checked the old date: its shares have no attempt
+		// left, and their orders are carried for the person, as a date
+		// inside Infinia's memory carries them.
+		out, code := e.runInfiniaOn(sim, day, "--send-past-memory")
+		if code != 4 || !strings.Contains(out, fmt.Sprintf("failed %d times", infiniapay.DefaultMaxAttempts)) {
+			t.Fatalf("the old date with --send-past-memory, no attempt left: exit %d, want 4 saying the shares failed %d times\n%s",
+				code, infiniapay.DefaultMaxAttempts, out)
+		}
+		if n := e.count(`SELECT count(*) FROM settle.items WHERE business_date = $1 AND channel = 'infiniapay' AND state = 'uploaded'`, day); n != 0 {
+			t.Fatalf("with --send-past-memory, no attempt left: %d orders not carried for a person", n)
+		}
+		return
 	}
 	// A person checked the old date: the shares' next attempts pay it.
 	if out, code := e.runInfiniaOn(sim, day, "--send-past-memory"); code != 0 {

@@ -428,7 +428,26 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 			}
 			return nil
 		case ok && e.Attempt >= c.MaxAttempts:
-			return d.hold(ctx, p, pipeline.NeedsAPerson(fmt.Sprintf("revenue share %s failed %d times", subject, e.Attempt)))
+			h := pipeline.NeedsAPerson(fmt.Sprintf("revenue share %s failed %d times", subject, e.Attempt))
+			if d.past != nil && p.Items > 0 {
+				// Its date past Infinia's memory: the orders its failure
+				// left uploaded (PayoutFailedHeld) stay held with the
+				// date, not carried, the failure named for the person
+				// too. Carried, as a date inside the memory carries them
+				// once its attempts are spent, a later date's share,
+				// inside Infinia's memory and so sent, paid them, while
+				// a run the ledger lost may have paid them under a
+				// requestNo of this date Infinia forgot (found by a
+				// review of PayoutFailedHeld: the run after the one
+				// that held them carried them).
+				d.mu.Lock()
+				d.pastHeld++
+				d.problems.Add(fmt.Sprintf("seller %s %s: %s", p.SellerID, p.Currency, h.Reason))
+				d.mu.Unlock()
+				_, err := c.Store.HoldWaiting(ctx, run.ID, p.SellerID, p.Currency, c.Channels, pipeline.ItemUploaded, pastHold)
+				return err
+			}
+			return d.hold(ctx, p, h)
 		}
 		if p.Items == 0 && p.Carried == 0 {
 			return nil // nothing new, nothing carried
