@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // SellerStatus is Infinia's seller status notification, confirmed.
@@ -89,7 +91,7 @@ const maxNotificationField = 128
 func WebhookHandler(ourKey *rsa.PrivateKey, infiniaKey *rsa.PublicKey, confirm func(ctx context.Context, sellerID string) (string, error),
 	onStatus func(context.Context, SellerStatus) error) *Webhook {
 	return &Webhook{ourKey: ourKey, infiniaKey: infiniaKey, confirm: confirm, onStatus: onStatus,
-		done: map[notification]bool{}, busy: map[notification]chan struct{}{}, remembers: maxRemembered,
+		done: remembered[notification](maxRemembered), busy: map[notification]chan struct{}{},
 		open: OpenNotification, decryptWait: decryptWait}
 }
 
@@ -120,12 +122,9 @@ type Webhook struct {
 	slots       chan struct{} // a turn to decrypt each: MaxDecrypting
 
 	mu         sync.Mutex
-	done       map[notification]bool          // notifications confirmed and recorded
-	order      []notification                 // done's, a ring from oldest
-	oldest     int                            // order's oldest, once it is full
-	remembers  int                            // order's size: maxRemembered
-	busy       map[notification]chan struct{} // notifications being recorded; closed when done
-	confirming int                            // deliveries being confirmed and recorded
+	done       *lru.Cache[notification, struct{}] // notifications confirmed and recorded, the latest maxRemembered
+	busy       map[notification]chan struct{}     // notifications being recorded; closed when done
+	confirming int                                // deliveries being confirmed and recorded
 }
 
 // notification is what makes two deliveries the same notification.
@@ -146,6 +145,16 @@ const DefaultMaxConfirming = 8
 
 // maxRemembered bounds the notifications a Webhook remembers as dealt with.
 const maxRemembered = 1 << 16
+
+// remembered is a set of the latest n keys (n > 0): the one used least
+// lately is forgotten past n (hashicorp/golang-lru).
+func remembered[K comparable](n int) *lru.Cache[K, struct{}] {
+	c, err := lru.New[K, struct{}](n)
+	if err != nil {
+		panic(err) // n <= 0
+	}
+	return c
+}
 
 // ErrNotOurs is what a Webhook's confirm returns for a seller that is none
 // of ours (an Infinia id the ledger has never known): the delivery is
@@ -298,7 +307,7 @@ func (h *Webhook) record(ctx context.Context, st SellerStatus) error {
 	mine := make(chan struct{})
 	for {
 		h.mu.Lock()
-		if h.done[key] {
+		if h.done.Contains(key) {
 			h.mu.Unlock()
 			return nil
 		}
@@ -325,7 +334,7 @@ func (h *Webhook) record(ctx context.Context, st SellerStatus) error {
 	delete(h.busy, key)
 	h.confirming--
 	if remember {
-		h.remember(key)
+		h.done.Add(key, struct{}{}) // the oldest forgotten past maxRemembered (Seen still knows it)
 	}
 	h.mu.Unlock()
 	close(mine)
@@ -356,17 +365,4 @@ func (h *Webhook) confirmAndRecord(ctx context.Context, st SellerStatus) (rememb
 		return false, errUnconfirmed
 	}
 	return true, nil
-}
-
-// remember marks key dealt with, forgetting the oldest beyond h.remembers
-// (Seen still knows them). h.mu is held.
-func (h *Webhook) remember(key notification) {
-	h.done[key] = true
-	if len(h.order) < h.remembers {
-		h.order = append(h.order, key)
-		return
-	}
-	delete(h.done, h.order[h.oldest])
-	h.order[h.oldest] = key
-	h.oldest = (h.oldest + 1) % len(h.order)
 }

@@ -21,14 +21,14 @@ func TestWebhookRemembersABoundedNumber(t *testing.T) {
 	queries := 0
 	h := WebhookHandler(nil, nil, func(context.Context, string) (string, error) { queries++; return StatusActive, nil },
 		func(context.Context, SellerStatus) error { return nil })
-	h.remembers = 3
+	h.done = remembered[notification](3)
 	for i := range 5 {
 		if err := h.record(context.Background(), SellerStatus{RequestNo: fmt.Sprint("N-", i), SellerID: "S1", Notified: StatusActive}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(h.done) != 3 || len(h.order) != 3 {
-		t.Fatalf("%d requestNos remembered (%d in order), want 3", len(h.done), len(h.order))
+	if h.done.Len() != 3 {
+		t.Fatalf("%d notifications remembered, want 3", h.done.Len())
 	}
 	for _, tc := range []struct {
 		n       int

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/settlekit/settle/internal/httpcall"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // The kinds of callback.
@@ -97,12 +99,22 @@ func CallbackHandler(apiKey, apiSecret string, maxSkew time.Duration, now func()
 		maxSkew = DefaultMaxSkew
 	}
 	return &callbacks{key: apiKey, secret: apiSecret, maxSkew: maxSkew, now: now, seen: seen, deliver: deliver,
-		done: map[string]bool{}, busy: map[string]chan struct{}{}, remembers: maxRemembered}
+		done: remembered(maxRemembered), busy: map[string]chan struct{}{}}
 }
 
 // maxRemembered bounds the events a CallbackHandler remembers as
 // delivered.
 const maxRemembered = 1 << 16
+
+// remembered is a set of the latest n keys (n > 0): the one used least
+// lately is forgotten past n (hashicorp/golang-lru).
+func remembered(n int) *lru.Cache[string, struct{}] {
+	c, err := lru.New[string, struct{}](n)
+	if err != nil {
+		panic(err) // n <= 0
+	}
+	return c
+}
 
 type callbacks struct {
 	key, secret string
@@ -111,12 +123,9 @@ type callbacks struct {
 	seen        func(string) (bool, error)
 	deliver     func(context.Context, Callback) error
 
-	mu        sync.Mutex
-	done      map[string]bool          // keys delivered
-	order     []string                 // done's keys, a ring from oldest
-	oldest    int                      // order's oldest, once it is full
-	remembers int                      // order's size: maxRemembered
-	busy      map[string]chan struct{} // keys being delivered; closed when done
+	mu   sync.Mutex
+	done *lru.Cache[string, struct{}] // keys delivered, the latest maxRemembered
+	busy map[string]chan struct{}     // keys being delivered; closed when done
 }
 
 // ServeHTTP verifies, parses and records one callback.
@@ -154,7 +163,7 @@ func (h *callbacks) record(ctx context.Context, cb Callback) error {
 	mine := make(chan struct{})
 	for {
 		h.mu.Lock()
-		if h.done[key] {
+		if h.done.Contains(key) {
 			h.mu.Unlock()
 			return nil
 		}
@@ -175,24 +184,11 @@ func (h *callbacks) record(ctx context.Context, cb Callback) error {
 	h.mu.Lock()
 	delete(h.busy, key)
 	if err == nil {
-		h.remember(key)
+		h.done.Add(key, struct{}{}) // the oldest forgotten past maxRemembered (seen, when set, still knows it)
 	}
 	h.mu.Unlock()
 	close(mine)
 	return err
-}
-
-// remember marks key delivered, forgetting the oldest beyond h.remembers
-// (seen, when set, still knows them). h.mu is held.
-func (h *callbacks) remember(key string) {
-	h.done[key] = true
-	if len(h.order) < h.remembers {
-		h.order = append(h.order, key)
-		return
-	}
-	delete(h.done, h.order[h.oldest])
-	h.order[h.oldest] = key
-	h.oldest = (h.oldest + 1) % len(h.order)
 }
 
 func (h *callbacks) deliverOnce(ctx context.Context, key string, cb Callback) error {

@@ -26,8 +26,8 @@ func TestCallbacksRememberABoundedNumber(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(h.done) > 1<<16 {
-		t.Fatalf("%d events remembered, want at most 65,536", len(h.done))
+	if h.done.Len() > 1<<16 {
+		t.Fatalf("%d events remembered, want at most 65,536", h.done.Len())
 	}
 	for _, tc := range []struct{ i, times int }{{n - 1, 1}, {10, 1}, {0, 2}} { // R10..: remembered; R0: forgotten
 		if err := h.record(context.Background(), cb(tc.i)); err != nil {
