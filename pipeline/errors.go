@@ -256,26 +256,14 @@ func (p *Problems) Error() string {
 // ProblemsOf gathers the Problems in err's tree (through wraps and joins):
 // the first n subjects and the count of all of them.
 func ProblemsOf(err error, n int) (first []string, count int) {
-	var walk func(error)
-	walk = func(err error) {
-		switch e := err.(type) {
-		case nil:
-		case *Problems:
-			count += e.Count()
-			for _, s := range e.List {
-				if len(first) < n {
-					first = append(first, s)
-				}
+	eachProblems(err, func(p *Problems) {
+		count += p.Count()
+		for _, s := range p.List {
+			if len(first) < n {
+				first = append(first, s)
 			}
-		case interface{ Unwrap() []error }:
-			for _, inner := range e.Unwrap() {
-				walk(inner)
-			}
-		case interface{ Unwrap() error }:
-			walk(e.Unwrap())
 		}
-	}
-	walk(err)
+	})
 	return first, count
 }
 
@@ -284,26 +272,30 @@ func ProblemsOf(err error, n int) (first []string, count int) {
 // once of the causes its subjects name short.
 func NotesOf(err error) []string {
 	var notes []string
-	var walk func(error)
-	walk = func(err error) {
-		switch e := err.(type) {
-		case nil:
-		case *Problems:
-			for _, n := range e.Notes {
-				if !slices.Contains(notes, n) {
-					notes = append(notes, n)
-				}
+	eachProblems(err, func(p *Problems) {
+		for _, n := range p.Notes {
+			if !slices.Contains(notes, n) {
+				notes = append(notes, n)
 			}
-		case interface{ Unwrap() []error }:
-			for _, inner := range e.Unwrap() {
-				walk(inner)
-			}
-		case interface{ Unwrap() error }:
-			walk(e.Unwrap())
 		}
-	}
-	walk(err)
+	})
 	return notes
+}
+
+// eachProblems calls fn with each Problems in err's tree, through wraps
+// and joins, in order; not inside a Problems.
+func eachProblems(err error, fn func(*Problems)) {
+	switch e := err.(type) {
+	case nil:
+	case *Problems:
+		fn(e)
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			eachProblems(inner, fn)
+		}
+	case interface{ Unwrap() error }:
+		eachProblems(e.Unwrap(), fn)
+	}
 }
 
 // ErrOfEarlierDates is in the chain of a stage's error that needs a person
