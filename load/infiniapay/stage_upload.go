@@ -145,7 +145,18 @@ func uploadStage(c StageConfig) pipeline.StageFunc {
 				return nil
 			},
 			Error: func(ctx context.Context, e pipeline.Effect, err error) error {
-				u, ok := up.done(e.Key)
+				// The file is let go of (up.done) only when the upload
+				// leaves the engine here (handled: nil). An error returned
+				// either stops the stage or, for a question that got no
+				// answer, leaves the upload pending, asked again by the
+				// engine: its file is still needed (Query), and it is among
+				// the files left out of the status questions (res.Pending).
+				// Before, it was let go of on every error: each later
+				// question of the run failed ("no trade file for upload"),
+				// the status questions found the file accepted, and its
+				// upload stayed unknown for ever, as only open files are
+				// fed (chaos trial, seed 20261207, night 17).
+				u, ok := up.held(e.Key)
 				if !ok {
 					return fmt.Errorf("upload %s: %w", e.Key, err)
 				}
@@ -155,6 +166,7 @@ func uploadStage(c StageConfig) pipeline.StageFunc {
 					// (HoldFirstSends): left planned, not asked about (it
 					// is not at Infinia), for a person.
 					// Its orders are held so (pastHold), not in progress.
+					up.done(e.Key)
 					progress.Add(1)
 					pastHeld.Add(1)
 					unusable.skip(f.Name)
@@ -165,6 +177,7 @@ func uploadStage(c StageConfig) pipeline.StageFunc {
 					// or refused to answer about it (it may have the file):
 					// its upload stays unknown, asked again by the next run
 					// (never sent again blindly), for a person; the others go on.
+					up.done(e.Key)
 					progress.Add(1)
 					unusable.add(f.Name, err)
 					return holdLost(ctx, &c, f, err)
@@ -388,6 +401,17 @@ func (u *uploads) feed(ctx context.Context) ([]pipeline.Effect, error) {
 		return nil, err
 	}
 	return effects, nil
+}
+
+// held returns the file of an upload the engine holds, keeping it.
+func (u *uploads) held(key string) (uploading, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	f, ok := u.files[key]
+	if !ok {
+		return uploading{}, false
+	}
+	return *f, true
 }
 
 // done lets go of the file of an upload that left the engine.
