@@ -83,8 +83,8 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		// engine (a share the ledger holds planned and never sent): one
 		// cause, said once and first, counted for each seller.
 		leadPast := func() {
-			if d.pastHeld > 0 {
-				d.problems.Lead(fmt.Sprintf("%d sellers' revenue shares held, nothing carried: %v", d.pastHeld, d.past), d.pastHeld)
+			if n := len(d.pastHeld); n > 0 {
+				d.problems.Lead(fmt.Sprintf("%d sellers' revenue shares held, nothing carried: %v", n, d.past), n)
 				d.problems.Explain(d.past) // said once, at the run's end
 			}
 		}
@@ -142,9 +142,10 @@ type distribution struct {
 	bindings            map[string]*sellerBinding // Infinia seller id -> its binding, asked once a run
 	// past, when not nil, says why no new revenue share of the run's date
 	// is planned or sent (StageConfig.Memory, pipeline.DatePastMemory);
-	// pastHeld counts the sellers it held.
+	// pastHeld holds the sellers and currencies it held (heldPast), each
+	// once however many ways it was.
 	past     error
-	pastHeld int
+	pastHeld map[string]bool
 	// heldFor says, by seller, why the run holds its orders of the
 	// channels for its account (pipeline.SellerHoldPrefix), or why a
 	// person rejected them while they were (pipeline.RejectedSellerHold):
@@ -251,6 +252,17 @@ func (d *distribution) failed(ctx context.Context, e pipeline.Effect, reason str
 		return d.c.Store.PayoutFailedHeld(ctx, d.run, seller, e.Currency, d.c.Channels, e, pastHold)
 	}
 	return d.c.Store.PayoutFailed(ctx, d.run, seller, e.Currency, d.c.Channels, e, reason)
+}
+
+// heldPast counts seller's revenue share in cur among those held past
+// Infinia's memory (d.past), once: a share in flight whose late orders
+// were held, and which then failed in the same run, was counted twice in
+// the stage's line (found by a review). d.mu is held.
+func (d *distribution) heldPast(seller string, cur pipeline.Currency) {
+	if d.pastHeld == nil {
+		d.pastHeld = map[string]bool{}
+	}
+	d.pastHeld[seller+" "+string(cur)] = true
 }
 
 // planPage is how many candidates planning checks at a time (a seller's
@@ -413,7 +425,7 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 				// sent is counted here.
 				if e.Sends > 0 {
 					d.mu.Lock()
-					d.pastHeld++
+					d.heldPast(p.SellerID, p.Currency)
 					d.mu.Unlock()
 				}
 				_, err := c.Store.HoldWaiting(ctx, run.ID, p.SellerID, p.Currency, c.Channels, pipeline.ItemUploaded, pastHold)
@@ -441,7 +453,7 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 				// review of PayoutFailedHeld: the run after the one
 				// that held them carried them).
 				d.mu.Lock()
-				d.pastHeld++
+				d.heldPast(p.SellerID, p.Currency)
 				d.problems.Add(fmt.Sprintf("seller %s %s: %s", p.SellerID, p.Currency, h.Reason))
 				d.mu.Unlock()
 				_, err := c.Store.HoldWaiting(ctx, run.ID, p.SellerID, p.Currency, c.Channels, pipeline.ItemUploaded, pastHold)
@@ -463,7 +475,7 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 			// They are held so (pastHold), not in progress.
 			if p.Items > 0 {
 				d.mu.Lock()
-				d.pastHeld++
+				d.heldPast(p.SellerID, p.Currency)
 				d.mu.Unlock()
 				_, err := c.Store.HoldWaiting(ctx, run.ID, p.SellerID, p.Currency, c.Channels, pipeline.ItemUploaded, pastHold)
 				return err
@@ -978,7 +990,7 @@ func (d *distribution) pay(ctx context.Context) error {
 				// counted among the sellers held past Infinia's memory,
 				// the failure named for the person too.
 				d.mu.Lock()
-				d.pastHeld++
+				d.heldPast(seller, cur)
 				d.problems.Add(fmt.Sprintf("seller %s %s: %s", seller, cur, h.Reason))
 				d.mu.Unlock()
 			} else {
@@ -999,7 +1011,7 @@ func (d *distribution) pay(ctx context.Context) error {
 				// whole of d.past (found by a review).
 				progress.Add(1)
 				d.mu.Lock()
-				d.pastHeld++
+				d.heldPast(subjectSeller(e.Subject), e.Currency)
 				d.mu.Unlock()
 				_, err := c.Store.HoldPayoutItems(ctx, run.ID, subjectSeller(e.Subject), e.Currency, c.Channels, e.Key, pastHold)
 				return err
