@@ -89,12 +89,12 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			}
 		}
 		err := d.plan(ctx)
-		if errors.Is(err, ErrCredentials) && pipeline.KindOf(err) == pipeline.KindUsage {
+		if refusedOurKey(err) {
 			// A binding, balance or available-share question (or one
 			// about an earlier share) refused for who we are: the same
 			// one line as a refusal while sending, not the client's
 			// generic text (found by a review).
-			return "", planningRefused(err)
+			return "", ourKeyRefused(err, "while the revenue shares were planned, and nothing was sent", "planning asks again from the start")
 		}
 		if err != nil {
 			leadPast()
@@ -255,14 +255,30 @@ func (d *distribution) failed(ctx context.Context, e pipeline.Effect, reason str
 }
 
 // heldPast counts seller's revenue share in cur among those held past
-// Infinia's memory (d.past), once: a share in flight whose late orders
-// were held, and which then failed in the same run, was counted twice in
-// the stage's line (found by a review). d.mu is held.
-func (d *distribution) heldPast(seller string, cur pipeline.Currency) {
+// Infinia's memory (d.past), once however many ways it is held (a share
+// in flight whose late orders were held, and which then failed in the
+// same run, was counted twice in the stage's line: found by a review),
+// and names why for a person when why is not "".
+func (d *distribution) heldPast(seller string, cur pipeline.Currency, why string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.pastHeld == nil {
 		d.pastHeld = map[string]bool{}
 	}
 	d.pastHeld[seller+" "+string(cur)] = true
+	if why != "" {
+		d.problems.Add(fmt.Sprintf("seller %s %s: %s", seller, cur, why))
+	}
+}
+
+// holdPast holds p's items of the run uploaded and covered by no share
+// with the date (pastHold: not carried, and so paid by no later date's
+// share), counting p among the sellers held past Infinia's memory
+// (heldPast, why).
+func (d *distribution) holdPast(ctx context.Context, p pipeline.PayoutCandidate, why string) error {
+	d.heldPast(p.SellerID, p.Currency, why)
+	_, err := d.c.Store.HoldWaiting(ctx, d.run.ID, p.SellerID, p.Currency, d.c.Channels, pipeline.ItemUploaded, pastHold)
+	return err
 }
 
 // planPage is how many candidates planning checks at a time (a seller's
@@ -420,16 +436,8 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 				// while a run the ledger lost may have paid them under a
 				// requestNo of this date Infinia forgot (this share
 				// failed, and its next attempt netted them); the stage's
-				// line said "nothing carried" (found by a review). The
-				// engine counts a seller whose share it holds unsent; one
-				// sent is counted here.
-				if e.Sends > 0 {
-					d.mu.Lock()
-					d.heldPast(p.SellerID, p.Currency)
-					d.mu.Unlock()
-				}
-				_, err := c.Store.HoldWaiting(ctx, run.ID, p.SellerID, p.Currency, c.Channels, pipeline.ItemUploaded, pastHold)
-				return err
+				// line said "nothing carried" (found by a review).
+				return d.holdPast(ctx, p, "")
 			}
 			if p.Items > 0 {
 				when := "was paid"
@@ -452,12 +460,7 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 				// requestNo of this date Infinia forgot (found by a
 				// review of PayoutFailedHeld: the run after the one
 				// that held them carried them).
-				d.mu.Lock()
-				d.heldPast(p.SellerID, p.Currency)
-				d.problems.Add(fmt.Sprintf("seller %s %s: %s", p.SellerID, p.Currency, h.Reason))
-				d.mu.Unlock()
-				_, err := c.Store.HoldWaiting(ctx, run.ID, p.SellerID, p.Currency, c.Channels, pipeline.ItemUploaded, pastHold)
-				return err
+				return d.holdPast(ctx, p, h.Reason)
 			}
 			return d.hold(ctx, p, h)
 		}
@@ -474,11 +477,7 @@ func (d *distribution) check(ctx context.Context, page []pipeline.PayoutCandidat
 			// run the ledger lost, may have paid).
 			// They are held so (pastHold), not in progress.
 			if p.Items > 0 {
-				d.mu.Lock()
-				d.heldPast(p.SellerID, p.Currency)
-				d.mu.Unlock()
-				_, err := c.Store.HoldWaiting(ctx, run.ID, p.SellerID, p.Currency, c.Channels, pipeline.ItemUploaded, pastHold)
-				return err
+				return d.holdPast(ctx, p, "")
 			}
 			return nil
 		}
@@ -664,9 +663,9 @@ func (d *distribution) planCurrency(ctx context.Context, need pipeline.Money) er
 				switch {
 				case errors.Is(err, pipeline.ErrNotRead), errors.Is(err, pipeline.ErrNotAnswering):
 					return err // the ledger's failure, or Infinia not answering: the run's, no payout held for it
-				case errors.Is(err, ErrCredentials) && pipeline.KindOf(err) == pipeline.KindUsage:
+				case refusedOurKey(err):
 					// Our credentials refused: Infinia said nothing of the
-					// share. The run's (planningRefused), not the seller's
+					// share. The run's (ourKeyRefused), not the seller's
 					// to hold for a person.
 					return fmt.Errorf("revenue share %s of %s at Infinia: %w", next.Key, p.SellerID, err)
 				case errors.Is(err, pipeline.ErrNoAnswer):
@@ -989,10 +988,7 @@ func (d *distribution) pay(ctx context.Context) error {
 				// Its items held with the date (failed), not carried:
 				// counted among the sellers held past Infinia's memory,
 				// the failure named for the person too.
-				d.mu.Lock()
-				d.heldPast(seller, cur)
-				d.problems.Add(fmt.Sprintf("seller %s %s: %s", seller, cur, h.Reason))
-				d.mu.Unlock()
+				d.heldPast(seller, cur, h.Reason)
 			} else {
 				d.held(seller, cur, h)
 			}
@@ -1010,9 +1006,7 @@ func (d *distribution) pay(ctx context.Context) error {
 				// showed in progress, and each share was named with the
 				// whole of d.past (found by a review).
 				progress.Add(1)
-				d.mu.Lock()
-				d.heldPast(subjectSeller(e.Subject), e.Currency)
-				d.mu.Unlock()
+				d.heldPast(subjectSeller(e.Subject), e.Currency, "")
 				_, err := c.Store.HoldPayoutItems(ctx, run.ID, subjectSeller(e.Subject), e.Currency, c.Channels, e.Key, pastHold)
 				return err
 			}
@@ -1041,8 +1035,11 @@ func (d *distribution) pay(ctx context.Context) error {
 		}
 		return c.Store.EffectsByID(ctx, ids)
 	})
-	if errors.Is(err, ErrCredentials) && pipeline.KindOf(err) == pipeline.KindUsage {
-		return credentialsRefused(err)
+	if refusedOurKey(err) {
+		// The engine stopped at the first refusal: every request would
+		// be refused alike, and each one refused was left unknown.
+		return ourKeyRefused(err, "during the revenue shares, and nothing more was sent",
+			"a revenue share refused so moved nothing, and each one sent is asked about by its requestNo before it is sent again")
 	}
 	if err != nil {
 		return err
@@ -1050,30 +1047,19 @@ func (d *distribution) pay(ctx context.Context) error {
 	return res.StillProcessing("revenue shares", "Infinia", c.Wait)
 }
 
-// credentialsRefused is the stage's error once Infinia refused our
-// credentials while the revenue shares were sent or asked about (err, the
-// engine's, which stopped at it): our key pair rotated at Infinia under
-// the run, say. Nothing more was sent: every request would be refused
-// alike, and each one refused was left unknown. A configuration error
-// (exit 2) in one line, saying what to check and that the re-run is safe:
-// the share refused moved nothing and is asked about by its requestNo (and
-// sent again under it once Infinia takes our key), and those sent before
-// are asked about as any in flight.
-func credentialsRefused(err error) error {
-	return pipeline.Errorf(pipeline.KindUsage, "Infinia", "refused our credentials during the revenue shares, and nothing more was sent: "+
-		"check --%s (the public key Infinia holds for it: changed at Infinia?) and --%s, then run again: a revenue share refused so moved nothing, "+
-		"and each one sent is asked about by its requestNo before it is sent again: %w", "infinia-private-key-file", "infinia-app-id", err)
+// refusedOurKey reports whether err is Infinia refusing our credentials
+// (ErrCredentials, a usage error): our key pair changed at Infinia under
+// the run, say - not a refusal of one request.
+func refusedOurKey(err error) bool {
+	return errors.Is(err, ErrCredentials) && pipeline.KindOf(err) == pipeline.KindUsage
 }
 
-// planningRefused is the stage's error once Infinia refused our
-// credentials while the revenue shares were planned (err, planning's: a
-// binding, the platform balance, a seller's available share, or an
-// earlier share asked about). Planning sends nothing, and the stage
-// stopped before sending: a configuration error (exit 2) in one line,
-// saying what to check, as credentialsRefused does for a refusal while
-// sending. The re-run plans again from the start.
-func planningRefused(err error) error {
-	return pipeline.Errorf(pipeline.KindUsage, "Infinia", "refused our credentials while the revenue shares were planned, and nothing was sent: "+
-		"check --%s (the public key Infinia holds for it: changed at Infinia?) and --%s, then run again: planning asks again from the start: %w",
-		"infinia-private-key-file", "infinia-app-id", err)
+// ourKeyRefused is a stage's error once Infinia refused our credentials
+// (err, refusedOurKey): a configuration error (exit 2) in one line saying
+// when (what was or was not sent), what to check, and why running again
+// is safe (rerun). The client's own text named no flag.
+func ourKeyRefused(err error, when, rerun string) error {
+	return pipeline.Errorf(pipeline.KindUsage, "Infinia", "refused our credentials %s: "+
+		"check --%s (the public key Infinia holds for it: changed at Infinia?) and --%s, then run again: %s: %w",
+		when, "infinia-private-key-file", "infinia-app-id", rerun, err)
 }

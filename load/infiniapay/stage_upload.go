@@ -67,27 +67,19 @@ import (
 //
 // An Infinia that refuses our credentials for a status question (our key
 // pair changed at Infinia, say) stops the stage with a configuration
-// error (exit 2) in one line naming the flags to check (uploadRefused).
+// error (exit 2) in one line naming the flags to check (ourKeyRefused:
+// the client's text named neither). The files go by SFTP, under another
+// key: those uploaded are asked about again by the re-run, never
+// uploaded again blindly.
 func UploadStage(c StageConfig) pipeline.StageFunc {
 	stage := uploadStage(c)
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
 		summary, err := stage(ctx, run)
-		if errors.Is(err, ErrCredentials) && pipeline.KindOf(err) == pipeline.KindUsage {
-			return summary, uploadRefused(err)
+		if refusedOurKey(err) {
+			return summary, ourKeyRefused(err, "when asked about the trade files", "a file uploaded is asked about again, never uploaded again blindly")
 		}
 		return summary, err
 	}
-}
-
-// uploadRefused is the upload stage's error once Infinia refused our
-// credentials for a status question (err, the stage's, which stopped at
-// it): the client's text named neither flag (found by a review). The
-// files go by SFTP, under another key: those uploaded are asked about
-// again by the re-run, never uploaded again blindly.
-func uploadRefused(err error) error {
-	return pipeline.Errorf(pipeline.KindUsage, "Infinia", "refused our credentials when asked about the trade files: "+
-		"check --%s (the public key Infinia holds for it: changed at Infinia?) and --%s, then run again: a file uploaded is asked about again, "+
-		"never uploaded again blindly: %w", "infinia-private-key-file", "infinia-app-id", err)
 }
 
 func uploadStage(c StageConfig) pipeline.StageFunc {
