@@ -281,8 +281,13 @@ const pastHold = pipeline.HeldPrefix + "nothing sent: the date is past Infinia's
 // as much with a Memory that now reaches the date: released only with the
 // flag, the orders an earlier run held stayed named held while a run
 // given a longer --infinia-query-memory paid them (found by a review).
+//
+// A run's first attempt held nothing before (the guard holds within a run
+// whatever it holds the date for, and releases nothing then): it skips the
+// release, an UPDATE walking the run's items (0.4-0.6 s at 1,000,000), on
+// the nights that are nearly all first attempts.
 func (c *StageConfig) releasePast(ctx context.Context, run *pipeline.Run, state pipeline.ItemState, past error) error {
-	if past != nil {
+	if past != nil || run.Attempts <= 1 {
 		return nil
 	}
 	_, err := c.Store.ReleaseWaiting(ctx, run.ID, c.Channels, state, pastHold)
