@@ -13,6 +13,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/semaphore"
 )
 
 // SellerStatus is Infinia's seller status notification, confirmed.
@@ -119,7 +120,7 @@ type Webhook struct {
 	open        func([]byte, *rsa.PrivateKey, *rsa.PublicKey) (RequestEnvelope, []byte, error) // OpenNotification
 	decryptWait time.Duration                                                                  // for a turn to decrypt
 	slotsOnce   sync.Once
-	slots       chan struct{} // a turn to decrypt each: MaxDecrypting
+	slots       *semaphore.Weighted // a turn to decrypt each: MaxDecrypting
 
 	mu         sync.Mutex
 	done       *lru.Cache[notification, struct{}] // notifications confirmed and recorded, the latest maxRemembered
@@ -274,27 +275,20 @@ func (h *Webhook) turn(ctx context.Context) (release func(), err error) {
 		if n <= 0 {
 			n = runtime.GOMAXPROCS(0)
 		}
-		h.slots = make(chan struct{}, n)
+		h.slots = semaphore.NewWeighted(int64(n))
 	})
-	release = func() { <-h.slots }
-	select {
-	case h.slots <- struct{}{}:
+	release = func() { h.slots.Release(1) }
+	if h.slots.TryAcquire(1) {
 		return release, nil
-	default:
 	}
-	if h.decryptWait <= 0 {
-		return nil, errDecryptBusy
+	if h.decryptWait > 0 {
+		ctx, cancel := context.WithTimeout(ctx, h.decryptWait)
+		defer cancel()
+		if h.slots.Acquire(ctx, 1) == nil {
+			return release, nil
+		}
 	}
-	t := time.NewTimer(h.decryptWait)
-	defer t.Stop()
-	select {
-	case h.slots <- struct{}{}:
-		return release, nil
-	case <-t.C:
-		return nil, errDecryptBusy
-	case <-ctx.Done():
-		return nil, errDecryptBusy
-	}
+	return nil, errDecryptBusy
 }
 
 // record calls onStatus once per notification that the query confirms.
