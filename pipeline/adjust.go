@@ -112,11 +112,14 @@ func ReadLateRefund(row LateRefundRow, runID int64) LateRefund {
 	return r
 }
 
-// Adjustment kinds: a payout held (owed to the seller, positive) and a
-// clawback (owed by the seller, negative).
+// Adjustment kinds: a payout held (owed to the seller, positive), a
+// clawback (owed by the seller, negative), and a balance a person closed
+// (settle sellers close: the opposite of the balance, moved to the
+// platform's books; see ledger.CloseBalance).
 const (
 	AdjustHeld     = "held"
 	AdjustClawback = "clawback"
+	AdjustClose    = "close"
 )
 
 // Adjustment is one entry of a seller's carried balance in one currency.

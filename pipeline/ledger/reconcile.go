@@ -636,7 +636,11 @@ func (r Reader) Resolutions(ctx context.Context, d pipeline.Date) ([]Resolution,
 		UNION ALL
 		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at, s.actor, s.db_role
 		FROM resolutions s JOIN trade_files t ON t.name = s.subject AND t.request_no = s.idem_key AND t.business_date = $1
-		WHERE s.kind IN ('`+KindSentAgain+`', '`+KindRefusedRowsSentAgain+`')) x ORDER BY subject, kind`, d.String())
+		WHERE s.kind IN ('`+KindSentAgain+`', '`+KindRefusedRowsSentAgain+`')
+		UNION ALL
+		SELECT s.kind, s.subject, s.idem_key, s.note, s.resolved_at, s.actor, s.db_role
+		FROM resolutions s JOIN adjustments a ON a.kind = 'close' AND a.subject = s.idem_key AND a.business_date = $1
+		WHERE s.kind = '`+KindBalanceClosed+`') x ORDER BY subject, kind`, d.String())
 	if err != nil {
 		return nil, fmt.Errorf("read resolutions of %s: %w", d, err)
 	}

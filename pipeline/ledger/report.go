@@ -59,6 +59,11 @@ func (r Reader) OrderLines(ctx context.Context, d pipeline.Date, fn func(pipelin
 		FROM adjustments a JOIN runs r ON r.id = a.run_id
 		LEFT JOIN items i ON i.order_no = a.order_no
 		WHERE a.reprice_id = ANY (ARRAY(SELECT id FROM reprices WHERE business_date = $1))
+		UNION ALL
+		SELECT '', a.seller_id, '', a.currency, '', '0', (-a.commission_back)::text, a.amount_minor::text, 'close', 'closed', a.reason,
+		       '', a.subject, '', r.shard_index || '/' || r.shard_count, 0
+		FROM adjustments a JOIN runs r ON r.id = a.run_id
+		WHERE a.kind = 'close' AND a.business_date = $1
 		ORDER BY 1, 9, 16, 15, 11, 6`, d.String())
 	if err != nil {
 		return fmt.Errorf("read order lines: %w", err)
@@ -231,8 +236,11 @@ const sellerLinesQuery = `
 		adj AS (
 			SELECT a.seller_id, a.currency,
 			       sum(a.amount_minor) FILTER (WHERE a.business_date < $1 AND (a.netted_date IS NULL OR a.netted_date >= $1)) AS carried_in,
-			       sum(a.amount_minor) FILTER (WHERE a.kind IN ('clawback', 'reprice') AND a.business_date = $1) AS clawback,
+			       sum(a.amount_minor) FILTER (WHERE a.kind IN ('clawback', 'reprice', 'close') AND a.business_date = $1) AS clawback,
 			       sum(a.amount_minor) FILTER (WHERE a.business_date <= $1 AND (a.netted_date IS NULL OR a.netted_date > $1)) AS carried_out,
+			       -- The entries a close netted (settle sellers close) sum
+			       -- to 0 with it: they add nothing here (the close is in
+			       -- clawback, on its date).
 			       sum(a.amount_minor) FILTER (WHERE a.netted_date = $1 AND p.paid IS NULL) AS in_flight
 			-- The entries open (netted_date IS NULL: netted_into = '') and
 			-- those netted on or after the date, each through its index;
@@ -331,7 +339,40 @@ func (r Reader) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipel
 	if err := r.clawbackSummary(ctx, d, fn); err != nil {
 		return err
 	}
-	return r.repriceSummary(ctx, d, fn)
+	if err := r.repriceSummary(ctx, d, fn); err != nil {
+		return err
+	}
+	return r.closeSummary(ctx, d, fn)
+}
+
+// closeSummaryQuery sums the closes of carried balances recorded on a
+// date (its argument) by currency.
+const closeSummaryQuery = `SELECT currency, count(*), -sum(commission_back), sum(amount_minor)
+		FROM adjustments WHERE kind = 'close' AND business_date = $1 GROUP BY currency ORDER BY currency`
+
+// closeSummary adds a row per currency for the carried balances a person
+// closed on date d (settle sellers close): the sellers' balances closed
+// (the opposite of what they were) and the platform's part, which takes
+// them (its commission), adding up to 0; the sellers' part is in carried,
+// the balance it brings to 0.
+func (r Reader) closeSummary(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
+	rows, err := r.q.QueryContext(ctx, closeSummaryQuery, d.String())
+	if err != nil {
+		return fmt.Errorf("read summary: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		s := pipeline.SummaryLine{Channel: "(balances closed)"}
+		if err := rows.Scan(&s.Currency, &s.Orders, &s.Commission, &s.Seller); err != nil {
+			return err
+		}
+		s.Carried = s.Seller
+		s.Balanced = s.Refunded+s.Commission+s.Seller == 0
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // repriceSummaryQuery sums the reprice entries of a date (its argument) by currency.
@@ -413,7 +454,7 @@ func orderBalanced(o pipeline.OrderLine) string {
 		v[i] = n
 	}
 	ok := v[0] == v[1]+v[2]+v[3]
-	if o.Action == "late_refund" || o.Action == "reprice" {
+	if o.Action == "late_refund" || o.Action == "reprice" || o.Action == "close" {
 		ok = o.Commission == "" || v[1]+v[2]+v[3] == 0
 	}
 	return strconv.FormatBool(ok)
