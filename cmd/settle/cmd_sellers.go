@@ -22,7 +22,7 @@ func sellersCommand(cfg *config) *cli.Command {
 	flags := append(databaseFlags(), infiniaFlags()...)
 	return &cli.Command{
 		Name:  "sellers",
-		Usage: "Infinia Pay account bindings: bind a seller, refresh statuses, receive the status webhook",
+		Usage: "Infinia Pay account bindings: bind a seller, refresh statuses, receive the status webhook; close a seller's carried balance settled outside settle",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "bind",
@@ -51,8 +51,87 @@ func sellersCommand(cfg *config) *cli.Command {
 					&cli.StringFlag{Name: "path", EnvVars: []string{"SETTLE_WEBHOOK_PATH"}, Value: "/infinia/seller-status", Usage: "path of the webhook"}),
 				Action: func(c *cli.Context) error { return cfg.sellersWebhook(c) },
 			},
+			{
+				Name: "close",
+				Usage: "record that a person settled a seller's carried balance in one currency outside settle (paid it, collected it, or forgave it): " +
+					"the balance is closed to 0, moved to the platform's books, and no run carries, pays or holds it again",
+				Flags: append(ledgerFlags(ledgerURLUsage),
+					&cli.StringFlag{Name: "seller", Usage: "the seller (the platform's id, as sellers.csv and settle status give it) (required)"},
+					&cli.StringFlag{Name: "currency", Usage: "the currency of the balance (required)"},
+					&cli.StringFlag{Name: "note", Usage: "who settled it or decided to forgive it, how, and the reference (required)"},
+					&cli.StringFlag{Name: flagActor, EnvVars: []string{"SETTLE_ACTOR"}, Usage: "who decides this, recorded with the close and shown by settle status (default: the OS user running settle; \"unknown\" when it has none)"},
+					&cli.BoolFlag{Name: "force", Usage: "close the balance of a seller the platform still gives (the latest run read it): its next revenue shares would pay it, or net what it owes"},
+					&cli.BoolFlag{Name: "dry-run", Usage: "say what would be closed, and what refuses it; record nothing"}),
+				Action: func(c *cli.Context) error { return cfg.sellersClose(c) },
+			},
 		},
 	}
+}
+
+// sellersClose closes a seller's carried balance in one currency that a
+// person settled outside settle, or forgave (ledger.CloseBalance): dated
+// the latest date run (ledger.CloseRun), under that date's lock, so that
+// no run of it begins meanwhile (exit 75 while a process holds it, or any
+// other date's). Said again, it says the balance was closed before and
+// records nothing.
+func (cfg *config) sellersClose(c *cli.Context) error {
+	seller := strings.TrimSpace(c.String("seller"))
+	if seller == "" || c.NArg() > 0 {
+		return pipeline.Errorf(pipeline.KindUsage, "--seller", "required: the seller whose carried balance to close (and no other argument)")
+	}
+	if c.String("currency") == "" {
+		return pipeline.Errorf(pipeline.KindUsage, "--currency", "required: the currency of the balance to close")
+	}
+	cur, err := pipeline.ParseCurrency(c.String("currency"))
+	if err != nil {
+		return pipeline.E(pipeline.KindUsage, "--currency", err)
+	}
+	if strings.TrimSpace(c.String("note")) == "" {
+		return pipeline.Errorf(pipeline.KindUsage, "--note", "required: who settled the balance outside settle, or decided to forgive it, how, and the reference")
+	}
+	actor, err := actorOf(c)
+	if err != nil {
+		return err
+	}
+	dry := c.Bool("dry-run")
+	l, err := cfg.openLedger(c.Context, c, !dry)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	l.SetActor(actor)
+	run, err := l.CloseRun(c.Context, seller)
+	if err != nil {
+		return err
+	}
+	if !dry {
+		release, err := l.LockDate(c.Context, run.Key.Date)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	bc, err := l.CloseBalance(c.Context, run, seller, cur, c.String("note"), c.Bool("force"), dry)
+	if err != nil {
+		return err
+	}
+	balance := pipeline.Money{Minor: bc.Balance, Currency: cur}
+	switch {
+	case bc.Before != nil:
+		r := bc.Before
+		fmt.Fprintf(cfg.stdout, "the carried balance of %s in %s was closed before (%s) at %s by %s: %s\nnothing recorded: no balance of it is carried\n",
+			seller, cur, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
+	case dry:
+		fmt.Fprintf(cfg.stdout, "dry run: would close the carried balance of %s in %s: %s (%d entries, since %s), recorded on %s as %s: %s\nnothing recorded\n",
+			seller, cur, balance, bc.Entries, bc.Since, bc.Date, bc.Key, bc.Reason)
+	default:
+		r := bc.Resolution
+		fmt.Fprintf(cfg.stdout, "closed the carried balance of %s in %s: %s (%d entries, since %s), recorded on %s as %s at %s by %s: %s\n",
+			seller, cur, balance, bc.Entries, bc.Since, bc.Date, r.Key, r.ResolvedAt.UTC().Format(time.RFC3339), r.Who(), r.Note)
+		fmt.Fprintf(cfg.stdout, "no run carries, pays or holds it again; settle status --date %s lists the close, and settle report --date %s writes the date's reports with it "+
+			"(a run that ended needing a person for the balance stays so until its date is run again: settle run --date D)\n", bc.Date, bc.Date)
+	}
+	return nil
 }
 
 // sellerTools opens the ledger and the Infinia client the seller commands use.
