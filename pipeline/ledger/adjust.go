@@ -19,6 +19,12 @@ import (
 // run locks, which use one key.
 const carryLockClass = 0x5e771e
 
+// carriedLockClass is the first key of the transaction-level advisory
+// lock over every carried balance of the ledger (the second is a hash of
+// its schema): lockCarry takes it shared before a seller's carry lock, a
+// reprice exclusively, instead of its sellers' carry locks (lockCarried).
+const carriedLockClass = 0x5e7721
+
 // orderLockClass is the first key of the lock that serialises the
 // clawbacks of one order.
 const orderLockClass = 0x5e771f
@@ -29,8 +35,42 @@ const orderLockClass = 0x5e771f
 // worked out on the split a reprice is changing.
 const repriceLockClass = 0x5e7720
 
-func lockCarry(ctx context.Context, tx *sql.Tx, sellerID string, cur pipeline.Currency) error {
-	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, carryLockClass, sellerID+"/"+string(cur))
+// lockCarry takes, until tx ends, the carry lock of the seller's balance
+// in cur: every change to a carried balance - an entry recorded (a
+// clawback, a carry), netted into a revenue share planned, or opened
+// again by one that failed - is made under it, so that two transactions
+// never work one balance out at once. It takes the ledger's
+// carried-balances lock first, shared, in the same statement (no round
+// trip more): a reprice commits its entries under that lock held
+// exclusively (lockCarried), every seller's carry lock at once, so that
+// a revenue share planned meanwhile nets all of them or none. The shared
+// lock is re-entrant: a transaction taking several carry locks holds it
+// once, and is granted it again at once, never queued behind a reprice
+// waiting for it.
+func (l *Ledger) lockCarry(ctx context.Context, tx *sql.Tx, sellerID string, cur pipeline.Currency) error {
+	// The subquery, volatile, is not pulled up into the outer query: the
+	// shared lock is taken first.
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))
+		FROM (SELECT pg_advisory_xact_lock_shared($3, hashtext($4))) AS carried`,
+		carryLockClass, sellerID+"/"+string(cur), carriedLockClass, l.schema)
+	return err
+}
+
+// lockCarried takes, until tx ends, the ledger's carried-balances lock
+// exclusively: the carry lock of every seller and currency at once, one
+// lock however many sellers a reprice changes. A reprice took one carry
+// lock per seller and currency, and one of more than the server's lock
+// table holds (max_locks_per_transaction times its connections: 6,400 by
+// default) failed, "out of shared memory", nothing recorded; one of
+// thousands could leave a run beside it that error. It waits for the
+// transactions holding a carry lock to end (each a few statements; none
+// waits on a reprice: a date's reprice lock and an order's lock are taken
+// before a carry lock, never after it), and a carry lock asked for
+// meanwhile waits until tx ends (PostgreSQL queues a shared request behind
+// an exclusive one waiting: a stream of carry locks does not keep it
+// waiting).
+func (l *Ledger) lockCarried(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, carriedLockClass, l.schema)
 	return err
 }
 
@@ -354,7 +394,7 @@ func (l *Ledger) ResolveLateRefund(ctx context.Context, run *pipeline.Run, refun
 		if adj == nil {
 			return nil
 		}
-		if err := lockCarry(ctx, tx, adj.SellerID, adj.Currency); err != nil {
+		if err := l.lockCarry(ctx, tx, adj.SellerID, adj.Currency); err != nil {
 			return err
 		}
 		_, err = insertAdjustment(ctx, tx, run, *adj)
@@ -432,7 +472,7 @@ func (r Reader) OpenCarries(ctx context.Context, upTo pipeline.Date) ([]pipeline
 func (l *Ledger) CarryItems(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, subject, reason string) (int64, int64, error) {
 	var amount, n int64
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
-		if err := lockCarry(ctx, tx, sellerID, cur); err != nil {
+		if err := l.lockCarry(ctx, tx, sellerID, cur); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM payout_candidates WHERE run_id = $1 AND currency = $2 AND seller_id = $3`,
@@ -482,7 +522,7 @@ func carryItems(ctx context.Context, tx *sql.Tx, run *pipeline.Run, sellerID str
 func (l *Ledger) PlanPayout(ctx context.Context, run *pipeline.Run, sellerID string, channels []pipeline.Channel, e pipeline.Effect) (pipeline.Effect, error) {
 	var stored pipeline.Effect
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
-		if err := lockCarry(ctx, tx, sellerID, e.Currency); err != nil {
+		if err := l.lockCarry(ctx, tx, sellerID, e.Currency); err != nil {
 			return err
 		}
 		var payable, carried int64
@@ -569,7 +609,7 @@ const payoutSucceededCarriedQuery = `UPDATE items SET state = 'paid', payout_key
 // carried with the reason. Nothing moved, so nothing is lost.
 func (l *Ledger) PayoutFailed(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect, reason string) error {
 	return l.inTx(ctx, func(tx *sql.Tx) error {
-		if err := lockCarry(ctx, tx, sellerID, cur); err != nil {
+		if err := l.lockCarry(ctx, tx, sellerID, cur); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE adjustments SET netted_into = '', netted_date = NULL, reopened_from = $1 WHERE netted_into = $1`, e.Subject); err != nil {
@@ -590,7 +630,7 @@ func (l *Ledger) PayoutFailed(ctx context.Context, run *pipeline.Run, sellerID s
 // uploaded items takes hold back, and the share's next attempt covers them.
 func (l *Ledger) PayoutFailedHeld(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect, hold string) error {
 	return l.inTx(ctx, func(tx *sql.Tx) error {
-		if err := lockCarry(ctx, tx, sellerID, cur); err != nil {
+		if err := l.lockCarry(ctx, tx, sellerID, cur); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE adjustments SET netted_into = '', netted_date = NULL, reopened_from = $1 WHERE netted_into = $1`, e.Subject); err != nil {
