@@ -106,7 +106,7 @@ func (l *Ledger) CloseBalance(ctx context.Context, run *pipeline.Run, sellerID s
 		return pipeline.Errorf(pipeline.KindUsage, "sellers close", "%s %s: "+format, append([]any{sellerID, cur}, args...)...)
 	}
 	err := l.inTx(ctx, func(tx *sql.Tx) error {
-		if err := lockCarry(ctx, tx, sellerID, cur); err != nil {
+		if err := l.lockCarry(ctx, tx, sellerID, cur); err != nil {
 			return err
 		}
 		var newest sql.NullInt64
