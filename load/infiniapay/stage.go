@@ -139,6 +139,14 @@ type Store interface {
 	PayoutSucceeded(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect) error
 	PayoutFailed(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect, reason string) error
 	PayoutFailedHeld(ctx context.Context, run *pipeline.Run, sellerID string, cur pipeline.Currency, channels []pipeline.Channel, e pipeline.Effect, hold string) error
+	// HoldCarriedWithDate holds with the run's date the open carried
+	// balance, up to the date, of the sellers whose items of the run have
+	// the reason hold: netted into no revenue share until
+	// ReleaseCarriedWithDate, by a run of the date, and then into the
+	// date's. It returns the sellers and currencies held;
+	// ReleaseCarriedWithDate how many it released.
+	HoldCarriedWithDate(ctx context.Context, run *pipeline.Run, channels []pipeline.Channel, hold string) ([]pipeline.SellerCurrency, error)
+	ReleaseCarriedWithDate(ctx context.Context, run *pipeline.Run) (int, error)
 }
 
 // Effect kinds of the Infinia stages.

@@ -716,3 +716,99 @@ func (l *Ledger) LaterDatesRunBefore(ctx context.Context, run *pipeline.Run, mar
 	}
 	return from, later, rows.Err()
 }
+
+// carriedWithDate is the netted_into of a seller's entries
+// HoldCarriedWithDate held with date d: it begins with
+// pipeline.HeldPrefix, so that it is the subject of no payout (a revenue
+// share's is RS/...). Their netted_date is d: the date's reports count
+// them unsettled, and a later date's do not carry them in.
+func carriedWithDate(d pipeline.Date) string {
+	return pipeline.HeldPrefix + "carried balance held with " + d.String() + ", past the provider's memory"
+}
+
+// HoldCarriedWithDate holds with the run's date the open carried balance,
+// up to the date, of the sellers and currencies whose items of the run in
+// the channels have the reason hold (the hold of a date past the
+// provider's memory): held, its entries are netted into no revenue share
+// (netted_into is carriedWithDate) until ReleaseCarriedWithDate, and then
+// into the date's own. It returns the sellers and currencies of those
+// items.
+//
+// A run the ledger does not hold (restored from a backup) may have sent
+// the date's revenue share, netting that balance, under a requestNo the
+// provider forgot. Left open, a later date's share netted it again: its
+// clawbacks were taken back from the seller twice, and the provider's
+// available share of the seller did not catch its positive entries paid
+// twice as it does a positive balance alone (the later share asks more
+// than the seller has), since the first share's clawbacks left room for
+// them. Held with the date, the date's share, sent once a person checked
+// the provider's records (or replayed by the provider), nets it whole,
+// the amount that run sent.
+func (l *Ledger) HoldCarriedWithDate(ctx context.Context, run *pipeline.Run, channels []pipeline.Channel, hold string) ([]pipeline.SellerCurrency, error) {
+	var held []pipeline.SellerCurrency
+	if err := l.db.SelectContext(ctx, &held, `SELECT DISTINCT seller_id AS "sellerid", currency FROM items
+		WHERE run_id = $1 AND channel = ANY ($2) AND reason = $3 ORDER BY 1, 2`, run.ID, channelNames(channels), hold); err != nil {
+		return nil, fmt.Errorf("read the sellers held past the provider's memory: %w", err)
+	}
+	if len(held) == 0 {
+		return nil, nil
+	}
+	err := l.moveCarried(ctx, held, `UPDATE adjustments a SET netted_into = $3, netted_date = $4
+		FROM unnest($1::text[], $2::text[]) AS h(seller_id, currency)
+		WHERE a.seller_id = h.seller_id AND a.currency = h.currency AND a.netted_into = '' AND a.business_date <= $4`,
+		carriedWithDate(run.Key.Date), run.Key.Date.String())
+	if err != nil {
+		return nil, fmt.Errorf("hold carried balances with %s: %w", run.Key.Date, err)
+	}
+	return held, nil
+}
+
+// ReleaseCarriedWithDate opens again the entries HoldCarriedWithDate held
+// with the run's date of the sellers of its shard (for a run that may
+// send the date's new requests), so that the date's revenue share nets
+// them. It returns how many sellers and currencies it released.
+func (l *Ledger) ReleaseCarriedWithDate(ctx context.Context, run *pipeline.Run) (int, error) {
+	mark := carriedWithDate(run.Key.Date)
+	var all, mine []pipeline.SellerCurrency
+	if err := l.db.SelectContext(ctx, &all, `SELECT DISTINCT seller_id AS "sellerid", currency FROM adjustments
+		WHERE netted_into = $1 ORDER BY 1, 2`, mark); err != nil {
+		return 0, fmt.Errorf("read the carried balances held with %s: %w", run.Key.Date, err)
+	}
+	for _, sc := range all {
+		if run.Key.Shard.Owns(sc.SellerID) {
+			mine = append(mine, sc)
+		}
+	}
+	if len(mine) == 0 {
+		return 0, nil
+	}
+	err := l.moveCarried(ctx, mine, `UPDATE adjustments a SET netted_into = '', netted_date = NULL
+		FROM unnest($1::text[], $2::text[]) AS h(seller_id, currency)
+		WHERE a.seller_id = h.seller_id AND a.currency = h.currency AND a.netted_into = $3`, mark)
+	if err != nil {
+		return 0, fmt.Errorf("release the carried balances held with %s: %w", run.Key.Date, err)
+	}
+	return len(mine), nil
+}
+
+// moveCarried runs update ($1 the sellers, $2 their currencies, args from
+// $3) in one transaction holding the carried-balance lock of each seller
+// and currency, as PlanPayout does: a revenue share planned meanwhile
+// either nets the entries before they move or finds its balance moved
+// (pipeline.ErrBalanceMoved), never nets entries its amount left out nor
+// leaves out entries it counted.
+func (l *Ledger) moveCarried(ctx context.Context, scs []pipeline.SellerCurrency, update string, args ...any) error {
+	sellers, curs := make(pq.StringArray, len(scs)), make(pq.StringArray, len(scs))
+	for i, sc := range scs {
+		sellers[i], curs[i] = sc.SellerID, string(sc.Currency)
+	}
+	return l.inTx(ctx, func(tx *sql.Tx) error {
+		for _, sc := range scs {
+			if err := lockCarry(ctx, tx, sc.SellerID, sc.Currency); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, update, append([]any{sellers, curs}, args...)...)
+		return err
+	})
+}

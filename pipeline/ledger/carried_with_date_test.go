@@ -1,0 +1,89 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/settlekit/settle/pipeline"
+)
+
+// TestACarriedBalanceHeldWithADateIsNettedByItsShareAlone: S1's order Ta
+// of day is held past the provider's memory; HoldCarriedWithDate holds
+// with day S1's open balance in USD up to day (100 carried, a clawback of
+// -50 recorded on day), not its entry of the day after, nor another
+// seller's or another currency's (S1 has no order held in EUR), nor one
+// netted already. Held, a later date's revenue share does not net it (a
+// run the ledger lost may have netted it into day's, under a requestNo
+// the provider forgot: it took the clawback back twice), and it is no
+// open balance. Released by a run of another shard, nothing moves;
+// released by day's run, day's share nets it.
+func TestACarriedBalanceHeldWithADateIsNettedByItsShareAlone(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := carryFixture(t, l)
+	const hold = "held: past the provider memory"
+	for _, q := range []string{
+		fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, refund_minor, business_date, run_id)
+			VALUES ('S1', 'USD', 'clawback', -50, 50, '%s', %d)`, run.Key.Date, run.ID),
+		`UPDATE items SET reason = '` + hold + `' WHERE order_no = 'Ta'`,
+	} {
+		if _, err := l.DB().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := l.HoldCarriedWithDate(ctx, run, shareChannels, hold)
+	if want := []pipeline.SellerCurrency{{SellerID: "S1", Currency: "USD"}}; err != nil || !reflect.DeepEqual(held, want) {
+		t.Fatalf("held %v, %v; want %v", held, err, want)
+	}
+	mark := "held: carried balance held with " + run.Key.Date.String() + ", past the provider's memory"
+	want := map[string][]int64{"": {200, 400, 800}, "RS/old": {1600}, mark: {-50, 100}}
+	if got := nettedInto(t, l); !reflect.DeepEqual(got, want) {
+		t.Fatalf("entries by what nets them after the hold: %v, want %v", got, want)
+	}
+	if again, err := l.HoldCarriedWithDate(ctx, run, shareChannels, hold); err != nil || len(again) != 1 {
+		t.Fatalf("held again: %v, %v", again, err)
+	}
+	if got := nettedInto(t, l); !reflect.DeepEqual(got, want) {
+		t.Fatalf("entries after holding again: %v, want %v", got, want)
+	}
+	carries, err := l.OpenCarries(ctx, pipeline.Date{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range carries {
+		if c.SellerID == "S1" && c.Currency == "USD" && c.Amount != 800 {
+			t.Errorf("S1's open balance in USD %d, want 800 (the day after's entry alone)", c.Amount)
+		}
+	}
+	after := openRun(t, l, day.AddDays(1))
+	if _, err := l.PlanPayout(ctx, after, "S1", shareChannels, payout(after, 800-50+100, 1)); !errors.Is(err, pipeline.ErrBalanceMoved) {
+		t.Fatalf("the day after's share netting the held balance: %v, want ErrBalanceMoved", err)
+	}
+	later, err := l.PlanPayout(ctx, after, "S1", shareChannels, payout(after, 800, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := *run
+	other.Key.Shard = pipeline.Shard{Index: 0, Count: 2}
+	if other.Key.Shard.Owns("S1") {
+		other.Key.Shard.Index = 1
+	}
+	if n, err := l.ReleaseCarriedWithDate(ctx, &other); err != nil || n != 0 {
+		t.Fatalf("released by another shard: %d, %v; want nothing", n, err)
+	}
+	if n, err := l.ReleaseCarriedWithDate(ctx, run); err != nil || n != 1 {
+		t.Fatalf("released: %d, %v; want S1 in USD", n, err)
+	}
+	e, err := l.PlanPayout(ctx, run, "S1", shareChannels, payout(run, 3000+100-50, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = map[string][]int64{"": {200, 400}, "RS/old": {1600}, later.Subject: {800}, e.Subject: {-50, 100}}
+	if got := nettedInto(t, l); !reflect.DeepEqual(got, want) {
+		t.Fatalf("entries after the release and the date's share: %v, want %v", got, want)
+	}
+}
