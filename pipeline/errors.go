@@ -253,6 +253,38 @@ func (p *Problems) Error() string {
 	return msg
 }
 
+// WithProblems is err, a stage's error that stops the run (our
+// credentials refused by a provider: exit 2), with problems, what the
+// stage had found for a person before it stopped (a Problems'
+// NeedsPerson, or nil): its words and kind are err's alone (a
+// configuration error says in one line what to fix), and problems are in
+// its tree (ProblemsOf, NotesOf, SubjectAttrs), which the runner says in
+// the stage's NEEDS A PERSON line before it stops (StopProblems). Dropped,
+// the night's log said nothing of them (the holds and refusals a person
+// must look at), and the ledger's holds were told only by the re-run
+// (found by a review). err alone when problems is nil.
+func WithProblems(err, problems error) error {
+	if err == nil || problems == nil {
+		return err
+	}
+	return withProblems{err: err, problems: problems}
+}
+
+type withProblems struct{ err, problems error }
+
+func (e withProblems) Error() string   { return e.err.Error() }
+func (e withProblems) Unwrap() []error { return []error{e.err, e.problems} }
+
+// StopProblems returns the problems WithProblems gave err, a stage's
+// error that stops the run, nil when none.
+func StopProblems(err error) error {
+	var w withProblems
+	if errors.As(err, &w) {
+		return w.problems
+	}
+	return nil
+}
+
 // ProblemsOf gathers the Problems in err's tree (through wraps and joins):
 // the first n subjects and the count of all of them.
 func ProblemsOf(err error, n int) (first []string, count int) {

@@ -230,6 +230,13 @@ func (r *Runner) Execute(ctx context.Context, key RunKey, p RunParams, until Sta
 			continue
 		}
 		if err != nil {
+			if np := StopProblems(err); np != nil {
+				// What the stage had found for a person before what
+				// stopped it (a provider refusing our credentials): said
+				// as when it finishes, the run's last line saying what
+				// stopped it.
+				log.Warn("NEEDS A PERSON: "+np.Error(), append([]any{"stage", st, "summary", summary, "took", r.now().Sub(start).Round(time.Millisecond)}, SubjectAttrs(np)...)...)
+			}
 			return res, unrecorded(fmt.Errorf("stage %s: %w", st, err), r.fail(run, st, err))
 		}
 		if !run.Done(st) {

@@ -11,8 +11,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/internal/rsakey"
 	"github.com/settlekit/settle/load/infiniapay"
+	"github.com/settlekit/settle/seed"
 )
 
 // TestInfiniaRefusingOurKeyMidRunSendsNothingMore: our key pair changes at
@@ -30,29 +32,8 @@ func TestInfiniaRefusingOurKeyMidRunSendsNothingMore(t *testing.T) {
 	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "6", "--seed", "2")
 	const balance = 1_000_000_00
 	sim := e.sim(nil, 6, nil, balance)
-	ours, err := rsakey.LoadPrivate(sim.Config.OurKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := rsa.GenerateKey(rand.Reader, testKeyBits)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const rotateAt = 2
-	var shares atomic.Int64
-	u, err := url.Parse(sim.Config.InfiniaURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, infiniapay.APIRevenueShare) && shares.Add(1) == rotateAt {
-			sim.Infinia.RegisterPlatformKey(&other.PublicKey)
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	sim.Config.InfiniaURL = srv.URL + u.Path
+	shares, ours := rotateInfiniaKeyAt(t, sim, rotateAt)
 
 	out, code := e.runInfinia(sim, "--parallel", "1")
 	if code != 2 || !strings.Contains(out, "--infinia-private-key-file") || strings.Count(out, "refused our credentials") != 1 {
@@ -80,5 +61,70 @@ func TestInfiniaRefusingOurKeyMidRunSendsNothingMore(t *testing.T) {
 	e.checkPaidOnce(sim, balance)
 	if n := e.count(`SELECT count(*) FROM settle.effects WHERE kind = $1 AND (state <> 'succeeded' OR attempt <> 1)`, kind); n != 0 {
 		t.Errorf("%d revenue shares not succeeded at their first attempt", n)
+	}
+}
+
+// rotateInfiniaKeyAt has Infinia take another key of ours (refusing our
+// signature from then on) when the at-th revenue share request reaches
+// it, through a proxy in front of sim's Infinia. It returns the count of
+// revenue share requests and our key, for Infinia to take back.
+func rotateInfiniaKeyAt(t *testing.T, sim *paysim.Sim, at int64) (*atomic.Int64, *rsa.PrivateKey) {
+	t.Helper()
+	ours, err := rsakey.LoadPrivate(sim.Config.OurKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := rsa.GenerateKey(rand.Reader, testKeyBits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shares atomic.Int64
+	u, err := url.Parse(sim.Config.InfiniaURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, infiniapay.APIRevenueShare) && shares.Add(1) == at {
+			sim.Infinia.RegisterPlatformKey(&other.PublicKey)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	sim.Config.InfiniaURL = srv.URL + u.Path
+	return &shares, ours
+}
+
+// TestInfiniaRefusingOurKeyMidRunStillSaysWhatItHeld: a seller whose
+// Infinia binding is FROZEN is held for a person while the revenue shares
+// are planned; Infinia then refuses our key at the second share. The run
+// ends exit 2, its last line naming the flags to check, and the seller
+// held is said as a stage's problems are on other exits: in the stage's
+// one NEEDS A PERSON line, not in the last line. Before, the stop dropped
+// it: the night's log said nothing of the seller held, which only the
+// re-run, once the key was put right, told.
+func TestInfiniaRefusingOurKeyMidRunStillSaysWhatItHeld(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "6", "--seed", "2")
+	sim := e.sim(nil, 6, nil, 1_000_000_00)
+	sim.Infinia.SetBinding(seed.InfiniaID(3), "FROZEN")
+	rotateInfiniaKeyAt(t, sim, 2)
+	out, code := e.runInfinia(sim, "--parallel", "1")
+	var person, last []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(line, "NEEDS A PERSON") {
+			person = append(person, line)
+		}
+		if strings.HasPrefix(line, "settle: ") {
+			last = append(last, line)
+		}
+	}
+	if code != 2 || len(last) != 1 || !strings.Contains(last[0], "--infinia-private-key-file") || strings.Contains(last[0], "FROZEN") {
+		t.Fatalf("exit %d, want 2 with one last line naming --infinia-private-key-file alone:\n%s", code, out)
+	}
+	if len(person) != 1 || !strings.Contains(person[0], "stage=distribute") || !strings.Contains(person[0], "seller S00003") ||
+		!strings.Contains(person[0], "Infinia binding is FROZEN") {
+		t.Fatalf("%d NEEDS A PERSON lines, want the distribute stage's one naming seller S00003 held for its FROZEN binding:\n%s", len(person), out)
 	}
 }

@@ -72,6 +72,11 @@ func exitCode(err error, stderr io.Writer) int {
 			// Something to fix before running again (flags, configuration,
 			// credentials): one line says what, however many subjects it hit.
 			fmt.Fprintf(stderr, "settle: %s\n", oneLine(collapseRepeats(err.Error()), 1000))
+			if notes := withNotes(err, ""); notes != "" {
+				// The explanation of what the stage had held before it
+				// stopped (pipeline.WithProblems), as other exits say it.
+				fmt.Fprintln(stderr, "settle: "+notes)
+			}
 		} else {
 			fmt.Fprintf(stderr, "settle: %s\n", collapseRepeats(err.Error()))
 			if hint := withNotes(err, failureHint(err)); hint != "" {

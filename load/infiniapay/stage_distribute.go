@@ -70,7 +70,9 @@ import (
 // refused moved nothing: it is left unknown, marked not taken, neither
 // failed nor carried, and the re-run asks about it by its requestNo.
 // Before, the engine took the refused send for an unknown outcome and
-// sent every share left, each refused alike.
+// sent every share left, each refused alike. What the stage had found
+// for a person before the refusal goes with its error (stopped,
+// pipeline.WithProblems), said by the runner, not dropped.
 func DistributeStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
@@ -100,7 +102,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			// about an earlier share) refused for who we are: the same
 			// one line as a refusal while sending, not the client's
 			// generic text (found by a review).
-			return "", ourKeyRefused(err, "while the revenue shares were planned, and nothing was sent", "planning asks again from the start")
+			return "", d.stopped(ctx, leadPast, ourKeyRefused(err, "while the revenue shares were planned, and nothing was sent", "planning asks again from the start"))
 		}
 		if err != nil {
 			if oerr := d.carriedPast(ctx); oerr != nil {
@@ -116,6 +118,9 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			return fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.carried), stopped
 		}
 		err = d.pay(ctx)
+		if refusedOurKey(err) {
+			return "", d.stopped(ctx, leadPast, err)
+		}
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
 			return "", err
 		}
@@ -267,6 +272,19 @@ func (d *distribution) failed(ctx context.Context, e pipeline.Effect, reason str
 		return d.c.Store.PayoutFailedHeld(ctx, d.run, seller, e.Currency, d.c.Channels, e, pastHold)
 	}
 	return d.c.Store.PayoutFailed(ctx, d.run, seller, e.Currency, d.c.Channels, e, reason)
+}
+
+// stopped is the stage's error once Infinia refused our credentials
+// (err, ourKeyRefused), with the problems the stage had found for a
+// person before (pipeline.WithProblems: said by the runner, not dropped),
+// lead first, and the carried balances of the sellers held past
+// Infinia's memory held with the date (carriedPast).
+func (d *distribution) stopped(ctx context.Context, lead func(), err error) error {
+	if cerr := d.carriedPast(ctx); cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	lead()
+	return pipeline.WithProblems(err, d.problems.NeedsPerson())
 }
 
 // carriedPast, when the guard holds the run's date (d.past), holds with
