@@ -71,3 +71,31 @@ func TestProblemsLeadIsListedFirst(t *testing.T) {
 		t.Fatalf("Lead into a literal: %q", got)
 	}
 }
+
+// WithProblems keeps a stopping error's words and kind (exit 2, its one
+// line) and carries the problems found before it, for ProblemsOf, NotesOf
+// and StopProblems, through the runner's wraps; nil problems leave the
+// error as it is.
+func TestWithProblemsKeepsTheErrorsWordsAndKind(t *testing.T) {
+	refused := Errorf(KindUsage, "Infinia", "refused our credentials: check --infinia-private-key-file")
+	if got := WithProblems(refused, (&Problems{}).NeedsPerson()); got != refused {
+		t.Fatalf("no problems: %v, want the error itself", got)
+	}
+	p := &Problems{List: []string{"seller S1 USD: binding FROZEN"}, Notes: []string{"why it is held"}}
+	err := fmt.Errorf("run D: %w", fmt.Errorf("stage distribute: %w", WithProblems(refused, p.NeedsPerson())))
+	if KindOf(err) != KindUsage || err.Error() != "run D: stage distribute: "+refused.Error() {
+		t.Fatalf("kind %v, %q; want usage and the refusal's words alone", KindOf(err), err.Error())
+	}
+	if first, n := ProblemsOf(err, 3); n != 1 || first[0] != p.List[0] {
+		t.Fatalf("ProblemsOf: %v, %d", first, n)
+	}
+	if notes := NotesOf(err); len(notes) != 1 || notes[0] != "why it is held" {
+		t.Fatalf("NotesOf: %v", notes)
+	}
+	if np := StopProblems(err); np == nil || !strings.Contains(np.Error(), "binding FROZEN") {
+		t.Fatalf("StopProblems: %v", np)
+	}
+	if StopProblems(refused) != nil {
+		t.Fatal("StopProblems of an error without problems is not nil")
+	}
+}
