@@ -804,7 +804,7 @@ func (l *Ledger) moveCarried(ctx context.Context, scs []pipeline.SellerCurrency,
 	}
 	return l.inTx(ctx, func(tx *sql.Tx) error {
 		for _, sc := range scs {
-			if err := lockCarry(ctx, tx, sc.SellerID, sc.Currency); err != nil {
+			if err := l.lockCarry(ctx, tx, sc.SellerID, sc.Currency); err != nil {
 				return err
 			}
 		}
