@@ -1,0 +1,113 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
+)
+
+// closeFixture records S1's order O1 of the day before day, carried (900
+// USD, an open held entry of that date), and the runs of both dates: a
+// balance CloseBalance closes under the run of day, once nothing refuses
+// it. It returns the run of day.
+func closeFixture(t *testing.T, l *ledger.Ledger) *pipeline.Run {
+	t.Helper()
+	before := openRun(t, l, day.AddDays(-1))
+	run := openRun(t, l, day)
+	at := time.Date(day.Year, time.Month(day.Month), day.Day-1, 12, 0, 0, 0, time.UTC)
+	writeShares(t, l, before, at, []share{{"O1", "S1", chInfinia, "USD", 900}})
+	execAll(t, l,
+		`UPDATE items SET state = 'carried'`,
+		fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, business_date, run_id)
+			VALUES ('S1', 'USD', 'held', 900, '%s', %d)`, before.Key.Date, before.ID))
+	return run
+}
+
+func execAll(t *testing.T, l *ledger.Ledger, qs ...string) {
+	t.Helper()
+	for _, q := range qs {
+		if _, err := l.DB().Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// closeS1 closes S1's balance in USD under run (--force: the fixture
+// records no run_sellers).
+func closeS1(l *ledger.Ledger, run *pipeline.Run) (ledger.BalanceClose, error) {
+	return l.CloseBalance(context.Background(), run, "S1", "USD", "paid by bank transfer, FIN-1", true, false)
+}
+
+// closes is how many close entries the ledger holds.
+func closes(t *testing.T, l *ledger.Ledger) int {
+	t.Helper()
+	var n int
+	if err := l.DB().QueryRow(`SELECT count(*) FROM adjustments WHERE kind = 'close'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestClosingABalanceIsRefusedWhileARunOrALateRefundMayMoveIt: a close of
+// S1's balance is refused (usage, recording nothing) while a run keeps a
+// revenue share of S1 in USD to check (its planning nets the balance;
+// mutant: the payout_candidates check dropped), while a late refund of
+// its order is pending (its clawback moves the balance) or rejected (what
+// it owes back is unknown; mutants: each check dropped), and, once the
+// refund is worked out, closed.
+func TestClosingABalanceIsRefusedWhileARunOrALateRefundMayMoveIt(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	run := closeFixture(t, l)
+	refused := func(what, want string) {
+		t.Helper()
+		if _, err := closeS1(l, run); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("%s: %v, want refused saying %q", what, err, want)
+		}
+		if n := closes(t, l); n != 0 {
+			t.Fatalf("%s: %d closes recorded", what, n)
+		}
+	}
+
+	execAll(t, l, fmt.Sprintf(`INSERT INTO payout_candidates (run_id, kind, currency, seller_id, payable_minor, items, carried_minor, account)
+		VALUES (%d, 'revenue_share', 'USD', 'S1', 0, 0, 900, 'I-S1')`, run.ID))
+	refused("a payout kept to check", fmt.Sprintf("the run of %s (shard 0/1) keeps a revenue share of it to check (it may net the balance: 900)", day))
+	execAll(t, l, `DELETE FROM payout_candidates`)
+
+	execAll(t, l, fmt.Sprintf(`INSERT INTO late_refunds (refund_no, order_no, seller_id, amount_minor, created_at, run_id, business_date, state, reason)
+		VALUES ('R1', 'O1', 'S1', 100, now(), %d, '%s', 'pending', 'read')`, run.ID, day))
+	refused("a late refund pending", "late refund R1 of order O1 is pending (read)")
+	execAll(t, l, `UPDATE late_refunds SET state = 'rejected', reason = 'amount unreadable'`)
+	refused("a late refund rejected", "late refund R1 of order O1 is rejected (amount unreadable)")
+	execAll(t, l, `UPDATE late_refunds SET state = 'ignored'`)
+
+	c, err := closeS1(l, run)
+	if err != nil || c.Resolution == nil || c.Balance != 900 || c.Entries != 1 {
+		t.Fatalf("close once nothing refuses it: %+v, %v", c, err)
+	}
+}
+
+// TestClosingABalanceIsRefusedBeforeALaterDate: a close recorded under a
+// run of one date is refused while an entry of the balance is dated
+// after it (mutant: the check dropped; the close netted an entry of a
+// later date into a date before it).
+func TestClosingABalanceIsRefusedBeforeALaterDate(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	run := closeFixture(t, l)
+	later := day.AddDays(1)
+	execAll(t, l, fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, business_date, run_id)
+		VALUES ('S1', 'USD', 'held', 50, '%s', %d)`, later, run.ID))
+	if _, err := closeS1(l, run); pipeline.KindOf(err) != pipeline.KindUsage ||
+		!strings.Contains(fmt.Sprint(err), fmt.Sprintf("an entry of its balance is dated %s, after %s", later, day)) {
+		t.Errorf("an entry dated after the close's date: %v, want refused", err)
+	}
+	if n := closes(t, l); n != 0 {
+		t.Fatalf("%d closes recorded", n)
+	}
+}
