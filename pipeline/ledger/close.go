@@ -228,10 +228,13 @@ func closeBlocked(ctx context.Context, tx *sql.Tx, sellerID string, cur pipeline
 			`SELECT i.order_no, i.business_date::text, i.state, i.reason FROM (SELECT DISTINCT business_date FROM runs) d
 			JOIN items i ON i.business_date = d.business_date AND i.seller_id = $1 AND i.currency = $2
 			WHERE i.state NOT IN ('paid', 'carried', 'rejected') ORDER BY i.business_date, i.order_no LIMIT 1`},
-		// By the index of the open late refunds (late_refunds_open).
+		// By the index of the open late refunds (late_refunds_open). Of
+		// the order's seller too: a refund whose row names another seller
+		// is rejected, and blocks the order's seller's revenue shares
+		// (BlockedByLateRefunds).
 		{"late refund %s of order %s is %s (%s): what the seller owes back is not worked out yet (a pending one: run any date; a rejected one: the platform corrects it)",
 			`SELECT lr.refund_no, lr.order_no, lr.state, lr.reason FROM late_refunds lr JOIN items i ON i.order_no = lr.order_no
-			WHERE lr.state IN ('pending', 'rejected') AND lr.seller_id = $1 AND i.currency = $2 AND i.state <> 'rejected'
+			WHERE lr.state IN ('pending', 'rejected') AND (lr.seller_id = $1 OR i.seller_id = $1) AND i.currency = $2 AND i.state <> 'rejected'
 			ORDER BY lr.refund_no LIMIT 1`},
 	}
 	for _, c := range checks {

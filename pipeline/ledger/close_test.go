@@ -58,8 +58,10 @@ func closes(t *testing.T, l *ledger.Ledger) int {
 // revenue share of S1 in USD to check (its planning nets the balance;
 // mutant: the payout_candidates check dropped), while a late refund of
 // its order is pending (its clawback moves the balance) or rejected (what
-// it owes back is unknown; mutants: each check dropped), and, once the
-// refund is worked out, closed.
+// it owes back is unknown), also one whose row names another seller than
+// the order's (BlockedByLateRefunds blocks the order's seller's revenue
+// shares for it; mutants: each check dropped), and, once the refund is
+// worked out, closed.
 func TestClosingABalanceIsRefusedWhileARunOrALateRefundMayMoveIt(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
@@ -84,6 +86,8 @@ func TestClosingABalanceIsRefusedWhileARunOrALateRefundMayMoveIt(t *testing.T) {
 	refused("a late refund pending", "late refund R1 of order O1 is pending (read)")
 	execAll(t, l, `UPDATE late_refunds SET state = 'rejected', reason = 'amount unreadable'`)
 	refused("a late refund rejected", "late refund R1 of order O1 is rejected (amount unreadable)")
+	execAll(t, l, `UPDATE late_refunds SET seller_id = 'S9', reason = 'of another seller'`)
+	refused("a late refund rejected, its row of another seller", "late refund R1 of order O1 is rejected (of another seller)")
 	execAll(t, l, `UPDATE late_refunds SET state = 'ignored'`)
 
 	c, err := closeS1(l, run)
