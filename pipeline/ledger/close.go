@@ -80,7 +80,8 @@ func (l *Ledger) CloseRun(ctx context.Context, sellerID string) (*pipeline.Run, 
 // The balance closed before, with nothing carried since, is no error:
 // Before says by whom and when, and nothing is recorded. Refused
 // (pipeline.KindUsage), naming what and where: no open entry (nothing to
-// close) or entries summing to 0; an entry dated after run's date; a
+// close) or entries summing to 0; an entry dated after run's date, or a
+// run of a later date (one begun since CloseRun: it read the balance); a
 // revenue share of the seller in cur planned, sent or unknown (its entries
 // would open again if it failed); a payout of it a run keeps to check
 // (payout_candidates: that run's planning nets the balance); an item of
@@ -133,6 +134,15 @@ func (l *Ledger) CloseBalance(ctx context.Context, run *pipeline.Run, sellerID s
 		}
 		if last.String > run.Key.Date.String() {
 			return refuse("an entry of its balance is dated %s, after %s, the date the close would be recorded under: run that date first", last.String, run.Key.Date)
+		}
+		// CloseRun's date is the latest with a run: a run of a later date
+		// begun since read the balance (its reports carry it forward).
+		var after sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT min(business_date)::text FROM runs WHERE business_date > $1`, run.Key.Date.String()).Scan(&after); err != nil {
+			return err
+		}
+		if after.Valid {
+			return refuse("a run of %s, after %s, the date the close would be recorded under, began since: close it again (it is recorded on the latest date)", after.String, run.Key.Date)
 		}
 		if err := closeBlocked(ctx, tx, sellerID, cur, refuse); err != nil {
 			return err

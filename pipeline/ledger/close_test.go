@@ -99,7 +99,10 @@ func TestClosingABalanceIsRefusedWhileARunOrALateRefundMayMoveIt(t *testing.T) {
 // TestClosingABalanceIsRefusedBeforeALaterDate: a close recorded under a
 // run of one date is refused while an entry of the balance is dated
 // after it (mutant: the check dropped; the close netted an entry of a
-// later date into a date before it).
+// later date into a date before it), or a later date has a run (the
+// command's date is the latest: a run of a later date begun since read
+// the balance, and its reports say it carried it; mutant: the check
+// dropped).
 func TestClosingABalanceIsRefusedBeforeALaterDate(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
@@ -110,6 +113,12 @@ func TestClosingABalanceIsRefusedBeforeALaterDate(t *testing.T) {
 	if _, err := closeS1(l, run); pipeline.KindOf(err) != pipeline.KindUsage ||
 		!strings.Contains(fmt.Sprint(err), fmt.Sprintf("an entry of its balance is dated %s, after %s", later, day)) {
 		t.Errorf("an entry dated after the close's date: %v, want refused", err)
+	}
+	execAll(t, l, `DELETE FROM adjustments WHERE amount_minor = 50`)
+	openRun(t, l, later)
+	if _, err := closeS1(l, run); pipeline.KindOf(err) != pipeline.KindUsage ||
+		!strings.Contains(fmt.Sprint(err), fmt.Sprintf("a run of %s, after %s", later, day)) {
+		t.Errorf("a run of a later date: %v, want refused", err)
 	}
 	if n := closes(t, l); n != 0 {
 		t.Fatalf("%d closes recorded", n)
