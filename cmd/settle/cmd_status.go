@@ -25,7 +25,7 @@ func statusCommand(cfg *config) *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json (one JSON document of the same figures)"},
 			&cli.BoolFlag{Name: "rules", Usage: "the rules file each run of the date split its items with, as it was read, instead (the rule an order names in orders.csv, rules.csv:3, is its line 3)"},
 			&cli.StringFlag{Name: "order", Usage: "one order of the date, as orders.csv names it: everything the ledger knows of it instead - each row the date's runs read with its number (as read, or not kept) and the reject it became with the reason, its item (split, rule, state and reason), the payout that paid or carried it (its subject, key, state, amount and provider reference; the carried entry; an Infinia order's trade file with the status Infinia gave it), its late refunds and clawbacks, what the reconciliation last found of it, its payout or its file, what the looks at the date's window found of it since the date was read (written into it late, changed, or gone), and what a person resolved of it"},
-			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it, or the key of one of its attempts (payouts.csv's key, orders.csv's payout_key, a requestNo or out_order_no): its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried (an upload: its file listed) with their split, rule and source row, the carried entries netted into it, an upload's trade file with the status Infinia gave it, what the reconciliation last found of it, and what a person resolved of it, by whom"}),
+			&cli.StringFlag{Name: "subject", Usage: "one side effect of the date, as payouts.csv names it, or the key of one of its attempts (payouts.csv's key, orders.csv's payout_key, a requestNo or out_order_no), or the key of a close of a seller's carried balance (settle sellers close: orders.csv's payout_key of its row): its whole history instead - the runs that recorded it (rules and configuration hashes), every attempt with its key, amount and every event, the orders it paid or carried (an upload: its file listed) with their split, rule and source row, the carried entries netted into it, an upload's trade file with the status Infinia gave it, what the reconciliation last found of it, and what a person resolved of it, by whom"}),
 		Action: func(c *cli.Context) error {
 			d, err := requiredDate(c)
 			if err != nil {
@@ -326,7 +326,10 @@ func printSubject(w io.Writer, h *ledger.SubjectHistory) {
 		printTradeFile(w, f)
 	}
 	what := "orders it paid or carried"
-	if len(h.Attempts) > 0 && h.Attempts[0].Kind == infiniapay.KindUpload {
+	switch {
+	case len(h.Attempts) == 0:
+		what = "orders whose carried share it closed" // a close of a seller's carried balance
+	case h.Attempts[0].Kind == infiniapay.KindUpload:
 		what = "orders its file listed (and no later file of theirs)" // an upload pays nothing
 	}
 	fmt.Fprintf(w, "%s: %d\n", what, len(h.Items))

@@ -211,3 +211,30 @@ func TestAStatusSaysWhatMovedForTheDate(t *testing.T) {
 		t.Errorf("an upload's amount, which moves nothing, among the money moved:\n%s", out)
 	}
 }
+
+// TestACloseHistorySaysWhatItClosedAndWho: the history of a close's key
+// (settle sellers close: no attempt) says the orders whose carried share
+// it closed, not that it paid or carried them, the entries it netted and
+// its own, and who closed the balance, when and why.
+func TestACloseHistorySaysWhatItClosedAndWho(t *testing.T) {
+	key := "CLOSE/S00003/USD/7"
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	var b bytes.Buffer
+	printSubject(&b, &ledger.SubjectHistory{Date: "2026-11-23", Subject: key,
+		Runs:  []ledger.SubjectRun{{ID: 4, Shard: "0/1", StartedAt: at, TimeZone: "UTC"}},
+		Items: []ledger.SubjectItem{{OrderNo: "O9", SellerID: "S00003", Channel: "infiniapay", Currency: "USD", Seller: 900, State: "carried"}},
+		Adjustments: []ledger.SubjectAdjustment{{ID: 7, Kind: "held", Amount: 900, Currency: "USD", Date: "2026-11-22", NettedInto: key},
+			{ID: 9, Kind: "close", Amount: -900, Currency: "USD", Date: "2026-11-23", NettedInto: key, Subject: key,
+				Reason: "balance of 9.00 USD closed by finance@example.com (settled outside settle, or forgiven): FIN-1"}},
+		Resolved: []ledger.Resolution{{Kind: ledger.KindBalanceClosed, Subject: "S00003/USD", Key: key, Note: "FIN-1", ResolvedAt: at, Actor: "finance@example.com"}}})
+	out := b.String()
+	for _, want := range []string{
+		"orders whose carried share it closed: 1\n  O9 seller S00003",
+		"entry 9 close -9.00 USD of 2026-11-23, netted into " + key + ": balance of 9.00 USD closed by finance@example.com",
+		"resolved by a person: balance_closed S00003/USD (" + key + ") at 2026-11-24T09:00:00Z by finance@example.com: FIN-1",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q in\n%s", want, out)
+		}
+	}
+}

@@ -24,7 +24,8 @@ func closeFixture(t *testing.T, l *ledger.Ledger) *pipeline.Run {
 	execAll(t, l,
 		`UPDATE items SET state = 'carried'`,
 		fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, business_date, run_id)
-			VALUES ('S1', 'USD', 'held', 900, '%s', %d)`, before.Key.Date, before.ID))
+			VALUES ('S1', 'USD', 'held', 900, '%s', %d)`, before.Key.Date, before.ID),
+		`UPDATE items SET carry_id = (SELECT id FROM adjustments)`)
 	return run
 }
 
@@ -122,5 +123,46 @@ func TestClosingABalanceIsRefusedBeforeALaterDate(t *testing.T) {
 	}
 	if n := closes(t, l); n != 0 {
 		t.Fatalf("%d closes recorded", n)
+	}
+}
+
+// TestAClosesKeyIsASubjectOfItsDate: settle status --subject of a close's
+// key says what it closed - its run, the entries it netted and its own,
+// the order whose carried share it closed - and who closed it, when and
+// why (was: no side effect of the date has it, exit 2); of another date,
+// it names the close's.
+func TestAClosesKeyIsASubjectOfItsDate(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := closeFixture(t, l)
+	c, err := closeS1(l, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := l.SubjectHistory(ctx, day, c.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Runs) != 1 || h.Runs[0].ID != run.ID || len(h.Attempts) != 0 {
+		t.Errorf("runs %+v, attempts %+v: want the close's run alone, no attempt", h.Runs, h.Attempts)
+	}
+	var kinds []string
+	for _, a := range h.Adjustments {
+		kinds = append(kinds, fmt.Sprintf("%s %d into %s", a.Kind, a.Amount, a.NettedInto))
+	}
+	if want := fmt.Sprintf("[held 900 into %[1]s close -900 into %[1]s]", c.Key); fmt.Sprint(kinds) != want {
+		t.Errorf("entries %v, want %s", kinds, want)
+	}
+	if len(h.Items) != 1 || h.Items[0].OrderNo != "O1" || h.Items[0].State != "carried" {
+		t.Errorf("orders %+v, want O1, carried", h.Items)
+	}
+	if len(h.Resolved) != 1 || h.Resolved[0].Kind != ledger.KindBalanceClosed || h.Resolved[0].Note != "paid by bank transfer, FIN-1" ||
+		h.Resolved[0].Actor != "ledger test" || h.Resolved[0].Key != c.Key {
+		t.Errorf("resolved %+v, want the close's, with its note and who", h.Resolved)
+	}
+	if _, err := l.SubjectHistory(ctx, day.AddDays(-1), c.Key); pipeline.KindOf(err) != pipeline.KindUsage ||
+		!strings.Contains(fmt.Sprint(err), fmt.Sprintf("recorded on %s, not %s", day, day.AddDays(-1))) {
+		t.Errorf("the close's key of another date: %v, want refused naming the close's date", err)
 	}
 }

@@ -23,7 +23,10 @@ import (
 // netted into it or held for it, of an upload the trade file it delivered
 // with the status its provider gave it (SubjectFile), what the date's
 // reconciliation last found of it (SubjectMismatch), and what a person
-// resolved of it, by whom.
+// resolved of it, by whom. The key of a close of a seller's carried
+// balance (settle sellers close) is a subject too, with no attempt: its
+// run, the entries it closed with its own, their orders and who closed
+// it, when and why (its resolution).
 type SubjectHistory struct {
 	Date        string              `json:"date"`
 	Subject     string              `json:"subject"`
@@ -193,7 +196,26 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 		ids, keys = append(ids, a.id), append(keys, a.Key)
 		h.Attempts = append(h.Attempts, a.EffectReport)
 	}
+	// The key of a close of a seller's carried balance (settle sellers
+	// close; orders.csv's payout_key of its row) has no attempt: its run,
+	// the entries it closed and its own (its reason naming the amount, who
+	// and the note), their orders and the resolution stand for it.
+	var closed string
 	if len(ids) == 0 {
+		err := r.q.QueryRowContext(ctx, `SELECT to_char(business_date, 'YYYY-MM-DD') FROM adjustments WHERE kind = 'close' AND subject = $1`,
+			subject).Scan(&closed)
+		switch {
+		case err == sql.ErrNoRows:
+		case err != nil:
+			return nil, fail("the close of this key", err)
+		case closed != d.String():
+			return nil, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: a close of a seller's carried balance recorded on %s, not %s: settle status --date %s --subject %s",
+				subject, closed, d, closed, subject)
+		default:
+			keys = []string{subject} // the resolution's key
+		}
+	}
+	if len(ids) == 0 && closed == "" {
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no side effect of %s has this subject or key (payouts.csv lists them)", subject, d)
 	}
 
@@ -218,7 +240,8 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 	}
 
 	rows, err = r.q.QueryContext(ctx, `SELECT r.id, r.shard_index, r.shard_count, r.time_zone, r.rules_hash, r.config_hash, r.started_at
-		FROM runs r WHERE r.id IN (SELECT run_id FROM effects WHERE id = ANY ($1)) ORDER BY r.id`, pq.Array(ids))
+		FROM runs r WHERE r.id IN (SELECT run_id FROM effects WHERE id = ANY ($1))
+		   OR r.id IN (SELECT run_id FROM adjustments WHERE kind = 'close' AND subject = $2) ORDER BY r.id`, pq.Array(ids), subject)
 	if err != nil {
 		return nil, fail("runs", err)
 	}
