@@ -45,7 +45,7 @@ func runAt(ctx context.Context, now func() time.Time, args []string, getenv func
 	var once sync.Once
 	parsed := func() { once.Do(parsing.Unlock) }
 	defer parsed()
-	cfg := &config{getenv: getenv, stdout: stdout, stderr: stderr, now: now}
+	cfg := &config{getenv: getenv, stdout: stdout, stderr: stderr, now: now, args: args}
 	cfg.logger() // decide the log format before anything prints
 	cfg.escapeOutput()
 	if f := getenv(logFormatEnv); f != "" && f != "json" && f != "text" {

@@ -94,6 +94,12 @@ func runCommand(cfg *config) *cli.Command {
 				return err
 			}
 			cfg.dates = dates
+			// Dates named by the environment alone: what a scheduled job
+			// carries when SETTLE_DATE is left in its ConfigMap.
+			envDates := datesFromEnvironment(c, cfg.args)
+			if envDates != "" && !c.Bool("dry-run") {
+				cfg.logger().Warn(envDatesLine(envDates, dates)+"; a date named for one run goes on the command line (settle run --date D)", "from_environment", envDates)
+			}
 			if n := c.Int(flagReportsKeepDays); n < 0 {
 				return pipeline.Errorf(pipeline.KindUsage, "--"+flagReportsKeepDays, "%d: want a number of days, 0 (keep every date's reports) or more", n)
 			}
@@ -200,11 +206,19 @@ func runCommand(cfg *config) *cli.Command {
 			// Also when the night's date ended well but its look for
 			// orders written late failed (lateOrdersUnchecked): the
 			// missed nights went unnamed for as long as that look failed.
-			if nightly := c.String(flagDate) == "" && c.String("from") == "" && !c.Bool("dry-run"); nightly && l != nil &&
+			nightly := c.String(flagDate) == "" && c.String("from") == ""
+			if (nightly || envDates != "") && !c.Bool("dry-run") && l != nil &&
 				(err == nil || pipeline.KindOf(err) == pipeline.KindNeedsPerson || errors.As(err, new(lateOrdersUnchecked))) {
 				mine, _ := cfg.shard(c) // read above: the run got this far
 				payable, done := sellersPayable(l, last, sellersCheckWait)
-				missed, merr := missedNights(c.Context, l, dates[0], mine, cfg.note, payable)
+				// A date from the environment looks before the nightly
+				// run's date, yesterday, not before its own.
+				before := dates[0]
+				if envDates != "" {
+					loc, _ := location(c) // read above: the run got this far
+					before = yesterday(cfg.clock(), loc)
+				}
+				missed, merr := missedNights(c.Context, l, before, dates, mine, cfg.note, payable)
 				done()
 				if merr != nil {
 					cfg.logger().Warn("could not look for missed nights", "error", merr.Error())
@@ -212,6 +226,9 @@ func runCommand(cfg *config) *cli.Command {
 				if missed != nil {
 					// The exit code's hint said "run the date again".
 					hint := hintEarlierDates
+					if envDates != "" {
+						hint = envDatesLine(envDates, dates) + "; " + hint
+					}
 					switch {
 					case errors.As(err, new(lateOrdersUnchecked)):
 						hint = failureHint(err) + "; and " + hint // exit 1's
@@ -406,6 +423,57 @@ func (cfg *config) pruneReports(c *cli.Context, l *ledger.Ledger, dates []pipeli
 	}
 }
 
+// datesFromEnvironment names the environment variables that gave the
+// run's dates ("SETTLE_DATE", "SETTLE_FROM, SETTLE_TO"), "" when the
+// command line gave them (args, onCommandLine) or nothing did (the
+// nightly run). Such a run looks for the nights missed as the nightly run
+// does (missedNights), before yesterday: a person who ran a past date
+// through the CronJob (kubectl create job --from, whose arguments cannot
+// be changed) by setting SETTLE_DATE in its ConfigMap and left it there
+// had every night settle that date again, end 0 with nothing new to do
+// and refresh settle_last_success_timestamp_seconds, while no night since
+// was settled: a date named was not the nightly run, which alone looked.
+func datesFromEnvironment(c *cli.Context, args []string) string {
+	switch {
+	case c.String(flagDate) != "" && !onCommandLine(args, flagDate):
+		return "SETTLE_DATE"
+	case c.String("from") != "" && !onCommandLine(args, "from", "to"):
+		return "SETTLE_FROM, SETTLE_TO"
+	case c.String("from") != "" && !onCommandLine(args, "from"):
+		return "SETTLE_FROM"
+	}
+	return ""
+}
+
+// envDatesLine says where a run's dates came from (datesFromEnvironment).
+func envDatesLine(vars string, dates []pipeline.Date) string {
+	what := "this run's date " + dates[0].String()
+	if len(dates) > 1 {
+		what = fmt.Sprintf("this run's dates %s to %s", dates[0], dates[len(dates)-1])
+	}
+	return fmt.Sprintf("%s came from the environment (%s), not the command line: left set where the nightly run reads it (the CronJob's ConfigMap), every night settles %s again and no night since",
+		what, vars, map[bool]string{true: "them", false: "it"}[len(dates) > 1])
+}
+
+// onCommandLine reports whether args give one of the flags named, as
+// urfave/cli reads them: -name or --name, its value after "=" or as the
+// next word; nothing after a "--".
+func onCommandLine(args []string, names ...string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if slices.Contains(names, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // missedLookback is how far back a nightly run looks for dates with no
 // run: a night or a week the schedule missed (the controller down past
 // startingDeadlineSeconds, a suspended CronJob), which the next night's
@@ -441,7 +509,11 @@ const missedLookback = 31
 // too) names those of another sharding. Before, every pod named every
 // shard's: one shard left undone failed every index of the night, each
 // shard's metrics said 4, and the alert named every shard.
-func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine pipeline.Shard, note func(msg string, attrs ...any),
+//
+// The dates of own, those the invocation ran (a run whose dates came from
+// the environment looks before yesterday, its own among them), are not
+// named: their runs' own ends say what they left.
+func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, own []pipeline.Date, mine pipeline.Shard, note func(msg string, attrs ...any),
 	payable func(context.Context, pipeline.RunKey) (int64, []string, error)) (problem, err error) {
 	p := &pipeline.Problems{}
 	reopened, err := l.ReopenedHeld(ctx, payprotocol.HeldReopened)
@@ -453,7 +525,7 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine p
 		for n < len(reopened) && reopened[n].Key == k {
 			n++
 		}
-		if speaksFor(mine, k.Shard) && k.Date.Before(d) {
+		if speaksFor(mine, k.Shard) && k.Date.Before(d) && !slices.Contains(own, k.Date) {
 			p.Add(reopenedLine(k, reopened[:n], d))
 		}
 		reopened = reopened[n:]
@@ -495,7 +567,7 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine p
 	named := map[pipeline.RunKey]bool{}
 	for _, u := range undone {
 		named[u.Key] = true
-		if speaksFor(mine, u.Key.Shard) {
+		if speaksFor(mine, u.Key.Shard) && !slices.Contains(own, u.Key.Date) {
 			p.Add(leftUndoneLine(u))
 		}
 	}
@@ -503,7 +575,9 @@ func missedNights(ctx context.Context, l *ledger.Ledger, d pipeline.Date, mine p
 	if err != nil {
 		return nil, err
 	}
-	waiting = slices.DeleteFunc(waiting, func(k pipeline.RunKey) bool { return named[k] || !speaksFor(mine, k.Shard) })
+	waiting = slices.DeleteFunc(waiting, func(k pipeline.RunKey) bool {
+		return named[k] || !speaksFor(mine, k.Shard) || slices.Contains(own, k.Date)
+	})
 	// Of those, the ones holding orders for their sellers' accounts that
 	// the platform's sellers give now: work a run of the date does, which
 	// nobody would start (the date waits on a person, who was told when

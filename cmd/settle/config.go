@@ -54,6 +54,10 @@ type config struct {
 	// ledgerURL and ledgerSchema are the ledger's, once openLedger was
 	// called: whyReadOnly asks that server after a refused write.
 	ledgerURL, ledgerSchema string
+	// args is the command line settle was given (without the program's
+	// name), to tell a flag given there from one its environment
+	// variable set (onCommandLine).
+	args []string
 }
 
 // logFormatEnv names the log format: json or text.

@@ -562,3 +562,49 @@ func TestANightOfMoreMissedDatesThanItListsSaysWhereTheRestAre(t *testing.T) {
 		t.Fatalf("night with 14 dates never run: exit %d, want 4 with %q:\n%s", code, want, out)
 	}
 }
+
+// TestADateLeftInTheEnvironmentDoesNotHideTheNightsSinceIt: a person who
+// runs a past date through the CronJob (kubectl create job --from, whose
+// arguments cannot be changed) sets SETTLE_DATE in its ConfigMap; left
+// there, every night settles that date again, ends 0 (nothing new to do)
+// and refreshes settle_last_success_timestamp_seconds, while no night
+// since is settled: a date named is not the nightly run, which alone
+// looked for dates never run. A run whose dates come from the environment
+// alone (SETTLE_DATE, SETTLE_FROM/SETTLE_TO, none on the command line)
+// now looks as the nightly run does, before yesterday, and says where its
+// date came from; one named on the command line does not look.
+func TestADateLeftInTheEnvironmentDoesNotHideTheNightsSinceIt(t *testing.T) {
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", "2026-11-21", "--orders", "10", "--sellers", "2")
+	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC) // yesterday: 2026-11-25
+	at := e.runAtClock(&now)
+	if out, code := at("--from", "2026-11-20", "--to", "2026-11-25"); code != 0 {
+		t.Fatalf("backfill: exit %d:\n%s", code, out)
+	}
+	t.Setenv("SETTLE_DATE", "2026-11-21")
+	// The first night with it set: yesterday is the night's own date,
+	// not looked at (a person's run of a date from the environment before
+	// the night's run must not page).
+	now = now.AddDate(0, 0, 1) // yesterday: 2026-11-26
+	if out, code := at(); code != 0 {
+		t.Fatalf("first night with SETTLE_DATE set: exit %d, want 0:\n%s", code, out)
+	}
+	now = now.AddDate(0, 0, 1) // yesterday: 2026-11-27
+	out, code := at()
+	if code != 4 || !strings.Contains(out, "date 2026-11-26 has no run") ||
+		!strings.Contains(out, "this run's date 2026-11-21 came from the environment (SETTLE_DATE), not the command line") {
+		t.Fatalf("second night with SETTLE_DATE=2026-11-21 set: exit %d, want 4 naming 2026-11-26 never run and where the date came from:\n%s", code, out)
+	}
+	// The same date on the command line is a person's run of it: it does
+	// not look, as before.
+	if out, code := at("--date", "2026-11-21"); code != 0 {
+		t.Fatalf("--date 2026-11-21 on the command line: exit %d, want 0:\n%s", code, out)
+	}
+	t.Setenv("SETTLE_DATE", "")
+	t.Setenv("SETTLE_FROM", "2026-11-20")
+	t.Setenv("SETTLE_TO", "2026-11-21")
+	if out, code := at(); code != 4 || !strings.Contains(out, "date 2026-11-26 has no run") ||
+		!strings.Contains(out, "(SETTLE_FROM, SETTLE_TO)") {
+		t.Fatalf("a night with SETTLE_FROM/SETTLE_TO set: exit %d, want 4 naming 2026-11-26 never run:\n%s", code, out)
+	}
+}
