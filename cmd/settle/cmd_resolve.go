@@ -241,6 +241,9 @@ func settleHeldOutside(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		// is rejected with --reject, not settled by hand).
 		return pipeline.Errorf(pipeline.KindUsage, "--"+flagWXURL, "required with --order: settle asks WeChat Pay what it still holds of the order")
 	}
+	if err := sameAccount(ctx, l, it.RunID, wechatpay.KindDistribution, w.account, "order "+orderNo); err != nil {
+		return err
+	}
 	sub, err := l.AccountOf(ctx, it.RunID, wechatpay.SellerAccount, it.SellerID)
 	if err != nil {
 		return err
@@ -621,6 +624,11 @@ func sendTradeFileAgain(c *cli.Context, cfg *config, l *ledger.Ledger, d pipelin
 		if err != nil {
 			return err
 		}
+		if found {
+			if err := sameAccount(c.Context, l, up.RunID, up.Kind, inf.account, "trade file "+f.Name); err != nil {
+				return err
+			}
+		}
 		if ask.Lost, err = inf.client.LostFile(c.Context, f, up, found, cfg.clock(), c.Duration(flagLostAfter)); err != nil {
 			return err
 		}
@@ -768,6 +776,9 @@ func resolvePastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pipeline
 		if inf == nil {
 			return pipeline.Errorf(pipeline.KindUsage, "--"+flagInfiniaURL, "required with --paid and --not-paid: settle asks Infinia that it still does not know requestNo %s", e.Key)
 		}
+		if err := sameAccount(ctx, l, e.RunID, e.Kind, inf.account, effectNamed(e)); err != nil {
+			return err
+		}
 		out, err := infiniapay.NewRevenueShareSender(inf.client, l, nil, inf.lostAfter, inf.memory).Query(ctx, e)
 		switch {
 		case errors.Is(err, pipeline.ErrPastMemory):
@@ -880,6 +891,30 @@ func pastMemoryAvailable(c *cli.Context, inf *infiniaSetup, l *ledger.Ledger, e 
 	return shown, nil
 }
 
+// sameAccount refuses (exit 2) to ask a provider about what run runID
+// sent (what: a request, or a held order) under another account (ours, as
+// the settings give it) than the one the run recorded for effect kind
+// (Ledger.RunAccount), as a run of the date is refused (ledger.OpenRun): a
+// requestNo or out_order_no is known only to the account it was sent to,
+// and the other account - a second merchant's settings, a sandbox's -
+// answers "not found" and shows none of the seller's funds, which resolve
+// weighed as the date's own account's word (a revenue share that never
+// arrived recorded paid, its seller never paid). A run that recorded no
+// account for kind is not judged.
+func sameAccount(ctx context.Context, l *ledger.Ledger, runID int64, kind, ours, what string) error {
+	theirs, err := l.RunAccount(ctx, runID, kind)
+	if err != nil || theirs == "" || theirs == ours {
+		return err
+	}
+	return pipeline.Errorf(pipeline.KindUsage, "resolve", "%s: the run of its date (run %d) sent its %s requests from %s, and this asks %s: an idempotency key is known only to the account it was sent to, and another account's \"not found\" and figures say nothing of it; nothing asked, nothing recorded: give the settings the date sent from",
+		what, runID, kind, theirs, ours)
+}
+
+// effectNamed names request e for sameAccount.
+func effectNamed(e pipeline.Effect) string {
+	return fmt.Sprintf("%s %s (%s)", e.Kind, e.Subject, e.Key)
+}
+
 // outcomeWord names an outcome's status for a person.
 func outcomeWord(s pipeline.OutcomeStatus) string {
 	switch s {
@@ -944,6 +979,9 @@ func resolveWeChatPastMemory(c *cli.Context, cfg *config, l *ledger.Ledger, d pi
 		// refused, or said as resolved before, by ResolvePastMemory).
 		if w == nil {
 			return pipeline.Errorf(pipeline.KindUsage, "--"+flagWXURL, "required with --paid and --not-paid: settle asks WeChat Pay that it still does not know out_order_no %s, and what it holds of the transaction", e.Key)
+		}
+		if err := sameAccount(ctx, l, e.RunID, e.Kind, w.account, effectNamed(e)); err != nil {
+			return err
 		}
 		it, err := l.Item(ctx, d, orderNo)
 		if err != nil {

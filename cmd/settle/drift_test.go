@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/internal/fault"
 	"github.com/settlekit/settle/internal/paysim"
@@ -163,4 +164,39 @@ func TestAnotherWeChatMerchantIsRefusedOnceTheDateSent(t *testing.T) {
 		t.Fatalf("run with the date's merchant id: exit %d:\n%s", code, out)
 	}
 	e.checkWeChatOnce(sim)
+}
+
+// TestResolveAsksNoOtherInfiniaAccountThanTheDatesOwn: settle resolve
+// --paid or --not-paid of a revenue share held past Infinia's memory
+// asks Infinia that it still does not know the requestNo, and weighs the
+// word against Infinia's available share of the seller. Given another
+// appId (a second merchant's settings, a sandbox's), it asked that
+// account, which never saw the requestNo nor the seller's trade files:
+// "not found" and an available share of nothing, which let --paid record
+// paid a share that never arrived (the seller never paid), where the
+// date's own account shows the seller's share untouched and refuses it.
+// It is refused (exit 2) naming both accounts, as a run of the date is,
+// nothing asked of the other account nor recorded; with the date's own
+// account the word is weighed as before.
+func TestResolveAsksNoOtherInfiniaAccountThanTheDatesOwn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const balance = 1_000_000_000_00
+	sim, key, subject := heldPastInfiniasMemory(t, e, fault.Reset, balance, nil)
+	other := e.simWith(paysim.Options{AppID: "APP-OTHER", InfiniaMemory: 30 * 24 * time.Hour, ShareKeys: true, KeyBits: testKeyBits}, 3, nil, balance)
+	out, code := e.settle(resolveArgs(other, subject, "--paid", "--note", "ops: statement checked")...)
+	if code != 2 || !strings.Contains(out, "--infinia-app-id APP-DEMO") || !strings.Contains(out, "--infinia-app-id APP-OTHER") {
+		t.Fatalf("resolve --paid under another appId: exit %d, want 2 naming both accounts:\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.resolutions`); n != 0 {
+		t.Fatalf("%d resolutions recorded under another account", n)
+	}
+	// The date's own account: the share never arrived, its seller's
+	// available share untouched, and --paid is refused.
+	if out, code := e.settle(resolveArgs(sim, subject, "--paid", "--note", "ops: statement checked")...); code != 2 || !strings.Contains(out, "would have left at most") {
+		t.Fatalf("resolve --paid of a share that never arrived: exit %d, want 2 naming Infinia's available share:\n%s", code, out)
+	}
+	if out := e.mustSettle(resolveArgs(sim, subject, "--not-paid", "--note", "ops: no payment of "+key+" in the statement")...); !strings.Contains(out, "it is failed") {
+		t.Fatalf("resolve --not-paid under the date's account: want it failed:\n%s", out)
+	}
 }

@@ -603,6 +603,19 @@ func sameAccounts(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, accounts
 		strings.Join(was, "; "), key.Date)
 }
 
+// RunAccount returns the provider account run runID recorded for effect
+// kind (runs.accounts, migration 00026, as OpenRun records it): "" when it
+// recorded none (a run from before the accounts were recorded, or one run
+// without that provider).
+func (l *Ledger) RunAccount(ctx context.Context, runID int64, kind string) (string, error) {
+	var account sql.NullString
+	err := l.db.QueryRowContext(ctx, `SELECT accounts->>$2 FROM runs WHERE id = $1`, runID, kind).Scan(&account)
+	if err != nil {
+		return "", fmt.Errorf("read run %d's %s account: %w", runID, kind, err)
+	}
+	return account.String, nil
+}
+
 // GetRun returns the run for key, or nil when there is none.
 func (l *Ledger) GetRun(ctx context.Context, key pipeline.RunKey) (*pipeline.Run, error) {
 	r, err := scanRun(l.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs
