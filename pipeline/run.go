@@ -248,4 +248,9 @@ type RunParams struct {
 	// a kind differs from the one the run sent requests of it from, and
 	// records the rest.
 	Accounts map[string]string
+	// NewAccounts lets a run send from another account for a kind than
+	// the latest earlier date sent from (the accounts change for good
+	// here): without it Store.OpenRun refuses a run that sent nothing of
+	// the kind yet whose account differs.
+	NewAccounts bool
 }

@@ -49,6 +49,8 @@ func runCommand(cfg *config) *cli.Command {
 				Usage: "read the date again: drop the run's snapshot, items and rejects and redo extract and transform (refused once anything of the run was sent; command line only)"},
 			&cli.BoolFlag{Name: flagNewTZ,
 				Usage: "open the date in --tz though a date beside it was run in another zone: the zone changes for good here, and the orders between the two windows are read by neither (or by both: the second rejects them as settled); command line only"},
+			&cli.BoolFlag{Name: flagNewAccount,
+				Usage: "send from the provider accounts the settings give (--infinia-app-id and --platform-id, --wechat-mchid) though the latest earlier date sent from others: the accounts change for good from this date (a run is otherwise refused, exit 2: another environment's settings, a second merchant's); command line only"},
 			&cli.BoolFlag{Name: flagSendPastMemory,
 				Usage: "send the new requests (trade files, revenue shares, WeChat distributions and unfreezes) of a date that ended longer ago than the provider's status query remembers (--infinia-query-memory, --wechat-query-memory), which are otherwise held (exit 4): their keys are functions of the date, and a run the ledger does not hold (a backup restored, rows lost) may have sent them; give it once a person checked the date in the provider's statements and found none of them; command line only"},
 			&cli.StringSliceFlag{Name: flagSkipChannel, EnvVars: []string{"SETTLE_SKIP_CHANNEL"},
@@ -1334,6 +1336,9 @@ type runOptions struct {
 	skip map[pipeline.Channel]bool
 	// reextract reads the date again (drops extract and transform).
 	reextract bool
+	// newAccount lets the run send from other accounts than the latest
+	// earlier date sent from (pipeline.RunParams.NewAccounts).
+	newAccount bool
 	// newTZ opens the date in its zone though a date beside it was run in
 	// another (checkNeighbours).
 	newTZ bool
@@ -1524,7 +1529,7 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	if err != nil {
 		return nil, err
 	}
-	o := &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), newTZ: c.Bool(flagNewTZ), sendPastMemory: c.Bool(flagSendPastMemory), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
+	o := &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), newTZ: c.Bool(flagNewTZ), newAccount: c.Bool(flagNewAccount), sendPastMemory: c.Bool(flagSendPastMemory), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
 		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), watchDays: watchDays, reconcileAll: c.Bool(flagReconcileAll), lateOrders: c.Bool(flagLateOrders), standbyOfPri: c.Bool(flagSourceStandbyOfPrimary), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
@@ -1704,7 +1709,7 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		return err
 	}
 	started := time.Now()
-	params := pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query), Accounts: o.accounts()}
+	params := pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query), Accounts: o.accounts(), NewAccounts: o.newAccount}
 	if o.rules != nil {
 		params.RulesName, params.RulesBody = o.rules.File()
 	}

@@ -130,6 +130,7 @@ const (
 	flagLateOrders      = "late-orders"
 	flagReextract       = "reextract"
 	flagNewTZ           = "new-tz"
+	flagNewAccount      = "new-account"
 	flagSendPastMemory  = "send-past-memory"
 	flagLockWait        = "lock-wait"
 	flagSkipChannel     = "skip-channel"

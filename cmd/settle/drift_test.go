@@ -200,3 +200,46 @@ func TestResolveAsksNoOtherInfiniaAccountThanTheDatesOwn(t *testing.T) {
 		t.Fatalf("resolve --not-paid under the date's account: want it failed:\n%s", out)
 	}
 }
+
+// TestANewDateIsNotSentFromAnotherAccountThanTheDatesBefore: another
+// environment's settings applied to production (a sandbox's appId and
+// keys, a second merchant's Secret) took over from the next date not yet
+// run without a word: that night's revenue shares went to the other
+// account, were recorded paid and reconciled against it, exit 0, while the
+// sellers, whose funds are at the account the dates before sent from, got
+// nothing. Such a run is refused (exit 2) naming both accounts, nothing
+// sent; --new-account on the command line takes the new account for good,
+// and the dates after it go on from it without the flag.
+func TestANewDateIsNotSentFromAnotherAccountThanTheDatesBefore(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const balance = 1_000_000_000_00
+	for _, d := range []string{"2026-11-21", "2026-11-22", "2026-11-23"} {
+		e.mustSettle("seed", "--date", d, "--orders", "20", "--sellers", "3", "--seed", "8", "--allow-other-orders")
+	}
+	first := e.sim(nil, 3, nil, balance)
+	if out, code := e.runInfiniaOn(first, "2026-11-21"); code != 0 {
+		t.Fatalf("2026-11-21 from APP-DEMO: exit %d:\n%s", code, out)
+	}
+	other := e.simWith(paysim.Options{AppID: "APP-OTHER", ShareKeys: true, KeyBits: testKeyBits}, 3, nil, balance)
+	out, code := e.runInfiniaOn(other, "2026-11-22")
+	if code != 2 || !strings.Contains(out, "--infinia-app-id APP-DEMO") || !strings.Contains(out, "--infinia-app-id APP-OTHER") || !strings.Contains(out, "--new-account") {
+		t.Fatalf("2026-11-22 from APP-OTHER: exit %d, want 2 naming both accounts and --new-account:\n%s", code, out)
+	}
+	if n := len(other.Infinia.RevenueShares()); n != 0 {
+		t.Fatalf("the other account was sent %d revenue shares", n)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.runs WHERE business_date = '2026-11-22'`); n != 0 {
+		t.Fatalf("%d runs of 2026-11-22 opened by the refused run", n)
+	}
+	// The account changes for good: taken with the flag, then kept.
+	if out, code := e.runInfiniaOn(other, "2026-11-22", "--new-account"); code != 0 {
+		t.Fatalf("2026-11-22 from APP-OTHER with --new-account: exit %d:\n%s", code, out)
+	}
+	if n := len(other.Infinia.RevenueShares()); n == 0 {
+		t.Fatal("no revenue share sent from the new account")
+	}
+	if out, code := e.runInfiniaOn(other, "2026-11-23"); code != 0 {
+		t.Fatalf("2026-11-23 from APP-OTHER after the change: exit %d:\n%s", code, out)
+	}
+}

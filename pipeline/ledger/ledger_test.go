@@ -760,3 +760,61 @@ func TestRulesFilesKept(t *testing.T) {
 		t.Fatalf("a run with no file: %+v, %v; want one not kept, rules h3", rs, err)
 	}
 }
+
+// TestOpenRunKeepsTheAccountsOfTheDatesBefore: a new date's run with
+// another provider account for a kind than the latest earlier date sent
+// requests of it from is refused (KindUsage) naming both, unless
+// NewAccounts; once the date sent from the new account, its runs and the
+// dates after go on from it without NewAccounts. A kind the dates before
+// only planned is not judged.
+func TestOpenRunKeepsTheAccountsOfTheDatesBefore(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	params := func(accounts map[string]string, fresh bool) pipeline.RunParams {
+		return pipeline.RunParams{TimeZone: "UTC", RulesHash: "r", ConfigHash: "c", Accounts: accounts, NewAccounts: fresh}
+	}
+	send := func(run *pipeline.Run, kind, key string) {
+		t.Helper()
+		e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: kind, Subject: kind + "/" + key, Attempt: 1, Key: key, Currency: "USD", Amount: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.MarkSent(ctx, e.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := pipeline.RunKey{Date: day.AddDays(-1), Shard: pipeline.Whole}
+	run, _, err := l.OpenRun(ctx, before, params(map[string]string{"revenue_share": "app A", "distribution": "mch M"}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(run, "revenue_share", "RS-A")
+	if _, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: "distribution", Subject: "D/1", Attempt: 1, Key: "D-1", Currency: "CNY", Amount: 100}); err != nil {
+		t.Fatal(err)
+	}
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	_, _, err = l.OpenRun(ctx, key, params(map[string]string{"revenue_share": "app B", "distribution": "mch N"}, false))
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "revenue_share requests of "+before.Date.String()+" were sent from app A") ||
+		!strings.Contains(fmt.Sprint(err), "go to app B") || strings.Contains(fmt.Sprint(err), "distribution") {
+		t.Fatalf("a new date from another account: %v, want a usage error naming app A and app B alone", err)
+	}
+	if runs, err := l.RunsOn(ctx, day); err != nil || len(runs) != 0 {
+		t.Fatalf("the refused run opened %d runs (%v)", len(runs), err)
+	}
+	// The same account for what was sent, another for what was only planned.
+	if _, _, err := l.OpenRun(ctx, key, params(map[string]string{"revenue_share": "app A", "distribution": "mch N"}, false)); err != nil {
+		t.Fatalf("the accounts the date before sent from: %v", err)
+	}
+	run, _, err = l.OpenRun(ctx, key, params(map[string]string{"revenue_share": "app B"}, true))
+	if err != nil {
+		t.Fatalf("another account with NewAccounts: %v", err)
+	}
+	send(run, "revenue_share", "RS-B")
+	after := pipeline.RunKey{Date: day.AddDays(1), Shard: pipeline.Whole}
+	for _, k := range []pipeline.RunKey{key, after} {
+		if _, _, err := l.OpenRun(ctx, k, params(map[string]string{"revenue_share": "app B"}, false)); err != nil {
+			t.Fatalf("%s from the new account, after the change: %v", k, err)
+		}
+	}
+}

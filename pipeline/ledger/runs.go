@@ -469,6 +469,11 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 		if err := sameAccounts(ctx, tx, key, accounts); err != nil {
 			return err
 		}
+		if !p.NewAccounts {
+			if err := accountsAsBefore(ctx, tx, key, accounts); err != nil {
+				return err
+			}
+		}
 		rulesFile, err := keepRulesFile(ctx, tx, key, p)
 		if err != nil {
 			return err
@@ -600,6 +605,57 @@ func sameAccounts(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, accounts
 	return pipeline.Errorf(pipeline.KindUsage, "run "+key.String(),
 		"%s: an idempotency key is known only to the account it was sent to, and a request whose answer never came would be asked about at the other, found missing there and sent to it again (paid twice); "+
 			"run %s with the settings it sent from (a new account takes over from a date not yet run)",
+		strings.Join(was, "; "), key.Date)
+}
+
+// accountsAsBefore refuses (KindUsage) a run of key's date that has sent
+// nothing of an effect kind yet from another provider account for it
+// (accounts, JSON: kind -> account) than the latest earlier date that sent
+// requests of that kind sent them from. sameAccounts holds a date to the
+// account it sent from, and a new account took over from a date not yet
+// run without a word: the settings of another environment (a sandbox's
+// appId and keys, a second merchant's Secret) applied to the production
+// namespace had every night's payouts recorded paid by that account and
+// reconciled against it, exit 0, while no seller was paid (the accounts
+// of the dates before are where the sellers' funds are). The first date of
+// a new account is run with RunParams.NewAccounts (--new-account).
+func accountsAsBefore(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, accounts []byte) error {
+	rows, err := tx.QueryContext(ctx, `
+		SELECT o.kind, prev.account, prev.business_date, o.account
+		FROM jsonb_each_text($4::jsonb) AS o(kind, account)
+		CROSS JOIN LATERAL (
+			SELECT r.accounts->>o.kind AS account, r.business_date FROM runs r
+			WHERE r.business_date < $1 AND r.accounts ? o.kind
+			  AND EXISTS (SELECT 1 FROM effects e WHERE e.run_id = r.id AND e.kind = o.kind AND (e.sends > 0 OR e.state <> 'planned'))
+			ORDER BY r.business_date DESC LIMIT 1) prev
+		WHERE prev.account <> o.account
+		  AND NOT EXISTS (SELECT 1 FROM runs r JOIN effects e ON e.run_id = r.id
+			WHERE r.business_date = $1 AND r.shard_index = $2 AND r.shard_count = $3
+			  AND e.kind = o.kind AND (e.sends > 0 OR e.state <> 'planned'))
+		ORDER BY 1`,
+		key.Date.String(), key.Shard.Index, key.Shard.Count, string(accounts))
+	if err != nil {
+		return fmt.Errorf("open run %s: read the accounts of the dates before: %w", key, err)
+	}
+	defer rows.Close()
+	var was []string
+	for rows.Next() {
+		var kind, theirs, ours string
+		var date time.Time
+		if err := rows.Scan(&kind, &theirs, &date, &ours); err != nil {
+			return err
+		}
+		was = append(was, fmt.Sprintf("%s requests of %s were sent from %s, and this run's go to %s", kind, date.Format(time.DateOnly), theirs, ours))
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(was) == 0 {
+		return nil
+	}
+	return pipeline.Errorf(pipeline.KindUsage, "run "+key.String(),
+		"%s: another account than the dates before sent from (another environment's settings, a second merchant's?) is taken only with --new-account, given on the command line for the first date of an account that takes over for good; "+
+			"run %s with the settings the dates before it sent from",
 		strings.Join(was, "; "), key.Date)
 }
 
