@@ -222,6 +222,9 @@ func TestANewDateIsNotSentFromAnotherAccountThanTheDatesBefore(t *testing.T) {
 		t.Fatalf("2026-11-21 from APP-DEMO: exit %d:\n%s", code, out)
 	}
 	other := e.simWith(paysim.Options{AppID: "APP-OTHER", ShareKeys: true, KeyBits: testKeyBits}, 3, nil, balance)
+	if out, code := e.runInfiniaOn(other, "2026-11-22", "--dry-run"); code != 0 || !strings.Contains(out, "a real run is refused") || !strings.Contains(out, "--new-account") {
+		t.Fatalf("dry run of 2026-11-22 from APP-OTHER: exit %d, want 0 saying a real run is refused:\n%s", code, out)
+	}
 	out, code := e.runInfiniaOn(other, "2026-11-22")
 	if code != 2 || !strings.Contains(out, "--infinia-app-id APP-DEMO") || !strings.Contains(out, "--infinia-app-id APP-OTHER") || !strings.Contains(out, "--new-account") {
 		t.Fatalf("2026-11-22 from APP-OTHER: exit %d, want 2 naming both accounts and --new-account:\n%s", code, out)

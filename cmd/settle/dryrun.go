@@ -237,6 +237,14 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 			} else if err != nil {
 				return err
 			}
+			// So is one from other provider accounts than the date, or
+			// the dates before it, sent from (ledger.OpenRun).
+			if err := l.CheckAccounts(ctx, k, pipeline.RunParams{Accounts: o.accounts(), NewAccounts: o.newAccount}); pipeline.KindOf(err) == pipeline.KindUsage {
+				fmt.Fprintf(w, "ledger: a real run is refused: %v\n", err)
+				break
+			} else if err != nil {
+				return err
+			}
 		}
 		// A real run reads, with the day's sellers, those of its shard
 		// with a balance carried from before (pipeline.CarriedSellers),

@@ -659,6 +659,28 @@ func accountsAsBefore(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, acco
 		strings.Join(was, "; "), key.Date)
 }
 
+// CheckAccounts returns what OpenRun would refuse of p's accounts for
+// key's run (sameAccounts, accountsAsBefore), recording nothing: a dry
+// run says a real run is refused.
+func (l *Ledger) CheckAccounts(ctx context.Context, key pipeline.RunKey, p pipeline.RunParams) error {
+	accounts, err := json.Marshal(p.Accounts)
+	if err != nil {
+		return err
+	}
+	if p.Accounts == nil {
+		accounts = []byte("{}")
+	}
+	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := sameAccounts(ctx, tx, key, accounts); err != nil || p.NewAccounts {
+		return err
+	}
+	return accountsAsBefore(ctx, tx, key, accounts)
+}
+
 // RunAccount returns the provider account run runID recorded for effect
 // kind (runs.accounts, migration 00026, as OpenRun records it): "" when it
 // recorded none (a run from before the accounts were recorded, or one run
