@@ -253,4 +253,10 @@ type RunParams struct {
 	// here): without it Store.OpenRun refuses a run that sent nothing of
 	// the kind yet whose account differs.
 	NewAccounts bool
+	// SourceDB names the platform database the run reads from, as its
+	// server names it ("" when it would not say: not judged). Store.OpenRun
+	// refuses another than the date, or else the latest earlier date, read
+	// from, unless NewSource.
+	SourceDB  string
+	NewSource bool
 }

@@ -49,6 +49,8 @@ func runCommand(cfg *config) *cli.Command {
 				Usage: "read the date again: drop the run's snapshot, items and rejects and redo extract and transform (refused once anything of the run was sent; command line only)"},
 			&cli.BoolFlag{Name: flagNewTZ,
 				Usage: "open the date in --tz though a date beside it was run in another zone: the zone changes for good here, and the orders between the two windows are read by neither (or by both: the second rejects them as settled); command line only"},
+			&cli.BoolFlag{Name: flagNewSource,
+				Usage: "read the platform database the settings give though the date, or the latest earlier date, read from another (a run is otherwise refused, exit 2: a staging copy, another marketplace's, a URL left in the environment): the platform moved to it for good; command line only"},
 			&cli.BoolFlag{Name: flagNewAccount,
 				Usage: "send from the provider accounts the settings give (--infinia-app-id and --platform-id, --wechat-mchid) though the latest earlier date sent from others: the accounts change for good from this date (a run is otherwise refused, exit 2: another environment's settings, a second merchant's); command line only"},
 			&cli.BoolFlag{Name: flagSendPastMemory,
@@ -1336,6 +1338,9 @@ type runOptions struct {
 	skip map[pipeline.Channel]bool
 	// reextract reads the date again (drops extract and transform).
 	reextract bool
+	// newSource lets the run read another platform database than its
+	// date, or the dates before it, read from (RunParams.NewSource).
+	newSource bool
 	// newAccount lets the run send from other accounts than the latest
 	// earlier date sent from (pipeline.RunParams.NewAccounts).
 	newAccount bool
@@ -1529,7 +1534,7 @@ func (cfg *config) runOptions(c *cli.Context, d pipeline.Date) (*runOptions, err
 	if err != nil {
 		return nil, err
 	}
-	o := &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), newTZ: c.Bool(flagNewTZ), newAccount: c.Bool(flagNewAccount), sendPastMemory: c.Bool(flagSendPastMemory), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
+	o := &runOptions{infinia: inf, payProtocol: pp, wechat: wx, skip: skip, reextract: c.Bool(flagReextract), newTZ: c.Bool(flagNewTZ), newAccount: c.Bool(flagNewAccount), newSource: c.Bool(flagNewSource), sendPastMemory: c.Bool(flagSendPastMemory), wait: c.Duration(flagProviderWait), poll: c.Duration(flagProviderPoll), parallel: c.Int(flagParallel), pushURL: c.String("metrics-pushgateway"), metricsFile: c.String("metrics-file"),
 		key: pipeline.RunKey{Date: d, Shard: shard}, window: w, tz: loc.String(), until: until,
 		classify: classifier(rules, d, w), rulesHash: rules.Hash(), query: query, queryName: name, sellersQ: sq, sellersName: sname,
 		lateQ: lq, lateName: lname, rules: rules, minPayout: minPayout, recheckDays: c.Int(flagRecheckDays), watchDays: watchDays, reconcileAll: c.Bool(flagReconcileAll), lateOrders: c.Bool(flagLateOrders), standbyOfPri: c.Bool(flagSourceStandbyOfPrimary), sourceURL: src, reports: reportWriter{reports: reportsFor(c)}, maxRejectRt: ratio,
@@ -1577,6 +1582,24 @@ func (cfg *config) shard(c *cli.Context) (pipeline.Shard, error) {
 		return sh, pipeline.E(pipeline.KindUsage, "--shard", err)
 	}
 	return sh, nil
+}
+
+// sourceDB names the platform database src reaches as its server names
+// it: the database's name and the cluster's system identifier (which a
+// hot standby shares with its primary), for ledger.OpenRun to hold a date,
+// and the dates after it, to one platform database
+// (pipeline.RunParams.SourceDB). "" when the server would not say (a
+// warning): the run is not judged.
+func (cfg *config) sourceDB(ctx context.Context, src *sqlx.DB) string {
+	var name string
+	err := src.QueryRowContext(ctx, `SELECT current_database() || ' (system ' || system_identifier || ')' FROM pg_control_system()`).Scan(&name)
+	if err != nil {
+		if ctx.Err() == nil {
+			cfg.logger().Warn("the platform database would not say which it is: not compared with the one the dates before read from", "error", err.Error())
+		}
+		return ""
+	}
+	return name
 }
 
 // settle runs (or resumes) the date and prints what happened.
@@ -1709,7 +1732,8 @@ func (cfg *config) settle(ctx context.Context, l *ledger.Ledger, o *runOptions) 
 		return err
 	}
 	started := time.Now()
-	params := pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query), Accounts: o.accounts(), NewAccounts: o.newAccount}
+	params := pipeline.RunParams{TimeZone: o.tz, RulesHash: o.rulesHash, ConfigHash: configHash(o.tz, o.query), Accounts: o.accounts(), NewAccounts: o.newAccount,
+		SourceDB: cfg.sourceDB(ctx, src), NewSource: o.newSource}
 	if o.rules != nil {
 		params.RulesName, params.RulesBody = o.rules.File()
 	}

@@ -131,6 +131,7 @@ const (
 	flagReextract       = "reextract"
 	flagNewTZ           = "new-tz"
 	flagNewAccount      = "new-account"
+	flagNewSource       = "new-source"
 	flagSendPastMemory  = "send-past-memory"
 	flagLockWait        = "lock-wait"
 	flagSkipChannel     = "skip-channel"

@@ -474,13 +474,18 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 				return err
 			}
 		}
+		if p.SourceDB != "" && !p.NewSource {
+			if err := sameSource(ctx, tx, key, p.SourceDB); err != nil {
+				return err
+			}
+		}
 		rulesFile, err := keepRulesFile(ctx, tx, key, p)
 		if err != nil {
 			return err
 		}
 		row := tx.QueryRowContext(ctx, `
-			INSERT INTO runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash, accounts, rules_file)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			INSERT INTO runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash, accounts, rules_file, source_db)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (business_date, shard_index, shard_count) DO UPDATE
 			SET attempts = runs.attempts + 1,
 			    state = CASE WHEN runs.state = 'done' THEN 'done' ELSE 'running' END,
@@ -493,9 +498,10 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 			    config_hash = CASE WHEN 'extract' = ANY (runs.stages_done) THEN runs.config_hash
 			                       ELSE EXCLUDED.config_hash END,
 			    accounts = runs.accounts || EXCLUDED.accounts,
+			    source_db = CASE WHEN EXCLUDED.source_db <> '' THEN EXCLUDED.source_db ELSE runs.source_db END,
 			    updated_at = now()
 			RETURNING `+runColumns+`, (xmax = 0) AS created`,
-			key.Date.String(), key.Shard.Index, key.Shard.Count, p.TimeZone, p.RulesHash, p.ConfigHash, string(accounts), rulesFile)
+			key.Date.String(), key.Shard.Index, key.Shard.Count, p.TimeZone, p.RulesHash, p.ConfigHash, string(accounts), rulesFile, p.SourceDB)
 		r, err = scanRun(row, &created)
 		return err
 	})
@@ -657,6 +663,40 @@ func accountsAsBefore(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, acco
 		"%s: another account than the dates before sent from (another environment's settings, a second merchant's?) is taken only with --new-account, given on the command line for the first date of an account that takes over for good; "+
 			"run %s with the settings the dates before it sent from",
 		strings.Join(was, "; "), key.Date)
+}
+
+// sameSource refuses (KindUsage) a run of key's date reading from another
+// platform database (ours, as its server names it) than the one the date's
+// runs read from, or, for a date none of whose runs recorded one, the
+// latest earlier date's: a source URL pointing at another database (a
+// staging copy, another marketplace's, exported in a person's shell) had
+// the next date's orders read there and paid, and a resumed date's late
+// refunds read there and clawed back from the sellers by order number,
+// and only the reconcile stage's look at the earlier windows, after the
+// sending, said so. A run that recorded none (its server would not say,
+// or from before migration 00042) is not judged.
+func sameSource(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, ours string) error {
+	var theirs string
+	var date time.Time
+	err := tx.QueryRowContext(ctx, `
+		SELECT source_db, business_date FROM runs
+		WHERE business_date <= $1 AND source_db <> ''
+		ORDER BY business_date DESC, (shard_index = $2 AND shard_count = $3) DESC, id DESC LIMIT 1`,
+		key.Date.String(), key.Shard.Index, key.Shard.Count).Scan(&theirs, &date)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && theirs == ours) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open run %s: read the platform database of the dates before: %w", key, err)
+	}
+	which := "its date's runs read their day"
+	if d := date.Format(time.DateOnly); d != key.Date.String() {
+		which = "the latest date before it, " + d + ", read its day"
+	}
+	return pipeline.Errorf(pipeline.KindUsage, "run "+key.String(),
+		"the platform database is %s, and %s from %s: another database (a staging copy, another marketplace's, a URL left in the environment?) would have its orders paid and its refunds clawed back from the sellers; "+
+			"check --source-database-url (SETTLE_SOURCE_DATABASE_URL, else the ledger's --database-url); if the platform moved to this database for good, run %s once with --new-source (command line only)",
+		ours, which, theirs, key.Date)
 }
 
 // CheckAccounts returns what OpenRun would refuse of p's accounts for
