@@ -483,9 +483,18 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 		if err != nil {
 			return err
 		}
+		// A run that names no platform database records none, and its SQL
+		// names no source_db: the tests of older migrations open runs at
+		// their schema.
+		args := []any{key.Date.String(), key.Shard.Index, key.Shard.Count, p.TimeZone, p.RulesHash, p.ConfigHash, string(accounts), rulesFile}
+		sourceColumn, sourceValue, sourceSet := "", "", ""
+		if p.SourceDB != "" {
+			args = append(args, p.SourceDB)
+			sourceColumn, sourceValue, sourceSet = ", source_db", ", $9", "source_db = EXCLUDED.source_db,"
+		}
 		row := tx.QueryRowContext(ctx, `
-			INSERT INTO runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash, accounts, rules_file, source_db)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			INSERT INTO runs (business_date, shard_index, shard_count, time_zone, rules_hash, config_hash, accounts, rules_file`+sourceColumn+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8`+sourceValue+`)
 			ON CONFLICT (business_date, shard_index, shard_count) DO UPDATE
 			SET attempts = runs.attempts + 1,
 			    state = CASE WHEN runs.state = 'done' THEN 'done' ELSE 'running' END,
@@ -498,10 +507,10 @@ func (l *Ledger) OpenRun(ctx context.Context, key pipeline.RunKey, p pipeline.Ru
 			    config_hash = CASE WHEN 'extract' = ANY (runs.stages_done) THEN runs.config_hash
 			                       ELSE EXCLUDED.config_hash END,
 			    accounts = runs.accounts || EXCLUDED.accounts,
-			    source_db = CASE WHEN EXCLUDED.source_db <> '' THEN EXCLUDED.source_db ELSE runs.source_db END,
+			    `+sourceSet+`
 			    updated_at = now()
 			RETURNING `+runColumns+`, (xmax = 0) AS created`,
-			key.Date.String(), key.Shard.Index, key.Shard.Count, p.TimeZone, p.RulesHash, p.ConfigHash, string(accounts), rulesFile, p.SourceDB)
+			args...)
 		r, err = scanRun(row, &created)
 		return err
 	})
