@@ -683,7 +683,7 @@ func accountsAsBefore(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, acco
 // refunds read there and clawed back from the sellers by order number,
 // and only the reconcile stage's look at the earlier windows, after the
 // sending, said so. A run that recorded none (its server would not say,
-// or from before migration 00042) is not judged.
+// or from before migration 00043) is not judged.
 func sameSource(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, ours string) error {
 	var theirs string
 	var date time.Time
