@@ -22,7 +22,8 @@ const carryLockClass = 0x5e771e
 // carriedLockClass is the first key of the transaction-level advisory
 // lock over every carried balance of the ledger (the second is a hash of
 // its schema): lockCarry takes it shared before a seller's carry lock, a
-// reprice exclusively, instead of its sellers' carry locks (lockCarried).
+// reprice and a re-extract exclusively, instead of their sellers' carry
+// locks (lockCarried).
 const carriedLockClass = 0x5e7721
 
 // orderLockClass is the first key of the lock that serialises the
@@ -64,8 +65,9 @@ func (l *Ledger) lockCarry(ctx context.Context, tx *sql.Tx, sellerID string, cur
 // default) failed, "out of shared memory", nothing recorded; one of
 // thousands could leave a run beside it that error. It waits for the
 // transactions holding a carry lock to end (each a few statements; none
-// waits on a reprice: a date's reprice lock and an order's lock are taken
-// before a carry lock, never after it), and a carry lock asked for
+// waits on a reprice or a re-extract: a date's reprice lock, an order's
+// lock and a late refund's row are taken before a carry lock, never after
+// it), and a carry lock asked for
 // meanwhile waits until tx ends (PostgreSQL queues a shared request behind
 // an exclusive one waiting: a stream of carry locks does not keep it
 // waiting).
@@ -382,6 +384,15 @@ func (l *Ledger) ResolveLateRefund(ctx context.Context, run *pipeline.Run, refun
 				return fmt.Errorf("late refund %s of order %s: %w (its clawbacks now cover %d, %d when worked out; its reprices %d, %d; its date's rules those of reprice %d, %d)",
 					refundNo, adj.OrderNo, pipeline.ErrBalanceMoved, clawed, prior, repriced, adj.Repriced, rules, adj.RulesReprice)
 			}
+			// Before the refund's row is marked: a re-extract holds every
+			// carry lock (lockCarried) while it drops the moved refunds of
+			// its run, and waited for this row while this waited for it,
+			// a deadlock. Taken first, the clawback waits for the
+			// re-extract's commit and finds the refund gone, or the
+			// re-extract waits for the clawback and is refused.
+			if err := l.lockCarry(ctx, tx, adj.SellerID, adj.Currency); err != nil {
+				return err
+			}
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE late_refunds SET state = $2, reason = $3 WHERE refund_no = $1 AND state = 'pending'`,
 			refundNo, state, reason)
@@ -393,9 +404,6 @@ func (l *Ledger) ResolveLateRefund(ctx context.Context, run *pipeline.Run, refun
 		}
 		if adj == nil {
 			return nil
-		}
-		if err := l.lockCarry(ctx, tx, adj.SellerID, adj.Currency); err != nil {
-			return err
 		}
 		_, err = insertAdjustment(ctx, tx, run, *adj)
 		return err
