@@ -350,31 +350,6 @@ func (r Reader) SummaryLines(ctx context.Context, d pipeline.Date, fn func(pipel
 const closeSummaryQuery = `SELECT currency, count(*), -sum(commission_back), sum(amount_minor)
 		FROM adjustments WHERE kind = 'close' AND business_date = $1 GROUP BY currency ORDER BY currency`
 
-// closeSummary adds a row per currency for the carried balances a person
-// closed on date d (settle sellers close): the sellers' balances closed
-// (the opposite of what they were) and the platform's part, which takes
-// them (its commission), adding up to 0; the sellers' part is in carried,
-// the balance it brings to 0.
-func (r Reader) closeSummary(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
-	rows, err := r.q.QueryContext(ctx, closeSummaryQuery, d.String())
-	if err != nil {
-		return fmt.Errorf("read summary: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		s := pipeline.SummaryLine{Channel: "(balances closed)"}
-		if err := rows.Scan(&s.Currency, &s.Orders, &s.Commission, &s.Seller); err != nil {
-			return err
-		}
-		s.Carried = s.Seller
-		s.Balanced = s.Refunded+s.Commission+s.Seller == 0
-		if err := fn(s); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
 // repriceSummaryQuery sums the reprice entries of a date (its argument) by currency.
 // A reprice's entries are dated its date: read by the date's reprices
 // (reprices_date), an array the entries are then looked up by
@@ -389,13 +364,30 @@ const repriceSummaryQuery = `SELECT currency, count(*), -sum(commission_back), s
 // and the seller shares given (or taken back), which add up to 0; the
 // sellers' part is in carried, netted into their next revenue shares.
 func (r Reader) repriceSummary(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
-	rows, err := r.q.QueryContext(ctx, repriceSummaryQuery, d.String())
+	return r.movedSummary(ctx, d, "(rules repriced)", repriceSummaryQuery, fn)
+}
+
+// closeSummary adds a row per currency for the carried balances a person
+// closed on date d (settle sellers close): the sellers' balances closed
+// (the opposite of what they were) and the platform's part, which takes
+// them (its commission), adding up to 0; the sellers' part is in carried,
+// the balance it brings to 0.
+func (r Reader) closeSummary(ctx context.Context, d pipeline.Date, fn func(pipeline.SummaryLine) error) error {
+	return r.movedSummary(ctx, d, "(balances closed)", closeSummaryQuery, fn)
+}
+
+// movedSummary adds the rows of query (currency, entries, the platform's
+// part, the sellers' part, by currency, of date d) as summary lines of
+// channel: entries that move money between the sellers' carried balances
+// and the platform's commission, no refund among them.
+func (r Reader) movedSummary(ctx context.Context, d pipeline.Date, channel, query string, fn func(pipeline.SummaryLine) error) error {
+	rows, err := r.q.QueryContext(ctx, query, d.String())
 	if err != nil {
 		return fmt.Errorf("read summary: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		s := pipeline.SummaryLine{Channel: "(rules repriced)"}
+		s := pipeline.SummaryLine{Channel: channel}
 		if err := rows.Scan(&s.Currency, &s.Orders, &s.Commission, &s.Seller); err != nil {
 			return err
 		}
