@@ -96,7 +96,8 @@ func TestKilledAfterInfiniaAcceptedARevenueShare(t *testing.T) {
 	const balance = 1_000_000_000_00
 	faults := fault.New(1, fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Held, Calls: []int{3}})
 	sim := e.sim(faults, 30, nil, balance)
-	args := append([]string{"run", "--date", testDate, "--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m"}, sim.Config.Args()...)
+	args := append([]string{"run", "--date", testDate, "--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m",
+		"--provider-rate", "0"}, sim.Config.Args()...)
 	out := e.killAtHeld(e.command(args...), faults)
 	e.checkKilledRunIsUnfinished("revenue_share")
 	shares := len(sim.Infinia.RevenueShares())
@@ -179,7 +180,7 @@ func TestANightlyRunNamesADateStoppedWithRequestsInFlight(t *testing.T) {
 	const balance = 1_000_000_000_00
 	faults := fault.New(1, fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Held, Calls: []int{2}})
 	sim := e.sim(faults, 30, nil, balance)
-	flags := append([]string{"--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m",
+	flags := append([]string{"--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m", "--provider-rate", "0",
 		"--rules", e.rules, "--out", e.reports, "--skip-channel", "wechatpay,payprotocol"}, sim.Config.Args()...)
 	e.killAtHeld(e.command(append([]string{"run", "--date", testDate}, flags...)...), faults)
 	e.checkKilledRunIsUnfinished("revenue_share")

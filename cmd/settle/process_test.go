@@ -57,6 +57,16 @@ func (e *env) command(args ...string) *exec.Cmd {
 	return cmd
 }
 
+// unpaced is the environment of a process's run whose test does not
+// depend on how fast requests go to Infinia and Pay Protocol:
+// --provider-rate 0, as infiniaArgs gives the in-process runs. At the
+// default of 20 a second, a run of a 300-order day against the
+// simulator waited about 10 s on its token bucket alone (its uploads'
+// statuses, revenue shares and their queries, reconcile's questions).
+// A test whose run must still be sending when it is stopped or killed
+// keeps the default.
+var unpaced = []string{"SETTLE_PROVIDER_RATE=0"}
+
 func exitStatus(err error) int {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -199,6 +209,7 @@ func TestSIGTERMDuringDistributionStopsPromptlyAndResumes(t *testing.T) {
 		t.Fatalf("the stop did not stop anything (%d shares)", n)
 	}
 	again := e.command(args...)
+	again.Env = append(again.Env, unpaced...) // the rest, at once
 	var out2 bytes.Buffer
 	again.Stdout, again.Stderr = &out2, &out2
 	if code := exitStatus(again.Run()); code != 0 {
@@ -224,7 +235,7 @@ func TestNoSecretInOutputOrReports(t *testing.T) {
 	var all bytes.Buffer
 	for i := 0; i < 2; i++ {
 		cmd := e.command(append([]string{"run", "--date", testDate, "--work-dir", work, "--provider-poll", "20ms", "--provider-wait", "20s"}, sim.Config.Args()...)...)
-		cmd.Env = append(cmd.Env, dbEnv(url)...)
+		cmd.Env = append(append(cmd.Env, dbEnv(url)...), unpaced...)
 		cmd.Stdout, cmd.Stderr = &all, &all
 		cmd.Run()
 	}

@@ -274,6 +274,7 @@ func TestSIGTERMWhileInfiniaHoldsAnAnswer(t *testing.T) {
 	}
 	shares := faults.Calls("revenue-sharing/request")
 	again := e.command(args...)
+	again.Env = append(again.Env, unpaced...) // the rest, at once
 	var out2 syncBuffer
 	again.Stdout, again.Stderr = &out2, &out2
 	if code := exitStatus(again.Run()); code != 0 {
@@ -325,7 +326,7 @@ func TestSIGTERMThenSIGINTStopsAtOnce(t *testing.T) {
 			SELECT 1 FROM settle.effect_events v WHERE v.effect_id = f.id AND v.cause IN ('answer', 'refused', 'query'))`); n == 0 {
 		t.Errorf("no revenue share left sent and unanswered: the run did not end before the held answer")
 	}
-	again, code := e.untilNot75(nil, args...)
+	again, code := e.untilNot75(unpaced, args...)
 	if code != 0 {
 		t.Fatalf("re-run exit %d:\n%s", code, again)
 	}
@@ -380,7 +381,7 @@ func TestSIGTERMWithTheLedgerNotAnswering(t *testing.T) {
 		t.Errorf("the stop cut short pushed exit code %v (pushed: %v), want 1", v, ok)
 	}
 	db.Close() // the dead process's connections end: its locks with them
-	again, code := e.untilNot75(nil, args...)
+	again, code := e.untilNot75(unpaced, args...)
 	if code != 0 {
 		t.Fatalf("re-run exit %d:\n%s", code, again)
 	}
@@ -420,7 +421,7 @@ func TestSIGTERMDuringAnSFTPUploadThatStalls(t *testing.T) {
 	e.checkInterrupted(s, pipeline.InFlightGrace+10*time.Second)
 	stall.Close()
 	sim.Config.SFTPAddr, sim.Config.KnownHostsFile = direct, known
-	again, code := e.untilNot75(nil, append(flags, sim.Config.Args()...)...)
+	again, code := e.untilNot75(unpaced, append(flags, sim.Config.Args()...)...)
 	if code != 0 {
 		t.Fatalf("re-run exit %d:\n%s", code, again)
 	}
