@@ -84,7 +84,9 @@ func TestTwoRunsStartedTogetherOneProceedsOneExits75(t *testing.T) {
 	}
 	t.Parallel()
 	e := newEnv(t)
-	e.seed(100000, 0)
+	if err := seedByProcess(binary(t), e.url, 100000, 0); err != nil {
+		t.Fatal(err)
+	}
 	e.mustSettle("migrate")
 	var outs [2]bytes.Buffer
 	cmds := [2]*exec.Cmd{}
