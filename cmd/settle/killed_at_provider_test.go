@@ -180,7 +180,7 @@ func TestANightlyRunNamesADateStoppedWithRequestsInFlight(t *testing.T) {
 	const balance = 1_000_000_000_00
 	faults := fault.New(1, fault.Rule{Endpoint: "revenue-sharing/request", Kind: fault.Held, Calls: []int{2}})
 	sim := e.sim(faults, 30, nil, balance)
-	flags := append([]string{"--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m", "--provider-rate", "0",
+	flags := append([]string{"--work-dir", filepath.Join(e.reports, "work"), "--provider-poll", "20ms", "--provider-wait", "1m",
 		"--rules", e.rules, "--out", e.reports, "--skip-channel", "wechatpay,payprotocol"}, sim.Config.Args()...)
 	e.killAtHeld(e.command(append([]string{"run", "--date", testDate}, flags...)...), faults)
 	e.checkKilledRunIsUnfinished("revenue_share")
