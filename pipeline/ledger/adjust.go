@@ -44,7 +44,8 @@ const repriceLockClass = 0x5e7720
 // carried-balances lock first, shared, in the same statement (no round
 // trip more): a reprice commits its entries under that lock held
 // exclusively (lockCarried), every seller's carry lock at once, so that
-// a revenue share planned meanwhile nets all of them or none. The shared
+// a revenue share planned meanwhile nets all of them or none, and a
+// re-extract checks and drops its run's held entries under it. The shared
 // lock is re-entrant: a transaction taking several carry locks holds it
 // once, and is granted it again at once, never queued behind a reprice
 // waiting for it.
@@ -59,10 +60,12 @@ func (l *Ledger) lockCarry(ctx context.Context, tx *sql.Tx, sellerID string, cur
 
 // lockCarried takes, until tx ends, the ledger's carried-balances lock
 // exclusively: the carry lock of every seller and currency at once, one
-// lock however many sellers a reprice changes. A reprice took one carry
-// lock per seller and currency, and one of more than the server's lock
-// table holds (max_locks_per_transaction times its connections: 6,400 by
-// default) failed, "out of shared memory", nothing recorded; one of
+// lock however many sellers a reprice changes (a re-extract takes it
+// too, Reextract). A reprice took one carry lock per seller and
+// currency, and one of more than the server's lock table holds
+// (max_locks_per_transaction times its connections: 6,400 nominal by
+// default, about 12,800 taken on the test server before it was full)
+// failed, "out of shared memory", nothing recorded; one of
 // thousands could leave a run beside it that error. It waits for the
 // transactions holding a carry lock to end (each a few statements; none
 // waits on a reprice or a re-extract: a date's reprice lock, an order's
