@@ -803,21 +803,24 @@ func (l *Ledger) ReleaseCarriedWithDate(ctx context.Context, run *pipeline.Run) 
 }
 
 // moveCarried runs update ($1 the sellers, $2 their currencies, args from
-// $3) in one transaction holding the carried-balance lock of each seller
-// and currency, as PlanPayout does: a revenue share planned meanwhile
-// either nets the entries before they move or finds its balance moved
+// $3) in one transaction holding the ledger's carried-balances lock
+// exclusively (lockCarried: every seller's carry lock at once, as a
+// reprice's commit does): a revenue share planned meanwhile either nets
+// the entries before they move or finds its balance moved
 // (pipeline.ErrBalanceMoved), never nets entries its amount left out nor
-// leaves out entries it counted.
+// leaves out entries it counted. One lock whatever the number of sellers:
+// one carry lock each, a date past the provider's memory with more held
+// sellers than the server's lock table holds failed "out of shared
+// memory" (found by a review). The update is one statement: the runs
+// beside it wait milliseconds.
 func (l *Ledger) moveCarried(ctx context.Context, scs []pipeline.SellerCurrency, update string, args ...any) error {
 	sellers, curs := make(pq.StringArray, len(scs)), make(pq.StringArray, len(scs))
 	for i, sc := range scs {
 		sellers[i], curs[i] = sc.SellerID, string(sc.Currency)
 	}
 	return l.inTx(ctx, func(tx *sql.Tx) error {
-		for _, sc := range scs {
-			if err := l.lockCarry(ctx, tx, sc.SellerID, sc.Currency); err != nil {
-				return err
-			}
+		if err := l.lockCarried(ctx, tx); err != nil {
+			return err
 		}
 		_, err := tx.ExecContext(ctx, update, append([]any{sellers, curs}, args...)...)
 		return err

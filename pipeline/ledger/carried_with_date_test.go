@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -85,5 +86,50 @@ func TestACarriedBalanceHeldWithADateIsNettedByItsShareAlone(t *testing.T) {
 	want = map[string][]int64{"": {200, 400}, "RS/old": {1600}, later.Subject: {800}, e.Subject: {-50, 100}}
 	if got := nettedInto(t, l); !reflect.DeepEqual(got, want) {
 		t.Fatalf("entries after the release and the date's share: %v, want %v", got, want)
+	}
+}
+
+// TestCarriedBalancesOfMoreSellersThanTheLockTableHoldsAreHeldWithADate:
+// a date past the provider's memory whose orders of 20,000 sellers are
+// held - more than the test server's lock table holds (about 12,800
+// locks) - holds and releases their carried balances whole. Before, the
+// hold took one carry lock per seller and currency in one transaction and
+// failed, "out of shared memory" (found by a review), the stage with it.
+func TestCarriedBalancesOfMoreSellersThanTheLockTableHoldsAreHeldWithADate(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := openRun(t, l, day)
+	at := time.Date(day.Year, time.Month(day.Month), day.Day, 12, 0, 0, 0, time.UTC)
+	const sellers = 20000
+	shares := make([]share, sellers)
+	for i := range shares {
+		shares[i] = share{fmt.Sprintf("P%05d", i), fmt.Sprintf("S%05d", i), chInfinia, "USD", 999}
+	}
+	writeShares(t, l, run, at, shares)
+	const hold = "held: past the provider memory"
+	for _, q := range []string{
+		`UPDATE items SET reason = '` + hold + `'`,
+		fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, business_date, run_id)
+			SELECT 'S' || lpad(i::text, 5, '0'), 'USD', 'held', 10, '%s', %d FROM generate_series(0, %d) i`, run.Key.Date, run.ID, sellers-1),
+	} {
+		if _, err := l.DB().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := l.HoldCarriedWithDate(ctx, run, shareChannels, hold)
+	if err != nil || len(held) != sellers {
+		t.Fatalf("held %d sellers, %v; want %d", len(held), err, sellers)
+	}
+	var open int64
+	if err := l.DB().QueryRow(`SELECT count(*) FROM adjustments WHERE netted_into = ''`).Scan(&open); err != nil || open != 0 {
+		t.Fatalf("%d entries open after the hold (%v), want 0", open, err)
+	}
+	released, err := l.ReleaseCarriedWithDate(ctx, run)
+	if err != nil || released != sellers {
+		t.Fatalf("released %d, %v; want %d", released, err, sellers)
+	}
+	if err := l.DB().QueryRow(`SELECT count(*) FROM adjustments WHERE netted_into = ''`).Scan(&open); err != nil || open != sellers {
+		t.Fatalf("%d entries open after the release (%v), want %d", open, err, sellers)
 	}
 }
