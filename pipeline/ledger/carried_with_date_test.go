@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -99,14 +98,8 @@ func TestCarriedBalancesOfMoreSellersThanTheLockTableHoldsAreHeldWithADate(t *te
 	t.Parallel()
 	l, _ := open(t)
 	ctx := context.Background()
-	run := openRun(t, l, day)
-	at := time.Date(day.Year, time.Month(day.Month), day.Day, 12, 0, 0, 0, time.UTC)
 	const sellers = 20000
-	shares := make([]share, sellers)
-	for i := range shares {
-		shares[i] = share{fmt.Sprintf("P%05d", i), fmt.Sprintf("S%05d", i), chInfinia, "USD", 999}
-	}
-	writeShares(t, l, run, at, shares)
+	run := manySellersDay(t, l, sellers)
 	const hold = "held: past the provider memory"
 	for _, q := range []string{
 		`UPDATE items SET reason = '` + hold + `'`,

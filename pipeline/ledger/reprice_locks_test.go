@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/settlekit/settle/pipeline"
+	"github.com/settlekit/settle/pipeline/ledger"
 )
 
 var tenPercentRules = pipeline.RulesFile{Name: "fixed.csv",
@@ -24,14 +25,8 @@ func TestARepriceOfMoreSellersThanTheLockTableHoldsIsRecorded(t *testing.T) {
 	t.Parallel()
 	l, _ := open(t)
 	ctx := context.Background()
-	run := openRun(t, l, day)
-	at := time.Date(day.Year, time.Month(day.Month), day.Day, 12, 0, 0, 0, time.UTC)
 	const sellers = 20000
-	shares := make([]share, sellers)
-	for i := range shares {
-		shares[i] = share{fmt.Sprintf("P%05d", i), fmt.Sprintf("S%05d", i), chInfinia, "USD", 999}
-	}
-	writeShares(t, l, run, at, shares)
+	manySellersDay(t, l, sellers)
 	if _, err := l.DB().Exec(`UPDATE items SET state = 'paid'`); err != nil {
 		t.Fatal(err)
 	}
@@ -162,4 +157,19 @@ func TestASharePlannedWhileARepriceRecordsNetsAllItsEntriesOrNone(t *testing.T) 
 	if n, sum := netted("S1"); n != 2 || sum != -2*99 {
 		t.Errorf("S1's share on the balance now netted %d entries (%d); want both (-198)", n, sum)
 	}
+}
+
+// manySellersDay opens day's run with an Infinia order of 999 USD of each
+// of n sellers (P00000 of S00000, and on), for the tests of more sellers
+// than the server's lock table holds.
+func manySellersDay(t *testing.T, l *ledger.Ledger, n int) *pipeline.Run {
+	t.Helper()
+	run := openRun(t, l, day)
+	at := time.Date(day.Year, time.Month(day.Month), day.Day, 12, 0, 0, 0, time.UTC)
+	shares := make([]share, n)
+	for i := range shares {
+		shares[i] = share{fmt.Sprintf("P%05d", i), fmt.Sprintf("S%05d", i), chInfinia, "USD", 999}
+	}
+	writeShares(t, l, run, at, shares)
+	return run
 }
