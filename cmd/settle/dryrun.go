@@ -226,6 +226,7 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 		// other hours than it read its day in: the dry run planned the
 		// day in --tz all the same, and said nothing of it (found by an
 		// operator's trial).
+		sourceDB := cfg.sourceDB(ctx, db)
 		for _, k := range keys {
 			var run *pipeline.Run
 			if i := slices.IndexFunc(runs, func(r *pipeline.Run) bool { return r.Key == k }); i >= 0 {
@@ -238,8 +239,10 @@ func (cfg *config) dryRun(c *cli.Context, o *runOptions) error {
 				return err
 			}
 			// So is one from other provider accounts than the date, or
-			// the dates before it, sent from (ledger.OpenRun).
-			if err := l.CheckAccounts(ctx, k, pipeline.RunParams{Accounts: o.accounts(), NewAccounts: o.newAccount}); pipeline.KindOf(err) == pipeline.KindUsage {
+			// the dates before it, sent from, or reading another platform
+			// database than they read (ledger.OpenRun).
+			if err := l.CheckOpen(ctx, k, pipeline.RunParams{Accounts: o.accounts(), NewAccounts: o.newAccount,
+				SourceDB: sourceDB, NewSource: o.newSource}); pipeline.KindOf(err) == pipeline.KindUsage {
 				fmt.Fprintf(w, "ledger: a real run is refused: %v\n", err)
 				break
 			} else if err != nil {

@@ -44,6 +44,11 @@ func TestAnotherPlatformDatabaseIsRefused(t *testing.T) {
 	if n := len(sim.Infinia.RevenueShares()); n != sent {
 		t.Fatalf("%d revenue shares sent on the other platform database's orders", n-sent)
 	}
+	// A dry run says so (it checked the accounts alone: found by a review).
+	if out, code := e.runInfiniaOn(sim, "2026-11-23", "--source-database-url", other, "--dry-run"); code != 0 ||
+		!strings.Contains(out, "a real run is refused") || !strings.Contains(out, "read its day from "+ours) {
+		t.Fatalf("dry run of 2026-11-23 from another platform database: exit %d, want 0 saying a real run is refused:\n%s", code, out)
+	}
 	if n := e.count(`SELECT count(*) FROM settle.runs WHERE business_date = '2026-11-23'`); n != 0 {
 		t.Fatalf("%d runs of 2026-11-23 opened by the refused run", n)
 	}

@@ -708,10 +708,10 @@ func sameSource(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, ours strin
 		ours, which, theirs, key.Date)
 }
 
-// CheckAccounts returns what OpenRun would refuse of p's accounts for
-// key's run (sameAccounts, accountsAsBefore), recording nothing: a dry
-// run says a real run is refused.
-func (l *Ledger) CheckAccounts(ctx context.Context, key pipeline.RunKey, p pipeline.RunParams) error {
+// CheckOpen returns what OpenRun would refuse of p's accounts and
+// platform database for key's run (sameAccounts, accountsAsBefore,
+// sameSource), recording nothing: a dry run says a real run is refused.
+func (l *Ledger) CheckOpen(ctx context.Context, key pipeline.RunKey, p pipeline.RunParams) error {
 	accounts, err := json.Marshal(p.Accounts)
 	if err != nil {
 		return err
@@ -724,10 +724,18 @@ func (l *Ledger) CheckAccounts(ctx context.Context, key pipeline.RunKey, p pipel
 		return err
 	}
 	defer tx.Rollback()
-	if err := sameAccounts(ctx, tx, key, accounts); err != nil || p.NewAccounts {
+	if err := sameAccounts(ctx, tx, key, accounts); err != nil {
 		return err
 	}
-	return accountsAsBefore(ctx, tx, key, accounts)
+	if !p.NewAccounts {
+		if err := accountsAsBefore(ctx, tx, key, accounts); err != nil {
+			return err
+		}
+	}
+	if p.SourceDB != "" && !p.NewSource {
+		return sameSource(ctx, tx, key, p.SourceDB)
+	}
+	return nil
 }
 
 // RunAccount returns the provider account run runID recorded for effect
