@@ -818,3 +818,54 @@ func TestOpenRunKeepsTheAccountsOfTheDatesBefore(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenRunKeepsANewAccountOnceItSentAnything: the first date of a new
+// account (NewAccounts) that sent requests of one kind of it (a trade
+// file) and none yet of another from the same account (its revenue
+// shares, or WeChat's unfreezes, sent some nights only) has taken the
+// account for good: its own run resumed, and the dates after it, go on
+// from it without NewAccounts. Judged by the kind alone, each was refused
+// until a request of that kind went out from the new account, which no
+// run could send: every nightly run after the change ended 2. Another
+// account still is refused.
+func TestOpenRunKeepsANewAccountOnceItSentAnything(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	params := func(account string, fresh bool) pipeline.RunParams {
+		return pipeline.RunParams{TimeZone: "UTC", RulesHash: "r", ConfigHash: "c",
+			Accounts: map[string]string{"upload": account, "revenue_share": account}, NewAccounts: fresh}
+	}
+	send := func(run *pipeline.Run, kind, key string) {
+		t.Helper()
+		e, err := l.PlanEffect(ctx, pipeline.Effect{RunID: run.ID, Kind: kind, Subject: kind + "/" + key, Attempt: 1, Key: key, Currency: "USD", Amount: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.MarkSent(ctx, e.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := pipeline.RunKey{Date: day.AddDays(-1), Shard: pipeline.Whole}
+	run, _, err := l.OpenRun(ctx, before, params("app A", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(run, "upload", "F-A")
+	send(run, "revenue_share", "RS-A")
+	key := pipeline.RunKey{Date: day, Shard: pipeline.Whole}
+	if run, _, err = l.OpenRun(ctx, key, params("app B", true)); err != nil {
+		t.Fatalf("another account with NewAccounts: %v", err)
+	}
+	send(run, "upload", "F-B") // its revenue shares not sent yet
+	after := pipeline.RunKey{Date: day.AddDays(1), Shard: pipeline.Whole}
+	for _, k := range []pipeline.RunKey{key, after} {
+		if _, _, err := l.OpenRun(ctx, k, params("app B", false)); err != nil {
+			t.Fatalf("%s from the new account, which sent a trade file on %s: %v", k.Date, day, err)
+		}
+	}
+	later := pipeline.RunKey{Date: day.AddDays(2), Shard: pipeline.Whole}
+	if _, _, err := l.OpenRun(ctx, later, params("app C", false)); pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "app B") {
+		t.Fatalf("a third account: %v, want a usage error naming app B", err)
+	}
+}

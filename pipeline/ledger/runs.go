@@ -624,9 +624,17 @@ func sameAccounts(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, accounts
 }
 
 // accountsAsBefore refuses (KindUsage) a run of key's date that has sent
-// nothing of an effect kind yet from another provider account for it
-// (accounts, JSON: kind -> account) than the latest earlier date that sent
-// requests of that kind sent them from. sameAccounts holds a date to the
+// nothing yet from another provider account for an effect kind (accounts,
+// JSON: kind -> account) than the latest earlier date that sent requests
+// from the account it recorded for that kind recorded. A date sent from
+// an account once it sent a request of any kind the account drives (a
+// provider's kinds share one: an Infinia trade file, a WeChat
+// distribution): judged by the kind alone, the first date of a new
+// account that sent its trade files and none of its revenue shares yet
+// (or a WeChat merchant's distributions and no unfreeze, sent some nights
+// only) had its own resumed run, and every date after it, refused until a
+// request of that kind went out from the new account, which none could
+// send (found by a review). sameAccounts holds a date to the
 // account it sent from, and a new account took over from a date not yet
 // run without a word: the settings of another environment (a sandbox's
 // appId and keys, a second merchant's Secret) applied to the production
@@ -641,12 +649,13 @@ func accountsAsBefore(ctx context.Context, tx *sql.Tx, key pipeline.RunKey, acco
 		CROSS JOIN LATERAL (
 			SELECT r.accounts->>o.kind AS account, r.business_date FROM runs r
 			WHERE r.business_date < $1 AND r.accounts ? o.kind
-			  AND EXISTS (SELECT 1 FROM effects e WHERE e.run_id = r.id AND e.kind = o.kind AND (e.sends > 0 OR e.state <> 'planned'))
+			  AND EXISTS (SELECT 1 FROM effects e WHERE e.run_id = r.id AND r.accounts->>e.kind = r.accounts->>o.kind
+			    AND (e.sends > 0 OR e.state <> 'planned'))
 			ORDER BY r.business_date DESC LIMIT 1) prev
 		WHERE prev.account <> o.account
 		  AND NOT EXISTS (SELECT 1 FROM runs r JOIN effects e ON e.run_id = r.id
 			WHERE r.business_date = $1 AND r.shard_index = $2 AND r.shard_count = $3
-			  AND e.kind = o.kind AND (e.sends > 0 OR e.state <> 'planned'))
+			  AND r.accounts->>e.kind = o.account AND (e.sends > 0 OR e.state <> 'planned'))
 		ORDER BY 1`,
 		key.Date.String(), key.Shard.Index, key.Shard.Count, string(accounts))
 	if err != nil {
