@@ -11,9 +11,43 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/settlekit/settle/internal/paysim"
 	"github.com/settlekit/settle/internal/rsakey"
 	"github.com/settlekit/settle/load/wechatpay"
 )
+
+// rotateWeChatKeyAt has WeChat Pay take another merchant certificate of
+// ours (refusing our signature from then on, 401 SIGN_ERROR) when the
+// at-th distribution or unfreeze reaches it, through a proxy in front of
+// sim's WeChat Pay. It returns the count of distributions and unfreezes
+// and our key, for WeChat Pay to take back.
+func rotateWeChatKeyAt(t *testing.T, sim *paysim.Sim, at int64) (*atomic.Int64, *rsa.PrivateKey) {
+	t.Helper()
+	ours, err := rsakey.LoadPrivate(sim.Config.WeChatKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := rsa.GenerateKey(rand.Reader, testKeyBits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sends atomic.Int64
+	u, err := url.Parse(sim.Config.WeChatURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && (strings.HasSuffix(r.URL.Path, "/"+wechatpay.APIOrders) || strings.HasSuffix(r.URL.Path, "/"+wechatpay.APIUnfreeze)) &&
+			sends.Add(1) == at {
+			sim.WeChat.RegisterMerchantKey(&other.PublicKey)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	sim.Config.WeChatURL = srv.URL + u.Path
+	return &sends, ours
+}
 
 // TestWeChatRefusingOurKeyMidRunSendsNothingMore: our merchant certificate
 // changes at WeChat Pay after the run's second distribution (401
@@ -29,30 +63,8 @@ func TestWeChatRefusingOurKeyMidRunSendsNothingMore(t *testing.T) {
 	e := newEnv(t)
 	e.mustSettle("seed", "--date", testDate, "--orders", "40", "--sellers", "2", "--seed", "15")
 	sim := e.weChatSim(nil, 0)
-	ours, err := rsakey.LoadPrivate(sim.Config.WeChatKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := rsa.GenerateKey(rand.Reader, testKeyBits)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const rotateAt = 2
-	var sends atomic.Int64
-	u, err := url.Parse(sim.Config.WeChatURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && (strings.HasSuffix(r.URL.Path, "/"+wechatpay.APIOrders) || strings.HasSuffix(r.URL.Path, "/"+wechatpay.APIUnfreeze)) &&
-			sends.Add(1) == rotateAt {
-			sim.WeChat.RegisterMerchantKey(&other.PublicKey)
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	sim.Config.WeChatURL = srv.URL + u.Path
+	sends, ours := rotateWeChatKeyAt(t, sim, rotateAt)
 
 	out, code := e.runWeChat(sim, "--parallel", "1")
 	if code != 2 || !strings.Contains(out, "--wechat-private-key-file") || strings.Count(out, "refused our credentials") != 1 {
@@ -78,4 +90,49 @@ func TestWeChatRefusingOurKeyMidRunSendsNothingMore(t *testing.T) {
 		t.Fatalf("re-run: exit %d:\n%s", code, out)
 	}
 	e.checkWeChatOnce(sim)
+}
+
+// TestWeChatRefusingOurKeyMidRunStillSaysWhatItHeld: a transaction WeChat
+// Pay refuses outright (INVALID_REQUEST, about it alone) is held for a
+// person while the distributions are planned; WeChat Pay then refuses our
+// key at the second distribution. The run ends exit 2, its last line
+// naming the flag to check, and the transaction held is said as a stage's
+// problems are on other exits: in the stage's one NEEDS A PERSON line,
+// not in the last line. Before, the stop dropped it: the night's log said
+// nothing of the transaction held, which only the re-run, once the key
+// was put right, told.
+func TestWeChatRefusingOurKeyMidRunStillSaysWhatItHeld(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "40", "--sellers", "2", "--seed", "15")
+	sim := e.weChatSim(nil, 0)
+	var poisoned struct {
+		OrderNo string `db:"order_no"`
+		Txn     string `db:"provider_txn_id"`
+	}
+	// The first order planned: held before anything is sent.
+	if err := e.db.Get(&poisoned, `SELECT o.order_no, o.provider_txn_id FROM orders o JOIN sellers s USING (seller_id)
+		WHERE o.provider = 'wechatpay' AND s.wechat_sub_mchid IS NOT NULL AND o.provider_txn_id IS NOT NULL
+		ORDER BY o.order_no LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	sim.WeChat.Poison(poisoned.Txn, "INVALID_REQUEST")
+	rotateWeChatKeyAt(t, sim, 2)
+	out, code := e.runWeChat(sim, "--parallel", "1")
+	var person, last []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(line, "NEEDS A PERSON") {
+			person = append(person, line)
+		}
+		if strings.HasPrefix(line, "settle: ") {
+			last = append(last, line)
+		}
+	}
+	if code != 2 || len(last) != 1 || !strings.Contains(last[0], "--wechat-private-key-file") || strings.Contains(last[0], "INVALID_REQUEST") {
+		t.Fatalf("exit %d, want 2 with one last line naming --wechat-private-key-file alone:\n%s", code, out)
+	}
+	if len(person) != 1 || !strings.Contains(person[0], "stage=distribute") || !strings.Contains(person[0], "order "+poisoned.OrderNo) ||
+		!strings.Contains(person[0], "INVALID_REQUEST") {
+		t.Fatalf("%d NEEDS A PERSON lines, want the distribute stage's one naming order %s held for WeChat's INVALID_REQUEST:\n%s", len(person), poisoned.OrderNo, out)
+	}
 }

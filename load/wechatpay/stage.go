@@ -226,7 +226,9 @@ type driven struct {
 // sent (those in flight end), and the stage ends with a configuration
 // error (exit 2) in one line naming the flags to check. A distribution
 // or unfreeze so refused moved nothing: it is left unknown, marked not
-// taken, and the re-run asks about it by its out_order_no.
+// taken, and the re-run asks about it by its out_order_no. What the stage
+// had held for a person before the refusal goes with its error
+// (pipeline.WithProblems), said by the runner, not dropped.
 //
 // A WeChat Pay that does not answer at all stops the stage: its requests
 // share one breaker (pipeline.WithBreaker) - the checks and questions of
@@ -262,7 +264,11 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		}
 		if pipeline.KindOf(err) == pipeline.KindUsage {
 			if RefusedOurKey(err) {
-				return "", credentialsRefused(err)
+				// What the stage held for a person before the refusal
+				// (planning's holds, WeChat's answers about one
+				// transaction) goes with it: said by the runner in the
+				// stage's NEEDS A PERSON line, not dropped.
+				return "", pipeline.WithProblems(credentialsRefused(err), st.problems.NeedsPerson())
 			}
 			return "", err
 		}
