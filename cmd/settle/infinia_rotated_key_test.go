@@ -1,18 +1,13 @@
 package main
 
 import (
-	"crypto/rand"
 	"crypto/rsa"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/settlekit/settle/internal/paysim"
-	"github.com/settlekit/settle/internal/rsakey"
 	"github.com/settlekit/settle/load/infiniapay"
 	"github.com/settlekit/settle/seed"
 )
@@ -70,28 +65,15 @@ func TestInfiniaRefusingOurKeyMidRunSendsNothingMore(t *testing.T) {
 // revenue share requests and our key, for Infinia to take back.
 func rotateInfiniaKeyAt(t *testing.T, sim *paysim.Sim, at int64) (*atomic.Int64, *rsa.PrivateKey) {
 	t.Helper()
-	ours, err := rsakey.LoadPrivate(sim.Config.OurKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := rsa.GenerateKey(rand.Reader, testKeyBits)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ours, other := ourKeyAndAnother(t, sim.Config.OurKeyFile)
 	var shares atomic.Int64
-	u, err := url.Parse(sim.Config.InfiniaURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, infiniapay.APIRevenueShare) && shares.Add(1) == at {
-			sim.Infinia.RegisterPlatformKey(&other.PublicKey)
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	sim.Config.InfiniaURL = srv.URL + u.Path
+	sim.Config.InfiniaURL = countingProxy(t, sim.Config.InfiniaURL, &shares,
+		func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, infiniapay.APIRevenueShare) },
+		func(n int64) {
+			if n == at {
+				sim.Infinia.RegisterPlatformKey(&other.PublicKey)
+			}
+		})
 	return &shares, ours
 }
 

@@ -2,9 +2,6 @@ package main
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -31,25 +28,17 @@ func TestPayProtocolRefusingOurSecretMidRunAsksNothingMore(t *testing.T) {
 	sim := e.payProtocolSim(nil, 6, balance)
 	const rotateAt = 3
 	var asked, after atomic.Int64
-	u, err := url.Parse(sim.Config.PayProtocolURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/"+payprotocol.APIPaymentDetail) {
-			switch n := asked.Add(1); {
-			case n == rotateAt:
+	ppURL := countingProxy(t, sim.Config.PayProtocolURL, &asked,
+		func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/"+payprotocol.APIPaymentDetail) },
+		func(n int64) {
+			if n == rotateAt {
 				sim.PayProtocol.SetSecret("revoked-secret")
-				fallthrough
-			case n > rotateAt:
+			}
+			if n >= rotateAt {
 				after.Add(1)
 			}
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	pp := []string{"--payprotocol-url", srv.URL + u.Path, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
+		})
+	pp := []string{"--payprotocol-url", ppURL, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
 		"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile}
 
 	out, code := e.runInfinia(sim, pp...)

@@ -1,18 +1,13 @@
 package main
 
 import (
-	"crypto/rand"
 	"crypto/rsa"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/settlekit/settle/internal/paysim"
-	"github.com/settlekit/settle/internal/rsakey"
 	"github.com/settlekit/settle/load/wechatpay"
 )
 
@@ -23,29 +18,18 @@ import (
 // and our key, for WeChat Pay to take back.
 func rotateWeChatKeyAt(t *testing.T, sim *paysim.Sim, at int64) (*atomic.Int64, *rsa.PrivateKey) {
 	t.Helper()
-	ours, err := rsakey.LoadPrivate(sim.Config.WeChatKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := rsa.GenerateKey(rand.Reader, testKeyBits)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ours, other := ourKeyAndAnother(t, sim.Config.WeChatKeyFile)
 	var sends atomic.Int64
-	u, err := url.Parse(sim.Config.WeChatURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && (strings.HasSuffix(r.URL.Path, "/"+wechatpay.APIOrders) || strings.HasSuffix(r.URL.Path, "/"+wechatpay.APIUnfreeze)) &&
-			sends.Add(1) == at {
-			sim.WeChat.RegisterMerchantKey(&other.PublicKey)
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	sim.Config.WeChatURL = srv.URL + u.Path
+	sim.Config.WeChatURL = countingProxy(t, sim.Config.WeChatURL, &sends,
+		func(r *http.Request) bool {
+			return r.Method == http.MethodPost &&
+				(strings.HasSuffix(r.URL.Path, "/"+wechatpay.APIOrders) || strings.HasSuffix(r.URL.Path, "/"+wechatpay.APIUnfreeze))
+		},
+		func(n int64) {
+			if n == at {
+				sim.WeChat.RegisterMerchantKey(&other.PublicKey)
+			}
+		})
 	return &sends, ours
 }
 
