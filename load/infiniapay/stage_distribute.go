@@ -105,7 +105,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			return "", d.stopped(ctx, leadPast, ourKeyRefused(err, "while the revenue shares were planned, and nothing was sent", "planning asks again from the start"))
 		}
 		if err != nil {
-			if oerr := d.carriedPast(ctx); oerr != nil {
+			if oerr := d.holdCarriedPast(ctx); oerr != nil {
 				return "", errors.Join(err, oerr)
 			}
 			leadPast()
@@ -117,6 +117,12 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			// plan waits for the next run, and so does what it planned.
 			return fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward", d.paid, d.sent, d.carried), stopped
 		}
+		// The carried balances of the sellers planning held, held with
+		// the date before anything is sent: open until the stage's end,
+		// a share of another date planned meanwhile could net them.
+		if err := d.holdCarriedPast(ctx); err != nil {
+			return "", err
+		}
 		err = d.pay(ctx)
 		if refusedOurKey(err) {
 			return "", d.stopped(ctx, leadPast, err)
@@ -124,10 +130,10 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
 			return "", err
 		}
-		// The carried balances of the sellers whose orders the guard
-		// held since (planning and the engine held some), held with the
-		// date.
-		if err := d.carriedPast(ctx); err != nil {
+		// The carried balances of the sellers whose orders the engine
+		// held since (late orders of a share in flight, a share that
+		// failed), held with the date.
+		if err := d.holdCarriedPast(ctx); err != nil {
 			return "", err
 		}
 		leadPast()
@@ -278,9 +284,9 @@ func (d *distribution) failed(ctx context.Context, e pipeline.Effect, reason str
 // (err, ourKeyRefused), with the problems the stage had found for a
 // person before (pipeline.WithProblems: said by the runner, not dropped),
 // lead first, and the carried balances of the sellers held past
-// Infinia's memory held with the date (carriedPast).
+// Infinia's memory held with the date (holdCarriedPast).
 func (d *distribution) stopped(ctx context.Context, lead func(), err error) error {
-	if cerr := d.carriedPast(ctx); cerr != nil {
+	if cerr := d.holdCarriedPast(ctx); cerr != nil {
 		return errors.Join(err, cerr)
 	}
 	lead()
@@ -305,10 +311,25 @@ func (d *distribution) stopped(ctx context.Context, lead func(), err error) erro
 // plans. Their sellers are held already (their orders), and counted so;
 // a seller with no order of the date held, its balance carried alone,
 // is not held (see DistributeStage).
+//
+// It runs at the stage's start (releasing, or holding what earlier
+// attempts held); holdCarriedPast holds again as planning and the engine
+// hold more.
 func (d *distribution) carriedPast(ctx context.Context) error {
 	if d.past == nil {
 		_, err := d.c.Store.ReleaseCarriedWithDate(ctx, d.run)
 		return err
+	}
+	return d.holdCarriedPast(ctx)
+}
+
+// holdCarriedPast holds with the date the carried balances of the sellers
+// whose orders the guard holds now (carriedPast), nothing when it does not
+// hold the date: the stage's start released them, and nothing since can
+// have held more.
+func (d *distribution) holdCarriedPast(ctx context.Context) error {
+	if d.past == nil {
+		return nil
 	}
 	_, err := d.c.Store.HoldCarriedWithDate(ctx, d.run, d.c.Channels, pastHold)
 	return err
