@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lib/pq"
 	"github.com/settlekit/settle/pipeline"
 )
 
@@ -277,25 +278,32 @@ func closeBlocked(ctx context.Context, tx *sql.Tx, sellerID string, cur pipeline
 // as it holds the date as a run does), naming the first such date and its
 // holder.
 func (l *Ledger) datesWorked(ctx context.Context, except pipeline.Date) error {
-	var day string
-	err := l.db.QueryRowContext(ctx, `SELECT d.business_date::text FROM (SELECT DISTINCT business_date FROM runs WHERE business_date::text <> $2) d,
-		LATERAL (SELECT hashtextextended('settle/' || $1 || '/date/' || d.business_date::text, 0) AS k) x
+	var days []string
+	if err := l.db.SelectContext(ctx, &days, `SELECT DISTINCT business_date::text FROM runs WHERE business_date::text <> $1 ORDER BY 1`, except.String()); err != nil {
+		return fmt.Errorf("read the dates a process works on: %w", err)
+	}
+	keys := make(pq.StringArray, len(days))
+	for i, day := range days {
+		d, err := pipeline.ParseDate(day)
+		if err != nil {
+			return err
+		}
+		keys[i], _ = l.lockKeys(pipeline.RunKey{Date: d})
+	}
+	var held sql.NullInt32 // the first date's index (1-based) whose lock a session holds
+	err := l.db.QueryRowContext(ctx, `SELECT min(k.n) FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n),
+		LATERAL (SELECT hashtextextended(k.key, 0) AS h) x
 		WHERE EXISTS (SELECT 1 FROM pg_locks p
 			WHERE p.locktype = 'advisory' AND p.granted AND p.objsubid = 1
 			  AND p.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-			  AND p.classid::bigint = (x.k >> 32) & 4294967295 AND p.objid::bigint = x.k & 4294967295)
-		ORDER BY 1 LIMIT 1`, l.schema, except.String()).Scan(&day)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
+			  AND p.classid::bigint = (x.h >> 32) & 4294967295 AND p.objid::bigint = x.h & 4294967295)`, keys).Scan(&held)
 	if err != nil {
 		return fmt.Errorf("read the dates a process works on: %w", err)
 	}
-	d, err := pipeline.ParseDate(day)
-	if err != nil {
-		return err
+	if !held.Valid {
+		return nil
 	}
-	key, _ := l.lockKeys(pipeline.RunKey{Date: d})
+	day, key := days[held.Int32-1], keys[held.Int32-1]
 	return pipeline.E(pipeline.KindLocked, "sellers close", fmt.Errorf("%w for date %s%s: a run of any date may net the balance; try again once it ended (settle status shows the runs working)",
-		pipeline.ErrLocked, d, lockHolder(ctx, l.db, key)))
+		pipeline.ErrLocked, day, lockHolder(ctx, l.db, key)))
 }
