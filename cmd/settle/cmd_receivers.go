@@ -39,9 +39,15 @@ func receiversCommand(cfg *config) *cli.Command {
 					// A lost answer is resolved by the result query, not
 					// reported. One whose review failed is added again (WeChat
 					// takes it again; it showed the failed state as "added").
-					st, err := w.client.ReAddReceiver(c.Context, r)
+					st, added, err := w.client.ReAddReceiver(c.Context, r)
 					if err != nil {
 						return fmt.Errorf("add receiver at %s: %w", subMchID, err)
+					}
+					if !added {
+						// Under review or approved: WeChat Pay takes no
+						// second add, and none was sent.
+						fmt.Fprintf(cfg.stdout, "receiver %s already there at sub-merchant %s: %s (nothing sent)\n", r.Account, subMchID, st.State)
+						return nil
 					}
 					fmt.Fprintf(cfg.stdout, "receiver %s added at sub-merchant %s: %s\n", r.Account, subMchID, st.State)
 					return nil

@@ -238,6 +238,14 @@ func TestReceiversAddStatusDelete(t *testing.T) {
 	if out, code := do("status"); code != 0 || !strings.Contains(out, "EFFECTIVE") {
 		t.Fatalf("status after review: exit %d: %s", code, out)
 	}
+	// A receiver already there is shown, as the README says, not said
+	// "added": nothing is sent (it printed "receiver ... added at
+	// sub-merchant ...: EFFECTIVE" for an add that sent nothing).
+	adds := sim.WeChat.Calls(wechatpay.APIAddReceiver)
+	if out, code := do("add"); code != 0 || !strings.Contains(out, "already there") || strings.Contains(out, "added at") ||
+		!strings.Contains(out, "EFFECTIVE") || sim.WeChat.Calls(wechatpay.APIAddReceiver) != adds {
+		t.Fatalf("add of a receiver already there: exit %d, %d adds sent: %s", code, sim.WeChat.Calls(wechatpay.APIAddReceiver)-adds, out)
+	}
 	if out, code := do("delete"); code != 0 || !strings.Contains(out, "deleted") {
 		t.Fatalf("delete: exit %d: %s", code, out)
 	}

@@ -223,14 +223,16 @@ func (c *Client) EnsureReceiver(ctx context.Context, r NewReceiver) (ReceiverSta
 // approve (ReviewFailed): WeChat Pay takes it again, under review (INIT),
 // once its new materials are uploaded (r's file ids). A receiver WeChat
 // Pay does not know is added; one INIT or EFFECTIVE is returned as it is,
-// nothing sent (WeChat Pay refuses to add it again). A lost answer is
-// resolved by the receiver result query, as by EnsureReceiver.
-func (c *Client) ReAddReceiver(ctx context.Context, r NewReceiver) (ReceiverStatus, error) {
-	st, err := c.ReceiverResult(ctx, refOf(r))
+// nothing sent (WeChat Pay refuses to add it again), and added false: a
+// person told "added" would take it for one this call made. A lost answer
+// is resolved by the receiver result query, as by EnsureReceiver.
+func (c *Client) ReAddReceiver(ctx context.Context, r NewReceiver) (st ReceiverStatus, added bool, err error) {
+	st, err = c.ReceiverResult(ctx, refOf(r))
 	if err == nil && !ReviewFailed(st.State) || err != nil && !errors.Is(err, ErrNotFound) {
-		return st, err
+		return st, false, err
 	}
-	return c.addResolved(ctx, r)
+	st, err = c.addResolved(ctx, r)
+	return st, err == nil, err
 }
 
 func refOf(r NewReceiver) ReceiverRef {

@@ -331,17 +331,17 @@ func TestReAddReceiverAfterAFailedReview(t *testing.T) {
 				r.fake.Calls(wechatpay.APIAddReceiver) != 0 {
 				t.Fatalf("EnsureReceiver = %+v, %v after %d adds: want the failed review shown, nothing added", st, err, r.fake.Calls(wechatpay.APIAddReceiver))
 			}
-			st, err := r.client.ReAddReceiver(ctx, nr)
+			st, added, err := r.client.ReAddReceiver(ctx, nr)
 			wantAdds := map[fault.Kind]int{"": 1, fault.Lost: 1, fault.Reset: 2}[kind]
-			if err != nil || st.State != wechatpay.ReceiverInit || r.fake.Calls(wechatpay.APIAddReceiver) != wantAdds {
-				t.Fatalf("ReAddReceiver = %+v, %v after %d adds; want INIT after %d", st, err, r.fake.Calls(wechatpay.APIAddReceiver), wantAdds)
+			if err != nil || !added || st.State != wechatpay.ReceiverInit || r.fake.Calls(wechatpay.APIAddReceiver) != wantAdds {
+				t.Fatalf("ReAddReceiver = %+v, added %v, %v after %d adds; want INIT after %d", st, added, err, r.fake.Calls(wechatpay.APIAddReceiver), wantAdds)
 			}
 			if state, _, found := r.fake.Receiver(subMchID, wechatpay.TypeMerchantID, mchID); !found || state != wechatpay.ReceiverInit {
 				t.Fatalf("at the fake: %s %v", state, found)
 			}
 			// Under review now: nothing is added again.
-			if st, err := r.client.ReAddReceiver(ctx, nr); err != nil || st.State != wechatpay.ReceiverInit || r.fake.Calls(wechatpay.APIAddReceiver) != wantAdds {
-				t.Fatalf("again: %+v, %v after %d adds", st, err, r.fake.Calls(wechatpay.APIAddReceiver))
+			if st, added, err := r.client.ReAddReceiver(ctx, nr); err != nil || added || st.State != wechatpay.ReceiverInit || r.fake.Calls(wechatpay.APIAddReceiver) != wantAdds {
+				t.Fatalf("again: %+v, added %v, %v after %d adds", st, added, err, r.fake.Calls(wechatpay.APIAddReceiver))
 			}
 		})
 	}
