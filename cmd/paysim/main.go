@@ -179,16 +179,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "# what it holds (balances, revenue shares, files, distributions, payments, requests and 429s): curl -s %s\n", sim.StateURL())
 	fmt.Fprintf(stdout, "# change the situations while it runs (from this machine): paysim ctl --url %s --refuse-order ORDER=REASON ...\n",
 		strings.TrimSuffix(sim.ControlURL(), paysim.ControlPath))
-	fmt.Fprintln(stdout, "# the job's configuration (save this output and source it):")
-	env := sim.Config.Env()
+	var env []string
 	if *platformDB != "" {
 		// The zone of the window whose orders it created: settle must
 		// read the same one (its default is Asia/Shanghai's).
 		env = append(env, "SETTLE_TZ="+*tz)
 	}
-	for _, line := range exports(env) {
-		fmt.Fprintln(stdout, line)
-	}
+	// One write, SETTLE_WECHAT_RECEIVER_NAME's export last: the README's
+	// trial and the scripts source the output once that line shows, and
+	// SETTLE_TZ printed after it, a line at a time, could be missed (a
+	// trial in another zone then read Asia/Shanghai's window).
+	env = append(env, sim.Config.Env()...)
+	fmt.Fprint(stdout, "# the job's configuration (save this output and source it):\n"+strings.Join(exports(env), "\n")+"\n")
 	<-ctx.Done()
 	return nil
 }

@@ -58,16 +58,31 @@ func TestPaysimServesAndPrintsTheJobsConfiguration(t *testing.T) {
 	}
 }
 
-// syncWriter is a buffer the test reads while paysim writes it.
+// syncWriter is a buffer the test reads while paysim writes it; it keeps
+// each write, to tell what a reader of the file could see between two.
 type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu     sync.Mutex
+	b      bytes.Buffer
+	writes []string
 }
 
 func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.writes = append(w.writes, string(p))
 	return w.b.Write(p)
+}
+
+// writeWith returns the first write that holds s, "" when none does.
+func (w *syncWriter) writeWith(s string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.writes {
+		if strings.Contains(p, s) {
+			return p
+		}
+	}
+	return ""
 }
 
 func (w *syncWriter) String() string {
@@ -350,6 +365,24 @@ func TestPaysimExportsTheZoneOfTheDayItCreated(t *testing.T) {
 	waitPrinted(t, out, done, "export SETTLE_WECHAT_RECEIVER_NAME")
 	if !strings.Contains(out.String(), "\nexport SETTLE_TZ=America/New_York\n") {
 		t.Fatalf("the configuration does not name the zone of the day paysim created:\n%s", out.String())
+	}
+	// The README's trial, monthtrial.py, benchday and crashcampaign source
+	// the output once it shows SETTLE_WECHAT_RECEIVER_NAME: that export is
+	// the last, and the configuration arrives in one write, so that none
+	// reads it without SETTLE_TZ (printed after it, a trial in another
+	// zone could source the file between the two and read the default
+	// zone's window, not the one paysim created).
+	var exports []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "export ") {
+			exports = append(exports, line)
+		}
+	}
+	if last := exports[len(exports)-1]; !strings.HasPrefix(last, "export SETTLE_WECHAT_RECEIVER_NAME=") {
+		t.Fatalf("the last export is %q, want SETTLE_WECHAT_RECEIVER_NAME's, the one the trials wait for:\n%s", last, out.String())
+	}
+	if w := out.writeWith("export SETTLE_WECHAT_RECEIVER_NAME="); !strings.Contains(w, "export SETTLE_TZ=") || !strings.Contains(w, "export SETTLE_INFINIA_URL=") {
+		t.Fatalf("the configuration came in several writes; the one with SETTLE_WECHAT_RECEIVER_NAME:\n%s", w)
 	}
 }
 
