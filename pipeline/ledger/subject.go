@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -152,6 +153,18 @@ func (l *Ledger) SubjectHistory(ctx context.Context, d pipeline.Date, subject st
 	return h, err
 }
 
+// subjectDate is the date a side effect's subject names, its second part
+// (RS/20261123/S00001/USD); ok false for a text that names none.
+func subjectDate(subject string) (pipeline.Date, bool) {
+	parts := strings.SplitN(subject, "/", 3)
+	if len(parts) < 3 || len(parts[1]) != 8 {
+		return pipeline.Date{}, false
+	}
+	c := parts[1]
+	d, err := pipeline.ParseDate(c[:4] + "-" + c[4:6] + "-" + c[6:])
+	return d, err == nil
+}
+
 func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject string) (*SubjectHistory, error) {
 	h := &SubjectHistory{Date: d.String(), Subject: subject, Runs: []SubjectRun{}, Attempts: []EffectReport{},
 		Items: []SubjectItem{}, Adjustments: []SubjectAdjustment{}, Files: []SubjectFile{}, Mismatches: []SubjectMismatch{}, Resolved: []Resolution{}}
@@ -216,6 +229,20 @@ func (r Reader) subjectHistory(ctx context.Context, d pipeline.Date, subject str
 		}
 	}
 	if len(ids) == 0 && closed == "" {
+		// A subject names its date (KIND/YYYYMMDD/...): one of another
+		// date, copied from that date's payouts.csv, is named with the
+		// command for it, as its key is.
+		if other, ok := subjectDate(subject); ok && other != d {
+			var there bool
+			if err := r.q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM effects e JOIN runs r ON r.id = e.run_id
+				WHERE r.business_date = $1 AND e.subject = $2)`, other.String(), subject).Scan(&there); err != nil {
+				return nil, fail("attempts of its date", err)
+			}
+			if there {
+				return nil, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: a side effect of %s, not of %s: settle status --date %s --subject %s",
+					subject, other, d, other, subject)
+			}
+		}
 		return nil, pipeline.Errorf(pipeline.KindUsage, "--subject", "%s: no side effect of %s has this subject or key (payouts.csv lists them)", subject, d)
 	}
 

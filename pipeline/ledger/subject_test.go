@@ -114,6 +114,20 @@ func TestASubjectIsFoundByItsKey(t *testing.T) {
 	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "no side effect of") {
 		t.Errorf("an unknown key: %v", err)
 	}
+	// A subject of another date, copied from that date's payouts.csv, is
+	// named with its date and the command, as its key is (it was "no side
+	// effect of D has this subject or key", though the subject names its
+	// date: found following the README against paysim).
+	_, err = l.SubjectHistory(ctx, day, s2)
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "settle status --date "+day.AddDays(1).String()+" --subject "+s2) {
+		t.Errorf("a subject of another date: %v, want a usage error naming its date and the command", err)
+	}
+	for _, asked := range []string{"RS/" + day.AddDays(2).Compact() + "/S1/USD", "RS/notadate/S1/USD", "RS"} {
+		_, err = l.SubjectHistory(ctx, day, asked)
+		if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(fmt.Sprint(err), "no side effect of") {
+			t.Errorf("%s, of no date's side effect: %v", asked, err)
+		}
+	}
 }
 
 // TestAnUploadsHistoryGivesItsFilesStatus: the history of an upload gives
