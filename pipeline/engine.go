@@ -1166,6 +1166,35 @@ func (r EngineResult) StillProcessing(what, provider string, wait time.Duration)
 	return stillProcessingOf(what, provider, wait, r.Pending, r.NoAnswer, r.Unasked)
 }
 
+// LeftAtStop is what r, an engine stopped by an error that stops all
+// (a provider refusing our credentials: exit 2), left sent and not final
+// (sent, or unknown): a line for the stage's problems, naming what (the
+// requests' kind, plural), their count, the first and that only a run of
+// the date asks provider about them, with n, how many; "" and 0 when
+// none. The request refused is not among them (it moved nothing, and the
+// stop's line says it). They may have moved money, and nothing but a run
+// of this date, with our credentials put right, asks about them: an
+// operator told the refusal alone learnt nothing of them, where a run
+// ending needing a person (exit 4) names the requests only a run of its
+// date settles.
+func (r EngineResult) LeftAtStop(what, provider string) (line string, n int) {
+	var first Effect
+	for _, e := range r.Pending {
+		if e.State != EffectSent && e.State != EffectUnknown {
+			continue
+		}
+		if n == 0 {
+			first = e
+		}
+		n++
+	}
+	if n == 0 {
+		return "", 0
+	}
+	return fmt.Sprintf("%d %s sent and not final when the stage stopped, left as they are (first: %s, %s): only a run of this date asks %s about them, each by its key, before anything is sent again",
+		n, what, first.Key, first.State, provider), n
+}
+
 // notAnsweringError is the error of an engine stopped because its
 // provider stopped answering (r.NotAnswering).
 func notAnsweringError(what, provider string, r EngineResult) error {

@@ -276,13 +276,50 @@ func (e withProblems) Error() string   { return e.err.Error() }
 func (e withProblems) Unwrap() []error { return []error{e.err, e.problems} }
 
 // StopProblems returns the problems WithProblems gave err, a stage's
-// error that stops the run, nil when none.
+// error that stops the run, nil when none: all of them, joined, when it
+// gave several (a stage of parts adds the other parts' to the stopping
+// part's: Combine, Concurrent, Beside), the stopping part's first.
 func StopProblems(err error) error {
-	var w withProblems
-	if errors.As(err, &w) {
-		return w.problems
+	var all []error
+	eachStopProblems(err, func(p error) { all = append(all, p) })
+	switch len(all) {
+	case 0:
+		return nil
+	case 1:
+		return all[0]
 	}
-	return nil
+	return E(KindNeedsPerson, "", errors.Join(all...))
+}
+
+// eachStopProblems calls fn with the problems of each WithProblems in
+// err's tree (through wraps and joins), those it wraps before its own.
+func eachStopProblems(err error, fn func(error)) {
+	switch e := err.(type) {
+	case nil:
+	case withProblems:
+		eachStopProblems(e.err, fn)
+		fn(e.problems)
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			eachStopProblems(inner, fn)
+		}
+	case interface{ Unwrap() error }:
+		eachStopProblems(e.Unwrap(), fn)
+	}
+}
+
+// stopBeside is err, a part's error that stops a stage of parts (a
+// configuration error, exit 2: Combine, joinParts), with what the other
+// parts had found for a person (attention, their KindNeedsPerson errors)
+// added to its problems (WithProblems): the stage's NEEDS A PERSON line
+// says them with the stopping part's, beside the parts' summaries it
+// carries. Dropped, a seller or a channel another part held was said by
+// no line of the run that stopped. err alone for any other error.
+func stopBeside(err error, attention []error) error {
+	if len(attention) == 0 || KindOf(err) != KindUsage {
+		return err
+	}
+	return WithProblems(err, E(KindNeedsPerson, "", errors.Join(attention...)))
 }
 
 // ProblemsOf gathers the Problems in err's tree (through wraps and joins):

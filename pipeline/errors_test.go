@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -97,5 +98,37 @@ func TestWithProblemsKeepsTheErrorsWordsAndKind(t *testing.T) {
 	}
 	if StopProblems(refused) != nil {
 		t.Fatal("StopProblems of an error without problems is not nil")
+	}
+}
+
+// TestAStopKeepsTheOtherPartsProblems: a stage of parts (Combine, and
+// Concurrent's joinParts) stopped by one part's refusal of our
+// credentials (exit 2) keeps what the other parts had found for a person
+// with the stopping part's own (StopProblems), its words and kind the
+// refusal's. Before, the other parts' were dropped: the stage's NEEDS A
+// PERSON line said the stopping part's alone, beside a summary of all.
+func TestAStopKeepsTheOtherPartsProblems(t *testing.T) {
+	refused := Errorf(KindUsage, "P", "refused our credentials")
+	held := func(context.Context, *Run) (string, error) {
+		return "A: 1 held", (&Problems{List: []string{"seller S1 held"}}).NeedsPerson()
+	}
+	stop := func(context.Context, *Run) (string, error) {
+		return "B: stopped", WithProblems(refused, (&Problems{List: []string{"order O1 held"}}).NeedsPerson())
+	}
+	for name, fn := range map[string]StageFunc{"Combine": Combine(held, stop), "Concurrent": Concurrent(held, stop)} {
+		summary, err := fn(context.Background(), &Run{})
+		if KindOf(err) != KindUsage || err.Error() != refused.Error() {
+			t.Errorf("%s: %v (kind %v), want the refusal's words and kind", name, err, KindOf(err))
+		}
+		np := StopProblems(err)
+		if np == nil || !strings.Contains(np.Error(), "order O1 held") || !strings.Contains(np.Error(), "seller S1 held") {
+			t.Errorf("%s: StopProblems %v, want the stopping part's and the other part's", name, np)
+		}
+		if first, n := ProblemsOf(err, 10); n != 2 || first[0] != "order O1 held" {
+			t.Errorf("%s: ProblemsOf %v, %d; want the stopping part's first, each once", name, first, n)
+		}
+		if !strings.Contains(summary, "A: 1 held") || !strings.Contains(summary, "B: stopped") {
+			t.Errorf("%s: summary %q", name, summary)
+		}
 	}
 }

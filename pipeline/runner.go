@@ -477,7 +477,8 @@ func (r *Runner) now() time.Time {
 // them; work left for the next run (ErrStillProcessing: a provider still
 // processing, or not answering) lets the later ones go on with what was
 // decided, and is returned (exit 1) with the problems once all are done;
-// any other error stops at once.
+// any other error stops at once (a configuration error, exit 2, with the
+// earlier parts' problems for a person in its problems: stopBeside).
 func Combine(fns ...StageFunc) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		var summaries []string
@@ -500,7 +501,9 @@ func Combine(fns ...StageFunc) StageFunc {
 					// joinParts does).
 					err = E(KindFailed, "", errors.Join(err, E(KindNeedsPerson, "", errors.Join(attention...))))
 				}
-				return strings.Join(summaries, "; "), err
+				// A stop for our credentials (exit 2) keeps what the
+				// earlier parts had found for a person.
+				return strings.Join(summaries, "; "), stopBeside(err, attention)
 			}
 			if err != nil {
 				attention = append(attention, err)
@@ -558,7 +561,8 @@ func Concurrent(fns ...StageFunc) StageFunc {
 
 // joinParts is the summary and error of a stage made of parts run at the
 // same time (Concurrent, Beside): their summaries joined in order; a
-// configuration error (exit 2) alone, else any other error that stops the
+// configuration error (exit 2) alone (the other parts' problems for a
+// person in its problems: stopBeside), else any other error that stops the
 // stage, then work still processing at a provider, then problems that need
 // a person. A part canceled because another failed says nothing: the
 // other says why.
@@ -588,7 +592,9 @@ func joinParts(ctx context.Context, summaries []string, errs []error) (string, e
 	case len(stopping) > 0:
 		for _, err := range stopping {
 			if KindOf(err) == KindUsage {
-				return summary, err // one line, exit 2
+				// One line, exit 2; what the other parts had found for
+				// a person goes with it (stopBeside).
+				return summary, stopBeside(err, attention)
 			}
 		}
 		if len(stopping) == 1 {
