@@ -110,3 +110,54 @@ func TestInfiniaRefusingOurKeyMidRunStillSaysWhatItHeld(t *testing.T) {
 		t.Fatalf("%d NEEDS A PERSON lines, want the distribute stage's one naming seller S00003 held for its FROZEN binding:\n%s", len(person), out)
 	}
 }
+
+// TestInfiniaRefusingOurKeyForUploadStatusStillSaysWhatItHeld: Infinia
+// refuses to report on one seller's trade file (SYS-005: the file held
+// for a person, asked again by the next run) in the first wave of status
+// questions, every file still processing; our key pair then changes at
+// Infinia, at the first question of the second wave. The run ends exit 2,
+// its last line naming --infinia-private-key-file alone, and the file
+// held is said as on other exits: in the upload stage's NEEDS A PERSON
+// line, with the stage's summary (the files not final counted). Before,
+// the stop dropped it: the night's log said nothing of the file held,
+// which only the re-run told.
+func TestInfiniaRefusingOurKeyForUploadStatusStillSaysWhatItHeld(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "60", "--sellers", "6", "--seed", "2")
+	sim := e.sim(nil, 6, nil, 1_000_000_00)
+	sim.Infinia.RefuseStatusOf(seed.InfiniaID(2), "SYS-005", "refused by the test")
+	_, other := ourKeyAndAnother(t, sim.Config.OurKeyFile)
+	var asked, rotated atomic.Int64
+	sim.Config.InfiniaURL = countingProxy(t, sim.Config.InfiniaURL, &asked,
+		func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, infiniapay.APIUploadStatus) },
+		func(n int64) {
+			// The first wave asks each file once (every one still
+			// processing, or refused to report on): the next question
+			// is the second wave's first.
+			if n == e.count(`SELECT count(*) FROM settle.trade_files`)+1 && rotated.Add(1) == 1 {
+				sim.Infinia.RegisterPlatformKey(&other.PublicKey)
+			}
+		})
+	out, code := e.runInfinia(sim, "--parallel", "1")
+	var person, last []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(line, "NEEDS A PERSON") {
+			person = append(person, line)
+		}
+		if strings.HasPrefix(line, "settle: ") {
+			last = append(last, line)
+		}
+	}
+	if code != 2 || len(last) != 1 || !strings.Contains(last[0], "--infinia-private-key-file") || strings.Contains(last[0], "SYS-005") {
+		t.Fatalf("exit %d, want 2 with one last line naming --infinia-private-key-file alone:\n%s", code, out)
+	}
+	if rotated.Load() != 1 {
+		t.Fatalf("the key never changed at Infinia (%d status questions):\n%s", asked.Load(), out)
+	}
+	if len(person) != 1 || !strings.Contains(person[0], "stage=upload") || !strings.Contains(person[0], "TD_PLATDEMO_"+seed.InfiniaID(2)) ||
+		!strings.Contains(person[0], "SYS-005") || !strings.Contains(person[0], "not final, stopped: Infinia refused our key") {
+		t.Fatalf("%d NEEDS A PERSON lines, want the upload stage's one naming seller %s's file held for SYS-005, with the stage's summary:\n%s",
+			len(person), seed.InfiniaID(2), out)
+	}
+}

@@ -70,3 +70,55 @@ func TestPayProtocolRefusingOurSecretMidRunAsksNothingMore(t *testing.T) {
 	}
 	e.checkPaidOnce(sim, balance)
 }
+
+// TestPayProtocolRefusingOurSecretMidRunStillSaysWhatItHeld: the first
+// payment verified is pending at Pay Protocol (held: only a run of this
+// date verifies it again); Pay Protocol then refuses our secret at the
+// third payment question. The run ends exit 2, its last line naming
+// --payprotocol-secret-file alone, and the payment held is said as on
+// other exits: in the upload stage's NEEDS A PERSON line. Before, the stop
+// dropped it: the night's log said nothing of the payment held, which
+// only the re-run told.
+func TestPayProtocolRefusingOurSecretMidRunStillSaysWhatItHeld(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "300", "--sellers", "6", "--seed", "10")
+	sim := e.payProtocolSim(nil, 6, 1_000_000_000_00)
+	var first struct {
+		OrderNo string `db:"order_no"`
+		Txn     string `db:"provider_txn_id"`
+	}
+	if err := e.db.Get(&first, `SELECT order_no, provider_txn_id FROM orders WHERE provider = 'payprotocol' AND provider_txn_id IS NOT NULL
+		ORDER BY order_no LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.PayProtocol.SetPaymentStatus(first.Txn, payprotocol.PaymentPending); err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int64
+	ppURL := countingProxy(t, sim.Config.PayProtocolURL, &asked,
+		func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/"+payprotocol.APIPaymentDetail) },
+		func(n int64) {
+			if n == 3 {
+				sim.PayProtocol.SetSecret("revoked-secret")
+			}
+		})
+	out, code := e.runInfinia(sim, "--payprotocol-url", ppURL, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
+		"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile, "--parallel", "1")
+	var person, last []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(line, "NEEDS A PERSON") {
+			person = append(person, line)
+		}
+		if strings.HasPrefix(line, "settle: ") {
+			last = append(last, line)
+		}
+	}
+	if code != 2 || len(last) != 1 || !strings.Contains(last[0], "--payprotocol-secret-file") || strings.Contains(last[0], "payments held") {
+		t.Fatalf("exit %d, want 2 with one last line naming --payprotocol-secret-file alone:\n%s", code, out)
+	}
+	if len(person) != 1 || !strings.Contains(person[0], "stage=upload") || !strings.Contains(person[0], "Pay Protocol payments held") ||
+		!strings.Contains(person[0], "order "+first.OrderNo) {
+		t.Fatalf("%d NEEDS A PERSON lines, want the upload stage's one naming order %s held pending:\n%s", len(person), first.OrderNo, out)
+	}
+}

@@ -120,3 +120,54 @@ func TestWeChatRefusingOurKeyMidRunStillSaysWhatItHeld(t *testing.T) {
 		t.Fatalf("%d NEEDS A PERSON lines, want the distribute stage's one naming order %s held for WeChat's INVALID_REQUEST:\n%s", len(person), poisoned.OrderNo, out)
 	}
 }
+
+// TestWeChatRefusingOurKeyMidRunSaysWhatWaitsAndWhatIsSent: the platform's
+// receiver at one seller's sub-merchant is under review (its transactions
+// wait on WeChat Pay: only a run of this date settles them), and WeChat
+// Pay refuses our key at the other's second distribution, the first still
+// processing. The run ends exit 2 in one last line naming the flag, and
+// the distribute stage's NEEDS A PERSON line says, as a run ending
+// needing a person would, the transactions waiting on WeChat Pay and the
+// distribution sent and not final at the stop, with the stage's own
+// summary (WeChat's), not the other channels' alone. Before, the stop's
+// line said neither, and its summary was the skipped channels'.
+func TestWeChatRefusingOurKeyMidRunSaysWhatWaitsAndWhatIsSent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSettle("seed", "--date", testDate, "--orders", "40", "--sellers", "2", "--seed", "15")
+	sim := e.weChatSim(nil, 1<<20) // a new receiver is under review until approved
+	var sub string
+	if err := e.db.Get(&sub, `SELECT wechat_sub_mchid FROM sellers WHERE wechat_sub_mchid IS NOT NULL ORDER BY seller_id LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	sim.WeChat.SetReceiver(sub, "MERCHANT_ID", sim.Config.WeChatReceiverAccount, wechatpay.ReceiverEffective)
+	rotateWeChatKeyAt(t, sim, 2)
+	out, code := e.runWeChat(sim, "--parallel", "1")
+	var person, last []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(line, "NEEDS A PERSON") {
+			person = append(person, line)
+		}
+		if strings.HasPrefix(line, "settle: ") {
+			last = append(last, line)
+		}
+	}
+	if code != 2 || len(last) != 1 || !strings.Contains(last[0], "--wechat-private-key-file") || strings.Contains(last[0], "wait on WeChat Pay") {
+		t.Fatalf("exit %d, want 2 with one last line naming --wechat-private-key-file alone:\n%s", code, out)
+	}
+	var stop string
+	for _, line := range person {
+		if strings.Contains(line, "stage=distribute") {
+			stop = line
+		}
+	}
+	if !strings.Contains(stop, "WeChat transactions wait on WeChat Pay: only a run of this date settles them") || !strings.Contains(stop, "is INIT") {
+		t.Errorf("the distribute stage's NEEDS A PERSON line does not say the transactions waiting on WeChat Pay:\n%s", out)
+	}
+	if !strings.Contains(stop, "1 WeChat distributions or unfreezes sent and not final when the stage stopped") {
+		t.Errorf("the distribute stage's NEEDS A PERSON line does not say the distribution sent and not final at the stop:\n%s", out)
+	}
+	if _, summary, _ := strings.Cut(stop, ` summary="`); !strings.Contains(summary, "WeChat: ") || !strings.Contains(summary, "stopped: WeChat Pay refused our key") {
+		t.Errorf("the distribute stage's NEEDS A PERSON line does not carry WeChat's summary:\n%s", out)
+	}
+}

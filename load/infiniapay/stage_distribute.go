@@ -71,8 +71,10 @@ import (
 // failed nor carried, and the re-run asks about it by its requestNo.
 // Before, the engine took the refused send for an unknown outcome and
 // sent every share left, each refused alike. What the stage had found
-// for a person before the refusal goes with its error (stopped,
-// pipeline.WithProblems), said by the runner, not dropped.
+// for a person before the refusal, and the shares the stop left sent and
+// not final (only a run of this date asks about them), go with its error
+// (stopped, pipeline.WithProblems), said by the runner with the stage's
+// summary so far, not dropped.
 func DistributeStage(c StageConfig) pipeline.StageFunc {
 	c.defaults()
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
@@ -102,7 +104,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			// about an earlier share) refused for who we are: the same
 			// one line as a refusal while sending, not the client's
 			// generic text (found by a review).
-			return "", d.stopped(ctx, leadPast, ourKeyRefused(err, "while the revenue shares were planned, and nothing was sent", "planning asks again from the start"))
+			return d.summary(), d.stopped(ctx, leadPast, ourKeyRefused(err, "while the revenue shares were planned, and nothing was sent", "planning asks again from the start"))
 		}
 		if err != nil {
 			if oerr := d.holdCarriedPast(ctx); oerr != nil {
@@ -125,7 +127,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		}
 		err = d.pay(ctx)
 		if refusedOurKey(err) {
-			return "", d.stopped(ctx, leadPast, err)
+			return d.summary(), d.stopped(ctx, leadPast, err)
 		}
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
 			return "", err
@@ -280,10 +282,19 @@ func (d *distribution) failed(ctx context.Context, e pipeline.Effect, reason str
 	return d.c.Store.PayoutFailed(ctx, d.run, seller, e.Currency, d.c.Channels, e, reason)
 }
 
+// summary is the stage's summary of a stop for our refused credentials:
+// what it did before it, said in the stage's NEEDS A PERSON line (empty,
+// the line carried the other parts' summaries alone, as if theirs were
+// the stage's).
+func (d *distribution) summary() string {
+	return fmt.Sprintf("%d revenue shares paid (%d sent now), %d carried forward, stopped: Infinia refused our key", d.paid, d.sent, d.carried)
+}
+
 // stopped is the stage's error once Infinia refused our credentials
 // (err, ourKeyRefused), with the problems the stage had found for a
 // person before (pipeline.WithProblems: said by the runner, not dropped),
-// lead first, and the carried balances of the sellers held past
+// lead first, among them the shares the stop left sent and not final
+// (pay: pipeline.EngineResult.LeftAtStop), and the carried balances of the sellers held past
 // Infinia's memory held with the date (holdCarriedPast).
 func (d *distribution) stopped(ctx context.Context, lead func(), err error) error {
 	if cerr := d.holdCarriedPast(ctx); cerr != nil {
@@ -1118,7 +1129,14 @@ func (d *distribution) pay(ctx context.Context) error {
 	})
 	if refusedOurKey(err) {
 		// The engine stopped at the first refusal: every request would
-		// be refused alike, and each one refused was left unknown.
+		// be refused alike, and each one refused was left unknown. The
+		// shares it left sent and not final are the stage's to say
+		// (stopped), as only a run of this date asks about them.
+		if line, n := res.LeftAtStop("revenue shares", "Infinia"); n > 0 {
+			d.mu.Lock()
+			d.problems.AddMany(line, n)
+			d.mu.Unlock()
+		}
 		return ourKeyRefused(err, "during the revenue shares, and nothing more was sent",
 			"a revenue share refused so moved nothing, and each one sent is asked about by its requestNo before it is sent again")
 	}

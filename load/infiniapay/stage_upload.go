@@ -70,7 +70,12 @@ import (
 // error (exit 2) in one line naming the flags to check (ourKeyRefused:
 // the client's text named neither). The files go by SFTP, under another
 // key: those uploaded are asked about again by the re-run, never
-// uploaded again blindly.
+// uploaded again blindly. What the stage had found for a person before
+// the refusal (files not built, held, refused by Infinia, or whose
+// answers could not be used) and the uploads the stop left sent and not
+// final go with its error (pipeline.WithProblems), said by the runner in
+// the stage's NEEDS A PERSON line with the stage's summary so far (the
+// files not final counted), as the distribute stage says its own.
 func UploadStage(c StageConfig) pipeline.StageFunc {
 	stage := uploadStage(c)
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
@@ -177,7 +182,44 @@ func uploadStage(c StageConfig) pipeline.StageFunc {
 				return fmt.Errorf("upload %s: %w", f.Name, err)
 			},
 		}
+		// stopped is the stage's end once Infinia refused our credentials
+		// (err): what the stage had found for a person before it - files
+		// not built, held past Infinia's memory, whose answers could not
+		// be used, refused by Infinia (as the ledger holds them) - and the
+		// uploads the stop left sent and not final (res) go with err
+		// (pipeline.WithProblems), said by the runner in the stage's
+		// NEEDS A PERSON line with the stage's summary so far, as the
+		// distribute stage says its own. Dropped, only the re-run told
+		// them (found by a review).
+		stopped := func(res pipeline.EngineResult, err error) (string, error) {
+			problems := unbuilt
+			if n := int(pastHeld.Load()); n > 0 {
+				problems.Lead(fmt.Sprintf("%d trade files built and never uploaded, not uploaded, their orders wait unpaid: %v", n, past), n)
+				problems.Explain(past)
+			}
+			accepted, refused, lerr := refusedFiles(ctx, &c, run, problems)
+			if lerr != nil {
+				return "", errors.Join(err, lerr)
+			}
+			unusable.addTo(problems)
+			if line, n := res.LeftAtStop("trade file uploads", "Infinia"); n > 0 {
+				problems.AddMany(line, n)
+			}
+			all, _, _, lerr := c.Store.TradeFileCounts(ctx, run.ID)
+			if lerr != nil {
+				return "", errors.Join(err, lerr)
+			}
+			// The files not final (uploaded and not decided by Infinia,
+			// or not uploaded) stay open: the re-run asks Infinia about
+			// each uploaded one, and uploads none again blindly.
+			summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia, %d not final, stopped: Infinia refused our key",
+				open, uploaded.Load(), accepted, refused, all-accepted-refused)
+			return summary, pipeline.WithProblems(err, problems.NeedsPerson())
+		}
 		res, err := en.RunFeed(ctx, up.feed)
+		if refusedOurKey(err) {
+			return stopped(res, err)
+		}
 		if err != nil {
 			return "", err
 		}
@@ -205,6 +247,13 @@ func uploadStage(c StageConfig) pipeline.StageFunc {
 		}
 		if res.NotAnswering == "" {
 			accepted, refused, err = awaitUploads(ctx, &c, run, unusable, problems)
+		}
+		if refusedOurKey(err) {
+			// Asked about when Infinia refused: the uploads are all
+			// ended (the engine is done), the files uploaded and not
+			// decided are counted in the summary as not final.
+			pastHeld.Store(0) // led in problems already
+			return stopped(pipeline.EngineResult{}, err)
 		}
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
 			// Infinia stopped answering while its files were asked

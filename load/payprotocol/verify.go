@@ -271,7 +271,8 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 	if resumable != nil {
 		err = resumable
 	}
-	if (err == nil || err == resumable) && counts[pipeline.ItemHeld] > 0 {
+	stop := pipeline.KindOf(err) == pipeline.KindUsage // our credentials refused, say: exit 2
+	if (err == nil || err == resumable || stop) && counts[pipeline.ItemHeld] > 0 {
 		// A held payment is verified again only by a run of this date:
 		// the run must not end as if all were done.
 		n := counts[pipeline.ItemHeld]
@@ -282,10 +283,18 @@ func verify(ctx context.Context, store VerifyStore, api VerifyAPI, pacer *pipeli
 		problems := pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Total: n,
 			Summary: fmt.Sprintf("%d Pay Protocol payments held: only a run of this date verifies them again (run it again once Pay Protocol has settled them)", n),
 			List:    list})
-		err = problems
-		if resumable != nil {
+		switch {
+		case stop:
+			// The payments held before the stop go with it
+			// (pipeline.WithProblems: said by the runner in the stage's
+			// NEEDS A PERSON line, the last line the stop's alone); they
+			// were dropped, and only the re-run told them.
+			err = pipeline.WithProblems(err, problems)
+		case resumable != nil:
 			// Resumable (exit 1), and saying what needs a person too.
 			err = pipeline.E(pipeline.KindFailed, "", errors.Join(resumable, problems))
+		default:
+			err = problems
 		}
 	}
 	return summary, err

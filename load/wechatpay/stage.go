@@ -227,8 +227,11 @@ type driven struct {
 // error (exit 2) in one line naming the flags to check. A distribution
 // or unfreeze so refused moved nothing: it is left unknown, marked not
 // taken, and the re-run asks about it by its out_order_no. What the stage
-// had held for a person before the refusal goes with its error
-// (pipeline.WithProblems), said by the runner, not dropped.
+// had held for a person before the refusal, the transactions waiting on
+// WeChat Pay and the requests the stop left sent and not final
+// (EngineResult.LeftAtStop) - what only a run of this date settles - go
+// with its error (pipeline.WithProblems), said by the runner with the
+// stage's summary so far, not dropped.
 //
 // A WeChat Pay that does not answer at all stops the stage: its requests
 // share one breaker (pipeline.WithBreaker) - the checks and questions of
@@ -262,13 +265,25 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 			st.problems.Lead(fmt.Sprintf("%d WeChat transactions held: %v", st.pastHeld, st.past), st.pastHeld)
 			st.problems.Explain(st.past) // said once, at the run's end
 		}
+		summary := fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", st.paid, st.sent, st.held)
+		if st.released > 0 {
+			summary += fmt.Sprintf(", %d released to the seller with the platform's line closed (the commission not collected)", st.released)
+		}
 		if pipeline.KindOf(err) == pipeline.KindUsage {
 			if RefusedOurKey(err) {
 				// What the stage held for a person before the refusal
 				// (planning's holds, WeChat's answers about one
-				// transaction) goes with it: said by the runner in the
-				// stage's NEEDS A PERSON line, not dropped.
-				return "", pipeline.WithProblems(credentialsRefused(err), st.problems.NeedsPerson())
+				// transaction), the transactions waiting on WeChat Pay,
+				// and the requests the stop left sent and not final -
+				// what only a run of this date settles, as an end
+				// needing a person says it - go with it: said by the
+				// runner in the stage's NEEDS A PERSON line, with the
+				// stage's summary so far (empty, the line carried the
+				// other channels' alone), not dropped.
+				if line, n := res.LeftAtStop("WeChat distributions or unfreezes", "WeChat Pay"); n > 0 {
+					st.problems.AddMany(line, n)
+				}
+				return summary + ", stopped: WeChat Pay refused our key", pipeline.WithProblems(credentialsRefused(err), st.attention())
 			}
 			return "", err
 		}
@@ -283,22 +298,7 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		} else if errs != nil {
 			return "", errs
 		}
-		summary := fmt.Sprintf("WeChat: %d transactions settled (%d sent now), %d held", st.paid, st.sent, st.held)
-		if st.released > 0 {
-			summary += fmt.Sprintf(", %d released to the seller with the platform's line closed (the commission not collected)", st.released)
-		}
-		attention := st.problems.NeedsPerson()
-		if st.waiting > 0 {
-			// They pass once WeChat Pay is ready, but nothing settles them
-			// then except a run of this date: the run must not end as if
-			// all were done.
-			problems := append([]string{fmt.Sprintf("order %s: %s", st.firstWait.order, st.firstWait.reason)}, st.problems.List...)
-			what := fmt.Sprintf("%d WeChat transactions wait on WeChat Pay: only a run of this date settles them (run it again once WeChat Pay is ready)", st.waiting)
-			if n := st.problems.Count(); n > 0 {
-				what += fmt.Sprintf(", and %d other problem(s)", n)
-			}
-			attention = pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Summary: what, List: problems, Total: st.problems.Count() + st.waiting, Notes: st.problems.Notes})
-		}
+		attention := st.attention()
 		if len(res.Pending) > 0 || res.NotAnswering != "" {
 			// Resumable (exit 1) before what needs a person: the
 			// transactions held for a person were dropped from the run's
@@ -313,6 +313,24 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 		}
 		return summary, attention
 	}
+}
+
+// attention is what the stage leaves for a person (KindNeedsPerson), nil
+// when nothing: its problems, and the transactions waiting on WeChat Pay
+// (held for it to be ready: a receiver under review, say), counted with
+// them and the first named. They pass once WeChat Pay is ready, but
+// nothing settles them then except a run of this date: the run must not
+// end as if all were done, nor stop (exit 2) without a word of them.
+func (st *stageRun) attention() error {
+	if st.waiting == 0 {
+		return st.problems.NeedsPerson()
+	}
+	problems := append([]string{fmt.Sprintf("order %s: %s", st.firstWait.order, st.firstWait.reason)}, st.problems.List...)
+	what := fmt.Sprintf("%d WeChat transactions wait on WeChat Pay: only a run of this date settles them (run it again once WeChat Pay is ready)", st.waiting)
+	if n := st.problems.Count(); n > 0 {
+		what += fmt.Sprintf(", and %d other problem(s)", n)
+	}
+	return pipeline.E(pipeline.KindNeedsPerson, "", &pipeline.Problems{Summary: what, List: problems, Total: st.problems.Count() + st.waiting, Notes: st.problems.Notes})
 }
 
 // pastMemory is pipeline.DatePastMemory's word on new requests of run's
