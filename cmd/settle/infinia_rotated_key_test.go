@@ -109,6 +109,15 @@ func TestInfiniaRefusingOurKeyMidRunStillSaysWhatItHeld(t *testing.T) {
 		!strings.Contains(person[0], "Infinia binding is FROZEN") {
 		t.Fatalf("%d NEEDS A PERSON lines, want the distribute stage's one naming seller S00003 held for its FROZEN binding:\n%s", len(person), out)
 	}
+	// The first share, still processing at Infinia when the second was
+	// refused, is said too (only a run of this date asks about it), and
+	// the line's summary is the stage's, not the skipped channels' alone.
+	if !strings.Contains(person[0], "1 revenue shares sent and not final when the stage stopped") {
+		t.Errorf("the NEEDS A PERSON line does not say the share sent and not final at the stop:\n%s", out)
+	}
+	if _, summary, _ := strings.Cut(person[0], ` summary="`); !strings.Contains(summary, "revenue shares paid") || !strings.Contains(summary, "stopped: Infinia refused our key") {
+		t.Errorf("the NEEDS A PERSON line does not carry the distribute stage's summary:\n%s", out)
+	}
 }
 
 // TestInfiniaRefusingOurKeyForUploadStatusStillSaysWhatItHeld: Infinia
