@@ -131,6 +131,7 @@ type sftpInfinia struct {
 	stageOf            func(*load.SFTPSession) pipeline.StageFunc
 	configOf           func(*load.SFTPSession) infiniapay.StageConfig // stageOf's
 	workDir            string                                         // the trade files', a directory per date
+	sftpConfig         load.SFTPConfig                                // answering's
 
 	mu      sync.Mutex
 	renamed map[string]int // file name -> renames into place
@@ -171,7 +172,7 @@ func newSFTPInfinia(t *testing.T, n, inFlight int) *sftpInfinia {
 		t.Fatal(err)
 	}
 	cfg := load.SFTPConfig{Addr: h.proxy.ln.Addr().String(), User: "settle", Signer: clientKey, KnownHostsFile: knownHosts}
-	h.answering = load.NewSFTPSession(cfg)
+	h.answering, h.sftpConfig = load.NewSFTPSession(cfg), cfg
 	cfg.OpTimeout, cfg.HandshakeTimeout = 200*time.Millisecond, time.Second
 	h.session = load.NewSFTPSession(cfg)
 	t.Cleanup(func() { h.session.Close(); h.answering.Close() })

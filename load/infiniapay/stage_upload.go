@@ -75,7 +75,12 @@ import (
 // answers could not be used) and the uploads the stop left sent and not
 // final go with its error (pipeline.WithProblems), said by the runner in
 // the stage's NEEDS A PERSON line with the stage's summary so far (the
-// files not final counted), as the distribute stage says its own.
+// files not final counted), as the distribute stage says its own. So do
+// the stage's other configuration errors (exit 2): Infinia's SFTP server
+// refusing our SSH key, or presenting a host key known_hosts does not
+// hold, at the stage's first connection or at a reconnect mid-way
+// (before, they returned their error alone, and the night's log said
+// nothing of what the stage, or an earlier run of the date, had held).
 func UploadStage(c StageConfig) pipeline.StageFunc {
 	stage := uploadStage(c)
 	return func(ctx context.Context, run *pipeline.Run) (string, error) {
@@ -105,18 +110,6 @@ func uploadStage(c StageConfig) pipeline.StageFunc {
 			return "", err
 		}
 		open := all - accepted - refused
-		if open > 0 {
-			if err := c.SFTP.Connect(ctx); err != nil {
-				if errors.Is(err, pipeline.ErrNoAnswer) && ctx.Err() == nil {
-					// Said as a stage stopped mid-way by its breaker says
-					// it (the runbook's "A provider not answering"), on
-					// one line: the session's error joins each connection's.
-					err = pipeline.NoAnswer(fmt.Errorf("%s is not answering: no connection to it got an answer (%s), so nothing was uploaded or asked",
-						sftpServer, pipeline.OneLine(err.Error())))
-				}
-				return "", fmt.Errorf("%d trade files to upload: %w", open, err)
-			}
-		}
 		up := &uploads{c: &c, run: run, sellers: sellers, since: began, files: map[string]*uploading{}}
 		unusable := &unusableAnswers{lostDate: run.Key.Date.String()}
 		var uploaded, pastHeld atomic.Int64
@@ -182,8 +175,11 @@ func uploadStage(c StageConfig) pipeline.StageFunc {
 				return fmt.Errorf("upload %s: %w", f.Name, err)
 			},
 		}
-		// stopped is the stage's end once Infinia refused our credentials
-		// (err): what the stage had found for a person before it - files
+		// stopped is the stage's end once a configuration error (err,
+		// exit 2) stops it - Infinia refused our credentials, or its
+		// SFTP server our key, or presented another host key, at the
+		// first connection or a reconnect: what the stage had found for
+		// a person before it - files
 		// not built, held past Infinia's memory, whose answers could not
 		// be used, refused by Infinia (as the ledger holds them) - and the
 		// uploads the stop left sent and not final (res) go with err
@@ -212,12 +208,38 @@ func uploadStage(c StageConfig) pipeline.StageFunc {
 			// The files not final (uploaded and not decided by Infinia,
 			// or not uploaded) stay open: the re-run asks Infinia about
 			// each uploaded one, and uploads none again blindly.
-			summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia, %d not final, stopped: Infinia refused our key",
-				open, uploaded.Load(), accepted, refused, all-accepted-refused)
+			why := "Infinia refused our key"
+			if !refusedOurKey(err) {
+				why = "a configuration error" // the SFTP server's host key, or our SFTP key: the error says which
+			}
+			summary := fmt.Sprintf("%d trade files (%d uploaded now), %d accepted, %d refused by Infinia, %d not final, stopped: %s",
+				open, uploaded.Load(), accepted, refused, all-accepted-refused, why)
 			return summary, pipeline.WithProblems(err, problems.NeedsPerson())
 		}
+		if open > 0 {
+			if err := c.SFTP.Connect(ctx); err != nil {
+				if errors.Is(err, pipeline.ErrNoAnswer) && ctx.Err() == nil {
+					// Said as a stage stopped mid-way by its breaker says
+					// it (the runbook's "A provider not answering"), on
+					// one line: the session's error joins each connection's.
+					err = pipeline.NoAnswer(fmt.Errorf("%s is not answering: no connection to it got an answer (%s), so nothing was uploaded or asked",
+						sftpServer, pipeline.OneLine(err.Error())))
+				}
+				err = fmt.Errorf("%d trade files to upload: %w", open, err)
+				if pipeline.KindOf(err) == pipeline.KindUsage {
+					// Its host key not the one we trust, or our key
+					// refused: what earlier runs of the date left for a
+					// person is still said.
+					return stopped(pipeline.EngineResult{}, err)
+				}
+				return "", err
+			}
+		}
 		res, err := en.RunFeed(ctx, up.feed)
-		if refusedOurKey(err) {
+		if pipeline.KindOf(err) == pipeline.KindUsage {
+			// Infinia refused our credentials for a question about an
+			// upload, or the SFTP server, reconnected to, refused our key
+			// or presented another host key.
 			return stopped(res, err)
 		}
 		if err != nil {
@@ -248,7 +270,7 @@ func uploadStage(c StageConfig) pipeline.StageFunc {
 		if res.NotAnswering == "" {
 			accepted, refused, err = awaitUploads(ctx, &c, run, unusable, problems)
 		}
-		if refusedOurKey(err) {
+		if pipeline.KindOf(err) == pipeline.KindUsage {
 			// Asked about when Infinia refused: the uploads are all
 			// ended (the engine is done), the files uploaded and not
 			// decided are counted in the summary as not final.
