@@ -206,6 +206,12 @@ func ReconcileStage(store MismatchStore, matchers []Matcher, write func(ctx cont
 // all that needs a person, the stage's error says they concern earlier
 // dates alone (ErrOfEarlierDates): the run's own work is reconciled, and
 // the runner does not record the run as waiting on a person for them.
+//
+// A configuration error (a provider refusing our credentials: exit 2)
+// while an earlier date is reconciled again stops the stage with what
+// the run's own reconciliation, and the dates reconciled again before,
+// found for a person in its problems (WithProblems): recorded and in the
+// reports, they are said in the stage's NEEDS A PERSON line too.
 func ReconcileStageWatching(store MismatchStore, matchers []Matcher, watchers []Watcher, write func(ctx context.Context, run *Run) (string, error), recheck int) StageFunc {
 	return func(ctx context.Context, run *Run) (string, error) {
 		problems := &Problems{} // the first few listed, all counted: a bad day's findings are in the reports
@@ -255,7 +261,18 @@ func ReconcileStageWatching(store MismatchStore, matchers []Matcher, watchers []
 			s, err := reconcile(context.WithValue(ctx, recheckKey{}, true), store, matchers, write, r, problems, r.Key.Date.String()+": ")
 			release()
 			if err != nil {
-				return "", fmt.Errorf("reconcile %s again: %w", r.Key, err)
+				err = fmt.Errorf("reconcile %s again: %w", r.Key, err)
+				if KindOf(err) == KindUsage {
+					// A provider refused our credentials while an earlier
+					// date was reconciled again: the stop keeps what
+					// needs a person of the run's own reconciliation and
+					// of the dates done before (recorded, in their
+					// mismatches.csv), said in the stage's NEEDS A PERSON
+					// line (WithProblems). Dropped, the night's log said
+					// none of the run's own findings.
+					return summary + fmt.Sprintf("; %s again: stopped", r.Key.Date), WithProblems(err, problems.NeedsPerson())
+				}
+				return "", err
 			}
 			summary += fmt.Sprintf("; %s again: %s", r.Key.Date, s)
 		}

@@ -321,3 +321,42 @@ func TestWatchedFindingsAloneAreOfEarlierDates(t *testing.T) {
 		t.Errorf("%v: taken for earlier dates alone", mixed)
 	}
 }
+
+// TestARefusalRecheckingAnEarlierDateKeepsTheRunsFindings: the run's own
+// reconciliation finds a mismatch (recorded, in its mismatches.csv); the
+// provider then refuses our credentials while the earlier date is
+// reconciled again. The stage stops with the refusal alone (exit 2, one
+// line), and the run's findings are in its problems (StopProblems: the
+// runner's NEEDS A PERSON line), with the summary of the run's own
+// reconciliation. Before, the stop dropped them: the night's log said
+// none of them.
+func TestARefusalRecheckingAnEarlierDateKeepsTheRunsFindings(t *testing.T) {
+	refused := Errorf(KindUsage, "Provider X", "refused our credentials: check --x-key")
+	matcher := func(_ context.Context, run *Run) ([]Mismatch, error) {
+		if run.ID == 1 { // the earlier date's
+			return nil, refused
+		}
+		return []Mismatch{{Provider: "p", Category: MismatchAmount, Subject: "s1", Ours: "1", Theirs: "2"}}, nil
+	}
+	earlier, err := ParseDate("2026-11-22")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &manyFindings{earlier: &Run{ID: 1, Key: RunKey{Date: earlier}}}
+	write := func(context.Context, *Run) (string, error) { return "written", nil }
+	summary, err := ReconcileStage(store, []Matcher{matcher}, write, 1)(context.Background(), &Run{ID: 2})
+	if KindOf(err) != KindUsage || !errors.Is(err, refused) || strings.Contains(err.Error(), "s1") {
+		t.Fatalf("%v, want the refusal alone (exit 2)", err)
+	}
+	problems := StopProblems(err)
+	if problems == nil || !strings.Contains(problems.Error(), "p amount s1: ours 1 minor units, theirs 2 minor units") ||
+		!strings.Contains(problems.Error(), "1 payout(s) of") {
+		t.Fatalf("the stop's problems: %v, want the run's own findings", problems)
+	}
+	if _, n := ProblemsOf(problems, 0); n != 3 {
+		t.Errorf("%d problems, want the run's 3 (a mismatch, a failed payout, an unbalanced line)", n)
+	}
+	if !strings.Contains(summary, "1 unexpected mismatches") || !strings.Contains(summary, "2026-11-22 again: stopped") {
+		t.Errorf("summary %q, want the run's own reconciliation's and the date it stopped at", summary)
+	}
+}
