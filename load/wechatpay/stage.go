@@ -231,7 +231,11 @@ type driven struct {
 // WeChat Pay and the requests the stop left sent and not final
 // (EngineResult.LeftAtStop) - what only a run of this date settles - go
 // with its error (pipeline.WithProblems), said by the runner with the
-// stage's summary so far, not dropped.
+// stage's summary so far, not dropped. So do they with the stage's other
+// configuration errors (exit 2), each in its own line: this machine's
+// clock and WeChat Pay's apart, an answer the platform key we hold does
+// not verify (WeChat Pay's certificate changed), answers not WeChat
+// Pay's.
 //
 // A WeChat Pay that does not answer at all stops the stage: its requests
 // share one breaker (pipeline.WithBreaker) - the checks and questions of
@@ -285,7 +289,15 @@ func DistributeStage(c StageConfig) pipeline.StageFunc {
 				}
 				return summary + ", stopped: WeChat Pay refused our key", pipeline.WithProblems(credentialsRefused(err), st.attention())
 			}
-			return "", err
+			// Any other configuration error (this machine's clock and
+			// WeChat Pay's apart, an answer our platform key does not
+			// verify, answers not WeChat Pay's): its own line, with the
+			// same for a person. Before, it returned alone, and the
+			// night's log said none of them.
+			if line, n := res.LeftAtStop("WeChat distributions or unfreezes", "WeChat Pay"); n > 0 {
+				st.problems.AddMany(line, n)
+			}
+			return summary + ", stopped: a configuration error", pipeline.WithProblems(err, st.attention())
 		}
 		if ctx.Err() != nil {
 			return "", cmp.Or(err, ctx.Err()) // stopped: the ledger holds where; a re-run goes on
