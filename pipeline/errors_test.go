@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestProblemsMessageAndGathering(t *testing.T) {
@@ -130,5 +131,49 @@ func TestAStopKeepsTheOtherPartsProblems(t *testing.T) {
 		if !strings.Contains(summary, "A: 1 held") || !strings.Contains(summary, "B: stopped") {
 			t.Errorf("%s: summary %q", name, summary)
 		}
+	}
+}
+
+// TestARefusalLetsTheOtherChainsFinish: one provider's chain of the
+// distribute stage (Concurrent) is stopped by a refusal of our
+// credentials (exit 2); the other provider's chain, beside it, is not
+// cancelled: it finishes (its sellers paid), and what it held for a
+// person goes with the refusal (StopProblems), its summary beside the
+// refused chain's. The error is the refusal's, in its words and kind.
+// Before, the refusal cancelled the other chain: its work waited for the
+// re-run, and its holds were said by no line of the run. Two chains each
+// refused say each refusal, exit 2.
+func TestARefusalLetsTheOtherChainsFinish(t *testing.T) {
+	refused := Errorf(KindUsage, "P", "refused our credentials")
+	done := make(chan struct{})
+	stop := func(context.Context, *Run) (string, error) {
+		defer close(done)
+		return "P: stopped", WithProblems(refused, (&Problems{List: []string{"order O1 held"}}).NeedsPerson())
+	}
+	other := func(ctx context.Context, _ *Run) (string, error) {
+		<-done
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err() // cut short
+		case <-time.After(time.Second):
+		}
+		return "Q: 3 paid, 1 held", (&Problems{List: []string{"seller S2 held"}}).NeedsPerson()
+	}
+	summary, err := Concurrent(stop, other)(context.Background(), &Run{})
+	if KindOf(err) != KindUsage || err.Error() != refused.Error() {
+		t.Fatalf("%v (kind %v), want the refusal's words and kind", err, KindOf(err))
+	}
+	if !strings.Contains(summary, "Q: 3 paid, 1 held") {
+		t.Fatalf("summary %q: the other chain was cut short", summary)
+	}
+	if np := StopProblems(err); np == nil || !strings.Contains(np.Error(), "order O1 held") || !strings.Contains(np.Error(), "seller S2 held") {
+		t.Errorf("StopProblems %v, want the refused chain's and the other chain's", np)
+	}
+
+	other2 := Errorf(KindUsage, "Q", "refused our key too")
+	_, err = Concurrent(func(context.Context, *Run) (string, error) { return "", refused },
+		func(context.Context, *Run) (string, error) { return "", other2 })(context.Background(), &Run{})
+	if KindOf(err) != KindUsage || !errors.Is(err, refused) || !errors.Is(err, other2) {
+		t.Errorf("%v (kind %v), want both refusals, exit 2", err, KindOf(err))
 	}
 }

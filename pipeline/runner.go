@@ -530,8 +530,16 @@ func Combine(fns ...StageFunc) StageFunc {
 // starts, requests in flight finish and are recorded - and is returned,
 // except work still processing at a provider when a chain's wait was over
 // (ErrStillProcessing), which lets the others finish: it is returned
-// (exit 1, resumable) once all are done. Each counts its progress in a
-// part of the stage's (Progress.Part).
+// (exit 1, resumable) once all are done. So does a configuration error
+// (KindUsage, exit 2: a provider refusing our credentials, or its host
+// key not ours): it concerns the chain's provider alone, and each chain
+// meets its own provider's refusal itself, at its first request. The
+// others finish their work - another provider's sellers paid, and what
+// they hold for a person said with the refusal (joinParts) - and the
+// refusal is returned once all are done. Before, a refusal of one
+// provider's key cut the other providers' chains short: their sellers
+// waited for the re-run, and their holds were said by no line of the
+// run. Each counts its progress in a part of the stage's (Progress.Part).
 func Concurrent(fns ...StageFunc) StageFunc {
 	if len(fns) == 1 {
 		return fns[0]
@@ -549,7 +557,7 @@ func Concurrent(fns ...StageFunc) StageFunc {
 			go func() {
 				defer wg.Done()
 				summaries[i], errs[i] = fn(pctx, run)
-				if err := errs[i]; err != nil && KindOf(err) != KindNeedsPerson && !errors.Is(err, ErrStillProcessing) {
+				if err := errs[i]; err != nil && KindOf(err) != KindNeedsPerson && KindOf(err) != KindUsage && !errors.Is(err, ErrStillProcessing) {
 					cancel()
 				}
 			}()
@@ -561,8 +569,9 @@ func Concurrent(fns ...StageFunc) StageFunc {
 
 // joinParts is the summary and error of a stage made of parts run at the
 // same time (Concurrent, Beside): their summaries joined in order; a
-// configuration error (exit 2) alone (the other parts' problems for a
-// person in its problems: stopBeside), else any other error that stops the
+// configuration error (exit 2) alone, or the parts' several joined (each
+// its provider's: Concurrent lets the others finish) (the other parts'
+// problems for a person in its problems: stopBeside), else any other error that stops the
 // stage, then work still processing at a provider, then problems that need
 // a person. A part canceled because another failed says nothing: the
 // other says why.
@@ -590,12 +599,22 @@ func joinParts(ctx context.Context, summaries []string, errs []error) (string, e
 	}
 	switch {
 	case len(stopping) > 0:
+		var usage []error
 		for _, err := range stopping {
 			if KindOf(err) == KindUsage {
-				// One line, exit 2; what the other parts had found for
-				// a person goes with it (stopBeside).
-				return summary, stopBeside(err, attention)
+				usage = append(usage, err)
 			}
+		}
+		switch len(usage) {
+		case 0:
+		case 1:
+			// One line, exit 2; what the other parts had found for a
+			// person goes with it (stopBeside).
+			return summary, stopBeside(usage[0], attention)
+		default:
+			// Each part's provider refused it on its own: each is
+			// said (main prints a configuration error on one line).
+			return summary, stopBeside(E(KindUsage, "", errors.Join(usage...)), attention)
 		}
 		if len(stopping) == 1 {
 			return summary, stopping[0]
