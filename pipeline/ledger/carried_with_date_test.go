@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/settlekit/settle/pipeline"
 )
@@ -124,5 +126,104 @@ func TestCarriedBalancesOfMoreSellersThanTheLockTableHoldsAreHeldWithADate(t *te
 	}
 	if err := l.DB().QueryRow(`SELECT count(*) FROM adjustments WHERE netted_into = ''`).Scan(&open); err != nil || open != sellers {
 		t.Fatalf("%d entries open after the release (%v), want %d", open, err, sellers)
+	}
+}
+
+// TestAReextractLeavesHeldWithItsDateOnlyTheBalancesOfSellersItStillHas:
+// day is past the provider's memory; its run held S1's order Ta and S2's
+// Xs, and with them S1's and S2's balances in USD carried from the day
+// before (100 and 200) with day. Day is read again (the platform moved
+// S1's orders to another seller): the re-extract is not refused for the
+// balances held with its own date, and leaves them held (a later date's
+// share does not net them while the date is read again); then, at the
+// distribute stage's start of the date's next run the guard holds,
+// ReleaseCarriedGoneFromDate opens S1's balance - the date no longer has
+// an order of S1 in USD to net it - and a later date's share nets it,
+// while S2's, whose order the date still has, stays held with day; a run
+// of another shard releases nothing. Before, S1's balance stayed held with
+// a date that no longer concerned it until a run of day the guard did not
+// hold released it.
+func TestAReextractLeavesHeldWithItsDateOnlyTheBalancesOfSellersItStillHas(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := carryFixture(t, l)
+	const hold = "held: past the provider memory"
+	if _, err := l.DB().Exec(`UPDATE items SET reason = '` + hold + `' WHERE order_no IN ('Ta', 'Xs')`); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := l.HoldCarriedWithDate(ctx, run, shareChannels, hold); err != nil || len(held) != 2 {
+		t.Fatalf("held %v, %v; want S1 and S2 in USD", held, err)
+	}
+	mark := "held: carried balance held with " + run.Key.Date.String() + ", past the provider's memory"
+	if err := l.Reextract(ctx, run.ID); err != nil {
+		t.Fatalf("re-extract of a date whose run held carried balances with it: %v", err)
+	}
+	want := map[string][]int64{"": {400, 800}, "RS/old": {1600}, mark: {100, 200}}
+	if got := nettedInto(t, l); !reflect.DeepEqual(got, want) {
+		t.Fatalf("entries after the re-extract: %v, want %v", got, want)
+	}
+	at := time.Date(day.Year, time.Month(day.Month), day.Day, 12, 0, 0, 0, time.UTC)
+	writeShares(t, l, run, at, []share{{"Ta", "S3", chInfinia, "USD", 1000}, {"Xs", "S2", chInfinia, "USD", 4}, {"Xw", "S1", chWeChat, "USD", 16}})
+	other := *run
+	other.Key.Shard = pipeline.Shard{Index: 0, Count: 2}
+	if other.Key.Shard.Owns("S1") {
+		other.Key.Shard.Index = 1
+	}
+	if n, err := l.ReleaseCarriedGoneFromDate(ctx, &other, shareChannels); err != nil || n != 0 {
+		t.Fatalf("released by another shard: %d, %v; want nothing", n, err)
+	}
+	if n, err := l.ReleaseCarriedGoneFromDate(ctx, run, shareChannels); err != nil || n != 1 {
+		t.Fatalf("released: %d, %v; want S1 in USD", n, err)
+	}
+	want = map[string][]int64{"": {100, 400, 800}, "RS/old": {1600}, mark: {200}}
+	if got := nettedInto(t, l); !reflect.DeepEqual(got, want) {
+		t.Fatalf("entries after the release: %v, want %v", got, want)
+	}
+	after := openRun(t, l, day.AddDays(1))
+	if _, err := l.PlanPayout(ctx, after, "S1", shareChannels, payout(after, 800+100, 1)); err != nil {
+		t.Fatalf("the day after's share netting S1's balance released: %v", err)
+	}
+}
+
+// TestAReextractIsRefusedForABalanceHeldWithAnotherDateAndSaysSo: day's
+// run carried S1's items (an entry of 999); it is held with the day after,
+// a date past the provider's memory whose run held S1's orders. Day read
+// again would drop the entry the day after's share is to net: refused,
+// naming the date it is held with, not "netted into a payout" (no payout
+// nets it). Its own date's hold does not refuse it: an entry of day's run
+// held with day goes with its items.
+func TestAReextractIsRefusedForABalanceHeldWithAnotherDateAndSaysSo(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := uploadedItems(t, l, day, "A", 1, 999)
+	if _, _, err := l.CarryItems(ctx, run, "S1", "USD", shareChannels, "RS/x", "below the minimum"); err != nil {
+		t.Fatal(err)
+	}
+	next := uploadedItems(t, l, day.AddDays(1), "B", 1, 500)
+	const hold = "held: past the provider memory"
+	if _, err := l.DB().Exec(`UPDATE items SET reason = $1 WHERE run_id = $2`, hold, next.ID); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := l.HoldCarriedWithDate(ctx, next, shareChannels, hold); err != nil || len(held) != 1 {
+		t.Fatalf("held %v, %v; want S1 in USD", held, err)
+	}
+	err := l.Reextract(ctx, run.ID)
+	want := "1 carried balances held with another date past the provider's memory (S1 USD with " + next.Key.Date.String() + ")"
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "netted into a payout") {
+		t.Fatalf("re-extract of %s: %v; want a refusal naming %q", day, err, want)
+	}
+	// Held with its own date instead (day past the memory, its own
+	// orders held): read again, the entry goes with its items.
+	if _, err := l.DB().Exec(`UPDATE adjustments SET netted_into = $1, netted_date = $2 WHERE run_id = $3`,
+		"held: carried balance held with "+day.String()+", past the provider's memory", day.String(), run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Reextract(ctx, run.ID); err != nil {
+		t.Fatalf("re-extract of %s, its entry held with its own date: %v", day, err)
+	}
+	if got := nettedInto(t, l); len(got) != 0 {
+		t.Fatalf("entries after the re-extract: %v, want none", got)
 	}
 }

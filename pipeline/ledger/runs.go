@@ -1265,8 +1265,15 @@ func (l *Ledger) InFlightByKind(ctx context.Context, runID int64) (map[string]in
 // reached a provider or another date: an effect of the run ever sent (any
 // state but planned, or a send counted: an upload, a payout, a
 // distribution, a receiver), a trade file uploaded, a balance carried from
-// its items netted into a payout that is not one of its own unsent ones, or
-// a late refund of one of its orders worked out already.
+// its items netted into a payout that is not one of its own unsent ones or
+// held with another date past the provider's memory (HoldCarriedWithDate:
+// for that date's share; held with the run's own date, it goes with its
+// items, nothing sent under that hold), or a late refund of one of its
+// orders worked out already. The entries of other runs held with the
+// run's date stay held (the distribute stage of its next run releases
+// those of the sellers the date no longer has: ReleaseCarriedGoneFromDate).
+// Its carried-balances lock stays its transaction's first lock (the lock
+// order, unchanged: it reads the run's date under it, then the entries).
 func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 	return l.inTx(ctx, func(tx *sql.Tx) error {
 		// Every seller's carry lock at once, before anything is read: the
@@ -1277,9 +1284,15 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 		if err := l.lockCarried(ctx, tx); err != nil {
 			return fmt.Errorf("reextract: %w", err)
 		}
+		var date time.Time
+		if err := tx.QueryRowContext(ctx, `SELECT business_date FROM runs WHERE id = $1`, runID).Scan(&date); err != nil {
+			return fmt.Errorf("reextract: %w", err)
+		}
+		// The mark of the entries held with the run's own date.
+		own := carriedWithDate(pipeline.DateOf(date))
 		var sent []string
-		collect := func(what, q string) error {
-			rows, err := tx.QueryContext(ctx, q, runID)
+		collect := func(what, q string, args ...any) error {
+			rows, err := tx.QueryContext(ctx, q, append([]any{runID}, args...)...)
 			if err != nil {
 				return fmt.Errorf("reextract: %s: %w", what, err)
 			}
@@ -1308,40 +1321,55 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 			}
 			return nil
 		}
-		checks := []struct{ what, q string }{
+		held := []any{carriedWithDatePrefix + "%", own} // $2 and $3 of the checks of entries held with a date
+		checks := []struct {
+			what, q string
+			args    []any
+		}{
 			{"side effects sent", `SELECT kind || ' ' || subject || ' ' || state FROM effects
-				WHERE run_id = $1 AND (sends > 0 OR state <> 'planned') ORDER BY id`},
+				WHERE run_id = $1 AND (sends > 0 OR state <> 'planned') ORDER BY id`, nil},
 			{"trade files uploaded", `SELECT name || ' ' || status FROM trade_files
-				WHERE run_id = $1 AND status <> 'BUILT' ORDER BY id`},
+				WHERE run_id = $1 AND status <> 'BUILT' ORDER BY id`, nil},
 			{"carried balances netted into a payout", `SELECT a.seller_id || ' ' || a.currency || ' into ' || a.netted_into FROM adjustments a
-				WHERE a.run_id = $1 AND a.kind = 'held' AND a.netted_into <> '' AND NOT EXISTS (
+				WHERE a.run_id = $1 AND a.kind = 'held' AND a.netted_into <> '' AND a.netted_into NOT LIKE $2 AND NOT EXISTS (
 					SELECT 1 FROM effects e WHERE e.run_id = $1 AND e.subject = a.netted_into AND e.sends = 0 AND e.state = 'planned')
-				ORDER BY a.id`},
+				ORDER BY a.id`, held[:1]},
+
+			// Held with another date past the provider's memory (its run
+			// held the seller's orders: HoldCarriedWithDate), for that
+			// date's share alone, which a run the ledger lost may have
+			// sent netting them: read again, they would be dropped, and
+			// the items they carried carried anew, open for any date's
+			// share. Held with the run's own date they go with its items
+			// (nothing was sent under that hold).
+			{"carried balances held with another date past the provider's memory", `SELECT a.seller_id || ' ' || a.currency || ' with ' || a.netted_date
+				FROM adjustments a WHERE a.run_id = $1 AND a.kind = 'held' AND a.netted_into LIKE $2 AND a.netted_into <> $3
+				ORDER BY a.id`, held},
 			// A reprice's entries are of the date's orders, and its rules
 			// are the date's: read again, its orders would be split anew
 			// under other rules, the entries of the old ones standing.
 			{"reprices of the date (settle reprice)", `SELECT 'reprice ' || p.id || ' under ' || p.rules_hash FROM reprices p
-				JOIN runs r ON r.business_date = p.business_date WHERE r.id = $1 ORDER BY p.id`},
+				JOIN runs r ON r.business_date = p.business_date WHERE r.id = $1 ORDER BY p.id`, nil},
 			{"late refunds worked out on its orders", `SELECT lr.refund_no || ' of ' || lr.order_no || ' ' || lr.state FROM late_refunds lr
 				WHERE lr.state <> 'pending' AND (lr.order_no IN (SELECT order_no FROM items WHERE run_id = $1)
 					OR lr.order_no IN (SELECT order_no FROM rejects WHERE run_id = $1 AND order_no <> ''
 						AND reason NOT LIKE 'already settled on %'))
-				ORDER BY lr.refund_no`},
+				ORDER BY lr.refund_no`, nil},
 			// The refunds of orders the platform moved to this date, worked
 			// out from this run's rows rejected as already settled: read
 			// again, those rows may be gone, and the platform's own refund
 			// then comes back through the late-refunds query and is taken
 			// back a second time (found by a review).
 			{"refunds of orders moved to this date clawed back", `SELECT lr.refund_no || ' ' || lr.state FROM late_refunds lr
-				WHERE lr.run_id = $1 AND lr.refund_no LIKE 'settle:moved:%' AND lr.state = 'clawed' ORDER BY lr.refund_no`},
+				WHERE lr.run_id = $1 AND lr.refund_no LIKE 'settle:moved:%' AND lr.state = 'clawed' ORDER BY lr.refund_no`, nil},
 			// Another date's run rejected these rows as settled by this
 			// run: read again, an order (or transaction) this date no
 			// longer holds would be settled nowhere (found by a review).
 			{"rows another date rejected as settled by this run", `SELECT j.order_no || ' (' || r.business_date || ')' FROM rejects j JOIN runs r ON r.id = j.run_id
-				WHERE j.run_id <> $1 AND j.reason LIKE '%already settled % by run ' || $1::text ORDER BY r.business_date, j.order_no`},
+				WHERE j.run_id <> $1 AND j.reason LIKE '%already settled % by run ' || $1::text ORDER BY r.business_date, j.order_no`, nil},
 		}
 		for _, c := range checks {
-			if err := collect(c.what, c.q); err != nil {
+			if err := collect(c.what, c.q, c.args...); err != nil {
 				return err
 			}
 		}
@@ -1357,10 +1385,23 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 			// Only the items that carry: a million-item run's others stay
 			// as they are, not rewritten.
 			`UPDATE items SET carry_id = NULL WHERE run_id = $1 AND carry_id IS NOT NULL`,
-			// Open ones alone (those netted into its own unsent payouts
-			// were opened above; any other refused): one netted into a
-			// payout is never deleted (checked below).
-			`DELETE FROM adjustments WHERE run_id = $1 AND kind = 'held' AND netted_into = ''`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, runID); err != nil {
+				return fmt.Errorf("reextract: %w", err)
+			}
+		}
+		// Open ones alone (those netted into its own unsent payouts were
+		// opened above; any other refused): one netted into a payout is
+		// never deleted (checked below). And those held with its own date
+		// (past the provider's memory: HoldCarriedWithDate), a hold of
+		// what it read, nothing sent under it; the entries of other runs
+		// held with the date stay held, for the date's share, until the
+		// distribute stage of its next run releases those of the sellers
+		// it no longer has (ReleaseCarriedGoneFromDate).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM adjustments WHERE run_id = $1 AND kind = 'held' AND netted_into IN ('', $2)`, runID, own); err != nil {
+			return fmt.Errorf("reextract: %w", err)
+		}
+		for _, q := range []string{
 			// The intents of effects never sent go with them (the history
 			// allows it only here, only for what never left).
 			`SELECT set_config('settle.reextract', 'on', true) WHERE $1::bigint IS NOT NULL`,
@@ -1403,7 +1444,7 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 			return fmt.Errorf("reextract: %w", err)
 		}
 		if kept != "" {
-			return fmt.Errorf("reextract: a balance carried from the run's items is netted into a payout (%s): nothing dropped", kept)
+			return fmt.Errorf("reextract: a balance carried from the run's items is still netted (%s): nothing dropped", kept)
 		}
 		return nil
 	})
