@@ -205,3 +205,71 @@ func TestTheReportsAroundACloseBalance(t *testing.T) {
 		}
 	}
 }
+
+// TestTheOrdersOfABalanceClosedSayItWasClosed: S1's order O1, carried, is
+// in the balance a close closes. Its row in its date's orders.csv, written
+// again, stays carried (no new state) but gives the close's key as its
+// payout_key and says in its reason that the balance was closed, on which
+// date and that settle will not pay it; another order of the date carried
+// and still open says nothing of a close. Before, its row was the same as
+// an order carried and still to be paid by the seller's next revenue share
+// ("carried", no key), though none would ever pay it.
+func TestTheOrdersOfABalanceClosedSayItWasClosed(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := closeFixture(t, l)
+	c, err := closeS1(l, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := day.AddDays(-1)
+	var prev *pipeline.Run
+	if prev, err = l.GetRun(ctx, pipeline.RunKey{Date: before, Shard: pipeline.Whole}); err != nil || prev == nil {
+		t.Fatalf("run of %s: %v", before, err)
+	}
+	at := time.Date(day.Year, time.Month(day.Month), day.Day-1, 12, 0, 0, 0, time.UTC)
+	writeShares(t, l, prev, at, []share{{"O2", "S2", chInfinia, "USD", 300}})
+	execAll(t, l, fmt.Sprintf(`INSERT INTO adjustments (seller_id, currency, kind, amount_minor, business_date, run_id)
+			VALUES ('S2', 'USD', 'held', 300, '%s', %d)`, before, prev.ID),
+		`UPDATE items SET state = 'carried', reason = 'carried: below the minimum', carry_id = (SELECT max(id) FROM adjustments WHERE seller_id = 'S2') WHERE order_no = 'O2'`)
+	rows := map[string]pipeline.OrderLine{}
+	if err := l.OrderLines(ctx, before, func(o pipeline.OrderLine) error {
+		rows[o.OrderNo] = o
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	o1, o2 := rows["O1"], rows["O2"]
+	if o1.State != "carried" || o1.PayoutKey != c.Key || !strings.Contains(o1.Reason, "closed on "+day.String()) || !strings.Contains(o1.Reason, c.Key) || o1.Balanced != "true" {
+		t.Errorf("O1, its balance closed: %+v; want carried, payout key %s, its reason naming the close of %s", o1, c.Key, day)
+	}
+	if o2.State != "carried" || o2.PayoutKey != "" || o2.Reason != "carried: below the minimum" {
+		t.Errorf("O2, carried and open: %+v; want carried, no key, its reason as recorded", o2)
+	}
+}
+
+// TestAReextractOfADateWhoseCarriedBalanceWasClosedSaysSo: the day
+// before's run carried O1 into an entry a close netted. Read again, the
+// entry would be dropped and O1 carried anew, open for S1's next revenue
+// share: refused, naming the close, not "netted into a payout" (no payout
+// nets it).
+func TestAReextractOfADateWhoseCarriedBalanceWasClosedSaysSo(t *testing.T) {
+	t.Parallel()
+	l, _ := open(t)
+	ctx := context.Background()
+	run := closeFixture(t, l)
+	c, err := closeS1(l, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := l.GetRun(ctx, pipeline.RunKey{Date: day.AddDays(-1), Shard: pipeline.Whole})
+	if err != nil || prev == nil {
+		t.Fatalf("run of the day before: %v", err)
+	}
+	err = l.Reextract(ctx, prev.ID)
+	want := "1 carried balances closed (settle sellers close) (S1 USD by " + c.Key + ")"
+	if pipeline.KindOf(err) != pipeline.KindUsage || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "netted into a payout") {
+		t.Fatalf("re-extract of the day before: %v; want a refusal naming %q", err, want)
+	}
+}

@@ -21,9 +21,21 @@ import (
 func (r Reader) OrderLines(ctx context.Context, d pipeline.Date, fn func(pipeline.OrderLine) error) error {
 	rows, err := r.q.QueryContext(ctx, `
 		SELECT i.order_no, i.seller_id, i.channel, i.currency, i.gross_minor::text, i.refunded_minor::text,
-		       i.commission_minor::text, i.seller_minor::text, 'settle', i.state, i.reason, i.rule,
-		       i.payout_key, i.provider_ref, r.shard_index || '/' || r.shard_count, 0 AS seq
+		       i.commission_minor::text, i.seller_minor::text, 'settle', i.state,
+		       CASE WHEN k.subject IS NULL THEN i.reason
+		            ELSE concat_ws('; ', NULLIF(i.reason, ''), 'its carried balance closed on ' || k.business_date::text
+		                           || ' by settle sellers close (' || k.subject || '): not paid by settle') END,
+		       i.rule, COALESCE(k.subject, i.payout_key), i.provider_ref, r.shard_index || '/' || r.shard_count, 0 AS seq
 		FROM items i JOIN runs r ON r.id = i.run_id
+		-- A carried item whose entry a close netted (settle sellers
+		-- close): still carried, never to be paid by settle; the close's
+		-- key and date said, as a paid item's row gives the share that
+		-- paid it. Looked up for each carried item alone, its entry by
+		-- key and the close by adjustments_close (LIMIT 1: a loop of its
+		-- own; joined, the planner scanned every entry of the ledger).
+		LEFT JOIN LATERAL (SELECT k.subject, k.business_date FROM adjustments c
+		                   JOIN adjustments k ON k.kind = 'close' AND k.subject = c.netted_into
+		                   WHERE i.state = 'carried' AND c.id = i.carry_id LIMIT 1) k ON true
 		WHERE i.business_date = $1
 		UNION ALL
 		SELECT j.order_no, j.seller_id, j.provider, j.currency, j.amount, j.refunded, '', '', 'rejected',

@@ -1265,8 +1265,9 @@ func (l *Ledger) InFlightByKind(ctx context.Context, runID int64) (map[string]in
 // reached a provider or another date: an effect of the run ever sent (any
 // state but planned, or a send counted: an upload, a payout, a
 // distribution, a receiver), a trade file uploaded, a balance carried from
-// its items netted into a payout that is not one of its own unsent ones or
-// held with another date past the provider's memory (HoldCarriedWithDate:
+// its items netted into a payout that is not one of its own unsent ones,
+// closed by a person (CloseBalance) or held with another date past the
+// provider's memory (HoldCarriedWithDate:
 // for that date's share; held with the run's own date, it goes with its
 // items, nothing sent under that hold), or a late refund of one of its
 // orders worked out already. The entries of other runs held with the
@@ -1333,8 +1334,15 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 			{"carried balances netted into a payout", `SELECT a.seller_id || ' ' || a.currency || ' into ' || a.netted_into FROM adjustments a
 				WHERE a.run_id = $1 AND a.kind = 'held' AND a.netted_into <> '' AND a.netted_into NOT LIKE $2 AND NOT EXISTS (
 					SELECT 1 FROM effects e WHERE e.run_id = $1 AND e.subject = a.netted_into AND e.sends = 0 AND e.state = 'planned')
+				  AND NOT EXISTS (SELECT 1 FROM adjustments k WHERE k.kind = 'close' AND k.subject = a.netted_into)
 				ORDER BY a.id`, held[:1]},
-
+			// Closed by a person (settle sellers close): read again, the
+			// entries the close netted would be dropped, and the items
+			// they carried carried anew, open for the seller's next share.
+			{"carried balances closed (settle sellers close)", `SELECT a.seller_id || ' ' || a.currency || ' by ' || a.netted_into FROM adjustments a
+				WHERE a.run_id = $1 AND a.kind = 'held' AND a.netted_into <> ''
+				  AND EXISTS (SELECT 1 FROM adjustments k WHERE k.kind = 'close' AND k.subject = a.netted_into)
+				ORDER BY a.id`, nil},
 			// Held with another date past the provider's memory (its run
 			// held the seller's orders: HoldCarriedWithDate), for that
 			// date's share alone, which a run the ledger lost may have
