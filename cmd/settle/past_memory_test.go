@@ -803,3 +803,66 @@ func failedSharePastMemory(t *testing.T, inFlight, lastAttempt bool) {
 		t.Fatalf("with --send-past-memory: %d Infinia orders not paid", n)
 	}
 }
+
+// TestAReextractOfADatePastInfiniasMemoryReleasesTheBalanceOfASellerItNoLongerHas:
+// the day before a date 45 days old carried its sellers' shares (below
+// --min-payout); the date's run, held past Infinia's memory, held their
+// balances with the date. The platform then drops one seller's orders of
+// the date, and the date is read again (--reextract), held again: that
+// seller's balance is open again - the date has nothing of it to pay - and
+// a recent date's revenue share pays it, while the balances of the sellers
+// the date still has stay held with it. Before, the seller's balance
+// stayed held with a date that no longer concerned it until a run given
+// --send-past-memory released it.
+func TestAReextractOfADatePastInfiniasMemoryReleasesTheBalanceOfASellerItNoLongerHas(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	day, recent := pastMemoryDate(), recentDate()
+	d, _ := pipeline.ParseDate(day)
+	before := d.AddDays(-1).String()
+	e.mustSettle("seed", "--date", before, "--orders", "60", "--sellers", "3", "--seed", "7")
+	e.mustSettle("seed", "--date", day, "--orders", "60", "--sellers", "3", "--seed", "8")
+	e.mustSettle("seed", "--date", recent, "--orders", "60", "--sellers", "3", "--seed", "9")
+	sim := e.sim(nil, 3, nil, 1_000_000_000_00)
+	if out, code := e.runInfiniaOn(sim, before, "--send-past-memory", "--min-payout", "USD=1000000.00,EUR=1000000.00,CNY=1000000.00,JPY=100000000,KWD=1000000.000"); code != 0 {
+		t.Fatalf("the day before, every share below the minimum: exit %d\n%s", code, out)
+	}
+	e.pastMemory = true
+	out, code := e.runInfiniaOn(sim, day)
+	heldPastMemory(t, "the date's first run", day, out, code)
+	const held = `SELECT count(DISTINCT seller_id || currency) FROM settle.adjustments WHERE netted_into LIKE 'held: carried balance held with %'`
+	if n := e.count(held); n < 2 {
+		t.Fatalf("%d balances held with %s, want every seller's with Infinia orders of it:\n%s", n, day, out)
+	}
+	var gone string
+	if err := e.db.QueryRow(`SELECT min(seller_id) FROM settle.adjustments WHERE netted_into LIKE 'held: carried balance held with %'`).Scan(&gone); err != nil {
+		t.Fatal(err)
+	}
+	others := held + ` AND seller_id <> '` + gone + `'`
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	w := pipeline.WindowOf(d, sh)
+	e.db.MustExec(`DELETE FROM orders WHERE seller_id = $1 AND confirmed_at >= $2 AND confirmed_at < $3`, gone, w.Start, w.End)
+	heldBefore := e.count(others)
+	if heldBefore == 0 {
+		t.Fatalf("only %s's balances held with %s: no other seller to stay held", gone, day)
+	}
+	out, code = e.runInfiniaOn(sim, day, "--reextract")
+	heldPastMemory(t, "the date read again", day, out, code)
+	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = $1 AND netted_into <> ''`, gone); n != 0 {
+		t.Fatalf("%s, with no order of %s any more: %d entries still held or netted after the date was read again, want its balance open:\n%s", gone, day, n, out)
+	}
+	if n := e.count(others); n != heldBefore {
+		t.Fatalf("%d balances of the other sellers held with %s after it was read again, want %d (they stay held)", n, day, heldBefore)
+	}
+	e.pastMemory = false
+	if out, code := e.runInfiniaOn(sim, recent); code != 0 {
+		t.Fatalf("the recent date: exit %d\n%s", code, out)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.adjustments WHERE seller_id = $1 AND netted_into NOT LIKE $2`,
+		gone, "RS/"+strings.ReplaceAll(recent, "-", "")+"/%"); n != 0 {
+		t.Fatalf("%s: %d entries not netted into the recent date's shares", gone, n)
+	}
+	if n := e.count(others); n != heldBefore {
+		t.Fatalf("%d balances of the other sellers held with %s after the recent date's run, want %d", n, day, heldBefore)
+	}
+}
