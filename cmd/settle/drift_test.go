@@ -144,8 +144,9 @@ func TestAnotherWeChatMerchantIsRefusedOnceTheDateSent(t *testing.T) {
 		fault.Rule{Endpoint: "orders/query", Kind: fault.ServerError, Calls: later})
 	sim := e.weChatSim(faults, 0)
 	// No order query is answered: the wait from the last distribution sent
-	// cannot make anything final (heldPastWeChatsMemoryAt).
-	first, code := e.runWeChat(sim, "--provider-wait", "1s")
+	// cannot make anything final, and the run stops after distribute
+	// (heldPastWeChatsMemoryAt).
+	first, code := e.runWeChat(sim, "--provider-wait", "1s", "--until", "distribute")
 	if code == 0 {
 		t.Fatalf("first run: exit 0, want the lost answer left unknown:\n%s", first)
 	}
