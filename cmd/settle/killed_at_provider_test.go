@@ -186,13 +186,9 @@ func TestANightlyRunNamesADateStoppedWithRequestsInFlight(t *testing.T) {
 	e.checkKilledRunIsUnfinished("revenue_share")
 	// The next night: yesterday is the day after testDate in Asia/Shanghai.
 	now := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC)
-	// The runs after the kill go unpaced (--provider-rate 0, as unpaced
-	// gives a process's run): the date's run again sends what the killed
-	// run had not, and asks of it all, which at the default rate waited on
-	// its token bucket alone.
 	nightly := func(args ...string) (string, int) {
 		var out, errb bytes.Buffer
-		full := append([]string{"settle", "run", "--database-url", e.url}, append(append(args, flags...), "--provider-rate", "0")...)
+		full := append([]string{"settle", "run", "--database-url", e.url}, append(args, flags...)...)
 		for i := 0; i < 50; i++ {
 			out.Reset()
 			errb.Reset()
