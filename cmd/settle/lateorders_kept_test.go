@@ -220,3 +220,60 @@ func TestLateOrdersHintsSayWhatStatusLists(t *testing.T) {
 		}
 	}
 }
+
+// TestALateOrderWithAnOverlongNumberIsKept: an order written into a date's
+// window since it was read whose order number is longer than an index row
+// may be (a few kilobytes: a platform with no btree index of its order
+// numbers holds it; its own date's run rejects it, longer than 128
+// bytes) had the look's record of what it found refused by the ledger
+// ("index row size ... exceeds btree version 4 maximum 2704 for index
+// late_orders_pkey"): every night of the re-check window ended 1, a retry
+// "safe" that failed the same way, and the orders written late beside it
+// were kept by no look. The ledger keeps such a number bounded, a form
+// that tells two of them with the same beginning apart, and status
+// --order finds it under the number the platform gives. Seen failing
+// without the bound (exit 1, the ledger's refusal).
+func TestALateOrderWithAnOverlongNumberIsKept(t *testing.T) {
+	t.Parallel()
+	e, at := lateOrdersEnv(t)
+	if out, code := at("--date", "2026-11-20"); code != 0 {
+		t.Fatalf("2026-11-20: exit %d:\n%s", code, out)
+	}
+	// The reference schema indexes its order numbers, as a platform with
+	// such numbers does not.
+	e.db.MustExec(`DROP INDEX orders_order_no`)
+	var long string // 6,400 bytes that do not compress below an index row's bound
+	if err := e.db.Get(&long, `SELECT string_agg(md5(g::text), '' ORDER BY g) FROM generate_series(1, 200) g`); err != nil {
+		t.Fatal(err)
+	}
+	long1, long2 := long+"-1", long+"-2" // the same beginning
+	for _, no := range []string{long1, long2, "LATE-short"} {
+		e.insertLate(no, "2026-11-20 12:00:00+08")
+	}
+	out, code := at("--date", "2026-11-21")
+	if code != 4 || !strings.Contains(out, "order LATE-short: written into 2026-11-20's window") || strings.Contains(out, "index row size") {
+		t.Fatalf("the next night, three orders written into 2026-11-20, two of them with numbers of %d bytes: exit %d, want 4 naming them:\n%s", len(long1), code, out)
+	}
+	var kept []string
+	if err := e.db.Select(&kept, `SELECT order_no FROM settle.late_orders WHERE business_date = '2026-11-20' ORDER BY order_no COLLATE "C"`); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 3 || kept[0] != "LATE-short" || kept[1] == kept[2] {
+		t.Fatalf("2026-11-20's late orders kept: %q, want the three, the long numbers told apart", kept)
+	}
+	for _, k := range kept[1:] {
+		if len(k) > 2*pipeline.MaxIdentifier || !strings.HasPrefix(k, long[:64]) {
+			t.Errorf("a long number kept as %q (%d bytes): want its beginning, bounded", k, len(k))
+		}
+	}
+	if out, code := e.settle("status", "--date", "2026-11-20", "--order", long2); code != 0 || !strings.Contains(out, " written_late (read by no run)") {
+		t.Errorf("status --order of the second long number: exit %d, want 0 showing what the look found:\n%s", code, out)
+	}
+	// Named again the night after: the same rows.
+	if _, code := at("--date", "2026-11-21"); code != 4 {
+		t.Fatalf("2026-11-21 again: exit %d, want 4", code)
+	}
+	if n := e.count(`SELECT count(*) FROM settle.late_orders WHERE business_date = '2026-11-20'`); n != 3 {
+		t.Errorf("2026-11-20 named again: %d rows, want the same 3", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -99,7 +100,7 @@ func (k *LateOrdersLook) Record(ctx context.Context, found []LateOrder) error {
 		return strconv.FormatInt(*v, 10)
 	}
 	for _, f := range found {
-		for i, v := range []string{f.OrderNo, f.Kind, f.State, f.SellerID, f.Currency, f.SettledOn, num(f.Settled), num(f.Now), f.Detail} {
+		for i, v := range []string{lateOrderKey(f.OrderNo), f.Kind, f.State, f.SellerID, f.Currency, f.SettledOn, num(f.Settled), num(f.Now), f.Detail} {
 			cols[i] = append(cols[i], v)
 		}
 	}
@@ -121,6 +122,35 @@ func (k *LateOrdersLook) Record(ctx context.Context, found []LateOrder) error {
 		return fmt.Errorf("record the late orders of %s: %w", k.date, err)
 	}
 	return nil
+}
+
+// lateOrderKey is the order number a look's row keeps (late_orders.order_no,
+// in its primary key): the number itself, or, longer than an identifier may
+// be (pipeline.MaxIdentifier bytes: an order its date's run rejects, or
+// would), its first 64 characters, its length and a digest of it, which
+// tells two such numbers with the same beginning apart and is the same for
+// it at every look. A number of a few kilobytes written into a window read
+// (the platform's, with no btree index of its order numbers) had the
+// ledger refuse the look's record ("index row size ... exceeds btree
+// version 4 maximum"): every run of the re-check window ended 1, and no
+// order that look named was kept. status --order of the number finds the
+// row under the same form.
+func lateOrderKey(no string) string {
+	if len(no) <= pipeline.MaxIdentifier {
+		return no
+	}
+	return fmt.Sprintf("%s… (%d bytes, %s)", clipRunes(strings.ToValidUTF8(no, "\uFFFD"), 64), len(no), pipeline.ShortHash("late_orders", no))
+}
+
+// clipRunes is s cut to its first n characters.
+func clipRunes(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
 }
 
 // Done records the look, and commits it with what Record recorded.
@@ -201,7 +231,7 @@ func (r Reader) lateOrders(ctx context.Context, d pipeline.Date, orderNo string,
 			to_char(r.business_date, 'YYYY-MM-DD'), r.shard_index, r.shard_count, o.last_seen < k.looked_at
 		FROM late_orders o JOIN late_order_looks k ON k.business_date = o.business_date LEFT JOIN runs r ON r.id = o.last_run_id
 		WHERE o.business_date = $1 AND ($2 = '' OR o.order_no = $2)
-		ORDER BY o.last_seen < k.looked_at, o.kind, o.order_no LIMIT $3`, d.String(), orderNo, limit)
+		ORDER BY o.last_seen < k.looked_at, o.kind, o.order_no LIMIT $3`, d.String(), lateOrderKey(orderNo), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read the late orders of %s: %w", d, err)
 	}
