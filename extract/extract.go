@@ -466,6 +466,13 @@ type Sellers struct {
 	// of a seller the platform does not give, and their reason cannot say
 	// what the database said.
 	Refused func(id string, err error)
+	// Disagree, when set, is told each id the query gives in rows that
+	// disagree, with how many rows and the columns in which they do (a
+	// join with a table of several rows a seller: two accounts at one
+	// provider, or a name kept per language): it is given no seller, its
+	// orders rejected as of a seller the platform does not give, a
+	// reason that cannot say which columns.
+	Disagree func(id string, rows int, columns []string)
 
 	mu        sync.Mutex
 	query, of string // the query as run (asBytes) of Query of
@@ -612,7 +619,7 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 	// the same row again is the seller; rows that disagree (two accounts
 	// at one provider, say) make it a seller the platform does not give,
 	// whose orders are rejected, never paid to either account.
-	got, twice := map[string]pipeline.Seller{}, map[string]bool{}
+	got, twice, rowsOf := map[string]pipeline.Seller{}, map[string][]string{}, map[string]int{}
 	var order []string
 	for rows.Next() {
 		var nid, nm, et, country sql.NullString
@@ -642,9 +649,10 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 				seller.Accounts[providers[i]] = boundAccount(pipeline.ValidText(a.String))
 			}
 		}
+		rowsOf[id]++
 		if prev, seen := got[id]; seen {
 			if !reflect.DeepEqual(prev, seller) {
-				twice[id] = true
+				twice[id] = disagreeing(twice[id], prev, seller, providers)
 			}
 			continue
 		}
@@ -658,14 +666,38 @@ func (s *Sellers) batch(ctx context.Context, ids []string, fn func(pipeline.Sell
 		return err
 	}
 	for _, id := range order {
-		if twice[id] {
-			continue // its rows disagree: no account of it can be trusted
+		if cols := twice[id]; cols != nil {
+			// Its rows disagree: no account of it can be trusted.
+			if s.Disagree != nil {
+				s.Disagree(id, rowsOf[id], cols)
+			}
+			continue
 		}
 		if err := fn(got[id]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// disagreeing adds to cols, in SellerColumns' order, the columns in
+// which two rows of one seller, a and b, differ.
+func disagreeing(cols []string, a, b pipeline.Seller, providers []string) []string {
+	vals := func(s pipeline.Seller) []string {
+		v := []string{s.ID, s.Name, s.EntityType, s.Country}
+		for _, p := range providers {
+			v = append(v, s.Accounts[p])
+		}
+		return v
+	}
+	va, vb := vals(a), vals(b)
+	out := []string{} // never nil: the seller is not given, whatever differs
+	for i, col := range SellerColumns {
+		if va[i] != vb[i] || slices.Contains(cols, col) {
+			out = append(out, col)
+		}
+	}
+	return out
 }
 
 func name(s string) string {

@@ -732,12 +732,18 @@ func (cfg *config) extractSource(db *sqlx.DB, query, name string, unfinished, st
 // sellerSource builds the pipeline.SellerSource for the platform database.
 // A seller id the query refuses while it takes others is logged to log
 // (nil: not) with what the database said: its orders are rejected as of a
-// seller the platform does not give, a reason that cannot say it.
+// seller the platform does not give, a reason that cannot say it; so is a
+// seller the query gives in rows that disagree, with the columns in which
+// they do.
 func sellerSource(db *sqlx.DB, query, name string, log *slog.Logger) *extract.Sellers {
 	s := &extract.Sellers{DB: db, Query: query, Name: name}
 	if log != nil {
 		s.Refused = func(id string, err error) {
 			log.Warn("the sellers query refused a seller id: its orders are rejected as of a seller the platform does not give", "seller", id, "error", err.Error())
+		}
+		s.Disagree = func(id string, rows int, columns []string) {
+			log.Warn("the sellers query gave a seller in rows that disagree: its orders are rejected as of a seller the platform does not give (give one row per seller)",
+				"seller", id, "rows", rows, "columns", strings.Join(columns, ","))
 		}
 	}
 	return s
