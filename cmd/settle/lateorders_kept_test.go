@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gocarina/gocsv"
 
@@ -246,8 +247,9 @@ func TestALateOrderWithAnOverlongNumberIsKept(t *testing.T) {
 	if err := e.db.Get(&long, `SELECT string_agg(md5(g::text), '' ORDER BY g) FROM generate_series(1, 200) g`); err != nil {
 		t.Fatal(err)
 	}
-	long1, long2 := long+"-1", long+"-2" // the same beginning
-	for _, no := range []string{long1, long2, "LATE-short"} {
+	long1, long2 := long+"-1", long+"-2"   // the same beginning
+	wide := strings.Repeat("订", 40) + long // its beginning kept is whole characters
+	for _, no := range []string{long1, long2, "LATE-short", wide} {
 		e.insertLate(no, "2026-11-20 12:00:00+08")
 	}
 	out, code := at("--date", "2026-11-21")
@@ -258,22 +260,28 @@ func TestALateOrderWithAnOverlongNumberIsKept(t *testing.T) {
 	if err := e.db.Select(&kept, `SELECT order_no FROM settle.late_orders WHERE business_date = '2026-11-20' ORDER BY order_no COLLATE "C"`); err != nil {
 		t.Fatal(err)
 	}
-	if len(kept) != 3 || kept[0] != "LATE-short" || kept[1] == kept[2] {
-		t.Fatalf("2026-11-20's late orders kept: %q, want the three, the long numbers told apart", kept)
+	if len(kept) != 4 || kept[0] != "LATE-short" || kept[1] == kept[2] {
+		t.Fatalf("2026-11-20's late orders kept: %q, want the four, the long numbers told apart", kept)
 	}
-	for _, k := range kept[1:] {
-		if len(k) > 2*pipeline.MaxIdentifier || !strings.HasPrefix(k, long[:64]) {
-			t.Errorf("a long number kept as %q (%d bytes): want its beginning, bounded", k, len(k))
+	for i, k := range kept[1:] {
+		begin := long[:64]
+		if i == 2 {
+			begin = strings.Repeat("订", 21) // 63 bytes
+		}
+		if len(k) > pipeline.MaxIdentifier || !utf8.ValidString(k) || !strings.HasPrefix(k, begin+"…") {
+			t.Errorf("a long number kept as %q (%d bytes): want its beginning, whole characters, within an identifier's bound", k, len(k))
 		}
 	}
-	if out, code := e.settle("status", "--date", "2026-11-20", "--order", long2); code != 0 || !strings.Contains(out, " written_late (read by no run)") {
-		t.Errorf("status --order of the second long number: exit %d, want 0 showing what the look found:\n%s", code, out)
+	for _, no := range []string{long2, kept[1]} {
+		if out, code := e.settle("status", "--date", "2026-11-20", "--order", no); code != 0 || !strings.Contains(out, " written_late (read by no run)") {
+			t.Errorf("status --order of a long number (%d bytes): exit %d, want 0 showing what the look found:\n%s", len(no), code, out)
+		}
 	}
 	// Named again the night after: the same rows.
 	if _, code := at("--date", "2026-11-21"); code != 4 {
 		t.Fatalf("2026-11-21 again: exit %d, want 4", code)
 	}
-	if n := e.count(`SELECT count(*) FROM settle.late_orders WHERE business_date = '2026-11-20'`); n != 3 {
-		t.Errorf("2026-11-20 named again: %d rows, want the same 3", n)
+	if n := e.count(`SELECT count(*) FROM settle.late_orders WHERE business_date = '2026-11-20'`); n != 4 {
+		t.Errorf("2026-11-20 named again: %d rows, want the same 4", n)
 	}
 }

@@ -127,9 +127,10 @@ func (k *LateOrdersLook) Record(ctx context.Context, found []LateOrder) error {
 // lateOrderKey is the order number a look's row keeps (late_orders.order_no,
 // in its primary key): the number itself, or, longer than an identifier may
 // be (pipeline.MaxIdentifier bytes: an order its date's run rejects, or
-// would), its first 64 characters, its length and a digest of it, which
-// tells two such numbers with the same beginning apart and is the same for
-// it at every look. A number of a few kilobytes written into a window read
+// would), its first 64 bytes (whole characters), its length and a digest
+// of it, which tells two such numbers with the same beginning apart, is
+// the same for it at every look, and is itself short enough to be kept
+// as it is (status --order of the form status shows finds it too). A number of a few kilobytes written into a window read
 // (the platform's, with no btree index of its order numbers) had the
 // ledger refuse the look's record ("index row size ... exceeds btree
 // version 4 maximum"): every run of the re-check window ended 1, and no
@@ -139,18 +140,22 @@ func lateOrderKey(no string) string {
 	if len(no) <= pipeline.MaxIdentifier {
 		return no
 	}
-	return fmt.Sprintf("%s… (%d bytes, %s)", clipRunes(strings.ToValidUTF8(no, "\uFFFD"), 64), len(no), pipeline.ShortHash("late_orders", no))
+	return fmt.Sprintf("%s… (%d bytes, %s)", clipBytes(strings.ToValidUTF8(no, "\uFFFD"), 64), len(no), pipeline.ShortHash("late_orders", no))
 }
 
-// clipRunes is s cut to its first n characters.
-func clipRunes(s string, n int) string {
-	for i := range s {
-		if n == 0 {
-			return s[:i]
-		}
-		n--
+// clipBytes is s cut to at most n bytes, at a character's start.
+func clipBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	cut := 0
+	for i := range s {
+		if i > n {
+			break
+		}
+		cut = i
+	}
+	return s[:cut]
 }
 
 // Done records the look, and commits it with what Record recorded.
