@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -48,4 +49,20 @@ func ourKeyAndAnother(t *testing.T, file string) (ours, other *rsa.PrivateKey) {
 		t.Fatal(err)
 	}
 	return ours, other
+}
+
+// personAndLast splits out, a settle process's output, into its NEEDS A
+// PERSON lines and its last lines (main's "settle: " lines): a stop for
+// our refused credentials must end in exactly one of the latter, with
+// what the stage left for a person in the former.
+func personAndLast(out string) (person, last []string) {
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(line, "NEEDS A PERSON") {
+			person = append(person, line)
+		}
+		if strings.HasPrefix(line, "settle: ") {
+			last = append(last, line)
+		}
+	}
+	return person, last
 }

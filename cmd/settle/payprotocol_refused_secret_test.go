@@ -105,15 +105,7 @@ func TestPayProtocolRefusingOurSecretMidRunStillSaysWhatItHeld(t *testing.T) {
 		})
 	out, code := e.runInfinia(sim, "--payprotocol-url", ppURL, "--payprotocol-api-key", sim.Config.PayProtocolAPIKey,
 		"--payprotocol-secret-file", sim.Config.PayProtocolSecretFile, "--parallel", "1")
-	var person, last []string
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if strings.Contains(line, "NEEDS A PERSON") {
-			person = append(person, line)
-		}
-		if strings.HasPrefix(line, "settle: ") {
-			last = append(last, line)
-		}
-	}
+	person, last := personAndLast(out)
 	if code != 2 || len(last) != 1 || !strings.Contains(last[0], "--payprotocol-secret-file") || strings.Contains(last[0], "payments held") {
 		t.Fatalf("exit %d, want 2 with one last line naming --payprotocol-secret-file alone:\n%s", code, out)
 	}

@@ -70,15 +70,7 @@ func TestInfiniaRefusingOurKeyLetsWeChatFinish(t *testing.T) {
 			}
 		})
 	out, code := e.runInfinia(sim, "--parallel", "1")
-	var person, last []string
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if strings.Contains(line, "NEEDS A PERSON") {
-			person = append(person, line)
-		}
-		if strings.HasPrefix(line, "settle: ") {
-			last = append(last, line)
-		}
-	}
+	person, last := personAndLast(out)
 	if code != 2 || len(last) != 1 || !strings.Contains(last[0], "--infinia-private-key-file") || strings.Contains(last[0], "INVALID_REQUEST") {
 		t.Fatalf("exit %d, want 2 with one last line naming --infinia-private-key-file alone:\n%s", code, out)
 	}

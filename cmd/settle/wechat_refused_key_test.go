@@ -103,15 +103,7 @@ func TestWeChatRefusingOurKeyMidRunStillSaysWhatItHeld(t *testing.T) {
 	sim.WeChat.Poison(poisoned.Txn, "INVALID_REQUEST")
 	rotateWeChatKeyAt(t, sim, 2)
 	out, code := e.runWeChat(sim, "--parallel", "1")
-	var person, last []string
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if strings.Contains(line, "NEEDS A PERSON") {
-			person = append(person, line)
-		}
-		if strings.HasPrefix(line, "settle: ") {
-			last = append(last, line)
-		}
-	}
+	person, last := personAndLast(out)
 	if code != 2 || len(last) != 1 || !strings.Contains(last[0], "--wechat-private-key-file") || strings.Contains(last[0], "INVALID_REQUEST") {
 		t.Fatalf("exit %d, want 2 with one last line naming --wechat-private-key-file alone:\n%s", code, out)
 	}
@@ -143,15 +135,7 @@ func TestWeChatRefusingOurKeyMidRunSaysWhatWaitsAndWhatIsSent(t *testing.T) {
 	sim.WeChat.SetReceiver(sub, "MERCHANT_ID", sim.Config.WeChatReceiverAccount, wechatpay.ReceiverEffective)
 	rotateWeChatKeyAt(t, sim, 2)
 	out, code := e.runWeChat(sim, "--parallel", "1")
-	var person, last []string
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if strings.Contains(line, "NEEDS A PERSON") {
-			person = append(person, line)
-		}
-		if strings.HasPrefix(line, "settle: ") {
-			last = append(last, line)
-		}
-	}
+	person, last := personAndLast(out)
 	if code != 2 || len(last) != 1 || !strings.Contains(last[0], "--wechat-private-key-file") || strings.Contains(last[0], "wait on WeChat Pay") {
 		t.Fatalf("exit %d, want 2 with one last line naming --wechat-private-key-file alone:\n%s", code, out)
 	}
