@@ -322,6 +322,19 @@ func stopBeside(err error, attention []error) error {
 	return WithProblems(err, E(KindNeedsPerson, "", errors.Join(attention...)))
 }
 
+// saidOnly is err in its words and its Problems alone, not its chain: a
+// part's work left for the next run (ErrStillProcessing) said beside a
+// stop for our credentials (stopBeside in joinParts), whose kind and
+// chain stay the stop's.
+type saidOnly struct{ err error }
+
+func (e saidOnly) Error() string { return e.err.Error() }
+func (e saidOnly) Unwrap() []error {
+	var ps []error
+	eachProblems(e.err, func(p *Problems) { ps = append(ps, p) })
+	return ps
+}
+
 // ProblemsOf gathers the Problems in err's tree (through wraps and joins):
 // the first n subjects and the count of all of them.
 func ProblemsOf(err error, n int) (first []string, count int) {

@@ -177,3 +177,34 @@ func TestARefusalLetsTheOtherChainsFinish(t *testing.T) {
 		t.Errorf("%v (kind %v), want both refusals, exit 2", err, KindOf(err))
 	}
 }
+
+// TestARefusalKeepsWhatTheOtherChainLeftStillProcessing: beside one
+// provider's chain stopped by a refusal of our credentials (exit 2), the
+// other provider's chain, let finish, ends with work still processing at
+// its provider (ErrStillProcessing) and a hold for a person (as Combine
+// joins them). Both are said with the refusal (StopProblems), and the
+// stage's error is still the refusal's alone in kind and chain: not work
+// still processing, which the runner would take for exit 1 and go on.
+// Before, such a chain's error was dropped: its hold and what still
+// processed were said by no line of the run.
+func TestARefusalKeepsWhatTheOtherChainLeftStillProcessing(t *testing.T) {
+	refused := Errorf(KindUsage, "P", "refused our credentials")
+	stop := func(context.Context, *Run) (string, error) { return "P: stopped", refused }
+	other := func(context.Context, *Run) (string, error) {
+		pending := fmt.Errorf("%w: share Q-S3 still processing at Q", ErrStillProcessing)
+		return "Q: 3 paid, 1 processing", E(KindFailed, "", errors.Join(pending, (&Problems{List: []string{"seller S2 held"}}).NeedsPerson()))
+	}
+	for name, fn := range map[string]StageFunc{"Concurrent": Concurrent(stop, other), "Concurrent, other first": Concurrent(other, stop)} {
+		_, err := fn(context.Background(), &Run{})
+		if KindOf(err) != KindUsage || errors.Is(err, ErrStillProcessing) {
+			t.Errorf("%s: %v (kind %v, still processing %v), want the refusal alone in kind and chain", name, err, KindOf(err), errors.Is(err, ErrStillProcessing))
+		}
+		np := StopProblems(err)
+		if np == nil || !strings.Contains(np.Error(), "seller S2 held") || !strings.Contains(np.Error(), "Q-S3 still processing") {
+			t.Errorf("%s: StopProblems %v, want the other chain's hold and what it left processing", name, np)
+		}
+		if first, n := ProblemsOf(err, 10); n != 1 || first[0] != "seller S2 held" {
+			t.Errorf("%s: ProblemsOf %v, %d; want the other chain's hold, once", name, first, n)
+		}
+	}
+}

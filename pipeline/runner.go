@@ -535,7 +535,8 @@ func Combine(fns ...StageFunc) StageFunc {
 // key not ours): it concerns the chain's provider alone, and each chain
 // meets its own provider's refusal itself, at its first request. The
 // others finish their work - another provider's sellers paid, and what
-// they hold for a person said with the refusal (joinParts) - and the
+// they hold for a person or left still processing said with the refusal
+// (joinParts) - and the
 // refusal is returned once all are done. Before, a refusal of one
 // provider's key cut the other providers' chains short: their sellers
 // waited for the re-run, and their holds were said by no line of the
@@ -605,16 +606,27 @@ func joinParts(ctx context.Context, summaries []string, errs []error) (string, e
 				usage = append(usage, err)
 			}
 		}
+		// What the other parts left still processing at their provider
+		// (and held for a person beside it: Combine joins them) is said
+		// with the refusal too, by its words and subjects alone
+		// (saidOnly): ErrStillProcessing in the stop's chain would have
+		// the runner take the stop for work left (exit 1) and go on.
+		// Dropped, a chain let finish beside the refusal had what it
+		// left and held said by no line of the run.
+		beside := attention
+		for _, err := range pending {
+			beside = append(beside, saidOnly{err})
+		}
 		switch len(usage) {
 		case 0:
 		case 1:
 			// One line, exit 2; what the other parts had found for a
 			// person goes with it (stopBeside).
-			return summary, stopBeside(usage[0], attention)
+			return summary, stopBeside(usage[0], beside)
 		default:
 			// Each part's provider refused it on its own: each is
 			// said (main prints a configuration error on one line).
-			return summary, stopBeside(E(KindUsage, "", errors.Join(usage...)), attention)
+			return summary, stopBeside(E(KindUsage, "", errors.Join(usage...)), beside)
 		}
 		if len(stopping) == 1 {
 			return summary, stopping[0]
