@@ -477,14 +477,9 @@ func (s *planStore) ReleaseWaiting(context.Context, int64, []pipeline.Channel, s
 	return 0, nil
 }
 
-// ReleaseCarriedWithDate, ReleaseCarriedGoneFromDate and
-// HoldCarriedWithDate: no carried balance is held past Infinia's memory
+// ReleaseCarriedWithDate and HoldCarriedWithDate: no carried balance is held past Infinia's memory
 // here.
 func (s *planStore) ReleaseCarriedWithDate(context.Context, *pipeline.Run) (int, error) {
-	return 0, nil
-}
-
-func (s *planStore) ReleaseCarriedGoneFromDate(context.Context, *pipeline.Run, []pipeline.Channel) (int, error) {
 	return 0, nil
 }
 

@@ -147,11 +147,6 @@ type Store interface {
 	// ReleaseCarriedWithDate how many it released.
 	HoldCarriedWithDate(ctx context.Context, run *pipeline.Run, channels []pipeline.Channel, hold string) ([]pipeline.SellerCurrency, error)
 	ReleaseCarriedWithDate(ctx context.Context, run *pipeline.Run) (int, error)
-	// ReleaseCarriedGoneFromDate releases, for a run the guard holds,
-	// what is held with the run's date of the sellers and currencies the
-	// date no longer has an item of in channels (a re-extract dropped
-	// their orders): nothing of the date is to net it.
-	ReleaseCarriedGoneFromDate(ctx context.Context, run *pipeline.Run, channels []pipeline.Channel) (int, error)
 }
 
 // Effect kinds of the Infinia stages.

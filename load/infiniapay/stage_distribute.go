@@ -325,18 +325,17 @@ func (d *distribution) stopped(ctx context.Context, lead func(), err error) erro
 //
 // It runs at the stage's start (releasing, or holding what earlier
 // attempts held); holdCarriedPast holds again as planning and the engine
-// hold more. On a run the guard holds, it first releases what is held
-// with the date of the sellers the date no longer has an order of
-// (ReleaseCarriedGoneFromDate: a re-extract dropped them), which the
-// date's share would never net; those it still has stay held, their
-// orders held again by planning. Before, such a seller's balance stayed
-// held with the date until a run the guard did not hold released it.
+// hold more. What is held with the date of a seller the date no longer
+// has an order of (a re-extract dropped them) stays held too: a run of
+// the date the ledger lost read the date as it was then, with that
+// seller's orders, and may have netted its balance into a share Infinia
+// paid; released, a later date's share paid it again (found by a review:
+// ReleaseCarriedGoneFromDate released it at the next guarded run). A run
+// the guard does not hold (a person checked Infinia's statement:
+// --send-past-memory) releases it.
 func (d *distribution) carriedPast(ctx context.Context) error {
 	if d.past == nil {
 		_, err := d.c.Store.ReleaseCarriedWithDate(ctx, d.run)
-		return err
-	}
-	if _, err := d.c.Store.ReleaseCarriedGoneFromDate(ctx, d.run, d.c.Channels); err != nil {
 		return err
 	}
 	return d.holdCarriedPast(ctx)

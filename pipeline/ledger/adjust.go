@@ -806,51 +806,6 @@ func (l *Ledger) ReleaseCarriedWithDate(ctx context.Context, run *pipeline.Run) 
 	return len(mine), nil
 }
 
-// ReleaseCarriedGoneFromDate opens again the entries HoldCarriedWithDate
-// held with the run's date of the sellers of its shard, in the currencies,
-// that the date no longer has an item of in channels (of any run of the
-// date): a re-extract dropped their orders (the platform corrected a
-// seller id, an order read again into another date). Nothing of the date
-// holds them any more - a first run of the date on its data as read now
-// would have held nothing of theirs - and the date's share, which alone
-// nets what is held with it, has nothing of theirs to pay: held, their
-// balance stayed frozen with a date that no longer concerns them until a
-// run the guard does not hold released it. The sellers the date still has
-// stay held: their items are held again by the run's planning, and a
-// later date's share planned meanwhile does not net their balance (a
-// re-extract that opened them all let it). Run at the distribute stage's
-// start of a run the guard holds (ReleaseCarriedWithDate releases them
-// all on one it does not). It returns how many sellers and currencies it
-// released.
-func (l *Ledger) ReleaseCarriedGoneFromDate(ctx context.Context, run *pipeline.Run, channels []pipeline.Channel) (int, error) {
-	mark := carriedWithDate(run.Key.Date)
-	const gone = `NOT EXISTS (SELECT 1 FROM items i WHERE i.business_date = $%d AND i.seller_id = a.seller_id
-		AND i.currency = a.currency AND i.channel = ANY ($%d))`
-	var all, mine []pipeline.SellerCurrency
-	if err := l.db.SelectContext(ctx, &all, `SELECT DISTINCT a.seller_id AS "sellerid", a.currency FROM adjustments a
-		WHERE a.netted_into = $1 AND `+fmt.Sprintf(gone, 2, 3)+` ORDER BY 1, 2`, mark, run.Key.Date.String(), channelNames(channels)); err != nil {
-		return 0, fmt.Errorf("read the carried balances held with %s of sellers it no longer has: %w", run.Key.Date, err)
-	}
-	for _, sc := range all {
-		if run.Key.Shard.Owns(sc.SellerID) {
-			mine = append(mine, sc)
-		}
-	}
-	if len(mine) == 0 {
-		return 0, nil
-	}
-	// The items checked again under the lock: this run alone writes the
-	// date's items (it holds the date), but the update says what it does.
-	err := l.moveCarried(ctx, mine, `UPDATE adjustments a SET netted_into = '', netted_date = NULL
-		FROM unnest($1::text[], $2::text[]) AS h(seller_id, currency)
-		WHERE a.seller_id = h.seller_id AND a.currency = h.currency AND a.netted_into = $3 AND `+fmt.Sprintf(gone, 4, 5),
-		mark, run.Key.Date.String(), channelNames(channels))
-	if err != nil {
-		return 0, fmt.Errorf("release the carried balances held with %s of sellers it no longer has: %w", run.Key.Date, err)
-	}
-	return len(mine), nil
-}
-
 // moveCarried runs update ($1 the sellers, $2 their currencies, args from
 // $3) in one transaction holding the ledger's carried-balances lock
 // exclusively (lockCarried: every seller's carry lock at once, as a

@@ -1271,8 +1271,9 @@ func (l *Ledger) InFlightByKind(ctx context.Context, runID int64) (map[string]in
 // for that date's share; held with the run's own date, it goes with its
 // items, nothing sent under that hold), or a late refund of one of its
 // orders worked out already. The entries of other runs held with the
-// run's date stay held (the distribute stage of its next run releases
-// those of the sellers the date no longer has: ReleaseCarriedGoneFromDate).
+// run's date stay held, those of the sellers the date no longer has too
+// (a lost run of the date read them: only a run the guard does not hold
+// releases them).
 // Its carried-balances lock stays its transaction's first lock (the lock
 // order, unchanged: it reads the run's date under it, then the entries).
 func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
@@ -1403,9 +1404,9 @@ func (l *Ledger) Reextract(ctx context.Context, runID int64) error {
 		// never deleted (checked below). And those held with its own date
 		// (past the provider's memory: HoldCarriedWithDate), a hold of
 		// what it read, nothing sent under it; the entries of other runs
-		// held with the date stay held, for the date's share, until the
-		// distribute stage of its next run releases those of the sellers
-		// it no longer has (ReleaseCarriedGoneFromDate).
+		// held with the date stay held, for the date's share, those of
+		// the sellers it no longer has too, until a run of it the guard
+		// does not hold releases them.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM adjustments WHERE run_id = $1 AND kind = 'held' AND netted_into IN ('', $2)`, runID, own); err != nil {
 			return fmt.Errorf("reextract: %w", err)
 		}
