@@ -852,6 +852,11 @@ func TestAReextractOfADatePastInfiniasMemoryKeepsHeldTheBalanceOfASellerItNoLong
 	}
 	out, code = e.runInfiniaOn(sim, day, "--reextract")
 	heldPastMemory(t, "the date read again", day, out, code)
+	// Held still, and said: the run needs a person for it, though nothing
+	// of the date holds the seller now (before, held silently).
+	if !strings.Contains(out, "seller "+gone+" ") || !strings.Contains(out, "has no Infinia order of the seller any more") {
+		t.Fatalf("the date read again does not name %s, whose balance it still holds:\n%s", gone, out)
+	}
 	if n := e.count(goneEntries); n != goneBefore {
 		t.Fatalf("%s, with no order of %s any more: %d entries held with it after it was read again, want %d (a lost run of the date may have paid them):\n%s", gone, day, n, goneBefore, out)
 	}

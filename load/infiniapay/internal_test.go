@@ -477,10 +477,14 @@ func (s *planStore) ReleaseWaiting(context.Context, int64, []pipeline.Channel, s
 	return 0, nil
 }
 
-// ReleaseCarriedWithDate and HoldCarriedWithDate: no carried balance is held past Infinia's memory
-// here.
+// ReleaseCarriedWithDate, CarriedHeldGoneFromDate and HoldCarriedWithDate:
+// no carried balance is held past Infinia's memory here.
 func (s *planStore) ReleaseCarriedWithDate(context.Context, *pipeline.Run) (int, error) {
 	return 0, nil
+}
+
+func (s *planStore) CarriedHeldGoneFromDate(context.Context, *pipeline.Run, []pipeline.Channel) ([]pipeline.SellerCurrency, error) {
+	return nil, nil
 }
 
 func (s *planStore) HoldCarriedWithDate(context.Context, *pipeline.Run, []pipeline.Channel, string) ([]pipeline.SellerCurrency, error) {

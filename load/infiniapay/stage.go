@@ -147,6 +147,11 @@ type Store interface {
 	// ReleaseCarriedWithDate how many it released.
 	HoldCarriedWithDate(ctx context.Context, run *pipeline.Run, channels []pipeline.Channel, hold string) ([]pipeline.SellerCurrency, error)
 	ReleaseCarriedWithDate(ctx context.Context, run *pipeline.Run) (int, error)
+	// CarriedHeldGoneFromDate lists the sellers and currencies whose
+	// balance is held with the run's date and of whom the date has no
+	// item in channels any more (a re-extract dropped their orders): held
+	// still, for a person to release.
+	CarriedHeldGoneFromDate(ctx context.Context, run *pipeline.Run, channels []pipeline.Channel) ([]pipeline.SellerCurrency, error)
 }
 
 // Effect kinds of the Infinia stages.

@@ -332,11 +332,21 @@ func (d *distribution) stopped(ctx context.Context, lead func(), err error) erro
 // paid; released, a later date's share paid it again (found by a review:
 // ReleaseCarriedGoneFromDate released it at the next guarded run). A run
 // the guard does not hold (a person checked Infinia's statement:
-// --send-past-memory) releases it.
+// --send-past-memory) releases it; until then each such seller is
+// named for a person, among those held past Infinia's memory (the run
+// needs a person: held silently, nothing said it was there).
 func (d *distribution) carriedPast(ctx context.Context) error {
 	if d.past == nil {
 		_, err := d.c.Store.ReleaseCarriedWithDate(ctx, d.run)
 		return err
+	}
+	gone, err := d.c.Store.CarriedHeldGoneFromDate(ctx, d.run, d.c.Channels)
+	if err != nil {
+		return err
+	}
+	for _, sc := range gone {
+		d.heldPast(sc.SellerID, sc.Currency, fmt.Sprintf("its carried balance is held with %s, past Infinia's memory, and %s has no Infinia order of the seller any more (read again): a run of %s the ledger lost may have paid it in a revenue share Infinia no longer remembers; once Infinia's statement shows it was not, settle run --date %s --send-past-memory releases it for the seller's next revenue share",
+			d.run.Key.Date, d.run.Key.Date, d.run.Key.Date, d.run.Key.Date))
 	}
 	return d.holdCarriedPast(ctx)
 }

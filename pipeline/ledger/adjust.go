@@ -778,6 +778,32 @@ func (l *Ledger) HoldCarriedWithDate(ctx context.Context, run *pipeline.Run, cha
 	return held, nil
 }
 
+// CarriedHeldGoneFromDate lists the sellers of the run's shard, by
+// currency, whose carried balance is held with the run's date
+// (HoldCarriedWithDate) and of whom the date has no item in channels any
+// more (of any run of the date: a re-extract dropped their orders, the
+// platform moved them). It moves nothing: a run of the date the ledger
+// lost read the date as it was then, with their orders, and may have
+// netted their balance into a share the provider paid and forgot, so
+// only a run the guard does not hold (a person checked the provider's
+// statement) releases it (ReleaseCarriedWithDate). The date's guarded
+// runs name them for a person, as nothing of the date holds them now.
+func (l *Ledger) CarriedHeldGoneFromDate(ctx context.Context, run *pipeline.Run, channels []pipeline.Channel) ([]pipeline.SellerCurrency, error) {
+	var all, mine []pipeline.SellerCurrency
+	if err := l.db.SelectContext(ctx, &all, `SELECT DISTINCT a.seller_id AS "sellerid", a.currency FROM adjustments a
+		WHERE a.netted_into = $1 AND NOT EXISTS (SELECT 1 FROM items i WHERE i.business_date = $2
+			AND i.seller_id = a.seller_id AND i.currency = a.currency AND i.channel = ANY ($3))
+		ORDER BY 1, 2`, carriedWithDate(run.Key.Date), run.Key.Date.String(), channelNames(channels)); err != nil {
+		return nil, fmt.Errorf("read the carried balances held with %s of sellers it no longer has: %w", run.Key.Date, err)
+	}
+	for _, sc := range all {
+		if run.Key.Shard.Owns(sc.SellerID) {
+			mine = append(mine, sc)
+		}
+	}
+	return mine, nil
+}
+
 // ReleaseCarriedWithDate opens again the entries HoldCarriedWithDate held
 // with the run's date of the sellers of its shard (for a run that may
 // send the date's new requests), so that the date's revenue share nets
