@@ -187,12 +187,21 @@ func uploadStage(c StageConfig) pipeline.StageFunc {
 		// NEEDS A PERSON line with the stage's summary so far, as the
 		// distribute stage says its own. Dropped, only the re-run told
 		// them (found by a review).
+		//
+		// leadPast leads the stage's problems with the files held past
+		// Infinia's memory, once (said once, at the run's end), whichever
+		// path ends the stage.
+		ledPast := false
+		leadPast := func() {
+			if n := int(pastHeld.Load()); n > 0 && !ledPast {
+				ledPast = true
+				unbuilt.Lead(fmt.Sprintf("%d trade files built and never uploaded, not uploaded, their orders wait unpaid: %v", n, past), n)
+				unbuilt.Explain(past)
+			}
+		}
 		stopped := func(res pipeline.EngineResult, err error) (string, error) {
 			problems := unbuilt
-			if n := int(pastHeld.Load()); n > 0 {
-				problems.Lead(fmt.Sprintf("%d trade files built and never uploaded, not uploaded, their orders wait unpaid: %v", n, past), n)
-				problems.Explain(past)
-			}
+			leadPast()
 			accepted, refused, lerr := refusedFiles(ctx, &c, run, problems)
 			if lerr != nil {
 				return "", errors.Join(err, lerr)
@@ -263,10 +272,7 @@ func uploadStage(c StageConfig) pipeline.StageFunc {
 			}
 		}
 		problems := unbuilt
-		if n := int(pastHeld.Load()); n > 0 {
-			problems.Lead(fmt.Sprintf("%d trade files built and never uploaded, not uploaded, their orders wait unpaid: %v", n, past), n)
-			problems.Explain(past) // said once, at the run's end
-		}
+		leadPast()
 		if res.NotAnswering == "" {
 			accepted, refused, err = awaitUploads(ctx, &c, run, unusable, problems)
 		}
@@ -274,7 +280,6 @@ func uploadStage(c StageConfig) pipeline.StageFunc {
 			// Asked about when Infinia refused: the uploads are all
 			// ended (the engine is done), the files uploaded and not
 			// decided are counted in the summary as not final.
-			pastHeld.Store(0) // led in problems already
 			return stopped(pipeline.EngineResult{}, err)
 		}
 		if err != nil && !errors.Is(err, pipeline.ErrStillProcessing) {
